@@ -1,0 +1,263 @@
+"""Typed contracts between the gateway and storage.
+
+These are ``typing.Protocol`` classes: a backend conforms structurally and
+needs no registration.  Backend methods block; the gateway calls them only
+from its worker pool (``gateway.threads.run_blocking``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, NewType, Protocol
+
+if TYPE_CHECKING:  # dulwich is a library of the git repositories, not of this leaf module
+    from dulwich.object_store import BaseObjectStore
+
+ObjectId = NewType("ObjectId", bytes)
+"""A git object id as 40 lowercase hex bytes."""
+
+Node = NewType("Node", bytes)
+"""A Mercurial node id as 20 raw bytes."""
+
+ZERO_ID = ObjectId(b"0" * 40)
+NULL_NODE = Node(b"\0" * 20)
+
+
+class Kind(enum.Enum):
+    """Which version control system a repository belongs to."""
+
+    GIT = "git"
+    HG = "hg"
+
+
+@dataclass(frozen=True, slots=True)
+class RefUpdate:
+    """One ``old new ref`` command of a git push; ZERO_ID means create/delete."""
+
+    ref: bytes
+    old: ObjectId
+    new: ObjectId
+
+
+@dataclass(frozen=True, slots=True)
+class RefResult:
+    """Outcome of one ref update: ``reason`` is None for ``ok``, else the ``ng`` text."""
+
+    ref: bytes
+    reason: str | None = None
+
+
+class PackSink(Protocol):
+    """Receives a pushed pack as a stream; nothing is visible before ``commit``."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class GitRepository(Protocol):
+    """What upload-pack and receive-pack need from a git repository."""
+
+    kind: Literal[Kind.GIT]
+    name: str
+
+    @property
+    def object_store(self) -> BaseObjectStore: ...
+
+    def refs(self) -> Mapping[bytes, ObjectId]:
+        """All refs (``HEAD`` included when it resolves) mapped to their object ids."""
+        ...
+
+    def symrefs(self) -> Mapping[bytes, bytes]:
+        """Symbolic refs, e.g. ``{b"HEAD": b"refs/heads/main"}`` (also when HEAD is unborn)."""
+        ...
+
+    def begin_pack(self) -> PackSink: ...
+
+    def update_refs(self, updates: Sequence[RefUpdate], atomic: bool) -> Sequence[RefResult]:
+        """Apply compare-and-swap ref updates; with ``atomic`` all or none."""
+        ...
+
+
+class Section(enum.Enum):
+    """Which revlog a group of revisions belongs to, in changegroup order."""
+
+    CHANGELOG = "changelog"
+    MANIFEST = "manifest"
+    FILE = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionDelta:
+    """One revision as a changegroup carries it.
+
+    ``base`` is the node the ``delta`` (mpatch format) applies to; NULL_NODE
+    means the delta applies to the empty text (a full text).  ``flags`` are the
+    revlog flags of cg03 (0 for ordinary revisions).
+    """
+
+    node: Node
+    p1: Node
+    p2: Node
+    linknode: Node
+    base: Node
+    delta: bytes
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionGroup:
+    """The revisions of one revlog: ``path`` is the file path for Section.FILE, else b""."""
+
+    section: Section
+    path: bytes
+    revisions: Iterator[RevisionDelta]
+
+
+class DeltaMode(enum.Enum):
+    """Which bases an emitted delta may use.
+
+    PREVIOUS: the previous revision of the group, or p1 for the first (cg01).
+    ANY: any revision sent earlier in the group or known to the client (cg02/03),
+    so stored deltas can be reused as they are.
+    """
+
+    PREVIOUS = "previous"
+    ANY = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What applying a changegroup did: nodes added and the head count before/after."""
+
+    added: Sequence[Node]
+    heads_before: int
+    heads_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFile:
+    """One store file of a stream clone: its store-relative path and a reader of ``size`` bytes."""
+
+    path: bytes
+    size: int
+    chunks: Iterator[bytes]
+
+
+class HgTransaction(Protocol):
+    """A write transaction: all of it lands on ``commit`` or none of it does."""
+
+    def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
+        """Append the groups (changelog, manifest, then files), verifying every node hash."""
+        ...
+
+    def set_bookmark(self, name: bytes, old: Node | None, new: Node | None) -> bool:
+        """Compare-and-swap one bookmark; None as ``new`` deletes, None as ``old`` means absent."""
+        ...
+
+    def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:
+        """Move the nodes (and their ancestors, for lower phases) to ``phase`` (0 public, 1 draft)."""
+        ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class HgRepository(Protocol):
+    """What the Mercurial wire protocol needs; the engine in ``backends/hg`` provides it.
+
+    Nodes are 20 raw bytes; the wire layer does all hex encoding.
+    """
+
+    kind: Literal[Kind.HG]
+    name: str
+
+    def requirements(self) -> frozenset[str]: ...
+
+    def publishing(self) -> bool: ...
+
+    def heads(self) -> list[Node]:
+        """Heads of the changelog in revision order (the ``heads`` command)."""
+        ...
+
+    def known(self, nodes: Sequence[Node]) -> list[bool]: ...
+
+    def branchmap(self) -> Mapping[bytes, Sequence[Node]]:
+        """Branch name (bytes, UTF-8 as stored) -> its heads, open and closed."""
+        ...
+
+    def lookup(self, key: bytes) -> Node:
+        """Resolve a revision spec as hg's ``lookup`` does; raise KeyError if unknown."""
+        ...
+
+    def listkeys(self, namespace: bytes) -> Mapping[bytes, bytes]:
+        """The pushkey namespaces: ``namespaces``, ``bookmarks`` (name -> hex), ``phases``."""
+        ...
+
+    def bookmarks(self) -> Mapping[bytes, Node]: ...
+
+    def phase_heads(self, heads: Sequence[Node]) -> Sequence[tuple[int, Node]]:
+        """(phase, node) pairs describing the phases of ``::heads`` (bundle2 ``phase-heads``)."""
+        ...
+
+    def missing(self, common: Sequence[Node], heads: Sequence[Node]) -> list[Node]:
+        """Changesets in ``::heads - ::common`` in topological (revision) order."""
+        ...
+
+    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
+        """Stream the changegroup content for ``nodes`` (as returned by ``missing``)."""
+        ...
+
+    def transaction(self) -> HgTransaction:
+        """Take the store lock and start a write transaction."""
+        ...
+
+    def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
+        """A consistent snapshot of the store for stream clone: (file count, byte count, files)."""
+        ...
+
+
+Repository = GitRepository | HgRepository
+
+
+class Backend(Protocol):
+    """A store of named repositories; names are validated by the backend."""
+
+    def open(self, name: str) -> Repository:
+        """Return the repository; raise RepositoryNotFound, NotARepository or UnsafeName."""
+        ...
+
+    def create(self, name: str, kind: Kind) -> Repository: ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def list(self) -> Iterable[str]: ...
+
+
+__all__ = [
+    "DeltaMode",
+    "HgTransaction",
+    "IngestResult",
+    "RevisionDelta",
+    "RevisionGroup",
+    "Section",
+    "StoreFile",
+    "Backend",
+    "GitRepository",
+    "HgRepository",
+    "Iterator",
+    "Kind",
+    "NULL_NODE",
+    "Node",
+    "ObjectId",
+    "PackSink",
+    "RefResult",
+    "RefUpdate",
+    "Repository",
+    "ZERO_ID",
+]

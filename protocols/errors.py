@@ -1,0 +1,70 @@
+"""The one exception hierarchy of hgwire.
+
+Every layer raises from this tree; only ``gateway/errors.py`` turns these into
+wire bytes (git ``ERR`` pkt-lines, report-status ``ng``, hg out-of-band errors,
+HTTP statuses).  Messages are one sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+
+class HgwireError(Exception):
+    """Base of every error hgwire raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RepositoryNotFound(HgwireError):
+    """The named repository does not exist."""
+
+
+class NotARepository(HgwireError):
+    """The name exists but is not a repository of the kind the client asked for."""
+
+
+class UnsafeName(HgwireError):
+    """A repository name that could escape the root or be read as an option."""
+
+
+class PermissionDenied(HgwireError):
+    """The user may not do this to this repository."""
+
+
+class ReadOnly(PermissionDenied):
+    """The service (or the repository) refuses every write."""
+
+
+class UnsupportedFeature(HgwireError):
+    """A service, command or repository feature hgwire does not implement."""
+
+
+class PushRaced(HgwireError):
+    """Another push changed the repository between the client's look and its push."""
+
+
+class StorageError(HgwireError):
+    """Data at rest is corrupt or cannot be written; the operation was rolled back."""
+
+
+class ProtocolError(HgwireError):
+    """The peer sent bytes that break the protocol.
+
+    ``http_status`` tells an HTTP adapter which status to answer with, as h11's
+    ``error_status_hint`` does, so adapters never guess.
+    """
+
+    def __init__(self, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class LimitExceeded(ProtocolError):
+    """An input went over one of the configured size or count limits."""
+
+    def __init__(self, message: str, http_status: int = 413) -> None:
+        super().__init__(message, http_status)
