@@ -1,0 +1,262 @@
+"""Parse the command string of an SSH ``exec`` request into a typed route.
+
+An SSH client asks the server to run a command line; OpenSSH hands that line to
+the user's shell.  hgwire never runs a shell: it splits the line with the small
+subset of POSIX ``sh`` quoting that real clients produce, then matches the words
+against ``EXEC_TABLE``.  Anything else is a typed refusal (an ``HgwireError``).
+
+What clients send (PROTOCOL-NOTES §1.1, §2.1):
+
+- git: ``git-upload-pack '/team/app.git'`` — the path single-quoted, a ``'`` in
+  it written ``'\\''`` and a ``!`` written ``'\\!'`` (git's ``sq_quote``); the
+  ``git upload-pack 'PATH'`` spelling is accepted too.
+- hg: ``hg -R team/app serve --stdio`` (``sshpeer._makeconnection``), with the
+  path left bare when it only holds ``[A-Za-z0-9@%_+=:,./-]`` and single-quoted
+  otherwise; ``--hidden`` may follow; ``hg init PATH`` before a push that
+  creates.  ``-R`` spelled ``--repository`` is accepted as well.
+
+Why so strict: git-shell overflowed on an overlong command line
+(CVE-2022-39260), so the line is bounded; ``hg -R --debugger serve --stdio``
+gave a shell (CVE-2017-9462) and ``ssh://-oProxyCommand=`` style names inject
+options (CVE-2017-1000117), so a path starting with ``-`` is refused here,
+before the name check of ``backends.names`` even sees it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from protocols.errors import LimitExceeded, ProtocolError, UnsafeName, UnsupportedFeature
+
+MAX_COMMAND_BYTES = 4096
+"""Longest exec command accepted; git and hg send well under 300 bytes."""
+
+MAX_WORDS = 8
+"""Most words in an accepted command (``hg -R P serve --stdio --hidden`` is 6)."""
+
+MAX_ENV_VALUE_BYTES = 256
+"""Longest ``GIT_PROTOCOL`` value accepted (git sends ``version=2``)."""
+
+ALLOWED_ENV = frozenset({"GIT_PROTOCOL"})
+"""The only environment variables an SSH ``env`` request may set."""
+
+_BARE_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%_+=:,./-")
+"""Characters a word may hold outside quotes: hg's ``_serverquote`` leaves
+exactly these bare, and none of them means anything to ``sh``."""
+
+_QUOTE = "'"
+_ESCAPE = "\\"
+_SPACE = " "
+
+
+class RouteKind(enum.StrEnum):
+    """What an exec request runs; the key of the gateway's session registry."""
+
+    GIT_UPLOAD_PACK = "git-upload-pack"
+    GIT_RECEIVE_PACK = "git-receive-pack"
+    GIT_UPLOAD_ARCHIVE = "git-upload-archive"
+    HG_SERVE = "hg-serve"
+    HG_INIT = "hg-init"
+
+
+class Slot(enum.Enum):
+    """A placeholder word in a pattern."""
+
+    PATH = "PATH"
+
+
+PATH = Slot.PATH
+
+
+@dataclass(frozen=True, slots=True)
+class ExecPattern:
+    """One accepted command shape: literal words and exactly one ``PATH`` slot."""
+
+    kind: RouteKind
+    words: tuple[str | Slot, ...]
+    hidden: bool = False
+
+    def usage(self) -> str:
+        return " ".join("PATH" if word is PATH else word for word in self.words)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRequest:
+    """A parsed, accepted exec command.
+
+    ``path`` is the repository path as the client sent it (``/team/app.git``),
+    free of control characters and not option-like; the gateway still passes
+    it through ``backends.names.validate_name``.
+    """
+
+    kind: RouteKind
+    path: str
+    hidden: bool = False
+
+
+def _git_rows(service: str, kind: RouteKind) -> tuple[ExecPattern, ExecPattern]:
+    return (
+        ExecPattern(kind, (f"git-{service}", PATH)),
+        ExecPattern(kind, ("git", service, PATH)),
+    )
+
+
+def _hg_serve_rows(repo_flag: str) -> tuple[ExecPattern, ExecPattern]:
+    serve = ("hg", repo_flag, PATH, "serve", "--stdio")
+    return (
+        ExecPattern(RouteKind.HG_SERVE, serve),
+        ExecPattern(RouteKind.HG_SERVE, (*serve, "--hidden"), hidden=True),
+    )
+
+
+_GIT_UPLOAD = _git_rows("upload-pack", RouteKind.GIT_UPLOAD_PACK)
+_GIT_RECEIVE = _git_rows("receive-pack", RouteKind.GIT_RECEIVE_PACK)
+_GIT_ARCHIVE = _git_rows("upload-archive", RouteKind.GIT_UPLOAD_ARCHIVE)
+
+EXEC_TABLE: Mapping[str, tuple[ExecPattern, ...]] = {
+    "git-upload-pack": _GIT_UPLOAD[:1],
+    "git-receive-pack": _GIT_RECEIVE[:1],
+    "git-upload-archive": _GIT_ARCHIVE[:1],
+    "git": (_GIT_UPLOAD[1], _GIT_RECEIVE[1], _GIT_ARCHIVE[1]),
+    "hg": (
+        *_hg_serve_rows("-R"),
+        *_hg_serve_rows("--repository"),
+        ExecPattern(RouteKind.HG_INIT, ("hg", "init", PATH)),
+    ),
+}
+"""Command name (first word) → the shapes accepted for it.  Add a row to serve more."""
+
+
+def parse_exec(command: bytes) -> ExecRequest:
+    """Turn an exec command line into an ``ExecRequest`` or raise a typed refusal.
+
+    Raises ``LimitExceeded`` (too long / too many words), ``ProtocolError``
+    (not UTF-8, control characters, shell syntax we do not speak),
+    ``UnsupportedFeature`` (a command or argument shape we do not run) and
+    ``UnsafeName`` (a path that could be read as an option).
+    """
+    return match_words(split_words(_decode(command)))
+
+
+def _decode(command: bytes) -> str:
+    if len(command) > MAX_COMMAND_BYTES:
+        raise LimitExceeded(f"command is longer than {MAX_COMMAND_BYTES} bytes")
+    try:
+        text = command.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("command is not valid UTF-8") from None
+    if "\0" in text:
+        raise ProtocolError("command contains a NUL byte")
+    if any(_is_control(ch) for ch in text):
+        raise ProtocolError("command contains a control character")
+    return text
+
+
+def _is_control(ch: str) -> bool:
+    return ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0
+
+
+def split_words(text: str) -> list[str]:
+    """Split like ``sh`` for the quoting git and hg produce; refuse all other syntax.
+
+    Words are separated by spaces.  Inside single quotes every character is
+    literal.  Outside them a backslash takes the next character literally and
+    only ``_BARE_SAFE`` characters may appear, so no expansion, globbing,
+    redirection or command separator can ever be meant.
+    """
+    words: list[str] = []
+    current: list[str] | None = None  # None: between words
+    index = 0
+    while index < len(text):
+        ch = text[index]
+        if ch == _SPACE:
+            if current is not None:
+                words.append("".join(current))
+                current = None
+            index += 1
+            continue
+        current = [] if current is None else current
+        index = _read_piece(text, index, current)
+        if len(words) >= MAX_WORDS:
+            raise LimitExceeded(f"command has more than {MAX_WORDS} words")
+    if current is not None:
+        words.append("".join(current))
+    return words
+
+
+def _read_piece(text: str, index: int, out: list[str]) -> int:
+    """Append one quoted run, escaped character or bare character; return the next index."""
+    ch = text[index]
+    if ch == _QUOTE:
+        end = text.find(_QUOTE, index + 1)
+        if end < 0:
+            raise ProtocolError("command has an unterminated single quote")
+        out.append(text[index + 1 : end])
+        return end + 1
+    if ch == _ESCAPE:
+        if index + 1 >= len(text):
+            raise ProtocolError("command ends with a backslash")
+        out.append(text[index + 1])
+        return index + 2
+    if ch not in _BARE_SAFE:
+        raise ProtocolError(f"command uses shell syntax {ch!r}; only single quotes are understood")
+    out.append(ch)
+    return index + 1
+
+
+def match_words(words: list[str]) -> ExecRequest:
+    """Find the ``EXEC_TABLE`` pattern these words fit and check the path."""
+    if not words:
+        raise UnsupportedFeature("empty command; this server runs git and hg services only")
+    patterns = EXEC_TABLE.get(words[0])
+    if patterns is None:
+        raise UnsupportedFeature(f"unknown command {_shorten(words[0])!r}; {_supported()}")
+    for pattern in patterns:
+        path = _fit(pattern, words)
+        if path is not None:
+            return ExecRequest(pattern.kind, _check_path(path), pattern.hidden)
+    usages = " | ".join(pattern.usage() for pattern in patterns)
+    raise UnsupportedFeature(f"unsupported arguments to {words[0]!r}; usage: {usages}")
+
+
+def _fit(pattern: ExecPattern, words: list[str]) -> str | None:
+    if len(words) != len(pattern.words):
+        return None
+    path: str | None = None
+    for expected, word in zip(pattern.words, words, strict=True):
+        if expected is PATH:
+            path = word
+        elif expected != word:
+            return None
+    return path
+
+
+def _check_path(path: str) -> str:
+    if not path:
+        raise UnsafeName("repository path is empty")
+    if path.startswith("-"):
+        raise UnsafeName(f"repository path {_shorten(path)!r} starts with '-'")
+    return path
+
+
+def _supported() -> str:
+    return "this server runs only git-upload-pack, git-receive-pack, git-upload-archive and hg serve"
+
+
+def _shorten(word: str, limit: int = 64) -> str:
+    return word if len(word) <= limit else word[:limit] + "..."
+
+
+def parse_git_protocol(value: bytes) -> int:
+    """Return the git protocol version a ``GIT_PROTOCOL`` value asks for (0, 1 or 2).
+
+    The value is a colon-separated list of ``key[=value]`` parameters
+    (gitprotocol-v2(5) "Initial Client Request"); the highest recognised
+    ``version=`` wins, anything else means v0, as git itself falls back.
+    """
+    if len(value) > MAX_ENV_VALUE_BYTES:
+        raise LimitExceeded(f"GIT_PROTOCOL is longer than {MAX_ENV_VALUE_BYTES} bytes")
+    versions = {b"version=1": 1, b"version=2": 2}
+    return max((versions.get(param, 0) for param in value.split(b":")), default=0)
