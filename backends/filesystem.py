@@ -1,0 +1,138 @@
+"""``fs`` backend: a directory tree of bare git repositories and Mercurial repositories.
+
+Each request resolves its name afresh, so repositories that an operator (or
+``git``/``hg`` themselves) create or change while the service runs are seen
+at once.  Paths are confined with ``realpath``: a symlink inside ROOT may
+point elsewhere inside ROOT, never outside it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+from dulwich.repo import Repo
+
+from backends import hg_support
+from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository
+from backends.interfaces import Kind, Repository
+from backends.names import strip_git_suffix, validate_name
+from protocols.errors import NotARepository, RepositoryNotFound, UnsafeName
+
+GIT_SUFFIX = ".git"
+REF_LOCK_FILE = "hgwire-refs.lock"
+MAX_LIST_DEPTH = 4
+
+
+def detect_kind(path: str) -> Kind | None:
+    """Which kind of repository ``path`` is (a bare git dir or a dir with ``.hg/``), if any."""
+    if os.path.isdir(os.path.join(path, ".hg")):
+        return Kind.HG
+    if (os.path.isfile(os.path.join(path, "HEAD"))
+            and os.path.isdir(os.path.join(path, "objects"))
+            and os.path.isdir(os.path.join(path, "refs"))):
+        return Kind.GIT
+    return None
+
+
+class FilesystemBackend:
+    """Repositories below ``root``: ``NAME.git`` bare git repos, ``NAME/.hg`` Mercurial repos."""
+
+    def __init__(self, root: str) -> None:
+        os.makedirs(root, exist_ok=True)
+        self.root = os.path.realpath(root)
+
+    def _confined(self, relative: str) -> str:
+        """The real path of ``relative`` under the root; UnsafeName if it escapes."""
+        path = os.path.realpath(os.path.join(self.root, relative))
+        if path != self.root and not path.startswith(self.root + os.sep):
+            raise UnsafeName(f"repository name {relative!r} leads outside the repository root")
+        return path
+
+    def _candidates(self, name: str) -> list[str]:
+        bare = strip_git_suffix(name)
+        return list(dict.fromkeys([name, bare + GIT_SUFFIX, bare]))
+
+    def _locate(self, raw: str) -> tuple[str, str, Kind]:
+        name = validate_name(raw)
+        existing_dir = None
+        for candidate in self._candidates(name):
+            path = self._confined(candidate)
+            kind = detect_kind(path)
+            if kind is not None:
+                return candidate, path, kind
+            if os.path.isdir(path):
+                existing_dir = candidate
+        if existing_dir is not None:
+            raise NotARepository(f"{existing_dir} is not a git or Mercurial repository")
+        raise RepositoryNotFound(f"repository {name} not found")
+
+    def open(self, name: str) -> Repository:
+        found, path, kind = self._locate(name)
+        if kind is Kind.HG:
+            return hg_support.open_hg(path, found)
+        _refuse_symlinked_stores(path, found)
+        return DulwichGitRepository(found, Repo(path), lock=_flock(path), spool_dir=path)
+
+    def create(self, name: str, kind: Kind) -> Repository:
+        name = validate_name(name)
+        if kind is Kind.GIT:
+            name = strip_git_suffix(name) + GIT_SUFFIX
+        if any(detect_kind(self._confined(c)) for c in self._candidates(name)):
+            raise FileExistsError(f"repository {name} already exists")
+        path = self._confined(name)
+        if kind is Kind.HG:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return hg_support.create_hg(path, name)
+        os.makedirs(path, exist_ok=False)
+        repo = Repo.init_bare(path)
+        repo.refs.set_symbolic_ref(HEAD, DEFAULT_BRANCH)
+        return DulwichGitRepository(name, repo, lock=_flock(path), spool_dir=path)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._locate(name)
+        except (RepositoryNotFound, NotARepository):
+            return False
+        return True
+
+    def list(self) -> Iterable[str]:
+        return sorted(self._walk(self.root, "", 0))
+
+    def _walk(self, path: str, prefix: str, depth: int) -> Iterator[str]:
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith((".", "-")) or not entry.is_dir(follow_symlinks=False):
+                continue
+            name = prefix + entry.name
+            if detect_kind(entry.path) is not None:
+                yield name
+            elif depth + 1 < MAX_LIST_DEPTH:
+                yield from self._walk(entry.path, name + "/", depth + 1)
+
+
+def _refuse_symlinked_stores(path: str, name: str) -> None:
+    """A symlinked ``objects``/``refs`` would let one repository write into another."""
+    for sub in ("objects", "refs"):
+        if os.path.islink(os.path.join(path, sub)):
+            raise UnsafeName(f"repository {name} has a symlinked {sub} directory and is not served")
+
+
+def _flock(path: str) -> Callable[[], contextmanager[None]]:
+    lock_path = os.path.join(path, REF_LOCK_FILE)
+
+    @contextmanager
+    def held() -> Iterator[None]:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    return held  # type: ignore[return-value]

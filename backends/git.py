@@ -1,0 +1,233 @@
+"""Git repositories on dulwich: refs with compare-and-swap, pack ingest, connectivity.
+
+The same class serves both backends; only the dulwich repository under it
+differs (``Repo`` on disk, ``MemoryRepo`` in memory).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import BinaryIO, Literal
+
+from dulwich.errors import ObjectFormatException
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
+from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree, S_ISGITLINK
+from dulwich.pack import Pack
+from dulwich.refs import check_ref_format
+from dulwich.repo import BaseRepo
+
+from backends.interfaces import ZERO_ID, Kind, ObjectId, RefResult, RefUpdate
+from protocols.errors import ProtocolError, StorageError
+
+HEAD = b"HEAD"
+HEADS_PREFIX = b"refs/heads/"
+PACK_HEADER_SIZE = 12
+DEFAULT_BRANCH = b"refs/heads/main"
+PREFERRED_BRANCHES = (b"refs/heads/main", b"refs/heads/master")
+
+
+class SpooledPackSink:
+    """Collect a pushed pack in a temporary file, then hand it to dulwich whole.
+
+    Nothing is visible in the object store until ``commit``; ``commit`` completes
+    a thin pack against the store and records the ids it added, so that the
+    repository can check connectivity before any ref moves.
+    """
+
+    def __init__(self, repo: DulwichGitRepository, spool_dir: str | None) -> None:
+        self._repo = repo
+        self._file: BinaryIO = tempfile.TemporaryFile(dir=spool_dir, prefix="incoming-pack-")
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._size += len(data)
+
+    def commit(self) -> None:
+        try:
+            self._file.seek(0)
+            header = self._file.read(PACK_HEADER_SIZE)
+            if self._size == 0:
+                return
+            if len(header) < PACK_HEADER_SIZE or header[:4] != b"PACK":
+                raise ProtocolError("the pushed data is not a git pack")
+            if int.from_bytes(header[8:12], "big") == 0:
+                return
+            self._file.seek(0)
+            self._repo._ingest(self._file)
+        finally:
+            self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+
+
+class DulwichGitRepository:
+    """A git repository as upload-pack and receive-pack see it."""
+
+    kind: Literal[Kind.GIT] = Kind.GIT
+
+    def __init__(self, name: str, repo: BaseRepo, lock: Callable[[], contextmanager[None]] | None = None,
+                 spool_dir: str | None = None) -> None:
+        self.name = name
+        self.dulwich_repo = repo
+        self._spool_dir = spool_dir
+        self._lock = lock or _thread_lock_for(repo)
+        self._added: set[bytes] = set()
+        self._added_packs: list[Pack] = []
+
+    @property
+    def object_store(self) -> BaseObjectStore:
+        return self.dulwich_repo.object_store
+
+    def refs(self) -> Mapping[bytes, ObjectId]:
+        container = self.dulwich_repo.refs
+        result: dict[bytes, ObjectId] = {}
+        for ref, sha in container.as_dict().items():
+            if sha is not None and len(sha) == 40:
+                result[ref] = ObjectId(sha)
+        return result
+
+    def symrefs(self) -> Mapping[bytes, bytes]:
+        target = self.dulwich_repo.refs.read_ref(HEAD)
+        if target is not None and target.startswith(b"ref: "):
+            return {HEAD: target[len(b"ref: "):].strip()}
+        return {}
+
+    def begin_pack(self) -> SpooledPackSink:
+        return SpooledPackSink(self, self._spool_dir)
+
+    def _ingest(self, f: BinaryIO) -> None:
+        store = self.object_store
+        before = None if isinstance(store, DiskObjectStore) else set(iter(store))
+        try:
+            pack = store.add_thin_pack(f.read, None)
+        except (ObjectFormatException, ValueError, KeyError, AssertionError, OSError) as exc:
+            raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+        except Exception as exc:  # dulwich raises a variety of ad-hoc errors on corrupt input
+            raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+        if isinstance(pack, Pack):
+            self._added_packs.append(pack)
+            self._added.update(sha for sha in pack)
+        elif before is not None:
+            self._added.update(set(iter(store)) - before)
+
+    def update_refs(self, updates: Sequence[RefUpdate], atomic: bool) -> Sequence[RefResult]:
+        """Check names and connectivity, then compare-and-swap each ref under the repo lock."""
+        checked = [(u, self._refusal(u)) for u in updates]
+        if any(reason == "missing necessary objects" for _, reason in checked):
+            self._discard_added()
+        with self._lock():
+            return self._apply(checked, atomic)
+
+    def _refusal(self, update: RefUpdate) -> str | None:
+        if not update.ref.startswith(b"refs/") or not check_ref_format(update.ref):
+            return "funny refname"
+        if update.new != ZERO_ID and not self._connected(update.new):
+            return "missing necessary objects"
+        return None
+
+    def _apply(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool) -> list[RefResult]:
+        if atomic and any(reason for _, reason in checked):
+            return [RefResult(u.ref, reason or "atomic push failed") for u, reason in checked]
+        if atomic:
+            current = self.refs()
+            stale = [u for u, _ in checked if current.get(u.ref, ZERO_ID) != u.old]
+            if stale:
+                return [RefResult(u.ref, "stale info" if u in stale else "atomic push failed")
+                        for u, _ in checked]
+        results = [RefResult(u.ref, reason or self._swap(u)) for u, reason in checked]
+        self._repair_head()
+        return results
+
+    def _swap(self, update: RefUpdate) -> str | None:
+        refs = self.dulwich_repo.refs
+        old = None if update.old == ZERO_ID else update.old
+        if update.new == ZERO_ID:
+            done = old is None or refs.remove_if_equals(update.ref, old)
+        elif old is None:  # dulwich reads old=None as "unconditional"; a create must find no ref
+            done = refs.add_if_new(update.ref, update.new)
+        else:
+            done = refs.set_if_equals(update.ref, old, update.new)
+        return None if done else "stale info"
+
+    def _repair_head(self) -> None:
+        """Point HEAD at a pushed branch when its target does not exist (first push)."""
+        target = self.symrefs().get(HEAD)
+        refs = self.refs()
+        if target is None or target in refs:
+            return
+        branches = sorted(r for r in refs if r.startswith(HEADS_PREFIX))
+        if not branches:
+            return
+        preferred = [b for b in PREFERRED_BRANCHES if b in refs]
+        self.dulwich_repo.refs.set_symbolic_ref(HEAD, (preferred or branches)[0])
+
+    def _connected(self, tip: ObjectId) -> bool:
+        """Is every object reachable from ``tip`` present?
+
+        Objects that were in the store before this push are complete by the
+        store's invariant, so the walk only descends into objects this push added.
+        """
+        store = self.object_store
+        seen: set[bytes] = set()
+        stack = [bytes(tip)]
+        while stack:
+            sha = stack.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            if sha not in store:
+                return False
+            if sha in self._added:
+                stack.extend(_children(store[sha]))
+        return True
+
+    def _discard_added(self) -> None:
+        """Remove packs of this push that refs will never point to."""
+        for pack in self._added_packs:
+            pack.close()
+            for path in (pack._data_path, pack._idx_path):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        self._added_packs.clear()
+        self._added.clear()
+        store = self.object_store
+        if isinstance(store, DiskObjectStore):
+            store._pack_cache.clear()
+
+
+def _children(obj: ShaFile) -> Iterator[bytes]:
+    if isinstance(obj, Commit):
+        yield obj.tree
+        yield from obj.parents
+    elif isinstance(obj, Tree):
+        for entry in obj.iteritems():
+            if not S_ISGITLINK(entry.mode):
+                yield entry.sha
+    elif isinstance(obj, Tag):
+        yield obj.object[1]
+    elif not isinstance(obj, Blob):
+        raise StorageError(f"unknown object type in the store: {obj.type_name!r}")
+
+
+_thread_locks: dict[int, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock_for(repo: BaseRepo) -> Callable[[], contextmanager[None]]:
+    with _thread_locks_guard:
+        lock = _thread_locks.setdefault(id(repo), threading.Lock())
+
+    @contextmanager
+    def held() -> Iterator[None]:
+        with lock:
+            yield
+
+    return held  # type: ignore[return-value]

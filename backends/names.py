@@ -1,0 +1,60 @@
+"""The one hostile-name check for repository names.
+
+Every transport hands the name it received (``/team/app.git``, ``team/app``)
+to ``validate_name`` before anything touches storage.  A name is a relative
+path of plain segments; anything that could escape the root, be read as a
+command-line option, or reach inside a repository's own metadata is refused.
+"""
+
+from __future__ import annotations
+
+from protocols.errors import UnsafeName
+
+MAX_NAME_LENGTH = 255
+MAX_SEGMENTS = 16
+
+
+def validate_name(raw: str) -> str:
+    """Return the canonical form of a repository name or raise UnsafeName.
+
+    Leading and trailing slashes are dropped (git sends ``/r.git`` over git://
+    and ``'/r.git'`` over ssh:// but ``'r.git'`` for scp-style URLs).  The
+    rest must be segments that are not empty, ``.``/``..``, hidden (``.hg``,
+    ``.git``, ``.ssh``) or option-like (leading ``-``: CVE-2017-9462,
+    CVE-2017-1000117), and contain no NUL, control character or backslash.
+    """
+    if len(raw) > MAX_NAME_LENGTH:
+        raise UnsafeName(f"repository name is longer than {MAX_NAME_LENGTH} characters")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
+        raise UnsafeName("repository name contains a control character")
+    if "\\" in raw:
+        raise UnsafeName("repository name contains a backslash")
+    if raw.startswith("-"):
+        raise UnsafeName(f"repository name {raw!r} starts with '-'")
+    name = raw.strip("/")
+    segments = name.split("/")
+    if not name:
+        raise UnsafeName("repository name is empty")
+    if len(segments) > MAX_SEGMENTS:
+        raise UnsafeName(f"repository name has more than {MAX_SEGMENTS} path segments")
+    for segment in segments:
+        _check_segment(segment, raw)
+    return name
+
+
+def _check_segment(segment: str, raw: str) -> None:
+    if segment == "":
+        raise UnsafeName(f"repository name {raw!r} contains an empty path segment")
+    if segment in (".", ".."):
+        raise UnsafeName(f"repository name {raw!r} contains a '{segment}' segment")
+    if segment.startswith("."):
+        raise UnsafeName(f"repository name {raw!r} contains a hidden segment {segment!r}")
+    if segment.startswith("-"):
+        raise UnsafeName(f"repository name {raw!r} contains a segment starting with '-'")
+    if segment.startswith("~"):
+        raise UnsafeName(f"repository name {raw!r} contains a segment starting with '~'")
+
+
+def strip_git_suffix(name: str) -> str:
+    """``team/app.git`` -> ``team/app``; other names unchanged."""
+    return name[: -len(".git")] if name.endswith(".git") and len(name) > 4 else name

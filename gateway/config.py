@@ -1,0 +1,25 @@
+"""What the service was asked to do, as one value every listener reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from backends.interfaces import Backend
+
+
+@dataclass
+class ServiceConfig:
+    """The options of ``twistd hgwire`` after parsing, plus the loaded backend."""
+
+    backend: Backend
+    root: str
+    read_only: bool = False
+    create_on_push: bool = False
+    allow_push_over_http: bool = False
+    host_key: str | None = None
+    authorized_keys: str | None = None
+    htpasswd: str | None = None
+    config_file: str | None = None
+    git: list[str] = field(default_factory=list)
+    ssh: list[str] = field(default_factory=list)
+    http: list[str] = field(default_factory=list)

@@ -1,0 +1,30 @@
+"""Check and complete the parsed command line (the plugin stays glue)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from typing import Any
+
+from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
+
+NOT_YET_OPTIONS = {"config": "--config"}
+
+
+def check_options(options: MutableMapping[str, Any]) -> None:
+    """Fill default listeners, refuse what is not implemented, create the root; ValueError if wrong."""
+    for key, flag in NOT_YET_OPTIONS.items():
+        if options.get(key):
+            raise ValueError(f"{flag} is not implemented yet")
+    if not any(options[kind] for kind in LISTENERS):
+        for kind, row in LISTENERS.items():
+            if implemented(kind):
+                options[kind] = [f"tcp:{row.default_port}:interface=127.0.0.1"]
+    for kind in LISTENERS:
+        if options[kind]:
+            try:
+                factory_maker(kind)
+            except NotImplementedYet as exc:
+                raise ValueError(str(exc)) from None
+    if options["backend"] == "fs":
+        os.makedirs(options["root"], exist_ok=True)

@@ -1,0 +1,188 @@
+"""Build the hgwire service: one backend, one listener service per endpoint.
+
+``make_service(options)`` is what the twistd plugin calls; ``build_service``
+takes a ``ServiceConfig`` and is the Python API for embedding and tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from backends import load_backend
+from gateway.config import ServiceConfig
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class ListenerKind:
+    """One row of the listener table: where its factory lives and how its URLs look."""
+
+    option: str
+    module: str
+    factory: str
+    scheme: str
+    default_port: int
+    url_suffix: str
+
+
+LISTENERS: dict[str, ListenerKind] = {
+    "git": ListenerKind("--git", "gateway.git_daemon", "GitDaemonFactory", "git", 9418, "NAME.git"),
+    "ssh": ListenerKind("--ssh", "gateway.ssh", "make_ssh_factory", "ssh", 2222, "NAME"),
+    "http": ListenerKind("--http", "gateway.http", "make_http_site", "http", 8080, "NAME"),
+}
+
+
+class NotImplementedYet(Exception):
+    """A listener or option this version does not provide."""
+
+
+def factory_maker(kind: str) -> Callable[[ServiceConfig], Factory]:
+    """The callable that builds the protocol factory of a listener kind."""
+    row = LISTENERS[kind]
+    try:
+        module = importlib.import_module(row.module)
+        maker: Callable[[ServiceConfig], Factory] = getattr(module, row.factory)
+    except (ImportError, AttributeError) as exc:
+        raise NotImplementedYet(f"{row.option} is not implemented yet") from exc
+    return maker
+
+
+def implemented(kind: str) -> bool:
+    try:
+        factory_maker(kind)
+    except NotImplementedYet:
+        return False
+    return True
+
+
+class ListenerService(service.Service):
+    """Listen on one endpoint description and log the URL clients should use."""
+
+    def __init__(self, kind: str, description: str, factory: Factory) -> None:
+        self.kind = kind
+        self.description = description
+        self.factory = factory
+        self.port: IListeningPort | None = None
+        self.listening: defer.Deferred[IListeningPort] = defer.Deferred()
+
+    def startService(self) -> None:
+        from twisted.internet import reactor
+
+        super().startService()
+        endpoint = serverFromString(reactor, self.description)
+        d = endpoint.listen(self.factory)
+        d.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        log.info("hgwire serves {kind} at {url}", kind=self.kind, url=self.url("NAME"),
+                 endpoint=self.description)
+        self.listening.callback(port)
+
+    def _failed(self, failure: Any) -> None:
+        log.failure("cannot listen on {endpoint}", failure, endpoint=self.description)
+        self.listening.errback(failure)
+        from twisted.internet import reactor
+
+        if reactor.running:  # type: ignore[attr-defined]
+            reactor.stop()  # type: ignore[attr-defined]
+
+    def url(self, name: str) -> str:
+        """The clone URL of repository ``name`` on this listener."""
+        row = LISTENERS[self.kind]
+        host, port = _host_port(self.port)
+        tls = self.description.startswith("ssl:")
+        scheme = "https" if tls and row.scheme == "http" else row.scheme
+        suffix = row.url_suffix.replace("NAME", name) if name != "NAME" else row.url_suffix
+        return f"{scheme}://{host}:{port}/{suffix}"
+
+    def stopService(self) -> defer.Deferred[None] | None:
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return defer.maybeDeferred(port.stopListening)
+        return None
+
+
+def _host_port(port: IListeningPort | None) -> tuple[str, int]:
+    if port is None:
+        return ("?", 0)
+    address = port.getHost()
+    host = getattr(address, "host", "localhost")
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    return host, int(getattr(address, "port", 0))
+
+
+class HgwireService(service.MultiService):
+    """The whole service: its config and its listeners."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.listeners: list[ListenerService] = []
+
+    def add_listener(self, kind: str, description: str) -> ListenerService:
+        listener = ListenerService(kind, description, factory_maker(kind)(self.config))
+        listener.setServiceParent(self)
+        self.listeners.append(listener)
+        return listener
+
+    def startService(self) -> None:
+        from twisted.internet import reactor
+
+        from gateway.threads import start_pool
+
+        start_pool(reactor)  # type: ignore[arg-type]
+        super().startService()
+        log.info("hgwire serves repositories under {root} with the {backend} backend",
+                 root=self.config.root, backend=type(self.config.backend).__name__)
+
+    def listening(self) -> defer.Deferred[list[ListenerService]]:
+        """Fires once every listener is bound (ports known)."""
+        d = defer.gatherResults([l.listening for l in self.listeners], consumeErrors=True)
+        return d.addCallback(lambda _: self.listeners)
+
+    def listener(self, kind: str) -> ListenerService:
+        return next(l for l in self.listeners if l.kind == kind)
+
+
+def build_service(config: ServiceConfig) -> HgwireService:
+    svc = HgwireService(config)
+    for kind in LISTENERS:
+        for description in getattr(config, kind):
+            svc.add_listener(kind, description)
+    return svc
+
+
+def make_service(options: Mapping[str, Any]) -> HgwireService:
+    """Turn parsed twistd options into the service (called by the plugin)."""
+    root = options["root"]
+    config = ServiceConfig(
+        backend=load_backend(options["backend"], root),
+        root=root,
+        read_only=bool(options["read-only"]),
+        create_on_push=bool(options["create-on-push"]),
+        allow_push_over_http=bool(options["allow-push-over-http"]),
+        host_key=options["host-key"],
+        authorized_keys=options["authorized-keys"],
+        htpasswd=options["htpasswd"],
+        config_file=options["config"],
+        git=list(options["git"]),
+        ssh=list(options["ssh"]),
+        http=list(options["http"]),
+    )
+    return build_service(config)

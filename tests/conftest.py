@@ -1,0 +1,180 @@
+"""Shared fixtures: the real service on 127.0.0.1 ephemeral ports, and isolated clients.
+
+The service runs in-process on a real reactor in a background thread, so a
+test can drive the real ``git``/``hg``/``ssh`` clients with plain
+``subprocess.run`` and still reach into the backend (e.g. to create a repo in
+the memory backend).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends import load_backend
+from backends.interfaces import Backend
+
+BACKENDS = ["memory", "fs"]
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+VENV_BIN = str(Path(__file__).resolve().parent.parent / ".venv" / "bin")
+
+
+@pytest.fixture(scope="session")
+def reactor() -> Iterator[Any]:
+    """The global Twisted reactor, running in a daemon thread for the whole session."""
+    from twisted.internet import reactor as the_reactor
+
+    thread = threading.Thread(target=the_reactor.run, kwargs={"installSignalHandlers": False},
+                              name="reactor", daemon=True)
+    thread.start()
+    yield the_reactor
+    the_reactor.callFromThread(the_reactor.stop)
+    thread.join(10)
+
+
+@dataclass
+class RunningServer:
+    """A started service and the ways to reach it."""
+
+    service: Any
+    backend: Backend
+    root: Path
+    backend_name: str
+
+    def url(self, kind: str, name: str) -> str:
+        return str(self.service.listener(kind).url(name))
+
+    def git_url(self, name: str) -> str:
+        return self.url("git", name)
+
+    def port(self, kind: str) -> int:
+        return int(self.service.listener(kind).port.getHost().port)
+
+    def repo_path(self, name: str) -> Path:
+        """Where the fs backend keeps ``name`` (only meaningful for the fs backend)."""
+        return self.root / name
+
+
+def start_server(reactor: Any, backend_name: str, root: Path, **settings: Any) -> RunningServer:
+    from twisted.internet.threads import blockingCallFromThread
+
+    from gateway.config import ServiceConfig
+    from gateway.service import build_service
+
+    listeners = {kind: settings.pop(kind, []) for kind in ("git", "ssh", "http")}
+    if not any(listeners.values()):
+        listeners["git"] = [LOOPBACK]
+    root.mkdir(parents=True, exist_ok=True)
+    backend = load_backend(backend_name, str(root))
+    config = ServiceConfig(backend=backend, root=str(root), **listeners, **settings)
+    service = build_service(config)
+
+    def start() -> Any:
+        service.startService()
+        return service.listening()
+
+    blockingCallFromThread(reactor, start)
+    return RunningServer(service, backend, root, backend_name)
+
+
+def stop_server(reactor: Any, server: RunningServer) -> None:
+    from twisted.internet.threads import blockingCallFromThread
+
+    blockingCallFromThread(reactor, server.service.stopService)
+
+
+@pytest.fixture
+def make_server(reactor: Any, tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """``make_server("fs", git=[LOOPBACK], read_only=True)`` -> a running server, stopped after the test."""
+    started: list[RunningServer] = []
+
+    def make(backend_name: str, **settings: Any) -> RunningServer:
+        root = tmp_path / f"root-{backend_name}-{len(started)}"
+        server = start_server(reactor, backend_name, root, **settings)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        stop_server(reactor, server)
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer]) -> RunningServer:
+    """A git:// server, once per backend."""
+    return make_server(request.param, git=[LOOPBACK])
+
+
+@pytest.fixture
+def client_env(tmp_path: Path) -> dict[str, str]:
+    """An environment for real clients that ignores the machine's and user's config."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": "Test Author",
+        "GIT_AUTHOR_EMAIL": "author@example.com",
+        "GIT_COMMITTER_NAME": "Test Committer",
+        "GIT_COMMITTER_EMAIL": "committer@example.com",
+        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+        "HGRCPATH": "",
+        "HGPLAIN": "1",
+        "HGUSER": "Test <test@example.com>",
+        "HGENCODING": "utf-8",
+    }
+    subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], env=env, check=True)
+    return env
+
+
+@dataclass
+class Client:
+    """Runs a real command-line client in an isolated environment."""
+
+    env: dict[str, str]
+    cwd: Path
+
+    def run(self, *args: str | Path, cwd: Path | None = None, check: bool = True,
+            input: bytes | None = None, timeout: float = 120, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(a) for a in args], cwd=cwd or self.cwd, env={**self.env, **(env or {})},
+                                input=input.decode() if input is not None else None, capture_output=True,
+                                text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(map(str, args))} failed with {result.returncode}:\n"
+                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+    def git(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.run("git", *args, **kw)
+
+    def hg(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.run(os.path.join(VENV_BIN, "hg"), *args, **kw)
+
+
+@pytest.fixture
+def client(client_env: dict[str, str], tmp_path: Path) -> Client:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    return Client(client_env, work)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A missing client is a failed set-up, not a skip: ``make test`` installs them."""
+    missing = [tool for tool in ("git", "ssh", "ssh-keygen") if shutil.which(tool) is None]
+    if not os.path.exists(os.path.join(VENV_BIN, "hg")):
+        missing.append("hg (the test extra)")
+    if missing:
+        raise pytest.UsageError(f"the test suite needs {', '.join(missing)}; run `make test` to install them")

@@ -1,0 +1,141 @@
+"""The contract every backend passes: subclass ``BackendContract`` and provide ``make_backend``."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.object_format import SHA1
+from dulwich.pack import write_pack_objects
+
+from backends.interfaces import ZERO_ID, Backend, GitRepository, Kind, ObjectId, RefUpdate
+from protocols.errors import RepositoryNotFound, UnsafeName
+
+HOSTILE_NAMES = ["../x", "a/../../x", "/../etc", "-x", "--upload-pack=touch pwned", "a/-b", "a\0b",
+                 "a\nb", "a\x7fb", ".hg", "a/.git/config", "~root/x", "", "/", "a//b", "a\\b"]
+
+
+def _commit(message: bytes, parents: list[bytes]) -> tuple[Commit, list[Blob | Tree | Commit]]:
+    blob = Blob.from_string(b"content of " + message)
+    tree = Tree()
+    tree.add(b"file.txt", 0o100644, blob.id)
+    commit = Commit()
+    commit.tree = tree.id
+    commit.parents = parents
+    commit.author = commit.committer = b"Test <test@example.com>"
+    commit.author_time = commit.commit_time = 1700000000
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = message
+    return commit, [blob, tree, commit]
+
+
+def _pack(objects: list[Blob | Tree | Commit]) -> bytes:
+    buf = io.BytesIO()
+    write_pack_objects(buf.write, [(o, None) for o in objects], SHA1)
+    return buf.getvalue()
+
+
+def _push(repo: GitRepository, objects: list[Blob | Tree | Commit], updates: list[RefUpdate]) -> list[str | None]:
+    sink = repo.begin_pack()
+    sink.write(_pack(objects))
+    sink.commit()
+    return [r.reason for r in repo.update_refs(updates, atomic=False)]
+
+
+class BackendContract:
+    """Behaviour common to every backend; ``tmp_path`` is pytest's."""
+
+    def make_backend(self, root: Path) -> Backend:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Backend:
+        return self.make_backend(tmp_path / "root")
+
+    def test_create_then_open_by_either_name(self, backend: Backend) -> None:
+        backend.create("team/app", Kind.GIT)
+        for name in ("team/app", "team/app.git", "/team/app.git", "team/app/"):
+            repo = backend.open(name)
+            assert repo.kind is Kind.GIT
+        assert backend.exists("team/app")
+        assert [n for n in backend.list() if "app" in n]
+
+    def test_missing_repository(self, backend: Backend) -> None:
+        with pytest.raises(RepositoryNotFound):
+            backend.open("nope")
+        assert not backend.exists("nope")
+
+    @pytest.mark.parametrize("name", HOSTILE_NAMES)
+    def test_hostile_names_refused(self, backend: Backend, name: str) -> None:
+        with pytest.raises(UnsafeName):
+            backend.open(name)
+        with pytest.raises(UnsafeName):
+            backend.create(name, Kind.GIT)
+
+    def test_new_repository_is_empty_with_unborn_head(self, backend: Backend) -> None:
+        repo = backend.create("empty", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        assert dict(repo.refs()) == {}
+        assert repo.symrefs() == {b"HEAD": b"refs/heads/main"}
+
+    def test_push_then_compare_and_swap(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        first, objects = _commit(b"one", [])
+        assert _push(repo, objects, [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(first.id))]) == [None]
+        second, more = _commit(b"two", [first.id])
+        stale = RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(second.id))
+        assert _push(repo, more, [stale]) == ["stale info"]
+        good = RefUpdate(b"refs/heads/main", ObjectId(first.id), ObjectId(second.id))
+        assert [r.reason for r in repo.update_refs([good], atomic=True)] == [None]
+        reopened = backend.open("r")
+        assert reopened.kind is Kind.GIT
+        assert reopened.refs()[b"refs/heads/main"] == second.id
+        assert reopened.refs()[b"HEAD"] == second.id
+
+    def test_first_push_of_other_branch_repoints_head(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        _push(repo, objects, [RefUpdate(b"refs/heads/master", ZERO_ID, ObjectId(commit.id))])
+        assert repo.symrefs() == {b"HEAD": b"refs/heads/master"}
+
+    def test_pack_missing_objects_moves_no_ref(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        incomplete = [o for o in objects if not isinstance(o, Blob)]
+        update = RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(commit.id))
+        assert _push(repo, incomplete, [update]) == ["missing necessary objects"]
+        assert dict(backend.open("r").refs()) == {}
+
+    def test_bad_ref_names_refused(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        names = [b"HEAD", b"refs/heads/a..b", b"refs/heads/x.lock", b"main", b"refs/heads/a b"]
+        updates = [RefUpdate(n, ZERO_ID, ObjectId(commit.id)) for n in names]
+        assert _push(repo, objects, updates) == ["funny refname"] * len(names)
+
+    def test_atomic_push_is_all_or_nothing(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        _push(repo, objects, [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(commit.id))])
+        updates = [RefUpdate(b"refs/heads/new", ZERO_ID, ObjectId(commit.id)),
+                   RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(commit.id))]
+        reasons = [r.reason for r in repo.update_refs(updates, atomic=True)]
+        assert reasons == ["atomic push failed", "stale info"]
+        assert b"refs/heads/new" not in backend.open("r").refs()
+
+    def test_delete_branch(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        _push(repo, objects, [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(commit.id)),
+                              RefUpdate(b"refs/heads/topic", ZERO_ID, ObjectId(commit.id))])
+        delete = RefUpdate(b"refs/heads/topic", ObjectId(commit.id), ZERO_ID)
+        assert [r.reason for r in repo.update_refs([delete], atomic=False)] == [None]
+        assert b"refs/heads/topic" not in backend.open("r").refs()

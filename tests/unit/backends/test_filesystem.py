@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from backends.filesystem import FilesystemBackend
+from backends.interfaces import Backend, Kind
+from protocols.errors import NotARepository, RepositoryNotFound, UnsafeName
+from tests.unit.backends.contract import BackendContract
+
+
+class TestFilesystemBackend(BackendContract):
+    def make_backend(self, root: Path) -> Backend:
+        return FilesystemBackend(str(root))
+
+
+def test_created_git_repository_is_bare_name_dot_git(tmp_path: Path) -> None:
+    backend = FilesystemBackend(str(tmp_path))
+    backend.create("team/app", Kind.GIT)
+    assert (tmp_path / "team" / "app.git" / "HEAD").is_file()
+    subprocess.run(["git", "--git-dir", str(tmp_path / "team" / "app.git"), "fsck", "--full"], check=True)
+
+
+def test_repositories_made_by_git_are_seen_without_restart(tmp_path: Path) -> None:
+    backend = FilesystemBackend(str(tmp_path))
+    assert list(backend.list()) == []
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "later.git")], check=True)
+    assert backend.open("later").kind is Kind.GIT
+    assert list(backend.list()) == ["later.git"]
+
+
+def test_symlink_out_of_root_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    subprocess.run(["git", "init", "-q", "--bare", str(outside / "secret.git")], check=True)
+    root.mkdir()
+    os.symlink(outside / "secret.git", root / "secret.git")
+    with pytest.raises(UnsafeName):
+        FilesystemBackend(str(root)).open("secret")
+
+
+def test_symlink_inside_root_allowed(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "real.git")], check=True)
+    os.symlink(tmp_path / "real.git", tmp_path / "alias.git")
+    assert FilesystemBackend(str(tmp_path)).open("alias").kind is Kind.GIT
+
+
+def test_symlinked_object_store_refused(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "a.git")], check=True)
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "b.git")], check=True)
+    objects = tmp_path / "b.git" / "objects"
+    subprocess.run(["rm", "-rf", str(objects)], check=True)
+    os.symlink(tmp_path / "a.git" / "objects", objects)
+    with pytest.raises(UnsafeName):
+        FilesystemBackend(str(tmp_path)).open("b")
+
+
+def test_plain_directory_is_not_a_repository(tmp_path: Path) -> None:
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(NotARepository):
+        FilesystemBackend(str(tmp_path)).open("plain")
+    with pytest.raises(RepositoryNotFound):
+        FilesystemBackend(str(tmp_path)).open("absent")
+
+
+def test_hg_repository_recognised(tmp_path: Path) -> None:
+    (tmp_path / "hgrepo" / ".hg").mkdir(parents=True)
+    assert list(FilesystemBackend(str(tmp_path)).list()) == ["hgrepo"]

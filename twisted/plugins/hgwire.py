@@ -1,0 +1,77 @@
+"""twistd plugin glue: ``twistd -n hgwire --help``.  Only options -> service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import IService, IServiceMaker
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from zope.interface import implementer
+
+LISTENER_HELP = "a Twisted server endpoint, e.g. tcp:{port}:interface=127.0.0.1 (repeatable)"
+
+
+class Options(usage.Options):
+    """Options of ``twistd hgwire``; any listener option replaces the default listeners."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve the Git and Mercurial repositories under --root over git://, SSH and HTTP. "
+        "Without listener options it serves git:// on 127.0.0.1:9418 (and SSH on 2222, "
+        "HTTP on 8080 where available) and logs the clone URLs."
+    )
+    optParameters = [
+        ["root", "r", "repositories", "Directory of repositories (created if missing)."],
+        ["backend", "b", "fs", "Storage: fs | memory | package.module:factory."],
+        ["host-key", None, None, "SSH host key file (generated as ed25519 if missing)."],
+        ["authorized-keys", None, None, "OpenSSH authorized_keys file of users who may log in over SSH."],
+        ["htpasswd", None, None, "Password file (bcrypt hashes) for HTTP Basic authentication."],
+        ["config", "c", None, "TOML file with users, groups, repository rules and limits."],
+    ]
+    optFlags = [
+        ["read-only", None, "Refuse every write on every transport."],
+        ["create-on-push", None, "Create a repository when an authorised user pushes to a new name."],
+        ["allow-push-over-http", None, "Allow Mercurial pushes over plain (non-TLS) HTTP."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        for kind in ("git", "ssh", "http"):
+            self[kind] = []
+
+    def opt_git(self, endpoint: str) -> None:
+        self["git"].append(endpoint)
+
+    def opt_ssh(self, endpoint: str) -> None:
+        self["ssh"].append(endpoint)
+
+    def opt_http(self, endpoint: str) -> None:
+        self["http"].append(endpoint)
+
+    opt_git.__doc__ = "Serve git:// on " + LISTENER_HELP.format(port=9418)
+    opt_ssh.__doc__ = "Serve SSH (git and hg) on " + LISTENER_HELP.format(port=2222)
+    opt_http.__doc__ = "Serve HTTP (git smart HTTP and hg) on " + LISTENER_HELP.format(port=8080)
+
+    def postOptions(self) -> None:
+        from gateway.options import check_options
+
+        try:
+            check_options(self)
+        except ValueError as exc:
+            raise usage.UsageError(str(exc)) from exc
+
+
+@implementer(IServiceMaker, IPlugin)
+class HgwireServiceMaker:
+    tapname = "hgwire"
+    description = "Git and Mercurial hosting over git://, SSH and HTTP(S)"
+    options = Options
+
+    def makeService(self, options: Any) -> IService:
+        from gateway.service import make_service
+
+        return make_service(options)
+
+
+service_maker = HgwireServiceMaker()
