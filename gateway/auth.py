@@ -1,0 +1,389 @@
+"""Who is asking, and may they: the one place hgwire decides read, write and create.
+
+Three pieces, all used by the transports and never by the backends:
+
+- ``Authorizer`` decides whether a user (``None`` = anonymous) may read, write or
+  create a repository over a transport.  The decision is an ordered table of
+  rules (``Authorizer.rules``); issue 8's per-repository TOML rules become more
+  rows, and every transport keeps asking the same ``check``.
+- ``AuthorizedKeys`` reads an OpenSSH ``authorized_keys`` file for the SSH
+  server and names the user of each key.
+- ``Htpasswd`` reads an Apache-style password file for HTTP Basic auth.
+
+**authorized_keys** (``--authorized-keys FILE``): one key per line,
+``[options] TYPE BASE64 [COMMENT]``, as sshd(8) "AUTHORIZED_KEYS FILE FORMAT".
+The user is the hgwire-specific option ``user="NAME"`` when present, otherwise
+the first word of the comment (``ssh-ed25519 AAAA... alice`` is ``alice``).  A
+key with neither is skipped.  ``restrict``, ``no-pty``,
+``no-port-forwarding``, ``no-agent-forwarding``, ``no-X11-forwarding`` and
+``no-user-rc`` are accepted (hgwire grants none of those anyway); a key with
+any other option (``command=``, ``from=``, ...) is skipped with a logged
+reason, because hgwire cannot honour the restriction it asks for.  The file is
+re-read when it changes, so keys can be added without a restart.
+
+**htpasswd** (``--htpasswd FILE``): ``user:hash`` lines.  Only bcrypt
+(``$2y$``/``$2b$``/``$2a$``) and, when ``argon2-cffi`` is installed, argon2
+(``$argon2id$``...) hashes are accepted; plaintext, crypt, MD5 (``$apr1$``)
+and SHA entries are refused with a logged reason.  Create an entry with::
+
+    htpasswd -B -C 12 FILE alice          # apache2-utils; -c creates FILE
+    python3 -c 'import bcrypt, getpass; print("alice:" + bcrypt.hashpw(getpass.getpass().encode(), bcrypt.gensalt()).decode())' >> FILE
+
+Checking a password costs a bcrypt/argon2 round (tens of milliseconds), so
+call ``Htpasswd.check`` through ``gateway.threads.run_blocking``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import hmac
+import importlib
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+from twisted.logger import Logger
+
+from protocols.errors import PermissionDenied, ReadOnly
+
+log = Logger()
+
+
+class Access(enum.Enum):
+    """What a request does to a repository."""
+
+    READ = "read"
+    WRITE = "write"
+    CREATE = "create"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """One question to the authorizer."""
+
+    user: str | None
+    repo: str
+    transport: str  # git-daemon | git-ssh | git-http | hg-ssh | hg-http
+    access: Access
+
+
+Rule = Callable[["Authorizer", AccessRequest], None]
+"""A rule raises ``PermissionDenied`` (or ``ReadOnly``) to refuse; returning allows."""
+
+
+def _refuse_writes_when_read_only(authorizer: Authorizer, request: AccessRequest) -> None:
+    if authorizer.read_only and request.access is not Access.READ:
+        raise ReadOnly("this server is read-only; pushes and repository creation are refused")
+
+
+def _writes_need_a_user(authorizer: Authorizer, request: AccessRequest) -> None:
+    if request.user is None and request.access is not Access.READ:
+        raise PermissionDenied(f"pushing to {request.repo} needs an authenticated user")
+
+
+def _reads_need_a_user_unless_anonymous(authorizer: Authorizer, request: AccessRequest) -> None:
+    if request.user is None and not authorizer.anonymous_read:
+        raise PermissionDenied(f"reading {request.repo} needs an authenticated user")
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    _refuse_writes_when_read_only,
+    _writes_need_a_user,
+    _reads_need_a_user_unless_anonymous,
+)
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """Decide read/write/create; every rule must pass (the first refusal wins)."""
+
+    read_only: bool = False
+    anonymous_read: bool = True
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+
+    def check(self, user: str | None, repo: str, transport: str, access: Access) -> None:
+        """Return if allowed; raise ``PermissionDenied``/``ReadOnly`` with the reason otherwise."""
+        request = AccessRequest(user, repo, transport, access)
+        for rule in self.rules:
+            rule(self, request)
+
+    def allows(self, user: str | None, repo: str, transport: str, access: Access) -> bool:
+        try:
+            self.check(user, repo, transport, access)
+        except PermissionDenied:
+            return False
+        return True
+
+
+# --- authorized_keys -------------------------------------------------------------------------
+
+KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+"""Key types accepted in authorized_keys (no DSA: OpenSSH dropped it)."""
+
+IGNORED_KEY_OPTIONS = frozenset(
+    {"restrict", "no-pty", "no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding", "no-user-rc"}
+)
+"""Options that only take away what hgwire never grants."""
+
+USER_OPTION = "user"
+MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
+MAX_USER_LENGTH = 64
+_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]*\Z")
+_OPTION_RE = re.compile(r'([A-Za-z0-9-]+)(?:="((?:[^"\\]|\\.)*)")?(?:,|(?=\s)|\Z)')
+
+
+class KeyLineError(ValueError):
+    """One authorized_keys line that is skipped, with the reason to log."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizedKey:
+    user: str
+    key_type: str
+    blob: bytes
+
+
+def parse_key_line(line: str) -> AuthorizedKey | None:
+    """Parse one authorized_keys line; None for blanks and comments, ``KeyLineError`` if unusable."""
+    line = line.strip()
+    if not line or line.startswith("#"):
+        return None
+    options: dict[str, str | None] = {}
+    first = line.split(None, 1)[0]
+    if first.startswith(("ssh-", "ecdsa-", "sk-")) and first not in KEY_TYPES:
+        raise KeyLineError(f"key type {first[:40]!r} is not supported")
+    if first not in KEY_TYPES:
+        options, line = _parse_options(line)
+    parts = line.split(None, 2)
+    if len(parts) < 2 or parts[0] not in KEY_TYPES:
+        raise KeyLineError("no supported key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-*, sk-*)")
+    blob = _decode_blob(parts[1])
+    user = _user_of(options, parts[2] if len(parts) > 2 else "")
+    return AuthorizedKey(user, parts[0], blob)
+
+
+def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
+    options: dict[str, str | None] = {}
+    position = 0
+    while position < len(line) and not line[position].isspace():
+        match = _OPTION_RE.match(line, position)
+        if match is None:
+            raise KeyLineError("malformed options")
+        value = match.group(2)
+        options[match.group(1).lower()] = None if value is None else value.replace('\\"', '"')
+        position = match.end()
+    for name in options:
+        if name != USER_OPTION and name not in IGNORED_KEY_OPTIONS:
+            raise KeyLineError(f"option {name!r} cannot be honoured by hgwire")
+    return options, line[position:]
+
+
+def _decode_blob(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyLineError("key is not valid base64") from None
+
+
+def _user_of(options: Mapping[str, str | None], comment: str) -> str:
+    user = options.get(USER_OPTION) or (comment.split() or [""])[0]
+    if not user:
+        raise KeyLineError('no user: add a comment or a user="NAME" option')
+    if len(user) > MAX_USER_LENGTH or not _USER_RE.match(user):
+        raise KeyLineError(f"user name {user[:MAX_USER_LENGTH]!r} is not a plain name")
+    return user
+
+
+def parse_authorized_keys(text: str, source: str = "authorized_keys") -> dict[bytes, str]:
+    """Map key blob → user for every usable line; log why any other line is skipped."""
+    users: dict[bytes, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            key = parse_key_line(line)
+        except KeyLineError as reason:
+            log.warn("{source}:{line}: key skipped: {reason}", source=source, line=number, reason=reason)
+            continue
+        if key is None:
+            continue
+        if key.blob in users and users[key.blob] != key.user:
+            log.warn("{source}:{line}: key already belongs to {user}; skipped", source=source,
+                     line=number, user=users[key.blob])
+            continue
+        users[key.blob] = key.user
+    return users
+
+
+class _ReloadingFile:
+    """A small text file parsed again whenever its size or mtime changes (blocking: use the pool)."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self._max_bytes = max_bytes
+        self._stamp: tuple[int, int] | None = None
+        self._text = ""
+
+    def text(self) -> tuple[str, bool]:
+        """The current contents and whether they changed since the last call."""
+        try:
+            status = os.stat(self.path)
+        except FileNotFoundError:
+            log.warn("{path} does not exist; nobody can authenticate", path=str(self.path))
+            changed, self._stamp, self._text = self._stamp is not None, None, ""
+            return self._text, changed
+        stamp = (status.st_mtime_ns, status.st_size)
+        if stamp == self._stamp:
+            return self._text, False
+        if status.st_size > self._max_bytes:
+            raise OSError(f"{self.path} is larger than {self._max_bytes} bytes")
+        self._text = self.path.read_text("utf-8", errors="replace")
+        self._stamp = stamp
+        return self._text, True
+
+
+class AuthorizedKeys:
+    """The keys of ``--authorized-keys``: who, if anyone, owns a public key blob."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = _ReloadingFile(path, MAX_KEYS_FILE_BYTES)
+        self._users: dict[bytes, str] = {}
+
+    def user_for(self, blob: bytes) -> str | None:
+        """Blocking (it may re-read the file): call through ``run_blocking``."""
+        text, changed = self._file.text()
+        if changed:
+            self._users = parse_authorized_keys(text, str(self._file.path))
+        return self._users.get(blob)
+
+
+# --- htpasswd --------------------------------------------------------------------------------
+
+MAX_HTPASSWD_BYTES = 4 * 1024 * 1024
+MAX_PASSWORD_BYTES = 1024
+_CACHE_SIZE = 1024
+
+Verifier = Callable[[bytes, bytes], bool]
+
+
+def _verify_bcrypt(password: bytes, hashed: bytes) -> bool:
+    if len(password) > 72:  # bcrypt ignores (old) or refuses (bcrypt 5) the rest; never a match
+        return False
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:
+        return False
+
+
+def _argon2_verifier() -> Verifier | None:
+    try:
+        argon2 = importlib.import_module("argon2")
+    except ImportError:
+        return None
+    hasher = argon2.PasswordHasher()
+    failures = (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError, ValueError)
+
+    def verify(password: bytes, hashed: bytes) -> bool:
+        try:
+            return bool(hasher.verify(hashed.decode("ascii"), password))
+        except failures:
+            return False
+
+    return verify
+
+
+@dataclass(frozen=True)
+class HashScheme:
+    prefixes: tuple[str, ...]
+    verifier: Verifier | None
+    refusal: str = ""
+
+
+def hash_schemes() -> tuple[HashScheme, ...]:
+    """Recognised hash prefixes → verifier, or None with the reason the entry is refused."""
+    argon2 = _argon2_verifier()
+    weak = "is not accepted; use bcrypt (htpasswd -B)"
+    return (
+        HashScheme(("$2y$", "$2b$", "$2a$"), _verify_bcrypt),
+        HashScheme(("$argon2id$", "$argon2i$", "$argon2d$"), argon2,
+                   "" if argon2 else "is argon2 but argon2-cffi is not installed"),
+        HashScheme(("$apr1$", "$1$"), None, f"is MD5-crypt, which {weak}"),
+        HashScheme(("{SHA}",), None, f"is unsalted SHA-1, which {weak}"),
+        HashScheme(("$5$", "$6$"), None, f"is SHA-crypt, which {weak}"),
+    )
+
+
+def _scheme_for(hashed: str, schemes: Sequence[HashScheme]) -> HashScheme:
+    for scheme in schemes:
+        if hashed.startswith(scheme.prefixes):
+            return scheme
+    return HashScheme((), None, "is plaintext or DES crypt, which is not accepted; use bcrypt (htpasswd -B)")
+
+
+def parse_htpasswd(
+    text: str, schemes: Sequence[HashScheme], source: str = "htpasswd"
+) -> dict[str, tuple[Verifier, bytes]]:
+    """Map user → (verifier, hash) for entries with an accepted hash; log why others are refused."""
+    entries: dict[str, tuple[Verifier, bytes]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not user or not _USER_RE.match(user) or len(user) > MAX_USER_LENGTH:
+            log.warn("{source}:{line}: entry refused: not a 'user:hash' line", source=source, line=number)
+            continue
+        scheme = _scheme_for(hashed, schemes)
+        if scheme.verifier is None:
+            log.warn("{source}:{line}: entry for {user} refused: the hash {reason}", source=source,
+                     line=number, user=user, reason=scheme.refusal)
+            continue
+        entries[user] = (scheme.verifier, hashed.encode("ascii", "replace"))
+    return entries
+
+
+class Htpasswd:
+    """The users of ``--htpasswd``; ``check`` is blocking (hashing), call it in the pool."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = _ReloadingFile(path, MAX_HTPASSWD_BYTES)
+        self._schemes = hash_schemes()
+        self._entries: dict[str, tuple[Verifier, bytes]] = {}
+        self._cache_key = secrets.token_bytes(32)
+        self._recent: dict[bytes, None] = {}
+
+    def check(self, user: str, password: str) -> bool:
+        """True when ``password`` is the user's; good answers are cached (keyed HMAC) per file version."""
+        text, changed = self._file.text()
+        if changed:
+            self._entries = parse_htpasswd(text, self._schemes, str(self._file.path))
+            self._recent.clear()
+        entry = self._entries.get(user)
+        secret = password.encode("utf-8")
+        if entry is None or len(secret) > MAX_PASSWORD_BYTES:
+            return False
+        verifier, hashed = entry
+        token = hmac.new(self._cache_key, b"\0".join((user.encode(), hashed, secret)), hashlib.sha256).digest()
+        if token in self._recent:
+            return True
+        if not verifier(secret, hashed):
+            return False
+        if len(self._recent) >= _CACHE_SIZE:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[token] = None
+        return True

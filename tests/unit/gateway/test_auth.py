@@ -1,0 +1,194 @@
+"""Authorizer decisions, authorized_keys parsing and htpasswd checking."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from gateway.auth import (
+    Access,
+    AuthorizedKeys,
+    Authorizer,
+    Htpasswd,
+    KeyLineError,
+    parse_authorized_keys,
+    parse_key_line,
+)
+from protocols.errors import PermissionDenied, ReadOnly
+
+BLOB = base64.b64decode("AAAAC3NzaC1lZDI1NTE5AAAAIBSbHUBgnK7HLJr6S9R7yqdNbgSdKYh5VxZZqHqZz8wT")
+B64 = base64.b64encode(BLOB).decode()
+
+
+# --- Authorizer -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("read_only", "user", "access", "expected"),
+    [
+        (False, None, Access.READ, None),
+        (False, "alice", Access.READ, None),
+        (False, None, Access.WRITE, PermissionDenied),
+        (False, None, Access.CREATE, PermissionDenied),
+        (False, "alice", Access.WRITE, None),
+        (False, "alice", Access.CREATE, None),
+        (True, None, Access.READ, None),
+        (True, "alice", Access.READ, None),
+        (True, "alice", Access.WRITE, ReadOnly),
+        (True, None, Access.WRITE, ReadOnly),
+        (True, "alice", Access.CREATE, ReadOnly),
+    ],
+)
+def test_authorizer(read_only: bool, user: str | None, access: Access, expected: type[Exception] | None) -> None:
+    authorizer = Authorizer(read_only=read_only)
+    if expected is None:
+        authorizer.check(user, "team/app", "git-ssh", access)
+        assert authorizer.allows(user, "team/app", "git-ssh", access)
+    else:
+        with pytest.raises(expected) as raised:
+            authorizer.check(user, "team/app", "git-ssh", access)
+        assert type(raised.value) is expected
+        assert not authorizer.allows(user, "team/app", "git-ssh", access)
+
+
+def test_anonymous_read_can_be_switched_off() -> None:
+    authorizer = Authorizer(anonymous_read=False)
+    with pytest.raises(PermissionDenied, match="needs an authenticated user"):
+        authorizer.check(None, "r", "git-http", Access.READ)
+    authorizer.check("bob", "r", "git-http", Access.READ)
+
+
+def test_extra_rules_are_rows() -> None:
+    def only_alice_writes(_: Authorizer, request: object) -> None:
+        from gateway.auth import AccessRequest
+
+        assert isinstance(request, AccessRequest)
+        if request.access is Access.WRITE and request.user != "alice":
+            raise PermissionDenied(f"{request.user} may not push to {request.repo}")
+
+    authorizer = Authorizer(rules=(*Authorizer().rules, only_alice_writes))
+    authorizer.check("alice", "r", "git-ssh", Access.WRITE)
+    with pytest.raises(PermissionDenied, match="bob may not push"):
+        authorizer.check("bob", "r", "git-ssh", Access.WRITE)
+
+
+# --- authorized_keys --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("line", "user"),
+    [
+        (f"ssh-ed25519 {B64} alice", "alice"),
+        (f"ssh-ed25519 {B64} alice@laptop more words", "alice@laptop"),
+        (f'user="bob" ssh-ed25519 {B64} alice@laptop', "bob"),
+        (f'restrict,user="bob" ssh-ed25519 {B64}', "bob"),
+        (f"no-pty,no-port-forwarding ssh-ed25519 {B64} carol", "carol"),
+        (f"   ssh-ed25519 {B64} dave  ", "dave"),
+    ],
+)
+def test_key_line_user(line: str, user: str) -> None:
+    key = parse_key_line(line)
+    assert key is not None
+    assert (key.user, key.key_type, key.blob) == (user, "ssh-ed25519", BLOB)
+
+
+@pytest.mark.parametrize("line", ["", "   ", "# a comment"])
+def test_key_line_blank(line: str) -> None:
+    assert parse_key_line(line) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (f"ssh-ed25519 {B64}", "no user"),
+        (f'command="/bin/sh" ssh-ed25519 {B64} eve', "cannot be honoured"),
+        (f'from="10.0.0.1" ssh-ed25519 {B64} eve', "cannot be honoured"),
+        (f"ssh-dss {B64} eve", "not supported"),
+        (f"restrict xyz {B64} eve", "no supported key type"),
+        ("ssh-ed25519 !!!notbase64 eve", "base64"),
+        (f"ssh-ed25519 {B64} -rf", "not a plain name"),
+        (f'user="a b" ssh-ed25519 {B64}', "not a plain name"),
+        (f'user="unterminated ssh-ed25519 {B64} x', "malformed options"),
+    ],
+)
+def test_key_line_refused(line: str, reason: str) -> None:
+    with pytest.raises(KeyLineError, match=reason):
+        parse_key_line(line)
+
+
+def test_parse_authorized_keys_skips_bad_lines_and_duplicates() -> None:
+    other = base64.b64encode(BLOB[:-1] + b"\x01").decode()
+    text = "\n".join(
+        [
+            f"ssh-ed25519 {B64} alice",
+            f'command="x" ssh-ed25519 {other} mallory',
+            f"ssh-ed25519 {B64} bob",
+            "garbage",
+        ]
+    )
+    assert parse_authorized_keys(text) == {BLOB: "alice"}
+
+
+def test_authorized_keys_reloads_on_change(tmp_path: Path) -> None:
+    path = tmp_path / "authorized_keys"
+    keys = AuthorizedKeys(path)
+    assert keys.user_for(BLOB) is None  # missing file: nobody
+    path.write_text(f"ssh-ed25519 {B64} alice\n")
+    assert keys.user_for(BLOB) == "alice"
+    path.write_text(f"ssh-ed25519 {B64} bob   \n")
+    os.utime(path, ns=(1, 10**18))
+    assert keys.user_for(BLOB) == "bob"
+
+
+# --- htpasswd ---------------------------------------------------------------------------------
+
+def _bcrypt(password: str, prefix: bytes = b"$2b$") -> str:
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4))
+    return (prefix + hashed[4:]).decode()
+
+
+def test_htpasswd_bcrypt(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    path.write_text(f"# users\nalice:{_bcrypt('s3cret')}\nbob:{_bcrypt('pw', b'$2y$')}\n")
+    users = Htpasswd(path)
+    assert users.check("alice", "s3cret")
+    assert users.check("alice", "s3cret")  # cached answer
+    assert not users.check("alice", "wrong")
+    assert users.check("bob", "pw")
+    assert not users.check("carol", "pw")
+    assert not users.check("alice", "x" * 2000)
+    assert not users.check("alice", "s3cret" + "x" * 80)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "mallory:plaintext",
+        "mallory:$apr1$abcdefgh$0123456789abcdefghijkl",
+        "mallory:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=",
+        "mallory:$6$salt$hash",
+        "mallory:abCDefGH12345",
+        "mallory:$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+    ],
+)
+def test_htpasswd_refuses_weak_or_unavailable_hashes(tmp_path: Path, entry: str) -> None:
+    pytest.importorskip("bcrypt")
+    path = tmp_path / "htpasswd"
+    path.write_text(entry + "\n")
+    users = Htpasswd(path)
+    password = entry.split(":", 1)[1]
+    assert not users.check("mallory", password)
+    assert not users.check("mallory", "plaintext")
+
+
+def test_htpasswd_reloads_on_change(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{_bcrypt('one')}\n")
+    users = Htpasswd(path)
+    assert users.check("alice", "one")
+    path.write_text(f"alice:{_bcrypt('two')}\n")
+    os.utime(path, ns=(1, 10**18))
+    assert not users.check("alice", "one")
+    assert users.check("alice", "two")
