@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
-	@command -v git >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q git)
+	@command -v git >/dev/null 2>&1 && command -v ssh >/dev/null 2>&1 || \
+		(apt-get update -q && apt-get install -y -q git openssh-client)
 	touch $(STAMP)
 
 install: $(STAMP)

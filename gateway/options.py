@@ -6,6 +6,7 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
+from backends import BackendLoadError, load_backend
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
 
 NOT_YET_OPTIONS = {"config": "--config"}
@@ -16,6 +17,12 @@ def check_options(options: MutableMapping[str, Any]) -> None:
     for key, flag in NOT_YET_OPTIONS.items():
         if options.get(key):
             raise ValueError(f"{flag} is not implemented yet")
+    if options["backend"] == "fs":
+        os.makedirs(options["root"], exist_ok=True)
+    try:
+        options["backend-instance"] = load_backend(options["backend"], options["root"])
+    except BackendLoadError as exc:
+        raise ValueError(str(exc)) from None
     if not any(options[kind] for kind in LISTENERS):
         for kind, row in LISTENERS.items():
             if implemented(kind):
@@ -26,5 +33,3 @@ def check_options(options: MutableMapping[str, Any]) -> None:
                 factory_maker(kind)
             except NotImplementedYet as exc:
                 raise ValueError(str(exc)) from None
-    if options["backend"] == "fs":
-        os.makedirs(options["root"], exist_ok=True)

@@ -172,7 +172,7 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
     """Turn parsed twistd options into the service (called by the plugin)."""
     root = options["root"]
     config = ServiceConfig(
-        backend=load_backend(options["backend"], root),
+        backend=options.get("backend-instance") or load_backend(options["backend"], root),
         root=root,
         read_only=bool(options["read-only"]),
         create_on_push=bool(options["create-on-push"]),
