@@ -1,0 +1,517 @@
+"""The SSH front door: Twisted Conch, public keys only, exec of git and hg services only.
+
+``make_ssh_factory(config)`` builds the ``SSHFactory`` of one ``--ssh`` listener.
+
+- Host key: ``--host-key FILE`` (OpenSSH or PEM, ed25519 preferred, RSA and
+  ECDSA accepted).  A missing file is created as a new ed25519 key with mode
+  0600; without the option the key lives in ``ROOT/.ssh_host_ed25519_key``
+  (a hidden name, so never servable as a repository).
+- Users: public-key authentication against ``--authorized-keys FILE``; the
+  user of a key is its ``user="NAME"`` option or its comment
+  (``gateway.auth.AuthorizedKeys`` documents the format).  The SSH login name
+  (``git@host``) is ignored.  No password or keyboard-interactive method is
+  offered; after ``MAX_AUTH_ATTEMPTS`` failures or ``LOGIN_GRACE_SECONDS`` the
+  client is disconnected.
+- Channels: only ``session``, at most ``MAX_SESSIONS_PER_CONNECTION`` at once;
+  no port forwarding (global requests and ``direct-tcpip`` are refused).  A
+  session accepts exactly one ``exec`` (parsed by ``protocols.ssh_exec``, never
+  a shell) and ``env`` for ``GIT_PROTOCOL``; ``shell``, ``pty-req``,
+  ``subsystem``, agent and X11 forwarding all fail.
+- A parsed exec request is served by ``EXEC_SESSIONS[kind](ctx, channel)``;
+  the git sessions come from ``gateway.git_session`` when it exists, the hg
+  ones register their rows the same way.  A refused command gets one line on
+  stderr and exit status 1.
+
+Flow control: outbound, conch calls ``stopWriting``/``startWriting`` when the
+client's window closes/opens and we pause/resume the registered producer.
+Inbound, ``HgwireConnection`` stops conch from re-opening the channel's window
+by itself: the window is re-opened only while the session accepts input, so a
+paused session holds at most one window (128 KiB) of unread data, and other
+channels, and the window adjusts the client sends us, keep flowing.  (Pausing
+the whole TCP transport would also stop those window adjusts: a session that
+pauses input while it writes would deadlock.)
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.conch import avatar as conch_avatar
+from twisted.conch.error import ConchError, ValidPublicKey
+from twisted.conch.interfaces import IConchUser
+from twisted.conch.ssh import channel as conch_channel
+from twisted.conch.ssh import common, connection, factory, keys, userauth
+from twisted.cred import portal
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ISSHPrivateKey
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from backends.names import validate_name
+from gateway.auth import Access, AuthorizedKeys, Authorizer
+from gateway.channel import Session, SessionContext
+from gateway.config import ServiceConfig
+from gateway.threads import run_blocking
+from protocols.errors import HgwireError, UnsupportedFeature
+from protocols.ssh_exec import ALLOWED_ENV, ExecRequest, RouteKind, parse_exec, parse_git_protocol
+
+log = Logger()
+
+MAX_AUTH_ATTEMPTS = 6
+"""Failed authentications before disconnecting (OpenSSH MaxAuthTries)."""
+
+LOGIN_GRACE_SECONDS = 120
+"""Time allowed to authenticate (OpenSSH LoginGraceTime)."""
+
+MAX_SESSIONS_PER_CONNECTION = 10
+"""Concurrent session channels on one connection (OpenSSH MaxSessions)."""
+
+DEFAULT_HOST_KEY_NAME = ".ssh_host_ed25519_key"
+
+SessionFactory = Callable[[SessionContext, "ExecChannel"], Session]
+
+EXEC_SESSIONS: dict[str, SessionFactory] = {}
+"""Route kind (``protocols.ssh_exec.RouteKind``) → the session that serves it."""
+
+ROUTE_ACCESS: dict[RouteKind, Access] = {
+    RouteKind.GIT_UPLOAD_PACK: Access.READ,
+    RouteKind.GIT_UPLOAD_ARCHIVE: Access.READ,
+    RouteKind.GIT_RECEIVE_PACK: Access.WRITE,
+    RouteKind.HG_SERVE: Access.READ,  # hg push permission is checked per wire command
+    RouteKind.HG_INIT: Access.CREATE,
+}
+"""What a route needs at the door; the authorizer decides."""
+
+ROUTE_PROTO: dict[RouteKind, str] = {
+    RouteKind.GIT_UPLOAD_PACK: "git-ssh",
+    RouteKind.GIT_UPLOAD_ARCHIVE: "git-ssh",
+    RouteKind.GIT_RECEIVE_PACK: "git-ssh",
+    RouteKind.HG_SERVE: "hg-ssh",
+    RouteKind.HG_INIT: "hg-ssh",
+}
+
+GIT_SESSION_KINDS = (RouteKind.GIT_UPLOAD_PACK, RouteKind.GIT_RECEIVE_PACK, RouteKind.GIT_UPLOAD_ARCHIVE)
+
+
+def register_git_sessions() -> None:
+    """Add the git rows of ``EXEC_SESSIONS`` if ``gateway.git_session`` is available."""
+    try:
+        from gateway import git_session
+    except ImportError as exc:
+        log.info("git over SSH is not available yet: {error}", error=str(exc))
+        return
+    for kind in GIT_SESSION_KINDS:
+        EXEC_SESSIONS.setdefault(kind, _git_row(git_session.make_git_session, kind))
+
+
+def _git_row(make: Callable[..., Session], kind: RouteKind) -> SessionFactory:
+    def start(ctx: SessionContext, channel: ExecChannel) -> Session:
+        return make(str(kind), ctx, channel)
+
+    return start
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+def load_host_key(path: Path) -> keys.Key:
+    """Read the host key, creating a new ed25519 key (mode 0600) if the file does not exist."""
+    if not path.exists():
+        _write_new_ed25519(path)
+        log.info("created SSH host key {path}", path=str(path))
+    key = keys.Key.fromFile(str(path))
+    if not key.isPublic() and key.type() in ("Ed25519", "RSA", "EC"):
+        return key
+    raise ConchError(f"{path} is not an ed25519, RSA or ECDSA private key")
+
+
+def _write_new_ed25519(path: Path) -> None:
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+
+
+@implementer(ICredentialsChecker)
+class AuthorizedKeyChecker:
+    """Accept a key listed in authorized_keys whose signature verifies; the avatar id is its user.
+
+    A key offered without a signature is answered ``ValidPublicKey`` (the
+    client then signs) only when it is listed, as sshd does.
+    """
+
+    credentialInterfaces = (ISSHPrivateKey,)
+
+    def __init__(self, authorized: AuthorizedKeys | None) -> None:
+        self._authorized = authorized
+
+    def requestAvatarId(self, credentials: Any) -> defer.Deferred[bytes]:
+        if self._authorized is None:
+            return defer.fail(UnauthorizedLogin("no --authorized-keys file is configured"))
+        d = run_blocking(self._authorized.user_for, credentials.blob)
+        return d.addCallback(self._verify, credentials)
+
+    def _verify(self, user: str | None, credentials: Any) -> bytes:
+        if user is None:
+            raise UnauthorizedLogin("key not authorized")
+        if not credentials.signature:
+            raise ValidPublicKey()
+        key = keys.Key.fromString(credentials.blob)
+        if not key.verify(credentials.signature, credentials.sigData):
+            raise UnauthorizedLogin("bad signature")
+        return user.encode("utf-8")
+
+
+# --- avatar and realm -------------------------------------------------------------------------
+
+@dataclass
+class Front:
+    """What every channel of one listener needs to know."""
+
+    config: ServiceConfig
+    authorizer: Authorizer
+
+
+class HgwireAvatar(conch_avatar.ConchUser):
+    """A logged-in user: may open session channels, nothing else."""
+
+    def __init__(self, user: str, front: Front) -> None:
+        super().__init__()
+        self.user = user
+        self.front = front
+        self.channelLookup[b"session"] = ExecChannel
+
+    def lookupChannel(self, channelType: bytes, windowSize: int, maxPacket: int, data: bytes) -> Any:
+        conn = self.conn
+        open_sessions = sum(isinstance(ch, ExecChannel) for ch in conn.channels.values())
+        if open_sessions >= MAX_SESSIONS_PER_CONNECTION:
+            raise ConchError(connection.OPEN_RESOURCE_SHORTAGE, "too many sessions")
+        return super().lookupChannel(channelType, windowSize, maxPacket, data)
+
+    def gotGlobalRequest(self, requestType: bytes, data: bytes) -> int:
+        return 0  # tcpip-forward and friends: refused
+
+
+@implementer(portal.IRealm)
+class HgwireRealm:
+    def __init__(self, front: Front) -> None:
+        self._front = front
+
+    def requestAvatar(self, avatarId: bytes, mind: object, *interfaces: Any) -> tuple[Any, Any, Callable[[], None]]:
+        if IConchUser not in interfaces:
+            raise NotImplementedError("only SSH users")
+        return IConchUser, HgwireAvatar(avatarId.decode("utf-8"), self._front), lambda: None
+
+
+class HgwireUserAuth(userauth.SSHUserAuthServer):
+    attemptsBeforeDisconnect = MAX_AUTH_ATTEMPTS - 1  # conch disconnects after attempts > this
+    loginTimeout = LOGIN_GRACE_SECONDS
+
+
+class HgwireConnection(connection.SSHConnection):
+    """Re-open an exec channel's receive window only while its session accepts input."""
+
+    def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
+        local_channel, length = struct.unpack(">2L", packet[:8])
+        channel = self.channels.get(local_channel)
+        if not isinstance(channel, ExecChannel):
+            super().ssh_CHANNEL_DATA(packet)
+            return
+        if length > channel.localWindowLeft or length > channel.localMaxPacket:
+            log.warn("peer overran the window of an SSH channel; closing it")
+            self.sendClose(channel)
+            return
+        data = common.getNS(packet[4:])[0]
+        channel.localWindowLeft -= length
+        channel.dataReceived(data)
+
+
+# --- the exec channel -------------------------------------------------------------------------
+
+EXTENDED_DATA_STDERR = connection.EXTENDED_DATA_STDERR
+
+
+@dataclass
+class _Record:
+    """What the one log event of a session says."""
+
+    proto: str = "ssh"
+    service: str = "-"
+    repo: str = "-"
+    outcome: str = "disconnected"
+    reason: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+class ExecChannel(conch_channel.SSHChannel):
+    """An SSH session channel that runs one hgwire service session; also its ``Channel``."""
+
+    name = b"session"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session: Session | None = None
+        self._exec_seen = False
+        self._env: dict[str, bytes] = {}
+        self._producer: IPushProducer | None = None
+        self._input_paused = False
+        self._pending: list[bytes] = []
+        self._eof_pending = False
+        self._exit_status: int | None = None
+        self._done = False
+        self._record = _Record()
+        self._peer = "?"
+
+    def channelOpen(self, specificData: bytes) -> None:
+        address = self.conn.transport.transport.getPeer()
+        self._peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
+
+    @property
+    def _front(self) -> Front:
+        assert isinstance(self.avatar, HgwireAvatar)
+        return self.avatar.front
+
+    @property
+    def _user(self) -> str:
+        assert isinstance(self.avatar, HgwireAvatar)
+        return self.avatar.user
+
+    # requests
+
+    def requestReceived(self, requestType: bytes, data: bytes) -> bool:
+        handler = _CHANNEL_REQUESTS.get(requestType)
+        if handler is None:
+            log.debug("refused SSH channel request {request}", request=requestType[:64])
+            return False
+        return handler(self, data)
+
+    def _request_exec(self, data: bytes) -> bool:
+        if self._exec_seen:
+            return False
+        self._exec_seen = True
+        command = common.getNS(data)[0]
+        from twisted.internet import reactor
+
+        reactor.callLater(0, self._start, command)  # type: ignore[attr-defined]  # after the reply
+        return True
+
+    def _request_env(self, data: bytes) -> bool:
+        name, rest = common.getNS(data)
+        value = common.getNS(rest)[0]
+        if self._exec_seen or name.decode("ascii", "replace") not in ALLOWED_ENV:
+            return False
+        try:
+            parse_git_protocol(value)
+        except HgwireError:
+            return False
+        self._env[name.decode("ascii")] = value
+        return True
+
+    # starting a session
+
+    def _start(self, command: bytes) -> None:
+        try:
+            request = parse_exec(command)
+            self._record.service = str(request.kind)
+            self._record.proto = ROUTE_PROTO[request.kind]
+            name = validate_name(request.path)
+            self._record.repo = name
+            factory_ = EXEC_SESSIONS.get(request.kind)
+            if factory_ is None:
+                raise UnsupportedFeature(f"{request.kind} is not available on this server yet")
+            self._front.authorizer.check(self._user, name, self._record.proto, ROUTE_ACCESS[request.kind])
+            self._session = factory_(self._context(request, name), self)
+        except HgwireError as refusal:
+            self.refuse(str(refusal))
+            return
+        except Exception:
+            log.failure("starting an SSH session for {command!r}", command=command[:200])
+            self.refuse("internal error")
+            return
+        self._deliver()
+
+    def _context(self, request: ExecRequest, name: str) -> SessionContext:
+        config = self._front.config
+        raw_protocol = self._env.get("GIT_PROTOCOL", b"")
+        extra = {"git_protocol": raw_protocol.decode("ascii", "replace")} if raw_protocol else {}
+        if request.hidden:
+            extra["hidden"] = "1"
+        return SessionContext(
+            backend=config.backend,
+            repo_name=name,
+            transport=self._record.proto,
+            peer=self._peer,
+            user=self._user,
+            read_only=config.read_only,
+            create_on_push=config.create_on_push,
+            protocol_version=parse_git_protocol(raw_protocol),
+            extra=extra,
+            authorizer=self._front.authorizer,
+        )
+
+    def refuse(self, message: str) -> None:
+        """One line on stderr, exit status 1: how a refused command ends."""
+        self._record.outcome, self._record.reason = "refused", message
+        self.write_stderr(f"hgwire: {message}\n".encode("utf-8", "replace"))
+        self.finish(1)
+
+    # input, with backpressure
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._done:
+            return
+        self._pending.append(data)
+        self._deliver()
+
+    def eofReceived(self) -> None:
+        self._eof_pending = True
+        self._deliver()
+
+    def _deliver(self) -> None:
+        """Hand pending input to the session while it accepts some; then re-open the window."""
+        session = self._session
+        while session is not None and not self._input_paused and not self._done and self._pending:
+            session.data_received(self._pending.pop(0))
+        if session is not None and self._eof_pending and not self._pending and not self._input_paused:
+            self._eof_pending = False
+            session.eof_received()
+        if session is not None and not self._input_paused and not self._pending:
+            self._reopen_window()
+
+    def _reopen_window(self) -> None:
+        if not self.localClosed and self.localWindowLeft < self.localWindowSize // 2:
+            self.conn.adjustWindow(self, self.localWindowSize - self.localWindowLeft)
+
+    def pause_input(self) -> None:
+        self._input_paused = True
+
+    def resume_input(self) -> None:
+        if self._input_paused:
+            self._input_paused = False
+            self._deliver()
+
+    # output, with backpressure
+
+    def write_stderr(self, data: bytes) -> None:
+        if not self._done and data:
+            self.writeExtended(EXTENDED_DATA_STDERR, data)
+
+    def write(self, data: bytes) -> None:
+        if not self._done and data:
+            super().write(data)
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        if not streaming:
+            raise ValueError("SSH channels take push producers only")
+        self._producer = producer
+        if not self.areWriting:
+            producer.pauseProducing()
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
+
+    def stopWriting(self) -> None:
+        if self._producer is not None:
+            self._producer.pauseProducing()
+
+    def startWriting(self) -> None:
+        if self._producer is not None:
+            self._producer.resumeProducing()
+
+    def addWindowBytes(self, data: int) -> None:
+        super().addWindowBytes(data)
+        self._maybe_exit()
+
+    # the end
+
+    def finish(self, exit_status: int) -> None:
+        """Send exit-status once everything written has left, then close the channel."""
+        if self._exit_status is not None or self._done:
+            return
+        self._exit_status = exit_status
+        if self._record.outcome == "disconnected":
+            self._record.outcome = "ok" if exit_status == 0 else f"exit {exit_status}"
+        self._maybe_exit()
+
+    def _maybe_exit(self) -> None:
+        if self._exit_status is None or self._done or self.buf or self.extBuf:
+            return
+        self._done = True
+        self.conn.sendEOF(self)
+        self.conn.sendRequest(self, b"exit-status", struct.pack(">L", self._exit_status))
+        self.loseConnection()
+
+    def closed(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.stopProducing()
+        session, self._session = self._session, None
+        self._done = True
+        if session is not None:
+            try:
+                session.connection_lost()
+            except Exception:
+                log.failure("closing an SSH session")
+        self._log_session()
+
+    def _log_session(self) -> None:
+        record = self._record
+        log.info(
+            "{proto} {service} {repo} user={user} peer={peer}: {outcome} in {elapsed_ms} ms",
+            proto=record.proto,
+            service=record.service,
+            repo=record.repo,
+            user=self._user,
+            peer=self._peer,
+            outcome=record.outcome,
+            reason=record.reason,
+            elapsed_ms=int((time.monotonic() - record.started) * 1000),
+        )
+
+
+_CHANNEL_REQUESTS: dict[bytes, Callable[[ExecChannel, bytes], bool]] = {
+    b"exec": ExecChannel._request_exec,
+    b"env": ExecChannel._request_env,
+}
+"""Every channel request a session accepts; pty-req, shell, subsystem, x11-req and
+auth-agent-req@openssh.com are absent, so they fail."""
+
+
+# --- the factory ------------------------------------------------------------------------------
+
+class HgwireSSHFactory(factory.SSHFactory):
+    services = {b"ssh-userauth": HgwireUserAuth, b"ssh-connection": HgwireConnection}
+
+    def __init__(self, host_key: keys.Key, checker: AuthorizedKeyChecker, front: Front) -> None:
+        self.privateKeys = {host_key.sshType(): host_key}
+        self.publicKeys = {host_key.sshType(): host_key.public()}
+        self.portal = portal.Portal(HgwireRealm(front), [checker])
+
+    def getPrimes(self) -> None:
+        return None  # group-exchange off; curve25519 and the fixed DH groups remain
+
+
+def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
+    """The protocol factory of one ``--ssh`` listener."""
+    register_git_sessions()
+    host_key_path = Path(config.host_key or os.path.join(config.root, DEFAULT_HOST_KEY_NAME))
+    host_key = load_host_key(host_key_path)
+    if config.authorized_keys is None:
+        log.warn("no --authorized-keys file: nobody can log in over SSH")
+    authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
+    front = Front(config, Authorizer(read_only=config.read_only))
+    return HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front)
+

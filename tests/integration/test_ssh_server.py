@@ -1,0 +1,227 @@
+"""The SSH front door against the real OpenSSH client.
+
+A trivial echo session stands in for the git/hg services (registered in
+``EXEC_SESSIONS`` by this test only), so these tests exercise exactly the SSH
+server: keys, refusals, exec parsing, env, flow control and exit statuses.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.logger import globalLogPublisher
+
+from gateway import ssh as gateway_ssh
+from gateway.channel import Channel, SessionContext
+from tests.conftest import LOOPBACK, RunningServer
+
+
+class EchoSession:
+    """Greets with what it was told, echoes stdin (pausing input now and then), exits 0 at EOF."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        from twisted.internet import reactor
+
+        self._reactor: Any = reactor
+        self._channel = channel
+        self._chunks = 0
+        greeting = f"hello {ctx.user} {ctx.repo_name} {ctx.transport} v{ctx.protocol_version}"
+        extra = " ".join(f"{k}={v}" for k, v in sorted(ctx.extra.items()))
+        channel.write(f"{greeting} {extra}\n".encode())
+
+    def data_received(self, data: bytes) -> None:
+        self._channel.write(data)
+        self._chunks += 1
+        if self._chunks % 3 == 0:  # exercise inbound backpressure
+            self._channel.pause_input()
+            self._reactor.callLater(0.001, self._channel.resume_input)
+
+    def eof_received(self) -> None:
+        self._channel.write_stderr(b"bye\n")
+        self._channel.finish(0)
+
+    def connection_lost(self) -> None:
+        pass
+
+
+@dataclass
+class SshSetup:
+    server: RunningServer
+    key: Path
+    stranger_key: Path
+    host_key: Path
+    events: list[dict[str, Any]]
+
+    def ssh(self, *args: str, key: Path | None = None, input: bytes = b"", options: tuple[str, ...] = ()
+            ) -> subprocess.CompletedProcess[bytes]:
+        argv = [
+            "/usr/bin/ssh", "-F", "/dev/null", "-p", str(self.server.port("ssh")),
+            "-i", str(key or self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            *options, "git@127.0.0.1", *args,
+        ]
+        return subprocess.run(argv, input=input, capture_output=True, timeout=60, check=False)
+
+
+def _keygen(path: Path, comment: str) -> Path:
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                   check=True)
+    return path
+
+
+@pytest.fixture
+def setup(make_server: Callable[..., RunningServer], tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[SshSetup]:
+    for kind in ("git-upload-pack", "git-receive-pack", "hg-serve"):
+        monkeypatch.setitem(gateway_ssh.EXEC_SESSIONS, kind, EchoSession)
+    key = _keygen(tmp_path / "alice_key", "alice@laptop")
+    stranger = _keygen(tmp_path / "mallory_key", "mallory")
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text('user="alice" ' + (tmp_path / "alice_key.pub").read_text())
+    host_key = tmp_path / "keys" / "host_key"
+    events: list[dict[str, Any]] = []
+    observer = events.append
+    globalLogPublisher.addObserver(observer)
+    server = make_server("memory", ssh=[LOOPBACK], host_key=str(host_key), authorized_keys=str(authorized))
+    try:
+        yield SshSetup(server, key, stranger, host_key, events)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+
+
+def _assert_echo_works(setup: SshSetup) -> None:
+    result = setup.ssh("git-upload-pack '/team/app.git'", input=b"ping")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello alice team/app.git git-ssh v0 \nping"
+    assert result.stderr == b"bye\n"
+
+
+def test_host_key_generated_private(setup: SshSetup) -> None:
+    assert stat.S_IMODE(os.stat(setup.host_key).st_mode) == 0o600
+    assert b"OPENSSH PRIVATE KEY" in setup.host_key.read_bytes()
+
+
+def test_exec_reaches_the_session(setup: SshSetup) -> None:
+    _assert_echo_works(setup)
+
+
+def test_session_is_logged_once(setup: SshSetup) -> None:
+    _assert_echo_works(setup)
+    setup.ssh("ls")
+    sessions = [e for e in setup.events if e.get("log_namespace") == "gateway.ssh" and "outcome" in e]
+    outcomes = [(e["proto"], e["service"], e["repo"], e["user"], e["outcome"]) for e in sessions]
+    assert ("git-ssh", "git-upload-pack", "team/app.git", "alice", "ok") in outcomes
+    assert ("ssh", "-", "-", "alice", "refused") in outcomes
+    assert all(isinstance(e["elapsed_ms"], int) and e["peer"].startswith("127.0.0.1:") for e in sessions)
+
+
+def test_hg_serve_route(setup: SshSetup) -> None:
+    result = setup.ssh("hg -R team/app serve --stdio --hidden", input=b"hello\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello alice team/app hg-ssh v0 hidden=1\nhello\n"
+
+
+def test_large_transfer_both_ways(setup: SshSetup) -> None:
+    payload = os.urandom(3 * 1024 * 1024)
+    result = setup.ssh("git-upload-pack 'big.git'", input=payload)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(b"\n", 1)[1] == payload
+
+
+def test_git_protocol_env_accepted(setup: SshSetup) -> None:
+    result = setup.ssh("git-upload-pack '/r.git'", options=("-o", "SetEnv=GIT_PROTOCOL=version=2"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello alice r.git git-ssh v2 git_protocol=version=2\n"
+
+
+def test_other_env_ignored(setup: SshSetup) -> None:
+    result = setup.ssh("git-upload-pack '/r.git'", options=("-o", "SetEnv=LD_PRELOAD=/tmp/x.so FOO=bar"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello alice r.git git-ssh v0 \n"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("ls", b"hgwire: unknown command 'ls'"),
+        ("sh -c 'git-upload-pack /r.git'", b"hgwire: unknown command 'sh'"),
+        ("git-upload-pack '../x'", b"hgwire: repository name '../x' contains a '..' segment"),
+        ("git-upload-pack '--help'", b"hgwire: repository path '--help' starts with '-'"),
+        ("git-upload-pack '/r.git'; rm -rf /", b"hgwire: command uses shell syntax ';'"),
+        ("hg -R --debugger serve --stdio", b"hgwire: repository path '--debugger' starts with '-'"),
+        ("git-upload-archive '/r.git'", b"hgwire: git-upload-archive is not available on this server yet"),
+        ("git-upload-pack '/" + "a" * 5000 + "'", b"hgwire: command is longer than 4096 bytes"),
+    ],
+)
+def test_refused_commands(setup: SshSetup, command: str, message: bytes) -> None:
+    result = setup.ssh(command)
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert result.stderr.startswith(message), result.stderr
+    assert result.stderr.count(b"\n") == 1
+    _assert_echo_works(setup)
+
+
+def test_read_only_refuses_receive_pack_at_the_door(make_server: Callable[..., RunningServer],
+                                                    setup: SshSetup) -> None:
+    authorized = setup.key.with_name("authorized_keys")
+    read_only = make_server("memory", ssh=[LOOPBACK], host_key=str(setup.host_key),
+                            authorized_keys=str(authorized), read_only=True)
+    ro = SshSetup(read_only, setup.key, setup.stranger_key, setup.host_key, [])
+    result = ro.ssh("git-receive-pack '/r.git'")
+    assert result.returncode == 1
+    assert result.stderr == b"hgwire: this server is read-only; pushes and repository creation are refused\n"
+    assert ro.ssh("git-upload-pack '/r.git'").returncode == 0
+
+
+def test_unknown_key_refused(setup: SshSetup) -> None:
+    result = setup.ssh("git-upload-pack '/r.git'", key=setup.stranger_key)
+    assert result.returncode == 255
+    assert b"Permission denied (publickey)" in result.stderr
+    _assert_echo_works(setup)
+
+
+def test_password_login_not_offered(setup: SshSetup) -> None:
+    result = setup.ssh(
+        "git-upload-pack '/r.git'",
+        options=("-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive"),
+    )
+    assert result.returncode == 255
+    assert b"Permission denied (publickey)." in result.stderr  # the only method the server offers
+    _assert_echo_works(setup)
+
+
+def test_shell_refused(setup: SshSetup) -> None:
+    result = setup.ssh(options=("-T",), input=b"echo hi\n")
+    assert result.returncode != 0
+    assert b"hi" not in result.stdout
+
+
+def test_pty_refused(setup: SshSetup) -> None:
+    result = setup.ssh("git-upload-pack '/r.git'", options=("-tt",))
+    assert b"PTY allocation request failed" in result.stderr
+
+
+def test_subsystem_refused(setup: SshSetup) -> None:
+    result = setup.ssh("sftp", options=("-s",))
+    assert result.returncode != 0
+
+
+def test_remote_port_forwarding_refused(setup: SshSetup) -> None:
+    result = setup.ssh("git-upload-pack '/r.git'",
+                       options=("-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9", "-o", "LogLevel=INFO"))
+    assert result.returncode == 255
+    assert b"forwarding failed" in result.stderr
+
+
+def test_local_port_forwarding_refused(setup: SshSetup) -> None:
+    result = setup.ssh("-W", "127.0.0.1:9", options=("-o", "LogLevel=INFO"))
+    assert result.returncode == 255
+    assert b"forwarding failed" in result.stderr
