@@ -1,0 +1,366 @@
+"""The HTTP listener: one routing function for git smart HTTP and Mercurial, plus Basic auth.
+
+``make_http_site(config)`` builds the ``Site`` of one ``--http`` listener.
+Every request goes through ``route(method, path_segments, query)``, a pure
+function that names what the request is (a ``Route``); the resource then calls
+the handler registered for that route kind in ``HTTP_HANDLERS``.  git's
+handlers come from ``gateway.git_http``, Mercurial's (issue 6) register the
+same way; a kind without a handler answers 501.
+
+Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
+
+=========================================================  =====================
+``GET  /NAME(.git)/info/refs?service=git-upload-pack``     ``GIT_INFO_REFS``
+``GET  /NAME(.git)/info/refs?service=git-receive-pack``    ``GIT_INFO_REFS``
+``POST /NAME(.git)/git-upload-pack``                       ``GIT_UPLOAD_PACK``
+``POST /NAME(.git)/git-receive-pack``                      ``GIT_RECEIVE_PACK``
+``GET|POST /NAME?cmd=COMMAND`` (the repo root only)        ``HG_COMMAND``
+anything else                                              404 / 405 / 403
+=========================================================  =====================
+
+Request bodies are bounded (``MAX_REQUEST_BODY``): a larger ``Content-Length``
+(or a chunked body that grows past it) is answered 413 and the connection
+closed before the body is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import resource, server
+from twisted.web.iweb import IRequest
+
+from backends.names import validate_name
+from gateway.auth import Access, Authorizer, Htpasswd
+from gateway.config import ServiceConfig
+from gateway.threads import run_blocking
+from protocols.errors import PermissionDenied, ProtocolError, UnsafeName
+
+log = Logger()
+
+REALM = "hgwire"
+MAX_REQUEST_BODY = 2 * 1024**3
+"""Largest request body accepted (a push); a larger one gets 413 before it is read."""
+
+MAX_PATH_SEGMENTS = 32
+MAX_CREDENTIALS_BYTES = 4096
+
+GIT_SERVICES = frozenset({"git-upload-pack", "git-receive-pack"})
+HG_COMMAND_ARG = "cmd"
+GIT_SERVICE_ARG = "service"
+
+
+class RouteKind(enum.Enum):
+    GIT_INFO_REFS = "git-info-refs"
+    GIT_UPLOAD_PACK = "git-upload-pack"
+    GIT_RECEIVE_PACK = "git-receive-pack"
+    HG_COMMAND = "hg-command"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a request is: its kind, repository name and service/command, or the error to answer."""
+
+    kind: RouteKind
+    repo: str = ""
+    service: str = ""  # git service (info/refs, POST) or hg command
+    status: int = 200
+    message: str = ""
+    allowed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GitTail:
+    """One git smart-HTTP URL tail: the path after the repository name."""
+
+    segments: tuple[str, ...]
+    method: str
+    kind: RouteKind
+
+
+GIT_TAILS: tuple[GitTail, ...] = (
+    GitTail(("info", "refs"), "GET", RouteKind.GIT_INFO_REFS),
+    GitTail(("git-upload-pack",), "POST", RouteKind.GIT_UPLOAD_PACK),
+    GitTail(("git-receive-pack",), "POST", RouteKind.GIT_RECEIVE_PACK),
+)
+HG_METHODS = ("GET", "POST")
+
+
+def _error(status: int, message: str, allowed: tuple[str, ...] = ()) -> Route:
+    return Route(RouteKind.ERROR, status=status, message=message, allowed=allowed)
+
+
+NOT_FOUND = _error(404, "Not Found")
+
+
+def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequence[str]]) -> Route:
+    """Name what a request is.  Pure: no I/O, no repository lookup.
+
+    ``path_segments`` are the decoded URL path segments (``/team/app.git/info/refs``
+    → ``["team", "app.git", "info", "refs"]``).  A ``cmd`` query argument
+    means Mercurial, and then the whole path is the repository; otherwise the
+    path must end in a git tail.  Names failing ``validate_name`` are 404.
+    """
+    segments = list(path_segments)
+    while segments and segments[-1] == "":  # a trailing slash
+        segments.pop()
+    if len(segments) > MAX_PATH_SEGMENTS:
+        return NOT_FOUND
+    if HG_COMMAND_ARG in query:
+        return _hg_route(method, segments, query)
+    for tail in GIT_TAILS:
+        if tuple(segments[-len(tail.segments):]) == tail.segments and len(segments) > len(tail.segments):
+            return _git_route(method, segments[: -len(tail.segments)], tail, query)
+    return NOT_FOUND
+
+
+def _repo_name(segments: Sequence[str]) -> str | None:
+    try:
+        return validate_name("/".join(segments))
+    except UnsafeName:
+        return None
+
+
+def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
+               query: Mapping[str, Sequence[str]]) -> Route:
+    name = _repo_name(repo_segments)
+    if name is None:
+        return NOT_FOUND
+    if method != tail.method:
+        return _error(405, f"{'/'.join(tail.segments)} needs {tail.method}", (tail.method,))
+    if tail.kind is not RouteKind.GIT_INFO_REFS:
+        return Route(tail.kind, name, tail.kind.value)
+    services = query.get(GIT_SERVICE_ARG, ())
+    if len(services) != 1 or services[0] not in GIT_SERVICES:
+        shown = services[0][:40] if services else "none"
+        return _error(403, f"Unsupported service: {shown!r}; hgwire speaks only the smart HTTP protocol")
+    return Route(RouteKind.GIT_INFO_REFS, name, services[0])
+
+
+def _hg_route(method: str, segments: Sequence[str], query: Mapping[str, Sequence[str]]) -> Route:
+    name = _repo_name(segments)
+    if name is None:
+        return NOT_FOUND
+    if method not in HG_METHODS:
+        return _error(405, "Mercurial commands need GET or POST", HG_METHODS)
+    commands = query[HG_COMMAND_ARG]
+    if len(commands) != 1 or not commands[0]:
+        return _error(400, "exactly one cmd argument is needed")
+    return Route(RouteKind.HG_COMMAND, name, commands[0])
+
+
+# --- HTTP Basic authentication ----------------------------------------------------------------
+
+def parse_basic(header: bytes | None) -> tuple[str, str] | None:
+    """``Authorization: Basic base64(user:password)`` → (user, password); None if absent.
+
+    Raises ``ProtocolError(401)`` for any other scheme or a malformed value.
+    """
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(b" ")
+    if scheme.lower() != b"basic" or len(value) > MAX_CREDENTIALS_BYTES:
+        raise ProtocolError("only HTTP Basic authentication is supported", http_status=401)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise ProtocolError("malformed Basic credentials", http_status=401) from None
+    user, sep, password = decoded.partition(":")
+    if not sep or not user:
+        raise ProtocolError("malformed Basic credentials", http_status=401)
+    return user, password
+
+
+class Unauthorized(PermissionDenied):
+    """Credentials are missing or wrong: answer 401 with a Basic challenge."""
+
+
+@dataclass(frozen=True)
+class HttpFront:
+    """What every handler of one listener needs."""
+
+    config: ServiceConfig
+    authorizer: Authorizer
+    users: Htpasswd | None
+
+    def authenticate(self, request: IRequest) -> defer.Deferred[str | None]:
+        """The user named by valid Basic credentials, None if none were sent; ``Unauthorized`` if wrong."""
+        try:
+            credentials = parse_basic(request.getHeader(b"authorization"))
+        except ProtocolError as bad:
+            return defer.fail(Unauthorized(str(bad)))
+        if credentials is None:
+            return defer.succeed(None)
+        if self.users is None:
+            return defer.fail(Unauthorized("no --htpasswd file is configured; nobody can log in over HTTP"))
+        user, password = credentials
+        d = run_blocking(self.users.check, user, password)
+        return d.addCallback(_user_if_valid, user)
+
+    def authorize(self, request: IRequest, repo: str, transport: str, access: Access) -> defer.Deferred[str | None]:
+        """Authenticate, then ask the authorizer; fails with ``Unauthorized``/``PermissionDenied``.
+
+        An anonymous request refused by the authorizer becomes ``Unauthorized``
+        so the client (git, hg) prompts for credentials.
+        """
+        d = self.authenticate(request)
+        return d.addCallback(self._check, repo, transport, access)
+
+    def _check(self, user: str | None, repo: str, transport: str, access: Access) -> str | None:
+        try:
+            self.authorizer.check(user, repo, transport, access)
+        except PermissionDenied as refusal:
+            if user is None and not isinstance(refusal, Unauthorized):
+                raise Unauthorized(str(refusal)) from None
+            raise
+        return user
+
+
+def _user_if_valid(valid: bool, user: str) -> str:
+    if not valid:
+        raise Unauthorized("wrong user name or password")
+    return user
+
+
+def send_unauthorized(request: IRequest, message: str) -> None:
+    """401 with ``WWW-Authenticate: Basic realm="hgwire"``: git and hg then ask for credentials."""
+    request.setHeader(b"WWW-Authenticate", f'Basic realm="{REALM}"'.encode())
+    send_error(request, 401, message)
+
+
+def send_error(request: IRequest, status: int, message: str, content_type: bytes = b"text/plain; charset=utf-8",
+               ) -> None:
+    """Finish a request with a short plain-text error (git prints it to the user)."""
+    body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Content-Length", str(len(body)).encode())
+    request.setHeader(b"Cache-Control", b"no-cache")
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
+# --- the resource -----------------------------------------------------------------------------
+
+Handler = Callable[[HttpFront, server.Request, Route], None]
+"""Serve one routed request: write the response and finish it (it may do so later)."""
+
+HTTP_HANDLERS: dict[RouteKind, Handler] = {}
+"""Route kind → handler; ``gateway.git_http`` and the Mercurial HTTP work add rows."""
+
+
+def register_git_handlers() -> None:
+    """Add the git rows of ``HTTP_HANDLERS`` if ``gateway.git_http`` is available."""
+    try:
+        from gateway import git_http
+    except ImportError as exc:
+        log.info("git smart HTTP is not available yet: {error}", error=str(exc))
+        return
+    for kind, handler in git_http.HANDLERS.items():
+        HTTP_HANDLERS.setdefault(kind, handler)
+
+
+def decode_segments(raw: Sequence[bytes]) -> list[str] | None:
+    """Twisted's already-unquoted ``postpath`` as text; None if not UTF-8 (→ 404)."""
+    try:
+        return [segment.decode("utf-8") for segment in raw]
+    except UnicodeDecodeError:
+        return None
+
+
+def decode_query(args: Mapping[bytes, Sequence[bytes]]) -> dict[str, list[str]]:
+    return {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in args.items()}
+
+
+class RootResource(resource.Resource):
+    """Every request of the listener: route it, then hand it to the handler of its kind."""
+
+    isLeaf = True
+
+    def __init__(self, front: HttpFront) -> None:
+        super().__init__()
+        self._front = front
+
+    def render(self, request: server.Request) -> Any:
+        if getattr(request, "_refused", False):  # BoundedRequest already answered 413
+            return server.NOT_DONE_YET
+        segments = decode_segments(request.postpath or [])
+        method = (request.method or b"").decode("ascii", "replace")
+        matched = NOT_FOUND if segments is None else route(method, segments, decode_query(request.args or {}))
+        handler = HTTP_HANDLERS.get(matched.kind)
+        if matched.kind is RouteKind.ERROR:
+            if matched.allowed:
+                request.setHeader(b"Allow", ", ".join(matched.allowed).encode())
+            send_error(request, matched.status, matched.message)
+        elif handler is None:
+            send_error(request, 501, f"{matched.kind.value} is not available on this server yet")
+        else:
+            handler(self._front, request, matched)
+        return server.NOT_DONE_YET
+
+
+class BoundedRequest(server.Request):
+    """A request whose body may not exceed ``MAX_REQUEST_BODY`` (413 and close, unread)."""
+
+    max_body = MAX_REQUEST_BODY
+
+    def gotLength(self, length: int | None) -> None:
+        self._body_bytes = 0
+        if length is not None and length > self.max_body:
+            self._refuse_body()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._body_bytes += len(data)
+        if self._body_bytes > self.max_body:
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)
+
+    def _refuse_body(self) -> None:
+        """Answer before reading the body, as Twisted answers a bad header (http.py)."""
+        if getattr(self, "_refused", False):
+            return
+        self._refused = True
+        body = f"request body is larger than {self.max_body} bytes\n".encode()
+        head = (b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        assert self.channel is not None
+        self.channel.transport.write(head + body)  # type: ignore[union-attr]
+        self.channel.transport.loseConnection()  # type: ignore[union-attr]
+        self.content = _Discard()
+
+
+class _Discard:
+    """Where the rest of a refused body goes while the connection closes."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def make_http_site(config: ServiceConfig) -> server.Site:
+    """The protocol factory of one ``--http`` listener."""
+    register_git_handlers()
+    users = Htpasswd(Path(config.htpasswd)) if config.htpasswd else None
+    front = HttpFront(config, Authorizer(read_only=config.read_only), users)
+    site = server.Site(RootResource(front))
+    site.requestFactory = BoundedRequest
+    site.displayTracebacks = False
+    return site

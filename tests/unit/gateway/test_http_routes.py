@@ -1,0 +1,238 @@
+"""The one HTTP routing function, Basic credentials, and the listener's own answers."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+import pytest
+from twisted.internet import defer
+from twisted.web.test.requesthelper import DummyRequest
+
+from gateway.auth import Access, Authorizer, Htpasswd
+from gateway.config import ServiceConfig
+from gateway.http import (
+    HttpFront,
+    Route,
+    RouteKind,
+    Unauthorized,
+    parse_basic,
+    route,
+    send_unauthorized,
+)
+from protocols.errors import PermissionDenied, ProtocolError, ReadOnly
+from tests.conftest import LOOPBACK, RunningServer
+
+Q = dict[str, list[str]]
+
+
+def _segments(path: str) -> list[str]:
+    return path.split("/")[1:]
+
+
+ROUTES: list[tuple[str, str, Q, Route]] = [
+    # git smart HTTP, NAME with and without .git, nested names
+    ("GET", "/r.git/info/refs", {"service": ["git-upload-pack"]},
+     Route(RouteKind.GIT_INFO_REFS, "r.git", "git-upload-pack")),
+    ("GET", "/r/info/refs", {"service": ["git-receive-pack"]},
+     Route(RouteKind.GIT_INFO_REFS, "r", "git-receive-pack")),
+    ("GET", "/team/app.git/info/refs", {"service": ["git-upload-pack"]},
+     Route(RouteKind.GIT_INFO_REFS, "team/app.git", "git-upload-pack")),
+    ("POST", "/r.git/git-upload-pack", {}, Route(RouteKind.GIT_UPLOAD_PACK, "r.git", "git-upload-pack")),
+    ("POST", "/team/app/git-upload-pack", {}, Route(RouteKind.GIT_UPLOAD_PACK, "team/app", "git-upload-pack")),
+    ("POST", "/r.git/git-receive-pack", {}, Route(RouteKind.GIT_RECEIVE_PACK, "r.git", "git-receive-pack")),
+    ("POST", "/r.git/git-receive-pack/", {}, Route(RouteKind.GIT_RECEIVE_PACK, "r.git", "git-receive-pack")),
+    # Mercurial: ?cmd= at the repository root
+    ("GET", "/repo", {"cmd": ["capabilities"]}, Route(RouteKind.HG_COMMAND, "repo", "capabilities")),
+    ("GET", "/team/repo/", {"cmd": ["heads"]}, Route(RouteKind.HG_COMMAND, "team/repo", "heads")),
+    ("POST", "/repo", {"cmd": ["unbundle"], "heads": ["666f726365"]},
+     Route(RouteKind.HG_COMMAND, "repo", "unbundle")),
+]
+
+ERRORS: list[tuple[str, str, Q, int]] = [
+    ("GET", "/", {}, 404),
+    ("GET", "/r.git", {}, 404),
+    ("GET", "/info/refs", {"service": ["git-upload-pack"]}, 404),  # no repository name
+    ("GET", "/r.git/objects/info/packs", {}, 404),  # dumb protocol: not served
+    ("GET", "/r.git/HEAD", {}, 404),
+    ("GET", "/r.git/info/refs", {}, 403),  # dumb-protocol discovery
+    ("GET", "/r.git/info/refs", {"service": ["git-upload-archive"]}, 403),
+    ("GET", "/r.git/info/refs", {"service": ["git-upload-pack", "git-receive-pack"]}, 403),
+    ("POST", "/r.git/info/refs", {"service": ["git-upload-pack"]}, 405),
+    ("GET", "/r.git/git-upload-pack", {}, 405),
+    ("PUT", "/r.git/git-receive-pack", {}, 405),
+    ("GET", "/../etc/info/refs", {"service": ["git-upload-pack"]}, 404),
+    ("GET", "/a/../../x/info/refs", {"service": ["git-upload-pack"]}, 404),
+    ("GET", "/-x.git/info/refs", {"service": ["git-upload-pack"]}, 404),
+    ("POST", "/.git/git-upload-pack", {}, 404),
+    ("GET", "/", {"cmd": ["capabilities"]}, 404),  # no repository at the root
+    ("GET", "/../x", {"cmd": ["capabilities"]}, 404),
+    ("DELETE", "/repo", {"cmd": ["capabilities"]}, 405),
+    ("GET", "/repo", {"cmd": ["a", "b"]}, 400),
+    ("GET", "/repo", {"cmd": [""]}, 400),
+    ("GET", "/" + "/".join(["a"] * 40) + "/info/refs", {"service": ["git-upload-pack"]}, 404),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "query", "expected"), ROUTES,
+                         ids=[f"{m} {p} {q}" for m, p, q, _ in ROUTES])
+def test_route(method: str, path: str, query: Q, expected: Route) -> None:
+    assert route(method, _segments(path), query) == expected
+
+
+@pytest.mark.parametrize(("method", "path", "query", "status"), ERRORS,
+                         ids=[f"{m} {p[:40]} {q}" for m, p, q, _ in ERRORS])
+def test_route_errors(method: str, path: str, query: Q, status: int) -> None:
+    result = route(method, _segments(path), query)
+    assert (result.kind, result.status) == (RouteKind.ERROR, status)
+    assert result.message
+    assert bool(result.allowed) == (status == 405)
+
+
+# --- Basic credentials ------------------------------------------------------------------------
+
+def _basic(text: str) -> bytes:
+    return b"Basic " + base64.b64encode(text.encode())
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        (_basic("alice:s3cret"), ("alice", "s3cret")),
+        (_basic("alice:with:colons"), ("alice", "with:colons")),
+        (_basic("alice:"), ("alice", "")),
+        (b"basic " + base64.b64encode(b"bob:pw"), ("bob", "pw")),
+    ],
+)
+def test_parse_basic(header: bytes | None, expected: tuple[str, str] | None) -> None:
+    assert parse_basic(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"Bearer abc", b"Basic !!!", _basic("nocolon"), _basic(":pw"), b"Basic " + b"A" * 5000, b"Basic",
+     b"Basic " + base64.b64encode(b"\xff:\xfe")],
+)
+def test_parse_basic_refuses(header: bytes) -> None:
+    with pytest.raises(ProtocolError) as raised:
+        parse_basic(header)
+    assert raised.value.http_status == 401
+
+
+def test_unauthorized_has_challenge() -> None:
+    request = DummyRequest([b""])
+    send_unauthorized(request, "pushing needs an authenticated user")
+    assert request.responseCode == 401
+    assert request.responseHeaders.getRawHeaders(b"WWW-Authenticate") == [b'Basic realm="hgwire"']
+    assert b"".join(request.written) == b"pushing needs an authenticated user\n"
+    assert request.finished
+
+
+def _front(tmp_path: Path, read_only: bool = False) -> HttpFront:
+    path = tmp_path / "htpasswd"
+    path.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    config = ServiceConfig(backend=None, root=str(tmp_path), read_only=read_only)  # type: ignore[arg-type]
+    return HttpFront(config, Authorizer(read_only=read_only), Htpasswd(path))
+
+
+def _authorize(front: HttpFront, header: bytes | None, access: Access) -> str | None | Exception:
+    request = DummyRequest([b""])
+    if header is not None:
+        request.requestHeaders.setRawHeaders(b"authorization", [header])
+    outcome: list[object] = []
+    d = front.authenticate(request)
+    d.addCallback(front._check, "r", "git-http", access)
+    d.addBoth(outcome.append)
+    return _settle(d, outcome)
+
+
+def _settle(d: defer.Deferred[object], outcome: list[object]) -> str | None | Exception:
+    assert outcome, "authorize() should not wait here"
+    value = outcome[0]
+    if hasattr(value, "value"):
+        return value.value  # type: ignore[no-any-return,union-attr]
+    return value  # type: ignore[return-value]
+
+
+def test_anonymous_write_is_unauthorized(tmp_path: Path) -> None:
+    result = _authorize(_front(tmp_path), None, Access.WRITE)
+    assert isinstance(result, Unauthorized)
+
+
+def test_anonymous_read_is_allowed(tmp_path: Path) -> None:
+    assert _authorize(_front(tmp_path), None, Access.READ) is None
+
+
+def test_malformed_credentials_are_unauthorized(tmp_path: Path) -> None:
+    assert isinstance(_authorize(_front(tmp_path), b"Bearer x", Access.READ), Unauthorized)
+
+
+def test_check_read_only_is_forbidden_for_users(tmp_path: Path) -> None:
+    front = _front(tmp_path, read_only=True)
+    with pytest.raises(ReadOnly):
+        front._check("alice", "r", "git-http", Access.WRITE)
+    with pytest.raises(Unauthorized):
+        front._check(None, "r", "git-http", Access.WRITE)
+    with pytest.raises(PermissionDenied):
+        _front(tmp_path)._check(None, "r", "git-http", Access.CREATE)
+
+
+@pytest.mark.parametrize(("password", "expected"), [("s3cret", "alice"), ("wrong", Unauthorized)])
+def test_password_is_checked_in_the_pool(reactor: object, tmp_path: Path, password: str,
+                                         expected: str | type[Exception]) -> None:
+    from twisted.internet.threads import blockingCallFromThread
+
+    front = _front(tmp_path)
+    request = DummyRequest([b""])
+    request.requestHeaders.setRawHeaders(b"authorization", [_basic(f"alice:{password}")])
+    if isinstance(expected, str):
+        assert blockingCallFromThread(reactor, front.authorize, request, "r", "git-http", Access.WRITE) == expected
+    else:
+        with pytest.raises(expected):
+            blockingCallFromThread(reactor, front.authorize, request, "r", "git-http", Access.WRITE)
+
+
+# --- the listener, over a real socket ---------------------------------------------------------
+
+@pytest.fixture
+def http_server(make_server: Callable[..., RunningServer], tmp_path: Path) -> RunningServer:
+    path = tmp_path / "htpasswd"
+    path.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    return make_server("memory", http=[LOOPBACK], htpasswd=str(path))
+
+
+def _request(server: RunningServer, method: str, path: str, headers: dict[str, str] | None = None,
+             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_listener_answers_404_and_405(http_server: RunningServer) -> None:
+    assert _request(http_server, "GET", "/nothing/here")[0] == 404
+    status, headers, _ = _request(http_server, "GET", "/r.git/git-upload-pack")
+    assert (status, headers["allow"]) == (405, "POST")
+    status, _, body = _request(http_server, "GET", "/r.git/info/refs?service=bogus")
+    assert status == 403 and b"Unsupported service" in body
+    assert _request(http_server, "GET", "/%ff/info/refs?service=git-upload-pack")[0] == 404
+
+
+def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", http_server.port("http"), timeout=10)
+    conn.putrequest("POST", "/r.git/git-receive-pack")
+    conn.putheader("Content-Length", str(10**15))
+    conn.putheader("Content-Type", "application/x-git-receive-pack-request")
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 413
+    assert b"larger than" in response.read()
+    conn.close()
+    assert _request(http_server, "GET", "/nothing")[0] == 404  # still serving
