@@ -82,6 +82,8 @@ def setup(make_server: Callable[..., RunningServer], tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[SshSetup]:
     for kind in ("git-upload-pack", "git-receive-pack", "hg-serve"):
         monkeypatch.setitem(gateway_ssh.EXEC_SESSIONS, kind, EchoSession)
+    monkeypatch.setattr(gateway_ssh, "register_git_sessions", lambda: None)
+    monkeypatch.delitem(gateway_ssh.EXEC_SESSIONS, "git-upload-archive", raising=False)
     key = _keygen(tmp_path / "alice_key", "alice@laptop")
     stranger = _keygen(tmp_path / "mallory_key", "mallory")
     authorized = tmp_path / "authorized_keys"
