@@ -1,0 +1,362 @@
+"""The graph and pack work of upload-pack on top of dulwich: refs, negotiation, shallow, packs.
+
+Pure and synchronous: the gateway calls these from its worker pool.  The
+protocol core (``protocols.git_upload``) decides what to write; this module
+answers its graph questions — which haves we have, whether every want reaches
+a common commit (git's ``ok_to_give_up``), where a shallow boundary lies
+(git's ``get_shallow_commits``, ``get_shallow_commits_by_rev_list``) — and
+streams the pack as byte chunks, reusing stored deltas where dulwich offers them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.object_store import BaseObjectStore, MissingObjectFinder
+from dulwich.objects import Commit, ShaFile, Tag
+from dulwich.pack import OFS_DELTA, REF_DELTA, UnpackedObject, generate_unpacked_objects, pack_object_chunks
+
+from backends.interfaces import GitRepository, ObjectId
+from protocols.errors import ProtocolError
+from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
+
+CHUNK_SIZE = 1 << 16
+MAX_PEEL = 32
+
+
+@dataclass(frozen=True, slots=True)
+class RefSnapshot:
+    """The refs as advertised once: ids, peeled ids of annotated tags, symrefs."""
+
+    refs: Mapping[bytes, ObjectId]
+    peeled: Mapping[bytes, ObjectId]
+    symrefs: Mapping[bytes, bytes]
+
+
+def snapshot_refs(repo: GitRepository) -> RefSnapshot:
+    """Read refs and peel every annotated tag, so the advertisement needs no further lookups."""
+    refs = dict(repo.refs())
+    store = repo.object_store
+    peeled = {}
+    for name, oid in refs.items():
+        target = peel(store, oid)
+        if target != oid:
+            peeled[name] = target
+    return RefSnapshot(refs, peeled, dict(repo.symrefs()))
+
+
+def peel(store: BaseObjectStore, oid: ObjectId) -> ObjectId:
+    """Follow annotated tags to the object they finally name (a bounded chain)."""
+    for _ in range(MAX_PEEL):
+        obj = _lookup(store, oid)
+        if not isinstance(obj, Tag):
+            return oid
+        oid = ObjectId(obj.object[1])
+    raise ProtocolError(f"tag chain longer than {MAX_PEEL} at {oid.decode()}")
+
+
+def _lookup(store: BaseObjectStore, oid: bytes) -> ShaFile | None:
+    try:
+        return store[oid]
+    except KeyError:
+        return None
+
+
+def check_wants(store: BaseObjectStore, snapshot: RefSnapshot, wants: Iterable[ObjectId]) -> None:
+    """Refuse wants we do not have; any reachable object may be wanted.
+
+    We advertise allow-tip-sha1-in-want and allow-reachable-sha1-in-want.  Every
+    object in the store counts as reachable (the backends keep no unreachable
+    objects for long), so the check is presence — what git's ``not our ref`` guards.
+    """
+    tips = set(snapshot.refs.values()) | set(snapshot.peeled.values())
+    for oid in wants:
+        if oid not in tips and oid not in store:
+            raise ProtocolError(f"upload-pack: not our ref {oid.decode()}")
+
+
+def _commit(store: BaseObjectStore, oid: bytes) -> Commit | None:
+    obj = _lookup(store, oid)
+    while isinstance(obj, Tag):
+        obj = _lookup(store, obj.object[1])
+    return obj if isinstance(obj, Commit) else None
+
+
+class Negotiator:
+    """The server's memory of one negotiation: what the client has, and whether we can stop.
+
+    Mirrors git's THEY_HAVE marks (a have and its parents) and ``ok_to_give_up``:
+    every wanted commit reaches a THEY_HAVE commit, walking no older than the
+    oldest have.
+    """
+
+    def __init__(self, store: BaseObjectStore, wants: Sequence[ObjectId]) -> None:
+        self._store = store
+        self._uncovered = {c.id for w in wants if (c := _commit(store, w)) is not None}
+        self._they_have: set[bytes] = set()
+        self._oldest_have: int | None = None
+        self.common: list[ObjectId] = []
+        self._seen_common: set[ObjectId] = set()
+
+    def negotiate(self, haves: Sequence[ObjectId], readiness: bool) -> Negotiation:
+        """Answer one round of haves (and, if asked, ``ready`` for each miss and at the end)."""
+        verdicts = []
+        for oid in haves:
+            common = self._add_have(oid)
+            ready = readiness and not common and self.ok_to_give_up()
+            verdicts.append(HaveVerdict(oid, common, ready))
+        return Negotiation(tuple(verdicts), readiness and self.ok_to_give_up())
+
+    def _add_have(self, oid: ObjectId) -> bool:
+        obj = _lookup(self._store, oid)
+        if obj is None:
+            return False
+        if oid not in self._seen_common:
+            self._seen_common.add(oid)
+            self.common.append(oid)
+        if isinstance(obj, Commit):
+            self._they_have.add(obj.id)
+            self._they_have.update(obj.parents)
+            if self._oldest_have is None or obj.commit_time < self._oldest_have:
+                self._oldest_have = obj.commit_time
+        return True
+
+    def ok_to_give_up(self) -> bool:
+        """Whether every want reaches something the client has (git's ok_to_give_up)."""
+        if not self.common:
+            return False
+        self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w)}
+        return not self._uncovered
+
+    def _reaches_they_have(self, start: bytes) -> bool:
+        cutoff = self._oldest_have or 0
+        queue, seen = deque([start]), {start}
+        while queue:
+            oid = queue.popleft()
+            if oid in self._they_have:
+                return True
+            commit = _commit(self._store, oid)
+            if commit is None or commit.commit_time < cutoff:
+                continue
+            for parent in commit.parents:
+                if parent not in seen:
+                    seen.add(parent)
+                    queue.append(parent)
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ShallowPlan:
+    """The answer to a shallow/deepen request, and how it shapes the pack.
+
+    ``shallow``/``unshallow`` are sent to the client; ``boundary`` is where the
+    pack walk stops (the client's and the new shallow commits); ``extra_wants``
+    are the parents of unshallowed commits, whose history the client now needs.
+    """
+
+    shallow: tuple[ObjectId, ...] = ()
+    unshallow: tuple[ObjectId, ...] = ()
+    boundary: frozenset[ObjectId] = frozenset()
+    extra_wants: tuple[ObjectId, ...] = ()
+
+
+def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[bytes, ObjectId]) -> ShallowPlan:
+    """Compute the shallow/unshallow lines and the pack boundary for a FetchRequest."""
+    client_shallow = [s for s in dict.fromkeys(request.shallows) if _commit(store, s) is not None]
+    if not request.deepen:
+        return ShallowPlan(boundary=frozenset(client_shallow))
+    if request.depth:
+        result, not_shallow = _by_depth(store, request, client_shallow)
+    else:
+        result, not_shallow = _by_rev_list(store, request, refs)
+    known = set(client_shallow)
+    shallow = tuple(s for s in result if s not in known and s not in not_shallow)
+    unshallow = tuple(s for s in client_shallow if s in not_shallow)
+    extra = tuple(dict.fromkeys(ObjectId(p) for s in unshallow for p in _parents(store, s)))
+    return ShallowPlan(shallow, unshallow, frozenset(shallow) | known, extra)
+
+
+def _parents(store: BaseObjectStore, oid: bytes) -> list[bytes]:
+    commit = _commit(store, oid)
+    return list(commit.parents) if commit is not None else []
+
+
+def _by_depth(
+    store: BaseObjectStore, request: FetchRequest, client_shallow: list[ObjectId]
+) -> tuple[list[ObjectId], set[ObjectId]]:
+    if request.depth >= INFINITE_DEPTH:
+        return [], set(client_shallow)
+    if request.deepen_relative:
+        return shallow_commits(store, client_shallow, request.depth + 1)
+    return shallow_commits(store, request.wants, request.depth)
+
+
+def shallow_commits(
+    store: BaseObjectStore, heads: Iterable[ObjectId], depth: int
+) -> tuple[list[ObjectId], set[ObjectId]]:
+    """Commits at exactly ``depth`` (the heads are depth 1) by shortest path, and those above.
+
+    git's ``get_shallow_commits``: a commit is NOT_SHALLOW when some path from a
+    head reaches it within depth-1 steps; the shallow ones sit at the boundary.
+    """
+    distance: dict[bytes, int] = {}
+    queue: deque[bytes] = deque()
+    for head in heads:
+        commit = _commit(store, head)
+        if commit is not None and commit.id not in distance:
+            distance[commit.id] = 1
+            queue.append(commit.id)
+    shallow: list[ObjectId] = []
+    while queue:
+        oid = queue.popleft()
+        if distance[oid] >= depth:
+            shallow.append(ObjectId(oid))
+            continue
+        for parent in _parents(store, oid):
+            if parent not in distance:
+                distance[parent] = distance[oid] + 1
+                queue.append(parent)
+    inner = {ObjectId(o) for o, d in distance.items() if d < depth}
+    return [s for s in shallow if s not in inner], inner
+
+
+def _by_rev_list(
+    store: BaseObjectStore, request: FetchRequest, refs: Mapping[bytes, ObjectId]
+) -> tuple[list[ObjectId], set[ObjectId]]:
+    """deepen-since / deepen-not: the commits ``rev-list --max-age=T wants ^not`` selects.
+
+    git's ``get_shallow_commits_by_rev_list``: included commits with a parent
+    outside the selection become the new shallow boundary.
+    """
+    excluded = _ancestors(store, [_resolve_ref(refs, name) for name in request.deepen_not])
+    since = request.deepen_since
+    included: set[ObjectId] = set()
+    queue = deque(c.id for w in request.wants if (c := _commit(store, w)) is not None)
+    while queue:
+        oid = ObjectId(queue.popleft())
+        commit = _commit(store, oid)
+        if oid in included or oid in excluded or commit is None:
+            continue
+        if since is not None and commit.commit_time < since:
+            continue
+        included.add(oid)
+        queue.extend(commit.parents)
+    if not included:
+        raise ProtocolError("no commits selected for shallow requests")
+    result = [c for c in included if any(p not in included for p in _parents(store, c))]
+    return result, included
+
+
+def _resolve_ref(refs: Mapping[bytes, ObjectId], name: bytes) -> ObjectId:
+    for candidate in (name, b"refs/" + name, b"refs/heads/" + name, b"refs/tags/" + name):
+        if candidate in refs:
+            return refs[candidate]
+    raise ProtocolError(f"git upload-pack: ambiguous deepen-not: {name.decode('utf-8', 'replace')}")
+
+
+def _ancestors(store: BaseObjectStore, heads: Iterable[bytes]) -> set[bytes]:
+    seen: set[bytes] = set()
+    stack = [c.id for h in heads if (c := _commit(store, h)) is not None]
+    while stack:
+        oid = stack.pop()
+        if oid not in seen:
+            seen.add(oid)
+            stack.extend(_parents(store, oid))
+    return seen
+
+
+@dataclass(frozen=True, slots=True)
+class PackPlan:
+    """Everything ``generate_pack`` needs, decided before the first byte is sent."""
+
+    wants: tuple[ObjectId, ...]
+    common: tuple[ObjectId, ...]
+    shallow: ShallowPlan
+    thin: bool
+    ofs_delta: bool
+    include_tag: bool
+
+
+def generate_pack(store: BaseObjectStore, plan: PackPlan, refs: Mapping[bytes, ObjectId]) -> Iterator[bytes]:
+    """Stream the pack of ``wants`` minus ``common`` as ~64 KiB chunks.
+
+    Objects are enumerated first (dulwich's MissingObjectFinder, stopping at the
+    shallow boundary), then written one at a time: stored deltas are reused when
+    their base is in the pack (or, for thin packs, known to the client).
+    """
+    finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
+        store,
+        haves=plan.common,
+        wants=[*plan.wants, *plan.shallow.extra_wants],
+        shallow=set(plan.shallow.boundary),
+        get_tagged=(lambda: _tagged(store, refs)) if plan.include_tag else None,
+    )
+    other_haves = finder.get_remote_has() if plan.thin else None
+    object_ids = list(finder)
+    records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
+    yield from _write_pack(len(object_ids), records, plan.ofs_delta)
+
+
+def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[bytes, bytes]:
+    """include-tag: annotated tag objects keyed by the object they point at."""
+    tagged: dict[bytes, bytes] = {}
+    for name, oid in refs.items():
+        obj = _lookup(store, oid) if name.startswith(b"refs/tags/") else None
+        if isinstance(obj, Tag):
+            tagged[obj.object[1]] = oid
+    return tagged
+
+
+def _write_pack(count: int, records: Iterator[UnpackedObject], ofs_delta: bool) -> Iterator[bytes]:
+    """Serialise records as a version 2 pack; REF_DELTA when the base is absent or OFS is not allowed."""
+    digest = hashlib.sha1()
+    offsets: dict[bytes, int] = {}
+    buffer: list[bytes] = []
+    buffered = 0
+    header = b"PACK" + (2).to_bytes(4, "big") + count.to_bytes(4, "big")
+    written = 0
+    for piece in _records_chunks(header, records, offsets, ofs_delta):
+        if piece is _NEXT_OBJECT:
+            written += 1
+            continue
+        assert isinstance(piece, bytes)
+        digest.update(piece)
+        buffer.append(piece)
+        buffered += len(piece)
+        if buffered >= CHUNK_SIZE:
+            yield b"".join(buffer)
+            buffer, buffered = [], 0
+    if written != count:
+        raise ProtocolError(f"pack generation produced {written} objects, expected {count}")
+    buffer.append(digest.digest())
+    yield b"".join(buffer)
+
+
+_NEXT_OBJECT = object()
+
+
+def _records_chunks(
+    header: bytes, records: Iterator[UnpackedObject], offsets: dict[bytes, int], ofs_delta: bool
+) -> Iterator[bytes | object]:
+    offset = len(header)
+    yield header
+    for record in records:
+        raw: list[bytes] | tuple[bytes | int, list[bytes]]
+        type_num = record.pack_type_num
+        if record.delta_base is not None:
+            base = bytes(record.delta_base)  # type: ignore[arg-type]
+            if ofs_delta and base in offsets:
+                type_num, raw = OFS_DELTA, (offset - offsets[base], record.decomp_chunks)
+            else:
+                type_num, raw = REF_DELTA, (base, record.decomp_chunks)
+        else:
+            raw = record.decomp_chunks
+        offsets[record.sha()] = offset
+        for chunk in pack_object_chunks(type_num, raw, DEFAULT_OBJECT_FORMAT):
+            offset += len(chunk)
+            yield chunk
+        yield _NEXT_OBJECT

@@ -1,0 +1,63 @@
+"""Turn exceptions into wire responses: the one place that does (STYLE.md §3 "Errors").
+
+Git columns of the table: before or within the advertisement an ``ERR``
+pkt-line; after negotiation band 3 (the cores frame that, see
+``UploadPackV0.fatal``); push refusals are report-status results, not
+exceptions.  Over SSH the same message also goes to stderr with exit status
+128, as git's own ``die()`` does.  The hg columns arrive with the hg transports.
+"""
+
+from __future__ import annotations
+
+from protocols import pktline
+from protocols.errors import (
+    HgwireError,
+    LimitExceeded,
+    NotARepository,
+    PermissionDenied,
+    ProtocolError,
+    PushRaced,
+    ReadOnly,
+    RepositoryNotFound,
+    StorageError,
+    UnsafeName,
+    UnsupportedFeature,
+)
+
+GIT_EXIT_STATUS = 128
+INTERNAL_ERROR = "internal error"
+
+GIT_EXPECTED: tuple[type[HgwireError], ...] = (
+    RepositoryNotFound,
+    NotARepository,
+    UnsafeName,
+    PermissionDenied,
+    ReadOnly,
+    UnsupportedFeature,
+    ProtocolError,
+    LimitExceeded,
+    PushRaced,
+    StorageError,
+)
+"""Errors whose message is shown to the git user as it is; anything else is 'internal error'."""
+
+
+def is_expected(exc: BaseException) -> bool:
+    """Whether the error is ours to explain (no traceback in the log)."""
+    return isinstance(exc, GIT_EXPECTED)
+
+
+def git_message(exc: BaseException) -> bytes:
+    """The one-line message a git user sees for ``exc`` (never internals)."""
+    text = str(exc) if is_expected(exc) else INTERNAL_ERROR
+    return text.replace("\n", " ").encode("utf-8", "replace")[: pktline.MAX_PAYLOAD - 16]
+
+
+def git_err_line(exc: BaseException) -> bytes:
+    """``ERR <message>`` as a pkt-line: git prints ``fatal: remote error: <message>``."""
+    return pktline.encode(b"ERR " + git_message(exc))
+
+
+def git_stderr(exc: BaseException) -> bytes:
+    """The stderr line for transports that have one (SSH), as git's ``fatal:`` prefix."""
+    return b"fatal: " + git_message(exc) + b"\n"

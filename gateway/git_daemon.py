@@ -1,0 +1,171 @@
+"""git:// — the git daemon protocol on a Twisted TCP (or any stream) endpoint.
+
+The first pkt-line names the service and repository (``protocols.git_request``);
+the rest of the connection belongs to a ``gateway.git_session`` session, to
+which the TCP transport is adapted as a ``Channel``.  receive-pack is refused
+under ``--read-only``, as ``git daemon`` refuses it without
+``--enable=receive-pack``.  One log event per request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from twisted.internet import protocol
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, ITransport
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from gateway import errors
+from gateway.channel import Session, SessionContext
+from gateway.config import ServiceConfig
+from gateway.git_session import make_git_session
+from protocols import pktline
+from protocols.errors import HgwireError, ProtocolError, ReadOnly
+from protocols.git_request import DaemonRequest, Service, parse_daemon_request
+from protocols.pktline import Signal
+
+log = Logger()
+
+PROTO = "git-daemon"
+REQUEST_TIMEOUT = 30.0
+"""Seconds a client may take to send its request line (git daemon's --init-timeout)."""
+
+
+class DaemonChannel:
+    """A TCP transport as a session Channel: no stderr, no exit status."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self._transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self._transport.unregisterProducer()
+
+    def write_stderr(self, data: bytes) -> None:
+        """git:// has no side channel for text; errors travel as ERR / band 3."""
+
+    def pause_input(self) -> None:
+        self._transport.pauseProducing()
+
+    def resume_input(self) -> None:
+        self._transport.resumeProducing()
+
+    def finish(self, exit_status: int) -> None:
+        self._transport.loseConnection()
+
+
+class GitDaemonProtocol(protocol.Protocol):
+    """Read the request line (bounded, with a timeout), then hand the stream to a session."""
+
+    def __init__(self, config: ServiceConfig, clock: Any) -> None:
+        self._config = config
+        self._clock = clock
+        self._decoder = pktline.PktLineDecoder(max_buffer=pktline.MAX_PKT)
+        self._session: Session | None = None
+        self._request: DaemonRequest | None = None
+        self._timeout: IDelayedCall | None = None
+        self._started = time.monotonic()
+        self._outcome = "no request"
+
+    def connectionMade(self) -> None:
+        self._timeout = self._clock.callLater(REQUEST_TIMEOUT, self._timed_out)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._session is not None:
+            self._session.data_received(data)
+            return
+        try:
+            self._decoder.receive_data(data)
+            packet = self._decoder.next_packet()
+            if packet is Signal.NEED_DATA:
+                return
+            self._start(packet)
+        except HgwireError as exc:
+            self._refuse(exc)
+
+    def _start(self, packet: bytes | pktline.Special) -> None:
+        self._cancel_timeout()
+        if not isinstance(packet, bytes):
+            raise ProtocolError("the git:// request must be a pkt-line, not a special packet")
+        request = parse_daemon_request(packet)
+        self._request = request
+        if request.service is Service.RECEIVE_PACK and self._config.read_only:
+            raise ReadOnly("pushing is disabled on this server (read-only)")
+        ctx = SessionContext(
+            backend=self._config.backend,
+            repo_name=request.repo_name,
+            transport=PROTO,
+            peer=_peer(self.transport),
+            read_only=self._config.read_only,
+            create_on_push=self._config.create_on_push,
+            protocol_version=request.protocol_version,
+            extra={"host": request.host or ""},
+        )
+        self._session = make_git_session(request.service.value, ctx, DaemonChannel(self.transport))
+        rest = self._decoder.take_raw()
+        if rest:
+            self._session.data_received(rest)
+
+    def _refuse(self, exc: HgwireError) -> None:
+        self._cancel_timeout()
+        self._outcome = f"error: {type(exc).__name__}"
+        self.transport.write(errors.git_err_line(exc))  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _timed_out(self) -> None:
+        self._timeout = None
+        self._outcome = "error: request timeout"
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def _cancel_timeout(self) -> None:
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self._cancel_timeout()
+        if self._session is not None:
+            self._session.connection_lost()
+            self._outcome = str(getattr(self._session, "outcome", "done"))
+        request = self._request
+        log.info(
+            "{proto} {service} {repo} from {peer}: {outcome} in {elapsed_ms} ms",
+            proto=PROTO,
+            service=request.service.value if request else None,
+            repo=request.repo_name if request else None,
+            peer=_peer(self.transport),
+            outcome=self._outcome,
+            elapsed_ms=round((time.monotonic() - self._started) * 1000),
+        )
+
+
+def _peer(transport: ITransport | None) -> str:
+    if transport is None:
+        return "?"
+    address = transport.getPeer()
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    return f"{host}:{port}" if host is not None else str(address)
+
+
+class GitDaemonFactory(protocol.ServerFactory):
+    """The git:// listener: ``strports.service(endpoint, GitDaemonFactory(config))``."""
+
+    def __init__(self, config: ServiceConfig, clock: Any = None) -> None:
+        self.config = config
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> GitDaemonProtocol:
+        proto = GitDaemonProtocol(self.config, self.clock)
+        proto.factory = self
+        return proto

@@ -1,0 +1,402 @@
+"""Transport-neutral git sessions: upload-pack and receive-pack over any Channel.
+
+git:// (``gateway.git_daemon``) and SSH (``gateway.ssh``) build these with
+``make_git_session(service, ctx, channel)``.  A session feeds the peer's bytes
+to a sans-IO core, runs every backend step through ``run_blocking`` with the
+peer's input paused, and streams packs with ``IteratorProducer``.  Errors are
+rendered by ``gateway.errors``: ``ERR`` before the advertisement, band 3 (or
+``ERR``) after it, ``unpack``/``ng`` for pushes; stderr and exit status 128
+where the transport has them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from backends import git_pack
+from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResult
+from gateway import errors
+from gateway.channel import Channel, Session, SessionContext
+from gateway.threads import IteratorProducer, run_blocking
+from protocols import git_caps, git_receive, git_upload
+from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
+from protocols.git_request import Service, parse_service
+from protocols.pktline import Signal
+
+log = Logger()
+
+
+def _agent() -> bytes:
+    try:
+        version = importlib.metadata.version("hgwire")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0"
+    return git_caps.agent_value(version)
+
+
+AGENT = _agent()
+
+
+def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
+    """Open (or, for a permitted push, create) the repository; blocking, for the pool."""
+    try:
+        repo = ctx.backend.open(ctx.repo_name)
+    except RepositoryNotFound:
+        if not create:
+            raise
+        repo = ctx.backend.create(ctx.repo_name, Kind.GIT)
+    if repo.kind is not Kind.GIT:
+        raise NotARepository(f"'{ctx.repo_name}' is not a git repository")
+    return repo
+
+
+class _GitSession:
+    """The pump shared by both services: feed the core, handle events, never block."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.outcome = "started"
+        self._busy = True
+        self._closed = False
+        self._advertised = False
+        self._producer: IteratorProducer | None = None
+
+    # -- Session -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._guard(self._receive, data)
+
+    def eof_received(self) -> None:
+        if not self._closed:
+            self._guard(self._receive, b"")
+
+    def connection_lost(self) -> None:
+        self._closed = True
+        if self.outcome == "started":
+            self.outcome = "client-gone"
+        if self._producer is not None:
+            self._producer.stopProducing()
+
+    # -- the pump ----------------------------------------------------------------
+
+    def _receive(self, data: bytes) -> None:
+        self._core_receive(data)
+        self._pump()
+
+    def _pump(self) -> None:
+        while not self._busy and not self._closed:
+            event = self._core_next()
+            if event is Signal.NEED_DATA or event is Signal.PAUSED:
+                return
+            self._handle(event)
+
+    def _guard(self, f: Callable[..., None], *args: Any) -> None:
+        try:
+            f(*args)
+        except Exception as exc:  # every error ends the session through _fail
+            self._fail(Failure(exc))
+
+    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any) -> None:
+        """Run a blocking step in the pool with the peer paused, then ``then(result)`` on the reactor."""
+        self._busy = True
+        self.channel.pause_input()
+        d = run_blocking(f, *args)
+        d.addCallback(lambda result: self._guard(then, result))
+        d.addErrback(self._fail)
+
+    def _resume(self) -> None:
+        if self._closed:
+            return
+        self._busy = False
+        self.channel.resume_input()
+        self._guard(self._pump)
+
+    def _write(self, data: bytes) -> None:
+        if data and not self._closed:
+            self.channel.write(data)
+
+    def _finish(self, outcome: str, status: int = 0) -> None:
+        if self._closed:
+            return
+        self.outcome = outcome
+        self._closed = True
+        self.channel.finish(status)
+
+    def _fail(self, failure: Failure) -> None:
+        if self._closed:
+            return
+        exc = failure.value
+        if not errors.is_expected(exc):
+            log.failure("git session on {repo}", failure, repo=self.ctx.repo_name)
+        self._write(self._error_bytes(exc))
+        self.channel.write_stderr(errors.git_stderr(exc))
+        self._finish(f"error: {type(exc).__name__}", errors.GIT_EXIT_STATUS)
+
+    def _error_bytes(self, exc: BaseException) -> bytes:
+        if not self._advertised:
+            return errors.git_err_line(exc)
+        return self._core_fatal(errors.git_message(exc))
+
+    # -- per service -------------------------------------------------------------
+
+    def _core_receive(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _core_next(self) -> object:
+        raise NotImplementedError
+
+    def _core_fatal(self, message: bytes) -> bytes:
+        raise NotImplementedError
+
+    def _handle(self, event: object) -> None:
+        raise NotImplementedError
+
+
+class UploadPackSession(_GitSession):
+    """git-upload-pack v0/v1 (a v2 request gets a v0 answer until git_v2 exists)."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        super().__init__(ctx, channel)
+        self._core = git_upload.UploadPackV0()
+        self._repo: GitRepository | None = None
+        self._snapshot: git_pack.RefSnapshot | None = None
+        self._negotiator: git_pack.Negotiator | None = None
+        self._plan: git_pack.ShallowPlan | None = None
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            git_upload.FetchRequest: self._on_request,
+            git_upload.Haves: self._on_haves,
+            git_upload.SendPack: self._on_send_pack,
+            git_upload.NoWants: lambda _: self._finish("ok: no wants"),
+            git_upload.ClientClosed: lambda _: self._finish("ok: client closed"),
+            git_upload.EndOfRequest: lambda _: self._finish("ok: negotiation round"),
+        }
+
+    def start(self) -> None:
+        self._run(self._advertise, _open_for_upload, self.ctx)
+
+    def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot]) -> None:
+        self._repo, snap = opened
+        self._snapshot = snap
+        self._write(git_upload.advertisement(snap.refs, snap.peeled, snap.symrefs, AGENT))
+        self._advertised = True
+        self._resume()
+
+    def _core_receive(self, data: bytes) -> None:
+        self._core.receive_data(data)
+
+    def _core_next(self) -> object:
+        return self._core.next_event()
+
+    def _core_fatal(self, message: bytes) -> bytes:
+        if self._core.state is git_upload.State.SENDING:
+            return self._core.fatal(message)
+        return errors.git_err_line(ProtocolError(message.decode("utf-8", "replace")))
+
+    def _handle(self, event: object) -> None:
+        self._handlers[type(event)](event)
+
+    def _on_request(self, request: git_upload.FetchRequest) -> None:
+        assert self._repo is not None and self._snapshot is not None
+        self._run(self._on_prepared, _prepare_fetch, self._repo, self._snapshot, request)
+
+    def _on_prepared(self, prepared: tuple[git_pack.Negotiator, git_pack.ShallowPlan]) -> None:
+        self._negotiator, self._plan = prepared
+        self._write(self._core.shallow_info(self._plan.shallow, self._plan.unshallow))
+        self._resume()
+
+    def _on_haves(self, haves: git_upload.Haves) -> None:
+        assert self._negotiator is not None
+        self._run(self._on_negotiated, self._negotiator.negotiate, haves.haves, haves.readiness)
+
+    def _on_negotiated(self, negotiation: git_upload.Negotiation) -> None:
+        self._write(self._core.acknowledge(negotiation))
+        self._resume()
+
+    def _on_send_pack(self, _: git_upload.SendPack) -> None:
+        assert self._repo is not None and self._negotiator is not None and self._plan is not None
+        request = self._core.request
+        assert request is not None and self._snapshot is not None
+        plan = git_pack.PackPlan(request.wants, tuple(self._negotiator.common), self._plan,
+                                 request.thin_pack, request.ofs_delta, request.include_tag)
+        chunks = git_pack.generate_pack(self._repo.object_store, plan, self._snapshot.refs)
+        self._busy = True
+        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data), self.channel)
+        self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
+
+    def _pack_done(self, _: None) -> None:
+        self._producer = None
+        self._write(self._core.pack_sent())
+        self._finish("ok: pack sent")
+
+    def _pack_failed(self, failure: Failure) -> None:
+        self._producer = None
+        if not failure.check(defer.CancelledError):
+            self._fail(failure)
+
+
+def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes]) -> Iterator[bytes]:
+    """Frame each pack chunk for the wire; runs in the pool with the pack generator."""
+    try:
+        for chunk in chunks:
+            yield frame(chunk)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _open_for_upload(ctx: SessionContext) -> tuple[GitRepository, git_pack.RefSnapshot]:
+    repo = open_git_repo(ctx)
+    return repo, git_pack.snapshot_refs(repo)
+
+
+def _prepare_fetch(
+    repo: GitRepository, snapshot: git_pack.RefSnapshot, request: git_upload.FetchRequest
+) -> tuple[git_pack.Negotiator, git_pack.ShallowPlan]:
+    store = repo.object_store
+    git_pack.check_wants(store, snapshot, request.wants)
+    plan = git_pack.plan_shallow(store, request, snapshot.refs)
+    return git_pack.Negotiator(store, request.wants), plan
+
+
+class ReceivePackSession(_GitSession):
+    """git-receive-pack v0/v1: commands, pack into the backend's PackSink, report-status."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        super().__init__(ctx, channel)
+        self._core = git_receive.ReceivePack()
+        self._repo: GitRepository | None = None
+        self._sink: PackSink | None = None
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            git_receive.RefCommands: self._on_commands,
+            git_receive.PackData: self._on_pack_data,
+            git_receive.PackEnd: self._on_pack_end,
+            git_receive.NoCommands: lambda _: self._finish("ok: nothing to push"),
+            git_receive.ClientClosed: lambda _: self._finish("ok: client closed"),
+        }
+
+    def start(self) -> None:
+        if self.ctx.read_only:
+            self._fail(Failure(ReadOnly("this server is read-only: pushing is disabled")))
+            return
+        self._run(self._advertise, _open_for_receive, self.ctx)
+
+    def _advertise(self, opened: tuple[GitRepository, Mapping[bytes, ObjectId]]) -> None:
+        self._repo, refs = opened
+        self._write(git_receive.advertisement(refs, AGENT))
+        self._advertised = True
+        self._resume()
+
+    def _core_receive(self, data: bytes) -> None:
+        try:
+            self._core.receive_data(data)
+        except ProtocolError as exc:
+            self._bad_pack(exc)
+
+    def _core_next(self) -> object:
+        try:
+            return self._core.next_event()
+        except ProtocolError as exc:
+            if self._core.state is not git_receive.State.PACK:
+                raise
+            self._bad_pack(exc)
+            return Signal.PAUSED
+
+    def _core_fatal(self, message: bytes) -> bytes:
+        return self._core.fatal(message)
+
+    def _handle(self, event: object) -> None:
+        self._handlers[type(event)](event)
+
+    def _on_commands(self, commands: git_receive.RefCommands) -> None:
+        assert self._repo is not None
+        if commands.needs_pack:
+            self._run(self._got_sink, self._repo.begin_pack)
+
+    def _got_sink(self, sink: PackSink) -> None:
+        self._sink = sink
+        self._resume()
+
+    def _on_pack_data(self, event: git_receive.PackData) -> None:
+        assert self._sink is not None
+        self._run(lambda _: self._resume(), self._sink.write, event.data)
+
+    def _on_pack_end(self, _: git_receive.PackEnd) -> None:
+        assert self._repo is not None and self._core.commands is not None
+        self._run(self._report, _finish_push, self._repo, self._sink, self._core.commands)
+
+    def _report(self, outcome: tuple[str | None, list[RefResult]]) -> None:
+        unpack_error, results = outcome
+        self._write(self._core.report_status(unpack_error, results))
+        refused = sum(r.reason is not None for r in results)
+        self._finish("ok: pushed" if not refused and unpack_error is None else f"refused: {refused} refs")
+
+    def _bad_pack(self, exc: ProtocolError) -> None:
+        """A malformed pack: abort the sink, report ``unpack <reason>`` and ``ng`` for every ref."""
+        commands = self._core.commands
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            run_blocking(sink.abort).addErrback(lambda f: log.failure("aborting a pack", f))
+        if commands is None or self._closed:
+            raise exc
+        results = [RefResult(u.ref, "unpacker error") for u in commands.updates]
+        self._write(self._core.report_status(str(exc), results))
+        self._finish(f"error: bad pack: {exc}", 0)
+
+
+def _open_for_receive(ctx: SessionContext) -> tuple[GitRepository, Mapping[bytes, ObjectId]]:
+    repo = open_git_repo(ctx, create=ctx.create_on_push)
+    return repo, repo.refs()
+
+
+def _finish_push(
+    repo: GitRepository, sink: PackSink | None, commands: git_receive.RefCommands
+) -> tuple[str | None, list[RefResult]]:
+    """Commit the pack (completing a thin one), then compare-and-swap the refs."""
+    if sink is not None:
+        try:
+            sink.commit()
+        except ProtocolError as exc:
+            return str(exc), [RefResult(u.ref, "unpacker error") for u in commands.updates]
+    return None, list(repo.update_refs(commands.updates, commands.atomic))
+
+
+GitSession = UploadPackSession | ReceivePackSession
+
+_SESSIONS: dict[Service, Callable[[SessionContext, Channel], GitSession]] = {
+    Service.UPLOAD_PACK: UploadPackSession,
+    Service.RECEIVE_PACK: ReceivePackSession,
+}
+
+
+def make_git_session(service: str, ctx: SessionContext, channel: Channel) -> Session:
+    """Build and start the session for a git service name (``git-upload-pack``, ...).
+
+    An unsupported service (git-upload-archive for now) answers ``ERR`` and ends.
+    """
+    try:
+        factory = _SESSIONS.get(parse_service(service.encode("utf-8")))
+        if factory is None:
+            raise UnsupportedFeature(f"service '{service}' is not supported yet")
+    except UnsupportedFeature as exc:
+        return _RefusedSession(ctx, channel, exc)
+    session = factory(ctx, channel)
+    session.start()
+    return session
+
+
+class _RefusedSession(_GitSession):
+    """A session that only reports why it cannot run."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel, exc: Exception) -> None:
+        super().__init__(ctx, channel)
+        self._fail(Failure(exc))

@@ -1,0 +1,104 @@
+"""Every git capability name hgwire speaks, once; parse and format capability lists.
+
+gitprotocol-capabilities(5).  In protocol v0/v1 the server lists its
+capabilities after a NUL on the first advertised ref, and the client picks its
+own on its first ``want`` (upload-pack) or command (receive-pack) line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from protocols.errors import ProtocolError
+
+MULTI_ACK = b"multi_ack"
+MULTI_ACK_DETAILED = b"multi_ack_detailed"
+NO_DONE = b"no-done"
+THIN_PACK = b"thin-pack"
+SIDE_BAND = b"side-band"
+SIDE_BAND_64K = b"side-band-64k"
+OFS_DELTA = b"ofs-delta"
+AGENT = b"agent"
+OBJECT_FORMAT = b"object-format"
+SYMREF = b"symref"
+SHALLOW = b"shallow"
+DEEPEN_SINCE = b"deepen-since"
+DEEPEN_NOT = b"deepen-not"
+DEEPEN_RELATIVE = b"deepen-relative"
+NO_PROGRESS = b"no-progress"
+INCLUDE_TAG = b"include-tag"
+ALLOW_TIP_SHA1_IN_WANT = b"allow-tip-sha1-in-want"
+ALLOW_REACHABLE_SHA1_IN_WANT = b"allow-reachable-sha1-in-want"
+FILTER = b"filter"
+REPORT_STATUS = b"report-status"
+REPORT_STATUS_V2 = b"report-status-v2"
+DELETE_REFS = b"delete-refs"
+QUIET = b"quiet"
+ATOMIC = b"atomic"
+PUSH_OPTIONS = b"push-options"
+PUSH_CERT = b"push-cert"
+
+SHA1 = b"sha1"
+AGENT_PRODUCT = b"hgwire"
+
+MAX_CAPS_LENGTH = 8192
+MAX_CAPS = 64
+
+UPLOAD_PACK_V0 = (
+    MULTI_ACK,
+    THIN_PACK,
+    SIDE_BAND,
+    SIDE_BAND_64K,
+    OFS_DELTA,
+    SHALLOW,
+    DEEPEN_SINCE,
+    DEEPEN_NOT,
+    DEEPEN_RELATIVE,
+    NO_PROGRESS,
+    INCLUDE_TAG,
+    MULTI_ACK_DETAILED,
+    NO_DONE,
+    ALLOW_TIP_SHA1_IN_WANT,
+    ALLOW_REACHABLE_SHA1_IN_WANT,
+)
+"""upload-pack's advertised flags, in git 2.39's order; symref/object-format/agent follow."""
+
+RECEIVE_PACK_V0 = (
+    REPORT_STATUS,
+    REPORT_STATUS_V2,
+    DELETE_REFS,
+    SIDE_BAND_64K,
+    QUIET,
+    ATOMIC,
+    OFS_DELTA,
+    PUSH_OPTIONS,
+)
+"""receive-pack's advertised flags, in git 2.39's order; object-format/agent follow."""
+
+
+def agent_value(version: str) -> bytes:
+    """``hgwire/<version>``: what follows ``agent=``."""
+    return AGENT_PRODUCT + b"/" + version.encode("ascii")
+
+
+def format_caps(flags: Iterable[bytes], values: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
+    """Join flags and ``name=value`` pairs with single spaces, as git writes them."""
+    return b" ".join([*flags, *(name + b"=" + value for name, value in values)])
+
+
+def parse_caps(blob: bytes) -> Mapping[bytes, bytes | None]:
+    """Parse a client's space-separated capability list into name -> value (None for flags).
+
+    Bounded in length and count; an empty name (two spaces) is tolerated as git
+    tolerates it.  Unknown names are kept: the caller decides what it honours.
+    """
+    if len(blob) > MAX_CAPS_LENGTH:
+        raise ProtocolError(f"capability list longer than {MAX_CAPS_LENGTH} bytes")
+    words = [w for w in blob.split(b" ") if w]
+    if len(words) > MAX_CAPS:
+        raise ProtocolError(f"more than {MAX_CAPS} capabilities requested")
+    caps: dict[bytes, bytes | None] = {}
+    for word in words:
+        name, sep, value = word.partition(b"=")
+        caps[name] = value if sep else None
+    return caps

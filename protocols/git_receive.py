@@ -1,0 +1,471 @@
+"""receive-pack, protocol v0/v1: advertisement, ref-update commands, pack passthrough, report-status.
+
+gitprotocol-pack(5) "Pushing Data To a Server" and "Report Status";
+gitprotocol-capabilities(5) for report-status(-v2), delete-refs, atomic,
+push-options and side-band-64k.  The pushed pack is not framed: it is a raw
+PACK stream whose end only its own structure tells (header count, then each
+object's zlib stream, then the trailing checksum), so ``PackScanner`` walks
+that structure without keeping it, and the pack bytes leave as ``PackData``.
+"""
+
+from __future__ import annotations
+
+import enum
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from backends.interfaces import ZERO_ID, ObjectId, RefResult, RefUpdate
+from protocols import git_caps, pktline, sideband
+from protocols.errors import LimitExceeded, ProtocolError
+from protocols.git_upload import parse_oid
+from protocols.pktline import Signal, Special
+
+MAX_COMMANDS = 16384
+MAX_PUSH_OPTIONS = 256
+MAX_SHALLOWS = 65536
+MAX_REF_NAME = 4096
+DEFAULT_MAX_PACK = 1 << 32
+MAX_OBJECT_SIZE = 1 << 32
+PACK_HEADER = 12
+PACK_TRAILER = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RefCommands:
+    """The client's ref updates, capabilities and push options (everything before the pack)."""
+
+    updates: tuple[RefUpdate, ...]
+    caps: frozenset[bytes]
+    options: tuple[bytes, ...] = ()
+    shallows: tuple[ObjectId, ...] = ()
+
+    @property
+    def needs_pack(self) -> bool:
+        """git sends no pack when every command is a delete."""
+        return any(u.new != ZERO_ID for u in self.updates)
+
+    @property
+    def atomic(self) -> bool:
+        return git_caps.ATOMIC in self.caps
+
+
+@dataclass(frozen=True, slots=True)
+class NoCommands:
+    """The client had nothing to push (a bare flush): the session ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class PackData:
+    """A piece of the pushed pack, in order."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PackEnd:
+    """The pushed pack is complete (or was never needed): update refs, then report."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientClosed:
+    """The client closed before sending a command."""
+
+
+Event = RefCommands | NoCommands | PackData | PackEnd | ClientClosed
+
+
+class State(enum.Enum):
+    COMMANDS = "commands"
+    OPTIONS = "options"
+    PACK = "pack"
+    REPORT = "report"
+    DONE = "done"
+
+
+class Input(enum.Enum):
+    COMMAND = "command"
+    SHALLOW = "shallow"
+    FLUSH = "flush"
+    EMPTY_FLUSH = "empty-flush"
+    FLUSH_NEEDS_OPTIONS = "flush-needs-options"
+    FLUSH_NO_PACK = "flush-no-pack"
+    OPTION = "option"
+    PACK_COMPLETE = "pack-complete"
+    EOF = "eof"
+    REPORTED = "reported"
+
+
+_TRANSITIONS: dict[tuple[State, Input], State] = {
+    (State.COMMANDS, Input.COMMAND): State.COMMANDS,
+    (State.COMMANDS, Input.SHALLOW): State.COMMANDS,
+    (State.COMMANDS, Input.EMPTY_FLUSH): State.DONE,
+    (State.COMMANDS, Input.EOF): State.DONE,
+    (State.COMMANDS, Input.FLUSH_NEEDS_OPTIONS): State.OPTIONS,
+    (State.COMMANDS, Input.FLUSH): State.PACK,
+    (State.COMMANDS, Input.FLUSH_NO_PACK): State.REPORT,
+    (State.OPTIONS, Input.OPTION): State.OPTIONS,
+    (State.OPTIONS, Input.FLUSH): State.PACK,
+    (State.OPTIONS, Input.FLUSH_NO_PACK): State.REPORT,
+    (State.PACK, Input.PACK_COMPLETE): State.REPORT,
+    (State.REPORT, Input.REPORTED): State.DONE,
+}
+"""Every legal (state, input) pair of a receive-pack v0 exchange; anything else is an error."""
+
+
+def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bool = True) -> bytes:
+    """The receive-pack advertisement: refs sorted without HEAD or peeled lines, caps on the first.
+
+    An empty repository advertises ``capabilities^{}`` with the zero id
+    (tests/transcripts/git/push-empty-repo.txt).
+    """
+    flags = tuple(f for f in git_caps.RECEIVE_PACK_V0 if push_options or f != git_caps.PUSH_OPTIONS)
+    caps = git_caps.format_caps(flags, [(git_caps.OBJECT_FORMAT, git_caps.SHA1), (git_caps.AGENT, agent)])
+    lines = [(refs[n], n) for n in sorted(refs) if n.startswith(b"refs/")] or [(ZERO_ID, b"capabilities^{}")]
+    out = [pktline.encode(lines[0][0] + b" " + lines[0][1] + b"\0" + caps + b"\n")]
+    out += [pktline.encode(oid + b" " + name + b"\n") for oid, name in lines[1:]]
+    return b"".join(out) + pktline.FLUSH
+
+
+_REF_FORBIDDEN = frozenset(b" ~^:?*[\\\x7f") | frozenset(range(0x20))
+
+
+def check_ref_name(name: bytes) -> None:
+    """Refuse ref names git's check-ref-format refuses; push commands only touch ``refs/``.
+
+    Names are data that later becomes file paths in the fs backend, so they are
+    checked here, before any backend sees them (PROTOCOL-NOTES §4.2).
+    """
+    components = name.split(b"/")
+    bad = (
+        not name.startswith(b"refs/")
+        or len(name) > MAX_REF_NAME
+        or any(b in _REF_FORBIDDEN for b in name)
+        or b".." in name
+        or b"@{" in name
+        or name.endswith((b"/", b".", b".lock"))
+        or any(not c or c.startswith(b".") or c.endswith(b".lock") for c in components)
+    )
+    if bad:
+        raise ProtocolError(f"invalid ref name {name[:200]!r}")
+
+
+class ReceivePack:
+    """The server side of one v0/v1 receive-pack exchange (or one stateless-RPC request)."""
+
+    def __init__(self, max_pack: int = DEFAULT_MAX_PACK, max_buffer: int = pktline.DEFAULT_MAX_BUFFER) -> None:
+        self._decoder = pktline.PktLineDecoder(max_buffer)
+        self._state = State.COMMANDS
+        self._updates: list[RefUpdate] = []
+        self._caps: frozenset[bytes] = frozenset()
+        self._shallows: list[ObjectId] = []
+        self._options: list[bytes] = []
+        self._scanner = PackScanner(max_pack)
+        self._pending: list[Event] = []
+        self.commands: RefCommands | None = None
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the client; b"" is EOF."""
+        if self._state is State.PACK and data:
+            self._scan(data)
+        else:
+            self._decoder.receive_data(data)
+
+    def next_event(self) -> Event | Signal:
+        """Parse until an event is complete; NEED_DATA or PAUSED otherwise."""
+        while not self._pending:
+            if self._state in (State.REPORT, State.DONE):
+                return Signal.PAUSED
+            if self._state is State.PACK:
+                if self._decoder.eof:
+                    raise ProtocolError("the pushed pack is truncated: the client closed the connection")
+                return Signal.NEED_DATA
+            packet = self._decoder.next_packet()
+            if packet is Signal.NEED_DATA:
+                if not self._decoder.eof:
+                    return Signal.NEED_DATA
+                self._on_eof()
+            else:
+                self._on_packet(packet)
+        return self._pending.pop(0)
+
+    def _advance(self, inp: Input) -> None:
+        try:
+            self._state = _TRANSITIONS[(self._state, inp)]
+        except KeyError:
+            raise ProtocolError(f"receive-pack: unexpected {inp.value} while in {self._state.value}") from None
+
+    def _on_eof(self) -> None:
+        if self._state is not State.COMMANDS or self._updates:
+            raise ProtocolError("receive-pack: the client closed the connection in the middle of its request")
+        self._advance(Input.EOF)
+        self._pending.append(ClientClosed())
+
+    def _on_packet(self, packet: bytes | Special | Signal) -> None:
+        if packet is Special.FLUSH:
+            self._on_flush()
+        elif not isinstance(packet, bytes):
+            raise ProtocolError(f"receive-pack: unexpected {packet} packet")
+        elif self._state is State.OPTIONS:
+            self._on_option(packet)
+        elif packet.startswith(b"shallow "):
+            self._on_shallow(packet)
+        else:
+            self._on_command(packet)
+
+    def _on_command(self, line: bytes) -> None:
+        self._advance(Input.COMMAND)
+        if len(self._updates) >= MAX_COMMANDS:
+            raise LimitExceeded(f"more than {MAX_COMMANDS} ref updates in one push")
+        command, nul, caps = line.removesuffix(b"\n").partition(b"\0")
+        if nul and not self._updates:
+            self._caps = frozenset(git_caps.parse_caps(caps))
+        parts = command.split(b" ")
+        if len(parts) != 3:
+            raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {command[:120]!r}")
+        check_ref_name(parts[2])
+        self._updates.append(RefUpdate(parts[2], parse_oid(parts[0]), parse_oid(parts[1])))
+
+    def _on_shallow(self, line: bytes) -> None:
+        self._advance(Input.SHALLOW)
+        if len(self._shallows) >= MAX_SHALLOWS:
+            raise LimitExceeded(f"more than {MAX_SHALLOWS} shallow lines")
+        self._shallows.append(parse_oid(line[len(b"shallow ") :].removesuffix(b"\n")))
+
+    def _on_option(self, line: bytes) -> None:
+        self._advance(Input.OPTION)
+        if len(self._options) >= MAX_PUSH_OPTIONS:
+            raise LimitExceeded(f"more than {MAX_PUSH_OPTIONS} push options")
+        self._options.append(line.removesuffix(b"\n"))
+
+    def _on_flush(self) -> None:
+        if self._state is State.COMMANDS and not self._updates:
+            self._advance(Input.EMPTY_FLUSH)
+            self._pending.append(NoCommands())
+            return
+        if self._state is State.COMMANDS and git_caps.PUSH_OPTIONS in self._caps:
+            self._advance(Input.FLUSH_NEEDS_OPTIONS)
+            return
+        commands = RefCommands(tuple(self._updates), self._caps, tuple(self._options), tuple(self._shallows))
+        self.commands = commands
+        self._pending.append(commands)
+        if not commands.needs_pack:
+            self._advance(Input.FLUSH_NO_PACK)
+            self._pending.append(PackEnd())
+            return
+        self._advance(Input.FLUSH)
+        rest = self._decoder.take_raw()
+        if rest:
+            self._scan(rest)
+
+    def _scan(self, data: bytes) -> None:
+        consumed = self._scanner.feed(data)
+        if consumed:
+            self._pending.append(PackData(data[:consumed]))
+        if self._scanner.complete:
+            if consumed < len(data):
+                raise ProtocolError("receive-pack: unexpected bytes after the pack")
+            self._advance(Input.PACK_COMPLETE)
+            self._pending.append(PackEnd())
+
+    # -- responses ----------------------------------------------------------------
+
+    @property
+    def _band_limit(self) -> int | None:
+        return sideband.MAX_PAYLOAD_64K if git_caps.SIDE_BAND_64K in self._caps else None
+
+    def report_status(self, unpack_error: str | None, results: Sequence[RefResult]) -> bytes:
+        """``unpack ok|<reason>`` and one ``ok``/``ng`` line per ref, in band 1 if side-band-64k.
+
+        Without report-status(-v2) the client asked for no report, so none is
+        sent.  ``ng`` reasons are single lines (newlines would break framing).
+        """
+        self._advance(Input.REPORTED)
+        if not self._caps & {git_caps.REPORT_STATUS, git_caps.REPORT_STATUS_V2}:
+            return b""
+        lines = [b"unpack " + (b"ok" if unpack_error is None else _one_line(unpack_error)) + b"\n"]
+        lines += [_result_line(r) for r in results]
+        report = b"".join(pktline.encode(line) for line in lines) + pktline.FLUSH
+        limit = self._band_limit
+        if limit is None:
+            return report
+        return sideband.encode(sideband.Band.DATA, report, limit) + pktline.FLUSH
+
+    def fatal(self, message: bytes) -> bytes:
+        """A fatal error after the commands: band 3 with side-band-64k, else an ERR pkt-line."""
+        limit = self._band_limit
+        if limit is None:
+            return pktline.encode(b"ERR " + message)
+        return sideband.encode(sideband.Band.ERROR, message, limit)
+
+
+def _one_line(text: str) -> bytes:
+    return text.replace("\n", " ").encode("utf-8", "replace")[:1000]
+
+
+def _result_line(result: RefResult) -> bytes:
+    if result.reason is None:
+        return b"ok " + result.ref + b"\n"
+    return b"ng " + result.ref + b" " + _one_line(result.reason) + b"\n"
+
+
+class _Phase(enum.Enum):
+    HEADER = "header"
+    OBJECT_HEADER = "object-header"
+    INFLATE = "inflate"
+    TRAILER = "trailer"
+    COMPLETE = "complete"
+
+
+_VALID_TYPES = frozenset({1, 2, 3, 4, 6, 7})
+OFS_DELTA = 6
+REF_DELTA = 7
+_MAX_HEADER = 64
+
+
+class PackScanner:
+    """Find where a PACK stream ends by walking its structure, keeping only a few header bytes.
+
+    gitformat-pack(5): ``PACK``, version 2 or 3, a 32-bit object count; each
+    object a type/size varint, an OFS_DELTA offset or REF_DELTA id, a zlib
+    stream; then a 20-byte checksum.  Inflated sizes are checked against the
+    declared sizes, so a zlib bomb costs at most its declared size in CPU and
+    never in memory (inflated bytes are discarded).
+    """
+
+    def __init__(self, max_pack: int = DEFAULT_MAX_PACK) -> None:
+        self._phase = _Phase.HEADER
+        self._buffer = bytearray()
+        self._remaining_objects = 0
+        self._offset = 0
+        self._max_pack = max_pack
+        self._inflater: zlib._Decompress | None = None
+        self._declared = 0
+        self._inflated = 0
+
+    @property
+    def complete(self) -> bool:
+        return self._phase is _Phase.COMPLETE
+
+    def feed(self, data: bytes) -> int:
+        """Scan ``data``; return how many of its bytes belong to the pack."""
+        view = memoryview(data)
+        pos = 0
+        while pos < len(view) and self._phase is not _Phase.COMPLETE:
+            pos += _PHASES[self._phase](self, view[pos:])
+        self._offset += pos
+        if self._offset > self._max_pack:
+            raise LimitExceeded(f"pushed pack larger than {self._max_pack} bytes")
+        return pos
+
+    def _buffered(self, view: memoryview, want: int) -> int:
+        take = min(want - len(self._buffer), len(view))
+        self._buffer += view[:take]
+        return take
+
+    def _header(self, view: memoryview) -> int:
+        used = self._buffered(view, PACK_HEADER)
+        if len(self._buffer) == PACK_HEADER:
+            head = bytes(self._buffer)
+            if head[:4] != b"PACK" or int.from_bytes(head[4:8], "big") not in (2, 3):
+                raise ProtocolError("receive-pack: the pushed data is not a version 2 or 3 pack")
+            self._remaining_objects = int.from_bytes(head[8:12], "big")
+            self._buffer.clear()
+            self._phase = _Phase.OBJECT_HEADER if self._remaining_objects else _Phase.TRAILER
+        return used
+
+    def _object_header(self, view: memoryview) -> int:
+        before = len(self._buffer)
+        take = min(_MAX_HEADER - before, len(view))
+        self._buffer += view[:take]
+        parsed = _parse_object_header(bytes(self._buffer), self._offset + 0)
+        if parsed is None:
+            if len(self._buffer) >= _MAX_HEADER:
+                raise ProtocolError("receive-pack: malformed object header in the pushed pack")
+            return take
+        header_len, size = parsed
+        if size > MAX_OBJECT_SIZE:
+            raise LimitExceeded(f"an object of {size} bytes exceeds the limit of {MAX_OBJECT_SIZE}")
+        self._buffer.clear()
+        self._declared, self._inflated = size, 0
+        self._inflater = zlib.decompressobj()
+        self._phase = _Phase.INFLATE
+        return header_len - before
+
+    def _inflate(self, view: memoryview) -> int:
+        assert self._inflater is not None
+        piece = view[: max(512, min(len(view), 65536))]
+        out = self._inflater.decompress(piece, self._declared + 1 - self._inflated)
+        self._inflated += len(out)
+        while self._inflater.unconsumed_tail and self._inflated <= self._declared:
+            out = self._inflater.decompress(self._inflater.unconsumed_tail, self._declared + 1 - self._inflated)
+            self._inflated += len(out)
+        if self._inflated > self._declared:
+            raise ProtocolError("receive-pack: an object in the pushed pack inflates past its declared size")
+        if not self._inflater.eof:
+            return len(piece)
+        if self._inflated != self._declared:
+            raise ProtocolError("receive-pack: an object in the pushed pack is shorter than declared")
+        self._remaining_objects -= 1
+        self._phase = _Phase.OBJECT_HEADER if self._remaining_objects else _Phase.TRAILER
+        return len(piece) - len(self._inflater.unused_data)
+
+    def _trailer(self, view: memoryview) -> int:
+        used = self._buffered(view, PACK_TRAILER)
+        if len(self._buffer) == PACK_TRAILER:
+            self._buffer.clear()
+            self._phase = _Phase.COMPLETE
+        return used
+
+
+_PHASES: dict[_Phase, Callable[[PackScanner, memoryview], int]] = {
+    _Phase.HEADER: PackScanner._header,
+    _Phase.OBJECT_HEADER: PackScanner._object_header,
+    _Phase.INFLATE: PackScanner._inflate,
+    _Phase.TRAILER: PackScanner._trailer,
+}
+
+
+def _parse_object_header(buf: bytes, offset: int) -> tuple[int, int] | None:
+    """(header length, declared size) of a pack object, or None if ``buf`` is too short."""
+    if not buf:
+        return None
+    type_num = (buf[0] >> 4) & 7
+    if type_num not in _VALID_TYPES:
+        raise ProtocolError(f"receive-pack: invalid object type {type_num} in the pushed pack")
+    size, shift, i = buf[0] & 0x0F, 4, 0
+    while buf[i] & 0x80:
+        i += 1
+        if i >= len(buf) or shift > 60:
+            return None if i >= len(buf) else _too_large()
+        size |= (buf[i] & 0x7F) << shift
+        shift += 7
+    i += 1
+    if type_num == REF_DELTA:
+        return (i + 20, size) if len(buf) >= i + 20 else None
+    if type_num == OFS_DELTA:
+        return _skip_ofs(buf, i, size)
+    return i, size
+
+
+def _skip_ofs(buf: bytes, i: int, size: int) -> tuple[int, int] | None:
+    """Skip an OFS_DELTA base offset; 0 would make the object its own base (dulwich NEWS 1.2.9)."""
+    if i >= len(buf):
+        return None
+    value = buf[i] & 0x7F
+    while buf[i] & 0x80:
+        i += 1
+        if i >= len(buf):
+            return None
+        value = ((value + 1) << 7) | (buf[i] & 0x7F)
+    if value == 0:
+        raise ProtocolError("receive-pack: an OFS_DELTA in the pushed pack names itself as its base")
+    return i + 1, size
+
+
+def _too_large() -> tuple[int, int]:
+    raise LimitExceeded("receive-pack: an object size in the pushed pack does not fit in 64 bits")

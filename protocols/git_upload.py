@@ -1,0 +1,496 @@
+"""upload-pack, protocol v0/v1: ref advertisement, want/have negotiation, pack framing.
+
+gitprotocol-pack(5) "Reference Discovery", "Packfile Negotiation" and
+"Packfile Data"; gitprotocol-capabilities(5) for multi_ack, multi_ack_detailed,
+no-done, side-band(-64k) and the shallow family.  The negotiation follows git's
+``upload-pack.c: get_common_commits``: the graph questions (do we have this
+object?  can every want reach a common commit?) are the caller's, answered in
+a ``Negotiation``; this core only decides which ACK/NAK lines to write.
+
+Sans-IO (h11's shape): ``receive_data`` buffers, ``next_event`` returns an
+event, ``Signal.NEED_DATA`` or ``Signal.PAUSED`` (waiting for the caller's
+``shallow_info``/``acknowledge``/``pack_sent``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from backends.interfaces import ObjectId
+from protocols import git_caps, pktline, sideband
+from protocols.errors import LimitExceeded, ProtocolError
+from protocols.pktline import Signal, Special
+
+MAX_WANTS = 65536
+MAX_SHALLOWS = 65536
+MAX_HAVES = 1 << 18
+MAX_DEEPEN_NOT = 256
+MAX_REF_NAME = 4096
+INFINITE_DEPTH = 0x7FFFFFFF
+
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def parse_oid(text: bytes) -> ObjectId:
+    """Parse 40 hex digits (either case, as git's get_oid_hex) to a lowercase ObjectId."""
+    oid = text.lower()
+    if len(oid) != 40 or not all(b in _HEX for b in oid):
+        raise ProtocolError(f"expected an object id, got {text[:80]!r}")
+    return ObjectId(oid)
+
+
+class AckMode(enum.Enum):
+    """Which acknowledgement dialect the client chose (multi_ack_detailed > multi_ack > none)."""
+
+    SINGLE = "single"
+    MULTI = "multi_ack"
+    DETAILED = "multi_ack_detailed"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """The client's wants, capabilities and shallow/deepen request (first flush)."""
+
+    wants: tuple[ObjectId, ...]
+    caps: frozenset[bytes]
+    shallows: tuple[ObjectId, ...] = ()
+    depth: int = 0
+    deepen_since: int | None = None
+    deepen_not: tuple[bytes, ...] = ()
+
+    @property
+    def deepen(self) -> bool:
+        """Whether the client asked to change its shallow boundary (then shallow info is sent)."""
+        return self.depth > 0 or self.deepen_since is not None or bool(self.deepen_not)
+
+    @property
+    def deepen_relative(self) -> bool:
+        return git_caps.DEEPEN_RELATIVE in self.caps
+
+    @property
+    def thin_pack(self) -> bool:
+        return git_caps.THIN_PACK in self.caps
+
+    @property
+    def ofs_delta(self) -> bool:
+        return git_caps.OFS_DELTA in self.caps
+
+    @property
+    def include_tag(self) -> bool:
+        return git_caps.INCLUDE_TAG in self.caps
+
+
+@dataclass(frozen=True, slots=True)
+class NoWants:
+    """The client wants nothing (``git ls-remote``, an up-to-date fetch): the session ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class Haves:
+    """One round of ``have`` lines, ended by a flush or by ``done``.
+
+    ``readiness`` says whether the caller must also answer ``ready`` questions
+    (multi_ack modes only).
+    """
+
+    haves: tuple[ObjectId, ...]
+    done: bool
+    readiness: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SendPack:
+    """Negotiation is over: stream the pack now, then call ``pack_sent``."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfRequest:
+    """Stateless RPC: this request's response is complete without a pack."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientClosed:
+    """The client closed the connection where that is a normal end (before a pack)."""
+
+
+Event = FetchRequest | NoWants | Haves | SendPack | EndOfRequest | ClientClosed
+
+
+@dataclass(frozen=True, slots=True)
+class HaveVerdict:
+    """The caller's answer for one have: do we have it, and is every want now covered."""
+
+    oid: ObjectId
+    common: bool
+    ready: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiation:
+    """The caller's answer to a ``Haves`` round; ``ready`` is ok_to_give_up at its end."""
+
+    verdicts: tuple[HaveVerdict, ...]
+    ready: bool = False
+
+
+class State(enum.Enum):
+    WANTS = "wants"
+    REQUESTED = "requested"
+    HAVES = "haves"
+    NEGOTIATING = "negotiating"
+    SENDING = "sending"
+    DONE = "done"
+
+
+class Input(enum.Enum):
+    WANT = "want"
+    SHALLOW = "shallow"
+    DEEPEN = "deepen"
+    FLUSH = "flush"
+    EMPTY_FLUSH = "empty-flush"
+    HAVE = "have"
+    DONE = "done"
+    EOF = "eof"
+    SHALLOW_SENT = "shallow-sent"
+    CONTINUE = "continue"
+    READY = "ready"
+    STATELESS_END = "stateless-end"
+    PACK_SENT = "pack-sent"
+
+
+_TRANSITIONS: dict[tuple[State, Input], State] = {
+    (State.WANTS, Input.WANT): State.WANTS,
+    (State.WANTS, Input.SHALLOW): State.WANTS,
+    (State.WANTS, Input.DEEPEN): State.WANTS,
+    (State.WANTS, Input.FLUSH): State.REQUESTED,
+    (State.WANTS, Input.EMPTY_FLUSH): State.DONE,
+    (State.WANTS, Input.EOF): State.DONE,
+    (State.REQUESTED, Input.SHALLOW_SENT): State.HAVES,
+    (State.HAVES, Input.HAVE): State.HAVES,
+    (State.HAVES, Input.FLUSH): State.NEGOTIATING,
+    (State.HAVES, Input.DONE): State.NEGOTIATING,
+    (State.HAVES, Input.EOF): State.DONE,
+    (State.NEGOTIATING, Input.CONTINUE): State.HAVES,
+    (State.NEGOTIATING, Input.READY): State.SENDING,
+    (State.NEGOTIATING, Input.STATELESS_END): State.DONE,
+    (State.SENDING, Input.PACK_SENT): State.DONE,
+}
+"""Every legal (state, input) pair of an upload-pack v0 exchange; anything else is an error."""
+
+_READING = frozenset({State.WANTS, State.HAVES})
+
+
+def _ack_mode(caps: frozenset[bytes]) -> AckMode:
+    if git_caps.MULTI_ACK_DETAILED in caps:
+        return AckMode.DETAILED
+    if git_caps.MULTI_ACK in caps:
+        return AckMode.MULTI
+    return AckMode.SINGLE
+
+
+def _band_limit(caps: frozenset[bytes]) -> int | None:
+    if git_caps.SIDE_BAND_64K in caps:
+        return sideband.MAX_PAYLOAD_64K
+    if git_caps.SIDE_BAND in caps:
+        return sideband.MAX_PAYLOAD_SMALL
+    return None
+
+
+def advertisement(
+    refs: Mapping[bytes, ObjectId],
+    peeled: Mapping[bytes, ObjectId],
+    symrefs: Mapping[bytes, bytes],
+    agent: bytes,
+    flags: tuple[bytes, ...] = git_caps.UPLOAD_PACK_V0,
+) -> bytes:
+    """The v0 ref advertisement: HEAD first, refs sorted, peeled tags as ``^{}``, then flush.
+
+    Capabilities ride on the first line.  An empty repository gets a bare flush,
+    as git 2.39's upload-pack sends (tests/transcripts/git/clone-empty-v0.txt).
+    Only HEAD's symref is sent, as git does, so the line cannot overflow.
+    """
+    values: list[tuple[bytes, bytes]] = []
+    if b"HEAD" in refs and b"HEAD" in symrefs:
+        values.append((git_caps.SYMREF, b"HEAD:" + symrefs[b"HEAD"]))
+    values += [(git_caps.OBJECT_FORMAT, git_caps.SHA1), (git_caps.AGENT, agent)]
+    caps = git_caps.format_caps(flags, values)
+    lines = _ref_lines(refs, peeled)
+    if not lines:
+        return pktline.FLUSH
+    first_oid, first_name = lines[0]
+    out = [pktline.encode(first_oid + b" " + first_name + b"\0" + caps + b"\n")]
+    out += [pktline.encode(oid + b" " + name + b"\n") for oid, name in lines[1:]]
+    return b"".join(out) + pktline.FLUSH
+
+
+def _ref_lines(refs: Mapping[bytes, ObjectId], peeled: Mapping[bytes, ObjectId]) -> list[tuple[bytes, bytes]]:
+    names = ([b"HEAD"] if b"HEAD" in refs else []) + sorted(n for n in refs if n != b"HEAD")
+    lines: list[tuple[bytes, bytes]] = []
+    for name in names:
+        lines.append((refs[name], name))
+        if name in peeled:
+            lines.append((peeled[name], name + b"^{}"))
+    return lines
+
+
+class UploadPackV0:
+    """The server side of one v0/v1 upload-pack exchange (or one stateless-RPC request)."""
+
+    def __init__(self, stateless: bool = False, max_buffer: int = pktline.DEFAULT_MAX_BUFFER) -> None:
+        self._decoder = pktline.PktLineDecoder(max_buffer)
+        self._stateless = stateless
+        self._state = State.WANTS
+        self._pending: Event | None = None
+        self._wants: list[ObjectId] = []
+        self._caps: set[bytes] = set()
+        self._shallows: list[ObjectId] = []
+        self._depth = 0
+        self._deepen_since: int | None = None
+        self._deepen_not: list[bytes] = []
+        self._round: list[ObjectId] = []
+        self._haves_seen = 0
+        self._common: set[ObjectId] = set()
+        self._last_common: ObjectId | None = None
+        self._sent_ready = False
+        self._round_done = False
+        self.request: FetchRequest | None = None
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the client; b"" is EOF."""
+        self._decoder.receive_data(data)
+
+    def next_event(self) -> Event | Signal:
+        """Parse until an event is complete; NEED_DATA or PAUSED otherwise."""
+        while self._pending is None:
+            if self._state not in _READING:
+                return Signal.PAUSED
+            packet = self._decoder.next_packet()
+            if packet is Signal.NEED_DATA:
+                if not self._decoder.eof:
+                    return Signal.NEED_DATA
+                self._on_eof()
+            else:
+                self._on_packet(packet)
+        event, self._pending = self._pending, None
+        return event
+
+    def _advance(self, inp: Input) -> None:
+        try:
+            self._state = _TRANSITIONS[(self._state, inp)]
+        except KeyError:
+            raise ProtocolError(f"upload-pack: unexpected {inp.value} while in {self._state.value}") from None
+
+    def _on_eof(self) -> None:
+        if self._state is State.WANTS and (self._wants or self._shallows):
+            raise ProtocolError("upload-pack: the client closed the connection before its flush")
+        self._advance(Input.EOF)
+        self._pending = ClientClosed()
+
+    def _on_packet(self, packet: bytes | Special | Signal) -> None:
+        if packet is Special.FLUSH:
+            self._on_flush()
+            return
+        if not isinstance(packet, bytes):
+            raise ProtocolError(f"upload-pack v0: unexpected {packet} packet")
+        line = packet.removesuffix(b"\n")
+        keyword, _, arg = line.partition(b" ")
+        if keyword not in _LINES:
+            raise ProtocolError(f"upload-pack: unexpected line {line[:80]!r}")
+        inp, handler = _LINES[keyword]
+        self._advance(inp)
+        handler(self, arg)
+
+    def _on_flush(self) -> None:
+        if self._state is State.WANTS:
+            self._finish_wants()
+        else:
+            self._finish_round(done=False)
+
+    def _finish_wants(self) -> None:
+        if not self._wants:
+            self._advance(Input.EMPTY_FLUSH)
+            self._pending = NoWants()
+            return
+        self._advance(Input.FLUSH)
+        self.request = FetchRequest(
+            tuple(self._wants),
+            frozenset(self._caps),
+            tuple(self._shallows),
+            self._depth,
+            self._deepen_since,
+            tuple(self._deepen_not),
+        )
+        if self.request.depth and (self.request.deepen_since is not None or self.request.deepen_not):
+            raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
+        self._pending = self.request
+
+    def _finish_round(self, done: bool) -> None:
+        if not done:
+            self._advance(Input.FLUSH)
+        self._pending = Haves(tuple(self._round), done, self.mode is not AckMode.SINGLE)
+        self._round_done = done
+        self._round = []
+
+    # -- line handlers: one per keyword (_LINES) -------------------------
+
+    def _want(self, arg: bytes) -> None:
+        if len(self._wants) >= MAX_WANTS:
+            raise LimitExceeded(f"more than {MAX_WANTS} wants")
+        oid, _, features = arg.partition(b" ")
+        self._wants.append(parse_oid(oid))
+        self._caps.update(git_caps.parse_caps(features))
+
+    def _shallow(self, arg: bytes) -> None:
+        if len(self._shallows) >= MAX_SHALLOWS:
+            raise LimitExceeded(f"more than {MAX_SHALLOWS} shallow lines")
+        self._shallows.append(parse_oid(arg))
+
+    def _deepen(self, arg: bytes) -> None:
+        if not arg.isdigit() or not 0 < int(arg) <= INFINITE_DEPTH:
+            raise ProtocolError(f"invalid deepen: {arg[:40]!r}")
+        self._depth = int(arg)
+
+    def _deepen_since_line(self, arg: bytes) -> None:
+        if not arg.isdigit() or len(arg) > 20:
+            raise ProtocolError(f"invalid deepen-since: {arg[:40]!r}")
+        self._deepen_since = int(arg)
+
+    def _deepen_not_line(self, arg: bytes) -> None:
+        if not arg or len(arg) > MAX_REF_NAME or len(self._deepen_not) >= MAX_DEEPEN_NOT:
+            raise ProtocolError("invalid or too many deepen-not lines")
+        self._deepen_not.append(arg)
+
+    def _have(self, arg: bytes) -> None:
+        self._haves_seen += 1
+        if self._haves_seen > MAX_HAVES:
+            raise LimitExceeded(f"more than {MAX_HAVES} haves")
+        self._round.append(parse_oid(arg))
+
+    def _done(self, arg: bytes) -> None:
+        if arg:
+            raise ProtocolError("upload-pack: 'done' takes no argument")
+        self._finish_round(done=True)
+
+    # -- the caller's answers ----------------------------------------------------
+
+    @property
+    def mode(self) -> AckMode:
+        return _ack_mode(frozenset(self._caps))
+
+    def shallow_info(self, shallow: tuple[ObjectId, ...] = (), unshallow: tuple[ObjectId, ...] = ()) -> bytes:
+        """Answer a FetchRequest: the new shallow boundary, sent only if the client deepens."""
+        self._advance(Input.SHALLOW_SENT)
+        assert self.request is not None
+        if not self.request.deepen:
+            return b""
+        lines = [pktline.encode(b"shallow " + oid) for oid in shallow]
+        lines += [pktline.encode(b"unshallow " + oid) for oid in unshallow]
+        return b"".join(lines) + pktline.FLUSH
+
+    def acknowledge(self, negotiation: Negotiation) -> bytes:
+        """Answer a Haves round with ACK/NAK lines as git's get_common_commits writes them.
+
+        Write the returned bytes before acting on the next event (SendPack,
+        EndOfRequest, or more haves).
+        """
+        out = [self._verdict_line(v) for v in negotiation.verdicts]
+        got_common = any(v.common for v in negotiation.verdicts)
+        got_other = any(not v.common for v in negotiation.verdicts)
+        if self._round_done:
+            out.append(self._final_ack())
+            self._advance(Input.READY)
+            self._pending = SendPack()
+            return b"".join(out)
+        out.append(self._round_end(got_common, got_other, negotiation.ready))
+        return b"".join(out)
+
+    def _verdict_line(self, verdict: HaveVerdict) -> bytes:
+        mode = self.mode
+        if not verdict.common:
+            if mode is AckMode.SINGLE or not verdict.ready:
+                return b""
+            if mode is AckMode.DETAILED:
+                self._sent_ready = True
+                return _ack(verdict.oid, b" ready")
+            return _ack(verdict.oid, b" continue")
+        first = not self._common
+        self._common.add(verdict.oid)
+        self._last_common = verdict.oid
+        if mode is AckMode.DETAILED:
+            return _ack(verdict.oid, b" common")
+        if mode is AckMode.MULTI:
+            return _ack(verdict.oid, b" continue")
+        return _ack(verdict.oid, b"") if first else b""
+
+    def _final_ack(self) -> bytes:
+        if self._last_common is None:
+            return pktline.encode(b"NAK\n")
+        return _ack(self._last_common, b"") if self.mode is not AckMode.SINGLE else b""
+
+    def _round_end(self, got_common: bool, got_other: bool, ready: bool) -> bytes:
+        mode = self.mode
+        out = []
+        if mode is AckMode.DETAILED and got_common and not got_other and ready:
+            assert self._last_common is not None
+            self._sent_ready = True
+            out.append(_ack(self._last_common, b" ready"))
+        if not self._common or mode is not AckMode.SINGLE:
+            out.append(pktline.encode(b"NAK\n"))
+        if git_caps.NO_DONE in self._caps and self._sent_ready and self._last_common is not None:
+            out.append(_ack(self._last_common, b""))
+            self._advance(Input.READY)
+            self._pending = SendPack()
+        elif self._stateless:
+            self._advance(Input.STATELESS_END)
+            self._pending = EndOfRequest()
+        else:
+            self._advance(Input.CONTINUE)
+        return b"".join(out)
+
+    # -- pack framing ------------------------------------------------------------
+
+    def pack_data(self, data: bytes) -> bytes:
+        """Frame pack bytes: band 1 with side-band, raw without."""
+        limit = _band_limit(frozenset(self._caps))
+        return data if limit is None else sideband.encode(sideband.Band.DATA, data, limit)
+
+    def progress(self, message: bytes) -> bytes:
+        """Frame a progress message for the client's stderr, or b"" when it cannot or will not show it."""
+        limit = _band_limit(frozenset(self._caps))
+        if limit is None or git_caps.NO_PROGRESS in self._caps:
+            return b""
+        return sideband.encode(sideband.Band.PROGRESS, message, limit)
+
+    def fatal(self, message: bytes) -> bytes:
+        """Frame a fatal error after negotiation: band 3 with side-band, else an ERR pkt-line."""
+        limit = _band_limit(frozenset(self._caps))
+        if limit is None:
+            return pktline.encode(b"ERR " + message)
+        return sideband.encode(sideband.Band.ERROR, message, limit)
+
+    def pack_sent(self) -> bytes:
+        """End the response: a flush closes the side-band stream."""
+        self._advance(Input.PACK_SENT)
+        return pktline.FLUSH if _band_limit(frozenset(self._caps)) is not None else b""
+
+
+def _ack(oid: ObjectId, suffix: bytes) -> bytes:
+    return pktline.encode(b"ACK " + oid + suffix + b"\n")
+
+
+_LINES: dict[bytes, tuple[Input, Callable[[UploadPackV0, bytes], None]]] = {
+    b"want": (Input.WANT, UploadPackV0._want),
+    b"shallow": (Input.SHALLOW, UploadPackV0._shallow),
+    b"deepen": (Input.DEEPEN, UploadPackV0._deepen),
+    b"deepen-since": (Input.DEEPEN, UploadPackV0._deepen_since_line),
+    b"deepen-not": (Input.DEEPEN, UploadPackV0._deepen_not_line),
+    b"have": (Input.HAVE, UploadPackV0._have),
+    b"done": (Input.DONE, UploadPackV0._done),
+}
+"""Client line keyword -> (transition input, handler); one row per line kind."""
