@@ -68,3 +68,22 @@ class LimitExceeded(ProtocolError):
 
     def __init__(self, message: str, http_status: int = 413) -> None:
         super().__init__(message, http_status)
+
+
+class UnsupportedContent(UnsupportedFeature):
+    """A bundle2 mandatory part or parameter hgwire cannot process (``error:unsupportedcontent``)."""
+
+    def __init__(self, message: str, part_type: bytes = b"", params: tuple[bytes, ...] = ()) -> None:
+        super().__init__(message)
+        self.part_type = part_type
+        self.params = params
+
+
+class PushkeyFailed(HgwireError):
+    """A mandatory bundle2 ``pushkey`` part was refused (``error:pushkey``)."""
+
+    def __init__(self, message: str, part_id: int, namespace: bytes, key: bytes) -> None:
+        super().__init__(message)
+        self.part_id = part_id
+        self.namespace = namespace
+        self.key = key

@@ -1,0 +1,259 @@
+"""The one table of Mercurial wire protocol v1 commands, shared by SSH and HTTP.
+
+Spec: ``mercurial/helptext/internals/wireprotocol.txt`` ("Commands").  Each
+row gives the name, the argument spec (``b"nodes *"``: named arguments, ``*``
+collects the rest), the permission and the handler.  A command that does not
+declare a permission needs ``push`` (fail closed, CVE-2018-1000132), and
+``batch`` checks the permission of every sub-command.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from backends.interfaces import NULL_NODE, HgRepository
+from protocols import hg_exchange, hg_wire
+from protocols.errors import ProtocolError, UnsupportedFeature
+from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
+
+Permission = Literal["pull", "push"]
+PULL: Permission = "pull"
+PUSH: Permission = "push"
+STAR = b"*"
+
+
+class Transport(enum.Enum):
+    """Which transport runs a command: a few replies differ (``wireprotoserver.py``)."""
+
+    SSH = "ssh"
+    HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class Args:
+    """Bound arguments: the declared ones by name, plus the ``*`` dict of the others."""
+
+    named: Mapping[bytes, bytes]
+    extra: Mapping[bytes, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What a handler may know about the connection.
+
+    ``check_permission`` raises ``PermissionDenied`` (the transport's authorizer).
+    ``payload`` is the pushed bundle for ``unbundle``, read in the worker thread.
+    ``transport_caps`` are the capabilities only this transport adds.
+    """
+
+    transport: Transport
+    check_permission: Callable[[Permission], None]
+    transport_caps: tuple[bytes, ...] = ()
+    payload: Iterator[bytes] | None = None
+
+
+Handler = Callable[[HgRepository, Args, CommandContext], Response]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One row of the command table."""
+
+    name: bytes
+    args: tuple[bytes, ...]
+    permission: Permission
+    handler: Handler
+    takes_payload: bool = False
+    batchable: bool = False
+
+    @property
+    def named_args(self) -> tuple[bytes, ...]:
+        return tuple(a for a in self.args if a != STAR)
+
+    @property
+    def takes_extra(self) -> bool:
+        return STAR in self.args
+
+
+COMMANDS: dict[bytes, Command] = {}
+
+
+def command(
+    name: bytes,
+    spec: bytes = b"",
+    permission: Permission = PUSH,
+    takes_payload: bool = False,
+    batchable: bool = False,
+) -> Callable[[Handler], Handler]:
+    """Declare a table row; the default permission is ``push`` so a forgotten one fails closed."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(name, tuple(spec.split()), permission, handler, takes_payload, batchable)
+        return handler
+
+    return register
+
+
+def bind_args(cmd: Command, flat: Mapping[bytes, bytes]) -> Args:
+    """Split flat arguments (HTTP, batch) by the spec; unknown or missing ones abort."""
+    named = {k: v for k, v in flat.items() if k in cmd.named_args}
+    extra = {k: v for k, v in flat.items() if k not in cmd.named_args}
+    if extra and not cmd.takes_extra:
+        raise ProtocolError(
+            f"unexpected arguments for {cmd.name.decode()}: {b' '.join(sorted(extra)).decode()}"
+        )
+    missing = [a for a in cmd.named_args if a not in named]
+    if missing:
+        raise ProtocolError(f"missing argument {missing[0].decode()} for {cmd.name.decode()}")
+    return Args(named, extra)
+
+
+def dispatch(repo: HgRepository, name: bytes, args: Args, ctx: CommandContext) -> Response:
+    """Run one command: unknown ones get the empty string, as ``_runsshserver`` answers."""
+    cmd = COMMANDS.get(name)
+    if cmd is None:
+        return BytesResponse(b"")
+    ctx.check_permission(cmd.permission)
+    return cmd.handler(repo, args, ctx)
+
+
+def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
+    """The capability string of this repository over this transport."""
+    return hg_wire.format_capabilities(
+        hg_exchange.SERVER_BUNDLE2_CAPS, repo.requirements(), ctx.transport_caps
+    )
+
+
+# ------------------------------------------------------------------ handlers
+
+
+@command(b"hello", permission=PULL)
+def _hello(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    return BytesResponse(b"capabilities: " + capabilities_string(repo, ctx) + b"\n")
+
+
+@command(b"capabilities", permission=PULL)
+def _capabilities(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    return BytesResponse(capabilities_string(repo, ctx))
+
+
+@command(b"between", b"pairs", permission=PULL, batchable=True)
+def _between(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """Answer each pair with an empty line: hgwire serves no tree-discovery client.
+
+    hg 7 sends only the null pair (SSH handshake), for which this is exact.
+    """
+    pairs = hg_wire.decode_pairs(args.named[b"pairs"])
+    return BytesResponse(hg_wire.format_between([] for _ in pairs))
+
+
+@command(b"branches", b"nodes", permission=PULL, batchable=True)
+def _branches(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    raise UnsupportedFeature("the legacy 'branches' command is not supported; use Mercurial 1.9 or later")
+
+
+@command(b"heads", permission=PULL, batchable=True)
+def _heads(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    return BytesResponse(hg_wire.format_heads(repo.heads()))
+
+
+@command(b"known", b"nodes *", permission=PULL, batchable=True)
+def _known(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """Which nodes the repository has; the null node is always known (``localrepo.known``)."""
+    nodes = hg_wire.decode_nodes(args.named[b"nodes"])
+    flags = repo.known(nodes)
+    return BytesResponse(hg_wire.format_known(node == NULL_NODE or flag for node, flag in zip(nodes, flags)))
+
+
+@command(b"branchmap", permission=PULL, batchable=True)
+def _branchmap(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    return BytesResponse(hg_wire.format_branchmap(repo.branchmap()))
+
+
+@command(b"lookup", b"key", permission=PULL, batchable=True)
+def _lookup(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    key = args.named[b"key"]
+    try:
+        return BytesResponse(hg_wire.format_lookup(repo.lookup(key)))
+    except KeyError:
+        return BytesResponse(hg_wire.format_lookup(None, b"unknown revision '" + key + b"'"))
+
+
+@command(b"listkeys", b"namespace", permission=PULL, batchable=True)
+def _listkeys(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    return BytesResponse(hg_wire.format_listkeys(repo.listkeys(args.named[b"namespace"])))
+
+
+@command(b"pushkey", b"namespace key old new", permission=PUSH, batchable=True)
+def _pushkey(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    a = args.named
+    ok = hg_exchange.pushkey(repo, a[b"namespace"], a[b"key"], a[b"old"], a[b"new"])
+    return BytesResponse(hg_wire.format_pushkey(ok))
+
+
+@command(b"protocaps", b"caps", permission=PULL)
+def _protocaps(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """Acknowledge; the SSH connection state (``SshV1Server.protocaps``) keeps the caps."""
+    return BytesResponse(b"OK")
+
+
+@command(b"clonebundles", permission=PULL)
+def _clonebundles(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    return BytesResponse(b"")
+
+
+@command(b"clonebundles_manifest", b"*", permission=PULL)
+def _clonebundles_manifest(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    return BytesResponse(b"")
+
+
+@command(b"getbundle", b"*", permission=PULL)
+def _getbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    request = hg_exchange.parse_getbundle_args(args.extra)
+    return StreamResponse(hg_exchange.getbundle(repo, request), prefer_uncompressed=request.stream)
+
+
+@command(b"stream_out", permission=PULL)
+def _stream_out(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    return StreamResponse(hg_exchange.stream_out_v1(repo), prefer_uncompressed=True)
+
+
+@command(b"changegroup", b"roots", permission=PULL)
+def _changegroup(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    raise UnsupportedFeature("the legacy 'changegroup' command is not supported; use Mercurial 1.9 or later")
+
+
+@command(b"changegroupsubset", b"bases heads", permission=PULL)
+def _changegroupsubset(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    raise UnsupportedFeature(
+        "the legacy 'changegroupsubset' command is not supported; use Mercurial 1.9 or later"
+    )
+
+
+@command(b"unbundle", b"heads", permission=PUSH, takes_payload=True)
+def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    if ctx.payload is None:
+        raise ProtocolError("unbundle needs a pushed bundle")
+    return hg_exchange.unbundle(repo, args.named[b"heads"], ctx.payload)
+
+
+@command(b"batch", b"cmds *", permission=PULL)
+def _batch(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """Run batched commands; each one's permission is checked (CVE-2018-1000132)."""
+    results = []
+    for name, flat in hg_wire.parse_batch(args.named[b"cmds"]):
+        cmd = COMMANDS.get(name)
+        if cmd is None or not cmd.batchable:
+            raise ProtocolError(f"command {name.decode('ascii', 'replace')} cannot be batched")
+        ctx.check_permission(cmd.permission)
+        try:
+            response = cmd.handler(repo, bind_args(cmd, flat), ctx)
+        except UnsupportedFeature as exc:
+            return OobError(exc.message.encode("utf-8"))
+        if not isinstance(response, BytesResponse):
+            return response
+        results.append(response.data)
+    return BytesResponse(hg_wire.format_batch_reply(results))

@@ -1,0 +1,600 @@
+"""Transport-neutral ``getbundle``, ``unbundle``, ``pushkey`` and stream clone logic.
+
+What hg 7.x sends and expects is in ``PROTOCOL-NOTES.md`` §1.2-1.3; the parts
+are those of ``mercurial/helptext/internals/bundle2.txt``.  Everything that
+writes goes through one ``HgTransaction``: a failing push leaves the
+repository unchanged and is answered with a bundle2 ``error:*`` part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from backends.interfaces import DeltaMode, HgRepository, HgTransaction, Node, RevisionGroup, StoreFile
+from protocols import bundle2 as b2
+from protocols import hg_wire
+from protocols.changegroup import (
+    BUNDLE1_MAGIC,
+    VERSIONS,
+    ChangegroupDecoder,
+    StreamReader,
+    encode_changegroup,
+    read_bundle1,
+)
+from protocols.errors import (
+    HgwireError,
+    ProtocolError,
+    PushkeyFailed,
+    PushRaced,
+    UnsupportedContent,
+    UnsupportedFeature,
+)
+from protocols.hg_responses import PushError, PushResponse, Response, StreamResponse
+
+SERVER_BUNDLE2_CAPS: Mapping[bytes, Sequence[bytes]] = {
+    b"HG20": (),
+    b"bookmarks": (),
+    b"changegroup": VERSIONS,
+    b"checkheads": (b"related",),
+    b"error": (b"abort", b"unsupportedcontent", b"pushraced", b"pushkey"),
+    b"listkeys": (),
+    b"phases": (b"heads",),
+    b"pushkey": (),
+    b"stream": (b"v2",),
+}
+"""The bundle2 capabilities hgwire implements, advertised in ``bundle2=``."""
+
+GETBUNDLE_ARGUMENT_TYPES: Mapping[bytes, bytes] = {
+    b"heads": b"nodes",
+    b"common": b"nodes",
+    b"bookmarks": b"boolean",
+    b"obsmarkers": b"boolean",
+    b"phases": b"boolean",
+    b"bundlecaps": b"scsv",
+    b"listkeys": b"csv",
+    b"cg": b"boolean",
+    b"cbattempted": b"boolean",
+    b"stream": b"boolean",
+    b"includepats": b"csv",
+    b"excludepats": b"csv",
+}
+"""Argument types of getbundle (``wireprototypes.GETBUNDLE_ARGUMENTS``); others abort."""
+
+FORCE = b"force"
+HASHED = b"hashed"
+_BOOKMARK_ENTRY = struct.Struct(">20sH")
+_PHASE_ENTRY = struct.Struct(">i20s")
+MISSING_BOOKMARK = Node(b"\xff" * 20)
+"""``wdirid``: the node of an absent bookmark in binary bookmark parts."""
+PUBLIC, DRAFT = 0, 1
+RACE_MESSAGE = "remote repository changed while pushing - please try again"
+STREAM_SOURCE_STORE = b"s"
+
+
+@dataclass(frozen=True, slots=True)
+class GetbundleRequest:
+    """The decoded arguments of a getbundle request."""
+
+    heads: list[Node] | None = None
+    common: list[Node] = field(default_factory=list)
+    bundlecaps: frozenset[bytes] = frozenset()
+    listkeys: tuple[bytes, ...] = ()
+    cg: bool = True
+    bookmarks: bool = False
+    phases: bool = False
+    stream: bool = False
+
+    def bundle2_caps(self) -> dict[bytes, list[bytes]] | None:
+        """The client's bundle2 capabilities, or None for a bundle1-only client."""
+        if b"HG20" not in self.bundlecaps:
+            return None
+        for cap in self.bundlecaps:
+            if cap.startswith(b"bundle2="):
+                return hg_wire.decode_bundle2_caps(hg_wire.url_unquote(cap[len(b"bundle2=") :]))
+        return {}
+
+
+def parse_getbundle_args(args: Mapping[bytes, bytes]) -> GetbundleRequest:
+    """Decode getbundle's ``*`` arguments by type; an unknown one aborts."""
+    unknown = sorted(k for k in args if k not in GETBUNDLE_ARGUMENT_TYPES)
+    if unknown:
+        raise ProtocolError(f"unknown getbundle argument {unknown[0].decode('ascii', 'replace')}")
+    if hg_wire.decode_csv(args.get(b"includepats", b"")) or hg_wire.decode_csv(args.get(b"excludepats", b"")):
+        raise UnsupportedFeature("narrow clones are not supported")
+    flags = {
+        k: hg_wire.decode_bool(args[k]) for k in (b"cg", b"bookmarks", b"phases", b"stream") if k in args
+    }
+    return GetbundleRequest(
+        heads=hg_wire.decode_nodes(args[b"heads"]) if b"heads" in args else None,
+        common=hg_wire.decode_nodes(args.get(b"common", b"")),
+        bundlecaps=frozenset(hg_wire.decode_scsv(args.get(b"bundlecaps", b""))),
+        listkeys=tuple(hg_wire.decode_csv(args.get(b"listkeys", b""))),
+        cg=flags.get(b"cg", True),
+        bookmarks=flags.get(b"bookmarks", False),
+        phases=flags.get(b"phases", False),
+        stream=flags.get(b"stream", False),
+    )
+
+
+# ------------------------------------------------------------------ getbundle
+
+
+def getbundle(repo: HgRepository, request: GetbundleRequest) -> Iterator[bytes]:
+    """Stream the answer to getbundle: bundle2 parts, or a bare cg01 changegroup for a bundle1 client."""
+    caps = request.bundle2_caps()
+    if caps is None:
+        heads = repo.heads() if request.heads is None else request.heads
+        nodes = repo.missing(request.common, heads)
+        # wireprotov1peer.getbundle reads a bare cg01 stream (no HG10 header) from such a client.
+        return encode_changegroup(repo.emit_groups(nodes, DeltaMode.PREVIOUS), b"01")
+    try:
+        parts = _getbundle_parts(repo, request, caps)
+    except HgwireError as exc:
+        parts = [_abort_part(exc.message)]
+    return b2.write_bundle2(parts)
+
+
+def _getbundle_parts(
+    repo: HgRepository, request: GetbundleRequest, caps: Mapping[bytes, Sequence[bytes]]
+) -> list[b2.OutPart]:
+    heads = repo.heads() if request.heads is None else request.heads
+    parts: list[b2.OutPart] = []
+    if request.stream:
+        parts.append(_stream2_part(repo, caps))
+    if request.cg:
+        parts.extend(_changegroup_part(repo, heads, request.common, caps))
+    if request.bookmarks:
+        parts.extend(_bookmarks_part(repo, caps))
+    parts.extend(_listkeys_part(repo, ns) for ns in request.listkeys)
+    if request.phases:
+        parts.append(_phase_heads_part(repo, heads, caps))
+    return parts
+
+
+def negotiate_changegroup_version(caps: Mapping[bytes, Sequence[bytes]]) -> bytes | None:
+    """The highest common changegroup version; None means the implicit 01 (hg 3.1/3.2 caps)."""
+    offered = caps.get(b"changegroup")
+    if not offered:
+        return None
+    common = [v for v in offered if v in VERSIONS]
+    if not common:
+        raise UnsupportedFeature("no common changegroup version")
+    return max(common)
+
+
+def _changegroup_part(
+    repo: HgRepository, heads: Sequence[Node], common: Sequence[Node], caps: Mapping[bytes, Sequence[bytes]]
+) -> list[b2.OutPart]:
+    negotiated = negotiate_changegroup_version(caps)
+    nodes = repo.missing(common, heads)
+    if not nodes:
+        return []
+    version = negotiated or b"01"
+    mode = DeltaMode.PREVIOUS if version == b"01" else DeltaMode.ANY
+    return [
+        b2.OutPart(
+            b2.PART_CHANGEGROUP,
+            mandatory_params=[(b"version", version)] if negotiated else [],
+            advisory_params=[(b"nbchanges", b"%d" % len(nodes))],
+            payload=_lazy(lambda: encode_changegroup(repo.emit_groups(nodes, mode), version)),
+        )
+    ]
+
+
+def _lazy(make: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
+    """Defer a backend call until the bundle writer reaches this part."""
+    yield from make()
+
+
+def encode_bookmarks(bookmarks: Sequence[tuple[bytes, Node | None]]) -> bytes:
+    """Binary bookmarks (``bookmarks.binaryencode``): node, be16 name length, name."""
+    return b"".join(
+        _BOOKMARK_ENTRY.pack(node or MISSING_BOOKMARK, len(name)) + name for name, node in bookmarks
+    )
+
+
+def decode_bookmarks(data: bytes) -> list[tuple[bytes, Node | None]]:
+    """Inverse of ``encode_bookmarks``; the missing marker decodes to None."""
+    entries: list[tuple[bytes, Node | None]] = []
+    offset = 0
+    while offset < len(data):
+        if len(data) - offset < _BOOKMARK_ENTRY.size:
+            raise ProtocolError("a bookmarks part is truncated")
+        node, size = _BOOKMARK_ENTRY.unpack_from(data, offset)
+        offset += _BOOKMARK_ENTRY.size
+        name = data[offset : offset + size]
+        if len(name) != size:
+            raise ProtocolError("a bookmark name is truncated")
+        offset += size
+        entries.append((name, None if node == MISSING_BOOKMARK else Node(node)))
+    return entries
+
+
+def encode_phase_heads(entries: Sequence[tuple[int, Node]]) -> bytes:
+    """Binary phase heads (``phases.binaryencode``): be32 phase + node, by phase then node."""
+    return b"".join(_PHASE_ENTRY.pack(phase, node) for phase, node in sorted(entries))
+
+
+def decode_phase_heads(data: bytes) -> list[tuple[int, Node]]:
+    if len(data) % _PHASE_ENTRY.size:
+        raise ProtocolError("a phase-heads part is truncated")
+    return [(phase, Node(node)) for phase, node in _PHASE_ENTRY.iter_unpack(data)]
+
+
+def _bookmarks_part(repo: HgRepository, caps: Mapping[bytes, Sequence[bytes]]) -> list[b2.OutPart]:
+    if b"bookmarks" not in caps:
+        raise UnsupportedFeature("no common bookmarks exchange method")
+    data = encode_bookmarks(sorted(repo.bookmarks().items()))
+    return [b2.OutPart(b2.PART_BOOKMARKS, payload=[data])] if data else []
+
+
+def _listkeys_part(repo: HgRepository, namespace: bytes) -> b2.OutPart:
+    data = hg_wire.format_listkeys(repo.listkeys(namespace))
+    return b2.OutPart(b2.PART_LISTKEYS, mandatory_params=[(b"namespace", namespace)], payload=[data])
+
+
+def _phase_heads_part(
+    repo: HgRepository, heads: Sequence[Node], caps: Mapping[bytes, Sequence[bytes]]
+) -> b2.OutPart:
+    if b"heads" not in caps.get(b"phases", ()):
+        raise UnsupportedFeature("no common phases exchange method")
+    return b2.OutPart(b2.PART_PHASE_HEADS, payload=[encode_phase_heads(repo.phase_heads(heads))])
+
+
+def _abort_part(message: str, hint: str | None = None) -> b2.OutPart:
+    advisory = [(b"hint", _param(hint))] if hint else []
+    return b2.OutPart(b2.PART_ERROR_ABORT, [(b"message", _param(message))], advisory)
+
+
+def _param(text: str) -> bytes:
+    """A bundle2 parameter value: UTF-8, cut to the 255 bytes the format can size."""
+    return text.encode("utf-8", "replace")[: b2.MAX_PARAM_LEN]
+
+
+# ------------------------------------------------------------------ stream clone
+
+
+def encode_dir(path: bytes) -> bytes:
+    """Escape directory names ending in .hg/.i/.d as ``store.encodedir`` does (stream v1)."""
+    if b".hg/" not in path and b".i/" not in path and b".d/" not in path:
+        return path
+    return path.replace(b".hg/", b".hg.hg/").replace(b".i/", b".i.hg/").replace(b".d/", b".d.hg/")
+
+
+def uvarint(value: int) -> bytes:
+    """Unsigned LEB128, as ``util.uvarintencode``."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def stream_out_v1(repo: HgRepository) -> Iterator[bytes]:
+    """The ``stream_out`` reply: ``0\\n``, ``<files> <bytes>\\n``, then ``path\\0size\\n`` + data per file."""
+    count, size, files = repo.stream_files()
+    yield b"0\n"
+    yield b"%d %d\n" % (count, size)
+    for entry in files:
+        yield encode_dir(entry.path) + b"\0%d\n" % entry.size
+        yield from entry.chunks
+
+
+def _stream2_payload(files: Iterator[StoreFile]) -> Iterator[bytes]:
+    for entry in files:
+        yield STREAM_SOURCE_STORE + uvarint(len(entry.path)) + uvarint(entry.size) + entry.path
+        yield from entry.chunks
+
+
+def _stream2_part(repo: HgRepository, caps: Mapping[bytes, Sequence[bytes]]) -> b2.OutPart:
+    if b"v2" not in caps.get(b"stream", ()):
+        raise UnsupportedFeature("no common stream clone version with the client")
+    count, size, files = repo.stream_files()
+    requirements = b",".join(hg_wire.stream_requirements(repo.requirements()))
+    params = [
+        (b"bytecount", b"%d" % size),
+        (b"filecount", b"%d" % count),
+        (b"requirements", hg_wire.url_quote(requirements)),
+    ]
+    return b2.OutPart(b2.PART_STREAM2, mandatory_params=params, payload=_stream2_payload(files))
+
+
+# ------------------------------------------------------------------ pushkey
+
+
+def _pushkey_bookmark(tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> bool:
+    old_node = hg_wire.parse_node(old) if old else None
+    new_node = hg_wire.parse_node(new) if new else None
+    return tx.set_bookmark(key, old_node, new_node)
+
+
+def _pushkey_phase(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> bool:
+    """Move a changeset to a lower phase (``phases.pushphase``); raising a phase is refused."""
+    node = hg_wire.parse_node(key)
+    try:
+        old_phase, new_phase = abs(int(old)), abs(int(new))
+    except ValueError as exc:
+        raise ProtocolError("a phase must be an integer") from exc
+    if not repo.known([node])[0] or new_phase >= old_phase:
+        return False
+    tx.set_phase(new_phase, [node])
+    return True
+
+
+def apply_pushkey(
+    repo: HgRepository, tx: HgTransaction, namespace: bytes, key: bytes, old: bytes, new: bytes
+) -> bool:
+    """Apply one pushkey inside ``tx``; unknown namespaces are refused (False)."""
+    if namespace == b"bookmarks":
+        return _pushkey_bookmark(tx, key, old, new)
+    if namespace == b"phases":
+        return _pushkey_phase(repo, tx, key, old, new)
+    return False
+
+
+def pushkey(repo: HgRepository, namespace: bytes, key: bytes, old: bytes, new: bytes) -> bool:
+    """The ``pushkey`` wire command: one compare-and-swap in its own transaction."""
+    tx = repo.transaction()
+    try:
+        ok = apply_pushkey(repo, tx, namespace, key, old, new)
+    except BaseException:
+        tx.abort()
+        raise
+    if ok:
+        tx.commit()
+    else:
+        tx.abort()
+    return ok
+
+
+# ------------------------------------------------------------------ unbundle
+
+
+def decode_push_heads(value: bytes) -> list[bytes]:
+    """Decode unbundle's ``heads``: hex words (``force``, ``hashed`` + sha1, or nodes)."""
+    try:
+        return [bytes.fromhex(word.decode("ascii")) for word in value.split()]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("unbundle heads must be hex words") from exc
+
+
+def check_push_heads(repo: HgRepository, their_heads: Sequence[bytes], context: str) -> None:
+    """Refuse a push made against other heads than the current ones (``exchange.check_heads``)."""
+    if list(their_heads) == [FORCE]:
+        return
+    heads = repo.heads()
+    digest = hashlib.sha1(b"".join(sorted(heads))).digest()
+    if sorted(their_heads) != sorted(heads) and list(their_heads) != [HASHED, digest]:
+        raise PushRaced(f"repository changed while {context} - please try again")
+
+
+def _drain(chunks: Iterator[bytes]) -> None:
+    """Consume the rest of a push so the connection stays in sync (as hg's cleanup)."""
+    for _ in chunks:
+        pass
+
+
+def unbundle(repo: HgRepository, heads: bytes, payload: Iterator[bytes]) -> Response:
+    """Apply a pushed bundle (HG20 or HG10) in one transaction and build the reply.
+
+    The whole payload is consumed before returning, whatever happens.
+    """
+    reader = StreamReader(payload)
+    try:
+        their_heads = decode_push_heads(heads)
+        magic = reader.read_exact(4)
+        if magic == b2.MAGIC:
+            return _unbundle2(repo, their_heads, reader)
+        rest = StreamReader(_prefixed(magic, reader.remaining()))
+        if magic == BUNDLE1_MAGIC:
+            return _unbundle1(repo, their_heads, read_bundle1(rest))
+        # exchange.readbundle: a stream starting with NUL is a headerless HG10UN changegroup.
+        if magic.startswith(b"\0"):
+            return _unbundle1(repo, their_heads, ChangegroupDecoder(rest, b"01").groups())
+        raise ProtocolError("the pushed data is not a Mercurial bundle")
+    except (ProtocolError, UnsupportedFeature) as exc:
+        return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+    finally:
+        _drain(payload)
+
+
+def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def heads_delta_result(heads_before: int, heads_after: int) -> int:
+    """The changegroup return code: 1 + added heads, or -1 - removed heads (``cg1unpacker.apply``)."""
+    delta = heads_after - heads_before
+    return delta + 1 if delta >= 0 else delta - 1
+
+
+def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup]) -> Response:
+    tx = repo.transaction()
+    try:
+        check_push_heads(repo, their_heads, "preparing changes")
+        result = tx.add_changegroup(groups)
+        if repo.publishing():
+            tx.set_phase(PUBLIC, result.added)
+        tx.commit()
+    except PushRaced as exc:
+        tx.abort()
+        return PushError(exc.message.encode("utf-8"))
+    except HgwireError as exc:
+        tx.abort()
+        return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+    except BaseException:
+        tx.abort()
+        raise
+    return PushResponse(heads_delta_result(result.heads_before, result.heads_after))
+
+
+@dataclass
+class _PushOperation:
+    """State of one bundle2 push: the open transaction and the reply being built."""
+
+    repo: HgRepository
+    tx: HgTransaction
+    reply_caps: dict[bytes, list[bytes]] = field(default_factory=dict)
+    replies: list[b2.OutPart] = field(default_factory=list)
+
+
+def _unbundle2(repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader) -> Response:
+    tx = repo.transaction()
+    op = _PushOperation(repo, tx)
+    try:
+        check_push_heads(repo, their_heads, "preparing changes")
+        for part in b2.Bundle2Reader(reader.remaining(), magic_read=True).parts():
+            _process_part(op, part)
+        tx.commit()
+    except HgwireError as exc:
+        tx.abort()
+        return StreamResponse(b2.write_bundle2([error_part(exc, op.reply_caps)]))
+    except BaseException:
+        tx.abort()
+        raise
+    return StreamResponse(b2.write_bundle2(op.replies))
+
+
+def error_part(exc: HgwireError, reply_caps: Mapping[bytes, Sequence[bytes]]) -> b2.OutPart:
+    """The bundle2 part reporting a failed push, limited to what the client's replycaps accept."""
+    accepted = reply_caps.get(b"error", ())
+    if isinstance(exc, PushRaced) and b"pushraced" in accepted:
+        return b2.OutPart(b2.PART_ERROR_PUSHRACED, [(b"message", _param(exc.message))])
+    if isinstance(exc, UnsupportedContent) and b"unsupportedcontent" in accepted:
+        params = [(b"parttype", exc.part_type)] if exc.part_type else []
+        if exc.params:
+            params.append((b"params", b"\0".join(exc.params)[: b2.MAX_PARAM_LEN]))
+        return b2.OutPart(b2.PART_ERROR_UNSUPPORTEDCONTENT, params)
+    if isinstance(exc, PushkeyFailed) and b"pushkey" in accepted:
+        return b2.OutPart(
+            b2.PART_ERROR_PUSHKEY,
+            [(b"in-reply-to", b"%d" % exc.part_id)],
+            [(b"namespace", exc.namespace), (b"key", exc.key[: b2.MAX_PARAM_LEN])],
+        )
+    return _abort_part(exc.message)
+
+
+def _process_part(op: _PushOperation, part: b2.InPart) -> None:
+    row = PUSH_PART_HANDLERS.get(part.type)
+    if row is None:
+        if part.mandatory:
+            raise UnsupportedContent(f"unsupported bundle2 part {part.type!r}", part_type=part.type)
+        return
+    known_params, handler = row
+    unknown = tuple(k for k in part.mandatory_keys if k not in known_params)
+    if unknown:
+        raise UnsupportedContent(f"unsupported parameters of part {part.type!r}", part.type, unknown)
+    handler(op, part)
+
+
+def _read_nodes(part: b2.InPart) -> list[Node]:
+    data = part.read_all()
+    if len(data) % 20:
+        raise ProtocolError(f"a {part.type.decode()} part must hold whole 20-byte nodes")
+    return [Node(data[i : i + 20]) for i in range(0, len(data), 20)]
+
+
+def _handle_replycaps(op: _PushOperation, part: b2.InPart) -> None:
+    op.reply_caps = hg_wire.decode_bundle2_caps(part.read_all())
+
+
+def _handle_check_heads(op: _PushOperation, part: b2.InPart) -> None:
+    if sorted(_read_nodes(part)) != sorted(op.repo.heads()):
+        raise PushRaced(RACE_MESSAGE)
+
+
+def _handle_check_updated_heads(op: _PushOperation, part: b2.InPart) -> None:
+    current = {node for heads in op.repo.branchmap().values() for node in heads}
+    if not set(_read_nodes(part)) <= current:
+        raise PushRaced(RACE_MESSAGE)
+
+
+def _handle_check_phases(op: _PushOperation, part: b2.InPart) -> None:
+    """Check that the changesets the client saw still exist.
+
+    The contract has no per-changeset phase query, so a phase-only race (another
+    client publishing the same changesets) is not detected; it is harmless.
+    """
+    nodes = [node for _, node in decode_phase_heads(part.read_all())]
+    if nodes and not all(op.repo.known(nodes)):
+        raise PushRaced(RACE_MESSAGE)
+
+
+def _handle_check_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
+    current = op.repo.bookmarks()
+    for name, node in decode_bookmarks(part.read_all()):
+        if current.get(name) != node:
+            raise PushRaced(f'{RACE_MESSAGE} (bookmark "{name.decode("utf-8", "replace")}" changed)')
+
+
+def _handle_changegroup(op: _PushOperation, part: b2.InPart) -> None:
+    version = part.params.get(b"version", b"01")
+    decoder = ChangegroupDecoder(StreamReader(part.payload), version)
+    result = op.tx.add_changegroup(decoder.groups())
+    if op.repo.publishing():
+        op.tx.set_phase(PUBLIC, result.added)
+    ret = heads_delta_result(result.heads_before, result.heads_after)
+    op.replies.append(_reply(b2.PART_REPLY_CHANGEGROUP, part.id, ret))
+
+
+def _reply(part_type: bytes, in_reply_to: int, ret: int) -> b2.OutPart:
+    params = [(b"in-reply-to", b"%d" % in_reply_to), (b"return", b"%d" % ret)]
+    return b2.OutPart(part_type, advisory_params=params, mandatory=False)
+
+
+def _handle_phase_heads(op: _PushOperation, part: b2.InPart) -> None:
+    by_phase: dict[int, list[Node]] = {}
+    for phase, node in decode_phase_heads(part.read_all()):
+        by_phase.setdefault(phase, []).append(node)
+    for phase in sorted(by_phase):
+        if phase in (PUBLIC, DRAFT):
+            op.tx.set_phase(phase, by_phase[phase])
+
+
+def _handle_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
+    current = op.repo.bookmarks()
+    for name, node in decode_bookmarks(part.read_all()):
+        if not op.tx.set_bookmark(name, current.get(name), node):
+            raise PushRaced(f'{RACE_MESSAGE} (bookmark "{name.decode("utf-8", "replace")}" changed)')
+
+
+def _handle_pushkey(op: _PushOperation, part: b2.InPart) -> None:
+    p = part.params
+    try:
+        namespace, key, old, new = p[b"namespace"], p[b"key"], p[b"old"], p[b"new"]
+    except KeyError as exc:
+        raise ProtocolError("a pushkey part needs namespace, key, old and new") from exc
+    ok = apply_pushkey(op.repo, op.tx, namespace, key, old, new)
+    op.replies.append(_reply(b2.PART_REPLY_PUSHKEY, part.id, int(ok)))
+    if part.mandatory and not ok:
+        raise PushkeyFailed(
+            f"failed to update {namespace.decode()} {key.decode('utf-8', 'replace')}", part.id, namespace, key
+        )
+
+
+def _ignore_part(op: _PushOperation, part: b2.InPart) -> None:
+    """Parts the server reads and drops (client ``output``)."""
+
+
+PartHandler = Callable[[_PushOperation, b2.InPart], None]
+
+PUSH_PART_HANDLERS: Mapping[bytes, tuple[frozenset[bytes], PartHandler]] = {
+    b2.PART_REPLYCAPS: (frozenset(), _handle_replycaps),
+    b2.PART_CHECK_HEADS: (frozenset(), _handle_check_heads),
+    b2.PART_CHECK_UPDATED_HEADS: (frozenset(), _handle_check_updated_heads),
+    b2.PART_CHECK_PHASES: (frozenset(), _handle_check_phases),
+    b2.PART_CHECK_BOOKMARKS: (frozenset(), _handle_check_bookmarks),
+    b2.PART_CHANGEGROUP: (frozenset({b"version", b"nbchanges"}), _handle_changegroup),
+    b2.PART_PHASE_HEADS: (frozenset(), _handle_phase_heads),
+    b2.PART_BOOKMARKS: (frozenset(), _handle_bookmarks),
+    b2.PART_PUSHKEY: (frozenset({b"namespace", b"key", b"old", b"new"}), _handle_pushkey),
+    b2.PART_OUTPUT: (frozenset(), _ignore_part),
+}
+"""One row per bundle2 part a push may carry: the mandatory parameters understood, and the handler."""

@@ -1,0 +1,56 @@
+"""Transport-neutral values returned by Mercurial wire command handlers.
+
+The SSH and HTTP adapters render these per transport, as
+``mercurial/wireprototypes.py`` does with ``bytesresponse``, ``streamres``,
+``pushres``, ``pusherr`` and ``ooberror``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class BytesResponse:
+    """A string response: SSH frames it as ``<len>\\n<data>``."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResponse:
+    """A raw byte stream (getbundle, stream_out, a bundle2 push reply).
+
+    SSH sends the chunks unframed; HTTP may compress them unless
+    ``prefer_uncompressed`` (stream clone data is already compact).
+    """
+
+    chunks: Iterator[bytes]
+    prefer_uncompressed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PushResponse:
+    """The result of a bundle1 push: an integer plus the server output shown as ``remote:``."""
+
+    result: int
+    output: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class PushError:
+    """A bundle1 push refused by a race check: the message plus server output (``pusherr``)."""
+
+    message: bytes
+    output: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class OobError:
+    """An out-of-band error: SSH stderr ``msg\\n-\\n`` plus ``\\n``; HTTP ``application/hg-error``."""
+
+    message: bytes
+
+
+Response = BytesResponse | StreamResponse | PushResponse | PushError | OobError

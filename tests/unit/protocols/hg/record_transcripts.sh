@@ -1,0 +1,50 @@
+#!/bin/sh
+# Re-record tests/transcripts/hg/*.txt from the real `hg serve --stdio` (hg 7.2.4 in .venv).
+# Deterministic: fixed users and dates, so node hashes are stable.  Run from anywhere.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../../.." && pwd)
+HG="$ROOT/.venv/bin/hg"
+PY="$ROOT/.venv/bin/python"
+OUT="$ROOT/tests/transcripts/hg"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+export HGRCPATH= HOME="$WORK" HGUSER=test HGPLAIN=1 HGENCODING=utf-8 TZ=UTC
+rec() { echo "$PY $HERE/record_ssh.py $OUT/$1.txt"; }
+
+cd "$WORK"
+"$HG" init srv
+printf '[phases]\npublish = False\n' > srv/.hg/hgrc
+cd srv
+echo a > a; "$HG" add -q a; "$HG" ci -qm 'add a' -d '0 0'
+echo b > b; "$HG" add -q b; "$HG" ci -qm 'add b' -d '1 0'
+"$HG" branch -q stable; echo c >> a; "$HG" ci -qm 'stable change' -d '2 0'
+"$HG" up -q default; echo d >> b; "$HG" ci -qm 'default change' -d '3 0'
+"$HG" merge -q stable; "$HG" ci -qm merge -d '4 0'
+"$HG" bookmark -q -r 1 old-bm; "$HG" bookmark -q main
+"$HG" phase -q -p 3
+cd "$WORK"
+
+"$HG" clone -q --ssh "$(rec clone-bundle2)" ssh://h/"$WORK"/srv cl
+"$HG" -R cl pull -q --ssh "$(rec pull-nothing-new)" ssh://h/"$WORK"/srv
+"$HG" id -r stable --ssh "$(rec lookup-branch)" ssh://h/"$WORK"/srv > /dev/null
+"$HG" clone -q --config devel.legacy.exchange=bundle1 --ssh "$(rec clone-bundle1)" ssh://h/"$WORK"/srv cl1
+
+cd cl
+echo e > e; "$HG" add -q e; "$HG" ci -qm 'pushed change' -d '5 0'
+"$HG" bookmark -q pushed-bm
+"$HG" push -q -B pushed-bm --ssh "$(rec push-bundle2)" ssh://h/"$WORK"/srv
+echo f > f; "$HG" add -q f; "$HG" ci -qm 'bundle1 push' -d '6 0'
+"$HG" push -q --config devel.legacy.exchange=bundle1 --ssh "$(rec push-bundle1)" ssh://h/"$WORK"/srv
+cd "$WORK"
+
+# Raw sessions: bytes a client could send, answered by the real server.
+raw() {
+    name=$1; shift
+    printf "$@" > "$WORK/$name.in"
+    "$PY" "$HERE/record_ssh.py" "$OUT/$name.txt" h "hg -R $WORK/srv serve --stdio" < "$WORK/$name.in" > /dev/null 2>&1 || true
+}
+raw unknown-command 'hello\nbetween\npairs 81\n0000000000000000000000000000000000000000-0000000000000000000000000000000000000000nosuchcommand\nheads\n'
+raw upgrade-request 'upgrade 2e82ab3f-9ce3-4b4e-8f8c-6fd1c0e9e23a proto=exp-ssh-v2-0003\nhello\nbetween\npairs 81\n0000000000000000000000000000000000000000-0000000000000000000000000000000000000000'
+raw listkeys-and-known 'listkeys\nnamespace 9\nbookmarkslistkeys\nnamespace 6\nphaseslistkeys\nnamespace 10\nnamespacesbranchmap\nknown\n* 0\nnodes 81\n0000000000000000000000000000000000000000 1111111111111111111111111111111111111111lookup\nkey 4\nnope\n'
+echo recorded into "$OUT"
