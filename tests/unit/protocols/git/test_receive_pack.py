@@ -1,0 +1,171 @@
+"""receive-pack v0: recorded git daemon pushes replayed through the core, bytes in, bytes out."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends.interfaces import ZERO_ID, ObjectId, RefResult, RefUpdate
+from protocols.errors import LimitExceeded, ProtocolError
+from protocols.git_receive import (
+    NoCommands,
+    PackData,
+    PackEnd,
+    PackScanner,
+    ReceivePack,
+    RefCommands,
+    advertisement,
+    check_ref_name,
+)
+from protocols.pktline import FLUSH, Signal
+
+from .transcript import band_one, load
+
+MAIN = ObjectId(b"778366ac2029380b181718218a2533d460ff5115")
+TIP = ObjectId(b"3bba56d2293932fb17fd7ad02c5458bdc402d243")
+PARENT = ObjectId(b"582c6990896f41930f9cdb20ad386e2f6ce4d409")
+TAG = ObjectId(b"e29d524b99449087cba78f9b7b6ee346749894ec")
+
+
+def server(name: str) -> list[bytes]:
+    return [d for t, d in load(name) if t == "s"]
+
+
+def test_advertisement_matches_git_daemon() -> None:
+    refs = {b"HEAD": TIP, b"refs/heads/main": TIP, b"refs/heads/topic2": PARENT,
+            b"refs/tags/light": TIP, b"refs/tags/v1": TAG}
+    recorded = server("push-ff")
+    assert advertisement(refs, b"AGENT") == b"".join(recorded[: recorded.index(FLUSH) + 1])
+
+
+def test_empty_repository_advertises_capabilities_line() -> None:
+    recorded = server("push-empty-repo")
+    assert advertisement({}, b"AGENT", push_options=False) == b"".join(recorded[: recorded.index(FLUSH) + 1])
+
+
+def replay(name: str, results: list[RefResult]) -> tuple[list[object], bytes]:
+    core = ReceivePack()
+    events: list[object] = []
+    report = b""
+    for tag, data in load(name)[1:]:
+        if tag != "c":
+            continue
+        core.receive_data(data)
+        while (event := core.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
+            events.append(event)
+            if isinstance(event, PackEnd):
+                report = core.report_status(None, results)
+    return events, report
+
+
+def after_advertisement(name: str) -> bytes:
+    packets = server(name)
+    return b"".join(packets[packets.index(FLUSH) + 1 :])
+
+
+def test_fast_forward_push() -> None:
+    events, report = replay("push-ff", [RefResult(b"refs/heads/main")])
+    commands = events[0]
+    assert isinstance(commands, RefCommands)
+    assert commands.updates == (RefUpdate(b"refs/heads/main", TIP, MAIN),)
+    assert {b"report-status-v2", b"side-band-64k", b"quiet"} <= commands.caps
+    pack = b"".join(e.data for e in events if isinstance(e, PackData))
+    assert pack == b"".join(d for t, d in load("push-ff")[1:] if t == "c" and d.startswith(b"PACK"))
+    assert isinstance(events[-1], PackEnd)
+    assert report == after_advertisement("push-ff")
+
+
+def test_delete_needs_no_pack() -> None:
+    events, report = replay("push-delete", [RefResult(b"refs/tags/light")])
+    assert events == [RefCommands((RefUpdate(b"refs/tags/light", TIP, ZERO_ID),), events[0].caps), PackEnd()]  # type: ignore[attr-defined]
+    assert report == after_advertisement("push-delete")
+
+
+def test_push_options_and_an_empty_pack() -> None:
+    events, report = replay("push-with-options", [RefResult(b"refs/heads/topic2")])
+    commands = events[0]
+    assert isinstance(commands, RefCommands) and commands.options == (b"ci.skip",)
+    assert isinstance(events[-1], PackEnd)
+    assert report == after_advertisement("push-with-options")
+
+
+def test_first_push_to_an_empty_repository() -> None:
+    events, report = replay("push-empty-repo", [RefResult(b"refs/heads/main")])
+    assert isinstance(events[-1], PackEnd)
+    assert report == after_advertisement("push-empty-repo")
+
+
+def test_refusals_are_ng_lines() -> None:
+    core = ReceivePack()
+    line = ZERO_ID + b" " + MAIN + b" refs/heads/x\0report-status"
+    core.receive_data(b"%04x" % (len(line) + 4) + line + b"0000")
+    assert isinstance(core.next_event(), RefCommands)
+    core.receive_data(b"PACK\x00\x00\x00\x02\x00\x00\x00\x00" + b"\x02" * 20)
+    assert isinstance(core.next_event(), PackData) and isinstance(core.next_event(), PackEnd)
+    assert core.report_status("index-pack failed", [RefResult(b"refs/heads/x", "unpacker error")]) == (
+        b"001dunpack index-pack failed\n0025ng refs/heads/x unpacker error\n0000")
+
+
+def test_bare_flush_means_nothing_to_push() -> None:
+    core = ReceivePack()
+    core.receive_data(b"0000")
+    assert core.next_event() == NoCommands()
+
+
+def commands_then(pack: bytes) -> ReceivePack:
+    core = ReceivePack()
+    line = ZERO_ID + b" " + MAIN + b" refs/heads/x\0report-status side-band-64k"
+    core.receive_data(b"%04x" % (len(line) + 4) + line + b"0000" + pack)
+    return core
+
+
+def drain(core: ReceivePack) -> list[object]:
+    events = []
+    while (event := core.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
+        events.append(event)
+    return events
+
+
+def test_truncated_pack_is_an_error() -> None:
+    pack = band_one(server("clone-v0"))
+    core = commands_then(pack[:-30])
+    drain(core)
+    core.receive_data(b"")
+    with pytest.raises(ProtocolError, match="truncated"):
+        core.next_event()
+
+
+@pytest.mark.parametrize("garbage", [b"GARBAGE-NOT-A-PACK", b"PACK\x00\x00\x00\x07\x00\x00\x00\x01",
+                                     b"PACK\x00\x00\x00\x02\x00\x00\x00\x01\x80"])
+def test_malformed_pack_is_an_error(garbage: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        drain(commands_then(garbage + b"\x00" * 80))
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 64, 4096])
+def test_scanner_finds_the_end_of_a_recorded_pack_in_any_split(step: int) -> None:
+    pack = band_one(server("clone-v0"))
+    scanner = PackScanner()
+    consumed = 0
+    for i in range(0, len(pack), step):
+        consumed += scanner.feed(pack[i : i + step])
+    assert scanner.complete and consumed == len(pack)
+    with_extra = PackScanner()
+    assert with_extra.feed(pack + b"extra") == len(pack)
+
+
+def test_scanner_bounds_the_pack_size() -> None:
+    with pytest.raises(LimitExceeded):
+        PackScanner(max_pack=100).feed(band_one(server("clone-v0")))
+
+
+@pytest.mark.parametrize("name", [b"HEAD", b"refs/heads/a..b", b"refs/heads/x.lock", b"refs/heads/a b",
+                                  b"refs//x", b"refs/heads/.hidden", b"refs/heads/x/", b"refs/heads/@{1}",
+                                  b"refs/heads/\x01", b"../../etc/passwd"])
+def test_bad_ref_names(name: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        check_ref_name(name)
+
+
+def test_good_ref_names() -> None:
+    for name in (b"refs/heads/main", b"refs/tags/v1.0", "refs/heads/ünï".encode()):
+        check_ref_name(name)
