@@ -102,7 +102,7 @@ def test_refusals_are_ng_lines() -> None:
     core.receive_data(b"PACK\x00\x00\x00\x02\x00\x00\x00\x00" + b"\x02" * 20)
     assert isinstance(core.next_event(), PackData) and isinstance(core.next_event(), PackEnd)
     assert core.report_status("index-pack failed", [RefResult(b"refs/heads/x", "unpacker error")]) == (
-        b"001dunpack index-pack failed\n0025ng refs/heads/x unpacker error\n0000")
+        b"001dunpack index-pack failed\n0023ng refs/heads/x unpacker error\n0000")
 
 
 def test_bare_flush_means_nothing_to_push() -> None:
