@@ -1,0 +1,200 @@
+"""Build (once) and cache the benchmark corpora under ``bench/corpus/<set>/``.
+
+A corpus set holds six repositories, the same history in git and Mercurial:
+
+=====================  =====================================================
+``big.git``            the big history (5,000 commits for the ``full`` set)
+``small.git``          50 commits, 20 files (the no-op fetch/pull case)
+``big-plus100.git``    ``big.git`` + 100 linear commits on ``main`` (push source)
+``big-hg`` ...         the same three as Mercurial repositories (``hg convert``,
+                       all changesets public except the 100 to push)
+=====================  =====================================================
+
+The set is rebuilt only when its recipe (``SETS``, the generator's source)
+changes; a ``.stamp`` file records the recipe.  Usage::
+
+    python3 -m bench.corpus [--set full|quick] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.gen_corpus import CorpusSpec, write_extension, write_history  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+CORPUS_DIR = BENCH_DIR / "corpus"
+PUSH_COMMITS = 100
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CorpusSet:
+    """One named set of corpora."""
+
+    name: str
+    big: CorpusSpec
+    small: CorpusSpec
+    push_commits: int = PUSH_COMMITS
+
+
+SETS: dict[str, CorpusSet] = {
+    # the corpus of the issue-7 anchors: 5,000 commits, 1,507 files, 32 MB pack
+    "full": CorpusSet("full", CorpusSpec(5000, 1500, 6, 42), CorpusSpec(50, 20, 0, 7)),
+    # a smoke-test corpus that builds in seconds
+    "quick": CorpusSet("quick", CorpusSpec(300, 120, 1, 42), CorpusSpec(50, 20, 0, 7)),
+}
+
+# role -> repository directory name, per VCS
+REPOS: dict[str, dict[str, str]] = {
+    "git": {"big": "big.git", "small": "small.git", "push_src": "big-plus100.git"},
+    "hg": {"big": "big-hg", "small": "small-hg", "push_src": "big-plus100-hg"},
+}
+
+
+def tool_env(home: Path) -> dict[str, str]:
+    """An environment that ignores the user's and the system's git/hg configuration."""
+    env = dict(os.environ)
+    env.update({"HGPLAIN": "1", "HGRCPATH": "", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(home),
+                "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    return env
+
+
+def hg_executable() -> str:
+    """The venv's hg (the client the project tests with), else hg on PATH."""
+    venv_hg = BENCH_DIR.parent / ".venv" / "bin" / "hg"
+    return os.environ.get("HG") or (str(venv_hg) if venv_hg.exists() else "hg")
+
+
+def git_executable() -> str:
+    return os.environ.get("GIT") or shutil.which("git") or "/usr/bin/git"
+
+
+def recipe(cs: CorpusSet) -> dict[str, object]:
+    gen_src = (BENCH_DIR / "gen_corpus.py").read_bytes()
+    return {"version": RECIPE_VERSION, "set": asdict(cs),
+            "generator_sha256": hashlib.sha256(gen_src).hexdigest()}
+
+
+def is_current(cs: CorpusSet, where: Path) -> bool:
+    stamp = where / ".stamp"
+    try:
+        return bool(json.loads(stamp.read_text())["recipe"] == recipe(cs))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _import(spec_or_count: CorpusSpec | int, repo: Path, env: dict[str, str], seed: int = 42) -> None:
+    """Pipe a generated fast-import stream into ``git fast-import`` in ``repo``."""
+    proc = subprocess.Popen([git_executable(), "-C", str(repo), "fast-import", "--quiet"],
+                            stdin=subprocess.PIPE, env=env)
+    assert proc.stdin is not None
+    try:
+        if isinstance(spec_or_count, CorpusSpec):
+            write_history(spec_or_count, proc.stdin)
+        else:
+            write_extension(spec_or_count, proc.stdin, seed=seed)
+    finally:
+        proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError(f"git fast-import failed in {repo}")
+
+
+def _run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+    subprocess.run(cmd, env=env, cwd=cwd, check=True)
+
+
+def _git_repo(spec: CorpusSpec, repo: Path, env: dict[str, str]) -> None:
+    git = git_executable()
+    _run([git, "init", "-q", "--bare", "-b", "main", str(repo)], env)
+    _import(spec, repo, env)
+    _run([git, "-C", str(repo), "repack", "-adf", "-q"], env)  # one pack (+ bitmap: bare repo)
+
+
+def _hg_convert(src: Path, dest: Path, env: dict[str, str]) -> None:
+    _run([hg_executable(), "--config", "extensions.convert=", "convert", "-q", str(src), str(dest)], env)
+
+
+def _log(msg: str) -> None:
+    print(f"[corpus] {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def build(cs: CorpusSet, where: Path) -> None:
+    """Build every repository of ``cs`` into ``where`` (which must not exist)."""
+    where.mkdir(parents=True)
+    home = where / ".home"
+    home.mkdir()
+    env = tool_env(home)
+    hg, git = hg_executable(), git_executable()
+    g, h = REPOS["git"], REPOS["hg"]
+    _log(f"{cs.name}: git {g['big']} ({cs.big.commits} commits)")
+    _git_repo(cs.big, where / g["big"], env)
+    _git_repo(cs.small, where / g["small"], env)
+    _log(f"{cs.name}: git {g['push_src']} (+{cs.push_commits} commits)")
+    _run([git, "clone", "-q", "--bare", str(where / g["big"]), str(where / g["push_src"])], env)
+    _import(cs.push_commits, where / g["push_src"], env, seed=cs.big.seed)
+    _log(f"{cs.name}: hg convert (the slow part)")
+    _hg_convert(where / g["big"], where / h["big"], env)
+    _hg_convert(where / g["small"], where / h["small"], env)
+    for name in (h["big"], h["small"]):
+        _run([hg, "-R", str(where / name), "phase", "-p", "-r", "all()"], env)
+    # the push source: a copy of big-hg converted incrementally (same hashes for the shared part)
+    _run(["cp", "-a", str(where / h["big"]), str(where / h["push_src"])], env)
+    _hg_convert(where / g["push_src"], where / h["push_src"], env)
+    shutil.rmtree(home)
+    (where / ".stamp").write_text(json.dumps({"recipe": recipe(cs), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                          time.gmtime())}))
+    _log(f"{cs.name}: done in {where}")
+
+
+def ensure(name: str, force: bool = False, base: Path = CORPUS_DIR) -> Path:
+    """The directory of corpus set ``name``, built first if missing or stale."""
+    cs = SETS[name]
+    where = base / name
+    if not force and is_current(cs, where):
+        return where
+    tmp = base / f"{name}.building"
+    shutil.rmtree(tmp, ignore_errors=True)
+    build(cs, tmp)
+    shutil.rmtree(where, ignore_errors=True)
+    tmp.rename(where)
+    return where
+
+
+def describe(where: Path) -> dict[str, object]:
+    """A few facts about a built set (for the results header)."""
+    def size(path: Path) -> int:
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+    pack_dir = where / REPOS["git"]["big"] / "objects" / "pack"
+    return {
+        "big_git_pack_mb": round(sum(p.stat().st_size for p in pack_dir.glob("*.pack")) / 1e6, 1),
+        "big_git_bitmap": any(pack_dir.glob("*.bitmap")),
+        "big_hg_store_mb": round(size(where / REPOS["hg"]["big"] / ".hg" / "store") / 1e6, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", choices=sorted(SETS), default="full")
+    ap.add_argument("--force", action="store_true", help="rebuild even if the cached set is current")
+    a = ap.parse_args(argv)
+    where = ensure(a.set, a.force)
+    print(where)
+    print(json.dumps(describe(where)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,571 @@
+"""Side-by-side benchmark: hgwire against git daemon, git http-backend, hg serve and ssh.
+
+Real ``git``/``hg`` clients on 127.0.0.1.  For every case all selected targets
+are started, then runs alternate A B C A B C ... so that a slow moment of the
+(shared, 2-core) machine hits every target alike.  Reported per case and
+target: median wall time, min-max, the ratio to the VCS baseline (git daemon,
+hg serve) and to the same-transport reference - each the median of the
+per-round ratios -, server CPU seconds (median per run), server peak RSS
+(summed over the server's process tree, sampled every 50 ms from /proc) and
+errors.  Targets that cannot run yet get a "not available: ..." row.
+
+    .venv/bin/python bench/run.py                     # everything (make bench)
+    .venv/bin/python bench/run.py --quick             # small corpus smoke run
+    .venv/bin/python bench/run.py --targets git-daemon,hgwire-git --cases clone,noop --runs 5
+    .venv/bin/python bench/run.py --list
+
+Writes ``bench/results/<UTC time>-<corpus>.md`` and ``.json`` (and ``latest.*``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import corpus  # noqa: E402
+from bench.procs import PeakSampler  # noqa: E402
+from bench.targets import BASELINE, TARGET_CLASSES, DaemonTarget, Target, Tools, Unavailable  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+WORK_DIR = BENCH_DIR / "work"
+PROBE_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case."""
+
+    name: str
+    repo: str  # corpus role of the served repository
+    vcs: tuple[str, ...]
+    runs: int  # default measured rounds
+    budget: float  # seconds; no new round starts after this (at least one measured round runs)
+    what: str
+
+
+CASES: dict[str, Case] = {c.name: c for c in (
+    Case("clone", "big", ("git", "hg"), 3, 240, "full clone (git --no-checkout, hg -U), fresh destination"),
+    Case("noop", "small", ("git", "hg"), 7, 60, "fetch/pull of an up-to-date clone"),
+    Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
+    Case("stream", "big", ("hg",), 3, 60, "hg clone --stream -U"),
+    Case("concurrent", "big", ("git", "hg"), 2, 240, "N simultaneous full clones, right after a cold start"),
+)}
+DEFAULT_TARGETS = list(TARGET_CLASSES)
+
+
+@dataclass
+class Measurement:
+    """One timed run of one target."""
+
+    round: int
+    warmup: bool
+    wall: float
+    ok: bool
+    failed_clients: int = 0
+    error: str = ""
+    server_cpu: float | None = None
+    peak_rss_kib: int | None = None
+    result_bytes: int | None = None
+
+
+@dataclass
+class Outcome:
+    """All runs of one target in one case."""
+
+    case: str
+    target: str
+    vcs: str
+    unavailable: str = ""
+    runs: list[Measurement] = field(default_factory=list)
+
+    def measured(self) -> list[Measurement]:
+        return [m for m in self.runs if m.ok and not m.warmup]
+
+    def errors(self) -> int:
+        return sum(max(1, m.failed_clients) for m in self.runs if not m.ok)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------ clients
+class Clients:
+    """Builds and runs the git/hg client commands of every case."""
+
+    def __init__(self, tools: Tools, home: Path, timeout: float) -> None:
+        self.tools = tools
+        self.home = home
+        self.timeout = timeout
+        home.mkdir(parents=True, exist_ok=True)
+
+    def env(self, target: Target) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"HOME": str(self.home), "HGPLAIN": "1", "HGRCPATH": "", "GIT_CONFIG_NOSYSTEM": "1",
+                    "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_SSH_VARIANT": "ssh"})
+        env.pop("GIT_SSH_COMMAND", None)
+        env.update(target.client_env())
+        return env
+
+    def command(self, kind: str, target: Target, url: str, dest: Path) -> list[str]:
+        """kind: clone | stream | noop | push | probe."""
+        if target.vcs == "git":
+            git = self.tools.git
+            return {
+                "clone": [git, "clone", "-q", "--no-checkout", url, str(dest)],
+                "noop": [git, "-C", str(dest), "fetch", "-q", url,
+                         "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
+                "push": [git, "-C", str(dest), "push", "-q", url, "main:main"],
+                "probe": [git, "ls-remote", url],
+            }[kind]
+        hg, extra = self.tools.hg, target.hg_args()
+        return {
+            "clone": [hg, "clone", "-q", "-U", *extra, url, str(dest)],
+            "stream": [hg, "clone", "-q", "-U", "--stream", *extra, url, str(dest)],
+            "noop": [hg, "-R", str(dest), "pull", "-q", *extra, url],
+            "push": [hg, "-R", str(dest), "push", "-q", "-r", "main", *extra, url],
+            "probe": [hg, "identify", *extra, url],
+        }[kind]
+
+    def spawn(self, cmd: list[str], target: Target) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(cmd, env=self.env(target), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def finish(self, proc: subprocess.Popen[bytes], deadline: float) -> tuple[bool, str]:
+        try:
+            out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            return False, f"timeout after {self.timeout:.0f}s"
+        text = out.decode(errors="replace").strip()
+        if proc.returncode != 0:
+            return False, f"rc={proc.returncode}: {_last_lines(text)}"
+        return True, ""
+
+    def run(self, cmd: list[str], target: Target) -> tuple[bool, str]:
+        return self.finish(self.spawn(cmd, target), time.monotonic() + self.timeout)
+
+
+def _last_lines(text: str, n: int = 2) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return " / ".join(lines[-n:])[:300] or "no output"
+
+
+# ------------------------------------------------------------------------ sizes
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def received_bytes(vcs: str, dest: Path) -> int | None:
+    """git: the received pack; hg: the clone's store."""
+    where = dest / ".git" / "objects" / "pack" if vcs == "git" else dest / ".hg" / "store"
+    if not where.is_dir():
+        return None
+    if vcs == "git":
+        return sum(p.stat().st_size for p in where.glob("*.pack"))
+    return dir_bytes(where)
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+
+
+# ------------------------------------------------------------------------ the runner
+class Runner:
+    def __init__(self, args: argparse.Namespace, corpus_dir: Path, work: Path, tools: Tools) -> None:
+        self.args = args
+        self.corpus_dir = corpus_dir
+        self.work = work
+        self.tools = tools
+        self.clients = Clients(tools, work / "home", args.timeout)
+
+    # -- roots -----------------------------------------------------------------------------
+    def repo_name(self, vcs: str, role: str) -> str:
+        return corpus.REPOS[vcs][role]
+
+    def read_root(self, target: Target) -> Path:
+        """A private copy of the read-only repositories for one target (servers may write caches)."""
+        root = self.work / target.name / "root"
+        if not root.exists():
+            for role in ("big", "small"):
+                name = self.repo_name(target.vcs, role)
+                copy_tree(self.corpus_dir / name, root / name)
+        return root
+
+    # -- one target's lifecycle -------------------------------------------------------------
+    def start(self, target: Target, root: Path, repo: str) -> None:
+        """Start and probe (one cheap read) so the server is warm and known to work."""
+        target.start(root, repo)
+        ok, err = self.clients.run(self.clients.command("probe", target, target.url(repo), Path()), target)
+        if not ok:
+            target.stop()
+            raise Unavailable(f"probe `{'git ls-remote' if target.vcs == 'git' else 'hg identify'}` "
+                              f"failed: {err}")
+
+    def measure(self, target: Target, cmds: Sequence[list[str]]) -> tuple[float, list[str], float | None, int]:
+        """Run ``cmds`` at once; return wall, errors, server CPU and peak RSS."""
+        cpu0 = target.cpu_mark()
+        procs: list[subprocess.Popen[bytes]] = []
+        sampler = PeakSampler(lambda: target.server_pids([p.pid for p in procs]))
+        t0 = time.monotonic()
+        procs.extend(self.clients.spawn(cmd, target) for cmd in cmds)
+        sampler.start()
+        deadline = t0 + self.args.timeout
+        results = [self.clients.finish(p, deadline) for p in procs]
+        wall = time.monotonic() - t0
+        peak = sampler.stop()
+        target.settle()
+        cpu1 = target.cpu_mark()
+        cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+        return wall, [err for ok, err in results if not ok], cpu, peak
+
+    # -- cases ---------------------------------------------------------------------------------
+    def run_case(self, case: Case, names: list[str]) -> list[Outcome]:
+        targets = [TARGET_CLASSES[n](self.tools, self.work) for n in names]
+        targets = [t for t in targets if t.vcs in case.vcs]
+        outcomes = {t.name: Outcome(case.name, t.name, t.vcs) for t in targets}
+        live: list[Target] = []
+        try:
+            if case.name != "push":
+                live = self.start_all(case, targets, outcomes)
+            runs = self.args.runs or case.runs
+            if self.args.quick:
+                runs = min(runs, 2)
+            rounds = self.args.warmup + runs
+            t0 = time.monotonic()
+            for rnd in range(rounds):
+                if rnd > self.args.warmup and time.monotonic() - t0 > case.budget * self.args.budget_scale:
+                    log(f"{case.name}: time budget used after {rnd - self.args.warmup} measured round(s)")
+                    break
+                active = targets if case.name == "push" else live
+                for target in active:
+                    out = outcomes[target.name]
+                    if out.unavailable or len([m for m in out.runs if not m.ok]) >= 2:
+                        continue  # unavailable, or keeps failing
+                    m = self.one_run(case, target, rnd, out)
+                    if m is not None:
+                        out.runs.append(m)
+                        self.report(case, target, m)
+        finally:
+            for t in targets:
+                t.stop()
+        return list(outcomes.values())
+
+    def start_all(self, case: Case, targets: list[Target], outcomes: dict[str, Outcome]) -> list[Target]:
+        live = []
+        for t in targets:
+            repo = self.repo_name(t.vcs, case.repo)
+            try:
+                self.start(t, self.read_root(t), repo)
+                if case.name == "noop":
+                    self.noop_setup(t, repo)
+                if case.name == "concurrent" and isinstance(t, DaemonTarget):
+                    t.stop()  # the measured round starts right after a cold start
+                    t.start(self.read_root(t), repo)
+            except Unavailable as exc:
+                outcomes[t.name].unavailable = str(exc)
+                log(f"{case.name}: {t.name} not available: {exc}")
+                t.stop()
+                continue
+            live.append(t)
+        return live
+
+    def noop_setup(self, target: Target, repo: str) -> None:
+        dest = self.work / target.name / "noop-clone"
+        shutil.rmtree(dest, ignore_errors=True)
+        ok, err = self.clients.run(self.clients.command("clone", target, target.url(repo), dest), target)
+        if not ok:
+            raise Unavailable(f"setup clone for the no-op case failed: {err}")
+
+    def one_run(self, case: Case, target: Target, rnd: int, out: Outcome) -> Measurement | None:
+        warm = rnd < self.args.warmup
+        if case.name == "push":
+            return self.push_run(target, rnd, warm, out)
+        repo = self.repo_name(target.vcs, case.repo)
+        url = target.url(repo)
+        if case.name == "noop":
+            dest = self.work / target.name / "noop-clone"
+            return self.timed(target, [self.clients.command("noop", target, url, dest)], rnd, warm)
+        n = self.args.concurrency if case.name == "concurrent" else 1
+        kind = "stream" if case.name == "stream" else "clone"
+        dests = [self.work / target.name / f"dest-{rnd}-{i}" for i in range(n)]
+        try:
+            m = self.timed(target, [self.clients.command(kind, target, url, d) for d in dests], rnd, warm)
+            if m.ok:
+                m.result_bytes = received_bytes(target.vcs, dests[0])
+            return m
+        finally:
+            for d in dests:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def timed(self, target: Target, cmds: list[list[str]], rnd: int, warm: bool) -> Measurement:
+        wall, errors, cpu, peak = self.measure(target, cmds)
+        m = Measurement(rnd, warm, wall, not errors, len(errors), " | ".join(sorted(set(errors)))[:500],
+                        cpu, peak or None)
+        return m
+
+    def push_run(self, target: Target, rnd: int, warm: bool, out: Outcome) -> Measurement | None:
+        """Restore the server repo and the client from pristine copies, restart, push, verify."""
+        repo = self.repo_name(target.vcs, "big")
+        base = self.work / target.name / "push"
+        root, client = base / "root", base / "client"
+        copy_tree(self.corpus_dir / repo, root / repo)
+        copy_tree(self.corpus_dir / self.repo_name(target.vcs, "push_src"), client)
+        try:
+            try:
+                self.start(target, root, repo)
+            except Unavailable as exc:
+                if rnd == 0:
+                    out.unavailable = str(exc)
+                    log(f"push: {target.name} not available: {exc}")
+                    return None
+                return Measurement(rnd, warm, 0.0, False, 1, f"start: {exc}")
+            cmd = self.clients.command("push", target, target.url(repo, write=True), client)
+            m = self.timed(target, [cmd], rnd, warm)
+            target.stop()
+            if m.ok and not self.push_landed(target.vcs, root / repo, client):
+                m.ok, m.error = False, "push reported success but the server lacks the pushed head"
+            return m
+        finally:
+            target.stop()
+            shutil.rmtree(base, ignore_errors=True)
+
+    def push_landed(self, vcs: str, server_repo: Path, client: Path) -> bool:
+        env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": "", "GIT_CONFIG_NOSYSTEM": "1"}
+        if vcs == "git":
+            def head(repo: Path) -> str:
+                return subprocess.run([self.tools.git, "-C", str(repo), "rev-parse", "refs/heads/main"],
+                                      capture_output=True, text=True, env=env).stdout.strip()
+            return head(server_repo) == head(client) != ""
+        node = subprocess.run([self.tools.hg, "-R", str(client), "log", "-r", "main", "-T", "{node}"],
+                              capture_output=True, text=True, env=env).stdout.strip()
+        found = subprocess.run([self.tools.hg, "-R", str(server_repo), "log", "-r", node, "-T", "{node}"],
+                               capture_output=True, text=True, env=env)
+        return bool(node) and found.returncode == 0 and found.stdout.strip() == node
+
+    def report(self, case: Case, target: Target, m: Measurement) -> None:
+        rss = f" rss={m.peak_rss_kib / 1024:.0f}MiB" if m.peak_rss_kib else ""
+        cpu = f" cpu={m.server_cpu:.2f}s" if m.server_cpu is not None else ""
+        status = "ok" if m.ok else f"ERROR {m.error[:200]}"
+        log(f"{case.name:10s} {target.name:16s} round {m.round}{' (warmup)' if m.warmup else ''}: "
+            f"{m.wall:7.3f}s{cpu}{rss} {status}")
+
+
+# ------------------------------------------------------------------------ summary
+def median(xs: Sequence[float]) -> float | None:
+    return statistics.median(xs) if xs else None
+
+
+def paired_ratio(a: Outcome, b: Outcome | None) -> float | None:
+    """Median over rounds of a.wall / b.wall, same round only."""
+    if b is None or b is a:
+        return None if b is None else 1.0
+    walls = {m.round: m.wall for m in b.measured()}
+    ratios = [m.wall / walls[m.round] for m in a.measured() if walls.get(m.round)]
+    return median(ratios)
+
+
+def summarize(outcomes: list[Outcome]) -> list[dict[str, object]]:
+    by_key = {(o.case, o.target): o for o in outcomes}
+    rows: list[dict[str, object]] = []
+    for o in outcomes:
+        cls = TARGET_CLASSES[o.target]
+        walls = [m.wall for m in o.measured()]
+        cpus = [m.server_cpu for m in o.measured() if m.server_cpu is not None]
+        rss = [m.peak_rss_kib for m in o.measured() if m.peak_rss_kib]
+        sizes = [m.result_bytes for m in o.measured() if m.result_bytes]
+        baseline = BASELINE[o.vcs]
+        errors = [m.error for m in o.runs if not m.ok]
+        rows.append({
+            "case": o.case, "target": o.target, "vcs": o.vcs, "n": len(walls),
+            "median_s": median(walls), "min_s": min(walls, default=None), "max_s": max(walls, default=None),
+            "baseline": baseline, "ratio_baseline": paired_ratio(o, by_key.get((o.case, baseline))),
+            "reference": cls.reference,
+            "ratio_reference": paired_ratio(o, by_key.get((o.case, cls.reference))) if cls.reference else None,
+            "server_cpu_s": median(cpus), "peak_rss_mib": max(rss) / 1024 if rss else None,
+            "result_mb": sizes[0] / 1e6 if sizes else None, "errors": o.errors(),
+            "note": f"not available: {o.unavailable}" if o.unavailable else (errors[0][:160] if errors else ""),
+        })
+    return rows
+
+
+def _f(x: object, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def markdown_table(rows: list[dict[str, object]]) -> str:
+    lines = ["| case | target | n | median s | min–max s | × baseline | × same-transport ref | "
+             "server CPU s | server peak RSS MiB | MB | errors | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if str(r["note"]).startswith("not available"):
+            lines.append(f"| {r['case']} | {r['target']} | – | – | – | – | – | – | – | – | – | {r['note']} |")
+            continue
+        base = f"{_f(r['ratio_baseline'], 2)}× ({r['baseline']})" if r["ratio_baseline"] is not None else "–"
+        ref = (f"{_f(r['ratio_reference'], 2)}× ({r['reference']})"
+               if r["ratio_reference"] is not None else "–")
+        note = str(r["note"]).replace("|", "/")
+        lines.append(
+            f"| {r['case']} | {r['target']} | {r['n']} | {_f(r['median_s'])} | "
+            f"{_f(r['min_s'])}–{_f(r['max_s'])} | {base} | {ref} | {_f(r['server_cpu_s'], 2)} | "
+            f"{_f(r['peak_rss_mib'], 0)} | {_f(r['result_mb'], 1)} | {r['errors']} | {note} |")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, object]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kib = 0
+    return {"cpu": model, "cores": os.cpu_count(), "mem_gib": round(mem_kib / 2**20, 1),
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+def versions(tools: Tools) -> dict[str, str]:
+    def out(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    return {"git": out([tools.git, "--version"]),
+            "hg": out([tools.hg, "version", "-q"]),
+            "hgwire": out(["git", "-C", str(BENCH_DIR.parent), "log", "-1", "--format=%h %cI %s"]),
+            "lighttpd": out([tools.lighttpd, "-v"]) if tools.lighttpd else "not installed"}
+
+
+def header(meta: dict[str, object]) -> str:
+    m = meta["machine"]
+    v = meta["versions"]
+    c = meta["corpus"]
+    assert isinstance(m, dict) and isinstance(v, dict) and isinstance(c, dict)
+    return "\n".join([
+        f"# hgwire benchmark, {meta['finished']}",
+        "",
+        f"* machine: {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, Linux {m['kernel']}, "
+        f"load average {meta['loadavg_start']} → {meta['loadavg_end']}",
+        f"* clients/references: {v['git']}, {v['hg']}, {v['lighttpd']}; hgwire at {v['hgwire']}",
+        f"* corpus `{meta['corpus_set']}`: git pack {c.get('big_git_pack_mb')} MB "
+        f"(bitmap: {c.get('big_git_bitmap')}), hg store {c.get('big_hg_store_mb')} MB; "
+        f"rounds alternate targets, warm-up {meta['warmup']}, concurrency {meta['concurrency']}",
+        "* ratios: median of per-round ratios (same round); CPU: server process tree (fake-ssh "
+        "references: the remote command's own CPU); RSS: summed over the server's processes, peak of "
+        "50 ms samples; MB: received git pack / hg store of the clone",
+        "* reference ssh = local fake ssh (no handshake, no crypto); hgwire ssh = OpenSSH client + "
+        "key auth + encryption",
+        "",
+    ])
+
+
+def write_results(rows: list[dict[str, object]], outcomes: list[Outcome], meta: dict[str, object]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{meta['corpus_set']}"
+    text = header(meta) + markdown_table(rows) + "\n"
+    payload = {"meta": meta, "rows": rows, "runs": [asdict(o) for o in outcomes]}
+    for name in (stem, "latest"):
+        (RESULTS_DIR / f"{name}.md").write_text(text)
+        (RESULTS_DIR / f"{name}.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    return RESULTS_DIR / f"{stem}.md"
+
+
+# ------------------------------------------------------------------------ main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="comma-separated (see --list)")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated of: {', '.join(CASES)}")
+    ap.add_argument("--runs", type=int, default=0, help="measured rounds per case (default: per case)")
+    ap.add_argument("--warmup", type=int, default=0, help="unmeasured rounds first (servers are probed anyway)")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=180.0, help="per client command, seconds")
+    ap.add_argument("--budget-scale", type=float, default=1.0, help="scale every case's time budget")
+    ap.add_argument("--quick", action="store_true", help="small corpus, at most 2 rounds: a smoke run")
+    ap.add_argument("--corpus", choices=sorted(corpus.SETS), help="corpus set (default: full; quick with --quick)")
+    ap.add_argument("--list", action="store_true", help="list targets and cases, then exit")
+    return ap.parse_args(argv)
+
+
+def pick(spec: str, known: Sequence[str], what: str) -> list[str]:
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        sys.exit(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
+
+
+def list_all() -> None:
+    for name, cls in TARGET_CLASSES.items():
+        ref = f", compared with {cls.reference}" if cls.reference else ""
+        print(f"target {name:16s} {cls.vcs} over {cls.transport}{' (hgwire)' if cls.hgwire else ''}{ref}")
+    for case in CASES.values():
+        print(f"case   {case.name:16s} {'/'.join(case.vcs)}: {case.what} ({case.runs} rounds)")
+
+
+def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], None] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        list_all()
+        return 0
+    targets = pick(args.targets, list(TARGET_CLASSES), "target")
+    cases = pick(args.cases, list(CASES), "case")
+    set_name = args.corpus or ("quick" if args.quick else "full")
+    corpus_dir = corpus.ensure(set_name)
+    work = WORK_DIR / "last"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    tools = Tools.find()
+    meta: dict[str, object] = {
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+        "versions": versions(tools), "corpus_set": set_name, "corpus": corpus.describe(corpus_dir),
+        "targets": targets, "cases": cases, "runs": args.runs, "warmup": args.warmup,
+        "concurrency": args.concurrency, "loadavg_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    }
+    runner = Runner(args, corpus_dir, work, tools)
+    outcomes: list[Outcome] = []
+    try:
+        for name in cases:
+            log(f"== case {name}")
+            outcomes.extend(runner.run_case(CASES[name], targets))
+    except KeyboardInterrupt:
+        log("interrupted: partial results follow")
+    finally:
+        meta["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        meta["loadavg_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        rows = summarize(outcomes)
+        path = write_results(rows, outcomes, meta)
+        print(header(meta) + markdown_table(rows))
+        log(f"results: {path} (and .json; also results/latest.*)")
+        shutil.rmtree(work, ignore_errors=True)
+    if on_outcomes:
+        on_outcomes(outcomes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
