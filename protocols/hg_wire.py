@@ -26,7 +26,6 @@ BOOL_FALSE = b"0"
 TRANSPORT_INDEPENDENT_CAPS = (
     b"batch",
     b"branchmap",
-    b"changegroupsubset",
     b"getbundle",
     b"known",
     b"lookup",

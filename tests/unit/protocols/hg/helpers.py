@@ -112,3 +112,11 @@ def reference_repo() -> FakeRepo:
     repo = FakeRepo("srv", publishing=False)
     load_getbundle_reply(repo, bundle_in(side("clone-bundle2.txt", "s")))
     return repo
+
+
+def repo_after_pushes() -> FakeRepo:
+    """The reference state after the recorded bundle2 and bundle1 pushes (replayed through our unbundle)."""
+    repo = reference_repo()
+    run_ssh(repo, side("push-bundle2.txt", "c"))
+    run_ssh(repo, side("push-bundle1.txt", "c"))
+    return repo

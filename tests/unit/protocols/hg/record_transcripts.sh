@@ -47,4 +47,9 @@ raw() {
 raw unknown-command 'hello\nbetween\npairs 81\n0000000000000000000000000000000000000000-0000000000000000000000000000000000000000nosuchcommand\nheads\n'
 raw upgrade-request 'upgrade 2e82ab3f-9ce3-4b4e-8f8c-6fd1c0e9e23a proto=exp-ssh-v2-0003\nhello\nbetween\npairs 81\n0000000000000000000000000000000000000000-0000000000000000000000000000000000000000'
 raw listkeys-and-known 'listkeys\nnamespace 9\nbookmarkslistkeys\nnamespace 6\nphaseslistkeys\nnamespace 10\nnamespacesbranchmap\nknown\n* 0\nnodes 81\n0000000000000000000000000000000000000000 1111111111111111111111111111111111111111lookup\nkey 4\nnope\n'
+# Bundle files as `hg bundle` writes them (one c: line each: the bytes a push could carry).
+for type in none-v1 gzip-v1 bzip2-v1 none-v2 gzip-v2 bzip2-v2 zstd-v2; do
+    "$HG" -R srv bundle -q -a --type "$type" "$WORK/b.hg"
+    "$PY" -c 'import sys; print("c: " + repr(open(sys.argv[1], "rb").read()))' "$WORK/b.hg" > "$OUT/bundle-$type.txt"
+done
 echo recorded into "$OUT"

@@ -19,7 +19,15 @@ from protocols.changegroup import ChangegroupDecoder, StreamReader
 from protocols.hg_wire import decode_bundle2_caps, url_unquote
 
 from .fake_repo import FakeRepo
-from .helpers import bundle_in, load_getbundle_reply, parts_of, reference_repo, run_ssh, side
+from .helpers import (
+    bundle_in,
+    load_getbundle_reply,
+    parts_of,
+    reference_repo,
+    repo_after_pushes,
+    run_ssh,
+    side,
+)
 
 CAPS_FRAME = re.compile(rb"\d+\ncapabilities: ([^\n]*)\n")
 
@@ -37,13 +45,6 @@ def caps_of(stdout: bytes) -> dict[bytes, bytes]:
 def session(name: str, repo: FakeRepo) -> tuple[bytes, bytes]:
     ours, _ = run_ssh(repo, side(name, "c"))
     return ours, side(name, "s")
-
-
-def repo_after_pushes() -> FakeRepo:
-    repo = reference_repo()
-    run_ssh(repo, side("push-bundle2.txt", "c"))
-    run_ssh(repo, side("push-bundle1.txt", "c"))
-    return repo
 
 
 def test_capabilities_are_a_subset_of_the_reference() -> None:
