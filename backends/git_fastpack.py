@@ -1,0 +1,520 @@
+"""Pack generation at I/O speed: send stored pack entries as they are.
+
+The generic path (``backends/git_pack.py``) inflates every object to find what
+to send and rebuilds each pack entry.  When the repository is on disk this
+module does what git's own upload-pack does instead:
+
+1. **Counting** (``backends/git_reach.py``): reachability of wants and haves
+   from the pack bitmap where one exists, a walk of commits and trees for the
+   rest; the objects to send are ``reach(wants) - reach(haves)``, exactly.
+2. **Verbatim reuse**: each object to send is taken from the first pack that
+   holds it (bitmapped pack first) and its stored entry is copied byte for
+   byte: compressed data and deltas untouched.  Runs of consecutive unchanged
+   entries go out as single slices of the memory-mapped pack.  Only the delta
+   base reference of an entry may be rewritten:
+
+   * OFS_DELTA whose base is sent from the same pack: the relative offset is
+     recomputed for the new layout (unchanged bytes when nothing between them
+     was skipped); without the ``ofs-delta`` capability it becomes REF_DELTA;
+   * a delta whose base is sent from an earlier pack, or that the client has
+     and ``thin-pack`` was asked: REF_DELTA naming the base;
+   * otherwise (base neither sent nor usable): the object is resolved and sent
+     whole, zlib-compressed.  Objects outside packs (loose, alternates) are
+     always sent whole.
+
+   A delta's base is always sent from the same or an earlier pack in the
+   fixed pack order (or whole), so the sent deltas cannot form a cycle.
+3. **Streaming**: the header's object count is known after counting; the
+   entries follow in chunks of ``chunk_size`` bytes and the trailing SHA-1 is
+   computed over what was sent.  Memory is the indexes, the bitsets and one
+   chunk, never the pack.
+
+``generate_pack_fast`` returns None when it cannot serve the request and the
+caller must use the generic path (see its docstring).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import mmap
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from dulwich.object_store import DiskObjectStore
+from dulwich.repo import BaseRepo
+
+from backends.git_packindex import PackIndexView, UnsupportedIndex, index_view
+from backends.git_reach import (
+    TAG,
+    BitmapError,
+    MissingObject,
+    PackBitmap,
+    Reached,
+    Walker,
+    read_pack_bitmap,
+)
+
+PACK_SIGNATURE = b"PACK"
+PACK_VERSION = 2
+OFS_DELTA = 6
+REF_DELTA = 7
+SHA_LEN = 20
+DEFAULT_CHUNK_SIZE = 256 * 1024
+MAX_ENTRY_HEADER = 32            # type/size varint (<= 10 bytes) + OFS offset (<= 10) or REF name (20)
+TAGS_PREFIX = b"refs/tags/"
+
+Progress = Callable[[bytes], None]
+
+
+class _CannotServe(Exception):
+    """This request or repository needs the generic path."""
+
+
+@dataclass(eq=False)
+class _Source:
+    """One pack with the positions (pack order) of the objects it contributes."""
+
+    view: PackIndexView
+    positions: list[int] = field(default_factory=list)
+    selected: bytearray = field(default_factory=bytearray)
+
+    def select(self, positions: list[int]) -> None:
+        self.positions = positions
+        self.selected = bytearray(len(self.view))
+        for pos in positions:
+            self.selected[pos] = 1
+
+
+@dataclass(eq=False)
+class PackPlan:
+    """What to send and where each piece is stored; the writer's whole input."""
+
+    sources: list[_Source]
+    whole: list[bytes]                     # hex names sent resolved (not in any pack)
+    have: Reached
+    have_view: PackIndexView | None
+    thin_pack: bool
+    ofs_delta: bool
+    store: DiskObjectStore
+
+    @property
+    def count(self) -> int:
+        return sum(len(s.positions) for s in self.sources) + len(self.whole)
+
+    def source_of(self, binsha: bytes) -> int | None:
+        """Index of the source an object is sent from; len(sources) when sent whole; None if not sent."""
+        for i, source in enumerate(self.sources):
+            pos = source.view.position(binsha)
+            if pos is not None and source.selected[pos]:
+                return i
+        hexsha = binascii.hexlify(binsha)
+        return len(self.sources) if hexsha in self._whole_set else None
+
+    def client_has(self, binsha: bytes) -> bool:
+        return self.thin_pack and self.have.contains(binascii.hexlify(binsha), self.have_view)
+
+    @property
+    def _whole_set(self) -> frozenset[bytes]:
+        cached: frozenset[bytes] | None = self.__dict__.get("_whole_cache")
+        if cached is None:
+            cached = frozenset(self.whole)
+            self.__dict__["_whole_cache"] = cached
+        return cached
+
+
+def generate_pack_fast(
+    repo: BaseRepo,
+    wants: Sequence[bytes],
+    haves: Sequence[bytes],
+    *,
+    thin_pack: bool = False,
+    ofs_delta: bool = True,
+    include_tag: bool = False,
+    shallows: Sequence[bytes] = (),
+    depth: int = 0,
+    deepen_since: int | None = None,
+    deepen_not: Sequence[bytes] = (),
+    progress: Progress | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Iterator[bytes] | None:
+    """The pack for ``wants`` minus ``haves`` (hex names) as byte chunks, or None.
+
+    Counting happens in this call; the returned iterator streams the pack
+    (header, entries, trailing SHA-1).  Unknown haves are ignored, as
+    upload-pack does.  Returns None, having sent nothing, when the generic
+    path must serve the request: the object store is not on disk (memory
+    repositories), a shallow/deepen request (shallow boundaries change what
+    the client has), an index that is not version 2 / SHA-1, an unknown want
+    or an object missing from the store.
+    """
+    if shallows or depth or deepen_since is not None or deepen_not:
+        return None
+    store = repo.object_store
+    if not isinstance(store, DiskObjectStore) or not wants:
+        return None
+    try:
+        plan = plan_pack(repo, store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
+                         include_tag=include_tag)
+        maps = _open_maps(plan)
+    except (_CannotServe, UnsupportedIndex, MissingObject, OSError):
+        return None
+    if progress is not None:
+        progress(b"Enumerating objects: %d, done.\n" % plan.count)
+    return write_pack(plan, maps, chunk_size=chunk_size, progress=progress)
+
+
+# -- counting --------------------------------------------------------------------------
+
+
+def plan_pack(repo: BaseRepo, store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
+              thin_pack: bool, ofs_delta: bool, include_tag: bool) -> PackPlan:
+    """Count the objects to send and choose where each is read from."""
+    views = _pack_views(store)
+    bitmap = _find_bitmap(views)
+    bitmapped = bitmap.view if bitmap is not None else None
+    if bitmapped is not None:  # the bitmapped pack comes first: its objects are bits
+        views = [bitmapped] + [v for v in views if v is not bitmapped]
+    walker = Walker(store, bitmap)
+    if any(w not in store for w in wants):
+        raise _CannotServe("unknown want")
+    want = walker.closure(wants)
+    have = walker.closure(h for h in haves if h in store)
+    send = Reached(want.bits & ~have.bits, want.others - have.others)
+    if include_tag:
+        _add_tags(repo, store, walker, send, have)
+    sources = [_Source(v) for v in views]
+    if bitmapped is not None:
+        sources[0].select(_bit_positions(send.bits, len(bitmapped)))
+    whole = _place_others(store, sources[1:] if bitmapped is not None else sources, send.others)
+    return PackPlan(sources=[s for s in sources if s.positions], whole=whole, have=have,
+                    have_view=bitmapped, thin_pack=thin_pack, ofs_delta=ofs_delta, store=store)
+
+
+def _pack_views(store: DiskObjectStore) -> list[PackIndexView]:
+    pack_dir = os.fspath(store.pack_dir)
+    try:
+        names = sorted(os.listdir(pack_dir))
+    except FileNotFoundError:
+        return []
+    present = set(names)
+    return [index_view(os.path.join(pack_dir, name[:-5])) for name in names
+            if name.endswith(".pack") and name[:-5] + ".idx" in present]
+
+
+def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:
+    for view in views:
+        path = view.pack_path[:-5] + ".bitmap"
+        if os.path.exists(path):
+            try:
+                return read_pack_bitmap(path, view)
+            except (BitmapError, OSError):
+                continue  # a stale or damaged bitmap only costs speed
+    return None
+
+
+_BYTE_BITS = tuple(tuple(b for b in range(8) if byte >> b & 1) for byte in range(256))
+
+
+def _bit_positions(bits: int, size: int) -> list[int]:
+    """Set bit numbers of ``bits``, ascending."""
+    out: list[int] = []
+    for i, byte in enumerate(bits.to_bytes((size + 7) // 8, "little")):
+        if byte:
+            base = i * 8
+            out.extend(base + b for b in _BYTE_BITS[byte])
+    return out
+
+
+def _place_others(store: DiskObjectStore, sources: list[_Source], others: Iterable[bytes]) -> list[bytes]:
+    """Assign objects outside the bitmapped pack to the first pack holding them; the rest go whole."""
+    found: list[list[int]] = [[] for _ in sources]
+    whole: list[bytes] = []
+    for hexsha in sorted(others):
+        binsha = binascii.unhexlify(hexsha)
+        for i, source in enumerate(sources):
+            pos = source.view.position(binsha)
+            if pos is not None:
+                found[i].append(pos)
+                break
+        else:
+            if hexsha not in store:
+                raise MissingObject(hexsha.decode("ascii"))
+            whole.append(hexsha)
+    for source, positions in zip(sources, found):
+        if positions:
+            source.select(sorted(positions))
+    return whole
+
+
+def _add_tags(repo: BaseRepo, store: DiskObjectStore, walker: Walker, send: Reached, have: Reached) -> None:
+    """include-tag: annotated tags (and tags of tags) that point at an object being sent."""
+    view = walker.view
+    for ref, sha in sorted(repo.get_refs().items()):
+        if not ref.startswith(TAGS_PREFIX) or sha not in store:
+            continue
+        chain: list[bytes] = []
+        target = sha
+        while True:
+            type_num, raw = store.get_raw(target)
+            if type_num != TAG:
+                break
+            chain.append(target)
+            target = raw[7:47]
+        if chain and send.contains(target, view):
+            for tag in chain:
+                if not send.contains(tag, view) and not have.contains(tag, view):
+                    _add(send, tag, view)
+
+
+def _add(reached: Reached, hexsha: bytes, view: PackIndexView | None) -> None:
+    pos = view.position(binascii.unhexlify(hexsha)) if view is not None else None
+    if pos is None:
+        reached.others.add(hexsha)
+    else:
+        reached.bits |= 1 << pos
+
+
+def _open_maps(plan: PackPlan) -> list[mmap.mmap]:
+    """Map every source pack now, so that a concurrent repack cannot pull it away."""
+    maps: list[mmap.mmap] = []
+    try:
+        for source in plan.sources:
+            with open(source.view.pack_path, "rb") as f:
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            maps.append(mapped)
+            if len(mapped) != source.view.pack_size or mapped[-SHA_LEN:] != source.view.checksum:
+                raise _CannotServe(f"{source.view.pack_path} does not match its index")
+    except BaseException:
+        for mapped in maps:
+            mapped.close()
+        raise
+    return maps
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def encode_entry_header(type_num: int, size: int) -> bytes:
+    """The type-and-size varint that starts every pack entry."""
+    first = (type_num << 4) | (size & 0x0F)
+    size >>= 4
+    out = bytearray()
+    while size:
+        out.append(first | 0x80)
+        first = size & 0x7F
+        size >>= 7
+    out.append(first)
+    return bytes(out)
+
+
+def encode_ofs(distance: int) -> bytes:
+    """OFS_DELTA's base distance: big-endian 7-bit groups, each but the last biased by one."""
+    out = bytearray([distance & 0x7F])
+    distance >>= 7
+    while distance:
+        distance -= 1
+        out.append(0x80 | (distance & 0x7F))
+        distance >>= 7
+    out.reverse()
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """The parsed start of a stored entry."""
+
+    type_num: int
+    size_header: bytes      # the type-and-size varint as stored
+    data_start: int         # where the zlib stream starts
+    base_offset: int        # OFS_DELTA: absolute offset of the base in the same pack
+    base_name: bytes        # REF_DELTA: binary base name
+
+
+def parse_entry(mapped: mmap.mmap, offset: int) -> _Entry:
+    head = mapped[offset:offset + MAX_ENTRY_HEADER]
+    byte = head[0]
+    type_num = (byte >> 4) & 7
+    p = 1
+    while byte & 0x80:
+        byte = head[p]
+        p += 1
+    size_header = head[:p]
+    if type_num == OFS_DELTA:
+        byte = head[p]
+        p += 1
+        distance = byte & 0x7F
+        while byte & 0x80:
+            byte = head[p]
+            p += 1
+            distance = ((distance + 1) << 7) | (byte & 0x7F)
+        return _Entry(type_num, size_header, offset + p, offset - distance, b"")
+    if type_num == REF_DELTA:
+        return _Entry(type_num, size_header, offset + p + SHA_LEN, 0, head[p:p + SHA_LEN])
+    return _Entry(type_num, size_header, offset + p, 0, b"")
+
+
+def _as_ref_delta(size_header: bytes) -> bytes:
+    return bytes([(size_header[0] & 0x8F) | (REF_DELTA << 4)]) + size_header[1:]
+
+
+class _Output:
+    """Accumulates pack bytes, hashes them and hands out chunks of about ``chunk_size``."""
+
+    def __init__(self, chunk_size: int) -> None:
+        self.chunk_size = chunk_size
+        self.offset = 0
+        self._buffer = bytearray()
+        self._sha = hashlib.sha1()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._buffer += data
+        self.offset += len(data)
+
+    def room(self) -> int:
+        """Bytes that still fit in the current chunk (at least one)."""
+        return max(self.chunk_size - len(self._buffer), 1)
+
+    def ready(self) -> bool:
+        return len(self._buffer) >= self.chunk_size
+
+    def take(self) -> bytes:
+        chunk = bytes(self._buffer)
+        self._buffer.clear()
+        self._sha.update(chunk)
+        return chunk
+
+    def finish(self) -> bytes:
+        chunk = self.take()
+        return chunk + self._sha.digest()
+
+
+@dataclass
+class WriteStats:
+    """How each entry went out (for progress and the micro-benchmark)."""
+
+    verbatim: int = 0
+    rebased: int = 0          # OFS distance recomputed, or turned into REF_DELTA
+    whole: int = 0
+
+
+def write_pack(plan: PackPlan, maps: list[mmap.mmap], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+               progress: Progress | None = None, stats: WriteStats | None = None) -> Iterator[bytes]:
+    """Stream the planned pack; closes ``maps`` when done or closed early."""
+    stats = stats if stats is not None else WriteStats()
+    out = _Output(chunk_size)
+    try:
+        out.write(PACK_SIGNATURE + PACK_VERSION.to_bytes(4, "big") + plan.count.to_bytes(4, "big"))
+        for index, (source, mapped) in enumerate(zip(plan.sources, maps)):
+            yield from _write_source(plan, index, source, mapped, out, stats)
+        for hexsha in plan.whole:
+            _write_whole(plan, hexsha, out)
+            stats.whole += 1
+            if out.ready():
+                yield out.take()
+        yield out.finish()
+        if progress is not None:
+            progress(b"Total %d (reused %d, rebased %d, whole %d)\n"
+                     % (plan.count, stats.verbatim, stats.rebased, stats.whole))
+    finally:
+        for mapped in maps:
+            mapped.close()
+
+
+def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, out: _Output,
+                  stats: WriteStats) -> Iterator[bytes]:
+    """Entries of one pack in pack order; consecutive unchanged entries are copied as one run."""
+    view = source.view
+    new_offset: dict[int, int] = {}
+    run_start = run_end = -1
+    for pos in source.positions:
+        start = int(view.offsets[pos])
+        end = view.entry_end(pos)
+        new_offset[pos] = out.offset + (run_end - run_start)
+        header = _rewritten_header(plan, index, source, mapped, pos, new_offset)
+        if header is None:
+            stats.verbatim += 1
+            if start != run_end:
+                yield from _copy(mapped, run_start, run_end, out)
+                run_start = start
+            run_end = end
+            continue
+        yield from _copy(mapped, run_start, run_end, out)
+        run_start = run_end = -1
+        if isinstance(header, tuple):
+            out.write(header[0])
+            stats.rebased += 1
+            yield from _copy(mapped, header[1], end, out)
+        else:
+            _write_whole(plan, binascii.hexlify(view.names[pos]), out)
+            stats.whole += 1
+            if out.ready():
+                yield out.take()
+    yield from _copy(mapped, run_start, run_end, out)
+
+
+def _copy(mapped: mmap.mmap, start: int, end: int, out: _Output) -> Iterator[bytes]:
+    """Copy ``mapped[start:end]``, yielding whenever a chunk is full."""
+    while start < end:
+        step = min(end - start, out.room())
+        out.write(mapped[start:start + step])
+        start += step
+        if out.ready():
+            _release(mapped, start)
+            yield out.take()
+
+
+def _release(mapped: mmap.mmap, upto: int) -> None:
+    """Drop our page mappings below ``upto``: the data stays in the page cache, not in our RSS.
+
+    Entries go out in ascending offset order, so pages behind the cursor are
+    not read again (whole objects are resolved through the object store).
+    """
+    aligned = upto // mmap.PAGESIZE * mmap.PAGESIZE
+    if aligned and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED, 0, aligned)
+
+
+_WHOLE = object()
+
+
+def _rewritten_header(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, pos: int,
+                      new_offset: dict[int, int]) -> tuple[bytes, int] | object | None:
+    """None: copy the entry as stored.  (header, data_start): new header, stored data.  _WHOLE: resolve."""
+    start = int(source.view.offsets[pos])
+    entry = parse_entry(mapped, start)
+    if entry.type_num == OFS_DELTA:
+        return _ofs_header(plan, index, source, entry, pos, start, new_offset)
+    if entry.type_num == REF_DELTA:
+        where = plan.source_of(entry.base_name)
+        if (where is not None and where <= index) or plan.client_has(entry.base_name):
+            return None
+        return _WHOLE
+    return None
+
+
+def _ofs_header(plan: PackPlan, index: int, source: _Source, entry: _Entry, pos: int, start: int,
+                new_offset: dict[int, int]) -> tuple[bytes, int] | object | None:
+    base_pos = source.view.position_at_offset(entry.base_offset)
+    if base_pos is None:
+        return _WHOLE  # a corrupt stored offset: let the object store resolve it
+    if source.selected[base_pos]:
+        if not plan.ofs_delta:
+            return (_as_ref_delta(entry.size_header) + source.view.names[base_pos], entry.data_start)
+        distance = new_offset[pos] - new_offset[base_pos]
+        if distance == start - entry.base_offset:
+            return None
+        return (entry.size_header + encode_ofs(distance), entry.data_start)
+    base_name = source.view.names[base_pos]
+    where = plan.source_of(base_name)
+    if (where is not None and where < index) or plan.client_has(base_name):
+        return (_as_ref_delta(entry.size_header) + base_name, entry.data_start)
+    return _WHOLE
+
+
+def _write_whole(plan: PackPlan, hexsha: bytes, out: _Output) -> None:
+    type_num, raw = plan.store.get_raw(hexsha)
+    out.write(encode_entry_header(type_num, len(raw)))
+    out.write(zlib.compress(raw))

@@ -1,0 +1,151 @@
+"""A read-only view of one git pack's ``.idx`` (version 2) in pack order.
+
+gitformat-pack(5): the index lists object names sorted by name, then a CRC
+table, then 4-byte offsets (high bit set: index into an 8-byte table).  Fast
+serving needs the other order too: "pack order" (ascending offset), which is
+the bit order of a pack bitmap, and the end of each stored entry, which is the
+start of the next one (or the trailing checksum).
+
+A ``PackIndexView`` is immutable once built and holds no file handle, so one
+view can be shared between threads and cached across requests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+IDX_MAGIC = b"\377tOc"
+IDX_VERSION = 2
+SHA_LEN = 20
+FANOUT_SIZE = 256 * 4
+LARGE_OFFSET_FLAG = 0x80000000
+MAX_CACHED_VIEWS = 16
+
+
+class UnsupportedIndex(Exception):
+    """The index is not a version-2 SHA-1 index this module can read."""
+
+
+@dataclass(frozen=True, eq=False)
+class PackIndexView:
+    """Object names and offsets of one pack, in pack order."""
+
+    pack_path: str
+    pack_size: int
+    checksum: bytes
+    names: tuple[bytes, ...]          # pack order
+    offsets: array                    # pack order, ascending; array('q')
+    idx_to_pos: array                 # index (name) order -> pack order; array('l')
+    _pos_of: dict[bytes, int] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def position(self, sha: bytes) -> int | None:
+        """Pack-order position of a binary object name, or None."""
+        return self._pos_of.get(sha)
+
+    def position_at_offset(self, offset: int) -> int | None:
+        """Pack-order position of the entry starting exactly at ``offset``."""
+        pos = bisect_left(self.offsets, offset)
+        if pos < len(self.offsets) and self.offsets[pos] == offset:
+            return pos
+        return None
+
+    def entry_end(self, pos: int) -> int:
+        """Where the stored entry at ``pos`` ends (exclusive)."""
+        if pos + 1 < len(self.offsets):
+            return int(self.offsets[pos + 1])
+        return self.pack_size - SHA_LEN
+
+
+def read_index(idx_path: str, pack_path: str) -> PackIndexView:
+    """Parse a version-2 ``.idx`` into a ``PackIndexView``."""
+    with open(idx_path, "rb") as f:
+        data = f.read()
+    pack_size = os.path.getsize(pack_path)
+    if data[:4] != IDX_MAGIC or int.from_bytes(data[4:8], "big") != IDX_VERSION:
+        raise UnsupportedIndex(f"{idx_path}: not a version-2 pack index")
+    count = int.from_bytes(data[8 + FANOUT_SIZE - 4:8 + FANOUT_SIZE], "big")
+    names_at = 8 + FANOUT_SIZE
+    offsets_at = names_at + count * SHA_LEN + count * 4
+    large_at = offsets_at + count * 4
+    if len(data) < large_at + 2 * SHA_LEN:
+        raise UnsupportedIndex(f"{idx_path}: truncated")
+    idx_names = [data[i:i + SHA_LEN] for i in range(names_at, names_at + count * SHA_LEN, SHA_LEN)]
+    idx_offsets = _big_endian_u32(data[offsets_at:large_at])
+    if any(o & LARGE_OFFSET_FLAG for o in idx_offsets):
+        idx_offsets = _resolve_large(idx_offsets, data, large_at)
+    order = sorted(range(count), key=idx_offsets.__getitem__)
+    idx_to_pos = array("l", bytes(array("l").itemsize * count))
+    for pos, i in enumerate(order):
+        idx_to_pos[i] = pos
+    names = tuple(idx_names[i] for i in order)
+    checksum = data[len(data) - 2 * SHA_LEN:len(data) - SHA_LEN]
+    return PackIndexView(
+        pack_path=pack_path,
+        pack_size=pack_size,
+        checksum=checksum,
+        names=names,
+        offsets=array("q", (idx_offsets[i] for i in order)),
+        idx_to_pos=idx_to_pos,
+        _pos_of={name: pos for pos, name in enumerate(names)},
+    )
+
+
+def _big_endian_u32(raw: bytes) -> list[int]:
+    words = array("I")
+    if words.itemsize != 4:  # pragma: no cover - exotic platforms
+        return [int.from_bytes(raw[i:i + 4], "big") for i in range(0, len(raw), 4)]
+    words.frombytes(raw)
+    if sys.byteorder == "little":
+        words.byteswap()
+    return words.tolist()
+
+
+def _resolve_large(offsets: list[int], data: bytes, large_at: int) -> list[int]:
+    result = []
+    for o in offsets:
+        if o & LARGE_OFFSET_FLAG:
+            at = large_at + (o & ~LARGE_OFFSET_FLAG) * 8
+            o = int.from_bytes(data[at:at + 8], "big")
+        result.append(o)
+    return result
+
+
+class _ViewCache:
+    """Views keyed by (path, size, mtime), least recently used evicted."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._views: OrderedDict[tuple[str, int, int], PackIndexView] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, idx_path: str, pack_path: str) -> PackIndexView:
+        st = os.stat(idx_path)
+        key = (idx_path, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            view = self._views.get(key)
+            if view is not None:
+                self._views.move_to_end(key)
+                return view
+        view = read_index(idx_path, pack_path)
+        with self._lock:
+            self._views[key] = view
+            while len(self._views) > self._limit:
+                self._views.popitem(last=False)
+        return view
+
+
+_CACHE = _ViewCache(MAX_CACHED_VIEWS)
+
+
+def index_view(pack_basename: str) -> PackIndexView:
+    """The (cached) view of ``<basename>.idx`` for ``<basename>.pack``."""
+    return _CACHE.get(pack_basename + ".idx", pack_basename + ".pack")

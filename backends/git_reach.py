@@ -1,0 +1,275 @@
+"""Which objects a set of tips reaches: pack bitmaps where they exist, a walk for the rest.
+
+A pack bitmap (gitformat-pack(5), "bitmap-format") stores, for selected
+commits of one pack, the set of objects reachable from that commit as an EWAH
+compressed bitmap whose bit ``n`` is the ``n``-th object of the pack in offset
+order.  The pack is closed under reachability (flag ``FULL_DAG``), so a
+commit's bitmap never points outside the pack.
+
+The reachable set is kept as two parts: a Python ``int`` used as a bitset over
+the bitmapped pack (OR, AND-NOT and population are C loops over machine
+words), and a ``set`` of hex names for objects that live elsewhere (loose
+objects, other packs).  A walk fills in what bitmaps do not cover: commits and
+tags first, so that every bitmap a walk can meet is OR-ed before any tree is
+read, then trees, whose blobs are marked without being read.  A set bit is
+always closed (everything below it is set or queued), which is what lets the
+walk stop at it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+import sys
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import parse_tree
+
+from backends.git_packindex import PackIndexView
+
+BITMAP_MAGIC = b"BITM"
+BITMAP_VERSION = 1
+BITMAP_OPT_FULL_DAG = 0x1
+BITMAP_HEADER = struct.Struct(">4sHHI20s")
+EWAH_HEADER = struct.Struct(">II")
+ENTRY_HEADER = struct.Struct(">IBB")
+TYPE_BITMAPS = 4
+
+COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4
+S_IFMT = 0o170000
+S_IFDIR = 0o040000
+S_IFGITLINK = 0o160000
+
+
+class BitmapError(Exception):
+    """The ``.bitmap`` file is malformed or belongs to another pack."""
+
+
+def decode_ewah(data: bytes, at: int, max_bits: int) -> tuple[int, int]:
+    """Decode the EWAH bitmap at ``data[at:]`` to an int bitset; return it and where it ends."""
+    if at + EWAH_HEADER.size > len(data):
+        raise BitmapError("truncated EWAH header")
+    bit_count, word_count = EWAH_HEADER.unpack_from(data, at)
+    if bit_count > (max_bits + 63) // 64 * 64:
+        raise BitmapError(f"EWAH bitmap of {bit_count} bits for a pack of {max_bits} objects")
+    limit = (bit_count + 63) // 64 * 8
+    p = at + EWAH_HEADER.size
+    end = p + 8 * word_count
+    if end + 4 > len(data):
+        raise BitmapError("truncated EWAH words")
+    out = bytearray()
+    while p < end:
+        rlw = int.from_bytes(data[p:p + 8], "big")
+        p += 8
+        run, literals = (rlw >> 1) & 0xFFFFFFFF, rlw >> 33
+        if run:
+            out += (b"\xff" if rlw & 1 else b"\x00") * (8 * run)
+        if literals:
+            if p + 8 * literals > end:
+                raise BitmapError("EWAH literal words run past the bitmap")
+            words = array("Q")
+            words.frombytes(data[p:p + 8 * literals])
+            words.byteswap()  # stored big-endian; we want little-endian bytes on any host
+            out += words.tobytes() if sys.byteorder == "little" else _swap_back(words)
+            p += 8 * literals
+        if len(out) > limit:
+            raise BitmapError("EWAH bitmap longer than its declared bit count")
+    bits = int.from_bytes(out, "little") & ((1 << min(bit_count, max_bits)) - 1)
+    return bits, end + 4
+
+
+def _swap_back(words: array) -> bytes:  # pragma: no cover - big-endian hosts only
+    words.byteswap()
+    return b"".join(w.to_bytes(8, "little") for w in words)
+
+
+@dataclass(eq=False)
+class PackBitmap:
+    """The commit bitmaps of one pack, decoded lazily (with their XOR chains)."""
+
+    view: PackIndexView
+    data: bytes
+    entries: list[tuple[int, int]]                    # (xor_offset, ewah start) by entry number
+    by_commit: dict[bytes, int]                       # binary commit name -> entry number
+    _decoded: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def bitmap(self, commit: bytes) -> int | None:
+        """The reachability bitset of a binary commit name, or None if it has none."""
+        number = self.by_commit.get(commit)
+        return None if number is None else self._decode(number)
+
+    def _decode(self, number: int) -> int:
+        chain = []
+        while number not in self._decoded:
+            chain.append(number)
+            xor_offset = self.entries[number][0]
+            if not xor_offset:
+                break
+            number -= xor_offset
+        for n in reversed(chain):  # oldest first: each XOR base is decoded before it is needed
+            xor_offset, at = self.entries[n]
+            bits, _ = decode_ewah(self.data, at, len(self.view))
+            self._decoded[n] = bits ^ self._decoded[n - xor_offset] if xor_offset else bits
+        return self._decoded[chain[0] if chain else number]
+
+
+def read_pack_bitmap(path: str, view: PackIndexView) -> PackBitmap:
+    """Parse the header and entry table of a pack ``.bitmap``; bitmaps decode on use."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < BITMAP_HEADER.size:
+        raise BitmapError(f"{path}: truncated")
+    magic, version, flags, count, checksum = BITMAP_HEADER.unpack_from(data, 0)
+    if magic != BITMAP_MAGIC or version != BITMAP_VERSION or not flags & BITMAP_OPT_FULL_DAG:
+        raise BitmapError(f"{path}: not a version-1 full-DAG pack bitmap")
+    if checksum != view.checksum:
+        raise BitmapError(f"{path}: belongs to another pack")
+    at = BITMAP_HEADER.size
+    for _ in range(TYPE_BITMAPS):
+        at = _skip_ewah(data, at)
+    entries: list[tuple[int, int]] = []
+    by_commit: dict[bytes, int] = {}
+    for number in range(count):
+        if at + ENTRY_HEADER.size > len(data):
+            raise BitmapError(f"{path}: truncated entry table")
+        idx_pos, xor_offset, _flags = ENTRY_HEADER.unpack_from(data, at)
+        if idx_pos >= len(view) or xor_offset > number:
+            raise BitmapError(f"{path}: entry {number} is out of range")
+        start = at + ENTRY_HEADER.size
+        entries.append((xor_offset, start))
+        by_commit[view.names[view.idx_to_pos[idx_pos]]] = number
+        at = _skip_ewah(data, start)
+    return PackBitmap(view=view, data=data, entries=entries, by_commit=by_commit)
+
+
+def _skip_ewah(data: bytes, at: int) -> int:
+    if at + EWAH_HEADER.size > len(data):
+        raise BitmapError("truncated EWAH header")
+    _, words = EWAH_HEADER.unpack_from(data, at)
+    end = at + EWAH_HEADER.size + 8 * words + 4
+    if end > len(data):
+        raise BitmapError("truncated EWAH bitmap")
+    return end
+
+
+@dataclass
+class Reached:
+    """Objects reachable from some tips: bits over the bitmapped pack, hex names elsewhere."""
+
+    bits: int = 0
+    others: set[bytes] = field(default_factory=set)
+
+    def contains(self, hexsha: bytes, view: PackIndexView | None) -> bool:
+        pos = view.position(binascii.unhexlify(hexsha)) if view is not None else None
+        if pos is not None:
+            return bool(self.bits >> pos & 1)
+        return hexsha in self.others
+
+
+class MissingObject(Exception):
+    """A tip or a reachable object is not in the object store."""
+
+
+class Walker:
+    """Computes ``Reached`` sets over one object store (and its bitmapped pack, if any)."""
+
+    def __init__(self, store: BaseObjectStore, bitmap: PackBitmap | None) -> None:
+        self._store = store
+        self._bitmap = bitmap
+        self._view = bitmap.view if bitmap is not None else None
+
+    @property
+    def view(self) -> PackIndexView | None:
+        return self._view
+
+    def closure(self, tips: Iterable[bytes]) -> Reached:
+        """Everything reachable from the hex names ``tips`` (which must exist)."""
+        reached = Reached()
+        trees: list[bytes] = []
+        commits = list(tips)
+        while commits:
+            sha = commits.pop()
+            if self._mark(reached, sha, use_bitmap=True):
+                self._expand(reached, sha, commits, trees)
+        while trees:
+            self._walk_tree(reached, trees.pop(), trees)
+        return reached
+
+    def _pos(self, hexsha: bytes) -> int | None:
+        if self._view is None:
+            return None
+        return self._view.position(binascii.unhexlify(hexsha))
+
+    def _mark(self, reached: Reached, sha: bytes, use_bitmap: bool = False) -> bool:
+        """Mark ``sha``; True if it was new and its children still need a look."""
+        pos = self._pos(sha)
+        if pos is None:
+            if sha in reached.others:
+                return False
+            reached.others.add(sha)
+            return True
+        if reached.bits >> pos & 1:
+            return False
+        if use_bitmap and self._bitmap is not None:
+            bits = self._bitmap.bitmap(binascii.unhexlify(sha))
+            if bits is not None:
+                reached.bits |= bits
+                return False
+        reached.bits |= 1 << pos
+        return True
+
+    def _read(self, sha: bytes) -> tuple[int, bytes]:
+        try:
+            type_num, raw = self._store.get_raw(sha)
+        except KeyError as exc:
+            raise MissingObject(sha.decode("ascii")) from exc
+        return type_num, raw
+
+    def _expand(self, reached: Reached, sha: bytes, commits: list[bytes], trees: list[bytes]) -> None:
+        type_num, raw = self._read(sha)
+        if type_num == COMMIT:
+            tree, parents = _commit_links(raw)
+            trees.append(tree)
+            commits.extend(parents)
+        elif type_num == TAG:
+            commits.append(_tag_target(raw))
+        elif type_num == TREE:
+            self._tree_children(raw, trees, reached)
+
+    def _walk_tree(self, reached: Reached, sha: bytes, trees: list[bytes]) -> None:
+        if not self._mark(reached, sha):
+            return
+        _, raw = self._read(sha)
+        self._tree_children(raw, trees, reached)
+
+    def _tree_children(self, raw: bytes, trees: list[bytes], reached: Reached) -> None:
+        for _name, mode, child in parse_tree(raw, 20):
+            kind = mode & S_IFMT
+            if kind == S_IFDIR:
+                trees.append(child)
+            elif kind != S_IFGITLINK:
+                self._mark(reached, child)
+
+
+def _commit_links(raw: bytes) -> tuple[bytes, list[bytes]]:
+    tree = b""
+    parents: list[bytes] = []
+    for line in raw.split(b"\n"):
+        if not line:
+            break
+        if line.startswith(b"tree "):
+            tree = line[5:45]
+        elif line.startswith(b"parent "):
+            parents.append(line[7:47])
+    if len(tree) != 40:
+        raise MissingObject("a commit without a tree")
+    return tree, parents
+
+
+def _tag_target(raw: bytes) -> bytes:
+    if not raw.startswith(b"object "):
+        raise MissingObject("a tag without an object line")
+    return raw[7:47]

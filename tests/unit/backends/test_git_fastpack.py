@@ -1,0 +1,348 @@
+"""The fast pack path against real git: index-pack must accept it, fsck must pass, and the
+objects sent must be exactly ``git rev-list --objects WANTS --not HAVES``."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from dulwich.repo import MemoryRepo, Repo
+
+from backends.git_fastpack import (
+    OFS_DELTA,
+    REF_DELTA,
+    WriteStats,
+    encode_entry_header,
+    encode_ofs,
+    generate_pack_fast,
+    plan_pack,
+    write_pack,
+    _open_maps,
+)
+from backends.git_packindex import index_view
+from backends.git_reach import decode_ewah
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
+
+GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "A U Thor",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "C O Mitter",
+    "GIT_COMMITTER_EMAIL": "committer@example.com",
+    "GIT_AUTHOR_DATE": "1700000000 +0000",
+    "GIT_COMMITTER_DATE": "1700000000 +0000",
+}
+
+
+def git(cwd: Path, *args: str, input: bytes | None = None) -> bytes:
+    env = {**os.environ, **GIT_ENV, "HOME": str(cwd)}
+    done = subprocess.run(["git", *args], cwd=cwd, input=input, env=env, capture_output=True)
+    if done.returncode:
+        raise AssertionError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')}")
+    return done.stdout
+
+
+def rev(cwd: Path, spec: str) -> bytes:
+    return git(cwd, "rev-parse", spec).strip()
+
+
+# -- the source repositories ---------------------------------------------------------------
+
+
+def _text(rng: random.Random, lines: int) -> str:
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+    return "".join(" ".join(rng.choice(words) for _ in range(8)) + f" {rng.randint(0, 999)}\n"
+                   for _ in range(lines))
+
+
+def _commit(work: Path, rng: random.Random, n: int, files: list[str]) -> None:
+    for name in rng.sample(files, 3):
+        path = work / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_text() if path.exists() else _text(rng, 200)
+        lines = old.splitlines(keepends=True)
+        lines[rng.randrange(len(lines))] = _text(rng, 1)
+        lines.append(_text(rng, 1))
+        path.write_text("".join(lines))
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", f"commit {n}")
+
+
+def _build(work: Path) -> None:
+    rng = random.Random(1234)
+    files = [f"dir{i % 4}/sub{i % 3}/file{i}.txt" for i in range(24)]
+    git(work, "init", "-q", "-b", "main")
+    for n in range(12):
+        _commit(work, rng, n, files)
+    git(work, "tag", "-a", "v1", "-m", "version 1")
+    git(work, "checkout", "-q", "-b", "feature")
+    for n in range(12, 17):
+        _commit(work, rng, n, files)
+    git(work, "checkout", "-q", "main")
+    for n in range(17, 20):
+        _commit(work, rng, n, files)
+    git(work, "merge", "-q", "--no-ff", "-X", "theirs", "-m", "merge feature", "feature")
+    for n in range(20, 24):
+        _commit(work, rng, n, files)
+    git(work, "tag", "-a", "v2", "-m", "version 2")
+    git(work, "tag", "-a", "v2-blessed", "-m", "a tag of a tag", "v2")
+    git(work, "tag", "light", "HEAD~2")
+    git(work, "tag", "-a", "blob-tag", "-m", "a tagged blob", rev(work, "HEAD:dir0/sub0/file0.txt").decode())
+    git(work, "repack", "-adfq", "--write-bitmap-index")      # pack 1, with a bitmap
+    for n in range(24, 29):
+        _commit(work, rng, n, files)
+    git(work, "repack", "-dq")                                 # pack 2: incremental, no bitmap
+    for n in range(29, 32):
+        _commit(work, rng, n, files)                           # loose objects
+    git(work, "checkout", "-q", "-b", "dev", "HEAD~1")
+    for n in range(32, 34):
+        _commit(work, rng, n, files)
+    git(work, "checkout", "-q", "main")
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    path: Path          # the .git directory
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Source]:
+    root = tmp_path_factory.mktemp("fastpack")
+    work = root / "work"
+    work.mkdir()
+    _build(work)
+    mixed = work / ".git"
+    nobitmap = root / "nobitmap.git"
+    shutil.copytree(mixed, nobitmap)
+    for bitmap in (nobitmap / "objects" / "pack").glob("*.bitmap"):
+        bitmap.unlink()
+    refdelta = root / "refdelta.git"
+    shutil.copytree(mixed, refdelta)
+    git(refdelta, "-c", "repack.useDeltaBaseOffset=false", "repack", "-adfq", "--no-write-bitmap-index")
+    loose = root / "loose.git"
+    git(root, "init", "-q", "--bare", str(loose))
+    for pack in sorted((mixed / "objects" / "pack").glob("*.pack")):
+        git(loose, "unpack-objects", "-q", input=pack.read_bytes())
+    for obj in (mixed / "objects").glob("??/*"):
+        target = loose / "objects" / obj.parent.name / obj.name
+        target.parent.mkdir(exist_ok=True)
+        if not target.exists():
+            shutil.copy(obj, target)
+    for line in git(mixed, "for-each-ref", "--format=%(objectname) %(refname)").splitlines():
+        sha, ref = line.decode().split()
+        git(loose, "update-ref", ref, sha)
+    return {name: Source(name, path) for name, path in
+            [("mixed", mixed), ("nobitmap", nobitmap), ("refdelta", refdelta), ("loose", loose)]}
+
+
+# -- the oracle ----------------------------------------------------------------------------
+
+
+def expected_objects(src: Path, wants: list[bytes], haves: list[bytes]) -> set[bytes]:
+    args = [w.decode() for w in wants] + ["^" + h.decode() for h in haves]
+    out = git(src, "rev-list", "--objects", "--stdin", input="\n".join(args).encode() + b"\n")
+    return {line[:40] for line in out.splitlines() if line}
+
+
+def tags_to_include(src: Path, sent: set[bytes], have: set[bytes]) -> set[bytes]:
+    """include-tag: annotated tags (and the tags they point through) whose peeled object is sent."""
+    extra: set[bytes] = set()
+    for line in git(src, "for-each-ref", "--format=%(objectname) %(objecttype)", "refs/tags").splitlines():
+        sha, kind = line.split()
+        if kind != b"tag" or rev(src, sha.decode() + "^{}") not in sent:
+            continue
+        obj = sha
+        while git(src, "cat-file", "-t", obj.decode()).strip() == b"tag":
+            if obj not in have:
+                extra.add(obj)
+            obj = git(src, "cat-file", "tag", obj.decode()).split()[1]
+    return extra
+
+
+def client_with(root: Path, src: Path, haves: list[bytes]) -> tuple[Path, set[bytes]]:
+    """A bare repository holding exactly what the haves reach."""
+    client = root / f"client-{len(list(root.iterdir()))}"
+    git(root, "init", "-q", "--bare", str(client))
+    have_objects: set[bytes] = set()
+    if haves:
+        have_objects = expected_objects(src, haves, [])
+        pack = git(src, "pack-objects", "--stdout", "-q", input=b"\n".join(sorted(have_objects)) + b"\n")
+        git(client, "index-pack", "--stdin", input=pack)
+        for i, have in enumerate(haves):
+            git(client, "update-ref", f"refs/have/{i}", have.decode())
+    return client, have_objects
+
+
+def receive(client: Path, pack: bytes, wants: list[bytes]) -> set[bytes]:
+    """index-pack --fix-thin the pack, point refs at the wants, fsck; the pack's object names."""
+    out = git(client, "index-pack", "--stdin", "--fix-thin", input=pack).split()
+    idx = client / "objects" / "pack" / f"pack-{out[-1].decode()}.idx"
+    names = {line.split()[1] for line in git(client, "show-index", input=idx.read_bytes()).splitlines()}
+    for i, want in enumerate(wants):
+        git(client, "update-ref", f"refs/want/{i}", want.decode())
+    fsck = subprocess.run(["git", "fsck", "--full", "--strict", "--no-dangling"], cwd=client,
+                          capture_output=True, env={**os.environ, **GIT_ENV})
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert b"missing" not in fsck.stdout + fsck.stderr
+    return names
+
+
+def generate(src: Path, wants: list[bytes], haves: list[bytes], **kw: bool) -> tuple[bytes, int]:
+    chunks = generate_pack_fast(Repo(str(src)), wants, haves, chunk_size=4096, **kw)
+    assert chunks is not None
+    data = b"".join(chunks)
+    assert data[:8] == b"PACK\x00\x00\x00\x02"
+    return data, int.from_bytes(data[8:12], "big")
+
+
+# -- the cases -----------------------------------------------------------------------------
+
+CASES = {
+    # name: (wants, haves, options)
+    "full-clone": (["main", "feature", "dev", "v1", "v2", "v2-blessed", "light", "blob-tag"], [], {}),
+    "fetch-thin": (["main"], ["main~6"], {"thin_pack": True}),
+    "fetch-not-thin": (["main"], ["main~6"], {"thin_pack": False}),
+    "fetch-no-ofs-delta": (["main", "dev"], ["main~9"], {"thin_pack": False, "ofs_delta": False}),
+    "fetch-thin-no-ofs": (["main", "dev"], ["main~9", "feature"], {"thin_pack": True, "ofs_delta": False}),
+    "fetch-across-packs": (["dev"], ["main~3"], {"thin_pack": True}),
+    "old-branch": (["feature"], ["v1"], {"thin_pack": True}),
+    "nothing-new": (["feature"], ["main"], {"thin_pack": True}),
+    "include-tag": (["main"], ["v1"], {"thin_pack": True, "include_tag": True}),
+    "tag-want": (["v2-blessed"], ["main~20"], {}),
+}
+
+
+@pytest.mark.parametrize("variant", ["mixed", "nobitmap", "refdelta", "loose"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_pack_is_accepted_and_exact(sources: dict[str, Source], tmp_path: Path, variant: str, case: str) -> None:
+    src = sources[variant].path
+    want_specs, have_specs, options = CASES[case]
+    wants = sorted({rev(src, s) for s in want_specs})
+    haves = [rev(src, s + "^{}") for s in have_specs]
+    expected = expected_objects(src, wants, haves)
+    client, have_objects = client_with(tmp_path, src, haves)
+    if options.get("include_tag"):
+        expected |= tags_to_include(src, expected, have_objects)
+    pack, count = generate(src, wants, haves, **options)
+    assert count == len(expected)
+    names = receive(client, pack, wants)
+    assert names - have_objects == expected
+    if not options.get("thin_pack"):
+        assert names == expected  # no base was appended: the pack was self-contained
+    if options.get("ofs_delta") is False:
+        assert OFS_DELTA not in entry_types(pack)
+
+
+def entry_types(pack: bytes) -> set[int]:
+    """Types of all entries of a pack, read with zlib only (an independent parser)."""
+    types, p = set(), 12
+    for _ in range(int.from_bytes(pack[8:12], "big")):
+        byte = pack[p]
+        kind = (byte >> 4) & 7
+        p += 1
+        while byte & 0x80:
+            byte = pack[p]
+            p += 1
+        if kind == OFS_DELTA:
+            while pack[p] & 0x80:
+                p += 1
+            p += 1
+        elif kind == REF_DELTA:
+            p += 20
+        inflater = zlib.decompressobj()
+        inflater.decompress(pack[p:])
+        p = len(pack) - len(inflater.unused_data)
+        types.add(kind)
+    assert p == len(pack) - 20
+    return types
+
+
+def test_full_clone_of_a_single_pack_is_the_pack_itself(sources: dict[str, Source], tmp_path: Path) -> None:
+    src = tmp_path / "one.git"
+    shutil.copytree(sources["refdelta"].path, src)
+    wants = [line.split()[0] for line in git(src, "show-ref", "--heads", "--tags").splitlines()]
+    pack, _ = generate(src, sorted(set(wants)), [])
+    (stored,) = (src / "objects" / "pack").glob("*.pack")
+    assert pack == stored.read_bytes()
+
+
+def test_stats_show_verbatim_reuse(sources: dict[str, Source]) -> None:
+    repo = Repo(str(sources["mixed"].path))
+    wants = [repo.refs[b"refs/heads/main"]]
+    plan = plan_pack(repo, repo.object_store, wants, [], thin_pack=False, ofs_delta=True, include_tag=False)
+    stats = WriteStats()
+    b"".join(write_pack(plan, _open_maps(plan), stats=stats))
+    assert stats.verbatim > 0 and stats.verbatim + stats.rebased + stats.whole == plan.count
+    assert stats.whole >= 1  # the loose commits on main
+
+
+def test_returns_none_when_the_generic_path_must_serve(sources: dict[str, Source]) -> None:
+    repo = Repo(str(sources["mixed"].path))
+    main = repo.refs[b"refs/heads/main"]
+    assert generate_pack_fast(repo, [main], [], depth=1) is None
+    assert generate_pack_fast(repo, [main], [], shallows=[main]) is None
+    assert generate_pack_fast(repo, [main], [], deepen_since=1) is None
+    assert generate_pack_fast(repo, [b"0" * 40], []) is None
+    assert generate_pack_fast(MemoryRepo(), [main], []) is None
+
+
+def test_unknown_haves_are_ignored(sources: dict[str, Source], tmp_path: Path) -> None:
+    src = sources["mixed"].path
+    main = rev(src, "main")
+    pack, count = generate(src, [main], [b"f" * 40])
+    assert count == len(expected_objects(src, [main], []))
+
+
+def test_stream_closes_early_without_error(sources: dict[str, Source]) -> None:
+    repo = Repo(str(sources["mixed"].path))
+    chunks = generate_pack_fast(repo, [repo.refs[b"refs/heads/main"]], [], chunk_size=1024)
+    assert chunks is not None and isinstance(chunks, Iterator)
+    next(chunks)
+    chunks.close()
+
+
+@pytest.mark.parametrize("distance", [1, 127, 128, 129, 16511, 16512, 2**21, 2**35 + 3])
+def test_ofs_encoding_round_trips(distance: int) -> None:
+    encoded = encode_ofs(distance)
+    byte, p = encoded[0], 1
+    value = byte & 0x7F
+    while byte & 0x80:
+        byte = encoded[p]
+        p += 1
+        value = ((value + 1) << 7) | (byte & 0x7F)
+    assert (value, p) == (distance, len(encoded))
+
+
+def test_entry_header_matches_git_for_sizes() -> None:
+    assert encode_entry_header(3, 5) == bytes([0x35])
+    assert encode_entry_header(1, 16) == bytes([0x90, 0x01])
+    assert encode_entry_header(REF_DELTA, 300) == bytes([0xFC, 0x12])
+
+
+def test_ewah_runs_and_literals() -> None:
+    # RLW: 2 words of ones, then one literal word 0b101; 200 bits.
+    rlw = (1 << 33) | (2 << 1) | 1
+    data = (200).to_bytes(4, "big") + (2).to_bytes(4, "big") + rlw.to_bytes(8, "big") \
+        + (5).to_bytes(8, "big") + (0).to_bytes(4, "big")
+    bits, end = decode_ewah(data, 0, 200)
+    assert end == len(data)
+    assert bits == ((1 << 128) - 1) | (5 << 128)
+
+
+def test_index_view_is_in_pack_order(sources: dict[str, Source]) -> None:
+    (pack,) = (sources["refdelta"].path / "objects" / "pack").glob("*.pack")
+    view = index_view(str(pack)[:-5])
+    assert list(view.offsets) == sorted(view.offsets)
+    assert view.entry_end(len(view) - 1) == pack.stat().st_size - 20
+    listed = git(pack.parent, "show-index", input=pack.with_suffix(".idx").read_bytes())
+    by_name = {bytes.fromhex(line.split()[1].decode()): int(line.split()[0]) for line in listed.splitlines()}
+    assert {name: int(view.offsets[view.position(name)]) for name in view.names} == by_name
