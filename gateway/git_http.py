@@ -1,0 +1,382 @@
+"""git smart HTTP (git-http-backend(1)): info/refs and the stateless-RPC POSTs.
+
+``HANDLERS`` maps ``gateway.http.RouteKind`` to a handler; ``gateway.http``
+registers them.  Each handler authorizes first (``HttpFront.authorize``: pushes
+need a user, so anonymous pushes get 401 and git asks for credentials), then:
+
+- ``GET /NAME/info/refs?service=S``: ``# service=S`` pkt-line, flush, and the
+  v0 advertisement of the sans-IO core, with git-http-backend's content type and
+  no-cache headers.  (v2 over HTTP arrives with ``protocols.git_v2``; until
+  then a ``Git-Protocol: version=2`` client gets v0 and continues in v0.)
+- ``POST /NAME/git-upload-pack`` / ``git-receive-pack``: the body (spooled by
+  twisted.web; ``Content-Encoding: gzip`` inflated into a bounded spool in the
+  pool) is fed to the same session as git:// and SSH use
+  (``gateway.git_session``), in stateless-RPC mode: no advertisement, one
+  request, the response streamed with chunked encoding and backpressure.
+
+An ``HttpChannel`` adapts a ``twisted.web`` request to ``gateway.channel.Channel``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+
+from backends import git_pack
+from backends.interfaces import GitRepository
+from gateway import git_session
+from gateway.auth import Access
+from gateway.channel import Session, SessionContext
+from gateway.http import HttpFront, Route, RouteKind, Unauthorized, send_error, send_unauthorized
+from gateway.threads import run_blocking
+from protocols import git_receive, git_upload, pktline
+from protocols.errors import (
+    LimitExceeded,
+    NotARepository,
+    PermissionDenied,
+    ProtocolError,
+    RepositoryNotFound,
+    UnsafeName,
+    UnsupportedFeature,
+)
+
+log = Logger()
+
+PROTO = "git-http"
+BODY_CHUNK = 64 * 1024
+MAX_INFLATED_BODY = 2 * 1024**3
+"""Largest gzip-inflated request body (zip-bomb bound)."""
+
+SPOOL_IN_MEMORY = 1024 * 1024
+
+NO_CACHE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"Expires", b"Fri, 01 Jan 1980 00:00:00 GMT"),
+    (b"Pragma", b"no-cache"),
+    (b"Cache-Control", b"no-cache, max-age=0, must-revalidate"),
+)
+"""What git-http-backend sends on every smart response (its ``hdr_nocache``)."""
+
+SERVICE_ACCESS: Mapping[str, Access] = {"git-upload-pack": Access.READ, "git-receive-pack": Access.WRITE}
+
+HTTP_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (Unauthorized, 401),
+    (PermissionDenied, 403),
+    (RepositoryNotFound, 404),
+    (NotARepository, 404),
+    (UnsafeName, 404),
+    (UnsupportedFeature, 403),
+)
+"""Exception → HTTP status before the response has started (``ProtocolError`` carries its own)."""
+
+
+def http_status(exc: BaseException) -> int:
+    if isinstance(exc, ProtocolError):
+        return exc.http_status
+    return next((status for kind, status in HTTP_STATUS if isinstance(exc, kind)), 500)
+
+
+def _set_headers(request: server.Request, content_type: str) -> None:
+    request.setHeader(b"Content-Type", content_type.encode("ascii"))
+    for name, value in NO_CACHE_HEADERS:
+        request.setHeader(name, value)
+
+
+def _fail_request(failure: Failure, request: server.Request, repo: str) -> None:
+    """Answer an error that happened before any response byte was written."""
+    exc = failure.value
+    if request.finished or request._disconnected:
+        return
+    status = http_status(exc)
+    if status == 500:
+        log.failure("git-http on {repo}", failure, repo=repo)
+        message = "internal error"
+    else:
+        message = str(exc)
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=repo, outcome=f"refused {status}: {message}")
+    if isinstance(exc, Unauthorized):
+        send_unauthorized(request, message)
+    else:
+        send_error(request, status, message)
+
+
+def _context(front: HttpFront, request: server.Request, route: Route, user: str | None) -> SessionContext:
+    config = front.config
+    address = request.getClientAddress()
+    return SessionContext(
+        backend=config.backend,
+        repo_name=route.repo,
+        transport=PROTO,
+        peer=f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}",
+        user=user,
+        read_only=config.read_only,
+        create_on_push=config.create_on_push,
+        authorizer=front.authorizer,
+    )
+
+
+# --- GET info/refs ----------------------------------------------------------------------------
+
+def _advertise_upload(ctx: SessionContext) -> bytes:
+    snapshot = git_pack.snapshot_refs(git_session.open_git_repo(ctx))
+    return git_upload.advertisement(snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT)
+
+
+def _advertise_receive(ctx: SessionContext) -> bytes:
+    repo: GitRepository = git_session.open_git_repo(ctx, create=ctx.create_on_push)
+    return git_receive.advertisement(repo.refs(), git_session.AGENT)
+
+
+ADVERTISERS: Mapping[str, Callable[[SessionContext], bytes]] = {
+    "git-upload-pack": _advertise_upload,
+    "git-receive-pack": _advertise_receive,
+}
+
+
+def serve_info_refs(front: HttpFront, request: server.Request, route: Route) -> None:
+    """``GET /NAME/info/refs?service=S``: the smart advertisement, as git-http-backend."""
+    d = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
+    d.addCallback(lambda user: run_blocking(ADVERTISERS[route.service], _context(front, request, route, user)))
+    d.addCallback(_send_advertisement, request, route)
+    d.addErrback(_fail_request, request, route.repo)
+
+
+def _send_advertisement(advertisement: bytes, request: server.Request, route: Route) -> None:
+    if request._disconnected:
+        return
+    _set_headers(request, f"application/x-{route.service}-advertisement")
+    banner = pktline.encode(f"# service={route.service}\n".encode()) + pktline.FLUSH
+    request.write(banner + advertisement)
+    request.finish()
+
+
+# --- POST: stateless RPC ----------------------------------------------------------------------
+
+class StatelessUploadPack(git_session.UploadPackSession):
+    """upload-pack for one stateless-RPC request: the advertisement was the GET's job."""
+
+    def __init__(self, ctx: SessionContext, channel: Any) -> None:
+        super().__init__(ctx, channel)
+        self._core = git_upload.UploadPackV0(stateless=True)
+
+    def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot]) -> None:
+        self._repo, self._snapshot = opened
+        self._advertised = True
+        self._resume()
+
+
+class StatelessReceivePack(git_session.ReceivePackSession):
+    """receive-pack for one stateless-RPC request: commands and pack in, report-status out."""
+
+    def _advertise(self, opened: tuple[GitRepository, Mapping[bytes, Any]]) -> None:
+        self._repo = opened[0]
+        self._advertised = True
+        self._resume()
+
+
+RPC_SESSIONS: Mapping[str, Callable[[SessionContext, Any], git_session.GitSession]] = {
+    "git-upload-pack": StatelessUploadPack,
+    "git-receive-pack": StatelessReceivePack,
+}
+
+
+def serve_rpc(front: HttpFront, request: server.Request, route: Route) -> None:
+    """``POST /NAME/git-<service>``: feed the body to a stateless session, stream its answer."""
+    expected = f"application/x-{route.service}-request"
+    content_type = (request.getHeader(b"content-type") or b"").decode("latin-1").split(";")[0].strip()
+    if content_type != expected:
+        send_error(request, 415, f"expected Content-Type {expected}")
+        return
+    encoding = (request.getHeader(b"content-encoding") or b"").decode("latin-1").strip().lower()
+    if encoding not in BODY_DECODERS:
+        send_error(request, 415, f"unsupported Content-Encoding {encoding[:40]!r}")
+        return
+    d = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
+    d.addCallback(lambda user: _with_body(request, encoding, user))
+    d.addCallback(lambda opened: _start_rpc(front, request, route, *opened))
+    d.addErrback(_fail_request, request, route.repo)
+
+
+def _with_body(request: server.Request, encoding: str, user: str | None) -> Any:
+    assert request.content is not None
+    d = run_blocking(BODY_DECODERS[encoding], request.content)
+    return d.addCallback(lambda body: (body, user))
+
+
+def _identity(content: IO[bytes]) -> IO[bytes]:
+    content.seek(0)
+    return content
+
+
+def _gunzip(content: IO[bytes]) -> IO[bytes]:
+    """Inflate a gzip body into a bounded spool; a bad or oversized body is refused (400/413)."""
+    content.seek(0)
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    total = 0
+    try:
+        while chunk := content.read(BODY_CHUNK):
+            while chunk:
+                out = inflater.decompress(chunk, BODY_CHUNK)
+                total += len(out)
+                if total > MAX_INFLATED_BODY:
+                    raise LimitExceeded(f"inflated request body is larger than {MAX_INFLATED_BODY} bytes")
+                spool.write(out)
+                chunk = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise ProtocolError("truncated gzip request body")
+    except zlib.error:
+        spool.close()
+        raise ProtocolError("malformed gzip request body") from None
+    except ProtocolError:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool  # type: ignore[return-value]
+
+
+BODY_DECODERS: Mapping[str, Callable[[IO[bytes]], IO[bytes]]] = {
+    "": _identity,
+    "identity": _identity,
+    "gzip": _gunzip,
+    "x-gzip": _gunzip,
+}
+
+
+def _start_rpc(front: HttpFront, request: server.Request, route: Route, body: IO[bytes],
+               user: str | None) -> None:
+    if request._disconnected:
+        return
+    _set_headers(request, f"application/x-{route.service}-result")
+    channel = HttpChannel(request, body, route)
+    session = RPC_SESSIONS[route.service](_context(front, request, route, user), channel)
+    channel.attach(session)
+    session.start()
+    channel.begin()
+
+
+class HttpChannel:
+    """A twisted.web request as a session ``Channel``: the body is stdin, the response stdout."""
+
+    def __init__(self, request: server.Request, body: IO[bytes], route: Route) -> None:
+        self._request = request
+        self._body = body
+        self._route = route
+        self._session: Session | None = None
+        self._paused = False
+        self._reading = False
+        self._eof = False
+        self._done = False
+        self._bytes_out = 0
+        self._started = time.monotonic()
+        request.notifyFinish().addBoth(self._request_gone)
+
+    def attach(self, session: Session) -> None:
+        self._session = session
+
+    def begin(self) -> None:
+        """Start feeding the body unless the session paused input while starting."""
+        self._feed()
+
+    # input: the request body, one chunk in flight
+
+    def pause_input(self) -> None:
+        self._paused = True
+
+    def resume_input(self) -> None:
+        self._paused = False
+        self._feed()
+
+    def _feed(self) -> None:
+        if self._paused or self._reading or self._eof or self._done or self._session is None:
+            return
+        self._reading = True
+        run_blocking(self._body.read, BODY_CHUNK).addCallbacks(self._got_chunk, self._read_failed)
+
+    def _got_chunk(self, chunk: bytes) -> None:
+        self._reading = False
+        if self._done or self._session is None:
+            return
+        if chunk:
+            self._session.data_received(chunk)
+        else:
+            self._eof = True
+            self._session.eof_received()
+        self._feed()
+
+    def _read_failed(self, failure: Failure) -> None:
+        self._reading = False
+        log.failure("reading a request body", failure)
+        self.finish(1)
+
+    # output
+
+    def write(self, data: bytes) -> None:
+        if not self._done and data:
+            self._bytes_out += len(data)
+            self._request.write(data)
+
+    def write_stderr(self, data: bytes) -> None:
+        """HTTP has no stderr: the session's message is already in the response."""
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        if not self._done:
+            self._request.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        if not self._done:
+            self._request.unregisterProducer()
+
+    def finish(self, exit_status: int) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._log("ok" if exit_status == 0 else f"exit {exit_status}")
+        self._close_body()
+        self._request.finish()
+
+    def _request_gone(self, result: object) -> None:
+        if self._done:
+            return None
+        self._done = True
+        self._log("disconnected")
+        self._close_body()
+        if self._session is not None:
+            self._session.connection_lost()
+        return None
+
+    def _close_body(self) -> None:
+        body, self._body = self._body, _EMPTY
+        if body is not self._request.content:
+            run_blocking(body.close)
+
+    def _log(self, outcome: str) -> None:
+        log.info(
+            "{proto} {service} {repo}: {outcome} in {elapsed_ms} ms",
+            proto=PROTO, service=self._route.service, repo=self._route.repo, outcome=outcome,
+            bytes_out=self._bytes_out, elapsed_ms=int((time.monotonic() - self._started) * 1000),
+        )
+
+
+class _Empty:
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+_EMPTY: Any = _Empty()
+
+HANDLERS: Mapping[RouteKind, Callable[[HttpFront, server.Request, Route], None]] = {
+    RouteKind.GIT_INFO_REFS: serve_info_refs,
+    RouteKind.GIT_UPLOAD_PACK: serve_rpc,
+    RouteKind.GIT_RECEIVE_PACK: serve_rpc,
+}

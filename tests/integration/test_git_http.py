@@ -1,0 +1,123 @@
+"""git smart HTTP with the real git client: clone/fetch/push, Basic auth, bad requests."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer
+
+
+@pytest.fixture(params=BACKENDS)
+def web(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer], tmp_path: Path) -> RunningServer:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    return make_server(request.param, http=[LOOPBACK], htpasswd=str(htpasswd), create_on_push=True)
+
+
+def _url(server: RunningServer, name: str, auth: str = "") -> str:
+    return f"http://{auth + '@' if auth else ''}127.0.0.1:{server.port('http')}/{name}"
+
+
+def _commit(client: Client, work: Path, name: str, text: str) -> str:
+    (work / name).write_text(text)
+    client.git("add", name, cwd=work)
+    client.git("commit", "-qm", f"add {name}", cwd=work)
+    return client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
+def _raw(server: RunningServer, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=20)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_push_needs_credentials_then_clone_and_fetch(web: RunningServer, client: Client) -> None:
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    head = _commit(client, work, "a.txt", "one\n" * 1000)
+
+    anonymous = client.git("push", _url(web, "app.git"), "main", cwd=work, check=False)
+    assert anonymous.returncode != 0
+    assert "could not read Username" in anonymous.stderr  # git reached its credential prompt path
+
+    wrong = client.git("push", _url(web, "app.git", "alice:nope"), "main", cwd=work, check=False)
+    assert wrong.returncode != 0
+    assert "Authentication failed" in wrong.stderr
+
+    client.git("push", _url(web, "app.git", "alice:s3cret"), "main", cwd=work)
+
+    for version in ("0", "2"):
+        clone = client.cwd / f"clone-v{version}"
+        client.git("-c", f"protocol.version={version}", "clone", "-q", _url(web, "app"), str(clone))
+        assert client.git("rev-parse", "HEAD", cwd=clone).stdout.strip() == head
+
+    newer = _commit(client, work, "b.txt", "two\n")
+    client.git("push", _url(web, "app.git", "alice:s3cret"), "main", cwd=work)
+    client.git("pull", "-q", "--ff-only", cwd=client.cwd / "clone-v0")
+    assert client.git("rev-parse", "HEAD", cwd=client.cwd / "clone-v0").stdout.strip() == newer
+
+
+def test_missing_repository_is_404(web: RunningServer, client: Client) -> None:
+    result = client.git("ls-remote", _url(web, "missing.git"), check=False)
+    assert result.returncode != 0
+    assert "not found" in result.stderr
+
+
+def test_read_only_refuses_push(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    htpasswd = tmp_path / "htpasswd-ro"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("memory", http=[LOOPBACK], htpasswd=str(htpasswd), read_only=True, create_on_push=True)
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    _commit(client, work, "a.txt", "x\n")
+    result = client.git("push", _url(server, "app.git", "alice:s3cret"), "main", cwd=work, check=False)
+    assert result.returncode != 0
+    assert "read-only" in result.stderr
+
+
+def test_smart_headers(web: RunningServer) -> None:
+    status, headers, body = _raw(web, "GET", "/x.git/info/refs?service=git-upload-pack")
+    assert status == 404
+    status, headers, body = _raw(web, "GET", "/x.git/info/refs?service=git-receive-pack")
+    assert status == 401
+    assert headers["www-authenticate"] == 'Basic realm="hgwire"'
+
+
+def test_bad_requests_then_still_serving(web: RunningServer, client: Client) -> None:
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    _commit(client, work, "a.txt", "x\n")
+    client.git("push", _url(web, "r.git", "alice:s3cret"), "main", cwd=work)
+
+    status, headers, body = _raw(web, "GET", "/r.git/info/refs?service=git-upload-pack")
+    assert status == 200
+    assert headers["content-type"] == "application/x-git-upload-pack-advertisement"
+    assert headers["cache-control"] == "no-cache, max-age=0, must-revalidate"
+    assert headers["pragma"] == "no-cache"
+    assert body.startswith(b"001e# service=git-upload-pack\n0000")
+
+    request_type = {"Content-Type": "application/x-git-upload-pack-request"}
+    assert _raw(web, "POST", "/r.git/git-upload-pack", b"0000", {"Content-Type": "text/plain"})[0] == 415
+    bad_gzip = {**request_type, "Content-Encoding": "gzip"}
+    status, _, body = _raw(web, "POST", "/r.git/git-upload-pack", b"not gzip at all", bad_gzip)
+    assert (status, body) == (400, b"malformed gzip request body\n")
+    truncated = gzip.compress(b"0000" * 100)[:-12]
+    assert _raw(web, "POST", "/r.git/git-upload-pack", truncated, bad_gzip)[0] == 400
+    assert _raw(web, "POST", "/r.git/git-upload-pack", b"x", {**request_type, "Content-Encoding": "br"})[0] == 415
+    assert _raw(web, "GET", "/r.git/info/refs?service=git-bogus")[0] == 403
+
+    status, _, body = _raw(web, "POST", "/r.git/git-upload-pack", gzip.compress(b"0000"), bad_gzip)
+    assert status == 200
+
+    client.git("clone", "-q", _url(web, "r.git"), str(client.cwd / "after"))
