@@ -25,3 +25,15 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Side-by-side benchmark (issue 7): hgwire vs git daemon / http-backend / hg serve / ssh.
+# `make bench BENCH_ARGS=--quick` for a smoke run; see bench/README.md.
+bench: $(STAMP)
+	@command -v lighttpd >/dev/null 2>&1 || test -x /usr/sbin/lighttpd || \
+		(apt-get update -q && apt-get install -y -q lighttpd) || \
+		echo "lighttpd is not installed: the git-http reference will be skipped"
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-corpus: $(STAMP)
+	$(PY) -m bench.corpus --set full
+	$(PY) -m bench.corpus --set quick

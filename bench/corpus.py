@@ -32,7 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gen_corpus import CorpusSpec, write_extension, write_history  # noqa: E402
+from bench.gen_corpus import CorpusSpec, write_extension, write_history
 
 BENCH_DIR = Path(__file__).resolve().parent
 CORPUS_DIR = BENCH_DIR / "corpus"

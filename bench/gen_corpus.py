@@ -23,7 +23,7 @@ import random
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 ZERO_ID = b"0" * 40
 AUTHORS = ("Alice Example", "Bob Builder", "Carol Coder", "Dan Dev", "Eve Engineer", "Frank Fixer")
@@ -47,7 +47,7 @@ class CorpusSpec:
 class Writer:
     """A fast-import stream writer that produces text deterministically from one seed."""
 
-    def __init__(self, seed: int, out: BinaryIO) -> None:
+    def __init__(self, seed: int, out: IO[bytes]) -> None:
         self.r = random.Random(seed)
         self.out = out
         letters = "abcdefghijklmnopqrstuvwxyz"
@@ -158,7 +158,7 @@ def make_paths(r: random.Random, nfiles: int) -> list[str]:
 class History:
     """The generator of a full history (see the module docstring)."""
 
-    def __init__(self, spec: CorpusSpec, out: BinaryIO) -> None:
+    def __init__(self, spec: CorpusSpec, out: IO[bytes]) -> None:
         self.spec = spec
         self.g = Writer(spec.seed, out)
         self.r = self.g.r
@@ -274,12 +274,12 @@ class History:
         self.g.reset("refs/heads/main", self.tip)
 
 
-def write_history(spec: CorpusSpec, out: BinaryIO) -> None:
+def write_history(spec: CorpusSpec, out: IO[bytes]) -> None:
     """Write the whole history of ``spec`` as a fast-import stream."""
     History(spec, out).generate()
 
 
-def write_extension(count: int, out: BinaryIO, seed: int = 42, from_ref: str = "refs/heads/main") -> None:
+def write_extension(count: int, out: IO[bytes], seed: int = 42, from_ref: str = "refs/heads/main") -> None:
     """Append ``count`` linear commits on top of ``from_ref`` (the client side of the push case)."""
     g = Writer(seed + 1000, out)
     r = g.r

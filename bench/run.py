@@ -36,14 +36,14 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import corpus  # noqa: E402
-from bench.procs import PeakSampler  # noqa: E402
-from bench.targets import BASELINE, TARGET_CLASSES, DaemonTarget, Target, Tools, Unavailable  # noqa: E402
+from bench import corpus
+from bench.procs import PeakSampler
+from bench.targets import BASELINE, TARGET_CLASSES, DaemonTarget, Target, Tools, Unavailable
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 WORK_DIR = BENCH_DIR / "work"
-PROBE_TIMEOUT = 120.0
+QUICK_BUDGET_SCALE = 0.25
 
 
 @dataclass(frozen=True)
@@ -247,13 +247,11 @@ class Runner:
         try:
             if case.name != "push":
                 live = self.start_all(case, targets, outcomes)
-            runs = self.args.runs or case.runs
-            if self.args.quick:
-                runs = min(runs, 2)
-            rounds = self.args.warmup + runs
+            rounds = self.args.warmup + self.rounds(case)
+            budget = case.budget * self.args.budget_scale * (QUICK_BUDGET_SCALE if self.args.quick else 1.0)
             t0 = time.monotonic()
             for rnd in range(rounds):
-                if rnd > self.args.warmup and time.monotonic() - t0 > case.budget * self.args.budget_scale:
+                if rnd > self.args.warmup and time.monotonic() - t0 > budget:
                     log(f"{case.name}: time budget used after {rnd - self.args.warmup} measured round(s)")
                     break
                 active = targets if case.name == "push" else live
@@ -269,6 +267,12 @@ class Runner:
             for t in targets:
                 t.stop()
         return list(outcomes.values())
+
+    def rounds(self, case: Case) -> int:
+        runs = self.args.runs or case.runs
+        if self.args.quick:
+            runs = min(runs, 1 if case.name == "concurrent" else 2)
+        return runs
 
     def start_all(self, case: Case, targets: list[Target], outcomes: dict[str, Outcome]) -> list[Target]:
         live = []
@@ -354,12 +358,12 @@ class Runner:
         if vcs == "git":
             def head(repo: Path) -> str:
                 return subprocess.run([self.tools.git, "-C", str(repo), "rev-parse", "refs/heads/main"],
-                                      capture_output=True, text=True, env=env).stdout.strip()
+                                      check=False, capture_output=True, text=True, env=env).stdout.strip()
             return head(server_repo) == head(client) != ""
         node = subprocess.run([self.tools.hg, "-R", str(client), "log", "-r", "main", "-T", "{node}"],
-                              capture_output=True, text=True, env=env).stdout.strip()
+                              check=False, capture_output=True, text=True, env=env).stdout.strip()
         found = subprocess.run([self.tools.hg, "-R", str(server_repo), "log", "-r", node, "-T", "{node}"],
-                               capture_output=True, text=True, env=env)
+                               check=False, capture_output=True, text=True, env=env)
         return bool(node) and found.returncode == 0 and found.stdout.strip() == node
 
     def report(self, case: Case, target: Target, m: Measurement) -> None:
@@ -417,8 +421,8 @@ def _f(x: object, digits: int = 3) -> str:
 
 
 def markdown_table(rows: list[dict[str, object]]) -> str:
-    lines = ["| case | target | n | median s | min–max s | × baseline | × same-transport ref | "
-             "server CPU s | server peak RSS MiB | MB | errors | note |",
+    lines = [("| case | target | n | median s | min–max s | × baseline | × same-transport ref | "
+             "server CPU s | server peak RSS MiB | MB | errors | note |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if str(r["note"]).startswith("not available"):
@@ -452,7 +456,7 @@ def machine() -> dict[str, object]:
 def versions(tools: Tools) -> dict[str, str]:
     def out(cmd: list[str]) -> str:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+            return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "?"
     return {"git": out([tools.git, "--version"]),
@@ -469,17 +473,17 @@ def header(meta: dict[str, object]) -> str:
     return "\n".join([
         f"# hgwire benchmark, {meta['finished']}",
         "",
-        f"* machine: {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, Linux {m['kernel']}, "
-        f"load average {meta['loadavg_start']} → {meta['loadavg_end']}",
+        (f"* machine: {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, Linux {m['kernel']}, "
+        f"load average {meta['loadavg_start']} → {meta['loadavg_end']}"),
         f"* clients/references: {v['git']}, {v['hg']}, {v['lighttpd']}; hgwire at {v['hgwire']}",
-        f"* corpus `{meta['corpus_set']}`: git pack {c.get('big_git_pack_mb')} MB "
+        (f"* corpus `{meta['corpus_set']}`: git pack {c.get('big_git_pack_mb')} MB "
         f"(bitmap: {c.get('big_git_bitmap')}), hg store {c.get('big_hg_store_mb')} MB; "
-        f"rounds alternate targets, warm-up {meta['warmup']}, concurrency {meta['concurrency']}",
-        "* ratios: median of per-round ratios (same round); CPU: server process tree (fake-ssh "
+        f"rounds alternate targets, warm-up {meta['warmup']}, concurrency {meta['concurrency']}"),
+        ("* ratios: median of per-round ratios (same round); CPU: server process tree (fake-ssh "
         "references: the remote command's own CPU); RSS: summed over the server's processes, peak of "
-        "50 ms samples; MB: received git pack / hg store of the clone",
-        "* reference ssh = local fake ssh (no handshake, no crypto); hgwire ssh = OpenSSH client + "
-        "key auth + encryption",
+        "50 ms samples; MB: received git pack / hg store of the clone"),
+        ("* reference ssh = local fake ssh (no handshake, no crypto); hgwire ssh = OpenSSH client + "
+        "key auth + encryption"),
         "",
     ])
 

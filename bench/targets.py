@@ -45,7 +45,6 @@ LOOPBACK = "127.0.0.1"
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-password"
 START_TIMEOUT = 30.0
-PROBE_TIMEOUT = 60.0
 
 
 class Unavailable(Exception):

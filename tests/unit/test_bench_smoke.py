@@ -1,0 +1,73 @@
+"""Fast checks of the benchmark harness (bench/): never runs the benchmark itself."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.gen_corpus import CorpusSpec, write_extension, write_history
+from bench.run import Measurement, Outcome, markdown_table, paired_ratio, summarize
+from bench.targets import TARGET_CLASSES, _minsec
+
+TINY = CorpusSpec(commits=30, files=12, binaries=1, seed=3)
+
+
+def generate(spec: CorpusSpec) -> bytes:
+    out = io.BytesIO()
+    write_history(spec, out)
+    return out.getvalue()
+
+
+def test_generator_is_deterministic() -> None:
+    assert generate(TINY) == generate(TINY)
+    assert generate(TINY) != generate(CorpusSpec(30, 12, 1, seed=4))
+
+
+def test_extension_is_deterministic() -> None:
+    a, b = io.BytesIO(), io.BytesIO()
+    write_extension(5, a)
+    write_extension(5, b)
+    assert a.getvalue() == b.getvalue()
+    assert a.getvalue().count(b"commit refs/heads/main\n") == 5
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_fast_import_gives_the_same_commit_ids(tmp_path: Path) -> None:
+    def import_into(name: str) -> str:
+        repo = tmp_path / name
+        subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], input=generate(TINY), check=True)
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", "refs/heads/main"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    first = import_into("a.git")
+    assert first == import_into("b.git")
+    count = subprocess.run(["git", "-C", str(tmp_path / "a.git"), "rev-list", "--all", "--count"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert int(count) == TINY.commits
+
+
+def outcome(case: str, target: str, walls: list[float], unavailable: str = "") -> Outcome:
+    o = Outcome(case, target, TARGET_CLASSES[target].vcs, unavailable)
+    o.runs = [Measurement(i, False, w, True, server_cpu=0.5, peak_rss_kib=2048) for i, w in enumerate(walls)]
+    return o
+
+
+def test_ratios_are_medians_of_same_round_ratios() -> None:
+    base = outcome("clone", "git-daemon", [1.0, 2.0, 4.0])
+    mine = outcome("clone", "hgwire-git", [2.0, 2.0, 4.0])
+    assert paired_ratio(mine, base) == 1.0  # ratios 2, 1, 1
+    rows = summarize([base, mine, outcome("clone", "hgwire-git-http", [], "--http is not implemented yet")])
+    assert [r["ratio_baseline"] for r in rows[:2]] == [1.0, 1.0]
+    table = markdown_table(rows)
+    assert "not available: --http is not implemented yet" in table
+    assert "| clone | hgwire-git | 3 | 2.000 |" in table
+
+
+def test_fake_ssh_times_are_parsed() -> None:
+    assert _minsec("1m2.500000s") == 62.5
+    assert _minsec("0m0.04s") == pytest.approx(0.04)
