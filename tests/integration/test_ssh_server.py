@@ -233,3 +233,40 @@ def test_local_port_forwarding_refused(setup: SshSetup) -> None:
     result = setup.ssh("-W", "127.0.0.1:9", options=("-o", "LogLevel=INFO"))
     assert result.returncode == 255
     assert b"forwarding failed" in result.stderr
+
+
+# --- real git over SSH, through the git sessions ----------------------------------------------
+
+@pytest.mark.parametrize("backend", ["memory", "fs"])
+def test_git_over_ssh(make_server: Callable[..., RunningServer], tmp_path: Path, backend: str) -> None:
+    from tests.conftest import Client
+
+    gateway_ssh.register_git_sessions()
+    key = _keygen(tmp_path / "git_key", "bob")
+    authorized = tmp_path / "authorized_keys_git"
+    authorized.write_text((tmp_path / "git_key.pub").read_text())
+    server = make_server(backend, ssh=[LOOPBACK], host_key=str(tmp_path / "hk"), authorized_keys=str(authorized),
+                         create_on_push=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    ssh_command = (f"/usr/bin/ssh -F /dev/null -p {server.port('ssh')} -i {key} -o IdentitiesOnly=yes "
+                   "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+    client = Client({"PATH": os.environ["PATH"], "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1",
+                     "GIT_SSH_COMMAND": ssh_command, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b",
+                     "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"}, tmp_path)
+    url = "ssh://git@127.0.0.1/team/app.git"
+    work = tmp_path / "src"
+    client.git("init", "-q", "-b", "main", str(work))
+    (work / "a.txt").write_text("hello\n")
+    client.git("add", "a.txt", cwd=work)
+    client.git("commit", "-qm", "one", cwd=work)
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    client.git("push", url, "main", cwd=work)
+    for version in ("0", "2"):
+        clone = tmp_path / f"clone{version}"
+        client.git("-c", f"protocol.version={version}", "clone", "-q", url, str(clone))
+        assert client.git("rev-parse", "HEAD", cwd=clone).stdout.strip() == head
+    refused = client.git("ls-remote", "ssh://git@127.0.0.1/../etc", check=False)
+    assert refused.returncode != 0
+    assert "hgwire: repository name" in refused.stderr
+    assert client.git("ls-remote", url).stdout.split()[0] == head
