@@ -64,7 +64,8 @@ from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
-from protocols.ssh_exec import ALLOWED_ENV, ExecRequest, RouteKind, parse_exec, parse_git_protocol
+from protocols.git_request import parse_git_protocol, protocol_version
+from protocols.ssh_exec import ExecRequest, RouteKind, check_env, parse_exec
 
 log = Logger()
 
@@ -310,14 +311,15 @@ class ExecChannel(conch_channel.SSHChannel):
 
     def _request_env(self, data: bytes) -> bool:
         name, rest = common.getNS(data)
-        value = common.getNS(rest)[0]
-        if self._exec_seen or name.decode("ascii", "replace") not in ALLOWED_ENV:
+        if self._exec_seen:
             return False
         try:
+            key, value = check_env(name, common.getNS(rest)[0])
             parse_git_protocol(value)
-        except HgwireError:
+        except HgwireError as refusal:
+            log.debug("refused SSH env request: {reason}", reason=str(refusal))
             return False
-        self._env[name.decode("ascii")] = value
+        self._env[key] = value
         return True
 
     # starting a session
@@ -357,7 +359,7 @@ class ExecChannel(conch_channel.SSHChannel):
             user=self._user,
             read_only=config.read_only,
             create_on_push=config.create_on_push,
-            protocol_version=parse_git_protocol(raw_protocol),
+            protocol_version=protocol_version(parse_git_protocol(raw_protocol)),
             extra=extra,
             authorizer=self._front.authorizer,
         )

@@ -249,14 +249,18 @@ def _shorten(word: str, limit: int = 64) -> str:
     return word if len(word) <= limit else word[:limit] + "..."
 
 
-def parse_git_protocol(value: bytes) -> int:
-    """Return the git protocol version a ``GIT_PROTOCOL`` value asks for (0, 1 or 2).
+def check_env(name: bytes, value: bytes) -> tuple[str, bytes]:
+    """Accept an SSH ``env`` request only for ``ALLOWED_ENV`` with a short printable value.
 
-    The value is a colon-separated list of ``key[=value]`` parameters
-    (gitprotocol-v2(5) "Initial Client Request"); the highest recognised
-    ``version=`` wins, anything else means v0, as git itself falls back.
+    git sends ``GIT_PROTOCOL=version=2`` (PROTOCOL-NOTES §2.1); anything else
+    could change how a service behaves (``LD_PRELOAD``, ``GIT_DIR``), so it is
+    refused.  ``protocols.git_request`` parses the accepted value.
     """
+    text = name.decode("ascii", "replace")
+    if text not in ALLOWED_ENV:
+        raise UnsupportedFeature(f"environment variable {text[:64]!r} is not accepted")
     if len(value) > MAX_ENV_VALUE_BYTES:
-        raise LimitExceeded(f"GIT_PROTOCOL is longer than {MAX_ENV_VALUE_BYTES} bytes")
-    versions = {b"version=1": 1, b"version=2": 2}
-    return max((versions.get(param, 0) for param in value.split(b":")), default=0)
+        raise LimitExceeded(f"{text} is longer than {MAX_ENV_VALUE_BYTES} bytes")
+    if any(byte < 0x21 or byte > 0x7E for byte in value):
+        raise ProtocolError(f"{text} holds a byte that is not printable ASCII")
+    return text, value

@@ -12,7 +12,7 @@ from protocols.ssh_exec import (
     ExecRequest,
     RouteKind,
     parse_exec,
-    parse_git_protocol,
+    check_env,
     split_words,
 )
 
@@ -165,14 +165,13 @@ def test_word_soup_gives_a_request_or_a_typed_refusal(pieces: list[str]) -> None
         pass
 
 
-@pytest.mark.parametrize(
-    ("value", "version"),
-    [(b"version=2", 2), (b"version=1", 1), (b"", 0), (b"version=3", 0), (b"foo:version=2", 2), (b"x", 0)],
-)
-def test_git_protocol(value: bytes, version: int) -> None:
-    assert parse_git_protocol(value) == version
-
-
-def test_git_protocol_bounded() -> None:
+def test_env_accepts_git_protocol_only() -> None:
+    assert check_env(b"GIT_PROTOCOL", b"version=2") == ("GIT_PROTOCOL", b"version=2")
+    with pytest.raises(UnsupportedFeature):
+        check_env(b"LD_PRELOAD", b"/tmp/x.so")
+    with pytest.raises(UnsupportedFeature):
+        check_env(b"GIT_DIR", b"/")
     with pytest.raises(LimitExceeded):
-        parse_git_protocol(b"version=2:" * 100)
+        check_env(b"GIT_PROTOCOL", b"version=2:" * 100)
+    with pytest.raises(ProtocolError):
+        check_env(b"GIT_PROTOCOL", b"version=2\n")
