@@ -230,7 +230,8 @@ def _by_rev_list(
     """deepen-since / deepen-not: the commits ``rev-list --max-age=T wants ^not`` selects.
 
     git's ``get_shallow_commits_by_rev_list``: included commits with a parent
-    outside the selection become the new shallow boundary.
+    outside the selection become the new shallow boundary; the other included
+    commits are NOT_SHALLOW (so a client's old boundary among them is lifted).
     """
     excluded = _ancestors(store, [_resolve_ref(refs, name) for name in request.deepen_not])
     since = request.deepen_since
@@ -248,7 +249,7 @@ def _by_rev_list(
     if not included:
         raise ProtocolError("no commits selected for shallow requests")
     result = [c for c in included if any(p not in included for p in _parents(store, c))]
-    return result, included
+    return result, included - set(result)
 
 
 def _resolve_ref(refs: Mapping[bytes, ObjectId], name: bytes) -> ObjectId:

@@ -108,6 +108,7 @@ _TRANSITIONS: dict[tuple[State, Input], State] = {
     (State.OPTIONS, Input.FLUSH): State.PACK,
     (State.OPTIONS, Input.FLUSH_NO_PACK): State.REPORT,
     (State.PACK, Input.PACK_COMPLETE): State.REPORT,
+    (State.PACK, Input.REPORTED): State.DONE,  # a malformed pack: "unpack <reason>" and ng for every ref
     (State.REPORT, Input.REPORTED): State.DONE,
 }
 """Every legal (state, input) pair of a receive-pack v0 exchange; anything else is an error."""

@@ -1,0 +1,197 @@
+"""git:// bad input: a clear error, nothing changed, and the service keeps serving others.
+
+Raw sockets send what a real client cannot be made to send (bad pkt-line
+lengths, oversized lines, truncated or incomplete packs); the real git client
+covers hostile repository names.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+from pathlib import Path
+
+import pytest
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.pack import write_pack_objects
+
+from backends.interfaces import ZERO_ID, Kind
+from protocols import pktline
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+
+def exchange(server: RunningServer, *chunks: bytes, read_between: bool = False, timeout: float = 10) -> bytes:
+    """Send the chunks (reading the reply after the first one if asked), half-close, read to EOF."""
+    with socket.create_connection(("127.0.0.1", server.port("git")), timeout=timeout) as sock:
+        received = b""
+        for i, chunk in enumerate(chunks):
+            sock.sendall(chunk)
+            if read_between and i == 0:
+                received += _read_until_flush(sock)
+        sock.shutdown(socket.SHUT_WR)
+        while data := sock.recv(65536):
+            received += data
+        return received
+
+
+def _read_until_flush(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"0000"):
+        more = sock.recv(65536)
+        if not more:
+            break
+        data += more
+    return data
+
+
+def request(service: str, path: str, extra: bytes = b"") -> bytes:
+    return pktline.encode(f"{service} {path}".encode() + b"\0host=127.0.0.1\0" + extra)
+
+
+def seed(server: RunningServer, client: Client, name: str = "good") -> str:
+    """A repo with one commit on main; returns the commit id."""
+    server.backend.create(name, Kind.GIT)
+    work = client.cwd / f"seed-{name}"
+    client.git("clone", "-q", server.git_url(name), str(work))
+    (work / "f.txt").write_text("content\n")
+    client.git("add", "f.txt", cwd=work)
+    client.git("commit", "-q", "-m", "seed", cwd=work)
+    client.git("push", "-q", "origin", "main", cwd=work)
+    return client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
+def still_serving(server: RunningServer, client: Client, name: str = "good") -> None:
+    target = client.cwd / f"check-{len(list(client.cwd.iterdir()))}"
+    client.git("clone", "-q", server.git_url(name), str(target))
+    client.git("fsck", "--full", cwd=target)
+
+
+def main_of(server: RunningServer, client: Client, name: str = "good") -> str:
+    out = client.git("ls-remote", server.git_url(name), "refs/heads/main").stdout
+    return out.split("\t")[0]
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/nope.git", "not found"),
+    ("/../x", ""),
+    ("/--upload-pack=touch pwned", ""),
+    ("/good.git/../../etc", ""),
+])
+def test_bad_repository_names(server: RunningServer, client: Client, path: str, message: str) -> None:
+    seed(server, client)
+    reply = exchange(server, request("git-upload-pack", path))
+    assert reply.startswith(reply[:4]) and reply[4:8] == b"ERR ", reply
+    assert message.encode() in reply
+    still_serving(server, client)
+
+
+def test_hostile_names_through_the_real_client(server: RunningServer, client: Client) -> None:
+    seed(server, client)
+    port = server.port("git")
+    for path in ("nope.git", "../x", "--upload-pack=touch pwned"):
+        result = client.git("ls-remote", f"git://127.0.0.1:{port}/{path}", check=False)
+        assert result.returncode != 0 and "remote error" in result.stderr, result.stderr
+    assert not (client.cwd / "pwned").exists() and not (server.root / "pwned").exists()
+    assert not Path("pwned").exists()
+    still_serving(server, client)
+
+
+@pytest.mark.parametrize("first", [
+    b"zzzzgit-upload-pack /good.git\0",      # malformed length
+    b"-001git-upload-pack /good.git\0",      # negative length
+    b"fff1" + b"x" * 65520,                  # over 65520 bytes
+    b"0000",                                 # a flush instead of a request
+    pktline.encode(b"git-frobnicate /good.git\0host=x\0"),
+])
+def test_bad_request_line(server: RunningServer, client: Client, first: bytes) -> None:
+    seed(server, client)
+    reply = exchange(server, first)
+    assert reply[4:8] == b"ERR ", reply
+    still_serving(server, client)
+
+
+@pytest.mark.parametrize("after", [b"00zzwant", b"fff1" + b"w" * 200, b"0032want " + b"f" * 40 + b"\n0000"])
+def test_bad_pkt_lines_after_the_advertisement(server: RunningServer, client: Client, after: bytes) -> None:
+    seed(server, client)
+    reply = exchange(server, request("git-upload-pack", "/good.git"), after, read_between=True)
+    assert b"ERR " in reply.split(b"0000", 1)[1], reply
+    still_serving(server, client)
+
+
+def push_commands(old: str, new: str, ref: bytes = b"refs/heads/main") -> bytes:
+    line = old.encode() + b" " + new.encode() + b" " + ref + b"\0report-status side-band-64k"
+    return pktline.encode(line) + pktline.FLUSH
+
+
+def test_truncated_pack_changes_nothing(server: RunningServer, client: Client) -> None:
+    tip = seed(server, client)
+    blob = Blob.from_string(b"new content\n" * 100)
+    tree = Tree()
+    tree.add(b"f.txt", 0o100644, blob.id)
+    pack = _pack([blob, tree, _commit(tree.id, tip)])
+    new = _commit(tree.id, tip).id.decode()
+    reply = exchange(server, request("git-receive-pack", "/good.git"),
+                     push_commands(tip, new) + pack[: len(pack) // 2], read_between=True)
+    assert b"ok refs/heads/main" not in reply
+    assert main_of(server, client) == tip
+    still_serving(server, client)
+
+
+def test_garbage_instead_of_a_pack_reports_unpack_error(server: RunningServer, client: Client) -> None:
+    tip = seed(server, client)
+    reply = exchange(server, request("git-receive-pack", "/good.git"),
+                     push_commands(tip, "1" * 40) + b"NOTAPACK" + b"\0" * 64, read_between=True)
+    assert b"unpack " in reply and b"ng refs/heads/main" in reply, reply
+    assert main_of(server, client) == tip
+    still_serving(server, client)
+
+
+def test_pack_lacking_objects_is_refused(server: RunningServer, client: Client) -> None:
+    tip = seed(server, client)
+    blob = Blob.from_string(b"never sent\n")
+    tree = Tree()
+    tree.add(b"f.txt", 0o100644, blob.id)
+    orphan = _commit(tree.id, tip)
+    reply = exchange(server, request("git-receive-pack", "/good.git"),
+                     push_commands(tip, orphan.id.decode()) + _pack([orphan]), read_between=True)
+    assert b"ng refs/heads/main" in reply, reply
+    assert main_of(server, client) == tip
+    still_serving(server, client)
+
+
+def test_read_only_refuses_pushes_and_serves_clones(make_server: object, client: Client) -> None:
+    server: RunningServer = make_server("memory", git=[LOOPBACK], read_only=True)  # type: ignore[operator]
+    server.backend.create("ro", Kind.GIT)
+    reply = exchange(server, request("git-receive-pack", "/ro.git"))
+    assert reply[4:8] == b"ERR " and b"read-only" in reply
+    work = client.cwd / "ro"
+    client.git("clone", "-q", server.git_url("ro"), str(work))
+    (work / "x").write_text("x")
+    client.git("add", "x", cwd=work)
+    client.git("commit", "-q", "-m", "x", cwd=work)
+    pushed = client.git("push", "origin", "main", cwd=work, check=False)
+    assert pushed.returncode != 0 and "read-only" in pushed.stderr
+
+
+def test_v2_request_gets_a_v0_answer(server: RunningServer, client: Client) -> None:
+    tip = seed(server, client)
+    reply = exchange(server, request("git-upload-pack", "/good.git", b"\0version=2\0"), pktline.FLUSH)
+    assert reply[4:44] == tip.encode() and b" HEAD\0" in reply and reply.endswith(b"0000")
+
+
+def _commit(tree: bytes, parent: str) -> Commit:
+    commit = Commit()
+    commit.tree = tree
+    commit.parents = [parent.encode()]
+    commit.author = commit.committer = b"T <t@example.com>"
+    commit.author_time = commit.commit_time = 1767225600
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = b"pushed\n"
+    return commit
+
+
+def _pack(objects: list[Blob | Tree | Commit]) -> bytes:
+    out = io.BytesIO()
+    write_pack_objects(out.write, [(o, None) for o in objects], object_format=DEFAULT_OBJECT_FORMAT)
+    return out.getvalue()

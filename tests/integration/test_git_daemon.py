@@ -1,0 +1,160 @@
+"""git:// end to end: the real git client against the real service, both backends, v0 and v2 requests.
+
+A v2 request gets a v0 answer until protocol v2 exists, so "the client default"
+exercises that fallback.  After every push the server repository is checked:
+``git fsck --full`` on disk for the fs backend, and for both backends a mirror
+clone over the wire that must itself pass ``git fsck --full``.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from backends.interfaces import Kind
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+PROTOCOLS = {"v0": ["-c", "protocol.version=0"], "default": []}
+
+BINARY = bytes(range(256)) * 4
+NON_ASCII = "ünïcødé-файл.txt"
+
+
+def git(client: Client, proto: str, *args: str | Path, cwd: Path | None = None, check: bool = True) -> str:
+    return client.git(*PROTOCOLS[proto], *args, cwd=cwd, check=check).stdout
+
+
+def commit(client: Client, work: Path, name: str, content: bytes | str, message: str) -> str:
+    path = work / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    client.git("add", "--", name, cwd=work)
+    client.git("commit", "-q", "-m", message, cwd=work)
+    return client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
+def assert_consistent(server: RunningServer, client: Client, name: str) -> None:
+    """The server repo is whole: fsck on disk (fs) and a mirror clone that fscks (both backends)."""
+    if server.backend_name == "fs":
+        client.git("--git-dir", str(server.root / f"{name}.git"), "fsck", "--full", "--strict")
+    mirror = client.cwd / f"mirror-{name}"
+    client.run("rm", "-rf", str(mirror))
+    client.git("clone", "-q", "--mirror", server.git_url(name), str(mirror))
+    client.git("--git-dir", str(mirror), "fsck", "--full", "--strict")
+
+
+def remote_refs(client: Client, proto: str, url: str) -> dict[str, str]:
+    out = git(client, proto, "ls-remote", url)
+    return {line.split("\t")[1]: line.split("\t")[0] for line in out.splitlines()}
+
+
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_clone_push_fetch_cycle(server: RunningServer, client: Client, proto: str) -> None:
+    server.backend.create("proj", Kind.GIT)
+    url = server.git_url("proj")
+    work = client.cwd / "work"
+
+    # clone an empty repo, push the first commit
+    git(client, proto, "clone", "-q", url, str(work))
+    first = commit(client, work, "README", "hello\n", "first")
+    git(client, proto, "push", "-q", "origin", "main", cwd=work)
+    assert_consistent(server, client, "proj")
+
+    # history: branches, a merge, annotated and lightweight tags, binary and non-ASCII files
+    client.git("checkout", "-q", "-b", "topic", cwd=work)
+    commit(client, work, "data.bin", BINARY, "binary")
+    commit(client, work, NON_ASCII, "ünï\n", "non-ascii")
+    client.git("checkout", "-q", "main", cwd=work)
+    commit(client, work, "README", "hello again\n", "second")
+    client.git("merge", "-q", "--no-edit", "topic", cwd=work)
+    client.git("tag", "-a", "v1.0", "-m", "release", cwd=work)
+    client.git("tag", "light", first, cwd=work)
+    git(client, proto, "push", "-q", "origin", "main", "topic", "--tags", cwd=work)
+    assert_consistent(server, client, "proj")
+
+    # clone with history
+    other = client.cwd / "other"
+    git(client, proto, "clone", "-q", url, str(other))
+    assert (other / "data.bin").read_bytes() == BINARY
+    assert (other / NON_ASCII).read_text() == "ünï\n"
+    local = client.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags", cwd=work)
+    refs = remote_refs(client, proto, url)
+    for line in local.stdout.splitlines():
+        oid, ref = line.split(" ")
+        assert refs[ref] == oid
+    assert refs["HEAD"] == refs["refs/heads/main"]
+    assert refs["refs/tags/v1.0^{}"] == refs["refs/heads/main"]
+
+    # incremental fetch and fast-forward push from the other side
+    newer = commit(client, work, "more.txt", "more\n", "third")
+    git(client, proto, "push", "-q", "origin", "main", cwd=work)
+    git(client, proto, "fetch", "-q", "origin", cwd=other)
+    assert client.git("rev-parse", "origin/main", cwd=other).stdout.strip() == newer
+    client.git("merge", "-q", "--ff-only", "origin/main", cwd=other)
+    ff = commit(client, other, "ff.txt", "ff\n", "fast-forward")
+    git(client, proto, "push", "-q", "origin", "main", cwd=other)
+    assert remote_refs(client, proto, url)["refs/heads/main"] == ff
+    assert_consistent(server, client, "proj")
+
+    # non-fast-forward refused, forced accepted
+    diverged = commit(client, work, "diverge.txt", "x\n", "diverge")
+    refused = client.git(*PROTOCOLS[proto], "push", "origin", "main", cwd=work, check=False)
+    assert refused.returncode != 0 and "rejected" in refused.stderr
+    assert remote_refs(client, proto, url)["refs/heads/main"] == ff
+    git(client, proto, "push", "-q", "--force", "origin", "main", cwd=work)
+    assert remote_refs(client, proto, url)["refs/heads/main"] == diverged
+    assert_consistent(server, client, "proj")
+
+    # branch deletion
+    git(client, proto, "push", "-q", "origin", ":topic", cwd=work)
+    assert "refs/heads/topic" not in remote_refs(client, proto, url)
+    assert_consistent(server, client, "proj")
+
+
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_shallow_clone_then_deepen(server: RunningServer, client: Client, proto: str) -> None:
+    server.backend.create("deep", Kind.GIT)
+    url = server.git_url("deep")
+    work = client.cwd / "src"
+    git(client, proto, "clone", "-q", url, str(work))
+    for i in range(12):
+        commit(client, work, "n.txt", f"{i}\n", f"commit {i}")
+    client.git("checkout", "-q", "-b", "side", "HEAD~6", cwd=work)
+    commit(client, work, "side.txt", "s\n", "side")
+    client.git("checkout", "-q", "main", cwd=work)
+    client.git("merge", "-q", "--no-edit", "side", cwd=work)
+    git(client, proto, "push", "-q", "origin", "main", cwd=work)
+
+    shallow, reference = client.cwd / "shallow", client.cwd / "reference"
+    git(client, proto, "clone", "-q", "--depth", "1", url, str(shallow))
+    client.git("clone", "-q", "--depth", "1", f"file://{work}", str(reference))
+    assert client.git("rev-list", "--count", "HEAD", cwd=shallow).stdout.strip() == "1"
+    git(client, proto, "fetch", "-q", "--deepen", "5", cwd=shallow)
+    client.git("fetch", "-q", "--deepen", "5", cwd=reference)
+    count = client.git("rev-list", "--count", "HEAD", cwd=shallow).stdout.strip()
+    assert count == client.git("rev-list", "--count", "HEAD", cwd=reference).stdout.strip()
+    assert (shallow / ".git" / "shallow").read_text() == (reference / ".git" / "shallow").read_text()
+    client.git("fsck", "--full", cwd=shallow)
+    git(client, proto, "fetch", "-q", "--unshallow", cwd=shallow)
+    assert client.git("rev-list", "--count", "HEAD", cwd=shallow).stdout.strip() == "14"
+
+
+def test_deepen_since_and_not(server: RunningServer, client: Client) -> None:
+    server.backend.create("dates", Kind.GIT)
+    url = server.git_url("dates")
+    work = client.cwd / "src"
+    git(client, "default", "clone", "-q", url, str(work))
+    for day in range(1, 6):
+        client.env["GIT_COMMITTER_DATE"] = f"2026-01-0{day}T00:00:00Z"
+        commit(client, work, "d.txt", f"{day}\n", f"day {day}")
+        if day == 2:
+            client.git("tag", "base", cwd=work)
+    git(client, "default", "push", "-q", "origin", "main", "--tags", cwd=work)
+    since = client.cwd / "since"
+    git(client, "v0", "clone", "-q", "--shallow-since", "2026-01-03T12:00:00Z", url, str(since))
+    assert client.git("rev-list", "--count", "HEAD", cwd=since).stdout.strip() == "2"
+    exclude = client.cwd / "exclude"
+    git(client, "v0", "clone", "-q", "--shallow-exclude", "base", url, str(exclude))
+    assert client.git("rev-list", "--count", "HEAD", cwd=exclude).stdout.strip() == "3"
