@@ -441,17 +441,25 @@ class _PushOperation:
 
     repo: HgRepository
     tx: HgTransaction
+    their_heads: Sequence[bytes]
     reply_caps: dict[bytes, list[bytes]] = field(default_factory=dict)
     replies: list[b2.OutPart] = field(default_factory=list)
+    heads_checked: bool = False
+
+    def check_heads(self) -> None:
+        """Check the ``heads`` argument once, after ``replycaps`` so a race is reported as pushraced."""
+        if not self.heads_checked:
+            check_push_heads(self.repo, self.their_heads, "preparing changes")
+            self.heads_checked = True
 
 
 def _unbundle2(repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader) -> Response:
     tx = repo.transaction()
-    op = _PushOperation(repo, tx)
+    op = _PushOperation(repo, tx, their_heads)
     try:
-        check_push_heads(repo, their_heads, "preparing changes")
         for part in b2.Bundle2Reader(reader.remaining(), magic_read=True).parts():
             _process_part(op, part)
+        op.check_heads()
         tx.commit()
     except HgwireError as exc:
         tx.abort()
@@ -482,6 +490,8 @@ def error_part(exc: HgwireError, reply_caps: Mapping[bytes, Sequence[bytes]]) ->
 
 
 def _process_part(op: _PushOperation, part: b2.InPart) -> None:
+    if part.type != b2.PART_REPLYCAPS:
+        op.check_heads()
     row = PUSH_PART_HANDLERS.get(part.type)
     if row is None:
         if part.mandatory:

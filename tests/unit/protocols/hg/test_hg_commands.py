@@ -1,0 +1,128 @@
+"""The command table: permissions (batch included), argument binding, simple replies."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols.errors import PermissionDenied, ProtocolError
+from protocols.hg_commands import (
+    COMMANDS,
+    PULL,
+    PUSH,
+    Args,
+    CommandContext,
+    Permission,
+    Transport,
+    bind_args,
+    dispatch,
+)
+from protocols.hg_responses import BytesResponse, OobError, StreamResponse
+from protocols.hg_ssh import SSH_CAPS
+
+from .helpers import allow_all, reference_repo
+
+
+def pull_only(permission: Permission) -> None:
+    if permission != PULL:
+        raise PermissionDenied("this repository is read-only for you")
+
+
+def ctx(check: object = allow_all) -> CommandContext:
+    return CommandContext(Transport.SSH, check, SSH_CAPS)  # type: ignore[arg-type]
+
+
+def test_every_command_of_the_issue_is_declared_with_hg_permissions() -> None:
+    expected = {
+        b"hello": PULL, b"between": PULL, b"capabilities": PULL, b"batch": PULL, b"heads": PULL,
+        b"known": PULL, b"branchmap": PULL, b"branches": PULL, b"lookup": PULL, b"listkeys": PULL,
+        b"pushkey": PUSH, b"getbundle": PULL, b"unbundle": PUSH, b"protocaps": PULL, b"clonebundles": PULL,
+        b"clonebundles_manifest": PULL, b"stream_out": PULL, b"changegroup": PULL, b"changegroupsubset": PULL,
+    }  # fmt: skip
+    assert {name: cmd.permission for name, cmd in COMMANDS.items()} == expected
+
+
+def test_unknown_command_gets_the_empty_string() -> None:
+    assert dispatch(reference_repo(), b"nosuch", Args({}), ctx()) == BytesResponse(b"")
+
+
+def test_dispatch_checks_the_command_permission() -> None:
+    args = Args({b"namespace": b"bookmarks", b"key": b"x", b"old": b"", b"new": b""})
+    with pytest.raises(PermissionDenied):
+        dispatch(reference_repo(), b"pushkey", args, ctx(pull_only))
+
+
+def test_batch_checks_every_sub_command_permission() -> None:
+    """CVE-2018-1000132: a pull-only user cannot write through batch."""
+    repo = reference_repo()
+    cmds = (
+        b"heads ;pushkey namespace=bookmarks,key=evil,old=,new=" + b"9208083d387257c95aee3971473b53c399035b46"
+    )
+    with pytest.raises(PermissionDenied):
+        dispatch(repo, b"batch", Args({b"cmds": cmds}), ctx(pull_only))
+    assert b"evil" not in repo.bookmarks()
+
+
+def test_batch_runs_sub_commands_and_escapes_results() -> None:
+    repo = reference_repo()
+    reply = dispatch(repo, b"batch", Args({b"cmds": b"heads ;listkeys namespace=phases"}), ctx())
+    assert reply == BytesResponse(
+        b"9208083d387257c95aee3971473b53c399035b46\n;2e98c005657ff71e9fc9917a697d5a0b1ce591bd\t1"
+    )
+
+
+@pytest.mark.parametrize("cmds", [b"getbundle ", b"unbundle heads=", b"nosuch ", b"heads"])
+def test_batch_refuses_unbatchable_or_malformed_commands(cmds: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        dispatch(reference_repo(), b"batch", Args({b"cmds": cmds}), ctx())
+
+
+def test_batched_unsupported_command_is_an_oob_error() -> None:
+    reply = dispatch(reference_repo(), b"batch", Args({b"cmds": b"branches nodes="}), ctx())
+    assert isinstance(reply, OobError)
+
+
+def test_bind_args() -> None:
+    known = COMMANDS[b"known"]
+    assert bind_args(known, {b"nodes": b"", b"x": b"1"}) == Args({b"nodes": b""}, {b"x": b"1"})
+    with pytest.raises(ProtocolError):
+        bind_args(COMMANDS[b"lookup"], {b"key": b"x", b"extra": b"1"})
+    with pytest.raises(ProtocolError):
+        bind_args(COMMANDS[b"lookup"], {})
+
+
+def test_lookup_variants() -> None:
+    repo = reference_repo()
+
+    def lookup(key: bytes) -> bytes:
+        reply = dispatch(repo, b"lookup", Args({b"key": key}), ctx())
+        assert isinstance(reply, BytesResponse)
+        return reply.data
+
+    assert lookup(b"stable") == b"1 2e98c005657ff71e9fc9917a697d5a0b1ce591bd\n"
+    assert lookup(b"main") == b"1 9208083d387257c95aee3971473b53c399035b46\n"
+    assert lookup(b"nope") == b"0 unknown revision 'nope'\n"
+
+
+def test_getbundle_unknown_argument_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        dispatch(reference_repo(), b"getbundle", Args({}, {b"nosuch": b"1"}), ctx())
+
+
+def test_clonebundles_are_empty_and_stream_out_is_uncompressed() -> None:
+    repo = reference_repo()
+    assert dispatch(repo, b"clonebundles", Args({}), ctx()) == BytesResponse(b"")
+    assert dispatch(repo, b"clonebundles_manifest", Args({}), ctx()) == BytesResponse(b"")
+    reply = dispatch(repo, b"stream_out", Args({}), ctx())
+    assert isinstance(reply, StreamResponse) and reply.prefer_uncompressed
+    assert b"".join(reply.chunks) == (
+        b"0\n2 18\n00changelog.i\x0015\nchangelog-bytes" + b"data/a.i.hg/b.i\x003\nxyz"
+    )
+
+
+def test_http_capabilities_carry_the_transport_caps() -> None:
+    repo = reference_repo()
+    http = CommandContext(Transport.HTTP, allow_all, (b"httpheader=1024", b"httppostargs"))
+    reply = dispatch(repo, b"capabilities", Args({}), http)
+    assert isinstance(reply, BytesResponse)
+    assert b"httpheader=1024" in reply.data.split(b" ")
+    assert b"protocaps" not in reply.data.split(b" ")

@@ -1,0 +1,329 @@
+"""getbundle and unbundle beyond the recorded happy paths: races, bad bundles, options.
+
+Push bundles start from the one the real hg client sent (``push-bundle2.txt``)
+and are altered part by part; every failure must leave the repository as it was.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from backends.interfaces import Node
+from protocols import bundle2 as b2
+from protocols.changegroup import ChangegroupDecoder, StreamReader
+from protocols.errors import UnsupportedFeature
+from protocols.hg_exchange import (
+    GetbundleRequest,
+    encode_bookmarks,
+    encode_phase_heads,
+    getbundle,
+    parse_getbundle_args,
+    unbundle,
+)
+from protocols.hg_responses import PushError, PushResponse, StreamResponse
+from protocols.hg_ssh import CommandRequest, ConnectionClosed, PushPayload, SshV1Server
+from protocols.hg_wire import url_quote
+
+from .fake_repo import FakeRepo
+from .helpers import parts_of, reference_repo, side
+
+FORCE = b"666f726365"
+PUSHED = Node(bytes.fromhex("d408a57b42875c0221266b70cabe8a80883df0fd"))
+CLIENT_B2CAPS = url_quote(
+    b"HG20\nbookmarks\nchangegroup=01,02,03\ncheckheads=related\nerror=abort,unsupportedcontent,pushraced,pushkey"
+    b"\nlistkeys\nphases=heads\npushkey\nstream=v2"
+)
+
+
+def pushed_bundle(name: str = "push-bundle2.txt") -> bytes:
+    """The bundle a real client streamed in a recorded unbundle, unframed."""
+    server = SshV1Server()
+    server.receive_data(side(name, "c"))
+    server.receive_data(b"")
+    data = bytearray()
+    while not isinstance(event := server.next_event(), ConnectionClosed):
+        if isinstance(event, CommandRequest) and event.name == b"unbundle":
+            server.accept_push()
+        elif isinstance(event, PushPayload):
+            data += event.data
+        else:
+            server.send(PushResponse(0))
+    return bytes(data)
+
+
+def real_parts() -> dict[bytes, tuple[b2.InPart, bytes]]:
+    return {part.type: (part, payload) for part, payload in parts_of(pushed_bundle())}
+
+
+def as_out(part_type: bytes, payload: bytes | None = None) -> b2.OutPart:
+    part, data = real_parts()[part_type]
+    mandatory = [(k, part.params[k]) for k in part.mandatory_keys]
+    advisory = [(k, v) for k, v in part.params.items() if k not in part.mandatory_keys]
+    return b2.OutPart(part_type, mandatory, advisory, [data if payload is None else payload], part.mandatory)
+
+
+def push(repo: FakeRepo, parts: Sequence[b2.OutPart], heads: bytes = FORCE) -> list[tuple[b2.InPart, bytes]]:
+    reply = unbundle(repo, heads, iter([b"".join(b2.write_bundle2(parts))]))
+    assert isinstance(reply, StreamResponse)
+    return parts_of(b"".join(reply.chunks))
+
+
+def assert_unchanged(repo: FakeRepo) -> None:
+    assert repo.state == reference_repo().state
+    assert repo.commits == 1  # the load of the reference state
+
+
+def test_the_recorded_push_parts() -> None:
+    assert list(real_parts()) == [
+        b"replycaps", b"check:bookmarks", b"check:phases", b"check:updated-heads", b"changegroup", b"bookmarks",
+    ]  # fmt: skip
+
+
+def test_push_of_the_real_bundle_lands_in_one_transaction() -> None:
+    repo = reference_repo()
+    reply = push(repo, [as_out(t) for t in real_parts()])
+    assert [(p.type, p.params) for p, _ in reply] == [
+        (b"reply:changegroup", {b"in-reply-to": b"4", b"return": b"1"})
+    ]
+    assert repo.commits == 2
+    assert repo.heads() == [PUSHED]
+    assert repo.listkeys(b"phases") == {b"2e98c005657ff71e9fc9917a697d5a0b1ce591bd": b"1"}
+
+
+def test_publishing_repository_makes_pushed_changesets_public() -> None:
+    repo = reference_repo()
+    repo._publishing = True
+    push(repo, [as_out(b"replycaps"), as_out(b"changegroup")])
+    assert repo.state.phases[PUSHED] == 0
+    assert repo.listkeys(b"phases") == {b"publishing": b"True"}
+
+
+def test_check_heads_race_is_pushraced_and_nothing_lands() -> None:
+    repo = reference_repo()
+    stale = b2.OutPart(b2.PART_CHECK_HEADS, payload=[b"\1" * 20])
+    reply = push(repo, [as_out(b"replycaps"), stale, as_out(b"changegroup")])
+    assert [p.type for p, _ in reply] == [b"error:pushraced"]
+    assert b"remote repository changed" in reply[0][0].params[b"message"]
+    assert_unchanged(repo)
+
+
+def test_check_updated_heads_race() -> None:
+    repo = reference_repo()
+    reply = push(
+        repo, [as_out(b"replycaps"), as_out(b"check:updated-heads", b"\2" * 20), as_out(b"changegroup")]
+    )
+    assert [p.type for p, _ in reply] == [b"error:pushraced"]
+    assert_unchanged(repo)
+
+
+def test_check_bookmarks_race() -> None:
+    repo = reference_repo()
+    moved = encode_bookmarks([(b"main", Node(b"\3" * 20))])
+    reply = push(repo, [as_out(b"replycaps"), as_out(b"check:bookmarks", moved), as_out(b"changegroup")])
+    assert [p.type for p, _ in reply] == [b"error:pushraced"]
+    assert_unchanged(repo)
+
+
+def test_check_phases_of_an_unknown_changeset_is_a_race() -> None:
+    repo = reference_repo()
+    reply = push(
+        repo, [as_out(b"replycaps"), as_out(b"check:phases", encode_phase_heads([(0, Node(b"\4" * 20))]))]
+    )
+    assert [p.type for p, _ in reply] == [b"error:pushraced"]
+
+
+def test_heads_argument_race_for_bundle2() -> None:
+    repo = reference_repo()
+    reply = push(repo, [as_out(b"replycaps"), as_out(b"changegroup")], heads=(b"\5" * 20).hex().encode())
+    assert [p.type for p, _ in reply] == [b"error:pushraced"]
+    assert_unchanged(repo)
+
+
+def _corrupt(payload: bytes, offset: int) -> bytes:
+    return payload[:offset] + bytes([payload[offset] ^ 0xFF]) + payload[offset + 1 :]
+
+
+def test_wrong_node_hash_is_refused_and_nothing_lands() -> None:
+    repo = reference_repo()
+    _, cg = real_parts()[b"changegroup"]
+    bad = _corrupt(cg, 4 + 102 + 20)  # a byte of the first changeset's delta data
+    reply = push(repo, [as_out(b"replycaps"), as_out(b"changegroup", bad)])
+    assert [p.type for p, _ in reply] == [b"error:abort"]
+    assert_unchanged(repo)
+
+
+def test_unknown_delta_base_is_refused() -> None:
+    repo = reference_repo()
+    _, cg = real_parts()[b"changegroup"]
+    bad = cg[: 4 + 60] + b"\6" * 20 + cg[4 + 80 :]  # the delta base of the first changeset
+    reply = push(repo, [as_out(b"replycaps"), as_out(b"changegroup", bad)])
+    assert [p.type for p, _ in reply] == [b"error:abort"]
+    assert_unchanged(repo)
+
+
+@pytest.mark.parametrize("cut", [1, 10, 300])
+def test_truncated_bundle_is_an_abort_and_nothing_lands(cut: int) -> None:
+    repo = reference_repo()
+    bundle = pushed_bundle()
+    reply = unbundle(repo, FORCE, iter([bundle[:-cut]]))
+    assert isinstance(reply, StreamResponse)
+    parts = parts_of(b"".join(reply.chunks))
+    assert [p.type for p, _ in parts] == [b"error:abort"]
+    assert b"truncated" in parts[0][0].params[b"message"]
+    assert_unchanged(repo)
+
+
+def test_unknown_mandatory_part_is_unsupportedcontent() -> None:
+    repo = reference_repo()
+    reply = push(repo, [as_out(b"replycaps"), b2.OutPart(b"new-thing"), as_out(b"changegroup")])
+    assert [(p.type, p.params) for p, _ in reply] == [
+        (b"error:unsupportedcontent", {b"parttype": b"new-thing"})
+    ]
+    assert_unchanged(repo)
+
+
+def test_unknown_mandatory_parameter_is_unsupportedcontent() -> None:
+    repo = reference_repo()
+    _, cg = real_parts()[b"changegroup"]
+    odd = b2.OutPart(b"changegroup", [(b"version", b"03"), (b"treemanifest", b"1")], payload=[cg])
+    reply = push(repo, [as_out(b"replycaps"), odd])
+    assert [(p.type, p.params) for p, _ in reply] == [
+        (b"error:unsupportedcontent", {b"parttype": b"changegroup", b"params": b"treemanifest"})
+    ]
+
+
+def test_unknown_advisory_part_is_ignored() -> None:
+    repo = reference_repo()
+    reply = push(
+        repo, [as_out(b"replycaps"), b2.OutPart(b"new-thing", mandatory=False), as_out(b"changegroup")]
+    )
+    assert [p.type for p, _ in reply] == [b"reply:changegroup"]
+
+
+def test_error_parts_fall_back_to_abort_without_replycaps() -> None:
+    repo = reference_repo()
+    reply = push(repo, [b2.OutPart(b2.PART_CHECK_HEADS, payload=[b"\1" * 20])])
+    assert [p.type for p, _ in reply] == [b"error:abort"]
+
+
+def test_pushkey_parts_reply_and_a_refused_one_aborts_everything() -> None:
+    repo = reference_repo()
+    main = b"9208083d387257c95aee3971473b53c399035b46"
+
+    def pk(key: bytes, old: bytes) -> b2.OutPart:
+        params = [(b"namespace", b"bookmarks"), (b"key", key), (b"old", old), (b"new", main)]
+        return b2.OutPart(b2.PART_PUSHKEY, params)
+
+    ok = push(repo, [as_out(b"replycaps"), pk(b"new-bm", b"")])
+    assert [(p.type, p.params) for p, _ in ok] == [
+        (b"reply:pushkey", {b"in-reply-to": b"1", b"return": b"1"})
+    ]
+    assert repo.bookmarks()[b"new-bm"].hex().encode() == main
+    refused = push(repo, [as_out(b"replycaps"), pk(b"other", b"00" * 20), as_out(b"changegroup")])
+    assert [(p.type, p.params[b"in-reply-to"]) for p, _ in refused] == [(b"error:pushkey", b"1")]
+    assert repo.known([PUSHED]) == [False]
+    assert b"other" not in repo.bookmarks()
+
+
+def test_phase_heads_part_moves_phases() -> None:
+    repo = reference_repo()
+    merge = Node(bytes.fromhex("9208083d387257c95aee3971473b53c399035b46"))
+    push(
+        repo,
+        [as_out(b"replycaps"), b2.OutPart(b2.PART_PHASE_HEADS, payload=[encode_phase_heads([(0, merge)])])],
+    )
+    assert repo.listkeys(b"phases") == {}
+
+
+def test_bundle1_push_with_stale_heads_is_a_push_error() -> None:
+    repo = reference_repo()
+    stale = b"686173686564 " + (b"\7" * 20).hex().encode()
+    reply = unbundle(repo, stale, iter([b"HG10UN" + b"\0" * 12]))
+    assert reply == PushError(b"repository changed while preparing changes - please try again")
+    assert_unchanged(repo)
+
+
+@pytest.mark.parametrize("data", [b"", b"XX", b"garbage!", b"HG10XX"])
+def test_not_a_bundle_is_an_abort_result(data: bytes) -> None:
+    reply = unbundle(reference_repo(), FORCE, iter([data]))
+    assert isinstance(reply, PushResponse) and reply.result == 0
+    assert reply.output.startswith(b"abort: ")
+
+
+def test_payload_is_always_consumed() -> None:
+    consumed: list[bytes] = []
+
+    def payload() -> Iterator[bytes]:
+        for chunk in (b"garbage!", b"more", b"and more"):
+            consumed.append(chunk)
+            yield chunk
+
+    unbundle(reference_repo(), FORCE, payload())
+    assert consumed == [b"garbage!", b"more", b"and more"]
+
+
+# ---------------------------------------------------------------- getbundle
+
+
+def request(**kwargs: bytes) -> GetbundleRequest:
+    args = {b"bundlecaps": b"HG20,bundle2=" + CLIENT_B2CAPS, b"common": b"0" * 40}
+    args.update({k.encode(): v for k, v in kwargs.items()})
+    return parse_getbundle_args(args)
+
+
+def bundle_parts(repo: FakeRepo, req: GetbundleRequest) -> list[tuple[b2.InPart, bytes]]:
+    return parts_of(b"".join(getbundle(repo, req)))
+
+
+def test_getbundle_stream2_part() -> None:
+    parts = bundle_parts(reference_repo(), request(stream=b"1", cg=b"0"))
+    (part, payload), = parts  # fmt: skip
+    assert part.type == b"stream2"
+    assert part.params == {
+        b"bytecount": b"18",
+        b"filecount": b"2",
+        b"requirements": b"generaldelta%2Crevlog-compression-zstd%2Crevlogv1%2Csparserevlog",
+    }
+    assert payload == b"s\x0d\x0f00changelog.ichangelog-bytes" + b"s\x0c\x03data/a.i/b.ixyz"
+
+
+def test_getbundle_changegroup_version_follows_the_client() -> None:
+    caps = url_quote(b"HG20\nchangegroup=01,02")
+    parts = bundle_parts(reference_repo(), request(bundlecaps=b"HG20,bundle2=" + caps))
+    assert [(p.type, p.params) for p, _ in parts] == [
+        (b"changegroup", {b"version": b"02", b"nbchanges": b"5"})
+    ]
+
+
+def test_getbundle_without_common_version_is_an_error_part() -> None:
+    caps = url_quote(b"HG20\nchangegroup=04")
+    parts = bundle_parts(reference_repo(), request(bundlecaps=b"HG20,bundle2=" + caps))
+    assert [p.type for p, _ in parts] == [b"error:abort"]
+
+
+def test_getbundle_listkeys_phases_and_publishing() -> None:
+    repo = reference_repo()
+    repo._publishing = True
+    parts = bundle_parts(repo, request(cg=b"0", listkeys=b"phases", phases=b"1"))
+    assert [(p.type, payload) for p, payload in parts] == [
+        (b"listkeys", b"2e98c005657ff71e9fc9917a697d5a0b1ce591bd\t1\npublishing\tTrue"),
+        (b"phase-heads", struct.pack(">i", 0) + bytes.fromhex("9208083d387257c95aee3971473b53c399035b46")),
+    ]
+
+
+def test_getbundle_for_a_bundle1_client_is_a_bare_cg01() -> None:
+    repo = reference_repo()
+    data = b"".join(getbundle(repo, parse_getbundle_args({b"common": b"0" * 40})))
+    loaded = FakeRepo()
+    tx = loaded.transaction()
+    tx.add_changegroup(ChangegroupDecoder(StreamReader(iter([data])), b"01").groups())
+    tx.commit()
+    assert loaded.state.revlogs == repo.state.revlogs
+
+
+def test_getbundle_narrow_is_unsupported() -> None:
+    with pytest.raises(UnsupportedFeature):
+        request(includepats=b"path:a")
