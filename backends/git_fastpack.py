@@ -40,11 +40,13 @@ import hashlib
 import mmap
 import os
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from dulwich.object_store import DiskObjectStore
-from dulwich.repo import BaseRepo
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
+from dulwich.objects import ObjectID
 
 from backends.git_packindex import PackIndexView, UnsupportedIndex, index_view
 from backends.git_reach import (
@@ -65,6 +67,7 @@ SHA_LEN = 20
 DEFAULT_CHUNK_SIZE = 256 * 1024
 MAX_ENTRY_HEADER = 32            # type/size varint (<= 10 bytes) + OFS offset (<= 10) or REF name (20)
 TAGS_PREFIX = b"refs/tags/"
+MAX_PEEL = 32
 
 Progress = Callable[[bytes], None]
 
@@ -126,17 +129,15 @@ class PackPlan:
 
 
 def generate_pack_fast(
-    repo: BaseRepo,
+    store: BaseObjectStore,
     wants: Sequence[bytes],
     haves: Sequence[bytes],
     *,
     thin_pack: bool = False,
     ofs_delta: bool = True,
     include_tag: bool = False,
-    shallows: Sequence[bytes] = (),
-    depth: int = 0,
-    deepen_since: int | None = None,
-    deepen_not: Sequence[bytes] = (),
+    refs: Mapping[bytes, bytes] | None = None,
+    shallow: bool = False,
     progress: Progress | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Iterator[bytes] | None:
@@ -144,20 +145,18 @@ def generate_pack_fast(
 
     Counting happens in this call; the returned iterator streams the pack
     (header, entries, trailing SHA-1).  Unknown haves are ignored, as
-    upload-pack does.  Returns None, having sent nothing, when the generic
-    path must serve the request: the object store is not on disk (memory
-    repositories), a shallow/deepen request (shallow boundaries change what
-    the client has), an index that is not version 2 / SHA-1, an unknown want
-    or an object missing from the store.
+    upload-pack does.  ``refs`` (name -> id) is where include-tag looks for
+    annotated tags.  Returns None, having sent nothing, when the generic path
+    must serve the request: ``shallow`` (a shallow client or a deepen request:
+    the boundary changes what the client has), an object store that is not
+    on disk (memory repositories), no wants, an unknown want, an object
+    missing from the store or a pack index this module cannot read.
     """
-    if shallows or depth or deepen_since is not None or deepen_not:
-        return None
-    store = repo.object_store
-    if not isinstance(store, DiskObjectStore) or not wants:
+    if shallow or not wants or not isinstance(store, DiskObjectStore):
         return None
     try:
-        plan = plan_pack(repo, store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
-                         include_tag=include_tag)
+        plan = plan_pack(store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
+                         tag_refs=refs if include_tag else None)
         maps = _open_maps(plan)
     except (_CannotServe, UnsupportedIndex, MissingObject, OSError):
         return None
@@ -166,11 +165,54 @@ def generate_pack_fast(
     return write_pack(plan, maps, chunk_size=chunk_size, progress=progress)
 
 
+class ShallowInfo(Protocol):
+    boundary: AbstractSet[bytes]
+    extra_wants: Sequence[bytes]
+
+
+class PlanLike(Protocol):
+    """The fields of ``backends.git_pack.PackPlan`` this module reads (structurally typed)."""
+
+    wants: Sequence[bytes]
+    common: Sequence[bytes]
+    shallow: ShallowInfo
+    thin: bool
+    ofs_delta: bool
+    include_tag: bool
+
+
+def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[bytes, bytes]) -> Iterator[bytes] | None:
+    """``generate_pack_fast`` for the generic path's ``PackPlan``; None when it must serve."""
+    shallow = bool(plan.shallow.boundary) or bool(plan.shallow.extra_wants)
+    return generate_pack_fast(store, list(plan.wants), list(plan.common), thin_pack=plan.thin,
+                              ofs_delta=plan.ofs_delta, include_tag=plan.include_tag, refs=refs,
+                              shallow=shallow)
+
+
+def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[bytes, bytes],
+               generic: Callable[[BaseObjectStore, Any, Mapping[bytes, bytes]], Iterator[bytes]]
+               ) -> Iterator[bytes]:
+    """The fast path if it can serve ``plan``, else ``generic(store, plan, refs)``.
+
+    A generator: nothing (not even counting) runs before the first ``next()``,
+    so the caller's worker pool does all the work, as with the generic path.
+    """
+    chunks = pack_from_plan(store, plan, refs)
+    if chunks is None:
+        chunks = generic(store, plan, refs)
+    try:
+        yield from chunks
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 # -- counting --------------------------------------------------------------------------
 
 
-def plan_pack(repo: BaseRepo, store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
-              thin_pack: bool, ofs_delta: bool, include_tag: bool) -> PackPlan:
+def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
+              thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[bytes, bytes] | None = None) -> PackPlan:
     """Count the objects to send and choose where each is read from."""
     views = _pack_views(store)
     bitmap = _find_bitmap(views)
@@ -178,13 +220,13 @@ def plan_pack(repo: BaseRepo, store: DiskObjectStore, wants: Sequence[bytes], ha
     if bitmapped is not None:  # the bitmapped pack comes first: its objects are bits
         views = [bitmapped] + [v for v in views if v is not bitmapped]
     walker = Walker(store, bitmap)
-    if any(w not in store for w in wants):
+    if any(ObjectID(w) not in store for w in wants):
         raise _CannotServe("unknown want")
     want = walker.closure(wants)
-    have = walker.closure(h for h in haves if h in store)
+    have = walker.closure(h for h in haves if ObjectID(h) in store)
     send = Reached(want.bits & ~have.bits, want.others - have.others)
-    if include_tag:
-        _add_tags(repo, store, walker, send, have)
+    if tag_refs is not None:
+        _add_tags(tag_refs, store, walker, send, have)
     sources = [_Source(v) for v in views]
     if bitmapped is not None:
         sources[0].select(_bit_positions(send.bits, len(bitmapped)))
@@ -240,7 +282,7 @@ def _place_others(store: DiskObjectStore, sources: list[_Source], others: Iterab
                 found[i].append(pos)
                 break
         else:
-            if hexsha not in store:
+            if ObjectID(hexsha) not in store:
                 raise MissingObject(hexsha.decode("ascii"))
             whole.append(hexsha)
     for source, positions in zip(sources, found):
@@ -249,20 +291,23 @@ def _place_others(store: DiskObjectStore, sources: list[_Source], others: Iterab
     return whole
 
 
-def _add_tags(repo: BaseRepo, store: DiskObjectStore, walker: Walker, send: Reached, have: Reached) -> None:
+def _add_tags(refs: Mapping[bytes, bytes], store: DiskObjectStore, walker: Walker, send: Reached,
+              have: Reached) -> None:
     """include-tag: annotated tags (and tags of tags) that point at an object being sent."""
     view = walker.view
-    for ref, sha in sorted(repo.get_refs().items()):
-        if not ref.startswith(TAGS_PREFIX) or sha not in store:
+    for ref, sha in sorted(refs.items()):
+        if not ref.startswith(TAGS_PREFIX) or ObjectID(sha) not in store:
             continue
         chain: list[bytes] = []
         target = sha
-        while True:
-            type_num, raw = store.get_raw(target)
+        for _ in range(MAX_PEEL):
+            type_num, raw = store.get_raw(ObjectID(target))
             if type_num != TAG:
                 break
             chain.append(target)
             target = raw[7:47]
+        else:
+            continue  # an absurdly long chain: leave it to the client to ask
         if chain and send.contains(target, view):
             for tag in chain:
                 if not send.contains(tag, view) and not have.contains(tag, view):
@@ -515,6 +560,6 @@ def _ofs_header(plan: PackPlan, index: int, source: _Source, entry: _Entry, pos:
 
 
 def _write_whole(plan: PackPlan, hexsha: bytes, out: _Output) -> None:
-    type_num, raw = plan.store.get_raw(hexsha)
+    type_num, raw = plan.store.get_raw(ObjectID(hexsha))
     out.write(encode_entry_header(type_num, len(raw)))
     out.write(zlib.compress(raw))

@@ -40,8 +40,8 @@ class PackIndexView:
     pack_size: int
     checksum: bytes
     names: tuple[bytes, ...]          # pack order
-    offsets: array                    # pack order, ascending; array('q')
-    idx_to_pos: array                 # index (name) order -> pack order; array('l')
+    offsets: array[int]               # pack order, ascending; array('q')
+    idx_to_pos: array[int]            # index (name) order -> pack order; array('l')
     _pos_of: dict[bytes, int] = field(repr=False)
 
     def __len__(self) -> int:

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dulwich.object_store import BaseObjectStore
-from dulwich.objects import parse_tree
+from dulwich.objects import ObjectID, parse_tree
 
 from backends.git_packindex import PackIndexView
 
@@ -81,7 +81,7 @@ def decode_ewah(data: bytes, at: int, max_bits: int) -> tuple[int, int]:
     return bits, end + 4
 
 
-def _swap_back(words: array) -> bytes:  # pragma: no cover - big-endian hosts only
+def _swap_back(words: array[int]) -> bytes:  # pragma: no cover - big-endian hosts only
     words.byteswap()
     return b"".join(w.to_bytes(8, "little") for w in words)
 
@@ -113,7 +113,8 @@ class PackBitmap:
             xor_offset, at = self.entries[n]
             bits, _ = decode_ewah(self.data, at, len(self.view))
             self._decoded[n] = bits ^ self._decoded[n - xor_offset] if xor_offset else bits
-        return self._decoded[chain[0] if chain else number]
+        value: int = self._decoded[chain[0] if chain else number]
+        return value
 
 
 def read_pack_bitmap(path: str, view: PackIndexView) -> PackBitmap:
@@ -148,7 +149,7 @@ def read_pack_bitmap(path: str, view: PackIndexView) -> PackBitmap:
 def _skip_ewah(data: bytes, at: int) -> int:
     if at + EWAH_HEADER.size > len(data):
         raise BitmapError("truncated EWAH header")
-    _, words = EWAH_HEADER.unpack_from(data, at)
+    words: int = EWAH_HEADER.unpack_from(data, at)[1]
     end = at + EWAH_HEADER.size + 8 * words + 4
     if end > len(data):
         raise BitmapError("truncated EWAH bitmap")
@@ -223,7 +224,7 @@ class Walker:
 
     def _read(self, sha: bytes) -> tuple[int, bytes]:
         try:
-            type_num, raw = self._store.get_raw(sha)
+            type_num, raw = self._store.get_raw(ObjectID(sha))
         except KeyError as exc:
             raise MissingObject(sha.decode("ascii")) from exc
         return type_num, raw

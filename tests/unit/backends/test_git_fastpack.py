@@ -15,16 +15,18 @@ from pathlib import Path
 import pytest
 from dulwich.repo import MemoryRepo, Repo
 
+from backends import git_pack
 from backends.git_fastpack import (
     OFS_DELTA,
     REF_DELTA,
     WriteStats,
+    _open_maps,
     encode_entry_header,
     encode_ofs,
     generate_pack_fast,
     plan_pack,
+    serve_pack,
     write_pack,
-    _open_maps,
 )
 from backends.git_packindex import index_view
 from backends.git_reach import decode_ewah
@@ -44,7 +46,7 @@ GIT_ENV = {
 
 def git(cwd: Path, *args: str, input: bytes | None = None) -> bytes:
     env = {**os.environ, **GIT_ENV, "HOME": str(cwd)}
-    done = subprocess.run(["git", *args], cwd=cwd, input=input, env=env, capture_output=True)
+    done = subprocess.run(["git", *args], cwd=cwd, input=input, env=env, capture_output=True, check=False)
     if done.returncode:
         raise AssertionError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')}")
     return done.stdout
@@ -190,14 +192,15 @@ def receive(client: Path, pack: bytes, wants: list[bytes]) -> set[bytes]:
     for i, want in enumerate(wants):
         git(client, "update-ref", f"refs/want/{i}", want.decode())
     fsck = subprocess.run(["git", "fsck", "--full", "--strict", "--no-dangling"], cwd=client,
-                          capture_output=True, env={**os.environ, **GIT_ENV})
+                          capture_output=True, env={**os.environ, **GIT_ENV}, check=False)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     assert b"missing" not in fsck.stdout + fsck.stderr
     return names
 
 
 def generate(src: Path, wants: list[bytes], haves: list[bytes], **kw: bool) -> tuple[bytes, int]:
-    chunks = generate_pack_fast(Repo(str(src)), wants, haves, chunk_size=4096, **kw)
+    repo = Repo(str(src))
+    chunks = generate_pack_fast(repo.object_store, wants, haves, chunk_size=4096, refs=repo.get_refs(), **kw)
     assert chunks is not None
     data = b"".join(chunks)
     assert data[:8] == b"PACK\x00\x00\x00\x02"
@@ -278,7 +281,7 @@ def test_full_clone_of_a_single_pack_is_the_pack_itself(sources: dict[str, Sourc
 def test_stats_show_verbatim_reuse(sources: dict[str, Source]) -> None:
     repo = Repo(str(sources["mixed"].path))
     wants = [repo.refs[b"refs/heads/main"]]
-    plan = plan_pack(repo, repo.object_store, wants, [], thin_pack=False, ofs_delta=True, include_tag=False)
+    plan = plan_pack(repo.object_store, wants, [], thin_pack=False, ofs_delta=True)
     stats = WriteStats()
     b"".join(write_pack(plan, _open_maps(plan), stats=stats))
     assert stats.verbatim > 0 and stats.verbatim + stats.rebased + stats.whole == plan.count
@@ -286,28 +289,50 @@ def test_stats_show_verbatim_reuse(sources: dict[str, Source]) -> None:
 
 
 def test_returns_none_when_the_generic_path_must_serve(sources: dict[str, Source]) -> None:
-    repo = Repo(str(sources["mixed"].path))
-    main = repo.refs[b"refs/heads/main"]
-    assert generate_pack_fast(repo, [main], [], depth=1) is None
-    assert generate_pack_fast(repo, [main], [], shallows=[main]) is None
-    assert generate_pack_fast(repo, [main], [], deepen_since=1) is None
-    assert generate_pack_fast(repo, [b"0" * 40], []) is None
-    assert generate_pack_fast(MemoryRepo(), [main], []) is None
+    store = Repo(str(sources["mixed"].path)).object_store
+    main = rev(sources["mixed"].path, "main")
+    assert generate_pack_fast(store, [main], [], shallow=True) is None
+    assert generate_pack_fast(store, [b"0" * 40], []) is None
+    assert generate_pack_fast(store, [], []) is None
+    assert generate_pack_fast(MemoryRepo().object_store, [main], []) is None
 
 
 def test_unknown_haves_are_ignored(sources: dict[str, Source], tmp_path: Path) -> None:
     src = sources["mixed"].path
     main = rev(src, "main")
-    pack, count = generate(src, [main], [b"f" * 40])
+    _, count = generate(src, [main], [b"f" * 40])
     assert count == len(expected_objects(src, [main], []))
 
 
 def test_stream_closes_early_without_error(sources: dict[str, Source]) -> None:
     repo = Repo(str(sources["mixed"].path))
-    chunks = generate_pack_fast(repo, [repo.refs[b"refs/heads/main"]], [], chunk_size=1024)
+    chunks = generate_pack_fast(repo.object_store, [repo.refs[b"refs/heads/main"]], [], chunk_size=1024)
     assert chunks is not None and isinstance(chunks, Iterator)
     next(chunks)
     chunks.close()
+
+
+def test_serve_pack_takes_git_packs_plan(sources: dict[str, Source], tmp_path: Path) -> None:
+    """The switch in the session: fast when it can, the generic generator otherwise."""
+    src = sources["mixed"].path
+    repo = Repo(str(src))
+    refs = repo.get_refs()
+    main, old = rev(src, "main"), rev(src, "main~6")
+    plan = git_pack.PackPlan((main,), (old,), git_pack.ShallowPlan(), True, True, True)
+    calls: list[object] = []
+
+    def generic(store: object, plan: object, refs: object) -> Iterator[bytes]:
+        calls.append(plan)
+        return git_pack.generate_pack(store, plan, refs)  # type: ignore[arg-type]
+
+    chunks = serve_pack(repo.object_store, plan, refs, generic)
+    assert calls == []  # lazy: nothing runs before the first next()
+    client, _ = client_with(tmp_path, src, [old])
+    receive(client, b"".join(chunks), [main])
+    assert calls == []
+    shallow = git_pack.PackPlan((main,), (), git_pack.ShallowPlan(boundary=frozenset({old})), True, True, False)
+    b"".join(serve_pack(repo.object_store, shallow, refs, generic))
+    assert calls == [shallow]
 
 
 @pytest.mark.parametrize("distance", [1, 127, 128, 129, 16511, 16512, 2**21, 2**35 + 3])
