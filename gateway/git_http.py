@@ -6,8 +6,10 @@ need a user, so anonymous pushes get 401 and git asks for credentials), then:
 
 - ``GET /NAME/info/refs?service=S``: ``# service=S`` pkt-line, flush, and the
   v0 advertisement of the sans-IO core, with git-http-backend's content type and
-  no-cache headers.  (v2 over HTTP arrives with ``protocols.git_v2``; until
-  then a ``Git-Protocol: version=2`` client gets v0 and continues in v0.)
+  no-cache headers.  The ``Git-Protocol`` header reaches the session as
+  ``ctx.protocol_version``; until a v2 core exists a ``version=2`` client gets
+  v0 and continues in v0 (PROTOCOL-NOTES §2.1 "Fallback").  For v2 the GET
+  must answer without the ``# service`` line: add that to ``ADVERTISERS``.
 - ``POST /NAME/git-upload-pack`` / ``git-receive-pack``: the body (spooled by
   twisted.web; ``Content-Encoding: gzip`` inflated into a bounded spool in the
   pool) is fed to the same session as git:// and SSH use
@@ -23,7 +25,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
@@ -38,6 +40,7 @@ from gateway.channel import Session, SessionContext
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, send_error, send_unauthorized
 from gateway.threads import run_blocking
 from protocols import git_receive, git_upload, pktline
+from protocols.git_request import parse_git_protocol, protocol_version
 from protocols.errors import (
     LimitExceeded,
     NotARepository,
@@ -56,6 +59,7 @@ MAX_INFLATED_BODY = 2 * 1024**3
 """Largest gzip-inflated request body (zip-bomb bound)."""
 
 SPOOL_IN_MEMORY = 1024 * 1024
+MAX_GIT_PROTOCOL_HEADER = 256
 
 NO_CACHE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"Expires", b"Fri, 01 Jan 1980 00:00:00 GMT"),
@@ -92,6 +96,7 @@ def _set_headers(request: server.Request, content_type: str) -> None:
 def _fail_request(failure: Failure, request: server.Request, repo: str) -> None:
     """Answer an error that happened before any response byte was written."""
     exc = failure.value
+    assert exc is not None
     if request.finished or request._disconnected:
         return
     status = http_status(exc)
@@ -110,6 +115,7 @@ def _fail_request(failure: Failure, request: server.Request, repo: str) -> None:
 def _context(front: HttpFront, request: server.Request, route: Route, user: str | None) -> SessionContext:
     config = front.config
     address = request.getClientAddress()
+    git_protocol = (request.getHeader(b"git-protocol") or b"")[:MAX_GIT_PROTOCOL_HEADER]
     return SessionContext(
         backend=config.backend,
         repo_name=route.repo,
@@ -118,6 +124,8 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
         user=user,
         read_only=config.read_only,
         create_on_push=config.create_on_push,
+        protocol_version=protocol_version(parse_git_protocol(git_protocol)),
+        extra={"git_protocol": git_protocol.decode("ascii", "replace")} if git_protocol else {},
         authorizer=front.authorizer,
     )
 
@@ -155,6 +163,8 @@ def _send_advertisement(advertisement: bytes, request: server.Request, route: Ro
     banner = pktline.encode(f"# service={route.service}\n".encode()) + pktline.FLUSH
     request.write(banner + advertisement)
     request.finish()
+    log.info("{proto} {service} {repo}: {outcome}", proto=PROTO, service="info/refs " + route.service,
+             repo=route.repo, outcome="ok", bytes_out=len(banner) + len(advertisement))
 
 
 # --- POST: stateless RPC ----------------------------------------------------------------------
@@ -239,7 +249,7 @@ def _gunzip(content: IO[bytes]) -> IO[bytes]:
         spool.close()
         raise
     spool.seek(0)
-    return spool  # type: ignore[return-value]
+    return cast(IO[bytes], spool)
 
 
 BODY_DECODERS: Mapping[str, Callable[[IO[bytes]], IO[bytes]]] = {

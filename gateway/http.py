@@ -3,9 +3,10 @@
 ``make_http_site(config)`` builds the ``Site`` of one ``--http`` listener.
 Every request goes through ``route(method, path_segments, query)``, a pure
 function that names what the request is (a ``Route``); the resource then calls
-the handler registered for that route kind in ``HTTP_HANDLERS``.  git's
-handlers come from ``gateway.git_http``, Mercurial's (issue 6) register the
-same way; a kind without a handler answers 501.
+the handler registered for that route kind in ``HTTP_HANDLERS``, filled from
+the ``HANDLERS`` table of each module in ``HANDLER_MODULES``
+(``gateway.git_http`` now, ``gateway.hg_http`` for issue 6); a kind without
+a handler answers 501.
 
 Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,6 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource, server
-from twisted.web.iweb import IRequest
 
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
@@ -192,7 +193,7 @@ class HttpFront:
     authorizer: Authorizer
     users: Htpasswd | None
 
-    def authenticate(self, request: IRequest) -> defer.Deferred[str | None]:
+    def authenticate(self, request: server.Request) -> defer.Deferred[str | None]:
         """The user named by valid Basic credentials, None if none were sent; ``Unauthorized`` if wrong."""
         try:
             credentials = parse_basic(request.getHeader(b"authorization"))
@@ -206,7 +207,7 @@ class HttpFront:
         d = run_blocking(self.users.check, user, password)
         return d.addCallback(_user_if_valid, user)
 
-    def authorize(self, request: IRequest, repo: str, transport: str, access: Access) -> defer.Deferred[str | None]:
+    def authorize(self, request: server.Request, repo: str, transport: str, access: Access) -> defer.Deferred[str | None]:
         """Authenticate, then ask the authorizer; fails with ``Unauthorized``/``PermissionDenied``.
 
         An anonymous request refused by the authorizer becomes ``Unauthorized``
@@ -231,13 +232,13 @@ def _user_if_valid(valid: bool, user: str) -> str:
     return user
 
 
-def send_unauthorized(request: IRequest, message: str) -> None:
+def send_unauthorized(request: server.Request, message: str) -> None:
     """401 with ``WWW-Authenticate: Basic realm="hgwire"``: git and hg then ask for credentials."""
     request.setHeader(b"WWW-Authenticate", f'Basic realm="{REALM}"'.encode())
     send_error(request, 401, message)
 
 
-def send_error(request: IRequest, status: int, message: str, content_type: bytes = b"text/plain; charset=utf-8",
+def send_error(request: server.Request, status: int, message: str, content_type: bytes = b"text/plain; charset=utf-8",
                ) -> None:
     """Finish a request with a short plain-text error (git prints it to the user)."""
     body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
@@ -259,15 +260,20 @@ HTTP_HANDLERS: dict[RouteKind, Handler] = {}
 """Route kind → handler; ``gateway.git_http`` and the Mercurial HTTP work add rows."""
 
 
-def register_git_handlers() -> None:
-    """Add the git rows of ``HTTP_HANDLERS`` if ``gateway.git_http`` is available."""
-    try:
-        from gateway import git_http
-    except ImportError as exc:
-        log.info("git smart HTTP is not available yet: {error}", error=str(exc))
-        return
-    for kind, handler in git_http.HANDLERS.items():
-        HTTP_HANDLERS.setdefault(kind, handler)
+HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.hg_http")
+"""Modules whose ``HANDLERS: Mapping[RouteKind, Handler]`` fill ``HTTP_HANDLERS``; absent ones are skipped."""
+
+
+def register_handlers() -> None:
+    """Fill ``HTTP_HANDLERS`` from every available handler module (rows already present win)."""
+    for name in HANDLER_MODULES:
+        try:
+            handlers: Mapping[RouteKind, Handler] = importlib.import_module(name).HANDLERS
+        except (ImportError, AttributeError) as exc:
+            log.info("{module} is not available: {error}", module=name, error=str(exc))
+            continue
+        for kind, handler in handlers.items():
+            HTTP_HANDLERS.setdefault(kind, handler)
 
 
 def decode_segments(raw: Sequence[bytes]) -> list[str] | None:
@@ -357,7 +363,7 @@ class _Discard:
 
 def make_http_site(config: ServiceConfig) -> server.Site:
     """The protocol factory of one ``--http`` listener."""
-    register_git_handlers()
+    register_handlers()
     users = Htpasswd(Path(config.htpasswd)) if config.htpasswd else None
     front = HttpFront(config, Authorizer(read_only=config.read_only), users)
     site = server.Site(RootResource(front))

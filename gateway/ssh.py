@@ -17,9 +17,10 @@
   session accepts exactly one ``exec`` (parsed by ``protocols.ssh_exec``, never
   a shell) and ``env`` for ``GIT_PROTOCOL``; ``shell``, ``pty-req``,
   ``subsystem``, agent and X11 forwarding all fail.
-- A parsed exec request is served by ``EXEC_SESSIONS[kind](ctx, channel)``;
-  the git sessions come from ``gateway.git_session`` when it exists, the hg
-  ones register their rows the same way.  A refused command gets one line on
+- A parsed exec request is served by ``EXEC_SESSIONS[kind](ctx, channel)``,
+  filled from ``SESSION_PROVIDERS``: ``gateway.git_session.make_git_session``
+  and ``gateway.hg_session.make_hg_session`` (``kind`` is ``hg-serve`` or
+  ``hg-init``), each called as ``maker(kind, ctx, channel)``.  A refused command gets one line on
   stderr and exit status 1.
 
 Flow control: outbound, conch calls ``stopWriting``/``startWriting`` when the
@@ -34,13 +35,14 @@ pauses input while it writes would deadlock.)
 
 from __future__ import annotations
 
+import importlib
 import os
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -54,7 +56,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -102,21 +104,36 @@ ROUTE_PROTO: dict[RouteKind, str] = {
     RouteKind.HG_INIT: "hg-ssh",
 }
 
-GIT_SESSION_KINDS = (RouteKind.GIT_UPLOAD_PACK, RouteKind.GIT_RECEIVE_PACK, RouteKind.GIT_UPLOAD_ARCHIVE)
+@dataclass(frozen=True)
+class SessionProvider:
+    """A module that serves some route kinds with ``maker(kind, ctx, channel) -> Session``."""
+
+    module: str
+    maker: str
+    kinds: tuple[RouteKind, ...]
 
 
-def register_git_sessions() -> None:
-    """Add the git rows of ``EXEC_SESSIONS`` if ``gateway.git_session`` is available."""
-    try:
-        from gateway import git_session
-    except ImportError as exc:
-        log.info("git over SSH is not available yet: {error}", error=str(exc))
-        return
-    for kind in GIT_SESSION_KINDS:
-        EXEC_SESSIONS.setdefault(kind, _git_row(git_session.make_git_session, kind))
+SESSION_PROVIDERS: tuple[SessionProvider, ...] = (
+    SessionProvider("gateway.git_session", "make_git_session",
+                    (RouteKind.GIT_UPLOAD_PACK, RouteKind.GIT_RECEIVE_PACK, RouteKind.GIT_UPLOAD_ARCHIVE)),
+    SessionProvider("gateway.hg_session", "make_hg_session", (RouteKind.HG_SERVE, RouteKind.HG_INIT)),
+)
+"""Where the rows of ``EXEC_SESSIONS`` come from; a provider that is not there yet is skipped."""
 
 
-def _git_row(make: Callable[..., Session], kind: RouteKind) -> SessionFactory:
+def register_sessions() -> None:
+    """Fill ``EXEC_SESSIONS`` from every available provider (rows already present win)."""
+    for provider in SESSION_PROVIDERS:
+        try:
+            maker = getattr(importlib.import_module(provider.module), provider.maker)
+        except (ImportError, AttributeError) as exc:
+            log.info("{module} is not available: {error}", module=provider.module, error=str(exc))
+            continue
+        for kind in provider.kinds:
+            EXEC_SESSIONS.setdefault(kind, _row(maker, kind))
+
+
+def _row(make: Callable[..., Session], kind: RouteKind) -> SessionFactory:
     def start(ctx: SessionContext, channel: ExecChannel) -> Session:
         return make(str(kind), ctx, channel)
 
@@ -130,7 +147,7 @@ def load_host_key(path: Path) -> keys.Key:
     if not path.exists():
         _write_new_ed25519(path)
         log.info("created SSH host key {path}", path=str(path))
-    key = keys.Key.fromFile(str(path))
+    key: keys.Key = keys.Key.fromFile(str(path))
     if not key.isPublic() and key.type() in ("Ed25519", "RSA", "EC"):
         return key
     raise ConchError(f"{path} is not an ed25519, RSA or ECDSA private key")
@@ -276,19 +293,26 @@ class ExecChannel(conch_channel.SSHChannel):
         self._record = _Record()
         self._peer = "?"
 
+    @property
+    def _connection(self) -> connection.SSHConnection:
+        assert self.conn is not None, "an open channel has a connection"
+        return self.conn
+
     def channelOpen(self, specificData: bytes) -> None:
-        address = self.conn.transport.transport.getPeer()
+        address = self._connection.transport.transport.getPeer()  # type: ignore[union-attr]
         self._peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
 
     @property
     def _front(self) -> Front:
         assert isinstance(self.avatar, HgwireAvatar)
-        return self.avatar.front
+        front: Front = self.avatar.front
+        return front
 
     @property
     def _user(self) -> str:
         assert isinstance(self.avatar, HgwireAvatar)
-        return self.avatar.user
+        user: str = self.avatar.user
+        return user
 
     # requests
 
@@ -306,7 +330,7 @@ class ExecChannel(conch_channel.SSHChannel):
         command = common.getNS(data)[0]
         from twisted.internet import reactor
 
-        reactor.callLater(0, self._start, command)  # type: ignore[attr-defined]  # after the reply
+        cast(IReactorTime, reactor).callLater(0, self._start, command)  # after the exec reply is sent
         return True
 
     def _request_env(self, data: bytes) -> bool:
@@ -395,7 +419,7 @@ class ExecChannel(conch_channel.SSHChannel):
 
     def _reopen_window(self) -> None:
         if not self.localClosed and self.localWindowLeft < self.localWindowSize // 2:
-            self.conn.adjustWindow(self, self.localWindowSize - self.localWindowLeft)
+            self._connection.adjustWindow(self, self.localWindowSize - self.localWindowLeft)
 
     def pause_input(self) -> None:
         self._input_paused = True
@@ -452,8 +476,8 @@ class ExecChannel(conch_channel.SSHChannel):
         if self._exit_status is None or self._done or self.buf or self.extBuf:
             return
         self._done = True
-        self.conn.sendEOF(self)
-        self.conn.sendRequest(self, b"exit-status", struct.pack(">L", self._exit_status))
+        self._connection.sendEOF(self)
+        self._connection.sendRequest(self, b"exit-status", struct.pack(">L", self._exit_status))
         self.loseConnection()
 
     def closed(self) -> None:
@@ -508,7 +532,7 @@ class HgwireSSHFactory(factory.SSHFactory):
 
 def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     """The protocol factory of one ``--ssh`` listener."""
-    register_git_sessions()
+    register_sessions()
     host_key_path = Path(config.host_key or os.path.join(config.root, DEFAULT_HOST_KEY_NAME))
     host_key = load_host_key(host_key_path)
     if config.authorized_keys is None:

@@ -82,7 +82,7 @@ def setup(make_server: Callable[..., RunningServer], tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[SshSetup]:
     for kind in ("git-upload-pack", "git-receive-pack", "hg-serve"):
         monkeypatch.setitem(gateway_ssh.EXEC_SESSIONS, kind, EchoSession)
-    monkeypatch.setattr(gateway_ssh, "register_git_sessions", lambda: None)
+    monkeypatch.setattr(gateway_ssh, "register_sessions", lambda: None)
     monkeypatch.delitem(gateway_ssh.EXEC_SESSIONS, "git-upload-archive", raising=False)
     key = _keygen(tmp_path / "alice_key", "alice@laptop")
     stranger = _keygen(tmp_path / "mallory_key", "mallory")
@@ -241,7 +241,7 @@ def test_local_port_forwarding_refused(setup: SshSetup) -> None:
 def test_git_over_ssh(make_server: Callable[..., RunningServer], tmp_path: Path, backend: str) -> None:
     from tests.conftest import Client
 
-    gateway_ssh.register_git_sessions()
+    gateway_ssh.register_sessions()
     key = _keygen(tmp_path / "git_key", "bob")
     authorized = tmp_path / "authorized_keys_git"
     authorized.write_text((tmp_path / "git_key.pub").read_text())

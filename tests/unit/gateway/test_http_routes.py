@@ -124,7 +124,7 @@ def test_parse_basic_refuses(header: bytes) -> None:
 
 
 def test_unauthorized_has_challenge() -> None:
-    request = DummyRequest([b""])
+    request = DummyRequest([b""])  # type: ignore[no-untyped-call]
     send_unauthorized(request, "pushing needs an authenticated user")
     assert request.responseCode == 401
     assert request.responseHeaders.getRawHeaders(b"WWW-Authenticate") == [b'Basic realm="hgwire"']
@@ -140,7 +140,7 @@ def _front(tmp_path: Path, read_only: bool = False) -> HttpFront:
 
 
 def _authorize(front: HttpFront, header: bytes | None, access: Access) -> str | None | Exception:
-    request = DummyRequest([b""])
+    request = DummyRequest([b""])  # type: ignore[no-untyped-call]
     if header is not None:
         request.requestHeaders.setRawHeaders(b"authorization", [header])
     outcome: list[object] = []
@@ -187,7 +187,7 @@ def test_password_is_checked_in_the_pool(reactor: object, tmp_path: Path, passwo
     from twisted.internet.threads import blockingCallFromThread
 
     front = _front(tmp_path)
-    request = DummyRequest([b""])
+    request = DummyRequest([b""])  # type: ignore[no-untyped-call]
     request.requestHeaders.setRawHeaders(b"authorization", [_basic(f"alice:{password}")])
     if isinstance(expected, str):
         assert blockingCallFromThread(reactor, front.authorize, request, "r", "git-http", Access.WRITE) == expected
