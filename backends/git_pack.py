@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.object_store import BaseObjectStore, MissingObjectFinder
-from dulwich.objects import Commit, ShaFile, Tag
+from dulwich.objects import Commit, ObjectID, ShaFile, Tag
 from dulwich.pack import OFS_DELTA, REF_DELTA, UnpackedObject, generate_unpacked_objects, pack_object_chunks
 
 from backends.interfaces import GitRepository, ObjectId
@@ -61,9 +61,18 @@ def peel(store: BaseObjectStore, oid: ObjectId) -> ObjectId:
 
 def _lookup(store: BaseObjectStore, oid: bytes) -> ShaFile | None:
     try:
-        return store[oid]
+        return store[_dul(oid)]
     except KeyError:
         return None
+
+
+def _dul(oid: bytes) -> ObjectID:
+    """Our hex ObjectId as dulwich's hex ObjectID (both are 40 hex bytes)."""
+    return ObjectID(oid)
+
+
+def _duls(oids: Iterable[bytes]) -> list[ObjectID]:
+    return [ObjectID(o) for o in oids]
 
 
 def check_wants(store: BaseObjectStore, snapshot: RefSnapshot, wants: Iterable[ObjectId]) -> None:
@@ -75,7 +84,7 @@ def check_wants(store: BaseObjectStore, snapshot: RefSnapshot, wants: Iterable[O
     """
     tips = set(snapshot.refs.values()) | set(snapshot.peeled.values())
     for oid in wants:
-        if oid not in tips and oid not in store:
+        if oid not in tips and _dul(oid) not in store:
             raise ProtocolError(f"upload-pack: not our ref {oid.decode()}")
 
 
@@ -236,7 +245,7 @@ def _by_rev_list(
     excluded = _ancestors(store, [_resolve_ref(refs, name) for name in request.deepen_not])
     since = request.deepen_since
     included: set[ObjectId] = set()
-    queue = deque(c.id for w in request.wants if (c := _commit(store, w)) is not None)
+    queue: deque[bytes] = deque(c.id for w in request.wants if (c := _commit(store, w)) is not None)
     while queue:
         oid = ObjectId(queue.popleft())
         commit = _commit(store, oid)
@@ -261,7 +270,7 @@ def _resolve_ref(refs: Mapping[bytes, ObjectId], name: bytes) -> ObjectId:
 
 def _ancestors(store: BaseObjectStore, heads: Iterable[bytes]) -> set[bytes]:
     seen: set[bytes] = set()
-    stack = [c.id for h in heads if (c := _commit(store, h)) is not None]
+    stack: list[bytes] = [c.id for h in heads if (c := _commit(store, h)) is not None]
     while stack:
         oid = stack.pop()
         if oid not in seen:
@@ -291,9 +300,9 @@ def generate_pack(store: BaseObjectStore, plan: PackPlan, refs: Mapping[bytes, O
     """
     finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
         store,
-        haves=plan.common,
-        wants=[*plan.wants, *plan.shallow.extra_wants],
-        shallow=set(plan.shallow.boundary),
+        haves=_duls(plan.common),
+        wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
+        shallow=set(_duls(plan.shallow.boundary)),
         get_tagged=(lambda: _tagged(store, refs)) if plan.include_tag else None,
     )
     other_haves = finder.get_remote_has() if plan.thin else None
@@ -302,13 +311,13 @@ def generate_pack(store: BaseObjectStore, plan: PackPlan, refs: Mapping[bytes, O
     yield from _write_pack(len(object_ids), records, plan.ofs_delta)
 
 
-def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[bytes, bytes]:
+def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[ObjectID, ObjectID]:
     """include-tag: annotated tag objects keyed by the object they point at."""
-    tagged: dict[bytes, bytes] = {}
+    tagged: dict[ObjectID, ObjectID] = {}
     for name, oid in refs.items():
         obj = _lookup(store, oid) if name.startswith(b"refs/tags/") else None
         if isinstance(obj, Tag):
-            tagged[obj.object[1]] = oid
+            tagged[_dul(obj.object[1])] = _dul(oid)
     return tagged
 
 
@@ -349,7 +358,7 @@ def _records_chunks(
         raw: list[bytes] | tuple[bytes | int, list[bytes]]
         type_num = record.pack_type_num
         if record.delta_base is not None:
-            base = bytes(record.delta_base)  # type: ignore[arg-type]
+            base = bytes(record.delta_base)
             if ofs_delta and base in offsets:
                 type_num, raw = OFS_DELTA, (offset - offsets[base], record.decomp_chunks)
             else:

@@ -84,7 +84,7 @@ class GitDaemonProtocol(protocol.Protocol):
         try:
             self._decoder.receive_data(data)
             packet = self._decoder.next_packet()
-            if packet is Signal.NEED_DATA:
+            if isinstance(packet, Signal):
                 return
             self._start(packet)
         except HgwireError as exc:

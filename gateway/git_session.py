@@ -102,8 +102,8 @@ class _GitSession:
     def _guard(self, f: Callable[..., None], *args: Any) -> None:
         try:
             f(*args)
-        except Exception as exc:  # every error ends the session through _fail
-            self._fail(Failure(exc))
+        except Exception as exc:  # noqa: BLE001 - every error ends the session through _fail
+            self._fail(exc)
 
     def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any) -> None:
         """Run a blocking step in the pool with the peer paused, then ``then(result)`` on the reactor."""
@@ -131,12 +131,13 @@ class _GitSession:
         self._closed = True
         self.channel.finish(status)
 
-    def _fail(self, failure: Failure) -> None:
+    def _fail(self, error: Failure | BaseException) -> None:
         if self._closed:
             return
-        exc = failure.value
+        exc = error.value if isinstance(error, Failure) else error
+        assert exc is not None
         if not errors.is_expected(exc):
-            log.failure("git session on {repo}", failure, repo=self.ctx.repo_name)
+            log.failure("git session on {repo}", _as_failure(error), repo=self.ctx.repo_name)
         self._write(self._error_bytes(exc))
         self.channel.write_stderr(errors.git_stderr(exc))
         self._finish(f"error: {type(exc).__name__}", errors.GIT_EXIT_STATUS)
@@ -229,7 +230,8 @@ class UploadPackSession(_GitSession):
                                  request.thin_pack, request.ofs_delta, request.include_tag)
         chunks = git_pack.generate_pack(self._repo.object_store, plan, self._snapshot.refs)
         self._busy = True
-        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data), self.channel)
+        consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
+        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data), consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -239,8 +241,12 @@ class UploadPackSession(_GitSession):
 
     def _pack_failed(self, failure: Failure) -> None:
         self._producer = None
-        if not failure.check(defer.CancelledError):
+        if not isinstance(failure.value, defer.CancelledError):
             self._fail(failure)
+
+
+def _as_failure(error: Failure | BaseException) -> Failure:
+    return error if isinstance(error, Failure) else Failure(error)  # type: ignore[no-untyped-call]
 
 
 def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes]) -> Iterator[bytes]:
@@ -286,7 +292,7 @@ class ReceivePackSession(_GitSession):
 
     def start(self) -> None:
         if self.ctx.read_only:
-            self._fail(Failure(ReadOnly("this server is read-only: pushing is disabled")))
+            self._fail(ReadOnly("this server is read-only: pushing is disabled"))
             return
         self._run(self._advertise, _open_for_receive, self.ctx)
 
@@ -399,4 +405,4 @@ class _RefusedSession(_GitSession):
 
     def __init__(self, ctx: SessionContext, channel: Channel, exc: Exception) -> None:
         super().__init__(ctx, channel)
-        self._fail(Failure(exc))
+        self._fail(exc)

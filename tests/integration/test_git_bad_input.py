@@ -16,7 +16,7 @@ from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.pack import write_pack_objects
 
-from backends.interfaces import ZERO_ID, Kind
+from backends.interfaces import Kind
 from protocols import pktline
 from tests.conftest import LOOPBACK, Client, RunningServer
 

@@ -8,13 +8,12 @@ clone over the wire that must itself pass ``git fsck --full``.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from backends.interfaces import Kind
-from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.conftest import Client, RunningServer
 
 PROTOCOLS = {"v0": ["-c", "protocol.version=0"], "default": []}
 

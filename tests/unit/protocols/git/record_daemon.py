@@ -44,7 +44,7 @@ def _split(stream: bytes) -> list[bytes]:
         if not re.fullmatch(rb"[0-9a-f]{4}", head):
             break
         n = int(head, 16)
-        size = 4 if n < 4 else n
+        size = max(n, 4)
         out.append(stream[i : i + size])
         i += size
     if i < len(stream):
@@ -67,8 +67,7 @@ def main() -> None:
         t.join()
     with open(out, "w") as fh:
         for tag, stream in log:
-            for packet in map(_scrub, _split(stream)):
-                fh.write(f"{tag}: {packet!r}\n")
+            fh.writelines(f"{tag}: {packet!r}\n" for packet in map(_scrub, _split(stream)))
 
 
 if __name__ == "__main__":
