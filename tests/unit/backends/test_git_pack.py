@@ -1,0 +1,166 @@
+"""backends.git_pack on a dulwich MemoryRepo: refs, negotiation, shallow boundaries, pack streams."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.pack import OFS_DELTA, PackData
+from dulwich.repo import MemoryRepo
+
+from backends import git_pack
+from backends.interfaces import ObjectId
+from protocols.errors import ProtocolError
+from protocols.git_upload import FetchRequest
+
+
+class History:
+    """main: c0 - c1 - ... - c5, a side branch s1 off c2 merged as m; an annotated tag on c1."""
+
+    def __init__(self) -> None:
+        self.repo = MemoryRepo()
+        self.store = self.repo.object_store
+        self.commits: dict[str, Commit] = {}
+        self._time = 1_700_000_000
+        for i in range(6):
+            self.commit(f"c{i}", [f"c{i - 1}"] if i else [])
+        self.commit("s1", ["c2"])
+        self.commit("m", ["c5", "s1"])
+        tag = Tag()
+        tag.name, tag.message, tag.tagger = b"v1", b"v1\n", b"T <t@example.com>"
+        tag.object = (Commit, self.commits["c1"].id)
+        tag.tag_time, tag.tag_timezone = self._time, 0
+        self.store.add_object(tag)
+        self.tag = tag
+        self.repo.refs[b"refs/heads/main"] = self.commits["m"].id
+        self.repo.refs[b"refs/tags/v1"] = tag.id
+        self.repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+
+    def commit(self, name: str, parents: list[str]) -> None:
+        blob = Blob.from_string(f"{name}\n".encode() * 50)
+        tree = Tree()
+        tree.add(b"file.txt", 0o100644, blob.id)
+        tree.add(f"{name}.txt".encode(), 0o100644, Blob.from_string(name.encode()).id)
+        for obj in (blob, Blob.from_string(name.encode()), tree):
+            self.store.add_object(obj)
+        commit = Commit()
+        commit.tree, commit.parents = tree.id, [self.commits[p].id for p in parents]
+        commit.author = commit.committer = b"T <t@example.com>"
+        self._time += 100
+        commit.author_time = commit.commit_time = self._time
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.message = name.encode()
+        self.store.add_object(commit)
+        self.commits[name] = commit
+
+    def id(self, name: str) -> ObjectId:
+        return ObjectId(self.commits[name].id)
+
+
+@pytest.fixture
+def history() -> History:
+    return History()
+
+
+class Repo:
+    def __init__(self, history: History) -> None:
+        self.h = history
+        self.object_store = history.store
+
+    def refs(self) -> dict[bytes, ObjectId]:
+        return {k: ObjectId(v) for k, v in self.h.repo.get_refs().items()}
+
+    def symrefs(self) -> dict[bytes, bytes]:
+        return {b"HEAD": b"refs/heads/main"}
+
+
+def pack_objects(chunks: list[bytes]) -> tuple[set[bytes], list[int]]:
+    data = PackData.from_file(io.BytesIO(b"".join(chunks)), object_format=DEFAULT_OBJECT_FORMAT)
+    data.check()
+    types = [u.pack_type_num for u in data.iter_unpacked()]
+    ids = {entry[0].hex().encode() for entry in data.iterentries()}
+    return ids, types
+
+
+def test_snapshot_peels_annotated_tags(history: History) -> None:
+    snap = git_pack.snapshot_refs(Repo(history))  # type: ignore[arg-type]
+    assert snap.peeled == {b"refs/tags/v1": history.id("c1")}
+    assert snap.symrefs == {b"HEAD": b"refs/heads/main"}
+
+
+def test_unknown_wants_are_refused(history: History) -> None:
+    snap = git_pack.snapshot_refs(Repo(history))  # type: ignore[arg-type]
+    git_pack.check_wants(history.store, snap, [history.id("c3")])
+    with pytest.raises(ProtocolError, match="not our ref"):
+        git_pack.check_wants(history.store, snap, [ObjectId(b"1" * 40)])
+
+
+def test_negotiator_acks_known_haves_and_knows_when_to_stop(history: History) -> None:
+    negotiator = git_pack.Negotiator(history.store, [history.id("m")])
+    first = negotiator.negotiate([ObjectId(b"2" * 40)], readiness=True)
+    assert [v.common for v in first.verdicts] == [False] and not first.ready
+    second = negotiator.negotiate([history.id("c5")], readiness=True)
+    assert [v.common for v in second.verdicts] == [True]
+    assert second.ready  # the only want, m, reaches c5, which the client has
+    assert negotiator.ok_to_give_up()
+    assert negotiator.common == [history.id("c5")]
+
+
+def test_shallow_commits_by_depth(history: History) -> None:
+    shallow, inner = git_pack.shallow_commits(history.store, [history.id("m")], 2)
+    assert set(shallow) == {history.id("c5"), history.id("s1")}
+    assert inner == {history.id("m")}
+
+
+def test_deepen_relative_unshallows_the_old_boundary(history: History) -> None:
+    request = FetchRequest((history.id("m"),), frozenset({b"deepen-relative"}), (history.id("c5"),), depth=1)
+    plan = git_pack.plan_shallow(history.store, request, {})
+    assert plan.unshallow == (history.id("c5"),)
+    assert history.id("c4") in plan.shallow
+    assert plan.extra_wants == (history.id("c4"),)
+
+
+def test_deepen_since_cuts_by_commit_time(history: History) -> None:
+    since = history.commits["c4"].commit_time
+    request = FetchRequest((history.id("m"),), frozenset(), deepen_since=since)
+    plan = git_pack.plan_shallow(history.store, request, {})
+    assert set(plan.shallow) == {history.id("c4"), history.id("s1")}
+
+
+def test_deepen_not_excludes_a_ref(history: History) -> None:
+    refs = {b"refs/tags/v1": ObjectId(history.tag.id)}
+    request = FetchRequest((history.id("c3"),), frozenset(), deepen_not=(b"v1",))
+    plan = git_pack.plan_shallow(history.store, request, refs)
+    assert plan.shallow == (history.id("c2"),)
+
+
+def plan(history: History, common: list[str], thin: bool = True, ofs: bool = True,
+         include_tag: bool = False) -> git_pack.PackPlan:
+    return git_pack.PackPlan((history.id("m"),), tuple(history.id(c) for c in common),
+                             git_pack.ShallowPlan(), thin, ofs, include_tag)
+
+
+def test_full_pack_has_every_reachable_object(history: History) -> None:
+    chunks = list(git_pack.generate_pack(history.store, plan(history, []), {}))
+    ids, _ = pack_objects(chunks)
+    assert {c.id for c in history.commits.values()} <= ids
+    assert len(ids) == 8 * 4  # per commit: the commit, its tree, two blobs
+
+
+def test_incremental_pack_excludes_what_the_client_has(history: History) -> None:
+    full, _ = pack_objects(list(git_pack.generate_pack(history.store, plan(history, []), {})))
+    part, _ = pack_objects(list(git_pack.generate_pack(history.store, plan(history, ["c5"]), {})))
+    assert part < full and len(part) == 2 * 4  # m and s1: commit, tree, two blobs each
+
+
+def test_include_tag_adds_the_annotated_tag(history: History) -> None:
+    refs = {b"refs/tags/v1": ObjectId(history.tag.id)}
+    ids, _ = pack_objects(list(git_pack.generate_pack(history.store, plan(history, [], include_tag=True), refs)))
+    assert history.tag.id in ids
+
+
+def test_no_ofs_delta_when_the_client_did_not_ask(history: History) -> None:
+    _, types = pack_objects(list(git_pack.generate_pack(history.store, plan(history, [], ofs=False), {})))
+    assert OFS_DELTA not in types
