@@ -265,8 +265,9 @@ def _start_rpc(front: HttpFront, request: server.Request, route: Route, body: IO
     if request._disconnected:
         return
     _set_headers(request, f"application/x-{route.service}-result")
-    channel = HttpChannel(request, body, route)
-    session = RPC_SESSIONS[route.service](_context(front, request, route, user), channel)
+    ctx = _context(front, request, route, user)
+    channel = HttpChannel(request, body, route, ctx)
+    session = RPC_SESSIONS[route.service](ctx, channel)
     channel.attach(session)
     session.start()
     channel.begin()
@@ -275,8 +276,9 @@ def _start_rpc(front: HttpFront, request: server.Request, route: Route, body: IO
 class HttpChannel:
     """A twisted.web request as a session ``Channel``: the body is stdin, the response stdout."""
 
-    def __init__(self, request: server.Request, body: IO[bytes], route: Route) -> None:
+    def __init__(self, request: server.Request, body: IO[bytes], route: Route, ctx: SessionContext) -> None:
         self._request = request
+        self._ctx = ctx
         self._body = body
         self._route = route
         self._session: Session | None = None
@@ -371,7 +373,7 @@ class HttpChannel:
         log.info(
             "{proto} {service} {repo}: {outcome} in {elapsed_ms} ms",
             proto=PROTO, service=self._route.service, repo=self._route.repo, outcome=outcome,
-            bytes_out=self._bytes_out, elapsed_ms=int((time.monotonic() - self._started) * 1000),
+            user=self._ctx.user, peer=self._ctx.peer, bytes_out=self._bytes_out, elapsed_ms=int((time.monotonic() - self._started) * 1000),
         )
 
 

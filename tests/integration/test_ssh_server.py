@@ -270,3 +270,12 @@ def test_git_over_ssh(make_server: Callable[..., RunningServer], tmp_path: Path,
     assert refused.returncode != 0
     assert "hgwire: repository name" in refused.stderr
     assert client.git("ls-remote", url).stdout.split()[0] == head
+
+
+def test_auth_attempts_are_bounded(setup: SshSetup, tmp_path: Path) -> None:
+    strangers = [_keygen(tmp_path / f"stranger{i}", f"s{i}") for i in range(8)]
+    identities = [arg for key in strangers[1:] for arg in ("-i", str(key))]
+    result = setup.ssh("git-upload-pack '/r.git'", key=strangers[0], options=(*identities, "-o", "LogLevel=INFO"))
+    assert result.returncode == 255
+    assert b"too many bad auths" in result.stderr or b"Too many authentication failures" in result.stderr
+    _assert_echo_works(setup)
