@@ -1,0 +1,92 @@
+"""The native Mercurial storage engine (issue 4): open, create and hold ``.hg`` repositories.
+
+Entry points for the backend integrator: :func:`open_repository`,
+:func:`create_repository`, :func:`is_hg_repository` and
+:class:`MemoryHgRepository`.  Nothing here imports Mercurial or runs ``hg``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from backends.hg import requirements as reqs
+from backends.hg.lock import FileLock
+from backends.hg.memory import MemoryHgRepository
+from backends.hg.repository import HgRepo
+from backends.hg.vfs import FsVfs
+from protocols.errors import RepositoryNotFound, StorageError
+
+DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo layout"
+"""``.hg/00changelog.i`` of a store repo: a revlog header no old client accepts."""
+
+
+class FsLocks:
+    """``.hg/wlock`` then ``.hg/store/lock``, exactly the files a real ``hg`` takes."""
+
+    def __init__(self, hg_dir: str) -> None:
+        self.wlock = FileLock(os.path.join(hg_dir, "wlock"))
+        self.lock = FileLock(os.path.join(hg_dir, "store", "lock"))
+
+    def acquire(self) -> None:
+        self.wlock.acquire()
+        try:
+            self.lock.acquire()
+        except BaseException:
+            self.wlock.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            self.lock.release()
+        finally:
+            self.wlock.release()
+
+    def held_by_other(self) -> bool:
+        return self.wlock.held_by_other() or self.lock.held_by_other()
+
+
+def is_hg_repository(path: str) -> bool:
+    """True if ``path`` holds a ``.hg`` directory with a requires file."""
+    return os.path.isfile(os.path.join(path, ".hg", "requires"))
+
+
+def read_requirements(hg_dir: str) -> frozenset[str]:
+    """Working-copy requirements plus, with share-safe, the store's own file."""
+    with open(os.path.join(hg_dir, "requires"), "rb") as f:
+        found = reqs.parse(f.read())
+    if reqs.SHARE_SAFE in found:
+        try:
+            with open(os.path.join(hg_dir, "store", "requires"), "rb") as f:
+                found |= reqs.parse(f.read())
+        except FileNotFoundError:
+            raise StorageError("share-safe repository without .hg/store/requires") from None
+    reqs.check(found)
+    return frozenset(found)
+
+
+def open_repository(path: str, name: str) -> HgRepo:
+    """Open an existing repository, rolling back a transaction a killed writer left behind."""
+    if not is_hg_repository(path):
+        raise RepositoryNotFound(f"repository {name} not found")
+    hg_dir = os.path.join(path, ".hg")
+    found = read_requirements(hg_dir)
+    store = FsVfs(os.fsencode(os.path.join(hg_dir, "store")))
+    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir)), found, FsLocks(hg_dir))
+    repo.recover_if_needed()
+    return repo
+
+
+def create_repository(path: str, name: str) -> HgRepo:
+    """Create a repository laid out exactly as ``hg init`` of Mercurial 7.2 does."""
+    hg_dir = os.path.join(path, ".hg")
+    os.makedirs(os.path.join(hg_dir, "store"))
+    with open(os.path.join(hg_dir, "00changelog.i"), "wb") as f:
+        f.write(DUMMY_CHANGELOG)
+    with open(os.path.join(hg_dir, "store", "requires"), "wb") as f:
+        f.write(reqs.format_requirements(reqs.STORE_DEFAULT))
+    with open(os.path.join(hg_dir, "requires"), "wb") as f:
+        f.write(reqs.format_requirements(reqs.WORKING_COPY_DEFAULT))
+    return open_repository(path, name)
+
+
+__all__ = ["MemoryHgRepository", "create_repository", "is_hg_repository", "open_repository", "HgRepo"]

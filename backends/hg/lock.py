@@ -1,0 +1,127 @@
+"""Mercurial-compatible locks: ``.hg/wlock`` and ``.hg/store/lock``.
+
+Mercurial creates the lock as a symlink whose target is ``host:pid`` (with the
+Linux pid namespace appended to the host), atomically, and breaks it only when
+the holder is a dead process on this same host (lock.py).  Doing exactly the
+same makes a real ``hg`` and hgwire exclude each other.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+
+from protocols.errors import StorageError
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def lock_prefix() -> str:
+    """``hostname`` plus ``/<pid namespace inode>`` on Linux, as Mercurial writes it."""
+    host = socket.gethostname()
+    try:
+        host += "/%x" % os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        pass
+    return host
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_holder(path: str) -> str | None:
+    """The ``host:pid`` text of a held lock (symlink or plain file), or None if free."""
+    try:
+        return os.readlink(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _is_stale(holder: str) -> bool:
+    host, _, pid = holder.rpartition(":")
+    if host != lock_prefix() or not pid.isdigit():
+        return False
+    return not _pid_alive(int(pid))
+
+
+class FileLock:
+    """One Mercurial lock file, re-entrant within this process thread by thread."""
+
+    _process_locks: dict[str, threading.Lock] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.path = path
+        self.timeout = timeout
+        with FileLock._registry_lock:
+            self._thread_lock = FileLock._process_locks.setdefault(path, threading.Lock())
+
+    def acquire(self) -> None:
+        """Take the lock, waiting while a live holder has it; StorageError after the timeout."""
+        if not self._thread_lock.acquire(timeout=self.timeout):
+            raise StorageError(f"repository is locked ({self.path}); try again later")
+        try:
+            self._acquire_file()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def _acquire_file(self) -> None:
+        me = f"{lock_prefix()}:{os.getpid()}"
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                os.symlink(me, self.path)
+                return
+            except FileExistsError:
+                pass
+            holder = read_holder(self.path)
+            if holder is not None and _is_stale(holder):
+                self._break(holder)
+                continue
+            if time.monotonic() > deadline:
+                raise StorageError(f"repository is locked by {holder}; try again later")
+            time.sleep(0.05)
+
+    def _break(self, holder: str) -> None:
+        """Remove a dead holder's lock, rechecking under ``<lock>.break`` as Mercurial does."""
+        breaker = self.path + ".break"
+        try:
+            os.symlink(f"{lock_prefix()}:{os.getpid()}", breaker)
+        except FileExistsError:
+            time.sleep(0.05)
+            return
+        try:
+            if read_holder(self.path) == holder:
+                os.unlink(self.path)
+        finally:
+            os.unlink(breaker)
+
+    def release(self) -> None:
+        try:
+            os.unlink(self.path)
+        finally:
+            self._thread_lock.release()
+
+    def held_by_other(self) -> bool:
+        """True if a live process (a real ``hg`` or another writer) holds the lock now."""
+        holder = read_holder(self.path)
+        return holder is not None and not _is_stale(holder)

@@ -1,0 +1,180 @@
+"""Bounded mpatch: Mercurial's binary delta format, applied and composed safely.
+
+A delta is a sequence of hunks ``>lll`` (start, end, length) followed by
+``length`` bytes that replace ``text[start:end]``; hunks are sorted and do not
+overlap (helptext/internals/revlogs.txt "Delta Chains").  Every number comes
+from the peer or the disk, so each is bounds-checked before use: historic
+mpatch bugs (CVE-2016-3630, CVE-2018-13346..13348) were missing checks.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+
+from protocols.errors import StorageError
+
+HUNK_HEADER = struct.Struct(">lll")
+MAX_TEXT_SIZE = 1 << 31
+"""Largest full text we will build (revlogs store 32-bit sizes)."""
+
+Hunk = tuple[int, int, bytes]
+Piece = tuple[int, int, bytes | None]
+"""A piece of a virtual text: base[start:end] when data is None, else data."""
+
+
+def parse_hunks(delta: bytes) -> list[Hunk]:
+    """Decode a delta into hunks, refusing truncated, negative or unordered ones."""
+    hunks: list[Hunk] = []
+    pos = 0
+    last_end = 0
+    size = len(delta)
+    view = memoryview(delta)
+    while pos < size:
+        if pos + 12 > size:
+            raise StorageError("corrupt delta: truncated hunk header")
+        start, end, length = HUNK_HEADER.unpack_from(delta, pos)
+        pos += 12
+        if start < last_end or end < start or length < 0 or pos + length > size:
+            raise StorageError("corrupt delta: hunk out of order or out of bounds")
+        hunks.append((start, end, bytes(view[pos : pos + length])))
+        pos += length
+        last_end = end
+    return hunks
+
+
+def _patch_pieces(pieces: Sequence[Piece], hunks: Sequence[Hunk]) -> list[Piece]:
+    """Apply hunks to a piece list in one linear walk, copying no base bytes."""
+    out: list[Piece] = []
+    idx = 0
+    offset = 0  # position in the patched-over text where pieces[idx] begins
+    cut = 0  # bytes of pieces[idx] already consumed
+    total = sum(p[1] - p[0] if p[2] is None else len(p[2]) for p in pieces)
+    for start, end, data in hunks:
+        if end > total:
+            raise StorageError("corrupt delta: hunk ends past the end of the text")
+        idx, offset, cut = _copy_until(pieces, out, idx, offset, cut, start)
+        idx, offset, cut = _copy_until(pieces, None, idx, offset, cut, end)
+        if data:
+            out.append((0, len(data), data))
+    _copy_until(pieces, out, idx, offset, cut, total)
+    return out
+
+
+def _copy_until(
+    pieces: Sequence[Piece], out: list[Piece] | None, idx: int, offset: int, cut: int, target: int
+) -> tuple[int, int, int]:
+    """Advance to text position ``target``, appending the covered pieces to ``out`` if given."""
+    while offset + cut < target:
+        start, end, data = pieces[idx]
+        plen = end - start if data is None else len(data)
+        take = min(plen - cut, target - offset - cut)
+        if out is not None:
+            if data is None:
+                out.append((start + cut, start + cut + take, None))
+            else:
+                out.append((0, take, data[cut : cut + take]))
+        cut += take
+        if cut == plen:
+            idx += 1
+            offset += plen
+            cut = 0
+    return idx, offset, cut
+
+
+def _pieces_length(pieces: Iterable[Piece]) -> int:
+    return sum(end - start if data is None else len(data) for start, end, data in pieces)
+
+
+def patches(base: bytes, deltas: Sequence[bytes], max_size: int = MAX_TEXT_SIZE) -> bytes:
+    """Apply a chain of deltas to ``base``, building the result once.
+
+    Deltas are composed on a piece list first, so a long chain costs one copy of
+    the final text rather than one per link.
+    """
+    if not deltas:
+        return base
+    pieces: list[Piece] = [(0, len(base), None)] if base else []
+    for delta in deltas:
+        pieces = _patch_pieces(pieces, parse_hunks(delta))
+        if _pieces_length(pieces) > max_size:
+            raise StorageError("corrupt delta: result larger than the size limit")
+    view = memoryview(base)
+    return b"".join(bytes(view[s:e]) if d is None else d for s, e, d in pieces)
+
+
+def apply(base: bytes, delta: bytes, max_size: int = MAX_TEXT_SIZE) -> bytes:
+    """Apply one delta to ``base``."""
+    return patches(base, [delta], max_size)
+
+
+def compose(deltas: Sequence[bytes], base_length: int) -> bytes:
+    """Fold a chain of deltas over a text of ``base_length`` bytes into one delta."""
+    pieces: list[Piece] = [(0, base_length, None)] if base_length else []
+    for delta in deltas:
+        pieces = _patch_pieces(pieces, parse_hunks(delta))
+    out: list[bytes] = []
+    pos = 0  # position in the base text
+    pending: list[bytes] = []
+    pending_start = 0
+    for start, end, data in pieces:
+        if data is None:
+            if pending or start != pos:
+                out.append(HUNK_HEADER.pack(pending_start, start, sum(map(len, pending))))
+                out.extend(pending)
+            pending = []
+            pos = end
+            pending_start = end
+        else:
+            pending.append(data)
+    if pending or pos != base_length:
+        out.append(HUNK_HEADER.pack(pending_start, base_length, sum(map(len, pending))))
+        out.extend(pending)
+    return b"".join(out)
+
+
+def full_replacement(base_length: int, text: bytes) -> bytes:
+    """A delta that replaces the whole base with ``text`` (what a full text is in a changegroup)."""
+    return HUNK_HEADER.pack(0, base_length, len(text)) + text
+
+
+def diff(old: bytes, new: bytes) -> bytes:
+    """Produce a delta from ``old`` to ``new``.
+
+    Trims the common prefix and suffix on line boundaries and replaces the
+    middle: linear time, exact result, and small deltas for the usual edits
+    (appends, in-place changes).  It is not a minimal diff, which only costs
+    space.
+    """
+    if old == new:
+        return b""
+    limit = min(len(old), len(new))
+    prefix = _common_prefix(old, new, limit)
+    suffix = _common_suffix(old, new, limit - prefix)
+    end_old = len(old) - suffix
+    end_new = len(new) - suffix
+    return HUNK_HEADER.pack(prefix, end_old, end_new - prefix) + new[prefix:end_new]
+
+
+_BLOCK = 4096
+
+
+def _common_prefix(old: bytes, new: bytes, limit: int) -> int:
+    """Length of the common prefix, compared block-wise so large texts stay fast."""
+    pos = 0
+    while pos + _BLOCK <= limit and old[pos : pos + _BLOCK] == new[pos : pos + _BLOCK]:
+        pos += _BLOCK
+    while pos < limit and old[pos] == new[pos]:
+        pos += 1
+    return pos
+
+
+def _common_suffix(old: bytes, new: bytes, limit: int) -> int:
+    """Length of the common suffix, at most ``limit`` so it never overlaps the prefix."""
+    lo, ln = len(old), len(new)
+    n = 0
+    while n + _BLOCK <= limit and old[lo - n - _BLOCK : lo - n] == new[ln - n - _BLOCK : ln - n]:
+        n += _BLOCK
+    while n < limit and old[lo - n - 1] == new[ln - n - 1]:
+        n += 1
+    return n

@@ -1,0 +1,544 @@
+"""A Mercurial repository read and written natively, over a :class:`~backends.hg.vfs.Vfs`.
+
+:class:`HgRepo` is the whole engine behind ``HgRepository``; the filesystem
+and in-memory repositories differ only in their vfs and lock objects.  Derived
+data (heads, phases, branches) is computed once per changelog snapshot and
+dropped when the changelog file changes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from backends.hg import graph, mpatch
+from backends.hg import requirements as reqs
+from backends.hg.changelog import Changeset, parse_changeset, parse_filelog_text, parse_manifest
+from backends.hg.revlog import (
+    FLAG_GENERALDELTA,
+    FLAG_INLINE,
+    NULL_REV,
+    VERSION_REVLOGV1,
+    Index,
+    Revlog,
+    RevlogCache,
+)
+from backends.hg.store import decode_dir, encode_store_path
+from backends.hg.vfs import Vfs
+from backends.interfaces import (
+    NULL_NODE,
+    DeltaMode,
+    HgTransaction,
+    Kind,
+    Node,
+    RevisionDelta,
+    RevisionGroup,
+    Section,
+    StoreFile,
+)
+from protocols.errors import StorageError
+
+CHANGELOG = b"00changelog.i"
+MANIFEST = b"00manifest.i"
+PHASEROOTS = b"phaseroots"
+FNCACHE = b"fncache"
+PUBLIC, DRAFT, SECRET = 0, 1, 2
+_HEX40 = re.compile(rb"[0-9a-fA-F]{40}\Z")
+_HEXPREFIX = re.compile(rb"[0-9a-fA-F]{1,39}\Z")
+
+
+class Locks(Protocol):
+    """The repository's write locks (wlock, then store lock), taken and released together."""
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def held_by_other(self) -> bool: ...
+
+
+class ThreadLocks:
+    """Locks for an in-memory repository: one mutex."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def held_by_other(self) -> bool:
+        return False
+
+
+@dataclass
+class Views:
+    """Derived data of one changelog snapshot; built lazily, never mutated after."""
+
+    index: Index
+    parents: list[tuple[int, int]]
+    phases: bytearray
+    visible: bytearray
+    _heads: list[int] | None = None
+    _branches: list[tuple[bytes, bool]] | None = field(default=None)
+
+
+def parse_phaseroots(data: bytes, rev_of: Mapping[bytes, int]) -> dict[int, int]:
+    """``<phase> <hex>`` lines -> {rev: phase}; unknown nodes are ignored as Mercurial does."""
+    roots: dict[int, int] = {}
+    for line in data.splitlines():
+        phase, _, hexnode = line.partition(b" ")
+        try:
+            rev = rev_of[binascii.unhexlify(hexnode.strip())]
+            roots[rev] = max(roots.get(rev, 0), int(phase))
+        except (KeyError, ValueError, binascii.Error):
+            continue
+    return roots
+
+
+def parse_bookmarks(data: bytes) -> dict[bytes, Node]:
+    marks: dict[bytes, Node] = {}
+    for line in data.splitlines():
+        hexnode, _, name = line.partition(b" ")
+        if name and _HEX40.match(hexnode):
+            marks[name] = Node(binascii.unhexlify(hexnode))
+    return marks
+
+
+def format_bookmarks(marks: Mapping[bytes, Node]) -> bytes:
+    return b"".join(binascii.hexlify(node) + b" " + name + b"\n" for name, node in sorted(marks.items()))
+
+
+def parse_publishing(hgrc: bytes) -> bool:
+    """``[phases] publish`` from an hgrc; Mercurial's default is publishing."""
+    section = b""
+    result = True
+    for raw in hgrc.splitlines():
+        line = raw.strip()
+        if line.startswith(b"[") and line.endswith(b"]"):
+            section = line[1:-1].strip()
+        elif section == b"phases" and b"=" in line and not line.startswith((b"#", b";")):
+            key, _, value = line.partition(b"=")
+            if key.strip() == b"publish":
+                result = value.strip().lower() not in (b"false", b"no", b"0", b"off", b"never")
+    return result
+
+
+class HgRepo:
+    """The native engine: ``HgRepository`` over a store vfs and a ``.hg`` vfs."""
+
+    kind: Literal[Kind.HG] = Kind.HG
+
+    def __init__(self, name: str, store: Vfs, plain: Vfs, requirements: frozenset[str], locks: Locks) -> None:
+        self.name = name
+        self.store = store
+        self.plain = plain
+        self._requirements = requirements
+        self.locks = locks
+        header = VERSION_REVLOGV1 | FLAG_INLINE
+        if reqs.GENERALDELTA in requirements:
+            header |= FLAG_GENERALDELTA
+        self.revlogs = RevlogCache(store, header)
+        self._views: Views | None = None
+        self._views_lock = threading.Lock()
+
+    # -- layout -------------------------------------------------------------
+
+    def requirements(self) -> frozenset[str]:
+        return self._requirements
+
+    def publishing(self) -> bool:
+        data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        return parse_publishing(data)
+
+    def filelog_path(self, path: bytes) -> bytes:
+        return encode_store_path(b"data/" + path + b".i")
+
+    def changelog(self) -> Revlog:
+        return self.revlogs.open(CHANGELOG)
+
+    def manifestlog(self) -> Revlog:
+        return self.revlogs.open(MANIFEST)
+
+    def filelog(self, path: bytes) -> Revlog:
+        return self.revlogs.open(self.filelog_path(path))
+
+    def bookmarks_vfs(self) -> Vfs:
+        return self.store if reqs.BOOKMARKS_IN_STORE in self._requirements else self.plain
+
+    # -- derived views ------------------------------------------------------
+
+    def views(self, cl: Revlog | None = None) -> Views:
+        """Views of the current changelog snapshot (recomputed only when it changed)."""
+        cl = cl or self.changelog()
+        with self._views_lock:
+            views = self._views
+            stamp = self.store.stamp(PHASEROOTS)
+            if views is not None and views.index is cl.index and getattr(views, "phase_stamp", None) == stamp:
+                return views
+            parents = [(e[5], e[6]) for e in cl.index.entries]
+            data = self.store.read(PHASEROOTS) if stamp is not None else b""
+            phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.nodemap()))
+            visible = bytearray(1 if p < SECRET else 0 for p in phases)
+            views = Views(cl.index, parents, phases, visible)
+            views.phase_stamp = stamp  # type: ignore[attr-defined]
+            self._views = views
+            return views
+
+    def _head_revs(self, views: Views) -> list[int]:
+        if views._heads is None:
+            views._heads = graph.heads(views.parents, views.visible)
+        return views._heads
+
+    def changeset(self, cl: Revlog, rev: int) -> Changeset:
+        return parse_changeset(cl.revision(rev))
+
+    def _branches(self, cl: Revlog, views: Views) -> list[tuple[bytes, bool]]:
+        """(branch, closes) of every revision, parsed once per changelog snapshot."""
+        if views._branches is None:
+            out = []
+            for rev in range(len(cl)):
+                cs = self.changeset(cl, rev)
+                out.append((cs.branch, cs.closes_branch))
+            views._branches = out
+        return views._branches
+
+    # -- HgRepository: queries ----------------------------------------------
+
+    def heads(self) -> list[Node]:
+        cl = self.changelog()
+        revs = self._head_revs(self.views(cl))
+        return [cl.node(r) for r in revs] or [NULL_NODE]
+
+    def known(self, nodes: Sequence[Node]) -> list[bool]:
+        cl = self.changelog()
+        views = self.views(cl)
+        nodemap = cl.index.nodemap()
+        out = []
+        for node in nodes:
+            rev = nodemap.get(node)
+            out.append(node == NULL_NODE or (rev is not None and bool(views.visible[rev])))
+        return out
+
+    def branchmap(self) -> Mapping[bytes, Sequence[Node]]:
+        cl = self.changelog()
+        views = self.views(cl)
+        branches = self._branches(cl, views)
+        has_child = bytearray(len(cl))
+        for rev, (p1, p2) in enumerate(views.parents):
+            if views.visible[rev]:
+                for p in (p1, p2):
+                    if p >= 0 and branches[p][0] == branches[rev][0]:
+                        has_child[p] = 1
+        result: dict[bytes, list[Node]] = {}
+        for rev in range(len(cl)):
+            if views.visible[rev] and not has_child[rev]:
+                result.setdefault(branches[rev][0], []).append(cl.node(rev))
+        return result
+
+    def branch_tips(self) -> dict[bytes, tuple[Node, bool]]:
+        """Branch -> (tip-most open head, or tip-most head if all are closed; all closed?)."""
+        cl = self.changelog()
+        branches = self._branches(cl, self.views(cl))
+        tips: dict[bytes, tuple[Node, bool]] = {}
+        for name, heads in self.branchmap().items():
+            open_heads = [h for h in heads if not branches[cl.rev(h)][1]]
+            tips[name] = ((open_heads or list(heads))[-1], not open_heads)
+        return tips
+
+    def bookmarks(self) -> Mapping[bytes, Node]:
+        vfs = self.bookmarks_vfs()
+        data = vfs.read(b"bookmarks") if vfs.exists(b"bookmarks") else b""
+        cl = self.changelog()
+        return {k: v for k, v in parse_bookmarks(data).items() if cl.has_node(v)}
+
+    def tags(self) -> dict[bytes, Node]:
+        """Tags from ``.hgtags`` of every head, later heads overriding earlier ones."""
+        cl = self.changelog()
+        tags: dict[bytes, Node] = {}
+        for head in self.heads():
+            if head == NULL_NODE:
+                continue
+            text = self._file_at(cl, head, b".hgtags")
+            for line in (text or b"").splitlines():
+                hexnode, _, name = line.partition(b" ")
+                name = name.strip()
+                if name and _HEX40.match(hexnode):
+                    node = Node(binascii.unhexlify(hexnode))
+                    if node == NULL_NODE:
+                        tags.pop(name, None)
+                    else:
+                        tags[name] = node
+        return {k: v for k, v in tags.items() if cl.has_node(v)}
+
+    def _file_at(self, cl: Revlog, node: Node, path: bytes) -> bytes | None:
+        cs = self.changeset(cl, cl.rev(node))
+        ml = self.manifestlog()
+        entry = parse_manifest(ml.revision(ml.rev(cs.manifest))).get(path)
+        if entry is None:
+            return None
+        fl = self.filelog(path)
+        return parse_filelog_text(fl.revision(fl.rev(entry[0]))).data
+
+    def lookup(self, key: bytes) -> Node:
+        """Resolve as Mercurial's revsymbol: rev number, full hex, names, then hex prefix."""
+        cl = self.changelog()
+        views = self.views(cl)
+        if key == b"null":
+            return NULL_NODE
+        if key == b"tip":
+            visible = [r for r in range(len(cl) - 1, -1, -1) if views.visible[r]]
+            return cl.node(visible[0]) if visible else NULL_NODE
+        node = self._lookup_rev_number(cl, views, key)
+        if node is None and _HEX40.match(key):
+            candidate = binascii.unhexlify(key)
+            rev = cl.index.nodemap().get(candidate)
+            if rev is not None and views.visible[rev]:
+                node = Node(candidate)
+        if node is None:
+            node = self._lookup_name(key)
+        if node is None and _HEXPREFIX.match(key):
+            node = self._lookup_prefix(cl, views, key.lower())
+        if node is None:
+            raise KeyError(key)
+        return node
+
+    def _lookup_rev_number(self, cl: Revlog, views: Views, key: bytes) -> Node | None:
+        try:
+            rev = int(key)
+        except ValueError:
+            return None
+        if b"%d" % rev != key:
+            return None
+        if rev < 0:
+            rev += len(cl)
+        if rev == NULL_REV:
+            return NULL_NODE
+        if 0 <= rev < len(cl) and views.visible[rev]:
+            return cl.node(rev)
+        return None
+
+    def _lookup_name(self, key: bytes) -> Node | None:
+        marks = self.bookmarks()
+        if key in marks:
+            return marks[key]
+        tags = self.tags()
+        if key in tags:
+            return tags[key]
+        tips = self.branch_tips()
+        if key in tips:
+            return tips[key][0]
+        return None
+
+    def _lookup_prefix(self, cl: Revlog, views: Views, prefix: bytes) -> Node | None:
+        matches = [
+            rev
+            for rev, e in enumerate(cl.index.entries)
+            if views.visible[rev] and binascii.hexlify(e[7][:20]).startswith(prefix)
+        ]
+        if len(matches) > 1:
+            raise KeyError(prefix)
+        return cl.node(matches[0]) if matches else None
+
+    def listkeys(self, namespace: bytes) -> Mapping[bytes, bytes]:
+        if namespace == b"namespaces":
+            return {b"bookmarks": b"", b"namespaces": b"", b"phases": b""}
+        if namespace == b"bookmarks":
+            return {name: binascii.hexlify(node) for name, node in self.bookmarks().items()}
+        if namespace == b"phases":
+            return self._listphases()
+        return {}
+
+    def _listphases(self) -> dict[bytes, bytes]:
+        cl = self.changelog()
+        views = self.views(cl)
+        keys: dict[bytes, bytes] = {}
+        for rev in graph.phase_roots(views.parents, views.phases).get(DRAFT, []):
+            if views.phases[rev] == DRAFT:
+                keys[binascii.hexlify(cl.node(rev))] = b"1"
+        if self.publishing():
+            keys[b"publishing"] = b"True"
+        return keys
+
+    def phase_heads(self, heads: Sequence[Node]) -> Sequence[tuple[int, Node]]:
+        """Phase heads as a server sends them for ``heads`` (exchange.py ``_getbundlephasespart``)."""
+        if self.publishing():
+            return [(PUBLIC, h) for h in sorted(heads)]
+        cl = self.changelog()
+        views = self.views(cl)
+        by_phase: dict[int, set[Node]] = {PUBLIC: set(), DRAFT: set()}
+        for h in heads:
+            by_phase[min(views.phases[cl.rev(h)], DRAFT)].add(h)
+        if by_phase[DRAFT]:
+            draft_revs = [cl.rev(h) for h in by_phase[DRAFT]]
+            public_revs = [cl.rev(h) for h in by_phase[PUBLIC]]
+            only = graph.missing(views.parents, public_revs, draft_revs)
+            mask = bytearray(len(cl))
+            for r in only:
+                if views.phases[r] == PUBLIC:
+                    mask[r] = 1
+            for r in graph.heads(views.parents, mask):
+                by_phase[PUBLIC].add(cl.node(r))
+        return [(phase, node) for phase in (PUBLIC, DRAFT) for node in sorted(by_phase[phase])]
+
+    def missing(self, common: Sequence[Node], heads: Sequence[Node]) -> list[Node]:
+        cl = self.changelog()
+        nodemap = cl.index.nodemap()
+        common_revs = [nodemap[c] for c in common if c in nodemap]
+        head_revs = [cl.rev(h) for h in heads]
+        return [cl.node(r) for r in graph.missing(self.views(cl).parents, common_revs, head_revs)]
+
+    # -- changegroup emission -----------------------------------------------
+
+    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
+        """Changelog, manifest, then file groups for ``nodes``, one revision at a time."""
+        cl = self.changelog()
+        revs = sorted(cl.rev(n) for n in nodes)
+        rev_set = set(revs)
+        views = self.views(cl)
+        roots_parents = {p for r in revs for p in views.parents[r] if p >= 0 and p not in rev_set}
+        client_has = graph.ancestors_mask(views.parents, roots_parents)
+        emitter = _Emitter(cl, rev_set, client_has, mode)
+        yield RevisionGroup(Section.CHANGELOG, b"", emitter.group(cl, revs))
+        ml = self.manifestlog()
+        yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, ml.revs_with_linkrevs(rev_set)))
+        files: set[bytes] = set()
+        for rev in revs:
+            files.update(self.changeset(cl, rev).files)
+        for path in sorted(files):
+            fl = self.filelog(path)
+            selected = fl.revs_with_linkrevs(rev_set)
+            if selected:
+                yield RevisionGroup(Section.FILE, path, emitter.group(fl, selected))
+
+    # -- writing --------------------------------------------------------------
+
+    def transaction(self) -> HgTransaction:
+        from backends.hg.writer import Transaction
+
+        return Transaction(self)
+
+    def recover_if_needed(self) -> None:
+        """Roll back a transaction a killed writer left behind (its journal is still there)."""
+        from backends.hg import transaction as journal
+
+        if not journal.needs_recovery(self.store) or self.locks.held_by_other():
+            return
+        self.locks.acquire()
+        try:
+            if journal.needs_recovery(self.store):
+                journal.recover({journal.STORE: self.store, journal.PLAIN: self.plain})
+        finally:
+            self.locks.release()
+
+    # -- stream clone -----------------------------------------------------------
+
+    def store_file_paths(self) -> list[bytes]:
+        """Store-relative revlog paths: files (from fncache), then manifest, then changelog."""
+        paths: list[bytes] = []
+        if self.store.exists(FNCACHE):
+            for line in sorted(set(self.store.read(FNCACHE).splitlines())):
+                if line:
+                    encoded = encode_store_path(decode_dir(line))
+                    if self.store.exists(encoded):
+                        paths.append(encoded)
+        for base in (b"00manifest", b"00changelog"):
+            for ext in (b".d", b".i"):
+                if self.store.exists(base + ext):
+                    paths.append(base + ext)
+        if self.store.exists(PHASEROOTS):
+            paths.append(PHASEROOTS)
+        return paths
+
+    def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
+        """Sizes taken under the lock; small or replaceable files copied, append-only ones read later.
+
+        ``.d`` files and non-inline ``.i`` files only grow, so reading their first
+        ``size`` bytes later gives the snapshot; inline ``.i`` files and phaseroots
+        can be replaced by a writer, so their bytes are copied while locked.
+        """
+        self.locks.acquire()
+        try:
+            entries: list[tuple[bytes, int, bytes | None]] = []
+            for path in self.store_file_paths():
+                size = self.store.size(path)
+                copy = None
+                if not path.endswith(b".d"):
+                    head = self.store.read_range(path, 0, 4)
+                    if not path.endswith(b".i") or (len(head) == 4 and head[1] & 1):
+                        copy = self.store.read_range(path, 0, size)
+                entries.append((path, size, copy))
+        finally:
+            self.locks.release()
+        total = sum(size for _, size, _ in entries)
+        return len(entries), total, (self._store_file(*e) for e in entries)
+
+    def _store_file(self, path: bytes, size: int, copy: bytes | None) -> StoreFile:
+        if copy is not None:
+            return StoreFile(path, size, iter([copy]))
+        return StoreFile(path, size, self._read_chunks(path, size))
+
+    def _read_chunks(self, path: bytes, size: int) -> Iterator[bytes]:
+        offset = 0
+        while offset < size:
+            chunk = self.store.read_range(path, offset, min(1 << 20, size - offset))
+            if not chunk:
+                raise StorageError(f"store file {path!r} shrank during a stream clone")
+            offset += len(chunk)
+            yield chunk
+
+
+class _Emitter:
+    """Chooses, for each revision sent, the delta base the client can apply."""
+
+    def __init__(self, cl: Revlog, rev_set: set[int], client_has: bytearray, mode: DeltaMode) -> None:
+        self.cl = cl
+        self.rev_set = rev_set
+        self.client_has = client_has
+        self.mode = mode
+
+    def _client_has(self, revlog: Revlog, rev: int) -> bool:
+        link = revlog.linkrev(rev)
+        return 0 <= link < len(self.client_has) and bool(self.client_has[link])
+
+    def group(self, revlog: Revlog, revs: Sequence[int]) -> Iterator[RevisionDelta]:
+        sent: set[int] = set()
+        previous = NULL_REV
+        for rev in revs:
+            yield self._delta(revlog, rev, sent, previous)
+            sent.add(rev)
+            previous = rev
+
+    def _delta(self, revlog: Revlog, rev: int, sent: set[int], previous: int) -> RevisionDelta:
+        p1, p2 = revlog.parent_revs(rev)
+        if self.mode is DeltaMode.PREVIOUS:
+            base = previous if previous != NULL_REV else p1
+            delta = self._diff(revlog, base, rev)
+        else:
+            stored_base, stored = revlog.stored_delta(rev)
+            if stored_base == NULL_REV or stored_base in sent or self._client_has(revlog, stored_base):
+                base, delta = stored_base, stored
+            else:
+                base = p1 if p1 != NULL_REV and (p1 in sent or self._client_has(revlog, p1)) else NULL_REV
+                delta = self._diff(revlog, base, rev)
+        return RevisionDelta(
+            node=revlog.node(rev),
+            p1=revlog.node(p1),
+            p2=revlog.node(p2),
+            linknode=self.cl.node(revlog.linkrev(rev)),
+            base=revlog.node(base),
+            delta=delta,
+            flags=revlog.flags(rev),
+        )
+
+    def _diff(self, revlog: Revlog, base: int, rev: int) -> bytes:
+        if base == NULL_REV:
+            return mpatch.full_replacement(0, revlog.revision(rev))
+        base_text = revlog.revision(base)  # first: the chain of ``rev`` usually passes through it
+        return mpatch.diff(base_text, revlog.revision(rev))

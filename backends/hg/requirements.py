@@ -1,0 +1,62 @@
+"""Repository requirements: which on-disk features a repository uses, and which we handle.
+
+``.hg/requires`` lists working-copy requirements; with ``share-safe`` the store
+ones live in ``.hg/store/requires`` (helptext/internals/requirements.txt).  A
+reader that meets a requirement it does not know must refuse the repository:
+guessing would give wrong answers.
+"""
+
+from __future__ import annotations
+
+from protocols.errors import UnsupportedFeature
+
+SHARE_SAFE = "share-safe"
+STORE = "store"
+FNCACHE = "fncache"
+DOTENCODE = "dotencode"
+GENERALDELTA = "generaldelta"
+SPARSEREVLOG = "sparserevlog"
+REVLOGV1 = "revlogv1"
+ZSTD = "revlog-compression-zstd"
+BOOKMARKS_IN_STORE = "bookmarksinstore"
+
+SUPPORTED = frozenset(
+    {
+        REVLOGV1,
+        STORE,
+        FNCACHE,
+        DOTENCODE,
+        GENERALDELTA,
+        SPARSEREVLOG,
+        SHARE_SAFE,
+        ZSTD,
+        BOOKMARKS_IN_STORE,
+        # Working-copy only: a server never reads or writes the dirstate.
+        "dirstate-v2",
+        "dirstate-tracked-key-v1",
+    }
+)
+"""Everything else (treemanifest, revlogv2, changelogv2, largefiles, lfs,
+narrowhg, shared, persistent-nodemap, internal phases, ...) is refused."""
+
+WORKING_COPY_DEFAULT = (SHARE_SAFE,)
+STORE_DEFAULT = (DOTENCODE, FNCACHE, GENERALDELTA, ZSTD, REVLOGV1, SPARSEREVLOG, STORE)
+"""What ``hg init`` of Mercurial 7.2 writes (checked against a real ``hg init``)."""
+
+
+def parse(data: bytes) -> set[str]:
+    return {line.strip().decode("ascii", "replace") for line in data.splitlines() if line.strip()}
+
+
+def format_requirements(reqs: frozenset[str] | tuple[str, ...]) -> bytes:
+    return b"".join(r.encode("ascii") + b"\n" for r in sorted(reqs))
+
+
+def check(reqs: set[str] | frozenset[str]) -> None:
+    """Refuse a repository with any requirement outside SUPPORTED, or without a store."""
+    for req in sorted(reqs):
+        if req not in SUPPORTED:
+            raise UnsupportedFeature(f"unsupported repository feature: {req}")
+    for needed in (REVLOGV1, STORE):
+        if needed not in reqs:
+            raise UnsupportedFeature(f"unsupported repository feature: missing {needed}")

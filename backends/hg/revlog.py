@@ -1,0 +1,502 @@
+"""Revlogs: reading the v1 index and data, and appending revisions.
+
+Format: helptext/internals/revlogs.txt.  An index entry is 64 big-endian bytes
+(offset<<16|flags, compressed length, raw length, base rev, link rev, p1 rev,
+p2 rev, node padded to 32 bytes); the first 4 bytes of entry 0 are overlaid by
+the version header.  Inline revlogs interleave each entry with its data in the
+``.i`` file; split ones keep data in ``.d``.
+
+An :class:`Index` is an immutable snapshot.  Readers keep the one they started
+with, so a concurrent append (or an inline->split conversion, which replaces
+the ``.i``) never changes what a running read sees: inline revlogs are small by
+definition (under 128 KiB of data) and are held in memory whole, and ``.d``
+files only ever grow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import zstandard
+
+from backends.hg import mpatch
+from backends.hg.vfs import Stamp, Vfs
+from backends.interfaces import NULL_NODE, Node
+from protocols.errors import StorageError
+
+INDEX_ENTRY = struct.Struct(">Qiiiiii20s12x")
+ENTRY_SIZE = INDEX_ENTRY.size
+VERSION_REVLOGV1 = 1
+FLAG_INLINE = 1 << 16
+FLAG_GENERALDELTA = 1 << 17
+KNOWN_HEADER_FLAGS = FLAG_INLINE | FLAG_GENERALDELTA
+MAX_INLINE = 131072
+"""Data size at which an inline revlog is split into ``.i`` + ``.d`` (revlog.py ``_maxinline``)."""
+NULL_REV = -1
+MAX_CHAIN_LENGTH = 1000
+"""Longest delta chain we write; sparse-revlog readers accept any length."""
+
+Entry = tuple[int, int, int, int, int, int, int, bytes]
+"""offset_flags, compressed length, raw length, base, linkrev, p1, p2, node (32 bytes)."""
+
+
+def node_hash(text: bytes, p1: Node, p2: Node) -> Node:
+    """sha1(min(p1, p2) + max(p1, p2) + text): the identity of a revision."""
+    a, b = (p1, p2) if p1 < p2 else (p2, p1)
+    h = hashlib.sha1(a)
+    h.update(b)
+    h.update(text)
+    return Node(h.digest())
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def decompress(chunk: bytes) -> bytes:
+    """Decode one stored chunk by its first byte (revlogs.txt "Compression")."""
+    if not chunk:
+        return b""
+    head = chunk[:1]
+    try:
+        if head == b"x":
+            return zlib.decompress(chunk)
+        if head == b"\0":
+            return chunk
+        if head == b"u":
+            return chunk[1:]
+        if chunk[:4] == _ZSTD_MAGIC:
+            return zstandard.ZstdDecompressor().decompressobj().decompress(chunk)
+    except (zlib.error, zstandard.ZstdError) as exc:
+        raise StorageError(f"corrupt revlog chunk: {exc}") from exc
+    raise StorageError(f"unknown revlog compression header {head!r}")
+
+
+class Compressor:
+    """Compress chunks the way the repository's requirements say (zstd or zlib)."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+        self._zstd = zstandard.ZstdCompressor(level=3) if engine == "zstd" else None
+
+    def compress(self, data: bytes) -> bytes:
+        """Return the chunk to store: compressed if that helps, else raw with a ``u``/``\\0`` marker."""
+        if len(data) >= 50:
+            packed = self._zstd.compress(data) if self._zstd else zlib.compress(data)
+            if len(packed) < len(data):
+                return packed
+        if not data or data[:1] == b"\0":
+            return data
+        return b"u" + data
+
+
+@dataclass(frozen=True)
+class Index:
+    """An immutable parsed index; ``inline_data`` is the whole ``.i`` when inline."""
+
+    entries: list[Entry]
+    header: int
+    stamp: Stamp | None
+    inline_data: bytes | None
+    _nodemap: dict[bytes, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def inline(self) -> bool:
+        return bool(self.header & FLAG_INLINE)
+
+    @property
+    def generaldelta(self) -> bool:
+        return bool(self.header & FLAG_GENERALDELTA)
+
+    def nodemap(self) -> dict[bytes, int]:
+        """node -> rev, built on first use (one pass, kept with the snapshot)."""
+        if len(self._nodemap) != len(self.entries):
+            self._nodemap.update((e[7][:20], rev) for rev, e in enumerate(self.entries))
+        return self._nodemap
+
+
+def parse_index(data: bytes, stamp: Stamp | None, default_header: int) -> Index:
+    """Parse a whole ``.i`` file; an empty file is an empty revlog with ``default_header``."""
+    if not data:
+        return Index([], default_header, stamp, b"" if default_header & FLAG_INLINE else None)
+    header = struct.unpack(">I", data[:4])[0]
+    version = header & 0xFFFF
+    if version != VERSION_REVLOGV1:
+        raise StorageError(f"unsupported revlog version {version}")
+    if header & ~0xFFFF & ~KNOWN_HEADER_FLAGS:
+        raise StorageError(f"unsupported revlog flags {header >> 16:#x}")
+    if header & FLAG_INLINE:
+        entries = _parse_inline(data)
+        inline_data: bytes | None = data
+    else:
+        if len(data) % ENTRY_SIZE:
+            raise StorageError("corrupt revlog index: truncated entry")
+        entries = list(INDEX_ENTRY.iter_unpack(data))
+        inline_data = None
+    if entries:
+        first = entries[0]
+        entries[0] = (first[0] & 0xFFFF,) + first[1:]
+    return Index(entries, header, stamp, inline_data)
+
+
+def _parse_inline(data: bytes) -> list[Entry]:
+    entries: list[Entry] = []
+    pos = 0
+    size = len(data)
+    unpack = INDEX_ENTRY.unpack_from
+    while pos + ENTRY_SIZE <= size:
+        entry = unpack(data, pos)
+        entries.append(entry)
+        pos += ENTRY_SIZE + entry[1]
+    if pos != size:
+        raise StorageError("corrupt inline revlog: data runs past the end of the file")
+    return entries
+
+
+class Revlog:
+    """Read access to one revlog through a snapshot of its index."""
+
+    def __init__(self, vfs: Vfs, index_path: bytes, index: Index) -> None:
+        self.vfs = vfs
+        self.index_path = index_path
+        self.data_path = index_path[:-2] + b".d"
+        self.index = index
+        self._cache: tuple[int, bytes] | None = None
+
+    def __len__(self) -> int:
+        return len(self.index.entries)
+
+    def tip(self) -> int:
+        return len(self.index.entries) - 1
+
+    def node(self, rev: int) -> Node:
+        if rev == NULL_REV:
+            return NULL_NODE
+        return Node(self.index.entries[rev][7][:20])
+
+    def rev(self, node: bytes) -> int:
+        """Revision number of ``node``; raise KeyError if absent."""
+        if node == NULL_NODE:
+            return NULL_REV
+        return self.index.nodemap()[node]
+
+    def has_node(self, node: bytes) -> bool:
+        return node == NULL_NODE or node in self.index.nodemap()
+
+    def parent_revs(self, rev: int) -> tuple[int, int]:
+        e = self.index.entries[rev]
+        return e[5], e[6]
+
+    def parents(self, node: Node) -> tuple[Node, Node]:
+        p1, p2 = self.parent_revs(self.rev(node))
+        return self.node(p1), self.node(p2)
+
+    def linkrev(self, rev: int) -> int:
+        return self.index.entries[rev][4]
+
+    def flags(self, rev: int) -> int:
+        return self.index.entries[rev][0] & 0xFFFF
+
+    def raw_size(self, rev: int) -> int:
+        return self.index.entries[rev][2]
+
+    def delta_parent(self, rev: int) -> int:
+        """The revision the stored chunk of ``rev`` is a delta against, or NULL_REV for a full text."""
+        base = self.index.entries[rev][3]
+        if base == rev:
+            return NULL_REV
+        return base if self.index.generaldelta else rev - 1
+
+    def _chunk_span(self, rev: int) -> tuple[int, int]:
+        entry = self.index.entries[rev]
+        start = entry[0] >> 16
+        if self.index.inline:
+            start += (rev + 1) * ENTRY_SIZE
+        return start, entry[1]
+
+    def raw_chunk(self, rev: int) -> bytes:
+        """The stored (compressed) chunk of ``rev``."""
+        start, length = self._chunk_span(rev)
+        if self.index.inline_data is not None:
+            return self.index.inline_data[start : start + length]
+        data = self.vfs.read_range(self.data_path, start, length)
+        if len(data) != length:
+            raise StorageError(f"revlog {self.data_path!r} is truncated")
+        return data
+
+    def _chunks(self, revs: Sequence[int]) -> Iterator[bytes]:
+        """Stored chunks of ``revs`` (ascending), read as one span when they sit close together."""
+        if self.index.inline_data is not None or len(revs) < 2:
+            yield from (self.raw_chunk(r) for r in revs)
+            return
+        first, _ = self._chunk_span(revs[0])
+        last_start, last_len = self._chunk_span(revs[-1])
+        wanted = sum(self.index.entries[r][1] for r in revs)
+        span = last_start + last_len - first
+        if span > 4 * wanted + (1 << 20):
+            yield from (self.raw_chunk(r) for r in revs)
+            return
+        blob = self.vfs.read_range(self.data_path, first, span)
+        if len(blob) != span:
+            raise StorageError(f"revlog {self.data_path!r} is truncated")
+        for r in revs:
+            start, length = self._chunk_span(r)
+            yield blob[start - first : start - first + length]
+
+    def delta_chain(self, rev: int, stop: int = NULL_REV) -> tuple[list[int], bool]:
+        """Revisions whose chunks rebuild ``rev``, oldest first; True if it stopped at ``stop``."""
+        chain = []
+        current = rev
+        entries = self.index.entries
+        generaldelta = self.index.generaldelta
+        while True:
+            if current == stop:
+                return chain[::-1], True
+            chain.append(current)
+            base = entries[current][3]
+            if base == current:
+                return chain[::-1], False
+            current = base if generaldelta else current - 1
+
+    def revision(self, rev: int, verify: bool = False) -> bytes:
+        """The full text of ``rev``, from the nearest cached text or snapshot."""
+        if rev == NULL_REV:
+            return b""
+        cached = self._cache
+        if cached is not None and cached[0] == rev:
+            return cached[1]
+        chain, stopped = self.delta_chain(rev, cached[0] if cached else NULL_REV)
+        chunks = [decompress(c) for c in self._chunks(chain)]
+        if stopped and cached is not None:
+            text = mpatch.patches(cached[1], chunks)
+        else:
+            text = mpatch.patches(chunks[0], chunks[1:])
+        if len(text) != self.raw_size(rev):
+            raise StorageError(f"revision {rev} of {self.index_path!r} has the wrong size")
+        if verify:
+            self.verify(rev, text)
+        self._cache = (rev, text)
+        return text
+
+    def verify(self, rev: int, text: bytes) -> None:
+        p1, p2 = self.parent_revs(rev)
+        if node_hash(text, self.node(p1), self.node(p2)) != self.node(rev):
+            raise StorageError(f"revision {rev} of {self.index_path!r} fails its hash check")
+
+    def stored_delta(self, rev: int) -> tuple[int, bytes]:
+        """(delta parent rev, mpatch delta) as stored; a full text is a delta against NULL_REV."""
+        base = self.delta_parent(rev)
+        chunk = decompress(self.raw_chunk(rev))
+        if base == NULL_REV:
+            return NULL_REV, mpatch.full_replacement(0, chunk)
+        return base, chunk
+
+    def revs_with_linkrevs(self, linkrevs: Iterable[int] | set[int]) -> list[int]:
+        """Revisions whose linkrev is in ``linkrevs`` (how changegroups pick manifests and files)."""
+        wanted = linkrevs if isinstance(linkrevs, (set, frozenset)) else set(linkrevs)
+        return [rev for rev, e in enumerate(self.index.entries) if e[4] in wanted]
+
+
+class RevlogCache:
+    """Index snapshots per revlog path, reparsed only when the ``.i`` stamp changes."""
+
+    def __init__(self, vfs: Vfs, default_header: int) -> None:
+        self.vfs = vfs
+        self.default_header = default_header
+        self._indexes: dict[bytes, Index] = {}
+
+    def open(self, index_path: bytes) -> Revlog:
+        return Revlog(self.vfs, index_path, self.index(index_path))
+
+    def index(self, index_path: bytes) -> Index:
+        stamp = self.vfs.stamp(index_path)
+        cached = self._indexes.get(index_path)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        data = self.vfs.read(index_path) if stamp is not None else b""
+        index = parse_index(data, stamp, self.default_header)
+        if self.vfs.stamp(index_path) == stamp:
+            self._indexes[index_path] = index
+        return index
+
+
+class Journal(Protocol):
+    """What a writer needs from the transaction: undo information before each change."""
+
+    def record_append(self, path: bytes, size: int) -> None: ...
+
+    def backup(self, path: bytes) -> None: ...
+
+
+class RevlogWriter:
+    """Append revisions to one revlog inside a transaction.
+
+    New entries are buffered and written by :meth:`flush`; the changelog is
+    flushed last, so other readers never see a changeset before its manifests
+    and files (Mercurial delays the changelog the same way).
+    """
+
+    def __init__(self, revlog: Revlog, journal: Journal, compressor: Compressor) -> None:
+        self.vfs = revlog.vfs
+        self.reader = revlog
+        self.index_path = revlog.index_path
+        self.data_path = revlog.data_path
+        self.journal = journal
+        self.compressor = compressor
+        self.header = revlog.index.header
+        self.entries: list[Entry] = list(revlog.index.entries)
+        self.nodemap: dict[bytes, int] = dict(revlog.index.nodemap())
+        self.flushed = len(self.entries)
+        self.pending: list[tuple[bytes, bytes]] = []  # (index entry bytes, chunk)
+        self.pending_bytes = 0
+        self.texts: dict[int, bytes] = {}
+        self.texts_size = 0
+        self._chain_info: dict[int, tuple[int, int]] = {}
+        self._journaled = False
+
+    @property
+    def inline(self) -> bool:
+        return bool(self.header & FLAG_INLINE)
+
+    @property
+    def generaldelta(self) -> bool:
+        return bool(self.header & FLAG_GENERALDELTA)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def rev(self, node: bytes) -> int:
+        if node == NULL_NODE:
+            return NULL_REV
+        return self.nodemap[node]
+
+    def node(self, rev: int) -> Node:
+        return NULL_NODE if rev == NULL_REV else Node(self.entries[rev][7][:20])
+
+    def has_node(self, node: bytes) -> bool:
+        return node == NULL_NODE or node in self.nodemap
+
+    def _data_end(self) -> int:
+        if not self.entries:
+            return 0
+        last = self.entries[-1]
+        return (last[0] >> 16) + last[1]
+
+    def text(self, rev: int) -> bytes:
+        """Full text of any revision, including ones added but not yet flushed."""
+        if rev == NULL_REV:
+            return b""
+        text = self.texts.get(rev)
+        if text is not None:
+            return text
+        if rev >= len(self.reader):
+            self.flush()
+            self.reader = Revlog(self.vfs, self.index_path, self._snapshot())
+        return self.reader.revision(rev)
+
+    def _snapshot(self) -> Index:
+        data = self.vfs.read(self.index_path) if self.vfs.exists(self.index_path) else b""
+        return parse_index(data, None, self.header)
+
+    def _remember(self, rev: int, text: bytes) -> None:
+        """Keep recent texts: changegroup deltas almost always use a recent base."""
+        self.texts[rev] = text
+        self.texts_size += len(text)
+        while self.texts_size > (64 << 20) and len(self.texts) > 1:
+            oldest = next(iter(self.texts))
+            self.texts_size -= len(self.texts.pop(oldest))
+
+    def _chain(self, rev: int) -> tuple[int, int]:
+        """(chain length, compressed bytes in chain) of ``rev``."""
+        info = self._chain_info.get(rev)
+        if info is None:
+            length = size = 0
+            current = rev
+            while True:
+                entry = self.entries[current]
+                length += 1
+                size += entry[1]
+                if entry[3] == current:
+                    break
+                current = entry[3] if self.generaldelta else current - 1
+            info = (length, size)
+            self._chain_info[rev] = info
+        return info
+
+    def add(self, node: Node, p1: Node, p2: Node, linkrev: int, text: bytes) -> int:
+        """Append one revision whose hash the caller has verified; return its rev."""
+        rev = len(self.entries)
+        p1rev, p2rev = self.rev(p1), self.rev(p2)
+        base, chunk = self._choose_storage(rev, p1rev, text)
+        offset = self._data_end()
+        entry: Entry = ((offset << 16), len(chunk), len(text), base, linkrev, p1rev, p2rev, node + b"\0" * 12)
+        self.entries.append(entry)
+        self.nodemap[node] = rev
+        packed = INDEX_ENTRY.pack(*entry)
+        if rev == 0:
+            packed = struct.pack(">I", self.header) + packed[4:]
+        self.pending.append((packed, chunk))
+        self.pending_bytes += len(chunk) + ENTRY_SIZE
+        self._remember(rev, text)
+        return rev
+
+    def _choose_storage(self, rev: int, p1rev: int, text: bytes) -> tuple[int, bytes]:
+        """Delta against p1 (or the previous rev without generaldelta) if the chain stays bounded.
+
+        A full text is a snapshot (base == rev), which sparse-revlog readers and
+        writers both accept; the delta must also be much smaller than the text.
+        """
+        base = p1rev if self.generaldelta else rev - 1
+        if base != NULL_REV and len(text) > 64:
+            length, size = self._chain(base)
+            if length < MAX_CHAIN_LENGTH and size < 2 * len(text) + 4096:
+                chunk = self.compressor.compress(mpatch.diff(self.text(base), text))
+                if len(chunk) < len(text) // 2:
+                    self._chain_info[rev] = (length + 1, size + len(chunk))
+                    start = base if self.generaldelta else self.entries[base][3]
+                    return start, chunk
+        chunk = self.compressor.compress(text)
+        self._chain_info[rev] = (1, len(chunk))
+        return rev, chunk
+
+    def maybe_flush(self) -> None:
+        if self.pending_bytes > (8 << 20):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered entries, journaling sizes first; split an inline revlog that grew too big."""
+        if not self.pending:
+            return
+        if not self._journaled:
+            self.journal.record_append(self.index_path, self.vfs.size(self.index_path))
+            if not self.inline:
+                self.journal.record_append(self.data_path, self.vfs.size(self.data_path))
+            self._journaled = True
+        if self.inline:
+            self.vfs.append(self.index_path, b"".join(e + c for e, c in self.pending))
+        else:
+            self.vfs.append(self.data_path, b"".join(c for _, c in self.pending))
+            self.vfs.append(self.index_path, b"".join(e for e, _ in self.pending))
+        self.pending = []
+        self.pending_bytes = 0
+        self.flushed = len(self.entries)
+        if self.inline and self._data_end() >= MAX_INLINE:
+            self._split()
+
+    def _split(self) -> None:
+        """Convert inline ``.i`` to ``.i`` + ``.d`` (the old ``.i`` is backed up, ``.d`` is new)."""
+        index = parse_index(self.vfs.read(self.index_path), None, self.header)
+        reader = Revlog(self.vfs, self.index_path, index)
+        self.journal.backup(self.index_path)
+        self.journal.record_append(self.data_path, self.vfs.size(self.data_path))
+        self.vfs.append(self.data_path, b"".join(reader.raw_chunk(r) for r in range(len(index.entries))))
+        self.header &= ~FLAG_INLINE
+        packed = [INDEX_ENTRY.pack(*e) for e in index.entries]
+        if packed:
+            packed[0] = struct.pack(">I", self.header) + packed[0][4:]
+        self.vfs.replace(self.index_path, b"".join(packed))
+        self.reader = Revlog(self.vfs, self.index_path, self._snapshot())

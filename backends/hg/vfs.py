@@ -1,0 +1,191 @@
+"""Byte-level file access for a store, on disk or in memory.
+
+The revlog and transaction code talk to this small interface only, so the
+filesystem engine and the in-memory engine share every format rule.  All paths
+are store-relative byte strings (already encoded by ``store.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+Stamp = tuple[int, int, int]
+"""(size, mtime_ns, inode) for a file on disk; (size, version, id) in memory."""
+
+
+class Vfs(Protocol):
+    """The file operations the engine needs; writes are append, replace, truncate."""
+
+    def stamp(self, path: bytes) -> Stamp | None: ...
+
+    def read(self, path: bytes) -> bytes: ...
+
+    def read_range(self, path: bytes, offset: int, length: int) -> bytes: ...
+
+    def size(self, path: bytes) -> int: ...
+
+    def exists(self, path: bytes) -> bool: ...
+
+    def append(self, path: bytes, data: bytes) -> None: ...
+
+    def replace(self, path: bytes, data: bytes) -> None: ...
+
+    def truncate(self, path: bytes, size: int) -> None: ...
+
+    def unlink(self, path: bytes) -> None: ...
+
+    def fsync(self, path: bytes) -> None: ...
+
+    def listdir(self, path: bytes) -> list[bytes]: ...
+
+    def walk(self) -> Iterator[bytes]: ...
+
+
+class FsVfs:
+    """A directory on disk; ``replace`` is write-to-temp then rename so readers never see half a file."""
+
+    def __init__(self, root: bytes) -> None:
+        self.root = root
+
+    def join(self, path: bytes) -> bytes:
+        return os.path.join(self.root, path)
+
+    def stamp(self, path: bytes) -> Stamp | None:
+        try:
+            st = os.stat(self.join(path))
+        except FileNotFoundError:
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def read(self, path: bytes) -> bytes:
+        with open(self.join(path), "rb") as f:
+            return f.read()
+
+    def read_range(self, path: bytes, offset: int, length: int) -> bytes:
+        with open(self.join(path), "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+
+    def size(self, path: bytes) -> int:
+        try:
+            return os.stat(self.join(path)).st_size
+        except FileNotFoundError:
+            return 0
+
+    def exists(self, path: bytes) -> bool:
+        return os.path.lexists(self.join(path))
+
+    def _makedirs(self, path: bytes) -> None:
+        parent = os.path.dirname(self.join(path))
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+
+    def append(self, path: bytes, data: bytes) -> None:
+        self._makedirs(path)
+        with open(self.join(path), "ab") as f:
+            f.write(data)
+
+    def replace(self, path: bytes, data: bytes) -> None:
+        self._makedirs(path)
+        full = self.join(path)
+        tmp = full + b".hgwire-tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, full)
+
+    def truncate(self, path: bytes, size: int) -> None:
+        os.truncate(self.join(path), size)
+
+    def unlink(self, path: bytes) -> None:
+        try:
+            os.unlink(self.join(path))
+        except FileNotFoundError:
+            pass
+
+    def fsync(self, path: bytes) -> None:
+        """Push appended bytes to disk before the journal that depends on them is removed."""
+        try:
+            fd = os.open(self.join(path), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def listdir(self, path: bytes) -> list[bytes]:
+        try:
+            return sorted(os.listdir(self.join(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def walk(self) -> Iterator[bytes]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, self.root)
+            for name in sorted(filenames):
+                yield name if rel == b"." else os.path.join(rel, name)
+
+
+class MemoryVfs:
+    """A dict of byte arrays; stamps carry a version counter so caches see every write."""
+
+    def __init__(self) -> None:
+        self.files: dict[bytes, bytearray] = {}
+        self._versions: dict[bytes, int] = {}
+        self._counter = 0
+
+    def _touch(self, path: bytes) -> None:
+        self._counter += 1
+        self._versions[path] = self._counter
+
+    def stamp(self, path: bytes) -> Stamp | None:
+        data = self.files.get(path)
+        if data is None:
+            return None
+        return (len(data), self._versions[path], 0)
+
+    def read(self, path: bytes) -> bytes:
+        try:
+            return bytes(self.files[path])
+        except KeyError:
+            raise FileNotFoundError(path.decode("latin-1")) from None
+
+    def read_range(self, path: bytes, offset: int, length: int) -> bytes:
+        return bytes(self.files[path][offset : offset + length])
+
+    def size(self, path: bytes) -> int:
+        return len(self.files.get(path, b""))
+
+    def exists(self, path: bytes) -> bool:
+        return path in self.files
+
+    def append(self, path: bytes, data: bytes) -> None:
+        self.files.setdefault(path, bytearray()).extend(data)
+        self._touch(path)
+
+    def replace(self, path: bytes, data: bytes) -> None:
+        self.files[path] = bytearray(data)
+        self._touch(path)
+
+    def truncate(self, path: bytes, size: int) -> None:
+        del self.files[path][size:]
+        self._touch(path)
+
+    def unlink(self, path: bytes) -> None:
+        self.files.pop(path, None)
+        self._touch(path)
+
+    def fsync(self, path: bytes) -> None:
+        """Nothing to flush in memory."""
+
+    def listdir(self, path: bytes) -> list[bytes]:
+        prefix = path.rstrip(b"/") + b"/"
+        return sorted({p[len(prefix) :].split(b"/")[0] for p in self.files if p.startswith(prefix)})
+
+    def walk(self) -> Iterator[bytes]:
+        yield from sorted(self.files)

@@ -1,0 +1,347 @@
+"""Write transactions: changegroup ingest, bookmarks and phases, all-or-nothing.
+
+Everything a transaction changes is recorded in the journal first
+(``transaction.py``); :meth:`Transaction.commit` flushes the changelog last
+(so no reader sees a changeset before its manifest and files), writes
+phaseroots, bookmarks and fncache, drops caches that could now lie, and only
+then removes the journal.  Any exception rolls the store back byte for byte.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from backends.hg import graph, mpatch
+from backends.hg import requirements as reqs
+from backends.hg import transaction as journal_mod
+from backends.hg.changelog import parse_changeset, parse_manifest
+from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
+from backends.hg.store import encode_dir
+from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
+from protocols.errors import ProtocolError, StorageError
+
+if TYPE_CHECKING:
+    from backends.hg.repository import HgRepo
+
+CACHE_PREFIXES = (b"branch", b"rbc-", b"tags", b"hgtagsfnodes", b"revbranchcache")
+"""``.hg/cache`` files derived from the changelog or phases; removed after every write."""
+
+
+def _check_path(path: bytes) -> None:
+    """Refuse file names that cannot be stored (they would corrupt line-based formats)."""
+    if (
+        not path
+        or path.startswith(b"/")
+        or any(c in path for c in (b"\0", b"\n", b"\r"))
+        or b"" in path.split(b"/")
+    ):
+        raise ProtocolError(f"invalid file name in changegroup: {path!r}")
+
+
+class Transaction:
+    """One write transaction on an :class:`HgRepo`; locks are held from creation to commit/abort."""
+
+    def __init__(self, repo: HgRepo) -> None:
+        self.repo = repo
+        repo.locks.acquire()
+        try:
+            store = repo.store
+            vfsmap = {journal_mod.STORE: store, journal_mod.PLAIN: repo.plain}
+            if journal_mod.needs_recovery(store):
+                journal_mod.recover(vfsmap)
+            self.journal = journal_mod.Journal(vfsmap)
+        except BaseException:
+            repo.locks.release()
+            raise
+        engine = "zstd" if reqs.ZSTD in repo.requirements() else "zlib"
+        self.compressor = Compressor(engine)
+        self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor)
+        self.writers: dict[bytes, RevlogWriter] = {}
+        self.new_files: list[bytes] = []
+        self.phases: bytearray | None = None
+        self.marks: dict[bytes, Node] | None = None
+        self.changed_cl = False
+        self.done = False
+
+    # -- context manager sugar -------------------------------------------------
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.done:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def _guard(self) -> None:
+        if self.done:
+            raise StorageError("transaction already finished")
+
+    # -- changegroup ingest ----------------------------------------------------
+
+    def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
+        self._guard()
+        try:
+            return self._add_changegroup(groups)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
+        heads_before = self._head_count()
+        first_new = len(self.cl)
+        added: list[Node] = []
+        expected = (Section.CHANGELOG, Section.MANIFEST, Section.FILE)
+        stage = 0
+        for group in groups:
+            while stage < 3 and expected[stage] is not group.section:
+                stage += 1
+            if stage >= 3:
+                raise ProtocolError("changegroup sections out of order")
+            if group.section is Section.CHANGELOG:
+                added.extend(self._ingest(self.cl, group.revisions, is_changelog=True))
+                stage = 1
+            elif group.section is Section.MANIFEST:
+                self._ingest(self._writer(b"00manifest.i"), group.revisions)
+                stage = 2
+            else:
+                _check_path(group.path)
+                writer = self._file_writer(group.path)
+                self._ingest(writer, group.revisions)
+                writer.flush()
+        self._validate_new_changesets(first_new)
+        if added:
+            self.changed_cl = True
+            self._update_phases_for_new(first_new)
+        return IngestResult(added=added, heads_before=heads_before, heads_after=self._head_count())
+
+    def _writer(self, index_path: bytes) -> RevlogWriter:
+        writer = self.writers.get(index_path)
+        if writer is None:
+            writer = RevlogWriter(self.repo.revlogs.open(index_path), self.journal, self.compressor)
+            self.writers[index_path] = writer
+        return writer
+
+    def _file_writer(self, path: bytes) -> RevlogWriter:
+        index_path = self.repo.filelog_path(path)
+        if index_path not in self.writers and not self.repo.store.exists(index_path):
+            self.new_files.append(path)
+        return self._writer(index_path)
+
+    def _ingest(self, writer: RevlogWriter, revisions: Iterator[RevisionDelta], is_changelog: bool = False) -> list[Node]:
+        """Apply one delta group: check bases, parents, linknodes and hashes, then append."""
+        added: list[Node] = []
+        for rd in revisions:
+            if rd.flags:
+                raise ProtocolError(f"unsupported revision flags {rd.flags:#x} in changegroup")
+            if not writer.has_node(rd.base):
+                raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
+            text = mpatch.apply(writer.text(writer.rev(rd.base)), rd.delta)
+            if writer.has_node(rd.node):
+                continue
+            for parent in (rd.p1, rd.p2):
+                if not writer.has_node(parent):
+                    raise ProtocolError(f"parent {binascii.hexlify(parent).decode()} is unknown")
+            if node_hash(text, rd.p1, rd.p2) != rd.node:
+                raise ProtocolError(f"revision {binascii.hexlify(rd.node).decode()} fails its hash check")
+            if is_changelog:
+                parse_changeset(text)
+                linkrev = len(writer)
+            else:
+                if not self.cl.has_node(rd.linknode) or rd.linknode == NULL_NODE:
+                    raise ProtocolError(f"linknode {binascii.hexlify(rd.linknode).decode()} is unknown")
+                linkrev = self.cl.rev(rd.linknode)
+            writer.add(rd.node, rd.p1, rd.p2, linkrev, text)
+            added.append(rd.node)
+            if not is_changelog:
+                writer.maybe_flush()
+        return added
+
+    def _validate_new_changesets(self, first_new: int) -> None:
+        """Every new changeset's manifest, and the file revisions it lists, must now exist."""
+        if first_new == len(self.cl):
+            return
+        manifests = self._writer(b"00manifest.i")
+        for rev in range(first_new, len(self.cl)):
+            cs = parse_changeset(self.cl.text(rev))
+            if cs.manifest == NULL_NODE:
+                continue
+            if not manifests.has_node(cs.manifest):
+                raise ProtocolError(f"changeset {rev} refers to a missing manifest")
+            entries = parse_manifest(manifests.text(manifests.rev(cs.manifest)))
+            for path in cs.files:
+                entry = entries.get(path)
+                if entry is not None and not self._file_writer_for_check(path).has_node(entry[0]):
+                    raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
+
+    def _file_writer_for_check(self, path: bytes) -> RevlogWriter:
+        index_path = self.repo.filelog_path(path)
+        writer = self.writers.get(index_path)
+        if writer is None:
+            writer = RevlogWriter(self.repo.revlogs.open(index_path), self.journal, self.compressor)
+        return writer
+
+    # -- phases ------------------------------------------------------------------
+
+    def _parents(self) -> list[tuple[int, int]]:
+        return [(e[5], e[6]) for e in self.cl.entries]
+
+    def _head_count(self) -> int:
+        phases = self._phase_array()
+        visible = bytearray(1 if p < 2 else 0 for p in phases)
+        return len(graph.heads(self._parents(), visible))
+
+    def _phase_array(self) -> bytearray:
+        if self.phases is None:
+            self.phases = bytearray(self.repo.views().phases)
+        if len(self.phases) < len(self.cl):
+            parents = self._parents()
+            for rev in range(len(self.phases), len(self.cl)):
+                p1, p2 = parents[rev]
+                self.phases.append(max(self.phases[p1] if p1 >= 0 else 0, self.phases[p2] if p2 >= 0 else 0))
+        return self.phases
+
+    def _implied_phases(self) -> bytearray:
+        """Phases the current phaseroots give every revision, new ones included (by inheritance)."""
+        phases = bytearray(self.repo.views().phases)
+        parents = self._parents()
+        for rev in range(len(phases), len(self.cl)):
+            p1, p2 = parents[rev]
+            phases.append(max(phases[p1] if p1 >= 0 else 0, phases[p2] if p2 >= 0 else 0))
+        return phases
+
+    def _update_phases_for_new(self, first_new: int) -> None:
+        """A publishing repo makes what is pushed public; otherwise new changesets are draft."""
+        phases = self._phase_array()
+        new = range(first_new, len(self.cl))
+        if self.repo.publishing():
+            self._advance(0, list(new))
+        else:
+            for rev in new:
+                phases[rev] = max(phases[rev], 1)
+
+    def _advance(self, phase: int, revs: Sequence[int]) -> None:
+        phases = self._phase_array()
+        mask = graph.ancestors_mask(self._parents(), revs)
+        for rev, inside in enumerate(mask):
+            if inside and phases[rev] > phase:
+                phases[rev] = phase
+
+    def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:
+        self._guard()
+        revs = [self.cl.rev(n) for n in nodes if n != NULL_NODE and self.cl.has_node(n)]
+        phases = self._phase_array()
+        if any(phases[r] > phase for r in revs):
+            self._advance(phase, revs)
+        retract = [r for r in revs if phases[r] < phase]
+        if retract:
+            mask = graph.descendants_mask(self._parents(), retract)
+            for rev, inside in enumerate(mask):
+                if inside and phases[rev] < phase:
+                    phases[rev] = phase
+
+    # -- bookmarks -----------------------------------------------------------------
+
+    def set_bookmark(self, name: bytes, old: Node | None, new: Node | None) -> bool:
+        self._guard()
+        if self.marks is None:
+            self.marks = dict(self.repo.bookmarks())
+        if not name or any(c in name for c in (b"\n", b"\r", b"\0")):
+            return False
+        if self.marks.get(name) != old:
+            return False
+        if new is None:
+            self.marks.pop(name, None)
+        elif new != NULL_NODE and self.cl.has_node(new):
+            self.marks[name] = new
+        else:
+            return False
+        return True
+
+    # -- commit / abort --------------------------------------------------------------
+
+    def commit(self) -> None:
+        self._guard()
+        try:
+            self._write_all()
+            self.journal.close()
+        except BaseException:
+            self.abort()
+            raise
+        self.done = True
+        self.repo.locks.release()
+
+    def _write_all(self) -> None:
+        for writer in self.writers.values():
+            writer.flush()
+        self._write_fncache()
+        self._write_phaseroots()
+        self._write_bookmarks()
+        self.cl.flush()
+        if self.changed_cl or self.phases is not None:
+            self._drop_caches()
+
+    def _write_fncache(self) -> None:
+        """Append new filelogs (``.i`` and any ``.d``) to fncache, as Mercurial lists them."""
+        lines = []
+        for path in self.new_files:
+            for ext in (b".i", b".d"):
+                store_path = b"data/" + path + ext
+                if self.repo.store.exists(self.repo.filelog_path(path)[:-2] + ext):
+                    lines.append(encode_dir(store_path) + b"\n")
+        if not lines or reqs.FNCACHE not in self.repo.requirements():
+            return
+        store = self.repo.store
+        size = store.size(b"fncache")
+        self.journal.record_append(b"fncache", size)
+        prefix = b""
+        if size and store.read_range(b"fncache", size - 1, 1) != b"\n":
+            prefix = b"\n"
+        store.append(b"fncache", prefix + b"".join(lines))
+
+    def _write_phaseroots(self) -> None:
+        if self.phases is None:
+            return
+        if self.phases == self._implied_phases():
+            return
+        roots = graph.phase_roots(self._parents(), self.phases)
+        data = b"".join(
+            b"%d %s\n" % (phase, binascii.hexlify(self.cl.node(rev)))
+            for phase in sorted(roots)
+            for rev in roots[phase]
+        )
+        self.journal.backup(b"phaseroots")
+        self.repo.store.replace(b"phaseroots", data)
+
+    def _write_bookmarks(self) -> None:
+        if self.marks is None or self.marks == dict(self.repo.bookmarks()):
+            return
+        from backends.hg.repository import format_bookmarks
+
+        vfs = self.repo.bookmarks_vfs()
+        location = journal_mod.STORE if vfs is self.repo.store else journal_mod.PLAIN
+        self.journal.backup(b"bookmarks", location)
+        vfs.replace(b"bookmarks", format_bookmarks(self.marks))
+
+    def _drop_caches(self) -> None:
+        plain = self.repo.plain
+        for name in plain.listdir(b"cache"):
+            if name.startswith(CACHE_PREFIXES):
+                plain.unlink(b"cache/" + name)
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.journal.rollback()
+        finally:
+            self.repo.locks.release()
+
+
+__all__ = ["Transaction", "NULL_REV"]

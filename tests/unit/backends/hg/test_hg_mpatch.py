@@ -1,0 +1,75 @@
+"""Property tests for the bounded mpatch codec."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backends.hg import mpatch
+from protocols.errors import StorageError
+
+
+@st.composite
+def text_and_delta(draw: st.DrawFn, text: bytes | None = None) -> tuple[bytes, bytes, bytes]:
+    """A text, a random valid delta over it, and the expected result."""
+    if text is None:
+        text = draw(st.binary(max_size=200))
+    cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=8)))
+    if len(cuts) % 2:
+        cuts.append(len(text))
+    hunks = []
+    expected = []
+    pos = 0
+    for start, end in zip(cuts[::2], cuts[1::2]):
+        data = draw(st.binary(max_size=20))
+        hunks.append(struct.pack(">lll", start, end, len(data)) + data)
+        expected.append(text[pos:start] + data)
+        pos = end
+    expected.append(text[pos:])
+    return text, b"".join(hunks), b"".join(expected)
+
+
+@given(text_and_delta())
+def test_apply_matches_model(case: tuple[bytes, bytes, bytes]) -> None:
+    text, delta, expected = case
+    assert mpatch.apply(text, delta) == expected
+
+
+@given(st.data())
+def test_compose_equals_sequential_application(data: st.DataObject) -> None:
+    text, d1, mid = data.draw(text_and_delta())
+    _, d2, mid2 = data.draw(text_and_delta(mid))
+    _, d3, final = data.draw(text_and_delta(mid2))
+    assert mpatch.patches(text, [d1, d2, d3]) == final
+    assert mpatch.apply(text, mpatch.compose([d1, d2, d3], len(text))) == final
+
+
+@given(st.binary(max_size=300), st.binary(max_size=300))
+def test_diff_round_trips(old: bytes, new: bytes) -> None:
+    assert mpatch.apply(old, mpatch.diff(old, new)) == new
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        struct.pack(">lll", 5, 3, 0),  # end before start
+        struct.pack(">lll", 0, 100, 0),  # end past the text
+        struct.pack(">lll", 0, 1, 10) + b"x",  # truncated data
+        struct.pack(">lll", 2, 3, 0) + struct.pack(">lll", 1, 2, 0),  # unordered
+        b"\0\0\0",  # truncated header
+        struct.pack(">lll", -1, 2, 0),
+        struct.pack(">lll", 0, 1, -5),
+    ],
+)
+def test_rejects_corrupt_deltas(delta: bytes) -> None:
+    with pytest.raises(StorageError):
+        mpatch.apply(b"0123456789", delta)
+
+
+def test_caps_result_size() -> None:
+    delta = struct.pack(">lll", 0, 0, 5) + b"abcde"
+    with pytest.raises(StorageError):
+        mpatch.apply(b"xyz", delta, max_size=4)
