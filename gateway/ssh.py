@@ -349,6 +349,8 @@ class ExecChannel(conch_channel.SSHChannel):
     # starting a session
 
     def _start(self, command: bytes) -> None:
+        if self._done or self.localClosed:  # the client went away before we started
+            return
         try:
             request = parse_exec(command)
             self._record.service = str(request.kind)

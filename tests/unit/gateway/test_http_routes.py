@@ -9,6 +9,8 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -90,6 +92,21 @@ def test_route_errors(method: str, path: str, query: Q, status: int) -> None:
     assert (result.kind, result.status) == (RouteKind.ERROR, status)
     assert result.message
     assert bool(result.allowed) == (status == 405)
+
+
+@given(
+    st.sampled_from(["GET", "POST", "PUT", "HEAD", ""]),
+    st.lists(st.text(max_size=20), max_size=40),
+    st.dictionaries(st.sampled_from(["cmd", "service", "x"]), st.lists(st.text(max_size=20), max_size=3)),
+)
+def test_any_request_gets_a_route(method: str, segments: list[str], query: Q) -> None:
+    result = route(method, segments, query)
+    assert isinstance(result, Route)
+    if result.kind is RouteKind.ERROR:
+        assert result.status in (400, 403, 404, 405)
+    else:
+        assert result.repo and not result.repo.startswith(("/", "-", "."))
+        assert ".." not in result.repo.split("/")
 
 
 # --- Basic credentials ------------------------------------------------------------------------
