@@ -294,6 +294,21 @@ class FakeRepo:
             yield RevisionDelta(rev.node, rev.p1, rev.p2, rev.linknode, Node(base), delta)
             previous = rev
 
+    def to_plain(self) -> tuple[object, ...]:
+        """The state as builtins only (picklable whatever this module is imported as)."""
+        revlogs = {(k[0].value, k[1]): [(r.node, r.p1, r.p2, r.linknode, r.text) for r in v]
+                   for k, v in self.state.revlogs.items()}  # fmt: skip
+        return self._publishing, revlogs, self.state.phases, self.state.bookmarks
+
+    @classmethod
+    def from_plain(cls, plain: tuple[object, ...]) -> FakeRepo:
+        publishing, revlogs, phases, bookmarks = plain
+        repo = cls("served", bool(publishing))
+        assert isinstance(revlogs, dict) and isinstance(phases, dict) and isinstance(bookmarks, dict)
+        repo.state.revlogs = {(Section(k[0]), k[1]): [Rev(*r) for r in v] for k, v in revlogs.items()}
+        repo.state.phases, repo.state.bookmarks = phases, bookmarks
+        return repo
+
     def transaction(self) -> FakeTransaction:
         return FakeTransaction(self)
 
