@@ -10,8 +10,9 @@ A corpus set holds six repositories, the same history in git and Mercurial:
                        all changesets public except the 100 to push)
 =====================  =====================================================
 
-The set is rebuilt only when its recipe (``SETS``, the generator's source)
-changes; a ``.stamp`` file records the recipe.  Usage::
+The set is rebuilt only when its recipe (``SETS``, ``RECIPE_VERSION``)
+or the generator's ``GENERATOR_VERSION`` changes; a ``.stamp`` file records
+the recipe.  Usage::
 
     python3 -m bench.corpus [--set full|quick] [--force]
 """
@@ -19,7 +20,6 @@ changes; a ``.stamp`` file records the recipe.  Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -32,7 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gen_corpus import CorpusSpec, write_extension, write_history
+from bench.gen_corpus import GENERATOR_VERSION, CorpusSpec, write_extension, write_history
 
 BENCH_DIR = Path(__file__).resolve().parent
 CORPUS_DIR = BENCH_DIR / "corpus"
@@ -83,9 +83,7 @@ def git_executable() -> str:
 
 
 def recipe(cs: CorpusSet) -> dict[str, object]:
-    gen_src = (BENCH_DIR / "gen_corpus.py").read_bytes()
-    return {"version": RECIPE_VERSION, "set": asdict(cs),
-            "generator_sha256": hashlib.sha256(gen_src).hexdigest()}
+    return {"version": RECIPE_VERSION, "set": asdict(cs), "generator": GENERATOR_VERSION}
 
 
 def is_current(cs: CorpusSet, where: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.gen_corpus import CorpusSpec, write_extension, write_history
+from bench.gen_corpus import GENERATOR_VERSION, CorpusSpec, write_extension, write_history
 from bench.run import Measurement, Outcome, markdown_table, paired_ratio, summarize
 from bench.targets import TARGET_CLASSES, _minsec
 
@@ -25,6 +26,17 @@ def generate(spec: CorpusSpec) -> bytes:
 def test_generator_is_deterministic() -> None:
     assert generate(TINY) == generate(TINY)
     assert generate(TINY) != generate(CorpusSpec(30, 12, 1, seed=4))
+
+
+def test_generator_output_is_pinned() -> None:
+    """A change of these digests changes every corpus: bump GENERATOR_VERSION with them."""
+    ext = io.BytesIO()
+    write_extension(5, ext)
+    assert GENERATOR_VERSION == 1
+    assert hashlib.sha256(generate(TINY)).hexdigest() == (
+        "e1a051d657b78615eb621d79f7158207e1aa858f39a91e2ecf06783e45b2f9e3")
+    assert hashlib.sha256(ext.getvalue()).hexdigest() == (
+        "4b6e2f964dd5412f633e0b139315423ac658e9811a4a3833bafd256d125d1216")
 
 
 def test_extension_is_deterministic() -> None:
