@@ -174,7 +174,10 @@ class FakeRepo:
         self.state = State()
         self.commits = 0
         self.aborts = 0
-        self.on_heads: list[Node] | None = None
+        self.store_files: list[tuple[bytes, bytes]] = [
+            (b"00changelog.i", b"changelog-bytes"),
+            (b"data/a.i/b.i", b"xyz"),
+        ]
 
     def requirements(self) -> frozenset[str]:
         return REQUIREMENTS
@@ -313,6 +316,6 @@ class FakeRepo:
         return FakeTransaction(self)
 
     def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
-        files = [(b"00changelog.i", b"changelog-bytes"), (b"data/a.i/b.i", b"xyz")]
+        files = self.store_files
         entries = (StoreFile(path, len(data), iter([data])) for path, data in files)
         return len(files), sum(len(d) for _, d in files), entries

@@ -29,6 +29,8 @@ cd "$WORK"
 "$HG" -R cl pull -q --ssh "$(rec pull-nothing-new)" ssh://h/"$WORK"/srv
 "$HG" id -r stable --ssh "$(rec lookup-branch)" ssh://h/"$WORK"/srv > /dev/null
 "$HG" clone -q --config devel.legacy.exchange=bundle1 --ssh "$(rec clone-bundle1)" ssh://h/"$WORK"/srv cl1
+"$HG" clone -q -U --stream --ssh "$(rec clone-stream2)" ssh://h/"$WORK"/srv cls2
+"$HG" clone -q -U --stream --config devel.legacy.exchange=bundle1 --ssh "$(rec clone-stream1)" ssh://h/"$WORK"/srv cls1
 
 cd cl
 echo e > e; "$HG" add -q e; "$HG" ci -qm 'pushed change' -d '5 0'

@@ -132,3 +132,67 @@ def test_push_bundle1_replies_like_hg_and_lands() -> None:
     ours, theirs = session("push-bundle1.txt", repo)
     assert without_caps(ours) == without_caps(theirs)
     assert repo.bookmarks()[b"pushed-bm"].hex() == "01a4fcbf8ba3269e542771b7068c2b36687ba48f"
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _stream2_entries(payload: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    entries, pos = [], 0
+    while pos < len(payload):
+        source = payload[pos : pos + 1]
+        name_len, pos = _uvarint(payload, pos + 1)
+        size, pos = _uvarint(payload, pos)
+        entries.append(
+            (source, payload[pos : pos + name_len], payload[pos + name_len : pos + name_len + size])
+        )
+        pos += name_len + size
+    return entries
+
+
+def test_stream_clone_v2_sends_the_store_files_as_hg_does() -> None:
+    """hg also streams its caches (source ``c``); we send the store (``s``) entries identically."""
+    theirs = side("clone-stream2.txt", "s")
+    (their_part, their_payload), *their_rest = parts_of(bundle_in(theirs))
+    store = [(name, data) for source, name, data in _stream2_entries(their_payload) if source == b"s"]
+    repo = reference_repo()
+    repo.store_files = store
+    ours, _ = run_ssh(repo, side("clone-stream2.txt", "c"))
+    (our_part, our_payload), *our_rest = parts_of(bundle_in(ours))
+    assert without_caps(ours[: ours.index(b"HG20\0")]) == without_caps(theirs[: theirs.index(b"HG20\0")])
+    assert our_part.type == their_part.type == b"stream2"
+    assert our_part.mandatory_keys == their_part.mandatory_keys
+    assert our_part.params == {
+        b"bytecount": b"%d" % sum(len(data) for _, data in store),
+        b"filecount": b"%d" % len(store),
+        b"requirements": their_part.params[b"requirements"],
+    }
+    assert _stream2_entries(our_payload) == [(b"s", name, data) for name, data in store]
+    assert [(p.type, p.params, data) for p, data in our_rest] == [
+        (p.type, p.params, d) for p, d in their_rest
+    ]
+
+
+def test_stream_clone_v1_matches_byte_for_byte() -> None:
+    theirs = side("clone-stream1.txt", "s")
+    reply = theirs[theirs.index(b"0\n", theirs.index(b"stable ")) :]
+    header, _, body = reply.partition(b"\n")[2].partition(b"\n")
+    count = int(header.split()[0])
+    files = []
+    for _ in range(count):
+        line, _, body = body.partition(b"\n")
+        name, _, size = line.partition(b"\0")
+        files.append((name, body[: int(size)]))
+        body = body[int(size) :]
+    repo = reference_repo()
+    repo.store_files = files
+    ours, _ = run_ssh(repo, side("clone-stream1.txt", "c"))
+    assert without_caps(ours) == without_caps(theirs)
