@@ -143,14 +143,20 @@ def diff(old: bytes, new: bytes) -> bytes:
 
     Trims the common prefix and suffix on line boundaries and replaces the
     middle: linear time, exact result, and small deltas for the usual edits
-    (appends, in-place changes).  It is not a minimal diff, which only costs
-    space.
+    (appends, in-place changes).  Hunks always cover whole lines, which
+    manifest deltas require.  It is not a minimal diff, which only costs space.
     """
     if old == new:
         return b""
     limit = min(len(old), len(new))
     prefix = _common_prefix(old, new, limit)
+    prefix = old.rfind(b"\n", 0, prefix) + 1
     suffix = _common_suffix(old, new, limit - prefix)
+    if suffix:
+        # Start the kept suffix on a line boundary: Mercurial reads manifest
+        # deltas as whole manifest lines (manifest.py readdelta).
+        first_newline = old.find(b"\n", len(old) - suffix)
+        suffix = 0 if first_newline < 0 else len(old) - first_newline - 1
     end_old = len(old) - suffix
     end_new = len(new) - suffix
     return HUNK_HEADER.pack(prefix, end_old, end_new - prefix) + new[prefix:end_new]

@@ -73,3 +73,12 @@ def test_caps_result_size() -> None:
     delta = struct.pack(">lll", 0, 0, 5) + b"abcde"
     with pytest.raises(StorageError):
         mpatch.apply(b"xyz", delta, max_size=4)
+
+
+@given(st.lists(st.sampled_from([b"a\n", b"b\n", b"cc\n", b"d"]), max_size=12), st.lists(st.sampled_from([b"a\n", b"b\n", b"cc\n"]), max_size=12))
+def test_diff_hunks_cover_whole_lines(old_lines: list[bytes], new_lines: list[bytes]) -> None:
+    old, new = b"".join(old_lines) + b"\n", b"".join(new_lines) + b"\n"
+    for start, end, data in mpatch.parse_hunks(mpatch.diff(old, new)):
+        assert start == 0 or old[start - 1 : start] == b"\n"
+        assert end == len(old) or old[end - 1 : end] == b"\n"
+        assert data == b"" or data.endswith(b"\n")

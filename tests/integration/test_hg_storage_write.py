@@ -1,0 +1,96 @@
+"""Write path: replay real repositories through emit_groups -> add_changegroup, then ask ``hg``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_hg_storage_repos import Hg, hg_cli, legacy_repo, source_repo, zlib_repo, zstd_repo  # noqa: F401
+
+import backends.hg as hgstore
+from backends.hg.repository import HgRepo
+from backends.interfaces import DeltaMode, Kind
+
+LOG_DEBUG = ("log", "--debug", "-r", "not secret()")
+
+
+def replay(source: HgRepo, target: HgRepo, mode: DeltaMode, one_by_one: bool) -> None:
+    """Copy every served changeset, its phase and the bookmarks, the way a pull/push would."""
+    nodes = source.missing([], source.heads())
+    batches = [[n] for n in nodes] if one_by_one else [nodes]
+    for batch in batches:
+        tx = target.transaction()
+        result = tx.add_changegroup(source.emit_groups(batch, mode))
+        assert list(result.added) == batch
+        tx.commit()
+    views = source.views()
+    cl = source.changelog()
+    public = [cl.node(r) for r in range(len(cl)) if views.visible[r] and views.phases[r] == 0]
+    with target.transaction() as tx:  # type: ignore[attr-defined]
+        tx.set_phase(0, public)
+        for name, node in source.bookmarks().items():
+            assert tx.set_bookmark(name, None, node)
+
+
+def make_target(path: Path) -> HgRepo:
+    repo = hgstore.create_repository(str(path), "target")
+    (path / ".hg" / "hgrc").write_text("[phases]\npublish = False\n")
+    return repo
+
+
+def _without_tip(log: bytes) -> bytes:
+    """The source's tip is its secret head, which is never replayed."""
+    return log.replace(b"tag:         tip\n", b"")
+
+
+def assert_same_history(hg: Hg, source: Path, target: Path) -> None:
+    verify = hg(target, "verify", "-q", check=False)
+    assert b"error" not in verify.lower(), verify
+    assert _without_tip(hg(target, *LOG_DEBUG)) == _without_tip(hg(source, *LOG_DEBUG))
+    assert hg(target, "manifest", "--debug", "-r", "max(not secret())") == hg(
+        source, "manifest", "--debug", "-r", "max(not secret())"
+    )
+    assert hg(target, "bookmarks") == hg(source, "bookmarks")
+
+
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["one-group", "per-changeset"])
+def test_replay_into_new_repo_passes_hg_verify(hg_cli: Hg, source_repo: Path, tmp_path: Path, one_by_one: bool) -> None:
+    source = hgstore.open_repository(str(source_repo), "src")
+    target = make_target(tmp_path / "t")
+    replay(source, target, DeltaMode.ANY, one_by_one)
+    assert_same_history(hg_cli, source_repo, tmp_path / "t")
+
+
+def test_replay_with_previous_deltas_and_through_memory(hg_cli: Hg, zstd_repo: Path, tmp_path: Path) -> None:
+    source = hgstore.open_repository(str(zstd_repo), "src")
+    memory = hgstore.MemoryHgRepository("mem")
+    assert memory.kind is Kind.HG
+    memory.plain.replace(b"hgrc", b"[phases]\npublish = False\n")
+    replay(source, memory, DeltaMode.PREVIOUS, one_by_one=False)
+    assert memory.heads() == source.heads()
+    assert dict(memory.branchmap()) == dict(source.branchmap())
+    target = make_target(tmp_path / "t")
+    replay(memory, target, DeltaMode.PREVIOUS, one_by_one=False)
+    assert_same_history(hg_cli, zstd_repo, tmp_path / "t")
+
+
+def test_create_matches_hg_init_layout(hg_cli: Hg, tmp_path: Path) -> None:
+    hgstore.create_repository(str(tmp_path / "ours"), "ours")
+    hg_cli(tmp_path, "init", "theirs")
+    for rel in (".hg/requires", ".hg/store/requires", ".hg/00changelog.i"):
+        assert (tmp_path / "ours" / rel).read_bytes() == (tmp_path / "theirs" / rel).read_bytes()
+    assert hgstore.is_hg_repository(str(tmp_path / "ours"))
+    assert hg_cli(tmp_path / "ours", "verify", "-q") == b""
+
+
+def test_hg_can_commit_on_top_of_what_we_wrote(hg_cli: Hg, zlib_repo: Path, tmp_path: Path) -> None:
+    source = hgstore.open_repository(str(zlib_repo), "src")
+    target = make_target(tmp_path / "t")
+    assert target.requirements() >= {"revlog-compression-zstd"}
+    replay(source, target, DeltaMode.ANY, one_by_one=False)
+    hg_cli(tmp_path / "t", "update", "-q", "tip")
+    (tmp_path / "t" / "new.txt").write_text("x\n")
+    hg_cli(tmp_path / "t", "commit", "-A", "-q", "-m", "on top")
+    assert b"error" not in hg_cli(tmp_path / "t", "verify", "-q", check=False)
+    reopened = hgstore.open_repository(str(tmp_path / "t"), "t")
+    assert len(reopened.changelog()) == len(source.changelog()) + 1
