@@ -40,6 +40,8 @@ import hashlib
 import mmap
 import os
 import zlib
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -68,6 +70,7 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 MAX_ENTRY_HEADER = 32            # type/size varint (<= 10 bytes) + OFS offset (<= 10) or REF name (20)
 TAGS_PREFIX = b"refs/tags/"
 MAX_PEEL = 32
+RELEASE_WINDOW = 8 << 20         # how far behind the cursor pages are dropped from our mapping
 
 Progress = Callable[[bytes], None]
 
@@ -81,11 +84,11 @@ class _Source:
     """One pack with the positions (pack order) of the objects it contributes."""
 
     view: PackIndexView
-    positions: list[int] = field(default_factory=list)
+    positions: array[int] = field(default_factory=lambda: array("q"))
     selected: bytearray = field(default_factory=bytearray)
 
-    def select(self, positions: list[int]) -> None:
-        self.positions = positions
+    def select(self, positions: Iterable[int]) -> None:
+        self.positions = array("q", positions)
         self.selected = bytearray(len(self.view))
         for pos in positions:
             self.selected[pos] = 1
@@ -116,6 +119,20 @@ class PackPlan:
         hexsha = binascii.hexlify(binsha)
         return len(self.sources) if hexsha in self._whole_set else None
 
+    def base_usable(self, binsha: bytes, index: int, *, same_pack_ok: bool) -> bool:
+        """Can an entry of source ``index`` stay a delta against ``binsha``?
+
+        Yes if the base is sent from an earlier source or whole (so delta
+        chains only ever point to earlier sources: no cycle), from the same
+        source when allowed (a pack's own deltas are acyclic), or if the
+        client has it and asked for a thin pack.
+        """
+        where = self.source_of(binsha)
+        if where is not None and (where < index or where == len(self.sources)
+                                  or (same_pack_ok and where == index)):
+            return True
+        return self.client_has(binsha)
+
     def client_has(self, binsha: bytes) -> bool:
         return self.thin_pack and self.have.contains(binascii.hexlify(binsha), self.have_view)
 
@@ -136,7 +153,7 @@ def generate_pack_fast(
     thin_pack: bool = False,
     ofs_delta: bool = True,
     include_tag: bool = False,
-    refs: Mapping[bytes, bytes] | None = None,
+    refs: Mapping[Any, bytes] | None = None,
     shallow: bool = False,
     progress: Progress | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -181,7 +198,7 @@ class PlanLike(Protocol):
     include_tag: bool
 
 
-def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[bytes, bytes]) -> Iterator[bytes] | None:
+def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes]) -> Iterator[bytes] | None:
     """``generate_pack_fast`` for the generic path's ``PackPlan``; None when it must serve."""
     shallow = bool(plan.shallow.boundary) or bool(plan.shallow.extra_wants)
     return generate_pack_fast(store, list(plan.wants), list(plan.common), thin_pack=plan.thin,
@@ -189,8 +206,8 @@ def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[bytes, 
                               shallow=shallow)
 
 
-def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[bytes, bytes],
-               generic: Callable[[BaseObjectStore, Any, Mapping[bytes, bytes]], Iterator[bytes]]
+def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
+               generic: Callable[[BaseObjectStore, Any, Any], Iterator[bytes]]
                ) -> Iterator[bytes]:
     """The fast path if it can serve ``plan``, else ``generic(store, plan, refs)``.
 
@@ -212,7 +229,7 @@ def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[bytes, byte
 
 
 def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
-              thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[bytes, bytes] | None = None) -> PackPlan:
+              thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[Any, bytes] | None = None) -> PackPlan:
     """Count the objects to send and choose where each is read from."""
     views = _pack_views(store)
     bitmap = _find_bitmap(views)
@@ -260,9 +277,9 @@ def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:
 _BYTE_BITS = tuple(tuple(b for b in range(8) if byte >> b & 1) for byte in range(256))
 
 
-def _bit_positions(bits: int, size: int) -> list[int]:
+def _bit_positions(bits: int, size: int) -> array[int]:
     """Set bit numbers of ``bits``, ascending."""
-    out: list[int] = []
+    out: array[int] = array("q")
     for i, byte in enumerate(bits.to_bytes((size + 7) // 8, "little")):
         if byte:
             base = i * 8
@@ -291,7 +308,7 @@ def _place_others(store: DiskObjectStore, sources: list[_Source], others: Iterab
     return whole
 
 
-def _add_tags(refs: Mapping[bytes, bytes], store: DiskObjectStore, walker: Walker, send: Reached,
+def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, walker: Walker, send: Reached,
               have: Reached) -> None:
     """include-tag: annotated tags (and tags of tags) that point at an object being sent."""
     view = walker.view
@@ -470,34 +487,85 @@ def write_pack(plan: PackPlan, maps: list[mmap.mmap], *, chunk_size: int = DEFAU
 
 def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, out: _Output,
                   stats: WriteStats) -> Iterator[bytes]:
-    """Entries of one pack in pack order; consecutive unchanged entries are copied as one run."""
+    """Entries of one pack in pack order; consecutive unchanged entries are copied as one run.
+
+    Within a span of entries copied back to back, every entry keeps its
+    distance to any earlier entry of the span, so an OFS_DELTA whose base lies
+    in the span is unchanged; that test needs no lookup and covers almost
+    every entry of a clone.  Everything else goes through ``_rewritten_header``.
+    """
     view = source.view
-    new_offset: dict[int, int] = {}
-    run_start = run_end = -1
+    offsets = view.offsets
+    last = len(offsets) - 1
+    pack_end = view.pack_size - SHA_LEN
+    new_offset = _NewOffsets(source.positions)
+    record = new_offset.append
+    chunk_size = out.chunk_size
+    run_start = run_end = -1        # bytes of the pending verbatim run
+    span_start = -1                 # where the current back-to-back span began (-1: none)
     for pos in source.positions:
-        start = int(view.offsets[pos])
-        end = view.entry_end(pos)
-        new_offset[pos] = out.offset + (run_end - run_start)
-        header = _rewritten_header(plan, index, source, mapped, pos, new_offset)
-        if header is None:
+        start = offsets[pos]
+        end = offsets[pos + 1] if pos < last else pack_end
+        record(out.offset + (run_end - run_start))
+        if start == run_end and _keeps_distance(mapped, start, span_start, plan.ofs_delta):
+            stats.verbatim += 1
+            run_end = end
+        elif (header := _rewritten_header(plan, index, source, mapped, pos, new_offset)) is None:
             stats.verbatim += 1
             if start != run_end:
                 yield from _copy(mapped, run_start, run_end, out)
-                run_start = start
+                run_start = span_start = start
             run_end = end
-            continue
-        yield from _copy(mapped, run_start, run_end, out)
-        run_start = run_end = -1
-        if isinstance(header, tuple):
-            out.write(header[0])
-            stats.rebased += 1
-            yield from _copy(mapped, header[1], end, out)
         else:
-            _write_whole(plan, binascii.hexlify(view.names[pos]), out)
-            stats.whole += 1
+            yield from _copy(mapped, run_start, run_end, out)
+            run_start = run_end = span_start = -1
+            if isinstance(header, tuple):
+                out.write(header[0])
+                stats.rebased += 1
+                yield from _copy(mapped, header[1], end, out)
+            else:
+                _write_whole(plan, binascii.hexlify(view.names[pos]), out)
+                stats.whole += 1
             if out.ready():
                 yield out.take()
+            continue
+        if run_end - run_start >= chunk_size:  # keep streaming: never hold a long run back
+            yield from _copy(mapped, run_start, run_end, out)
+            run_start = run_end
     yield from _copy(mapped, run_start, run_end, out)
+
+
+def _keeps_distance(mapped: mmap.mmap, start: int, span_start: int, ofs_delta: bool) -> bool:
+    """A whole object, or an OFS_DELTA whose base is in the current back-to-back span."""
+    byte = mapped[start]
+    kind = (byte >> 4) & 7
+    if kind != OFS_DELTA:
+        return 0 < kind < OFS_DELTA and kind != 5
+    if not ofs_delta or span_start < 0:
+        return False
+    p = start + 1
+    while byte & 0x80:
+        byte = mapped[p]
+        p += 1
+    byte = mapped[p]
+    distance = byte & 0x7F
+    while byte & 0x80:
+        p += 1
+        byte = mapped[p]
+        distance = ((distance + 1) << 7) | (byte & 0x7F)
+    return start - distance >= span_start
+
+
+class _NewOffsets:
+    """Output offsets of the entries written so far from one source, looked up by pack position."""
+
+    def __init__(self, positions: array[int]) -> None:
+        self._positions = positions
+        self._offsets: array[int] = array("q")
+        self.append = self._offsets.append
+
+    def __getitem__(self, pos: int) -> int:
+        return self._offsets[bisect_left(self._positions, pos)]
 
 
 def _copy(mapped: mmap.mmap, start: int, end: int, out: _Output) -> Iterator[bytes]:
@@ -518,30 +586,30 @@ def _release(mapped: mmap.mmap, upto: int) -> None:
     not read again (whole objects are resolved through the object store).
     """
     aligned = upto // mmap.PAGESIZE * mmap.PAGESIZE
-    if aligned and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        mapped.madvise(mmap.MADV_DONTNEED, 0, aligned)
+    start = max(0, aligned - RELEASE_WINDOW)  # earlier pages were dropped by earlier calls
+    if aligned > start and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED, start, aligned - start)
 
 
 _WHOLE = object()
 
 
 def _rewritten_header(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, pos: int,
-                      new_offset: dict[int, int]) -> tuple[bytes, int] | object | None:
+                      new_offset: _NewOffsets) -> tuple[bytes, int] | object | None:
     """None: copy the entry as stored.  (header, data_start): new header, stored data.  _WHOLE: resolve."""
     start = int(source.view.offsets[pos])
     entry = parse_entry(mapped, start)
     if entry.type_num == OFS_DELTA:
         return _ofs_header(plan, index, source, entry, pos, start, new_offset)
     if entry.type_num == REF_DELTA:
-        where = plan.source_of(entry.base_name)
-        if (where is not None and where <= index) or plan.client_has(entry.base_name):
+        if plan.base_usable(entry.base_name, index, same_pack_ok=True):
             return None
         return _WHOLE
     return None
 
 
 def _ofs_header(plan: PackPlan, index: int, source: _Source, entry: _Entry, pos: int, start: int,
-                new_offset: dict[int, int]) -> tuple[bytes, int] | object | None:
+                new_offset: _NewOffsets) -> tuple[bytes, int] | object | None:
     base_pos = source.view.position_at_offset(entry.base_offset)
     if base_pos is None:
         return _WHOLE  # a corrupt stored offset: let the object store resolve it
@@ -553,8 +621,7 @@ def _ofs_header(plan: PackPlan, index: int, source: _Source, entry: _Entry, pos:
             return None
         return (entry.size_header + encode_ofs(distance), entry.data_start)
     base_name = source.view.names[base_pos]
-    where = plan.source_of(base_name)
-    if (where is not None and where < index) or plan.client_has(base_name):
+    if plan.base_usable(base_name, index, same_pack_ok=False):
         return (_as_ref_delta(entry.size_header) + base_name, entry.data_start)
     return _WHOLE
 
