@@ -52,6 +52,23 @@ class EchoSession:
         pass
 
 
+class ExitSession:
+    """Ends at once with a message on stderr and exit status 1."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        channel.write_stderr(b"test: nothing served here\n")
+        channel.finish(1)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> None:
+        pass
+
+    def connection_lost(self) -> None:
+        pass
+
+
 @dataclass
 class SshSetup:
     server: RunningServer
@@ -279,3 +296,43 @@ def test_auth_attempts_are_bounded(setup: SshSetup, tmp_path: Path) -> None:
     assert result.returncode == 255
     assert b"too many bad auths" in result.stderr or b"Too many authentication failures" in result.stderr
     _assert_echo_works(setup)
+
+
+def _session_events(setup: SshSetup, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 10
+    while True:
+        sessions = [e for e in setup.events if e.get("log_namespace") == "gateway.ssh" and "outcome" in e]
+        if len(sessions) >= count or time.monotonic() > deadline:
+            return sessions
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("args", "service", "repo"),
+    [
+        (("id", "ssh://git@127.0.0.1:{port}/team/app"), "hg-serve", "team/app"),
+        (("id", "ssh://git@127.0.0.1:{port}/my%20repo's"), "hg-serve", "my repo's"),
+        (("init", "{tmp}/local", "&&", "-R", "{tmp}/local", "pull", "--remote-hidden", "ssh://git@127.0.0.1:{port}/r"),
+         "hg-serve", "r"),
+        (("init", "ssh://git@127.0.0.1:{port}/new/repo"), "hg-init", "new/repo"),
+    ],
+)
+def test_real_hg_client_commands_are_parsed(setup: SshSetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            args: tuple[str, ...], service: str, repo: str) -> None:
+    """What hg's sshpeer sends reaches the hg routes (served here by a session that just exits)."""
+    from tests.conftest import VENV_BIN
+
+    monkeypatch.setitem(gateway_ssh.EXEC_SESSIONS, "hg-serve", ExitSession)
+    monkeypatch.setitem(gateway_ssh.EXEC_SESSIONS, "hg-init", ExitSession)
+    ssh = (f"/usr/bin/ssh -F /dev/null -i {setup.key} -o IdentitiesOnly=yes -o BatchMode=yes "
+           "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+    hg = [os.path.join(VENV_BIN, "hg"), "--config", f"ui.ssh={ssh}"]
+    words = [a.format(port=setup.server.port("ssh"), tmp=tmp_path) for a in args]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "HGRCPATH": "", "HGPLAIN": "1"}
+    while words:  # "&&" separates hg invocations
+        end = words.index("&&") if "&&" in words else len(words)
+        subprocess.run([*hg, *words[:end]], env=env, capture_output=True, timeout=30, check=False,
+                       stdin=subprocess.DEVNULL)
+        words = words[end + 1:]
+    events = _session_events(setup, 1)
+    assert [(e["service"], e["repo"], e["user"]) for e in events] == [(service, repo, "alice")]
