@@ -126,8 +126,7 @@ def getbundle(repo: HgRepository, request: GetbundleRequest) -> Iterator[bytes]:
     """Stream the answer to getbundle: bundle2 parts, or a bare cg01 changegroup for a bundle1 client."""
     caps = request.bundle2_caps()
     if caps is None:
-        heads = repo.heads() if request.heads is None else request.heads
-        nodes = repo.missing(request.common, heads)
+        nodes = outgoing(repo, request)
         # wireprotov1peer.getbundle reads a bare cg01 stream (no HG10 header) from such a client.
         return encode_changegroup(repo.emit_groups(nodes, DeltaMode.PREVIOUS), b"01")
     try:
@@ -135,6 +134,20 @@ def getbundle(repo: HgRepository, request: GetbundleRequest) -> Iterator[bytes]:
     except HgwireError as exc:
         parts = [_abort_part(exc.message)]
     return b2.write_bundle2(parts)
+
+
+def outgoing(repo: HgRepository, request: GetbundleRequest) -> list[Node]:
+    """The changesets to send: ``::heads - ::common``.
+
+    Unknown common nodes are ignored and unknown heads refused, as
+    ``exchange._computeoutgoing`` does.
+    """
+    heads = repo.heads() if request.heads is None else request.heads
+    unknown = [node for node, known in zip(heads, repo.known(heads)) if not known]
+    if unknown:
+        raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown[0]).decode()}")
+    common = [node for node, known in zip(request.common, repo.known(request.common)) if known]
+    return repo.missing(common, heads)
 
 
 def _getbundle_parts(
@@ -145,7 +158,7 @@ def _getbundle_parts(
     if request.stream:
         parts.append(_stream2_part(repo, caps))
     if request.cg:
-        parts.extend(_changegroup_part(repo, heads, request.common, caps))
+        parts.extend(_changegroup_part(repo, request, caps))
     if request.bookmarks:
         parts.extend(_bookmarks_part(repo, caps))
     parts.extend(_listkeys_part(repo, ns) for ns in request.listkeys)
@@ -166,10 +179,10 @@ def negotiate_changegroup_version(caps: Mapping[bytes, Sequence[bytes]]) -> byte
 
 
 def _changegroup_part(
-    repo: HgRepository, heads: Sequence[Node], common: Sequence[Node], caps: Mapping[bytes, Sequence[bytes]]
+    repo: HgRepository, request: GetbundleRequest, caps: Mapping[bytes, Sequence[bytes]]
 ) -> list[b2.OutPart]:
     negotiated = negotiate_changegroup_version(caps)
-    nodes = repo.missing(common, heads)
+    nodes = outgoing(repo, request)
     if not nodes:
         return []
     version = negotiated or b"01"
@@ -375,9 +388,15 @@ def check_push_heads(repo: HgRepository, their_heads: Sequence[bytes], context: 
 
 
 def _drain(chunks: Iterator[bytes]) -> None:
-    """Consume the rest of a push so the connection stays in sync (as hg's cleanup)."""
-    for _ in chunks:
-        pass
+    """Consume the rest of a push so the connection stays in sync (as hg's cleanup).
+
+    A payload that fails (the client went away mid-push) has nothing left to drain.
+    """
+    try:
+        for _ in chunks:
+            pass
+    except ProtocolError:
+        return
 
 
 def unbundle(repo: HgRepository, heads: bytes, payload: Iterator[bytes]) -> Response:

@@ -14,7 +14,7 @@ import pytest
 from backends.interfaces import Node
 from protocols import bundle2 as b2
 from protocols.changegroup import ChangegroupDecoder, StreamReader
-from protocols.errors import UnsupportedFeature
+from protocols.errors import ProtocolError, UnsupportedFeature
 from protocols.hg_exchange import (
     GetbundleRequest,
     encode_bookmarks,
@@ -327,3 +327,28 @@ def test_getbundle_for_a_bundle1_client_is_a_bare_cg01() -> None:
 def test_getbundle_narrow_is_unsupported() -> None:
     with pytest.raises(UnsupportedFeature):
         request(includepats=b"path:a")
+
+
+def test_getbundle_ignores_unknown_common_and_refuses_unknown_heads() -> None:
+    repo = reference_repo()
+    unknown = (b"\x09" * 20).hex().encode()
+    parts = bundle_parts(repo, request(common=unknown))
+    assert [(p.type, p.params.get(b"nbchanges")) for p, _ in parts] == [(b"changegroup", b"5")]
+    parts = bundle_parts(repo, request(heads=unknown))
+    assert [(p.type, p.params[b"message"]) for p, _ in parts] == [
+        (b"error:abort", b"unknown revision " + unknown)
+    ]
+
+
+def test_a_payload_that_breaks_mid_push_aborts_cleanly() -> None:
+    repo = reference_repo()
+    bundle = pushed_bundle()
+
+    def payload() -> Iterator[bytes]:
+        yield bundle[:500]
+        raise ProtocolError("the connection closed in the middle of a push")
+
+    reply = unbundle(repo, FORCE, payload())
+    assert isinstance(reply, StreamResponse)
+    assert [p.type for p, _ in parts_of(b"".join(reply.chunks))] == [b"error:abort"]
+    assert_unchanged(repo)
