@@ -17,8 +17,15 @@ from dataclasses import dataclass
 
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.object_store import BaseObjectStore, MissingObjectFinder
-from dulwich.objects import Commit, ObjectID, ShaFile, Tag
-from dulwich.pack import OFS_DELTA, REF_DELTA, UnpackedObject, generate_unpacked_objects, pack_object_chunks
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag
+from dulwich.pack import (
+    OFS_DELTA,
+    REF_DELTA,
+    PackHint,
+    UnpackedObject,
+    generate_unpacked_objects,
+    pack_object_chunks,
+)
 
 from backends.interfaces import GitRepository, ObjectId
 from protocols.errors import ProtocolError
@@ -279,6 +286,17 @@ def _ancestors(store: BaseObjectStore, heads: Iterable[bytes]) -> set[bytes]:
     return seen
 
 
+def object_sizes(store: BaseObjectStore, oids: Sequence[ObjectId]) -> list[tuple[ObjectId, int]]:
+    """Sizes of the objects for v2 ``object-info``; an unknown object is a protocol error, as in git."""
+    sizes = []
+    for oid in oids:
+        try:
+            sizes.append((oid, len(store.get_raw(_dul(oid))[1])))
+        except KeyError:
+            raise ProtocolError(f"object-info: not our object {oid.decode()}") from None
+    return sizes
+
+
 @dataclass(frozen=True, slots=True)
 class PackPlan:
     """Everything ``generate_pack`` needs, decided before the first byte is sent."""
@@ -289,6 +307,8 @@ class PackPlan:
     thin: bool
     ofs_delta: bool
     include_tag: bool
+    blob_limit: int | None = None
+    """Partial clone (``filter``): omit blobs larger than this (-1: every blob) unless wanted."""
 
 
 def generate_pack(store: BaseObjectStore, plan: PackPlan, refs: Mapping[bytes, ObjectId]) -> Iterator[bytes]:
@@ -307,8 +327,23 @@ def generate_pack(store: BaseObjectStore, plan: PackPlan, refs: Mapping[bytes, O
     )
     other_haves = finder.get_remote_has() if plan.thin else None
     object_ids = list(finder)
+    if plan.blob_limit is not None:
+        object_ids = _filter_blobs(store, object_ids, plan.blob_limit)
     records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
     yield from _write_pack(len(object_ids), records, plan.ofs_delta)
+
+
+def _filter_blobs(
+    store: BaseObjectStore, object_ids: list[tuple[ObjectID, PackHint | None]], limit: int
+) -> list[tuple[ObjectID, PackHint | None]]:
+    """Drop blobs found through trees that the filter excludes; wanted blobs (no hint) stay."""
+    kept = []
+    for oid, hint in object_ids:
+        is_tree_blob = hint is not None and hint[0] == Blob.type_num
+        if is_tree_blob and (limit < 0 or len(store.get_raw(oid)[1]) > limit):
+            continue
+        kept.append((oid, hint))
+    return kept
 
 
 def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[ObjectID, ObjectID]:

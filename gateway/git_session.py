@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
@@ -24,7 +25,7 @@ from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResu
 from gateway import errors
 from gateway.channel import Channel, Session, SessionContext
 from gateway.threads import IteratorProducer, run_blocking
-from protocols import git_caps, git_receive, git_upload
+from protocols import git_caps, git_receive, git_upload, git_v2
 from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
 from protocols.git_request import Service, parse_service
 from protocols.pktline import Signal
@@ -245,6 +246,126 @@ class UploadPackSession(_GitSession):
             self._fail(failure)
 
 
+class UploadPackV2Session(_GitSession):
+    """git-upload-pack, protocol v2: ls-refs, fetch and object-info, one request after another.
+
+    With ``stateless`` (smart HTTP) the capability advertisement is the GET's
+    job and the session serves exactly one request.
+    """
+
+    def __init__(self, ctx: SessionContext, channel: Channel, stateless: bool = False) -> None:
+        super().__init__(ctx, channel)
+        self._stateless = stateless
+        self._core = git_v2.UploadPackV2(stateless=stateless)
+        self._repo: GitRepository | None = None
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            git_v2.LsRefs: self._on_ls_refs,
+            git_v2.Fetch: self._on_fetch,
+            git_v2.ObjectInfo: self._on_object_info,
+            git_v2.ClientDone: lambda _: self._finish("ok"),
+        }
+
+    def start(self) -> None:
+        self._run(self._opened, open_git_repo, self.ctx)
+
+    def _opened(self, repo: GitRepository) -> None:
+        self._repo = repo
+        if not self._stateless:
+            self._write(git_v2.capability_advertisement(AGENT))
+        self._advertised = True
+        self._resume()
+
+    def _core_receive(self, data: bytes) -> None:
+        self._core.receive_data(data)
+
+    def _core_next(self) -> object:
+        return self._core.next_event()
+
+    def _core_fatal(self, message: bytes) -> bytes:
+        return self._core.fatal(message)
+
+    def _handle(self, event: object) -> None:
+        self._handlers[type(event)](event)
+
+    def _answered(self, data: bytes) -> None:
+        self._write(data)
+        if self._core.state is git_v2.State.DONE:
+            self._finish("ok")
+        else:
+            self._resume()
+
+    def _on_ls_refs(self, request: git_v2.LsRefs) -> None:
+        assert self._repo is not None
+        self._run(self._ls_refs_ready(request), git_pack.snapshot_refs, self._repo)
+
+    def _ls_refs_ready(self, request: git_v2.LsRefs) -> Callable[[git_pack.RefSnapshot], None]:
+        return lambda snap: self._answered(self._core.ls_refs(request, snap.refs, snap.peeled, snap.symrefs))
+
+    def _on_object_info(self, request: git_v2.ObjectInfo) -> None:
+        assert self._repo is not None
+        self._run(lambda sizes: self._answered(self._core.object_info(request, sizes)),
+                  git_pack.object_sizes, self._repo.object_store, request.oids)
+
+    def _on_fetch(self, fetch: git_v2.Fetch) -> None:
+        assert self._repo is not None
+        if not fetch.request.wants and not fetch.wait_for_done:
+            self._answered(self._core.empty_fetch())
+            return
+        self._run(lambda prepared: self._fetch_prepared(fetch, prepared), _prepare_v2_fetch, self._repo, fetch)
+
+    def _fetch_prepared(self, fetch: git_v2.Fetch, prepared: _V2Prepared) -> None:
+        if not fetch.sends_pack_now:
+            self._write(self._core.acknowledgments(fetch, prepared.common_now, prepared.ready))
+            if self._core.state is not git_v2.State.RUNNING:
+                self._answered(b"")
+                return
+        request = fetch.request
+        self._write(self._core.pack_header(bool(request.deepen or request.shallows),
+                                           prepared.shallow.shallow, prepared.shallow.unshallow))
+        plan = git_pack.PackPlan(request.wants, prepared.common, prepared.shallow, request.thin_pack,
+                                 request.ofs_delta, request.include_tag,
+                                 fetch.blob_filter.limit if fetch.blob_filter else None)
+        assert self._repo is not None
+        self._stream_pack(git_pack.generate_pack(self._repo.object_store, plan, prepared.refs))
+
+    def _stream_pack(self, chunks: Iterator[bytes]) -> None:
+        self._busy = True
+        consumer: Any = self.channel
+        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data), consumer)
+        self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
+
+    def _pack_done(self, _: None) -> None:
+        self._producer = None
+        self._answered(self._core.pack_sent())
+
+    def _pack_failed(self, failure: Failure) -> None:
+        self._producer = None
+        if not isinstance(failure.value, defer.CancelledError):
+            self._fail(failure)
+
+
+@dataclass(frozen=True)
+class _V2Prepared:
+    refs: Mapping[bytes, ObjectId]
+    shallow: git_pack.ShallowPlan
+    common: tuple[ObjectId, ...]
+    common_now: tuple[ObjectId, ...]
+    ready: bool
+
+
+def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
+    """Check wants, plan the shallow boundary and find the common haves of this request."""
+    snapshot = git_pack.snapshot_refs(repo)
+    store = repo.object_store
+    git_pack.check_wants(store, snapshot, fetch.request.wants)
+    shallow = git_pack.plan_shallow(store, fetch.request, snapshot.refs)
+    negotiator = git_pack.Negotiator(store, fetch.request.wants)
+    verdicts = negotiator.negotiate(fetch.haves, readiness=False).verdicts
+    common = tuple(v.oid for v in verdicts if v.common)
+    ready = not fetch.sends_pack_now and negotiator.ok_to_give_up()
+    return _V2Prepared(snapshot.refs, shallow, tuple(negotiator.common), common, ready)
+
+
 def _as_failure(error: Failure | BaseException) -> Failure:
     return error if isinstance(error, Failure) else Failure(error)  # type: ignore[no-untyped-call]
 
@@ -376,21 +497,28 @@ def _finish_push(
     return None, list(repo.update_refs(commands.updates, commands.atomic))
 
 
-GitSession = UploadPackSession | ReceivePackSession
+GitSession = UploadPackSession | ReceivePackSession | UploadPackV2Session
 
 _SESSIONS: dict[Service, Callable[[SessionContext, Channel], GitSession]] = {
     Service.UPLOAD_PACK: UploadPackSession,
     Service.RECEIVE_PACK: ReceivePackSession,
+}
+_V2_SESSIONS: dict[Service, Callable[[SessionContext, Channel], GitSession]] = {
+    Service.UPLOAD_PACK: UploadPackV2Session,
 }
 
 
 def make_git_session(service: str, ctx: SessionContext, channel: Channel) -> Session:
     """Build and start the session for a git service name (``git-upload-pack``, ...).
 
-    An unsupported service (git-upload-archive for now) answers ``ERR`` and ends.
+    ``ctx.protocol_version`` 2 selects protocol v2 for upload-pack (receive-pack
+    has no v2; git never asks for it).  An unsupported service
+    (git-upload-archive for now) answers ``ERR`` and ends.
     """
     try:
-        factory = _SESSIONS.get(parse_service(service.encode("utf-8")))
+        kind = parse_service(service.encode("utf-8"))
+        factory = _V2_SESSIONS.get(kind) if ctx.protocol_version == 2 else None
+        factory = factory or _SESSIONS.get(kind)
         if factory is None:
             raise UnsupportedFeature(f"service '{service}' is not supported yet")
     except UnsupportedFeature as exc:

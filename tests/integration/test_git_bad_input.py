@@ -174,10 +174,26 @@ def test_read_only_refuses_pushes_and_serves_clones(make_server: object, client:
     assert pushed.returncode != 0 and "read-only" in pushed.stderr
 
 
-def test_v2_request_gets_a_v0_answer(server: RunningServer, client: Client) -> None:
+def test_v2_upload_request_gets_v2_and_receive_gets_v0(server: RunningServer, client: Client) -> None:
     tip = seed(server, client)
-    reply = exchange(server, request("git-upload-pack", "/good.git", b"\0version=2\0"), pktline.FLUSH)
-    assert reply[4:44] == tip.encode() and b" HEAD\0" in reply and reply.endswith(b"0000")
+    v2 = exchange(server, request("git-upload-pack", "/good.git", b"\0version=2\0"), pktline.FLUSH)
+    assert v2.startswith(b"000eversion 2\n") and v2.endswith(b"0000")
+    push = exchange(server, request("git-receive-pack", "/good.git", b"\0version=2\0"), pktline.FLUSH)
+    assert push[4:44] == tip.encode() and b"report-status" in push
+
+
+@pytest.mark.parametrize("body", [
+    b"0012command=frob\n0000",                                   # unknown command
+    b"0014command=ls-refs\n000cbogus=1\n0000",                   # unknown capability
+    b"0014command=ls-refs\n0001000ebad-arg x\n0000",             # unknown argument
+    b"0012command=fetch\n0001000ffilter x:y\n0000",             # unsupported filter
+    b"0019object-format=sha256\n0000",                          # no command first
+])
+def test_bad_v2_requests(server: RunningServer, client: Client, body: bytes) -> None:
+    seed(server, client)
+    reply = exchange(server, request("git-upload-pack", "/good.git", b"\0version=2\0"), body, read_between=True)
+    assert b"ERR " in reply.split(b"object-info\n0000", 1)[1], reply
+    still_serving(server, client)
 
 
 def _commit(tree: bytes, parent: str) -> Commit:

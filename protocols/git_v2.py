@@ -1,0 +1,496 @@
+"""upload-pack, protocol v2: capability advertisement, ls-refs, fetch, object-info.
+
+gitprotocol-v2(5).  A request is ``command=<name>``, capability lines, an
+optional delim (0001) and arguments, ended by a flush; a flush with no command
+ends the session.  Over HTTP each POST carries exactly one request
+(``stateless``).  As in ``git_upload``, graph questions are the caller's; this
+core parses requests into events and formats the sections of each response.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from backends.interfaces import ObjectId
+from protocols import git_caps, pktline, sideband
+from protocols.errors import LimitExceeded, ProtocolError
+from protocols.git_upload import (
+    INFINITE_DEPTH,
+    MAX_DEEPEN_NOT,
+    MAX_HAVES,
+    MAX_REF_NAME,
+    MAX_WANTS,
+    FetchRequest,
+    parse_oid,
+)
+from protocols.pktline import Signal, Special
+
+MAX_REF_PREFIXES = 65536
+MAX_SERVER_OPTIONS = 256
+MAX_OBJECT_INFO = 65536
+MAX_FILTER_SPEC = 256
+
+LS_REFS = b"ls-refs"
+FETCH = b"fetch"
+OBJECT_INFO = b"object-info"
+SERVER_OPTION = b"server-option"
+WAIT_FOR_DONE = b"wait-for-done"
+UNBORN = b"unborn"
+
+_SIZE_UNITS = {b"": 1, b"k": 1 << 10, b"m": 1 << 20, b"g": 1 << 30}
+
+
+def capability_advertisement(agent: bytes, allow_filter: bool = True) -> bytes:
+    """The v2 capability advertisement, shaped as git 2.39's (tests/transcripts/git/clone-v2.txt).
+
+    ``filter`` is offered only because every reachable object may be wanted,
+    which the lazy fetches of a partial clone need.
+    """
+    fetch_features = [git_caps.SHALLOW, WAIT_FOR_DONE] + ([git_caps.FILTER] if allow_filter else [])
+    lines = [
+        b"version 2",
+        git_caps.AGENT + b"=" + agent,
+        LS_REFS + b"=" + UNBORN,
+        FETCH + b"=" + b" ".join(fetch_features),
+        SERVER_OPTION,
+        git_caps.OBJECT_FORMAT + b"=" + git_caps.SHA1,
+        OBJECT_INFO,
+    ]
+    return b"".join(pktline.encode(line + b"\n") for line in lines) + pktline.FLUSH
+
+
+@dataclass(frozen=True, slots=True)
+class BlobFilter:
+    """``blob:none`` (limit -1: omit every blob) or ``blob:limit=<n>`` (omit blobs larger than n)."""
+
+    limit: int
+
+
+def parse_filter(spec: bytes) -> BlobFilter:
+    """Parse the filter specs hgwire implements; others are refused, not silently ignored."""
+    if len(spec) > MAX_FILTER_SPEC:
+        raise ProtocolError("filter spec too long")
+    if spec == b"blob:none":
+        return BlobFilter(-1)
+    if spec.startswith(b"blob:limit="):
+        value = spec[len(b"blob:limit=") :].lower()
+        digits, unit = (value[:-1], value[-1:]) if value[-1:] in (b"k", b"m", b"g") else (value, b"")
+        if digits.isdigit() and len(digits) <= 18:
+            return BlobFilter(int(digits) * _SIZE_UNITS[unit])
+    raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: hgwire supports blob:none and blob:limit=<n>")
+
+
+@dataclass(frozen=True, slots=True)
+class LsRefs:
+    """``ls-refs``: which refs, and whether to add symref targets, peeled ids and unborn HEAD."""
+
+    symrefs: bool = False
+    peel: bool = False
+    unborn: bool = False
+    prefixes: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """``fetch``: the wants and shallow request (as v0's FetchRequest), this round's haves, done."""
+
+    request: FetchRequest
+    haves: tuple[ObjectId, ...] = ()
+    done: bool = False
+    wait_for_done: bool = False
+    blob_filter: BlobFilter | None = None
+
+    @property
+    def sends_pack_now(self) -> bool:
+        """No haves, or done: the pack follows without an acknowledgments section."""
+        return self.done or not self.haves
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """``object-info``: the sizes of the listed objects."""
+
+    oids: tuple[ObjectId, ...]
+    size: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClientDone:
+    """The client ended the session (a flush with no command, or EOF)."""
+
+
+Event = LsRefs | Fetch | ObjectInfo | ClientDone
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    CAPABILITIES = "capabilities"
+    ARGUMENTS = "arguments"
+    RUNNING = "running"
+    SENDING = "sending"
+    DONE = "done"
+
+
+class Input(enum.Enum):
+    COMMAND = "command"
+    CAPABILITY = "capability"
+    DELIM = "delim"
+    ARGUMENT = "argument"
+    FLUSH = "flush"
+    EMPTY_FLUSH = "empty-flush"
+    EOF = "eof"
+    RESPONDED = "responded"
+    RESPONDED_LAST = "responded-last"
+    PACK_FOLLOWS = "pack-follows"
+    PACK_SENT = "pack-sent"
+
+
+_TRANSITIONS: dict[tuple[State, Input], State] = {
+    (State.IDLE, Input.COMMAND): State.CAPABILITIES,
+    (State.IDLE, Input.EMPTY_FLUSH): State.DONE,
+    (State.IDLE, Input.EOF): State.DONE,
+    (State.CAPABILITIES, Input.CAPABILITY): State.CAPABILITIES,
+    (State.CAPABILITIES, Input.DELIM): State.ARGUMENTS,
+    (State.CAPABILITIES, Input.FLUSH): State.RUNNING,
+    (State.ARGUMENTS, Input.ARGUMENT): State.ARGUMENTS,
+    (State.ARGUMENTS, Input.FLUSH): State.RUNNING,
+    (State.RUNNING, Input.RESPONDED): State.IDLE,
+    (State.RUNNING, Input.RESPONDED_LAST): State.DONE,
+    (State.RUNNING, Input.PACK_FOLLOWS): State.SENDING,
+    (State.SENDING, Input.PACK_SENT): State.IDLE,
+    (State.SENDING, Input.RESPONDED_LAST): State.DONE,
+}
+"""Every legal (state, input) pair of a v2 session; anything else is an error."""
+
+_READING = frozenset({State.IDLE, State.CAPABILITIES, State.ARGUMENTS})
+
+
+@dataclass
+class _Request:
+    """The request being read: its command, capabilities and arguments."""
+
+    command: bytes
+    server_options: list[bytes] = field(default_factory=list)
+    args: list[bytes] = field(default_factory=list)
+
+
+class UploadPackV2:
+    """The server side of a v2 session (or, ``stateless``, of one HTTP request)."""
+
+    def __init__(self, stateless: bool = False, allow_filter: bool = True,
+                 max_buffer: int = pktline.DEFAULT_MAX_BUFFER) -> None:
+        self._decoder = pktline.PktLineDecoder(max_buffer)
+        self._stateless = stateless
+        self._allow_filter = allow_filter
+        self._state = State.IDLE
+        self._request: _Request | None = None
+        self._pending: Event | None = None
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the client; b"" is EOF."""
+        self._decoder.receive_data(data)
+
+    def next_event(self) -> Event | Signal:
+        """Parse until a request is complete; NEED_DATA or PAUSED otherwise."""
+        while self._pending is None:
+            if self._state not in _READING:
+                return Signal.PAUSED
+            packet = self._decoder.next_packet()
+            if packet is Signal.NEED_DATA:
+                if not self._decoder.eof:
+                    return Signal.NEED_DATA
+                self._on_eof()
+            else:
+                self._on_packet(packet)
+        event, self._pending = self._pending, None
+        return event
+
+    def _advance(self, inp: Input) -> None:
+        try:
+            self._state = _TRANSITIONS[(self._state, inp)]
+        except KeyError:
+            raise ProtocolError(f"protocol v2: unexpected {inp.value} while in {self._state.value}") from None
+
+    def _on_eof(self) -> None:
+        if self._state is not State.IDLE:
+            raise ProtocolError("protocol v2: the client closed the connection in the middle of a request")
+        self._advance(Input.EOF)
+        self._pending = ClientDone()
+
+    def _on_packet(self, packet: bytes | Special | Signal) -> None:
+        if packet is Special.FLUSH:
+            self._on_flush()
+        elif packet is Special.DELIM:
+            self._advance(Input.DELIM)
+        elif not isinstance(packet, bytes):
+            raise ProtocolError(f"protocol v2: unexpected {packet} packet")
+        elif self._state is State.ARGUMENTS:
+            self._on_argument(packet.removesuffix(b"\n"))
+        else:
+            self._on_capability(packet.removesuffix(b"\n"))
+
+    def _on_capability(self, line: bytes) -> None:
+        name, _, value = line.partition(b"=")
+        if self._state is State.IDLE:
+            if name != b"command":
+                raise ProtocolError("protocol v2: a request must start with command=<name>")
+            self._advance(Input.COMMAND)
+            if value not in _COMMANDS:
+                raise ProtocolError(f"unknown command '{value[:64].decode('utf-8', 'replace')}'")
+            self._request = _Request(value)
+            return
+        self._advance(Input.CAPABILITY)
+        assert self._request is not None
+        _check_capability(name, value, self._request)
+
+    def _on_argument(self, line: bytes) -> None:
+        self._advance(Input.ARGUMENT)
+        assert self._request is not None
+        if len(self._request.args) >= MAX_HAVES + MAX_WANTS:
+            raise LimitExceeded("too many arguments in one protocol v2 request")
+        self._request.args.append(line)
+
+    def _on_flush(self) -> None:
+        if self._state is State.IDLE:
+            self._advance(Input.EMPTY_FLUSH)
+            self._pending = ClientDone()
+            return
+        self._advance(Input.FLUSH)
+        assert self._request is not None
+        request, self._request = self._request, None
+        self._pending = _COMMANDS[request.command](request.args, self._allow_filter)
+
+    # -- responses ------------------------------------------------------------------
+
+    def _responded(self) -> None:
+        self._advance(Input.RESPONDED_LAST if self._stateless else Input.RESPONDED)
+
+    def ls_refs(
+        self,
+        request: LsRefs,
+        refs: Mapping[bytes, ObjectId],
+        peeled: Mapping[bytes, ObjectId],
+        symrefs: Mapping[bytes, bytes],
+    ) -> bytes:
+        """Answer ls-refs: HEAD first, then refs sorted, filtered by prefix, then flush."""
+        self._responded()
+        lines = [_ref_line(name, refs[name], request, peeled, symrefs) for name in _listed(refs, request)]
+        head_target = symrefs.get(b"HEAD")
+        if request.unborn and b"HEAD" not in refs and head_target and _matches(b"HEAD", request):
+            lines.insert(0, b"unborn HEAD" + (b" symref-target:" + head_target if request.symrefs else b""))
+        return b"".join(pktline.encode(line + b"\n") for line in lines) + pktline.FLUSH
+
+    def object_info(self, request: ObjectInfo, sizes: Sequence[tuple[ObjectId, int]]) -> bytes:
+        """Answer object-info: the attribute line, then ``<oid> <size>`` per object."""
+        self._responded()
+        lines = [b"size"] if request.size else []
+        lines += [oid + b" " + str(size).encode() for oid, size in sizes] if request.size else []
+        return b"".join(pktline.encode(line + b"\n") for line in lines) + pktline.FLUSH
+
+    def acknowledgments(self, fetch: Fetch, common: Sequence[ObjectId], ready: bool) -> bytes:
+        """The acknowledgments section of a fetch without done; ``ready`` means the pack follows."""
+        ready = ready and not fetch.wait_for_done
+        lines = [b"acknowledgments"] + ([b"ACK " + oid for oid in common] or [b"NAK"])
+        body = b"".join(pktline.encode(line + b"\n") for line in lines)
+        if ready:
+            return body + pktline.encode(b"ready\n") + pktline.DELIM
+        self._responded()
+        return body + pktline.FLUSH
+
+    def empty_fetch(self) -> bytes:
+        """A fetch with no wants (and no wait-for-done): nothing to send."""
+        self._responded()
+        return pktline.FLUSH
+
+    def pack_header(self, shallow_section: bool, shallow: Sequence[ObjectId] = (),
+                    unshallow: Sequence[ObjectId] = ()) -> bytes:
+        """The shallow-info section (when the request is shallow) and the packfile header."""
+        self._advance(Input.PACK_FOLLOWS)
+        out = b""
+        if shallow_section:
+            lines = [b"shallow " + oid for oid in shallow] + [b"unshallow " + oid for oid in unshallow]
+            out = pktline.encode(b"shallow-info\n") + b"".join(map(pktline.encode, lines)) + pktline.DELIM
+        return out + pktline.encode(b"packfile\n")
+
+    def pack_data(self, data: bytes) -> bytes:
+        """Pack bytes on band 1 (v2 always multiplexes the packfile section)."""
+        return sideband.encode(sideband.Band.DATA, data, sideband.MAX_PAYLOAD_64K)
+
+    def progress(self, message: bytes, no_progress: bool) -> bytes:
+        return b"" if no_progress else sideband.encode(sideband.Band.PROGRESS, message, sideband.MAX_PAYLOAD_64K)
+
+    def fatal(self, message: bytes) -> bytes:
+        """A fatal error: band 3 inside the packfile section, else an ERR pkt-line."""
+        if self._state is State.SENDING:
+            return sideband.encode(sideband.Band.ERROR, message, sideband.MAX_PAYLOAD_64K)
+        return pktline.encode(b"ERR " + message)
+
+    def pack_sent(self) -> bytes:
+        """End the fetch response."""
+        self._advance(Input.RESPONDED_LAST if self._stateless else Input.PACK_SENT)
+        return pktline.FLUSH
+
+
+def _check_capability(name: bytes, value: bytes, request: _Request) -> None:
+    """Request capabilities: agent, object-format=sha1 and server-option; nothing else."""
+    if name == git_caps.AGENT:
+        return
+    if name == git_caps.OBJECT_FORMAT:
+        if value != git_caps.SHA1:
+            raise ProtocolError(f"unsupported object format '{value[:32].decode('utf-8', 'replace')}'")
+        return
+    if name == SERVER_OPTION:
+        if len(request.server_options) >= MAX_SERVER_OPTIONS:
+            raise LimitExceeded(f"more than {MAX_SERVER_OPTIONS} server options")
+        request.server_options.append(value)
+        return
+    raise ProtocolError(f"unknown capability '{name[:64].decode('utf-8', 'replace')}'")
+
+
+def _listed(refs: Mapping[bytes, ObjectId], request: LsRefs) -> list[bytes]:
+    names = ([b"HEAD"] if b"HEAD" in refs else []) + sorted(n for n in refs if n != b"HEAD")
+    return [n for n in names if _matches(n, request)]
+
+
+def _matches(name: bytes, request: LsRefs) -> bool:
+    return not request.prefixes or any(name.startswith(p) for p in request.prefixes)
+
+
+def _ref_line(
+    name: bytes, oid: ObjectId, request: LsRefs, peeled: Mapping[bytes, ObjectId], symrefs: Mapping[bytes, bytes]
+) -> bytes:
+    line = oid + b" " + name
+    if request.symrefs and name in symrefs:
+        line += b" symref-target:" + symrefs[name]
+    if request.peel and name in peeled:
+        line += b" peeled:" + peeled[name]
+    return line
+
+
+def _parse_ls_refs(args: list[bytes], allow_filter: bool) -> LsRefs:
+    flags: set[bytes] = set()
+    prefixes: list[bytes] = []
+    for arg in args:
+        if arg.startswith(b"ref-prefix "):
+            prefixes.append(arg[len(b"ref-prefix ") :])
+        elif arg in (b"symrefs", b"peel", UNBORN):
+            flags.add(arg)
+        else:
+            raise ProtocolError(f"ls-refs: unexpected argument {arg[:80]!r}")
+    # git's ls-refs.c: past this many prefixes, the client gets every ref rather than an error
+    kept = tuple(prefixes) if len(prefixes) <= MAX_REF_PREFIXES else ()
+    return LsRefs(b"symrefs" in flags, b"peel" in flags, UNBORN in flags, kept)
+
+
+def _parse_object_info(args: list[bytes], allow_filter: bool) -> ObjectInfo:
+    size = False
+    oids: list[ObjectId] = []
+    for arg in args:
+        if arg == b"size":
+            size = True
+        elif arg.startswith(b"oid ") and len(oids) < MAX_OBJECT_INFO:
+            oids.append(parse_oid(arg[4:]))
+        else:
+            raise ProtocolError(f"object-info: unexpected argument {arg[:80]!r}")
+    return ObjectInfo(tuple(oids), size)
+
+
+@dataclass
+class _FetchArgs:
+    wants: list[ObjectId] = field(default_factory=list)
+    haves: list[ObjectId] = field(default_factory=list)
+    shallows: list[ObjectId] = field(default_factory=list)
+    flags: set[bytes] = field(default_factory=set)
+    depth: int = 0
+    deepen_since: int | None = None
+    deepen_not: list[bytes] = field(default_factory=list)
+    blob_filter: BlobFilter | None = None
+
+
+_FETCH_FLAGS = frozenset({git_caps.THIN_PACK, git_caps.NO_PROGRESS, git_caps.INCLUDE_TAG, git_caps.OFS_DELTA,
+                          git_caps.DEEPEN_RELATIVE, b"done", WAIT_FOR_DONE})
+
+
+def _parse_fetch(args: list[bytes], allow_filter: bool) -> Fetch:
+    parsed = _FetchArgs()
+    for arg in args:
+        if arg in _FETCH_FLAGS:
+            parsed.flags.add(arg)
+            continue
+        keyword, _, value = arg.partition(b" ")
+        handler = _FETCH_ARGS.get(keyword)
+        if handler is None or (keyword == git_caps.FILTER and not allow_filter):
+            raise ProtocolError(f"fetch: unexpected argument {arg[:80]!r}")
+        handler(parsed, value)
+    if parsed.depth and (parsed.deepen_since is not None or parsed.deepen_not):
+        raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
+    caps = frozenset(parsed.flags - {b"done", WAIT_FOR_DONE}) | {git_caps.SIDE_BAND_64K}
+    request = FetchRequest(tuple(parsed.wants), caps, tuple(parsed.shallows), parsed.depth,
+                           parsed.deepen_since, tuple(parsed.deepen_not))
+    return Fetch(request, tuple(parsed.haves), b"done" in parsed.flags, WAIT_FOR_DONE in parsed.flags,
+                 parsed.blob_filter)
+
+
+def _want(args: _FetchArgs, value: bytes) -> None:
+    if len(args.wants) >= MAX_WANTS:
+        raise LimitExceeded(f"more than {MAX_WANTS} wants")
+    args.wants.append(parse_oid(value))
+
+
+def _have(args: _FetchArgs, value: bytes) -> None:
+    if len(args.haves) >= MAX_HAVES:
+        raise LimitExceeded(f"more than {MAX_HAVES} haves")
+    args.haves.append(parse_oid(value))
+
+
+def _shallow(args: _FetchArgs, value: bytes) -> None:
+    if len(args.shallows) >= MAX_WANTS:
+        raise LimitExceeded("too many shallow lines")
+    args.shallows.append(parse_oid(value))
+
+
+def _deepen(args: _FetchArgs, value: bytes) -> None:
+    if not value.isdigit() or not 0 < int(value) <= INFINITE_DEPTH:
+        raise ProtocolError(f"invalid deepen: {value[:40]!r}")
+    args.depth = int(value)
+
+
+def _deepen_since(args: _FetchArgs, value: bytes) -> None:
+    if not value.isdigit() or len(value) > 20:
+        raise ProtocolError(f"invalid deepen-since: {value[:40]!r}")
+    args.deepen_since = int(value)
+
+
+def _deepen_not(args: _FetchArgs, value: bytes) -> None:
+    if not value or len(value) > MAX_REF_NAME or len(args.deepen_not) >= MAX_DEEPEN_NOT:
+        raise ProtocolError("invalid or too many deepen-not lines")
+    args.deepen_not.append(value)
+
+
+def _filter(args: _FetchArgs, value: bytes) -> None:
+    args.blob_filter = parse_filter(value)
+
+
+_FETCH_ARGS: dict[bytes, Callable[[_FetchArgs, bytes], None]] = {
+    b"want": _want,
+    b"have": _have,
+    b"shallow": _shallow,
+    b"deepen": _deepen,
+    b"deepen-since": _deepen_since,
+    b"deepen-not": _deepen_not,
+    git_caps.FILTER: _filter,
+}
+"""fetch argument keyword -> parser; one row per argument that carries a value."""
+
+_COMMANDS: dict[bytes, Callable[[list[bytes], bool], Event]] = {
+    LS_REFS: _parse_ls_refs,
+    FETCH: _parse_fetch,
+    OBJECT_INFO: _parse_object_info,
+}
+"""The v2 commands hgwire serves; each parses its argument list into an event."""

@@ -1,0 +1,67 @@
+"""Protocol v2 over git://: proof that v2 is negotiated, partial clone with lazy blob fetches, object-info."""
+
+from __future__ import annotations
+
+import socket
+
+from backends.interfaces import Kind
+from protocols import pktline
+from tests.conftest import Client, RunningServer
+
+
+def make_history(server: RunningServer, client: Client, name: str) -> str:
+    server.backend.create(name, Kind.GIT)
+    work = client.cwd / f"src-{name}"
+    client.git("clone", "-q", server.git_url(name), str(work))
+    for i in range(3):
+        (work / "big.bin").write_bytes(bytes([i]) * 5000)
+        (work / "small.txt").write_text(f"{i}\n")
+        client.git("add", ".", cwd=work)
+        client.git("commit", "-q", "-m", f"c{i}", cwd=work)
+    client.git("push", "-q", "origin", "main", cwd=work)
+    return client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
+def test_trace_shows_v2_was_negotiated(server: RunningServer, client: Client) -> None:
+    make_history(server, client, "traced")
+    result = client.git("-c", "protocol.version=2", "clone", server.git_url("traced"), str(client.cwd / "t"),
+                        env={"GIT_TRACE_PACKET": "1"})
+    assert "clone< version 2" in result.stderr
+    assert "clone> command=ls-refs" in result.stderr and "clone> command=fetch" in result.stderr
+    assert "clone< packfile" in result.stderr
+
+
+def test_partial_clone_fetches_missing_blobs_lazily(server: RunningServer, client: Client) -> None:
+    make_history(server, client, "partial")
+    target = client.cwd / "partial"
+    client.git("-c", "protocol.version=2", "clone", "-q", "--filter=blob:none", "--no-checkout",
+               server.git_url("partial"), str(target))
+    missing = client.git("rev-list", "--objects", "--all", "--missing=print", cwd=target).stdout
+    assert sum(line.startswith("?") for line in missing.splitlines()) == 6
+    client.git("checkout", "-q", "main", cwd=target)
+    client.git("checkout", "-q", "HEAD~2", cwd=target)
+    assert (target / "big.bin").read_bytes() == bytes([0]) * 5000
+    client.git("fsck", cwd=target)
+
+
+def test_blob_limit_keeps_small_blobs(server: RunningServer, client: Client) -> None:
+    make_history(server, client, "limit")
+    target = client.cwd / "limit"
+    client.git("clone", "-q", "--filter=blob:limit=1k", "--no-checkout", server.git_url("limit"), str(target))
+    missing = client.git("rev-list", "--objects", "--all", "--missing=print", cwd=target).stdout
+    assert sum(line.startswith("?") for line in missing.splitlines()) == 3  # the three big.bin versions
+
+
+def test_object_info(server: RunningServer, client: Client) -> None:
+    tip = make_history(server, client, "info")
+    body = (pktline.encode(b"command=object-info\n") + pktline.DELIM + pktline.encode(b"size\n")
+            + pktline.encode(b"oid " + tip.encode() + b"\n") + pktline.FLUSH + pktline.FLUSH)
+    first = pktline.encode(b"git-upload-pack /info.git\0host=x\0\0version=2\0")
+    with socket.create_connection(("127.0.0.1", server.port("git")), timeout=10) as sock:
+        sock.sendall(first + body)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while data := sock.recv(65536):
+            reply += data
+    size = len(client.git("cat-file", "commit", tip, cwd=client.cwd / "src-info").stdout.encode())
+    assert reply.endswith(pktline.encode(b"size\n") + pktline.encode(tip.encode() + b" %d\n" % size) + b"0000")
