@@ -1,0 +1,143 @@
+"""upload-pack v2: recorded git daemon v2 sessions replayed through the core, bytes in, bytes out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from backends.interfaces import ObjectId
+from protocols.errors import ProtocolError
+from protocols.git_v2 import (
+    BlobFilter,
+    ClientDone,
+    Fetch,
+    LsRefs,
+    UploadPackV2,
+    capability_advertisement,
+    parse_filter,
+)
+from protocols.pktline import FLUSH, Signal
+
+from .transcript import load
+
+MAIN = ObjectId(b"778366ac2029380b181718218a2533d460ff5115")
+TIP = ObjectId(b"3bba56d2293932fb17fd7ad02c5458bdc402d243")
+PARENT = ObjectId(b"582c6990896f41930f9cdb20ad386e2f6ce4d409")
+TAG = ObjectId(b"e29d524b99449087cba78f9b7b6ee346749894ec")
+REFS = {b"HEAD": MAIN, b"refs/heads/main": MAIN, b"refs/heads/topic2": MAIN, b"refs/tags/v1": TAG}
+PEELED = {b"refs/tags/v1": PARENT}
+SYMREFS = {b"HEAD": b"refs/heads/main"}
+
+
+def test_capability_advertisement_matches_git_daemon() -> None:
+    packets = [d for t, d in load("clone-v2") if t == "s"]
+    assert capability_advertisement(b"AGENT") == b"".join(packets[: packets.index(FLUSH) + 1])
+
+
+FetchAnswer = Callable[[UploadPackV2, Fetch], bytes]
+
+
+def replay(name: str, answer: FetchAnswer) -> tuple[list[object], bytes]:
+    core = UploadPackV2()
+    events: list[object] = []
+    out: list[bytes] = []
+    for tag, data in load(name)[1:]:
+        if tag != "c":
+            continue
+        core.receive_data(data)
+        while (event := core.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
+            events.append(event)
+            if isinstance(event, LsRefs):
+                out.append(core.ls_refs(event, REFS, PEELED, SYMREFS))
+            elif isinstance(event, Fetch):
+                out.append(answer(core, event) + core.pack_sent())
+    return events, b"".join(out)
+
+
+def recorded_without_pack(name: str) -> bytes:
+    packets = [d for t, d in load(name) if t == "s"]
+    rest = packets[packets.index(FLUSH) + 1 :]
+    return b"".join(p for p in rest if p[4:5] != b"\x01")
+
+
+def plain_pack(core: UploadPackV2, fetch: Fetch) -> bytes:
+    return core.pack_header(False)
+
+
+def test_clone() -> None:
+    events, out = replay("clone-v2", plain_pack)
+    assert events[0] == LsRefs(True, True, True, (b"HEAD", b"refs/heads/", b"refs/tags/"))
+    fetch = events[1]
+    assert isinstance(fetch, Fetch) and fetch.done and fetch.request.wants == (MAIN, MAIN, MAIN, TAG)
+    assert fetch.request.thin_pack and fetch.request.ofs_delta
+    assert out == recorded_without_pack("clone-v2")
+
+
+def test_incremental_fetch_acknowledges_and_is_ready() -> None:
+    def answer(core: UploadPackV2, fetch: Fetch) -> bytes:
+        assert fetch.haves == (PARENT,) and not fetch.done
+        return core.acknowledgments(fetch, [PARENT], ready=True) + core.pack_header(False)
+
+    events, out = replay("fetch-incremental-v2", answer)
+    assert events[0] == LsRefs(True, True, True, (b"refs/heads/", b"refs/heads/main"))
+    assert out == recorded_without_pack("fetch-incremental-v2")
+
+
+def test_shallow_clone() -> None:
+    def answer(core: UploadPackV2, fetch: Fetch) -> bytes:
+        assert fetch.request.depth == 1 and fetch.request.include_tag
+        return core.pack_header(True, [MAIN])
+
+    _, out = replay("clone-depth1-v2", answer)
+    assert out == recorded_without_pack("clone-depth1-v2")
+
+
+def test_deepen_relative() -> None:
+    def answer(core: UploadPackV2, fetch: Fetch) -> bytes:
+        assert fetch.request.shallows == (MAIN,) and fetch.request.deepen_relative
+        return core.acknowledgments(fetch, [MAIN], ready=True) + core.pack_header(True, [TIP], [MAIN])
+
+    _, out = replay("deepen-v2", answer)
+    assert out == recorded_without_pack("deepen-v2")
+
+
+def test_not_ready_ends_the_round_with_a_flush() -> None:
+    core = UploadPackV2()
+    core.receive_data(b"0012command=fetch\n0001" + b"0032want " + MAIN + b"\n" + b"0032have " + TAG + b"\n0000")
+    fetch = core.next_event()
+    assert isinstance(fetch, Fetch)
+    assert core.acknowledgments(fetch, [], ready=False) == b"0014acknowledgments\n0008NAK\n0000"
+    core.receive_data(b"0000")
+    assert core.next_event() == ClientDone()
+
+
+def test_unborn_head_and_prefixes() -> None:
+    core = UploadPackV2()
+    core.receive_data(b"0014command=ls-refs\n0001000csymrefs\n000bunborn\n0014ref-prefix HEAD\n0000")
+    request = core.next_event()
+    assert request == LsRefs(True, False, True, (b"HEAD",))
+    assert core.ls_refs(request, {}, {}, SYMREFS) == b"002eunborn HEAD symref-target:refs/heads/main\n0000"
+
+
+@pytest.mark.parametrize("wire", [
+    b"0012command=frob\n0000",
+    b"0014command=ls-refs\n000cbogus=1\n0000",
+    b"0014command=ls-refs\n0001000ebad-arg x\n0000",
+    b"0012command=fetch\n00010010sideband-all\n0000",
+    b"0019object-format=sha256\n0000",
+    b"0019command=ls-refs\n0019object-format=sha256\n0000",
+])
+def test_rejects_bad_requests(wire: bytes) -> None:
+    core = UploadPackV2()
+    core.receive_data(wire)
+    with pytest.raises(ProtocolError):
+        core.next_event()
+
+
+def test_filter_specs() -> None:
+    assert parse_filter(b"blob:none") == BlobFilter(-1)
+    assert parse_filter(b"blob:limit=2k") == BlobFilter(2048)
+    for bad in (b"tree:0", b"blob:limit=x", b"sparse:oid=abc"):
+        with pytest.raises(ProtocolError):
+            parse_filter(bad)
