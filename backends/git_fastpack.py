@@ -50,6 +50,7 @@ from typing import Any, Protocol
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
+from backends.git_objects import CorruptPack, PackObjectReader
 from backends.git_packindex import PackIndexView, UnsupportedIndex, index_view
 from backends.git_reach import (
     TAG,
@@ -236,11 +237,15 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     bitmapped = bitmap.view if bitmap is not None else None
     if bitmapped is not None:  # the bitmapped pack comes first: its objects are bits
         views = [bitmapped] + [v for v in views if v is not bitmapped]
-    walker = Walker(store, bitmap)
     if any(ObjectID(w) not in store for w in wants):
         raise _CannotServe("unknown want")
-    want = walker.closure(wants)
-    have = walker.closure(h for h in haves if ObjectID(h) in store)
+    with PackObjectReader(store, views) as reader:
+        walker = Walker(store, bitmap, reader.read)
+        try:
+            want = walker.closure(wants)
+            have = walker.closure(h for h in haves if ObjectID(h) in store)
+        except CorruptPack as exc:
+            raise _CannotServe(str(exc)) from exc
     send = Reached(want.bits & ~have.bits, want.others - have.others)
     if tag_refs is not None:
         _add_tags(tag_refs, store, walker, send, have)

@@ -22,7 +22,7 @@ import binascii
 import struct
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from dulwich.object_store import BaseObjectStore
@@ -177,8 +177,10 @@ class MissingObject(Exception):
 class Walker:
     """Computes ``Reached`` sets over one object store (and its bitmapped pack, if any)."""
 
-    def __init__(self, store: BaseObjectStore, bitmap: PackBitmap | None) -> None:
+    def __init__(self, store: BaseObjectStore, bitmap: PackBitmap | None,
+                 read: Callable[[bytes], tuple[int, bytes]] | None = None) -> None:
         self._store = store
+        self._read_raw = read if read is not None else self._store_read
         self._bitmap = bitmap
         self._view = bitmap.view if bitmap is not None else None
 
@@ -222,12 +224,14 @@ class Walker:
         reached.bits |= 1 << pos
         return True
 
+    def _store_read(self, sha: bytes) -> tuple[int, bytes]:
+        return self._store.get_raw(ObjectID(sha))
+
     def _read(self, sha: bytes) -> tuple[int, bytes]:
         try:
-            type_num, raw = self._store.get_raw(ObjectID(sha))
+            return self._read_raw(sha)
         except KeyError as exc:
             raise MissingObject(sha.decode("ascii")) from exc
-        return type_num, raw
 
     def _expand(self, reached: Reached, sha: bytes, commits: list[bytes], trees: list[bytes]) -> None:
         type_num, raw = self._read(sha)
@@ -247,12 +251,24 @@ class Walker:
         self._tree_children(raw, trees, reached)
 
     def _tree_children(self, raw: bytes, trees: list[bytes], reached: Reached) -> None:
+        """Queue unseen subtrees, mark blobs (never read), skip gitlinks."""
+        if self._view is not None:
+            for _name, mode, child in parse_tree(raw, 20):
+                kind = mode & S_IFMT
+                if kind == S_IFDIR:
+                    trees.append(child)
+                elif kind != S_IFGITLINK:
+                    self._mark(reached, child)
+            return
+        seen = reached.others  # no bitmapped pack: everything is a name in one set (hot loop)
         for _name, mode, child in parse_tree(raw, 20):
+            if child in seen:
+                continue
             kind = mode & S_IFMT
             if kind == S_IFDIR:
                 trees.append(child)
             elif kind != S_IFGITLINK:
-                self._mark(reached, child)
+                seen.add(child)
 
 
 def _commit_links(raw: bytes) -> tuple[bytes, list[bytes]]:

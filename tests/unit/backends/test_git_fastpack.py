@@ -3,6 +3,7 @@ objects sent must be exactly ``git rev-list --objects WANTS --not HAVES``."""
 
 from __future__ import annotations
 
+import binascii
 import os
 import random
 import shutil
@@ -28,6 +29,7 @@ from backends.git_fastpack import (
     serve_pack,
     write_pack,
 )
+from backends.git_objects import PackObjectReader
 from backends.git_packindex import index_view
 from backends.git_reach import decode_ewah
 
@@ -371,3 +373,13 @@ def test_index_view_is_in_pack_order(sources: dict[str, Source]) -> None:
     listed = git(pack.parent, "show-index", input=pack.with_suffix(".idx").read_bytes())
     by_name = {bytes.fromhex(line.split()[1].decode()): int(line.split()[0]) for line in listed.splitlines()}
     assert {name: int(view.offsets[view.position(name)]) for name in view.names} == by_name
+
+
+@pytest.mark.parametrize("variant", ["mixed", "refdelta"])
+def test_pack_object_reader_matches_the_store(sources: dict[str, Source], variant: str) -> None:
+    store = Repo(str(sources[variant].path)).object_store
+    views = [index_view(str(p)[:-5]) for p in sorted((sources[variant].path / "objects" / "pack").glob("*.pack"))]
+    with PackObjectReader(store, views) as reader:
+        names = [binascii.hexlify(name) for view in views for name in view.names]
+        for hexsha in names + names[::-1]:  # twice: cold, then through the base cache
+            assert reader.read(hexsha) == store.get_raw(hexsha)
