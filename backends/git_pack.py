@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
@@ -311,7 +311,12 @@ class PackPlan:
     """Partial clone (``filter``): omit blobs larger than this (-1: every blob) unless wanted."""
 
 
-def generate_pack(store: BaseObjectStore, plan: PackPlan, refs: Mapping[bytes, ObjectId]) -> Iterator[bytes]:
+def generate_pack(
+    store: BaseObjectStore,
+    plan: PackPlan,
+    refs: Mapping[bytes, ObjectId],
+    progress: Callable[[bytes], None] | None = None,
+) -> Iterator[bytes]:
     """Stream the pack of ``wants`` minus ``common`` as ~64 KiB chunks.
 
     Objects are enumerated first (dulwich's MissingObjectFinder, stopping at the
@@ -330,7 +335,11 @@ def generate_pack(store: BaseObjectStore, plan: PackPlan, refs: Mapping[bytes, O
     if plan.blob_limit is not None:
         object_ids = _filter_blobs(store, object_ids, plan.blob_limit)
     records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
-    yield from _write_pack(len(object_ids), records, plan.ofs_delta)
+    report = progress or (lambda message: None)
+    report(b"Enumerating objects: %d, done.\n" % len(object_ids))
+    stats = _Stats()
+    yield from _write_pack(len(object_ids), records, plan.ofs_delta, stats)
+    report(b"Total %d (delta %d)\n" % (len(object_ids), stats.deltas))
 
 
 def _filter_blobs(
@@ -356,7 +365,12 @@ def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[Obje
     return tagged
 
 
-def _write_pack(count: int, records: Iterator[UnpackedObject], ofs_delta: bool) -> Iterator[bytes]:
+@dataclass
+class _Stats:
+    deltas: int = 0
+
+
+def _write_pack(count: int, records: Iterator[UnpackedObject], ofs_delta: bool, stats: _Stats) -> Iterator[bytes]:
     """Serialise records as a version 2 pack; REF_DELTA when the base is absent or OFS is not allowed."""
     digest = hashlib.sha1()
     offsets: dict[bytes, int] = {}
@@ -364,7 +378,7 @@ def _write_pack(count: int, records: Iterator[UnpackedObject], ofs_delta: bool) 
     buffered = 0
     header = b"PACK" + (2).to_bytes(4, "big") + count.to_bytes(4, "big")
     written = 0
-    for piece in _records_chunks(header, records, offsets, ofs_delta):
+    for piece in _records_chunks(header, records, offsets, ofs_delta, stats):
         if piece is _NEXT_OBJECT:
             written += 1
             continue
@@ -385,7 +399,7 @@ _NEXT_OBJECT = object()
 
 
 def _records_chunks(
-    header: bytes, records: Iterator[UnpackedObject], offsets: dict[bytes, int], ofs_delta: bool
+    header: bytes, records: Iterator[UnpackedObject], offsets: dict[bytes, int], ofs_delta: bool, stats: _Stats
 ) -> Iterator[bytes | object]:
     offset = len(header)
     yield header
@@ -393,6 +407,7 @@ def _records_chunks(
         raw: list[bytes] | tuple[bytes | int, list[bytes]]
         type_num = record.pack_type_num
         if record.delta_base is not None:
+            stats.deltas += 1
             base = bytes(record.delta_base)
             if ofs_delta and base in offsets:
                 type_num, raw = OFS_DELTA, (offset - offsets[base], record.decomp_chunks)

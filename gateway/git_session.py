@@ -229,10 +229,11 @@ class UploadPackSession(_GitSession):
         assert request is not None and self._snapshot is not None
         plan = git_pack.PackPlan(request.wants, tuple(self._negotiator.common), self._plan,
                                  request.thin_pack, request.ofs_delta, request.include_tag)
-        chunks = git_pack.generate_pack(self._repo.object_store, plan, self._snapshot.refs)
+        progress = ProgressQueue(self._core.progress)
+        chunks = git_pack.generate_pack(self._repo.object_store, plan, self._snapshot.refs, progress)
         self._busy = True
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
-        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data), consumer)
+        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data, progress), consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -326,12 +327,12 @@ class UploadPackV2Session(_GitSession):
                                  request.ofs_delta, request.include_tag,
                                  fetch.blob_filter.limit if fetch.blob_filter else None)
         assert self._repo is not None
-        self._stream_pack(git_pack.generate_pack(self._repo.object_store, plan, prepared.refs))
-
-    def _stream_pack(self, chunks: Iterator[bytes]) -> None:
+        no_progress = git_caps.NO_PROGRESS in request.caps
+        progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
+        chunks = git_pack.generate_pack(self._repo.object_store, plan, prepared.refs, progress)
         self._busy = True
         consumer: Any = self.channel
-        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data), consumer)
+        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data, progress), consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -370,11 +371,28 @@ def _as_failure(error: Failure | BaseException) -> Failure:
     return error if isinstance(error, Failure) else Failure(error)  # type: ignore[no-untyped-call]
 
 
-def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes]) -> Iterator[bytes]:
-    """Frame each pack chunk for the wire; runs in the pool with the pack generator."""
+class ProgressQueue:
+    """Progress messages of a pack generator, framed on band 2 between pack chunks."""
+
+    def __init__(self, frame: Callable[[bytes], bytes]) -> None:
+        self._frame = frame
+        self._messages: list[bytes] = []
+
+    def __call__(self, message: bytes) -> None:
+        self._messages.append(message)
+
+    def drain(self) -> bytes:
+        messages, self._messages = self._messages, []
+        return b"".join(self._frame(m) for m in messages)
+
+
+def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes], progress: ProgressQueue) -> Iterator[bytes]:
+    """Frame each pack chunk (and pending progress) for the wire; runs in the pool with the generator."""
     try:
         for chunk in chunks:
-            yield frame(chunk)
+            yield progress.drain() + frame(chunk)
+        if tail := progress.drain():
+            yield tail
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:

@@ -65,3 +65,14 @@ def test_object_info(server: RunningServer, client: Client) -> None:
             reply += data
     size = len(client.git("cat-file", "commit", tip, cwd=client.cwd / "src-info").stdout.encode())
     assert reply.endswith(pktline.encode(b"size\n") + pktline.encode(tip.encode() + b" %d\n" % size) + b"0000")
+
+
+def test_progress_on_band_two_unless_quiet(server: RunningServer, client: Client) -> None:
+    make_history(server, client, "progress")
+    for version in ("0", "2"):
+        loud = client.git("-c", f"protocol.version={version}", "clone", "--progress", server.git_url("progress"),
+                          str(client.cwd / f"loud{version}"))
+        assert "remote: Enumerating objects: 9, done." in loud.stderr
+        quiet = client.git("-c", f"protocol.version={version}", "clone", "-q", server.git_url("progress"),
+                           str(client.cwd / f"quiet{version}"))
+        assert "remote:" not in quiet.stderr
