@@ -72,7 +72,7 @@ def test_progress_on_band_two_unless_quiet(server: RunningServer, client: Client
     for version in ("0", "2"):
         loud = client.git("-c", f"protocol.version={version}", "clone", "--progress", server.git_url("progress"),
                           str(client.cwd / f"loud{version}"))
-        assert "remote: Enumerating objects: 9, done." in loud.stderr
+        assert "remote: Enumerating objects: 12, done." in loud.stderr
         quiet = client.git("-c", f"protocol.version={version}", "clone", "-q", server.git_url("progress"),
                            str(client.cwd / f"quiet{version}"))
         assert "remote:" not in quiet.stderr
