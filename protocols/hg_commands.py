@@ -237,7 +237,10 @@ def _changegroupsubset(repo: HgRepository, args: Args, ctx: CommandContext) -> R
 def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     if ctx.payload is None:
         raise ProtocolError("unbundle needs a pushed bundle")
-    return hg_exchange.unbundle(repo, args.named[b"heads"], ctx.payload)
+    # exchange.unbundle: over HTTP the server output travels in bundle2 ``output`` parts.
+    return hg_exchange.unbundle(
+        repo, args.named[b"heads"], ctx.payload, capture_output=ctx.transport is Transport.HTTP
+    )
 
 
 @command(b"batch", b"cmds *", permission=PULL)

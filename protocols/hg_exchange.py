@@ -13,7 +13,16 @@ import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from backends.interfaces import DeltaMode, HgRepository, HgTransaction, Node, RevisionGroup, StoreFile
+from backends.interfaces import (
+    DeltaMode,
+    HgRepository,
+    HgTransaction,
+    Node,
+    RevisionDelta,
+    RevisionGroup,
+    Section,
+    StoreFile,
+)
 from protocols import bundle2 as b2
 from protocols import hg_wire
 from protocols.changegroup import (
@@ -399,17 +408,21 @@ def _drain(chunks: Iterator[bytes]) -> None:
         return
 
 
-def unbundle(repo: HgRepository, heads: bytes, payload: Iterator[bytes]) -> Response:
+def unbundle(
+    repo: HgRepository, heads: bytes, payload: Iterator[bytes], capture_output: bool = False
+) -> Response:
     """Apply a pushed bundle (HG20 or HG10) in one transaction and build the reply.
 
-    The whole payload is consumed before returning, whatever happens.
+    The whole payload is consumed before returning, whatever happens.  Messages
+    for the user ("added 1 changesets ...") go in the response's ``output``, or
+    with ``capture_output`` into bundle2 ``output`` parts (HTTP).
     """
     reader = StreamReader(payload)
     try:
         their_heads = decode_push_heads(heads)
         magic = reader.read_exact(4)
         if magic == b2.MAGIC:
-            return _unbundle2(repo, their_heads, reader)
+            return _unbundle2(repo, their_heads, reader, capture_output)
         rest = StreamReader(_prefixed(magic, reader.remaining()))
         if magic == BUNDLE1_MAGIC:
             return _unbundle1(repo, their_heads, read_bundle1(rest))
@@ -436,11 +449,10 @@ def heads_delta_result(heads_before: int, heads_after: int) -> int:
 
 def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup]) -> Response:
     tx = repo.transaction()
+    report = IngestReport()
     try:
         check_push_heads(repo, their_heads, "preparing changes")
-        result = tx.add_changegroup(groups)
-        if repo.publishing():
-            tx.set_phase(PUBLIC, result.added)
+        ret = apply_changegroup(repo, tx, groups, report)
         tx.commit()
     except PushRaced as exc:
         tx.abort()
@@ -451,7 +463,62 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
     except BaseException:
         tx.abort()
         raise
-    return PushResponse(heads_delta_result(result.heads_before, result.heads_after))
+    return PushResponse(ret, report.output())
+
+
+PROGRESS_MESSAGE = b"adding changesets\nadding manifests\nadding file changes\n"
+
+
+@dataclass
+class IngestReport:
+    """What changegroups added, for the messages hg prints (``scmutil.reportchangegroup``)."""
+
+    groups: int = 0
+    changesets: int = 0
+    revisions: int = 0
+    files: int = 0
+    heads_delta: int = 0
+
+    def output(self) -> bytes:
+        """``adding ...`` progress per changegroup, then ``added N changesets with M changes to F files``."""
+        lines = PROGRESS_MESSAGE * self.groups
+        if self.changesets or self.revisions or self.files:
+            heads = b" (%+d heads)" % self.heads_delta if self.heads_delta else b""
+            lines += b"added %d changesets with %d changes to %d files%s\n" % (
+                self.changesets,
+                self.revisions,
+                self.files,
+                heads,
+            )
+        return lines
+
+
+def _counted(groups: Iterator[RevisionGroup], report: IngestReport) -> Iterator[RevisionGroup]:
+    for group in groups:
+        yield RevisionGroup(group.section, group.path, _counted_revisions(group, report))
+
+
+def _counted_revisions(group: RevisionGroup, report: IngestReport) -> Iterator[RevisionDelta]:
+    count = 0
+    for revision in group.revisions:
+        count += 1
+        yield revision
+    if group.section is Section.FILE and count:
+        report.files += 1
+        report.revisions += count
+
+
+def apply_changegroup(
+    repo: HgRepository, tx: HgTransaction, groups: Iterator[RevisionGroup], report: IngestReport
+) -> int:
+    """Add one pushed changegroup; publish it on a publishing repository; return hg's result code."""
+    report.groups += 1
+    result = tx.add_changegroup(_counted(groups, report))
+    if repo.publishing():
+        tx.set_phase(PUBLIC, result.added)
+    report.changesets += len(result.added)
+    report.heads_delta += result.heads_after - result.heads_before
+    return heads_delta_result(result.heads_before, result.heads_after)
 
 
 @dataclass
@@ -464,6 +531,7 @@ class _PushOperation:
     reply_caps: dict[bytes, list[bytes]] = field(default_factory=dict)
     replies: list[b2.OutPart] = field(default_factory=list)
     heads_checked: bool = False
+    report: IngestReport = field(default_factory=IngestReport)
 
     def check_heads(self) -> None:
         """Check the ``heads`` argument once, after ``replycaps`` so a race is reported as pushraced."""
@@ -472,7 +540,9 @@ class _PushOperation:
             self.heads_checked = True
 
 
-def _unbundle2(repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader) -> Response:
+def _unbundle2(
+    repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool
+) -> Response:
     tx = repo.transaction()
     op = _PushOperation(repo, tx, their_heads)
     try:
@@ -486,7 +556,11 @@ def _unbundle2(repo: HgRepository, their_heads: Sequence[bytes], reader: StreamR
     except BaseException:
         tx.abort()
         raise
-    return StreamResponse(b2.write_bundle2(op.replies))
+    output = op.report.output()
+    if capture_output and output:
+        op.replies.append(b2.OutPart(b2.PART_OUTPUT, payload=[output], mandatory=False))
+        output = b""
+    return StreamResponse(b2.write_bundle2(op.replies), output=output)
 
 
 def error_part(exc: HgwireError, reply_caps: Mapping[bytes, Sequence[bytes]]) -> b2.OutPart:
@@ -566,10 +640,7 @@ def _handle_check_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
 def _handle_changegroup(op: _PushOperation, part: b2.InPart) -> None:
     version = part.params.get(b"version", b"01")
     decoder = ChangegroupDecoder(StreamReader(part.payload), version)
-    result = op.tx.add_changegroup(decoder.groups())
-    if op.repo.publishing():
-        op.tx.set_phase(PUBLIC, result.added)
-    ret = heads_delta_result(result.heads_before, result.heads_after)
+    ret = apply_changegroup(op.repo, op.tx, decoder.groups(), op.report)
     op.replies.append(_reply(b2.PART_REPLY_CHANGEGROUP, part.id, ret))
 
 

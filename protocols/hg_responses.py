@@ -24,10 +24,12 @@ class StreamResponse:
 
     SSH sends the chunks unframed; HTTP may compress them unless
     ``prefer_uncompressed`` (stream clone data is already compact).
+    ``output`` is server output for the user that goes to SSH stderr first.
     """
 
     chunks: Iterator[bytes]
     prefer_uncompressed: bool = False
+    output: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

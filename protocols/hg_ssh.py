@@ -138,8 +138,8 @@ def render(response: Response) -> SshOutput:
     match response:
         case BytesResponse(data=data):
             return SshOutput(frame(data))
-        case StreamResponse(chunks=chunks):
-            return SshOutput(b"", stream=chunks)
+        case StreamResponse(chunks=chunks, output=output):
+            return SshOutput(b"", stderr=output, stream=chunks)
         case PushResponse():
             return _render_push(response)
         case PushError():

@@ -352,3 +352,12 @@ def test_a_payload_that_breaks_mid_push_aborts_cleanly() -> None:
     assert isinstance(reply, StreamResponse)
     assert [p.type for p, _ in parts_of(b"".join(reply.chunks))] == [b"error:abort"]
     assert_unchanged(repo)
+
+
+def test_http_push_output_travels_in_an_output_part() -> None:
+    bundle = b"".join(b2.write_bundle2([as_out(b"replycaps"), as_out(b"changegroup")]))
+    reply = unbundle(reference_repo(), FORCE, iter([bundle]), capture_output=True)
+    assert isinstance(reply, StreamResponse) and reply.output == b""
+    parts = parts_of(b"".join(reply.chunks))
+    assert [(p.type, p.mandatory) for p, _ in parts] == [(b"reply:changegroup", False), (b"output", False)]
+    assert parts[1][1].endswith(b"added 1 changesets with 1 changes to 1 files\n")
