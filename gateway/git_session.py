@@ -164,11 +164,16 @@ class _GitSession:
 
 
 class UploadPackSession(_GitSession):
-    """git-upload-pack v0/v1 (a v2 request gets a v0 answer until git_v2 exists)."""
+    """git-upload-pack v0/v1.
 
-    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+    With ``stateless`` (smart HTTP) the ref advertisement was the GET's job:
+    the session reads one request and answers it (gitprotocol-http(5)).
+    """
+
+    def __init__(self, ctx: SessionContext, channel: Channel, stateless: bool = False) -> None:
         super().__init__(ctx, channel)
-        self._core = git_upload.UploadPackV0()
+        self._stateless = stateless
+        self._core = git_upload.UploadPackV0(stateless=stateless)
         self._repo: GitRepository | None = None
         self._snapshot: git_pack.RefSnapshot | None = None
         self._negotiator: git_pack.Negotiator | None = None
@@ -188,7 +193,8 @@ class UploadPackSession(_GitSession):
     def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot]) -> None:
         self._repo, snap = opened
         self._snapshot = snap
-        self._write(git_upload.advertisement(snap.refs, snap.peeled, snap.symrefs, AGENT))
+        if not self._stateless:
+            self._write(git_upload.advertisement(snap.refs, snap.peeled, snap.symrefs, AGENT))
         self._advertised = True
         self._resume()
 
@@ -414,10 +420,14 @@ def _prepare_fetch(
 
 
 class ReceivePackSession(_GitSession):
-    """git-receive-pack v0/v1: commands, pack into the backend's PackSink, report-status."""
+    """git-receive-pack v0/v1: commands, pack into the backend's PackSink, report-status.
 
-    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+    With ``stateless`` (smart HTTP) no advertisement is written.
+    """
+
+    def __init__(self, ctx: SessionContext, channel: Channel, stateless: bool = False) -> None:
         super().__init__(ctx, channel)
+        self._stateless = stateless
         self._core = git_receive.ReceivePack()
         self._repo: GitRepository | None = None
         self._sink: PackSink | None = None
@@ -437,7 +447,8 @@ class ReceivePackSession(_GitSession):
 
     def _advertise(self, opened: tuple[GitRepository, Mapping[bytes, ObjectId]]) -> None:
         self._repo, refs = opened
-        self._write(git_receive.advertisement(refs, AGENT))
+        if not self._stateless:
+            self._write(git_receive.advertisement(refs, AGENT))
         self._advertised = True
         self._resume()
 
