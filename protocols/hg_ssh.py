@@ -37,6 +37,8 @@ class SshLimits:
     max_line: int = 4096
     max_arg_length: int = 8 << 20
     max_args: int = 64
+    max_request: int = 16 << 20
+    """All of one request's arguments together: what the parser may buffer."""
     max_frame: int = 16 << 20
 
 
@@ -269,6 +271,8 @@ class SshV1Server:
         return key, size, pos
 
     def _value(self, pos: int, size: int) -> tuple[bytes, int]:
+        if pos + size > self._limits.max_request:
+            raise LimitExceeded(f"a request is over the {self._limits.max_request}-byte limit")
         if len(self._buffer) < pos + size:
             raise _Incomplete
         return bytes(self._buffer[pos : pos + size]), pos + size

@@ -93,13 +93,8 @@ def decode_pairs(value: bytes) -> list[tuple[Node, Node]]:
 
 
 def decode_bool(value: bytes) -> bool:
-    """Decode a getbundle boolean: ``0``/``1`` (hg also accepts ``true``/``false`` words)."""
-    lowered = value.lower()
-    if lowered in (BOOL_TRUE, b"true", b"yes", b"on"):
-        return True
-    if lowered in (BOOL_FALSE, b"false", b"no", b"off", b""):
-        return False
-    raise ProtocolError("a boolean argument must be 0 or 1")
+    """Decode a getbundle boolean as hg does: ``0`` and the empty string are false, anything else true."""
+    return value not in (BOOL_FALSE, b"")
 
 
 def decode_csv(value: bytes) -> list[bytes]:

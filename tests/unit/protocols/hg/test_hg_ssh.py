@@ -108,6 +108,13 @@ def test_bad_requests(data: bytes, error: type[Exception]) -> None:
         server.next_event()
 
 
+def test_a_request_is_bounded_as_a_whole() -> None:
+    server = SshV1Server(limits=SshLimits(max_arg_length=100, max_request=150))
+    server.receive_data(b"getbundle\n* 2\na 90\n" + b"x" * 90 + b"b 90\n")
+    with pytest.raises(LimitExceeded):
+        server.next_event()
+
+
 @settings(max_examples=300)
 @given(st.binary(max_size=200))
 def test_garbage_raises_only_protocol_errors(garbage: bytes) -> None:

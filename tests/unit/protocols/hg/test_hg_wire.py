@@ -107,11 +107,6 @@ def test_booleans(raw: bytes, value: bool) -> None:
     assert hg_wire.decode_bool(raw) is value
 
 
-def test_bad_boolean() -> None:
-    with pytest.raises(ProtocolError):
-        hg_wire.decode_bool(b"2")
-
-
 def test_csv_and_scsv() -> None:
     assert hg_wire.decode_csv(b"") == []
     assert hg_wire.decode_csv(b"bookmarks,phases") == [b"bookmarks", b"phases"]
