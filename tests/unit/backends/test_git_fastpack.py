@@ -29,6 +29,7 @@ from backends.git_fastpack import (
     serve_pack,
     write_pack,
 )
+from backends.git_maintenance import has_bitmap, write_bitmap
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import index_view
 from backends.git_reach import decode_ewah
@@ -383,3 +384,17 @@ def test_pack_object_reader_matches_the_store(sources: dict[str, Source], varian
         names = [binascii.hexlify(name) for view in views for name in view.names]
         for hexsha in names + names[::-1]:  # twice: cold, then through the base cache
             assert reader.read(hexsha) == store.get_raw(hexsha)
+
+
+def test_write_bitmap_makes_counting_use_it(sources: dict[str, Source], tmp_path: Path) -> None:
+    src = tmp_path / "maint.git"
+    shutil.copytree(sources["nobitmap"].path, src)
+    store = Repo(str(src)).object_store
+    main = rev(src, "main")
+    assert not has_bitmap(src)
+    assert plan_pack(store, [main], [], thin_pack=False, ofs_delta=True).have_view is None
+    assert write_bitmap(src)
+    assert has_bitmap(src)
+    store = Repo(str(src)).object_store
+    plan = plan_pack(store, [main], [], thin_pack=False, ofs_delta=True)
+    assert plan.have_view is not None and plan.count == len(expected_objects(src, [main], []))

@@ -1,0 +1,37 @@
+"""Maintenance for fast serving: one pack with a reachability bitmap.
+
+``backends.git_fastpack`` counts a clone from a pack bitmap in milliseconds;
+without one it walks every commit and tree (about a second for 5,000 commits).
+Writing the bitmap is ordinary git maintenance (``git repack -a -d -b``, what
+``git gc`` does for bare repositories), so hgwire delegates it to a ``git``
+binary when one is installed.  The fast path is correct either way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+REPACK_ARGS = ("repack", "-a", "-d", "-q", "--write-bitmap-index")
+
+
+def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:
+    """Whether some pack of the repository at ``git_dir`` (the bare repo or ``.git``) has a bitmap."""
+    return any((Path(git_dir) / "objects" / "pack").glob("*.bitmap"))
+
+
+def write_bitmap(git_dir: str | os.PathLike[str], git: str | None = None,
+                 timeout: float | None = None) -> bool:
+    """Repack into one pack with a bitmap; False (nothing done) when no git binary is found.
+
+    Raises ``subprocess.CalledProcessError`` / ``TimeoutExpired`` when git fails.
+    Readers that mapped the old packs keep reading them until they finish.
+    """
+    binary = git or shutil.which("git")
+    if binary is None:
+        return False
+    env = {**os.environ, "GIT_DIR": os.fspath(git_dir)}
+    subprocess.run([binary, *REPACK_ARGS], env=env, check=True, capture_output=True, timeout=timeout)
+    return True
