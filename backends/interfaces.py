@@ -141,7 +141,11 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class StoreFile:
-    """One store file of a stream clone: its store-relative path and a reader of ``size`` bytes."""
+    """One store file of a stream clone: its store-relative path and a reader of ``size`` bytes.
+
+    ``path`` is the path *before* store encoding (``data/Dir/File.i``, hg's
+    ``unencoded_path``), as stream_out and stream2 send it; the client encodes it.
+    """
 
     path: bytes
     size: int
