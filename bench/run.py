@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 WORK_DIR = BENCH_DIR / "work"
 QUICK_BUDGET_SCALE = 0.25
+QUICK_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Case:
     repo: str  # corpus role of the served repository
     vcs: tuple[str, ...]
     runs: int  # default measured rounds
-    budget: float  # seconds; no new round starts after this (at least one measured round runs)
+    budget: float  # seconds; no round starts that would end past it (one measured round always runs)
     what: str
 
 
@@ -63,7 +65,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("noop", "small", ("git", "hg"), 7, 60, "fetch/pull of an up-to-date clone"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
     Case("stream", "big", ("hg",), 3, 60, "hg clone --stream -U"),
-    Case("concurrent", "big", ("git", "hg"), 2, 240, "N simultaneous full clones, right after a cold start"),
+    Case("concurrent", "big", ("git", "hg"), 2, 240,
+         "N simultaneous full clones; the first round right after a cold start"),
 )}
 DEFAULT_TARGETS = list(TARGET_CLASSES)
 
@@ -197,6 +200,7 @@ class Runner:
         self.work = work
         self.tools = tools
         self.clients = Clients(tools, work / "home", args.timeout)
+        self.unavailable: dict[str, str] = {}  # target -> reason, remembered across cases
 
     # -- roots -----------------------------------------------------------------------------
     def repo_name(self, vcs: str, role: str) -> str:
@@ -242,7 +246,8 @@ class Runner:
     def run_case(self, case: Case, names: list[str]) -> list[Outcome]:
         targets = [TARGET_CLASSES[n](self.tools, self.work) for n in names]
         targets = [t for t in targets if t.vcs in case.vcs]
-        outcomes = {t.name: Outcome(case.name, t.name, t.vcs) for t in targets}
+        outcomes = {t.name: Outcome(case.name, t.name, t.vcs, self.unavailable.get(t.name, "")) for t in targets}
+        targets = [t for t in targets if t.name not in self.unavailable]
         live: list[Target] = []
         try:
             if case.name != "push":
@@ -251,8 +256,10 @@ class Runner:
             budget = case.budget * self.args.budget_scale * (QUICK_BUDGET_SCALE if self.args.quick else 1.0)
             t0 = time.monotonic()
             for rnd in range(rounds):
-                if rnd > self.args.warmup and time.monotonic() - t0 > budget:
-                    log(f"{case.name}: time budget used after {rnd - self.args.warmup} measured round(s)")
+                elapsed = time.monotonic() - t0
+                if rnd > self.args.warmup and elapsed + elapsed / rnd > budget:
+                    log(f"{case.name}: stopping after {rnd - self.args.warmup} measured round(s): another "
+                        f"round would pass the case's {budget:.0f}s budget")
                     break
                 active = targets if case.name == "push" else live
                 for target in active:
@@ -275,23 +282,32 @@ class Runner:
         return runs
 
     def start_all(self, case: Case, targets: list[Target], outcomes: dict[str, Outcome]) -> list[Target]:
+        """Start (and probe) every target in parallel; return those that run, in order."""
+        with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+            failures = list(pool.map(lambda t: self.start_one(case, t), targets))
         live = []
-        for t in targets:
-            repo = self.repo_name(t.vcs, case.repo)
-            try:
-                self.start(t, self.read_root(t), repo)
-                if case.name == "noop":
-                    self.noop_setup(t, repo)
-                if case.name == "concurrent" and isinstance(t, DaemonTarget):
-                    t.stop()  # the measured round starts right after a cold start
-                    t.start(self.read_root(t), repo)
-            except Unavailable as exc:
-                outcomes[t.name].unavailable = str(exc)
-                log(f"{case.name}: {t.name} not available: {exc}")
-                t.stop()
-                continue
-            live.append(t)
+        for t, failure in zip(targets, failures, strict=True):
+            if failure:
+                outcomes[t.name].unavailable = self.unavailable[t.name] = failure
+                log(f"{case.name}: {t.name} not available: {failure}")
+            else:
+                live.append(t)
         return live
+
+    def start_one(self, case: Case, t: Target) -> str:
+        """Start, probe and prepare one target for a read case; the reason if it cannot run."""
+        repo = self.repo_name(t.vcs, case.repo)
+        try:
+            self.start(t, self.read_root(t), repo)
+            if case.name == "noop":
+                self.noop_setup(t, repo)
+            if case.name == "concurrent" and isinstance(t, DaemonTarget):
+                t.stop()  # the measured round starts right after a cold start
+                t.start(self.read_root(t), repo)
+        except Unavailable as exc:
+            t.stop()
+            return str(exc)
+        return ""
 
     def noop_setup(self, target: Target, repo: str) -> None:
         dest = self.work / target.name / "noop-clone"
@@ -339,7 +355,7 @@ class Runner:
                 self.start(target, root, repo)
             except Unavailable as exc:
                 if rnd == 0:
-                    out.unavailable = str(exc)
+                    out.unavailable = self.unavailable[target.name] = str(exc)
                     log(f"push: {target.name} not available: {exc}")
                     return None
                 return Measurement(rnd, warm, 0.0, False, 1, f"start: {exc}")
@@ -381,8 +397,8 @@ def median(xs: Sequence[float]) -> float | None:
 
 def paired_ratio(a: Outcome, b: Outcome | None) -> float | None:
     """Median over rounds of a.wall / b.wall, same round only."""
-    if b is None or b is a:
-        return None if b is None else 1.0
+    if b is None or not a.measured():
+        return None
     walls = {m.round: m.wall for m in b.measured()}
     ratios = [m.wall / walls[m.round] for m in a.measured() if walls.get(m.round)]
     return median(ratios)
@@ -432,9 +448,10 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
         ref = (f"{_f(r['ratio_reference'], 2)}× ({r['reference']})"
                if r["ratio_reference"] is not None else "–")
         note = str(r["note"]).replace("|", "/")
+        spread = f"{_f(r['min_s'])}–{_f(r['max_s'])}" if r["n"] else "–"
         lines.append(
             f"| {r['case']} | {r['target']} | {r['n']} | {_f(r['median_s'])} | "
-            f"{_f(r['min_s'])}–{_f(r['max_s'])} | {base} | {ref} | {_f(r['server_cpu_s'], 2)} | "
+            f"{spread} | {base} | {ref} | {_f(r['server_cpu_s'], 2)} | "
             f"{_f(r['peak_rss_mib'], 0)} | {_f(r['result_mb'], 1)} | {r['errors']} | {note} |")
     return "\n".join(lines)
 
@@ -506,7 +523,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated of: {', '.join(CASES)}")
     ap.add_argument("--runs", type=int, default=0, help="measured rounds per case (default: per case)")
     ap.add_argument("--warmup", type=int, default=0, help="unmeasured rounds first (servers are probed anyway)")
-    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--concurrency", type=int, default=0, help="clients in the concurrent case (8; --quick: 4)")
     ap.add_argument("--timeout", type=float, default=180.0, help="per client command, seconds")
     ap.add_argument("--budget-scale", type=float, default=1.0, help="scale every case's time budget")
     ap.add_argument("--quick", action="store_true", help="small corpus, at most 2 rounds: a smoke run")
@@ -536,6 +553,7 @@ def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], N
     if args.list:
         list_all()
         return 0
+    args.concurrency = args.concurrency or (QUICK_CONCURRENCY if args.quick else 8)
     targets = pick(args.targets, list(TARGET_CLASSES), "target")
     cases = pick(args.cases, list(CASES), "case")
     set_name = args.corpus or ("quick" if args.quick else "full")
