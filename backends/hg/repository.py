@@ -167,7 +167,7 @@ class HgRepo:
         return self.revlogs.open(MANIFEST)
 
     def filelog(self, path: bytes) -> Revlog:
-        return self.revlogs.open(self.filelog_path(path))
+        return self.revlogs.open(self.filelog_path(path), b"data/" + path + b".i")
 
     def bookmarks_vfs(self) -> Vfs:
         return self.store if reqs.BOOKMARKS_IN_STORE in self._requirements else self.plain
@@ -433,7 +433,7 @@ class HgRepo:
         self.locks.acquire()
         try:
             if journal.needs_recovery(self.store):
-                journal.recover({journal.STORE: self.store, journal.PLAIN: self.plain})
+                journal.recover({journal.STORE: self.store, journal.PLAIN: self.plain}, encode_store_path)
         finally:
             self.locks.release()
 

@@ -53,10 +53,14 @@ def format_requirements(reqs: frozenset[str] | tuple[str, ...]) -> bytes:
 
 
 def check(reqs: set[str] | frozenset[str]) -> None:
-    """Refuse a repository with any requirement outside SUPPORTED, or without a store."""
+    """Refuse a repository with any requirement outside SUPPORTED, or older than Mercurial 1.7's layout.
+
+    Store path encoding is implemented for fncache + dotencode only (every
+    repository created since Mercurial 1.7, 2010).
+    """
     for req in sorted(reqs):
         if req not in SUPPORTED:
             raise UnsupportedFeature(f"unsupported repository feature: {req}")
-    for needed in (REVLOGV1, STORE):
+    for needed in (REVLOGV1, STORE, FNCACHE, DOTENCODE):
         if needed not in reqs:
             raise UnsupportedFeature(f"unsupported repository feature: missing {needed}")

@@ -160,10 +160,13 @@ def _parse_inline(data: bytes) -> list[Entry]:
 class Revlog:
     """Read access to one revlog through a snapshot of its index."""
 
-    def __init__(self, vfs: Vfs, index_path: bytes, index: Index) -> None:
+    def __init__(self, vfs: Vfs, index_path: bytes, index: Index, logical: bytes | None = None) -> None:
         self.vfs = vfs
         self.index_path = index_path
         self.data_path = index_path[:-2] + b".d"
+        self.logical_index = logical or index_path
+        """The unencoded store path (``data/<file>.i``) that journals record."""
+        self.logical_data = self.logical_index[:-2] + b".d"
         self.index = index
         self._cache: tuple[int, bytes] | None = None
 
@@ -309,8 +312,8 @@ class RevlogCache:
         self.default_header = default_header
         self._indexes: dict[bytes, Index] = {}
 
-    def open(self, index_path: bytes) -> Revlog:
-        return Revlog(self.vfs, index_path, self.index(index_path))
+    def open(self, index_path: bytes, logical: bytes | None = None) -> Revlog:
+        return Revlog(self.vfs, index_path, self.index(index_path), logical)
 
     def index(self, index_path: bytes) -> Index:
         stamp = self.vfs.stamp(index_path)
@@ -329,7 +332,7 @@ class Journal(Protocol):
 
     def record_append(self, path: bytes, size: int) -> None: ...
 
-    def backup(self, path: bytes) -> None: ...
+    def backup(self, path: bytes, location: bytes = ...) -> None: ...
 
 
 class RevlogWriter:
@@ -345,6 +348,8 @@ class RevlogWriter:
         self.reader = revlog
         self.index_path = revlog.index_path
         self.data_path = revlog.data_path
+        self.logical_index = revlog.logical_index
+        self.logical_data = revlog.logical_data
         self.journal = journal
         self.compressor = compressor
         self.header = revlog.index.header
@@ -395,7 +400,7 @@ class RevlogWriter:
             return text
         if rev >= len(self.reader):
             self.flush()
-            self.reader = Revlog(self.vfs, self.index_path, self._snapshot())
+            self.reader = Revlog(self.vfs, self.index_path, self._snapshot(), self.logical_index)
         return self.reader.revision(rev)
 
     def _snapshot(self) -> Index:
@@ -472,9 +477,9 @@ class RevlogWriter:
         if not self.pending:
             return
         if not self._journaled:
-            self.journal.record_append(self.index_path, self.vfs.size(self.index_path))
+            self.journal.record_append(self.logical_index, self.vfs.size(self.index_path))
             if not self.inline:
-                self.journal.record_append(self.data_path, self.vfs.size(self.data_path))
+                self.journal.record_append(self.logical_data, self.vfs.size(self.data_path))
             self._journaled = True
         if self.inline:
             self.vfs.append(self.index_path, b"".join(e + c for e, c in self.pending))
@@ -491,12 +496,12 @@ class RevlogWriter:
         """Convert inline ``.i`` to ``.i`` + ``.d`` (the old ``.i`` is backed up, ``.d`` is new)."""
         index = parse_index(self.vfs.read(self.index_path), None, self.header)
         reader = Revlog(self.vfs, self.index_path, index)
-        self.journal.backup(self.index_path)
-        self.journal.record_append(self.data_path, self.vfs.size(self.data_path))
+        self.journal.backup(self.logical_index)
+        self.journal.record_append(self.logical_data, self.vfs.size(self.data_path))
         self.vfs.append(self.data_path, b"".join(reader.raw_chunk(r) for r in range(len(index.entries))))
         self.header &= ~FLAG_INLINE
         packed = [INDEX_ENTRY.pack(*e) for e in index.entries]
         if packed:
             packed[0] = struct.pack(">I", self.header) + packed[0][4:]
         self.vfs.replace(self.index_path, b"".join(packed))
-        self.reader = Revlog(self.vfs, self.index_path, self._snapshot())
+        self.reader = Revlog(self.vfs, self.index_path, self._snapshot(), self.logical_index)

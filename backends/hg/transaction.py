@@ -11,7 +11,8 @@ Removing ``journal`` is the commit point.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Callable, Mapping
 
 from backends.hg.vfs import Vfs
 from protocols.errors import StorageError
@@ -23,15 +24,29 @@ STORE = b""
 PLAIN = b"plain"
 
 
-def _backup_name(path: bytes) -> bytes:
-    return b"journal.backup." + path.replace(b"/", b"~2f")
+Encoder = Callable[[bytes], bytes]
+"""Maps a logical store path (``data/README.i``) to its name on disk (``data/_r_e_a_d_m_e.i``)."""
+
+
+def _backup_name(location: bytes, path: bytes) -> bytes:
+    """A flat name that store path encoding leaves unchanged, so ``hg recover`` finds it too."""
+    return b"journal.backup.%s.bck" % hashlib.sha1(location + b"\0" + path).hexdigest().encode()
+
+
+def _disk_path(location: bytes, path: bytes, encode: Encoder) -> bytes:
+    return encode(path) if location == STORE else path
 
 
 class Journal:
-    """Undo records for one transaction; ``vfsmap`` maps a location to its vfs (b"" is the store)."""
+    """Undo records for one transaction; ``vfsmap`` maps a location to its vfs (b"" is the store).
 
-    def __init__(self, vfsmap: Mapping[bytes, Vfs]) -> None:
+    Paths in the journal are logical store paths, as Mercurial writes them
+    (its store vfs encodes them on use); ``encode`` turns them into file names.
+    """
+
+    def __init__(self, vfsmap: Mapping[bytes, Vfs], encode: Encoder) -> None:
         self.vfsmap = vfsmap
+        self.encode = encode
         self.store = vfsmap[STORE]
         self.appended: dict[bytes, int] = {}
         self.backups: dict[tuple[bytes, bytes], bytes] = {}
@@ -53,9 +68,10 @@ class Journal:
             return
         vfs = self.vfsmap[location]
         name = b""
-        if vfs.exists(path):
-            name = _backup_name(path)
-            vfs.replace(name, vfs.read(path))
+        disk = _disk_path(location, path, self.encode)
+        if vfs.exists(disk):
+            name = _backup_name(location, path)
+            vfs.replace(name, vfs.read(disk))
         self.backups[key] = name
         self.store.append(BACKUP_LIST, b"%s\0%s\0%s\0%d\n" % (location, path, name, 0))
         self.store.fsync(BACKUP_LIST)
@@ -63,7 +79,7 @@ class Journal:
     def close(self) -> None:
         """Commit: make appended data durable, then drop the journal (the commit point)."""
         for path in self.appended:
-            self.store.fsync(path)
+            self.store.fsync(self.encode(path))
         self.store.unlink(JOURNAL)
         self._cleanup(self.backups)
 
@@ -76,22 +92,27 @@ class Journal:
 
     def rollback(self) -> None:
         """Undo everything recorded, then drop the journal."""
-        _playback(self.vfsmap, self.appended, self.backups)
+        _playback(self.vfsmap, self.appended, self.backups, self.encode)
         self._cleanup(self.backups)
 
 
 def _playback(
-    vfsmap: Mapping[bytes, Vfs], appended: Mapping[bytes, int], backups: Mapping[tuple[bytes, bytes], bytes]
+    vfsmap: Mapping[bytes, Vfs],
+    appended: Mapping[bytes, int],
+    backups: Mapping[tuple[bytes, bytes], bytes],
+    encode: Encoder,
 ) -> None:
     """Restore backups first (a split revlog's old ``.i``), then cut appended files back."""
-    for (location, path), name in backups.items():
+    for (location, logical), name in backups.items():
         vfs = vfsmap[location]
+        path = _disk_path(location, logical, encode)
         if name and vfs.exists(name):
             vfs.replace(path, vfs.read(name))
         elif not name:
             vfs.unlink(path)
     store = vfsmap[STORE]
-    for path, size in appended.items():
+    for logical, size in appended.items():
+        path = encode(logical)
         if size == 0:
             store.unlink(path)
         elif store.exists(path) and store.size(path) > size:
@@ -102,7 +123,7 @@ def needs_recovery(store: Vfs) -> bool:
     return store.exists(JOURNAL)
 
 
-def recover(vfsmap: Mapping[bytes, Vfs]) -> None:
+def recover(vfsmap: Mapping[bytes, Vfs], encode: Encoder) -> None:
     """Roll back an interrupted transaction found on disk; the caller holds the locks."""
     store = vfsmap[STORE]
     appended: dict[bytes, int] = {}
@@ -119,7 +140,7 @@ def recover(vfsmap: Mapping[bytes, Vfs]) -> None:
             fields = line.split(b"\0")
             if len(fields) == 4 and fields[0] in vfsmap:
                 backups.setdefault((fields[0], fields[1]), fields[2])
-    _playback(vfsmap, appended, backups)
+    _playback(vfsmap, appended, backups, encode)
     for (location, _), name in backups.items():
         if name:
             vfsmap[location].unlink(name)

@@ -18,7 +18,7 @@ from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
 from backends.hg.changelog import parse_changeset, parse_manifest
 from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
-from backends.hg.store import encode_dir
+from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
 from protocols.errors import ProtocolError, StorageError
 
@@ -50,8 +50,8 @@ class Transaction:
             store = repo.store
             vfsmap = {journal_mod.STORE: store, journal_mod.PLAIN: repo.plain}
             if journal_mod.needs_recovery(store):
-                journal_mod.recover(vfsmap)
-            self.journal = journal_mod.Journal(vfsmap)
+                journal_mod.recover(vfsmap, encode_store_path)
+            self.journal = journal_mod.Journal(vfsmap, encode_store_path)
         except BaseException:
             repo.locks.release()
             raise
@@ -120,10 +120,10 @@ class Transaction:
             self._update_phases_for_new(first_new)
         return IngestResult(added=added, heads_before=heads_before, heads_after=self._head_count())
 
-    def _writer(self, index_path: bytes) -> RevlogWriter:
+    def _writer(self, index_path: bytes, logical: bytes | None = None) -> RevlogWriter:
         writer = self.writers.get(index_path)
         if writer is None:
-            writer = RevlogWriter(self.repo.revlogs.open(index_path), self.journal, self.compressor)
+            writer = RevlogWriter(self.repo.revlogs.open(index_path, logical), self.journal, self.compressor)
             self.writers[index_path] = writer
         return writer
 
@@ -131,7 +131,7 @@ class Transaction:
         index_path = self.repo.filelog_path(path)
         if index_path not in self.writers and not self.repo.store.exists(index_path):
             self.new_files.append(path)
-        return self._writer(index_path)
+        return self._writer(index_path, b"data/" + path + b".i")
 
     def _ingest(self, writer: RevlogWriter, revisions: Iterator[RevisionDelta], is_changelog: bool = False) -> list[Node]:
         """Apply one delta group: check bases, parents, linknodes and hashes, then append."""
@@ -332,6 +332,7 @@ class Transaction:
         plain = self.repo.plain
         for name in plain.listdir(b"cache"):
             if name.startswith(CACHE_PREFIXES):
+                self.journal.backup(b"cache/" + name, journal_mod.PLAIN)
                 plain.unlink(b"cache/" + name)
 
     def abort(self) -> None:
