@@ -10,6 +10,18 @@ reply is ``<len>\\n<data>``, a stream reply is raw, and an out-of-band error is
 
 The caller owns the I/O, as with h11: ``receive_data`` buffers (``b""`` is
 EOF), ``next_event`` parses, ``send``/``accept_push`` return bytes to write.
+An adapter loops on ``next_event``:
+
+- ``CommandRequest``: look up ``COMMANDS[name]`` (absent: still ``dispatch``, it
+  answers ``0\n``), check its permission, run ``hg_commands.dispatch`` in the
+  worker pool, then write ``send(response)``: ``stderr``, then ``stdout``, then
+  the ``stream`` chunks raw.  For a command with ``takes_payload`` (unbundle),
+  write ``accept_push()`` first (or ``send(OobError(...))`` to refuse); the
+  following ``PushPayload`` events up to ``PushEnd`` are the bundle, handed to
+  the handler as ``CommandContext.payload``, a blocking iterator read in the pool.
+- ``Signal.PAUSED``: a reply is owed; ``Signal.NEED_DATA``: read more.
+- ``ConnectionClosed``: exit status 0.  ``ProtocolError`` from any call: the
+  peer broke the protocol; report it on stderr and close.
 """
 
 from __future__ import annotations
