@@ -234,7 +234,7 @@ class UploadPackSession(_GitSession):
         request = self._core.request
         assert request is not None and self._snapshot is not None
         plan = git_pack.PackPlan(request.wants, tuple(self._negotiator.common), self._plan,
-                                 request.thin_pack, request.ofs_delta, request.include_tag)
+                                 request.thin_pack, request.ofs_delta, request.include_tag, request.blob_limit)
         progress = ProgressQueue(self._core.progress)
         chunks = git_pack.generate_pack(self._repo.object_store, plan, self._snapshot.refs, progress)
         self._busy = True
@@ -330,8 +330,7 @@ class UploadPackV2Session(_GitSession):
         self._write(self._core.pack_header(bool(request.deepen or request.shallows),
                                            prepared.shallow.shallow, prepared.shallow.unshallow))
         plan = git_pack.PackPlan(request.wants, prepared.common, prepared.shallow, request.thin_pack,
-                                 request.ofs_delta, request.include_tag,
-                                 fetch.blob_filter.limit if fetch.blob_filter else None)
+                                 request.ofs_delta, request.include_tag, request.blob_limit)
         assert self._repo is not None
         no_progress = git_caps.NO_PROGRESS in request.caps
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))

@@ -60,6 +60,7 @@ UPLOAD_PACK_V0 = (
     NO_DONE,
     ALLOW_TIP_SHA1_IN_WANT,
     ALLOW_REACHABLE_SHA1_IN_WANT,
+    FILTER,
 )
 """upload-pack's advertised flags, in git 2.39's order; symref/object-format/agent follow."""
 

@@ -41,6 +41,31 @@ def parse_oid(text: bytes) -> ObjectId:
     return ObjectId(oid)
 
 
+_SIZE_UNITS = {b"": 1, b"k": 1 << 10, b"m": 1 << 20, b"g": 1 << 30}
+MAX_FILTER_SPEC = 256
+
+
+@dataclass(frozen=True, slots=True)
+class BlobFilter:
+    """``blob:none`` (limit -1: omit every blob) or ``blob:limit=<n>`` (omit blobs larger than n)."""
+
+    limit: int
+
+
+def parse_filter(spec: bytes) -> BlobFilter:
+    """Parse the partial-clone filter specs hgwire implements; others are refused, not ignored."""
+    if len(spec) > MAX_FILTER_SPEC:
+        raise ProtocolError("filter spec too long")
+    if spec == b"blob:none":
+        return BlobFilter(-1)
+    if spec.startswith(b"blob:limit="):
+        value = spec[len(b"blob:limit=") :].lower()
+        digits, unit = (value[:-1], value[-1:]) if value[-1:] in (b"k", b"m", b"g") else (value, b"")
+        if digits.isdigit() and len(digits) <= 18:
+            return BlobFilter(int(digits) * _SIZE_UNITS[unit])
+    raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: hgwire supports blob:none and blob:limit=<n>")
+
+
 class AckMode(enum.Enum):
     """Which acknowledgement dialect the client chose (multi_ack_detailed > multi_ack > none)."""
 
@@ -59,6 +84,12 @@ class FetchRequest:
     depth: int = 0
     deepen_since: int | None = None
     deepen_not: tuple[bytes, ...] = ()
+    blob_filter: BlobFilter | None = None
+
+    @property
+    def blob_limit(self) -> int | None:
+        """The pack's blob size limit for a partial clone (-1: no blobs), or None."""
+        return self.blob_filter.limit if self.blob_filter is not None else None
 
     @property
     def deepen(self) -> bool:
@@ -148,6 +179,7 @@ class Input(enum.Enum):
     WANT = "want"
     SHALLOW = "shallow"
     DEEPEN = "deepen"
+    FILTER = "filter"
     FLUSH = "flush"
     EMPTY_FLUSH = "empty-flush"
     HAVE = "have"
@@ -164,6 +196,7 @@ _TRANSITIONS: dict[tuple[State, Input], State] = {
     (State.WANTS, Input.WANT): State.WANTS,
     (State.WANTS, Input.SHALLOW): State.WANTS,
     (State.WANTS, Input.DEEPEN): State.WANTS,
+    (State.WANTS, Input.FILTER): State.WANTS,
     (State.WANTS, Input.FLUSH): State.REQUESTED,
     (State.WANTS, Input.EMPTY_FLUSH): State.DONE,
     (State.WANTS, Input.EOF): State.DONE,
@@ -249,6 +282,7 @@ class UploadPackV0:
         self._depth = 0
         self._deepen_since: int | None = None
         self._deepen_not: list[bytes] = []
+        self._blob_filter: BlobFilter | None = None
         self._round: list[ObjectId] = []
         self._haves_seen = 0
         self._common: set[ObjectId] = set()
@@ -325,6 +359,7 @@ class UploadPackV0:
             self._depth,
             self._deepen_since,
             tuple(self._deepen_not),
+            self._blob_filter,
         )
         if self.request.depth and (self.request.deepen_since is not None or self.request.deepen_not):
             raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
@@ -365,6 +400,9 @@ class UploadPackV0:
         if not arg or len(arg) > MAX_REF_NAME or len(self._deepen_not) >= MAX_DEEPEN_NOT:
             raise ProtocolError("invalid or too many deepen-not lines")
         self._deepen_not.append(arg)
+
+    def _filter(self, arg: bytes) -> None:
+        self._blob_filter = parse_filter(arg)
 
     def _have(self, arg: bytes) -> None:
         self._haves_seen += 1
@@ -490,6 +528,7 @@ _LINES: dict[bytes, tuple[Input, Callable[[UploadPackV0, bytes], None]]] = {
     b"deepen": (Input.DEEPEN, UploadPackV0._deepen),
     b"deepen-since": (Input.DEEPEN, UploadPackV0._deepen_since_line),
     b"deepen-not": (Input.DEEPEN, UploadPackV0._deepen_not_line),
+    b"filter": (Input.FILTER, UploadPackV0._filter),
     b"have": (Input.HAVE, UploadPackV0._have),
     b"done": (Input.DONE, UploadPackV0._done),
 }

@@ -22,7 +22,9 @@ from protocols.git_upload import (
     MAX_HAVES,
     MAX_REF_NAME,
     MAX_WANTS,
+    BlobFilter,
     FetchRequest,
+    parse_filter,
     parse_oid,
 )
 from protocols.pktline import Signal, Special
@@ -30,7 +32,6 @@ from protocols.pktline import Signal, Special
 MAX_REF_PREFIXES = 65536
 MAX_SERVER_OPTIONS = 256
 MAX_OBJECT_INFO = 65536
-MAX_FILTER_SPEC = 256
 
 LS_REFS = b"ls-refs"
 FETCH = b"fetch"
@@ -38,9 +39,6 @@ OBJECT_INFO = b"object-info"
 SERVER_OPTION = b"server-option"
 WAIT_FOR_DONE = b"wait-for-done"
 UNBORN = b"unborn"
-
-_SIZE_UNITS = {b"": 1, b"k": 1 << 10, b"m": 1 << 20, b"g": 1 << 30}
-
 
 def capability_advertisement(agent: bytes, allow_filter: bool = True) -> bytes:
     """The v2 capability advertisement, shaped as git 2.39's (tests/transcripts/git/clone-v2.txt).
@@ -62,27 +60,6 @@ def capability_advertisement(agent: bytes, allow_filter: bool = True) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class BlobFilter:
-    """``blob:none`` (limit -1: omit every blob) or ``blob:limit=<n>`` (omit blobs larger than n)."""
-
-    limit: int
-
-
-def parse_filter(spec: bytes) -> BlobFilter:
-    """Parse the filter specs hgwire implements; others are refused, not silently ignored."""
-    if len(spec) > MAX_FILTER_SPEC:
-        raise ProtocolError("filter spec too long")
-    if spec == b"blob:none":
-        return BlobFilter(-1)
-    if spec.startswith(b"blob:limit="):
-        value = spec[len(b"blob:limit=") :].lower()
-        digits, unit = (value[:-1], value[-1:]) if value[-1:] in (b"k", b"m", b"g") else (value, b"")
-        if digits.isdigit() and len(digits) <= 18:
-            return BlobFilter(int(digits) * _SIZE_UNITS[unit])
-    raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: hgwire supports blob:none and blob:limit=<n>")
-
-
-@dataclass(frozen=True, slots=True)
 class LsRefs:
     """``ls-refs``: which refs, and whether to add symref targets, peeled ids and unborn HEAD."""
 
@@ -100,7 +77,6 @@ class Fetch:
     haves: tuple[ObjectId, ...] = ()
     done: bool = False
     wait_for_done: bool = False
-    blob_filter: BlobFilter | None = None
 
     @property
     def sends_pack_now(self) -> bool:
@@ -432,9 +408,8 @@ def _parse_fetch(args: list[bytes], allow_filter: bool) -> Fetch:
         raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
     caps = frozenset(parsed.flags - {b"done", WAIT_FOR_DONE}) | {git_caps.SIDE_BAND_64K}
     request = FetchRequest(tuple(parsed.wants), caps, tuple(parsed.shallows), parsed.depth,
-                           parsed.deepen_since, tuple(parsed.deepen_not))
-    return Fetch(request, tuple(parsed.haves), b"done" in parsed.flags, WAIT_FOR_DONE in parsed.flags,
-                 parsed.blob_filter)
+                           parsed.deepen_since, tuple(parsed.deepen_not), parsed.blob_filter)
+    return Fetch(request, tuple(parsed.haves), b"done" in parsed.flags, WAIT_FOR_DONE in parsed.flags)
 
 
 def _want(args: _FetchArgs, value: bytes) -> None:

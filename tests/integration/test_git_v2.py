@@ -76,3 +76,14 @@ def test_progress_on_band_two_unless_quiet(server: RunningServer, client: Client
         quiet = client.git("-c", f"protocol.version={version}", "clone", "-q", server.git_url("progress"),
                            str(client.cwd / f"quiet{version}"))
         assert "remote:" not in quiet.stderr
+
+
+def test_partial_clone_over_v0(server: RunningServer, client: Client) -> None:
+    make_history(server, client, "partial0")
+    target = client.cwd / "partial0"
+    client.git("-c", "protocol.version=0", "clone", "-q", "--filter=blob:none", "--no-checkout",
+               server.git_url("partial0"), str(target))
+    missing = client.git("rev-list", "--objects", "--all", "--missing=print", cwd=target).stdout
+    assert sum(line.startswith("?") for line in missing.splitlines()) == 6
+    client.git("-c", "protocol.version=0", "checkout", "-q", "main", cwd=target)
+    assert (target / "small.txt").read_text() == "2\n"

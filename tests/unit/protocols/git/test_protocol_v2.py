@@ -8,15 +8,8 @@ import pytest
 
 from backends.interfaces import ObjectId
 from protocols.errors import ProtocolError
-from protocols.git_v2 import (
-    BlobFilter,
-    ClientDone,
-    Fetch,
-    LsRefs,
-    UploadPackV2,
-    capability_advertisement,
-    parse_filter,
-)
+from protocols.git_upload import BlobFilter, parse_filter
+from protocols.git_v2 import ClientDone, Fetch, LsRefs, UploadPackV2, capability_advertisement
 from protocols.pktline import FLUSH, Signal
 
 from .transcript import load

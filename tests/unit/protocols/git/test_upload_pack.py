@@ -46,7 +46,7 @@ def test_advertisement_matches_git_daemon() -> None:
 def test_default_advertisement_adds_what_issue_2_requires() -> None:
     first_line = advertisement(REFS, PEELED, SYMREFS, b"hgwire/1").split(b"\n")[0]
     caps = set(first_line.split(b"\0")[1].split(b" "))
-    required = {b"no-done", b"allow-tip-sha1-in-want", b"allow-reachable-sha1-in-want",
+    required = {b"no-done", b"allow-tip-sha1-in-want", b"allow-reachable-sha1-in-want", b"filter",
                 b"symref=HEAD:refs/heads/main", b"object-format=sha1", b"agent=hgwire/1"}
     assert set(GIT_DAEMON_FLAGS) | required == caps
 
