@@ -189,7 +189,11 @@ class ShallowInfo(Protocol):
 
 
 class PlanLike(Protocol):
-    """The fields of ``backends.git_pack.PackPlan`` this module reads (structurally typed)."""
+    """The fields of ``backends.git_pack.PackPlan`` this module reads (structurally typed).
+
+    ``blob_limit`` (a partial-clone filter) is read with ``getattr``: any
+    filter sends the request to the generic path.
+    """
 
     wants: Sequence[bytes]
     common: Sequence[bytes]
@@ -199,31 +203,46 @@ class PlanLike(Protocol):
     include_tag: bool
 
 
-def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes]) -> Iterator[bytes] | None:
-    """``generate_pack_fast`` for the generic path's ``PackPlan``; None when it must serve."""
+GenericPack = Callable[[BaseObjectStore, Any, Any, Any], Iterator[bytes]]
+
+
+def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
+                   progress: Progress | None = None) -> Iterator[bytes] | None:
+    """``generate_pack_fast`` for the generic path's ``PackPlan``; None when the generic path must serve."""
+    if getattr(plan, "blob_limit", None) is not None:
+        return None
     shallow = bool(plan.shallow.boundary) or bool(plan.shallow.extra_wants)
     return generate_pack_fast(store, list(plan.wants), list(plan.common), thin_pack=plan.thin,
                               ofs_delta=plan.ofs_delta, include_tag=plan.include_tag, refs=refs,
-                              shallow=shallow)
+                              shallow=shallow, progress=progress)
 
 
 def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
-               generic: Callable[[BaseObjectStore, Any, Any], Iterator[bytes]]
-               ) -> Iterator[bytes]:
-    """The fast path if it can serve ``plan``, else ``generic(store, plan, refs)``.
+               progress: Progress | None = None, *, generic: GenericPack) -> Iterator[bytes]:
+    """The fast path if it can serve ``plan``, else ``generic(store, plan, refs, progress)``.
 
     A generator: nothing (not even counting) runs before the first ``next()``,
     so the caller's worker pool does all the work, as with the generic path.
     """
-    chunks = pack_from_plan(store, plan, refs)
+    chunks = pack_from_plan(store, plan, refs, progress)
     if chunks is None:
-        chunks = generic(store, plan, refs)
+        chunks = generic(store, plan, refs, progress)
     try:
         yield from chunks
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+
+
+def with_fast_path(generic: GenericPack) -> GenericPack:
+    """Wrap ``git_pack.generate_pack`` so that it tries the fast path first (same signature)."""
+
+    def generate_pack(store: BaseObjectStore, plan: Any, refs: Any, progress: Any = None) -> Iterator[bytes]:
+        return serve_pack(store, plan, refs, progress, generic=generic)
+
+    generate_pack.__doc__ = generic.__doc__
+    return generate_pack
 
 
 # -- counting --------------------------------------------------------------------------
@@ -318,7 +337,9 @@ def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, walker: Walker,
     """include-tag: annotated tags (and tags of tags) that point at an object being sent."""
     view = walker.view
     for ref, sha in sorted(refs.items()):
-        if not ref.startswith(TAGS_PREFIX) or ObjectID(sha) not in store:
+        if not ref.startswith(TAGS_PREFIX) or send.contains(sha, view) or have.contains(sha, view):
+            continue  # not a tag ref, or a tag already sent / known (a clone wants every tag)
+        if ObjectID(sha) not in store:
             continue
         chain: list[bytes] = []
         target = sha

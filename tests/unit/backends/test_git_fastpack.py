@@ -26,7 +26,7 @@ from backends.git_fastpack import (
     encode_ofs,
     generate_pack_fast,
     plan_pack,
-    serve_pack,
+    with_fast_path,
     write_pack,
 )
 from backends.git_maintenance import has_bitmap, write_bitmap
@@ -315,27 +315,31 @@ def test_stream_closes_early_without_error(sources: dict[str, Source]) -> None:
     chunks.close()
 
 
-def test_serve_pack_takes_git_packs_plan(sources: dict[str, Source], tmp_path: Path) -> None:
-    """The switch in the session: fast when it can, the generic generator otherwise."""
+def test_with_fast_path_wraps_git_packs_generate_pack(sources: dict[str, Source], tmp_path: Path) -> None:
+    """The switch: fast when it can, the generic generator (same signature) otherwise."""
     src = sources["mixed"].path
     repo = Repo(str(src))
     refs = repo.get_refs()
     main, old = rev(src, "main"), rev(src, "main~6")
-    plan = git_pack.PackPlan((main,), (old,), git_pack.ShallowPlan(), True, True, True)
     calls: list[object] = []
+    messages: list[bytes] = []
 
-    def generic(store: object, plan: object, refs: object) -> Iterator[bytes]:
+    def generic(store: object, plan: object, refs: object, progress: object = None) -> Iterator[bytes]:
         calls.append(plan)
-        return git_pack.generate_pack(store, plan, refs)  # type: ignore[arg-type]
+        return git_pack.generate_pack(store, plan, refs, progress)  # type: ignore[arg-type]
 
-    chunks = serve_pack(repo.object_store, plan, refs, generic)
-    assert calls == []  # lazy: nothing runs before the first next()
+    generate_pack = with_fast_path(generic)
+    plan = git_pack.PackPlan((main,), (old,), git_pack.ShallowPlan(), True, True, True)
+    chunks = generate_pack(repo.object_store, plan, refs, messages.append)
+    assert calls == [] and messages == []  # lazy: nothing runs before the first next()
     client, _ = client_with(tmp_path, src, [old])
     receive(client, b"".join(chunks), [main])
-    assert calls == []
-    shallow = git_pack.PackPlan((main,), (), git_pack.ShallowPlan(boundary=frozenset({old})), True, True, False)
-    b"".join(serve_pack(repo.object_store, shallow, refs, generic))
-    assert calls == [shallow]
+    assert calls == [] and messages[0].startswith(b"Enumerating objects: ")
+    for declined in (git_pack.PackPlan((main,), (), git_pack.ShallowPlan(boundary=frozenset({old})),
+                                       True, True, False),
+                     git_pack.PackPlan((main,), (), git_pack.ShallowPlan(), True, True, False, blob_limit=0)):
+        b"".join(generate_pack(repo.object_store, declined, refs))
+        assert calls[-1] is declined
 
 
 @pytest.mark.parametrize("distance", [1, 127, 128, 129, 16511, 16512, 2**21, 2**35 + 3])
