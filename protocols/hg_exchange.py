@@ -78,7 +78,7 @@ _BOOKMARK_ENTRY = struct.Struct(">20sH")
 _PHASE_ENTRY = struct.Struct(">i20s")
 MISSING_BOOKMARK = Node(b"\xff" * 20)
 """``wdirid``: the node of an absent bookmark in binary bookmark parts."""
-PUBLIC, DRAFT = 0, 1
+PUBLIC = 0
 RACE_MESSAGE = "remote repository changed while pushing - please try again"
 STREAM_SOURCE_STORE = b"s"
 
@@ -337,15 +337,19 @@ def _pushkey_bookmark(tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> 
 
 
 def _pushkey_phase(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> bool:
-    """Move a changeset to a lower phase (``phases.pushphase``); raising a phase is refused."""
+    """Publish a changeset (``phases.pushphase`` with new phase 0); any other move is refused.
+
+    Exchange only ever publishes; without a per-changeset phase query another
+    move could not be checked against the current phase.
+    """
     node = hg_wire.parse_node(key)
     try:
         old_phase, new_phase = abs(int(old)), abs(int(new))
     except ValueError as exc:
         raise ProtocolError("a phase must be an integer") from exc
-    if not repo.known([node])[0] or new_phase >= old_phase:
+    if new_phase != PUBLIC or old_phase == PUBLIC or not repo.known([node])[0]:
         return False
-    tx.set_phase(new_phase, [node])
+    tx.set_phase(PUBLIC, [node])
     return True
 
 
@@ -650,12 +654,14 @@ def _reply(part_type: bytes, in_reply_to: int, ret: int) -> b2.OutPart:
 
 
 def _handle_phase_heads(op: _PushOperation, part: b2.InPart) -> None:
-    by_phase: dict[int, list[Node]] = {}
-    for phase, node in decode_phase_heads(part.read_all()):
-        by_phase.setdefault(phase, []).append(node)
-    for phase in sorted(by_phase):
-        if phase in (PUBLIC, DRAFT):
-            op.tx.set_phase(phase, by_phase[phase])
+    """Publish the public heads the client sends; other phases are not lowered by a push.
+
+    hg's ``updatephases`` only advances boundaries, and a client sends draft
+    heads only to move secret changesets, which exchange never carries.
+    """
+    public = [node for phase, node in decode_phase_heads(part.read_all()) if phase == PUBLIC]
+    if public:
+        op.tx.set_phase(PUBLIC, public)
 
 
 def _handle_bookmarks(op: _PushOperation, part: b2.InPart) -> None:

@@ -23,6 +23,7 @@ from protocols.hg_exchange import (
     parse_getbundle_args,
     unbundle,
 )
+from protocols.hg_exchange import pushkey as hg_pushkey
 from protocols.hg_responses import PushError, PushResponse, StreamResponse
 from protocols.hg_ssh import CommandRequest, ConnectionClosed, PushPayload, SshV1Server
 from protocols.hg_wire import url_quote
@@ -361,3 +362,34 @@ def test_http_push_output_travels_in_an_output_part() -> None:
     parts = parts_of(b"".join(reply.chunks))
     assert [(p.type, p.mandatory) for p, _ in parts] == [(b"reply:changegroup", False), (b"output", False)]
     assert parts[1][1].endswith(b"added 1 changesets with 1 changes to 1 files\n")
+
+
+def test_a_push_never_retracts_a_public_changeset_to_draft() -> None:
+    repo = reference_repo()
+    public = Node(bytes.fromhex("5f4b89c47f3c1609e8ba11bf036ba9dec7a16db4"))
+    push(
+        repo,
+        [as_out(b"replycaps"), b2.OutPart(b2.PART_PHASE_HEADS, payload=[encode_phase_heads([(1, public)])])],
+    )
+    assert repo.state.phases[public] == 0
+    key = public.hex().encode()
+    refused = push(
+        repo,
+        [
+            as_out(b"replycaps"),
+            b2.OutPart(
+                b2.PART_PUSHKEY,
+                [(b"namespace", b"phases"), (b"key", key), (b"old", b"0"), (b"new", b"1")],
+                mandatory=False,
+            ),
+        ],
+    )
+    assert [(p.type, p.params[b"return"]) for p, _ in refused] == [(b"reply:pushkey", b"0")]
+    assert repo.state.phases[public] == 0
+
+
+def test_pushkey_publishes_a_draft_changeset() -> None:
+    repo = reference_repo()
+    draft = b"2e98c005657ff71e9fc9917a697d5a0b1ce591bd"
+    assert hg_pushkey(repo, b"phases", draft, b"1", b"0") is True
+    assert repo.listkeys(b"phases") == {b"9208083d387257c95aee3971473b53c399035b46": b"1"}
