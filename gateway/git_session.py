@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dulwich.object_store import BaseObjectStore
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -236,7 +237,7 @@ class UploadPackSession(_GitSession):
         plan = git_pack.PackPlan(request.wants, tuple(self._negotiator.common), self._plan,
                                  request.thin_pack, request.ofs_delta, request.include_tag, request.blob_limit)
         progress = ProgressQueue(self._core.progress)
-        chunks = git_pack.generate_pack(self._repo.object_store, plan, self._snapshot.refs, progress)
+        chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
         self._busy = True
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
         self._producer = IteratorProducer(_framed(chunks, self._core.pack_data, progress), consumer)
@@ -334,7 +335,7 @@ class UploadPackV2Session(_GitSession):
         assert self._repo is not None
         no_progress = git_caps.NO_PROGRESS in request.caps
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
-        chunks = git_pack.generate_pack(self._repo.object_store, plan, prepared.refs, progress)
+        chunks = pack_stream(self._repo.object_store, plan, prepared.refs, progress)
         self._busy = True
         consumer: Any = self.channel
         self._producer = IteratorProducer(_framed(chunks, self._core.pack_data, progress), consumer)
@@ -374,6 +375,17 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
 
 def _as_failure(error: Failure | BaseException) -> Failure:
     return error if isinstance(error, Failure) else Failure(error)  # type: ignore[no-untyped-call]
+
+
+def pack_stream(
+    store: BaseObjectStore, plan: git_pack.PackPlan, refs: Mapping[bytes, ObjectId], progress: ProgressQueue
+) -> Iterator[bytes]:
+    """The one place that picks the pack writer for both protocol versions (a generator: no work yet).
+
+    TODO(#7): offer ``backends.git_fastpack.serve_pack`` here when
+    ``plan.blob_limit is None`` (the fast path knows no filters).
+    """
+    return git_pack.generate_pack(store, plan, refs, progress)
 
 
 class ProgressQueue:
