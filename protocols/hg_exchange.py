@@ -78,7 +78,8 @@ _BOOKMARK_ENTRY = struct.Struct(">20sH")
 _PHASE_ENTRY = struct.Struct(">i20s")
 MISSING_BOOKMARK = Node(b"\xff" * 20)
 """``wdirid``: the node of an absent bookmark in binary bookmark parts."""
-PUBLIC = 0
+PUBLIC, DRAFT = 0, 1
+PHASE_NAMES = {PUBLIC: "public", DRAFT: "draft", 2: "secret"}
 RACE_MESSAGE = "remote repository changed while pushing - please try again"
 STREAM_SOURCE_STORE = b"s"
 
@@ -624,14 +625,17 @@ def _handle_check_updated_heads(op: _PushOperation, part: b2.InPart) -> None:
 
 
 def _handle_check_phases(op: _PushOperation, part: b2.InPart) -> None:
-    """Check that the changesets the client saw still exist.
-
-    The contract has no per-changeset phase query, so a phase-only race (another
-    client publishing the same changesets) is not detected; it is harmless.
-    """
-    nodes = [node for _, node in decode_phase_heads(part.read_all())]
-    if nodes and not all(op.repo.known(nodes)):
+    """Check the phases the client saw (public or draft: exchange never carries secret)."""
+    expected = decode_phase_heads(part.read_all())
+    nodes = [node for _, node in expected]
+    if not all(op.repo.known(nodes)):
         raise PushRaced(RACE_MESSAGE)
+    drafts = {node for phase, node in op.repo.phase_heads(nodes) if phase == DRAFT}
+    for phase, node in expected:
+        actual = DRAFT if node in drafts else PUBLIC
+        if actual != phase:
+            names = PHASE_NAMES.get(actual, "?"), PHASE_NAMES.get(phase, "?")
+            raise PushRaced(f"{RACE_MESSAGE} ({node.hex()[:12]} is {names[0]} expected {names[1]})")
 
 
 def _handle_check_bookmarks(op: _PushOperation, part: b2.InPart) -> None:

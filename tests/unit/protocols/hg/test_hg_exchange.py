@@ -128,6 +128,23 @@ def test_check_bookmarks_race() -> None:
     assert_unchanged(repo)
 
 
+def test_check_phases_race() -> None:
+    repo = reference_repo()
+    draft = Node(bytes.fromhex("2e98c005657ff71e9fc9917a697d5a0b1ce591bd"))
+    public = Node(bytes.fromhex("5f4b89c47f3c1609e8ba11bf036ba9dec7a16db4"))
+    ok = push(
+        repo, [as_out(b"replycaps"), as_out(b"check:phases", encode_phase_heads([(0, public), (1, draft)]))]
+    )
+    assert ok == []
+    reply = push(repo, [as_out(b"replycaps"), as_out(b"check:phases", encode_phase_heads([(0, draft)]))])
+    assert [(p.type, p.params[b"message"]) for p, _ in reply] == [
+        (
+            b"error:pushraced",
+            b"remote repository changed while pushing - please try again (2e98c005657f is draft expected public)",
+        )
+    ]
+
+
 def test_check_phases_of_an_unknown_changeset_is_a_race() -> None:
     repo = reference_repo()
     reply = push(
