@@ -211,3 +211,22 @@ def _pack(objects: list[Blob | Tree | Commit]) -> bytes:
     out = io.BytesIO()
     write_pack_objects(out.write, [(o, None) for o in objects], object_format=DEFAULT_OBJECT_FORMAT)
     return out.getvalue()
+
+
+def test_silent_client_is_dropped_after_the_request_timeout(
+        server: RunningServer, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from gateway import git_daemon
+
+    seed(server, client)
+    monkeypatch.setattr(git_daemon, "REQUEST_TIMEOUT", 0.5)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port("git")), timeout=10) as sock:
+        sock.sendall(b"00")  # half a length, then nothing
+        try:
+            assert sock.recv(100) == b""
+        except ConnectionResetError:
+            pass  # aborted: the server does not wait for a polite close
+    assert time.monotonic() - started < 5
+    still_serving(server, client)
