@@ -6,15 +6,15 @@ need a user, so anonymous pushes get 401 and git asks for credentials), then:
 
 - ``GET /NAME/info/refs?service=S``: ``# service=S`` pkt-line, flush, and the
   v0 advertisement of the sans-IO core, with git-http-backend's content type and
-  no-cache headers.  The ``Git-Protocol`` header reaches the session as
-  ``ctx.protocol_version``; until a v2 core exists a ``version=2`` client gets
-  v0 and continues in v0 (PROTOCOL-NOTES §2.1 "Fallback").  For v2 the GET
-  must answer without the ``# service`` line: add that to ``ADVERTISERS``.
+  no-cache headers.  With ``Git-Protocol: version=2`` upload-pack answers the
+  v2 capability advertisement instead, with no ``# service`` line
+  (PROTOCOL-NOTES §2.1); receive-pack has no v2 and answers v0.
 - ``POST /NAME/git-upload-pack`` / ``git-receive-pack``: the body (spooled by
   twisted.web; ``Content-Encoding: gzip`` inflated into a bounded spool in the
-  pool) is fed to the same session as git:// and SSH use
-  (``gateway.git_session``), in stateless-RPC mode: no advertisement, one
-  request, the response streamed with chunked encoding and backpressure.
+  pool) is fed to the same session class as git:// and SSH use
+  (``gateway.git_session``, v0 or v2 by ``Git-Protocol``) built with
+  ``stateless=True``: no advertisement, one request, the response streamed
+  with chunked encoding and backpressure.
 
 An ``HttpChannel`` adapts a ``twisted.web`` request to ``gateway.channel.Channel``.
 """
@@ -39,7 +39,7 @@ from gateway.auth import Access
 from gateway.channel import Session, SessionContext
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, send_error, send_unauthorized
 from gateway.threads import run_blocking
-from protocols import git_receive, git_upload, pktline
+from protocols import git_receive, git_upload, git_v2, pktline
 from protocols.git_request import parse_git_protocol, protocol_version
 from protocols.errors import (
     LimitExceeded,
@@ -132,69 +132,66 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
 
 # --- GET info/refs ----------------------------------------------------------------------------
 
+def _service_banner(service: str) -> bytes:
+    """``# service=S`` and a flush: the smart-HTTP prefix of a v0 advertisement (not sent in v2)."""
+    return pktline.encode(f"# service={service}\n".encode()) + pktline.FLUSH
+
+
 def _advertise_upload(ctx: SessionContext) -> bytes:
     snapshot = git_pack.snapshot_refs(git_session.open_git_repo(ctx))
-    return git_upload.advertisement(snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT)
+    return _service_banner("git-upload-pack") + git_upload.advertisement(
+        snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT)
+
+
+def _advertise_upload_v2(ctx: SessionContext) -> bytes:
+    git_session.open_git_repo(ctx)  # a missing repository is a 404 here too
+    return git_v2.capability_advertisement(git_session.AGENT)
 
 
 def _advertise_receive(ctx: SessionContext) -> bytes:
     repo: GitRepository = git_session.open_git_repo(ctx, create=ctx.create_on_push)
-    return git_receive.advertisement(repo.refs(), git_session.AGENT)
+    return _service_banner("git-receive-pack") + git_receive.advertisement(repo.refs(), git_session.AGENT)
 
 
-ADVERTISERS: Mapping[str, Callable[[SessionContext], bytes]] = {
-    "git-upload-pack": _advertise_upload,
-    "git-receive-pack": _advertise_receive,
+ADVERTISERS: Mapping[tuple[str, int], Callable[[SessionContext], bytes]] = {
+    ("git-upload-pack", 0): _advertise_upload,
+    ("git-upload-pack", 2): _advertise_upload_v2,
+    ("git-receive-pack", 0): _advertise_receive,
 }
+"""(service, protocol version) → the GET answer, blocking; a version without a row falls back to 0."""
+
+
+def _pick(table: Mapping[tuple[str, int], Any], service: str, version: int) -> Any:
+    return table.get((service, version)) or table[(service, 0)]
 
 
 def serve_info_refs(front: HttpFront, request: server.Request, route: Route) -> None:
     """``GET /NAME/info/refs?service=S``: the smart advertisement, as git-http-backend."""
     d = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
-    d.addCallback(lambda user: run_blocking(ADVERTISERS[route.service], _context(front, request, route, user)))
+    d.addCallback(lambda user: _context(front, request, route, user))
+    d.addCallback(lambda ctx: run_blocking(_pick(ADVERTISERS, route.service, ctx.protocol_version), ctx))
     d.addCallback(_send_advertisement, request, route)
     d.addErrback(_fail_request, request, route.repo)
 
 
-def _send_advertisement(advertisement: bytes, request: server.Request, route: Route) -> None:
+def _send_advertisement(body: bytes, request: server.Request, route: Route) -> None:
     if request._disconnected:
         return
     _set_headers(request, f"application/x-{route.service}-advertisement")
-    banner = pktline.encode(f"# service={route.service}\n".encode()) + pktline.FLUSH
-    request.write(banner + advertisement)
+    request.write(body)
     request.finish()
     log.info("{proto} {service} {repo}: {outcome}", proto=PROTO, service="info/refs " + route.service,
-             repo=route.repo, outcome="ok", bytes_out=len(banner) + len(advertisement))
+             repo=route.repo, outcome="ok", bytes_out=len(body))
 
 
 # --- POST: stateless RPC ----------------------------------------------------------------------
 
-class StatelessUploadPack(git_session.UploadPackSession):
-    """upload-pack for one stateless-RPC request: the advertisement was the GET's job."""
-
-    def __init__(self, ctx: SessionContext, channel: Any) -> None:
-        super().__init__(ctx, channel)
-        self._core = git_upload.UploadPackV0(stateless=True)
-
-    def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot]) -> None:
-        self._repo, self._snapshot = opened
-        self._advertised = True
-        self._resume()
-
-
-class StatelessReceivePack(git_session.ReceivePackSession):
-    """receive-pack for one stateless-RPC request: commands and pack in, report-status out."""
-
-    def _advertise(self, opened: tuple[GitRepository, Mapping[bytes, Any]]) -> None:
-        self._repo = opened[0]
-        self._advertised = True
-        self._resume()
-
-
-RPC_SESSIONS: Mapping[str, Callable[[SessionContext, Any], git_session.GitSession]] = {
-    "git-upload-pack": StatelessUploadPack,
-    "git-receive-pack": StatelessReceivePack,
+RPC_SESSIONS: Mapping[tuple[str, int], Callable[..., git_session.GitSession]] = {
+    ("git-upload-pack", 0): git_session.UploadPackSession,
+    ("git-upload-pack", 2): git_session.UploadPackV2Session,
+    ("git-receive-pack", 0): git_session.ReceivePackSession,
 }
+"""(service, protocol version) → the session class, built with ``stateless=True``."""
 
 
 def serve_rpc(front: HttpFront, request: server.Request, route: Route) -> None:
@@ -267,7 +264,7 @@ def _start_rpc(front: HttpFront, request: server.Request, route: Route, body: IO
     _set_headers(request, f"application/x-{route.service}-result")
     ctx = _context(front, request, route, user)
     channel = HttpChannel(request, body, route, ctx)
-    session = RPC_SESSIONS[route.service](ctx, channel)
+    session = _pick(RPC_SESSIONS, route.service, ctx.protocol_version)(ctx, channel, stateless=True)
     channel.attach(session)
     session.start()
     channel.begin()

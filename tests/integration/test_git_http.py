@@ -121,3 +121,36 @@ def test_bad_requests_then_still_serving(web: RunningServer, client: Client) -> 
     assert status == 200
 
     client.git("clone", "-q", _url(web, "r.git"), str(client.cwd / "after"))
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_protocol_version_is_negotiated(web: RunningServer, client: Client, version: str) -> None:
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    head = _commit(client, work, "a.txt", "x\n")
+    client.git("push", _url(web, "v.git", "alice:s3cret"), "main", cwd=work)
+    clone = client.cwd / "clone"
+    result = client.git("-c", f"protocol.version={version}", "clone", _url(web, "v.git"), str(clone),
+                        env={"GIT_TRACE_PACKET": "1"})
+    assert client.git("rev-parse", "HEAD", cwd=clone).stdout.strip() == head
+    v2_seen = "< version 2" in result.stderr and "> command=fetch" in result.stderr
+    assert v2_seen == (version == "2"), result.stderr[-2000:]
+    client.git("-c", f"protocol.version={version}", "fetch", "-q", "origin", cwd=clone)
+
+
+def test_v2_info_refs_has_no_service_line(web: RunningServer, client: Client) -> None:
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    _commit(client, work, "a.txt", "x\n")
+    client.git("push", _url(web, "v2.git", "alice:s3cret"), "main", cwd=work)
+    status, headers, body = _raw(web, "GET", "/v2.git/info/refs?service=git-upload-pack",
+                                 headers={"Git-Protocol": "version=2"})
+    assert status == 200
+    assert headers["content-type"] == "application/x-git-upload-pack-advertisement"
+    assert body.startswith(b"000eversion 2\n")
+    status, _, body = _raw(web, "GET", "/v2.git/info/refs?service=git-receive-pack",
+                           headers={"Git-Protocol": "version=2", "Authorization": "Basic YWxpY2U6czNjcmV0"})
+    assert status == 200
+    assert body.startswith(b"001f# service=git-receive-pack\n0000")  # receive-pack has no v2
+    assert _raw(web, "GET", "/nope.git/info/refs?service=git-upload-pack",
+                headers={"Git-Protocol": "version=2"})[0] == 404
