@@ -281,8 +281,10 @@ def test_git_over_ssh(make_server: Callable[..., RunningServer], tmp_path: Path,
     client.git("push", url, "main", cwd=work)
     for version in ("0", "2"):
         clone = tmp_path / f"clone{version}"
-        client.git("-c", f"protocol.version={version}", "clone", "-q", url, str(clone))
+        result = client.git("-c", f"protocol.version={version}", "clone", "-q", url, str(clone),
+                            env={"GIT_TRACE_PACKET": "1"})
         assert client.git("rev-parse", "HEAD", cwd=clone).stdout.strip() == head
+        assert ("< version 2" in result.stderr) == (version == "2")  # GIT_PROTOCOL reached the session
     refused = client.git("ls-remote", "ssh://git@127.0.0.1/../etc", check=False)
     assert refused.returncode != 0
     assert "hgwire: repository name" in refused.stderr
