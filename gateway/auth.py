@@ -366,6 +366,15 @@ class Htpasswd:
         self._entries: dict[str, tuple[Verifier, bytes]] = {}
         self._cache_key = secrets.token_bytes(32)
         self._recent: dict[bytes, None] = {}
+        self._decoy_hash: bytes | None = None
+
+    def _decoy(self) -> bytes:
+        """A bcrypt hash of a random password at the cost of the file's first bcrypt entry."""
+        if self._decoy_hash is None:
+            costs = [int(h[4:6]) for _, h in self._entries.values() if h[:4] in (b"$2y$", b"$2b$", b"$2a$")]
+            rounds = min(max(costs[0] if costs else 12, 4), 16)
+            self._decoy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=rounds))
+        return self._decoy_hash
 
     def check(self, user: str, password: str) -> bool:
         """True when ``password`` is the user's; good answers are cached (keyed HMAC) per file version."""
@@ -373,9 +382,13 @@ class Htpasswd:
         if changed:
             self._entries = parse_htpasswd(text, self._schemes, str(self._file.path))
             self._recent.clear()
+            self._decoy_hash = None
         entry = self._entries.get(user)
         secret = password.encode("utf-8")
-        if entry is None or len(secret) > MAX_PASSWORD_BYTES:
+        if len(secret) > MAX_PASSWORD_BYTES:
+            return False
+        if entry is None:  # spend the same time as for a known user: no user enumeration by timing
+            _verify_bcrypt(secret[:72], self._decoy())
             return False
         verifier, hashed = entry
         token = hmac.new(self._cache_key, b"\0".join((user.encode(), hashed, secret)), hashlib.sha256).digest()

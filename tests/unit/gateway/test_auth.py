@@ -192,3 +192,11 @@ def test_htpasswd_reloads_on_change(tmp_path: Path) -> None:
     os.utime(path, ns=(1, 10**18))
     assert not users.check("alice", "one")
     assert users.check("alice", "two")
+
+
+def test_unknown_user_costs_a_hash_like_a_known_one(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{_bcrypt('pw')}\n")
+    users = Htpasswd(path)
+    assert not users.check("nobody", "pw")
+    assert users._decoy_hash is not None and users._decoy_hash.startswith(b"$2b$04$")
