@@ -372,7 +372,7 @@ class Htpasswd:
         """A bcrypt hash of a random password at the cost of the file's first bcrypt entry."""
         if self._decoy_hash is None:
             costs = [int(h[4:6]) for _, h in self._entries.values() if h[:4] in (b"$2y$", b"$2b$", b"$2a$")]
-            rounds = min(max(costs[0] if costs else 12, 4), 16)
+            rounds = min(max(costs[0] if costs else 4, 4), 16)  # nothing to mimic: cheapest
             self._decoy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=rounds))
         return self._decoy_hash
 
