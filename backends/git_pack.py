@@ -117,6 +117,7 @@ class Negotiator:
         self._oldest_have: int | None = None
         self.common: list[ObjectId] = []
         self._seen_common: set[ObjectId] = set()
+        self._answer: bool | None = None  # ok_to_give_up, valid until THEY_HAVE grows
 
     def negotiate(self, haves: Sequence[ObjectId], readiness: bool) -> Negotiation:
         """Answer one round of haves (and, if asked, ``ready`` for each miss and at the end)."""
@@ -135,18 +136,27 @@ class Negotiator:
             self._seen_common.add(oid)
             self.common.append(oid)
         if isinstance(obj, Commit):
-            self._they_have.add(obj.id)
-            self._they_have.update(obj.parents)
-            if self._oldest_have is None or obj.commit_time < self._oldest_have:
-                self._oldest_have = obj.commit_time
+            self._mark_they_have(obj)
         return True
+
+    def _mark_they_have(self, commit: Commit) -> None:
+        before = len(self._they_have)
+        self._they_have.add(commit.id)
+        self._they_have.update(commit.parents)
+        if self._oldest_have is None or commit.commit_time < self._oldest_have:
+            self._oldest_have = commit.commit_time
+            self._answer = None
+        if len(self._they_have) != before:
+            self._answer = None
 
     def ok_to_give_up(self) -> bool:
         """Whether every want reaches something the client has (git's ok_to_give_up)."""
         if not self.common:
             return False
-        self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w)}
-        return not self._uncovered
+        if self._answer is None:
+            self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w)}
+            self._answer = not self._uncovered
+        return self._answer
 
     def _reaches_they_have(self, start: bytes) -> bool:
         cutoff = self._oldest_have or 0

@@ -157,3 +157,27 @@ def test_deepen_since_and_not(server: RunningServer, client: Client) -> None:
     exclude = client.cwd / "exclude"
     git(client, "v0", "clone", "-q", "--shallow-exclude", "base", url, str(exclude))
     assert client.git("rev-list", "--count", "HEAD", cwd=exclude).stdout.strip() == "3"
+
+
+def test_bigger_history_streams_both_ways(server: RunningServer, client: Client) -> None:
+    """Hundreds of deltified objects and a few MB of binary cross many TCP reads in both directions."""
+    import os
+
+    server.backend.create("big", Kind.GIT)
+    url = server.git_url("big")
+    work = client.cwd / "big"
+    client.git("clone", "-q", url, str(work))
+    (work / "random.bin").write_bytes(os.urandom(3 << 20))
+    lines = [f"line {i}\n" for i in range(2000)]
+    for i in range(30):
+        lines[i * 7] = f"changed in {i}\n"
+        (work / "text.txt").write_text("".join(lines))
+        client.git("add", ".", cwd=work)
+        client.git("commit", "-q", "-m", f"step {i}", cwd=work)
+    client.git("gc", "-q", cwd=work)  # deltified objects in the pushed pack
+    client.git("push", "-q", "origin", "main", cwd=work)
+    assert_consistent(server, client, "big")
+    copy = client.cwd / "copy"
+    client.git("clone", "-q", url, str(copy))
+    assert (copy / "random.bin").read_bytes() == (work / "random.bin").read_bytes()
+    assert client.git("rev-parse", "HEAD", cwd=copy).stdout == client.git("rev-parse", "HEAD", cwd=work).stdout
