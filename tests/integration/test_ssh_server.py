@@ -338,3 +338,21 @@ def test_real_hg_client_commands_are_parsed(setup: SshSetup, tmp_path: Path, mon
         words = words[end + 1:]
     events = _session_events(setup, 1)
     assert [(e["service"], e["repo"], e["user"]) for e in events] == [(service, repo, "alice")]
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ecdsa", "ed25519"])
+def test_existing_host_keys_are_used_as_given(tmp_path: Path, key_type: str) -> None:
+    path = tmp_path / f"host_{key_type}"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(path)], check=True)
+    before = path.read_bytes()
+    key = gateway_ssh.load_host_key(path)
+    assert not key.isPublic()
+    assert key.public().toString("openssh").split()[:2] == (tmp_path / f"host_{key_type}.pub").read_bytes().split()[:2]
+    assert path.read_bytes() == before
+
+
+def test_generated_host_key_is_reused(tmp_path: Path) -> None:
+    path = tmp_path / "dir" / "host"
+    first = gateway_ssh.load_host_key(path)
+    assert gateway_ssh.load_host_key(path).fingerprint() == first.fingerprint()
+    assert first.type() == "Ed25519"
