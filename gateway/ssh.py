@@ -271,6 +271,8 @@ class _Record:
     repo: str = "-"
     outcome: str = "disconnected"
     reason: str = ""
+    bytes_in: int = 0
+    bytes_out: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -401,6 +403,7 @@ class ExecChannel(conch_channel.SSHChannel):
     def dataReceived(self, data: bytes) -> None:
         if self._done:
             return
+        self._record.bytes_in += len(data)
         self._pending.append(data)
         self._deliver()
 
@@ -439,6 +442,7 @@ class ExecChannel(conch_channel.SSHChannel):
 
     def write(self, data: bytes) -> None:
         if not self._done and data:
+            self._record.bytes_out += len(data)
             super().write(data)
 
     def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
@@ -506,6 +510,8 @@ class ExecChannel(conch_channel.SSHChannel):
             peer=self._peer,
             outcome=record.outcome,
             reason=record.reason,
+            bytes_in=record.bytes_in,
+            bytes_out=record.bytes_out,
             elapsed_ms=int((time.monotonic() - record.started) * 1000),
         )
 

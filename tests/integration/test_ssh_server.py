@@ -145,6 +145,8 @@ def test_session_is_logged_once(setup: SshSetup) -> None:
     assert ("git-ssh", "git-upload-pack", "team/app.git", "alice", "ok") in outcomes
     assert ("ssh", "-", "-", "alice", "refused") in outcomes
     assert all(isinstance(e["elapsed_ms"], int) and e["peer"].startswith("127.0.0.1:") for e in sessions)
+    echo = next(e for e in sessions if e["outcome"] == "ok")
+    assert (echo["bytes_in"], echo["bytes_out"]) == (4, len(b"hello alice team/app.git git-ssh v0 \nping"))
 
 
 def test_hg_serve_route(setup: SshSetup) -> None:
