@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from backends.interfaces import NULL_NODE, HgRepository
+from backends.interfaces import HgRepository
 from protocols import hg_exchange, hg_wire
 from protocols.errors import ProtocolError, UnsupportedFeature
 from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
@@ -157,15 +157,13 @@ def _branches(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 
 @command(b"heads", permission=PULL, batchable=True)
 def _heads(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    return BytesResponse(hg_wire.format_heads(repo.heads()))
+    return BytesResponse(hg_wire.format_heads(hg_exchange.wire_heads(repo)))
 
 
 @command(b"known", b"nodes *", permission=PULL, batchable=True)
 def _known(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    """Which nodes the repository has; the null node is always known (``localrepo.known``)."""
     nodes = hg_wire.decode_nodes(args.named[b"nodes"])
-    flags = repo.known(nodes)
-    return BytesResponse(hg_wire.format_known(node == NULL_NODE or flag for node, flag in zip(nodes, flags)))
+    return BytesResponse(hg_wire.format_known(hg_exchange.known_nodes(repo, nodes)))
 
 
 @command(b"branchmap", permission=PULL, batchable=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from backends.interfaces import (
+    NULL_NODE,
     DeltaMode,
     HgRepository,
     HgTransaction,
@@ -146,24 +147,39 @@ def getbundle(repo: HgRepository, request: GetbundleRequest) -> Iterator[bytes]:
     return b2.write_bundle2(parts)
 
 
+def wire_heads(repo: HgRepository) -> list[Node]:
+    """The repository heads as the wire shows them: ``[null]`` for an empty repository.
+
+    Clients test ``remoteheads == [nullid]`` to recognise an empty remote
+    (``discovery.checkheads``); an empty list would make a first push a "new branch".
+    """
+    return repo.heads() or [NULL_NODE]
+
+
+def known_nodes(repo: HgRepository, nodes: Sequence[Node]) -> list[bool]:
+    """``repo.known`` with the null node always known (``localrepo.known``)."""
+    return [node == NULL_NODE or flag for node, flag in zip(nodes, repo.known(nodes))]
+
+
 def outgoing(repo: HgRepository, request: GetbundleRequest) -> list[Node]:
     """The changesets to send: ``::heads - ::common``.
 
     Unknown common nodes are ignored and unknown heads refused, as
     ``exchange._computeoutgoing`` does.
     """
-    heads = repo.heads() if request.heads is None else request.heads
-    unknown = [node for node, known in zip(heads, repo.known(heads)) if not known]
+    heads = wire_heads(repo) if request.heads is None else request.heads
+    unknown = [node for node, known in zip(heads, known_nodes(repo, heads)) if not known]
     if unknown:
         raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown[0]).decode()}")
-    common = [node for node, known in zip(request.common, repo.known(request.common)) if known]
-    return repo.missing(common, heads)
+    heads = [node for node in heads if node != NULL_NODE]
+    common = [node for node, known in zip(request.common, known_nodes(repo, request.common)) if known]
+    return repo.missing([node for node in common if node != NULL_NODE], heads) if heads else []
 
 
 def _getbundle_parts(
     repo: HgRepository, request: GetbundleRequest, caps: Mapping[bytes, Sequence[bytes]]
 ) -> list[b2.OutPart]:
-    heads = repo.heads() if request.heads is None else request.heads
+    heads = wire_heads(repo) if request.heads is None else request.heads
     parts: list[b2.OutPart] = []
     if request.stream:
         parts.append(_stream2_part(repo, caps))
@@ -348,7 +364,7 @@ def _pushkey_phase(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes
         old_phase, new_phase = abs(int(old)), abs(int(new))
     except ValueError as exc:
         raise ProtocolError("a phase must be an integer") from exc
-    if new_phase != PUBLIC or old_phase == PUBLIC or not repo.known([node])[0]:
+    if new_phase != PUBLIC or old_phase == PUBLIC or node == NULL_NODE or not repo.known([node])[0]:
         return False
     tx.set_phase(PUBLIC, [node])
     return True
@@ -395,7 +411,7 @@ def check_push_heads(repo: HgRepository, their_heads: Sequence[bytes], context: 
     """Refuse a push made against other heads than the current ones (``exchange.check_heads``)."""
     if list(their_heads) == [FORCE]:
         return
-    heads = repo.heads()
+    heads = wire_heads(repo)
     digest = hashlib.sha1(b"".join(sorted(heads))).digest()
     if sorted(their_heads) != sorted(heads) and list(their_heads) != [HASHED, digest]:
         raise PushRaced(f"repository changed while {context} - please try again")
@@ -614,7 +630,7 @@ def _handle_replycaps(op: _PushOperation, part: b2.InPart) -> None:
 
 
 def _handle_check_heads(op: _PushOperation, part: b2.InPart) -> None:
-    if sorted(_read_nodes(part)) != sorted(op.repo.heads()):
+    if sorted(_read_nodes(part)) != sorted(wire_heads(op.repo)):
         raise PushRaced(RACE_MESSAGE)
 
 
@@ -625,14 +641,21 @@ def _handle_check_updated_heads(op: _PushOperation, part: b2.InPart) -> None:
 
 
 def _handle_check_phases(op: _PushOperation, part: b2.InPart) -> None:
-    """Check the phases the client saw (public or draft: exchange never carries secret)."""
+    """Check the phases the client saw: its draft roots, then its public heads.
+
+    The client takes draft roots from ``listkeys phases`` even on a publishing
+    repository, so those are checked against the current roots; public heads are
+    checked against ``phase_heads``, whose publishing shortcut calls all public.
+    """
     expected = decode_phase_heads(part.read_all())
     nodes = [node for _, node in expected]
-    if not all(op.repo.known(nodes)):
+    if not all(known_nodes(op.repo, nodes)):
         raise PushRaced(RACE_MESSAGE)
+    roots = {key for key, value in op.repo.listkeys(b"phases").items() if value == b"%d" % DRAFT}
     drafts = {node for phase, node in op.repo.phase_heads(nodes) if phase == DRAFT}
     for phase, node in expected:
-        actual = DRAFT if node in drafts else PUBLIC
+        is_draft = hg_wire.hex_node(node) in roots if phase == DRAFT else node in drafts
+        actual = DRAFT if is_draft else PUBLIC
         if actual != phase:
             names = PHASE_NAMES.get(actual, "?"), PHASE_NAMES.get(phase, "?")
             raise PushRaced(f"{RACE_MESSAGE} ({node.hex()[:12]} is {names[0]} expected {names[1]})")

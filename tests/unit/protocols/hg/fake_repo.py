@@ -108,7 +108,7 @@ class FakeTransaction:
         self.done = False
 
     def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
-        before = len(self.repo._heads(self.state))
+        before = len(self.repo._heads(self.state)) or 1
         added: list[Node] = []
         for group in groups:
             revs = self.state.revlogs.setdefault((group.section, group.path), [])
@@ -205,7 +205,7 @@ class FakeRepo:
         return [r.node for r in state.changelog if r.node not in parents]
 
     def heads(self) -> list[Node]:
-        return self._heads(self.state)
+        return self._heads(self.state) or [NULL_NODE]
 
     def known(self, nodes: Sequence[Node]) -> list[bool]:
         have = {r.node for r in self.state.changelog}

@@ -410,3 +410,13 @@ def test_pushkey_publishes_a_draft_changeset() -> None:
     draft = b"2e98c005657ff71e9fc9917a697d5a0b1ce591bd"
     assert hg_pushkey(repo, b"phases", draft, b"1", b"0") is True
     assert repo.listkeys(b"phases") == {b"9208083d387257c95aee3971473b53c399035b46": b"1"}
+
+
+def test_check_phases_on_a_publishing_repository_with_local_drafts() -> None:
+    """hg clients take draft roots from listkeys even when the remote publishes."""
+    repo = reference_repo()
+    repo._publishing = True
+    draft = Node(bytes.fromhex("2e98c005657ff71e9fc9917a697d5a0b1ce591bd"))
+    head = Node(bytes.fromhex("9208083d387257c95aee3971473b53c399035b46"))
+    check = as_out(b"check:phases", encode_phase_heads([(0, head), (1, draft)]))
+    assert push(repo, [as_out(b"replycaps"), check]) == []

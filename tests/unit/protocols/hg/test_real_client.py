@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from .fake_repo import FakeRepo
 from .helpers import reference_repo
 
 HERE = Path(__file__).resolve().parent
@@ -129,4 +130,18 @@ def test_push_to_a_publishing_repository_makes_changesets_public(
     hg(env, one, "commit", "-q", "-A", "-m", "p", "-d", "13 0")
     assert hg(env, one, "phase", "-r", ".").stdout.split()[1] == "draft"
     hg(env, one, "push", "-q", *ssh(served), "ssh://h/repo")
+    assert hg(env, one, "phase", "-r", ".").stdout.split()[1] == "public"
+
+
+def test_clone_an_empty_repository_then_push_into_it(
+    tmp_path: Path, env: dict[str, str], served: Path
+) -> None:
+    served.write_bytes(pickle.dumps(FakeRepo("empty", publishing=True).to_plain()))
+    cloned = hg(env, tmp_path, "clone", *ssh(served), "ssh://h/repo", "one")
+    assert "no changes found" in cloned.stdout
+    one = tmp_path / "one"
+    (one / "first.txt").write_text("first\n")
+    hg(env, one, "commit", "-q", "-A", "-m", "first", "-d", "14 0")
+    pushed = hg(env, one, "push", *ssh(served), "ssh://h/repo")
+    assert "remote: added 1 changesets with 1 changes to 1 files" in pushed.stdout
     assert hg(env, one, "phase", "-r", ".").stdout.split()[1] == "public"
