@@ -19,6 +19,8 @@ import pytest
 from .fake_repo import FakeRepo
 from .helpers import reference_repo
 
+pytestmark = pytest.mark.slow  # ~20 s of real hg processes; -m "not slow" for the quick loop
+
 HERE = Path(__file__).resolve().parent
 HG = str(Path(sys.executable).parent / "hg")
 
