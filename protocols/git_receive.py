@@ -398,6 +398,12 @@ class PackScanner:
         return header_len - before
 
     def _inflate(self, view: memoryview) -> int:
+        try:
+            return self._inflate_piece(view)
+        except zlib.error as exc:
+            raise ProtocolError(f"receive-pack: corrupt zlib data in the pushed pack ({exc})") from None
+
+    def _inflate_piece(self, view: memoryview) -> int:
         assert self._inflater is not None
         piece = view[: max(512, min(len(view), 65536))]
         out = self._inflater.decompress(piece, self._declared + 1 - self._inflated)
