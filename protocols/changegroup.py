@@ -29,7 +29,6 @@ VERSIONS = (b"01", b"02", b"03")
 """Changegroup versions hgwire reads and writes, oldest first."""
 
 BUNDLE1_MAGIC = b"HG10"
-BUNDLE1_COMPRESSIONS = (b"UN", b"GZ", b"BZ")
 
 DECOMPRESS_STEP = 1 << 20
 """Most bytes a decompressor may produce per call, so a tiny bomb cannot fill memory."""

@@ -33,7 +33,6 @@ TRANSPORT_INDEPENDENT_CAPS = (
     b"unbundlehash",
 )
 UNBUNDLE_CAP = b"unbundle=HG10GZ,HG10BZ,HG10UN"
-SSH_ONLY_CAPS = (b"protocaps",)
 
 STREAM_IGNORABLE_REQUIREMENTS = frozenset(
     {
@@ -142,14 +141,6 @@ def _parse_batch_item(item: bytes) -> tuple[bytes, dict[bytes, bytes]]:
     return name, args
 
 
-def format_batch(cmds: Sequence[tuple[bytes, Mapping[bytes, bytes]]]) -> bytes:
-    """Encode a batch request (the client side; used by tests and round trips)."""
-    return b";".join(
-        name + b" " + b",".join(escape_batch(k) + b"=" + escape_batch(v) for k, v in args.items())
-        for name, args in cmds
-    )
-
-
 def format_batch_reply(results: Iterable[bytes]) -> bytes:
     """Join the escaped results of a batch with ``;``."""
     return b";".join(escape_batch(r) for r in results)
@@ -194,17 +185,6 @@ def format_lookup(node: Node | None, error: bytes = b"") -> bytes:
 def format_listkeys(keys: Mapping[bytes, bytes]) -> bytes:
     """The ``listkeys`` reply: sorted ``key\\tvalue`` lines (``pushkey.encodekeys``)."""
     return b"\n".join(k + b"\t" + v for k, v in sorted(keys.items()))
-
-
-def parse_listkeys(data: bytes) -> dict[bytes, bytes]:
-    """Decode a ``listkeys`` payload (also the bundle2 ``listkeys`` part)."""
-    result: dict[bytes, bytes] = {}
-    for line in data.splitlines():
-        key, tab, value = line.partition(b"\t")
-        if not tab:
-            raise ProtocolError("a listkeys line must be 'key<TAB>value'")
-        result[key] = value
-    return result
 
 
 def format_pushkey(ok: bool, output: bytes = b"") -> bytes:

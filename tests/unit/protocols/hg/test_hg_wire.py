@@ -49,6 +49,16 @@ def test_batch_escaping_round_trips(value: bytes) -> None:
     assert hg_wire.unescape_batch(escaped) == value
 
 
+def format_batch(cmds: list[tuple[bytes, dict[bytes, bytes]]]) -> bytes:
+    """A batch request as a client encodes it (``wireprotov1peer._batch``)."""
+    return b";".join(
+        name
+        + b" "
+        + b",".join(hg_wire.escape_batch(k) + b"=" + hg_wire.escape_batch(v) for k, v in args.items())
+        for name, args in cmds
+    )
+
+
 @given(
     st.lists(
         st.tuples(
@@ -60,7 +70,7 @@ def test_batch_escaping_round_trips(value: bytes) -> None:
     )
 )
 def test_batch_requests_round_trip(cmds: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-    assert hg_wire.parse_batch(hg_wire.format_batch(cmds)) == cmds
+    assert hg_wire.parse_batch(format_batch(cmds)) == cmds
 
 
 def test_batch_request_of_hg_parses() -> None:
@@ -127,9 +137,3 @@ def test_reply_formats_match_recorded_hg_replies() -> None:
 
 def test_branch_names_are_url_quoted() -> None:
     assert hg_wire.format_branchmap({"bränch x".encode(): []}) == b"br%C3%A4nch%20x "
-
-
-@given(st.dictionaries(names.filter(lambda b: b"\t" not in b and b"\n" not in b and b"\r" not in b),
-                       st.binary(max_size=20).filter(lambda b: b"\n" not in b and b"\r" not in b), max_size=5))  # fmt: skip
-def test_listkeys_round_trip(keys: dict[bytes, bytes]) -> None:
-    assert hg_wire.parse_listkeys(hg_wire.format_listkeys(keys)) == keys
