@@ -39,6 +39,7 @@ from protocols.errors import (
     ProtocolError,
     PushkeyFailed,
     PushRaced,
+    StorageError,
     UnsupportedContent,
     UnsupportedFeature,
 )
@@ -315,10 +316,28 @@ def uvarint(value: int) -> bytes:
         out.append(byte | 0x80)
 
 
+STREAM_OK = b"0\n"
+STREAM_DISABLED = b"1\n"
+STREAM_LOCK_FAILED = b"2\n"
+"""The first line of a ``stream_out`` reply (``streamclone.generatev1wireproto``)."""
+
+
 def stream_out_v1(repo: HgRepository) -> Iterator[bytes]:
-    """The ``stream_out`` reply: ``0\\n``, ``<files> <bytes>\\n``, then ``path\\0size\\n`` + data per file."""
-    count, size, files = repo.stream_files()
-    yield b"0\n"
+    """The ``stream_out`` reply: status line, ``<files> <bytes>\n``, then ``path\0size\n`` + data per file.
+
+    The snapshot is taken now, so a refusal is the status line and not a broken stream.
+    """
+    try:
+        count, size, files = repo.stream_files()
+    except UnsupportedFeature:
+        return iter([STREAM_DISABLED])
+    except StorageError:
+        return iter([STREAM_LOCK_FAILED])
+    return _stream_out_entries(count, size, files)
+
+
+def _stream_out_entries(count: int, size: int, files: Iterator[StoreFile]) -> Iterator[bytes]:
+    yield STREAM_OK
     yield b"%d %d\n" % (count, size)
     for entry in files:
         yield encode_dir(entry.path) + b"\0%d\n" % entry.size

@@ -11,16 +11,17 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from backends.interfaces import Node
+from backends.interfaces import Node, StoreFile
 from protocols import bundle2 as b2
 from protocols.changegroup import ChangegroupDecoder, StreamReader
-from protocols.errors import ProtocolError, UnsupportedFeature
+from protocols.errors import ProtocolError, StorageError, UnsupportedFeature
 from protocols.hg_exchange import (
     GetbundleRequest,
     encode_bookmarks,
     encode_phase_heads,
     getbundle,
     parse_getbundle_args,
+    stream_out_v1,
     unbundle,
 )
 from protocols.hg_exchange import pushkey as hg_pushkey
@@ -420,3 +421,16 @@ def test_check_phases_on_a_publishing_repository_with_local_drafts() -> None:
     head = Node(bytes.fromhex("9208083d387257c95aee3971473b53c399035b46"))
     check = as_out(b"check:phases", encode_phase_heads([(0, head), (1, draft)]))
     assert push(repo, [as_out(b"replycaps"), check]) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status"), [(UnsupportedFeature("no"), b"1\n"), (StorageError("lock"), b"2\n")]
+)
+def test_stream_out_refusals_are_status_lines(error: Exception, status: bytes) -> None:
+    repo = reference_repo()
+
+    def refuse() -> tuple[int, int, Iterator[StoreFile]]:
+        raise error
+
+    repo.stream_files = refuse  # type: ignore[method-assign]
+    assert b"".join(stream_out_v1(repo)) == status
