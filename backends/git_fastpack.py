@@ -30,7 +30,10 @@ module does what git's own upload-pack does instead:
    chunk, never the pack.
 
 ``generate_pack_fast`` returns None when it cannot serve the request and the
-caller must use the generic path (see its docstring).
+caller must use the generic path (see its docstring).  The switch for the
+session layer is ``with_fast_path(git_pack.generate_pack)``: same signature,
+lazy (all work in the first ``next()``, i.e. in the worker pool), and it
+falls back to the wrapped generator for shallow, filtered or in-memory cases.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,8 +146,14 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Source]:
     for line in git(mixed, "for-each-ref", "--format=%(objectname) %(refname)").splitlines():
         sha, ref = line.decode().split()
         git(loose, "update-ref", ref, sha)
+    dupes = root / "dupes.git"  # a third pack repeating objects of the other two and of loose ones
+    shutil.copytree(mixed, dupes)
+    listed = git(dupes, "rev-list", "--objects", "main~8..main")
+    git(dupes, "pack-objects", "-q", str(dupes / "objects" / "pack" / "pack"),
+        input=b"\n".join(line[:40] for line in listed.splitlines()) + b"\n")
     return {name: Source(name, path) for name, path in
-            [("mixed", mixed), ("nobitmap", nobitmap), ("refdelta", refdelta), ("loose", loose)]}
+            [("mixed", mixed), ("nobitmap", nobitmap), ("refdelta", refdelta), ("loose", loose),
+             ("dupes", dupes)]}
 
 
 # -- the oracle ----------------------------------------------------------------------------
@@ -227,7 +234,7 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("variant", ["mixed", "nobitmap", "refdelta", "loose"])
+@pytest.mark.parametrize("variant", ["mixed", "nobitmap", "refdelta", "loose", "dupes"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_pack_is_accepted_and_exact(sources: dict[str, Source], tmp_path: Path, variant: str, case: str) -> None:
     src = sources[variant].path
@@ -402,3 +409,26 @@ def test_write_bitmap_makes_counting_use_it(sources: dict[str, Source], tmp_path
     store = Repo(str(src)).object_store
     plan = plan_pack(store, [main], [], thin_pack=False, ofs_delta=True)
     assert plan.have_view is not None and plan.count == len(expected_objects(src, [main], []))
+
+
+def test_damaged_bitmap_is_ignored(sources: dict[str, Source], tmp_path: Path) -> None:
+    src = tmp_path / "damaged.git"
+    shutil.copytree(sources["mixed"].path, src)
+    (bitmap,) = (src / "objects" / "pack").glob("*.bitmap")
+    bitmap.write_bytes(bitmap.read_bytes()[:100])
+    main = rev(src, "main")
+    plan = plan_pack(Repo(str(src)).object_store, [main], [], thin_pack=False, ofs_delta=True)
+    assert plan.have_view is None and plan.count == len(expected_objects(src, [main], []))
+
+
+def test_concurrent_generation_gives_identical_packs(sources: dict[str, Source]) -> None:
+    src = sources["dupes"].path
+    wants = sorted({rev(src, s) for s in ("main", "dev", "feature", "v2-blessed")})
+    haves = [rev(src, "main~9")]
+
+    def one(_: int) -> bytes:
+        return generate(src, wants, haves, thin_pack=True, include_tag=True)[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        packs = list(pool.map(one, range(8)))
+    assert len(set(packs)) == 1
