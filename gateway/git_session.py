@@ -12,6 +12,7 @@ where the transport has them.
 from __future__ import annotations
 
 import importlib.metadata
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -240,7 +241,7 @@ class UploadPackSession(_GitSession):
         chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
         self._busy = True
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
-        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data, progress), consumer)
+        self._producer = IteratorProducer(PackStream(_framed(chunks, self._core.pack_data, progress)), consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -338,7 +339,7 @@ class UploadPackV2Session(_GitSession):
         chunks = pack_stream(self._repo.object_store, plan, prepared.refs, progress)
         self._busy = True
         consumer: Any = self.channel
-        self._producer = IteratorProducer(_framed(chunks, self._core.pack_data, progress), consumer)
+        self._producer = IteratorProducer(PackStream(_framed(chunks, self._core.pack_data, progress)), consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -401,6 +402,51 @@ class ProgressQueue:
     def drain(self) -> bytes:
         messages, self._messages = self._messages, []
         return b"".join(self._frame(m) for m in messages)
+
+
+class PackStream:
+    """An iterator of wire chunks whose ``close()`` is safe while ``next()`` runs in the pool.
+
+    ``IteratorProducer.stopProducing`` closes the stream from the pool when the
+    client goes away, possibly while another worker is inside ``next()``;
+    closing a running generator raises ValueError, so the close is deferred to
+    the end of that ``next()``.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._lock = threading.Lock()
+        self._running = False
+        self._closed = False
+
+    def __iter__(self) -> PackStream:
+        return self
+
+    def __next__(self) -> bytes:
+        with self._lock:
+            if self._closed:
+                raise StopIteration
+            self._running = True
+        try:
+            return next(self._chunks)
+        finally:
+            with self._lock:
+                self._running = False
+                close_now = self._closed
+            if close_now:
+                self._close_chunks()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._running:
+                return
+        self._close_chunks()
+
+    def _close_chunks(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes], progress: ProgressQueue) -> Iterator[bytes]:

@@ -181,3 +181,57 @@ def test_bigger_history_streams_both_ways(server: RunningServer, client: Client)
     client.git("clone", "-q", url, str(copy))
     assert (copy / "random.bin").read_bytes() == (work / "random.bin").read_bytes()
     assert client.git("rev-parse", "HEAD", cwd=copy).stdout == client.git("rev-parse", "HEAD", cwd=work).stdout
+
+
+def test_racing_pushes_leave_one_winner(server: RunningServer, client: Client) -> None:
+    """Two pushes to one branch at the same moment: one wins, the other gets a normal git refusal."""
+    import subprocess
+
+    server.backend.create("race", Kind.GIT)
+    url = server.git_url("race")
+    sides = [client.cwd / "left", client.cwd / "right"]
+    seed = client.cwd / "seed"
+    client.git("clone", "-q", url, str(seed))
+    commit(client, seed, "base.txt", "base\n", "base")
+    client.git("push", "-q", "origin", "main", cwd=seed)
+    for side in sides:
+        client.git("clone", "-q", url, str(side))
+    for round_ in range(2):
+        tips = []
+        for side in sides:
+            client.git("fetch", "-q", "origin", cwd=side)
+            client.git("reset", "-q", "--hard", "origin/main", cwd=side)
+            tips.append(commit(client, side, f"{side.name}.txt", f"{round_}\n", f"{side.name} {round_}"))
+        pushes = [subprocess.Popen(["git", "push", "origin", "main"], cwd=side, env=client.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for side in sides]
+        results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in pushes]
+        winners = [tip for tip, (code, _) in zip(tips, results) if code == 0]
+        assert len(winners) == 1, results
+        assert remote_refs(client, "default", url)["refs/heads/main"] == winners[0]
+        loser = next(err for code, err in results if code != 0)
+        assert "rejected" in loser or "stale info" in loser or "failed to push" in loser
+    assert_consistent(server, client, "race")
+
+
+def test_client_vanishing_mid_pack_leaves_the_service_serving(server: RunningServer, client: Client) -> None:
+    import os
+    import socket
+
+    from protocols import pktline
+
+    server.backend.create("gone", Kind.GIT)
+    work = client.cwd / "gone"
+    client.git("clone", "-q", server.git_url("gone"), str(work))
+    commit(client, work, "noise.bin", os.urandom(4 << 20), "noise")
+    client.git("push", "-q", "origin", "main", cwd=work)
+    tip = client.git("rev-parse", "HEAD", cwd=work).stdout.strip().encode()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port("git")), timeout=10) as sock:
+            sock.sendall(pktline.encode(b"git-upload-pack /gone.git\0host=x\0"))
+            sock.recv(65536)
+            sock.sendall(pktline.encode(b"want " + tip + b" side-band-64k ofs-delta\n") + pktline.FLUSH
+                         + pktline.encode(b"done\n"))
+            sock.recv(1000)
+    copy = client.cwd / "copy"
+    client.git("clone", "-q", server.git_url("gone"), str(copy))
+    assert (copy / "noise.bin").read_bytes() == (work / "noise.bin").read_bytes()
