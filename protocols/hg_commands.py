@@ -103,11 +103,13 @@ def bind_args(cmd: Command, flat: Mapping[bytes, bytes]) -> Args:
     extra = {k: v for k, v in flat.items() if k not in cmd.named_args}
     if extra and not cmd.takes_extra:
         raise ProtocolError(
-            f"unexpected arguments for {cmd.name.decode()}: {b' '.join(sorted(extra)).decode()}"
+            f"unexpected arguments for {cmd.name.decode('utf-8', 'replace')}: {b' '.join(sorted(extra)).decode('utf-8', 'replace')}"
         )
     missing = [a for a in cmd.named_args if a not in named]
     if missing:
-        raise ProtocolError(f"missing argument {missing[0].decode()} for {cmd.name.decode()}")
+        raise ProtocolError(
+            f"missing argument {missing[0].decode('utf-8', 'replace')} for {cmd.name.decode('utf-8', 'replace')}"
+        )
     return Args(named, extra)
 
 

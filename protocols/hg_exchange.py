@@ -171,7 +171,7 @@ def outgoing(repo: HgRepository, request: GetbundleRequest) -> list[Node]:
     heads = wire_heads(repo) if request.heads is None else request.heads
     unknown = [node for node, known in zip(heads, known_nodes(repo, heads)) if not known]
     if unknown:
-        raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown[0]).decode()}")
+        raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown[0]).decode('utf-8', 'replace')}")
     heads = [node for node in heads if node != NULL_NODE]
     common = [node for node, known in zip(request.common, known_nodes(repo, request.common)) if known]
     return repo.missing([node for node in common if node != NULL_NODE], heads) if heads else []
@@ -640,7 +640,7 @@ def _process_part(op: _PushOperation, part: b2.InPart) -> None:
 def _read_nodes(part: b2.InPart) -> list[Node]:
     data = part.read_all()
     if len(data) % 20:
-        raise ProtocolError(f"a {part.type.decode()} part must hold whole 20-byte nodes")
+        raise ProtocolError(f"a {part.type.decode('utf-8', 'replace')} part must hold whole 20-byte nodes")
     return [Node(data[i : i + 20]) for i in range(0, len(data), 20)]
 
 
@@ -727,7 +727,10 @@ def _handle_pushkey(op: _PushOperation, part: b2.InPart) -> None:
     op.replies.append(_reply(b2.PART_REPLY_PUSHKEY, part.id, int(ok)))
     if part.mandatory and not ok:
         raise PushkeyFailed(
-            f"failed to update {namespace.decode()} {key.decode('utf-8', 'replace')}", part.id, namespace, key
+            f"failed to update {namespace.decode('utf-8', 'replace')} {key.decode('utf-8', 'replace')}",
+            part.id,
+            namespace,
+            key,
         )
 
 

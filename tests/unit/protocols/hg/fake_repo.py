@@ -50,9 +50,11 @@ def apply_delta(base: bytes, delta: bytes) -> bytes:
     """Apply an mpatch delta (sorted ``start end len`` hunks against ``base``)."""
     out, pos, last = [], 0, 0
     while pos < len(delta):
+        if pos + _HUNK.size > len(delta):
+            raise StorageError("bad delta")
         start, end, size = _HUNK.unpack_from(delta, pos)
         pos += _HUNK.size
-        if not last <= start <= end <= len(base) or pos + size > len(delta):
+        if not last <= start <= end <= len(base) or not 0 <= size <= len(delta) - pos:
             raise StorageError("bad delta")
         out += [base[last:start], delta[pos : pos + size]]
         pos += size
@@ -128,7 +130,9 @@ class FakeTransaction:
                 raise StorageError("unknown parent")
         if section is not Section.CHANGELOG and _find(self.state.changelog, d.linknode) is None:
             raise StorageError("unknown linknode")
-        revs.append(Rev(d.node, d.p1, d.p2, d.linknode, text))
+        # hg links a changeset to itself whatever the linknode field says (csmap in cg1unpacker).
+        linknode = d.node if section is Section.CHANGELOG else d.linknode
+        revs.append(Rev(d.node, d.p1, d.p2, linknode, text))
         if section is Section.CHANGELOG:
             added.append(d.node)
             self.state.phases[d.node] = 1

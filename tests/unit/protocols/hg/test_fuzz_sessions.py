@@ -1,0 +1,58 @@
+"""Whole SSH sessions with damaged client bytes: only typed errors escape, and a push lands whole or not at all."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocols.errors import HgwireError
+
+from .helpers import reference_repo, run_ssh, side
+
+PUSH = side("push-bundle2.txt", "c")
+PUSH1 = side("push-bundle1.txt", "c")
+CLONE = side("clone-bundle2.txt", "c")
+
+
+def _landed_states() -> list[object]:
+    before = reference_repo()
+    after = reference_repo()
+    run_ssh(after, PUSH)
+    return [before.state.revlogs, after.state.revlogs]
+
+
+LANDED = _landed_states()
+
+
+def damaged(data: bytes) -> st.SearchStrategy[bytes]:
+    flips = st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 255)), min_size=1, max_size=4)
+
+    def apply(edits: list[tuple[int, int]]) -> bytes:
+        out = bytearray(data)
+        for pos, xor in edits:
+            out[pos] ^= xor
+        return bytes(out)
+
+    return st.one_of(flips.map(apply), st.integers(0, len(data) - 1).map(lambda n: data[:n]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged(PUSH))
+def test_damaged_bundle2_push_sessions(client: bytes) -> None:
+    repo = reference_repo()
+    try:
+        run_ssh(repo, client)
+    except HgwireError:
+        pass
+    assert repo.state.revlogs in LANDED
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(damaged(PUSH1), damaged(CLONE)))
+def test_damaged_bundle1_push_and_clone_sessions(client: bytes) -> None:
+    repo = reference_repo()
+    run_ssh(repo, PUSH)
+    try:
+        run_ssh(repo, client)
+    except HgwireError:
+        pass
