@@ -235,3 +235,18 @@ def test_client_vanishing_mid_pack_leaves_the_service_serving(server: RunningSer
     copy = client.cwd / "copy"
     client.git("clone", "-q", server.git_url("gone"), str(copy))
     assert (copy / "noise.bin").read_bytes() == (work / "noise.bin").read_bytes()
+
+
+def test_push_options_and_atomic_pushes(server: RunningServer, client: Client) -> None:
+    server.backend.create("opts", Kind.GIT)
+    url = server.git_url("opts")
+    work = client.cwd / "opts"
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("push", "-q", "-o", "ci.skip", "-o", "note=ünï", "origin", "main", cwd=work)
+    client.git("branch", "other", cwd=work)
+    stale = commit(client, work, "b.txt", "b\n", "b")
+    client.git("push", "-q", "--atomic", "origin", "main", "other", cwd=work)
+    refs = remote_refs(client, "default", url)
+    assert refs["refs/heads/main"] == stale and "refs/heads/other" in refs
+    assert_consistent(server, client, "opts")
