@@ -154,3 +154,31 @@ def test_v2_info_refs_has_no_service_line(web: RunningServer, client: Client) ->
     assert body.startswith(b"001f# service=git-receive-pack\n0000")  # receive-pack has no v2
     assert _raw(web, "GET", "/nope.git/info/refs?service=git-upload-pack",
                 headers={"Git-Protocol": "version=2"})[0] == 404
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_pushes_one_wins(web: RunningServer, client: Client, round_: int) -> None:
+    import subprocess
+
+    base = client.cwd / "base"
+    client.git("init", "-q", str(base))
+    _commit(client, base, "a.txt", "base\n")
+    client.git("push", "-q", _url(web, "race.git", "alice:s3cret"), "main", cwd=base)
+    workers = []
+    for name in ("left", "right"):
+        work = client.cwd / name
+        client.git("clone", "-q", _url(web, "race.git"), str(work))
+        _commit(client, work, f"{name}.txt", name * 10000)
+        workers.append(work)
+    pushes = [subprocess.Popen(["git", "push", _url(web, "race.git", "alice:s3cret"), "main"], cwd=work,
+                               env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for work in workers]
+    results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in pushes]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    loser = next(err for code, err in results if code != 0)
+    assert "rejected" in loser or "failed to push" in loser
+    check = client.cwd / "check"
+    client.git("clone", "-q", _url(web, "race.git"), str(check))
+    client.git("fsck", "--full", cwd=check)
+    if web.backend_name == "fs":
+        client.git("--git-dir", str(web.repo_path("race.git")), "fsck", "--full")
