@@ -210,3 +210,45 @@ def test_response_rendering() -> None:
     assert server.send(StreamResponse(chunks)) == SshOutput(b"", stream=chunks)
     server.next_event()
     assert server.send(BytesResponse(b"x" * 12)) == SshOutput(b"12\n" + b"x" * 12)
+
+
+def _events_with_pushes(server: SshV1Server, pieces: list[bytes]) -> list[object]:
+    """Feed pieces one by one, answering every command (and accepting pushes); return all events."""
+    seen: list[object] = []
+    for piece in [*pieces, b""]:
+        server.receive_data(piece)
+        while (event := server.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
+            seen.append(event)
+            if isinstance(event, ConnectionClosed):
+                return seen
+            if isinstance(event, CommandRequest) and server.state is State.PUSH_PENDING:
+                server.accept_push()
+            elif isinstance(event, (CommandRequest, PushEnd)):
+                server.send(BytesResponse(b""))
+    return seen
+
+
+def _merged(events: list[object]) -> list[object]:
+    """Join consecutive PushPayload events: how the payload is split depends on the reads."""
+    merged: list[object] = []
+    for event in events:
+        if isinstance(event, PushPayload) and merged and isinstance(merged[-1], PushPayload):
+            merged[-1] = PushPayload(merged[-1].data + event.data)
+        else:
+            merged.append(event)
+    return merged
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 400), max_size=60))
+def test_any_split_of_a_real_push_session_gives_the_same_events(cuts: list[int]) -> None:
+    data = side("push-bundle2.txt", "c")
+    pieces, pos = [], 0
+    for cut in cuts:
+        pieces.append(data[pos : pos + cut])
+        pos += cut
+    pieces.append(data[pos:])
+    whole = _merged(_events_with_pushes(SshV1Server(), [data]))
+    assert _merged(_events_with_pushes(SshV1Server(), pieces)) == whole
+    names = [type(e).__name__ for e in whole]
+    assert (names.count("CommandRequest"), names.count("PushEnd"), names[-1]) == (10, 1, "ConnectionClosed")
