@@ -33,7 +33,8 @@ module does what git's own upload-pack does instead:
 caller must use the generic path (see its docstring).  The switch for the
 session layer is ``with_fast_path(git_pack.generate_pack)``: same signature,
 lazy (all work in the first ``next()``, i.e. in the worker pool), and it
-falls back to the wrapped generator for shallow, filtered or in-memory cases.
+falls back to the wrapped generator for filtered (partial clone) or in-memory
+cases.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import os
 import zlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -158,7 +159,7 @@ def generate_pack_fast(
     ofs_delta: bool = True,
     include_tag: bool = False,
     refs: Mapping[Any, bytes] | None = None,
-    shallow: bool = False,
+    shallow_boundary: Collection[bytes] = (),
     progress: Progress | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Iterator[bytes] | None:
@@ -167,17 +168,19 @@ def generate_pack_fast(
     Counting happens in this call; the returned iterator streams the pack
     (header, entries, trailing SHA-1).  Unknown haves are ignored, as
     upload-pack does.  ``refs`` (name -> id) is where include-tag looks for
-    annotated tags.  Returns None, having sent nothing, when the generic path
-    must serve the request: ``shallow`` (a shallow client or a deepen request:
-    the boundary changes what the client has), an object store that is not
-    on disk (memory repositories), no wants, an unknown want, an object
-    missing from the store or a pack index this module cannot read.
+    annotated tags.  ``shallow_boundary`` (shallow clients, deepen requests)
+    names commits that are sent or known without their parents: the walks of
+    wants and haves both stop there, and bitmaps (which cover whole
+    histories) are not used.  Returns None, having sent nothing, when the
+    generic path must serve the request: an object store that is not on disk
+    (memory repositories), no wants, an unknown want, an object missing from
+    the store or a pack index this module cannot read.
     """
-    if shallow or not wants or not isinstance(store, DiskObjectStore):
+    if not wants or not isinstance(store, DiskObjectStore):
         return None
     try:
         plan = plan_pack(store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
-                         tag_refs=refs if include_tag else None)
+                         tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary)
         maps = _open_maps(plan)
     except (_CannotServe, UnsupportedIndex, MissingObject, OSError):
         return None
@@ -214,10 +217,10 @@ def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, by
     """``generate_pack_fast`` for the generic path's ``PackPlan``; None when the generic path must serve."""
     if getattr(plan, "blob_limit", None) is not None:
         return None
-    shallow = bool(plan.shallow.boundary) or bool(plan.shallow.extra_wants)
-    return generate_pack_fast(store, list(plan.wants), list(plan.common), thin_pack=plan.thin,
+    wants = [*plan.wants, *plan.shallow.extra_wants]
+    return generate_pack_fast(store, wants, list(plan.common), thin_pack=plan.thin,
                               ofs_delta=plan.ofs_delta, include_tag=plan.include_tag, refs=refs,
-                              shallow=shallow, progress=progress)
+                              shallow_boundary=plan.shallow.boundary, progress=progress)
 
 
 def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
@@ -252,17 +255,18 @@ def with_fast_path(generic: GenericPack) -> GenericPack:
 
 
 def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
-              thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[Any, bytes] | None = None) -> PackPlan:
+              thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[Any, bytes] | None = None,
+              shallow_boundary: Collection[bytes] = ()) -> PackPlan:
     """Count the objects to send and choose where each is read from."""
     views = _pack_views(store)
-    bitmap = _find_bitmap(views)
+    bitmap = None if shallow_boundary else _find_bitmap(views)
     bitmapped = bitmap.view if bitmap is not None else None
     if bitmapped is not None:  # the bitmapped pack comes first: its objects are bits
         views = [bitmapped] + [v for v in views if v is not bitmapped]
     if any(ObjectID(w) not in store for w in wants):
         raise _CannotServe("unknown want")
     with PackObjectReader(store, views) as reader:
-        walker = Walker(store, bitmap, reader.read)
+        walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary))
         try:
             want = walker.closure(wants)
             have = walker.closure(h for h in haves if ObjectID(h) in store)

@@ -178,8 +178,11 @@ class Walker:
     """Computes ``Reached`` sets over one object store (and its bitmapped pack, if any)."""
 
     def __init__(self, store: BaseObjectStore, bitmap: PackBitmap | None,
-                 read: Callable[[bytes], tuple[int, bytes]] | None = None) -> None:
+                 read: Callable[[bytes], tuple[int, bytes]] | None = None,
+                 boundary: frozenset[bytes] = frozenset()) -> None:
+        """``boundary``: shallow commits, taken with their trees but never their parents."""
         self._store = store
+        self._boundary = boundary
         self._read_raw = read if read is not None else self._store_read
         self._bitmap = bitmap
         self._view = bitmap.view if bitmap is not None else None
@@ -238,7 +241,8 @@ class Walker:
         if type_num == COMMIT:
             tree, parents = _commit_links(raw)
             trees.append(tree)
-            commits.extend(parents)
+            if sha not in self._boundary:
+                commits.extend(parents)
         elif type_num == TAG:
             commits.append(_tag_target(raw))
         elif type_num == TREE:

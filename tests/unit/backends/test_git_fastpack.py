@@ -301,7 +301,6 @@ def test_stats_show_verbatim_reuse(sources: dict[str, Source]) -> None:
 def test_returns_none_when_the_generic_path_must_serve(sources: dict[str, Source]) -> None:
     store = Repo(str(sources["mixed"].path)).object_store
     main = rev(sources["mixed"].path, "main")
-    assert generate_pack_fast(store, [main], [], shallow=True) is None
     assert generate_pack_fast(store, [b"0" * 40], []) is None
     assert generate_pack_fast(store, [], []) is None
     assert generate_pack_fast(MemoryRepo().object_store, [main], []) is None
@@ -342,11 +341,12 @@ def test_with_fast_path_wraps_git_packs_generate_pack(sources: dict[str, Source]
     client, _ = client_with(tmp_path, src, [old])
     receive(client, b"".join(chunks), [main])
     assert calls == [] and messages[0].startswith(b"Enumerating objects: ")
-    for declined in (git_pack.PackPlan((main,), (), git_pack.ShallowPlan(boundary=frozenset({old})),
-                                       True, True, False),
-                     git_pack.PackPlan((main,), (), git_pack.ShallowPlan(), True, True, False, blob_limit=0)):
-        b"".join(generate_pack(repo.object_store, declined, refs))
-        assert calls[-1] is declined
+    shallow = git_pack.PackPlan((main,), (), git_pack.ShallowPlan(boundary=frozenset({old})), True, True, False)
+    b"".join(generate_pack(repo.object_store, shallow, refs))
+    assert calls == []  # shallow requests are served too
+    declined = git_pack.PackPlan((main,), (), git_pack.ShallowPlan(), True, True, False, blob_limit=0)
+    b"".join(generate_pack(repo.object_store, declined, refs))
+    assert calls == [declined]
 
 
 @pytest.mark.parametrize("distance", [1, 127, 128, 129, 16511, 16512, 2**21, 2**35 + 3])
@@ -432,3 +432,58 @@ def test_concurrent_generation_gives_identical_packs(sources: dict[str, Source])
     with ThreadPoolExecutor(4) as pool:
         packs = list(pool.map(one, range(8)))
     assert len(set(packs)) == 1
+
+
+SHALLOW_CASES = {
+    # name: (wants, extra wants (parents of unshallowed commits), haves, new boundary, client's boundary)
+    "depth-1-clone": (["main", "dev"], [], [], ["main", "dev"], []),
+    "depth-3-clone": (["main"], [], [], ["main~2"], []),
+    "deepen-from-1-to-5": (["main"], ["main~1"], ["main"], ["main~4", "main"], ["main"]),
+    "shallow-client-fetches": (["dev"], [], ["main~2"], ["main~2"], ["main~2"]),
+}
+
+
+def with_shallow_file(root: Path, src: Path, boundary: list[bytes], name: str) -> Path:
+    copy = root / name
+    shutil.copytree(src, copy)
+    (copy / "shallow").write_bytes(b"".join(b + b"\n" for b in boundary))
+    return copy
+
+
+@pytest.mark.parametrize("variant", ["mixed", "refdelta"])
+@pytest.mark.parametrize("case", sorted(SHALLOW_CASES))
+def test_shallow_packs_stop_at_the_boundary(sources: dict[str, Source], tmp_path: Path, variant: str,
+                                            case: str) -> None:
+    src = sources[variant].path
+    want_specs, extra_specs, have_specs, boundary_specs, client_specs = SHALLOW_CASES[case]
+    wants = sorted({rev(src, s) for s in want_specs})
+    extra = [rev(src, s) for s in extra_specs]
+    haves = [rev(src, s) for s in have_specs]
+    boundary = sorted({rev(src, s) for s in boundary_specs})
+    client_boundary = [rev(src, s) for s in client_specs]
+    oracle = with_shallow_file(tmp_path, src, boundary, "oracle.git")
+    # exact: reach(wants) - reach(haves), both walks stopping at the boundary.  (``rev-list wants
+    # ^haves`` would list more here: with main grafted parentless, main~1 is no longer its ancestor.)
+    expected = expected_objects(oracle, wants + extra, []) - (expected_objects(oracle, haves, []) if haves else set())
+    client = tmp_path / "client.git"
+    git(tmp_path, "init", "-q", "--bare", str(client))
+    have_objects: set[bytes] = set()
+    if haves:
+        have_objects = expected_objects(with_shallow_file(tmp_path, src, client_boundary, "old.git"), haves, [])
+        pack = git(src, "pack-objects", "--stdout", "-q", input=b"\n".join(sorted(have_objects)) + b"\n")
+        git(client, "index-pack", "--stdin", input=pack)
+    repo = Repo(str(src))
+    chunks = generate_pack_fast(repo.object_store, wants + extra, haves, thin_pack=True, refs=repo.get_refs(),
+                                shallow_boundary=boundary)
+    assert chunks is not None
+    pack = b"".join(chunks)
+    assert int.from_bytes(pack[8:12], "big") == len(expected)
+    present = expected | have_objects
+    still_shallow = [b for b in boundary if not set(parents(src, b)) <= present]
+    (client / "shallow").write_bytes(b"".join(b + b"\n" for b in still_shallow))
+    names = receive(client, pack, wants)
+    assert names - have_objects == expected
+
+
+def parents(src: Path, commit: bytes) -> list[bytes]:
+    return git(src, "rev-list", "--parents", "-n1", commit.decode()).split()[1:]
