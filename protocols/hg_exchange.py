@@ -457,7 +457,7 @@ def unbundle(
     for the user ("added 1 changesets ...") go in the response's ``output``, or
     with ``capture_output`` into bundle2 ``output`` parts (HTTP).
     """
-    reader = StreamReader(payload)
+    reader = StreamReader(_Shielded(payload))
     try:
         their_heads = decode_push_heads(heads)
         magic = reader.read_exact(4)
@@ -474,6 +474,21 @@ def unbundle(
         return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
     finally:
         _drain(payload)
+
+
+class _Shielded(Iterator[bytes]):
+    """Pass a payload's chunks on without ever closing it.
+
+    The readers wrap the payload in generators; when those are collected,
+    ``yield from`` would close a generator payload before ``_drain`` reads the
+    rest of the push, and the connection would lose its place.
+    """
+
+    def __init__(self, source: Iterator[bytes]) -> None:
+        self._source = source
+
+    def __next__(self) -> bytes:
+        return next(self._source)
 
 
 def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -556,9 +571,11 @@ def apply_changegroup(
     result = tx.add_changegroup(_counted(groups, report))
     if repo.publishing():
         tx.set_phase(PUBLIC, result.added)
+    # hg counts the null head of an empty repository: a first push adds no head.
+    before, after = max(result.heads_before, 1), max(result.heads_after, 1)
     report.changesets += len(result.added)
-    report.heads_delta += result.heads_after - result.heads_before
-    return heads_delta_result(result.heads_before, result.heads_after)
+    report.heads_delta += after - before
+    return heads_delta_result(before, after)
 
 
 @dataclass

@@ -110,7 +110,7 @@ class FakeTransaction:
         self.done = False
 
     def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
-        before = len(self.repo._heads(self.state)) or 1
+        before = len(self.repo._heads(self.state))
         added: list[Node] = []
         for group in groups:
             revs = self.state.revlogs.setdefault((group.section, group.path), [])

@@ -434,3 +434,23 @@ def test_stream_out_refusals_are_status_lines(error: Exception, status: bytes) -
 
     repo.stream_files = refuse  # type: ignore[method-assign]
     assert b"".join(stream_out_v1(repo)) == status
+
+
+@pytest.mark.parametrize("cut", [0, 300])
+def test_a_generator_payload_is_read_to_its_end_never_closed(cut: int) -> None:
+    """A transport's payload generator must reach its end marker, or the connection loses its place."""
+    state = {"finished": False, "closed": False}
+    bundle = pushed_bundle()
+
+    def payload() -> Iterator[bytes]:
+        try:
+            for i in range(0, len(bundle) - cut, 100):
+                yield bundle[i : i + 100]
+            yield b"trailing garbage after the bundle"
+            state["finished"] = True
+        except GeneratorExit:
+            state["closed"] = True
+            raise
+
+    unbundle(reference_repo(), FORCE, payload())
+    assert state == {"finished": True, "closed": False}
