@@ -60,7 +60,7 @@ def run_ssh(
         cmd = COMMANDS.get(event.name)
         if cmd is not None and cmd.takes_payload:
             out += server.accept_push()
-            payload = iter(_collect_push(server))
+            payload = _push_chunks(server)
         ctx = CommandContext(Transport.SSH, check_permission, SSH_CAPS, payload)
         reply = server.send(dispatch(repo, event.name, event.args, ctx))
         err += reply.stderr
@@ -70,12 +70,11 @@ def run_ssh(
     return bytes(out), bytes(err)
 
 
-def _collect_push(server: SshV1Server) -> list[bytes]:
-    chunks = []
+def _push_chunks(server: SshV1Server) -> Iterator[bytes]:
+    """The pushed bundle, pulled lazily from the server as an adapter's payload iterator is."""
     while not isinstance(event := server.next_event(), PushEnd):
         assert isinstance(event, PushPayload), event
-        chunks.append(event.data)
-    return chunks
+        yield event.data
 
 
 def bundle_in(stream: bytes) -> bytes:
