@@ -127,6 +127,19 @@ def iter_manifest(text: bytes) -> Iterator[ManifestEntry]:
         yield ManifestEntry(path, node, rest[40:])
 
 
+def manifest_lookup(text: bytes, path: bytes) -> Node | None:
+    """The node of one path in a flat manifest text, without parsing the rest of it."""
+    key = path + b"\0"
+    pos = 0 if text.startswith(key) else text.find(b"\n" + key) + 1
+    if pos <= 0 and not text.startswith(key):
+        return None
+    start = pos + len(key)
+    try:
+        return Node(binascii.unhexlify(text[start : start + 40]))
+    except binascii.Error as exc:
+        raise StorageError("corrupt manifest node") from exc
+
+
 def parse_manifest(text: bytes) -> dict[bytes, tuple[Node, bytes]]:
     return {e.path: (e.node, e.flags) for e in iter_manifest(text)}
 

@@ -38,7 +38,7 @@ KNOWN_HEADER_FLAGS = FLAG_INLINE | FLAG_GENERALDELTA
 MAX_INLINE = 131072
 """Data size at which an inline revlog is split into ``.i`` + ``.d`` (revlog.py ``_maxinline``)."""
 NULL_REV = -1
-MAX_CHAIN_LENGTH = 1000
+MAX_CHAIN_LENGTH = 200
 """Longest delta chain we write; sparse-revlog readers accept any length."""
 
 Entry = tuple[int, int, int, int, int, int, int, bytes]
@@ -458,7 +458,7 @@ class RevlogWriter:
         base = p1rev if self.generaldelta else rev - 1
         if base != NULL_REV and len(text) > 64:
             length, size = self._chain(base)
-            if length < MAX_CHAIN_LENGTH and size < 2 * len(text) + 4096:
+            if length < MAX_CHAIN_LENGTH and size < 2 * len(text) + 1024:
                 chunk = self.compressor.compress(mpatch.diff(self.text(base), text))
                 if len(chunk) < len(text) // 2:
                     self._chain_info[rev] = (length + 1, size + len(chunk))

@@ -3,10 +3,11 @@
 Before a store file grows, ``journal`` gets a line ``<path>\\0<old size>``; before
 a file is replaced, ``journal.backupfiles`` gets ``<location>\\0<path>\\0<backup>\\0<0>``
 after a version line ``2`` (an empty backup name means "did not exist").  Both
-are written and fsynced before the change, so after a crash the old state can
-be rebuilt: by :func:`recover` the next time hgwire opens the repository, or by
+are written (unbuffered) before the change, so after the writer dies the old state
+can be rebuilt: by :func:`recover` the next time hgwire opens the repository, or by
 ``hg recover`` (transaction.py ``rollback`` reads the same files).
-Removing ``journal`` is the commit point.
+Removing ``journal`` is the commit point.  Like Mercurial, we do not fsync:
+this protects against a killed process, not against power loss.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ class Journal:
             return
         self.appended[path] = size
         self.store.append(JOURNAL, b"%s\0%d\n" % (path, size))
-        self.store.fsync(JOURNAL)
 
     def backup(self, path: bytes, location: bytes = STORE) -> None:
         """Copy a file before its first replacement in this transaction."""
@@ -74,12 +74,9 @@ class Journal:
             vfs.replace(name, vfs.read(disk))
         self.backups[key] = name
         self.store.append(BACKUP_LIST, b"%s\0%s\0%s\0%d\n" % (location, path, name, 0))
-        self.store.fsync(BACKUP_LIST)
 
     def close(self) -> None:
-        """Commit: make appended data durable, then drop the journal (the commit point)."""
-        for path in self.appended:
-            self.store.fsync(self.encode(path))
+        """Commit: drop the journal (the commit point)."""
         self.store.unlink(JOURNAL)
         self._cleanup(self.backups)
 

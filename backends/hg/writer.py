@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
-from backends.hg.changelog import parse_changeset, parse_manifest
+from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
@@ -173,17 +173,18 @@ class Transaction:
                 continue
             if not manifests.has_node(cs.manifest):
                 raise ProtocolError(f"changeset {rev} refers to a missing manifest")
-            entries = parse_manifest(manifests.text(manifests.rev(cs.manifest)))
+            text = manifests.text(manifests.rev(cs.manifest))
             for path in cs.files:
-                entry = entries.get(path)
-                if entry is not None and not self._file_writer_for_check(path).has_node(entry[0]):
+                node = manifest_lookup(text, path)
+                if node is not None and not self._file_writer_for_check(path).has_node(node):
                     raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
 
     def _file_writer_for_check(self, path: bytes) -> RevlogWriter:
         index_path = self.repo.filelog_path(path)
         writer = self.writers.get(index_path)
         if writer is None:
-            writer = RevlogWriter(self.repo.revlogs.open(index_path), self.journal, self.compressor)
+            writer = RevlogWriter(self.repo.revlogs.open(index_path, b"data/" + path + b".i"), self.journal, self.compressor)
+            self.writers[index_path] = writer
         return writer
 
     # -- phases ------------------------------------------------------------------
