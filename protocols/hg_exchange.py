@@ -46,7 +46,7 @@ from protocols.errors import (
 from protocols.hg_responses import PushError, PushResponse, Response, StreamResponse
 
 SERVER_BUNDLE2_CAPS: Mapping[bytes, Sequence[bytes]] = {
-    b"HG20": (),
+    b2.MAGIC: (),
     b"bookmarks": (),
     b"changegroup": VERSIONS,
     b"checkheads": (b"related",),
@@ -101,11 +101,12 @@ class GetbundleRequest:
 
     def bundle2_caps(self) -> dict[bytes, list[bytes]] | None:
         """The client's bundle2 capabilities, or None for a bundle1-only client."""
-        if b"HG20" not in self.bundlecaps:
+        if b2.MAGIC not in self.bundlecaps:
             return None
         for cap in self.bundlecaps:
-            if cap.startswith(b"bundle2="):
-                return hg_wire.decode_bundle2_caps(hg_wire.url_unquote(cap[len(b"bundle2=") :]))
+            if cap.startswith(hg_wire.BUNDLE2_CAP_PREFIX):
+                blob = hg_wire.url_unquote(cap[len(hg_wire.BUNDLE2_CAP_PREFIX) :])
+                return hg_wire.decode_bundle2_caps(blob)
         return {}
 
 

@@ -33,6 +33,8 @@ TRANSPORT_INDEPENDENT_CAPS = (
     b"unbundlehash",
 )
 UNBUNDLE_CAP = b"unbundle=HG10GZ,HG10BZ,HG10UN"
+BUNDLE2_CAP_PREFIX = b"bundle2="
+"""The capability (and getbundle ``bundlecaps`` entry) carrying the url-quoted bundle2 caps blob."""
 
 STREAM_IGNORABLE_REQUIREMENTS = frozenset(
     {
@@ -229,6 +231,6 @@ def format_capabilities(
     caps = list(TRANSPORT_INDEPENDENT_CAPS)
     caps.append(b"streamreqs=" + b",".join(stream_requirements(requirements)))
     caps.append(UNBUNDLE_CAP)
-    caps.append(b"bundle2=" + url_quote(encode_bundle2_caps(bundle2_caps)))
+    caps.append(BUNDLE2_CAP_PREFIX + url_quote(encode_bundle2_caps(bundle2_caps)))
     caps.extend(transport_caps)
     return b" ".join(sorted(caps))
