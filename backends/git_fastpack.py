@@ -95,7 +95,7 @@ class _Source:
     def select(self, positions: Iterable[int]) -> None:
         self.positions = array("q", positions)
         self.selected = bytearray(len(self.view))
-        for pos in positions:
+        for pos in self.positions:
             self.selected[pos] = 1
 
 
