@@ -11,6 +11,11 @@ clone), the CPU seconds, wall seconds and peak RSS of:
 * ``git``             ``git pack-objects --revs --stdout --delta-base-offset`` (bitmap used)
 * ``git-nobitmap``    the same with ``--no-use-bitmap-index``
 
+``--fetch`` adds the incremental case after a push: a copy of the repository
+plus 100 commits on ``main`` in a second, unbitmapped pack (the state a push
+leaves), fetched by a client that has the old ``main`` (wants new ``main``,
+haves old ``main``, thin pack) with ``fast``, ``git`` and ``hgwire-generic``.
+
 Each measurement runs in a fresh child process (so peak RSS and CPU belong to
 that method alone; for ``git`` the numbers are the git child's).  The pack is
 consumed chunk by chunk and thrown away, as a socket would.
@@ -74,6 +79,31 @@ def without_bitmap(repo: Path, work: Path) -> Path:
     return copy
 
 
+def with_pushed_commits(repo: Path, work: Path, count: int = 100) -> Path:
+    """A copy of ``repo`` plus ``count`` commits on main, packed separately (no bitmap for them)."""
+    copy = work / f"plus{count}.git"
+    if (copy / "objects" / "pack").is_dir() and len(list((copy / "objects" / "pack").glob("*.pack"))) == 2:
+        return copy
+    gen = next((g for g in GEN_CANDIDATES if g.exists()), None)
+    if gen is None:
+        raise SystemExit("no gen_corpus.py found for --fetch")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(repo, copy, copy_function=os.link)
+    stream = subprocess.run([sys.executable, str(gen), "--extend", str(count), "--from-ref", "refs/heads/main"],
+                            check=True, capture_output=True).stdout
+    subprocess.run(["git", "-C", str(copy), "fast-import", "--quiet"], input=stream, check=True)
+    subprocess.run(["git", "-C", str(copy), "repack", "-dq"], check=True)
+    return copy
+
+
+def fetch_request(repo: Path, count: int = 100) -> tuple[list[bytes], list[bytes]]:
+    def rev(spec: str) -> bytes:
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", spec], check=True,
+                              capture_output=True).stdout.strip()
+
+    return [rev("main")], [rev(f"main~{count}")]
+
+
 def all_wants(repo: Path) -> list[bytes]:
     out = subprocess.run(["git", "-C", str(repo), "for-each-ref", "--format=%(objectname)"],
                          check=True, capture_output=True).stdout
@@ -91,16 +121,16 @@ def _drain(chunks: Iterator[bytes]) -> tuple[int, int]:
     return size, count
 
 
-def run_child(method: str, repo: Path) -> dict[str, float | int | str]:
+def run_child(method: str, repo: Path, fetch: bool = False) -> dict[str, float | int | str]:
     from dulwich.repo import Repo
 
-    wants = all_wants(repo)
+    wants, haves = fetch_request(repo) if fetch else (all_wants(repo), [])
     store = Repo(str(repo)).object_store
     refs = Repo(str(repo)).get_refs()
     if method == "fast-warm":  # a server has served a clone before: index views are cached
         from backends.git_fastpack import generate_pack_fast
 
-        warm = generate_pack_fast(store, wants, [], thin_pack=True, include_tag=True, refs=refs)
+        warm = generate_pack_fast(store, wants, haves, thin_pack=True, include_tag=True, refs=refs)
         assert warm is not None
         _drain(warm)
     start_cpu, start_wall = time.process_time(), time.perf_counter()
@@ -109,7 +139,7 @@ def run_child(method: str, repo: Path) -> dict[str, float | int | str]:
     if method in ("fast", "fast-warm", "fast-nobitmap"):
         from backends.git_fastpack import generate_pack_fast
 
-        stream = generate_pack_fast(store, wants, [], ofs_delta=True, thin_pack=True, include_tag=True,
+        stream = generate_pack_fast(store, wants, haves, ofs_delta=True, thin_pack=True, include_tag=True,
                                     refs=refs)
         assert stream is not None, "the fast path declined"
         counted = time.process_time()
@@ -117,13 +147,13 @@ def run_child(method: str, repo: Path) -> dict[str, float | int | str]:
     elif method == "hgwire-generic":
         from backends import git_pack
 
-        plan = git_pack.PackPlan(tuple(wants), (), git_pack.ShallowPlan(), True, True, True)  # type: ignore[arg-type]
+        plan = git_pack.PackPlan(tuple(wants), tuple(haves), git_pack.ShallowPlan(), True, True, True)  # type: ignore[arg-type]
         size, chunks = _drain(git_pack.generate_pack(store, plan, refs))  # type: ignore[arg-type]
     elif method == "dulwich":
         from dulwich.object_format import DEFAULT_OBJECT_FORMAT
         from dulwich.pack import write_pack_data
 
-        count, records = store.generate_pack_data([], wants, ofs_delta=True)  # type: ignore[arg-type]
+        count, records = store.generate_pack_data(haves, wants, ofs_delta=True)  # type: ignore[arg-type]
         counted = time.process_time()
         written = [0]
 
@@ -140,11 +170,16 @@ def run_child(method: str, repo: Path) -> dict[str, float | int | str]:
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def run_git(method: str, repo: Path) -> dict[str, float | int | str]:
+def run_git(method: str, repo: Path, fetch: bool = False) -> dict[str, float | int | str]:
     args = ["git", "-C", str(repo), "pack-objects", "--revs", "--stdout", "--delta-base-offset", "-q"]
     if method == "git-nobitmap":
         args.append("--no-use-bitmap-index")
-    wants = b"\n".join(all_wants(repo)) + b"\n"
+    if fetch:
+        new, old = fetch_request(repo)
+        args.append("--thin")
+        wants = new[0] + b"\n^" + old[0] + b"\n"
+    else:
+        wants = b"\n".join(all_wants(repo)) + b"\n"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with tempfile.TemporaryFile() as sink:
@@ -165,13 +200,16 @@ def baseline_rss() -> float:
     return float(out.stdout)
 
 
-def measure(method: str, repo: Path) -> dict[str, float | int | str]:
+def measure(method: str, repo: Path, fetch: bool = False) -> dict[str, float | int | str]:
     if method.startswith("git"):
         # a fresh interpreter per run keeps RUSAGE_CHILDREN's maxrss to this git alone
         cmd = [sys.executable, __file__, "--child-git", method, "--repo", str(repo)]
     else:
         cmd = [sys.executable, __file__, "--child", method, "--repo", str(repo)]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    out = subprocess.run(cmd + (["--fetch"] if fetch else []), cwd=ROOT, check=False, capture_output=True)
+    if out.returncode:
+        error = out.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        return {"method": method, "error": error[0][:200]}
     result: dict[str, float | int | str] = json.loads(out.stdout)
     return result
 
@@ -228,15 +266,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of the fast methods and git (median shown)")
     parser.add_argument("--slow-runs", type=int, default=1, help="runs of the generic dulwich paths")
     parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--fetch", action="store_true", help="also the fetch-after-push case")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-git", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_child(args.child, args.repo)))
+        print(json.dumps(run_child(args.child, args.repo, args.fetch)))
         return
     if args.child_git:
-        print(json.dumps(run_git(args.child_git, args.repo)))
+        print(json.dumps(run_git(args.child_git, args.repo, args.fetch)))
         return
     args.work.mkdir(parents=True, exist_ok=True)
     repo = args.repo.resolve() if args.repo else build_corpus(args.work)
@@ -254,6 +293,19 @@ def main() -> None:
         runs = [measure(method, target) for _ in range(args.slow_runs if method in SLOW else args.runs)]
         rows.append(summarise(method, runs))
     print_table(rows)
+    if args.fetch:
+        pushed = with_pushed_commits(repo, args.work)
+        print(f"\n# fetch after a push of 100 commits ({pushed}): wants new main, haves old main, thin")
+        fetch_rows = []
+        for method in ("fast", "fast-warm", "git", "hgwire-generic"):
+            runs = [measure(method, pushed, fetch=True) for _ in range(args.slow_runs if method in SLOW else args.runs)]
+            failed = [r for r in runs if "error" in r]
+            if failed:
+                print(f"# {method}: FAILED: {failed[0]['error']}")
+                continue
+            fetch_rows.append(summarise(method, runs))
+        print_table(fetch_rows)
+        rows += fetch_rows
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
 
