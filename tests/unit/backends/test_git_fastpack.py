@@ -4,6 +4,7 @@ objects sent must be exactly ``git rev-list --objects WANTS --not HAVES``."""
 from __future__ import annotations
 
 import binascii
+import hashlib
 import os
 import random
 import shutil
@@ -492,3 +493,19 @@ def test_shallow_packs_stop_at_the_boundary(sources: dict[str, Source], tmp_path
 
 def parents(src: Path, commit: bytes) -> list[bytes]:
     return git(src, "rev-list", "--parents", "-n1", commit.decode()).split()[1:]
+
+
+def test_index_view_reads_large_offsets(tmp_path: Path) -> None:
+    """A version-2 index whose second object lies past 2 GiB (the 8-byte offset table)."""
+    names = [bytes([1]) * 20, bytes([2]) * 20]
+    far = (1 << 31) + 12345
+    fanout = b"".join((sum(1 for n in names if n[0] <= i)).to_bytes(4, "big") for i in range(256))
+    body = (b"\377tOc" + (2).to_bytes(4, "big") + fanout + b"".join(names) + bytes(8)
+            + (12).to_bytes(4, "big") + (0x80000000).to_bytes(4, "big") + far.to_bytes(8, "big")
+            + bytes([7]) * 20)
+    (tmp_path / "p.idx").write_bytes(body + hashlib.sha1(body).digest())
+    (tmp_path / "p.pack").write_bytes(b"PACK")
+    view = index_view(str(tmp_path / "p"))
+    assert list(view.offsets) == [12, far]
+    assert view.position(names[1]) == 1 and view.position_at_offset(far) == 1
+    assert view.checksum == bytes([7]) * 20
