@@ -58,15 +58,18 @@ class Case:
     runs: int  # default measured rounds
     budget: float  # seconds; no round starts that would end past it (one measured round always runs)
     what: str
+    timeout: float = 180.0  # per client, seconds (--timeout lowers it)
+    targets: tuple[str, ...] = ()  # the default targets when --targets is not given (empty: all)
 
 
 CASES: dict[str, Case] = {c.name: c for c in (
-    Case("clone", "big", ("git", "hg"), 3, 240, "full clone (git --no-checkout, hg -U), fresh destination"),
+    Case("clone", "big", ("git", "hg"), 3, 300, "full clone (git --no-checkout, hg -U), fresh destination"),
     Case("noop", "small", ("git", "hg"), 7, 60, "fetch/pull of an up-to-date clone"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
     Case("stream", "big", ("hg",), 3, 60, "hg clone --stream -U"),
     Case("concurrent", "big", ("git", "hg"), 2, 240,
-         "N simultaneous full clones; the first round right after a cold start"),
+         "N simultaneous full clones; the first round right after a cold start", timeout=150.0,
+         targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-hg-http")),
 )}
 DEFAULT_TARGETS = list(TARGET_CLASSES)
 
@@ -149,20 +152,20 @@ class Clients:
         return subprocess.Popen(cmd, env=self.env(target), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
-    def finish(self, proc: subprocess.Popen[bytes], deadline: float) -> tuple[bool, str]:
+    def finish(self, proc: subprocess.Popen[bytes], deadline: float, timeout: float) -> tuple[bool, str]:
         try:
             out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
-            return False, f"timeout after {self.timeout:.0f}s"
+            return False, f"timeout after {timeout:.0f}s"
         text = out.decode(errors="replace").strip()
         if proc.returncode != 0:
             return False, f"rc={proc.returncode}: {_last_lines(text)}"
         return True, ""
 
     def run(self, cmd: list[str], target: Target) -> tuple[bool, str]:
-        return self.finish(self.spawn(cmd, target), time.monotonic() + self.timeout)
+        return self.finish(self.spawn(cmd, target), time.monotonic() + self.timeout, self.timeout)
 
 
 def _last_lines(text: str, n: int = 2) -> str:
@@ -185,11 +188,12 @@ def received_bytes(vcs: str, dest: Path) -> int | None:
     return dir_bytes(where)
 
 
-def copy_tree(src: Path, dst: Path) -> None:
+def copy_tree(src: Path, dst: Path, hardlinks: bool = False) -> None:
+    """A copy of a repository; ``hardlinks`` only for clients (git and hg break links before writing)."""
     if dst.exists():
         shutil.rmtree(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    subprocess.run(["cp", "-al" if hardlinks else "-a", str(src), str(dst)], check=True)
 
 
 # ------------------------------------------------------------------------ the runner
@@ -199,8 +203,10 @@ class Runner:
         self.corpus_dir = corpus_dir
         self.work = work
         self.tools = tools
-        self.clients = Clients(tools, work / "home", args.timeout)
+        self.clients = Clients(tools, work / "home", args.timeout or 180.0)
+        self.timeout = args.timeout or 180.0  # per client in the current case
         self.unavailable: dict[str, str] = {}  # target -> reason, remembered across cases
+        self.pushed_heads: dict[str, str] = {}  # vcs -> head of the push source
 
     # -- roots -----------------------------------------------------------------------------
     def repo_name(self, vcs: str, role: str) -> str:
@@ -225,7 +231,8 @@ class Runner:
             raise Unavailable(f"probe `{'git ls-remote' if target.vcs == 'git' else 'hg identify'}` "
                               f"failed: {err}")
 
-    def measure(self, target: Target, cmds: Sequence[list[str]]) -> tuple[float, list[str], float | None, int]:
+    def measure(self, target: Target, cmds: Sequence[list[str]], timeout: float
+                ) -> tuple[float, list[str], float | None, int]:
         """Run ``cmds`` at once; return wall, errors, server CPU and peak RSS."""
         cpu0 = target.cpu_mark()
         procs: list[subprocess.Popen[bytes]] = []
@@ -233,8 +240,8 @@ class Runner:
         t0 = time.monotonic()
         procs.extend(self.clients.spawn(cmd, target) for cmd in cmds)
         sampler.start()
-        deadline = t0 + self.args.timeout
-        results = [self.clients.finish(p, deadline) for p in procs]
+        deadline = t0 + timeout
+        results = [self.clients.finish(p, deadline, timeout) for p in procs]
         wall = time.monotonic() - t0
         peak = sampler.stop()
         target.settle()
@@ -244,6 +251,7 @@ class Runner:
 
     # -- cases ---------------------------------------------------------------------------------
     def run_case(self, case: Case, names: list[str]) -> list[Outcome]:
+        self.timeout = min(self.args.timeout or case.timeout, case.timeout)
         targets = [TARGET_CLASSES[n](self.tools, self.work) for n in names]
         targets = [t for t in targets if t.vcs in case.vcs]
         outcomes = {t.name: Outcome(case.name, t.name, t.vcs, self.unavailable.get(t.name, "")) for t in targets}
@@ -338,7 +346,7 @@ class Runner:
                 shutil.rmtree(d, ignore_errors=True)
 
     def timed(self, target: Target, cmds: list[list[str]], rnd: int, warm: bool) -> Measurement:
-        wall, errors, cpu, peak = self.measure(target, cmds)
+        wall, errors, cpu, peak = self.measure(target, cmds, self.timeout)
         m = Measurement(rnd, warm, wall, not errors, len(errors), " | ".join(sorted(set(errors)))[:500],
                         cpu, peak or None)
         return m
@@ -349,7 +357,7 @@ class Runner:
         base = self.work / target.name / "push"
         root, client = base / "root", base / "client"
         copy_tree(self.corpus_dir / repo, root / repo)
-        copy_tree(self.corpus_dir / self.repo_name(target.vcs, "push_src"), client)
+        copy_tree(self.corpus_dir / self.repo_name(target.vcs, "push_src"), client, hardlinks=True)
         try:
             try:
                 self.start(target, root, repo)
@@ -363,24 +371,24 @@ class Runner:
             m = self.timed(target, [cmd], rnd, warm)
             target.stop()
             if m.ok and not self.push_landed(target.vcs, root / repo, client):
-                m.ok, m.error = False, "push reported success but the server lacks the pushed head"
+                m.ok, m.error = False, "push reported success but the server's main is not the pushed head"
             return m
         finally:
             target.stop()
             shutil.rmtree(base, ignore_errors=True)
 
-    def push_landed(self, vcs: str, server_repo: Path, client: Path) -> bool:
+    def head(self, vcs: str, repo: Path) -> str:
+        """The node of ``main`` in ``repo`` ("" if none)."""
         env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": "", "GIT_CONFIG_NOSYSTEM": "1"}
-        if vcs == "git":
-            def head(repo: Path) -> str:
-                return subprocess.run([self.tools.git, "-C", str(repo), "rev-parse", "refs/heads/main"],
-                                      check=False, capture_output=True, text=True, env=env).stdout.strip()
-            return head(server_repo) == head(client) != ""
-        node = subprocess.run([self.tools.hg, "-R", str(client), "log", "-r", "main", "-T", "{node}"],
-                              check=False, capture_output=True, text=True, env=env).stdout.strip()
-        found = subprocess.run([self.tools.hg, "-R", str(server_repo), "log", "-r", node, "-T", "{node}"],
-                               check=False, capture_output=True, text=True, env=env)
-        return bool(node) and found.returncode == 0 and found.stdout.strip() == node
+        cmd = ([self.tools.git, "-C", str(repo), "rev-parse", "--verify", "-q", "refs/heads/main"] if vcs == "git"
+               else [self.tools.hg, "-R", str(repo), "log", "-r", "main", "-T", "{node}"])
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, env=env).stdout.strip()
+
+    def push_landed(self, vcs: str, server_repo: Path, client: Path) -> bool:
+        """The server's ``main`` is the client's (git: the ref; hg: the bookmark moved with the push)."""
+        if vcs not in self.pushed_heads:
+            self.pushed_heads[vcs] = self.head(vcs, client)
+        return self.head(vcs, server_repo) == self.pushed_heads[vcs] != ""
 
     def report(self, case: Case, target: Target, m: Measurement) -> None:
         rss = f" rss={m.peak_rss_kib / 1024:.0f}MiB" if m.peak_rss_kib else ""
@@ -519,12 +527,14 @@ def write_results(rows: list[dict[str, object]], outcomes: list[Outcome], meta: 
 # ------------------------------------------------------------------------ main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="comma-separated (see --list)")
+    ap.add_argument("--targets", help="comma-separated (see --list); default: all (concurrent: the baselines "
+                    "and hgwire-git, hgwire-hg-http)")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated of: {', '.join(CASES)}")
     ap.add_argument("--runs", type=int, default=0, help="measured rounds per case (default: per case)")
     ap.add_argument("--warmup", type=int, default=0, help="unmeasured rounds first (servers are probed anyway)")
     ap.add_argument("--concurrency", type=int, default=0, help="clients in the concurrent case (8; --quick: 4)")
-    ap.add_argument("--timeout", type=float, default=180.0, help="per client command, seconds")
+    ap.add_argument("--timeout", type=float, default=0.0,
+                    help="per client command, seconds (default: 180; concurrent: 150)")
     ap.add_argument("--budget-scale", type=float, default=1.0, help="scale every case's time budget")
     ap.add_argument("--quick", action="store_true", help="small corpus, at most 2 rounds: a smoke run")
     ap.add_argument("--corpus", choices=sorted(corpus.SETS), help="corpus set (default: full; quick with --quick)")
@@ -554,7 +564,7 @@ def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], N
         list_all()
         return 0
     args.concurrency = args.concurrency or (QUICK_CONCURRENCY if args.quick else 8)
-    targets = pick(args.targets, list(TARGET_CLASSES), "target")
+    targets = pick(args.targets, list(TARGET_CLASSES), "target") if args.targets else []
     cases = pick(args.cases, list(CASES), "case")
     set_name = args.corpus or ("quick" if args.quick else "full")
     corpus_dir = corpus.ensure(set_name)
@@ -565,7 +575,7 @@ def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], N
     meta: dict[str, object] = {
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
         "versions": versions(tools), "corpus_set": set_name, "corpus": corpus.describe(corpus_dir),
-        "targets": targets, "cases": cases, "runs": args.runs, "warmup": args.warmup,
+        "targets": targets or "default (per case)", "cases": cases, "runs": args.runs, "warmup": args.warmup,
         "concurrency": args.concurrency, "loadavg_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
     runner = Runner(args, corpus_dir, work, tools)
@@ -573,7 +583,7 @@ def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], N
     try:
         for name in cases:
             log(f"== case {name}")
-            outcomes.extend(runner.run_case(CASES[name], targets))
+            outcomes.extend(runner.run_case(CASES[name], targets or list(CASES[name].targets or DEFAULT_TARGETS)))
     except KeyboardInterrupt:
         log("interrupted: partial results follow")
     finally:
