@@ -178,3 +178,33 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         missing.append("hg (the test extra)")
     if missing:
         raise pytest.UsageError(f"the test suite needs {', '.join(missing)}; run `make test` to install them")
+
+
+@dataclass
+class SshKeys:
+    """A user key, its authorized_keys file and a host key path for an SSH listener."""
+
+    key: Path
+    authorized_keys: Path
+    host_key: Path
+
+    def command(self, port: int) -> str:
+        """The ``ssh`` command line a client uses (``GIT_SSH_COMMAND``, hg's ``ui.ssh``)."""
+        return (f"/usr/bin/ssh -F /dev/null -p {port} -i {self.key} -o IdentitiesOnly=yes -o BatchMode=yes "
+                "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+
+
+@pytest.fixture(scope="session")
+def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SshKeys:
+    base = tmp_path_factory.mktemp("ssh-keys")
+    key = base / "alice_key"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", str(key)],
+                   check=True)
+    authorized = base / "authorized_keys"
+    authorized.write_text((base / "alice_key.pub").read_text())
+    return SshKeys(key, authorized, base / "host_key")
+
+
+def ssh_server_settings(keys: SshKeys) -> dict[str, Any]:
+    """``make_server`` settings for an SSH listener that lets ``keys.key`` in."""
+    return {"ssh": [LOOPBACK], "host_key": str(keys.host_key), "authorized_keys": str(keys.authorized_keys)}

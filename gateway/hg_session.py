@@ -1,0 +1,352 @@
+"""Mercurial over SSH: ``hg -R PATH serve --stdio`` and ``hg init PATH`` as sessions.
+
+``gateway.ssh`` builds these with ``make_hg_session(kind, ctx, channel)``.  The
+session feeds the client's bytes to ``protocols.hg_ssh.SshV1Server``, runs each
+command of the shared table (``protocols.hg_commands``) in the worker pool with
+the client's input paused, writes string replies and streams bundles with
+``IteratorProducer``.  A push (``unbundle``) is different: the handler starts
+in the pool as soon as the push is accepted and reads the pushed bundle from a
+bounded queue that the reactor fills, so the bundle is never held whole.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from twisted.internet import reactor as _reactor
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from backends.interfaces import HgRepository, Kind
+from gateway.auth import Access, Authorizer
+from gateway.channel import Channel, Session, SessionContext
+from gateway.threads import IteratorProducer, run_blocking
+from protocols import hg_commands
+from protocols.errors import HgwireError, NotARepository, ProtocolError, RepositoryNotFound
+from protocols.hg_commands import CommandContext, Permission, Transport
+from protocols.hg_responses import OobError, Response
+from protocols.hg_ssh import (
+    SSH_CAPS,
+    CommandRequest,
+    ConnectionClosed,
+    PushEnd,
+    PushPayload,
+    Signal,
+    SshOutput,
+    SshV1Server,
+)
+
+log = Logger()
+
+HG_EXIT_ABORT = 255
+PERMISSION_ACCESS: dict[Permission, Access] = {"pull": Access.READ, "push": Access.WRITE}
+QUEUE_HIGH = 64
+"""Pushed chunks waiting for the pool before the client's input is paused."""
+QUEUE_LOW = 8
+"""Chunks left when the pool asks for more input again."""
+_END = object()
+_BROKEN = object()
+
+
+def _abort_line(message: str) -> bytes:
+    return f"abort: {message}\n".encode("utf-8", "replace")
+
+
+def open_hg_repo(ctx: SessionContext) -> HgRepository:
+    """Open the repository and make sure it is a Mercurial one; blocking, for the pool."""
+    repo = ctx.backend.open(ctx.repo_name)
+    if repo.kind is not Kind.HG:
+        raise NotARepository(f"repository {ctx.repo_name} is not a Mercurial repository")
+    return repo
+
+
+class PushQueue:
+    """The pushed bundle on its way from the reactor (``put``) to the handler in the pool (``chunks``).
+
+    The reactor pauses the client's input when ``QUEUE_HIGH`` chunks wait; the
+    pool resumes it once fewer than ``QUEUE_LOW`` are left.
+    """
+
+    def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._pause = pause
+        self._resume = resume
+        self._paused = False
+        self.closed = False
+
+    def put(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._queue.put(data)
+        if self._queue.qsize() >= QUEUE_HIGH and not self._paused:
+            self._paused = True
+            self._pause()
+
+    def end(self, broken: bool = False) -> None:
+        if not self.closed:
+            self.closed = True
+            self._queue.put(_BROKEN if broken else _END)
+
+    def _resumed(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._resume()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bundle for the handler; runs in the pool."""
+        while True:
+            item = self._queue.get()
+            if self._paused and self._queue.qsize() < QUEUE_LOW:
+                _reactor.callFromThread(self._resumed)  # type: ignore[attr-defined]
+            if item is _END:
+                return
+            if item is _BROKEN:
+                raise ProtocolError("the push was cut off before the bundle ended")
+            assert isinstance(item, bytes)
+            yield item
+
+
+class HgServeSession:
+    """One ``hg serve --stdio`` run over a Channel."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.server = SshV1Server()
+        self.repo: HgRepository | None = None
+        self.outcome = "started"
+        self._busy = True
+        self._closed = False
+        self._push: PushQueue | None = None
+        self._push_response: Response | None = None
+        self._push_ended = False
+        self._producer: IteratorProducer | None = None
+        self._started = time.monotonic()
+        self._run(self._opened, open_hg_repo, ctx)
+
+    # -- Session -------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if not self._closed and data:
+            self._guard(self._receive, data)
+
+    def eof_received(self) -> None:
+        if not self._closed:
+            self._guard(self._receive, b"")
+
+    def connection_lost(self) -> None:
+        if self.outcome == "started":
+            self.outcome = "client-gone"
+        self._closed = True
+        if self._push is not None:
+            self._push.end(broken=True)
+        if self._producer is not None:
+            self._producer.stopProducing()
+
+    # -- the pump ------------------------------------------------------------------------
+
+    def _receive(self, data: bytes) -> None:
+        self.server.receive_data(data)
+        self._pump()
+
+    def _pump(self) -> None:
+        while not self._busy and not self._closed:
+            event = self.server.next_event()
+            if isinstance(event, Signal):
+                return
+            self._handle(event)
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, CommandRequest):
+            self._command(event)
+        elif isinstance(event, PushPayload):
+            if self._push is not None:
+                self._push.put(event.data)
+        elif isinstance(event, PushEnd):
+            self._push_ended = True
+            if self._push is not None:
+                self._push.end()
+            self._maybe_send_push_reply()
+        elif isinstance(event, ConnectionClosed):
+            self._finish("ok", 0)
+
+    def _guard(self, f: Callable[..., None], *args: Any) -> None:
+        try:
+            f(*args)
+        except Exception as exc:  # every error ends the session through _fail
+            self._fail(exc)
+
+    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any) -> None:
+        """Run a blocking step in the pool with the client paused, then ``then(result)``."""
+        self._busy = True
+        self.channel.pause_input()
+        d = run_blocking(f, *args)
+        d.addCallback(lambda result: self._guard(then, result))
+        d.addErrback(self._fail)
+
+    def _resume(self) -> None:
+        if self._closed:
+            return
+        self._busy = False
+        self.channel.resume_input()
+        self._guard(self._pump)
+
+    def _opened(self, repo: HgRepository) -> None:
+        self.repo = repo
+        self._resume()
+
+    # -- commands ------------------------------------------------------------------------
+
+    def _context(self, payload: Iterator[bytes] | None = None) -> CommandContext:
+        return CommandContext(Transport.SSH, self._check_permission, SSH_CAPS, payload)
+
+    def _check_permission(self, permission: Permission) -> None:
+        authorizer = self.ctx.authorizer or Authorizer(read_only=self.ctx.read_only)
+        authorizer.check(self.ctx.user, self.ctx.repo_name, self.ctx.transport, PERMISSION_ACCESS[permission])
+
+    def _command(self, request: CommandRequest) -> None:
+        cmd = hg_commands.COMMANDS.get(request.name)
+        if cmd is not None and cmd.takes_payload:
+            self._start_push(request)
+            return
+        self._run(self._reply, self._dispatch, request, self._context())
+
+    def _dispatch(self, request: CommandRequest, ctx: CommandContext) -> Response:
+        """Run one command in the pool; expected refusals become hg's out-of-band error."""
+        assert self.repo is not None
+        try:
+            return hg_commands.dispatch(self.repo, request.name, request.args, ctx)
+        except HgwireError as exc:
+            return OobError(exc.message.encode("utf-8", "replace"))
+
+    def _reply(self, response: Response) -> None:
+        self._write(self.server.send(response), self._resume)
+
+    def _write(self, out: SshOutput, then: Callable[[], None]) -> None:
+        if self._closed:
+            return
+        if out.stderr:
+            self.channel.write_stderr(out.stderr)
+        if out.stdout:
+            self.channel.write(out.stdout)
+        if out.stream is None:
+            then()
+            return
+        self._busy = True
+        self._producer = IteratorProducer(out.stream, self.channel)
+        d = self._producer.start()
+        d.addCallback(lambda _: self._streamed(then))
+        d.addErrback(self._fail)
+
+    def _streamed(self, then: Callable[[], None]) -> None:
+        self._producer = None
+        then()
+
+    # -- push ----------------------------------------------------------------------------
+
+    def _start_push(self, request: CommandRequest) -> None:
+        try:
+            self._check_permission("push")
+        except HgwireError as exc:
+            self._reply(OobError(exc.message.encode("utf-8", "replace")))
+            return
+        self.channel.write(self.server.accept_push())
+        self._push = PushQueue(self.channel.pause_input, self.channel.resume_input)
+        self._push_response = None
+        self._push_ended = False
+        d = run_blocking(self._dispatch, request, self._context(self._push.chunks()))
+        d.addCallback(lambda response: self._guard(self._push_done, response))
+        d.addErrback(self._fail)
+
+    def _push_done(self, response: Response) -> None:
+        """The handler is done; the client may still be sending (a refused bundle): drain it first."""
+        assert self._push is not None
+        self._push.closed = True
+        self._push_response = response
+        self._maybe_send_push_reply()
+
+    def _maybe_send_push_reply(self) -> None:
+        if self._push_response is None or not self._push_ended:
+            return
+        response, self._push_response, self._push = self._push_response, None, None
+        self.outcome = "pushed"
+        self._reply(response)
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _finish(self, outcome: str, status: int) -> None:
+        if self._closed:
+            return
+        if self.outcome in ("started", "pushed"):
+            self.outcome = outcome
+        self._closed = True
+        self.channel.finish(status)
+
+    def _fail(self, error: Failure | BaseException) -> None:
+        if self._closed:
+            return
+        exc = error.value if isinstance(error, Failure) else error
+        if isinstance(exc, RepositoryNotFound):
+            message = f"repository {self.ctx.repo_name} not found"
+        elif isinstance(exc, HgwireError):
+            message = exc.message
+        else:
+            log.failure("hg serve --stdio for {repo}", Failure(exc), repo=self.ctx.repo_name)
+            message = "internal error"
+        if self._push is not None:
+            self._push.end(broken=True)
+        self.channel.write_stderr(_abort_line(message))
+        self._finish(f"error: {message}", HG_EXIT_ABORT)
+
+
+class HgInitSession:
+    """``hg init PATH``: create the repository (the door already checked ``create``), exit 0."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self._closed = False
+        d = run_blocking(self._create)
+        d.addCallbacks(lambda _: self._end(0), self._refused)
+
+    def _create(self) -> None:
+        if self.ctx.backend.exists(self.ctx.repo_name):
+            raise HgwireError(f"repository {self.ctx.repo_name} already exists!")
+        self.ctx.backend.create(self.ctx.repo_name, Kind.HG)
+
+    def _refused(self, failure: Failure) -> None:
+        exc = failure.value
+        if not isinstance(exc, HgwireError):
+            log.failure("hg init {repo}", failure, repo=self.ctx.repo_name)
+        message = exc.message if isinstance(exc, HgwireError) else "internal error"
+        if not self._closed:
+            self.channel.write_stderr(_abort_line(message))
+        self._end(HG_EXIT_ABORT)
+
+    def _end(self, status: int) -> None:
+        if not self._closed:
+            self._closed = True
+            self.channel.finish(status)
+
+    def data_received(self, data: bytes) -> None:
+        """``hg init`` reads nothing."""
+
+    def eof_received(self) -> None:
+        """Nothing to do: the creation ends the session."""
+
+    def connection_lost(self) -> None:
+        self._closed = True
+
+
+SESSIONS: dict[str, Callable[[SessionContext, Channel], Session]] = {
+    "hg-serve": HgServeSession,
+    "hg-init": HgInitSession,
+}
+
+
+def make_hg_session(kind: str, ctx: SessionContext, channel: Channel) -> Session:
+    """The session for an ``hg`` exec route (``protocols.ssh_exec.RouteKind``)."""
+    return SESSIONS[kind](ctx, channel)

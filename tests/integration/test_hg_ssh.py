@@ -1,0 +1,214 @@
+"""The real ``hg`` client against hgwire's SSH server (``hg -R PATH serve --stdio``), both backends."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backends.interfaces import Kind
+from tests.conftest import BACKENDS, Client, RunningServer, SshKeys, ssh_server_settings
+
+
+@dataclass
+class HgSsh:
+    server: RunningServer
+    client: Client
+    ssh: str
+
+    def url(self, name: str) -> str:
+        return f"ssh://alice@127.0.0.1:{self.server.port('ssh')}/{name}"
+
+    def hg(self, *args: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
+        return self.client.hg("--config", f"ui.ssh={self.ssh}", *args, **kw)  # type: ignore[arg-type]
+
+    def log(self, repo: Path | str, *extra: str) -> str:
+        """Everything hg knows of each changeset, for comparing two repositories."""
+        template = "{node} {p1node} {p2node} {branch} {phase} {tags} {desc|firstline}\n"
+        return self.client.hg("log", "-R", str(repo), "--debug", "-T", template, *extra).stdout
+
+    def verify_server(self, name: str, tmp: Path) -> None:
+        """``hg verify`` the server's copy: on disk for fs, through a fresh clone for memory."""
+        if self.server.backend_name == "fs":
+            self.client.hg("verify", "-R", str(self.server.root / name))
+        else:
+            check = tmp / f"verify-{name}"
+            shutil.rmtree(check, ignore_errors=True)
+            self.hg("clone", "-q", "-U", self.url(name), str(check))
+            self.client.hg("verify", "-R", str(check))
+
+
+@pytest.fixture(params=BACKENDS)
+def hgssh(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer], client: Client,
+          ssh_keys: SshKeys) -> HgSsh:
+    server = make_server(request.param, **ssh_server_settings(ssh_keys))
+    return HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+
+
+def _commit(client: Client, repo: Path, path: str, content: str | bytes, message: str, *extra: str) -> None:
+    target = repo / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        target.write_text(content)
+    client.hg("add", "-q", "-R", str(repo), str(target), check=False)
+    client.hg("commit", "-q", "-R", str(repo), "-m", message, *extra)
+
+
+@pytest.fixture
+def history(client: Client, tmp_path: Path) -> Path:
+    """A repository made by real hg: named branches, a closed branch, a merge, tags, bookmarks, copies."""
+    repo = tmp_path / "history"
+    client.hg("init", str(repo))
+    _commit(client, repo, "README", "hello\n", "initial")
+    _commit(client, repo, "bin/data.bin", bytes(range(256)) * 64, "binary")
+    client.hg("copy", "-q", "-R", str(repo), str(repo / "README"), str(repo / "docs/ünïcode.txt"))
+    client.hg("commit", "-q", "-R", str(repo), "-m", "copy with a non-ASCII name")
+    client.hg("branch", "-q", "-R", str(repo), "stable")
+    _commit(client, repo, "stable.txt", "stable\n", "on stable")
+    client.hg("update", "-q", "-R", str(repo), "default")
+    _commit(client, repo, "README", "hello again\n", "default moves on")
+    client.hg("merge", "-q", "-R", str(repo), "stable")
+    client.hg("commit", "-q", "-R", str(repo), "-m", "merge stable")
+    client.hg("tag", "-q", "-R", str(repo), "v1.0")
+    client.hg("branch", "-q", "-R", str(repo), "old")
+    _commit(client, repo, "old.txt", "old\n", "old branch")
+    client.hg("commit", "-q", "-R", str(repo), "--close-branch", "-m", "close old")
+    client.hg("update", "-q", "-R", str(repo), "default")
+    client.hg("bookmark", "-q", "-R", str(repo), "feature")
+    return repo
+
+
+def test_init_push_then_clone(hgssh: HgSsh, history: Path, tmp_path: Path) -> None:
+    hgssh.hg("init", hgssh.url("team/new"))
+    pushed = hgssh.hg("push", "-R", str(history), "--new-branch", hgssh.url("team/new"))
+    assert "remote: added 9 changesets with 7 changes to 6 files" in pushed.stdout
+    hgssh.hg("push", "-q", "-R", str(history), "-B", "feature", hgssh.url("team/new"), check=False)
+    hgssh.verify_server("team/new", tmp_path)
+    clone = tmp_path / "clone"
+    hgssh.hg("clone", "-q", hgssh.url("team/new"), str(clone))
+    source = hgssh.log(history).replace(" draft ", " public ")  # a publishing server makes pushes public
+    assert hgssh.log(clone) == source
+    assert (clone / "docs" / "ünïcode.txt").read_text() == "hello\n"
+    assert hgssh.client.hg("bookmarks", "-R", str(clone), "-T", "{bookmark}\n").stdout == "feature\n"
+
+
+def test_clone_empty_then_push_first_changeset(hgssh: HgSsh, tmp_path: Path) -> None:
+    hgssh.server.backend.create("empty", Kind.HG)
+    clone = tmp_path / "empty-clone"
+    cloned = hgssh.hg("clone", hgssh.url("empty"), str(clone))
+    assert "no changes found" in cloned.stdout + cloned.stderr
+    _commit(hgssh.client, clone, "a.txt", "a\n", "first")
+    hgssh.hg("push", "-R", str(clone))
+    assert hgssh.client.hg("phase", "-R", str(clone), "-r", ".").stdout.strip().endswith("public")
+    hgssh.verify_server("empty", tmp_path)
+
+
+def test_incremental_pull_new_branch_and_partial_pull(hgssh: HgSsh, history: Path, tmp_path: Path) -> None:
+    hgssh.server.backend.create("r", Kind.HG)
+    hgssh.hg("push", "-q", "-R", str(history), "-r", "0", hgssh.url("r"))
+    clone = tmp_path / "c"
+    hgssh.hg("clone", "-q", "-U", hgssh.url("r"), str(clone))
+    hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("r"))
+    incoming = hgssh.hg("incoming", "-R", str(clone), "-T", "{desc}\n", check=False)
+    assert "on stable" in incoming.stdout
+    hgssh.hg("pull", "-q", "-R", str(clone), "-r", "stable")
+    assert hgssh.client.hg("log", "-R", str(clone), "-r", "stable", "-T", "{desc}").stdout == "on stable"
+    assert "merge stable" not in hgssh.client.hg("log", "-R", str(clone), "-T", "{desc}\n").stdout
+    hgssh.hg("pull", "-q", "-R", str(clone))
+    assert hgssh.log(clone) == hgssh.log(history).replace(" draft ", " public ")
+    assert hgssh.hg("outgoing", "-R", str(clone), check=False).returncode == 1  # nothing to push
+    ident = hgssh.hg("identify", "-r", "stable", hgssh.url("r")).stdout.strip()
+    assert ident == hgssh.client.hg("log", "-R", str(history), "-r", "stable", "-T", "{node|short}").stdout
+
+
+def test_new_head_refused_without_force(hgssh: HgSsh, tmp_path: Path) -> None:
+    hgssh.server.backend.create("heads", Kind.HG)
+    one, two = tmp_path / "one", tmp_path / "two"
+    hgssh.hg("clone", "-q", hgssh.url("heads"), str(one))
+    _commit(hgssh.client, one, "a", "a\n", "base")
+    hgssh.hg("push", "-q", "-R", str(one))
+    hgssh.hg("clone", "-q", hgssh.url("heads"), str(two))
+    _commit(hgssh.client, one, "a", "from one\n", "one")
+    _commit(hgssh.client, two, "a", "from two\n", "two")
+    hgssh.hg("push", "-q", "-R", str(one))
+    refused = hgssh.hg("push", "-R", str(two), check=False)
+    assert refused.returncode != 0
+    assert "push creates new remote head" in refused.stderr
+    hgssh.hg("push", "-q", "-f", "-R", str(two))
+    heads = hgssh.hg("identify", "-r", "default", hgssh.url("heads"))
+    assert heads.returncode == 0
+    assert len(hgssh.client.hg("heads", "-R", str(two), "-T", "x").stdout) == 1
+    hgssh.hg("pull", "-q", "-R", str(two))
+    assert len(hgssh.client.hg("heads", "-R", str(two), "-T", "x").stdout) == 2
+    hgssh.verify_server("heads", tmp_path)
+
+
+def test_bookmarks_both_ways(hgssh: HgSsh, tmp_path: Path) -> None:
+    hgssh.server.backend.create("bm", Kind.HG)
+    a, b = tmp_path / "a", tmp_path / "b"
+    hgssh.hg("clone", "-q", hgssh.url("bm"), str(a))
+    _commit(hgssh.client, a, "f", "1\n", "one")
+    hgssh.client.hg("bookmark", "-q", "-R", str(a), "topic")
+    hgssh.hg("push", "-q", "-R", str(a), "-B", "topic")
+    hgssh.hg("clone", "-q", hgssh.url("bm"), str(b))
+    assert "topic" in hgssh.client.hg("bookmarks", "-R", str(b)).stdout
+    hgssh.client.hg("update", "-q", "-R", str(b), "topic")
+    _commit(hgssh.client, b, "f", "2\n", "two")  # the active bookmark moves with the commit
+    hgssh.hg("push", "-q", "-R", str(b), "-B", "topic")
+    hgssh.hg("pull", "-q", "-R", str(a))
+    moved = hgssh.client.hg("log", "-R", str(a), "-r", "topic", "-T", "{desc}").stdout
+    assert moved == "two"
+    hgssh.client.hg("bookmark", "-q", "-R", str(a), "-d", "topic")
+    hgssh.hg("push", "-q", "-R", str(a), "-B", "topic", check=False)
+    assert "topic" not in hgssh.hg("bookmarks", "-R", str(b), "--remote", check=False).stdout
+    listed = hgssh.client.hg("debugpushkey", hgssh.url("bm"), "bookmarks",
+                             "--config", f"ui.ssh={hgssh.ssh}").stdout
+    assert "topic" not in listed
+
+
+@pytest.mark.parametrize("name, message", [
+    ("nope", "repository nope not found"),
+    ("--debugger", "starts with '-'"),
+    ("--config=ui.x=1", "starts with '-'"),
+    ("../outside", "'..' segment"),
+])
+def test_bad_repository_names(hgssh: HgSsh, tmp_path: Path, name: str, message: str) -> None:
+    result = hgssh.hg("clone", f"ssh://alice@127.0.0.1:{hgssh.server.port('ssh')}/{name}",
+                      str(tmp_path / "x"), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    hgssh.server.backend.create("still", Kind.HG)
+    assert hgssh.hg("clone", "-q", hgssh.url("still"), str(tmp_path / "still")).returncode == 0
+
+
+def test_git_repository_is_not_served_to_hg(hgssh: HgSsh, tmp_path: Path) -> None:
+    hgssh.server.backend.create("gitrepo", Kind.GIT)
+    result = hgssh.hg("clone", hgssh.url("gitrepo"), str(tmp_path / "x"), check=False)
+    assert result.returncode != 0
+    assert "not a Mercurial repository" in result.stderr
+
+
+def test_repository_written_by_hg_is_served_and_hg_keeps_working(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, history: Path,
+        tmp_path: Path) -> None:
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    served = server.root / "real"
+    client.hg("clone", "-q", "-U", str(history), str(served))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    clone = tmp_path / "clone"
+    hgssh.hg("clone", "-q", hgssh.url("real"), str(clone))
+    assert hgssh.log(clone) == hgssh.log(served)
+    _commit(client, clone, "new.txt", "new\n", "pushed through hgwire")
+    hgssh.hg("push", "-q", "-R", str(clone))
+    client.hg("verify", "-R", str(served))
+    client.hg("update", "-q", "-R", str(served), "tip")  # real hg still works on it
+    _commit(client, served, "local.txt", "x\n", "committed by hg on the server")
+    client.hg("verify", "-R", str(served))
+    hgssh.hg("pull", "-q", "-R", str(clone))
+    assert "committed by hg on the server" in client.hg("log", "-R", str(clone), "-T", "{desc}\n").stdout
