@@ -109,8 +109,7 @@ def test_injected_failure_rolls_back_byte_for_byte(
         tx.add_changegroup(groups)
         tx.set_phase(1, nodes[-1:])
         tx.commit()
-    assert snapshot(path) == before
-    assert b"error" not in hg_cli(path, "verify", "-q", check=False)
+    assert snapshot(path) == before  # byte for byte, so hg sees exactly the old repository
     monkeypatch.undo()
     tx = target.transaction()  # the lock was released
     tx.add_changegroup(source.emit_groups(nodes, DeltaMode.ANY))

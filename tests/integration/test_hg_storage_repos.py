@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -131,14 +131,32 @@ def build_rich_repo(hg: Hg, repo: Path, init_args: Sequence[str] = ()) -> Path:
     return repo
 
 
+_BUILT: dict[str, Path | Hg] = {}
+"""Repositories already built this session.  Every test module imports these
+fixtures, which makes one fixture definition per module; this cache keeps the
+builds to one per session anyway."""
+
+
+def _once(key: str, build: Callable[[], Path]) -> Path:
+    if key not in _BUILT:
+        _BUILT[key] = build()
+    result = _BUILT[key]
+    assert isinstance(result, Path)
+    return result
+
+
 @pytest.fixture(scope="session")
 def hg_cli(tmp_path_factory: pytest.TempPathFactory) -> Hg:
-    return Hg(tmp_path_factory.mktemp("hg-home"))
+    if "hg" not in _BUILT:
+        _BUILT["hg"] = Hg(tmp_path_factory.mktemp("hg-home"))
+    hg = _BUILT["hg"]
+    assert isinstance(hg, Hg)
+    return hg
 
 
 @pytest.fixture(scope="session")
 def zstd_repo(hg_cli: Hg, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_rich_repo(hg_cli, tmp_path_factory.mktemp("src") / "zstd")
+    return _once("zstd", lambda: build_rich_repo(hg_cli, tmp_path_factory.mktemp("src") / "zstd"))
 
 
 def build_small_repo(hg: Hg, repo: Path, init_args: Sequence[str] = ()) -> Path:
@@ -160,19 +178,22 @@ def build_small_repo(hg: Hg, repo: Path, init_args: Sequence[str] = ()) -> Path:
 @pytest.fixture(scope="session")
 def zlib_repo(hg_cli: Hg, tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = ["--config", "format.revlog-compression=zlib"]
-    return build_small_repo(hg_cli, tmp_path_factory.mktemp("src") / "zlib", args)
+    return _once("zlib", lambda: build_small_repo(hg_cli, tmp_path_factory.mktemp("src") / "zlib", args))
 
 
 @pytest.fixture(scope="session")
 def legacy_repo(hg_cli: Hg, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Without generaldelta: delta chains are runs of consecutive revisions."""
-    args = ["--config", "format.generaldelta=false", "--config", "format.sparse-revlog=false"]
-    repo = tmp_path_factory.mktemp("src") / "legacy"
-    hg_cli(repo.parent, "init", *args, str(repo))
-    for i in range(6):
-        _write(repo, "f.txt", b"".join(b"row %d\n" % j for j in range(50 * (i + 1))))
-        _commit(hg_cli, repo, f"legacy {i}")
-    return repo
+    def build() -> Path:
+        args = ["--config", "format.generaldelta=false", "--config", "format.sparse-revlog=false"]
+        repo = tmp_path_factory.mktemp("src") / "legacy"
+        hg_cli(repo.parent, "init", *args, str(repo))
+        for i in range(6):
+            _write(repo, "f.txt", b"".join(b"row %d\n" % j for j in range(50 * (i + 1))))
+            _commit(hg_cli, repo, f"legacy {i}")
+        return repo
+
+    return _once("legacy", build)
 
 
 @pytest.fixture(params=["zstd", "zlib", "legacy"])
