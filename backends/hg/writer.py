@@ -195,7 +195,7 @@ class Transaction:
     def _head_count(self) -> int:
         phases = self._phase_array()
         visible = bytearray(1 if p < 2 else 0 for p in phases)
-        return len(graph.heads(self._parents(), visible))
+        return len(graph.heads(self._parents(), visible)) or 1  # an empty repo's head is null, as in hg
 
     def _phase_array(self) -> bytearray:
         if self.phases is None:
