@@ -1,0 +1,67 @@
+"""A 20 MB file, and a stream-clone snapshot that real ``hg`` verifies."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from test_hg_storage_repos import Hg, hg_cli, zstd_repo  # noqa: F401
+
+import backends.hg as hgstore
+from backends.hg.changelog import parse_changeset, parse_filelog_text, parse_manifest
+from backends.interfaces import DeltaMode
+
+SIZE = 20 * 1024 * 1024
+
+
+def _big_content(seed: bytes) -> bytes:
+    block = b"".join(hashlib.sha256(seed + b"%d" % i).hexdigest().encode() + b"\n" for i in range(4096))
+    return (block * (SIZE // len(block) + 1))[:SIZE]
+
+
+def test_twenty_megabyte_file_reads_and_replays(hg_cli: Hg, tmp_path: Path) -> None:
+    src = tmp_path / "big"
+    hg_cli(tmp_path, "init", str(src))
+    content = _big_content(b"a")
+    (src / "huge.bin").write_bytes(content)
+    hg_cli(src, "commit", "-A", "-q", "-m", "huge")
+    changed = content[: SIZE // 2] + b"a change in the middle\n" + content[SIZE // 2 :]
+    (src / "huge.bin").write_bytes(changed)
+    hg_cli(src, "commit", "-q", "-m", "edit huge")
+    repo = hgstore.open_repository(str(src), "big")
+    cl, ml = repo.changelog(), repo.manifestlog()
+    fl = repo.filelog(b"huge.bin")
+    for rev, expected in ((0, content), (1, changed)):
+        manifest = parse_manifest(ml.revision(ml.rev(parse_changeset(cl.revision(rev)).manifest)))
+        data = parse_filelog_text(fl.revision(fl.rev(manifest[b"huge.bin"][0]), verify=True)).data
+        assert data == expected
+    assert hg_cli(src, "cat", "-r", "1", "huge.bin") == changed
+    target = hgstore.create_repository(str(tmp_path / "copy"), "copy")
+    tx = target.transaction()
+    tx.add_changegroup(repo.emit_groups(repo.missing([], repo.heads()), DeltaMode.ANY))
+    tx.commit()
+    assert hg_cli(tmp_path / "copy", "verify", "-q", check=False) == b""
+    assert hg_cli(tmp_path / "copy", "cat", "-r", "1", "huge.bin") == changed
+    assert (tmp_path / "copy" / ".hg" / "store" / "data" / "huge.bin.d").exists()  # split from inline
+
+
+def test_stream_files_make_a_repository_hg_verifies(hg_cli: Hg, zstd_repo: Path, tmp_path: Path) -> None:
+    repo = hgstore.open_repository(str(zstd_repo), "src")
+    count, size, files = repo.stream_files()
+    clone = tmp_path / "clone"
+    hgstore.create_repository(str(clone), "clone")
+    written = 0
+    for entry in files:
+        path = clone / ".hg" / "store" / os.fsdecode(entry.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = b"".join(entry.chunks)
+        assert len(data) == entry.size
+        path.write_bytes(data)
+        written += 1
+    assert written == count and size > 0
+    fncache = (zstd_repo / ".hg" / "store" / "fncache").read_bytes()
+    (clone / ".hg" / "store" / "fncache").write_bytes(fncache)
+    assert hg_cli(clone, "verify", "-q", check=False) == b""
+    log = ("log", "-r", "all()", "-T", "{node} {phase}\n")
+    assert hg_cli(clone, *log) == hg_cli(zstd_repo, *log)
