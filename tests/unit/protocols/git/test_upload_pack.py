@@ -217,3 +217,18 @@ def test_sideband_framing_follows_the_clients_choice() -> None:
     plain.next_event()
     assert plain.pack_data(b"PACK") == b"PACK"
     assert plain.fatal(b"boom") == b"000cERR boom"
+
+
+def test_multi_round_negotiation_matches_git() -> None:
+    """Three flushed rounds of unknown haves, then a round with common ones ended by done."""
+    name = "negotiation-multi-round-v0"
+    recorded = [d for t, d in load(name) if t == "s"]
+    common = {ObjectId(p[8:48]) for p in recorded if p[4:8] == b"ACK " and p.endswith(b" common\n")}
+
+    def known(haves: Haves) -> Negotiation:
+        return Negotiation(tuple(HaveVerdict(h, h in common) for h in haves.haves))
+
+    events, out = replay(name, known)
+    rounds = [e for e in events if isinstance(e, Haves)]
+    assert [r.done for r in rounds] == [False, False, False, True]
+    assert out == after_advertisement_without_pack(name)
