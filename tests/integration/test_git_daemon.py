@@ -140,7 +140,8 @@ def test_shallow_clone_then_deepen(server: RunningServer, client: Client, proto:
     assert client.git("rev-list", "--count", "HEAD", cwd=shallow).stdout.strip() == "14"
 
 
-def test_deepen_since_and_not(server: RunningServer, client: Client) -> None:
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_deepen_since_and_not(server: RunningServer, client: Client, proto: str) -> None:
     server.backend.create("dates", Kind.GIT)
     url = server.git_url("dates")
     work = client.cwd / "src"
@@ -152,10 +153,10 @@ def test_deepen_since_and_not(server: RunningServer, client: Client) -> None:
             client.git("tag", "base", cwd=work)
     git(client, "default", "push", "-q", "origin", "main", "--tags", cwd=work)
     since = client.cwd / "since"
-    git(client, "v0", "clone", "-q", "--shallow-since", "2026-01-03T12:00:00Z", url, str(since))
+    git(client, proto, "clone", "-q", "--shallow-since", "2026-01-03T12:00:00Z", url, str(since))
     assert client.git("rev-list", "--count", "HEAD", cwd=since).stdout.strip() == "2"
     exclude = client.cwd / "exclude"
-    git(client, "v0", "clone", "-q", "--shallow-exclude", "base", url, str(exclude))
+    git(client, proto, "clone", "-q", "--shallow-exclude", "base", url, str(exclude))
     assert client.git("rev-list", "--count", "HEAD", cwd=exclude).stdout.strip() == "3"
 
 
