@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dulwich.repo import Repo
 
 from backends import hg_support
-from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository
+from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock
 from backends.interfaces import Kind, Repository
 from backends.names import strip_git_suffix, validate_name
 from protocols.errors import NotARepository, RepositoryNotFound, UnsafeName
@@ -123,7 +123,7 @@ def _refuse_symlinked_stores(path: str, name: str) -> None:
             raise UnsafeName(f"repository {name} has a symlinked {sub} directory and is not served")
 
 
-def _flock(path: str) -> Callable[[], contextmanager[None]]:
+def _flock(path: str) -> RefLock:
     lock_path = os.path.join(path, REF_LOCK_FILE)
 
     @contextmanager
@@ -135,4 +135,4 @@ def _flock(path: str) -> Callable[[], contextmanager[None]]:
         finally:
             os.close(fd)
 
-    return held  # type: ignore[return-value]
+    return held

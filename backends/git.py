@@ -10,24 +10,27 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO, Literal
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
-from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree, S_ISGITLINK
+from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.pack import Pack
-from dulwich.refs import check_ref_format
+from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
 from backends.interfaces import ZERO_ID, Kind, ObjectId, RefResult, RefUpdate
 from protocols.errors import ProtocolError, StorageError
 
-HEAD = b"HEAD"
+RefLock = Callable[[], AbstractContextManager[None]]
+"""Takes the repository's ref-update lock for the duration of a ``with``."""
+
+HEAD = Ref(b"HEAD")
 HEADS_PREFIX = b"refs/heads/"
 PACK_HEADER_SIZE = 12
-DEFAULT_BRANCH = b"refs/heads/main"
-PREFERRED_BRANCHES = (b"refs/heads/main", b"refs/heads/master")
+DEFAULT_BRANCH = Ref(b"refs/heads/main")
+PREFERRED_BRANCHES = (Ref(b"refs/heads/main"), Ref(b"refs/heads/master"))
 
 
 class SpooledPackSink:
@@ -71,7 +74,7 @@ class DulwichGitRepository:
 
     kind: Literal[Kind.GIT] = Kind.GIT
 
-    def __init__(self, name: str, repo: BaseRepo, lock: Callable[[], contextmanager[None]] | None = None,
+    def __init__(self, name: str, repo: BaseRepo, lock: RefLock | None = None,
                  spool_dir: str | None = None) -> None:
         self.name = name
         self.dulwich_repo = repo
@@ -105,7 +108,7 @@ class DulwichGitRepository:
         store = self.object_store
         before = None if isinstance(store, DiskObjectStore) else set(iter(store))
         try:
-            pack = store.add_thin_pack(f.read, None)
+            pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
         except (ObjectFormatException, ValueError, KeyError, AssertionError, OSError) as exc:
             raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
         except Exception as exc:  # dulwich raises a variety of ad-hoc errors on corrupt input
@@ -125,7 +128,7 @@ class DulwichGitRepository:
             return self._apply(checked, atomic)
 
     def _refusal(self, update: RefUpdate) -> str | None:
-        if not update.ref.startswith(b"refs/") or not check_ref_format(update.ref):
+        if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref)):
             return "funny refname"
         if update.new != ZERO_ID and not self._connected(update.new):
             return "missing necessary objects"
@@ -146,13 +149,14 @@ class DulwichGitRepository:
 
     def _swap(self, update: RefUpdate) -> str | None:
         refs = self.dulwich_repo.refs
-        old = None if update.old == ZERO_ID else update.old
+        ref, new = Ref(update.ref), ObjectID(update.new)
+        old = None if update.old == ZERO_ID else ObjectID(update.old)
         if update.new == ZERO_ID:
-            done = old is None or refs.remove_if_equals(update.ref, old)
+            done = old is None or refs.remove_if_equals(ref, old)
         elif old is None:  # dulwich reads old=None as "unconditional"; a create must find no ref
-            done = refs.add_if_new(update.ref, update.new)
+            done = refs.add_if_new(ref, new)
         else:
-            done = refs.set_if_equals(update.ref, old, update.new)
+            done = refs.set_if_equals(ref, old, new)
         return None if done else "stale info"
 
     def _repair_head(self) -> None:
@@ -161,7 +165,7 @@ class DulwichGitRepository:
         refs = self.refs()
         if target is None or target in refs:
             return
-        branches = sorted(r for r in refs if r.startswith(HEADS_PREFIX))
+        branches = sorted(Ref(r) for r in refs if r.startswith(HEADS_PREFIX))
         if not branches:
             return
         preferred = [b for b in PREFERRED_BRANCHES if b in refs]
@@ -174,8 +178,8 @@ class DulwichGitRepository:
         store's invariant, so the walk only descends into objects this push added.
         """
         store = self.object_store
-        seen: set[bytes] = set()
-        stack = [bytes(tip)]
+        seen: set[ObjectID] = set()
+        stack = [ObjectID(tip)]
         while stack:
             sha = stack.pop()
             if sha in seen:
@@ -184,7 +188,7 @@ class DulwichGitRepository:
             if sha not in store:
                 return False
             if sha in self._added:
-                stack.extend(_children(store[sha]))
+                stack.extend(ObjectID(child) for child in _children(store[sha]))
         return True
 
     def _discard_added(self) -> None:
@@ -221,7 +225,7 @@ _thread_locks: dict[int, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
 
-def _thread_lock_for(repo: BaseRepo) -> Callable[[], contextmanager[None]]:
+def _thread_lock_for(repo: BaseRepo) -> RefLock:
     with _thread_locks_guard:
         lock = _thread_locks.setdefault(id(repo), threading.Lock())
 
@@ -230,4 +234,4 @@ def _thread_lock_for(repo: BaseRepo) -> Callable[[], contextmanager[None]]:
         with lock:
             yield
 
-    return held  # type: ignore[return-value]
+    return held

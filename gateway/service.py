@@ -19,6 +19,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from backends import load_backend
+from backends.names import strip_git_suffix
 from gateway.config import ServiceConfig
 
 log = Logger()
@@ -69,10 +70,11 @@ def implemented(kind: str) -> bool:
 class ListenerService(service.Service):
     """Listen on one endpoint description and log the URL clients should use."""
 
-    def __init__(self, kind: str, description: str, factory: Factory) -> None:
+    def __init__(self, kind: str, description: str, factory: Factory, stop_reactor_on_failure: bool) -> None:
         self.kind = kind
         self.description = description
         self.factory = factory
+        self.stop_reactor_on_failure = stop_reactor_on_failure
         self.port: IListeningPort | None = None
         self.listening: defer.Deferred[IListeningPort] = defer.Deferred()
 
@@ -95,8 +97,8 @@ class ListenerService(service.Service):
         self.listening.errback(failure)
         from twisted.internet import reactor
 
-        if reactor.running:  # type: ignore[attr-defined]
-            reactor.stop()  # type: ignore[attr-defined]
+        if self.stop_reactor_on_failure and reactor.running:
+            reactor.stop()
 
     def url(self, name: str) -> str:
         """The clone URL of repository ``name`` on this listener."""
@@ -104,14 +106,14 @@ class ListenerService(service.Service):
         host, port = _host_port(self.port)
         tls = self.description.startswith("ssl:")
         scheme = "https" if tls and row.scheme == "http" else row.scheme
-        suffix = row.url_suffix.replace("NAME", name) if name != "NAME" else row.url_suffix
-        return f"{scheme}://{host}:{port}/{suffix}"
+        return f"{scheme}://{host}:{port}/{row.url_suffix.replace('NAME', strip_git_suffix(name))}"
 
     def stopService(self) -> defer.Deferred[None] | None:
         super().stopService()
         if self.port is not None:
             port, self.port = self.port, None
-            return defer.maybeDeferred(port.stopListening)
+            stopped: defer.Deferred[None] | None = port.stopListening()
+            return stopped
         return None
 
 
@@ -130,13 +132,15 @@ def _host_port(port: IListeningPort | None) -> tuple[str, int]:
 class HgwireService(service.MultiService):
     """The whole service: its config and its listeners."""
 
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: ServiceConfig, stop_reactor_on_failure: bool = False) -> None:
         super().__init__()
         self.config = config
+        self.stop_reactor_on_failure = stop_reactor_on_failure
         self.listeners: list[ListenerService] = []
 
     def add_listener(self, kind: str, description: str) -> ListenerService:
-        listener = ListenerService(kind, description, factory_maker(kind)(self.config))
+        factory = factory_maker(kind)(self.config)
+        listener = ListenerService(kind, description, factory, self.stop_reactor_on_failure)
         listener.setServiceParent(self)
         self.listeners.append(listener)
         return listener
@@ -160,8 +164,9 @@ class HgwireService(service.MultiService):
         return next(l for l in self.listeners if l.kind == kind)
 
 
-def build_service(config: ServiceConfig) -> HgwireService:
-    svc = HgwireService(config)
+def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) -> HgwireService:
+    """The service for ``config``; under twistd a listener that cannot bind stops the process."""
+    svc = HgwireService(config, stop_reactor_on_failure)
     for kind in LISTENERS:
         for description in getattr(config, kind):
             svc.add_listener(kind, description)
@@ -185,4 +190,4 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
         ssh=list(options["ssh"]),
         http=list(options["http"]),
     )
-    return build_service(config)
+    return build_service(config, stop_reactor_on_failure=True)

@@ -8,10 +8,10 @@ flight per connection, so memory stays bounded and the reactor never waits.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorThreads
+from twisted.internet.interfaces import IPushProducer, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -56,6 +56,16 @@ def run_blocking(f: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> defer.
 _DONE = object()
 
 
+class ByteConsumer(Protocol):
+    """What a stream is written into: a Twisted ``IConsumer`` or a ``gateway.channel.Channel``."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+
 def _next_chunk(iterator: Iterator[bytes]) -> object:
     return next(iterator, _DONE)
 
@@ -70,7 +80,7 @@ class IteratorProducer:
     ``done`` fires with None when the iterator is exhausted, or errbacks.
     """
 
-    def __init__(self, iterator: Iterator[bytes], consumer: IConsumer) -> None:
+    def __init__(self, iterator: Iterator[bytes], consumer: ByteConsumer) -> None:
         self._iterator = iterator
         self._consumer = consumer
         self._paused = False
