@@ -70,3 +70,35 @@ def test_runs_and_logs_clone_url(tmp_path: Path) -> None:
         assert (tmp_path / "repos").is_dir()
     finally:
         stop_twistd(proc)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_make_serve_default_serves_repositories_and_git_clones(tmp_path: Path, client_env: dict[str, str]) -> None:
+    """What ``make serve`` runs: ``twistd -n hgwire`` with no options, in a fresh directory."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "$(VENV)/bin/twistd -n hgwire\n" in makefile
+    for port in (9418, 2222, 8080):
+        assert _port_free(port), f"port {port} is taken; the default listeners of `make serve` need it"
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "repositories" / "demo.git")], check=True)
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(seed)], check=True, env=client_env)
+    (seed / "README").write_text("hello\n")
+    subprocess.run(["git", "-C", str(seed), "add", "README"], check=True, env=client_env)
+    subprocess.run(["git", "-C", str(seed), "commit", "-qm", "first"], check=True, env=client_env)
+    proc, url = start_twistd([], tmp_path)
+    try:
+        assert url.startswith("git://127.0.0.1:9418/")
+        demo = "git://127.0.0.1:9418/demo.git"
+        subprocess.run(["git", "-C", str(seed), "push", "-q", demo, "main"], check=True, env=client_env, timeout=60)
+        subprocess.run(["git", "clone", "-q", demo, str(tmp_path / "clone")], check=True, env=client_env, timeout=60)
+        assert (tmp_path / "clone" / "README").read_text() == "hello\n"
+    finally:
+        stop_twistd(proc)
