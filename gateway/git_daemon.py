@@ -13,9 +13,10 @@ import time
 from typing import Any
 
 from twisted.internet import protocol
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, ITransport
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IPushProducer, ITransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from gateway import errors
 from gateway.channel import Session, SessionContext
@@ -61,8 +62,13 @@ class DaemonChannel:
         self._transport.loseConnection()
 
 
+@implementer(IHalfCloseableProtocol)
 class GitDaemonProtocol(protocol.Protocol):
-    """Read the request line (bounded, with a timeout), then hand the stream to a session."""
+    """Read the request line (bounded, with a timeout), then hand the stream to a session.
+
+    Half-closeable: a client that shuts down its sending side still gets its
+    answer (the session sees EOF, e.g. a truncated push gets ``unpack`` errors).
+    """
 
     def __init__(self, config: ServiceConfig, clock: Any) -> None:
         self._config = config
@@ -128,6 +134,15 @@ class GitDaemonProtocol(protocol.Protocol):
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
+
+    def readConnectionLost(self) -> None:
+        if self._session is not None:
+            self._session.eof_received()
+        else:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        """The peer stopped reading; the session ends when its writes fail or it finishes."""
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self._cancel_timeout()
