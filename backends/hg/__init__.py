@@ -89,4 +89,4 @@ def create_repository(path: str, name: str) -> HgRepo:
     return open_repository(path, name)
 
 
-__all__ = ["MemoryHgRepository", "create_repository", "is_hg_repository", "open_repository", "HgRepo"]
+__all__ = ["HgRepo", "MemoryHgRepository", "create_repository", "is_hg_repository", "open_repository"]

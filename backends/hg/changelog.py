@@ -78,7 +78,7 @@ def format_extra(extra: Mapping[bytes, bytes]) -> bytes:
 
 def parse_changeset(text: bytes) -> Changeset:
     """Parse a changelog revision text; raise StorageError if it is malformed."""
-    head, sep, description = text.partition(b"\n\n")
+    head, _, description = text.partition(b"\n\n")
     lines = head.split(b"\n")
     if len(lines) < 3:
         raise StorageError("corrupt changeset: too few header lines")

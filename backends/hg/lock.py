@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from typing import ClassVar
 
 from protocols.errors import StorageError
 
@@ -23,7 +24,7 @@ def lock_prefix() -> str:
     """``hostname`` plus ``/<pid namespace inode>`` on Linux, as Mercurial writes it."""
     host = socket.gethostname()
     try:
-        host += "/%x" % os.stat("/proc/self/ns/pid").st_ino
+        host += f"/{os.stat('/proc/self/ns/pid').st_ino:x}"
     except OSError:
         pass
     return host
@@ -65,8 +66,8 @@ def _is_stale(holder: str) -> bool:
 class FileLock:
     """One Mercurial lock file, re-entrant within this process thread by thread."""
 
-    _process_locks: dict[str, threading.Lock] = {}
-    _registry_lock = threading.Lock()
+    _process_locks: ClassVar[dict[str, threading.Lock]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = path

@@ -252,7 +252,7 @@ class Revlog:
 
     def delta_chain(self, rev: int, stop: int = NULL_REV) -> tuple[list[int], bool]:
         """Revisions whose chunks rebuild ``rev``, oldest first; True if it stopped at ``stop``."""
-        chain = []
+        chain: list[int] = []
         current = rev
         entries = self.index.entries
         generaldelta = self.index.generaldelta

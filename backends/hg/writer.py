@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
@@ -67,7 +67,7 @@ class Transaction:
 
     # -- context manager sugar -------------------------------------------------
 
-    def __enter__(self) -> Transaction:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -346,4 +346,4 @@ class Transaction:
             self.repo.locks.release()
 
 
-__all__ = ["Transaction", "NULL_REV"]
+__all__ = ["NULL_REV", "Transaction"]

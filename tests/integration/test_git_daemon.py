@@ -8,9 +8,11 @@ clone over the wire that must itself pass ``git fsck --full``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
 from tests.conftest import Client, RunningServer
@@ -216,9 +218,6 @@ def test_racing_pushes_leave_one_winner(server: RunningServer, client: Client) -
 
 def test_client_vanishing_mid_pack_leaves_the_service_serving(server: RunningServer, client: Client) -> None:
     import os
-    import socket
-
-    from protocols import pktline
 
     server.backend.create("gone", Kind.GIT)
     work = client.cwd / "gone"
@@ -226,6 +225,29 @@ def test_client_vanishing_mid_pack_leaves_the_service_serving(server: RunningSer
     commit(client, work, "noise.bin", os.urandom(4 << 20), "noise")
     client.git("push", "-q", "origin", "main", cwd=work)
     tip = client.git("rev-parse", "HEAD", cwd=work).stdout.strip().encode()
+    failures: list[dict[str, object]] = []
+
+    def observe(event: dict[str, object]) -> None:
+        if event.get("log_failure") is not None:
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        vanish(server, tip)
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert failures == []
+    copy = client.cwd / "copy"
+    client.git("clone", "-q", server.git_url("gone"), str(copy))
+    assert (copy / "noise.bin").read_bytes() == (work / "noise.bin").read_bytes()
+
+
+def vanish(server: RunningServer, tip: bytes) -> None:
+    """Ask for a big pack three times and hang up after the first bytes of it."""
+    import socket
+
+    from protocols import pktline
+
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", server.port("git")), timeout=10) as sock:
             sock.sendall(pktline.encode(b"git-upload-pack /gone.git\0host=x\0"))
@@ -233,9 +255,7 @@ def test_client_vanishing_mid_pack_leaves_the_service_serving(server: RunningSer
             sock.sendall(pktline.encode(b"want " + tip + b" side-band-64k ofs-delta\n") + pktline.FLUSH
                          + pktline.encode(b"done\n"))
             sock.recv(1000)
-    copy = client.cwd / "copy"
-    client.git("clone", "-q", server.git_url("gone"), str(copy))
-    assert (copy / "noise.bin").read_bytes() == (work / "noise.bin").read_bytes()
+    time.sleep(0.5)  # let the server notice and close its streams
 
 
 def test_push_options_and_atomic_pushes(server: RunningServer, client: Client) -> None:

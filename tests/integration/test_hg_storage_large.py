@@ -1,5 +1,8 @@
 """A 20 MB file, and a stream-clone snapshot that real ``hg`` verifies."""
 
+# The session fixtures are imported from test_hg_storage_repos, which ruff reads as redefinitions.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import hashlib

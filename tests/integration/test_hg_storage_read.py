@@ -1,5 +1,8 @@
 """Read path: every revision of every revlog read natively equals what real ``hg`` reports."""
 
+# The session fixtures are imported from test_hg_storage_repos, which ruff reads as redefinitions.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import binascii

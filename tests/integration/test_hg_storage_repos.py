@@ -86,7 +86,7 @@ def build_rich_repo(hg: Hg, repo: Path, init_args: Sequence[str] = ()) -> Path:
     _write(repo, "empty", b"")
     _write(repo, "binary.bin", bytes(range(256)) * 40)
     _write(repo, "big.txt", b"".join(b"line %d of a file that will outgrow inline\n" % i for i in range(4000)))
-    _write(repo, "caf\u00e9/\u00fcnicode-\u65e5\u672c.txt".encode().decode(), "non-ascii\n".encode())
+    _write(repo, "caf\u00e9/\u00fcnicode-\u65e5\u672c.txt".encode().decode(), b"non-ascii\n")
     _write(repo, LONG_PATH, b"long path\n")
     for i, name in enumerate(ESCAPE_NAMES):
         _write(repo, name, b"escape %d\n" % i)
@@ -201,4 +201,4 @@ def source_repo(request: pytest.FixtureRequest) -> Iterator[Path]:
     yield request.getfixturevalue(f"{request.param}_repo")
 
 
-__all__ = ["Hg", "HG", "build_rich_repo", "hg_cli", "zstd_repo", "zlib_repo", "legacy_repo", "source_repo"]
+__all__ = ["HG", "Hg", "build_rich_repo", "hg_cli", "legacy_repo", "source_repo", "zlib_repo", "zstd_repo"]

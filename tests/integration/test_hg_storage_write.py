@@ -1,10 +1,12 @@
 """Write path: replay real repositories through emit_groups -> add_changegroup, then ask ``hg``."""
 
+# The session fixtures are imported from test_hg_storage_repos, which ruff reads as redefinitions.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from test_hg_storage_repos import Hg, hg_cli, legacy_repo, source_repo, zlib_repo, zstd_repo  # noqa: F401
 
 import backends.hg as hgstore

@@ -141,7 +141,7 @@ def test_phases_non_publishing(new_repo: HgRepo) -> None:
 
 
 def test_publishing_repo_makes_pushed_changesets_public(new_repo: HgRepo) -> None:
-    h, n = sample_history()
+    h, _ = sample_history()
     ingest(new_repo, h.groups())
     assert new_repo.listkeys(b"phases") == {b"publishing": b"True"}
     assert new_repo.phase_heads(new_repo.heads()) == [(0, x) for x in sorted(new_repo.heads())]
@@ -152,7 +152,7 @@ def _snapshot(repo: HgRepo) -> dict[bytes, bytes]:
 
 
 def test_bad_changegroups_are_refused_and_leave_nothing(new_repo: HgRepo) -> None:
-    h, n = sample_history()
+    h, _ = sample_history()
     ingest(new_repo, iter(list(HistoryBuilder().groups())))
     before = _snapshot(new_repo)
     groups = list(h.groups())

@@ -32,8 +32,7 @@ VECTORS = [
     (b"00changelog.i", b"00changelog.i"),
     # Mercurial's test-hybridencode.t, hashed form for long paths
     (
-        b"data/abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghij"
-        b"klmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789.i",
+        b"data/" + b"abcdefghijklmnopqrstuvwxyz0123456789" * 5 + b".i",
         None,
     ),
 ]
