@@ -87,3 +87,16 @@ def test_partial_clone_over_v0(server: RunningServer, client: Client) -> None:
     assert sum(line.startswith("?") for line in missing.splitlines()) == 6
     client.git("-c", "protocol.version=0", "checkout", "-q", "main", cwd=target)
     assert (target / "small.txt").read_text() == "2\n"
+
+
+def test_fetch_by_object_id_and_symref_listing(server: RunningServer, client: Client) -> None:
+    """allow-reachable-sha1-in-want: a commit that no ref names directly can be fetched by id."""
+    make_history(server, client, "byid")
+    older = client.git("rev-parse", "HEAD~2", cwd=client.cwd / "src-byid").stdout.strip()
+    for version in ("0", "2"):
+        target = client.cwd / f"byid{version}"
+        client.git("init", "-q", str(target))
+        client.git("-c", f"protocol.version={version}", "fetch", "-q", server.git_url("byid"), older, cwd=target)
+        assert client.git("rev-parse", "FETCH_HEAD", cwd=target).stdout.strip() == older
+        listed = client.git("-c", f"protocol.version={version}", "ls-remote", "--symref", server.git_url("byid"))
+        assert "ref: refs/heads/main\tHEAD" in listed.stdout
