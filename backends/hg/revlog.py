@@ -123,6 +123,8 @@ def parse_index(data: bytes, stamp: Stamp | None, default_header: int) -> Index:
     """Parse a whole ``.i`` file; an empty file is an empty revlog with ``default_header``."""
     if not data:
         return Index([], default_header, stamp, b"" if default_header & FLAG_INLINE else None)
+    if len(data) < 4:
+        raise StorageError("corrupt revlog index: shorter than its header")
     header = struct.unpack(">I", data[:4])[0]
     version = header & 0xFFFF
     if version != VERSION_REVLOGV1:
@@ -150,6 +152,9 @@ def _parse_inline(data: bytes) -> list[Entry]:
     unpack = INDEX_ENTRY.unpack_from
     while pos + ENTRY_SIZE <= size:
         entry = unpack(data, pos)
+        if entry[1] < 0:
+            # A negative length would move backwards: a loop that never ends.
+            raise StorageError("corrupt inline revlog: negative chunk length")
         entries.append(entry)
         pos += ENTRY_SIZE + entry[1]
     if pos != size:
@@ -192,6 +197,9 @@ class Revlog:
 
     def parent_revs(self, rev: int) -> tuple[int, int]:
         e = self.index.entries[rev]
+        # Parents precede their child; anything else (a negative index included) is corruption.
+        if not (NULL_REV <= e[5] < rev and NULL_REV <= e[6] < rev):
+            raise StorageError(f"corrupt revlog index: revision {rev} has parents {e[5]}, {e[6]}")
         return e[5], e[6]
 
     def parents(self, node: Node) -> tuple[Node, Node]:
@@ -263,6 +271,9 @@ class Revlog:
             base = entries[current][3]
             if base == current:
                 return chain[::-1], False
+            # The base precedes the revision, so the walk always ends.
+            if not 0 <= base < current:
+                raise StorageError(f"corrupt revlog index: revision {current} has delta base {base}")
             current = base if generaldelta else current - 1
 
     def revision(self, rev: int, verify: bool = False) -> bytes:
