@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -131,34 +132,6 @@ def build_rich_repo(hg: Hg, repo: Path, init_args: Sequence[str] = ()) -> Path:
     return repo
 
 
-_BUILT: dict[str, Path | Hg] = {}
-"""Repositories already built this session.  Every test module imports these
-fixtures, which makes one fixture definition per module; this cache keeps the
-builds to one per session anyway."""
-
-
-def _once(key: str, build: Callable[[], Path]) -> Path:
-    if key not in _BUILT:
-        _BUILT[key] = build()
-    result = _BUILT[key]
-    assert isinstance(result, Path)
-    return result
-
-
-@pytest.fixture(scope="session")
-def hg_cli(tmp_path_factory: pytest.TempPathFactory) -> Hg:
-    if "hg" not in _BUILT:
-        _BUILT["hg"] = Hg(tmp_path_factory.mktemp("hg-home"))
-    hg = _BUILT["hg"]
-    assert isinstance(hg, Hg)
-    return hg
-
-
-@pytest.fixture(scope="session")
-def zstd_repo(hg_cli: Hg, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _once("zstd", lambda: build_rich_repo(hg_cli, tmp_path_factory.mktemp("src") / "zstd"))
-
-
 def build_small_repo(hg: Hg, repo: Path, init_args: Sequence[str] = ()) -> Path:
     """A few commits with a revlog that splits, a binary file and a merge."""
     hg(repo.parent, "init", *init_args, str(repo))
@@ -175,25 +148,59 @@ def build_small_repo(hg: Hg, repo: Path, init_args: Sequence[str] = ()) -> Path:
     return repo
 
 
+def build_legacy_repo(hg: Hg, repo: Path) -> Path:
+    """Without generaldelta: delta chains are runs of consecutive revisions."""
+    args = ["--config", "format.generaldelta=false", "--config", "format.sparse-revlog=false"]
+    hg(repo.parent, "init", *args, str(repo))
+    for i in range(6):
+        _write(repo, "f.txt", b"".join(b"row %d\n" % j for j in range(50 * (i + 1))))
+        _commit(hg, repo, f"legacy {i}")
+    return repo
+
+
+_BUILT: dict[str, Path] = {}
+"""Repositories built this session.  Every test module imports these fixtures,
+which makes one fixture definition per module; this cache keeps it to one
+build per session, and the three builds run side by side."""
+
+
+def _built(name: str, hg: Hg, factory: pytest.TempPathFactory) -> Path:
+    if not _BUILT:
+        zlib = ["--config", "format.revlog-compression=zlib"]
+        builds: dict[str, Callable[[], Path]] = {
+            "zstd": lambda: build_rich_repo(hg, factory.mktemp("src") / "zstd"),
+            "zlib": lambda: build_small_repo(hg, factory.mktemp("src") / "zlib", zlib),
+            "legacy": lambda: build_legacy_repo(hg, factory.mktemp("src") / "legacy"),
+        }
+        with ThreadPoolExecutor(len(builds)) as pool:
+            futures = {key: pool.submit(fn) for key, fn in builds.items()}
+            _BUILT.update({key: future.result() for key, future in futures.items()})
+    return _BUILT[name]
+
+
+_HOME: list[Hg] = []
+
+
+@pytest.fixture(scope="session")
+def hg_cli(tmp_path_factory: pytest.TempPathFactory) -> Hg:
+    if not _HOME:
+        _HOME.append(Hg(tmp_path_factory.mktemp("hg-home")))
+    return _HOME[0]
+
+
+@pytest.fixture(scope="session")
+def zstd_repo(hg_cli: Hg, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _built("zstd", hg_cli, tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
 def zlib_repo(hg_cli: Hg, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    args = ["--config", "format.revlog-compression=zlib"]
-    return _once("zlib", lambda: build_small_repo(hg_cli, tmp_path_factory.mktemp("src") / "zlib", args))
+    return _built("zlib", hg_cli, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def legacy_repo(hg_cli: Hg, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Without generaldelta: delta chains are runs of consecutive revisions."""
-    def build() -> Path:
-        args = ["--config", "format.generaldelta=false", "--config", "format.sparse-revlog=false"]
-        repo = tmp_path_factory.mktemp("src") / "legacy"
-        hg_cli(repo.parent, "init", *args, str(repo))
-        for i in range(6):
-            _write(repo, "f.txt", b"".join(b"row %d\n" % j for j in range(50 * (i + 1))))
-            _commit(hg_cli, repo, f"legacy {i}")
-        return repo
-
-    return _once("legacy", build)
+    return _built("legacy", hg_cli, tmp_path_factory)
 
 
 @pytest.fixture(params=["zstd", "zlib", "legacy"])
