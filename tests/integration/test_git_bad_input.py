@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.pack import write_pack_objects
 
 from backends.interfaces import Kind
@@ -199,7 +199,7 @@ def test_bad_v2_requests(server: RunningServer, client: Client, body: bytes) -> 
 def _commit(tree: bytes, parent: str) -> Commit:
     commit = Commit()
     commit.tree = tree
-    commit.parents = [parent.encode()]
+    commit.parents = [ObjectID(parent.encode())]
     commit.author = commit.committer = b"T <t@example.com>"
     commit.author_time = commit.commit_time = 1767225600
     commit.author_timezone = commit.commit_timezone = 0
@@ -209,7 +209,7 @@ def _commit(tree: bytes, parent: str) -> Commit:
 
 def _pack(objects: list[Blob | Tree | Commit]) -> bytes:
     out = io.BytesIO()
-    write_pack_objects(out.write, [(o, None) for o in objects], object_format=DEFAULT_OBJECT_FORMAT)
+    write_pack_objects(out, [(o, None) for o in objects], object_format=DEFAULT_OBJECT_FORMAT)
     return out.getvalue()
 
 

@@ -231,11 +231,11 @@ def test_client_vanishing_mid_pack_leaves_the_service_serving(server: RunningSer
         if event.get("log_failure") is not None:
             failures.append(event)
 
-    globalLogPublisher.addObserver(observe)
+    globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]  # a callable is an ILogObserver
     try:
         vanish(server, tip)
     finally:
-        globalLogPublisher.removeObserver(observe)
+        globalLogPublisher.removeObserver(observe)  # type: ignore[arg-type]
     assert failures == []
     copy = client.cwd / "copy"
     client.git("clone", "-q", server.git_url("gone"), str(copy))

@@ -8,6 +8,7 @@ import pytest
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.objects import Blob, Commit, Tag, Tree
 from dulwich.pack import OFS_DELTA, PackData
+from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 
 from backends import git_pack
@@ -34,9 +35,9 @@ class History:
         tag.tag_time, tag.tag_timezone = self._time, 0
         self.store.add_object(tag)
         self.tag = tag
-        self.repo.refs[b"refs/heads/main"] = self.commits["m"].id
-        self.repo.refs[b"refs/tags/v1"] = tag.id
-        self.repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+        self.repo.refs[Ref(b"refs/heads/main")] = self.commits["m"].id
+        self.repo.refs[Ref(b"refs/tags/v1")] = tag.id
+        self.repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(b"refs/heads/main"))
 
     def commit(self, name: str, parents: list[str]) -> None:
         blob = Blob.from_string(f"{name}\n".encode() * 50)

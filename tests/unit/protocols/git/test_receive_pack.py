@@ -119,7 +119,7 @@ def commands_then(pack: bytes) -> ReceivePack:
 
 
 def drain(core: ReceivePack) -> list[object]:
-    events = []
+    events: list[object] = []
     while (event := core.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
         events.append(event)
     return events
