@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.logger import globalLogPublisher
@@ -271,3 +272,23 @@ def test_push_options_and_atomic_pushes(server: RunningServer, client: Client) -
     refs = remote_refs(client, "default", url)
     assert refs["refs/heads/main"] == stale and "refs/heads/other" in refs
     assert_consistent(server, client, "opts")
+
+
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_ls_remote_matches_git_upload_pack(make_server: Any, client: Client, proto: str) -> None:
+    """The same fs repository listed by hgwire and by git's own upload-pack: identical output."""
+    server: RunningServer = make_server("fs")
+    server.backend.create("same", Kind.GIT)
+    work = client.cwd / "same"
+    git(client, proto, "clone", "-q", server.git_url("same"), str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("branch", "feature/x", cwd=work)
+    client.git("tag", "-a", "v1", "-m", "v1", cwd=work)
+    client.git("tag", "-a", "v1-of-v1", "-m", "nested", "v1", cwd=work)
+    client.git("tag", "light", cwd=work)
+    commit(client, work, "b.txt", "b\n", "b")
+    git(client, proto, "push", "-q", "origin", "--all", cwd=work)
+    git(client, proto, "push", "-q", "origin", "--tags", cwd=work)
+    ours = git(client, proto, "ls-remote", server.git_url("same"))
+    theirs = git(client, proto, "ls-remote", str(server.root / "same.git"))
+    assert ours == theirs
