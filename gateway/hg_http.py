@@ -1,0 +1,347 @@
+"""Mercurial over HTTP(S): ``GET|POST /NAME?cmd=COMMAND`` on the shared HTTP listener.
+
+``HANDLERS`` maps ``RouteKind.HG_COMMAND`` to ``serve_command``; ``gateway.http``
+registers it.  One request runs one command of the shared table
+(``protocols.hg_commands``), as hgweb's ``handlewsgirequest`` does:
+
+1. ``protocols.hg_http.parse_head`` reads the query string and the ``X-HgArg``
+   / ``X-HgProto`` / ``X-HgArgs-Post`` headers (bounded; 400/431 otherwise).
+2. A command with ``push`` permission needs POST (405 ``push requires POST
+   request``) and TLS unless ``--allow-push-over-http`` (403, hgweb's
+   ``push_ssl``); then Basic credentials are checked (``HttpFront``) and the
+   ``Authorizer`` decides: an anonymous push gets 401 with ``WWW-Authenticate``
+   so hg asks for a password, ``--read-only`` 403.  ``batch`` checks each
+   sub-command through the same checker (CVE-2018-1000132).
+3. In the worker pool: open the repository, read the ``X-HgArgs-Post`` prefix
+   of the spooled body (twisted.web keeps a large body in a temporary file),
+   and dispatch; ``unbundle`` reads the rest of the body as its payload, chunk
+   by chunk, so a push is never held whole in memory.
+4. ``protocols.hg_http.render`` gives the content type and the body or a
+   compressed stream, which ``IteratorProducer`` writes with backpressure
+   (chunked encoding); a client that goes away stops and closes the stream.
+
+Errors before the answer starts are HTTP statuses whose reason phrase carries
+the message (hg prints ``abort: HTTP Error 403: <reason>``), with hgweb's
+``0\\n<message>\\n`` body; ``UnsupportedFeature`` is a 200 ``application/hg-error``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+
+from backends.interfaces import HgRepository, Kind
+from gateway.hg_session import PERMISSION_ACCESS
+from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
+from gateway.threads import IteratorProducer, run_blocking
+from protocols import hg_commands, hg_http
+from protocols.errors import (
+    HgwireError,
+    NotARepository,
+    PermissionDenied,
+    ProtocolError,
+    ReadOnly,
+    RepositoryNotFound,
+    UnsafeName,
+    UnsupportedFeature,
+)
+from protocols.hg_commands import PUSH, Command, CommandContext, Permission, Transport
+from protocols.hg_responses import OobError, Response
+
+log = Logger()
+
+PROTO = "hg-http"
+BODY_CHUNK = 64 * 1024
+MAX_REASON = 200
+"""Longest reason phrase: the message hg shows after ``HTTP Error <status>:``."""
+
+SETTINGS = hg_http.WireSettings()
+"""Compression order and levels, argument carriers; ``ServiceConfig`` does not carry them yet."""
+LIMITS = hg_http.HttpLimits()
+
+HTTP_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (Unauthorized, 401),
+    (PermissionDenied, 403),
+    (RepositoryNotFound, 404),
+    (NotARepository, 404),
+    (UnsafeName, 404),
+)
+"""Exception → status before the answer starts (``ProtocolError`` carries its own; the rest is 500)."""
+
+
+class PlainHttpPush(PermissionDenied):
+    """A push over plain HTTP that the operator did not allow (hgweb's ``ssl required``)."""
+
+
+def http_status(exc: BaseException) -> int:
+    if isinstance(exc, ProtocolError):
+        return exc.http_status
+    return next((status for kind, status in HTTP_STATUS if isinstance(exc, kind)), 500)
+
+
+def reason_phrase(message: str) -> bytes:
+    """The message as a status-line reason: printable ASCII, one line, bounded."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in message.replace("\n", " "))
+    return text[:MAX_REASON].encode("ascii")
+
+
+def _header_pairs(request: server.Request) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, values in request.requestHeaders.getAllRawHeaders() for value in values]
+
+
+def _body_size(content: IO[bytes] | None) -> int:
+    """Size of the spooled body (a seek, no read)."""
+    if content is None:
+        return 0
+    size = content.seek(0, 2)
+    content.seek(0)
+    return size
+
+
+class _ClosableStream(Iterator[bytes]):
+    """A response stream whose ``close`` waits for an in-flight ``next`` (both run in the pool)."""
+
+    def __init__(self, source: Iterator[bytes]) -> None:
+        self._source = source
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __next__(self) -> bytes:
+        with self._lock:
+            if self._closed:
+                raise StopIteration
+            return next(self._source)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+
+class HgHttpCommand:
+    """One ``?cmd=`` request, from the head to the last byte of the answer."""
+
+    def __init__(self, front: HttpFront, request: server.Request, route: Route) -> None:
+        self.front = front
+        self.request = request
+        self.route = route
+        self.method = request.method or b""
+        self.secure = request.isSecure()
+        self.user: str | None = None
+        self.command = route.service
+        self.head: hg_http.RequestHead | None = None
+        self.bytes_out = 0
+        self.media_type = b""
+        self.engine = hg_http.ENGINE_NONE
+        self.started = time.monotonic()
+        self._producer: IteratorProducer | None = None
+        self._gone = False
+        # The body is ours: twisted.web closes request.content when the client goes
+        # away, which would pull it from under a push that is running in the pool.
+        self.content, request.content = request.content, None
+        request.notifyFinish().addErrback(self._request_gone)
+
+    # -- the steps -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            cmd = self._read_head()
+            self._transport_gate(cmd.permission)
+        except HgwireError as exc:
+            self._close_body()
+            self._fail(Failure(exc))
+            return
+        d = self.front.authenticate(self.request).addCallback(lambda user: self._run(user, cmd))
+        d.addBoth(self._close_body_then)
+        d.addCallback(lambda response: self._respond(response, cmd))
+        d.addErrback(self._fail)
+
+    def _close_body(self) -> None:
+        content, self.content = self.content, None
+        if content is not None:
+            run_blocking(content.close)
+
+    def _close_body_then(self, result: Response) -> Response:
+        self._close_body()
+        return result
+
+    def _read_head(self) -> Command:
+        uri = self.request.uri or b""
+        query = uri.partition(b"?")[2]
+        size = _body_size(self.content)
+        self.head = hg_http.parse_head(query, _header_pairs(self.request), size, LIMITS)
+        self.command = self.head.command.decode("ascii", "replace")
+        cmd = hg_commands.COMMANDS.get(self.head.command)
+        if cmd is None:
+            raise ProtocolError(f"no such method: {self.command[:60]}")
+        return cmd
+
+    def _transport_gate(self, permission: Permission) -> None:
+        """What hgweb's ``checkauthz`` asks of a push before the user: POST, and TLS unless allowed."""
+        if permission != PUSH:
+            return
+        if self.method != b"POST":
+            raise ProtocolError("push requires POST request", http_status=405)
+        if not (self.secure or self.front.config.allow_push_over_http):
+            raise PlainHttpPush("pushing over plain HTTP is refused; use https:// "
+                                "(or start hgwire with --allow-push-over-http)")
+
+    def _run(self, user: str | None, cmd: Command) -> defer.Deferred[Response]:
+        self.user = user
+        self.check_permission(cmd.permission)
+        return run_blocking(self._execute, cmd)
+
+    def check_permission(self, permission: Permission) -> None:
+        """The command table's checker (also for each batched command); thread-safe, no I/O."""
+        self._transport_gate(permission)
+        try:
+            self.front.authorizer.check(self.user, self.route.repo, PROTO, PERMISSION_ACCESS[permission])
+        except ReadOnly:
+            raise
+        except PermissionDenied as refusal:
+            if self.user is None and not isinstance(refusal, Unauthorized):
+                raise Unauthorized(str(refusal)) from None
+            raise
+
+    def _execute(self, cmd: Command) -> Response:
+        """In the pool: open the repository, read the arguments, run the command."""
+        assert self.head is not None
+        repo = self._open()
+        content = self.content
+        prefix = b""
+        if content is not None:
+            content.seek(0)
+            prefix = content.read(self.head.post_args_length)
+        args = hg_http.with_post_args(self.head, prefix, LIMITS) if self.head.post_args_length else self.head.args
+        payload = _payload(content) if cmd.takes_payload and content is not None else None
+        ctx = CommandContext(Transport.HTTP, self.check_permission, hg_http.http_capabilities(SETTINGS), payload)
+        try:
+            return hg_commands.dispatch(repo, cmd.name, hg_commands.bind_args(cmd, args), ctx)
+        except UnsupportedFeature as exc:
+            return OobError(exc.message.encode("utf-8", "replace"))
+
+    def _open(self) -> HgRepository:
+        repo = self.front.config.backend.open(self.route.repo)
+        if repo.kind is not Kind.HG:
+            raise NotARepository(f"repository {self.route.repo} is not a Mercurial repository")
+        return repo
+
+    def _respond(self, response: Response, cmd: Command) -> None:
+        assert self.head is not None
+        reply = hg_http.render(response, cmd.name, self.head.proto, SETTINGS)
+        if self._gone:
+            if reply.stream is not None:
+                run_blocking(_ClosableStream(reply.stream).close)
+            return
+        request = self.request
+        self.media_type, self.engine = reply.content_type, reply.engine
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", reply.content_type)
+        if self.head.vary:
+            request.setHeader(b"Vary", b",".join(self.head.vary))
+        if reply.stream is None:
+            request.setHeader(b"Content-Length", b"%d" % len(reply.body))
+            self._write(reply.body)
+            self._done("ok")
+            return
+        self._producer = IteratorProducer(_ClosableStream(reply.stream), self)
+        self._producer.start().addCallbacks(lambda _: self._done("ok"), self._stream_failed)
+
+    # -- IConsumer for the producer: count what goes out ------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self._write(data)
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        self.request.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        if not self._gone:
+            self.request.unregisterProducer()
+
+    def _write(self, data: bytes) -> None:
+        if not self._gone:
+            self.bytes_out += len(data)
+            self.request.write(data)
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _done(self, outcome: str) -> None:
+        self._producer = None
+        if not self._gone:
+            self.request.finish()
+            self._log(outcome)
+
+    def _stream_failed(self, failure: Failure) -> None:
+        self._producer = None
+        if failure.check(defer.CancelledError) or self._gone:
+            return
+        if not self.request.startedWriting:
+            self._fail(failure)
+            return
+        log.failure("hg-http {command} on {repo}: the stream broke", failure, command=self.command,
+                    repo=self.route.repo)
+        self._log("stream broken")
+        self.request.loseConnection()  # no final chunk: the client sees a truncated answer
+
+    def _fail(self, failure: Failure) -> None:
+        exc = failure.value
+        assert exc is not None
+        if self._gone or self.request.finished or self.request.startedWriting:
+            return
+        status = http_status(exc)
+        message = str(exc) if status != 500 else "internal error"
+        if status == 500:
+            log.failure("hg-http {command} on {repo}", failure, command=self.command, repo=self.route.repo)
+        self._send_error(exc, status, message)
+        self._log(f"refused {status}: {message}")
+
+    def _send_error(self, exc: BaseException, status: int, message: str) -> None:
+        request = self.request
+        if isinstance(exc, Unauthorized):
+            request.setHeader(b"WWW-Authenticate", f'Basic realm="{REALM}"'.encode())
+        if status == 405:
+            request.setHeader(b"Allow", b"POST")
+        body = hg_http.error_body(message.encode("utf-8", "replace"))
+        request.setResponseCode(status, reason_phrase(message))
+        request.setHeader(b"Content-Type", hg_http.MEDIA_TYPE_V1)
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+        self._write(body)
+        request.finish()
+
+    def _request_gone(self, failure: Failure) -> None:
+        self._gone = True
+        if self._producer is not None:
+            self._producer.stopProducing()
+            self._log("client gone")
+
+    def _log(self, outcome: str) -> None:
+        log.info("{proto} {command} {repo}: {outcome} in {elapsed_ms} ms", proto=PROTO, command=self.command,
+                 repo=self.route.repo, user=self.user, outcome=outcome, bytes_out=self.bytes_out,
+                 media_type=self.media_type.decode("ascii"), engine=self.engine.decode("ascii"),
+                 elapsed_ms=int((time.monotonic() - self.started) * 1000))
+
+
+def _payload(content: IO[bytes]) -> Iterator[bytes]:
+    """The pushed bundle: the spooled body after the POST arguments, read in the pool."""
+    while chunk := content.read(BODY_CHUNK):
+        yield chunk
+
+
+def serve_command(front: HttpFront, request: server.Request, route: Route) -> None:
+    """``GET|POST /NAME?cmd=COMMAND``: run one command of the shared table."""
+    HgHttpCommand(front, request, route).start()
+
+
+HANDLERS: Mapping[RouteKind, Callable[[HttpFront, server.Request, Route], None]] = {
+    RouteKind.HG_COMMAND: serve_command,
+}
