@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
-from backends.hg.changelog import Changeset, parse_changeset, parse_filelog_text, parse_manifest
+from backends.hg.changelog import Changeset, manifest_lookup, parse_changeset, parse_filelog_text, parse_manifest
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -397,7 +397,15 @@ class HgRepo:
     # -- changegroup emission -----------------------------------------------
 
     def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
-        """Changelog, manifest, then file groups for ``nodes``, one revision at a time."""
+        """Changelog, manifest, then file groups for ``nodes``, one revision at a time.
+
+        Manifests and file revisions are those the outgoing changesets'
+        manifests reference for the files they touch, minus what the client
+        already has (its changeset of introduction is an ancestor of the
+        outgoing set's parents); each is sent with a linknode the client knows.
+        This is Mercurial's slow path, which stays right when the same file
+        revision was introduced on a branch the client does not get.
+        """
         cl = self.changelog()
         revs = sorted(cl.rev(n) for n in nodes)
         rev_set = set(revs)
@@ -407,15 +415,33 @@ class HgRepo:
         emitter = _Emitter(cl, rev_set, client_has, mode)
         yield RevisionGroup(Section.CHANGELOG, b"", emitter.group(cl, revs))
         ml = self.manifestlog()
-        yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, ml.revs_with_linkrevs(rev_set)))
-        files: set[bytes] = set()
-        for rev in revs:
-            files.update(self.changeset(cl, rev).files)
+        manifests, files = self._outgoing_content(cl, ml, revs)
+        yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, *emitter.select(ml, manifests)))
         for path in sorted(files):
             fl = self.filelog(path)
-            selected = fl.revs_with_linkrevs(rev_set)
+            selected, links = emitter.select(fl, files[path])
             if selected:
-                yield RevisionGroup(Section.FILE, path, emitter.group(fl, selected))
+                yield RevisionGroup(Section.FILE, path, emitter.group(fl, selected, links))
+
+    def _outgoing_content(
+        self, cl: Revlog, ml: Revlog, revs: Sequence[int]
+    ) -> tuple[dict[Node, int], dict[bytes, dict[Node, int]]]:
+        """Manifest nodes and per-file nodes of ``revs``, each with its first outgoing changeset."""
+        manifests: dict[Node, int] = {}
+        files: dict[bytes, dict[Node, int]] = {}
+        for rev in revs:
+            cs = self.changeset(cl, rev)
+            if cs.manifest == NULL_NODE:
+                continue
+            manifests.setdefault(cs.manifest, rev)
+            if not cs.files:
+                continue
+            text = ml.revision(ml.rev(cs.manifest))
+            for path in cs.files:
+                node = manifest_lookup(text, path)
+                if node is not None:
+                    files.setdefault(path, {}).setdefault(node, rev)
+        return manifests, files
 
     # -- writing --------------------------------------------------------------
 
@@ -507,15 +533,32 @@ class _Emitter:
         link = revlog.linkrev(rev)
         return 0 <= link < len(self.client_has) and bool(self.client_has[link])
 
-    def group(self, revlog: Revlog, revs: Sequence[int]) -> Iterator[RevisionDelta]:
+    def select(self, revlog: Revlog, wanted: Mapping[Node, int]) -> tuple[list[int], dict[int, int]]:
+        """Revisions of ``wanted`` the client lacks, in order, and the changeset each links to."""
+        selected: list[int] = []
+        links: dict[int, int] = {}
+        for node, introducer in wanted.items():
+            rev = revlog.rev(node)
+            link = revlog.linkrev(rev)
+            if self._client_has(revlog, rev):
+                continue
+            selected.append(rev)
+            links[rev] = link if link in self.rev_set else introducer
+        selected.sort()
+        return selected, links
+
+    def group(
+        self, revlog: Revlog, revs: Sequence[int], links: Mapping[int, int] | None = None
+    ) -> Iterator[RevisionDelta]:
         sent: set[int] = set()
         previous = NULL_REV
         for rev in revs:
-            yield self._delta(revlog, rev, sent, previous)
+            link = links[rev] if links is not None else revlog.linkrev(rev)
+            yield self._delta(revlog, rev, sent, previous, link)
             sent.add(rev)
             previous = rev
 
-    def _delta(self, revlog: Revlog, rev: int, sent: set[int], previous: int) -> RevisionDelta:
+    def _delta(self, revlog: Revlog, rev: int, sent: set[int], previous: int, link: int) -> RevisionDelta:
         p1, p2 = revlog.parent_revs(rev)
         if self.mode is DeltaMode.PREVIOUS:
             base = previous if previous != NULL_REV else p1
@@ -531,7 +574,7 @@ class _Emitter:
             node=revlog.node(rev),
             p1=revlog.node(p1),
             p2=revlog.node(p2),
-            linknode=self.cl.node(revlog.linkrev(rev)),
+            linknode=self.cl.node(link),
             base=revlog.node(base),
             delta=delta,
             flags=revlog.flags(rev),

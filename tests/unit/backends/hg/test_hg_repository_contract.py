@@ -195,3 +195,22 @@ def test_unknown_requirement_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFeature, match="unsupported repository feature: treemanifest"):
         hgstore.open_repository(str(tmp_path / "r"), "r")
     assert not hgstore.is_hg_repository(str(tmp_path / "missing"))
+
+
+def test_file_revision_shared_by_two_branches_is_sent_with_a_known_linknode(new_repo: HgRepo) -> None:
+    """The same file revision committed on two branches links to the first; pulling only the
+    second branch must still carry it (Mercurial's slow path), linked to a changeset sent."""
+    h = HistoryBuilder()
+    a = h.commit({b"f": b"base\n"})
+    h.commit({b"f": b"same\n"}, a, branch=b"x")
+    c = h.commit({b"f": b"same\n"}, a)
+    ingest(new_repo, h.groups())
+    other = hgstore.MemoryHgRepository("other")
+    ingest(other, new_repo.emit_groups([a], DeltaMode.ANY))
+    outgoing = new_repo.missing([a], [c])
+    assert outgoing == [c]
+    ingest(other, new_repo.emit_groups(outgoing, DeltaMode.ANY))
+    assert other.heads() == [c]
+    fl = other.filelog(b"f")
+    assert fl.revision(fl.tip(), verify=True) == b"same\n"
+    assert other.changelog().node(fl.linkrev(fl.tip())) == c
