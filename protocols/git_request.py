@@ -109,6 +109,9 @@ def protocol_version(params: Iterable[bytes]) -> int:
     versions = [0]
     for param in params:
         name, sep, value = param.partition(b"=")
-        if name == b"version" and sep and value.isdigit() and int(value) in KNOWN_VERSIONS:
+        # Bound the digits first: int() refuses (ValueError) strings over 4300 digits.
+        if name != b"version" or not sep or not value.isdigit() or len(value) > 10:
+            continue
+        if int(value) in KNOWN_VERSIONS:
             versions.append(int(value))
     return max(versions)

@@ -387,7 +387,8 @@ class UploadPackV0:
         self._shallows.append(parse_oid(arg))
 
     def _deepen(self, arg: bytes) -> None:
-        if not arg.isdigit() or not 0 < int(arg) <= INFINITE_DEPTH:
+        # Bound the digits first: int() refuses (ValueError) strings over 4300 digits.
+        if not arg.isdigit() or len(arg) > 10 or not 0 < int(arg) <= INFINITE_DEPTH:
             raise ProtocolError(f"invalid deepen: {arg[:40]!r}")
         self._depth = int(arg)
 

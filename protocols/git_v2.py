@@ -431,7 +431,8 @@ def _shallow(args: _FetchArgs, value: bytes) -> None:
 
 
 def _deepen(args: _FetchArgs, value: bytes) -> None:
-    if not value.isdigit() or not 0 < int(value) <= INFINITE_DEPTH:
+    # Bound the digits first: int() refuses (ValueError) strings over 4300 digits.
+    if not value.isdigit() or len(value) > 10 or not 0 < int(value) <= INFINITE_DEPTH:
         raise ProtocolError(f"invalid deepen: {value[:40]!r}")
     args.depth = int(value)
 

@@ -9,7 +9,11 @@ import pytest
 
 from backends.hg.revlog import FLAG_GENERALDELTA, FLAG_INLINE, INDEX_ENTRY, Revlog, parse_index
 from backends.hg.vfs import MemoryVfs
-from protocols.errors import StorageError
+from protocols import pktline
+from protocols.errors import ProtocolError, StorageError
+from protocols.git_request import parse_daemon_request, parse_git_protocol, protocol_version
+from protocols.git_upload import UploadPackV0
+from protocols.git_v2 import UploadPackV2
 
 INLINE_GD = FLAG_INLINE | FLAG_GENERALDELTA | 1
 
@@ -43,3 +47,30 @@ def _read_all(index_bytes: bytes) -> None:
 def test_revlog_index_corruption_is_a_storage_error(index_bytes: bytes) -> None:
     with pytest.raises(StorageError):
         _read_all(index_bytes)
+
+
+LONG_NUMBER = b"9" * 5000
+"""More digits than ``int()`` converts (sys.get_int_max_str_digits() is 4300): it raised ValueError."""
+OID = b"3bba56d2293932fb17fd7ad02c5458bdc402d243"
+
+
+def test_v0_deepen_with_thousands_of_digits_is_a_protocol_error() -> None:
+    core = UploadPackV0()
+    core.receive_data(pktline.encode(b"want " + OID + b"\n") + pktline.encode(b"deepen " + LONG_NUMBER))
+    with pytest.raises(ProtocolError):
+        core.next_event()
+
+
+def test_v2_deepen_with_thousands_of_digits_is_a_protocol_error() -> None:
+    core = UploadPackV2()
+    core.receive_data(pktline.encode(b"command=fetch\n") + pktline.DELIM + pktline.encode(b"want " + OID + b"\n")
+                      + pktline.encode(b"deepen " + LONG_NUMBER + b"\n") + pktline.FLUSH)
+    with pytest.raises(ProtocolError):
+        core.next_event()
+
+
+@pytest.mark.parametrize("value", [b"version=" + LONG_NUMBER, b"version=2:version=" + LONG_NUMBER])
+def test_git_protocol_version_with_thousands_of_digits_is_ignored(value: bytes) -> None:
+    assert protocol_version(parse_git_protocol(value)) in (0, 2)
+    request = parse_daemon_request(b"git-upload-pack /r.git\0host=h\0\0" + value.replace(b":", b"\0") + b"\0")
+    assert request.protocol_version in (0, 2)
