@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test install clean bench
+.PHONY: serve test install clean bench fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,9 @@ bench: $(STAMP)
 bench-corpus: $(STAMP)
 	$(PY) -m bench.corpus --set full
 	$(PY) -m bench.corpus --set quick
+
+# Long fuzz runs (issue 8 item 6; not in CI): every parser, 10^6 inputs each by default.
+# `make fuzz FUZZ_ARGS="--target bundle2 --inputs 100000"`; findings are saved in $TMPDIR/hgwire-fuzz.
+FUZZ_ARGS ?= --target all --inputs 1000000
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzz.run $(FUZZ_ARGS)
