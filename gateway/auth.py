@@ -47,11 +47,15 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bcrypt
 from twisted.logger import Logger
 
 from protocols.errors import PermissionDenied, ReadOnly
+
+if TYPE_CHECKING:
+    from gateway.policy import PolicyFile, Protections
 
 log = Logger()
 
@@ -83,9 +87,17 @@ def _refuse_writes_when_read_only(authorizer: Authorizer, request: AccessRequest
         raise ReadOnly("this server is read-only; pushes and repository creation are refused")
 
 
+ANONYMOUS_PUSH_TRANSPORTS = frozenset({"git-daemon"})
+"""Transports where nobody logs in: without a ``--config`` they push anonymously, as
+``git daemon --enable=receive-pack``; with one, writes need a user the file names."""
+
+
 def _writes_need_a_user(authorizer: Authorizer, request: AccessRequest) -> None:
-    if request.user is None and request.access is not Access.READ:
-        raise PermissionDenied(f"pushing to {request.repo} needs an authenticated user")
+    if request.user is not None or request.access is Access.READ:
+        return
+    if authorizer.policy is None and request.transport in ANONYMOUS_PUSH_TRANSPORTS:
+        return
+    raise PermissionDenied(f"pushing to {request.repo} needs an authenticated user; push over SSH or HTTP")
 
 
 def _reads_need_a_user_unless_anonymous(authorizer: Authorizer, request: AccessRequest) -> None:
@@ -93,10 +105,16 @@ def _reads_need_a_user_unless_anonymous(authorizer: Authorizer, request: AccessR
         raise PermissionDenied(f"reading {request.repo} needs an authenticated user")
 
 
+def _the_policy_grants(authorizer: Authorizer, request: AccessRequest) -> None:
+    if authorizer.policy is not None and (reason := authorizer.policy.current.refusal(request)):
+        raise PermissionDenied(reason)
+
+
 DEFAULT_RULES: tuple[Rule, ...] = (
     _refuse_writes_when_read_only,
     _writes_need_a_user,
     _reads_need_a_user_unless_anonymous,
+    _the_policy_grants,
 )
 
 
@@ -107,12 +125,18 @@ class Authorizer:
     read_only: bool = False
     anonymous_read: bool = True
     rules: tuple[Rule, ...] = DEFAULT_RULES
+    policy: PolicyFile | None = None
+    """The ``--config`` rules (``gateway.policy``); with them, ``anonymous_read`` is the file's."""
 
     def check(self, user: str | None, repo: str, transport: str, access: Access) -> None:
         """Return if allowed; raise ``PermissionDenied``/``ReadOnly`` with the reason otherwise."""
         request = AccessRequest(user, repo, transport, access)
         for rule in self.rules:
             rule(self, request)
+
+    def protections(self, repo: str) -> Protections | None:
+        """The protected refs, branches and bookmarks of ``repo``; None without a policy."""
+        return None if self.policy is None else self.policy.current.protections_for(repo)
 
     def allows(self, user: str | None, repo: str, transport: str, access: Access) -> bool:
         try:

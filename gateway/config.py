@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from backends.interfaces import Backend
+
+if TYPE_CHECKING:
+    from gateway.auth import Authorizer
 
 
 @dataclass
@@ -23,3 +27,5 @@ class ServiceConfig:
     git: list[str] = field(default_factory=list)
     ssh: list[str] = field(default_factory=list)
     http: list[str] = field(default_factory=list)
+    authorizer: Authorizer | None = None
+    """Built once from the flags and ``config_file`` by ``gateway.policy.authorizer_for``."""

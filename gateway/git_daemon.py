@@ -4,7 +4,9 @@ The first pkt-line names the service and repository (``protocols.git_request``);
 the rest of the connection belongs to a ``gateway.git_session`` session, to
 which the TCP transport is adapted as a ``Channel``.  receive-pack is refused
 under ``--read-only``, as ``git daemon`` refuses it without
-``--enable=receive-pack``.  One log event per request.
+``--enable=receive-pack``, and, since nobody logs in over git://, whenever a
+``--config`` is given (the authorizer decides, as for every transport).  One
+log event per request.
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gateway import errors
+from gateway.auth import Access
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.git_session import make_git_session
+from gateway.policy import authorizer_for
 from protocols import pktline
-from protocols.errors import HgwireError, ProtocolError, ReadOnly
+from protocols.errors import HgwireError, ProtocolError
 from protocols.git_request import DaemonRequest, Service, parse_daemon_request
 from protocols.pktline import Signal
 
 log = Logger()
 
 PROTO = "git-daemon"
+SERVICE_ACCESS = {Service.UPLOAD_PACK: Access.READ, Service.RECEIVE_PACK: Access.WRITE}
 REQUEST_TIMEOUT = 30.0
 """Seconds a client may take to send its request line (git daemon's --init-timeout)."""
 
@@ -102,8 +107,8 @@ class GitDaemonProtocol(protocol.Protocol):
             raise ProtocolError("the git:// request must be a pkt-line, not a special packet")
         request = parse_daemon_request(packet)
         self._request = request
-        if request.service is Service.RECEIVE_PACK and self._config.read_only:
-            raise ReadOnly("pushing is disabled on this server (read-only)")
+        authorizer = authorizer_for(self._config)
+        authorizer.check(None, request.repo_name, PROTO, SERVICE_ACCESS.get(request.service, Access.READ))
         ctx = SessionContext(
             backend=self._config.backend,
             repo_name=request.repo_name,
@@ -113,6 +118,7 @@ class GitDaemonProtocol(protocol.Protocol):
             create_on_push=self._config.create_on_push,
             protocol_version=request.protocol_version,
             extra={"host": request.host or ""},
+            authorizer=authorizer,
         )
         self._session = make_git_session(request.service.value, ctx, DaemonChannel(self.transport))
         rest = self._decoder.take_raw()

@@ -42,6 +42,7 @@ from twisted.web import resource, server
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.config import ServiceConfig
+from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import PermissionDenied, ProtocolError, UnsafeName
 
@@ -365,7 +366,7 @@ def make_http_site(config: ServiceConfig) -> server.Site:
     """The protocol factory of one ``--http`` listener."""
     register_handlers()
     users = Htpasswd(Path(config.htpasswd)) if config.htpasswd else None
-    front = HttpFront(config, Authorizer(read_only=config.read_only), users)
+    front = HttpFront(config, authorizer_for(config), users)
     site = server.Site(RootResource(front))
     site.requestFactory = BoundedRequest
     site.displayTracebacks = False

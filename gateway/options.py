@@ -7,16 +7,14 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from backends import BackendLoadError, load_backend
+from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
-
-NOT_YET_OPTIONS = {"config": "--config"}
 
 
 def check_options(options: MutableMapping[str, Any]) -> None:
     """Fill default listeners, refuse what is not implemented, create the root; ValueError if wrong."""
-    for key, flag in NOT_YET_OPTIONS.items():
-        if options.get(key):
-            raise ValueError(f"{flag} is not implemented yet")
+    if options.get("config"):
+        load_policy(options["config"])  # PolicyError (a ValueError) names the file, the key and the fix
     if options["backend"] == "fs":
         os.makedirs(options["root"], exist_ok=True)
     try:

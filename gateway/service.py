@@ -167,6 +167,12 @@ class HgwireService(service.MultiService):
 def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) -> HgwireService:
     """The service for ``config``; under twistd a listener that cannot bind stops the process."""
     svc = HgwireService(config, stop_reactor_on_failure)
+    if config.config_file:
+        from gateway.policy import PolicyReloader, authorizer_for
+
+        policy = authorizer_for(config).policy
+        assert policy is not None
+        PolicyReloader(policy).setServiceParent(svc)
     for kind in LISTENERS:
         for description in getattr(config, kind):
             svc.add_listener(kind, description)

@@ -64,6 +64,7 @@ from backends.names import validate_name
 from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
+from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
@@ -546,6 +547,6 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     if config.authorized_keys is None:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
     authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
-    front = Front(config, Authorizer(read_only=config.read_only))
+    front = Front(config, authorizer_for(config))
     return HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front)
 

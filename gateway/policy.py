@@ -1,0 +1,486 @@
+"""The ``--config FILE`` policy: users, groups, per-repository rules, protected refs, limits.
+
+The file is TOML (read with ``tomllib``)::
+
+    anonymous_read = true                      # default for repositories whose rules say nothing of read
+    protected_refs = ["refs/heads/main"]       # everywhere: no force-push, no deletion
+
+    [groups]
+    admins = ["root"]
+    dev = ["alice", "bob"]
+
+    [users]
+    carol = ["dev"]                            # the same membership, written from the user's side
+
+    [[repo]]
+    pattern = "*"                              # glob on the repository name; * also crosses /
+    write = ["@admins"]
+    create = ["@admins"]
+
+    [[repo]]
+    pattern = "team/*"
+    read = ["*"]                               # any authenticated user; "anonymous" for everyone
+    write = ["@dev"]
+    protected_refs = ["refs/tags/*", { pattern = "refs/heads/release/*", no_direct_push = true }]
+    protected_branches = ["default"]           # hg named branches: no new heads, no closing
+    protected_bookmarks = ["main"]             # hg bookmarks: no deletion, no non-fast-forward move
+
+    [limits]
+    max_request_body = 104857600
+
+Every ``[[repo]]`` whose pattern matches grants what it lists (grants add up;
+nothing is taken away).  Writing and creating are denied unless a rule grants
+them; write implies read.  Reading follows ``anonymous_read`` (and any
+authenticated user may read) unless a matching rule has a ``read`` list, in
+which case only the listed principals (and writers) may read.  A principal is
+a user name, ``@group``, ``*`` (any authenticated user) or, in ``read`` lists,
+``anonymous``.  Globs are ``fnmatch`` patterns where ``*`` also matches ``/``;
+a pattern ``team/app`` also matches ``team/app.git``.
+
+``PolicyFile`` keeps the last good policy: a broken file is logged and ignored
+until it is fixed.  ``PolicyReloader`` re-reads it when it changes (checked
+every ``RELOAD_INTERVAL`` seconds, in the worker pool) and on SIGHUP.
+Command-line flags override the file: ``--read-only`` refuses every write
+whatever the file grants.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import signal
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import task
+from twisted.logger import Logger
+
+from gateway.auth import Access, AccessRequest, Authorizer
+from gateway.config import ServiceConfig
+from gateway.threads import run_blocking
+
+log = Logger()
+
+MAX_POLICY_BYTES = 1024 * 1024
+RELOAD_INTERVAL = 2.0
+"""Seconds between two looks at the policy file's modification time."""
+
+ANYONE = "*"
+ANONYMOUS = "anonymous"
+GROUP_PREFIX = "@"
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be used; the message names the file, the key and the fix."""
+
+
+# --- the policy as values ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """One protected name pattern: no force-push (non-fast-forward), no deletion, optionally no push at all."""
+
+    pattern: str
+    no_direct_push: bool = False
+
+    def matches(self, name: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.pattern)
+
+
+@dataclass(frozen=True, slots=True)
+class Protections:
+    """The protected git refs, hg named branches and hg bookmarks of one repository."""
+
+    refs: tuple[Protection, ...] = ()
+    branches: tuple[Protection, ...] = ()
+    bookmarks: tuple[Protection, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.refs or self.branches or self.bookmarks)
+
+    def merged(self, other: Protections) -> Protections:
+        return Protections(self.refs + other.refs, self.branches + other.branches, self.bookmarks + other.bookmarks)
+
+
+def first_match(protections: Iterable[Protection], name: str) -> Protection | None:
+    """The strictest protection covering ``name`` (``no_direct_push`` first), or None."""
+    matching = [p for p in protections if p.matches(name)]
+    return max(matching, key=lambda p: p.no_direct_push, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRule:
+    """One ``[[repo]]`` table."""
+
+    pattern: str
+    read: frozenset[str] | None = None
+    write: frozenset[str] = frozenset()
+    create: frozenset[str] = frozenset()
+    protections: Protections = Protections()
+
+    def matches(self, repo: str) -> bool:
+        name = repo.strip("/")
+        alias = name.removesuffix(".git")
+        return fnmatch.fnmatchcase(name, self.pattern) or fnmatch.fnmatchcase(alias, self.pattern)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """``[limits]``: bounds other parts of hgwire read; None keeps their built-in default (issue 8 item 2)."""
+
+    max_pkt_line: int | None = None
+    max_request_body: int | None = None
+    max_decompressed: int | None = None
+    max_bundle2_part: int | None = None
+    max_bundle2_chunk: int | None = None
+    max_delta_result: int | None = None
+    max_fulltext: int | None = None
+    max_refs: int | None = None
+    max_wants: int | None = None
+    max_haves: int | None = None
+    max_ref_prefixes: int | None = None
+    max_auth_attempts: int | None = None
+    max_connections_per_address: int | None = None
+    max_connections: int | None = None
+    idle_timeout: float | None = None
+    request_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed policy file: decides access and names the protections of a repository."""
+
+    source: str = "<none>"
+    anonymous_read: bool = True
+    groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    rules: tuple[RepoRule, ...] = ()
+    protections: Protections = Protections()
+    limits: Limits = Limits()
+
+    def _is(self, user: str | None, principal: str) -> bool:
+        if principal == ANONYMOUS:
+            return user is None
+        if user is None:
+            return False
+        if principal == ANYONE:
+            return True
+        if principal.startswith(GROUP_PREFIX):
+            return user in self.groups.get(principal[1:], frozenset())
+        return principal == user
+
+    def _granted(self, user: str | None, principals: Iterable[str]) -> bool:
+        return any(self._is(user, p) for p in principals)
+
+    def refusal(self, request: AccessRequest) -> str | None:
+        """Why ``request`` is refused, or None when it is allowed."""
+        matching = [r for r in self.rules if r.matches(request.repo)]
+        writers = [p for r in matching for p in r.write]
+        decide = _DECISIONS[request.access]
+        return decide(self, request, matching, writers)
+
+    def protections_for(self, repo: str) -> Protections:
+        found = self.protections
+        for rule in self.rules:
+            if rule.matches(repo):
+                found = found.merged(rule.protections)
+        return found
+
+
+def _decide_read(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str]) -> str | None:
+    listed = [r.read for r in matching if r.read is not None]
+    user = request.user
+    if listed:
+        allowed = policy._granted(user, [p for read in listed for p in read] + writers)
+    else:
+        allowed = user is not None or policy.anonymous_read
+    if allowed:
+        return None
+    if user is None:
+        return f"reading {request.repo} needs an authenticated user; log in with an SSH key or HTTP password"
+    return f"{user} may not read {request.repo}; ask the server administrator for read access"
+
+
+def _decide_write(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str]) -> str | None:
+    if request.user is not None and policy._granted(request.user, writers):
+        return None
+    who = request.user or "an anonymous user"
+    return f"{who} may not push to {request.repo}; ask the server administrator for write access"
+
+
+def _decide_create(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str]) -> str | None:
+    creators = [p for r in matching for p in r.create]
+    if request.user is not None and policy._granted(request.user, creators):
+        return None
+    who = request.user or "an anonymous user"
+    return f"{who} may not create {request.repo}; ask the server administrator, or push to an existing repository"
+
+
+_DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule], list[str]], str | None]] = {
+    Access.READ: _decide_read,
+    Access.WRITE: _decide_write,
+    Access.CREATE: _decide_create,
+}
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+TOP_KEYS = frozenset(
+    {"anonymous_read", "users", "groups", "repo", "protected_refs", "protected_branches",
+     "protected_bookmarks", "limits"}
+)
+RULE_KEYS = frozenset(
+    {"pattern", "read", "write", "create", "protected_refs", "protected_branches", "protected_bookmarks"}
+)
+PROTECTION_KEYS = frozenset({"pattern", "no_direct_push"})
+LIMIT_TYPES: Mapping[str, type] = {f.name: float if "timeout" in f.name else int for f in fields(Limits)}
+
+
+class _Reader:
+    """Typed access to the parsed TOML with errors that name the file and the key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> PolicyError:
+        return PolicyError(f"{self.source}: {key}: {problem}")
+
+    def known_keys(self, table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                spelled = ", ".join(sorted(allowed))
+                raise self.fail(f"{where}{key}", f"unknown key; the keys allowed here are {spelled}")
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "must be a non-empty string")
+        return value
+
+    def string_list(self, value: Any, key: str) -> list[str]:
+        if not isinstance(value, list):
+            raise self.fail(key, 'must be a list of strings, e.g. ["alice", "@dev"]')
+        return [self.string(item, f"{key}[{i}]") for i, item in enumerate(value)]
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, "must be true or false")
+        return value
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    """Parse and validate a policy file's text; ``PolicyError`` says what is wrong and where."""
+    reader = _Reader(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}; fix the syntax there") from None
+    reader.known_keys(data, TOP_KEYS, "")
+    groups = _parse_groups(reader, data.get("groups", {}), data.get("users", {}))
+    rules = tuple(_parse_rule(reader, rule, f"repo[{i}]", groups) for i, rule in enumerate(_tables(reader, data)))
+    return Policy(
+        source=source,
+        anonymous_read=reader.boolean(data.get("anonymous_read", True), "anonymous_read"),
+        groups=groups,
+        rules=rules,
+        protections=_parse_protections(reader, data, ""),
+        limits=_parse_limits(reader, data.get("limits", {})),
+    )
+
+
+def _tables(reader: _Reader, data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    rules = data.get("repo", [])
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise reader.fail("repo", "must be an array of tables: write each rule under [[repo]]")
+    return rules
+
+
+def _parse_groups(reader: _Reader, groups: Any, users: Any) -> dict[str, frozenset[str]]:
+    if not isinstance(groups, dict):
+        raise reader.fail("groups", 'must be a table of group = ["user", ...]')
+    if not isinstance(users, dict):
+        raise reader.fail("users", 'must be a table of user = ["group", ...]')
+    members: dict[str, set[str]] = {}
+    for name, listed in groups.items():
+        for i, member in enumerate(reader.string_list(listed, f"groups.{name}")):
+            if member.startswith(GROUP_PREFIX):
+                raise reader.fail(f"groups.{name}[{i}]", "groups cannot contain groups; list the users")
+            members.setdefault(name, set()).add(member)
+        members.setdefault(name, set())
+    for user, listed in users.items():
+        for group in reader.string_list(listed, f"users.{user}"):
+            members.setdefault(group.removeprefix(GROUP_PREFIX), set()).add(user)
+    return {name: frozenset(users_) for name, users_ in members.items()}
+
+
+def _principals(reader: _Reader, rule: Mapping[str, Any], key: str, where: str,
+                groups: Mapping[str, frozenset[str]]) -> frozenset[str]:
+    found = reader.string_list(rule[key], f"{where}.{key}")
+    for i, principal in enumerate(found):
+        if principal.startswith(GROUP_PREFIX) and principal[1:] not in groups:
+            raise reader.fail(f"{where}.{key}[{i}]", f"group {principal[1:]!r} is not defined; add it under [groups]")
+        if principal == ANONYMOUS and key != "read":
+            raise reader.fail(f"{where}.{key}[{i}]", "anonymous users can only be granted read")
+    return frozenset(found)
+
+
+def _parse_rule(reader: _Reader, rule: Mapping[str, Any], where: str,
+                groups: Mapping[str, frozenset[str]]) -> RepoRule:
+    reader.known_keys(rule, RULE_KEYS, f"{where}.")
+    if "pattern" not in rule:
+        raise reader.fail(f"{where}.pattern", 'is missing; every [[repo]] needs a pattern such as "team/*"')
+    granted = {key: _principals(reader, rule, key, where, groups) for key in ("read", "write", "create") if key in rule}
+    return RepoRule(
+        pattern=reader.string(rule["pattern"], f"{where}.pattern").strip("/"),
+        read=granted.get("read"),
+        write=granted.get("write", frozenset()),
+        create=granted.get("create", frozenset()),
+        protections=_parse_protections(reader, rule, f"{where}."),
+    )
+
+
+def _parse_protections(reader: _Reader, table: Mapping[str, Any], where: str) -> Protections:
+    lists = {key: _protection_list(reader, table.get(key, []), f"{where}{key}")
+             for key in ("protected_refs", "protected_branches", "protected_bookmarks")}
+    for i, protection in enumerate(lists["protected_refs"]):
+        if not protection.pattern.startswith("refs/"):
+            raise reader.fail(f"{where}protected_refs[{i}]",
+                              f"{protection.pattern!r} is not a full ref name; write e.g. refs/heads/main")
+    return Protections(lists["protected_refs"], lists["protected_branches"], lists["protected_bookmarks"])
+
+
+def _protection_list(reader: _Reader, value: Any, key: str) -> tuple[Protection, ...]:
+    if not isinstance(value, list):
+        raise reader.fail(key, 'must be a list of patterns or { pattern = "...", no_direct_push = true } tables')
+    return tuple(_protection(reader, item, f"{key}[{i}]") for i, item in enumerate(value))
+
+
+def _protection(reader: _Reader, item: Any, key: str) -> Protection:
+    if isinstance(item, str):
+        return Protection(reader.string(item, key))
+    if not isinstance(item, dict):
+        raise reader.fail(key, 'must be a pattern string or a { pattern = "..." } table')
+    reader.known_keys(item, PROTECTION_KEYS, f"{key}.")
+    if "pattern" not in item:
+        raise reader.fail(f"{key}.pattern", "is missing")
+    return Protection(reader.string(item["pattern"], f"{key}.pattern"),
+                      reader.boolean(item.get("no_direct_push", False), f"{key}.no_direct_push"))
+
+
+def _parse_limits(reader: _Reader, table: Any) -> Limits:
+    if not isinstance(table, dict):
+        raise reader.fail("limits", "must be a table: write the limits under [limits]")
+    reader.known_keys(table, frozenset(LIMIT_TYPES), "limits.")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = LIMIT_TYPES[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+                kind is int and not isinstance(value, int)):
+            raise reader.fail(f"limits.{key}", f"must be a positive {'number' if kind is float else 'integer'}")
+        values[key] = kind(value)
+    return Limits(**values)
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Read and parse a policy file (blocking); ``PolicyError`` if it cannot be used."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            raw = f.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError(f"{source}: cannot be read ({exc.strerror}); check the --config path") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{source}: is larger than {MAX_POLICY_BYTES} bytes; split or shorten it")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{source}: is not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    return parse_policy(text, source)
+
+
+# --- the live file ----------------------------------------------------------------------------
+
+
+class PolicyFile:
+    """The policy of ``--config``: the last good version, re-read when the file changes.
+
+    ``current`` is a plain attribute read (any thread); ``refresh`` does the
+    blocking stat and read, so call it in the pool.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.current = load_policy(self.path)  # a broken file at start-up is fatal: no last good rules
+        self._stamp = self._stat()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            status = os.stat(self.path)
+        except OSError:
+            return None
+        return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Re-read the file if it changed (or ``force``); True if new rules are in force."""
+        stamp = self._stat()
+        if stamp == self._stamp and not force:
+            return False
+        self._stamp = stamp
+        try:
+            self.current = load_policy(self.path)
+        except PolicyError as exc:
+            log.error("keeping the last good rules: {reason}", path=str(self.path), reason=str(exc))
+            return False
+        log.info("{path}: new rules in force", path=str(self.path))
+        return True
+
+
+class PolicyReloader(service.Service):
+    """Look at the policy file every ``RELOAD_INTERVAL`` seconds and on SIGHUP; connections stay up."""
+
+    def __init__(self, policy: PolicyFile, interval: float = RELOAD_INTERVAL) -> None:
+        self.policy = policy
+        self._loop = task.LoopingCall(self._check)
+        self._interval = interval
+        self._previous_handler: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop.start(self._interval, now=False)
+        self._install_sighup()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGHUP, self._previous_handler)
+            self._previous_handler = None
+
+    def _check(self, force: bool = False) -> Any:
+        d = run_blocking(self.policy.refresh, force)
+        d.addErrback(lambda failure: log.failure("re-reading {path}", failure, path=str(self.policy.path)))
+        return d
+
+    def _install_sighup(self) -> None:
+        from twisted.internet import reactor
+
+        def on_sighup(signum: int, frame: FrameType | None) -> None:
+            reactor.callFromThread(self._check, True)  # type: ignore[attr-defined]
+
+        try:
+            self._previous_handler = signal.signal(signal.SIGHUP, on_sighup)
+        except ValueError:  # not the main thread (embedded, tests): the timer still reloads
+            self._previous_handler = None
+
+
+def authorizer_for(config: ServiceConfig) -> Authorizer:
+    """The one Authorizer of a service (built on first use, then shared by every listener)."""
+    if config.authorizer is None:
+        policy = PolicyFile(config.config_file) if config.config_file else None
+        config.authorizer = Authorizer(read_only=config.read_only, policy=policy)
+    return config.authorizer

@@ -1,0 +1,204 @@
+"""The ``--config`` policy: parsing, globs, groups, decisions, protections and reloading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway.auth import Access, Authorizer
+from gateway.config import ServiceConfig
+from gateway.policy import (
+    Limits,
+    PolicyError,
+    PolicyFile,
+    Protection,
+    authorizer_for,
+    first_match,
+    load_policy,
+    parse_policy,
+)
+from protocols.errors import PermissionDenied, ReadOnly
+
+EXAMPLE = """
+anonymous_read = false
+protected_refs = ["refs/heads/main"]
+
+[groups]
+admins = ["root"]
+dev = ["alice"]
+
+[users]
+bob = ["dev"]
+
+[[repo]]
+pattern = "*"
+write = ["@admins"]
+create = ["@admins"]
+
+[[repo]]
+pattern = "team/*"
+read = ["*"]
+write = ["@dev"]
+protected_refs = ["refs/tags/*", { pattern = "refs/heads/release/*", no_direct_push = true }]
+protected_bookmarks = ["stable"]
+
+[[repo]]
+pattern = "public/site"
+read = ["anonymous", "carol"]
+
+[limits]
+max_request_body = 1000
+idle_timeout = 30
+"""
+
+R, W, C = Access.READ, Access.WRITE, Access.CREATE
+
+
+def _authorizer(tmp_path: Path, text: str = EXAMPLE, read_only: bool = False) -> Authorizer:
+    path = tmp_path / "hgwire.toml"
+    path.write_text(text)
+    return Authorizer(read_only=read_only, policy=PolicyFile(path))
+
+
+MATRIX = [
+    # user, repo, access, allowed
+    (None, "team/app", R, False),       # anonymous_read = false
+    ("carol", "team/app", R, True),     # "*" reads team/*
+    ("carol", "team/app", W, False),
+    ("alice", "team/app", W, True),     # @dev
+    ("bob", "team/app.git", W, True),   # @dev through [users]; NAME.git matches NAME
+    ("bob", "team/app", C, False),
+    ("root", "team/app", C, True),      # @admins on "*"
+    ("root", "elsewhere/deep/repo", W, True),  # * crosses /
+    ("alice", "elsewhere", W, False),   # deny by default
+    ("alice", "elsewhere", R, True),    # no read list: any authenticated user
+    (None, "elsewhere", R, False),
+    (None, "public/site", R, True),     # "anonymous" listed
+    ("carol", "public/site", R, True),
+    ("alice", "public/site", R, False),  # a read list that does not name alice
+    ("root", "public/site", R, True),   # writers read
+    (None, "team/app", W, False),
+]
+
+
+@pytest.mark.parametrize(("user", "repo", "access", "allowed"), MATRIX)
+def test_decisions(tmp_path: Path, user: str | None, repo: str, access: Access, allowed: bool) -> None:
+    assert _authorizer(tmp_path).allows(user, repo, "git-ssh", access) is allowed
+
+
+def test_refusals_say_what_to_do(tmp_path: Path) -> None:
+    authorizer = _authorizer(tmp_path)
+    with pytest.raises(PermissionDenied, match="carol may not push to team/app; ask the server administrator"):
+        authorizer.check("carol", "team/app", "git-ssh", W)
+    with pytest.raises(PermissionDenied, match="needs an authenticated user"):
+        authorizer.check(None, "team/app", "git-http", R)
+
+
+def test_read_only_flag_wins_over_the_file(tmp_path: Path) -> None:
+    authorizer = _authorizer(tmp_path, read_only=True)
+    with pytest.raises(ReadOnly):
+        authorizer.check("root", "team/app", "git-ssh", W)
+    authorizer.check("root", "team/app", "git-ssh", R)
+
+
+def test_git_daemon_pushes_anonymously_only_without_a_policy(tmp_path: Path) -> None:
+    Authorizer().check(None, "r", "git-daemon", W)
+    with pytest.raises(PermissionDenied, match="push over SSH or HTTP"):
+        _authorizer(tmp_path).check(None, "r", "git-daemon", W)
+    with pytest.raises(PermissionDenied):
+        Authorizer().check(None, "r", "git-ssh", W)
+
+
+def test_protections_add_up_over_matching_rules(tmp_path: Path) -> None:
+    authorizer = _authorizer(tmp_path)
+    team = authorizer.protections("team/app")
+    assert team is not None
+    assert [p.pattern for p in team.refs] == ["refs/heads/main", "refs/tags/*", "refs/heads/release/*"]
+    assert [p.pattern for p in team.bookmarks] == ["stable"]
+    assert first_match(team.refs, "refs/tags/v1/rc") == Protection("refs/tags/*")
+    assert first_match(team.refs, "refs/heads/release/2") == Protection("refs/heads/release/*", True)
+    assert first_match(team.refs, "refs/heads/topic") is None
+    other = authorizer.protections("other")
+    assert other is not None and [p.pattern for p in other.refs] == ["refs/heads/main"]
+    assert Authorizer().protections("team/app") is None
+
+
+def test_limits_are_parsed() -> None:
+    policy = parse_policy(EXAMPLE, "x.toml")
+    assert policy.limits == Limits(max_request_body=1000, idle_timeout=30.0)
+
+
+BROKEN = [
+    ("anonymous_read = 1\n", "x.toml: anonymous_read: must be true or false"),
+    ("colour = 1\n", "x.toml: colour: unknown key"),
+    ("[[repo]]\nread = []\n", "x.toml: repo[0].pattern: is missing"),
+    ('[[repo]]\npattern = "*"\nwrite = ["@ghosts"]\n', "repo[0].write[0]: group 'ghosts' is not defined"),
+    ('[[repo]]\npattern = "*"\nwrite = ["anonymous"]\n', "anonymous users can only be granted read"),
+    ('[[repo]]\npattern = "*"\nwrite = "alice"\n', "repo[0].write: must be a list of strings"),
+    ('[[repo]]\npattern = "*"\nreed = []\n', "repo[0].reed: unknown key"),
+    ('protected_refs = ["main"]\n', "protected_refs[0]: 'main' is not a full ref name"),
+    ('protected_refs = [{ pattern = "refs/x", force = true }]\n', "protected_refs[0].force: unknown key"),
+    ("[limits]\nmax_refs = -1\n", "limits.max_refs: must be a positive integer"),
+    ("[limits]\nmax_bananas = 1\n", "limits.max_bananas: unknown key"),
+    ('[groups]\nadmins = ["@dev"]\n', "groups cannot contain groups"),
+    ("[[repo]\n", "x.toml: not valid TOML"),
+    ("repo = 3\n", "write each rule under [[repo]]"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BROKEN)
+def test_broken_files_name_the_key_and_the_fix(text: str, message: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, "x.toml")
+    assert message in str(caught.value)
+
+
+def test_syntax_errors_give_the_line() -> None:
+    with pytest.raises(PolicyError, match=r"line 3"):
+        parse_policy('anonymous_read = true\n[groups]\ndev = = 1\n', "x.toml")
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot be read"):
+        load_policy(tmp_path / "nope.toml")
+
+
+def _touch_later(path: Path) -> None:
+    """Move the mtime forward so a rewrite within one clock tick is still seen as a change."""
+    status = path.stat()
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000_000))
+
+
+def test_reload_on_change_and_broken_file_keeps_the_last_good_rules(tmp_path: Path) -> None:
+    authorizer = _authorizer(tmp_path)
+    policy = authorizer.policy
+    assert policy is not None
+    assert not policy.refresh()  # unchanged
+    assert not authorizer.allows("carol", "team/app", "hg-ssh", W)
+
+    policy.path.write_text(EXAMPLE.replace('write = ["@dev"]', 'write = ["@dev", "carol"]'))
+    _touch_later(policy.path)
+    assert policy.refresh()
+    assert authorizer.allows("carol", "team/app", "hg-ssh", W)
+
+    policy.path.write_text("[[repo]]\npattern = 3\n")
+    _touch_later(policy.path)
+    assert not policy.refresh()  # logged, ignored
+    assert authorizer.allows("carol", "team/app", "hg-ssh", W)
+    assert not policy.refresh(force=True)  # SIGHUP on a still-broken file: same
+
+    policy.path.unlink()
+    assert not policy.refresh()
+    assert authorizer.allows("carol", "team/app", "hg-ssh", W)
+
+
+def test_one_authorizer_per_service(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(EXAMPLE)
+    config = ServiceConfig(backend=None, root=str(tmp_path), config_file=str(path))  # type: ignore[arg-type]
+    assert authorizer_for(config) is authorizer_for(config)
+    assert authorizer_for(config).policy is not None
+    plain = ServiceConfig(backend=None, root=str(tmp_path), read_only=True)  # type: ignore[arg-type]
+    assert authorizer_for(plain).policy is None and authorizer_for(plain).read_only
