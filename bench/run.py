@@ -38,7 +38,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import corpus
-from bench.procs import PeakSampler
+from bench.procs import PeakSampler, rss_kib
 from bench.targets import BASELINE, TARGET_CLASSES, DaemonTarget, Target, Tools, Unavailable
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -70,7 +70,12 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("concurrent", "big", ("git", "hg"), 2, 240,
          "N simultaneous full clones; the first round right after a cold start", timeout=150.0,
          targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-hg-http")),
+    # opt-in (not in the default --cases): memory growth over many sequential clones
+    Case("growth", "small", ("git", "hg"), 1, 600, "N sequential clones (--growth-clones, 100): server RSS "
+         "after the first vs after the last", targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-git-ssh",
+                                                       "hgwire-git-http", "hgwire-hg-ssh", "hgwire-hg-http")),
 )}
+DEFAULT_CASES = ("clone", "noop", "push", "stream", "concurrent")
 DEFAULT_TARGETS = list(TARGET_CLASSES)
 
 
@@ -87,6 +92,7 @@ class Measurement:
     server_cpu: float | None = None
     peak_rss_kib: int | None = None
     result_bytes: int | None = None
+    idle_rss_kib: tuple[int, int] | None = None  # growth case: after the first and the last clone
 
 
 @dataclass
@@ -258,23 +264,32 @@ class Runner:
         targets = [t for t in targets if t.name not in self.unavailable]
         live: list[Target] = []
         try:
+            if case.name == "growth":
+                for t in targets:
+                    if not isinstance(t, DaemonTarget):
+                        outcomes[t.name].unavailable = "no resident server to grow (ssh-style reference)"
+                targets = [t for t in targets if isinstance(t, DaemonTarget)]
             if case.name != "push":
                 live = self.start_all(case, targets, outcomes)
             rounds = self.args.warmup + self.rounds(case)
             budget = case.budget * self.args.budget_scale * (QUICK_BUDGET_SCALE if self.args.quick else 1.0)
             t0 = time.monotonic()
+            cost: dict[str, float] = {}  # target -> seconds its last run took, overhead included
             for rnd in range(rounds):
+                candidates = [t for t in (targets if case.name == "push" else live)
+                              if self.keeps_running(outcomes[t.name])]
                 elapsed = time.monotonic() - t0
-                if rnd > self.args.warmup and elapsed + elapsed / rnd > budget:
+                if not candidates:
+                    break
+                if rnd > self.args.warmup and elapsed + sum(cost.get(t.name, 0.0) for t in candidates) > budget:
                     log(f"{case.name}: stopping after {rnd - self.args.warmup} measured round(s): another "
                         f"round would pass the case's {budget:.0f}s budget")
                     break
-                active = targets if case.name == "push" else live
-                for target in active:
+                for target in candidates:
+                    started = time.monotonic()
                     out = outcomes[target.name]
-                    if out.unavailable or len([m for m in out.runs if not m.ok]) >= 2:
-                        continue  # unavailable, or keeps failing
                     m = self.one_run(case, target, rnd, out)
+                    cost[target.name] = time.monotonic() - started
                     if m is not None:
                         out.runs.append(m)
                         self.report(case, target, m)
@@ -282,6 +297,12 @@ class Runner:
             for t in targets:
                 t.stop()
         return list(outcomes.values())
+
+    @staticmethod
+    def keeps_running(out: Outcome) -> bool:
+        """False once a target is unavailable, timed out, or failed twice: more rounds tell nothing new."""
+        failed = [m for m in out.runs if not m.ok]
+        return not out.unavailable and len(failed) < 2 and not any("timeout after" in m.error for m in failed)
 
     def rounds(self, case: Case) -> int:
         runs = self.args.runs or case.runs
@@ -333,6 +354,8 @@ class Runner:
         if case.name == "noop":
             dest = self.work / target.name / "noop-clone"
             return self.timed(target, [self.clients.command("noop", target, url, dest)], rnd, warm)
+        if case.name == "growth":
+            return self.growth_run(target, url, rnd, warm)
         n = self.args.concurrency if case.name == "concurrent" else 1
         kind = "stream" if case.name == "stream" else "clone"
         dests = [self.work / target.name / f"dest-{rnd}-{i}" for i in range(n)]
@@ -344,6 +367,25 @@ class Runner:
         finally:
             for d in dests:
                 shutil.rmtree(d, ignore_errors=True)
+
+    def growth_run(self, target: Target, url: str, rnd: int, warm: bool) -> Measurement:
+        """Sequential clones; idle server RSS after the first and after the last one."""
+        walls: list[float] = []
+        errors: list[str] = []
+        idle: list[int] = []
+        dest = self.work / target.name / "growth-clone"
+        for i in range(self.args.growth_clones):
+            shutil.rmtree(dest, ignore_errors=True)
+            wall, errs, _, _ = self.measure(target, [self.clients.command("clone", target, url, dest)], self.timeout)
+            walls.append(wall)
+            errors.extend(errs)
+            if i in (0, self.args.growth_clones - 1):
+                idle.append(sum(rss_kib(p) for p in target.server_pids(())))
+        shutil.rmtree(dest, ignore_errors=True)
+        m = Measurement(rnd, warm, statistics.median(walls), not errors, len(errors),
+                        " | ".join(sorted(set(errors)))[:500])
+        m.idle_rss_kib = (idle[0], idle[-1])
+        return m
 
     def timed(self, target: Target, cmds: list[list[str]], rnd: int, warm: bool) -> Measurement:
         wall, errors, cpu, peak = self.measure(target, cmds, self.timeout)
@@ -423,6 +465,12 @@ def summarize(outcomes: list[Outcome]) -> list[dict[str, object]]:
         sizes = [m.result_bytes for m in o.measured() if m.result_bytes]
         baseline = BASELINE[o.vcs]
         errors = [m.error for m in o.runs if not m.ok]
+        growth = [m.idle_rss_kib for m in o.runs if m.idle_rss_kib]
+        note = errors[0][:160] if errors else ""
+        if growth:
+            first, last = growth[0]
+            note = (f"idle RSS after clone 1 → last: {first / 1024:.0f} → {last / 1024:.0f} MiB "
+                    f"({(last - first) / 1024:+.0f}); {note}").rstrip("; ")
         rows.append({
             "case": o.case, "target": o.target, "vcs": o.vcs, "n": len(walls),
             "median_s": median(walls), "min_s": min(walls, default=None), "max_s": max(walls, default=None),
@@ -431,7 +479,7 @@ def summarize(outcomes: list[Outcome]) -> list[dict[str, object]]:
             "ratio_reference": paired_ratio(o, by_key.get((o.case, cls.reference))) if cls.reference else None,
             "server_cpu_s": median(cpus), "peak_rss_mib": max(rss) / 1024 if rss else None,
             "result_mb": sizes[0] / 1e6 if sizes else None, "errors": o.errors(),
-            "note": f"not available: {o.unavailable}" if o.unavailable else (errors[0][:160] if errors else ""),
+            "note": f"not available: {o.unavailable}" if o.unavailable else note,
         })
     return rows
 
@@ -529,7 +577,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--targets", help="comma-separated (see --list); default: all (concurrent: the baselines "
                     "and hgwire-git, hgwire-hg-http)")
-    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated of: {', '.join(CASES)}")
+    ap.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                    help=f"comma-separated of: {', '.join(CASES)} (default: all but growth)")
+    ap.add_argument("--growth-clones", type=int, default=100, help="clones in the growth case")
     ap.add_argument("--runs", type=int, default=0, help="measured rounds per case (default: per case)")
     ap.add_argument("--warmup", type=int, default=0, help="unmeasured rounds first (servers are probed anyway)")
     ap.add_argument("--concurrency", type=int, default=0, help="clients in the concurrent case (8; --quick: 4)")
