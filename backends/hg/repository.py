@@ -17,7 +17,13 @@ from typing import Literal, Protocol
 
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
-from backends.hg.changelog import Changeset, manifest_lookup, parse_changeset, parse_filelog_text, parse_manifest
+from backends.hg.changelog import (
+    Changeset,
+    manifest_lookup,
+    parse_changeset,
+    parse_filelog_text,
+    parse_manifest,
+)
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,

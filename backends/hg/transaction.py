@@ -23,6 +23,8 @@ BACKUP_LIST = b"journal.backupfiles"
 BACKUP_VERSION = b"2\n"
 STORE = b""
 PLAIN = b"plain"
+STORE_ALIAS = b"store"
+"""Mercurial also names the store location ``store`` in journals it writes."""
 
 
 Encoder = Callable[[bytes], bytes]
@@ -35,7 +37,7 @@ def _backup_name(location: bytes, path: bytes) -> bytes:
 
 
 def _disk_path(location: bytes, path: bytes, encode: Encoder) -> bytes:
-    return encode(path) if location == STORE else path
+    return encode(path) if location in (STORE, STORE_ALIAS) else path
 
 
 class Journal:
@@ -83,7 +85,7 @@ class Journal:
     def _cleanup(self, backups: Mapping[tuple[bytes, bytes], bytes]) -> None:
         for (location, _), name in backups.items():
             if name:
-                self.vfsmap[location].unlink(name)
+                self.vfsmap[location].unlink(_disk_path(location, name, self.encode))
         self.store.unlink(BACKUP_LIST)
         self.store.unlink(JOURNAL)
 
@@ -101,10 +103,13 @@ def _playback(
 ) -> None:
     """Restore backups first (a split revlog's old ``.i``), then cut appended files back."""
     for (location, logical), name in backups.items():
-        vfs = vfsmap[location]
+        vfs = vfsmap[STORE if location == STORE_ALIAS else location]
         path = _disk_path(location, logical, encode)
-        if name and vfs.exists(name):
-            vfs.replace(path, vfs.read(name))
+        backup = _disk_path(location, name, encode) if name else b""
+        if not logical:  # Mercurial's entry for a temporary file (e.g. 00changelog.i.a): delete it
+            vfs.unlink(backup)
+        elif backup and vfs.exists(backup):
+            vfs.replace(path, vfs.read(backup))
         elif not name:
             vfs.unlink(path)
     store = vfsmap[STORE]
@@ -135,11 +140,11 @@ def recover(vfsmap: Mapping[bytes, Vfs], encode: Encoder) -> None:
             raise StorageError("cannot recover: unknown journal backup format")
         for line in lines[1:]:
             fields = line.split(b"\0")
-            if len(fields) == 4 and fields[0] in vfsmap:
+            if len(fields) == 4 and (fields[0] in vfsmap or fields[0] == STORE_ALIAS):
                 backups.setdefault((fields[0], fields[1]), fields[2])
     _playback(vfsmap, appended, backups, encode)
     for (location, _), name in backups.items():
         if name:
-            vfsmap[location].unlink(name)
+            vfsmap[STORE if location == STORE_ALIAS else location].unlink(_disk_path(location, name, encode))
     store.unlink(BACKUP_LIST)
     store.unlink(JOURNAL)

@@ -184,7 +184,7 @@ class MemoryVfs:
         """Nothing to flush in memory."""
 
     def listdir(self, path: bytes) -> list[bytes]:
-        prefix = path.rstrip(b"/") + b"/"
+        prefix = b"" if path in (b"", b".") else path.rstrip(b"/") + b"/"
         return sorted({p[len(prefix) :].split(b"/")[0] for p in self.files if p.startswith(prefix)})
 
     def walk(self) -> Iterator[bytes]:

@@ -275,7 +275,17 @@ class Transaction:
             self.abort()
             raise
         self.done = True
-        self.repo.locks.release()
+        try:
+            self._drop_undo()
+        finally:
+            self.repo.locks.release()
+
+    def _drop_undo(self) -> None:
+        """Remove the undo files of hg's last transaction: ``hg rollback`` would undo ours with them."""
+        for vfs in (self.repo.store, self.repo.plain):
+            for name in vfs.listdir(b"."):
+                if name.startswith(b"undo"):
+                    vfs.unlink(name)
 
     def _write_all(self) -> None:
         for writer in self.writers.values():

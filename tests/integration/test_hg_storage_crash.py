@@ -209,3 +209,22 @@ def hg_path() -> str:
     from test_hg_storage_repos import HG
 
     return HG
+
+
+def test_transaction_of_a_killed_hg_is_rolled_back_on_open(hg_cli: Hg, tmp_path: Path) -> None:
+    """Mercurial's own journal format: a real ``hg`` killed inside its transaction."""
+    path = tmp_path / "r"
+    hg_cli(tmp_path, "init", str(path))
+    (path / "Big File.txt").write_bytes(b"".join(b"%d\n" % i for i in range(40000)))
+    hg_cli(path, "commit", "-A", "-q", "-m", "first")
+    before = snapshot(path)
+    (path / "Big File.txt").write_bytes(b"".join(b"%d changed\n" % i for i in range(40000)))
+    (path / "New_Name").write_bytes(b"new\n")
+    hg_cli(path, "commit", "-A", "-q", "-m", "killed", "--config", "hooks.pretxncommit=kill -9 $PPID", check=False)
+    assert (path / ".hg" / "store" / "journal").exists()
+    hgstore.open_repository(str(path), "r")
+    def store(snap: dict[str, bytes]) -> dict[str, bytes]:  # the working copy's files are hg's business
+        return {k: v for k, v in snap.items() if k.startswith(".hg/store/") and "undo" not in k}
+
+    assert store(snapshot(path)) == store(before)
+    assert hg_cli(path, "verify", "-q", check=False) == b""

@@ -54,11 +54,13 @@ class Hg:
             "HGENCODING": "utf-8",
             "LANG": "C.UTF-8",
         }
+        self.last_stderr = b""
 
     def __call__(self, cwd: Path | str, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
         proc = subprocess.run(
             [HG, *args], cwd=cwd, env=self.env, input=input, capture_output=True, check=False
         )
+        self.last_stderr = proc.stderr
         if check and proc.returncode != 0:
             raise AssertionError(f"hg {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
         return proc.stdout

@@ -103,3 +103,19 @@ def test_hg_can_commit_on_top_of_what_we_wrote(hg_cli: Hg, zlib_repo: Path, tmp_
     assert b"error" not in hg_cli(tmp_path / "t", "verify", "-q", check=False)
     reopened = hgstore.open_repository(str(tmp_path / "t"), "t")
     assert len(reopened.changelog()) == len(source.changelog()) + 1
+
+
+def test_hg_rollback_cannot_undo_our_push(hg_cli: Hg, zlib_repo: Path, tmp_path: Path) -> None:
+    """hg's undo files describe its own last transaction; after our write they must be gone."""
+    source = hgstore.open_repository(str(zlib_repo), "src")
+    path = tmp_path / "t"
+    hg_cli(tmp_path, "init", str(path))
+    (path / "a").write_text("a\n")
+    hg_cli(path, "commit", "-A", "-q", "-m", "local")
+    target = hgstore.open_repository(str(path), "t")
+    tx = target.transaction()
+    tx.add_changegroup(source.emit_groups(source.missing([], source.heads()), DeltaMode.ANY))
+    tx.commit()
+    assert b"no rollback information" in hg_cli(path, "rollback", check=False) + hg_cli.last_stderr
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    assert len(hgstore.open_repository(str(path), "t").changelog()) == 1 + len(source.changelog())
