@@ -12,7 +12,7 @@ import binascii
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from backends.hg import graph, mpatch
@@ -91,8 +91,8 @@ class Views:
     parents: list[tuple[int, int]]
     phases: bytearray
     visible: bytearray
+    phase_stamp: object = None
     _heads: list[int] | None = None
-    _branches: list[tuple[bytes, bool]] | None = field(default=None)
 
 
 def parse_phaseroots(data: bytes, rev_of: Mapping[bytes, int]) -> dict[int, int]:
@@ -152,7 +152,8 @@ class HgRepo:
             header |= FLAG_GENERALDELTA
         self.revlogs = RevlogCache(store, header)
         self._views: Views | None = None
-        self._views_lock = threading.Lock()
+        self._views_lock = threading.RLock()
+        self._branch_cache: tuple[list[tuple[bytes, bool]], Node] = ([], NULL_NODE)
 
     # -- layout -------------------------------------------------------------
 
@@ -186,14 +187,13 @@ class HgRepo:
         with self._views_lock:
             views = self._views
             stamp = self.store.stamp(PHASEROOTS)
-            if views is not None and views.index is cl.index and getattr(views, "phase_stamp", None) == stamp:
+            if views is not None and views.index is cl.index and views.phase_stamp == stamp:
                 return views
             parents = [(e[5], e[6]) for e in cl.index.entries]
             data = self.store.read(PHASEROOTS) if stamp is not None else b""
             phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.nodemap()))
             visible = bytearray(1 if p < SECRET else 0 for p in phases)
-            views = Views(cl.index, parents, phases, visible)
-            views.phase_stamp = stamp  # type: ignore[attr-defined]
+            views = Views(cl.index, parents, phases, visible, stamp)
             self._views = views
             return views
 
@@ -206,14 +206,23 @@ class HgRepo:
         return parse_changeset(cl.revision(rev))
 
     def _branches(self, cl: Revlog, views: Views) -> list[tuple[bytes, bool]]:
-        """(branch, closes) of every revision, parsed once per changelog snapshot."""
-        if views._branches is None:
-            out = []
-            for rev in range(len(cl)):
-                cs = self.changeset(cl, rev)
-                out.append((cs.branch, cs.closes_branch))
-            views._branches = out
-        return views._branches
+        """(branch, closes) of every revision.
+
+        The changelog only grows, so the list is kept across snapshots and only
+        new revisions are parsed (checked by the node of the last one known).
+        """
+        with self._views_lock:
+            known, tip = self._branch_cache
+            if len(known) > len(cl) or (known and cl.node(len(known) - 1) != tip):
+                known = []
+            if len(known) < len(cl):
+                known = known + [self._branch_of(cl, rev) for rev in range(len(known), len(cl))]
+                self._branch_cache = (known, cl.node(len(known) - 1))
+            return known
+
+    def _branch_of(self, cl: Revlog, rev: int) -> tuple[bytes, bool]:
+        cs = self.changeset(cl, rev)
+        return cs.branch, cs.closes_branch
 
     # -- HgRepository: queries ----------------------------------------------
 
