@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
+from backends.hg import transaction as journal
 from backends.hg.changelog import (
     Changeset,
     manifest_lookup,
@@ -24,6 +25,7 @@ from backends.hg.changelog import (
     parse_filelog_text,
     parse_manifest,
 )
+from backends.hg.keys import HEX40, parse_bookmarks, parse_phaseroots, parse_publishing
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -35,6 +37,7 @@ from backends.hg.revlog import (
 )
 from backends.hg.store import decode_dir, encode_store_path
 from backends.hg.vfs import Vfs
+from backends.hg.writer import Transaction
 from backends.interfaces import (
     NULL_NODE,
     DeltaMode,
@@ -53,7 +56,6 @@ MANIFEST = b"00manifest.i"
 PHASEROOTS = b"phaseroots"
 FNCACHE = b"fncache"
 PUBLIC, DRAFT, SECRET = 0, 1, 2
-_HEX40 = re.compile(rb"[0-9a-fA-F]{40}\Z")
 _HEXPREFIX = re.compile(rb"[0-9a-fA-F]{1,39}\Z")
 
 
@@ -93,47 +95,6 @@ class Views:
     visible: bytearray
     phase_stamp: object = None
     _heads: list[int] | None = None
-
-
-def parse_phaseroots(data: bytes, rev_of: Mapping[bytes, int]) -> dict[int, int]:
-    """``<phase> <hex>`` lines -> {rev: phase}; unknown nodes are ignored as Mercurial does."""
-    roots: dict[int, int] = {}
-    for line in data.splitlines():
-        phase, _, hexnode = line.partition(b" ")
-        try:
-            rev = rev_of[binascii.unhexlify(hexnode.strip())]
-            roots[rev] = max(roots.get(rev, 0), int(phase))
-        except (KeyError, ValueError, binascii.Error):
-            continue
-    return roots
-
-
-def parse_bookmarks(data: bytes) -> dict[bytes, Node]:
-    marks: dict[bytes, Node] = {}
-    for line in data.splitlines():
-        hexnode, _, name = line.partition(b" ")
-        if name and _HEX40.match(hexnode):
-            marks[name] = Node(binascii.unhexlify(hexnode))
-    return marks
-
-
-def format_bookmarks(marks: Mapping[bytes, Node]) -> bytes:
-    return b"".join(binascii.hexlify(node) + b" " + name + b"\n" for name, node in sorted(marks.items()))
-
-
-def parse_publishing(hgrc: bytes) -> bool:
-    """``[phases] publish`` from an hgrc; Mercurial's default is publishing."""
-    section = b""
-    result = True
-    for raw in hgrc.splitlines():
-        line = raw.strip()
-        if line.startswith(b"[") and line.endswith(b"]"):
-            section = line[1:-1].strip()
-        elif section == b"phases" and b"=" in line and not line.startswith((b"#", b";")):
-            key, _, value = line.partition(b"=")
-            if key.strip() == b"publish":
-                result = value.strip().lower() not in (b"false", b"no", b"0", b"off", b"never")
-    return result
 
 
 class HgRepo:
@@ -284,7 +245,7 @@ class HgRepo:
             for line in (text or b"").splitlines():
                 hexnode, _, name = line.partition(b" ")
                 name = name.strip()
-                if name and _HEX40.match(hexnode):
+                if name and HEX40.match(hexnode):
                     node = Node(binascii.unhexlify(hexnode))
                     if node == NULL_NODE:
                         tags.pop(name, None)
@@ -311,7 +272,7 @@ class HgRepo:
             visible = [r for r in range(len(cl) - 1, -1, -1) if views.visible[r]]
             return cl.node(visible[0]) if visible else NULL_NODE
         node = self._lookup_rev_number(cl, views, key)
-        if node is None and _HEX40.match(key):
+        if node is None and HEX40.match(key):
             candidate = binascii.unhexlify(key)
             rev = cl.index.nodemap().get(candidate)
             if rev is not None and views.visible[rev]:
@@ -461,14 +422,10 @@ class HgRepo:
     # -- writing --------------------------------------------------------------
 
     def transaction(self) -> HgTransaction:
-        from backends.hg.writer import Transaction
-
         return Transaction(self)
 
     def recover_if_needed(self) -> None:
         """Roll back a transaction a killed writer left behind (its journal is still there)."""
-        from backends.hg import transaction as journal
-
         if not journal.needs_recovery(self.store) or self.locks.held_by_other():
             return
         self.locks.acquire()

@@ -17,6 +17,7 @@ from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
 from backends.hg.changelog import manifest_lookup, parse_changeset
+from backends.hg.keys import format_bookmarks
 from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
@@ -332,8 +333,6 @@ class Transaction:
     def _write_bookmarks(self) -> None:
         if self.marks is None or self.marks == dict(self.repo.bookmarks()):
             return
-        from backends.hg.repository import format_bookmarks
-
         vfs = self.repo.bookmarks_vfs()
         location = journal_mod.STORE if vfs is self.repo.store else journal_mod.PLAIN
         self.journal.backup(b"bookmarks", location)

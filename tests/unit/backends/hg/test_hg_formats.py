@@ -1,0 +1,96 @@
+"""Text formats: changesets, manifests, filelog metadata, requirements, phaseroots, hgrc, revlog chunks."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backends.hg import requirements as reqs
+from backends.hg.changelog import (
+    Changeset,
+    FileRevision,
+    format_changeset,
+    format_filelog_text,
+    format_manifest,
+    manifest_lookup,
+    parse_changeset,
+    parse_filelog_text,
+    parse_manifest,
+)
+from backends.hg.keys import parse_bookmarks, parse_phaseroots, parse_publishing
+from backends.hg.revlog import Compressor, decompress
+from backends.interfaces import Node
+from protocols.errors import StorageError, UnsupportedFeature
+
+N1 = Node(bytes(range(20)))
+
+
+def test_changeset_round_trip_with_extra_escaping() -> None:
+    cs = Changeset(N1, b"Ann <a@b>", 1700000000.0, -3600, {b"branch": b"x\ny", b"close": b"1", b"k": b"a\0b\\c"},
+                   (b"a", b"dir/b"), b"multi\nline")
+    text = format_changeset(cs)
+    assert parse_changeset(text) == cs
+    assert parse_changeset(text).branch == b"x\ny" and parse_changeset(text).closes_branch
+
+
+def test_changeset_defaults() -> None:
+    text = b"%s\nu\n0 0\n\ndesc" % N1.hex().encode()
+    cs = parse_changeset(text)
+    assert (cs.branch, cs.closes_branch, cs.files) == (b"default", False, ())
+    assert format_changeset(cs) == text
+
+
+def test_manifest_and_lookup() -> None:
+    entries = {b"a": (N1, b""), b"b/x": (N1, b"x"), b"l": (N1, b"l")}
+    text = format_manifest(entries)
+    assert parse_manifest(text) == entries
+    assert manifest_lookup(text, b"a") == manifest_lookup(text, b"l") == N1
+    assert manifest_lookup(text, b"b") is None
+
+
+@given(st.binary(max_size=50), st.booleans())
+def test_filelog_metadata_round_trip(data: bytes, copied: bool) -> None:
+    meta = {b"copy": b"src", b"copyrev": N1.hex().encode()} if copied else {}
+    parsed = parse_filelog_text(format_filelog_text(FileRevision(data, meta)))
+    assert parsed.data == data and dict(parsed.meta) == meta
+    if copied:
+        assert parsed.copy_source == (b"src", N1)
+
+
+@pytest.mark.parametrize("engine", ["zstd", "zlib"])
+@given(data=st.binary(max_size=300))
+def test_compression_round_trip(engine: str, data: bytes) -> None:
+    assert decompress(Compressor(engine).compress(data)) == data
+
+
+def test_chunk_headers() -> None:
+    assert decompress(b"") == b""
+    assert decompress(b"\0raw") == b"\0raw"
+    assert decompress(b"uplain") == b"plain"
+    assert decompress(zlib.compress(b"z" * 100)) == b"z" * 100
+    assert decompress(zstandard.ZstdCompressor().compress(b"s" * 100)) == b"s" * 100
+    with pytest.raises(StorageError):
+        decompress(b"?what")
+    with pytest.raises(StorageError):
+        decompress(b"x\x01broken")
+
+
+@pytest.mark.parametrize("feature", ["treemanifest", "revlogv2", "changelogv2", "largefiles", "lfs", "narrowhg",
+                                     "shared", "persistent-nodemap"])
+def test_unknown_requirements_are_refused(feature: str) -> None:
+    with pytest.raises(UnsupportedFeature, match=f"unsupported repository feature: {feature}"):
+        reqs.check(set(reqs.STORE_DEFAULT) | {feature})
+    reqs.check(set(reqs.STORE_DEFAULT) | set(reqs.WORKING_COPY_DEFAULT))
+
+
+def test_keys_files() -> None:
+    rev_of = {N1: 3}
+    assert parse_phaseroots(b"1 %s\n2 %s\n" % (N1.hex().encode(), b"f" * 40), rev_of) == {3: 1}
+    assert parse_bookmarks(b"%s name with spaces\nbad line\n" % N1.hex().encode()) == {b"name with spaces": N1}
+    assert parse_publishing(b"")
+    assert not parse_publishing(b"[ui]\nx=1\n[phases]\npublish = False\n")
+    assert parse_publishing(b"[phases]\npublish = True\n")
