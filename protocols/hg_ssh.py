@@ -40,6 +40,8 @@ GO_AHEAD = b"0\n"
 OOB_STDOUT = b"\n"
 OOB_STDERR_END = b"\n-\n"
 PROTOCAPS_COMMAND = b"protocaps"
+_MAX_DIGITS = 18
+"""Longest decimal length read; any limit fits, and int() never sees its 4300-digit ceiling."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +274,9 @@ class SshV1Server:
     def _arg_header(self, pos: int) -> tuple[bytes, int, int]:
         line, pos = self._line(pos)
         key, sep, size_text = line.partition(b" ")
-        # Reject "-1" and friends: a negative length would be read as a negative slice.
-        if not sep or not size_text.isdigit():
+        # Reject "-1" and friends: a negative length would be read as a negative slice.  Bound
+        # the digits too: int() raises ValueError past 4300 of them, which a wide max_line allows.
+        if not sep or not size_text.isdigit() or len(size_text) > _MAX_DIGITS:
             raise ProtocolError("an argument line must be 'name length'")
         size = int(size_text)
         if size > self._limits.max_arg_length:
@@ -310,7 +313,7 @@ class SshV1Server:
             if self._eof:
                 raise ProtocolError("the connection closed in the middle of a push") from None
             return Signal.NEED_DATA
-        if not line.isdigit():
+        if not line.isdigit() or len(line) > _MAX_DIGITS:
             raise ProtocolError("a push frame must start with its decimal length")
         size = int(line)
         if size > self._limits.max_frame:

@@ -14,6 +14,7 @@ from protocols.errors import ProtocolError, StorageError
 from protocols.git_request import parse_daemon_request, parse_git_protocol, protocol_version
 from protocols.git_upload import UploadPackV0
 from protocols.git_v2 import UploadPackV2
+from protocols.hg_ssh import CommandRequest, SshLimits, SshV1Server
 
 INLINE_GD = FLAG_INLINE | FLAG_GENERALDELTA | 1
 
@@ -74,3 +75,22 @@ def test_git_protocol_version_with_thousands_of_digits_is_ignored(value: bytes) 
     assert protocol_version(parse_git_protocol(value)) in (0, 2)
     request = parse_daemon_request(b"git-upload-pack /r.git\0host=h\0\0" + value.replace(b":", b"\0") + b"\0")
     assert request.protocol_version in (0, 2)
+
+
+WIDE_SSH = SshLimits(max_line=16384)
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        pytest.param(b"known\nnodes " + LONG_NUMBER + b"\n", id="argument-length"),
+        pytest.param(b"unbundle\nheads 0\n" + LONG_NUMBER + b"\n", id="push-frame-length"),
+    ],
+)
+def test_hg_ssh_lengths_with_thousands_of_digits_are_protocol_errors(session: bytes) -> None:
+    server = SshV1Server(limits=WIDE_SSH)
+    server.receive_data(session)
+    with pytest.raises(ProtocolError):
+        for _ in range(5):
+            if isinstance(server.next_event(), CommandRequest):
+                server.accept_push()
