@@ -24,8 +24,10 @@ from twisted.python.failure import Failure
 
 from backends import git_pack
 from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResult
-from gateway import errors
+from gateway import audit, errors, protected
+from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
+from gateway.policy import Protections
 from gateway.threads import IteratorProducer, run_blocking
 from protocols import git_caps, git_receive, git_upload, git_v2
 from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
@@ -53,7 +55,10 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     except RepositoryNotFound:
         if not create:
             raise
+        if ctx.authorizer is not None:
+            ctx.authorizer.check(ctx.user, ctx.repo_name, ctx.transport, Access.CREATE)
         repo = ctx.backend.create(ctx.repo_name, Kind.GIT)
+        audit.created(ctx, "git")
     if repo.kind is not Kind.GIT:
         raise NotARepository(f"'{ctx.repo_name}' is not a git repository")
     return repo
@@ -545,10 +550,13 @@ class ReceivePackSession(_GitSession):
 
     def _on_pack_end(self, _: git_receive.PackEnd) -> None:
         assert self._repo is not None and self._core.commands is not None
-        self._run(self._report, _finish_push, self._repo, self._sink, self._core.commands)
+        self._run(self._report, _finish_push, self._repo, self._sink, self._core.commands,
+                  protected.protections_of(self.ctx))
 
     def _report(self, outcome: tuple[str | None, list[RefResult]]) -> None:
         unpack_error, results = outcome
+        assert self._core.commands is not None
+        audit.git_push(self.ctx, self._core.commands.updates, results, unpack_error)
         self._write(self._core.report_status(unpack_error, results))
         refused = sum(r.reason is not None for r in results)
         self._finish("ok: pushed" if not refused and unpack_error is None else f"refused: {refused} refs")
@@ -572,15 +580,16 @@ def _open_for_receive(ctx: SessionContext) -> tuple[GitRepository, Mapping[bytes
 
 
 def _finish_push(
-    repo: GitRepository, sink: PackSink | None, commands: git_receive.RefCommands
+    repo: GitRepository, sink: PackSink | None, commands: git_receive.RefCommands,
+    protections: Protections | None,
 ) -> tuple[str | None, list[RefResult]]:
-    """Commit the pack (completing a thin one), then compare-and-swap the refs."""
+    """Commit the pack (completing a thin one), then compare-and-swap the refs protections allow."""
     if sink is not None:
         try:
             sink.commit()
         except ProtocolError as exc:
             return str(exc), [RefResult(u.ref, "unpacker error") for u in commands.updates]
-    return None, list(repo.update_refs(commands.updates, commands.atomic))
+    return None, protected.update_refs(repo, commands.updates, commands.atomic, protections)
 
 
 GitSession = UploadPackSession | ReceivePackSession | UploadPackV2Session

@@ -38,8 +38,10 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from backends.interfaces import HgRepository, Kind
+from gateway.channel import SessionContext
 from gateway.hg_session import PERMISSION_ACCESS
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
+from gateway.protected import guard_hg_repository
 from gateway.threads import IteratorProducer, run_blocking
 from protocols import hg_commands, hg_http
 from protocols.errors import (
@@ -233,7 +235,11 @@ class HgHttpCommand:
         repo = self.front.config.backend.open(self.route.repo)
         if repo.kind is not Kind.HG:
             raise NotARepository(f"repository {self.route.repo} is not a Mercurial repository")
-        return repo
+        address = self.request.getClientAddress()
+        peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
+        ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer, self.user,
+                             authorizer=self.front.authorizer)
+        return guard_hg_repository(repo, ctx)  # protected bookmarks and the audit log
 
     def _respond(self, response: Response, cmd: Command) -> None:
         assert self.head is not None

@@ -21,8 +21,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from backends.interfaces import HgRepository, Kind
+from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, Session, SessionContext
+from gateway.protected import guard_hg_repository
 from gateway.threads import IteratorProducer, run_blocking
 from protocols import hg_commands
 from protocols.errors import HgwireError, NotARepository, ProtocolError, RepositoryNotFound
@@ -60,7 +62,7 @@ def open_hg_repo(ctx: SessionContext) -> HgRepository:
     repo = ctx.backend.open(ctx.repo_name)
     if repo.kind is not Kind.HG:
         raise NotARepository(f"repository {ctx.repo_name} is not a Mercurial repository")
-    return repo
+    return guard_hg_repository(repo, ctx)
 
 
 class PushQueue:
@@ -316,6 +318,7 @@ class HgInitSession:
         if self.ctx.backend.exists(self.ctx.repo_name):
             raise HgwireError(f"repository {self.ctx.repo_name} already exists!")
         self.ctx.backend.create(self.ctx.repo_name, Kind.HG)
+        audit.created(self.ctx, "hg")
 
     def _refused(self, failure: Failure) -> None:
         exc = failure.value

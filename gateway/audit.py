@@ -1,0 +1,68 @@
+"""The audit log: one structured ``twisted.logger`` event per write (issue 8, item 5).
+
+Every event has ``log_namespace`` ``hgwire.audit`` and the fields ``audit``
+(True), ``action`` (``push`` | ``pushkey`` | ``create``), ``proto``, ``user``
+(None for anonymous), ``repo``, ``peer``, ``changes`` (a list of
+``{"name", "old", "new", "result"}`` dicts: git refs with hex ids, hg heads,
+bookmarks and phases with hex nodes, ``result`` "ok" or the refusal) and
+``outcome``.  Filter on the namespace to ship them elsewhere, e.g. a JSON file
+observer: ``twistd --logger`` with ``jsonFileLogObserver`` and a
+``FilteringLogObserver`` on ``log_namespace == "hgwire.audit"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from twisted.logger import Logger
+
+from backends.interfaces import RefResult, RefUpdate
+from gateway.channel import SessionContext
+
+AUDIT_NAMESPACE = "hgwire.audit"
+log = Logger(namespace=AUDIT_NAMESPACE)
+
+OK = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One name moved by a write: a git ref, an hg head/bookmark/phase."""
+
+    name: str
+    old: str
+    new: str
+    result: str = OK
+
+
+def record(ctx: SessionContext, action: str, changes: Sequence[Change], outcome: str) -> None:
+    """Emit the audit event of one write."""
+    log.info(
+        "audit: {proto} {action} {repo} by {user} from {peer}: {outcome} ({summary})",
+        audit=True,
+        action=action,
+        proto=ctx.transport,
+        user=ctx.user,
+        repo=ctx.repo_name,
+        peer=ctx.peer,
+        changes=[asdict(c) for c in changes],
+        outcome=outcome,
+        summary=", ".join(f"{c.name} {c.old[:12]}..{c.new[:12]} {c.result}" for c in changes) or "no changes",
+    )
+
+
+def git_push(ctx: SessionContext, updates: Sequence[RefUpdate], results: Sequence[RefResult],
+             unpack_error: str | None) -> None:
+    """The event of a git receive-pack: every ref command with its ``ok``/``ng`` result."""
+    reasons = {r.ref: r.reason for r in results}
+    changes = [Change(u.ref.decode("utf-8", "replace"), u.old.decode("ascii"), u.new.decode("ascii"),
+                      reasons.get(u.ref) or OK) for u in updates]
+    refused = sum(c.result != OK for c in changes)
+    outcome = f"unpack failed: {unpack_error}" if unpack_error else ("ok" if not refused else f"{refused} refused")
+    record(ctx, "push", changes, outcome)
+
+
+def created(ctx: SessionContext, kind: str) -> None:
+    """The event of a repository creation (``hg init`` over SSH, a git push with ``--create-on-push``)."""
+    record(ctx, "create", [Change(ctx.repo_name, "", kind)], OK)

@@ -1,0 +1,280 @@
+"""Protected git refs and hg bookmarks (``--config``), and the hg side of the audit log.
+
+git: ``update_refs`` is the one place a receive-pack session moves refs; it
+first refuses the ``RefUpdate``s that a protection forbids (``ng <ref>
+protected branch: ...``), then hands the others to the backend.  A
+non-fast-forward update is one whose old commit is not an ancestor of the new
+one (the pack is already in the object store, so the walk sees the new commits).
+
+hg: ``guard_hg_repository`` wraps a repository so that every write
+transaction (unbundle and pushkey, over any transport) refuses the deletion,
+the non-fast-forward move or (``no_direct_push``) any move of a protected
+bookmark, and emits one audit event when it commits or aborts.  The ancestry
+check knows the changesets the same push adds (their parents are recorded as
+they stream by) and asks the repository about the rest.
+
+Not enforced yet: protected hg *named branches* (new heads on, or closing of,
+a protected branch) — that needs the branch and close flag of each pushed
+changeset, which the changegroup carries only inside delta-compressed
+changelog texts.  TODO(#8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal
+
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import Commit, ObjectID
+
+from backends.interfaces import (
+    NULL_NODE,
+    ZERO_ID,
+    DeltaMode,
+    GitRepository,
+    HgRepository,
+    HgTransaction,
+    IngestResult,
+    Kind,
+    Node,
+    ObjectId,
+    RefResult,
+    RefUpdate,
+    RevisionDelta,
+    RevisionGroup,
+    Section,
+    StoreFile,
+)
+from gateway import audit
+from gateway.channel import SessionContext
+from gateway.policy import Protection, Protections, first_match
+from protocols.errors import PermissionDenied
+
+ATOMIC_FAILURE = "atomic push failed"
+MAX_ANCESTRY_WALK = 1_000_000
+"""Commits a fast-forward check may visit before it calls the update non-fast-forward."""
+
+PHASE_NAMES = {0: "public", 1: "draft", 2: "secret"}
+
+
+# --- git --------------------------------------------------------------------------------------
+
+
+def _what(ref: bytes) -> str:
+    return "protected branch" if ref.startswith(b"refs/heads/") else "protected ref"
+
+
+def is_ancestor(store: BaseObjectStore, old: ObjectId, new: ObjectId) -> bool:
+    """True when commit ``old`` is reachable from commit ``new`` (blocking: walks the store)."""
+    pending, seen = [new], {new}
+    while pending and len(seen) < MAX_ANCESTRY_WALK:
+        sha = pending.pop()
+        if sha == old:
+            return True
+        try:
+            commit = store[ObjectID(sha)]
+        except KeyError:
+            continue
+        if not isinstance(commit, Commit):
+            return False  # a tag or tree: never a fast-forward of a commit
+        for parent in map(ObjectId, commit.parents):
+            if parent not in seen:
+                seen.add(parent)
+                pending.append(parent)
+    return False
+
+
+def ref_refusal(protection: Protection, store: BaseObjectStore, update: RefUpdate) -> str | None:
+    """Why a protection refuses one ref update, or None."""
+    what = _what(update.ref)
+    if protection.no_direct_push:
+        return f"{what}: direct pushes are not allowed"
+    if update.new == ZERO_ID and update.old != ZERO_ID:
+        return f"{what}: deletion is not allowed"
+    if update.old == ZERO_ID or update.new == ZERO_ID:
+        return None
+    if not is_ancestor(store, update.old, update.new):
+        return f"{what}: force-push (non-fast-forward) is not allowed"
+    return None
+
+
+def ref_refusals(protections: Protections | None, store: BaseObjectStore,
+                 updates: Sequence[RefUpdate]) -> dict[bytes, str]:
+    """The refused updates (ref → reason) under the repository's protected refs."""
+    refused: dict[bytes, str] = {}
+    for update in updates if protections else ():
+        assert protections is not None
+        protection = first_match(protections.refs, update.ref.decode("utf-8", "replace"))
+        reason = ref_refusal(protection, store, update) if protection is not None else None
+        if reason is not None:
+            refused[update.ref] = reason
+    return refused
+
+
+def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
+                protections: Protections | None) -> list[RefResult]:
+    """``repo.update_refs`` after the protections: refused refs get ``ng``, the rest go to the backend."""
+    refused = ref_refusals(protections, repo.object_store, updates)
+    if not refused:
+        return list(repo.update_refs(updates, atomic))
+    if atomic:
+        return [RefResult(u.ref, refused.get(u.ref, ATOMIC_FAILURE)) for u in updates]
+    allowed = [u for u in updates if u.ref not in refused]
+    done = {r.ref: r for r in (repo.update_refs(allowed, atomic) if allowed else ())}
+    return [RefResult(u.ref, refused[u.ref]) if u.ref in refused else done[u.ref] for u in updates]
+
+
+def protections_of(ctx: SessionContext) -> Protections | None:
+    """The protections that apply to the session's repository (None without a ``--config``)."""
+    return ctx.authorizer.protections(ctx.repo_name) if ctx.authorizer is not None else None
+
+
+# --- hg ---------------------------------------------------------------------------------------
+
+
+def _hex(node: Node | None) -> str:
+    return node.hex() if node is not None else ""
+
+
+def _name(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+class GuardedTransaction:
+    """An ``HgTransaction`` that applies the bookmark protections and audits the outcome."""
+
+    def __init__(self, repo: HgRepository, tx: HgTransaction, ctx: SessionContext,
+                 protections: Protections | None) -> None:
+        self._repo = repo
+        self._tx = tx
+        self._ctx = ctx
+        self._protections = protections
+        self._parents: dict[Node, tuple[Node, Node]] = {}
+        self._heads_before = repo.heads()
+        self._changes: list[audit.Change] = []
+        self._refusal: str | None = None
+
+    def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
+        return self._tx.add_changegroup(self._recorded(groups))
+
+    def _recorded(self, groups: Iterator[RevisionGroup]) -> Iterator[RevisionGroup]:
+        for group in groups:
+            if group.section is Section.CHANGELOG:
+                group = RevisionGroup(group.section, group.path, self._parents_of(group.revisions))
+            yield group
+
+    def _parents_of(self, revisions: Iterator[RevisionDelta]) -> Iterator[RevisionDelta]:
+        for revision in revisions:
+            self._parents[revision.node] = (revision.p1, revision.p2)
+            yield revision
+
+    def set_bookmark(self, name: bytes, old: Node | None, new: Node | None) -> bool:
+        protection = first_match(self._protections.bookmarks, _name(name)) if self._protections else None
+        reason = self._bookmark_refusal(protection, old, new) if protection is not None else None
+        if reason is not None:
+            self._refusal = f'bookmark "{_name(name)}" is protected: {reason}'
+            raise PermissionDenied(self._refusal)
+        ok = self._tx.set_bookmark(name, old, new)
+        self._changes.append(audit.Change(f"bookmark {_name(name)}", _hex(old), _hex(new),
+                                          audit.OK if ok else "changed meanwhile"))
+        return ok
+
+    def _bookmark_refusal(self, protection: Protection, old: Node | None, new: Node | None) -> str | None:
+        if protection.no_direct_push:
+            return "direct pushes are not allowed"
+        if new is None:
+            return "deletion is not allowed" if old is not None else None
+        if old is None or old == new or self._descends(new, old):
+            return None
+        return "moving it backwards or sideways (non-fast-forward) is not allowed"
+
+    def _descends(self, new: Node, old: Node) -> bool:
+        """Is ``old`` an ancestor of ``new``, counting the changesets this transaction adds?"""
+        pending, seen, existing = [new], {new}, []
+        while pending:
+            node = pending.pop()
+            if node == old:
+                return True
+            parents = self._parents.get(node)
+            if parents is None:
+                existing.append(node)
+                continue
+            for parent in parents:
+                if parent != NULL_NODE and parent not in seen:
+                    seen.add(parent)
+                    pending.append(parent)
+        return bool(existing) and not self._repo.missing(existing, [old])
+
+    def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:
+        self._tx.set_phase(phase, nodes)
+        if nodes:
+            self._changes.append(audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "",
+                                              " ".join(n.hex() for n in nodes)))
+
+    def commit(self) -> None:
+        self._tx.commit()
+        after = self._repo.heads()
+        if after != self._heads_before:
+            self._changes.insert(0, audit.Change("heads", " ".join(n.hex() for n in self._heads_before),
+                                                 " ".join(n.hex() for n in after)))
+        audit.record(self._ctx, "push", self._changes, audit.OK)
+
+    def abort(self) -> None:
+        self._tx.abort()
+        audit.record(self._ctx, "push", self._changes, f"refused: {self._refusal}" if self._refusal else "aborted")
+
+
+class GuardedHgRepository:
+    """An ``HgRepository`` whose transactions are ``GuardedTransaction``s; all else is the backend's."""
+
+    kind: Literal[Kind.HG] = Kind.HG
+
+    def __init__(self, repo: HgRepository, ctx: SessionContext, protections: Protections | None) -> None:
+        self._repo = repo
+        self._ctx = ctx
+        self._protections = protections
+        self.name = repo.name
+
+    def transaction(self) -> HgTransaction:
+        return GuardedTransaction(self._repo, self._repo.transaction(), self._ctx, self._protections)
+
+    def requirements(self) -> frozenset[str]:
+        return self._repo.requirements()
+
+    def publishing(self) -> bool:
+        return self._repo.publishing()
+
+    def heads(self) -> list[Node]:
+        return self._repo.heads()
+
+    def known(self, nodes: Sequence[Node]) -> list[bool]:
+        return self._repo.known(nodes)
+
+    def branchmap(self) -> Mapping[bytes, Sequence[Node]]:
+        return self._repo.branchmap()
+
+    def lookup(self, key: bytes) -> Node:
+        return self._repo.lookup(key)
+
+    def listkeys(self, namespace: bytes) -> Mapping[bytes, bytes]:
+        return self._repo.listkeys(namespace)
+
+    def bookmarks(self) -> Mapping[bytes, Node]:
+        return self._repo.bookmarks()
+
+    def phase_heads(self, heads: Sequence[Node]) -> Sequence[tuple[int, Node]]:
+        return self._repo.phase_heads(heads)
+
+    def missing(self, common: Sequence[Node], heads: Sequence[Node]) -> list[Node]:
+        return self._repo.missing(common, heads)
+
+    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
+        return self._repo.emit_groups(nodes, mode)
+
+    def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
+        return self._repo.stream_files()
+
+
+def guard_hg_repository(repo: HgRepository, ctx: SessionContext) -> HgRepository:
+    """The repository a session serves: protections applied and writes audited."""
+    return GuardedHgRepository(repo, ctx, protections_of(ctx))

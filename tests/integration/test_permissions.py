@@ -1,0 +1,406 @@
+"""The permission matrix with the real clients, in the spirit of Mercurial's test-http-permissions.t.
+
+One server per backend for the whole module (git://, SSH and HTTP listeners,
+``create_on_push``) and one ``--config`` policy:
+
+- anonymous: reads what is not private; never writes (git:// has no login, so
+  with a policy a git:// push is refused; HTTP answers 401 and git prompts);
+- alice (``@dev``): reads everything but private repos she is not listed on,
+  writes ``team/*``, creates nothing;
+- carol (HTTP only): an authenticated user with no grants;
+- root (``@admins``): writes and creates everywhere;
+- ``refs/heads/main`` and the hg bookmark ``stable`` are protected: no
+  force-push, no deletion; fast-forwards pass.
+
+Each row is (who, transport, repository, access, allowed).  After the pushes the
+server repositories are checked with ``git fsck --full`` and ``hg verify``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import bcrypt
+import pytest
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+
+from backends.interfaces import Kind
+from gateway.audit import AUDIT_NAMESPACE
+from tests.conftest import BACKENDS, LOOPBACK, VENV_BIN, Client, RunningServer, start_server, stop_server
+
+POLICY = """
+anonymous_read = true
+protected_refs = ["refs/heads/main"]
+protected_bookmarks = ["stable"]
+
+[groups]
+admins = ["root"]
+dev = ["alice"]
+
+[[repo]]
+pattern = "*"
+write = ["@admins"]
+create = ["@admins"]
+
+[[repo]]
+pattern = "team/*"
+write = ["@dev"]
+
+[[repo]]
+pattern = "private/*"
+read = ["@admins"]
+"""
+
+PASSWORDS = {"alice": "alice-pw", "carol": "carol-pw", "root": "root-pw"}
+SSH_USERS = ("alice", "root")
+GIT_REPOS = ("team/app.git", "other/x.git", "private/secret.git")
+HG_REPOS = ("team/hgrepo", "other/hgx")
+
+
+@dataclass
+class Matrix:
+    """The running server, its clients and how each user reaches it."""
+
+    server: RunningServer
+    client: Client
+    keys: dict[str, Path]
+    work: Path
+    policy: Path
+    audit: list[LogEvent]
+
+    def ssh_command(self, user: str) -> str:
+        return (f"/usr/bin/ssh -F /dev/null -p {self.server.port('ssh')} -i {self.keys[user]} "
+                "-o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no "
+                "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+
+    def url(self, transport: str, who: str | None, name: str) -> str:
+        host = "127.0.0.1"
+        if transport == "git":
+            return f"git://{host}:{self.server.port('git')}/{name}"
+        if transport == "ssh":
+            return f"ssh://{who}@{host}:{self.server.port('ssh')}/{name}"
+        auth = f"{who}:{PASSWORDS[who]}@" if who else ""
+        return f"http://{auth}{host}:{self.server.port('http')}/{name}"
+
+    def git(self, transport: str, who: str | None, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        env = {"GIT_SSH_COMMAND": self.ssh_command(who)} if transport == "ssh" and who else {}
+        return self.client.git(*args, env=env, **kw)
+
+    def hg(self, who: str, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.client.hg("--config", f"ui.ssh={self.ssh_command(who)}", *args, **kw)
+
+    def fresh(self, label: str) -> Path:
+        path = self.work / label
+        shutil.rmtree(path, ignore_errors=True)
+        return path
+
+
+def _ssh_key(base: Path, user: str) -> Path:
+    key = base / f"{user}_key"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", user, "-f", str(key)], check=True)
+    return key
+
+
+def _client(base: Path) -> Client:
+    home = base / "home"
+    home.mkdir()
+    env = {
+        "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home), "LANG": "C.UTF-8", "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@example.com", "GIT_COMMITTER_NAME": "C",
+        "GIT_COMMITTER_EMAIL": "c@example.com", "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "T <t@example.com>",
+        "HGENCODING": "utf-8",
+    }
+    subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], env=env, check=True)
+    return Client(env, base)
+
+
+def _seed(m: Matrix) -> None:
+    """Every repository exists with one commit on main (git) or default + bookmark stable (hg)."""
+    for name in (*GIT_REPOS, *HG_REPOS):
+        m.server.backend.create(name, Kind.GIT if name.endswith(".git") else Kind.HG)
+    src = m.fresh("seed-git")
+    m.client.git("init", "-q", str(src))
+    _git_commit(m, src, "seed")
+    for name in GIT_REPOS:
+        m.git("ssh", "root", "push", "-q", m.url("ssh", "root", name), "main", cwd=src)
+    hg_src = m.fresh("seed-hg")
+    m.client.hg("init", str(hg_src))
+    _hg_commit(m, hg_src, "seed")
+    m.client.hg("bookmark", "-R", str(hg_src), "stable")
+    for name in HG_REPOS:
+        m.hg("root", "push", "-q", "-B", "stable", "-R", str(hg_src), m.url("ssh", "root", name))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def matrix(request: pytest.FixtureRequest, reactor: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
+    base = tmp_path_factory.mktemp(f"permissions-{request.param}")
+    keys = {user: _ssh_key(base, user) for user in SSH_USERS}
+    authorized = base / "authorized_keys"
+    authorized.write_text("".join((base / f"{u}_key.pub").read_text() for u in SSH_USERS))
+    htpasswd = base / "htpasswd"
+    htpasswd.write_text("".join(f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
+                                for u, p in PASSWORDS.items()))
+    policy = base / "hgwire.toml"
+    policy.write_text(POLICY)
+    server = start_server(reactor, request.param, base / "root", git=[LOOPBACK], ssh=[LOOPBACK],
+                          http=[LOOPBACK], host_key=str(base / "host_key"), authorized_keys=str(authorized),
+                          htpasswd=str(htpasswd), config_file=str(policy), create_on_push=True,
+                          allow_push_over_http=True)
+    work = base / "work"
+    work.mkdir()
+    m = Matrix(server, _client(base), keys, work, policy, [])
+
+    def observe(event: LogEvent) -> None:
+        if event.get("log_namespace") == AUDIT_NAMESPACE:
+            m.audit.append(event)
+
+    observer = cast(ILogObserver, observe)
+    globalLogPublisher.addObserver(observer)
+    _seed(m)
+    yield m
+    globalLogPublisher.removeObserver(observer)
+    stop_server(reactor, server)
+
+
+def _audited(m: Matrix, **fields: Any) -> list[LogEvent]:
+    return [e for e in m.audit if all(e.get(k) == v for k, v in fields.items())]
+
+
+def _git_commit(m: Matrix, work: Path, text: str) -> str:
+    (work / "file.txt").write_text(text + "\n")
+    m.client.git("add", "file.txt", cwd=work)
+    m.client.git("commit", "-qm", text, cwd=work)
+    return m.client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
+def _hg_commit(m: Matrix, repo: Path, text: str) -> None:
+    (repo / "file.txt").write_text(text + "\n")
+    m.client.hg("commit", "-q", "-A", "-R", str(repo), "-m", text)
+
+
+# --- git: read / write / create × transports ----------------------------------------------------
+
+GIT_READS = [
+    (None, "git", "team/app.git", True),
+    (None, "http", "team/app.git", True),
+    (None, "git", "private/secret.git", False),
+    (None, "http", "private/secret.git", False),
+    ("alice", "ssh", "team/app.git", True),
+    ("alice", "ssh", "private/secret.git", False),
+    ("carol", "http", "team/app.git", True),
+    ("carol", "http", "private/secret.git", False),
+    ("root", "ssh", "private/secret.git", True),
+    ("root", "http", "private/secret.git", True),
+]
+
+
+def test_git_reads(matrix: Matrix) -> None:
+    for who, transport, name, allowed in GIT_READS:
+        result = matrix.git(transport, who, "ls-remote", matrix.url(transport, who, name), check=False)
+        assert (result.returncode == 0) is allowed, (who, transport, name, result.stderr)
+        if allowed:
+            assert "refs/heads/main" in result.stdout
+    refused = matrix.git("git", None, "ls-remote", matrix.url("git", None, "private/secret.git"), check=False)
+    assert "needs an authenticated user" in refused.stderr
+    denied = matrix.git("ssh", "alice", "ls-remote", matrix.url("ssh", "alice", "private/secret.git"), check=False)
+    assert "alice may not read private/secret.git" in denied.stderr
+
+
+GIT_WRITES = [
+    (None, "git", "team/app.git", False, "push over SSH or HTTP"),
+    (None, "http", "team/app.git", False, "could not read Username"),  # 401: git goes for credentials
+    ("carol", "http", "team/app.git", False, "403"),
+    ("alice", "ssh", "other/x.git", False, "alice may not push to other/x.git"),
+    ("alice", "ssh", "team/app.git", True, ""),
+    ("alice", "http", "team/app.git", True, ""),
+    ("root", "http", "other/x.git", True, ""),
+    ("root", "ssh", "private/secret.git", True, ""),
+]
+
+
+def test_git_writes(matrix: Matrix) -> None:
+    for i, (who, transport, name, allowed, message) in enumerate(GIT_WRITES):
+        work = matrix.fresh(f"git-write-{i}")
+        matrix.git("ssh", "root", "clone", "-q", matrix.url("ssh", "root", name), str(work))
+        _git_commit(matrix, work, f"write {i}")
+        result = matrix.git(transport, who, "push", matrix.url(transport, who, name), f"HEAD:refs/heads/topic-{i}",
+                            cwd=work, check=False)
+        assert (result.returncode == 0) is allowed, (who, transport, name, result.stderr)
+        assert message in result.stderr
+        if allowed:  # one audit event per write, from the session that made it
+            (event,) = [e for e in _audited(matrix, user=who, repo=name, outcome="ok")
+                        if e["changes"][0]["name"] == f"refs/heads/topic-{i}"]
+            assert event["proto"] == {"ssh": "git-ssh", "http": "git-http"}[transport]
+            assert event["peer"].startswith("127.0.0.1:")
+    _fsck_all(matrix)
+
+
+GIT_CREATES = [
+    ("alice", "ssh", "team/new-a.git", False, "alice may not create team/new-a.git"),
+    ("alice", "http", "team/new-b.git", False, "403"),
+    (None, "git", "team/new-c.git", False, "push over SSH or HTTP"),
+    ("root", "ssh", "team/new-d.git", True, ""),
+    ("root", "http", "team/new-e.git", True, ""),
+]
+
+
+def test_git_creates_on_push(matrix: Matrix) -> None:
+    work = matrix.fresh("git-create")
+    matrix.client.git("init", "-q", str(work))
+    _git_commit(matrix, work, "create")
+    for who, transport, name, allowed, message in GIT_CREATES:
+        result = matrix.git(transport, who, "push", matrix.url(transport, who, name), "main", cwd=work, check=False)
+        assert (result.returncode == 0) is allowed, (who, transport, name, result.stderr)
+        assert message in result.stderr
+        assert matrix.server.backend.exists(name) is allowed
+
+
+def test_git_protected_main(matrix: Matrix) -> None:
+    """Force-push and deletion of refs/heads/main are refused over SSH and HTTP; a fast-forward lands."""
+    for transport in ("ssh", "http"):
+        url = matrix.url(transport, "alice", "team/app.git")
+        work = matrix.fresh(f"protected-{transport}")
+        matrix.git(transport, "alice", "clone", "-q", url, str(work))
+        forward = _git_commit(matrix, work, f"fast-forward over {transport}")
+        matrix.git(transport, "alice", "push", "-q", url, "main", cwd=work)
+
+        matrix.client.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+        _git_commit(matrix, work, f"rewritten over {transport}")
+        forced = matrix.git(transport, "alice", "push", "--force", url, "main", cwd=work, check=False)
+        assert forced.returncode != 0
+        assert "protected branch: force-push (non-fast-forward) is not allowed" in forced.stderr
+
+        deleted = matrix.git(transport, "alice", "push", url, ":main", cwd=work, check=False)
+        assert deleted.returncode != 0 and "protected branch: deletion is not allowed" in deleted.stderr
+
+        # an unprotected branch in the same push still moves (no --atomic)
+        mixed = matrix.git(transport, "alice", "push", "--force", url, "main", f"HEAD:refs/heads/side-{transport}",
+                           cwd=work, check=False)
+        assert mixed.returncode != 0 and f"side-{transport}" in mixed.stderr and "[new branch]" in mixed.stderr
+        remote = matrix.git(transport, "alice", "ls-remote", url, "refs/heads/main").stdout.split()[0]
+        assert remote == forward
+        assert _audited(matrix, user="alice", repo="team/app.git", outcome="1 refused")
+    _fsck_all(matrix)
+
+
+def _fsck_all(m: Matrix) -> None:
+    """``git fsck --full`` on the server's copy (fs) or on a fresh clone (memory)."""
+    for name in GIT_REPOS:
+        if m.server.backend_name == "fs":
+            m.client.git("fsck", "--full", cwd=m.server.root / name)
+        else:
+            check = m.fresh("fsck")
+            m.git("ssh", "root", "clone", "-q", "--mirror", m.url("ssh", "root", name), str(check))
+            m.client.git("fsck", "--full", cwd=check)
+
+
+# --- hg over SSH and HTTP ---------------------------------------------------------------------------
+
+def _hg_url(m: Matrix, transport: str, who: str | None, name: str) -> str:
+    return m.url(transport, who, name)
+
+
+@pytest.mark.parametrize("transport", ["ssh", "http"])
+def test_hg_read_write_create(matrix: Matrix, transport: str) -> None:
+    clone = matrix.fresh(f"hg-{transport}-other")
+    matrix.hg("alice", "clone", "-q", _hg_url(matrix, transport, "alice", "other/hgx"), str(clone))
+    _hg_commit(matrix, clone, f"over {transport}")
+    for who in ("alice", "root"):
+        pushed = matrix.hg(who, "push", "-R", str(clone), _hg_url(matrix, transport, who, "other/hgx"), check=False)
+        assert (pushed.returncode == 0) is (who == "root"), (who, pushed.stdout, pushed.stderr)
+        if who == "alice":
+            assert "alice may not push to other/hgx" in pushed.stdout + pushed.stderr
+    (event,) = _audited(matrix, user="root", repo="other/hgx", proto=f"hg-{transport}")[-1:]
+    assert event["outcome"] == "ok" and event["changes"][0]["name"] == "heads"
+    team = matrix.fresh(f"hg-{transport}-team")
+    matrix.hg("alice", "clone", "-q", _hg_url(matrix, transport, "alice", "team/hgrepo"), str(team))
+    _hg_commit(matrix, team, f"team work over {transport}")
+    matrix.hg("alice", "push", "-q", "-R", str(team), _hg_url(matrix, transport, "alice", "team/hgrepo"))
+    if transport == "ssh":
+        refused = matrix.hg("alice", "init", _hg_url(matrix, "ssh", "alice", "team/hg-new"), check=False)
+        assert refused.returncode != 0 and "alice may not create team/hg-new" in refused.stderr
+        matrix.hg("root", "init", _hg_url(matrix, "ssh", "root", "team/hg-new"))
+        assert matrix.server.backend.exists("team/hg-new")
+    _verify_hg(matrix)
+
+
+def test_hg_protected_bookmark(matrix: Matrix) -> None:
+    """The bookmark ``stable`` moves forward, but is not moved backwards (HTTP) or deleted (SSH)."""
+    url = _hg_url(matrix, "ssh", "alice", "team/hgrepo")
+    http_url = _hg_url(matrix, "http", "alice", "team/hgrepo")
+    work = matrix.fresh("hg-bookmark")
+    matrix.hg("alice", "clone", "-q", url, str(work))
+    matrix.client.hg("update", "-q", "-R", str(work), "stable")
+    _hg_commit(matrix, work, "stable moves forward")
+    matrix.hg("alice", "push", "-q", "-R", str(work), "-B", "stable", url)
+    assert _remote_bookmark(matrix, url) == matrix.client.hg("log", "-R", str(work), "-r", "stable",
+                                                               "-T", "{node}").stdout
+
+    matrix.client.hg("bookmark", "-q", "-R", str(work), "-f", "-r", "stable~1", "stable")
+    backwards = matrix.hg("alice", "push", "-R", str(work), "-B", "stable", http_url, check=False)
+    assert backwards.returncode != 0
+    assert 'bookmark "stable" is protected' in backwards.stdout + backwards.stderr
+
+    matrix.client.hg("bookmark", "-q", "-R", str(work), "-d", "stable")
+    deleted = matrix.hg("alice", "push", "-R", str(work), "-B", "stable", url, check=False)
+    assert "deletion is not allowed" in deleted.stdout + deleted.stderr
+    assert _remote_bookmark(matrix, url)
+    _verify_hg(matrix)
+
+
+def _remote_bookmark(m: Matrix, url: str) -> str:
+    listing = m.hg("alice", "debugpushkey", url, "bookmarks").stdout
+    return dict(line.split("\t") for line in listing.splitlines()).get("stable", "")
+
+
+def _verify_hg(m: Matrix) -> None:
+    for name in HG_REPOS:
+        if m.server.backend_name == "fs":
+            m.client.hg("verify", "-q", "-R", str(m.server.root / name))
+        else:
+            check = m.fresh("hg-verify")
+            m.hg("root", "clone", "-q", "-U", m.url("ssh", "root", name), str(check))
+            m.client.hg("verify", "-q", "-R", str(check))
+
+
+# --- the file changes under a running server -------------------------------------------------------
+
+
+def test_policy_reload_without_restart_and_broken_file_keeps_rules(matrix: Matrix) -> None:
+    url = matrix.url("http", "carol", "team/app.git")
+    work = matrix.fresh("reload")
+    matrix.git("http", "carol", "clone", "-q", url, str(work))
+    _git_commit(matrix, work, "carol")
+    push = ["push", "-q", url, "HEAD:refs/heads/carol"]
+    assert matrix.git("http", "carol", *push, cwd=work, check=False).returncode != 0
+    try:
+        _rewrite(matrix.policy, POLICY.replace('write = ["@dev"]', 'write = ["@dev", "carol"]'))
+        _eventually(lambda: matrix.git("http", "carol", *push, cwd=work, check=False).returncode == 0)
+        _rewrite(matrix.policy, "[[repo]\nbroken")
+        time.sleep(2.5)  # one reload period: the broken file is logged and ignored
+        _git_commit(matrix, work, "carol again")
+        matrix.git("http", "carol", *push, cwd=work)
+    finally:
+        _rewrite(matrix.policy, POLICY)
+        _eventually(lambda: matrix.git("http", "carol", *push, cwd=work, check=False).returncode != 0)
+
+
+def _rewrite(path: Path, text: str) -> None:
+    path.write_text(text)
+    status = path.stat()
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000_000))
+
+
+def _eventually(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the new policy did not take effect"
+        time.sleep(0.3)
