@@ -48,7 +48,7 @@ def _pump(core: UploadPackV2) -> bool:
 
 
 def run(data: bytes) -> None:
-    core = UploadPackV2(stateless=data[-1:] == b"\n", allow_filter=data[-1:] != b"0")
+    core = UploadPackV2(stateless=data[-1:] == b"\n", allow_filter=data[-1:] != b"!")
     for piece in git_chunks(data):
         core.receive_data(piece)
         if _pump(core):

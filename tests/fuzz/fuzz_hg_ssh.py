@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocols.hg_responses import BytesResponse, OobError, PushResponse
-from protocols.hg_ssh import CommandRequest, ConnectionClosed, PushEnd, Signal, SshV1Server, State
+from protocols.hg_ssh import CommandRequest, ConnectionClosed, PushEnd, Signal, SshLimits, SshV1Server, State
 
 from .harness import Finding, Target, chunked, with_split
 from .seeds import client_bytes
@@ -39,8 +39,12 @@ def _pump(server: SshV1Server, refuse_push: bool) -> bool:
     raise Finding(f"more than {MAX_STEPS} events without needing data")
 
 
+WIDE = SshLimits(max_line=16384)
+"""Limits are configurable (issue 8 item 2); a wider line must not change what may escape."""
+
+
 def run(data: bytes) -> None:
-    server = SshV1Server()
+    server = SshV1Server(limits=WIDE if data[-1:] == b"W" else SshLimits())
     refuse_push = data[-1:] == b"\n"
     for piece in chunked(data):
         server.receive_data(piece)
@@ -54,7 +58,7 @@ def seeds() -> list[bytes]:
     names = ["push-bundle2", "push-bundle1", "clone-bundle2", "clone-bundle1", "listkeys-and-known",
              "lookup-branch", "pull-nothing-new", "unknown-command", "upgrade-request"]
     sessions = [client_bytes("hg", n) for n in names]
-    return [with_split(step, s[:8192]) for s in sessions for step in (0xFF, 13)]
+    return [with_split(step, s[:8192]) + end for s in sessions for step in (0xFF, 13) for end in (b"", b"W")]
 
 
 TARGET = Target("hg_ssh", run, seeds, max_size=16384)

@@ -39,8 +39,8 @@ def _delta(*hunks: tuple[int, int, bytes]) -> bytes:
 def seeds() -> list[bytes]:
     base = b"line one\nline two\nline three\n"
     d1 = _delta((0, 9, b"LINE ONE\n"), (18, 18, b"inserted\n"))
-    d2 = _delta((5, 5, b"X"), (30, 39, b""))
-    d3 = mpatch.full_replacement(39, b"new text\n")
+    d2 = _delta((5, 5, b"X"), (29, 38, b""))
+    d3 = mpatch.full_replacement(38, b"new text\n")
     return [base + b"\xff\xfe" + d1, base + b"\xff\xfe" + d1 + b"\xff\xfe" + d2,
             base + b"\xff\xfe" + d1 + b"\xff\xfe" + d3, b"\xff\xfe" + _delta((0, 0, b"abc"))]
 

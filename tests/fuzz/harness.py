@@ -79,10 +79,10 @@ def check(target: Target, data: bytes) -> None:
 
 
 def chunked(data: bytes) -> Iterator[bytes]:
-    """Split ``data`` into pieces whose size its first byte picks, so splits are fuzzed too."""
+    """Split ``data`` into pieces whose size its first byte picks (1, 2, 4 ... 2048, or 0xff: whole)."""
     if not data:
         return
-    step = data[0] % 17 + 1 if data[0] < 0xF0 else len(data)
+    step = 1 << (data[0] % 12) if data[0] != 0xFF else len(data)
     body = data[1:]
     for pos in range(0, len(body), step):
         yield body[pos : pos + step]
@@ -131,7 +131,7 @@ def git_chunks(data: bytes) -> Iterator[bytes]:
 def git_seeds(stream: bytes) -> list[bytes]:
     """A recorded stream as raw input (whole and in 7-byte pieces) and as lines (whole and in pieces)."""
     lines = to_lines(stream)
-    return [with_split(0xFF, stream), with_split(6, stream), b"L\xff" + lines, b"L\x0b" + lines]
+    return [with_split(0xFF, stream), with_split(3, stream), b"L\xff" + lines, b"L\x00" + lines]
 
 
 def drain(iterator: Iterator[object], limit: int = 100_000) -> None:

@@ -21,6 +21,7 @@ MODULES = {
     "revlog": "fuzz_revlog",
     "store": "fuzz_store",
     "names": "fuzz_names",
+    "hg_http": "fuzz_hg_http",
 }
 """Target name -> harness module in this package; add a row per parser."""
 
