@@ -391,6 +391,9 @@ class HgRepo:
         emitter = _Emitter(cl, rev_set, client_has, mode)
         yield RevisionGroup(Section.CHANGELOG, b"", emitter.group(cl, revs))
         ml = self.manifestlog()
+        if len(revs) == len(cl):
+            yield from self._emit_everything(emitter, ml)
+            return
         manifests, files = self._outgoing_content(cl, ml, revs)
         yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, *emitter.select(ml, manifests)))
         for path in sorted(files):
@@ -398,6 +401,21 @@ class HgRepo:
             selected, links = emitter.select(fl, files[path])
             if selected:
                 yield RevisionGroup(Section.FILE, path, emitter.group(fl, selected, links))
+
+    def _emit_everything(self, emitter: _Emitter, ml: Revlog) -> Iterator[RevisionGroup]:
+        """Full clone fast path: every revision of every revlog, in order, without reading manifests."""
+        yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, range(len(ml))))
+        for path in self.tracked_paths():
+            fl = self.filelog(path)
+            if len(fl):
+                yield RevisionGroup(Section.FILE, path, emitter.group(fl, range(len(fl))))
+
+    def tracked_paths(self) -> list[bytes]:
+        """Every path that has a filelog, from fncache, sorted."""
+        if not self.store.exists(FNCACHE):
+            return []
+        lines = self.store.read(FNCACHE).splitlines()
+        return sorted({decode_dir(line)[5:-2] for line in lines if line.startswith(b"data/") and line.endswith(b".i")})
 
     def _outgoing_content(
         self, cl: Revlog, ml: Revlog, revs: Sequence[int]
