@@ -25,8 +25,8 @@ def validate_name(raw: str) -> str:
     """
     if len(raw) > MAX_NAME_LENGTH:
         raise UnsafeName(f"repository name is longer than {MAX_NAME_LENGTH} characters")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
-        raise UnsafeName("repository name contains a control character")
+    if any(_is_control(ch) for ch in raw):
+        raise UnsafeName("repository name contains a control character or is not valid Unicode")
     if "\\" in raw:
         raise UnsafeName("repository name contains a backslash")
     if raw.startswith("-"):
@@ -40,6 +40,13 @@ def validate_name(raw: str) -> str:
     for segment in segments:
         _check_segment(segment, raw)
     return name
+
+
+def _is_control(ch: str) -> bool:
+    """C0, DEL and C1 controls (U+0085 is a line break to some readers), and lone surrogates
+    (bytes that were not UTF-8, which no path or message can encode)."""
+    code = ord(ch)
+    return code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code < 0xE000
 
 
 def _check_segment(segment: str, raw: str) -> None:

@@ -9,8 +9,9 @@ import pytest
 
 from backends.hg.revlog import FLAG_GENERALDELTA, FLAG_INLINE, INDEX_ENTRY, Revlog, parse_index
 from backends.hg.vfs import MemoryVfs
+from backends.names import validate_name
 from protocols import pktline
-from protocols.errors import ProtocolError, StorageError
+from protocols.errors import ProtocolError, StorageError, UnsafeName
 from protocols.git_request import parse_daemon_request, parse_git_protocol, protocol_version
 from protocols.git_upload import UploadPackV0
 from protocols.git_v2 import UploadPackV2
@@ -94,3 +95,13 @@ def test_hg_ssh_lengths_with_thousands_of_digits_are_protocol_errors(session: by
         for _ in range(5):
             if isinstance(server.next_event(), CommandRequest):
                 server.accept_push()
+
+
+@pytest.mark.parametrize("raw", ["team/a\x85b", "a\x9bb", "caf\udcc3/r", "\udcff"])
+def test_names_with_c1_controls_or_lone_surrogates_are_unsafe(raw: str) -> None:
+    with pytest.raises(UnsafeName):
+        validate_name(raw)
+
+
+def test_names_keep_non_ascii_letters() -> None:
+    assert validate_name("/équipe/café.git") == "équipe/café.git"
