@@ -45,14 +45,24 @@ def _without_tip(log: bytes) -> bytes:
     return log.replace(b"tag:         tip\n", b"")
 
 
+_SOURCE_OUTPUT: dict[tuple[Path, tuple[str, ...]], bytes] = {}
+
+
+def _source(hg: Hg, source: Path, *args: str) -> bytes:
+    """Source repositories never change during a session: ask hg about them once."""
+    key = (source, args)
+    if key not in _SOURCE_OUTPUT:
+        _SOURCE_OUTPUT[key] = hg(source, *args)
+    return _SOURCE_OUTPUT[key]
+
+
 def assert_same_history(hg: Hg, source: Path, target: Path) -> None:
     verify = hg(target, "verify", "-q", check=False)
     assert b"error" not in verify.lower(), verify
-    assert _without_tip(hg(target, *LOG_DEBUG)) == _without_tip(hg(source, *LOG_DEBUG))
-    assert hg(target, "manifest", "--debug", "-r", "max(not secret())") == hg(
-        source, "manifest", "--debug", "-r", "max(not secret())"
-    )
-    assert hg(target, "bookmarks") == hg(source, "bookmarks")
+    assert _without_tip(hg(target, *LOG_DEBUG)) == _without_tip(_source(hg, source, *LOG_DEBUG))
+    manifest = ("manifest", "--debug", "-r", "max(not secret())")
+    assert hg(target, *manifest) == _source(hg, source, *manifest)
+    assert hg(target, "bookmarks") == _source(hg, source, "bookmarks")
 
 
 def test_replay_into_new_repo_passes_hg_verify(hg_cli: Hg, source_repo: Path, tmp_path: Path) -> None:
