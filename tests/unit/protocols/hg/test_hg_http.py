@@ -72,12 +72,17 @@ def test_arguments_via_query_headers_and_post_body_are_the_same() -> None:
     (b"cmd=known", [(b"X-HgArgs-Post", b"3"), (b"X-HgArg-1", b"a=1")], 5, 400),  # both carriers
     (b"cmd=heads&" + b"a=1&" * 5000, [], None, 414),
     (b"cmd=heads&" + b"&".join(b"a%d=1" % i for i in range(300)), [], None, 400),  # too many fields
+    (b"cmd=known&nodes=a&nodes=a", [], None, 400),
 ], ids=lambda v: repr(v)[:30])
 def test_bad_requests_are_refused_with_a_status(query: bytes, headers: list[tuple[bytes, bytes]],
                                                  length: int | None, status: int) -> None:
     with pytest.raises(ProtocolError) as refused:
         parse_head(query, headers, length, LIMITS)
     assert refused.value.http_status == status
+
+
+def test_empty_fields_are_skipped_and_plus_is_a_space() -> None:
+    assert parse_urlencoded(b"&a=1+2&&b=%2B&", LIMITS, "query") == {b"a": b"1 2", b"b": b"+"}
 
 
 def test_post_args_shorter_than_announced_are_refused() -> None:

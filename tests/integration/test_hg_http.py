@@ -1,0 +1,498 @@
+"""The real ``hg`` client against hgwire's Mercurial HTTP(S) handler, plus raw requests.
+
+The scenarios of the SSH tests (``test_hg_ssh.py``, whose helpers are reused)
+over HTTP on both backends; authentication, read-only and plain-HTTP refusals;
+compression negotiation; the three argument carriers; bad requests; the same
+answers as SSH; and HTTPS with a test CA.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.client
+import ipaddress
+import shutil
+import ssl
+import subprocess
+import urllib.parse
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from zope.interface import provider
+
+import gateway.hg_http
+from backends.interfaces import Kind
+from protocols.hg_http import WireSettings
+from tests import conftest
+from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration import test_hg_ssh
+from tests.integration.test_hg_ssh import HgSsh, _commit
+
+PASSWORD = "s3cret pw"
+
+
+@pytest.fixture(scope="module")
+def built_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SSH tests' history repository, built once for this module (it costs ~16 hg runs)."""
+    base = tmp_path_factory.mktemp("history")
+    # The fixtures' own functions (pytest keeps them as __wrapped__), called once for the module.
+    env = conftest.client_env.__wrapped__(base)  # type: ignore[attr-defined]
+    return Path(test_hg_ssh.history.__wrapped__(Client(env, base), base))  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def history(built_history: Path, tmp_path: Path) -> Path:
+    """A private copy: pushing to a publishing server turns the source's phases public."""
+    copy = tmp_path / "history"
+    shutil.copytree(built_history, copy, symlinks=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def htpasswd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("auth") / "htpasswd"
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    path.write_text(f"alice:{hashed}\n")
+    return path
+
+
+@dataclass
+class HgHttp:
+    server: RunningServer
+    client: Client
+    kind: str = "http"
+
+    def url(self, name: str, password: str | None = None) -> str:
+        url = self.server.url(self.kind, name)
+        if password is None:
+            return url
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://alice:{urllib.parse.quote(password, safe='')}@{rest}"
+
+    def push_url(self, name: str) -> str:
+        return self.url(name, PASSWORD)
+
+    def hg(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.client.hg(*args, **kw)
+
+    def log(self, repo: Path) -> str:
+        template = "{node} {p1node} {p2node} {branch} {phase} {tags} {desc|firstline}\n"
+        return self.hg("log", "-R", str(repo), "--debug", "-T", template).stdout
+
+    def verify_server(self, name: str, tmp: Path) -> None:
+        """``hg verify`` the server's copy: on disk for fs, through a fresh clone for memory."""
+        if self.server.backend_name == "fs":
+            self.hg("verify", "-q", "-R", str(self.server.root / name))
+            return
+        check = tmp / f"verify-{name}"
+        shutil.rmtree(check, ignore_errors=True)
+        self.hg("clone", "-q", "-U", self.url(name), str(check))
+        self.hg("verify", "-q", "-R", str(check))
+
+
+def _settings(htpasswd: Path, **extra: Any) -> dict[str, Any]:
+    return {"http": [LOOPBACK], "htpasswd": str(htpasswd), "allow_push_over_http": True, **extra}
+
+
+@pytest.fixture(params=BACKENDS)
+def hghttp(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer], client: Client,
+           htpasswd: Path) -> HgHttp:
+    return HgHttp(make_server(request.param, **_settings(htpasswd)), client)
+
+
+@pytest.fixture
+def fs_http(make_server: Callable[..., RunningServer], client: Client, htpasswd: Path) -> HgHttp:
+    return HgHttp(make_server("fs", **_settings(htpasswd)), client)
+
+
+# ------------------------------------------------------------------ real hg, both backends
+
+
+def test_clone_push_pull_stream_over_http(hghttp: HgHttp, history: Path, tmp_path: Path) -> None:
+    hghttp.server.backend.create("r", Kind.HG)
+    empty = hghttp.hg("clone", hghttp.url("r"), str(tmp_path / "empty"))
+    assert "no changes found" in empty.stdout + empty.stderr
+    hghttp.hg("push", "-q", "-R", str(history), "-r", "0", hghttp.push_url("r"))
+    partial = tmp_path / "partial"
+    hghttp.hg("clone", "-q", "-U", hghttp.url("r"), str(partial))
+    pushed = hghttp.hg("push", "-R", str(history), "--new-branch", hghttp.push_url("r"))
+    assert "remote: added 8 changesets" in pushed.stdout
+    hghttp.hg("push", "-q", "-R", str(history), "-B", "feature", hghttp.push_url("r"), check=False)
+    hghttp.verify_server("r", tmp_path)
+    assert "on stable" in hghttp.hg("incoming", "-R", str(partial), "-T", "{desc}\n").stdout
+    hghttp.hg("pull", "-q", "-R", str(partial), "-r", "stable")
+    assert "merge stable" not in hghttp.hg("log", "-R", str(partial), "-T", "{desc}\n").stdout
+    hghttp.hg("pull", "-q", "-R", str(partial))
+    source = hghttp.log(history).replace(" draft ", " public ")  # a publishing server makes pushes public
+    assert hghttp.log(partial) == source
+    clone = tmp_path / "clone"
+    hghttp.hg("clone", "-q", hghttp.url("r"), str(clone))
+    assert hghttp.log(clone) == source
+    assert (clone / "docs" / "ünïcode.txt").read_text() == "hello\n"
+    assert hghttp.hg("bookmarks", "-R", str(clone), "-T", "{bookmark}\n").stdout == "feature\n"
+    ident = hghttp.hg("identify", "-r", "stable", hghttp.url("r")).stdout.strip()
+    assert ident == hghttp.hg("log", "-R", str(history), "-r", "stable", "-T", "{node|short}").stdout
+
+
+@pytest.mark.xfail(strict=True, reason="stream clone sends store-encoded file names (data/_r_e_a_d_m_e.i) that "
+                   "the client encodes again; a storage/hg_exchange fix, not an HTTP one")
+def test_stream_clone_over_http(fs_http: HgHttp, history: Path, tmp_path: Path) -> None:
+    fs_http.hg("clone", "-q", "-U", str(history), str(fs_http.server.root / "s"))
+    streamed = tmp_path / "streamed"
+    result = fs_http.hg("clone", "--stream", "-U", fs_http.url("s"), str(streamed))
+    assert "streaming all changes" in result.stdout
+    fs_http.hg("verify", "-q", "-R", str(streamed))
+    assert fs_http.log(streamed) == fs_http.log(history).replace(" draft ", " public ")
+
+
+def test_heads_bookmarks_and_phases_over_http(fs_http: HgHttp, tmp_path: Path) -> None:
+    """Backend-independent past the transport (the SSH tests run these on both backends)."""
+    hghttp = fs_http
+    hghttp.server.backend.create("heads", Kind.HG)
+    one, two = tmp_path / "one", tmp_path / "two"
+    hghttp.hg("clone", "-q", hghttp.url("heads"), str(one))
+    _commit(hghttp.client, one, "a", "a\n", "base")
+    hghttp.client.hg("bookmark", "-q", "-R", str(one), "topic")
+    hghttp.hg("push", "-q", "-R", str(one), "-B", "topic", hghttp.push_url("heads"))
+    assert hghttp.hg("phase", "-R", str(one), "-r", ".").stdout.strip().endswith("public")
+    hghttp.hg("clone", "-q", hghttp.url("heads"), str(two))
+    assert "topic" in hghttp.hg("bookmarks", "-R", str(two)).stdout
+    _commit(hghttp.client, one, "a", "from one\n", "one")  # the active bookmark moves
+    _commit(hghttp.client, two, "a", "from two\n", "two")
+    hghttp.hg("push", "-q", "-R", str(one), "-B", "topic", hghttp.push_url("heads"))
+    refused = hghttp.hg("push", "-R", str(two), hghttp.push_url("heads"), check=False)
+    assert refused.returncode != 0 and "push creates new remote head" in refused.stderr
+    hghttp.hg("push", "-q", "-f", "-R", str(two), hghttp.push_url("heads"))
+    hghttp.hg("pull", "-q", "-R", str(two))
+    assert len(hghttp.hg("heads", "-R", str(two), "-T", "x").stdout) == 2
+    assert hghttp.hg("log", "-R", str(two), "-r", "topic", "-T", "{desc}").stdout == "one"
+    hghttp.client.hg("bookmark", "-q", "-R", str(two), "-d", "topic")
+    hghttp.hg("push", "-q", "-R", str(two), "-B", "topic", hghttp.push_url("heads"), check=False)
+    listed = hghttp.hg("debugpushkey", hghttp.url("heads"), "bookmarks").stdout
+    assert "topic" not in listed
+    hghttp.verify_server("heads", tmp_path)
+
+
+# ------------------------------------------------------------------ refusals with real hg
+
+
+def _pushable(hghttp: HgHttp, tmp_path: Path) -> Path:
+    hghttp.server.backend.create("p", Kind.HG)
+    work = tmp_path / "work-p"
+    hghttp.hg("init", str(work))
+    _commit(hghttp.client, work, "f", "f\n", "change")
+    return work
+
+
+def _store(server: RunningServer, name: str) -> dict[str, bytes]:
+    """Every file of the fs repository's store, to prove that a refusal wrote nothing."""
+    store = server.root / name / ".hg" / "store"
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+
+
+def test_push_needs_the_right_credentials(fs_http: HgHttp, tmp_path: Path) -> None:
+    work = _pushable(fs_http, tmp_path)
+    before = _store(fs_http.server, "p")
+    anonymous = fs_http.hg("push", "-R", str(work), fs_http.url("p"), check=False)
+    assert anonymous.returncode != 0 and "authorization required" in anonymous.stderr
+    wrong = fs_http.hg("push", "-R", str(work), fs_http.url("p", "wrong"), check=False)
+    assert wrong.returncode != 0 and "authorization failed" in wrong.stderr
+    assert _store(fs_http.server, "p") == before
+    fs_http.hg("push", "-q", "-R", str(work), fs_http.push_url("p"))
+    assert _store(fs_http.server, "p") != before
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"read_only": True}, "HTTP Error 403: this server is read-only"),
+    ({"allow_push_over_http": False}, "HTTP Error 403: pushing over plain HTTP is refused; use https://"),
+])
+def test_push_refused_by_the_server(make_server: Callable[..., RunningServer], client: Client, htpasswd: Path,
+                                    tmp_path: Path, settings: dict[str, Any], message: str) -> None:
+    hghttp = HgHttp(make_server("fs", **_settings(htpasswd, **settings)), client)
+    work = _pushable(hghttp, tmp_path)
+    before = _store(hghttp.server, "p")
+    refused = hghttp.hg("push", "-R", str(work), hghttp.push_url("p"), check=False)
+    assert refused.returncode != 0 and message in refused.stderr
+    assert _store(hghttp.server, "p") == before
+    hghttp.hg("clone", "-q", hghttp.url("p"), str(tmp_path / "still-serving"))
+
+
+# ------------------------------------------------------------------ negotiation with real hg
+
+
+@pytest.fixture
+def served_events() -> Iterator[list[LogEvent]]:
+    """The log events of the hg HTTP handler while the test runs."""
+    events: list[LogEvent] = []
+
+    @provider(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        if event.get("log_namespace") == "gateway.hg_http":
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield events
+    globalLogPublisher.removeObserver(observe)
+
+
+def _getbundle_encoding(events: list[LogEvent]) -> tuple[str, str]:
+    served = [(e["media_type"], e["engine"]) for e in events if e.get("command") == "getbundle"]
+    assert len(served) == 1, served
+    return served[0]
+
+
+def test_zstd_by_default_zlib_by_server_choice_and_post_args_give_the_same_clone(
+        fs_http: HgHttp, history: Path, tmp_path: Path, served_events: list[LogEvent],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """hg 7.2.4 always offers ``comp=zstd,zlib,none,bzip2`` over HTTP (its ``clientcompressionengines``
+    only reaches the SSH protocaps), so zlib is chosen here by the server's preference order."""
+    fs_http.hg("clone", "-q", "-U", str(history), str(fs_http.server.root / "h"))
+    debug = ("--debug", "--config", "devel.debug.peer-request=yes")
+    default = fs_http.hg("clone", "-q", "-U", *debug, fs_http.url("h"), str(tmp_path / "zstd"))
+    assert "X-hgproto-1 0.1 0.2 comp=zstd,zlib,none,bzip2 partial-pull" in default.stdout
+    assert "X-hgargs-post" not in default.stdout
+    assert _getbundle_encoding(served_events) == ("application/mercurial-0.2", "zstd")
+    monkeypatch.setattr(gateway.hg_http, "SETTINGS", WireSettings(engines=(b"zlib", b"zstd"), post_args=True))
+    served_events.clear()
+    posted = fs_http.hg("clone", "-q", "-U", *debug, fs_http.url("h"), str(tmp_path / "zlib-post"))
+    assert "X-hgargs-post" in posted.stdout and "devel-peer-request: POST" in posted.stdout
+    assert _getbundle_encoding(served_events) == ("application/mercurial-0.2", "zlib")
+    logs = {fs_http.log(tmp_path / n) for n in ("zstd", "zlib-post")}
+    assert logs == {fs_http.log(history).replace(" draft ", " public ")}
+
+
+# ------------------------------------------------------------------ raw requests
+
+
+@dataclass
+class Answer:
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def raw(port: int, method: str, target: str, headers: dict[str, str] | None = None,
+        body: bytes | None = None) -> Answer:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return Answer(response.status, response.reason, {k.lower(): v for k, v in response.getheaders()},
+                      response.read())
+    finally:
+        conn.close()
+
+
+V2_PROTO = {"X-HgProto-1": "0.1 0.2 comp=zstd,zlib,none,bzip2 partial-pull"}
+
+
+@pytest.fixture
+def raw_repo(fs_http: HgHttp, history: Path) -> HgHttp:
+    fs_http.hg("clone", "-q", "-U", str(history), str(fs_http.server.root / "raw"))
+    return fs_http
+
+
+def _three_ways(port: int, command: str, args: dict[str, str]) -> list[Answer]:
+    encoded = urllib.parse.urlencode(sorted(args.items()))
+    pieces = [encoded[i:i + 100] for i in range(0, len(encoded), 100)]
+    via_headers = {f"X-HgArg-{n}": piece for n, piece in enumerate(pieces, start=1)}
+    return [
+        raw(port, "GET", f"/raw?cmd={command}&{encoded}"),
+        raw(port, "GET", f"/raw?cmd={command}", via_headers),
+        raw(port, "POST", f"/raw?cmd={command}", {"X-HgArgs-Post": str(len(encoded))}, encoded.encode()),
+    ]
+
+
+def test_three_argument_carriers_give_identical_bytes(raw_repo: HgHttp, history: Path) -> None:
+    port = raw_repo.server.port("http")
+    heads = raw(port, "GET", "/raw?cmd=heads").body.split()
+    nodes = " ".join([h.decode() for h in heads] + ["0" * 40, "1" * 40])
+    cmds = f"heads ;known nodes={nodes};listkeys namespace=phases;lookup key=stable"
+    for command, args in [("known", {"nodes": nodes}), ("listkeys", {"namespace": "bookmarks"}),
+                          ("batch", {"cmds": cmds})]:
+        answers = _three_ways(port, command, args)
+        assert {(a.status, a.headers["content-type"], a.body) for a in answers} == {
+            (200, "application/mercurial-0.1", answers[0].body)}
+    assert _three_ways(port, "known", {"nodes": nodes})[0].body == b"1" * len(heads) + b"10"  # null is known
+
+
+def test_getbundle_media_types_for_0_2_and_0_1_clients(raw_repo: HgHttp) -> None:
+    port = raw_repo.server.port("http")
+    heads = raw(port, "GET", "/raw?cmd=heads").body.decode().split()
+    args = {"bundlecaps": "HG20", "cg": "1", "common": "0" * 40, "heads": " ".join(heads)}
+    header = {"X-HgArg-1": urllib.parse.urlencode(args)}
+    v2 = raw(port, "GET", "/raw?cmd=getbundle", {**header, **V2_PROTO})
+    assert v2.headers["content-type"] == "application/mercurial-0.2"
+    assert v2.body[:9] == b"\x04zstd\x28\xb5\x2f\xfd"
+    assert "x-hgproto-1" in v2.headers["vary"].lower() and "x-hgarg-1" in v2.headers["vary"].lower()
+    v1 = raw(port, "GET", "/raw?cmd=getbundle", {**header, "X-HgProto-1": "0.1"})
+    assert v1.headers["content-type"] == "application/mercurial-0.1"
+    assert zlib.decompress(v1.body).startswith(b"HG20")
+    stream = raw(port, "GET", "/raw?cmd=stream_out", V2_PROTO)
+    assert stream.headers["content-type"] == "application/mercurial-0.1" and stream.body.startswith(b"0\n")
+
+
+def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(raw_repo: HgHttp) -> None:
+    port = raw_repo.server.port("http")
+    before = _store(raw_repo.server, "raw")
+    cases: list[tuple[str, str, dict[str, str], bytes | None, int, str]] = [
+        ("GET", "/raw?cmd=frobnicate", {}, None, 400, "no such method: frobnicate"),
+        ("GET", "/raw?cmd=heads", {f"X-HgArg-{n}": "a" * 500 for n in range(1, 18)}, None, 431, "more than 16"),
+        ("GET", "/raw?cmd=unbundle", {"X-HgArg-1": "heads=666f726365"}, None, 405, "push requires POST request"),
+        ("GET", "/raw?cmd=heads", {"X-HgProto-1": "0.2 comp=zstd comp=zlib"}, None, 400, "comp= twice"),
+        ("GET", "/raw?cmd=known&nodes=zz", {}, None, 400, ""),
+        ("GET", "/raw?cmd=heads&bogus=1", {}, None, 400, "unexpected arguments"),
+        ("POST", "/raw?cmd=unbundle", {"X-HgArg-1": "heads=666f726365"}, b"HG20", 401, "authenticated user"),
+        ("GET", "/nope?cmd=heads", {}, None, 404, "nope"),
+    ]
+    for method, target, headers, body, status, reason in cases:
+        answer = raw(port, method, target, headers, body)
+        assert (answer.status, reason in answer.reason) == (status, True), (target, answer)
+    assert raw(port, "POST", "/raw?cmd=unbundle", {}, b"x").headers["www-authenticate"] == 'Basic realm="hgwire"'
+    branches = raw(port, "GET", "/raw?cmd=branches&nodes=" + "0" * 40)
+    assert branches.status == 200 and branches.headers["content-type"] == "application/hg-error"
+    assert _store(raw_repo.server, "raw") == before
+    assert raw(port, "GET", "/raw?cmd=capabilities").status == 200
+
+
+def _basic() -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()}
+
+
+def test_truncated_push_bodies_change_nothing(raw_repo: HgHttp, history: Path, tmp_path: Path) -> None:
+    port = raw_repo.server.port("http")
+    work = tmp_path / "ahead"
+    raw_repo.hg("clone", "-q", str(history), str(work))
+    _commit(raw_repo.client, work, "new", "new\n", "ahead")
+    bundle = tmp_path / "b.hg"
+    raw_repo.hg("bundle", "-q", "-R", str(work), "-r", "tip", "--base", "tip~1", "-t", "zstd-v2", str(bundle))
+    data = bundle.read_bytes()
+    before = _store(raw_repo.server, "raw")
+    push_headers = {**_basic(), "X-HgArg-1": "heads=666f726365", "Content-Type": "application/mercurial-0.1"}
+    cut = raw(port, "POST", "/raw?cmd=unbundle", push_headers, data[: len(data) // 2])
+    assert cut.status == 200 and cut.headers["content-type"] == "application/mercurial-0.1"
+    assert b"error:abort" in cut.body.lower() or cut.body.startswith(b"0\n")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # the body never arrives whole
+    conn.putrequest("POST", "/raw?cmd=unbundle")
+    for name, value in {**push_headers, "Content-Length": str(len(data))}.items():
+        conn.putheader(name, value)
+    conn.endheaders(data[:100])
+    conn.close()
+    assert _store(raw_repo.server, "raw") == before
+    assert raw(port, "GET", "/raw?cmd=heads").status == 200
+    whole = raw(port, "POST", "/raw?cmd=unbundle", push_headers, data)
+    assert whole.status == 200 and b"reply:changegroup" in whole.body.lower()
+    assert _store(raw_repo.server, "raw") != before
+
+
+# ------------------------------------------------------------------ SSH and HTTP agree
+
+
+def _ssh_string_replies(command: str, script: bytes, count: int) -> list[bytes]:
+    """Run ``hg serve --stdio`` over SSH with a raw request script; the ``count`` string replies."""
+    done = subprocess.run(command.split() + ["alice@127.0.0.1", "hg -R raw serve --stdio"], input=script,
+                          capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    replies = []
+    for _ in range(count):
+        length, _, out = out.partition(b"\n")
+        replies.append(out[: int(length)])
+        out = out[int(length):]
+    return replies
+
+
+def _ssh_request(command: bytes, star: bool = False, **args: bytes) -> bytes:
+    """One SSH request: the declared arguments, sorted, then an empty ``*`` dict if the command has one."""
+    named = b"".join(b"%s %d\n%s" % (k.encode(), len(v), v) for k, v in sorted(args.items()))
+    return command + b"\n" + named + (b"* 0\n" if star else b"")
+
+
+def test_http_and_ssh_answer_read_commands_byte_for_byte(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path, ssh_keys: SshKeys,
+        history: Path) -> None:
+    server = make_server("fs", **_settings(htpasswd, **ssh_server_settings(ssh_keys)))
+    client.hg("clone", "-q", "-U", str(history), str(server.root / "raw"))
+    port = server.port("http")
+    heads = raw(port, "GET", "/raw?cmd=heads").body
+    nodes = heads.strip() + b" " + b"2" * 40
+    requests: list[tuple[bytes, dict[str, bytes]]] = [
+        (b"heads", {}), (b"known", {"nodes": nodes}), (b"branchmap", {}),
+        (b"listkeys", {"namespace": b"bookmarks"}), (b"listkeys", {"namespace": b"phases"}),
+        (b"lookup", {"key": b"stable"}), (b"lookup", {"key": b"nosuchthing"}),
+    ]
+    over_http = [raw(port, "GET", f"/raw?cmd={cmd.decode()}&" + urllib.parse.urlencode(args)).body
+                 for cmd, args in requests]
+    script = b"".join(_ssh_request(cmd, cmd == b"known", **args) for cmd, args in requests)
+    ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    assert _ssh_string_replies(ssh.ssh, script, len(requests)) == over_http
+    assert over_http[0] == heads and over_http[1].endswith(b"0")
+
+
+# ------------------------------------------------------------------ HTTPS
+
+
+def _tls_files(base: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, key.pem, cert.pem)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hgwire test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False),
+                         critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = base / "ca.pem", base / "key.pem", base / "cert.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    paths[2].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def test_clone_and_push_over_https(make_server: Callable[..., RunningServer], client: Client, htpasswd: Path,
+                                   history: Path, tmp_path: Path) -> None:
+    pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (twisted[tls])")
+    ca, key, cert = _tls_files(tmp_path)
+    endpoint = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    hghttps = HgHttp(make_server("fs", http=[endpoint], htpasswd=str(htpasswd)), client)
+    assert hghttps.url("r").startswith("https://127.0.0.1:")
+    hghttps.server.backend.create("r", Kind.HG)
+    trust = ("--config", f"web.cacerts={ca}")
+    hghttps.hg("push", "-q", *trust, "-R", str(history), "--new-branch", hghttps.push_url("r"))
+    clone = tmp_path / "clone"
+    hghttps.hg("clone", "-q", *trust, hghttps.url("r"), str(clone))
+    assert hghttps.log(clone) == hghttps.log(history).replace(" draft ", " public ")
+    untrusted = hghttps.hg("clone", "-q", hghttps.url("r"), str(tmp_path / "untrusted"), check=False)
+    assert untrusted.returncode != 0 and "certificate" in untrusted.stderr.lower()
+    context = ssl.create_default_context(cafile=str(ca))
+    conn = http.client.HTTPSConnection("127.0.0.1", hghttps.server.port("http"), context=context, timeout=30)
+    conn.request("GET", "/r?cmd=capabilities")
+    assert b"httpmediatype=0.1rx,0.1tx,0.2tx" in conn.getresponse().read()
+    conn.close()
