@@ -21,14 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_hg_storage_repos import Hg, hg_cli, zstd_repo  # noqa: F401
+from test_hg_storage_repos import HG, Hg, hg_cli, zstd_repo  # noqa: F401
 
 import backends.hg as hgstore
 from backends.hg import revlog as revlog_mod
 from backends.hg import transaction as journal_mod
 from backends.hg import writer as writer_mod
 from backends.hg.repository import HgRepo
-from backends.interfaces import DeltaMode, RevisionGroup
+from backends.interfaces import DeltaMode, Node, RevisionGroup
 from protocols.errors import StorageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def half_copied(hg_cli: Hg, zstd_repo: Path, tmp_path: Path) -> tuple[HgRepo, Hg
     return source, target, target_path
 
 
-def _rest(source: HgRepo, target: HgRepo) -> list[bytes]:
+def _rest(source: HgRepo, target: HgRepo) -> list[Node]:
     return source.missing(target.heads(), source.heads())
 
 
@@ -206,9 +206,7 @@ def test_real_hg_lock_is_respected_both_ways(hg_cli: Hg, half_copied: tuple[HgRe
 
 
 def hg_path() -> str:
-    from test_hg_storage_repos import HG
-
-    return HG
+    return str(HG)
 
 
 def test_transaction_of_a_killed_hg_is_rolled_back_on_open(hg_cli: Hg, tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def test_lookup_forms(hg_cli: Hg, zstd_repo: Path) -> None:
 
 def test_listkeys_phases_match_hg(hg_cli: Hg, zstd_repo: Path) -> None:
     repo = hgstore.open_repository(str(zstd_repo), "src")
-    keys = repo.listkeys(b"phases")
+    keys = dict(repo.listkeys(b"phases"))
     assert keys.pop(b"publishing") == b"True"
     roots = hg_cli(zstd_repo, "log", "-r", "roots(draft())", "-T", "{node}\n").split()
     assert sorted(keys) == sorted(roots)

@@ -18,10 +18,13 @@ server repositories are checked with ``git fsck --full`` and ``hg verify``.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,8 +359,33 @@ def test_hg_protected_bookmark(matrix: Matrix) -> None:
     _verify_hg(matrix)
 
 
+def _batch_pushkey(m: Matrix, who: str | None, name: str, bookmark: str, node: str) -> int:
+    """POST ``?cmd=batch`` whose only sub-command is a ``pushkey`` (a write): the HTTP status."""
+    cmds = f"pushkey namespace=bookmarks,key={bookmark},old=,new={node}"
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{who}:{PASSWORDS[who]}".encode()).decode()} if who else {}
+    conn = http.client.HTTPConnection("127.0.0.1", m.server.port("http"), timeout=30)
+    try:
+        conn.request("POST", f"/{name}?" + urllib.parse.urlencode({"cmd": "batch", "cmds": cmds}), body=b"",
+                     headers={**headers, "Content-Type": "application/mercurial-0.1"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("who", "name", "status"),
+                         [(None, "other/hgx", 401), ("carol", "other/hgx", 403), ("alice", "team/hgrepo", 200)])
+def test_hg_http_batch_checks_each_sub_command(matrix: Matrix, who: str | None, name: str, status: int) -> None:
+    """CVE-2018-1000132: a write hidden in ``batch`` needs write permission like the command itself."""
+    url = _hg_url(matrix, "ssh", "root", name)
+    assert _batch_pushkey(matrix, who, name, f"sneaky-{who}", _remote_bookmark(matrix, url)) == status
+    listing = matrix.hg("root", "debugpushkey", url, "bookmarks").stdout
+    assert (f"sneaky-{who}" in listing) is (status == 200)
+
+
 def _remote_bookmark(m: Matrix, url: str) -> str:
-    listing = m.hg("alice", "debugpushkey", url, "bookmarks").stdout
+    listing = m.hg("root", "debugpushkey", url, "bookmarks").stdout
     return dict(line.split("\t") for line in listing.splitlines()).get("stable", "")
 
 

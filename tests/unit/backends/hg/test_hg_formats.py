@@ -88,7 +88,7 @@ def test_unknown_requirements_are_refused(feature: str) -> None:
 
 
 def test_keys_files() -> None:
-    rev_of = {N1: 3}
+    rev_of: dict[bytes, int] = {N1: 3}
     assert parse_phaseroots(b"1 %s\n2 %s\n" % (N1.hex().encode(), b"f" * 40), rev_of) == {3: 1}
     assert parse_bookmarks(b"%s name with spaces\nbad line\n" % N1.hex().encode()) == {b"name with spaces": N1}
     assert parse_publishing(b"")
