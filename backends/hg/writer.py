@@ -60,7 +60,6 @@ class Transaction:
         self.compressor = Compressor(engine)
         self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor)
         self.writers: dict[bytes, RevlogWriter] = {}
-        self.new_files: list[bytes] = []
         self.phases: bytearray | None = None
         self.marks: dict[bytes, Node] | None = None
         self.changed_cl = False
@@ -129,10 +128,7 @@ class Transaction:
         return writer
 
     def _file_writer(self, path: bytes) -> RevlogWriter:
-        index_path = self.repo.filelog_path(path)
-        if index_path not in self.writers and not self.repo.store.exists(index_path):
-            self.new_files.append(path)
-        return self._writer(index_path, b"data/" + path + b".i")
+        return self._writer(self.repo.filelog_path(path), b"data/" + path + b".i")
 
     def _ingest(self, writer: RevlogWriter, revisions: Iterator[RevisionDelta], is_changelog: bool = False) -> list[Node]:
         """Apply one delta group: check bases, parents, linknodes and hashes, then append."""
@@ -299,16 +295,22 @@ class Transaction:
             self._drop_caches()
 
     def _write_fncache(self) -> None:
-        """Append new filelogs (``.i`` and any ``.d``) to fncache, as Mercurial lists them."""
-        lines = []
-        for path in self.new_files:
-            for ext in (b".i", b".d"):
-                store_path = b"data/" + path + ext
-                if self.repo.store.exists(self.repo.filelog_path(path)[:-2] + ext):
-                    lines.append(encode_dir(store_path) + b"\n")
-        if not lines or reqs.FNCACHE not in self.repo.requirements():
+        """List new filelog files (``.i``, and ``.d`` also when a split created it) in fncache."""
+        if reqs.FNCACHE not in self.repo.requirements():
             return
         store = self.repo.store
+        candidates = []
+        for writer in self.writers.values():
+            if writer.logical_index.startswith(b"data/"):
+                for logical, disk in ((writer.logical_index, writer.index_path), (writer.logical_data, writer.data_path)):
+                    if store.exists(disk):
+                        candidates.append(encode_dir(logical))
+        if not candidates:
+            return
+        listed = set(store.read(b"fncache").splitlines()) if store.exists(b"fncache") else set()
+        lines = [c + b"\n" for c in candidates if c not in listed]
+        if not lines:
+            return
         size = store.size(b"fncache")
         self.journal.record_append(b"fncache", size)
         prefix = b""

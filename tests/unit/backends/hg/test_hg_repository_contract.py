@@ -214,3 +214,22 @@ def test_file_revision_shared_by_two_branches_is_sent_with_a_known_linknode(new_
     fl = other.filelog(b"f")
     assert fl.revision(fl.tip(), verify=True) == b"same\n"
     assert other.changelog().node(fl.linkrev(fl.tip())) == c
+
+
+def test_inline_revlog_split_in_a_later_transaction_is_listed_in_fncache(new_repo: HgRepo) -> None:
+    h = HistoryBuilder()
+    small = h.commit({b"Grows.txt": b"small\n"})
+    ingest(new_repo, h.groups())
+    assert new_repo.store.read(b"fncache") == b"data/Grows.txt.i\n"
+    big = b"".join(b"%d unique-ish line %d\n" % (i, i * 7919 % 10007) for i in range(30000))
+    later = HistoryBuilder()
+    later.state[small] = h.state[small]
+    later.manifest_of[small] = h.manifest_of[small]
+    later.commit({b"Grows.txt": big}, small)
+    tx = new_repo.transaction()
+    tx.add_changegroup(g for g in later.groups())
+    tx.commit()
+    assert new_repo.store.read(b"fncache") == b"data/Grows.txt.i\ndata/Grows.txt.d\n"
+    assert new_repo.store.exists(b"data/_grows.txt.d")
+    fl = new_repo.filelog(b"Grows.txt")
+    assert not fl.index.inline and fl.revision(1, verify=True) == big
