@@ -14,7 +14,7 @@ from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo
 from backends.hg.vfs import FsVfs
-from protocols.errors import RepositoryNotFound, StorageError
+from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
 
 DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo layout"
 """``.hg/00changelog.i`` of a store repo: a revlog header no old client accepts."""
@@ -70,6 +70,10 @@ def open_repository(path: str, name: str) -> HgRepo:
         raise RepositoryNotFound(f"repository {name} not found")
     hg_dir = os.path.join(path, ".hg")
     found = read_requirements(hg_dir)
+    obsstore = os.path.join(hg_dir, "store", "obsstore")
+    if os.path.exists(obsstore) and os.path.getsize(obsstore):
+        # Markers hide changesets; serving them anyway would be a wrong answer.
+        raise UnsupportedFeature("unsupported repository feature: obsolescence markers (obsstore)")
     store = FsVfs(os.fsencode(os.path.join(hg_dir, "store")))
     repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir)), found, FsLocks(hg_dir))
     repo.recover_if_needed()

@@ -233,3 +233,10 @@ def test_inline_revlog_split_in_a_later_transaction_is_listed_in_fncache(new_rep
     assert new_repo.store.exists(b"data/_grows.txt.d")
     fl = new_repo.filelog(b"Grows.txt")
     assert not fl.index.inline and fl.revision(1, verify=True) == big
+
+
+def test_obsolescence_markers_are_refused(tmp_path: Path) -> None:
+    hgstore.create_repository(str(tmp_path / "r"), "r")
+    (tmp_path / "r" / ".hg" / "store" / "obsstore").write_bytes(b"\x01")
+    with pytest.raises(UnsupportedFeature, match="obsolescence"):
+        hgstore.open_repository(str(tmp_path / "r"), "r")
