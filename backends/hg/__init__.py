@@ -2,7 +2,23 @@
 
 Entry points for the backend integrator: :func:`open_repository`,
 :func:`create_repository`, :func:`is_hg_repository` and
-:class:`MemoryHgRepository`.  Nothing here imports Mercurial or runs ``hg``.
+:class:`MemoryHgRepository`; every repository object conforms to
+``backends.interfaces.HgRepository``.  Nothing here imports Mercurial or runs ``hg``.
+
+Supported on disk: what ``hg init`` of Mercurial 6.x/7.x makes (revlogv1, store,
+fncache, dotencode, generaldelta, sparserevlog, share-safe, zstd or zlib
+chunks), legacy (non-generaldelta) revlogs, inline and split revlogs, and
+bookmarksinstore.  Refused with ``UnsupportedFeature`` ("unsupported repository
+feature: X"): any other requirement (treemanifest, revlogv2, changelogv2,
+largefiles, lfs, narrowhg, shared, persistent-nodemap, internal phases, ...),
+repositories older than fncache+dotencode, and obsolescence markers.
+
+Module map: ``mpatch`` (bounded deltas), ``store`` (path encoding), ``revlog``
+(index, chunks, writer), ``changelog`` (text formats), ``keys`` (phaseroots,
+bookmarks, hgrc), ``graph`` (DAG set computations), ``repository`` (queries and
+changegroup emission), ``writer`` (ingest transactions), ``transaction`` (the
+hg-compatible undo journal), ``lock`` (hg-compatible locks), ``vfs`` (disk or
+memory files), ``memory`` (the in-memory repository).
 """
 
 from __future__ import annotations
