@@ -122,10 +122,16 @@ def test_hg_rollback_cannot_undo_our_push(hg_cli: Hg, zlib_repo: Path, tmp_path:
     hg_cli(tmp_path, "init", str(path))
     (path / "a").write_text("a\n")
     hg_cli(path, "commit", "-A", "-q", "-m", "local")
+    hg_cli(path, "branches")  # makes hg write its branch cache
+    hg_cli(path, "tags")
+    assert any(p.name.startswith("branch") for p in (path / ".hg" / "cache").iterdir())
     target = hgstore.open_repository(str(path), "t")
     tx = target.transaction()
     tx.add_changegroup(source.emit_groups(source.missing([], source.heads()), DeltaMode.ANY))
     tx.commit()
+    assert not any(p.name.startswith(("branch", "tags", "rbc", "hgtagsfnodes")) for p in (path / ".hg" / "cache").iterdir())
+    heads = hg_cli(path, "log", "-r", "head()", "-T", "{node}\n").split()
+    assert sorted(heads) == sorted(n.hex().encode() for n in hgstore.open_repository(str(path), "t").heads())
     assert b"no rollback information" in hg_cli(path, "rollback", check=False) + hg_cli.last_stderr
     assert hg_cli(path, "verify", "-q", check=False) == b""
     assert len(hgstore.open_repository(str(path), "t").changelog()) == 1 + len(source.changelog())
