@@ -534,7 +534,7 @@ def versions(tools: Tools) -> dict[str, str]:
             return "?"
     return {"git": out([tools.git, "--version"]),
             "hg": out([tools.hg, "version", "-q"]),
-            "hgwire": out(["git", "-C", str(BENCH_DIR.parent), "log", "-1", "--format=%h %cI %s"]),
+            "hgwire": out(["git", "-C", str(BENCH_DIR.parent), "log", "-1", "--format=%h %cI %s"])[:90],
             "lighttpd": out([tools.lighttpd, "-v"]) if tools.lighttpd else "not installed"}
 
 
@@ -548,7 +548,8 @@ def header(meta: dict[str, object]) -> str:
         "",
         (f"* machine: {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, Linux {m['kernel']}, "
         f"load average {meta['loadavg_start']} → {meta['loadavg_end']}"),
-        f"* clients/references: {v['git']}, {v['hg']}, {v['lighttpd']}; hgwire at {v['hgwire']}",
+        (f"* clients/references: {v['git']}, {v['hg']}, {str(v['lighttpd']).split(' - ')[0]}; "
+        f"hgwire at {v['hgwire']}"),
         (f"* corpus `{meta['corpus_set']}`: git pack {c.get('big_git_pack_mb')} MB "
         f"(bitmap: {c.get('big_git_bitmap')}), hg store {c.get('big_hg_store_mb')} MB; "
         f"rounds alternate targets, warm-up {meta['warmup']}, concurrency {meta['concurrency']}"),
