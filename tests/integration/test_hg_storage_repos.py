@@ -152,11 +152,12 @@ def build_small_repo(hg: Hg, repo: Path, init_args: Sequence[str] = ()) -> Path:
 
 def build_legacy_repo(hg: Hg, repo: Path) -> Path:
     """Without generaldelta: delta chains are runs of consecutive revisions."""
-    args = ["--config", "format.generaldelta=false", "--config", "format.sparse-revlog=false"]
+    args = ["--config", "format.usegeneraldelta=false", "--config", "format.sparse-revlog=false"]
     hg(repo.parent, "init", *args, str(repo))
     for i in range(6):
         _write(repo, "f.txt", b"".join(b"row %d\n" % j for j in range(50 * (i + 1))))
         _commit(hg, repo, f"legacy {i}")
+    assert b"generaldelta" not in (repo / ".hg" / "store" / "requires").read_bytes()
     return repo
 
 

@@ -135,3 +135,16 @@ def test_hg_rollback_cannot_undo_our_push(hg_cli: Hg, zlib_repo: Path, tmp_path:
     assert b"no rollback information" in hg_cli(path, "rollback", check=False) + hg_cli.last_stderr
     assert hg_cli(path, "verify", "-q", check=False) == b""
     assert len(hgstore.open_repository(str(path), "t").changelog()) == 1 + len(source.changelog())
+
+
+def test_replay_into_a_legacy_repository(hg_cli: Hg, zlib_repo: Path, tmp_path: Path) -> None:
+    """Without generaldelta we must delta against the previous revision and record chain starts."""
+    path = tmp_path / "legacy"
+    hg_cli(tmp_path, "init", "--config", "format.usegeneraldelta=false", "--config", "format.sparse-revlog=false",
+           "--config", "format.revlog-compression=zlib", str(path))
+    (path / ".hg" / "hgrc").write_text("[phases]\npublish = False\n")
+    target = hgstore.open_repository(str(path), "legacy")
+    assert "generaldelta" not in target.requirements()
+    source = hgstore.open_repository(str(zlib_repo), "src")
+    replay(source, target, DeltaMode.ANY, one_by_one=True)
+    assert_same_history(hg_cli, zlib_repo, path)
