@@ -104,6 +104,7 @@ class IteratorProducer:
     def _got_chunk(self, chunk: object) -> None:
         self._in_flight = False
         if self._stopped:
+            self._close_iterator()
             return
         if chunk is _DONE:
             self._finish()
@@ -121,10 +122,22 @@ class IteratorProducer:
     def _failed(self, failure: Failure) -> None:
         self._in_flight = False
         if self._stopped:
+            self._close_iterator()
             return
         self._stopped = True
         self._consumer.unregisterProducer()
         self.done.errback(failure)
+
+    def _close_iterator(self) -> None:
+        """Close the iterator in the pool, never while a ``next()`` on it still runs there.
+
+        Closing a generator that another thread is executing raises
+        ``ValueError: generator already executing``, so a stop that arrives with
+        a chunk in flight waits for that chunk.
+        """
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            run_blocking(close).addErrback(lambda f: log.failure("closing a stream", f))
 
     def pauseProducing(self) -> None:
         self._paused = True
@@ -137,8 +150,7 @@ class IteratorProducer:
         if self._stopped:
             return
         self._stopped = True
-        close = getattr(self._iterator, "close", None)
-        if close is not None:
-            run_blocking(close).addErrback(lambda f: log.failure("closing a stream", f))
+        if not self._in_flight:
+            self._close_iterator()
         if not self.done.called:
             self.done.errback(Failure(defer.CancelledError("the client went away")))
