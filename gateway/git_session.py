@@ -22,7 +22,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from backends import git_pack
+from backends import git_fastpack, git_pack
 from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResult
 from gateway import audit, errors, protected
 from gateway.auth import Access
@@ -388,10 +388,11 @@ def pack_stream(
 ) -> Iterator[bytes]:
     """The one place that picks the pack writer for both protocol versions (a generator: no work yet).
 
-    TODO(#7): offer ``backends.git_fastpack.serve_pack`` here when
-    ``plan.blob_limit is None`` (the fast path knows no filters).
+    Stored pack entries go out as they are (``git_fastpack``) whenever the
+    fast path can serve the request; partial-clone filters and stores without
+    packs (the memory backend) take the generic path.
     """
-    return git_pack.generate_pack(store, plan, refs, progress)
+    return git_fastpack.serve_pack(store, plan, refs, progress, generic=git_pack.generate_pack)
 
 
 class ProgressQueue:
