@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -202,10 +202,6 @@ class Revlog:
             raise StorageError(f"corrupt revlog index: revision {rev} has parents {e[5]}, {e[6]}")
         return e[5], e[6]
 
-    def parents(self, node: Node) -> tuple[Node, Node]:
-        p1, p2 = self.parent_revs(self.rev(node))
-        return self.node(p1), self.node(p2)
-
     def linkrev(self, rev: int) -> int:
         return self.index.entries[rev][4]
 
@@ -309,11 +305,6 @@ class Revlog:
             return NULL_REV, mpatch.full_replacement(0, chunk)
         return base, chunk
 
-    def revs_with_linkrevs(self, linkrevs: Iterable[int] | set[int]) -> list[int]:
-        """Revisions whose linkrev is in ``linkrevs`` (how changegroups pick manifests and files)."""
-        wanted = linkrevs if isinstance(linkrevs, (set, frozenset)) else set(linkrevs)
-        return [rev for rev, e in enumerate(self.index.entries) if e[4] in wanted]
-
 
 class RevlogCache:
     """Index snapshots per revlog path, reparsed only when the ``.i`` stamp changes."""
@@ -366,7 +357,6 @@ class RevlogWriter:
         self.header = revlog.index.header
         self.entries: list[Entry] = list(revlog.index.entries)
         self.nodemap: dict[bytes, int] = dict(revlog.index.nodemap())
-        self.flushed = len(self.entries)
         self.pending: list[tuple[bytes, bytes]] = []  # (index entry bytes, chunk)
         self.pending_bytes = 0
         self.texts: dict[int, bytes] = {}
@@ -499,7 +489,6 @@ class RevlogWriter:
             self.vfs.append(self.index_path, b"".join(e for e, _ in self.pending))
         self.pending = []
         self.pending_bytes = 0
-        self.flushed = len(self.entries)
         if self.inline and self._data_end() >= MAX_INLINE:
             self._split()
 

@@ -6,8 +6,8 @@ after a version line ``2`` (an empty backup name means "did not exist").  Both
 are written (unbuffered) before the change, so after the writer dies the old state
 can be rebuilt: by :func:`recover` the next time hgwire opens the repository, or by
 ``hg recover`` (transaction.py ``rollback`` reads the same files).
-Removing ``journal`` is the commit point.  Like Mercurial, we do not fsync:
-this protects against a killed process, not against power loss.
+Removing ``journal`` is the commit point.  Like Mercurial, we do not fsync
+appends: this protects against a killed process, not against power loss.
 """
 
 from __future__ import annotations

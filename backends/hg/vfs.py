@@ -36,8 +36,6 @@ class Vfs(Protocol):
 
     def unlink(self, path: bytes) -> None: ...
 
-    def fsync(self, path: bytes) -> None: ...
-
     def listdir(self, path: bytes) -> list[bytes]: ...
 
     def walk(self) -> Iterator[bytes]: ...
@@ -106,17 +104,6 @@ class FsVfs:
         except FileNotFoundError:
             pass
 
-    def fsync(self, path: bytes) -> None:
-        """Push appended bytes to disk before the journal that depends on them is removed."""
-        try:
-            fd = os.open(self.join(path), os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
     def listdir(self, path: bytes) -> list[bytes]:
         try:
             return sorted(os.listdir(self.join(path)))
@@ -179,9 +166,6 @@ class MemoryVfs:
     def unlink(self, path: bytes) -> None:
         self.files.pop(path, None)
         self._touch(path)
-
-    def fsync(self, path: bytes) -> None:
-        """Nothing to flush in memory."""
 
     def listdir(self, path: bytes) -> list[bytes]:
         prefix = b"" if path in (b"", b".") else path.rstrip(b"/") + b"/"
