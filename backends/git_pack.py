@@ -14,6 +14,7 @@ import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.object_store import BaseObjectStore, MissingObjectFinder
@@ -321,6 +322,31 @@ class PackPlan:
     """Partial clone (``filter``): omit blobs larger than this (-1: every blob) unless wanted."""
 
 
+class _WithoutBitmaps:
+    """The object store as ``MissingObjectFinder`` sees it, walking the graph instead of using bitmaps.
+
+    dulwich 1.2.21's bitmap reachability raises FileNotFoundError when one pack
+    has a ``.bitmap`` and another has none -- the usual state of a repository
+    after a push to a bitmapped one.  Bitmaps are ``git_fastpack``'s business;
+    this generic path serves what the fast path declines and needs correctness.
+    """
+
+    def __init__(self, store: BaseObjectStore) -> None:
+        self._store = store
+
+    def get_reachability_provider(self, prefer_bitmaps: bool = True) -> Any:
+        return self._store.get_reachability_provider(prefer_bitmaps=False)
+
+    def __getitem__(self, sha: bytes) -> Any:
+        return self._store[sha]  # type: ignore[index]
+
+    def __contains__(self, sha: bytes) -> bool:
+        return sha in self._store  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 def generate_pack(
     store: BaseObjectStore,
     plan: PackPlan,
@@ -334,7 +360,7 @@ def generate_pack(
     their base is in the pack (or, for thin packs, known to the client).
     """
     finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
-        store,
+        _WithoutBitmaps(store),
         haves=_duls(plan.common),
         wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
         shallow=set(_duls(plan.shallow.boundary)),

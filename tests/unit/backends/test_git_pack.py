@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+from pathlib import Path
 
 import pytest
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
@@ -165,3 +167,41 @@ def test_include_tag_adds_the_annotated_tag(history: History) -> None:
 def test_no_ofs_delta_when_the_client_did_not_ask(history: History) -> None:
     _, types = pack_objects(list(git_pack.generate_pack(history.store, plan(history, [], ofs=False), {})))
     assert OFS_DELTA not in types
+
+
+def test_generic_path_serves_a_repository_with_and_without_bitmaps(tmp_path: Path) -> None:
+    """One pack with a .bitmap and one without (a push after ``git repack -adb``): haves must still work."""
+    from dulwich.repo import Repo as DiskRepo
+
+    work, bare = tmp_path / "work", tmp_path / "bare.git"
+    env = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "T",
+           "GIT_COMMITTER_EMAIL": "t@e", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
+           "PATH": "/usr/bin:/bin"}
+
+    def git(*args: str | Path) -> str:
+        return subprocess.run(["git", *map(str, args)], check=True, capture_output=True, text=True,
+                              env=env).stdout.strip()
+
+    git("init", "-q", "-b", "main", work)
+    for i in range(3):
+        (work / "f.txt").write_text(f"v{i}\n" * 100)
+        git("-C", work, "commit", "-qam" if i else "-qm", f"c{i}", *([] if i else ["--allow-empty"]))
+        if not i:
+            git("-C", work, "add", "f.txt")
+            git("-C", work, "commit", "-qm", "add f")
+    git("clone", "-q", "--bare", work, bare)
+    git("-C", bare, "repack", "-adb")
+    old = git("-C", bare, "rev-parse", "main")
+    (work / "f.txt").write_text("new\n")
+    git("-C", work, "commit", "-qam", "after the repack")
+    git("-C", work, "push", "-q", bare, "main")
+    git("-C", bare, "repack", "-d")  # a second pack, without a bitmap
+    packs = sorted(p.suffix for p in (bare / "objects" / "pack").iterdir())
+    assert packs.count(".pack") == 2 and packs.count(".bitmap") == 1
+    store = DiskRepo(str(bare)).object_store
+    new = ObjectId(git("-C", bare, "rev-parse", "main").encode())
+    for blob_limit in (None, -1):
+        fetch = git_pack.PackPlan((new,), (ObjectId(old.encode()),), git_pack.ShallowPlan(), True, True, False,
+                                  blob_limit)
+        ids, _ = pack_objects(list(git_pack.generate_pack(store, fetch, {})))
+        assert new in ids and old.encode() not in ids
