@@ -360,7 +360,7 @@ def generate_pack(
     their base is in the pack (or, for thin packs, known to the client).
     """
     finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
-        _WithoutBitmaps(store),
+        _WithoutBitmaps(store),  # type: ignore[arg-type]  # a read-only view of the store
         haves=_duls(plan.common),
         wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
         shallow=set(_duls(plan.shallow.boundary)),
