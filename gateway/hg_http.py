@@ -27,7 +27,6 @@ the message (hg prints ``abort: HTTP Error 403: <reason>``), with hgweb's
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO
@@ -105,28 +104,6 @@ def _body_size(content: IO[bytes] | None) -> int:
     size = content.seek(0, 2)
     content.seek(0)
     return size
-
-
-class _ClosableStream(Iterator[bytes]):
-    """A response stream whose ``close`` waits for an in-flight ``next`` (both run in the pool)."""
-
-    def __init__(self, source: Iterator[bytes]) -> None:
-        self._source = source
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def __next__(self) -> bytes:
-        with self._lock:
-            if self._closed:
-                raise StopIteration
-            return next(self._source)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
 
 
 class HgHttpCommand:
@@ -245,8 +222,10 @@ class HgHttpCommand:
         assert self.head is not None
         reply = hg_http.render(response, cmd.name, self.head.proto, SETTINGS)
         if self._gone:
-            if reply.stream is not None:
-                run_blocking(_ClosableStream(reply.stream).close)
+            close = getattr(reply.stream, "close", None)
+            if close is not None:  # the generator releases what it holds
+                run_blocking(close)
+            self._log("client gone")
             return
         request = self.request
         self.media_type, self.engine = reply.content_type, reply.engine
@@ -259,7 +238,7 @@ class HgHttpCommand:
             self._write(reply.body)
             self._done("ok")
             return
-        self._producer = IteratorProducer(_ClosableStream(reply.stream), self)
+        self._producer = IteratorProducer(reply.stream, self)
         self._producer.start().addCallbacks(lambda _: self._done("ok"), self._stream_failed)
 
     # -- IConsumer for the producer: count what goes out ------------------------------------
@@ -290,6 +269,7 @@ class HgHttpCommand:
     def _stream_failed(self, failure: Failure) -> None:
         self._producer = None
         if failure.check(defer.CancelledError) or self._gone:
+            self._log("client gone")  # twisted.web stops the registered producer when the client leaves
             return
         if not self.request.startedWriting:
             self._fail(failure)
@@ -327,8 +307,7 @@ class HgHttpCommand:
     def _request_gone(self, failure: Failure) -> None:
         self._gone = True
         if self._producer is not None:
-            self._producer.stopProducing()
-            self._log("client gone")
+            self._producer.stopProducing()  # its errback logs
 
     def _log(self, outcome: str) -> None:
         log.info("{proto} {command} {repo}: {outcome} in {elapsed_ms} ms", proto=PROTO, command=self.command,

@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime
 import http.client
 import ipaddress
+import random
 import shutil
 import ssl
 import subprocess
+import time
 import urllib.parse
 import zlib
 from collections.abc import Callable, Iterator
@@ -373,6 +375,28 @@ def _basic() -> dict[str, str]:
     import base64
 
     return {"Authorization": "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()}
+
+
+def test_a_client_that_goes_away_stops_the_stream(fs_http: HgHttp, tmp_path: Path,
+                                                  served_events: list[LogEvent]) -> None:
+    big = tmp_path / "big"
+    fs_http.hg("init", str(big))
+    (big / "noise.bin").write_bytes(random.randbytes(12 << 20))  # incompressible: the answer outgrows the buffers
+    fs_http.hg("commit", "-q", "-A", "-R", str(big), "-m", "noise")
+    fs_http.hg("clone", "-q", "-U", str(big), str(fs_http.server.root / "big"))
+    port = fs_http.server.port("http")
+    args = urllib.parse.urlencode({"bundlecaps": "HG20", "cg": "1", "common": "0" * 40,
+                                   "heads": raw(port, "GET", "/big?cmd=heads").body.decode().strip()})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/big?cmd=getbundle", headers={"X-HgArg-1": args, **V2_PROTO})
+    response = conn.getresponse()
+    assert response.status == 200 and len(response.read(4096)) == 4096
+    conn.close()
+    deadline = time.monotonic() + 20
+    while not any(e.get("outcome") == "client gone" for e in served_events) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [e["command"] for e in served_events if e.get("outcome") == "client gone"] == ["getbundle"]
+    assert raw(port, "GET", "/big?cmd=heads").status == 200
 
 
 def test_truncated_push_bodies_change_nothing(raw_repo: HgHttp, history: Path, tmp_path: Path) -> None:
