@@ -175,7 +175,8 @@ def test_heads_bookmarks_and_phases_over_http(fs_http: HgHttp, tmp_path: Path) -
     hghttp.hg("clone", "-q", hghttp.url("heads"), str(two))
     _change(hghttp, one, "one")  # the active bookmark moves
     _change(hghttp, two, "two")
-    hghttp.hg("push", "-q", "-R", str(one), "-B", "topic", url)
+    bundle1 = hghttp.hg("push", "-R", str(one), "-B", "topic", "--config", "devel.legacy.exchange=bundle1", url)
+    assert "remote: added 1 changesets" in bundle1.stdout  # the '<int>\n<output>' reply; the bookmark by pushkey
     refused = hghttp.hg("push", "-R", str(two), url, check=False)
     assert refused.returncode != 0 and "push creates new remote head" in refused.stderr
     hghttp.hg("push", "-q", "-f", "-R", str(two), url)
@@ -360,6 +361,11 @@ def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(raw_repo: Hg
         ("GET", "/raw?cmd=heads&bogus=1", {}, None, 400, "unexpected arguments"),
         ("POST", "/raw?cmd=unbundle", {"X-HgArg-1": "heads=666f726365"}, b"HG20", 401, "authenticated user"),
         ("GET", "/nope?cmd=heads", {}, None, 404, "nope"),
+        # a batched pushkey needs POST and a user like a plain one (CVE-2018-1000132)
+        ("GET", "/raw?cmd=batch", {"X-HgArg-1": "cmds=pushkey+key%3Dx%2Cnamespace%3Dbookmarks%2Cnew%3D%2Cold%3D"},
+         None, 405, "push requires POST request"),
+        ("POST", "/raw?cmd=batch", {"X-HgArg-1": "cmds=pushkey+key%3Dx%2Cnamespace%3Dbookmarks%2Cnew%3D%2Cold%3D"},
+         b"", 401, "authenticated user"),
     ]
     for method, target, headers, body, status, reason in cases:
         answer = raw(port, method, target, headers, body)
