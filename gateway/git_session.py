@@ -571,6 +571,7 @@ class ReceivePackSession(_GitSession):
         if commands is None or self._closed:
             raise exc
         results = [RefResult(u.ref, "unpacker error") for u in commands.updates]
+        audit.git_push(self.ctx, commands.updates, results, str(exc))
         self._write(self._core.report_status(str(exc), results))
         self._finish(f"error: bad pack: {exc}", 0)
 
