@@ -416,6 +416,7 @@ class PolicyFile:
         self.path = Path(path)
         self.current = load_policy(self.path)  # a broken file at start-up is fatal: no last good rules
         self._stamp = self._stat()
+        _warn_unenforced(self.current)
 
     def _stat(self) -> tuple[int, int, int] | None:
         try:
@@ -436,7 +437,15 @@ class PolicyFile:
             log.error("keeping the last good rules: {reason}", path=str(self.path), reason=str(exc))
             return False
         log.info("{path}: new rules in force", path=str(self.path))
+        _warn_unenforced(self.current)
         return True
+
+
+def _warn_unenforced(policy: Policy) -> None:
+    """Say so when the file asks for a protection hgwire does not enforce yet."""
+    if policy.protections.branches or any(rule.protections.branches for rule in policy.rules):
+        log.warn("{path}: protected_branches is not enforced yet (hg named branches); "  # noqa: G010 - twisted.logger
+                 "protect bookmarks instead, TODO(#8)", path=policy.source)
 
 
 class PolicyReloader(service.Service):

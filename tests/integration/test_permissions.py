@@ -22,6 +22,7 @@ import base64
 import http.client
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -37,6 +38,7 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from backends.interfaces import Kind
 from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import BACKENDS, LOOPBACK, VENV_BIN, Client, RunningServer, start_server, stop_server
+from tests.integration.test_cli import start_twistd, stop_twistd
 
 POLICY = """
 anonymous_read = true
@@ -427,3 +429,34 @@ def test_every_repository_verifies_after_the_pushes(matrix: Matrix) -> None:
             check = m.fresh("hg-verify")
             m.hg("root", "clone", "-q", "-U", m.url("ssh", "root", name), str(check))
             m.client.hg("verify", "-q", "-R", str(check))
+
+
+def test_twistd_refuses_a_broken_config_and_rereads_on_sighup(tmp_path: Path) -> None:
+    """Under twistd: a broken file stops start-up with its key named; SIGHUP re-reads an unchanged-looking file."""
+    policy = tmp_path / "hgwire.toml"
+    policy.write_text("anonymous_read = true\n[[repo]]\npattern = \"*\"\nwrit = []\n")
+    root = tmp_path / "root"
+    args = ["--root", str(root), "--git", "tcp:0:interface=127.0.0.1", "--config", str(policy)]
+    broken = subprocess.run([f"{VENV_BIN}/twistd", "-n", "--pidfile=", "hgwire", *args], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert broken.returncode != 0 and "repo[0].writ: unknown key" in broken.stdout + broken.stderr
+
+    policy.write_text("anonymous_read = true \n")
+    subprocess.run(["git", "init", "-q", "--bare", str(root / "r.git")], check=True)
+    proc, url = start_twistd(args, tmp_path)
+    try:
+        repo_url = url.replace("NAME.git", "r.git")
+        env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)}
+        assert _ls_remote_ok(repo_url, env)
+        stamp = policy.stat()
+        with open(policy, "r+") as f:  # same inode, size and mtime: only SIGHUP can notice
+            f.write("anonymous_read = false\n")
+        os.utime(policy, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        proc.send_signal(signal.SIGHUP)
+        _eventually(lambda: not _ls_remote_ok(repo_url, env))
+    finally:
+        stop_twistd(proc)
+
+
+def _ls_remote_ok(url: str, env: dict[str, str]) -> bool:
+    return subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, timeout=60, check=False).returncode == 0
