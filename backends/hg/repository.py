@@ -144,7 +144,8 @@ class HgRepo:
 
     def views(self, cl: Revlog | None = None) -> Views:
         """Views of the current changelog snapshot (recomputed only when it changed)."""
-        cl = cl or self.changelog()
+        if cl is None:  # not "cl or ...": an empty revlog is falsy
+            cl = self.changelog()
         with self._views_lock:
             views = self._views
             stamp = self.store.stamp(PHASEROOTS)
@@ -403,12 +404,18 @@ class HgRepo:
                 yield RevisionGroup(Section.FILE, path, emitter.group(fl, selected, links))
 
     def _emit_everything(self, emitter: _Emitter, ml: Revlog) -> Iterator[RevisionGroup]:
-        """Full clone fast path: every revision of every revlog, in order, without reading manifests."""
-        yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, range(len(ml))))
+        """Full clone fast path: every revision of every revlog, in order, without reading manifests.
+
+        Revisions linked to changesets past our changelog snapshot are left
+        out: a writer appends manifests and files before its changesets.
+        """
+        limit = len(emitter.cl)
+        yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, _linked_before(ml, limit)))
         for path in self.tracked_paths():
             fl = self.filelog(path)
-            if len(fl):
-                yield RevisionGroup(Section.FILE, path, emitter.group(fl, range(len(fl))))
+            revs = _linked_before(fl, limit)
+            if revs:
+                yield RevisionGroup(Section.FILE, path, emitter.group(fl, revs))
 
     def tracked_paths(self) -> list[bytes]:
         """Every path that has a filelog, from fncache, sorted."""
@@ -508,6 +515,10 @@ class HgRepo:
                 raise StorageError(f"store file {path!r} shrank during a stream clone")
             offset += len(chunk)
             yield chunk
+
+
+def _linked_before(revlog: Revlog, limit: int) -> list[int]:
+    return [rev for rev, entry in enumerate(revlog.index.entries) if entry[4] < limit]
 
 
 class _Emitter:
