@@ -44,7 +44,7 @@ def test_readers_during_writes(tmp_path: Path) -> None:
                 for group in reader.emit_groups(nodes[-5:], DeltaMode.ANY):
                     for rd in group.revisions:
                         assert rd.node
-        except BaseException as exc:  # reported to the main thread
+        except BaseException as exc:  # noqa: BLE001 -- every failure is reported to the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=read) for _ in range(2)]
