@@ -4,8 +4,8 @@ Three pieces, all used by the transports and never by the backends:
 
 - ``Authorizer`` decides whether a user (``None`` = anonymous) may read, write or
   create a repository over a transport.  The decision is an ordered table of
-  rules (``Authorizer.rules``); issue 8's per-repository TOML rules become more
-  rows, and every transport keeps asking the same ``check``.
+  rules (``Authorizer.rules``); the ``--config`` policy (``gateway.policy``) is
+  one more row, and every transport keeps asking the same ``check``.
 - ``AuthorizedKeys`` reads an OpenSSH ``authorized_keys`` file for the SSH
   server and names the user of each key.
 - ``Htpasswd`` reads an Apache-style password file for HTTP Basic auth.
