@@ -202,6 +202,10 @@ class Revlog:
             raise StorageError(f"corrupt revlog index: revision {rev} has parents {e[5]}, {e[6]}")
         return e[5], e[6]
 
+    def parents(self, node: Node) -> tuple[Node, Node]:
+        p1, p2 = self.parent_revs(self.rev(node))
+        return self.node(p1), self.node(p2)
+
     def linkrev(self, rev: int) -> int:
         return self.index.entries[rev][4]
 
