@@ -13,6 +13,7 @@ import http.client
 import ipaddress
 import random
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -394,6 +395,9 @@ def test_a_client_that_goes_away_stops_the_stream(fs_http: HgHttp, tmp_path: Pat
     args = urllib.parse.urlencode({"bundlecaps": "HG20", "cg": "1", "common": "0" * 40,
                                    "heads": raw(port, "GET", "/big?cmd=heads").body.decode().strip()})
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.connect()
+    assert conn.sock is not None
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # the answer cannot all fit in buffers
     conn.request("GET", "/big?cmd=getbundle", headers={"X-HgArg-1": args, **V2_PROTO})
     response = conn.getresponse()
     assert response.status == 200 and len(response.read(4096)) == 4096
