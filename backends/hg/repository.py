@@ -152,6 +152,9 @@ class HgRepo:
             if views is not None and views.index is cl.index and views.phase_stamp == stamp:
                 return views
             parents = [(e[5], e[6]) for e in cl.index.entries]
+            for rev, (p1, p2) in enumerate(parents):
+                if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):
+                    raise StorageError(f"corrupt changelog: revision {rev} has parents {p1}, {p2}")
             data = self.store.read(PHASEROOTS) if stamp is not None else b""
             phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.nodemap()))
             visible = bytearray(1 if p < SECRET else 0 for p in phases)

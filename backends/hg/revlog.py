@@ -135,9 +135,9 @@ def parse_index(data: bytes, stamp: Stamp | None, default_header: int) -> Index:
         entries = _parse_inline(data)
         inline_data: bytes | None = data
     else:
-        if len(data) % ENTRY_SIZE:
-            raise StorageError("corrupt revlog index: truncated entry")
-        entries = list(INDEX_ENTRY.iter_unpack(data))
+        # A trailing partial entry is an append in progress by a writer: not there yet.
+        usable = len(data) - len(data) % ENTRY_SIZE
+        entries = list(INDEX_ENTRY.iter_unpack(memoryview(data)[:usable]))
         inline_data = None
     if entries:
         first = entries[0]
@@ -155,10 +155,10 @@ def _parse_inline(data: bytes) -> list[Entry]:
         if entry[1] < 0:
             # A negative length would move backwards: a loop that never ends.
             raise StorageError("corrupt inline revlog: negative chunk length")
+        if pos + ENTRY_SIZE + entry[1] > size:
+            break  # an append in progress by a writer: this revision is not there yet
         entries.append(entry)
         pos += ENTRY_SIZE + entry[1]
-    if pos != size:
-        raise StorageError("corrupt inline revlog: data runs past the end of the file")
     return entries
 
 

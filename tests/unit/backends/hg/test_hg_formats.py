@@ -22,7 +22,14 @@ from backends.hg.changelog import (
     parse_manifest,
 )
 from backends.hg.keys import parse_bookmarks, parse_phaseroots, parse_publishing
-from backends.hg.revlog import Compressor, decompress
+from backends.hg.revlog import (
+    FLAG_GENERALDELTA,
+    FLAG_INLINE,
+    INDEX_ENTRY,
+    Compressor,
+    decompress,
+    parse_index,
+)
 from backends.interfaces import Node
 from protocols.errors import StorageError, UnsupportedFeature
 
@@ -94,3 +101,15 @@ def test_keys_files() -> None:
     assert parse_publishing(b"")
     assert not parse_publishing(b"[ui]\nx=1\n[phases]\npublish = False\n")
     assert parse_publishing(b"[phases]\npublish = True\n")
+
+
+def test_an_append_in_progress_is_not_yet_visible() -> None:
+    header = FLAG_INLINE | FLAG_GENERALDELTA | 1
+    first = INDEX_ENTRY.pack(header << 32, 3, 3, 0, 0, -1, -1, b"\x01" * 20) + b"u12"
+    second = INDEX_ENTRY.pack(67 << 16, 3, 3, 1, 1, 0, -1, b"\x02" * 20) + b"u34"
+    whole = first + second
+    for cut in (len(first), len(first) + 10, len(whole) - 1):
+        assert len(parse_index(whole[:cut], None, header).entries) == 1
+    assert len(parse_index(whole, None, header).entries) == 2
+    split = INDEX_ENTRY.pack(1 << 32 | 1, 3, 3, 0, 0, -1, -1, b"\x01" * 20)
+    assert len(parse_index(split + split[:30], None, 1).entries) == 1
