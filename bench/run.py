@@ -14,7 +14,8 @@ errors.  Targets that cannot run yet get a "not available: ..." row.
     .venv/bin/python bench/run.py --targets git-daemon,hgwire-git --cases clone,noop --runs 5
     .venv/bin/python bench/run.py --list
 
-Writes ``bench/results/<UTC time>-<corpus>.md`` and ``.json`` (and ``latest.*``).
+Writes ``bench/results/<UTC time>-<corpus>[-<cases>].md`` and ``.json``; a run of
+all the default cases on the full corpus also writes ``latest.md``/``latest.json``.
 """
 
 from __future__ import annotations
@@ -564,10 +565,15 @@ def header(meta: dict[str, object]) -> str:
 
 def write_results(rows: list[dict[str, object]], outcomes: list[Outcome], meta: dict[str, object]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    cases = meta["cases"]
+    complete = isinstance(cases, list) and tuple(cases) == DEFAULT_CASES and meta["corpus_set"] == "full"
     stem = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{meta['corpus_set']}"
+    if not complete:
+        stem += "-" + "-".join(str(c) for c in cases) if isinstance(cases, list) else ""
     text = header(meta) + markdown_table(rows) + "\n"
     payload = {"meta": meta, "rows": rows, "runs": [asdict(o) for o in outcomes]}
-    for name in (stem, "latest"):
+    # latest.* is the last full-corpus run of every default case (the table the README points to)
+    for name in (stem, "latest") if complete else (stem,):
         (RESULTS_DIR / f"{name}.md").write_text(text)
         (RESULTS_DIR / f"{name}.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
     return RESULTS_DIR / f"{stem}.md"
@@ -643,7 +649,7 @@ def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], N
         rows = summarize(outcomes)
         path = write_results(rows, outcomes, meta)
         print(header(meta) + markdown_table(rows))
-        log(f"results: {path} (and .json; also results/latest.*)")
+        log(f"results: {path} (and .json)")
         shutil.rmtree(work, ignore_errors=True)
     if on_outcomes:
         on_outcomes(outcomes)
