@@ -65,7 +65,7 @@ class Case:
 
 CASES: dict[str, Case] = {c.name: c for c in (
     Case("clone", "big", ("git", "hg"), 3, 300, "full clone (git --no-checkout, hg -U), fresh destination"),
-    Case("noop", "small", ("git", "hg"), 7, 60, "fetch/pull of an up-to-date clone"),
+    Case("noop", "small", ("git", "hg"), 5, 60, "fetch/pull of an up-to-date clone"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
     Case("stream", "big", ("hg",), 3, 60, "hg clone --stream -U"),
     Case("concurrent", "big", ("git", "hg"), 2, 240,
