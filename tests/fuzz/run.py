@@ -7,7 +7,8 @@ Engines:
   the cheap parsers.
 - ``hypothesis``: the smoke test's strategy for ``--inputs`` examples (slower).
 - ``atheris``: coverage-guided libFuzzer, when the optional ``atheris``
-  package is installed; the seeds form its starting corpus.
+  package is installed; the seeds form its starting corpus (one target per
+  process: libFuzzer exits when done).
 
 Every input goes through ``harness.check``: only hgwire's typed errors may
 escape.  Unexpected exceptions are counted, the first input of each distinct
@@ -103,23 +104,25 @@ def run_hypothesis(target: Target, inputs: int, seed: int, report: Report, artif
 
 
 def run_atheris(target: Target, inputs: int, seed: int, report: Report, artifacts: Path) -> None:
+    """libFuzzer on coverage of every loaded module; it ends the process, so the report is printed here."""
     import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]  # optional extra
 
     corpus = artifacts / f"corpus-{target.name}"
     corpus.mkdir(parents=True, exist_ok=True)
     for data in target.seeds():
         (corpus / hashlib.sha1(data).hexdigest()).write_bytes(data)
+    start = time.monotonic()
 
     def one_input(data: bytes) -> None:
         _one(target, data, report, artifacts)
-        if report.inputs >= inputs:
-            raise SystemExit(0)
+        if report.inputs == inputs:
+            report.seconds = time.monotonic() - start
+            print(report.line(), flush=True)
 
-    atheris.Setup([sys.argv[0], f"-seed={seed}", f"-max_len={target.max_size}", str(corpus)], one_input)
-    try:
-        atheris.Fuzz()
-    except SystemExit:
-        pass
+    atheris.instrument_all()
+    atheris.Setup([sys.argv[0], f"-seed={seed + 1}", f"-runs={inputs}", f"-max_len={target.max_size}",
+                   "-print_final_stats=0", str(corpus)], one_input)
+    atheris.Fuzz()
 
 
 ENGINES: dict[str, Callable[[Target, int, int, Report, Path], None]] = {
