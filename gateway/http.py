@@ -37,7 +37,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
@@ -362,6 +362,18 @@ class _Discard:
         pass
 
 
+class HgwireHTTPChannel(http.HTTPChannel):
+    """twisted.web's channel with room for Mercurial's ``X-HgArg-N`` headers.
+
+    hg sends a pull's node lists (``known``, ``getbundle`` heads/common) in
+    headers of ``httpheader`` bytes each; twisted.web's 16 KiB total would
+    refuse pulls of repositories with a few hundred heads.  The count stays
+    bounded by ``protocols.hg_http.HttpLimits.header_count``.
+    """
+
+    totalHeadersSize = 256 * 1024
+
+
 def make_http_site(config: ServiceConfig) -> server.Site:
     """The protocol factory of one ``--http`` listener."""
     register_handlers()
@@ -369,5 +381,6 @@ def make_http_site(config: ServiceConfig) -> server.Site:
     front = HttpFront(config, authorizer_for(config), users)
     site = server.Site(RootResource(front))
     site.requestFactory = BoundedRequest
+    site.protocol = HgwireHTTPChannel
     site.displayTracebacks = False
     return site

@@ -77,8 +77,8 @@ class HttpLimits:
 
     header_value: int = 1024
     """Longest single ``X-HgArg-N``/``X-HgProto-N`` value (the client keeps name + value within ``httpheader``)."""
-    header_count: int = 16
-    """Most ``X-HgArg-N`` (or ``X-HgProto-N``) headers: twisted.web refuses 16 KiB of headers anyway."""
+    header_count: int = 200
+    """Most ``X-HgArg-N`` (or ``X-HgProto-N``) headers; the HTTP channel allows 256 KiB of headers in all."""
     query: int = 16 * 1024
     post_args: int = 8 << 20
     """Largest ``X-HgArgs-Post`` prefix: ``known``/``getbundle`` node lists of big repositories."""
