@@ -465,21 +465,21 @@ class HgRepo:
 
     # -- stream clone -----------------------------------------------------------
 
-    def store_file_paths(self) -> list[bytes]:
-        """Store-relative revlog paths: files (from fncache), then manifest, then changelog."""
-        paths: list[bytes] = []
+    def store_file_paths(self) -> list[tuple[bytes, bytes]]:
+        """(store path, file name on disk) of the revlogs: files (from fncache), manifest, changelog.
+
+        The store path is unencoded (``data/README.i``): a stream clone sends
+        that, and the receiving ``hg`` applies its own path encoding.
+        """
+        paths: list[tuple[bytes, bytes]] = []
         if self.store.exists(FNCACHE):
             for line in sorted(set(self.store.read(FNCACHE).splitlines())):
-                if line:
-                    encoded = encode_store_path(decode_dir(line))
-                    if self.store.exists(encoded):
-                        paths.append(encoded)
-        for base in (b"00manifest", b"00changelog"):
-            for ext in (b".d", b".i"):
-                if self.store.exists(base + ext):
-                    paths.append(base + ext)
-        if self.store.exists(PHASEROOTS):
-            paths.append(PHASEROOTS)
+                logical = decode_dir(line)
+                if logical and self.store.exists(encode_store_path(logical)):
+                    paths.append((logical, encode_store_path(logical)))
+        for name in (b"00manifest.d", b"00manifest.i", b"00changelog.d", b"00changelog.i", PHASEROOTS):
+            if self.store.exists(name):
+                paths.append((name, name))
         return paths
 
     def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
@@ -491,24 +491,24 @@ class HgRepo:
         """
         self.locks.acquire()
         try:
-            entries: list[tuple[bytes, int, bytes | None]] = []
-            for path in self.store_file_paths():
+            entries: list[tuple[bytes, bytes, int, bytes | None]] = []
+            for logical, path in self.store_file_paths():
                 size = self.store.size(path)
                 copy = None
                 if not path.endswith(b".d"):
                     head = self.store.read_range(path, 0, 4)
                     if not path.endswith(b".i") or (len(head) == 4 and head[1] & 1):
                         copy = self.store.read_range(path, 0, size)
-                entries.append((path, size, copy))
+                entries.append((logical, path, size, copy))
         finally:
             self.locks.release()
-        total = sum(size for _, size, _ in entries)
+        total = sum(e[2] for e in entries)
         return len(entries), total, (self._store_file(*e) for e in entries)
 
-    def _store_file(self, path: bytes, size: int, copy: bytes | None) -> StoreFile:
+    def _store_file(self, logical: bytes, path: bytes, size: int, copy: bytes | None) -> StoreFile:
         if copy is not None:
-            return StoreFile(path, size, iter([copy]))
-        return StoreFile(path, size, self._read_chunks(path, size))
+            return StoreFile(logical, size, iter([copy]))
+        return StoreFile(logical, size, self._read_chunks(path, size))
 
     def _read_chunks(self, path: bytes, size: int) -> Iterator[bytes]:
         offset = 0

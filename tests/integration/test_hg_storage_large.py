@@ -9,10 +9,11 @@ import hashlib
 import os
 from pathlib import Path
 
-from test_hg_storage_repos import Hg, hg_cli, zstd_repo  # noqa: F401
+from test_hg_storage_repos import LONG_PATH, Hg, hg_cli, zstd_repo  # noqa: F401
 
 import backends.hg as hgstore
 from backends.hg.changelog import parse_changeset, parse_filelog_text, parse_manifest
+from backends.hg.store import encode_store_path
 from backends.interfaces import DeltaMode
 
 SIZE = 20 * 1024 * 1024
@@ -55,14 +56,18 @@ def test_stream_files_make_a_repository_hg_verifies(hg_cli: Hg, zstd_repo: Path,
     clone = tmp_path / "clone"
     hgstore.create_repository(str(clone), "clone")
     written = 0
+    names = set()
     for entry in files:
-        path = clone / ".hg" / "store" / os.fsdecode(entry.path)
+        names.add(entry.path)
+        assert not entry.path.startswith(b"dh/")  # store paths as hg sends them, not encoded names
+        path = clone / ".hg" / "store" / os.fsdecode(encode_store_path(entry.path))
         path.parent.mkdir(parents=True, exist_ok=True)
         data = b"".join(entry.chunks)
         assert len(data) == entry.size
         path.write_bytes(data)
         written += 1
     assert written == count and size > 0
+    assert {b"data/README.i", b"data/" + LONG_PATH.encode() + b".i", b"00changelog.i"} <= names
     fncache = (zstd_repo / ".hg" / "store" / "fncache").read_bytes()
     (clone / ".hg" / "store" / "fncache").write_bytes(fncache)
     assert hg_cli(clone, "verify", "-q", check=False) == b""

@@ -15,6 +15,7 @@ import pytest
 
 import backends.hg as hgstore
 from backends.hg.repository import HgRepo
+from backends.hg.store import encode_store_path
 from backends.interfaces import NULL_NODE, DeltaMode, Kind, Node, RevisionDelta, RevisionGroup, Section
 from bench.hg_storage_micro import HistoryBuilder
 from protocols.errors import ProtocolError, StorageError, UnsupportedFeature
@@ -185,7 +186,7 @@ def test_stream_files_snapshot(new_repo: HgRepo) -> None:
     assert paths[-2:] == [b"00manifest.i", b"00changelog.i"] or paths[-1] == b"phaseroots"
     assert b"data/f.i" in paths
     for path, length, data in entries:
-        assert len(data) == length == new_repo.store.size(path)
+        assert len(data) == length == new_repo.store.size(encode_store_path(path))
 
 
 def test_unknown_requirement_is_refused(tmp_path: Path) -> None:
