@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import signal
 import struct
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from random import Random
@@ -62,17 +63,20 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
 
 def check(target: Target, data: bytes) -> None:
     """Run ``target`` on ``data``; typed errors pass, anything else raises ``Finding``."""
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
+    timed = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
+    previous = signal.signal(signal.SIGALRM, _on_alarm) if timed else None
+    if timed:
+        signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
     try:
         target.run(data)
     except ALLOWED:
         pass
-    except Exception as exc:
+    except Exception as exc:  # every other exception is what we hunt for
         raise Finding(f"{target.name}: {type(exc).__name__}: {exc}") from exc
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------- shared input helpers
