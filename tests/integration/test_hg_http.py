@@ -147,8 +147,6 @@ def test_clone_push_pull_over_http(hghttp: HgHttp, history: Path, tmp_path: Path
     assert ident == hghttp.hg("log", "-R", str(history), "-r", "stable", "-T", "{node|short}").stdout
 
 
-@pytest.mark.xfail(strict=True, reason="stream clone sends store-encoded file names (data/_r_e_a_d_m_e.i) that "
-                   "the client encodes again; a storage/hg_exchange fix, not an HTTP one")
 def test_stream_clone_over_http(fs_http: HgHttp, history: Path, tmp_path: Path) -> None:
     fs_http.hg("clone", "-q", "-U", str(history), str(fs_http.server.root / "s"))
     streamed = tmp_path / "streamed"

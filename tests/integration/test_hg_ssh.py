@@ -212,3 +212,17 @@ def test_repository_written_by_hg_is_served_and_hg_keeps_working(
     client.hg("verify", "-R", str(served))
     hgssh.hg("pull", "-q", "-R", str(clone))
     assert "committed by hg on the server" in client.hg("log", "-R", str(clone), "-T", "{desc}\n").stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stream_clone(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+                      history: Path, tmp_path: Path, backend: str) -> None:
+    server = make_server(backend, **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    server.backend.create("s", Kind.HG)
+    hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("s"))
+    streamed = tmp_path / "streamed"
+    result = hgssh.hg("clone", "--stream", "-U", hgssh.url("s"), str(streamed))
+    assert "streaming all changes" in result.stdout
+    client.hg("verify", "-q", "-R", str(streamed))
+    assert hgssh.log(streamed) == hgssh.log(history).replace(" draft ", " public ")
