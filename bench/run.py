@@ -68,7 +68,7 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("noop", "small", ("git", "hg"), 5, 60, "fetch/pull of an up-to-date clone"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
     Case("stream", "big", ("hg",), 3, 60, "hg clone --stream -U"),
-    Case("concurrent", "big", ("git", "hg"), 2, 240,
+    Case("concurrent", "big", ("git", "hg"), 2, 300,
          "N simultaneous full clones; the first round right after a cold start", timeout=150.0,
          targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-hg-http")),
     # opt-in (not in the default --cases): memory growth over many sequential clones
