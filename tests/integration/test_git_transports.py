@@ -1,0 +1,80 @@
+"""The foundation's git scenarios over SSH and smart HTTP, with protocol v0 and the client default (v2).
+
+The scenarios are the git:// ones of ``test_git_daemon``; only the URL (and how
+the client authenticates) changes.  The backend does not change with the
+transport, but each runs on both backends (fs adds ``git fsck`` on disk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+
+from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_git_daemon import PROTOCOLS
+from tests.integration.test_git_daemon import test_clone_push_fetch_cycle as clone_push_fetch_cycle
+from tests.integration.test_git_daemon import test_deepen_since_and_not as deepen_since_and_not
+from tests.integration.test_git_daemon import test_shallow_clone_then_deepen as shallow_clone_then_deepen
+
+PASSWORD = "correct horse"
+
+
+@dataclass
+class TransportServer:
+    """A running server seen through one transport: ``git_url`` gives that transport's URL."""
+
+    running: RunningServer
+    url_of: Callable[[str], str]
+
+    def git_url(self, name: str) -> str:
+        return self.url_of(name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.running, name)
+
+
+def _ssh(make_server: Callable[..., RunningServer], backend: str, client: Client, keys: SshKeys, tmp: Path
+         ) -> TransportServer:
+    server = make_server(backend, **ssh_server_settings(keys))
+    port = server.port("ssh")
+    client.env["GIT_SSH_COMMAND"] = keys.command(port)
+    return TransportServer(server, lambda name: f"ssh://git@127.0.0.1:{port}/{name}.git")
+
+
+def _http(make_server: Callable[..., RunningServer], backend: str, client: Client, keys: SshKeys, tmp: Path
+          ) -> TransportServer:
+    htpasswd = tmp / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n")
+    server = make_server(backend, http=[LOOPBACK], htpasswd=str(htpasswd))
+    port = server.port("http")
+    return TransportServer(server, lambda name: f"http://alice:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{port}/{name}.git")
+
+
+TRANSPORTS = {"ssh": _ssh, "http": _http}
+
+
+@pytest.fixture(params=[(t, b) for t in TRANSPORTS for b in BACKENDS], ids=lambda p: "-".join(p))
+def transport_server(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer], client: Client,
+                     ssh_keys: SshKeys, tmp_path: Path) -> TransportServer:
+    transport, backend = request.param
+    return TRANSPORTS[transport](make_server, backend, client, ssh_keys, tmp_path)
+
+
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_clone_push_fetch_cycle(transport_server: TransportServer, client: Client, proto: str) -> None:
+    clone_push_fetch_cycle(transport_server, client, proto)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_shallow_clone_then_deepen(transport_server: TransportServer, client: Client, proto: str) -> None:
+    shallow_clone_then_deepen(transport_server, client, proto)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_deepen_since_and_not(transport_server: TransportServer, client: Client, proto: str) -> None:
+    deepen_since_and_not(transport_server, client, proto)  # type: ignore[arg-type]
