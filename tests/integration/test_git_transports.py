@@ -20,6 +20,7 @@ from tests.integration.test_git_daemon import PROTOCOLS
 from tests.integration.test_git_daemon import test_clone_push_fetch_cycle as clone_push_fetch_cycle
 from tests.integration.test_git_daemon import test_deepen_since_and_not as deepen_since_and_not
 from tests.integration.test_git_daemon import test_shallow_clone_then_deepen as shallow_clone_then_deepen
+from tests.integration.test_git_v2 import test_partial_clone_fetches_missing_blobs_lazily as partial_clone
 
 PASSWORD = "correct horse"
 
@@ -78,3 +79,7 @@ def test_shallow_clone_then_deepen(transport_server: TransportServer, client: Cl
 @pytest.mark.parametrize("proto", list(PROTOCOLS))
 def test_deepen_since_and_not(transport_server: TransportServer, client: Client, proto: str) -> None:
     deepen_since_and_not(transport_server, client, proto)  # type: ignore[arg-type]
+
+
+def test_partial_clone_fetches_missing_blobs_lazily(transport_server: TransportServer, client: Client) -> None:
+    partial_clone(transport_server, client)  # type: ignore[arg-type]
