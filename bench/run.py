@@ -560,6 +560,7 @@ def header(meta: dict[str, object]) -> str:
         ("* reference ssh = local fake ssh (no handshake, no crypto); hgwire ssh = OpenSSH client + "
         "key auth + encryption"),
         "",
+        "",
     ])
 
 
