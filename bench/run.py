@@ -567,10 +567,11 @@ def header(meta: dict[str, object]) -> str:
 def write_results(rows: list[dict[str, object]], outcomes: list[Outcome], meta: dict[str, object]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     cases = meta["cases"]
-    complete = isinstance(cases, list) and tuple(cases) == DEFAULT_CASES and meta["corpus_set"] == "full"
+    all_cases = isinstance(cases, list) and tuple(cases) == DEFAULT_CASES
+    complete = all_cases and meta["corpus_set"] == "full"
     stem = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{meta['corpus_set']}"
-    if not complete:
-        stem += "-" + "-".join(str(c) for c in cases) if isinstance(cases, list) else ""
+    if not all_cases and isinstance(cases, list):
+        stem += "-" + "-".join(str(c) for c in cases)
     text = header(meta) + markdown_table(rows) + "\n"
     payload = {"meta": meta, "rows": rows, "runs": [asdict(o) for o in outcomes]}
     # latest.* is the last full-corpus run of every default case (the table the README points to)
