@@ -22,6 +22,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from backends import git_archive as archive_backend
 from backends import git_fastpack, git_pack
 from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResult
 from gateway import audit, errors, protected
@@ -29,7 +30,7 @@ from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
 from gateway.policy import Protections
 from gateway.threads import IteratorProducer, run_blocking
-from protocols import git_caps, git_receive, git_upload, git_v2
+from protocols import git_archive, git_caps, git_receive, git_upload, git_v2
 from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
 from protocols.git_request import Service, parse_service
 from protocols.pktline import Signal
@@ -594,12 +595,88 @@ def _finish_push(
     return None, protected.update_refs(repo, commands.updates, commands.atomic, protections)
 
 
-GitSession = UploadPackSession | ReceivePackSession | UploadPackV2Session
+class UploadArchiveSession(_GitSession):
+    """git-upload-archive (``git archive --remote``): checked arguments, ACK, the archive on side-band.
+
+    Errors before the ACK answer ``NACK <reason>``; after it, band 3.
+    """
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        super().__init__(ctx, channel)
+        self._core = git_archive.UploadArchive()
+        self._repo: GitRepository | None = None
+
+    def start(self) -> None:
+        self._run(self._opened, open_git_repo, self.ctx)
+
+    def _opened(self, repo: GitRepository) -> None:
+        self._repo = repo
+        self._resume()
+
+    def _core_receive(self, data: bytes) -> None:
+        self._core.receive_data(data)
+
+    def _core_next(self) -> object:
+        return self._core.next_event()
+
+    def _core_fatal(self, message: bytes) -> bytes:
+        return git_archive.fatal(message)
+
+    def _error_bytes(self, exc: BaseException) -> bytes:
+        if not self._advertised:
+            return git_archive.nack(errors.git_message(exc))
+        return self._core_fatal(errors.git_message(exc))
+
+    def _handle(self, event: object) -> None:
+        assert isinstance(event, git_archive.ArchiveRequest) and self._repo is not None
+        options = git_archive.parse_arguments(event.arguments)
+        self._run(lambda source: self._send(options, source), archive_backend.resolve, self._repo, options.treeish)
+
+    def _send(self, options: git_archive.ArchiveOptions, source: archive_backend.ArchiveSource) -> None:
+        assert self._repo is not None
+        self._write(git_archive.ack())
+        self._advertised = True
+        chunks = archive_backend.archive_chunks(self._repo.object_store, source, options)
+        consumer: Any = self.channel
+        self._producer = IteratorProducer(PackStream(_archive_framed(chunks)), consumer)
+        self._producer.start().addCallbacks(self._sent, self._send_failed)
+
+    def _sent(self, _: None) -> None:
+        self._producer = None
+        self._write(git_archive.end())
+        self._finish("ok: archive sent")
+
+    def _send_failed(self, failure: Failure) -> None:
+        self._producer = None
+        if not isinstance(failure.value, defer.CancelledError):
+            self._fail(failure)
+
+
+ARCHIVE_WRITE_SIZE = 1 << 20
+"""Largest piece of archive framed and written at once."""
+
+
+def _archive_framed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Frame archive chunks on band 1; runs in the pool with the archive generator."""
+    try:
+        for chunk in chunks:
+            for start in range(0, len(chunk), ARCHIVE_WRITE_SIZE):  # a big file's entry comes in one chunk
+                yield git_archive.data(chunk[start:start + ARCHIVE_WRITE_SIZE])
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+GitSession = UploadPackSession | ReceivePackSession | UploadPackV2Session | UploadArchiveSession
 
 _SESSIONS: dict[Service, Callable[[SessionContext, Channel], GitSession]] = {
     Service.UPLOAD_PACK: UploadPackSession,
     Service.RECEIVE_PACK: ReceivePackSession,
+    Service.UPLOAD_ARCHIVE: UploadArchiveSession,
 }
+ARCHIVE_TRANSPORTS = frozenset({"git-ssh"})
+"""Where git-upload-archive runs (git-daemon, too, leaves it off unless asked)."""
 _V2_SESSIONS: dict[Service, Callable[[SessionContext, Channel], GitSession]] = {
     Service.UPLOAD_PACK: UploadPackV2Session,
 }
@@ -609,8 +686,8 @@ def make_git_session(service: str, ctx: SessionContext, channel: Channel) -> Ses
     """Build and start the session for a git service name (``git-upload-pack``, ...).
 
     ``ctx.protocol_version`` 2 selects protocol v2 for upload-pack (receive-pack
-    has no v2; git never asks for it).  An unsupported service
-    (git-upload-archive for now) answers ``ERR`` and ends.
+    has no v2; git never asks for it).  An unsupported service answers ``ERR``
+    and ends.
     """
     try:
         kind = parse_service(service.encode("utf-8"))
@@ -618,6 +695,8 @@ def make_git_session(service: str, ctx: SessionContext, channel: Channel) -> Ses
         factory = factory or _SESSIONS.get(kind)
         if factory is None:
             raise UnsupportedFeature(f"service '{service}' is not supported yet")
+        if kind is Service.UPLOAD_ARCHIVE and ctx.transport not in ARCHIVE_TRANSPORTS:
+            raise UnsupportedFeature(f"service '{service}' is served over SSH only")
     except UnsupportedFeature as exc:
         return _RefusedSession(ctx, channel, exc)
     session = factory(ctx, channel)

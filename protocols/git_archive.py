@@ -1,0 +1,194 @@
+"""git-upload-archive, sans-IO: the argument list, its checks and the answer's framing.
+
+What real ``git upload-archive`` (2.39) exchanges with ``git archive --remote``
+(transcript in ``tests/unit/protocols/git/test_archive.py``)::
+
+    C: 0019argument --format=tar\\n  ... one pkt-line per argument ... 0000
+    S: 0008ACK\\n 0000                   (or ``NACK <reason>`` and the end)
+    S: <band 1: archive bytes> <band 2: messages> <band 3: fatal error> 0000
+
+Only a safe subset of git-archive's options is accepted (``--format``,
+``--prefix``, ``-0``..``-9`` and one tree-ish naming a ref or a ref's object);
+everything else, notably ``--remote``, ``--exec``, ``--output`` and
+``--worktree-attributes``, is refused with a NACK.  Pathspecs are refused too
+(the archive is always of the whole tree).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from protocols import pktline, sideband
+from protocols.errors import LimitExceeded, ProtocolError, UnsupportedFeature
+from protocols.pktline import Signal, Special
+
+MAX_ARGUMENTS = 64
+MAX_ARGUMENT_LENGTH = 4096
+ARGUMENT_PREFIX = b"argument "
+FORMATS = {"tar": "tar", "tgz": "tgz", "tar.gz": "tgz", "zip": "zip"}
+"""Accepted ``--format`` values and the archive kind each one names."""
+
+
+class ArchiveRefused(UnsupportedFeature):
+    """An argument the server will not run; the client sees ``NACK <message>``."""
+
+
+@dataclass(frozen=True)
+class ArchiveRequest:
+    """Every ``argument`` line of the request, in order."""
+
+    arguments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArchiveOptions:
+    """The checked request: kind (``tar``, ``tgz``, ``zip``), prefix, level and tree-ish."""
+
+    kind: str
+    prefix: str
+    level: int | None
+    treeish: str
+
+
+class State(enum.Enum):
+    ARGUMENTS = "arguments"
+    DONE = "done"
+
+
+class UploadArchive:
+    """Reads the argument pkt-lines; ``next_event()`` yields one ArchiveRequest or NEED_DATA."""
+
+    def __init__(self) -> None:
+        self._decoder = pktline.PktLineDecoder(max_buffer=MAX_ARGUMENTS * (MAX_ARGUMENT_LENGTH + 16))
+        self._arguments: list[str] = []
+        self.state = State.ARGUMENTS
+
+    def receive_data(self, data: bytes) -> None:
+        self._decoder.receive_data(data)
+
+    def next_event(self) -> ArchiveRequest | Signal:
+        while self.state is State.ARGUMENTS:
+            packet = self._decoder.next_packet()
+            if packet is Signal.NEED_DATA:
+                if self._decoder.eof:
+                    raise ProtocolError("the client closed the connection before the end of its arguments")
+                return Signal.NEED_DATA
+            if packet is Special.FLUSH:
+                self.state = State.DONE
+                return ArchiveRequest(tuple(self._arguments))
+            self._add(packet)
+        return Signal.PAUSED
+
+    def _add(self, packet: bytes | Special | Signal) -> None:
+        if not isinstance(packet, bytes) or not packet.startswith(ARGUMENT_PREFIX):
+            raise ProtocolError(f"expected an 'argument' line, got {_show(packet)}")
+        if len(self._arguments) >= MAX_ARGUMENTS:
+            raise LimitExceeded(f"more than {MAX_ARGUMENTS} archive arguments")
+        value = packet[len(ARGUMENT_PREFIX):].removesuffix(b"\n")
+        if len(value) > MAX_ARGUMENT_LENGTH:
+            raise LimitExceeded(f"archive argument longer than {MAX_ARGUMENT_LENGTH} bytes")
+        try:
+            self._arguments.append(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ProtocolError("archive argument is not UTF-8") from None
+
+
+def _show(packet: object) -> str:
+    if isinstance(packet, bytes):
+        return repr(packet[:40])
+    return str(packet)
+
+
+def parse_arguments(arguments: tuple[str, ...]) -> ArchiveOptions:
+    """Check the arguments as git-archive would parse them, refusing all but the safe subset.
+
+    ``--format``/``--prefix`` come as ``--format=tar`` or as two arguments
+    (``--format``, ``tar``): the client forwards what its user typed.
+    """
+    values: dict[str, str] = {"--format": "tar", "--prefix": ""}
+    level: int | None = None
+    index = 0
+    while index < len(arguments):
+        arg = arguments[index]
+        name = arg.split("=", 1)[0]
+        if name in values:
+            index, values[name] = _value(arguments, index)
+        elif len(arg) == 2 and arg[0] == "-" and arg[1].isdigit():
+            level, index = int(arg[1]), index + 1
+        elif arg == "--" or not arg.startswith("-"):
+            return _options(values, level, _treeish(arguments[index:]))
+        else:
+            raise ArchiveRefused(f"option not allowed: {name}")
+    raise ArchiveRefused("no tree-ish given")
+
+
+def _value(arguments: tuple[str, ...], index: int) -> tuple[int, str]:
+    """The value of the option at ``index`` and the index after it."""
+    arg = arguments[index]
+    if "=" in arg:
+        return index + 1, arg.split("=", 1)[1]
+    if index + 1 >= len(arguments):
+        raise ArchiveRefused(f"option '{arg}' needs a value")
+    return index + 2, arguments[index + 1]
+
+
+def _options(values: dict[str, str], level: int | None, treeish: str) -> ArchiveOptions:
+    kind = _format(values["--format"])
+    if level is not None and kind == "tar":
+        raise ArchiveRefused(f"argument not supported for format 'tar': -{level}")
+    return ArchiveOptions(kind, _prefix(values["--prefix"]), level, treeish)
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise ArchiveRefused(f"unknown archive format '{value}' (this server makes tar, tgz, tar.gz and zip)")
+    return FORMATS[value]
+
+
+def _prefix(value: str) -> str:
+    parts = value.split("/")
+    if value.startswith("/") or ".." in parts or "\0" in value:
+        raise ArchiveRefused(f"unsafe prefix '{value}'")
+    return value
+
+
+def _treeish(rest: tuple[str, ...]) -> str:
+    if rest[0] == "--":
+        raise ArchiveRefused("no tree-ish given before '--'")
+    if len(rest) > 1:
+        raise ArchiveRefused("pathspecs are not supported by this server; archive the whole tree")
+    name = rest[0]
+    if any(c in name for c in ":~^{}\\*?[") or "@{" in name:
+        raise ArchiveRefused(f"tree-ish '{name}' must be a ref name or the id of a ref's object")
+    return name
+
+
+def ack() -> bytes:
+    """``ACK`` and a flush: the archive follows on side-band."""
+    return pktline.encode(b"ACK\n") + pktline.FLUSH
+
+
+def nack(reason: bytes) -> bytes:
+    """``NACK <reason>``: git prints ``fatal: git archive: NACK <reason>``."""
+    return pktline.encode(b"NACK " + reason.replace(b"\n", b" ")[: pktline.MAX_PAYLOAD - 16] + b"\n")
+
+
+def data(chunk: bytes) -> bytes:
+    """Archive bytes on band 1 (as many 64k pkt-lines as needed)."""
+    return sideband.encode(sideband.Band.DATA, chunk, sideband.MAX_PAYLOAD_64K) if chunk else b""
+
+
+def progress(message: bytes) -> bytes:
+    return sideband.encode(sideband.Band.PROGRESS, message, sideband.MAX_PAYLOAD_64K)
+
+
+def fatal(message: bytes) -> bytes:
+    """A fatal error after the ACK: band 3, then the final flush."""
+    return sideband.encode(sideband.Band.ERROR, message[: sideband.MAX_PAYLOAD_64K], sideband.MAX_PAYLOAD_64K) \
+        + pktline.FLUSH
+
+
+def end() -> bytes:
+    """The flush that ends the side-band stream."""
+    return pktline.FLUSH

@@ -1,0 +1,138 @@
+"""``git archive --remote=ssh://…`` (git-upload-archive) against hgwire with real git, both backends."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import BACKENDS, Client, RunningServer, SshKeys, ssh_server_settings
+
+FILES = {"README": b"hello\n", "src/main.py": b"print('hi')\n", "src/deep/data.bin": bytes(range(256)) * 40}
+
+
+@dataclass
+class Served:
+    client: Client
+    url: str
+    head: str
+
+
+@pytest.fixture(params=BACKENDS)
+def served(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer], client: Client,
+           ssh_keys: SshKeys) -> Served:
+    server = make_server(request.param, create_on_push=True, **ssh_server_settings(ssh_keys))
+    port = server.port("ssh")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
+    url = f"ssh://git@127.0.0.1:{port}/repo.git"
+    work = client.cwd / "src-repo"
+    client.git("init", "-q", work)
+    for name, content in FILES.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(content)
+    (work / "run.sh").write_text("#!/bin/sh\n")
+    (work / "run.sh").chmod(0o755)
+    client.git("add", ".", cwd=work)
+    client.git("commit", "-qm", "first", cwd=work)
+    client.git("tag", "-a", "-m", "v1", "v1", cwd=work)
+    (work / "README").write_bytes(b"second\n")
+    client.git("commit", "-qam", "second", cwd=work)
+    client.git("push", "-q", url, "main", "v1", cwd=work)
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    return Served(client, url, head)
+
+
+def _archive(served: Served, *args: str) -> bytes:
+    result = subprocess.run(["git", "archive", f"--remote={served.url}", *args], env=served.client.env,
+                            cwd=served.client.cwd, capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _refused(served: Served, *args: str) -> str:
+    result = served.client.git("archive", f"--remote={served.url}", *args, check=False)
+    assert result.returncode != 0
+    return result.stderr
+
+
+def _tar_contents(data: bytes) -> dict[str, bytes]:
+    """Regular files by name; ``r:*`` also reads the gzipped kind."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        return {m.name: _read(tar, m) for m in tar.getmembers() if m.isfile()}
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    extracted = tar.extractfile(member)
+    assert extracted is not None
+    return extracted.read()
+
+
+def test_tar_piped_to_tar_t(served: Served) -> None:
+    listing = subprocess.run(f"git archive --remote={served.url} --format=tar HEAD | tar t", shell=True,
+                             env=served.client.env, cwd=served.client.cwd, capture_output=True, text=True,
+                             timeout=60, check=True)
+    assert sorted(listing.stdout.split()) == sorted([*FILES, "run.sh"])
+
+
+def test_tar_contents_and_modes(served: Served) -> None:
+    data = _archive(served, "--format=tar", "HEAD")
+    assert _tar_contents(data) == {**FILES, "README": b"second\n", "run.sh": b"#!/bin/sh\n"}
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getmember("run.sh").mode == 0o755
+        assert tar.getmember("README").mode == 0o644
+
+
+def test_tgz_with_prefix_of_a_tag(served: Served) -> None:
+    data = _archive(served, "--format", "tgz", "--prefix=proj-1/", "-9", "v1")
+    assert data[:2] == b"\x1f\x8b"
+    assert _tar_contents(data)["proj-1/README"] == b"hello\n"
+
+
+def test_zip_to_output_file(served: Served) -> None:
+    out = served.client.cwd / "a.zip"
+    served.client.git("archive", f"--remote={served.url}", f"--output={out}", "main")
+    with zipfile.ZipFile(out) as archive:
+        assert archive.read("src/deep/data.bin") == FILES["src/deep/data.bin"]
+        assert archive.testzip() is None
+
+
+def test_commit_id_of_a_ref(served: Served) -> None:
+    assert "README" in _tar_contents(_archive(served, served.head))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--exec=/bin/sh", "HEAD"), "unknown command '/bin/sh'"),  # the client runs --exec itself over ssh
+    (("--worktree-attributes", "HEAD"), "NACK option not allowed: --worktree-attributes"),
+    (("--format=tar", "0123456789abcdef0123456789abcdef01234567"), "NACK no such ref"),
+    (("--format=tar", "HEAD~1"), "NACK tree-ish 'HEAD~1' must be a ref name"),
+    (("HEAD", "src"), "NACK pathspecs are not supported"),
+])
+def test_refused(served: Served, args: tuple[str, ...], message: str) -> None:
+    assert message in _refused(served, *args)
+
+
+def test_missing_repository(served: Served) -> None:
+    message = _refused(served, "--remote=" + served.url.replace("repo.git", "nope.git"), "HEAD")
+    assert "fatal: git archive: NACK repository nope.git not found" in message
+
+
+def _raw(served: Served, ssh_keys: SshKeys, *arguments: bytes) -> bytes:
+    """Talk upload-archive directly, as a client that sends what git's never would."""
+    port = served.url.split(":")[2].split("/")[0]
+    request = b"".join(b"%04x" % (len(b"argument " + a) + 5) + b"argument " + a + b"\n" for a in arguments)
+    result = subprocess.run([*ssh_keys.command(int(port)).split(), "git@127.0.0.1", "git-upload-archive 'repo.git'"],
+                            input=request + b"0000", capture_output=True, timeout=60, check=False)
+    return result.stdout
+
+
+@pytest.mark.parametrize("argument", [b"--exec=/bin/sh", b"--remote=ssh://elsewhere/x", b"--output=/tmp/x",
+                                      b"--worktree-attributes"])
+def test_dangerous_arguments_get_a_nack(served: Served, ssh_keys: SshKeys, argument: bytes) -> None:
+    option = argument.split(b"=")[0]
+    assert _raw(served, ssh_keys, argument, b"HEAD") == b"%04xNACK option not allowed: %s\n" % (
+        len(option) + 30, option)

@@ -1,0 +1,268 @@
+"""git-upload-archive: argument parsing, refusals, framing against real git's bytes, and the archive backend.
+
+Transcript (git 2.39.5, ``git archive --remote=r --exec=<tee> --format=tgz
+--prefix=x/ -9 HEAD`` against ``git upload-archive r``): the client sends
+``REQUEST_TGZ`` below; the server answers ``0008ACK\\n0000``, then one band-1
+line per write (``00fb\\x01...``) and ``0000``.  Real git ACKs before it looks
+at the arguments and reports a bad one as ``\\x02fatal: ...`` on band 2 plus
+``\\x03git upload-archive: archiver died with error`` on band 3; hgwire checks
+first and answers ``NACK <reason>``, which git prints as
+``fatal: git archive: NACK <reason>``.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Mapping
+
+import pytest
+from dulwich.object_store import MemoryObjectStore
+from dulwich.objects import Blob, Commit, Tag, Tree
+
+from backends import git_archive as backend
+from backends.interfaces import ObjectId
+from protocols import git_archive
+from protocols.errors import LimitExceeded, ProtocolError
+from protocols.git_archive import ArchiveOptions, ArchiveRefused, ArchiveRequest
+from protocols.pktline import Signal
+
+REQUEST_TGZ = (b"001aargument --format=tgz\n0019argument --prefix=x/\n0010argument -9\n"
+               b"0012argument HEAD\n0000")
+REQUEST_ZIP = b"001aargument --format=zip\n0012argument HEAD\n0000"  # from --output=o.zip
+REQUEST_SPLIT = (b"0016argument --format\n0011argument tar\n0016argument --prefix\n0010argument p/\n"
+                 b"0012argument HEAD\n0000")  # from --format tar --prefix p/ HEAD
+GIT_ACK = b"0008ACK\n0000"
+GIT_BAD_REF = (b"0020\x02fatal: no such ref: nosuch\n"
+               b"0031\x03git upload-archive: archiver died with error")
+
+
+def _request(data: bytes) -> ArchiveRequest | Signal:
+    core = git_archive.UploadArchive()
+    core.receive_data(data)
+    return core.next_event()
+
+
+def _pkt(payload: bytes) -> bytes:
+    return b"%04x" % (len(payload) + 4) + payload
+
+
+def test_transcript_request_parses() -> None:
+    request = _request(REQUEST_TGZ)
+    assert request == ArchiveRequest(("--format=tgz", "--prefix=x/", "-9", "HEAD"))
+    assert isinstance(request, ArchiveRequest)
+    assert git_archive.parse_arguments(request.arguments) == ArchiveOptions("tgz", "x/", 9, "HEAD")
+
+
+def test_zip_request_from_output_name() -> None:
+    request = _request(REQUEST_ZIP)
+    assert isinstance(request, ArchiveRequest)
+    assert git_archive.parse_arguments(request.arguments) == ArchiveOptions("zip", "", None, "HEAD")
+
+
+def test_split_options_request() -> None:
+    request = _request(REQUEST_SPLIT)
+    assert isinstance(request, ArchiveRequest)
+    assert git_archive.parse_arguments(request.arguments) == ArchiveOptions("tar", "p/", None, "HEAD")
+
+
+def test_byte_by_byte_then_paused() -> None:
+    core = git_archive.UploadArchive()
+    events = []
+    for i in range(len(REQUEST_TGZ)):
+        core.receive_data(REQUEST_TGZ[i:i + 1])
+        events.append(core.next_event())
+    assert events[:-1] == [Signal.NEED_DATA] * (len(REQUEST_TGZ) - 1)
+    assert isinstance(events[-1], ArchiveRequest)
+    assert core.next_event() is Signal.PAUSED
+
+
+def test_framing_matches_git() -> None:
+    assert git_archive.ack() == GIT_ACK
+    assert git_archive.data(b"x" * 247) == b"00fc\x01" + b"x" * 247
+    assert git_archive.end() == b"0000"
+    assert git_archive.data(b"") == b""
+    big = git_archive.data(b"y" * 70000)
+    assert big.startswith(b"fff0\x01") and big[65520:65525] == b"%04x\x01" % (70000 - 65515 + 5)
+    assert git_archive.fatal(b"no such ref: nosuch") == b"0018\x03no such ref: nosuch0000"
+    assert GIT_BAD_REF.startswith(_pkt(b"\x02fatal: no such ref: nosuch\n"))  # git's own way, for the record
+
+
+def test_nack() -> None:
+    assert git_archive.nack(b"option not allowed: --exec") == _pkt(b"NACK option not allowed: --exec\n")
+    assert len(git_archive.nack(b"x" * 70000)) <= 65520
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (("HEAD",), ArchiveOptions("tar", "", None, "HEAD")),
+    (("--format=tar.gz", "-0", "main"), ArchiveOptions("tgz", "", 0, "main")),
+    (("--format=zip", "--prefix=a/b/", "-1", "v1.0"), ArchiveOptions("zip", "a/b/", 1, "v1.0")),
+    (("--format=tar", "--format=zip", "refs/heads/x"), ArchiveOptions("zip", "", None, "refs/heads/x")),
+    (("--format", "tgz", "--prefix", "p/", "HEAD"), ArchiveOptions("tgz", "p/", None, "HEAD")),
+    (("--prefix", "-9", "HEAD"), ArchiveOptions("tar", "-9", None, "HEAD")),
+    (("--prefix=", "0123456789abcdef0123456789abcdef01234567",),
+     ArchiveOptions("tar", "", None, "0123456789abcdef0123456789abcdef01234567")),
+])
+def test_accepted(arguments: tuple[str, ...], expected: ArchiveOptions) -> None:
+    assert git_archive.parse_arguments(arguments) == expected
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (("--remote=ssh://x/y", "HEAD"), "option not allowed: --remote"),
+    (("--exec=/bin/sh", "HEAD"), "option not allowed: --exec"),
+    (("--output=/etc/passwd", "HEAD"), "option not allowed: --output"),
+    (("-o", "/tmp/x", "HEAD"), "option not allowed: -o"),
+    (("--worktree-attributes", "HEAD"), "option not allowed: --worktree-attributes"),
+    (("--add-file=/etc/passwd", "HEAD"), "option not allowed: --add-file"),
+    (("--list",), "option not allowed: --list"),
+    (("-v", "HEAD"), "option not allowed: -v"),
+    (("--format=tar", "-9", "HEAD"), "argument not supported for format 'tar': -9"),
+    (("--format=7z", "HEAD"), "unknown archive format '7z'"),
+    (("--prefix=../", "HEAD"), "unsafe prefix '../'"),
+    (("--prefix=/abs/", "HEAD"), "unsafe prefix '/abs/'"),
+    (("--prefix=a/../../b/", "HEAD"), "unsafe prefix"),
+    ((), "no tree-ish given"),
+    (("--prefix",), "option '--prefix' needs a value"),
+    (("--format", "7z", "HEAD"), "unknown archive format '7z'"),
+    (("--format=tar",), "no tree-ish given"),
+    (("--", "src"), "no tree-ish given before '--'"),
+    (("HEAD", "src"), "pathspecs are not supported"),
+    (("HEAD", "--", "src"), "pathspecs are not supported"),
+    (("HEAD", "--exec=x"), "pathspecs are not supported"),
+    (("HEAD:src",), "must be a ref name"),
+    (("HEAD~1",), "must be a ref name"),
+    (("main@{1}",), "must be a ref name"),
+    (("main^{tree}",), "must be a ref name"),
+])
+def test_refused(arguments: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ArchiveRefused, match=message.replace("(", r"\(").replace("?", r"\?")):
+        git_archive.parse_arguments(arguments)
+
+
+def test_too_many_arguments() -> None:
+    core = git_archive.UploadArchive()
+    core.receive_data(b"".join(_pkt(b"argument -9\n") for _ in range(git_archive.MAX_ARGUMENTS + 1)))
+    with pytest.raises(LimitExceeded, match="more than 64 archive arguments"):
+        core.next_event()
+
+
+def test_argument_too_long() -> None:
+    with pytest.raises(LimitExceeded, match="longer than 4096"):
+        _request(_pkt(b"argument --prefix=" + b"a" * 4096 + b"\n"))
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (_pkt(b"want 0123\n"), "expected an 'argument' line"),
+    (b"0001", "expected an 'argument' line"),
+    (_pkt(b"argument \xff\n") + b"0000", "not UTF-8"),
+    (b"zzzz", "bad pkt-line length"),
+])
+def test_protocol_errors(data: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        _request(data)
+
+
+def test_eof_before_flush() -> None:
+    core = git_archive.UploadArchive()
+    core.receive_data(_pkt(b"argument HEAD\n"))
+    core.receive_data(b"")
+    with pytest.raises(ProtocolError, match="closed the connection before the end"):
+        core.next_event()
+
+
+# -- the backend -------------------------------------------------------------------------------
+
+
+class _Repo:
+    def __init__(self, store: MemoryObjectStore, refs: Mapping[bytes, ObjectId]) -> None:
+        self.object_store = store
+        self._refs = refs
+
+    def refs(self) -> Mapping[bytes, ObjectId]:
+        return self._refs
+
+
+@pytest.fixture
+def repo() -> tuple[_Repo, dict[str, bytes]]:
+    store = MemoryObjectStore()
+    hello, big, hidden = Blob.from_string(b"hello\n"), Blob.from_string(b"z" * 200_000), Blob.from_string(b"s")
+    sub = Tree()
+    sub.add(b"big", 0o100755, big.id)
+    tree = Tree()
+    tree.add(b"README", 0o100644, hello.id)
+    tree.add(b"dir", 0o040000, sub.id)
+    secret_tree = Tree()
+    secret_tree.add(b"secret", 0o100644, hidden.id)
+    commit = Commit()
+    commit.tree = tree.id
+    commit.author = commit.committer = b"A <a@b>"
+    commit.author_time = commit.commit_time = 1_700_000_000
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = b"m\n"
+    tag = Tag()
+    tag.object, tag.name, tag.tagger, tag.message = (Commit, commit.id), b"v1", b"A <a@b>", b"t\n"
+    tag.tag_time, tag.tag_timezone = 1_700_000_001, 0
+    for obj in (hello, big, hidden, sub, tree, secret_tree, commit, tag):
+        store.add_object(obj)
+    refs = {b"HEAD": ObjectId(commit.id), b"refs/heads/main": ObjectId(commit.id), b"refs/tags/v1": ObjectId(tag.id)}
+    ids: dict[str, bytes] = {"commit": commit.id, "tag": tag.id, "tree": tree.id, "unreachable": secret_tree.id, "blob": hello.id}
+    return _Repo(store, refs), ids
+
+
+def _archive(repo: _Repo, options: ArchiveOptions) -> list[bytes]:
+    source = backend.resolve(repo, options.treeish)  # type: ignore[arg-type]
+    return list(backend.archive_chunks(repo.object_store, source, options))
+
+
+@pytest.mark.parametrize("name", ["HEAD", "main", "heads/main", "refs/heads/main", "v1", "tags/v1"])
+def test_resolve_names(repo: tuple[_Repo, dict[str, bytes]], name: str) -> None:
+    source = backend.resolve(repo[0], name)  # type: ignore[arg-type]
+    assert source == backend.ArchiveSource(repo[1]["tree"], 1_700_000_000)
+
+
+@pytest.mark.parametrize("which", ["commit", "tag"])
+def test_resolve_ids_of_ref_objects(repo: tuple[_Repo, dict[str, bytes]], which: str) -> None:
+    assert backend.resolve(repo[0], repo[1][which].decode()).tree == repo[1]["tree"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("which", "message"), [("unreachable", "no such ref"), ("tree", "no such ref"),
+                                                ("blob", "no such ref")])
+def test_resolve_refuses_other_ids(repo: tuple[_Repo, dict[str, bytes]], which: str, message: str) -> None:
+    with pytest.raises(ArchiveRefused, match=message):
+        backend.resolve(repo[0], repo[1][which].decode())  # type: ignore[arg-type]
+
+
+def test_resolve_unknown_name(repo: tuple[_Repo, dict[str, bytes]]) -> None:
+    with pytest.raises(ArchiveRefused, match="no such ref: nosuch"):
+        backend.resolve(repo[0], "nosuch")  # type: ignore[arg-type]
+
+
+def test_tar_streams_file_by_file(repo: tuple[_Repo, dict[str, bytes]]) -> None:
+    chunks = _archive(repo[0], ArchiveOptions("tar", "p/", None, "HEAD"))
+    assert len(chunks) >= 3
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        assert tar.getnames() == ["p/README", "p/dir/big"]
+        assert tar.getmember("p/dir/big").mode == 0o755
+        assert tar.getmember("p/README").mtime == 1_700_000_000
+
+
+def test_tgz_level_and_determinism(repo: tuple[_Repo, dict[str, bytes]]) -> None:
+    fast = b"".join(_archive(repo[0], ArchiveOptions("tgz", "", 1, "v1")))
+    best = b"".join(_archive(repo[0], ArchiveOptions("tgz", "", 9, "v1")))
+    assert best == b"".join(_archive(repo[0], ArchiveOptions("tgz", "", 9, "v1")))
+    with tarfile.open(fileobj=io.BytesIO(best), mode="r:gz") as tar:
+        assert tar.extractfile("dir/big").read() == b"z" * 200_000  # type: ignore[union-attr]
+    assert len(fast) >= len(best)
+
+
+@pytest.mark.parametrize("level", [None, 0, 9])
+def test_zip(repo: tuple[_Repo, dict[str, bytes]], level: int | None) -> None:
+    chunks = _archive(repo[0], ArchiveOptions("zip", "x/", level, "main"))
+    assert len(chunks) >= 3
+    with zipfile.ZipFile(io.BytesIO(b"".join(chunks))) as archive:
+        assert archive.testzip() is None
+        assert archive.namelist() == ["x/README", "x/dir/big"]
+        assert archive.read("x/dir/big") == b"z" * 200_000
+        assert archive.getinfo("x/dir/big").external_attr >> 16 == 0o100755
+        assert archive.getinfo("x/README").date_time == (2023, 11, 14, 22, 13, 20)
