@@ -168,6 +168,8 @@ class HgServeSession:
             if self._push is not None:
                 self._push.put(event.data)
         elif isinstance(event, PushEnd):
+            # The reply is owed now: read nothing more (not even EOF) until it is written.
+            self._busy = True
             self._push_ended = True
             if self._push is not None:
                 self._push.end()

@@ -129,7 +129,7 @@ def test_clone_push_pull_over_http(hghttp: HgHttp, history: Path, tmp_path: Path
     partial = tmp_path / "partial"
     hghttp.hg("clone", "-q", "-U", hghttp.url("r"), str(partial))
     pushed = hghttp.hg("push", "-R", str(history), "--new-branch", hghttp.push_url("r"))
-    assert "remote: added 8 changesets" in pushed.stdout
+    assert "remote: added 10 changesets" in pushed.stdout
     hghttp.hg("push", "-q", "-R", str(history), "-B", "feature", hghttp.push_url("r"), check=False)
     hghttp.verify_server("r", tmp_path)
     assert "on stable" in hghttp.hg("incoming", "-R", str(partial), "-T", "{desc}\n").stdout

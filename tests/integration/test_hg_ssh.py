@@ -80,6 +80,12 @@ def history(client: Client, tmp_path: Path) -> Path:
     _commit(client, repo, "old.txt", "old\n", "old branch")
     client.hg("commit", "-q", "-R", str(repo), "--close-branch", "-m", "close old")
     client.hg("update", "-q", "-R", str(repo), "default")
+    _commit(client, repo, "tools/run.sh", "#!/bin/sh\necho run\n", "an executable")
+    (repo / "tools" / "run.sh").chmod(0o755)
+    (repo / "tools" / "latest").symlink_to("run.sh")
+    long_dir = "/".join(["Very_Long_Directory_Name_" + str(i) for i in range(6)])
+    _commit(client, repo, f"{long_dir}/AUX.Txt", "escaping\n", "exec bit, symlink, a long path needing escapes",
+            "-A")
     client.hg("bookmark", "-q", "-R", str(repo), "feature")
     return repo
 
@@ -87,7 +93,7 @@ def history(client: Client, tmp_path: Path) -> Path:
 def test_init_push_then_clone(hgssh: HgSsh, history: Path, tmp_path: Path) -> None:
     hgssh.hg("init", hgssh.url("team/new"))
     pushed = hgssh.hg("push", "-R", str(history), "--new-branch", hgssh.url("team/new"))
-    assert "remote: added 9 changesets with 7 changes to 6 files" in pushed.stdout
+    assert "remote: added 11 changesets with 10 changes to 9 files" in pushed.stdout
     hgssh.hg("push", "-q", "-R", str(history), "-B", "feature", hgssh.url("team/new"), check=False)
     hgssh.verify_server("team/new", tmp_path)
     clone = tmp_path / "clone"
@@ -95,6 +101,10 @@ def test_init_push_then_clone(hgssh: HgSsh, history: Path, tmp_path: Path) -> No
     source = hgssh.log(history).replace(" draft ", " public ")  # a publishing server makes pushes public
     assert hgssh.log(clone) == source
     assert (clone / "docs" / "ünïcode.txt").read_text() == "hello\n"
+    assert (clone / "tools" / "run.sh").stat().st_mode & 0o111
+    assert (clone / "tools" / "latest").is_symlink()
+    manifest = hgssh.client.hg("manifest", "-R", str(clone), "--debug").stdout
+    assert manifest == hgssh.client.hg("manifest", "-R", str(history), "--debug").stdout
     assert hgssh.client.hg("bookmarks", "-R", str(clone), "-T", "{bookmark}\n").stdout == "feature\n"
 
 
@@ -226,3 +236,87 @@ def test_stream_clone(make_server: Callable[..., RunningServer], client: Client,
     assert "streaming all changes" in result.stdout
     client.hg("verify", "-q", "-R", str(streamed))
     assert hgssh.log(streamed) == hgssh.log(history).replace(" draft ", " public ")
+
+
+def test_twenty_megabyte_file(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+                              tmp_path: Path) -> None:
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    server.backend.create("big", Kind.HG)
+    src = tmp_path / "src"
+    client.hg("init", str(src))
+    blob = bytes(range(256)) * (20 * 1024 * 4)  # 20 MiB, compressible like real data
+    _commit(client, src, "big.bin", blob, "a 20 MB file")
+    hgssh.hg("push", "-q", "-R", str(src), hgssh.url("big"))
+    hgssh.verify_server("big", tmp_path)
+    clone = tmp_path / "clone"
+    hgssh.hg("clone", "-q", hgssh.url("big"), str(clone))
+    assert (clone / "big.bin").read_bytes() == blob
+
+
+def test_racing_pushes_of_diverging_heads_lose_nothing(hgssh: HgSsh, tmp_path: Path) -> None:
+    """Two clients push new heads at the same moment: the repo verifies and no acknowledged push is lost."""
+    hgssh.server.backend.create("race", Kind.HG)
+    seed = tmp_path / "seed"
+    hgssh.hg("clone", "-q", hgssh.url("race"), str(seed))
+    _commit(hgssh.client, seed, "a", "base\n", "base")
+    hgssh.hg("push", "-q", "-R", str(seed))
+    clones = []
+    for who in ("left", "right"):
+        repo = tmp_path / who
+        hgssh.hg("clone", "-q", hgssh.url("race"), str(repo))
+        _commit(hgssh.client, repo, "a", f"{who}\n", who)
+        clones.append(repo)
+    argv = [str(Path(hgssh.client.env["PATH"].split(":")[0]) / "hg"), "--config", f"ui.ssh={hgssh.ssh}", "push",
+            "-f"]
+    procs = [subprocess.Popen([*argv, "-R", str(repo)], env=hgssh.client.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for repo in clones]
+    results = [(p.wait(120), p.stderr.read() if p.stderr else "") for p in procs]
+    for repo, (code, err) in zip(clones, results):
+        if code != 0:  # the loser is told, and lands on a retry
+            assert "push" in err
+            hgssh.hg("push", "-q", "-f", "-R", str(repo))
+    hgssh.verify_server("race", tmp_path)
+    final = tmp_path / "final"
+    hgssh.hg("clone", "-q", "-U", hgssh.url("race"), str(final))
+    descriptions = hgssh.client.hg("log", "-R", str(final), "-T", "{desc}\n").stdout.split()
+    assert sorted(descriptions) == ["base", "left", "right"]
+
+
+def _raw_push(hgssh: HgSsh, name: str, bundle: bytes) -> subprocess.CompletedProcess[bytes]:
+    """An ``unbundle`` over a raw ``hg serve --stdio`` session, as a hostile client would send it."""
+    heads = b"666f726365"  # hex("force"), what bundle2 clients send
+    request = (b"hello\n" b"unbundle\n" b"heads %d\n%s" % (len(heads), heads)
+               + b"%d\n%s" % (len(bundle), bundle) + b"0\n")
+    argv = [*hgssh.ssh.split(), "alice@127.0.0.1", f"hg -R {name} serve --stdio"]
+    return subprocess.run(argv, input=request, capture_output=True, timeout=60)
+
+
+def _store_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_hostile_pushes_change_nothing(make_server: Callable[..., RunningServer], client: Client,
+                                       ssh_keys: SshKeys, history: Path, tmp_path: Path) -> None:
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    server.backend.create("target", Kind.HG)
+    hgssh.hg("push", "-q", "-R", str(history), "-r", "0", hgssh.url("target"))
+    bundle_file = tmp_path / "all.hg"
+    client.hg("bundle", "-q", "-R", str(history), "--all", "-t", "v2", str(bundle_file))
+    bundle = bundle_file.read_bytes()
+    uncompressed = tmp_path / "none.hg"
+    client.hg("bundle", "-q", "-R", str(history), "--all", "-t", "none-v2", str(uncompressed))
+    raw = uncompressed.read_bytes()
+    node = bytes.fromhex(client.hg("log", "-R", str(history), "-r", "1", "-T", "{node}").stdout)
+    corrupted = raw.replace(node, bytes(20), 1) if node in raw else raw[:-40] + bytes(40)
+    store = server.root / "target" / ".hg" / "store"
+    before = _store_bytes(store)
+    for hostile in (bundle[: len(bundle) // 2], raw[: len(raw) - 100], corrupted, b"HG20" + b"\xff" * 64):
+        result = _raw_push(hgssh, "target", hostile)
+        assert result.returncode in (0, 255)
+        assert b"abort" in result.stdout + result.stderr or b"error" in result.stdout + result.stderr
+        assert _store_bytes(store) == before
+    client.hg("verify", "-R", str(server.root / "target"))
+    hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("target"))  # still serving
+    client.hg("verify", "-R", str(server.root / "target"))
