@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dulwich.repo import MemoryRepo
 
 from backends import hg_support
-from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock
+from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository
 from backends.interfaces import Kind, Repository
 from backends.names import strip_git_suffix, validate_name
 from protocols.errors import RepositoryNotFound

@@ -29,6 +29,7 @@ from gateway import audit, errors, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
 from gateway.policy import Protections
+from gateway.pump import PumpedSession
 from gateway.threads import IteratorProducer, run_blocking
 from protocols import git_archive, git_caps, git_receive, git_upload, git_v2
 from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
@@ -65,80 +66,14 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     return repo
 
 
-class _GitSession:
-    """The pump shared by both services: feed the core, handle events, never block."""
+class _GitSession(PumpedSession):
+    """The pump shared by every git service (``gateway.pump``), with git's error rendering."""
+
+    WAITING = (Signal.NEED_DATA, Signal.PAUSED)
 
     def __init__(self, ctx: SessionContext, channel: Channel) -> None:
-        self.ctx = ctx
-        self.channel = channel
-        self.outcome = "started"
-        self._busy = True
-        self._closed = False
+        super().__init__(ctx, channel)
         self._advertised = False
-        self._producer: IteratorProducer | None = None
-
-    # -- Session -----------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        if self._closed:
-            return
-        self._guard(self._receive, data)
-
-    def eof_received(self) -> None:
-        if not self._closed:
-            self._guard(self._receive, b"")
-
-    def connection_lost(self) -> None:
-        self._closed = True
-        if self.outcome == "started":
-            self.outcome = "client-gone"
-        if self._producer is not None:
-            self._producer.stopProducing()
-
-    # -- the pump ----------------------------------------------------------------
-
-    def _receive(self, data: bytes) -> None:
-        self._core_receive(data)
-        self._pump()
-
-    def _pump(self) -> None:
-        while not self._busy and not self._closed:
-            event = self._core_next()
-            if event is Signal.NEED_DATA or event is Signal.PAUSED:
-                return
-            self._handle(event)
-
-    def _guard(self, f: Callable[..., None], *args: Any) -> None:
-        try:
-            f(*args)
-        except Exception as exc:  # noqa: BLE001 - every error ends the session through _fail
-            self._fail(exc)
-
-    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any) -> None:
-        """Run a blocking step in the pool with the peer paused, then ``then(result)`` on the reactor."""
-        self._busy = True
-        self.channel.pause_input()
-        d = run_blocking(f, *args)
-        d.addCallback(lambda result: self._guard(then, result))
-        d.addErrback(self._fail)
-
-    def _resume(self) -> None:
-        if self._closed:
-            return
-        self._busy = False
-        self.channel.resume_input()
-        self._guard(self._pump)
-
-    def _write(self, data: bytes) -> None:
-        if data and not self._closed:
-            self.channel.write(data)
-
-    def _finish(self, outcome: str, status: int = 0) -> None:
-        if self._closed:
-            return
-        self.outcome = outcome
-        self._closed = True
-        self.channel.finish(status)
 
     def _fail(self, error: Failure | BaseException) -> None:
         if self._closed:
@@ -158,16 +93,7 @@ class _GitSession:
 
     # -- per service -------------------------------------------------------------
 
-    def _core_receive(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def _core_next(self) -> object:
-        raise NotImplementedError
-
     def _core_fatal(self, message: bytes) -> bytes:
-        raise NotImplementedError
-
-    def _handle(self, event: object) -> None:
         raise NotImplementedError
 
 

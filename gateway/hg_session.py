@@ -12,7 +12,6 @@ bounded queue that the reactor fills, so the bundle is never held whole.
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, Session, SessionContext
 from gateway.protected import guard_hg_repository
+from gateway.pump import PumpedSession
 from gateway.threads import IteratorProducer, run_blocking
 from protocols import hg_commands
 from protocols.errors import HgwireError, NotARepository, ProtocolError, RepositoryNotFound
@@ -111,55 +111,30 @@ class PushQueue:
             yield item
 
 
-class HgServeSession:
+class HgServeSession(PumpedSession):
     """One ``hg serve --stdio`` run over a Channel."""
 
+    WAITING = tuple(Signal)
+
     def __init__(self, ctx: SessionContext, channel: Channel) -> None:
-        self.ctx = ctx
-        self.channel = channel
+        super().__init__(ctx, channel)
         self.server = SshV1Server()
         self.repo: HgRepository | None = None
-        self.outcome = "started"
-        self._busy = True
-        self._closed = False
         self._push: PushQueue | None = None
         self._push_response: Response | None = None
         self._push_ended = False
-        self._producer: IteratorProducer | None = None
-        self._started = time.monotonic()
         self._run(self._opened, open_hg_repo, ctx)
 
-    # -- Session -------------------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        if not self._closed and data:
-            self._guard(self._receive, data)
-
-    def eof_received(self) -> None:
-        if not self._closed:
-            self._guard(self._receive, b"")
-
     def connection_lost(self) -> None:
-        if self.outcome == "started":
-            self.outcome = "client-gone"
-        self._closed = True
+        super().connection_lost()
         if self._push is not None:
             self._push.end(broken=True)
-        if self._producer is not None:
-            self._producer.stopProducing()
 
-    # -- the pump ------------------------------------------------------------------------
-
-    def _receive(self, data: bytes) -> None:
+    def _core_receive(self, data: bytes) -> None:
         self.server.receive_data(data)
-        self._pump()
 
-    def _pump(self) -> None:
-        while not self._busy and not self._closed:
-            event = self.server.next_event()
-            if isinstance(event, Signal):
-                return
-            self._handle(event)
+    def _core_next(self) -> object:
+        return self.server.next_event()
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, CommandRequest):
@@ -175,28 +150,7 @@ class HgServeSession:
                 self._push.end()
             self._maybe_send_push_reply()
         elif isinstance(event, ConnectionClosed):
-            self._finish("ok", 0)
-
-    def _guard(self, f: Callable[..., None], *args: Any) -> None:
-        try:
-            f(*args)
-        except Exception as exc:  # every error ends the session through _fail
-            self._fail(exc)
-
-    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any) -> None:
-        """Run a blocking step in the pool with the client paused, then ``then(result)``."""
-        self._busy = True
-        self.channel.pause_input()
-        d = run_blocking(f, *args)
-        d.addCallback(lambda result: self._guard(then, result))
-        d.addErrback(self._fail)
-
-    def _resume(self) -> None:
-        if self._closed:
-            return
-        self._busy = False
-        self.channel.resume_input()
-        self._guard(self._pump)
+            self._finish("ok" if self.outcome == "started" else self.outcome, 0)
 
     def _opened(self, repo: HgRepository) -> None:
         self.repo = repo
@@ -227,9 +181,9 @@ class HgServeSession:
             return OobError(exc.message.encode("utf-8", "replace"))
 
     def _reply(self, response: Response) -> None:
-        self._write(self.server.send(response), self._resume)
+        self._write_output(self.server.send(response), self._resume)
 
-    def _write(self, out: SshOutput, then: Callable[[], None]) -> None:
+    def _write_output(self, out: SshOutput, then: Callable[[], None]) -> None:
         if self._closed:
             return
         if out.stderr:
@@ -280,14 +234,6 @@ class HgServeSession:
         self._reply(response)
 
     # -- the end -------------------------------------------------------------------------
-
-    def _finish(self, outcome: str, status: int) -> None:
-        if self._closed:
-            return
-        if self.outcome in ("started", "pushed"):
-            self.outcome = outcome
-        self._closed = True
-        self.channel.finish(status)
 
     def _fail(self, error: Failure | BaseException) -> None:
         if self._closed:
