@@ -193,8 +193,10 @@ def generate_pack_fast(
 
 
 class ShallowInfo(Protocol):
-    boundary: AbstractSet[bytes]
-    extra_wants: Sequence[bytes]
+    @property
+    def boundary(self) -> AbstractSet[bytes]: ...
+    @property
+    def extra_wants(self) -> Sequence[bytes]: ...
 
 
 class PlanLike(Protocol):
@@ -204,12 +206,18 @@ class PlanLike(Protocol):
     filter sends the request to the generic path.
     """
 
-    wants: Sequence[bytes]
-    common: Sequence[bytes]
-    shallow: ShallowInfo
-    thin: bool
-    ofs_delta: bool
-    include_tag: bool
+    @property
+    def wants(self) -> Sequence[bytes]: ...
+    @property
+    def common(self) -> Sequence[bytes]: ...
+    @property
+    def shallow(self) -> ShallowInfo: ...
+    @property
+    def thin(self) -> bool: ...
+    @property
+    def ofs_delta(self) -> bool: ...
+    @property
+    def include_tag(self) -> bool: ...
 
 
 GenericPack = Callable[[BaseObjectStore, Any, Any, Any], Iterator[bytes]]

@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import IO, Any, cast
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -167,7 +168,7 @@ def _pick(table: Mapping[tuple[str, int], Any], service: str, version: int) -> A
 
 def serve_info_refs(front: HttpFront, request: server.Request, route: Route) -> None:
     """``GET /NAME/info/refs?service=S``: the smart advertisement, as git-http-backend."""
-    d = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
+    d: Deferred[Any] = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
     d.addCallback(lambda user: _context(front, request, route, user))
     d.addCallback(lambda ctx: run_blocking(_pick(ADVERTISERS, route.service, ctx.protocol_version), ctx))
     d.addCallback(_send_advertisement, request, route)
@@ -205,7 +206,7 @@ def serve_rpc(front: HttpFront, request: server.Request, route: Route) -> None:
     if encoding not in BODY_DECODERS:
         send_error(request, 415, f"unsupported Content-Encoding {encoding[:40]!r}")
         return
-    d = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
+    d: Deferred[Any] = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
     d.addCallback(lambda user: _with_body(request, encoding, user))
     d.addCallback(lambda opened: _start_rpc(front, request, route, *opened))
     d.addErrback(_fail_request, request, route.repo)

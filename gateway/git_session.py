@@ -307,7 +307,7 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
 
 
 def _as_failure(error: Failure | BaseException) -> Failure:
-    return error if isinstance(error, Failure) else Failure(error)  # type: ignore[no-untyped-call]
+    return error if isinstance(error, Failure) else Failure(error)
 
 
 def pack_stream(

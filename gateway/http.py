@@ -381,6 +381,6 @@ def make_http_site(config: ServiceConfig) -> server.Site:
     front = HttpFront(config, authorizer_for(config), users)
     site = server.Site(RootResource(front))
     site.requestFactory = BoundedRequest
-    site.protocol = HgwireHTTPChannel
+    site.protocol = HgwireHTTPChannel  # type: ignore[method-assign,assignment]
     site.displayTracebacks = False
     return site

@@ -177,7 +177,7 @@ class AuthorizedKeyChecker:
     def __init__(self, authorized: AuthorizedKeys | None) -> None:
         self._authorized = authorized
 
-    def requestAvatarId(self, credentials: Any) -> defer.Deferred[bytes]:
+    def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:
         if self._authorized is None:
             return defer.fail(UnauthorizedLogin("no --authorized-keys file is configured"))
         d = run_blocking(self._authorized.user_for, credentials.blob)
@@ -229,8 +229,10 @@ class HgwireRealm:
     def __init__(self, front: Front) -> None:
         self._front = front
 
-    def requestAvatar(self, avatarId: bytes, mind: object, *interfaces: Any) -> tuple[Any, Any, Callable[[], None]]:
-        if IConchUser not in interfaces:
+    def requestAvatar(
+        self, avatarId: bytes | tuple[()], mind: object, *interfaces: Any
+    ) -> tuple[Any, Any, Callable[[], None]]:
+        if IConchUser not in interfaces or not isinstance(avatarId, bytes):
             raise NotImplementedError("only SSH users")
         return IConchUser, HgwireAvatar(avatarId.decode("utf-8"), self._front), lambda: None
 
