@@ -25,6 +25,7 @@ from gateway.auth import Access
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.git_session import make_git_session
+from gateway.limits import limits_for
 from gateway.policy import authorizer_for
 from protocols import pktline
 from protocols.errors import HgwireError, ProtocolError
@@ -35,8 +36,6 @@ log = Logger()
 
 PROTO = "git-daemon"
 SERVICE_ACCESS = {Service.UPLOAD_PACK: Access.READ, Service.RECEIVE_PACK: Access.WRITE}
-REQUEST_TIMEOUT = 30.0
-"""Seconds a client may take to send its request line (git daemon's --init-timeout)."""
 
 
 class DaemonChannel:
@@ -86,7 +85,7 @@ class GitDaemonProtocol(protocol.Protocol):
         self._outcome = "no request"
 
     def connectionMade(self) -> None:
-        self._timeout = self._clock.callLater(REQUEST_TIMEOUT, self._timed_out)
+        self._timeout = self._clock.callLater(limits_for(self._config).request_timeout, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:
         if self._session is not None:

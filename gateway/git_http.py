@@ -39,9 +39,9 @@ from gateway import git_session
 from gateway.auth import Access
 from gateway.channel import Session, SessionContext
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, send_error, send_unauthorized
+from gateway.limits import limits_for
 from gateway.threads import run_blocking
 from protocols import git_receive, git_upload, git_v2, pktline
-from protocols.git_request import parse_git_protocol, protocol_version
 from protocols.errors import (
     LimitExceeded,
     NotARepository,
@@ -51,6 +51,7 @@ from protocols.errors import (
     UnsafeName,
     UnsupportedFeature,
 )
+from protocols.git_request import parse_git_protocol, protocol_version
 
 log = Logger()
 
@@ -207,23 +208,23 @@ def serve_rpc(front: HttpFront, request: server.Request, route: Route) -> None:
         send_error(request, 415, f"unsupported Content-Encoding {encoding[:40]!r}")
         return
     d: Deferred[Any] = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
-    d.addCallback(lambda user: _with_body(request, encoding, user))
+    d.addCallback(lambda user: _with_body(request, encoding, user, limits_for(front.config).max_decompressed))
     d.addCallback(lambda opened: _start_rpc(front, request, route, *opened))
     d.addErrback(_fail_request, request, route.repo)
 
 
-def _with_body(request: server.Request, encoding: str, user: str | None) -> Any:
+def _with_body(request: server.Request, encoding: str, user: str | None, max_decompressed: int) -> Any:
     assert request.content is not None
-    d = run_blocking(BODY_DECODERS[encoding], request.content)
+    d = run_blocking(BODY_DECODERS[encoding], request.content, max_decompressed)
     return d.addCallback(lambda body: (body, user))
 
 
-def _identity(content: IO[bytes]) -> IO[bytes]:
+def _identity(content: IO[bytes], max_decompressed: int) -> IO[bytes]:
     content.seek(0)
     return content
 
 
-def _gunzip(content: IO[bytes]) -> IO[bytes]:
+def _gunzip(content: IO[bytes], max_decompressed: int = MAX_INFLATED_BODY) -> IO[bytes]:
     """Inflate a gzip body into a bounded spool; a bad or oversized body is refused (400/413)."""
     content.seek(0)
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
@@ -234,8 +235,8 @@ def _gunzip(content: IO[bytes]) -> IO[bytes]:
             while chunk:
                 out = inflater.decompress(chunk, BODY_CHUNK)
                 total += len(out)
-                if total > MAX_INFLATED_BODY:
-                    raise LimitExceeded(f"inflated request body is larger than {MAX_INFLATED_BODY} bytes")
+                if total > max_decompressed:
+                    raise LimitExceeded(f"inflated request body is larger than {max_decompressed} bytes")
                 spool.write(out)
                 chunk = inflater.unconsumed_tail
         if not inflater.eof:
@@ -250,7 +251,7 @@ def _gunzip(content: IO[bytes]) -> IO[bytes]:
     return cast(IO[bytes], spool)
 
 
-BODY_DECODERS: Mapping[str, Callable[[IO[bytes]], IO[bytes]]] = {
+BODY_DECODERS: Mapping[str, Callable[[IO[bytes], int], IO[bytes]]] = {
     "": _identity,
     "identity": _identity,
     "gzip": _gunzip,

@@ -35,13 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.config import ServiceConfig
+from gateway.limits import DEFAULT_LIMITS, limits_for
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import PermissionDenied, ProtocolError, UnsafeName
@@ -323,6 +325,9 @@ class BoundedRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         self._body_bytes = 0
+        limits = getattr(getattr(self.channel, "site", None), "connection_limits", None)
+        if limits is not None:  # [limits] max_request_body of the policy file in force now
+            self.max_body = limits().max_request_body
         if length is not None and length > self.max_body:
             self._refuse_body()
             return
@@ -372,6 +377,57 @@ class HgwireHTTPChannel(http.HTTPChannel):
     """
 
     totalHeadersSize = 256 * 1024
+    _header_deadline: Any = None
+    _partial = False
+
+    # A request's line and headers must arrive within ``request_timeout`` (slow-loris):
+    # the clock runs from the connection, and again after each answered request.
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._arm_header_deadline()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._header_deadline is not None:
+            self._partial = True
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._disarm_header_deadline()
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Any) -> None:
+        super().requestDone(request)
+        if self.persistent and not self.requests and self.transport is not None:
+            self._arm_header_deadline()
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self._disarm_header_deadline()
+        super().connectionLost(reason)
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm_header_deadline()
+        limits = getattr(getattr(self, "site", None), "connection_limits", None)
+        seconds = limits().request_timeout if limits is not None else DEFAULT_LIMITS.request_timeout
+        self._partial = False
+        self._header_deadline = self.callLater(seconds, self._header_timed_out)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None and self._header_deadline.active():
+            self._header_deadline.cancel()
+        self._header_deadline = None
+
+    def _header_timed_out(self) -> None:
+        self._header_deadline = None
+        if self.transport is None:
+            return
+        if self._partial:  # a request was begun and not finished in time: say so
+            log.info("HTTP request from {peer} too slow: its headers did not arrive in time",
+                     peer=str(self.transport.getPeer()))
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                 b"Content-Type: text/plain\r\nContent-Length: 41\r\n\r\n"
+                                 b"the request headers took too long; retry\n")
+        self.transport.loseConnection()  # a peer that does not read is dropped by the idle limit
 
 
 def make_http_site(config: ServiceConfig) -> server.Site:
@@ -383,4 +439,5 @@ def make_http_site(config: ServiceConfig) -> server.Site:
     site.requestFactory = BoundedRequest
     site.protocol = HgwireHTTPChannel  # type: ignore[method-assign,assignment]
     site.displayTracebacks = False
+    site.connection_limits = lambda: limits_for(config)  # type: ignore[attr-defined]
     return site

@@ -25,8 +25,10 @@ The file is TOML (read with ``tomllib``)::
     protected_branches = ["default"]           # hg named branches: no new heads, no closing
     protected_bookmarks = ["main"]             # hg bookmarks: no deletion, no non-fast-forward move
 
-    [limits]
+    [limits]                                   # see gateway.limits for every key and its default
     max_request_body = 104857600
+    max_connections_per_address = 32
+    idle_timeout = 300.0
 
 Every ``[[repo]]`` whose pattern matches grants what it lists (grants add up;
 nothing is taken away).  Writing and creating are denied unless a rule grants
@@ -132,7 +134,13 @@ class RepoRule:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """``[limits]``: bounds other parts of hgwire read; None keeps their built-in default (issue 8 item 2)."""
+    """``[limits]``: None keeps the built-in bound.
+
+    The keys of ``gateway.limits.ConnectionLimits`` (connections, timeouts, SSH
+    authentication attempts, HTTP body sizes) take effect for new connections;
+    the others are accepted and logged as not configurable yet (the codecs'
+    built-in bounds apply).
+    """
 
     max_pkt_line: int | None = None
     max_request_body: int | None = None
@@ -442,7 +450,14 @@ class PolicyFile:
 
 
 def _warn_unenforced(policy: Policy) -> None:
-    """Say so when the file asks for a protection hgwire does not enforce yet."""
+    """Say so when the file asks for a protection or a limit hgwire does not enforce yet."""
+    from gateway.limits import ConnectionLimits
+
+    fixed = [f.name for f in fields(Limits)
+             if getattr(policy.limits, f.name) is not None and f.name not in ConnectionLimits.__dataclass_fields__]
+    if fixed:
+        log.warn("{path}: limits {names} cannot be changed yet; the built-in bounds apply, "  # noqa: G010
+                 "TODO(#8)", path=policy.source, names=", ".join(fixed))
     if policy.protections.branches or any(rule.protections.branches for rule in policy.rules):
         log.warn("{path}: protected_branches is not enforced yet (hg named branches); "  # noqa: G010 - twisted.logger
                  "protect bookmarks instead, TODO(#8)", path=policy.source)

@@ -14,7 +14,7 @@ from typing import Any
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
@@ -70,7 +70,8 @@ def implemented(kind: str) -> bool:
 class ListenerService(service.Service):
     """Listen on one endpoint description and log the URL clients should use."""
 
-    def __init__(self, kind: str, description: str, factory: Factory, stop_reactor_on_failure: bool) -> None:
+    def __init__(self, kind: str, description: str, factory: IProtocolFactory,
+                 stop_reactor_on_failure: bool) -> None:
         self.kind = kind
         self.description = description
         self.factory = factory
@@ -139,7 +140,9 @@ class HgwireService(service.MultiService):
         self.listeners: list[ListenerService] = []
 
     def add_listener(self, kind: str, description: str) -> ListenerService:
-        factory = factory_maker(kind)(self.config)
+        from gateway.limits import guard
+
+        factory = guard(kind, factory_maker(kind)(self.config), self.config)
         listener = ListenerService(kind, description, factory, self.stop_reactor_on_failure)
         listener.setServiceParent(self)
         self.listeners.append(listener)

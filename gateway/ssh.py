@@ -64,6 +64,7 @@ from backends.names import validate_name
 from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
+from gateway.limits import ConnectionLimits, limits_for
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
@@ -240,6 +241,12 @@ class HgwireRealm:
 class HgwireUserAuth(userauth.SSHUserAuthServer):
     attemptsBeforeDisconnect = MAX_AUTH_ATTEMPTS - 1  # conch disconnects after attempts > this
     loginTimeout = LOGIN_GRACE_SECONDS
+
+    def serviceStarted(self) -> None:
+        limits = getattr(getattr(self.transport, "factory", None), "connection_limits", None)
+        if limits is not None:  # [limits] max_auth_attempts of the policy file in force now
+            self.attemptsBeforeDisconnect = limits().max_auth_attempts - 1
+        super().serviceStarted()
 
 
 class HgwireConnection(connection.SSHConnection):
@@ -532,6 +539,8 @@ auth-agent-req@openssh.com are absent, so they fail."""
 class HgwireSSHFactory(factory.SSHFactory):
     services = {b"ssh-userauth": HgwireUserAuth, b"ssh-connection": HgwireConnection}
 
+    connection_limits: Callable[[], ConnectionLimits] | None = None
+
     def __init__(self, host_key: keys.Key, checker: AuthorizedKeyChecker, front: Front) -> None:
         self.privateKeys = {host_key.sshType(): host_key}
         self.publicKeys = {host_key.sshType(): host_key.public()}
@@ -550,5 +559,7 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
     authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
     front = Front(config, authorizer_for(config))
-    return HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front)
+    ssh_factory = HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front)
+    ssh_factory.connection_limits = lambda: limits_for(config)
+    return ssh_factory
 

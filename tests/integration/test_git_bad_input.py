@@ -217,10 +217,10 @@ def test_silent_client_is_dropped_after_the_request_timeout(
         server: RunningServer, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from gateway import git_daemon
+    from gateway import limits
 
     seed(server, client)
-    monkeypatch.setattr(git_daemon, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(limits, "DEFAULT_LIMITS", limits.ConnectionLimits(request_timeout=0.5))
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", server.port("git")), timeout=10) as sock:
         sock.sendall(b"00")  # half a length, then nothing

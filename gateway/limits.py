@@ -1,0 +1,256 @@
+"""Connection limits every listener shares: how many, from where, how idle, how slow to ask.
+
+``guard(kind, factory, config)`` wraps a listener's protocol factory.  The
+wrapper counts open connections in total and per client address and refuses
+one over either bound with a short message in the listener's own protocol
+(git ``ERR``, HTTP 503, a text line before the SSH banner), and it drops a
+connection that neither sends nor receives a byte for ``idle_timeout``
+seconds (a stalled or abandoned client holds no slot for ever).
+
+Slow requests (slow-loris) are bounded where the request is read:
+``request_timeout`` for the git:// request line (``gateway.git_daemon``) and
+for each HTTP request's headers (``gateway.http``); SSH has its login grace
+(``gateway.ssh``).
+
+The bounds come from ``[limits]`` of the ``--config`` file, read when a
+connection opens (a reloaded file applies to new connections); a key the file
+leaves out keeps the default below.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from twisted.internet.interfaces import IAddress, IDelayedCall, IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from gateway.config import ServiceConfig
+from protocols import pktline
+
+log = Logger()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """The connection bounds in force (defaults, or ``[limits]`` of the policy file over them)."""
+
+    max_connections: int = 1000
+    """Open connections of one listener (git daemon's ``--max-connections`` is 32 by default)."""
+    max_connections_per_address: int = 64
+    """Open connections of one listener from one client address."""
+    idle_timeout: float = 600.0
+    """Seconds without a byte in either direction before a connection is dropped."""
+    request_timeout: float = 30.0
+    """Seconds a client may take to send its git:// request line or an HTTP request's headers."""
+    max_auth_attempts: int = 6
+    """Failed SSH authentications before the connection is dropped (OpenSSH's MaxAuthTries)."""
+    max_request_body: int = 2 * 1024**3
+    """Bytes of one HTTP request body (413 beyond)."""
+    max_decompressed: int = 2 * 1024**3
+    """Bytes of a gzip-encoded HTTP request body once inflated (zip bombs; 413 beyond)."""
+
+
+DEFAULT_LIMITS = ConnectionLimits()
+
+REFUSAL_GRACE = 2.0
+"""Seconds a refused connection stays open for its client to send its request and read the refusal."""
+
+
+def limits_for(config: ServiceConfig) -> ConnectionLimits:
+    """The bounds in force now: the policy file's ``[limits]`` (if any) over the defaults."""
+    authorizer = config.authorizer
+    policy_file = getattr(authorizer, "policy", None)
+    if policy_file is None:
+        return DEFAULT_LIMITS
+    configured = policy_file.current.limits
+    overrides = {
+        name: value
+        for name in ConnectionLimits.__dataclass_fields__
+        if (value := getattr(configured, name, None)) is not None
+    }
+    return replace(DEFAULT_LIMITS, **overrides) if overrides else DEFAULT_LIMITS
+
+
+# --- refusals, in each listener's protocol ----------------------------------------------------
+
+
+def _git_refusal(message: str) -> bytes:
+    return pktline.encode(b"ERR " + message.encode("utf-8"))
+
+
+def _http_refusal(message: str) -> bytes:
+    body = (message + "\n").encode("utf-8")
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Retry-After: 10\r\n"
+        "Connection: close\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def _ssh_refusal(message: str) -> bytes:
+    # RFC 4253 4.2: the server may send lines before its version string; ssh -v shows them.
+    return ("hgwire: " + message + "\r\n").encode("utf-8")
+
+
+REFUSALS: dict[str, Callable[[str], bytes]] = {
+    "git": _git_refusal,
+    "http": _http_refusal,
+    "ssh": _ssh_refusal,
+}
+"""Listener kind → the bytes that tell its client why the connection is refused."""
+
+
+# --- the wrapper ------------------------------------------------------------------------------
+
+
+def _address_key(address: IAddress | None) -> str:
+    host = getattr(address, "host", None)
+    return str(host) if host is not None else type(address).__name__
+
+
+@implementer(IHalfCloseableProtocol)
+class GuardedProtocol(ProtocolWrapper):
+    """A connection of a guarded listener: counted, and dropped when idle too long.
+
+    With ``refusal`` set it is a refused connection: the bytes are written and
+    the connection closed; the wrapped protocol (a bare ``Protocol``) never
+    sees a byte.
+    """
+
+    def __init__(self, factory: Any, wrapped: Protocol, address_key: str, idle: float,
+                 refusal: bytes | None = None) -> None:
+        super().__init__(factory, wrapped)
+        self.guard: GuardedFactory = factory
+        self.address_key = address_key
+        self._idle = idle
+        self._refusal = refusal
+        self._last = 0.0
+        self._timer: IDelayedCall | None = None
+        self._closing: IDelayedCall | None = None
+
+    def makeConnection(self, transport: Any) -> None:
+        clock = self.guard.clock
+        self._last = clock.seconds()
+        self._timer = clock.callLater(self._idle, self._check_idle)
+        super().makeConnection(transport)
+        if self._refusal is not None:
+            # Close once the client's first bytes are read (closing with unread input would
+            # reset the connection before the client reads why), or after REFUSAL_GRACE.
+            transport.write(self._refusal)
+            self._closing = clock.callLater(REFUSAL_GRACE, transport.loseConnection)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._last = self.guard.clock.seconds()
+        if self._refusal is None:
+            super().dataReceived(data)
+        elif self._closing is not None and self._closing.active():
+            self._closing.reset(0.1)
+
+    def write(self, data: bytes) -> None:
+        self._last = self.guard.clock.seconds()
+        super().write(data)
+
+    def writeSequence(self, data: Any) -> None:
+        self._last = self.guard.clock.seconds()
+        super().writeSequence(data)
+
+    def readConnectionLost(self) -> None:
+        """The peer shut down its sending side: a half-closeable listener still answers."""
+        half = IHalfCloseableProtocol(self.wrappedProtocol, None)
+        if half is not None and self._refusal is None:
+            half.readConnectionLost()
+        elif self.transport is not None:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        half = IHalfCloseableProtocol(self.wrappedProtocol, None)
+        if half is not None:
+            half.writeConnectionLost()
+
+    def _check_idle(self) -> None:
+        self._timer = None
+        clock = self.guard.clock
+        quiet = clock.seconds() - self._last
+        if quiet < self._idle:
+            self._timer = clock.callLater(self._idle - quiet, self._check_idle)
+            return
+        log.info("{kind} connection from {peer} idle for {seconds} s: closed", kind=self.guard.kind,
+                 peer=self.address_key, seconds=round(quiet))
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        elif self.transport is not None:
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        for call in (self._timer, self._closing):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._closing = None
+        super().connectionLost(reason)
+
+
+class GuardedFactory(WrappingFactory):
+    """Wrap a listener's factory: bound the open connections and drop idle ones."""
+
+    protocol = GuardedProtocol
+
+    def __init__(self, kind: str, wrapped: Factory, limits: Callable[[], ConnectionLimits],
+                 clock: Any = None) -> None:
+        super().__init__(wrapped)
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self.kind = kind
+        self.clock = clock
+        self.limits = limits
+        self.per_address: Counter[str] = Counter()
+        self._refuse = REFUSALS.get(kind, _ssh_refusal)
+
+    def buildProtocol(self, addr: IAddress | None) -> ProtocolWrapper:
+        limits = self.limits()
+        key = _address_key(addr)
+        reason = None
+        if len(self.protocols) >= limits.max_connections:
+            reason = f"the server has {len(self.protocols)} open connections, its limit; try again later"
+        elif self.per_address[key] >= limits.max_connections_per_address:
+            reason = (f"{self.per_address[key]} connections from your address are open, the limit; "
+                      "close some or try again later")
+        if reason is not None:
+            log.warn("{kind} connection from {peer} refused: {reason}",  # noqa: G010 - twisted.logger
+                     kind=self.kind, peer=key, reason=reason)
+            return GuardedProtocol(self, Protocol(), key, limits.request_timeout, self._refuse(reason))
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        if wrapped is None:  # the listener's own factory refused: close at once
+            return GuardedProtocol(self, Protocol(), key, limits.request_timeout, b"")
+        return GuardedProtocol(self, wrapped, key, limits.idle_timeout)
+
+    def registerProtocol(self, p: Any) -> None:
+        super().registerProtocol(p)
+        self.per_address[p.address_key] += 1
+
+    def unregisterProtocol(self, p: Any) -> None:
+        super().unregisterProtocol(p)
+        key = p.address_key
+        self.per_address[key] -= 1
+        if self.per_address[key] <= 0:
+            del self.per_address[key]
+
+    def logPrefix(self) -> str:
+        return str(self.wrappedFactory.logPrefix())
+
+
+def guard(kind: str, factory: Factory, config: ServiceConfig, clock: Any = None) -> GuardedFactory:
+    """``factory`` with the connection limits of ``config`` (read at each connection)."""
+    return GuardedFactory(kind, factory, lambda: limits_for(config), clock)

@@ -1,0 +1,155 @@
+"""Connection limits with real clients and raw sockets: too many, too idle, too slow (issue 8 item 2)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from backends.interfaces import Kind
+from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+
+LOOP = "tcp:0:interface=127.0.0.1"
+
+
+def policy_with(tmp_path: Path, limits: str) -> str:
+    path = tmp_path / "policy.toml"
+    path.write_text("anonymous_read = true\n[limits]\n" + limits)
+    return str(path)
+
+
+@contextmanager
+def open_sockets(port: int, count: int) -> Iterator[list[socket.socket]]:
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+                 for _ in range(count)]
+        time.sleep(0.2)  # let the server register them
+        yield socks
+
+
+def recv_all(sock: socket.socket, limit: float = 10.0) -> bytes:
+    sock.settimeout(limit)
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def test_git_daemon_tells_a_git_client_over_the_per_address_limit(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    server = make_server("memory", git=[LOOP],
+                         config_file=policy_with(tmp_path, "max_connections_per_address = 2\n"))
+    server.backend.create("r", Kind.GIT)
+    url = server.git_url("r")
+    with open_sockets(server.port("git"), 2):
+        refused = client.git("ls-remote", url, check=False)
+        assert refused.returncode != 0
+        assert "connections from your address are open, the limit" in refused.stderr
+    # the slots are free again once the idle sockets close
+    assert eventually(lambda: client.git("ls-remote", url, check=False).returncode == 0)
+
+
+def test_http_answers_503_over_the_total_limit_and_serves_again_after(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    server = make_server("fs", http=[LOOP], config_file=policy_with(tmp_path, "max_connections = 1\n"))
+    server.backend.create("r", Kind.GIT)
+    port = server.port("http")
+    with open_sockets(port, 1):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+            answer = recv_all(extra)
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        assert b"open connections, its limit" in answer
+        refused = client.git("ls-remote", server.url("http", "r"), check=False)
+        assert refused.returncode != 0 and "503" in refused.stderr
+    assert eventually(lambda: client.git("ls-remote", server.url("http", "r"), check=False).returncode == 0)
+
+
+def test_ssh_refuses_over_the_limit_with_a_line_and_serves_again_after(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
+    settings: dict[str, Any] = ssh_server_settings(ssh_keys)
+    server = make_server("memory", **settings,
+                         config_file=policy_with(tmp_path, "max_connections_per_address = 1\n"))
+    server.backend.create("r", Kind.GIT)
+    port = server.port("ssh")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
+    url = f"ssh://git@127.0.0.1:{port}/r"
+    with open_sockets(port, 1) as (held,):
+        assert held.recv(100).startswith(b"SSH-2.0-")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+            answer = recv_all(extra)
+        assert answer.startswith(b"hgwire: 1 connections from your address are open")
+        assert b"SSH-2.0" not in answer
+        assert client.git("ls-remote", url, check=False).returncode != 0
+    assert eventually(lambda: client.git("ls-remote", url, check=False).returncode == 0)
+
+
+def test_an_idle_http_connection_is_closed(
+        make_server: Callable[..., RunningServer], tmp_path: Path) -> None:
+    server = make_server("memory", http=[LOOP], config_file=policy_with(tmp_path, "idle_timeout = 1.0\n"))
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=10) as sock:
+        sock.sendall(b"GET /nothing-here?cmd=capabilities HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        answer = recv_all(sock)  # the answer, then the close when the connection sat idle
+        assert answer.startswith(b"HTTP/1.1 404 ")
+        assert time.monotonic() - started < 8
+
+
+def test_slow_http_headers_get_408_even_when_dripped(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    server = make_server("memory", http=[LOOP], config_file=policy_with(tmp_path, "request_timeout = 1.0\n"))
+    server.backend.create("r", Kind.GIT)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=10) as sock:
+        sock.sendall(b"GET /r.git/info/refs HTTP/1.1\r\n")
+        try:
+            for _ in range(30):  # one header byte every 0.2 s: never idle, never done
+                sock.sendall(b"X")
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = recv_all(sock)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert time.monotonic() - started < 6.5
+    # a client that sends its request in time is served
+    assert client.git("ls-remote", server.url("http", "r"), check=False).returncode == 0
+
+
+def test_http_body_limits_come_from_the_policy_file(
+        make_server: Callable[..., RunningServer], tmp_path: Path) -> None:
+    import gzip
+
+    server = make_server("memory", http=[LOOP], config_file=policy_with(
+        tmp_path, "max_request_body = 4000\nmax_decompressed = 100000\n"))
+    server.backend.create("r", Kind.GIT)
+    port = server.port("http")
+    head = (b"POST /r.git/git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-git-upload-pack-request\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + b"Content-Length: 5000\r\n\r\n")
+        answer = recv_all(sock)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"larger than 4000 bytes" in answer
+
+    bomb = gzip.compress(b"0" * 1_000_000)  # ~1 KB that inflates to 1 MB
+    assert len(bomb) < 4000
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + b"Content-Encoding: gzip\r\nConnection: close\r\n"
+                     + f"Content-Length: {len(bomb)}\r\n\r\n".encode() + bomb)
+        answer = recv_all(sock)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
+    assert b"larger than 100000 bytes" in answer

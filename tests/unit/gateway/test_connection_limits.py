@@ -1,0 +1,161 @@
+"""Connection limits (gateway.limits): counting, refusals in each protocol, idle drops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from backends.memory import MemoryBackend
+from gateway.config import ServiceConfig
+from gateway.limits import DEFAULT_LIMITS, REFUSAL_GRACE, ConnectionLimits, GuardedFactory, limits_for
+from gateway.policy import authorizer_for
+
+
+class Echo(Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+
+class EchoFactory(Factory):
+    protocol = Echo
+
+
+def connect(factory: GuardedFactory, host: str = "10.0.0.1", port: int = 5000) -> tuple[Any, StringTransport]:
+    proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def make(kind: str = "git", clock: Clock | None = None, **limits: Any) -> GuardedFactory:
+    bounds = ConnectionLimits(**limits)
+    return GuardedFactory(kind, EchoFactory(), lambda: bounds, clock or Clock())
+
+
+def test_connections_under_the_limits_reach_the_listener_protocol() -> None:
+    factory = make(max_connections_per_address=2)
+    proto, transport = connect(factory)
+    proto.dataReceived(b"ping")
+    assert transport.value() == b"ping"
+    assert factory.per_address["10.0.0.1"] == 1
+
+
+def test_one_connection_too_many_from_an_address_gets_a_git_err_and_is_closed() -> None:
+    factory = make("git", max_connections_per_address=2)
+    connect(factory)
+    connect(factory, port=5001)
+    proto, transport = connect(factory, port=5002)
+    data = transport.value()
+    assert data[4:8] == b"ERR " and int(data[:4], 16) == len(data)
+    assert b"connections from your address" in data
+    assert not transport.disconnecting, "the client may still be sending its request"
+    proto.dataReceived(b"0032git-upload-pack /x\x00")  # the listener's protocol never sees it
+    assert transport.value() == data
+    factory.clock.advance(0.2)
+    assert transport.disconnecting, "closed once its request is read"
+    other, other_transport = connect(factory, host="10.0.0.2")
+    other.dataReceived(b"hi")
+    assert other_transport.value() == b"hi", "another address is not limited"
+
+
+def test_the_total_limit_refuses_http_with_503_and_ssh_with_a_line_before_the_banner() -> None:
+    http = make("http", max_connections=1)
+    connect(http, host="10.0.0.1")
+    _, transport = connect(http, host="10.0.0.9")
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ")
+    assert b"Retry-After: 10" in head
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert b"open connections" in body
+
+    ssh = make("ssh", max_connections=1)
+    connect(ssh)
+    _, transport = connect(ssh, host="10.0.0.9")
+    line = transport.value()
+    assert line.startswith(b"hgwire: ") and line.endswith(b"\r\n") and not line.startswith(b"SSH-")
+    ssh.clock.advance(REFUSAL_GRACE)
+    assert transport.disconnecting, "a silent refused client is closed after the grace"
+
+
+def test_a_closed_connection_frees_its_slot() -> None:
+    factory = make(max_connections_per_address=1)
+    proto, _ = connect(factory)
+    proto.connectionLost(None)
+    assert "10.0.0.1" not in factory.per_address and not factory.protocols
+    again, transport = connect(factory)
+    again.dataReceived(b"x")
+    assert transport.value() == b"x"
+
+
+def test_refused_connections_are_not_left_counted() -> None:
+    factory = make(max_connections_per_address=1)
+    first, _ = connect(factory)
+    refused, _ = connect(factory, port=5001)
+    refused.connectionLost(None)
+    first.connectionLost(None)
+    assert not factory.per_address and not factory.protocols
+
+
+def test_an_idle_connection_is_dropped_and_traffic_keeps_it_open() -> None:
+    clock = Clock()
+    factory = make(clock=clock, idle_timeout=10.0)
+    proto, transport = connect(factory)
+    clock.advance(6)
+    proto.dataReceived(b"a")  # the client speaks: the clock starts again
+    clock.advance(6)
+    assert not transport.disconnecting
+    proto.write(b"b")  # so does the server
+    clock.advance(9)
+    assert not transport.disconnecting
+    clock.advance(1.5)
+    assert transport.disconnecting or transport.disconnected
+
+
+def test_the_idle_timer_stops_with_the_connection() -> None:
+    clock = Clock()
+    factory = make(clock=clock, idle_timeout=10.0)
+    proto, _ = connect(factory)
+    proto.connectionLost(None)
+    assert clock.getDelayedCalls() == []
+
+
+def test_limits_come_from_the_policy_file_over_the_defaults(tmp_path: Path) -> None:
+    bare = ServiceConfig(backend=MemoryBackend(), root=str(tmp_path))
+    assert limits_for(bare) == DEFAULT_LIMITS
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[limits]\nmax_connections_per_address = 3\nidle_timeout = 2.5\n")
+    config = ServiceConfig(backend=MemoryBackend(), root=str(tmp_path), config_file=str(policy))
+    authorizer_for(config)
+    limits = limits_for(config)
+    assert limits.max_connections_per_address == 3
+    assert limits.idle_timeout == 2.5
+    assert limits.max_connections == DEFAULT_LIMITS.max_connections
+
+
+@pytest.mark.parametrize("text", ["[limits]\nidle_timeout = -1\n", "[limits]\nmax_connections = 0\n",
+                                  "[limits]\nmax_connectionz = 3\n"])
+def test_a_bad_limit_is_a_policy_error(tmp_path: Path, text: str) -> None:
+    from gateway.policy import PolicyError, parse_policy
+
+    with pytest.raises(PolicyError):
+        parse_policy(text, "policy.toml")
+
+
+def test_a_limit_that_cannot_be_set_yet_is_said_at_load(tmp_path: Path) -> None:
+    from twisted.logger import capturedLogs
+
+    from gateway.policy import PolicyFile
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[limits]\nmax_pkt_line = 1000\nidle_timeout = 5.0\n")
+    with capturedLogs() as events:
+        PolicyFile(policy)
+    said = [e for e in events if "cannot be changed yet" in e.get("log_format", "")]
+    assert len(said) == 1 and said[0]["names"] == "max_pkt_line"
