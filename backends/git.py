@@ -20,6 +20,7 @@ from dulwich.pack import Pack
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
+from backends import git_ingest
 from backends.interfaces import ZERO_ID, Kind, ObjectId, RefResult, RefUpdate
 from protocols.errors import ProtocolError, StorageError
 
@@ -108,7 +109,10 @@ class DulwichGitRepository:
         store = self.object_store
         before = None if isinstance(store, DiskObjectStore) else set(iter(store))
         try:
-            pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
+            if isinstance(store, DiskObjectStore):
+                pack = git_ingest.ingest_pack(store, f.read)
+            else:
+                pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
         except (ObjectFormatException, ValueError, KeyError, AssertionError, OSError) as exc:
             raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
         except Exception as exc:  # dulwich raises a variety of ad-hoc errors on corrupt input
@@ -178,6 +182,8 @@ class DulwichGitRepository:
         store's invariant, so the walk only descends into objects this push added.
         """
         store = self.object_store
+        if isinstance(store, DiskObjectStore):
+            return git_ingest.connected(store, [tip], self._added)
         seen: set[ObjectID] = set()
         stack = [ObjectID(tip)]
         while stack:

@@ -18,9 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from backends import load_backend
 from backends.interfaces import Backend
+
+# Property tests check results, not speed: a shared 2-core CI machine must not turn a
+# slow example into a failure (hypothesis' default deadline is 200 ms per example).
+settings.register_profile("hgwire", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hgwire")
 
 BACKENDS = ["memory", "fs"]
 LOOPBACK = "tcp:0:interface=127.0.0.1"

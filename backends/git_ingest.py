@@ -1,0 +1,185 @@
+"""Receive a pushed pack into a disk store, and check what the push's refs reach, fast.
+
+``ingest_pack`` is receive-pack's ``index-pack --fix-thin``: copy the pushed
+pack into the object directory while indexing it (dulwich's ``PackIndexer``
+and ``PackStreamCopier``), append the bases a thin pack deltas against, name
+it ``pack-<sha1 of its sorted object names>`` and write its index.  Bases come
+from a ``PackObjectReader`` over the cached index views of the store's packs
+(dict lookups and a delta cache) instead of the store's own lookups, which
+bisect every index in Python.  Every object of the new pack is then parsed,
+so a malformed commit, tree or tag is refused before any ref can name it.
+
+``connected`` is receive-pack's connectivity check: every object reachable
+from a pushed tip must exist.  Objects that were in the store before the push
+are complete by the store's invariant, so the walk reads only the objects the
+push added and checks only the presence of the others; blobs are never read.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+import tempfile
+from collections.abc import Callable, Collection, Iterable
+from contextlib import suppress
+from typing import BinaryIO
+
+from dulwich.object_store import PACK_MODE, DiskObjectStore
+from dulwich.objects import ObjectID, ShaFile, parse_tree
+from dulwich.pack import (
+    Pack,
+    PackData,
+    PackIndexer,
+    PackStreamCopier,
+    extend_pack,
+    iter_sha1,
+    write_pack_index,
+)
+
+from backends.git_objects import PackObjectReader
+from backends.git_packindex import PackIndexView, index_view, read_index
+from backends.git_reach import MissingObject, _commit_links, _tag_target
+
+S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
+COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4
+
+
+def pack_views(store: DiskObjectStore) -> list[PackIndexView]:
+    """The cached index views of every complete pack (a ``.pack`` with its ``.idx``) of ``store``."""
+    pack_dir = os.fspath(store.pack_dir)
+    try:
+        names = sorted(os.listdir(pack_dir))
+    except FileNotFoundError:
+        return []
+    present = set(names)
+    return [index_view(os.path.join(pack_dir, name[:-5])) for name in names
+            if name.endswith(".pack") and name[:-5] + ".idx" in present]
+
+
+class Presence:
+    """``hexsha in presence``: in a pack (index views), else loose in the store."""
+
+    def __init__(self, store: DiskObjectStore, views: list[PackIndexView]) -> None:
+        self._store = store
+        self._views = views
+
+    def __contains__(self, hexsha: object) -> bool:
+        assert isinstance(hexsha, bytes)
+        binsha = binascii.unhexlify(hexsha)
+        if any(view.position(binsha) is not None for view in self._views):
+            return True
+        return bool(self._store.contains_loose(ObjectID(hexsha)))
+
+
+def _raw_reader(reader: PackObjectReader) -> Callable[[bytes], tuple[int, bytes]]:
+    def get_raw(sha: bytes) -> tuple[int, bytes]:
+        return reader.read(sha if len(sha) == 40 else binascii.hexlify(sha))
+
+    return get_raw
+
+
+def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
+    """Index the pack ``read`` yields into ``store`` (completing a thin pack); the new ``Pack``.
+
+    The pack and its index are written and every object parsed under
+    temporary names; only then are they renamed into ``objects/pack`` (the
+    pack first: a ``.pack`` without its ``.idx`` is invisible to readers).
+    Raises dulwich's errors (``ObjectFormatException``, ``ApplyDeltaError``,
+    ``KeyError`` for a missing base, ``AssertionError``/``ValueError`` for a
+    corrupt stream); nothing is left in the object directory then.
+    """
+    hash_func = store.object_format.hash_func
+    fd, path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
+    idx_path = path + ".idx"
+    try:
+        with PackObjectReader(store, pack_views(store)) as reader, os.fdopen(fd, "w+b") as out:
+            os.chmod(path, PACK_MODE)
+            entries, pack_sha = _copy_and_index(store, read, out, path, _raw_reader(reader), hash_func)
+        entries.sort()
+        with open(idx_path, "wb") as idx:
+            write_pack_index(idx, entries, pack_sha, version=store.pack_index_version)
+            if store.fsync_object_files:
+                idx.flush()
+                os.fsync(idx.fileno())
+        os.chmod(idx_path, PACK_MODE)
+        _parse_every_object(read_index(idx_path, path), store)
+        name = iter_sha1(e[0] for e in entries).decode()
+        base = os.path.join(os.fspath(store.pack_dir), "pack-" + name)
+        if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
+            os.rename(path, base + ".pack")
+            os.rename(idx_path, base + ".idx")
+        # else: the same objects are already stored under this name; the temporaries go
+    finally:
+        for leftover in (path, idx_path):
+            with suppress(FileNotFoundError):
+                os.unlink(leftover)
+    return Pack(base, object_format=store.object_format)
+
+
+def _copy_and_index(store: DiskObjectStore, read: Callable[[int], bytes], out: BinaryIO, path: str,
+                    get_raw: Callable[[bytes], tuple[int, bytes]],
+                    hash_func: Callable[[], object]) -> tuple[list[tuple[bytes, int, int | None]], bytes]:
+    indexer = PackIndexer(out, hash_func, resolve_ext_ref=get_raw)  # type: ignore[arg-type]
+    copier = PackStreamCopier(hash_func, read, None, out, delta_iter=indexer)  # type: ignore[arg-type]
+    copier.verify()
+    out.flush()
+    out.seek(0)
+    with PackData(path, file=out, object_format=store.object_format) as data:
+        indexer.set_pack_data(data)
+        entries: list[tuple[bytes, int, int | None]] = list(indexer)
+        # A ref-delta base the pack also carries counts as external when the store has it
+        # too (an object pushed again); appending it would store it twice in one pack.
+        ext_refs = set(indexer.ext_refs()) - {entry[0] for entry in entries}
+    pack_sha, extra = extend_pack(out, ext_refs, get_raw=get_raw,
+                                  object_format=store.object_format,
+                                  compression_level=store.pack_compression_level)
+    out.flush()
+    if store.fsync_object_files:
+        os.fsync(out.fileno())
+    entries.extend(extra)
+    return entries, pack_sha
+
+
+def _parse_every_object(view: PackIndexView, store: DiskObjectStore) -> None:
+    """Parse each commit, tree and tag of the pack ``view`` indexes (dulwich raises on a malformed one)."""
+    with PackObjectReader(store, [view, *pack_views(store)]) as reader:
+        for binsha in view.names:
+            type_num, raw = reader.read(binascii.hexlify(binsha))
+            if type_num != BLOB:
+                ShaFile.from_raw_string(type_num, raw)
+
+
+def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[bytes]) -> bool:
+    """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones."""
+    views = pack_views(store)
+    present = Presence(store, views)
+    seen: set[bytes] = set()
+    stack = list(tips)
+    with PackObjectReader(store, views) as reader:
+        while stack:
+            sha = stack.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            if sha not in added:
+                if sha not in present:
+                    return False
+                continue
+            try:
+                type_num, raw = reader.read(sha)
+                if type_num == COMMIT:
+                    tree, parents = _commit_links(raw)
+                    stack.append(tree)
+                    stack.extend(parents)
+                elif type_num == TREE:
+                    for _name, mode, child in parse_tree(raw, 20):
+                        kind = mode & S_IFMT
+                        if kind == S_IFDIR:
+                            stack.append(child)
+                        elif kind != S_IFGITLINK and child not in added and child not in present:
+                            return False
+                elif type_num == TAG:
+                    stack.append(_tag_target(raw))
+            except (MissingObject, KeyError, ValueError):
+                return False
+    return True

@@ -1,0 +1,176 @@
+"""backends.git_ingest: thin packs completed into a disk store, bad packs leave nothing, connectivity."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import Repo
+
+from backends import git_ingest
+
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "GIT_CONFIG_NOSYSTEM": "1",
+       "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@example.com", "GIT_COMMITTER_NAME": "C",
+       "GIT_COMMITTER_EMAIL": "c@example.com", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+       "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+
+
+def git(cwd: Path, *args: str, input: bytes | None = None) -> bytes:
+    return subprocess.run(["git", *args], cwd=cwd, env=ENV, input=input, check=True,
+                          capture_output=True).stdout
+
+
+def commit_files(work: Path, files: dict[str, str], message: str) -> bytes:
+    for name, text in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", message)
+    return git(work, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def pushed(tmp_path: Path) -> tuple[Path, bytes, bytes, bytes]:
+    """(bare server repo at ``old``, work repo, old, new); new's blobs delta against old ones."""
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    big = "".join(f"line {i} of a long file that deltas well\n" for i in range(2000))
+    old = commit_files(work, {"a.txt": big, "dir/b.txt": big[::-1]}, "one")
+    server = tmp_path / "server.git"
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(server))
+    git(server, "repack", "-a", "-d", "-q")
+    new = old
+    for i in range(3):
+        new = commit_files(work, {"a.txt": big + f"change {i}\n", f"dir/n{i}.txt": f"new {i}\n"}, f"c{i}")
+    return server, work, old, new
+
+
+def thin_pack(work: Path, old: bytes, new: bytes, ofs_delta: bool = True) -> bytes:
+    revs = new + b"\n^" + old + b"\n"
+    flags = ["--delta-base-offset"] if ofs_delta else []
+    return git(work, "pack-objects", "--thin", "--stdout", "--revs", *flags, input=revs)
+
+
+def reader_of(data: bytes):  # noqa: ANN201 - a read(n) callable
+    import io
+
+    return io.BytesIO(data).read
+
+
+def pack_dir_files(server: Path) -> set[str]:
+    return set(os.listdir(server / "objects" / "pack"))
+
+
+@pytest.mark.parametrize("ofs_delta", [True, False], ids=["ofs-delta", "ref-delta"])
+def test_a_thin_pack_is_completed_indexed_and_named_by_its_objects(
+        pushed: tuple[Path, Path, bytes, bytes], ofs_delta: bool) -> None:
+    server, work, old, new = pushed
+    data = thin_pack(work, old, new, ofs_delta)
+    store = Repo(str(server)).object_store
+    before = pack_dir_files(server)
+    pack = git_ingest.ingest_pack(store, reader_of(data))  # type: ignore[arg-type]
+    added = pack_dir_files(server) - before
+    assert {name.rsplit(".", 1)[1] for name in added} == {"pack", "idx"}
+    assert not [n for n in os.listdir(server / "objects") if n.startswith("tmp_pack_")]
+    names = sorted(bytes(s) for s in pack)
+    assert new in names
+    # git itself accepts the repository with the new objects once a ref names them
+    git(server, "update-ref", "refs/heads/main", new.decode(), old.decode())
+    git(server, "fsck", "--full", "--strict")
+    assert git(server, "rev-list", "--count", "main").strip() == b"4"
+    # the same objects again: the stored pack is reused, not duplicated
+    again = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
+    assert pack_dir_files(server) - before == added
+    assert sorted(bytes(s) for s in again) == names
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad-zlib", "missing-base"])
+def test_a_bad_pack_raises_and_leaves_the_store_as_it_was(
+        pushed: tuple[Path, Path, bytes, bytes], damage: str, tmp_path: Path) -> None:
+    server, work, old, new = pushed
+    data = thin_pack(work, old, new)
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "bad-zlib":  # scramble bytes inside the first entries' compressed data
+        data = data[:16] + bytes(b ^ 0x5A for b in data[16:60]) + data[60:]
+    else:  # a thin pack against a store that lacks its bases
+        empty = tmp_path / "empty.git"
+        git(tmp_path, "init", "-q", "--bare", str(empty))
+        server = empty
+    snapshot = {p: p.read_bytes() for p in server.rglob("*") if p.is_file()}
+    with pytest.raises(Exception) as caught:
+        git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
+    assert not isinstance(caught.value, (SystemExit, KeyboardInterrupt))
+    after = {p: p.read_bytes() for p in server.rglob("*") if p.is_file()}
+    assert after == snapshot, "nothing added, nothing left behind"
+
+
+def raw_pack(entries: list[tuple[int, bytes]]) -> bytes:
+    """A pack of whole (undeltified) objects written byte by byte, so that they may be malformed."""
+    import hashlib
+    import struct
+    import zlib
+
+    out = b"PACK" + struct.pack(">II", 2, len(entries))
+    for type_num, body in entries:
+        size = len(body)
+        head = bytearray([(type_num << 4) | (size & 0x0F)])
+        size >>= 4
+        while size:
+            head[-1] |= 0x80
+            head.append(size & 0x7F)
+            size >>= 7
+        out += bytes(head) + zlib.compress(body)
+    return out + hashlib.sha1(out).digest()
+
+
+@pytest.mark.parametrize("tree", [b"100644 name-without-nul-and-sha", b"99999999 x\0" + b"\x01" * 20])
+def test_a_malformed_tree_is_refused_before_it_is_stored(tmp_path: Path, tree: bytes) -> None:
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    with pytest.raises(Exception):
+        git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(raw_pack([(2, tree)])))  # type: ignore[arg-type]
+    assert os.listdir(server / "objects" / "pack") == []
+    assert not [n for n in os.listdir(server / "objects") if n.startswith("tmp_pack_")]
+
+
+def test_connected_reads_only_what_the_push_added(pushed: tuple[Path, Path, bytes, bytes]) -> None:
+    server, work, old, new = pushed
+    store = Repo(str(server)).object_store
+    pack = git_ingest.ingest_pack(store, reader_of(thin_pack(work, old, new)))  # type: ignore[arg-type]
+    added = {bytes(s) for s in pack}
+    store = Repo(str(server)).object_store
+    assert git_ingest.connected(store, [new], added)
+    assert git_ingest.connected(store, [old], set()), "old objects are complete by the store's invariant"
+    assert not git_ingest.connected(store, [b"1" * 40], set())
+
+
+def test_a_tree_naming_a_missing_blob_is_not_connected(tmp_path: Path) -> None:
+    import io
+
+    from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+    from dulwich.pack import write_pack_objects
+
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    present, missing = Blob.from_string(b"here\n"), Blob.from_string(b"never sent\n")
+    tree = Tree()
+    tree.add(b"here", 0o100644, present.id)
+    tree.add(b"gone", 0o100644, missing.id)
+    commit = Commit()
+    commit.tree = tree.id
+    commit.author = commit.committer = b"A <a@example.com>"
+    commit.author_time = commit.commit_time = 0
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = b"m\n"
+    out = io.BytesIO()
+    write_pack_objects(out, [(o, None) for o in (present, tree, commit)], object_format=DEFAULT_OBJECT_FORMAT)
+    store = Repo(str(server)).object_store
+    pack = git_ingest.ingest_pack(store, reader_of(out.getvalue()))  # type: ignore[arg-type]
+    added = {bytes(s) for s in pack}
+    assert not git_ingest.connected(Repo(str(server)).object_store, [commit.id], added)
+    assert git_ingest.connected(Repo(str(server)).object_store, [present.id], added)
