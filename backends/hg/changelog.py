@@ -45,6 +45,8 @@ class Changeset:
 
 
 def _unescape_extra(value: bytes) -> bytes:
+    if b"\\" not in value:
+        return value
     out = bytearray()
     i = 0
     while i < len(value):

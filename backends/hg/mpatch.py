@@ -121,6 +121,23 @@ def _apply_one(text: bytes, delta: bytes, max_size: int) -> bytes:
     return b"".join(parts)
 
 
+def on_line_boundaries(base: bytes, delta: bytes) -> bool:
+    """Whether every hunk of ``delta`` replaces whole lines of ``base`` with whole lines.
+
+    ``diff`` only makes such deltas, and Mercurial reads manifest deltas line
+    by line; a delta received from a client is stored as it is only if it
+    passes this check.
+    """
+    for start, end, data in parse_hunks(delta):
+        if start and base[start - 1] != 0x0A:
+            return False
+        if end and end != len(base) and base[end - 1] != 0x0A:
+            return False
+        if data and data[-1] != 0x0A:
+            return False
+    return True
+
+
 def apply(base: bytes, delta: bytes, max_size: int = MAX_TEXT_SIZE) -> bytes:
     """Apply one delta to ``base``."""
     return patches(base, [delta], max_size)

@@ -437,11 +437,16 @@ class RevlogWriter:
             self._chain_info[rev] = info
         return info
 
-    def add(self, node: Node, p1: Node, p2: Node, linkrev: int, text: bytes) -> int:
-        """Append one revision whose hash the caller has verified; return its rev."""
+    def add(self, node: Node, p1: Node, p2: Node, linkrev: int, text: bytes,
+            delta: tuple[int, bytes] | None = None) -> int:
+        """Append one revision whose hash the caller has verified; return its rev.
+
+        ``delta`` is ``(base rev, delta)`` as received, known to give ``text``:
+        stored as it is when its base is the base this revlog would choose.
+        """
         rev = len(self.entries)
         p1rev, p2rev = self.rev(p1), self.rev(p2)
-        base, chunk = self._choose_storage(rev, p1rev, text)
+        base, chunk = self._choose_storage(rev, p1rev, text, delta)
         offset = self._data_end()
         entry: Entry = ((offset << 16), len(chunk), len(text), base, linkrev, p1rev, p2rev, node + b"\0" * 12)
         self.entries.append(entry)
@@ -454,7 +459,8 @@ class RevlogWriter:
         self._remember(rev, text)
         return rev
 
-    def _choose_storage(self, rev: int, p1rev: int, text: bytes) -> tuple[int, bytes]:
+    def _choose_storage(self, rev: int, p1rev: int, text: bytes,
+                        delta: tuple[int, bytes] | None = None) -> tuple[int, bytes]:
         """Delta against p1 (or the previous rev without generaldelta) if the chain stays bounded.
 
         A full text is a snapshot (base == rev), which sparse-revlog readers and
@@ -464,7 +470,8 @@ class RevlogWriter:
         if base != NULL_REV and len(text) > 64:
             length, size = self._chain(base)
             if length < MAX_CHAIN_LENGTH and size < 2 * len(text) + 1024:
-                chunk = self.compressor.compress(mpatch.diff(self.text(base), text))
+                raw = delta[1] if delta is not None and delta[0] == base else mpatch.diff(self.text(base), text)
+                chunk = self.compressor.compress(raw)
                 if len(chunk) < len(text) // 2:
                     self._chain_info[rev] = (length + 1, size + len(chunk))
                     start = base if self.generaldelta else self.entries[base][3]

@@ -107,7 +107,7 @@ class Transaction:
                 added.extend(self._ingest(self.cl, group.revisions, is_changelog=True))
                 stage = 1
             elif group.section is Section.MANIFEST:
-                self._ingest(self._writer(b"00manifest.i"), group.revisions)
+                self._ingest(self._writer(b"00manifest.i"), group.revisions, lines_only=True)
                 stage = 2
             else:
                 _check_path(group.path)
@@ -120,6 +120,15 @@ class Transaction:
             self._update_phases_for_new(first_new)
         return IngestResult(added=added, heads_before=heads_before, heads_after=self._head_count())
 
+    def changeset_text(self, node: Node) -> bytes:
+        """The changelog text of ``node``, also of a changeset this transaction added and has not committed.
+
+        Read right after its revision went in, a new changeset comes from the
+        writer's recent texts, so reading it never flushes the changelog early.
+        """
+        self._guard()
+        return self.cl.text(self.cl.rev(node))
+
     def _writer(self, index_path: bytes, logical: bytes | None = None) -> RevlogWriter:
         writer = self.writers.get(index_path)
         if writer is None:
@@ -130,15 +139,22 @@ class Transaction:
     def _file_writer(self, path: bytes) -> RevlogWriter:
         return self._writer(self.repo.filelog_path(path), b"data/" + path + b".i")
 
-    def _ingest(self, writer: RevlogWriter, revisions: Iterator[RevisionDelta], is_changelog: bool = False) -> list[Node]:
-        """Apply one delta group: check bases, parents, linknodes and hashes, then append."""
+    def _ingest(self, writer: RevlogWriter, revisions: Iterator[RevisionDelta], is_changelog: bool = False,
+                lines_only: bool = False) -> list[Node]:
+        """Apply one delta group: check bases, parents, linknodes and hashes, then append.
+
+        A received delta against the base the revlog stores against is kept as
+        it is (no re-diff); manifest deltas (``lines_only``) only when their
+        hunks cover whole lines, as Mercurial's manifest readers expect.
+        """
         added: list[Node] = []
         for rd in revisions:
             if rd.flags:
                 raise ProtocolError(f"unsupported revision flags {rd.flags:#x} in changegroup")
             if not writer.has_node(rd.base):
                 raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
-            text = mpatch.apply(writer.text(writer.rev(rd.base)), rd.delta)
+            base_text = writer.text(writer.rev(rd.base))
+            text = mpatch.apply(base_text, rd.delta)
             if writer.has_node(rd.node):
                 continue
             for parent in (rd.p1, rd.p2):
@@ -153,7 +169,8 @@ class Transaction:
                 if not self.cl.has_node(rd.linknode) or rd.linknode == NULL_NODE:
                     raise ProtocolError(f"linknode {binascii.hexlify(rd.linknode).decode()} is unknown")
                 linkrev = self.cl.rev(rd.linknode)
-            writer.add(rd.node, rd.p1, rd.p2, linkrev, text)
+            reusable = not lines_only or mpatch.on_line_boundaries(base_text, rd.delta)
+            writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None)
             added.append(rd.node)
             if not is_changelog:
                 writer.maybe_flush()
@@ -273,6 +290,8 @@ class Transaction:
             raise
         self.done = True
         try:
+            if self.changed_cl or self.phases is not None:
+                self._drop_caches()
             self._drop_undo()
         finally:
             self.repo.locks.release()
@@ -291,8 +310,6 @@ class Transaction:
         self._write_phaseroots()
         self._write_bookmarks()
         self.cl.flush()
-        if self.changed_cl or self.phases is not None:
-            self._drop_caches()
 
     def _write_fncache(self) -> None:
         """List new filelog files (``.i``, and ``.d`` also when a split created it) in fncache."""
@@ -341,10 +358,16 @@ class Transaction:
         vfs.replace(b"bookmarks", format_bookmarks(self.marks))
 
     def _drop_caches(self) -> None:
+        """After the commit point, still under the lock: hg rebuilds what is missing.
+
+        A crash before this leaves caches that describe the old changelog; hg
+        checks every one of them against the tip, phases and node ids before
+        use, so they are only outdated, never wrong.  An aborted transaction
+        never touches them.
+        """
         plain = self.repo.plain
         for name in plain.listdir(b"cache"):
             if name.startswith(CACHE_PREFIXES):
-                self.journal.backup(b"cache/" + name, journal_mod.PLAIN)
                 plain.unlink(b"cache/" + name)
 
     def abort(self) -> None:

@@ -82,3 +82,24 @@ def test_diff_hunks_cover_whole_lines(old_lines: list[bytes], new_lines: list[by
         assert start == 0 or old[start - 1 : start] == b"\n"
         assert end == len(old) or old[end - 1 : end] == b"\n"
         assert data == b"" or data.endswith(b"\n")
+
+
+@given(st.lists(st.sampled_from([b"a\n", b"b\n", b"cc\n"]), max_size=12),
+       st.lists(st.sampled_from([b"a\n", b"b\n", b"cc\n"]), max_size=12))
+def test_diff_output_is_on_line_boundaries(old_lines: list[bytes], new_lines: list[bytes]) -> None:
+    old, new = b"".join(old_lines) + b"\n", b"".join(new_lines) + b"\n"
+    assert mpatch.on_line_boundaries(old, mpatch.diff(old, new))
+
+
+@pytest.mark.parametrize("hunk, whole", [
+    ((0, 2, b"x\n"), True),           # replaces the first line
+    ((2, 4, b""), True),              # deletes the second line
+    ((4, 4, b"new\n"), True),         # inserts at the end
+    ((1, 2, b"x\n"), False),          # starts inside a line
+    ((0, 1, b"x\n"), False),          # ends inside a line
+    ((0, 2, b"no newline"), False),   # inserts a partial line
+])
+def test_on_line_boundaries(hunk: tuple[int, int, bytes], whole: bool) -> None:
+    start, end, data = hunk
+    delta = struct.pack(">lll", start, end, len(data)) + data
+    assert mpatch.on_line_boundaries(b"a\nb\n", delta) is whole
