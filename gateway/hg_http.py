@@ -27,9 +27,10 @@ the message (hg prints ``abort: HTTP Error 403: <reason>``), with hgweb's
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO
+from typing import IO, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -64,7 +65,25 @@ MAX_REASON = 200
 """Longest reason phrase: the message hg shows after ``HTTP Error <status>:``."""
 
 SETTINGS = hg_http.WireSettings()
-"""Compression order and levels, argument carriers; ``ServiceConfig`` does not carry them yet."""
+"""Compression order and levels, argument carriers, unless ``[hg_http]`` of ``--config`` says otherwise."""
+
+
+def wire_settings(authorizer: Any) -> hg_http.WireSettings:
+    """The settings in force now: ``[hg_http]`` of the policy file (if any) over ``SETTINGS``."""
+    policy_file = getattr(authorizer, "policy", None)
+    if policy_file is None:
+        return SETTINGS
+    chosen = policy_file.current.hg_http
+    changes: dict[str, Any] = {}
+    if chosen.compression is not None:
+        changes["engines"] = tuple(e.encode("ascii") for e in chosen.compression)
+    if chosen.zstd_level is not None:
+        changes["zstd_level"] = chosen.zstd_level
+    if chosen.zlib_level is not None:
+        changes["zlib_level"] = chosen.zlib_level
+    if chosen.httppostargs is not None:
+        changes["post_args"] = chosen.httppostargs
+    return dataclasses.replace(SETTINGS, **changes) if changes else SETTINGS
 LIMITS = hg_http.HttpLimits()
 
 HTTP_STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -202,7 +221,8 @@ class HgHttpCommand:
             prefix = content.read(self.head.post_args_length)
         args = hg_http.with_post_args(self.head, prefix, LIMITS) if self.head.post_args_length else self.head.args
         payload = _payload(content) if cmd.takes_payload and content is not None else None
-        ctx = CommandContext(Transport.HTTP, self.check_permission, hg_http.http_capabilities(SETTINGS), payload)
+        caps = hg_http.http_capabilities(wire_settings(self.front.authorizer))
+        ctx = CommandContext(Transport.HTTP, self.check_permission, caps, payload)
         try:
             return hg_commands.dispatch(repo, cmd.name, hg_commands.bind_args(cmd, args), ctx)
         except UnsupportedFeature as exc:
@@ -220,7 +240,7 @@ class HgHttpCommand:
 
     def _respond(self, response: Response, cmd: Command) -> None:
         assert self.head is not None
-        reply = hg_http.render(response, cmd.name, self.head.proto, SETTINGS)
+        reply = hg_http.render(response, cmd.name, self.head.proto, wire_settings(self.front.authorizer))
         if self._gone:
             close = getattr(reply.stream, "close", None)
             if close is not None:  # the generator releases what it holds

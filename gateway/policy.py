@@ -22,7 +22,7 @@ The file is TOML (read with ``tomllib``)::
     read = ["*"]                               # any authenticated user; "anonymous" for everyone
     write = ["@dev"]
     protected_refs = ["refs/tags/*", { pattern = "refs/heads/release/*", no_direct_push = true }]
-    protected_branches = ["default"]           # hg named branches: no new heads, no closing
+    protected_branches = ["default", { pattern = "stable", no_direct_push = true }]  # hg named branches
     protected_bookmarks = ["main"]             # hg bookmarks: no deletion, no non-fast-forward move
 
     [limits]                                   # see gateway.limits for every key and its default
@@ -38,6 +38,17 @@ which case only the listed principals (and writers) may read.  A principal is
 a user name, ``@group``, ``*`` (any authenticated user) or, in ``read`` lists,
 ``anonymous``.  Globs are ``fnmatch`` patterns where ``*`` also matches ``/``;
 a pattern ``team/app`` also matches ``team/app.git``.
+
+Protections (``protected_refs``, ``protected_branches``, ``protected_bookmarks``;
+enforced by ``gateway.protected``) are a pattern string or a ``{ pattern = "...",
+no_direct_push = true }`` table; those of every matching rule add up.  A
+protected git ref or hg bookmark may not be deleted or moved to a commit that
+does not descend from its old one.  A protected hg named branch (matched with
+the same globs) may not end a push with more heads than it had before (closed
+heads count; a new branch may appear with one head), even when the client
+forces the push, and may not get a changeset that closes a head.
+``no_direct_push`` refuses any move of the ref or bookmark, and any new
+changeset on the branch.  A refused hg push lands nothing.
 
 ``PolicyFile`` keeps the last good policy: a broken file is logged and ignored
 until it is fixed.  ``PolicyReloader`` re-reads it when it changes (checked
@@ -160,6 +171,21 @@ class Limits:
     request_timeout: float | None = None
 
 
+HG_ENGINES = ("zstd", "zlib", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class HgHttp:
+    """``[hg_http]``: Mercurial over HTTP; None keeps the built-in choice (``protocols.hg_http.WireSettings``)."""
+
+    compression: tuple[str, ...] | None = None
+    """Engines in server preference order, from ``zstd``, ``zlib``, ``none``."""
+    zstd_level: int | None = None
+    zlib_level: int | None = None
+    httppostargs: bool | None = None
+    """Advertise ``httppostargs`` (off by default: hg cannot resend such a push after a 401)."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """A parsed policy file: decides access and names the protections of a repository."""
@@ -170,6 +196,7 @@ class Policy:
     rules: tuple[RepoRule, ...] = ()
     protections: Protections = Protections()
     limits: Limits = Limits()
+    hg_http: HgHttp = HgHttp()
 
     def _is(self, user: str | None, principal: str) -> bool:
         if principal == ANONYMOUS:
@@ -240,7 +267,7 @@ _DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule],
 
 TOP_KEYS = frozenset(
     {"anonymous_read", "users", "groups", "repo", "protected_refs", "protected_branches",
-     "protected_bookmarks", "limits"}
+     "protected_bookmarks", "limits", "hg_http"}
 )
 RULE_KEYS = frozenset(
     {"pattern", "read", "write", "create", "protected_refs", "protected_branches", "protected_bookmarks"}
@@ -297,6 +324,7 @@ def parse_policy(text: str, source: str) -> Policy:
         rules=rules,
         protections=_parse_protections(reader, data, ""),
         limits=_parse_limits(reader, data.get("limits", {})),
+        hg_http=_parse_hg_http(reader, data.get("hg_http", {})),
     )
 
 
@@ -379,6 +407,29 @@ def _protection(reader: _Reader, item: Any, key: str) -> Protection:
                       reader.boolean(item.get("no_direct_push", False), f"{key}.no_direct_push"))
 
 
+def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
+    if not isinstance(table, dict):
+        raise reader.fail("hg_http", "must be a table: write the settings under [hg_http]")
+    reader.known_keys(table, frozenset(f.name for f in fields(HgHttp)), "hg_http.")
+    compression = None
+    if "compression" in table:
+        compression = tuple(reader.string_list(table["compression"], "hg_http.compression"))
+        unknown = [e for e in compression if e not in HG_ENGINES]
+        if not compression or unknown or len(set(compression)) != len(compression):
+            raise reader.fail("hg_http.compression",
+                              f"must list distinct engines from {', '.join(HG_ENGINES)}, most preferred first")
+    levels: dict[str, int | None] = {}
+    for key, low, high in (("zstd_level", 1, 22), ("zlib_level", -1, 9)):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+            raise reader.fail(f"hg_http.{key}", f"must be an integer from {low} to {high}")
+        levels[key] = value
+    post_args = table.get("httppostargs")
+    if post_args is not None:
+        reader.boolean(post_args, "hg_http.httppostargs")
+    return HgHttp(compression, levels["zstd_level"], levels["zlib_level"], post_args)
+
+
 def _parse_limits(reader: _Reader, table: Any) -> Limits:
     if not isinstance(table, dict):
         raise reader.fail("limits", "must be a table: write the limits under [limits]")
@@ -450,7 +501,7 @@ class PolicyFile:
 
 
 def _warn_unenforced(policy: Policy) -> None:
-    """Say so when the file asks for a protection or a limit hgwire does not enforce yet."""
+    """Say so when the file sets a limit hgwire cannot change yet."""
     from gateway.limits import ConnectionLimits
 
     fixed = [f.name for f in fields(Limits)
@@ -458,9 +509,6 @@ def _warn_unenforced(policy: Policy) -> None:
     if fixed:
         log.warn("{path}: limits {names} cannot be changed yet; the built-in bounds apply, "  # noqa: G010
                  "TODO(#8)", path=policy.source, names=", ".join(fixed))
-    if policy.protections.branches or any(rule.protections.branches for rule in policy.rules):
-        log.warn("{path}: protected_branches is not enforced yet (hg named branches); "  # noqa: G010 - twisted.logger
-                 "protect bookmarks instead, TODO(#8)", path=policy.source)
 
 
 class PolicyReloader(service.Service):

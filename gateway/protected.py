@@ -1,4 +1,4 @@
-"""Protected git refs and hg bookmarks (``--config``), and the hg side of the audit log.
+"""Protected git refs, hg bookmarks and hg named branches (``--config``), and the hg side of the audit log.
 
 git: ``update_refs`` is the one place a receive-pack session moves refs; it
 first refuses the ``RefUpdate``s that a protection forbids (``ng <ref>
@@ -13,20 +13,33 @@ bookmark, and emits one audit event when it commits or aborts.  The ancestry
 check knows the changesets the same push adds (their parents are recorded as
 they stream by) and asks the repository about the rest.
 
-Not enforced yet: protected hg *named branches* (new heads on, or closing of,
-a protected branch) — that needs the branch and close flag of each pushed
-changeset, which the changegroup carries only inside delta-compressed
-changelog texts.  TODO(#8).
+Protected named branches (``protected_branches``, the same globs as bookmarks)
+are checked when the transaction commits, over everything the push added; the
+push is refused, and the transaction rolled back, when a protected branch
+
+- would end with more heads than it had before (closed heads count on both
+  sides, as in the ``branchmap``; a branch the repository does not have yet may
+  be created with one head) -- also when the client used ``hg push --force``;
+- gets a changeset that closes a head (``close`` in the changeset's extras);
+- is ``no_direct_push`` and gets any new changeset at all.
+
+The client sees one sentence, e.g. ``protected branch default: pushing a new
+head is not allowed``.  The heads before the push come from the repository's
+``branchmap``; the branch and close flag of each new changeset come from its
+changelog text (``mercurial/helptext/internals/changelog.txt``: the extras of
+the date line), read back from the transaction right after the revision went in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Literal
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, NoReturn, Protocol, runtime_checkable
 
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Commit, ObjectID
 
+from backends.hg.changelog import parse_changeset
 from backends.interfaces import (
     NULL_NODE,
     ZERO_ID,
@@ -140,8 +153,78 @@ def _name(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+@runtime_checkable
+class ChangesetReader(Protocol):
+    """A transaction that reads back the changelog text of a changeset before it commits.
+
+    A changeset is readable once the transaction has taken its revision in,
+    that is when it asks the changegroup for the next one.  ``backends.hg``
+    transactions are such readers.
+    """
+
+    def changeset_text(self, node: Node) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PushedChangeset:
+    """What the branch protections need of one changeset a push adds."""
+
+    node: Node
+    parents: tuple[Node, Node]
+    branch: bytes
+    closes: bool
+
+
+def branch_and_close(text: bytes) -> tuple[bytes, bool]:
+    """The named branch of a changelog text, and whether it closes a head (``close`` among its extras)."""
+    changeset = parse_changeset(text)
+    return changeset.branch, changeset.closes_branch
+
+
+def branch_heads_after(before: Collection[Node], pushed: Sequence[PushedChangeset]) -> set[Node]:
+    """One branch's heads once ``pushed`` (the new changesets on it) are in; closed heads count.
+
+    A changeset stops being a head of its branch when a changeset of the same
+    branch names it as a parent, as in hg's ``branchmap``.
+    """
+    with_child = {parent for changeset in pushed for parent in changeset.parents}
+    return {h for h in before if h not in with_child} | {c.node for c in pushed if c.node not in with_child}
+
+
+def branch_refusal(protection: Protection, before: Collection[Node],
+                   pushed: Sequence[PushedChangeset]) -> str | None:
+    """Why a protection refuses the changesets a push adds to its branch (``before``: its heads), or None.
+
+    A branch the repository does not have yet may be created with one head, as
+    a protected bookmark or ref may be created.
+    """
+    if protection.no_direct_push:
+        return "direct pushes are not allowed"
+    if any(changeset.closes for changeset in pushed):
+        return "closing a head is not allowed"
+    if len(branch_heads_after(before, pushed)) > max(len(before), 1):
+        return "pushing a new head is not allowed"
+    return None
+
+
+def branches_refusal(protections: Sequence[Protection], heads_before: Mapping[bytes, Collection[Node]],
+                     pushed: Iterable[PushedChangeset]) -> str | None:
+    """The refusal of the first protected branch (by name) that a push's new changesets break, or None."""
+    by_branch: dict[bytes, list[PushedChangeset]] = {}
+    for changeset in pushed:
+        by_branch.setdefault(changeset.branch, []).append(changeset)
+    for branch in sorted(by_branch):
+        protection = first_match(protections, _name(branch))
+        if protection is None:
+            continue
+        reason = branch_refusal(protection, heads_before.get(branch, ()), by_branch[branch])
+        if reason is not None:
+            return f"protected branch {_name(branch)}: {reason}"
+    return None
+
+
 class GuardedTransaction:
-    """An ``HgTransaction`` that applies the bookmark protections and audits the outcome."""
+    """An ``HgTransaction`` that applies the bookmark and branch protections and audits the outcome."""
 
     def __init__(self, repo: HgRepository, tx: HgTransaction, ctx: SessionContext,
                  protections: Protections | None) -> None:
@@ -153,9 +236,30 @@ class GuardedTransaction:
         self._heads_before = repo.heads()
         self._changes: list[audit.Change] = []
         self._refusal: str | None = None
+        self._branch_rules = protections.branches if protections is not None else ()
+        self._reader: ChangesetReader | None = None
+        self._branch_heads: Mapping[bytes, Sequence[Node]] | None = None
+        self._branches: dict[Node, tuple[bytes, bool]] = {}
+        self._added: list[Node] = []
+
+    def _refuse(self, reason: str) -> NoReturn:
+        self._refusal = reason
+        raise PermissionDenied(reason)
 
     def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
-        return self._tx.add_changegroup(self._recorded(groups))
+        if self._branch_rules and self._reader is None:
+            self._start_branch_checks()
+        result = self._tx.add_changegroup(self._recorded(groups))
+        self._added.extend(result.added)
+        return result
+
+    def _start_branch_checks(self) -> None:
+        """Note the branch heads before anything is added; fail closed when branches cannot be read."""
+        if not isinstance(self._tx, ChangesetReader):
+            self._refuse("protected branches cannot be checked by this storage backend; "
+                         "ask the server administrator")
+        self._reader = self._tx
+        self._branch_heads = self._repo.branchmap()
 
     def _recorded(self, groups: Iterator[RevisionGroup]) -> Iterator[RevisionGroup]:
         for group in groups:
@@ -167,13 +271,14 @@ class GuardedTransaction:
         for revision in revisions:
             self._parents[revision.node] = (revision.p1, revision.p2)
             yield revision
+            if self._reader is not None:  # asked for the next one: this one is in the transaction
+                self._branches[revision.node] = branch_and_close(self._reader.changeset_text(revision.node))
 
     def set_bookmark(self, name: bytes, old: Node | None, new: Node | None) -> bool:
         protection = first_match(self._protections.bookmarks, _name(name)) if self._protections else None
         reason = self._bookmark_refusal(protection, old, new) if protection is not None else None
         if reason is not None:
-            self._refusal = f'bookmark "{_name(name)}" is protected: {reason}'
-            raise PermissionDenied(self._refusal)
+            self._refuse(f'bookmark "{_name(name)}" is protected: {reason}')
         ok = self._tx.set_bookmark(name, old, new)
         self._changes.append(audit.Change(f"bookmark {_name(name)}", _hex(old), _hex(new),
                                           audit.OK if ok else "changed meanwhile"))
@@ -211,7 +316,16 @@ class GuardedTransaction:
             self._changes.append(audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "",
                                               " ".join(n.hex() for n in nodes)))
 
+    def _branch_refusal(self) -> str | None:
+        if self._branch_heads is None:
+            return None
+        pushed = [PushedChangeset(node, self._parents[node], *self._branches[node]) for node in self._added]
+        return branches_refusal(self._branch_rules, self._branch_heads, pushed)
+
     def commit(self) -> None:
+        reason = self._branch_refusal()
+        if reason is not None:
+            self._refuse(reason)  # the caller aborts: nothing of the push lands
         self._tx.commit()
         after = self._repo.heads()
         if after != self._heads_before:
@@ -221,7 +335,8 @@ class GuardedTransaction:
 
     def abort(self) -> None:
         self._tx.abort()
-        audit.record(self._ctx, "push", self._changes, f"refused: {self._refusal}" if self._refusal else "aborted")
+        outcome = f"refused: {self._refusal}" if self._refusal else "aborted"
+        audit.record(self._ctx, "push", self._changes, outcome)
 
 
 class GuardedHgRepository:

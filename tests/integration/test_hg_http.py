@@ -276,6 +276,36 @@ def test_zstd_by_default_zlib_by_server_choice_and_post_args_give_the_same_clone
     assert logs == {fs_http.log(history).replace(" draft ", " public ")}
 
 
+def test_compression_and_post_args_come_from_the_config_file(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path, history: Path,
+        tmp_path: Path, served_events: list[LogEvent]) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[hg_http]\ncompression = ["zlib", "none"]\nzlib_level = 1\nhttppostargs = true\n')
+    hghttp = HgHttp(make_server("fs", **_settings(htpasswd), config_file=str(policy)), client)
+    hghttp.hg("clone", "-q", "-U", str(history), str(hghttp.server.root / "h"))
+    caps = raw(hghttp.server.port("http"), "GET", "/h?cmd=capabilities").body.split()
+    assert b"compression=zlib,none" in caps and b"httppostargs" in caps
+    debug = ("--debug", "--config", "devel.debug.peer-request=yes")
+    cloned = hghttp.hg("clone", "-q", "-U", *debug, hghttp.url("h"), str(tmp_path / "c"))
+    assert "X-hgargs-post" in cloned.stdout
+    assert _getbundle_encoding(served_events) == ("application/mercurial-0.2", "zlib")
+    assert hghttp.log(tmp_path / "c") == hghttp.log(history).replace(" draft ", " public ")
+
+
+@pytest.mark.parametrize("table, message", [
+    ('compression = ["brotli"]', "hg_http.compression: must list distinct engines"),
+    ('compression = []', "hg_http.compression: must list distinct engines"),
+    ("zstd_level = 99", "hg_http.zstd_level: must be an integer from 1 to 22"),
+    ("httppostargs = 1", "hg_http.httppostargs: must be true or false"),
+    ("level = 3", "hg_http.level: unknown key"),
+])
+def test_bad_hg_http_settings_name_the_key(table: str, message: str) -> None:
+    from gateway.policy import PolicyError, parse_policy
+
+    with pytest.raises(PolicyError, match=message):
+        parse_policy("[hg_http]\n" + table + "\n", "policy.toml")
+
+
 # ------------------------------------------------------------------ raw requests
 
 

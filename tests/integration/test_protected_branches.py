@@ -1,0 +1,212 @@
+"""Protected hg named branches with the real ``hg`` client over SSH and HTTP, on both backends.
+
+The policy protects ``default`` and ``release/*`` (no new head, no closing) and
+``stable`` with ``no_direct_push``.  The server repository starts with one
+changeset on each of default, stable and release/1, written through the backend
+(the policy is the gateway's, so the seed bypasses it).  Every refused push must
+leave the repository's files byte for byte as they were and pass ``hg verify``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+
+import backends.hg as hgstore
+from backends.hg.repository import HgRepo
+from backends.interfaces import DeltaMode, Kind
+from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+
+REPO = "team/branches"
+PASSWORD = "branch-pw"
+POLICY = """
+[[repo]]
+pattern = "*"
+write = ["alice"]
+protected_branches = ["default", "release/*", { pattern = "stable", no_direct_push = true }]
+"""
+
+
+@dataclass
+class Branches:
+    """The running server with its seeded repository, and the client that pushes to it."""
+
+    server: RunningServer
+    client: Client
+    ssh: str
+    work: Path
+
+    def url(self, transport: str) -> str:
+        if transport == "ssh":
+            return f"ssh://alice@127.0.0.1:{self.server.port('ssh')}/{REPO}"
+        return f"http://alice:{PASSWORD}@127.0.0.1:{self.server.port('http')}/{REPO}"
+
+    def hg(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.client.hg("--config", f"ui.ssh={self.ssh}", *args, **kw)
+
+    def clone(self, transport: str, label: str, branch: str = "default") -> Path:
+        path = self.work / label
+        self.hg("clone", "-q", "-u", branch, self.url(transport), str(path))
+        return path
+
+    def commit(self, repo: Path, message: str, *extra: str) -> None:
+        (repo / "file.txt").write_text(message + "\n")
+        self.client.hg("commit", "-q", "-A", "-R", str(repo), "-m", message, *extra)
+
+    def push(self, repo: Path, transport: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.hg("push", "-R", str(repo), *args, self.url(transport), check=False)
+
+    def files(self) -> dict[tuple[str, bytes], bytes]:
+        """Every file of the server's repository (store and ``.hg``), whichever the backend."""
+        repo = self.server.backend.open(REPO)
+        assert isinstance(repo, HgRepo)
+        return {(where, path): vfs.read(path) for where, vfs in (("store", repo.store), ("plain", repo.plain))
+                for path in vfs.walk()}
+
+    def remote_heads(self) -> list[str]:
+        """``branch:description`` of every head of the server's repository, closed ones too."""
+        check = self.work / "heads"
+        shutil.rmtree(check, ignore_errors=True)
+        self.hg("clone", "-q", "-U", self.url("ssh"), str(check))
+        listed = self.client.hg("heads", "-c", "-R", str(check), "-T", "{branch}:{desc}\n").stdout
+        return sorted(listed.splitlines())
+
+    def verify(self) -> None:
+        """``hg verify`` the server's copy: on disk for fs, through a fresh clone for memory."""
+        if self.server.backend_name == "fs":
+            self.client.hg("verify", "-q", "-R", str(self.server.root / REPO))
+            return
+        check = self.work / "verify"
+        shutil.rmtree(check, ignore_errors=True)
+        self.hg("clone", "-q", "-U", self.url("ssh"), str(check))
+        self.client.hg("verify", "-q", "-R", str(check))
+
+    def assert_refused(self, result: subprocess.CompletedProcess[str], message: str,
+                       before: dict[tuple[str, bytes], bytes]) -> None:
+        assert result.returncode != 0, (result.stdout, result.stderr)
+        assert message in result.stdout + result.stderr, (result.stdout, result.stderr)
+        assert self.files() == before
+        self.verify()
+
+
+def _seed(b: Branches) -> None:
+    """default, stable and release/1, one changeset each, written straight into the backend."""
+    seed = b.work / "seed"
+    b.client.hg("init", str(seed))
+    b.commit(seed, "base")
+    b.client.hg("branch", "-q", "-R", str(seed), "stable")
+    b.commit(seed, "stable base")
+    b.client.hg("update", "-q", "-R", str(seed), "default")
+    b.client.hg("branch", "-q", "-R", str(seed), "release/1")
+    b.commit(seed, "release base")
+    source = hgstore.open_repository(str(seed), "seed")
+    target = b.server.backend.create(REPO, Kind.HG)
+    assert target.kind is Kind.HG
+    tx = target.transaction()
+    tx.add_changegroup(source.emit_groups(source.missing([], source.heads()), DeltaMode.ANY))
+    tx.commit()
+
+
+@pytest.fixture(params=BACKENDS)
+def branches(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer], client: Client,
+             ssh_keys: SshKeys, tmp_path: Path) -> Branches:
+    policy = tmp_path / "hgwire.toml"
+    policy.write_text(POLICY)
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
+    server = make_server(request.param, **ssh_server_settings(ssh_keys), http=[LOOPBACK],
+                         htpasswd=str(htpasswd), allow_push_over_http=True, config_file=str(policy))
+    b = Branches(server, client, ssh_keys.command(server.port("ssh")), client.cwd)
+    _seed(b)
+    return b
+
+
+@pytest.mark.parametrize("transport", ["ssh", "http"])
+def test_fast_forward_lands_and_a_forced_new_head_is_refused(branches: Branches, transport: str) -> None:
+    b = branches
+    work = b.clone(transport, "work")
+    b.commit(work, "forward")
+    accepted = b.push(work, transport, "-r", ".")
+    assert accepted.returncode == 0, (accepted.stdout, accepted.stderr)
+
+    b.client.hg("update", "-q", "-R", str(work), "-r", "desc(forward)^")
+    b.commit(work, "second head")
+    before = b.files()
+    plain = b.push(work, transport, "-r", ".")  # the client itself refuses without --force
+    assert plain.returncode != 0 and "new remote head" in plain.stdout + plain.stderr
+    forced = b.push(work, transport, "--force", "-r", ".")
+    b.assert_refused(forced, "protected branch default: pushing a new head is not allowed", before)
+    assert b.remote_heads() == ["default:forward", "release/1:release base", "stable:stable base"]
+
+
+def test_new_head_on_a_glob_protected_branch_is_refused(branches: Branches) -> None:
+    b = branches
+    work = b.clone("ssh", "work", "release/1")
+    b.commit(work, "release fix")
+    assert b.push(work, "ssh", "-r", ".").returncode == 0
+    b.client.hg("update", "-q", "-R", str(work), "-r", "desc('release fix')^")
+    b.commit(work, "release fork")
+    before = b.files()
+    forced = b.push(work, "ssh", "--force", "-r", ".")
+    b.assert_refused(forced, "protected branch release/1: pushing a new head is not allowed", before)
+
+
+@pytest.mark.parametrize("transport", ["ssh", "http"])
+def test_closing_a_protected_branch_is_refused(branches: Branches, transport: str) -> None:
+    b = branches
+    work = b.clone(transport, "work", "release/1")
+    b.commit(work, "closing release/1", "--close-branch")
+    before = b.files()
+    closed = b.push(work, transport, "-r", ".")
+    b.assert_refused(closed, "protected branch release/1: closing a head is not allowed", before)
+
+    b.client.hg("update", "-q", "-R", str(work), "default")
+    b.commit(work, "closing default", "--close-branch")
+    forced = b.push(work, transport, "--force", "-r", ".")
+    b.assert_refused(forced, "protected branch default: closing a head is not allowed", before)
+
+
+@pytest.mark.parametrize("transport", ["ssh", "http"])
+def test_no_direct_push_refuses_the_branch_but_not_the_others(branches: Branches, transport: str) -> None:
+    b = branches
+    work = b.clone(transport, "work", "stable")
+    b.commit(work, "on stable")
+    b.client.hg("update", "-q", "-R", str(work), "default")
+    b.commit(work, "on default")
+    before = b.files()
+    direct = b.push(work, transport, "-r", "stable")
+    b.assert_refused(direct, "protected branch stable: direct pushes are not allowed", before)
+    both = b.push(work, transport)  # one push, two branches: nothing of it lands
+    b.assert_refused(both, "protected branch stable: direct pushes are not allowed", before)
+
+    other = b.push(work, transport, "-r", "default")
+    assert other.returncode == 0, (other.stdout, other.stderr)
+    assert b.remote_heads() == ["default:on default", "release/1:release base", "stable:stable base"]
+    b.verify()
+
+
+def test_unprotected_branches_are_unaffected(branches: Branches) -> None:
+    b = branches
+    work = b.clone("ssh", "work")
+    b.client.hg("branch", "-q", "-R", str(work), "feature")
+    b.commit(work, "feature one")
+    created = b.push(work, "ssh", "--new-branch", "-r", ".")
+    assert created.returncode == 0, (created.stdout, created.stderr)
+    b.commit(work, "feature two")
+    b.client.hg("update", "-q", "-R", str(work), "-r", "desc('feature one')")
+    b.commit(work, "feature fork")
+    forced = b.push(work, "http", "--force")
+    assert forced.returncode == 0, (forced.stdout, forced.stderr)
+    b.commit(work, "feature closed", "--close-branch")
+    closed = b.push(work, "ssh", "-r", ".")
+    assert closed.returncode == 0, (closed.stdout, closed.stderr)
+    assert b.remote_heads() == ["default:base", "feature:feature closed", "feature:feature two",
+                                "release/1:release base", "stable:stable base"]
+    b.verify()
