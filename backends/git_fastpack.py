@@ -55,7 +55,7 @@ from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
 from backends.git_objects import CorruptPack, PackObjectReader
-from backends.git_packindex import PackIndexView, UnsupportedIndex, index_view
+from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
     TAG,
     BitmapError,
@@ -295,14 +295,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
 
 
 def _pack_views(store: DiskObjectStore) -> list[PackIndexView]:
-    pack_dir = os.fspath(store.pack_dir)
-    try:
-        names = sorted(os.listdir(pack_dir))
-    except FileNotFoundError:
-        return []
-    present = set(names)
-    return [index_view(os.path.join(pack_dir, name[:-5])) for name in names
-            if name.endswith(".pack") and name[:-5] + ".idx" in present]
+    return pack_views(os.fspath(store.pack_dir))
 
 
 def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:

@@ -36,8 +36,9 @@ from dulwich.pack import (
     write_pack_index,
 )
 
+from backends import git_packindex
 from backends.git_objects import PackObjectReader
-from backends.git_packindex import PackIndexView, index_view, read_index
+from backends.git_packindex import PackIndexView, read_index
 from backends.git_reach import MissingObject, _commit_links, _tag_target
 
 S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
@@ -45,15 +46,8 @@ COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4
 
 
 def pack_views(store: DiskObjectStore) -> list[PackIndexView]:
-    """The cached index views of every complete pack (a ``.pack`` with its ``.idx``) of ``store``."""
-    pack_dir = os.fspath(store.pack_dir)
-    try:
-        names = sorted(os.listdir(pack_dir))
-    except FileNotFoundError:
-        return []
-    present = set(names)
-    return [index_view(os.path.join(pack_dir, name[:-5])) for name in names
-            if name.endswith(".pack") and name[:-5] + ".idx" in present]
+    """The cached index views of every complete pack of ``store``."""
+    return git_packindex.pack_views(os.fspath(store.pack_dir))
 
 
 class Presence:

@@ -149,3 +149,14 @@ _CACHE = _ViewCache(MAX_CACHED_VIEWS)
 def index_view(pack_basename: str) -> PackIndexView:
     """The (cached) view of ``<basename>.idx`` for ``<basename>.pack``."""
     return _CACHE.get(pack_basename + ".idx", pack_basename + ".pack")
+
+
+def pack_views(pack_dir: str) -> list[PackIndexView]:
+    """The cached views of every complete pack (a ``.pack`` with its ``.idx``) in ``pack_dir``, by name."""
+    try:
+        names = sorted(os.listdir(pack_dir))
+    except FileNotFoundError:
+        return []
+    present = set(names)
+    return [index_view(os.path.join(pack_dir, name[:-5])) for name in names
+            if name.endswith(".pack") and name[:-5] + ".idx" in present]
