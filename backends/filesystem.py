@@ -124,6 +124,16 @@ def _refuse_symlinked_stores(path: str, name: str) -> None:
 
 
 def _flock(path: str) -> RefLock:
+    """The repository's ref-update lock: an flock on ``hgwire-refs.lock``.
+
+    The kernel drops the flock of a holder that dies, but not the ``NAME.lock``
+    files its ref updates were writing (dulwich's ``GitFile`` takes them as git
+    does), and one left behind by a killed server makes every later update of
+    that ref fail.  So the holder writes its pid into the lock file and empties
+    it on release: a non-empty file on acquisition means the last holder died
+    holding the lock, and the ref ``.lock`` files not older than its pid are
+    its leftovers.
+    """
     lock_path = os.path.join(path, REF_LOCK_FILE)
 
     @contextmanager
@@ -131,8 +141,28 @@ def _flock(path: str) -> RefLock:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            last_holder = os.fstat(fd)
+            if last_holder.st_size:
+                _remove_ref_locks(path, since_ns=last_holder.st_mtime_ns)
+            os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
         finally:
             os.close(fd)
 
     return held
+
+
+def _remove_ref_locks(path: str, since_ns: int) -> None:
+    """Remove ``HEAD.lock``, ``packed-refs.lock`` and ``refs/**.lock`` modified at ``since_ns`` or later."""
+    candidates = [os.path.join(path, "HEAD.lock"), os.path.join(path, "packed-refs.lock")]
+    for dirpath, _, files in os.walk(os.path.join(path, "refs")):
+        candidates.extend(os.path.join(dirpath, name) for name in files if name.endswith(".lock"))
+    for lock in candidates:
+        try:
+            if os.lstat(lock).st_mtime_ns >= since_ns:
+                os.unlink(lock)
+        except FileNotFoundError:
+            pass

@@ -63,6 +63,31 @@ def _is_stale(holder: str) -> bool:
     return not _pid_alive(int(pid))
 
 
+def _break(path: str, holder: str) -> None:
+    """Remove the lock ``path`` of a dead ``holder``, rechecking under ``<path>.break`` as Mercurial does.
+
+    A breaker that died while breaking leaves ``<path>.break`` behind; it is
+    broken the same way, under ``<path>.break.break`` (Mercurial takes the
+    ``.break`` lock with its own lock class, staleness test included).  Else
+    every later writer would spin here for good.
+    """
+    breaker = path + ".break"
+    try:
+        os.symlink(f"{lock_prefix()}:{os.getpid()}", breaker)
+    except FileExistsError:
+        breaker_holder = read_holder(breaker)
+        if breaker_holder is not None and _is_stale(breaker_holder):
+            _break(breaker, breaker_holder)
+        else:
+            time.sleep(0.05)
+        return
+    try:
+        if read_holder(path) == holder:
+            os.unlink(path)
+    finally:
+        os.unlink(breaker)
+
+
 class FileLock:
     """One Mercurial lock file, re-entrant within this process thread by thread."""
 
@@ -96,25 +121,11 @@ class FileLock:
                 pass
             holder = read_holder(self.path)
             if holder is not None and _is_stale(holder):
-                self._break(holder)
+                _break(self.path, holder)
                 continue
             if time.monotonic() > deadline:
                 raise StorageError(f"repository is locked by {holder}; try again later")
             time.sleep(0.05)
-
-    def _break(self, holder: str) -> None:
-        """Remove a dead holder's lock, rechecking under ``<lock>.break`` as Mercurial does."""
-        breaker = self.path + ".break"
-        try:
-            os.symlink(f"{lock_prefix()}:{os.getpid()}", breaker)
-        except FileExistsError:
-            time.sleep(0.05)
-            return
-        try:
-            if read_holder(self.path) == holder:
-                os.unlink(self.path)
-        finally:
-            os.unlink(breaker)
 
     def release(self) -> None:
         try:
