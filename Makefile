@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Integration tests mostly wait on real git/hg/ssh clients: four workers keep two cores busy.
 TEST_WORKERS ?= 4
 
-.PHONY: serve test install clean bench bench-corpus fuzz
+.PHONY: serve test install clean bench bench-corpus fuzz soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,12 @@ bench-corpus: $(STAMP)
 FUZZ_ARGS ?= --target all --inputs 1000000
 fuzz: $(STAMP)
 	$(PY) -m tests.fuzz.run $(FUZZ_ARGS)
+
+# Soak run (issue 8 acceptance; not in CI): racing git/hg pushes, hostile bytes and slow-loris on every
+# port, 20 clients of load, against one `twistd -n hgwire` (≲ 15 min). `make soak SOAK_ARGS=--quick` for a
+# 2-3 minute smoke run; the summary goes to bench/results/soak-latest.md; see bench/README.md.
+# Then SOAK_KILLS SIGKILLs of the server per VCS during 20 MB pushes (bench/crash.py; about 15 s a kill).
+SOAK_KILLS ?= 50
+soak: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bench.soak $(SOAK_ARGS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bench.crash --vcs both --kills $(SOAK_KILLS) --size-mb 20

@@ -50,13 +50,13 @@ from twisted.conch import avatar as conch_avatar
 from twisted.conch.error import ConchError, ValidPublicKey
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import channel as conch_channel
-from twisted.conch.ssh import common, connection, factory, keys, userauth
+from twisted.conch.ssh import common, connection, factory, keys, transport, userauth
 from twisted.cred import portal
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -77,7 +77,7 @@ MAX_AUTH_ATTEMPTS = 6
 """Failed authentications before disconnecting (OpenSSH MaxAuthTries)."""
 
 LOGIN_GRACE_SECONDS = 120
-"""Time allowed to authenticate (OpenSSH LoginGraceTime)."""
+"""Time allowed to authenticate, counted from the connection (OpenSSH LoginGraceTime)."""
 
 MAX_SESSIONS_PER_CONNECTION = 10
 """Concurrent session channels on one connection (OpenSSH MaxSessions)."""
@@ -536,7 +536,54 @@ auth-agent-req@openssh.com are absent, so they fail."""
 
 # --- the factory ------------------------------------------------------------------------------
 
+class HgwireServerTransport(transport.SSHServerTransport):
+    """Conch's server transport with the login grace time counted from the connection.
+
+    Conch's own ``loginTimeout`` starts with the ssh-userauth service, after the
+    version and key exchanges: a client that sends its version line or its key
+    exchange a byte at a time is never idle long enough for ``idle_timeout`` and
+    would hold its connection for ever.  As OpenSSH's LoginGraceTime, a
+    connection still not logged in ``LOGIN_GRACE_SECONDS`` after it opened is dropped.
+    """
+
+    _login_deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        from twisted.internet import reactor
+
+        clock = cast(IReactorTime, reactor)
+        self._login_deadline = clock.callLater(LOGIN_GRACE_SECONDS, self._login_timed_out)
+
+    def setService(self, service: Any) -> None:
+        super().setService(service)
+        if hasattr(self, "avatar"):  # logged in (conch serves ssh-connection only then)
+            self._cancel_login_deadline()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._cancel_login_deadline()
+        super().connectionLost(reason)
+
+    def _cancel_login_deadline(self) -> None:
+        if self._login_deadline is not None and self._login_deadline.active():
+            self._login_deadline.cancel()
+        self._login_deadline = None
+
+    def _login_timed_out(self) -> None:
+        self._login_deadline = None
+        if self.transport is None:
+            return
+        log.info("SSH connection from {peer} not logged in after {seconds} s: closed",
+                 peer=getattr(self.transport.getPeer(), "host", "?"), seconds=LOGIN_GRACE_SECONDS)
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:  # a peer that does not read must not keep it open either
+            abort()
+        else:
+            self.transport.loseConnection()
+
+
 class HgwireSSHFactory(factory.SSHFactory):
+    protocol = HgwireServerTransport
     services = {b"ssh-userauth": HgwireUserAuth, b"ssh-connection": HgwireConnection}
 
     connection_limits: Callable[[], ConnectionLimits] | None = None

@@ -98,6 +98,35 @@ def test_ssh_refuses_over_the_limit_with_a_line_and_serves_again_after(
     assert eventually(lambda: client.git("ls-remote", url, check=False).returncode == 0)
 
 
+def test_ssh_drops_a_connection_that_drips_its_version_line_past_the_login_grace(
+        make_server: Callable[..., RunningServer], ssh_keys: SshKeys, monkeypatch: Any) -> None:
+    import subprocess
+
+    import gateway.ssh
+
+    monkeypatch.setattr(gateway.ssh, "LOGIN_GRACE_SECONDS", 3.0)
+    server = make_server("memory", **ssh_server_settings(ssh_keys))
+    server.backend.create("r", Kind.GIT)
+    port = server.port("ssh")
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            for byte in b"SSH-2.0-" + b"x" * 60:  # one byte every 0.2 s: never idle, never a whole line
+                sock.sendall(bytes([byte]))
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        recv_all(sock)
+    assert time.monotonic() - started < 8
+    # a session that logged in in time outlives the grace time
+    with subprocess.Popen([*ssh_keys.command(port).split(), "git@127.0.0.1", "git-upload-pack 'r'"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as ssh:
+        time.sleep(5)
+        out, err = ssh.communicate(b"0000", timeout=30)
+    assert ssh.returncode == 0, err
+    assert out.endswith(b"0000")
+
+
 def test_an_idle_http_connection_is_closed(
         make_server: Callable[..., RunningServer], tmp_path: Path) -> None:
     server = make_server("memory", http=[LOOP], config_file=policy_with(tmp_path, "idle_timeout = 1.0\n"))
