@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import os
 import tempfile
+import time
 from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
 from typing import BinaryIO
@@ -72,6 +73,30 @@ def _raw_reader(reader: PackObjectReader) -> Callable[[bytes], tuple[int, bytes]
     return get_raw
 
 
+STALE_TEMPORARY_SECONDS = 24 * 3600
+"""A ``tmp_pack_*`` file this old in the object directory was left by a killed writer."""
+
+
+def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
+    """Remove ``tmp_pack_*`` files a killed writer left (``git gc`` would, much later); how many."""
+    objects_dir = os.fspath(store.path)
+    removed = 0
+    cutoff = time.time() - older_than
+    try:
+        names = [n for n in os.listdir(objects_dir) if n.startswith("tmp_pack_")]
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        path = os.path.join(objects_dir, name)
+        try:
+            if os.lstat(path).st_mtime < cutoff:
+                os.unlink(path)
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
     """Index the pack ``read`` yields into ``store`` (completing a thin pack); the new ``Pack``.
 
@@ -82,6 +107,7 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
     ``KeyError`` for a missing base, ``AssertionError``/``ValueError`` for a
     corrupt stream); nothing is left in the object directory then.
     """
+    sweep_stale_temporaries(store)
     hash_func = store.object_format.hash_func
     fd, path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
     idx_path = path + ".idx"

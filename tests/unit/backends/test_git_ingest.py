@@ -174,3 +174,18 @@ def test_a_tree_naming_a_missing_blob_is_not_connected(tmp_path: Path) -> None:
     added = {bytes(s) for s in pack}
     assert not git_ingest.connected(Repo(str(server)).object_store, [commit.id], added)
     assert git_ingest.connected(Repo(str(server)).object_store, [present.id], added)
+
+
+def test_temporaries_of_a_killed_writer_are_swept_once_stale(pushed: tuple[Path, Path, bytes, bytes]) -> None:
+    import time
+
+    server, work, old, new = pushed
+    objects = server / "objects"
+    stale, fresh = objects / "tmp_pack_dead", objects / "tmp_pack_busy"
+    stale.write_bytes(b"PACK")
+    fresh.write_bytes(b"PACK")
+    day_ago = time.time() - git_ingest.STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (day_ago, day_ago))
+    git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)))  # type: ignore[arg-type]
+    assert not stale.exists(), "a day-old temporary is a killed writer's"
+    assert fresh.exists(), "a recent one may belong to a push in progress"
