@@ -28,6 +28,7 @@ from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResu
 from gateway import audit, errors, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
+from gateway.limits import request_bounds
 from gateway.policy import Protections
 from gateway.pump import PumpedSession
 from gateway.threads import IteratorProducer, run_blocking
@@ -107,7 +108,7 @@ class UploadPackSession(_GitSession):
     def __init__(self, ctx: SessionContext, channel: Channel, stateless: bool = False) -> None:
         super().__init__(ctx, channel)
         self._stateless = stateless
-        self._core = git_upload.UploadPackV0(stateless=stateless)
+        self._core = git_upload.UploadPackV0(stateless=stateless, bounds=request_bounds(ctx.authorizer))
         self._repo: GitRepository | None = None
         self._snapshot: git_pack.RefSnapshot | None = None
         self._negotiator: git_pack.Negotiator | None = None
@@ -197,7 +198,7 @@ class UploadPackV2Session(_GitSession):
     def __init__(self, ctx: SessionContext, channel: Channel, stateless: bool = False) -> None:
         super().__init__(ctx, channel)
         self._stateless = stateless
-        self._core = git_v2.UploadPackV2(stateless=stateless)
+        self._core = git_v2.UploadPackV2(stateless=stateless, bounds=request_bounds(ctx.authorizer))
         self._repo: GitRepository | None = None
         self._handlers: dict[type, Callable[[Any], None]] = {
             git_v2.LsRefs: self._on_ls_refs,

@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from gateway.config import ServiceConfig
 from protocols import pktline
+from protocols.git_upload import RequestBounds
 
 log = Logger()
 
@@ -59,6 +60,12 @@ class ConnectionLimits:
 
 DEFAULT_LIMITS = ConnectionLimits()
 
+REQUEST_BOUND_KEYS = {"max_wants": "wants", "max_haves": "haves", "max_ref_prefixes": "ref_prefixes"}
+"""``[limits]`` keys → ``protocols.git_upload.RequestBounds`` fields."""
+
+CONFIGURABLE = frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
+"""The ``[limits]`` keys that take effect; the file may name others, which are logged as fixed."""
+
 REFUSAL_GRACE = 2.0
 """Seconds a refused connection stays open for its client to send its request and read the refusal."""
 
@@ -76,6 +83,20 @@ def limits_for(config: ServiceConfig) -> ConnectionLimits:
         if (value := getattr(configured, name, None)) is not None
     }
     return replace(DEFAULT_LIMITS, **overrides) if overrides else DEFAULT_LIMITS
+
+
+def request_bounds(authorizer: object) -> RequestBounds:
+    """The git upload-pack request bounds in force: ``[limits]`` ``max_wants``/``max_haves``/``max_ref_prefixes``."""
+    policy_file = getattr(authorizer, "policy", None)
+    if policy_file is None:
+        return DEFAULT_BOUNDS
+    configured = policy_file.current.limits
+    changes = {field: value for key, field in REQUEST_BOUND_KEYS.items()
+               if (value := getattr(configured, key, None)) is not None}
+    return replace(DEFAULT_BOUNDS, **changes) if changes else DEFAULT_BOUNDS
+
+
+DEFAULT_BOUNDS = RequestBounds()
 
 
 # --- refusals, in each listener's protocol ----------------------------------------------------

@@ -502,10 +502,10 @@ class PolicyFile:
 
 def _warn_unenforced(policy: Policy) -> None:
     """Say so when the file sets a limit hgwire cannot change yet."""
-    from gateway.limits import ConnectionLimits
+    from gateway.limits import CONFIGURABLE
 
     fixed = [f.name for f in fields(Limits)
-             if getattr(policy.limits, f.name) is not None and f.name not in ConnectionLimits.__dataclass_fields__]
+             if getattr(policy.limits, f.name) is not None and f.name not in CONFIGURABLE]
     if fixed:
         log.warn("{path}: limits {names} cannot be changed yet; the built-in bounds apply, "  # noqa: G010
                  "TODO(#8)", path=policy.source, names=", ".join(fixed))

@@ -26,6 +26,7 @@ from protocols.pktline import Signal, Special
 MAX_WANTS = 65536
 MAX_SHALLOWS = 65536
 MAX_HAVES = 1 << 18
+MAX_REF_PREFIXES = 65536
 MAX_DEEPEN_NOT = 256
 MAX_REF_NAME = 4096
 INFINITE_DEPTH = 0x7FFFFFFF
@@ -268,12 +269,25 @@ def _ref_lines(refs: Mapping[bytes, ObjectId], peeled: Mapping[bytes, ObjectId])
     return lines
 
 
+@dataclass(frozen=True, slots=True)
+class RequestBounds:
+    """How much one upload-pack request (v0 or v2) may name; a server may lower or raise them."""
+
+    wants: int = MAX_WANTS
+    haves: int = MAX_HAVES
+    """Over a whole v0 negotiation, or in one v2 fetch request."""
+    ref_prefixes: int = MAX_REF_PREFIXES
+    """v2 ls-refs: past this many prefixes the client gets every ref (git's ls-refs.c), not an error."""
+
+
 class UploadPackV0:
     """The server side of one v0/v1 upload-pack exchange (or one stateless-RPC request)."""
 
-    def __init__(self, stateless: bool = False, max_buffer: int = pktline.DEFAULT_MAX_BUFFER) -> None:
+    def __init__(self, stateless: bool = False, max_buffer: int = pktline.DEFAULT_MAX_BUFFER,
+                 bounds: RequestBounds = RequestBounds()) -> None:
         self._decoder = pktline.PktLineDecoder(max_buffer)
         self._stateless = stateless
+        self._bounds = bounds
         self._state = State.WANTS
         self._pending: Event | None = None
         self._wants: list[ObjectId] = []
@@ -375,8 +389,8 @@ class UploadPackV0:
     # -- line handlers: one per keyword (_LINES) -------------------------
 
     def _want(self, arg: bytes) -> None:
-        if len(self._wants) >= MAX_WANTS:
-            raise LimitExceeded(f"more than {MAX_WANTS} wants")
+        if len(self._wants) >= self._bounds.wants:
+            raise LimitExceeded(f"more than {self._bounds.wants} wants")
         oid, _, features = arg.partition(b" ")
         self._wants.append(parse_oid(oid))
         self._caps.update(git_caps.parse_caps(features))
@@ -407,8 +421,8 @@ class UploadPackV0:
 
     def _have(self, arg: bytes) -> None:
         self._haves_seen += 1
-        if self._haves_seen > MAX_HAVES:
-            raise LimitExceeded(f"more than {MAX_HAVES} haves")
+        if self._haves_seen > self._bounds.haves:
+            raise LimitExceeded(f"more than {self._bounds.haves} haves")
         self._round.append(parse_oid(arg))
 
     def _done(self, arg: bytes) -> None:

@@ -19,17 +19,16 @@ from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import (
     INFINITE_DEPTH,
     MAX_DEEPEN_NOT,
-    MAX_HAVES,
     MAX_REF_NAME,
     MAX_WANTS,
     BlobFilter,
     FetchRequest,
+    RequestBounds,
     parse_filter,
     parse_oid,
 )
 from protocols.pktline import Signal, Special
 
-MAX_REF_PREFIXES = 65536
 MAX_SERVER_OPTIONS = 256
 MAX_OBJECT_INFO = 65536
 
@@ -156,10 +155,11 @@ class UploadPackV2:
     """The server side of a v2 session (or, ``stateless``, of one HTTP request)."""
 
     def __init__(self, stateless: bool = False, allow_filter: bool = True,
-                 max_buffer: int = pktline.DEFAULT_MAX_BUFFER) -> None:
+                 max_buffer: int = pktline.DEFAULT_MAX_BUFFER, bounds: RequestBounds = RequestBounds()) -> None:
         self._decoder = pktline.PktLineDecoder(max_buffer)
         self._stateless = stateless
         self._allow_filter = allow_filter
+        self._bounds = bounds
         self._state = State.IDLE
         self._request: _Request | None = None
         self._pending: Event | None = None
@@ -228,7 +228,7 @@ class UploadPackV2:
     def _on_argument(self, line: bytes) -> None:
         self._advance(Input.ARGUMENT)
         assert self._request is not None
-        if len(self._request.args) >= MAX_HAVES + MAX_WANTS:
+        if len(self._request.args) >= self._bounds.haves + self._bounds.wants + self._bounds.ref_prefixes:
             raise LimitExceeded("too many arguments in one protocol v2 request")
         self._request.args.append(line)
 
@@ -240,7 +240,7 @@ class UploadPackV2:
         self._advance(Input.FLUSH)
         assert self._request is not None
         request, self._request = self._request, None
-        self._pending = _COMMANDS[request.command](request.args, self._allow_filter)
+        self._pending = _COMMANDS[request.command](request.args, self._allow_filter, self._bounds)
 
     # -- responses ------------------------------------------------------------------
 
@@ -349,7 +349,7 @@ def _ref_line(
     return line
 
 
-def _parse_ls_refs(args: list[bytes], allow_filter: bool) -> LsRefs:
+def _parse_ls_refs(args: list[bytes], allow_filter: bool, bounds: RequestBounds) -> LsRefs:
     flags: set[bytes] = set()
     prefixes: list[bytes] = []
     for arg in args:
@@ -360,11 +360,11 @@ def _parse_ls_refs(args: list[bytes], allow_filter: bool) -> LsRefs:
         else:
             raise ProtocolError(f"ls-refs: unexpected argument {arg[:80]!r}")
     # git's ls-refs.c: past this many prefixes, the client gets every ref rather than an error
-    kept = tuple(prefixes) if len(prefixes) <= MAX_REF_PREFIXES else ()
+    kept = tuple(prefixes) if len(prefixes) <= bounds.ref_prefixes else ()
     return LsRefs(b"symrefs" in flags, b"peel" in flags, UNBORN in flags, kept)
 
 
-def _parse_object_info(args: list[bytes], allow_filter: bool) -> ObjectInfo:
+def _parse_object_info(args: list[bytes], allow_filter: bool, bounds: RequestBounds) -> ObjectInfo:
     size = False
     oids: list[ObjectId] = []
     for arg in args:
@@ -387,14 +387,15 @@ class _FetchArgs:
     deepen_since: int | None = None
     deepen_not: list[bytes] = field(default_factory=list)
     blob_filter: BlobFilter | None = None
+    bounds: RequestBounds = RequestBounds()
 
 
 _FETCH_FLAGS = frozenset({git_caps.THIN_PACK, git_caps.NO_PROGRESS, git_caps.INCLUDE_TAG, git_caps.OFS_DELTA,
                           git_caps.DEEPEN_RELATIVE, b"done", WAIT_FOR_DONE})
 
 
-def _parse_fetch(args: list[bytes], allow_filter: bool) -> Fetch:
-    parsed = _FetchArgs()
+def _parse_fetch(args: list[bytes], allow_filter: bool, bounds: RequestBounds) -> Fetch:
+    parsed = _FetchArgs(bounds=bounds)
     for arg in args:
         if arg in _FETCH_FLAGS:
             parsed.flags.add(arg)
@@ -413,14 +414,14 @@ def _parse_fetch(args: list[bytes], allow_filter: bool) -> Fetch:
 
 
 def _want(args: _FetchArgs, value: bytes) -> None:
-    if len(args.wants) >= MAX_WANTS:
-        raise LimitExceeded(f"more than {MAX_WANTS} wants")
+    if len(args.wants) >= args.bounds.wants:
+        raise LimitExceeded(f"more than {args.bounds.wants} wants")
     args.wants.append(parse_oid(value))
 
 
 def _have(args: _FetchArgs, value: bytes) -> None:
-    if len(args.haves) >= MAX_HAVES:
-        raise LimitExceeded(f"more than {MAX_HAVES} haves")
+    if len(args.haves) >= args.bounds.haves:
+        raise LimitExceeded(f"more than {args.bounds.haves} haves")
     args.haves.append(parse_oid(value))
 
 
@@ -464,7 +465,7 @@ _FETCH_ARGS: dict[bytes, Callable[[_FetchArgs, bytes], None]] = {
 }
 """fetch argument keyword -> parser; one row per argument that carries a value."""
 
-_COMMANDS: dict[bytes, Callable[[list[bytes], bool], Event]] = {
+_COMMANDS: dict[bytes, Callable[[list[bytes], bool, RequestBounds], Event]] = {
     LS_REFS: _parse_ls_refs,
     FETCH: _parse_fetch,
     OBJECT_INFO: _parse_object_info,

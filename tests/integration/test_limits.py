@@ -182,3 +182,23 @@ def test_http_body_limits_come_from_the_policy_file(
         answer = recv_all(sock)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
     assert b"larger than 100000 bytes" in answer
+
+
+def test_a_fetch_naming_more_wants_than_the_bound_gets_a_clear_error(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    server = make_server("fs", git=[LOOP], config_file=policy_with(tmp_path, "max_wants = 1\n"))
+    server.backend.create("r", Kind.GIT)
+    work = tmp_path / "w"
+    client.git("init", "-q", "-b", "main", str(work))
+    client.git("commit", "-q", "--allow-empty", "-m", "one", cwd=work)
+    client.git("branch", "side", cwd=work)
+    client.git("commit", "-q", "--allow-empty", "-m", "two", cwd=work)
+    git_dir = server.root / "r.git"
+    client.git("push", "-q", str(git_dir), "main", "side", cwd=work)
+    for version in ("0", "2"):
+        refused = client.git("-c", f"protocol.version={version}", "clone", "-q", server.git_url("r"),
+                             str(tmp_path / f"c{version}"), check=False)
+        assert refused.returncode != 0 and "more than 1 wants" in refused.stderr, refused.stderr
+        single = client.git("-c", f"protocol.version={version}", "clone", "-q", "--single-branch", "-b", "main",
+                            server.git_url("r"), str(tmp_path / f"s{version}"), check=False)
+        assert single.returncode == 0, single.stderr

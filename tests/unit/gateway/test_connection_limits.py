@@ -159,3 +159,14 @@ def test_a_limit_that_cannot_be_set_yet_is_said_at_load(tmp_path: Path) -> None:
         PolicyFile(policy)
     said = [e for e in events if "cannot be changed yet" in e.get("log_format", "")]
     assert len(said) == 1 and said[0]["names"] == "max_pkt_line"
+
+
+def test_request_bounds_come_from_the_policy_file(tmp_path: Path) -> None:
+    from gateway.limits import DEFAULT_BOUNDS, request_bounds
+
+    assert request_bounds(None) == DEFAULT_BOUNDS
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[limits]\nmax_wants = 100\nmax_ref_prefixes = 10\n")
+    config = ServiceConfig(backend=MemoryBackend(), root=str(tmp_path), config_file=str(policy))
+    bounds = request_bounds(authorizer_for(config))
+    assert (bounds.wants, bounds.haves, bounds.ref_prefixes) == (100, DEFAULT_BOUNDS.haves, 10)

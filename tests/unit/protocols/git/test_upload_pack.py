@@ -15,6 +15,7 @@ from protocols.git_upload import (
     HaveVerdict,
     Negotiation,
     NoWants,
+    RequestBounds,
     SendPack,
     UploadPackV0,
     advertisement,
@@ -198,9 +199,8 @@ def test_rejects_malformed_requests(wire: bytes) -> None:
         core.next_event()
 
 
-def test_wants_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("protocols.git_upload.MAX_WANTS", 2)
-    core = UploadPackV0()
+def test_wants_are_bounded() -> None:
+    core = UploadPackV0(bounds=RequestBounds(wants=2))
     core.receive_data((b"0032want " + TIP + b"\n") * 3)
     with pytest.raises(LimitExceeded):
         core.next_event()

@@ -1,0 +1,54 @@
+"""Request bounds (``[limits]`` max_wants / max_haves / max_ref_prefixes) in the v0 and v2 cores."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols import pktline
+from protocols.errors import LimitExceeded
+from protocols.git_upload import RequestBounds, UploadPackV0
+from protocols.git_v2 import Fetch, LsRefs, UploadPackV2
+from protocols.pktline import FLUSH, Signal
+
+OIDS = [bytes(f"{i:040x}", "ascii") for i in range(1, 6)]
+
+
+def pkt(line: bytes) -> bytes:
+    return pktline.encode(line + b"\n")
+
+
+def events(core: UploadPackV0 | UploadPackV2, wire: bytes) -> list[object]:
+    core.receive_data(wire)
+    seen = []
+    while (event := core.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
+        seen.append(event)
+    return seen
+
+
+def test_v0_wants_over_the_bound_are_refused() -> None:
+    wire = pkt(b"want " + OIDS[0] + b" ofs-delta") + b"".join(pkt(b"want " + o) for o in OIDS[1:3]) + FLUSH
+    assert events(UploadPackV0(bounds=RequestBounds(wants=3)), wire)  # three is the bound: accepted
+    with pytest.raises(LimitExceeded, match="more than 2 wants"):
+        events(UploadPackV0(bounds=RequestBounds(wants=2)), wire)
+
+
+def test_v2_fetch_wants_and_haves_over_the_bounds_are_refused() -> None:
+    def fetch(wants: int, haves: int) -> bytes:
+        args = [b"want " + o for o in OIDS[:wants]] + [b"have " + o for o in OIDS[:haves]]
+        return pkt(b"command=fetch") + pktline.DELIM + b"".join(pkt(a) for a in args) + pkt(b"done") + FLUSH
+
+    found = events(UploadPackV2(bounds=RequestBounds(wants=2, haves=3)), fetch(2, 3))
+    assert isinstance(found[0], Fetch) and len(found[0].haves) == 3
+    with pytest.raises(LimitExceeded, match="more than 2 wants"):
+        events(UploadPackV2(bounds=RequestBounds(wants=2, haves=3)), fetch(3, 0))
+    with pytest.raises(LimitExceeded, match="more than 3 haves"):
+        events(UploadPackV2(bounds=RequestBounds(wants=2, haves=3)), fetch(1, 4))
+
+
+def test_v2_ls_refs_past_the_prefix_bound_lists_every_ref() -> None:
+    wire = pkt(b"command=ls-refs") + pktline.DELIM + b"".join(pkt(b"ref-prefix refs/" + bytes([97 + i]))
+                                                               for i in range(3)) + FLUSH
+    within = events(UploadPackV2(bounds=RequestBounds(ref_prefixes=3)), wire)
+    assert isinstance(within[0], LsRefs) and len(within[0].prefixes) == 3
+    past = events(UploadPackV2(bounds=RequestBounds(ref_prefixes=2)), wire)
+    assert isinstance(past[0], LsRefs) and past[0].prefixes == ()
