@@ -199,6 +199,6 @@ def test_a_fetch_naming_more_wants_than_the_bound_gets_a_clear_error(
         refused = client.git("-c", f"protocol.version={version}", "clone", "-q", server.git_url("r"),
                              str(tmp_path / f"c{version}"), check=False)
         assert refused.returncode != 0 and "more than 1 wants" in refused.stderr, refused.stderr
-        single = client.git("-c", f"protocol.version={version}", "clone", "-q", "--single-branch", "-b", "main",
-                            server.git_url("r"), str(tmp_path / f"s{version}"), check=False)
+        single = client.git("-c", f"protocol.version={version}", "clone", "-q", "--single-branch",
+                            "-b", "main", server.git_url("r"), str(tmp_path / f"s{version}"), check=False)
         assert single.returncode == 0, single.stderr
