@@ -121,7 +121,13 @@ class DulwichGitRepository:
             self._added_packs.append(pack)
             self._added.update(sha for sha in pack)
         elif before is not None:
-            self._added.update(set(iter(store)) - before)
+            added = set(iter(store)) - before
+            try:  # ingest_pack checks a disk store's objects before they land; here they are in
+                for sha in added:  # memory already, unreferenced: refusing keeps every ref from them
+                    git_ingest.check_object(*store.get_raw(sha))
+            except ObjectFormatException as exc:
+                raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+            self._added.update(added)
 
     def update_refs(self, updates: Sequence[RefUpdate], atomic: bool) -> Sequence[RefResult]:
         """Check names and connectivity, then compare-and-swap each ref under the repo lock."""

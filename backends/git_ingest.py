@@ -25,8 +25,9 @@ from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
 from typing import BinaryIO
 
+from dulwich.errors import ObjectFormatException
 from dulwich.object_store import PACK_MODE, DiskObjectStore
-from dulwich.objects import ObjectID, ShaFile, parse_tree
+from dulwich.objects import ObjectID, ShaFile, Tag, parse_tree
 from dulwich.pack import (
     Pack,
     PackData,
@@ -161,12 +162,49 @@ def _copy_and_index(store: DiskObjectStore, read: Callable[[int], bytes], out: B
 
 
 def _parse_every_object(view: PackIndexView, store: DiskObjectStore) -> None:
-    """Parse each commit, tree and tag of the pack ``view`` indexes (dulwich raises on a malformed one)."""
+    """Check each commit, tree and tag of the pack ``view`` indexes (``check_object``)."""
     with PackObjectReader(store, [view, *pack_views(store)]) as reader:
         for binsha in view.names:
             type_num, raw = reader.read(binascii.hexlify(binsha))
-            if type_num != BLOB:
-                ShaFile.from_raw_string(type_num, raw)
+            check_object(type_num, raw)
+
+
+def check_object(type_num: int, raw: bytes) -> None:
+    """Refuse an object ``git fsck`` reports as an error (raises dulwich's ``ObjectFormatException``).
+
+    Commits: dulwich's checks (tree and parent ids, author and committer
+    ``Name <email>`` idents, times, header order) — git's ``missingTree``,
+    ``badParentSha1``, ``badEmail``, ``missingNameBeforeEmail`` family.  Trees:
+    entries sorted as git sorts them (a subtree's name compares as ``name/``)
+    and no name twice (``treeNotSorted``, ``duplicateEntries``).  Tags: an
+    object id and a non-empty name.  What git only warns about (zero-padded
+    modes, ``.git`` entries, tags without tagger) is accepted, as a default git
+    server accepts it.
+    """
+    if type_num == BLOB:
+        return
+    obj = ShaFile.from_raw_string(type_num, raw)
+    if type_num == COMMIT:
+        obj.check()
+    elif type_num == TREE:
+        _check_tree(raw)
+    elif type_num == TAG:
+        assert isinstance(obj, Tag)
+        if not obj.name or obj.object[1] is None:
+            raise ObjectFormatException("a tag without a name or an object")
+
+
+def _check_tree(raw: bytes) -> None:
+    names: set[bytes] = set()
+    previous = b""
+    for name, mode, _child in parse_tree(raw, 20):
+        key = name + b"/" if mode & S_IFMT == S_IFDIR else name
+        if name in names:
+            raise ObjectFormatException(f"tree has the entry {name!r} twice")
+        if names and key <= previous:
+            raise ObjectFormatException(f"tree entries are not sorted ({name!r} after {previous!r})")
+        names.add(name)
+        previous = key
 
 
 def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[bytes]) -> bool:

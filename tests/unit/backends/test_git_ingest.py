@@ -189,3 +189,49 @@ def test_temporaries_of_a_killed_writer_are_swept_once_stale(pushed: tuple[Path,
     git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)))  # type: ignore[arg-type]
     assert not stale.exists(), "a day-old temporary is a killed writer's"
     assert fresh.exists(), "a recent one may belong to a push in progress"
+
+
+ID = b"1" * 40
+GOOD_COMMIT = (b"tree " + ID + b"\nparent " + ID + b"\nauthor A U <a@example.com> 1700000000 +0100\n"
+               b"committer C <c@example.com> 1700000000 +0000\n\nmessage\n")
+
+
+def tree_of(*entries: tuple[bytes, bytes]) -> bytes:
+    return b"".join(mode + b" " + name + b"\0" + b"\x11" * 20 for mode, name in entries)
+
+
+@pytest.mark.parametrize("type_num, raw", [
+    (1, GOOD_COMMIT),
+    (2, tree_of((b"100644", b"a"), (b"40000", b"a.txt"), (b"100644", b"b"))),
+    (2, tree_of((b"100644", b"a.txt"), (b"40000", b"a"))),       # "a/" sorts after "a.txt"
+    (2, tree_of((b"0100644", b"x"))),                           # zero-padded mode: git only warns
+    (4, b"object " + ID + b"\ntype commit\ntag v1\n\nold tag without a tagger\n"),
+])
+def test_objects_git_accepts_pass(type_num: int, raw: bytes) -> None:
+    git_ingest.check_object(type_num, raw)
+
+
+@pytest.mark.parametrize("type_num, raw, message", [
+    (1, GOOD_COMMIT.replace(b"A U <a@example.com>", b"A U a@example.com"), "author"),
+    (1, GOOD_COMMIT.replace(b"A U <a@example.com>", b"<a@example.com>"), "author"),
+    (1, GOOD_COMMIT.replace(b"parent " + ID, b"parent xyz"), "parent"),
+    (1, GOOD_COMMIT.replace(b"tree " + ID + b"\n", b""), "tree"),
+    (2, tree_of((b"100644", b"b"), (b"100644", b"a")), "not sorted"),
+    (2, tree_of((b"40000", b"a"), (b"100644", b"a.txt")), "not sorted"),
+    (2, tree_of((b"100644", b"a"), (b"40000", b"a")), "twice"),
+    (4, b"object " + ID + b"\ntype commit\ntag \n\nm\n", "name"),
+])
+def test_objects_git_fsck_calls_errors_are_refused(type_num: int, raw: bytes, message: str) -> None:
+    from dulwich.errors import ObjectFormatException
+
+    with pytest.raises(ObjectFormatException, match=message):
+        git_ingest.check_object(type_num, raw)
+
+
+def test_a_pack_with_an_unsorted_tree_lands_nothing(tmp_path: Path) -> None:
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    unsorted = tree_of((b"100644", b"b"), (b"100644", b"a"))
+    with pytest.raises(Exception, match="not sorted"):
+        git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(raw_pack([(2, unsorted)])))  # type: ignore[arg-type]
+    assert os.listdir(server / "objects" / "pack") == []
