@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -229,4 +230,21 @@ def test_silent_client_is_dropped_after_the_request_timeout(
         except ConnectionResetError:
             pass  # aborted: the server does not wait for a polite close
     assert time.monotonic() - started < 5
+    still_serving(server, client)
+
+
+def test_a_tree_with_a_duplicate_entry_is_refused_by_a_real_push(
+        server: RunningServer, client: Client) -> None:
+    """``git fsck`` calls duplicate tree entries an error; a real ``git push`` of one is refused."""
+    tip = seed(server, client)
+    work = client.cwd / "seed-good"
+    blob = client.run("git", "hash-object", "-w", "--stdin", cwd=work, input=b"x\n").stdout.strip()
+    entry = b"100644 same\0" + bytes.fromhex(blob)
+    tree = subprocess.run(["git", "hash-object", "-t", "tree", "-w", "--literally", "--stdin"], cwd=work,
+                          input=entry + entry, capture_output=True, check=True, env=client.env).stdout.strip()
+    commit = client.git("commit-tree", tree.decode(), "-p", tip, "-m", "bad tree", cwd=work).stdout.strip()
+    pushed = client.git("push", "origin", f"{commit}:refs/heads/main", cwd=work, check=False)
+    assert pushed.returncode != 0
+    assert "twice" in pushed.stderr and "unpack" in pushed.stderr, pushed.stderr
+    assert main_of(server, client) == tip
     still_serving(server, client)
