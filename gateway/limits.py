@@ -33,6 +33,8 @@ from zope.interface import implementer
 
 from gateway.config import ServiceConfig
 from protocols import pktline
+from protocols.bundle2 import DEFAULT_LIMITS as BUNDLE2_DEFAULTS
+from protocols.bundle2 import Bundle2Limits
 from protocols.git_upload import RequestBounds
 
 log = Logger()
@@ -63,7 +65,11 @@ DEFAULT_LIMITS = ConnectionLimits()
 REQUEST_BOUND_KEYS = {"max_wants": "wants", "max_haves": "haves", "max_ref_prefixes": "ref_prefixes"}
 """``[limits]`` keys → ``protocols.git_upload.RequestBounds`` fields."""
 
-CONFIGURABLE = frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
+BUNDLE2_KEYS = {"max_bundle2_part": "max_small_payload", "max_bundle2_chunk": "max_payload_chunk"}
+"""``[limits]`` keys → ``protocols.bundle2.Bundle2Limits`` fields (a pushed hg bundle)."""
+
+CONFIGURABLE = (frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
+                | frozenset(BUNDLE2_KEYS))
 """The ``[limits]`` keys that take effect; the file may name others, which are logged as fixed."""
 
 REFUSAL_GRACE = 2.0
@@ -86,7 +92,7 @@ def limits_for(config: ServiceConfig) -> ConnectionLimits:
 
 
 def request_bounds(authorizer: object) -> RequestBounds:
-    """The git upload-pack request bounds in force: ``[limits]`` ``max_wants``/``max_haves``/``max_ref_prefixes``."""
+    """The git upload-pack request bounds in force: ``max_wants``, ``max_haves``, ``max_ref_prefixes``."""
     policy_file = getattr(authorizer, "policy", None)
     if policy_file is None:
         return DEFAULT_BOUNDS
@@ -97,6 +103,17 @@ def request_bounds(authorizer: object) -> RequestBounds:
 
 
 DEFAULT_BOUNDS = RequestBounds()
+
+
+def bundle2_limits(authorizer: object) -> Bundle2Limits:
+    """The bounds of a pushed bundle2 in force: ``[limits]`` ``max_bundle2_part``/``max_bundle2_chunk``."""
+    policy_file = getattr(authorizer, "policy", None)
+    if policy_file is None:
+        return BUNDLE2_DEFAULTS
+    configured = policy_file.current.limits
+    changes = {field: value for key, field in BUNDLE2_KEYS.items()
+               if (value := getattr(configured, key, None)) is not None}
+    return replace(BUNDLE2_DEFAULTS, **changes) if changes else BUNDLE2_DEFAULTS
 
 
 # --- refusals, in each listener's protocol ----------------------------------------------------

@@ -96,9 +96,12 @@ class InPart:
     params: dict[bytes, bytes]
     mandatory_keys: tuple[bytes, ...]
     payload: Iterator[bytes] = field(default_factory=lambda: iter(()))
+    max_small: int = DEFAULT_LIMITS.max_small_payload
+    """``read_all``'s bound: the reader's ``Bundle2Limits.max_small_payload``."""
 
-    def read_all(self, limit: int = DEFAULT_LIMITS.max_small_payload) -> bytes:
+    def read_all(self, limit: int | None = None) -> bytes:
         """Read the whole payload of a small part (bookmarks, phases, pushkey...)."""
+        limit = self.max_small if limit is None else limit
         data = bytearray()
         for chunk in self.payload:
             data += chunk
@@ -336,7 +339,9 @@ class Bundle2Reader:
             return None
         if size < 0 or size > self._limits.max_part_header:
             raise LimitExceeded(f"a bundle2 part header of {size} bytes is over the limit")
-        return parse_part_header(reader.read_exact(size))
+        part = parse_part_header(reader.read_exact(size))
+        part.max_small = self._limits.max_small_payload
+        return part
 
     def parts(self) -> Iterator[InPart]:
         """Yield each part; the stream must end with the end-of-stream marker."""

@@ -16,6 +16,8 @@ from typing import Literal
 
 from backends.interfaces import HgRepository
 from protocols import hg_exchange, hg_wire
+from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
+from protocols.bundle2 import Bundle2Limits
 from protocols.errors import ProtocolError, UnsupportedFeature
 from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
 
@@ -53,6 +55,8 @@ class CommandContext:
     check_permission: Callable[[Permission], None]
     transport_caps: tuple[bytes, ...] = ()
     payload: Iterator[bytes] | None = None
+    bundle2_limits: Bundle2Limits = DEFAULT_BUNDLE2_LIMITS
+    """Bounds of a pushed bundle2 (the server's ``[limits]``)."""
 
 
 Handler = Callable[[HgRepository, Args, CommandContext], Response]
@@ -239,7 +243,8 @@ def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
         raise ProtocolError("unbundle needs a pushed bundle")
     # exchange.unbundle: over HTTP the server output travels in bundle2 ``output`` parts.
     return hg_exchange.unbundle(
-        repo, args.named[b"heads"], ctx.payload, capture_output=ctx.transport is Transport.HTTP
+        repo, args.named[b"heads"], ctx.payload, capture_output=ctx.transport is Transport.HTTP,
+        limits=ctx.bundle2_limits,
     )
 
 

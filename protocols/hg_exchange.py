@@ -450,7 +450,8 @@ def _drain(chunks: Iterator[bytes]) -> None:
 
 
 def unbundle(
-    repo: HgRepository, heads: bytes, payload: Iterator[bytes], capture_output: bool = False
+    repo: HgRepository, heads: bytes, payload: Iterator[bytes], capture_output: bool = False,
+    limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS,
 ) -> Response:
     """Apply a pushed bundle (HG20 or HG10) in one transaction and build the reply.
 
@@ -463,7 +464,7 @@ def unbundle(
         their_heads = decode_push_heads(heads)
         magic = reader.read_exact(4)
         if magic == b2.MAGIC:
-            return _unbundle2(repo, their_heads, reader, capture_output)
+            return _unbundle2(repo, their_heads, reader, capture_output, limits)
         rest = StreamReader(_prefixed(magic, reader.remaining()))
         if magic == BUNDLE1_MAGIC:
             return _unbundle1(repo, their_heads, read_bundle1(rest))
@@ -599,12 +600,13 @@ class _PushOperation:
 
 
 def _unbundle2(
-    repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool
+    repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool,
+    limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS,
 ) -> Response:
     tx = repo.transaction()
     op = _PushOperation(repo, tx, their_heads)
     try:
-        for part in b2.Bundle2Reader(reader.remaining(), magic_read=True).parts():
+        for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():
             _process_part(op, part)
         op.check_heads()
         tx.commit()

@@ -16,6 +16,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import os
 import time
 import urllib.parse
 import zlib
@@ -290,6 +291,25 @@ def test_compression_and_post_args_come_from_the_config_file(
     assert "X-hgargs-post" in cloned.stdout
     assert _getbundle_encoding(served_events) == ("application/mercurial-0.2", "zlib")
     assert hghttp.log(tmp_path / "c") == hghttp.log(history).replace(" draft ", " public ")
+
+
+def test_bundle2_part_bound_comes_from_the_config_file(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["*"]\n[limits]\nmax_bundle2_part = 64\n')
+    hghttp = HgHttp(make_server("fs", **_settings(htpasswd), config_file=str(policy)), client)
+    work = _pushable(hghttp, tmp_path)
+    before = _store(hghttp.server, "p")
+    refused = hghttp.hg("push", "-R", str(work), hghttp.push_url("p"), check=False)
+    assert refused.returncode != 0 and "part is over 64 bytes" in refused.stdout + refused.stderr
+    assert _store(hghttp.server, "p") == before
+    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["*"]\n')
+    os.utime(policy, (time.time() + 5, time.time() + 5))  # a new mtime: reloaded on the next check
+    deadline = time.monotonic() + 15
+    while hghttp.hg("push", "-q", "-R", str(work), hghttp.push_url("p"), check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the relaxed limit did not take effect"
+        time.sleep(0.5)
+    assert _store(hghttp.server, "p") != before
 
 
 @pytest.mark.parametrize("table, message", [
