@@ -127,6 +127,12 @@ class _ViewCache:
         self._views: OrderedDict[tuple[str, int, int], PackIndexView] = OrderedDict()
         self._lock = threading.Lock()
 
+    def cached(self, idx_path: str) -> PackIndexView | None:
+        """The view of ``idx_path`` if one is cached for its current size and mtime; never builds."""
+        st = os.stat(idx_path)
+        with self._lock:
+            return self._views.get((idx_path, st.st_size, st.st_mtime_ns))
+
     def get(self, idx_path: str, pack_path: str) -> PackIndexView:
         st = os.stat(idx_path)
         key = (idx_path, st.st_size, st.st_mtime_ns)
@@ -151,12 +157,22 @@ def index_view(pack_basename: str) -> PackIndexView:
     return _CACHE.get(pack_basename + ".idx", pack_basename + ".pack")
 
 
-def pack_views(pack_dir: str) -> list[PackIndexView]:
-    """The cached views of every complete pack (a ``.pack`` with its ``.idx``) in ``pack_dir``, by name."""
+def pack_basenames(pack_dir: str) -> list[str]:
+    """``pack_dir/<name>`` of every complete pack (a ``.pack`` with its ``.idx``), by name."""
     try:
         names = sorted(os.listdir(pack_dir))
     except FileNotFoundError:
         return []
     present = set(names)
-    return [index_view(os.path.join(pack_dir, name[:-5])) for name in names
+    return [os.path.join(pack_dir, name[:-5]) for name in names
             if name.endswith(".pack") and name[:-5] + ".idx" in present]
+
+
+def pack_views(pack_dir: str) -> list[PackIndexView]:
+    """The cached views of every complete pack in ``pack_dir``, by name (built where missing)."""
+    return [index_view(base) for base in pack_basenames(pack_dir)]
+
+
+def cached_view(pack_basename: str) -> PackIndexView | None:
+    """The view of ``<basename>.idx`` if it is cached; None rather than building it."""
+    return _CACHE.cached(pack_basename + ".idx")

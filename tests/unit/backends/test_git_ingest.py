@@ -67,7 +67,7 @@ def pack_dir_files(server: Path) -> set[str]:
 
 @pytest.mark.parametrize("ofs_delta", [True, False], ids=["ofs-delta", "ref-delta"])
 def test_a_thin_pack_is_completed_indexed_and_named_by_its_objects(
-        pushed: tuple[Path, Path, bytes, bytes], ofs_delta: bool) -> None:
+        pushed: tuple[Path, Path, bytes, bytes], ofs_delta: bool, lookups: str) -> None:
     server, work, old, new = pushed
     data = thin_pack(work, old, new, ofs_delta)
     store = Repo(str(server)).object_store
@@ -138,7 +138,16 @@ def test_a_malformed_tree_is_refused_before_it_is_stored(tmp_path: Path, tree: b
     assert not [n for n in os.listdir(server / "objects") if n.startswith("tmp_pack_")]
 
 
-def test_connected_reads_only_what_the_push_added(pushed: tuple[Path, Path, bytes, bytes]) -> None:
+@pytest.fixture(params=["viewed", "store-lookups"])
+def lookups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways ingest finds stored objects: index views, or the store's own lookups (large packs)."""
+    if request.param == "store-lookups":
+        monkeypatch.setattr(git_ingest, "SMALL_INDEX", 0)
+    return str(request.param)
+
+
+def test_connected_reads_only_what_the_push_added(
+        pushed: tuple[Path, Path, bytes, bytes], lookups: str) -> None:
     server, work, old, new = pushed
     store = Repo(str(server)).object_store
     pack = git_ingest.ingest_pack(store, reader_of(thin_pack(work, old, new)))  # type: ignore[arg-type]
@@ -149,7 +158,7 @@ def test_connected_reads_only_what_the_push_added(pushed: tuple[Path, Path, byte
     assert not git_ingest.connected(store, [b"1" * 40], set())
 
 
-def test_a_tree_naming_a_missing_blob_is_not_connected(tmp_path: Path) -> None:
+def test_a_tree_naming_a_missing_blob_is_not_connected(tmp_path: Path, lookups: str) -> None:
     import io
 
     from dulwich.object_format import DEFAULT_OBJECT_FORMAT
