@@ -20,9 +20,9 @@ leaves out keeps the default below.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -76,44 +76,37 @@ REFUSAL_GRACE = 2.0
 """Seconds a refused connection stays open for its client to send its request and read the refusal."""
 
 
-def limits_for(config: ServiceConfig) -> ConnectionLimits:
-    """The bounds in force now: the policy file's ``[limits]`` (if any) over the defaults."""
-    authorizer = config.authorizer
+DEFAULT_BOUNDS = RequestBounds()
+
+CONNECTION_KEYS = {name: name for name in ConnectionLimits.__dataclass_fields__}
+
+_T = TypeVar("_T", ConnectionLimits, RequestBounds, Bundle2Limits)
+
+
+def _configured(authorizer: object, keys: Mapping[str, str], defaults: _T) -> _T:
+    """``defaults`` with the ``[limits]`` values (``keys``: file key → field) of the policy in force."""
     policy_file = getattr(authorizer, "policy", None)
     if policy_file is None:
-        return DEFAULT_LIMITS
+        return defaults
     configured = policy_file.current.limits
-    overrides = {
-        name: value
-        for name in ConnectionLimits.__dataclass_fields__
-        if (value := getattr(configured, name, None)) is not None
-    }
-    return replace(DEFAULT_LIMITS, **overrides) if overrides else DEFAULT_LIMITS
+    changes = {field: value for key, field in keys.items()
+               if (value := getattr(configured, key, None)) is not None}
+    return replace(defaults, **changes) if changes else defaults
+
+
+def limits_for(config: ServiceConfig) -> ConnectionLimits:
+    """The connection bounds in force now: the policy file's ``[limits]`` (if any) over the defaults."""
+    return _configured(config.authorizer, CONNECTION_KEYS, DEFAULT_LIMITS)
 
 
 def request_bounds(authorizer: object) -> RequestBounds:
     """The git upload-pack request bounds in force: ``max_wants``, ``max_haves``, ``max_ref_prefixes``."""
-    policy_file = getattr(authorizer, "policy", None)
-    if policy_file is None:
-        return DEFAULT_BOUNDS
-    configured = policy_file.current.limits
-    changes = {field: value for key, field in REQUEST_BOUND_KEYS.items()
-               if (value := getattr(configured, key, None)) is not None}
-    return replace(DEFAULT_BOUNDS, **changes) if changes else DEFAULT_BOUNDS
-
-
-DEFAULT_BOUNDS = RequestBounds()
+    return _configured(authorizer, REQUEST_BOUND_KEYS, DEFAULT_BOUNDS)
 
 
 def bundle2_limits(authorizer: object) -> Bundle2Limits:
-    """The bounds of a pushed bundle2 in force: ``[limits]`` ``max_bundle2_part``/``max_bundle2_chunk``."""
-    policy_file = getattr(authorizer, "policy", None)
-    if policy_file is None:
-        return BUNDLE2_DEFAULTS
-    configured = policy_file.current.limits
-    changes = {field: value for key, field in BUNDLE2_KEYS.items()
-               if (value := getattr(configured, key, None)) is not None}
-    return replace(BUNDLE2_DEFAULTS, **changes) if changes else BUNDLE2_DEFAULTS
+    """The bounds of a pushed bundle2 in force: ``max_bundle2_part``, ``max_bundle2_chunk``."""
+    return _configured(authorizer, BUNDLE2_KEYS, BUNDLE2_DEFAULTS)
 
 
 # --- refusals, in each listener's protocol ----------------------------------------------------
