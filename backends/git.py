@@ -15,14 +15,14 @@ from typing import BinaryIO, Literal
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
-from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, ShaFile, Tag, Tree
+from dulwich.objects import ObjectID
 from dulwich.pack import Pack
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
 from backends import git_ingest
 from backends.interfaces import ZERO_ID, Kind, ObjectId, RefResult, RefUpdate
-from protocols.errors import ProtocolError, StorageError
+from protocols.errors import ProtocolError
 
 RefLock = Callable[[], AbstractContextManager[None]]
 """Takes the repository's ref-update lock for the duration of a ``with``."""
@@ -190,18 +190,8 @@ class DulwichGitRepository:
         store = self.object_store
         if isinstance(store, DiskObjectStore):
             return git_ingest.connected(store, [tip], self._added)
-        seen: set[ObjectID] = set()
-        stack = [ObjectID(tip)]
-        while stack:
-            sha = stack.pop()
-            if sha in seen:
-                continue
-            seen.add(sha)
-            if sha not in store:
-                return False
-            if sha in self._added:
-                stack.extend(ObjectID(child) for child in _children(store[sha]))
-        return True
+        return git_ingest.walk_connected([tip], self._added, lambda sha: store.get_raw(ObjectID(sha)),
+                                         lambda sha: ObjectID(sha) in store)
 
     def _discard_added(self) -> None:
         """Remove packs of this push that refs will never point to."""
@@ -217,20 +207,6 @@ class DulwichGitRepository:
         store = self.object_store
         if isinstance(store, DiskObjectStore):
             store._pack_cache.clear()
-
-
-def _children(obj: ShaFile) -> Iterator[bytes]:
-    if isinstance(obj, Commit):
-        yield obj.tree
-        yield from obj.parents
-    elif isinstance(obj, Tree):
-        for entry in obj.iteritems():
-            if not S_ISGITLINK(entry.mode):
-                yield entry.sha
-    elif isinstance(obj, Tag):
-        yield obj.object[1]
-    elif not isinstance(obj, Blob):
-        raise StorageError(f"unknown object type in the store: {obj.type_name!r}")
 
 
 _thread_locks: dict[int, threading.Lock] = {}

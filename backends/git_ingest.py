@@ -51,31 +51,33 @@ SMALL_INDEX = 256 << 10
 """An index this small (about 8,000 objects) is worth viewing for one push; a larger one only once cached."""
 
 
-def pack_views(store: DiskObjectStore) -> list[PackIndexView]:
-    """Index views of the store's packs that are cheap now: cached ones, and small ones built.
+def cheap_views(store: DiskObjectStore) -> tuple[list[PackIndexView], bool]:
+    """Index views of the store's packs that are cheap now (cached ones, small ones built), and
+    whether every pack got one.
 
     Building the view of a large pack costs about 0.1 s per 50,000 objects:
     a clone builds it (and caches it) anyway, but a push right after a start
     names only a few of its objects, which dulwich's own lookups find faster
     (``PackObjectReader`` and ``Presence`` fall back to the store).
     """
+    bases = git_packindex.pack_basenames(os.fspath(store.pack_dir))
     views = []
-    for base in git_packindex.pack_basenames(os.fspath(store.pack_dir)):
+    for base in bases:
         view = git_packindex.cached_view(base)
         if view is None and os.path.getsize(base + ".idx") <= SMALL_INDEX:
             view = git_packindex.index_view(base)
         if view is not None:
             views.append(view)
-    return views
+    return views, len(views) == len(bases)
 
 
 class Presence:
     """``hexsha in presence``: in a viewed pack, else in the store's other packs or loose."""
 
-    def __init__(self, store: DiskObjectStore, views: list[PackIndexView]) -> None:
+    def __init__(self, store: DiskObjectStore, views: list[PackIndexView], all_viewed: bool) -> None:
         self._store = store
         self._views = views
-        self._all_viewed = len(views) == len(git_packindex.pack_basenames(os.fspath(store.pack_dir)))
+        self._all_viewed = all_viewed
 
     def __contains__(self, hexsha: object) -> bool:
         assert isinstance(hexsha, bytes)
@@ -133,8 +135,9 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
     hash_func = store.object_format.hash_func
     fd, path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
     idx_path = path + ".idx"
+    views, _ = cheap_views(store)
     try:
-        with PackObjectReader(store, pack_views(store)) as reader, os.fdopen(fd, "w+b") as out:
+        with PackObjectReader(store, views) as reader, os.fdopen(fd, "w+b") as out:
             os.chmod(path, PACK_MODE)
             entries, pack_sha = _copy_and_index(store, read, out, path, _raw_reader(reader), hash_func)
         entries.sort()
@@ -144,7 +147,7 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
                 idx.flush()
                 os.fsync(idx.fileno())
         os.chmod(idx_path, PACK_MODE)
-        _parse_every_object(read_index(idx_path, path), store)
+        _check_every_object(read_index(idx_path, path), store, views)
         name = iter_sha1(e[0] for e in entries).decode()
         base = os.path.join(os.fspath(store.pack_dir), "pack-" + name)
         if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
@@ -182,9 +185,12 @@ def _copy_and_index(store: DiskObjectStore, read: Callable[[int], bytes], out: B
     return entries, pack_sha
 
 
-def _parse_every_object(view: PackIndexView, store: DiskObjectStore) -> None:
-    """Check each commit, tree and tag of the pack ``view`` indexes (``check_object``)."""
-    with PackObjectReader(store, [view, *pack_views(store)]) as reader:
+def _check_every_object(view: PackIndexView, store: DiskObjectStore, stored: list[PackIndexView]) -> None:
+    """Check each commit, tree and tag of the new pack ``view`` indexes (``check_object``).
+
+    ``stored``: the views of the store's packs, for the bases of its deltas.
+    """
+    with PackObjectReader(store, [view, *stored]) as reader:
         for binsha in view.names:
             type_num, raw = reader.read(binascii.hexlify(binsha))
             check_object(type_num, raw)
@@ -228,37 +234,50 @@ def _check_tree(raw: bytes) -> None:
         previous = key
 
 
+ObjectReader = Callable[[bytes], tuple[int, bytes]]
+
+
 def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[bytes]) -> bool:
     """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones."""
-    views = pack_views(store)
-    present = Presence(store, views)
+    views, all_viewed = cheap_views(store)
+    with PackObjectReader(store, views) as reader:
+        return walk_connected(tips, added, reader.read, Presence(store, views, all_viewed).__contains__)
+
+
+def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: ObjectReader,
+                   has: Callable[[bytes], bool]) -> bool:
+    """The connectivity walk of any store: ``read(hexsha) -> (type, raw)``, ``has(hexsha)``.
+
+    Objects that were stored before the push are complete by the store's
+    invariant: only ``added`` ones are read, the others only looked up, and
+    blobs are never read.
+    """
     seen: set[bytes] = set()
     stack = list(tips)
-    with PackObjectReader(store, views) as reader:
-        while stack:
-            sha = stack.pop()
-            if sha in seen:
-                continue
-            seen.add(sha)
-            if sha not in added:
-                if sha not in present:
-                    return False
-                continue
-            try:
-                type_num, raw = reader.read(sha)
-                if type_num == COMMIT:
-                    tree, parents = _commit_links(raw)
-                    stack.append(tree)
-                    stack.extend(parents)
-                elif type_num == TREE:
-                    for _name, mode, child in parse_tree(raw, 20):
-                        kind = mode & S_IFMT
-                        if kind == S_IFDIR:
-                            stack.append(child)
-                        elif kind != S_IFGITLINK and child not in added and child not in present:
-                            return False
-                elif type_num == TAG:
-                    stack.append(_tag_target(raw))
-            except (MissingObject, KeyError, ValueError):
+    while stack:
+        sha = stack.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        if sha not in added:
+            if not has(sha):
                 return False
+            continue
+        try:
+            type_num, raw = read(sha)
+            if type_num == COMMIT:
+                tree, parents = _commit_links(raw)
+                stack.append(tree)
+                stack.extend(parents)
+            elif type_num == TREE:
+                for _name, mode, child in parse_tree(raw, 20):
+                    kind = mode & S_IFMT
+                    if kind == S_IFDIR:
+                        stack.append(child)
+                    elif kind != S_IFGITLINK and child not in added and not has(child):
+                        return False
+            elif type_num == TAG:
+                stack.append(_tag_target(raw))
+        except (MissingObject, KeyError, ValueError):
+            return False
     return True
