@@ -144,6 +144,15 @@ REFUSALS: dict[str, Callable[[str], bytes]] = {
 # --- the wrapper ------------------------------------------------------------------------------
 
 
+def drop(transport: Any) -> None:
+    """Close now, unsent data and all: a peer that does not read must not keep a connection open."""
+    abort = getattr(transport, "abortConnection", None)
+    if abort is not None:
+        abort()
+    elif transport is not None:
+        transport.loseConnection()
+
+
 def _address_key(address: IAddress | None) -> str:
     host = getattr(address, "host", None)
     return str(host) if host is not None else type(address).__name__
@@ -217,11 +226,7 @@ class GuardedProtocol(ProtocolWrapper):
             return
         log.info("{kind} connection from {peer} idle for {seconds} s: closed", kind=self.guard.kind,
                  peer=self.address_key, seconds=round(quiet))
-        abort = getattr(self.transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        elif self.transport is not None:
-            self.transport.loseConnection()
+        drop(self.transport)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         for call in (self._timer, self._closing):

@@ -64,7 +64,7 @@ from backends.names import validate_name
 from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
-from gateway.limits import ConnectionLimits, limits_for
+from gateway.limits import ConnectionLimits, drop, limits_for
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
@@ -575,11 +575,7 @@ class HgwireServerTransport(transport.SSHServerTransport):
             return
         log.info("SSH connection from {peer} not logged in after {seconds} s: closed",
                  peer=getattr(self.transport.getPeer(), "host", "?"), seconds=LOGIN_GRACE_SECONDS)
-        abort = getattr(self.transport, "abortConnection", None)
-        if abort is not None:  # a peer that does not read must not keep it open either
-            abort()
-        else:
-            self.transport.loseConnection()
+        drop(self.transport)
 
 
 class HgwireSSHFactory(factory.SSHFactory):
