@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.logger import LogEvent
 
 import backends.hg as hgstore
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, HgTransaction, IngestResult, Node, RevisionGroup
 from bench.hg_storage_micro import HistoryBuilder
-from gateway import audit, protected
+from gateway import protected
 from gateway.channel import SessionContext
 from gateway.policy import Protection, Protections
 from gateway.protected import PushedChangeset
@@ -105,20 +105,6 @@ def test_a_new_head_next_to_a_merge_keeps_the_count() -> None:
 
 
 # --- the guarded transaction over the real engine -------------------------------------------------
-
-@pytest.fixture
-def events() -> Iterator[list[LogEvent]]:
-    seen: list[LogEvent] = []
-
-    def observe(event: LogEvent) -> None:
-        if event.get("log_namespace") == audit.AUDIT_NAMESPACE:
-            seen.append(event)
-
-    observer = cast(ILogObserver, observe)
-    globalLogPublisher.addObserver(observer)
-    yield seen
-    globalLogPublisher.removeObserver(observer)
-
 
 def _ctx() -> SessionContext:
     return SessionContext(backend=None, repo_name="team/hg", transport="hg-ssh",  # type: ignore[arg-type]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from dulwich.objects import Commit, ObjectID, Tree
-from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.logger import LogEvent
 
 from backends.interfaces import (
     NULL_NODE,
@@ -33,20 +33,6 @@ MAIN, TOPIC, TAG = b"refs/heads/main", b"refs/heads/topic", b"refs/tags/v1"
 PROTECTIONS = Protections(refs=(Protection("refs/heads/main"), Protection("refs/tags/*"),
                                 Protection("refs/heads/frozen", no_direct_push=True)),
                           bookmarks=(Protection("stable"), Protection("frozen", no_direct_push=True)))
-
-
-@pytest.fixture
-def events() -> Iterator[list[LogEvent]]:
-    seen: list[LogEvent] = []
-
-    def observe(event: LogEvent) -> None:
-        if event.get("log_namespace") == audit.AUDIT_NAMESPACE:
-            seen.append(event)
-
-    observer = cast(ILogObserver, observe)
-    globalLogPublisher.addObserver(observer)
-    yield seen
-    globalLogPublisher.removeObserver(observer)
 
 
 def _commit(store: Any, parents: Sequence[bytes], message: bytes) -> ObjectId:
