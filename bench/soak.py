@@ -485,6 +485,10 @@ def pause(c: PushClient, rng: random.Random) -> None:
     time.sleep(rng.uniform(0.0, PAUSE[c.vcs]))
 
 
+def git_head(work: Path, git: str, env: dict[str, str]) -> str:
+    return check([git, "-C", str(work), "rev-parse", "HEAD"], env).strip()
+
+
 def hg_dot(work: Path, hg: str, env: dict[str, str]) -> str:
     """The working directory's parent: the first 20 bytes of a v1 dirstate, else ``hg log -r .``."""
     if b"dirstate-v2" not in (work / ".hg" / "requires").read_bytes():
@@ -514,18 +518,8 @@ def race_git(server: Server, env: Environment, c: PushClient, pushes: int, deadl
                 return
             c.attempts += 1
             rc, out = run([git, "-C", str(work), "push", "-q", "origin", "HEAD:main"], cenv)
-            if rc == 0:
-                c.acked += 1
-                c.acked_ids.append(check([git, "-C", str(work), "rev-parse", "HEAD"], cenv).strip())
-                c.messages.append(message)
-                pause(c, rng)
+            if _settle(c, rc == 0, out, GIT_REJECTED, lambda: git_head(work, git, cenv), message, rng):
                 break
-            if any(marker in out for marker in GIT_REJECTED):
-                c.rejected += 1
-                c.reject_reasons[_rejection(out, GIT_REJECTED)] += 1
-            else:
-                c.errors.append(f"push: {last_line(out)}")
-            pause(c, rng)
             how = "--rebase" if c.integrate == "rebase" else "--no-rebase"
             rc, out = run([git, "-C", str(work), "pull", "-q", how, "--no-edit", "origin", "main"], cenv)
             if rc != 0:
@@ -535,6 +529,22 @@ def race_git(server: Server, env: Environment, c: PushClient, pushes: int, deadl
         else:
             c.gave_up = f"push {n} not accepted after {MAX_TRIES} tries"
             return
+
+
+def _settle(c: PushClient, ok: bool, out: str, rejected: tuple[str, ...], pushed_id: Callable[[], str],
+            message: str, rng: random.Random) -> bool:
+    """Count one push attempt of a racing client and pause; True when it was acknowledged."""
+    if ok:
+        c.acked += 1
+        c.acked_ids.append(pushed_id())
+        c.messages.append(message)
+    elif any(marker in out for marker in rejected):
+        c.rejected += 1
+        c.reject_reasons[_rejection(out, rejected)] += 1
+    else:
+        c.errors.append(f"push: {last_line(out)}")
+    pause(c, rng)
+    return ok
 
 
 def race_hg(server: Server, env: Environment, c: PushClient, pushes: int, deadline: float) -> None:
@@ -559,18 +569,9 @@ def race_hg(server: Server, env: Environment, c: PushClient, pushes: int, deadli
                 return
             c.attempts += 1
             rc, out = run([hg, *r, "push", "-q", "-r", ".", url], cenv)
-            if rc == 0 or (rc == 1 and "no changes found" in out):  # 1: already there (delivered before)
-                c.acked += 1
-                c.acked_ids.append(hg_dot(work, hg, cenv))
-                c.messages.append(message)
-                pause(c, rng)
+            ok = rc == 0 or (rc == 1 and "no changes found" in out)  # 1: already there (delivered before)
+            if _settle(c, ok, out, HG_REJECTED, lambda: hg_dot(work, hg, cenv), message, rng):
                 break
-            if any(marker in out for marker in HG_REJECTED):
-                c.rejected += 1
-                c.reject_reasons[_rejection(out, HG_REJECTED)] += 1
-            else:
-                c.errors.append(f"push: {last_line(out)}")
-            pause(c, rng)
             if c.integrate == "rebase":
                 rc, out = run([hg, *r, "pull", "-q", "--rebase", url], cenv)
                 if rc != 0:
