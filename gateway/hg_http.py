@@ -135,6 +135,8 @@ class HgHttpCommand:
         self.route = route
         self.method = request.method or b""
         self.secure = request.isSecure()
+        self.settings = wire_settings(front.authorizer)
+        """Read once: the capabilities and the encoding of one answer agree even if the file reloads."""
         self.user: str | None = None
         self.command = route.service
         self.head: hg_http.RequestHead | None = None
@@ -222,7 +224,7 @@ class HgHttpCommand:
             prefix = content.read(self.head.post_args_length)
         args = hg_http.with_post_args(self.head, prefix, LIMITS) if self.head.post_args_length else self.head.args
         payload = _payload(content) if cmd.takes_payload and content is not None else None
-        caps = hg_http.http_capabilities(wire_settings(self.front.authorizer))
+        caps = hg_http.http_capabilities(self.settings)
         ctx = CommandContext(Transport.HTTP, self.check_permission, caps, payload,
                              bundle2_limits(self.front.authorizer))
         try:
@@ -242,7 +244,7 @@ class HgHttpCommand:
 
     def _respond(self, response: Response, cmd: Command) -> None:
         assert self.head is not None
-        reply = hg_http.render(response, cmd.name, self.head.proto, wire_settings(self.front.authorizer))
+        reply = hg_http.render(response, cmd.name, self.head.proto, self.settings)
         if self._gone:
             close = getattr(reply.stream, "close", None)
             if close is not None:  # the generator releases what it holds
