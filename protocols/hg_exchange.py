@@ -709,8 +709,12 @@ def _handle_check_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
 
 def _handle_changegroup(op: _PushOperation, part: b2.InPart) -> None:
     version = part.params.get(b"version", b"01")
-    decoder = ChangegroupDecoder(StreamReader(part.payload), version)
+    reader = StreamReader(part.payload)
+    decoder = ChangegroupDecoder(reader, version)
     ret = apply_changegroup(op.repo, op.tx, decoder.groups(), op.report)
+    if not reader.at_eof():
+        # A damaged length can end a changegroup early; what it cut off must not go unnoticed.
+        raise ProtocolError("the pushed bundle is damaged (bytes follow the end of its changegroup); push again")
     op.replies.append(_reply(b2.PART_REPLY_CHANGEGROUP, part.id, ret))
 
 

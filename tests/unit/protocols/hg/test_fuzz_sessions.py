@@ -47,6 +47,17 @@ def test_damaged_bundle2_push_sessions(client: bytes) -> None:
     assert repo.state.revlogs in LANDED
 
 
+def test_a_changegroup_cut_short_by_a_damaged_length_is_refused() -> None:
+    # The length of the file group's name chunk turned into 4: the empty chunk that ends the
+    # file groups.  The file revision would be dropped and the rest of the part left unread.
+    name_chunk = PUSH.index(b"\x00\x00\x00\x05e\x00\x00\x00")
+    damaged_push = PUSH[:name_chunk] + b"\x00\x00\x00\x04" + PUSH[name_chunk + 4 :]
+    repo = reference_repo()
+    out, _ = run_ssh(repo, damaged_push)
+    assert b"bytes follow the end of its changegroup" in out
+    assert repo.state.revlogs == LANDED[0]
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(damaged(PUSH1), damaged(CLONE)))
 def test_damaged_bundle1_push_and_clone_sessions(client: bytes) -> None:
