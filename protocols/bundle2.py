@@ -35,6 +35,7 @@ _FLAG_INTERRUPT = -1
 
 OUT_CHUNK_SIZE = 32768
 """Payload bytes gathered per written frame (hg's ``preferedchunksize``)."""
+_FULL_FRAME = struct.pack(">i", OUT_CHUNK_SIZE)
 MAX_PARAM_LEN = 255
 """A parameter key or value is sized by one byte."""
 
@@ -140,14 +141,22 @@ def encode_part_header(part: OutPart, part_id: int) -> bytes:
 
 
 def _payload_frames(payload: Iterable[bytes]) -> Iterator[bytes]:
-    buffer = bytearray()
+    """Frames of ``OUT_CHUNK_SIZE`` payload bytes; each input byte is copied once, into its frame."""
+    pending = bytearray()
     for data in payload:
-        buffer += data
-        while len(buffer) >= OUT_CHUNK_SIZE:
-            yield _SIZE.pack(OUT_CHUNK_SIZE) + bytes(buffer[:OUT_CHUNK_SIZE])
-            del buffer[:OUT_CHUNK_SIZE]
-    if buffer:
-        yield _SIZE.pack(len(buffer)) + bytes(buffer)
+        if len(pending) + len(data) < OUT_CHUNK_SIZE:
+            pending += data
+            continue
+        view = memoryview(data)
+        pos = OUT_CHUNK_SIZE - len(pending)
+        pending += view[:pos]
+        yield _FULL_FRAME + pending
+        while len(data) - pos >= OUT_CHUNK_SIZE:
+            yield _FULL_FRAME + view[pos : pos + OUT_CHUNK_SIZE]
+            pos += OUT_CHUNK_SIZE
+        pending = bytearray(view[pos:])
+    if pending:
+        yield _SIZE.pack(len(pending)) + pending
 
 
 def _abort_interrupt(message: bytes) -> Iterator[bytes]:

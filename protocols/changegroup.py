@@ -110,7 +110,10 @@ def _delta_group(revisions: Iterator[RevisionDelta], version: bytes) -> Iterator
     write_header = _HEADER_WRITERS[version]
     previous: Node | None = None
     for rev in revisions:
-        yield _frame(write_header(rev, previous) + rev.delta)
+        header = write_header(rev, previous)
+        # The delta goes out as its own piece: a large revision is not copied to be framed.
+        yield CHUNK_LENGTH.pack(CHUNK_LENGTH.size + len(header) + len(rev.delta)) + header
+        yield rev.delta
         previous = rev.node
     yield EMPTY_CHUNK
 

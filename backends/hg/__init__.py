@@ -90,8 +90,10 @@ def open_repository(path: str, name: str) -> HgRepo:
     if os.path.exists(obsstore) and os.path.getsize(obsstore):
         # Markers hide changesets; serving them anyway would be a wrong answer.
         raise UnsupportedFeature("unsupported repository feature: obsolescence markers (obsstore)")
-    store = FsVfs(os.fsencode(os.path.join(hg_dir, "store")))
-    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir)), found, FsLocks(hg_dir))
+    store_dir = os.fsencode(os.path.realpath(os.path.join(hg_dir, "store")))
+    store = FsVfs(store_dir)
+    # Index snapshots are shared with every other open of this store (same directory).
+    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir)), found, FsLocks(hg_dir), cache_scope=store_dir)
     repo.recover_if_needed()
     return repo
 

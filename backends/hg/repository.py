@@ -9,6 +9,7 @@ dropped when the changelog file changes.
 from __future__ import annotations
 
 import binascii
+import itertools
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -102,7 +103,8 @@ class HgRepo:
 
     kind: Literal[Kind.HG] = Kind.HG
 
-    def __init__(self, name: str, store: Vfs, plain: Vfs, requirements: frozenset[str], locks: Locks) -> None:
+    def __init__(self, name: str, store: Vfs, plain: Vfs, requirements: frozenset[str], locks: Locks,
+                 cache_scope: bytes | None = None) -> None:
         self.name = name
         self.store = store
         self.plain = plain
@@ -111,7 +113,7 @@ class HgRepo:
         header = VERSION_REVLOGV1 | FLAG_INLINE
         if reqs.GENERALDELTA in requirements:
             header |= FLAG_GENERALDELTA
-        self.revlogs = RevlogCache(store, header)
+        self.revlogs = RevlogCache(store, header, cache_scope)
         self._views: Views | None = None
         self._views_lock = threading.RLock()
         self._branch_cache: tuple[list[tuple[bytes, bool]], Node] = ([], NULL_NODE)
@@ -556,21 +558,27 @@ class _Emitter:
     ) -> Iterator[RevisionDelta]:
         sent: set[int] = set()
         previous = NULL_REV
-        for rev in revs:
+        # Stored chunks are read ahead in windows when they may be sent as they are.
+        raws: Iterator[bytes | None] = (
+            iter(revlog.raw_chunks(revs)) if self.mode is DeltaMode.ANY else itertools.repeat(None)
+        )
+        for rev, raw in zip(revs, raws):
             link = links[rev] if links is not None else revlog.linkrev(rev)
-            yield self._delta(revlog, rev, sent, previous, link)
+            yield self._delta(revlog, rev, raw, sent, previous, link)
             sent.add(rev)
             previous = rev
 
-    def _delta(self, revlog: Revlog, rev: int, sent: set[int], previous: int, link: int) -> RevisionDelta:
+    def _delta(
+        self, revlog: Revlog, rev: int, raw: bytes | None, sent: set[int], previous: int, link: int
+    ) -> RevisionDelta:
         p1, p2 = revlog.parent_revs(rev)
         if self.mode is DeltaMode.PREVIOUS:
             base = previous if previous != NULL_REV else p1
             delta = self._diff(revlog, base, rev)
         else:
-            stored_base, stored = revlog.stored_delta(rev)
+            stored_base = revlog.delta_parent(rev)
             if stored_base == NULL_REV or stored_base in sent or self._client_has(revlog, stored_base):
-                base, delta = stored_base, stored
+                base, delta = revlog.stored_delta(rev, raw)
             else:
                 base = p1 if p1 != NULL_REV and (p1 in sent or self._client_has(revlog, p1)) else NULL_REV
                 delta = self._diff(revlog, base, rev)

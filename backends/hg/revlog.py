@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -38,6 +40,10 @@ KNOWN_HEADER_FLAGS = FLAG_INLINE | FLAG_GENERALDELTA
 MAX_INLINE = 131072
 """Data size at which an inline revlog is split into ``.i`` + ``.d`` (revlog.py ``_maxinline``)."""
 NULL_REV = -1
+READ_WINDOW = 256 << 10
+"""Largest span of a ``.d`` file read in one go when walking many revisions."""
+READ_GAP = 64 << 10
+"""Unwanted bytes a window may skip over rather than start a new read."""
 MAX_CHAIN_LENGTH = 200
 """Longest delta chain we write; sparse-revlog readers accept any length."""
 
@@ -239,24 +245,42 @@ class Revlog:
             raise StorageError(f"revlog {self.data_path!r} is truncated")
         return data
 
-    def _chunks(self, revs: Sequence[int]) -> Iterator[bytes]:
-        """Stored chunks of ``revs`` (ascending), read as one span when they sit close together."""
-        if self.index.inline_data is not None or len(revs) < 2:
+    def raw_chunks(self, revs: Sequence[int]) -> Iterator[bytes]:
+        """Stored chunks of ``revs`` (ascending), one read per window of nearby chunks.
+
+        A window grows while the next chunk starts within ``READ_GAP`` of its
+        end and the window stays under ``READ_WINDOW``, so a walk over many
+        small revisions opens the ``.d`` file a few times instead of once per
+        revision, and memory stays bounded by one window (or one large chunk).
+        """
+        if self.index.inline_data is not None:
             yield from (self.raw_chunk(r) for r in revs)
             return
-        first, _ = self._chunk_span(revs[0])
-        last_start, last_len = self._chunk_span(revs[-1])
-        wanted = sum(self.index.entries[r][1] for r in revs)
-        span = last_start + last_len - first
-        if span > 4 * wanted + (1 << 20):
-            yield from (self.raw_chunk(r) for r in revs)
-            return
-        blob = self.vfs.read_range(self.data_path, first, span)
-        if len(blob) != span:
+        pending: list[tuple[int, int]] = []
+        window_start = window_end = 0
+        for rev in revs:
+            start, length = self._chunk_span(rev)
+            if pending and (start < window_end or start - window_end > READ_GAP
+                            or start + length - window_start > READ_WINDOW):
+                yield from self._read_window(pending, window_start, window_end)
+                pending = []
+            if not pending:
+                window_start = start
+            pending.append((start, length))
+            window_end = start + length
+        if pending:
+            yield from self._read_window(pending, window_start, window_end)
+
+    def _read_window(self, spans: list[tuple[int, int]], first: int, end: int) -> Iterator[bytes]:
+        blob = self.vfs.read_range(self.data_path, first, end - first)
+        if len(blob) != end - first:
             raise StorageError(f"revlog {self.data_path!r} is truncated")
-        for r in revs:
-            start, length = self._chunk_span(r)
-            yield blob[start - first : start - first + length]
+        if len(spans) == 1:
+            yield blob
+            return
+        view = memoryview(blob)
+        for start, length in spans:
+            yield bytes(view[start - first : start - first + length])
 
     def delta_chain(self, rev: int, stop: int = NULL_REV) -> tuple[list[int], bool]:
         """Revisions whose chunks rebuild ``rev``, oldest first; True if it stopped at ``stop``."""
@@ -284,7 +308,7 @@ class Revlog:
         if cached is not None and cached[0] == rev:
             return cached[1]
         chain, stopped = self.delta_chain(rev, cached[0] if cached else NULL_REV)
-        chunks = [decompress(c) for c in self._chunks(chain)]
+        chunks = [decompress(c) for c in self.raw_chunks(chain)]
         if stopped and cached is not None:
             text = mpatch.patches(cached[1], chunks)
         else:
@@ -301,21 +325,87 @@ class Revlog:
         if node_hash(text, self.node(p1), self.node(p2)) != self.node(rev):
             raise StorageError(f"revision {rev} of {self.index_path!r} fails its hash check")
 
-    def stored_delta(self, rev: int) -> tuple[int, bytes]:
-        """(delta parent rev, mpatch delta) as stored; a full text is a delta against NULL_REV."""
+    def stored_delta(self, rev: int, raw: bytes | None = None) -> tuple[int, bytes]:
+        """(delta parent rev, mpatch delta) as stored; a full text is a delta against NULL_REV.
+
+        ``raw`` is the stored chunk of ``rev`` when the caller already read it.
+        """
         base = self.delta_parent(rev)
-        chunk = decompress(self.raw_chunk(rev))
+        chunk = decompress(self.raw_chunk(rev) if raw is None else raw)
         if base == NULL_REV:
             return NULL_REV, mpatch.full_replacement(0, chunk)
         return base, chunk
 
 
-class RevlogCache:
-    """Index snapshots per revlog path, reparsed only when the ``.i`` stamp changes."""
+class IndexCache:
+    """Parsed index snapshots shared by every open of the same store, least recently used first out.
 
-    def __init__(self, vfs: Vfs, default_header: int) -> None:
+    A request opens its repository afresh, and a full clone parses every
+    revlog index in the store; keeping the snapshots between requests (and
+    sharing them between concurrent ones) saves that work and keeps one copy
+    in memory instead of one per connection.  An entry is used only while the
+    file's stamp (size, mtime, inode) is unchanged, so a write or a rollback
+    is never hidden.  ``budget`` bounds the bytes held (inline data plus an
+    estimate per index entry).
+    """
+
+    ENTRY_COST = 160
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._entries: OrderedDict[tuple[bytes, bytes], tuple[Index, int]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def get(self, key: tuple[bytes, bytes], stamp: Stamp) -> Index | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0].stamp != stamp:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
+
+    def put(self, key: tuple[bytes, bytes], index: Index) -> None:
+        cost = len(index.inline_data or b"") + self.ENTRY_COST * (len(index.entries) + 1)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._held -= old[1]
+            if cost > self.budget // 4:
+                return  # one huge index would push out everything else
+            self._entries[key] = (index, cost)
+            self._held += cost
+            while self._held > self.budget:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._held -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._held = 0
+
+
+SHARED_INDEXES = IndexCache(64 << 20)
+"""The process-wide cache of on-disk index snapshots, keyed by store directory and path."""
+
+
+class RevlogCache:
+    """Index snapshots per revlog path, reparsed only when the ``.i`` stamp changes.
+
+    With a ``scope`` (the store directory of an on-disk repository) snapshots
+    are also looked up in and added to ``shared``, across opens.
+    """
+
+    def __init__(self, vfs: Vfs, default_header: int, scope: bytes | None = None,
+                 shared: IndexCache = SHARED_INDEXES) -> None:
         self.vfs = vfs
         self.default_header = default_header
+        self.scope = scope
+        self.shared = shared
         self._indexes: dict[bytes, Index] = {}
 
     def open(self, index_path: bytes, logical: bytes | None = None) -> Revlog:
@@ -326,10 +416,17 @@ class RevlogCache:
         cached = self._indexes.get(index_path)
         if cached is not None and cached.stamp == stamp:
             return cached
+        if self.scope is not None and stamp is not None:
+            shared = self.shared.get((self.scope, index_path), stamp)
+            if shared is not None:
+                self._indexes[index_path] = shared
+                return shared
         data = self.vfs.read(index_path) if stamp is not None else b""
         index = parse_index(data, stamp, self.default_header)
         if self.vfs.stamp(index_path) == stamp:
             self._indexes[index_path] = index
+            if self.scope is not None and stamp is not None:
+                self.shared.put((self.scope, index_path), index)
         return index
 
 

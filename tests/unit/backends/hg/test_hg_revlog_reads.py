@@ -1,0 +1,122 @@
+"""Windowed chunk reads of split revlogs, and the index snapshots shared between opens."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backends.hg import create_repository, open_repository
+from backends.hg.revlog import (
+    FLAG_GENERALDELTA,
+    INDEX_ENTRY,
+    READ_GAP,
+    READ_WINDOW,
+    IndexCache,
+    RevlogCache,
+    parse_index,
+)
+from backends.hg.vfs import MemoryVfs
+
+HEADER = FLAG_GENERALDELTA | 1
+
+
+class CountingVfs(MemoryVfs):
+    def __init__(self) -> None:
+        super().__init__()
+        self.range_reads = 0
+        self.whole_reads = 0
+
+    def read_range(self, path: bytes, offset: int, length: int) -> bytes:
+        self.range_reads += 1
+        return super().read_range(path, offset, length)
+
+    def read(self, path: bytes) -> bytes:
+        self.whole_reads += 1
+        return super().read(path)
+
+
+def split_revlog(sizes: list[int]) -> tuple[CountingVfs, list[bytes]]:
+    """A non-inline revlog whose revision ``r`` is a stored chunk of ``sizes[r]`` bytes."""
+    vfs = CountingVfs()
+    index = bytearray()
+    data = bytearray()
+    chunks = []
+    for rev, size in enumerate(sizes):
+        chunk = b"u" + bytes([rev % 251]) * (size - 1)
+        first = HEADER << 32 if rev == 0 else len(data) << 16
+        index += INDEX_ENTRY.pack(first, size, size - 1, rev, rev, -1, -1, rev.to_bytes(20, "big"))
+        data += chunk
+        chunks.append(chunk)
+    vfs.replace(b"x.i", bytes(index))
+    vfs.replace(b"x.d", bytes(data))
+    return vfs, chunks
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=300_000), min_size=1, max_size=40),
+    st.data(),
+)
+def test_raw_chunks_are_the_stored_chunks_of_any_ascending_selection(sizes: list[int], data: st.DataObject) -> None:
+    vfs, chunks = split_revlog(sizes)
+    revlog = RevlogCache(vfs, HEADER).open(b"x.i")
+    revs = sorted(data.draw(st.sets(st.integers(min_value=0, max_value=len(sizes) - 1), min_size=1)))
+    assert list(revlog.raw_chunks(revs)) == [chunks[r] for r in revs]
+
+
+def test_a_walk_over_many_small_revisions_reads_in_windows() -> None:
+    vfs, chunks = split_revlog([1000] * 5000)  # 5 MB of data in 5,000 revisions
+    revlog = RevlogCache(vfs, HEADER).open(b"x.i")
+    assert list(revlog.raw_chunks(range(5000))) == chunks
+    assert vfs.range_reads == -(-5_000_000 // READ_WINDOW)
+    vfs.range_reads = 0
+    # Revisions far apart are not read as one span: the window never swallows a large gap.
+    far = [0, READ_GAP // 1000 + 10, 4999]
+    assert list(revlog.raw_chunks(far)) == [chunks[r] for r in far]
+    assert vfs.range_reads == 3
+
+
+def test_a_chunk_larger_than_a_window_is_read_alone() -> None:
+    vfs, chunks = split_revlog([10, READ_WINDOW + 5, 10])
+    revlog = RevlogCache(vfs, HEADER).open(b"x.i")
+    assert list(revlog.raw_chunks([0, 1, 2])) == chunks
+    assert vfs.range_reads == 3
+    assert revlog.revision(2) == chunks[2][1:]
+
+
+def test_index_cache_holds_within_its_budget_and_drops_the_least_recently_used() -> None:
+    cache = IndexCache(budget=4 * (IndexCache.ENTRY_COST * 2))
+    indexes = {}
+    for n in range(6):
+        entry = INDEX_ENTRY.pack(HEADER << 32, 1, 0, 0, 0, -1, -1, bytes([n]) * 20)
+        indexes[n] = parse_index(entry, (64, n, n), HEADER)
+        cache.put((b"s", b"%d.i" % n), indexes[n])
+        if n == 2:
+            assert cache.get((b"s", b"0.i"), (64, 0, 0)) is indexes[0]  # used again: kept
+    assert cache.held <= cache.budget
+    assert cache.get((b"s", b"0.i"), (64, 0, 0)) is indexes[0]
+    assert cache.get((b"s", b"1.i"), (64, 1, 1)) is None
+    assert cache.get((b"s", b"5.i"), (64, 5, 5)) is indexes[5]
+    assert cache.get((b"s", b"5.i"), (64, 5, 6)) is None  # another stamp: the file changed
+
+
+def test_opens_of_one_store_share_index_snapshots_until_the_file_changes(tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "r")
+    create_repository(path, "r")
+    shared = IndexCache(budget=1 << 20)
+    vfs, _ = split_revlog([100, 200])
+    first = RevlogCache(vfs, HEADER, scope=b"/store", shared=shared)
+    second = RevlogCache(vfs, HEADER, scope=b"/store", shared=shared)
+    other = RevlogCache(vfs, HEADER, scope=b"/elsewhere", shared=shared)
+    assert second.index(b"x.i") is first.index(b"x.i")
+    assert vfs.whole_reads == 1
+    assert other.index(b"x.i") is not first.index(b"x.i")
+    vfs.append(b"x.i", INDEX_ENTRY.pack(300 << 16, 5, 4, 2, 2, 1, -1, b"\x09" * 20))
+    vfs.append(b"x.d", b"u1234")
+    third = RevlogCache(vfs, HEADER, scope=b"/store", shared=shared)
+    assert len(third.index(b"x.i").entries) == 3
+    assert len(first.index(b"x.i").entries) == 3
+    # A repository on disk is opened with its store directory as the scope.
+    repo = open_repository(path, "r")
+    assert repo.revlogs.scope == os.fsencode(os.path.realpath(os.path.join(path, ".hg", "store")))
