@@ -92,7 +92,9 @@ class WireSettings:
     """The operator's choices: compression engines in server preference order, levels, argument carriers."""
 
     engines: tuple[bytes, ...] = (ENGINE_ZSTD, ENGINE_ZLIB)
-    zstd_level: int = 3
+    zstd_level: int = 2
+    """Level 2, not hg's 3: on a changegroup stream it compresses about 1.5% less, with half
+    the CPU and half the compressor memory per response (measured on the bench corpus)."""
     zlib_level: int = -1
     header_size: int = 1024
     post_args: bool = False
