@@ -39,6 +39,7 @@ import importlib
 import os
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,6 +305,8 @@ class ExecChannel(conch_channel.SSHChannel):
         self._done = False
         self._record = _Record()
         self._peer = "?"
+        self._queue: deque[memoryview] = deque()
+        """Output waiting for the peer's window, as views: waiting bytes are never copied again."""
 
     @property
     def _connection(self) -> connection.SSHConnection:
@@ -451,9 +454,54 @@ class ExecChannel(conch_channel.SSHChannel):
             self.writeExtended(EXTENDED_DATA_STDERR, data)
 
     def write(self, data: bytes) -> None:
-        if not self._done and data:
-            self._record.bytes_out += len(data)
+        """Send what the peer's window allows; queue the rest and pause the producer.
+
+        Twisted's channel keeps the unsent rest as one ``bytes`` and re-slices it on
+        every window adjustment; OpenSSH adjusts once per packet read, so a 256 KiB
+        write cost a quadratic amount of copying (1.3 s of CPU on a 44 MB clone).
+        """
+        if self._done or not data:
+            return
+        self._record.bytes_out += len(data)
+        if self._queue or len(data) > self.remoteWindowLeft:
+            self._queue.append(memoryview(data))
+            self._drain()
+        else:
             super().write(data)
+
+    def _drain(self) -> None:
+        while self._queue and self.remoteWindowLeft > 0 and not self.localClosed:
+            head = self._queue[0]
+            size = min(len(head), self.remoteWindowLeft)
+            if size == len(head):
+                self._queue.popleft()
+            else:
+                self._queue[0] = head[size:]
+            super().write(head[:size].tobytes())  # fits the window: sent at once
+        if self._queue and self.areWriting:
+            self.areWriting = False
+            self.stopWriting()
+
+    def addWindowBytes(self, data: int) -> None:
+        """``SSHChannel.addWindowBytes``, with the queue drained before the producer may resume."""
+        self.remoteWindowLeft += data
+        self._drain()
+        if not self._queue and not self.areWriting and not self.closing:
+            self.areWriting = True
+            self.startWriting()
+        if self.buf:
+            pending, self.buf = self.buf, b""
+            super().write(pending)
+        if self.extBuf:
+            pending_ext, self.extBuf = self.extBuf, []
+            for data_type, chunk in pending_ext:
+                self.writeExtended(data_type, chunk)
+        self._maybe_exit()
+
+    def loseConnection(self) -> None:
+        self.closing = 1
+        if not self._queue and not self.buf and not self.extBuf:
+            self._connection.sendClose(self)
 
     def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
         if not streaming:
@@ -473,10 +521,6 @@ class ExecChannel(conch_channel.SSHChannel):
         if self._producer is not None:
             self._producer.resumeProducing()
 
-    def addWindowBytes(self, data: int) -> None:
-        super().addWindowBytes(data)
-        self._maybe_exit()
-
     # the end
 
     def finish(self, exit_status: int) -> None:
@@ -489,7 +533,7 @@ class ExecChannel(conch_channel.SSHChannel):
         self._maybe_exit()
 
     def _maybe_exit(self) -> None:
-        if self._exit_status is None or self._done or self.buf or self.extBuf:
+        if self._exit_status is None or self._done or self._queue or self.buf or self.extBuf:
             return
         self._done = True
         self._connection.sendEOF(self)
@@ -498,6 +542,7 @@ class ExecChannel(conch_channel.SSHChannel):
 
     def closed(self) -> None:
         producer, self._producer = self._producer, None
+        self._queue.clear()
         if producer is not None:
             producer.stopProducing()
         session, self._session = self._session, None
