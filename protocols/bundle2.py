@@ -159,6 +159,37 @@ def _payload_frames(payload: Iterable[bytes]) -> Iterator[bytes]:
         yield _SIZE.pack(len(pending)) + pending
 
 
+OUT_BLOCK_SIZE = 256 << 10
+"""Bytes handed to the transport at a time by :func:`coalesce`."""
+
+
+def coalesce(chunks: Iterator[bytes], size: int = OUT_BLOCK_SIZE) -> Iterator[bytes]:
+    """Join consecutive chunks into blocks of at least ``size`` bytes (the last may be shorter).
+
+    For one-way streams only (a bundle going out), never for an exchange that
+    waits on the peer: a block is held back until it is full.  Fewer, larger
+    writes mean fewer thread hand-offs and full SSH packets instead of a 32 KiB
+    frame split into a full packet and a 4-byte one.  Closing the result closes
+    ``chunks``, so a generator releases what it holds.
+    """
+    pending: list[bytes] = []
+    held = 0
+    try:
+        for chunk in chunks:
+            pending.append(chunk)
+            held += len(chunk)
+            if held >= size:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
+                held = 0
+        if held:
+            yield b"".join(pending)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def _abort_interrupt(message: bytes) -> Iterator[bytes]:
     """Interrupt a payload with an advisory ``error:abort`` part, then close the payload."""
     yield INTERRUPT

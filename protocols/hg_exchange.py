@@ -141,12 +141,12 @@ def getbundle(repo: HgRepository, request: GetbundleRequest) -> Iterator[bytes]:
     if caps is None:
         nodes = outgoing(repo, request)
         # wireprotov1peer.getbundle reads a bare cg01 stream (no HG10 header) from such a client.
-        return encode_changegroup(repo.emit_groups(nodes, DeltaMode.PREVIOUS), b"01")
+        return b2.coalesce(encode_changegroup(repo.emit_groups(nodes, DeltaMode.PREVIOUS), b"01"))
     try:
         parts = _getbundle_parts(repo, request, caps)
     except HgwireError as exc:
         parts = [_abort_part(exc.message)]
-    return b2.write_bundle2(parts)
+    return b2.coalesce(b2.write_bundle2(parts))
 
 
 def wire_heads(repo: HgRepository) -> list[Node]:

@@ -291,3 +291,34 @@ def test_bundle2_writer_gathers_small_payload_pieces() -> None:
     data = list(b2.write_bundle2([b2.OutPart(b"x", payload=[b"a"] * 100_000)]))
     frames = data[2:-2]  # between the part header and the end-of-payload/end-of-stream markers
     assert [len(f) for f in frames] == [4 + b2.OUT_CHUNK_SIZE] * 3 + [4 + 100_000 - 3 * b2.OUT_CHUNK_SIZE]
+
+
+def test_bundle2_writer_frames_a_large_piece_without_gathering_it_first() -> None:
+    piece = bytes(range(256)) * 1000  # 256,000 bytes in one payload piece, after 10 small ones
+    data = list(b2.write_bundle2([b2.OutPart(b"x", payload=[b"a"] * 10 + [piece])]))
+    frames = data[2:-2]
+    assert [len(f) for f in frames] == [4 + b2.OUT_CHUNK_SIZE] * 7 + [4 + 256_010 - 7 * b2.OUT_CHUNK_SIZE]
+    assert b"".join(f[4:] for f in frames) == b"a" * 10 + piece
+
+
+@given(st.lists(st.binary(max_size=3000), max_size=30), st.integers(min_value=1, max_value=5000))
+def test_coalesce_joins_chunks_into_blocks_of_at_least_the_size(chunks: list[bytes], size: int) -> None:
+    blocks = list(b2.coalesce(iter(chunks), size))
+    assert b"".join(blocks) == b"".join(chunks)
+    assert all(len(block) >= size for block in blocks[:-1])
+    assert all(blocks)
+
+
+def test_coalesce_closes_the_stream_it_reads() -> None:
+    closed = []
+
+    def source() -> Iterator[bytes]:
+        try:
+            yield from [b"x" * 10] * 100
+        finally:
+            closed.append(True)
+
+    blocks = b2.coalesce(source(), 25)
+    assert next(blocks) == b"x" * 30
+    blocks.close()
+    assert closed == [True]
