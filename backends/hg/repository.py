@@ -12,6 +12,7 @@ import binascii
 import itertools
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -175,21 +176,25 @@ class HgRepo:
     def _branches(self, cl: Revlog, views: Views) -> list[tuple[bytes, bool]]:
         """(branch, closes) of every revision.
 
-        The changelog only grows, so the list is kept across snapshots and only
-        new revisions are parsed (checked by the node of the last one known).
+        The changelog only grows, so the list is kept across snapshots, and for
+        a repository on disk across opens, and only new revisions are parsed
+        (checked by the node of the last one known: a rollback or strip that
+        changed it starts over).
         """
+        scope = self.revlogs.scope
         with self._views_lock:
             known, tip = self._branch_cache
+            if not known and scope is not None:
+                known, tip = SHARED_BRANCHES.get(scope, ([], NULL_NODE))
             if len(known) > len(cl) or (known and cl.node(len(known) - 1) != tip):
                 known = []
             if len(known) < len(cl):
-                known = known + [self._branch_of(cl, rev) for rev in range(len(known), len(cl))]
-                self._branch_cache = (known, cl.node(len(known) - 1))
+                known = known + [_branch_of(text) for text in cl.texts(len(known), len(cl))]
+                tip = cl.node(len(known) - 1)
+                if scope is not None:
+                    SHARED_BRANCHES.put(scope, (known, tip))
+            self._branch_cache = (known, tip)
             return known
-
-    def _branch_of(self, cl: Revlog, rev: int) -> tuple[bytes, bool]:
-        cs = self.changeset(cl, rev)
-        return cs.branch, cs.closes_branch
 
     # -- HgRepository: queries ----------------------------------------------
 
@@ -520,6 +525,38 @@ class HgRepo:
                 raise StorageError(f"store file {path!r} shrank during a stream clone")
             offset += len(chunk)
             yield chunk
+
+
+def _branch_of(changeset_text: bytes) -> tuple[bytes, bool]:
+    cs = parse_changeset(changeset_text)
+    return cs.branch, cs.closes_branch
+
+
+class _SharedBranches:
+    """The per-revision branch lists of the last ``size`` stores opened, shared between opens."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lists: OrderedDict[bytes, tuple[list[tuple[bytes, bool]], Node]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, scope: bytes, default: tuple[list[tuple[bytes, bool]], Node]) -> tuple[list[tuple[bytes, bool]], Node]:
+        with self._lock:
+            found = self._lists.get(scope)
+            if found is None:
+                return default
+            self._lists.move_to_end(scope)
+            return found
+
+    def put(self, scope: bytes, value: tuple[list[tuple[bytes, bool]], Node]) -> None:
+        with self._lock:
+            self._lists[scope] = value
+            self._lists.move_to_end(scope)
+            while len(self._lists) > self.size:
+                self._lists.popitem(last=False)
+
+
+SHARED_BRANCHES = _SharedBranches(64)
 
 
 def _linked_before(revlog: Revlog, limit: int) -> list[int]:

@@ -320,6 +320,28 @@ class Revlog:
         self._cache = (rev, text)
         return text
 
+    def texts(self, start: int, stop: int) -> Iterator[bytes]:
+        """Full texts of revisions ``start`` to ``stop - 1`` in order, for a walk over many.
+
+        Chunks are read in windows; a revision stored as a delta against the one
+        before it (the usual case in a changelog) is patched onto that text
+        instead of being rebuilt from its chain.
+        """
+        revs = range(start, stop)
+        previous, previous_text = NULL_REV, b""
+        for rev, raw in zip(revs, self.raw_chunks(revs)):
+            base = self.delta_parent(rev)
+            if base == NULL_REV:
+                text = decompress(raw)
+            elif base == previous:
+                text = mpatch.patches(previous_text, [decompress(raw)])
+            else:
+                text = self.revision(rev)
+            if len(text) != self.raw_size(rev):
+                raise StorageError(f"revision {rev} of {self.index_path!r} has the wrong size")
+            previous, previous_text = rev, text
+            yield text
+
     def verify(self, rev: int, text: bytes) -> None:
         p1, p2 = self.parent_revs(rev)
         if node_hash(text, self.node(p1), self.node(p2)) != self.node(rev):

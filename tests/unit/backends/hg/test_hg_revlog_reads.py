@@ -120,3 +120,40 @@ def test_opens_of_one_store_share_index_snapshots_until_the_file_changes(tmp_pat
     # A repository on disk is opened with its store directory as the scope.
     repo = open_repository(path, "r")
     assert repo.revlogs.scope == os.fsencode(os.path.realpath(os.path.join(path, ".hg", "store")))
+
+
+def test_texts_walk_equals_revision_by_revision_on_a_real_store(tmp_path: object) -> None:
+    from bench.hg_storage_micro import linear_history
+
+    path = os.path.join(str(tmp_path), "w")
+    repo = create_repository(path, "w")
+    tx = repo.transaction()
+    tx.add_changegroup(linear_history(2000, files=7).groups())
+    tx.commit()
+    assert not repo.changelog().index.inline  # large enough to live in a .d file
+    for revlog in (repo.changelog(), repo.manifestlog(), repo.filelog(b"dir0/file0.txt")):
+        fresh = open_repository(path, "w").revlogs.open(revlog.index_path)
+        assert list(revlog.texts(0, len(revlog))) == [fresh.revision(r) for r in range(len(revlog))]
+        assert list(revlog.texts(5, 9)) == [fresh.revision(r) for r in range(5, 9)]
+
+
+def test_branch_lists_are_shared_between_opens_and_dropped_when_history_changes(tmp_path: object) -> None:
+    from backends.hg import repository
+    from bench.hg_storage_micro import HistoryBuilder
+
+    path = os.path.join(str(tmp_path), "b")
+    builder = HistoryBuilder()
+    root = builder.commit({b"a": b"1\n"})
+    builder.commit({b"a": b"2\n"}, root, branch=b"stable")
+    repo = create_repository(path, "b")
+    tx = repo.transaction()
+    tx.add_changegroup(builder.groups())
+    tx.commit()
+    assert sorted(open_repository(path, "b").branchmap()) == [b"default", b"stable"]
+    scope = open_repository(path, "b").revlogs.scope
+    assert scope is not None
+    known, _ = repository.SHARED_BRANCHES.get(scope, ([], b""))
+    assert [name for name, _ in known] == [b"default", b"stable"]
+    # A stale list (its last node no longer in the changelog at that place) is not trusted.
+    repository.SHARED_BRANCHES.put(scope, ([(b"bogus", False), (b"bogus", False)], b"\x01" * 20))
+    assert sorted(open_repository(path, "b").branchmap()) == [b"default", b"stable"]
