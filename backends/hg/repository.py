@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Generic, Literal, Protocol, TypeVar
 
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
@@ -149,10 +149,14 @@ class HgRepo:
         """Views of the current changelog snapshot (recomputed only when it changed)."""
         if cl is None:  # not "cl or ...": an empty revlog is falsy
             cl = self.changelog()
+        scope = self.revlogs.scope
         with self._views_lock:
             views = self._views
+            if views is None and scope is not None:
+                views = SHARED_VIEWS.get(scope)
             stamp = self.store.stamp(PHASEROOTS)
             if views is not None and views.index is cl.index and views.phase_stamp == stamp:
+                self._views = views
                 return views
             parents = [(e[5], e[6]) for e in cl.index.entries]
             for rev, (p1, p2) in enumerate(parents):
@@ -163,6 +167,8 @@ class HgRepo:
             visible = bytearray(1 if p < SECRET else 0 for p in phases)
             views = Views(cl.index, parents, phases, visible, stamp)
             self._views = views
+            if scope is not None:
+                SHARED_VIEWS.put(scope, views)
             return views
 
     def _head_revs(self, views: Views) -> list[int]:
@@ -185,7 +191,7 @@ class HgRepo:
         with self._views_lock:
             known, tip = self._branch_cache
             if not known and scope is not None:
-                known, tip = SHARED_BRANCHES.get(scope, ([], NULL_NODE))
+                known, tip = SHARED_BRANCHES.get(scope) or ([], NULL_NODE)
             if len(known) > len(cl) or (known and cl.node(len(known) - 1) != tip):
                 known = []
             if len(known) < len(cl):
@@ -532,31 +538,40 @@ def _branch_of(changeset_text: bytes) -> tuple[bytes, bool]:
     return cs.branch, cs.closes_branch
 
 
-class _SharedBranches:
-    """The per-revision branch lists of the last ``size`` stores opened, shared between opens."""
+T = TypeVar("T")
+
+
+class SharedByStore(Generic[T]):
+    """Derived data of the last ``size`` stores opened, shared between opens of the same store.
+
+    Each value carries its own validity check (the changelog snapshot or the
+    node it was computed at), made by the caller before use.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._lists: OrderedDict[bytes, tuple[list[tuple[bytes, bool]], Node]] = OrderedDict()
+        self._values: OrderedDict[bytes, T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, scope: bytes, default: tuple[list[tuple[bytes, bool]], Node]) -> tuple[list[tuple[bytes, bool]], Node]:
+    def get(self, scope: bytes) -> T | None:
         with self._lock:
-            found = self._lists.get(scope)
-            if found is None:
-                return default
-            self._lists.move_to_end(scope)
+            found = self._values.get(scope)
+            if found is not None:
+                self._values.move_to_end(scope)
             return found
 
-    def put(self, scope: bytes, value: tuple[list[tuple[bytes, bool]], Node]) -> None:
+    def put(self, scope: bytes, value: T) -> None:
         with self._lock:
-            self._lists[scope] = value
-            self._lists.move_to_end(scope)
-            while len(self._lists) > self.size:
-                self._lists.popitem(last=False)
+            self._values[scope] = value
+            self._values.move_to_end(scope)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
 
 
-SHARED_BRANCHES = _SharedBranches(64)
+SHARED_BRANCHES: SharedByStore[tuple[list[tuple[bytes, bool]], Node]] = SharedByStore(64)
+"""Per-revision (branch, closes) lists, with the changelog node they end at."""
+SHARED_VIEWS: SharedByStore[Views] = SharedByStore(64)
+"""Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
 
 
 def _linked_before(revlog: Revlog, limit: int) -> list[int]:

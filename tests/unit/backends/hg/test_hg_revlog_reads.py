@@ -152,8 +152,30 @@ def test_branch_lists_are_shared_between_opens_and_dropped_when_history_changes(
     assert sorted(open_repository(path, "b").branchmap()) == [b"default", b"stable"]
     scope = open_repository(path, "b").revlogs.scope
     assert scope is not None
-    known, _ = repository.SHARED_BRANCHES.get(scope, ([], b""))
+    known, _ = repository.SHARED_BRANCHES.get(scope) or ([], b"")
     assert [name for name, _ in known] == [b"default", b"stable"]
     # A stale list (its last node no longer in the changelog at that place) is not trusted.
     repository.SHARED_BRANCHES.put(scope, ([(b"bogus", False), (b"bogus", False)], b"\x01" * 20))
     assert sorted(open_repository(path, "b").branchmap()) == [b"default", b"stable"]
+
+
+def test_views_are_shared_between_opens_until_the_changelog_or_phases_change(tmp_path: object) -> None:
+    from backends.hg import repository
+    from bench.hg_storage_micro import linear_history
+
+    path = os.path.join(str(tmp_path), "v")
+    repo = create_repository(path, "v")
+    history = linear_history(4, files=2)
+    tx = repo.transaction()
+    tx.add_changegroup(history.groups())
+    tx.commit()
+    first = open_repository(path, "v")
+    views = first.views()
+    assert open_repository(path, "v").views() is views
+    # A phase change replaces phaseroots: the next open computes new views.
+    tx = first.transaction()
+    tx.set_phase(1, [first.changelog().node(3)])
+    tx.commit()
+    again = open_repository(path, "v")
+    assert again.views() is not views
+    assert repository.SHARED_VIEWS.get(again.revlogs.scope or b"") is again.views()
