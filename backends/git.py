@@ -172,9 +172,9 @@ class DulwichGitRepository:
     def _repair_head(self) -> None:
         """Point HEAD at a pushed branch when its target does not exist (first push)."""
         target = self.symrefs().get(HEAD)
+        if target is None or self.dulwich_repo.refs.read_ref(Ref(target)) is not None:
+            return  # the usual case, told without listing every ref
         refs = self.refs()
-        if target is None or target in refs:
-            return
         branches = sorted(Ref(r) for r in refs if r.startswith(HEADS_PREFIX))
         if not branches:
             return

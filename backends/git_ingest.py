@@ -6,8 +6,8 @@ and ``PackStreamCopier``), append the bases a thin pack deltas against, name
 it ``pack-<sha1 of its sorted object names>`` and write its index.  Bases come
 from a ``PackObjectReader`` over the cached index views of the store's packs
 (dict lookups and a delta cache) instead of the store's own lookups, which
-bisect every index in Python.  Every object of the new pack is then parsed,
-so a malformed commit, tree or tag is refused before any ref can name it.
+bisect every index in Python.  Every commit, tree and tag is checked as the
+indexer resolves it, so a malformed one is refused before any ref can name it.
 
 ``connected`` is receive-pack's connectivity check: every object reachable
 from a pushed tip must exist.  Objects that were in the store before the push
@@ -31,8 +31,10 @@ from dulwich.objects import ObjectID, ShaFile, Tag, parse_tree
 from dulwich.pack import (
     Pack,
     PackData,
+    PackIndexEntry,
     PackIndexer,
     PackStreamCopier,
+    UnpackedObject,
     extend_pack,
     iter_sha1,
     write_pack_index,
@@ -40,7 +42,7 @@ from dulwich.pack import (
 
 from backends import git_packindex
 from backends.git_objects import PackObjectReader
-from backends.git_packindex import PackIndexView, read_index
+from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
 
 S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
@@ -147,7 +149,6 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
                 idx.flush()
                 os.fsync(idx.fileno())
         os.chmod(idx_path, PACK_MODE)
-        _check_every_object(read_index(idx_path, path), store, views)
         name = iter_sha1(e[0] for e in entries).decode()
         base = os.path.join(os.fspath(store.pack_dir), "pack-" + name)
         if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
@@ -164,7 +165,7 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
 def _copy_and_index(store: DiskObjectStore, read: Callable[[int], bytes], out: BinaryIO, path: str,
                     get_raw: Callable[[bytes], tuple[int, bytes]],
                     hash_func: Callable[[], object]) -> tuple[list[tuple[bytes, int, int | None]], bytes]:
-    indexer = PackIndexer(out, hash_func, resolve_ext_ref=get_raw)  # type: ignore[arg-type]
+    indexer = _CheckingIndexer(out, hash_func, resolve_ext_ref=get_raw)  # type: ignore[arg-type]
     copier = PackStreamCopier(hash_func, read, None, out, delta_iter=indexer)  # type: ignore[arg-type]
     copier.verify()
     out.flush()
@@ -185,15 +186,20 @@ def _copy_and_index(store: DiskObjectStore, read: Callable[[int], bytes], out: B
     return entries, pack_sha
 
 
-def _check_every_object(view: PackIndexView, store: DiskObjectStore, stored: list[PackIndexView]) -> None:
-    """Check each commit, tree and tag of the new pack ``view`` indexes (``check_object``).
+class _CheckingIndexer(PackIndexer):
+    """dulwich's indexer, checking each commit, tree and tag (``check_object``) as it resolves it.
 
-    ``stored``: the views of the store's packs, for the bases of its deltas.
+    The indexer inflates every object once, deltas applied; checking there
+    costs no second read of the pack.  Thin-pack bases come from the store,
+    where they were checked when they arrived.
     """
-    with PackObjectReader(store, [view, *stored]) as reader:
-        for binsha in view.names:
-            type_num, raw = reader.read(binascii.hexlify(binsha))
-            check_object(type_num, raw)
+
+    def _result(self, unpacked: UnpackedObject) -> PackIndexEntry:
+        type_num = unpacked.obj_type_num
+        if type_num != BLOB:
+            assert type_num is not None and unpacked.obj_chunks is not None
+            check_object(type_num, b"".join(unpacked.obj_chunks))
+        return super()._result(unpacked)
 
 
 def check_object(type_num: int, raw: bytes) -> None:
