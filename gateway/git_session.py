@@ -28,7 +28,7 @@ from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResu
 from gateway import audit, errors, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
-from gateway.limits import request_bounds
+from gateway.limits import receive_bounds, request_bounds
 from gateway.policy import Protections
 from gateway.pump import PumpedSession
 from gateway.threads import IteratorProducer, run_blocking
@@ -419,7 +419,7 @@ class ReceivePackSession(_GitSession):
     def __init__(self, ctx: SessionContext, channel: Channel, stateless: bool = False) -> None:
         super().__init__(ctx, channel)
         self._stateless = stateless
-        self._core = git_receive.ReceivePack()
+        self._core = git_receive.ReceivePack(bounds=receive_bounds(ctx.authorizer))
         self._repo: GitRepository | None = None
         self._sink: PackSink | None = None
         self._handlers: dict[type, Callable[[Any], None]] = {

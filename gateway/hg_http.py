@@ -41,7 +41,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext
 from gateway.hg_session import PERMISSION_ACCESS
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
-from gateway.limits import bundle2_limits
+from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.protected import guard_hg_repository
 from gateway.threads import IteratorProducer, run_blocking
 from protocols import hg_commands, hg_http
@@ -226,7 +226,7 @@ class HgHttpCommand:
         payload = _payload(content) if cmd.takes_payload and content is not None else None
         caps = hg_http.http_capabilities(self.settings)
         ctx = CommandContext(Transport.HTTP, self.check_permission, caps, payload,
-                             bundle2_limits(self.front.authorizer))
+                             bundle2_limits(self.front.authorizer), changegroup_limits(self.front.authorizer))
         try:
             return hg_commands.dispatch(repo, cmd.name, hg_commands.bind_args(cmd, args), ctx)
         except UnsupportedFeature as exc:

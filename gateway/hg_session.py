@@ -23,7 +23,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, Session, SessionContext
-from gateway.limits import bundle2_limits
+from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
 from gateway.threads import IteratorProducer, run_blocking
@@ -161,7 +161,7 @@ class HgServeSession(PumpedSession):
 
     def _context(self, payload: Iterator[bytes] | None = None) -> CommandContext:
         return CommandContext(Transport.SSH, self._check_permission, SSH_CAPS, payload,
-                              bundle2_limits(self.ctx.authorizer))
+                              bundle2_limits(self.ctx.authorizer), changegroup_limits(self.ctx.authorizer))
 
     def _check_permission(self, permission: Permission) -> None:
         authorizer = self.ctx.authorizer or Authorizer(read_only=self.ctx.read_only)

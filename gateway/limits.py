@@ -35,6 +35,8 @@ from gateway.config import ServiceConfig
 from protocols import pktline
 from protocols.bundle2 import DEFAULT_LIMITS as BUNDLE2_DEFAULTS
 from protocols.bundle2 import Bundle2Limits
+from protocols.changegroup import ChangegroupLimits
+from protocols.git_receive import ReceiveBounds
 from protocols.git_upload import RequestBounds
 
 log = Logger()
@@ -62,14 +64,22 @@ class ConnectionLimits:
 
 DEFAULT_LIMITS = ConnectionLimits()
 
-REQUEST_BOUND_KEYS = {"max_wants": "wants", "max_haves": "haves", "max_ref_prefixes": "ref_prefixes"}
+REQUEST_BOUND_KEYS = {"max_wants": "wants", "max_haves": "haves", "max_ref_prefixes": "ref_prefixes",
+                      "max_pkt_line": "pkt_line"}
 """``[limits]`` keys → ``protocols.git_upload.RequestBounds`` fields."""
+
+RECEIVE_KEYS = {"max_refs": "commands", "max_fulltext": "object_size", "max_delta_result": "delta_result",
+                "max_pkt_line": "pkt_line"}
+"""``[limits]`` keys → ``protocols.git_receive.ReceiveBounds`` fields (a git push)."""
 
 BUNDLE2_KEYS = {"max_bundle2_part": "max_small_payload", "max_bundle2_chunk": "max_payload_chunk"}
 """``[limits]`` keys → ``protocols.bundle2.Bundle2Limits`` fields (a pushed hg bundle)."""
 
+CHANGEGROUP_KEYS = {"max_fulltext": "max_chunk"}
+"""``[limits]`` keys → ``protocols.changegroup.ChangegroupLimits`` fields (a pushed hg changegroup)."""
+
 CONFIGURABLE = (frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
-                | frozenset(BUNDLE2_KEYS))
+                | frozenset(RECEIVE_KEYS) | frozenset(BUNDLE2_KEYS) | frozenset(CHANGEGROUP_KEYS))
 """The ``[limits]`` keys that take effect; the file may name others, which are logged as fixed."""
 
 REFUSAL_GRACE = 2.0
@@ -77,10 +87,12 @@ REFUSAL_GRACE = 2.0
 
 
 DEFAULT_BOUNDS = RequestBounds()
+DEFAULT_RECEIVE_BOUNDS = ReceiveBounds()
+CHANGEGROUP_DEFAULTS = ChangegroupLimits()
 
 CONNECTION_KEYS = {name: name for name in ConnectionLimits.__dataclass_fields__}
 
-_T = TypeVar("_T", ConnectionLimits, RequestBounds, Bundle2Limits)
+_T = TypeVar("_T", ConnectionLimits, RequestBounds, ReceiveBounds, Bundle2Limits, ChangegroupLimits)
 
 
 def _configured(authorizer: object, keys: Mapping[str, str], defaults: _T) -> _T:
@@ -104,9 +116,19 @@ def request_bounds(authorizer: object) -> RequestBounds:
     return _configured(authorizer, REQUEST_BOUND_KEYS, DEFAULT_BOUNDS)
 
 
+def receive_bounds(authorizer: object) -> ReceiveBounds:
+    """The git push bounds in force: ``max_refs``, ``max_fulltext``, ``max_delta_result``, ``max_pkt_line``."""
+    return _configured(authorizer, RECEIVE_KEYS, DEFAULT_RECEIVE_BOUNDS)
+
+
 def bundle2_limits(authorizer: object) -> Bundle2Limits:
     """The bounds of a pushed bundle2 in force: ``max_bundle2_part``, ``max_bundle2_chunk``."""
     return _configured(authorizer, BUNDLE2_KEYS, BUNDLE2_DEFAULTS)
+
+
+def changegroup_limits(authorizer: object) -> ChangegroupLimits:
+    """The bounds of a pushed changegroup in force: ``max_fulltext`` (its largest chunk)."""
+    return _configured(authorizer, CHANGEGROUP_KEYS, CHANGEGROUP_DEFAULTS)
 
 
 # --- refusals, in each listener's protocol ----------------------------------------------------

@@ -147,10 +147,8 @@ class RepoRule:
 class Limits:
     """``[limits]``: None keeps the built-in bound.
 
-    The keys of ``gateway.limits.ConnectionLimits`` (connections, timeouts, SSH
-    authentication attempts, HTTP body sizes) take effect for new connections;
-    the others are accepted and logged as not configurable yet (the codecs'
-    built-in bounds apply).
+    Each key takes effect for new connections and requests; ``gateway.limits``
+    says where each one is enforced.
     """
 
     max_pkt_line: int | None = None
@@ -274,6 +272,7 @@ RULE_KEYS = frozenset(
 )
 PROTECTION_KEYS = frozenset({"pattern", "no_direct_push"})
 LIMIT_TYPES: Mapping[str, type] = {f.name: float if "timeout" in f.name else int for f in fields(Limits)}
+LIMIT_MAXIMA: Mapping[str, tuple[int, str]] = {"max_pkt_line": (65520, "git's own pkt-line limit")}
 
 
 class _Reader:
@@ -440,6 +439,8 @@ def _parse_limits(reader: _Reader, table: Any) -> Limits:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
                 kind is int and not isinstance(value, int)):
             raise reader.fail(f"limits.{key}", f"must be a positive {'number' if kind is float else 'integer'}")
+        if key in LIMIT_MAXIMA and value > LIMIT_MAXIMA[key][0]:
+            raise reader.fail(f"limits.{key}", f"must be at most {LIMIT_MAXIMA[key][0]} ({LIMIT_MAXIMA[key][1]})")
         values[key] = kind(value)
     return Limits(**values)
 
@@ -475,7 +476,6 @@ class PolicyFile:
         self.path = Path(path)
         self.current = load_policy(self.path)  # a broken file at start-up is fatal: no last good rules
         self._stamp = self._stat()
-        _warn_unenforced(self.current)
 
     def _stat(self) -> tuple[int, int, int] | None:
         try:
@@ -496,19 +496,7 @@ class PolicyFile:
             log.error("keeping the last good rules: {reason}", path=str(self.path), reason=str(exc))
             return False
         log.info("{path}: new rules in force", path=str(self.path))
-        _warn_unenforced(self.current)
         return True
-
-
-def _warn_unenforced(policy: Policy) -> None:
-    """Say so when the file sets a limit hgwire cannot change yet."""
-    from gateway.limits import CONFIGURABLE
-
-    fixed = [f.name for f in fields(Limits)
-             if getattr(policy.limits, f.name) is not None and f.name not in CONFIGURABLE]
-    if fixed:
-        log.warn("{path}: limits {names} cannot be changed yet; the built-in bounds apply, "  # noqa: G010
-                 "TODO(#8)", path=policy.source, names=", ".join(fixed))
 
 
 class PolicyReloader(service.Service):

@@ -14,6 +14,7 @@ import enum
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from backends.interfaces import ZERO_ID, ObjectId, RefResult, RefUpdate
 from protocols import git_caps, pktline, sideband
@@ -29,6 +30,20 @@ DEFAULT_MAX_PACK = 1 << 32
 MAX_OBJECT_SIZE = 1 << 32
 PACK_HEADER = 12
 PACK_TRAILER = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveBounds:
+    """How much one push may carry; a server may lower or raise them (``[limits]``)."""
+
+    commands: int = MAX_COMMANDS
+    """Ref updates in one push."""
+    object_size: int = MAX_OBJECT_SIZE
+    """Declared size of one object of the pushed pack: a full text, or a delta's own size."""
+    delta_result: int = MAX_OBJECT_SIZE
+    """Size of the object a delta of the pushed pack says it rebuilds."""
+    pkt_line: int = pktline.MAX_PKT
+    """Longest pkt-line taken from the client (git's own limit by default; never above it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +169,16 @@ def check_ref_name(name: bytes) -> None:
 class ReceivePack:
     """The server side of one v0/v1 receive-pack exchange (or one stateless-RPC request)."""
 
-    def __init__(self, max_pack: int = DEFAULT_MAX_PACK, max_buffer: int = pktline.DEFAULT_MAX_BUFFER) -> None:
-        self._decoder = pktline.PktLineDecoder(max_buffer)
+    def __init__(self, max_pack: int = DEFAULT_MAX_PACK, max_buffer: int = pktline.DEFAULT_MAX_BUFFER,
+                 bounds: ReceiveBounds = ReceiveBounds()) -> None:
+        self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
+        self._bounds = bounds
         self._state = State.COMMANDS
         self._updates: list[RefUpdate] = []
         self._caps: frozenset[bytes] = frozenset()
         self._shallows: list[ObjectId] = []
         self._options: list[bytes] = []
-        self._scanner = PackScanner(max_pack)
+        self._scanner = PackScanner(max_pack, bounds.object_size, bounds.delta_result)
         self._pending: list[Event] = []
         self.commands: RefCommands | None = None
 
@@ -220,8 +237,8 @@ class ReceivePack:
 
     def _on_command(self, line: bytes) -> None:
         self._advance(Input.COMMAND)
-        if len(self._updates) >= MAX_COMMANDS:
-            raise LimitExceeded(f"more than {MAX_COMMANDS} ref updates in one push")
+        if len(self._updates) >= self._bounds.commands:
+            raise LimitExceeded(f"more than {self._bounds.commands} ref updates in one push")
         command, nul, caps = line.removesuffix(b"\n").partition(b"\0")
         if nul and not self._updates:
             self._caps = frozenset(git_caps.parse_caps(caps))
@@ -338,15 +355,20 @@ class PackScanner:
     never in memory (inflated bytes are discarded).
     """
 
-    def __init__(self, max_pack: int = DEFAULT_MAX_PACK) -> None:
+    def __init__(self, max_pack: int = DEFAULT_MAX_PACK, max_object: int = MAX_OBJECT_SIZE,
+                 max_delta_result: int = MAX_OBJECT_SIZE) -> None:
         self._phase = _Phase.HEADER
         self._buffer = bytearray()
         self._remaining_objects = 0
         self._offset = 0
         self._max_pack = max_pack
+        self._max_object = max_object
+        self._max_delta_result = max_delta_result
         self._inflater: zlib._Decompress | None = None
         self._declared = 0
         self._inflated = 0
+        self._delta_head: bytearray | None = None
+        """The first inflated bytes of a delta, until its result size is read from them."""
 
     @property
     def complete(self) -> bool:
@@ -388,11 +410,12 @@ class PackScanner:
             if len(self._buffer) >= _MAX_HEADER:
                 raise ProtocolError("receive-pack: malformed object header in the pushed pack")
             return take
-        header_len, size = parsed
-        if size > MAX_OBJECT_SIZE:
-            raise LimitExceeded(f"an object of {size} bytes exceeds the limit of {MAX_OBJECT_SIZE}")
+        header_len, size, type_num = parsed
+        if size > self._max_object:
+            raise LimitExceeded(f"an object of {size} bytes in the pushed pack exceeds the limit of {self._max_object}")
         self._buffer.clear()
         self._declared, self._inflated = size, 0
+        self._delta_head = bytearray() if type_num in (OFS_DELTA, REF_DELTA) else None
         self._inflater = zlib.decompressobj()
         self._phase = _Phase.INFLATE
         return header_len - before
@@ -408,9 +431,11 @@ class PackScanner:
         piece = view[: max(512, min(len(view), 65536))]
         out = self._inflater.decompress(piece, self._declared + 1 - self._inflated)
         self._inflated += len(out)
+        self._watch_delta(out)
         while self._inflater.unconsumed_tail and self._inflated <= self._declared:
             out = self._inflater.decompress(self._inflater.unconsumed_tail, self._declared + 1 - self._inflated)
             self._inflated += len(out)
+            self._watch_delta(out)
         if self._inflated > self._declared:
             raise ProtocolError("receive-pack: an object in the pushed pack inflates past its declared size")
         if not self._inflater.eof:
@@ -420,6 +445,22 @@ class PackScanner:
         self._remaining_objects -= 1
         self._phase = _Phase.OBJECT_HEADER if self._remaining_objects else _Phase.TRAILER
         return len(piece) - len(self._inflater.unused_data)
+
+    def _watch_delta(self, out: bytes) -> None:
+        """Read a delta's result size (its second varint) as soon as it is inflated; refuse one too large."""
+        head = self._delta_head
+        if head is None or not out:
+            return
+        head += out[: _DELTA_HEAD_MAX - len(head)]
+        sizes = _delta_sizes(bytes(head))
+        if sizes is None:
+            if len(head) >= _DELTA_HEAD_MAX or self._inflated >= self._declared:
+                raise ProtocolError("receive-pack: a delta in the pushed pack has a malformed header")
+            return
+        self._delta_head = None
+        if sizes[1] > self._max_delta_result:
+            raise LimitExceeded(f"a delta in the pushed pack rebuilds an object of {sizes[1]} bytes, "
+                                f"over the limit of {self._max_delta_result}")
 
     def _trailer(self, view: memoryview) -> int:
         used = self._buffered(view, PACK_TRAILER)
@@ -437,8 +478,28 @@ _PHASES: dict[_Phase, Callable[[PackScanner, memoryview], int]] = {
 }
 
 
-def _parse_object_header(buf: bytes, offset: int) -> tuple[int, int] | None:
-    """(header length, declared size) of a pack object, or None if ``buf`` is too short."""
+_DELTA_HEAD_MAX = 20
+"""Two varints of at most 10 bytes: a delta's base size and result size."""
+
+
+def _delta_sizes(head: bytes) -> tuple[int, int] | None:
+    """(base size, result size) from the start of an inflated delta; None if not all there yet."""
+    values, value, shift = [], 0, 0
+    for byte in head:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            values.append(value)
+            if len(values) == 2:
+                return values[0], values[1]
+            value, shift = 0, 0
+        elif shift >= 70:
+            raise ProtocolError("receive-pack: a delta size in the pushed pack does not fit in 64 bits")
+    return None
+
+
+def _parse_object_header(buf: bytes, offset: int) -> tuple[int, int, int] | None:
+    """(header length, declared size, type) of a pack object, or None if ``buf`` is too short."""
     if not buf:
         return None
     type_num = (buf[0] >> 4) & 7
@@ -453,10 +514,11 @@ def _parse_object_header(buf: bytes, offset: int) -> tuple[int, int] | None:
         shift += 7
     i += 1
     if type_num == REF_DELTA:
-        return (i + 20, size) if len(buf) >= i + 20 else None
+        return (i + 20, size, type_num) if len(buf) >= i + 20 else None
     if type_num == OFS_DELTA:
-        return _skip_ofs(buf, i, size)
-    return i, size
+        skipped = _skip_ofs(buf, i, size)
+        return None if skipped is None else (*skipped, type_num)
+    return i, size, type_num
 
 
 def _skip_ofs(buf: bytes, i: int, size: int) -> tuple[int, int] | None:
@@ -474,5 +536,5 @@ def _skip_ofs(buf: bytes, i: int, size: int) -> tuple[int, int] | None:
     return i + 1, size
 
 
-def _too_large() -> tuple[int, int]:
+def _too_large() -> NoReturn:
     raise LimitExceeded("receive-pack: an object size in the pushed pack does not fit in 64 bits")

@@ -278,6 +278,8 @@ class RequestBounds:
     """Over a whole v0 negotiation, or in one v2 fetch request."""
     ref_prefixes: int = MAX_REF_PREFIXES
     """v2 ls-refs: past this many prefixes the client gets every ref (git's ls-refs.c), not an error."""
+    pkt_line: int = pktline.MAX_PKT
+    """Longest pkt-line taken from the client (git's own limit by default; never above it)."""
 
 
 class UploadPackV0:
@@ -285,7 +287,7 @@ class UploadPackV0:
 
     def __init__(self, stateless: bool = False, max_buffer: int = pktline.DEFAULT_MAX_BUFFER,
                  bounds: RequestBounds = RequestBounds()) -> None:
-        self._decoder = pktline.PktLineDecoder(max_buffer)
+        self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
         self._stateless = stateless
         self._bounds = bounds
         self._state = State.WANTS

@@ -156,7 +156,7 @@ class UploadPackV2:
 
     def __init__(self, stateless: bool = False, allow_filter: bool = True,
                  max_buffer: int = pktline.DEFAULT_MAX_BUFFER, bounds: RequestBounds = RequestBounds()) -> None:
-        self._decoder = pktline.PktLineDecoder(max_buffer)
+        self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
         self._stateless = stateless
         self._allow_filter = allow_filter
         self._bounds = bounds

@@ -18,6 +18,7 @@ from backends.interfaces import HgRepository
 from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
+from protocols.changegroup import ChangegroupLimits
 from protocols.errors import ProtocolError, UnsupportedFeature
 from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
 
@@ -57,6 +58,8 @@ class CommandContext:
     payload: Iterator[bytes] | None = None
     bundle2_limits: Bundle2Limits = DEFAULT_BUNDLE2_LIMITS
     """Bounds of a pushed bundle2 (the server's ``[limits]``)."""
+    changegroup_limits: ChangegroupLimits = ChangegroupLimits()
+    """Bounds of a pushed changegroup (the server's ``[limits]``)."""
 
 
 Handler = Callable[[HgRepository, Args, CommandContext], Response]
@@ -244,7 +247,7 @@ def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     # exchange.unbundle: over HTTP the server output travels in bundle2 ``output`` parts.
     return hg_exchange.unbundle(
         repo, args.named[b"heads"], ctx.payload, capture_output=ctx.transport is Transport.HTTP,
-        limits=ctx.bundle2_limits,
+        limits=ctx.bundle2_limits, cg_limits=ctx.changegroup_limits,
     )
 
 

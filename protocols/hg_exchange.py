@@ -30,6 +30,7 @@ from protocols.changegroup import (
     BUNDLE1_MAGIC,
     VERSIONS,
     ChangegroupDecoder,
+    ChangegroupLimits,
     StreamReader,
     encode_changegroup,
     read_bundle1,
@@ -451,7 +452,7 @@ def _drain(chunks: Iterator[bytes]) -> None:
 
 def unbundle(
     repo: HgRepository, heads: bytes, payload: Iterator[bytes], capture_output: bool = False,
-    limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS,
+    limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
 ) -> Response:
     """Apply a pushed bundle (HG20 or HG10) in one transaction and build the reply.
 
@@ -464,13 +465,13 @@ def unbundle(
         their_heads = decode_push_heads(heads)
         magic = reader.read_exact(4)
         if magic == b2.MAGIC:
-            return _unbundle2(repo, their_heads, reader, capture_output, limits)
+            return _unbundle2(repo, their_heads, reader, capture_output, limits, cg_limits)
         rest = StreamReader(_prefixed(magic, reader.remaining()))
         if magic == BUNDLE1_MAGIC:
-            return _unbundle1(repo, their_heads, read_bundle1(rest))
+            return _unbundle1(repo, their_heads, read_bundle1(rest, cg_limits))
         # exchange.readbundle: a stream starting with NUL is a headerless HG10UN changegroup.
         if magic.startswith(b"\0"):
-            return _unbundle1(repo, their_heads, ChangegroupDecoder(rest, b"01").groups())
+            return _unbundle1(repo, their_heads, ChangegroupDecoder(rest, b"01", cg_limits).groups())
         raise ProtocolError("the pushed data is not a Mercurial bundle")
     except (ProtocolError, UnsupportedFeature) as exc:
         return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
@@ -591,6 +592,7 @@ class _PushOperation:
     replies: list[b2.OutPart] = field(default_factory=list)
     heads_checked: bool = False
     report: IngestReport = field(default_factory=IngestReport)
+    cg_limits: ChangegroupLimits = ChangegroupLimits()
 
     def check_heads(self) -> None:
         """Check the ``heads`` argument once, after ``replycaps`` so a race is reported as pushraced."""
@@ -601,10 +603,10 @@ class _PushOperation:
 
 def _unbundle2(
     repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool,
-    limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS,
+    limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
 ) -> Response:
     tx = repo.transaction()
-    op = _PushOperation(repo, tx, their_heads)
+    op = _PushOperation(repo, tx, their_heads, cg_limits=cg_limits)
     try:
         for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():
             _process_part(op, part)
@@ -710,7 +712,7 @@ def _handle_check_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
 def _handle_changegroup(op: _PushOperation, part: b2.InPart) -> None:
     version = part.params.get(b"version", b"01")
     reader = StreamReader(part.payload)
-    decoder = ChangegroupDecoder(reader, version)
+    decoder = ChangegroupDecoder(reader, version, op.cg_limits)
     ret = apply_changegroup(op.repo, op.tx, decoder.groups(), op.report)
     if not reader.at_eof():
         # A damaged length can end a changegroup early; what it cut off must not go unnoticed.

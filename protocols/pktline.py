@@ -57,22 +57,22 @@ def encode_special(special: Special) -> bytes:
     return _SPECIAL_BYTES[special]
 
 
-def parse_length(header: bytes) -> int:
+def parse_length(header: bytes, max_line: int = MAX_PKT) -> int:
     """Parse a 4-byte pkt-line length strictly.
 
     ``int(x, 16)`` would accept ``-001``, ``+0ff``, `` 0ff`` and ``0_ff``; a
     negative length once made a reader slurp the whole stream (dulwich #2267),
     so every byte must be a hex digit.  Lengths 3 and below (other than the
     specials 0, 1, 2) cannot hold their own header, and lengths above MAX_PKT are
-    longer than any git writes.
+    longer than any git writes; a server may accept less (``max_line``).
     """
     if len(header) != HEADER_SIZE or not all(b in _HEX_DIGITS for b in header):
         raise ProtocolError(f"bad pkt-line length {header!r}: expected four hex digits")
     length = int(header, 16)
     if length == 3:
         raise ProtocolError("bad pkt-line length 0003: shorter than its own header")
-    if length > MAX_PKT:
-        raise LimitExceeded(f"pkt-line of {length} bytes exceeds the limit of {MAX_PKT}")
+    if length > max_line:
+        raise LimitExceeded(f"pkt-line of {length} bytes exceeds the limit of {max_line}")
     return length
 
 
@@ -85,10 +85,11 @@ class PktLineDecoder:
     bounded by ``max_buffer`` so that a peer cannot make us hoard its input.
     """
 
-    def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+    def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER, max_line: int = MAX_PKT) -> None:
         self._buffer = bytearray()
         self._offset = 0
         self._max_buffer = max(max_buffer, MAX_PKT)
+        self._max_line = max(HEADER_SIZE + 1, min(max_line, MAX_PKT))
         self.eof = False
 
     def receive_data(self, data: bytes) -> None:
@@ -109,7 +110,7 @@ class PktLineDecoder:
         if available < HEADER_SIZE:
             return self._need_data(available)
         start = self._offset
-        length = parse_length(bytes(self._buffer[start : start + HEADER_SIZE]))
+        length = parse_length(bytes(self._buffer[start : start + HEADER_SIZE]), self._max_line)
         if length in _SPECIALS:
             self._offset += HEADER_SIZE
             return _SPECIALS[length]

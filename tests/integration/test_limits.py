@@ -202,3 +202,54 @@ def test_a_fetch_naming_more_wants_than_the_bound_gets_a_clear_error(
         single = client.git("-c", f"protocol.version={version}", "clone", "-q", "--single-branch",
                             "-b", "main", server.git_url("r"), str(tmp_path / f"s{version}"), check=False)
         assert single.returncode == 0, single.stderr
+
+
+def test_push_bounds_from_the_policy_file_refuse_with_a_clear_error_and_change_nothing(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["*"]\n[limits]\nmax_refs = 1\nmax_fulltext = 4096\n')
+    server = make_server("fs", **ssh_server_settings(ssh_keys), config_file=str(policy))
+    server.backend.create("r", Kind.GIT)
+    port = server.port("ssh")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
+    work = tmp_path / "w"
+    client.git("init", "-q", "-b", "main", str(work))
+    client.git("commit", "-q", "--allow-empty", "-m", "one", cwd=work)
+    client.git("branch", "side", cwd=work)
+    url = f"ssh://git@127.0.0.1:{port}/r"
+    two = client.git("push", "-q", url, "main", "side", cwd=work, check=False)
+    assert two.returncode != 0 and "more than 1 ref updates" in two.stderr, two.stderr
+    assert client.git("push", "-q", url, "main", cwd=work, check=False).returncode == 0
+    (work / "big.bin").write_bytes(bytes(range(256)) * 64)  # a 16 KiB blob: over max_fulltext
+    client.git("add", "big.bin", cwd=work)
+    client.git("commit", "-q", "-m", "big", cwd=work)
+    git_dir = server.root / "r.git"
+    before = sorted(p.name for p in (git_dir / "objects" / "pack").iterdir())
+    big = client.git("push", "-q", url, "main", cwd=work, check=False)
+    assert big.returncode != 0 and "exceeds the limit of 4096" in big.stderr, big.stderr
+    assert sorted(p.name for p in (git_dir / "objects" / "pack").iterdir()) == before
+    client.git("--git-dir", str(git_dir), "fsck", "--full")
+
+
+def test_an_hg_push_over_max_fulltext_is_refused_and_the_repository_is_unchanged(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["*"]\n[limits]\nmax_fulltext = 4096\n')
+    server = make_server("fs", **ssh_server_settings(ssh_keys), config_file=str(policy))
+    server.backend.create("h", Kind.HG)
+    url = f"ssh://alice@127.0.0.1:{server.port('ssh')}/h"
+    ssh = ["--config", f"ui.ssh={ssh_keys.command(server.port('ssh'))}"]
+    work = tmp_path / "hw"
+    client.hg("init", str(work))
+    (work / "small.txt").write_text("small\n")
+    client.hg("commit", "-q", "-A", "-m", "small", "-u", "t <t@example.com>", cwd=work)
+    assert client.hg(*ssh, "push", "-q", url, cwd=work, check=False).returncode == 0
+    (work / "big.bin").write_bytes(bytes(range(256)) * 64)  # 16 KiB, stored and sent whole
+    client.hg("commit", "-q", "-A", "-m", "big", "-u", "t <t@example.com>", cwd=work)
+    store = server.root / "h" / ".hg" / "store"
+    before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    refused = client.hg(*ssh, "push", url, cwd=work, check=False)
+    assert refused.returncode != 0 and "over the 4096-byte limit" in refused.stdout + refused.stderr, refused
+    after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    assert after == before
+    client.hg("verify", "-q", "-R", str(server.root / "h"))

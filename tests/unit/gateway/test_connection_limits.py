@@ -148,17 +148,34 @@ def test_a_bad_limit_is_a_policy_error(tmp_path: Path, text: str) -> None:
         parse_policy(text, "policy.toml")
 
 
-def test_a_limit_that_cannot_be_set_yet_is_said_at_load(tmp_path: Path) -> None:
-    from twisted.logger import capturedLogs
+def test_every_limit_of_the_file_takes_effect_somewhere() -> None:
+    from dataclasses import fields
 
-    from gateway.policy import PolicyFile
+    from gateway.limits import CONFIGURABLE
+    from gateway.policy import Limits
 
+    assert {f.name for f in fields(Limits)} <= CONFIGURABLE
+
+
+def test_push_bounds_come_from_the_policy_file(tmp_path: Path) -> None:
+    from gateway.limits import changegroup_limits, receive_bounds
+    from protocols.changegroup import ChangegroupLimits
+    from protocols.git_receive import ReceiveBounds
+
+    assert receive_bounds(None) == ReceiveBounds() and changegroup_limits(None) == ChangegroupLimits()
     policy = tmp_path / "policy.toml"
-    policy.write_text("[limits]\nmax_pkt_line = 1000\nidle_timeout = 5.0\n")
-    with capturedLogs() as events:
-        PolicyFile(policy)
-    said = [e for e in events if "cannot be changed yet" in e.get("log_format", "")]
-    assert len(said) == 1 and said[0]["names"] == "max_pkt_line"
+    policy.write_text("[limits]\nmax_refs = 7\nmax_fulltext = 1000\nmax_delta_result = 2000\nmax_pkt_line = 300\n")
+    config = ServiceConfig(backend=MemoryBackend(), root=str(tmp_path), config_file=str(policy))
+    authorizer = authorizer_for(config)
+    assert receive_bounds(authorizer) == ReceiveBounds(commands=7, object_size=1000, delta_result=2000, pkt_line=300)
+    assert changegroup_limits(authorizer).max_chunk == 1000
+
+
+def test_a_pkt_line_limit_above_git_s_own_is_a_policy_error() -> None:
+    from gateway.policy import PolicyError, parse_policy
+
+    with pytest.raises(PolicyError, match="at most 65520"):
+        parse_policy("[limits]\nmax_pkt_line = 70000\n", "policy.toml")
 
 
 def test_request_bounds_come_from_the_policy_file(tmp_path: Path) -> None:

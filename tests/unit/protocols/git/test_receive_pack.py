@@ -169,3 +169,64 @@ def test_bad_ref_names(name: bytes) -> None:
 def test_good_ref_names() -> None:
     for name in (b"refs/heads/main", b"refs/tags/v1.0", "refs/heads/ünï".encode()):
         check_ref_name(name)
+
+
+def _object(type_num: int, data: bytes, prefix: bytes = b"") -> bytes:
+    import zlib
+
+    size = len(data)
+    head = bytearray([(type_num << 4) | (size & 0x0F)])
+    size >>= 4
+    while size:
+        head[-1] |= 0x80
+        head.append(size & 0x7F)
+        size >>= 7
+    return bytes(head) + prefix + zlib.compress(data)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append(value & 0x7F | (0x80 if value > 0x7F else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+def _pack_with_delta(result_size: int) -> bytes:
+    blob = _object(3, b"hello")
+    delta = _object(6, _varint(5) + _varint(result_size) + b"\x05hello", prefix=bytes([len(blob)]))
+    return b"PACK\x00\x00\x00\x02\x00\x00\x00\x02" + blob + delta + b"\x00" * 20
+
+
+def test_scanner_bounds_object_sizes_and_what_a_delta_rebuilds() -> None:
+    pack = _pack_with_delta(1_000_000)
+    assert PackScanner().feed(pack) == len(pack)
+    assert PackScanner(max_delta_result=1_000_000).feed(pack) == len(pack)
+    for step in (1, 3, len(pack)):  # the delta's header may arrive a byte at a time
+        scanner = PackScanner(max_delta_result=999_999)
+        with pytest.raises(LimitExceeded, match="rebuilds an object of 1000000 bytes"):
+            for i in range(0, len(pack), step):
+                scanner.feed(pack[i : i + step])
+    with pytest.raises(LimitExceeded, match="exceeds the limit of 4"):
+        PackScanner(max_object=4).feed(pack)
+
+
+def test_receive_bounds_limit_ref_updates_and_pkt_lines() -> None:
+    from protocols import pktline
+    from protocols.git_receive import ReceiveBounds
+
+    def command(i: int) -> bytes:
+        return pktline.encode(b"%s %s refs/heads/b%d\n" % (ZERO_ID, TIP, i))
+
+    wire = command(0) + command(1) + FLUSH
+    assert isinstance(drain(_fed(ReceivePack(bounds=ReceiveBounds(commands=2)), wire))[0], RefCommands)
+    with pytest.raises(LimitExceeded, match="more than 1 ref updates"):
+        drain(_fed(ReceivePack(bounds=ReceiveBounds(commands=1)), wire))
+    with pytest.raises(LimitExceeded, match="exceeds the limit of 60"):
+        drain(_fed(ReceivePack(bounds=ReceiveBounds(pkt_line=60)), wire))
+
+
+def _fed(core: ReceivePack, data: bytes) -> ReceivePack:
+    core.receive_data(data)
+    return core
