@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import itertools
 import re
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -194,6 +195,8 @@ class HgRepo:
                 known, tip = SHARED_BRANCHES.get(scope) or ([], NULL_NODE)
             if len(known) > len(cl) or (known and cl.node(len(known) - 1) != tip):
                 known = []
+            if not known:
+                known = self._branches_from_hg_cache(cl)
             if len(known) < len(cl):
                 known = known + [_branch_of(text) for text in cl.texts(len(known), len(cl))]
                 tip = cl.node(len(known) - 1)
@@ -201,6 +204,37 @@ class HgRepo:
                     SHARED_BRANCHES.put(scope, (known, tip))
             self._branch_cache = (known, tip)
             return known
+
+    def _branches_from_hg_cache(self, cl: Revlog) -> list[tuple[bytes, bool]]:
+        """The leading revisions Mercurial's own ``rev-branch-cache`` vouches for.
+
+        ``.hg/cache/rbc-names-v2`` holds branch names separated by NUL;
+        ``rbc-revs-v2`` one 8-byte record per revision: the first 4 bytes of its
+        node, and a big-endian index into the names with the top bit set for a
+        closing changeset (``v1`` files have the same format).  A record counts
+        only if its node prefix matches the changelog, as hg checks; the first
+        one that does not ends what is taken, and the rest is read from the
+        changelog.  The files are only read: hg rebuilds them as it needs.
+        """
+        for version in (b"v2", b"v1"):
+            names_path, revs_path = b"cache/rbc-names-" + version, b"cache/rbc-revs-" + version
+            if self.plain.exists(names_path) and self.plain.exists(revs_path):
+                break
+        else:
+            return []
+        try:
+            names = self.plain.read(names_path).split(b"\0")
+            records = self.plain.read_range(revs_path, 0, RBC_RECORD.size * len(cl))
+        except OSError:
+            return []
+        known: list[tuple[bytes, bool]] = []
+        entries = cl.index.entries
+        for rev, (prefix, value) in enumerate(RBC_RECORD.iter_unpack(memoryview(records)[: len(records) // 8 * 8])):
+            index = value & 0x7FFFFFFF
+            if prefix != entries[rev][7][:4] or index >= len(names):
+                break
+            known.append((names[index], bool(value & 0x80000000)))
+        return known
 
     # -- HgRepository: queries ----------------------------------------------
 
@@ -531,6 +565,10 @@ class HgRepo:
                 raise StorageError(f"store file {path!r} shrank during a stream clone")
             offset += len(chunk)
             yield chunk
+
+
+RBC_RECORD = struct.Struct(">4sI")
+"""A ``rev-branch-cache`` record: node prefix, branch index with the close flag in the top bit."""
 
 
 def _branch_of(changeset_text: bytes) -> tuple[bytes, bool]:

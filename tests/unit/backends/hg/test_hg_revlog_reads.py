@@ -179,3 +179,38 @@ def test_views_are_shared_between_opens_until_the_changelog_or_phases_change(tmp
     again = open_repository(path, "v")
     assert again.views() is not views
     assert repository.SHARED_VIEWS.get(again.revlogs.scope or b"") is again.views()
+
+
+def test_mercurial_s_rev_branch_cache_is_used_where_it_matches_the_changelog(tmp_path: object) -> None:
+    import subprocess
+
+    from backends.hg.repository import RBC_RECORD, _branch_of
+    from tests.conftest import VENV_BIN
+
+    path = os.path.join(str(tmp_path), "rbc")
+    env = {**os.environ, "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "t <t@example.com>"}
+
+    def hg(*args: str) -> None:
+        subprocess.run([os.path.join(VENV_BIN, "hg"), "-R", path, *args], check=True, env=env,
+                       capture_output=True)
+
+    subprocess.run([os.path.join(VENV_BIN, "hg"), "init", path], check=True, env=env)
+    for i, branch in enumerate(["default", "stable", "stable", "default", "feature"]):
+        hg("branch", "-f", "-q", branch)
+        with open(os.path.join(path, f"f{i}"), "w") as f:
+            f.write(f"{i}\n")
+        hg("commit", "-q", "-A", "-m", f"c{i}")
+    hg("commit", "-q", "-m", "closed", "--close-branch")
+    hg("branches", "-c")  # hg writes .hg/cache/rbc-*-v2 while answering
+    repo = open_repository(path, "rbc")
+    cl = repo.changelog()
+    truth = [_branch_of(text) for text in cl.texts(0, len(cl))]
+    assert truth[-1] == (b"feature", True)
+    assert repo._branches_from_hg_cache(cl) == truth
+    # A record whose node prefix no longer matches ends what the cache is trusted for.
+    revs_path = os.path.join(path, ".hg", "cache", "rbc-revs-v2")
+    with open(revs_path, "r+b") as f:
+        f.seek(2 * RBC_RECORD.size)
+        f.write(b"\xff\xff\xff\xff")
+    assert repo._branches_from_hg_cache(cl) == truth[:2]
+    assert sorted(open_repository(path, "rbc").branchmap()) == [b"default", b"feature", b"stable"]
