@@ -54,6 +54,10 @@ class ConnectionLimits:
     """Seconds without a byte in either direction before a connection is dropped."""
     request_timeout: float = 30.0
     """Seconds a client may take to send its git:// request line or an HTTP request's headers."""
+    connection_timeout: float | None = None
+    """Seconds a connection may stay open however busy (a client reading a byte now and then
+    under ``idle_timeout`` holds its slot for ever otherwise).  Off by default, as in git daemon
+    and sshd: a large clone over a slow link may take hours."""
     max_auth_attempts: int = 6
     """Failed SSH authentications before the connection is dropped (OpenSSH's MaxAuthTries)."""
     max_request_body: int = 2 * 1024**3
@@ -190,20 +194,24 @@ class GuardedProtocol(ProtocolWrapper):
     """
 
     def __init__(self, factory: Any, wrapped: Protocol, address_key: str, idle: float,
-                 refusal: bytes | None = None) -> None:
+                 refusal: bytes | None = None, lifetime: float | None = None) -> None:
         super().__init__(factory, wrapped)
         self.guard: GuardedFactory = factory
         self.address_key = address_key
         self._idle = idle
         self._refusal = refusal
+        self._lifetime = lifetime
         self._last = 0.0
         self._timer: IDelayedCall | None = None
         self._closing: IDelayedCall | None = None
+        self._deadline: IDelayedCall | None = None
 
     def makeConnection(self, transport: Any) -> None:
         clock = self.guard.clock
         self._last = clock.seconds()
         self._timer = clock.callLater(self._idle, self._check_idle)
+        if self._lifetime is not None:
+            self._deadline = clock.callLater(self._lifetime, self._too_long)
         super().makeConnection(transport)
         if self._refusal is not None:
             # Close once the client's first bytes are read (closing with unread input would
@@ -250,11 +258,17 @@ class GuardedProtocol(ProtocolWrapper):
                  peer=self.address_key, seconds=round(quiet))
         drop(self.transport)
 
+    def _too_long(self) -> None:
+        self._deadline = None
+        log.info("{kind} connection from {peer} open for {seconds} s, the connection_timeout: closed",
+                 kind=self.guard.kind, peer=self.address_key, seconds=self._lifetime)
+        drop(self.transport)
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        for call in (self._timer, self._closing):
+        for call in (self._timer, self._closing, self._deadline):
             if call is not None and call.active():
                 call.cancel()
-        self._timer = self._closing = None
+        self._timer = self._closing = self._deadline = None
         super().connectionLost(reason)
 
 
@@ -292,7 +306,7 @@ class GuardedFactory(WrappingFactory):
         wrapped = self.wrappedFactory.buildProtocol(addr)
         if wrapped is None:  # the listener's own factory refused: close at once
             return GuardedProtocol(self, Protocol(), key, limits.request_timeout, b"")
-        return GuardedProtocol(self, wrapped, key, limits.idle_timeout)
+        return GuardedProtocol(self, wrapped, key, limits.idle_timeout, lifetime=limits.connection_timeout)
 
     def registerProtocol(self, p: Any) -> None:
         super().registerProtocol(p)

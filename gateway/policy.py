@@ -167,6 +167,7 @@ class Limits:
     max_connections: int | None = None
     idle_timeout: float | None = None
     request_timeout: float | None = None
+    connection_timeout: float | None = None
 
 
 HG_ENGINES = ("zstd", "zlib", "none")

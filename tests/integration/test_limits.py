@@ -253,3 +253,13 @@ def test_an_hg_push_over_max_fulltext_is_refused_and_the_repository_is_unchanged
     after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     assert after == before
     client.hg("verify", "-q", "-R", str(server.root / "h"))
+
+
+def test_a_connection_older_than_connection_timeout_is_closed(
+        make_server: Callable[..., RunningServer], tmp_path: Path) -> None:
+    server = make_server("memory", http=[LOOP], config_file=policy_with(tmp_path, "connection_timeout = 1.5\n"))
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /")  # a request still arriving: neither idle nor late (request_timeout is 30 s)
+        assert recv_all(sock) == b""
+        assert 1.0 < time.monotonic() - started < 8.0

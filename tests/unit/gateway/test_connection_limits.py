@@ -118,6 +118,24 @@ def test_an_idle_connection_is_dropped_and_traffic_keeps_it_open() -> None:
     assert transport.disconnecting or transport.disconnected
 
 
+def test_a_busy_connection_is_closed_at_the_connection_timeout_and_only_if_one_is_set() -> None:
+    clock = Clock()
+    bounded = make(clock=clock, idle_timeout=10.0, connection_timeout=25.0)
+    unbounded = make(clock=clock, idle_timeout=10.0)
+    (proto, transport), (other, other_transport) = connect(bounded), connect(unbounded)
+    for _ in range(4):  # a byte every 6 s: never idle
+        clock.advance(6)
+        proto.dataReceived(b"a")
+        other.dataReceived(b"a")
+    assert not transport.disconnecting
+    clock.advance(1.5)
+    assert transport.disconnecting or transport.disconnected
+    assert not other_transport.disconnecting
+    proto.connectionLost(None)
+    other.connectionLost(None)
+    assert clock.getDelayedCalls() == []
+
+
 def test_the_idle_timer_stops_with_the_connection() -> None:
     clock = Clock()
     factory = make(clock=clock, idle_timeout=10.0)
