@@ -82,6 +82,7 @@ class DulwichGitRepository:
         self._spool_dir = spool_dir
         self._lock = lock or _thread_lock_for(repo)
         self._added: set[bytes] = set()
+        self._parsed = git_ingest.ParsedObjects()
         self._added_packs: list[Pack] = []
 
     @property
@@ -110,7 +111,7 @@ class DulwichGitRepository:
         before = None if isinstance(store, DiskObjectStore) else set(iter(store))
         try:
             if isinstance(store, DiskObjectStore):
-                pack = git_ingest.ingest_pack(store, f.read)
+                pack = git_ingest.ingest_pack(store, f.read, self._parsed)
             else:
                 pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
         except (ObjectFormatException, ValueError, KeyError, AssertionError, OSError) as exc:
@@ -189,7 +190,7 @@ class DulwichGitRepository:
         """
         store = self.object_store
         if isinstance(store, DiskObjectStore):
-            return git_ingest.connected(store, [tip], self._added)
+            return git_ingest.connected(store, [tip], self._added, self._parsed)
         return git_ingest.walk_connected([tip], self._added, lambda sha: store.get_raw(ObjectID(sha)),
                                          lambda sha: ObjectID(sha) in store)
 
@@ -204,6 +205,7 @@ class DulwichGitRepository:
                     pass
         self._added_packs.clear()
         self._added.clear()
+        self._parsed = git_ingest.ParsedObjects()
         store = self.object_store
         if isinstance(store, DiskObjectStore):
             store._pack_cache.clear()

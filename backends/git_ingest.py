@@ -123,7 +123,8 @@ def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TE
     return removed
 
 
-def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
+def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes],
+                parsed: ParsedObjects | None = None) -> Pack:
     """Index the pack ``read`` yields into ``store`` (completing a thin pack); the new ``Pack``.
 
     The pack and its index are written and every object parsed under
@@ -132,6 +133,7 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
     Raises dulwich's errors (``ObjectFormatException``, ``ApplyDeltaError``,
     ``KeyError`` for a missing base, ``AssertionError``/``ValueError`` for a
     corrupt stream); nothing is left in the object directory then.
+    ``parsed`` collects the commits, trees and tags as checked, for ``connected``.
     """
     sweep_stale_temporaries(store)
     hash_func = store.object_format.hash_func
@@ -141,7 +143,7 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
     try:
         with PackObjectReader(store, views) as reader, os.fdopen(fd, "w+b") as out:
             os.chmod(path, PACK_MODE)
-            entries, pack_sha = _copy_and_index(store, read, out, path, _raw_reader(reader), hash_func)
+            entries, pack_sha = _copy_and_index(store, read, out, path, _raw_reader(reader), hash_func, parsed)
         entries.sort()
         with open(idx_path, "wb") as idx:
             write_pack_index(idx, entries, pack_sha, version=store.pack_index_version)
@@ -163,9 +165,10 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes]) -> Pack:
 
 
 def _copy_and_index(store: DiskObjectStore, read: Callable[[int], bytes], out: BinaryIO, path: str,
-                    get_raw: Callable[[bytes], tuple[int, bytes]],
-                    hash_func: Callable[[], object]) -> tuple[list[tuple[bytes, int, int | None]], bytes]:
+                    get_raw: Callable[[bytes], tuple[int, bytes]], hash_func: Callable[[], object],
+                    parsed: ParsedObjects | None) -> tuple[list[tuple[bytes, int, int | None]], bytes]:
     indexer = _CheckingIndexer(out, hash_func, resolve_ext_ref=get_raw)  # type: ignore[arg-type]
+    indexer.parsed = parsed
     copier = PackStreamCopier(hash_func, read, None, out, delta_iter=indexer)  # type: ignore[arg-type]
     copier.verify()
     out.flush()
@@ -186,6 +189,33 @@ def _copy_and_index(store: DiskObjectStore, read: Callable[[int], bytes], out: B
     return entries, pack_sha
 
 
+class ParsedObjects:
+    """The commits, trees and tags of a push as the indexer saw them, up to ``budget`` bytes.
+
+    The connectivity walk reads these instead of inflating them from the new
+    pack a second time; past the budget it reads the pack as before.
+    """
+
+    def __init__(self, budget: int = 64 << 20) -> None:
+        self.budget = budget
+        self.held = 0
+        self.objects: dict[bytes, tuple[int, bytes]] = {}
+
+    def keep(self, hexsha: bytes, type_num: int, raw: bytes) -> None:
+        if self.held + len(raw) <= self.budget:
+            self.objects[hexsha] = (type_num, raw)
+            self.held += len(raw)
+
+    def reader(self, fallback: ObjectReader) -> ObjectReader:
+        objects = self.objects
+
+        def read(hexsha: bytes) -> tuple[int, bytes]:
+            found = objects.get(hexsha)
+            return found if found is not None else fallback(hexsha)
+
+        return read
+
+
 class _CheckingIndexer(PackIndexer):
     """dulwich's indexer, checking each commit, tree and tag (``check_object``) as it resolves it.
 
@@ -194,11 +224,16 @@ class _CheckingIndexer(PackIndexer):
     where they were checked when they arrived.
     """
 
+    parsed: ParsedObjects | None = None
+
     def _result(self, unpacked: UnpackedObject) -> PackIndexEntry:
         type_num = unpacked.obj_type_num
         if type_num != BLOB:
             assert type_num is not None and unpacked.obj_chunks is not None
-            check_object(type_num, b"".join(unpacked.obj_chunks))
+            raw = b"".join(unpacked.obj_chunks)
+            check_object(type_num, raw)
+            if self.parsed is not None:
+                self.parsed.keep(binascii.hexlify(unpacked.sha()), type_num, raw)
         return super()._result(unpacked)
 
 
@@ -243,11 +278,16 @@ def _check_tree(raw: bytes) -> None:
 ObjectReader = Callable[[bytes], tuple[int, bytes]]
 
 
-def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[bytes]) -> bool:
-    """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones."""
+def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[bytes],
+              parsed: ParsedObjects | None = None) -> bool:
+    """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones.
+
+    ``parsed``: the push's objects as ``ingest_pack`` checked them, read before the pack.
+    """
     views, all_viewed = cheap_views(store)
     with PackObjectReader(store, views) as reader:
-        return walk_connected(tips, added, reader.read, Presence(store, views, all_viewed).__contains__)
+        read = reader.read if parsed is None else parsed.reader(reader.read)
+        return walk_connected(tips, added, read, Presence(store, views, all_viewed).__contains__)
 
 
 def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: ObjectReader,

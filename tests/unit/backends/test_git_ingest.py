@@ -244,3 +244,29 @@ def test_a_pack_with_an_unsorted_tree_lands_nothing(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not sorted"):
         git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(raw_pack([(2, unsorted)])))  # type: ignore[arg-type]
     assert os.listdir(server / "objects" / "pack") == []
+
+
+def test_the_connectivity_walk_reads_the_objects_the_indexer_kept(
+        pushed: tuple[Path, Path, bytes, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, work, old, new = pushed
+    parsed = git_ingest.ParsedObjects()
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)), parsed)
+    added = {bytes(s) for s in pack}
+    kept = set(parsed.objects)
+    assert new in kept and kept <= added and all(t != 3 for t, _ in parsed.objects.values())  # no blobs
+    read_from_pack: list[bytes] = []
+    original = git_ingest.PackObjectReader.read
+
+    def counting(self: object, hexsha: bytes) -> tuple[int, bytes]:
+        read_from_pack.append(hexsha)
+        return original(self, hexsha)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(git_ingest.PackObjectReader, "read", counting)
+    store = Repo(str(server)).object_store
+    assert git_ingest.connected(store, [new], added, parsed)
+    assert read_from_pack == []
+    assert git_ingest.connected(store, [new], added)
+    assert read_from_pack  # without them the walk inflates the commits and trees from the pack
+    small = git_ingest.ParsedObjects(budget=0)
+    git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)), small)
+    assert small.objects == {} and small.held == 0
