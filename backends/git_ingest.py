@@ -251,11 +251,12 @@ def check_object(type_num: int, raw: bytes) -> None:
     """
     if type_num == BLOB:
         return
+    if type_num == TREE:
+        _check_tree(raw)  # parses the entries itself: no dulwich Tree object as well
+        return
     obj = ShaFile.from_raw_string(type_num, raw)
     if type_num == COMMIT:
         obj.check()
-    elif type_num == TREE:
-        _check_tree(raw)
     elif type_num == TAG:
         assert isinstance(obj, Tag)
         if not obj.name or obj.object[1] is None:
@@ -263,15 +264,29 @@ def check_object(type_num: int, raw: bytes) -> None:
 
 
 def _check_tree(raw: bytes) -> None:
-    names: set[bytes] = set()
-    previous = b""
+    """Entries in git's order (a subtree sorts as ``name/``), no name twice.
+
+    In that order an entry and a later one of the same name can only be a file
+    ``X`` and a subtree ``X`` (keys ``X`` < ``X/``), with only names that start
+    with ``X`` between them; so a subtree looks back over those alone.
+    """
+    names: list[bytes] = []
+    previous = None
     for name, mode, _child in parse_tree(raw, 20):
-        key = name + b"/" if mode & S_IFMT == S_IFDIR else name
-        if name in names:
-            raise ObjectFormatException(f"tree has the entry {name!r} twice")
-        if names and key <= previous:
+        if mode & S_IFMT == S_IFDIR:
+            key = name + b"/"
+            for earlier in reversed(names):
+                if earlier == name:
+                    raise ObjectFormatException(f"tree has the entry {name!r} twice")
+                if not earlier.startswith(name):
+                    break
+        else:
+            key = name
+        if previous is not None and key <= previous:
+            if key == previous:
+                raise ObjectFormatException(f"tree has the entry {name!r} twice")
             raise ObjectFormatException(f"tree entries are not sorted ({name!r} after {previous!r})")
-        names.add(name)
+        names.append(name)
         previous = key
 
 

@@ -7,7 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from dulwich.errors import ObjectFormatException
 from dulwich.objects import Blob, Commit, Tree
+from hypothesis import given
+from hypothesis import strategies as st
 from dulwich.repo import Repo
 
 from backends import git_ingest
@@ -270,3 +273,24 @@ def test_the_connectivity_walk_reads_the_objects_the_indexer_kept(
     small = git_ingest.ParsedObjects(budget=0)
     git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)), small)
     assert small.objects == {} and small.held == 0
+
+
+def _reference_tree_check(entries: list[tuple[bytes, bytes]]) -> bool:
+    """The plain rule: keys (``name/`` for a subtree) strictly increasing, no name twice."""
+    keys = [name + b"/" if mode == b"40000" else name for mode, name in entries]
+    names = [name for _, name in entries]
+    return len(set(names)) == len(names) and all(a < b for a, b in zip(keys, keys[1:]))
+
+
+@given(st.lists(st.tuples(st.sampled_from([b"100644", b"40000", b"120000"]),
+                          st.text(alphabet="ab-.0", min_size=1, max_size=4).map(str.encode)), max_size=8),
+       st.booleans())
+def test_the_tree_check_agrees_with_the_plain_rule(entries: list[tuple[bytes, bytes]], sort: bool) -> None:
+    if sort:  # sorted input exercises the accepting side as often as the refusing one
+        entries = sorted(entries, key=lambda e: e[1] + b"/" if e[0] == b"40000" else e[1])
+    try:
+        git_ingest.check_object(2, tree_of(*entries))
+        accepted = True
+    except ObjectFormatException:
+        accepted = False
+    assert accepted == _reference_tree_check(entries)
