@@ -217,8 +217,12 @@ class HgRepository(Protocol):
         """Stream the changegroup content for ``nodes`` (as returned by ``missing``)."""
         ...
 
-    def transaction(self) -> HgTransaction:
-        """Take the store lock and start a write transaction."""
+    def transaction(self, max_text: int | None = None) -> HgTransaction:
+        """Take the store lock and start a write transaction.
+
+        ``max_text``: the largest revision text a pushed delta may rebuild
+        (the server's ``[limits] max_delta_result``); None leaves the engine's own bound.
+        """
         ...
 
     def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:

@@ -79,7 +79,7 @@ RECEIVE_KEYS = {"max_refs": "commands", "max_fulltext": "object_size", "max_delt
 BUNDLE2_KEYS = {"max_bundle2_part": "max_small_payload", "max_bundle2_chunk": "max_payload_chunk"}
 """``[limits]`` keys → ``protocols.bundle2.Bundle2Limits`` fields (a pushed hg bundle)."""
 
-CHANGEGROUP_KEYS = {"max_fulltext": "max_chunk"}
+CHANGEGROUP_KEYS = {"max_fulltext": "max_chunk", "max_delta_result": "max_text"}
 """``[limits]`` keys → ``protocols.changegroup.ChangegroupLimits`` fields (a pushed hg changegroup)."""
 
 CONFIGURABLE = (frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
@@ -131,7 +131,8 @@ def bundle2_limits(authorizer: object) -> Bundle2Limits:
 
 
 def changegroup_limits(authorizer: object) -> ChangegroupLimits:
-    """The bounds of a pushed changegroup in force: ``max_fulltext`` (its largest chunk)."""
+    """The bounds of a pushed changegroup in force: ``max_fulltext`` (its largest chunk),
+    ``max_delta_result`` (the largest text one of its deltas may rebuild)."""
     return _configured(authorizer, CHANGEGROUP_KEYS, CHANGEGROUP_DEFAULTS)
 
 

@@ -350,8 +350,8 @@ class GuardedHgRepository:
         self._protections = protections
         self.name = repo.name
 
-    def transaction(self) -> HgTransaction:
-        return GuardedTransaction(self._repo, self._repo.transaction(), self._ctx, self._protections)
+    def transaction(self, max_text: int | None = None) -> HgTransaction:
+        return GuardedTransaction(self._repo, self._repo.transaction(max_text), self._ctx, self._protections)
 
     def requirements(self) -> frozenset[str]:
         return self._repo.requirements()

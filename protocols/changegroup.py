@@ -41,6 +41,8 @@ class ChangegroupLimits:
     max_chunk: int = 256 << 20
     max_filename: int = 64 << 10
     max_files: int = 1_000_000
+    max_text: int | None = None
+    """The largest text a pushed delta may rebuild, checked by the storage transaction (None: its own)."""
 
 
 class StreamReader:

@@ -468,10 +468,11 @@ def unbundle(
             return _unbundle2(repo, their_heads, reader, capture_output, limits, cg_limits)
         rest = StreamReader(_prefixed(magic, reader.remaining()))
         if magic == BUNDLE1_MAGIC:
-            return _unbundle1(repo, their_heads, read_bundle1(rest, cg_limits))
+            return _unbundle1(repo, their_heads, read_bundle1(rest, cg_limits), cg_limits.max_text)
         # exchange.readbundle: a stream starting with NUL is a headerless HG10UN changegroup.
         if magic.startswith(b"\0"):
-            return _unbundle1(repo, their_heads, ChangegroupDecoder(rest, b"01", cg_limits).groups())
+            return _unbundle1(repo, their_heads, ChangegroupDecoder(rest, b"01", cg_limits).groups(),
+                              cg_limits.max_text)
         raise ProtocolError("the pushed data is not a Mercurial bundle")
     except (ProtocolError, UnsupportedFeature) as exc:
         return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
@@ -505,8 +506,9 @@ def heads_delta_result(heads_before: int, heads_after: int) -> int:
     return delta + 1 if delta >= 0 else delta - 1
 
 
-def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup]) -> Response:
-    tx = repo.transaction()
+def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup],
+               max_text: int | None = None) -> Response:
+    tx = repo.transaction(max_text)
     report = IngestReport()
     try:
         check_push_heads(repo, their_heads, "preparing changes")
@@ -605,7 +607,7 @@ def _unbundle2(
     repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool,
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
 ) -> Response:
-    tx = repo.transaction()
+    tx = repo.transaction(cg_limits.max_text)
     op = _PushOperation(repo, tx, their_heads, cg_limits=cg_limits)
     try:
         for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():

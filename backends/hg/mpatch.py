@@ -138,6 +138,14 @@ def on_line_boundaries(base: bytes, delta: bytes) -> bool:
     return True
 
 
+def result_size(base_length: int, delta: bytes) -> int:
+    """The length of the text ``delta`` makes from a base of ``base_length`` bytes."""
+    size = base_length
+    for start, end, data in parse_hunks(delta):
+        size += len(data) - (end - start)
+    return size
+
+
 def apply(base: bytes, delta: bytes, max_size: int = MAX_TEXT_SIZE) -> bytes:
     """Apply one delta to ``base``."""
     return patches(base, [delta], max_size)

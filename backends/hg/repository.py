@@ -496,8 +496,8 @@ class HgRepo:
 
     # -- writing --------------------------------------------------------------
 
-    def transaction(self) -> HgTransaction:
-        return Transaction(self)
+    def transaction(self, max_text: int | None = None) -> HgTransaction:
+        return Transaction(self, max_text)
 
     def recover_if_needed(self) -> None:
         """Roll back a transaction a killed writer left behind (its journal is still there)."""

@@ -21,7 +21,7 @@ from backends.hg.keys import format_bookmarks
 from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
-from protocols.errors import ProtocolError, StorageError
+from protocols.errors import LimitExceeded, ProtocolError, StorageError
 
 if TYPE_CHECKING:
     from backends.hg.repository import HgRepo
@@ -44,8 +44,10 @@ def _check_path(path: bytes) -> None:
 class Transaction:
     """One write transaction on an :class:`HgRepo`; locks are held from creation to commit/abort."""
 
-    def __init__(self, repo: HgRepo) -> None:
+    def __init__(self, repo: HgRepo, max_text: int | None = None) -> None:
         self.repo = repo
+        self.max_text = max_text
+        """The largest text a pushed delta may rebuild (``[limits] max_delta_result``); None: mpatch's own."""
         repo.locks.acquire()
         try:
             store = repo.store
@@ -154,6 +156,11 @@ class Transaction:
             if not writer.has_node(rd.base):
                 raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
             base_text = writer.text(writer.rev(rd.base))
+            if self.max_text is not None:
+                size = mpatch.result_size(len(base_text), rd.delta)
+                if size > self.max_text:
+                    raise LimitExceeded(f"a pushed revision of {size} bytes is over the {self.max_text}-byte limit "
+                                        "for rebuilt texts")
             text = mpatch.apply(base_text, rd.delta)
             if writer.has_node(rd.node):
                 continue

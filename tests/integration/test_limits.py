@@ -9,6 +9,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from backends.interfaces import Kind
 from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
 
@@ -231,10 +233,13 @@ def test_push_bounds_from_the_policy_file_refuse_with_a_clear_error_and_change_n
     client.git("--git-dir", str(git_dir), "fsck", "--full")
 
 
-def test_an_hg_push_over_max_fulltext_is_refused_and_the_repository_is_unchanged(
-        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
+@pytest.mark.parametrize("limit, said", [("max_fulltext", "over the 4096-byte limit"),
+                                         ("max_delta_result", "over the 4096-byte limit for rebuilt texts")])
+def test_an_hg_push_over_a_size_limit_is_refused_and_the_repository_is_unchanged(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys,
+        limit: str, said: str) -> None:
     policy = tmp_path / "policy.toml"
-    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["*"]\n[limits]\nmax_fulltext = 4096\n')
+    policy.write_text(f'[[repo]]\npattern = "*"\nwrite = ["*"]\n[limits]\n{limit} = 4096\n')
     server = make_server("fs", **ssh_server_settings(ssh_keys), config_file=str(policy))
     server.backend.create("h", Kind.HG)
     url = f"ssh://alice@127.0.0.1:{server.port('ssh')}/h"
@@ -249,7 +254,7 @@ def test_an_hg_push_over_max_fulltext_is_refused_and_the_repository_is_unchanged
     store = server.root / "h" / ".hg" / "store"
     before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     refused = client.hg(*ssh, "push", url, cwd=work, check=False)
-    assert refused.returncode != 0 and "over the 4096-byte limit" in refused.stdout + refused.stderr, refused
+    assert refused.returncode != 0 and said in refused.stdout + refused.stderr, refused
     after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     assert after == before
     client.hg("verify", "-q", "-R", str(server.root / "h"))

@@ -186,7 +186,7 @@ def test_push_bounds_come_from_the_policy_file(tmp_path: Path) -> None:
     config = ServiceConfig(backend=MemoryBackend(), root=str(tmp_path), config_file=str(policy))
     authorizer = authorizer_for(config)
     assert receive_bounds(authorizer) == ReceiveBounds(commands=7, object_size=1000, delta_result=2000, pkt_line=300)
-    assert changegroup_limits(authorizer).max_chunk == 1000
+    assert (changegroup_limits(authorizer).max_chunk, changegroup_limits(authorizer).max_text) == (1000, 2000)
 
 
 def test_a_pkt_line_limit_above_git_s_own_is_a_policy_error() -> None:

@@ -103,3 +103,20 @@ def test_on_line_boundaries(hunk: tuple[int, int, bytes], whole: bool) -> None:
     start, end, data = hunk
     delta = struct.pack(">lll", start, end, len(data)) + data
     assert mpatch.on_line_boundaries(b"a\nb\n", delta) is whole
+
+
+@given(st.binary(max_size=200), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 50), st.binary(max_size=30)),
+                                         max_size=5))
+def test_result_size_is_the_length_of_the_applied_delta(base: bytes, edits: list[tuple[int, int, bytes]]) -> None:
+    import struct
+
+    from backends.hg import mpatch
+
+    hunks, pos = [], 0
+    for gap, span, data in edits:
+        start = min(pos + gap, len(base))
+        end = min(start + span, len(base))
+        hunks.append(struct.pack(">lll", start, end, len(data)) + data)
+        pos = end
+    delta = b"".join(hunks)
+    assert mpatch.result_size(len(base), delta) == len(mpatch.apply(base, delta))

@@ -316,7 +316,7 @@ class FakeRepo:
         repo.state.phases, repo.state.bookmarks = phases, bookmarks
         return repo
 
-    def transaction(self) -> FakeTransaction:
+    def transaction(self, max_text: int | None = None) -> FakeTransaction:
         return FakeTransaction(self)
 
     def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
