@@ -13,10 +13,9 @@ import itertools
 import re
 import struct
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Literal, Protocol
 
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
@@ -35,6 +34,7 @@ from backends.hg.revlog import (
     NULL_REV,
     VERSION_REVLOGV1,
     Index,
+    LruCache,
     Revlog,
     RevlogCache,
 )
@@ -229,7 +229,7 @@ class HgRepo:
             return []
         known: list[tuple[bytes, bool]] = []
         entries = cl.index.entries
-        for rev, (prefix, value) in enumerate(RBC_RECORD.iter_unpack(memoryview(records)[: len(records) // 8 * 8])):
+        for rev, (prefix, value) in enumerate(RBC_RECORD.iter_unpack(memoryview(records)[: len(records) - len(records) % RBC_RECORD.size])):
             index = value & 0x7FFFFFFF
             if prefix != entries[rev][7][:4] or index >= len(names):
                 break
@@ -576,39 +576,9 @@ def _branch_of(changeset_text: bytes) -> tuple[bytes, bool]:
     return cs.branch, cs.closes_branch
 
 
-T = TypeVar("T")
-
-
-class SharedByStore(Generic[T]):
-    """Derived data of the last ``size`` stores opened, shared between opens of the same store.
-
-    Each value carries its own validity check (the changelog snapshot or the
-    node it was computed at), made by the caller before use.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._values: OrderedDict[bytes, T] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, scope: bytes) -> T | None:
-        with self._lock:
-            found = self._values.get(scope)
-            if found is not None:
-                self._values.move_to_end(scope)
-            return found
-
-    def put(self, scope: bytes, value: T) -> None:
-        with self._lock:
-            self._values[scope] = value
-            self._values.move_to_end(scope)
-            while len(self._values) > self.size:
-                self._values.popitem(last=False)
-
-
-SHARED_BRANCHES: SharedByStore[tuple[list[tuple[bytes, bool]], Node]] = SharedByStore(64)
-"""Per-revision (branch, closes) lists, with the changelog node they end at."""
-SHARED_VIEWS: SharedByStore[Views] = SharedByStore(64)
+SHARED_BRANCHES: LruCache[bytes, tuple[list[tuple[bytes, bool]], Node]] = LruCache(64)
+"""Per store directory: the per-revision (branch, closes) list, with the changelog node it ends at."""
+SHARED_VIEWS: LruCache[bytes, Views] = LruCache(64)
 """Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
 
 

@@ -20,9 +20,9 @@ import struct
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import zstandard
 
@@ -359,8 +359,54 @@ class Revlog:
         return base, chunk
 
 
-class IndexCache:
-    """Parsed index snapshots shared by every open of the same store, least recently used first out.
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    """Values kept between opens of a repository, least recently used first out, within ``budget``.
+
+    ``cost`` says what a value counts against the budget (1 each by default);
+    a value costing over a quarter of it is not kept, so that one cannot push
+    out everything else.  Safe to share between threads.
+    """
+
+    def __init__(self, budget: int, cost: Callable[[V], int] = lambda value: 1) -> None:
+        self.budget = budget
+        self._cost = cost
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
+
+    def put(self, key: K, value: V) -> None:
+        cost = self._cost(value)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._held -= old[1]
+            if cost > self.budget // 4:
+                return
+            self._entries[key] = (value, cost)
+            self._held += cost
+            while self._held > self.budget:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._held -= dropped
+
+
+class IndexCache(LruCache[tuple[bytes, bytes], Index]):
+    """Parsed index snapshots shared by every open of the same store.
 
     A request opens its repository afresh, and a full clone parses every
     revlog index in the store; keeping the snapshots between requests (and
@@ -374,41 +420,15 @@ class IndexCache:
     ENTRY_COST = 160
 
     def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self._entries: OrderedDict[tuple[bytes, bytes], tuple[Index, int]] = OrderedDict()
-        self._held = 0
-        self._lock = threading.Lock()
+        super().__init__(budget, self._index_cost)
 
-    @property
-    def held(self) -> int:
-        return self._held
+    @classmethod
+    def _index_cost(cls, index: Index) -> int:
+        return len(index.inline_data or b"") + cls.ENTRY_COST * (len(index.entries) + 1)
 
-    def get(self, key: tuple[bytes, bytes], stamp: Stamp) -> Index | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None or found[0].stamp != stamp:
-                return None
-            self._entries.move_to_end(key)
-            return found[0]
-
-    def put(self, key: tuple[bytes, bytes], index: Index) -> None:
-        cost = len(index.inline_data or b"") + self.ENTRY_COST * (len(index.entries) + 1)
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._held -= old[1]
-            if cost > self.budget // 4:
-                return  # one huge index would push out everything else
-            self._entries[key] = (index, cost)
-            self._held += cost
-            while self._held > self.budget:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._held -= dropped
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._held = 0
+    def get_valid(self, key: tuple[bytes, bytes], stamp: Stamp) -> Index | None:
+        found = self.get(key)
+        return found if found is not None and found.stamp == stamp else None
 
 
 SHARED_INDEXES = IndexCache(64 << 20)
@@ -439,7 +459,7 @@ class RevlogCache:
         if cached is not None and cached.stamp == stamp:
             return cached
         if self.scope is not None and stamp is not None:
-            shared = self.shared.get((self.scope, index_path), stamp)
+            shared = self.shared.get_valid((self.scope, index_path), stamp)
             if shared is not None:
                 self._indexes[index_path] = shared
                 return shared

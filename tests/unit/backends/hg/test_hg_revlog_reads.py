@@ -93,12 +93,12 @@ def test_index_cache_holds_within_its_budget_and_drops_the_least_recently_used()
         indexes[n] = parse_index(entry, (64, n, n), HEADER)
         cache.put((b"s", b"%d.i" % n), indexes[n])
         if n == 2:
-            assert cache.get((b"s", b"0.i"), (64, 0, 0)) is indexes[0]  # used again: kept
+            assert cache.get_valid((b"s", b"0.i"), (64, 0, 0)) is indexes[0]  # used again: kept
     assert cache.held <= cache.budget
-    assert cache.get((b"s", b"0.i"), (64, 0, 0)) is indexes[0]
-    assert cache.get((b"s", b"1.i"), (64, 1, 1)) is None
-    assert cache.get((b"s", b"5.i"), (64, 5, 5)) is indexes[5]
-    assert cache.get((b"s", b"5.i"), (64, 5, 6)) is None  # another stamp: the file changed
+    assert cache.get_valid((b"s", b"0.i"), (64, 0, 0)) is indexes[0]
+    assert cache.get_valid((b"s", b"1.i"), (64, 1, 1)) is None
+    assert cache.get_valid((b"s", b"5.i"), (64, 5, 5)) is indexes[5]
+    assert cache.get_valid((b"s", b"5.i"), (64, 5, 6)) is None  # another stamp: the file changed
 
 
 def test_opens_of_one_store_share_index_snapshots_until_the_file_changes(tmp_path: object) -> None:
