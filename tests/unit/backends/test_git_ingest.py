@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -9,9 +10,9 @@ from pathlib import Path
 import pytest
 from dulwich.errors import ObjectFormatException
 from dulwich.objects import Blob, Commit, Tree
+from dulwich.repo import Repo
 from hypothesis import given
 from hypothesis import strategies as st
-from dulwich.repo import Repo
 
 from backends import git_ingest
 
@@ -118,16 +119,12 @@ def raw_pack(entries: list[tuple[int, bytes]]) -> bytes:
     import struct
     import zlib
 
+    from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+    from dulwich.pack import pack_object_header
+
     out = b"PACK" + struct.pack(">II", 2, len(entries))
     for type_num, body in entries:
-        size = len(body)
-        head = bytearray([(type_num << 4) | (size & 0x0F)])
-        size >>= 4
-        while size:
-            head[-1] |= 0x80
-            head.append(size & 0x7F)
-            size >>= 7
-        out += bytes(head) + zlib.compress(body)
+        out += bytes(pack_object_header(type_num, None, len(body), DEFAULT_OBJECT_FORMAT)) + zlib.compress(body)
     return out + hashlib.sha1(out).digest()
 
 
@@ -279,7 +276,7 @@ def _reference_tree_check(entries: list[tuple[bytes, bytes]]) -> bool:
     """The plain rule: keys (``name/`` for a subtree) strictly increasing, no name twice."""
     keys = [name + b"/" if mode == b"40000" else name for mode, name in entries]
     names = [name for _, name in entries]
-    return len(set(names)) == len(names) and all(a < b for a, b in zip(keys, keys[1:]))
+    return len(set(names)) == len(names) and all(a < b for a, b in itertools.pairwise(keys))
 
 
 @given(st.lists(st.tuples(st.sampled_from([b"100644", b"40000", b"120000"]),

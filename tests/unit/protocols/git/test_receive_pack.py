@@ -171,17 +171,13 @@ def test_good_ref_names() -> None:
         check_ref_name(name)
 
 
-def _object(type_num: int, data: bytes, prefix: bytes = b"") -> bytes:
+def _object(type_num: int, data: bytes, ofs_base: int | None = None) -> bytes:
     import zlib
 
-    size = len(data)
-    head = bytearray([(type_num << 4) | (size & 0x0F)])
-    size >>= 4
-    while size:
-        head[-1] |= 0x80
-        head.append(size & 0x7F)
-        size >>= 7
-    return bytes(head) + prefix + zlib.compress(data)
+    from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+    from dulwich.pack import pack_object_header
+
+    return bytes(pack_object_header(type_num, ofs_base, len(data), DEFAULT_OBJECT_FORMAT)) + zlib.compress(data)
 
 
 def _varint(value: int) -> bytes:
@@ -195,7 +191,7 @@ def _varint(value: int) -> bytes:
 
 def _pack_with_delta(result_size: int) -> bytes:
     blob = _object(3, b"hello")
-    delta = _object(6, _varint(5) + _varint(result_size) + b"\x05hello", prefix=bytes([len(blob)]))
+    delta = _object(6, _varint(5) + _varint(result_size) + b"\x05hello", ofs_base=len(blob))
     return b"PACK\x00\x00\x00\x02\x00\x00\x00\x02" + blob + delta + b"\x00" * 20
 
 
