@@ -86,6 +86,15 @@ def _pieces_length(pieces: Iterable[Piece]) -> int:
     return sum(end - start if data is None else len(data) for start, end, data in pieces)
 
 
+class TextTooLarge(StorageError):
+    """A delta would make a text over ``max_size`` bytes (``size``); nothing was built."""
+
+    def __init__(self, size: int, max_size: int) -> None:
+        super().__init__("corrupt delta: result larger than the size limit")
+        self.size = size
+        self.max_size = max_size
+
+
 def patches(base: bytes, deltas: Sequence[bytes], max_size: int = MAX_TEXT_SIZE) -> bytes:
     """Apply a chain of deltas to ``base``, one after the other.
 
@@ -117,7 +126,7 @@ def _apply_one(text: bytes, delta: bytes, max_size: int) -> bytes:
     parts.append(view[pos:])
     out_size += size - pos
     if out_size > max_size:
-        raise StorageError("corrupt delta: result larger than the size limit")
+        raise TextTooLarge(out_size, max_size)
     return b"".join(parts)
 
 
@@ -136,14 +145,6 @@ def on_line_boundaries(base: bytes, delta: bytes) -> bool:
         if data and data[-1] != 0x0A:
             return False
     return True
-
-
-def result_size(base_length: int, delta: bytes) -> int:
-    """The length of the text ``delta`` makes from a base of ``base_length`` bytes."""
-    size = base_length
-    for start, end, data in parse_hunks(delta):
-        size += len(data) - (end - start)
-    return size
 
 
 def apply(base: bytes, delta: bytes, max_size: int = MAX_TEXT_SIZE) -> bytes:

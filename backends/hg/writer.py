@@ -141,6 +141,17 @@ class Transaction:
     def _file_writer(self, path: bytes) -> RevlogWriter:
         return self._writer(self.repo.filelog_path(path), b"data/" + path + b".i")
 
+    def _rebuild(self, base_text: bytes, delta: bytes) -> bytes:
+        """Apply a pushed delta within ``max_text`` (and mpatch's own bound), sized before it is built."""
+        limit = mpatch.MAX_TEXT_SIZE if self.max_text is None else min(self.max_text, mpatch.MAX_TEXT_SIZE)
+        try:
+            return mpatch.apply(base_text, delta, limit)
+        except mpatch.TextTooLarge as exc:
+            if self.max_text is None or exc.size <= self.max_text:
+                raise
+            raise LimitExceeded(f"a pushed revision of {exc.size} bytes is over the {self.max_text}-byte limit "
+                                "for rebuilt texts") from None
+
     def _ingest(self, writer: RevlogWriter, revisions: Iterator[RevisionDelta], is_changelog: bool = False,
                 lines_only: bool = False) -> list[Node]:
         """Apply one delta group: check bases, parents, linknodes and hashes, then append.
@@ -156,12 +167,7 @@ class Transaction:
             if not writer.has_node(rd.base):
                 raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
             base_text = writer.text(writer.rev(rd.base))
-            if self.max_text is not None:
-                size = mpatch.result_size(len(base_text), rd.delta)
-                if size > self.max_text:
-                    raise LimitExceeded(f"a pushed revision of {size} bytes is over the {self.max_text}-byte limit "
-                                        "for rebuilt texts")
-            text = mpatch.apply(base_text, rd.delta)
+            text = self._rebuild(base_text, rd.delta)
             if writer.has_node(rd.node):
                 continue
             for parent in (rd.p1, rd.p2):

@@ -106,12 +106,9 @@ def test_on_line_boundaries(hunk: tuple[int, int, bytes], whole: bool) -> None:
 
 
 @given(st.binary(max_size=200), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 50), st.binary(max_size=30)),
-                                         max_size=5))
-def test_result_size_is_the_length_of_the_applied_delta(base: bytes, edits: list[tuple[int, int, bytes]]) -> None:
-    import struct
-
-    from backends.hg import mpatch
-
+                                         min_size=1, max_size=5))
+def test_a_text_over_the_bound_is_refused_with_its_exact_size(
+        base: bytes, edits: list[tuple[int, int, bytes]]) -> None:
     hunks, pos = [], 0
     for gap, span, data in edits:
         start = min(pos + gap, len(base))
@@ -119,4 +116,7 @@ def test_result_size_is_the_length_of_the_applied_delta(base: bytes, edits: list
         hunks.append(struct.pack(">lll", start, end, len(data)) + data)
         pos = end
     delta = b"".join(hunks)
-    assert mpatch.result_size(len(base), delta) == len(mpatch.apply(base, delta))
+    size = len(mpatch.apply(base, delta))
+    with pytest.raises(mpatch.TextTooLarge) as refused:
+        mpatch.apply(base, delta, size - 1)
+    assert refused.value.size == size
