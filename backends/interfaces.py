@@ -49,10 +49,37 @@ class RefResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PackedObject:
+    """One object of a pushed pack, as the gateway's scan of the stream found it.
+
+    ``base``: the absolute offset of an OFS_DELTA's base, the 20-byte id of a
+    REF_DELTA's base, else None.  ``sha``: the 20-byte id of a whole object
+    (types 1-4), None for a delta.  ``crc32``: of the object's bytes in the
+    pack, header included (what a version 2 index records).
+    """
+
+    offset: int
+    data_offset: int
+    end: int
+    type_num: int
+    size: int
+    base: int | bytes | None
+    crc32: int
+    sha: bytes | None
+
+
 class PackSink(Protocol):
     """Receives a pushed pack as a stream; nothing is visible before ``commit``."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
+        """The next bytes of the pack; ``objects``: those that end in them, as the gateway scanned them.
+
+        The gateway has checked each object's structure, sizes and the pack's
+        checksum; a sink may use the records (and skip a scan of its own) or
+        ignore them.  None: the caller did not scan, the sink must.
+        """
+        ...
 
     def commit(self) -> None: ...
 
@@ -264,6 +291,7 @@ __all__ = [
     "Node",
     "ObjectId",
     "PackSink",
+    "PackedObject",
     "RefResult",
     "RefUpdate",
     "Repository",

@@ -11,12 +11,13 @@ that structure without keeping it, and the pack bytes leave as ``PackData``.
 from __future__ import annotations
 
 import enum
+import hashlib
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from backends.interfaces import ZERO_ID, ObjectId, RefResult, RefUpdate
+from backends.interfaces import ZERO_ID, ObjectId, PackedObject, RefResult, RefUpdate
 from protocols import git_caps, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import parse_oid
@@ -72,9 +73,10 @@ class NoCommands:
 
 @dataclass(frozen=True, slots=True)
 class PackData:
-    """A piece of the pushed pack, in order."""
+    """A piece of the pushed pack, in order, and the objects that end in it."""
 
     data: bytes
+    objects: tuple[PackedObject, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +285,7 @@ class ReceivePack:
     def _scan(self, data: bytes) -> None:
         consumed = self._scanner.feed(data)
         if consumed:
-            self._pending.append(PackData(data[:consumed]))
+            self._pending.append(PackData(data[:consumed], tuple(self._scanner.take_objects())))
         if self._scanner.complete:
             if consumed < len(data):
                 raise ProtocolError("receive-pack: unexpected bytes after the pack")
@@ -343,6 +345,9 @@ _VALID_TYPES = frozenset({1, 2, 3, 4, 6, 7})
 OFS_DELTA = 6
 REF_DELTA = 7
 _MAX_HEADER = 64
+_TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+_WHOLE_OBJECT_MAX = 1 << 20
+"""Objects up to this size are inflated in one call when they lie wholly in the data at hand."""
 
 
 class PackScanner:
@@ -353,6 +358,11 @@ class PackScanner:
     stream; then a 20-byte checksum.  Inflated sizes are checked against the
     declared sizes, so a zlib bomb costs at most its declared size in CPU and
     never in memory (inflated bytes are discarded).
+
+    On the way it records each object as a ``PackedObject`` (offsets, type,
+    delta base, CRC-32, and the id of a whole object from its inflated bytes)
+    and checks the trailing checksum, so that the store indexing the pack
+    needs no second pass over it (``take_objects``).
     """
 
     def __init__(self, max_pack: int = DEFAULT_MAX_PACK, max_object: int = MAX_OBJECT_SIZE,
@@ -369,21 +379,121 @@ class PackScanner:
         self._inflated = 0
         self._delta_head: bytearray | None = None
         """The first inflated bytes of a delta, until its result size is read from them."""
+        self._checksum = hashlib.sha1()
+        """Of every byte before the trailer."""
+        self._crc = 0
+        self._object: tuple[int, int, int, int | bytes | None] | None = None
+        """(offset, data offset, type, base) of the object being inflated."""
+        self._hash: hashlib._Hash | None = None
+        self._objects: list[PackedObject] = []
+        self._at = 0
+        """Pack offset of the view the current phase is given."""
+        self._starts: set[int] = set()
+        """Offsets where objects start: an OFS_DELTA's base must be one of them."""
 
     @property
     def complete(self) -> bool:
         return self._phase is _Phase.COMPLETE
+
+    def take_objects(self) -> list[PackedObject]:
+        """The objects completed since the last call, in pack order."""
+        objects, self._objects = self._objects, []
+        return objects
 
     def feed(self, data: bytes) -> int:
         """Scan ``data``; return how many of its bytes belong to the pack."""
         view = memoryview(data)
         pos = 0
         while pos < len(view) and self._phase is not _Phase.COMPLETE:
-            pos += _PHASES[self._phase](self, view[pos:])
+            phase = self._phase
+            if phase is _Phase.OBJECT_HEADER and not self._buffer:
+                end = self._whole_object(view, pos)
+                if end >= 0:
+                    pos = end
+                    continue
+            self._at = self._offset + pos
+            used = _PHASES[phase](self, view[pos:])
+            if phase is not _Phase.TRAILER:
+                piece = view[pos:pos + used]
+                self._checksum.update(piece)
+                if phase is not _Phase.HEADER:
+                    self._crc = zlib.crc32(piece, self._crc)
+                    if self._phase is not phase and phase is _Phase.INFLATE:
+                        self._finish_object(self._offset + pos + used)
+            pos += used
         self._offset += pos
         if self._offset > self._max_pack:
             raise LimitExceeded(f"pushed pack larger than {self._max_pack} bytes")
         return pos
+
+    def _whole_object(self, view: memoryview, pos: int) -> int:
+        """Scan a small object that lies wholly in ``view`` at ``pos`` in one go; its end, or -1.
+
+        The common case, without the phase machine's per-piece steps; -1 (an
+        object cut by the end of ``view``, or a large one) leaves it to them.
+        The checks are the same.
+        """
+        limit = len(view)
+        byte = view[pos]
+        type_num, size, shift, i = (byte >> 4) & 7, byte & 0x0F, 4, pos + 1
+        while byte & 0x80:
+            if i >= limit or shift > 60:
+                return -1
+            byte = view[i]
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            i += 1
+        if size > _WHOLE_OBJECT_MAX or type_num not in _VALID_TYPES or size > self._max_object:
+            return -1
+        offset = self._offset + pos
+        base: int | bytes | None = None
+        if type_num == OFS_DELTA:
+            if i >= limit:
+                return -1
+            byte = view[i]
+            distance = byte & 0x7F
+            i += 1
+            while byte & 0x80:
+                if i >= limit or distance >= 1 << 56:
+                    return -1
+                byte = view[i]
+                distance = ((distance + 1) << 7) | (byte & 0x7F)
+                i += 1
+            if distance == 0 or offset - distance not in self._starts:
+                return -1
+            base = offset - distance
+        elif type_num == REF_DELTA:
+            if i + 20 > limit:
+                return -1
+            base = bytes(view[i:i + 20])
+            i += 20
+        inflater = zlib.decompressobj()
+        piece = view[i:i + size + (size >> 11) + 64]  # zlib's bound on what ``size`` bytes deflate to
+        try:
+            out = inflater.decompress(piece, size + 1)
+        except zlib.error:
+            return -1
+        if not inflater.eof or len(out) != size:
+            return -1
+        if base is None:
+            sha = hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % size)
+            sha.update(out)
+            digest: bytes | None = sha.digest()
+        else:
+            sizes = _delta_sizes(out[:_DELTA_HEAD_MAX])
+            if sizes is None or sizes[1] > self._max_delta_result:
+                return -1
+            digest = None
+        end = i + len(piece) - len(inflater.unused_data)
+        whole = view[pos:end]
+        self._checksum.update(whole)
+        self._starts.add(offset)
+        self._objects.append(PackedObject(offset, offset + i - pos, self._offset + end, type_num, size, base,
+                                          zlib.crc32(whole), digest))
+        self._remaining_objects -= 1
+        if not self._remaining_objects:
+            self._phase = _Phase.TRAILER
+        return end
 
     def _buffered(self, view: memoryview, want: int) -> int:
         take = min(want - len(self._buffer), len(view))
@@ -405,19 +515,32 @@ class PackScanner:
         before = len(self._buffer)
         take = min(_MAX_HEADER - before, len(view))
         self._buffer += view[:take]
-        parsed = _parse_object_header(bytes(self._buffer), self._offset + 0)
+        parsed = _parse_object_header(bytes(self._buffer))
         if parsed is None:
             if len(self._buffer) >= _MAX_HEADER:
                 raise ProtocolError("receive-pack: malformed object header in the pushed pack")
             return take
-        header_len, size, type_num = parsed
+        header_len, size, type_num, base = parsed
         if size > self._max_object:
             raise LimitExceeded(f"an object of {size} bytes in the pushed pack exceeds the limit of {self._max_object}")
         self._buffer.clear()
         self._declared, self._inflated = size, 0
-        self._delta_head = bytearray() if type_num in (OFS_DELTA, REF_DELTA) else None
         self._inflater = zlib.decompressobj()
         self._phase = _Phase.INFLATE
+        offset = self._at - before
+        if type_num == OFS_DELTA:
+            assert isinstance(base, int)
+            if base > offset or offset - base not in self._starts:
+                raise ProtocolError("receive-pack: an OFS_DELTA in the pushed pack names a base that is "
+                                    "not an earlier object of the pack")
+            base = offset - base
+        self._starts.add(offset)
+        self._object = (offset, offset + header_len, type_num, base)
+        if type_num in (OFS_DELTA, REF_DELTA):
+            self._delta_head, self._hash = bytearray(), None
+        else:
+            self._delta_head = None
+            self._hash = hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % size)
         return header_len - before
 
     def _inflate(self, view: memoryview) -> int:
@@ -428,14 +551,13 @@ class PackScanner:
 
     def _inflate_piece(self, view: memoryview) -> int:
         assert self._inflater is not None
-        piece = view[: max(512, min(len(view), 65536))]
+        # Rarely more input than the rest of the object needs: zlib copies what follows its end.
+        piece = view[: max(512, min(len(view), self._declared - self._inflated + 1024, 65536))]
         out = self._inflater.decompress(piece, self._declared + 1 - self._inflated)
-        self._inflated += len(out)
-        self._watch_delta(out)
+        self._took(out)
         while self._inflater.unconsumed_tail and self._inflated <= self._declared:
             out = self._inflater.decompress(self._inflater.unconsumed_tail, self._declared + 1 - self._inflated)
-            self._inflated += len(out)
-            self._watch_delta(out)
+            self._took(out)
         if self._inflated > self._declared:
             raise ProtocolError("receive-pack: an object in the pushed pack inflates past its declared size")
         if not self._inflater.eof:
@@ -445,6 +567,20 @@ class PackScanner:
         self._remaining_objects -= 1
         self._phase = _Phase.OBJECT_HEADER if self._remaining_objects else _Phase.TRAILER
         return len(piece) - len(self._inflater.unused_data)
+
+    def _took(self, out: bytes) -> None:
+        self._inflated += len(out)
+        if self._hash is not None:
+            self._hash.update(out)
+        else:
+            self._watch_delta(out)
+
+    def _finish_object(self, end: int) -> None:
+        assert self._object is not None
+        offset, data_offset, type_num, base = self._object
+        sha = self._hash.digest() if self._hash is not None else None
+        self._objects.append(PackedObject(offset, data_offset, end, type_num, self._declared, base, self._crc, sha))
+        self._object, self._crc = None, 0
 
     def _watch_delta(self, out: bytes) -> None:
         """Read a delta's result size (its second varint) as soon as it is inflated; refuse one too large."""
@@ -465,6 +601,8 @@ class PackScanner:
     def _trailer(self, view: memoryview) -> int:
         used = self._buffered(view, PACK_TRAILER)
         if len(self._buffer) == PACK_TRAILER:
+            if bytes(self._buffer) != self._checksum.digest():
+                raise ProtocolError("receive-pack: the pushed pack's checksum does not match its content")
             self._buffer.clear()
             self._phase = _Phase.COMPLETE
         return used
@@ -498,8 +636,11 @@ def _delta_sizes(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _parse_object_header(buf: bytes, offset: int) -> tuple[int, int, int] | None:
-    """(header length, declared size, type) of a pack object, or None if ``buf`` is too short."""
+def _parse_object_header(buf: bytes) -> tuple[int, int, int, int | bytes | None] | None:
+    """(header length, declared size, type, base) of a pack object, or None if ``buf`` is too short.
+
+    ``base``: an OFS_DELTA's distance back to its base, a REF_DELTA's base id, else None.
+    """
     if not buf:
         return None
     type_num = (buf[0] >> 4) & 7
@@ -514,15 +655,15 @@ def _parse_object_header(buf: bytes, offset: int) -> tuple[int, int, int] | None
         shift += 7
     i += 1
     if type_num == REF_DELTA:
-        return (i + 20, size, type_num) if len(buf) >= i + 20 else None
+        return (i + 20, size, type_num, bytes(buf[i:i + 20])) if len(buf) >= i + 20 else None
     if type_num == OFS_DELTA:
-        skipped = _skip_ofs(buf, i, size)
-        return None if skipped is None else (*skipped, type_num)
-    return i, size, type_num
+        skipped = _ofs_distance(buf, i)
+        return None if skipped is None else (skipped[0], size, type_num, skipped[1])
+    return i, size, type_num, None
 
 
-def _skip_ofs(buf: bytes, i: int, size: int) -> tuple[int, int] | None:
-    """Skip an OFS_DELTA base offset; 0 would make the object its own base (dulwich NEWS 1.2.9)."""
+def _ofs_distance(buf: bytes, i: int) -> tuple[int, int] | None:
+    """(end, distance) of an OFS_DELTA base offset; 0 would make the object its own base (dulwich NEWS 1.2.9)."""
     if i >= len(buf):
         return None
     value = buf[i] & 0x7F
@@ -530,10 +671,12 @@ def _skip_ofs(buf: bytes, i: int, size: int) -> tuple[int, int] | None:
         i += 1
         if i >= len(buf):
             return None
+        if value >= 1 << 56:
+            _too_large()
         value = ((value + 1) << 7) | (buf[i] & 0x7F)
     if value == 0:
         raise ProtocolError("receive-pack: an OFS_DELTA in the pushed pack names itself as its base")
-    return i + 1, size
+    return i + 1, value
 
 
 def _too_large() -> NoReturn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from backends.interfaces import ZERO_ID, ObjectId, RefResult, RefUpdate
@@ -99,7 +101,8 @@ def test_refusals_are_ng_lines() -> None:
     line = ZERO_ID + b" " + MAIN + b" refs/heads/x\0report-status"
     core.receive_data(b"%04x" % (len(line) + 4) + line + b"0000")
     assert isinstance(core.next_event(), RefCommands)
-    core.receive_data(b"PACK\x00\x00\x00\x02\x00\x00\x00\x00" + b"\x02" * 20)
+    empty = b"PACK\x00\x00\x00\x02\x00\x00\x00\x00"
+    core.receive_data(empty + hashlib.sha1(empty).digest())
     assert isinstance(core.next_event(), PackData) and isinstance(core.next_event(), PackEnd)
     assert core.report_status("index-pack failed", [RefResult(b"refs/heads/x", "unpacker error")]) == (
         b"001dunpack index-pack failed\n0023ng refs/heads/x unpacker error\n0000")
@@ -192,7 +195,8 @@ def _varint(value: int) -> bytes:
 def _pack_with_delta(result_size: int) -> bytes:
     blob = _object(3, b"hello")
     delta = _object(6, _varint(5) + _varint(result_size) + b"\x05hello", ofs_base=len(blob))
-    return b"PACK\x00\x00\x00\x02\x00\x00\x00\x02" + blob + delta + b"\x00" * 20
+    body = b"PACK\x00\x00\x00\x02\x00\x00\x00\x02" + blob + delta
+    return body + hashlib.sha1(body).digest()
 
 
 def test_scanner_bounds_object_sizes_and_what_a_delta_rebuilds() -> None:

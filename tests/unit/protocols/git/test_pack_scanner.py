@@ -1,0 +1,168 @@
+"""PackScanner's records of a pushed pack: what the store indexes the pack from, without reading it again.
+
+Every record is held to what dulwich reads from the same pack (offsets, types,
+delta bases, whole objects' ids) and to the CRC-32 of the object's bytes, at
+any split of the stream: whole objects take a one-call path, objects cut by a
+split the piece-by-piece one, and both must agree.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path
+
+import pytest
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.objects import Blob
+from dulwich.pack import PackData, write_pack_objects
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends.interfaces import PackedObject
+from protocols.errors import LimitExceeded, ProtocolError
+from protocols.git_receive import OFS_DELTA, REF_DELTA, PackScanner
+
+
+def git_pack() -> bytes:
+    """A pack git itself wrote: commits, trees and blobs of a file edited a little each time (OFS_DELTAs)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": tmp, "GIT_AUTHOR_NAME": "A",
+               "GIT_AUTHOR_EMAIL": "a@example.com", "GIT_COMMITTER_NAME": "A", "GIT_COMMITTER_EMAIL": "a@example.com"}
+
+        def git(*args: str, stdin: bytes | None = None) -> bytes:
+            return subprocess.run(["git", "-C", tmp, *args], check=True, capture_output=True, input=stdin,
+                                  env=env).stdout
+
+        git("init", "-q")
+        lines = [b"line %d of a file that changes a little\n" % i for i in range(300)]
+        for k in range(6):
+            lines[k * 37] = b"changed in commit %d\n" % k
+            Path(tmp, "f.txt").write_bytes(b"".join(lines))
+            git("add", "f.txt")
+            git("commit", "-q", "-m", f"commit {k}")
+        objects = git("rev-list", "--objects", "--all")
+        return git("pack-objects", "--stdout", "--delta-base-offset", "-q", stdin=objects)
+
+
+def ref_delta_pack() -> bytes:
+    """A pack of similar blobs that dulwich deltifies against each other by id (REF_DELTA)."""
+    text = b"".join(b"line %d of a file that changes a little\n" % i for i in range(400))
+    blobs = [Blob.from_string(text.replace(b"line %d " % k, b"LINE %d " % k)) for k in range(0, 400, 40)]
+    out = io.BytesIO()
+    write_pack_objects(out.write, [(b, None) for b in blobs], deltify=True, object_format=DEFAULT_OBJECT_FORMAT)
+    return out.getvalue()
+
+
+PACKS = {"git": git_pack(), "ref-delta": ref_delta_pack()}
+
+
+def expected(pack: bytes, tmp: Path) -> list[PackedObject]:
+    """The records, from dulwich's own reading of the pack."""
+    path = tmp / "p.pack"
+    path.write_bytes(pack)
+    with PackData(str(path), object_format=DEFAULT_OBJECT_FORMAT) as data:
+        unpacked = list(data.iter_unpacked())
+    ends = [u.offset for u in unpacked[1:]] + [len(pack) - 20]
+    records = []
+    for u, end in zip(unpacked, ends, strict=True):
+        assert u.offset is not None
+        if u.pack_type_num == OFS_DELTA:
+            base: int | bytes | None = u.offset - u.delta_base
+        elif u.pack_type_num == REF_DELTA:
+            base = u.delta_base
+        else:
+            base = None
+        start = end - len(b"".join(u.comp_chunks or [])) if u.comp_chunks else None
+        records.append(PackedObject(u.offset, start if start is not None else -1, end, u.pack_type_num,
+                                    u.decomp_len or 0, base, zlib.crc32(pack[u.offset:end]),
+                                    None if base is not None else u.sha()))
+    return records
+
+
+def scan(pack: bytes, cuts: list[int]) -> list[PackedObject]:
+    scanner = PackScanner()
+    records: list[PackedObject] = []
+    pos = 0
+    for cut in [*sorted(set(cuts)), len(pack)]:
+        if cut > pos:
+            assert scanner.feed(pack[pos:cut]) == cut - pos
+            records += scanner.take_objects()
+            pos = cut
+    assert scanner.complete
+    return records
+
+
+def same(found: list[PackedObject], wanted: list[PackedObject]) -> None:
+    assert len(found) == len(wanted)
+    for got, want in zip(found, wanted, strict=True):
+        assert (got.offset, got.end, got.type_num, got.base, got.crc32, got.sha) == (
+            want.offset, want.end, want.type_num, want.base, want.crc32, want.sha)
+        assert got.offset < got.data_offset < got.end
+        if got.type_num < OFS_DELTA:
+            assert got.size == want.size
+
+
+@pytest.mark.parametrize("name", sorted(PACKS))
+@pytest.mark.parametrize("step", [1, 5, 64, 4096, 1 << 20])
+def test_records_match_dulwichs_reading_at_any_step(name: str, step: int, tmp_path: Path) -> None:
+    pack = PACKS[name]
+    wanted = expected(pack, tmp_path)
+    assert {r.type_num for r in wanted} & {OFS_DELTA, REF_DELTA}, "the pack must hold deltas"
+    same(scan(pack, list(range(step, len(pack), step))), wanted)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(PACKS)), cuts=st.lists(st.integers(min_value=1, max_value=20000), max_size=12))
+def test_records_do_not_depend_on_where_the_stream_is_cut(name: str, cuts: list[int]) -> None:
+    pack = PACKS[name]
+    assert scan(pack, [c for c in cuts if c < len(pack)]) == scan(pack, [])
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(sorted(PACKS)), data=st.data(), whole=st.booleans())
+def test_any_changed_byte_is_refused(name: str, data: st.DataObject, whole: bool) -> None:
+    pack = PACKS[name]
+    at = data.draw(st.integers(min_value=0, max_value=len(pack) - 1))
+    flip = data.draw(st.integers(min_value=1, max_value=255))
+    damaged = pack[:at] + bytes([pack[at] ^ flip]) + pack[at + 1:]
+    scanner = PackScanner()
+    with pytest.raises(ProtocolError):
+        if whole:
+            used = scanner.feed(damaged)
+        else:
+            used = sum(scanner.feed(damaged[i:i + 1]) for i in range(len(damaged)))
+        # a smaller object count can end the pack early: the bytes after it are not a checksum
+        assert scanner.complete and used == len(damaged)
+
+
+def test_a_damaged_checksum_is_refused() -> None:
+    pack = PACKS["git"]
+    with pytest.raises(ProtocolError, match="checksum"):
+        PackScanner().feed(pack[:-1] + bytes([pack[-1] ^ 1]))
+
+
+def test_an_ofs_delta_must_name_an_earlier_object() -> None:
+    pack = PACKS["git"]
+    delta = next(r for r in scan(pack, []) if r.type_num == OFS_DELTA)
+    last = delta.data_offset - 1  # the distance back to the base ends the object's header
+    assert not pack[last] & 0x80 and pack[last] < 0x7F
+    damaged = pack[:last] + bytes([pack[last] + 1]) + pack[last + 1:]  # one byte further back: inside an object
+    for step in (1, len(damaged)):
+        scanner = PackScanner()
+        with pytest.raises(ProtocolError, match="not an earlier object"):
+            for i in range(0, len(damaged), step):
+                scanner.feed(damaged[i:i + step])
+
+
+def test_limits_hold_on_both_paths() -> None:
+    pack = PACKS["ref-delta"]
+    biggest = max(r.size for r in scan(pack, []) if r.type_num != REF_DELTA)
+    for step in (1, len(pack)):
+        scanner = PackScanner(max_object=biggest - 1)
+        with pytest.raises(LimitExceeded, match="exceeds the limit"):
+            for i in range(0, len(pack), step):
+                scanner.feed(pack[i:i + step])
