@@ -21,7 +21,7 @@ from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
 from backends import git_ingest
-from backends.interfaces import ZERO_ID, Kind, ObjectId, RefResult, RefUpdate
+from backends.interfaces import ZERO_ID, Kind, ObjectId, PackedObject, RefResult, RefUpdate
 from protocols.errors import ProtocolError
 
 RefLock = Callable[[], AbstractContextManager[None]]
@@ -35,7 +35,7 @@ PREFERRED_BRANCHES = (Ref(b"refs/heads/main"), Ref(b"refs/heads/master"))
 
 
 class SpooledPackSink:
-    """Collect a pushed pack in a temporary file, then hand it to dulwich whole.
+    """Collect a pushed pack for a memory store in a temporary file, then hand it to dulwich whole.
 
     Nothing is visible in the object store until ``commit``; ``commit`` completes
     a thin pack against the store and records the ids it added, so that the
@@ -47,7 +47,7 @@ class SpooledPackSink:
         self._file: BinaryIO = tempfile.TemporaryFile(dir=spool_dir, prefix="incoming-pack-")
         self._size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         self._file.write(data)
         self._size += len(data)
 
@@ -68,6 +68,41 @@ class SpooledPackSink:
 
     def abort(self) -> None:
         self._file.close()
+
+
+class DiskPackSink:
+    """A pushed pack written and indexed straight into a disk store (``git_ingest.PackIngest``)."""
+
+    def __init__(self, repo: DulwichGitRepository, store: DiskObjectStore) -> None:
+        self._repo = repo
+        self._ingest = git_ingest.PackIngest(store, repo._parsed)
+
+    def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
+        with _invalid_pack():
+            self._ingest.write(data, objects)
+
+    def commit(self) -> None:
+        try:
+            with _invalid_pack():
+                pack = self._ingest.commit()
+        finally:
+            self._ingest.abort()
+        if pack is not None:
+            self._repo._landed(pack)
+
+    def abort(self) -> None:
+        self._ingest.abort()
+
+
+@contextmanager
+def _invalid_pack() -> Iterator[None]:
+    """dulwich's and the checks' errors as one ``ProtocolError``: the client reads it in ``unpack``."""
+    try:
+        yield
+    except ProtocolError:
+        raise
+    except Exception as exc:  # dulwich raises a variety of ad-hoc errors on corrupt input
+        raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
 
 
 class DulwichGitRepository:
@@ -103,25 +138,26 @@ class DulwichGitRepository:
             return {HEAD: target[len(b"ref: "):].strip()}
         return {}
 
-    def begin_pack(self) -> SpooledPackSink:
+    def begin_pack(self) -> SpooledPackSink | DiskPackSink:
+        store = self.object_store
+        if isinstance(store, DiskObjectStore):
+            return DiskPackSink(self, store)
         return SpooledPackSink(self, self._spool_dir)
 
+    def _landed(self, pack: Pack) -> None:
+        """A pushed pack is in the store: its objects count as added until a ref names them."""
+        self._added_packs.append(pack)
+        self._added.update(sha for sha in pack)
+
     def _ingest(self, f: BinaryIO) -> None:
+        """A memory store's pushed pack (``SpooledPackSink``)."""
         store = self.object_store
-        before = None if isinstance(store, DiskObjectStore) else set(iter(store))
-        try:
-            if isinstance(store, DiskObjectStore):
-                pack = git_ingest.ingest_pack(store, f.read, self._parsed)
-            else:
-                pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
-        except (ObjectFormatException, ValueError, KeyError, AssertionError, OSError) as exc:
-            raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
-        except Exception as exc:  # dulwich raises a variety of ad-hoc errors on corrupt input
-            raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+        before = set(iter(store))
+        with _invalid_pack():
+            pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
         if isinstance(pack, Pack):
-            self._added_packs.append(pack)
-            self._added.update(sha for sha in pack)
-        elif before is not None:
+            self._landed(pack)
+        else:
             added = set(iter(store)) - before
             try:  # ingest_pack checks a disk store's objects before they land; here they are in
                 for sha in added:  # memory already, unreferenced: refusing keeps every ref from them

@@ -1,51 +1,65 @@
 """Receive a pushed pack into a disk store, and check what the push's refs reach, fast.
 
-``ingest_pack`` is receive-pack's ``index-pack --fix-thin``: copy the pushed
-pack into the object directory while indexing it (dulwich's ``PackIndexer``
-and ``PackStreamCopier``), append the bases a thin pack deltas against, name
-it ``pack-<sha1 of its sorted object names>`` and write its index.  Bases come
-from a ``PackObjectReader`` over the cached index views of the store's packs
-(dict lookups and a delta cache) instead of the store's own lookups, which
-bisect every index in Python.  Every commit, tree and tag is checked as the
-indexer resolves it, so a malformed one is refused before any ref can name it.
+``PackIngest`` is receive-pack's ``index-pack --fix-thin``: the pushed pack is
+written straight into the object directory as it arrives, with the records of
+the scan that found its end (``protocols.git_receive.PackScanner``: offsets,
+types, delta bases, CRC-32s and the ids of whole objects).  ``commit`` then
+inflates only what it must: every commit, tree and tag, to check it, and each
+delta with its base, to name it.  It appends the bases a thin pack deltas
+against, names the pack ``pack-<sha1 of its sorted object names>`` and writes
+its index.  Bases come from a ``PackObjectReader`` over the cached index views
+of the store's packs (dict lookups and a delta cache) instead of the store's
+own lookups, which bisect every index in Python.  A malformed commit, tree or
+tag is refused before any ref can name it.
 
 ``connected`` is receive-pack's connectivity check: every object reachable
 from a pushed tip must exist.  Objects that were in the store before the push
-are complete by the store's invariant, so the walk reads only the objects the
-push added and checks only the presence of the others; blobs are never read.
+are complete by the store's invariant.  The checks collected every id the
+push's objects link to, so the check is a set difference against the added
+objects and lookups of the rest; only when a link is missing does it walk
+from the tips, reading the objects the push added, never blobs.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
+import itertools
 import os
+import struct
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable
+import zlib
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import suppress
 from typing import BinaryIO
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import PACK_MODE, DiskObjectStore
-from dulwich.objects import ObjectID, ShaFile, Tag, parse_tree
-from dulwich.pack import (
-    Pack,
-    PackData,
-    PackIndexEntry,
-    PackIndexer,
-    PackStreamCopier,
-    UnpackedObject,
-    extend_pack,
-    iter_sha1,
-    write_pack_index,
+from dulwich.objects import (
+    Commit,
+    ObjectID,
+    ShaFile,
+    Tag,
+    _parse_message,
+    check_hexsha,
+    check_identity,
+    check_time,
+    parse_tree,
 )
+from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_index
 
 from backends import git_packindex
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
+from backends.interfaces import PackedObject
+from protocols.errors import ProtocolError
+from protocols.git_receive import OFS_DELTA, PACK_TRAILER, PackScanner
 
 S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
+_NOT_LEAVES = (S_IFDIR, S_IFGITLINK)
+"""Tree entries that are not blobs: subtrees are walked, submodule commits live elsewhere."""
 COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4
 
 
@@ -124,121 +138,284 @@ def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TE
 
 
 def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes],
-                parsed: ParsedObjects | None = None) -> Pack:
+                parsed: ParsedObjects | None = None) -> Pack | None:
     """Index the pack ``read`` yields into ``store`` (completing a thin pack); the new ``Pack``.
 
-    The pack and its index are written and every object parsed under
-    temporary names; only then are they renamed into ``objects/pack`` (the
-    pack first: a ``.pack`` without its ``.idx`` is invisible to readers).
-    Raises dulwich's errors (``ObjectFormatException``, ``ApplyDeltaError``,
-    ``KeyError`` for a missing base, ``AssertionError``/``ValueError`` for a
-    corrupt stream); nothing is left in the object directory then.
+    ``PackIngest`` fed from ``read``, scanning the stream itself; None for a pack without objects.
+    """
+    ingest = PackIngest(store, parsed)
+    try:
+        while chunk := read(READ_CHUNK):
+            ingest.write(chunk)
+        return ingest.commit()
+    finally:
+        ingest.abort()
+
+
+READ_CHUNK = 1 << 16
+
+
+class PackIngest:
+    """receive-pack's ``index-pack --fix-thin``, fed as the pack arrives.
+
+    The pack is written straight to a temporary file in the object directory.
+    What each object is (offsets, type, delta base, CRC-32, a whole object's
+    id) comes from the scan that found the end of the stream: the gateway's
+    (``write(data, objects)``), or one of its own (``write(data)``).  So
+    ``commit`` only inflates what it must: each commit, tree and tag, to check
+    it, and each delta with its base, to name it.  Thin-pack bases are
+    appended from the store, the index is written, and both are renamed to
+    ``pack-<sha1 of the sorted object names>`` (the pack first: a ``.pack``
+    without its ``.idx`` is invisible to readers).  Errors raise
+    ``ProtocolError`` (or dulwich's ``ObjectFormatException`` and
+    ``ApplyDeltaError``); nothing is left in the object directory then.
     ``parsed`` collects the commits, trees and tags as checked, for ``connected``.
     """
-    sweep_stale_temporaries(store)
-    hash_func = store.object_format.hash_func
-    fd, path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
-    idx_path = path + ".idx"
-    views, _ = cheap_views(store)
-    try:
-        with PackObjectReader(store, views) as reader, os.fdopen(fd, "w+b") as out:
-            os.chmod(path, PACK_MODE)
-            entries, pack_sha = _copy_and_index(store, read, out, path, _raw_reader(reader), hash_func, parsed)
-        entries.sort()
+
+    def __init__(self, store: DiskObjectStore, parsed: ParsedObjects | None = None) -> None:
+        sweep_stale_temporaries(store)
+        self._store = store
+        self._parsed = parsed
+        fd, self._path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
+        self._file: BinaryIO | None = os.fdopen(fd, "w+b")
+        os.chmod(self._path, PACK_MODE)
+        self._objects: list[PackedObject] = []
+        self._scanner: PackScanner | None = None
+        self._size = 0
+        self._entries: list[tuple[bytes, int, int | None]] = []
+        self._by_offset: dict[int, list[PackedObject]] = {}
+        self._by_base: dict[bytes, list[PackedObject]] = {}
+
+    def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
+        assert self._file is not None
+        if objects is None:
+            if self._scanner is None:
+                self._scanner = PackScanner()
+            if self._scanner.feed(data) < len(data):
+                raise ProtocolError("bytes follow the end of the pushed pack")
+            objects = self._scanner.take_objects()
+        self._file.write(data)
+        self._size += len(data)
+        self._objects.extend(objects)
+
+    def commit(self) -> Pack | None:
+        """Index the pack and move it into the store; None if it holds no object."""
+        assert self._file is not None
+        if self._scanner is not None and not self._scanner.complete:
+            raise ProtocolError("the pushed pack is truncated")
+        if not self._objects:
+            return None
+        self._file.flush()
+        views, _ = cheap_views(self._store)
+        with PackObjectReader(self._store, views) as reader:
+            external = self._resolve(_raw_reader(reader))
+            pack_sha = self._complete(external, _raw_reader(reader))
+        return self._publish(pack_sha)
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        for leftover in (self._path, self._path + ".idx"):
+            with suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+    # -- naming every object ----------------------------------------------------------
+
+    def _resolve(self, get_raw: Callable[[bytes], tuple[int, bytes]]) -> list[bytes]:
+        """Name every object; the ids of the bases a thin pack left out, which the store holds."""
+        wholes = []
+        for obj in self._objects:
+            if obj.sha is not None:
+                wholes.append(obj)
+            elif obj.type_num == OFS_DELTA:
+                self._by_offset.setdefault(obj.base, []).append(obj)  # type: ignore[arg-type]
+            else:
+                self._by_base.setdefault(obj.base, []).append(obj)  # type: ignore[arg-type]
+        for obj in wholes:
+            assert obj.sha is not None
+            self._entries.append((obj.sha, obj.offset, obj.crc32))
+            children = self._children(obj.offset, obj.sha)
+            if obj.type_num != BLOB or children:
+                text = self._inflate(obj)
+                if obj.type_num != BLOB:
+                    self._check(obj.type_num, text)
+                if children:
+                    self._resolve_chains(obj.type_num, text, children)
+        external: list[bytes] = []
+        progress = True
+        while self._by_base and progress:  # bases outside the pack (a thin pack); one may be a delta's result
+            progress = False
+            for base in list(self._by_base):
+                if base not in self._by_base:
+                    continue
+                try:
+                    type_num, text = get_raw(base)
+                except KeyError:
+                    continue
+                external.append(base)
+                self._resolve_chains(type_num, text, self._children(None, base))
+                progress = True
+        if self._by_base or self._by_offset or len(self._entries) != len(self._objects):
+            missing = next(iter(self._by_base), None)
+            raise ProtocolError("the pushed pack has deltas against objects neither it nor the repository holds"
+                                + (f" ({binascii.hexlify(missing).decode()})" if missing else ""))
+        return external
+
+    def _children(self, offset: int | None, sha: bytes) -> list[PackedObject]:
+        found = self._by_offset.pop(offset, []) if offset is not None else []
+        return found + self._by_base.pop(sha, [])
+
+    def _resolve_chains(self, type_num: int, text: bytes, children: list[PackedObject]) -> None:
+        """Rebuild every delta below a base (depth first; only the texts of one chain are held)."""
+        stack = [(text, iter(children))]
+        while stack:
+            base, pending = stack[-1]
+            child = next(pending, None)
+            if child is None:
+                stack.pop()
+                continue
+            rebuilt = b"".join(apply_delta(base, self._inflate(child)))
+            sha = _object_id(type_num, rebuilt)
+            self._entries.append((sha, child.offset, child.crc32))
+            if type_num != BLOB:
+                self._check(type_num, rebuilt)
+            below = self._children(child.offset, sha)
+            if below:
+                stack.append((rebuilt, iter(below)))
+
+    def _inflate(self, obj: PackedObject) -> bytes:
+        assert self._file is not None
+        raw = os.pread(self._file.fileno(), obj.end - obj.data_offset, obj.data_offset)
+        try:
+            text = zlib.decompress(raw, 15, max(obj.size, 1))
+        except zlib.error:
+            text = None
+        if text is None or len(text) != obj.size:
+            raise ProtocolError(f"the pushed pack's object at offset {obj.offset} does not inflate to its size")
+        return text
+
+    def _check(self, type_num: int, raw: bytes) -> None:
+        links = check_object(type_num, raw)
+        if self._parsed is not None:
+            self._parsed.link(links)
+
+    # -- into the store ---------------------------------------------------------------
+
+    def _complete(self, external: list[bytes], get_raw: Callable[[bytes], tuple[int, bytes]]) -> bytes:
+        """Append a thin pack's bases; the pack's checksum."""
+        assert self._file is not None
+        store = self._store
+        if external:
+            pack_sha, extra = extend_pack(self._file, set(external), get_raw=get_raw,  # type: ignore[arg-type]
+                                          object_format=store.object_format,
+                                          compression_level=store.pack_compression_level)
+            self._entries.extend(extra)
+        else:  # the scan checked the trailer against the content
+            pack_sha = os.pread(self._file.fileno(), PACK_TRAILER, self._size - PACK_TRAILER)
+        self._file.flush()
+        if store.fsync_object_files:
+            os.fsync(self._file.fileno())
+        return pack_sha
+
+    def _publish(self, pack_sha: bytes) -> Pack:
+        assert self._file is not None
+        store = self._store
+        entries = sorted(self._entries)
+        idx_path = self._path + ".idx"
         with open(idx_path, "wb") as idx:
-            write_pack_index(idx, entries, pack_sha, version=store.pack_index_version)
+            if store.pack_index_version in (None, 2):
+                write_index_v2(idx, entries, pack_sha)
+            else:
+                write_pack_index(idx, entries, pack_sha, version=store.pack_index_version)
             if store.fsync_object_files:
                 idx.flush()
                 os.fsync(idx.fileno())
         os.chmod(idx_path, PACK_MODE)
+        self._file.close()
+        self._file = None
         name = iter_sha1(e[0] for e in entries).decode()
         base = os.path.join(os.fspath(store.pack_dir), "pack-" + name)
         if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
-            os.rename(path, base + ".pack")
+            os.rename(self._path, base + ".pack")
             os.rename(idx_path, base + ".idx")
-        # else: the same objects are already stored under this name; the temporaries go
-    finally:
-        for leftover in (path, idx_path):
-            with suppress(FileNotFoundError):
-                os.unlink(leftover)
-    return Pack(base, object_format=store.object_format)
+        # else: the same objects are already stored under this name; abort() removes the temporaries
+        return Pack(base, object_format=store.object_format)
 
 
-def _copy_and_index(store: DiskObjectStore, read: Callable[[int], bytes], out: BinaryIO, path: str,
-                    get_raw: Callable[[bytes], tuple[int, bytes]], hash_func: Callable[[], object],
-                    parsed: ParsedObjects | None) -> tuple[list[tuple[bytes, int, int | None]], bytes]:
-    indexer = _CheckingIndexer(out, hash_func, resolve_ext_ref=get_raw)  # type: ignore[arg-type]
-    indexer.parsed = parsed
-    copier = PackStreamCopier(hash_func, read, None, out, delta_iter=indexer)  # type: ignore[arg-type]
-    copier.verify()
-    out.flush()
-    out.seek(0)
-    with PackData(path, file=out, object_format=store.object_format) as data:
-        indexer.set_pack_data(data)
-        entries: list[tuple[bytes, int, int | None]] = list(indexer)
-        # A ref-delta base the pack also carries counts as external when the store has it
-        # too (an object pushed again); appending it would store it twice in one pack.
-        ext_refs = set(indexer.ext_refs()) - {entry[0] for entry in entries}
-    pack_sha, extra = extend_pack(out, ext_refs, get_raw=get_raw,
-                                  object_format=store.object_format,
-                                  compression_level=store.pack_compression_level)
-    out.flush()
-    if store.fsync_object_files:
-        os.fsync(out.fileno())
-    entries.extend(extra)
-    return entries, pack_sha
+def write_index_v2(out: BinaryIO, entries: Sequence[tuple[bytes, int, int | None]], pack_sha: bytes) -> None:
+    """A version 2 pack index (gitformat-pack(5)) of ``entries`` sorted by id: each table in one piece.
+
+    Fan-out, ids, CRC-32s, 31-bit offsets (or a pointer into the 64-bit table
+    that follows), then the pack's checksum and the index's own.
+    """
+    names = b"".join([entry[0] for entry in entries])
+    counts = names[::20]
+    fanout = list(itertools.accumulate(counts.count(byte) for byte in range(256)))
+    offsets = [entry[1] for entry in entries]
+    large: list[int] = []
+    if offsets and max(offsets) >= 0x80000000:
+        for i, offset in enumerate(offsets):
+            if offset >= 0x80000000:
+                offsets[i] = 0x80000000 | len(large)
+                large.append(offset)
+    crcs = [entry[2] or 0 for entry in entries]
+    n = len(entries)
+    body = b"".join([
+        b"\377tOc", struct.pack(">I", 2), struct.pack(">256I", *fanout), names,
+        struct.pack(f">{n}I", *crcs), struct.pack(f">{n}I", *offsets), struct.pack(f">{len(large)}Q", *large),
+        pack_sha,
+    ])
+    out.write(body)
+    out.write(hashlib.sha1(body).digest())
+
+
+def _object_id(type_num: int, text: bytes) -> bytes:
+    digest = hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % len(text))
+    digest.update(text)
+    return digest.digest()
+
+
+_TYPE_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob", TAG: b"tag"}
+
+
+MAX_LINKS = 4_000_000
+"""Distinct ids a push's objects may link to before the connectivity check walks instead (about 400 MB)."""
 
 
 class ParsedObjects:
-    """The commits, trees and tags of a push as the indexer saw them, up to ``budget`` bytes.
+    """Every id the commits, trees and tags of a push link to, as their checks parsed them.
 
-    The connectivity walk reads these instead of inflating them from the new
-    pack a second time; past the budget it reads the pack as before.
+    With these the connectivity check is one set difference: if every link
+    is to an object the push added or the store holds, each pushed tip that
+    exists is complete (the store's objects are, by its invariant).  Only if
+    that fails, or the links outgrow ``max_links``, does it walk from the tips.
     """
 
-    def __init__(self, budget: int = 64 << 20) -> None:
-        self.budget = budget
-        self.held = 0
-        self.objects: dict[bytes, tuple[int, bytes]] = {}
+    def __init__(self, max_links: int = MAX_LINKS) -> None:
+        self.links: set[bytes] | None = set()
+        self._max_links = max_links
+        self._closed: tuple[int, bool] | None = None
 
-    def keep(self, hexsha: bytes, type_num: int, raw: bytes) -> None:
-        if self.held + len(raw) <= self.budget:
-            self.objects[hexsha] = (type_num, raw)
-            self.held += len(raw)
+    def link(self, ids: Iterable[bytes]) -> None:
+        if self.links is not None:
+            self.links.update(ids)
+            if len(self.links) > self._max_links:
+                self.links = None
 
-    def reader(self, fallback: ObjectReader) -> ObjectReader:
-        objects = self.objects
-
-        def read(hexsha: bytes) -> tuple[int, bytes]:
-            found = objects.get(hexsha)
-            return found if found is not None else fallback(hexsha)
-
-        return read
-
-
-class _CheckingIndexer(PackIndexer):
-    """dulwich's indexer, checking each commit, tree and tag (``check_object``) as it resolves it.
-
-    The indexer inflates every object once, deltas applied; checking there
-    costs no second read of the pack.  Thin-pack bases come from the store,
-    where they were checked when they arrived.
-    """
-
-    parsed: ParsedObjects | None = None
-
-    def _result(self, unpacked: UnpackedObject) -> PackIndexEntry:
-        type_num = unpacked.obj_type_num
-        if type_num != BLOB:
-            assert type_num is not None and unpacked.obj_chunks is not None
-            raw = b"".join(unpacked.obj_chunks)
-            check_object(type_num, raw)
-            if self.parsed is not None:
-                self.parsed.keep(binascii.hexlify(unpacked.sha()), type_num, raw)
-        return super()._result(unpacked)
+    def closed(self, added: Collection[bytes], has: Callable[[bytes], bool]) -> bool:
+        """Whether every link is to an ``added`` object or one ``has`` finds (remembered per ``added``)."""
+        if self.links is None:
+            return False
+        if self._closed is None or self._closed[0] != len(added):
+            outside = self.links.difference(added)
+            self._closed = (len(added), all(has(sha) for sha in outside))
+        return self._closed[1]
 
 
-def check_object(type_num: int, raw: bytes) -> None:
-    """Refuse an object ``git fsck`` reports as an error (raises dulwich's ``ObjectFormatException``).
+def check_object(type_num: int, raw: bytes) -> list[bytes]:
+    """Refuse an object ``git fsck`` reports as an error (raises dulwich's ``ObjectFormatException``);
+    the ids (hex) it links to.
 
     Commits: dulwich's checks (tree and parent ids, author and committer
     ``Name <email>`` idents, times, header order) — git's ``missingTree``,
@@ -250,29 +427,89 @@ def check_object(type_num: int, raw: bytes) -> None:
     server accepts it.
     """
     if type_num == BLOB:
-        return
-    if type_num == TREE:
-        _check_tree(raw)  # parses the entries itself: no dulwich Tree object as well
-        return
-    obj = ShaFile.from_raw_string(type_num, raw)
+        return []
+    if type_num == TREE:  # parses the entries itself: no dulwich Tree object as well
+        return [child for _name, mode, child in _check_tree(raw) if mode & S_IFMT != S_IFGITLINK]
     if type_num == COMMIT:
-        obj.check()
-    elif type_num == TAG:
-        assert isinstance(obj, Tag)
-        if not obj.name or obj.object[1] is None:
-            raise ObjectFormatException("a tag without a name or an object")
+        return _check_commit(raw)
+    obj = ShaFile.from_raw_string(type_num, raw)
+    assert isinstance(obj, Tag)
+    if not obj.name or obj.object[1] is None:
+        raise ObjectFormatException("a tag without a name or an object")
+    return [obj.object[1]]
 
 
-def _check_tree(raw: bytes) -> None:
+def _check_commit(raw: bytes) -> list[bytes]:
+    """dulwich's ``Commit.check`` on one parse of ``raw``.
+
+    ``Commit.check`` starts with ``ShaFile.check``, which parses the text a
+    second time and hashes it twice to compare ids; a pushed commit has no id
+    to compare with yet, so that part is left out and the rest done as it does.
+    """
+    try:
+        commit = Commit.from_raw_string(COMMIT, raw)
+    except ObjectFormatException:
+        raise
+    except Exception as exc:  # as ShaFile.check reports a text that does not parse
+        raise ObjectFormatException(exc) from exc
+    assert isinstance(commit, Commit)
+    for member, what in (("_tree", "tree"), ("_author", "author"), ("_committer", "committer"),
+                         ("_author_time", "author time"), ("_commit_time", "commit time")):
+        if getattr(commit, member, None) is None:
+            raise ObjectFormatException(f"missing {what}")
+    tree = commit._tree
+    assert tree is not None  # checked above
+    for parent in commit._parents:
+        check_hexsha(parent, "invalid parent sha")
+    check_hexsha(tree, "invalid tree sha")
+    check_identity(commit._author, "invalid author")
+    check_identity(commit._committer, "invalid committer")
+    check_time(commit._author_time)  # type: ignore[arg-type]
+    check_time(commit._commit_time)  # type: ignore[arg-type]
+    last = None
+    for field, _value in _parse_message([raw]):
+        if field is None:
+            break
+        allowed = _COMMIT_HEADER_AFTER.get(field)
+        if allowed is not None and last not in allowed:
+            raise ObjectFormatException(f"unexpected {field.decode()}")
+        last = field
+    return [tree, *commit._parents]
+
+
+_COMMIT_HEADER_AFTER: dict[bytes, tuple[bytes | None, ...]] = {
+    b"tree": (None,),
+    b"parent": (b"parent", b"tree"),
+    b"author": (b"tree", b"parent"),
+    b"committer": (b"author",),
+    b"encoding": (b"committer",),
+}
+"""The header each of these may follow in a commit (dulwich's order check, git's ``badHeaderOrder``)."""
+
+
+def _check_tree(raw: bytes) -> list[tuple[bytes, int, bytes]]:
     """Entries in git's order (a subtree sorts as ``name/``), no name twice.
 
-    In that order an entry and a later one of the same name can only be a file
+    Strictly increasing keys and distinct names, tested with C-level sorts and
+    sets; only a tree that fails is walked again to say which entry is wrong.
+    """
+    entries = list(parse_tree(raw, 20))  # a list from the C parser, a generator from the Python one
+    keys = [name + b"/" if mode & S_IFMT == S_IFDIR else name for name, mode, _child in entries]
+    if keys != sorted(keys) or len(set(keys)) != len(keys) or len({e[0] for e in entries}) != len(keys):
+        _explain_tree(entries)
+    return entries
+
+
+def _explain_tree(entries: list[tuple[bytes, int, bytes]]) -> None:
+    """Raise for the first entry out of order or named twice.
+
+    In git's order an entry and a later one of the same name can only be a file
     ``X`` and a subtree ``X`` (keys ``X`` < ``X/``), with only names that start
     with ``X`` between them; so a subtree looks back over those alone.
     """
     names: list[bytes] = []
     previous = None
-    for name, mode, _child in parse_tree(raw, 20):
+    for name, mode, _child in entries:
         if mode & S_IFMT == S_IFDIR:
             key = name + b"/"
             for earlier in reversed(names):
@@ -288,6 +525,7 @@ def _check_tree(raw: bytes) -> None:
             raise ObjectFormatException(f"tree entries are not sorted ({name!r} after {previous!r})")
         names.append(name)
         previous = key
+    raise AssertionError("a tree failed the check but no entry is wrong")
 
 
 ObjectReader = Callable[[bytes], tuple[int, bytes]]
@@ -297,12 +535,15 @@ def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[b
               parsed: ParsedObjects | None = None) -> bool:
     """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones.
 
-    ``parsed``: the push's objects as ``ingest_pack`` checked them, read before the pack.
+    ``parsed``: what the push's objects link to, as ``PackIngest`` checked them: when every link
+    is present, no walk is needed.
     """
     views, all_viewed = cheap_views(store)
+    has = Presence(store, views, all_viewed).__contains__
+    if parsed is not None and parsed.closed(added, has):
+        return all(tip in added or has(tip) for tip in tips)
     with PackObjectReader(store, views) as reader:
-        read = reader.read if parsed is None else parsed.reader(reader.read)
-        return walk_connected(tips, added, read, Presence(store, views, all_viewed).__contains__)
+        return walk_connected(tips, added, reader.read, has)
 
 
 def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: ObjectReader,
@@ -331,12 +572,13 @@ def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: Object
                 stack.append(tree)
                 stack.extend(parents)
             elif type_num == TREE:
-                for _name, mode, child in parse_tree(raw, 20):
-                    kind = mode & S_IFMT
-                    if kind == S_IFDIR:
-                        stack.append(child)
-                    elif kind != S_IFGITLINK and child not in added and not has(child):
-                        return False
+                entries = list(parse_tree(raw, 20))
+                stack.extend([child for _name, mode, child in entries if mode & S_IFMT == S_IFDIR])
+                leaves = {child for _name, mode, child in entries if mode & S_IFMT not in _NOT_LEAVES}
+                leaves -= seen
+                seen |= leaves
+                if not all(has(child) for child in leaves.difference(added)):
+                    return False
             elif type_num == TAG:
                 stack.append(_tag_target(raw))
         except (MissingObject, KeyError, ValueError):

@@ -475,7 +475,7 @@ class ReceivePackSession(_GitSession):
 
     def _on_pack_data(self, event: git_receive.PackData) -> None:
         assert self._sink is not None
-        self._run(lambda _: self._resume(), self._sink.write, event.data)
+        self._run(lambda _: self._resume(), self._sink.write, event.data, event.objects)
 
     def _on_pack_end(self, _: git_receive.PackEnd) -> None:
         assert self._repo is not None and self._core.commands is not None

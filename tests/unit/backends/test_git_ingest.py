@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from dulwich.errors import ObjectFormatException
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ShaFile, Tree
 from dulwich.repo import Repo
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends import git_ingest
@@ -246,14 +247,13 @@ def test_a_pack_with_an_unsorted_tree_lands_nothing(tmp_path: Path) -> None:
     assert os.listdir(server / "objects" / "pack") == []
 
 
-def test_the_connectivity_walk_reads_the_objects_the_indexer_kept(
+def test_connectivity_from_the_links_the_checks_parsed_reads_nothing(
         pushed: tuple[Path, Path, bytes, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
     server, work, old, new = pushed
     parsed = git_ingest.ParsedObjects()
     pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)), parsed)
     added = {bytes(s) for s in pack}
-    kept = set(parsed.objects)
-    assert new in kept and kept <= added and all(t != 3 for t, _ in parsed.objects.values())  # no blobs
+    assert parsed.links is not None and old.lower() in parsed.links, "the first new commit's parent"
     read_from_pack: list[bytes] = []
     original = git_ingest.PackObjectReader.read
 
@@ -265,11 +265,36 @@ def test_the_connectivity_walk_reads_the_objects_the_indexer_kept(
     store = Repo(str(server)).object_store
     assert git_ingest.connected(store, [new], added, parsed)
     assert read_from_pack == []
+    assert not git_ingest.connected(store, [b"1" * 40], added, parsed), "a tip that is nowhere"
     assert git_ingest.connected(store, [new], added)
-    assert read_from_pack  # without them the walk inflates the commits and trees from the pack
-    small = git_ingest.ParsedObjects(budget=0)
-    git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)), small)
-    assert small.objects == {} and small.held == 0
+    assert read_from_pack  # without the links the walk inflates the commits and trees from the pack
+    few = git_ingest.ParsedObjects(max_links=3)
+    git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)), few)
+    assert few.links is None, "past the bound the links are dropped"
+    assert git_ingest.connected(Repo(str(server)).object_store, [new], added, few), "and the walk decides"
+
+
+def test_a_link_to_a_missing_object_falls_back_to_the_walk(tmp_path: Path) -> None:
+    import io
+
+    from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+    from dulwich.pack import write_pack_objects
+
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    kept, stray = Blob.from_string(b"kept\n"), Tree()
+    stray.add(b"gone", 0o100644, Blob.from_string(b"never sent\n").id)  # an unreachable tree with a dangling link
+    tree = Tree()
+    tree.add(b"kept", 0o100644, kept.id)
+    out = io.BytesIO()
+    write_pack_objects(out, [(o, None) for o in (kept, tree, stray)], object_format=DEFAULT_OBJECT_FORMAT)
+    parsed = git_ingest.ParsedObjects()
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(out.getvalue()), parsed)
+    added = {bytes(s) for s in pack}
+    store = Repo(str(server)).object_store
+    assert not parsed.closed(added, lambda sha: False)
+    assert git_ingest.connected(store, [tree.id], added, parsed), "the tip's own objects are all there"
+    assert not git_ingest.connected(store, [stray.id], added, parsed)
 
 
 def _reference_tree_check(entries: list[tuple[bytes, bytes]]) -> bool:
@@ -291,3 +316,110 @@ def test_the_tree_check_agrees_with_the_plain_rule(entries: list[tuple[bytes, by
     except ObjectFormatException:
         accepted = False
     assert accepted == _reference_tree_check(entries)
+
+
+COMMIT_LINES = [b"tree " + ID, b"parent " + ID, b"parent " + b"2" * 40, b"author A U <a@example.com> 1700000000 +0100",
+                b"committer C <c@example.com> 1700000000 +0000", b"encoding UTF-8", b"gpgsig -----BEGIN-----",
+                b" continued", b"tree xyz", b"parent " + ID.upper(), b"author <a@example.com> 1 +0000",
+                b"author A a@example.com> 1 +0000", b"committer C <c@example.com> x +0000",
+                b"committer C <c@example.com> 1 0000", b"author A <a@example.com> 99999999999999999999 +0000",
+                b"mergetag object " + ID, b"committer C <c@example.com>"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(COMMIT_LINES), max_size=7), st.sampled_from([b"\n\nmessage\n", b"\n", b""]))
+def test_the_commit_check_agrees_with_dulwichs(lines: list[bytes], tail: bytes) -> None:
+    raw = b"\n".join(lines) + tail
+
+    def verdict(check: Callable[[], object]) -> bool:
+        try:
+            check()
+        except ObjectFormatException:
+            return False
+        except Exception:  # dulwich's own parse may fail otherwise: a refusal all the same
+            return False
+        return True
+
+    ours = verdict(lambda: git_ingest.check_object(1, raw))
+    assert ours == verdict(lambda: ShaFile.from_raw_string(1, raw).check()), raw
+
+
+def ingest_with_records(store: object, data: bytes, step: int = 4096) -> object:
+    """The gateway's way: the pack in pieces, each with the records its scan found."""
+    from protocols.git_receive import PackScanner
+
+    scanner = PackScanner()
+    ingest = git_ingest.PackIngest(store)  # type: ignore[arg-type]
+    try:
+        for i in range(0, len(data), step):
+            piece = data[i:i + step]
+            assert scanner.feed(piece) == len(piece)
+            ingest.write(piece, scanner.take_objects())
+        return ingest.commit()
+    finally:
+        ingest.abort()
+
+
+@pytest.mark.parametrize("ofs_delta", [True, False], ids=["ofs-delta", "ref-delta"])
+def test_the_gateways_records_index_the_same_pack_as_a_scan_of_its_own(
+        pushed: tuple[Path, Path, bytes, bytes], ofs_delta: bool, tmp_path: Path) -> None:
+    server, work, old, new = pushed
+    data = thin_pack(work, old, new, ofs_delta)
+    twin = tmp_path / "twin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(server), str(twin))
+    own = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
+    given_records = ingest_with_records(Repo(str(twin)).object_store, data)
+    assert own is not None and given_records is not None
+    assert os.path.basename(own._basename) == os.path.basename(given_records._basename)  # type: ignore[attr-defined]
+    assert Path(own._basename + ".idx").read_bytes() == Path(given_records._basename + ".idx").read_bytes()  # type: ignore[attr-defined]
+    assert Path(own._basename + ".pack").read_bytes() == Path(given_records._basename + ".pack").read_bytes()  # type: ignore[attr-defined]
+    git(twin, "update-ref", "refs/heads/main", new.decode(), old.decode())
+    git(twin, "fsck", "--full", "--strict")
+
+
+def ref_delta_pack(entries: list[tuple[bytes, bytes, bytes]]) -> bytes:
+    """A pack of REF_DELTAs: (base id, base text, result text) each."""
+    import hashlib
+    import struct
+    import zlib
+
+    from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+    from dulwich.pack import create_delta, pack_object_header
+
+    out = b"PACK" + struct.pack(">II", 2, len(entries))
+    for base_id, base_text, text in entries:
+        delta = b"".join(create_delta(base_text, text))
+        out += bytes(pack_object_header(7, bytes.fromhex(base_id.decode()), len(delta), DEFAULT_OBJECT_FORMAT))
+        out += zlib.compress(delta)
+    return out + hashlib.sha1(out).digest()
+
+
+@pytest.mark.parametrize("records", [True, False], ids=["gateway-records", "own-scan"])
+def test_a_chain_of_ref_deltas_from_a_stored_base_resolves_in_any_order(tmp_path: Path, records: bool) -> None:
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    texts = [b"".join(b"row %d, version %d\n" % (i, v if i % 50 == 0 else 0) for i in range(500)) for v in range(4)]
+    blobs = [Blob.from_string(t) for t in texts]
+    store = Repo(str(server)).object_store
+    store.add_object(blobs[0])
+    # v3 on v2 on v1 on the stored v0, listed newest first: each base is named before it is built
+    data = ref_delta_pack([(blobs[v - 1].id, texts[v - 1], texts[v]) for v in (3, 2, 1)])
+    store = Repo(str(server)).object_store
+    pack = ingest_with_records(store, data) if records else git_ingest.ingest_pack(store, reader_of(data))  # type: ignore[arg-type]
+    assert pack is not None
+    names = {bytes(s) for s in pack}
+    assert names == {b.id for b in blobs}, "the three deltas and the stored base appended (a thin pack completed)"
+    for blob in blobs:
+        assert git(server, "cat-file", "-p", blob.id.decode()) == blob.data
+    git(server, "fsck", "--full", "--strict")
+
+
+def test_a_delta_whose_base_is_nowhere_is_refused(tmp_path: Path) -> None:
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    ghost = Blob.from_string(b"not stored anywhere\n")
+    data = ref_delta_pack([(ghost.id, ghost.data, b"not stored anywhere, changed\n")])
+    with pytest.raises(git_ingest.ProtocolError, match="neither it nor the repository holds"):
+        ingest_with_records(Repo(str(server)).object_store, data)
+    assert os.listdir(server / "objects" / "pack") == []
+    assert not [n for n in os.listdir(server / "objects") if n.startswith("tmp_pack_")]
