@@ -422,6 +422,8 @@ class ReceivePackSession(_GitSession):
         self._core = git_receive.ReceivePack(bounds=receive_bounds(ctx.authorizer))
         self._repo: GitRepository | None = None
         self._sink: PackSink | None = None
+        self._sink_step: defer.Deferred[None] | None = None
+        """The last step of the pool that used the sink: an abort waits for it."""
         self._handlers: dict[type, Callable[[Any], None]] = {
             git_receive.RefCommands: self._on_commands,
             git_receive.PackData: self._on_pack_data,
@@ -475,12 +477,35 @@ class ReceivePackSession(_GitSession):
 
     def _on_pack_data(self, event: git_receive.PackData) -> None:
         assert self._sink is not None
-        self._run(lambda _: self._resume(), self._sink.write, event.data, event.objects)
+        self._sink_step = self._run(lambda _: self._resume(), self._sink.write, event.data, event.objects)
 
     def _on_pack_end(self, _: git_receive.PackEnd) -> None:
         assert self._repo is not None and self._core.commands is not None
-        self._run(self._report, _finish_push, self._repo, self._sink, self._core.commands,
+        sink, self._sink = self._sink, None  # the push owns it now: commit, or abort on its error
+        self._run(self._report, _finish_push, self._repo, sink, self._core.commands,
                   protected.protections_of(self.ctx))
+
+    def connection_lost(self) -> None:
+        super().connection_lost()
+        self._drop_sink()
+
+    def _fail(self, error: Failure | BaseException) -> None:
+        self._drop_sink()
+        super()._fail(error)
+
+    def _drop_sink(self) -> None:
+        """A pack that will never be committed: the sink's temporaries go once no pool step uses them."""
+        sink, self._sink = self._sink, None
+        if sink is None:
+            return
+
+        def abort(_: object = None) -> None:
+            run_blocking(sink.abort).addErrback(lambda f: log.failure("aborting a pack", f))
+
+        if self._sink_step is None:
+            abort()
+        else:
+            self._sink_step.addBoth(abort)
 
     def _report(self, outcome: tuple[str | None, list[RefResult]]) -> None:
         unpack_error, results = outcome
@@ -493,9 +518,7 @@ class ReceivePackSession(_GitSession):
     def _bad_pack(self, exc: ProtocolError) -> None:
         """A malformed pack: abort the sink, report ``unpack <reason>`` and ``ng`` for every ref."""
         commands = self._core.commands
-        sink, self._sink = self._sink, None
-        if sink is not None:
-            run_blocking(sink.abort).addErrback(lambda f: log.failure("aborting a pack", f))
+        self._drop_sink()
         if commands is None or self._closed:
             raise exc
         results = [RefResult(u.ref, "unpacker error") for u in commands.updates]

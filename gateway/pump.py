@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from gateway.channel import Channel, SessionContext
@@ -68,13 +69,17 @@ class PumpedSession:
         except Exception as exc:  # noqa: BLE001 - every error ends the session through _fail
             self._fail(exc)
 
-    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any) -> None:
-        """Run a blocking step in the pool with the peer paused, then ``then(result)`` on the reactor."""
+    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any) -> Deferred[None]:
+        """Run a blocking step in the pool with the peer paused, then ``then(result)`` on the reactor.
+
+        The Deferred fires (with None) once the step and ``then`` are done, whatever their outcome.
+        """
         self._busy = True
         self.channel.pause_input()
         d = run_blocking(f, *args)
         d.addCallback(lambda result: self._guard(then, result))
         d.addErrback(self._fail)
+        return d
 
     def _resume(self) -> None:
         if self._closed:

@@ -8,6 +8,7 @@ covers hostile repository names.
 from __future__ import annotations
 
 import io
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -194,6 +195,37 @@ def test_bad_v2_requests(server: RunningServer, client: Client, body: bytes) -> 
     seed(server, client)
     reply = exchange(server, request("git-upload-pack", "/good.git", b"\0version=2\0"), body, read_between=True)
     assert b"ERR " in reply.split(b"object-info\n0000", 1)[1], reply
+    still_serving(server, client)
+
+
+def test_a_client_gone_in_the_middle_of_its_pack_leaves_nothing_behind(
+        server: RunningServer, client: Client) -> None:
+    import time
+
+    if server.backend_name != "fs":
+        pytest.skip("the memory backend spools a push to an unnamed temporary file")
+    tip = seed(server, client)
+    objects = server.repo_path("good.git") / "objects"
+    blobs = [Blob.from_string(b"%d: " % i + bytes(range(256)) * 64) for i in range(40)]  # incompressible
+    tree = Tree()
+    for i, blob in enumerate(blobs):
+        tree.add(b"f%d.bin" % i, 0o100644, blob.id)
+    pack = _pack([*blobs, tree, _commit(tree.id, tip)])
+    new = _commit(tree.id, tip).id.decode()
+    with socket.create_connection(("127.0.0.1", server.port("git")), timeout=10) as sock:
+        sock.sendall(request("git-receive-pack", "/good.git"))
+        _read_until_flush(sock)
+        sock.sendall(push_commands(tip, new) + pack[: len(pack) // 2])
+        deadline = time.monotonic() + 10
+        while not any(n.startswith("tmp_pack_") for n in os.listdir(objects)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(n.startswith("tmp_pack_") for n in os.listdir(objects)), "the pack is written as it arrives"
+    # the client is gone (no half-close, no more bytes): its partial pack goes
+    deadline = time.monotonic() + 10
+    while any(n.startswith("tmp_pack_") for n in os.listdir(objects)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [n for n in os.listdir(objects) if n.startswith("tmp_pack_")]
+    assert main_of(server, client) == tip
     still_serving(server, client)
 
 

@@ -1,0 +1,173 @@
+"""ReceivePackSession and its pack sink: a pack that will never be committed is aborted, once.
+
+The pool is replaced by a queue the test runs by hand, so that a client can go
+away at the worst moment: while a piece of its pack is being written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from twisted.internet import defer
+
+from backends.interfaces import ZERO_ID, PackedObject
+from gateway import git_session, pump
+from gateway.channel import SessionContext
+from protocols import pktline
+
+
+class Pool:
+    """``run_blocking`` by hand: each step waits until ``run_next``."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
+
+    def __call__(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.steps.append((f, args, d))
+        return d
+
+    def run_next(self) -> str:
+        f, args, d = self.steps.pop(0)
+        d.callback(f(*args))
+        return getattr(f, "__name__", repr(f))
+
+    def run_all(self) -> list[str]:
+        done = []
+        while self.steps:
+            done.append(self.run_next())
+        return done
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.written = b""
+        self.aborts = 0
+        self.commits = 0
+
+    def write(self, data: bytes, objects: object = None) -> None:
+        self.written += data
+
+    def commit(self) -> None:
+        self.commits += 1
+
+    def abort(self) -> None:
+        self.aborts += 1
+
+
+class Repo:
+    name = "r"
+
+    def __init__(self) -> None:
+        self.sink = Sink()
+
+    def begin_pack(self) -> Sink:
+        return self.sink
+
+
+class Channel:
+    def __init__(self) -> None:
+        self.out = b""
+        self.finished: int | None = None
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def write_stderr(self, data: bytes) -> None:
+        pass
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def pause_input(self) -> None:
+        pass
+
+    def resume_input(self) -> None:
+        pass
+
+    def finish(self, exit_status: int) -> None:
+        self.finished = exit_status
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Pool:
+    manual = Pool()
+    monkeypatch.setattr(pump, "run_blocking", manual)
+    monkeypatch.setattr(git_session, "run_blocking", manual)
+    return manual
+
+
+def started(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.ReceivePackSession, Repo]:
+    repo = Repo()
+    monkeypatch.setattr(git_session, "_open_for_receive", lambda ctx: (repo, {}))
+    ctx = SessionContext(backend=None, repo_name="r", transport="git-daemon", peer="test")  # type: ignore[arg-type]
+    session = git_session.ReceivePackSession(ctx, Channel())  # type: ignore[arg-type]
+    session.start()
+    pool.run_all()  # the advertisement
+    return session, repo
+
+
+def pack_of_one_blob() -> bytes:
+    import zlib
+
+    body = b"PACK\x00\x00\x00\x02\x00\x00\x00\x01" + bytes([0x30 | 5]) + zlib.compress(b"hello")
+    return body + hashlib.sha1(body).digest()
+
+
+def commands() -> bytes:
+    new = b"1" * 40
+    return pktline.encode(ZERO_ID + b" " + new + b" refs/heads/x\0report-status") + pktline.FLUSH
+
+
+def test_a_client_gone_while_a_piece_is_written_has_its_pack_aborted_after_the_write(
+        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    session, repo = started(pool, monkeypatch)
+    pack = pack_of_one_blob()
+    session.data_received(commands() + pack[:10])
+    assert pool.run_next() == "begin_pack"
+    assert [f for f, _, _ in pool.steps] == [repo.sink.write], "the first piece is being written"
+    session.eof_received()
+    session.connection_lost()
+    assert repo.sink.aborts == 0, "not while the write may still use the file"
+    pool.run_all()
+    assert repo.sink.written == pack[:10]
+    assert (repo.sink.aborts, repo.sink.commits) == (1, 0)
+
+
+def test_a_client_gone_between_pieces_has_its_pack_aborted(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    session, repo = started(pool, monkeypatch)
+    session.data_received(commands() + pack_of_one_blob()[:10])
+    pool.run_all()
+    session.connection_lost()
+    pool.run_all()
+    assert (repo.sink.aborts, repo.sink.commits) == (1, 0)
+
+
+def test_a_complete_pack_is_committed_not_aborted(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
+    session, repo = started(pool, monkeypatch)
+    pack = pack_of_one_blob()
+    session.data_received(commands() + pack)
+    pool.run_all()
+    session.connection_lost()
+    pool.run_all()
+    assert repo.sink.written == pack
+    assert (repo.sink.aborts, repo.sink.commits) == (0, 1)
+
+
+def test_the_sink_is_told_the_objects_the_scan_found(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_session, "_finish_push", lambda *_: (None, []))
+    session, repo = started(pool, monkeypatch)
+    seen: list[object] = []
+    repo.sink.write = lambda data, objects=None: seen.append(objects)  # type: ignore[method-assign]
+    session.data_received(commands() + pack_of_one_blob())
+    pool.run_all()
+    found = [o for objects in seen for o in objects]  # type: ignore[attr-defined]
+    assert len(found) == 1 and isinstance(found[0], PackedObject)
+    assert found[0].sha == hashlib.sha1(b"blob 5\0hello").digest()
