@@ -27,5 +27,7 @@ class ServiceConfig:
     git: list[str] = field(default_factory=list)
     ssh: list[str] = field(default_factory=list)
     http: list[str] = field(default_factory=list)
+    workers: int = 8
+    """Threads of the worker pool: backend calls (disk, CPU) of this many requests run at once."""
     authorizer: Authorizer | None = None
     """Built once from the flags and ``config_file`` by ``gateway.policy.authorizer_for``."""

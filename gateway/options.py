@@ -9,10 +9,18 @@ from typing import Any
 from backends import BackendLoadError, load_backend
 from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
+from gateway.threads import MAX_POOL_SIZE
 
 
 def check_options(options: MutableMapping[str, Any]) -> None:
     """Fill default listeners, refuse what is not implemented, create the root; ValueError if wrong."""
+    try:
+        workers = int(options["workers"])
+    except (TypeError, ValueError):
+        workers = 0
+    if not 1 <= workers <= MAX_POOL_SIZE:
+        raise ValueError(f"--workers must be a whole number from 1 to {MAX_POOL_SIZE}, not {options['workers']!r}")
+    options["workers"] = workers
     if options.get("config"):
         load_policy(options["config"])  # PolicyError (a ValueError) names the file, the key and the fix
     if options["backend"] == "fs":

@@ -153,10 +153,10 @@ class HgwireService(service.MultiService):
 
         from gateway.threads import start_pool
 
-        start_pool(reactor)  # type: ignore[arg-type]
+        start_pool(reactor, self.config.workers)  # type: ignore[arg-type]
         super().startService()
-        log.info("hgwire serves repositories under {root} with the {backend} backend",
-                 root=self.config.root, backend=type(self.config.backend).__name__)
+        log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
+                 root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
 
     def listening(self) -> defer.Deferred[list[ListenerService]]:
         """Fires once every listener is bound (ports known)."""
@@ -198,5 +198,6 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
         git=list(options["git"]),
         ssh=list(options["ssh"]),
         http=list(options["http"]),
+        workers=int(options["workers"]),
     )
     return build_service(config, stop_reactor_on_failure=True)

@@ -7,6 +7,9 @@ flight per connection, so memory stays bounded and the reactor never waits.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
@@ -24,14 +27,31 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 DEFAULT_POOL_SIZE = 8
+MAX_POOL_SIZE = 256
+MALLOC_ARENAS = 2
+"""glibc heaps for all threads (``MALLOC_ARENA_MAX``): each worker that allocates gets one of its own
+otherwise, and 8 concurrent clones held about 15 MiB more in freed but unreturned arena pages."""
 
 _pool: ThreadPool | None = None
 
 
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas before the workers start, unless ``MALLOC_ARENA_MAX`` is set; whether it did."""
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    m_arena_max = -8  # <malloc.h>
+    return bool(mallopt(ctypes.c_int(m_arena_max), ctypes.c_int(arenas)))
+
+
 def start_pool(reactor: IReactorThreads, size: int = DEFAULT_POOL_SIZE) -> ThreadPool:
-    """Create and start the worker pool; stopped with the reactor."""
+    """Create and start the worker pool of ``size`` threads; stopped with the reactor."""
     global _pool
     if _pool is None:
+        limit_malloc_arenas()
         _pool = ThreadPool(minthreads=0, maxthreads=size, name="hgwire-worker")
         _pool.start()
         reactor.addSystemEventTrigger("during", "shutdown", _stop_pool)  # type: ignore[attr-defined]

@@ -17,7 +17,8 @@ TWISTD = f"{VENV_BIN}/twistd"
 def test_help_documents_every_option() -> None:
     result = subprocess.run([TWISTD, "hgwire", "--help"], capture_output=True, text=True, check=True)
     for option in ("--root", "--backend", "--ssh", "--http", "--git", "--host-key", "--authorized-keys",
-                   "--htpasswd", "--config", "--read-only", "--create-on-push", "--allow-push-over-http"):
+                   "--htpasswd", "--config", "--read-only", "--create-on-push", "--allow-push-over-http",
+                   "--workers"):
         assert option in result.stdout
 
 
@@ -26,6 +27,31 @@ def test_unknown_backend_is_a_clear_error(tmp_path: Path) -> None:
                              "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "--backend must be fs, memory or package.module:factory" in result.stdout + result.stderr
+
+
+def test_workers_must_be_a_sensible_count(tmp_path: Path) -> None:
+    for bad in ("0", "many", "100000"):
+        result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path), "--workers", bad,
+                                 "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0
+        assert "--workers must be a whole number from 1 to 256" in result.stdout + result.stderr
+
+
+def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"), "--workers",
+                             "3", "--git", f"tcp:{port}:interface=127.0.0.1"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "worker threads" in line or not line:
+                break
+        assert "with the FilesystemBackend backend and 3 worker threads" in line, line
+    finally:
+        stop_twistd(proc)
 
 
 def _free_port() -> int:

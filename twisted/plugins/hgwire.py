@@ -28,6 +28,7 @@ class Options(usage.Options):
         ["authorized-keys", None, None, "OpenSSH authorized_keys file of users who may log in over SSH."],
         ["htpasswd", None, None, "Password file (bcrypt hashes) for HTTP Basic authentication."],
         ["config", "c", None, "TOML file with users, groups, repository rules and limits."],
+        ["workers", None, "8", "Worker threads for disk and CPU work (requests served at once)."],
     ]
     optFlags = [
         ["read-only", None, "Refuse every write on every transport."],

@@ -73,3 +73,19 @@ def test_stop_while_a_chunk_is_in_flight_closes_after_it(reactor: Any) -> None:
         assert errors == []
     finally:
         globalLogPublisher.removeObserver(observe)
+
+
+def test_malloc_arenas_are_capped_on_glibc_unless_the_operator_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+    import sys
+
+    from gateway import threads
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert threads.limit_malloc_arenas() is False, "MALLOC_ARENA_MAX set by the operator wins"
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    try:
+        glibc = sys.platform.startswith("linux") and bool(ctypes.CDLL(None).gnu_get_libc_version())
+    except AttributeError:
+        glibc = False
+    assert threads.limit_malloc_arenas() is glibc
