@@ -172,11 +172,14 @@ class StoreFile:
 
     ``path`` is the path *before* store encoding (``data/Dir/File.i``, hg's
     ``unencoded_path``), as stream_out and stream2 send it; the client encodes it.
+    ``cache``: a file of ``.hg/cache`` (``path`` is its name there), which only
+    stream v2 carries, after the store.
     """
 
     path: bytes
     size: int
     chunks: Iterator[bytes]
+    cache: bool = False
 
 
 class HgTransaction(Protocol):
@@ -252,8 +255,12 @@ class HgRepository(Protocol):
         """
         ...
 
-    def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
-        """A consistent snapshot of the store for stream clone: (file count, byte count, files)."""
+    def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
+        """A consistent snapshot of the store for stream clone: (file count, byte count, files).
+
+        ``caches``: also the caches worth copying (branch heads, tags, branch of each revision),
+        whose absence makes a client rebuild them by reading every changeset.
+        """
         ...
 
 

@@ -386,8 +386,8 @@ class GuardedHgRepository:
     def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
         return self._repo.emit_groups(nodes, mode)
 
-    def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
-        return self._repo.stream_files()
+    def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
+        return self._repo.stream_files(caches)
 
 
 def guard_hg_repository(repo: HgRepository, ctx: SessionContext) -> HgRepository:

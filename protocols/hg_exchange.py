@@ -85,6 +85,8 @@ PUBLIC, DRAFT = 0, 1
 PHASE_NAMES = {PUBLIC: "public", DRAFT: "draft", 2: "secret"}
 RACE_MESSAGE = "remote repository changed while pushing - please try again"
 STREAM_SOURCE_STORE = b"s"
+STREAM_SOURCE_CACHE = b"c"
+"""A stream v2 entry's source: the store, or ``.hg/cache`` (``streamclone._srcstore``/``_srccache``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,14 +350,15 @@ def _stream_out_entries(count: int, size: int, files: Iterator[StoreFile]) -> It
 
 def _stream2_payload(files: Iterator[StoreFile]) -> Iterator[bytes]:
     for entry in files:
-        yield STREAM_SOURCE_STORE + uvarint(len(entry.path)) + uvarint(entry.size) + entry.path
+        source = STREAM_SOURCE_CACHE if entry.cache else STREAM_SOURCE_STORE
+        yield source + uvarint(len(entry.path)) + uvarint(entry.size) + entry.path
         yield from entry.chunks
 
 
 def _stream2_part(repo: HgRepository, caps: Mapping[bytes, Sequence[bytes]]) -> b2.OutPart:
     if b"v2" not in caps.get(b"stream", ()):
         raise UnsupportedFeature("no common stream clone version with the client")
-    count, size, files = repo.stream_files()
+    count, size, files = repo.stream_files(caches=True)
     requirements = b",".join(hg_wire.stream_requirements(repo.requirements()))
     params = [
         (b"bytecount", b"%d" % size),

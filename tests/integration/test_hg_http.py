@@ -150,11 +150,17 @@ def test_clone_push_pull_over_http(hghttp: HgHttp, history: Path, tmp_path: Path
 
 def test_stream_clone_over_http(fs_http: HgHttp, history: Path, tmp_path: Path) -> None:
     fs_http.hg("clone", "-q", "-U", str(history), str(fs_http.server.root / "s"))
+    fs_http.hg("branches", "-R", str(fs_http.server.root / "s"))  # hg writes its branch caches
+    assert (fs_http.server.root / "s" / ".hg" / "cache" / "branch2-served").exists()
     streamed = tmp_path / "streamed"
-    result = fs_http.hg("clone", "--stream", "-U", fs_http.url("s"), str(streamed))
+    result = fs_http.hg("clone", "--stream", "-U", "--debug", fs_http.url("s"), str(streamed))
     assert "streaming all changes" in result.stdout
+    # the caches come along, as from hg serve: the client need not read every changeset to rebuild them
+    assert "adding [c] branch2-served" in result.stdout and "adding [c] rbc-revs-v2" in result.stdout
     fs_http.hg("verify", "-q", "-R", str(streamed))
     assert fs_http.log(streamed) == fs_http.log(history).replace(" draft ", " public ")
+    branches = fs_http.hg("branches", "-R", str(streamed)).stdout
+    assert branches == fs_http.hg("branches", "-R", str(history)).stdout and "stable" in branches
 
 
 def _change(hghttp: HgHttp, repo: Path, text: str) -> None:

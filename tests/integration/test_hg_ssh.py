@@ -232,8 +232,9 @@ def test_stream_clone(make_server: Callable[..., RunningServer], client: Client,
     server.backend.create("s", Kind.HG)
     hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("s"))
     streamed = tmp_path / "streamed"
-    result = hgssh.hg("clone", "--stream", "-U", hgssh.url("s"), str(streamed))
+    result = hgssh.hg("clone", "--stream", "-U", "--debug", hgssh.url("s"), str(streamed))
     assert "streaming all changes" in result.stdout
+    assert "adding [s] 00changelog.i" in result.stdout
     client.hg("verify", "-q", "-R", str(streamed))
     assert hgssh.log(streamed) == hgssh.log(history).replace(" draft ", " public ")
 

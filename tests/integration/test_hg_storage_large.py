@@ -12,6 +12,7 @@ from pathlib import Path
 from test_hg_storage_repos import LONG_PATH, Hg, hg_cli, zstd_repo  # noqa: F401
 
 import backends.hg as hgstore
+from backends.hg import repository as hg_repository
 from backends.hg.changelog import parse_changeset, parse_filelog_text, parse_manifest
 from backends.hg.store import encode_store_path
 from backends.interfaces import DeltaMode
@@ -73,3 +74,22 @@ def test_stream_files_make_a_repository_hg_verifies(hg_cli: Hg, zstd_repo: Path,
     assert hg_cli(clone, "verify", "-q", check=False) == b""
     log = ("log", "-r", "all()", "-T", "{node} {phase}\n")
     assert hg_cli(clone, *log) == hg_cli(zstd_repo, *log)
+
+
+def test_stream_files_with_caches_add_hgs_own_caches_after_the_store(hg_cli: Hg, zstd_repo: Path) -> None:
+    hg_cli(zstd_repo, "branches")  # hg writes branch2-served and the rev-branch-cache
+    cache = zstd_repo / ".hg" / "cache"
+    (cache / "not-a-stream-cache").write_bytes(b"private")
+    repo = hgstore.open_repository(str(zstd_repo), "src")
+    plain_count, plain_size, plain = repo.stream_files()
+    assert not any(entry.cache for entry in plain)
+    count, size, files = repo.stream_files(caches=True)
+    entries = [(entry.path, entry.cache, b"".join(entry.chunks), entry.size) for entry in files]
+    caches = {path: data for path, is_cache, data, _size in entries if is_cache}
+    assert {b"branch2-served", b"rbc-names-v2", b"rbc-revs-v2"} <= set(caches)
+    assert set(caches) <= set(hg_repository.STREAM_CACHES), "only the files hg itself sends"
+    assert all(data == (cache / os.fsdecode(path)).read_bytes() for path, data in caches.items())
+    flags = [is_cache for _path, is_cache, _data, _size in entries]
+    assert flags == sorted(flags), "the store first, then the caches"
+    assert count == plain_count + len(caches) and size == plain_size + sum(map(len, caches.values()))
+    assert all(len(data) == declared for _path, _c, data, declared in entries)

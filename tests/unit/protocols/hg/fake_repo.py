@@ -319,7 +319,7 @@ class FakeRepo:
     def transaction(self, max_text: int | None = None) -> FakeTransaction:
         return FakeTransaction(self)
 
-    def stream_files(self) -> tuple[int, int, Iterator[StoreFile]]:
+    def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         files = self.store_files
         entries = (StoreFile(path, len(data), iter([data])) for path, data in files)
         return len(files), sum(len(d) for _, d in files), entries
