@@ -346,6 +346,12 @@ OFS_DELTA = 6
 REF_DELTA = 7
 _MAX_HEADER = 64
 _TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+
+
+def _object_hash(type_num: int, size: int) -> hashlib._Hash:
+    """The SHA-1 of a whole object, fed its header (``blob 5\\0``); the caller adds the content."""
+    return hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % size)
+
 _WHOLE_OBJECT_MAX = 1 << 20
 """Objects up to this size are inflated in one call when they lie wholly in the data at hand."""
 
@@ -430,43 +436,18 @@ class PackScanner:
         """Scan a small object that lies wholly in ``view`` at ``pos`` in one go; its end, or -1.
 
         The common case, without the phase machine's per-piece steps; -1 (an
-        object cut by the end of ``view``, or a large one) leaves it to them.
-        The checks are the same.
+        object cut by the end of ``view``, a large one, or bytes that do not
+        inflate as declared) leaves it to them, which raise the precise error.
+        The header is read and checked as they read it (``_object_at``).
         """
-        limit = len(view)
-        byte = view[pos]
-        type_num, size, shift, i = (byte >> 4) & 7, byte & 0x0F, 4, pos + 1
-        while byte & 0x80:
-            if i >= limit or shift > 60:
-                return -1
-            byte = view[i]
-            size |= (byte & 0x7F) << shift
-            shift += 7
-            i += 1
-        if size > _WHOLE_OBJECT_MAX or type_num not in _VALID_TYPES or size > self._max_object:
-            return -1
         offset = self._offset + pos
-        base: int | bytes | None = None
-        if type_num == OFS_DELTA:
-            if i >= limit:
-                return -1
-            byte = view[i]
-            distance = byte & 0x7F
-            i += 1
-            while byte & 0x80:
-                if i >= limit or distance >= 1 << 56:
-                    return -1
-                byte = view[i]
-                distance = ((distance + 1) << 7) | (byte & 0x7F)
-                i += 1
-            if distance == 0 or offset - distance not in self._starts:
-                return -1
-            base = offset - distance
-        elif type_num == REF_DELTA:
-            if i + 20 > limit:
-                return -1
-            base = bytes(view[i:i + 20])
-            i += 20
+        parsed = self._object_at(view[pos:pos + _MAX_HEADER], offset)
+        if parsed is None:
+            return -1
+        header_len, size, type_num, base = parsed
+        if size > _WHOLE_OBJECT_MAX:
+            return -1
+        i = pos + header_len
         inflater = zlib.decompressobj()
         piece = view[i:i + size + (size >> 11) + 64]  # zlib's bound on what ``size`` bytes deflate to
         try:
@@ -476,7 +457,7 @@ class PackScanner:
         if not inflater.eof or len(out) != size:
             return -1
         if base is None:
-            sha = hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % size)
+            sha = _object_hash(type_num, size)
             sha.update(out)
             digest: bytes | None = sha.digest()
         else:
@@ -515,33 +496,45 @@ class PackScanner:
         before = len(self._buffer)
         take = min(_MAX_HEADER - before, len(view))
         self._buffer += view[:take]
-        parsed = _parse_object_header(bytes(self._buffer))
+        offset = self._at - before
+        parsed = self._object_at(bytes(self._buffer), offset)
         if parsed is None:
             if len(self._buffer) >= _MAX_HEADER:
                 raise ProtocolError("receive-pack: malformed object header in the pushed pack")
             return take
         header_len, size, type_num, base = parsed
-        if size > self._max_object:
-            raise LimitExceeded(f"an object of {size} bytes in the pushed pack exceeds the limit of {self._max_object}")
         self._buffer.clear()
         self._declared, self._inflated = size, 0
         self._inflater = zlib.decompressobj()
         self._phase = _Phase.INFLATE
-        offset = self._at - before
+        self._starts.add(offset)
+        self._object = (offset, offset + header_len, type_num, base)
+        if type_num in (OFS_DELTA, REF_DELTA):
+            self._delta_head, self._hash = bytearray(), None
+        else:
+            self._delta_head, self._hash = None, _object_hash(type_num, size)
+        return header_len - before
+
+    def _object_at(self, buf: bytes | memoryview, offset: int) -> tuple[int, int, int, int | bytes | None] | None:
+        """(header length, size, type, base) of the object whose header begins ``buf``, at pack ``offset``.
+
+        None if ``buf`` is too short.  An OFS_DELTA's base comes back as a pack
+        offset, which must be where an earlier object starts; an object larger
+        than the limit is refused.
+        """
+        parsed = _parse_object_header(buf)
+        if parsed is None:
+            return None
+        header_len, size, type_num, base = parsed
+        if size > self._max_object:
+            raise LimitExceeded(f"an object of {size} bytes in the pushed pack exceeds the limit of {self._max_object}")
         if type_num == OFS_DELTA:
             assert isinstance(base, int)
             if base > offset or offset - base not in self._starts:
                 raise ProtocolError("receive-pack: an OFS_DELTA in the pushed pack names a base that is "
                                     "not an earlier object of the pack")
             base = offset - base
-        self._starts.add(offset)
-        self._object = (offset, offset + header_len, type_num, base)
-        if type_num in (OFS_DELTA, REF_DELTA):
-            self._delta_head, self._hash = bytearray(), None
-        else:
-            self._delta_head = None
-            self._hash = hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % size)
-        return header_len - before
+        return header_len, size, type_num, base
 
     def _inflate(self, view: memoryview) -> int:
         try:
@@ -636,7 +629,7 @@ def _delta_sizes(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _parse_object_header(buf: bytes) -> tuple[int, int, int, int | bytes | None] | None:
+def _parse_object_header(buf: bytes | memoryview) -> tuple[int, int, int, int | bytes | None] | None:
     """(header length, declared size, type, base) of a pack object, or None if ``buf`` is too short.
 
     ``base``: an OFS_DELTA's distance back to its base, a REF_DELTA's base id, else None.
@@ -662,7 +655,7 @@ def _parse_object_header(buf: bytes) -> tuple[int, int, int, int | bytes | None]
     return i, size, type_num, None
 
 
-def _ofs_distance(buf: bytes, i: int) -> tuple[int, int] | None:
+def _ofs_distance(buf: bytes | memoryview, i: int) -> tuple[int, int] | None:
     """(end, distance) of an OFS_DELTA base offset; 0 would make the object its own base (dulwich NEWS 1.2.9)."""
     if i >= len(buf):
         return None
