@@ -75,7 +75,7 @@ class DiskPackSink:
 
     def __init__(self, repo: DulwichGitRepository, store: DiskObjectStore) -> None:
         self._repo = repo
-        self._ingest = git_ingest.PackIngest(store, repo._parsed)
+        self._ingest = git_ingest.PackIngest(store, repo._links)
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         with _invalid_pack():
@@ -117,7 +117,7 @@ class DulwichGitRepository:
         self._spool_dir = spool_dir
         self._lock = lock or _thread_lock_for(repo)
         self._added: set[bytes] = set()
-        self._parsed = git_ingest.ParsedObjects()
+        self._links = git_ingest.PushLinks()
         self._added_packs: list[Pack] = []
 
     @property
@@ -226,7 +226,7 @@ class DulwichGitRepository:
         """
         store = self.object_store
         if isinstance(store, DiskObjectStore):
-            return git_ingest.connected(store, [tip], self._added, self._parsed)
+            return git_ingest.connected(store, [tip], self._added, self._links)
         return git_ingest.walk_connected([tip], self._added, lambda sha: store.get_raw(ObjectID(sha)),
                                          lambda sha: ObjectID(sha) in store)
 
@@ -241,7 +241,7 @@ class DulwichGitRepository:
                     pass
         self._added_packs.clear()
         self._added.clear()
-        self._parsed = git_ingest.ParsedObjects()
+        self._links = git_ingest.PushLinks()
         store = self.object_store
         if isinstance(store, DiskObjectStore):
             store._pack_cache.clear()

@@ -45,6 +45,7 @@ from dulwich.objects import (
     check_hexsha,
     check_identity,
     check_time,
+    object_header,
     parse_tree,
 )
 from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_index
@@ -138,12 +139,12 @@ def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TE
 
 
 def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes],
-                parsed: ParsedObjects | None = None) -> Pack | None:
+                links: PushLinks | None = None) -> Pack | None:
     """Index the pack ``read`` yields into ``store`` (completing a thin pack); the new ``Pack``.
 
     ``PackIngest`` fed from ``read``, scanning the stream itself; None for a pack without objects.
     """
-    ingest = PackIngest(store, parsed)
+    ingest = PackIngest(store, links)
     try:
         while chunk := read(READ_CHUNK):
             ingest.write(chunk)
@@ -169,13 +170,13 @@ class PackIngest:
     without its ``.idx`` is invisible to readers).  Errors raise
     ``ProtocolError`` (or dulwich's ``ObjectFormatException`` and
     ``ApplyDeltaError``); nothing is left in the object directory then.
-    ``parsed`` collects the commits, trees and tags as checked, for ``connected``.
+    ``links`` collects what the checked commits, trees and tags link to, for ``connected``.
     """
 
-    def __init__(self, store: DiskObjectStore, parsed: ParsedObjects | None = None) -> None:
+    def __init__(self, store: DiskObjectStore, links: PushLinks | None = None) -> None:
         sweep_stale_temporaries(store)
         self._store = store
-        self._parsed = parsed
+        self._links = links
         fd, self._path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
         self._file: BinaryIO | None = os.fdopen(fd, "w+b")
         os.chmod(self._path, PACK_MODE)
@@ -208,8 +209,9 @@ class PackIngest:
         self._file.flush()
         views, _ = cheap_views(self._store)
         with PackObjectReader(self._store, views) as reader:
-            external = self._resolve(_raw_reader(reader))
-            pack_sha = self._complete(external, _raw_reader(reader))
+            get_raw = _raw_reader(reader)
+            external = self._resolve(get_raw)
+            pack_sha = self._complete(external, get_raw)
         return self._publish(pack_sha)
 
     def abort(self) -> None:
@@ -296,9 +298,9 @@ class PackIngest:
         return text
 
     def _check(self, type_num: int, raw: bytes) -> None:
-        links = check_object(type_num, raw)
-        if self._parsed is not None:
-            self._parsed.link(links)
+        linked = check_object(type_num, raw)
+        if self._links is not None:
+            self._links.link(linked)
 
     # -- into the store ---------------------------------------------------------------
 
@@ -371,19 +373,16 @@ def write_index_v2(out: BinaryIO, entries: Sequence[tuple[bytes, int, int | None
 
 
 def _object_id(type_num: int, text: bytes) -> bytes:
-    digest = hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % len(text))
+    digest = hashlib.sha1(object_header(type_num, len(text)))
     digest.update(text)
     return digest.digest()
-
-
-_TYPE_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob", TAG: b"tag"}
 
 
 MAX_LINKS = 4_000_000
 """Distinct ids a push's objects may link to before the connectivity check walks instead (about 400 MB)."""
 
 
-class ParsedObjects:
+class PushLinks:
     """Every id the commits, trees and tags of a push link to, as their checks parsed them.
 
     With these the connectivity check is one set difference: if every link
@@ -532,15 +531,15 @@ ObjectReader = Callable[[bytes], tuple[int, bytes]]
 
 
 def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[bytes],
-              parsed: ParsedObjects | None = None) -> bool:
+              links: PushLinks | None = None) -> bool:
     """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones.
 
-    ``parsed``: what the push's objects link to, as ``PackIngest`` checked them: when every link
+    ``links``: what the push's objects link to, as ``PackIngest`` checked them: when every link
     is present, no walk is needed.
     """
     views, all_viewed = cheap_views(store)
     has = Presence(store, views, all_viewed).__contains__
-    if parsed is not None and parsed.closed(added, has):
+    if links is not None and links.closed(added, has):
         return all(tip in added or has(tip) for tip in tips)
     with PackObjectReader(store, views) as reader:
         return walk_connected(tips, added, reader.read, has)

@@ -250,7 +250,7 @@ def test_a_pack_with_an_unsorted_tree_lands_nothing(tmp_path: Path) -> None:
 def test_connectivity_from_the_links_the_checks_parsed_reads_nothing(
         pushed: tuple[Path, Path, bytes, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
     server, work, old, new = pushed
-    parsed = git_ingest.ParsedObjects()
+    parsed = git_ingest.PushLinks()
     pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)), parsed)
     added = {bytes(s) for s in pack}
     assert parsed.links is not None and old.lower() in parsed.links, "the first new commit's parent"
@@ -268,7 +268,7 @@ def test_connectivity_from_the_links_the_checks_parsed_reads_nothing(
     assert not git_ingest.connected(store, [b"1" * 40], added, parsed), "a tip that is nowhere"
     assert git_ingest.connected(store, [new], added)
     assert read_from_pack  # without the links the walk inflates the commits and trees from the pack
-    few = git_ingest.ParsedObjects(max_links=3)
+    few = git_ingest.PushLinks(max_links=3)
     git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, old, new)), few)
     assert few.links is None, "past the bound the links are dropped"
     assert git_ingest.connected(Repo(str(server)).object_store, [new], added, few), "and the walk decides"
@@ -288,7 +288,7 @@ def test_a_link_to_a_missing_object_falls_back_to_the_walk(tmp_path: Path) -> No
     tree.add(b"kept", 0o100644, kept.id)
     out = io.BytesIO()
     write_pack_objects(out, [(o, None) for o in (kept, tree, stray)], object_format=DEFAULT_OBJECT_FORMAT)
-    parsed = git_ingest.ParsedObjects()
+    parsed = git_ingest.PushLinks()
     pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(out.getvalue()), parsed)
     added = {bytes(s) for s in pack}
     store = Repo(str(server)).object_store
