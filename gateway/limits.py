@@ -19,6 +19,7 @@ leaves out keeps the default below.
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -185,6 +186,31 @@ def _address_key(address: IAddress | None) -> str:
     return str(host) if host is not None else type(address).__name__
 
 
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+"""Linux's one-shot "acknowledge now": absent elsewhere, where nothing is set."""
+
+
+def tcp_socket(transport: Any) -> socket.socket | None:
+    """The TCP socket under a transport, through a TLS layer; None for anything else."""
+    for _ in range(4):  # TCP, TLS over TCP, and wrappers of those
+        if transport is None:
+            return None
+        get_handle = getattr(transport, "getHandle", None)
+        handle = get_handle() if callable(get_handle) else None
+        if (isinstance(handle, socket.socket) and handle.type == socket.SOCK_STREAM
+                and handle.family in (socket.AF_INET, socket.AF_INET6)):
+            return handle
+        transport = getattr(transport, "transport", None)
+    return None
+
+
+def _set_tcp_option(sock: socket.socket, option: int) -> None:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+    except OSError:  # closed under us: the transport reports that on its own
+        pass
+
+
 @implementer(IHalfCloseableProtocol)
 class GuardedProtocol(ProtocolWrapper):
     """A connection of a guarded listener: counted, and dropped when idle too long.
@@ -206,6 +232,7 @@ class GuardedProtocol(ProtocolWrapper):
         self._timer: IDelayedCall | None = None
         self._closing: IDelayedCall | None = None
         self._deadline: IDelayedCall | None = None
+        self._socket: socket.socket | None = None
 
     def makeConnection(self, transport: Any) -> None:
         clock = self.guard.clock
@@ -213,6 +240,9 @@ class GuardedProtocol(ProtocolWrapper):
         self._timer = clock.callLater(self._idle, self._check_idle)
         if self._lifetime is not None:
             self._deadline = clock.callLater(self._lifetime, self._too_long)
+        self._socket = tcp_socket(transport)
+        if self._socket is not None:
+            _set_tcp_option(self._socket, socket.TCP_NODELAY)
         super().makeConnection(transport)
         if self._refusal is not None:
             # Close once the client's first bytes are read (closing with unread input would
@@ -222,6 +252,8 @@ class GuardedProtocol(ProtocolWrapper):
 
     def dataReceived(self, data: bytes) -> None:
         self._last = self.guard.clock.seconds()
+        if self._socket is not None and _TCP_QUICKACK is not None:
+            _set_tcp_option(self._socket, _TCP_QUICKACK)
         if self._refusal is None:
             super().dataReceived(data)
         elif self._closing is not None and self._closing.active():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,14 @@ from twisted.internet.testing import StringTransport
 
 from backends.memory import MemoryBackend
 from gateway.config import ServiceConfig
-from gateway.limits import DEFAULT_LIMITS, REFUSAL_GRACE, ConnectionLimits, GuardedFactory, limits_for
+from gateway.limits import (
+    DEFAULT_LIMITS,
+    REFUSAL_GRACE,
+    ConnectionLimits,
+    GuardedFactory,
+    limits_for,
+    tcp_socket,
+)
 from gateway.policy import authorizer_for
 
 
@@ -205,3 +213,73 @@ def test_request_bounds_come_from_the_policy_file(tmp_path: Path) -> None:
     config = ServiceConfig(backend=MemoryBackend(), root=str(tmp_path), config_file=str(policy))
     bounds = request_bounds(authorizer_for(config))
     assert (bounds.wants, bounds.haves, bounds.ref_prefixes) == (100, DEFAULT_BOUNDS.haves, 10)
+
+
+class RecordingSocket(socket.socket):
+    """A real TCP socket that remembers the options set on it."""
+
+    def __init__(self) -> None:
+        super().__init__(socket.AF_INET, socket.SOCK_STREAM)
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, option: int, value: Any, *rest: Any) -> None:  # type: ignore[override]
+        self.options.append((level, option, value))
+        super().setsockopt(level, option, value, *rest)
+
+
+class SocketTransport(StringTransport):
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(peerAddress=IPv4Address("TCP", "10.0.0.1", 5000))
+        self.sock = sock
+
+    def getHandle(self) -> socket.socket:
+        return self.sock
+
+
+class TLSLayer(StringTransport):
+    """What a TLS layer looks like from above: its handle is no socket; the TCP transport is under it."""
+
+    def __init__(self, under: Any) -> None:
+        super().__init__()
+        self.transport = under
+
+    def getHandle(self) -> object:
+        return object()
+
+
+def test_tcp_connections_send_small_replies_at_once_and_acknowledge_requests_at_once() -> None:
+    """Nagle's algorithm on our side, or a delayed ACK of a client's first small write, stalls
+    each request/reply turn of a handshake by the peer's 40 ms delayed-ACK timer."""
+    with RecordingSocket() as sock:
+        proto, _ = connect_with(make(), SocketTransport(sock))
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        sock.options.clear()
+        proto.dataReceived(b"0014command=ls-refs\n")
+        if hasattr(socket, "TCP_QUICKACK"):
+            assert sock.options == [(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)]
+        else:
+            assert sock.options == []
+
+
+def test_the_tcp_socket_is_found_under_tls_and_nothing_is_set_on_other_sockets() -> None:
+    with RecordingSocket() as sock:
+        assert tcp_socket(TLSLayer(SocketTransport(sock))) is sock
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+        assert tcp_socket(SocketTransport(unix)) is None
+    assert tcp_socket(StringTransport()) is None
+    proto, transport = connect(make())  # a transport with no socket at all still works
+    proto.dataReceived(b"ping")
+    assert transport.value() == b"ping"
+
+
+def test_a_socket_closed_under_the_connection_is_not_an_error() -> None:
+    sock = RecordingSocket()
+    proto, _ = connect_with(make(), SocketTransport(sock))
+    sock.close()
+    proto.dataReceived(b"ping")  # setting the option fails with EBADF, quietly
+
+
+def connect_with(factory: GuardedFactory, transport: StringTransport) -> tuple[Any, StringTransport]:
+    proto = factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", 5000))
+    proto.makeConnection(transport)
+    return proto, transport
