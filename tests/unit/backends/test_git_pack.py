@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
@@ -91,6 +92,56 @@ def test_snapshot_peels_annotated_tags(history: History) -> None:
     snap = git_pack.snapshot_refs(Repo(history))  # type: ignore[arg-type]
     assert snap.peeled == {b"refs/tags/v1": history.id("c1")}
     assert snap.symrefs == {b"HEAD": b"refs/heads/main"}
+
+
+class CountingStore:
+    """An object store that counts the objects read from it."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.reads = 0
+
+    def __getitem__(self, oid: bytes) -> Any:
+        self.reads += 1
+        return self.store[oid]
+
+    def __contains__(self, oid: bytes) -> bool:
+        return oid in self.store
+
+
+def test_a_second_advertisement_reads_no_object_to_peel(history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    repo = Repo(history)
+    repo.object_store = counting = CountingStore(history.store)  # type: ignore[assignment]
+    first = git_pack.snapshot_refs(repo)  # type: ignore[arg-type]
+    assert counting.reads == 3, "main's commit, the tag, and the tag's commit"
+    second = git_pack.snapshot_refs(repo)  # type: ignore[arg-type]
+    assert counting.reads == 3
+    assert second == first and second.peeled == {b"refs/tags/v1": history.id("c1")}
+
+
+def test_a_chain_cut_short_by_a_missing_object_is_not_remembered(
+        history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    outer = Tag()
+    outer.name, outer.message, outer.tagger = b"v1-signed", b"again\n", b"T <t@example.com>"
+    outer.object = (Tag, history.tag.id)
+    outer.tag_time, outer.tag_timezone = 1_700_000_000, 0
+    partial = MemoryRepo().object_store
+    partial.add_object(outer)  # the inner tag is missing here
+    outer_id = ObjectId(outer.id)
+    assert git_pack.peel(partial, outer_id) == ObjectId(history.tag.id)
+    history.store.add_object(outer)
+    assert git_pack.peel(history.store, outer_id) == history.id("c1")
+    assert git_pack.peel(partial, outer_id) == history.id("c1"), "now known: the same in every store"
+
+
+def test_the_peeled_cache_is_bounded(history: History, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    monkeypatch.setattr(git_pack, "PEELED_CACHE_SIZE", 3)
+    for name in ("c0", "c1", "c2", "c3", "c4", "c5", "s1", "m"):
+        assert git_pack.peel(history.store, history.id(name)) == history.id(name)
+        assert len(git_pack._peeled) <= 3
 
 
 def test_unknown_wants_are_refused(history: History) -> None:
