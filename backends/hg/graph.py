@@ -100,12 +100,24 @@ def compute_phases(parents: Sequence[tuple[int, int]], roots: dict[int, int]) ->
 def phase_roots(parents: Sequence[tuple[int, int]], phases: bytearray) -> dict[int, list[int]]:
     """Canonical roots per non-public phase: minimal revisions of ``{phase >= p}``."""
     roots: dict[int, list[int]] = {}
-    for rev, (p1, p2) in enumerate(parents):
+    # A public revision roots nothing: start at the first other one (a publishing
+    # repository has none, and this scan is then one C-level pass over the bytes).
+    first = len(phases) - len(phases.lstrip(b"\0"))
+    for rev in range(first, len(parents)):
         ph = phases[rev]
+        if not ph:
+            continue
+        p1, p2 = parents[rev]
         parent_phase = max(phases[p1] if p1 >= 0 else 0, phases[p2] if p2 >= 0 else 0)
-        for level in sorted({p for p in (1, 2, 32, 96) if parent_phase < p <= ph}):
-            roots.setdefault(level, []).append(rev)
+        if parent_phase >= ph:
+            continue
+        for level in _PHASE_LEVELS:  # ascending, as the roots per phase are listed
+            if parent_phase < level <= ph:
+                roots.setdefault(level, []).append(rev)
     return roots
+
+
+_PHASE_LEVELS = (1, 2, 32, 96)
 
 
 def descendants_mask(parents: Sequence[tuple[int, int]], revs: Iterable[int]) -> bytearray:

@@ -81,8 +81,13 @@ class FsVfs:
             os.makedirs(parent, exist_ok=True)
 
     def append(self, path: bytes, data: bytes) -> None:
-        self._makedirs(path)
-        with open(self.join(path), "ab") as f:
+        full = self.join(path)
+        try:
+            f = open(full, "ab")
+        except FileNotFoundError:  # a new directory (a push's first file there): rarely
+            self._makedirs(path)
+            f = open(full, "ab")
+        with f:
             f.write(data)
 
     def replace(self, path: bytes, data: bytes) -> None:

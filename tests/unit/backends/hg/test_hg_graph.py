@@ -1,0 +1,52 @@
+"""Phase roots (backends.hg.graph) held to their definition on random histories."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends.hg import graph
+
+PHASES = (0, 1, 2, 32, 96)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[tuple[int, int]], bytearray]:
+    """A DAG in revision order (parents before children) and phases that respect it."""
+    size = draw(st.integers(0, 60))
+    parents: list[tuple[int, int]] = []
+    for rev in range(size):
+        p1 = draw(st.integers(-1, rev - 1))
+        p2 = draw(st.integers(-1, rev - 1)) if p1 >= 0 and draw(st.booleans()) else -1
+        parents.append((p1, p2 if p2 != p1 else -1))
+    roots = draw(st.dictionaries(st.integers(0, max(size - 1, 0)), st.sampled_from(PHASES), max_size=8))
+    return parents, graph.compute_phases(parents, {r: p for r, p in roots.items() if r < size})
+
+
+def roots_by_definition(parents: list[tuple[int, int]], phases: bytearray) -> dict[int, list[int]]:
+    """For each level p: the revisions of phase >= p none of whose parents has phase >= p."""
+    roots: dict[int, list[int]] = {}
+    for level in (1, 2, 32, 96):
+        for rev, (p1, p2) in enumerate(parents):
+            if phases[rev] >= level and not any(p >= 0 and phases[p] >= level for p in (p1, p2)):
+                roots.setdefault(level, []).append(rev)
+    return roots
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories())
+def test_phase_roots_are_the_minimal_revisions_of_each_phase(history: tuple[list[tuple[int, int]], bytearray]) \
+        -> None:
+    parents, phases = history
+    assert graph.phase_roots(parents, phases) == roots_by_definition(parents, phases)
+
+
+def test_an_all_public_history_has_no_roots() -> None:
+    parents = [(-1, -1)] + [(r - 1, -1) for r in range(1, 5000)]
+    assert graph.phase_roots(parents, bytearray(5000)) == {}
+
+
+def test_a_draft_tail_is_rooted_at_its_first_revision() -> None:
+    parents = [(-1, -1)] + [(r - 1, -1) for r in range(1, 10)]
+    phases = graph.compute_phases(parents, {7: 1})
+    assert graph.phase_roots(parents, phases) == {1: [7]}
