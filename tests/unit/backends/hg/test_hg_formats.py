@@ -113,3 +113,48 @@ def test_an_append_in_progress_is_not_yet_visible() -> None:
     assert len(parse_index(whole, None, header).entries) == 2
     split = INDEX_ENTRY.pack(1 << 32 | 1, 3, 3, 0, 0, -1, -1, b"\x01" * 20)
     assert len(parse_index(split + split[:30], None, 1).entries) == 1
+
+
+def test_zstd_chunks_decode_with_or_without_their_content_size_and_corruption_is_a_storage_error() -> None:
+    import zstandard
+
+    from backends.hg.revlog import decompress
+    from protocols.errors import StorageError
+
+    text = b"line of a manifest\n" * 200
+    with_size = zstandard.ZstdCompressor(level=3).compress(text)
+    without_size = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(text)
+    assert with_size != without_size
+    for _ in range(3):  # the thread's context is reused between chunks
+        assert decompress(with_size) == text
+        assert decompress(without_size) == text
+    with pytest.raises(StorageError, match="corrupt revlog chunk"):
+        decompress(with_size[:-8] + b"\xff" * 8)
+    with pytest.raises(StorageError, match="corrupt revlog chunk"):
+        decompress(with_size[:12])
+    assert decompress(with_size) == text, "a failed chunk leaves the context usable"
+
+
+def test_zstd_chunks_decode_in_many_threads_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import zstandard
+
+    from backends.hg.revlog import decompress
+
+    texts = [(b"%d " % i) * (100 + i) for i in range(200)]
+    chunks = [zstandard.ZstdCompressor(level=3).compress(t) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            assert list(pool.map(decompress, chunks)) == texts
+
+
+def test_a_zstd_chunk_without_its_content_size_must_still_be_one_whole_frame() -> None:
+    import zstandard
+
+    from backends.hg.revlog import decompress
+    from protocols.errors import StorageError
+
+    chunk = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(b"abc\n" * 500)
+    with pytest.raises(StorageError, match="cut short"):
+        decompress(chunk[:-4])
