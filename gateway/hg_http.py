@@ -80,6 +80,7 @@ def wire_settings(authorizer: Any) -> hg_http.WireSettings:
         changes["engines"] = tuple(e.encode("ascii") for e in chosen.compression)
     if chosen.zstd_level is not None:
         changes["zstd_level"] = chosen.zstd_level
+        changes["zstd_window_log"] = None  # the chosen level's own window
     if chosen.zlib_level is not None:
         changes["zlib_level"] = chosen.zlib_level
     if chosen.httppostargs is not None:

@@ -95,6 +95,11 @@ class WireSettings:
     zstd_level: int = 2
     """Level 2, not hg's 3: on a changegroup stream it compresses about 1.5% less, with half
     the CPU and half the compressor memory per response (measured on the bench corpus)."""
+    zstd_window_log: int | None = 18
+    """A 256 KiB window instead of level 2's own 1 MiB: on the bench corpus's changegroup it
+    compresses 0.7% less, with a quarter less CPU (0.21 against 0.28 s) and 1.24 against
+    1.99 MiB of compressor memory per response.  None: the level's own window (what an
+    operator who chooses a level gets)."""
     zlib_level: int = -1
     header_size: int = 1024
     post_args: bool = False
@@ -296,7 +301,11 @@ def _zlib(settings: WireSettings) -> Compressor:
 
 def _zstd(settings: WireSettings) -> Compressor:
     assert zstandard is not None
-    return zstandard.ZstdCompressor(level=settings.zstd_level).compressobj()
+    if settings.zstd_window_log is None:
+        return zstandard.ZstdCompressor(level=settings.zstd_level).compressobj()
+    params = zstandard.ZstdCompressionParameters.from_level(settings.zstd_level,
+                                                            window_log=settings.zstd_window_log)
+    return zstandard.ZstdCompressor(compression_params=params).compressobj()
 
 
 COMPRESSORS: Mapping[bytes, Callable[[WireSettings], Compressor]] = {

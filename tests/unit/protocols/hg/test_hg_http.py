@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import urllib.parse
 import zlib
@@ -290,3 +291,33 @@ def test_any_stream_round_trips(chunks: list[bytes], engine: bytes) -> None:
 def test_limit_errors_are_limit_exceeded() -> None:
     with pytest.raises(LimitExceeded):
         numbered_headers(_split(b"a" * (LIMITS.header_count + 1) * 100, 100), b"X-HgArg", LIMITS)
+
+
+def _zstd_window(settings: WireSettings) -> int:
+    body = _body(encode_stream(iter([b"x" * 100_000]), choose_encoding(
+        parse_proto(CLIENT_PROTO, LIMITS), settings, False), settings))
+    return zstandard.get_frame_parameters(body[5:]).window_size
+
+
+def test_zstd_streams_use_a_256_kib_window_unless_the_operator_chose_a_level() -> None:
+    """The client's decoder needs no more memory than the window, nor does the server's encoder."""
+    assert DEFAULT.zstd_window_log == 18
+    assert _zstd_window(DEFAULT) == 256 << 10
+    assert _zstd_window(dataclasses.replace(DEFAULT, zstd_level=19, zstd_window_log=None)) > 256 << 10
+
+
+def test_a_level_from_the_config_file_keeps_its_own_window() -> None:
+    from types import SimpleNamespace
+
+    from gateway.hg_http import SETTINGS, wire_settings
+
+    def authorizer(**chosen: object) -> SimpleNamespace:
+        hg_http = SimpleNamespace(**{"compression": None, "zstd_level": None, "zlib_level": None,
+                                     "httppostargs": None, **chosen})
+        return SimpleNamespace(policy=SimpleNamespace(current=SimpleNamespace(hg_http=hg_http)))
+
+    assert wire_settings(authorizer()) == SETTINGS
+    assert wire_settings(authorizer(zlib_level=1)).zstd_window_log == 18
+    chosen = wire_settings(authorizer(zstd_level=9))
+    assert (chosen.zstd_level, chosen.zstd_window_log) == (9, None)
+    assert _zstd_window(chosen) > 256 << 10
