@@ -624,9 +624,11 @@ class HgwireServerTransport(transport.SSHServerTransport):
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         """The client said why it disconnects: quiet when it simply hung up."""
         if reasonCode != transport.DISCONNECT_BY_APPLICATION:
-            log.info("SSH client {peer} disconnected: {reason} (code {code})",
-                     peer=getattr(self.transport.getPeer(), "host", "?") if self.transport else "?",
+            log.info("SSH client {peer} disconnected: {reason} (code {code})", peer=self._peer_host(),
                      reason=description[:200].decode("utf-8", "replace"), code=reasonCode)
+
+    def _peer_host(self) -> str:
+        return str(getattr(self.transport.getPeer(), "host", "?")) if self.transport is not None else "?"
 
     def setService(self, service: Any) -> None:
         super().setService(service)
@@ -647,7 +649,7 @@ class HgwireServerTransport(transport.SSHServerTransport):
         if self.transport is None:
             return
         log.info("SSH connection from {peer} not logged in after {seconds} s: closed",
-                 peer=getattr(self.transport.getPeer(), "host", "?"), seconds=LOGIN_GRACE_SECONDS)
+                 peer=self._peer_host(), seconds=LOGIN_GRACE_SECONDS)
         drop(self.transport)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import zstandard
@@ -116,11 +117,6 @@ def test_an_append_in_progress_is_not_yet_visible() -> None:
 
 
 def test_zstd_chunks_decode_with_or_without_their_content_size_and_corruption_is_a_storage_error() -> None:
-    import zstandard
-
-    from backends.hg.revlog import decompress
-    from protocols.errors import StorageError
-
     text = b"line of a manifest\n" * 200
     with_size = zstandard.ZstdCompressor(level=3).compress(text)
     without_size = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(text)
@@ -136,12 +132,6 @@ def test_zstd_chunks_decode_with_or_without_their_content_size_and_corruption_is
 
 
 def test_zstd_chunks_decode_in_many_threads_at_once() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    import zstandard
-
-    from backends.hg.revlog import decompress
-
     texts = [(b"%d " % i) * (100 + i) for i in range(200)]
     chunks = [zstandard.ZstdCompressor(level=3).compress(t) for t in texts]
     with ThreadPoolExecutor(8) as pool:
@@ -150,11 +140,6 @@ def test_zstd_chunks_decode_in_many_threads_at_once() -> None:
 
 
 def test_a_zstd_chunk_without_its_content_size_must_still_be_one_whole_frame() -> None:
-    import zstandard
-
-    from backends.hg.revlog import decompress
-    from protocols.errors import StorageError
-
     chunk = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(b"abc\n" * 500)
     with pytest.raises(StorageError, match="cut short"):
         decompress(chunk[:-4])
