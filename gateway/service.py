@@ -24,6 +24,20 @@ from gateway.config import ServiceConfig
 
 log = Logger()
 
+FIRST_USE_IMPORTS = ("email.policy", "dulwich.config", "dulwich.worktree")
+"""Modules our libraries import on first use, imported when the service starts instead.
+
+Otherwise the first request after a start waits for them: ``email.policy``
+(about 8 ms), which twisted.web needs to parse the ``Content-Type`` of the
+first POST (a push over HTTP); dulwich's ``config`` and ``worktree`` (about
+4 ms), which opening the first git repository needs.
+"""
+
+
+def import_first_use_modules() -> None:
+    for name in FIRST_USE_IMPORTS:
+        importlib.import_module(name)
+
 
 @dataclass(frozen=True)
 class ListenerKind:
@@ -154,6 +168,7 @@ class HgwireService(service.MultiService):
         from gateway.threads import start_pool
 
         start_pool(reactor, self.config.workers)  # type: ignore[arg-type]
+        import_first_use_modules()
         super().startService()
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
