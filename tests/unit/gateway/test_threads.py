@@ -89,3 +89,123 @@ def test_malloc_arenas_are_capped_on_glibc_unless_the_operator_chose(monkeypatch
     except AttributeError:
         glibc = False
     assert threads.limit_malloc_arenas() is glibc
+
+
+# -- HeapTrimmer ----------------------------------------------------------------------
+
+
+def _trimmer(delay: float = 2.0) -> tuple[Any, Any, list[str]]:
+    from twisted.internet.task import Clock
+
+    from gateway.threads import HeapTrimmer
+
+    clock = Clock()
+    calls: list[str] = []
+    # ``run`` records the hand-off to a worker; the trim itself records that it ran.
+    trimmer = HeapTrimmer(clock, lambda f: (calls.append("run"), f()), lambda: calls.append("trim"), delay)
+    return clock, trimmer, calls
+
+
+def test_trims_once_after_the_workers_stay_idle_for_the_delay() -> None:
+    clock, trimmer, calls = _trimmer()
+    trimmer.job_started()
+    clock.advance(5)
+    assert calls == [], "never while a job runs"
+    trimmer.job_finished()
+    clock.advance(1.9)
+    assert calls == []
+    clock.advance(0.2)
+    assert calls == ["run", "trim"]
+    clock.advance(60)
+    assert calls == ["run", "trim"], "once per quiet spell"
+
+
+def test_no_trim_without_work() -> None:
+    clock, trimmer, calls = _trimmer()
+    clock.advance(60)
+    assert calls == [] and not clock.getDelayedCalls()
+
+
+def test_a_job_in_the_quiet_spell_postpones_the_trim() -> None:
+    clock, trimmer, calls = _trimmer()
+    for _ in range(20):  # a stream: one chunk at a time, short gaps between them
+        trimmer.job_started()
+        clock.advance(0.3)
+        trimmer.job_finished()
+        clock.advance(0.5)
+    assert calls == []
+    trimmer.job_started()
+    clock.advance(3)  # a long job: the check that fires during it waits for its end
+    assert calls == []
+    trimmer.job_finished()
+    clock.advance(1.5)
+    assert calls == []
+    clock.advance(0.6)
+    assert calls == ["run", "trim"]
+    assert len(clock.getDelayedCalls()) == 0
+
+
+def test_concurrent_jobs_count_as_busy_until_the_last_ends() -> None:
+    clock, trimmer, calls = _trimmer()
+    trimmer.job_started()
+    trimmer.job_started()
+    trimmer.job_finished()
+    clock.advance(10)
+    assert calls == []
+    trimmer.job_finished()
+    clock.advance(2)
+    assert calls == ["run", "trim"]
+
+
+def test_stop_cancels_a_pending_trim() -> None:
+    clock, trimmer, calls = _trimmer()
+    trimmer.job_started()
+    trimmer.job_finished()
+    trimmer.stop()
+    clock.advance(10)
+    assert calls == [] and not clock.getDelayedCalls()
+
+
+def test_malloc_trim_is_found_on_glibc() -> None:
+    import ctypes
+    import sys
+
+    from gateway.threads import malloc_trim
+
+    try:
+        glibc = sys.platform.startswith("linux") and bool(ctypes.CDLL(None).gnu_get_libc_version())
+    except AttributeError:
+        glibc = False
+    trim = malloc_trim()
+    assert (trim is not None) is glibc
+    if trim is not None:
+        assert trim() in (0, 1)  # 1: memory was released, 0: there was none to release
+
+
+def test_run_blocking_reports_every_job_to_the_trimmer(reactor: Any, monkeypatch: Any) -> None:
+    from gateway import threads
+
+    events: list[str] = []
+
+    class Recorder:
+        def job_started(self) -> None:
+            events.append("started")
+
+        def job_finished(self) -> None:
+            events.append("finished")
+
+    def work(fail: bool) -> str:
+        if fail:
+            raise ValueError("boom")
+        return "ok"
+
+    blockingCallFromThread(reactor, lambda: threads.start_pool(reactor))
+    monkeypatch.setattr(threads, "_trimmer", Recorder())
+    assert blockingCallFromThread(reactor, threads.run_blocking, work, False) == "ok"
+    try:
+        blockingCallFromThread(reactor, threads.run_blocking, work, True)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("the failure must reach the caller")
+    assert events == ["started", "finished", "started", "finished"]
