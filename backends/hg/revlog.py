@@ -584,6 +584,15 @@ class RevlogWriter:
             oldest = next(iter(self.texts))
             self.texts_size -= len(self.texts.pop(oldest))
 
+    def forget_texts(self) -> None:
+        """Drop the kept texts: the revlog's group is complete, no later delta of it needs them.
+
+        (``text`` still reads any revision, from disk.)  Without this, a push
+        of many large files held every file's texts until its commit.
+        """
+        self.texts.clear()
+        self.texts_size = 0
+
     def _chain(self, rev: int) -> tuple[int, int]:
         """(chain length, compressed bytes in chain) of ``rev``."""
         info = self._chain_info.get(rev)

@@ -116,6 +116,7 @@ class Transaction:
                 writer = self._file_writer(group.path)
                 self._ingest(writer, group.revisions)
                 writer.flush()
+                writer.forget_texts()  # memory: one file's texts at a time, not the whole push's
         self._validate_new_changesets(first_new)
         if added:
             self.changed_cl = True

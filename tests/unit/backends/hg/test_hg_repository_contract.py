@@ -241,3 +241,26 @@ def test_obsolescence_markers_are_refused(tmp_path: Path) -> None:
     (tmp_path / "r" / ".hg" / "store" / "obsstore").write_bytes(b"\x01")
     with pytest.raises(UnsupportedFeature, match="obsolescence"):
         hgstore.open_repository(str(tmp_path / "r"), "r")
+
+
+def test_a_push_of_many_large_files_holds_one_file_at_a_time(tmp_path: Path) -> None:
+    """The transaction keeps a file's texts (delta bases) only while its group is read."""
+    import os
+    import tracemalloc
+
+    repo = hgstore.create_repository(str(tmp_path / "r"), "r")
+    h = HistoryBuilder()
+    size, count = 256 << 10, 48  # 12 MiB of incompressible files in one changeset
+    h.commit({b"d/f%02d" % i: os.urandom(size) for i in range(count)}, message=b"big")
+    groups = h.groups()  # the deltas exist before the measurement starts
+    tracemalloc.start()
+    try:
+        tx = repo.transaction()
+        tx.add_changegroup(groups)
+        _, peak = tracemalloc.get_traced_memory()
+        tx.commit()
+    finally:
+        tracemalloc.stop()
+    assert repo.heads() != [NULL_NODE]
+    # Each file costs its text, its stored chunk and a write buffer: a few times 256 KiB, not 12 MiB.
+    assert peak < 12 * size, f"peak {peak} bytes while ingesting {count} files of {size} bytes"
