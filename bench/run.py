@@ -263,7 +263,7 @@ class Runner:
     def run_case(self, case: Case, names: list[str]) -> list[Outcome]:
         self.timeout = min(self.args.timeout or case.timeout, case.timeout)
         targets = [TARGET_CLASSES[n](self.tools, self.work) for n in names]
-        targets = [t for t in targets if t.vcs in case.vcs]
+        targets = [t for t in targets if t.vcs in case.vcs and (t.cases is None or case.name in t.cases)]
         outcomes = {t.name: Outcome(case.name, t.name, t.vcs, self.unavailable.get(t.name, "")) for t in targets}
         targets = [t for t in targets if t.name not in self.unavailable]
         live: list[Target] = []

@@ -15,7 +15,13 @@ References (what hgwire is measured against, in the same run):
 ``git-http``         ``git http-backend`` as CGI behind lighttpd
 ``hg-serve``         ``hg serve`` (HTTP), the Mercurial baseline
 ``hg-ssh``           ``hg serve --stdio`` behind ``fakessh.sh``
+``hg-local``         no server: the client pulls from or pushes to the path
 ===================  =========================================================
+
+``hg-local`` is a floor, not a server: what the hg client itself costs for a
+no-op pull or a push when no wire protocol is involved at all (the push also
+does the server's writing, in the client's process).  It runs in those two
+cases only (a local clone would hardlink the store).
 
 The fake ssh runs the remote command locally: the reference ssh numbers have
 no handshake or encryption, while hgwire's ssh targets go through a real
@@ -137,6 +143,7 @@ class Target(ABC):
     transport: str = ""  # "git" | "ssh" | "http"
     hgwire: bool = False
     reference: str | None = None  # the same-transport reference (for hgwire targets)
+    cases: tuple[str, ...] | None = None  # the cases this target runs in (None: all of its VCS)
 
     def __init__(self, tools: Tools, work: Path) -> None:
         self.tools = tools
@@ -353,6 +360,28 @@ class HgSsh(FakeSshTarget):
         return self.stats_env()
 
 
+class HgLocal(Target):
+    """The floor: ``hg pull``/``hg push`` with a filesystem path, no server process at all."""
+
+    name, vcs, transport = "hg-local", "hg", "local"
+    cases = ("noop", "push")
+
+    def start(self, root: Path, repo: str) -> None:
+        if not (root / repo / ".hg").is_dir():
+            raise Unavailable(f"no Mercurial repository at {root / repo}")
+        self.root = root
+
+    def url(self, repo: str, write: bool = False) -> str:
+        assert self.root is not None
+        return str(self.root / repo)
+
+    def server_pids(self, client_pids: Iterable[int]) -> set[int]:
+        return set()
+
+    def cpu_mark(self) -> float | None:
+        return None
+
+
 # ------------------------------------------------------------------------ hgwire
 class Hgwire(DaemonTarget):
     """``twistd -n hgwire`` with one listener; ssh uses real key auth, http push uses Basic auth."""
@@ -429,7 +458,7 @@ def _hgwire(name: str, vcs: str, transport: str, reference: str) -> type[Hgwire]
 
 
 TARGET_CLASSES: dict[str, type[Target]] = {cls.name: cls for cls in (
-    GitDaemon, GitSsh, GitHttp, HgServe, HgSsh,
+    GitDaemon, GitSsh, GitHttp, HgServe, HgSsh, HgLocal,
     _hgwire("hgwire-git", "git", "git", "git-daemon"),
     _hgwire("hgwire-git-ssh", "git", "ssh", "git-ssh"),
     _hgwire("hgwire-git-http", "git", "http", "git-http"),
