@@ -424,6 +424,9 @@ class ReceivePackSession(_GitSession):
         self._sink: PackSink | None = None
         self._sink_step: defer.Deferred[None] | None = None
         """The last step of the pool that used the sink: an abort waits for it."""
+        self._pack_input: list[bytes] = []
+        """Pack bytes that arrived while the pool scanned earlier ones (b"" is EOF)."""
+        self._scanning = False
         self._handlers: dict[type, Callable[[Any], None]] = {
             git_receive.RefCommands: self._on_commands,
             git_receive.PackData: self._on_pack_data,
@@ -446,10 +449,42 @@ class ReceivePackSession(_GitSession):
         self._resume()
 
     def _core_receive(self, data: bytes) -> None:
+        if self._scanning or (self._sink is not None and self._core.state is git_receive.State.PACK):
+            # Scanning the pack inflates and hashes every object: that runs in the
+            # pool, with the write, and the core is not touched here meanwhile.
+            self._pack_input.append(data)
+            if not self._busy:
+                self._scan_queued()
+            return
         try:
             self._core.receive_data(data)
         except ProtocolError as exc:
             self._bad_pack(exc)
+
+    def _scan_queued(self) -> None:
+        assert self._sink is not None
+        chunks, self._pack_input = self._pack_input, []
+        self._scanning = True
+        self._sink_step = self._run(self._scanned, _scan_and_write, self._core, self._sink, chunks)
+
+    def _scanned(self, error: ProtocolError | None) -> None:
+        self._scanning = False
+        if error is not None:
+            self._pack_input = []
+            self._bad_pack(error)
+            return
+        if self._pack_input and self._core.state is not git_receive.State.PACK:
+            rest, self._pack_input = self._pack_input, []
+            for data in rest:  # after the pack's end: the core answers them (an error, or nothing)
+                self._core_receive(data)
+        self._resume()
+
+    def _resume(self) -> None:
+        """Scan what arrived during the last step first: the session stays busy meanwhile."""
+        if self._pack_input and not self._closed and self._sink is not None:
+            self._scan_queued()
+            return
+        super()._resume()
 
     def _core_next(self) -> object:
         try:
@@ -525,6 +560,23 @@ class ReceivePackSession(_GitSession):
         audit.git_push(self.ctx, commands.updates, results, str(exc))
         self._write(self._core.report_status(str(exc), results))
         self._finish(f"error: bad pack: {exc}", 0)
+
+
+def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[bytes]) -> ProtocolError | None:
+    """In the pool: the pack pieces the core already holds, then ``chunks`` scanned and written, in order.
+
+    A malformed pack is returned, not raised: the session answers it in the client's protocol.
+    """
+    try:
+        for event in core.take_pack_data():
+            sink.write(event.data, event.objects)
+        for data in chunks:
+            core.receive_data(data)
+            for event in core.take_pack_data():
+                sink.write(event.data, event.objects)
+    except ProtocolError as exc:
+        return exc
+    return None
 
 
 def _open_for_receive(ctx: SessionContext) -> tuple[GitRepository, Mapping[bytes, ObjectId]]:

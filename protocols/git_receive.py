@@ -213,6 +213,17 @@ class ReceivePack:
                 self._on_packet(packet)
         return self._pending.pop(0)
 
+    def take_pack_data(self) -> list[PackData]:
+        """Remove and return the ``PackData`` events at the head of the queue.
+
+        For a caller that writes the pack itself as it scans it (in another
+        thread than the one taking the other events, never at the same time).
+        """
+        taken: list[PackData] = []
+        while self._pending and isinstance(self._pending[0], PackData):
+            taken.append(self._pending.pop(0))  # type: ignore[arg-type]
+        return taken
+
     def _advance(self, inp: Input) -> None:
         try:
             self._state = _TRANSITIONS[(self._state, inp)]

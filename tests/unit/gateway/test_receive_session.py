@@ -17,6 +17,7 @@ from backends.interfaces import ZERO_ID, PackedObject
 from gateway import git_session, pump
 from gateway.channel import SessionContext
 from protocols import pktline
+from protocols.git_receive import PackScanner
 
 
 class Pool:
@@ -107,7 +108,7 @@ def started(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.Re
     repo = Repo()
     monkeypatch.setattr(git_session, "_open_for_receive", lambda ctx: (repo, {}))
     ctx = SessionContext(backend=None, repo_name="r", transport="git-daemon", peer="test")  # type: ignore[arg-type]
-    session = git_session.ReceivePackSession(ctx, Channel())  # type: ignore[arg-type]
+    session = git_session.ReceivePackSession(ctx, Channel())
     session.start()
     pool.run_all()  # the advertisement
     return session, repo
@@ -171,3 +172,78 @@ def test_the_sink_is_told_the_objects_the_scan_found(pool: Pool, monkeypatch: py
     found = [o for objects in seen for o in objects]  # type: ignore[attr-defined]
     assert len(found) == 1 and isinstance(found[0], PackedObject)
     assert found[0].sha == hashlib.sha1(b"blob 5\0hello").digest()
+
+
+# -- the pack is scanned in the pool, not on the reactor -------------------------------------
+
+
+def _begun(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.ReceivePackSession, Repo]:
+    """A session whose commands are read and whose sink is open: the pack comes in later reads."""
+    session, repo = started(pool, monkeypatch)
+    session.data_received(commands())
+    assert pool.run_next() == "begin_pack"
+    assert not pool.steps
+    return session, repo
+
+
+def test_pack_bytes_of_a_later_read_are_scanned_and_written_in_one_pool_step(
+        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
+    session, repo = _begun(pool, monkeypatch)
+    pack = pack_of_one_blob()
+    scanned_here: list[bytes] = []
+    real_feed = PackScanner.feed
+
+    def feed(scanner: PackScanner, data: bytes) -> int:
+        scanned_here.append(data)
+        return real_feed(scanner, data)
+
+    monkeypatch.setattr(PackScanner, "feed", feed)
+    session.data_received(pack)
+    assert scanned_here == [], "nothing scanned on the reactor"
+    assert [f.__name__ for f, _, _ in pool.steps] == ["_scan_and_write"]
+    pool.run_next()
+    assert scanned_here == [pack] and repo.sink.written == pack
+    pool.run_all()  # the refs
+    assert (repo.sink.aborts, repo.sink.commits) == (0, 1)
+    assert b"unpack ok" in session.channel.out  # type: ignore[attr-defined]
+
+
+def test_bytes_arriving_during_a_scan_wait_for_it_and_keep_their_order(
+        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
+    session, repo = _begun(pool, monkeypatch)
+    pack = pack_of_one_blob()
+    session.data_received(pack[:7])
+    session.data_received(pack[7:15])  # the first scan has not run: no second step alongside it
+    session.data_received(pack[15:])
+    assert len(pool.steps) == 1
+    pool.run_next()
+    assert repo.sink.written == pack[:7]
+    assert [f.__name__ for f, _, _ in pool.steps] == ["_scan_and_write"], "then the rest, in one step"
+    pool.run_all()
+    assert repo.sink.written == pack
+    assert (repo.sink.aborts, repo.sink.commits) == (0, 1)
+
+
+def test_a_malformed_pack_in_a_later_read_is_reported_and_aborted(
+        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    session, repo = _begun(pool, monkeypatch)
+    session.data_received(b"PACK\x00\x00\x00\x09" + b"\x00" * 20)  # version 9
+    pool.run_all()
+    out = session.channel.out  # type: ignore[attr-defined]
+    assert b"unpack " in out and b"unpack ok" not in out
+    assert b"ng refs/heads/x" in out
+    assert (repo.sink.aborts, repo.sink.commits) == (1, 0)
+
+
+def test_eof_during_a_scan_is_a_truncated_pack_after_it(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    session, repo = _begun(pool, monkeypatch)
+    pack = pack_of_one_blob()
+    session.data_received(pack[:10])
+    session.eof_received()
+    pool.run_all()
+    out = session.channel.out  # type: ignore[attr-defined]
+    assert repo.sink.written == pack[:10]
+    assert b"truncated" in out and b"ng refs/heads/x" in out
+    assert (repo.sink.aborts, repo.sink.commits) == (1, 0)

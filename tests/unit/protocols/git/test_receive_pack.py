@@ -128,6 +128,21 @@ def drain(core: ReceivePack) -> list[object]:
     return events
 
 
+def test_take_pack_data_removes_only_the_leading_pack_pieces() -> None:
+    pack = band_one(server("clone-v0"))
+    core = commands_then(pack[:100])
+    assert core.take_pack_data() == [], "the commands come first"
+    assert isinstance(core.next_event(), RefCommands)
+    taken = core.take_pack_data()
+    assert [p.data for p in taken] == [pack[:100]]
+    for i in range(100, len(pack), 1000):
+        core.receive_data(pack[i : i + 1000])
+        taken += core.take_pack_data()
+    assert b"".join(p.data for p in taken) == pack
+    assert core.take_pack_data() == []
+    assert isinstance(core.next_event(), PackEnd), "the end stays for the session's own loop"
+
+
 def test_truncated_pack_is_an_error() -> None:
     pack = band_one(server("clone-v0"))
     core = commands_then(pack[:-30])
