@@ -567,13 +567,15 @@ def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[
 
     A malformed pack is returned, not raised: the session answers it in the client's protocol.
     """
-    try:
+    def write_scanned() -> None:
         for event in core.take_pack_data():
             sink.write(event.data, event.objects)
+
+    try:
+        write_scanned()  # pieces the core scanned before this step
         for data in chunks:
             core.receive_data(data)
-            for event in core.take_pack_data():
-                sink.write(event.data, event.objects)
+            write_scanned()
     except ProtocolError as exc:
         return exc
     return None

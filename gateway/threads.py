@@ -39,13 +39,21 @@ _pool: ThreadPool | None = None
 _trimmer: HeapTrimmer | None = None
 
 
+def _glibc_function(name: str) -> Callable[..., int] | None:
+    """A function of the C library this process runs on, if it is glibc on Linux; else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return function
+
+
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Cap glibc's malloc arenas before the workers start, unless ``MALLOC_ARENA_MAX`` is set; whether it did."""
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
+    mallopt = None if "MALLOC_ARENA_MAX" in os.environ else _glibc_function("mallopt")
+    if mallopt is None:
         return False
     m_arena_max = -8  # <malloc.h>
     return bool(mallopt(ctypes.c_int(m_arena_max), ctypes.c_int(arenas)))
@@ -53,13 +61,8 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
 def malloc_trim() -> Callable[[], object] | None:
     """glibc's ``malloc_trim(0)`` (every arena's free pages back to the system), or None without glibc."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-    return lambda: trim(0)
+    trim = _glibc_function("malloc_trim")
+    return None if trim is None else lambda: trim(0)
 
 
 class HeapTrimmer:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import globalLogPublisher
@@ -75,20 +76,24 @@ def test_stop_while_a_chunk_is_in_flight_closes_after_it(reactor: Any) -> None:
         globalLogPublisher.removeObserver(observe)
 
 
-def test_malloc_arenas_are_capped_on_glibc_unless_the_operator_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+def _on_glibc() -> bool:
+    """Found independently of the code under test: glibc answers its own version call."""
     import ctypes
     import sys
 
+    try:
+        return sys.platform.startswith("linux") and bool(ctypes.CDLL(None).gnu_get_libc_version())
+    except AttributeError:
+        return False
+
+
+def test_malloc_arenas_are_capped_on_glibc_unless_the_operator_chose(monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway import threads
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert threads.limit_malloc_arenas() is False, "MALLOC_ARENA_MAX set by the operator wins"
     monkeypatch.delenv("MALLOC_ARENA_MAX")
-    try:
-        glibc = sys.platform.startswith("linux") and bool(ctypes.CDLL(None).gnu_get_libc_version())
-    except AttributeError:
-        glibc = False
-    assert threads.limit_malloc_arenas() is glibc
+    assert threads.limit_malloc_arenas() is _on_glibc()
 
 
 # -- HeapTrimmer ----------------------------------------------------------------------
@@ -101,8 +106,11 @@ def _trimmer(delay: float = 2.0) -> tuple[Any, Any, list[str]]:
 
     clock = Clock()
     calls: list[str] = []
-    # ``run`` records the hand-off to a worker; the trim itself records that it ran.
-    trimmer = HeapTrimmer(clock, lambda f: (calls.append("run"), f()), lambda: calls.append("trim"), delay)
+    def run(f: Callable[[], object]) -> None:  # records the hand-off to a worker, then runs the trim
+        calls.append("run")
+        f()
+
+    trimmer = HeapTrimmer(clock, run, lambda: calls.append("trim"), delay)
     return clock, trimmer, calls
 
 
@@ -121,7 +129,7 @@ def test_trims_once_after_the_workers_stay_idle_for_the_delay() -> None:
 
 
 def test_no_trim_without_work() -> None:
-    clock, trimmer, calls = _trimmer()
+    clock, _, calls = _trimmer()
     clock.advance(60)
     assert calls == [] and not clock.getDelayedCalls()
 
@@ -167,17 +175,10 @@ def test_stop_cancels_a_pending_trim() -> None:
 
 
 def test_malloc_trim_is_found_on_glibc() -> None:
-    import ctypes
-    import sys
-
     from gateway.threads import malloc_trim
 
-    try:
-        glibc = sys.platform.startswith("linux") and bool(ctypes.CDLL(None).gnu_get_libc_version())
-    except AttributeError:
-        glibc = False
     trim = malloc_trim()
-    assert (trim is not None) is glibc
+    assert (trim is not None) is _on_glibc()
     if trim is not None:
         assert trim() in (0, 1)  # 1: memory was released, 0: there was none to release
 
@@ -201,9 +202,9 @@ def test_run_blocking_reports_every_job_to_the_trimmer(reactor: Any, monkeypatch
 
     blockingCallFromThread(reactor, lambda: threads.start_pool(reactor))
     monkeypatch.setattr(threads, "_trimmer", Recorder())
-    assert blockingCallFromThread(reactor, threads.run_blocking, work, False) == "ok"
+    assert blockingCallFromThread(reactor, lambda: threads.run_blocking(work, False)) == "ok"
     try:
-        blockingCallFromThread(reactor, threads.run_blocking, work, True)
+        blockingCallFromThread(reactor, lambda: threads.run_blocking(work, True))
     except ValueError:
         pass
     else:
