@@ -264,6 +264,18 @@ class HgRepository(Protocol):
         ...
 
 
+class StateStamped(Protocol):
+    """Optional for an ``HgRepository``: a stamp of its visible state.
+
+    ``state_stamp`` returns bytes that change whenever what a pull can see
+    changes (changesets, phases, bookmarks, publishing), or None if it cannot
+    tell.  With it, identical concurrent clones share one generation of their
+    bundle (``gateway.shared_streams``); without it each clone makes its own.
+    """
+
+    def state_stamp(self) -> bytes | None: ...
+
+
 Repository = GitRepository | HgRepository
 
 
@@ -288,6 +300,7 @@ __all__ = [
     "RevisionDelta",
     "RevisionGroup",
     "Section",
+    "StateStamped",
     "StoreFile",
     "Backend",
     "GitRepository",

@@ -43,7 +43,8 @@ from gateway.hg_session import PERMISSION_ACCESS
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.protected import guard_hg_repository
-from gateway.threads import IteratorProducer, run_blocking
+from gateway.shared_streams import SHARED
+from gateway.threads import IteratorProducer, Wait, run_blocking
 from protocols import hg_commands, hg_http
 from protocols.errors import (
     HgwireError,
@@ -56,7 +57,7 @@ from protocols.errors import (
     UnsupportedFeature,
 )
 from protocols.hg_commands import PUSH, Command, CommandContext, Permission, Transport
-from protocols.hg_responses import OobError, Response
+from protocols.hg_responses import OobError, Response, StreamResponse
 
 log = Logger()
 
@@ -146,6 +147,8 @@ class HgHttpCommand:
         self.engine = hg_http.ENGINE_NONE
         self.started = time.monotonic()
         self._producer: IteratorProducer | None = None
+        self.shared = ""
+        """For a clone's stream: "started" (a new generation) or "joined" (another request's)."""
         self._gone = False
         # The body is ours: twisted.web closes request.content when the client goes
         # away, which would pull it from under a push that is running in the pool.
@@ -263,8 +266,15 @@ class HgHttpCommand:
             self._write(reply.body)
             self._done("ok")
             return
-        self._producer = IteratorProducer(reply.stream, self)
-        self._producer.start().addCallbacks(lambda _: self._done("ok"), self._stream_failed)
+        stream: Iterator[bytes] | Iterator[bytes | Wait] = reply.stream
+        if isinstance(response, StreamResponse) and response.share_key is not None:
+            settings = self.settings
+            key = (id(self.front.config.backend), self.route.repo, PROTO, reply.content_type, reply.engine,
+                   settings.zstd_level, settings.zstd_window_log, settings.zlib_level, response.share_key)
+            stream, self.shared = SHARED.open(key, reply.stream)
+        self._producer = IteratorProducer(stream, self)
+        outcome = "ok, from a running identical clone" if self.shared == "joined" else "ok"
+        self._producer.start().addCallbacks(lambda _: self._done(outcome), self._stream_failed)
 
     # -- IConsumer for the producer: count what goes out ------------------------------------
 
@@ -337,7 +347,7 @@ class HgHttpCommand:
     def _log(self, outcome: str) -> None:
         log.info("{proto} {command} {repo}: {outcome} in {elapsed_ms} ms", proto=PROTO, command=self.command,
                  repo=self.route.repo, user=self.user, outcome=outcome, bytes_out=self.bytes_out,
-                 media_type=self.media_type.decode("ascii"), engine=self.engine.decode("ascii"),
+                 media_type=self.media_type.decode("ascii"), engine=self.engine.decode("ascii"), shared=self.shared,
                  elapsed_ms=int((time.monotonic() - self.started) * 1000))
 
 

@@ -26,11 +26,12 @@ from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
-from gateway.threads import IteratorProducer, run_blocking
+from gateway.shared_streams import SHARED
+from gateway.threads import IteratorProducer, Wait, run_blocking
 from protocols import hg_commands
 from protocols.errors import HgwireError, NotARepository, ProtocolError, RepositoryNotFound
 from protocols.hg_commands import CommandContext, Permission, Transport
-from protocols.hg_responses import OobError, Response
+from protocols.hg_responses import OobError, Response, StreamResponse
 from protocols.hg_ssh import (
     SSH_CAPS,
     CommandRequest,
@@ -183,9 +184,10 @@ class HgServeSession(PumpedSession):
             return OobError(exc.message.encode("utf-8", "replace"))
 
     def _reply(self, response: Response) -> None:
-        self._write_output(self.server.send(response), self._resume)
+        share_key = response.share_key if isinstance(response, StreamResponse) else None
+        self._write_output(self.server.send(response), self._resume, share_key)
 
-    def _write_output(self, out: SshOutput, then: Callable[[], None]) -> None:
+    def _write_output(self, out: SshOutput, then: Callable[[], None], share_key: bytes | None = None) -> None:
         if self._closed:
             return
         if out.stderr:
@@ -195,8 +197,13 @@ class HgServeSession(PumpedSession):
         if out.stream is None:
             then()
             return
+        stream: Iterator[bytes] | Iterator[bytes | Wait] = out.stream
+        if share_key is not None:  # a clone: identical concurrent ones share one generation
+            key = (id(self.ctx.backend), self.ctx.repo_name, "hg-ssh", share_key)
+            stream, shared = SHARED.open(key, out.stream)
+            log.debug("hg-ssh {repo}: clone stream {shared}", repo=self.ctx.repo_name, shared=shared)
         self._busy = True
-        self._producer = IteratorProducer(out.stream, self.channel)
+        self._producer = IteratorProducer(stream, self.channel)
         d = self._producer.start()
         d.addCallback(lambda _: self._streamed(then))
         d.addErrback(self._fail)

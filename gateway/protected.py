@@ -389,6 +389,11 @@ class GuardedHgRepository:
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         return self._repo.stream_files(caches)
 
+    def state_stamp(self) -> bytes | None:
+        """The backend's, if it has one (``backends.interfaces.StateStamped``)."""
+        stamp = getattr(self._repo, "state_stamp", None)
+        return stamp() if stamp is not None else None
+
 
 def guard_hg_repository(repo: HgRepository, ctx: SessionContext) -> HgRepository:
     """The repository a session serves: protections applied and writes audited."""

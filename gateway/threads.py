@@ -162,6 +162,19 @@ def _job_finished(result: T, trimmer: HeapTrimmer) -> T:
 _DONE = object()
 
 
+class Wait:
+    """What a stream's iterator yields when its next bytes are not there yet (``gateway.shared_streams``).
+
+    ``ready`` is called on the reactor thread and gives a Deferred that fires
+    when asking again is worth it; no worker thread waits meanwhile.
+    """
+
+    __slots__ = ("ready",)
+
+    def __init__(self, ready: Callable[[], defer.Deferred[None]]) -> None:
+        self.ready = ready
+
+
 class ByteConsumer(Protocol):
     """What a stream is written into: a Twisted ``IConsumer`` or a ``gateway.channel.Channel``."""
 
@@ -172,7 +185,7 @@ class ByteConsumer(Protocol):
     def unregisterProducer(self) -> None: ...
 
 
-def _next_chunk(iterator: Iterator[bytes]) -> object:
+def _next_chunk(iterator: Iterator[bytes] | Iterator[bytes | Wait]) -> object:
     return next(iterator, _DONE)
 
 
@@ -180,13 +193,14 @@ def _next_chunk(iterator: Iterator[bytes]) -> object:
 class IteratorProducer:
     """Stream an iterator of byte chunks into a consumer with backpressure.
 
-    Each ``next()`` runs in the pool; at most one chunk is in flight.  When the
-    consumer pauses us we stop asking for chunks; ``stopProducing`` closes the
+    Each ``next()`` runs in the pool; at most one chunk is in flight.  An
+    iterator may yield a ``Wait`` instead of bytes: the producer asks again when
+    its Deferred fires.  When the consumer pauses us we stop asking for chunks; ``stopProducing`` closes the
     iterator so that a generator releases its locks (``GeneratorExit``).
     ``done`` fires with None when the iterator is exhausted, or errbacks.
     """
 
-    def __init__(self, iterator: Iterator[bytes], consumer: ByteConsumer) -> None:
+    def __init__(self, iterator: Iterator[bytes] | Iterator[bytes | Wait], consumer: ByteConsumer) -> None:
         self._iterator = iterator
         self._consumer = consumer
         self._paused = False
@@ -215,9 +229,20 @@ class IteratorProducer:
         if chunk is _DONE:
             self._finish()
             return
+        if isinstance(chunk, Wait):
+            self._in_flight = True  # a stop meanwhile must not close the iterator under the next step
+            chunk.ready().addCallbacks(self._waited, self._failed)
+            return
         assert isinstance(chunk, bytes)
         if chunk:
             self._consumer.write(chunk)
+        self._pump()
+
+    def _waited(self, _: object) -> None:
+        self._in_flight = False
+        if self._stopped:
+            self._close_iterator()
+            return
         self._pump()
 
     def _finish(self) -> None:

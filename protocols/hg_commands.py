@@ -220,7 +220,9 @@ def _clonebundles_manifest(repo: HgRepository, args: Args, ctx: CommandContext) 
 @command(b"getbundle", b"*", permission=PULL)
 def _getbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     request = hg_exchange.parse_getbundle_args(args.extra)
-    return StreamResponse(hg_exchange.getbundle(repo, request), prefer_uncompressed=request.stream)
+    share_key = hg_exchange.clone_share_key(repo, args.extra, request)  # before the state is read
+    return StreamResponse(hg_exchange.getbundle(repo, request), prefer_uncompressed=request.stream,
+                          share_key=share_key)
 
 
 @command(b"stream_out", permission=PULL)

@@ -152,6 +152,29 @@ def getbundle(repo: HgRepository, request: GetbundleRequest) -> Iterator[bytes]:
     return b2.coalesce(b2.write_bundle2(parts))
 
 
+def clone_share_key(repo: HgRepository, args: Mapping[bytes, bytes], request: GetbundleRequest) -> bytes | None:
+    """A key for the answer's bytes if identical concurrent requests may share them, else None.
+
+    Only a clone qualifies: no common changeset but null, and not a stream
+    clone (cheap to serve).  CI fleets send such requests many times at once,
+    byte for byte the same.  The key covers every argument and the repository's
+    visible state (``state_stamp``, read before the answer is computed, so the
+    answer is at least as new as its key); a repository that cannot tell its
+    state does not share.
+    """
+    if request.stream or any(node != NULL_NODE for node in request.common):
+        return None
+    state_stamp = getattr(repo, "state_stamp", None)
+    stamp = state_stamp() if state_stamp is not None else None
+    if stamp is None:
+        return None
+    digest = hashlib.sha256(b"getbundle\0%d:%s" % (len(stamp), stamp))
+    for name in sorted(args):
+        value = args[name]
+        digest.update(b"%d:%s%d:%s" % (len(name), name, len(value), value))
+    return digest.digest()
+
+
 def wire_heads(repo: HgRepository) -> list[Node]:
     """The repository heads as the wire shows them: ``[null]`` for an empty repository.
 

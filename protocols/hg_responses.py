@@ -30,6 +30,9 @@ class StreamResponse:
     chunks: Iterator[bytes]
     prefer_uncompressed: bool = False
     output: bytes = b""
+    share_key: bytes | None = None
+    """Names the bytes of ``chunks`` when identical concurrent requests may share one
+    generation of them (a clone): the same key means the same bytes, for one repository."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ from backends.interfaces import (
 from protocols.errors import StorageError
 
 CHANGELOG = b"00changelog.i"
+CHANGELOG_DATA = b"00changelog.d"
 MANIFEST = b"00manifest.i"
 PHASEROOTS = b"phaseroots"
 FNCACHE = b"fncache"
@@ -128,6 +129,16 @@ class HgRepo:
     def publishing(self) -> bool:
         data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
         return parse_publishing(data)
+
+    def state_stamp(self) -> bytes:
+        """Changes whenever what a pull can see changes: the changelog, phases, bookmarks, publishing.
+
+        Size, modification time and inode of those files (a version counter in
+        memory): two equal stamps mean the same answer to the same pull.
+        """
+        stamps = (self.store.stamp(CHANGELOG), self.store.stamp(CHANGELOG_DATA), self.store.stamp(PHASEROOTS),
+                  self.bookmarks_vfs().stamp(b"bookmarks"), self.plain.stamp(b"hgrc"))
+        return repr(stamps).encode("ascii")
 
     def filelog_path(self, path: bytes) -> bytes:
         return encode_store_path(b"data/" + path + b".i")

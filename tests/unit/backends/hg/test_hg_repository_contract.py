@@ -264,3 +264,24 @@ def test_a_push_of_many_large_files_holds_one_file_at_a_time(tmp_path: Path) -> 
     assert repo.heads() != [NULL_NODE]
     # Each file costs its text, its stored chunk and a write buffer: a few times 256 KiB, not 12 MiB.
     assert peak < 12 * size, f"peak {peak} bytes while ingesting {count} files of {size} bytes"
+
+
+def test_the_state_stamp_moves_with_everything_a_pull_can_see(new_repo: HgRepo) -> None:
+    new_repo.plain.replace(b"hgrc", b"[phases]\npublish = False\n")
+    seen = [new_repo.state_stamp()]
+    assert new_repo.state_stamp() == seen[0]  # reading changes nothing
+    h, n = sample_history()
+    ingest(new_repo, h.groups())  # new changesets
+    seen.append(new_repo.state_stamp())
+    tx = new_repo.transaction()
+    tx.set_bookmark(b"m", None, n["a"])
+    tx.commit()
+    seen.append(new_repo.state_stamp())
+    tx = new_repo.transaction()
+    tx.set_phase(0, [n["b"]])
+    tx.commit()
+    seen.append(new_repo.state_stamp())
+    new_repo.plain.replace(b"hgrc", b"")  # publishing again
+    seen.append(new_repo.state_stamp())
+    assert len(set(seen)) == len(seen)
+    assert new_repo.state_stamp() == seen[-1]

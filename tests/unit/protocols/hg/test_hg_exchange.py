@@ -17,6 +17,7 @@ from protocols.changegroup import ChangegroupDecoder, StreamReader
 from protocols.errors import ProtocolError, StorageError, UnsupportedFeature
 from protocols.hg_exchange import (
     GetbundleRequest,
+    clone_share_key,
     encode_bookmarks,
     encode_phase_heads,
     getbundle,
@@ -454,3 +455,40 @@ def test_a_generator_payload_is_read_to_its_end_never_closed(cut: int) -> None:
 
     unbundle(reference_repo(), FORCE, payload())
     assert state == {"finished": True, "closed": False}
+
+
+class Stamped:
+    """A repository that tells its state; only ``state_stamp`` is used by the key."""
+
+    def __init__(self, stamp: bytes | None) -> None:
+        self.stamp = stamp
+
+    def state_stamp(self) -> bytes | None:
+        return self.stamp
+
+
+CLONE_ARGS = {b"bundlecaps": b"HG20,bundle2=" + CLIENT_B2CAPS, b"cg": b"1", b"common": b"0" * 40,
+              b"heads": b"d408a57b42875c0221266b70cabe8a80883df0fd", b"listkeys": b"bookmarks", b"phases": b"1"}
+
+
+def _share_key(repo: object, args: dict[bytes, bytes]) -> bytes | None:
+    return clone_share_key(repo, args, parse_getbundle_args(args))  # type: ignore[arg-type]
+
+
+def test_a_clone_has_a_share_key_that_names_its_arguments_and_the_state() -> None:
+    key = _share_key(Stamped(b"s1"), CLONE_ARGS)
+    assert key is not None
+    assert _share_key(Stamped(b"s1"), dict(reversed(list(CLONE_ARGS.items())))) == key  # order does not matter
+    assert _share_key(Stamped(b"s2"), CLONE_ARGS) != key  # the repository changed
+    assert _share_key(Stamped(b"s1"), {**CLONE_ARGS, b"phases": b"0"}) != key
+    assert _share_key(Stamped(b"s1"), {**CLONE_ARGS, b"heads": b"1" * 40}) != key
+    # no ambiguity between where one argument ends and the next starts
+    assert _share_key(Stamped(b"s1"), {b"listkeys": b"bookmarks", b"phases": b"1"}) != _share_key(
+        Stamped(b"s1"), {b"listkeys": b"bookmarksphases1"})
+
+
+def test_only_a_clone_of_a_repository_that_tells_its_state_shares() -> None:
+    assert _share_key(Stamped(b"s1"), {**CLONE_ARGS, b"common": b"1" * 40}) is None  # a pull
+    assert _share_key(Stamped(b"s1"), {**CLONE_ARGS, b"stream": b"1", b"cg": b"0"}) is None
+    assert _share_key(Stamped(None), CLONE_ARGS) is None
+    assert _share_key(FakeRepo(), CLONE_ARGS) is None  # a backend without state_stamp

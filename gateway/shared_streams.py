@@ -1,0 +1,270 @@
+"""Identical concurrent answers generated once: eight CI jobs cloning the same repository at once.
+
+A fleet of build machines that clones one repository at the same moment sends
+the same ``getbundle`` request many times over.  Each answer costs the server
+the whole changegroup and its compression (about 1.3 s of CPU on the bench
+corpus, against about 0.1 s to hand the bytes to the socket), so eight clones
+on two cores took CPU away from the clients themselves.
+
+``SharedStreams.open(key, stream)`` gives a request its answer as an iterator.
+The first request for a key starts a *generation*: steps in the worker pool
+take the chunks of its ``stream`` one at a time and append them to an unlinked
+spool file, as fast as the disk takes them, whatever the pace of any client.
+Every request for the key, the first included, reads that file at its own
+pace (``os.pread``, one offset per reader).  A reader that catches up with
+the generation yields a ``Wait``, which ``IteratorProducer`` turns into a
+wait on the reactor until the next step lands; no thread ever blocks.
+
+A request joins only while its generation runs, so an answer is never older
+than a request that arrived during its computation could have got anyway.
+The key must say everything the bytes depend on (the repository's state,
+the arguments, the encoding): the callers build it.  If every reader goes
+away the generation stops; its file disappears with the last reader.  A
+generation that fails hands the same error to every reader at the point it
+reached.  Memory stays bounded: one chunk in flight per generation and per
+reader; the spool is on disk (``TMPDIR``), as twisted.web spools bodies.
+A spool that cannot be written (a full ``TMPDIR``) fails the clones that
+share it, as a generation error, and the next request starts anew.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from typing import IO
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from gateway.threads import Wait, run_blocking
+
+log = Logger()
+
+READ_BLOCK = 256 * 1024
+"""Most bytes one reader step hands to the transport."""
+
+
+class _Generation:
+    """One spool file being written from one stream; shared by the readers of its key.
+
+    ``written``, ``done`` and ``error`` change in pool steps and are read by
+    reader steps: ``_lock`` guards them.  Everything else is reactor-only.
+    """
+
+    def __init__(self, owner: SharedStreams, key: Hashable, stream: Iterator[bytes]) -> None:
+        self._owner = owner
+        self.key = key
+        self._stream = stream
+        self._spool: IO[bytes] | None = None
+        """Created by the first step, in the pool: even creating a file is disk work."""
+        self._lock = threading.Lock()
+        self.written = 0
+        self.done = False
+        self.error: BaseException | None = None
+        self.readers = 0
+        self._stepping = False
+        self._stopped = False
+        self._waiters: list[defer.Deferred[None]] = []
+
+    # -- the writer (steps in the pool, driven from the reactor) ----------------------------
+
+    def start(self) -> None:
+        self._step()
+
+    def owner_call(self, f: Callable[[], None]) -> None:
+        """Run ``f`` on the reactor, from a pool thread."""
+        self._owner.call_from_thread(f)
+
+    def _step(self) -> None:
+        if self._stopped:
+            self._close_stream()
+            self._maybe_release()
+            return
+        self._stepping = True
+        run_blocking(self._write_next).addBoth(self._stepped)
+
+    def _write_next(self) -> bool:
+        """In the pool: append the next chunk; True once the stream is exhausted."""
+        chunk = next(self._stream, None)
+        if chunk is None:
+            return True
+        if chunk:
+            if self._spool is None:
+                self._spool = self._owner.new_spool()
+            self._spool.write(chunk)
+            self._spool.flush()
+            with self._lock:
+                self.written += len(chunk)
+        return False
+
+    def _stepped(self, result: bool | Failure) -> None:
+        self._stepping = False
+        if isinstance(result, Failure):
+            with self._lock:
+                self.error = result.value
+                self.done = True
+            log.failure("shared stream {key}: the generation failed", result, key=self.key)
+            self._end()
+        elif result:
+            with self._lock:
+                self.done = True
+            self._end()
+        else:
+            self._wake()
+            self._step()
+
+    def _end(self) -> None:
+        self._owner._generation_ended(self)
+        self._wake()
+        self._maybe_release()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _close_stream(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            run_blocking(close).addErrback(lambda f: log.failure("closing a shared stream", f))
+
+    # -- readers ------------------------------------------------------------------------------
+
+    def attach(self) -> Iterator[bytes | Wait]:
+        self.readers += 1
+        return _Reader(self)
+
+    def detach(self) -> None:
+        """On the reactor: a reader finished or went away."""
+        self.readers -= 1
+        if self.readers == 0 and not self.done:
+            # Nobody reads any more: stop computing (a running step ends first).
+            self._stopped = True
+            self._owner._generation_ended(self)
+            if not self._stepping:
+                self._close_stream()
+        self._maybe_release()
+
+    def _maybe_release(self) -> None:
+        if self.readers == 0 and (self.done or self._stopped) and not self._stepping:
+            spool, self._spool = self._spool, None
+            if spool is not None:
+                run_blocking(spool.close)
+
+    def read(self, offset: int) -> bytes | None:
+        """In the pool: bytes at ``offset`` (b"" to wait), or None at the end; raises the generation's error."""
+        with self._lock:
+            available = self.written - offset
+            if available <= 0:
+                if self.error is not None:
+                    raise self.error
+                return None if self.done else b""
+            spool = self._spool
+        assert spool is not None  # bytes were written, so the file exists (and readers keep it open)
+        return os.pread(spool.fileno(), min(available, READ_BLOCK), offset)
+
+    def ready(self, offset: int) -> defer.Deferred[None]:
+        """On the reactor: fires once more than ``offset`` bytes are written, or the generation ended."""
+        with self._lock:
+            if self.written > offset or self.done:
+                return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+
+class _Reader:
+    """One request's view of a generation: an iterator of chunks and ``Wait``s.
+
+    Its steps run in the pool (``IteratorProducer``); when it ends, fails or
+    is closed it detaches from the generation, on the reactor.
+    """
+
+    def __init__(self, generation: _Generation) -> None:
+        self._generation: _Generation | None = generation
+        self._offset = 0
+
+    def __iter__(self) -> _Reader:
+        return self
+
+    def __next__(self) -> bytes | Wait:
+        generation = self._generation
+        if generation is None:
+            raise StopIteration
+        try:
+            data = generation.read(self._offset)
+        except BaseException:
+            self.close()
+            raise
+        if data is None:
+            self.close()
+            raise StopIteration
+        if not data:
+            offset = self._offset
+            return Wait(lambda: generation.ready(offset))
+        self._offset += len(data)
+        return data
+
+    def close(self) -> None:
+        generation, self._generation = self._generation, None
+        if generation is not None:
+            generation.owner_call(generation.detach)
+
+
+class SharedStreams:
+    """The generations running now, by key; ``open`` is called on the reactor thread."""
+
+    def __init__(self, spool_dir: str | None = None,
+                 call_from_thread: Callable[[Callable[[], None]], object] | None = None) -> None:
+        self._spool_dir = spool_dir
+        self._call_from_thread = call_from_thread
+        self._running: dict[Hashable, _Generation] = {}
+        self.started = 0
+        """Generations started (for the tests and the logs)."""
+        self.joined = 0
+        """Requests served by a generation that another request started."""
+
+    def open(self, key: Hashable, stream: Iterator[bytes]) -> tuple[Iterator[bytes | Wait], str]:
+        """The answer for ``key`` and how: "joined" the running generation, or "started" one from ``stream``.
+
+        A request that joins never starts its own ``stream``: it is closed, in the pool.
+        """
+        generation = self._running.get(key)
+        if generation is not None:
+            self.joined += 1
+            close = getattr(stream, "close", None)
+            if close is not None:
+                run_blocking(close).addErrback(lambda f: log.failure("closing an unused stream", f))
+            return generation.attach(), "joined"
+        generation = _Generation(self, key, stream)
+        self._running[key] = generation
+        self.started += 1
+        reader = generation.attach()
+        generation.start()
+        return reader, "started"
+
+    def new_spool(self) -> IO[bytes]:
+        """In the pool: an anonymous file (unlinked at once on POSIX) that disappears when closed."""
+        return tempfile.TemporaryFile(dir=self._spool_dir)
+
+    def call_from_thread(self, f: Callable[[], None]) -> None:
+        if self._call_from_thread is not None:
+            self._call_from_thread(f)
+            return
+        from twisted.internet import reactor
+
+        reactor.callFromThread(f)  # type: ignore[attr-defined]
+
+    def _generation_ended(self, generation: _Generation) -> None:
+        if self._running.get(generation.key) is generation:
+            del self._running[generation.key]
+
+    def running(self) -> int:
+        return len(self._running)
+
+
+SHARED = SharedStreams()
+"""The process's generations: the HTTP and SSH front doors share them."""

@@ -1,0 +1,233 @@
+"""``SharedStreams``: identical concurrent clones read one generation of their bundle.
+
+The worker pool is a queue the test runs by hand (as in ``test_receive_session``),
+so each step of the generation and of each reader happens exactly when the
+test says, and the readers go through the real ``IteratorProducer``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Generator
+from typing import IO, Any
+
+import pytest
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.python.failure import Failure
+
+from gateway import shared_streams, threads
+from gateway.shared_streams import SharedStreams
+from gateway.threads import IteratorProducer
+
+
+class Pool:
+    """``run_blocking`` by hand: each step waits until ``run_next``/``run_all``."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
+
+    def __call__(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.steps.append((f, args, d))
+        return d
+
+    def run_next(self) -> None:
+        f, args, d = self.steps.pop(0)
+        try:
+            result = f(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the Deferred, as the pool does
+            d.errback(exc)
+        else:
+            d.callback(result)
+
+    def run_all(self, limit: int = 10_000) -> None:
+        for _ in range(limit):
+            if not self.steps:
+                return
+            self.run_next()
+        raise AssertionError("the pool never ran dry")
+
+
+class Consumer:
+    def __init__(self) -> None:
+        self.data = b""
+        self.producer: IPushProducer | None = None
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+
+class Source:
+    """A stream of chunks that records how far it was read and whether it was closed."""
+
+    def __init__(self, chunks: list[bytes], fail_after: int | None = None) -> None:
+        self.chunks = chunks
+        self.fail_after = fail_after
+        self.taken = 0
+        self.closed = False
+        self.stream = self._run()
+
+    def _run(self) -> Generator[bytes, None, None]:
+        try:
+            for chunk in self.chunks:
+                if self.fail_after is not None and self.taken == self.fail_after:
+                    raise OSError("the disk went away")
+                self.taken += 1
+                yield chunk
+        finally:
+            self.closed = True
+
+
+class Spools(SharedStreams):
+    """``SharedStreams`` that keeps its spool files, to see them closed."""
+
+    def __init__(self) -> None:
+        super().__init__(call_from_thread=lambda f: f())
+        self.files: list[IO[bytes]] = []
+
+    def new_spool(self) -> IO[bytes]:
+        spool = super().new_spool()
+        self.files.append(spool)
+        return spool
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Pool:
+    pool = Pool()
+    monkeypatch.setattr(shared_streams, "run_blocking", pool)
+    monkeypatch.setattr(threads, "run_blocking", pool)
+    return pool
+
+
+CHUNKS = [b"HG20", b"\x00" * 10, b"part-one" * 100, b"", b"part-two" * 50, b"end"]
+WHOLE = b"".join(CHUNKS)
+
+
+def _read(shared: SharedStreams, key: object, source: Source) -> tuple[Consumer, list[object], str]:
+    stream, how = shared.open(key, source.stream)
+    consumer = Consumer()
+    outcome: list[object] = []
+    IteratorProducer(stream, consumer).start().addBoth(outcome.append)
+    return consumer, outcome, how
+
+
+def test_one_request_gets_the_whole_stream_and_the_spool_is_released(pool: Pool) -> None:
+    shared = Spools()
+    source = Source(CHUNKS)
+    consumer, outcome, how = _read(shared, b"k", source)
+    pool.run_all()
+    assert how == "started"
+    assert consumer.data == WHOLE
+    assert outcome == [None]
+    assert source.taken == len(CHUNKS)
+    assert shared.running() == 0
+    assert [f.closed for f in shared.files] == [True]
+
+
+def test_a_request_during_the_generation_joins_it_and_never_starts_its_own(pool: Pool) -> None:
+    shared = Spools()
+    first = Source(CHUNKS)
+    a, a_outcome, a_how = _read(shared, b"k", first)
+    pool.run_next()  # one chunk written (or read) before the second request comes
+    pool.run_next()
+    second = Source([b"never read"])
+    b, b_outcome, b_how = _read(shared, b"k", second)
+    pool.run_all()
+    assert (a_how, b_how) == ("started", "joined")
+    assert a.data == b.data == WHOLE
+    assert a_outcome == b_outcome == [None]
+    assert second.taken == 0  # its own stream was closed unread
+    assert inspect.getgeneratorstate(second.stream) == inspect.GEN_CLOSED
+    assert (shared.started, shared.joined) == (1, 1)
+    assert len(shared.files) == 1 and shared.files[0].closed
+
+
+def test_another_key_or_a_finished_generation_starts_anew(pool: Pool) -> None:
+    shared = Spools()
+    first, other = Source(CHUNKS), Source([b"other"])
+    a, _, _ = _read(shared, b"k", first)
+    b, _, how_other = _read(shared, b"k2", other)
+    pool.run_all()
+    later = Source(CHUNKS)
+    c, _, how_later = _read(shared, b"k", later)  # the first generation is over: no stale answer
+    pool.run_all()
+    assert (how_other, how_later) == ("started", "started")
+    assert (a.data, b.data, c.data) == (WHOLE, b"other", WHOLE)
+    assert later.taken == len(CHUNKS)
+    assert shared.started == 3 and shared.joined == 0
+
+
+def test_a_reader_that_catches_up_waits_without_a_step_in_the_pool(pool: Pool) -> None:
+    shared = Spools()
+    source = Source(CHUNKS)
+    stream, _ = shared.open(b"k", source.stream)
+    pool.steps.clear()  # the generation's first step: held back, nothing is written
+    generation = shared._running[b"k"]
+    first = next(stream)
+    assert isinstance(first, threads.Wait)
+    ready = first.ready()
+    assert not ready.called
+    generation._step()  # the step that was held back, again
+    pool.run_next()
+    assert ready.called
+    assert next(stream) == b"HG20"
+
+
+def test_when_every_reader_leaves_the_generation_stops(pool: Pool) -> None:
+    shared = Spools()
+    source = Source(CHUNKS)
+    stream, _ = shared.open(b"k", source.stream)
+    consumer = Consumer()
+    producer = IteratorProducer(stream, consumer)
+    outcome: list[object] = []
+    producer.start().addBoth(outcome.append)
+    pool.run_next()  # the generation writes one chunk
+    producer.stopProducing()  # the client goes away
+    pool.run_all()
+    assert isinstance(outcome[0], Failure) and isinstance(outcome[0].value, defer.CancelledError)
+    assert source.closed
+    assert source.taken < len(CHUNKS)
+    assert shared.running() == 0
+    assert all(f.closed for f in shared.files)
+    joined = Source(CHUNKS)
+    _, _, how = _read(shared, b"k", joined)
+    assert how == "started"  # a stopped generation is never joined
+
+
+def test_a_failed_generation_fails_every_reader_after_the_bytes_it_wrote(pool: Pool) -> None:
+    shared = Spools()
+    source = Source(CHUNKS, fail_after=2)
+    a, a_outcome, _ = _read(shared, b"k", source)
+    b, b_outcome, how = _read(shared, b"k", Source([]))
+    pool.run_all()
+    assert how == "joined"
+    assert a.data == b.data == b"".join(CHUNKS[:2])
+    for outcome in (a_outcome, b_outcome):
+        assert len(outcome) == 1 and isinstance(outcome[0], Failure)
+        assert isinstance(outcome[0].value, OSError)
+    assert shared.running() == 0
+    assert all(f.closed for f in shared.files)
+
+
+def test_a_slow_reader_does_not_hold_back_the_generation(pool: Pool) -> None:
+    shared = Spools()
+    source = Source(CHUNKS)
+    stream, _ = shared.open(b"k", source.stream)
+    consumer = Consumer()
+    producer = IteratorProducer(stream, consumer)
+    producer.start()
+    producer.pauseProducing()  # the client reads nothing for now
+    pool.run_all()
+    assert source.taken == len(CHUNKS)  # all written to the spool meanwhile
+    assert shared.running() == 0  # and no longer joinable
+    producer.resumeProducing()
+    pool.run_all()
+    assert consumer.data == WHOLE
+    assert all(f.closed for f in shared.files)
