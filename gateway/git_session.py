@@ -11,9 +11,10 @@ where the transport has them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +32,16 @@ from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import receive_bounds, request_bounds
 from gateway.policy import Protections
 from gateway.pump import PumpedSession
-from gateway.threads import IteratorProducer, run_blocking
+from gateway.shared_streams import SHARED
+from gateway.threads import IteratorProducer, Wait, run_blocking
 from protocols import git_archive, git_caps, git_receive, git_upload, git_v2
 from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
 from protocols.git_request import Service, parse_service
 from protocols.pktline import Signal
 
 log = Logger()
+
+JOINED_OUTCOME = "ok: pack sent from a running identical clone"
 
 
 def _agent() -> bytes:
@@ -74,6 +78,8 @@ class _GitSession(PumpedSession):
 
     def __init__(self, ctx: SessionContext, channel: Channel) -> None:
         super().__init__(ctx, channel)
+        self._shared = ""
+        """For a full clone's pack: "started" a shared generation or "joined" one (``gateway.shared_streams``)."""
         self._advertised = False
 
     def _fail(self, error: Failure | BaseException) -> None:
@@ -172,15 +178,18 @@ class UploadPackSession(_GitSession):
                                  request.thin_pack, request.ofs_delta, request.include_tag, request.blob_limit)
         progress = ProgressQueue(self._core.progress)
         chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
+        stream = PackStream(_framed(chunks, self._core.pack_data, progress))
+        key = clone_share_key(self.ctx, b"v0", request.caps, plan, self._snapshot.refs)
         self._busy = True
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
-        self._producer = IteratorProducer(PackStream(_framed(chunks, self._core.pack_data, progress)), consumer)
+        shared, self._shared = shared_if_keyed(key, stream)
+        self._producer = IteratorProducer(shared, consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
         self._producer = None
         self._write(self._core.pack_sent())
-        self._finish("ok: pack sent")
+        self._finish(JOINED_OUTCOME if self._shared == "joined" else "ok: pack sent")
 
     def _pack_failed(self, failure: Failure) -> None:
         self._producer = None
@@ -232,7 +241,7 @@ class UploadPackV2Session(_GitSession):
     def _answered(self, data: bytes) -> None:
         self._write(data)
         if self._core.state is git_v2.State.DONE:
-            self._finish("ok")
+            self._finish(JOINED_OUTCOME if self._shared == "joined" else "ok")
         else:
             self._resume()
 
@@ -270,9 +279,12 @@ class UploadPackV2Session(_GitSession):
         no_progress = git_caps.NO_PROGRESS in request.caps
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
         chunks = pack_stream(self._repo.object_store, plan, prepared.refs, progress)
+        stream = PackStream(_framed(chunks, self._core.pack_data, progress))
+        key = clone_share_key(self.ctx, b"v2", request.caps, plan, prepared.refs)
         self._busy = True
         consumer: Any = self.channel
-        self._producer = IteratorProducer(PackStream(_framed(chunks, self._core.pack_data, progress)), consumer)
+        shared, self._shared = shared_if_keyed(key, stream)
+        self._producer = IteratorProducer(shared, consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -305,6 +317,32 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     common = tuple(v.oid for v in verdicts if v.common)
     ready = not fetch.sends_pack_now and negotiator.ok_to_give_up()
     return _V2Prepared(snapshot.refs, shallow, tuple(negotiator.common), common, ready)
+
+
+def clone_share_key(ctx: SessionContext, version: bytes, caps: frozenset[bytes], plan: git_pack.PackPlan,
+                    refs: Mapping[bytes, ObjectId]) -> Hashable | None:
+    """A key for the wire bytes of a full clone's pack, or None for any other fetch.
+
+    A full clone (no common commit, no shallow boundary) is what a CI fleet
+    sends many times at once, byte for byte alike.  Its pack depends on the
+    wants, the capabilities (framing, deltas, progress, tags) and, through
+    ``include-tag``, on the refs; the objects named by the wants never change.
+    """
+    if plan.common or plan.shallow != git_pack.ShallowPlan():
+        return None
+    refs_digest = hashlib.sha256()
+    for name, oid in sorted(refs.items()):
+        refs_digest.update(b"%d:%s%d:%s" % (len(name), name, len(oid), oid))
+    return (id(ctx.backend), ctx.repo_name, "git-upload-pack", version, tuple(sorted(caps)),
+            tuple(sorted(set(plan.wants))), plan.thin, plan.ofs_delta, plan.include_tag, plan.blob_limit,
+            refs_digest.digest())
+
+
+def shared_if_keyed(key: Hashable | None, stream: Iterator[bytes]) -> tuple[Iterator[bytes] | Iterator[bytes | Wait], str]:
+    """The stream itself, or for a keyed one its shared generation (``gateway.shared_streams``), and how."""
+    if key is None:
+        return stream, ""
+    return SHARED.open(key, stream)
 
 
 def _as_failure(error: Failure | BaseException) -> Failure:
