@@ -13,7 +13,10 @@ The first request for a key starts a *generation*: steps in the worker pool
 take the chunks of its ``stream`` one at a time and append them to an unlinked
 spool file, as fast as the disk takes them, whatever the pace of any client.
 Every request for the key, the first included, reads that file at its own
-pace (``os.pread``, one offset per reader).  A reader that catches up with
+pace (``os.pread``, one offset per reader).  The generation stays at most
+``LEAD`` bytes ahead of its furthest reader: the fastest client sets the pace,
+the slower ones never hold it back, and a client that never reads costs
+little.  A reader that catches up with
 the generation yields a ``Wait``, which ``IteratorProducer`` turns into a
 wait on the reactor until the next step lands; no thread ever blocks.
 
@@ -47,6 +50,9 @@ log = Logger()
 
 READ_BLOCK = 256 * 1024
 """Most bytes one reader step hands to the transport."""
+LEAD = 16 << 20
+"""Bytes a generation may run ahead of its furthest reader: a client that asks and never reads
+costs no more than that, in CPU and spool, as without sharing it cost one chunk."""
 
 
 class _Generation:
@@ -67,6 +73,10 @@ class _Generation:
         self.done = False
         self.error: BaseException | None = None
         self.readers = 0
+        self.furthest = 0
+        """The furthest offset any reader has taken (under ``_lock``)."""
+        self._paused = False
+        """Waiting for a reader to come within ``lead`` (under ``_lock``)."""
         self._stepping = False
         self._stopped = False
         self._waiters: list[defer.Deferred[None]] = []
@@ -116,7 +126,11 @@ class _Generation:
             self._end()
         else:
             self._wake()
-            self._step()
+            with self._lock:
+                self._paused = self.written - self.furthest > self._owner.lead
+                paused = self._paused
+            if not paused:
+                self._step()
 
     def _end(self) -> None:
         self._owner._generation_ended(self)
@@ -165,8 +179,15 @@ class _Generation:
                     raise self.error
                 return None if self.done else b""
             spool = self._spool
+            end = offset + min(available, READ_BLOCK)
+            self.furthest = max(self.furthest, end)
+            resume = self._paused and self.written - self.furthest <= self._owner.lead
+            if resume:
+                self._paused = False
+        if resume:
+            self.owner_call(self._step)
         assert spool is not None  # bytes were written, so the file exists (and readers keep it open)
-        return os.pread(spool.fileno(), min(available, READ_BLOCK), offset)
+        return os.pread(spool.fileno(), end - offset, offset)
 
     def ready(self, offset: int) -> defer.Deferred[None]:
         """On the reactor: fires once more than ``offset`` bytes are written, or the generation ended."""
@@ -220,8 +241,9 @@ class SharedStreams:
     """The generations running now, by key; ``open`` is called on the reactor thread."""
 
     def __init__(self, spool_dir: str | None = None,
-                 call_from_thread: Callable[[Callable[[], None]], object] | None = None) -> None:
+                 call_from_thread: Callable[[Callable[[], None]], object] | None = None, lead: int = LEAD) -> None:
         self._spool_dir = spool_dir
+        self.lead = lead
         self._call_from_thread = call_from_thread
         self._running: dict[Hashable, _Generation] = {}
         self.started = 0

@@ -88,8 +88,8 @@ class Source:
 class Spools(SharedStreams):
     """``SharedStreams`` that keeps its spool files, to see them closed."""
 
-    def __init__(self) -> None:
-        super().__init__(call_from_thread=lambda f: f())
+    def __init__(self, lead: int = shared_streams.LEAD) -> None:
+        super().__init__(call_from_thread=lambda f: f(), lead=lead)
         self.files: list[IO[bytes]] = []
 
     def new_spool(self) -> IO[bytes]:
@@ -216,18 +216,38 @@ def test_a_failed_generation_fails_every_reader_after_the_bytes_it_wrote(pool: P
     assert all(f.closed for f in shared.files)
 
 
-def test_a_slow_reader_does_not_hold_back_the_generation(pool: Pool) -> None:
-    shared = Spools()
+def test_a_slow_reader_does_not_hold_back_the_others(pool: Pool) -> None:
+    shared = Spools(lead=100)
+    source = Source(CHUNKS)
+    fast, fast_outcome, _ = _read(shared, b"k", source)
+    stream, _ = shared.open(b"k", Source([]).stream)
+    slow = Consumer()
+    producer = IteratorProducer(stream, slow)
+    producer.start()
+    producer.pauseProducing()  # this client reads nothing for now
+    pool.run_all()
+    assert fast.data == WHOLE and fast_outcome == [None]  # the fast one set the pace, to the end
+    assert source.taken == len(CHUNKS)
+    assert shared.running() == 0  # over, and no longer joinable
+    producer.resumeProducing()
+    pool.run_all()
+    assert slow.data == WHOLE
+    assert all(f.closed for f in shared.files)
+
+
+def test_a_client_that_never_reads_stops_the_generation_at_the_lead(pool: Pool) -> None:
+    shared = Spools(lead=100)
     source = Source(CHUNKS)
     stream, _ = shared.open(b"k", source.stream)
     consumer = Consumer()
     producer = IteratorProducer(stream, consumer)
     producer.start()
-    producer.pauseProducing()  # the client reads nothing for now
+    producer.pauseProducing()
     pool.run_all()
-    assert source.taken == len(CHUNKS)  # all written to the spool meanwhile
-    assert shared.running() == 0  # and no longer joinable
-    producer.resumeProducing()
+    assert source.taken == 3  # 4 + 10 + 800 bytes: past the lead after the third chunk, and no further
+    assert not pool.steps
+    producer.resumeProducing()  # reading brings the generation back
     pool.run_all()
     assert consumer.data == WHOLE
-    assert all(f.closed for f in shared.files)
+    assert source.taken == len(CHUNKS)
+    assert shared.running() == 0 and all(f.closed for f in shared.files)
