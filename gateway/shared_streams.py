@@ -50,9 +50,11 @@ log = Logger()
 
 READ_BLOCK = 256 * 1024
 """Most bytes one reader step hands to the transport."""
-LEAD = 16 << 20
-"""Bytes a generation may run ahead of its furthest reader: a client that asks and never reads
-costs no more than that, in CPU and spool, as without sharing it cost one chunk."""
+LEAD = 4 << 20
+"""Bytes a generation may run ahead of its furthest reader.  A client that asks and never reads
+costs no more than that, in CPU and spool: about what it cost before sharing, when the answer
+ran ahead into the kernel's socket buffers until the transport paused it.  Readers never wait on
+it while the generation is faster than the fastest of them."""
 
 
 class _Generation:
