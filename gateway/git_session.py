@@ -32,8 +32,8 @@ from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import receive_bounds, request_bounds
 from gateway.policy import Protections
 from gateway.pump import PumpedSession
-from gateway.shared_streams import SHARED
-from gateway.threads import IteratorProducer, Wait, run_blocking
+from gateway.shared_streams import share
+from gateway.threads import IteratorProducer, run_blocking
 from protocols import git_archive, git_caps, git_receive, git_upload, git_v2
 from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
 from protocols.git_request import Service, parse_service
@@ -179,10 +179,10 @@ class UploadPackSession(_GitSession):
         progress = ProgressQueue(self._core.progress)
         chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
         stream = PackStream(_framed(chunks, self._core.pack_data, progress))
-        key = clone_share_key(self.ctx, b"v0", request.caps, plan, self._snapshot.refs)
+        key = clone_share_key(b"v0", request.caps, plan, self._snapshot.refs)
         self._busy = True
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
-        shared, self._shared = shared_if_keyed(key, stream)
+        shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream)
         self._producer = IteratorProducer(shared, consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
@@ -280,10 +280,10 @@ class UploadPackV2Session(_GitSession):
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
         chunks = pack_stream(self._repo.object_store, plan, prepared.refs, progress)
         stream = PackStream(_framed(chunks, self._core.pack_data, progress))
-        key = clone_share_key(self.ctx, b"v2", request.caps, plan, prepared.refs)
+        key = clone_share_key(b"v2", request.caps, plan, prepared.refs)
         self._busy = True
         consumer: Any = self.channel
-        shared, self._shared = shared_if_keyed(key, stream)
+        shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream)
         self._producer = IteratorProducer(shared, consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
@@ -319,7 +319,7 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     return _V2Prepared(snapshot.refs, shallow, tuple(negotiator.common), common, ready)
 
 
-def clone_share_key(ctx: SessionContext, version: bytes, caps: frozenset[bytes], plan: git_pack.PackPlan,
+def clone_share_key(version: bytes, caps: frozenset[bytes], plan: git_pack.PackPlan,
                     refs: Mapping[bytes, ObjectId]) -> Hashable | None:
     """A key for the wire bytes of a full clone's pack, or None for any other fetch.
 
@@ -333,16 +333,8 @@ def clone_share_key(ctx: SessionContext, version: bytes, caps: frozenset[bytes],
     refs_digest = hashlib.sha256()
     for name, oid in sorted(refs.items()):
         refs_digest.update(b"%d:%s%d:%s" % (len(name), name, len(oid), oid))
-    return (id(ctx.backend), ctx.repo_name, "git-upload-pack", version, tuple(sorted(caps)),
-            tuple(sorted(set(plan.wants))), plan.thin, plan.ofs_delta, plan.include_tag, plan.blob_limit,
-            refs_digest.digest())
-
-
-def shared_if_keyed(key: Hashable | None, stream: Iterator[bytes]) -> tuple[Iterator[bytes] | Iterator[bytes | Wait], str]:
-    """The stream itself, or for a keyed one its shared generation (``gateway.shared_streams``), and how."""
-    if key is None:
-        return stream, ""
-    return SHARED.open(key, stream)
+    return ("git-upload-pack", version, tuple(sorted(caps)), tuple(sorted(set(plan.wants))), plan.thin,
+            plan.ofs_delta, plan.include_tag, plan.blob_limit, refs_digest.digest())
 
 
 def _as_failure(error: Failure | BaseException) -> Failure:

@@ -43,8 +43,8 @@ from gateway.hg_session import PERMISSION_ACCESS
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.protected import guard_hg_repository
-from gateway.shared_streams import SHARED
-from gateway.threads import IteratorProducer, Wait, run_blocking
+from gateway.shared_streams import share
+from gateway.threads import IteratorProducer, run_blocking
 from protocols import hg_commands, hg_http
 from protocols.errors import (
     HgwireError,
@@ -266,12 +266,12 @@ class HgHttpCommand:
             self._write(reply.body)
             self._done("ok")
             return
-        stream: Iterator[bytes] | Iterator[bytes | Wait] = reply.stream
+        key = None
         if isinstance(response, StreamResponse) and response.share_key is not None:
-            settings = self.settings
-            key = (id(self.front.config.backend), self.route.repo, PROTO, reply.content_type, reply.engine,
-                   settings.zstd_level, settings.zstd_window_log, settings.zlib_level, response.share_key)
-            stream, self.shared = SHARED.open(key, reply.stream)
+            settings = self.settings  # the encoding is part of the bytes
+            key = (PROTO, reply.content_type, reply.engine, settings.zstd_level, settings.zstd_window_log,
+                   settings.zlib_level, response.share_key)
+        stream, self.shared = share(self.front.config.backend, self.route.repo, key, reply.stream)
         self._producer = IteratorProducer(stream, self)
         outcome = "ok, from a running identical clone" if self.shared == "joined" else "ok"
         self._producer.start().addCallbacks(lambda _: self._done(outcome), self._stream_failed)

@@ -26,8 +26,8 @@ from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
-from gateway.shared_streams import SHARED
-from gateway.threads import IteratorProducer, Wait, run_blocking
+from gateway.shared_streams import share
+from gateway.threads import IteratorProducer, run_blocking
 from protocols import hg_commands
 from protocols.errors import HgwireError, NotARepository, ProtocolError, RepositoryNotFound
 from protocols.hg_commands import CommandContext, Permission, Transport
@@ -197,10 +197,10 @@ class HgServeSession(PumpedSession):
         if out.stream is None:
             then()
             return
-        stream: Iterator[bytes] | Iterator[bytes | Wait] = out.stream
-        if share_key is not None:  # a clone: identical concurrent ones share one generation
-            key = (id(self.ctx.backend), self.ctx.repo_name, "hg-ssh", share_key)
-            stream, shared = SHARED.open(key, out.stream)
+        # a clone: identical concurrent ones share one generation
+        key = None if share_key is None else ("hg-ssh", share_key)
+        stream, shared = share(self.ctx.backend, self.ctx.repo_name, key, out.stream)
+        if shared:
             log.debug("hg-ssh {repo}: clone stream {shared}", repo=self.ctx.repo_name, shared=shared)
         self._busy = True
         self._producer = IteratorProducer(stream, self.channel)

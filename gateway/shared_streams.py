@@ -44,7 +44,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.threads import Wait, run_blocking
+from gateway.threads import Chunks, Wait, run_blocking
 
 log = Logger()
 
@@ -130,9 +130,9 @@ class _Generation:
             self._wake()
             with self._lock:
                 self._paused = self.written - self.furthest > self._owner.lead
-                paused = self._paused
-            if not paused:
-                self._step()
+                if self._paused:
+                    return
+            self._step()
 
     def _end(self) -> None:
         self._owner._generation_ended(self)
@@ -293,4 +293,15 @@ class SharedStreams:
 
 
 SHARED = SharedStreams()
-"""The process's generations: the HTTP and SSH front doors share them."""
+"""The process's generations: every transport's clones share them."""
+
+
+def share(backend: object, repo: str, key: Hashable | None, stream: Iterator[bytes]) -> tuple[Chunks, str]:
+    """What a session streams for ``stream``, and how: "started"/"joined" a generation, or "" if not keyed.
+
+    ``key`` names the bytes within one repository (None: this answer is not
+    shared); the backend and the repository name complete it.
+    """
+    if key is None:
+        return stream, ""
+    return SHARED.open((id(backend), repo, key), stream)

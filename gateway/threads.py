@@ -175,6 +175,10 @@ class Wait:
         self.ready = ready
 
 
+Chunks = Iterator[bytes] | Iterator[bytes | Wait]
+"""What ``IteratorProducer`` streams: byte chunks, and for a shared stream ``Wait``s between them."""
+
+
 class ByteConsumer(Protocol):
     """What a stream is written into: a Twisted ``IConsumer`` or a ``gateway.channel.Channel``."""
 
@@ -185,7 +189,7 @@ class ByteConsumer(Protocol):
     def unregisterProducer(self) -> None: ...
 
 
-def _next_chunk(iterator: Iterator[bytes] | Iterator[bytes | Wait]) -> object:
+def _next_chunk(iterator: Chunks) -> object:
     return next(iterator, _DONE)
 
 
@@ -194,13 +198,14 @@ class IteratorProducer:
     """Stream an iterator of byte chunks into a consumer with backpressure.
 
     Each ``next()`` runs in the pool; at most one chunk is in flight.  An
-    iterator may yield a ``Wait`` instead of bytes: the producer asks again when
-    its Deferred fires.  When the consumer pauses us we stop asking for chunks; ``stopProducing`` closes the
-    iterator so that a generator releases its locks (``GeneratorExit``).
+    iterator may yield a ``Wait`` instead of bytes: the producer asks again
+    when its Deferred fires.  When the consumer pauses us we stop asking for
+    chunks; ``stopProducing`` closes the iterator so that a generator releases
+    its locks (``GeneratorExit``).
     ``done`` fires with None when the iterator is exhausted, or errbacks.
     """
 
-    def __init__(self, iterator: Iterator[bytes] | Iterator[bytes | Wait], consumer: ByteConsumer) -> None:
+    def __init__(self, iterator: Chunks, consumer: ByteConsumer) -> None:
         self._iterator = iterator
         self._consumer = consumer
         self._paused = False
