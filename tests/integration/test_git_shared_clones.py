@@ -1,40 +1,24 @@
 """Identical concurrent full git clones share one generation of their pack, with real ``git`` clients.
 
-As for hg (``test_hg_shared_clones``): the server runs in this process, so the
-test holds the generation's first write until every clone has joined it.  Each
-clone must then have every ref and pass ``git fsck --full``; a clone after a
-push must get the new state; a fetch with haves never shares.
+As for hg (``test_hg_shared_clones``, whose hold it uses): the server runs in
+this process, so the test holds the generation's first write until every
+clone has joined it.  Each clone must then have every ref and pass
+``git fsck --full``; a clone after a push must get the new state; a fetch
+with haves never shares.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from gateway.shared_streams import SHARED
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_git_daemon import PROTOCOLS, commit
-
-CLONES = 3
-
-
-def _hold_generation_until(patch: pytest.MonkeyPatch, joined: int) -> None:
-    """The generation's first write waits (in the pool) until ``joined`` more requests have joined it."""
-    start = SHARED.joined
-    create = SHARED.new_spool
-
-    def held() -> IO[bytes]:
-        deadline = time.monotonic() + 60
-        while SHARED.joined - start < joined and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return create()
-
-    patch.setattr(SHARED, "new_spool", held)
+from tests.integration.test_hg_shared_clones import CLONES, hold_generation_until
 
 
 def _refs(client: Client, repo: Path) -> str:
@@ -65,7 +49,7 @@ def test_concurrent_full_clones_share_one_pack(
     before = (SHARED.started, SHARED.joined)
     dests = [tmp_path / f"clone-{i}" for i in range(CLONES)]
     with monkeypatch.context() as patch, ThreadPoolExecutor(CLONES) as clients:
-        _hold_generation_until(patch, CLONES - 1)
+        hold_generation_until(patch, CLONES - 1)
         list(clients.map(lambda dest: client.git(*PROTOCOLS[proto], "clone", "-q", "--mirror", url, str(dest),
                                                  timeout=90), dests))
     assert (SHARED.started - before[0], SHARED.joined - before[1]) == (1, CLONES - 1)

@@ -34,7 +34,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(test_hg_ssh.history.__wrapped__(Client(env, base), base))  # type: ignore[attr-defined]
 
 
-def _hold_generation_until(monkeypatch: pytest.MonkeyPatch, joined: int) -> None:
+def hold_generation_until(monkeypatch: pytest.MonkeyPatch, joined: int) -> None:
     """The generation's first write waits (in the pool) until ``joined`` more requests have joined it."""
     start = SHARED.joined
     create = SHARED.new_spool
@@ -60,7 +60,7 @@ def test_concurrent_identical_clones_share_one_generation(
     before = (SHARED.started, SHARED.joined)
     dests = [tmp_path / f"clone-{i}" for i in range(CLONES)]
     with monkeypatch.context() as patch, ThreadPoolExecutor(CLONES) as clients:
-        _hold_generation_until(patch, CLONES - 1)
+        hold_generation_until(patch, CLONES - 1)
         list(clients.map(lambda dest: hgssh.hg("clone", "-q", "-U", url, str(dest), timeout=90), dests))
     assert (SHARED.started - before[0], SHARED.joined - before[1]) == (1, CLONES - 1)
     expected = hgssh.log(history).replace(" draft ", " public ")  # the server's copy is publishing

@@ -7,40 +7,15 @@ away at the worst moment: while a piece of its pack is being written.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from twisted.internet import defer
 
 from backends.interfaces import ZERO_ID, PackedObject
 from gateway import git_session, pump
 from gateway.channel import SessionContext
 from protocols import pktline
 from protocols.git_receive import PackScanner
-
-
-class Pool:
-    """``run_blocking`` by hand: each step waits until ``run_next``."""
-
-    def __init__(self) -> None:
-        self.steps: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
-
-    def __call__(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        self.steps.append((f, args, d))
-        return d
-
-    def run_next(self) -> str:
-        f, args, d = self.steps.pop(0)
-        d.callback(f(*args))
-        return getattr(f, "__name__", repr(f))
-
-    def run_all(self) -> list[str]:
-        done = []
-        while self.steps:
-            done.append(self.run_next())
-        return done
+from tests.fakes import ManualPool
 
 
 class Sink:
@@ -97,14 +72,14 @@ class Channel:
 
 
 @pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> Pool:
-    manual = Pool()
+def pool(monkeypatch: pytest.MonkeyPatch) -> ManualPool:
+    manual = ManualPool()
     monkeypatch.setattr(pump, "run_blocking", manual)
     monkeypatch.setattr(git_session, "run_blocking", manual)
     return manual
 
 
-def started(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.ReceivePackSession, Repo]:
+def started(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.ReceivePackSession, Repo]:
     repo = Repo()
     monkeypatch.setattr(git_session, "_open_for_receive", lambda ctx: (repo, {}))
     ctx = SessionContext(backend=None, repo_name="r", transport="git-daemon", peer="test")  # type: ignore[arg-type]
@@ -127,7 +102,7 @@ def commands() -> bytes:
 
 
 def test_a_client_gone_while_a_piece_is_written_has_its_pack_aborted_after_the_write(
-        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+        pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
     session, repo = started(pool, monkeypatch)
     pack = pack_of_one_blob()
     session.data_received(commands() + pack[:10])
@@ -141,7 +116,7 @@ def test_a_client_gone_while_a_piece_is_written_has_its_pack_aborted_after_the_w
     assert (repo.sink.aborts, repo.sink.commits) == (1, 0)
 
 
-def test_a_client_gone_between_pieces_has_its_pack_aborted(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_client_gone_between_pieces_has_its_pack_aborted(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
     session, repo = started(pool, monkeypatch)
     session.data_received(commands() + pack_of_one_blob()[:10])
     pool.run_all()
@@ -150,7 +125,7 @@ def test_a_client_gone_between_pieces_has_its_pack_aborted(pool: Pool, monkeypat
     assert (repo.sink.aborts, repo.sink.commits) == (1, 0)
 
 
-def test_a_complete_pack_is_committed_not_aborted(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_complete_pack_is_committed_not_aborted(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
     session, repo = started(pool, monkeypatch)
     pack = pack_of_one_blob()
@@ -162,7 +137,7 @@ def test_a_complete_pack_is_committed_not_aborted(pool: Pool, monkeypatch: pytes
     assert (repo.sink.aborts, repo.sink.commits) == (0, 1)
 
 
-def test_the_sink_is_told_the_objects_the_scan_found(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sink_is_told_the_objects_the_scan_found(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git_session, "_finish_push", lambda *_: (None, []))
     session, repo = started(pool, monkeypatch)
     seen: list[object] = []
@@ -177,7 +152,7 @@ def test_the_sink_is_told_the_objects_the_scan_found(pool: Pool, monkeypatch: py
 # -- the pack is scanned in the pool, not on the reactor -------------------------------------
 
 
-def _begun(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.ReceivePackSession, Repo]:
+def _begun(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.ReceivePackSession, Repo]:
     """A session whose commands are read and whose sink is open: the pack comes in later reads."""
     session, repo = started(pool, monkeypatch)
     session.data_received(commands())
@@ -187,7 +162,7 @@ def _begun(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.Rec
 
 
 def test_pack_bytes_of_a_later_read_are_scanned_and_written_in_one_pool_step(
-        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+        pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
     session, repo = _begun(pool, monkeypatch)
     pack = pack_of_one_blob()
@@ -210,7 +185,7 @@ def test_pack_bytes_of_a_later_read_are_scanned_and_written_in_one_pool_step(
 
 
 def test_bytes_arriving_during_a_scan_wait_for_it_and_keep_their_order(
-        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+        pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
     session, repo = _begun(pool, monkeypatch)
     pack = pack_of_one_blob()
@@ -227,7 +202,7 @@ def test_bytes_arriving_during_a_scan_wait_for_it_and_keep_their_order(
 
 
 def test_a_malformed_pack_in_a_later_read_is_reported_and_aborted(
-        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+        pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
     session, repo = _begun(pool, monkeypatch)
     session.data_received(b"PACK\x00\x00\x00\x09" + b"\x00" * 20)  # version 9
     pool.run_all()
@@ -237,7 +212,7 @@ def test_a_malformed_pack_in_a_later_read_is_reported_and_aborted(
     assert (repo.sink.aborts, repo.sink.commits) == (1, 0)
 
 
-def test_eof_during_a_scan_is_a_truncated_pack_after_it(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eof_during_a_scan_is_a_truncated_pack_after_it(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
     session, repo = _begun(pool, monkeypatch)
     pack = pack_of_one_blob()
     session.data_received(pack[:10])

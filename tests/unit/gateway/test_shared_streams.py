@@ -8,60 +8,17 @@ test says, and the readers go through the real ``IteratorProducer``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Generator
-from typing import IO, Any
+from collections.abc import Generator
+from typing import IO
 
 import pytest
 from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 
 from gateway import shared_streams, threads
 from gateway.shared_streams import SharedStreams
 from gateway.threads import IteratorProducer
-
-
-class Pool:
-    """``run_blocking`` by hand: each step waits until ``run_next``/``run_all``."""
-
-    def __init__(self) -> None:
-        self.steps: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
-
-    def __call__(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        self.steps.append((f, args, d))
-        return d
-
-    def run_next(self) -> None:
-        f, args, d = self.steps.pop(0)
-        try:
-            result = f(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the Deferred, as the pool does
-            d.errback(exc)
-        else:
-            d.callback(result)
-
-    def run_all(self, limit: int = 10_000) -> None:
-        for _ in range(limit):
-            if not self.steps:
-                return
-            self.run_next()
-        raise AssertionError("the pool never ran dry")
-
-
-class Consumer:
-    def __init__(self) -> None:
-        self.data = b""
-        self.producer: IPushProducer | None = None
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        self.producer = None
+from tests.fakes import Consumer, ManualPool
 
 
 class Source:
@@ -99,8 +56,8 @@ class Spools(SharedStreams):
 
 
 @pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> Pool:
-    pool = Pool()
+def pool(monkeypatch: pytest.MonkeyPatch) -> ManualPool:
+    pool = ManualPool()
     monkeypatch.setattr(shared_streams, "run_blocking", pool)
     monkeypatch.setattr(threads, "run_blocking", pool)
     return pool
@@ -118,7 +75,7 @@ def _read(shared: SharedStreams, key: object, source: Source) -> tuple[Consumer,
     return consumer, outcome, how
 
 
-def test_one_request_gets_the_whole_stream_and_the_spool_is_released(pool: Pool) -> None:
+def test_one_request_gets_the_whole_stream_and_the_spool_is_released(pool: ManualPool) -> None:
     shared = Spools()
     source = Source(CHUNKS)
     consumer, outcome, how = _read(shared, b"k", source)
@@ -131,7 +88,7 @@ def test_one_request_gets_the_whole_stream_and_the_spool_is_released(pool: Pool)
     assert [f.closed for f in shared.files] == [True]
 
 
-def test_a_request_during_the_generation_joins_it_and_never_starts_its_own(pool: Pool) -> None:
+def test_a_request_during_the_generation_joins_it_and_never_starts_its_own(pool: ManualPool) -> None:
     shared = Spools()
     first = Source(CHUNKS)
     a, a_outcome, a_how = _read(shared, b"k", first)
@@ -149,7 +106,7 @@ def test_a_request_during_the_generation_joins_it_and_never_starts_its_own(pool:
     assert len(shared.files) == 1 and shared.files[0].closed
 
 
-def test_another_key_or_a_finished_generation_starts_anew(pool: Pool) -> None:
+def test_another_key_or_a_finished_generation_starts_anew(pool: ManualPool) -> None:
     shared = Spools()
     first, other = Source(CHUNKS), Source([b"other"])
     a, _, _ = _read(shared, b"k", first)
@@ -164,7 +121,7 @@ def test_another_key_or_a_finished_generation_starts_anew(pool: Pool) -> None:
     assert shared.started == 3 and shared.joined == 0
 
 
-def test_a_reader_that_catches_up_waits_without_a_step_in_the_pool(pool: Pool) -> None:
+def test_a_reader_that_catches_up_waits_without_a_step_in_the_pool(pool: ManualPool) -> None:
     shared = Spools()
     source = Source(CHUNKS)
     stream, _ = shared.open(b"k", source.stream)
@@ -180,7 +137,7 @@ def test_a_reader_that_catches_up_waits_without_a_step_in_the_pool(pool: Pool) -
     assert next(stream) == b"HG20"
 
 
-def test_when_every_reader_leaves_the_generation_stops(pool: Pool) -> None:
+def test_when_every_reader_leaves_the_generation_stops(pool: ManualPool) -> None:
     shared = Spools()
     source = Source(CHUNKS)
     stream, _ = shared.open(b"k", source.stream)
@@ -201,7 +158,7 @@ def test_when_every_reader_leaves_the_generation_stops(pool: Pool) -> None:
     assert how == "started"  # a stopped generation is never joined
 
 
-def test_a_failed_generation_fails_every_reader_after_the_bytes_it_wrote(pool: Pool) -> None:
+def test_a_failed_generation_fails_every_reader_after_the_bytes_it_wrote(pool: ManualPool) -> None:
     shared = Spools()
     source = Source(CHUNKS, fail_after=2)
     a, a_outcome, _ = _read(shared, b"k", source)
@@ -216,7 +173,7 @@ def test_a_failed_generation_fails_every_reader_after_the_bytes_it_wrote(pool: P
     assert all(f.closed for f in shared.files)
 
 
-def test_a_slow_reader_does_not_hold_back_the_others(pool: Pool) -> None:
+def test_a_slow_reader_does_not_hold_back_the_others(pool: ManualPool) -> None:
     shared = Spools(lead=100)
     source = Source(CHUNKS)
     fast, fast_outcome, _ = _read(shared, b"k", source)
@@ -235,7 +192,7 @@ def test_a_slow_reader_does_not_hold_back_the_others(pool: Pool) -> None:
     assert all(f.closed for f in shared.files)
 
 
-def test_a_client_that_never_reads_stops_the_generation_at_the_lead(pool: Pool) -> None:
+def test_a_client_that_never_reads_stops_the_generation_at_the_lead(pool: ManualPool) -> None:
     shared = Spools(lead=100)
     source = Source(CHUNKS)
     stream, _ = shared.open(b"k", source.stream)

@@ -7,26 +7,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import globalLogPublisher
 
 from gateway.threads import IteratorProducer
-
-
-class Consumer:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.producer: IPushProducer | None = None
-
-    def write(self, data: bytes) -> None:
-        self.chunks.append(data)
-
-    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        self.producer = None
+from tests.fakes import Consumer
 
 
 def test_streams_every_chunk_then_fires_done(reactor: Any) -> None:
