@@ -24,7 +24,9 @@
   stderr and exit status 1.
 
 Flow control: outbound, conch calls ``stopWriting``/``startWriting`` when the
-client's window closes/opens and we pause/resume the registered producer.
+client's window closes/opens and we pause/resume the registered producer; of
+an OpenSSH client's window only a round trip's worth is used
+(``in_flight_bound``).
 Inbound, ``HgwireConnection`` stops conch from re-opening the channel's window
 by itself: the window is re-opened only while the session accepts input, so a
 paused session holds at most one window (128 KiB) of unread data, and other
@@ -71,7 +73,7 @@ from backends.names import validate_name
 from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
-from gateway.limits import ConnectionLimits, drop, limits_for
+from gateway.limits import ConnectionLimits, drop, limits_for, tcp_round_trip, tcp_socket
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
@@ -100,6 +102,36 @@ MAX_SESSIONS_PER_CONNECTION = 10
 """Concurrent session channels on one connection (OpenSSH MaxSessions)."""
 
 DEFAULT_HOST_KEY_NAME = ".ssh_host_ed25519_key"
+
+IN_FLIGHT_FLOOR = 256 * 1024
+"""The least output an OpenSSH client may have unread in its buffers (see ``in_flight_bound``)."""
+
+IN_FLIGHT_RATE = 256 * 1024 * 1000
+"""Bytes per second of round trip the bound keeps up with: 256 KiB per millisecond (2 Gbit/s)."""
+
+
+def in_flight_bound(client_version: bytes, window: int, max_packet: int, rtt: float | None) -> int:
+    """How much of an SSH client's channel window the server fills at once.
+
+    OpenSSH's client takes a 2 MiB window and holds whatever its reader (git's
+    ``index-pack``, hg) has not read yet in a buffer it reallocates as the data
+    comes and goes.  On a fast path with a slower reader that buffer is always
+    near full: a 32 MB clone cost the client about 68,000 page faults and 0.3 s
+    of system CPU, on the cores the reader needs.  With at most 256 KiB in
+    flight it took about 1,000 faults and 0.05 s, and the clone's wall time
+    went down.
+
+    The bound follows the path: a round trip's worth at ``IN_FLIGHT_RATE`` and at
+    least ``IN_FLIGHT_FLOOR``, so a distant client still gets its whole window.
+    It only applies to OpenSSH clients, whose window adjusts come as soon as they
+    have used three packets of their window (``channel_check_window``, the same
+    from OpenSSH 2 to 10): a client that adjusts only at half its window would
+    wait for ever under a smaller bound.  Without a round-trip time the window
+    is used whole.
+    """
+    if rtt is None or not client_version.startswith(b"SSH-2.0-OpenSSH_"):
+        return window
+    return min(window, max(IN_FLIGHT_FLOOR, 8 * max_packet, int(rtt * IN_FLIGHT_RATE)))
 
 SessionFactory = Callable[[SessionContext, "ExecChannel"], Session]
 
@@ -336,6 +368,11 @@ class ExecChannel(conch_channel.SSHChannel):
     def channelOpen(self, specificData: bytes) -> None:
         address = self._connection.transport.transport.getPeer()  # type: ignore[union-attr]
         self._peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
+        ssh_transport = self._connection.transport
+        sock = tcp_socket(ssh_transport.transport)  # type: ignore[union-attr]
+        self.remoteWindowLeft = in_flight_bound(
+            getattr(ssh_transport, "otherVersionString", b""), self.remoteWindowLeft,
+            self.remoteMaxPacket, tcp_round_trip(sock) if sock is not None else None)
 
     @property
     def _front(self) -> Front:

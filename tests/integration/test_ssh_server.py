@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,14 +78,17 @@ class SshSetup:
     host_key: Path
     events: list[dict[str, Any]]
 
-    def ssh(self, *args: str, key: Path | None = None, input: bytes = b"", options: tuple[str, ...] = ()
-            ) -> subprocess.CompletedProcess[bytes]:
-        argv = [
+    def ssh_argv(self, *args: str, key: Path | None = None, options: tuple[str, ...] = ()) -> list[str]:
+        return [
             "/usr/bin/ssh", "-F", "/dev/null", "-p", str(self.server.port("ssh")),
             "-i", str(key or self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
             *options, "git@127.0.0.1", *args,
         ]
+
+    def ssh(self, *args: str, key: Path | None = None, input: bytes = b"", options: tuple[str, ...] = ()
+            ) -> subprocess.CompletedProcess[bytes]:
+        argv = self.ssh_argv(*args, key=key, options=options)
         return subprocess.run(argv, input=input, capture_output=True, timeout=60, check=False)
 
 
@@ -160,6 +164,32 @@ def test_large_transfer_both_ways(setup: SshSetup) -> None:
     result = setup.ssh("git-upload-pack 'big.git'", input=payload)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split(b"\n", 1)[1] == payload
+
+
+def test_a_slow_reader_gets_everything_under_the_in_flight_bound(setup: SshSetup) -> None:
+    # The server keeps only part of OpenSSH's window in flight (``in_flight_bound``): the
+    # client's window adjusts must keep coming while its reader lags behind the link.
+    payload = os.urandom(3 * 1024 * 1024)
+    argv = setup.ssh_argv("git-upload-pack 'big.git'")
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        stdin, stdout = proc.stdin, proc.stdout
+        assert stdin is not None and stdout is not None
+
+        def send() -> None:
+            stdin.write(payload)
+            stdin.close()
+
+        writer = threading.Thread(target=send)
+        writer.start()
+        received = bytearray()
+        deadline = time.monotonic() + 60
+        while chunk := os.read(stdout.fileno(), 48 * 1024):
+            received += chunk
+            time.sleep(0.002)
+            assert time.monotonic() < deadline, f"stalled after {len(received)} bytes"
+        writer.join()
+        assert proc.wait(timeout=30) == 0
+    assert bytes(received).split(b"\n", 1)[1] == payload
 
 
 def test_git_protocol_env_accepted(setup: SshSetup) -> None:
