@@ -20,8 +20,6 @@ leaves out keeps the default below.
 from __future__ import annotations
 
 import socket
-import struct
-import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -204,30 +202,6 @@ def tcp_socket(transport: Any) -> socket.socket | None:
             return handle
         transport = getattr(transport, "transport", None)
     return None
-
-
-_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None) if sys.platform.startswith("linux") else None
-_TCPI_RTT_OFFSET = 68
-"""Where Linux's ``struct tcp_info`` holds ``tcpi_rtt`` (microseconds): after 8 one-byte
-fields and 15 ``u32`` ones, a layout Linux keeps stable (fields are only appended)."""
-
-
-def tcp_round_trip(sock: socket.socket) -> float | None:
-    """The kernel's smoothed round-trip time of a TCP connection, in seconds.
-
-    None where the kernel does not say (not Linux, a closed socket): callers then
-    assume nothing about the path.
-    """
-    if _TCP_INFO is None:
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 104)
-    except OSError:
-        return None
-    if len(info) < _TCPI_RTT_OFFSET + 4:
-        return None
-    micros: int = struct.unpack_from("=I", info, _TCPI_RTT_OFFSET)[0]
-    return micros / 1e6
 
 
 def _set_tcp_option(sock: socket.socket, option: int) -> None:

@@ -73,7 +73,7 @@ from backends.names import validate_name
 from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
-from gateway.limits import ConnectionLimits, drop, limits_for, tcp_round_trip, tcp_socket
+from gateway.limits import ConnectionLimits, drop, limits_for
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
@@ -106,11 +106,12 @@ DEFAULT_HOST_KEY_NAME = ".ssh_host_ed25519_key"
 IN_FLIGHT_FLOOR = 256 * 1024
 """The least output an OpenSSH client may have unread in its buffers (see ``in_flight_bound``)."""
 
-IN_FLIGHT_RATE = 256 * 1024 * 1000
-"""Bytes per second of round trip the bound keeps up with: 256 KiB per millisecond (2 Gbit/s)."""
+IN_FLIGHT_RATE = 128 * 1024 * 1000
+"""Bytes per second the bound keeps up with, whatever the round trip: 128 KiB per millisecond
+(1 Gbit/s).  On loopback OpenSSH's own round trip (confirmation to exec) is about 1.7 ms."""
 
 
-def in_flight_bound(client_version: bytes, window: int, max_packet: int, rtt: float | None) -> int:
+def in_flight_bound(client_version: bytes, window: int, max_packet: int, round_trip: float) -> int:
     """How much of an SSH client's channel window the server fills at once.
 
     OpenSSH's client takes a 2 MiB window and holds whatever its reader (git's
@@ -126,12 +127,12 @@ def in_flight_bound(client_version: bytes, window: int, max_packet: int, rtt: fl
     It only applies to OpenSSH clients, whose window adjusts come as soon as they
     have used three packets of their window (``channel_check_window``, the same
     from OpenSSH 2 to 10): a client that adjusts only at half its window would
-    wait for ever under a smaller bound.  Without a round-trip time the window
-    is used whole.
+    wait for ever under a smaller bound.
     """
-    if rtt is None or not client_version.startswith(b"SSH-2.0-OpenSSH_"):
+    if not client_version.startswith(b"SSH-2.0-OpenSSH_"):
         return window
-    return min(window, max(IN_FLIGHT_FLOOR, 8 * max_packet, int(rtt * IN_FLIGHT_RATE)))
+    return min(window, max(IN_FLIGHT_FLOOR, 8 * max_packet, int(round_trip * IN_FLIGHT_RATE)))
+
 
 SessionFactory = Callable[[SessionContext, "ExecChannel"], Session]
 
@@ -343,6 +344,8 @@ class ExecChannel(conch_channel.SSHChannel):
 
     name = b"session"
     _log = _conch_log
+    clock: IReactorTime | None = None
+    """The reactor's clock unless set (tests)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -357,6 +360,7 @@ class ExecChannel(conch_channel.SSHChannel):
         self._done = False
         self._record = _Record()
         self._peer = "?"
+        self._opened_at = 0.0
         self._queue: deque[memoryview] = deque()
         """Output waiting for the peer's window, as views: waiting bytes are never copied again."""
 
@@ -365,14 +369,28 @@ class ExecChannel(conch_channel.SSHChannel):
         assert self.conn is not None, "an open channel has a connection"
         return self.conn
 
+    def _clock(self) -> IReactorTime:
+        if self.clock is None:
+            from twisted.internet import reactor
+
+            return cast(IReactorTime, reactor)
+        return self.clock
+
     def channelOpen(self, specificData: bytes) -> None:
         address = self._connection.transport.transport.getPeer()  # type: ignore[union-attr]
         self._peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
-        ssh_transport = self._connection.transport
-        sock = tcp_socket(ssh_transport.transport)  # type: ignore[union-attr]
-        self.remoteWindowLeft = in_flight_bound(
-            getattr(ssh_transport, "otherVersionString", b""), self.remoteWindowLeft,
-            self.remoteMaxPacket, tcp_round_trip(sock) if sock is not None else None)
+        self._opened_at = self._clock().seconds()  # Conch has just sent the open confirmation
+
+    def _bound_output(self, round_trip: float) -> None:
+        """Use only ``in_flight_bound`` of the client's window (nothing has been sent yet).
+
+        The round trip is the channel's own, from the open confirmation to the
+        exec request, which OpenSSH sends as soon as the confirmation arrives:
+        measured end to end, a TCP proxy in front of the server cannot make a
+        distant client look near.
+        """
+        version = getattr(self._connection.transport, "otherVersionString", b"")
+        self.remoteWindowLeft = in_flight_bound(version, self.remoteWindowLeft, self.remoteMaxPacket, round_trip)
 
     @property
     def _front(self) -> Front:
@@ -399,10 +417,10 @@ class ExecChannel(conch_channel.SSHChannel):
         if self._exec_seen:
             return False
         self._exec_seen = True
+        clock = self._clock()
+        self._bound_output(clock.seconds() - self._opened_at)
         command = common.getNS(data)[0]
-        from twisted.internet import reactor
-
-        cast(IReactorTime, reactor).callLater(0, self._start, command)  # after the exec reply is sent
+        clock.callLater(0, self._start, command)  # after the exec reply is sent
         return True
 
     def _request_env(self, data: bytes) -> bool:
