@@ -11,7 +11,14 @@ from twisted.conch.ssh import common
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 
-from gateway.ssh import IN_FLIGHT_FLOOR, IN_FLIGHT_RATE, ExecChannel, in_flight_bound
+from gateway.ssh import (
+    IN_FLIGHT_FLOOR,
+    IN_FLIGHT_RATE,
+    INBOUND_WINDOW_MAX,
+    ExecChannel,
+    in_flight_bound,
+    inbound_window,
+)
 
 
 class FakeConnection:
@@ -34,7 +41,8 @@ class FakeConnection:
         self.events.append("close")
 
     def adjustWindow(self, channel: Any, size: int) -> None:
-        pass
+        self.events.append(f"adjust {size}")
+        channel.localWindowLeft += size
 
 
 class FakeProducer:
@@ -123,22 +131,30 @@ class FakeTCP:
         return IPv4Address("TCP", "127.0.0.1", 40000)
 
 
+def test_a_distant_client_may_send_up_to_openssh_s_window_ahead_of_the_session() -> None:
+    assert inbound_window(131072, round_trip=0.0005) == 131072  # never smaller than given
+    assert inbound_window(131072, round_trip=0.005) == int(0.005 * IN_FLIGHT_RATE)
+    assert inbound_window(131072, round_trip=0.05) == INBOUND_WINDOW_MAX
+
+
 @pytest.mark.parametrize(
-    ("version", "seconds_to_exec", "in_flight"),
+    ("version", "seconds_to_exec", "in_flight", "events"),
     [
-        (OPENSSH, 0.002, IN_FLIGHT_FLOOR),
-        (OPENSSH, 0.040, WINDOW),  # a distant client, maybe behind a TCP proxy near the server
-        (b"SSH-2.0-PuTTY", 0.002, WINDOW),
+        (OPENSSH, 0.002, IN_FLIGHT_FLOOR, []),
+        # a distant client, maybe behind a TCP proxy near the server
+        (OPENSSH, 0.040, WINDOW, [f"adjust {INBOUND_WINDOW_MAX - 131072}"]),
+        (b"SSH-2.0-PuTTY", 0.002, WINDOW, []),
     ],
 )
-def test_the_round_trip_from_open_to_exec_sets_what_is_sent_before_the_client_adjusts(
-        version: bytes, seconds_to_exec: float, in_flight: int) -> None:
+def test_the_round_trip_from_open_to_exec_sizes_both_windows(
+        version: bytes, seconds_to_exec: float, in_flight: int, events: list[str]) -> None:
     chan, conn, producer = channel(window=WINDOW, max_packet=32768)
     conn.transport = SimpleNamespace(otherVersionString=version, transport=FakeTCP())
     chan.clock = Clock()  # the exec is then never started: only the bound is under test
     chan.channelOpen(b"")
     chan.clock.advance(seconds_to_exec)
     assert chan.requestReceived(b"exec", common.NS(b"git-upload-pack 'r.git'"))
+    assert conn.events == events
     data = bytes(range(256)) * (3 * WINDOW // 256)
     chan.write(data)
     assert sum(map(len, conn.packets)) == in_flight
