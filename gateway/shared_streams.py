@@ -48,8 +48,11 @@ from gateway.threads import Chunks, Wait, run_blocking
 
 log = Logger()
 
-READ_BLOCK = 256 * 1024
+READ_BLOCK = 1024 * 1024
 """Most bytes one reader step hands to the transport."""
+WRITE_STEP = 512 * 1024
+"""Bytes one generation step writes before it hands back to the reactor (several of the stream's
+chunks: a pool round trip costs more CPU than writing a 64 KiB chunk to the spool)."""
 LEAD = 4 << 20
 """Bytes a generation may run ahead of its furthest reader.  A client that asks and never reads
 costs no more than that, in CPU and spool: about what it cost before sharing, when the answer
@@ -101,17 +104,20 @@ class _Generation:
         run_blocking(self._write_next).addBoth(self._stepped)
 
     def _write_next(self) -> bool:
-        """In the pool: append the next chunk; True once the stream is exhausted."""
-        chunk = next(self._stream, None)
-        if chunk is None:
-            return True
-        if chunk:
-            if self._spool is None:
-                self._spool = self._owner.new_spool()
-            self._spool.write(chunk)
-            self._spool.flush()
-            with self._lock:
-                self.written += len(chunk)
+        """In the pool: append the next chunks, about ``write_step`` bytes; True once the stream is exhausted."""
+        step = 0
+        while step < self._owner.write_step:
+            chunk = next(self._stream, None)
+            if chunk is None:
+                return True
+            if chunk:
+                if self._spool is None:
+                    self._spool = self._owner.new_spool()
+                self._spool.write(chunk)
+                self._spool.flush()
+                with self._lock:
+                    self.written += len(chunk)
+                step += len(chunk)
         return False
 
     def _stepped(self, result: bool | Failure) -> None:
@@ -243,9 +249,11 @@ class SharedStreams:
     """The generations running now, by key; ``open`` is called on the reactor thread."""
 
     def __init__(self, spool_dir: str | None = None,
-                 call_from_thread: Callable[[Callable[[], None]], object] | None = None, lead: int = LEAD) -> None:
+                 call_from_thread: Callable[[Callable[[], None]], object] | None = None, lead: int = LEAD,
+                 write_step: int = WRITE_STEP) -> None:
         self._spool_dir = spool_dir
         self.lead = lead
+        self.write_step = write_step
         self._call_from_thread = call_from_thread
         self._running: dict[Hashable, _Generation] = {}
         self.started = 0

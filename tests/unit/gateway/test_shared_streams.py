@@ -43,10 +43,10 @@ class Source:
 
 
 class Spools(SharedStreams):
-    """``SharedStreams`` that keeps its spool files, to see them closed."""
+    """``SharedStreams`` that keeps its spool files, to see them closed; one chunk per step unless told."""
 
-    def __init__(self, lead: int = shared_streams.LEAD) -> None:
-        super().__init__(call_from_thread=lambda f: f(), lead=lead)
+    def __init__(self, lead: int = shared_streams.LEAD, write_step: int = 1) -> None:
+        super().__init__(call_from_thread=lambda f: f(), lead=lead, write_step=write_step)
         self.files: list[IO[bytes]] = []
 
     def new_spool(self) -> IO[bytes]:
@@ -208,3 +208,16 @@ def test_a_client_that_never_reads_stops_the_generation_at_the_lead(pool: Manual
     assert consumer.data == WHOLE
     assert source.taken == len(CHUNKS)
     assert shared.running() == 0 and all(f.closed for f in shared.files)
+
+
+def test_a_generation_step_writes_chunks_until_it_has_written_a_step_s_worth(pool: ManualPool) -> None:
+    shared = Spools(write_step=600)
+    source = Source(CHUNKS)
+    stream, _ = shared.open(b"k", source.stream)
+    consumer = Consumer()
+    IteratorProducer(stream, consumer).start()
+    assert pool.run_next() == "_write_next"  # the generation's first step
+    assert source.taken == 3  # 4 + 10 + 800 bytes: the step ends at the chunk that passes 600
+    pool.run_all()
+    assert consumer.data == WHOLE
+    assert source.taken == len(CHUNKS)
