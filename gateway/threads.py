@@ -1,8 +1,9 @@
 """The one way off the reactor: a bounded worker pool and a streaming producer.
 
 Backend calls block (disk, CPU); they run only through ``run_blocking``.  Packs
-and bundles are iterators whose ``next()`` runs in the pool, one chunk in
-flight per connection, so memory stays bounded and the reactor never waits.
+and bundles are iterators whose ``next()`` runs in the pool, one batch of
+chunks in flight per connection, so memory stays bounded and the reactor never
+waits.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
@@ -189,15 +191,49 @@ class ByteConsumer(Protocol):
     def unregisterProducer(self) -> None: ...
 
 
-def _next_chunk(iterator: Chunks) -> object:
-    return next(iterator, _DONE)
+BATCH_BYTES = 512 * 1024
+"""Bytes one pool step of ``IteratorProducer`` may gather: a pool round trip costs more CPU than
+producing a 64 or 128 KiB chunk."""
+BATCH_SECONDS = 0.02
+"""...nor for longer than this, so that a slow stream's first bytes and progress are not held back."""
+
+
+class _Raised:
+    """The exception that ended a batch after some chunks: delivered after them."""
+
+    __slots__ = ("failure",)
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+
+
+def _next_chunks(iterator: Chunks, limit: int) -> list[object]:
+    """In the pool: chunks until ``limit`` bytes or ``BATCH_SECONDS``; a ``Wait`` or the end closes a batch."""
+    batch: list[object] = []
+    size = 0
+    deadline = time.monotonic() + BATCH_SECONDS
+    while True:
+        try:
+            item = next(iterator, _DONE)
+        except Exception:
+            if not batch:
+                raise
+            batch.append(_Raised(Failure()))
+            return batch
+        batch.append(item)
+        if not isinstance(item, bytes):
+            return batch
+        size += len(item)
+        if size >= limit or time.monotonic() >= deadline:
+            return batch
 
 
 @implementer(IPushProducer)
 class IteratorProducer:
     """Stream an iterator of byte chunks into a consumer with backpressure.
 
-    Each ``next()`` runs in the pool; at most one chunk is in flight.  An
+    ``next()`` runs in the pool, a few times per step: up to ``batch`` bytes
+    (``BATCH_BYTES``) or ``BATCH_SECONDS``; at most one step is in flight.  An
     iterator may yield a ``Wait`` instead of bytes: the producer asks again
     when its Deferred fires.  When the consumer pauses us we stop asking for
     chunks; ``stopProducing`` closes the iterator so that a generator releases
@@ -205,9 +241,10 @@ class IteratorProducer:
     ``done`` fires with None when the iterator is exhausted, or errbacks.
     """
 
-    def __init__(self, iterator: Chunks, consumer: ByteConsumer) -> None:
+    def __init__(self, iterator: Chunks, consumer: ByteConsumer, batch: int = BATCH_BYTES) -> None:
         self._iterator = iterator
         self._consumer = consumer
+        self.batch = batch
         self._paused = False
         self._in_flight = False
         self._stopped = False
@@ -223,24 +260,31 @@ class IteratorProducer:
         if self._paused or self._in_flight or self._stopped:
             return
         self._in_flight = True
-        d = run_blocking(_next_chunk, self._iterator)
-        d.addCallbacks(self._got_chunk, self._failed)
+        d = run_blocking(_next_chunks, self._iterator, self.batch)
+        d.addCallbacks(self._got_chunks, self._failed)
 
-    def _got_chunk(self, chunk: object) -> None:
+    def _got_chunks(self, batch: list[object]) -> None:
         self._in_flight = False
         if self._stopped:
             self._close_iterator()
             return
-        if chunk is _DONE:
-            self._finish()
-            return
-        if isinstance(chunk, Wait):
-            self._in_flight = True  # a stop meanwhile must not close the iterator under the next step
-            chunk.ready().addCallbacks(self._waited, self._failed)
-            return
-        assert isinstance(chunk, bytes)
-        if chunk:
-            self._consumer.write(chunk)
+        for item in batch:
+            if isinstance(item, bytes):
+                if item:
+                    self._consumer.write(item)
+            elif item is _DONE:
+                self._finish()
+                return
+            elif isinstance(item, Wait):
+                self._in_flight = True  # a stop meanwhile must not close the iterator under the next step
+                item.ready().addCallbacks(self._waited, self._failed)
+                return
+            else:
+                assert isinstance(item, _Raised)
+                self._failed(item.failure)
+                return
+            if self._stopped:  # the consumer stopped us while we wrote: the iterator is being closed
+                return
         self._pump()
 
     def _waited(self, _: object) -> None:

@@ -1,4 +1,4 @@
-"""``IteratorProducer``: backpressure, completion, and a stop that races a chunk in the pool."""
+"""``IteratorProducer``: backpressure, completion, batches of chunks, and a stop that races a step in the pool."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 
+from gateway import threads
 from gateway.threads import IteratorProducer
-from tests.fakes import Consumer
+from tests.fakes import Consumer, ManualPool
 
 
 def test_streams_every_chunk_then_fires_done(reactor: Any) -> None:
@@ -195,3 +197,67 @@ def test_run_blocking_reports_every_job_to_the_trimmer(reactor: Any, monkeypatch
     else:
         raise AssertionError("the failure must reach the caller")
     assert events == ["started", "finished", "started", "finished"]
+
+
+# ---------------------------------------------------------------- batches of chunks per pool step
+
+class Counted:
+    """Chunks of 100 bytes, counting how many were taken; raises after ``fail_after`` if set."""
+
+    def __init__(self, count: int, fail_after: int | None = None) -> None:
+        self.taken = 0
+        self._count = count
+        self._fail_after = fail_after
+
+    def __iter__(self) -> Iterator[bytes]:
+        for i in range(self._count):
+            if self._fail_after is not None and i == self._fail_after:
+                raise OSError("disk gone")
+            self.taken += 1
+            yield bytes([i]) * 100
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> ManualPool:
+    pool = ManualPool()
+    monkeypatch.setattr(threads, "run_blocking", pool)
+    return pool
+
+
+def test_one_pool_step_gathers_chunks_until_the_batch_is_full(pool: ManualPool) -> None:
+    source, consumer = Counted(10), Consumer()
+    done = IteratorProducer(iter(source), consumer, batch=250).start()
+    pool.run_next()
+    assert source.taken == 3 and len(consumer.chunks) == 3  # 300 bytes: the third passed 250
+    assert len(pool.steps) == 1  # and the next step is asked for
+    pool.run_all()
+    assert consumer.data == b"".join(bytes([i]) * 100 for i in range(10))
+    assert done.called and consumer.producer is None
+
+
+def test_an_error_after_some_chunks_of_a_batch_comes_after_them(pool: ManualPool) -> None:
+    consumer = Consumer()
+    outcome: list[Any] = []
+    IteratorProducer(iter(Counted(10, fail_after=2)), consumer).start().addBoth(outcome.append)
+    pool.run_all()
+    assert consumer.data == b"\x00" * 100 + b"\x01" * 100
+    assert len(outcome) == 1 and isinstance(outcome[0], Failure) and isinstance(outcome[0].value, OSError)
+    assert consumer.producer is None
+
+
+class PausingConsumer(Consumer):
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        assert self.producer is not None
+        self.producer.pauseProducing()
+
+
+def test_a_pause_during_a_batch_keeps_its_chunks_and_asks_for_no_more(pool: ManualPool) -> None:
+    source, consumer = Counted(10), PausingConsumer()
+    producer = IteratorProducer(iter(source), consumer, batch=250)
+    producer.start()
+    pool.run_next()
+    assert len(consumer.chunks) == 3  # computed already: written, the transport buffers them
+    assert pool.steps == []
+    producer.resumeProducing()
+    assert len(pool.steps) == 1
