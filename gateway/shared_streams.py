@@ -26,8 +26,8 @@ The key must say everything the bytes depend on (the repository's state,
 the arguments, the encoding): the callers build it.  If every reader goes
 away the generation stops; its file disappears with the last reader.  A
 generation that fails hands the same error to every reader at the point it
-reached.  Memory stays bounded: one chunk in flight per generation and per
-reader; the spool is on disk (``TMPDIR``), as twisted.web spools bodies.
+reached.  Memory stays bounded: one step in flight per generation (about
+``WRITE_STEP``) and per reader (at most ``READ_BLOCK``); the spool is on disk (``TMPDIR``), as twisted.web spools bodies.
 A spool that cannot be written (a full ``TMPDIR``) fails the clones that
 share it, as a generation error, and the next request starts anew.
 """
