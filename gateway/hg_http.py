@@ -27,10 +27,9 @@ the message (hg prints ``abort: HTTP Error 403: <reason>``), with hgweb's
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -42,6 +41,7 @@ from gateway.channel import SessionContext
 from gateway.hg_session import PERMISSION_ACCESS
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
 from gateway.limits import bundle2_limits, changegroup_limits
+from gateway.policy import wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking
@@ -66,27 +66,6 @@ BODY_CHUNK = 64 * 1024
 MAX_REASON = 200
 """Longest reason phrase: the message hg shows after ``HTTP Error <status>:``."""
 
-SETTINGS = hg_http.WireSettings()
-"""Compression order and levels, argument carriers, unless ``[hg_http]`` of ``--config`` says otherwise."""
-
-
-def wire_settings(authorizer: Any) -> hg_http.WireSettings:
-    """The settings in force now: ``[hg_http]`` of the policy file (if any) over ``SETTINGS``."""
-    policy_file = getattr(authorizer, "policy", None)
-    if policy_file is None:
-        return SETTINGS
-    chosen = policy_file.current.hg_http
-    changes: dict[str, Any] = {}
-    if chosen.compression is not None:
-        changes["engines"] = tuple(e.encode("ascii") for e in chosen.compression)
-    if chosen.zstd_level is not None:
-        changes["zstd_level"] = chosen.zstd_level
-        changes["zstd_window_log"] = None  # the chosen level's own window
-    if chosen.zlib_level is not None:
-        changes["zlib_level"] = chosen.zlib_level
-    if chosen.httppostargs is not None:
-        changes["post_args"] = chosen.httppostargs
-    return dataclasses.replace(SETTINGS, **changes) if changes else SETTINGS
 LIMITS = hg_http.HttpLimits()
 
 HTTP_STATUS: tuple[tuple[type[Exception], int], ...] = (

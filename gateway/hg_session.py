@@ -24,6 +24,7 @@ from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import bundle2_limits, changegroup_limits
+from gateway.policy import wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
@@ -120,7 +121,8 @@ class HgServeSession(PumpedSession):
 
     def __init__(self, ctx: SessionContext, channel: Channel) -> None:
         super().__init__(ctx, channel)
-        self.server = SshV1Server()
+        # the compression order and levels of [hg_http] apply to the bundles of hg over SSH too
+        self.server = SshV1Server(settings=wire_settings(ctx.authorizer))
         self.repo: HgRepository | None = None
         self._push: PushQueue | None = None
         self._push_response: Response | None = None
@@ -198,7 +200,7 @@ class HgServeSession(PumpedSession):
             then()
             return
         # a clone: identical concurrent ones share one generation
-        key = None if share_key is None else ("hg-ssh", share_key)
+        key = None if share_key is None else ("hg-ssh", out.engine, share_key)
         stream, shared = share(self.ctx.backend, self.ctx.repo_name, key, out.stream)
         if shared:
             log.debug("hg-ssh {repo}: clone stream {shared}", repo=self.ctx.repo_name, shared=shared)

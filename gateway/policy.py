@@ -59,6 +59,7 @@ whatever the file grants.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import signal
@@ -76,6 +77,7 @@ from twisted.logger import Logger
 from gateway.auth import Access, AccessRequest, Authorizer
 from gateway.config import ServiceConfig
 from gateway.threads import run_blocking
+from protocols.hg_http import WireSettings
 
 log = Logger()
 
@@ -545,3 +547,28 @@ def authorizer_for(config: ServiceConfig) -> Authorizer:
         policy = PolicyFile(config.config_file) if config.config_file else None
         config.authorizer = Authorizer(read_only=config.read_only, policy=policy)
     return config.authorizer
+
+
+# ---------------------------------------------------------------- [hg_http] in force
+
+SETTINGS = WireSettings()
+"""Compression order and levels, argument carriers, unless ``[hg_http]`` of ``--config`` says otherwise."""
+
+
+def wire_settings(authorizer: Any) -> WireSettings:
+    """The settings in force now: ``[hg_http]`` of the policy file (if any) over ``SETTINGS``."""
+    policy_file = getattr(authorizer, "policy", None)
+    if policy_file is None:
+        return SETTINGS
+    chosen = policy_file.current.hg_http
+    changes: dict[str, Any] = {}
+    if chosen.compression is not None:
+        changes["engines"] = tuple(e.encode("ascii") for e in chosen.compression)
+    if chosen.zstd_level is not None:
+        changes["zstd_level"] = chosen.zstd_level
+        changes["zstd_window_log"] = None  # the chosen level's own window
+    if chosen.zlib_level is not None:
+        changes["zlib_level"] = chosen.zlib_level
+    if chosen.httppostargs is not None:
+        changes["post_args"] = chosen.httppostargs
+    return dataclasses.replace(SETTINGS, **changes) if changes else SETTINGS

@@ -222,7 +222,7 @@ def _getbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     request = hg_exchange.parse_getbundle_args(args.extra)
     share_key = hg_exchange.clone_share_key(repo, args.extra, request)  # before the state is read
     return StreamResponse(hg_exchange.getbundle(repo, request), prefer_uncompressed=request.stream,
-                          share_key=share_key)
+                          share_key=share_key, compressible_bundle=not request.stream)
 
 
 @command(b"stream_out", permission=PULL)

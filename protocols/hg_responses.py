@@ -33,6 +33,8 @@ class StreamResponse:
     share_key: bytes | None = None
     """Names the bytes of ``chunks`` when identical concurrent requests may share one
     generation of them (a clone): the same key means the same bytes, for one repository."""
+    compressible_bundle: bool = False
+    """A getbundle answer that SSH may compress inside its bundle2 (``hg_ssh.compressed_bundle2``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,11 +27,13 @@ An adapter loops on ``next_event``:
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.hg_commands import COMMANDS, STAR, Args, Command
+from protocols.hg_http import ENGINE_ZLIB, ENGINE_ZSTD, WireSettings, compress_stream
 from protocols.hg_responses import BytesResponse, OobError, PushError, PushResponse, Response, StreamResponse
 
 SSH_CAPS = (b"protocaps",)
@@ -99,6 +101,69 @@ class SshOutput:
     stdout: bytes
     stderr: bytes = b""
     stream: Iterator[bytes] | None = None
+    engine: bytes = b""
+    """The engine ``stream`` is compressed with inside its bundle2 (``compressed_bundle2``), or b""."""
+
+
+BUNDLE2_COMPRESSION: Mapping[bytes, bytes] = {ENGINE_ZSTD: b"ZS", ENGINE_ZLIB: b"GZ"}
+"""Wire engines whose output a bundle2 carries under its ``Compression`` stream parameter."""
+
+DEFAULT_SETTINGS = WireSettings()
+
+_PLAIN_BUNDLE2 = b"HG20" + struct.pack(">i", 0)
+"""The head of a bundle2 without stream parameters: what ``compressed_bundle2`` rewrites."""
+
+
+def bundle_engine(protocaps: frozenset[bytes], settings: WireSettings) -> bytes | None:
+    """The engine for a getbundle answer over SSH: the first of the server's that the client lists.
+
+    hg's own SSH server sends bundles uncompressed, three times the bytes of a
+    compressed one for the client's ssh to decrypt and its pipe reader to read
+    (``bufferedinputpipe``, 4 KiB a read).  Since hg 4.6 the client names the
+    wire engines it decompresses in ``protocaps`` (``comp=zstd,zlib,none``), and
+    its bundle2 reader takes a ``Compression`` stream parameter from any peer,
+    reading the compressed part with ``unbufferedread``, so it never waits for
+    bytes past the bundle's end.  No ``comp=`` (an older client): None.
+    """
+    offered: tuple[bytes, ...] = ()
+    for cap in protocaps:
+        if cap.startswith(b"comp="):
+            offered = tuple(cap[5:].split(b","))
+    for engine in settings.available_engines():
+        if engine in offered and engine in BUNDLE2_COMPRESSION:
+            return engine
+    return None
+
+
+def compressed_bundle2(chunks: Iterator[bytes], engine: bytes, settings: WireSettings) -> Iterator[bytes]:
+    """A bundle2 without stream parameters, sent with ``Compression=`` and the rest compressed.
+
+    Any other stream (a bundle1 changegroup) passes as it is.
+    """
+    try:
+        head = b""
+        for chunk in chunks:
+            head += chunk
+            if len(head) >= len(_PLAIN_BUNDLE2):
+                break
+        if not head.startswith(_PLAIN_BUNDLE2):
+            if head:
+                yield head
+            yield from chunks
+            return
+        param = b"Compression=" + BUNDLE2_COMPRESSION[engine]
+        yield b"HG20" + struct.pack(">i", len(param)) + param
+        yield from compress_stream(_prepend(head[len(_PLAIN_BUNDLE2):], chunks), engine, settings)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
 
 
 class State(enum.Enum):
@@ -149,11 +214,16 @@ def _render_oob(response: OobError) -> SshOutput:
     return SshOutput(OOB_STDOUT, stderr=response.message + OOB_STDERR_END)
 
 
-def render(response: Response) -> SshOutput:
-    """How a handler's value goes on the SSH channel (``_runsshserver``'s reply ladder, as a table)."""
+def render(response: Response, engine: bytes | None = None, settings: WireSettings = DEFAULT_SETTINGS) -> SshOutput:
+    """How a handler's value goes on the SSH channel (``_runsshserver``'s reply ladder, as a table).
+
+    ``engine`` (``bundle_engine``) compresses a getbundle answer that is not a stream clone.
+    """
     match response:
         case BytesResponse(data=data):
             return SshOutput(frame(data))
+        case StreamResponse(chunks=chunks, output=output, compressible_bundle=True) if engine is not None:
+            return SshOutput(b"", stderr=output, stream=compressed_bundle2(chunks, engine, settings), engine=engine)
         case StreamResponse(chunks=chunks, output=output):
             return SshOutput(b"", stderr=output, stream=chunks)
         case PushResponse():
@@ -172,9 +242,11 @@ class _Incomplete(Exception):
 class SshV1Server:
     """One ``hg serve --stdio`` session, from bytes in to events and bytes out."""
 
-    def __init__(self, commands: Mapping[bytes, Command] = COMMANDS, limits: SshLimits = SshLimits()) -> None:
+    def __init__(self, commands: Mapping[bytes, Command] = COMMANDS, limits: SshLimits = SshLimits(),
+                 settings: WireSettings = DEFAULT_SETTINGS) -> None:
         self._commands = commands
         self._limits = limits
+        self._settings = settings
         self._buffer = bytearray()
         self._eof = False
         self._state = State.IDLE
@@ -219,7 +291,7 @@ class SshV1Server:
     def send(self, response: Response) -> SshOutput:
         """Render the reply to the current command (or refuse a pending push with it)."""
         self._move(Input.SEND)
-        return render(response)
+        return render(response, bundle_engine(self.protocaps, self._settings), self._settings)
 
     # ---------------------------------------------------------------- commands
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime
 import http.client
 import ipaddress
+import os
 import random
 import shutil
 import socket
 import ssl
 import subprocess
-import os
 import time
 import urllib.parse
 import zlib
@@ -35,6 +35,7 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from zope.interface import provider
 
 import gateway.hg_http
+import gateway.policy
 from backends.interfaces import Kind
 from protocols.hg_http import WireSettings
 from tests import conftest
@@ -274,7 +275,7 @@ def test_zstd_by_default_zlib_by_server_choice_and_post_args_give_the_same_clone
     assert "X-hgproto-1 0.1 0.2 comp=zstd,zlib,none,bzip2 partial-pull" in default.stdout
     assert "X-hgargs-post" not in default.stdout
     assert _getbundle_encoding(served_events) == ("application/mercurial-0.2", "zstd")
-    monkeypatch.setattr(gateway.hg_http, "SETTINGS", WireSettings(engines=(b"zlib", b"zstd"), post_args=True))
+    monkeypatch.setattr(gateway.policy, "SETTINGS", WireSettings(engines=(b"zlib", b"zstd"), post_args=True))
     served_events.clear()
     posted = fs_http.hg("clone", "-q", "-U", *debug, fs_http.url("h"), str(tmp_path / "zlib-post"))
     assert "X-hgargs-post" in posted.stdout and "devel-peer-request: POST" in posted.stdout

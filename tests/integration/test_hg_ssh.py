@@ -108,6 +108,21 @@ def test_init_push_then_clone(hgssh: HgSsh, history: Path, tmp_path: Path) -> No
     assert hgssh.client.hg("bookmarks", "-R", str(clone), "-T", "{bookmark}\n").stdout == "feature\n"
 
 
+def test_clone_and_pull_get_a_compressed_bundle(hgssh: HgSsh, history: Path, tmp_path: Path) -> None:
+    # hg's client names zstd in protocaps; hg's own server would send the bundle uncompressed
+    hgssh.server.backend.create("z", Kind.HG)
+    hgssh.hg("push", "-q", "-R", str(history), "-r", "2", hgssh.url("z"))
+    clone = tmp_path / "z"
+    cloned = hgssh.hg("clone", "--debug", "-U", hgssh.url("z"), str(clone))
+    assert "bundle2-input-bundle: 1 params with-transaction" in cloned.stdout + cloned.stderr
+    hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("z"))
+    pulled = hgssh.hg("pull", "--debug", "-R", str(clone))
+    assert "bundle2-input-bundle: 1 params with-transaction" in pulled.stdout + pulled.stderr
+    assert hgssh.log(clone) == hgssh.log(history).replace(" draft ", " public ")
+    hgssh.client.hg("verify", "-q", "-R", str(clone))
+    hgssh.verify_server("z", tmp_path)
+
+
 def test_clone_empty_then_push_first_changeset(hgssh: HgSsh, tmp_path: Path) -> None:
     hgssh.server.backend.create("empty", Kind.HG)
     clone = tmp_path / "empty-clone"

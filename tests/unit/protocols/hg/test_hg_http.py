@@ -309,7 +309,7 @@ def test_zstd_streams_use_a_256_kib_window_unless_the_operator_chose_a_level() -
 def test_a_level_from_the_config_file_keeps_its_own_window() -> None:
     from types import SimpleNamespace
 
-    from gateway.hg_http import SETTINGS, wire_settings
+    from gateway.policy import SETTINGS, wire_settings
 
     def authorizer(**chosen: object) -> SimpleNamespace:
         hg_http = SimpleNamespace(**{"compression": None, "zstd_level": None, "zlib_level": None,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocols import bundle2 as b2
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.hg_commands import Args
+from protocols.hg_http import WireSettings
 from protocols.hg_responses import BytesResponse, OobError, PushError, PushResponse, StreamResponse
 from protocols.hg_ssh import (
+    BUNDLE2_COMPRESSION,
     CommandRequest,
     ConnectionClosed,
     PushEnd,
@@ -19,6 +24,8 @@ from protocols.hg_ssh import (
     SshOutput,
     SshV1Server,
     State,
+    bundle_engine,
+    compressed_bundle2,
 )
 
 from .helpers import side
@@ -252,3 +259,90 @@ def test_any_split_of_a_real_push_session_gives_the_same_events(cuts: list[int])
     assert _merged(_events_with_pushes(SshV1Server(), pieces)) == whole
     names = [type(e).__name__ for e in whole]
     assert (names.count("CommandRequest"), names.count("PushEnd"), names[-1]) == (10, 1, "ConnectionClosed")
+
+
+# ---------------------------------------------------------------- compressed getbundle answers
+
+ZSTD_CLIENT = frozenset({b"partial-pull", b"comp=zstd,zlib,none"})
+
+
+@pytest.mark.parametrize(
+    ("protocaps", "engines", "chosen"),
+    [
+        (ZSTD_CLIENT, (b"zstd", b"zlib"), b"zstd"),
+        (frozenset({b"comp=zlib,none"}), (b"zstd", b"zlib"), b"zlib"),  # a client without zstd
+        (ZSTD_CLIENT, (b"zlib", b"zstd"), b"zlib"),  # the server's order decides
+        (frozenset({b"comp=none"}), (b"zstd", b"zlib"), None),
+        (frozenset({b"partial-pull"}), (b"zstd", b"zlib"), None),  # no comp=: an old client
+        (frozenset(), (b"zstd", b"zlib"), None),
+        (ZSTD_CLIENT, (b"none",), None),  # the operator turned compression off
+    ],
+)
+def test_the_bundle_engine_is_the_first_of_the_server_s_that_the_client_names(
+        protocaps: frozenset[bytes], engines: tuple[bytes, ...], chosen: bytes | None) -> None:
+    assert bundle_engine(protocaps, WireSettings(engines=engines)) == chosen
+
+
+def _bundle() -> list[bytes]:
+    parts = [
+        b2.OutPart(b"changegroup", [(b"version", b"02")], payload=[b"\x00" * 70_000, bytes(range(256)) * 40]),
+        b2.OutPart(b"phase-heads", payload=[b"x" * 40]),
+    ]
+    return list(b2.write_bundle2(parts))
+
+
+def _decoded(stream: list[bytes]) -> list[tuple[bytes, dict[bytes, bytes], bytes]]:
+    return [(p.type, p.params, p.read_all(1 << 30)) for p in b2.Bundle2Reader(iter(stream)).parts()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(engine=st.sampled_from([b"zstd", b"zlib"]), cuts=st.lists(st.integers(1, 20), max_size=8))
+def test_a_compressed_bundle_has_the_same_parts_however_it_was_chunked(engine: bytes, cuts: list[int]) -> None:
+    whole = b"".join(_bundle())
+    pieces, pos = [], 0
+    for cut in cuts:  # small first chunks: the eight-byte head may span several
+        pieces.append(whole[pos : pos + cut])
+        pos += cut
+    pieces.append(whole[pos:])
+    out = list(compressed_bundle2(iter(pieces), engine, WireSettings()))
+    param = b"Compression=" + BUNDLE2_COMPRESSION[engine]
+    assert out[0] == b"HG20" + len(param).to_bytes(4, "big") + param
+    assert _decoded(out) == _decoded([whole])
+    assert len(b"".join(out)) < len(whole) // 2
+
+
+def test_anything_but_a_plain_bundle2_passes_as_it_is() -> None:
+    bundle1 = [b"HG10UN", b"\x00\x00\x00\x00"]
+    assert b"".join(compressed_bundle2(iter(bundle1), b"zstd", WireSettings())) == b"".join(bundle1)
+    with_params = list(b2.write_bundle2([], params=[(b"Compression", b"UN")]))
+    assert b"".join(compressed_bundle2(iter(with_params), b"zstd", WireSettings())) == b"".join(with_params)
+
+
+def test_closing_the_compressed_stream_closes_the_source() -> None:
+    closed: list[bool] = []
+
+    def source() -> Iterator[bytes]:
+        try:
+            yield from _bundle()
+        finally:
+            closed.append(True)
+
+    out = compressed_bundle2(source(), b"zstd", WireSettings())
+    next(out)
+    out.close()
+    assert closed == [True]
+
+
+def test_only_a_getbundle_answer_is_compressed_and_only_for_a_client_that_asked() -> None:
+    server = SshV1Server()
+    caps = b"partial-pull comp=zstd"
+    server.receive_data(b"protocaps\ncaps %d\n%s" % (len(caps), caps) + b"getbundle\n* 0\nbetween\npairs 0\n")
+    assert isinstance(server.next_event(), CommandRequest)
+    server.send(BytesResponse(b""))
+    assert isinstance(server.next_event(), CommandRequest)  # getbundle
+    out = server.send(StreamResponse(iter(_bundle()), compressible_bundle=True))
+    assert out.engine == b"zstd" and out.stream is not None
+    assert b"".join(out.stream).startswith(b"HG20\x00\x00\x00\x0eCompression=ZS")
+    assert isinstance(server.next_event(), CommandRequest)  # a push reply: a bundle2, not compressed
+    plain = server.send(StreamResponse(iter(_bundle())))
+    assert plain.engine == b"" and plain.stream is not None and b"".join(plain.stream) == b"".join(_bundle())
