@@ -353,6 +353,8 @@ class _Record:
     bytes_in: int = 0
     bytes_out: int = 0
     started: float = field(default_factory=time.monotonic)
+    round_trip_ms: float | None = None
+    """The channel's round trip (open confirmation to exec) that sized its windows."""
 
 
 class ExecChannel(conch_channel.SSHChannel):
@@ -405,6 +407,7 @@ class ExecChannel(conch_channel.SSHChannel):
         measured end to end, a TCP proxy in front of the server cannot make a
         distant client look near.  Nothing has been sent yet.
         """
+        self._record.round_trip_ms = round(round_trip * 1000, 1)
         version = getattr(self._connection.transport, "otherVersionString", b"")
         self.remoteWindowLeft = in_flight_bound(version, self.remoteWindowLeft, self.remoteMaxPacket, round_trip)
         self.localWindowSize = inbound_window(self.localWindowSize, round_trip)
@@ -660,6 +663,7 @@ class ExecChannel(conch_channel.SSHChannel):
             reason=record.reason,
             bytes_in=record.bytes_in,
             bytes_out=record.bytes_out,
+            round_trip_ms=record.round_trip_ms,
             elapsed_ms=int((time.monotonic() - record.started) * 1000),
         )
 
