@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
+import pytest
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 
@@ -42,6 +44,14 @@ class ManualPool:
                 return done
             done.append(self.run_next())
         raise AssertionError("the pool never ran dry")
+
+
+def manual_pool(monkeypatch: pytest.MonkeyPatch, *modules: ModuleType) -> ManualPool:
+    """A ``ManualPool`` that stands for ``run_blocking`` in each of ``modules`` (where it was imported)."""
+    pool = ManualPool()
+    for module in modules:
+        monkeypatch.setattr(module, "run_blocking", pool)
+    return pool
 
 
 class Consumer:

@@ -15,7 +15,7 @@ from gateway import git_session, pump
 from gateway.channel import SessionContext
 from protocols import pktline
 from protocols.git_receive import PackScanner
-from tests.fakes import ManualPool
+from tests.fakes import ManualPool, manual_pool
 
 
 class Sink:
@@ -73,10 +73,7 @@ class Channel:
 
 @pytest.fixture
 def pool(monkeypatch: pytest.MonkeyPatch) -> ManualPool:
-    manual = ManualPool()
-    monkeypatch.setattr(pump, "run_blocking", manual)
-    monkeypatch.setattr(git_session, "run_blocking", manual)
-    return manual
+    return manual_pool(monkeypatch, pump, git_session)
 
 
 def started(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.ReceivePackSession, Repo]:

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from gateway import shared_streams, threads
 from gateway.shared_streams import SharedStreams
 from gateway.threads import IteratorProducer
-from tests.fakes import Consumer, ManualPool
+from tests.fakes import Consumer, ManualPool, manual_pool
 
 
 class Source:
@@ -57,10 +57,7 @@ class Spools(SharedStreams):
 
 @pytest.fixture
 def pool(monkeypatch: pytest.MonkeyPatch) -> ManualPool:
-    pool = ManualPool()
-    monkeypatch.setattr(shared_streams, "run_blocking", pool)
-    monkeypatch.setattr(threads, "run_blocking", pool)
-    return pool
+    return manual_pool(monkeypatch, shared_streams, threads)
 
 
 CHUNKS = [b"HG20", b"\x00" * 10, b"part-one" * 100, b"", b"part-two" * 50, b"end"]

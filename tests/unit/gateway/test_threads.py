@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 
 from gateway import threads
 from gateway.threads import IteratorProducer
-from tests.fakes import Consumer, ManualPool
+from tests.fakes import Consumer, ManualPool, manual_pool
 
 
 def test_streams_every_chunk_then_fires_done(reactor: Any) -> None:
@@ -219,9 +219,7 @@ class Counted:
 
 @pytest.fixture
 def pool(monkeypatch: pytest.MonkeyPatch) -> ManualPool:
-    pool = ManualPool()
-    monkeypatch.setattr(threads, "run_blocking", pool)
-    return pool
+    return manual_pool(monkeypatch, threads)
 
 
 def test_one_pool_step_gathers_chunks_until_the_batch_is_full(pool: ManualPool) -> None:
