@@ -247,9 +247,8 @@ class HgHttpCommand:
             return
         key = None
         if isinstance(response, StreamResponse) and response.share_key is not None:
-            settings = self.settings  # the encoding is part of the bytes
-            key = (PROTO, reply.content_type, reply.engine, settings.zstd_level, settings.zstd_window_log,
-                   settings.zlib_level, response.share_key)
+            # the encoding is part of the bytes
+            key = (PROTO, reply.content_type, *self.settings.encoding_key(reply.engine), response.share_key)
         stream, self.shared = share(self.front.config.backend, self.route.repo, key, reply.stream)
         self._producer = IteratorProducer(stream, self)
         outcome = "ok, from a running identical clone" if self.shared == "joined" else "ok"

@@ -200,7 +200,7 @@ class HgServeSession(PumpedSession):
             then()
             return
         # a clone: identical concurrent ones share one generation
-        key = None if share_key is None else ("hg-ssh", out.engine, share_key)
+        key = None if share_key is None else ("hg-ssh", *self.server.settings.encoding_key(out.engine), share_key)
         stream, shared = share(self.ctx.backend, self.ctx.repo_name, key, out.stream)
         if shared:
             log.debug("hg-ssh {repo}: clone stream {shared}", repo=self.ctx.repo_name, shared=shared)

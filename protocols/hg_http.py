@@ -110,6 +110,15 @@ class WireSettings:
         """The configured engines this Python can run (zstd needs the ``zstandard`` package)."""
         return tuple(e for e in self.engines if e in COMPRESSORS and (e != ENGINE_ZSTD or zstandard is not None))
 
+    def preferred_engine(self, offered: Iterable[bytes]) -> bytes | None:
+        """The first of the available engines, in *server* order, that the client offers."""
+        offered = frozenset(offered)
+        return next((e for e in self.available_engines() if e in offered), None)
+
+    def encoding_key(self, engine: bytes) -> tuple[bytes, int, int | None, int]:
+        """What the compressed bytes of ``engine`` depend on: part of a shared stream's key."""
+        return engine, self.zstd_level, self.zstd_window_log, self.zlib_level
+
 
 def http_capabilities(settings: WireSettings) -> tuple[bytes, ...]:
     """What only HTTP adds to the capabilities (``httpv1protocolhandler.addcapabilities``)."""
@@ -346,9 +355,9 @@ def choose_encoding(proto: ProtoCaps, settings: WireSettings, prefer_uncompresse
     if PROTO_V2 in proto.media_types:
         if prefer_uncompressed:
             return Encoding(MEDIA_TYPE_V2, ENGINE_NONE, Framing.V2)
-        for engine in settings.available_engines():
-            if engine in proto.engines:
-                return Encoding(MEDIA_TYPE_V2, engine, Framing.V2)
+        engine = settings.preferred_engine(proto.engines)
+        if engine is not None:
+            return Encoding(MEDIA_TYPE_V2, engine, Framing.V2)
     return ZLIB_V1
 
 

@@ -276,6 +276,7 @@ ZSTD_CLIENT = frozenset({b"partial-pull", b"comp=zstd,zlib,none"})
         (frozenset({b"partial-pull"}), (b"zstd", b"zlib"), None),  # no comp=: an old client
         (frozenset(), (b"zstd", b"zlib"), None),
         (ZSTD_CLIENT, (b"none",), None),  # the operator turned compression off
+        (ZSTD_CLIENT, (b"none", b"zstd"), None),  # the operator prefers none, as HTTP answers too
     ],
 )
 def test_the_bundle_engine_is_the_first_of_the_server_s_that_the_client_names(
