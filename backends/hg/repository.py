@@ -530,17 +530,26 @@ class HgRepo:
         """(store path, file name on disk) of the revlogs: files (from fncache), manifest, changelog.
 
         The store path is unencoded (``data/README.i``): a stream clone sends
-        that, and the receiving ``hg`` applies its own path encoding.
+        that, and the receiving ``hg`` applies its own path encoding.  A name
+        whose file is missing (an fncache line hg keeps after a strip) is listed
+        too: the caller skips what it cannot open.
         """
         paths: list[tuple[bytes, bytes]] = []
-        if self.store.exists(FNCACHE):
-            for line in sorted(set(self.store.read(FNCACHE).splitlines())):
-                logical = decode_dir(line)
-                if logical and self.store.exists(encode_store_path(logical)):
-                    paths.append((logical, encode_store_path(logical)))
+        stamp = self.store.stamp(FNCACHE)
+        if stamp is not None:
+            scope = self.revlogs.scope
+            known = SHARED_STORE_PATHS.get(scope) if scope is not None else None
+            if known is not None and known[0] == stamp:
+                paths.extend(known[1])
+            else:
+                for line in sorted(set(self.store.read(FNCACHE).splitlines())):
+                    logical = decode_dir(line)
+                    if logical:
+                        paths.append((logical, encode_store_path(logical)))
+                if scope is not None and self.store.stamp(FNCACHE) == stamp:
+                    SHARED_STORE_PATHS.put(scope, (stamp, tuple(paths)))
         for name in (b"00manifest.d", b"00manifest.i", b"00changelog.d", b"00changelog.i", PHASEROOTS):
-            if self.store.exists(name):
-                paths.append((name, name))
+            paths.append((name, name))
         return paths
 
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
@@ -549,6 +558,8 @@ class HgRepo:
         ``.d`` files and non-inline ``.i`` files only grow, so reading their first
         ``size`` bytes later gives the snapshot; inline ``.i`` files and phaseroots
         can be replaced by a writer, so their bytes are copied while locked.
+        Each file is opened once here (its size and, for an index, its header
+        come from that one open): a clone's first byte waits for this walk.
         ``caches``: also the ``.hg/cache`` files hg itself sends (``STREAM_CACHES``),
         copied while locked too.  Each carries what it describes (a tip, node
         prefixes), so the client checks it and rebuilds one that is stale.
@@ -557,13 +568,16 @@ class HgRepo:
         try:
             entries: list[tuple[bytes, bytes, int, bytes | None]] = []
             for logical, path in self.store_file_paths():
-                size = self.store.size(path)
-                copy = None
-                if not path.endswith(b".d"):
-                    head = self.store.read_range(path, 0, 4)
-                    if not path.endswith(b".i") or (len(head) == 4 and head[1] & 1):
-                        copy = self.store.read_range(path, 0, size)
-                entries.append((logical, path, size, copy))
+                if path.endswith(b".d"):
+                    stamp = self.store.stamp(path)
+                    if stamp is not None:
+                        entries.append((logical, path, stamp[0], None))
+                    continue
+                index = path.endswith(b".i")
+                found = self.store.read_head(path, 4, _inline if index else _always)
+                if found is not None:
+                    size, data = found
+                    entries.append((logical, path, size, data if not index or _inline(data) else None))
             cached = self._stream_caches() if caches else []
         finally:
             self.locks.release()
@@ -612,6 +626,15 @@ RBC_RECORD = struct.Struct(">4sI")
 """A ``rev-branch-cache`` record: node prefix, branch index with the close flag in the top bit."""
 
 
+def _inline(head: bytes) -> bool:
+    """A revlog index whose header says inline: its data is in the ``.i``, which a writer may replace."""
+    return len(head) >= 4 and bool(head[1] & 1)
+
+
+def _always(_head: bytes) -> bool:
+    return True
+
+
 def _branch_of(changeset_text: bytes) -> tuple[bytes, bool]:
     cs = parse_changeset(changeset_text)
     return cs.branch, cs.closes_branch
@@ -621,6 +644,8 @@ SHARED_BRANCHES: LruCache[bytes, tuple[list[tuple[bytes, bool]], Node]] = LruCac
 """Per store directory: the per-revision (branch, closes) list, with the changelog node it ends at."""
 SHARED_VIEWS: LruCache[bytes, Views] = LruCache(64)
 """Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
+SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(64)
+"""Per store directory: the fncache's stamp and the (store path, file name) pairs it lists (for stream clones)."""
 
 
 def _linked_before(revlog: Revlog, limit: int) -> list[int]:

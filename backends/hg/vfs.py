@@ -8,7 +8,7 @@ are store-relative byte strings (already encoded by ``store.py``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 Stamp = tuple[int, int, int]
@@ -23,6 +23,14 @@ class Vfs(Protocol):
     def read(self, path: bytes) -> bytes: ...
 
     def read_range(self, path: bytes, offset: int, length: int) -> bytes: ...
+
+    def read_head(self, path: bytes, length: int, whole: Callable[[bytes], bool]) -> tuple[int, bytes] | None:
+        """(size, first ``length`` bytes), or (size, every byte) when ``whole(first bytes)``; None if absent.
+
+        One open for what a stream clone needs of each revlog index: its size,
+        and its bytes if it is inline (the size and the bytes of the same file).
+        """
+        ...
 
     def size(self, path: bytes) -> int: ...
 
@@ -65,6 +73,28 @@ class FsVfs:
         with open(self.join(path), "rb") as f:
             f.seek(offset)
             return f.read(length)
+
+    def read_head(self, path: bytes, length: int, whole: Callable[[bytes], bool]) -> tuple[int, bytes] | None:
+        try:
+            fd = os.open(self.join(path), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:  # plain descriptors: a stream clone does this for every file of the store
+            size = os.fstat(fd).st_size
+            head = os.read(fd, length) if length else b""
+            if not whole(head):
+                return size, head
+            parts = [head]
+            done = len(head)
+            while done < size:
+                chunk = os.read(fd, size - done)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                done += len(chunk)
+            return size, b"".join(parts)
+        finally:
+            os.close(fd)
 
     def size(self, path: bytes) -> int:
         try:
@@ -149,6 +179,13 @@ class MemoryVfs:
 
     def read_range(self, path: bytes, offset: int, length: int) -> bytes:
         return bytes(self.files[path][offset : offset + length])
+
+    def read_head(self, path: bytes, length: int, whole: Callable[[bytes], bool]) -> tuple[int, bytes] | None:
+        data = self.files.get(path)
+        if data is None:
+            return None
+        head = bytes(data[:length])
+        return len(data), (bytes(data) if whole(head) else head)
 
     def size(self, path: bytes) -> int:
         return len(self.files.get(path, b""))

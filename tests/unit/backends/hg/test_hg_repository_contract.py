@@ -189,6 +189,21 @@ def test_stream_files_snapshot(new_repo: HgRepo) -> None:
         assert len(data) == length == new_repo.store.size(encode_store_path(path))
 
 
+def test_stream_files_copy_inline_indexes_and_skip_what_fncache_names_but_is_gone(new_repo: HgRepo) -> None:
+    """An inline ``.i`` is copied when the sizes are taken (a writer may replace it later);
+    a file the fncache still names but the store lost (as after a strip) is left out."""
+    h, _ = sample_history()
+    ingest(new_repo, h.groups())
+    new_repo.store.append(b"fncache", b"data/gone.i\n")
+    before = new_repo.store.read(encode_store_path(b"data/f.i"))
+    assert before[1] & 1  # inline
+    count, _size, files = new_repo.stream_files()
+    new_repo.store.replace(encode_store_path(b"data/f.i"), b"\0" * len(before))
+    entries = {f.path: b"".join(f.chunks) for f in files}
+    assert len(entries) == count and b"data/gone.i" not in entries
+    assert entries[b"data/f.i"] == before
+
+
 def test_unknown_requirement_is_refused(tmp_path: Path) -> None:
     hgstore.create_repository(str(tmp_path / "r"), "r")
     with open(tmp_path / "r" / ".hg" / "store" / "requires", "a") as f:
