@@ -30,7 +30,7 @@ from gateway import audit, errors, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import receive_bounds, request_bounds
-from gateway.policy import Protections
+from gateway.policy import Protections, clone_cache
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking
@@ -42,6 +42,7 @@ from protocols.pktline import Signal
 log = Logger()
 
 JOINED_OUTCOME = "ok: pack sent from a running identical clone"
+KEPT_OUTCOME = "ok: pack sent from a kept identical clone"
 
 
 def _agent() -> bytes:
@@ -182,14 +183,15 @@ class UploadPackSession(_GitSession):
         key = clone_share_key(b"v0", request.caps, plan, self._snapshot.refs)
         self._busy = True
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
-        shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream)
+        shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream,
+                                     clone_cache(self.ctx.authorizer))
         self._producer = IteratorProducer(shared, consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
         self._producer = None
         self._write(self._core.pack_sent())
-        self._finish(JOINED_OUTCOME if self._shared == "joined" else "ok: pack sent")
+        self._finish(_shared_outcome(self._shared, "ok: pack sent"))
 
     def _pack_failed(self, failure: Failure) -> None:
         self._producer = None
@@ -213,7 +215,7 @@ class UploadPackV2Session(_GitSession):
             git_v2.LsRefs: self._on_ls_refs,
             git_v2.Fetch: self._on_fetch,
             git_v2.ObjectInfo: self._on_object_info,
-            git_v2.ClientDone: lambda _: self._finish("ok"),
+            git_v2.ClientDone: lambda _: self._finish(_shared_outcome(self._shared, "ok")),
         }
 
     def start(self) -> None:
@@ -241,7 +243,7 @@ class UploadPackV2Session(_GitSession):
     def _answered(self, data: bytes) -> None:
         self._write(data)
         if self._core.state is git_v2.State.DONE:
-            self._finish(JOINED_OUTCOME if self._shared == "joined" else "ok")
+            self._finish(_shared_outcome(self._shared, "ok"))
         else:
             self._resume()
 
@@ -283,7 +285,8 @@ class UploadPackV2Session(_GitSession):
         key = clone_share_key(b"v2", request.caps, plan, prepared.refs)
         self._busy = True
         consumer: Any = self.channel
-        shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream)
+        shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream,
+                                     clone_cache(self.ctx.authorizer))
         self._producer = IteratorProducer(shared, consumer)
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
@@ -317,6 +320,10 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     common = tuple(v.oid for v in verdicts if v.common)
     ready = not fetch.sends_pack_now and negotiator.ok_to_give_up()
     return _V2Prepared(snapshot.refs, shallow, tuple(negotiator.common), common, ready)
+
+
+def _shared_outcome(how: str, plain: str) -> str:
+    return {"joined": JOINED_OUTCOME, "kept": KEPT_OUTCOME}.get(how, plain)
 
 
 def clone_share_key(version: bytes, caps: frozenset[bytes], plan: git_pack.PackPlan,

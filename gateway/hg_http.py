@@ -41,7 +41,7 @@ from gateway.channel import SessionContext
 from gateway.hg_session import PERMISSION_ACCESS
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
 from gateway.limits import bundle2_limits, changegroup_limits
-from gateway.policy import wire_settings
+from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking
@@ -127,7 +127,7 @@ class HgHttpCommand:
         self.started = time.monotonic()
         self._producer: IteratorProducer | None = None
         self.shared = ""
-        """For a clone's stream: "started" (a new generation) or "joined" (another request's)."""
+        """For a clone's stream: "started" (a new generation), "joined" (another request's) or "kept"."""
         self._gone = False
         # The body is ours: twisted.web closes request.content when the client goes
         # away, which would pull it from under a push that is running in the pool.
@@ -249,9 +249,11 @@ class HgHttpCommand:
         if isinstance(response, StreamResponse) and response.share_key is not None:
             # the encoding is part of the bytes
             key = (PROTO, reply.content_type, *self.settings.encoding_key(reply.engine), response.share_key)
-        stream, self.shared = share(self.front.config.backend, self.route.repo, key, reply.stream)
+        stream, self.shared = share(self.front.config.backend, self.route.repo, key, reply.stream,
+                                   clone_cache(self.front.authorizer))
         self._producer = IteratorProducer(stream, self)
-        outcome = "ok, from a running identical clone" if self.shared == "joined" else "ok"
+        outcome = {"joined": "ok, from a running identical clone", "kept": "ok, from a kept identical clone"}.get(
+            self.shared, "ok")
         self._producer.start().addCallbacks(lambda _: self._done(outcome), self._stream_failed)
 
     # -- IConsumer for the producer: count what goes out ------------------------------------

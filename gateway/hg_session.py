@@ -24,7 +24,7 @@ from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import bundle2_limits, changegroup_limits
-from gateway.policy import wire_settings
+from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
@@ -201,7 +201,8 @@ class HgServeSession(PumpedSession):
             return
         # a clone: identical concurrent ones share one generation
         key = None if share_key is None else ("hg-ssh", *self.server.settings.encoding_key(out.engine), share_key)
-        stream, shared = share(self.ctx.backend, self.ctx.repo_name, key, out.stream)
+        keep = clone_cache(self.ctx.authorizer)
+        stream, shared = share(self.ctx.backend, self.ctx.repo_name, key, out.stream, keep)
         if shared:
             log.debug("hg-ssh {repo}: clone stream {shared}", repo=self.ctx.repo_name, shared=shared)
         self._busy = True

@@ -30,17 +30,31 @@ reached.  Memory stays bounded: one step in flight per generation (about
 ``WRITE_STEP``) and per reader (at most ``READ_BLOCK``); the spool is on disk (``TMPDIR``), as twisted.web spools bodies.
 A spool that cannot be written (a full ``TMPDIR``) fails the clones that
 share it, as a generation error, and the next request starts anew.
+
+**Kept answers** (``[clone_cache]``, off by default): a generation that ends
+well may be kept for a while, its spool still open, so that the same request
+later (the next CI job, minutes after the last) reads it instead of computing
+it again.  The key already holds everything the bytes depend on, the
+repository's state included, so a kept answer is only ever served while the
+repository is as it was; it goes when it is ``max_age`` old, when newer
+answers push it out of ``max_bytes`` (least recently used first), or past
+``MAX_KEPT`` answers.  Its disk space is freed when the last reader of it is done.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from typing import IO
+from dataclasses import dataclass
+from typing import IO, Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -58,6 +72,23 @@ LEAD = 4 << 20
 costs no more than that, in CPU and spool: about what it cost before sharing, when the answer
 ran ahead into the kernel's socket buffers until the transport paused it.  Readers never wait on
 it while the generation is faster than the fastest of them."""
+MAX_KEPT = 256
+"""Most answers kept at once (each holds an open spool file), whatever their size."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeepBounds:
+    """How long and how many bytes of finished answers are kept (``[clone_cache]``); 0 bytes: none."""
+
+    max_bytes: int = 0
+    max_age: float = 300.0
+
+    @property
+    def on(self) -> bool:
+        return self.max_bytes > 0 and self.max_age > 0
+
+
+KEEP_NOTHING = KeepBounds()
 
 
 class _Generation:
@@ -67,10 +98,15 @@ class _Generation:
     reader steps: ``_lock`` guards them.  Everything else is reactor-only.
     """
 
-    def __init__(self, owner: SharedStreams, key: Hashable, stream: Iterator[bytes]) -> None:
+    def __init__(self, owner: SharedStreams, key: Hashable, stream: Iterator[bytes],
+                 keep: KeepBounds = KEEP_NOTHING) -> None:
         self._owner = owner
         self.key = key
         self._stream = stream
+        self.keep = keep
+        self.kept_at: float | None = None
+        """When the finished answer was kept (on the reactor); None while it is not kept."""
+        self.expiry: IDelayedCall | None = None
         self._spool: IO[bytes] | None = None
         """Created by the first step, in the pool: even creating a file is disk work."""
         self._lock = threading.Lock()
@@ -131,6 +167,7 @@ class _Generation:
         elif result:
             with self._lock:
                 self.done = True
+            self._owner._keep(self)
             self._end()
         else:
             self._wake()
@@ -149,6 +186,9 @@ class _Generation:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.callback(None)
+
+    def release_stream(self) -> None:
+        self._stream = iter(())
 
     def _close_stream(self) -> None:
         close = getattr(self._stream, "close", None)
@@ -173,7 +213,7 @@ class _Generation:
         self._maybe_release()
 
     def _maybe_release(self) -> None:
-        if self.readers == 0 and (self.done or self._stopped) and not self._stepping:
+        if self.readers == 0 and (self.done or self._stopped) and not self._stepping and self.kept_at is None:
             spool, self._spool = self._spool, None
             if spool is not None:
                 run_blocking(spool.close)
@@ -250,30 +290,43 @@ class SharedStreams:
 
     def __init__(self, spool_dir: str | None = None,
                  call_from_thread: Callable[[Callable[[], None]], object] | None = None, lead: int = LEAD,
-                 write_step: int = WRITE_STEP) -> None:
+                 write_step: int = WRITE_STEP, clock: IReactorTime | None = None) -> None:
         self._spool_dir = spool_dir
         self.lead = lead
         self.write_step = write_step
         self._call_from_thread = call_from_thread
+        self._clock = clock
         self._running: dict[Hashable, _Generation] = {}
+        self._kept: OrderedDict[Hashable, _Generation] = OrderedDict()
+        self.kept_bytes = 0
         self.started = 0
         """Generations started (for the tests and the logs)."""
         self.joined = 0
         """Requests served by a generation that another request started."""
+        self.reused = 0
+        """Requests served by a kept answer."""
 
-    def open(self, key: Hashable, stream: Iterator[bytes]) -> tuple[Iterator[bytes | Wait], str]:
-        """The answer for ``key`` and how: "joined" the running generation, or "started" one from ``stream``.
+    def open(self, key: Hashable, stream: Iterator[bytes],
+             keep: KeepBounds = KEEP_NOTHING) -> tuple[Iterator[bytes | Wait], str]:
+        """The answer for ``key`` and how: "joined" the running generation, "kept" (a finished one
+        that ``keep`` lets us reuse), or "started" one from ``stream``, to be kept as ``keep`` says.
 
-        A request that joins never starts its own ``stream``: it is closed, in the pool.
+        A request that joins or reuses never starts its own ``stream``: it is closed, in the pool.
         """
         generation = self._running.get(key)
+        how = "joined"
+        if generation is None:
+            generation, how = self._kept_answer(key, keep), "kept"
         if generation is not None:
-            self.joined += 1
+            if how == "joined":
+                self.joined += 1
+            else:
+                self.reused += 1
             close = getattr(stream, "close", None)
             if close is not None:
                 run_blocking(close).addErrback(lambda f: log.failure("closing an unused stream", f))
-            return generation.attach(), "joined"
-        generation = _Generation(self, key, stream)
+            return generation.attach(), how
+        generation = _Generation(self, key, stream, keep)
         self._running[key] = generation
         self.started += 1
         reader = generation.attach()
@@ -296,6 +349,65 @@ class SharedStreams:
         if self._running.get(generation.key) is generation:
             del self._running[generation.key]
 
+    # -- kept answers (on the reactor) --------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._reactor_time().seconds()
+
+    def _reactor_time(self) -> IReactorTime:
+        if self._clock is not None:
+            return self._clock
+        from twisted.internet import reactor
+
+        return reactor
+
+    def _kept_answer(self, key: Hashable, keep: KeepBounds) -> _Generation | None:
+        """A kept answer for ``key`` still young enough for ``keep`` (the settings in force now)."""
+        if not keep.on:
+            return None
+        generation = self._kept.get(key)
+        if generation is None or generation.kept_at is None:
+            return None
+        if self._now() - generation.kept_at >= keep.max_age:
+            self._drop(generation)
+            return None
+        self._kept.move_to_end(key)
+        return generation
+
+    def _keep(self, generation: _Generation) -> None:
+        """A generation ended well: keep it if its bounds allow, pushing out the least recently used."""
+        bounds = generation.keep
+        if not bounds.on or not 0 < generation.written <= bounds.max_bytes:
+            return
+        older = self._kept.get(generation.key)
+        if older is not None:
+            self._drop(older)
+        generation.release_stream()  # spent: what it held (a repository, its maps) need not stay
+        generation.kept_at = self._now()
+        generation.expiry = self._reactor_time().callLater(bounds.max_age, self._drop, generation)
+        self._kept[generation.key] = generation
+        self.kept_bytes += generation.written
+        while self.kept_bytes > bounds.max_bytes or len(self._kept) > MAX_KEPT:
+            self._drop(next(iter(self._kept.values())))
+
+    def _drop(self, generation: _Generation) -> None:
+        if self._kept.get(generation.key) is generation:
+            del self._kept[generation.key]
+            self.kept_bytes -= generation.written
+        expiry, generation.expiry = generation.expiry, None
+        if expiry is not None and expiry.active():
+            expiry.cancel()
+        generation.kept_at = None
+        generation._maybe_release()
+
+    def kept(self) -> int:
+        return len(self._kept)
+
+    def forget_kept(self) -> None:
+        """Drop every kept answer (the tests; an operator's cache turned off drops them as they age)."""
+        for generation in list(self._kept.values()):
+            self._drop(generation)
+
     def running(self) -> int:
         return len(self._running)
 
@@ -304,12 +416,33 @@ SHARED = SharedStreams()
 """The process's generations: every transport's clones share them."""
 
 
-def share(backend: object, repo: str, key: Hashable | None, stream: Iterator[bytes]) -> tuple[Chunks, str]:
-    """What a session streams for ``stream``, and how: "started"/"joined" a generation, or "" if not keyed.
+_BACKENDS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_BACKEND_NUMBERS = itertools.count(1)
+
+
+def _backend_key(backend: object) -> tuple[str, int]:
+    """A number for ``backend`` that no other backend of this process ever gets (``id`` is reused
+    once an object is gone, and a kept answer may outlive its backend in the tests)."""
+    try:
+        number = _BACKENDS.get(backend)
+        if number is None:
+            number = _BACKENDS[backend] = next(_BACKEND_NUMBERS)
+    except TypeError:  # not weakly referenceable: its answers are shared, never kept
+        return "id", id(backend)
+    return "backend", number
+
+
+def share(backend: object, repo: str, key: Hashable | None, stream: Iterator[bytes],
+          keep: KeepBounds = KEEP_NOTHING) -> tuple[Chunks, str]:
+    """What a session streams for ``stream``, and how: "started"/"joined" a generation, "kept" (a
+    finished one, ``keep`` being the ``[clone_cache]`` bounds in force), or "" if not keyed.
 
     ``key`` names the bytes within one repository (None: this answer is not
     shared); the backend and the repository name complete it.
     """
     if key is None:
         return stream, ""
-    return SHARED.open((id(backend), repo, key), stream)
+    backend_key = _backend_key(backend)
+    if backend_key[0] != "backend":
+        keep = KEEP_NOTHING
+    return SHARED.open((backend_key, repo, key), stream, keep)

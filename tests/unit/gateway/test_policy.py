@@ -10,11 +10,13 @@ import pytest
 from gateway.auth import Access, Authorizer
 from gateway.config import ServiceConfig
 from gateway.policy import (
+    CloneCache,
     Limits,
     PolicyError,
     PolicyFile,
     Protection,
     authorizer_for,
+    clone_cache,
     first_match,
     load_policy,
     parse_policy,
@@ -130,6 +132,19 @@ def test_limits_are_parsed() -> None:
     assert policy.limits == Limits(max_request_body=1000, idle_timeout=30.0)
 
 
+def test_clone_cache_is_off_unless_the_file_gives_it_bytes(tmp_path: Path) -> None:
+    assert parse_policy("", "x.toml").clone_cache == CloneCache(0, 300.0)
+    assert parse_policy("[clone_cache]\nmax_bytes = 1000\nmax_age = 60\n", "x.toml").clone_cache == CloneCache(
+        1000, 60.0)
+    assert not clone_cache(Authorizer()).on
+    path = tmp_path / "policy.toml"
+    path.write_text("[clone_cache]\nmax_bytes = 1000\n")
+    bounds = clone_cache(Authorizer(policy=PolicyFile(str(path))))
+    assert (bounds.on, bounds.max_bytes, bounds.max_age) == (True, 1000, 300.0)
+    path.write_text("[clone_cache]\nmax_age = 10\n")
+    assert not clone_cache(Authorizer(policy=PolicyFile(str(path)))).on
+
+
 BROKEN = [
     ("anonymous_read = 1\n", "x.toml: anonymous_read: must be true or false"),
     ("colour = 1\n", "x.toml: colour: unknown key"),
@@ -142,6 +157,11 @@ BROKEN = [
     ('protected_refs = [{ pattern = "refs/x", force = true }]\n', "protected_refs[0].force: unknown key"),
     ("[limits]\nmax_refs = -1\n", "limits.max_refs: must be a positive integer"),
     ("[limits]\nmax_bananas = 1\n", "limits.max_bananas: unknown key"),
+    ("[clone_cache]\nmax_bytes = -1\n", "clone_cache.max_bytes: must be an integer of bytes, 0 or more"),
+    ("[clone_cache]\nmax_bytes = 1.5\n", "clone_cache.max_bytes: must be an integer of bytes"),
+    ("[clone_cache]\nmax_age = 0\n", "clone_cache.max_age: must be a positive number of seconds"),
+    ("[clone_cache]\nsize = 1\n", "clone_cache.size: unknown key"),
+    ("clone_cache = 1\n", "write the settings under [clone_cache]"),
     ('[groups]\nadmins = ["@dev"]\n', "groups cannot contain groups"),
     ("[[repo]\n", "x.toml: not valid TOML"),
     ("repo = 3\n", "write each rule under [[repo]]"),
@@ -202,3 +222,14 @@ def test_one_authorizer_per_service(tmp_path: Path) -> None:
     assert authorizer_for(config).policy is not None
     plain = ServiceConfig(backend=None, root=str(tmp_path), read_only=True)  # type: ignore[arg-type]
     assert authorizer_for(plain).policy is None and authorizer_for(plain).read_only
+
+
+def test_the_readme_example_file_parses() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", readme, re.DOTALL)
+    assert example, "the README lost its --config example"
+    policy = parse_policy(example.group(1), "README.md")
+    assert policy.clone_cache == CloneCache(1 << 30, 300.0)
+    assert policy.limits.max_connections_per_address == 32

@@ -13,10 +13,11 @@ from typing import IO
 
 import pytest
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from gateway import shared_streams, threads
-from gateway.shared_streams import SharedStreams
+from gateway.shared_streams import KEEP_NOTHING, KeepBounds, SharedStreams
 from gateway.threads import IteratorProducer
 from tests.fakes import Consumer, ManualPool, manual_pool
 
@@ -45,8 +46,8 @@ class Source:
 class Spools(SharedStreams):
     """``SharedStreams`` that keeps its spool files, to see them closed; one chunk per step unless told."""
 
-    def __init__(self, lead: int = shared_streams.LEAD, write_step: int = 1) -> None:
-        super().__init__(call_from_thread=lambda f: f(), lead=lead, write_step=write_step)
+    def __init__(self, lead: int = shared_streams.LEAD, write_step: int = 1, clock: Clock | None = None) -> None:
+        super().__init__(call_from_thread=lambda f: f(), lead=lead, write_step=write_step, clock=clock or Clock())
         self.files: list[IO[bytes]] = []
 
     def new_spool(self) -> IO[bytes]:
@@ -64,8 +65,9 @@ CHUNKS = [b"HG20", b"\x00" * 10, b"part-one" * 100, b"", b"part-two" * 50, b"end
 WHOLE = b"".join(CHUNKS)
 
 
-def _read(shared: SharedStreams, key: object, source: Source) -> tuple[Consumer, list[object], str]:
-    stream, how = shared.open(key, source.stream)
+def _read(shared: SharedStreams, key: object, source: Source,
+          keep: KeepBounds = KEEP_NOTHING) -> tuple[Consumer, list[object], str]:
+    stream, how = shared.open(key, source.stream, keep)
     consumer = Consumer()
     outcome: list[object] = []
     IteratorProducer(stream, consumer).start().addBoth(outcome.append)
@@ -218,3 +220,100 @@ def test_a_generation_step_writes_chunks_until_it_has_written_a_step_s_worth(poo
     pool.run_all()
     assert consumer.data == WHOLE
     assert source.taken == len(CHUNKS)
+
+
+# -- kept answers ([clone_cache]) -----------------------------------------------------------
+
+KEEP = KeepBounds(max_bytes=10 * len(WHOLE), max_age=60.0)
+
+
+def test_a_finished_answer_is_kept_and_read_again_without_computing_it(pool: ManualPool) -> None:
+    clock = Clock()
+    shared = Spools(clock=clock)
+    first = Source(CHUNKS)
+    a, _, a_how = _read(shared, b"k", first, KEEP)
+    pool.run_all()
+    assert shared.kept() == 1 and shared.kept_bytes == len(WHOLE)
+    assert [f.closed for f in shared.files] == [False]  # kept: the spool stays open
+    clock.advance(59)
+    later = Source([b"never read"])
+    b, b_outcome, b_how = _read(shared, b"k", later, KEEP)
+    pool.run_all()
+    assert (a_how, b_how) == ("started", "kept")
+    assert a.data == b.data == WHOLE and b_outcome == [None]
+    assert later.taken == 0 and inspect.getgeneratorstate(later.stream) == inspect.GEN_CLOSED
+    assert (shared.started, shared.joined, shared.reused) == (1, 0, 1)
+    clock.advance(1)  # max_age after it was kept: gone, its file with it (closed in the pool)
+    assert shared.kept() == 0 and shared.kept_bytes == 0
+    pool.run_all()
+    assert [f.closed for f in shared.files] == [True]
+    _, _, how = _read(shared, b"k", Source(CHUNKS), KEEP)
+    assert how == "started"
+
+
+def test_nothing_is_kept_without_bounds_and_nothing_kept_is_served_once_they_are_off(pool: ManualPool) -> None:
+    shared = Spools()
+    _read(shared, b"k", Source(CHUNKS))  # KEEP_NOTHING, the default
+    pool.run_all()
+    assert shared.kept() == 0 and all(f.closed for f in shared.files)
+    _read(shared, b"k", Source(CHUNKS), KEEP)
+    pool.run_all()
+    assert shared.kept() == 1
+    again = Source(CHUNKS)
+    c, _, how = _read(shared, b"k", again, KEEP_NOTHING)  # a reloaded file turned the cache off
+    pool.run_all()
+    assert how == "started" and c.data == WHOLE and again.taken == len(CHUNKS)
+
+
+def test_kept_answers_stay_within_max_bytes_least_recently_used_out_first(pool: ManualPool) -> None:
+    shared = Spools()
+    bounds = KeepBounds(max_bytes=2 * len(WHOLE), max_age=60.0)
+    for key in (b"a", b"b"):
+        _read(shared, key, Source(CHUNKS), bounds)
+        pool.run_all()
+    _, _, how = _read(shared, b"a", Source(CHUNKS), bounds)  # a is now the most recently used
+    pool.run_all()
+    assert how == "kept"
+    _read(shared, b"c", Source(CHUNKS), bounds)
+    pool.run_all()
+    assert shared.kept() == 2 and shared.kept_bytes == 2 * len(WHOLE)
+    hows = [_read(shared, key, Source(CHUNKS), bounds)[2] for key in (b"a", b"c", b"b")]
+    pool.run_all()
+    assert hows[:2] == ["kept", "kept"] and hows[2] == "started"  # b went to make room for c
+
+
+def test_too_large_failed_or_abandoned_answers_are_not_kept(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = Spools()
+    _read(shared, b"big", Source(CHUNKS), KeepBounds(max_bytes=len(WHOLE) - 1))
+    _read(shared, b"failed", Source(CHUNKS, fail_after=2), KEEP)
+    stream, _ = shared.open(b"left", Source(CHUNKS).stream, KEEP)
+    producer = IteratorProducer(stream, Consumer())
+    producer.start().addErrback(lambda _: None)
+    pool.run_next()
+    producer.stopProducing()
+    pool.run_all()
+    assert shared.kept() == 0 and all(f.closed for f in shared.files)
+    monkeypatch.setattr(shared_streams, "MAX_KEPT", 2)
+    for key in (b"x", b"y", b"z"):
+        _read(shared, key, Source([key]), KEEP)
+        pool.run_all()
+    assert shared.kept() == 2
+
+
+def test_an_answer_that_ages_out_while_read_is_freed_when_its_reader_is_done(pool: ManualPool) -> None:
+    clock = Clock()
+    shared = Spools(lead=100, clock=clock)
+    _read(shared, b"k", Source(CHUNKS), KEEP)
+    pool.run_all()
+    stream, how = shared.open(b"k", Source([]).stream, KEEP)
+    consumer = Consumer()
+    producer = IteratorProducer(stream, consumer)
+    producer.start()
+    producer.pauseProducing()
+    clock.advance(KEEP.max_age)
+    assert how == "kept" and shared.kept() == 0
+    assert [f.closed for f in shared.files] == [False]  # its reader still reads it
+    producer.resumeProducing()
+    pool.run_all()
+    assert consumer.data == WHOLE
+    assert [f.closed for f in shared.files] == [True]

@@ -1,0 +1,118 @@
+"""``[clone_cache]``: a finished full clone's answer is kept and sent again, with real clients.
+
+The second identical clone must be served from the kept answer (no new
+generation) and be as complete as the first (``git fsck --full``, ``hg
+verify``); a push changes the repository's state, so the clone after it is
+computed anew and has the pushed commit.  Without the table nothing is kept
+(every other integration test runs that way).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.shared_streams import SHARED
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_git_daemon import commit
+from tests.integration.test_hg_shared_clones import history  # noqa: F401 (a module fixture)
+from tests.integration.test_hg_ssh import HgSsh, _commit
+
+POLICY = "[clone_cache]\nmax_bytes = 67108864\nmax_age = 600\n"
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "policy.toml"
+    path.write_text(POLICY)
+    yield path
+    SHARED.forget_kept()
+
+
+def _counts() -> tuple[int, int, int]:
+    return SHARED.started, SHARED.joined, SHARED.reused
+
+
+def _delta(before: tuple[int, int, int]) -> tuple[int, int, int]:
+    now = _counts()
+    return now[0] - before[0], now[1] - before[1], now[2] - before[2]
+
+
+def _refs(client: Client, repo: Path) -> str:
+    return client.git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo).stdout
+
+
+@pytest.mark.parametrize("transport", ["git", "http", "ssh"])
+def test_a_second_git_clone_reads_the_kept_pack(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, policy: Path,
+        tmp_path: Path, transport: str) -> None:
+    settings = ssh_server_settings(ssh_keys) if transport == "ssh" else {transport: [LOOPBACK]}
+    server = make_server("fs", config_file=str(policy), **settings)
+    if transport == "ssh":
+        client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
+        url = f"ssh://git@127.0.0.1:{server.port('ssh')}/proj.git"
+    else:
+        url = server.url(transport, "proj.git")
+    src = tmp_path / "src"
+    client.git("init", "-q", "-b", "main", str(src))
+    for i in range(20):
+        commit(client, src, f"file-{i % 5}.txt", f"line {i}\n" * (i + 1), f"commit {i}")
+    client.git("tag", "-a", "v1", "-m", "release", cwd=src)
+    client.git("clone", "-q", "--bare", str(src), str(server.root / "proj.git"))
+    expected = _refs(client, src)
+
+    before = _counts()
+    first, second = tmp_path / "first", tmp_path / "second"
+    client.git("clone", "-q", "--mirror", url, str(first))
+    client.git("clone", "-q", "--mirror", url, str(second))
+    assert _delta(before) == (1, 0, 1)
+    for dest in (first, second):
+        assert _refs(client, dest) == expected
+        client.git("fsck", "--full", "--strict", cwd=dest)
+
+    tip = commit(client, src, "after.txt", "after\n", "after the kept clone")
+    client.git("push", "-q", str(server.root / "proj.git"), "main", cwd=src)  # writes need rules here
+    client.git("fsck", "--full", "--strict", cwd=server.root / "proj.git")
+    before = _counts()
+    later = tmp_path / "later"
+    client.git("clone", "-q", "--mirror", url, str(later))
+    assert _delta(before) == (1, 0, 0)
+    assert client.git("rev-parse", "main", cwd=later).stdout.strip() == tip
+    client.git("fsck", "--full", "--strict", cwd=later)
+
+
+@pytest.mark.parametrize("transport", ["http", "ssh"])
+def test_a_second_hg_clone_reads_the_kept_bundle(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, history: Path,  # noqa: F811
+        policy: Path, tmp_path: Path, transport: str) -> None:
+    settings = {"http": [LOOPBACK]} if transport == "http" else ssh_server_settings(ssh_keys)
+    server = make_server("fs", config_file=str(policy), **settings)
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")) if transport == "ssh" else "ssh")
+    url = server.url("http", "c") if transport == "http" else hgssh.url("c")
+    client.hg("clone", "-q", "-U", str(history), str(server.root / "c"))
+
+    before = _counts()
+    first, second = tmp_path / "first", tmp_path / "second"
+    hgssh.hg("clone", "-q", "-U", url, str(first))
+    hgssh.hg("clone", "-q", "-U", url, str(second))
+    assert _delta(before) == (1, 0, 1)
+    expected = hgssh.log(history).replace(" draft ", " public ")  # the server's copy is publishing
+    for dest in (first, second):
+        assert hgssh.log(dest) == expected
+        client.hg("verify", "-q", "-R", str(dest))
+
+    work = tmp_path / "pusher"
+    shutil.copytree(first, work)
+    client.hg("update", "-q", "-R", str(work), "default")
+    _commit(client, work, "after.txt", "after\n", "after the kept clone")
+    client.hg("push", "-q", "-R", str(work), str(server.root / "c"))
+    client.hg("verify", "-q", "-R", str(server.root / "c"))
+    before = _counts()
+    later = tmp_path / "later"
+    hgssh.hg("clone", "-q", "-U", url, str(later))
+    assert _delta(before) == (1, 0, 0)
+    assert "after the kept clone" in client.hg("log", "-R", str(later), "-T", "{desc}\n").stdout
+    client.hg("verify", "-q", "-R", str(later))
