@@ -40,7 +40,7 @@ if __package__ in (None, ""):
 
 from bench import corpus
 from bench.procs import PeakSampler, rss_kib
-from bench.targets import BASELINE, TARGET_CLASSES, DaemonTarget, Target, Tools, Unavailable
+from bench.targets import BASELINE, TARGET_CLASSES, DaemonTarget, Hgwire, Target, Tools, Unavailable
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -64,10 +64,10 @@ class Case:
 
 
 CASES: dict[str, Case] = {c.name: c for c in (
-    Case("clone", "big", ("git", "hg"), 3, 300, "full clone (git --no-checkout, hg -U), fresh destination"),
+    Case("clone", "big", ("git", "hg"), 5, 300, "full clone (git --no-checkout, hg -U), fresh destination"),
     Case("noop", "small", ("git", "hg"), 5, 60, "fetch/pull of an up-to-date clone"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
-    Case("stream", "big", ("hg",), 3, 60, "hg clone --stream -U"),
+    Case("stream", "big", ("hg",), 5, 60, "hg clone --stream -U"),
     Case("concurrent", "big", ("git", "hg"), 2, 300,
          "N simultaneous full clones; the first round right after a cold start", timeout=150.0,
          targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-hg-http")),
@@ -591,6 +591,8 @@ def header(meta: dict[str, object]) -> str:
         "50 ms samples; MB: received git pack / hg store of the clone"),
         ("* reference ssh = local fake ssh (no handshake, no crypto); hgwire ssh = OpenSSH client + "
         "key auth + encryption"),
+        *([f"* hgwire --config: `{' '.join(str(meta['hgwire_config']).split())}`"]
+          if meta.get("hgwire_config") else []),
         "",
         "",
     ])
@@ -600,10 +602,12 @@ def write_results(rows: list[dict[str, object]], outcomes: list[Outcome], meta: 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     cases = meta["cases"]
     all_cases = isinstance(cases, list) and tuple(cases) == DEFAULT_CASES
-    complete = all_cases and meta["corpus_set"] == "full"
+    complete = all_cases and meta["corpus_set"] == "full" and not meta.get("hgwire_config")
     stem = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{meta['corpus_set']}"
     if not all_cases and isinstance(cases, list):
         stem += "-" + "-".join(str(c) for c in cases)
+    if meta.get("hgwire_config"):
+        stem += "-config"
     text = header(meta) + markdown_table(rows) + "\n"
     payload = {"meta": meta, "rows": rows, "runs": [asdict(o) for o in outcomes]}
     # latest.* is the last full-corpus run of every default case (the table the README points to)
@@ -629,6 +633,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--budget-scale", type=float, default=1.0, help="scale every case's time budget")
     ap.add_argument("--quick", action="store_true", help="small corpus, at most 2 rounds: a smoke run")
     ap.add_argument("--corpus", choices=sorted(corpus.SETS), help="corpus set (default: full; quick with --quick)")
+    ap.add_argument("--hgwire-config", type=Path, default=None,
+                    help="a --config file for every hgwire server (e.g. one with [clone_cache]); with one, "
+                    "git:// is read-only and writes need rules, so use it with the clone, stream and "
+                    "concurrent cases")
     ap.add_argument("--list", action="store_true", help="list targets and cases, then exit")
     return ap.parse_args(argv)
 
@@ -669,6 +677,9 @@ def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], N
         "targets": targets or "default (per case)", "cases": cases, "runs": args.runs, "warmup": args.warmup,
         "concurrency": args.concurrency, "loadavg_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
+    if args.hgwire_config is not None:
+        Hgwire.config = args.hgwire_config.resolve()
+        meta["hgwire_config"] = args.hgwire_config.read_text()
     runner = Runner(args, corpus_dir, work, tools)
     outcomes: list[Outcome] = []
     try:

@@ -387,11 +387,15 @@ class Hgwire(DaemonTarget):
     """``twistd -n hgwire`` with one listener; ssh uses real key auth, http push uses Basic auth."""
 
     hgwire = True
+    config: Path | None = None
+    """``--config`` for every hgwire server (``run.py --hgwire-config``); git:// is read-only with one."""
 
     def argv(self, root: Path, repo: str) -> list[str]:
         listen = f"tcp:{self.port}:interface={LOOPBACK}"
         argv = [self.tools.twistd, "-n", "--pidfile=", "hgwire", "--root", str(root),
                 f"--{self.transport}", listen]
+        if self.config is not None:
+            argv += ["--config", str(self.config)]
         if self.transport == "ssh":
             argv += ["--host-key", str(self.work / "host_key"),
                      "--authorized-keys", str(self.work / "authorized_keys")]
