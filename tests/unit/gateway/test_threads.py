@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from twisted.internet import defer
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
@@ -250,12 +252,32 @@ class PausingConsumer(Consumer):
         self.producer.pauseProducing()
 
 
-def test_a_pause_during_a_batch_keeps_its_chunks_and_asks_for_no_more(pool: ManualPool) -> None:
+def test_a_stop_while_a_batch_is_held_writes_nothing_more_and_closes_the_iterator(pool: ManualPool) -> None:
+    source, consumer = Counted(10), PausingConsumer()
+    stream = iter(source)
+    producer = IteratorProducer(stream, consumer, batch=250)
+    outcome: list[Any] = []
+    producer.start().addBoth(outcome.append)
+    pool.run_next()
+    pool.run_next()  # the batch taken ahead, held
+    producer.stopProducing()
+    producer.resumeProducing()  # a transport may still resume a stopped producer: nothing happens
+    pool.run_all()
+    assert len(consumer.chunks) == 3
+    assert isinstance(outcome[0], Failure) and isinstance(outcome[0].value, defer.CancelledError)
+    assert inspect.getgeneratorstate(stream) == inspect.GEN_CLOSED
+
+
+def test_a_pause_during_a_batch_keeps_its_chunks_and_takes_one_batch_ahead_then_no_more(pool: ManualPool) -> None:
     source, consumer = Counted(10), PausingConsumer()
     producer = IteratorProducer(iter(source), consumer, batch=250)
     producer.start()
     pool.run_next()
     assert len(consumer.chunks) == 3  # computed already: written, the transport buffers them
-    assert pool.steps == []
+    assert len(pool.steps) == 1  # the next batch is taken while paused...
+    pool.run_next()
+    assert len(consumer.chunks) == 3 and source.taken == 6  # ...and held, not written
+    assert pool.steps == []  # nothing more while paused
     producer.resumeProducing()
+    assert len(consumer.chunks) == 6  # written at once on resume, no pool step first
     assert len(pool.steps) == 1
