@@ -591,7 +591,7 @@ def header(meta: dict[str, object]) -> str:
         "50 ms samples; MB: received git pack / hg store of the clone"),
         ("* reference ssh = local fake ssh (no handshake, no crypto); hgwire ssh = OpenSSH client + "
         "key auth + encryption"),
-        *([f"* hgwire --config: `{' '.join(str(meta['hgwire_config']).split())}`"]
+        *([f"* hgwire --config: `{meta['hgwire_config']}`"]
           if meta.get("hgwire_config") else []),
         "",
         "",
@@ -679,7 +679,8 @@ def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], N
     }
     if args.hgwire_config is not None:
         Hgwire.config = args.hgwire_config.resolve()
-        meta["hgwire_config"] = args.hgwire_config.read_text()
+        settings = (line.split("#")[0].strip() for line in args.hgwire_config.read_text().splitlines())
+        meta["hgwire_config"] = "; ".join(line for line in settings if line)
     runner = Runner(args, corpus_dir, work, tools)
     outcomes: list[Outcome] = []
     try:
