@@ -18,6 +18,7 @@ import pytest
 from gateway.shared_streams import SHARED
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_git_daemon import commit
+from tests.integration.test_git_shared_clones import refs_of, serve_history
 from tests.integration.test_hg_shared_clones import history  # noqa: F401 (a module fixture)
 from tests.integration.test_hg_ssh import HgSsh, _commit
 
@@ -41,28 +42,12 @@ def _delta(before: tuple[int, int, int]) -> tuple[int, int, int]:
     return now[0] - before[0], now[1] - before[1], now[2] - before[2]
 
 
-def _refs(client: Client, repo: Path) -> str:
-    return client.git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo).stdout
-
-
 @pytest.mark.parametrize("transport", ["git", "http", "ssh"])
 def test_a_second_git_clone_reads_the_kept_pack(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, policy: Path,
         tmp_path: Path, transport: str) -> None:
-    settings = ssh_server_settings(ssh_keys) if transport == "ssh" else {transport: [LOOPBACK]}
-    server = make_server("fs", config_file=str(policy), **settings)
-    if transport == "ssh":
-        client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
-        url = f"ssh://git@127.0.0.1:{server.port('ssh')}/proj.git"
-    else:
-        url = server.url(transport, "proj.git")
-    src = tmp_path / "src"
-    client.git("init", "-q", "-b", "main", str(src))
-    for i in range(20):
-        commit(client, src, f"file-{i % 5}.txt", f"line {i}\n" * (i + 1), f"commit {i}")
-    client.git("tag", "-a", "v1", "-m", "release", cwd=src)
-    client.git("clone", "-q", "--bare", str(src), str(server.root / "proj.git"))
-    expected = _refs(client, src)
+    server, url, src = serve_history(make_server, client, ssh_keys, tmp_path, transport, config_file=str(policy))
+    expected = refs_of(client, src)
 
     before = _counts()
     first, second = tmp_path / "first", tmp_path / "second"
@@ -70,7 +55,7 @@ def test_a_second_git_clone_reads_the_kept_pack(
     client.git("clone", "-q", "--mirror", url, str(second))
     assert _delta(before) == (1, 0, 1)
     for dest in (first, second):
-        assert _refs(client, dest) == expected
+        assert refs_of(client, dest) == expected
         client.git("fsck", "--full", "--strict", cwd=dest)
 
     tip = commit(client, src, "after.txt", "after\n", "after the kept clone")

@@ -21,17 +21,16 @@ from tests.integration.test_git_daemon import PROTOCOLS, commit
 from tests.integration.test_hg_shared_clones import CLONES, hold_generation_until
 
 
-def _refs(client: Client, repo: Path) -> str:
+def refs_of(client: Client, repo: Path) -> str:
     return client.git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo).stdout
 
 
-@pytest.mark.parametrize(("transport", "proto"), [("git", "default"), ("git", "v0"), ("http", "default"),
-                                                  ("ssh", "default")])
-def test_concurrent_full_clones_share_one_pack(
-        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, transport: str, proto: str) -> None:
-    settings = ssh_server_settings(ssh_keys) if transport == "ssh" else {transport: [LOOPBACK]}
-    server = make_server("fs", **settings)
+def serve_history(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
+                  transport: str, **settings: object) -> tuple[RunningServer, str, Path]:
+    """An fs server on ``transport`` serving ``proj.git`` (30 commits, tag v1, branch topic): it, its URL
+    for the client, and the source repository the history was made in."""
+    listeners = ssh_server_settings(ssh_keys) if transport == "ssh" else {transport: [LOOPBACK]}
+    server = make_server("fs", **listeners, **settings)
     if transport == "ssh":
         client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
         url = f"ssh://git@127.0.0.1:{server.port('ssh')}/proj.git"
@@ -44,7 +43,16 @@ def test_concurrent_full_clones_share_one_pack(
     client.git("tag", "-a", "v1", "-m", "release", cwd=src)
     client.git("branch", "topic", "HEAD~5", cwd=src)
     client.git("clone", "-q", "--bare", str(src), str(server.root / "proj.git"))
-    expected = _refs(client, src)
+    return server, url, src
+
+
+@pytest.mark.parametrize(("transport", "proto"), [("git", "default"), ("git", "v0"), ("http", "default"),
+                                                  ("ssh", "default")])
+def test_concurrent_full_clones_share_one_pack(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, transport: str, proto: str) -> None:
+    server, url, src = serve_history(make_server, client, ssh_keys, tmp_path, transport)
+    expected = refs_of(client, src)
 
     before = (SHARED.started, SHARED.joined)
     dests = [tmp_path / f"clone-{i}" for i in range(CLONES)]
@@ -54,7 +62,7 @@ def test_concurrent_full_clones_share_one_pack(
                                                  timeout=90), dests))
     assert (SHARED.started - before[0], SHARED.joined - before[1]) == (1, CLONES - 1)
     for dest in dests:
-        assert _refs(client, dest) == expected
+        assert refs_of(client, dest) == expected
         client.git("fsck", "--full", "--strict", cwd=dest)
 
     # A fetch with haves is computed for itself; a clone after a push gets the new state.
