@@ -188,16 +188,6 @@ class HgHttp:
     """Advertise ``httppostargs`` (off by default: hg cannot resend such a push after a 401)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CloneCache:
-    """``[clone_cache]``: finished full-clone answers kept for the same request later (off by default)."""
-
-    max_bytes: int = 0
-    """Bytes of kept answers at most (spool files in ``TMPDIR``); 0 keeps none."""
-    max_age: float = KEEP_NOTHING.max_age
-    """Seconds an answer is kept after it was made."""
-
-
 @dataclass(frozen=True)
 class Policy:
     """A parsed policy file: decides access and names the protections of a repository."""
@@ -209,7 +199,8 @@ class Policy:
     protections: Protections = Protections()
     limits: Limits = Limits()
     hg_http: HgHttp = HgHttp()
-    clone_cache: CloneCache = CloneCache()
+    clone_cache: KeepBounds = KEEP_NOTHING
+    """``[clone_cache]``: finished full-clone answers kept for the same request later (off by default)."""
 
     def _is(self, user: str | None, principal: str) -> bool:
         if principal == ANONYMOUS:
@@ -445,17 +436,17 @@ def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
     return HgHttp(compression, levels["zstd_level"], levels["zlib_level"], post_args)
 
 
-def _parse_clone_cache(reader: _Reader, table: Any) -> CloneCache:
+def _parse_clone_cache(reader: _Reader, table: Any) -> KeepBounds:
     if not isinstance(table, dict):
         raise reader.fail("clone_cache", "must be a table: write the settings under [clone_cache]")
-    reader.known_keys(table, frozenset(f.name for f in fields(CloneCache)), "clone_cache.")
+    reader.known_keys(table, frozenset(f.name for f in fields(KeepBounds)), "clone_cache.")
     max_bytes = table.get("max_bytes", 0)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
         raise reader.fail("clone_cache.max_bytes", "must be an integer of bytes, 0 or more (0 keeps nothing)")
     max_age = table.get("max_age", KEEP_NOTHING.max_age)
     if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age <= 0:
         raise reader.fail("clone_cache.max_age", "must be a positive number of seconds")
-    return CloneCache(max_bytes, float(max_age))
+    return KeepBounds(max_bytes, float(max_age))
 
 
 def _parse_limits(reader: _Reader, table: Any) -> Limits:
@@ -575,7 +566,7 @@ def authorizer_for(config: ServiceConfig) -> Authorizer:
     return config.authorizer
 
 
-# ---------------------------------------------------------------- [hg_http] in force
+# ---------------------------------------------------------------- [hg_http] and [clone_cache] in force
 
 SETTINGS = WireSettings()
 """Compression order and levels, argument carriers, unless ``[hg_http]`` of ``--config`` says otherwise."""
@@ -584,10 +575,7 @@ SETTINGS = WireSettings()
 def clone_cache(authorizer: Any) -> KeepBounds:
     """The ``[clone_cache]`` bounds in force now (none kept without a policy file that says so)."""
     policy_file = getattr(authorizer, "policy", None)
-    if policy_file is None:
-        return KEEP_NOTHING
-    chosen = policy_file.current.clone_cache
-    return KeepBounds(chosen.max_bytes, chosen.max_age) if chosen.max_bytes else KEEP_NOTHING
+    return KEEP_NOTHING if policy_file is None else policy_file.current.clone_cache
 
 
 def wire_settings(authorizer: Any) -> WireSettings:

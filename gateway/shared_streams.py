@@ -81,7 +81,9 @@ class KeepBounds:
     """How long and how many bytes of finished answers are kept (``[clone_cache]``); 0 bytes: none."""
 
     max_bytes: int = 0
+    """Bytes of kept answers at most (spool files in ``TMPDIR``); 0 keeps none."""
     max_age: float = 300.0
+    """Seconds an answer is kept after it was made."""
 
     @property
     def on(self) -> bool:

@@ -10,7 +10,6 @@ import pytest
 from gateway.auth import Access, Authorizer
 from gateway.config import ServiceConfig
 from gateway.policy import (
-    CloneCache,
     Limits,
     PolicyError,
     PolicyFile,
@@ -21,6 +20,7 @@ from gateway.policy import (
     load_policy,
     parse_policy,
 )
+from gateway.shared_streams import KeepBounds
 from protocols.errors import PermissionDenied, ReadOnly
 
 EXAMPLE = """
@@ -133,8 +133,8 @@ def test_limits_are_parsed() -> None:
 
 
 def test_clone_cache_is_off_unless_the_file_gives_it_bytes(tmp_path: Path) -> None:
-    assert parse_policy("", "x.toml").clone_cache == CloneCache(0, 300.0)
-    assert parse_policy("[clone_cache]\nmax_bytes = 1000\nmax_age = 60\n", "x.toml").clone_cache == CloneCache(
+    assert parse_policy("", "x.toml").clone_cache == KeepBounds(0, 300.0)
+    assert parse_policy("[clone_cache]\nmax_bytes = 1000\nmax_age = 60\n", "x.toml").clone_cache == KeepBounds(
         1000, 60.0)
     assert not clone_cache(Authorizer()).on
     path = tmp_path / "policy.toml"
@@ -231,5 +231,5 @@ def test_the_readme_example_file_parses() -> None:
     example = re.search(r"```toml\n(.*?)```", readme, re.DOTALL)
     assert example, "the README lost its --config example"
     policy = parse_policy(example.group(1), "README.md")
-    assert policy.clone_cache == CloneCache(1 << 30, 300.0)
+    assert policy.clone_cache == KeepBounds(1 << 30, 300.0)
     assert policy.limits.max_connections_per_address == 32
