@@ -58,7 +58,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.threads import Chunks, Wait, run_blocking
+from gateway.threads import Chunks, Wait, reactor_time, run_blocking
 
 log = Logger()
 
@@ -354,14 +354,7 @@ class SharedStreams:
     # -- kept answers (on the reactor) --------------------------------------------------------
 
     def _now(self) -> float:
-        return self._reactor_time().seconds()
-
-    def _reactor_time(self) -> IReactorTime:
-        if self._clock is not None:
-            return self._clock
-        from twisted.internet import reactor
-
-        return reactor
+        return reactor_time(self._clock).seconds()
 
     def _kept_answer(self, key: Hashable, keep: KeepBounds) -> _Generation | None:
         """A kept answer for ``key`` still young enough for ``keep`` (the settings in force now)."""
@@ -386,7 +379,7 @@ class SharedStreams:
             self._drop(older)
         generation.release_stream()  # spent: what it held (a repository, its maps) need not stay
         generation.kept_at = self._now()
-        generation.expiry = self._reactor_time().callLater(bounds.max_age, self._drop, generation)
+        generation.expiry = reactor_time(self._clock).callLater(bounds.max_age, self._drop, generation)
         self._kept[generation.key] = generation
         self.kept_bytes += generation.written
         while self.kept_bytes > bounds.max_bytes or len(self._kept) > MAX_KEPT:

@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -76,7 +76,7 @@ from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.limits import ConnectionLimits, drop, limits_for
 from gateway.policy import authorizer_for
-from gateway.threads import run_blocking
+from gateway.threads import reactor_time, run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
 from protocols.ssh_exec import ExecRequest, RouteKind, check_env, parse_exec
@@ -387,17 +387,10 @@ class ExecChannel(conch_channel.SSHChannel):
         assert self.conn is not None, "an open channel has a connection"
         return self.conn
 
-    def _clock(self) -> IReactorTime:
-        if self.clock is None:
-            from twisted.internet import reactor
-
-            return cast(IReactorTime, reactor)
-        return self.clock
-
     def channelOpen(self, specificData: bytes) -> None:
         address = self._connection.transport.transport.getPeer()  # type: ignore[union-attr]
         self._peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
-        self._opened_at = self._clock().seconds()  # Conch has just sent the open confirmation
+        self._opened_at = reactor_time(self.clock).seconds()  # Conch has just sent the open confirmation
 
     def _fit_windows(self, round_trip: float) -> None:
         """Size both windows to the path: ``in_flight_bound`` and ``inbound_window``.
@@ -438,7 +431,7 @@ class ExecChannel(conch_channel.SSHChannel):
         if self._exec_seen:
             return False
         self._exec_seen = True
-        clock = self._clock()
+        clock = reactor_time(self.clock)
         self._fit_windows(clock.seconds() - self._opened_at)
         command = common.getNS(data)[0]
         clock.callLater(0, self._start, command)  # after the exec reply is sent
@@ -693,10 +686,7 @@ class HgwireServerTransport(transport.SSHServerTransport):
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        from twisted.internet import reactor
-
-        clock = cast(IReactorTime, reactor)
-        self._login_deadline = clock.callLater(LOGIN_GRACE_SECONDS, self._login_timed_out)
+        self._login_deadline = reactor_time().callLater(LOGIN_GRACE_SECONDS, self._login_timed_out)
 
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         """The client said why it disconnects: quiet when it simply hung up."""

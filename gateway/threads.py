@@ -143,6 +143,16 @@ def _stop_pool() -> None:
         _pool = None
 
 
+def reactor_time(clock: IReactorTime | None = None) -> IReactorTime:
+    """``clock`` if given (the tests), else the reactor: imported only when first needed, as objects
+    built at import time (``SHARED``, class attributes) must not install one before twistd picks it."""
+    if clock is not None:
+        return clock
+    from twisted.internet import reactor
+
+    return reactor
+
+
 def run_blocking(f: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[T]:
     """Run ``f`` in the worker pool and fire the Deferred on the reactor thread."""
     from twisted.internet import reactor
