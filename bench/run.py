@@ -93,7 +93,7 @@ class Measurement:
     server_cpu: float | None = None
     peak_rss_kib: int | None = None
     result_bytes: int | None = None
-    idle_rss_kib: tuple[int, int] | None = None  # growth case: after the first and the last clone
+    idle_rss_kib: tuple[int, ...] | None = None  # growth case: after the first, the middle and the last clone
 
 
 @dataclass
@@ -401,7 +401,11 @@ class Runner:
                 self.trash.put(d)
 
     def growth_run(self, target: Target, url: str, rnd: int, warm: bool) -> Measurement:
-        """Sequential clones; idle server RSS after the first and after the last one."""
+        """Sequential clones; idle server RSS after the first, the middle and the last one.
+
+        The first clones fill caches and the allocator's pools; a leak shows as
+        growth from the middle clone to the last.
+        """
         walls: list[float] = []
         errors: list[str] = []
         idle: list[int] = []
@@ -411,12 +415,12 @@ class Runner:
             wall, errs, _, _ = self.measure(target, [self.clients.command("clone", target, url, dest)], self.timeout)
             walls.append(wall)
             errors.extend(errs)
-            if i in (0, self.args.growth_clones - 1):
+            if i in (0, (self.args.growth_clones - 1) // 2, self.args.growth_clones - 1):
                 idle.append(sum(rss_kib(p) for p in target.server_pids(())))
         self.trash.put(dest)
         m = Measurement(rnd, warm, statistics.median(walls), not errors, len(errors),
                         " | ".join(sorted(set(errors)))[:500])
-        m.idle_rss_kib = (idle[0], idle[-1])
+        m.idle_rss_kib = tuple(idle)
         return m
 
     def timed(self, target: Target, cmds: list[list[str]], rnd: int, warm: bool) -> Measurement:
@@ -501,9 +505,10 @@ def summarize(outcomes: list[Outcome]) -> list[dict[str, object]]:
         growth = [m.idle_rss_kib for m in o.runs if m.idle_rss_kib]
         note = errors[0][:160] if errors else ""
         if growth:
-            first, last = growth[0]
-            note = (f"idle RSS after clone 1 → last: {first / 1024:.0f} → {last / 1024:.0f} MiB "
-                    f"({(last - first) / 1024:+.0f}); {note}").rstrip("; ")
+            idle = growth[0]
+            steps = " → ".join(f"{kib / 1024:.0f}" for kib in idle)
+            note = (f"idle RSS after clone 1 → middle → last: {steps} MiB (second half "
+                    f"{(idle[-1] - idle[len(idle) // 2]) / 1024:+.1f}); {note}").rstrip("; ")
         rows.append({
             "case": o.case, "target": o.target, "vcs": o.vcs, "n": len(walls),
             "median_s": median(walls), "min_s": min(walls, default=None), "max_s": max(walls, default=None),
