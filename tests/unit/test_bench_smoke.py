@@ -83,3 +83,39 @@ def test_ratios_are_medians_of_same_round_ratios() -> None:
 def test_fake_ssh_times_are_parsed() -> None:
     assert _minsec("1m2.500000s") == 62.5
     assert _minsec("0m0.04s") == pytest.approx(0.04)
+
+
+def _result(rows: list[dict[str, object]], runs: list[dict[str, object]] | None = None) -> dict[str, object]:
+    full = [{"n": 3, "errors": 0, "ratio_baseline": None, "server_cpu_s": None, "peak_rss_mib": None,
+             "baseline": "hg-serve" if "hg" in str(r["target"]) else "git-daemon", **r} for r in rows]
+    return {"meta": {}, "rows": full, "runs": runs or []}
+
+
+def test_verdict_reads_every_run_and_names_the_misses() -> None:
+    from bench.verdict import GOALS, table, verdict
+
+    first = _result([{"case": "clone", "target": "hgwire-git", "ratio_baseline": 1.05},
+                     {"case": "clone", "target": "hg-serve", "server_cpu_s": 2.0},
+                     {"case": "clone", "target": "hgwire-hg-ssh", "server_cpu_s": 1.2}])
+    second = _result([{"case": "clone", "target": "hgwire-git", "ratio_baseline": 1.2},
+                      {"case": "clone", "target": "hg-serve", "server_cpu_s": 2.0},
+                      {"case": "clone", "target": "hgwire-hg-ssh", "server_cpu_s": 0.8}])
+    lines = table([first, second])
+    assert "| git full clone, wall time × git daemon | ≤ 1.1× | hgwire-git | 1.05, 1.20 | missed in 1 of 2 |" in lines
+    # the hg CPU bound divides by hg serve's CPU of the same run: 0.6 then 0.4
+    assert "| hg full clone, server CPU × hg serve's | ≤ 0.5× | hgwire-hg-ssh | 0.60, 0.40 | missed in 1 of 2 |" in lines
+    assert "| hg no-op pull × hg serve | ≤ 0.8× | hgwire-hg-http | – | not measured |" in lines
+    assert len(lines) == 2 + sum(len(goal.servers) for goal in GOALS)
+    assert verdict([0.8, 0.8], 0.8) == "met"
+
+
+def test_verdict_growth_is_the_second_half_and_needs_three_readings() -> None:
+    from bench.verdict import second_half_growth_mib
+
+    def growth(idle: list[int]) -> dict[str, object]:
+        return _result([], [{"case": "growth", "target": "hgwire-git",
+                             "runs": [{"idle_rss_kib": idle}]}])
+
+    assert second_half_growth_mib(growth([50_000, 54_000, 54_512]), "growth", "hgwire-git") == 0.5
+    assert second_half_growth_mib(growth([50_000, 54_000]), "growth", "hgwire-git") is None  # first → last only
+    assert second_half_growth_mib(growth([50_000, 54_000, 54_512]), "growth", "hgwire-hg-ssh") is None
