@@ -75,7 +75,7 @@ def second_half_growth_mib(run: Run, case: str, target: str) -> float | None:
     idle = next((m["idle_rss_kib"] for m in outcome["runs"] if m.get("idle_rss_kib")), None)
     if idle is None or len(idle) < 3:
         return None
-    return (idle[-1] - idle[len(idle) // 2]) / 1024
+    return float(idle[-1] - idle[len(idle) // 2]) / 1024
 
 
 @dataclass(frozen=True)
