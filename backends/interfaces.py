@@ -255,9 +255,17 @@ class HgRepository(Protocol):
         """
         ...
 
+    def stream_clone_allowed(self) -> bool:
+        """False while a changeset is secret (or archived or internal): pulls hide it, and a copy
+        of the store would not.  ``streamreqs`` is then not advertised, so clients clone normally."""
+        ...
+
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         """A consistent snapshot of the store for stream clone: (file count, byte count, files).
 
+        As hg's server: the phase roots only for a repository that is not
+        publishing (a publishing server's clone is all public), and
+        ``UnsupportedFeature`` unless ``stream_clone_allowed()`` in the snapshot.
         ``caches``: also the caches worth copying (branch heads, tags, branch of each revision),
         whose absence makes a client rebuild them by reading every changeset.
         """

@@ -386,6 +386,9 @@ class GuardedHgRepository:
     def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
         return self._repo.emit_groups(nodes, mode)
 
+    def stream_clone_allowed(self) -> bool:
+        return self._repo.stream_clone_allowed()
+
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         return self._repo.stream_files(caches)
 

@@ -132,7 +132,7 @@ def dispatch(repo: HgRepository, name: bytes, args: Args, ctx: CommandContext) -
 def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     """The capability string of this repository over this transport."""
     return hg_wire.format_capabilities(
-        hg_exchange.SERVER_BUNDLE2_CAPS, repo.requirements(), ctx.transport_caps
+        hg_exchange.SERVER_BUNDLE2_CAPS, repo.requirements(), ctx.transport_caps, repo.stream_clone_allowed()
     )
 
 

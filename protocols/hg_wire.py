@@ -226,10 +226,16 @@ def format_capabilities(
     bundle2_caps: Mapping[bytes, Sequence[bytes]],
     requirements: Iterable[str],
     transport_caps: Iterable[bytes],
+    stream: bool = True,
 ) -> bytes:
-    """Build the sorted, space-separated capability string (``capabilities`` / ``hello``)."""
+    """Build the sorted, space-separated capability string (``capabilities`` / ``hello``).
+
+    Without ``stream`` there is no ``streamreqs=``: ``hg clone --stream`` then
+    warns that the server has stream clones disabled and clones normally.
+    """
     caps = list(TRANSPORT_INDEPENDENT_CAPS)
-    caps.append(b"streamreqs=" + b",".join(stream_requirements(requirements)))
+    if stream:
+        caps.append(b"streamreqs=" + b",".join(stream_requirements(requirements)))
     caps.append(UNBUNDLE_CAP)
     caps.append(BUNDLE2_CAP_PREFIX + url_quote(encode_bundle2_caps(bundle2_caps)))
     caps.extend(transport_caps)

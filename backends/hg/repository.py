@@ -52,12 +52,14 @@ from backends.interfaces import (
     Section,
     StoreFile,
 )
-from protocols.errors import StorageError
+from protocols.errors import StorageError, UnsupportedFeature
 
 CHANGELOG = b"00changelog.i"
 CHANGELOG_DATA = b"00changelog.d"
 MANIFEST = b"00manifest.i"
 PHASEROOTS = b"phaseroots"
+SECRET_STREAM_REFUSAL = ("this repository has secret changesets, which a stream clone would copy: "
+                         "clone without --stream")
 FNCACHE = b"fncache"
 PUBLIC, DRAFT, SECRET = 0, 1, 2
 _HEXPREFIX = re.compile(rb"[0-9a-fA-F]{1,39}\Z")
@@ -552,6 +554,10 @@ class HgRepo:
             paths.append((name, name))
         return paths
 
+    def stream_clone_allowed(self) -> bool:
+        """No changeset is secret, archived or internal (``streamclone.allowservergeneration``)."""
+        return 0 not in self.views().visible
+
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         """Sizes taken under the lock; small or replaceable files copied, append-only ones read later.
 
@@ -566,8 +572,13 @@ class HgRepo:
         """
         self.locks.acquire()
         try:
+            if not self.stream_clone_allowed():
+                raise UnsupportedFeature(SECRET_STREAM_REFUSAL)
+            publishing = self.publishing()
             entries: list[tuple[bytes, bytes, int, bytes | None]] = []
             for logical, path in self.store_file_paths():
+                if path == PHASEROOTS and publishing:
+                    continue  # hg's server leaves them out too: the clone is all public
                 if path.endswith(b".d"):
                     stamp = self.store.stamp(path)
                     if stamp is not None:

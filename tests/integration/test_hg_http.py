@@ -164,6 +164,46 @@ def test_stream_clone_over_http(fs_http: HgHttp, history: Path, tmp_path: Path) 
     assert branches == fs_http.hg("branches", "-R", str(history)).stdout and "stable" in branches
 
 
+def _phased_repo(hghttp: HgHttp, path: Path) -> None:
+    """A served repository with a public, a draft and a secret changeset, made by hg on the server."""
+    hghttp.hg("init", str(path))
+    for name, phase in (("public", "--public"), ("draft", "--draft"), ("secret", "--secret")):
+        (path / name).write_text(f"{name}\n")
+        hghttp.hg("commit", "-q", "-A", "-R", str(path), "-m", f"{name} change")
+        hghttp.hg("phase", "-q", "--force", phase, "-R", str(path), "-r", "tip")
+
+
+def test_a_stream_clone_never_copies_secret_changesets(fs_http: HgHttp, tmp_path: Path) -> None:
+    """As from hg serve: no ``streamreqs`` while a changeset is secret, so the client clones normally."""
+    served = fs_http.server.root / "phased"
+    _phased_repo(fs_http, served)
+    assert b"streamreqs=" not in raw(fs_http.server.port("http"), "GET", "/phased?cmd=capabilities").body
+    clone = tmp_path / "clone"
+    result = fs_http.hg("clone", "--stream", "-U", fs_http.url("phased"), str(clone))
+    assert "stream clone requested but server has them disabled" in result.stderr
+    assert "streaming all changes" not in result.stdout
+    assert fs_http.hg("log", "-R", str(clone), "-T", "{desc}/{phase}\n").stdout == (
+        "draft change/public\npublic change/public\n")
+    assert b"secret" not in b"".join(f.read_bytes() for f in clone.rglob("*") if f.is_file())
+    fs_http.hg("verify", "-q", "-R", str(clone))
+
+
+@pytest.mark.parametrize(("publish", "phases"), [(True, "public public public"), (False, "draft draft public")])
+def test_a_stream_clone_carries_phases_only_from_a_server_that_does_not_publish(
+        fs_http: HgHttp, tmp_path: Path, publish: bool, phases: str) -> None:
+    served = fs_http.server.root / "phased"
+    _phased_repo(fs_http, served)
+    fs_http.hg("phase", "-q", "--force", "--draft", "-R", str(served), "-r", "tip")  # no secret left
+    (served / ".hg" / "hgrc").write_text(f"[phases]\npublish = {publish}\n")
+    clone = tmp_path / "clone"
+    result = fs_http.hg("clone", "--stream", "-U", "--debug", fs_http.url("phased"), str(clone))
+    assert "streaming all changes" in result.stdout
+    assert ("adding [s] phaseroots" in result.stdout) is not publish
+    shown = fs_http.hg("log", "-R", str(clone), "-T", "{phase} ").stdout.split()
+    assert shown == phases.split()  # newest first
+    fs_http.hg("verify", "-q", "-R", str(clone))
+
+
 def _change(hghttp: HgHttp, repo: Path, text: str) -> None:
     """Write ``f`` and commit it (one hg run: ``commit -A``)."""
     (repo / "f").write_text(text + "\n")

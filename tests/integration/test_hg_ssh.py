@@ -254,6 +254,23 @@ def test_stream_clone(make_server: Callable[..., RunningServer], client: Client,
     assert hgssh.log(streamed) == hgssh.log(history).replace(" draft ", " public ")
 
 
+def test_a_stream_clone_over_ssh_never_copies_secret_changesets(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    served = server.root / "phased"
+    client.hg("init", str(served))
+    for name in ("public", "secret"):
+        (served / name).write_text(f"{name}\n")
+        client.hg("commit", "-q", "-A", "-R", str(served), "-m", f"{name} change")
+    client.hg("phase", "-q", "--force", "--secret", "-R", str(served), "-r", "tip")
+    clone = tmp_path / "clone"
+    result = hgssh.hg("clone", "--stream", "-U", hgssh.url("phased"), str(clone))
+    assert "stream clone requested but server has them disabled" in result.stderr
+    assert client.hg("log", "-R", str(clone), "-T", "{desc}\n").stdout == "public change\n"
+    client.hg("verify", "-q", "-R", str(clone))
+
+
 def test_twenty_megabyte_file(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
                               tmp_path: Path) -> None:
     server = make_server("fs", **ssh_server_settings(ssh_keys))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from test_hg_storage_repos import LONG_PATH, Hg, hg_cli, zstd_repo  # noqa: F401
@@ -51,7 +52,18 @@ def test_twenty_megabyte_file_reads_and_replays(hg_cli: Hg, tmp_path: Path) -> N
     assert (tmp_path / "copy" / ".hg" / "store" / "data" / "huge.bin.d").exists()  # split from inline
 
 
+def _streamable_copy(hg_cli: Hg, zstd_repo: Path, tmp_path: Path) -> Path:
+    """The rich repository with its secret change made draft (a stream clone refuses secret
+    changesets), not publishing (so the phase roots are streamed too), as a copy."""
+    copy = tmp_path / "src"
+    shutil.copytree(zstd_repo, copy, symlinks=True)
+    hg_cli(copy, "phase", "-q", "--force", "--draft", "-r", "secret()")
+    (copy / ".hg" / "hgrc").write_text("[phases]\npublish = False\n")
+    return copy
+
+
 def test_stream_files_make_a_repository_hg_verifies(hg_cli: Hg, zstd_repo: Path, tmp_path: Path) -> None:
+    zstd_repo = _streamable_copy(hg_cli, zstd_repo, tmp_path)
     repo = hgstore.open_repository(str(zstd_repo), "src")
     count, size, files = repo.stream_files()
     clone = tmp_path / "clone"
@@ -76,7 +88,9 @@ def test_stream_files_make_a_repository_hg_verifies(hg_cli: Hg, zstd_repo: Path,
     assert hg_cli(clone, *log) == hg_cli(zstd_repo, *log)
 
 
-def test_stream_files_with_caches_add_hgs_own_caches_after_the_store(hg_cli: Hg, zstd_repo: Path) -> None:
+def test_stream_files_with_caches_add_hgs_own_caches_after_the_store(hg_cli: Hg, zstd_repo: Path,
+                                                                    tmp_path: Path) -> None:
+    zstd_repo = _streamable_copy(hg_cli, zstd_repo, tmp_path)
     hg_cli(zstd_repo, "branches")  # hg writes branch2-served and the rev-branch-cache
     cache = zstd_repo / ".hg" / "cache"
     (cache / "not-a-stream-cache").write_bytes(b"private")

@@ -204,6 +204,27 @@ def test_stream_files_copy_inline_indexes_and_skip_what_fncache_names_but_is_gon
     assert entries[b"data/f.i"] == before
 
 
+def test_stream_files_follow_hg_s_phase_rules(new_repo: HgRepo) -> None:
+    """As hg's server: phase roots only from a repository that does not publish, and no stream
+    clone while a changeset is secret (pulls hide it; a copy of the store would not)."""
+    h, n = sample_history()
+    ingest(new_repo, h.groups())
+    new_repo.store.replace(b"phaseroots", b"1 %s\n" % binascii.hexlify(n["c"]))
+
+    def streamed() -> list[bytes]:
+        return [f.path for f in new_repo.stream_files()[2]]
+
+    assert new_repo.stream_clone_allowed() and b"phaseroots" not in streamed()  # publishing: all public
+    new_repo.plain.replace(b"hgrc", b"[phases]\npublish = False\n")
+    assert b"phaseroots" in streamed()
+    new_repo.store.replace(b"phaseroots", b"1 %s\n2 %s\n" % (binascii.hexlify(n["c"]), binascii.hexlify(n["m"])))
+    assert not new_repo.stream_clone_allowed()
+    with pytest.raises(UnsupportedFeature, match="secret changesets"):
+        new_repo.stream_files()
+    new_repo.store.replace(b"phaseroots", b"1 %s\n" % binascii.hexlify(n["m"]))  # the secret one is draft again
+    assert new_repo.stream_clone_allowed() and b"phaseroots" in streamed()
+
+
 def test_unknown_requirement_is_refused(tmp_path: Path) -> None:
     hgstore.create_repository(str(tmp_path / "r"), "r")
     with open(tmp_path / "r" / ".hg" / "store" / "requires", "a") as f:

@@ -319,6 +319,9 @@ class FakeRepo:
     def transaction(self, max_text: int | None = None) -> FakeTransaction:
         return FakeTransaction(self)
 
+    def stream_clone_allowed(self) -> bool:
+        return all(phase < 2 for phase in self.state.phases.values())
+
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         files = self.store_files
         entries = (StoreFile(path, len(data), iter([data])) for path, data in files)

@@ -40,6 +40,9 @@ def test_capability_string_has_hg_layout() -> None:
                     "store", "share-safe"}  # fmt: skip
     ours = hg_wire.format_capabilities(b2caps, requirements, (b"protocaps",))
     assert ours == theirs.replace(b" changegroupsubset", b"")
+    # a repository with secret changesets: hg's server leaves streamreqs out, and so do we
+    without = hg_wire.format_capabilities(b2caps, requirements, (b"protocaps",), stream=False)
+    assert without.split(b" ") == [c for c in ours.split(b" ") if not c.startswith(b"streamreqs=")]
 
 
 @given(st.binary(max_size=200))
