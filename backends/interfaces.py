@@ -233,7 +233,9 @@ class HgRepository(Protocol):
         """The pushkey namespaces: ``namespaces``, ``bookmarks`` (name -> hex), ``phases``."""
         ...
 
-    def bookmarks(self) -> Mapping[bytes, Node]: ...
+    def bookmarks(self) -> Mapping[bytes, Node]:
+        """The bookmarks a client sees: none on a secret changeset, none divergent (``name@path``)."""
+        ...
 
     def phase_heads(self, heads: Sequence[Node]) -> Sequence[tuple[int, Node]]:
         """(phase, node) pairs describing the phases of ``::heads`` (bundle2 ``phase-heads``)."""

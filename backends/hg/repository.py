@@ -292,11 +292,30 @@ class HgRepo:
             tips[name] = ((open_heads or list(heads))[-1], not open_heads)
         return tips
 
-    def bookmarks(self) -> Mapping[bytes, Node]:
+    def stored_bookmarks(self) -> dict[bytes, Node]:
+        """Every bookmark of the file whose changeset the changelog has (what a write keeps)."""
+        return self._bookmarks_in(self.changelog())
+
+    def _bookmarks_in(self, cl: Revlog) -> dict[bytes, Node]:
         vfs = self.bookmarks_vfs()
         data = vfs.read(b"bookmarks") if vfs.exists(b"bookmarks") else b""
-        cl = self.changelog()
         return {k: v for k, v in parse_bookmarks(data).items() if cl.has_node(v)}
+
+    def _visible_bookmarks(self) -> dict[bytes, Node]:
+        cl = self.changelog()
+        views = self.views(cl)
+        nodemap = cl.index.nodemap()
+        marks = {}
+        for name, node in self._bookmarks_in(cl).items():
+            rev = nodemap.get(node)
+            if rev is not None and views.visible[rev]:
+                marks[name] = node
+        return marks
+
+    def bookmarks(self) -> Mapping[bytes, Node]:
+        """The bookmarks hg's server lists: on a changeset pulls can see (not secret), and not
+        the divergent copies ``name@path`` a pull leaves behind (``bookmarks.listbinbookmarks``)."""
+        return {k: v for k, v in self._visible_bookmarks().items() if not _divergent(k)}
 
     def tags(self) -> dict[bytes, Node]:
         """Tags from ``.hgtags`` of every head, later heads overriding earlier ones."""
@@ -365,7 +384,7 @@ class HgRepo:
         return None
 
     def _lookup_name(self, key: bytes) -> Node | None:
-        marks = self.bookmarks()
+        marks = self._visible_bookmarks()  # a divergent name resolves, as in hg's namespaces
         if key in marks:
             return marks[key]
         tags = self.tags()
@@ -735,3 +754,8 @@ class _Emitter:
             return mpatch.full_replacement(0, revlog.revision(rev))
         base_text = revlog.revision(base)  # first: the chain of ``rev`` usually passes through it
         return mpatch.diff(base_text, revlog.revision(rev))
+
+
+def _divergent(name: bytes) -> bool:
+    """``name@path`` (not ``name@``): a divergent bookmark, which hg's server does not list."""
+    return b"@" in name and not name.endswith(b"@")

@@ -279,7 +279,7 @@ class Transaction:
     def set_bookmark(self, name: bytes, old: Node | None, new: Node | None) -> bool:
         self._guard()
         if self.marks is None:
-            self.marks = dict(self.repo.bookmarks())
+            self.marks = self.repo.stored_bookmarks()  # the hidden ones too: a write keeps them
         if not name or any(c in name for c in (b"\n", b"\r", b"\0")):
             return False
         if self.marks.get(name) != old:
@@ -364,7 +364,7 @@ class Transaction:
         self.repo.store.replace(b"phaseroots", data)
 
     def _write_bookmarks(self) -> None:
-        if self.marks is None or self.marks == dict(self.repo.bookmarks()):
+        if self.marks is None or self.marks == self.repo.stored_bookmarks():
             return
         vfs = self.repo.bookmarks_vfs()
         location = journal_mod.STORE if vfs is self.repo.store else journal_mod.PLAIN

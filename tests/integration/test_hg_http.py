@@ -188,6 +188,25 @@ def test_a_stream_clone_never_copies_secret_changesets(fs_http: HgHttp, tmp_path
     fs_http.hg("verify", "-q", "-R", str(clone))
 
 
+def test_bookmarks_on_secret_changesets_and_divergent_ones_stay_on_the_server(
+        fs_http: HgHttp, tmp_path: Path) -> None:
+    """As hg serve lists them; a push of another bookmark keeps them in the server's file."""
+    served = fs_http.server.root / "phased"
+    _phased_repo(fs_http, served)
+    fs_http.hg("bookmark", "-q", "-R", str(served), "-r", "secret()", "on-secret")
+    fs_http.hg("bookmark", "-q", "-R", str(served), "-r", "draft()", "feature@elsewhere", "shown")
+    clone = tmp_path / "clone"
+    fs_http.hg("clone", "-q", "-U", fs_http.url("phased"), str(clone))
+    assert fs_http.hg("bookmarks", "-R", str(clone), "-T", "{bookmark} ").stdout == "shown "
+    fs_http.hg("bookmark", "-q", "-R", str(clone), "-r", "0", "pushed")
+    push = fs_http.hg("push", "-B", "pushed", "-R", str(clone), fs_http.url("phased", password=PASSWORD),
+                      check=False)
+    assert "exporting bookmark pushed" in push.stdout, push.stdout + push.stderr  # exit 1: no changesets
+    on_server = fs_http.hg("bookmarks", "-R", str(served), "-T", "{bookmark} ").stdout.split()
+    assert sorted(on_server) == ["feature@elsewhere", "on-secret", "pushed", "shown"]
+    fs_http.hg("verify", "-q", "-R", str(served))
+
+
 @pytest.mark.parametrize(("publish", "phases"), [(True, "public public public"), (False, "draft draft public")])
 def test_a_stream_clone_carries_phases_only_from_a_server_that_does_not_publish(
         fs_http: HgHttp, tmp_path: Path, publish: bool, phases: str) -> None:

@@ -225,6 +225,28 @@ def test_stream_files_follow_hg_s_phase_rules(new_repo: HgRepo) -> None:
     assert new_repo.stream_clone_allowed() and b"phaseroots" in streamed()
 
 
+def test_bookmarks_on_secret_changesets_and_divergent_ones_are_not_listed_but_kept(new_repo: HgRepo) -> None:
+    """As hg's server lists them; a bookmark write keeps the hidden ones in the file."""
+    h, n = sample_history()
+    ingest(new_repo, h.groups())
+    new_repo.plain.replace(b"hgrc", b"[phases]\npublish = False\n")
+    new_repo.store.replace(b"phaseroots", b"2 %s\n" % binascii.hexlify(n["m"]))  # the merge is secret
+    hidden = {b"on-secret": n["m"], b"feature@other": n["b"]}
+    shown = {b"main": n["c"], b"trailing@": n["b"]}
+    lines = b"".join(b"%s %s\n" % (binascii.hexlify(node), name) for name, node in {**hidden, **shown}.items())
+    new_repo.bookmarks_vfs().replace(b"bookmarks", lines)
+    assert dict(new_repo.bookmarks()) == shown
+    assert new_repo.listkeys(b"bookmarks") == {k: binascii.hexlify(v) for k, v in shown.items()}
+    with pytest.raises(KeyError):
+        new_repo.lookup(b"on-secret")
+    assert new_repo.lookup(b"feature@other") == n["b"]  # a divergent name still resolves, as in hg
+    tx = new_repo.transaction()
+    assert tx.set_bookmark(b"new", None, n["a"])
+    assert not tx.set_bookmark(b"on-secret", None, n["a"])  # a name the client could not see is not free
+    tx.commit()
+    assert new_repo.stored_bookmarks() == {**hidden, **shown, b"new": n["a"]}
+
+
 def test_unknown_requirement_is_refused(tmp_path: Path) -> None:
     hgstore.create_repository(str(tmp_path / "r"), "r")
     with open(tmp_path / "r" / ".hg" / "store" / "requires", "a") as f:
