@@ -379,8 +379,10 @@ class HgRepo:
             rev += len(cl)
         if rev == NULL_REV:
             return NULL_NODE
-        if 0 <= rev < len(cl) and views.visible[rev]:
-            return cl.node(rev)
+        if 0 <= rev < len(cl):
+            if views.visible[rev]:
+                return cl.node(rev)
+            raise KeyError(key)  # a hidden revision: hg stops here too, it is not a hex prefix
         return None
 
     def _lookup_name(self, key: bytes) -> Node | None:

@@ -247,6 +247,22 @@ def test_bookmarks_on_secret_changesets_and_divergent_ones_are_not_listed_but_ke
     assert new_repo.stored_bookmarks() == {**hidden, **shown, b"new": n["a"]}
 
 
+def test_the_number_of_a_secret_revision_is_not_read_as_a_hex_prefix(new_repo: HgRepo) -> None:
+    """hg's lookup takes a number in range as a revision, visible or not: "7" for a secret
+    revision 7 is unknown, not the changeset whose hash starts with 7."""
+    h, n = sample_history()
+    n["d"] = h.commit({b"f": b"d\n"}, n["m"], message=b"d")
+    n["e"] = h.commit({b"f": b"e\n"}, n["d"], message=b"e")  # revision 7
+    ingest(new_repo, h.groups())
+    assert [node.hex()[0] for node in n.values()].count("7") == 1 and n["c"].hex().startswith("7")
+    assert new_repo.lookup(b"7") == n["e"]
+    new_repo.plain.replace(b"hgrc", b"[phases]\npublish = False\n")
+    new_repo.store.replace(b"phaseroots", b"2 %s\n" % binascii.hexlify(n["e"]))
+    with pytest.raises(KeyError):
+        new_repo.lookup(b"7")
+    assert new_repo.lookup(b"70") == n["c"] and new_repo.lookup(b"6") == n["d"]
+
+
 def test_unknown_requirement_is_refused(tmp_path: Path) -> None:
     hgstore.create_repository(str(tmp_path / "r"), "r")
     with open(tmp_path / "r" / ".hg" / "store" / "requires", "a") as f:
