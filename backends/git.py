@@ -133,10 +133,8 @@ class DulwichGitRepository:
         return result
 
     def symrefs(self) -> Mapping[bytes, bytes]:
-        target = self.dulwich_repo.refs.read_ref(HEAD)
-        if target is not None and target.startswith(b"ref: "):
-            return {HEAD: target[len(b"ref: "):].strip()}
-        return {}
+        """Every symbolic ref and its target: protocol v2's ``ls-refs`` names them all, as git does."""
+        return {bytes(name): bytes(target) for name, target in self.dulwich_repo.refs.get_symrefs().items()}
 
     def begin_pack(self) -> SpooledPackSink | DiskPackSink:
         store = self.object_store

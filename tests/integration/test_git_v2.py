@@ -89,6 +89,23 @@ def test_partial_clone_over_v0(server: RunningServer, client: Client) -> None:
     assert (target / "small.txt").read_text() == "2\n"
 
 
+def test_ls_refs_names_every_symbolic_ref_as_git_does(server: RunningServer, client: Client) -> None:
+    """Protocol v2 gives each symbolic ref its target; v0 names HEAD's only (git daemon alike)."""
+    repo = server.backend.create("sym", Kind.GIT)
+    repo.dulwich_repo.refs.set_symbolic_ref(b"refs/heads/alias", b"refs/heads/main")  # type: ignore[attr-defined]
+    work = client.cwd / "src-sym"
+    client.git("init", "-q", "-b", "main", str(work))
+    (work / "f").write_text("f\n")
+    client.git("add", "f", cwd=work)
+    client.git("commit", "-q", "-m", "one", cwd=work)
+    client.git("push", "-q", server.git_url("sym"), "main", cwd=work)
+    v2 = client.git("-c", "protocol.version=2", "ls-remote", "--symref", server.git_url("sym")).stdout
+    assert "ref: refs/heads/main\tHEAD" in v2 and "ref: refs/heads/main\trefs/heads/alias" in v2
+    v0 = client.git("-c", "protocol.version=0", "ls-remote", "--symref", server.git_url("sym")).stdout
+    assert "ref: refs/heads/main\tHEAD" in v0 and "refs/heads/alias" in v0 and "\trefs/heads/alias\n" in v0
+    assert "ref: refs/heads/main\trefs/heads/alias" not in v0
+
+
 def test_fetch_by_object_id_and_symref_listing(server: RunningServer, client: Client) -> None:
     """allow-reachable-sha1-in-want: a commit that no ref names directly can be fetched by id."""
     make_history(server, client, "byid")
