@@ -202,8 +202,8 @@ class ShallowInfo(Protocol):
 class PlanLike(Protocol):
     """The fields of ``backends.git_pack.PackPlan`` this module reads (structurally typed).
 
-    ``blob_limit`` (a partial-clone filter) is read with ``getattr``: any
-    filter sends the request to the generic path.
+    ``blob_limit`` and ``tree_depth`` (partial-clone filters) are read with
+    ``getattr``: any filter sends the request to the generic path.
     """
 
     @property
@@ -226,7 +226,7 @@ GenericPack = Callable[[BaseObjectStore, Any, Any, Any], Iterator[bytes]]
 def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
                    progress: Progress | None = None) -> Iterator[bytes] | None:
     """``generate_pack_fast`` for the generic path's ``PackPlan``; None when the generic path must serve."""
-    if getattr(plan, "blob_limit", None) is not None:
+    if getattr(plan, "blob_limit", None) is not None or getattr(plan, "tree_depth", None) is not None:
         return None
     wants = [*plan.wants, *plan.shallow.extra_wants]
     return generate_pack_fast(store, wants, list(plan.common), thin_pack=plan.thin,

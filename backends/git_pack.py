@@ -11,6 +11,7 @@ streams the pack as byte chunks, reusing stored deltas where dulwich offers them
 from __future__ import annotations
 
 import hashlib
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.object_store import BaseObjectStore, MissingObjectFinder
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag
+from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.pack import (
     OFS_DELTA,
     REF_DELTA,
@@ -339,6 +340,8 @@ class PackPlan:
     include_tag: bool
     blob_limit: int | None = None
     """Partial clone (``filter``): omit blobs larger than this (-1: every blob) unless wanted."""
+    tree_depth: int | None = None
+    """Partial clone (``filter=tree:<depth>``): omit trees and blobs this deep or deeper unless wanted."""
 
 
 class _WithoutBitmaps:
@@ -389,6 +392,8 @@ def generate_pack(
     object_ids = list(finder)
     if plan.blob_limit is not None:
         object_ids = _filter_blobs(store, object_ids, plan.blob_limit)
+    if plan.tree_depth is not None:
+        object_ids = _filter_tree_depth(store, object_ids, plan.tree_depth)
     records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
     report = progress or (lambda message: None)
     report(b"Enumerating objects: %d, done.\n" % len(object_ids))
@@ -408,6 +413,41 @@ def _filter_blobs(
             continue
         kept.append((oid, hint))
     return kept
+
+
+def _filter_tree_depth(
+    store: BaseObjectStore, object_ids: list[tuple[ObjectID, PackHint | None]], depth: int
+) -> list[tuple[ObjectID, PackHint | None]]:
+    """``tree:<depth>``: keep the trees and blobs found below the pack's commits at a depth under ``depth``.
+
+    A commit's root tree is at depth 0 and the entries of a tree at depth d are
+    at d + 1; an object found at several depths counts at its shallowest (the
+    walk goes level by level).  Objects found otherwise (wanted by id, or named
+    by a tag) stay, as with ``blob:none``.
+    """
+    in_pack = {oid for oid, _hint in object_ids}
+    keep: set[ObjectID] = set()
+    seen: set[ObjectID] = set()
+    level = [oid for oid, hint in object_ids if hint == (Tree.type_num, b"")]
+    for at in range(depth):
+        below: list[ObjectID] = []
+        for tree_id in level:
+            if tree_id in seen or tree_id not in in_pack:
+                continue
+            seen.add(tree_id)
+            keep.add(tree_id)
+            if at + 1 >= depth:
+                continue
+            tree = store[tree_id]
+            assert isinstance(tree, Tree)
+            for _name, mode, sha in tree.iteritems():
+                if stat.S_ISDIR(mode):
+                    below.append(sha)
+                elif not S_ISGITLINK(mode):
+                    keep.add(sha)
+        level = below
+    return [(oid, hint) for oid, hint in object_ids
+            if hint is None or hint[1] is None or hint[0] not in (Tree.type_num, Blob.type_num) or oid in keep]
 
 
 def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[ObjectID, ObjectID]:

@@ -46,25 +46,37 @@ _SIZE_UNITS = {b"": 1, b"k": 1 << 10, b"m": 1 << 20, b"g": 1 << 30}
 MAX_FILTER_SPEC = 256
 
 
+MAX_TREE_DEPTH = 1 << 20
+"""The largest ``tree:<depth>`` taken; deeper than any tree, so the same as no filter."""
+
+
 @dataclass(frozen=True, slots=True)
-class BlobFilter:
-    """``blob:none`` (limit -1: omit every blob) or ``blob:limit=<n>`` (omit blobs larger than n)."""
+class ObjectFilter:
+    """A partial-clone filter: ``blob:none`` (blob_limit -1), ``blob:limit=<n>``, or ``tree:<depth>``."""
 
-    limit: int
+    blob_limit: int | None = None
+    """Omit blobs larger than this (-1: every blob) unless wanted."""
+    tree_depth: int | None = None
+    """Omit trees and blobs at this depth or deeper (a commit's root tree is at 0) unless wanted."""
 
 
-def parse_filter(spec: bytes) -> BlobFilter:
+def parse_filter(spec: bytes) -> ObjectFilter:
     """Parse the partial-clone filter specs hgwire implements; others are refused, not ignored."""
     if len(spec) > MAX_FILTER_SPEC:
         raise ProtocolError("filter spec too long")
     if spec == b"blob:none":
-        return BlobFilter(-1)
+        return ObjectFilter(blob_limit=-1)
     if spec.startswith(b"blob:limit="):
         value = spec[len(b"blob:limit=") :].lower()
         digits, unit = (value[:-1], value[-1:]) if value[-1:] in (b"k", b"m", b"g") else (value, b"")
         if digits.isdigit() and len(digits) <= 18:
-            return BlobFilter(int(digits) * _SIZE_UNITS[unit])
-    raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: hgwire supports blob:none and blob:limit=<n>")
+            return ObjectFilter(blob_limit=int(digits) * _SIZE_UNITS[unit])
+    if spec.startswith(b"tree:"):
+        digits = spec[len(b"tree:") :]
+        if digits.isdigit() and len(digits) <= 7 and int(digits) <= MAX_TREE_DEPTH:
+            return ObjectFilter(tree_depth=int(digits))
+    raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: hgwire supports blob:none, blob:limit=<n> "
+                        "and tree:<depth>")
 
 
 class AckMode(enum.Enum):
@@ -85,12 +97,17 @@ class FetchRequest:
     depth: int = 0
     deepen_since: int | None = None
     deepen_not: tuple[bytes, ...] = ()
-    blob_filter: BlobFilter | None = None
+    object_filter: ObjectFilter | None = None
 
     @property
     def blob_limit(self) -> int | None:
         """The pack's blob size limit for a partial clone (-1: no blobs), or None."""
-        return self.blob_filter.limit if self.blob_filter is not None else None
+        return self.object_filter.blob_limit if self.object_filter is not None else None
+
+    @property
+    def tree_depth(self) -> int | None:
+        """The pack's tree depth limit for a partial clone (``tree:<depth>``), or None."""
+        return self.object_filter.tree_depth if self.object_filter is not None else None
 
     @property
     def deepen(self) -> bool:
@@ -298,7 +315,7 @@ class UploadPackV0:
         self._depth = 0
         self._deepen_since: int | None = None
         self._deepen_not: list[bytes] = []
-        self._blob_filter: BlobFilter | None = None
+        self._object_filter: ObjectFilter | None = None
         self._round: list[ObjectId] = []
         self._haves_seen = 0
         self._common: set[ObjectId] = set()
@@ -375,7 +392,7 @@ class UploadPackV0:
             self._depth,
             self._deepen_since,
             tuple(self._deepen_not),
-            self._blob_filter,
+            self._object_filter,
         )
         if self.request.depth and (self.request.deepen_since is not None or self.request.deepen_not):
             raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
@@ -419,7 +436,7 @@ class UploadPackV0:
         self._deepen_not.append(arg)
 
     def _filter(self, arg: bytes) -> None:
-        self._blob_filter = parse_filter(arg)
+        self._object_filter = parse_filter(arg)
 
     def _have(self, arg: bytes) -> None:
         self._haves_seen += 1

@@ -21,7 +21,7 @@ from protocols.git_upload import (
     MAX_DEEPEN_NOT,
     MAX_REF_NAME,
     MAX_WANTS,
-    BlobFilter,
+    ObjectFilter,
     FetchRequest,
     RequestBounds,
     parse_filter,
@@ -386,7 +386,7 @@ class _FetchArgs:
     depth: int = 0
     deepen_since: int | None = None
     deepen_not: list[bytes] = field(default_factory=list)
-    blob_filter: BlobFilter | None = None
+    object_filter: ObjectFilter | None = None
     bounds: RequestBounds = RequestBounds()
 
 
@@ -409,7 +409,7 @@ def _parse_fetch(args: list[bytes], allow_filter: bool, bounds: RequestBounds) -
         raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
     caps = frozenset(parsed.flags - {b"done", WAIT_FOR_DONE}) | {git_caps.SIDE_BAND_64K}
     request = FetchRequest(tuple(parsed.wants), caps, tuple(parsed.shallows), parsed.depth,
-                           parsed.deepen_since, tuple(parsed.deepen_not), parsed.blob_filter)
+                           parsed.deepen_since, tuple(parsed.deepen_not), parsed.object_filter)
     return Fetch(request, tuple(parsed.haves), b"done" in parsed.flags, WAIT_FOR_DONE in parsed.flags)
 
 
@@ -451,7 +451,7 @@ def _deepen_not(args: _FetchArgs, value: bytes) -> None:
 
 
 def _filter(args: _FetchArgs, value: bytes) -> None:
-    args.blob_filter = parse_filter(value)
+    args.object_filter = parse_filter(value)
 
 
 _FETCH_ARGS: dict[bytes, Callable[[_FetchArgs, bytes], None]] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from backends.interfaces import Kind
 from protocols import pktline
 from tests.conftest import Client, RunningServer
@@ -40,6 +42,24 @@ def test_partial_clone_fetches_missing_blobs_lazily(server: RunningServer, clien
     assert sum(line.startswith("?") for line in missing.splitlines()) == 6
     client.git("checkout", "-q", "main", cwd=target)
     client.git("checkout", "-q", "HEAD~2", cwd=target)
+    assert (target / "big.bin").read_bytes() == bytes([0]) * 5000
+    client.git("fsck", cwd=target)
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_treeless_clone_fetches_trees_and_blobs_as_they_are_needed(server: RunningServer, client: Client,
+                                                                     version: str) -> None:
+    """``--filter=tree:0``: only the commits come; a checkout fetches its trees and blobs lazily."""
+    make_history(server, client, f"treeless{version}")
+    target = client.cwd / f"treeless{version}"
+    config = ("-c", f"protocol.version={version}")
+    client.git(*config, "clone", "-q", "--filter=tree:0", "--no-checkout", server.git_url(f"treeless{version}"),
+               str(target))
+    listed = client.git("rev-list", "--objects", "--all", "--missing=print", cwd=target).stdout.splitlines()
+    assert sum(line.startswith("?") for line in listed) == 3 and len(listed) == 6  # three commits, three root trees
+    client.git(*config, "checkout", "-q", "main", cwd=target)
+    assert (target / "small.txt").read_text() == "2\n"
+    client.git(*config, "checkout", "-q", "HEAD~2", cwd=target)
     assert (target / "big.bin").read_bytes() == bytes([0]) * 5000
     client.git("fsck", cwd=target)
 

@@ -256,3 +256,36 @@ def test_generic_path_serves_a_repository_with_and_without_bitmaps(tmp_path: Pat
                                   blob_limit)
         ids, _ = pack_objects(list(git_pack.generate_pack(store, fetch, {})))
         assert new in ids and old.encode() not in ids
+
+
+def test_tree_depth_filter_keeps_what_lies_above_the_depth_at_its_shallowest() -> None:
+    """``filter=tree:<d>``: a commit's root tree is at 0; a subtree reached at depths 1 and 2 counts at 1."""
+    repo = MemoryRepo()
+    blobs = {name: Blob.from_string(name.encode()) for name in ("top", "mid", "deep")}
+    shared = Tree()
+    shared.add(b"deep.txt", 0o100644, blobs["deep"].id)
+    middle = Tree()
+    middle.add(b"mid.txt", 0o100644, blobs["mid"].id)
+    middle.add(b"sub", 0o040000, shared.id)
+    root = Tree()
+    root.add(b"top.txt", 0o100644, blobs["top"].id)
+    root.add(b"dir", 0o040000, middle.id)
+    root.add(b"alias", 0o040000, shared.id)  # the same tree one level up
+    commit = Commit()
+    commit.tree, commit.parents, commit.message = root.id, [], b"nested"
+    commit.author = commit.committer = b"T <t@example.com>"
+    commit.author_time = commit.commit_time = 1_700_000_000
+    commit.author_timezone = commit.commit_timezone = 0
+    for obj in (*blobs.values(), shared, middle, root, commit):
+        repo.object_store.add_object(obj)
+
+    def sent(depth: int | None) -> set[bytes]:
+        fetch = git_pack.PackPlan((ObjectId(commit.id),), (), git_pack.ShallowPlan(), False, True, False,
+                                  tree_depth=depth)
+        return pack_objects(list(git_pack.generate_pack(repo.object_store, fetch, {})))[0]
+
+    everything = {commit.id, root.id, middle.id, shared.id, *(b.id for b in blobs.values())}
+    assert sent(None) == everything == sent(3)
+    assert sent(0) == {commit.id}
+    assert sent(1) == {commit.id, root.id}
+    assert sent(2) == {commit.id, root.id, blobs["top"].id, middle.id, shared.id}

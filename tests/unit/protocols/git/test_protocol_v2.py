@@ -8,7 +8,7 @@ import pytest
 
 from backends.interfaces import ObjectId
 from protocols.errors import ProtocolError
-from protocols.git_upload import BlobFilter, parse_filter
+from protocols.git_upload import ObjectFilter, parse_filter
 from protocols.git_v2 import ClientDone, Fetch, LsRefs, UploadPackV2, capability_advertisement
 from protocols.pktline import FLUSH, Signal
 
@@ -129,8 +129,11 @@ def test_rejects_bad_requests(wire: bytes) -> None:
 
 
 def test_filter_specs() -> None:
-    assert parse_filter(b"blob:none") == BlobFilter(-1)
-    assert parse_filter(b"blob:limit=2k") == BlobFilter(2048)
-    for bad in (b"tree:0", b"blob:limit=x", b"sparse:oid=abc"):
+    assert parse_filter(b"blob:none") == ObjectFilter(blob_limit=-1)
+    assert parse_filter(b"blob:limit=2k") == ObjectFilter(blob_limit=2048)
+    assert parse_filter(b"tree:0") == ObjectFilter(tree_depth=0)
+    assert parse_filter(b"tree:3") == ObjectFilter(tree_depth=3)
+    for bad in (b"tree:", b"tree:-1", b"tree:x", b"tree:99999999", b"blob:limit=x", b"sparse:oid=abc",
+                b"combine:blob:none+tree:1"):
         with pytest.raises(ProtocolError):
             parse_filter(bad)
