@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO, Literal
 
-from dulwich.errors import ObjectFormatException
+from dulwich.errors import ObjectFormatException, RefFormatError
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack
@@ -173,8 +173,11 @@ class DulwichGitRepository:
             return self._apply(checked, atomic)
 
     def _refusal(self, update: RefUpdate) -> str | None:
-        if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref)):
+        # as receive-pack: refs/ and then a name of two levels at least (refs/foo is "funny")
+        if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref[len(b"refs/"):])):
             return "funny refname"
+        if update.new == ZERO_ID and update.ref == self.symrefs().get(HEAD):
+            return "deletion of the current branch prohibited"  # receive.denyDeleteCurrent's default
         if update.new != ZERO_ID and not self._connected(update.new):
             return "missing necessary objects"
         return None
@@ -196,12 +199,15 @@ class DulwichGitRepository:
         refs = self.dulwich_repo.refs
         ref, new = Ref(update.ref), ObjectID(update.new)
         old = None if update.old == ZERO_ID else ObjectID(update.old)
-        if update.new == ZERO_ID:
-            done = old is None or refs.remove_if_equals(ref, old)
-        elif old is None:  # dulwich reads old=None as "unconditional"; a create must find no ref
-            done = refs.add_if_new(ref, new)
-        else:
-            done = refs.set_if_equals(ref, old, new)
+        try:
+            if update.new == ZERO_ID:
+                done = old is None or refs.remove_if_equals(ref, old)
+            elif old is None:  # dulwich reads old=None as "unconditional"; a create must find no ref
+                done = refs.add_if_new(ref, new)
+            else:
+                done = refs.set_if_equals(ref, old, new)
+        except RefFormatError:  # a name dulwich refuses that the checks above let through
+            return "funny refname"
         return None if done else "stale info"
 
     def _repair_head(self) -> None:

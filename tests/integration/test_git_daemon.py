@@ -274,6 +274,25 @@ def test_push_options_and_atomic_pushes(server: RunningServer, client: Client) -
     assert_consistent(server, client, "opts")
 
 
+def test_funny_ref_names_and_deleting_the_default_branch_are_rejected_as_by_git(
+        server: RunningServer, client: Client) -> None:
+    """As git's receive-pack: ``refs/foo`` is a funny refname and HEAD's branch cannot be deleted."""
+    server.backend.create("funny", Kind.GIT)
+    url = server.git_url("funny")
+    work = client.cwd / "funny"
+    client.git("clone", "-q", url, str(work))
+    tip = commit(client, work, "a.txt", "a\n", "a")
+    client.git("push", "-q", "origin", "main", "main:side", cwd=work)
+    funny = client.git("push", "origin", "HEAD:refs/foo", cwd=work, check=False)
+    assert funny.returncode == 1 and "! [remote rejected] HEAD -> refs/foo (funny refname)" in funny.stderr
+    current = client.git("push", "origin", ":main", cwd=work, check=False)
+    assert current.returncode == 1
+    assert "! [remote rejected] main (deletion of the current branch prohibited)" in current.stderr
+    client.git("push", "-q", "origin", ":side", cwd=work)  # another branch goes
+    assert remote_refs(client, "default", url) == {"HEAD": tip, "refs/heads/main": tip}
+    assert_consistent(server, client, "funny")
+
+
 @pytest.mark.parametrize("proto", list(PROTOCOLS))
 def test_ls_remote_matches_git_upload_pack(make_server: Any, client: Client, proto: str) -> None:
     """The same fs repository listed by hgwire and by git's own upload-pack: identical output."""

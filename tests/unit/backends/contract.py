@@ -80,6 +80,19 @@ class BackendContract:
         assert dict(repo.refs()) == {}
         assert repo.symrefs() == {b"HEAD": b"refs/heads/main"}
 
+    def test_funny_ref_names_and_deleting_the_current_branch_are_refused_as_git_does(
+            self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        oid = ObjectId(commit.id)
+        created = [RefUpdate(name, ZERO_ID, oid) for name in (b"refs/heads/main", b"refs/foo", b"refs/heads/x")]
+        assert _push(repo, objects, created) == [None, "funny refname", None]
+        deletions = [RefUpdate(b"refs/heads/main", oid, ZERO_ID), RefUpdate(b"refs/heads/x", oid, ZERO_ID)]
+        assert [r.reason for r in repo.update_refs(deletions, atomic=False)] == [
+            "deletion of the current branch prohibited", None]
+        assert set(repo.refs()) == {b"HEAD", b"refs/heads/main"}
+
     def test_push_then_compare_and_swap(self, backend: Backend) -> None:
         repo = backend.create("r", Kind.GIT)
         assert repo.kind is Kind.GIT

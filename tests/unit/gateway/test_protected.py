@@ -102,7 +102,9 @@ def test_atomic_push_with_a_protected_refusal_moves_nothing(
 
 def test_without_protections_the_backend_decides(git_repo: tuple[GitRepository, dict[str, ObjectId]]) -> None:
     repo, ids = git_repo
-    assert protected.update_refs(repo, [RefUpdate(MAIN, ids["base"], ZERO_ID)], False, None) == [RefResult(MAIN)]
+    deletions = [RefUpdate(MAIN, ids["base"], ZERO_ID), RefUpdate(TOPIC, ids["base"], ZERO_ID)]
+    assert protected.update_refs(repo, deletions, False, None) == [
+        RefResult(MAIN, "deletion of the current branch prohibited"), RefResult(TOPIC)]  # HEAD names main
 
 
 def _ctx() -> SessionContext:
