@@ -8,7 +8,7 @@ command-line option, or reach inside a repository's own metadata is refused.
 
 from __future__ import annotations
 
-from protocols.errors import UnsafeName
+from protocols.errors import NO_REPOSITORY_NAMED, UnsafeName
 
 MAX_NAME_LENGTH = 255
 MAX_SEGMENTS = 16
@@ -33,8 +33,8 @@ def validate_name(raw: str) -> str:
         raise UnsafeName(f"repository name {raw!r} starts with '-'")
     name = raw.strip("/")
     segments = name.split("/")
-    if not name:
-        raise UnsafeName("repository name is empty")
+    if name in ("", "."):  # hg sends "." for ssh://host with no path
+        raise UnsafeName(NO_REPOSITORY_NAMED)
     if len(segments) > MAX_SEGMENTS:
         raise UnsafeName(f"repository name has more than {MAX_SEGMENTS} path segments")
     for segment in segments:

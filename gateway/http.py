@@ -46,7 +46,7 @@ from gateway.config import ServiceConfig
 from gateway.limits import DEFAULT_LIMITS, limits_for
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
-from protocols.errors import PermissionDenied, ProtocolError, UnsafeName
+from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 
 log = Logger()
 
@@ -104,6 +104,7 @@ def _error(status: int, message: str, allowed: tuple[str, ...] = ()) -> Route:
 
 
 NOT_FOUND = _error(404, "Not Found")
+NO_NAME = _error(404, NO_REPOSITORY_NAMED)
 
 
 def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequence[str]]) -> Route:
@@ -120,11 +121,13 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
     if len(segments) > MAX_PATH_SEGMENTS:
         return NOT_FOUND
     if HG_COMMAND_ARG in query:
-        return _hg_route(method, segments, query)
+        return _hg_route(method, segments, query) if segments else NO_NAME
     for tail in GIT_TAILS:
-        if tuple(segments[-len(tail.segments):]) == tail.segments and len(segments) > len(tail.segments):
+        if tuple(segments[-len(tail.segments):]) == tail.segments:
+            if len(segments) == len(tail.segments):
+                return NO_NAME
             return _git_route(method, segments[: -len(tail.segments)], tail, query)
-    return NOT_FOUND
+    return NOT_FOUND if segments else NO_NAME
 
 
 def _repo_name(segments: Sequence[str]) -> str | None:

@@ -31,6 +31,10 @@ class UnsafeName(HgwireError):
     """A repository name that could escape the root or be read as an option."""
 
 
+NO_REPOSITORY_NAMED = "no repository is named in the URL: add its name after the host, as in HOST/NAME"
+"""What a client that named no repository (``git clone ssh://host/``, ``hg clone ssh://host``) reads."""
+
+
 class PermissionDenied(HgwireError):
     """The user may not do this to this repository."""
 

@@ -28,7 +28,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from protocols.errors import LimitExceeded, ProtocolError, UnsafeName, UnsupportedFeature
+from protocols.errors import NO_REPOSITORY_NAMED, LimitExceeded, ProtocolError, UnsafeName, UnsupportedFeature
 
 MAX_COMMAND_BYTES = 4096
 """Longest exec command accepted; git and hg send well under 300 bytes."""
@@ -235,7 +235,7 @@ def _fit(pattern: ExecPattern, words: list[str]) -> str | None:
 
 def _check_path(path: str) -> str:
     if not path:
-        raise UnsafeName("repository path is empty")
+        raise UnsafeName(NO_REPOSITORY_NAMED)
     if path.startswith("-"):
         raise UnsafeName(f"repository path {_shorten(path)!r} starts with '-'")
     return path

@@ -76,6 +76,7 @@ def main_of(server: RunningServer, client: Client, name: str = "good") -> str:
 
 @pytest.mark.parametrize("path, message", [
     ("/nope.git", "not found"),
+    ("/", "no repository is named in the URL: add its name after the host"),
     ("/../x", ""),
     ("/--upload-pack=touch pwned", ""),
     ("/good.git/../../etc", ""),

@@ -202,6 +202,7 @@ def test_bookmarks_both_ways(hgssh: HgSsh, tmp_path: Path) -> None:
     ("--debugger", "starts with '-'"),
     ("--config=ui.x=1", "starts with '-'"),
     ("../outside", "'..' segment"),
+    ("", "no repository is named in the URL: add its name after the host"),  # hg sends "-R ."
 ])
 def test_bad_repository_names(hgssh: HgSsh, tmp_path: Path, name: str, message: str) -> None:
     result = hgssh.hg("clone", f"ssh://alice@127.0.0.1:{hgssh.server.port('ssh')}/{name}",

@@ -25,7 +25,7 @@ from gateway.http import (
     route,
     send_unauthorized,
 )
-from protocols.errors import PermissionDenied, ProtocolError, ReadOnly
+from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, ReadOnly
 from tests.conftest import LOOPBACK, RunningServer
 
 Q = dict[str, list[str]]
@@ -83,6 +83,13 @@ ERRORS: list[tuple[str, str, Q, int]] = [
                          ids=[f"{m} {p} {q}" for m, p, q, _ in ROUTES])
 def test_route(method: str, path: str, query: Q, expected: Route) -> None:
     assert route(method, _segments(path), query) == expected
+
+
+@pytest.mark.parametrize(("path", "query"), [("/", {}), ("/", {"cmd": ["capabilities"]}),
+                                           ("/info/refs", {"service": ["git-upload-pack"]}), ("//", {})])
+def test_a_url_naming_no_repository_says_what_to_add(path: str, query: Q) -> None:
+    result = route("GET", _segments(path), query)
+    assert (result.status, result.message) == (404, NO_REPOSITORY_NAMED)
 
 
 @pytest.mark.parametrize(("method", "path", "query", "status"), ERRORS,
