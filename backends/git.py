@@ -134,7 +134,16 @@ class DulwichGitRepository:
 
     def symrefs(self) -> Mapping[bytes, bytes]:
         """Every symbolic ref and its target: protocol v2's ``ls-refs`` names them all, as git does."""
-        return {bytes(name): bytes(target) for name, target in self.dulwich_repo.refs.get_symrefs().items()}
+        refs = self.dulwich_repo.refs
+        packed = refs.get_packed_refs()  # git never packs a symbolic ref: only loose ones are read
+        found = {}
+        for name in refs.allkeys():
+            if name in packed:
+                continue
+            value = refs.read_ref(name)
+            if value is not None and value.startswith(b"ref: "):
+                found[bytes(name)] = bytes(value[len(b"ref: "):].strip())
+        return found
 
     def begin_pack(self) -> SpooledPackSink | DiskPackSink:
         store = self.object_store
@@ -166,17 +175,23 @@ class DulwichGitRepository:
 
     def update_refs(self, updates: Sequence[RefUpdate], atomic: bool) -> Sequence[RefResult]:
         """Check names and connectivity, then compare-and-swap each ref under the repo lock."""
-        checked = [(u, self._refusal(u)) for u in updates]
+        head = self._head_target()
+        checked = [(u, self._refusal(u, head)) for u in updates]
         if any(reason == "missing necessary objects" for _, reason in checked):
             self._discard_added()
         with self._lock():
             return self._apply(checked, atomic)
 
-    def _refusal(self, update: RefUpdate) -> str | None:
+    def _head_target(self) -> bytes | None:
+        """The branch HEAD names (read alone: ``symrefs()`` reads every ref)."""
+        target = self.dulwich_repo.refs.read_ref(HEAD)
+        return target[len(b"ref: "):].strip() if target is not None and target.startswith(b"ref: ") else None
+
+    def _refusal(self, update: RefUpdate, head: bytes | None) -> str | None:
         # as receive-pack: refs/ and then a name of two levels at least (refs/foo is "funny")
         if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref[len(b"refs/"):])):
             return "funny refname"
-        if update.new == ZERO_ID and update.ref == self.symrefs().get(HEAD):
+        if update.new == ZERO_ID and update.ref == head:
             return "deletion of the current branch prohibited"  # receive.denyDeleteCurrent's default
         if update.new != ZERO_ID and not self._connected(update.new):
             return "missing necessary objects"
@@ -212,7 +227,7 @@ class DulwichGitRepository:
 
     def _repair_head(self) -> None:
         """Point HEAD at a pushed branch when its target does not exist (first push)."""
-        target = self.symrefs().get(HEAD)
+        target = self._head_target()
         if target is None or self.dulwich_repo.refs.read_ref(Ref(target)) is not None:
             return  # the usual case, told without listing every ref
         refs = self.refs()
