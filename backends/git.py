@@ -140,9 +140,9 @@ class DulwichGitRepository:
         for name in refs.allkeys():
             if name in packed:
                 continue
-            value = refs.read_ref(name)
-            if value is not None and value.startswith(b"ref: "):
-                found[bytes(name)] = bytes(value[len(b"ref: "):].strip())
+            target = _symref_target(refs.read_ref(name))
+            if target is not None:
+                found[bytes(name)] = target
         return found
 
     def begin_pack(self) -> SpooledPackSink | DiskPackSink:
@@ -184,8 +184,7 @@ class DulwichGitRepository:
 
     def _head_target(self) -> bytes | None:
         """The branch HEAD names (read alone: ``symrefs()`` reads every ref)."""
-        target = self.dulwich_repo.refs.read_ref(HEAD)
-        return target[len(b"ref: "):].strip() if target is not None and target.startswith(b"ref: ") else None
+        return _symref_target(self.dulwich_repo.refs.read_ref(HEAD))
 
     def _refusal(self, update: RefUpdate, head: bytes | None) -> str | None:
         # as receive-pack: refs/ and then a name of two levels at least (refs/foo is "funny")
@@ -280,3 +279,13 @@ def _thread_lock_for(repo: BaseRepo) -> RefLock:
             yield
 
     return held
+
+
+_SYMREF = b"ref: "
+
+
+def _symref_target(value: bytes | None) -> bytes | None:
+    """The target named by a ref's content ``ref: <target>``; None for an object id or no ref."""
+    if value is None or not value.startswith(_SYMREF):
+        return None
+    return bytes(value[len(_SYMREF):].strip())

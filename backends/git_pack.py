@@ -426,15 +426,13 @@ def _filter_tree_depth(
     by a tag) stay, as with ``blob:none``.
     """
     in_pack = {oid for oid, _hint in object_ids}
-    keep: set[ObjectID] = set()
-    seen: set[ObjectID] = set()
+    keep: set[ObjectID] = set()  # a tree in it was walked already, at a depth no greater
     level = [oid for oid, hint in object_ids if hint == (Tree.type_num, b"")]
     for at in range(depth):
         below: list[ObjectID] = []
         for tree_id in level:
-            if tree_id in seen or tree_id not in in_pack:
+            if tree_id in keep or tree_id not in in_pack:
                 continue
-            seen.add(tree_id)
             keep.add(tree_id)
             if at + 1 >= depth:
                 continue
