@@ -491,6 +491,11 @@ def paired_ratio(a: Outcome, b: Outcome | None) -> float | None:
     return median(ratios)
 
 
+def second_half_growth_kib(idle: Sequence[int]) -> int:
+    """Idle RSS after the last clone minus after the middle one (the growth case's readings)."""
+    return idle[-1] - idle[len(idle) // 2]
+
+
 def summarize(outcomes: list[Outcome]) -> list[dict[str, object]]:
     by_key = {(o.case, o.target): o for o in outcomes}
     rows: list[dict[str, object]] = []
@@ -508,7 +513,7 @@ def summarize(outcomes: list[Outcome]) -> list[dict[str, object]]:
             idle = growth[0]
             steps = " → ".join(f"{kib / 1024:.0f}" for kib in idle)
             note = (f"idle RSS after clone 1 → middle → last: {steps} MiB (second half "
-                    f"{(idle[-1] - idle[len(idle) // 2]) / 1024:+.1f}); {note}").rstrip("; ")
+                    f"{second_half_growth_kib(idle) / 1024:+.1f}); {note}").rstrip("; ")
         rows.append({
             "case": o.case, "target": o.target, "vcs": o.vcs, "n": len(walls),
             "median_s": median(walls), "min_s": min(walls, default=None), "max_s": max(walls, default=None),

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.run import second_half_growth_kib
+
 Run = dict[str, Any]
 """One results file of ``run.py`` as loaded from JSON: ``meta``, ``rows``, ``runs``."""
 
@@ -75,7 +77,7 @@ def second_half_growth_mib(run: Run, case: str, target: str) -> float | None:
     idle = next((m["idle_rss_kib"] for m in outcome["runs"] if m.get("idle_rss_kib")), None)
     if idle is None or len(idle) < 3:
         return None
-    return float(idle[-1] - idle[len(idle) // 2]) / 1024
+    return second_half_growth_kib(idle) / 1024
 
 
 @dataclass(frozen=True)
