@@ -599,8 +599,8 @@ def header(meta: dict[str, object]) -> str:
         ("* ratios: median of per-round ratios (same round); CPU: server process tree (fake-ssh "
         "references: the remote command's own CPU); RSS: summed over the server's processes, peak of "
         "50 ms samples; MB: received git pack / hg store of the clone"),
-        ("* reference ssh = local fake ssh (no handshake, no crypto); hgwire ssh = OpenSSH client + "
-        "key auth + encryption"),
+        ("* reference ssh = local fake ssh (no handshake, no crypto); *-sshd = the command run by "
+        "OpenSSH's sshd; hgwire ssh = OpenSSH client + key auth + encryption"),
         *([f"* hgwire --config: `{meta['hgwire_config']}`"]
           if meta.get("hgwire_config") else []),
         "",
@@ -662,7 +662,8 @@ def pick(spec: str, known: Sequence[str], what: str) -> list[str]:
 def list_all() -> None:
     for name, cls in TARGET_CLASSES.items():
         ref = f", compared with {cls.reference}" if cls.reference else ""
-        print(f"target {name:16s} {cls.vcs} over {cls.transport}{' (hgwire)' if cls.hgwire else ''}{ref}")
+        via = f" ({cls.via})" if cls.via else ""
+        print(f"target {name:16s} {cls.vcs} over {cls.transport}{via}{ref}")
     for case in CASES.values():
         print(f"case   {case.name:16s} {'/'.join(case.vcs)}: {case.what} ({case.runs} rounds)")
 

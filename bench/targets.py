@@ -16,6 +16,8 @@ References (what hgwire is measured against, in the same run):
 ``hg-serve``         ``hg serve`` (HTTP), the Mercurial baseline
 ``hg-ssh``           ``hg serve --stdio`` behind ``fakessh.sh``
 ``hg-local``         no server: the client pulls from or pushes to the path
+``git-sshd``         ``git-upload-pack``/``receive-pack`` behind OpenSSH's sshd
+``hg-sshd``          ``hg serve --stdio`` behind OpenSSH's sshd
 ===================  =========================================================
 
 ``hg-local`` is a floor, not a server: what the hg client itself costs for a
@@ -25,11 +27,17 @@ cases only (a local clone would hardlink the store).
 
 The fake ssh runs the remote command locally: the reference ssh numbers have
 no handshake or encryption, while hgwire's ssh targets go through a real
-OpenSSH client and hgwire's Conch server (key auth), so they pay both.
+OpenSSH client and hgwire's Conch server (key auth), so they pay both.  The
+``*-sshd`` references are what an operator runs today: a private ``sshd``
+(key auth, its own config, a free port) that execs the client's command, so
+they pay the handshake and encryption too.  They need ``sshd``
+(``apt-get install openssh-server``; it is started only for the bench) and
+are "not available" without it.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -65,14 +73,20 @@ class Tools:
     hg: str
     twistd: str
     lighttpd: str | None
+    sshd: str | None = None
 
     @classmethod
     def find(cls) -> Tools:
         venv_twistd = PROJECT_DIR / ".venv" / "bin" / "twistd"
         return cls(git=git_executable(), hg=hg_executable(),
                    twistd=str(venv_twistd) if venv_twistd.exists() else (shutil.which("twistd") or "twistd"),
-                   lighttpd=shutil.which("lighttpd") or next(
-                       (p for p in ("/usr/sbin/lighttpd", "/sbin/lighttpd") if os.path.exists(p)), None))
+                   lighttpd=_system_tool("lighttpd"), sshd=_system_tool("sshd"))
+
+
+def _system_tool(name: str) -> str | None:
+    """``name`` on PATH or in the sbin directories (often not on a user's PATH)."""
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
 
 
 def free_port() -> int:
@@ -144,6 +158,7 @@ class Target(ABC):
     hgwire: bool = False
     reference: str | None = None  # the same-transport reference (for hgwire targets)
     cases: tuple[str, ...] | None = None  # the cases this target runs in (None: all of its VCS)
+    via: str = ""  # how it is served, for --list
 
     def __init__(self, tools: Tools, work: Path) -> None:
         self.tools = tools
@@ -233,7 +248,7 @@ class DaemonTarget(Target):
 class FakeSshTarget(Target):
     """The server runs below the client, through ``fakessh.sh`` (which reports its CPU)."""
 
-    transport = "ssh"
+    transport, via = "ssh", "fake ssh"
 
     def __init__(self, tools: Tools, work: Path) -> None:
         super().__init__(tools, work)
@@ -360,6 +375,88 @@ class HgSsh(FakeSshTarget):
         return self.stats_env()
 
 
+SSHD_CONFIG = """\
+ListenAddress {host}
+Port {port}
+HostKey {work}/host_key
+AuthorizedKeysFile {work}/authorized_keys
+PidFile none
+AuthenticationMethods publickey
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+UseDNS no
+AcceptEnv GIT_PROTOCOL
+SetEnv HGPLAIN=1 HGRCPATH= HOME={work}/home
+LogLevel ERROR
+"""
+
+
+class Sshd(DaemonTarget):
+    """The client's command run by OpenSSH's ``sshd`` (a private one: own config, keys and port)."""
+
+    transport, via = "ssh", "OpenSSH sshd"
+
+    def prepare(self, root: Path, repo: str) -> None:
+        if not self.tools.sshd:
+            raise Unavailable("sshd is not installed (apt-get install openssh-server)")
+        if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+            # sshd run as root insists on its privilege separation directory, which the
+            # package's service unit creates at boot (not in a container without systemd)
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        _keypair(self.work / "host_key", "host")
+        public = _keypair(self.work / "id_ed25519", BENCH_USER)
+        (self.work / "authorized_keys").write_text(public)
+
+    def argv(self, root: Path, repo: str) -> list[str]:
+        conf = self.work / "sshd_config"
+        # HOME: the login shell would otherwise run the account's own dotfiles (a bashrc
+        # sourced for every ssh command), which a hosting account would not have
+        (self.work / "home").mkdir(exist_ok=True)
+        conf.write_text(SSHD_CONFIG.format(host=LOOPBACK, port=self.port, work=self.work))
+        assert self.tools.sshd is not None
+        return [self.tools.sshd, "-D", "-e", "-f", str(conf)]
+
+    def ssh_command(self) -> str:
+        return _ssh_command(self.work / "id_ed25519")
+
+    def url(self, repo: str, write: bool = False) -> str:
+        assert self.root is not None
+        # an absolute path: git reads ssh://HOST/abs as /abs, hg needs ssh://HOST//abs
+        slash = "/" if self.vcs == "hg" else ""
+        return f"ssh://{getpass.getuser()}@{LOOPBACK}:{self.port}{slash}{self.root.resolve()}/{repo}"
+
+
+class GitSshd(Sshd):
+    name, vcs = "git-sshd", "git"
+
+    def client_env(self) -> dict[str, str]:
+        return {"GIT_SSH_COMMAND": self.ssh_command(), "GIT_SSH_VARIANT": "ssh"}
+
+
+class HgSshd(Sshd):
+    name, vcs = "hg-sshd", "hg"
+
+    def hg_args(self) -> list[str]:
+        return ["--ssh", self.ssh_command(), "--remotecmd", self.tools.hg]
+
+
+def _keypair(key: Path, comment: str) -> str:
+    """An ed25519 key pair at ``key`` (made once); its public line."""
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)],
+                       check=True, stdin=subprocess.DEVNULL)
+    return key.with_name(key.name + ".pub").read_text()
+
+
+def _ssh_command(key: Path) -> str:
+    return (f"ssh -i {key} -o IdentitiesOnly=yes -o BatchMode=yes "
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+
+
 class HgLocal(Target):
     """The floor: ``hg pull``/``hg push`` with a filesystem path, no server process at all."""
 
@@ -386,7 +483,7 @@ class HgLocal(Target):
 class Hgwire(DaemonTarget):
     """``twistd -n hgwire`` with one listener; ssh uses real key auth, http push uses Basic auth."""
 
-    hgwire = True
+    hgwire, via = True, "hgwire"
     config: Path | None = None
     """``--config`` for every hgwire server (``run.py --hgwire-config``); git:// is read-only with one."""
 
@@ -416,11 +513,7 @@ class Hgwire(DaemonTarget):
             self._htpasswd()
 
     def _ssh_keys(self) -> None:
-        key = self.work / "id_ed25519"
-        if not key.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", BENCH_USER, "-f", str(key)],
-                           check=True, stdin=subprocess.DEVNULL)
-        public = (self.work / "id_ed25519.pub").read_text().split()
+        public = _keypair(self.work / "id_ed25519", BENCH_USER).split()
         (self.work / "authorized_keys").write_text(f"{public[0]} {public[1]} {BENCH_USER}\n")
 
     def _htpasswd(self) -> None:
@@ -436,8 +529,7 @@ class Hgwire(DaemonTarget):
         path.write_text(f"{BENCH_USER}:{hashed}\n")
 
     def ssh_command(self) -> str:
-        return (f"ssh -i {self.work / 'id_ed25519'} -o IdentitiesOnly=yes -o BatchMode=yes "
-                "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+        return _ssh_command(self.work / "id_ed25519")
 
     def url(self, repo: str, write: bool = False) -> str:
         if self.transport == "git":
@@ -462,7 +554,7 @@ def _hgwire(name: str, vcs: str, transport: str, reference: str) -> type[Hgwire]
 
 
 TARGET_CLASSES: dict[str, type[Target]] = {cls.name: cls for cls in (
-    GitDaemon, GitSsh, GitHttp, HgServe, HgSsh, HgLocal,
+    GitDaemon, GitSsh, GitHttp, HgServe, HgSsh, HgLocal, GitSshd, HgSshd,
     _hgwire("hgwire-git", "git", "git", "git-daemon"),
     _hgwire("hgwire-git-ssh", "git", "ssh", "git-ssh"),
     _hgwire("hgwire-git-http", "git", "http", "git-http"),
