@@ -3,6 +3,11 @@
 Blocking; the gateway runs ``resolve`` and every ``next()`` of ``archive_chunks``
 in the thread pool.  Chunks are yielded file by file, so the archive is never
 held in memory whole (one blob at a time is).
+
+Pathspecs are applied in ``resolve``: it builds trees holding only what they
+select (in memory, never stored; a tree per directory on the way), so a
+pathspec that selects nothing is refused before the ACK, and the archive
+writers walk the filtered tree as they would the whole one.
 """
 
 from __future__ import annotations
@@ -13,14 +18,15 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import cast
 
 from dulwich.archive import tar_stream
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
 from backends.interfaces import GitRepository, ObjectId
-from protocols.git_archive import ArchiveOptions, ArchiveRefused
+from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
 MAX_PEEL = 16
 MAX_DEPTH = 256
@@ -32,20 +38,102 @@ _DWIM = ("{}", "refs/{}", "refs/tags/{}", "refs/heads/{}", "refs/remotes/{}", "r
 
 @dataclass(frozen=True)
 class ArchiveSource:
-    """What to archive: a tree, and the mtime of its entries (the commit time, else now)."""
+    """What to archive: a tree, the mtime of its entries (the commit time, else now), and the
+    trees that pathspecs filtered (by id, looked up before the store's)."""
 
     tree: bytes
     mtime: int
+    filtered: Mapping[bytes, Tree] = field(default_factory=dict)
 
 
-def resolve(repo: GitRepository, treeish: str) -> ArchiveSource:
-    """Resolve a ref name, or the id of an object a ref points at, to a tree; refuse anything else."""
+def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] = ()) -> ArchiveSource:
+    """Resolve a ref name, or the id of an object a ref points at, to a tree; refuse anything else.
+
+    With pathspecs, the tree keeps only what they select, and each must select something.
+    """
     refs = repo.refs()
     store = repo.object_store
     oid = _by_name(refs, treeish) or _by_id(store, refs, treeish)
     if oid is None:
         raise ArchiveRefused(f"no such ref: {treeish}")
-    return _to_tree(store, oid, treeish)
+    source = _to_tree(store, oid, treeish)
+    if not pathspecs:
+        return source
+    tree = store[ObjectID(source.tree)]
+    assert isinstance(tree, Tree)
+    filtered: dict[bytes, Tree] = {}
+    selection = _Selection(store, pathspecs, filtered)
+    kept = selection.select(tree, "", not selection.includes, 0)
+    for spec in selection.includes:
+        if spec not in selection.used:
+            raise ArchiveRefused(f"pathspec '{spec.given or spec.text}' did not match any files")
+    if kept is None:
+        raise ArchiveRefused("the pathspecs leave no file to archive")
+    return ArchiveSource(kept.id, source.mtime, filtered)
+
+
+class _Selection:
+    """A tree walk that keeps what the including pathspecs select, less what the excluding ones do."""
+
+    def __init__(self, store: BaseObjectStore, pathspecs: tuple[Pathspec, ...], filtered: dict[bytes, Tree]) -> None:
+        self.store = store
+        self.includes = tuple(spec for spec in pathspecs if not spec.exclude)
+        self.excludes = tuple(spec for spec in pathspecs if spec.exclude)
+        self.used: set[Pathspec] = set()
+        self.filtered = filtered
+
+    def select(self, tree: Tree, base: str, selected: bool, depth: int) -> Tree | None:
+        """``tree`` with only the entries kept (None if none); new trees go to ``filtered``.
+
+        ``selected``: an including pathspec (or none at all) already selects all of ``tree``.
+        """
+        if depth > MAX_DEPTH:
+            raise ArchiveRefused(f"tree deeper than {MAX_DEPTH} directories")
+        kept = Tree()
+        for entry in tree.iteritems():
+            path = base + entry.path.decode("utf-8", "surrogateescape")
+            directory = stat.S_ISDIR(entry.mode)
+            if any(spec.matches(path, directory) for spec in self.excludes):
+                continue
+            selecting = [spec for spec in self.includes if spec.matches(path, directory)]
+            self.used.update(selecting)
+            whole = selected or bool(selecting)
+            if not directory:
+                if whole:
+                    kept.add(entry.path, entry.mode, entry.sha)
+                continue
+            if whole and not self._below(path):
+                kept.add(entry.path, entry.mode, entry.sha)
+                continue
+            if not whole and not any(spec.may_select_below(path) for spec in self.includes):
+                continue
+            subtree = _get(self.store, entry.sha)
+            if isinstance(subtree, Tree):
+                below = self.select(subtree, path + "/", whole, depth + 1)
+                if below is not None:
+                    kept.add(entry.path, entry.mode, below.id)
+        if not kept.items():
+            return None
+        self.filtered[kept.id] = kept
+        return kept
+
+    def _below(self, directory: str) -> bool:
+        """A selected directory must still be walked: an exclusion, or an inclusion not yet seen
+        to match (so that it is not reported as matching nothing), may apply below it."""
+        return any(spec.may_select_below(directory) for spec in self.excludes) or any(
+            spec not in self.used and spec.may_select_below(directory) for spec in self.includes)
+
+
+class _Overlay:
+    """The filtered trees in front of the repository's object store (all the archive writers read)."""
+
+    def __init__(self, store: BaseObjectStore, filtered: Mapping[bytes, Tree]) -> None:
+        self._store = store
+        self._filtered = filtered
+
+    def __getitem__(self, oid: bytes) -> ShaFile:
+        found = self._filtered.get(oid)
+        return found if found is not None else self._store[ObjectID(oid)]
 
 
 def _by_name(refs: Mapping[bytes, ObjectId], name: str) -> bytes | None:
@@ -101,6 +189,8 @@ def _get(store: BaseObjectStore, oid: bytes) -> ShaFile | None:
 
 def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: ArchiveOptions) -> Iterator[bytes]:
     """The archive as a stream of chunks, in the requested kind."""
+    if source.filtered:
+        store = cast(BaseObjectStore, _Overlay(store, source.filtered))
     tree = store[ObjectID(source.tree)]
     assert isinstance(tree, Tree)
     prefix = options.prefix.encode("utf-8")

@@ -672,7 +672,8 @@ class UploadArchiveSession(_GitSession):
     def _handle(self, event: object) -> None:
         assert isinstance(event, git_archive.ArchiveRequest) and self._repo is not None
         options = git_archive.parse_arguments(event.arguments)
-        self._run(lambda source: self._send(options, source), archive_backend.resolve, self._repo, options.treeish)
+        self._run(lambda source: self._send(options, source), archive_backend.resolve, self._repo, options.treeish,
+                  options.pathspecs)
 
     def _send(self, options: git_archive.ArchiveOptions, source: archive_backend.ArchiveSource) -> None:
         assert self._repo is not None

@@ -8,16 +8,26 @@ What real ``git upload-archive`` (2.39) exchanges with ``git archive --remote``
     S: <band 1: archive bytes> <band 2: messages> <band 3: fatal error> 0000
 
 Only a safe subset of git-archive's options is accepted (``--format``,
-``--prefix``, ``-0``..``-9`` and one tree-ish naming a ref or a ref's object);
-everything else, notably ``--remote``, ``--exec``, ``--output`` and
-``--worktree-attributes``, is refused with a NACK.  Pathspecs are refused too
-(the archive is always of the whole tree).
+``--prefix``, ``-0``..``-9``, one tree-ish naming a ref or a ref's object, and
+pathspecs); everything else, notably ``--remote``, ``--exec``, ``--output`` and
+``--worktree-attributes``, is refused with a NACK.  As in git-archive, options
+may come after the tree-ish, and everything after ``--`` is positional.
+
+A pathspec is a path in the tree (``docs``, ``docs/``, ``./src/main.c``:
+that file, or everything below that directory) or a wildcard pattern in git's
+default style, matched against file paths, where ``*``, ``?`` and ``[...]``
+also match ``/`` (``*.md``, ``d*/a``); ``.`` is the whole tree.  Of the
+pathspec magic, ``:(exclude)``/``:!``/``:^`` (leave out what it selects),
+``:(top)``/``:/`` (a no-op: the archive's paths start at the top),
+``:(literal)`` and ``:(icase)`` are understood; the rest (``glob``, ``attr``)
+is refused.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import fnmatch
+from dataclasses import dataclass, field
 
 from protocols import pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError, UnsupportedFeature
@@ -25,6 +35,8 @@ from protocols.pktline import Signal, Special
 
 MAX_ARGUMENTS = 64
 MAX_ARGUMENT_LENGTH = 4096
+WILDCARDS = frozenset("*?[")
+"""Characters that make a pathspec a pattern (git's ``GLOB_SPECIAL``, backslash aside)."""
 ARGUMENT_PREFIX = b"argument "
 FORMATS = {"tar": "tar", "tgz": "tgz", "tar.gz": "tgz", "zip": "zip"}
 """Accepted ``--format`` values and the archive kind each one names."""
@@ -42,13 +54,52 @@ class ArchiveRequest:
 
 
 @dataclass(frozen=True)
+class Pathspec:
+    """One checked pathspec: a literal path (no trailing slash) or a wildcard pattern, maybe excluding."""
+
+    text: str
+    pattern: bool
+    exclude: bool = False
+    icase: bool = False
+    given: str = field(default="", compare=False)
+    """The pathspec as the client sent it, for messages."""
+
+    def matches(self, path: str, directory: bool) -> bool:
+        """The entry at ``path`` is selected whole (a directory: everything below it).
+
+        A literal names a file or a directory; a pattern is matched against file
+        paths only, its wildcards crossing ``/`` (``d*/a`` selects ``docs/a``).
+        ``icase``: ``text`` is lower case, and so is the path it is compared with.
+        """
+        if self.icase:
+            path = path.lower()
+        if not self.pattern:
+            return path == self.text or path.startswith(self.text + "/")
+        return not directory and fnmatch.fnmatchcase(path, self.text)
+
+    def may_select_below(self, directory: str) -> bool:
+        """Something under ``directory`` can match: it is worth walking."""
+        if self.icase:
+            directory = directory.lower()
+        literal = self.text
+        if self.pattern:
+            literal = self.text[:min(self.text.index(c) for c in WILDCARDS if c in self.text)]
+            return literal.startswith(directory + "/") or (directory + "/").startswith(literal)
+        return literal == directory or literal.startswith(directory + "/") or directory.startswith(literal + "/")
+
+
+@dataclass(frozen=True)
 class ArchiveOptions:
-    """The checked request: kind (``tar``, ``tgz``, ``zip``), prefix, level and tree-ish."""
+    """The checked request: kind (``tar``, ``tgz``, ``zip``), prefix, level, tree-ish and pathspecs.
+
+    No pathspecs (or ``.`` among them) is the whole tree.
+    """
 
     kind: str
     prefix: str
     level: int | None
     treeish: str
+    pathspecs: tuple[Pathspec, ...] = field(default=())
 
 
 class State(enum.Enum):
@@ -104,23 +155,34 @@ def parse_arguments(arguments: tuple[str, ...]) -> ArchiveOptions:
     """Check the arguments as git-archive would parse them, refusing all but the safe subset.
 
     ``--format``/``--prefix`` come as ``--format=tar`` or as two arguments
-    (``--format``, ``tar``): the client forwards what its user typed.
+    (``--format``, ``tar``): the client forwards what its user typed.  Options
+    may follow the tree-ish; after ``--`` every argument is positional.
     """
     values: dict[str, str] = {"--format": "tar", "--prefix": ""}
     level: int | None = None
+    positional: list[str] = []
     index = 0
     while index < len(arguments):
         arg = arguments[index]
         name = arg.split("=", 1)[0]
+        if arg == "--":
+            positional.extend(arguments[index + 1:])
+            break
         if name in values:
             index, values[name] = _value(arguments, index)
         elif len(arg) == 2 and arg[0] == "-" and arg[1].isdigit():
             level, index = int(arg[1]), index + 1
-        elif arg == "--" or not arg.startswith("-"):
-            return _options(values, level, _treeish(arguments[index:]))
+        elif not arg.startswith("-") or arg == "-":
+            positional.append(arg)
+            index += 1
         else:
             raise ArchiveRefused(f"option not allowed: {name}")
-    raise ArchiveRefused("no tree-ish given")
+    if not positional:
+        raise ArchiveRefused("no tree-ish given")
+    specs = [_pathspec(p) for p in positional[1:]]
+    if None in specs:  # '.': every file, less what is excluded
+        specs = [spec for spec in specs if spec is not None and spec.exclude]
+    return _options(values, level, _treeish(positional[0]), tuple(s for s in specs if s is not None))
 
 
 def _value(arguments: tuple[str, ...], index: int) -> tuple[int, str]:
@@ -133,11 +195,12 @@ def _value(arguments: tuple[str, ...], index: int) -> tuple[int, str]:
     return index + 2, arguments[index + 1]
 
 
-def _options(values: dict[str, str], level: int | None, treeish: str) -> ArchiveOptions:
+def _options(values: dict[str, str], level: int | None, treeish: str,
+             pathspecs: tuple[Pathspec, ...]) -> ArchiveOptions:
     kind = _format(values["--format"])
     if level is not None and kind == "tar":
         raise ArchiveRefused(f"argument not supported for format 'tar': -{level}")
-    return ArchiveOptions(kind, _prefix(values["--prefix"]), level, treeish)
+    return ArchiveOptions(kind, _prefix(values["--prefix"]), level, treeish, pathspecs)
 
 
 def _format(value: str) -> str:
@@ -153,15 +216,57 @@ def _prefix(value: str) -> str:
     return value
 
 
-def _treeish(rest: tuple[str, ...]) -> str:
-    if rest[0] == "--":
-        raise ArchiveRefused("no tree-ish given before '--'")
-    if len(rest) > 1:
-        raise ArchiveRefused("pathspecs are not supported by this server; archive the whole tree")
-    name = rest[0]
+def _treeish(name: str) -> str:
     if any(c in name for c in ":~^{}\\*?[") or "@{" in name:
         raise ArchiveRefused(f"tree-ish '{name}' must be a ref name or the id of a ref's object")
     return name
+
+
+def _pathspec(text: str) -> Pathspec | None:
+    """A checked pathspec; None for one that names the whole tree (``.``, ``./``)."""
+    path, words = _magic(text)
+    exclude, literal, icase = "exclude" in words, "literal" in words, "icase" in words
+    if "\0" in path or "\\" in path:
+        raise ArchiveRefused(f"pathspec '{text}' has a character this server does not accept")
+    while path.startswith("./"):
+        path = path[2:].lstrip("/")
+    path = path.rstrip("/")
+    if path in ("", "."):
+        if exclude:
+            raise ArchiveRefused(f"pathspec '{text}' leaves out every file")
+        return None
+    parts = path.split("/")
+    if path.startswith("/") or ".." in parts or "." in parts or "" in parts:
+        raise ArchiveRefused(f"pathspec '{text}' is outside the repository or not a plain path")
+    return Pathspec(path.lower() if icase else path, not literal and any(c in WILDCARDS for c in path), exclude,
+                    icase, text)
+
+
+MAGIC_WORDS = {"exclude", "top", "literal", "icase"}
+MAGIC_SIGNS = {"!": "exclude", "^": "exclude", "/": "top"}
+
+
+def _magic(text: str) -> tuple[str, set[str]]:
+    """Split a pathspec's magic off (``:(exclude,top)path``, ``:!path``, ``:/path``): path, magic words."""
+    if not text.startswith(":"):
+        return text, set()
+    words: set[str] = set()
+    if text.startswith(":("):
+        close = text.find(")")
+        if close < 0:
+            raise ArchiveRefused(f"pathspec '{text}' has an unclosed magic '(': add ')'")
+        words = {w.strip() for w in text[2:close].split(",") if w.strip()}
+        rest = text[close + 1:]
+    else:
+        rest = text[1:]
+        while rest and rest[0] in MAGIC_SIGNS:
+            words.add(MAGIC_SIGNS[rest[0]])
+            rest = rest[1:]
+        rest = rest.removeprefix(":")
+    unknown = sorted(words - MAGIC_WORDS)
+    if unknown:
+        raise ArchiveRefused(f"pathspec magic '{unknown[0]}' is not supported by this server (in '{text}')")
+    return rest, words
 
 
 def ack() -> bytes:

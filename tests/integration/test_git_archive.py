@@ -101,6 +101,19 @@ def test_zip_to_output_file(served: Served) -> None:
         assert archive.testzip() is None
 
 
+def test_pathspecs(served: Served) -> None:
+    """A directory, a file, a pattern and an exclusion, as git-archive takes them."""
+    assert sorted(_tar_contents(_archive(served, "HEAD", "src"))) == ["src/deep/data.bin", "src/main.py"]
+    assert sorted(_tar_contents(_archive(served, "--format=tar", "v1", "--", "README", "*.sh"))) == \
+        ["README", "run.sh"]
+    assert sorted(_tar_contents(_archive(served, "HEAD", "--prefix=p/", ":!src/deep"))) == \
+        ["p/README", "p/run.sh", "p/src/main.py"]
+    out = served.client.cwd / "src.zip"
+    served.client.git("archive", f"--remote={served.url}", f"--output={out}", "HEAD", "src/deep/")
+    with zipfile.ZipFile(out) as archive:
+        assert archive.namelist() == ["src/deep/data.bin"]
+
+
 def test_commit_id_of_a_ref(served: Served) -> None:
     assert "README" in _tar_contents(_archive(served, served.head))
 
@@ -110,7 +123,8 @@ def test_commit_id_of_a_ref(served: Served) -> None:
     (("--worktree-attributes", "HEAD"), "NACK option not allowed: --worktree-attributes"),
     (("--format=tar", "0123456789abcdef0123456789abcdef01234567"), "NACK no such ref"),
     (("--format=tar", "HEAD~1"), "NACK tree-ish 'HEAD~1' must be a ref name"),
-    (("HEAD", "src"), "NACK pathspecs are not supported"),
+    (("HEAD", "src", "nope"), "NACK pathspec 'nope' did not match any files"),
+    (("HEAD", ":(glob)src/**"), "NACK pathspec magic 'glob' is not supported"),
 ])
 def test_refused(served: Served, args: tuple[str, ...], message: str) -> None:
     assert message in _refused(served, *args)

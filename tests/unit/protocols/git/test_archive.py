@@ -25,7 +25,7 @@ from backends import git_archive as backend
 from backends.interfaces import ObjectId
 from protocols import git_archive
 from protocols.errors import LimitExceeded, ProtocolError
-from protocols.git_archive import ArchiveOptions, ArchiveRefused, ArchiveRequest
+from protocols.git_archive import ArchiveOptions, ArchiveRefused, ArchiveRequest, Pathspec
 from protocols.pktline import Signal
 
 REQUEST_TGZ = (b"001aargument --format=tgz\n0019argument --prefix=x/\n0010argument -9\n"
@@ -108,6 +108,63 @@ def test_accepted(arguments: tuple[str, ...], expected: ArchiveOptions) -> None:
     assert git_archive.parse_arguments(arguments) == expected
 
 
+def _spec(text: str, pattern: bool = False, exclude: bool = False, icase: bool = False) -> Pathspec:
+    return Pathspec(text, pattern, exclude, icase)
+
+
+@pytest.mark.parametrize(("arguments", "pathspecs"), [
+    (("HEAD", "src"), (_spec("src"),)),
+    (("HEAD", "--", "docs/", "./README"), (_spec("docs"), _spec("README"))),
+    (("HEAD", ".//src//"), (_spec("src"),)),
+    (("HEAD", "*.md", "d?/[ab]"), (_spec("*.md", True), _spec("d?/[ab]", True))),
+    (("HEAD", ":(literal)a*b"), (_spec("a*b"),)),
+    (("HEAD", ":!tests", ":^*.o", ":(exclude,top)x"),
+     (_spec("tests", exclude=True), _spec("*.o", True, exclude=True), _spec("x", exclude=True))),
+    (("HEAD", ":/src", ":(top)lib"), (_spec("src"), _spec("lib"))),
+    (("HEAD", ":(icase)ReadMe"), (_spec("readme", icase=True),)),
+    (("HEAD", ".", "src"), ()),  # '.' is the whole tree: the other inclusions add nothing
+    (("HEAD", ".", ":!src"), (_spec("src", exclude=True),)),
+    (("HEAD", "--", "-x"), (_spec("-x"),)),  # after '--' a name may start with '-'
+])
+def test_pathspecs(arguments: tuple[str, ...], pathspecs: tuple[Pathspec, ...]) -> None:
+    options = git_archive.parse_arguments(arguments)
+    assert options.treeish == "HEAD" and options.pathspecs == pathspecs
+
+
+def test_options_after_the_treeish() -> None:
+    assert git_archive.parse_arguments(("HEAD", "src", "--prefix=p/", "--format", "zip", "-1")) == \
+        ArchiveOptions("zip", "p/", 1, "HEAD", (_spec("src"),))
+
+
+@pytest.mark.parametrize(("spec", "path", "directory", "selected"), [
+    (_spec("docs"), "docs", True, True),
+    (_spec("docs"), "docs/a", False, True),
+    (_spec("docs"), "docsx", False, False),
+    (_spec("docs/a"), "docs", True, False),
+    (_spec("d*/a", True), "docs/a", False, True),
+    (_spec("d*", True), "docs/sub/b", False, True),  # wildcards cross '/'
+    (_spec("doc?", True), "docs", True, False),  # a pattern selects files, not directories
+    (_spec("doc?", True), "docs/a", False, False),
+    (_spec("readme", icase=True), "README", False, True),
+])
+def test_pathspec_matching(spec: Pathspec, path: str, directory: bool, selected: bool) -> None:
+    assert spec.matches(path, directory) is selected
+
+
+@pytest.mark.parametrize(("spec", "directory", "walk"), [
+    (_spec("docs/sub/b"), "docs", True),
+    (_spec("docs/sub/b"), "docs/sub", True),
+    (_spec("docs/sub/b"), "src", False),
+    (_spec("docs"), "docs/sub", True),
+    (_spec("docs/*.md", True), "docs", True),
+    (_spec("docs/*.md", True), "docs/deep", True),
+    (_spec("docs/*.md", True), "src", False),
+    (_spec("*.md", True), "anything", True),
+])
+def test_pathspec_walk(spec: Pathspec, directory: str, walk: bool) -> None:
+    assert spec.may_select_below(directory) is walk
+
+
 @pytest.mark.parametrize(("arguments", "message"), [
     (("--remote=ssh://x/y", "HEAD"), "option not allowed: --remote"),
     (("--exec=/bin/sh", "HEAD"), "option not allowed: --exec"),
@@ -126,10 +183,18 @@ def test_accepted(arguments: tuple[str, ...], expected: ArchiveOptions) -> None:
     (("--prefix",), "option '--prefix' needs a value"),
     (("--format", "7z", "HEAD"), "unknown archive format '7z'"),
     (("--format=tar",), "no tree-ish given"),
-    (("--", "src"), "no tree-ish given before '--'"),
-    (("HEAD", "src"), "pathspecs are not supported"),
-    (("HEAD", "--", "src"), "pathspecs are not supported"),
-    (("HEAD", "--exec=x"), "pathspecs are not supported"),
+    (("--",), "no tree-ish given"),
+    (("HEAD", "--exec=x"), "option not allowed: --exec"),  # git-archive takes options after the tree-ish
+    (("HEAD", "../x"), "pathspec '../x' is outside the repository"),
+    (("HEAD", "/etc/passwd"), "pathspec '/etc/passwd' is outside the repository"),
+    (("HEAD", "a/./b"), "not a plain path"),
+    (("HEAD", "a//b"), "not a plain path"),
+    (("HEAD", "a\\*"), "has a character this server does not accept"),
+    (("HEAD", "a\0b"), "has a character this server does not accept"),
+    (("HEAD", ":(glob)**/x"), "pathspec magic 'glob' is not supported"),
+    (("HEAD", ":(attr:x)y"), "pathspec magic 'attr:x' is not supported"),
+    (("HEAD", ":(exclude"), "unclosed magic"),
+    (("HEAD", ":!."), "leaves out every file"),
     (("HEAD:src",), "must be a ref name"),
     (("HEAD~1",), "must be a ref name"),
     (("main@{1}",), "must be a ref name"),
@@ -211,8 +276,57 @@ def repo() -> tuple[_Repo, dict[str, bytes]]:
 
 
 def _archive(repo: _Repo, options: ArchiveOptions) -> list[bytes]:
-    source = backend.resolve(repo, options.treeish)  # type: ignore[arg-type]
+    source = backend.resolve(repo, options.treeish, options.pathspecs)  # type: ignore[arg-type]
     return list(backend.archive_chunks(repo.object_store, source, options))
+
+
+def _names(repo: _Repo, kind: str, *arguments: str) -> list[str]:
+    data = b"".join(_archive(repo, git_archive.parse_arguments((f"--format={kind}", "HEAD", *arguments))))
+    if kind == "zip":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.namelist()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getnames()
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+@pytest.mark.parametrize(("arguments", "names"), [
+    (("dir",), ["dir/big"]),
+    (("README", "dir/big"), ["README", "dir/big"]),
+    (("dir", "dir/big"), ["dir/big"]),  # both match: neither is reported as matching nothing
+    (("*g",), ["dir/big"]),
+    (("[R]*",), ["README"]),
+    ((":!dir",), ["README"]),
+    ((".", ":!README"), ["dir/big"]),
+    (("dir", ":!*big"), None),
+])
+def test_pathspecs_select(repo: tuple[_Repo, dict[str, bytes]], kind: str, arguments: tuple[str, ...],
+                          names: list[str] | None) -> None:
+    if names is None:
+        with pytest.raises(ArchiveRefused, match="leave no file"):
+            _names(repo[0], kind, *arguments)
+    else:
+        assert _names(repo[0], kind, *arguments) == names
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (("nope",), "pathspec 'nope' did not match any files"),
+    (("README", "dir/nope"), "pathspec 'dir/nope' did not match any files"),
+    (("*.c",), r"pathspec '\*.c' did not match any files"),
+    ((":(icase)NOPE",), r"pathspec ':\(icase\)NOPE' did not match"),
+])
+def test_pathspec_matching_nothing(repo: tuple[_Repo, dict[str, bytes]], arguments: tuple[str, ...],
+                                   message: str) -> None:
+    options = git_archive.parse_arguments(("HEAD", *arguments))
+    with pytest.raises(ArchiveRefused, match=message):
+        backend.resolve(repo[0], options.treeish, options.pathspecs)  # type: ignore[arg-type]
+
+
+def test_pathspecs_leave_the_store_alone(repo: tuple[_Repo, dict[str, bytes]]) -> None:
+    """The filtered trees live in the answer only; the repository gets no new object."""
+    before = set(repo[0].object_store)
+    _names(repo[0], "tar", "README")
+    assert set(repo[0].object_store) == before
 
 
 @pytest.mark.parametrize("name", ["HEAD", "main", "heads/main", "refs/heads/main", "v1", "tags/v1"])
