@@ -53,10 +53,13 @@ def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] =
     """
     refs = repo.refs()
     store = repo.object_store
-    oid = _by_name(refs, treeish) or _by_id(store, refs, treeish)
+    ref, colon, path = treeish.partition(":")
+    oid = _by_name(refs, ref) or _by_id(store, refs, ref)
     if oid is None:
-        raise ArchiveRefused(f"no such ref: {treeish}")
-    source = _to_tree(store, oid, treeish)
+        raise ArchiveRefused(f"no such ref: {ref}")
+    source = _to_tree(store, oid, ref)
+    if colon and path:
+        source = ArchiveSource(_subtree(store, source.tree, path, treeish), int(time.time()))
     if not pathspecs:
         return source
     tree = store[ObjectID(source.tree)]
@@ -70,6 +73,19 @@ def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] =
     if kept is None:
         raise ArchiveRefused("the pathspecs leave no file to archive")
     return ArchiveSource(kept.id, source.mtime, filtered)
+
+
+def _subtree(store: BaseObjectStore, tree: bytes, path: str, treeish: str) -> bytes:
+    """The id of the tree at ``path`` below ``tree`` (``HEAD:docs``)."""
+    oid = tree
+    for name in path.encode("utf-8", "surrogateescape").split(b"/"):
+        obj = _get(store, oid)
+        if not isinstance(obj, Tree) or name not in obj:
+            raise ArchiveRefused(f"not a valid object name: {treeish}")
+        oid = obj[name][1]
+    if not isinstance(_get(store, oid), Tree):
+        raise ArchiveRefused(f"'{treeish}' does not name a tree")
+    return oid
 
 
 class _Selection:

@@ -8,7 +8,8 @@ What real ``git upload-archive`` (2.39) exchanges with ``git archive --remote``
     S: <band 1: archive bytes> <band 2: messages> <band 3: fatal error> 0000
 
 Only a safe subset of git-archive's options is accepted (``--format``,
-``--prefix``, ``-0``..``-9``, one tree-ish naming a ref or a ref's object, and
+``--prefix``, ``-0``..``-9``, one tree-ish naming a ref or a ref's object (maybe with
+``:dir``, a directory in its tree), and
 pathspecs); everything else, notably ``--remote``, ``--exec``, ``--output`` and
 ``--worktree-attributes``, is refused with a NACK.  As in git-archive, options
 may come after the tree-ish, and everything after ``--`` is positional.
@@ -217,9 +218,22 @@ def _prefix(value: str) -> str:
 
 
 def _treeish(name: str) -> str:
-    if any(c in name for c in ":~^{}\\*?[") or "@{" in name:
-        raise ArchiveRefused(f"tree-ish '{name}' must be a ref name or the id of a ref's object")
-    return name
+    """A ref name or a ref's object id, maybe with ``:path`` to a directory in its tree (``HEAD:docs``).
+
+    git's upload-archive takes the same by default (``uploadArchive.allowUnreachable``
+    off): what comes before the colon must name a ref.
+    """
+    ref, colon, path = name.partition(":")
+    if not ref or any(c in ref for c in "~^{}\\*?[") or "@{" in ref:
+        raise ArchiveRefused(f"tree-ish '{name}' must be a ref name or the id of a ref's object, "
+                             "maybe followed by ':' and a directory")
+    if not colon:
+        return ref
+    path = path.rstrip("/")
+    parts = path.split("/")
+    if path and ("\0" in path or any(part in ("", ".", "..") for part in parts)):
+        raise ArchiveRefused(f"tree-ish '{name}': '{path}' is not a plain path in the tree")
+    return f"{ref}:{path}"
 
 
 def _pathspec(text: str) -> Pathspec | None:

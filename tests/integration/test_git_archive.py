@@ -108,6 +108,7 @@ def test_pathspecs(served: Served) -> None:
         ["README", "run.sh"]
     assert sorted(_tar_contents(_archive(served, "HEAD", "--prefix=p/", ":!src/deep"))) == \
         ["p/README", "p/run.sh", "p/src/main.py"]
+    assert sorted(_tar_contents(_archive(served, "v1:src", "deep"))) == ["deep/data.bin"]
     out = served.client.cwd / "src.zip"
     served.client.git("archive", f"--remote={served.url}", f"--output={out}", "HEAD", "src/deep/")
     with zipfile.ZipFile(out) as archive:

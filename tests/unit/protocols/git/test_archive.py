@@ -131,6 +131,12 @@ def test_pathspecs(arguments: tuple[str, ...], pathspecs: tuple[Pathspec, ...]) 
     assert options.treeish == "HEAD" and options.pathspecs == pathspecs
 
 
+@pytest.mark.parametrize(("treeish", "expected"), [
+    ("HEAD:src", "HEAD:src"), ("v1:src/deep/", "v1:src/deep"), ("main:", "main:")])
+def test_treeish_with_a_path(treeish: str, expected: str) -> None:
+    assert git_archive.parse_arguments((treeish,)).treeish == expected
+
+
 def test_options_after_the_treeish() -> None:
     assert git_archive.parse_arguments(("HEAD", "src", "--prefix=p/", "--format", "zip", "-1")) == \
         ArchiveOptions("zip", "p/", 1, "HEAD", (_spec("src"),))
@@ -195,7 +201,10 @@ def test_pathspec_walk(spec: Pathspec, directory: str, walk: bool) -> None:
     (("HEAD", ":(attr:x)y"), "pathspec magic 'attr:x' is not supported"),
     (("HEAD", ":(exclude"), "unclosed magic"),
     (("HEAD", ":!."), "leaves out every file"),
-    (("HEAD:src",), "must be a ref name"),
+    ((":src",), "must be a ref name"),
+    (("HEAD~1:src",), "must be a ref name"),
+    (("HEAD:../x",), "'../x' is not a plain path"),
+    (("HEAD:a//b",), "not a plain path"),
     (("HEAD~1",), "must be a ref name"),
     (("main@{1}",), "must be a ref name"),
     (("main^{tree}",), "must be a ref name"),
@@ -320,6 +329,23 @@ def test_pathspec_matching_nothing(repo: tuple[_Repo, dict[str, bytes]], argumen
     options = git_archive.parse_arguments(("HEAD", *arguments))
     with pytest.raises(ArchiveRefused, match=message):
         backend.resolve(repo[0], options.treeish, options.pathspecs)  # type: ignore[arg-type]
+
+
+def test_treeish_path_is_a_subtree(repo: tuple[_Repo, dict[str, bytes]]) -> None:
+    options = git_archive.parse_arguments(("v1:dir",))
+    with tarfile.open(fileobj=io.BytesIO(b"".join(_archive(repo[0], options)))) as tar:
+        assert tar.getnames() == ["big"]
+
+
+@pytest.mark.parametrize(("treeish", "message"), [
+    ("HEAD:nope", "not a valid object name: HEAD:nope"),
+    ("HEAD:dir/big/x", "not a valid object name"),
+    ("HEAD:README", "'HEAD:README' does not name a tree"),
+    ("nosuch:dir", "no such ref: nosuch"),
+])
+def test_treeish_path_refused(repo: tuple[_Repo, dict[str, bytes]], treeish: str, message: str) -> None:
+    with pytest.raises(ArchiveRefused, match=message):
+        backend.resolve(repo[0], git_archive.parse_arguments((treeish,)).treeish)  # type: ignore[arg-type]
 
 
 def test_pathspecs_leave_the_store_alone(repo: tuple[_Repo, dict[str, bytes]]) -> None:
