@@ -8,10 +8,10 @@ What real ``git upload-archive`` (2.39) exchanges with ``git archive --remote``
     S: <band 1: archive bytes> <band 2: messages> <band 3: fatal error> 0000
 
 Only a safe subset of git-archive's options is accepted (``--format``,
-``--prefix``, ``-0``..``-9``, one tree-ish naming a ref or a ref's object (maybe with
-``:dir``, a directory in its tree), and
-pathspecs); everything else, notably ``--remote``, ``--exec``, ``--output`` and
-``--worktree-attributes``, is refused with a NACK.  As in git-archive, options
+``--prefix``, ``-0``..``-9``, one tree-ish naming a ref or a ref's object, maybe
+with ``:dir`` for a directory in its tree, and pathspecs); everything else,
+notably ``--remote``, ``--exec``, ``--output`` and ``--worktree-attributes``,
+is refused with a NACK.  As in git-archive, options
 may come after the tree-ish, and everything after ``--`` is positional.
 
 A pathspec is a path in the tree (``docs``, ``docs/``, ``./src/main.c``:
