@@ -6,14 +6,16 @@ differs (``Repo`` on disk, ``MemoryRepo`` in memory).
 
 from __future__ import annotations
 
+import bisect
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO, Literal
 
 from dulwich.errors import ObjectFormatException, RefFormatError
+from dulwich.file import FileLocked
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack
@@ -194,9 +196,19 @@ class DulwichGitRepository:
             return "deletion of the current branch prohibited"  # receive.denyDeleteCurrent's default
         if update.new != ZERO_ID and not self._connected(update.new):
             return "missing necessary objects"
+        if update.new != ZERO_ID and update.ref.startswith(HEADS_PREFIX) and not self._is_commit(update.new):
+            return NON_COMMIT_BRANCH  # git's refs code refuses it too: a branch names a commit
         return None
 
+    def _is_commit(self, oid: ObjectId) -> bool:
+        try:
+            type_num, _ = self.object_store.get_raw(ObjectID(oid))
+        except KeyError:
+            return False
+        return type_num == COMMIT_TYPE
+
     def _apply(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool) -> list[RefResult]:
+        checked = _name_conflicts(checked, self.dulwich_repo.refs.allkeys())
         if atomic and any(reason for _, reason in checked):
             return [RefResult(u.ref, reason or "atomic push failed") for u, reason in checked]
         if atomic:
@@ -222,6 +234,10 @@ class DulwichGitRepository:
                 done = refs.set_if_equals(ref, old, new)
         except RefFormatError:  # a name dulwich refuses that the checks above let through
             return "funny refname"
+        except FileLocked:
+            return "failed to update ref: it is locked; if no other process writes it, remove its stale .lock file"
+        except OSError as exc:  # a name too long for the file system, a directory in the way, …
+            return f"failed to update ref: {exc.strerror or exc}"
         return None if done else "stale info"
 
     def _repair_head(self) -> None:
@@ -263,6 +279,54 @@ class DulwichGitRepository:
         store = self.object_store
         if isinstance(store, DiskObjectStore):
             store._pack_cache.clear()
+
+
+COMMIT_TYPE = 1
+NON_COMMIT_BRANCH = "failed to update ref: a branch must name a commit, not a tree, blob or tag"
+
+
+def _name_conflicts(checked: list[tuple[RefUpdate, str | None]], existing: Iterable[bytes]
+                    ) -> list[tuple[RefUpdate, str | None]]:
+    """Refuse creating a ref whose name is a directory of another's, or inside another's.
+
+    ``refs/heads/dev`` and ``refs/heads/dev/x`` cannot both exist (git's files
+    backend keeps a ref as a file named after it, and packs them with the same
+    rule); a clone of a repository holding both fails.  The refs this push
+    deletes make room, and the ones it creates count, in push order, as in git.
+    """
+    names = set(existing)
+    for update, reason in checked:
+        if reason is None and update.new == ZERO_ID:
+            names.discard(update.ref)
+    ordered = sorted(names)
+    out: list[tuple[RefUpdate, str | None]] = []
+    for update, reason in checked:
+        if reason is None and update.new != ZERO_ID and update.ref not in names:
+            clash = _clash(update.ref, names, ordered)
+            if clash is not None:
+                reason = f"failed to update ref: '{clash.decode('utf-8', 'replace')}' exists; " \
+                         f"cannot create '{update.ref.decode('utf-8', 'replace')}'"
+            else:
+                names.add(update.ref)
+                bisect.insort(ordered, update.ref)
+        out.append((update, reason))
+    return out
+
+
+def _clash(ref: bytes, names: set[bytes], ordered: list[bytes]) -> bytes | None:
+    """A name in ``names`` that is a directory of ``ref`` (``a`` for ``a/b``) or below it."""
+    cut = ref.find(b"/")
+    while cut >= 0:
+        if ref[:cut] in names:
+            return ref[:cut]
+        cut = ref.find(b"/", cut + 1)
+    below = ref + b"/"
+    for name in ordered[bisect.bisect_left(ordered, below):]:
+        if not name.startswith(below):
+            break
+        if name in names:
+            return name
+    return None
 
 
 _thread_locks: dict[int, threading.Lock] = {}

@@ -293,6 +293,30 @@ def test_funny_ref_names_and_deleting_the_default_branch_are_rejected_as_by_git(
     assert_consistent(server, client, "funny")
 
 
+def test_ref_name_clashes_and_non_commit_branches_are_rejected_as_by_git(make_server: Any, client: Client) -> None:
+    """``dev/x`` beside ``dev`` (loose or packed) is refused, atomically too, and so is a tree as a branch."""
+    server: RunningServer = make_server("fs")
+    server.backend.create("clash", Kind.GIT)
+    url = server.git_url("clash")
+    work = client.cwd / "clash"
+    client.git("clone", "-q", url, str(work))
+    tip = commit(client, work, "a.txt", "a\n", "a")
+    client.git("push", "-q", "origin", "main", "main:dev", "main:packed", cwd=work)
+    client.git("--git-dir", str(server.root / "clash.git"), "pack-refs", "--all")  # 'packed' is packed now
+    for spec in ("HEAD:refs/heads/dev/x", "HEAD:refs/heads/packed/x", "HEAD:refs/heads/main/sub"):
+        result = client.git("push", "origin", spec, cwd=work, check=False)
+        assert result.returncode == 1 and "(failed to update ref: '" in result.stderr, result.stderr
+    atomic = client.git("push", "--atomic", "origin", "HEAD:refs/heads/m", "HEAD:refs/heads/m/n", cwd=work,
+                        check=False)
+    assert atomic.returncode == 1 and "atomic push failed" in atomic.stderr
+    tree = client.git("push", "-f", "origin", "HEAD^{tree}:refs/heads/main", cwd=work, check=False)
+    assert tree.returncode == 1 and "a branch must name a commit" in tree.stderr
+    assert remote_refs(client, "default", url) == {
+        "HEAD": tip, "refs/heads/main": tip, "refs/heads/dev": tip, "refs/heads/packed": tip}
+    client.git("clone", "-q", url, str(client.cwd / "again"))
+    assert_consistent(server, client, "clash")
+
+
 @pytest.mark.parametrize("proto", list(PROTOCOLS))
 def test_ls_remote_matches_git_upload_pack(make_server: Any, client: Client, proto: str) -> None:
     """The same fs repository listed by hgwire and by git's own upload-pack: identical output."""

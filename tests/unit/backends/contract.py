@@ -93,6 +93,38 @@ class BackendContract:
             "deletion of the current branch prohibited", None]
         assert set(repo.refs()) == {b"HEAD", b"refs/heads/main"}
 
+    def test_a_ref_cannot_be_a_directory_of_another(self, backend: Backend) -> None:
+        """``dev`` and ``dev/x`` cannot both exist (git could not clone the repository)."""
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        oid = ObjectId(commit.id)
+        created = [RefUpdate(b"refs/heads/main", ZERO_ID, oid), RefUpdate(b"refs/heads/dev", ZERO_ID, oid),
+                   RefUpdate(b"refs/heads/dev/x", ZERO_ID, oid), RefUpdate(b"refs/heads/main/y", ZERO_ID, oid)]
+        assert _push(repo, objects, created) == [
+            None, None, "failed to update ref: 'refs/heads/dev' exists; cannot create 'refs/heads/dev/x'",
+            "failed to update ref: 'refs/heads/main' exists; cannot create 'refs/heads/main/y'"]
+        below = [RefUpdate(b"refs/heads/a/b/c", ZERO_ID, oid), RefUpdate(b"refs/heads/a", ZERO_ID, oid)]
+        assert [r.reason for r in repo.update_refs(below, atomic=False)] == [
+            None, "failed to update ref: 'refs/heads/a/b/c' exists; cannot create 'refs/heads/a'"]
+        atomic = [RefUpdate(b"refs/heads/n", ZERO_ID, oid), RefUpdate(b"refs/heads/n/m", ZERO_ID, oid)]
+        assert [r.reason for r in repo.update_refs(atomic, atomic=True)] == [
+            "atomic push failed", "failed to update ref: 'refs/heads/n' exists; cannot create 'refs/heads/n/m'"]
+        room = [RefUpdate(b"refs/heads/dev", oid, ZERO_ID), RefUpdate(b"refs/heads/dev/x", ZERO_ID, oid)]
+        assert [r.reason for r in repo.update_refs(room, atomic=True)] == [None, None]  # a deletion makes room
+        assert set(repo.refs()) == {b"HEAD", b"refs/heads/main", b"refs/heads/dev/x", b"refs/heads/a/b/c"}
+
+    def test_a_branch_names_a_commit(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        tree = next(o for o in objects if isinstance(o, Tree))
+        updates = [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(commit.id)),
+                   RefUpdate(b"refs/heads/t", ZERO_ID, ObjectId(tree.id)),
+                   RefUpdate(b"refs/tags/t", ZERO_ID, ObjectId(tree.id))]  # a tag may name a tree
+        assert _push(repo, objects, updates) == [
+            None, "failed to update ref: a branch must name a commit, not a tree, blob or tag", None]
+
     def test_push_then_compare_and_swap(self, backend: Backend) -> None:
         repo = backend.create("r", Kind.GIT)
         assert repo.kind is Kind.GIT
