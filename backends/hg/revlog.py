@@ -437,7 +437,7 @@ class IndexCache(LruCache[tuple[bytes, bytes], Index]):
     revlog index in the store; keeping the snapshots between requests (and
     sharing them between concurrent ones) saves that work and keeps one copy
     in memory instead of one per connection.  An entry is used only while the
-    file's stamp (size, mtime, inode) is unchanged, so a write or a rollback
+    file's stamp (size, mtime, inode, ctime) is unchanged, so a write or a rollback
     is never hidden.  ``budget`` bounds the bytes held (inline data plus an
     estimate per index entry).
     """

@@ -11,8 +11,12 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-Stamp = tuple[int, int, int]
-"""(size, mtime_ns, inode) for a file on disk; (size, version, id) in memory."""
+Stamp = tuple[int, int, int, int]
+"""(size, mtime_ns, inode, ctime_ns) for a file on disk; (size, version, 0, 0) in memory.
+
+The ctime: a file rewritten in place to its old size (a strip, then a commit) may get its
+old mtime back, to the second, from hg's own ambiguity avoidance; its ctime, which no one
+sets, still moves."""
 
 
 class Vfs(Protocol):
@@ -63,7 +67,7 @@ class FsVfs:
             st = os.stat(self.join(path))
         except FileNotFoundError:
             return None
-        return (st.st_size, st.st_mtime_ns, st.st_ino)
+        return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
     def read(self, path: bytes) -> bytes:
         with open(self.join(path), "rb") as f:
@@ -169,7 +173,7 @@ class MemoryVfs:
         data = self.files.get(path)
         if data is None:
             return None
-        return (len(data), self._versions[path], 0)
+        return (len(data), self._versions[path], 0, 0)
 
     def read(self, path: bytes) -> bytes:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from backends.hg.revlog import (
     RevlogCache,
     parse_index,
 )
-from backends.hg.vfs import MemoryVfs
+from backends.hg.vfs import FsVfs, MemoryVfs
 
 HEADER = FLAG_GENERALDELTA | 1
 
@@ -90,15 +91,15 @@ def test_index_cache_holds_within_its_budget_and_drops_the_least_recently_used()
     indexes = {}
     for n in range(6):
         entry = INDEX_ENTRY.pack(HEADER << 32, 1, 0, 0, 0, -1, -1, bytes([n]) * 20)
-        indexes[n] = parse_index(entry, (64, n, n), HEADER)
+        indexes[n] = parse_index(entry, (64, n, n, 0), HEADER)
         cache.put((b"s", b"%d.i" % n), indexes[n])
         if n == 2:
-            assert cache.get_valid((b"s", b"0.i"), (64, 0, 0)) is indexes[0]  # used again: kept
+            assert cache.get_valid((b"s", b"0.i"), (64, 0, 0, 0)) is indexes[0]  # used again: kept
     assert cache.held <= cache.budget
-    assert cache.get_valid((b"s", b"0.i"), (64, 0, 0)) is indexes[0]
-    assert cache.get_valid((b"s", b"1.i"), (64, 1, 1)) is None
-    assert cache.get_valid((b"s", b"5.i"), (64, 5, 5)) is indexes[5]
-    assert cache.get_valid((b"s", b"5.i"), (64, 5, 6)) is None  # another stamp: the file changed
+    assert cache.get_valid((b"s", b"0.i"), (64, 0, 0, 0)) is indexes[0]
+    assert cache.get_valid((b"s", b"1.i"), (64, 1, 1, 0)) is None
+    assert cache.get_valid((b"s", b"5.i"), (64, 5, 5, 0)) is indexes[5]
+    assert cache.get_valid((b"s", b"5.i"), (64, 5, 6, 0)) is None  # another stamp: the file changed
 
 
 def test_opens_of_one_store_share_index_snapshots_until_the_file_changes(tmp_path: object) -> None:
@@ -214,3 +215,21 @@ def test_mercurial_s_rev_branch_cache_is_used_where_it_matches_the_changelog(tmp
         f.write(b"\xff\xff\xff\xff")
     assert repo._branches_from_hg_cache(cl) == truth[:2]
     assert sorted(open_repository(path, "rbc").branchmap()) == [b"default", b"feature", b"stable"]
+
+
+def test_a_file_rewritten_to_its_old_size_and_mtime_gets_another_stamp(tmp_path: object) -> None:
+    """A strip then a commit can leave a revlog's size, and (hg's ambiguity avoidance) its
+    mtime to the second, as they were: the ctime still tells the cached index is stale."""
+    vfs = FsVfs(os.fsencode(str(tmp_path)))
+    path = os.path.join(str(tmp_path), "x.i")
+    with open(path, "wb") as first:
+        first.write(b"a" * 64)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    before = vfs.stamp(b"x.i")
+    time.sleep(0.01)
+    with open(path, "r+b") as again:  # rewritten in place: same inode, same size
+        again.write(b"b" * 64)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    after = vfs.stamp(b"x.i")
+    assert before is not None and after is not None and before[:3] == after[:3]
+    assert after != before
