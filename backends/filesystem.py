@@ -13,13 +13,13 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from dulwich.repo import Repo
+from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
 from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock
 from backends.interfaces import Kind, Repository
 from backends.names import strip_git_suffix, validate_name
-from protocols.errors import NotARepository, RepositoryNotFound, UnsafeName
+from protocols.errors import NotARepository, RepositoryNotFound, UnsafeName, UnsupportedFeature
 
 GIT_SUFFIX = ".git"
 REF_LOCK_FILE = "hgwire-refs.lock"
@@ -74,7 +74,7 @@ class FilesystemBackend:
         if kind is Kind.HG:
             return hg_support.open_hg(path, found)
         _refuse_symlinked_stores(path, found)
-        return DulwichGitRepository(found, Repo(path), lock=_flock(path), spool_dir=path)
+        return DulwichGitRepository(found, _open_git(path), lock=_flock(path), spool_dir=path)
 
     def create(self, name: str, kind: Kind) -> Repository:
         name = validate_name(name)
@@ -166,3 +166,25 @@ def _remove_ref_locks(path: str, since_ns: int) -> None:
                 os.unlink(lock)
         except FileNotFoundError:
             pass
+
+
+def _open_git(path: str) -> Repo:
+    """The repository, if hgwire can serve it: SHA-1 objects, and no extension it does not know.
+
+    A SHA-256 repository would otherwise be listed as empty, and a push would
+    leave a SHA-1 pack in it that breaks every git command there.
+    """
+    try:
+        repo = Repo(path)
+    except UnsupportedExtension as exc:
+        raise UnsupportedFeature(f"unsupported repository feature: git extension '{exc.extension}'") from None
+    except UnsupportedVersion as exc:
+        raise UnsupportedFeature(f"unsupported repository feature: repositoryformatversion {exc.version}") from None
+    object_format = getattr(repo, "object_format", None)
+    name = getattr(object_format, "name", "sha1")
+    if name != "sha1":
+        repo.close()
+        shown = {"sha256": "SHA-256"}.get(name, name)
+        raise UnsupportedFeature(f"unsupported repository feature: {shown} object ids "
+                                 "(extensions.objectformat; this server serves SHA-1 repositories)")
+    return repo

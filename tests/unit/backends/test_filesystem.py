@@ -8,7 +8,7 @@ import pytest
 
 from backends.filesystem import FilesystemBackend
 from backends.interfaces import Backend, Kind
-from protocols.errors import NotARepository, RepositoryNotFound, UnsafeName
+from protocols.errors import NotARepository, RepositoryNotFound, UnsafeName, UnsupportedFeature
 from tests.unit.backends.contract import BackendContract
 
 
@@ -68,3 +68,18 @@ def test_plain_directory_is_not_a_repository(tmp_path: Path) -> None:
 def test_hg_repository_recognised(tmp_path: Path) -> None:
     (tmp_path / "hgrepo" / ".hg").mkdir(parents=True)
     assert list(FilesystemBackend(str(tmp_path)).list()) == ["hgrepo"]
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (["init", "-q", "--bare", "--object-format=sha256"], "SHA-256 object ids"),
+    (["-c", "init.defaultObjectFormat=sha1", "init", "-q", "--bare"], "git extension 'weird'"),
+])
+def test_repositories_hgwire_cannot_serve_are_refused_by_name(tmp_path: Path, setup: list[str], message: str) -> None:
+    """A SHA-256 repository would be listed as empty and damaged by a push; an unknown extension, too."""
+    path = tmp_path / "r.git"
+    subprocess.run(["git", *setup, str(path)], check=True)
+    if "weird" in message:
+        subprocess.run(["git", "-C", str(path), "config", "core.repositoryformatversion", "1"], check=True)
+        subprocess.run(["git", "-C", str(path), "config", "extensions.weird", "x"], check=True)
+    with pytest.raises(UnsupportedFeature, match=message):
+        FilesystemBackend(str(tmp_path)).open("r")
