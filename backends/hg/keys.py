@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from backends.interfaces import Node
+from protocols.errors import StorageError
 
 HEX40 = re.compile(rb"[0-9a-fA-F]{40}\Z")
 
@@ -42,16 +43,75 @@ def format_bookmarks(marks: Mapping[bytes, Node]) -> bytes:
     return b"".join(binascii.hexlify(node) + b" " + name + b"\n" for name, node in sorted(marks.items()))
 
 
-def parse_publishing(hgrc: bytes) -> bool:
-    """``[phases] publish`` from an hgrc; Mercurial's default is publishing."""
-    section = b""
-    result = True
-    for raw in hgrc.splitlines():
-        line = raw.strip()
-        if line.startswith(b"[") and line.endswith(b"]"):
-            section = line[1:-1].strip()
-        elif section == b"phases" and b"=" in line and not line.startswith((b"#", b";")):
-            key, _, value = line.partition(b"=")
-            if key.strip() == b"publish":
-                result = value.strip().lower() not in (b"false", b"no", b"0", b"off", b"never")
-    return result
+def parse_publishing(hgrc: bytes, include: Callable[[bytes], bytes | None] | None = None) -> bool:
+    """``[phases] publish`` from an hgrc; Mercurial's default is publishing.
+
+    ``include(path)``: the text of a file an ``%include`` names (None if it is
+    missing, which Mercurial ignores too); without it ``%include`` is skipped.
+    A value that is not one of Mercurial's booleans is refused, as hg refuses
+    to run with it.
+    """
+    value = config_value(hgrc, b"phases", b"publish", include)
+    if value is None:
+        return True
+    parsed = BOOLEANS.get(value.lower())
+    if parsed is None:
+        shown = value.decode("utf-8", "replace")
+        raise StorageError(f"the repository's .hg/hgrc is invalid: phases.publish is not a boolean ('{shown}'); "
+                           "fix it on the server")
+    return parsed
+
+
+BOOLEANS = {b"1": True, b"yes": True, b"true": True, b"on": True, b"always": True,
+            b"0": False, b"no": False, b"false": False, b"off": False, b"never": False}
+"""Mercurial's ``parsebool``."""
+MAX_INCLUDE_DEPTH = 8
+
+_SECTION = re.compile(rb"\[([^\[]+)\]")
+_ITEM = re.compile(rb"([^=\s][^=]*?)\s*=\s*((.*\S)?)")
+_CONTINUATION = re.compile(rb"\s+(\S|\S.*\S)\s*$")
+_INCLUDE = re.compile(rb"%include\s+(\S|\S.*\S)\s*$")
+_UNSET = re.compile(rb"%unset\s+(\S+)")
+
+
+def config_value(text: bytes, section: bytes, name: bytes, include: Callable[[bytes], bytes | None] | None
+                 ) -> bytes | None:
+    """One value of a Mercurial config file, read as Mercurial's ``config.parse`` reads it.
+
+    ``[section]`` lines (anything may follow the ``]``), ``name = value`` with
+    continuation lines (indented), ``#`` and ``;`` comment lines, ``%include
+    FILE`` (which starts outside any section) and ``%unset NAME``; the last
+    setting wins.  A ``#`` after a value is part of the value, as for Mercurial.
+    """
+    found = None
+    for where, key, value in _settings(text, include, 0):
+        if where == section and key == name:
+            found = value
+    return found
+
+
+def _settings(text: bytes, include: Callable[[bytes], bytes | None] | None, depth: int
+              ) -> list[tuple[bytes, bytes, bytes | None]]:
+    """Every setting and unsetting, in order: (section, name, value or None)."""
+    out: list[tuple[bytes, bytes, bytes | None]] = []
+    current, continuable = b"", False
+    for line in text.splitlines():
+        if continuable and (more := _CONTINUATION.match(line)):
+            where, key, value = out[-1]
+            out[-1] = (where, key, (value or b"") + b"\n" + more.group(1))
+            continue
+        continuable = False
+        if not line.strip() or line.startswith((b"#", b";")):
+            continue
+        if (header := _SECTION.match(line)) is not None:
+            current = header.group(1).strip()
+        elif (unset := _UNSET.match(line)) is not None:
+            out.append((current, unset.group(1), None))
+        elif (inc := _INCLUDE.match(line)) is not None:
+            included = include(inc.group(1)) if include is not None and depth < MAX_INCLUDE_DEPTH else None
+            if included is not None:
+                out.extend(_settings(included, include, depth + 1))
+        elif (item := _ITEM.match(line)) is not None:
+            out.append((current, item.group(1), item.group(2)))
+            continuable = True
+    return out

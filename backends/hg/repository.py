@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import itertools
+import os
 import re
 import struct
 import threading
@@ -129,8 +130,21 @@ class HgRepo:
         return self._requirements
 
     def publishing(self) -> bool:
+        """``[phases] publish`` of the repository's ``.hg/hgrc`` (its ``%include`` files too; hgwire
+        reads no other hgrc)."""
         data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
-        return parse_publishing(data)
+        return parse_publishing(data, self._hgrc_include)
+
+    def _hgrc_include(self, path: bytes) -> bytes | None:
+        """A file ``%include`` names: ``~`` and ``$VAR`` expanded, relative to ``.hg``, as for hg."""
+        expanded = os.path.expanduser(os.path.expandvars(path))
+        try:
+            if os.path.isabs(expanded):
+                with open(expanded, "rb") as f:
+                    return f.read(MAX_HGRC)
+            return self.plain.read(expanded)[:MAX_HGRC] if self.plain.exists(expanded) else None
+        except OSError:  # missing or unreadable: hg skips a missing one too
+            return None
 
     def state_stamp(self) -> bytes:
         """Changes whenever what a pull can see changes: the changelog, phases, bookmarks, publishing.
@@ -651,6 +665,8 @@ STREAM_CACHES = (
 )
 """The ``.hg/cache`` files a stream clone copies, as hg's ``cacheutil.cachetocopy``: without them a
 client reads every changeset again to rebuild its branch heads (half a second on 5,000)."""
+MAX_HGRC = 1 << 20
+"""The most of an ``%include``d config file read."""
 MAX_STREAM_CACHE = 256 << 20
 """A cache file larger than this is left for the client to build."""
 

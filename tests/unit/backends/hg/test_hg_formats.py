@@ -104,6 +104,29 @@ def test_keys_files() -> None:
     assert parse_publishing(b"[phases]\npublish = True\n")
 
 
+@pytest.mark.parametrize(("hgrc", "publishing"), [
+    (b"[phases] ; a comment after the header\npublish = False\n", False),
+    (b"[phases]\npublish = False\n%unset publish\n", True),
+    (b"[phases]\n# publish = False\n; publish = False\npublish=no\n", False),
+    (b"[phases]\npublish = False\n[phases]\npublish = always\n", True),
+    (b"[ui]\npublish = False\n", True),
+    (b"%include pub.rc\n", False),  # pub.rc: [phases] publish = False
+    (b"[phases]\npublish = False\n%include missing.rc\n", False),  # a missing file is skipped, as by hg
+    (b"[phases]\n%include bare.rc\n", True),  # an included file starts outside any section
+    (b"[phases]\npublish = False\n%include unset.rc\n", True),
+])
+def test_publishing_reads_the_hgrc_as_mercurial_does(hgrc: bytes, publishing: bool) -> None:
+    files = {b"pub.rc": b"[phases]\npublish = False\n", b"bare.rc": b"publish = False\n",
+             b"unset.rc": b"[phases]\n%unset publish\n"}
+    assert parse_publishing(hgrc, files.get) is publishing
+
+
+@pytest.mark.parametrize("value", [b"nope", b"False # a comment is part of the value", b"False\n  continued"])
+def test_a_publish_value_hg_would_refuse_is_refused(value: bytes) -> None:
+    with pytest.raises(StorageError, match="phases.publish is not a boolean"):
+        parse_publishing(b"[phases]\npublish = " + value + b"\n")
+
+
 def test_an_append_in_progress_is_not_yet_visible() -> None:
     header = FLAG_INLINE | FLAG_GENERALDELTA | 1
     first = INDEX_ENTRY.pack(header << 32, 3, 3, 0, 0, -1, -1, b"\x01" * 20) + b"u12"
