@@ -332,23 +332,27 @@ class HgRepo:
         return {k: v for k, v in self._visible_bookmarks().items() if not _divergent(k)}
 
     def tags(self) -> dict[bytes, Node]:
-        """Tags from ``.hgtags`` of every head, later heads overriding earlier ones."""
+        """The tags hg resolves: ``.hgtags`` of every head, oldest head first, then ``.hg/localtags``.
+
+        Merged as Mercurial merges them: each file gives every tag its last
+        node and the ones it had before (its history); a later head's value
+        wins unless the value already found supersedes it (names it in its own
+        history) and is not superseded back, or is, with the longer history.
+        So a tag moved or removed on one head stays moved or removed when
+        another head still has the old line.  A tag on the null node is removed.
+        """
         cl = self.changelog()
-        tags: dict[bytes, Node] = {}
-        for head in self.heads():
-            if head == NULL_NODE:
-                continue
+        heads = sorted((cl.rev(h), h) for h in self.heads() if h != NULL_NODE)
+        found: dict[bytes, tuple[Node, list[Node]]] = {}
+        seen: set[bytes] = set()
+        for _rev, head in heads:
             text = self._file_at(cl, head, b".hgtags")
-            for line in (text or b"").splitlines():
-                hexnode, _, name = line.partition(b" ")
-                name = name.strip()
-                if name and HEX40.match(hexnode):
-                    node = Node(binascii.unhexlify(hexnode))
-                    if node == NULL_NODE:
-                        tags.pop(name, None)
-                    else:
-                        tags[name] = node
-        return {k: v for k, v in tags.items() if cl.has_node(v)}
+            if text is not None and text not in seen:  # the same file on several heads: read once
+                seen.add(text)
+                _merge_tags(_tag_history(text), found)
+        if self.plain.exists(b"localtags"):
+            _merge_tags(_tag_history(self.plain.read(b"localtags")), found)
+        return {name: node for name, (node, _h) in found.items() if node != NULL_NODE and cl.has_node(node)}
 
     def _file_at(self, cl: Revlog, node: Node, path: bytes) -> bytes | None:
         cs = self.changeset(cl, cl.rev(node))
@@ -672,6 +676,32 @@ MAX_STREAM_CACHE = 256 << 20
 
 RBC_RECORD = struct.Struct(">4sI")
 """A ``rev-branch-cache`` record: node prefix, branch index with the close flag in the top bit."""
+
+
+def _tag_history(text: bytes) -> dict[bytes, tuple[Node, list[Node]]]:
+    """One tags file: each name's last node, and the nodes it named before (in file order)."""
+    nodes: dict[bytes, list[Node]] = {}
+    for line in text.splitlines():
+        hexnode, _, name = line.partition(b" ")
+        name = name.strip()
+        if name and HEX40.match(hexnode):
+            nodes.setdefault(name, []).append(Node(binascii.unhexlify(hexnode)))
+    return {name: (history[-1], history[:-1]) for name, history in nodes.items()}
+
+
+def _merge_tags(later: dict[bytes, tuple[Node, list[Node]]], found: dict[bytes, tuple[Node, list[Node]]]) -> None:
+    """Fold a later file's tags into ``found`` (see ``HgRepository.tags``)."""
+    for name, (node, history) in later.items():
+        if name not in found:
+            found[name] = (node, list(history))
+            continue
+        earlier, earlier_history = found[name]
+        if earlier != node and node in earlier_history and (
+                earlier not in history or len(earlier_history) > len(history)):
+            node = earlier
+        merged = list(history)
+        merged.extend(n for n in earlier_history if n not in merged)
+        found[name] = (node, merged)
 
 
 def _inline(head: bytes) -> bool:

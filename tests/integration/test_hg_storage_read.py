@@ -162,3 +162,27 @@ def test_missing_matches_hg_revset(hg_cli: Hg, zstd_repo: Path) -> None:
     heads = repo.heads()
     expected = hg_cli(zstd_repo, "log", "-r", "::(heads(not secret())) - ::3", "-T", "{node}\n").split()
     assert [binascii.hexlify(n) for n in repo.missing(common, heads)] == expected
+
+
+def test_tags_moved_or_removed_on_one_head_resolve_as_hg_resolves_them(hg_cli: Hg, tmp_path: Path) -> None:
+    """T moved and U removed on one head, two later heads forked before that: their ``.hgtags``
+    still has the old lines, and hg's merge keeps the move and the removal; a local tag counts too."""
+    path = tmp_path / "tags"
+    hg_cli(tmp_path, "init", str(path))
+    (path / "a").write_text("a\n")
+    hg_cli(path, "commit", "-qAm", "a")
+    for args in (["-r", "0", "T"], ["-r", "0", "U"], ["-f", "-r", "1", "T"], ["--remove", "U"]):
+        hg_cli(path, "tag", "-q", *args)
+    for head in ("b", "c"):
+        hg_cli(path, "update", "-q", "-r", "2")
+        (path / head).write_text(head)
+        hg_cli(path, "commit", "-qAm", head)
+    hg_cli(path, "tag", "-q", "-l", "-r", "2", "loc")
+    expected = {}
+    for line in hg_cli(path, "tags", "-T", "{tag} {node}\n").splitlines():
+        tag, node_hex = line.split(b" ")
+        if tag != b"tip":
+            expected[tag] = node_hex
+    repo = hgstore.open_repository(str(path), "tags")
+    assert {k: binascii.hexlify(v) for k, v in repo.tags().items()} == expected
+    assert set(expected) == {b"T", b"loc"}
