@@ -394,9 +394,7 @@ class HgRepo:
         if b"%d" % rev != key:
             return None
         if rev < 0:
-            rev += len(cl)
-        if rev == NULL_REV:
-            return NULL_NODE
+            rev += len(cl)  # -1 is the last revision; beyond -len(cl) is no number at all, as for hg
         if 0 <= rev < len(cl):
             if views.visible[rev]:
                 return cl.node(rev)

@@ -138,7 +138,8 @@ def test_lookup_forms(hg_cli: Hg, zstd_repo: Path) -> None:
         assert binascii.hexlify(repo.lookup(spec.encode())) == expected, spec
     full = binascii.hexlify(repo.lookup(b"2"))
     assert repo.lookup(full) == repo.lookup(full[:12]) == repo.lookup(b"2")
-    for bad in (b"no-such-thing", b"99", b"fffffffffffff"):
+    below = b"-%d" % (len(repo.changelog()) + 1)  # past the first revision: no number (it was null)
+    for bad in (b"no-such-thing", b"99", b"fffffffffffff", below):
         try:
             repo.lookup(bad)
         except KeyError:
