@@ -210,6 +210,9 @@ def match_words(words: list[str]) -> ExecRequest:
     """Find the ``EXEC_TABLE`` pattern these words fit and check the path."""
     if not words:
         raise UnsupportedFeature("empty command; this server runs git and hg services only")
+    program = words[0].rsplit("/", 1)[-1]
+    if "/" in words[0] and program in EXEC_TABLE:  # hg --remotecmd /usr/bin/hg, git --upload-pack /x/git-upload-pack
+        words = [program, *words[1:]]  # the path to a program is the client's idea: hgwire runs none
     patterns = EXEC_TABLE.get(words[0])
     if patterns is None:
         raise UnsupportedFeature(f"unknown command {_shorten(words[0])!r}; {_supported()}")

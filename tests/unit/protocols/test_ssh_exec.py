@@ -41,6 +41,10 @@ ACCEPTED: list[tuple[bytes, ExecRequest]] = [
     (b"hg -R repo serve --stdio --hidden", ExecRequest(RouteKind.HG_SERVE, "repo", hidden=True)),
     (b"hg --repository repo serve --stdio", ExecRequest(RouteKind.HG_SERVE, "repo")),
     (b"hg init new/repo", ExecRequest(RouteKind.HG_INIT, "new/repo")),
+    # a path to the program (hg --remotecmd /usr/bin/hg, git --upload-pack): its name counts
+    (b"/usr/bin/git-upload-pack '/r.git'", ExecRequest(RouteKind.GIT_UPLOAD_PACK, "/r.git")),
+    (b"/opt/hg/bin/hg -R repo serve --stdio", ExecRequest(RouteKind.HG_SERVE, "repo")),
+    (b"bin/git receive-pack '/r.git'", ExecRequest(RouteKind.GIT_RECEIVE_PACK, "/r.git")),
     # validated later by backends.names, not here
     (b"git-upload-pack '../x'", ExecRequest(RouteKind.GIT_UPLOAD_PACK, "../x")),
 ]
@@ -51,7 +55,8 @@ REFUSED: list[tuple[bytes, type[HgwireError]]] = [
     (b"ls", UnsupportedFeature),
     (b"sh -c 'git-upload-pack /r.git'", UnsupportedFeature),
     (b"bash", UnsupportedFeature),
-    (b"/usr/bin/git-upload-pack '/r.git'", UnsupportedFeature),
+    (b"/usr/bin/sh -c 'git-upload-pack /r.git'", UnsupportedFeature),
+    (b"/usr/bin/git status", UnsupportedFeature),
     (b"git-upload-pack", UnsupportedFeature),
     (b"git-upload-pack '/a' '/b'", UnsupportedFeature),
     (b"git-upload-pack --strict '/r.git'", UnsupportedFeature),
