@@ -199,7 +199,10 @@ class HgHttpCommand:
     def _execute(self, cmd: Command) -> Response:
         """In the pool: open the repository, read the arguments, run the command."""
         assert self.head is not None
-        repo = self._open()
+        try:
+            repo = self._open()
+        except UnsupportedFeature as exc:  # a repository hgwire cannot serve: hg shows the reason
+            return OobError(exc.message.encode("utf-8", "replace"))
         content = self.content
         prefix = b""
         if content is not None:

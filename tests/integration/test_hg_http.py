@@ -173,6 +173,14 @@ def _phased_repo(hghttp: HgHttp, path: Path) -> None:
         hghttp.hg("phase", "-q", "--force", phase, "-R", str(path), "-r", "tip")
 
 
+def test_a_repository_hgwire_cannot_serve_is_named_as_such(fs_http: HgHttp, tmp_path: Path) -> None:
+    """Not a bare 'HTTP Error 500': hg shows the feature, as over SSH."""
+    fs_http.hg("init", "--config", "format.dotencode=false", str(fs_http.server.root / "old"))
+    result = fs_http.hg("clone", fs_http.url("old"), str(tmp_path / "c"), check=False)
+    assert result.returncode != 0
+    assert "unsupported repository feature: missing dotencode" in result.stderr, result.stderr
+
+
 def test_a_stream_clone_never_copies_secret_changesets(fs_http: HgHttp, tmp_path: Path) -> None:
     """As from hg serve: no ``streamreqs`` while a changeset is secret, so the client clones normally."""
     served = fs_http.server.root / "phased"
