@@ -169,7 +169,7 @@ def _remove_ref_locks(path: str, since_ns: int) -> None:
 
 
 def _open_git(path: str) -> Repo:
-    """The repository, if hgwire can serve it: SHA-1 objects, and no extension it does not know.
+    """The repository, if hgwire can serve it: whole history, SHA-1 objects, no extension it does not know.
 
     A SHA-256 repository would otherwise be listed as empty, and a push would
     leave a SHA-1 pack in it that breaks every git command there.
@@ -180,6 +180,14 @@ def _open_git(path: str) -> Repo:
         raise UnsupportedFeature(f"unsupported repository feature: git extension '{exc.extension}'") from None
     except UnsupportedVersion as exc:
         raise UnsupportedFeature(f"unsupported repository feature: repositoryformatversion {exc.version}") from None
+    try:
+        shallow = os.path.getsize(os.path.join(path, "shallow")) > 0
+    except FileNotFoundError:
+        shallow = False
+    if shallow:  # the walks of upload-pack would reach parents the repository does not have
+        repo.close()
+        raise UnsupportedFeature("unsupported repository feature: a shallow repository (its history was cut, "
+                                 "as by clone --depth); run 'git fetch --unshallow' in it to serve it")
     object_format = getattr(repo, "object_format", None)
     name = getattr(object_format, "name", "sha1")
     if name != "sha1":
