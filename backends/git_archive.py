@@ -12,8 +12,10 @@ writers walk the filtered tree as they would the whole one.
 
 from __future__ import annotations
 
+import itertools
 import re
 import stat
+import tarfile
 import time
 import zipfile
 import zlib
@@ -21,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
-from dulwich.archive import tar_stream
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
@@ -44,6 +45,8 @@ class ArchiveSource:
     tree: bytes
     mtime: int
     filtered: Mapping[bytes, Tree] = field(default_factory=dict)
+    commit: bytes | None = None
+    """The commit archived (its id goes in the archive, as git puts it); None for a tree."""
 
 
 def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] = ()) -> ArchiveSource:
@@ -59,7 +62,7 @@ def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] =
         raise ArchiveRefused(f"no such ref: {ref}")
     source = _to_tree(store, oid, ref)
     if colon and path:
-        source = ArchiveSource(_subtree(store, source.tree, path, treeish), int(time.time()))
+        source = ArchiveSource(_subtree(store, source.tree, path, treeish), int(time.time()))  # git: no commit
     if not pathspecs:
         return source
     tree = store[ObjectID(source.tree)]
@@ -72,7 +75,7 @@ def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] =
             raise ArchiveRefused(f"pathspec '{spec.given or spec.text}' did not match any files")
     if kept is None:
         raise ArchiveRefused("the pathspecs leave no file to archive")
-    return ArchiveSource(kept.id, source.mtime, filtered)
+    return ArchiveSource(kept.id, source.mtime, filtered, source.commit)
 
 
 def _subtree(store: BaseObjectStore, tree: bytes, path: str, treeish: str) -> bytes:
@@ -188,7 +191,7 @@ def _to_tree(store: BaseObjectStore, oid: bytes, name: str) -> ArchiveSource:
         if isinstance(obj, Tag):
             oid = obj.object[1]
         elif isinstance(obj, Commit):
-            return ArchiveSource(obj.tree, obj.commit_time)
+            return ArchiveSource(obj.tree, obj.commit_time, commit=oid)
         elif isinstance(obj, Tree):
             return ArchiveSource(oid, mtime)
         else:
@@ -211,11 +214,98 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     assert isinstance(tree, Tree)
     prefix = options.prefix.encode("utf-8")
     if options.kind == "zip":
-        return _zip_chunks(store, tree, source.mtime, prefix, options.level)
-    tar = tar_stream(store, tree, source.mtime, prefix, "")
+        return _zip_chunks(store, tree, source.mtime, prefix, options.level, source.commit)
+    tar = _tar_chunks(store, tree, source.mtime, prefix, source.commit)
     if options.kind == "tgz":
         return _gzipped(tar, 6 if options.level is None else options.level)
     return tar
+
+
+TAR_FILE_MODE, TAR_EXEC_MODE, TAR_DIR_MODE = 0o664, 0o775, 0o775
+"""git's modes in a tar (0666, 0777 less its default ``tar.umask`` of 002)."""
+
+
+def _tar_chunks(store: BaseObjectStore, tree: Tree, mtime: int, prefix: bytes, commit: bytes | None
+                ) -> Iterator[bytes]:
+    """A POSIX (pax) tar as git-archive writes one: a global header with the commit id (what
+    ``git get-tar-commit-id`` reads), directory entries, symbolic links as links, submodules
+    as empty directories, owner root; one entry at a time."""
+    spool = _Spool()
+    headers = {"comment": commit.decode("ascii")} if commit is not None else {}
+    with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT, pax_headers=headers,  # type: ignore[call-overload]
+                      encoding="utf-8", errors="surrogateescape") as tar:
+        if prefix:
+            tar.addfile(_tar_info(prefix.rstrip(b"/"), tarfile.DIRTYPE, TAR_DIR_MODE, mtime))
+        for path, mode, obj in _entries(store, tree, prefix, 0):
+            if stat.S_ISDIR(mode) or mode & 0o170000 == 0o160000:
+                tar.addfile(_tar_info(path, tarfile.DIRTYPE, TAR_DIR_MODE, mtime))
+            elif stat.S_ISLNK(mode):
+                assert obj is not None
+                info = _tar_info(path, tarfile.SYMTYPE, 0o777, mtime)
+                info.linkname = obj.as_raw_string().decode("utf-8", "surrogateescape")
+                tar.addfile(info)
+            else:
+                assert obj is not None
+                info = _tar_info(path, tarfile.REGTYPE, TAR_EXEC_MODE if mode & 0o100 else TAR_FILE_MODE, mtime)
+                info.size = obj.raw_length()
+                tar.addfile(info, _ChunkReader(obj.chunked))
+            yield spool.drain()
+    yield spool.drain()
+
+
+def _tar_info(path: bytes, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(path.decode("utf-8", "surrogateescape"))
+    info.type, info.mode, info.mtime = kind, mode, mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+class _ChunkReader:
+    """A blob's chunks as the file ``tarfile.addfile`` reads (no copy of the whole blob)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = list(chunks)
+        self._index = 0
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        out: list[bytes] = []
+        while self._index < len(self._chunks) and (size < 0 or size > 0):
+            chunk = self._chunks[self._index]
+            piece = chunk[self._offset:] if size < 0 else chunk[self._offset:self._offset + size]
+            out.append(piece)
+            self._offset += len(piece)
+            size -= len(piece) if size >= 0 else 0
+            if self._offset >= len(chunk):
+                self._index, self._offset = self._index + 1, 0
+        return b"".join(out)
+
+
+def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int
+             ) -> Iterator[tuple[bytes, int, Blob | None]]:
+    """Every entry under ``tree`` in git-archive's order: a directory, then what is in it.
+
+    Directories and submodules come with None; a missing blob is left out (as git cannot
+    archive it either, but a hole is better than no archive for an incomplete repository).
+    """
+    if depth > MAX_DEPTH:
+        raise ArchiveRefused(f"tree deeper than {MAX_DEPTH} directories")
+    for entry in tree.iteritems():
+        if entry.path in (b"", b".", b"..") or b"/" in entry.path or b"\0" in entry.path:
+            raise ArchiveRefused(f"the tree has an entry named {entry.path!r}, which no archive may hold")
+        path = prefix + entry.path
+        if stat.S_ISDIR(entry.mode):
+            yield path, entry.mode, None
+            subtree = _get(store, entry.sha)
+            if isinstance(subtree, Tree):
+                yield from _entries(store, subtree, path + b"/", depth + 1)
+        elif entry.mode & 0o170000 == 0o160000:
+            yield path, entry.mode, None
+        else:
+            obj = _get(store, entry.sha)
+            if isinstance(obj, Blob):
+                yield path, entry.mode, obj
 
 
 def _gzipped(chunks: Iterator[bytes], level: int) -> Iterator[bytes]:
@@ -250,38 +340,40 @@ class _Spool:
         return b"".join(parts)
 
 
-def _zip_chunks(store: BaseObjectStore, tree: Tree, mtime: int, prefix: bytes, level: int | None
-                ) -> Iterator[bytes]:
+def _zip_chunks(store: BaseObjectStore, tree: Tree, mtime: int, prefix: bytes, level: int | None,
+                commit: bytes | None) -> Iterator[bytes]:
+    """A zip as git-archive writes one: directory entries, the commit id as the archive's comment."""
     spool = _Spool()
     date = time.gmtime(max(mtime, 315532800))[:6]  # zip dates start in 1980
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:  # type: ignore[call-overload]
-        for path, mode, blob in _files(store, tree, prefix, 0):
+        if commit is not None:
+            archive.comment = commit
+        entries = _entries(store, tree, prefix, 0)
+        if prefix:
+            entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None)], entries)
+        for path, mode, blob in entries:
+            if blob is None:  # a directory, or a submodule: an empty one
+                info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape") + "/", date_time=date)
+                info.create_system, info.external_attr = 0, 0x10  # git's: MS-DOS, the directory bit
+                archive.writestr(info, b"")
+                yield spool.drain()
+                continue
             info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape"), date_time=date)
             info.compress_type = zipfile.ZIP_STORED if level == 0 else zipfile.ZIP_DEFLATED
-            info.external_attr = _zip_mode(mode) << 16
+            unix = _zip_mode(mode)
+            info.create_system, info.external_attr = (3 if unix else 0), unix << 16
             with archive.open(info, "w") as out:
                 for piece in blob.chunked:
                     out.write(piece)
                     if pending := spool.drain():
                         yield pending
+            info.external_attr = unix << 16  # zipfile gave a plain file 0600; the directory at the end takes this
             yield spool.drain()
     yield spool.drain()
 
 
 def _zip_mode(mode: int) -> int:
+    """The Unix mode git records for an entry; 0 (none, an MS-DOS entry) for a plain file."""
     if stat.S_ISLNK(mode):
         return stat.S_IFLNK | 0o777
-    return stat.S_IFREG | (0o755 if mode & 0o100 else 0o644)
-
-
-def _files(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int) -> Iterator[tuple[bytes, int, Blob]]:
-    """Every blob under ``tree`` with its path, depth first in tree order; submodules are skipped."""
-    if depth > MAX_DEPTH:
-        raise ArchiveRefused(f"tree deeper than {MAX_DEPTH} directories")
-    for entry in tree.iteritems():
-        path = prefix + entry.path
-        obj = _get(store, entry.sha)
-        if isinstance(obj, Tree):
-            yield from _files(store, obj, path + b"/", depth + 1)
-        elif isinstance(obj, Blob):
-            yield path, entry.mode, obj
+    return stat.S_IFREG | 0o755 if mode & 0o100 else 0

@@ -37,6 +37,7 @@ def served(request: pytest.FixtureRequest, make_server: Callable[..., RunningSer
         (work / name).write_bytes(content)
     (work / "run.sh").write_text("#!/bin/sh\n")
     (work / "run.sh").chmod(0o755)
+    (work / "link").symlink_to("src/main.py")
     client.git("add", ".", cwd=work)
     client.git("commit", "-qm", "first", cwd=work)
     client.git("tag", "-a", "-m", "v1", "v1", cwd=work)
@@ -76,15 +77,38 @@ def test_tar_piped_to_tar_t(served: Served) -> None:
     listing = subprocess.run(f"git archive --remote={served.url} --format=tar HEAD | tar t", shell=True,
                              env=served.client.env, cwd=served.client.cwd, capture_output=True, text=True,
                              timeout=60, check=True)
-    assert sorted(listing.stdout.split()) == sorted([*FILES, "run.sh"])
+    assert sorted(listing.stdout.split()) == sorted([*FILES, "run.sh", "link", "src/", "src/deep/"])
+
+
+@pytest.mark.parametrize("args", [("--format=tar", "HEAD"), ("--format=zip", "--prefix=p/", "v1"),
+                                  ("HEAD", "src", ":!*.bin"), ("--format=zip", "HEAD:src")])
+def test_the_same_archive_as_git_makes(served: Served, args: tuple[str, ...]) -> None:
+    """Entries, their kinds, modes, link targets and contents, and the commit id, as git-archive's own."""
+    ours = _entries(_archive(served, *args))
+    theirs = _entries(subprocess.run(["git", "archive", *args], cwd=served.client.cwd / "src-repo",
+                                     env=served.client.env, capture_output=True, check=True).stdout)
+    assert ours == theirs
+
+
+def _entries(data: bytes) -> tuple[object, ...]:
+    if data[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.comment, [(i.filename, i.external_attr >> 16, archive.read(i)) for i in archive.infolist()]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = [(m.name, m.type, m.mode, m.linkname, m.uname, m.mtime, _read(tar, m) if m.isfile() else b"")
+                   for m in tar.getmembers()]
+        return tar.pax_headers.get("comment"), members
 
 
 def test_tar_contents_and_modes(served: Served) -> None:
     data = _archive(served, "--format=tar", "HEAD")
     assert _tar_contents(data) == {**FILES, "README": b"second\n", "run.sh": b"#!/bin/sh\n"}
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        assert tar.getmember("run.sh").mode == 0o755
-        assert tar.getmember("README").mode == 0o644
+        assert tar.getmember("run.sh").mode == 0o775  # git's modes: its tar.umask is 002
+        assert tar.getmember("README").mode == 0o664
+        assert tar.getmember("link").issym() and tar.getmember("link").linkname == "src/main.py"
+        assert tar.getmember("src").isdir()
+        assert tar.pax_headers["comment"] == served.head  # what git get-tar-commit-id reads
 
 
 def test_tgz_with_prefix_of_a_tag(served: Served) -> None:
@@ -112,7 +136,7 @@ def test_pathspecs(served: Served) -> None:
     out = served.client.cwd / "src.zip"
     served.client.git("archive", f"--remote={served.url}", f"--output={out}", "HEAD", "src/deep/")
     with zipfile.ZipFile(out) as archive:
-        assert archive.namelist() == ["src/deep/data.bin"]
+        assert archive.namelist() == ["src/", "src/deep/", "src/deep/data.bin"]
 
 
 def test_commit_id_of_a_ref(served: Served) -> None:

@@ -291,11 +291,11 @@ def _archive(repo: _Repo, options: ArchiveOptions) -> list[bytes]:
 
 def _names(repo: _Repo, kind: str, *arguments: str) -> list[str]:
     data = b"".join(_archive(repo, git_archive.parse_arguments((f"--format={kind}", "HEAD", *arguments))))
-    if kind == "zip":
+    if kind == "zip":  # the files: directory entries aside
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return archive.namelist()
+            return [name for name in archive.namelist() if not name.endswith("/")]
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        return tar.getnames()
+        return [m.name for m in tar.getmembers() if not m.isdir()]
 
 
 @pytest.mark.parametrize("kind", ["tar", "zip"])
@@ -358,7 +358,7 @@ def test_pathspecs_leave_the_store_alone(repo: tuple[_Repo, dict[str, bytes]]) -
 @pytest.mark.parametrize("name", ["HEAD", "main", "heads/main", "refs/heads/main", "v1", "tags/v1"])
 def test_resolve_names(repo: tuple[_Repo, dict[str, bytes]], name: str) -> None:
     source = backend.resolve(repo[0], name)  # type: ignore[arg-type]
-    assert source == backend.ArchiveSource(repo[1]["tree"], 1_700_000_000)
+    assert source == backend.ArchiveSource(repo[1]["tree"], 1_700_000_000, commit=repo[1]["commit"])
 
 
 @pytest.mark.parametrize("which", ["commit", "tag"])
@@ -382,8 +382,9 @@ def test_tar_streams_file_by_file(repo: tuple[_Repo, dict[str, bytes]]) -> None:
     chunks = _archive(repo[0], ArchiveOptions("tar", "p/", None, "HEAD"))
     assert len(chunks) >= 3
     with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-        assert tar.getnames() == ["p/README", "p/dir/big"]
-        assert tar.getmember("p/dir/big").mode == 0o755
+        assert tar.getnames() == ["p", "p/README", "p/dir", "p/dir/big"]
+        assert tar.getmember("p/dir/big").mode == 0o775 and tar.getmember("p/dir").isdir()
+        assert tar.pax_headers["comment"] == repo[1]["commit"].decode()
         assert tar.getmember("p/README").mtime == 1_700_000_000
 
 
@@ -402,7 +403,9 @@ def test_zip(repo: tuple[_Repo, dict[str, bytes]], level: int | None) -> None:
     assert len(chunks) >= 3
     with zipfile.ZipFile(io.BytesIO(b"".join(chunks))) as archive:
         assert archive.testzip() is None
-        assert archive.namelist() == ["x/README", "x/dir/big"]
+        assert archive.namelist() == ["x/", "x/README", "x/dir/", "x/dir/big"]
+        assert archive.comment == repo[1]["commit"]
         assert archive.read("x/dir/big") == b"z" * 200_000
         assert archive.getinfo("x/dir/big").external_attr >> 16 == 0o100755
+        assert archive.getinfo("x/README").external_attr == 0  # a plain file: no Unix mode, as from git
         assert archive.getinfo("x/README").date_time == (2023, 11, 14, 22, 13, 20)
