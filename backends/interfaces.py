@@ -159,11 +159,18 @@ class DeltaMode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """What applying a changegroup did: nodes added and the head count before/after."""
+    """What applying a changegroup did: nodes added and the head count before/after.
+
+    ``file_revisions``: file revisions actually added (those the repository had
+    are not; None: not counted, every one sent counts); ``closing_heads``: new
+    heads that close their branch (hg leaves them out of its ``(+N heads)``).
+    """
 
     added: Sequence[Node]
     heads_before: int
     heads_after: int
+    file_revisions: int | None = None
+    closing_heads: int = 0
 
 
 @dataclass(frozen=True, slots=True)

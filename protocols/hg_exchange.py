@@ -526,12 +526,6 @@ def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def heads_delta_result(heads_before: int, heads_after: int) -> int:
-    """The changegroup return code: 1 + added heads, or -1 - removed heads (``cg1unpacker.apply``)."""
-    delta = heads_after - heads_before
-    return delta + 1 if delta >= 0 else delta - 1
-
-
 def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup],
                max_text: int | None = None) -> Response:
     tx = repo.transaction(max_text)
@@ -564,6 +558,8 @@ class IngestReport:
     revisions: int = 0
     files: int = 0
     heads_delta: int = 0
+    streamed: int = 0
+    """File revisions of the changegroup being applied, as sent (the backend may count the added ones)."""
 
     def output(self) -> bytes:
         """``adding ...`` progress per changegroup, then ``added N changesets with M changes to F files``."""
@@ -591,7 +587,7 @@ def _counted_revisions(group: RevisionGroup, report: IngestReport) -> Iterator[R
         yield revision
     if group.section is Section.FILE and count:
         report.files += 1
-        report.revisions += count
+        report.streamed += count
 
 
 def apply_changegroup(
@@ -599,14 +595,17 @@ def apply_changegroup(
 ) -> int:
     """Add one pushed changegroup; publish it on a publishing repository; return hg's result code."""
     report.groups += 1
+    report.streamed = 0
     result = tx.add_changegroup(_counted(groups, report))
     if repo.publishing():
         tx.set_phase(PUBLIC, result.added)
     # hg counts the null head of an empty repository: a first push adds no head.
     before, after = max(result.heads_before, 1), max(result.heads_after, 1)
     report.changesets += len(result.added)
-    report.heads_delta += after - before
-    return heads_delta_result(before, after)
+    report.revisions += report.streamed if result.file_revisions is None else result.file_revisions
+    delta = after - before - result.closing_heads  # a head that closes its branch is no new head to hg
+    report.heads_delta += delta
+    return delta + 1 if delta >= 0 else delta - 1
 
 
 @dataclass

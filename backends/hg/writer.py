@@ -95,9 +95,10 @@ class Transaction:
             raise
 
     def _add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
-        heads_before = self._head_count()
+        heads_before = self._heads()
         first_new = len(self.cl)
         added: list[Node] = []
+        file_revisions = 0
         expected = (Section.CHANGELOG, Section.MANIFEST, Section.FILE)
         stage = 0
         for group in groups:
@@ -114,14 +115,18 @@ class Transaction:
             else:
                 _check_path(group.path)
                 writer = self._file_writer(group.path)
-                self._ingest(writer, group.revisions)
+                file_revisions += len(self._ingest(writer, group.revisions))
                 writer.flush()
                 writer.forget_texts()  # memory: one file's texts at a time, not the whole push's
         self._validate_new_changesets(first_new)
         if added:
             self.changed_cl = True
             self._update_phases_for_new(first_new)
-        return IngestResult(added=added, heads_before=heads_before, heads_after=self._head_count())
+        heads_after = self._heads()
+        closing = sum(1 for rev in heads_after - heads_before
+                      if parse_changeset(self.changeset_text(self.cl.node(rev))).closes_branch)
+        return IngestResult(added=added, heads_before=len(heads_before) or 1, heads_after=len(heads_after) or 1,
+                            file_revisions=file_revisions, closing_heads=closing)
 
     def changeset_text(self, node: Node) -> bytes:
         """The changelog text of ``node``, also of a changeset this transaction added and has not committed.
@@ -221,9 +226,13 @@ class Transaction:
         return [(e[5], e[6]) for e in self.cl.entries]
 
     def _head_count(self) -> int:
+        return len(self._heads()) or 1  # an empty repo's head is null, as in hg
+
+    def _heads(self) -> set[int]:
+        """The visible heads (revs)."""
         phases = self._phase_array()
         visible = bytearray(1 if p < 2 else 0 for p in phases)
-        return len(graph.heads(self._parents(), visible)) or 1  # an empty repo's head is null, as in hg
+        return set(graph.heads(self._parents(), visible))
 
     def _phase_array(self) -> bytearray:
         if self.phases is None:

@@ -292,6 +292,23 @@ def test_push_needs_the_right_credentials(fs_http: HgHttp, tmp_path: Path) -> No
     assert _store(fs_http.server, "p") != before
 
 
+def test_push_reports_count_as_hg_counts(fs_http: HgHttp, tmp_path: Path) -> None:
+    """A file revision the server has is no change, and a head that closes its branch is no new head."""
+    work = _pushable(fs_http, tmp_path)
+    (fs_http.server.root / "p" / ".hg" / "hgrc").write_text("[phases]\npublish = False\n")
+    fs_http.hg("push", "-q", "-R", str(work), fs_http.push_url("p"))
+    fs_http.hg("commit", "-q", "--amend", "-R", str(work), "-m", "same files, new message")
+    amended = fs_http.hg("push", "-f", "-R", str(work), fs_http.push_url("p"))
+    assert "added 1 changesets with 0 changes to 1 files (+1 heads)" in amended.stdout, amended.stdout
+    fs_http.hg("branch", "-q", "-R", str(work), "side")
+    _change(fs_http, work, "side")
+    fs_http.hg("push", "-q", "--new-branch", "-R", str(work), fs_http.push_url("p"))
+    fs_http.hg("commit", "-q", "--close-branch", "-R", str(work), "-m", "closed")
+    closing = fs_http.hg("push", "-R", str(work), fs_http.push_url("p"))
+    assert "added 1 changesets with 0 changes to 0 files (-1 heads)" in closing.stdout, closing.stdout
+    fs_http.hg("verify", "-q", "-R", str(fs_http.server.root / "p"))
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"read_only": True}, "HTTP Error 403: this server is read-only"),
     ({"allow_push_over_http": False}, "HTTP Error 403: pushing over plain HTTP is refused; use https://"),
