@@ -134,6 +134,26 @@ class DulwichGitRepository:
                 result[ref] = ObjectId(sha)
         return result
 
+    def hidden_refs(self, service: str) -> Callable[[bytes], bool]:
+        """Which refs the repository's config hides from ``upload-pack`` or ``receive-pack``.
+
+        git's ``transfer.hideRefs`` and ``uploadpack.hideRefs``/``receive.hideRefs``: each
+        value hides a ref and the refs below it (``refs/pull`` hides ``refs/pull/1/head``),
+        ``!`` before it shows them again, the last matching value wins; ``^`` (namespaces)
+        changes nothing here.  Hidden refs are not advertised, and a push may not change them.
+        """
+        try:
+            config = self.dulwich_repo.get_config()
+        except Exception:  # an unreadable config hides nothing; opening the repository read it already
+            return _nothing_hidden
+        rules: list[bytes] = []
+        for section in (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive"):
+            try:
+                rules.extend(config.get_multivar((section,), b"hiderefs"))
+            except KeyError:
+                continue
+        return _hiding(rules) if rules else _nothing_hidden
+
     def symrefs(self) -> Mapping[bytes, bytes]:
         """Every symbolic ref and its target: protocol v2's ``ls-refs`` names them all, as git does."""
         refs = self.dulwich_repo.refs
@@ -178,7 +198,8 @@ class DulwichGitRepository:
     def update_refs(self, updates: Sequence[RefUpdate], atomic: bool) -> Sequence[RefResult]:
         """Check names and connectivity, then compare-and-swap each ref under the repo lock."""
         head = self._head_target()
-        checked = [(u, self._refusal(u, head)) for u in updates]
+        hidden = self.hidden_refs("receive-pack")
+        checked = [(u, self._refusal(u, head, hidden)) for u in updates]
         if any(reason == "missing necessary objects" for _, reason in checked):
             self._discard_added()
         with self._lock():
@@ -188,12 +209,14 @@ class DulwichGitRepository:
         """The branch HEAD names (read alone: ``symrefs()`` reads every ref)."""
         return _symref_target(self.dulwich_repo.refs.read_ref(HEAD))
 
-    def _refusal(self, update: RefUpdate, head: bytes | None) -> str | None:
+    def _refusal(self, update: RefUpdate, head: bytes | None, hidden: Callable[[bytes], bool]) -> str | None:
         # as receive-pack: refs/ and then a name of two levels at least (refs/foo is "funny")
         if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref[len(b"refs/"):])):
             return "funny refname"
         if update.new == ZERO_ID and update.ref == head:
             return "deletion of the current branch prohibited"  # receive.denyDeleteCurrent's default
+        if hidden(update.ref):
+            return "deny updating a hidden ref"  # git's words
         if update.new != ZERO_ID and not self._connected(update.new):
             return "missing necessary objects"
         if update.new != ZERO_ID and update.ref.startswith(HEADS_PREFIX) and not self._is_commit(update.new):
@@ -279,6 +302,30 @@ class DulwichGitRepository:
         store = self.object_store
         if isinstance(store, DiskObjectStore):
             store._pack_cache.clear()
+
+
+def _nothing_hidden(_ref: bytes) -> bool:
+    return False
+
+
+def _hiding(rules: list[bytes]) -> Callable[[bytes], bool]:
+    """git's ``ref_is_hidden`` over ``hideRefs`` values (the last one that matches decides)."""
+    parsed = []
+    for rule in rules:
+        shown = rule.startswith(b"!")
+        prefix = rule[1:] if shown else rule
+        prefix = prefix.removeprefix(b"^").rstrip(b"/")
+        if prefix:
+            parsed.append((prefix, not shown))
+    parsed.reverse()
+
+    def hidden(ref: bytes) -> bool:
+        for prefix, hide in parsed:
+            if ref.startswith(prefix) and (len(ref) == len(prefix) or ref[len(prefix)] == ord("/")):
+                return hide
+        return False
+
+    return hidden
 
 
 COMMIT_TYPE = 1

@@ -57,16 +57,27 @@ class RefSnapshot:
     symrefs: Mapping[bytes, bytes]
 
 
+def visible_refs(repo: GitRepository, service: str = "upload-pack") -> dict[bytes, ObjectId]:
+    """The refs, less those the repository hides from ``service`` (``hidden_refs``, if the backend has it)."""
+    refs = dict(repo.refs())
+    hidden_refs = getattr(repo, "hidden_refs", None)
+    if hidden_refs is not None:
+        hidden = hidden_refs(service)
+        refs = {name: oid for name, oid in refs.items() if not hidden(name)}
+    return refs
+
+
 def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     """Read refs and peel every annotated tag, so the advertisement needs no further lookups."""
-    refs = dict(repo.refs())
+    refs = visible_refs(repo)
     store = repo.object_store
     peeled = {}
     for name, oid in refs.items():
         target = peel(store, oid)
         if target != oid:
             peeled[name] = target
-    return RefSnapshot(refs, peeled, dict(repo.symrefs()))
+    return RefSnapshot(refs, peeled, {name: target for name, target in repo.symrefs().items()
+                                      if name == b"HEAD" or name in refs})
 
 
 def peel(store: BaseObjectStore, oid: ObjectId) -> ObjectId:

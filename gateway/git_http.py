@@ -152,7 +152,8 @@ def _advertise_upload_v2(ctx: SessionContext) -> bytes:
 
 def _advertise_receive(ctx: SessionContext) -> bytes:
     repo: GitRepository = git_session.open_git_repo(ctx, create=ctx.create_on_push)
-    return _service_banner("git-receive-pack") + git_receive.advertisement(repo.refs(), git_session.AGENT)
+    return _service_banner("git-receive-pack") + git_receive.advertisement(
+        git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT)
 
 
 ADVERTISERS: Mapping[tuple[str, int], Callable[[SessionContext], bytes]] = {

@@ -621,7 +621,7 @@ def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[
 
 def _open_for_receive(ctx: SessionContext) -> tuple[GitRepository, Mapping[bytes, ObjectId]]:
     repo = open_git_repo(ctx, create=ctx.create_on_push)
-    return repo, repo.refs()
+    return repo, git_pack.visible_refs(repo, "receive-pack")
 
 
 def _finish_push(

@@ -317,6 +317,30 @@ def test_ref_name_clashes_and_non_commit_branches_are_rejected_as_by_git(make_se
     assert_consistent(server, client, "clash")
 
 
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_hidden_refs_are_hidden_as_by_git(make_server: Any, client: Client, version: str) -> None:
+    """``transfer.hideRefs``/``uploadpack.hideRefs``/``receive.hideRefs`` of the repository's config."""
+    server: RunningServer = make_server("fs")
+    server.backend.create("hide", Kind.GIT)
+    url = server.git_url("hide")
+    work = client.cwd / "hide"
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    refs = ("main", "HEAD:refs/pull/1/head", "HEAD:refs/pull/2/head", "HEAD:refs/keep/x", "HEAD:refs/tags/t")
+    client.git("push", "-q", "origin", *refs, cwd=work)
+    bare = server.root / "hide.git"
+    for key, value in (("transfer.hideRefs", "refs/pull"), ("transfer.hideRefs", "!refs/pull/2"),
+                       ("uploadpack.hideRefs", "refs/keep/"), ("receive.hideRefs", "refs/tags")):
+        client.git("--git-dir", str(bare), "config", "--add", key, value)
+    ours = client.git("-c", f"protocol.version={version}", "ls-remote", url).stdout
+    theirs = client.git("-c", f"protocol.version={version}", "ls-remote", f"file://{bare}").stdout
+    assert ours == theirs
+    assert "refs/pull/2/head" in ours and "refs/pull/1/head" not in ours and "refs/keep/x" not in ours
+    denied = client.git("push", "origin", "HEAD:refs/pull/1/head", "HEAD:refs/tags/u", cwd=work, check=False)
+    assert denied.stderr.count("(deny updating a hidden ref)") == 2, denied.stderr
+    assert "refs/tags/u" not in client.git("--git-dir", str(bare), "show-ref").stdout
+
+
 @pytest.mark.parametrize("proto", list(PROTOCOLS))
 def test_ls_remote_matches_git_upload_pack(make_server: Any, client: Client, proto: str) -> None:
     """The same fs repository listed by hgwire and by git's own upload-pack: identical output."""
