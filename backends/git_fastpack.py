@@ -295,7 +295,25 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
 
 
 def _pack_views(store: DiskObjectStore) -> list[PackIndexView]:
-    return pack_views(os.fspath(store.pack_dir))
+    """The packs, oldest first: an object in several takes its first copy.
+
+    A pushed thin pack is completed with whole copies of its delta bases (as
+    git's ``index-pack --fix-thin`` does), so after many pushes most objects
+    are in two packs: as a delta in the pack of the push that brought them,
+    whole in the next one.  Taking the oldest copy keeps the delta (its base
+    comes from an earlier pack, which the order allows); taking copies in
+    pack-name order sent a clone after 40 one-line pushes to a 100 KB file
+    as 984 KiB instead of git's 56.
+    """
+    views = pack_views(os.fspath(store.pack_dir))
+    return sorted(views, key=_age)
+
+
+def _age(view: PackIndexView) -> tuple[int, str]:
+    try:
+        return os.stat(view.pack_path).st_mtime_ns, view.pack_path
+    except OSError:  # removed by a repack meanwhile: its readers fail and the request retries generically
+        return 0, view.pack_path
 
 
 def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:

@@ -317,6 +317,30 @@ def test_ref_name_clashes_and_non_commit_branches_are_rejected_as_by_git(make_se
     assert_consistent(server, client, "clash")
 
 
+def test_a_clone_after_many_small_pushes_keeps_their_deltas(make_server: Any, client: Client) -> None:
+    """Each push's pack also holds its delta base whole (thin-pack completion); a clone must send the
+    deltas, not those copies: about the size of git's own clone of the same repository."""
+    server: RunningServer = make_server("fs")
+    server.backend.create("grow", Kind.GIT)
+    url = server.git_url("grow")
+    work = client.cwd / "grow"
+    client.git("clone", "-q", url, str(work))
+    lines = [f"line {i} {i * 7919 % 10007}\n" for i in range(3000)]
+    for step in range(12):
+        lines[step * 200] = f"changed {step}\n"
+        (work / "big.txt").write_text("".join(lines))
+        client.git("add", "big.txt", cwd=work)
+        client.git("commit", "-qm", f"step {step}", cwd=work)
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    sizes = {}
+    for name, source in (("ours", url), ("git", f"file://{server.root / 'grow.git'}")):
+        target = client.cwd / f"clone-{name}"
+        client.git("clone", "-q", "--bare", "--no-local", source, str(target))
+        sizes[name] = sum(p.stat().st_size for p in (target / "objects" / "pack").glob("*.pack"))
+    assert sizes["ours"] < 2 * sizes["git"], sizes
+    assert_consistent(server, client, "grow")
+
+
 @pytest.mark.parametrize("version", ["0", "2"])
 def test_hidden_refs_are_hidden_as_by_git(make_server: Any, client: Client, version: str) -> None:
     """``transfer.hideRefs``/``uploadpack.hideRefs``/``receive.hideRefs`` of the repository's config."""
