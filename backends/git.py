@@ -22,7 +22,7 @@ from dulwich.pack import Pack
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
-from backends import git_ingest
+from backends import git_ingest, git_maintenance
 from backends.interfaces import ZERO_ID, Kind, ObjectId, PackedObject, RefResult, RefUpdate
 from protocols.errors import ProtocolError
 
@@ -166,6 +166,16 @@ class DulwichGitRepository:
             if target is not None:
                 found[bytes(name)] = target
         return found
+
+    def repack_candidate(self, pack_limit: int) -> str | None:
+        """The repository's directory if it is on disk and has gathered ``pack_limit`` packs or more."""
+        store = self.object_store
+        if pack_limit <= 0 or not isinstance(store, DiskObjectStore):
+            return None
+        path = getattr(self.dulwich_repo, "controldir", lambda: None)()
+        if path is None:
+            return None
+        return path if git_maintenance.count_packs(path) >= pack_limit else None
 
     def begin_pack(self) -> SpooledPackSink | DiskPackSink:
         store = self.object_store

@@ -14,7 +14,24 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPACK_ARGS = ("repack", "-a", "-d", "-q", "--write-bitmap-index")
+REPACK_ARGS = ("repack", "-a", "-d", "-q", "--write-bitmap-index", "--keep-unreachable")
+"""One pack with a bitmap, the packs it replaces removed (what ``git gc`` does to a bare repository's
+objects).  ``--keep-unreachable``: the objects of a push whose pack has landed but whose refs are not
+written yet are not reachable during the repack; they must not go with the packs it removes."""
+
+
+AUTO_PACK_LIMIT = 50
+"""Packs a repository may gather from pushes before it is repacked (git's ``gc.autoPackLimit``)."""
+
+
+def count_packs(git_dir: str | os.PathLike[str]) -> int:
+    """Complete packs (a ``.pack`` with its ``.idx``) of the repository at ``git_dir``."""
+    pack_dir = Path(git_dir) / "objects" / "pack"
+    try:
+        names = set(os.listdir(pack_dir))
+    except OSError:
+        return 0
+    return sum(1 for n in names if n.endswith(".pack") and n[:-5] + ".idx" in names)
 
 
 def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:

@@ -26,11 +26,12 @@ from twisted.python.failure import Failure
 from backends import git_archive as archive_backend
 from backends import git_fastpack, git_pack
 from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResult
-from gateway import audit, errors, protected
+from gateway import audit, errors, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import receive_bounds, request_bounds
 from gateway.policy import Protections, clone_cache
+from gateway.policy import maintenance as policy_maintenance
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking
@@ -586,6 +587,9 @@ class ReceivePackSession(_GitSession):
         audit.git_push(self.ctx, self._core.commands.updates, results, unpack_error)
         self._write(self._core.report_status(unpack_error, results))
         refused = sum(r.reason is not None for r in results)
+        if unpack_error is None and refused < len(results) and self._repo is not None:
+            maintenance.after_push(self._repo, self.ctx.repo_name,
+                                   policy_maintenance(self.ctx.authorizer).auto_pack_limit)
         self._finish("ok: pushed" if not refused and unpack_error is None else f"refused: {refused} refs")
 
     def _bad_pack(self, exc: ProtocolError) -> None:

@@ -74,6 +74,7 @@ from twisted.application import service
 from twisted.internet import task
 from twisted.logger import Logger
 
+from backends.git_maintenance import AUTO_PACK_LIMIT
 from gateway.auth import Access, AccessRequest, Authorizer
 from gateway.config import ServiceConfig
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
@@ -189,6 +190,14 @@ class HgHttp:
 
 
 @dataclass(frozen=True)
+class Maintenance:
+    """``[maintenance]`` of the config file."""
+
+    auto_pack_limit: int = AUTO_PACK_LIMIT
+    """A git repository with this many packs is repacked after a push (0: never)."""
+
+
+@dataclass(frozen=True)
 class Policy:
     """A parsed policy file: decides access and names the protections of a repository."""
 
@@ -201,6 +210,8 @@ class Policy:
     hg_http: HgHttp = HgHttp()
     clone_cache: KeepBounds = KEEP_NOTHING
     """``[clone_cache]``: finished full-clone answers kept for the same request later (off by default)."""
+    maintenance: Maintenance = field(default_factory=lambda: Maintenance())
+    """``[maintenance]``: when pushed packs are repacked."""
 
     def _is(self, user: str | None, principal: str) -> bool:
         if principal == ANONYMOUS:
@@ -271,7 +282,7 @@ _DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule],
 
 TOP_KEYS = frozenset(
     {"anonymous_read", "users", "groups", "repo", "protected_refs", "protected_branches",
-     "protected_bookmarks", "limits", "hg_http", "clone_cache"}
+     "protected_bookmarks", "limits", "hg_http", "clone_cache", "maintenance"}
 )
 RULE_KEYS = frozenset(
     {"pattern", "read", "write", "create", "protected_refs", "protected_branches", "protected_bookmarks"}
@@ -331,6 +342,7 @@ def parse_policy(text: str, source: str) -> Policy:
         limits=_parse_limits(reader, data.get("limits", {})),
         hg_http=_parse_hg_http(reader, data.get("hg_http", {})),
         clone_cache=_parse_clone_cache(reader, data.get("clone_cache", {})),
+        maintenance=_parse_maintenance(reader, data.get("maintenance", {})),
     )
 
 
@@ -447,6 +459,17 @@ def _parse_clone_cache(reader: _Reader, table: Any) -> KeepBounds:
     if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age <= 0:
         raise reader.fail("clone_cache.max_age", "must be a positive number of seconds")
     return KeepBounds(max_bytes, float(max_age))
+
+
+def _parse_maintenance(reader: _Reader, table: Any) -> Maintenance:
+    if not isinstance(table, dict):
+        raise reader.fail("maintenance", "must be a table: write the settings under [maintenance]")
+    reader.known_keys(table, frozenset(f.name for f in fields(Maintenance)), "maintenance.")
+    limit = table.get("auto_pack_limit", AUTO_PACK_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0 or limit == 1:
+        raise reader.fail("maintenance.auto_pack_limit",
+                          "must be an integer of packs, 2 or more (0 turns repacking off)")
+    return Maintenance(limit)
 
 
 def _parse_limits(reader: _Reader, table: Any) -> Limits:
@@ -570,6 +593,12 @@ def authorizer_for(config: ServiceConfig) -> Authorizer:
 
 SETTINGS = WireSettings()
 """Compression order and levels, argument carriers, unless ``[hg_http]`` of ``--config`` says otherwise."""
+
+
+def maintenance(authorizer: Any) -> Maintenance:
+    """The ``[maintenance]`` settings in force now (the defaults without a config file)."""
+    policy_file = getattr(authorizer, "policy", None)
+    return Maintenance() if policy_file is None else policy_file.current.maintenance
 
 
 def clone_cache(authorizer: Any) -> KeepBounds:

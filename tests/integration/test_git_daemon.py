@@ -341,6 +341,35 @@ def test_a_clone_after_many_small_pushes_keeps_their_deltas(make_server: Any, cl
     assert_consistent(server, client, "grow")
 
 
+def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: Client,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``[maintenance] auto_pack_limit`` packs a push starts git repack: one pack with a bitmap."""
+    from gateway import git_session, maintenance
+    from gateway.policy import Maintenance
+
+    monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: Maintenance(auto_pack_limit=3))
+    server: RunningServer = make_server("fs")
+    server.backend.create("busy", Kind.GIT)
+    url = server.git_url("busy")
+    work = client.cwd / "busy"
+    client.git("clone", "-q", url, str(work))
+    packs = server.root / "busy.git" / "objects" / "pack"
+    for step in range(3):
+        commit(client, work, f"f{step}.txt", f"{step}\n", f"step {step}")
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+        if step == 1:
+            assert len(list(packs.glob("*.pack"))) == 2  # below the limit: left alone
+    deadline = time.monotonic() + 60
+    while (maintenance.running() or len(list(packs.glob("*.pack"))) != 1) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(list(packs.glob("*.pack"))) == 1 and list(packs.glob("*.bitmap"))
+    commit(client, work, "after.txt", "after\n", "after the repack")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    client.git("clone", "-q", url, str(client.cwd / "after"))
+    assert (client.cwd / "after" / "after.txt").exists()
+    assert_consistent(server, client, "busy")
+
+
 @pytest.mark.parametrize("version", ["0", "2"])
 def test_hidden_refs_are_hidden_as_by_git(make_server: Any, client: Client, version: str) -> None:
     """``transfer.hideRefs``/``uploadpack.hideRefs``/``receive.hideRefs`` of the repository's config."""

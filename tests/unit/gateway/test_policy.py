@@ -11,6 +11,7 @@ from gateway.auth import Access, Authorizer
 from gateway.config import ServiceConfig
 from gateway.policy import (
     Limits,
+    Maintenance,
     PolicyError,
     PolicyFile,
     Protection,
@@ -18,6 +19,7 @@ from gateway.policy import (
     clone_cache,
     first_match,
     load_policy,
+    maintenance,
     parse_policy,
 )
 from gateway.shared_streams import KeepBounds
@@ -145,6 +147,15 @@ def test_clone_cache_is_off_unless_the_file_gives_it_bytes(tmp_path: Path) -> No
     assert not clone_cache(Authorizer(policy=PolicyFile(str(path)))).on
 
 
+def test_repacking_after_pushes_is_on_unless_the_file_turns_it_off(tmp_path: Path) -> None:
+    assert parse_policy("", "x.toml").maintenance == Maintenance(50)
+    assert parse_policy("[maintenance]\nauto_pack_limit = 0\n", "x.toml").maintenance == Maintenance(0)
+    assert maintenance(Authorizer()) == Maintenance(50)
+    path = tmp_path / "policy.toml"
+    path.write_text("[maintenance]\nauto_pack_limit = 8\n")
+    assert maintenance(Authorizer(policy=PolicyFile(str(path)))) == Maintenance(8)
+
+
 BROKEN = [
     ("anonymous_read = 1\n", "x.toml: anonymous_read: must be true or false"),
     ("colour = 1\n", "x.toml: colour: unknown key"),
@@ -158,6 +169,9 @@ BROKEN = [
     ("[limits]\nmax_refs = -1\n", "limits.max_refs: must be a positive integer"),
     ("[limits]\nmax_bananas = 1\n", "limits.max_bananas: unknown key"),
     ("[clone_cache]\nmax_bytes = -1\n", "clone_cache.max_bytes: must be an integer of bytes, 0 or more"),
+    ("[maintenance]\nauto_pack_limit = 1\n", "maintenance.auto_pack_limit: must be an integer of packs, 2 or more"),
+    ("[maintenance]\nauto_pack_limit = true\n", "maintenance.auto_pack_limit: must be an integer"),
+    ("[maintenance]\ngc = 1\n", "maintenance.gc: unknown key"),
     ("[clone_cache]\nmax_bytes = 1.5\n", "clone_cache.max_bytes: must be an integer of bytes"),
     ("[clone_cache]\nmax_age = 0\n", "clone_cache.max_age: must be a positive number of seconds"),
     ("[clone_cache]\nsize = 1\n", "clone_cache.size: unknown key"),

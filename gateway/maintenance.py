@@ -1,0 +1,94 @@
+"""Repacking after pushes, as git's receive-pack runs ``gc --auto``.
+
+Every push lands as a pack of its own.  Left alone, a busy repository gathers
+hundreds: each object lookup then probes every index, and a clone cannot send
+the whole copies that completed thin packs as deltas.  After a push that moved
+a ref, a repository with ``[maintenance] auto_pack_limit`` packs or more (50 by
+default, git's ``gc.autoPackLimit``) gets ``git repack -a -d --write-bitmap-index``
+in the background: one pack with a bitmap, which the fast clone path counts from.
+
+The repack is git's own process, spawned by the reactor (no worker thread waits
+on it), one at a time per repository.  Readers keep the packs they mapped until
+they finish; a push during the repack adds a pack the repack does not remove.
+Without a ``git`` binary nothing runs, and that is logged once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Any
+
+from twisted.internet import protocol
+from twisted.logger import Logger
+
+from backends import git_maintenance
+from backends.interfaces import GitRepository
+from gateway.threads import run_blocking
+
+log = Logger()
+
+_running: set[str] = set()
+_no_git_logged = False
+
+
+def after_push(repo: GitRepository, name: str, pack_limit: int) -> None:
+    """On the reactor, after a push moved refs: repack in the background if the repository needs it."""
+    candidate = getattr(repo, "repack_candidate", None)
+    if candidate is None or pack_limit <= 0:
+        return
+    run_blocking(candidate, pack_limit).addCallback(lambda path: path and start_repack(path, name)).addErrback(
+        lambda failure: log.failure("counting the packs of {repo}", failure, repo=name))
+
+
+def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
+    """Spawn ``git repack`` for ``git_dir`` unless one runs for it already; False if none started."""
+    global _no_git_logged
+    if git_dir in _running:
+        return False
+    binary = git or shutil.which("git")
+    if binary is None:
+        if not _no_git_logged:
+            _no_git_logged = True
+            log.warning("no git binary on PATH: pushed packs of {repo} are not repacked; install git",
+                     repo=name)
+        return False
+    from twisted.internet import reactor
+
+    _running.add(git_dir)
+    env = {**os.environ, "GIT_DIR": git_dir}
+    done = _RepackProtocol(git_dir, name)
+    reactor.spawnProcess(done, binary, [binary, *git_maintenance.REPACK_ARGS], env=env,
+                         path=git_dir)
+    log.info("repacking {repo}: {packs} packs", repo=name, packs=git_maintenance.count_packs(git_dir))
+    return True
+
+
+class _RepackProtocol(protocol.ProcessProtocol):
+    """Collects git's error output and logs the outcome."""
+
+    def __init__(self, git_dir: str, name: str) -> None:
+        self.git_dir = git_dir
+        self.name = name
+        self.started = time.monotonic()
+        self.errors = b""
+
+    def errReceived(self, data: bytes) -> None:
+        self.errors = (self.errors + data)[-4096:]
+
+    def processEnded(self, reason: Any) -> None:
+        _running.discard(self.git_dir)
+        seconds = round(time.monotonic() - self.started, 2)
+        code = getattr(reason.value, "exitCode", None)
+        if code == 0:
+            log.info("repacked {repo} in {seconds} s: {packs} pack(s)", repo=self.name, seconds=seconds,
+                     packs=git_maintenance.count_packs(self.git_dir))
+        else:
+            log.error("repacking {repo} failed (exit {code}): {errors}; the repository stays as it was",
+                      repo=self.name, code=code, errors=self.errors.decode("utf-8", "replace").strip())
+
+
+def running() -> frozenset[str]:
+    """The repositories being repacked now (for tests and status)."""
+    return frozenset(_running)
