@@ -157,6 +157,10 @@ class DeltaMode(enum.Enum):
     ANY = "any"
 
 
+class AmbiguousIdentifier(KeyError):
+    """``HgRepository.lookup``: a hex prefix that more than one visible changeset starts with."""
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """What applying a changegroup did: nodes added and the head count before/after.
@@ -311,6 +315,7 @@ class Backend(Protocol):
 
 
 __all__ = [
+    "AmbiguousIdentifier",
     "DeltaMode",
     "HgTransaction",
     "IngestResult",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from backends.interfaces import HgRepository
+from backends.interfaces import AmbiguousIdentifier, HgRepository
 from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
@@ -185,6 +185,8 @@ def _lookup(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     key = args.named[b"key"]
     try:
         return BytesResponse(hg_wire.format_lookup(repo.lookup(key)))
+    except AmbiguousIdentifier:  # hg's own words, from its changelog's lookup
+        return BytesResponse(hg_wire.format_lookup(None, b"00changelog@" + key + b": ambiguous identifier"))
     except KeyError:
         return BytesResponse(hg_wire.format_lookup(None, b"unknown revision '" + key + b"'"))
 

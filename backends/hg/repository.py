@@ -44,6 +44,7 @@ from backends.hg.vfs import Vfs
 from backends.hg.writer import Transaction
 from backends.interfaces import (
     NULL_NODE,
+    AmbiguousIdentifier,
     DeltaMode,
     HgTransaction,
     Kind,
@@ -420,7 +421,7 @@ class HgRepo:
             if views.visible[rev] and binascii.hexlify(e[7][:20]).startswith(prefix)
         ]
         if len(matches) > 1:
-            raise KeyError(prefix)
+            raise AmbiguousIdentifier(prefix)
         return cl.node(matches[0]) if matches else None
 
     def listkeys(self, namespace: bytes) -> Mapping[bytes, bytes]:

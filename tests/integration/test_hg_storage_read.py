@@ -11,6 +11,7 @@ from pathlib import Path
 from test_hg_storage_repos import LONG_PATH, Hg, hg_cli, legacy_repo, source_repo, zlib_repo, zstd_repo  # noqa: F401
 
 import backends.hg as hgstore
+from backends.interfaces import AmbiguousIdentifier
 from backends.hg.changelog import parse_changeset, parse_filelog_text, parse_manifest
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import Revlog
@@ -138,6 +139,14 @@ def test_lookup_forms(hg_cli: Hg, zstd_repo: Path) -> None:
         assert binascii.hexlify(repo.lookup(spec.encode())) == expected, spec
     full = binascii.hexlify(repo.lookup(b"2"))
     assert repo.lookup(full) == repo.lookup(full[:12]) == repo.lookup(b"2")
+    nodes = hg_cli(zstd_repo, "log", "-r", "not secret()", "-T", "{node}\n").split()
+    shared = next(c for c in b"abcdef" if sum(n[0] == c for n in nodes) > 1)  # a digit is a rev number
+    try:
+        repo.lookup(bytes([shared]))
+        raise AssertionError("a prefix of two changesets resolved")
+    except AmbiguousIdentifier:
+        pass
+    assert b"ambiguous" in hg_cli(zstd_repo, "log", "-r", chr(shared), check=False) + hg_cli.last_stderr
     below = b"-%d" % (len(repo.changelog()) + 1)  # past the first revision: no number (it was null)
     for bad in (b"no-such-thing", b"99", b"fffffffffffff", below):
         try:
