@@ -168,14 +168,15 @@ class DulwichGitRepository:
         return found
 
     def repack_candidate(self, pack_limit: int) -> str | None:
-        """The repository's directory if it is on disk and has gathered ``pack_limit`` packs or more."""
+        """The repository's directory if it is on disk and has gathered ``pack_limit`` packs or more
+        (or as many loose objects as make git's ``gc --auto`` run)."""
         store = self.object_store
         if pack_limit <= 0 or not isinstance(store, DiskObjectStore):
             return None
         path = getattr(self.dulwich_repo, "controldir", lambda: None)()
         if path is None:
             return None
-        return path if git_maintenance.count_packs(path) >= pack_limit else None
+        return path if git_maintenance.needs_repack(path, pack_limit) else None
 
     def begin_pack(self) -> SpooledPackSink | DiskPackSink:
         store = self.object_store

@@ -34,6 +34,25 @@ def count_packs(git_dir: str | os.PathLike[str]) -> int:
     return sum(1 for n in names if n.endswith(".pack") and n[:-5] + ".idx" in names)
 
 
+AUTO_LOOSE_LIMIT = 6700
+"""Loose objects (estimated) past which a repository is repacked after a push (git's ``gc.auto``)."""
+
+
+def estimate_loose(git_dir: str | os.PathLike[str]) -> int:
+    """Loose objects, estimated as git's ``gc --auto`` does: the ``objects/17`` directory, times 256."""
+    try:
+        return 256 * sum(1 for name in os.listdir(Path(git_dir) / "objects" / "17") if len(name) == 38)
+    except OSError:
+        return 0
+
+
+def needs_repack(git_dir: str | os.PathLike[str], pack_limit: int) -> bool:
+    """``pack_limit`` packs or more, or more loose objects than git's ``gc.auto`` allows (0: never)."""
+    if pack_limit <= 0:
+        return False
+    return count_packs(git_dir) >= pack_limit or estimate_loose(git_dir) > AUTO_LOOSE_LIMIT
+
+
 def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:
     """Whether some pack of the repository at ``git_dir`` (the bare repo or ``.git``) has a bitmap."""
     return any((Path(git_dir) / "objects" / "pack").glob("*.bitmap"))

@@ -509,3 +509,20 @@ def test_index_view_reads_large_offsets(tmp_path: Path) -> None:
     assert list(view.offsets) == [12, far]
     assert view.position(names[1]) == 1 and view.position_at_offset(far) == 1
     assert view.checksum == bytes([7]) * 20
+
+
+def test_needs_repack_counts_packs_and_estimates_loose_objects(tmp_path: Path) -> None:
+    from backends.git_maintenance import needs_repack
+
+    pack_dir = tmp_path / "objects" / "pack"
+    pack_dir.mkdir(parents=True)
+    for n in range(3):
+        (pack_dir / f"pack-{n}.pack").write_bytes(b"")
+        (pack_dir / f"pack-{n}.idx").write_bytes(b"")
+    (pack_dir / "pack-x.pack").write_bytes(b"")  # no index yet: a pack being written does not count
+    assert needs_repack(tmp_path, 3) and not needs_repack(tmp_path, 4) and not needs_repack(tmp_path, 0)
+    loose = tmp_path / "objects" / "17"
+    loose.mkdir()
+    for n in range(27):  # 27 * 256 > 6,700: git's gc --auto would run
+        (loose / f"{n:038x}").write_bytes(b"")
+    assert needs_repack(tmp_path, 50)
