@@ -12,6 +12,7 @@ writers walk the filtered tree as they would the whole one.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import re
 import stat
@@ -47,6 +48,8 @@ class ArchiveSource:
     filtered: Mapping[bytes, Tree] = field(default_factory=dict)
     commit: bytes | None = None
     """The commit archived (its id goes in the archive, as git puts it); None for a tree."""
+    attributes_tree: bytes | None = None
+    """The tree before pathspecs filtered it: its ``.gitattributes`` files apply (None: ``tree``)."""
 
 
 def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] = ()) -> ArchiveSource:
@@ -75,7 +78,7 @@ def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] =
             raise ArchiveRefused(f"pathspec '{spec.given or spec.text}' did not match any files")
     if kept is None:
         raise ArchiveRefused("the pathspecs leave no file to archive")
-    return ArchiveSource(kept.id, source.mtime, filtered, source.commit)
+    return ArchiveSource(kept.id, source.mtime, filtered, source.commit, source.tree)
 
 
 def _subtree(store: BaseObjectStore, tree: bytes, path: str, treeish: str) -> bytes:
@@ -212,10 +215,13 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
         store = cast(BaseObjectStore, _Overlay(store, source.filtered))
     tree = store[ObjectID(source.tree)]
     assert isinstance(tree, Tree)
+    original = store[ObjectID(source.attributes_tree)] if source.attributes_tree is not None else None
+    assert original is None or isinstance(original, Tree)
     prefix = options.prefix.encode("utf-8")
+    entries = _entries(store, tree, prefix, 0, original)
     if options.kind == "zip":
-        return _zip_chunks(store, tree, source.mtime, prefix, options.level, source.commit)
-    tar = _tar_chunks(store, tree, source.mtime, prefix, source.commit)
+        return _zip_chunks(entries, source.mtime, prefix, options.level, source.commit)
+    tar = _tar_chunks(entries, source.mtime, prefix, source.commit)
     if options.kind == "tgz":
         return _gzipped(tar, 6 if options.level is None else options.level)
     return tar
@@ -225,8 +231,10 @@ TAR_FILE_MODE, TAR_EXEC_MODE, TAR_DIR_MODE = 0o664, 0o775, 0o775
 """git's modes in a tar (0666, 0777 less its default ``tar.umask`` of 002)."""
 
 
-def _tar_chunks(store: BaseObjectStore, tree: Tree, mtime: int, prefix: bytes, commit: bytes | None
-                ) -> Iterator[bytes]:
+Entries = Iterator[tuple[bytes, int, "Blob | None"]]
+
+
+def _tar_chunks(entries: Entries, mtime: int, prefix: bytes, commit: bytes | None) -> Iterator[bytes]:
     """A POSIX (pax) tar as git-archive writes one: a global header with the commit id (what
     ``git get-tar-commit-id`` reads), directory entries, symbolic links as links, submodules
     as empty directories, owner root; one entry at a time."""
@@ -236,7 +244,7 @@ def _tar_chunks(store: BaseObjectStore, tree: Tree, mtime: int, prefix: bytes, c
                       encoding="utf-8", errors="surrogateescape") as tar:
         if prefix:
             tar.addfile(_tar_info(prefix.rstrip(b"/"), tarfile.DIRTYPE, TAR_DIR_MODE, mtime))
-        for path, mode, obj in _entries(store, tree, prefix, 0):
+        for path, mode, obj in entries:
             if stat.S_ISDIR(mode) or mode & 0o170000 == 0o160000:
                 tar.addfile(_tar_info(path, tarfile.DIRTYPE, TAR_DIR_MODE, mtime))
             elif stat.S_ISLNK(mode):
@@ -282,30 +290,125 @@ class _ChunkReader:
         return b"".join(out)
 
 
-def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int
-             ) -> Iterator[tuple[bytes, int, Blob | None]]:
+def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, original: Tree | None = None,
+             rules: tuple[_IgnoreRule, ...] = (), base: str = "") -> Entries:
     """Every entry under ``tree`` in git-archive's order: a directory, then what is in it.
 
     Directories and submodules come with None; a missing blob is left out (as git cannot
     archive it either, but a hole is better than no archive for an incomplete repository).
+    What the ``export-ignore`` attribute marks in the ``.gitattributes`` files of ``original``
+    (the tree before pathspecs, or ``tree`` itself) is left out, a directory with all below it.
     """
     if depth > MAX_DEPTH:
         raise ArchiveRefused(f"tree deeper than {MAX_DEPTH} directories")
+    attributes = original if original is not None else tree
+    if GITATTRIBUTES in attributes:
+        blob = _get(store, attributes[GITATTRIBUTES][1])
+        if isinstance(blob, Blob):
+            rules = (*rules, *_ignore_rules(blob.as_raw_string(), base))
+            if len(rules) > MAX_IGNORE_RULES:
+                raise ArchiveRefused(f"more than {MAX_IGNORE_RULES} export-ignore rules in .gitattributes files")
     for entry in tree.iteritems():
         if entry.path in (b"", b".", b"..") or b"/" in entry.path or b"\0" in entry.path:
             raise ArchiveRefused(f"the tree has an entry named {entry.path!r}, which no archive may hold")
+        relative = base + entry.path.decode("utf-8", "surrogateescape")
+        if rules and _export_ignored(rules, relative, stat.S_ISDIR(entry.mode)):
+            continue
         path = prefix + entry.path
         if stat.S_ISDIR(entry.mode):
             yield path, entry.mode, None
             subtree = _get(store, entry.sha)
+            below = None
+            if original is not None and entry.path in original:
+                found = _get(store, original[entry.path][1])
+                below = found if isinstance(found, Tree) else None
             if isinstance(subtree, Tree):
-                yield from _entries(store, subtree, path + b"/", depth + 1)
+                yield from _entries(store, subtree, path + b"/", depth + 1, below, rules, relative + "/")
         elif entry.mode & 0o170000 == 0o160000:
             yield path, entry.mode, None
         else:
             obj = _get(store, entry.sha)
             if isinstance(obj, Blob):
                 yield path, entry.mode, obj
+
+
+GITATTRIBUTES = b".gitattributes"
+MAX_PATTERN_SEGMENTS = 64
+MAX_IGNORE_RULES = 1000
+"""``export-ignore`` rules an archive honours at most (each entry is matched against them)."""
+
+
+@dataclass(frozen=True)
+class _IgnoreRule:
+    """One ``.gitattributes`` line that sets, unsets or resets ``export-ignore``."""
+
+    base: str  # the directory of its file ("" at the top, else "dir/")
+    segments: tuple[str, ...]  # the pattern, split at "/" (one segment: any entry's own name)
+    anchored: bool  # matched against the path below ``base``, not against the name alone
+    directories_only: bool  # the pattern ended with "/"
+    ignore: bool  # export-ignore set; unset (-export-ignore) or reset (!export-ignore) leave it in
+
+
+def _ignore_rules(text: bytes, base: str) -> list[_IgnoreRule]:
+    """The lines of one ``.gitattributes`` that name ``export-ignore`` (the other attributes: git's business)."""
+    rules = []
+    for raw in text.decode("utf-8", "surrogateescape").splitlines():
+        words = raw.split()
+        if not words or words[0].startswith("#") or words[0].startswith("[attr]") or words[0].startswith('"'):
+            continue  # comments, macro definitions; quoted patterns are not read (rare)
+        values = {"export-ignore": True, "-export-ignore": False, "!export-ignore": False}
+        setting = next((values[w] for w in reversed(words[1:]) if w in values), None)
+        if setting is None:
+            continue
+        pattern = words[0]
+        directories_only = pattern.endswith("/")
+        pattern = pattern.rstrip("/")
+        anchored = "/" in pattern
+        segments = tuple(pattern.lstrip("/").split("/"))
+        if pattern and all(segments) and len(segments) <= MAX_PATTERN_SEGMENTS:
+            rules.append(_IgnoreRule(base, segments, anchored, directories_only, setting))
+    return rules
+
+
+def _export_ignored(rules: tuple[_IgnoreRule, ...], path: str, directory: bool) -> bool:
+    """Whether ``path`` (from the archive's top) is ``export-ignore``: the last rule that matches decides,
+    a deeper ``.gitattributes`` after the ones above it, as git reads them."""
+    for rule in reversed(rules):
+        if not path.startswith(rule.base) or (rule.directories_only and not directory):
+            continue
+        below = path[len(rule.base):].split("/")
+        if rule.anchored:
+            matched = _glob_segments(rule.segments, tuple(below))
+        else:
+            matched = fnmatch.fnmatchcase(below[-1], rule.segments[0])
+        if matched:
+            return rule.ignore
+    return False
+
+
+def _glob_segments(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
+    """``pattern`` (``**`` a run of any directories, a trailing one all below) matches all of ``path``.
+
+    Memoized on the two positions: patterns come from pushed files, and several ``**``
+    must not make the match exponential.
+    """
+    memo: dict[tuple[int, int], bool] = {}
+
+    def match(i: int, j: int) -> bool:
+        found = memo.get((i, j))
+        if found is None:
+            if i == len(pattern):
+                found = j == len(path)
+            elif pattern[i] == "**" and i == len(pattern) - 1:  # a trailing /**: everything below, not the dir
+                found = j < len(path)
+            elif pattern[i] == "**":
+                found = any(match(i + 1, k) for k in range(j, len(path) + 1))
+            else:
+                found = j < len(path) and fnmatch.fnmatchcase(path[j], pattern[i]) and match(i + 1, j + 1)
+            memo[(i, j)] = found
+        return found
+
+    return match(0, 0)
 
 
 def _gzipped(chunks: Iterator[bytes], level: int) -> Iterator[bytes]:
@@ -340,7 +443,7 @@ class _Spool:
         return b"".join(parts)
 
 
-def _zip_chunks(store: BaseObjectStore, tree: Tree, mtime: int, prefix: bytes, level: int | None,
+def _zip_chunks(entries: Entries, mtime: int, prefix: bytes, level: int | None,
                 commit: bytes | None) -> Iterator[bytes]:
     """A zip as git-archive writes one: directory entries, the commit id as the archive's comment."""
     spool = _Spool()
@@ -348,7 +451,6 @@ def _zip_chunks(store: BaseObjectStore, tree: Tree, mtime: int, prefix: bytes, l
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:  # type: ignore[call-overload]
         if commit is not None:
             archive.comment = commit
-        entries = _entries(store, tree, prefix, 0)
         if prefix:
             entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None)], entries)
         for path, mode, blob in entries:

@@ -90,6 +90,36 @@ def test_the_same_archive_as_git_makes(served: Served, args: tuple[str, ...]) ->
     assert ours == theirs
 
 
+ATTRIBUTES = {
+    ".gitattributes": "*.sh export-ignore\nlink export-ignore\ndocs/** export-ignore\n/src/deep/ export-ignore\n"
+                      "# a comment\nREADME text\n",
+    "src/.gitattributes": "*.py export-ignore\nkeep.py -export-ignore\n",
+    "src/keep.py": "kept\n",
+    "docs/a.txt": "a\n",
+    "docs/x/b.txt": "b\n",
+}
+
+
+@pytest.mark.parametrize("args", [("--format=tar", "attrs"), ("--format=zip", "attrs"), ("attrs", "src", "docs")])
+def test_export_ignore_as_git_applies_it(served: Served, args: tuple[str, ...]) -> None:
+    """``.gitattributes`` at several levels: patterns, a directory, ``dir/**``, a rule undone below."""
+    work = served.client.cwd / "src-repo"
+    if "attrs" not in served.client.git("branch", "--list", "attrs", cwd=work).stdout:
+        served.client.git("checkout", "-q", "-b", "attrs", cwd=work)
+        for name, text in ATTRIBUTES.items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_text(text)
+        served.client.git("add", ".", cwd=work)
+        served.client.git("commit", "-qm", "attributes", cwd=work)
+        served.client.git("push", "-q", served.url, "attrs", cwd=work)
+    ours = _entries(_archive(served, *args))
+    theirs = _entries(subprocess.run(["git", "archive", *args], cwd=work, env=served.client.env,
+                                     capture_output=True, check=True).stdout)
+    assert ours == theirs
+    names = [entry[0] for entry in ours[1]]  # type: ignore[index]
+    assert not any(n.endswith((".sh", "main.py", "a.txt")) for n in names) and any("keep.py" in n for n in names)
+
+
 def _entries(data: bytes) -> tuple[object, ...]:
     if data[:2] == b"PK":
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

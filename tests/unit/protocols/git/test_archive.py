@@ -409,3 +409,33 @@ def test_zip(repo: tuple[_Repo, dict[str, bytes]], level: int | None) -> None:
         assert archive.getinfo("x/dir/big").external_attr >> 16 == 0o100755
         assert archive.getinfo("x/README").external_attr == 0  # a plain file: no Unix mode, as from git
         assert archive.getinfo("x/README").date_time == (2023, 11, 14, 22, 13, 20)
+
+
+@pytest.mark.parametrize(("pattern", "path", "matched"), [
+    (("docs", "**"), ("docs", "a.txt"), True),
+    (("docs", "**"), ("docs",), False),  # a trailing /** is what is below, not the directory
+    (("**", "b.txt"), ("docs", "x", "b.txt"), True),
+    (("**", "b.txt"), ("b.txt",), True),
+    (("a", "**", "z"), ("a", "z"), True),
+    (("a", "*", "z"), ("a", "b", "c", "z"), False),  # '*' stays within a directory
+])
+def test_export_ignore_path_patterns(pattern: tuple[str, ...], path: tuple[str, ...], matched: bool) -> None:
+    assert backend._glob_segments(pattern, path) is matched
+
+
+def test_export_ignore_patterns_of_a_pushed_file_cannot_take_forever() -> None:
+    pattern = ("**",) * 30 + ("nope",)
+    path = ("d",) * 200 + ("file",)
+    assert backend._glob_segments(pattern, path) is False  # memoized: instant, not 200**30 steps
+
+
+def test_too_many_export_ignore_rules_refuse_the_archive(repo: tuple[_Repo, dict[str, bytes]]) -> None:
+    store = repo[0].object_store
+    rules = Blob.from_string(b"".join(b"x%d export-ignore\n" % n for n in range(backend.MAX_IGNORE_RULES + 1)))
+    tree = store[repo[1]["tree"]]
+    tree.add(b".gitattributes", 0o100644, rules.id)
+    store.add_object(rules)
+    store.add_object(tree)
+    source = backend.ArchiveSource(tree.id, 0)
+    with pytest.raises(ArchiveRefused, match="export-ignore rules"):
+        list(backend.archive_chunks(store, source, ArchiveOptions("tar", "", None, "HEAD")))
