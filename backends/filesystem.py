@@ -27,14 +27,28 @@ MAX_LIST_DEPTH = 4
 
 
 def detect_kind(path: str) -> Kind | None:
-    """Which kind of repository ``path`` is (a bare git dir or a dir with ``.hg/``), if any."""
+    """Which kind of repository ``path`` is (a bare git dir, a dir with ``.hg/`` or ``.git/``), if any."""
     if os.path.isdir(os.path.join(path, ".hg")):
         return Kind.HG
-    if (os.path.isfile(os.path.join(path, "HEAD"))
-            and os.path.isdir(os.path.join(path, "objects"))
-            and os.path.isdir(os.path.join(path, "refs"))):
+    if _is_git_dir(path) or _is_git_dir(os.path.join(path, ".git")):
         return Kind.GIT
     return None
+
+
+def _is_git_dir(path: str) -> bool:
+    return (os.path.isfile(os.path.join(path, "HEAD"))
+            and os.path.isdir(os.path.join(path, "objects"))
+            and os.path.isdir(os.path.join(path, "refs")))
+
+
+def git_dir_of(path: str) -> tuple[str, bool]:
+    """The git directory of the repository at ``path`` and whether it is bare.
+
+    A repository with a working tree (``NAME/.git/``, as ``git init`` makes one) is served from
+    its ``.git`` as git daemon serves it; a ``.git`` that is a file (a worktree or submodule
+    pointer) makes no repository here.
+    """
+    return (path, True) if _is_git_dir(path) else (os.path.join(path, ".git"), False)
 
 
 class FilesystemBackend:
@@ -73,8 +87,12 @@ class FilesystemBackend:
         found, path, kind = self._locate(name)
         if kind is Kind.HG:
             return hg_support.open_hg(path, found)
-        _refuse_symlinked_stores(path, found)
-        return DulwichGitRepository(found, _open_git(path), lock=_flock(path), spool_dir=path)
+        git_dir, bare = git_dir_of(path)
+        if not bare and os.path.islink(git_dir):
+            raise UnsafeName(f"repository {found} has a symlinked .git directory and is not served")
+        _refuse_symlinked_stores(git_dir, found)
+        return DulwichGitRepository(found, _open_git(git_dir), lock=_flock(git_dir), spool_dir=git_dir,
+                                    bare=bare)
 
     def create(self, name: str, kind: Kind) -> Repository:
         name = validate_name(name)

@@ -113,9 +113,11 @@ class DulwichGitRepository:
     kind: Literal[Kind.GIT] = Kind.GIT
 
     def __init__(self, name: str, repo: BaseRepo, lock: RefLock | None = None,
-                 spool_dir: str | None = None) -> None:
+                 spool_dir: str | None = None, bare: bool = True) -> None:
         self.name = name
         self.dulwich_repo = repo
+        self.bare = bare
+        """False for a repository with a working tree: its checked-out branch is not pushed to."""
         self._spool_dir = spool_dir
         self._lock = lock or _thread_lock_for(repo)
         self._added: set[bytes] = set()
@@ -226,6 +228,8 @@ class DulwichGitRepository:
             return "funny refname"
         if update.new == ZERO_ID and update.ref == head:
             return "deletion of the current branch prohibited"  # receive.denyDeleteCurrent's default
+        if not self.bare and update.ref == head:
+            return "branch is currently checked out"  # receive.denyCurrentBranch's default
         if hidden(update.ref):
             return "deny updating a hidden ref"  # git's words
         if update.new != ZERO_ID and not self._connected(update.new):

@@ -317,6 +317,25 @@ def test_ref_name_clashes_and_non_commit_branches_are_rejected_as_by_git(make_se
     assert_consistent(server, client, "clash")
 
 
+def test_a_repository_with_a_working_tree_is_served_and_its_checked_out_branch_kept(
+        make_server: Any, client: Client) -> None:
+    """As git daemon and receive-pack (``denyCurrentBranch``): clone it, push other branches only."""
+    server: RunningServer = make_server("fs")
+    work = server.root / "work"
+    client.git("init", "-q", str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    url = server.git_url("work")
+    clone = client.cwd / "work-clone"
+    client.git("clone", "-q", url, str(clone))
+    tip = commit(client, clone, "b.txt", "b\n", "b")
+    checked_out = client.git("push", "origin", "HEAD:main", cwd=clone, check=False)
+    assert checked_out.returncode == 1 and "(branch is currently checked out)" in checked_out.stderr
+    client.git("push", "-q", "origin", "HEAD:side", cwd=clone)
+    assert remote_refs(client, "default", url)["refs/heads/side"] == tip
+    assert client.git("status", "--porcelain", cwd=work).stdout == ""  # the working tree is untouched
+    client.git("--git-dir", str(work / ".git"), "fsck", "--full")
+
+
 def test_a_clone_after_many_small_pushes_keeps_their_deltas(make_server: Any, client: Client) -> None:
     """Each push's pack also holds its delta base whole (thin-pack completion); a clone must send the
     deltas, not those copies: about the size of git's own clone of the same repository."""

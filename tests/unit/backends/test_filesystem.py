@@ -65,6 +65,23 @@ def test_plain_directory_is_not_a_repository(tmp_path: Path) -> None:
         FilesystemBackend(str(tmp_path)).open("absent")
 
 
+def test_a_repository_with_a_working_tree_is_served_from_its_git_dir(tmp_path: Path) -> None:
+    """As git daemon serves ``NAME/.git``; a ``.git`` file (a worktree's pointer) is no repository."""
+    subprocess.run(["git", "init", "-q", str(tmp_path / "work")], check=True)
+    (tmp_path / "pointer").mkdir()
+    (tmp_path / "pointer" / ".git").write_text("gitdir: ../work/.git\n")
+    (tmp_path / "linked").mkdir()
+    os.symlink(tmp_path / "work" / ".git", tmp_path / "linked" / ".git")
+    backend = FilesystemBackend(str(tmp_path))
+    repo = backend.open("work")
+    assert repo.kind is Kind.GIT and not repo.bare  # type: ignore[union-attr]
+    assert "work" in list(backend.list())
+    with pytest.raises(NotARepository):
+        backend.open("pointer")
+    with pytest.raises(UnsafeName, match="symlinked .git"):
+        backend.open("linked")
+
+
 def test_hg_repository_recognised(tmp_path: Path) -> None:
     (tmp_path / "hgrepo" / ".hg").mkdir(parents=True)
     assert list(FilesystemBackend(str(tmp_path)).list()) == ["hgrepo"]
