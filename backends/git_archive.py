@@ -27,6 +27,7 @@ from typing import cast
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
+from backends.git_pretty import pretty
 from backends.interfaces import GitRepository, ObjectId
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
@@ -217,8 +218,9 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     assert isinstance(tree, Tree)
     original = store[ObjectID(source.attributes_tree)] if source.attributes_tree is not None else None
     assert original is None or isinstance(original, Tree)
+    commit = _get(store, source.commit) if source.commit is not None else None
     prefix = options.prefix.encode("utf-8")
-    entries = _entries(store, tree, prefix, 0, original)
+    entries = _entries(store, tree, prefix, 0, original, commit=commit if isinstance(commit, Commit) else None)
     if options.kind == "zip":
         return _zip_chunks(entries, source.mtime, prefix, options.level, source.commit)
     tar = _tar_chunks(entries, source.mtime, prefix, source.commit)
@@ -291,13 +293,14 @@ class _ChunkReader:
 
 
 def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, original: Tree | None = None,
-             rules: tuple[_IgnoreRule, ...] = (), base: str = "") -> Entries:
+             rules: tuple[_AttrRule, ...] = (), base: str = "", commit: Commit | None = None) -> Entries:
     """Every entry under ``tree`` in git-archive's order: a directory, then what is in it.
 
     Directories and submodules come with None; a missing blob is left out (as git cannot
     archive it either, but a hole is better than no archive for an incomplete repository).
-    What the ``export-ignore`` attribute marks in the ``.gitattributes`` files of ``original``
-    (the tree before pathspecs, or ``tree`` itself) is left out, a directory with all below it.
+    The ``.gitattributes`` files of ``original`` (the tree before pathspecs, or ``tree``
+    itself) apply: what ``export-ignore`` marks is left out, a directory with all below it,
+    and in what ``export-subst`` marks, ``$Format:...$`` becomes ``commit``'s details.
     """
     if depth > MAX_DEPTH:
         raise ArchiveRefused(f"tree deeper than {MAX_DEPTH} directories")
@@ -305,14 +308,15 @@ def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, orig
     if GITATTRIBUTES in attributes:
         blob = _get(store, attributes[GITATTRIBUTES][1])
         if isinstance(blob, Blob):
-            rules = (*rules, *_ignore_rules(blob.as_raw_string(), base))
-            if len(rules) > MAX_IGNORE_RULES:
-                raise ArchiveRefused(f"more than {MAX_IGNORE_RULES} export-ignore rules in .gitattributes files")
+            rules = (*rules, *_attribute_rules(blob.as_raw_string(), base))
+            if len(rules) > MAX_ATTRIBUTE_RULES:
+                raise ArchiveRefused(f"more than {MAX_ATTRIBUTE_RULES} export-ignore and export-subst rules "
+                                     "in .gitattributes files")
     for entry in tree.iteritems():
         if entry.path in (b"", b".", b"..") or b"/" in entry.path or b"\0" in entry.path:
             raise ArchiveRefused(f"the tree has an entry named {entry.path!r}, which no archive may hold")
         relative = base + entry.path.decode("utf-8", "surrogateescape")
-        if rules and _export_ignored(rules, relative, stat.S_ISDIR(entry.mode)):
+        if rules and _attribute(rules, "export-ignore", relative, stat.S_ISDIR(entry.mode)):
             continue
         path = prefix + entry.path
         if stat.S_ISDIR(entry.mode):
@@ -323,58 +327,64 @@ def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, orig
                 found = _get(store, original[entry.path][1])
                 below = found if isinstance(found, Tree) else None
             if isinstance(subtree, Tree):
-                yield from _entries(store, subtree, path + b"/", depth + 1, below, rules, relative + "/")
+                yield from _entries(store, subtree, path + b"/", depth + 1, below, rules, relative + "/", commit)
         elif entry.mode & 0o170000 == 0o160000:
             yield path, entry.mode, None
         else:
             obj = _get(store, entry.sha)
             if isinstance(obj, Blob):
+                if commit is not None and rules and not stat.S_ISLNK(entry.mode) and \
+                        _attribute(rules, "export-subst", relative, False):
+                    obj = _substituted(obj, commit)
                 yield path, entry.mode, obj
 
 
 GITATTRIBUTES = b".gitattributes"
 MAX_PATTERN_SEGMENTS = 64
-MAX_IGNORE_RULES = 1000
-"""``export-ignore`` rules an archive honours at most (each entry is matched against them)."""
+MAX_ATTRIBUTE_RULES = 1000
+"""``export-ignore``/``export-subst`` rules an archive honours at most (each entry is matched against them)."""
+ARCHIVE_ATTRIBUTES = ("export-ignore", "export-subst")
 
 
 @dataclass(frozen=True)
-class _IgnoreRule:
-    """One ``.gitattributes`` line that sets, unsets or resets ``export-ignore``."""
+class _AttrRule:
+    """One ``.gitattributes`` line's setting of ``export-ignore`` or ``export-subst``."""
 
     base: str  # the directory of its file ("" at the top, else "dir/")
     segments: tuple[str, ...]  # the pattern, split at "/" (one segment: any entry's own name)
     anchored: bool  # matched against the path below ``base``, not against the name alone
     directories_only: bool  # the pattern ended with "/"
-    ignore: bool  # export-ignore set; unset (-export-ignore) or reset (!export-ignore) leave it in
+    attribute: str
+    value: bool  # set; unset (-attr) and reset (!attr) both mean off here
 
 
-def _ignore_rules(text: bytes, base: str) -> list[_IgnoreRule]:
-    """The lines of one ``.gitattributes`` that name ``export-ignore`` (the other attributes: git's business)."""
+def _attribute_rules(text: bytes, base: str) -> list[_AttrRule]:
+    """The settings of one ``.gitattributes`` for the archive's attributes (the others: git's business)."""
     rules = []
     for raw in text.decode("utf-8", "surrogateescape").splitlines():
         words = raw.split()
         if not words or words[0].startswith("#") or words[0].startswith("[attr]") or words[0].startswith('"'):
             continue  # comments, macro definitions; quoted patterns are not read (rare)
-        values = {"export-ignore": True, "-export-ignore": False, "!export-ignore": False}
-        setting = next((values[w] for w in reversed(words[1:]) if w in values), None)
-        if setting is None:
-            continue
         pattern = words[0]
         directories_only = pattern.endswith("/")
         pattern = pattern.rstrip("/")
-        anchored = "/" in pattern
         segments = tuple(pattern.lstrip("/").split("/"))
-        if pattern and all(segments) and len(segments) <= MAX_PATTERN_SEGMENTS:
-            rules.append(_IgnoreRule(base, segments, anchored, directories_only, setting))
+        if not pattern or not all(segments) or len(segments) > MAX_PATTERN_SEGMENTS:
+            continue
+        for word in words[1:]:
+            name = word.lstrip("-!")
+            if name in ARCHIVE_ATTRIBUTES:
+                rules.append(_AttrRule(base, segments, "/" in pattern, directories_only, name, word == name))
     return rules
 
 
-def _export_ignored(rules: tuple[_IgnoreRule, ...], path: str, directory: bool) -> bool:
-    """Whether ``path`` (from the archive's top) is ``export-ignore``: the last rule that matches decides,
+def _attribute(rules: tuple[_AttrRule, ...], attribute: str, path: str, directory: bool) -> bool:
+    """Whether ``attribute`` is set on ``path`` (from the archive's top): the last rule that matches decides,
     a deeper ``.gitattributes`` after the ones above it, as git reads them."""
     for rule in reversed(rules):
-        if not path.startswith(rule.base) or (rule.directories_only and not directory):
+        if rule.attribute != attribute or not path.startswith(rule.base):
+            continue
+        if rule.directories_only and not directory:
             continue
         below = path[len(rule.base):].split("/")
         if rule.anchored:
@@ -382,8 +392,30 @@ def _export_ignored(rules: tuple[_IgnoreRule, ...], path: str, directory: bool) 
         else:
             matched = fnmatch.fnmatchcase(below[-1], rule.segments[0])
         if matched:
-            return rule.ignore
+            return rule.value
     return False
+
+
+MAX_SUBSTITUTED_FILE = 16 << 20
+"""A larger ``export-subst`` file goes out as it is."""
+MAX_SUBSTITUTIONS = 64
+"""``$Format:...$`` replaced per file at most (git bounds them too)."""
+_FORMAT = re.compile(rb"\$Format:([^$\n]*)\$")
+
+
+def _substituted(blob: Blob, commit: Commit) -> Blob:
+    """``blob`` with each ``$Format:<pretty format>$`` replaced by ``commit``'s details."""
+    data = blob.as_raw_string()
+    if b"$Format:" not in data or len(data) > MAX_SUBSTITUTED_FILE:
+        return blob
+    count = 0
+
+    def one(match: re.Match[bytes]) -> bytes:
+        nonlocal count
+        count += 1
+        return match.group(0) if count > MAX_SUBSTITUTIONS else pretty(commit, match.group(1))
+
+    return Blob.from_string(_FORMAT.sub(one, data))
 
 
 def _glob_segments(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:

@@ -92,7 +92,9 @@ def test_the_same_archive_as_git_makes(served: Served, args: tuple[str, ...]) ->
 
 ATTRIBUTES = {
     ".gitattributes": "*.sh export-ignore\nlink export-ignore\ndocs/** export-ignore\n/src/deep/ export-ignore\n"
-                      "# a comment\nREADME text\n",
+                      "# a comment\nREADME text\nversion.txt export-subst\n",
+    "version.txt": "$Format:%H %h %T %t %P %p|%an <%ae> %ad|%aD|%ai|%aI|%as|%at|%cn %ce %cd|%s|%b|%e|%%|%x41$\n"
+                   "plain $Format:%s$ twice $Format:%h$ and $not-a-format$\n",
     "src/.gitattributes": "*.py export-ignore\nkeep.py -export-ignore\n",
     "src/keep.py": "kept\n",
     "docs/a.txt": "a\n",
@@ -110,7 +112,7 @@ def test_export_ignore_as_git_applies_it(served: Served, args: tuple[str, ...]) 
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             (work / name).write_text(text)
         served.client.git("add", ".", cwd=work)
-        served.client.git("commit", "-qm", "attributes", cwd=work)
+        served.client.git("commit", "-qm", "attributes,\nwrapped subject\n\nand a body\nof two lines", cwd=work)
         served.client.git("push", "-q", served.url, "attrs", cwd=work)
     ours = _entries(_archive(served, *args))
     theirs = _entries(subprocess.run(["git", "archive", *args], cwd=work, env=served.client.env,

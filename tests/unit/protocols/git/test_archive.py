@@ -431,11 +431,11 @@ def test_export_ignore_patterns_of_a_pushed_file_cannot_take_forever() -> None:
 
 def test_too_many_export_ignore_rules_refuse_the_archive(repo: tuple[_Repo, dict[str, bytes]]) -> None:
     store = repo[0].object_store
-    rules = Blob.from_string(b"".join(b"x%d export-ignore\n" % n for n in range(backend.MAX_IGNORE_RULES + 1)))
+    rules = Blob.from_string(b"".join(b"x%d export-ignore\n" % n for n in range(backend.MAX_ATTRIBUTE_RULES + 1)))
     tree = store[repo[1]["tree"]]
     tree.add(b".gitattributes", 0o100644, rules.id)
     store.add_object(rules)
     store.add_object(tree)
     source = backend.ArchiveSource(tree.id, 0)
-    with pytest.raises(ArchiveRefused, match="export-ignore rules"):
+    with pytest.raises(ArchiveRefused, match="export-ignore and export-subst rules"):
         list(backend.archive_chunks(store, source, ArchiveOptions("tar", "", None, "HEAD")))
