@@ -52,7 +52,8 @@ def git_dir_of(path: str) -> tuple[str, bool]:
 
 
 class FilesystemBackend:
-    """Repositories below ``root``: ``NAME.git`` bare git repos, ``NAME/.hg`` Mercurial repos."""
+    """Repositories below ``root``: ``NAME.git`` bare git repos (or ``NAME/.git`` with a working tree),
+    ``NAME/.hg`` Mercurial repos."""
 
     def __init__(self, root: str) -> None:
         os.makedirs(root, exist_ok=True)
