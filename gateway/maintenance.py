@@ -4,8 +4,9 @@ Every push lands as a pack of its own.  Left alone, a busy repository gathers
 hundreds: each object lookup then probes every index, and a clone cannot send
 the whole copies that completed thin packs as deltas.  After a push that moved
 a ref, a repository with ``[maintenance] auto_pack_limit`` packs or more (50 by
-default, git's ``gc.autoPackLimit``) gets ``git repack -a -d --write-bitmap-index``
-in the background: one pack with a bitmap, which the fast clone path counts from.
+default, git's ``gc.autoPackLimit``), or as many loose objects as git's ``gc.auto``
+allows, gets ``git_maintenance.REPACK_ARGS`` in the background: one pack with a
+bitmap, which the fast clone path counts from.
 
 The repack is git's own process, spawned by the reactor (no worker thread waits
 on it), one at a time per repository.  Readers keep the packs they mapped until
@@ -51,7 +52,7 @@ def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
     if binary is None:
         if not _no_git_logged:
             _no_git_logged = True
-            log.warning("no git binary on PATH: pushed packs of {repo} are not repacked; install git",
+            log.warn("no git binary on PATH: pushed packs of {repo} are not repacked; install git",
                      repo=name)
         return False
     from twisted.internet import reactor
