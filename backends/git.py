@@ -383,12 +383,8 @@ def _clash(ref: bytes, names: set[bytes], ordered: list[bytes]) -> bytes | None:
             return ref[:cut]
         cut = ref.find(b"/", cut + 1)
     below = ref + b"/"
-    for name in ordered[bisect.bisect_left(ordered, below):]:
-        if not name.startswith(below):
-            break
-        if name in names:
-            return name
-    return None
+    at = bisect.bisect_left(ordered, below)  # ``ordered`` is ``names`` sorted: the first one after is it
+    return ordered[at] if at < len(ordered) and ordered[at].startswith(below) else None
 
 
 _thread_locks: dict[int, threading.Lock] = {}

@@ -1,4 +1,4 @@
-"""Archives of a git tree for git-upload-archive: tar (dulwich), tgz (zlib over it) and zip (zipfile).
+"""Archives of a git tree for git-upload-archive: tar (tarfile), tgz (zlib over it) and zip (zipfile).
 
 Blocking; the gateway runs ``resolve`` and every ``next()`` of ``archive_chunks``
 in the thread pool.  Chunks are yielded file by file, so the archive is never
@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
+from dulwich.archive import ChunkedBytesIO
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
@@ -221,9 +222,11 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     commit = _get(store, source.commit) if source.commit is not None else None
     prefix = options.prefix.encode("utf-8")
     entries = _entries(store, tree, prefix, 0, original, commit=commit if isinstance(commit, Commit) else None)
+    if prefix:  # the prefix's own directory entry, first, as git writes it
+        entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None)], entries)
     if options.kind == "zip":
-        return _zip_chunks(entries, source.mtime, prefix, options.level, source.commit)
-    tar = _tar_chunks(entries, source.mtime, prefix, source.commit)
+        return _zip_chunks(entries, source.mtime, options.level, source.commit)
+    tar = _tar_chunks(entries, source.mtime, source.commit)
     if options.kind == "tgz":
         return _gzipped(tar, 6 if options.level is None else options.level)
     return tar
@@ -236,7 +239,7 @@ TAR_FILE_MODE, TAR_EXEC_MODE, TAR_DIR_MODE = 0o664, 0o775, 0o775
 Entries = Iterator[tuple[bytes, int, "Blob | None"]]
 
 
-def _tar_chunks(entries: Entries, mtime: int, prefix: bytes, commit: bytes | None) -> Iterator[bytes]:
+def _tar_chunks(entries: Entries, mtime: int, commit: bytes | None) -> Iterator[bytes]:
     """A POSIX (pax) tar as git-archive writes one: a global header with the commit id (what
     ``git get-tar-commit-id`` reads), directory entries, symbolic links as links, submodules
     as empty directories, owner root; one entry at a time."""
@@ -244,8 +247,6 @@ def _tar_chunks(entries: Entries, mtime: int, prefix: bytes, commit: bytes | Non
     headers = {"comment": commit.decode("ascii")} if commit is not None else {}
     with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT, pax_headers=headers,  # type: ignore[call-overload]
                       encoding="utf-8", errors="surrogateescape") as tar:
-        if prefix:
-            tar.addfile(_tar_info(prefix.rstrip(b"/"), tarfile.DIRTYPE, TAR_DIR_MODE, mtime))
         for path, mode, obj in entries:
             if stat.S_ISDIR(mode) or mode & 0o170000 == 0o160000:
                 tar.addfile(_tar_info(path, tarfile.DIRTYPE, TAR_DIR_MODE, mtime))
@@ -258,7 +259,7 @@ def _tar_chunks(entries: Entries, mtime: int, prefix: bytes, commit: bytes | Non
                 assert obj is not None
                 info = _tar_info(path, tarfile.REGTYPE, TAR_EXEC_MODE if mode & 0o100 else TAR_FILE_MODE, mtime)
                 info.size = obj.raw_length()
-                tar.addfile(info, _ChunkReader(obj.chunked))
+                tar.addfile(info, ChunkedBytesIO(obj.chunked))
             yield spool.drain()
     yield spool.drain()
 
@@ -269,27 +270,6 @@ def _tar_info(path: bytes, kind: bytes, mode: int, mtime: int) -> tarfile.TarInf
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
     return info
-
-
-class _ChunkReader:
-    """A blob's chunks as the file ``tarfile.addfile`` reads (no copy of the whole blob)."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self._chunks = list(chunks)
-        self._index = 0
-        self._offset = 0
-
-    def read(self, size: int = -1) -> bytes:
-        out: list[bytes] = []
-        while self._index < len(self._chunks) and (size < 0 or size > 0):
-            chunk = self._chunks[self._index]
-            piece = chunk[self._offset:] if size < 0 else chunk[self._offset:self._offset + size]
-            out.append(piece)
-            self._offset += len(piece)
-            size -= len(piece) if size >= 0 else 0
-            if self._offset >= len(chunk):
-                self._index, self._offset = self._index + 1, 0
-        return b"".join(out)
 
 
 def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, original: Tree | None = None,
@@ -475,16 +455,13 @@ class _Spool:
         return b"".join(parts)
 
 
-def _zip_chunks(entries: Entries, mtime: int, prefix: bytes, level: int | None,
-                commit: bytes | None) -> Iterator[bytes]:
+def _zip_chunks(entries: Entries, mtime: int, level: int | None, commit: bytes | None) -> Iterator[bytes]:
     """A zip as git-archive writes one: directory entries, the commit id as the archive's comment."""
     spool = _Spool()
     date = time.gmtime(max(mtime, 315532800))[:6]  # zip dates start in 1980
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:  # type: ignore[call-overload]
         if commit is not None:
             archive.comment = commit
-        if prefix:
-            entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None)], entries)
         for path, mode, blob in entries:
             if blob is None:  # a directory, or a submodule: an empty one
                 info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape") + "/", date_time=date)

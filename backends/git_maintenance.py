@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from backends.git_packindex import pack_basenames
+
 REPACK_ARGS = ("repack", "-a", "-d", "-q", "--write-bitmap-index", "--keep-unreachable")
 """One pack with a bitmap, the packs it replaces removed (what ``git gc`` does to a bare repository's
 objects).  ``--keep-unreachable``: the objects of a push whose pack has landed but whose refs are not
@@ -26,12 +28,7 @@ AUTO_PACK_LIMIT = 50
 
 def count_packs(git_dir: str | os.PathLike[str]) -> int:
     """Complete packs (a ``.pack`` with its ``.idx``) of the repository at ``git_dir``."""
-    pack_dir = Path(git_dir) / "objects" / "pack"
-    try:
-        names = set(os.listdir(pack_dir))
-    except OSError:
-        return 0
-    return sum(1 for n in names if n.endswith(".pack") and n[:-5] + ".idx" in names)
+    return len(pack_basenames(os.path.join(git_dir, "objects", "pack")))
 
 
 AUTO_LOOSE_LIMIT = 6700

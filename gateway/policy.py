@@ -210,7 +210,7 @@ class Policy:
     hg_http: HgHttp = HgHttp()
     clone_cache: KeepBounds = KEEP_NOTHING
     """``[clone_cache]``: finished full-clone answers kept for the same request later (off by default)."""
-    maintenance: Maintenance = field(default_factory=lambda: Maintenance())
+    maintenance: Maintenance = Maintenance()
     """``[maintenance]``: when pushed packs are repacked."""
 
     def _is(self, user: str | None, principal: str) -> bool:
