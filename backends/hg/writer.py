@@ -125,6 +125,7 @@ class Transaction:
         heads_after = self._heads()
         closing = sum(1 for rev in heads_after - heads_before
                       if parse_changeset(self.changeset_text(self.cl.node(rev))).closes_branch)
+        # an empty repository's head is null, as in hg: it counts as one
         return IngestResult(added=added, heads_before=len(heads_before) or 1, heads_after=len(heads_after) or 1,
                             file_revisions=file_revisions, closing_heads=closing)
 
@@ -224,9 +225,6 @@ class Transaction:
 
     def _parents(self) -> list[tuple[int, int]]:
         return [(e[5], e[6]) for e in self.cl.entries]
-
-    def _head_count(self) -> int:
-        return len(self._heads()) or 1  # an empty repo's head is null, as in hg
 
     def _heads(self) -> set[int]:
         """The visible heads (revs)."""
