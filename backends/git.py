@@ -12,6 +12,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 from dulwich.errors import ObjectFormatException, RefFormatError
@@ -22,7 +23,7 @@ from dulwich.pack import Pack
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
-from backends import git_ingest, git_maintenance
+from backends import git_ingest, git_maintenance, git_pack
 from backends.interfaces import ZERO_ID, Kind, ObjectId, PackedObject, RefResult, RefUpdate
 from protocols.errors import ProtocolError
 
@@ -208,11 +209,43 @@ class DulwichGitRepository:
                 raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
             self._added.update(added)
 
+    def receive_rules(self) -> ReceiveRules:
+        """The repository's own ``receive.deny*`` settings, read as git's receive-pack reads them.
+
+        ``denyDeletes`` and ``denyNonFastForwards`` guard branches (``refs/heads/``)
+        only, as in git; ``denyDeleteCurrent`` and (with a working tree)
+        ``denyCurrentBranch`` take ``refuse``, ``warn``, ``ignore`` or a boolean.
+        A value git would reject refuses the whole push (``ConfigValueError``):
+        guessing could let through what the operator meant to deny.
+        """
+        try:
+            config = self.dulwich_repo.get_config()
+        except Exception:  # an unreadable config: git's defaults (opening the repository read it already)
+            return ReceiveRules()
+
+        def last(name: bytes) -> bytes | None:
+            try:
+                values = list(config.get_multivar((b"receive",), name))
+            except KeyError:
+                return None
+            return bytes(values[-1]) if values else None
+
+        return ReceiveRules(
+            deny_deletes=_git_bool(last(b"denydeletes"), "receive.denydeletes"),
+            deny_non_fast_forwards=_git_bool(last(b"denynonfastforwards"), "receive.denynonfastforwards"),
+            deny_delete_current=_deny_action(last(b"denydeletecurrent"), "receive.denydeletecurrent"),
+            deny_current_branch=_deny_action(last(b"denycurrentbranch"), "receive.denycurrentbranch"),
+        )
+
     def update_refs(self, updates: Sequence[RefUpdate], atomic: bool) -> Sequence[RefResult]:
         """Check names and connectivity, then compare-and-swap each ref under the repo lock."""
+        try:
+            rules = self.receive_rules()
+        except ConfigValueError as exc:
+            return [RefResult(u.ref, str(exc)) for u in updates]
         head = self._head_target()
         hidden = self.hidden_refs("receive-pack")
-        checked = [(u, self._refusal(u, head, hidden)) for u in updates]
+        checked = [(u, self._refusal(u, head, hidden, rules)) for u in updates]
         if any(reason == "missing necessary objects" for _, reason in checked):
             self._discard_added()
         with self._lock():
@@ -222,20 +255,30 @@ class DulwichGitRepository:
         """The branch HEAD names (read alone: ``symrefs()`` reads every ref)."""
         return _symref_target(self.dulwich_repo.refs.read_ref(HEAD))
 
-    def _refusal(self, update: RefUpdate, head: bytes | None, hidden: Callable[[bytes], bool]) -> str | None:
+    def _refusal(self, update: RefUpdate, head: bytes | None, hidden: Callable[[bytes], bool],
+                 rules: ReceiveRules) -> str | None:
         # as receive-pack: refs/ and then a name of two levels at least (refs/foo is "funny")
         if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref[len(b"refs/"):])):
             return "funny refname"
-        if update.new == ZERO_ID and update.ref == head:
-            return "deletion of the current branch prohibited"  # receive.denyDeleteCurrent's default
-        if not self.bare and update.ref == head:
-            return "branch is currently checked out"  # receive.denyCurrentBranch's default
+        branch = update.ref.startswith(HEADS_PREFIX)
+        deletion = update.new == ZERO_ID
+        if not self.bare and update.ref == head and rules.deny_current_branch == UPDATE_INSTEAD:
+            return "branch is currently checked out (receive.denyCurrentBranch updateInstead is not supported here)"
+        if not self.bare and update.ref == head and rules.deny_current_branch == REFUSE:
+            return "branch is currently checked out"
+        if deletion and branch and rules.deny_deletes:
+            return "deletion prohibited"  # git's words for receive.denyDeletes
+        if deletion and update.ref == head and rules.deny_delete_current != IGNORE:
+            return "deletion of the current branch prohibited"
         if hidden(update.ref):
             return "deny updating a hidden ref"  # git's words
-        if update.new != ZERO_ID and not self._connected(update.new):
+        if not deletion and not self._connected(update.new):
             return "missing necessary objects"
-        if update.new != ZERO_ID and update.ref.startswith(HEADS_PREFIX) and not self._is_commit(update.new):
+        if not deletion and branch and not self._is_commit(update.new):
             return NON_COMMIT_BRANCH  # git's refs code refuses it too: a branch names a commit
+        if (branch and rules.deny_non_fast_forwards and not deletion and update.old != ZERO_ID
+                and not git_pack.is_ancestor(self.object_store, update.old, update.new)):
+            return "non-fast-forward"  # git's words for receive.denyNonFastForwards
         return None
 
     def _is_commit(self, oid: ObjectId) -> bool:
@@ -344,6 +387,53 @@ def _hiding(rules: list[bytes]) -> Callable[[bytes], bool]:
 
 
 COMMIT_TYPE = 1
+IGNORE, REFUSE, UPDATE_INSTEAD = "ignore", "refuse", "updateInstead"
+"""``receive.denyCurrentBranch``/``denyDeleteCurrent`` actions (``warn`` lets the update through, as ``ignore``)."""
+
+
+class ConfigValueError(ValueError):
+    """A repository config value git would refuse; the message says which and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveRules:
+    """What a repository's ``receive.deny*`` settings refuse (git's defaults when unset)."""
+
+    deny_deletes: bool = False
+    deny_non_fast_forwards: bool = False
+    deny_delete_current: str = REFUSE
+    deny_current_branch: str = REFUSE
+
+
+def _git_bool(value: bytes | None, key: str, default: bool = False) -> bool:
+    """A boolean as git's config reads it: true/yes/on, false/no/off/empty, or an integer."""
+    if value is None:
+        return default
+    text = value.strip().lower()
+    if text in (b"true", b"yes", b"on"):
+        return True
+    if text in (b"", b"false", b"no", b"off"):
+        return False
+    try:
+        number = int(text[:-1] if text[-1:] in (b"k", b"m", b"g") else text, 10)
+    except ValueError:
+        raise ConfigValueError(f"bad boolean config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
+                               "fix it in the repository's config on the server") from None
+    return number != 0
+
+
+def _deny_action(value: bytes | None, key: str) -> str:
+    """``ignore``, ``warn``, ``refuse``, ``updateInstead`` or a boolean (true refuses), as git reads them."""
+    if value is None:
+        return REFUSE
+    text = value.strip().lower()
+    if text in (b"ignore", b"warn"):
+        return IGNORE
+    if text == b"refuse":
+        return REFUSE
+    if text == b"updateinstead":
+        return UPDATE_INSTEAD
+    return REFUSE if _git_bool(value, key) else IGNORE
 NON_COMMIT_BRANCH = "failed to update ref: a branch must name a commit, not a tree, blob or tag"
 
 

@@ -34,6 +34,8 @@ from protocols.errors import ProtocolError
 from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
 
 CHUNK_SIZE = 1 << 16
+MAX_ANCESTRY_WALK = 1_000_000
+"""Commits a fast-forward check may visit before it calls the update non-fast-forward."""
 MAX_PEEL = 32
 PEELED_CACHE_SIZE = 1 << 16
 """How many ref tips' peeled ids are remembered (under 12 MiB when full)."""
@@ -125,6 +127,25 @@ def check_wants(store: BaseObjectStore, snapshot: RefSnapshot, wants: Iterable[O
     for oid in wants:
         if oid not in tips and _dul(oid) not in store:
             raise ProtocolError(f"upload-pack: not our ref {oid.decode()}")
+
+
+def is_ancestor(store: BaseObjectStore, old: ObjectId, new: ObjectId) -> bool:
+    """True when commit ``old`` is reachable from commit ``new`` (blocking: walks the store)."""
+    pending, seen = [new], {new}
+    while pending and len(seen) < MAX_ANCESTRY_WALK:
+        sha = pending.pop()
+        if sha == old:
+            return True
+        commit = _lookup(store, sha)
+        if commit is None:
+            continue
+        if not isinstance(commit, Commit):
+            return False  # a tag or tree: never a fast-forward of a commit
+        for parent in map(ObjectId, commit.parents):
+            if parent not in seen:
+                seen.add(parent)
+                pending.append(parent)
+    return False
 
 
 def _commit(store: BaseObjectStore, oid: bytes) -> Commit | None:

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import Literal, NoReturn, Protocol, runtime_checkable
 
 from dulwich.object_store import BaseObjectStore
-from dulwich.objects import Commit, ObjectID
 
+from backends.git_pack import is_ancestor
 from backends.hg.changelog import parse_changeset
 from backends.interfaces import (
     NULL_NODE,
@@ -50,7 +50,6 @@ from backends.interfaces import (
     IngestResult,
     Kind,
     Node,
-    ObjectId,
     RefResult,
     RefUpdate,
     RevisionDelta,
@@ -64,8 +63,6 @@ from gateway.policy import Protection, Protections, first_match
 from protocols.errors import PermissionDenied
 
 ATOMIC_FAILURE = "atomic push failed"
-MAX_ANCESTRY_WALK = 1_000_000
-"""Commits a fast-forward check may visit before it calls the update non-fast-forward."""
 
 PHASE_NAMES = {0: "public", 1: "draft", 2: "secret"}
 
@@ -75,26 +72,6 @@ PHASE_NAMES = {0: "public", 1: "draft", 2: "secret"}
 
 def _what(ref: bytes) -> str:
     return "protected branch" if ref.startswith(b"refs/heads/") else "protected ref"
-
-
-def is_ancestor(store: BaseObjectStore, old: ObjectId, new: ObjectId) -> bool:
-    """True when commit ``old`` is reachable from commit ``new`` (blocking: walks the store)."""
-    pending, seen = [new], {new}
-    while pending and len(seen) < MAX_ANCESTRY_WALK:
-        sha = pending.pop()
-        if sha == old:
-            return True
-        try:
-            commit = store[ObjectID(sha)]
-        except KeyError:
-            continue
-        if not isinstance(commit, Commit):
-            return False  # a tag or tree: never a fast-forward of a commit
-        for parent in map(ObjectId, commit.parents):
-            if parent not in seen:
-                seen.add(parent)
-                pending.append(parent)
-    return False
 
 
 def ref_refusal(protection: Protection, store: BaseObjectStore, update: RefUpdate) -> str | None:

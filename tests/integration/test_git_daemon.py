@@ -413,6 +413,73 @@ def test_hidden_refs_are_hidden_as_by_git(make_server: Any, client: Client, vers
     assert "refs/tags/u" not in client.git("--git-dir", str(bare), "show-ref").stdout
 
 
+def _rejections(stderr: str) -> list[str]:
+    return sorted(line.strip() for line in stderr.splitlines() if "[remote rejected]" in line)
+
+
+@pytest.mark.parametrize(("settings", "pushes"), [
+    ({"receive.denyNonFastForwards": "true", "receive.denyDeletes": "yes"},
+     ["+HEAD~1:main", ":side", ":refs/tags/lt", "+HEAD~1:refs/notes/x", "HEAD:fresh"]),
+    ({"receive.denyNonFastForwards": "1", "receive.denyDeleteCurrent": "warn"}, [":main", "+HEAD:side"]),
+    ({"receive.denyDeleteCurrent": "false", "receive.denyDeletes": "off"}, [":main"]),
+    ({"receive.denyDeletes": "nope"}, [":side", "HEAD:fresh"]),
+])
+def test_receive_deny_settings_refuse_what_git_refuses(
+        make_server: Any, client: Client, settings: dict[str, str], pushes: list[str]) -> None:
+    """The repository's ``receive.deny*`` settings: the same pushes to hgwire and to git's own
+    receive-pack (``file://``) of a copy are refused for the same refs with the same reasons."""
+    server: RunningServer = make_server("fs")
+    server.backend.create("deny", Kind.GIT)
+    url = server.git_url("deny")
+    work = client.cwd / "deny"
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    commit(client, work, "b.txt", "b\n", "b")
+    client.git("tag", "lt", cwd=work)
+    client.git("push", "-q", "origin", "HEAD:main", "HEAD:side", "HEAD:refs/notes/x", "lt", cwd=work)
+    bare = server.root / "deny.git"
+    for key, value in settings.items():
+        client.git("--git-dir", str(bare), "config", key, value)
+    copy = client.cwd / "copy.git"
+    client.run("cp", "-a", str(bare), str(copy))
+    ours = client.git("push", url, *pushes, cwd=work, check=False)
+    theirs = client.git("push", f"file://{copy}", *pushes, cwd=work, check=False)
+    if "nope" in settings.values():  # git's receive-pack dies; hgwire refuses every ref, saying why
+        assert "bad boolean config value 'nope'" in theirs.stderr, theirs.stderr
+        assert ours.returncode == 1 and len(_rejections(ours.stderr)) == len(pushes), ours.stderr
+        assert "bad boolean config value 'nope' for 'receive.denydeletes'" in ours.stderr
+    else:
+        assert ours.returncode == theirs.returncode, (ours.stderr, theirs.stderr)
+        assert _rejections(ours.stderr) == _rejections(theirs.stderr), (ours.stderr, theirs.stderr)
+        refs = remote_refs(client, "default", url)
+        head = refs.pop("HEAD", None)  # git leaves HEAD naming a deleted branch; hgwire points it at one left
+        assert head is None or head in refs.values()
+        assert refs == {name: oid for name, oid in remote_refs(client, "default", f"file://{copy}").items()
+                        if name != "HEAD"}
+    assert_consistent(server, client, "deny")
+
+
+def test_receive_deny_current_branch_ignore_lets_the_checked_out_branch_move(
+        make_server: Any, client: Client) -> None:
+    """``receive.denyCurrentBranch = ignore`` in a repository with a working tree, as in git."""
+    server: RunningServer = make_server("fs")
+    work = server.root / "tree"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("config", "receive.denyCurrentBranch", "ignore", cwd=work)
+    clone = client.cwd / "tree-clone"
+    client.git("clone", "-q", server.git_url("tree"), str(clone))
+    tip = commit(client, clone, "b.txt", "b\n", "b")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=clone)
+    assert client.git("rev-parse", "main", cwd=work).stdout.strip() == tip
+    client.git("config", "receive.denyCurrentBranch", "updateInstead", cwd=work)
+    commit(client, clone, "c.txt", "c\n", "c")
+    refused = client.git("push", "origin", "HEAD:main", cwd=clone, check=False)
+    assert refused.returncode == 1 and "updateInstead is not supported here" in refused.stderr
+    assert client.git("rev-parse", "main", cwd=work).stdout.strip() == tip
+    client.git("--git-dir", str(work / ".git"), "fsck", "--full")
+
+
 @pytest.mark.parametrize("proto", list(PROTOCOLS))
 def test_ls_remote_matches_git_upload_pack(make_server: Any, client: Client, proto: str) -> None:
     """The same fs repository listed by hgwire and by git's own upload-pack: identical output."""

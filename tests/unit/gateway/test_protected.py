@@ -9,6 +9,7 @@ import pytest
 from dulwich.objects import Commit, ObjectID, Tree
 from twisted.logger import LogEvent
 
+from backends import git_pack
 from backends.interfaces import (
     NULL_NODE,
     ZERO_ID,
@@ -64,9 +65,9 @@ def git_repo() -> tuple[GitRepository, dict[str, ObjectId]]:
 
 def test_is_ancestor(git_repo: tuple[GitRepository, dict[str, ObjectId]]) -> None:
     repo, ids = git_repo
-    assert protected.is_ancestor(repo.object_store, ids["base"], ids["ahead"])
-    assert not protected.is_ancestor(repo.object_store, ids["ahead"], ids["base"])
-    assert not protected.is_ancestor(repo.object_store, ids["ahead"], ids["sideways"])
+    assert git_pack.is_ancestor(repo.object_store, ids["base"], ids["ahead"])
+    assert not git_pack.is_ancestor(repo.object_store, ids["ahead"], ids["base"])
+    assert not git_pack.is_ancestor(repo.object_store, ids["ahead"], ids["sideways"])
 
 
 def test_protected_refs_refuse_force_push_and_deletion(git_repo: tuple[GitRepository, dict[str, ObjectId]]) -> None:
