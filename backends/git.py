@@ -17,14 +17,23 @@ from typing import BinaryIO, Literal
 
 from dulwich.errors import ObjectFormatException, RefFormatError
 from dulwich.file import FileLocked
-from dulwich.object_store import BaseObjectStore, DiskObjectStore
+from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
 from dulwich.objects import ObjectID
 from dulwich.pack import Pack
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
 from backends import git_ingest, git_maintenance, git_pack
-from backends.interfaces import ZERO_ID, Kind, ObjectId, PackedObject, RefResult, RefUpdate
+from backends.interfaces import (
+    ZERO_ID,
+    HookLocation,
+    Kind,
+    ObjectId,
+    PackedObject,
+    ReceiveHooks,
+    RefResult,
+    RefUpdate,
+)
 from protocols.errors import ProtocolError
 
 RefLock = Callable[[], AbstractContextManager[None]]
@@ -90,7 +99,7 @@ class DiskPackSink:
                 pack = self._ingest.commit()
         finally:
             self._ingest.abort()
-        if pack is not None:
+        if pack is not None and not self._ingest.already_stored:  # a stored pack is no push's to remove
             self._repo._landed(pack)
 
     def abort(self) -> None:
@@ -124,6 +133,8 @@ class DulwichGitRepository:
         self._added: set[bytes] = set()
         self._links = git_ingest.PushLinks()
         self._added_packs: list[Pack] = []
+        self._whole: bool | None = None
+        """Whether every object of this push links only to pushed or stored ones (once computed)."""
 
     @property
     def object_store(self) -> BaseObjectStore:
@@ -237,19 +248,54 @@ class DulwichGitRepository:
             deny_current_branch=_deny_action(last(b"denycurrentbranch"), "receive.denycurrentbranch"),
         )
 
-    def update_refs(self, updates: Sequence[RefUpdate], atomic: bool) -> Sequence[RefResult]:
-        """Check names and connectivity, then compare-and-swap each ref under the repo lock."""
+    def hook_location(self) -> HookLocation | None:
+        """Where this repository's receive hooks are: on disk only (``core.hooksPath`` or ``hooks/``)."""
+        controldir = getattr(self.dulwich_repo, "controldir", None)
+        if controldir is None or not isinstance(self.object_store, DiskObjectStore):
+            return None
+        git_dir = controldir()
+        cwd = git_dir if self.bare else os.path.dirname(git_dir.rstrip(os.sep))
+        try:
+            configured = self.dulwich_repo.get_config().get((b"core",), b"hookspath")
+        except Exception:  # unset, or a config opening the repository already read
+            configured = b""
+        if configured:
+            hooks_dir = os.path.join(cwd, os.path.expanduser(configured.decode("utf-8", "surrogateescape")))
+        else:
+            hooks_dir = os.path.join(git_dir, "hooks")
+        return HookLocation(hooks_dir, cwd, git_dir)
+
+    def update_refs(self, updates: Sequence[RefUpdate], atomic: bool,
+                    hooks: ReceiveHooks | None = None) -> Sequence[RefResult]:
+        """Check names and connectivity, then compare-and-swap each ref under the repo lock.
+
+        With ``hooks``, pre-receive sees the updates that passed the checks, then
+        the update hook each one; post-receive gets those that were made.
+        """
         try:
             rules = self.receive_rules()
         except ConfigValueError as exc:
+            with self._lock():
+                self._discard_added()
             return [RefResult(u.ref, str(exc)) for u in updates]
         head = self._head_target()
         hidden = self.hidden_refs("receive-pack")
         checked = [(u, self._refusal(u, head, hidden, rules)) for u in updates]
-        if any(reason == "missing necessary objects" for _, reason in checked):
-            self._discard_added()
+        if hooks is not None:
+            checked = _hook_verdicts(checked, hooks)
         with self._lock():
-            return self._apply(checked, atomic)
+            results = self._apply(checked, atomic)
+            moved = any(r.reason is None and u.new != ZERO_ID for u, r in zip(updates, results, strict=True))
+            declined = any(r.reason in (PRE_RECEIVE_DECLINED, UPDATE_DECLINED) for r in results)
+            # incomplete objects never stay; declined or unchecked ones go, as from git's quarantine
+            if self._whole is False or (not moved and (declined or self._whole is None)):
+                self._discard_added()
+            else:
+                self._adopted()
+        if hooks is not None:
+            made = {r.ref for r in results if r.reason is None}
+            hooks.post_receive([u for u in updates if u.ref in made])
+        return results
 
     def _head_target(self) -> bytes | None:
         """The branch HEAD names (read alone: ``symrefs()`` reads every ref)."""
@@ -334,16 +380,35 @@ class DulwichGitRepository:
         self.dulwich_repo.refs.set_symbolic_ref(HEAD, (preferred or branches)[0])
 
     def _connected(self, tip: ObjectId) -> bool:
-        """Is every object reachable from ``tip`` present?
+        """Is every object reachable from ``tip`` present, and is the push's pack whole?
 
         Objects that were in the store before this push are complete by the
         store's invariant, so the walk only descends into objects this push added.
+        The invariant holds because a push whose objects are not all complete
+        lands no ref, and its packs are removed: a pack with a broken object
+        that no pushed ref reaches would otherwise stay, and a later push naming
+        that object would pass this check.
         """
+        return self._pack_whole() and self._reaches_all([tip])
+
+    def _pack_whole(self) -> bool:
+        if self._whole is None:
+            self._whole = not self._added or self._reaches_all(self._added)
+        return self._whole
+
+    def _reaches_all(self, tips: Iterable[bytes]) -> bool:
         store = self.object_store
         if isinstance(store, DiskObjectStore):
-            return git_ingest.connected(store, [tip], self._added, self._links)
-        return git_ingest.walk_connected([tip], self._added, lambda sha: store.get_raw(ObjectID(sha)),
+            return git_ingest.connected(store, tips, self._added, self._links)
+        return git_ingest.walk_connected(tips, self._added, lambda sha: store.get_raw(ObjectID(sha)),
                                          lambda sha: ObjectID(sha) in store)
+
+    def _adopted(self) -> None:
+        """Refs name this push's objects now: they are part of the store, which is whole."""
+        self._added_packs.clear()
+        self._added.clear()
+        self._links = git_ingest.PushLinks()
+        self._whole = None
 
     def _discard_added(self) -> None:
         """Remove packs of this push that refs will never point to."""
@@ -354,12 +419,28 @@ class DulwichGitRepository:
                     os.unlink(path)
                 except OSError:
                     pass
-        self._added_packs.clear()
-        self._added.clear()
-        self._links = git_ingest.PushLinks()
         store = self.object_store
+        if isinstance(store, MemoryObjectStore):  # objects a memory push added went straight in
+            for sha in self._added:
+                store._data.pop(ObjectID(sha), None)
+        self._adopted()
         if isinstance(store, DiskObjectStore):
             store._pack_cache.clear()
+
+
+PRE_RECEIVE_DECLINED = "pre-receive hook declined"
+UPDATE_DECLINED = "hook declined"
+
+
+def _hook_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks
+                   ) -> list[tuple[RefUpdate, str | None]]:
+    """pre-receive over the updates still standing (a refusal declines them all), then ``update`` each."""
+    standing = [u for u, reason in checked if reason is None]
+    if not standing:
+        return checked
+    if not hooks.pre_receive(standing):
+        return [(u, PRE_RECEIVE_DECLINED if reason is None else reason) for u, reason in checked]
+    return [(u, reason if reason is not None or hooks.update(u) else UPDATE_DECLINED) for u, reason in checked]
 
 
 def _nothing_hidden(_ref: bytes) -> bool:

@@ -182,6 +182,8 @@ class PackIngest:
         self._entries: list[tuple[bytes, int, int | None]] = []
         self._by_offset: dict[int, list[PackedObject]] = {}
         self._by_base: dict[bytes, list[PackedObject]] = {}
+        self.already_stored = False
+        """Set by ``commit`` when a pack of the same objects was in the store already (it is not new)."""
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         assert self._file is not None
@@ -337,7 +339,8 @@ class PackIngest:
         if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
             os.rename(self._path, base + ".pack")
             os.rename(idx_path, base + ".idx")
-        # else: the same objects are already stored under this name; abort() removes the temporaries
+        else:  # the same objects are already stored under this name; abort() removes the temporaries
+            self.already_stored = True
         return Pack(base, object_format=store.object_format)
 
 

@@ -110,6 +110,27 @@ class GitRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class HookLocation:
+    """Where a git repository's receive hooks are and run: ``hooks_dir``, the directory they run
+    in (the working tree, or a bare repository's git directory) and the git directory."""
+
+    hooks_dir: str
+    cwd: str
+    git_dir: str
+
+
+class ReceiveHooks(Protocol):
+    """The receive hooks of one push (``gateway.git_hooks``): ``update_refs`` of a repository that
+    has a ``hook_location`` calls them around its ref updates when the gateway passes them."""
+
+    def pre_receive(self, updates: Sequence[RefUpdate]) -> bool: ...
+
+    def update(self, update: RefUpdate) -> bool: ...
+
+    def post_receive(self, updates: Sequence[RefUpdate]) -> None: ...
+
+
 class Section(enum.Enum):
     """Which revlog a group of revisions belongs to, in changegroup order."""
 

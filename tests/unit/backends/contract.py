@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from dulwich.objects import Blob, Commit, Tree
 from dulwich.object_format import SHA1
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.pack import write_pack_objects
 
-from backends.interfaces import ZERO_ID, Backend, GitRepository, Kind, ObjectId, RefUpdate
+from backends.interfaces import ZERO_ID, Backend, GitRepository, Kind, ObjectId, ReceiveHooks, RefUpdate
 from protocols.errors import RepositoryNotFound, UnsafeName
 
 HOSTILE_NAMES = ["../x", "a/../../x", "/../etc", "-x", "--upload-pack=touch pwned", "a/-b", "a\0b",
@@ -37,11 +38,33 @@ def _pack(objects: list[Blob | Tree | Commit]) -> bytes:
     return buf.getvalue()
 
 
-def _push(repo: GitRepository, objects: list[Blob | Tree | Commit], updates: list[RefUpdate]) -> list[str | None]:
+def _push(repo: GitRepository, objects: list[Blob | Tree | Commit], updates: list[RefUpdate],
+          hooks: ReceiveHooks | None = None) -> list[str | None]:
     sink = repo.begin_pack()
     sink.write(_pack(objects))
     sink.commit()
-    return [r.reason for r in repo.update_refs(updates, atomic=False)]
+    if hooks is None:
+        return [r.reason for r in repo.update_refs(updates, atomic=False)]
+    return [r.reason for r in repo.update_refs(updates, atomic=False, hooks=hooks)]  # type: ignore[call-arg]
+
+
+class _Hooks:
+    """Receive hooks that refuse what they are told to, and remember what they saw."""
+
+    def __init__(self, pre_receive: bool = True, refuse: bytes = b"") -> None:
+        self._accept, self._refuse = pre_receive, refuse
+        self.seen: list[str] = []
+
+    def pre_receive(self, updates: Sequence[RefUpdate]) -> bool:
+        self.seen.append("pre-receive " + " ".join(u.ref.decode() for u in updates))
+        return self._accept
+
+    def update(self, update: RefUpdate) -> bool:
+        self.seen.append("update " + update.ref.decode())
+        return update.ref != self._refuse
+
+    def post_receive(self, updates: Sequence[RefUpdate]) -> None:
+        self.seen.append("post-receive " + " ".join(u.ref.decode() for u in updates))
 
 
 class BackendContract:
@@ -155,6 +178,52 @@ class BackendContract:
         update = RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(commit.id))
         assert _push(repo, incomplete, [update]) == ["missing necessary objects"]
         assert dict(backend.open("r").refs()) == {}
+
+    def test_a_pack_with_an_incomplete_object_lands_nothing(self, backend: Backend) -> None:
+        """A pack whose objects are not all complete moves no ref and leaves nothing behind: a
+        later push naming its broken commit must not find it complete in the store."""
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        good, good_objects = _commit(b"good", [])
+        bad, bad_objects = _commit(b"bad", [])
+        pushed = good_objects + [o for o in bad_objects if not isinstance(o, Blob)]
+        updates = [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(good.id)),
+                   RefUpdate(b"refs/heads/broken", ZERO_ID, ObjectId(bad.id))]
+        assert _push(repo, pushed, updates) == ["missing necessary objects"] * 2
+        later = backend.open("r")
+        assert later.kind is Kind.GIT
+        assert dict(later.refs()) == {}
+        assert ObjectID(bad.id) not in later.object_store
+        naming = [RefUpdate(b"refs/heads/broken", ZERO_ID, ObjectId(bad.id))]
+        assert [r.reason for r in later.update_refs(naming, atomic=False)] == ["missing necessary objects"]
+        assert _push(later, good_objects, updates[:1]) == [None]
+
+    def test_hooks_decide_and_a_declined_push_leaves_no_objects(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        first, objects = _commit(b"one", [])
+        hooks = _Hooks(refuse=b"refs/heads/frozen")
+        updates = [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(first.id)),
+                   RefUpdate(b"refs/heads/frozen", ZERO_ID, ObjectId(first.id)),
+                   RefUpdate(b"main", ZERO_ID, ObjectId(first.id))]
+        assert _push(repo, objects, updates, hooks) == [None, "hook declined", "funny refname"]
+        assert hooks.seen == ["pre-receive refs/heads/main refs/heads/frozen", "update refs/heads/main",
+                              "update refs/heads/frozen", "post-receive refs/heads/main"]
+        second, more = _commit(b"two", [first.id])
+        declined = backend.open("r")
+        assert declined.kind is Kind.GIT
+        move = [RefUpdate(b"refs/heads/main", ObjectId(first.id), ObjectId(second.id))]
+        assert _push(declined, more, move, _Hooks(pre_receive=False)) == ["pre-receive hook declined"]
+        assert ObjectID(second.id) not in backend.open("r").object_store  # as git's quarantine
+        again = backend.open("r")  # the same objects pushed again: the first push's pack is not removed
+        assert again.kind is Kind.GIT
+        assert _push(again, objects, [RefUpdate(b"refs/heads/x", ZERO_ID, ObjectId(first.id))],
+                     _Hooks(pre_receive=False)) == ["pre-receive hook declined"]
+        after = backend.open("r")
+        assert after.kind is Kind.GIT
+        assert dict(after.refs())[b"refs/heads/main"] == first.id
+        for obj in objects:
+            assert ObjectID(obj.id) in after.object_store
 
     def test_bad_ref_names_refused(self, backend: Backend) -> None:
         repo = backend.create("r", Kind.GIT)
