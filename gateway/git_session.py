@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 from backends import git_archive as archive_backend
 from backends import git_fastpack, git_pack
 from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResult
-from gateway import audit, errors, maintenance, protected
+from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import receive_bounds, request_bounds
@@ -557,7 +557,7 @@ class ReceivePackSession(_GitSession):
         assert self._repo is not None and self._core.commands is not None
         sink, self._sink = self._sink, None  # the push owns it now: commit, or abort on its error
         self._run(self._report, _finish_push, self._repo, sink, self._core.commands,
-                  protected.protections_of(self.ctx))
+                  protected.protections_of(self.ctx), _push_context(self.ctx, self._core.commands))
 
     def connection_lost(self) -> None:
         super().connection_lost()
@@ -581,11 +581,11 @@ class ReceivePackSession(_GitSession):
         else:
             self._sink_step.addBoth(abort)
 
-    def _report(self, outcome: tuple[str | None, list[RefResult]]) -> None:
-        unpack_error, results = outcome
+    def _report(self, outcome: tuple[str | None, list[RefResult], bytes]) -> None:
+        unpack_error, results, hook_output = outcome
         assert self._core.commands is not None
         audit.git_push(self.ctx, self._core.commands.updates, results, unpack_error)
-        self._write(self._core.report_status(unpack_error, results))
+        self._write(self._core.progress(hook_output) + self._core.report_status(unpack_error, results))
         refused = sum(r.reason is not None for r in results)
         if unpack_error is None and refused < len(results) and self._repo is not None:
             maintenance.after_push(self._repo, self.ctx.repo_name,
@@ -628,17 +628,29 @@ def _open_for_receive(ctx: SessionContext) -> tuple[GitRepository, Mapping[bytes
     return repo, git_pack.visible_refs(repo, "receive-pack")
 
 
+def _push_context(ctx: SessionContext, commands: git_receive.RefCommands) -> git_hooks.PushContext:
+    host, _, port = ctx.peer.rpartition(":")
+    address = host.strip("[]") if port.isdigit() and host else None
+    options = commands.options if git_caps.PUSH_OPTIONS in commands.caps else None
+    return git_hooks.PushContext(ctx.user, address, options)
+
+
 def _finish_push(
     repo: GitRepository, sink: PackSink | None, commands: git_receive.RefCommands,
-    protections: Protections | None,
-) -> tuple[str | None, list[RefResult]]:
-    """Commit the pack (completing a thin one), then compare-and-swap the refs protections allow."""
+    protections: Protections | None, context: git_hooks.PushContext | None = None,
+) -> tuple[str | None, list[RefResult], bytes]:
+    """Commit the pack (completing a thin one), then compare-and-swap the refs protections allow,
+    with the repository's receive hooks around it; what the hooks wrote comes last."""
     if sink is not None:
         try:
             sink.commit()
         except ProtocolError as exc:
-            return str(exc), [RefResult(u.ref, "unpacker error") for u in commands.updates]
-    return None, protected.update_refs(repo, commands.updates, commands.atomic, protections)
+            return str(exc), [RefResult(u.ref, "unpacker error") for u in commands.updates], b""
+    location = getattr(repo, "hook_location", None)
+    found = location() if location is not None else None
+    hooks = git_hooks.GitHooks(found, context or git_hooks.PushContext()) if found is not None else None
+    results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks)
+    return None, results, hooks.take_output() if hooks is not None else b""
 
 
 class UploadArchiveSession(_GitSession):

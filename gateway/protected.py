@@ -50,6 +50,7 @@ from backends.interfaces import (
     IngestResult,
     Kind,
     Node,
+    ReceiveHooks,
     RefResult,
     RefUpdate,
     RevisionDelta,
@@ -102,15 +103,21 @@ def ref_refusals(protections: Protections | None, store: BaseObjectStore,
 
 
 def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
-                protections: Protections | None) -> list[RefResult]:
-    """``repo.update_refs`` after the protections: refused refs get ``ng``, the rest go to the backend."""
+                protections: Protections | None, hooks: ReceiveHooks | None = None) -> list[RefResult]:
+    """``repo.update_refs`` after the protections: refused refs get ``ng``, the rest go to the backend
+    (with the receive ``hooks``, which only a backend with ``hook_location`` is given)."""
+    def backend_update(allowed: Sequence[RefUpdate]) -> Sequence[RefResult]:
+        if hooks is None:
+            return repo.update_refs(allowed, atomic)
+        return repo.update_refs(allowed, atomic, hooks=hooks)  # type: ignore[call-arg]
+
     refused = ref_refusals(protections, repo.object_store, updates)
     if not refused:
-        return list(repo.update_refs(updates, atomic))
+        return list(backend_update(updates))
     if atomic:
         return [RefResult(u.ref, refused.get(u.ref, ATOMIC_FAILURE)) for u in updates]
     allowed = [u for u in updates if u.ref not in refused]
-    done = {r.ref: r for r in (repo.update_refs(allowed, atomic) if allowed else ())}
+    done = {r.ref: r for r in (backend_update(allowed) if allowed else ())}
     return [RefResult(u.ref, refused[u.ref]) if u.ref in refused else done[u.ref] for u in updates]
 
 

@@ -326,6 +326,13 @@ class ReceivePack:
             return report
         return sideband.encode(sideband.Band.DATA, report, limit) + pktline.FLUSH
 
+    def progress(self, message: bytes) -> bytes:
+        """Text for the client's terminal (hook output): band 2 with side-band-64k, else nothing."""
+        limit = self._band_limit
+        if not message or limit is None:
+            return b""
+        return sideband.encode(sideband.Band.PROGRESS, message, limit)
+
     def fatal(self, message: bytes) -> bytes:
         """A fatal error after the commands: band 3 with side-band-64k, else an ERR pkt-line."""
         limit = self._band_limit

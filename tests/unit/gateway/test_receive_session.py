@@ -123,7 +123,7 @@ def test_a_client_gone_between_pieces_has_its_pack_aborted(pool: ManualPool, mon
 
 
 def test_a_complete_pack_is_committed_not_aborted(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [], b""))[1])
     session, repo = started(pool, monkeypatch)
     pack = pack_of_one_blob()
     session.data_received(commands() + pack)
@@ -135,7 +135,7 @@ def test_a_complete_pack_is_committed_not_aborted(pool: ManualPool, monkeypatch:
 
 
 def test_the_sink_is_told_the_objects_the_scan_found(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_session, "_finish_push", lambda *_: (None, []))
+    monkeypatch.setattr(git_session, "_finish_push", lambda *_: (None, [], b""))
     session, repo = started(pool, monkeypatch)
     seen: list[object] = []
     repo.sink.write = lambda data, objects=None: seen.append(objects)  # type: ignore[method-assign]
@@ -160,7 +160,7 @@ def _begun(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_sessi
 
 def test_pack_bytes_of_a_later_read_are_scanned_and_written_in_one_pool_step(
         pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [], b""))[1])
     session, repo = _begun(pool, monkeypatch)
     pack = pack_of_one_blob()
     scanned_here: list[bytes] = []
@@ -183,7 +183,7 @@ def test_pack_bytes_of_a_later_read_are_scanned_and_written_in_one_pool_step(
 
 def test_bytes_arriving_during_a_scan_wait_for_it_and_keep_their_order(
         pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, []))[1])
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [], b""))[1])
     session, repo = _begun(pool, monkeypatch)
     pack = pack_of_one_blob()
     session.data_received(pack[:7])

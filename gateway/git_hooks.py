@@ -1,0 +1,157 @@
+"""A git repository's receive hooks, run as git's receive-pack runs them (githooks(5)).
+
+``pre-receive`` gets one ``<old> <new> <ref>`` line per ref update on its
+standard input; a non-zero exit refuses them all ("pre-receive hook
+declined").  ``update`` runs once per ref with the ref, old and new ids as
+arguments; a non-zero exit refuses that ref ("hook declined").  After the refs
+moved, ``post-receive`` gets the same lines for the updates that succeeded and
+``post-update`` their names as arguments; their exit status is ignored.
+
+A hook is the executable file of that name in the repository's ``hooks``
+directory, or in ``core.hooksPath`` when the config sets it (relative to the
+directory hooks run in).  Hooks run with the repository's working tree, or for a
+bare repository its git directory, as the current directory, with ``GIT_DIR``
+set, the push options in ``GIT_PUSH_OPTION_COUNT``/``GIT_PUSH_OPTION_<n>`` when
+the client sent any, and ``REMOTE_USER`` / ``REMOTE_ADDR`` when hgwire knows
+them.  What a hook writes (standard output and error together) is kept for the
+client, who sees it as ``remote:`` lines.
+
+Blocking: run in the worker pool.  A hook that runs longer than ``timeout``
+seconds is killed and counts as a refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from twisted.logger import Logger
+
+from backends.interfaces import HookLocation, RefUpdate
+
+log = Logger()
+
+HOOK_TIMEOUT = 300.0
+"""Seconds a hook may run before it is killed (the client waits for it, as with git)."""
+MAX_OUTPUT = 1 << 20
+"""Bytes of one push's hook output kept for the client; the rest is cut with a note."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushContext:
+    """Who pushes, from where, with which push options: what hooks see in their environment."""
+
+    user: str | None = None
+    address: str | None = None
+    options: Sequence[bytes] | None = None
+    """The push options, or None when the client did not ask for the ``push-options`` capability."""
+
+
+@dataclass(slots=True)
+class GitHooks:
+    """The hooks of one repository for one push, and what they wrote (``backends.interfaces.ReceiveHooks``)."""
+
+    location: HookLocation
+    context: PushContext = PushContext()
+    timeout: float | None = None
+    """Seconds each hook may run; None: ``HOOK_TIMEOUT``."""
+    output: list[bytes] = field(default_factory=list)
+    _kept: int = 0
+
+    def pre_receive(self, updates: Sequence[RefUpdate]) -> bool:
+        """True when there is no pre-receive hook or it accepts every update."""
+        return self._run("pre-receive", (), _lines(updates)) in (None, 0)
+
+    def update(self, update: RefUpdate) -> bool:
+        """True when there is no update hook or it accepts this ref's update."""
+        args = (update.ref.decode("utf-8", "surrogateescape"), update.old.decode(), update.new.decode())
+        if self._run("update", args, b"") in (None, 0):
+            return True
+        self._keep(b"error: hook declined to update %s\n" % update.ref)  # receive-pack's own line
+        return False
+
+    def post_receive(self, updates: Sequence[RefUpdate]) -> None:
+        if updates:
+            self._run("post-receive", (), _lines(updates))
+            self._run("post-update", tuple(u.ref.decode("utf-8", "surrogateescape") for u in updates), b"")
+
+    def take_output(self) -> bytes:
+        out, self.output, self._kept = b"".join(self.output), [], 0
+        return out
+
+    def _find(self, name: str) -> str | None:
+        path = os.path.join(self.location.hooks_dir, name)
+        if not os.path.isfile(path):
+            return None
+        if not os.access(path, os.X_OK):
+            log.warn("hook {hook} in {hooks_dir} is not executable and was ignored", hook=name,
+                     hooks_dir=self.location.hooks_dir)
+            return None
+        return path
+
+    def _run(self, name: str, args: Iterable[str], stdin: bytes) -> int | None:
+        """Run a hook; its exit status, None when there is none, -1 when it could not run or timed out."""
+        path = self._find(name)
+        if path is None:
+            return None
+        try:
+            proc = subprocess.Popen(  # the operator's own hook, with no shell
+                [path, *args], cwd=self.location.cwd, env=self._env(), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            self._keep(f"error: cannot run {name} hook: {exc.strerror or exc}\n".encode())
+            log.error("cannot run hook {hook}: {error}", hook=path, error=str(exc))
+            return -1
+        timeout = HOOK_TIMEOUT if self.timeout is None else self.timeout
+        try:
+            out, _ = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out, _ = proc.communicate()
+            self._keep(out)
+            self._keep(f"error: {name} hook timed out after {timeout:g} s and was stopped\n".encode())
+            log.error("hook {hook} timed out after {seconds} s", hook=path, seconds=timeout)
+            return -1
+        self._keep(out)
+        if proc.returncode:
+            log.info("hook {hook} exited with {status}", hook=path, status=proc.returncode)
+        return proc.returncode
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_PUSH_OPTION_")}
+        env["GIT_DIR"] = self.location.git_dir
+        for key in ("REMOTE_USER", "REMOTE_ADDR"):
+            env.pop(key, None)
+        if self.context.user:
+            env["REMOTE_USER"] = self.context.user
+        if self.context.address:
+            env["REMOTE_ADDR"] = self.context.address
+        if self.context.options is not None:
+            env["GIT_PUSH_OPTION_COUNT"] = str(len(self.context.options))
+            for i, option in enumerate(self.context.options):
+                env[f"GIT_PUSH_OPTION_{i}"] = option.decode("utf-8", "surrogateescape")
+        return env
+
+    def _keep(self, data: bytes) -> None:
+        room = MAX_OUTPUT - self._kept
+        if not data or room < 0:
+            return
+        if len(data) > room:
+            data = data[:room] + b"\n[hook output cut at 1 MiB]\n"
+            room = -1
+        self.output.append(data)
+        self._kept = MAX_OUTPUT + 1 if room < 0 else self._kept + len(data)
+
+
+def _lines(updates: Sequence[RefUpdate]) -> bytes:
+    return b"".join(b"%s %s %s\n" % (u.old, u.new, u.ref) for u in updates)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()

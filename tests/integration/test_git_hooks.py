@@ -1,0 +1,152 @@
+"""A served repository's receive hooks (pre-receive, update, post-receive, post-update), over git://,
+SSH and HTTP, against git's own receive-pack on a copy of the same repository (``file://``).
+
+The same pushes must be refused for the same refs with the same reasons, the client must see
+the same ``remote:`` lines, and a declined push must leave no pack behind.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends.interfaces import Kind
+from gateway import git_hooks
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
+from tests.integration.test_git_daemon import assert_consistent, commit, remote_refs
+from tests.integration.test_git_transports import TRANSPORTS, TransportServer
+
+HOOKS = {
+    "pre-receive": """#!/bin/sh
+echo "pre-receive saw:"
+while read old new ref; do
+  echo "  $ref"
+  case "$ref" in *wip*) echo "no wip refs, please" >&2; exit 1;; esac
+done
+""",
+    "update": """#!/bin/sh
+if [ "$1" = refs/heads/frozen ]; then echo "$1 is frozen"; exit 1; fi
+""",
+    "post-receive": """#!/bin/sh
+while read old new ref; do echo "$ref $new" >> "$GIT_DIR/received.log"; done
+echo "options=${GIT_PUSH_OPTION_COUNT:-none} ${GIT_PUSH_OPTION_0:-}" >> "$GIT_DIR/received.log"
+echo "user=${REMOTE_USER:-} addr=${REMOTE_ADDR:-}" > "$GIT_DIR/who.log"
+echo "thanks for $(pwd | sed 's,.*/,,')"
+""",
+    "post-update": """#!/bin/sh
+echo "post-update: $*"
+""",
+}
+
+
+def _install_hooks(git_dir: Path) -> None:
+    hooks = git_dir / "hooks"
+    hooks.mkdir(exist_ok=True)
+    for name, text in HOOKS.items():
+        path = hooks / name
+        path.write_text(text)
+        path.chmod(0o755)
+
+
+def _server(make_server: Callable[..., RunningServer], transport: str, client: Client, keys: SshKeys,
+             tmp: Path) -> TransportServer:
+    if transport == "git":
+        server = make_server("fs", git=[LOOPBACK])
+        return TransportServer(server, server.git_url)
+    return TRANSPORTS[transport](make_server, "fs", client, keys, tmp)
+
+
+def _remote_lines(stderr: str) -> list[str]:
+    return [line.removeprefix("remote: ").rstrip() for line in stderr.splitlines() if line.startswith("remote: ")]
+
+
+def _rejections(stderr: str) -> list[str]:
+    return sorted(line.strip() for line in stderr.splitlines() if "[remote rejected]" in line)
+
+
+def _running(cmdline: bytes) -> bool:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _packs(git_dir: Path) -> set[str]:
+    return {p.name for p in (git_dir / "objects" / "pack").glob("*.pack")}
+
+
+@pytest.mark.parametrize("transport", ["git", "ssh", "http"])
+def test_receive_hooks_run_as_git_runs_them(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                            tmp_path: Path, transport: str) -> None:
+    server = _server(make_server, transport, client, ssh_keys, tmp_path)
+    server.backend.create("hooked", Kind.GIT)
+    url = server.git_url("hooked")
+    work = client.cwd / "hooked"
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    bare = server.root / "hooked.git"
+    copy = client.cwd / "hooked.git"
+    client.run("cp", "-a", str(bare), str(copy))
+    _install_hooks(bare)
+    _install_hooks(copy)
+    client.git("--git-dir", str(copy), "config", "receive.advertisePushOptions", "true")  # hgwire's default
+
+    commit(client, work, "b.txt", "b\n", "b")
+    for pushes in (["HEAD:main", "HEAD:frozen"], ["HEAD:wip", "HEAD~1:refs/heads/other"], ["HEAD:side"]):
+        before = _packs(bare)
+        ours = client.git("push", "-o", "ci.skip", url, *pushes, cwd=work, check=False)
+        theirs = client.git("-c", "push.pushOption=ci.skip", "push", f"file://{copy}", *pushes, cwd=work,
+                            check=False)
+        assert ours.returncode == theirs.returncode, (ours.stderr, theirs.stderr)
+        assert _rejections(ours.stderr) == _rejections(theirs.stderr), (ours.stderr, theirs.stderr)
+        assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), (ours.stderr, theirs.stderr)
+        if "HEAD:wip" in pushes:
+            assert "pre-receive hook declined" in ours.stderr
+            assert _packs(bare) == before  # a declined push leaves nothing, as git's quarantine
+    assert remote_refs(client, "default", url) == remote_refs(client, "default", f"file://{copy}")
+    assert (bare / "received.log").read_text() == (copy / "received.log").read_text()
+    assert "options=1 ci.skip" in (bare / "received.log").read_text()
+    user = {"git": "", "ssh": "alice", "http": "alice"}[transport]
+    assert (bare / "who.log").read_text() == f"user={user} addr=127.0.0.1\n"
+    assert_consistent(server, client, "hooked")  # type: ignore[arg-type]
+
+
+def test_hooks_that_cannot_run_or_hang(make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hook that is not executable is ignored (as git does); one that runs too long is stopped
+    and refuses the push; core.hooksPath is where hooks are looked for."""
+    monkeypatch.setattr(git_hooks, "HOOK_TIMEOUT", 1.0)
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    server.backend.create("slow", Kind.GIT)
+    url = server.git_url("slow")
+    work = client.cwd / "slow"
+    client.git("clone", "-q", url, str(work))
+    bare = server.root / "slow.git"
+    lazy = bare / "hooks" / "pre-receive"
+    lazy.parent.mkdir(exist_ok=True)
+    lazy.write_text("#!/bin/sh\nexit 1\n")
+    lazy.chmod(0o644)
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)  # the non-executable hook does not run
+
+    shared = client.cwd / "shared-hooks"
+    shared.mkdir()
+    hang = shared / "update"
+    hang.write_text("#!/bin/sh\necho waiting\nsleep 30\n")
+    hang.chmod(hang.stat().st_mode | stat.S_IXUSR)
+    client.git("--git-dir", str(bare), "config", "core.hooksPath", str(shared))
+    tip = commit(client, work, "b.txt", "b\n", "b")
+    slow = client.git("push", "origin", "HEAD:main", cwd=work, check=False)
+    assert slow.returncode == 1 and "(hook declined)" in slow.stderr, slow.stderr
+    assert "remote: waiting" in slow.stderr and "update hook timed out after 1 s" in slow.stderr
+    assert remote_refs(client, "default", url)["refs/heads/main"] != tip
+    assert not _running(b"sleep\x0030\x00")  # the hook's children were stopped with it
+    assert_consistent(server, client, "slow")
