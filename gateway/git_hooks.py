@@ -36,6 +36,7 @@ log = Logger()
 
 HOOK_TIMEOUT = 300.0
 """Seconds a hook may run before it is killed (the client waits for it, as with git)."""
+HOOK_NAMES = ("pre-receive", "update", "post-receive", "post-update")
 MAX_OUTPUT = 1 << 20
 """Bytes of one push's hook output kept for the client; the rest is cut with a note."""
 
@@ -81,6 +82,10 @@ class GitHooks:
     def take_output(self) -> bytes:
         out, self.output, self._kept = b"".join(self.output), [], 0
         return out
+
+    def present(self) -> bool:
+        """Whether any receive hook is there to run."""
+        return any([self._find(name) is not None for name in HOOK_NAMES])  # each one looked at, and logged
 
     def _find(self, name: str) -> str | None:
         path = os.path.join(self.location.hooks_dir, name)

@@ -34,7 +34,7 @@ from gateway.policy import Protections, clone_cache
 from gateway.policy import maintenance as policy_maintenance
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
-from gateway.threads import IteratorProducer, run_blocking
+from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_archive, git_caps, git_receive, git_upload, git_v2
 from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
 from protocols.git_request import Service, parse_service
@@ -556,8 +556,17 @@ class ReceivePackSession(_GitSession):
     def _on_pack_end(self, _: git_receive.PackEnd) -> None:
         assert self._repo is not None and self._core.commands is not None
         sink, self._sink = self._sink, None  # the push owns it now: commit, or abort on its error
-        self._run(self._report, _finish_push, self._repo, sink, self._core.commands,
-                  protected.protections_of(self.ctx), _push_context(self.ctx, self._core.commands))
+        protections = protected.protections_of(self.ctx)
+        self._run(lambda outcome: self._pushed(outcome, protections), _finish_push, self._repo, sink,
+                  self._core.commands, protections, _push_context(self.ctx, self._core.commands))
+
+    def _pushed(self, outcome: PushOutcome | git_hooks.GitHooks, protections: Protections | None) -> None:
+        if not isinstance(outcome, git_hooks.GitHooks):
+            self._report(outcome)
+            return
+        assert self._repo is not None and self._core.commands is not None
+        self._run(self._report, _update_with_hooks, self._repo, self._core.commands, protections, outcome,
+                  runner=run_for_hooks)
 
     def connection_lost(self) -> None:
         super().connection_lost()
@@ -581,7 +590,7 @@ class ReceivePackSession(_GitSession):
         else:
             self._sink_step.addBoth(abort)
 
-    def _report(self, outcome: tuple[str | None, list[RefResult], bytes]) -> None:
+    def _report(self, outcome: PushOutcome) -> None:
         unpack_error, results, hook_output = outcome
         assert self._core.commands is not None
         audit.git_push(self.ctx, self._core.commands.updates, results, unpack_error)
@@ -635,12 +644,19 @@ def _push_context(ctx: SessionContext, commands: git_receive.RefCommands) -> git
     return git_hooks.PushContext(ctx.user, address, options)
 
 
+PushOutcome = tuple[str | None, list[RefResult], bytes]
+"""The unpack error (or None), each ref's result, and what the repository's hooks wrote."""
+
+
 def _finish_push(
     repo: GitRepository, sink: PackSink | None, commands: git_receive.RefCommands,
     protections: Protections | None, context: git_hooks.PushContext | None = None,
-) -> tuple[str | None, list[RefResult], bytes]:
-    """Commit the pack (completing a thin one), then compare-and-swap the refs protections allow,
-    with the repository's receive hooks around it; what the hooks wrote comes last."""
+) -> PushOutcome | git_hooks.GitHooks:
+    """Commit the pack (completing a thin one), then compare-and-swap the refs protections allow.
+
+    When the repository has receive hooks, the refs are left alone and its hooks returned: the
+    session runs ``_update_with_hooks`` on the hooks' own threads.
+    """
     if sink is not None:
         try:
             sink.commit()
@@ -648,9 +664,17 @@ def _finish_push(
             return str(exc), [RefResult(u.ref, "unpacker error") for u in commands.updates], b""
     location = getattr(repo, "hook_location", None)
     found = location() if location is not None else None
-    hooks = git_hooks.GitHooks(found, context or git_hooks.PushContext()) if found is not None else None
+    if found is not None:
+        hooks = git_hooks.GitHooks(found, context or git_hooks.PushContext())
+        if hooks.present():
+            return hooks
+    return None, protected.update_refs(repo, commands.updates, commands.atomic, protections), b""
+
+
+def _update_with_hooks(repo: GitRepository, commands: git_receive.RefCommands, protections: Protections | None,
+                       hooks: git_hooks.GitHooks) -> PushOutcome:
     results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks)
-    return None, results, hooks.take_output() if hooks is not None else b""
+    return None, results, hooks.take_output()
 
 
 class UploadArchiveSession(_GitSession):

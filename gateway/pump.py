@@ -69,14 +69,16 @@ class PumpedSession:
         except Exception as exc:  # noqa: BLE001 - every error ends the session through _fail
             self._fail(exc)
 
-    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any) -> Deferred[None]:
-        """Run a blocking step in the pool with the peer paused, then ``then(result)`` on the reactor.
+    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any,
+             runner: Callable[..., Deferred[Any]] | None = None) -> Deferred[None]:
+        """Run a blocking step in the pool (or with ``runner``) with the peer paused, then
+        ``then(result)`` on the reactor.
 
         The Deferred fires (with None) once the step and ``then`` are done, whatever their outcome.
         """
         self._busy = True
         self.channel.pause_input()
-        d = run_blocking(f, *args)
+        d = (runner or run_blocking)(f, *args)
         d.addCallback(lambda result: self._guard(then, result))
         d.addErrback(self._fail)
         return d

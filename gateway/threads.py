@@ -143,6 +143,31 @@ def _stop_pool() -> None:
         _pool = None
 
 
+HOOK_POOL_SIZE = 32
+"""Threads for pushes that wait on repository hooks (``run_for_hooks``)."""
+_hook_pool: ThreadPool | None = None
+
+
+def run_for_hooks(f: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> defer.Deferred[T]:
+    """Run ``f`` on the hooks' own threads: a push waiting for a slow hook holds none of the
+    workers that serve everyone else (at most ``HOOK_POOL_SIZE`` such pushes run at once)."""
+    from twisted.internet import reactor
+
+    global _hook_pool
+    if _hook_pool is None:
+        _hook_pool = ThreadPool(minthreads=0, maxthreads=HOOK_POOL_SIZE, name="hgwire-hooks")
+        _hook_pool.start()
+        reactor.addSystemEventTrigger("during", "shutdown", _stop_hook_pool)
+    return deferToThreadPool(reactor, _hook_pool, f, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def _stop_hook_pool() -> None:
+    global _hook_pool
+    if _hook_pool is not None:
+        _hook_pool.stop()
+        _hook_pool = None
+
+
 def reactor_time(clock: IReactorTime | None = None) -> IReactorTime:
     """``clock`` if given (the tests), else the reactor: imported only when first needed, as objects
     built at import time (``SHARED``, class attributes) must not install one before twistd picks it."""

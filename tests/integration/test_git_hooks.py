@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,3 +152,45 @@ def test_hooks_that_cannot_run_or_hang(make_server: Any, client: Client, monkeyp
     assert remote_refs(client, "default", url)["refs/heads/main"] != tip
     assert not _running(b"sleep\x0030\x00")  # the hook's children were stopped with it
     assert_consistent(server, client, "slow")
+
+
+def test_pushes_waiting_on_hooks_do_not_hold_the_workers(make_server: Any, client: Client) -> None:
+    """More pushes wait in a slow update hook than the server has workers, and a clone still works."""
+    from gateway import threads
+
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    server.backend.create("busy", Kind.GIT)
+    url = server.git_url("busy")
+    work = client.cwd / "busy"
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    bare = server.root / "busy.git"
+    flag = client.cwd / "go"
+    waiting = client.cwd / "waiting"
+    waiting.mkdir()
+    hook = bare / "hooks" / "update"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(f"""#!/bin/sh
+touch "{waiting}/$(echo "$1" | tr / _)"
+i=0
+while [ ! -e "{flag}" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+""")
+    hook.chmod(0o755)
+    count = threads.DEFAULT_POOL_SIZE + 2
+    pushes = [subprocess.Popen(["git", "push", "-q", url, f"HEAD:refs/heads/b{i}"], cwd=work, env=client.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(count)]
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(waiting.iterdir())) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(list(waiting.iterdir())) == count  # every push is in its hook
+        clone = client.git("clone", "-q", url, str(client.cwd / "meanwhile"), timeout=20)
+        assert clone.returncode == 0
+    finally:
+        flag.touch()
+        for push in pushes:
+            push.communicate(timeout=30)
+    assert all(push.returncode == 0 for push in pushes)
+    assert {f"refs/heads/b{i}" for i in range(count)} <= set(remote_refs(client, "default", url))
+    assert_consistent(server, client, "busy")
