@@ -22,7 +22,7 @@ def test_without_git_nothing_runs_and_that_is_logged_once(tmp_path: Path, monkey
         globalLogPublisher.removeObserver(events.append)
     warned = [e for e in events if "no git binary" in e.get("log_format", "")]
     assert len(warned) == 1 and warned[0]["repo"] == "r"
-    assert maintenance.running() == frozenset()
+    assert str(tmp_path) not in maintenance.running()  # other tests of this process may be repacking
 
 
 def test_a_repository_being_repacked_gets_no_second_repack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
