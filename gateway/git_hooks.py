@@ -114,7 +114,7 @@ class GitHooks:
         try:
             out, _ = proc.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             out, _ = proc.communicate()
             self._keep(out)
             self._keep(f"error: {name} hook timed out after {timeout:g} s and was stopped\n".encode())
@@ -155,7 +155,7 @@ def _lines(updates: Sequence[RefUpdate]) -> bytes:
     return b"".join(b"%s %s %s\n" % (u.old, u.new, u.ref) for u in updates)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:

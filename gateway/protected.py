@@ -58,7 +58,7 @@ from backends.interfaces import (
     Section,
     StoreFile,
 )
-from gateway import audit
+from gateway import audit, hg_hooks
 from gateway.channel import SessionContext
 from gateway.policy import Protection, Protections, first_match
 from protocols.errors import PermissionDenied
@@ -211,9 +211,12 @@ class GuardedTransaction:
     """An ``HgTransaction`` that applies the bookmark and branch protections and audits the outcome."""
 
     def __init__(self, repo: HgRepository, tx: HgTransaction, ctx: SessionContext,
-                 protections: Protections | None) -> None:
+                 protections: Protections | None, hooks: hg_hooks.HgHooks | None = None) -> None:
         self._repo = repo
         self._tx = tx
+        self._hooks = hooks
+        self._hooks_started = False
+        self._said_before = b""
         self._ctx = ctx
         self._protections = protections
         self._parents: dict[Node, tuple[Node, Node]] = {}
@@ -233,6 +236,14 @@ class GuardedTransaction:
     def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
         if self._branch_rules and self._reader is None:
             self._start_branch_checks()
+        if self._hooks is not None:
+            self._gate()
+            try:
+                self._hooks.run("prechangegroup", throw=True)
+            except hg_hooks.HookFailed as exc:
+                self._refuse(str(exc))
+            finally:  # what it said comes before hg's "adding changesets"
+                self._said_before += self._hooks.take_output()
         result = self._tx.add_changegroup(self._recorded(groups))
         self._added.extend(result.added)
         return result
@@ -306,16 +317,35 @@ class GuardedTransaction:
         pushed = [PushedChangeset(node, self._parents[node], *self._branches[node]) for node in self._added]
         return branches_refusal(self._branch_rules, self._branch_heads, pushed)
 
+    def _gate(self) -> None:
+        """Refuse the push when the repository sets a gating hook hgwire cannot run (checked once)."""
+        if self._hooks is not None and not self._hooks_started:
+            self._hooks_started = True
+            reason = self._hooks.unsupported_gate()
+            if reason is not None:
+                self._refuse(reason)
+
     def commit(self) -> None:
         reason = self._branch_refusal()
         if reason is not None:
             self._refuse(reason)  # the caller aborts: nothing of the push lands
+        self._gate()
         self._tx.commit()
         after = self._repo.heads()
         if after != self._heads_before:
             self._changes.insert(0, audit.Change("heads", " ".join(n.hex() for n in self._heads_before),
                                                  " ".join(n.hex() for n in after)))
         audit.record(self._ctx, "push", self._changes, audit.OK)
+        if self._hooks is not None and self._added:
+            self._hooks.run("changegroup", throw=False, nodes=self._added)
+            for node in self._added:
+                self._hooks.run("incoming", throw=False, nodes=[node])
+
+    def take_output(self) -> tuple[bytes, bytes]:
+        """What the repository's hooks wrote before the changesets were applied, and after the
+        commit, for the client (``protocols.hg_exchange``)."""
+        before, self._said_before = self._said_before, b""
+        return before, self._hooks.take_output() if self._hooks is not None else b""
 
     def abort(self) -> None:
         self._tx.abort()
@@ -335,7 +365,9 @@ class GuardedHgRepository:
         self.name = repo.name
 
     def transaction(self, max_text: int | None = None) -> HgTransaction:
-        return GuardedTransaction(self._repo, self._repo.transaction(max_text), self._ctx, self._protections)
+        hooks = hg_hooks.hooks_of(self._repo, self._ctx.transport, self._ctx.peer, self._ctx.user)
+        return GuardedTransaction(self._repo, self._repo.transaction(max_text), self._ctx, self._protections,
+                                  hooks)
 
     def requirements(self) -> frozenset[str]:
         return self._repo.requirements()
@@ -372,6 +404,11 @@ class GuardedHgRepository:
 
     def stream_clone_allowed(self) -> bool:
         return self._repo.stream_clone_allowed()
+
+    def stream_preferred(self) -> bool:
+        """The backend's ``[server] preferuncompressed``, if it has one."""
+        prefers = getattr(self._repo, "stream_preferred", None)
+        return bool(prefers()) if prefers is not None else False
 
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         return self._repo.stream_files(caches)

@@ -131,8 +131,10 @@ def dispatch(repo: HgRepository, name: bytes, args: Args, ctx: CommandContext) -
 
 def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     """The capability string of this repository over this transport."""
+    prefers = getattr(repo, "stream_preferred", None)  # optional: a backend may not have it
     return hg_wire.format_capabilities(
-        hg_exchange.SERVER_BUNDLE2_CAPS, repo.requirements(), ctx.transport_caps, repo.stream_clone_allowed()
+        hg_exchange.SERVER_BUNDLE2_CAPS, repo.requirements(), ctx.transport_caps, repo.stream_clone_allowed(),
+        bool(prefers()) if prefers is not None else False,
     )
 
 

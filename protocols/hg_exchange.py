@@ -539,11 +539,19 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
         return PushError(exc.message.encode("utf-8"))
     except HgwireError as exc:
         tx.abort()
-        return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+        return PushResponse(0, b"".join(hook_output(tx)) + b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
     except BaseException:
         tx.abort()
         raise
-    return PushResponse(ret, report.output())
+    before, after = hook_output(tx)
+    return PushResponse(ret, before + report.output() + after)
+
+
+def hook_output(tx: HgTransaction) -> tuple[bytes, bytes]:
+    """What the repository's hooks wrote before the changegroup was applied and after the commit
+    (a transaction with ``take_output``, such as the gateway's), else nothing."""
+    take = getattr(tx, "take_output", None)
+    return take() if take is not None else (b"", b"")
 
 
 PROGRESS_MESSAGE = b"adding changesets\nadding manifests\nadding file changes\n"
@@ -641,11 +649,16 @@ def _unbundle2(
         tx.commit()
     except HgwireError as exc:
         tx.abort()
-        return StreamResponse(b2.write_bundle2([error_part(exc, op.reply_caps)]))
+        said = b"".join(hook_output(tx))  # before the error, as hg salvages a failed push's output
+        if capture_output and said:
+            parts = [b2.OutPart(b2.PART_OUTPUT, payload=[said], mandatory=False), error_part(exc, op.reply_caps)]
+            return StreamResponse(b2.write_bundle2(parts))
+        return StreamResponse(b2.write_bundle2([error_part(exc, op.reply_caps)]), output=said)
     except BaseException:
         tx.abort()
         raise
-    output = op.report.output()
+    before, after = hook_output(tx)
+    output = before + op.report.output() + after
     if capture_output and output:
         op.replies.append(b2.OutPart(b2.PART_OUTPUT, payload=[output], mandatory=False))
         output = b""

@@ -227,15 +227,19 @@ def format_capabilities(
     requirements: Iterable[str],
     transport_caps: Iterable[bytes],
     stream: bool = True,
+    stream_preferred: bool = False,
 ) -> bytes:
     """Build the sorted, space-separated capability string (``capabilities`` / ``hello``).
 
     Without ``stream`` there is no ``streamreqs=``: ``hg clone --stream`` then
     warns that the server has stream clones disabled and clones normally.
+    ``stream_preferred`` (``[server] preferuncompressed``) makes a plain ``hg clone`` stream.
     """
     caps = list(TRANSPORT_INDEPENDENT_CAPS)
     if stream:
         caps.append(b"streamreqs=" + b",".join(stream_requirements(requirements)))
+        if stream_preferred:
+            caps.append(b"stream-preferred")
     caps.append(UNBUNDLE_CAP)
     caps.append(BUNDLE2_CAP_PREFIX + url_quote(encode_bundle2_caps(bundle2_caps)))
     caps.extend(transport_caps)

@@ -51,13 +51,20 @@ def parse_publishing(hgrc: bytes, include: Callable[[bytes], bytes | None] | Non
     A value that is not one of Mercurial's booleans is refused, as hg refuses
     to run with it.
     """
-    value = config_value(hgrc, b"phases", b"publish", include)
+    return config_bool(hgrc, b"phases", b"publish", include, default=True)
+
+
+def config_bool(hgrc: bytes, section: bytes, name: bytes, include: Callable[[bytes], bytes | None] | None,
+                default: bool) -> bool:
+    """A boolean of an hgrc (Mercurial's ``parsebool``); one hg would refuse raises ``StorageError``."""
+    value = config_value(hgrc, section, name, include)
     if value is None:
-        return True
+        return default
     parsed = BOOLEANS.get(value.lower())
     if parsed is None:
         shown = value.decode("utf-8", "replace")
-        raise StorageError(f"the repository's .hg/hgrc is invalid: phases.publish is not a boolean ('{shown}'); "
+        key = f"{section.decode('utf-8', 'replace')}.{name.decode('utf-8', 'replace')}"
+        raise StorageError(f"the repository's .hg/hgrc is invalid: {key} is not a boolean ('{shown}'); "
                            "fix it on the server")
     return parsed
 
@@ -88,6 +95,20 @@ def config_value(text: bytes, section: bytes, name: bytes, include: Callable[[by
         if where == section and key == name:
             found = value
     return found
+
+
+def config_section(text: bytes, section: bytes, include: Callable[[bytes], bytes | None] | None
+                   ) -> list[tuple[bytes, bytes]]:
+    """The settings of one section, in Mercurial's order (a name set again moves to the end;
+    ``%unset`` removes it)."""
+    found: dict[bytes, bytes] = {}
+    for where, key, value in _settings(text, include, 0):
+        if where != section:
+            continue
+        found.pop(key, None)
+        if value is not None:
+            found[key] = value
+    return list(found.items())
 
 
 def _settings(text: bytes, include: Callable[[bytes], bytes | None] | None, depth: int

@@ -28,7 +28,7 @@ from backends.hg.changelog import (
     parse_filelog_text,
     parse_manifest,
 )
-from backends.hg.keys import HEX40, parse_bookmarks, parse_phaseroots, parse_publishing
+from backends.hg.keys import HEX40, config_bool, config_section, parse_bookmarks, parse_phaseroots, parse_publishing
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -62,6 +62,7 @@ MANIFEST = b"00manifest.i"
 PHASEROOTS = b"phaseroots"
 SECRET_STREAM_REFUSAL = ("this repository has secret changesets, which a stream clone would copy: "
                          "clone without --stream")
+STREAM_OFF_REFUSAL = "stream clones of this repository are turned off ([server] uncompressed): clone without --stream"
 FNCACHE = b"fncache"
 PUBLIC, DRAFT, SECRET = 0, 1, 2
 _HEXPREFIX = re.compile(rb"[0-9a-fA-F]{1,39}\Z")
@@ -135,6 +136,16 @@ class HgRepo:
         reads no other hgrc)."""
         data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
         return parse_publishing(data, self._hgrc_include)
+
+    def hook_config(self) -> tuple[str, list[tuple[bytes, bytes]]] | None:
+        """The directory hooks run in (the repository's root) and the ``[hooks]`` of its
+        ``.hg/hgrc`` (with its ``%include`` files), in Mercurial's order; None in memory."""
+        root = getattr(self.plain, "root", None)
+        if root is None:
+            return None
+        data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        hooks = config_section(data, b"hooks", self._hgrc_include) if data else []
+        return os.path.dirname(os.path.normpath(os.fsdecode(root))), hooks
 
     def _hgrc_include(self, path: bytes) -> bytes | None:
         """A file ``%include`` names: ``~`` and ``$VAR`` expanded, relative to ``.hg``, as for hg."""
@@ -593,8 +604,17 @@ class HgRepo:
         return paths
 
     def stream_clone_allowed(self) -> bool:
-        """No changeset is secret, archived or internal (``streamclone.allowservergeneration``)."""
-        return 0 not in self.views().visible
+        """``[server] uncompressed`` of the hgrc is not false, and no changeset is secret, archived or
+        internal (``streamclone.allowservergeneration``)."""
+        return self._hgrc_bool(b"server", b"uncompressed", True) and 0 not in self.views().visible
+
+    def stream_preferred(self) -> bool:
+        """``[server] preferuncompressed``: a plain ``hg clone`` gets a stream clone."""
+        return self._hgrc_bool(b"server", b"preferuncompressed", False)
+
+    def _hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
+        data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        return config_bool(data, section, name, self._hgrc_include, default) if data else default
 
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         """Sizes taken under the lock; small or replaceable files copied, append-only ones read later.
@@ -610,6 +630,8 @@ class HgRepo:
         """
         self.locks.acquire()
         try:
+            if not self._hgrc_bool(b"server", b"uncompressed", True):
+                raise UnsupportedFeature(STREAM_OFF_REFUSAL)
             if not self.stream_clone_allowed():
                 raise UnsupportedFeature(SECRET_STREAM_REFUSAL)
             publishing = self.publishing()

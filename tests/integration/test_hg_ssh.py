@@ -272,6 +272,30 @@ def test_a_stream_clone_over_ssh_never_copies_secret_changesets(
     client.hg("verify", "-q", "-R", str(clone))
 
 
+def test_server_uncompressed_and_preferuncompressed_of_the_hgrc(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """As hg serve: ``[server] uncompressed = False`` turns stream clones off, ``preferuncompressed``
+    makes a plain clone stream."""
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    served = server.root / "settings"
+    client.hg("init", str(served))
+    (served / "a.txt").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-R", str(served), "-m", "a")
+    hgrc = served / ".hg" / "hgrc"
+    hgrc.write_text("[server]\nuncompressed = False\n")
+    off = hgssh.hg("clone", "--stream", "-U", hgssh.url("settings"), str(tmp_path / "off"))
+    assert "stream clone requested but server has them disabled" in off.stderr
+    hgrc.write_text("[server]\npreferuncompressed = yes\n")
+    preferred = hgssh.hg("clone", "--debug", "-U", hgssh.url("settings"), str(tmp_path / "preferred"))
+    assert "streaming all changes" in preferred.stdout + preferred.stderr
+    hgrc.write_text("[server]\npreferuncompressed = no\n")
+    plain = hgssh.hg("clone", "--debug", "-U", hgssh.url("settings"), str(tmp_path / "plain"))
+    assert "streaming all changes" not in plain.stdout + plain.stderr
+    for name in ("off", "preferred", "plain"):
+        client.hg("verify", "-q", "-R", str(tmp_path / name))
+
+
 def test_twenty_megabyte_file(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
                               tmp_path: Path) -> None:
     server = make_server("fs", **ssh_server_settings(ssh_keys))

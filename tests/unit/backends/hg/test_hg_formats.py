@@ -22,7 +22,7 @@ from backends.hg.changelog import (
     parse_filelog_text,
     parse_manifest,
 )
-from backends.hg.keys import parse_bookmarks, parse_phaseroots, parse_publishing
+from backends.hg.keys import config_section, parse_bookmarks, parse_phaseroots, parse_publishing
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -166,3 +166,13 @@ def test_a_zstd_chunk_without_its_content_size_must_still_be_one_whole_frame() -
     chunk = zstandard.ZstdCompressor(level=3, write_content_size=False).compress(b"abc\n" * 500)
     with pytest.raises(StorageError, match="cut short"):
         decompress(chunk[:-4])
+
+
+def test_config_section_is_read_in_mercurials_order() -> None:
+    """A name set again moves to the end (Mercurial's sortdict), %unset removes it, includes count."""
+    text = (b"[hooks]\nchangegroup.a = one\nincoming.b = two\n%include more.rc\n[other]\nx = 1\n"
+            b"[hooks]\nchangegroup.a = three\n  continued\n%unset incoming.b\n")
+    included = {b"more.rc": b"[hooks]\nprechangegroup.c = four\n"}
+    assert config_section(text, b"hooks", included.get) == [
+        (b"prechangegroup.c", b"four"), (b"changegroup.a", b"three\ncontinued")]
+    assert config_section(text, b"missing", included.get) == []

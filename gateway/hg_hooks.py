@@ -1,0 +1,162 @@
+"""A Mercurial repository's ``[hooks]``, run for a push as ``hg serve`` runs them (``hg help config.hooks``).
+
+Run: ``prechangegroup`` (before a pushed changegroup is applied; a non-zero
+exit refuses the push), ``changegroup`` (once, after the push is committed,
+with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last) and
+``incoming`` (after the commit, once per added changeset).  Each is a shell
+command run in the repository's root with ``HG_HOOKTYPE``, ``HG_HOOKNAME``,
+``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>`` (``:<user>`` for
+HTTP), ``HG_TXNID`` and the nodes; what it writes reaches the client as
+``remote:`` lines, and a post-commit hook that fails is reported as hg reports
+it ("warning: changegroup.x hook exited with status 1").  Hooks of one type run
+in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.
+
+Not run: ``python:`` hooks (hgwire does not run Mercurial), and the hooks that
+would see a pending transaction (``pretxnchangegroup``, ``pretxnclose``, …)
+or gate pushkeys (``prepushkey``): hgwire's transactions have no pending
+changelog for them to read.  So that no check an operator relies on is skipped,
+a push to a repository that sets one of those (or a ``python:``
+``prechangegroup``) is refused with a sentence naming it.
+
+Blocking (the caller is in a worker thread); each hook runs at most ``git_hooks.HOOK_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from twisted.logger import Logger
+
+from backends.interfaces import HgRepository, Node
+from gateway import git_hooks
+
+log = Logger()
+
+RUN = ("prechangegroup", "changegroup", "incoming")
+PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnchangegroup", "pretxnclose", "pretxnclose-bookmark",
+                      "pretxnclose-phase", "prepushkey")
+"""Push-gating hooks hgwire cannot run faithfully: a push is refused while one is set."""
+
+
+class HookFailed(Exception):
+    """A gating hook refused (or could not run): the message is hg's sentence for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class HgHook:
+    name: str
+    """``changegroup.notify``: the hgrc name."""
+    command: str
+
+    @property
+    def kind(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(slots=True)
+class HgHooks:
+    """The hooks of one repository for one push, and what they wrote."""
+
+    root: str
+    hooks: Sequence[HgHook]
+    url: str
+    txnid: str = field(default_factory=lambda: "TXN:" + secrets.token_hex(20))
+    output: list[bytes] = field(default_factory=list)
+
+    def unsupported_gate(self) -> str | None:
+        """Why a push must be refused because a gating hook cannot be run, or None."""
+        for hook in self.hooks:
+            if hook.kind in PENDING_OR_PUSHKEY or (hook.kind == "prechangegroup" and _is_python(hook)):
+                return (f"the repository's {hook.name} hook cannot be run by this server, so pushes are "
+                        "refused; ask the server administrator")
+        return None
+
+    def run(self, kind: str, throw: bool, nodes: Sequence[Node] = ()) -> None:
+        """Run every hook of ``kind``; with ``throw`` the first failure raises ``HookFailed``."""
+        for hook in self.hooks:
+            if hook.kind != kind:
+                continue
+            if _is_python(hook):
+                log.warn("{hook} in {root} is a python hook, which hgwire does not run", hook=hook.name,
+                         root=self.root)
+                continue
+            status = self._run(hook, nodes)
+            if status == 0:
+                continue
+            sentence = (f"{hook.name} hook timed out after {git_hooks.HOOK_TIMEOUT:g} s" if status is None
+                        else f"{hook.name} hook exited with status {status}" if status > 0
+                        else f"{hook.name} hook killed")
+            if throw:
+                raise HookFailed(sentence)
+            self.output.append(f"warning: {sentence}\n".encode())
+
+    def take_output(self) -> bytes:
+        out, self.output = b"".join(self.output), []
+        return out
+
+    def _run(self, hook: HgHook, nodes: Sequence[Node]) -> int | None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
+        env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HG_SOURCE="serve", HG_URL=self.url,
+                   HG_TXNID=self.txnid)
+        if nodes:
+            env["HG_NODE"] = nodes[0].hex()
+            if hook.kind == "changegroup":
+                env["HG_NODE_LAST"] = nodes[-1].hex()
+        try:
+            proc = subprocess.Popen(hook.command, shell=True, cwd=self.root, env=env,  # the operator's own hgrc
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        except OSError as exc:
+            self.output.append(f"{hook.name} hook could not start: {exc.strerror or exc}\n".encode())
+            return 127
+        try:
+            out, _ = proc.communicate(timeout=git_hooks.HOOK_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            git_hooks.kill_group(proc)
+            out, _ = proc.communicate()
+            self._keep(out)
+            log.error("hook {hook} in {root} timed out", hook=hook.name, root=self.root)
+            return None
+        self._keep(out)
+        return proc.returncode
+
+    def _keep(self, data: bytes) -> None:
+        kept = sum(map(len, self.output))
+        if data and kept < git_hooks.MAX_OUTPUT:
+            self.output.append(data[: git_hooks.MAX_OUTPUT - kept])
+
+
+def _is_python(hook: HgHook) -> bool:
+    return hook.command.lstrip().startswith("python:")
+
+
+def hooks_of(repo: HgRepository, transport: str, peer: str, user: str | None) -> HgHooks | None:
+    """The repository's push hooks, or None when it has none (or keeps no hgrc: a memory repository)."""
+    config = getattr(repo, "hook_config", None)
+    found = config() if config is not None else None
+    if found is None:
+        return None
+    root, settings = found
+    priorities: dict[bytes, int] = {}
+    for name, value in settings:
+        if name.startswith(b"priority."):
+            try:
+                priorities[name[len(b"priority."):]] = int(value)
+            except ValueError:
+                continue
+    listed = [(name, value) for name, value in settings
+              if not name.startswith((b"priority.", b"tonative.")) and value.strip()]
+    ordered = sorted(enumerate(listed), key=lambda item: (-priorities.get(item[1][0], 0), item[0]))
+    hooks = [HgHook(name.decode("utf-8", "replace"), value.decode("utf-8", "surrogateescape"))
+             for _, (name, value) in ordered
+             if name.split(b".", 1)[0].decode("ascii", "replace") in RUN + PENDING_OR_PUSHKEY]
+    if not hooks:
+        return None
+    host = peer.rpartition(":")[0].strip("[]") if ":" in peer else peer
+    scheme = "ssh" if transport.endswith("ssh") else "http"
+    url = f"remote:{scheme}:{host}" + (f":{user or ''}" if scheme == "http" else "")
+    return HgHooks(root, hooks, url)

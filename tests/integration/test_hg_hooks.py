@@ -1,0 +1,98 @@
+"""A served Mercurial repository's ``[hooks]`` for a push, over SSH and HTTP, with the real hg client:
+what each hook is given, what the client sees, and that a refusal leaves the repository as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401 - a fixture
+from tests.integration.test_hg_ssh import HgSsh
+
+
+def _served(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+            htpasswd: Path) -> tuple[Any, Callable[[str], str], RunningServer]:
+    if kind == "ssh":
+        server = make_server("fs", **ssh_server_settings(ssh_keys))
+        ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+        return ssh, ssh.url, server
+    server = make_server("fs", **_settings(htpasswd))
+    http = HgHttp(server, client)
+    return http, http.push_url, server
+
+
+def _repo_with_hooks(client: Client, server: RunningServer, hooks: str) -> Path:
+    repo = server.root / "hooked"
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text("[hooks]\n" + hooks)
+    return repo
+
+
+def _work(client: Client, tmp_path: Path, count: int) -> tuple[Path, list[str]]:
+    work = tmp_path / "work-hg"
+    client.hg("init", str(work))
+    nodes = []
+    for i in range(count):
+        (work / f"f{i}.txt").write_text(f"{i}\n")
+        client.hg("commit", "-q", "-A", "-R", str(work), "-m", f"change {i}")
+        nodes.append(client.hg("log", "-R", str(work), "-r", ".", "-T", "{node}").stdout)
+    return work, nodes
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_push_hooks_run_as_hg_serve_runs_them(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                              htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    repo = _repo_with_hooks(client, server, """\
+prechangegroup.announce = echo "taking a push from $HG_URL ($HG_SOURCE)"
+changegroup.log = echo "$HG_HOOKTYPE $HG_HOOKNAME $HG_NODE $HG_NODE_LAST" >> changegroup.log; echo done
+incoming.each = echo "$HG_NODE" >> incoming.log
+changegroup.zfails = exit 3
+priority.changegroup.zfails = 10
+outgoing.ignored = echo "never run for a push" >> outgoing.log
+""")
+    work, nodes = _work(client, tmp_path, 3)
+    pushed = peer.hg("push", "-R", str(work), url("hooked"))
+    said = [line.removeprefix("remote: ") for line in pushed.stdout.splitlines() + pushed.stderr.splitlines()
+            if line.startswith("remote: ")]
+    origin = "remote:ssh:127.0.0.1" if kind == "ssh" else "remote:http:127.0.0.1:alice"
+    assert said == [f"taking a push from {origin} (serve)", "adding changesets", "adding manifests",
+                    "adding file changes", "added 3 changesets with 3 changes to 3 files",
+                    "warning: changegroup.zfails hook exited with status 3", "done"], pushed  # priority first
+    assert (repo / "changegroup.log").read_text() == f"changegroup changegroup.log {nodes[0]} {nodes[-1]}\n"
+    assert (repo / "incoming.log").read_text().split() == nodes
+    assert not (repo / "outgoing.log").exists()
+    client.hg("verify", "-q", "-R", str(repo))
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_refusing_prechangegroup_hook_refuses_the_push(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                         htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    repo = _repo_with_hooks(client, server, 'prechangegroup.friday = echo "no pushes on Fridays"; exit 1\n')
+    work, _ = _work(client, tmp_path, 1)
+    refused = peer.hg("push", "-R", str(work), url("hooked"), check=False)
+    assert refused.returncode != 0
+    assert "remote: no pushes on Fridays" in refused.stdout + refused.stderr, refused
+    # hg shows a remote abort as "remote: <why>" and "abort: push failed on remote", whatever the server
+    assert "remote: prechangegroup.friday hook exited with status 1" in refused.stderr, refused
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
+    client.hg("verify", "-q", "-R", str(repo))
+
+
+@pytest.mark.parametrize("hook", ["pretxnchangegroup.check = true", "prechangegroup.py = python:some.module.hook"])
+def test_a_gate_hgwire_cannot_run_refuses_pushes(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                 htpasswd: Path, tmp_path: Path, hook: str) -> None:
+    """Skipping a check the operator set up would let through what it refuses: the push is refused."""
+    peer, url, server = _served("ssh", make_server, client, ssh_keys, htpasswd)
+    repo = _repo_with_hooks(client, server, hook + "\n")
+    work, _ = _work(client, tmp_path, 1)
+    refused = peer.hg("push", "-R", str(work), url("hooked"), check=False)
+    name = hook.split(" ", 1)[0]
+    assert f"remote: the repository's {name} hook cannot be run by this server" in refused.stderr, refused
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
+    peer.hg("clone", "-q", "-U", url("hooked"), str(tmp_path / "still-readable"))
