@@ -28,8 +28,8 @@ the message (hg prints ``abort: HTTP Error 403: <reason>``), with hgweb's
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import IO
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, NoReturn
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -44,7 +44,7 @@ from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
-from gateway.threads import IteratorProducer, run_blocking
+from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands, hg_http
 from protocols.errors import (
     HgwireError,
@@ -182,6 +182,8 @@ class HgHttpCommand:
     def _run(self, user: str | None, cmd: Command) -> defer.Deferred[Response]:
         self.user = user
         self.check_permission(cmd.permission)
+        if cmd.takes_payload:  # a push: the repository's hooks may hold it for minutes (``run_for_hooks``)
+            return run_for_hooks(self._execute, cmd)
         return run_blocking(self._execute, cmd)
 
     def check_permission(self, permission: Permission) -> None:
@@ -203,6 +205,7 @@ class HgHttpCommand:
             repo = self._open()
         except UnsupportedFeature as exc:  # a repository hgwire cannot serve: hg shows the reason
             return OobError(exc.message.encode("utf-8", "replace"))
+        self._check_web_access(repo, cmd.permission)
         content = self.content
         prefix = b""
         if content is not None:
@@ -217,6 +220,38 @@ class HgHttpCommand:
             return hg_commands.dispatch(repo, cmd.name, hg_commands.bind_args(cmd, args), ctx)
         except UnsupportedFeature as exc:
             return OobError(exc.message.encode("utf-8", "replace"))
+
+    def _check_web_access(self, repo: HgRepository, permission: Permission) -> None:
+        """hgweb's ``checkauthz`` over the repository's ``[web]`` lists, where they are set.
+
+        They narrow what hgwire's own rules allow, never widen it: an unset
+        ``allow-push`` (which hgweb reads as "nobody") leaves pushes to those rules.
+        """
+        lists = getattr(repo, "web_access", None)
+        found = lists() if lists is not None else {}
+        user = self.user
+
+        def member(names: Sequence[str] | None) -> bool:
+            if not names:
+                return False
+            return list(names) == ["*"] or (user is not None and user in names)
+
+        def refuse(what: str) -> NoReturn:
+            message = f"{what} not authorized by the repository's [web] settings"
+            raise (Unauthorized(message) if user is None else PermissionDenied(message))
+
+        deny_read, allow_read = found.get("deny_read"), found.get("allow_read")
+        if deny_read and (user is None or member(deny_read)):
+            refuse("read")
+        if allow_read and not member(allow_read):
+            refuse("read")
+        if permission != PUSH:
+            return
+        deny_push, allow_push = found.get("deny_push"), found.get("allow-push")
+        if deny_push and (user is None or member(deny_push)):
+            refuse("push")
+        if allow_push is not None and not member(allow_push):
+            refuse("push")
 
     def _open(self) -> HgRepository:
         repo = self.front.config.backend.open(self.route.repo)

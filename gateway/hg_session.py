@@ -28,7 +28,7 @@ from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
-from gateway.threads import IteratorProducer, run_blocking
+from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands
 from protocols.errors import HgwireError, NotARepository, ProtocolError, RepositoryNotFound
 from protocols.hg_commands import CommandContext, Permission, Transport
@@ -227,7 +227,8 @@ class HgServeSession(PumpedSession):
         self._push = PushQueue(self.channel.pause_input, self.channel.resume_input)
         self._push_response = None
         self._push_ended = False
-        d = run_blocking(self._dispatch, request, self._context(self._push.chunks()))
+        # on the push threads: the repository's hooks may hold it for minutes (``run_for_hooks``)
+        d = run_for_hooks(self._dispatch, request, self._context(self._push.chunks()))
         d.addCallback(lambda response: self._guard(self._push_done, response))
         d.addErrback(self._fail)
 

@@ -405,6 +405,11 @@ class GuardedHgRepository:
     def stream_clone_allowed(self) -> bool:
         return self._repo.stream_clone_allowed()
 
+    def web_access(self) -> Mapping[str, Sequence[str] | None]:
+        """The backend's hgweb access lists (``[web] allow-push`` …), if it has them."""
+        lists = getattr(self._repo, "web_access", None)
+        return lists() if lists is not None else {}
+
     def stream_preferred(self) -> bool:
         """The backend's ``[server] preferuncompressed``, if it has one."""
         prefers = getattr(self._repo, "stream_preferred", None)

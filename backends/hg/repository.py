@@ -28,7 +28,7 @@ from backends.hg.changelog import (
     parse_filelog_text,
     parse_manifest,
 )
-from backends.hg.keys import HEX40, config_bool, config_section, parse_bookmarks, parse_phaseroots, parse_publishing
+from backends.hg.keys import HEX40, config_bool, config_section, config_value, parse_bookmarks, parse_phaseroots, parse_publishing
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -608,6 +608,21 @@ class HgRepo:
         internal (``streamclone.allowservergeneration``)."""
         return self._hgrc_bool(b"server", b"uncompressed", True) and 0 not in self.views().visible
 
+    def web_access(self) -> dict[str, list[str] | None]:
+        """hgweb's access lists of the hgrc's ``[web]``: ``deny_read``, ``allow_read``, ``deny_push``,
+        ``allow-push`` (each also under its other spelling); None for a list that is not set."""
+        data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        found: dict[str, list[str] | None] = {}
+        for key in ("deny_read", "allow_read", "deny_push", "allow-push"):
+            value = None
+            if data:
+                alias = key.replace("_", "-") if "_" in key else key.replace("-", "_")
+                for spelling in (alias, key):  # the main spelling wins when both are set
+                    got = config_value(data, b"web", spelling.encode(), self._hgrc_include)
+                    value = got if got is not None else value
+            found[key] = None if value is None else _config_list(value)
+        return found
+
     def stream_preferred(self) -> bool:
         """``[server] preferuncompressed``: a plain ``hg clone`` gets a stream clone."""
         return self._hgrc_bool(b"server", b"preferuncompressed", False)
@@ -828,3 +843,8 @@ class _Emitter:
 def _divergent(name: bytes) -> bool:
     """``name@path`` (not ``name@``): a divergent bookmark, which hg's server does not list."""
     return b"@" in name and not name.endswith(b"@")
+
+
+def _config_list(value: bytes) -> list[str]:
+    """A Mercurial config list: names separated by commas or white space (``alice, bob carol``)."""
+    return [item for item in re.split(r"[\s,]+", value.decode("utf-8", "replace")) if item]

@@ -96,3 +96,36 @@ def test_a_gate_hgwire_cannot_run_refuses_pushes(make_server: Any, client: Clien
     assert f"remote: the repository's {name} hook cannot be run by this server" in refused.stderr, refused
     assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
     peer.hg("clone", "-q", "-U", url("hooked"), str(tmp_path / "still-readable"))
+
+
+def test_web_access_lists_of_the_hgrc_narrow_http_access(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                         htpasswd: Path, tmp_path: Path) -> None:
+    """hgweb's ``[web] allow-push``/``deny_push``/``allow_read``/``deny_read``, where a repository sets them."""
+    peer, push_url, server = _served("http", make_server, client, ssh_keys, htpasswd)
+    repo = server.root / "acl"
+    client.hg("init", str(repo))
+    hgrc = repo / ".hg" / "hgrc"
+    work, _ = _work(client, tmp_path, 1)
+    anonymous = peer.url("acl")
+
+    hgrc.write_text("[web]\nallow-push = bob, carol\n")
+    refused = peer.hg("push", "-R", str(work), push_url("acl"), check=False)
+    assert refused.returncode != 0 and "push not authorized" in refused.stderr, refused
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
+
+    hgrc.write_text("[web]\nallow_push = bob alice\ndeny_read = mallory\n")
+    peer.hg("push", "-R", str(work), push_url("acl"))
+    denied = peer.hg("clone", "-U", anonymous, str(tmp_path / "anonymous"), check=False)
+    assert denied.returncode != 0 and "authorization" in denied.stderr, denied  # 401: who are you?
+    peer.hg("clone", "-q", "-U", push_url("acl"), str(tmp_path / "alice"))
+
+    hgrc.write_text("[web]\nallow_read = bob\n")
+    refused_read = peer.hg("clone", "-U", push_url("acl"), str(tmp_path / "not-alice"), check=False)
+    assert refused_read.returncode != 0 and "read not authorized" in refused_read.stderr, refused_read
+    hgrc.write_text("[web]\nallow_read = *\ndeny_push = *\n")
+    peer.hg("clone", "-q", "-U", anonymous, str(tmp_path / "anyone"))
+    (work / "more.txt").write_text("more\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "more")
+    no_push = peer.hg("push", "-R", str(work), push_url("acl"), check=False)
+    assert no_push.returncode != 0 and "push not authorized" in no_push.stderr, no_push
+    client.hg("verify", "-q", "-R", str(repo))
