@@ -3,13 +3,16 @@ what each hook is given, what the client sees, and that a refusal leaves the rep
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401 - a fixture
 from tests.integration.test_hg_ssh import HgSsh
 
@@ -129,3 +132,40 @@ def test_web_access_lists_of_the_hgrc_narrow_http_access(make_server: Any, clien
     no_push = peer.hg("push", "-R", str(work), push_url("acl"), check=False)
     assert no_push.returncode != 0 and "push not authorized" in no_push.stderr, no_push
     client.hg("verify", "-q", "-R", str(repo))
+
+
+def test_pushes_waiting_on_hooks_do_not_hold_the_workers(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                         htpasswd: Path, tmp_path: Path) -> None:
+    """More hg pushes wait in a slow changegroup hook than the server has workers; a clone still works."""
+    from gateway import threads
+
+    peer, url, server = _served("ssh", make_server, client, ssh_keys, htpasswd)
+    flag, waiting = tmp_path / "go", tmp_path / "waiting"
+    waiting.mkdir()
+    count = threads.DEFAULT_POOL_SIZE + 2
+    hook = (f'changegroup.wait = touch "{waiting}/$(basename "$PWD")"; i=0; '
+            f'while [ ! -e "{flag}" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n')
+    for i in range(count):
+        client.hg("init", str(server.root / f"r{i}"))
+        (server.root / f"r{i}" / ".hg" / "hgrc").write_text("[hooks]\n" + hook)
+    client.hg("init", str(server.root / "other"))
+    work, _ = _work(client, tmp_path, 1)
+    copies = []  # hg locks the repository it pushes from: one source each
+    for i in range(count):
+        copies.append(tmp_path / f"source-{i}")
+        client.hg("clone", "-q", str(work), str(copies[-1]))
+    hg = os.path.join(VENV_BIN, "hg")
+    pushes = [subprocess.Popen([hg, "--config", f"ui.ssh={peer.ssh}", "push", "-q", "-R", str(copies[i]),
+                                url(f"r{i}")], env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+              for i in range(count)]
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(waiting.iterdir())) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(list(waiting.iterdir())) == count  # every push is in its hook
+        peer.hg("clone", "-q", "-U", url("other"), str(tmp_path / "meanwhile"), timeout=20)
+    finally:
+        flag.touch()
+        for push in pushes:
+            push.communicate(timeout=30)
+    assert all(push.returncode == 0 for push in pushes)
