@@ -1,7 +1,10 @@
 """A Mercurial repository's ``[hooks]``, run for a push as ``hg serve`` runs them (``hg help config.hooks``).
 
 Run: ``prechangegroup`` (before a pushed changegroup is applied; a non-zero
-exit refuses the push), ``changegroup`` (once, after the push is committed,
+exit refuses the push), ``pretxnchangegroup`` (before the commit, with
+``HG_PENDING``: the backend writes ``00changelog.i.a`` so that the hook's own
+``hg`` sees the new changesets; a non-zero exit refuses the push),
+``changegroup`` (once, after the push is committed,
 with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last) and
 ``incoming`` (after the commit, once per added changeset).  Each is a shell
 command run in the repository's root with ``HG_HOOKTYPE``, ``HG_HOOKNAME``,
@@ -11,12 +14,12 @@ HTTP), ``HG_TXNID`` and the nodes; what it writes reaches the client as
 it ("warning: changegroup.x hook exited with status 1").  Hooks of one type run
 in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.
 
-Not run: ``python:`` hooks (hgwire does not run Mercurial), and the hooks that
-would see a pending transaction (``pretxnchangegroup``, ``pretxnclose``, …)
-or gate pushkeys (``prepushkey``): hgwire's transactions have no pending
-changelog for them to read.  So that no check an operator relies on is skipped,
-a push to a repository that sets one of those (or a ``python:``
-``prechangegroup``) is refused with a sentence naming it.
+Not run: ``python:`` hooks (hgwire does not run Mercurial), and the other
+gating hooks (``pretxnopen``, ``pretxnclose``, ``pretxnclose-bookmark``,
+``pretxnclose-phase``, ``prepushkey``), whose pending phases and bookmarks
+hgwire does not write.  So that no check an operator relies on is skipped, a
+push to a repository that sets one of those (or a ``python:`` gate) is refused
+with a sentence naming it.
 
 Blocking (the caller is in a worker thread); each hook runs at most ``git_hooks.HOOK_TIMEOUT``.
 """
@@ -36,10 +39,11 @@ from gateway import git_hooks
 
 log = Logger()
 
-RUN = ("prechangegroup", "changegroup", "incoming")
-PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnchangegroup", "pretxnclose", "pretxnclose-bookmark",
-                      "pretxnclose-phase", "prepushkey")
+RUN = ("prechangegroup", "pretxnchangegroup", "changegroup", "incoming")
+PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose", "pretxnclose-bookmark", "pretxnclose-phase", "prepushkey")
 """Push-gating hooks hgwire cannot run faithfully: a push is refused while one is set."""
+GATES = ("prechangegroup", "pretxnchangegroup")
+"""The gating hooks hgwire runs (a ``python:`` one cannot be: the push is refused)."""
 
 
 class HookFailed(Exception):
@@ -70,12 +74,15 @@ class HgHooks:
     def unsupported_gate(self) -> str | None:
         """Why a push must be refused because a gating hook cannot be run, or None."""
         for hook in self.hooks:
-            if hook.kind in PENDING_OR_PUSHKEY or (hook.kind == "prechangegroup" and _is_python(hook)):
+            if hook.kind in PENDING_OR_PUSHKEY or (hook.kind in GATES and _is_python(hook)):
                 return (f"the repository's {hook.name} hook cannot be run by this server, so pushes are "
                         "refused; ask the server administrator")
         return None
 
-    def run(self, kind: str, throw: bool, nodes: Sequence[Node] = ()) -> None:
+    def has(self, kind: str) -> bool:
+        return any(hook.kind == kind for hook in self.hooks)
+
+    def run(self, kind: str, throw: bool, nodes: Sequence[Node] = (), pending: str | None = None) -> None:
         """Run every hook of ``kind``; with ``throw`` the first failure raises ``HookFailed``."""
         for hook in self.hooks:
             if hook.kind != kind:
@@ -84,7 +91,7 @@ class HgHooks:
                 log.warn("{hook} in {root} is a python hook, which hgwire does not run", hook=hook.name,
                          root=self.root)
                 continue
-            status = self._run(hook, nodes)
+            status = self._run(hook, nodes, pending)
             if status == 0:
                 continue
             sentence = (f"{hook.name} hook timed out after {git_hooks.HOOK_TIMEOUT:g} s" if status is None
@@ -98,14 +105,16 @@ class HgHooks:
         out, self.output = b"".join(self.output), []
         return out
 
-    def _run(self, hook: HgHook, nodes: Sequence[Node]) -> int | None:
+    def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None) -> int | None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
         env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HG_SOURCE="serve", HG_URL=self.url,
                    HG_TXNID=self.txnid)
         if nodes:
             env["HG_NODE"] = nodes[0].hex()
-            if hook.kind == "changegroup":
+            if hook.kind in ("changegroup", "pretxnchangegroup"):
                 env["HG_NODE_LAST"] = nodes[-1].hex()
+        if pending is not None:
+            env["HG_PENDING"] = pending
         try:
             proc = subprocess.Popen(hook.command, shell=True, cwd=self.root, env=env,  # the operator's own hgrc
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -531,6 +531,8 @@ class RevlogWriter:
         self.texts_size = 0
         self._chain_info: dict[int, tuple[int, int]] = {}
         self._journaled = False
+        self._data_written = 0
+        """Leading ``pending`` entries whose chunks ``write_pending`` already appended to ``.d``."""
 
     @property
     def inline(self) -> bool:
@@ -661,20 +663,40 @@ class RevlogWriter:
         """Write buffered entries, journaling sizes first; split an inline revlog that grew too big."""
         if not self.pending:
             return
+        self._journal_sizes()
+        if self.inline:
+            self.vfs.append(self.index_path, b"".join(e + c for e, c in self.pending))
+        else:
+            self.vfs.append(self.data_path, b"".join(c for _, c in self.pending[self._data_written:]))
+            self.vfs.append(self.index_path, b"".join(e for e, _ in self.pending))
+        self.pending = []
+        self.pending_bytes = 0
+        self._data_written = 0
+        if self.inline and self._data_end() >= MAX_INLINE:
+            self._split()
+
+    def _journal_sizes(self) -> None:
         if not self._journaled:
             self.journal.record_append(self.logical_index, self.vfs.size(self.index_path))
             if not self.inline:
                 self.journal.record_append(self.logical_data, self.vfs.size(self.data_path))
             self._journaled = True
+
+    def write_pending(self, name: bytes) -> None:
+        """Mercurial's pending index for hooks run with ``HG_PENDING``: ``name`` (``00changelog.i.a``)
+        gets the index with the buffered entries; a split revlog's new data is appended to ``.d`` now
+        (past its journaled size), while the real index stays as it is until :meth:`flush`."""
+        self._journal_sizes()
+        current = self.vfs.read(self.index_path) if self.vfs.exists(self.index_path) else b""
         if self.inline:
-            self.vfs.append(self.index_path, b"".join(e + c for e, c in self.pending))
+            extra = b"".join(e + c for e, c in self.pending)
         else:
-            self.vfs.append(self.data_path, b"".join(c for _, c in self.pending))
-            self.vfs.append(self.index_path, b"".join(e for e, _ in self.pending))
-        self.pending = []
-        self.pending_bytes = 0
-        if self.inline and self._data_end() >= MAX_INLINE:
-            self._split()
+            fresh = self.pending[self._data_written:]
+            if fresh:
+                self.vfs.append(self.data_path, b"".join(c for _, c in fresh))
+            self._data_written = len(self.pending)
+            extra = b"".join(e for e, _ in self.pending)
+        self.vfs.replace(name, current + extra)
 
     def _split(self) -> None:
         """Convert inline ``.i`` to ``.i`` + ``.d`` (the old ``.i`` is backed up, ``.d`` is new)."""

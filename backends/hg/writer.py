@@ -10,6 +10,7 @@ then removes the journal.  Any exception rolls the store back byte for byte.
 from __future__ import annotations
 
 import binascii
+import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Self
 
@@ -39,6 +40,10 @@ def _check_path(path: bytes) -> None:
         or b"" in path.split(b"/")
     ):
         raise ProtocolError(f"invalid file name in changegroup: {path!r}")
+
+
+PENDING_CHANGELOG = b"00changelog.i.a"
+"""The changelog index with a transaction's changesets, for hooks that read it (``HG_PENDING``)."""
 
 
 class Transaction:
@@ -301,10 +306,31 @@ class Transaction:
 
     # -- commit / abort --------------------------------------------------------------
 
+    def write_pending(self) -> str | None:
+        """Make this transaction's changesets readable to ``hg`` run with ``HG_PENDING`` set to the
+        returned root (Mercurial's ``pretxn`` hooks): manifests and files are written, and
+        ``00changelog.i.a`` holds the changelog index with the new changesets; None in memory."""
+        self._guard()
+        root = getattr(self.repo.plain, "root", None)
+        if root is None:
+            return None
+        try:
+            for writer in self.writers.values():
+                writer.flush()
+            if self.cl.pending:
+                self.journal.backup(PENDING_CHANGELOG)  # it did not exist: a rollback removes it
+                self.cl.write_pending(PENDING_CHANGELOG)
+        except BaseException:
+            self.abort()
+            raise
+        return os.path.realpath(os.path.dirname(os.path.normpath(os.fsdecode(root))))  # as hg's repo.root
+
     def commit(self) -> None:
         self._guard()
         try:
             self._write_all()
+            if self.repo.store.exists(PENDING_CHANGELOG):
+                self.repo.store.unlink(PENDING_CHANGELOG)
             self.journal.close()
         except BaseException:
             self.abort()

@@ -35,9 +35,12 @@ def _repo_with_hooks(client: Client, server: RunningServer, hooks: str) -> Path:
     return repo
 
 
-def _work(client: Client, tmp_path: Path, count: int) -> tuple[Path, list[str]]:
+def _work(client: Client, tmp_path: Path, count: int, base: Path | None = None) -> tuple[Path, list[str]]:
     work = tmp_path / "work-hg"
-    client.hg("init", str(work))
+    if base is None:
+        client.hg("init", str(work))
+    else:
+        client.hg("clone", "-q", str(base), str(work))
     nodes = []
     for i in range(count):
         (work / f"f{i}.txt").write_text(f"{i}\n")
@@ -87,7 +90,48 @@ def test_a_refusing_prechangegroup_hook_refuses_the_push(make_server: Any, clien
     client.hg("verify", "-q", "-R", str(repo))
 
 
-@pytest.mark.parametrize("hook", ["pretxnchangegroup.check = true", "prechangegroup.py = python:some.module.hook"])
+CHECK_SCRIPT = """\
+out=$(HGRCPATH= "$HGBIN" log -r "$HG_NODE:$HG_NODE_LAST" -T '{desc}\\n') || { echo "cannot read them"; exit 2; }
+echo "$out" | sed 's/^/checking /'
+case "$out" in *WIP*) echo "WIP changesets are refused"; exit 1;; esac
+"""
+
+
+@pytest.mark.parametrize(("kind", "split"), [("ssh", False), ("http", False), ("ssh", True)])
+def test_pretxnchangegroup_reads_the_pending_changesets_and_may_refuse_them(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str,
+        split: bool) -> None:
+    """As with hg serve: the hook's own ``hg log`` sees the pushed changesets (``HG_PENDING``), also
+    when the changelog keeps its data in a separate ``.d`` file (``split``)."""
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    repo = _repo_with_hooks(client, server, f"pretxnchangegroup.nowip = HGBIN={VENV_BIN}/hg sh .hg/check.sh\n")
+    (repo / ".hg" / "check.sh").write_text(CHECK_SCRIPT)
+    if split:  # a changeset description past the inline limit: the server's changelog gets a .d
+        big = tmp_path / "big"
+        client.hg("init", str(big))
+        (big / "x").write_text("x\n")
+        client.hg("commit", "-q", "-A", "-R", str(big), "-l", "/dev/stdin", input=b"change big\n" + os.urandom(150_000).hex().encode())
+        peer.hg("push", "-q", "-R", str(big), url("hooked"))
+        assert (repo / ".hg" / "store" / "00changelog.d").exists()
+    work, nodes = _work(client, tmp_path, 2, base=big if split else None)
+    before = client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout.split()
+    pushed = peer.hg("push", "-R", str(work), url("hooked"))
+    said = pushed.stdout + pushed.stderr
+    assert "remote: checking change 0" in said and "remote: checking change 1" in said, pushed
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout.split() == nodes[::-1] + before
+    (work / "wip.txt").write_text("wip\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "WIP stuff")
+    refused = peer.hg("push", "-R", str(work), url("hooked"), check=False)
+    assert refused.returncode != 0, refused
+    assert "remote: WIP changesets are refused" in refused.stdout + refused.stderr, refused
+    assert "pretxnchangegroup.nowip hook exited with status 1" in refused.stderr, refused
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout.split() == nodes[::-1] + before
+    assert not (repo / ".hg" / "store" / "00changelog.i.a").exists()
+    client.hg("verify", "-q", "-R", str(repo))
+
+
+@pytest.mark.parametrize("hook", ["pretxnclose.check = true", "prechangegroup.py = python:some.module.hook",
+                                  "pretxnchangegroup.py = python:some.module.hook"])
 def test_a_gate_hgwire_cannot_run_refuses_pushes(make_server: Any, client: Client, ssh_keys: SshKeys,
                                                  htpasswd: Path, tmp_path: Path, hook: str) -> None:
     """Skipping a check the operator set up would let through what it refuses: the push is refused."""
