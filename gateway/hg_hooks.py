@@ -31,6 +31,7 @@ import secrets
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from twisted.logger import Logger
 
@@ -143,7 +144,7 @@ def _is_python(hook: HgHook) -> bool:
     return hook.command.lstrip().startswith("python:")
 
 
-def hooks_of(repo: HgRepository, transport: str, peer: str, user: str | None) -> HgHooks | None:
+def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> HgHooks | None:
     """The repository's push hooks, or None when it has none (or keeps no hgrc: a memory repository)."""
     config = getattr(repo, "hook_config", None)
     found = config() if config is not None else None
@@ -166,6 +167,5 @@ def hooks_of(repo: HgRepository, transport: str, peer: str, user: str | None) ->
     if not hooks:
         return None
     host = peer.rpartition(":")[0].strip("[]") if ":" in peer else peer
-    scheme = "ssh" if transport.endswith("ssh") else "http"
-    url = f"remote:{scheme}:{host}" + (f":{user or ''}" if scheme == "http" else "")
+    url = f"remote:{scheme}:{quote(host)}" + (f":{quote(user or '')}" if scheme != "ssh" else "")  # as hg serve's
     return HgHooks(root, hooks, url)

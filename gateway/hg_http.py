@@ -260,7 +260,7 @@ class HgHttpCommand:
         address = self.request.getClientAddress()
         peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
         ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer, self.user,
-                             authorizer=self.front.authorizer)
+                             extra={"scheme": "https" if self.secure else "http"}, authorizer=self.front.authorizer)
         return guard_hg_repository(repo, ctx)  # protected bookmarks and the audit log
 
     def _respond(self, response: Response, cmd: Command) -> None:

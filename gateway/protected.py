@@ -379,7 +379,8 @@ class GuardedHgRepository:
         self.name = repo.name
 
     def transaction(self, max_text: int | None = None) -> HgTransaction:
-        hooks = hg_hooks.hooks_of(self._repo, self._ctx.transport, self._ctx.peer, self._ctx.user)
+        scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
+        hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
         return GuardedTransaction(self._repo, self._repo.transaction(max_text), self._ctx, self._protections,
                                   hooks)
 
