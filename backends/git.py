@@ -206,19 +206,27 @@ class DulwichGitRepository:
     def _ingest(self, f: BinaryIO) -> None:
         """A memory store's pushed pack (``SpooledPackSink``)."""
         store = self.object_store
-        before = set(iter(store))
-        with _invalid_pack():
-            pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
+        with self._lock():  # another push landing meanwhile would count as this one's (and be removed with it)
+            before = set(iter(store))
+            try:
+                with _invalid_pack():
+                    pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
+            except BaseException:
+                for sha in set(iter(store)) - before:  # what a failed ingest left behind
+                    store._data.pop(sha, None)  # type: ignore[attr-defined]
+                raise
+            added = set() if isinstance(pack, Pack) else set(iter(store)) - before
         if isinstance(pack, Pack):
             self._landed(pack)
-        else:
-            added = set(iter(store)) - before
-            try:  # ingest_pack checks a disk store's objects before they land; here they are in
-                for sha in added:  # memory already, unreferenced: refusing keeps every ref from them
-                    git_ingest.check_object(*store.get_raw(sha))
-            except ObjectFormatException as exc:
-                raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
-            self._added.update(added)
+            return
+        self._added.update(added)
+        try:  # ingest_pack checks a disk store's objects before they land; here they are in
+            for sha in added:  # memory already, unreferenced: refusing keeps every ref from them
+                git_ingest.check_object(*store.get_raw(sha))
+        except ObjectFormatException as exc:
+            with self._lock():
+                self._discard_added()  # a broken object must not stay for a later push to name
+            raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
 
     def receive_rules(self) -> ReceiveRules:
         """The repository's own ``receive.deny*`` settings, read as git's receive-pack reads them.

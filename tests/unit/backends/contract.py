@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from dulwich.object_format import SHA1
-from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.pack import write_pack_objects
 
 from backends.interfaces import ZERO_ID, Backend, GitRepository, Kind, ObjectId, ReceiveHooks, RefUpdate
-from protocols.errors import RepositoryNotFound, UnsafeName
+from protocols.errors import ProtocolError, RepositoryNotFound, UnsafeName
 
 HOSTILE_NAMES = ["../x", "a/../../x", "/../etc", "-x", "--upload-pack=touch pwned", "a/-b", "a\0b",
                  "a\nb", "a\x7fb", ".hg", "a/.git/config", "~root/x", "", "/", "a//b", "a\\b"]
@@ -224,6 +224,21 @@ class BackendContract:
         assert dict(after.refs())[b"refs/heads/main"] == first.id
         for obj in objects:
             assert ObjectID(obj.id) in after.object_store
+
+    def test_a_pack_with_a_malformed_object_leaves_nothing(self, backend: Backend) -> None:
+        """The whole pack is refused, and none of its objects stays for a later push to name."""
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        blob = Blob.from_string(b"fine on its own")
+        bad = ShaFile.from_raw_string(1, b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
+                                         b"author nobody\ncommitter nobody\n\nno idents\n")
+        sink = repo.begin_pack()
+        sink.write(_pack([blob, bad]))  # type: ignore[list-item]
+        with pytest.raises(ProtocolError):
+            sink.commit()
+        later = backend.open("r")
+        assert later.kind is Kind.GIT
+        assert ObjectID(blob.id) not in later.object_store and ObjectID(bad.id) not in later.object_store
 
     def test_bad_ref_names_refused(self, backend: Backend) -> None:
         repo = backend.create("r", Kind.GIT)
