@@ -1,9 +1,10 @@
 """A Mercurial repository's ``[hooks]``, run for a push as ``hg serve`` runs them (``hg help config.hooks``).
 
 Run: ``prechangegroup`` (before a pushed changegroup is applied; a non-zero
-exit refuses the push), ``pretxnchangegroup`` (before the commit, with
-``HG_PENDING``: the backend writes ``00changelog.i.a`` so that the hook's own
-``hg`` sees the new changesets; a non-zero exit refuses the push),
+exit refuses the push), ``pretxnchangegroup`` and then ``pretxnclose`` (before
+the commit, with ``HG_PENDING``: the backend writes ``00changelog.i.a``,
+``phaseroots.pending`` and ``bookmarks.pending`` so that the hook's own ``hg``
+sees the push; a non-zero exit refuses it), ``txnclose`` (after the commit),
 ``changegroup`` (once, after the push is committed,
 with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last) and
 ``incoming`` (after the commit, once per added changeset).  Each is a shell
@@ -15,9 +16,8 @@ it ("warning: changegroup.x hook exited with status 1").  Hooks of one type run
 in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.
 
 Not run: ``python:`` hooks (hgwire does not run Mercurial), and the other
-gating hooks (``pretxnopen``, ``pretxnclose``, ``pretxnclose-bookmark``,
-``pretxnclose-phase``, ``prepushkey``), whose pending phases and bookmarks
-hgwire does not write.  So that no check an operator relies on is skipped, a
+gating hooks (``pretxnopen``, ``pretxnclose-bookmark``, ``pretxnclose-phase``,
+``prepushkey``), which run per change with arguments hgwire does not track.  So that no check an operator relies on is skipped, a
 push to a repository that sets one of those (or a ``python:`` gate) is refused
 with a sentence naming it.
 
@@ -40,10 +40,10 @@ from gateway import git_hooks
 
 log = Logger()
 
-RUN = ("prechangegroup", "pretxnchangegroup", "changegroup", "incoming")
-PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose", "pretxnclose-bookmark", "pretxnclose-phase", "prepushkey")
+RUN = ("prechangegroup", "pretxnchangegroup", "pretxnclose", "changegroup", "incoming", "txnclose")
+PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose-bookmark", "pretxnclose-phase", "prepushkey")
 """Push-gating hooks hgwire cannot run faithfully: a push is refused while one is set."""
-GATES = ("prechangegroup", "pretxnchangegroup")
+GATES = ("prechangegroup", "pretxnchangegroup", "pretxnclose")
 """The gating hooks hgwire runs (a ``python:`` one cannot be: the push is refused)."""
 
 
@@ -109,10 +109,10 @@ class HgHooks:
     def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None) -> int | None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
         env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HG_SOURCE="serve", HG_URL=self.url,
-                   HG_TXNID=self.txnid)
+                   HG_TXNID=self.txnid, HG_TXNNAME="serve")
         if nodes:
             env["HG_NODE"] = nodes[0].hex()
-            if hook.kind in ("changegroup", "pretxnchangegroup"):
+            if hook.kind != "incoming":
                 env["HG_NODE_LAST"] = nodes[-1].hex()
         if pending is not None:
             env["HG_PENDING"] = pending

@@ -331,7 +331,9 @@ class GuardedTransaction:
             self._refuse(reason)  # the caller aborts: nothing of the push lands
         self._gate()
         if self._hooks is not None and self._added and self._hooks.has("pretxnchangegroup"):
-            self._pretxnchangegroup(self._hooks)
+            self._pending_gate(self._hooks, "pretxnchangegroup")
+        if self._hooks is not None and self._hooks.has("pretxnclose"):
+            self._pending_gate(self._hooks, "pretxnclose")
         self._tx.commit()
         after = self._repo.heads()
         if after != self._heads_before:
@@ -342,16 +344,18 @@ class GuardedTransaction:
             self._hooks.run("changegroup", throw=False, nodes=self._added)
             for node in self._added:
                 self._hooks.run("incoming", throw=False, nodes=[node])
+        if self._hooks is not None:
+            self._hooks.run("txnclose", throw=False, nodes=self._added)
 
-    def _pretxnchangegroup(self, hooks: hg_hooks.HgHooks) -> None:
-        """Let the hooks read the pushed changesets (``HG_PENDING``) and refuse them."""
+    def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str) -> None:
+        """Let the ``kind`` hooks read the push as it would commit (``HG_PENDING``) and refuse it."""
         write_pending = getattr(self._tx, "write_pending", None)
         pending = write_pending() if write_pending is not None else None
         if pending is None:
-            self._refuse("the repository's pretxnchangegroup hook cannot be run by this storage backend, "
+            self._refuse(f"the repository's {kind} hook cannot be run by this storage backend, "
                          "so pushes are refused; ask the server administrator")
         try:
-            hooks.run("pretxnchangegroup", throw=True, nodes=self._added, pending=pending)
+            hooks.run(kind, throw=True, nodes=self._added, pending=pending)
         except hg_hooks.HookFailed as exc:
             self._refuse(str(exc))
 

@@ -44,6 +44,9 @@ def _check_path(path: bytes) -> None:
 
 PENDING_CHANGELOG = b"00changelog.i.a"
 """The changelog index with a transaction's changesets, for hooks that read it (``HG_PENDING``)."""
+PENDING_PHASEROOTS = b"phaseroots.pending"
+PENDING_BOOKMARKS = b"bookmarks.pending"
+"""The phases and bookmarks a transaction would commit, for the same hooks (Mercurial's ``txnutil``)."""
 
 
 class Transaction:
@@ -309,7 +312,8 @@ class Transaction:
     def write_pending(self) -> str | None:
         """Make this transaction's changesets readable to ``hg`` run with ``HG_PENDING`` set to the
         returned root (Mercurial's ``pretxn`` hooks): manifests and files are written, and
-        ``00changelog.i.a`` holds the changelog index with the new changesets; None in memory."""
+        ``00changelog.i.a`` holds the changelog index with the new changesets, ``phaseroots.pending``
+        and ``bookmarks.pending`` the phases and bookmarks the commit would write; None in memory."""
         self._guard()
         root = getattr(self.repo.plain, "root", None)
         if root is None:
@@ -320,6 +324,8 @@ class Transaction:
             if self.cl.pending:
                 self.journal.backup(PENDING_CHANGELOG)  # it did not exist: a rollback removes it
                 self.cl.write_pending(PENDING_CHANGELOG)
+            self._write_phaseroots(PENDING_PHASEROOTS)  # new files too; the real ones at commit
+            self._write_bookmarks(PENDING_BOOKMARKS)
         except BaseException:
             self.abort()
             raise
@@ -329,8 +335,10 @@ class Transaction:
         self._guard()
         try:
             self._write_all()
-            if self.repo.store.exists(PENDING_CHANGELOG):
-                self.repo.store.unlink(PENDING_CHANGELOG)
+            for vfs, name in ((self.repo.store, PENDING_CHANGELOG), (self.repo.store, PENDING_PHASEROOTS),
+                              (self.repo.bookmarks_vfs(), PENDING_BOOKMARKS)):
+                if vfs.exists(name):
+                    vfs.unlink(name)
             self.journal.close()
         except BaseException:
             self.abort()
@@ -382,27 +390,33 @@ class Transaction:
             prefix = b"\n"
         store.append(b"fncache", prefix + b"".join(lines))
 
-    def _write_phaseroots(self) -> None:
+    def _phaseroots_data(self) -> bytes | None:
+        """The new ``phaseroots``, or None when the phases are the ones it already implies."""
         if self.phases is None:
-            return
+            return None
         if self.phases == self._implied_phases():
-            return
+            return None
         roots = graph.phase_roots(self._parents(), self.phases)
-        data = b"".join(
+        return b"".join(
             b"%d %s\n" % (phase, binascii.hexlify(self.cl.node(rev)))
             for phase in sorted(roots)
             for rev in roots[phase]
         )
-        self.journal.backup(b"phaseroots")
-        self.repo.store.replace(b"phaseroots", data)
 
-    def _write_bookmarks(self) -> None:
+    def _write_phaseroots(self, name: bytes = b"phaseroots") -> None:
+        data = self._phaseroots_data()
+        if data is None:
+            return
+        self.journal.backup(name)
+        self.repo.store.replace(name, data)
+
+    def _write_bookmarks(self, name: bytes = b"bookmarks") -> None:
         if self.marks is None or self.marks == self.repo.stored_bookmarks():
             return
         vfs = self.repo.bookmarks_vfs()
         location = journal_mod.STORE if vfs is self.repo.store else journal_mod.PLAIN
-        self.journal.backup(b"bookmarks", location)
-        vfs.replace(b"bookmarks", format_bookmarks(self.marks))
+        self.journal.backup(name, location)
+        vfs.replace(name, format_bookmarks(self.marks))
 
     def _drop_caches(self) -> None:
         """After the commit point, still under the lock: hg rebuilds what is missing.

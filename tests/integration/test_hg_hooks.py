@@ -130,7 +130,43 @@ def test_pretxnchangegroup_reads_the_pending_changesets_and_may_refuse_them(
     client.hg("verify", "-q", "-R", str(repo))
 
 
-@pytest.mark.parametrize("hook", ["pretxnclose.check = true", "prechangegroup.py = python:some.module.hook",
+CLOSE_SCRIPT = """\
+phase=$(HGRCPATH= "$HGBIN" log -r tip -T '{phase}') || exit 2
+marks=$(HGRCPATH= "$HGBIN" bookmarks -T '{bookmark} ') || exit 2
+echo "pending: $phase, bookmarks: $marks"
+case " $marks" in *" forbidden "*) echo "the bookmark forbidden is refused"; exit 1;; esac
+"""
+
+
+def test_pretxnclose_sees_the_pushed_phases_and_bookmarks(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                          htpasswd: Path, tmp_path: Path) -> None:
+    """``pretxnclose`` reads the whole push as it would commit: changesets, draft phases, bookmarks."""
+    peer, url, server = _served("ssh", make_server, client, ssh_keys, htpasswd)
+    repo = _repo_with_hooks(client, server, f"""\
+pretxnclose.check = HGBIN={VENV_BIN}/hg sh .hg/close.sh
+txnclose.log = echo "closed $HG_TXNNAME $HG_SOURCE" >> txnclose.log
+""")
+    with (repo / ".hg" / "hgrc").open("a") as hgrc:
+        hgrc.write("[phases]\npublish = False\n")
+    (repo / ".hg" / "close.sh").write_text(CLOSE_SCRIPT)
+    work, _ = _work(client, tmp_path, 1)
+    client.hg("bookmark", "-R", str(work), "feature")
+    pushed = peer.hg("push", "-B", "feature", "-R", str(work), url("hooked"))
+    assert "remote: pending: draft, bookmarks: feature" in pushed.stdout + pushed.stderr, pushed
+    assert (repo / "txnclose.log").read_text() == "closed serve serve\n"
+    client.hg("bookmark", "-R", str(work), "forbidden")
+    refused = peer.hg("push", "-B", "forbidden", "-R", str(work), url("hooked"), check=False)
+    assert refused.returncode != 0 and "the bookmark forbidden is refused" in refused.stdout + refused.stderr
+    assert "pretxnclose.check hook exited with status 1" in refused.stderr, refused
+    assert client.hg("bookmarks", "-R", str(repo), "-T", "{bookmark}\n").stdout == "feature\n"
+    assert client.hg("log", "-R", str(repo), "-r", "tip", "-T", "{phase}").stdout == "draft"
+    for pending in ("store/00changelog.i.a", "store/phaseroots.pending", "bookmarks.pending"):
+        assert not (repo / ".hg" / pending).exists()
+    assert (repo / "txnclose.log").read_text() == "closed serve serve\n"  # not for the refused push
+    client.hg("verify", "-q", "-R", str(repo))
+
+
+@pytest.mark.parametrize("hook", ["pretxnclose-bookmark.check = true", "prechangegroup.py = python:some.module.hook",
                                   "pretxnchangegroup.py = python:some.module.hook"])
 def test_a_gate_hgwire_cannot_run_refuses_pushes(make_server: Any, client: Client, ssh_keys: SshKeys,
                                                  htpasswd: Path, tmp_path: Path, hook: str) -> None:
