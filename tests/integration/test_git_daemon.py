@@ -47,6 +47,19 @@ def assert_consistent(server: RunningServer, client: Client, name: str) -> None:
     client.git("--git-dir", str(mirror), "fsck", "--full", "--strict")
 
 
+def started_repo(server: RunningServer, client: Client, name: str, push: bool = False) -> tuple[str, Path]:
+    """A new repository ``name`` on the server, cloned to ``client.cwd / name`` with one commit
+    (``a.txt``), pushed as ``main`` with ``push``; its URL and the clone."""
+    server.backend.create(name, Kind.GIT)
+    url = server.git_url(name)
+    work = client.cwd / name
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    if push:
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    return url, work
+
+
 def remote_refs(client: Client, proto: str, url: str) -> dict[str, str]:
     out = git(client, proto, "ls-remote", url)
     return {line.split("\t")[1]: line.split("\t")[0] for line in out.splitlines()}
@@ -393,11 +406,7 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
 def test_hidden_refs_are_hidden_as_by_git(make_server: Any, client: Client, version: str) -> None:
     """``transfer.hideRefs``/``uploadpack.hideRefs``/``receive.hideRefs`` of the repository's config."""
     server: RunningServer = make_server("fs")
-    server.backend.create("hide", Kind.GIT)
-    url = server.git_url("hide")
-    work = client.cwd / "hide"
-    client.git("clone", "-q", url, str(work))
-    commit(client, work, "a.txt", "a\n", "a")
+    url, work = started_repo(server, client, "hide")
     refs = ("main", "HEAD:refs/pull/1/head", "HEAD:refs/pull/2/head", "HEAD:refs/keep/x", "HEAD:refs/tags/t")
     client.git("push", "-q", "origin", *refs, cwd=work)
     bare = server.root / "hide.git"
@@ -429,11 +438,7 @@ def test_receive_deny_settings_refuse_what_git_refuses(
     """The repository's ``receive.deny*`` settings: the same pushes to hgwire and to git's own
     receive-pack (``file://``) of a copy are refused for the same refs with the same reasons."""
     server: RunningServer = make_server("fs")
-    server.backend.create("deny", Kind.GIT)
-    url = server.git_url("deny")
-    work = client.cwd / "deny"
-    client.git("clone", "-q", url, str(work))
-    commit(client, work, "a.txt", "a\n", "a")
+    url, work = started_repo(server, client, "deny")
     commit(client, work, "b.txt", "b\n", "b")
     client.git("tag", "lt", cwd=work)
     client.git("push", "-q", "origin", "HEAD:main", "HEAD:side", "HEAD:refs/notes/x", "lt", cwd=work)

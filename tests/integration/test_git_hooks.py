@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from backends.interfaces import Kind
 from gateway import git_hooks
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
-from tests.integration.test_git_daemon import assert_consistent, commit, remote_refs
+from tests.integration.test_git_daemon import assert_consistent, commit, remote_refs, started_repo
 from tests.integration.test_git_transports import TRANSPORTS, TransportServer
 
 HOOKS = {
@@ -89,12 +88,7 @@ def _packs(git_dir: Path) -> set[str]:
 def test_receive_hooks_run_as_git_runs_them(make_server: Any, client: Client, ssh_keys: SshKeys,
                                             tmp_path: Path, transport: str) -> None:
     server = _server(make_server, transport, client, ssh_keys, tmp_path)
-    server.backend.create("hooked", Kind.GIT)
-    url = server.git_url("hooked")
-    work = client.cwd / "hooked"
-    client.git("clone", "-q", url, str(work))
-    commit(client, work, "a.txt", "a\n", "a")
-    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    url, work = started_repo(server, client, "hooked", push=True)  # type: ignore[arg-type]
     bare = server.root / "hooked.git"
     copy = client.cwd / "hooked.git"
     client.run("cp", "-a", str(bare), str(copy))
@@ -127,16 +121,12 @@ def test_hooks_that_cannot_run_or_hang(make_server: Any, client: Client, monkeyp
     and refuses the push; core.hooksPath is where hooks are looked for."""
     monkeypatch.setattr(git_hooks, "HOOK_TIMEOUT", 1.0)
     server: RunningServer = make_server("fs", git=[LOOPBACK])
-    server.backend.create("slow", Kind.GIT)
-    url = server.git_url("slow")
-    work = client.cwd / "slow"
-    client.git("clone", "-q", url, str(work))
+    url, work = started_repo(server, client, "slow")
     bare = server.root / "slow.git"
     lazy = bare / "hooks" / "pre-receive"
     lazy.parent.mkdir(exist_ok=True)
     lazy.write_text("#!/bin/sh\nexit 1\n")
     lazy.chmod(0o644)
-    commit(client, work, "a.txt", "a\n", "a")
     client.git("push", "-q", "origin", "HEAD:main", cwd=work)  # the non-executable hook does not run
 
     shared = client.cwd / "shared-hooks"
@@ -159,12 +149,7 @@ def test_pushes_waiting_on_hooks_do_not_hold_the_workers(make_server: Any, clien
     from gateway import threads
 
     server: RunningServer = make_server("fs", git=[LOOPBACK])
-    server.backend.create("busy", Kind.GIT)
-    url = server.git_url("busy")
-    work = client.cwd / "busy"
-    client.git("clone", "-q", url, str(work))
-    commit(client, work, "a.txt", "a\n", "a")
-    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    url, work = started_repo(server, client, "busy", push=True)
     bare = server.root / "busy.git"
     flag = client.cwd / "go"
     waiting = client.cwd / "waiting"
