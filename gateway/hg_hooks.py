@@ -4,7 +4,9 @@ Run: ``prechangegroup`` (before a pushed changegroup is applied; a non-zero
 exit refuses the push), ``pretxnchangegroup`` and then ``pretxnclose`` (before
 the commit, with ``HG_PENDING``: the backend writes ``00changelog.i.a``,
 ``phaseroots.pending`` and ``bookmarks.pending`` so that the hook's own ``hg``
-sees the push; a non-zero exit refuses it), ``txnclose`` (after the commit),
+sees the push; a non-zero exit refuses it; between them ``pretxnclose-bookmark``
+once per moved bookmark, with ``HG_BOOKMARK``, ``HG_NODE`` and ``HG_OLDNODE``,
+empty for a created or deleted one), ``txnclose`` (after the commit),
 ``changegroup`` (once, after the push is committed,
 with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last) and
 ``incoming`` (after the commit, once per added changeset).  Each is a shell
@@ -16,8 +18,8 @@ it ("warning: changegroup.x hook exited with status 1").  Hooks of one type run
 in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.
 
 Not run: ``python:`` hooks (hgwire does not run Mercurial), and the other
-gating hooks (``pretxnopen``, ``pretxnclose-bookmark``, ``pretxnclose-phase``,
-``prepushkey``), which run per change with arguments hgwire does not track.  So that no check an operator relies on is skipped, a
+gating hooks (``pretxnopen``, ``pretxnclose-phase``, ``prepushkey``), whose
+arguments (each revision's old phase, …) hgwire does not track.  So that no check an operator relies on is skipped, a
 push to a repository that sets one of those (or a ``python:`` gate) is refused
 with a sentence naming it.
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -40,10 +42,11 @@ from gateway import git_hooks
 
 log = Logger()
 
-RUN = ("prechangegroup", "pretxnchangegroup", "pretxnclose", "changegroup", "incoming", "txnclose")
-PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose-bookmark", "pretxnclose-phase", "prepushkey")
+RUN = ("prechangegroup", "pretxnchangegroup", "pretxnclose-bookmark", "pretxnclose", "changegroup", "incoming",
+       "txnclose")
+PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose-phase", "prepushkey")
 """Push-gating hooks hgwire cannot run faithfully: a push is refused while one is set."""
-GATES = ("prechangegroup", "pretxnchangegroup", "pretxnclose")
+GATES = ("prechangegroup", "pretxnchangegroup", "pretxnclose-bookmark", "pretxnclose")
 """The gating hooks hgwire runs (a ``python:`` one cannot be: the push is refused)."""
 
 
@@ -83,7 +86,8 @@ class HgHooks:
     def has(self, kind: str) -> bool:
         return any(hook.kind == kind for hook in self.hooks)
 
-    def run(self, kind: str, throw: bool, nodes: Sequence[Node] = (), pending: str | None = None) -> None:
+    def run(self, kind: str, throw: bool, nodes: Sequence[Node] = (), pending: str | None = None,
+            extra: Mapping[str, str] | None = None) -> None:
         """Run every hook of ``kind``; with ``throw`` the first failure raises ``HookFailed``."""
         for hook in self.hooks:
             if hook.kind != kind:
@@ -92,7 +96,7 @@ class HgHooks:
                 log.warn("{hook} in {root} is a python hook, which hgwire does not run", hook=hook.name,
                          root=self.root)
                 continue
-            status = self._run(hook, nodes, pending)
+            status = self._run(hook, nodes, pending, extra)
             if status == 0:
                 continue
             sentence = (f"{hook.name} hook timed out after {git_hooks.HOOK_TIMEOUT:g} s" if status is None
@@ -106,7 +110,8 @@ class HgHooks:
         out, self.output = b"".join(self.output), []
         return out
 
-    def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None) -> int | None:
+    def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None,
+             extra: Mapping[str, str] | None = None) -> int | None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
         env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HG_SOURCE="serve", HG_URL=self.url,
                    HG_TXNID=self.txnid, HG_TXNNAME="serve")
@@ -116,6 +121,7 @@ class HgHooks:
                 env["HG_NODE_LAST"] = nodes[-1].hex()
         if pending is not None:
             env["HG_PENDING"] = pending
+        env.update({f"HG_{key.upper()}": value for key, value in (extra or {}).items()})
         try:
             proc = subprocess.Popen(hook.command, shell=True, cwd=self.root, env=env,  # the operator's own hgrc
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -217,6 +217,9 @@ class GuardedTransaction:
         self._hooks = hooks
         self._hooks_started = False
         self._said_before = b""
+        self._moved_marks: dict[bytes, tuple[Node | None, Node | None]] = {}
+        self._pending: str | None = None
+        """The root ``write_pending`` returned, once the commit's gating hooks had it written."""
         self._ctx = ctx
         self._protections = protections
         self._parents: dict[Node, tuple[Node, Node]] = {}
@@ -277,6 +280,9 @@ class GuardedTransaction:
         ok = self._tx.set_bookmark(name, old, new)
         self._changes.append(audit.Change(f"bookmark {_name(name)}", _hex(old), _hex(new),
                                           audit.OK if ok else "changed meanwhile"))
+        if ok:  # for pretxnclose-bookmark: the first old value, the last new one
+            first = self._moved_marks.get(name, (old, new))[0]
+            self._moved_marks[name] = (first, new)
         return ok
 
     def _bookmark_refusal(self, protection: Protection, old: Node | None, new: Node | None) -> str | None:
@@ -332,6 +338,11 @@ class GuardedTransaction:
         self._gate()
         if self._hooks is not None and self._added and self._hooks.has("pretxnchangegroup"):
             self._pending_gate(self._hooks, "pretxnchangegroup")
+        if self._hooks is not None and self._hooks.has("pretxnclose-bookmark"):
+            for name, (old, new) in sorted(self._moved_marks.items()):
+                if old != new:
+                    self._pending_gate(self._hooks, "pretxnclose-bookmark", {
+                        "bookmark": name.decode("utf-8", "surrogateescape"), "node": _hex(new), "oldnode": _hex(old)})
         if self._hooks is not None and self._hooks.has("pretxnclose"):
             self._pending_gate(self._hooks, "pretxnclose")
         self._tx.commit()
@@ -347,15 +358,17 @@ class GuardedTransaction:
         if self._hooks is not None:
             self._hooks.run("txnclose", throw=False, nodes=self._added)
 
-    def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str) -> None:
+    def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str, extra: Mapping[str, str] | None = None) -> None:
         """Let the ``kind`` hooks read the push as it would commit (``HG_PENDING``) and refuse it."""
-        write_pending = getattr(self._tx, "write_pending", None)
-        pending = write_pending() if write_pending is not None else None
+        if self._pending is None:  # once for all the gates of this commit: nothing changes between them
+            write_pending = getattr(self._tx, "write_pending", None)
+            self._pending = write_pending() if write_pending is not None else None
+        pending = self._pending
         if pending is None:
             self._refuse(f"the repository's {kind} hook cannot be run by this storage backend, "
                          "so pushes are refused; ask the server administrator")
         try:
-            hooks.run(kind, throw=True, nodes=self._added, pending=pending)
+            hooks.run(kind, throw=True, nodes=() if extra else self._added, pending=pending, extra=extra)
         except hg_hooks.HookFailed as exc:
             self._refuse(str(exc))
 

@@ -145,6 +145,7 @@ def test_pretxnclose_sees_the_pushed_phases_and_bookmarks(make_server: Any, clie
     repo = _repo_with_hooks(client, server, f"""\
 pretxnclose.check = HGBIN={VENV_BIN}/hg sh .hg/close.sh
 txnclose.log = echo "closed $HG_TXNNAME $HG_SOURCE" >> txnclose.log
+pretxnclose-bookmark.log = echo "$HG_BOOKMARK ${{HG_OLDNODE:-none}} -> $HG_NODE" >> marks.log
 """)
     with (repo / ".hg" / "hgrc").open("a") as hgrc:
         hgrc.write("[phases]\npublish = False\n")
@@ -154,6 +155,8 @@ txnclose.log = echo "closed $HG_TXNNAME $HG_SOURCE" >> txnclose.log
     pushed = peer.hg("push", "-B", "feature", "-R", str(work), url("hooked"))
     assert "remote: pending: draft, bookmarks: feature" in pushed.stdout + pushed.stderr, pushed
     assert (repo / "txnclose.log").read_text() == "closed serve serve\n"
+    tip = client.hg("log", "-R", str(work), "-r", "tip", "-T", "{node}").stdout
+    assert (repo / "marks.log").read_text() == f"feature none -> {tip}\n"
     client.hg("bookmark", "-R", str(work), "forbidden")
     refused = peer.hg("push", "-B", "forbidden", "-R", str(work), url("hooked"), check=False)
     assert refused.returncode != 0 and "the bookmark forbidden is refused" in refused.stdout + refused.stderr
@@ -166,7 +169,7 @@ txnclose.log = echo "closed $HG_TXNNAME $HG_SOURCE" >> txnclose.log
     client.hg("verify", "-q", "-R", str(repo))
 
 
-@pytest.mark.parametrize("hook", ["pretxnclose-bookmark.check = true", "prechangegroup.py = python:some.module.hook",
+@pytest.mark.parametrize("hook", ["pretxnclose-phase.check = true", "prechangegroup.py = python:some.module.hook",
                                   "pretxnchangegroup.py = python:some.module.hook"])
 def test_a_gate_hgwire_cannot_run_refuses_pushes(make_server: Any, client: Client, ssh_keys: SshKeys,
                                                  htpasswd: Path, tmp_path: Path, hook: str) -> None:
