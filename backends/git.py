@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
+from dulwich.config import ConfigFile
 from dulwich.errors import ObjectFormatException, RefFormatError
 from dulwich.file import FileLocked
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
@@ -133,6 +134,8 @@ class DulwichGitRepository:
         self._added: set[bytes] = set()
         self._links = git_ingest.PushLinks()
         self._added_packs: list[Pack] = []
+        self._config_read: ConfigFile | None | Literal[False] = False
+        """``_config()``'s answer; False until asked."""
         self._whole: bool | None = None
         """Whether every object of this push links only to pushed or stored ones (once computed)."""
 
@@ -156,9 +159,8 @@ class DulwichGitRepository:
         ``!`` before it shows them again, the last matching value wins; ``^`` (namespaces)
         changes nothing here.  Hidden refs are not advertised, and a push may not change them.
         """
-        try:
-            config = self.dulwich_repo.get_config()
-        except Exception:  # an unreadable config hides nothing; opening the repository read it already
+        config = self._config()
+        if config is None:  # an unreadable config hides nothing
             return _nothing_hidden
         rules: list[bytes] = []
         for section in (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive"):
@@ -167,6 +169,16 @@ class DulwichGitRepository:
             except KeyError:
                 continue
         return _hiding(rules) if rules else _nothing_hidden
+
+    def _config(self) -> ConfigFile | None:
+        """The repository's config, read once per open (a session); None when it cannot be read
+        (opening the repository read it already, so that is a race with a writer)."""
+        if self._config_read is False:
+            try:
+                self._config_read = self.dulwich_repo.get_config()
+            except Exception:
+                self._config_read = None
+        return self._config_read
 
     def symrefs(self) -> Mapping[bytes, bytes]:
         """Every symbolic ref and its target: protocol v2's ``ls-refs`` names them all, as git does."""
@@ -212,8 +224,7 @@ class DulwichGitRepository:
                 with _invalid_pack():
                     pack = store.add_thin_pack(f.read, None)  # type: ignore[attr-defined]
             except BaseException:
-                for sha in set(iter(store)) - before:  # what a failed ingest left behind
-                    store._data.pop(sha, None)  # type: ignore[attr-defined]
+                _forget(store, set(iter(store)) - before)  # what a failed ingest left behind
                 raise
             added = set() if isinstance(pack, Pack) else set(iter(store)) - before
         if isinstance(pack, Pack):
@@ -237,9 +248,8 @@ class DulwichGitRepository:
         A value git would reject refuses the whole push (``ConfigValueError``):
         guessing could let through what the operator meant to deny.
         """
-        try:
-            config = self.dulwich_repo.get_config()
-        except Exception:  # an unreadable config: git's defaults (opening the repository read it already)
+        config = self._config()
+        if config is None:  # an unreadable config: git's defaults
             return ReceiveRules()
 
         def last(name: bytes) -> bytes | None:
@@ -263,9 +273,10 @@ class DulwichGitRepository:
             return None
         git_dir = controldir()
         cwd = git_dir if self.bare else os.path.dirname(git_dir.rstrip(os.sep))
+        config = self._config()
         try:
-            configured = self.dulwich_repo.get_config().get((b"core",), b"hookspath")
-        except Exception:  # unset, or a config opening the repository already read
+            configured = config.get((b"core",), b"hookspath") if config is not None else b""
+        except KeyError:
             configured = b""
         if configured:
             hooks_dir = os.path.join(cwd, os.path.expanduser(configured.decode("utf-8", "surrogateescape")))
@@ -429,11 +440,17 @@ class DulwichGitRepository:
                     pass
         store = self.object_store
         if isinstance(store, MemoryObjectStore):  # objects a memory push added went straight in
-            for sha in self._added:
-                store._data.pop(ObjectID(sha), None)
+            _forget(store, self._added)
         self._adopted()
         if isinstance(store, DiskObjectStore):
             store._pack_cache.clear()
+
+
+def _forget(store: BaseObjectStore, shas: Iterable[bytes]) -> None:
+    """Drop objects from a memory store (dulwich's has no removal of its own)."""
+    data = store._data  # type: ignore[attr-defined]
+    for sha in shas:
+        data.pop(ObjectID(sha), None)
 
 
 PRE_RECEIVE_DECLINED = "pre-receive hook declined"
@@ -494,10 +511,10 @@ class ReceiveRules:
     deny_current_branch: str = REFUSE
 
 
-def _git_bool(value: bytes | None, key: str, default: bool = False) -> bool:
-    """A boolean as git's config reads it: true/yes/on, false/no/off/empty, or an integer."""
+def _git_bool(value: bytes | None, key: str) -> bool:
+    """A boolean as git's config reads it: true/yes/on, false/no/off/empty, or an integer (unset: false)."""
     if value is None:
-        return default
+        return False
     text = value.strip().lower()
     if text in (b"true", b"yes", b"on"):
         return True

@@ -28,7 +28,14 @@ from backends.hg.changelog import (
     parse_filelog_text,
     parse_manifest,
 )
-from backends.hg.keys import HEX40, config_bool, config_section, config_value, parse_bookmarks, parse_phaseroots, parse_publishing
+from backends.hg.keys import (
+    HEX40,
+    config_bool,
+    config_section,
+    parse_bookmarks,
+    parse_phaseroots,
+    parse_publishing,
+)
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -134,8 +141,7 @@ class HgRepo:
     def publishing(self) -> bool:
         """``[phases] publish`` of the repository's ``.hg/hgrc`` (its ``%include`` files too; hgwire
         reads no other hgrc)."""
-        data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
-        return parse_publishing(data, self._hgrc_include)
+        return parse_publishing(self._hgrc(), self._hgrc_include)
 
     def hook_config(self) -> tuple[str, list[tuple[bytes, bytes]]] | None:
         """The directory hooks run in (the repository's root) and the ``[hooks]`` of its
@@ -143,9 +149,13 @@ class HgRepo:
         root = getattr(self.plain, "root", None)
         if root is None:
             return None
-        data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        data = self._hgrc()
         hooks = config_section(data, b"hooks", self._hgrc_include) if data else []
         return os.path.dirname(os.path.normpath(os.fsdecode(root))), hooks
+
+    def _hgrc(self) -> bytes:
+        """The repository's ``.hg/hgrc`` (empty when there is none)."""
+        return self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
 
     def _hgrc_include(self, path: bytes) -> bytes | None:
         """A file ``%include`` names: ``~`` and ``$VAR`` expanded, relative to ``.hg``, as for hg."""
@@ -606,20 +616,23 @@ class HgRepo:
     def stream_clone_allowed(self) -> bool:
         """``[server] uncompressed`` of the hgrc is not false, and no changeset is secret, archived or
         internal (``streamclone.allowservergeneration``)."""
-        return self._hgrc_bool(b"server", b"uncompressed", True) and 0 not in self.views().visible
+        return self._stream_turned_on() and self._nothing_hidden()
+
+    def _stream_turned_on(self) -> bool:
+        return self._hgrc_bool(b"server", b"uncompressed", True)
+
+    def _nothing_hidden(self) -> bool:
+        return 0 not in self.views().visible
 
     def web_access(self) -> dict[str, list[str] | None]:
         """hgweb's access lists of the hgrc's ``[web]``: ``deny_read``, ``allow_read``, ``deny_push``,
         ``allow-push`` (each also under its other spelling); None for a list that is not set."""
-        data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        data = self._hgrc()
+        web = dict(config_section(data, b"web", self._hgrc_include)) if data else {}
         found: dict[str, list[str] | None] = {}
         for key in ("deny_read", "allow_read", "deny_push", "allow-push"):
-            value = None
-            if data:
-                alias = key.replace("_", "-") if "_" in key else key.replace("-", "_")
-                for spelling in (alias, key):  # the main spelling wins when both are set
-                    got = config_value(data, b"web", spelling.encode(), self._hgrc_include)
-                    value = got if got is not None else value
+            alias = key.replace("_", "-") if "_" in key else key.replace("-", "_")
+            value = web.get(key.encode(), web.get(alias.encode()))  # the main spelling wins when both are set
             found[key] = None if value is None else _config_list(value)
         return found
 
@@ -628,7 +641,7 @@ class HgRepo:
         return self._hgrc_bool(b"server", b"preferuncompressed", False)
 
     def _hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
-        data = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        data = self._hgrc()
         return config_bool(data, section, name, self._hgrc_include, default) if data else default
 
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
@@ -645,9 +658,9 @@ class HgRepo:
         """
         self.locks.acquire()
         try:
-            if not self._hgrc_bool(b"server", b"uncompressed", True):
+            if not self._stream_turned_on():
                 raise UnsupportedFeature(STREAM_OFF_REFUSAL)
-            if not self.stream_clone_allowed():
+            if not self._nothing_hidden():
                 raise UnsupportedFeature(SECRET_STREAM_REFUSAL)
             publishing = self.publishing()
             entries: list[tuple[bytes, bytes, int, bytes | None]] = []
