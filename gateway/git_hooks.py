@@ -16,7 +16,7 @@ the client sent any, and ``REMOTE_USER`` / ``REMOTE_ADDR`` when hgwire knows
 them.  What a hook writes (standard output and error together) is kept for the
 client, who sees it as ``remote:`` lines.
 
-Blocking: run in the worker pool.  A hook that runs longer than ``timeout``
+Blocking: run in the worker pool.  A hook that runs longer than ``HOOK_TIMEOUT``
 seconds is killed and counts as a refusal.
 """
 
@@ -57,8 +57,6 @@ class GitHooks:
 
     location: HookLocation
     context: PushContext = PushContext()
-    timeout: float | None = None
-    """Seconds each hook may run; None: ``HOOK_TIMEOUT``."""
     output: list[bytes] = field(default_factory=list)
     _kept: int = 0
 
@@ -103,27 +101,19 @@ class GitHooks:
         if path is None:
             return None
         try:
-            proc = subprocess.Popen(  # the operator's own hook, with no shell
-                [path, *args], cwd=self.location.cwd, env=self._env(), stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            status, out = run_hook_process([path, *args], self.location.cwd, self._env(), stdin)
         except OSError as exc:
             self._keep(f"error: cannot run {name} hook: {exc.strerror or exc}\n".encode())
             log.error("cannot run hook {hook}: {error}", hook=path, error=str(exc))
             return -1
-        timeout = HOOK_TIMEOUT if self.timeout is None else self.timeout
-        try:
-            out, _ = proc.communicate(stdin, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
-            out, _ = proc.communicate()
-            self._keep(out)
-            self._keep(f"error: {name} hook timed out after {timeout:g} s and was stopped\n".encode())
-            log.error("hook {hook} timed out after {seconds} s", hook=path, seconds=timeout)
-            return -1
         self._keep(out)
-        if proc.returncode:
-            log.info("hook {hook} exited with {status}", hook=path, status=proc.returncode)
-        return proc.returncode
+        if status is None:
+            self._keep(f"error: {name} hook timed out after {HOOK_TIMEOUT:g} s and was stopped\n".encode())
+            log.error("hook {hook} timed out after {seconds} s", hook=path, seconds=HOOK_TIMEOUT)
+            return -1
+        if status:
+            log.info("hook {hook} exited with {status}", hook=path, status=status)
+        return status
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_PUSH_OPTION_")}
@@ -155,7 +145,25 @@ def _lines(updates: Sequence[RefUpdate]) -> bytes:
     return b"".join(b"%s %s %s\n" % (u.old, u.new, u.ref) for u in updates)
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
+def run_hook_process(args: list[str] | str, cwd: str, env: dict[str, str], stdin: bytes | None
+                     ) -> tuple[int | None, bytes]:
+    """Run one hook (a shell command when ``args`` is a string) in a session of its own, standard
+    output and error together: its exit status and output, or None and the output so far when it
+    ran past ``HOOK_TIMEOUT`` and was killed with its process group.  ``OSError`` if it cannot start."""
+    proc = subprocess.Popen(  # the operator's own hook
+        args, shell=isinstance(args, str), cwd=cwd, env=env,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(stdin, timeout=HOOK_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, _ = proc.communicate()
+        return None, out
+    return proc.returncode, out
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:

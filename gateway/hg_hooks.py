@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -123,22 +122,14 @@ class HgHooks:
             env["HG_PENDING"] = pending
         env.update({f"HG_{key.upper()}": value for key, value in (extra or {}).items()})
         try:
-            proc = subprocess.Popen(hook.command, shell=True, cwd=self.root, env=env,  # the operator's own hgrc
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            status, out = git_hooks.run_hook_process(hook.command, self.root, env, None)
         except OSError as exc:
             self.output.append(f"{hook.name} hook could not start: {exc.strerror or exc}\n".encode())
             return 127
-        try:
-            out, _ = proc.communicate(timeout=git_hooks.HOOK_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            git_hooks.kill_group(proc)
-            out, _ = proc.communicate()
-            self._keep(out)
-            log.error("hook {hook} in {root} timed out", hook=hook.name, root=self.root)
-            return None
         self._keep(out)
-        return proc.returncode
+        if status is None:
+            log.error("hook {hook} in {root} timed out", hook=hook.name, root=self.root)
+        return status
 
     def _keep(self, data: bytes) -> None:
         kept = sum(map(len, self.output))
