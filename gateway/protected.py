@@ -335,28 +335,37 @@ class GuardedTransaction:
         reason = self._branch_refusal()
         if reason is not None:
             self._refuse(reason)  # the caller aborts: nothing of the push lands
-        self._gate()
-        if self._hooks is not None and self._added and self._hooks.has("pretxnchangegroup"):
-            self._pending_gate(self._hooks, "pretxnchangegroup")
-        if self._hooks is not None and self._hooks.has("pretxnclose-bookmark"):
-            for name, (old, new) in sorted(self._moved_marks.items()):
-                if old != new:
-                    self._pending_gate(self._hooks, "pretxnclose-bookmark", {
-                        "bookmark": name.decode("utf-8", "surrogateescape"), "node": _hex(new), "oldnode": _hex(old)})
-        if self._hooks is not None and self._hooks.has("pretxnclose"):
-            self._pending_gate(self._hooks, "pretxnclose")
+        if self._hooks is not None:
+            self._gate()
+            self._pending_gates(self._hooks)
         self._tx.commit()
         after = self._repo.heads()
         if after != self._heads_before:
             self._changes.insert(0, audit.Change("heads", " ".join(n.hex() for n in self._heads_before),
                                                  " ".join(n.hex() for n in after)))
         audit.record(self._ctx, "push", self._changes, audit.OK)
-        if self._hooks is not None and self._added:
-            self._hooks.run("changegroup", throw=False, nodes=self._added)
-            for node in self._added:
-                self._hooks.run("incoming", throw=False, nodes=[node])
         if self._hooks is not None:
-            self._hooks.run("txnclose", throw=False, nodes=self._added)
+            self._committed_hooks(self._hooks)
+
+    def _pending_gates(self, hooks: hg_hooks.HgHooks) -> None:
+        """Mercurial's order before the commit: pretxnchangegroup, each bookmark, pretxnclose."""
+        if self._added and hooks.has("pretxnchangegroup"):
+            self._pending_gate(hooks, "pretxnchangegroup")
+        if hooks.has("pretxnclose-bookmark"):
+            for name, (old, new) in sorted(self._moved_marks.items()):
+                if old != new:
+                    self._pending_gate(hooks, "pretxnclose-bookmark", {
+                        "bookmark": name.decode("utf-8", "surrogateescape"), "node": _hex(new), "oldnode": _hex(old)})
+        if hooks.has("pretxnclose"):
+            self._pending_gate(hooks, "pretxnclose")
+
+    def _committed_hooks(self, hooks: hg_hooks.HgHooks) -> None:
+        """After the commit: changegroup once and incoming per changeset (if any were added), txnclose."""
+        if self._added:
+            hooks.run("changegroup", throw=False, nodes=self._added)
+            for node in self._added:
+                hooks.run("incoming", throw=False, nodes=[node])
+        hooks.run("txnclose", throw=False, nodes=self._added)
 
     def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str, extra: Mapping[str, str] | None = None) -> None:
         """Let the ``kind`` hooks read the push as it would commit (``HG_PENDING``) and refuse it."""
