@@ -196,13 +196,15 @@ class DulwichGitRepository:
     def repack_candidate(self, pack_limit: int) -> str | None:
         """The repository's directory if it is on disk and has gathered ``pack_limit`` packs or more
         (or as many loose objects as make git's ``gc --auto`` run)."""
-        store = self.object_store
-        if pack_limit <= 0 or not isinstance(store, DiskObjectStore):
+        path = self._disk_git_dir()
+        return path if path is not None and git_maintenance.needs_repack(path, pack_limit) else None
+
+    def _disk_git_dir(self) -> str | None:
+        """The git directory of a repository on disk; None for one in memory."""
+        controldir = getattr(self.dulwich_repo, "controldir", None)
+        if controldir is None or not isinstance(self.object_store, DiskObjectStore):
             return None
-        path = getattr(self.dulwich_repo, "controldir", lambda: None)()
-        if path is None:
-            return None
-        return path if git_maintenance.needs_repack(path, pack_limit) else None
+        return str(controldir())
 
     def begin_pack(self) -> SpooledPackSink | DiskPackSink:
         store = self.object_store
@@ -268,10 +270,9 @@ class DulwichGitRepository:
 
     def hook_location(self) -> HookLocation | None:
         """Where this repository's receive hooks are: on disk only (``core.hooksPath`` or ``hooks/``)."""
-        controldir = getattr(self.dulwich_repo, "controldir", None)
-        if controldir is None or not isinstance(self.object_store, DiskObjectStore):
+        git_dir = self._disk_git_dir()
+        if git_dir is None:
             return None
-        git_dir = controldir()
         cwd = git_dir if self.bare else os.path.dirname(git_dir.rstrip(os.sep))
         config = self._config()
         try:
