@@ -222,7 +222,7 @@ class HgHttpCommand:
             return OobError(exc.message.encode("utf-8", "replace"))
 
     def _check_web_access(self, repo: HgRepository, permission: Permission) -> None:
-        """hgweb's ``checkauthz`` over the repository's ``[web]`` lists, where they are set.
+        """hgweb's ``checkauthz`` over the repository's ``[web]`` lists and ``allow-pull``, where set.
 
         They narrow what hgwire's own rules allow, never widen it: an unset
         ``allow-push`` (which hgweb reads as "nobody") leaves pushes to those rules.
@@ -246,6 +246,9 @@ class HgHttpCommand:
         if allow_read and not member(allow_read):
             refuse("read")
         if permission != PUSH:
+            allows_pull = getattr(repo, "web_allows_pull", None)
+            if allows_pull is not None and not allows_pull():
+                refuse("pull")
             return
         deny_push, allow_push = found.get("deny_push"), found.get("allow-push")
         if deny_push and (user is None or member(deny_push)):

@@ -459,6 +459,21 @@ class GuardedHgRepository:
     def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         return self._repo.stream_files(caches)
 
+    def full_bundle_disabled(self) -> bool:
+        """The backend's ``[server] disablefullbundle``, if it has one."""
+        disabled = getattr(self._repo, "full_bundle_disabled", None)
+        return bool(disabled()) if disabled is not None else False
+
+    def web_allows_pull(self) -> bool:
+        """The backend's ``[web] allow-pull``, if it has one."""
+        allows = getattr(self._repo, "web_allows_pull", None)
+        return bool(allows()) if allows is not None else True
+
+    def clonebundles_manifest(self) -> bytes | None:
+        """The backend's clone bundles manifest, if it keeps one."""
+        manifest = getattr(self._repo, "clonebundles_manifest", None)
+        return manifest() if manifest is not None else None
+
     def state_stamp(self) -> bytes | None:
         """The backend's, if it has one (``backends.interfaces.StateStamped``)."""
         stamp = getattr(self._repo, "state_stamp", None)

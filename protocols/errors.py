@@ -11,9 +11,11 @@ from __future__ import annotations
 class HgwireError(Exception):
     """Base of every error hgwire raises on purpose."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint
+        """What to do, where the client's protocol shows a hint apart (hg's ``(hint)`` line)."""
 
     def __str__(self) -> str:
         return self.message

@@ -132,10 +132,23 @@ def dispatch(repo: HgRepository, name: bytes, args: Args, ctx: CommandContext) -
 def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     """The capability string of this repository over this transport."""
     prefers = getattr(repo, "stream_preferred", None)  # optional: a backend may not have it
+    caps = ctx.transport_caps
+    if clonebundles_manifest(repo) is not None:
+        caps += CLONE_BUNDLES_CAPS
     return hg_wire.format_capabilities(
-        hg_exchange.SERVER_BUNDLE2_CAPS, repo.requirements(), ctx.transport_caps, repo.stream_clone_allowed(),
+        hg_exchange.SERVER_BUNDLE2_CAPS, repo.requirements(), caps, repo.stream_clone_allowed(),
         bool(prefers()) if prefers is not None else False,
     )
+
+
+CLONE_BUNDLES_CAPS = (b"clonebundles", b"clonebundles_manifest")
+"""Advertised while the repository has a clone bundles manifest, as hg's ``clonebundles`` extension."""
+
+
+def clonebundles_manifest(repo: HgRepository) -> bytes | None:
+    """The repository's clone bundles manifest (``HgRepo.clonebundles_manifest``), None without one."""
+    manifest = getattr(repo, "clonebundles_manifest", None)  # optional: a backend may not have it
+    return manifest() if manifest is not None else None
 
 
 # ------------------------------------------------------------------ handlers
@@ -213,12 +226,12 @@ def _protocaps(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 
 @command(b"clonebundles", permission=PULL)
 def _clonebundles(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    return BytesResponse(b"")
+    return BytesResponse(hg_wire.format_clonebundles(clonebundles_manifest(repo) or b"", legacy=True))
 
 
 @command(b"clonebundles_manifest", b"*", permission=PULL)
 def _clonebundles_manifest(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    return BytesResponse(b"")
+    return BytesResponse(hg_wire.format_clonebundles(clonebundles_manifest(repo) or b"", legacy=False))
 
 
 @command(b"getbundle", b"*", permission=PULL)

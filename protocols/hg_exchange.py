@@ -37,6 +37,7 @@ from protocols.changegroup import (
 )
 from protocols.errors import (
     HgwireError,
+    PermissionDenied,
     ProtocolError,
     PushkeyFailed,
     PushRaced,
@@ -142,14 +143,36 @@ def getbundle(repo: HgRepository, request: GetbundleRequest) -> Iterator[bytes]:
     """Stream the answer to getbundle: bundle2 parts, or a bare cg01 changegroup for a bundle1 client."""
     caps = request.bundle2_caps()
     if caps is None:
+        check_full_bundle(repo, request)
         nodes = outgoing(repo, request)
         # wireprotov1peer.getbundle reads a bare cg01 stream (no HG10 header) from such a client.
         return b2.coalesce(encode_changegroup(repo.emit_groups(nodes, DeltaMode.PREVIOUS), b"01"))
     try:
+        check_full_bundle(repo, request)
         parts = _getbundle_parts(repo, request, caps)
     except HgwireError as exc:
-        parts = [_abort_part(exc.message)]
+        parts = [_abort_part(exc.message, exc.hint)]
     return b2.coalesce(b2.write_bundle2(parts))
+
+
+FULL_BUNDLE_DISABLED = "server has pull-based clones disabled"
+FULL_BUNDLE_HINT = "remove --pull if specified or upgrade Mercurial"
+
+
+def check_full_bundle(repo: HgRepository, request: GetbundleRequest) -> None:
+    """``[server] disablefullbundle``: refuse a full clone's changegroup, as hg's ``getbundle``.
+
+    A full clone asks for a changegroup from nothing to every head; the
+    operator wants clients to seed from clone bundles (or a stream) instead.
+    """
+    disabled = getattr(repo, "full_bundle_disabled", None)  # optional: a backend may not have it
+    if not request.cg or disabled is None or not disabled():
+        return
+    if any(node != NULL_NODE for node in request.common):
+        return
+    heads = repo.heads()
+    if heads and set(request.heads or ()) == set(heads):
+        raise PermissionDenied(FULL_BUNDLE_DISABLED, FULL_BUNDLE_HINT)
 
 
 def clone_share_key(repo: HgRepository, args: Mapping[bytes, bytes], request: GetbundleRequest) -> bytes | None:

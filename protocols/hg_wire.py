@@ -172,6 +172,41 @@ def url_unquote(value: bytes) -> bytes:
     return urllib.parse.unquote_to_bytes(value)
 
 
+INLINE_CLONE_BUNDLE_SCHEME = b"peer-bundle-cache://"
+"""Clone bundles the server itself would send (``get_cached_bundle_inline``), which hgwire does not."""
+
+
+def format_clonebundles(manifest: bytes, legacy: bool) -> bytes:
+    """The reply of ``clonebundles_manifest`` (``legacy``: of ``clonebundles``) for a manifest file.
+
+    One line per entry, as hg's ``bundle_cache.get_manifest_lines``.  Inline
+    (``peer-bundle-cache://``) entries are left out: hgwire does not serve
+    them, and a client that picked one would fail.  The ``legacy`` command also
+    leaves out what clients before it cannot read, as hg's: entries whose
+    ``BUNDLESPEC`` carries a ``store-fingerprint``.
+    """
+    lines = []
+    for line in manifest.splitlines():
+        if line.startswith(INLINE_CLONE_BUNDLE_SCHEME):
+            continue
+        if legacy and _has_store_fingerprint(line):
+            continue
+        lines.append(line + b"\n")
+    return b"".join(lines)
+
+
+def _has_store_fingerprint(line: bytes) -> bool:
+    for attr in line.split()[1:]:
+        key, eq, value = attr.partition(b"=")
+        if not eq or url_unquote(key) != b"BUNDLESPEC":
+            continue
+        for param in url_unquote(value).split(b";")[1:]:
+            name, _, _ = param.partition(b"=")
+            if url_unquote(name) == b"store-fingerprint":
+                return True
+    return False
+
+
 def format_branchmap(branchmap: Mapping[bytes, Sequence[Node]]) -> bytes:
     """The ``branchmap`` reply: ``urlquote(branch) hex hex...`` lines joined by newlines."""
     return b"\n".join(url_quote(name) + b" " + encode_nodes(heads) for name, heads in branchmap.items())

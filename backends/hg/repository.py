@@ -32,6 +32,7 @@ from backends.hg.keys import (
     HEX40,
     config_bool,
     config_section,
+    config_value,
     parse_bookmarks,
     parse_phaseroots,
     parse_publishing,
@@ -640,6 +641,36 @@ class HgRepo:
         """``[server] preferuncompressed``: a plain ``hg clone`` gets a stream clone."""
         return self._hgrc_bool(b"server", b"preferuncompressed", False)
 
+    def clonebundles_manifest(self) -> bytes | None:
+        """The ``.hg/clonebundles.manifest`` the operator keeps for hg's clone bundles, or None.
+
+        hg serve advertises clone bundles when this file exists (with its ``clonebundles``
+        extension on); so does hgwire.  Only its first ``MAX_CLONEBUNDLES_MANIFEST`` bytes are
+        read, up to the last whole line in them.
+        """
+        try:
+            if not self.plain.exists(CLONEBUNDLES_MANIFEST):
+                return None
+            data = self.plain.read_range(CLONEBUNDLES_MANIFEST, 0, MAX_CLONEBUNDLES_MANIFEST + 1)
+        except OSError:
+            return None
+        if len(data) > MAX_CLONEBUNDLES_MANIFEST:
+            data = data[: data.rfind(b"\n", 0, MAX_CLONEBUNDLES_MANIFEST) + 1]
+        return data
+
+    def full_bundle_disabled(self) -> bool:
+        """``[server] disablefullbundle``: full clones must seed from clone bundles or a stream."""
+        return self._hgrc_bool(b"server", b"disablefullbundle", False)
+
+    def web_allows_pull(self) -> bool:
+        """hgweb's ``[web] allow-pull`` (or its old spelling ``allowpull``); False refuses every pull
+        over HTTP."""
+        data = self._hgrc()
+        for name in (b"allow-pull", b"allowpull"):  # the main spelling wins when both are set
+            if data and config_value(data, b"web", name, self._hgrc_include) is not None:
+                return config_bool(data, b"web", name, self._hgrc_include, True)
+        return True
+
     def _hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
         data = self._hgrc()
         return config_bool(data, section, name, self._hgrc_include, default) if data else default
@@ -718,6 +749,9 @@ STREAM_CACHES = (
 )
 """The ``.hg/cache`` files a stream clone copies, as hg's ``cacheutil.cachetocopy``: without them a
 client reads every changeset again to rebuild its branch heads (half a second on 5,000)."""
+CLONEBUNDLES_MANIFEST = b"clonebundles.manifest"
+MAX_CLONEBUNDLES_MANIFEST = 1 << 20
+"""The largest clone bundles manifest served (hg reads it whole for every clone)."""
 MAX_HGRC = 1 << 20
 """The most of an ``%include``d config file read."""
 MAX_STREAM_CACHE = 256 << 20

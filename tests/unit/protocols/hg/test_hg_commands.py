@@ -119,6 +119,28 @@ def test_clonebundles_are_empty_and_stream_out_is_uncompressed() -> None:
     )
 
 
+MANIFEST = (b"https://cdn.example/full.hg BUNDLESPEC=zstd-v2 REQUIRESNI=true\r\n"
+            b"peer-bundle-cache://full.hg BUNDLESPEC=zstd-v2\n"
+            b"https://cdn.example/packed.hg BUNDLESPEC=none-v2%3Bstream%3Dv2%3Bstore-fingerprint%3Dabc\n")
+
+
+def test_a_clone_bundles_manifest_is_advertised_and_served() -> None:
+    """As hg's clonebundles extension; inline entries are never listed, fingerprinted ones only
+    to clients of ``clonebundles_manifest``."""
+    repo = reference_repo()
+    caps = dispatch(repo, b"capabilities", Args({}), ctx())
+    assert isinstance(caps, BytesResponse) and b"clonebundles" not in caps.data.split(b" ")
+    repo.clonebundles_manifest = lambda: MANIFEST  # type: ignore[attr-defined]
+    caps = dispatch(repo, b"capabilities", Args({}), ctx())
+    assert isinstance(caps, BytesResponse)
+    assert {b"clonebundles", b"clonebundles_manifest"} <= set(caps.data.split(b" "))
+    assert dispatch(repo, b"clonebundles", Args({}), ctx()) == BytesResponse(
+        b"https://cdn.example/full.hg BUNDLESPEC=zstd-v2 REQUIRESNI=true\n")
+    assert dispatch(repo, b"clonebundles_manifest", Args({}, {b"store_fingerprint": b"1"}), ctx()) == BytesResponse(
+        b"https://cdn.example/full.hg BUNDLESPEC=zstd-v2 REQUIRESNI=true\n"
+        b"https://cdn.example/packed.hg BUNDLESPEC=none-v2%3Bstream%3Dv2%3Bstore-fingerprint%3Dabc\n")
+
+
 def test_http_capabilities_carry_the_transport_caps() -> None:
     repo = reference_repo()
     http = CommandContext(Transport.HTTP, allow_all, (b"httpheader=1024", b"httppostargs"))

@@ -1,0 +1,188 @@
+"""Settings of a served Mercurial repository's ``.hg`` that ``hg serve`` honours for pulls, with the real
+hg client over SSH and HTTP: clone bundles (``.hg/clonebundles.manifest``), ``[server]
+disablefullbundle`` and hgweb's ``[web] allow-pull``.  Where hg's own server answers the same request,
+the client's words are compared with what it says against ``hg serve --stdio`` on the same repository."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401 - a fixture
+from tests.integration.test_hg_ssh import HgSsh
+
+FAKE_SSH = """#!/bin/sh
+# ssh HOST COMMAND: run COMMAND here, as hg serve --stdio behind a real ssh would
+for last; do :; done
+exec sh -c "$last"
+"""
+
+
+def _served(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+            htpasswd: Path) -> tuple[Any, Callable[[str], str], RunningServer]:
+    if kind == "ssh":
+        server = make_server("fs", **ssh_server_settings(ssh_keys))
+        ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+        return ssh, ssh.url, server
+    server = make_server("fs", **_settings(htpasswd))
+    http = HgHttp(server, client)
+    return http, http.url, server
+
+
+def _history(client: Client, repo: Path, count: int, start: int = 0) -> None:
+    for i in range(start, start + count):
+        (repo / f"f{i}.txt").write_text(f"{i}\n")
+        client.hg("commit", "-q", "-A", "-R", str(repo), "-m", f"change {i}")
+
+
+def _reference(client: Client, tmp_path: Path, repo: Path, *args: str, config: tuple[str, ...] = ()
+               ) -> tuple[int, list[str]]:
+    """``hg ARGS ssh://ref/REPO`` against hg's own ``hg serve --stdio``: exit status and what it said.
+
+    ``config``: ``section.name=value`` settings of that server."""
+    fake, remote, rc = tmp_path / "fake-ssh", tmp_path / "remote-hg", tmp_path / "remote-hgrc"
+    fake.write_text(FAKE_SSH)
+    rc.write_text("".join(f"[{c.split('.', 1)[0]}]\n{c.split('.', 1)[1]}\n" for c in config))
+    remote.write_text(f'#!/bin/sh\nHGRCPATH={rc} exec {VENV_BIN}/hg "$@"\n')  # serve --stdio takes no --config
+    for script in (fake, remote):
+        script.chmod(0o755)
+    done = client.hg("--config", f"ui.ssh={fake}", "--config", f"ui.remotecmd={remote}", *args,
+                     f"ssh://ref/{repo}", *(_dest(tmp_path, "reference"),), check=False)
+    return done.returncode, _said(done)
+
+
+def _dest(tmp_path: Path, name: str) -> str:
+    n = 0
+    while (tmp_path / f"{name}{n}").exists():
+        n += 1
+    return str(tmp_path / f"{name}{n}")
+
+
+def _said(done: Any) -> list[str]:
+    return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+
+
+@pytest.fixture
+def bundle_host(tmp_path: Path) -> Iterator[tuple[str, list[str], Path]]:
+    """A plain HTTP file server (a CDN stand-in): its base URL, the paths it was asked for, its directory."""
+    root = tmp_path / "cdn"
+    root.mkdir()
+    asked: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", asked, root
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_clone_seeds_from_the_clone_bundles_of_the_manifest(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str,
+        bundle_host: tuple[str, list[str], Path]) -> None:
+    """As hg serve with its clonebundles extension: the client fetches the listed bundle from where it
+    lies, then pulls only what came after it from the server."""
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    base, asked, cdn = bundle_host
+    repo = server.root / "big"
+    client.hg("init", str(repo))
+    _history(client, repo, 3)
+    client.hg("bundle", "-q", "--all", "-t", "zstd-v2", "-R", str(repo), str(cdn / "full.hg"))
+    _history(client, repo, 2, start=3)
+
+    before = peer.hg("debugcapabilities", url("big")).stdout
+    assert "clonebundles" not in before  # no manifest, nothing advertised
+
+    (repo / ".hg" / "clonebundles.manifest").write_text(
+        "peer-bundle-cache://full.hg BUNDLESPEC=zstd-v2\n"  # inline: hgwire does not serve them, so not listed
+        f"{base}/full.hg BUNDLESPEC=zstd-v2 REQUIRESNI=false\n")
+    dest = tmp_path / "seeded"
+    done = peer.hg("clone", "-U", url("big"), str(dest))
+    said = _said(done)
+    assert said[0] == f"applying clone bundle from {base}/full.hg", done
+    assert "added 3 changesets with 3 changes to 3 files" in said and "finished applying clone bundle" in said
+    assert said[said.index("finished applying clone bundle") + 1] == "searching for changes", done
+    assert said.count("added 2 changesets with 2 changes to 2 files") == 1, done  # the rest, from hgwire
+    assert asked == ["/full.hg"]
+    assert client.hg("log", "-R", str(dest), "-T", "{node}\n").stdout == \
+        client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout
+    client.hg("verify", "-q", "-R", str(dest))
+
+    if kind == "ssh":  # the same words against hg's own server with the extension, which would offer
+        asked.clear()  # the inline entry it cannot serve unconfigured: the manifest without it
+        (repo / ".hg" / "clonebundles.manifest").write_text(f"{base}/full.hg BUNDLESPEC=zstd-v2\n")
+        status, reference = _reference(client, tmp_path, repo, "clone", "-U",
+                                       config=("extensions.clonebundles=",))
+        assert (status, reference, asked) == (0, said, ["/full.hg"]), reference
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_disablefullbundle_refuses_a_full_clone_and_nothing_else(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    repo = server.root / "big"
+    client.hg("init", str(repo))
+    _history(client, repo, 3)
+    first = client.hg("log", "-R", str(repo), "-r", "0", "-T", "{node}").stdout
+    early = tmp_path / "early"
+    peer.hg("clone", "-q", "-U", url("big"), str(early))  # a clone made before the setting
+    _history(client, repo, 1, start=3)
+    (repo / ".hg" / "hgrc").write_text("[server]\ndisablefullbundle = True\n")
+
+    refused = peer.hg("clone", "-U", url("big"), str(tmp_path / "full"), check=False)
+    said = _said(refused)
+    assert refused.returncode != 0
+    assert said[-3:] == ["remote: abort: server has pull-based clones disabled", "abort: pull failed on remote",
+                         "(remove --pull if specified or upgrade Mercurial)"], refused
+    if kind == "ssh":
+        status, reference = _reference(client, tmp_path, repo, "clone", "-U")
+        assert status == refused.returncode and reference[-3:] == said[-3:]
+
+    pulled = peer.hg("pull", "-R", str(early), url("big"))  # common history: not a full clone
+    assert "added 1 changesets with 1 changes to 1 files" in pulled.stdout, pulled
+    peer.hg("clone", "-q", "-U", "-r", first, url("big"), str(tmp_path / "partial"))  # not every head
+    streamed = peer.hg("clone", "-U", "--stream", url("big"), str(tmp_path / "streamed"))
+    assert "files to transfer" in streamed.stdout, streamed
+    for done in ("early", "partial", "streamed"):
+        client.hg("verify", "-q", "-R", str(tmp_path / done))
+
+
+def test_web_allow_pull_false_refuses_http_pulls_only(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
+    """hgweb's ``checkauthz``: every pull command is refused over HTTP (401 to an anonymous client,
+    403 to a logged-in one, as hgwire's other ``[web]`` lists); SSH does not read ``[web]``."""
+    server = make_server("fs", **_settings(htpasswd), **ssh_server_settings(ssh_keys))
+    http_peer = HgHttp(server, client)
+    ssh_peer = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    repo = server.root / "closed"
+    client.hg("init", str(repo))
+    _history(client, repo, 1)
+    (repo / ".hg" / "hgrc").write_text("[web]\nallowpull = off\n")  # the old spelling
+
+    anonymous = http_peer.hg("clone", "-U", http_peer.url("closed"), str(tmp_path / "a"), check=False)
+    assert anonymous.returncode != 0
+    assert "abort: http authorization required for" in anonymous.stderr, anonymous
+    known = http_peer.hg("clone", "-U", http_peer.push_url("closed"), str(tmp_path / "b"), check=False)
+    assert "HTTP Error 403: pull not authorized by the repository's [web] settings" in known.stderr, known
+    ssh_peer.hg("clone", "-q", "-U", ssh_peer.url("closed"), str(tmp_path / "c"))
+
+    (repo / ".hg" / "hgrc").write_text("[web]\nallowpull = off\nallow-pull = yes\n")  # the new one wins
+    http_peer.hg("clone", "-q", "-U", http_peer.url("closed"), str(tmp_path / "d"))
