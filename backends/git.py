@@ -195,9 +195,35 @@ class DulwichGitRepository:
 
     def repack_candidate(self, pack_limit: int) -> str | None:
         """The repository's directory if it is on disk and has gathered ``pack_limit`` packs or more
-        (or as many loose objects as make git's ``gc --auto`` run)."""
+        (or as many loose objects as make git's ``gc --auto`` run).
+
+        The repository's own config may say otherwise, as for git's receive-pack: ``receive.autogc
+        = false`` or ``gc.auto = 0`` (no repack after pushes), ``gc.autoPackLimit`` (its own pack
+        limit; 0: packs are not counted) and ``gc.auto`` (its loose object limit).  A value git
+        would not read raises ``ConfigValueError``.
+        """
         path = self._disk_git_dir()
-        return path if path is not None and git_maintenance.needs_repack(path, pack_limit) else None
+        if path is None:
+            return None
+        config = self._config()
+
+        def last(section: bytes, name: bytes) -> bytes | None:
+            try:
+                values = list(config.get_multivar((section,), name)) if config is not None else []
+            except KeyError:
+                return None
+            return bytes(values[-1]) if values else None
+
+        autogc = last(b"receive", b"autogc")
+        if autogc is not None and not _git_bool(autogc, "receive.autogc"):
+            return None
+        loose_limit = _git_int(last(b"gc", b"auto"), "gc.auto", git_maintenance.AUTO_LOOSE_LIMIT)
+        own_limit = _git_int(last(b"gc", b"autopacklimit"), "gc.autopacklimit", pack_limit)
+        if loose_limit <= 0:
+            return None
+        if own_limit <= 0:  # packs are not counted, loose objects still are
+            return path if git_maintenance.estimate_loose(path) > loose_limit else None
+        return path if git_maintenance.needs_repack(path, own_limit, loose_limit) else None
 
     def _disk_git_dir(self) -> str | None:
         """The git directory of a repository on disk; None for one in memory."""
@@ -527,6 +553,19 @@ def _git_bool(value: bytes | None, key: str) -> bool:
         raise ConfigValueError(f"bad boolean config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
                                "fix it in the repository's config on the server") from None
     return number != 0
+
+
+def _git_int(value: bytes | None, key: str, default: int) -> int:
+    """An integer as git's config reads it, with an optional ``k``, ``m`` or ``g`` (unset: ``default``)."""
+    if value is None:
+        return default
+    text = value.strip().lower()
+    scale = {b"k": 1 << 10, b"m": 1 << 20, b"g": 1 << 30}.get(text[-1:], 1)
+    try:
+        return int(text[:-1] if scale != 1 else text, 10) * scale
+    except ValueError:
+        raise ConfigValueError(f"bad numeric config value '{value.decode('utf-8', 'replace')}' for '{key}'; "
+                               "fix it in the repository's config on the server") from None
 
 
 def _deny_action(value: bytes | None, key: str) -> str:

@@ -43,11 +43,17 @@ def estimate_loose(git_dir: str | os.PathLike[str]) -> int:
         return 0
 
 
-def needs_repack(git_dir: str | os.PathLike[str], pack_limit: int) -> bool:
-    """``pack_limit`` packs or more, or more loose objects than git's ``gc.auto`` allows (0: never)."""
+def needs_repack(git_dir: str | os.PathLike[str], pack_limit: int, loose_limit: int = AUTO_LOOSE_LIMIT) -> bool:
+    """``pack_limit`` packs or more, or more than ``loose_limit`` loose objects (git's ``gc.auto``).
+
+    A ``pack_limit`` of 0 (or less) turns both off, as hgwire's ``auto_pack_limit`` and git's
+    ``gc.auto = 0`` do; a ``loose_limit`` of 0 only the loose count.
+    """
     if pack_limit <= 0:
         return False
-    return count_packs(git_dir) >= pack_limit or estimate_loose(git_dir) > AUTO_LOOSE_LIMIT
+    if count_packs(git_dir) >= pack_limit:
+        return True
+    return loose_limit > 0 and estimate_loose(git_dir) > loose_limit
 
 
 def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:

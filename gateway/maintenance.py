@@ -6,7 +6,8 @@ the whole copies that completed thin packs as deltas.  After a push that moved
 a ref, a repository with ``[maintenance] auto_pack_limit`` packs or more (50 by
 default, git's ``gc.autoPackLimit``), or as many loose objects as git's ``gc.auto``
 allows, gets ``git_maintenance.REPACK_ARGS`` in the background: one pack with a
-bitmap, which the fast clone path counts from.
+bitmap, which the fast clone path counts from.  A repository's own ``receive.autogc``,
+``gc.auto`` and ``gc.autoPackLimit`` apply to it, as git's receive-pack reads them.
 
 The repack is git's own process, spawned by the reactor (no worker thread waits
 on it), one at a time per repository.  Readers keep the packs they mapped until
@@ -23,6 +24,7 @@ from typing import Any
 
 from twisted.internet import protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from backends import git_maintenance
 from backends.interfaces import GitRepository
@@ -40,7 +42,14 @@ def after_push(repo: GitRepository, name: str, pack_limit: int) -> None:
     if candidate is None or pack_limit <= 0:
         return
     run_blocking(candidate, pack_limit).addCallback(lambda path: path and start_repack(path, name)).addErrback(
-        lambda failure: log.failure("counting the packs of {repo}", failure, repo=name))
+        _not_counted, name)
+
+
+def _not_counted(failure: Failure, name: str) -> None:
+    if failure.check(ValueError):  # the repository's gc settings (ConfigValueError): the operator's to fix
+        log.warn("{repo} is not repacked after pushes: {why}", repo=name, why=str(failure.value))
+        return
+    log.failure("counting the packs of {repo}", failure, repo=name)
 
 
 def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:

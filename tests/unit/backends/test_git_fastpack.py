@@ -526,3 +526,52 @@ def test_needs_repack_counts_packs_and_estimates_loose_objects(tmp_path: Path) -
     for n in range(27):  # 27 * 256 > 6,700: git's gc --auto would run
         (loose / f"{n:038x}").write_bytes(b"")
     assert needs_repack(tmp_path, 50)
+
+
+@pytest.mark.parametrize(("settings", "packs", "loose", "repacked"), [
+    ({}, 50, 0, True),                                   # hgwire's limit (50 here)
+    ({}, 49, 27, True),                                  # git's gc.auto default: 6,700 loose objects
+    ({"gc.autoPackLimit": "5"}, 5, 0, True),             # the repository's own pack limit
+    ({"gc.autoPackLimit": "100"}, 50, 0, False),
+    ({"gc.autoPackLimit": "0"}, 60, 0, False),           # packs not counted ...
+    ({"gc.autoPackLimit": "0"}, 1, 27, True),            # ... loose objects still are
+    ({"gc.auto": "1k"}, 1, 5, True),                     # 5 * 256 > 1,024
+    ({"gc.auto": "0"}, 60, 27, False),                   # gc --auto off
+    ({"receive.autogc": "false"}, 60, 27, False),        # receive-pack runs no gc --auto
+    ({"receive.autogc": "true", "gc.auto": "2m"}, 50, 27, True),
+])
+def test_a_repository_s_own_gc_settings_decide_its_repacks(
+        tmp_path: Path, settings: dict[str, str], packs: int, loose: int, repacked: bool) -> None:
+    """As git's receive-pack running ``gc --auto``: ``receive.autogc``, ``gc.auto``, ``gc.autoPackLimit``."""
+    import subprocess
+
+    from backends import load_backend
+
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "r.git")], check=True)
+    for key, value in settings.items():
+        subprocess.run(["git", "--git-dir", str(tmp_path / "r.git"), "config", key, value], check=True)
+    pack_dir = tmp_path / "r.git" / "objects" / "pack"
+    for n in range(packs):
+        (pack_dir / f"pack-{n:040x}.pack").write_bytes(b"")
+        (pack_dir / f"pack-{n:040x}.idx").write_bytes(b"")
+    (tmp_path / "r.git" / "objects" / "17").mkdir()
+    for n in range(loose):
+        (tmp_path / "r.git" / "objects" / "17" / f"{n:038x}").write_bytes(b"")
+    repo = load_backend("fs", str(tmp_path)).open("r.git")
+    assert (repo.repack_candidate(50) is not None) is repacked  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("key", "value"), [("gc.auto", "lots"), ("gc.autoPackLimit", ""),
+                                            ("receive.autogc", "maybe")])
+def test_a_gc_setting_git_would_not_read_is_an_error_naming_it(tmp_path: Path, key: str, value: str) -> None:
+    import subprocess
+
+    from backends import load_backend
+    from backends.git import ConfigValueError
+
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "r.git")], check=True)
+    (tmp_path / "r.git" / "config").write_text(
+        (tmp_path / "r.git" / "config").read_text() + f"[{key.split('.')[0]}]\n\t{key.split('.')[1]} = {value}\n")
+    repo = load_backend("fs", str(tmp_path)).open("r.git")
+    with pytest.raises(ConfigValueError, match=key.lower()):
+        repo.repack_candidate(50)  # type: ignore[attr-defined]
