@@ -35,7 +35,7 @@ from backends.interfaces import (
     RefResult,
     RefUpdate,
 )
-from protocols.errors import ProtocolError
+from protocols.errors import ProtocolError, StorageError
 
 RefLock = Callable[[], AbstractContextManager[None]]
 """Takes the repository's ref-update lock for the duration of a ``with``."""
@@ -293,6 +293,21 @@ class DulwichGitRepository:
             deny_delete_current=_deny_action(last(b"denydeletecurrent"), "receive.denydeletecurrent"),
             deny_current_branch=_deny_action(last(b"denycurrentbranch"), "receive.denycurrentbranch"),
         )
+
+    def receive_max_input_size(self) -> int:
+        """``receive.maxInputSize``: the largest pack a push may send, in bytes (0: no bound of its own).
+
+        A value git would not read refuses the push (``StorageError``, whose sentence the client sees).
+        """
+        config = self._config()
+        try:
+            values = list(config.get_multivar((b"receive",), b"maxinputsize")) if config is not None else []
+        except KeyError:
+            return 0
+        try:
+            return max(0, _git_int(bytes(values[-1]), "receive.maxinputsize", 0)) if values else 0
+        except ConfigValueError as exc:
+            raise StorageError(str(exc)) from None
 
     def hook_location(self) -> HookLocation | None:
         """Where this repository's receive hooks are: on disk only (``core.hooksPath`` or ``hooks/``)."""

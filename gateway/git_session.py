@@ -480,8 +480,10 @@ class ReceivePackSession(_GitSession):
             return
         self._run(self._advertise, _open_for_receive, self.ctx)
 
-    def _advertise(self, opened: tuple[GitRepository, Mapping[bytes, ObjectId]]) -> None:
-        self._repo, refs = opened
+    def _advertise(self, opened: tuple[GitRepository, Mapping[bytes, ObjectId], int]) -> None:
+        self._repo, refs, max_input = opened
+        if max_input:
+            self._core.limit_pack(max_input, f"receive.maxInputSize = {max_input} bytes")
         if not self._stateless:
             self._write(git_receive.advertisement(refs, AGENT))
         self._advertised = True
@@ -632,9 +634,11 @@ def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[
     return None
 
 
-def _open_for_receive(ctx: SessionContext) -> tuple[GitRepository, Mapping[bytes, ObjectId]]:
+def _open_for_receive(ctx: SessionContext) -> tuple[GitRepository, Mapping[bytes, ObjectId], int]:
+    """The repository, the refs a push may see, and its own bound on a pushed pack (0: none)."""
     repo = open_git_repo(ctx, create=ctx.create_on_push)
-    return repo, git_pack.visible_refs(repo, "receive-pack")
+    max_input = getattr(repo, "receive_max_input_size", None)  # optional: a backend may not have it
+    return repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0
 
 
 def _push_context(ctx: SessionContext, commands: git_receive.RefCommands) -> git_hooks.PushContext:

@@ -213,6 +213,10 @@ class ReceivePack:
                 self._on_packet(packet)
         return self._pending.pop(0)
 
+    def limit_pack(self, max_bytes: int, why: str) -> None:
+        """Refuse a pushed pack of more than ``max_bytes`` (a repository's ``receive.maxInputSize``)."""
+        self._scanner.limit(max_bytes, why)
+
     def take_pack_data(self) -> list[PackData]:
         """Remove and return the ``PackData`` events at the head of the queue.
 
@@ -396,6 +400,8 @@ class PackScanner:
         self._remaining_objects = 0
         self._offset = 0
         self._max_pack = max_pack
+        self._too_large = ""
+        """The refusal of a pack over a lowered bound (``limit``); empty for the server's own bound."""
         self._max_object = max_object
         self._max_delta_result = max_delta_result
         self._inflater: zlib._Decompress | None = None
@@ -447,8 +453,14 @@ class PackScanner:
             pos += used
         self._offset += pos
         if self._offset > self._max_pack:
-            raise LimitExceeded(f"pushed pack larger than {self._max_pack} bytes")
+            raise LimitExceeded(self._too_large or f"pushed pack larger than {self._max_pack} bytes")
         return pos
+
+    def limit(self, max_pack: int, why: str) -> None:
+        """Lower the pack size bound to ``max_pack`` bytes, for the reason ``why`` (a setting)."""
+        if max_pack < self._max_pack:
+            self._max_pack = max_pack
+            self._too_large = f"pack exceeds maximum allowed size ({why})"
 
     def _whole_object(self, view: memoryview, pos: int) -> int:
         """Scan a small object that lies wholly in ``view`` at ``pos`` in one go; its end, or -1.

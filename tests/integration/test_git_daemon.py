@@ -8,6 +8,8 @@ clone over the wire that must itself pass ``git fsck --full``.
 
 from __future__ import annotations
 
+import os
+
 import time
 from pathlib import Path
 from typing import Any
@@ -462,6 +464,36 @@ def test_receive_deny_settings_refuse_what_git_refuses(
         assert refs == {name: oid for name, oid in remote_refs(client, "default", f"file://{copy}").items()
                         if name != "HEAD"}
     assert_consistent(server, client, "deny")
+
+
+def test_receive_max_input_size_refuses_a_larger_pack_as_git_does(make_server: Any, client: Client) -> None:
+    """The repository's ``receive.maxInputSize``: a pack over it is refused (``unpacker error``, as by
+    git's own receive-pack of a copy), nothing lands; one under it goes through; a value git cannot
+    read refuses the push naming it."""
+    server: RunningServer = make_server("fs")
+    url, work = started_repo(server, client, "bounded", push=True)
+    (work / "big.bin").write_bytes(os.urandom(20_000))
+    client.git("add", "big.bin", cwd=work)
+    client.git("commit", "-qm", "big", cwd=work)
+    bare = server.root / "bounded.git"
+    client.git("--git-dir", str(bare), "config", "receive.maxInputSize", "10k")
+    copy = client.cwd / "copy.git"
+    client.run("cp", "-a", str(bare), str(copy))
+    packs = sorted(p.name for p in (bare / "objects" / "pack").iterdir())
+    ours = client.git("push", url, "HEAD:main", cwd=work, check=False)
+    theirs = client.git("push", f"file://{copy}", "HEAD:main", cwd=work, check=False)
+    assert ours.returncode == theirs.returncode == 1
+    assert _rejections(ours.stderr) == _rejections(theirs.stderr) == ["! [remote rejected] HEAD -> main (unpacker error)"]
+    assert "pack exceeds maximum allowed size (receive.maxInputSize = 10240 bytes)" in ours.stderr, ours.stderr
+    assert sorted(p.name for p in (bare / "objects" / "pack").iterdir()) == packs  # nothing kept
+    assert remote_refs(client, "default", url) == remote_refs(client, "default", f"file://{copy}")
+
+    client.git("--git-dir", str(bare), "config", "receive.maxInputSize", "lots")
+    refused = client.git("push", url, "HEAD:main", cwd=work, check=False)
+    assert "bad numeric config value 'lots' for 'receive.maxinputsize'" in refused.stderr, refused.stderr
+    client.git("--git-dir", str(bare), "config", "receive.maxInputSize", "1m")
+    client.git("push", "-q", url, "HEAD:main", cwd=work)
+    assert_consistent(server, client, "bounded")
 
 
 def test_receive_deny_current_branch_ignore_lets_the_checked_out_branch_move(

@@ -170,3 +170,15 @@ def test_limits_hold_on_both_paths() -> None:
         with pytest.raises(LimitExceeded, match="exceeds the limit"):
             for i in range(0, len(pack), step):
                 scanner.feed(pack[i:i + step])
+
+
+def test_a_lowered_pack_bound_refuses_a_larger_pack_naming_the_setting() -> None:
+    pack = PACKS["ref-delta"]
+    scanner = PackScanner()
+    scanner.limit(len(pack) - 1, "receive.maxInputSize = 10 bytes")
+    with pytest.raises(LimitExceeded, match=r"^pack exceeds maximum allowed size \(receive.maxInputSize = 10 bytes\)$"):
+        scanner.feed(pack)
+    fits = PackScanner(max_pack=1 << 20)
+    fits.limit(len(pack), "receive.maxInputSize")  # exactly the size: accepted
+    fits.limit(1 << 30, "a larger one")  # never raises the bound
+    assert fits.feed(pack) == len(pack) and fits.complete
