@@ -12,7 +12,7 @@ with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last) and
 ``incoming`` (after the commit, once per added changeset).  Each is a shell
 command run in the repository's root with ``HG_HOOKTYPE``, ``HG_HOOKNAME``,
 ``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>`` (``:<user>`` for
-HTTP), ``HG_TXNID`` and the nodes; what it writes reaches the client as
+HTTP), ``HG_TXNID``, ``HGPLAIN=1`` and the nodes; what it writes reaches the client as
 ``remote:`` lines, and a post-commit hook that fails is reported as hg reports
 it ("warning: changegroup.x hook exited with status 1").  Hooks of one type run
 in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.
@@ -113,7 +113,7 @@ class HgHooks:
              extra: Mapping[str, str] | None = None) -> int | None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
         env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HG_SOURCE="serve", HG_URL=self.url,
-                   HG_TXNID=self.txnid, HG_TXNNAME="serve")
+                   HG_TXNID=self.txnid, HG_TXNNAME="serve", HGPLAIN="1")
         if nodes:
             env["HG_NODE"] = nodes[0].hex()
             if hook.kind != "incoming":
@@ -155,8 +155,9 @@ def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> Hg
                 priorities[name[len(b"priority."):]] = int(value)
             except ValueError:
                 continue
+    # ``name:option`` (``run-with-plain``) is a hook's setting, not a hook (hook._hookitems)
     listed = [(name, value) for name, value in settings
-              if not name.startswith((b"priority.", b"tonative.")) and value.strip()]
+              if not name.startswith((b"priority.", b"tonative.")) and b":" not in name and value.strip()]
     ordered = sorted(enumerate(listed), key=lambda item: (-priorities.get(item[1][0], 0), item[0]))
     hooks = [HgHook(name.decode("utf-8", "replace"), value.decode("utf-8", "surrogateescape"))
              for _, (name, value) in ordered

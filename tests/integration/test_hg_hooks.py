@@ -55,7 +55,8 @@ def test_push_hooks_run_as_hg_serve_runs_them(make_server: Any, client: Client, 
     peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
     repo = _repo_with_hooks(client, server, """\
 prechangegroup.announce = echo "taking a push from $HG_URL ($HG_SOURCE)"
-changegroup.log = echo "$HG_HOOKTYPE $HG_HOOKNAME $HG_NODE $HG_NODE_LAST" >> changegroup.log; echo done
+changegroup.log = echo "$HG_HOOKTYPE $HG_HOOKNAME $HG_NODE $HG_NODE_LAST $HGPLAIN" >> changegroup.log; echo done
+changegroup.log:run-with-plain = 1
 incoming.each = echo "$HG_NODE" >> incoming.log
 changegroup.zfails = exit 3
 priority.changegroup.zfails = 10
@@ -69,7 +70,7 @@ outgoing.ignored = echo "never run for a push" >> outgoing.log
     assert said == [f"taking a push from {origin} (serve)", "adding changesets", "adding manifests",
                     "adding file changes", "added 3 changesets with 3 changes to 3 files",
                     "warning: changegroup.zfails hook exited with status 3", "done"], pushed  # priority first
-    assert (repo / "changegroup.log").read_text() == f"changegroup changegroup.log {nodes[0]} {nodes[-1]}\n"
+    assert (repo / "changegroup.log").read_text() == f"changegroup changegroup.log {nodes[0]} {nodes[-1]} 1\n"
     assert (repo / "incoming.log").read_text().split() == nodes
     assert not (repo / "outgoing.log").exists()
     client.hg("verify", "-q", "-R", str(repo))
