@@ -19,8 +19,8 @@ from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
-from protocols.errors import ProtocolError, UnsupportedFeature
-from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
+from protocols.errors import HgwireError, ProtocolError, UnsupportedFeature
+from protocols.hg_responses import BytesResponse, OobError, Outgoing, Response, StreamResponse
 
 Permission = Literal["pull", "push"]
 PULL: Permission = "pull"
@@ -238,8 +238,20 @@ def _clonebundles_manifest(repo: HgRepository, args: Args, ctx: CommandContext) 
 def _getbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     request = hg_exchange.parse_getbundle_args(args.extra)
     share_key = hg_exchange.clone_share_key(repo, args.extra, request)  # before the state is read
-    return StreamResponse(hg_exchange.getbundle(repo, request), prefer_uncompressed=request.stream,
-                          share_key=share_key, compressible_bundle=not request.stream)
+    chunks, outgoing = hg_exchange.getbundle(repo, request)
+    return StreamResponse(chunks, prefer_uncompressed=request.stream, share_key=share_key,
+                          compressible_bundle=not request.stream, outgoing=outgoing)
+
+
+def refused_pull(outgoing: Outgoing, message: str, transport: Transport) -> Response:
+    """The answer to a getbundle that a ``preoutgoing`` hook refused, as ``wireprotov1server.getbundle``
+    gives it: an ``error:abort`` part for a bundle2 client, else HTTP's out-of-band error; hg serve
+    over SSH cannot tell a bundle1 client and aborts the session (``HgwireError``)."""
+    if outgoing.bundle2:
+        return StreamResponse(hg_exchange.abort_bundle(message), prefer_uncompressed=True)
+    if transport is Transport.HTTP:
+        return OobError(message.encode("utf-8", "replace") + b"\n")
+    raise HgwireError(message)
 
 
 @command(b"stream_out", permission=PULL)

@@ -45,7 +45,7 @@ from protocols.errors import (
     UnsupportedContent,
     UnsupportedFeature,
 )
-from protocols.hg_responses import PushError, PushResponse, Response, StreamResponse
+from protocols.hg_responses import Outgoing, PushError, PushResponse, Response, StreamResponse
 
 SERVER_BUNDLE2_CAPS: Mapping[bytes, Sequence[bytes]] = {
     b2.MAGIC: (),
@@ -139,20 +139,28 @@ def parse_getbundle_args(args: Mapping[bytes, bytes]) -> GetbundleRequest:
 # ------------------------------------------------------------------ getbundle
 
 
-def getbundle(repo: HgRepository, request: GetbundleRequest) -> Iterator[bytes]:
-    """Stream the answer to getbundle: bundle2 parts, or a bare cg01 changegroup for a bundle1 client."""
+def getbundle(repo: HgRepository, request: GetbundleRequest) -> tuple[Iterator[bytes], Outgoing | None]:
+    """Stream the answer to getbundle: bundle2 parts, or a bare cg01 changegroup for a bundle1 client;
+    and the changesets its changegroup sends (None when it sends none)."""
     caps = request.bundle2_caps()
     if caps is None:
         check_full_bundle(repo, request)
         nodes = outgoing(repo, request)
+        sent = Outgoing(nodes[0], bundle2=False) if nodes else None
         # wireprotov1peer.getbundle reads a bare cg01 stream (no HG10 header) from such a client.
-        return b2.coalesce(encode_changegroup(repo.emit_groups(nodes, DeltaMode.PREVIOUS), b"01"))
+        return b2.coalesce(encode_changegroup(repo.emit_groups(nodes, DeltaMode.PREVIOUS), b"01")), sent
     try:
         check_full_bundle(repo, request)
-        parts = _getbundle_parts(repo, request, caps)
+        parts, first = _getbundle_parts(repo, request, caps)
     except HgwireError as exc:
-        parts = [_abort_part(exc.message, exc.hint)]
-    return b2.coalesce(b2.write_bundle2(parts))
+        parts, first = [_abort_part(exc.message, exc.hint)], None
+    return b2.coalesce(b2.write_bundle2(parts)), None if first is None else Outgoing(first, bundle2=True)
+
+
+def abort_bundle(message: str) -> Iterator[bytes]:
+    """A bundle2 answer that is one ``error:abort`` part: how ``wireprotov1server.getbundle``
+    answers a bundle2 client when making the bundle aborted (a ``preoutgoing`` hook refused)."""
+    return b2.write_bundle2([_abort_part(message)])
 
 
 FULL_BUNDLE_DISABLED = "server has pull-based clones disabled"
@@ -229,19 +237,25 @@ def outgoing(repo: HgRepository, request: GetbundleRequest) -> list[Node]:
 
 def _getbundle_parts(
     repo: HgRepository, request: GetbundleRequest, caps: Mapping[bytes, Sequence[bytes]]
-) -> list[b2.OutPart]:
+) -> tuple[list[b2.OutPart], Node | None]:
+    """The parts of a bundle2 answer, and the first changeset its changegroup sends (or None)."""
     heads = wire_heads(repo) if request.heads is None else request.heads
     parts: list[b2.OutPart] = []
+    first = None
     if request.stream:
         parts.append(_stream2_part(repo, caps))
     if request.cg:
-        parts.extend(_changegroup_part(repo, request, caps))
+        negotiated = negotiate_changegroup_version(caps)  # before outgoing, as hg aborts
+        nodes = outgoing(repo, request)
+        if nodes:
+            parts.append(_changegroup_part(repo, nodes, negotiated))
+            first = nodes[0]
     if request.bookmarks:
         parts.extend(_bookmarks_part(repo, caps))
     parts.extend(_listkeys_part(repo, ns) for ns in request.listkeys)
     if request.phases:
         parts.append(_phase_heads_part(repo, heads, caps))
-    return parts
+    return parts, first
 
 
 def negotiate_changegroup_version(caps: Mapping[bytes, Sequence[bytes]]) -> bytes | None:
@@ -255,23 +269,15 @@ def negotiate_changegroup_version(caps: Mapping[bytes, Sequence[bytes]]) -> byte
     return max(common)
 
 
-def _changegroup_part(
-    repo: HgRepository, request: GetbundleRequest, caps: Mapping[bytes, Sequence[bytes]]
-) -> list[b2.OutPart]:
-    negotiated = negotiate_changegroup_version(caps)
-    nodes = outgoing(repo, request)
-    if not nodes:
-        return []
+def _changegroup_part(repo: HgRepository, nodes: list[Node], negotiated: bytes | None) -> b2.OutPart:
     version = negotiated or b"01"
     mode = DeltaMode.PREVIOUS if version == b"01" else DeltaMode.ANY
-    return [
-        b2.OutPart(
-            b2.PART_CHANGEGROUP,
-            mandatory_params=[(b"version", version)] if negotiated else [],
-            advisory_params=[(b"nbchanges", b"%d" % len(nodes))],
-            payload=_lazy(lambda: encode_changegroup(repo.emit_groups(nodes, mode), version)),
-        )
-    ]
+    return b2.OutPart(
+        b2.PART_CHANGEGROUP,
+        mandatory_params=[(b"version", version)] if negotiated else [],
+        advisory_params=[(b"nbchanges", b"%d" % len(nodes))],
+        payload=_lazy(lambda: encode_changegroup(repo.emit_groups(nodes, mode), version)),
+    )
 
 
 def _lazy(make: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:

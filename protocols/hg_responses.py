@@ -10,12 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from backends.interfaces import Node
+
 
 @dataclass(frozen=True, slots=True)
 class BytesResponse:
     """A string response: SSH frames it as ``<len>\\n<data>``."""
 
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """The changesets a getbundle answer sends, for the repository's ``preoutgoing`` and
+    ``outgoing`` hooks (``changegroup.makestream`` runs them only when it makes a changegroup)."""
+
+    first: Node
+    """The first changeset sent: the ``outgoing`` hook's ``HG_NODE``."""
+    bundle2: bool
+    """The client reads bundle2: a refusal is an ``error:abort`` part (``wireprotov1server.getbundle``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,8 @@ class StreamResponse:
     generation of them (a clone): the same key means the same bytes, for one repository."""
     compressible_bundle: bool = False
     """A getbundle answer that SSH may compress inside its bundle2 (``hg_ssh.compressed_bundle2``)."""
+    outgoing: Outgoing | None = None
+    """A getbundle answer's changesets, when it sends any (the same for every request that shares it)."""
 
 
 @dataclass(frozen=True, slots=True)

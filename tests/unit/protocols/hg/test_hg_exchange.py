@@ -17,6 +17,7 @@ from protocols.changegroup import ChangegroupDecoder, StreamReader
 from protocols.errors import ProtocolError, StorageError, UnsupportedFeature
 from protocols.hg_exchange import (
     GetbundleRequest,
+    abort_bundle,
     clone_share_key,
     encode_bookmarks,
     encode_phase_heads,
@@ -26,7 +27,7 @@ from protocols.hg_exchange import (
     unbundle,
 )
 from protocols.hg_exchange import pushkey as hg_pushkey
-from protocols.hg_responses import PushError, PushResponse, StreamResponse
+from protocols.hg_responses import Outgoing, PushError, PushResponse, StreamResponse
 from protocols.hg_ssh import CommandRequest, ConnectionClosed, PushPayload, SshV1Server
 from protocols.hg_wire import url_quote
 
@@ -295,7 +296,7 @@ def request(**kwargs: bytes) -> GetbundleRequest:
 
 
 def bundle_parts(repo: FakeRepo, req: GetbundleRequest) -> list[tuple[b2.InPart, bytes]]:
-    return parts_of(b"".join(getbundle(repo, req)))
+    return parts_of(b"".join(getbundle(repo, req)[0]))
 
 
 def test_getbundle_stream2_part() -> None:
@@ -324,6 +325,21 @@ def test_getbundle_without_common_version_is_an_error_part() -> None:
     assert [p.type for p, _ in parts] == [b"error:abort"]
 
 
+def test_getbundle_names_the_first_changeset_it_sends() -> None:
+    """For the ``preoutgoing``/``outgoing`` hooks: only an answer with a changegroup sends changesets."""
+    repo = reference_repo()
+    nodes = repo.missing([], repo.heads())
+    assert getbundle(repo, request())[1] == Outgoing(nodes[0], bundle2=True)
+    heads = b" ".join(node.hex().encode() for node in repo.heads())
+    for nothing in (request(common=heads), request(cg=b"0", phases=b"1"), request(stream=b"1", cg=b"0")):
+        assert getbundle(repo, nothing)[1] is None
+
+
+def test_abort_bundle_is_one_error_part() -> None:
+    (part, _), = parts_of(b"".join(abort_bundle("preoutgoing.gate hook exited with status 1")))  # fmt: skip
+    assert (part.type, part.params) == (b"error:abort", {b"message": b"preoutgoing.gate hook exited with status 1"})
+
+
 def test_getbundle_listkeys_phases_and_publishing() -> None:
     repo = reference_repo()
     repo._publishing = True
@@ -336,7 +352,9 @@ def test_getbundle_listkeys_phases_and_publishing() -> None:
 
 def test_getbundle_for_a_bundle1_client_is_a_bare_cg01() -> None:
     repo = reference_repo()
-    data = b"".join(getbundle(repo, parse_getbundle_args({b"common": b"0" * 40})))
+    data, outgoing = getbundle(repo, parse_getbundle_args({b"common": b"0" * 40}))
+    data = b"".join(data)
+    assert outgoing == Outgoing(repo.missing([], repo.heads())[0], bundle2=False)
     loaded = FakeRepo()
     tx = loaded.transaction()
     tx.add_changegroup(ChangegroupDecoder(StreamReader(iter([data])), b"01").groups())
