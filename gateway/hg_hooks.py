@@ -1,6 +1,7 @@
-"""A Mercurial repository's ``[hooks]``, run for a push as ``hg serve`` runs them (``hg help config.hooks``).
+"""A Mercurial repository's ``[hooks]``, run for a push and for a pull as ``hg serve`` runs them
+(``hg help config.hooks``).
 
-Run: ``prechangegroup`` (before a pushed changegroup is applied; a non-zero
+Run for a push: ``prechangegroup`` (before a pushed changegroup is applied; a non-zero
 exit refuses the push), ``pretxnchangegroup`` and then ``pretxnclose`` (before
 the commit, with ``HG_PENDING``: the backend writes ``00changelog.i.a``,
 ``phaseroots.pending`` and ``bookmarks.pending`` so that the hook's own ``hg``
@@ -17,13 +18,25 @@ HTTP), ``HG_TXNID``, ``HGPLAIN=1`` and the nodes; what it writes reaches the cli
 it ("warning: changegroup.x hook exited with status 1").  Hooks of one type run
 in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.
 
+Run for a pull or clone whose answer sends changesets (``changegroup.makestream``:
+not a stream clone, not a pull with nothing to send): ``preoutgoing`` before the
+answer starts (a non-zero exit refuses it: the client gets hg's ``error:abort``,
+"abort: preoutgoing.x hook exited with status 1") and ``outgoing`` once it is
+sent (``HG_NODE`` the first changeset sent; a failure is a warning), with
+``HG_HOOKTYPE``, ``HG_HOOKNAME``, ``HG_SOURCE=serve`` and ``HGPLAIN=1`` (no
+``HG_URL``, no transaction: hg gives neither).  ``PullHooks`` runs them per client
+request, around the answer, so an answer shared with identical concurrent
+clones or kept by ``[clone_cache]`` still runs them once for every client.
+Their output goes to the client as ``remote:`` lines over SSH; over HTTP hg has
+no channel for it, and hgwire logs it.
+
 Not run: ``python:`` hooks (hgwire does not run Mercurial), and the other
 gating hooks (``pretxnopen``, ``pretxnclose-phase``, ``prepushkey``), whose
 arguments (each revision's old phase, …) hgwire does not track.  So that no check an operator relies on is skipped, a
 push to a repository that sets one of those (or a ``python:`` gate) is refused
-with a sentence naming it.
+with a sentence naming it, and so is a pull that sets a ``python:`` ``preoutgoing``.
 
-Blocking (the caller is in a worker thread); each hook runs at most ``git_hooks.HOOK_TIMEOUT``.
+Blocking (the caller is on ``gateway.threads.run_for_hooks``); each hook runs at most ``git_hooks.HOOK_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -38,11 +51,16 @@ from twisted.logger import Logger
 
 from backends.interfaces import HgRepository, Node
 from gateway import git_hooks
+from protocols.hg_responses import Outgoing, Response, StreamResponse
 
 log = Logger()
 
 RUN = ("prechangegroup", "pretxnchangegroup", "pretxnclose-bookmark", "pretxnclose", "changegroup", "incoming",
        "txnclose")
+PULL = ("preoutgoing", "outgoing")
+"""The hooks of a pull or clone that sends changesets (``changegroup.makestream``)."""
+ONE_NODE = ("incoming", "outgoing")
+"""Hooks given ``HG_NODE`` only, no ``HG_NODE_LAST``."""
 PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose-phase", "prepushkey")
 """Push-gating hooks hgwire cannot run faithfully: a push is refused while one is set."""
 GATES = ("prechangegroup", "pretxnchangegroup", "pretxnclose-bookmark", "pretxnclose")
@@ -70,8 +88,10 @@ class HgHooks:
 
     root: str
     hooks: Sequence[HgHook]
-    url: str
-    txnid: str = field(default_factory=lambda: "TXN:" + secrets.token_hex(20))
+    url: str | None
+    """``HG_URL``; None for a pull, whose hooks hg does not tell it."""
+    txnid: str | None = field(default_factory=lambda: "TXN:" + secrets.token_hex(20))
+    """``HG_TXNID``; None for a pull, which has no transaction."""
     output: list[bytes] = field(default_factory=list)
 
     def unsupported_gate(self) -> str | None:
@@ -79,6 +99,14 @@ class HgHooks:
         for hook in self.hooks:
             if hook.kind in PENDING_OR_PUSHKEY or (hook.kind in GATES and _is_python(hook)):
                 return (f"the repository's {hook.name} hook cannot be run by this server, so pushes are "
+                        "refused; ask the server administrator")
+        return None
+
+    def unsupported_pull_gate(self) -> str | None:
+        """Why a pull must be refused because a ``python:`` ``preoutgoing`` hook cannot be run, or None."""
+        for hook in self.hooks:
+            if hook.kind == "preoutgoing" and _is_python(hook):
+                return (f"the repository's {hook.name} hook cannot be run by this server, so pulls are "
                         "refused; ask the server administrator")
         return None
 
@@ -112,11 +140,14 @@ class HgHooks:
     def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None,
              extra: Mapping[str, str] | None = None) -> int | None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
-        env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HG_SOURCE="serve", HG_URL=self.url,
-                   HG_TXNID=self.txnid, HG_TXNNAME="serve", HGPLAIN="1")
+        env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HG_SOURCE="serve", HGPLAIN="1")
+        if self.url is not None:
+            env["HG_URL"] = self.url
+        if self.txnid is not None:
+            env.update(HG_TXNID=self.txnid, HG_TXNNAME="serve")
         if nodes:
             env["HG_NODE"] = nodes[0].hex()
-            if hook.kind != "incoming":
+            if hook.kind not in ONE_NODE:
                 env["HG_NODE_LAST"] = nodes[-1].hex()
         if pending is not None:
             env["HG_PENDING"] = pending
@@ -141,8 +172,9 @@ def _is_python(hook: HgHook) -> bool:
     return hook.command.lstrip().startswith("python:")
 
 
-def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> HgHooks | None:
-    """The repository's push hooks, or None when it has none (or keeps no hgrc: a memory repository)."""
+def _configured(repo: HgRepository, kinds: Sequence[str]) -> tuple[str, list[HgHook]] | None:
+    """The directory hooks run in and the repository's hooks of ``kinds`` in Mercurial's order,
+    or None when it has none (or keeps no hgrc: a memory repository)."""
     config = getattr(repo, "hook_config", None)
     found = config() if config is not None else None
     if found is None:
@@ -161,9 +193,59 @@ def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> Hg
     ordered = sorted(enumerate(listed), key=lambda item: (-priorities.get(item[1][0], 0), item[0]))
     hooks = [HgHook(name.decode("utf-8", "replace"), value.decode("utf-8", "surrogateescape"))
              for _, (name, value) in ordered
-             if name.split(b".", 1)[0].decode("ascii", "replace") in RUN + PENDING_OR_PUSHKEY]
-    if not hooks:
+             if name.split(b".", 1)[0].decode("ascii", "replace") in kinds]
+    return (root, hooks) if hooks else None
+
+
+def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> HgHooks | None:
+    """The repository's push hooks, or None when it has none (or keeps no hgrc: a memory repository)."""
+    found = _configured(repo, RUN + PENDING_OR_PUSHKEY)
+    if found is None:
         return None
+    root, hooks = found
     host = peer.rpartition(":")[0].strip("[]") if ":" in peer else peer
     url = f"remote:{scheme}:{quote(host)}" + (f":{quote(user or '')}" if scheme != "ssh" else "")  # as hg serve's
     return HgHooks(root, hooks, url)
+
+
+@dataclass(slots=True)
+class PullHooks:
+    """The ``preoutgoing`` and ``outgoing`` hooks of one request that sends changesets.
+
+    Run per request, around the answer: an answer shared with an identical
+    concurrent clone, or kept by ``[clone_cache]``, still runs them for each
+    client.  Blocking: call them on ``gateway.threads.run_for_hooks``.
+    """
+
+    hooks: HgHooks
+    outgoing: Outgoing
+
+    def before(self) -> str | None:
+        """Run ``preoutgoing``: why the pull is refused (hg's sentence), or None to send the answer."""
+        reason = self.hooks.unsupported_pull_gate()
+        if reason is not None:
+            return reason
+        try:
+            self.hooks.run("preoutgoing", throw=True)
+        except HookFailed as exc:
+            return str(exc)
+        return None
+
+    def after(self) -> None:
+        """Run ``outgoing`` once the answer is sent; a failure is a warning (hg's ``throw=False``)."""
+        self.hooks.run("outgoing", throw=False, nodes=[self.outgoing.first])
+
+    def take_output(self) -> bytes:
+        return self.hooks.take_output()
+
+
+def pull_hooks_of(repo: HgRepository, response: Response) -> PullHooks | None:
+    """The hooks to run around ``response``: None unless it sends changesets and the repository has
+    ``preoutgoing`` or ``outgoing`` hooks.  Blocking (reads the hgrc)."""
+    if not isinstance(response, StreamResponse) or response.outgoing is None:
+        return None
+    found = _configured(repo, PULL)
+    if found is None:
+        return None
+    root, hooks = found
+    return PullHooks(HgHooks(root, hooks, url=None, txnid=None), response.outgoing)

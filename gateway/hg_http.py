@@ -19,6 +19,10 @@ registers it.  One request runs one command of the shared table
 4. ``protocols.hg_http.render`` gives the content type and the body or a
    compressed stream, which ``IteratorProducer`` writes with backpressure
    (chunked encoding); a client that goes away stops and closes the stream.
+   An answer that sends changesets runs the repository's ``preoutgoing`` hooks
+   before it starts (a refusal is hg's ``error:abort``) and its ``outgoing``
+   hooks before the response ends, on the hooks' own threads; hg has no channel
+   for their output over HTTP, so it is logged.
 
 Errors before the answer starts are HTTP statuses whose reason phrase carries
 the message (hg prints ``abort: HTTP Error 403: <reason>``), with hgweb's
@@ -38,7 +42,8 @@ from twisted.web import server
 
 from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext
-from gateway.hg_session import PERMISSION_ACCESS
+from gateway.hg_hooks import PullHooks, pull_hooks_of
+from gateway.hg_session import PERMISSION_ACCESS, close_stream
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.policy import clone_cache, wire_settings
@@ -67,6 +72,9 @@ MAX_REASON = 200
 """Longest reason phrase: the message hg shows after ``HTTP Error <status>:``."""
 
 LIMITS = hg_http.HttpLimits()
+
+Answer = tuple[Response, PullHooks | None]
+"""A command's answer, and the repository's pull hooks to run around it."""
 
 HTTP_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Unauthorized, 401),
@@ -128,6 +136,8 @@ class HgHttpCommand:
         self._producer: IteratorProducer | None = None
         self.shared = ""
         """For a clone's stream: "started" (a new generation), "joined" (another request's) or "kept"."""
+        self._hooks: PullHooks | None = None
+        """The pull hooks of an answer that sends changesets, until ``outgoing`` has run."""
         self._gone = False
         # The body is ours: twisted.web closes request.content when the client goes
         # away, which would pull it from under a push that is running in the pool.
@@ -146,6 +156,7 @@ class HgHttpCommand:
             return
         d = self.front.authenticate(self.request).addCallback(lambda user: self._run(user, cmd))
         d.addBoth(self._close_body_then)
+        d.addCallback(self._gate)
         d.addCallback(lambda response: self._respond(response, cmd))
         d.addErrback(self._fail)
 
@@ -154,7 +165,7 @@ class HgHttpCommand:
         if content is not None:
             run_blocking(content.close)
 
-    def _close_body_then(self, result: Response) -> Response:
+    def _close_body_then(self, result: Answer) -> Answer:
         self._close_body()
         return result
 
@@ -179,7 +190,7 @@ class HgHttpCommand:
             raise PlainHttpPush("pushing over plain HTTP is refused; use https:// "
                                 "(or start hgwire with --allow-push-over-http)")
 
-    def _run(self, user: str | None, cmd: Command) -> defer.Deferred[Response]:
+    def _run(self, user: str | None, cmd: Command) -> defer.Deferred[Answer]:
         self.user = user
         self.check_permission(cmd.permission)
         if cmd.takes_payload:  # a push: the repository's hooks may hold it for minutes (``run_for_hooks``)
@@ -198,13 +209,14 @@ class HgHttpCommand:
                 raise Unauthorized(str(refusal)) from None
             raise
 
-    def _execute(self, cmd: Command) -> Response:
-        """In the pool: open the repository, read the arguments, run the command."""
+    def _execute(self, cmd: Command) -> Answer:
+        """In the pool: open the repository, read the arguments, run the command; the repository's
+        pull hooks come with an answer that sends changesets."""
         assert self.head is not None
         try:
             repo = self._open()
         except UnsupportedFeature as exc:  # a repository hgwire cannot serve: hg shows the reason
-            return OobError(exc.message.encode("utf-8", "replace"))
+            return OobError(exc.message.encode("utf-8", "replace")), None
         self._check_web_access(repo, cmd.permission)
         content = self.content
         prefix = b""
@@ -217,9 +229,35 @@ class HgHttpCommand:
         ctx = CommandContext(Transport.HTTP, self.check_permission, caps, payload,
                              bundle2_limits(self.front.authorizer), changegroup_limits(self.front.authorizer))
         try:
-            return hg_commands.dispatch(repo, cmd.name, hg_commands.bind_args(cmd, args), ctx)
+            response = hg_commands.dispatch(repo, cmd.name, hg_commands.bind_args(cmd, args), ctx)
         except UnsupportedFeature as exc:
-            return OobError(exc.message.encode("utf-8", "replace"))
+            return OobError(exc.message.encode("utf-8", "replace")), None
+        return response, pull_hooks_of(repo, response)
+
+    def _gate(self, answer: Answer) -> Response | defer.Deferred[Response]:
+        """Run the ``preoutgoing`` hooks (on the hooks' own threads) before the answer starts."""
+        response, hooks = answer
+        if hooks is None:
+            return response
+        return run_for_hooks(hooks.before).addCallback(lambda refusal: self._gated(response, hooks, refusal))
+
+    def _gated(self, response: Response, hooks: PullHooks, refusal: str | None) -> Response:
+        """The answer, or hg's refusal of it (``outgoing`` runs once the answer is sent)."""
+        self._log_hook_output(hooks)
+        if refusal is None:
+            self._hooks = hooks
+            return response
+        close_stream(response)
+        log.info("{proto} {command} {repo}: refused by a hook: {reason}", proto=PROTO, command=self.command,
+                 repo=self.route.repo, user=self.user, reason=refusal)
+        return hg_commands.refused_pull(hooks.outgoing, refusal, Transport.HTTP)
+
+    def _log_hook_output(self, hooks: PullHooks) -> None:
+        """hg has no channel for a pull's hook output over HTTP (hg serve prints it): log it."""
+        out = hooks.take_output()
+        if out:
+            log.info("{proto} {command} {repo}: the repository's hooks wrote: {output}", proto=PROTO,
+                     command=self.command, repo=self.route.repo, output=out.decode("utf-8", "replace").rstrip())
 
     def _check_web_access(self, repo: HgRepository, permission: Permission) -> None:
         """hgweb's ``checkauthz`` over the repository's ``[web]`` lists and ``allow-pull``, where set.
@@ -295,7 +333,20 @@ class HgHttpCommand:
         self._producer = IteratorProducer(stream, self)
         outcome = {"joined": "ok, from a running identical clone", "kept": "ok, from a kept identical clone"}.get(
             self.shared, "ok")
-        self._producer.start().addCallbacks(lambda _: self._done(outcome), self._stream_failed)
+        self._producer.start().addCallbacks(lambda _: self._sent(outcome), self._stream_failed)
+
+    def _sent(self, outcome: str) -> None:
+        """The whole answer is written: run ``outgoing`` (if it sent changesets), then end the response."""
+        hooks, self._hooks = self._hooks, None
+        if hooks is None:
+            self._done(outcome)
+            return
+        self._producer = None
+        d = run_for_hooks(hooks.after)
+        d.addCallback(lambda _: self._log_hook_output(hooks))
+        d.addErrback(lambda failure: log.failure("{proto} outgoing hooks of {repo}", failure, proto=PROTO,
+                                                 repo=self.route.repo))
+        d.addCallback(lambda _: self._done(outcome))
 
     # -- IConsumer for the producer: count what goes out ------------------------------------
 

@@ -7,6 +7,10 @@ the client's input paused, writes string replies and streams bundles with
 ``IteratorProducer``.  A push (``unbundle``) is different: the handler starts
 in the pool as soon as the push is accepted and reads the pushed bundle from a
 bounded queue that the reactor fills, so the bundle is never held whole.
+An answer that sends changesets runs the repository's ``preoutgoing`` hooks
+before it starts and its ``outgoing`` hooks once it is sent, on the hooks' own
+threads, before the next command (``hg_hooks.PullHooks``); what they write goes
+to stderr, which the client shows as ``remote:`` lines.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, Session, SessionContext
+from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
@@ -66,6 +71,13 @@ def open_hg_repo(ctx: SessionContext) -> HgRepository:
     if repo.kind is not Kind.HG:
         raise NotARepository(f"repository {ctx.repo_name} is not a Mercurial repository")
     return guard_hg_repository(repo, ctx)
+
+
+def close_stream(response: Response) -> None:
+    """Release an answer that will not be sent: its generator is closed in the pool."""
+    close = getattr(response.chunks, "close", None) if isinstance(response, StreamResponse) else None
+    if close is not None:
+        run_blocking(close)
 
 
 class PushQueue:
@@ -175,7 +187,44 @@ class HgServeSession(PumpedSession):
         if cmd is not None and cmd.takes_payload:
             self._start_push(request)
             return
-        self._run(self._reply, self._dispatch, request, self._context())
+        self._run(self._answered, self._answer, request, self._context())
+
+    def _answer(self, request: CommandRequest, ctx: CommandContext) -> tuple[Response, PullHooks | None]:
+        """In the pool: the command's answer, and the repository's pull hooks if it sends changesets."""
+        assert self.repo is not None
+        response = self._dispatch(request, ctx)
+        return response, pull_hooks_of(self.repo, response)
+
+    def _answered(self, answer: tuple[Response, PullHooks | None]) -> None:
+        response, hooks = answer
+        if hooks is None:
+            self._reply(response)
+            return
+        # hg runs preoutgoing before the first byte of the answer; on the hooks' own threads
+        self._run(lambda refusal: self._gated(response, hooks, refusal), hooks.before, runner=run_for_hooks)
+
+    def _gated(self, response: Response, hooks: PullHooks, refusal: str | None) -> None:
+        """Send the answer, or hg's refusal of it; what the hooks wrote goes first, as ``remote:`` lines."""
+        self._hook_output(hooks)
+        if refusal is None:
+            self._reply(response, lambda: self._run_outgoing(hooks))
+            return
+        close_stream(response)
+        self.outcome = f"refused: {refusal}"
+        self._reply(hg_commands.refused_pull(hooks.outgoing, refusal, Transport.SSH))
+
+    def _run_outgoing(self, hooks: PullHooks) -> None:
+        """The answer is sent: run ``outgoing`` before the next command, as hg serve does."""
+        self._run(lambda _: self._outgoing_done(hooks), hooks.after, runner=run_for_hooks)
+
+    def _outgoing_done(self, hooks: PullHooks) -> None:
+        self._hook_output(hooks)
+        self._resume()
+
+    def _hook_output(self, hooks: PullHooks) -> None:
+        out = hooks.take_output()
+        if out and not self._closed:
+            self.channel.write_stderr(out)
 
     def _dispatch(self, request: CommandRequest, ctx: CommandContext) -> Response:
         """Run one command in the pool; expected refusals become hg's out-of-band error."""
@@ -185,9 +234,9 @@ class HgServeSession(PumpedSession):
         except HgwireError as exc:
             return OobError(exc.message.encode("utf-8", "replace"))
 
-    def _reply(self, response: Response) -> None:
+    def _reply(self, response: Response, then: Callable[[], None] | None = None) -> None:
         share_key = response.share_key if isinstance(response, StreamResponse) else None
-        self._write_output(self.server.send(response), self._resume, share_key)
+        self._write_output(self.server.send(response), then or self._resume, share_key)
 
     def _write_output(self, out: SshOutput, then: Callable[[], None], share_key: bytes | None = None) -> None:
         if self._closed:

@@ -451,6 +451,11 @@ class GuardedHgRepository:
         lists = getattr(self._repo, "web_access", None)
         return lists() if lists is not None else {}
 
+    def hook_config(self) -> tuple[str, list[tuple[bytes, bytes]]] | None:
+        """The backend's ``[hooks]`` (``hg_hooks.pull_hooks_of``), if it keeps an hgrc."""
+        config = getattr(self._repo, "hook_config", None)
+        return config() if config is not None else None
+
     def stream_preferred(self) -> bool:
         """The backend's ``[server] preferuncompressed``, if it has one."""
         prefers = getattr(self._repo, "stream_preferred", None)

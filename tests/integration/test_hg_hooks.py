@@ -3,17 +3,23 @@ what each hook is given, what the client sees, and that a refusal leaves the rep
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.logger import formatEvent, globalLogPublisher
 
+from gateway.shared_streams import SHARED
 from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401 - a fixture
+from tests.integration.test_hg_shared_clones import hold_generation_until
 from tests.integration.test_hg_ssh import HgSsh
 
 
@@ -253,3 +259,200 @@ def test_pushes_waiting_on_hooks_do_not_hold_the_workers(make_server: Any, clien
         for push in pushes:
             push.communicate(timeout=30)
     assert all(push.returncode == 0 for push in pushes)
+
+
+# --- pulls and clones: preoutgoing and outgoing ------------------------------------------------
+
+FAKE_SSH = """\
+for arg; do last=$arg; done
+cd "$REAL_ROOT" && exec sh -c "$last"
+"""
+"""An ``ssh`` for the reference server: runs the remote command (``hg -R NAME serve --stdio``) here."""
+
+
+@contextlib.contextmanager
+def _real_hg_serve(client: Client, kind: str, repo: Path, tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    """A peer and URL of Mercurial's own server (``hg serve --stdio`` or ``hg serve``) for ``repo``."""
+    if kind == "ssh":
+        script = tmp_path / "fake-ssh"
+        script.write_text(FAKE_SSH)
+        peer = HgSsh(None, Client({**client.env, "REAL_ROOT": str(repo.parent)}, client.cwd),  # type: ignore[arg-type]
+                     f"sh {script}")
+        yield peer, f"ssh://reference/{repo.name}"
+        return
+    served = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "serve", "-R", str(repo), "-a", "127.0.0.1", "-p", "0"],
+                              env=client.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert served.stdout is not None
+        port = served.stdout.readline().rsplit(":", 1)[1].rstrip(")\n")  # "listening at ... (bound to H:P)"
+        yield HgHttp(None, client), f"http://127.0.0.1:{port}/"  # type: ignore[arg-type]
+    finally:
+        served.terminate()
+        served.wait(timeout=10)
+
+
+def _served_with_reference(kind: str, make_server: Callable[..., RunningServer], client: Client,
+                           ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, hooks: str, **settings: Any
+                           ) -> tuple[Any, str, Path, Path]:
+    """hgwire serving ``hooked`` (two changesets, these ``hooks``), its peer and URL, the repository,
+    and a copy of it for Mercurial's own server."""
+    if kind == "ssh":
+        server = make_server("fs", **ssh_server_settings(ssh_keys), **settings)
+        peer: Any = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    else:
+        server = make_server("fs", **_settings(htpasswd), **settings)
+        peer = HgHttp(server, client)
+    work, _ = _work(client, tmp_path, 2)
+    repo = server.root / "hooked"
+    client.hg("clone", "-q", "-U", str(work), str(repo))
+    (repo / ".hg" / "hgrc").write_text("[hooks]\n" + hooks)
+    reference = tmp_path / "reference" / "hooked"
+    shutil.copytree(repo, reference)
+    return peer, peer.url("hooked"), repo, reference
+
+
+def _seen(result: subprocess.CompletedProcess[str]) -> tuple[int, list[str], list[str], list[str]]:
+    """What the client printed: its status, the server's ``remote:`` lines, its own lines on standard
+    output (those naming the URL left out) and its standard error."""
+    out = result.stdout.splitlines()
+    return (result.returncode, [line for line in out if line.startswith("remote: ")],
+            [line for line in out if not line.startswith("remote: ") and "://" not in line],
+            result.stderr.splitlines())
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_failing_preoutgoing_hook_refuses_clones_and_pulls_as_hg_serve_does(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    peer, url, repo, reference = _served_with_reference(
+        kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+        'preoutgoing.gate = echo "no pulls on Fridays ($HG_SOURCE)"; exit 1\n')
+    empty = tmp_path / "empty"
+    client.hg("init", str(empty))
+    clone = peer.hg("clone", "-U", url, str(tmp_path / "refused"), check=False)
+    pull = peer.hg("pull", "-R", str(empty), url, check=False)
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        assert _seen(clone) == _seen(real.hg("clone", "-U", real_url, str(tmp_path / "hg-refused"), check=False))
+        assert _seen(pull) == _seen(real.hg("pull", "-R", str(empty), real_url, check=False))
+    for refused in (clone, pull):
+        assert refused.returncode == 255, refused
+        assert refused.stderr == ("remote: abort: preoutgoing.gate hook exited with status 1\n"
+                                  "abort: pull failed on remote\n"), refused
+        # over HTTP hg serve has no channel for it (hgwire logs it)
+        assert ("remote: no pulls on Fridays (serve)" in refused.stdout) == (kind == "ssh"), refused
+    assert not (tmp_path / "refused").exists()
+    assert client.hg("log", "-R", str(empty), "-T", "{node}\n").stdout == ""
+
+    (repo / ".hg" / "hgrc").write_text("[hooks]\npreoutgoing.gate = exit 0\n")
+    peer.hg("clone", "-q", "-U", url, str(tmp_path / "let-through"))
+    peer.hg("pull", "-q", "-R", str(empty), url)
+    assert len(client.hg("log", "-R", str(empty), "-T", "{node}\n").stdout.split()) == 2
+
+
+HOOK_ENV = "env | grep -E '^HG_|^HGPLAIN=' | sort"
+"""What a hook is told (hg serve also sets ``HG``, the path of its own ``hg``: hgwire has none)."""
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_outgoing_hooks_are_told_what_hg_serve_tells_them(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    """``preoutgoing`` and ``outgoing`` get hg's variables (``HG_NODE`` the first changeset sent,
+    ``HG_SOURCE=serve``; no ``HG_URL``, no transaction), and a failing ``outgoing`` is a warning."""
+    peer, url, repo, reference = _served_with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path, f"""\
+preoutgoing.env = {HOOK_ENV} >> pre.env; echo "preoutgoing says hi"
+outgoing.env = {HOOK_ENV} >> out.env
+outgoing.fails = echo "outgoing says hi"; exit 4
+""")
+    logged: list[str] = []
+    observer = lambda event: logged.append(formatEvent(event))
+    globalLogPublisher.addObserver(observer)
+    try:
+        clone = peer.hg("clone", "-U", url, str(tmp_path / "ours"))
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    if kind == "http":  # hg has no channel for it over HTTP: hgwire logs it
+        said = "\n".join(logged)
+        assert "preoutgoing says hi" in said and "warning: outgoing.fails hook exited with status 4" in said
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        theirs = real.hg("clone", "-U", real_url, str(tmp_path / "theirs"))
+    for name in ("pre.env", "out.env"):
+        assert (repo / name).read_text() == (reference / name).read_text(), name
+    first = client.hg("log", "-R", str(repo), "-r", "0", "-T", "{node}").stdout
+    assert (repo / "out.env").read_text().splitlines() == [
+        "HGPLAIN=1", "HG_HOOKNAME=outgoing.env", "HG_HOOKTYPE=outgoing", f"HG_NODE={first}", "HG_SOURCE=serve"]
+    assert _seen(clone) == _seen(theirs)  # where the remote lines fall among the others may differ
+    if kind == "ssh":
+        assert _seen(clone)[1] == ["remote: preoutgoing says hi", "remote: outgoing says hi",
+                                   "remote: warning: outgoing.fails hook exited with status 4"], clone
+
+    work = tmp_path / "work-hg"
+    (work / "more.txt").write_text("more\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "more")
+    client.hg("push", "-q", "-R", str(work), str(repo))
+    peer.hg("pull", "-q", "-R", str(tmp_path / "ours"), url)
+    tip = client.hg("log", "-R", str(repo), "-r", "tip", "-T", "{node}").stdout
+    assert (repo / "out.env").read_text().splitlines()[-2] == f"HG_NODE={tip}"
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_no_op_pulls_and_stream_clones_run_no_pull_hook(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    """hg runs them only around a changegroup: nothing to send, or a copy of the store, runs neither."""
+    hooks = 'preoutgoing.log = echo "pre" >> hooks.log\noutgoing.log = echo "out $HG_NODE" >> hooks.log\n'
+    peer, url, repo, reference = _served_with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                        hooks)
+    peer.hg("clone", "-q", "-U", "--stream", url, str(tmp_path / "streamed"))
+    peer.hg("pull", "-q", "-R", str(tmp_path / "streamed"), url)
+    peer.hg("pull", "-q", "-R", str(tmp_path / "work-hg"), url)
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        real.hg("clone", "-q", "-U", "--stream", real_url, str(tmp_path / "hg-streamed"))
+        real.hg("pull", "-q", "-R", str(tmp_path / "hg-streamed"), real_url)
+    assert not (reference / "hooks.log").exists()
+    assert not (repo / "hooks.log").exists()
+    assert client.hg("log", "-R", str(tmp_path / "streamed"), "-T", "{node}\n").stdout.count("\n") == 2
+    work = tmp_path / "work-hg"  # and a pull that gets something runs both
+    (work / "more.txt").write_text("more\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "more")
+    client.hg("push", "-q", "-R", str(work), str(repo))
+    peer.hg("pull", "-q", "-R", str(tmp_path / "streamed"), url)
+    tip = client.hg("log", "-R", str(repo), "-r", "tip", "-T", "{node}").stdout
+    assert (repo / "hooks.log").read_text() == f"pre\nout {tip}\n"
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_pull_hooks_run_for_each_clone_of_a_shared_or_kept_answer(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identical concurrent clones share one generation and ``[clone_cache]`` keeps it for the next:
+    the hooks still run once per clone."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[clone_cache]\nmax_bytes = 67108864\nmax_age = 600\n")
+    hooks = 'preoutgoing.log = echo "pre" >> hooks.log\noutgoing.log = echo "out $HG_NODE" >> hooks.log\n'
+    try:
+        peer, url, repo, _ = _served_with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                    hooks, config_file=str(policy))
+        before = (SHARED.started, SHARED.joined, SHARED.reused)
+        dests = [tmp_path / f"clone-{i}" for i in range(3)]
+        with monkeypatch.context() as patch, ThreadPoolExecutor(len(dests)) as clients:
+            hold_generation_until(patch, len(dests) - 1)
+            list(clients.map(lambda dest: peer.hg("clone", "-q", "-U", url, str(dest), timeout=90), dests))
+        peer.hg("clone", "-q", "-U", url, str(tmp_path / "later"))
+        assert (SHARED.started - before[0], SHARED.joined - before[1], SHARED.reused - before[2]) == (1, 2, 1)
+    finally:
+        SHARED.forget_kept()
+    first = client.hg("log", "-R", str(repo), "-r", "0", "-T", "{node}").stdout
+    assert sorted((repo / "hooks.log").read_text().splitlines()) == ["out " + first] * 4 + ["pre"] * 4
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_python_preoutgoing_hook_refuses_pulls(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                 htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    """hgwire cannot run it, and skipping the check would let through what it refuses."""
+    peer, url, repo, _ = _served_with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                "preoutgoing.py = python:some.module.hook\n")
+    refused = peer.hg("clone", "-U", url, str(tmp_path / "refused"), check=False)
+    assert refused.returncode == 255, refused
+    assert refused.stderr == ("remote: abort: the repository's preoutgoing.py hook cannot be run by this server, "
+                              "so pulls are refused; ask the server administrator\n"
+                              "abort: pull failed on remote\n"), refused
+    (repo / ".hg" / "hgrc").write_text("[hooks]\noutgoing.py = python:some.module.hook\n")
+    peer.hg("clone", "-q", "-U", url, str(tmp_path / "not-a-gate"))  # not run, and not a check
