@@ -7,10 +7,11 @@ Entry points for the backend integrator: :func:`open_repository`,
 
 Supported on disk: what ``hg init`` of Mercurial 6.x/7.x makes (revlogv1, store,
 fncache, dotencode, generaldelta, sparserevlog, share-safe, zstd or zlib
-chunks), legacy (non-generaldelta) revlogs, inline and split revlogs, and
-bookmarksinstore.  Refused with ``UnsupportedFeature`` ("unsupported repository
+chunks), legacy (non-generaldelta) revlogs, inline and split revlogs,
+bookmarksinstore and persistent-nodemap (left as hg wrote it: see
+``requirements.PERSISTENT_NODEMAP``).  Refused with ``UnsupportedFeature`` ("unsupported repository
 feature: X"): any other requirement (treemanifest, revlogv2, changelogv2,
-largefiles, lfs, narrowhg, shared, persistent-nodemap, internal phases, ...),
+largefiles, lfs, narrowhg, shared, internal phases, ...),
 repositories older than fncache+dotencode, and obsolescence markers.
 
 Module map: ``mpatch`` (bounded deltas), ``store`` (path encoding), ``revlog``

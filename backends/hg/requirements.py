@@ -19,6 +19,12 @@ SPARSEREVLOG = "sparserevlog"
 REVLOGV1 = "revlogv1"
 ZSTD = "revlog-compression-zstd"
 BOOKMARKS_IN_STORE = "bookmarksinstore"
+PERSISTENT_NODEMAP = "persistent-nodemap"
+"""A node-to-revision index on disk (``00changelog.n`` and its ``.nd`` data) that hg keeps for its non-inline
+changelog and manifest; a Rust-enabled hg creates repositories with it.  hgwire reads revlogs without it and
+leaves it as it is: hg checks its tip against the revlog and indexes the revisions after that tip in
+memory (``revlog._register_nodemap_info``), and its next write, or ``hg debugupdatecaches``, brings it up to
+date.  It is not a stream clone requirement (hg's server leaves it out of ``streamreqs`` too)."""
 
 SUPPORTED = frozenset(
     {
@@ -31,13 +37,14 @@ SUPPORTED = frozenset(
         SHARE_SAFE,
         ZSTD,
         BOOKMARKS_IN_STORE,
+        PERSISTENT_NODEMAP,
         # Working-copy only: a server never reads or writes the dirstate.
         "dirstate-v2",
         "dirstate-tracked-key-v1",
     }
 )
 """Everything else (treemanifest, revlogv2, changelogv2, largefiles, lfs,
-narrowhg, shared, persistent-nodemap, internal phases, ...) is refused."""
+narrowhg, shared, internal phases, ...) is refused."""
 
 WORKING_COPY_DEFAULT = (SHARE_SAFE,)
 STORE_DEFAULT = (DOTENCODE, FNCACHE, GENERALDELTA, ZSTD, REVLOGV1, SPARSEREVLOG, STORE)

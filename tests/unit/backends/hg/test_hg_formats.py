@@ -88,7 +88,7 @@ def test_chunk_headers() -> None:
 
 
 @pytest.mark.parametrize("feature", ["treemanifest", "revlogv2", "changelogv2", "largefiles", "lfs", "narrowhg",
-                                     "shared", "persistent-nodemap"])
+                                     "shared", "internal-phase-2"])
 def test_unknown_requirements_are_refused(feature: str) -> None:
     with pytest.raises(UnsupportedFeature, match=f"unsupported repository feature: {feature}"):
         reqs.check(set(reqs.STORE_DEFAULT) | {feature})
