@@ -7,13 +7,16 @@ the commit, with ``HG_PENDING``: the backend writes ``00changelog.i.a``,
 ``phaseroots.pending`` and ``bookmarks.pending`` so that the hook's own ``hg``
 sees the push; a non-zero exit refuses it; between them ``pretxnclose-bookmark``
 once per moved bookmark, with ``HG_BOOKMARK``, ``HG_NODE`` and ``HG_OLDNODE``,
-empty for a created or deleted one), ``txnclose`` (after the commit),
-``changegroup`` (once, after the push is committed,
+empty for a created or deleted one, and ``HG_NODE_LAST`` the last pushed changeset), ``txnclose``
+(after the commit), ``changegroup`` (once, after the push is committed,
 with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last) and
 ``incoming`` (after the commit, once per added changeset).  Each is a shell
 command run in the repository's root with ``HG_HOOKTYPE``, ``HG_HOOKNAME``,
 ``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>`` (``:<user>`` for
-HTTP), ``HG_TXNID``, ``HGPLAIN=1`` and the nodes; what it writes reaches the client as
+HTTP), ``HG_TXNID``, ``HGPLAIN=1``, the nodes, and what hg's ``tr.hookargs`` add
+(``GuardedTransaction.hookargs``: ``HG_BUNDLE2=1`` for every hook of a bundle2 push;
+``HG_BOOKMARK_MOVED``/``HG_PHASES_MOVED`` for ``pretxnclose-bookmark``, ``pretxnclose`` and
+``txnclose``, which runs first after the commit); what it writes reaches the client as
 ``remote:`` lines, and a post-commit hook that fails is reported as hg reports
 it ("warning: changegroup.x hook exited with status 1").  Hooks of one type run
 in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.

@@ -231,6 +231,9 @@ class GuardedTransaction:
         self._branch_heads: Mapping[bytes, Sequence[Node]] | None = None
         self._branches: dict[Node, tuple[bytes, bool]] = {}
         self._added: list[Node] = []
+        self.hookargs: dict[str, str] = {}
+        """What every hook of this push is told besides its own arguments, as hg's ``tr.hookargs``:
+        ``bundle2`` (set by the caller for a bundle2 push)."""
 
     def _refuse(self, reason: str) -> NoReturn:
         self._refusal = reason
@@ -242,7 +245,7 @@ class GuardedTransaction:
         if self._hooks is not None:
             self._gate()
             try:
-                self._hooks.run("prechangegroup", throw=True)
+                self._hooks.run("prechangegroup", throw=True, extra=self.hookargs)
             except hg_hooks.HookFailed as exc:
                 self._refuse(str(exc))
             finally:  # what it said comes before hg's "adding changesets"
@@ -335,9 +338,11 @@ class GuardedTransaction:
         reason = self._branch_refusal()
         if reason is not None:
             self._refuse(reason)  # the caller aborts: nothing of the push lands
+        closing: Mapping[str, str] = {}
         if self._hooks is not None:
             self._gate()
             self._pending_gates(self._hooks)
+            closing = self._closing_args()  # before the commit: what it moves is then on disk
         self._tx.commit()
         after = self._repo.heads()
         if after != self._heads_before:
@@ -345,29 +350,48 @@ class GuardedTransaction:
                                                  " ".join(n.hex() for n in after)))
         audit.record(self._ctx, "push", self._changes, audit.OK)
         if self._hooks is not None:
-            self._committed_hooks(self._hooks)
+            self._committed_hooks(self._hooks, closing)
 
     def _pending_gates(self, hooks: hg_hooks.HgHooks) -> None:
-        """Mercurial's order before the commit: pretxnchangegroup, each bookmark, pretxnclose."""
+        """Mercurial's order before the commit: pretxnchangegroup, each bookmark, pretxnclose.
+
+        As in hg, the last two are also told what the transaction moved (``HG_BOOKMARK_MOVED``,
+        ``HG_PHASES_MOVED``), and a bookmark's hook the last pushed changeset (``HG_NODE_LAST``).
+        """
         if self._added and hooks.has("pretxnchangegroup"):
-            self._pending_gate(hooks, "pretxnchangegroup")
+            self._pending_gate(hooks, "pretxnchangegroup", self._added, self.hookargs)
+        closing = self._closing_args()
         if hooks.has("pretxnclose-bookmark"):
+            last = {"node_last": self._added[-1].hex()} if self._added else {}
             for name, (old, new) in sorted(self._moved_marks.items()):
                 if old != new:
-                    self._pending_gate(hooks, "pretxnclose-bookmark", {
-                        "bookmark": name.decode("utf-8", "surrogateescape"), "node": _hex(new), "oldnode": _hex(old)})
+                    self._pending_gate(hooks, "pretxnclose-bookmark", (), {
+                        **closing, **last, "bookmark": name.decode("utf-8", "surrogateescape"), "node": _hex(new),
+                        "oldnode": _hex(old)})
         if hooks.has("pretxnclose"):
-            self._pending_gate(hooks, "pretxnclose")
+            self._pending_gate(hooks, "pretxnclose", self._added, closing)
 
-    def _committed_hooks(self, hooks: hg_hooks.HgHooks) -> None:
-        """After the commit: changegroup once and incoming per changeset (if any were added), txnclose."""
+    def _closing_args(self) -> dict[str, str]:
+        """``hookargs`` and what the transaction moved, as hg's closing hooks get them."""
+        args = dict(self.hookargs)
+        if any(old != new for old, new in self._moved_marks.values()):
+            args["bookmark_moved"] = "1"
+        phases_moved = getattr(self._tx, "phases_moved", None)  # optional: a backend may not tell
+        if phases_moved is not None and phases_moved():
+            args["phases_moved"] = "1"
+        return args
+
+    def _committed_hooks(self, hooks: hg_hooks.HgHooks, closing: Mapping[str, str]) -> None:
+        """After the commit, in hg's order: txnclose, then changegroup once and incoming per changeset
+        (if any were added)."""
+        hooks.run("txnclose", throw=False, nodes=self._added, extra=closing)
         if self._added:
-            hooks.run("changegroup", throw=False, nodes=self._added)
+            hooks.run("changegroup", throw=False, nodes=self._added, extra=self.hookargs)
             for node in self._added:
-                hooks.run("incoming", throw=False, nodes=[node])
-        hooks.run("txnclose", throw=False, nodes=self._added)
+                hooks.run("incoming", throw=False, nodes=[node], extra=self.hookargs)
 
-    def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str, extra: Mapping[str, str] | None = None) -> None:
+    def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str, nodes: Sequence[Node],
+                      extra: Mapping[str, str]) -> None:
         """Let the ``kind`` hooks read the push as it would commit (``HG_PENDING``) and refuse it."""
         if self._pending is None:  # once for all the gates of this commit: nothing changes between them
             write_pending = getattr(self._tx, "write_pending", None)
@@ -377,7 +401,7 @@ class GuardedTransaction:
             self._refuse(f"the repository's {kind} hook cannot be run by this storage backend, "
                          "so pushes are refused; ask the server administrator")
         try:
-            hooks.run(kind, throw=True, nodes=() if extra else self._added, pending=pending, extra=extra)
+            hooks.run(kind, throw=True, nodes=nodes, pending=pending, extra=extra)
         except hg_hooks.HookFailed as exc:
             self._refuse(str(exc))
 

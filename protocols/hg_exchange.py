@@ -670,6 +670,9 @@ def _unbundle2(
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
 ) -> Response:
     tx = repo.transaction(cg_limits.max_text)
+    hookargs = getattr(tx, "hookargs", None)  # optional: a transaction that runs the repository's hooks
+    if hookargs is not None:
+        hookargs["bundle2"] = "1"  # as hg's bundle2.applybundle tells every hook of the push
     op = _PushOperation(repo, tx, their_heads, cg_limits=cg_limits)
     try:
         for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():

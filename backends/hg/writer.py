@@ -390,6 +390,10 @@ class Transaction:
             prefix = b"\n"
         store.append(b"fncache", prefix + b"".join(lines))
 
+    def phases_moved(self) -> bool:
+        """Whether committing rewrites ``phaseroots`` (hg's ``phases_moved`` hook argument)."""
+        return self._phaseroots_data() is not None
+
     def _phaseroots_data(self) -> bytes | None:
         """The new ``phaseroots``, or None when the phases are the ones it already implies."""
         if self.phases is None:

@@ -4,6 +4,7 @@ what each hook is given, what the client sees, and that a refusal leaves the rep
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import shutil
 import subprocess
@@ -456,3 +457,38 @@ def test_a_python_preoutgoing_hook_refuses_pulls(make_server: Any, client: Clien
                               "abort: pull failed on remote\n"), refused
     (repo / ".hg" / "hgrc").write_text("[hooks]\noutgoing.py = python:some.module.hook\n")
     peer.hg("clone", "-q", "-U", url, str(tmp_path / "not-a-gate"))  # not run, and not a check
+
+
+PUSH_HOOKS = ("prechangegroup", "pretxnchangegroup", "pretxnclose-bookmark", "pretxnclose", "changegroup",
+              "incoming", "txnclose")
+VARYING = ("HG_TXNID", "HG_PENDING", "HG_URL")
+"""Told differently by each server run: a random transaction id, the pending root, the client's address."""
+
+
+@pytest.mark.parametrize(("kind", "publish"), [("ssh", False), ("http", False), ("ssh", True)])
+def test_push_hooks_are_told_what_hg_serve_tells_them(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str,
+        publish: bool) -> None:
+    """The same push (changesets, a bookmark, phases) to hgwire and to Mercurial's own server on a
+    copy: every push hook gets the same variables, but for those ``VARYING`` ones, which only must be set."""
+    hooks = "".join(f"{name}.env = (echo '-- {name}'; {HOOK_ENV}) >> hooks.env\n" for name in PUSH_HOOKS)
+    peer, url, repo, reference = _served_with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                        hooks)
+    for target in (repo, reference):
+        (target / ".hg" / "hgrc").write_text(  # [web]: hg serve takes pushes over plain HTTP from anyone
+            f"[phases]\npublish = {publish}\n[web]\npush_ssl = False\nallow-push = *\n[hooks]\n{hooks}")
+    work = tmp_path / "work-hg"
+    for i in range(2):
+        (work / f"push{i}.txt").write_text(f"{i}\n")
+        client.hg("commit", "-q", "-A", "-R", str(work), "-m", f"push {i}")
+    client.hg("bookmark", "-R", str(work), "-r", "tip", "feature")
+    push_url = peer.push_url("hooked") if kind == "http" else url
+    peer.hg("push", "-q", "-B", "feature", "-R", str(work), push_url)
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        real.hg("push", "-q", "-B", "feature", "-R", str(work), real_url)
+
+    def told(path: Path) -> list[str]:
+        lines = (path / "hooks.env").read_text().splitlines()
+        return [line.split("=", 1)[0] + "=*" if line.split("=", 1)[0] in VARYING else line for line in lines]
+
+    assert told(repo) == told(reference), "\n".join(difflib.unified_diff(told(repo), told(reference), lineterm=""))
