@@ -310,11 +310,15 @@ class DulwichGitRepository:
             raise StorageError(str(exc)) from None
 
     def hook_location(self) -> HookLocation | None:
-        """Where this repository's receive hooks are: on disk only (``core.hooksPath`` or ``hooks/``)."""
+        """Where this repository's receive hooks are: on disk only (``core.hooksPath`` or ``hooks/``).
+
+        They run in the git directory, also of a repository with a working tree, as git's
+        receive-pack runs them (a relative ``core.hooksPath`` is taken from there too).
+        """
         git_dir = self._disk_git_dir()
         if git_dir is None:
             return None
-        cwd = git_dir if self.bare else os.path.dirname(git_dir.rstrip(os.sep))
+        cwd = git_dir
         config = self._config()
         try:
             configured = config.get((b"core",), b"hookspath") if config is not None else b""

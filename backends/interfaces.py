@@ -113,7 +113,7 @@ class GitRepository(Protocol):
 @dataclass(frozen=True, slots=True)
 class HookLocation:
     """Where a git repository's receive hooks are and run: ``hooks_dir``, the directory they run
-    in (the working tree, or a bare repository's git directory) and the git directory."""
+    in (the git directory, as git's receive-pack runs them) and the git directory."""
 
     hooks_dir: str
     cwd: str

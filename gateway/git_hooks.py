@@ -9,11 +9,10 @@ moved, ``post-receive`` gets the same lines for the updates that succeeded and
 
 A hook is the executable file of that name in the repository's ``hooks``
 directory, or in ``core.hooksPath`` when the config sets it (relative to the
-directory hooks run in).  Hooks run with the repository's working tree, or for a
-bare repository its git directory, as the current directory, with ``GIT_DIR``
-set, the push options in ``GIT_PUSH_OPTION_COUNT``/``GIT_PUSH_OPTION_<n>`` when
-the client sent any, and ``REMOTE_USER`` / ``REMOTE_ADDR`` when hgwire knows
-them.  What a hook writes (standard output and error together) is kept for the
+directory hooks run in).  Hooks run in the git directory (also of a repository with a
+working tree), with ``GIT_DIR=.``, as git's receive-pack runs them, for ``pre-receive`` and ``post-receive`` the push options in ``GIT_PUSH_OPTION_COUNT``
+(0 without any) and ``GIT_PUSH_OPTION_<n>``, as git's receive-pack tells them, and
+``REMOTE_USER`` / ``REMOTE_ADDR`` when hgwire knows them.  What a hook writes (standard output and error together) is kept for the
 client, who sees it as ``remote:`` lines.
 
 Blocking: run in the worker pool.  A hook that runs longer than ``HOOK_TIMEOUT``
@@ -39,6 +38,9 @@ HOOK_TIMEOUT = 300.0
 HOOK_NAMES = ("pre-receive", "update", "post-receive", "post-update")
 MAX_OUTPUT = 1 << 20
 """Bytes of one push's hook output kept for the client; the rest is cut with a note."""
+TOLD_OPTIONS = ("pre-receive", "post-receive")
+"""The hooks git's receive-pack tells the push options (``run_receive_hook``); ``update`` and
+``post-update`` are not told them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +103,7 @@ class GitHooks:
         if path is None:
             return None
         try:
-            status, out = run_hook_process([path, *args], self.location.cwd, self._env(), stdin)
+            status, out = run_hook_process([path, *args], self.location.cwd, self._env(name in TOLD_OPTIONS), stdin)
         except OSError as exc:
             self._keep(f"error: cannot run {name} hook: {exc.strerror or exc}\n".encode())
             log.error("cannot run hook {hook}: {error}", hook=path, error=str(exc))
@@ -115,18 +117,20 @@ class GitHooks:
             log.info("hook {hook} exited with {status}", hook=path, status=status)
         return status
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, told_options: bool) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_PUSH_OPTION_")}
-        env["GIT_DIR"] = self.location.git_dir
+        # as git's receive-pack: relative to where the hook runs (the git directory, so ".")
+        env["GIT_DIR"] = os.path.relpath(self.location.git_dir, self.location.cwd)
         for key in ("REMOTE_USER", "REMOTE_ADDR"):
             env.pop(key, None)
         if self.context.user:
             env["REMOTE_USER"] = self.context.user
         if self.context.address:
             env["REMOTE_ADDR"] = self.context.address
-        if self.context.options is not None:
-            env["GIT_PUSH_OPTION_COUNT"] = str(len(self.context.options))
-            for i, option in enumerate(self.context.options):
+        if told_options:  # as git's run_receive_hook: a count (0 without options) and each option
+            options = self.context.options or ()
+            env["GIT_PUSH_OPTION_COUNT"] = str(len(options))
+            for i, option in enumerate(options):
                 env[f"GIT_PUSH_OPTION_{i}"] = option.decode("utf-8", "surrogateescape")
         return env
 

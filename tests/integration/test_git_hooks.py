@@ -7,6 +7,7 @@ the same ``remote:`` lines, and a declined push must leave no pack behind.
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import subprocess
@@ -17,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from backends.interfaces import Kind
 from gateway import git_hooks
+from gateway.git_hooks import HOOK_NAMES
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
 from tests.integration.test_git_daemon import assert_consistent, commit, remote_refs, started_repo
 from tests.integration.test_git_transports import TRANSPORTS, TransportServer
@@ -182,3 +185,50 @@ while [ ! -e "{flag}" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
     assert all(push.returncode == 0 for push in pushes)
     assert {f"refs/heads/b{i}" for i in range(count)} <= set(remote_refs(client, "default", url))
     assert_consistent(server, client, "busy")
+
+
+ENV_HOOK = """#!/bin/sh
+(echo "-- $(basename "$0") $* in $(basename "$(pwd)")"; env | grep -E '^GIT_' | sort) >> "$GIT_DIR/hooks.env"
+"""
+
+
+@pytest.mark.parametrize(("options", "bare"), [((), True), (("ci.skip", "reviewer=bob"), True), ((), False)])
+def test_receive_hooks_are_told_what_git_tells_them(make_server: Any, client: Client, options: tuple[str, ...],
+                                                    bare: bool) -> None:
+    """The same push to hgwire and to git's own receive-pack (``file://``) of a copy: each hook, its
+    arguments, ``GIT_DIR`` and the push options are the same (not compared: git's quarantine
+    variables, as hgwire has no quarantine directory, see README *Status*, and what each process
+    inherits from its parent)."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    if bare:
+        server.backend.create("told", Kind.GIT)
+    else:  # a repository with a working tree: its hooks run in .git all the same
+        client.git("init", "-q", "-b", "trunk", str(server.root / "told"))
+        client.git("-C", str(server.root / "told"), "config", "receive.denyCurrentBranch", "ignore")
+    url = server.git_url("told")
+    work = client.cwd / "told"
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    ours_dir = server.root / ("told.git" if bare else "told/.git")
+    copy = client.cwd / "copy" / ("told.git" if bare else "told")
+    client.run("mkdir", "-p", str(copy.parent))
+    client.run("cp", "-a", str(ours_dir if bare else ours_dir.parent), str(copy))
+    copy_dir = copy if bare else copy / ".git"
+    client.git("--git-dir", str(copy_dir), "config", "receive.advertisePushOptions", "true")  # hgwire's default
+    for git_dir in (ours_dir, copy_dir):
+        for name in HOOK_NAMES:
+            (git_dir / "hooks" / name).write_text(ENV_HOOK)
+            (git_dir / "hooks" / name).chmod(0o755)
+    commit(client, work, "b.txt", "b\n", "b")
+    flags = [f"--push-option={o}" for o in options]
+    client.git("push", "-q", *flags, url, "HEAD:main", "HEAD:side", cwd=work)
+    client.git("push", "-q", *flags, f"file://{copy}", "HEAD:main", "HEAD:side", cwd=work)
+
+    def told(git_dir: Path) -> list[str]:  # what receive-pack sets, not what the process inherits
+        lines = (git_dir / "hooks.env").read_text().splitlines()
+        return [line for line in lines if line.startswith(("-- ", "GIT_DIR=", "GIT_PUSH_OPTION_"))]
+
+    ours, theirs = told(ours_dir), told(copy_dir)
+    assert [line for line in theirs if line.startswith("GIT_DIR=")] == ["GIT_DIR=."] * 5
+    assert ours == theirs, "\n".join(difflib.unified_diff(ours, theirs, lineterm=""))

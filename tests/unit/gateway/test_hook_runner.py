@@ -40,7 +40,7 @@ def test_the_hooks_see_what_git_gives_them(tmp_path: Path, monkeypatch: pytest.M
     hooks.post_receive(updates[:1])
     assert hooks.take_output().decode().splitlines() == [
         f"{'1' * 40} {'2' * 40} refs/heads/main", f"{'0' * 40} {'2' * 40} refs/heads/no",
-        f"dir={tmp_path} user=alice addr=10.0.0.1", "options=1 ci.skip ",
+        "dir=. user=alice addr=10.0.0.1", "options=1 ci.skip ",  # GIT_DIR relative, as git's
         f"update refs/heads/main {'1' * 40} {'2' * 40}", f"update refs/heads/no {'0' * 40} {'2' * 40}",
         "error: hook declined to update refs/heads/no",
         f"{'1' * 40} {'2' * 40} refs/heads/main", "post-update refs/heads/main"]
@@ -48,9 +48,13 @@ def test_the_hooks_see_what_git_gives_them(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_no_push_options_without_the_capability(tmp_path: Path) -> None:
-    hooks = _hooks(tmp_path, {"pre-receive": 'echo "count=${GIT_PUSH_OPTION_COUNT-unset}"\n'})
-    assert hooks.pre_receive([RefUpdate(b"refs/heads/main", OLD, NEW)])
-    assert hooks.take_output() == b"count=unset\n"
+    """As git's receive-pack: a count of 0 for pre-receive and post-receive, nothing for update."""
+    told = 'echo "$(basename $0) count=${GIT_PUSH_OPTION_COUNT-unset}"\n'
+    hooks = _hooks(tmp_path, {"pre-receive": told, "update": told, "post-receive": told})
+    update = RefUpdate(b"refs/heads/main", OLD, NEW)
+    assert hooks.pre_receive([update]) and hooks.update(update)
+    hooks.post_receive([update])
+    assert hooks.take_output() == b"pre-receive count=0\nupdate count=unset\npost-receive count=0\n"
 
 
 def test_missing_and_non_executable_hooks_accept(tmp_path: Path) -> None:
