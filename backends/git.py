@@ -294,6 +294,27 @@ class DulwichGitRepository:
             deny_current_branch=_deny_action(last(b"denycurrentbranch"), "receive.denycurrentbranch"),
         )
 
+    def http_service_enabled(self, service: str) -> bool | None:
+        """git http-backend's ``http.uploadpack`` / ``http.receivepack`` for ``git-upload-pack`` /
+        ``git-receive-pack``; None when the config does not set it.
+
+        A value git would not read refuses the request (``StorageError``, whose sentence the client sees).
+        """
+        key = {"git-upload-pack": b"uploadpack", "git-receive-pack": b"receivepack"}.get(service)
+        config = self._config()
+        if key is None or config is None:
+            return None
+        try:
+            values = list(config.get_multivar((b"http",), key))
+        except KeyError:
+            return None
+        if not values:
+            return None
+        try:
+            return _git_bool(bytes(values[-1]), f"http.{key.decode()}")
+        except ConfigValueError as exc:
+            raise StorageError(str(exc)) from None
+
     def receive_max_input_size(self) -> int:
         """``receive.maxInputSize``: the largest pack a push may send, in bytes (0: no bound of its own).
 

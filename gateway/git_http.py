@@ -127,7 +127,8 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
         read_only=config.read_only,
         create_on_push=config.create_on_push,
         protocol_version=protocol_version(parse_git_protocol(git_protocol)),
-        extra={"git_protocol": git_protocol.decode("ascii", "replace")} if git_protocol else {},
+        extra={"http_service": route.service,
+               **({"git_protocol": git_protocol.decode("ascii", "replace")} if git_protocol else {})},
         authorizer=front.authorizer,
     )
 

@@ -36,7 +36,14 @@ from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_archive, git_caps, git_receive, git_upload, git_v2
-from protocols.errors import NotARepository, ProtocolError, ReadOnly, RepositoryNotFound, UnsupportedFeature
+from protocols.errors import (
+    NotARepository,
+    PermissionDenied,
+    ProtocolError,
+    ReadOnly,
+    RepositoryNotFound,
+    UnsupportedFeature,
+)
 from protocols.git_request import Service, parse_service
 from protocols.pktline import Signal
 
@@ -70,6 +77,11 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
         audit.created(ctx, "git")
     if repo.kind is not Kind.GIT:
         raise NotARepository(f"'{ctx.repo_name}' is not a git repository")
+    service = ctx.extra.get("http_service")
+    if service is not None:  # git http-backend's http.uploadpack / http.receivepack: they only narrow
+        enabled = getattr(repo, "http_service_enabled", None)
+        if enabled is not None and enabled(service) is False:
+            raise PermissionDenied(f"Service not enabled: '{service.removeprefix('git-')}'")
     return repo
 
 

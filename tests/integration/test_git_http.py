@@ -182,3 +182,42 @@ def test_concurrent_pushes_one_wins(web: RunningServer, client: Client, round_: 
     client.git("fsck", "--full", cwd=check)
     if web.backend_name == "fs":
         client.git("--git-dir", str(web.repo_path("race.git")), "fsck", "--full")
+
+
+def test_http_uploadpack_and_receivepack_of_the_config_turn_services_off(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """git http-backend's ``http.uploadpack`` / ``http.receivepack`` of the repository's config:
+    ``false`` answers the advertisement with 403 "Service not enabled" over HTTP, where git asks
+    first, and a POST with it in git's ``ERR`` (git:// is not concerned); ``true`` never turns on
+    what hgwire's own rules refuse."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", http=[LOOPBACK], git=[LOOPBACK], htpasswd=str(htpasswd), create_on_push=True)
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    _commit(client, work, "a.txt", "a\n")
+    client.git("push", "-q", _url(server, "svc.git", "alice:s3cret"), "main", cwd=work)
+    bare = server.root / "svc.git"
+
+    client.git("--git-dir", str(bare), "config", "http.receivepack", "false")
+    _commit(client, work, "b.txt", "b\n")
+    refused = client.git("push", _url(server, "svc.git", "alice:s3cret"), "main", cwd=work, check=False)
+    assert refused.returncode != 0 and "returned error: 403" in refused.stderr, refused.stderr
+    status, _, body = _raw(server, "GET", "/svc.git/info/refs?service=git-receive-pack",
+                           headers={"Authorization": "Basic YWxpY2U6czNjcmV0"})
+    assert status == 403 and b"Service not enabled: 'receive-pack'" in body
+    client.git("clone", "-q", _url(server, "svc"), str(client.cwd / "still-readable"))
+    client.git("push", "-q", server.git_url("svc"), "main", cwd=work)  # git:// reads no http.* setting
+
+    client.git("--git-dir", str(bare), "config", "http.uploadpack", "no")
+    closed = client.git("clone", _url(server, "svc"), str(client.cwd / "closed"), check=False)
+    assert closed.returncode != 0 and "returned error: 403" in closed.stderr, closed.stderr
+    status, _, body = _raw(server, "POST", "/svc.git/git-upload-pack", b"0000",
+                           headers={"Content-Type": "application/x-git-upload-pack-request"})
+    assert b"Service not enabled: 'upload-pack'" in body, (status, body)  # in git's ERR: headers were sent
+
+    client.git("--git-dir", str(bare), "config", "http.uploadpack", "true")
+    client.git("--git-dir", str(bare), "config", "http.receivepack", "true")  # no anonymous pushes for it
+    anonymous = client.git("push", _url(server, "svc.git"), "main", cwd=work, check=False)
+    assert anonymous.returncode != 0 and "could not read Username" in anonymous.stderr
+    client.git("clone", "-q", _url(server, "svc"), str(client.cwd / "open-again"))
