@@ -1,25 +1,26 @@
 """A Mercurial repository's ``[hooks]``, run for a push and for a pull as ``hg serve`` runs them
 (``hg help config.hooks``).
 
-Run for a push: ``prechangegroup`` (before a pushed changegroup is applied; a non-zero
-exit refuses the push), ``pretxnchangegroup`` and then ``pretxnclose`` (before
-the commit, with ``HG_PENDING``: the backend writes ``00changelog.i.a``,
-``phaseroots.pending`` and ``bookmarks.pending`` so that the hook's own ``hg``
-sees the push; a non-zero exit refuses it; between them ``pretxnclose-bookmark``
-once per moved bookmark, with ``HG_BOOKMARK``, ``HG_NODE`` and ``HG_OLDNODE``,
-empty for a created or deleted one, and ``HG_NODE_LAST`` the last pushed changeset), ``txnclose``
-(after the commit), ``changegroup`` (once, after the push is committed,
-with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last) and
-``incoming`` (after the commit, once per added changeset).  Each is a shell
-command run in the repository's root with ``HG_HOOKTYPE``, ``HG_HOOKNAME``,
-``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>`` (``:<user>`` for
-HTTP), ``HG_TXNID``, ``HGPLAIN=1``, the nodes, and what hg's ``tr.hookargs`` add
+Run for a push, in hg's order: ``prechangegroup`` (before a pushed changegroup is applied; a
+non-zero exit refuses the push); ``pretxnchangegroup`` once it is in; ``prepushkey`` for each pushed
+bookmark (``HG_NAMESPACE``, ``HG_KEY``, ``HG_OLD``, ``HG_NEW``, and ``HG_PUSHKEYCOMPAT=1`` for the
+bookmarks of a bundle2 ``bookmarks`` part, as hg's ``bookmarks-pushkey-compat``) or pushed key;
+then before the commit ``pretxnclose-bookmark`` once per moved bookmark (``HG_BOOKMARK``,
+``HG_NODE``, ``HG_OLDNODE``, empty for a created or deleted one, and ``HG_NODE_LAST`` the last
+pushed changeset) and ``pretxnclose``.  All but the first run with ``HG_PENDING`` when there is
+something pending (the backend writes ``00changelog.i.a``, ``phaseroots.pending`` and
+``bookmarks.pending`` so that the hook's own ``hg`` sees the push) and refuse it with a non-zero
+exit.  After the commit: ``pushkey`` per pushed key (with ``HG_RET`` for a pushkey), ``txnclose``,
+``changegroup`` (once, with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last)
+and ``incoming`` (once per added changeset).  Each is a shell command run in the repository's root
+with ``HG_HOOKTYPE``, ``HG_HOOKNAME``, ``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>``
+(``:<user>`` for HTTP), ``HG_TXNID``, ``HGPLAIN=1``, the nodes, and what hg's ``tr.hookargs`` add
 (``GuardedTransaction.hookargs``: ``HG_BUNDLE2=1`` for every hook of a bundle2 push;
-``HG_BOOKMARK_MOVED``/``HG_PHASES_MOVED`` for ``pretxnclose-bookmark``, ``pretxnclose`` and
-``txnclose``, which runs first after the commit); what it writes reaches the client as
-``remote:`` lines, and a post-commit hook that fails is reported as hg reports
-it ("warning: changegroup.x hook exited with status 1").  Hooks of one type run
-in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.
+``HG_PHASES_MOVED`` from ``prepushkey`` on, ``HG_BOOKMARK_MOVED`` from ``pretxnclose-bookmark``
+on); what it writes reaches the client as ``remote:`` lines, and a post-commit hook that fails is
+reported as hg reports it ("warning: changegroup.x hook exited with status 1").  Hooks of one type
+run in Mercurial's order: ``priority.<name>`` first, then as the hgrc sets them.  A test compares
+every push hook's environment with ``hg serve``'s.
 
 Run for a pull or clone whose answer sends changesets (``changegroup.makestream``:
 not a stream clone, not a pull with nothing to send): ``preoutgoing`` before the
@@ -34,7 +35,7 @@ Their output goes to the client as ``remote:`` lines over SSH; over HTTP hg has
 no channel for it, and hgwire logs it.
 
 Not run: ``python:`` hooks (hgwire does not run Mercurial), and the other
-gating hooks (``pretxnopen``, ``pretxnclose-phase``, ``prepushkey``), whose
+gating hooks (``pretxnopen``, ``pretxnclose-phase``), whose
 arguments (each revision's old phase, …) hgwire does not track.  So that no check an operator relies on is skipped, a
 push to a repository that sets one of those (or a ``python:`` gate) is refused
 with a sentence naming it, and so is a pull that sets a ``python:`` ``preoutgoing``.
@@ -58,15 +59,15 @@ from protocols.hg_responses import Outgoing, Response, StreamResponse
 
 log = Logger()
 
-RUN = ("prechangegroup", "pretxnchangegroup", "pretxnclose-bookmark", "pretxnclose", "changegroup", "incoming",
-       "txnclose")
+RUN = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose", "changegroup",
+       "incoming", "txnclose", "pushkey")
 PULL = ("preoutgoing", "outgoing")
 """The hooks of a pull or clone that sends changesets (``changegroup.makestream``)."""
 ONE_NODE = ("incoming", "outgoing")
 """Hooks given ``HG_NODE`` only, no ``HG_NODE_LAST``."""
-PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose-phase", "prepushkey")
+PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose-phase")
 """Push-gating hooks hgwire cannot run faithfully: a push is refused while one is set."""
-GATES = ("prechangegroup", "pretxnchangegroup", "pretxnclose-bookmark", "pretxnclose")
+GATES = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose")
 """The gating hooks hgwire runs (a ``python:`` one cannot be: the push is refused)."""
 
 

@@ -129,6 +129,10 @@ def protections_of(ctx: SessionContext) -> Protections | None:
 # --- hg ---------------------------------------------------------------------------------------
 
 
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def _hex(node: Node | None) -> str:
     return node.hex() if node is not None else ""
 
@@ -231,6 +235,8 @@ class GuardedTransaction:
         self._branch_heads: Mapping[bytes, Sequence[Node]] | None = None
         self._branches: dict[Node, tuple[bytes, bool]] = {}
         self._added: list[Node] = []
+        self._pushkeys: list[dict[str, str]] = []
+        """The arguments of each ``pushkey`` hook to run after the commit (one per pushed key)."""
         self.hookargs: dict[str, str] = {}
         """What every hook of this push is told besides its own arguments, as hg's ``tr.hookargs``:
         ``bundle2`` (set by the caller for a bundle2 push)."""
@@ -252,6 +258,10 @@ class GuardedTransaction:
                 self._said_before += self._hooks.take_output()
         result = self._tx.add_changegroup(self._recorded(groups))
         self._added.extend(result.added)
+        if self._hooks is not None and result.added and self._hooks.has("pretxnchangegroup"):
+            self._pending = None  # as hg: once the changegroup is in, before the push's other parts
+            self._pending_gate(self._hooks, "pretxnchangegroup", result.added, self.hookargs)
+            self._pending = None  # later gates see what is pending then
         return result
 
     def _start_branch_checks(self) -> None:
@@ -314,6 +324,36 @@ class GuardedTransaction:
                     pending.append(parent)
         return bool(existing) and not self._repo.missing(existing, [old])
 
+    def prepushkey(self, namespace: bytes, key: bytes, old: bytes, new: bytes, compat: bool) -> None:
+        """Before a pushed bookmark (or phase) moves: the repository's ``prepushkey`` hooks, which may
+        refuse the push, and later the ``pushkey`` ones, as hg's server runs them.
+
+        ``compat``: a bookmark of a bundle2 ``bookmarks`` part, which hg tells its hooks as a pushkey
+        (``HG_PUSHKEYCOMPAT=1``, its ``bookmarks-pushkey-compat``); otherwise a pushkey (a part, or the
+        ``pushkey`` command), whose ``pushkey`` hook is also told ``HG_RET``.  Values are as on the wire.
+        """
+        if self._hooks is None:
+            return
+        self._gate()
+        moved = getattr(self._tx, "phases_moved", None)  # hg's tr.hookargs has it by now, if so
+        args = {**self.hookargs, **({"phases_moved": "1"} if moved is not None and moved() else {}),
+                **({"pushkeycompat": "1"} if compat else {}),
+                "namespace": _text(namespace), "key": _text(key), "old": _text(old), "new": _text(new)}
+        if self._hooks.has("prepushkey"):
+            self._pending = None  # what is pending now; the commit's gates write it again, as it is then
+            pending = self._pending_root() if self._added or self._moved_marks else None
+            self._pending = None
+            try:  # what it says comes after the changesets' lines, with the other hooks' words
+                self._hooks.run("prepushkey", throw=True, nodes=self._added, pending=pending, extra=args)
+            except hg_hooks.HookFailed as exc:
+                self._refuse(str(exc))
+        self._pushkeys.append(args if compat else {**args, "ret": "1"})
+
+    def pushkey_result(self, ok: bool) -> None:
+        """The outcome of the last pushkey (not of a compat bookmark): its ``pushkey`` hook's ``HG_RET``."""
+        if self._pushkeys and "ret" in self._pushkeys[-1]:
+            self._pushkeys[-1]["ret"] = "1" if ok else "0"
+
     def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:
         self._tx.set_phase(phase, nodes)
         if nodes:
@@ -353,13 +393,12 @@ class GuardedTransaction:
             self._committed_hooks(self._hooks, closing)
 
     def _pending_gates(self, hooks: hg_hooks.HgHooks) -> None:
-        """Mercurial's order before the commit: pretxnchangegroup, each bookmark, pretxnclose.
+        """Mercurial's order before the commit (after pretxnchangegroup, run with the changegroup):
+        each bookmark, then pretxnclose.
 
         As in hg, the last two are also told what the transaction moved (``HG_BOOKMARK_MOVED``,
         ``HG_PHASES_MOVED``), and a bookmark's hook the last pushed changeset (``HG_NODE_LAST``).
         """
-        if self._added and hooks.has("pretxnchangegroup"):
-            self._pending_gate(hooks, "pretxnchangegroup", self._added, self.hookargs)
         closing = self._closing_args()
         if hooks.has("pretxnclose-bookmark"):
             last = {"node_last": self._added[-1].hex()} if self._added else {}
@@ -382,8 +421,10 @@ class GuardedTransaction:
         return args
 
     def _committed_hooks(self, hooks: hg_hooks.HgHooks, closing: Mapping[str, str]) -> None:
-        """After the commit, in hg's order: txnclose, then changegroup once and incoming per changeset
-        (if any were added)."""
+        """After the commit, in hg's order: pushkey per pushed key, txnclose, then changegroup once and
+        incoming per changeset (if any were added)."""
+        for args in self._pushkeys:
+            hooks.run("pushkey", throw=False, nodes=self._added, extra=args)
         hooks.run("txnclose", throw=False, nodes=self._added, extra=closing)
         if self._added:
             hooks.run("changegroup", throw=False, nodes=self._added, extra=self.hookargs)
@@ -393,10 +434,7 @@ class GuardedTransaction:
     def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str, nodes: Sequence[Node],
                       extra: Mapping[str, str]) -> None:
         """Let the ``kind`` hooks read the push as it would commit (``HG_PENDING``) and refuse it."""
-        if self._pending is None:  # once for all the gates of this commit: nothing changes between them
-            write_pending = getattr(self._tx, "write_pending", None)
-            self._pending = write_pending() if write_pending is not None else None
-        pending = self._pending
+        pending = self._pending_root()
         if pending is None:
             self._refuse(f"the repository's {kind} hook cannot be run by this storage backend, "
                          "so pushes are refused; ask the server administrator")
@@ -404,6 +442,14 @@ class GuardedTransaction:
             hooks.run(kind, throw=True, nodes=nodes, pending=pending, extra=extra)
         except hg_hooks.HookFailed as exc:
             self._refuse(str(exc))
+
+    def _pending_root(self) -> str | None:
+        """Write what the transaction would commit where hg's own readers find it (``HG_PENDING``);
+        once for all the gates of the commit, as nothing changes between them."""
+        if self._pending is None:
+            write_pending = getattr(self._tx, "write_pending", None)
+            self._pending = write_pending() if write_pending is not None else None
+        return self._pending
 
     def take_output(self) -> tuple[bytes, bytes]:
         """What the repository's hooks wrote before the changesets were applied, and after the

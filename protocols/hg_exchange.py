@@ -449,12 +449,24 @@ def _pushkey_phase(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes
 def apply_pushkey(
     repo: HgRepository, tx: HgTransaction, namespace: bytes, key: bytes, old: bytes, new: bytes
 ) -> bool:
-    """Apply one pushkey inside ``tx``; unknown namespaces are refused (False)."""
+    """Apply one pushkey inside ``tx``; unknown namespaces are refused (False).
+
+    A transaction that runs the repository's hooks runs ``prepushkey`` first (which may refuse the
+    push) and is told the outcome for the ``pushkey`` hook, as hg's ``localrepo.pushkey``.
+    """
+    gate = getattr(tx, "prepushkey", None)
+    if gate is not None:
+        gate(namespace, key, old, new, compat=False)
     if namespace == b"bookmarks":
-        return _pushkey_bookmark(tx, key, old, new)
-    if namespace == b"phases":
-        return _pushkey_phase(repo, tx, key, old, new)
-    return False
+        ok = _pushkey_bookmark(tx, key, old, new)
+    elif namespace == b"phases":
+        ok = _pushkey_phase(repo, tx, key, old, new)
+    else:
+        ok = False
+    told = getattr(tx, "pushkey_result", None)
+    if told is not None:
+        told(ok)
+    return ok
 
 
 def pushkey(repo: HgRepository, namespace: bytes, key: bytes, old: bytes, new: bytes) -> bool:
@@ -810,7 +822,14 @@ def _handle_phase_heads(op: _PushOperation, part: b2.InPart) -> None:
 
 def _handle_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
     current = op.repo.bookmarks()
-    for name, node in decode_bookmarks(part.read_all()):
+    changes = decode_bookmarks(part.read_all())
+    gate = getattr(op.tx, "prepushkey", None)  # optional: a transaction that runs the repository's hooks
+    if gate is not None:  # all of them before any bookmark moves, as hg's handlebookmark
+        for name, node in changes:
+            old = current.get(name)
+            gate(b"bookmarks", name, old.hex().encode() if old else b"", node.hex().encode() if node else b"",
+                 compat=True)
+    for name, node in changes:
         if not op.tx.set_bookmark(name, current.get(name), node):
             raise PushRaced(f'{RACE_MESSAGE} (bookmark "{name.decode("utf-8", "replace")}" changed)')
 

@@ -459,8 +459,8 @@ def test_a_python_preoutgoing_hook_refuses_pulls(make_server: Any, client: Clien
     peer.hg("clone", "-q", "-U", url, str(tmp_path / "not-a-gate"))  # not run, and not a check
 
 
-PUSH_HOOKS = ("prechangegroup", "pretxnchangegroup", "pretxnclose-bookmark", "pretxnclose", "changegroup",
-              "incoming", "txnclose")
+PUSH_HOOKS = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose",
+              "changegroup", "incoming", "txnclose", "pushkey")
 VARYING = ("HG_TXNID", "HG_PENDING", "HG_URL")
 """Told differently by each server run: a random transaction id, the pending root, the client's address."""
 
@@ -492,3 +492,34 @@ def test_push_hooks_are_told_what_hg_serve_tells_them(
         return [line.split("=", 1)[0] + "=*" if line.split("=", 1)[0] in VARYING else line for line in lines]
 
     assert told(repo) == told(reference), "\n".join(difflib.unified_diff(told(repo), told(reference), lineterm=""))
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_prepushkey_hook_refuses_a_bookmark_push_as_hg_serve_does(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    hooks = ('prepushkey.lock = if [ "$HG_NAMESPACE/$HG_KEY" = bookmarks/locked ]; then '
+             'echo "bookmark $HG_KEY is locked"; exit 1; fi\n')
+    peer, url, repo, reference = _served_with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                        hooks)
+    for target in (repo, reference):  # [web]: hg serve takes pushes over plain HTTP from anyone
+        (target / ".hg" / "hgrc").write_text(f"[web]\npush_ssl = False\nallow-push = *\n[hooks]\n{hooks}")
+    work = tmp_path / "work-hg"
+    (work / "locked.txt").write_text("x\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "for locked")
+    client.hg("bookmark", "-R", str(work), "-r", "tip", "locked")
+    push_url = peer.push_url("hooked") if kind == "http" else url
+    before = client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout
+    ours = peer.hg("push", "-B", "locked", "-R", str(work), push_url, check=False)
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        theirs = real.hg("push", "-B", "locked", "-R", str(work), real_url, check=False)
+    assert ours.returncode == theirs.returncode != 0, (ours, theirs)
+    assert "remote: bookmark locked is locked" in ours.stdout + ours.stderr, ours
+    assert "prepushkey.lock hook exited with status 1" in ours.stdout + ours.stderr, ours
+    assert ours.stderr == theirs.stderr, (ours, theirs)  # hg's refusal; hg serve also says "adding ..."
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == before  # nothing landed
+    assert "locked" not in client.hg("bookmarks", "-R", str(repo)).stdout
+
+    client.hg("bookmark", "-R", str(work), "-r", "tip", "free")
+    peer.hg("push", "-q", "-B", "free", "-R", str(work), push_url)
+    assert "free" in client.hg("bookmarks", "-R", str(repo)).stdout
+    client.hg("verify", "-q", "-R", str(repo))
