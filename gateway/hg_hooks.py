@@ -10,7 +10,8 @@ then before the commit ``pretxnclose-bookmark`` once per moved bookmark (``HG_BO
 pushed changeset) and ``pretxnclose``.  All but the first run with ``HG_PENDING`` when there is
 something pending (the backend writes ``00changelog.i.a``, ``phaseroots.pending`` and
 ``bookmarks.pending`` so that the hook's own ``hg`` sees the push) and refuse it with a non-zero
-exit.  After the commit: ``pushkey`` per pushed key (with ``HG_RET`` for a pushkey), ``txnclose``,
+exit.  After the commit: ``pushkey`` per pushed key (with ``HG_RET`` for a pushkey),
+``txnclose-bookmark`` per moved bookmark (told as ``pretxnclose-bookmark``), ``txnclose``,
 ``changegroup`` (once, with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last)
 and ``incoming`` (once per added changeset).  Each is a shell command run in the repository's root
 with ``HG_HOOKTYPE``, ``HG_HOOKNAME``, ``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>``
@@ -60,7 +61,7 @@ from protocols.hg_responses import Outgoing, Response, StreamResponse
 log = Logger()
 
 RUN = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose", "changegroup",
-       "incoming", "txnclose", "pushkey")
+       "incoming", "txnclose", "txnclose-bookmark", "pushkey")
 PULL = ("preoutgoing", "outgoing")
 """The hooks of a pull or clone that sends changesets (``changegroup.makestream``)."""
 ONE_NODE = ("incoming", "outgoing")

@@ -401,14 +401,19 @@ class GuardedTransaction:
         """
         closing = self._closing_args()
         if hooks.has("pretxnclose-bookmark"):
-            last = {"node_last": self._added[-1].hex()} if self._added else {}
-            for name, (old, new) in sorted(self._moved_marks.items()):
-                if old != new:
-                    self._pending_gate(hooks, "pretxnclose-bookmark", (), {
-                        **closing, **last, "bookmark": name.decode("utf-8", "surrogateescape"), "node": _hex(new),
-                        "oldnode": _hex(old)})
+            for args in self._bookmark_args(closing):
+                self._pending_gate(hooks, "pretxnclose-bookmark", (), args)
         if hooks.has("pretxnclose"):
             self._pending_gate(hooks, "pretxnclose", self._added, closing)
+
+    def _bookmark_args(self, closing: Mapping[str, str]) -> list[dict[str, str]]:
+        """What ``pretxnclose-bookmark`` and ``txnclose-bookmark`` are told, per moved bookmark in name
+        order: the transaction's arguments (with the last pushed changeset), the bookmark, its new
+        and its old node (empty for a created or deleted one)."""
+        last = {"node_last": self._added[-1].hex()} if self._added else {}
+        return [{**closing, **last, "bookmark": name.decode("utf-8", "surrogateescape"), "node": _hex(new),
+                 "oldnode": _hex(old)}
+                for name, (old, new) in sorted(self._moved_marks.items()) if old != new]
 
     def _closing_args(self) -> dict[str, str]:
         """``hookargs`` and what the transaction moved, as hg's closing hooks get them."""
@@ -421,10 +426,12 @@ class GuardedTransaction:
         return args
 
     def _committed_hooks(self, hooks: hg_hooks.HgHooks, closing: Mapping[str, str]) -> None:
-        """After the commit, in hg's order: pushkey per pushed key, txnclose, then changegroup once and
-        incoming per changeset (if any were added)."""
+        """After the commit, in hg's order: pushkey per pushed key, txnclose-bookmark per moved bookmark,
+        txnclose, then changegroup once and incoming per changeset (if any were added)."""
         for args in self._pushkeys:
             hooks.run("pushkey", throw=False, nodes=self._added, extra=args)
+        for args in self._bookmark_args(closing) if hooks.has("txnclose-bookmark") else ():
+            hooks.run("txnclose-bookmark", throw=False, extra=args)
         hooks.run("txnclose", throw=False, nodes=self._added, extra=closing)
         if self._added:
             hooks.run("changegroup", throw=False, nodes=self._added, extra=self.hookargs)

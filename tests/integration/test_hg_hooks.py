@@ -460,7 +460,7 @@ def test_a_python_preoutgoing_hook_refuses_pulls(make_server: Any, client: Clien
 
 
 PUSH_HOOKS = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose",
-              "changegroup", "incoming", "txnclose", "pushkey")
+              "changegroup", "incoming", "txnclose", "txnclose-bookmark", "pushkey")
 VARYING = ("HG_TXNID", "HG_PENDING", "HG_URL")
 """Told differently by each server run: a random transaction id, the pending root, the client's address."""
 
