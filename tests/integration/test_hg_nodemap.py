@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client, SshKeys
-from tests.integration.test_hg_server_settings import _served
+from tests.integration.test_hg_hooks import _served
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
 SLOW_PATH = ("--config", "storage.revlog.persistent-nodemap.slow-path=allow")
@@ -39,7 +39,6 @@ def _metadata(client: Client, repo: Path) -> str:
 def test_a_persistent_nodemap_repository_is_served_and_stays_readable(
         make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
     peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
-    push_url = peer.push_url if kind == "http" else url
     repo = server.root / "fast"
     before = _nodemap_repo(client, repo)
     docket = _metadata(client, repo)
@@ -52,7 +51,7 @@ def test_a_persistent_nodemap_repository_is_served_and_stays_readable(
         (work / f"new{i}.txt").write_text(f"new {i}\n")
         client.hg("commit", "-q", "-A", "-R", str(work), "-m", f"pushed {i}")
     pushed = client.hg("log", "-R", str(work), "-r", "4:", "-T", "{node}\n").stdout.split()
-    peer.hg("push", "-q", "-R", str(work), push_url("fast"))
+    peer.hg("push", "-q", "-R", str(work), url("fast"))
 
     # hg's readers: the nodemap still ends at revision 3; the pushed revisions are found by full and
     # short id all the same, and the repository verifies

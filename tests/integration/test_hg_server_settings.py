@@ -8,13 +8,14 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import VENV_BIN, Client, SshKeys, ssh_server_settings
+from tests.integration.test_hg_hooks import _served  # SSH, or HTTP as alice (who may also push)
 from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401 - a fixture
 from tests.integration.test_hg_ssh import HgSsh
 
@@ -23,17 +24,6 @@ FAKE_SSH = """#!/bin/sh
 for last; do :; done
 exec sh -c "$last"
 """
-
-
-def _served(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
-            htpasswd: Path) -> tuple[Any, Callable[[str], str], RunningServer]:
-    if kind == "ssh":
-        server = make_server("fs", **ssh_server_settings(ssh_keys))
-        ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
-        return ssh, ssh.url, server
-    server = make_server("fs", **_settings(htpasswd))
-    http = HgHttp(server, client)
-    return http, http.url, server
 
 
 def _history(client: Client, repo: Path, count: int, start: int = 0) -> None:
