@@ -7,11 +7,13 @@ bookmark (``HG_NAMESPACE``, ``HG_KEY``, ``HG_OLD``, ``HG_NEW``, and ``HG_PUSHKEY
 bookmarks of a bundle2 ``bookmarks`` part, as hg's ``bookmarks-pushkey-compat``) or pushed key;
 then before the commit ``pretxnclose-bookmark`` once per moved bookmark (``HG_BOOKMARK``,
 ``HG_NODE``, ``HG_OLDNODE``, empty for a created or deleted one, and ``HG_NODE_LAST`` the last
-pushed changeset) and ``pretxnclose``.  All but the first run with ``HG_PENDING`` when there is
+pushed changeset), ``pretxnclose-phase`` once per changeset whose phase the push sets (``HG_NODE``,
+``HG_OLDPHASE``, empty for a new one, ``HG_PHASE``) and ``pretxnclose``.  All but the first run with ``HG_PENDING`` when there is
 something pending (the backend writes ``00changelog.i.a``, ``phaseroots.pending`` and
 ``bookmarks.pending`` so that the hook's own ``hg`` sees the push) and refuse it with a non-zero
 exit.  After the commit: ``pushkey`` per pushed key (with ``HG_RET`` for a pushkey),
-``txnclose-bookmark`` per moved bookmark (told as ``pretxnclose-bookmark``), ``txnclose``,
+``txnclose-bookmark`` per moved bookmark and ``txnclose-phase`` per changeset (told as their
+``pretxnclose-`` twins), ``txnclose``,
 ``changegroup`` (once, with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last)
 and ``incoming`` (once per added changeset).  Each is a shell command run in the repository's root
 with ``HG_HOOKTYPE``, ``HG_HOOKNAME``, ``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>``
@@ -35,9 +37,8 @@ clones or kept by ``[clone_cache]`` still runs them once for every client.
 Their output goes to the client as ``remote:`` lines over SSH; over HTTP hg has
 no channel for it, and hgwire logs it.
 
-Not run: ``python:`` hooks (hgwire does not run Mercurial), and the other
-gating hooks (``pretxnopen``, ``pretxnclose-phase``), whose
-arguments (each revision's old phase, …) hgwire does not track.  So that no check an operator relies on is skipped, a
+Not run: ``python:`` hooks (hgwire does not run Mercurial), and ``pretxnopen``, which hg
+runs before anything of the push is known.  So that no check an operator relies on is skipped, a
 push to a repository that sets one of those (or a ``python:`` gate) is refused
 with a sentence naming it, and so is a pull that sets a ``python:`` ``preoutgoing``.
 
@@ -60,15 +61,16 @@ from protocols.hg_responses import Outgoing, Response, StreamResponse
 
 log = Logger()
 
-RUN = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose", "changegroup",
-       "incoming", "txnclose", "txnclose-bookmark", "pushkey")
+RUN = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
+       "pretxnclose", "changegroup", "incoming", "txnclose", "txnclose-bookmark", "txnclose-phase", "pushkey")
 PULL = ("preoutgoing", "outgoing")
 """The hooks of a pull or clone that sends changesets (``changegroup.makestream``)."""
 ONE_NODE = ("incoming", "outgoing")
 """Hooks given ``HG_NODE`` only, no ``HG_NODE_LAST``."""
-PENDING_OR_PUSHKEY = ("pretxnopen", "pretxnclose-phase")
+PENDING_OR_PUSHKEY = ("pretxnopen",)
 """Push-gating hooks hgwire cannot run faithfully: a push is refused while one is set."""
-GATES = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose")
+GATES = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
+         "pretxnclose")
 """The gating hooks hgwire runs (a ``python:`` one cannot be: the push is refused)."""
 
 

@@ -379,10 +379,13 @@ class GuardedTransaction:
         if reason is not None:
             self._refuse(reason)  # the caller aborts: nothing of the push lands
         closing: Mapping[str, str] = {}
+        phase_args: list[dict[str, str]] = []
         if self._hooks is not None:
             self._gate()
             self._pending_gates(self._hooks)
             closing = self._closing_args()  # before the commit: what it moves is then on disk
+            if self._hooks.has("txnclose-phase"):
+                phase_args = self._phase_args(closing)
         self._tx.commit()
         after = self._repo.heads()
         if after != self._heads_before:
@@ -390,7 +393,7 @@ class GuardedTransaction:
                                                  " ".join(n.hex() for n in after)))
         audit.record(self._ctx, "push", self._changes, audit.OK)
         if self._hooks is not None:
-            self._committed_hooks(self._hooks, closing)
+            self._committed_hooks(self._hooks, closing, phase_args)
 
     def _pending_gates(self, hooks: hg_hooks.HgHooks) -> None:
         """Mercurial's order before the commit (after pretxnchangegroup, run with the changegroup):
@@ -403,6 +406,9 @@ class GuardedTransaction:
         if hooks.has("pretxnclose-bookmark"):
             for args in self._bookmark_args(closing):
                 self._pending_gate(hooks, "pretxnclose-bookmark", (), args)
+        if hooks.has("pretxnclose-phase"):
+            for args in self._phase_args(closing):
+                self._pending_gate(hooks, "pretxnclose-phase", (), args)
         if hooks.has("pretxnclose"):
             self._pending_gate(hooks, "pretxnclose", self._added, closing)
 
@@ -415,6 +421,19 @@ class GuardedTransaction:
                  "oldnode": _hex(old)}
                 for name, (old, new) in sorted(self._moved_marks.items()) if old != new]
 
+    def _phase_args(self, closing: Mapping[str, str]) -> list[dict[str, str]]:
+        """What ``pretxnclose-phase`` and ``txnclose-phase`` are told, per changeset whose phase the
+        push sets (a new one too, with an empty ``HG_OLDPHASE``), in revision order."""
+        changes = getattr(self._tx, "phase_changes", None)  # optional: a backend may not tell
+        if changes is None:
+            self._refuse("the repository's phase hooks cannot be run by this storage backend, "
+                         "so pushes are refused; ask the server administrator")
+        last = {"node_last": self._added[-1].hex()} if self._added else {}
+        return [{**closing, **last, "node": node.hex(),
+                 "oldphase": PHASE_NAMES.get(old, "") if old is not None else "",
+                 "phase": PHASE_NAMES.get(new, str(new))}
+                for node, old, new in changes()]
+
     def _closing_args(self) -> dict[str, str]:
         """``hookargs`` and what the transaction moved, as hg's closing hooks get them."""
         args = dict(self.hookargs)
@@ -425,13 +444,17 @@ class GuardedTransaction:
             args["phases_moved"] = "1"
         return args
 
-    def _committed_hooks(self, hooks: hg_hooks.HgHooks, closing: Mapping[str, str]) -> None:
+    def _committed_hooks(self, hooks: hg_hooks.HgHooks, closing: Mapping[str, str],
+                         phase_args: Sequence[Mapping[str, str]]) -> None:
         """After the commit, in hg's order: pushkey per pushed key, txnclose-bookmark per moved bookmark,
+        txnclose-phase per changeset whose phase the push set (``phase_args``, taken before the commit),
         txnclose, then changegroup once and incoming per changeset (if any were added)."""
         for args in self._pushkeys:
             hooks.run("pushkey", throw=False, nodes=self._added, extra=args)
         for args in self._bookmark_args(closing) if hooks.has("txnclose-bookmark") else ():
             hooks.run("txnclose-bookmark", throw=False, extra=args)
+        for phase_arg in phase_args:
+            hooks.run("txnclose-phase", throw=False, extra=phase_arg)
         hooks.run("txnclose", throw=False, nodes=self._added, extra=closing)
         if self._added:
             hooks.run("changegroup", throw=False, nodes=self._added, extra=self.hookargs)

@@ -390,6 +390,18 @@ class Transaction:
             prefix = b"\n"
         store.append(b"fncache", prefix + b"".join(lines))
 
+    def phase_changes(self) -> list[tuple[Node, int | None, int]]:
+        """Each changeset whose phase this transaction sets, in revision order: its node, its phase
+        before (None for one the transaction adds) and after, as hg's ``tr.changes[b'phases']``."""
+        before = self.repo.views().phases
+        after = self._phase_array()
+        changes: list[tuple[Node, int | None, int]] = []
+        for rev in range(len(self.cl)):
+            old = before[rev] if rev < len(before) else None
+            if old != after[rev]:
+                changes.append((self.cl.node(rev), old, after[rev]))
+        return changes
+
     def phases_moved(self) -> bool:
         """Whether committing rewrites ``phaseroots`` (hg's ``phases_moved`` hook argument)."""
         return self._phaseroots_data() is not None

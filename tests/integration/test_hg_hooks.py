@@ -177,7 +177,7 @@ pretxnclose-bookmark.log = echo "$HG_BOOKMARK ${{HG_OLDNODE:-none}} -> $HG_NODE"
     client.hg("verify", "-q", "-R", str(repo))
 
 
-@pytest.mark.parametrize("hook", ["pretxnclose-phase.check = true", "prechangegroup.py = python:some.module.hook",
+@pytest.mark.parametrize("hook", ["pretxnopen.check = true", "prechangegroup.py = python:some.module.hook",
                                   "pretxnchangegroup.py = python:some.module.hook"])
 def test_a_gate_hgwire_cannot_run_refuses_pushes(make_server: Any, client: Client, ssh_keys: SshKeys,
                                                  htpasswd: Path, tmp_path: Path, hook: str) -> None:
@@ -459,8 +459,8 @@ def test_a_python_preoutgoing_hook_refuses_pulls(make_server: Any, client: Clien
     peer.hg("clone", "-q", "-U", url, str(tmp_path / "not-a-gate"))  # not run, and not a check
 
 
-PUSH_HOOKS = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose",
-              "changegroup", "incoming", "txnclose", "txnclose-bookmark", "pushkey")
+PUSH_HOOKS = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
+              "pretxnclose", "changegroup", "incoming", "txnclose", "txnclose-bookmark", "txnclose-phase", "pushkey")
 VARYING = ("HG_TXNID", "HG_PENDING", "HG_URL")
 """Told differently by each server run: a random transaction id, the pending root, the client's address."""
 
@@ -522,4 +522,30 @@ def test_a_prepushkey_hook_refuses_a_bookmark_push_as_hg_serve_does(
     client.hg("bookmark", "-R", str(work), "-r", "tip", "free")
     peer.hg("push", "-q", "-B", "free", "-R", str(work), push_url)
     assert "free" in client.hg("bookmarks", "-R", str(repo)).stdout
+    client.hg("verify", "-q", "-R", str(repo))
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_pretxnclose_phase_hook_refuses_publishing_as_hg_serve_does(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    """A gate on each changeset's new phase: a publishing repository refuses the push that would
+    publish, as hg serve does; nothing lands."""
+    hooks = ('pretxnclose-phase.nopublish = if [ "$HG_PHASE" = public ]; then '
+             'echo "no publishing of $HG_NODE"; exit 1; fi\n')
+    peer, url, repo, reference = _served_with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                        hooks)
+    for target in (repo, reference):  # [web]: hg serve takes pushes over plain HTTP from anyone
+        (target / ".hg" / "hgrc").write_text(f"[web]\npush_ssl = False\nallow-push = *\n[hooks]\n{hooks}")
+    work = tmp_path / "work-hg"
+    (work / "new.txt").write_text("x\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "would be published")
+    push_url = peer.push_url("hooked") if kind == "http" else url
+    before = client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout
+    ours = peer.hg("push", "-R", str(work), push_url, check=False)
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        theirs = real.hg("push", "-R", str(work), real_url, check=False)
+    assert ours.returncode == theirs.returncode != 0, (ours, theirs)
+    assert ours.stderr == theirs.stderr, (ours, theirs)
+    assert "remote: no publishing of" in ours.stdout + ours.stderr, ours
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == before  # nothing landed
     client.hg("verify", "-q", "-R", str(repo))
