@@ -180,6 +180,16 @@ class DulwichGitRepository:
                 self._config_read = None
         return self._config_read
 
+    def _config_last(self, section: bytes, name: bytes) -> bytes | None:
+        """The last value the repository's config gives ``section.name`` (git's rule), None when unset
+        or when the config cannot be read."""
+        config = self._config()
+        try:
+            values = list(config.get_multivar((section,), name)) if config is not None else []
+        except KeyError:
+            return None
+        return bytes(values[-1]) if values else None
+
     def symrefs(self) -> Mapping[bytes, bytes]:
         """Every symbolic ref and its target: protocol v2's ``ls-refs`` names them all, as git does."""
         refs = self.dulwich_repo.refs
@@ -205,20 +215,11 @@ class DulwichGitRepository:
         path = self._disk_git_dir()
         if path is None:
             return None
-        config = self._config()
-
-        def last(section: bytes, name: bytes) -> bytes | None:
-            try:
-                values = list(config.get_multivar((section,), name)) if config is not None else []
-            except KeyError:
-                return None
-            return bytes(values[-1]) if values else None
-
-        autogc = last(b"receive", b"autogc")
+        autogc = self._config_last(b"receive", b"autogc")
         if autogc is not None and not _git_bool(autogc, "receive.autogc"):
             return None
-        loose_limit = _git_int(last(b"gc", b"auto"), "gc.auto", git_maintenance.AUTO_LOOSE_LIMIT)
-        own_limit = _git_int(last(b"gc", b"autopacklimit"), "gc.autopacklimit", pack_limit)
+        loose_limit = _git_int(self._config_last(b"gc", b"auto"), "gc.auto", git_maintenance.AUTO_LOOSE_LIMIT)
+        own_limit = _git_int(self._config_last(b"gc", b"autopacklimit"), "gc.autopacklimit", pack_limit)
         if loose_limit <= 0:
             return None
         if own_limit <= 0:  # packs are not counted, loose objects still are
@@ -276,16 +277,11 @@ class DulwichGitRepository:
         A value git would reject refuses the whole push (``ConfigValueError``):
         guessing could let through what the operator meant to deny.
         """
-        config = self._config()
-        if config is None:  # an unreadable config: git's defaults
+        if self._config() is None:  # an unreadable config: git's defaults
             return ReceiveRules()
 
         def last(name: bytes) -> bytes | None:
-            try:
-                values = list(config.get_multivar((b"receive",), name))
-            except KeyError:
-                return None
-            return bytes(values[-1]) if values else None
+            return self._config_last(b"receive", name)
 
         return ReceiveRules(
             deny_deletes=_git_bool(last(b"denydeletes"), "receive.denydeletes"),
@@ -301,17 +297,11 @@ class DulwichGitRepository:
         A value git would not read refuses the request (``StorageError``, whose sentence the client sees).
         """
         key = {"git-upload-pack": b"uploadpack", "git-receive-pack": b"receivepack"}.get(service)
-        config = self._config()
-        if key is None or config is None:
+        value = self._config_last(b"http", key) if key is not None else None
+        if key is None or value is None:
             return None
         try:
-            values = list(config.get_multivar((b"http",), key))
-        except KeyError:
-            return None
-        if not values:
-            return None
-        try:
-            return _git_bool(bytes(values[-1]), f"http.{key.decode()}")
+            return _git_bool(value, f"http.{key.decode()}")
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
 
@@ -320,13 +310,8 @@ class DulwichGitRepository:
 
         A value git would not read refuses the push (``StorageError``, whose sentence the client sees).
         """
-        config = self._config()
         try:
-            values = list(config.get_multivar((b"receive",), b"maxinputsize")) if config is not None else []
-        except KeyError:
-            return 0
-        try:
-            return max(0, _git_int(bytes(values[-1]), "receive.maxinputsize", 0)) if values else 0
+            return max(0, _git_int(self._config_last(b"receive", b"maxinputsize"), "receive.maxinputsize", 0))
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
 
@@ -339,17 +324,16 @@ class DulwichGitRepository:
         git_dir = self._disk_git_dir()
         if git_dir is None:
             return None
-        cwd = git_dir
         config = self._config()
         try:
             configured = config.get((b"core",), b"hookspath") if config is not None else b""
         except KeyError:
             configured = b""
         if configured:
-            hooks_dir = os.path.join(cwd, os.path.expanduser(configured.decode("utf-8", "surrogateescape")))
+            hooks_dir = os.path.join(git_dir, os.path.expanduser(configured.decode("utf-8", "surrogateescape")))
         else:
             hooks_dir = os.path.join(git_dir, "hooks")
-        return HookLocation(hooks_dir, cwd, git_dir)
+        return HookLocation(hooks_dir, git_dir, git_dir)
 
     def update_refs(self, updates: Sequence[RefUpdate], atomic: bool,
                     hooks: ReceiveHooks | None = None) -> Sequence[RefResult]:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -67,8 +67,9 @@ PULL = ("preoutgoing", "outgoing")
 """The hooks of a pull or clone that sends changesets (``changegroup.makestream``)."""
 ONE_NODE = ("incoming", "outgoing")
 """Hooks given ``HG_NODE`` only, no ``HG_NODE_LAST``."""
-PENDING_OR_PUSHKEY = ("pretxnopen",)
-"""Push-gating hooks hgwire cannot run faithfully: a push is refused while one is set."""
+NOT_RUN_GATES = ("pretxnopen",)
+"""Push-gating hooks hgwire does not run (hg runs them before anything of the push is known): a push is
+refused while one is set."""
 GATES = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
          "pretxnclose")
 """The gating hooks hgwire runs (a ``python:`` one cannot be: the push is refused)."""
@@ -103,17 +104,17 @@ class HgHooks:
 
     def unsupported_gate(self) -> str | None:
         """Why a push must be refused because a gating hook cannot be run, or None."""
-        for hook in self.hooks:
-            if hook.kind in PENDING_OR_PUSHKEY or (hook.kind in GATES and _is_python(hook)):
-                return (f"the repository's {hook.name} hook cannot be run by this server, so pushes are "
-                        "refused; ask the server administrator")
-        return None
+        return self._unrunnable("pushes", lambda hook: hook.kind in NOT_RUN_GATES
+                                or (hook.kind in GATES and _is_python(hook)))
 
     def unsupported_pull_gate(self) -> str | None:
         """Why a pull must be refused because a ``python:`` ``preoutgoing`` hook cannot be run, or None."""
+        return self._unrunnable("pulls", lambda hook: hook.kind == "preoutgoing" and _is_python(hook))
+
+    def _unrunnable(self, what: str, cannot_run: Callable[[HgHook], bool]) -> str | None:
         for hook in self.hooks:
-            if hook.kind == "preoutgoing" and _is_python(hook):
-                return (f"the repository's {hook.name} hook cannot be run by this server, so pulls are "
+            if cannot_run(hook):
+                return (f"the repository's {hook.name} hook cannot be run by this server, so {what} are "
                         "refused; ask the server administrator")
         return None
 
@@ -206,7 +207,7 @@ def _configured(repo: HgRepository, kinds: Sequence[str]) -> tuple[str, list[HgH
 
 def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> HgHooks | None:
     """The repository's push hooks, or None when it has none (or keeps no hgrc: a memory repository)."""
-    found = _configured(repo, RUN + PENDING_OR_PUSHKEY)
+    found = _configured(repo, RUN + NOT_RUN_GATES)
     if found is None:
         return None
     root, hooks = found

@@ -259,9 +259,8 @@ class GuardedTransaction:
         result = self._tx.add_changegroup(self._recorded(groups))
         self._added.extend(result.added)
         if self._hooks is not None and result.added and self._hooks.has("pretxnchangegroup"):
-            self._pending = None  # as hg: once the changegroup is in, before the push's other parts
-            self._pending_gate(self._hooks, "pretxnchangegroup", result.added, self.hookargs)
-            self._pending = None  # later gates see what is pending then
+            # as hg: once the changegroup is in, before the push's other parts
+            self._pending_gate(self._hooks, "pretxnchangegroup", result.added, self.hookargs, now=True)
         return result
 
     def _start_branch_checks(self) -> None:
@@ -335,14 +334,11 @@ class GuardedTransaction:
         if self._hooks is None:
             return
         self._gate()
-        moved = getattr(self._tx, "phases_moved", None)  # hg's tr.hookargs has it by now, if so
-        args = {**self.hookargs, **({"phases_moved": "1"} if moved is not None and moved() else {}),
+        args = {**self.hookargs, **({"phases_moved": "1"} if self._phases_moved() else {}),  # hg's, by now
                 **({"pushkeycompat": "1"} if compat else {}),
                 "namespace": _text(namespace), "key": _text(key), "old": _text(old), "new": _text(new)}
         if self._hooks.has("prepushkey"):
-            self._pending = None  # what is pending now; the commit's gates write it again, as it is then
-            pending = self._pending_root() if self._added or self._moved_marks else None
-            self._pending = None
+            pending = self._pending_now() if self._added or self._moved_marks else None
             try:  # what it says comes after the changesets' lines, with the other hooks' words
                 self._hooks.run("prepushkey", throw=True, nodes=self._added, pending=pending, extra=args)
             except hg_hooks.HookFailed as exc:
@@ -417,7 +413,7 @@ class GuardedTransaction:
         order: the transaction's arguments (with the last pushed changeset), the bookmark, its new
         and its old node (empty for a created or deleted one)."""
         last = {"node_last": self._added[-1].hex()} if self._added else {}
-        return [{**closing, **last, "bookmark": name.decode("utf-8", "surrogateescape"), "node": _hex(new),
+        return [{**closing, **last, "bookmark": _text(name), "node": _hex(new),
                  "oldnode": _hex(old)}
                 for name, (old, new) in sorted(self._moved_marks.items()) if old != new]
 
@@ -439,10 +435,14 @@ class GuardedTransaction:
         args = dict(self.hookargs)
         if any(old != new for old, new in self._moved_marks.values()):
             args["bookmark_moved"] = "1"
-        phases_moved = getattr(self._tx, "phases_moved", None)  # optional: a backend may not tell
-        if phases_moved is not None and phases_moved():
+        if self._phases_moved():
             args["phases_moved"] = "1"
         return args
+
+    def _phases_moved(self) -> bool:
+        """Whether the transaction so far moves phases (hg's ``phases_moved``); optional for a backend."""
+        moved = getattr(self._tx, "phases_moved", None)
+        return moved is not None and bool(moved())
 
     def _committed_hooks(self, hooks: hg_hooks.HgHooks, closing: Mapping[str, str],
                          phase_args: Sequence[Mapping[str, str]]) -> None:
@@ -462,9 +462,10 @@ class GuardedTransaction:
                 hooks.run("incoming", throw=False, nodes=[node], extra=self.hookargs)
 
     def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str, nodes: Sequence[Node],
-                      extra: Mapping[str, str]) -> None:
-        """Let the ``kind`` hooks read the push as it would commit (``HG_PENDING``) and refuse it."""
-        pending = self._pending_root()
+                      extra: Mapping[str, str], now: bool = False) -> None:
+        """Let the ``kind`` hooks read the push as it would commit (``HG_PENDING``) and refuse it;
+        ``now``: a gate in the middle of the push (``_pending_now``), not one of the commit's."""
+        pending = self._pending_now() if now else self._pending_root()
         if pending is None:
             self._refuse(f"the repository's {kind} hook cannot be run by this storage backend, "
                          "so pushes are refused; ask the server administrator")
@@ -480,6 +481,14 @@ class GuardedTransaction:
             write_pending = getattr(self._tx, "write_pending", None)
             self._pending = write_pending() if write_pending is not None else None
         return self._pending
+
+    def _pending_now(self) -> str | None:
+        """The pending files as the transaction is now, for a gate in the middle of the push; the
+        commit's gates write them again, as they are then."""
+        self._pending = None
+        root = self._pending_root()
+        self._pending = None
+        return root
 
     def take_output(self) -> tuple[bytes, bytes]:
         """What the repository's hooks wrote before the changesets were applied, and after the
