@@ -61,6 +61,13 @@ class FsLocks:
     def held_by_other(self) -> bool:
         return self.wlock.held_by_other() or self.lock.held_by_other()
 
+    def try_acquire_wlock(self) -> bool:
+        """The ``wlock`` alone, if it is free now: what hg takes to write its caches."""
+        return self.wlock.try_acquire()
+
+    def release_wlock(self) -> None:
+        self.wlock.release()
+
 
 def is_hg_repository(path: str) -> bool:
     """True if ``path`` holds a ``.hg`` directory with a requires file."""

@@ -127,6 +127,20 @@ class FileLock:
                 raise StorageError(f"repository is locked by {holder}; try again later")
             time.sleep(0.05)
 
+    def try_acquire(self) -> bool:
+        """Take the lock only if nobody (no thread here, no other process) holds it now."""
+        if not self._thread_lock.acquire(blocking=False):
+            return False
+        try:
+            os.symlink(f"{lock_prefix()}:{os.getpid()}", self.path)
+        except FileExistsError:
+            self._thread_lock.release()
+            return False
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return True
+
     def release(self) -> None:
         try:
             os.unlink(self.path)

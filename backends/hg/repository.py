@@ -12,13 +12,12 @@ import binascii
 import itertools
 import os
 import re
-import struct
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from backends.hg import graph, mpatch
+from backends.hg import branchcache, graph, mpatch
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal
 from backends.hg.changelog import (
@@ -132,7 +131,7 @@ class HgRepo:
         self.revlogs = RevlogCache(store, header, cache_scope)
         self._views: Views | None = None
         self._views_lock = threading.RLock()
-        self._branch_cache: tuple[list[tuple[bytes, bool]], Node] = ([], NULL_NODE)
+        self._branch_cache: tuple[list[tuple[bytes, bool]], Node, int] = ([], NULL_NODE, 0)
 
     # -- layout -------------------------------------------------------------
 
@@ -230,61 +229,71 @@ class HgRepo:
     def changeset(self, cl: Revlog, rev: int) -> Changeset:
         return parse_changeset(cl.revision(rev))
 
-    def _branches(self, cl: Revlog, views: Views) -> list[tuple[bytes, bool]]:
-        """(branch, closes) of every revision.
+    def _branches(self, cl: Revlog, views: Views | None = None, wlock_held: bool = False) -> list[tuple[bytes, bool]]:
+        """(branch, closes) of every revision (``views`` is not needed; ``wlock_held`` says the
+        caller holds the repository's locks, as a transaction's commit does).
 
         The changelog only grows, so the list is kept across snapshots, and for
         a repository on disk across opens, and only new revisions are parsed
         (checked by the node of the last one known: a rollback or strip that
-        changed it starts over).
+        changed it starts over).  A cold start takes what Mercurial's
+        ``rev-branch-cache`` vouches for, and the files are brought up to date
+        when revisions had to be read (:mod:`backends.hg.branchcache`).
         """
         scope = self.revlogs.scope
         with self._views_lock:
-            known, tip = self._branch_cache
+            known, tip, saved = self._branch_cache
             if not known and scope is not None:
-                known, tip = SHARED_BRANCHES.get(scope) or ([], NULL_NODE)
+                known, tip, saved = SHARED_BRANCHES.get(scope) or ([], NULL_NODE, 0)
             if len(known) > len(cl) or (known and cl.node(len(known) - 1) != tip):
-                known = []
+                known, saved = [], 0
             if not known:
-                known = self._branches_from_hg_cache(cl)
+                known = branchcache.read(self.plain, cl)
+                saved = len(known)
             if len(known) < len(cl):
-                known = known + [_branch_of(text) for text in cl.texts(len(known), len(cl))]
+                known = known + [branchcache.branch_of(text) for text in cl.texts(len(known), len(cl))]
                 tip = cl.node(len(known) - 1)
-                if scope is not None:
-                    SHARED_BRANCHES.put(scope, (known, tip))
-            self._branch_cache = (known, tip)
+            if saved < len(known):
+                saved = self._save_branches(cl, known, saved, wlock_held)
+            if scope is not None:
+                SHARED_BRANCHES.put(scope, (known, tip, saved))
+            self._branch_cache = (known, tip, saved)
             return known
 
-    def _branches_from_hg_cache(self, cl: Revlog) -> list[tuple[bytes, bool]]:
-        """The leading revisions Mercurial's own ``rev-branch-cache`` vouches for.
-
-        ``.hg/cache/rbc-names-v2`` holds branch names separated by NUL;
-        ``rbc-revs-v2`` one 8-byte record per revision: the first 4 bytes of its
-        node, and a big-endian index into the names with the top bit set for a
-        closing changeset (``v1`` files have the same format).  A record counts
-        only if its node prefix matches the changelog, as hg checks; the first
-        one that does not ends what is taken, and the rest is read from the
-        changelog.  The files are only read: hg rebuilds them as it needs.
-        """
-        for version in (b"v2", b"v1"):
-            names_path, revs_path = b"cache/rbc-names-" + version, b"cache/rbc-revs-" + version
-            if self.plain.exists(names_path) and self.plain.exists(revs_path):
-                break
-        else:
-            return []
+    def _save_branches(self, cl: Revlog, known: list[tuple[bytes, bool]], saved: int, wlock_held: bool) -> int:
+        """Write the rev-branch-cache files under the ``wlock``, as hg does: a reader takes it only
+        if it is free now (a writer holding it brings the files up to date as it commits); return
+        what they vouch for.  A repository whose cache cannot be written (a read-only disk) is not
+        tried again for these revisions."""
+        try_wlock = getattr(self.locks, "try_acquire_wlock", None)
+        release_wlock = getattr(self.locks, "release_wlock", None)
+        if try_wlock is None or release_wlock is None:
+            return len(known)  # in memory: nothing outlives the process
+        if wlock_held:
+            return self._write_branches(cl, known)
+        if not try_wlock():
+            return saved
         try:
-            names = self.plain.read(names_path).split(b"\0")
-            records = self.plain.read_range(revs_path, 0, RBC_RECORD.size * len(cl))
+            return self._write_branches(cl, known)
+        finally:
+            release_wlock()
+
+    def _write_branches(self, cl: Revlog, known: list[tuple[bytes, bool]]) -> int:
+        try:
+            return branchcache.write(self.plain, cl, known)
         except OSError:
-            return []
-        known: list[tuple[bytes, bool]] = []
-        entries = cl.index.entries
-        for rev, (prefix, value) in enumerate(RBC_RECORD.iter_unpack(memoryview(records)[: len(records) - len(records) % RBC_RECORD.size])):
-            index = value & 0x7FFFFFFF
-            if prefix != entries[rev][7][:4] or index >= len(names):
-                break
-            known.append((names[index], bool(value & 0x80000000)))
-        return known
+            return len(known)
+
+    def save_branches_after_commit(self) -> None:
+        """Called by a transaction that added changesets, after its commit and under its locks:
+        the branches of the new changesets go to the rev-branch-cache while nobody else can write
+        it (the branches of the older ones are usually known already: a push asks for them)."""
+        if getattr(self.locks, "try_acquire_wlock", None) is None:
+            return  # in memory: no files
+        try:
+            self._branches(self.changelog(), wlock_held=True)
+        except StorageError:
+            pass  # the push is committed; a cache that cannot be built is hg's to rebuild
 
     # -- HgRepository: queries ----------------------------------------------
 
@@ -757,7 +766,6 @@ MAX_HGRC = 1 << 20
 MAX_STREAM_CACHE = 256 << 20
 """A cache file larger than this is left for the client to build."""
 
-RBC_RECORD = struct.Struct(">4sI")
 """A ``rev-branch-cache`` record: node prefix, branch index with the close flag in the top bit."""
 
 
@@ -796,13 +804,9 @@ def _always(_head: bytes) -> bool:
     return True
 
 
-def _branch_of(changeset_text: bytes) -> tuple[bytes, bool]:
-    cs = parse_changeset(changeset_text)
-    return cs.branch, cs.closes_branch
-
-
-SHARED_BRANCHES: LruCache[bytes, tuple[list[tuple[bytes, bool]], Node]] = LruCache(64)
-"""Per store directory: the per-revision (branch, closes) list, with the changelog node it ends at."""
+SHARED_BRANCHES: LruCache[bytes, tuple[list[tuple[bytes, bool]], Node, int]] = LruCache(64)
+"""Per store directory: the per-revision (branch, closes) list, the changelog node it ends at, and
+how many of its revisions the rev-branch-cache files vouch for."""
 SHARED_VIEWS: LruCache[bytes, Views] = LruCache(64)
 """Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
 SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(64)

@@ -27,8 +27,10 @@ from protocols.errors import LimitExceeded, ProtocolError, StorageError
 if TYPE_CHECKING:
     from backends.hg.repository import HgRepo
 
-CACHE_PREFIXES = (b"branch", b"rbc-", b"tags", b"hgtagsfnodes", b"revbranchcache")
-"""``.hg/cache`` files derived from the changelog or phases; removed after every write."""
+CACHE_PREFIXES = (b"branch", b"tags", b"hgtagsfnodes", b"revbranchcache")
+"""``.hg/cache`` files derived from the changelog or phases; removed after every write.  The
+rev-branch-cache (``rbc-*``) stays: a record per revision, checked against its node, that appending
+revisions leaves true (see :mod:`backends.hg.branchcache`)."""
 
 
 def _check_path(path: bytes) -> None:
@@ -348,6 +350,8 @@ class Transaction:
             if self.changed_cl or self.phases is not None:
                 self._drop_caches()
             self._drop_undo()
+            if self.changed_cl:
+                self.repo.save_branches_after_commit()
         finally:
             self.repo.locks.release()
 

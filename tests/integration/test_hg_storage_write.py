@@ -129,7 +129,10 @@ def test_hg_rollback_cannot_undo_our_push(hg_cli: Hg, zlib_repo: Path, tmp_path:
     tx = target.transaction()
     tx.add_changegroup(source.emit_groups(source.missing([], source.heads()), DeltaMode.ANY))
     tx.commit()
-    assert not any(p.name.startswith(("branch", "tags", "rbc", "hgtagsfnodes")) for p in (path / ".hg" / "cache").iterdir())
+    left = {p.name for p in (path / ".hg" / "cache").iterdir()}
+    assert not any(name.startswith(("branch", "tags", "hgtagsfnodes")) for name in left)
+    # The rev-branch-cache stays: its one record (checked against the node) is still true.
+    assert {"rbc-names-v2", "rbc-revs-v2"} <= left
     heads = hg_cli(path, "log", "-r", "head()", "-T", "{node}\n").split()
     assert sorted(heads) == sorted(n.hex().encode() for n in hgstore.open_repository(str(path), "t").heads())
     assert b"no rollback information" in hg_cli(path, "rollback", check=False) + hg_cli.last_stderr

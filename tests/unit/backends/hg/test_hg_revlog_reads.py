@@ -153,10 +153,10 @@ def test_branch_lists_are_shared_between_opens_and_dropped_when_history_changes(
     assert sorted(open_repository(path, "b").branchmap()) == [b"default", b"stable"]
     scope = open_repository(path, "b").revlogs.scope
     assert scope is not None
-    known, _ = repository.SHARED_BRANCHES.get(scope) or ([], b"")
+    known, _, _ = repository.SHARED_BRANCHES.get(scope) or ([], b"", 0)
     assert [name for name, _ in known] == [b"default", b"stable"]
     # A stale list (its last node no longer in the changelog at that place) is not trusted.
-    repository.SHARED_BRANCHES.put(scope, ([(b"bogus", False), (b"bogus", False)], b"\x01" * 20))
+    repository.SHARED_BRANCHES.put(scope, ([(b"bogus", False), (b"bogus", False)], b"\x01" * 20, 2))
     assert sorted(open_repository(path, "b").branchmap()) == [b"default", b"stable"]
 
 
@@ -185,7 +185,7 @@ def test_views_are_shared_between_opens_until_the_changelog_or_phases_change(tmp
 def test_mercurial_s_rev_branch_cache_is_used_where_it_matches_the_changelog(tmp_path: object) -> None:
     import subprocess
 
-    from backends.hg.repository import RBC_RECORD, _branch_of
+    from backends.hg.branchcache import RBC_RECORD, branch_of, read
     from tests.conftest import VENV_BIN
 
     path = os.path.join(str(tmp_path), "rbc")
@@ -205,15 +205,15 @@ def test_mercurial_s_rev_branch_cache_is_used_where_it_matches_the_changelog(tmp
     hg("branches", "-c")  # hg writes .hg/cache/rbc-*-v2 while answering
     repo = open_repository(path, "rbc")
     cl = repo.changelog()
-    truth = [_branch_of(text) for text in cl.texts(0, len(cl))]
+    truth = [branch_of(text) for text in cl.texts(0, len(cl))]
     assert truth[-1] == (b"feature", True)
-    assert repo._branches_from_hg_cache(cl) == truth
+    assert read(repo.plain, cl) == truth
     # A record whose node prefix no longer matches ends what the cache is trusted for.
     revs_path = os.path.join(path, ".hg", "cache", "rbc-revs-v2")
     with open(revs_path, "r+b") as f:
         f.seek(2 * RBC_RECORD.size)
         f.write(b"\xff\xff\xff\xff")
-    assert repo._branches_from_hg_cache(cl) == truth[:2]
+    assert read(repo.plain, cl) == truth[:2]
     assert sorted(open_repository(path, "rbc").branchmap()) == [b"default", b"feature", b"stable"]
 
 

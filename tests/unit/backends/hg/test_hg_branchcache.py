@@ -1,0 +1,197 @@
+"""The branch of each changeset, and the rev-branch-cache files hgwire reads and writes as hg does.
+
+The files hgwire writes are compared byte for byte with the ones the real ``hg``
+writes for the same repository (``hg debugupdatecaches`` on a copy).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backends.hg import open_repository
+from backends.hg.branchcache import NAMES_V2, RBC_RECORD, REVS_V2, branch_of, read
+from backends.hg.changelog import Changeset, format_changeset, parse_changeset
+from backends.hg.lock import lock_prefix
+from backends.interfaces import DeltaMode
+from protocols.errors import StorageError
+from tests.conftest import VENV_BIN
+
+ENV = {**os.environ, "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "t <t@example.com>"}
+BRANCHES = ["default", "stable", "stable", "default", "feature", "stable"]
+
+
+def hg(path: Path, *args: str) -> None:
+    subprocess.run([os.path.join(VENV_BIN, "hg"), "-R", str(path), *args], check=True, env=ENV,
+                   capture_output=True)
+
+
+def commit_on(path: Path, branches: list[str], start: int = 0) -> None:
+    for i, branch in enumerate(branches, start):
+        hg(path, "branch", "-f", "-q", branch)
+        (path / f"f{i}").write_text(f"{i}\n")
+        hg(path, "commit", "-q", "-A", "-m", f"c{i}")
+
+
+def clear_caches(path: Path) -> None:
+    for entry in (path / ".hg" / "cache").iterdir():
+        entry.unlink()
+
+
+def hg_s_own(path: Path, tmp_path: Path) -> tuple[bytes, bytes]:
+    """The rev-branch-cache the real hg writes from scratch for a copy of ``path``."""
+    copy = tmp_path / "hg-copy"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(path, copy, symlinks=True)
+    clear_caches(copy)
+    hg(copy, "debugupdatecaches")
+    cache = copy / ".hg" / "cache"
+    return (cache / "rbc-names-v2").read_bytes(), (cache / "rbc-revs-v2").read_bytes()
+
+
+def files(path: Path) -> tuple[bytes, bytes]:
+    cache = path / ".hg" / "cache"
+    return (cache / "rbc-names-v2").read_bytes(), (cache / "rbc-revs-v2").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def branchy_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("rbc") / "branchy"
+    subprocess.run([os.path.join(VENV_BIN, "hg"), "init", str(path)], check=True, env=ENV)
+    commit_on(path, BRANCHES)
+    hg(path, "commit", "-q", "-m", "closed", "--close-branch")
+    clear_caches(path)
+    return path
+
+
+@pytest.fixture
+def branchy(branchy_template: Path, tmp_path: Path) -> Path:
+    """Six changesets on three branches, then one that closes ``stable``; no caches."""
+    path = tmp_path / "branchy"
+    shutil.copytree(branchy_template, path, symlinks=True)
+    return path
+
+
+# -- the branch of one changelog text ---------------------------------------------------------
+
+EXTRA_TEXT = st.binary(max_size=12) | st.sampled_from([b"stable", b"a\\b", b"x\0y", b"l\nm", b"c\rd", b""])
+EXTRA_KEYS = st.sampled_from([b"branch", b"close", b"source", b"convert_revision", b"branch:x", b"c"])
+
+
+@st.composite
+def changesets(draw: st.DrawFn) -> Changeset:
+    extra = draw(st.dictionaries(EXTRA_KEYS | st.binary(min_size=1, max_size=6).filter(lambda k: b":" not in k),
+                                 EXTRA_TEXT, max_size=4))
+    return Changeset(
+        manifest=draw(st.binary(min_size=20, max_size=20)),  # type: ignore[arg-type]
+        user=draw(st.binary(min_size=1, max_size=10).filter(lambda u: b"\n" not in u)),
+        time=draw(st.integers(min_value=-(2**31), max_value=2**40)),
+        tz=draw(st.integers(min_value=-50400, max_value=50400)),
+        extra=extra,
+        files=tuple(draw(st.lists(st.sampled_from([b"a", b"b/c", b"d e"]), unique=True, max_size=3))),
+        description=draw(st.binary(max_size=20)),
+    )
+
+
+def full_parse(text: bytes) -> tuple[bytes, bool] | type[StorageError]:
+    try:
+        cs = parse_changeset(text)
+    except StorageError:
+        return StorageError
+    return cs.branch, cs.closes_branch
+
+
+def fast(text: bytes) -> tuple[bytes, bool] | type[StorageError]:
+    try:
+        return branch_of(text)
+    except StorageError:
+        return StorageError
+
+
+@given(changesets())
+def test_the_branch_read_from_the_date_line_is_the_parser_s(cs: Changeset) -> None:
+    text = format_changeset(cs)
+    assert fast(text) == full_parse(text)
+    if not any(b":" in key for key in cs.extra):  # hg splits a key at its first colon
+        assert fast(text) == (cs.extra.get(b"branch", b"default"), b"close" in cs.extra)
+
+
+@given(changesets(), st.integers(min_value=0, max_value=200), st.binary(min_size=1, max_size=4))
+def test_a_damaged_changeset_gets_the_parser_s_answer_or_error(cs: Changeset, at: int, junk: bytes) -> None:
+    text = format_changeset(cs)
+    damaged = text[:at] + junk + text[at + len(junk):]
+    assert fast(damaged) == full_parse(damaged)
+
+
+# -- the files ------------------------------------------------------------------------------------
+
+def test_hgwire_writes_the_files_hg_writes(branchy: Path, tmp_path: Path) -> None:
+    repo = open_repository(str(branchy), "b")
+    heads = repo.branchmap()
+    assert sorted(heads) == [b"default", b"feature", b"stable"]
+    assert files(branchy) == hg_s_own(branchy, tmp_path)
+    cl = repo.changelog()
+    assert read(repo.plain, cl)[-1] == (b"stable", True)
+    # and hg, reading them, answers as before
+    out = subprocess.run([os.path.join(VENV_BIN, "hg"), "-R", str(branchy), "log", "-r", "branch(stable)",
+                          "-T", "{rev} "], env=ENV, capture_output=True, check=True).stdout
+    assert out == b"1 2 5 6 "
+
+
+def test_new_revisions_are_appended_and_a_bad_record_makes_a_new_file(branchy: Path, tmp_path: Path) -> None:
+    open_repository(str(branchy), "b").branchmap()
+    revs = branchy / ".hg" / "cache" / REVS_V2.split(b"/")[1].decode()
+    commit_on(branchy, ["default", "hotfix"], start=len(BRANCHES))
+    hg(branchy, "debugupdatecaches")  # hg brings them up to date itself...
+    whole = files(branchy)
+    os.truncate(revs, 3 * RBC_RECORD.size)  # ...as if it had not, past the third revision
+    names = branchy / ".hg" / "cache" / NAMES_V2.split(b"/")[1].decode()
+    names.write_bytes(b"\0".join(whole[0].split(b"\0")[:3]))  # nor learnt the newest names
+    inode = revs.stat().st_ino
+    assert sorted(open_repository(str(branchy), "b2").branchmap()) == [b"default", b"feature", b"hotfix", b"stable"]
+    assert files(branchy) == whole == hg_s_own(branchy, tmp_path)
+    assert revs.stat().st_ino == inode  # appended to, not replaced
+    # A record that no longer matches its node: the file is replaced whole (hg may map it).
+    with open(revs, "r+b") as f:
+        f.seek(RBC_RECORD.size)
+        f.write(b"\xff\xff\xff\xff")
+    (branchy / "more").write_text("more\n")
+    hg(branchy, "commit", "-q", "-A", "-m", "one more")
+    assert sorted(open_repository(str(branchy), "b3").branchmap()) == [b"default", b"feature", b"hotfix", b"stable"]
+    assert files(branchy) == hg_s_own(branchy, tmp_path)
+    assert revs.stat().st_ino != inode
+
+
+def test_the_files_wait_for_a_free_wlock(branchy: Path, tmp_path: Path) -> None:
+    wlock = branchy / ".hg" / "wlock"
+    os.symlink(f"{lock_prefix()}:{os.getpid()}", wlock)  # a live holder: hg committing, say
+    try:
+        assert sorted(open_repository(str(branchy), "b").branchmap()) == [b"default", b"feature", b"stable"]
+        assert list((branchy / ".hg" / "cache").iterdir()) == []
+    finally:
+        wlock.unlink()
+    assert sorted(open_repository(str(branchy), "b").branchmap()) == [b"default", b"feature", b"stable"]
+    assert files(branchy) == hg_s_own(branchy, tmp_path)
+    assert not wlock.exists()
+
+
+def test_a_write_brings_the_files_up_to_date_as_it_commits(branchy: Path, tmp_path: Path) -> None:
+    """The changesets a transaction adds get their records under its locks, as hg's commit does."""
+    source = tmp_path / "source"
+    shutil.copytree(branchy, source, symlinks=True)
+    commit_on(source, ["hotfix", "stable"], start=len(BRANCHES))
+    open_repository(str(branchy), "b").branchmap()  # files for the first seven
+    target = open_repository(str(branchy), "b")
+    origin = open_repository(str(source), "s")
+    tx = target.transaction()
+    tx.add_changegroup(origin.emit_groups(origin.missing(target.heads(), origin.heads()), DeltaMode.ANY))
+    tx.commit()
+    assert len(read(target.plain, target.changelog())) == len(BRANCHES) + 3
+    assert files(branchy) == hg_s_own(branchy, tmp_path)
+    hg(branchy, "verify", "-q")
