@@ -1,8 +1,9 @@
 """A Mercurial repository's ``[hooks]``, run for a push and for a pull as ``hg serve`` runs them
 (``hg help config.hooks``).
 
-Run for a push, in hg's order: ``prechangegroup`` (before a pushed changegroup is applied; a
-non-zero exit refuses the push); ``pretxnchangegroup`` once it is in; ``prepushkey`` for each pushed
+Run for a push, in hg's order: ``pretxnopen`` when the push first needs its transaction (told
+only ``HG_TXNNAME`` and ``HG_TXNID``, as hg tells it); ``prechangegroup`` (before a pushed changegroup
+is applied; a non-zero exit refuses the push, as it does for every hook named before the commit); ``pretxnchangegroup`` once it is in; ``prepushkey`` for each pushed
 bookmark (``HG_NAMESPACE``, ``HG_KEY``, ``HG_OLD``, ``HG_NEW``, and ``HG_PUSHKEYCOMPAT=1`` for the
 bookmarks of a bundle2 ``bookmarks`` part, as hg's ``bookmarks-pushkey-compat``) or pushed key;
 then before the commit ``pretxnclose-bookmark`` once per moved bookmark (``HG_BOOKMARK``,
@@ -37,10 +38,9 @@ clones or kept by ``[clone_cache]`` still runs them once for every client.
 Their output goes to the client as ``remote:`` lines over SSH; over HTTP hg has
 no channel for it, and hgwire logs it.
 
-Not run: ``python:`` hooks (hgwire does not run Mercurial), and ``pretxnopen``, which hg
-runs before anything of the push is known.  So that no check an operator relies on is skipped, a
-push to a repository that sets one of those (or a ``python:`` gate) is refused
-with a sentence naming it, and so is a pull that sets a ``python:`` ``preoutgoing``.
+Not run: ``python:`` hooks (hgwire does not run Mercurial).  So that no check an operator relies on
+is skipped, a push to a repository that sets a ``python:`` gate is refused with a sentence naming it,
+and so is a pull that sets a ``python:`` ``preoutgoing``.
 
 Blocking (the caller is on ``gateway.threads.run_for_hooks``); each hook runs at most ``git_hooks.HOOK_TIMEOUT``.
 """
@@ -61,16 +61,13 @@ from protocols.hg_responses import Outgoing, Response, StreamResponse
 
 log = Logger()
 
-RUN = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
+RUN = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
        "pretxnclose", "changegroup", "incoming", "txnclose", "txnclose-bookmark", "txnclose-phase", "pushkey")
 PULL = ("preoutgoing", "outgoing")
 """The hooks of a pull or clone that sends changesets (``changegroup.makestream``)."""
 ONE_NODE = ("incoming", "outgoing")
 """Hooks given ``HG_NODE`` only, no ``HG_NODE_LAST``."""
-NOT_RUN_GATES = ("pretxnopen",)
-"""Push-gating hooks hgwire does not run (hg runs them before anything of the push is known): a push is
-refused while one is set."""
-GATES = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
+GATES = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
          "pretxnclose")
 """The gating hooks hgwire runs (a ``python:`` one cannot be: the push is refused)."""
 
@@ -104,8 +101,7 @@ class HgHooks:
 
     def unsupported_gate(self) -> str | None:
         """Why a push must be refused because a gating hook cannot be run, or None."""
-        return self._unrunnable("pushes", lambda hook: hook.kind in NOT_RUN_GATES
-                                or (hook.kind in GATES and _is_python(hook)))
+        return self._unrunnable("pushes", lambda hook: hook.kind in GATES and _is_python(hook))
 
     def unsupported_pull_gate(self) -> str | None:
         """Why a pull must be refused because a ``python:`` ``preoutgoing`` hook cannot be run, or None."""
@@ -122,8 +118,9 @@ class HgHooks:
         return any(hook.kind == kind for hook in self.hooks)
 
     def run(self, kind: str, throw: bool, nodes: Sequence[Node] = (), pending: str | None = None,
-            extra: Mapping[str, str] | None = None) -> None:
-        """Run every hook of ``kind``; with ``throw`` the first failure raises ``HookFailed``."""
+            extra: Mapping[str, str] | None = None, bare: bool = False) -> None:
+        """Run every hook of ``kind``; with ``throw`` the first failure raises ``HookFailed``.
+        ``bare``: told only the transaction (``pretxnopen``: hg gives it no source, no URL)."""
         for hook in self.hooks:
             if hook.kind != kind:
                 continue
@@ -131,7 +128,7 @@ class HgHooks:
                 log.warn("{hook} in {root} is a python hook, which hgwire does not run", hook=hook.name,
                          root=self.root)
                 continue
-            status = self._run(hook, nodes, pending, extra)
+            status = self._run(hook, nodes, pending, extra, bare)
             if status == 0:
                 continue
             sentence = (f"{hook.name} hook timed out after {git_hooks.HOOK_TIMEOUT:g} s" if status is None
@@ -146,11 +143,13 @@ class HgHooks:
         return out
 
     def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None,
-             extra: Mapping[str, str] | None = None) -> int | None:
+             extra: Mapping[str, str] | None = None, bare: bool = False) -> int | None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
-        env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HG_SOURCE="serve", HGPLAIN="1")
-        if self.url is not None:
-            env["HG_URL"] = self.url
+        env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HGPLAIN="1")
+        if not bare:
+            env["HG_SOURCE"] = "serve"
+            if self.url is not None:
+                env["HG_URL"] = self.url
         if self.txnid is not None:
             env.update(HG_TXNID=self.txnid, HG_TXNNAME="serve")
         if nodes:
@@ -207,7 +206,7 @@ def _configured(repo: HgRepository, kinds: Sequence[str]) -> tuple[str, list[HgH
 
 def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> HgHooks | None:
     """The repository's push hooks, or None when it has none (or keeps no hgrc: a memory repository)."""
-    found = _configured(repo, RUN + NOT_RUN_GATES)
+    found = _configured(repo, RUN)
     if found is None:
         return None
     root, hooks = found

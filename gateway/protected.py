@@ -363,12 +363,20 @@ class GuardedTransaction:
         return branches_refusal(self._branch_rules, self._branch_heads, pushed)
 
     def _gate(self) -> None:
-        """Refuse the push when the repository sets a gating hook hgwire cannot run (checked once)."""
+        """Once, when the push first needs its transaction (where hg opens it): refuse the push when
+        the repository sets a gating hook hgwire cannot run, then run ``pretxnopen``."""
         if self._hooks is not None and not self._hooks_started:
             self._hooks_started = True
             reason = self._hooks.unsupported_gate()
             if reason is not None:
                 self._refuse(reason)
+            if self._hooks.has("pretxnopen"):
+                try:
+                    self._hooks.run("pretxnopen", throw=True, bare=True)
+                except hg_hooks.HookFailed as exc:
+                    self._refuse(str(exc))
+                finally:
+                    self._said_before += self._hooks.take_output()
 
     def commit(self) -> None:
         reason = self._branch_refusal()

@@ -177,7 +177,7 @@ pretxnclose-bookmark.log = echo "$HG_BOOKMARK ${{HG_OLDNODE:-none}} -> $HG_NODE"
     client.hg("verify", "-q", "-R", str(repo))
 
 
-@pytest.mark.parametrize("hook", ["pretxnopen.check = true", "prechangegroup.py = python:some.module.hook",
+@pytest.mark.parametrize("hook", ["pretxnopen.py = python:some.module.hook", "prechangegroup.py = python:some.module.hook",
                                   "pretxnchangegroup.py = python:some.module.hook"])
 def test_a_gate_hgwire_cannot_run_refuses_pushes(make_server: Any, client: Client, ssh_keys: SshKeys,
                                                  htpasswd: Path, tmp_path: Path, hook: str) -> None:
@@ -471,7 +471,7 @@ def test_a_python_preoutgoing_hook_refuses_pulls(make_server: Any, client: Clien
     peer.hg("clone", "-q", "-U", url, str(tmp_path / "not-a-gate"))  # not run, and not a check
 
 
-PUSH_HOOKS = ("prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
+PUSH_HOOKS = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
               "pretxnclose", "changegroup", "incoming", "txnclose", "txnclose-bookmark", "txnclose-phase", "pushkey")
 VARYING = ("HG_TXNID", "HG_PENDING", "HG_URL")
 """Told differently by each server run: a random transaction id, the pending root, the client's address."""
@@ -503,6 +503,8 @@ def test_push_hooks_are_told_what_hg_serve_tells_them(
 
 
 REFUSING_GATES = {
+    "pretxnopen": ('pretxnopen.closed = echo "pushes are closed for $HG_TXNNAME"; exit 1\n', [],
+                   "remote: pushes are closed for serve"),
     "prepushkey": ('prepushkey.lock = if [ "$HG_NAMESPACE/$HG_KEY" = bookmarks/locked ]; then '
                    'echo "bookmark $HG_KEY is locked"; exit 1; fi\n', ["-B", "locked"],
                    "remote: bookmark locked is locked"),
@@ -517,8 +519,8 @@ REFUSING_GATES = {
 def test_a_refusing_gate_refuses_the_push_as_hg_serve_does(
         make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str,
         gate: str) -> None:
-    """``prepushkey`` on a pushed bookmark, ``pretxnclose-phase`` on each changeset a publishing
-    repository would publish: the same error as from hg serve, and nothing lands."""
+    """``pretxnopen`` on every push, ``prepushkey`` on a pushed bookmark, ``pretxnclose-phase`` on each
+    changeset a publishing repository would publish: the same error as from hg serve, and nothing lands."""
     hooks, push_args, said = REFUSING_GATES[gate]
     peer, push_url, repo, reference = _pushable_with_reference(kind, make_server, client, ssh_keys, htpasswd,
                                                                tmp_path, hooks)
