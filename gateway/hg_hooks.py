@@ -18,7 +18,8 @@ exit.  After the commit: ``pushkey`` per pushed key (with ``HG_RET`` for a pushk
 ``changegroup`` (once, with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last)
 and ``incoming`` (once per added changeset).  Each is a shell command run in the repository's root
 with ``HG_HOOKTYPE``, ``HG_HOOKNAME``, ``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>``
-(``:<user>`` for HTTP), ``HG_TXNID``, ``HGPLAIN=1``, the nodes, and what hg's ``tr.hookargs`` add
+(``:<user>`` for HTTP), ``HG_TXNID``, ``HGPLAIN=1`` (empty for a hook whose ``<name>:run-with-plain``
+is false), the nodes, and what hg's ``tr.hookargs`` add
 (``GuardedTransaction.hookargs``: ``HG_BUNDLE2=1`` for every hook of a bundle2 push;
 ``HG_PHASES_MOVED`` from ``prepushkey`` on, ``HG_BOOKMARK_MOVED`` from ``pretxnclose-bookmark``
 on); what it writes reaches the client as ``remote:`` lines, and a post-commit hook that fails is
@@ -55,6 +56,7 @@ from urllib.parse import quote
 
 from twisted.logger import Logger
 
+from backends.hg.keys import BOOLEANS
 from backends.interfaces import HgRepository, Node
 from gateway import git_hooks
 from protocols.hg_responses import Outgoing, Response, StreamResponse
@@ -81,6 +83,8 @@ class HgHook:
     name: str
     """``changegroup.notify``: the hgrc name."""
     command: str
+    plain: bool = True
+    """``HGPLAIN=1`` (else empty): its ``<name>:run-with-plain`` setting, true unless set otherwise."""
 
     @property
     def kind(self) -> str:
@@ -145,7 +149,7 @@ class HgHooks:
     def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None,
              extra: Mapping[str, str] | None = None, bare: bool = False) -> int | None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
-        env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HGPLAIN="1")
+        env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HGPLAIN="1" if hook.plain else "")
         if not bare:
             env["HG_SOURCE"] = "serve"
             if self.url is not None:
@@ -195,13 +199,26 @@ def _configured(repo: HgRepository, kinds: Sequence[str]) -> tuple[str, list[HgH
             except ValueError:
                 continue
     # ``name:option`` (``run-with-plain``) is a hook's setting, not a hook (hook._hookitems)
+    options = {name: value.strip() for name, value in settings if b":" in name}
     listed = [(name, value) for name, value in settings
               if not name.startswith((b"priority.", b"tonative.")) and b":" not in name and value.strip()]
     ordered = sorted(enumerate(listed), key=lambda item: (-priorities.get(item[1][0], 0), item[0]))
-    hooks = [HgHook(name.decode("utf-8", "replace"), value.decode("utf-8", "surrogateescape"))
+    hooks = [HgHook(name.decode("utf-8", "replace"), value.decode("utf-8", "surrogateescape"),
+                    _run_with_plain(options.get(name + b":run-with-plain")))
              for _, (name, value) in ordered
              if name.split(b".", 1)[0].decode("ascii", "replace") in kinds]
     return (root, hooks) if hooks else None
+
+
+def _run_with_plain(value: bytes | None) -> bool:
+    """hg's ``<name>:run-with-plain``: true by default; ``auto`` follows the server's own ``HGPLAIN``
+    (as ``ui.plain()``); a value that is no boolean keeps the default."""
+    if value is None:
+        return True
+    if value.lower() == b"auto":
+        return "HGPLAIN" in os.environ or "HGPLAINEXCEPT" in os.environ
+    parsed = BOOLEANS.get(value.lower())
+    return True if parsed is None else parsed
 
 
 def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> HgHooks | None:

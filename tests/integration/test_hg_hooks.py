@@ -484,6 +484,7 @@ def test_push_hooks_are_told_what_hg_serve_tells_them(
     """The same push (changesets, a bookmark, phases) to hgwire and to Mercurial's own server on a
     copy: every push hook gets the same variables, but for those ``VARYING`` ones, which only must be set."""
     hooks = "".join(f"{name}.env = (echo '-- {name}'; {HOOK_ENV}) >> hooks.env\n" for name in PUSH_HOOKS)
+    hooks += "txnclose.env:run-with-plain = false\n"  # HGPLAIN set, but empty
     peer, push_url, repo, reference = _pushable_with_reference(kind, make_server, client, ssh_keys, htpasswd,
                                                                tmp_path, hooks, f"[phases]\npublish = {publish}\n")
     work = tmp_path / "work-hg"
