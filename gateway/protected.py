@@ -219,7 +219,8 @@ class GuardedTransaction:
         self._repo = repo
         self._tx = tx
         self._hooks = hooks
-        self._hooks_started = False
+        self._gated = False
+        self._opened = False
         self._said_before = b""
         self._moved_marks: dict[bytes, tuple[Node | None, Node | None]] = {}
         self._pending: str | None = None
@@ -248,8 +249,8 @@ class GuardedTransaction:
     def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
         if self._branch_rules and self._reader is None:
             self._start_branch_checks()
+        self._gate()
         if self._hooks is not None:
-            self._gate()
             try:
                 self._hooks.run("prechangegroup", throw=True, extra=self.hookargs)
             except hg_hooks.HookFailed as exc:
@@ -285,6 +286,7 @@ class GuardedTransaction:
                 self._branches[revision.node] = branch_and_close(self._reader.changeset_text(revision.node))
 
     def set_bookmark(self, name: bytes, old: Node | None, new: Node | None) -> bool:
+        self._gate()
         protection = first_match(self._protections.bookmarks, _name(name)) if self._protections else None
         reason = self._bookmark_refusal(protection, old, new) if protection is not None else None
         if reason is not None:
@@ -331,9 +333,9 @@ class GuardedTransaction:
         (``HG_PUSHKEYCOMPAT=1``, its ``bookmarks-pushkey-compat``); otherwise a pushkey (a part, or the
         ``pushkey`` command), whose ``pushkey`` hook is also told ``HG_RET``.  Values are as on the wire.
         """
+        self._gate()
         if self._hooks is None:
             return
-        self._gate()
         args = {**self.hookargs, **({"phases_moved": "1"} if self._phases_moved() else {}),  # hg's, by now
                 **({"pushkeycompat": "1"} if compat else {}),
                 "namespace": _text(namespace), "key": _text(key), "old": _text(old), "new": _text(new)}
@@ -351,6 +353,7 @@ class GuardedTransaction:
             self._pushkeys[-1]["ret"] = "1" if ok else "0"
 
     def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:
+        self._gate()
         self._tx.set_phase(phase, nodes)
         if nodes:
             self._changes.append(audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "",
@@ -362,11 +365,19 @@ class GuardedTransaction:
         pushed = [PushedChangeset(node, self._parents[node], *self._branches[node]) for node in self._added]
         return branches_refusal(self._branch_rules, self._branch_heads, pushed)
 
+    @property
+    def opened(self) -> bool:
+        """Whether the push got as far as hg opening its transaction (and running ``pretxnopen``):
+        a refusal from then on is told "transaction abort!" and "rollback completed", as by hg."""
+        return self._opened
+
     def _gate(self) -> None:
         """Once, when the push first needs its transaction (where hg opens it): refuse the push when
         the repository sets a gating hook hgwire cannot run, then run ``pretxnopen``."""
-        if self._hooks is not None and not self._hooks_started:
-            self._hooks_started = True
+        if self._gated:
+            return
+        self._gated = True
+        if self._hooks is not None:
             reason = self._hooks.unsupported_gate()
             if reason is not None:
                 self._refuse(reason)
@@ -377,6 +388,7 @@ class GuardedTransaction:
                     self._refuse(str(exc))
                 finally:
                     self._said_before += self._hooks.take_output()
+        self._opened = True
 
     def commit(self) -> None:
         reason = self._branch_refusal()
@@ -384,8 +396,8 @@ class GuardedTransaction:
             self._refuse(reason)  # the caller aborts: nothing of the push lands
         closing: Mapping[str, str] = {}
         phase_args: list[dict[str, str]] = []
+        self._gate()
         if self._hooks is not None:
-            self._gate()
             self._pending_gates(self._hooks)
             closing = self._closing_args()  # before the commit: what it moves is then on disk
             if self._hooks.has("txnclose-phase"):

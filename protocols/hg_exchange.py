@@ -609,6 +609,8 @@ class IngestReport:
     heads_delta: int = 0
     streamed: int = 0
     """File revisions of the changegroup being applied, as sent (the backend may count the added ones)."""
+    started: int = 0
+    """Changegroups whose changesets the backend began to read (past ``prechangegroup``)."""
 
     def output(self) -> bytes:
         """``adding ...`` progress per changegroup, then ``added N changesets with M changes to F files``."""
@@ -625,6 +627,7 @@ class IngestReport:
 
 
 def _counted(groups: Iterator[RevisionGroup], report: IngestReport) -> Iterator[RevisionGroup]:
+    report.started += 1  # first asked for when the backend starts reading
     for group in groups:
         yield RevisionGroup(group.section, group.path, _counted_revisions(group, report))
 
@@ -693,7 +696,7 @@ def _unbundle2(
         tx.commit()
     except HgwireError as exc:
         tx.abort()
-        said = b"".join(hook_output(tx))  # before the error, as hg salvages a failed push's output
+        said = _refused_output(tx, op.report)
         if capture_output and said:
             parts = [b2.OutPart(b2.PART_OUTPUT, payload=[said], mandatory=False), error_part(exc, op.reply_caps)]
             return StreamResponse(b2.write_bundle2(parts))
@@ -707,6 +710,18 @@ def _unbundle2(
         op.replies.append(b2.OutPart(b2.PART_OUTPUT, payload=[output], mandatory=False))
         output = b""
     return StreamResponse(b2.write_bundle2(op.replies), output=output)
+
+
+ABORT_MESSAGE = b"transaction abort!\nrollback completed\n"
+
+
+def _refused_output(tx: HgTransaction, report: IngestReport) -> bytes:
+    """What hg's server says of a push it refuses, before the error: the hooks' words, with
+    ``adding ...`` for each changegroup it began to add (after the ``prechangegroup`` hooks), then,
+    once its transaction was open (``opened``, told by the gateway's transaction), the rollback."""
+    before, after = hook_output(tx)
+    closing = ABORT_MESSAGE if getattr(tx, "opened", False) else b""
+    return before + PROGRESS_MESSAGE * report.started + after + closing
 
 
 def error_part(exc: HgwireError, reply_caps: Mapping[bytes, Sequence[bytes]]) -> b2.OutPart:
