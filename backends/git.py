@@ -351,12 +351,15 @@ class DulwichGitRepository:
         head = self._head_target()
         hidden = self.hidden_refs("receive-pack")
         checked = [(u, self._refusal(u, head, hidden, rules)) for u in updates]
+        transaction_hook = _transaction_hook(hooks)
+        # as git's receive-pack: without atomic, each ref's update hook runs just before its transaction
+        update_each = hooks.update if hooks is not None and transaction_hook is not None and not atomic else None
         if hooks is not None:
-            checked = _hook_verdicts(checked, hooks)
+            checked = _hook_verdicts(checked, hooks, run_update=update_each is None)
         with self._lock():
-            results = self._apply(checked, atomic)
+            results = self._apply(checked, atomic, transaction_hook, head, update_each)
             moved = any(r.reason is None and u.new != ZERO_ID for u, r in zip(updates, results, strict=True))
-            declined = any(r.reason in (PRE_RECEIVE_DECLINED, UPDATE_DECLINED) for r in results)
+            declined = any(r.reason in HOOK_REFUSALS for r in results)
             # incomplete objects never stay; declined or unchecked ones go, as from git's quarantine
             if self._whole is False or (not moved and (declined or self._whole is None)):
                 self._discard_added()
@@ -404,7 +407,17 @@ class DulwichGitRepository:
             return False
         return type_num == COMMIT_TYPE
 
-    def _apply(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool) -> list[RefResult]:
+    def _apply(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool,
+               transaction_hook: TransactionHook | None = None, head: bytes | None = None,
+               update_hook: Callable[[RefUpdate], bool] | None = None) -> list[RefResult]:
+        """Make the updates that passed the checks: all or none when ``atomic``.
+
+        With a ``reference-transaction`` hook, each update is a transaction of its own (all of
+        them one transaction when ``atomic``), as in git's receive-pack: once its refs are checked
+        against their old values under the lock, the hook is told "prepared" (a refusal declines
+        it, then "aborted"), and "committed" once they are written.  ``update_hook``, when given,
+        runs for each update just before its transaction (a refusal declines it).
+        """
         checked = _name_conflicts(checked, self.dulwich_repo.refs.allkeys())
         if atomic and any(reason for _, reason in checked):
             return [RefResult(u.ref, reason or "atomic push failed") for u, reason in checked]
@@ -414,9 +427,43 @@ class DulwichGitRepository:
             if stale:
                 return [RefResult(u.ref, "stale info" if u in stale else "atomic push failed")
                         for u, _ in checked]
-        results = [RefResult(u.ref, reason or self._swap(u)) for u, reason in checked]
+        if transaction_hook is None:
+            results = [RefResult(u.ref, reason or self._swap(u)) for u, reason in checked]
+        elif atomic:
+            results = self._transaction(transaction_hook, [u for u, _ in checked], head)
+        else:
+            results = []
+            for u, reason in checked:
+                if reason is None and update_hook is not None and not update_hook(u):
+                    reason = UPDATE_DECLINED
+                results.append(RefResult(u.ref, reason) if reason is not None
+                               else self._transaction(transaction_hook, [u], head)[0])
         self._repair_head()
         return results
+
+    def _transaction(self, hook: TransactionHook, updates: list[RefUpdate], head: bytes | None
+                     ) -> list[RefResult]:
+        """One ref transaction told to the ``reference-transaction`` hook (under the repo lock)."""
+        if len(updates) == 1 and self._current(updates[0].ref) != updates[0].old:
+            return [RefResult(updates[0].ref, "stale info")]  # git's prepare fails before the hook
+        if not hook("prepared", updates, head):
+            hook("aborted", updates, head)
+            return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
+        results = [RefResult(u.ref, self._swap(u)) for u in updates]
+        made = [u for u, r in zip(updates, results, strict=True) if r.reason is None]
+        failed = [u for u, r in zip(updates, results, strict=True) if r.reason is not None]
+        if made:
+            hook("committed", made, head)
+        if failed:
+            hook("aborted", failed, head)
+        return results
+
+    def _current(self, ref: bytes) -> ObjectId:
+        """The id ``ref`` names now (symbolic refs followed), ZERO_ID when there is none."""
+        try:
+            return ObjectId(self.dulwich_repo.refs[Ref(ref)])
+        except (KeyError, RefFormatError):
+            return ZERO_ID
 
     def _swap(self, update: RefUpdate) -> str | None:
         refs = self.dulwich_repo.refs
@@ -506,16 +553,32 @@ def _forget(store: BaseObjectStore, shas: Iterable[bytes]) -> None:
 
 PRE_RECEIVE_DECLINED = "pre-receive hook declined"
 UPDATE_DECLINED = "hook declined"
+REFERENCE_TRANSACTION_DECLINED = "reference-transaction hook declined"
+HOOK_REFUSALS = (PRE_RECEIVE_DECLINED, UPDATE_DECLINED, REFERENCE_TRANSACTION_DECLINED)
+
+TransactionHook = Callable[[str, Sequence[RefUpdate], bytes | None], bool]
+"""``reference_transaction(state, updates, head)`` of the push's hooks: for "prepared", whether
+the hook lets the transaction through (for "committed" and "aborted" the answer does not count)."""
 
 
-def _hook_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks
+def _transaction_hook(hooks: ReceiveHooks | None) -> TransactionHook | None:
+    """The hooks' ``reference-transaction`` hook when the repository has one (``transaction_hook``
+    is optional for custom hooks)."""
+    find = getattr(hooks, "transaction_hook", None)
+    return find() if find is not None else None
+
+
+def _hook_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks, run_update: bool = True
                    ) -> list[tuple[RefUpdate, str | None]]:
-    """pre-receive over the updates still standing (a refusal declines them all), then ``update`` each."""
+    """pre-receive over the updates still standing (a refusal declines them all), then ``update``
+    each (unless ``run_update`` is false: then they run with each ref's transaction)."""
     standing = [u for u, reason in checked if reason is None]
     if not standing:
         return checked
     if not hooks.pre_receive(standing):
         return [(u, PRE_RECEIVE_DECLINED if reason is None else reason) for u, reason in checked]
+    if not run_update:
+        return checked
     return [(u, reason if reason is not None or hooks.update(u) else UPDATE_DECLINED) for u, reason in checked]
 
 

@@ -122,7 +122,10 @@ class HookLocation:
 
 class ReceiveHooks(Protocol):
     """The receive hooks of one push (``gateway.git_hooks``): ``update_refs`` of a repository that
-    has a ``hook_location`` calls them around its ref updates when the gateway passes them."""
+    has a ``hook_location`` calls them around its ref updates when the gateway passes them.
+
+    Optional: ``transaction_hook()``, the ``reference_transaction(state, updates, head) -> bool``
+    callable to tell each ref transaction to, or None (looked up with ``getattr``)."""
 
     def pre_receive(self, updates: Sequence[RefUpdate]) -> bool: ...
 

@@ -6,6 +6,9 @@ declined").  ``update`` runs once per ref with the ref, old and new ids as
 arguments; a non-zero exit refuses that ref ("hook declined").  After the refs
 moved, ``post-receive`` gets the same lines for the updates that succeeded and
 ``post-update`` their names as arguments; their exit status is ignored.
+``reference-transaction`` is told each ref transaction (one per ref update, one
+for all of an atomic push) as "prepared" once its refs are locked and checked
+(a non-zero exit declines it), then "committed" or "aborted".
 
 A hook is the executable file of that name in the repository's ``hooks``
 directory, or in ``core.hooksPath`` when the config sets it (relative to the
@@ -24,7 +27,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from twisted.logger import Logger
@@ -35,7 +38,7 @@ log = Logger()
 
 HOOK_TIMEOUT = 300.0
 """Seconds a hook may run before it is killed (the client waits for it, as with git)."""
-HOOK_NAMES = ("pre-receive", "update", "post-receive", "post-update")
+HOOK_NAMES = ("pre-receive", "update", "reference-transaction", "post-receive", "post-update")
 MAX_OUTPUT = 1 << 20
 """Bytes of one push's hook output kept for the client; the rest is cut with a note."""
 TOLD_OPTIONS = ("pre-receive", "post-receive")
@@ -73,6 +76,19 @@ class GitHooks:
             return True
         self._keep(b"error: hook declined to update %s\n" % update.ref)  # receive-pack's own line
         return False
+
+    def transaction_hook(self) -> Callable[[str, Sequence[RefUpdate], bytes | None], bool] | None:
+        """``reference_transaction`` when the repository has that hook, else None (nothing to tell)."""
+        return self.reference_transaction if self._find("reference-transaction") is not None else None
+
+    def reference_transaction(self, state: str, updates: Sequence[RefUpdate], head: bytes | None) -> bool:
+        """Tell the ``reference-transaction`` hook a ref transaction's ``state`` ("prepared",
+        "committed" or "aborted") with one ``<old> <new> <ref>`` line per update, and a ``HEAD``
+        line after the branch HEAD names, as git's ref store tells it.  True when there is no such
+        hook or it lets a prepared transaction through."""
+        lines = b"".join(b"%s %s %s\n" % (u.old, u.new, u.ref) + (b"%s %s HEAD\n" % (u.old, u.new) if u.ref == head else b"")
+                         for u in updates)
+        return self._run("reference-transaction", (state,), lines) in (None, 0)
 
     def post_receive(self, updates: Sequence[RefUpdate]) -> None:
         if updates:

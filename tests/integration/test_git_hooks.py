@@ -230,5 +230,96 @@ def test_receive_hooks_are_told_what_git_tells_them(make_server: Any, client: Cl
         return [line for line in lines if line.startswith(("-- ", "GIT_DIR=", "GIT_PUSH_OPTION_"))]
 
     ours, theirs = told(ours_dir), told(copy_dir)
-    assert [line for line in theirs if line.startswith("GIT_DIR=")] == ["GIT_DIR=."] * 5
+    assert [line for line in theirs if line.startswith("GIT_DIR=")] == ["GIT_DIR=."] * 9  # 4 receive hooks, 2 ref transactions × 2 states
     assert ours == theirs, "\n".join(difflib.unified_diff(ours, theirs, lineterm=""))
+
+
+TRANSACTION_HOOK = """#!/bin/sh
+(echo "== $*"; cat) >> "$GIT_DIR/transactions.log"
+echo "told $1"
+if [ "$1" = prepared ] && grep -q refs/heads/blocked "$GIT_DIR/transactions.log"; then
+  : > "$GIT_DIR/blocked.seen"; sed -i /blocked/d "$GIT_DIR/transactions.log"; exit 1
+fi
+"""
+
+
+def _transactions(git_dir: Path) -> list[str]:
+    """The hook's log, without git's own packed-refs step: git 2.39's files store also tells the
+    hook of the empty packed-refs transaction a deletion opens (an "aborted" with zero ids), which
+    is not a ref transaction of the push."""
+    blocks = (git_dir / "transactions.log").read_text().split("== ")
+    zero = "0" * 40
+    kept = [block for block in blocks if block and not all(
+        line.startswith(f"{zero} {zero} ") for line in block.splitlines()[1:])]
+    (git_dir / "transactions.log").write_text("")
+    return kept
+
+
+def test_reference_transaction_hook_is_told_what_git_tells_it(make_server: Any, client: Client) -> None:
+    """The same pushes to hgwire and to git's own receive-pack (``file://``) of a copy: the
+    ``reference-transaction`` hook is told the same transactions (one per ref, one for an atomic
+    push; "prepared" then "committed"; a ``HEAD`` line with HEAD's branch), with the update hook of
+    each ref just before its transaction."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "told", push=True)
+    ours = server.root / "told.git"
+    theirs = client.cwd / "told-copy.git"
+    client.run("cp", "-a", str(ours), str(theirs))
+    for git_dir in (ours, theirs):
+        (git_dir / "hooks").mkdir(exist_ok=True)
+        for name, text in (("reference-transaction", TRANSACTION_HOOK),
+                           ("update", '#!/bin/sh\necho "== update $1" >> "$GIT_DIR/transactions.log"\n')):
+            (git_dir / "hooks" / name).write_text(text)
+            (git_dir / "hooks" / name).chmod(0o755)
+        client.git("--git-dir", str(git_dir), "config", "receive.denyDeleteCurrent", "ignore")
+    commit(client, work, "b.txt", "b\n", "b")
+    pushes = [["HEAD:main", "HEAD:side", "HEAD~1:refs/tags/v1"], ["--atomic", "HEAD~1:refs/heads/x", "HEAD:y"],
+              [":side", ":refs/tags/v1"], ["--force", "HEAD~1:main"], [":main"]]
+    for push in pushes:
+        mine = client.git("push", url, *push, cwd=work, check=False)
+        git_s = client.git("push", f"file://{theirs}", *push, cwd=work, check=False)
+        assert mine.returncode == git_s.returncode == 0, (mine.stderr, git_s.stderr)
+        told, git_told = _transactions(ours), _transactions(theirs)
+        assert told == git_told, "\n".join(difflib.unified_diff(told, git_told, lineterm=""))
+        assert any("HEAD\n" in block for block in told) == any(p.endswith(":main") for p in push)
+        assert "remote: told prepared" in mine.stderr and "remote: told committed" in mine.stderr
+    mine_refs, git_refs = remote_refs(client, "default", url), remote_refs(client, "default", f"file://{theirs}")
+    mine_refs.pop("HEAD")  # hgwire points HEAD at a remaining branch once main is gone (README *Status*)
+    assert mine_refs == git_refs
+    assert_consistent(server, client, "told")
+
+
+def test_reference_transaction_hook_declines_in_prepared(make_server: Any, client: Client) -> None:
+    """A non-zero exit in "prepared" declines that transaction: its ref stays, the hook is told
+    "aborted", and the other refs of a push without ``--atomic`` go through.  (git's receive-pack
+    dies there, "ref updates aborted by hook", and the client loses the rest of the push; hgwire
+    answers the declined refs in the protocol instead.)"""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "gate", push=True)
+    bare = server.root / "gate.git"
+    (bare / "hooks").mkdir(exist_ok=True)
+    (bare / "hooks" / "reference-transaction").write_text(TRANSACTION_HOOK)
+    (bare / "hooks" / "reference-transaction").chmod(0o755)
+    old = remote_refs(client, "default", url)["refs/heads/main"]
+    tip = commit(client, work, "b.txt", "b\n", "b")
+    before = _packs(bare)
+    refused = client.git("push", "--atomic", url, "HEAD:blocked", "HEAD:main", cwd=work, check=False)
+    assert refused.returncode == 1
+    assert _rejections(refused.stderr) == [
+        "! [remote rejected] HEAD -> blocked (reference-transaction hook declined)",
+        "! [remote rejected] HEAD -> main (reference-transaction hook declined)"], refused.stderr
+    assert (bare / "blocked.seen").exists() and "told aborted" in refused.stderr
+    # the hook removed its "prepared" lines of blocked; what stays: the aborted transaction's
+    assert _transactions(bare) == [f"prepared\n{old} {tip} refs/heads/main\n{old} {tip} HEAD\n",
+                                   f"aborted\n{old} {tip} refs/heads/main\n{old} {tip} HEAD\n"
+                                   f"{'0' * 40} {tip} refs/heads/blocked\n"]  # in the order the client sent them
+    assert "refs/heads/blocked" not in remote_refs(client, "default", url)
+    assert _packs(bare) == before  # nothing landed: the push's pack goes, as from git's quarantine
+
+    partly = client.git("push", url, "HEAD:blocked", "HEAD:main", cwd=work, check=False)
+    assert partly.returncode == 1
+    assert _rejections(partly.stderr) == [
+        "! [remote rejected] HEAD -> blocked (reference-transaction hook declined)"], partly.stderr
+    refs = remote_refs(client, "default", url)
+    assert refs["refs/heads/main"] == tip and "refs/heads/blocked" not in refs
+    assert_consistent(server, client, "gate")
