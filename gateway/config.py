@@ -29,5 +29,7 @@ class ServiceConfig:
     http: list[str] = field(default_factory=list)
     workers: int = 8
     """Threads of the worker pool: backend calls (disk, CPU) of this many requests run at once."""
+    shutdown_grace: float = 30.0
+    """Seconds the open connections get to finish once the service is told to stop."""
     authorizer: Authorizer | None = None
     """Built once from the flags and ``config_file`` by ``gateway.policy.authorizer_for``."""

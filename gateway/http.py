@@ -408,6 +408,10 @@ class HgwireHTTPChannel(http.HTTPChannel):
         self._disarm_header_deadline()
         super().connectionLost(reason)
 
+    def between_requests(self) -> bool:
+        """No request in progress, none begun (``gateway.limits``: closed so while the service stops)."""
+        return not self.requests and not self._partial
+
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()
         limits = getattr(getattr(self, "site", None), "connection_limits", None)

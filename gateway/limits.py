@@ -280,6 +280,20 @@ class GuardedProtocol(ProtocolWrapper):
         if half is not None:
             half.writeConnectionLost()
 
+    def quiet_for(self) -> float:
+        """Seconds since the last byte in either direction."""
+        return float(self.guard.clock.seconds() - self._last)
+
+    def between_requests(self) -> bool:
+        """Whether the connection may be closed without cutting work short: a refused one, or one
+        whose protocol says it is between requests (an HTTP keep-alive connection waiting for the
+        next request, an SSH connection with no session open).  A git:// connection carries one
+        request from its first byte to its close, so it never is."""
+        if self._refusal is not None:
+            return True
+        idle = getattr(self.wrappedProtocol, "between_requests", None)
+        return bool(idle()) if idle is not None else False
+
     def _check_idle(self) -> None:
         self._timer = None
         clock = self.guard.clock
@@ -354,6 +368,20 @@ class GuardedFactory(WrappingFactory):
 
     def logPrefix(self) -> str:
         return str(self.wrappedFactory.logPrefix())
+
+    def close_quiet(self, quiet: float) -> int:
+        """While the service stops: close each connection that is between requests and has been
+        quiet for ``quiet`` seconds (a client in the middle of a sequence of requests on one
+        connection gets to finish it); the number of connections still open."""
+        for p in list(self.protocols):
+            if p.between_requests() and p.quiet_for() >= quiet and p.transport is not None:
+                drop(p.transport)
+        return len(self.protocols)
+
+    def close_all(self) -> None:
+        for p in list(self.protocols):
+            if p.transport is not None:
+                drop(p.transport)
 
 
 def guard(kind: str, factory: Factory, config: ServiceConfig, clock: Any = None) -> GuardedFactory:

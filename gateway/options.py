@@ -11,6 +11,9 @@ from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
 from gateway.threads import MAX_POOL_SIZE
 
+MAX_SHUTDOWN_GRACE = 86400
+"""A day: a longer wait for open connections would look like a hung stop."""
+
 
 def check_options(options: MutableMapping[str, Any]) -> None:
     """Fill default listeners, refuse what is not implemented, create the root; ValueError if wrong."""
@@ -21,6 +24,14 @@ def check_options(options: MutableMapping[str, Any]) -> None:
     if not 1 <= workers <= MAX_POOL_SIZE:
         raise ValueError(f"--workers must be a whole number from 1 to {MAX_POOL_SIZE}, not {options['workers']!r}")
     options["workers"] = workers
+    try:
+        grace = float(options.get("shutdown-grace", 30))
+    except (TypeError, ValueError):
+        grace = -1.0
+    if not 0 <= grace <= MAX_SHUTDOWN_GRACE:
+        raise ValueError(f"--shutdown-grace must be a number of seconds from 0 to {MAX_SHUTDOWN_GRACE}, "
+                         f"not {options.get('shutdown-grace')!r}")
+    options["shutdown-grace"] = grace
     if options.get("config"):
         load_policy(options["config"])  # PolicyError (a ValueError) names the file, the key and the fix
     if options["backend"] == "fs":

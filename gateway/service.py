@@ -24,6 +24,12 @@ from gateway.config import ServiceConfig
 
 log = Logger()
 
+DRAIN_QUIET = 1.0
+"""While the service stops, a connection between requests is closed once quiet this many seconds
+(an hg client's next request on its keep-alive connection comes sooner)."""
+DRAIN_STEP = 0.1
+"""Seconds between two looks at the open connections while the service stops."""
+
 FIRST_USE_IMPORTS = ("email.policy", "dulwich.config", "dulwich.worktree")
 """Modules our libraries import on first use, imported when the service starts instead.
 
@@ -173,6 +179,46 @@ class HgwireService(service.MultiService):
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
 
+    def stopService(self) -> defer.Deferred[None]:
+        """Stop listening, then let the open connections finish (``shutdown_grace`` at most), as
+        git daemon's and sshd's sessions outlive their listener: a clone or push in progress
+        completes; connections between requests are closed once quiet for ``DRAIN_QUIET``."""
+        stopped = defer.maybeDeferred(super().stopService)
+        return stopped.addCallback(lambda _: self._drain())
+
+    def _drain(self) -> defer.Deferred[None] | None:
+        from twisted.internet import reactor
+
+        from gateway.limits import GuardedFactory
+
+        factories = [l.factory for l in self.listeners if isinstance(l.factory, GuardedFactory)]
+        grace = self.config.shutdown_grace
+        open_now = sum(f.close_quiet(DRAIN_QUIET) for f in factories)
+        if not open_now:
+            return None
+        log.info("hgwire stopped listening; {count} open connections get up to {grace} s to finish",
+                 count=open_now, grace=grace)
+        clock: Any = reactor
+        deadline = clock.seconds() + grace
+        done: defer.Deferred[None] = defer.Deferred()
+
+        def step() -> None:
+            left = sum(f.close_quiet(DRAIN_QUIET) for f in factories)
+            if not left:
+                log.info("hgwire: every connection finished")
+                done.callback(None)
+            elif clock.seconds() >= deadline:
+                log.warn("hgwire: {count} connections still open after the {grace} s shutdown grace; "  # noqa: G010
+                         "closing them", count=left, grace=grace)
+                for f in factories:
+                    f.close_all()
+                done.callback(None)
+            else:
+                clock.callLater(DRAIN_STEP, step)
+
+        clock.callLater(DRAIN_STEP, step)
+        return done
+
     def listening(self) -> defer.Deferred[list[ListenerService]]:
         """Fires once every listener is bound (ports known)."""
         d = defer.gatherResults([l.listening for l in self.listeners], consumeErrors=True)
@@ -214,5 +260,6 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
         ssh=list(options["ssh"]),
         http=list(options["http"]),
         workers=int(options["workers"]),
+        shutdown_grace=float(options.get("shutdown-grace", ServiceConfig.shutdown_grace)),
     )
     return build_service(config, stop_reactor_on_failure=True)

@@ -694,6 +694,10 @@ class HgwireServerTransport(transport.SSHServerTransport):
             log.info("SSH client {peer} disconnected: {reason} (code {code})", peer=self._peer_host(),
                      reason=description[:200].decode("utf-8", "replace"), code=reasonCode)
 
+    def between_requests(self) -> bool:
+        """Logged in with no channel open (``gateway.limits``: closed so while the service stops)."""
+        return hasattr(self, "avatar") and not getattr(self.service, "channels", None)
+
     def _peer_host(self) -> str:
         return str(getattr(self.transport.getPeer(), "host", "?")) if self.transport is not None else "?"
 

@@ -18,7 +18,7 @@ def test_help_documents_every_option() -> None:
     result = subprocess.run([TWISTD, "hgwire", "--help"], capture_output=True, text=True, check=True)
     for option in ("--root", "--backend", "--ssh", "--http", "--git", "--host-key", "--authorized-keys",
                    "--htpasswd", "--config", "--read-only", "--create-on-push", "--allow-push-over-http",
-                   "--workers"):
+                   "--workers", "--shutdown-grace"):
         assert option in result.stdout
 
 
@@ -35,6 +35,14 @@ def test_workers_must_be_a_sensible_count(tmp_path: Path) -> None:
                                  "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)
         assert result.returncode != 0
         assert "--workers must be a whole number from 1 to 256" in result.stdout + result.stderr
+
+
+def test_shutdown_grace_must_be_a_sensible_number(tmp_path: Path) -> None:
+    for bad in ("-1", "soon", "nan", "1e9"):
+        result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path), "--shutdown-grace", bad,
+                                 "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0
+        assert "--shutdown-grace must be a number of seconds from 0 to 86400" in result.stdout + result.stderr
 
 
 def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:

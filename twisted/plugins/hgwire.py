@@ -29,6 +29,8 @@ class Options(usage.Options):
         ["htpasswd", None, None, "Password file (bcrypt hashes) for HTTP Basic authentication."],
         ["config", "c", None, "TOML file with users, groups, repository rules and limits."],
         ["workers", None, "8", "Worker threads for disk and CPU work (requests served at once)."],
+        ["shutdown-grace", None, "30", "Seconds open connections get to finish when the service stops "
+                                       "(SIGTERM, SIGINT); 0 closes them at once."],
     ]
     optFlags = [
         ["read-only", None, "Refuse every write on every transport."],

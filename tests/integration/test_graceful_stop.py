@@ -1,0 +1,201 @@
+"""Stopping the real ``twistd hgwire`` (SIGTERM) while clients are served.
+
+As git daemon's and sshd's sessions outlive their listener, a clone or push in
+progress completes: the listeners close at once (a new connection is refused),
+and the open connections get ``--shutdown-grace`` seconds to finish.  A
+connection between requests (an HTTP keep-alive connection, an SSH connection
+with no session) is closed once quiet, and whatever is still open when the
+grace ends is closed then.  Each push here waits in a hook of the repository
+when the signal comes, so the timing does not depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.crash import LOOPBACK, PASSWORD, USER, Server, client_env
+
+STOPPED = (0, -signal.SIGTERM)
+"""twistd's exit status once stopped by SIGTERM (Twisted ends with the signal that stopped it)."""
+HG = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "hg")
+
+
+class StoppingServer(Server):
+    """The crash tests' server, with ``--shutdown-grace`` and URLs straight to its ports."""
+
+    def __init__(self, work: Path, root: Path, grace: float) -> None:
+        super().__init__(work, root)
+        self.grace = grace
+
+    def argv(self) -> list[str]:
+        return [*super().argv(), "--shutdown-grace", str(self.grace)]
+
+    def direct(self, transport: str, name: str) -> str:
+        host = f"{LOOPBACK}:{self.ports[transport]}"
+        return {"git": f"git://{host}/{name}", "ssh": f"ssh://{USER}@{host}/{name}",
+                "http": f"http://{USER}:{PASSWORD}@{host}/{name}"}[transport]
+
+    def terminate_and_wait(self, timeout: float) -> tuple[int, float, str]:
+        """SIGTERM; the exit status, the seconds it took and the log."""
+        assert self.proc is not None
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        status = self.proc.wait(timeout)
+        took = time.monotonic() - started
+        self.proc = None
+        return status, took, (self.work / f"server-{self.starts}.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Callable[[float], StoppingServer]]:
+    servers: list[StoppingServer] = []
+
+    def start(grace: float) -> StoppingServer:
+        server = StoppingServer(tmp_path / f"server{len(servers)}", tmp_path / f"root{len(servers)}", grace)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.proc is not None:
+            server.proc.kill()
+            server.proc.wait()
+        for relay in server.relays.values():
+            relay.close()
+
+
+def _env(tmp_path: Path, server: StoppingServer) -> dict[str, str]:
+    return {**client_env(tmp_path / "home"), "GIT_SSH_COMMAND": server.ssh_command(), "GIT_SSH_VARIANT": "ssh"}
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True
+         ) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    if check:
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _hook(path: Path, marker: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\ncat > /dev/null\ntouch {marker}\nsleep 2\n")
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize("transport", ["git", "ssh", "http"])
+def test_a_git_push_in_progress_completes_after_sigterm(make: Callable[[float], StoppingServer], tmp_path: Path, transport: str) -> None:
+    server: StoppingServer = make(30)
+    env = _env(tmp_path, server)
+    bare = server.root / "proj.git"
+    _run(["git", "init", "-q", "--bare", str(bare)], env)
+    work = tmp_path / "work"
+    _run(["git", "init", "-q", "-b", "main", str(work)], env)
+    (work / "a.txt").write_text("a\n")
+    _run(["git", "add", "a.txt"], env, work)
+    _run(["git", "commit", "-q", "-m", "a"], env, work)
+    tip = _run(["git", "rev-parse", "HEAD"], env, work).stdout.strip()
+    marker = tmp_path / "in-hook"
+    _hook(bare / "hooks" / "pre-receive", marker)
+
+    push = subprocess.Popen(["git", "push", "-q", server.direct(transport, "proj"), "HEAD:main"], cwd=work,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(marker, push)
+    server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    time.sleep(0.3)
+    late = _run(["git", "ls-remote", server.direct(transport, "proj")], env, check=False)
+    assert late.returncode != 0  # the listener is closed: nothing new starts
+    _, err = push.communicate(timeout=60)
+    assert push.returncode == 0, err  # the push in progress went through
+    assert server.proc.wait(30) in STOPPED  # type: ignore[union-attr]
+    log = (server.work / f"server-{server.starts}.log").read_text()
+    assert "1 open connections get up to 30.0 s to finish" in log and "every connection finished" in log
+    server.proc = None
+    assert _run(["git", "--git-dir", str(bare), "rev-parse", "refs/heads/main"], env).stdout.strip() == tip
+    _run(["git", "--git-dir", str(bare), "fsck", "--full", "--strict"], env)
+
+
+def test_hg_clone_and_push_in_progress_complete_after_sigterm(make: Callable[[float], StoppingServer], tmp_path: Path) -> None:
+    """An hg clone over HTTP (several requests on keep-alive connections) and a push over SSH."""
+    server: StoppingServer = make(30)
+    env = {**_env(tmp_path, server), "HGRCPATH": "/dev/null"}
+    repo = server.root / "r"
+    _run([HG, "init", str(repo)], env)
+    (repo / "a").write_text("a\n")
+    _run([HG, "-R", str(repo), "commit", "-q", "-A", "-m", "a", "-u", "t"], env)
+    cloning, pushing = tmp_path / "cloning", tmp_path / "pushing"
+    (repo / ".hg" / "hgrc").write_text(f"[phases]\npublish = true\n[hooks]\n"
+                                       f"preoutgoing = touch {cloning}; sleep 2\n"
+                                       f"pretxnchangegroup = touch {pushing}; sleep 2\n")
+    ssh = ["--config", f"ui.ssh={server.ssh_command()}"]
+    clone = subprocess.Popen([HG, "clone", "-q", server.direct("http", "r"), str(tmp_path / "c")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(cloning, clone)
+    first = server.proc
+    assert first is not None
+    first.send_signal(signal.SIGTERM)
+    _, err = clone.communicate(timeout=60)
+    assert clone.returncode == 0, err
+    assert first.wait(30) in STOPPED
+    server.proc = None
+    assert (tmp_path / "c" / "a").read_text() == "a\n"
+
+    server.start()  # the same root and ports
+    work = tmp_path / "c"
+    (work / "b").write_text("b\n")
+    _run([HG, "-R", str(work), "commit", "-q", "-A", "-m", "b", "-u", "t"], env)
+    push = subprocess.Popen([HG, "push", "-q", *ssh, "-R", str(work), server.direct("ssh", "r")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(pushing, push)
+    status, _, log = server.terminate_and_wait(30)
+    _, err = push.communicate(timeout=60)
+    assert push.returncode == 0, err
+    assert status in STOPPED and "every connection finished" in log
+    _run([HG, "-R", str(repo), "verify", "-q"], env)
+    assert _run([HG, "-R", str(repo), "log", "-r", "tip", "-T", "{desc}"], env).stdout == "b"
+
+
+def test_idle_connections_are_closed_and_the_grace_ends_the_rest(make: Callable[[float], StoppingServer], tmp_path: Path) -> None:
+    """An HTTP keep-alive connection between requests does not hold the stop; an SSH session that
+    never ends is closed when the grace runs out."""
+    server: StoppingServer = make(30)
+    env = _env(tmp_path, server)
+    _run(["git", "init", "-q", "--bare", str(server.root / "proj.git")], env)
+    keep_alive = http.client.HTTPConnection(LOOPBACK, server.ports["http"], timeout=30)
+    keep_alive.request("GET", "/proj.git/info/refs?service=git-upload-pack")
+    answer = keep_alive.getresponse()
+    answer.read()
+    assert answer.status == 200 and not answer.will_close
+    status, took, log = server.terminate_and_wait(20)
+    assert status in STOPPED and took < 10, log  # not the 30 s grace: the idle connection was closed
+    keep_alive.close()
+
+    short = make(1.5)
+    env = _env(tmp_path, short)
+    _run(["git", "init", "-q", "--bare", str(short.root / "proj.git")], env)
+    # a real ssh session that waits for the client's wants for ever
+    ssh = subprocess.Popen([*short.ssh_command().split(), "-p", str(short.ports["ssh"]), f"{USER}@{LOOPBACK}",
+                            "git-upload-pack 'proj.git'"], env=env, stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert ssh.stdout is not None
+    assert ssh.stdout.read(4)  # the advertisement began: the session is open
+    status, took, log = short.terminate_and_wait(30)
+    assert status in STOPPED and 1.5 <= took < 15, log
+    assert "1 connections still open after the 1.5 s shutdown grace; closing them" in log
+    ssh.kill()
+    ssh.communicate()
