@@ -79,6 +79,7 @@ def start_server(reactor: Any, backend_name: str, root: Path, **settings: Any) -
     if not any(listeners.values()):
         listeners["git"] = [LOOPBACK]
     root.mkdir(parents=True, exist_ok=True)
+    settings.setdefault("shutdown_grace", 0)  # a test's stop cuts what it left open (test_graceful_stop waits)
     backend = load_backend(backend_name, str(root))
     config = ServiceConfig(backend=backend, root=str(root), **listeners, **settings)
     service = build_service(config)
