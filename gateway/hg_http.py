@@ -260,39 +260,7 @@ class HgHttpCommand:
                      command=self.command, repo=self.route.repo, output=out.decode("utf-8", "replace").rstrip())
 
     def _check_web_access(self, repo: HgRepository, permission: Permission) -> None:
-        """hgweb's ``checkauthz`` over the repository's ``[web]`` lists and ``allow-pull``, where set.
-
-        They narrow what hgwire's own rules allow, never widen it: an unset
-        ``allow-push`` (which hgweb reads as "nobody") leaves pushes to those rules.
-        """
-        lists = getattr(repo, "web_access", None)
-        found = lists() if lists is not None else {}
-        user = self.user
-
-        def member(names: Sequence[str] | None) -> bool:
-            if not names:
-                return False
-            return list(names) == ["*"] or (user is not None and user in names)
-
-        def refuse(what: str) -> NoReturn:
-            message = f"{what} not authorized by the repository's [web] settings"
-            raise (Unauthorized(message) if user is None else PermissionDenied(message))
-
-        deny_read, allow_read = found.get("deny_read"), found.get("allow_read")
-        if deny_read and (user is None or member(deny_read)):
-            refuse("read")
-        if allow_read and not member(allow_read):
-            refuse("read")
-        if permission != PUSH:
-            allows_pull = getattr(repo, "web_allows_pull", None)
-            if allows_pull is not None and not allows_pull():
-                refuse("pull")
-            return
-        deny_push, allow_push = found.get("deny_push"), found.get("allow-push")
-        if deny_push and (user is None or member(deny_push)):
-            refuse("push")
-        if allow_push is not None and not member(allow_push):
-            refuse("push")
+        check_web_access(repo, self.user, permission)
 
     def _open(self) -> HgRepository:
         repo = self.front.config.backend.open(self.route.repo)
@@ -422,6 +390,41 @@ class HgHttpCommand:
                  media_type=self.media_type.decode("ascii"), engine=self.engine.decode("ascii"), shared=self.shared,
                  elapsed_ms=int((time.monotonic() - self.started) * 1000))
 
+
+
+def check_web_access(repo: HgRepository, user: str | None, permission: Permission) -> None:
+    """hgweb's ``checkauthz`` over the repository's ``[web]`` lists and ``allow-pull``, where set.
+
+    They narrow what hgwire's own rules allow, never widen it: an unset
+    ``allow-push`` (which hgweb reads as "nobody") leaves pushes to those rules.
+    """
+    lists = getattr(repo, "web_access", None)
+    found = lists() if lists is not None else {}
+
+    def member(names: Sequence[str] | None) -> bool:
+        if not names:
+            return False
+        return list(names) == ["*"] or (user is not None and user in names)
+
+    def refuse(what: str) -> NoReturn:
+        message = f"{what} not authorized by the repository's [web] settings"
+        raise (Unauthorized(message) if user is None else PermissionDenied(message))
+
+    deny_read, allow_read = found.get("deny_read"), found.get("allow_read")
+    if deny_read and (user is None or member(deny_read)):
+        refuse("read")
+    if allow_read and not member(allow_read):
+        refuse("read")
+    if permission != PUSH:
+        allows_pull = getattr(repo, "web_allows_pull", None)
+        if allows_pull is not None and not allows_pull():
+            refuse("pull")
+        return
+    deny_push, allow_push = found.get("deny_push"), found.get("allow-push")
+    if deny_push and (user is None or member(deny_push)):
+        refuse("push")
+    if allow_push is not None and not member(allow_push):
+        refuse("push")
 
 def _payload(content: IO[bytes]) -> Iterator[bytes]:
     """The pushed bundle: the spooled body after the POST arguments, read in the pool."""

@@ -67,6 +67,7 @@ class RouteKind(enum.Enum):
     GIT_UPLOAD_PACK = "git-upload-pack"
     GIT_RECEIVE_PACK = "git-receive-pack"
     HG_COMMAND = "hg-command"
+    REPO_PAGE = "repository-page"
     ERROR = "error"
 
 
@@ -97,6 +98,8 @@ GIT_TAILS: tuple[GitTail, ...] = (
     GitTail(("git-receive-pack",), "POST", RouteKind.GIT_RECEIVE_PACK),
 )
 HG_METHODS = ("GET", "POST")
+PAGE_METHODS = ("GET", "HEAD")
+"""A repository's own URL, without a command (``gateway.repo_page``): what a browser asks."""
 
 
 def _error(status: int, message: str, allowed: tuple[str, ...] = ()) -> Route:
@@ -113,7 +116,8 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
     ``path_segments`` are the decoded URL path segments (``/team/app.git/info/refs``
     → ``["team", "app.git", "info", "refs"]``).  A ``cmd`` query argument
     means Mercurial, and then the whole path is the repository; otherwise the
-    path must end in a git tail.  Names failing ``validate_name`` are 404.
+    path ends in a git tail, or it is a repository's own page (GET or HEAD).
+    Names failing ``validate_name`` are 404.
     """
     segments = list(path_segments)
     while segments and segments[-1] == "":  # a trailing slash
@@ -127,7 +131,11 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
             if len(segments) == len(tail.segments):
                 return NO_NAME
             return _git_route(method, segments[: -len(tail.segments)], tail, query)
-    return NOT_FOUND if segments else NO_NAME
+    if not segments:
+        return NO_NAME
+    inside_git_dir = any(segment.endswith(".git") for segment in segments[:-1])  # dumb-protocol paths
+    name = _repo_name(segments) if method in PAGE_METHODS and not inside_git_dir else None
+    return Route(RouteKind.REPO_PAGE, name) if name is not None else NOT_FOUND
 
 
 def _repo_name(segments: Sequence[str]) -> str | None:
@@ -266,7 +274,7 @@ HTTP_HANDLERS: dict[RouteKind, Handler] = {}
 """Route kind → handler; ``gateway.git_http`` and the Mercurial HTTP work add rows."""
 
 
-HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.hg_http")
+HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.hg_http", "gateway.repo_page")
 """Modules whose ``HANDLERS: Mapping[RouteKind, Handler]`` fill ``HTTP_HANDLERS``; absent ones are skipped."""
 
 

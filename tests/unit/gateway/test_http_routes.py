@@ -52,11 +52,15 @@ ROUTES: list[tuple[str, str, Q, Route]] = [
     ("GET", "/team/repo/", {"cmd": ["heads"]}, Route(RouteKind.HG_COMMAND, "team/repo", "heads")),
     ("POST", "/repo", {"cmd": ["unbundle"], "heads": ["666f726365"]},
      Route(RouteKind.HG_COMMAND, "repo", "unbundle")),
+    # a repository's own URL, as a browser asks it: its page (gateway.repo_page)
+    ("GET", "/r.git", {}, Route(RouteKind.REPO_PAGE, "r.git")),
+    ("HEAD", "/team/repo/", {}, Route(RouteKind.REPO_PAGE, "team/repo")),
 ]
 
 ERRORS: list[tuple[str, str, Q, int]] = [
     ("GET", "/", {}, 404),
-    ("GET", "/r.git", {}, 404),
+    ("POST", "/r.git", {}, 404),
+    ("GET", "/.hg/requires", {}, 404),
     ("GET", "/info/refs", {"service": ["git-upload-pack"]}, 404),  # no repository name
     ("GET", "/r.git/objects/info/packs", {}, 404),  # dumb protocol: not served
     ("GET", "/r.git/HEAD", {}, 404),

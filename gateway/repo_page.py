@@ -1,0 +1,95 @@
+"""``GET /NAME`` over HTTP: a short page that says what NAME is and how to clone it.
+
+A person who pastes a clone URL into a browser (where ``hg serve`` shows its web
+interface) reads which kind of repository it is and the command that clones it,
+instead of a bare 404.  The page is for those who may read the repository: it is
+authorized as a clone is (hgwire's rules, then an hg repository's ``[web]``
+lists, a git repository's ``http.uploadpack``), so it tells nobody else that the
+name exists.  Plain text with ``nosniff``: of the request, only a ``Host`` that
+looks like a host name, and the checked repository name, percent-encoded, appear.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+
+from backends.interfaces import Kind
+from backends.names import strip_git_suffix
+from gateway.auth import Access
+from gateway.git_http import http_status
+from gateway.hg_http import check_web_access
+from gateway.http import HttpFront, Route, RouteKind, Unauthorized, send_error, send_unauthorized
+from gateway.threads import run_blocking
+from protocols.errors import NotARepository, PermissionDenied
+from protocols.hg_commands import PULL
+
+log = Logger()
+
+PROTO = "http-page"
+HOST_HEADER = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+"""A ``Host`` header shown back in the clone command: a name or an IP literal, maybe a port."""
+KIND_WORDS = {Kind.GIT: ("a Git", "git clone {url}.git"), Kind.HG: ("a Mercurial", "hg clone {url}")}
+
+
+def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> None:
+    transport = "git-http" if route.repo.endswith(".git") else "hg-http"
+    d: defer.Deferred[Any] = front.authorize(request, route.repo, transport, Access.READ)
+    d.addCallback(lambda user: run_blocking(_kind_for, front, route.repo, user))
+    d.addCallback(_send_page, request, route)
+    d.addErrback(_refused, request, route)
+
+
+def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
+    """The repository's kind, once its own settings let ``user`` clone it over HTTP (blocking)."""
+    repo = front.config.backend.open(name)
+    if repo.kind is Kind.HG:
+        check_web_access(repo, user, PULL)
+    elif repo.kind is Kind.GIT:
+        enabled = getattr(repo, "http_service_enabled", None)
+        if enabled is not None and enabled("git-upload-pack") is False:
+            raise PermissionDenied("Service not enabled: 'upload-pack'")
+    else:
+        raise NotARepository(f"'{name}' is not a repository hgwire serves")
+    return repo.kind
+
+
+def _send_page(kind: Kind, request: server.Request, route: Route) -> None:
+    if request.finished or request._disconnected:
+        return
+    host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
+    if not HOST_HEADER.fullmatch(host):
+        local = request.getHost()
+        host = f"{getattr(local, 'host', 'localhost')}:{getattr(local, 'port', 80)}"
+    scheme = "https" if request.isSecure() else "http"
+    url = f"{scheme}://{host}/{quote(strip_git_suffix(route.repo), safe='/')}"
+    what, command = KIND_WORDS[kind]
+    name = strip_git_suffix(route.repo)
+    body = (f"{name} is {what} repository served by hgwire.\n\nClone it with:\n\n    {command.format(url=url)}\n")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    send_error(request, 200, body)
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome="ok")
+
+
+def _refused(failure: Failure, request: server.Request, route: Route) -> None:
+    exc = failure.value
+    if request.finished or request._disconnected or exc is None:
+        return
+    status = http_status(exc)
+    if status == 500:
+        log.failure("repository page of {repo}", failure, repo=route.repo)
+    message = "internal error" if status == 500 else str(exc)
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"refused {status}: {message}")
+    if isinstance(exc, Unauthorized):
+        send_unauthorized(request, message)
+    else:
+        send_error(request, status, message)
+
+
+HANDLERS = {RouteKind.REPO_PAGE: serve_repo_page}

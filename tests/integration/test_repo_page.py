@@ -1,0 +1,82 @@
+"""A repository's own URL opened as a browser opens it: what it is and the command that clones it.
+
+The command on the page is run as printed, with the real ``git`` and ``hg``; the page is shown only
+to those who may clone (hgwire's rules, the repository's ``[web]`` lists), and a hostile ``Host``
+header is not echoed.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+
+from backends.interfaces import Kind
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+from tests.integration.test_hg_http import raw
+
+
+def _command(page: bytes) -> list[str]:
+    line = next(line for line in page.decode().splitlines() if line.startswith("    "))
+    return shlex.split(line)
+
+
+def test_the_page_names_the_kind_and_its_clone_command_works(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    port = server.port("http")
+    server.backend.create("team/app", Kind.GIT)
+    seed = tmp_path / "seed"
+    client.git("clone", "-q", server.url("http", "team/app"), str(seed))
+    commit(client, seed, "a.txt", "a\n", "a")
+    client.git("push", "-q", str(server.root / "team" / "app.git"), "HEAD:main", cwd=seed)
+    client.hg("init", str(server.root / "notes"))
+
+    git_page = raw(port, "GET", "/team/app.git")
+    assert git_page.status == 200 and git_page.headers["x-content-type-options"] == "nosniff"
+    assert git_page.body.startswith(b"team/app is a Git repository served by hgwire.\n")
+    command = _command(git_page.body)
+    assert command == ["git", "clone", f"http://127.0.0.1:{port}/team/app.git"]
+    client.run(*command, str(tmp_path / "g"))
+    assert (tmp_path / "g" / "a.txt").read_text() == "a\n"
+    assert raw(port, "GET", "/team/app").body == git_page.body  # the name without .git too
+
+    hg_page = raw(port, "GET", "/notes/")
+    assert hg_page.status == 200 and hg_page.body.startswith(b"notes is a Mercurial repository")
+    command = _command(hg_page.body)
+    assert command == ["hg", "clone", f"http://127.0.0.1:{port}/notes"]
+    client.hg(*command[1:], str(tmp_path / "h"))
+    assert (tmp_path / "h" / ".hg").is_dir()
+
+    head = raw(port, "HEAD", "/notes")
+    assert head.status == 200 and head.body == b""
+    missing = raw(port, "GET", "/nothing-here")
+    assert missing.status == 404 and b"nothing-here" in missing.body
+    hostile = raw(port, "GET", "/notes", {"Host": "evil.example/<script>"})
+    assert b"evil" not in hostile.body and f"http://127.0.0.1:{port}/notes".encode() in hostile.body
+
+
+def test_the_page_is_for_those_who_may_clone(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('anonymous_read = true\n\n[[repo]]\npattern = "private/*"\nread = ["alice"]\n')
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}\n")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), config_file=str(policy))
+    port = server.port("http")
+    server.backend.create("private/secret", Kind.GIT)
+    client.hg("init", str(server.root / "closed"))
+    (server.root / "closed" / ".hg" / "hgrc").write_text("[web]\ndeny_read = *\n")
+
+    anonymous = raw(port, "GET", "/private/secret.git")
+    assert anonymous.status == 401 and "www-authenticate" in anonymous.headers
+    assert b"secret" not in raw(port, "GET", "/private/none.git").body.replace(b"private/none", b"")
+    assert raw(port, "GET", "/private/none.git").status == 401  # no telling which names exist
+    alice = {"Authorization": "Basic " + base64.b64encode(b"alice:pw").decode()}
+    assert raw(port, "GET", "/private/secret.git", alice).status == 200
+    closed = raw(port, "GET", "/closed", alice)
+    assert closed.status == 403 and b"read not authorized by the repository's [web] settings" in closed.body
