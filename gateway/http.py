@@ -98,6 +98,7 @@ GIT_TAILS: tuple[GitTail, ...] = (
     GitTail(("git-receive-pack",), "POST", RouteKind.GIT_RECEIVE_PACK),
 )
 HG_METHODS = ("GET", "POST")
+SERVER_HEADER = b"hgwire"
 PAGE_METHODS = ("GET", "HEAD")
 """A repository's own URL, without a command (``gateway.repo_page``): what a browser asks."""
 
@@ -314,6 +315,7 @@ class RootResource(resource.Resource):
     def render(self, request: server.Request) -> Any:
         if getattr(request, "_refused", False):  # BoundedRequest already answered 413
             return server.NOT_DONE_YET
+        request.setHeader(b"Server", SERVER_HEADER)  # not twisted.web's name and version
         segments = decode_segments(request.postpath or [])
         method = (request.method or b"").decode("ascii", "replace")
         matched = NOT_FOUND if segments is None else route(method, segments, decode_query(request.args or {}))

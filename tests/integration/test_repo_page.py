@@ -38,6 +38,7 @@ def test_the_page_names_the_kind_and_its_clone_command_works(
 
     git_page = raw(port, "GET", "/team/app.git")
     assert git_page.status == 200 and git_page.headers["x-content-type-options"] == "nosniff"
+    assert git_page.headers["server"] == "hgwire"  # not the web library's name and version
     assert git_page.body.startswith(b"team/app is a Git repository served by hgwire.\n")
     command = _command(git_page.body)
     assert command == ["git", "clone", f"http://127.0.0.1:{port}/team/app.git"]
