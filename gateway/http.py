@@ -43,7 +43,7 @@ from twisted.web import http, resource, server
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.config import ServiceConfig
-from gateway.limits import DEFAULT_LIMITS, limits_for
+from gateway.limits import DEFAULT_LIMITS, USER_SESSIONS, limits_for
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
@@ -229,7 +229,14 @@ class HttpFront:
         so the client (git, hg) prompts for credentials.
         """
         d = self.authenticate(request)
-        return d.addCallback(self._check, repo, transport, access)
+        d.addCallback(self._check, repo, transport, access)
+        return d.addCallback(self._counted, request)
+
+    def _counted(self, user: str | None, request: server.Request) -> str | None:
+        """Count the request among its user's operations until it finishes (``max_sessions_per_user``)."""
+        leave = USER_SESSIONS.enter(user, limits_for(self.config).max_sessions_per_user)
+        request.notifyFinish().addBoth(lambda _: leave())
+        return user
 
     def _check(self, user: str | None, repo: str, transport: str, access: Access) -> str | None:
         try:

@@ -37,6 +37,7 @@ from protocols import pktline
 from protocols.bundle2 import DEFAULT_LIMITS as BUNDLE2_DEFAULTS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
+from protocols.errors import ProtocolError
 from protocols.git_receive import ReceiveBounds
 from protocols.git_upload import RequestBounds
 
@@ -59,6 +60,10 @@ class ConnectionLimits:
     """Seconds a connection may stay open however busy (a client reading a byte now and then
     under ``idle_timeout`` holds its slot for ever otherwise).  Off by default, as in git daemon
     and sshd: a large clone over a slow link may take hours."""
+    max_sessions_per_user: int = 64
+    """Git and hg operations one logged-in user has under way at once, over every listener (SSH
+    sessions, HTTP requests): a user's CI fleet on many addresses is bounded as one client is by
+    ``max_connections_per_address``.  Anonymous clients are bounded per address."""
     max_auth_attempts: int = 6
     """Failed SSH authentications before the connection is dropped (OpenSSH's MaxAuthTries)."""
     max_request_body: int = 2 * 1024**3
@@ -138,6 +143,47 @@ def changegroup_limits(authorizer: object) -> ChangegroupLimits:
 
 
 # --- refusals, in each listener's protocol ----------------------------------------------------
+
+
+class UserSessions:
+    """The operations each logged-in user has under way, over all listeners (``max_sessions_per_user``)."""
+
+    def __init__(self) -> None:
+        self.open: Counter[str] = Counter()
+
+    def enter(self, user: str | None, bound: int) -> Callable[[], None]:
+        """Count one more operation of ``user``; the function that ends it (call it once).
+
+        ``ProtocolError`` (HTTP 429) when ``user`` already has ``bound`` under way.  An anonymous
+        client is not counted here (the per-address bound holds it)."""
+        if user is None:
+            return _nothing
+        if self.open[user] >= bound:
+            log.warn("{user} has {count} operations under way, the max_sessions_per_user bound: one more refused",  # noqa: G010
+                     user=user, count=self.open[user])
+            raise ProtocolError(f"{user} has {self.open[user]} operations under way, the most one user may have "
+                                "at once; wait for some to finish and retry", http_status=429)
+        self.open[user] += 1
+        ended = False
+
+        def leave() -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
+            self.open[user] -= 1
+            if self.open[user] <= 0:
+                del self.open[user]
+
+        return leave
+
+
+def _nothing() -> None:
+    return None
+
+
+USER_SESSIONS = UserSessions()
+"""One count for the whole process: every listener's sessions of a user add up."""
 
 
 def _git_refusal(message: str) -> bytes:

@@ -74,7 +74,7 @@ from backends.names import validate_name
 from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
-from gateway.limits import ConnectionLimits, drop, limits_for
+from gateway.limits import USER_SESSIONS, ConnectionLimits, drop, limits_for
 from gateway.policy import authorizer_for
 from gateway.threads import reactor_time, run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
@@ -368,6 +368,7 @@ class ExecChannel(conch_channel.SSHChannel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._session: Session | None = None
+        self._leave: Callable[[], None] | None = None
         self._exec_seen = False
         self._env: dict[str, bytes] = {}
         self._producer: IPushProducer | None = None
@@ -465,6 +466,7 @@ class ExecChannel(conch_channel.SSHChannel):
             if factory_ is None:
                 raise UnsupportedFeature(f"{request.kind} is not available on this server yet")
             self._front.authorizer.check(self._user, name, self._record.proto, ROUTE_ACCESS[request.kind])
+            self._leave = USER_SESSIONS.enter(self._user, limits_for(self._front.config).max_sessions_per_user)
             self._session = factory_(self._context(request, name), self)
         except HgwireError as refusal:
             self.refuse(str(refusal))
@@ -636,6 +638,9 @@ class ExecChannel(conch_channel.SSHChannel):
             producer.stopProducing()
         session, self._session = self._session, None
         self._done = True
+        leave, self._leave = self._leave, None
+        if leave is not None:
+            leave()
         if session is not None:
             try:
                 session.connection_lost()

@@ -268,3 +268,38 @@ def test_a_connection_older_than_connection_timeout_is_closed(
         sock.sendall(b"GET /")  # a request still arriving: neither idle nor late (request_timeout is 30 s)
         assert recv_all(sock) == b""
         assert 1.0 < time.monotonic() - started < 8.0
+
+
+def test_one_user_s_operations_are_bounded_over_every_listener(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
+    """``max_sessions_per_user``: alice's SSH session counts against her HTTP requests too; each
+    refusal says why in the client's own protocol; anonymous clients are not hers; a slot frees."""
+    import subprocess
+
+    import bcrypt
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}\n")
+    server = make_server("memory", **ssh_server_settings(ssh_keys), http=[LOOP], htpasswd=str(htpasswd),
+                         config_file=policy_with(tmp_path, "max_sessions_per_user = 1\n"
+                                                 '[[repo]]\npattern = "private"\nread = ["alice"]\n'))
+    server.backend.create("r", Kind.GIT)
+    server.backend.create("private", Kind.GIT)  # over HTTP, git sends alice's password only when asked
+    port, http_port = server.port("ssh"), server.port("http")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
+    ssh_url, http_url = f"ssh://git@127.0.0.1:{port}/r", f"http://alice:pw@127.0.0.1:{http_port}/private"
+    held = subprocess.Popen([*ssh_keys.command(port).split(), "git@127.0.0.1", "git-upload-pack 'r'"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert held.stdout is not None and held.stdout.read(4)  # her first operation is under way
+        why = "alice has 1 operations under way, the most one user may have at once"
+        over_ssh = client.git("ls-remote", ssh_url, check=False)
+        assert over_ssh.returncode != 0 and why in over_ssh.stderr, over_ssh.stderr
+        over_http = client.git("ls-remote", http_url, check=False)
+        assert over_http.returncode != 0 and why in over_http.stderr and "429" in over_http.stderr, over_http.stderr
+        client.git("ls-remote", f"http://127.0.0.1:{http_port}/r")  # anonymous: not alice's
+    finally:
+        held.kill()
+        held.communicate()
+    assert eventually(lambda: client.git("ls-remote", ssh_url, check=False).returncode == 0)
+    client.git("ls-remote", http_url)

@@ -283,3 +283,23 @@ def connect_with(factory: GuardedFactory, transport: StringTransport) -> tuple[A
     proto = factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", 5000))
     proto.makeConnection(transport)
     return proto, transport
+
+
+def test_a_user_s_operations_are_counted_until_each_ends_once() -> None:
+    from gateway.limits import UserSessions
+    from protocols.errors import ProtocolError
+
+    sessions = UserSessions()
+    first = sessions.enter("alice", 2)
+    second = sessions.enter("alice", 2)
+    with pytest.raises(ProtocolError) as refused:
+        sessions.enter("alice", 2)
+    assert refused.value.http_status == 429 and "alice has 2 operations under way" in str(refused.value)
+    assert sessions.enter("bob", 2) and sessions.enter(None, 0)  # others, and anonymous clients, are not hers
+    first()
+    first()  # ending twice ends once
+    assert sessions.open["alice"] == 1
+    third = sessions.enter("alice", 2)
+    second()
+    third()
+    assert "alice" not in sessions.open
