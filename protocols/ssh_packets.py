@@ -153,6 +153,9 @@ class ChaChaPoly:
         self._packet_key = key[:32]  # K_2
         self._length_key = key[32:]  # K_1
         self._random = random
+        self._read_length = (-1, b"", 0)
+        """(seq, encrypted length, length) of the packet being read: ``needed`` is asked again as its
+        bytes arrive, and a ChaCha20 context costs as much as decrypting a few KiB."""
 
     @staticmethod
     def _keystream(key: bytes, seq: int) -> CipherContext:
@@ -178,7 +181,11 @@ class ChaChaPoly:
     def needed(self, seq: int, buffered: bytes) -> int:
         if len(buffered) < LENGTH_SIZE:
             return LENGTH_SIZE
-        length = int.from_bytes(self._keystream(self._length_key, seq).update(buffered[:LENGTH_SIZE]), "big")
+        head = bytes(buffered[:LENGTH_SIZE])
+        known_seq, known_head, length = self._read_length
+        if (known_seq, known_head) != (seq, head):
+            length = int.from_bytes(self._keystream(self._length_key, seq).update(head), "big")
+            self._read_length = (seq, head, length)
         check_length(length, self.block_size)
         return LENGTH_SIZE + length + TAG_SIZE
 
