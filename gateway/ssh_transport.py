@@ -16,8 +16,9 @@ codec of each direction that uses an algorithm of ours, and
 ``AlgorithmTransport.sendPacket``/``getPacket`` use it when there is one and
 Conch's own framing otherwise.  Both share Conch's sequence counters, its key
 exchange state (messages held back during a key exchange) and its zlib
-compression, and the keys change where Conch changes them: when the client's
-NEWKEYS arrives (Conch sends nothing between its own NEWKEYS and the client's).
+compression (whose inflater is bounded here), and the keys change where Conch
+changes them: when the client's NEWKEYS arrives (Conch sends nothing between its
+own NEWKEYS and the client's).
 
 Strict key exchange (OpenSSH ``PROTOCOL`` "strict key exchange extension", the
 counter to the Terrapin prefix truncation of CVE-2023-48795, which applies to
@@ -40,7 +41,7 @@ from twisted.logger import Logger
 
 from protocols import ssh_packets
 from protocols.errors import IntegrityError, ProtocolError
-from protocols.ssh_packets import PacketCodec, codec_for
+from protocols.ssh_packets import MAX_PACKET_LENGTH, PacketCodec, codec_for
 
 log = Logger()
 
@@ -65,6 +66,23 @@ KEX_METHOD_MESSAGES = range(30, 50)
 
 INITIAL_KEX_MESSAGES = frozenset({transport.MSG_DISCONNECT, transport.MSG_NEWKEYS, *KEX_METHOD_MESSAGES})
 """What a strict client may send between its first KEXINIT and its first NEWKEYS (no IGNORE, no DEBUG)."""
+
+
+class BoundedInflater:
+    """zlib's inflater for one direction that refuses a packet inflating past ``MAX_PACKET_LENGTH``.
+
+    Conch offers "zlib", which starts before authentication: without a bound, a
+    few KiB of compressed zeros from anyone become gigabytes in memory.
+    """
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj()
+
+    def decompress(self, data: bytes) -> bytes:
+        payload = self._inflater.decompress(data, MAX_PACKET_LENGTH + 1)
+        if len(payload) > MAX_PACKET_LENGTH or self._inflater.unconsumed_tail:
+            raise zlib.error(f"a packet inflates past {MAX_PACKET_LENGTH} bytes")
+        return payload
 
 
 class PacketCiphers(transport.SSHCiphers):
@@ -139,6 +157,12 @@ class AlgorithmTransport(transport.SSHServerTransport):
         if self._strict_kex:
             self.incomingPacketSequence = 0
 
+    def _newKeys(self) -> None:
+        super()._newKeys()
+        if self.incomingCompressionType == b"zlib":  # a new inflater for the new keys, as Conch's, but bounded
+            # Conch types the attribute as zlib's own inflater, and calls only its decompress()
+            self.incomingCompression = BoundedInflater()  # type: ignore[assignment]
+
     # --- packets
 
     def sendPacket(self, messageType: int, payload: bytes) -> None:
@@ -196,8 +220,8 @@ class AlgorithmTransport(transport.SSHServerTransport):
         return compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
     def _decompress(self, payload: bytes) -> bytes:
-        decompressor = self.incomingCompression
-        return payload if decompressor is None else decompressor.decompress(payload)
+        inflater = self.incomingCompression
+        return payload if inflater is None else inflater.decompress(payload)
 
     def _refuse(self, reason: int, description: str) -> None:
         """Disconnect with ``reason`` and read nothing more of what the client sent."""

@@ -8,6 +8,7 @@ a well-behaved client never sends: packets out of order, a forged tag.
 from __future__ import annotations
 
 import struct
+import zlib
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -63,8 +64,8 @@ def read_plain(data: bytes) -> list[bytes]:
 
 
 def kexinit(kex: bytes, cipher: bytes = b"chacha20-poly1305@openssh.com",
-            mac: bytes = b"hmac-sha2-256-etm@openssh.com") -> bytes:
-    lists = [kex, b"ssh-ed25519", cipher, cipher, mac, mac, b"none", b"none", b"", b""]
+            mac: bytes = b"hmac-sha2-256-etm@openssh.com", compression: bytes = b"none") -> bytes:
+    lists = [kex, b"ssh-ed25519", cipher, cipher, mac, mac, compression, compression, b"", b""]
     return bytes((transport.MSG_KEXINIT,)) + bytes(16) + b"".join(NS(names) for names in lists) + bytes(5)
 
 
@@ -202,3 +203,45 @@ def test_conch_frames_what_is_not_ours() -> None:
     ciphers.setKeys(*(MATERIAL[letter] for letter in "BDACFE"))
     assert ciphers.sealer is None and ciphers.opener is None
     assert ciphers.encBlockSize == 16 and ciphers.verifyDigestSize == 64
+
+
+def conch_framed(ciphers: transport.SSHCiphers, seq: int, payload: bytes) -> bytes:
+    """RFC 4253 §6 encrypt-and-MAC, as a client sends it under aes*-ctr and hmac-sha2-*."""
+    padding = 16 - (5 + len(payload)) % 16
+    padding += 16 if padding < 4 else 0
+    packet = struct.pack(">IB", 1 + len(payload) + padding, padding) + payload + bytes(padding)
+    return ciphers.encrypt(packet) + ciphers.makeMAC(seq, packet)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("suite", ["chacha20-poly1305", "aes128-ctr-hmac-sha2-256"])
+def test_zlib_is_inflated_within_bounds(suite: str) -> None:
+    cipher, mac = ((b"chacha20-poly1305@openssh.com", b"hmac-sha2-256") if suite == "chacha20-poly1305"
+                   else (b"aes128-ctr", b"hmac-sha2-256"))
+    proto, wire = connect()
+    proto.dataReceived(CLIENT_VERSION + plain(kexinit(STRICT_CLIENT, cipher, mac, b"zlib")))
+    ciphers = PacketCiphers(cipher, cipher, mac, mac)
+    m = MATERIAL
+    ciphers.setKeys(m["B"], m["D"], m["A"], m["C"], m["F"], m["E"])
+    proto.nextEncryptions = ciphers
+    proto.sendPacket(transport.MSG_NEWKEYS, b"")
+    proto.dataReceived(plain(bytes((transport.MSG_NEWKEYS,))))
+    if suite == "chacha20-poly1305":
+        seal = ChaChaPoly(MATERIAL["C"][:64]).seal
+    else:
+        client = transport.SSHCiphers(cipher, cipher, mac, mac)
+        client.setKeys(m["A"], m["C"], m["B"], m["D"], m["E"], m["F"])
+
+        def seal(seq: int, payload: bytes) -> bytes:
+            return conch_framed(client, seq, payload)
+
+    deflater = zlib.compressobj()
+
+    def deflated(payload: bytes) -> bytes:
+        return deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
+
+    wire.clear()
+    proto.dataReceived(seal(0, deflated(bytes((transport.MSG_IGNORE,)) + NS(bytes(100_000)))))
+    assert not wire.disconnecting and proto.incomingPacketSequence == 1
+    proto.dataReceived(seal(1, deflated(bytes((transport.MSG_IGNORE,)) + NS(bytes(10_000_000)))))
+    assert wire.disconnecting
+    assert proto.incomingPacketSequence == 1
