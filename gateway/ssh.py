@@ -2,6 +2,9 @@
 
 ``make_ssh_factory(config)`` builds the ``SSHFactory`` of one ``--ssh`` listener.
 
+- Algorithms: OpenSSH's AEAD ciphers and encrypt-then-MAC MACs beside Conch's
+  ctr ones, strict key exchange, nothing of CBC, 3DES, MD5 or SHA-1
+  (``gateway.ssh_transport``).
 - Host key: ``--host-key FILE`` (OpenSSH or PEM, ed25519 preferred, RSA and
   ECDSA accepted).  A missing file is created as a new ed25519 key with mode
   0600; without the option the key lives in ``ROOT/.ssh_host_ed25519_key``
@@ -76,6 +79,7 @@ from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.limits import USER_SESSIONS, ConnectionLimits, drop, limits_for
 from gateway.policy import authorizer_for
+from gateway.ssh_transport import AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
 from protocols.errors import HgwireError, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
@@ -676,8 +680,9 @@ auth-agent-req@openssh.com are absent, so they fail."""
 
 # --- the factory ------------------------------------------------------------------------------
 
-class HgwireServerTransport(transport.SSHServerTransport):
-    """Conch's server transport with the login grace time counted from the connection.
+class HgwireServerTransport(AlgorithmTransport):
+    """Conch's server transport with OpenSSH's algorithms (``gateway.ssh_transport``) and the login grace
+    time counted from the connection.
 
     Conch's own ``loginTimeout`` starts with the ssh-userauth service, after the
     version and key exchanges: a client that sends its version line or its key

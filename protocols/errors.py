@@ -93,3 +93,7 @@ class PushkeyFailed(HgwireError):
         self.part_id = part_id
         self.namespace = namespace
         self.key = key
+
+
+class IntegrityError(ProtocolError):
+    """A packet's MAC or authentication tag does not verify: the bytes were altered or the keys differ."""

@@ -13,6 +13,7 @@ MODULES = {
     "git_v2": "fuzz_git_v2",
     "git_receive": "fuzz_git_receive",
     "ssh_exec": "fuzz_ssh_exec",
+    "ssh_packets": "fuzz_ssh_packets",
     "hg_ssh": "fuzz_hg_ssh",
     "hg_wire": "fuzz_hg_wire",
     "bundle2": "fuzz_bundle2",

@@ -1,0 +1,232 @@
+"""Conch's SSH server transport offering OpenSSH's algorithms: AEAD ciphers, encrypt-then-MAC, strict KEX.
+
+What is offered, in order of preference:
+
+- ciphers ``CIPHERS``: chacha20-poly1305@openssh.com, aes128-gcm@openssh.com,
+  aes256-gcm@openssh.com, then aes128/192/256-ctr;
+- MACs ``MACS``: hmac-sha2-256-etm@openssh.com, hmac-sha2-512-etm@openssh.com,
+  then hmac-sha2-256 and hmac-sha2-512 (encrypt-and-MAC, for older clients);
+- key exchanges ``KEX_ALGORITHMS``: the hybrid ML-KEM one where ``cryptography``
+  has ML-KEM, curve25519 and the NIST curves.  Group exchange is off (no
+  moduli); CBC, 3DES, MD5, SHA-1 and the SHA-1 Diffie-Hellman groups are gone.
+
+Conch frames RFC 4253's encrypt-and-MAC packets itself; the AEAD and etm
+packets are framed by ``protocols.ssh_packets``.  ``PacketCiphers`` holds the
+codec of each direction that uses an algorithm of ours, and
+``AlgorithmTransport.sendPacket``/``getPacket`` use it when there is one and
+Conch's own framing otherwise.  Both share Conch's sequence counters, its key
+exchange state (messages held back during a key exchange) and its zlib
+compression (whose inflater is bounded here), and the keys change where Conch
+changes them: when the client's NEWKEYS arrives (Conch sends nothing between its
+own NEWKEYS and the client's).
+
+Strict key exchange (OpenSSH ``PROTOCOL`` "strict key exchange extension", the
+counter to the Terrapin prefix truncation of CVE-2023-48795, which applies to
+chacha20-poly1305 and etm MACs): the server's first KEXINIT names
+``kex-strict-s-v00@openssh.com``; when the client's first KEXINIT names
+``kex-strict-c-v00@openssh.com``, that KEXINIT must have been the client's first
+packet, only key exchange messages are accepted until the first NEWKEYS, and
+each side's sequence number restarts at 0 after every NEWKEYS it sends or
+receives.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from twisted.conch.ssh import transport
+from twisted.conch.ssh.common import getNS
+from twisted.logger import Logger
+
+from protocols import ssh_packets
+from protocols.errors import IntegrityError, ProtocolError
+from protocols.ssh_packets import MAX_PACKET_LENGTH, PacketCodec, codec_for
+
+log = Logger()
+
+CIPHERS = (
+    ssh_packets.CHACHA20_POLY1305, ssh_packets.AES128_GCM, ssh_packets.AES256_GCM,
+    ssh_packets.AES128_CTR, ssh_packets.AES192_CTR, ssh_packets.AES256_CTR,
+)
+MACS = (
+    ssh_packets.HMAC_SHA2_256_ETM, ssh_packets.HMAC_SHA2_512_ETM,
+    ssh_packets.HMAC_SHA2_256, ssh_packets.HMAC_SHA2_512,
+)
+KEX_ALGORITHMS = (
+    b"mlkem768x25519-sha256", b"curve25519-sha256", b"curve25519-sha256@libssh.org",
+    b"ecdh-sha2-nistp256", b"ecdh-sha2-nistp384", b"ecdh-sha2-nistp521",
+)
+
+STRICT_KEX_CLIENT = b"kex-strict-c-v00@openssh.com"
+STRICT_KEX_SERVER = b"kex-strict-s-v00@openssh.com"
+
+KEX_METHOD_MESSAGES = range(30, 50)
+"""RFC 4250 §4.1.2: the message numbers of the key exchange method (ECDH_INIT, KEXDH_INIT, GEX...)."""
+
+INITIAL_KEX_MESSAGES = frozenset({transport.MSG_DISCONNECT, transport.MSG_NEWKEYS, *KEX_METHOD_MESSAGES})
+"""What a strict client may send between its first KEXINIT and its first NEWKEYS (no IGNORE, no DEBUG)."""
+
+
+class BoundedInflater:
+    """zlib's inflater for one direction that refuses a packet inflating past ``MAX_PACKET_LENGTH``.
+
+    Conch offers "zlib", which starts before authentication: without a bound, a
+    few KiB of compressed zeros from anyone become gigabytes in memory.
+    """
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj()
+
+    def decompress(self, data: bytes) -> bytes:
+        payload = self._inflater.decompress(data, MAX_PACKET_LENGTH + 1)
+        if len(payload) > MAX_PACKET_LENGTH or self._inflater.unconsumed_tail:
+            raise zlib.error(f"a packet inflates past {MAX_PACKET_LENGTH} bytes")
+        return payload
+
+
+class PacketCiphers(transport.SSHCiphers):
+    """Conch's ``SSHCiphers``, plus the codec of each direction that an algorithm of ours frames.
+
+    For a name Conch does not know (an AEAD cipher, an etm MAC) it builds its
+    null cipher or MAC, which that direction never uses.
+    """
+
+    sealer: PacketCodec | None = None
+    opener: PacketCodec | None = None
+
+    def setKeys(self, outIV: bytes, outKey: bytes, inIV: bytes, inKey: bytes, outInteg: bytes,
+                inInteg: bytes) -> None:
+        super().setKeys(outIV, outKey, inIV, inKey, outInteg, inInteg)
+        self.sealer = codec_for(self.outCipType, self.outMACType, outIV, outKey, outInteg)
+        self.opener = codec_for(self.inCipType, self.inMACType, inIV, inKey, inInteg)
+
+    def _getCipher(self, cip: bytes, iv: bytes, key: bytes) -> Any:
+        return super()._getCipher(cip if cip in self.cipherMap else b"none", iv, key)
+
+    def _getMAC(self, mac: bytes, key: bytes) -> Any:
+        return super()._getMAC(mac if mac in self.macMap else b"none", key)
+
+
+class AlgorithmTransport(transport.SSHServerTransport):
+    """``SSHServerTransport`` with hgwire's algorithm lists, AEAD and etm framing, and strict KEX."""
+
+    # Conch's own attributes: lists, which the factory and sendKexInit replace per connection.
+    supportedCiphers = list(CIPHERS)  # noqa: RUF012
+    supportedMACs = list(MACS)  # noqa: RUF012
+    supportedKeyExchanges = [  # noqa: RUF012
+        k for k in KEX_ALGORITHMS if k in transport.SSHServerTransport.supportedKeyExchanges]
+
+    _strict_kex: bool | None = None
+    """Whether the client asked for strict KEX; None until its first KEXINIT."""
+    _initial_kex_done = False
+
+    # --- strict key exchange
+
+    def sendKexInit(self) -> None:
+        """Name ``kex-strict-s-v00@openssh.com`` in the first KEXINIT only, and never negotiate it."""
+        offered = self.supportedKeyExchanges
+        if self.sessionID is None:
+            self.supportedKeyExchanges = [*offered, STRICT_KEX_SERVER]
+        try:
+            super().sendKexInit()
+        finally:
+            self.supportedKeyExchanges = offered
+
+    def ssh_KEXINIT(self, packet: bytes) -> None:
+        super().ssh_KEXINIT(packet)
+        chosen = self.nextEncryptions
+        self.nextEncryptions = PacketCiphers(chosen.outCipType, chosen.inCipType, chosen.outMACType,
+                                             chosen.inMACType)
+        if self._strict_kex is None:
+            self._strict_kex = STRICT_KEX_CLIENT in getNS(packet[16:])[0].split(b",")
+            if self._strict_kex and self.incomingPacketSequence != 1:  # Conch counted the KEXINIT already
+                self._refuse(transport.DISCONNECT_PROTOCOL_ERROR,
+                             "strict KEX violation: KEXINIT was not the first packet")
+
+    def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
+        if self._strict_kex and not self._initial_kex_done and messageNum not in INITIAL_KEX_MESSAGES:
+            self._refuse(transport.DISCONNECT_PROTOCOL_ERROR,
+                         f"strict KEX violation: unexpected message {messageNum} during the key exchange")
+            return
+        super().dispatchMessage(messageNum, payload)
+
+    def ssh_NEWKEYS(self, packet: bytes) -> None:
+        super().ssh_NEWKEYS(packet)
+        self._initial_kex_done = True
+        if self._strict_kex:
+            self.incomingPacketSequence = 0
+
+    def _newKeys(self) -> None:
+        super()._newKeys()
+        if self.incomingCompressionType == b"zlib":  # a new inflater for the new keys, as Conch's, but bounded
+            # Conch types the attribute as zlib's own inflater, and calls only its decompress()
+            self.incomingCompression = BoundedInflater()  # type: ignore[assignment]
+
+    # --- packets
+
+    def sendPacket(self, messageType: int, payload: bytes) -> None:
+        sealer = self._sealer()
+        if sealer is None or self._held_by_key_exchange(messageType):
+            super().sendPacket(messageType, payload)  # Conch's framing, or its queue during a key exchange
+        else:
+            data = self._compress(bytes((messageType,)) + payload)
+            assert self.transport is not None, "packets are sent on a connection"
+            self.transport.write(sealer.seal(self.outgoingPacketSequence, data))
+            self.outgoingPacketSequence += 1
+        if messageType == transport.MSG_NEWKEYS and self._strict_kex:
+            self.outgoingPacketSequence = 0
+
+    def getPacket(self) -> bytes | None:
+        opener = self._opener()
+        if opener is None:
+            return super().getPacket()  # type: ignore[no-any-return]
+        seq = self.incomingPacketSequence
+        try:
+            size = opener.needed(seq, self.buf)
+            if len(self.buf) < size:
+                return None
+            packet, self.buf = self.buf[:size], self.buf[size:]
+            payload = self._decompress(opener.open(seq, packet))
+        except IntegrityError as error:
+            self._refuse(transport.DISCONNECT_MAC_ERROR, str(error))
+            return None
+        except ProtocolError as error:
+            self._refuse(transport.DISCONNECT_PROTOCOL_ERROR, str(error))
+            return None
+        except zlib.error as error:
+            self._refuse(transport.DISCONNECT_COMPRESSION_ERROR, f"compression error: {error}")
+            return None
+        self.incomingPacketSequence += 1
+        return payload
+
+    def _sealer(self) -> PacketCodec | None:
+        ciphers = self.currentEncryptions
+        return ciphers.sealer if isinstance(ciphers, PacketCiphers) else None
+
+    def _opener(self) -> PacketCodec | None:
+        ciphers = self.currentEncryptions
+        return ciphers.opener if isinstance(ciphers, PacketCiphers) else None
+
+    def _held_by_key_exchange(self, messageType: int) -> bool:
+        """Conch's rule: during a key exchange only transport messages go out, the rest wait for NEWKEYS."""
+        exchanging = self._keyExchangeState != self._KEY_EXCHANGE_NONE
+        return exchanging and not self._allowedKeyExchangeMessageType(messageType)
+
+    def _compress(self, payload: bytes) -> bytes:
+        compressor = self.outgoingCompression
+        if compressor is None:
+            return payload
+        return compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+    def _decompress(self, payload: bytes) -> bytes:
+        inflater = self.incomingCompression
+        return payload if inflater is None else inflater.decompress(payload)
+
+    def _refuse(self, reason: int, description: str) -> None:
+        """Disconnect with ``reason`` and read nothing more of what the client sent."""
+        peer = self.transport.getPeer() if self.transport is not None else None
+        log.info("SSH connection from {peer} closed: {reason}", peer=str(getattr(peer, "host", "?")),
+                 reason=description)
+        self.buf = b""
+        self.sendDisconnect(reason, description.encode("utf-8"))
