@@ -631,6 +631,7 @@ class ExecChannel(conch_channel.SSHChannel):
         if self._exit_status is None or self._done or self._queue or self.buf or self.extBuf:
             return
         self._done = True
+        self._end_count()  # before the client can hear of the end and start its next operation
         self._connection.sendEOF(self)
         self._connection.sendRequest(self, b"exit-status", struct.pack(">L", self._exit_status))
         self.loseConnection()
@@ -642,15 +643,19 @@ class ExecChannel(conch_channel.SSHChannel):
             producer.stopProducing()
         session, self._session = self._session, None
         self._done = True
-        leave, self._leave = self._leave, None
-        if leave is not None:
-            leave()
+        self._end_count()
         if session is not None:
             try:
                 session.connection_lost()
             except Exception:
                 log.failure("closing an SSH session")
         self._log_session()
+
+    def _end_count(self) -> None:
+        """The session no longer counts among its user's operations (``max_sessions_per_user``)."""
+        leave, self._leave = self._leave, None
+        if leave is not None:
+            leave()
 
     def _log_session(self) -> None:
         record = self._record
