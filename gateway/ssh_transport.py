@@ -32,6 +32,7 @@ receives.
 
 from __future__ import annotations
 
+import struct
 import zlib
 from typing import Any
 
@@ -85,6 +86,26 @@ class BoundedInflater:
         return payload
 
 
+def implicit_macs(kexinit: bytes, ciphers: list[bytes], macs: list[bytes]) -> list[bytes]:
+    """The client's first MAC of each direction that has none in common with ``macs``, when the
+    cipher it will get in both directions is an AEAD one, whose MAC is implicit (as sshd, which does
+    not negotiate a MAC then): Conch would refuse the client for want of a MAC it does not use.
+    Nothing otherwise, so a non-AEAD cipher never goes without a MAC."""
+    try:
+        lists = [names.split(b",") for names in getNS(kexinit[16:], 10)[:-1]]
+    except (IndexError, ValueError, struct.error):  # a malformed KEXINIT: Conch's own parse refuses it
+        return []
+    enc_cs, enc_sc, mac_cs, mac_sc = lists[2], lists[3], lists[4], lists[5]
+
+    def chosen(client: list[bytes], server: list[bytes]) -> bytes | None:
+        return next((name for name in client if name in server), None)
+
+    if not all(chosen(enc, ciphers) in ssh_packets.AEAD_CIPHERS for enc in (enc_cs, enc_sc)):
+        return []
+    return list(dict.fromkeys(client[0] for client in (mac_cs, mac_sc)
+                              if client and client[0] and chosen(client, macs) is None))
+
+
 class PacketCiphers(transport.SSHCiphers):
     """Conch's ``SSHCiphers``, plus the codec of each direction that an algorithm of ours frames.
 
@@ -100,6 +121,9 @@ class PacketCiphers(transport.SSHCiphers):
         super().setKeys(outIV, outKey, inIV, inKey, outInteg, inInteg)
         self.sealer = codec_for(self.outCipType, self.outMACType, outIV, outKey, outInteg)
         self.opener = codec_for(self.inCipType, self.inMACType, inIV, inKey, inInteg)
+        for codec, mac in ((self.sealer, self.outMACType), (self.opener, self.inMACType)):
+            if codec is None and mac not in self.macMap:  # never a cipher without integrity
+                raise ValueError(f"MAC {mac!r} is neither implicit in an AEAD cipher nor one Conch computes")
 
     def _getCipher(self, cip: bytes, iv: bytes, key: bytes) -> Any:
         return super()._getCipher(cip if cip in self.cipherMap else b"none", iv, key)
@@ -120,21 +144,31 @@ class AlgorithmTransport(transport.SSHServerTransport):
     _strict_kex: bool | None = None
     """Whether the client asked for strict KEX; None until its first KEXINIT."""
     _initial_kex_done = False
+    _lent: list[bytes] = []  # noqa: RUF012 - replaced, never changed in place
+    """MACs ``ssh_KEXINIT`` adds for one exchange (``implicit_macs``), never offered by ``sendKexInit``."""
 
     # --- strict key exchange
 
     def sendKexInit(self) -> None:
-        """Name ``kex-strict-s-v00@openssh.com`` in the first KEXINIT only, and never negotiate it."""
-        offered = self.supportedKeyExchanges
+        """Name ``kex-strict-s-v00@openssh.com`` in the first KEXINIT only, and never negotiate it;
+        never name a MAC ``ssh_KEXINIT`` lent for one exchange."""
+        offered, macs = self.supportedKeyExchanges, self.supportedMACs
         if self.sessionID is None:
             self.supportedKeyExchanges = [*offered, STRICT_KEX_SERVER]
+        self.supportedMACs = [mac for mac in macs if mac not in self._lent]
         try:
             super().sendKexInit()
         finally:
-            self.supportedKeyExchanges = offered
+            self.supportedKeyExchanges, self.supportedMACs = offered, macs
 
     def ssh_KEXINIT(self, packet: bytes) -> None:
-        super().ssh_KEXINIT(packet)
+        offered = self.supportedMACs
+        self._lent = implicit_macs(packet, self.supportedCiphers, offered)
+        self.supportedMACs = [*offered, *self._lent]  # Conch wants a MAC in common even where it is unused
+        try:
+            super().ssh_KEXINIT(packet)
+        finally:
+            self.supportedMACs, self._lent = offered, []
         chosen = self.nextEncryptions
         self.nextEncryptions = PacketCiphers(chosen.outCipType, chosen.inCipType, chosen.outMACType,
                                              chosen.inMACType)

@@ -56,8 +56,7 @@ REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
     "3des-cbc": (("-c", "3des-cbc"), "no matching cipher found"),
     "hmac-md5": (("-c", "aes128-ctr", "-o", "MACs=hmac-md5"), "no matching MAC found"),
     "hmac-sha1": (("-c", "aes128-ctr", "-o", "MACs=hmac-sha1"), "no matching MAC found"),
-    # with AEAD ciphers left to choose, OpenSSH's client skips the MAC; Conch still wants one in common
-    "hmac-md5-only": (("-o", "MACs=hmac-md5"), "couldn't match all kex parts"),
+    "umac-with-ctr": (("-c", "aes128-ctr", "-o", "MACs=umac-64-etm@openssh.com"), "no matching MAC found"),
     "group14-sha1": (("-o", "KexAlgorithms=diffie-hellman-group14-sha1"), "no matching key exchange method found"),
     "group-exchange-sha1": (("-o", "KexAlgorithms=diffie-hellman-group-exchange-sha1"),
                             "no matching key exchange method found"),
@@ -207,3 +206,13 @@ def test_the_default_client_gets_chacha20_poly1305_and_strict_kex(
     commit(client, work, "README", "hello\n", "first")
     client.git("push", "-q", "origin", "main", cwd=work)
     assert_consistent(server, client, "proj")
+
+
+@pytest.mark.parametrize("macs", ["umac-64-etm@openssh.com", "hmac-md5"])
+def test_an_aead_cipher_needs_no_mac_in_common(ssh: Ssh, client: Client, macs: str) -> None:
+    """As with sshd: a client whose MACs hgwire has none of still gets chacha20-poly1305, whose MAC
+    is implicit (with a non-AEAD cipher, the same MACs are refused above)."""
+    assert kex_lines(ssh.negotiated("-o", f"MACs={macs}")) == [NEGOTIATED["chacha20-poly1305"]] * 2
+    ssh.server.backend.create("proj", Kind.GIT)
+    server = ssh.use("-o", f"MACs={macs}")
+    assert client.git("ls-remote", server.git_url("proj")).returncode == 0

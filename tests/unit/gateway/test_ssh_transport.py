@@ -245,3 +245,23 @@ def test_zlib_is_inflated_within_bounds(suite: str) -> None:
     proto.dataReceived(seal(1, deflated(bytes((transport.MSG_IGNORE,)) + NS(bytes(10_000_000)))))
     assert wire.disconnecting
     assert proto.incomingPacketSequence == 1
+
+
+@pytest.mark.parametrize(("cipher", "mac", "lent"), [
+    (b"chacha20-poly1305@openssh.com", b"umac-64-etm@openssh.com", [b"umac-64-etm@openssh.com"]),
+    (b"aes128-gcm@openssh.com,aes128-ctr", b"hmac-md5,hmac-sha1", [b"hmac-md5"]),
+    (b"chacha20-poly1305@openssh.com", b"umac-64@openssh.com,hmac-sha2-256", []),  # one in common
+    (b"aes128-ctr,chacha20-poly1305@openssh.com", b"umac-64-etm@openssh.com", []),  # ctr would go MAC-less
+    (b"aes128-ctr", b"hmac-md5", []),
+])
+def test_a_mac_is_lent_only_where_the_cipher_is_aead_both_ways(cipher: bytes, mac: bytes, lent: list[bytes]) -> None:
+    from gateway.ssh_transport import CIPHERS, MACS, implicit_macs
+
+    assert implicit_macs(kexinit(b"curve25519-sha256", cipher, mac)[1:], list(CIPHERS), list(MACS)) == lent
+    assert implicit_macs(b"\x00" * 20, list(CIPHERS), list(MACS)) == []  # malformed: Conch refuses it
+
+
+def test_a_cipher_without_a_codec_never_goes_without_a_mac() -> None:
+    ciphers = PacketCiphers(b"aes128-ctr", b"aes128-ctr", b"umac-64@openssh.com", b"umac-64@openssh.com")
+    with pytest.raises(ValueError, match="neither implicit"):
+        ciphers.setKeys(bytes(16), bytes(16), bytes(16), bytes(16), bytes(32), bytes(32))
