@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backends.interfaces import Backend
 
@@ -31,5 +31,7 @@ class ServiceConfig:
     """Threads of the worker pool: backend calls (disk, CPU) of this many requests run at once."""
     shutdown_grace: float = 30.0
     """Seconds the open connections get to finish once the service is told to stop."""
+    user_sessions: Any = None
+    """The service's ``gateway.limits.UserSessions`` (every listener's), made on first use."""
     authorizer: Authorizer | None = None
     """Built once from the flags and ``config_file`` by ``gateway.policy.authorizer_for``."""

@@ -43,7 +43,7 @@ from twisted.web import http, resource, server
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.config import ServiceConfig
-from gateway.limits import DEFAULT_LIMITS, USER_SESSIONS, limits_for
+from gateway.limits import DEFAULT_LIMITS, limits_for, user_sessions
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
@@ -234,7 +234,9 @@ class HttpFront:
 
     def _counted(self, user: str | None, request: server.Request) -> str | None:
         """Count the request among its user's operations until it finishes (``max_sessions_per_user``)."""
-        leave = USER_SESSIONS.enter(user, limits_for(self.config).max_sessions_per_user)
+        if request.finished or getattr(request, "_disconnected", False):  # notifyFinish would never fire
+            return user
+        leave = user_sessions(self.config).enter(user, limits_for(self.config).max_sessions_per_user)
         request.notifyFinish().addBoth(lambda _: leave())
         return user
 

@@ -182,8 +182,12 @@ def _nothing() -> None:
     return None
 
 
-USER_SESSIONS = UserSessions()
-"""One count for the whole process: every listener's sessions of a user add up."""
+def user_sessions(config: ServiceConfig) -> UserSessions:
+    """The one count of the service: every listener's sessions of a user add up."""
+    if config.user_sessions is None:
+        config.user_sessions = UserSessions()
+    sessions: UserSessions = config.user_sessions
+    return sessions
 
 
 def _git_refusal(message: str) -> bytes:

@@ -77,7 +77,7 @@ from backends.names import validate_name
 from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
-from gateway.limits import USER_SESSIONS, ConnectionLimits, drop, limits_for
+from gateway.limits import ConnectionLimits, drop, limits_for, user_sessions
 from gateway.policy import authorizer_for
 from gateway.ssh_transport import AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
@@ -470,7 +470,8 @@ class ExecChannel(conch_channel.SSHChannel):
             if factory_ is None:
                 raise UnsupportedFeature(f"{request.kind} is not available on this server yet")
             self._front.authorizer.check(self._user, name, self._record.proto, ROUTE_ACCESS[request.kind])
-            self._leave = USER_SESSIONS.enter(self._user, limits_for(self._front.config).max_sessions_per_user)
+            config = self._front.config
+            self._leave = user_sessions(config).enter(self._user, limits_for(config).max_sessions_per_user)
             self._session = factory_(self._context(request, name), self)
         except HgwireError as refusal:
             self.refuse(str(refusal))
