@@ -28,7 +28,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from twisted.logger import Logger
 
@@ -86,7 +86,7 @@ class GitHooks:
         "committed" or "aborted") with one ``<old> <new> <ref>`` line per update, and a ``HEAD``
         line after the branch HEAD names, as git's ref store tells it.  True when there is no such
         hook or it lets a prepared transaction through."""
-        lines = b"".join(b"%s %s %s\n" % (u.old, u.new, u.ref) + (b"%s %s HEAD\n" % (u.old, u.new) if u.ref == head else b"")
+        lines = b"".join(_lines([u]) + (_lines([replace(u, ref=b"HEAD")]) if u.ref == head else b"")
                          for u in updates)
         return self._run("reference-transaction", (state,), lines) in (None, 0)
 

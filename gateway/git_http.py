@@ -95,19 +95,20 @@ def _set_headers(request: server.Request, content_type: str) -> None:
         request.setHeader(name, value)
 
 
-def _fail_request(failure: Failure, request: server.Request, repo: str) -> None:
-    """Answer an error that happened before any response byte was written."""
+def fail_request(failure: Failure, request: server.Request, repo: str, proto: str = PROTO) -> None:
+    """Answer an error that happened before any response byte was written (also the
+    repository page's, ``gateway.repo_page``, logged as its ``proto``)."""
     exc = failure.value
     assert exc is not None
     if request.finished or request._disconnected:
         return
     status = http_status(exc)
     if status == 500:
-        log.failure("git-http on {repo}", failure, repo=repo)
+        log.failure("{proto} on {repo}", failure, proto=proto, repo=repo)
         message = "internal error"
     else:
         message = str(exc)
-    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=repo, outcome=f"refused {status}: {message}")
+    log.info("{proto} {repo}: {outcome}", proto=proto, repo=repo, outcome=f"refused {status}: {message}")
     if isinstance(exc, Unauthorized):
         send_unauthorized(request, message)
     else:
@@ -175,7 +176,7 @@ def serve_info_refs(front: HttpFront, request: server.Request, route: Route) -> 
     d.addCallback(lambda user: _context(front, request, route, user))
     d.addCallback(lambda ctx: run_blocking(_pick(ADVERTISERS, route.service, ctx.protocol_version), ctx))
     d.addCallback(_send_advertisement, request, route)
-    d.addErrback(_fail_request, request, route.repo)
+    d.addErrback(fail_request, request, route.repo)
 
 
 def _send_advertisement(body: bytes, request: server.Request, route: Route) -> None:
@@ -212,7 +213,7 @@ def serve_rpc(front: HttpFront, request: server.Request, route: Route) -> None:
     d: Deferred[Any] = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
     d.addCallback(lambda user: _with_body(request, encoding, user, limits_for(front.config).max_decompressed))
     d.addCallback(lambda opened: _start_rpc(front, request, route, *opened))
-    d.addErrback(_fail_request, request, route.repo)
+    d.addErrback(fail_request, request, route.repo)
 
 
 def _with_body(request: server.Request, encoding: str, user: str | None, max_decompressed: int) -> Any:

@@ -217,7 +217,7 @@ class HgHttpCommand:
             repo = self._open()
         except UnsupportedFeature as exc:  # a repository hgwire cannot serve: hg shows the reason
             return OobError(exc.message.encode("utf-8", "replace")), None
-        self._check_web_access(repo, cmd.permission)
+        check_web_access(repo, self.user, cmd.permission)
         content = self.content
         prefix = b""
         if content is not None:
@@ -258,9 +258,6 @@ class HgHttpCommand:
         if out:
             log.info("{proto} {command} {repo}: the repository's hooks wrote: {output}", proto=PROTO,
                      command=self.command, repo=self.route.repo, output=out.decode("utf-8", "replace").rstrip())
-
-    def _check_web_access(self, repo: HgRepository, permission: Permission) -> None:
-        check_web_access(repo, self.user, permission)
 
     def _open(self) -> HgRepository:
         repo = self.front.config.backend.open(self.route.repo)
@@ -391,7 +388,6 @@ class HgHttpCommand:
                  elapsed_ms=int((time.monotonic() - self.started) * 1000))
 
 
-
 def check_web_access(repo: HgRepository, user: str | None, permission: Permission) -> None:
     """hgweb's ``checkauthz`` over the repository's ``[web]`` lists and ``allow-pull``, where set.
 
@@ -425,6 +421,7 @@ def check_web_access(repo: HgRepository, user: str | None, permission: Permissio
         refuse("push")
     if allow_push is not None and not member(allow_push):
         refuse("push")
+
 
 def _payload(content: IO[bytes]) -> Iterator[bytes]:
     """The pushed bundle: the spooled body after the POST arguments, read in the pool."""

@@ -7,6 +7,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from backends import BackendLoadError, load_backend
+from gateway.config import ServiceConfig
 from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
 from gateway.threads import MAX_POOL_SIZE
@@ -25,7 +26,7 @@ def check_options(options: MutableMapping[str, Any]) -> None:
         raise ValueError(f"--workers must be a whole number from 1 to {MAX_POOL_SIZE}, not {options['workers']!r}")
     options["workers"] = workers
     try:
-        grace = float(options.get("shutdown-grace", 30))
+        grace = float(options.get("shutdown-grace", ServiceConfig.shutdown_grace))
     except (TypeError, ValueError):
         grace = -1.0
     if not 0 <= grace <= MAX_SHUTDOWN_GRACE:

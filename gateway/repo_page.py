@@ -17,15 +17,14 @@ from urllib.parse import quote
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web import server
 
 from backends.interfaces import Kind
 from backends.names import strip_git_suffix
 from gateway.auth import Access
-from gateway.git_http import http_status
+from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
-from gateway.http import HttpFront, Route, RouteKind, Unauthorized, send_error, send_unauthorized
+from gateway.http import HttpFront, Route, RouteKind, send_error
 from gateway.threads import run_blocking
 from protocols.errors import NotARepository, PermissionDenied
 from protocols.hg_commands import PULL
@@ -43,7 +42,7 @@ def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> 
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport, Access.READ)
     d.addCallback(lambda user: run_blocking(_kind_for, front, route.repo, user))
     d.addCallback(_send_page, request, route)
-    d.addErrback(_refused, request, route)
+    d.addErrback(fail_request, request, route.repo, PROTO)
 
 
 def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
@@ -68,28 +67,13 @@ def _send_page(kind: Kind, request: server.Request, route: Route) -> None:
         local = request.getHost()
         host = f"{getattr(local, 'host', 'localhost')}:{getattr(local, 'port', 80)}"
     scheme = "https" if request.isSecure() else "http"
-    url = f"{scheme}://{host}/{quote(strip_git_suffix(route.repo), safe='/')}"
-    what, command = KIND_WORDS[kind]
     name = strip_git_suffix(route.repo)
+    url = f"{scheme}://{host}/{quote(name, safe='/')}"
+    what, command = KIND_WORDS[kind]
     body = (f"{name} is {what} repository served by hgwire.\n\nClone it with:\n\n    {command.format(url=url)}\n")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     send_error(request, 200, body)
     log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome="ok")
-
-
-def _refused(failure: Failure, request: server.Request, route: Route) -> None:
-    exc = failure.value
-    if request.finished or request._disconnected or exc is None:
-        return
-    status = http_status(exc)
-    if status == 500:
-        log.failure("repository page of {repo}", failure, repo=route.repo)
-    message = "internal error" if status == 500 else str(exc)
-    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"refused {status}: {message}")
-    if isinstance(exc, Unauthorized):
-        send_unauthorized(request, message)
-    else:
-        send_error(request, status, message)
 
 
 HANDLERS = {RouteKind.REPO_PAGE: serve_repo_page}
