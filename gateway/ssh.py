@@ -714,9 +714,6 @@ class HgwireServerTransport(AlgorithmTransport):
         """Logged in with no channel open (``gateway.limits``: closed so while the service stops)."""
         return hasattr(self, "avatar") and not getattr(self.service, "channels", None)
 
-    def _peer_host(self) -> str:
-        return str(getattr(self.transport.getPeer(), "host", "?")) if self.transport is not None else "?"
-
     def setService(self, service: Any) -> None:
         super().setService(service)
         if hasattr(self, "avatar"):  # logged in (conch serves ssh-connection only then)

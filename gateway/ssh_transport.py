@@ -259,8 +259,9 @@ class AlgorithmTransport(transport.SSHServerTransport):
 
     def _refuse(self, reason: int, description: str) -> None:
         """Disconnect with ``reason`` and read nothing more of what the client sent."""
-        peer = self.transport.getPeer() if self.transport is not None else None
-        log.info("SSH connection from {peer} closed: {reason}", peer=str(getattr(peer, "host", "?")),
-                 reason=description)
+        log.info("SSH connection from {peer} closed: {reason}", peer=self._peer_host(), reason=description)
         self.buf = b""
         self.sendDisconnect(reason, description.encode("utf-8"))
+
+    def _peer_host(self) -> str:
+        return str(getattr(self.transport.getPeer(), "host", "?")) if self.transport is not None else "?"
