@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from bench.crash import LOOPBACK, PASSWORD, USER, Server, client_env
+from tests.conftest import VENV_BIN
 
 STOPPED = (0, -signal.SIGTERM)
 """twistd's exit status once stopped by SIGTERM (Twisted ends with the signal that stopped it)."""
-HG = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "hg")
+HG = f"{VENV_BIN}/hg"
 
 
 class StoppingServer(Server):

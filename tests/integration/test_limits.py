@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 
 from backends.interfaces import Kind
@@ -274,10 +276,6 @@ def test_one_user_s_operations_are_bounded_over_every_listener(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
     """``max_sessions_per_user``: alice's SSH session counts against her HTTP requests too; each
     refusal says why in the client's own protocol; anonymous clients are not hers; a slot frees."""
-    import subprocess
-
-    import bcrypt
-
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(f"alice:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}\n")
     server = make_server("memory", **ssh_server_settings(ssh_keys), http=[LOOP], htpasswd=str(htpasswd),
