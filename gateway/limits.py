@@ -12,6 +12,10 @@ Slow requests (slow-loris) are bounded where the request is read:
 for each HTTP request's headers (``gateway.http``); SSH has its login grace
 (``gateway.ssh``).
 
+A listener behind a proxy (``haproxy:`` before its endpoint) reads the PROXY
+protocol header first (``ProxiedProtocol``): its connections are counted by
+the client's address that the header names, not by the proxy's.
+
 The bounds come from ``[limits]`` of the ``--config`` file, read when a
 connection opens (a reloaded file applies to new connections); a key the file
 leaves out keeps the default below.
@@ -25,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IDelayedCall, IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -40,6 +45,7 @@ from protocols.changegroup import ChangegroupLimits
 from protocols.errors import ProtocolError
 from protocols.git_receive import ReceiveBounds
 from protocols.git_upload import RequestBounds
+from protocols.proxy_header import Endpoint, ProxyHeaderError, ProxyHeaderReader
 
 log = Logger()
 
@@ -369,13 +375,130 @@ class GuardedProtocol(ProtocolWrapper):
         super().connectionLost(reason)
 
 
+PROXY_PENDING = "(PROXY header not read yet)"
+"""The per-address key of a proxied connection before its header names the client: not bounded."""
+
+NOT_FROM_A_PROXY = ("this port serves clients through a proxy that sends the PROXY protocol; "
+                    "connect through that proxy, or to a port without haproxy: in its listener")
+
+
+class ProxiedProtocol(GuardedProtocol):
+    """A connection from a proxy that sends the PROXY protocol header first (HAProxy's
+    ``send-proxy``, nginx's ``proxy_protocol on``).
+
+    The listener's own protocol is built only once the header is read, for the
+    client's address: it is counted and bounded per address as a direct
+    connection would be, ``getPeer()`` is the client (logs, the audit log,
+    hooks' ``REMOTE_ADDR``, per-address limits) and ``getHost()`` the address
+    the client connected to.  The header must arrive within ``request_timeout``;
+    a connection that does not begin with a valid one is refused in the
+    listener's own protocol.  A header without a client address (``LOCAL``: the
+    proxy's own health check; ``UNKNOWN``) leaves the connection's own addresses.
+    """
+
+    def __init__(self, factory: GuardedFactory, header_timeout: float) -> None:
+        super().__init__(factory, Protocol(), PROXY_PENDING, header_timeout, lifetime=header_timeout)
+        self._reader: ProxyHeaderReader | None = ProxyHeaderReader()
+        self._peer: IAddress | None = None
+        self._host: IAddress | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._reader is None or self._refusal is not None:
+            super().dataReceived(data)
+            return
+        self._last = self.guard.clock.seconds()
+        try:
+            read = self._reader.feed(data)
+        except ProxyHeaderError as exc:
+            self._reader = None
+            proxy = _address_key(self.transport.getPeer() if self.transport is not None else None)
+            log.warn("{kind} connection from {peer} refused: {error}",  # noqa: G010 - twisted.logger
+                     kind=self.guard.kind, peer=proxy, error=str(exc))
+            self._refuse_now(self.guard.refusal(NOT_FROM_A_PROXY))
+            return
+        if read is None:
+            return
+        self._reader = None
+        header, rest = read
+        if header.source is not None and header.destination is not None:
+            self._peer = _tcp_address(header.source)
+            self._host = _tcp_address(header.destination)
+        self._start(rest)
+
+    def _start(self, rest: bytes) -> None:
+        """The header is read: count the client, then hand the connection to the listener's protocol."""
+        guard = self.guard
+        limits = guard.limits()
+        peer = self.getPeer()
+        key = _address_key(peer)
+        reason = guard.per_address_refusal(key, limits)
+        guard.rekey(self, key)
+        if reason is not None:
+            log.warn("{kind} connection from {peer} refused: {reason}",  # noqa: G010 - twisted.logger
+                     kind=guard.kind, peer=key, reason=reason)
+            self._refuse_now(guard.refusal(reason))
+            return
+        wrapped = guard.wrappedFactory.buildProtocol(peer)
+        if wrapped is None:  # the listener's own factory refused: close at once
+            drop(self.transport)
+            return
+        if self._deadline is not None and self._deadline.active():  # the header's own deadline
+            self._deadline.cancel()
+        self._deadline = None
+        self._idle = limits.idle_timeout
+        self._lifetime = limits.connection_timeout
+        if self._lifetime is not None:
+            self._deadline = guard.clock.callLater(self._lifetime, self._too_long)
+        self.wrappedProtocol = wrapped
+        wrapped.makeConnection(self)
+        if rest:
+            super().dataReceived(rest)
+
+    def _refuse_now(self, refusal: bytes) -> None:
+        self._refusal = refusal
+        if self.transport is None:
+            return
+        self.transport.write(refusal)
+        self._closing = self.guard.clock.callLater(REFUSAL_GRACE, self.transport.loseConnection)
+
+    def _too_long(self) -> None:
+        if self._reader is None:
+            super()._too_long()
+            return
+        self._deadline = None
+        log.info("{kind} connection from {peer} sent no PROXY header in {seconds} s: closed",
+                 kind=self.guard.kind, peer=_address_key(super().getPeer()), seconds=self._lifetime)
+        drop(self.transport)
+
+    def readConnectionLost(self) -> None:
+        if self._reader is not None and self.transport is not None:  # gone before its header
+            self.transport.loseConnection()
+            return
+        super().readConnectionLost()
+
+    def between_requests(self) -> bool:
+        return self._reader is not None or super().between_requests()
+
+    def getPeer(self) -> IAddress:
+        return self._peer if self._peer is not None else super().getPeer()
+
+    def getHost(self) -> IAddress:
+        return self._host if self._host is not None else super().getHost()
+
+
+def _tcp_address(endpoint: Endpoint) -> IPv4Address | IPv6Address:
+    if ":" in endpoint.host:
+        return IPv6Address("TCP", endpoint.host, endpoint.port)
+    return IPv4Address("TCP", endpoint.host, endpoint.port)
+
+
 class GuardedFactory(WrappingFactory):
     """Wrap a listener's factory: bound the open connections and drop idle ones."""
 
     protocol = GuardedProtocol
 
     def __init__(self, kind: str, wrapped: Factory, limits: Callable[[], ConnectionLimits],
-                 clock: Any = None) -> None:
+                 clock: Any = None, proxy_header: bool = False) -> None:
         super().__init__(wrapped)
         if clock is None:
             from twisted.internet import reactor
@@ -386,6 +509,12 @@ class GuardedFactory(WrappingFactory):
         self.limits = limits
         self.per_address: Counter[str] = Counter()
         self._refuse = REFUSALS.get(kind, _ssh_refusal)
+        self.proxy_header = proxy_header
+        """Whether each connection begins with a PROXY protocol header (the listener is behind a proxy)."""
+
+    def refusal(self, reason: str) -> bytes:
+        """The bytes that tell this listener's client why it is refused."""
+        return self._refuse(reason)
 
     def buildProtocol(self, addr: IAddress | None) -> ProtocolWrapper:
         limits = self.limits()
@@ -393,17 +522,31 @@ class GuardedFactory(WrappingFactory):
         reason = None
         if len(self.protocols) >= limits.max_connections:
             reason = f"the server has {len(self.protocols)} open connections, its limit; try again later"
-        elif self.per_address[key] >= limits.max_connections_per_address:
-            reason = (f"{self.per_address[key]} connections from your address are open, the limit; "
-                      "close some or try again later")
+        elif not self.proxy_header:
+            reason = self.per_address_refusal(key, limits)
         if reason is not None:
             log.warn("{kind} connection from {peer} refused: {reason}",  # noqa: G010 - twisted.logger
                      kind=self.kind, peer=key, reason=reason)
             return GuardedProtocol(self, Protocol(), key, limits.request_timeout, self._refuse(reason))
+        if self.proxy_header:  # who the client is comes with the header: counted per address then
+            return ProxiedProtocol(self, limits.request_timeout)
         wrapped = self.wrappedFactory.buildProtocol(addr)
         if wrapped is None:  # the listener's own factory refused: close at once
             return GuardedProtocol(self, Protocol(), key, limits.request_timeout, b"")
         return GuardedProtocol(self, wrapped, key, limits.idle_timeout, lifetime=limits.connection_timeout)
+
+    def per_address_refusal(self, key: str, limits: ConnectionLimits) -> str | None:
+        """Why one more connection from ``key`` is refused; None when it is not."""
+        if self.per_address[key] >= limits.max_connections_per_address:
+            return (f"{self.per_address[key]} connections from your address are open, the limit; "
+                    "close some or try again later")
+        return None
+
+    def rekey(self, p: Any, key: str) -> None:
+        """Count ``p`` under ``key`` from now on (a proxied connection, once its client is known)."""
+        self._uncount(p.address_key)
+        p.address_key = key
+        self.per_address[key] += 1
 
     def registerProtocol(self, p: Any) -> None:
         super().registerProtocol(p)
@@ -411,7 +554,9 @@ class GuardedFactory(WrappingFactory):
 
     def unregisterProtocol(self, p: Any) -> None:
         super().unregisterProtocol(p)
-        key = p.address_key
+        self._uncount(p.address_key)
+
+    def _uncount(self, key: str) -> None:
         self.per_address[key] -= 1
         if self.per_address[key] <= 0:
             del self.per_address[key]
@@ -434,6 +579,8 @@ class GuardedFactory(WrappingFactory):
                 drop(p.transport)
 
 
-def guard(kind: str, factory: Factory, config: ServiceConfig, clock: Any = None) -> GuardedFactory:
-    """``factory`` with the connection limits of ``config`` (read at each connection)."""
-    return GuardedFactory(kind, factory, lambda: limits_for(config), clock)
+def guard(kind: str, factory: Factory, config: ServiceConfig, clock: Any = None,
+          proxy_header: bool = False) -> GuardedFactory:
+    """``factory`` with the connection limits of ``config`` (read at each connection); with
+    ``proxy_header``, each connection first reads the PROXY protocol header a proxy sends."""
+    return GuardedFactory(kind, factory, lambda: limits_for(config), clock, proxy_header)

@@ -87,6 +87,24 @@ def implemented(kind: str) -> bool:
     return True
 
 
+PROXY_PREFIX = "haproxy:"
+"""Before an endpoint description: its connections come from a proxy that sends the PROXY protocol
+header first (Twisted's own spelling for that)."""
+
+
+def proxied_endpoint(description: str) -> tuple[bool, str]:
+    """Whether ``description`` asks for the PROXY protocol header, and the endpoint without the prefix.
+
+    hgwire reads the header itself rather than through Twisted's ``haproxy:``
+    wrapper, so that a connection is counted and bounded by the client's
+    address, not the proxy's, and the listener's protocol (an SSH banner) starts
+    only once the client is known.
+    """
+    if description[:len(PROXY_PREFIX)].lower() == PROXY_PREFIX:
+        return True, description[len(PROXY_PREFIX):]
+    return False, description
+
+
 class ListenerService(service.Service):
     """Listen on one endpoint description and log the URL clients should use."""
 
@@ -103,7 +121,7 @@ class ListenerService(service.Service):
         from twisted.internet import reactor
 
         super().startService()
-        endpoint = serverFromString(reactor, self.description)
+        endpoint = serverFromString(reactor, proxied_endpoint(self.description)[1])
         d = endpoint.listen(self.factory)
         d.addCallbacks(self._listening, self._failed)
 
@@ -125,7 +143,7 @@ class ListenerService(service.Service):
         """The clone URL of repository ``name`` on this listener."""
         row = LISTENERS[self.kind]
         host, port = _host_port(self.port)
-        tls = self.description.startswith("ssl:")
+        tls = proxied_endpoint(self.description)[1].startswith("ssl:")
         scheme = "https" if tls and row.scheme == "http" else row.scheme
         return f"{scheme}://{host}:{port}/{row.url_suffix.replace('NAME', strip_git_suffix(name))}"
 
@@ -162,7 +180,8 @@ class HgwireService(service.MultiService):
     def add_listener(self, kind: str, description: str) -> ListenerService:
         from gateway.limits import guard
 
-        factory = guard(kind, factory_maker(kind)(self.config), self.config)
+        factory = guard(kind, factory_maker(kind)(self.config), self.config,
+                        proxy_header=proxied_endpoint(description)[0])
         listener = ListenerService(kind, description, factory, self.stop_reactor_on_failure)
         listener.setServiceParent(self)
         self.listeners.append(listener)

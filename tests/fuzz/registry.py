@@ -23,6 +23,7 @@ MODULES = {
     "store": "fuzz_store",
     "names": "fuzz_names",
     "hg_http": "fuzz_hg_http",
+    "proxy_header": "fuzz_proxy_header",
 }
 """Target name -> harness module in this package; add a row per parser."""
 

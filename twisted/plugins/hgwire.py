@@ -9,7 +9,8 @@ from twisted.plugin import IPlugin
 from twisted.python import usage
 from zope.interface import implementer
 
-LISTENER_HELP = "a Twisted server endpoint, e.g. tcp:{port}:interface=127.0.0.1 (repeatable)"
+LISTENER_HELP = ("a Twisted server endpoint, e.g. tcp:{port}:interface=127.0.0.1 (repeatable); "
+                 "haproxy:tcp:{port} behind a proxy that sends the PROXY protocol")
 
 
 class Options(usage.Options):

@@ -303,3 +303,131 @@ def test_a_user_s_operations_are_counted_until_each_ends_once() -> None:
     second()
     third()
     assert "alice" not in sessions.open
+
+
+# --- listeners behind a proxy that sends the PROXY protocol header ------------------------------
+
+class Recorder(Protocol):
+    """The listener's protocol: what it was told about its connection, and what it read."""
+
+    def __init__(self) -> None:
+        self.peer: Any = None
+        self.host: Any = None
+        self.received = b""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.peer = self.transport.getPeer()
+        self.host = self.transport.getHost()
+        self.transport.write(b"banner\r\n")
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+
+class RecorderFactory(Factory):
+    def __init__(self) -> None:
+        self.built: list[tuple[Any, Recorder]] = []
+
+    def buildProtocol(self, addr: Any) -> Recorder:
+        proto = Recorder()
+        self.built.append((addr, proto))
+        return proto
+
+
+def proxied(kind: str = "ssh", clock: Clock | None = None, **limits: Any) -> tuple[GuardedFactory, RecorderFactory]:
+    bounds = ConnectionLimits(**limits)
+    inner = RecorderFactory()
+    return GuardedFactory(kind, inner, lambda: bounds, clock or Clock(), proxy_header=True), inner
+
+
+def from_proxy(factory: GuardedFactory) -> tuple[Any, StringTransport]:
+    """A connection from the proxy at 10.9.9.9, before it has sent anything."""
+    return connect(factory, host="10.9.9.9", port=40000)
+
+
+def test_a_proxied_connection_starts_the_listener_s_protocol_for_the_client_once_the_header_is_read() -> None:
+    factory, inner = proxied()
+    proto, transport = from_proxy(factory)
+    assert not inner.built and transport.value() == b"", "no banner before the client is known"
+    proto.dataReceived(b"PROXY TCP4 203.0.113.7 192.0.2.1 5")
+    assert not inner.built
+    proto.dataReceived(b"6324 2222\r\nSSH-2.0-client\r\n")
+    [(addr, listener)] = inner.built
+    assert (addr.host, addr.port) == ("203.0.113.7", 56324)
+    assert (listener.peer.host, listener.peer.port) == ("203.0.113.7", 56324)
+    assert (listener.host.host, listener.host.port) == ("192.0.2.1", 2222)
+    assert listener.received == b"SSH-2.0-client\r\n"
+    assert transport.value() == b"banner\r\n"
+    assert factory.per_address == {"203.0.113.7": 1}, "counted under the client, not the proxy"
+    proto.connectionLost(None)
+    assert not factory.per_address and not factory.protocols
+
+
+def test_a_proxied_connection_is_bounded_by_its_client_s_address() -> None:
+    factory, inner = proxied("git", max_connections_per_address=1)
+    first, _ = from_proxy(factory)
+    first.dataReceived(b"PROXY TCP4 203.0.113.7 192.0.2.1 1 9418\r\n")
+    other, other_transport = from_proxy(factory)
+    other.dataReceived(b"PROXY TCP4 203.0.113.8 192.0.2.1 1 9418\r\n")
+    assert len(inner.built) == 2, "the proxy's own address is not what is bounded"
+    again, transport = from_proxy(factory)
+    again.dataReceived(b"PROXY TCP4 203.0.113.7 192.0.2.1 2 9418\r\n0032git-upload-pack")
+    data = transport.value()
+    assert data[4:8] == b"ERR " and b"connections from your address" in data
+    assert len(inner.built) == 2
+    factory.clock.advance(REFUSAL_GRACE)
+    assert transport.disconnecting
+    for p in (first, other, again):
+        p.connectionLost(None)
+    assert not factory.per_address
+
+
+def test_a_local_or_unknown_header_keeps_the_connection_s_own_address() -> None:
+    factory, inner = proxied()
+    proto, _ = from_proxy(factory)
+    proto.dataReceived(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")  # the proxy's health check
+    [(addr, listener)] = inner.built
+    assert addr.host == "10.9.9.9" and listener.peer.host == "10.9.9.9"
+    proto2, _ = from_proxy(factory)
+    proto2.dataReceived(b"PROXY UNKNOWN\r\n")
+    assert inner.built[1][0].host == "10.9.9.9"
+
+
+@pytest.mark.parametrize(("kind", "first_bytes", "starts"), [
+    ("git", b"0032git-upload-pack /x.git\x00host=h\x00", b"00"),
+    ("http", b"GET /x.git/info/refs HTTP/1.1\r\n", b"HTTP/1.1 503 "),
+    ("ssh", b"SSH-2.0-OpenSSH_9.2\r\n", b"hgwire: "),
+])
+def test_a_client_that_skips_the_proxy_is_refused_in_its_own_protocol(
+        kind: str, first_bytes: bytes, starts: bytes) -> None:
+    factory, inner = proxied(kind)
+    proto, transport = from_proxy(factory)
+    proto.dataReceived(first_bytes)
+    assert transport.value().startswith(starts) and b"PROXY protocol" in transport.value()
+    assert not inner.built
+    factory.clock.advance(REFUSAL_GRACE)
+    assert transport.disconnecting
+
+
+def test_a_header_that_does_not_come_in_time_closes_the_connection() -> None:
+    clock = Clock()
+    factory, inner = proxied(clock=clock, request_timeout=5.0, idle_timeout=600.0)
+    proto, transport = from_proxy(factory)
+    for byte in b"PROXY UNKN":  # a byte every second keeps it from being idle, not from the deadline
+        clock.advance(1)
+        if transport.disconnecting:
+            break
+        proto.dataReceived(bytes([byte]))
+    assert transport.disconnecting and clock.seconds() <= 6 and not inner.built
+
+
+def test_once_started_a_proxied_connection_has_the_ordinary_idle_timeout() -> None:
+    clock = Clock()
+    factory, inner = proxied(clock=clock, request_timeout=5.0, idle_timeout=100.0)
+    proto, transport = from_proxy(factory)
+    proto.dataReceived(b"PROXY UNKNOWN\r\n")
+    clock.advance(50)
+    assert not transport.disconnecting, "the header's deadline ends with the header"
+    clock.advance(60)
+    assert transport.disconnecting
