@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, protocol
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
@@ -43,10 +45,11 @@ from twisted.web import http, resource, server
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.config import ServiceConfig
-from gateway.limits import DEFAULT_LIMITS, limits_for, user_sessions
+from gateway.limits import DEFAULT_LIMITS, NO_PROXIES, limits_for, trusted_proxies, user_sessions
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
+from protocols.forwarded import Trusted, forwarded_client, forwarded_https
 
 log = Logger()
 
@@ -341,9 +344,38 @@ class RootResource(resource.Resource):
 
 
 class BoundedRequest(server.Request):
-    """A request whose body may not exceed ``MAX_REQUEST_BODY`` (413 and close, unread)."""
+    """A request whose body may not exceed ``MAX_REQUEST_BODY`` (413 and close, unread).
+
+    From a trusted reverse proxy (``[http] trusted_proxies``), the client is who
+    ``X-Forwarded-For`` names (``getClientAddress()``: logs, the audit log, hooks)
+    and the request is secure when ``X-Forwarded-Proto`` says https (``isSecure()``:
+    hg pushes, clone URLs).
+    """
 
     max_body = MAX_REQUEST_BODY
+    _client: IAddress | None = None
+
+    def getClientAddress(self) -> IAddress:
+        if self._client is None:
+            peer: IAddress = super().getClientAddress()
+            host = str(getattr(peer, "host", ""))
+            client = forwarded_client(host, self.requestHeaders.getRawHeaders(b"x-forwarded-for", []),
+                                      self._trusted())
+            if client is None:
+                return peer  # not cached: the headers may not be in yet
+            self._client = IPv6Address("TCP", client, 0) if ":" in client else IPv4Address("TCP", client, 0)
+        return self._client
+
+    def isSecure(self) -> bool:
+        if super().isSecure():
+            return True
+        peer = super().getClientAddress()
+        return forwarded_https(str(getattr(peer, "host", "")),
+                               self.requestHeaders.getRawHeaders(b"x-forwarded-proto", []), self._trusted())
+
+    def _trusted(self) -> Trusted:
+        trusted = getattr(getattr(self.channel, "site", None), "trusted_proxies", None)
+        return trusted() if trusted is not None else NO_PROXIES
 
     def gotLength(self, length: int | None) -> None:
         self._body_bytes = 0
@@ -466,4 +498,5 @@ def make_http_site(config: ServiceConfig) -> server.Site:
     site.protocol = HgwireHTTPChannel  # type: ignore[method-assign,assignment]
     site.displayTracebacks = False
     site.connection_limits = lambda: limits_for(config)  # type: ignore[attr-defined]
+    site.trusted_proxies = lambda: trusted_proxies(config)  # type: ignore[attr-defined]
     return site

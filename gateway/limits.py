@@ -43,6 +43,7 @@ from protocols.bundle2 import DEFAULT_LIMITS as BUNDLE2_DEFAULTS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
 from protocols.errors import ProtocolError
+from protocols.forwarded import Trusted
 from protocols.git_receive import ReceiveBounds
 from protocols.git_upload import RequestBounds
 from protocols.proxy_header import Endpoint, ProxyHeaderError, ProxyHeaderReader
@@ -98,6 +99,8 @@ CONFIGURABLE = (frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQ
                 | frozenset(RECEIVE_KEYS) | frozenset(BUNDLE2_KEYS) | frozenset(CHANGEGROUP_KEYS))
 """The ``[limits]`` keys that take effect; the file may name others, which are logged as fixed."""
 
+NO_PROXIES = Trusted()
+
 REFUSAL_GRACE = 2.0
 """Seconds a refused connection stays open for its client to send its request and read the refusal."""
 
@@ -125,6 +128,12 @@ def _configured(authorizer: object, keys: Mapping[str, str], defaults: _T) -> _T
 def limits_for(config: ServiceConfig) -> ConnectionLimits:
     """The connection bounds in force now: the policy file's ``[limits]`` (if any) over the defaults."""
     return _configured(config.authorizer, CONNECTION_KEYS, DEFAULT_LIMITS)
+
+
+def trusted_proxies(config: ServiceConfig) -> Trusted:
+    """The reverse proxies whose forwarding headers are believed now (``[http] trusted_proxies``)."""
+    policy_file = getattr(config.authorizer, "policy", None)
+    return policy_file.current.trusted_proxies if policy_file is not None else NO_PROXIES
 
 
 def request_bounds(authorizer: object) -> RequestBounds:
@@ -498,7 +507,8 @@ class GuardedFactory(WrappingFactory):
     protocol = GuardedProtocol
 
     def __init__(self, kind: str, wrapped: Factory, limits: Callable[[], ConnectionLimits],
-                 clock: Any = None, proxy_header: bool = False) -> None:
+                 clock: Any = None, proxy_header: bool = False,
+                 trusted: Callable[[], Trusted] | None = None) -> None:
         super().__init__(wrapped)
         if clock is None:
             from twisted.internet import reactor
@@ -511,6 +521,9 @@ class GuardedFactory(WrappingFactory):
         self._refuse = REFUSALS.get(kind, _ssh_refusal)
         self.proxy_header = proxy_header
         """Whether each connection begins with a PROXY protocol header (the listener is behind a proxy)."""
+        self.trusted = trusted
+        """The reverse proxies in force (HTTP): their connections carry many clients' requests, so
+        they are bounded by ``max_connections`` only, not per address."""
 
     def refusal(self, reason: str) -> bytes:
         """The bytes that tell this listener's client why it is refused."""
@@ -522,7 +535,7 @@ class GuardedFactory(WrappingFactory):
         reason = None
         if len(self.protocols) >= limits.max_connections:
             reason = f"the server has {len(self.protocols)} open connections, its limit; try again later"
-        elif not self.proxy_header:
+        elif not self.proxy_header and not (self.trusted is not None and key in self.trusted()):
             reason = self.per_address_refusal(key, limits)
         if reason is not None:
             log.warn("{kind} connection from {peer} refused: {reason}",  # noqa: G010 - twisted.logger
@@ -582,5 +595,7 @@ class GuardedFactory(WrappingFactory):
 def guard(kind: str, factory: Factory, config: ServiceConfig, clock: Any = None,
           proxy_header: bool = False) -> GuardedFactory:
     """``factory`` with the connection limits of ``config`` (read at each connection); with
-    ``proxy_header``, each connection first reads the PROXY protocol header a proxy sends."""
-    return GuardedFactory(kind, factory, lambda: limits_for(config), clock, proxy_header)
+    ``proxy_header``, each connection first reads the PROXY protocol header a proxy sends.  An HTTP
+    listener does not bound the connections of ``[http] trusted_proxies`` per address."""
+    trusted = (lambda: trusted_proxies(config)) if kind == "http" else None
+    return GuardedFactory(kind, factory, lambda: limits_for(config), clock, proxy_header, trusted)

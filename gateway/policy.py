@@ -79,6 +79,7 @@ from gateway.auth import Access, AccessRequest, Authorizer
 from gateway.config import ServiceConfig
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
 from gateway.threads import run_blocking
+from protocols.forwarded import Trusted, parse_network
 from protocols.hg_http import WireSettings
 
 log = Logger()
@@ -213,6 +214,8 @@ class Policy:
     """``[clone_cache]``: finished full-clone answers kept for the same request later (off by default)."""
     maintenance: Maintenance = Maintenance()
     """``[maintenance]``: when pushed packs are repacked."""
+    trusted_proxies: Trusted = field(default_factory=Trusted)
+    """``[http] trusted_proxies``: reverse proxies whose ``X-Forwarded-For``/``-Proto`` are believed."""
 
     def _is(self, user: str | None, principal: str) -> bool:
         if principal == ANONYMOUS:
@@ -283,7 +286,7 @@ _DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule],
 
 TOP_KEYS = frozenset(
     {"anonymous_read", "users", "groups", "repo", "protected_refs", "protected_branches",
-     "protected_bookmarks", "limits", "hg_http", "clone_cache", "maintenance"}
+     "protected_bookmarks", "limits", "hg_http", "clone_cache", "maintenance", "http"}
 )
 RULE_KEYS = frozenset(
     {"pattern", "read", "write", "create", "protected_refs", "protected_branches", "protected_bookmarks"}
@@ -344,6 +347,7 @@ def parse_policy(text: str, source: str) -> Policy:
         hg_http=_parse_hg_http(reader, data.get("hg_http", {})),
         clone_cache=_parse_clone_cache(reader, data.get("clone_cache", {})),
         maintenance=_parse_maintenance(reader, data.get("maintenance", {})),
+        trusted_proxies=_parse_http(reader, data.get("http", {})),
     )
 
 
@@ -447,6 +451,20 @@ def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
     if post_args is not None:
         reader.boolean(post_args, "hg_http.httppostargs")
     return HgHttp(compression, levels["zstd_level"], levels["zlib_level"], post_args)
+
+
+def _parse_http(reader: _Reader, table: Any) -> Trusted:
+    if not isinstance(table, dict):
+        raise reader.fail("http", "must be a table: write the settings under [http]")
+    reader.known_keys(table, frozenset({"trusted_proxies"}), "http.")
+    networks = []
+    for i, text in enumerate(reader.string_list(table.get("trusted_proxies", []), "http.trusted_proxies")):
+        try:
+            networks.append(parse_network(text))
+        except ValueError:
+            raise reader.fail(f"http.trusted_proxies[{i}]",
+                              f"{text!r} is not an IP address or network, e.g. \"127.0.0.1\" or \"10.0.0.0/8\"") from None
+    return Trusted(tuple(networks))
 
 
 def _parse_clone_cache(reader: _Reader, table: Any) -> KeepBounds:

@@ -23,6 +23,7 @@ from gateway.limits import (
     tcp_socket,
 )
 from gateway.policy import authorizer_for
+from protocols.forwarded import Trusted, parse_network
 
 
 class Echo(Protocol):
@@ -368,7 +369,7 @@ def test_a_proxied_connection_is_bounded_by_its_client_s_address() -> None:
     factory, inner = proxied("git", max_connections_per_address=1)
     first, _ = from_proxy(factory)
     first.dataReceived(b"PROXY TCP4 203.0.113.7 192.0.2.1 1 9418\r\n")
-    other, other_transport = from_proxy(factory)
+    other, _ = from_proxy(factory)
     other.dataReceived(b"PROXY TCP4 203.0.113.8 192.0.2.1 1 9418\r\n")
     assert len(inner.built) == 2, "the proxy's own address is not what is bounded"
     again, transport = from_proxy(factory)
@@ -424,10 +425,26 @@ def test_a_header_that_does_not_come_in_time_closes_the_connection() -> None:
 
 def test_once_started_a_proxied_connection_has_the_ordinary_idle_timeout() -> None:
     clock = Clock()
-    factory, inner = proxied(clock=clock, request_timeout=5.0, idle_timeout=100.0)
+    factory, _ = proxied(clock=clock, request_timeout=5.0, idle_timeout=100.0)
     proto, transport = from_proxy(factory)
     proto.dataReceived(b"PROXY UNKNOWN\r\n")
     clock.advance(50)
     assert not transport.disconnecting, "the header's deadline ends with the header"
     clock.advance(60)
     assert transport.disconnecting
+
+
+def test_a_trusted_reverse_proxy_is_bounded_by_the_total_only() -> None:
+    bounds = ConnectionLimits(max_connections_per_address=1, max_connections=3)
+    trusted = Trusted((parse_network("10.9.9.9"),))
+    factory = GuardedFactory("http", EchoFactory(), lambda: bounds, Clock(), trusted=lambda: trusted)
+    for port in (1, 2, 3):
+        proto, transport = connect(factory, host="10.9.9.9", port=port)
+        proto.dataReceived(b"x")
+        assert transport.value() == b"x", "the proxy carries many clients"
+    _, transport = connect(factory, host="10.9.9.9", port=4)
+    assert transport.value().startswith(b"HTTP/1.1 503 ") and b"open connections" in transport.value()
+    factory2 = GuardedFactory("http", EchoFactory(), lambda: bounds, Clock(), trusted=lambda: trusted)
+    connect(factory2, host="10.0.0.1")
+    _, transport = connect(factory2, host="10.0.0.1", port=2)
+    assert b"connections from your address" in transport.value(), "anyone else is bounded per address"

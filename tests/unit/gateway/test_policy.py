@@ -156,6 +156,13 @@ def test_repacking_after_pushes_is_on_unless_the_file_turns_it_off(tmp_path: Pat
     assert maintenance(Authorizer(policy=PolicyFile(str(path)))) == Maintenance(8)
 
 
+def test_trusted_proxies_are_networks_and_none_without_the_key() -> None:
+    assert not parse_policy("", "x.toml").trusted_proxies
+    trusted = parse_policy('[http]\ntrusted_proxies = ["127.0.0.1", "10.1.2.3/8", "::1"]\n', "x.toml").trusted_proxies
+    assert "127.0.0.1" in trusted and "10.200.0.1" in trusted and "::1" in trusted
+    assert "127.0.0.2" not in trusted and "11.0.0.1" not in trusted
+
+
 BROKEN = [
     ("anonymous_read = 1\n", "x.toml: anonymous_read: must be true or false"),
     ("colour = 1\n", "x.toml: colour: unknown key"),
@@ -176,6 +183,10 @@ BROKEN = [
     ("[clone_cache]\nmax_age = 0\n", "clone_cache.max_age: must be a positive number of seconds"),
     ("[clone_cache]\nsize = 1\n", "clone_cache.size: unknown key"),
     ("clone_cache = 1\n", "write the settings under [clone_cache]"),
+    ('[http]\ntrusted_proxies = ["nginx"]\n', "http.trusted_proxies[0]: 'nginx' is not an IP address or network"),
+    ('[http]\ntrusted_proxies = ["10.0.0.0/33"]\n', "http.trusted_proxies[0]"),
+    ('[http]\ntrusted_proxies = "127.0.0.1"\n', "http.trusted_proxies: must be a list of strings"),
+    ("[http]\ntrust = []\n", "http.trust: unknown key"),
     ('[groups]\nadmins = ["@dev"]\n', "groups cannot contain groups"),
     ("[[repo]\n", "x.toml: not valid TOML"),
     ("repo = 3\n", "write each rule under [[repo]]"),

@@ -1,0 +1,138 @@
+"""HTTP behind a reverse proxy: ``[http] trusted_proxies`` and ``X-Forwarded-For``/``-Proto``.
+
+Real git and hg clients go through a small reverse proxy that does what nginx
+does with ``proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for`` and
+``X-Forwarded-Proto $scheme`` behind TLS: it appends the client's address (here
+claimed to be 203.0.113.9) and says https.  hgwire must then know the client by
+that address (hooks' ``REMOTE_ADDR`` and ``HG_URL``), take the request as
+secure (an hg push over the proxy's https), and believe none of it from a peer
+it does not trust.
+"""
+
+from __future__ import annotations
+
+import stat
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+from twisted.web import proxy, server
+
+from backends.interfaces import Kind
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+
+CLIENT = "203.0.113.9"
+"""The address the proxy gives for every client (TEST-NET-3: nobody's)."""
+SPOOFED = "10.6.6.6"
+PASSWORD = "s3cret pass"
+
+
+class ForwardingProxy(proxy.ReverseProxyResource):
+    """A reverse proxy to hgwire on ``port`` that appends ``CLIENT`` to X-Forwarded-For and says https."""
+
+    def __init__(self, port: int, path: bytes = b"") -> None:
+        super().__init__("127.0.0.1", port, path)
+
+    def getChild(self, path: bytes, request: Any) -> ForwardingProxy:
+        return ForwardingProxy(self.port, self.path + b"/" + urllib.parse.quote_from_bytes(path, safe="").encode())
+
+    def render(self, request: Any) -> Any:
+        before = request.getHeader(b"x-forwarded-for")
+        request.requestHeaders.setRawHeaders(
+            b"x-forwarded-for", [(before + b", " if before else b"") + CLIENT.encode()])
+        request.requestHeaders.setRawHeaders(b"x-forwarded-proto", [b"https"])
+        return super().render(request)
+
+
+@pytest.fixture
+def htpasswd(tmp_path: Path) -> Path:
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
+    return path
+
+
+def _server(make_server: Callable[..., RunningServer], tmp_path: Path, htpasswd: Path,
+            trusted: str) -> RunningServer:
+    policy = tmp_path / f"policy-{len(list(tmp_path.glob('policy-*')))}.toml"
+    policy.write_text(f'[http]\ntrusted_proxies = [{trusted}]\n\n'
+                      '[[repo]]\npattern = "*"\nread = ["*", "anonymous"]\nwrite = ["alice"]\n')
+    return make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), config_file=str(policy))
+
+
+@pytest.fixture
+def proxy_port(reactor: Any) -> Iterator[Callable[[int], int]]:
+    from twisted.internet.threads import blockingCallFromThread
+
+    ports = []
+
+    def start(backend_port: int) -> int:
+        port = blockingCallFromThread(reactor, reactor.listenTCP, 0, server.Site(ForwardingProxy(backend_port)),
+                                      interface="127.0.0.1")
+        ports.append(port)
+        return int(port.getHost().port)
+
+    yield start
+    for port in ports:
+        blockingCallFromThread(reactor, port.stopListening)
+
+
+def _url(port: int, name: str) -> str:
+    return f"http://alice:{urllib.parse.quote(PASSWORD, safe='')}@127.0.0.1:{port}/{name}"
+
+
+def _git_repo_with_hook(server: RunningServer) -> Path:
+    server.backend.create("app", Kind.GIT)
+    git_dir = server.root / "app.git"
+    hook = git_dir / "hooks" / "post-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text('#!/bin/sh\necho "$REMOTE_ADDR" > "$GIT_DIR/who.log"\n')
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    return git_dir
+
+
+def test_through_a_trusted_proxy_git_and_hg_know_the_client_and_the_proxy_s_https(
+        make_server: Callable[..., RunningServer], proxy_port: Callable[[int], int], client: Client,
+        tmp_path: Path, htpasswd: Path) -> None:
+    server = _server(make_server, tmp_path, htpasswd, '"127.0.0.1"')
+    port = proxy_port(server.port("http"))
+    git_dir = _git_repo_with_hook(server)
+    work = client.cwd / "app"
+    client.git("clone", "-q", _url(port, "app.git"), str(work))
+    tip = commit(client, work, "a.txt", "a\n", "a")
+    # what the client itself says is left of the proxy's entry: not believed
+    client.git("-c", f"http.extraHeader=X-Forwarded-For: {SPOOFED}", "push", "-q", "origin", "HEAD:main", cwd=work)
+    assert (git_dir / "who.log").read_text().strip() == CLIENT
+    client.git("--git-dir", str(git_dir), "fsck", "--full", "--strict")
+    assert client.git("ls-remote", _url(port, "app.git")).stdout.startswith(tip)
+
+    server.backend.create("hgapp", Kind.HG)
+    repo = server.root / "hgapp"
+    (repo / ".hg" / "hgrc").write_text('[hooks]\nincoming = echo "$HG_URL" > who.log\n')
+    hgwork = client.cwd / "hgwork"
+    client.hg("clone", "-q", _url(port, "hgapp"), str(hgwork))
+    (hgwork / "f").write_text("f\n")
+    client.hg("commit", "-q", "-A", "-m", "f", cwd=hgwork)
+    client.hg("push", "-q", _url(port, "hgapp"), cwd=hgwork)  # plain HTTP to the proxy, which says https
+    assert (repo / "who.log").read_text().strip() == f"remote:https:{CLIENT}:alice"
+    client.hg("verify", "-q", "-R", str(repo))
+    # straight to hgwire, plain HTTP is what it is
+    (hgwork / "g").write_text("g\n")
+    client.hg("commit", "-q", "-A", "-m", "g", cwd=hgwork)
+    direct = client.hg("push", _url(server.port("http"), "hgapp"), cwd=hgwork, check=False)
+    assert direct.returncode != 0 and "pushing over plain HTTP is refused" in direct.stdout + direct.stderr
+
+
+def test_forwarding_headers_from_a_peer_not_trusted_are_ignored(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, htpasswd: Path) -> None:
+    server = _server(make_server, tmp_path, htpasswd, '"192.0.2.0/24"')
+    git_dir = _git_repo_with_hook(server)
+    work = client.cwd / "app"
+    url = _url(server.port("http"), "app.git")
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("-c", f"http.extraHeader=X-Forwarded-For: {SPOOFED}", "push", "-q", "origin", "HEAD:main", cwd=work)
+    assert (git_dir / "who.log").read_text().strip() == "127.0.0.1"
