@@ -20,7 +20,7 @@ from dulwich.errors import ObjectFormatException, RefFormatError
 from dulwich.file import FileLocked
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
 from dulwich.objects import ObjectID
-from dulwich.pack import Pack
+from dulwich.pack import Pack, PackData, PackInflater
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
@@ -88,7 +88,7 @@ class DiskPackSink:
 
     def __init__(self, repo: DulwichGitRepository, store: DiskObjectStore) -> None:
         self._repo = repo
-        self._ingest = git_ingest.PackIngest(store, repo._links)
+        self._ingest = git_ingest.PackIngest(store, repo._links, git_ingest.PACK_CLAIMS)
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         with _invalid_pack():
@@ -100,7 +100,7 @@ class DiskPackSink:
                 pack = self._ingest.commit()
         finally:
             self._ingest.abort()
-        if pack is not None and not self._ingest.already_stored:  # a stored pack is no push's to remove
+        if pack is not None:  # also a pack found stored: another push may hold it, its objects are checked
             self._repo._landed(pack)
 
     def abort(self) -> None:
@@ -247,6 +247,9 @@ class DulwichGitRepository:
     def _ingest(self, f: BinaryIO) -> None:
         """A memory store's pushed pack (``SpooledPackSink``)."""
         store = self.object_store
+        if isinstance(store, MemoryObjectStore):
+            self._ingest_memory(store, f)
+            return
         with self._lock():  # another push landing meanwhile would count as this one's (and be removed with it)
             before = set(iter(store))
             try:
@@ -263,6 +266,39 @@ class DulwichGitRepository:
         try:  # ingest_pack checks a disk store's objects before they land; here they are in
             for sha in added:  # memory already, unreferenced: refusing keeps every ref from them
                 git_ingest.check_object(*store.get_raw(sha))
+        except ObjectFormatException as exc:
+            with self._lock():
+                self._discard_added()  # a broken object must not stay for a later push to name
+            raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+
+    def _ingest_memory(self, store: MemoryObjectStore, f: BinaryIO) -> None:
+        """Every object of the pack into the memory store, each claimed by this push
+        (``git_ingest.PackClaims``, keyed per object): a concurrent push of the same objects
+        holds them too, so this push being refused does not take them from under it."""
+        claims = git_ingest.PACK_CLAIMS
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(0)
+        with self._lock():  # pushes to this store land (and are removed) one at a time
+            data = PackData.from_file(f, store.object_format, size)
+            try:
+                with _invalid_pack():
+                    data.check()
+                    objects = list(PackInflater.for_pack_data(data, store.get_raw))
+            finally:
+                data.close()
+            with claims.lock:
+                for obj in objects:
+                    sha = obj.id
+                    created = ObjectID(sha) not in store
+                    if created:
+                        store.add_object(obj)
+                    if sha not in self._added:
+                        claims.claim(_object_key(store, sha), created)
+                        self._added.add(sha)
+        try:  # ingest_pack checks a disk store's objects before they land; here they are in
+            for obj in objects:  # memory already, unreferenced: refusing keeps every ref from them
+                git_ingest.check_object(obj.type_num, obj.as_raw_string())
         except ObjectFormatException as exc:
             with self._lock():
                 self._discard_added()  # a broken object must not stay for a later push to name
@@ -522,26 +558,53 @@ class DulwichGitRepository:
 
     def _adopted(self) -> None:
         """Refs name this push's objects now: they are part of the store, which is whole."""
+        claims = git_ingest.PACK_CLAIMS
+        store = self.object_store
+        with claims.lock:
+            for pack in self._added_packs:
+                claims.release(_pack_base(pack), accepted=True)
+            if isinstance(store, MemoryObjectStore):
+                for sha in self._added:
+                    claims.release(_object_key(store, sha), accepted=True)
+        self._forget_push()
+
+    def _forget_push(self) -> None:
         self._added_packs.clear()
         self._added.clear()
         self._links = git_ingest.PushLinks()
         self._whole = None
 
     def _discard_added(self) -> None:
-        """Remove packs of this push that refs will never point to."""
+        """Remove packs of this push that refs will never point to (unless another push holds them:
+        ``git_ingest.PackClaims``)."""
+        claims = git_ingest.PACK_CLAIMS
         for pack in self._added_packs:
             pack.close()
-            for path in (pack._data_path, pack._idx_path):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+            with claims.lock:
+                if not claims.release(_pack_base(pack), accepted=False):
+                    continue
+                for path in (pack._data_path, pack._idx_path):
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
         store = self.object_store
         if isinstance(store, MemoryObjectStore):  # objects a memory push added went straight in
-            _forget(store, self._added)
-        self._adopted()
+            with claims.lock:
+                _forget(store, [sha for sha in self._added if claims.release(_object_key(store, sha), accepted=False)])
+        self._forget_push()
         if isinstance(store, DiskObjectStore):
             store._pack_cache.clear()
+
+
+def _object_key(store: BaseObjectStore, sha: bytes) -> str:
+    """An object of a memory store: its key in ``git_ingest.PACK_CLAIMS``."""
+    return f"memory:{id(store)}:{sha.decode('ascii')}"
+
+
+def _pack_base(pack: Pack) -> str:
+    """A pack's path without its suffix: its key in ``git_ingest.PACK_CLAIMS``."""
+    return os.fspath(pack._basename)
 
 
 def _forget(store: BaseObjectStore, shas: Iterable[bytes]) -> None:

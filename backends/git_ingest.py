@@ -29,10 +29,11 @@ import os
 import re
 import struct
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from typing import BinaryIO
 
 from dulwich.errors import ObjectFormatException
@@ -114,6 +115,52 @@ STALE_TEMPORARY_SECONDS = 24 * 3600
 """A ``tmp_pack_*`` file this old in the object directory was left by a killed writer."""
 
 
+class PackClaims:
+    """Pushed packs that pushes of this process hold until a ref reaches them or the push ends refused.
+
+    A pushed pack is named by its objects, so two pushes of the same objects at
+    once (the same new commit to two branches) land the same pack: the second
+    finds it stored.  If the first push is then refused (a hook declines it) and
+    its pack removed, the second push's refs name objects that are gone.  So a
+    pack that a push put in place is removed only by the last push to let go of
+    it, and only if none of its holders was accepted; a pack that was on disk
+    before any push of this process held it is never removed.  Take ``lock``
+    around ``claim`` and ``release`` and the file operations they decide.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._held: dict[str, list[int | bool]] = {}
+        """Pack path (no suffix) → [holders, put in place by a push, accepted by a holder]."""
+
+    def claim(self, base: str, created: bool) -> None:
+        entry = self._held.setdefault(base, [0, created, False])
+        entry[0] = int(entry[0]) + 1
+
+    def release(self, base: str, accepted: bool) -> bool:
+        """One holder lets go; whether the pack is to be removed now (a pack never claimed: not accepted)."""
+        entry = self._held.get(base)
+        if entry is None:
+            return not accepted
+        entry[0] = int(entry[0]) - 1
+        if accepted:
+            entry[2] = True
+        if entry[0] > 0:
+            return False
+        del self._held[base]
+        return bool(entry[1]) and not entry[2]
+
+    def holders(self, base: str) -> int:
+        entry = self._held.get(base)
+        return int(entry[0]) if entry is not None else 0
+
+
+_NO_LOCK = nullcontext()
+
+PACK_CLAIMS = PackClaims()
+"""The one registry of the process: every repository's pushed packs (keyed by path)."""
+
+
 def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
     """Remove ``tmp_pack_*`` files a killed writer left (``git gc`` would, much later); how many."""
     objects_dir = os.fspath(store.path)
@@ -169,10 +216,12 @@ class PackIngest:
     ``links`` collects what the checked commits, trees and tags link to, for ``connected``.
     """
 
-    def __init__(self, store: DiskObjectStore, links: PushLinks | None = None) -> None:
+    def __init__(self, store: DiskObjectStore, links: PushLinks | None = None,
+                 claims: PackClaims | None = None) -> None:
         sweep_stale_temporaries(store)
         self._store = store
         self._links = links
+        self._claims = claims
         fd, self._path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
         self._file: BinaryIO | None = os.fdopen(fd, "w+b")
         os.chmod(self._path, PACK_MODE)
@@ -336,11 +385,14 @@ class PackIngest:
         self._file = None
         name = iter_sha1(e[0] for e in entries).decode()
         base = os.path.join(os.fspath(store.pack_dir), "pack-" + name)
-        if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
-            os.rename(self._path, base + ".pack")
-            os.rename(idx_path, base + ".idx")
-        else:  # the same objects are already stored under this name; abort() removes the temporaries
-            self.already_stored = True
+        with self._claims.lock if self._claims is not None else _NO_LOCK:
+            if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
+                os.rename(self._path, base + ".pack")
+                os.rename(idx_path, base + ".idx")
+            else:  # the same objects are already stored under this name; abort() removes the temporaries
+                self.already_stored = True
+            if self._claims is not None:
+                self._claims.claim(base, created=not self.already_stored)
         return Pack(base, object_format=store.object_format)
 
 

@@ -37,7 +37,7 @@ class MemoryBackend:
             key = self._key(name)
             if key is None:
                 raise RepositoryNotFound(f"repository {validate_name(name)} not found")
-            return self._repos[key]
+            return _session(self._repos[key])
 
     def create(self, name: str, kind: Kind) -> Repository:
         with self._guard:
@@ -46,7 +46,7 @@ class MemoryBackend:
             key = strip_git_suffix(validate_name(name)) if kind is Kind.GIT else validate_name(name)
             repo = _new_git(key) if kind is Kind.GIT else hg_support.new_memory_hg(key)
             self._repos[key] = repo
-            return repo
+            return _session(repo)
 
     def exists(self, name: str) -> bool:
         with self._guard:
@@ -55,6 +55,15 @@ class MemoryBackend:
     def list(self) -> Iterable[str]:
         with self._guard:
             return sorted(self._repos)
+
+
+def _session(repo: Repository) -> Repository:
+    """What one session works with: a git repository's own view (its push in progress, its config
+    read) over the shared store and refs, as the ``fs`` backend opens one per session; two
+    concurrent pushes must not count each other's objects as their own."""
+    if isinstance(repo, DulwichGitRepository):
+        return DulwichGitRepository(repo.name, repo.dulwich_repo, bare=repo.bare)
+    return repo
 
 
 def _new_git(name: str) -> DulwichGitRepository:

@@ -323,3 +323,71 @@ def test_reference_transaction_hook_declines_in_prepared(make_server: Any, clien
     refs = remote_refs(client, "default", url)
     assert refs["refs/heads/main"] == tip and "refs/heads/blocked" not in refs
     assert_consistent(server, client, "gate")
+
+
+WAITING_PRE_RECEIVE = """#!/bin/sh
+# refs/heads/held-*: say so, wait for the test's word (at most 60 s), then decline
+while read old new ref; do
+  case "$ref" in refs/heads/held-*)
+    touch "$GIT_DIR/waiting-${ref##*/}"
+    i=0; while [ ! -e "$GIT_DIR/go" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    echo "$ref is declined" >&2; exit 1;;
+  esac
+done
+"""
+
+
+def _wait_for(path: Path, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("second_declined", [False, True])
+def test_two_pushes_of_the_same_objects_one_declined_lose_nothing(
+        make_server: Any, client: Client, tmp_path: Path, second_declined: bool) -> None:
+    """The same new commit pushed to two branches at once lands the same pack (it is named by its
+    objects).  While the first push waits in its pre-receive hook, the second is accepted (or,
+    with ``second_declined``, declined too); declining the first must not remove the pack the
+    second's branch names (or, when both are declined, must leave no pack behind)."""
+    import threading
+
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "shared", push=True)
+    bare = server.root / "shared.git"
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text(WAITING_PRE_RECEIVE)
+    hook.chmod(0o755)
+    before = _packs(bare)
+    tip = commit(client, work, "b.txt", "b\n" * 500, "b")
+    first: dict[str, subprocess.CompletedProcess[str]] = {}
+    pusher = threading.Thread(target=lambda: first.update(
+        result=client.git("push", url, "HEAD:refs/heads/held-1", cwd=work, check=False)))
+    pusher.start()
+    try:
+        _wait_for(bare / "waiting-held-1")
+        second_ref = "held-2" if second_declined else "accepted"
+        if second_declined:  # it waits too: let both go at once
+            second = threading.Thread(target=lambda: first.update(
+                second=client.git("push", url, f"HEAD:refs/heads/{second_ref}", cwd=work, check=False)))
+            second.start()
+            _wait_for(bare / "waiting-held-2")
+        else:
+            accepted = client.git("push", url, f"HEAD:refs/heads/{second_ref}", cwd=work, check=False)
+            assert accepted.returncode == 0, accepted.stderr
+    finally:
+        (bare / "go").touch()
+        pusher.join(120)
+        if second_declined:
+            second.join(120)
+    assert "pre-receive hook declined" in first["result"].stderr
+    client.git("--git-dir", str(bare), "fsck", "--full", "--strict")
+    refs = remote_refs(client, "default", url)
+    if second_declined:
+        assert "pre-receive hook declined" in first["second"].stderr
+        assert set(refs) == {"HEAD", "refs/heads/main"}
+        assert _packs(bare) == before, "two declined pushes leave no pack"
+    else:
+        assert refs["refs/heads/accepted"] == tip
+        assert_consistent(server, client, "shared")

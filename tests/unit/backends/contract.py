@@ -225,6 +225,60 @@ class BackendContract:
         for obj in objects:
             assert ObjectID(obj.id) in after.object_store
 
+    @pytest.mark.parametrize("declined_first", [False, True])
+    def test_two_pushes_of_the_same_objects_one_declined_lose_nothing(self, backend: Backend,
+                                                                      declined_first: bool) -> None:
+        """Two sessions land the same objects (the same commit pushed to two branches at once); one
+        is declined, the other accepted, in either order: the accepted branch keeps its objects."""
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        base, base_objects = _commit(b"base", [])
+        assert _push(repo, base_objects, [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(base.id))]) == [None]
+        new, objects = _commit(b"new", [base.id])
+        declined, accepted = backend.open("r"), backend.open("r")
+        assert declined.kind is Kind.GIT and accepted.kind is Kind.GIT
+        for session in (declined, accepted):
+            sink = session.begin_pack()
+            sink.write(_pack(objects))
+            sink.commit()
+
+        def decline() -> None:
+            refused = declined.update_refs([RefUpdate(b"refs/heads/a", ZERO_ID, ObjectId(new.id))], atomic=False,
+                                           hooks=_Hooks(pre_receive=False))  # type: ignore[call-arg]
+            assert [r.reason for r in refused] == ["pre-receive hook declined"]
+
+        def accept() -> None:
+            made = accepted.update_refs([RefUpdate(b"refs/heads/b", ZERO_ID, ObjectId(new.id))], atomic=False)
+            assert [r.reason for r in made] == [None]
+
+        for step in ((decline, accept) if declined_first else (accept, decline)):
+            step()
+        after = backend.open("r")
+        assert after.kind is Kind.GIT
+        assert dict(after.refs())[b"refs/heads/b"] == new.id
+        for obj in objects + base_objects:
+            assert ObjectID(obj.id) in after.object_store
+
+    def test_two_declined_pushes_of_the_same_objects_leave_nothing(self, backend: Backend) -> None:
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        new, objects = _commit(b"new", [])
+        sessions = [backend.open("r"), backend.open("r")]
+        for session in sessions:
+            assert session.kind is Kind.GIT
+            sink = session.begin_pack()
+            sink.write(_pack(objects))
+            sink.commit()
+        for i, session in enumerate(sessions):
+            assert session.kind is Kind.GIT
+            refused = session.update_refs([RefUpdate(b"refs/heads/x%d" % i, ZERO_ID, ObjectId(new.id))],
+                                          atomic=False, hooks=_Hooks(pre_receive=False))  # type: ignore[call-arg]
+            assert [r.reason for r in refused] == ["pre-receive hook declined"]
+        after = backend.open("r")
+        assert after.kind is Kind.GIT
+        for obj in objects:
+            assert ObjectID(obj.id) not in after.object_store
+
     def test_a_pack_with_a_malformed_object_leaves_nothing(self, backend: Backend) -> None:
         """The whole pack is refused, and none of its objects stays for a later push to name."""
         repo = backend.create("r", Kind.GIT)

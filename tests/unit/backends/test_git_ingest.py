@@ -494,3 +494,19 @@ def test_the_index_writer_writes_what_dulwich_writes(entries: list[tuple[bytes, 
     git_ingest.write_index_v2(ours, entries, b"\x42" * 20)
     write_pack_index(theirs, entries, b"\x42" * 20, version=2)
     assert ours.getvalue() == theirs.getvalue()
+
+
+def test_a_pushed_pack_is_removed_by_its_last_holder_only_if_none_was_accepted() -> None:
+    claims = git_ingest.PackClaims()
+    claims.claim("p", created=True)   # the first push put it in place
+    claims.claim("p", created=False)  # a second push of the same objects found it
+    assert not claims.release("p", accepted=False), "the first is declined: the second still holds it"
+    assert claims.release("p", accepted=False), "both declined: the last one removes it"
+    claims.claim("q", created=True)
+    claims.claim("q", created=False)
+    assert not claims.release("q", accepted=True)
+    assert not claims.release("q", accepted=False), "a holder was accepted: its refs name the objects"
+    claims.claim("r", created=False)  # on disk before any push held it
+    assert not claims.release("r", accepted=False)
+    assert claims.release("never-claimed", accepted=False) and not claims.release("never-claimed", accepted=True)
+    assert claims.holders("p") == claims.holders("q") == claims.holders("r") == 0
