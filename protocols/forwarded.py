@@ -35,6 +35,8 @@ class Trusted:
         return bool(self.networks)
 
     def __contains__(self, host: object) -> bool:
+        if not self.networks:
+            return False
         address = _address(host)
         return address is not None and any(address in network for network in self.networks)
 
