@@ -44,7 +44,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream
-from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized
+from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
@@ -68,8 +68,6 @@ log = Logger()
 
 PROTO = "hg-http"
 BODY_CHUNK = 64 * 1024
-MAX_REASON = 200
-"""Longest reason phrase: the message hg shows after ``HTTP Error <status>:``."""
 
 LIMITS = hg_http.HttpLimits()
 
@@ -94,12 +92,6 @@ def http_status(exc: BaseException) -> int:
     if isinstance(exc, ProtocolError):
         return exc.http_status
     return next((status for kind, status in HTTP_STATUS if isinstance(exc, kind)), 500)
-
-
-def reason_phrase(message: str) -> bytes:
-    """The message as a status-line reason: printable ASCII, one line, bounded."""
-    text = "".join(c if " " <= c <= "~" else "?" for c in message.replace("\n", " "))
-    return text[:MAX_REASON].encode("ascii")
 
 
 def _header_pairs(request: server.Request) -> list[tuple[bytes, bytes]]:

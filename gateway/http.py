@@ -71,6 +71,7 @@ class RouteKind(enum.Enum):
     GIT_RECEIVE_PACK = "git-receive-pack"
     HG_COMMAND = "hg-command"
     REPO_PAGE = "repository-page"
+    ROOT_PAGE = "root-page"
     ERROR = "error"
 
 
@@ -135,8 +136,8 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
             if len(segments) == len(tail.segments):
                 return NO_NAME
             return _git_route(method, segments[: -len(tail.segments)], tail, query)
-    if not segments:
-        return NO_NAME
+    if not segments:  # the server's own URL: a page for browsers and load balancers' health checks
+        return Route(RouteKind.ROOT_PAGE) if method in PAGE_METHODS and not query else NO_NAME
     inside_git_dir = any(segment.endswith(".git") for segment in segments[:-1])  # dumb-protocol paths
     name = _repo_name(segments) if method in PAGE_METHODS and not inside_git_dir else None
     return Route(RouteKind.REPO_PAGE, name) if name is not None else NOT_FOUND
@@ -265,11 +266,22 @@ def send_unauthorized(request: server.Request, message: str) -> None:
     send_error(request, 401, message)
 
 
+MAX_REASON = 200
+"""The longest status-line reason phrase sent (hg prints it: ``abort: HTTP Error 404: <phrase>``)."""
+
+
+def reason_phrase(message: str) -> bytes:
+    """The message as a status-line reason: printable ASCII, one line, bounded."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in message.replace("\n", " "))
+    return text[:MAX_REASON].encode("ascii")
+
+
 def send_error(request: server.Request, status: int, message: str, content_type: bytes = b"text/plain; charset=utf-8",
-               ) -> None:
-    """Finish a request with a short plain-text error (git prints it to the user)."""
+               phrase: bool = False) -> None:
+    """Finish a request with a short plain-text error (git prints it to the user); with ``phrase``,
+    the message is the status line's reason too (what hg prints)."""
     body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
-    request.setResponseCode(status)
+    request.setResponseCode(status, reason_phrase(message) if phrase else None)
     request.setHeader(b"Content-Type", content_type)
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.setHeader(b"Cache-Control", b"no-cache")
@@ -330,12 +342,13 @@ class RootResource(resource.Resource):
         request.setHeader(b"Server", SERVER_HEADER)  # not twisted.web's name and version
         segments = decode_segments(request.postpath or [])
         method = (request.method or b"").decode("ascii", "replace")
-        matched = NOT_FOUND if segments is None else route(method, segments, decode_query(request.args or {}))
+        query = decode_query(request.args or {})
+        matched = NOT_FOUND if segments is None else route(method, segments, query)
         handler = HTTP_HANDLERS.get(matched.kind)
         if matched.kind is RouteKind.ERROR:
             if matched.allowed:
                 request.setHeader(b"Allow", ", ".join(matched.allowed).encode())
-            send_error(request, matched.status, matched.message)
+            send_error(request, matched.status, matched.message, phrase=HG_COMMAND_ARG in query)
         elif handler is None:
             send_error(request, 501, f"{matched.kind.value} is not available on this server yet")
         else:

@@ -1,4 +1,5 @@
-"""``GET /NAME`` over HTTP: a short page that says what NAME is and how to clone it.
+"""``GET /NAME`` over HTTP: a short page that says what NAME is and how to clone it;
+``GET /``: what the server is (a load balancer's health check gets its 200 there).
 
 A person who pastes a clone URL into a browser (where ``hg serve`` shows its web
 interface) reads which kind of repository it is and the command that clones it,
@@ -59,16 +60,32 @@ def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
     return repo.kind
 
 
-def _send_page(kind: Kind, request: server.Request, route: Route) -> None:
-    if request.finished or request._disconnected:
-        return
+def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> None:
+    """What this server is and what its clone URLs look like; no repository is named or looked up,
+    so it costs nothing and tells nothing (it is also what a load balancer's health check reads)."""
+    base = _base_url(request)
+    body = ("This is hgwire: it serves Git and Mercurial repositories.\n\nClone one with:\n\n"
+            f"    git clone {base}/NAME.git\n    hg clone {base}/NAME\n\n"
+            "where NAME is the repository's name; ask the server's administrator for it.\n")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    send_error(request, 200, body)
+
+
+def _base_url(request: server.Request) -> str:
+    """``scheme://host[:port]`` as the client reached the server: its ``Host`` when it looks like one."""
     host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
     if not HOST_HEADER.fullmatch(host):
         local = request.getHost()
         host = f"{getattr(local, 'host', 'localhost')}:{getattr(local, 'port', 80)}"
     scheme = "https" if request.isSecure() else "http"
+    return f"{scheme}://{host}"
+
+
+def _send_page(kind: Kind, request: server.Request, route: Route) -> None:
+    if request.finished or request._disconnected:
+        return
     name = strip_git_suffix(route.repo)
-    url = f"{scheme}://{host}/{quote(name, safe='/')}"
+    url = f"{_base_url(request)}/{quote(name, safe='/')}"
     what, command = KIND_WORDS[kind]
     body = (f"{name} is {what} repository served by hgwire.\n\nClone it with:\n\n    {command.format(url=url)}\n")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
@@ -76,4 +93,4 @@ def _send_page(kind: Kind, request: server.Request, route: Route) -> None:
     log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome="ok")
 
 
-HANDLERS = {RouteKind.REPO_PAGE: serve_repo_page}
+HANDLERS = {RouteKind.REPO_PAGE: serve_repo_page, RouteKind.ROOT_PAGE: serve_root_page}

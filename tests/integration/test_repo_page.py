@@ -61,6 +61,23 @@ def test_the_page_names_the_kind_and_its_clone_command_works(
     assert b"evil" not in hostile.body and f"http://127.0.0.1:{port}/notes".encode() in hostile.body
 
 
+def test_the_server_s_own_url_answers_200_with_what_it_serves_and_names_no_repository(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """What a browser at the bare host, and a load balancer's health check (GET or HEAD /), read."""
+    server = make_server("fs", http=[LOOPBACK])
+    port = server.port("http")
+    client.hg("init", str(server.root / "secret-project"))
+    page = raw(port, "GET", "/")
+    assert page.status == 200 and page.headers["x-content-type-options"] == "nosniff"
+    assert b"secret-project" not in page.body
+    assert f"git clone http://127.0.0.1:{port}/NAME.git".encode() in page.body
+    assert f"hg clone http://127.0.0.1:{port}/NAME".encode() in page.body
+    head = raw(port, "HEAD", "/")
+    assert head.status == 200 and head.body == b""
+    hg = client.hg("clone", f"http://127.0.0.1:{port}/", str(tmp_path / "x"), check=False)
+    assert hg.returncode != 0 and "no repository is named in the URL" in hg.stdout + hg.stderr
+
+
 def test_the_page_is_for_those_who_may_clone(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"

@@ -58,7 +58,8 @@ ROUTES: list[tuple[str, str, Q, Route]] = [
 ]
 
 ERRORS: list[tuple[str, str, Q, int]] = [
-    ("GET", "/", {}, 404),
+    ("POST", "/", {}, 404),
+    ("GET", "/", {"x": ["1"]}, 404),
     ("POST", "/r.git", {}, 404),
     ("GET", "/.hg/requires", {}, 404),
     ("GET", "/info/refs", {"service": ["git-upload-pack"]}, 404),  # no repository name
@@ -89,11 +90,16 @@ def test_route(method: str, path: str, query: Q, expected: Route) -> None:
     assert route(method, _segments(path), query) == expected
 
 
-@pytest.mark.parametrize(("path", "query"), [("/", {}), ("/", {"cmd": ["capabilities"]}),
-                                           ("/info/refs", {"service": ["git-upload-pack"]}), ("//", {})])
+@pytest.mark.parametrize(("path", "query"), [("/", {"cmd": ["capabilities"]}),
+                                           ("/info/refs", {"service": ["git-upload-pack"]}), ("/", {"a": ["b"]})])
 def test_a_url_naming_no_repository_says_what_to_add(path: str, query: Q) -> None:
     result = route("GET", _segments(path), query)
     assert (result.status, result.message) == (404, NO_REPOSITORY_NAMED)
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/"), ("HEAD", "/"), ("GET", "//")])
+def test_the_server_s_own_url_is_its_page(method: str, path: str) -> None:
+    assert route(method, _segments(path), {}) == Route(RouteKind.ROOT_PAGE)
 
 
 @pytest.mark.parametrize(("method", "path", "query", "status"), ERRORS,
@@ -115,6 +121,8 @@ def test_any_request_gets_a_route(method: str, segments: list[str], query: Q) ->
     assert isinstance(result, Route)
     if result.kind is RouteKind.ERROR:
         assert result.status in (400, 403, 404, 405)
+    elif result.kind is RouteKind.ROOT_PAGE:
+        assert not [s for s in segments if s] and method in ("GET", "HEAD") and not query
     else:
         assert result.repo and not result.repo.startswith(("/", "-", "."))
         assert ".." not in result.repo.split("/")
