@@ -16,10 +16,15 @@ The user is the hgwire-specific option ``user="NAME"`` when present, otherwise
 the first word of the comment (``ssh-ed25519 AAAA... alice`` is ``alice``).  A
 key with neither is skipped.  ``restrict``, ``no-pty``,
 ``no-port-forwarding``, ``no-agent-forwarding``, ``no-X11-forwarding`` and
-``no-user-rc`` are accepted (hgwire grants none of those anyway); a key with
-any other option (``command=``, ``from=``, ...) is skipped with a logged
-reason, because hgwire cannot honour the restriction it asks for.  The file is
-re-read when it changes, so keys can be added without a restart.
+``no-user-rc`` are accepted (hgwire grants none of those anyway).
+``from="pattern-list"`` is honoured as sshd honours it with its default
+``UseDNS no``: the client's IP address must match one of the patterns (``*``
+and ``?`` wildcards, ``addr/len`` networks) and none of the negated ones
+(``!pattern``); a host name pattern never matches an address.  A key listed on
+several lines is accepted if any of its lines allows the address.  A key with
+any other option (``command=``, ...) is skipped with a logged reason, because
+hgwire cannot honour the restriction it asks for.  The file is re-read when it
+changes, so keys can be added without a restart.
 
 **htpasswd** (``--htpasswd FILE``): ``user:hash`` lines.  Only bcrypt
 (``$2y$``/``$2b$``/``$2a$``) and, when ``argon2-cffi`` is installed, argon2
@@ -38,9 +43,11 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import fnmatch
 import hashlib
 import hmac
 import importlib
+import ipaddress
 import os
 import re
 import secrets
@@ -167,6 +174,8 @@ IGNORED_KEY_OPTIONS = frozenset(
 """Options that only take away what hgwire never grants."""
 
 USER_OPTION = "user"
+FROM_OPTION = "from"
+MAX_FROM_PATTERNS = 256
 MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
 MAX_USER_LENGTH = 64
 _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]*\Z")
@@ -182,6 +191,55 @@ class AuthorizedKey:
     user: str
     key_type: str
     blob: bytes
+    sources: tuple[str, ...] | None = None
+    """The ``from=`` patterns, or None: any address."""
+
+    def allows(self, address: str | None) -> bool:
+        """Whether a client at ``address`` (an IP address; None: unknown) may use this key."""
+        return self.sources is None or (address is not None and from_allows(self.sources, address))
+
+
+def from_allows(patterns: Sequence[str], address: str) -> bool:
+    """sshd's ``from=`` match with ``UseDNS no``: a negated pattern that matches refuses, otherwise
+    a pattern that matches allows; patterns are matched against the IP address alone."""
+    ip = _plain_ip(address)
+    if ip is None:
+        return False
+    allowed = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern[1:] if negated else pattern
+        if "/" in body:
+            matched = ipaddress.ip_address(ip) in ipaddress.ip_network(body, strict=False)
+        else:
+            matched = fnmatch.fnmatchcase(ip, body.lower().replace("[", "[[]"))
+        if matched and negated:
+            return False
+        allowed = allowed or matched
+    return allowed
+
+
+def _plain_ip(address: str) -> str | None:
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)  # a dual-stack socket's IPv4 client
+    return str(mapped or ip)
+
+
+def _parse_from(value: str | None) -> tuple[str, ...]:
+    patterns = tuple(p.strip() for p in (value or "").split(","))
+    if not value or len(patterns) > MAX_FROM_PATTERNS or not all(p and p != "!" for p in patterns):
+        raise KeyLineError('from= needs a list of address patterns, e.g. from="10.0.0.0/8,192.0.2.*"')
+    for pattern in patterns:
+        body = pattern.lstrip("!")
+        if "/" in body:
+            try:
+                ipaddress.ip_network(body, strict=False)
+            except ValueError:
+                raise KeyLineError(f"from= pattern {body[:60]!r} is not a valid address/length") from None
+    return patterns
 
 
 def parse_key_line(line: str) -> AuthorizedKey | None:
@@ -200,7 +258,8 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
         raise KeyLineError("no supported key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-*, sk-*)")
     blob = _decode_blob(parts[1])
     user = _user_of(options, parts[2] if len(parts) > 2 else "")
-    return AuthorizedKey(user, parts[0], blob)
+    sources = _parse_from(options[FROM_OPTION]) if FROM_OPTION in options else None
+    return AuthorizedKey(user, parts[0], blob, sources)
 
 
 def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
@@ -214,7 +273,7 @@ def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
         options[match.group(1).lower()] = None if value is None else value.replace('\\"', '"')
         position = match.end()
     for name in options:
-        if name != USER_OPTION and name not in IGNORED_KEY_OPTIONS:
+        if name not in (USER_OPTION, FROM_OPTION) and name not in IGNORED_KEY_OPTIONS:
             raise KeyLineError(f"option {name!r} cannot be honoured by hgwire")
     return options, line[position:]
 
@@ -235,9 +294,9 @@ def _user_of(options: Mapping[str, str | None], comment: str) -> str:
     return user
 
 
-def parse_authorized_keys(text: str, source: str = "authorized_keys") -> dict[bytes, str]:
-    """Map key blob → user for every usable line; log why any other line is skipped."""
-    users: dict[bytes, str] = {}
+def parse_authorized_keys(text: str, source: str = "authorized_keys") -> dict[bytes, list[AuthorizedKey]]:
+    """Map key blob → its usable lines (one user); log why any other line is skipped."""
+    keys: dict[bytes, list[AuthorizedKey]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         try:
             key = parse_key_line(line)
@@ -246,12 +305,13 @@ def parse_authorized_keys(text: str, source: str = "authorized_keys") -> dict[by
             continue
         if key is None:
             continue
-        if key.blob in users and users[key.blob] != key.user:
+        known = keys.setdefault(key.blob, [])
+        if known and known[0].user != key.user:
             log.warn("{source}:{line}: key already belongs to {user}; skipped", source=source,
-                     line=number, user=users[key.blob])
+                     line=number, user=known[0].user)
             continue
-        users[key.blob] = key.user
-    return users
+        known.append(key)
+    return keys
 
 
 class _ReloadingFile:
@@ -286,14 +346,23 @@ class AuthorizedKeys:
 
     def __init__(self, path: Path) -> None:
         self._file = _ReloadingFile(path, MAX_KEYS_FILE_BYTES)
-        self._users: dict[bytes, str] = {}
+        self._keys: dict[bytes, list[AuthorizedKey]] = {}
 
-    def user_for(self, blob: bytes) -> str | None:
-        """Blocking (it may re-read the file): call through ``run_blocking``."""
+    def user_for(self, blob: bytes, address: str | None = None) -> str | None:
+        """The user of ``blob`` for a client at ``address`` (its ``from=`` allowing); None if none.
+
+        Blocking (it may re-read the file): call through ``run_blocking``."""
         text, changed = self._file.text()
         if changed:
-            self._users = parse_authorized_keys(text, str(self._file.path))
-        return self._users.get(blob)
+            self._keys = parse_authorized_keys(text, str(self._file.path))
+        lines = self._keys.get(blob, [])
+        for key in lines:
+            if key.allows(address):
+                return key.user
+        if lines:
+            log.warn("the key of {user} was offered from {address}, which its from= does not allow",  # noqa: G010
+                     user=lines[0].user, address=address or "an unknown address")
+        return None
 
 
 # --- htpasswd --------------------------------------------------------------------------------

@@ -251,7 +251,8 @@ class AuthorizedKeyChecker:
     def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:
         if self._authorized is None:
             return defer.fail(UnauthorizedLogin("no --authorized-keys file is configured"))
-        d = run_blocking(self._authorized.user_for, credentials.blob)
+        address = getattr(credentials, "address", None)  # HgwireUserAuth's: for from= in authorized_keys
+        d = run_blocking(self._authorized.user_for, credentials.blob, address)
         return d.addCallback(self._verify, credentials)
 
     def _verify(self, user: str | None, credentials: Any) -> bytes:
@@ -318,6 +319,21 @@ class HgwireUserAuth(userauth.SSHUserAuthServer):
         if limits is not None:  # [limits] max_auth_attempts of the policy file in force now
             self.attemptsBeforeDisconnect = limits().max_auth_attempts - 1
         super().serviceStarted()
+        lower = getattr(self.transport, "transport", None)
+        peer = lower.getPeer() if lower is not None else None
+        self.portal = _AddressedPortal(self.portal, getattr(peer, "host", None))
+
+
+class _AddressedPortal:
+    """The listener's portal, telling each credential the client's address (``from=`` of a key)."""
+
+    def __init__(self, wrapped: portal.Portal, address: str | None) -> None:
+        self._wrapped = wrapped
+        self._address = address
+
+    def login(self, credentials: Any, mind: Any, *interfaces: Any) -> defer.Deferred[Any]:
+        credentials.address = self._address
+        return self._wrapped.login(credentials, mind, *interfaces)
 
 
 class HgwireConnection(connection.SSHConnection):

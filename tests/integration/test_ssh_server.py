@@ -249,6 +249,23 @@ def test_unknown_key_refused(setup: SshSetup) -> None:
     _assert_echo_works(setup)
 
 
+def test_a_key_s_from_option_is_matched_against_the_client_address(setup: SshSetup, tmp_path: Path) -> None:
+    """As sshd: ``from=`` lets the key in only from the addresses it names (here 127.0.0.5, where
+    ``ssh -b`` binds), else ``Permission denied`` as for an unknown key."""
+    authorized = Path(setup.server.service.config.authorized_keys)
+    public = (tmp_path / "alice_key.pub").read_text()
+    authorized.write_text(f'from="127.0.0.5,!127.0.0.6",user="alice" {public}')
+    os.utime(authorized, ns=(1, 10**18))
+    bound = setup.ssh("git-upload-pack '/team/app.git'", input=b"ping", options=("-b", "127.0.0.5"))
+    assert bound.returncode == 0, bound.stderr
+    assert bound.stdout.startswith(b"hello alice team/app.git")
+    for elsewhere in ((), ("-b", "127.0.0.6")):
+        refused = setup.ssh("git-upload-pack '/team/app.git'", options=elsewhere)
+        assert refused.returncode == 255 and b"Permission denied (publickey)" in refused.stderr
+    warnings = [e for e in setup.events if "which its from= does not allow" in str(e.get("log_format", ""))]
+    assert warnings and warnings[-1]["user"] == "alice"
+
+
 def test_password_login_not_offered(setup: SshSetup) -> None:
     result = setup.ssh(
         "git-upload-pack '/r.git'",

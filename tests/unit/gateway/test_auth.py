@@ -104,7 +104,10 @@ def test_key_line_blank(line: str) -> None:
     [
         (f"ssh-ed25519 {B64}", "no user"),
         (f'command="/bin/sh" ssh-ed25519 {B64} eve', "cannot be honoured"),
-        (f'from="10.0.0.1" ssh-ed25519 {B64} eve', "cannot be honoured"),
+        (f'from="" ssh-ed25519 {B64} eve', "from= needs a list"),
+        (f'from="10.0.0.1,,x" ssh-ed25519 {B64} eve', "from= needs a list"),
+        (f'from="10.0.0.0/33" ssh-ed25519 {B64} eve', "not a valid address/length"),
+        (f'from ssh-ed25519 {B64} eve', "from= needs a list"),
         (f"ssh-dss {B64} eve", "not supported"),
         (f"restrict xyz {B64} eve", "no supported key type"),
         ("ssh-ed25519 !!!notbase64 eve", "base64"),
@@ -128,7 +131,7 @@ def test_parse_authorized_keys_skips_bad_lines_and_duplicates() -> None:
             "garbage",
         ]
     )
-    assert parse_authorized_keys(text) == {BLOB: "alice"}
+    assert {blob: [k.user for k in keys] for blob, keys in parse_authorized_keys(text).items()} == {BLOB: ["alice"]}
 
 
 def test_authorized_keys_reloads_on_change(tmp_path: Path) -> None:
@@ -140,6 +143,41 @@ def test_authorized_keys_reloads_on_change(tmp_path: Path) -> None:
     path.write_text(f"ssh-ed25519 {B64} bob   \n")
     os.utime(path, ns=(1, 10**18))
     assert keys.user_for(BLOB) == "bob"
+
+
+@pytest.mark.parametrize(("patterns", "address", "allowed"), [
+    ("10.1.2.3", "10.1.2.3", True),
+    ("10.1.2.3", "10.1.2.4", False),
+    ("10.1.2.*", "10.1.2.200", True),
+    ("10.1.?.1", "10.1.22.1", False),
+    ("10.0.0.0/8,192.0.2.1", "10.200.1.1", True),
+    ("10.0.0.0/8,192.0.2.1", "192.0.2.1", True),
+    ("10.0.0.0/8,!10.6.6.6", "10.6.6.6", False),
+    ("!10.6.6.6,10.0.0.0/8", "10.6.6.6", False),
+    ("!10.6.6.6", "10.1.1.1", False),       # only negations: nothing allows it
+    ("*.example.com", "10.1.1.1", False),   # a host name never matches an address (UseDNS no)
+    ("*", "2001:db8::1", True),
+    ("2001:db8::/32", "2001:DB8::7", True),
+    ("10.0.0.0/8", "::ffff:10.1.1.1", True),  # a dual-stack socket's IPv4 client
+    ("10.1.2.[3]", "10.1.2.3", False),       # no [sets] in sshd's patterns
+    ("10.0.0.0/8", "not-an-address", False),
+])
+def test_from_matches_the_client_address_as_sshd_does(patterns: str, address: str, allowed: bool) -> None:
+    key = parse_key_line(f'from="{patterns}" ssh-ed25519 {B64} alice')
+    assert key is not None and key.allows(address) is allowed
+    assert not key.allows(None), "an unknown address is never allowed"
+
+
+def test_a_key_on_several_lines_is_allowed_by_any_of_them(tmp_path: Path) -> None:
+    path = tmp_path / "authorized_keys"
+    path.write_text(f'from="10.0.0.0/8" ssh-ed25519 {B64} alice\nfrom="192.0.2.7" ssh-ed25519 {B64} alice\n')
+    keys = AuthorizedKeys(path)
+    assert keys.user_for(BLOB, "10.9.9.9") == keys.user_for(BLOB, "192.0.2.7") == "alice"
+    assert keys.user_for(BLOB, "192.0.2.8") is None
+    assert keys.user_for(BLOB) is None
+    path.write_text(f"ssh-ed25519 {B64} alice\n")
+    os.utime(path, ns=(1, 10**18))
+    assert keys.user_for(BLOB, "203.0.113.1") == "alice"
 
 
 # --- htpasswd ---------------------------------------------------------------------------------
