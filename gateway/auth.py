@@ -17,7 +17,8 @@ the first word of the comment (``ssh-ed25519 AAAA... alice`` is ``alice``).  A
 key with neither is skipped.  ``restrict``, ``no-pty``,
 ``no-port-forwarding``, ``no-agent-forwarding``, ``no-X11-forwarding`` and
 ``no-user-rc`` are accepted (hgwire grants none of those anyway).
-``from="pattern-list"`` is honoured as sshd honours it with its default
+``expiry-time="YYYYMMDD[HHMM[SS]][Z]"`` refuses the key from that time on (the
+server's time zone, or UTC with ``Z``), as sshd does.  ``from="pattern-list"`` is honoured as sshd honours it with its default
 ``UseDNS no``: the client's IP address must match one of the patterns (``*``
 and ``?`` wildcards, ``addr/len`` networks) and none of the negated ones
 (``!pattern``); a host name pattern never matches an address.  A key listed on
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import enum
 import fnmatch
 import hashlib
@@ -51,6 +53,7 @@ import ipaddress
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +178,7 @@ IGNORED_KEY_OPTIONS = frozenset(
 
 USER_OPTION = "user"
 FROM_OPTION = "from"
+EXPIRY_OPTION = "expiry-time"
 MAX_FROM_PATTERNS = 256
 MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
 MAX_USER_LENGTH = 64
@@ -193,10 +197,32 @@ class AuthorizedKey:
     blob: bytes
     sources: tuple[str, ...] | None = None
     """The ``from=`` patterns, or None: any address."""
+    expires: float | None = None
+    """``expiry-time=``: the POSIX time from which the key is refused, or None."""
 
-    def allows(self, address: str | None) -> bool:
-        """Whether a client at ``address`` (an IP address; None: unknown) may use this key."""
+    def allows(self, address: str | None, now: float | None = None) -> bool:
+        """Whether a client at ``address`` (an IP address; None: unknown) may use this key now."""
+        if self.expires is not None and (time.time() if now is None else now) >= self.expires:
+            return False
         return self.sources is None or (address is not None and from_allows(self.sources, address))
+
+
+_EXPIRY_FORMATS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+
+
+def parse_expiry(value: str | None) -> float:
+    """sshd's ``expiry-time``: ``YYYYMMDD[HHMM[SS]]``, in the server's time zone, or in UTC with a ``Z``."""
+    text = (value or "").strip()
+    utc = text.endswith(("Z", "z"))
+    digits = text[:-1] if utc else text
+    layout = _EXPIRY_FORMATS.get(len(digits))
+    try:
+        if layout is None or not digits.isdigit():
+            raise ValueError(text)
+        moment = datetime.datetime.strptime(digits, layout)
+    except ValueError:
+        raise KeyLineError('expiry-time must be YYYYMMDD[HHMM[SS]][Z], e.g. expiry-time="20270101"') from None
+    return moment.replace(tzinfo=datetime.UTC).timestamp() if utc else moment.timestamp()
 
 
 def from_allows(patterns: Sequence[str], address: str) -> bool:
@@ -259,7 +285,8 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
     blob = _decode_blob(parts[1])
     user = _user_of(options, parts[2] if len(parts) > 2 else "")
     sources = _parse_from(options[FROM_OPTION]) if FROM_OPTION in options else None
-    return AuthorizedKey(user, parts[0], blob, sources)
+    expires = parse_expiry(options[EXPIRY_OPTION]) if EXPIRY_OPTION in options else None
+    return AuthorizedKey(user, parts[0], blob, sources, expires)
 
 
 def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
@@ -273,7 +300,7 @@ def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
         options[match.group(1).lower()] = None if value is None else value.replace('\\"', '"')
         position = match.end()
     for name in options:
-        if name not in (USER_OPTION, FROM_OPTION) and name not in IGNORED_KEY_OPTIONS:
+        if name not in (USER_OPTION, FROM_OPTION, EXPIRY_OPTION) and name not in IGNORED_KEY_OPTIONS:
             raise KeyLineError(f"option {name!r} cannot be honoured by hgwire")
     return options, line[position:]
 
@@ -360,7 +387,7 @@ class AuthorizedKeys:
             if key.allows(address):
                 return key.user
         if lines:
-            log.warn("the key of {user} was offered from {address}, which its from= does not allow",  # noqa: G010
+            log.warn("the key of {user} was offered from {address}, which its from= or expiry-time= does not allow",  # noqa: G010
                      user=lines[0].user, address=address or "an unknown address")
         return None
 

@@ -168,6 +168,25 @@ def test_from_matches_the_client_address_as_sshd_does(patterns: str, address: st
     assert not key.allows(None), "an unknown address is never allowed"
 
 
+def test_expiry_time_refuses_the_key_from_then_on() -> None:
+    key = parse_key_line(f'expiry-time="20270102Z" ssh-ed25519 {B64} alice')
+    assert key is not None and key.expires == 1798848000.0  # 2027-01-02T00:00:00Z
+    assert key.allows("10.0.0.1", now=1798847999.0) and not key.allows("10.0.0.1", now=1798848000.0)
+    key = parse_key_line(f'expiry-time="202701020304Z",from="10.0.0.0/8" ssh-ed25519 {B64} alice')
+    assert key is not None and key.expires == 1798848000.0 + 3 * 3600 + 4 * 60
+    assert not key.allows("192.0.2.1", now=0.0) and key.allows("10.0.0.1", now=0.0)
+    local = parse_key_line(f'expiry-time="20270102030405" ssh-ed25519 {B64} alice')
+    assert local is not None and local.expires is not None  # the server's time zone
+    expired = parse_key_line(f'expiry-time="20000101" ssh-ed25519 {B64} alice')
+    assert expired is not None and not expired.allows("10.0.0.1")
+
+
+@pytest.mark.parametrize("value", ["", "2027", "2027010", "20271301", "20270102Zz", "2027-01-02", "20270102030"])
+def test_a_bad_expiry_time_skips_the_key(value: str) -> None:
+    with pytest.raises(KeyLineError, match="expiry-time must be"):
+        parse_key_line(f'expiry-time="{value}" ssh-ed25519 {B64} alice')
+
+
 def test_a_key_on_several_lines_is_allowed_by_any_of_them(tmp_path: Path) -> None:
     path = tmp_path / "authorized_keys"
     path.write_text(f'from="10.0.0.0/8" ssh-ed25519 {B64} alice\nfrom="192.0.2.7" ssh-ed25519 {B64} alice\n')
