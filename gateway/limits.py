@@ -276,6 +276,34 @@ def _set_tcp_option(sock: socket.socket, option: int) -> None:
         pass
 
 
+def _own_method(protocol: Any, name: str) -> Any:
+    """``protocol``'s own method ``name``, looking through Twisted ``ProtocolWrapper``s (TLS) to the
+    protocol they wrap; None if there is none.  Never a wrapper's ``__getattr__``, which hands the
+    lookup up to its transport: this wrapper, and so back here for ever."""
+    for _ in range(4):
+        if callable(getattr(type(protocol), name, None)):
+            return getattr(protocol, name)
+        if not isinstance(protocol, ProtocolWrapper):
+            return None
+        protocol = protocol.wrappedProtocol
+    return None
+
+
+def _half_closeable(protocol: Any) -> Any:
+    """``protocol`` if its own class handles half-closes, else None.
+
+    A Twisted ``ProtocolWrapper`` (TLS over a proxied connection) copies the
+    interfaces of its transport, this wrapper, so it claims
+    ``IHalfCloseableProtocol`` while its ``readConnectionLost`` is only the
+    transport's own, found through ``__getattr__``: calling it would come back
+    here for ever.
+    """
+    half = IHalfCloseableProtocol(protocol, None)
+    if half is None or not callable(getattr(type(half), "readConnectionLost", None)):
+        return None
+    return half
+
+
 @implementer(IHalfCloseableProtocol)
 class GuardedProtocol(ProtocolWrapper):
     """A connection of a guarded listener: counted, and dropped when idle too long.
@@ -334,14 +362,14 @@ class GuardedProtocol(ProtocolWrapper):
 
     def readConnectionLost(self) -> None:
         """The peer shut down its sending side: a half-closeable listener still answers."""
-        half = IHalfCloseableProtocol(self.wrappedProtocol, None)
+        half = _half_closeable(self.wrappedProtocol)
         if half is not None and self._refusal is None:
             half.readConnectionLost()
         elif self.transport is not None:
             self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:
-        half = IHalfCloseableProtocol(self.wrappedProtocol, None)
+        half = _half_closeable(self.wrappedProtocol)
         if half is not None:
             half.writeConnectionLost()
 
@@ -356,7 +384,7 @@ class GuardedProtocol(ProtocolWrapper):
         request from its first byte to its close, so it never is."""
         if self._refusal is not None:
             return True
-        idle = getattr(self.wrappedProtocol, "between_requests", None)
+        idle = _own_method(self.wrappedProtocol, "between_requests")
         return bool(idle()) if idle is not None else False
 
     def _check_idle(self) -> None:

@@ -9,13 +9,11 @@ from typing import Any
 from backends import BackendLoadError, load_backend
 from gateway.config import ServiceConfig
 from gateway.policy import load_policy
-from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented, proxied_endpoint
+from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
 from gateway.threads import MAX_POOL_SIZE
 
 MAX_SHUTDOWN_GRACE = 86400
 """A day: a longer wait for open connections would look like a hung stop."""
-TLS_ENDPOINTS = frozenset({"ssl", "tls"})
-"""Endpoint types that speak TLS from the first byte: a PROXY header cannot come before them."""
 
 
 def check_options(options: MutableMapping[str, Any]) -> None:
@@ -48,11 +46,6 @@ def check_options(options: MutableMapping[str, Any]) -> None:
             if implemented(kind):
                 options[kind] = [f"tcp:{row.default_port}:interface=127.0.0.1"]
     for kind in LISTENERS:
-        for description in options[kind]:
-            proxied, endpoint = proxied_endpoint(description)
-            if proxied and endpoint.split(":", 1)[0].lower() in TLS_ENDPOINTS:
-                raise ValueError(f"--{kind} {description}: the PROXY header comes before TLS, which hgwire "
-                                 "cannot read there; let the proxy terminate TLS and listen with haproxy:tcp:")
         if options[kind]:
             try:
                 factory_maker(kind)

@@ -13,10 +13,13 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, serverFromString
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.protocols.policies import WrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 
 from backends import load_backend
 from backends.names import strip_git_suffix
@@ -121,9 +124,27 @@ class ListenerService(service.Service):
         from twisted.internet import reactor
 
         super().startService()
-        endpoint = serverFromString(reactor, proxied_endpoint(self.description)[1])
+        try:
+            endpoint = self._endpoint(reactor)
+        except Exception:
+            self._failed(Failure())
+            return
         d = endpoint.listen(self.factory)
         d.addCallbacks(self._listening, self._failed)
+
+    def _endpoint(self, reactor: Any) -> IStreamServerEndpoint:
+        """The endpoint to listen on.  Behind a proxy, TLS (``haproxy:ssl:``) comes after the PROXY
+        header: the port listens on plain TCP and each connection is handed to TLS once the header
+        is read (the guard's wrapped factory becomes TLS over the listener's own)."""
+        proxied, text = proxied_endpoint(self.description)
+        endpoint: IStreamServerEndpoint = serverFromString(reactor, text)
+        if not (proxied and isinstance(endpoint, SSL4ServerEndpoint)):
+            return endpoint
+        guard = self.factory
+        if not isinstance(guard, WrappingFactory):
+            raise ValueError(f"{self.description}: TLS behind the PROXY header needs a guarded listener")
+        guard.wrappedFactory = TLSMemoryBIOFactory(endpoint._sslContextFactory, False, guard.wrappedFactory)
+        return TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
@@ -143,7 +164,7 @@ class ListenerService(service.Service):
         """The clone URL of repository ``name`` on this listener."""
         row = LISTENERS[self.kind]
         host, port = _host_port(self.port)
-        tls = proxied_endpoint(self.description)[1].startswith("ssl:")
+        tls = proxied_endpoint(self.description)[1].lower().startswith("ssl:")
         scheme = "https" if tls and row.scheme == "http" else row.scheme
         return f"{scheme}://{host}:{port}/{row.url_suffix.replace('NAME', strip_git_suffix(name))}"
 

@@ -45,13 +45,6 @@ def test_shutdown_grace_must_be_a_sensible_number(tmp_path: Path) -> None:
         assert "--shutdown-grace must be a number of seconds from 0 to 86400" in result.stdout + result.stderr
 
 
-def test_a_proxy_header_before_tls_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path), "--http",
-                             "haproxy:ssl:0:privateKey=k.pem"], capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0
-    assert "let the proxy terminate TLS and listen with haproxy:tcp:" in result.stdout + result.stderr
-
-
 def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"), "--workers",

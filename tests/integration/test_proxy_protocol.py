@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import stat
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 from twisted.internet.protocol import ClientFactory
 from twisted.protocols import portforward
@@ -152,3 +154,49 @@ def test_a_client_that_skips_the_proxy_is_told_so(
                           env={"GIT_SSH_COMMAND": ssh_keys.command(server.port("ssh"))})
     assert over_ssh.returncode != 0
     assert os.path.isdir(server.root / "app.git"), "nothing happened to the repository"
+
+
+def test_https_behind_a_proxy_that_passes_tls_through(
+        reactor: Any, make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """``haproxy:ssl:``: the proxy sends the PROXY header, then the client's TLS as it came (HAProxy in
+    TCP mode with ``send-proxy``); hgwire reads the header, then speaks TLS."""
+    pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (twisted[tls])")
+    from twisted.internet.threads import blockingCallFromThread
+
+    from tests.integration.test_hg_http import PASSWORD, _tls_files
+
+    ca, key, cert = _tls_files(tmp_path)
+    password_file = tmp_path / "htpasswd"
+    password_file.write_text(f"alice:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
+    server = make_server("fs", http=[f"haproxy:ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"],
+                         htpasswd=str(password_file))
+    assert server.url("http", "x").startswith("https://")
+    port = blockingCallFromThread(reactor, reactor.listenTCP, 0, RelayFactory(server.port("http"), 2),
+                                  interface="127.0.0.1")
+    try:
+        relay = port.getHost().port
+        server.backend.create("app", Kind.GIT)
+        git_dir = server.root / "app.git"
+        _hook(git_dir / "hooks" / "post-receive", '#!/bin/sh\necho "$REMOTE_ADDR" > "$GIT_DIR/who.log"\n')
+        tls = ("-c", f"http.sslCAInfo={ca}")
+        secret = urllib.parse.quote(PASSWORD, safe="")
+        url = f"https://alice:{secret}@127.0.0.1:{relay}/app.git"
+        work = client.cwd / "app"
+        client.git(*tls, "clone", "-q", url, str(work))
+        tip = commit(client, work, "a.txt", "a\n", "a")
+        client.git(*tls, "push", "-q", url, "HEAD:main", cwd=work)
+        assert (git_dir / "who.log").read_text().strip() == CLIENT_ADDRESS
+        client.git("--git-dir", str(git_dir), "fsck", "--full", "--strict")
+
+        server.backend.create("hgapp", Kind.HG)
+        hgwork = client.cwd / "hgwork"
+        trust = ("--config", f"web.cacerts={ca}")
+        hgurl = f"https://alice:{secret}@127.0.0.1:{relay}/hgapp"
+        client.hg("clone", "-q", *trust, hgurl, str(hgwork))
+        (hgwork / "f").write_text("f\n")
+        client.hg("commit", "-q", "-A", "-m", "f", cwd=hgwork)
+        client.hg("push", "-q", *trust, hgurl, cwd=hgwork)  # secure: no --allow-push-over-http needed
+        client.hg("verify", "-q", "-R", str(server.root / "hgapp"))
+        assert client.git(*tls, "ls-remote", url).stdout.startswith(tip)
+    finally:
+        blockingCallFromThread(reactor, port.stopListening)

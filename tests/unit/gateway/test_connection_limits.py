@@ -11,6 +11,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.protocols.policies import WrappingFactory
 
 from backends.memory import MemoryBackend
 from gateway.config import ServiceConfig
@@ -448,3 +449,17 @@ def test_a_trusted_reverse_proxy_is_bounded_by_the_total_only() -> None:
     connect(factory2, host="10.0.0.1")
     _, transport = connect(factory2, host="10.0.0.1", port=2)
     assert b"connections from your address" in transport.value(), "anyone else is bounded per address"
+
+
+def test_a_half_close_under_a_wrapper_that_copies_our_interfaces_closes_instead_of_looping() -> None:
+    """TLS behind the PROXY header is a ``ProtocolWrapper`` whose transport is this guard: it copies
+    the guard's ``IHalfCloseableProtocol`` without handling half-closes itself."""
+    bounds = ConnectionLimits()
+    factory = GuardedFactory("http", WrappingFactory(EchoFactory()), lambda: bounds, Clock(), proxy_header=True)
+    proto, transport = from_proxy(factory)
+    proto.dataReceived(b"PROXY UNKNOWN\r\nhello")
+    assert transport.value() == b"hello"
+    assert proto.between_requests() is False, "asked through the wrapper, not back up to the guard"
+    proto.readConnectionLost()  # the peer shut down its sending side
+    assert transport.disconnecting
+    proto.writeConnectionLost()
