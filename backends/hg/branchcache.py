@@ -54,7 +54,7 @@ def branch_of(text: bytes) -> tuple[bytes, bool]:
         cs = parse_changeset(text)
         return cs.branch, cs.closes_branch
     extra = m[1]
-    if not extra or (b"branch:" not in extra and b"close:" not in extra):
+    if not extra or (b"branch" not in extra and b"close" not in extra):  # a key without ":" counts too
         return DEFAULT_BRANCH, False
     if b"\\" in extra:
         fields = parse_extra(extra)
