@@ -108,6 +108,7 @@ class FakeTransaction:
         self.repo = repo
         self.state = repo.state.copy()
         self.done = False
+        self._added: list[Node] = []
 
     def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
         before = len(self.repo._heads(self.state))
@@ -118,7 +119,30 @@ class FakeTransaction:
                 if _find(revs, delta.node) is not None:
                     continue
                 self._add(revs, delta, group.section, added)
+        self._added.extend(added)
         return IngestResult(added, before, len(self.repo._heads(self.state)))
+
+    def _check_files(self, added: list[Node]) -> None:
+        """As the storage engine (``Transaction._validate_new_changesets``): each new changeset's
+        manifest, and the revision it names of each file the changeset lists, must exist (checked
+        as the transaction commits, after the wire protocol's own checks of the whole push)."""
+        manifests = self.state.revlogs.get((Section.MANIFEST, b""), [])
+        for node in added:
+            changeset = _find(self.state.changelog, node)
+            assert changeset is not None
+            lines = changeset.text.partition(b"\n\n")[0].split(b"\n")
+            manifest_node = bytes.fromhex(lines[0].decode("ascii"))
+            if manifest_node == NULL_NODE:
+                continue
+            manifest = _find(manifests, manifest_node)
+            if manifest is None:
+                raise StorageError("a changeset refers to a missing manifest")
+            entries = dict(line.split(b"\0", 1) for line in manifest.text.split(b"\n") if line)
+            for path in lines[3:]:
+                if path in entries:
+                    file_node = bytes.fromhex(entries[path][:40].decode("ascii"))
+                    if _find(self.state.revlogs.get((Section.FILE, path), []), file_node) is None:
+                        raise StorageError(f"a changeset refers to a missing revision of {path!r}")
 
     def _add(self, revs: list[Rev], d: RevisionDelta, section: Section, added: list[Node]) -> None:
         base = b"" if d.base == NULL_NODE else self._text(revs, d.base)
@@ -160,6 +184,7 @@ class FakeTransaction:
 
     def commit(self) -> None:
         assert not self.done
+        self._check_files(self._added)
         self.repo.state = self.state
         self.done = True
         self.repo.commits += 1
