@@ -263,13 +263,7 @@ class DulwichGitRepository:
             self._landed(pack)
             return
         self._added.update(added)
-        try:  # ingest_pack checks a disk store's objects before they land; here they are in
-            for sha in added:  # memory already, unreferenced: refusing keeps every ref from them
-                git_ingest.check_object(*store.get_raw(sha))
-        except ObjectFormatException as exc:
-            with self._lock():
-                self._discard_added()  # a broken object must not stay for a later push to name
-            raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+        self._check_landed(store.get_raw(sha) for sha in added)
 
     def _ingest_memory(self, store: MemoryObjectStore, f: BinaryIO) -> None:
         """Every object of the pack into the memory store, each claimed by this push
@@ -296,12 +290,18 @@ class DulwichGitRepository:
                     if sha not in self._added:
                         claims.claim(_object_key(store, sha), created)
                         self._added.add(sha)
-        try:  # ingest_pack checks a disk store's objects before they land; here they are in
-            for obj in objects:  # memory already, unreferenced: refusing keeps every ref from them
-                git_ingest.check_object(obj.type_num, obj.as_raw_string())
+        self._check_landed((obj.type_num, obj.as_raw_string()) for obj in objects)
+
+    def _check_landed(self, objects: Iterable[tuple[int, bytes]]) -> None:
+        """Check the objects a push put straight into a memory store (``ingest_pack`` checks a disk
+        store's before they land): these are in already, unreferenced, so a broken one refuses the
+        push and its objects go, keeping every ref from them and no later push naming one."""
+        try:
+            for type_num, raw in objects:
+                git_ingest.check_object(type_num, raw)
         except ObjectFormatException as exc:
             with self._lock():
-                self._discard_added()  # a broken object must not stay for a later push to name
+                self._discard_added()
             raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
 
     def receive_rules(self) -> ReceiveRules:

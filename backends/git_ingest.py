@@ -34,6 +34,7 @@ import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import nullcontext, suppress
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from dulwich.errors import ObjectFormatException
@@ -130,29 +131,37 @@ class PackClaims:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self._held: dict[str, list[int | bool]] = {}
-        """Pack path (no suffix) → [holders, put in place by a push, accepted by a holder]."""
+        self._held: dict[str, _Claim] = {}
+        """Pack path (no suffix) → who holds it."""
 
     def claim(self, base: str, created: bool) -> None:
-        entry = self._held.setdefault(base, [0, created, False])
-        entry[0] = int(entry[0]) + 1
+        self._held.setdefault(base, _Claim(created=created)).holders += 1
 
     def release(self, base: str, accepted: bool) -> bool:
         """One holder lets go; whether the pack is to be removed now (a pack never claimed: not accepted)."""
         entry = self._held.get(base)
         if entry is None:
             return not accepted
-        entry[0] = int(entry[0]) - 1
-        if accepted:
-            entry[2] = True
-        if entry[0] > 0:
+        entry.holders -= 1
+        entry.accepted = entry.accepted or accepted
+        if entry.holders > 0:
             return False
         del self._held[base]
-        return bool(entry[1]) and not entry[2]
+        return entry.created and not entry.accepted
 
     def holders(self, base: str) -> int:
         entry = self._held.get(base)
-        return int(entry[0]) if entry is not None else 0
+        return entry.holders if entry is not None else 0
+
+
+@dataclass(slots=True)
+class _Claim:
+    """One claimed pack: how many pushes hold it, whether a push put it in place, whether a holder
+    was accepted (its refs name the pack's objects)."""
+
+    created: bool
+    holders: int = 0
+    accepted: bool = False
 
 
 _NO_LOCK = nullcontext()

@@ -63,6 +63,7 @@ import bcrypt
 from twisted.logger import Logger
 
 from protocols.errors import PermissionDenied, ReadOnly
+from protocols.forwarded import parse_ip
 
 if TYPE_CHECKING:
     from gateway.policy import PolicyFile, Protections
@@ -228,30 +229,22 @@ def parse_expiry(value: str | None) -> float:
 def from_allows(patterns: Sequence[str], address: str) -> bool:
     """sshd's ``from=`` match with ``UseDNS no``: a negated pattern that matches refuses, otherwise
     a pattern that matches allows; patterns are matched against the IP address alone."""
-    ip = _plain_ip(address)
-    if ip is None:
+    parsed = parse_ip(address)
+    if parsed is None:
         return False
+    ip = str(parsed)
     allowed = False
     for pattern in patterns:
         negated = pattern.startswith("!")
         body = pattern[1:] if negated else pattern
         if "/" in body:
-            matched = ipaddress.ip_address(ip) in ipaddress.ip_network(body, strict=False)
+            matched = parsed in ipaddress.ip_network(body, strict=False)
         else:
             matched = fnmatch.fnmatchcase(ip, body.lower().replace("[", "[[]"))
         if matched and negated:
             return False
         allowed = allowed or matched
     return allowed
-
-
-def _plain_ip(address: str) -> str | None:
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return None
-    mapped = getattr(ip, "ipv4_mapped", None)  # a dual-stack socket's IPv4 client
-    return str(mapped or ip)
 
 
 def _parse_from(value: str | None) -> tuple[str, ...]:

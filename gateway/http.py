@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, protocol
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -45,7 +44,7 @@ from twisted.web import http, resource, server
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.config import ServiceConfig
-from gateway.limits import DEFAULT_LIMITS, NO_PROXIES, limits_for, trusted_proxies, user_sessions
+from gateway.limits import DEFAULT_LIMITS, NO_PROXIES, limits_for, tcp_address, trusted_proxies, user_sessions
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
@@ -376,7 +375,7 @@ class BoundedRequest(server.Request):
                                       self._trusted())
             if client is None:
                 return peer  # not cached: the headers may not be in yet
-            self._client = IPv6Address("TCP", client, 0) if ":" in client else IPv4Address("TCP", client, 0)
+            self._client = tcp_address(client, 0)
         return self._client
 
     def isSecure(self) -> bool:

@@ -46,7 +46,7 @@ from protocols.errors import ProtocolError
 from protocols.forwarded import Trusted
 from protocols.git_receive import ReceiveBounds
 from protocols.git_upload import RequestBounds
-from protocols.proxy_header import Endpoint, ProxyHeaderError, ProxyHeaderReader
+from protocols.proxy_header import ProxyHeaderError, ProxyHeaderReader
 
 log = Logger()
 
@@ -331,17 +331,30 @@ class GuardedProtocol(ProtocolWrapper):
         clock = self.guard.clock
         self._last = clock.seconds()
         self._timer = clock.callLater(self._idle, self._check_idle)
-        if self._lifetime is not None:
-            self._deadline = clock.callLater(self._lifetime, self._too_long)
+        self._arm_deadline(self._lifetime)
         self._socket = tcp_socket(transport)
         if self._socket is not None:
             _set_tcp_option(self._socket, socket.TCP_NODELAY)
         super().makeConnection(transport)
         if self._refusal is not None:
-            # Close once the client's first bytes are read (closing with unread input would
-            # reset the connection before the client reads why), or after REFUSAL_GRACE.
-            transport.write(self._refusal)
-            self._closing = clock.callLater(REFUSAL_GRACE, transport.loseConnection)
+            self._refuse_now(self._refusal)
+
+    def _arm_deadline(self, lifetime: float | None) -> None:
+        """Close the connection ``lifetime`` seconds from now (None: never); replaces any deadline set."""
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._lifetime = lifetime
+        self._deadline = self.guard.clock.callLater(lifetime, self._too_long) if lifetime is not None else None
+
+    def _refuse_now(self, refusal: bytes) -> None:
+        """Write why the connection is refused, then close once the client's first bytes are read
+        (closing with unread input would reset the connection before the client reads why), or
+        after ``REFUSAL_GRACE``."""
+        self._refusal = refusal
+        if self.transport is None:
+            return
+        self.transport.write(refusal)
+        self._closing = self.guard.clock.callLater(REFUSAL_GRACE, self.transport.loseConnection)
 
     def dataReceived(self, data: bytes) -> None:
         self._last = self.guard.clock.seconds()
@@ -458,8 +471,8 @@ class ProxiedProtocol(GuardedProtocol):
         self._reader = None
         header, rest = read
         if header.source is not None and header.destination is not None:
-            self._peer = _tcp_address(header.source)
-            self._host = _tcp_address(header.destination)
+            self._peer = tcp_address(header.source.host, header.source.port)
+            self._host = tcp_address(header.destination.host, header.destination.port)
         self._start(rest)
 
     def _start(self, rest: bytes) -> None:
@@ -479,24 +492,12 @@ class ProxiedProtocol(GuardedProtocol):
         if wrapped is None:  # the listener's own factory refused: close at once
             drop(self.transport)
             return
-        if self._deadline is not None and self._deadline.active():  # the header's own deadline
-            self._deadline.cancel()
-        self._deadline = None
         self._idle = limits.idle_timeout
-        self._lifetime = limits.connection_timeout
-        if self._lifetime is not None:
-            self._deadline = guard.clock.callLater(self._lifetime, self._too_long)
+        self._arm_deadline(limits.connection_timeout)  # in place of the header's own deadline
         self.wrappedProtocol = wrapped
         wrapped.makeConnection(self)
         if rest:
             super().dataReceived(rest)
-
-    def _refuse_now(self, refusal: bytes) -> None:
-        self._refusal = refusal
-        if self.transport is None:
-            return
-        self.transport.write(refusal)
-        self._closing = self.guard.clock.callLater(REFUSAL_GRACE, self.transport.loseConnection)
 
     def _too_long(self) -> None:
         if self._reader is None:
@@ -523,10 +524,9 @@ class ProxiedProtocol(GuardedProtocol):
         return self._host if self._host is not None else super().getHost()
 
 
-def _tcp_address(endpoint: Endpoint) -> IPv4Address | IPv6Address:
-    if ":" in endpoint.host:
-        return IPv6Address("TCP", endpoint.host, endpoint.port)
-    return IPv4Address("TCP", endpoint.host, endpoint.port)
+def tcp_address(host: str, port: int) -> IPv4Address | IPv6Address:
+    """Twisted's address of a TCP peer at ``host`` (an IP address in text) and ``port``."""
+    return IPv6Address("TCP", host, port) if ":" in host else IPv4Address("TCP", host, port)
 
 
 class GuardedFactory(WrappingFactory):

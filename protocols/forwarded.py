@@ -37,7 +37,7 @@ class Trusted:
     def __contains__(self, host: object) -> bool:
         if not self.networks:
             return False
-        address = _address(host)
+        address = parse_ip(host)
         return address is not None and any(address in network for network in self.networks)
 
 
@@ -46,7 +46,9 @@ def parse_network(text: str) -> Network:
     return ipaddress.ip_network(text.strip(), strict=False)
 
 
-def _address(host: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def parse_ip(host: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address in text (or bytes), maybe in ``[]``, an IPv4-mapped IPv6 address as its IPv4
+    address; None for anything else."""
     if isinstance(host, bytes):
         host = host.decode("ascii", "replace")
     if not isinstance(host, str):
@@ -71,7 +73,7 @@ def forwarded_client(peer: str, header_values: Sequence[bytes], trusted: Trusted
     entries = [e.strip() for value in header_values for e in value.split(b",")][-MAX_HOPS:]
     client: str | None = None
     for entry in reversed(entries):
-        address = _address(entry)
+        address = parse_ip(entry)
         if address is None:
             return client  # a broken entry: the last trusted hop is all that is known
         client = str(address)
