@@ -220,16 +220,8 @@ class Transaction:
             text = manifests.text(manifests.rev(cs.manifest))
             for path in cs.files:
                 node = manifest_lookup(text, path)
-                if node is not None and not self._file_writer_for_check(path).has_node(node):
+                if node is not None and not self._file_writer(path).has_node(node):
                     raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
-
-    def _file_writer_for_check(self, path: bytes) -> RevlogWriter:
-        index_path = self.repo.filelog_path(path)
-        writer = self.writers.get(index_path)
-        if writer is None:
-            writer = RevlogWriter(self.repo.revlogs.open(index_path, b"data/" + path + b".i"), self.journal, self.compressor)
-            self.writers[index_path] = writer
-        return writer
 
     # -- phases ------------------------------------------------------------------
 

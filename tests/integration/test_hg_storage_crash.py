@@ -28,8 +28,8 @@ from backends.hg import revlog as revlog_mod
 from backends.hg import transaction as journal_mod
 from backends.hg import writer as writer_mod
 from backends.hg.repository import HgRepo
-from backends.interfaces import DeltaMode, Node, RevisionGroup
-from protocols.errors import StorageError
+from backends.interfaces import DeltaMode, Node, RevisionGroup, Section
+from protocols.errors import ProtocolError, StorageError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,6 +120,40 @@ def test_injected_failure_rolls_back_byte_for_byte(
     assert target.heads() == source.heads()
     assert not (path / ".hg" / "cache" / "branch2-served").exists()
     assert hg_cli(path, "verify", "-q", check=False) == b""
+
+
+def _renamed_first_file_group(groups: Iterator[RevisionGroup], seen: list[bytes]) -> Iterator[RevisionGroup]:
+    """The stream as a push damaged in transit would carry it: the first file group under another name."""
+    for group in groups:
+        if group.section is Section.FILE and not seen:
+            seen.append(group.path)
+            group = RevisionGroup(group.section, group.path[:-1] + bytes([group.path[-1] ^ 1]), group.revisions)
+        yield group
+
+
+def test_a_file_group_under_a_damaged_name_is_refused_byte_for_byte(
+    hg_cli: Hg, zstd_repo: Path, tmp_path: Path
+) -> None:
+    """Every delta and hash of such a push checks out; only its changesets' file lists give it away.
+
+    The target is empty, so the damaged group's deltas need no base under its true name.
+    """
+    source = hgstore.open_repository(str(zstd_repo), "src")
+    path = tmp_path / "t"
+    target = hgstore.create_repository(str(path), "t")
+    before = snapshot(path)
+    nodes = source.missing([], source.heads())
+    seen: list[bytes] = []
+    tx = target.transaction()
+    with pytest.raises(ProtocolError, match="refers to a missing revision of"):
+        tx.add_changegroup(_renamed_first_file_group(source.emit_groups(nodes, DeltaMode.ANY), seen))
+    assert seen, "the push carried no file group to damage"
+    assert snapshot(path) == before
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    tx = target.transaction()  # the lock was released, and the undamaged push lands
+    tx.add_changegroup(source.emit_groups(nodes, DeltaMode.ANY))
+    tx.commit()
+    assert target.heads() == source.heads()
 
 
 KILLED_WRITER = r"""
