@@ -6,6 +6,9 @@ compression negotiation; the three argument carriers; bad requests; the same
 answers as SSH; and HTTPS with a test CA.
 """
 
+# The history fixtures are imported from test_hg_ssh, which ruff reads as redefinitions.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import datetime
@@ -38,29 +41,10 @@ import gateway.hg_http
 import gateway.policy
 from backends.interfaces import Kind
 from protocols.hg_http import WireSettings
-from tests import conftest
 from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
-from tests.integration import test_hg_ssh
-from tests.integration.test_hg_ssh import HgSsh, _commit
+from tests.integration.test_hg_ssh import HgSsh, _commit, built_history, history  # noqa: F401
 
 PASSWORD = "s3cret pw"
-
-
-@pytest.fixture(scope="module")
-def built_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The SSH tests' history repository, built once for this module (it costs ~16 hg runs)."""
-    base = tmp_path_factory.mktemp("history")
-    # The fixtures' own functions (pytest keeps them as __wrapped__), called once for the module.
-    env = conftest.client_env.__wrapped__(base)  # type: ignore[attr-defined]
-    return Path(test_hg_ssh.history.__wrapped__(Client(env, base), base))  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def history(built_history: Path, tmp_path: Path) -> Path:
-    """A private copy: pushing to a publishing server turns the source's phases public."""
-    copy = tmp_path / "history"
-    shutil.copytree(built_history, copy, symlinks=True)
-    return copy
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The SSH tests' history repository, built once for this module and only read."""
     base = tmp_path_factory.mktemp("history")
     env = conftest.client_env.__wrapped__(base)  # type: ignore[attr-defined]
-    return Path(test_hg_ssh.history.__wrapped__(Client(env, base), base))  # type: ignore[attr-defined]
+    return test_hg_ssh.build_history(Client(env, base), base)
 
 
 def hold_generation_until(monkeypatch: pytest.MonkeyPatch, joined: int) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from backends.interfaces import Kind
+from tests import conftest
 from tests.conftest import BACKENDS, Client, RunningServer, SshKeys, ssh_server_settings
 
 
@@ -60,10 +61,9 @@ def _commit(client: Client, repo: Path, path: str, content: str | bytes, message
     client.hg("commit", "-q", "-R", str(repo), "-m", message, *extra)
 
 
-@pytest.fixture
-def history(client: Client, tmp_path: Path) -> Path:
+def build_history(client: Client, base: Path) -> Path:
     """A repository made by real hg: named branches, a closed branch, a merge, tags, bookmarks, copies."""
-    repo = tmp_path / "history"
+    repo = base / "history"
     client.hg("init", str(repo))
     _commit(client, repo, "README", "hello\n", "initial")
     _commit(client, repo, "bin/data.bin", bytes(range(256)) * 64, "binary")
@@ -88,6 +88,22 @@ def history(client: Client, tmp_path: Path) -> Path:
             "-A")
     client.hg("bookmark", "-q", "-R", str(repo), "feature")
     return repo
+
+
+@pytest.fixture(scope="module")
+def built_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``build_history`` once per module: it costs some twenty hg runs."""
+    base = tmp_path_factory.mktemp("history")
+    env = conftest.client_env.__wrapped__(base)  # type: ignore[attr-defined]  # the fixture's own function
+    return build_history(Client(env, base), base)
+
+
+@pytest.fixture
+def history(built_history: Path, tmp_path: Path) -> Path:
+    """A private copy of the history: pushing to a publishing server turns the source's phases public."""
+    copy = tmp_path / "history"
+    shutil.copytree(built_history, copy, symlinks=True)
+    return copy
 
 
 def test_init_push_then_clone(hgssh: HgSsh, history: Path, tmp_path: Path) -> None:
