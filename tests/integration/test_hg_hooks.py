@@ -42,18 +42,33 @@ def _repo_with_hooks(client: Client, server: RunningServer, hooks: str) -> Path:
     return repo
 
 
+_WORK_TEMPLATES: dict[int, tuple[Path, list[str]]] = {}
+"""New repositories of ``count`` changesets, made once per module (tests only copy them) and kept in
+the tmp_path of the test that first asked (pytest keeps it for the session)."""
+
+
 def _work(client: Client, tmp_path: Path, count: int, base: Path | None = None) -> tuple[Path, list[str]]:
+    """A working repository at ``tmp_path/work-hg``: ``count`` changesets, on a clone of ``base`` if given,
+    and their nodes."""
     work = tmp_path / "work-hg"
+    if base is None and count in _WORK_TEMPLATES:
+        template, nodes = _WORK_TEMPLATES[count]
+        shutil.copytree(template, work, symlinks=True)
+        return work, list(nodes)
     if base is None:
         client.hg("init", str(work))
     else:
         client.hg("clone", "-q", str(base), str(work))
-    nodes = []
+    first = 0 if base is None else len(client.hg("log", "-R", str(work), "-T", "x").stdout)
     for i in range(count):
         (work / f"f{i}.txt").write_text(f"{i}\n")
         client.hg("commit", "-q", "-A", "-R", str(work), "-m", f"change {i}")
-        nodes.append(client.hg("log", "-R", str(work), "-r", ".", "-T", "{node}").stdout)
-    return work, nodes
+    nodes = client.hg("log", "-R", str(work), "-r", f"{first}:", "-T", "{node}\n").stdout.split()
+    if base is None:
+        template = tmp_path / f"template-hg-{count}"
+        shutil.copytree(work, template, symlinks=True)
+        _WORK_TEMPLATES[count] = (template, nodes)
+    return work, list(nodes)
 
 
 @pytest.mark.parametrize("kind", ["ssh", "http"])

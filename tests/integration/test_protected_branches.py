@@ -96,17 +96,23 @@ class Branches:
         self.verify()
 
 
+_SEEDS: list[Path] = []
+"""The seed repository, made by the first test of the module and only read by the others."""
+
+
 def _seed(b: Branches) -> None:
     """default, stable and release/1, one changeset each, written straight into the backend."""
-    seed = b.work / "seed"
-    b.client.hg("init", str(seed))
-    b.commit(seed, "base")
-    b.client.hg("branch", "-q", "-R", str(seed), "stable")
-    b.commit(seed, "stable base")
-    b.client.hg("update", "-q", "-R", str(seed), "default")
-    b.client.hg("branch", "-q", "-R", str(seed), "release/1")
-    b.commit(seed, "release base")
-    source = hgstore.open_repository(str(seed), "seed")
+    if not _SEEDS:
+        seed = b.work / "seed"
+        b.client.hg("init", str(seed))
+        b.commit(seed, "base")
+        b.client.hg("branch", "-q", "-R", str(seed), "stable")
+        b.commit(seed, "stable base")
+        b.client.hg("update", "-q", "-R", str(seed), "default")
+        b.client.hg("branch", "-q", "-R", str(seed), "release/1")
+        b.commit(seed, "release base")
+        _SEEDS.append(seed)
+    source = hgstore.open_repository(str(_SEEDS[0]), "seed")
     target = b.server.backend.create(REPO, Kind.HG)
     assert target.kind is Kind.HG
     tx = target.transaction()
