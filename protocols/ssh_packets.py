@@ -150,28 +150,30 @@ class ChaChaPoly:
     def __init__(self, key: bytes, random: Random = os.urandom) -> None:
         if len(key) != CHACHA_KEY_SIZE:
             raise ValueError(f"chacha20-poly1305 takes {CHACHA_KEY_SIZE} bytes of key, not {len(key)}")
-        self._packet_key = key[:32]  # K_2
-        self._length_key = key[32:]  # K_1
+        # one ChaCha20 context per key (K_2 for the packet, K_1 for its length), moved to each
+        # packet's nonce: a new context costs ten times as much as ``reset_nonce``
+        self._packet = Cipher(algorithms.ChaCha20(key[:32], bytes(16)), mode=None).encryptor()
+        self._length = Cipher(algorithms.ChaCha20(key[32:], bytes(16)), mode=None).encryptor()
         self._random = random
         self._read_length = (-1, b"", 0)
         """(seq, encrypted length, length) of the packet being read: ``needed`` is asked again as its
         bytes arrive, and a ChaCha20 context costs as much as decrypting a few KiB."""
 
     @staticmethod
-    def _keystream(key: bytes, seq: int) -> CipherContext:
-        """ChaCha20 at block 0 with the nonce ``seq``: cryptography's 16-byte nonce is the 64-bit
+    def _keystream(context: CipherContext, seq: int) -> CipherContext:
+        """``context`` at block 0 with the nonce ``seq``: cryptography's 16-byte nonce is the 64-bit
         little-endian block counter followed by the 64-bit nonce, ChaCha20's original layout."""
-        nonce = bytes(8) + struct.pack(">Q", seq & _SEQUENCE_MASK)
-        return Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor()
+        context.reset_nonce(bytes(8) + struct.pack(">Q", seq & _SEQUENCE_MASK))
+        return context
 
     def _packet_stream(self, seq: int) -> tuple[Poly1305, CipherContext]:
         """The Poly1305 of the packet (keyed by block 0 under K_2) and the keystream, now at block 1."""
-        stream = self._keystream(self._packet_key, seq)
+        stream = self._keystream(self._packet, seq)
         return Poly1305(stream.update(bytes(64))[:32]), stream
 
     def seal(self, seq: int, payload: bytes) -> bytes:
         packet = pad(payload, self.block_size, self._random)
-        length = self._keystream(self._length_key, seq).update(struct.pack(">L", len(packet)))
+        length = self._keystream(self._length, seq).update(struct.pack(">L", len(packet)))
         poly, stream = self._packet_stream(seq)
         encrypted = stream.update(packet)
         poly.update(length)
@@ -184,7 +186,7 @@ class ChaChaPoly:
         head = bytes(buffered[:LENGTH_SIZE])
         known_seq, known_head, length = self._read_length
         if (known_seq, known_head) != (seq, head):
-            length = int.from_bytes(self._keystream(self._length_key, seq).update(head), "big")
+            length = int.from_bytes(self._keystream(self._length, seq).update(head), "big")
             self._read_length = (seq, head, length)
         check_length(length, self.block_size)
         return LENGTH_SIZE + length + TAG_SIZE
