@@ -39,9 +39,21 @@ clones or kept by ``[clone_cache]`` still runs them once for every client.
 Their output goes to the client as ``remote:`` lines over SSH; over HTTP hg has
 no channel for it, and hgwire logs it.
 
+Run for each namespace a command lists (``localrepo.listkeys``: the ``listkeys``
+command, alone or batched, which a push's discovery sends, and a bundle2
+getbundle's ``listkeys`` parts, which every pull and clone asks for):
+``prelistkeys`` then ``listkeys``, before the answer, told ``HG_NAMESPACE`` (and
+``listkeys`` ``HG_VALUES``, the listed keys as hg writes a dict), ``HG_HOOKTYPE``,
+``HG_HOOKNAME`` and ``HGPLAIN``, nothing else.  A failing ``prelistkeys`` refuses
+the answer: a getbundle with hg's ``error:abort`` ("abort: prelistkeys.x hook exited
+with status 1"), a ``listkeys`` over SSH by ending the session with hg's abort (as
+hg serve does), over HTTP with hg's out-of-band error (where hg serve fails with
+500).  A failing ``listkeys`` is a warning.
+
 Not run: ``python:`` hooks (hgwire does not run Mercurial).  So that no check an operator relies on
 is skipped, a push to a repository that sets a ``python:`` gate is refused with a sentence naming it,
-and so is a pull that sets a ``python:`` ``preoutgoing``.
+and so is a pull that sets a ``python:`` ``preoutgoing``, and every command that lists keys (clones,
+pulls, a push's discovery) where a ``python:`` ``prelistkeys`` is set.
 
 Blocking (the caller is on ``gateway.threads.run_for_hooks``); each hook runs at most ``git_hooks.HOOK_TIMEOUT``.
 """
@@ -52,6 +64,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import quote
 
 from twisted.logger import Logger
@@ -59,14 +72,16 @@ from twisted.logger import Logger
 from backends.hg.keys import BOOLEANS
 from backends.interfaces import HgRepository, Node
 from gateway import git_hooks
-from protocols.hg_responses import Outgoing, Response, StreamResponse
+from protocols.hg_commands import Listing
+from protocols.hg_responses import OobError, Outgoing, Response, StreamResponse
 
 log = Logger()
 
 RUN = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
        "pretxnclose", "changegroup", "incoming", "txnclose", "txnclose-bookmark", "txnclose-phase", "pushkey")
-PULL = ("preoutgoing", "outgoing")
-"""The hooks of a pull or clone that sends changesets (``changegroup.makestream``)."""
+PULL = ("preoutgoing", "outgoing", "prelistkeys", "listkeys")
+"""The hooks of a pull or clone: around the changesets it sends (``changegroup.makestream``) and the
+keys it lists (``localrepo.listkeys``)."""
 ONE_NODE = ("incoming", "outgoing")
 """Hooks given ``HG_NODE`` only, no ``HG_NODE_LAST``."""
 GATES = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
@@ -107,9 +122,14 @@ class HgHooks:
         """Why a push must be refused because a gating hook cannot be run, or None."""
         return self._unrunnable("pushes", lambda hook: hook.kind in GATES and _is_python(hook))
 
-    def unsupported_pull_gate(self) -> str | None:
-        """Why a pull must be refused because a ``python:`` ``preoutgoing`` hook cannot be run, or None."""
-        return self._unrunnable("pulls", lambda hook: hook.kind == "preoutgoing" and _is_python(hook))
+    def unsupported_pull_gate(self, gates: Sequence[str] = ("preoutgoing",)) -> str | None:
+        """Why an answer must be refused because a ``python:`` hook of ``gates`` cannot be run, or None."""
+        for gate, what in (("preoutgoing", "pulls"), ("prelistkeys", "clones, pulls and pushes")):
+            if gate in gates:
+                reason = self._unrunnable(what, partial(_is_python_of, gate))
+                if reason is not None:
+                    return reason
+        return None
 
     def _unrunnable(self, what: str, cannot_run: Callable[[HgHook], bool]) -> str | None:
         for hook in self.hooks:
@@ -183,6 +203,10 @@ def _is_python(hook: HgHook) -> bool:
     return hook.command.lstrip().startswith("python:")
 
 
+def _is_python_of(kind: str, hook: HgHook) -> bool:
+    return hook.kind == kind and _is_python(hook)
+
+
 def _configured(repo: HgRepository, kinds: Sequence[str]) -> tuple[str, list[HgHook]] | None:
     """The directory hooks run in and the repository's hooks of ``kinds`` in Mercurial's order,
     or None when it has none (or keeps no hgrc: a memory repository)."""
@@ -234,7 +258,8 @@ def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> Hg
 
 @dataclass(slots=True)
 class PullHooks:
-    """The ``preoutgoing`` and ``outgoing`` hooks of one request that sends changesets.
+    """The pull hooks of one command's answer: ``preoutgoing`` and ``outgoing`` around the changesets
+    it sends, ``prelistkeys`` and ``listkeys`` around each namespace it lists.
 
     Run per request, around the answer: an answer shared with an identical
     concurrent clone, or kept by ``[clone_cache]``, still runs them for each
@@ -242,34 +267,74 @@ class PullHooks:
     """
 
     hooks: HgHooks
-    outgoing: Outgoing
+    repo: HgRepository
+    outgoing: Outgoing | None
+    listing: Listing
+
+    @property
+    def bundle2(self) -> bool:
+        """The answer is a bundle2: a refusal is an ``error:abort`` part (``hg_commands.refused_pull``)."""
+        return self.outgoing.bundle2 if self.outgoing is not None else self.listing.bundle2
 
     def before(self) -> str | None:
-        """Run ``preoutgoing``: why the pull is refused (hg's sentence), or None to send the answer."""
-        reason = self.hooks.unsupported_pull_gate()
+        """Before the answer, in hg's order: ``preoutgoing`` (the changegroup part is made first), then
+        ``prelistkeys`` and ``listkeys`` for each namespace in turn (``HG_VALUES`` what it lists; a
+        failing ``listkeys`` is a warning).  Why the answer is refused (hg's sentence), or None."""
+        gates = (("preoutgoing",) if self.outgoing is not None else ()) + (
+            ("prelistkeys",) if self.listing.namespaces else ())
+        reason = self.hooks.unsupported_pull_gate(gates)
         if reason is not None:
             return reason
         try:
-            self.hooks.run("preoutgoing", throw=True)
+            if self.outgoing is not None:
+                self.hooks.run("preoutgoing", throw=True)
+            for namespace in self.listing.namespaces:  # hg tells them no source and no URL
+                told = {"namespace": env_text(namespace)}
+                self.hooks.run("prelistkeys", throw=True, bare=True, extra=told)
+                if self.hooks.has("listkeys"):
+                    told["values"] = format_values(self.repo.listkeys(namespace))
+                    self.hooks.run("listkeys", throw=False, bare=True, extra=told)
         except HookFailed as exc:
             return str(exc)
         return None
 
     def after(self) -> None:
-        """Run ``outgoing`` once the answer is sent; a failure is a warning (hg's ``throw=False``)."""
-        self.hooks.run("outgoing", throw=False, nodes=[self.outgoing.first])
+        """Once the answer is sent: ``outgoing``; a failure is a warning (hg's ``throw=False``)."""
+        if self.outgoing is not None:
+            self.hooks.run("outgoing", throw=False, nodes=[self.outgoing.first])
 
     def take_output(self) -> bytes:
         return self.hooks.take_output()
 
 
-def pull_hooks_of(repo: HgRepository, response: Response) -> PullHooks | None:
-    """The hooks to run around ``response``: None unless it sends changesets and the repository has
-    ``preoutgoing`` or ``outgoing`` hooks.  Blocking (reads the hgrc)."""
-    if not isinstance(response, StreamResponse) or response.outgoing is None:
+def pull_hooks_of(repo: HgRepository, response: Response, listing: Listing) -> PullHooks | None:
+    """The hooks to run around ``response``: None unless it sends changesets or lists keys and the
+    repository has hooks for that.  Blocking (reads the hgrc)."""
+    outgoing = response.outgoing if isinstance(response, StreamResponse) else None
+    kinds = (PULL[:2] if outgoing is not None else ()) + (PULL[2:] if listing.namespaces else ())
+    if not kinds or isinstance(response, OobError):
         return None
-    found = _configured(repo, PULL)
+    found = _configured(repo, kinds)
     if found is None:
         return None
     root, hooks = found
-    return PullHooks(HgHooks(root, hooks, url=None, txnid=None), response.outgoing)
+    return PullHooks(HgHooks(root, hooks, url=None, txnid=None), repo, outgoing, listing)
+
+
+def format_values(values: Mapping[bytes, bytes]) -> str:
+    """``HG_VALUES`` as hg writes a dict into a hook's environment (``stringutil.pprint``): sorted,
+    ``{'key': 'value', ...}``, each string escaped as Python escapes bytes, quotes included."""
+    return "{" + ", ".join(f"'{_escaped(k)}': '{_escaped(v)}'" for k, v in sorted(values.items())) + "}"
+
+
+_ESCAPES = {0x5C: "\\\\", 0x27: "\\'", 0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def _escaped(data: bytes) -> str:
+    return "".join(_ESCAPES.get(b) or (chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in data)
+
+
+def env_text(raw: bytes) -> str:
+    """A client's value as a hook's environment carries it: UTF-8 (undecodable bytes kept as they
+    are), a NUL as ``\\x00`` (an environment cannot hold one)."""
+    return raw.replace(b"\0", b"\\x00").decode("utf-8", "surrogateescape")

@@ -220,11 +220,12 @@ class HgHttpCommand:
         caps = hg_http.http_capabilities(self.settings)
         ctx = CommandContext(Transport.HTTP, self.check_permission, caps, payload,
                              bundle2_limits(self.front.authorizer), changegroup_limits(self.front.authorizer))
+        bound = hg_commands.bind_args(cmd, args)
         try:
-            response = hg_commands.dispatch(repo, cmd.name, hg_commands.bind_args(cmd, args), ctx)
+            response = hg_commands.dispatch(repo, cmd.name, bound, ctx)
         except UnsupportedFeature as exc:
             return OobError(exc.message.encode("utf-8", "replace")), None
-        return response, pull_hooks_of(repo, response)
+        return response, pull_hooks_of(repo, response, hg_commands.listing_of(cmd.name, bound))
 
     def _gate(self, answer: Answer) -> Response | defer.Deferred[Response]:
         """Run the ``preoutgoing`` hooks (on the hooks' own threads) before the answer starts."""
@@ -242,7 +243,7 @@ class HgHttpCommand:
         close_stream(response)
         log.info("{proto} {command} {repo}: refused by a hook: {reason}", proto=PROTO, command=self.command,
                  repo=self.route.repo, user=self.user, reason=refusal)
-        return hg_commands.refused_pull(hooks.outgoing, refusal, Transport.HTTP)
+        return hg_commands.refused_pull(hooks.bundle2, refusal, Transport.HTTP)
 
     def _log_hook_output(self, hooks: PullHooks) -> None:
         """hg has no channel for a pull's hook output over HTTP (hg serve prints it): log it."""

@@ -193,7 +193,7 @@ class HgServeSession(PumpedSession):
         """In the pool: the command's answer, and the repository's pull hooks if it sends changesets."""
         assert self.repo is not None
         response = self._dispatch(request, ctx)
-        return response, pull_hooks_of(self.repo, response)
+        return response, pull_hooks_of(self.repo, response, hg_commands.listing_of(request.name, request.args))
 
     def _answered(self, answer: tuple[Response, PullHooks | None]) -> None:
         response, hooks = answer
@@ -211,7 +211,7 @@ class HgServeSession(PumpedSession):
             return
         close_stream(response)
         self.outcome = f"refused: {refusal}"
-        self._reply(hg_commands.refused_pull(hooks.outgoing, refusal, Transport.SSH))
+        self._reply(hg_commands.refused_pull(hooks.bundle2, refusal, Transport.SSH))
 
     def _run_outgoing(self, hooks: PullHooks) -> None:
         """The answer is sent: run ``outgoing`` before the next command, as hg serve does."""

@@ -20,7 +20,7 @@ from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
 from protocols.errors import HgwireError, ProtocolError, UnsupportedFeature
-from protocols.hg_responses import BytesResponse, OobError, Outgoing, Response, StreamResponse
+from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
 
 Permission = Literal["pull", "push"]
 PULL: Permission = "pull"
@@ -243,11 +243,41 @@ def _getbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
                           compressible_bundle=not request.stream, outgoing=outgoing)
 
 
-def refused_pull(outgoing: Outgoing, message: str, transport: Transport) -> Response:
-    """The answer to a getbundle that a ``preoutgoing`` hook refused, as ``wireprotov1server.getbundle``
-    gives it: an ``error:abort`` part for a bundle2 client, else HTTP's out-of-band error; hg serve
-    over SSH cannot tell a bundle1 client and aborts the session (``HgwireError``)."""
-    if outgoing.bundle2:
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a command's answer lists with ``localrepo.listkeys``, which runs the repository's
+    ``prelistkeys`` hook before and its ``listkeys`` hook after each namespace."""
+
+    namespaces: tuple[bytes, ...] = ()
+    bundle2: bool = False
+    """The answer is a bundle2 (a getbundle of a bundle2 client): a refusal is an ``error:abort`` part."""
+
+
+def listing_of(name: bytes, args: Args) -> Listing:
+    """The namespaces ``listkeys``, a batch's ``listkeys`` calls or a bundle2 getbundle's
+    ``listkeys`` argument list, in order; an argument the command itself refuses lists nothing."""
+    try:
+        if name == b"listkeys":
+            return Listing((args.named[b"namespace"],))
+        if name == b"batch":
+            listed = [bind_args(COMMANDS[b"listkeys"], flat).named[b"namespace"]
+                      for sub, flat in hg_wire.parse_batch(args.named[b"cmds"]) if sub == b"listkeys"]
+            return Listing(tuple(listed))
+        if name == b"getbundle":
+            request = hg_exchange.parse_getbundle_args(args.extra)
+            if request.bundle2_caps() is not None:
+                return Listing(request.listkeys, bundle2=True)
+    except (HgwireError, KeyError):
+        pass
+    return Listing()
+
+
+def refused_pull(bundle2: bool, message: str, transport: Transport) -> Response:
+    """The answer to a command that a ``preoutgoing`` or ``prelistkeys`` hook refused, as hg serve
+    gives it: an ``error:abort`` part for a bundle2 getbundle (``wireprotov1server.getbundle``), else
+    HTTP's out-of-band error (where hg serve fails with 500); hg serve over SSH aborts the session
+    (``HgwireError``)."""
+    if bundle2:
         return StreamResponse(hg_exchange.abort_bundle(message), prefer_uncompressed=True)
     if transport is Transport.HTTP:
         return OobError(message.encode("utf-8", "replace") + b"\n")

@@ -482,7 +482,13 @@ def test_a_python_preoutgoing_hook_refuses_pulls(make_server: Any, client: Clien
     assert refused.stderr == ("remote: abort: the repository's preoutgoing.py hook cannot be run by this server, "
                               "so pulls are refused; ask the server administrator\n"
                               "abort: pull failed on remote\n"), refused
-    (repo / ".hg" / "hgrc").write_text("[hooks]\noutgoing.py = python:some.module.hook\n")
+    (repo / ".hg" / "hgrc").write_text("[hooks]\nprelistkeys.py = python:some.module.hook\n")
+    refused = peer.hg("clone", "-U", url, str(tmp_path / "refused"), check=False)
+    assert refused.stderr == ("remote: abort: the repository's prelistkeys.py hook cannot be run by this server, "
+                              "so clones, pulls and pushes are refused; ask the server administrator\n"
+                              "abort: pull failed on remote\n"), refused
+    (repo / ".hg" / "hgrc").write_text("[hooks]\noutgoing.py = python:some.module.hook\n"
+                                       "listkeys.py = python:some.module.hook\n")
     peer.hg("clone", "-q", "-U", url, str(tmp_path / "not-a-gate"))  # not run, and not a check
 
 
@@ -563,3 +569,80 @@ def test_a_refusing_gate_refuses_the_push_as_hg_serve_does(
         peer.hg("push", "-q", "-B", "free", "-R", str(work), push_url)
         assert "free" in client.hg("bookmarks", "-R", str(repo)).stdout
     client.hg("verify", "-q", "-R", str(repo))
+
+
+# --- listing keys: prelistkeys and listkeys ---------------------------------------------------
+
+LISTKEYS_HOOKS = (f"prelistkeys.env = ({HOOK_ENV}; echo) >> listed.env\n"
+                  f"listkeys.env = ({HOOK_ENV}; echo) >> listed.env\n")
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_listkeys_hooks_are_told_what_hg_serve_tells_them(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    """A clone, a pull with nothing new, a push with a bookmark and a pull of it list namespaces
+    (``localrepo.listkeys``):
+    the same hooks run, in the same order, told the same (``HG_NAMESPACE``, and ``HG_VALUES`` after)."""
+    peer, push_url, repo, reference = _pushable_with_reference(kind, make_server, client, ssh_keys, htpasswd,
+                                                               tmp_path, LISTKEYS_HOOKS)
+    url = peer.url("hooked")
+    work = tmp_path / "work-hg"
+    (work / "new.txt").write_text("new\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "new")
+    client.hg("bookmark", "-R", str(work), "-r", "tip", "feature")
+    steps: list[tuple[str, Callable[[Any, str, str], Any]]] = [
+        ("clone", lambda p, u, label: p.hg("clone", "-q", "-U", u, str(tmp_path / f"clone-{label}"))),
+        ("pull", lambda p, u, label: p.hg("pull", "-q", "-R", str(tmp_path / f"clone-{label}"), u)),
+        ("push", lambda p, u, label: p.hg("push", "-q", "-B", "feature", "-R", str(work), u)),
+        ("pull", lambda p, u, label: p.hg("pull", "-q", "-R", str(tmp_path / f"clone-{label}"), u)),
+    ]
+    for name, step in steps:
+        step(peer, push_url if name == "push" else url, "ours")
+    ours = (repo / "listed.env").read_text().split("\n\n")
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        for _, step in steps:
+            step(real, real_url, "theirs")
+    theirs = (reference / "listed.env").read_text().split("\n\n")
+    assert ours == theirs, "\n".join(difflib.unified_diff(ours, theirs, lineterm=""))
+    namespaces = [line for told in ours for line in told.splitlines() if line.startswith("HG_NAMESPACE=")]
+    assert {"HG_NAMESPACE=bookmarks", "HG_NAMESPACE=phases"} <= set(namespaces), ours
+    assert any("HG_VALUES={'feature': '" in told for told in ours), ours  # the pushed bookmark, pulled
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_failing_prelistkeys_hook_refuses_as_hg_serve_does(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    """Refusing ``bookmarks`` refuses clones (bundle2's ``error:abort``, as from hg serve); refusing
+    ``phases`` refuses a push at its discovery: hg serve over SSH ends the session with hg's abort (as
+    hgwire does); over HTTP it fails with a 500, where hgwire gives hg's sentence."""
+    gate = ('prelistkeys.gate = if [ "$HG_NAMESPACE" = "$REFUSED" ]; then '
+            'echo "no $HG_NAMESPACE for you"; exit 1; fi\n')
+    peer, push_url, repo, reference = _pushable_with_reference(kind, make_server, client, ssh_keys, htpasswd,
+                                                               tmp_path, gate.replace("$REFUSED", "bookmarks"))
+    url = peer.url("hooked")
+    clone = peer.hg("clone", "-U", url, str(tmp_path / "refused"), check=False)
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        assert _seen(clone) == _seen(real.hg("clone", "-U", real_url, str(tmp_path / "hg-refused"), check=False))
+    assert clone.returncode == 255, clone
+    assert clone.stderr == ("remote: abort: prelistkeys.gate hook exited with status 1\n"
+                            "abort: pull failed on remote\n"), clone
+    assert ("remote: no bookmarks for you" in clone.stdout) == (kind == "ssh"), clone
+    assert not (tmp_path / "refused").exists()
+
+    for target in (repo, reference):
+        hgrc = target / ".hg" / "hgrc"
+        hgrc.write_text(hgrc.read_text().replace('"bookmarks"; then', '"phases"; then'))
+    work = tmp_path / "work-hg"
+    (work / "new.txt").write_text("new\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "new")
+    before = client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout
+    pushed = peer.hg("push", "-R", str(work), push_url, check=False)
+    assert pushed.returncode == 255, pushed
+    assert "prelistkeys.gate hook exited with status 1" in pushed.stdout + pushed.stderr, pushed
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == before  # nothing landed
+    if kind == "ssh":
+        with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+            theirs = real.hg("push", "-R", str(work), real_url, check=False)
+        assert _seen(pushed) == _seen(theirs), (pushed, theirs)
+    else:
+        assert pushed.stderr == "abort: remote error:\nprelistkeys.gate hook exited with status 1\n", pushed

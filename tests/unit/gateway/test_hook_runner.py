@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from backends.interfaces import ZERO_ID, HookLocation, ObjectId, RefUpdate
-from gateway import git_hooks
+from gateway import git_hooks, hg_hooks
 
 OLD = ObjectId(b"1" * 40)
 NEW = ObjectId(b"2" * 40)
@@ -81,3 +81,13 @@ def test_output_is_kept_up_to_a_bound(tmp_path: Path, monkeypatch: pytest.Monkey
     assert hooks.update(update) and hooks.update(update)
     out = hooks.take_output()
     assert out.startswith(b"x" * 1000) and out.count(b"x") == 1000 and out.endswith(b"[hook output cut at 1 MiB]\n")
+
+
+def test_listkeys_values_are_written_as_hg_writes_a_dict_into_a_hook_environment() -> None:
+    """``stringutil.pprint``: sorted, single quotes, bytes escaped as ``codecs.escape_encode`` does."""
+    assert hg_hooks.format_values({}) == "{}"
+    values = {b"publishing": b"True", b"0" * 40: b"1"}
+    assert hg_hooks.format_values(values) == "{'" + "0" * 40 + "': '1', 'publishing': 'True'}"
+    odd = {b"it's\\\t\n\r\x00\x7f\xc3\xa9": b""}
+    assert hg_hooks.format_values(odd) == "{'it\\'s\\\\\\t\\n\\r\\x00\\x7f\\xc3\\xa9': ''}"
+    assert hg_hooks.env_text(b"a\x00b\xc3\xa9") == "a\\x00bé"

@@ -11,10 +11,12 @@ from protocols.hg_commands import (
     PUSH,
     Args,
     CommandContext,
+    Listing,
     Permission,
     Transport,
     bind_args,
     dispatch,
+    listing_of,
 )
 from protocols.hg_responses import BytesResponse, OobError, StreamResponse
 from protocols.hg_ssh import SSH_CAPS
@@ -148,3 +150,18 @@ def test_http_capabilities_carry_the_transport_caps() -> None:
     assert isinstance(reply, BytesResponse)
     assert b"httpheader=1024" in reply.data.split(b" ")
     assert b"protocaps" not in reply.data.split(b" ")
+
+
+def test_listing_names_the_namespaces_a_command_lists() -> None:
+    """``prelistkeys``/``listkeys`` run for each namespace ``localrepo.listkeys`` is asked for."""
+    assert listing_of(b"listkeys", Args({b"namespace": b"phases"})) == Listing((b"phases",))
+    batch = Args({b"cmds": b"heads ;listkeys namespace=phases;known nodes=;listkeys namespace=bookmarks"})
+    assert listing_of(b"batch", batch) == Listing((b"phases", b"bookmarks"))
+    bundle2 = {b"bundlecaps": b"HG20,bundle2=HG20", b"listkeys": b"bookmarks,phases", b"cg": b"0"}
+    assert listing_of(b"getbundle", Args({}, bundle2)) == Listing((b"bookmarks", b"phases"), bundle2=True)
+    bundle1 = {b"listkeys": b"bookmarks"}  # a bundle1 answer holds no listkeys part
+    assert listing_of(b"getbundle", Args({}, bundle1)) == Listing()
+    assert listing_of(b"heads", Args({})) == Listing()
+    # what the command itself refuses lists nothing
+    assert listing_of(b"batch", Args({b"cmds": b"listkeys nope=1"})) == Listing()
+    assert listing_of(b"getbundle", Args({}, {b"bundlecaps": b"HG20", b"bogus": b"1"})) == Listing()
