@@ -245,7 +245,8 @@ class DulwichGitRepository:
         self._added.update(sha for sha in pack)
 
     def _ingest(self, f: BinaryIO) -> None:
-        """A memory store's pushed pack (``SpooledPackSink``)."""
+        """The pushed pack of a store not on disk (``SpooledPackSink``): a memory store's, or a custom
+        backend's dulwich store (its own ``add_thin_pack``)."""
         store = self.object_store
         if isinstance(store, MemoryObjectStore):
             self._ingest_memory(store, f)

@@ -79,9 +79,10 @@ log = Logger()
 
 RUN = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
        "pretxnclose", "changegroup", "incoming", "txnclose", "txnclose-bookmark", "txnclose-phase", "pushkey")
-PULL = ("preoutgoing", "outgoing", "prelistkeys", "listkeys")
-"""The hooks of a pull or clone: around the changesets it sends (``changegroup.makestream``) and the
-keys it lists (``localrepo.listkeys``)."""
+OUTGOING = ("preoutgoing", "outgoing")
+"""The hooks around the changesets an answer sends (``changegroup.makestream``)."""
+LISTKEYS = ("prelistkeys", "listkeys")
+"""The hooks around each namespace an answer lists (``localrepo.listkeys``)."""
 ONE_NODE = ("incoming", "outgoing")
 """Hooks given ``HG_NODE`` only, no ``HG_NODE_LAST``."""
 GATES = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
@@ -122,13 +123,13 @@ class HgHooks:
         """Why a push must be refused because a gating hook cannot be run, or None."""
         return self._unrunnable("pushes", lambda hook: hook.kind in GATES and _is_python(hook))
 
-    def unsupported_pull_gate(self, gates: Sequence[str] = ("preoutgoing",)) -> str | None:
-        """Why an answer must be refused because a ``python:`` hook of ``gates`` cannot be run, or None."""
+    def unsupported_pull_gate(self) -> str | None:
+        """Why an answer must be refused because a ``python:`` ``preoutgoing`` or ``prelistkeys`` hook
+        cannot be run, or None (``pull_hooks_of`` keeps only the hooks the answer runs)."""
         for gate, what in (("preoutgoing", "pulls"), ("prelistkeys", "clones, pulls and pushes")):
-            if gate in gates:
-                reason = self._unrunnable(what, partial(_is_python_of, gate))
-                if reason is not None:
-                    return reason
+            reason = self._unrunnable(what, partial(_is_python_of, gate))
+            if reason is not None:
+                return reason
         return None
 
     def _unrunnable(self, what: str, cannot_run: Callable[[HgHook], bool]) -> str | None:
@@ -280,9 +281,7 @@ class PullHooks:
         """Before the answer, in hg's order: ``preoutgoing`` (the changegroup part is made first), then
         ``prelistkeys`` and ``listkeys`` for each namespace in turn (``HG_VALUES`` what it lists; a
         failing ``listkeys`` is a warning).  Why the answer is refused (hg's sentence), or None."""
-        gates = (("preoutgoing",) if self.outgoing is not None else ()) + (
-            ("prelistkeys",) if self.listing.namespaces else ())
-        reason = self.hooks.unsupported_pull_gate(gates)
+        reason = self.hooks.unsupported_pull_gate()
         if reason is not None:
             return reason
         try:
@@ -311,7 +310,7 @@ def pull_hooks_of(repo: HgRepository, response: Response, listing: Listing) -> P
     """The hooks to run around ``response``: None unless it sends changesets or lists keys and the
     repository has hooks for that.  Blocking (reads the hgrc)."""
     outgoing = response.outgoing if isinstance(response, StreamResponse) else None
-    kinds = (PULL[:2] if outgoing is not None else ()) + (PULL[2:] if listing.namespaces else ())
+    kinds = (OUTGOING if outgoing is not None else ()) + (LISTKEYS if listing.namespaces else ())
     if not kinds or isinstance(response, OobError):
         return None
     found = _configured(repo, kinds)

@@ -228,7 +228,8 @@ class HgHttpCommand:
         return response, pull_hooks_of(repo, response, hg_commands.listing_of(cmd.name, bound))
 
     def _gate(self, answer: Answer) -> Response | defer.Deferred[Response]:
-        """Run the ``preoutgoing`` hooks (on the hooks' own threads) before the answer starts."""
+        """Run the pull hooks (``preoutgoing``, ``prelistkeys``, ``listkeys``; on the hooks' own threads)
+        before the answer starts."""
         response, hooks = answer
         if hooks is None:
             return response

@@ -190,7 +190,8 @@ class HgServeSession(PumpedSession):
         self._run(self._answered, self._answer, request, self._context())
 
     def _answer(self, request: CommandRequest, ctx: CommandContext) -> tuple[Response, PullHooks | None]:
-        """In the pool: the command's answer, and the repository's pull hooks if it sends changesets."""
+        """In the pool: the command's answer, and the repository's pull hooks if it sends changesets
+        or lists keys."""
         assert self.repo is not None
         response = self._dispatch(request, ctx)
         return response, pull_hooks_of(self.repo, response, hg_commands.listing_of(request.name, request.args))
@@ -200,7 +201,7 @@ class HgServeSession(PumpedSession):
         if hooks is None:
             self._reply(response)
             return
-        # hg runs preoutgoing before the first byte of the answer; on the hooks' own threads
+        # hg runs preoutgoing and prelistkeys before the first byte of the answer; on the hooks' own threads
         self._run(lambda refusal: self._gated(response, hooks, refusal), hooks.before, runner=run_for_hooks)
 
     def _gated(self, response: Response, hooks: PullHooks, refusal: str | None) -> None:

@@ -60,7 +60,6 @@ from backends.interfaces import (
 )
 from gateway import audit, hg_hooks
 from gateway.channel import SessionContext
-from gateway.hg_hooks import env_text
 from gateway.policy import Protection, Protections, first_match
 from protocols.errors import PermissionDenied
 
@@ -335,7 +334,8 @@ class GuardedTransaction:
             return
         args = {**self.hookargs, **({"phases_moved": "1"} if self._phases_moved() else {}),  # hg's, by now
                 **({"pushkeycompat": "1"} if compat else {}),
-                "namespace": env_text(namespace), "key": env_text(key), "old": env_text(old), "new": env_text(new)}
+                "namespace": hg_hooks.env_text(namespace), "key": hg_hooks.env_text(key),
+                "old": hg_hooks.env_text(old), "new": hg_hooks.env_text(new)}
         if self._hooks.has("prepushkey"):
             pending = self._pending_now() if self._added or self._moved_marks else None
             try:  # what it says comes after the changesets' lines, with the other hooks' words
@@ -430,7 +430,7 @@ class GuardedTransaction:
         order: the transaction's arguments (with the last pushed changeset), the bookmark, its new
         and its old node (empty for a created or deleted one)."""
         last = {"node_last": self._added[-1].hex()} if self._added else {}
-        return [{**closing, **last, "bookmark": env_text(name), "node": _hex(new),
+        return [{**closing, **last, "bookmark": hg_hooks.env_text(name), "node": _hex(new),
                  "oldnode": _hex(old)}
                 for name, (old, new) in sorted(self._moved_marks.items()) if old != new]
 
