@@ -84,27 +84,44 @@ class SpooledPackSink:
 
 
 class DiskPackSink:
-    """A pushed pack written and indexed straight into a disk store (``git_ingest.PackIngest``)."""
+    """A pushed pack written and indexed straight into a quarantine of a disk store
+    (``git_ingest.Quarantine``, ``git_ingest.PackIngest``): the repository moves it into the store
+    once the push is accepted, and drops it otherwise."""
 
     def __init__(self, repo: DulwichGitRepository, store: DiskObjectStore) -> None:
         self._repo = repo
-        self._ingest = git_ingest.PackIngest(store, repo._links, git_ingest.PACK_CLAIMS)
+        self._quarantine: git_ingest.Quarantine | None = git_ingest.Quarantine(store)
+        try:
+            self._ingest = git_ingest.PackIngest(store, repo._links, self._quarantine)
+        except BaseException:
+            self._quarantine.drop()
+            raise
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         with _invalid_pack():
             self._ingest.write(data, objects)
 
     def commit(self) -> None:
+        quarantine, self._quarantine = self._quarantine, None
+        assert quarantine is not None, "a pack sink commits once"
         try:
             with _invalid_pack():
                 pack = self._ingest.commit()
+        except BaseException:
+            quarantine.drop()
+            raise
         finally:
             self._ingest.abort()
-        if pack is not None:  # also a pack found stored: another push may hold it, its objects are checked
-            self._repo._landed(pack)
+        if pack is None:
+            quarantine.drop()
+            return
+        self._repo._landed(pack, quarantine)
 
     def abort(self) -> None:
         self._ingest.abort()
+        quarantine, self._quarantine = self._quarantine, None
+        if quarantine is not None:
+            quarantine.drop()
 
 
 @contextmanager
@@ -134,6 +151,10 @@ class DulwichGitRepository:
         self._added: set[bytes] = set()
         self._links = git_ingest.PushLinks()
         self._added_packs: list[Pack] = []
+        """Packs a push put straight into a store that is not on disk (a custom backend's)."""
+        self._quarantines: list[git_ingest.Quarantine] = []
+        """Where this push's objects wait (disk stores) until its checks and pre-receive accept it."""
+        self._quarantined_packs: list[Pack] = []
         self._config_read: ConfigFile | None | Literal[False] = False
         """``_config()``'s answer; False until asked."""
         self._whole: bool | None = None
@@ -239,9 +260,15 @@ class DulwichGitRepository:
             return DiskPackSink(self, store)
         return SpooledPackSink(self, self._spool_dir)
 
-    def _landed(self, pack: Pack) -> None:
-        """A pushed pack is in the store: its objects count as added until a ref names them."""
-        self._added_packs.append(pack)
+    def _landed(self, pack: Pack, quarantine: git_ingest.Quarantine | None = None) -> None:
+        """A pushed pack is in the store, or in ``quarantine`` (which this push's reads see from now
+        on): its objects count as added until a ref names them."""
+        if quarantine is not None:
+            self._quarantines.append(quarantine)
+            self._quarantined_packs.append(pack)
+            quarantine.expose()
+        else:
+            self._added_packs.append(pack)
         self._added.update(sha for sha in pack)
 
     def _ingest(self, f: BinaryIO) -> None:
@@ -370,7 +397,11 @@ class DulwichGitRepository:
             hooks_dir = os.path.join(git_dir, os.path.expanduser(configured.decode("utf-8", "surrogateescape")))
         else:
             hooks_dir = os.path.join(git_dir, "hooks")
-        return HookLocation(hooks_dir, git_dir, git_dir)
+        return HookLocation(hooks_dir, git_dir, git_dir, object_env=self._quarantine_environment)
+
+    def _quarantine_environment(self) -> dict[str, str]:
+        """What a hook's git commands need to read this push's objects while they wait (none after)."""
+        return git_ingest.quarantine_environment(self._quarantines)
 
     def update_refs(self, updates: Sequence[RefUpdate], atomic: bool,
                     hooks: ReceiveHooks | None = None) -> Sequence[RefResult]:
@@ -392,7 +423,10 @@ class DulwichGitRepository:
         # as git's receive-pack: without atomic, each ref's update hook runs just before its transaction
         update_each = hooks.update if hooks is not None and transaction_hook is not None and not atomic else None
         if hooks is not None:
-            checked = _hook_verdicts(checked, hooks, run_update=update_each is None)
+            checked = _pre_receive_verdicts(checked, hooks)
+        checked = self._settle_quarantines(checked, atomic)
+        if hooks is not None and update_each is None:
+            checked = _update_verdicts(checked, hooks)
         with self._lock():
             results = self._apply(checked, atomic, transaction_hook, head, update_each)
             moved = any(r.reason is None and u.new != ZERO_ID for u, r in zip(updates, results, strict=True))
@@ -406,6 +440,32 @@ class DulwichGitRepository:
             made = {r.ref for r in results if r.reason is None}
             hooks.post_receive([u for u in updates if u.ref in made])
         return results
+
+    def _settle_quarantines(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool
+                            ) -> list[tuple[RefUpdate, str | None]]:
+        """As git's receive-pack after pre-receive: move the push's objects into the store when an
+        update that needs them still stands (its checks passed, so they are whole) and may still
+        be made (an atomic push with a refused ref makes none), else drop them."""
+        if not self._quarantines:
+            return checked
+        for pack in self._quarantined_packs:
+            pack.close()
+        self._quarantined_packs.clear()
+        quarantines, self._quarantines = list(self._quarantines), []
+        doomed = atomic and any(reason is not None for _, reason in checked)
+        if doomed or not any(reason is None and u.new != ZERO_ID for u, reason in checked):
+            for quarantine in quarantines:
+                quarantine.drop()
+            return checked
+        try:
+            for quarantine in quarantines:
+                quarantine.migrate()
+        except OSError as exc:
+            for quarantine in quarantines:
+                quarantine.drop()
+            reason = f"unable to migrate objects to permanent storage: {exc.strerror or exc}"  # git's words
+            return [(u, reason if r is None else r) for u, r in checked]
+        return checked
 
     def _head_target(self) -> bytes | None:
         """The branch HEAD names (read alone: ``symrefs()`` reads every ref)."""
@@ -559,12 +619,10 @@ class DulwichGitRepository:
 
     def _adopted(self) -> None:
         """Refs name this push's objects now: they are part of the store, which is whole."""
-        claims = git_ingest.PACK_CLAIMS
         store = self.object_store
-        with claims.lock:
-            for pack in self._added_packs:
-                claims.release(_pack_base(pack), accepted=True)
-            if isinstance(store, MemoryObjectStore):
+        if isinstance(store, MemoryObjectStore):
+            claims = git_ingest.PACK_CLAIMS
+            with claims.lock:
                 for sha in self._added:
                     claims.release(_object_key(store, sha), accepted=True)
         self._forget_push()
@@ -576,36 +634,34 @@ class DulwichGitRepository:
         self._whole = None
 
     def _discard_added(self) -> None:
-        """Remove packs of this push that refs will never point to (unless another push holds them:
-        ``git_ingest.PackClaims``)."""
-        claims = git_ingest.PACK_CLAIMS
+        """Remove what this push added that refs will never point to: its quarantine, the packs it
+        put in a custom store, a memory store's objects (unless another push holds them:
+        ``git_ingest.PackClaims``).  Objects that left a quarantine stay, as in git."""
+        for pack in self._quarantined_packs:
+            pack.close()
+        self._quarantined_packs.clear()
+        quarantines, self._quarantines = self._quarantines, []
+        for quarantine in quarantines:
+            quarantine.drop()
         for pack in self._added_packs:
             pack.close()
-            with claims.lock:
-                if not claims.release(_pack_base(pack), accepted=False):
-                    continue
-                for path in (pack._data_path, pack._idx_path):
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
+            for path in (pack._data_path, pack._idx_path):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         store = self.object_store
         if isinstance(store, MemoryObjectStore):  # objects a memory push added went straight in
+            claims = git_ingest.PACK_CLAIMS
             with claims.lock:
                 _forget(store, [sha for sha in self._added if claims.release(_object_key(store, sha), accepted=False)])
         self._forget_push()
-        if isinstance(store, DiskObjectStore):
-            store._pack_cache.clear()
 
 
 def _object_key(store: BaseObjectStore, sha: bytes) -> str:
     """An object of a memory store: its key in ``git_ingest.PACK_CLAIMS``."""
     return f"memory:{id(store)}:{sha.decode('ascii')}"
 
-
-def _pack_base(pack: Pack) -> str:
-    """A pack's path without its suffix: its key in ``git_ingest.PACK_CLAIMS``."""
-    return os.fspath(pack._basename)
 
 
 def _forget(store: BaseObjectStore, shas: Iterable[bytes]) -> None:
@@ -632,17 +688,18 @@ def _transaction_hook(hooks: ReceiveHooks | None) -> TransactionHook | None:
     return find() if find is not None else None
 
 
-def _hook_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks, run_update: bool = True
-                   ) -> list[tuple[RefUpdate, str | None]]:
-    """pre-receive over the updates still standing (a refusal declines them all), then ``update``
-    each (unless ``run_update`` is false: then they run with each ref's transaction)."""
+def _pre_receive_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks
+                          ) -> list[tuple[RefUpdate, str | None]]:
+    """pre-receive over the updates still standing: a refusal declines them all."""
     standing = [u for u, reason in checked if reason is None]
-    if not standing:
+    if not standing or hooks.pre_receive(standing):
         return checked
-    if not hooks.pre_receive(standing):
-        return [(u, PRE_RECEIVE_DECLINED if reason is None else reason) for u, reason in checked]
-    if not run_update:
-        return checked
+    return [(u, PRE_RECEIVE_DECLINED if reason is None else reason) for u, reason in checked]
+
+
+def _update_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks
+                     ) -> list[tuple[RefUpdate, str | None]]:
+    """The update hook for each update still standing (when they do not run with each ref's transaction)."""
     return [(u, reason if reason is not None or hooks.update(u) else UPDATE_DECLINED) for u, reason in checked]
 
 

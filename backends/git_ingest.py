@@ -1,7 +1,15 @@
 """Receive a pushed pack into a disk store, and check what the push's refs reach, fast.
 
+``Quarantine`` is receive-pack's quarantine: a push's objects wait in a
+directory of their own (``objects/tmp_objdir-incoming-*``, git's name) that
+only the push itself, and its pre-receive hook, read.  Once the checks and the
+hook accept the push, its packs move into the store; otherwise the directory
+goes.  So no other process (a second server, a ``git`` command in the
+repository) ever sees or builds on objects that may yet be refused, and a
+refused push never removes anything from the store itself.
+
 ``PackIngest`` is receive-pack's ``index-pack --fix-thin``: the pushed pack is
-written straight into the object directory as it arrives, with the records of
+written straight into the quarantine (or the object directory) as it arrives, with the records of
 the scan that found its end (``protocols.git_receive.PackScanner``: offsets,
 types, delta bases, CRC-32s and the ids of whole objects).  ``commit`` then
 inflates only what it must: every commit, tree and tag, to check it, and each
@@ -27,13 +35,14 @@ import hashlib
 import itertools
 import os
 import re
+import shutil
 import struct
 import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Sequence
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -87,7 +96,7 @@ def cheap_views(store: DiskObjectStore) -> tuple[list[PackIndexView], bool]:
 
 
 class Presence:
-    """``hexsha in presence``: in a viewed pack, else in the store's other packs or loose."""
+    """``hexsha in presence``: in a viewed pack, else in the store's other packs, loose or in an alternate."""
 
     def __init__(self, store: DiskObjectStore, views: list[PackIndexView], all_viewed: bool) -> None:
         self._store = store
@@ -102,7 +111,9 @@ class Presence:
         sha = ObjectID(hexsha)
         if not self._all_viewed and self._store.contains_packed(sha):
             return True
-        return bool(self._store.contains_loose(sha))
+        if self._store.contains_loose(sha):
+            return True
+        return any(sha in alternate for alternate in self._store.alternates)  # a push's quarantine, info/alternates
 
 
 def _raw_reader(reader: PackObjectReader) -> Callable[[bytes], tuple[int, bytes]]:
@@ -117,86 +128,164 @@ STALE_TEMPORARY_SECONDS = 24 * 3600
 
 
 class PackClaims:
-    """Pushed packs that pushes of this process hold until a ref reaches them or the push ends refused.
+    """Objects that pushes of this process hold in a memory store until a ref reaches them or the
+    push ends refused.
 
-    A pushed pack is named by its objects, so two pushes of the same objects at
-    once (the same new commit to two branches) land the same pack: the second
-    finds it stored.  If the first push is then refused (a hook declines it) and
-    its pack removed, the second push's refs name objects that are gone.  So a
-    pack that a push put in place is removed only by the last push to let go of
-    it, and only if none of its holders was accepted; a pack that was on disk
-    before any push of this process held it is never removed.  Take ``lock``
-    around ``claim`` and ``release`` and the file operations they decide.
+    A memory store has no quarantine: a push's objects go straight in.  Two
+    pushes of the same objects at once (the same new commit to two branches)
+    both find them there; if the first push is then refused and its objects
+    removed, the second push's refs name objects that are gone.  So an object
+    that a push put in is removed only by the last push to let go of it, and
+    only if none of its holders was accepted; an object that was in the store
+    before any push held it is never removed.  Take ``lock`` around ``claim``
+    and ``release`` and the removals they decide.
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._held: dict[str, _Claim] = {}
-        """Pack path (no suffix) → who holds it."""
+        """Object key (``backends.git``'s ``_object_key``) → who holds it."""
 
-    def claim(self, base: str, created: bool) -> None:
-        self._held.setdefault(base, _Claim(created=created)).holders += 1
+    def claim(self, key: str, created: bool) -> None:
+        self._held.setdefault(key, _Claim(created=created)).holders += 1
 
-    def release(self, base: str, accepted: bool) -> bool:
-        """One holder lets go; whether the pack is to be removed now (a pack never claimed: not accepted)."""
-        entry = self._held.get(base)
+    def release(self, key: str, accepted: bool) -> bool:
+        """One holder lets go; whether the object is to be removed now (one never claimed: not accepted)."""
+        entry = self._held.get(key)
         if entry is None:
             return not accepted
         entry.holders -= 1
         entry.accepted = entry.accepted or accepted
         if entry.holders > 0:
             return False
-        del self._held[base]
+        del self._held[key]
         return entry.created and not entry.accepted
 
-    def holders(self, base: str) -> int:
-        entry = self._held.get(base)
+    def holders(self, key: str) -> int:
+        entry = self._held.get(key)
         return entry.holders if entry is not None else 0
 
 
 @dataclass(slots=True)
 class _Claim:
-    """One claimed pack: how many pushes hold it, whether a push put it in place, whether a holder
-    was accepted (its refs name the pack's objects)."""
+    """One claimed object: how many pushes hold it, whether a push put it in, whether a holder
+    was accepted (its refs name the object)."""
 
     created: bool
     holders: int = 0
     accepted: bool = False
 
 
-_NO_LOCK = nullcontext()
-
 PACK_CLAIMS = PackClaims()
-"""The one registry of the process: every repository's pushed packs (keyed by path)."""
+"""The one registry of the process: every memory store's pushed objects."""
+
+
+def quarantine_environment(quarantines: Sequence[Quarantine]) -> dict[str, str]:
+    """What a hook's git commands need to read a push's waiting objects, as git's receive-pack
+    tells its pre-receive hook: the (last) quarantine is the object directory, the store (and any
+    earlier quarantine) its alternates; empty when nothing waits."""
+    if not quarantines:
+        return {}
+    last = quarantines[-1]
+    alternates = [q.path for q in quarantines[:-1]] + [os.path.abspath(os.fspath(last.store.path))]
+    inherited = os.environ.get("GIT_ALTERNATE_OBJECT_DIRECTORIES")
+    if inherited:
+        alternates.append(inherited)
+    return {"GIT_QUARANTINE_PATH": last.path, "GIT_OBJECT_DIRECTORY": last.path,
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.pathsep.join(alternates)}
+
+
+QUARANTINE_PREFIX = "tmp_objdir-incoming-"
+"""git's name for receive-pack's quarantine directories in ``objects/`` (``git prune`` removes stale ones)."""
+
+
+class Quarantine:
+    """Where one push's objects wait until its checks and pre-receive hook accept it.
+
+    A directory ``objects/tmp_objdir-incoming-*`` with a ``pack/`` of its own,
+    as git's receive-pack makes.  ``expose`` lets the push's own store (its
+    session's ``DiskObjectStore``, an alternate of that instance only) read
+    the waiting objects; ``quarantine_environment`` lets a hook's git commands read them.
+    ``migrate`` moves the packs into the store, each ``.pack`` before its
+    ``.idx`` (a pack without its index is invisible to readers); ``drop``
+    removes the directory.  Nothing in the store itself is ever removed.
+    """
+
+    def __init__(self, store: DiskObjectStore) -> None:
+        sweep_stale_temporaries(store)
+        self.store = store
+        self.path = tempfile.mkdtemp(dir=store.path, prefix=QUARANTINE_PREFIX)
+        self.pack_dir = os.path.join(self.path, "pack")
+        os.mkdir(self.pack_dir)
+        self._view: DiskObjectStore | None = None
+
+    def expose(self) -> None:
+        """The store (this instance only) reads the quarantined objects after its own."""
+        if self._view is None:
+            self._view = DiskObjectStore(self.path, object_format=self.store.object_format)
+            self.store.alternates.append(self._view)
+
+    def migrate(self) -> None:
+        """Move the quarantined packs into the store (a pack of the same name there stays), then
+        remove the quarantine.  Raises ``OSError`` when a pack cannot be moved."""
+        self._hide()
+        names = sorted(n[: -len(".pack")] for n in os.listdir(self.pack_dir) if n.endswith(".pack"))
+        target_dir = os.fspath(self.store.pack_dir)
+        for name in names:
+            source, target = os.path.join(self.pack_dir, name), os.path.join(target_dir, name)
+            if os.path.exists(target + ".pack") and os.path.exists(target + ".idx"):
+                continue  # the same objects, stored already
+            os.rename(source + ".pack", target + ".pack")
+            os.rename(source + ".idx", target + ".idx")
+        self.drop()
+
+    def drop(self) -> None:
+        """Remove the quarantine and what is in it."""
+        self._hide()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _hide(self) -> None:
+        view, self._view = self._view, None
+        if view is None:
+            return
+        alternates = self.store.alternates
+        if view in alternates:
+            alternates.remove(view)
+        view.close()
 
 
 def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
-    """Remove ``tmp_pack_*`` files a killed writer left (``git gc`` would, much later); how many."""
+    """Remove the ``tmp_pack_*`` files and quarantine directories a killed writer left (``git gc``
+    would, much later); how many."""
     objects_dir = os.fspath(store.path)
     removed = 0
     cutoff = time.time() - older_than
     try:
-        names = [n for n in os.listdir(objects_dir) if n.startswith("tmp_pack_")]
+        names = [n for n in os.listdir(objects_dir) if n.startswith(("tmp_pack_", QUARANTINE_PREFIX))]
     except FileNotFoundError:
         return 0
     for name in names:
         path = os.path.join(objects_dir, name)
         try:
-            if os.lstat(path).st_mtime < cutoff:
+            if os.lstat(path).st_mtime >= cutoff:
+                continue
+            if name.startswith(QUARANTINE_PREFIX):
+                shutil.rmtree(path)
+            else:
                 os.unlink(path)
-                removed += 1
-        except FileNotFoundError:
+            removed += 1
+        except OSError:  # gone already, or not removable (no permission): left as it is
             pass
     return removed
 
 
 def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes],
-                links: PushLinks | None = None) -> Pack | None:
+                links: PushLinks | None = None, into: Quarantine | None = None) -> Pack | None:
     """Index the pack ``read`` yields into ``store`` (completing a thin pack); the new ``Pack``.
 
     ``PackIngest`` fed from ``read``, scanning the stream itself; None for a pack without objects.
     """
-    ingest = PackIngest(store, links)
+    ingest = PackIngest(store, links, into)
     try:
         while chunk := read(READ_CHUNK):
             ingest.write(chunk)
@@ -211,27 +300,30 @@ READ_CHUNK = 1 << 16
 class PackIngest:
     """receive-pack's ``index-pack --fix-thin``, fed as the pack arrives.
 
-    The pack is written straight to a temporary file in the object directory.
+    The pack is written straight to a temporary file in the quarantine ``into``
+    (or, without one, the object directory); bases come from the store.
     What each object is (offsets, type, delta base, CRC-32, a whole object's
     id) comes from the scan that found the end of the stream: the gateway's
     (``write(data, objects)``), or one of its own (``write(data)``).  So
     ``commit`` only inflates what it must: each commit, tree and tag, to check
     it, and each delta with its base, to name it.  Thin-pack bases are
     appended from the store, the index is written, and both are renamed to
-    ``pack-<sha1 of the sorted object names>`` (the pack first: a ``.pack``
-    without its ``.idx`` is invisible to readers).  Errors raise
+    ``pack-<sha1 of the sorted object names>`` in the quarantine's or the
+    store's pack directory (the pack first: a ``.pack`` without its ``.idx``
+    is invisible to readers).  Errors raise
     ``ProtocolError`` (or dulwich's ``ObjectFormatException`` and
     ``ApplyDeltaError``); nothing is left in the object directory then.
     ``links`` collects what the checked commits, trees and tags link to, for ``connected``.
     """
 
     def __init__(self, store: DiskObjectStore, links: PushLinks | None = None,
-                 claims: PackClaims | None = None) -> None:
-        sweep_stale_temporaries(store)
+                 into: Quarantine | None = None) -> None:
+        if into is None:
+            sweep_stale_temporaries(store)  # a quarantine swept when it was made
         self._store = store
         self._links = links
-        self._claims = claims
-        fd, self._path = tempfile.mkstemp(dir=store.path, prefix="tmp_pack_")
+        self._pack_dir = into.pack_dir if into is not None else os.fspath(store.pack_dir)
+        fd, self._path = tempfile.mkstemp(dir=into.path if into is not None else store.path, prefix="tmp_pack_")
         self._file: BinaryIO | None = os.fdopen(fd, "w+b")
         os.chmod(self._path, PACK_MODE)
         self._objects: list[PackedObject] = []
@@ -240,8 +332,6 @@ class PackIngest:
         self._entries: list[tuple[bytes, int, int | None]] = []
         self._by_offset: dict[int, list[PackedObject]] = {}
         self._by_base: dict[bytes, list[PackedObject]] = {}
-        self.already_stored = False
-        """Set by ``commit`` when a pack of the same objects was in the store already (it is not new)."""
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         assert self._file is not None
@@ -393,15 +483,11 @@ class PackIngest:
         self._file.close()
         self._file = None
         name = iter_sha1(e[0] for e in entries).decode()
-        base = os.path.join(os.fspath(store.pack_dir), "pack-" + name)
-        with self._claims.lock if self._claims is not None else _NO_LOCK:
-            if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
-                os.rename(self._path, base + ".pack")
-                os.rename(idx_path, base + ".idx")
-            else:  # the same objects are already stored under this name; abort() removes the temporaries
-                self.already_stored = True
-            if self._claims is not None:
-                self._claims.claim(base, created=not self.already_stored)
+        base = os.path.join(self._pack_dir, "pack-" + name)
+        if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
+            os.rename(self._path, base + ".pack")
+            os.rename(idx_path, base + ".idx")
+        # else the same objects are stored under this name already; abort() removes the temporaries
         return Pack(base, object_format=store.object_format)
 
 
@@ -643,8 +729,20 @@ def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[b
     has = Presence(store, views, all_viewed).__contains__
     if links is not None and links.closed(added, has):
         return all(tip in added or has(tip) for tip in tips)
-    with PackObjectReader(store, views) as reader:
+    with PackObjectReader(store, views + quarantine_views(store)) as reader:
         return walk_connected(tips, added, reader.read, has)
+
+
+def quarantine_views(store: DiskObjectStore) -> list[PackIndexView]:
+    """Views of the packs waiting in the store's quarantine (``Quarantine.expose``): the walk reads
+    the push's own objects from them.  Built for this walk only, never cached (they move)."""
+    views = []
+    for alternate in store.alternates:
+        path = os.fspath(getattr(alternate, "path", ""))
+        if os.path.basename(path).startswith(QUARANTINE_PREFIX):
+            for base in git_packindex.pack_basenames(os.path.join(path, "pack")):
+                views.append(git_packindex.read_index(base + ".idx", base + ".pack"))
+    return views
 
 
 def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: ObjectReader,

@@ -8,7 +8,7 @@ from its worker pool (``gateway.threads.run_blocking``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NewType, Protocol
 
@@ -106,18 +106,26 @@ class GitRepository(Protocol):
     def begin_pack(self) -> PackSink: ...
 
     def update_refs(self, updates: Sequence[RefUpdate], atomic: bool) -> Sequence[RefResult]:
-        """Apply compare-and-swap ref updates; with ``atomic`` all or none."""
+        """Apply compare-and-swap ref updates; with ``atomic`` all or none.
+
+        Called once per push after its pack (if any) was committed, also with no updates when
+        every ref was refused before it: objects the push added that no ref names may go then."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class HookLocation:
     """Where a git repository's receive hooks are and run: ``hooks_dir``, the directory they run
-    in (the git directory, as git's receive-pack runs them) and the git directory."""
+    in (the git directory, as git's receive-pack runs them) and the git directory.
+
+    ``object_env()``: environment variables a hook's git commands need, at the moment it runs, to
+    read the push's objects (git's quarantine variables while they wait; none once they are in
+    the store)."""
 
     hooks_dir: str
     cwd: str
     git_dir: str
+    object_env: Callable[[], Mapping[str, str]] = dict
 
 
 class ReceiveHooks(Protocol):

@@ -620,6 +620,7 @@ LEFTOVERS = [  # (path suffix or name prefix, label); the first that matches
     (".idx.lock", "idx-lock"),
     (".lock", "ref-lock"),
     (".pack", "pack-no-idx"),
+    ("objects/tmp_objdir-incoming-", "quarantine"),
     ("objects/tmp_", "tmp-pack"),
     ("store/journal", "journal"),
     ("store/lock", "lock"),

@@ -39,6 +39,8 @@ log = Logger()
 HOOK_TIMEOUT = 300.0
 """Seconds a hook may run before it is killed (the client waits for it, as with git)."""
 HOOK_NAMES = ("pre-receive", "update", "reference-transaction", "post-receive", "post-update")
+QUARANTINE_VARIABLES = ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES")
+"""Set for a hook only by the push's ``object_env``: never passed on from the server's environment."""
 MAX_OUTPUT = 1 << 20
 """Bytes of one push's hook output kept for the client; the rest is cut with a note."""
 TOLD_OPTIONS = ("pre-receive", "post-receive")
@@ -137,8 +139,9 @@ class GitHooks:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_PUSH_OPTION_")}
         # as git's receive-pack: relative to where the hook runs (the git directory, so ".")
         env["GIT_DIR"] = os.path.relpath(self.location.git_dir, self.location.cwd)
-        for key in ("REMOTE_USER", "REMOTE_ADDR"):
+        for key in ("REMOTE_USER", "REMOTE_ADDR", *QUARANTINE_VARIABLES):
             env.pop(key, None)
+        env.update(self.location.object_env())  # a push's objects waiting in quarantine, as git tells
         if self.context.user:
             env["REMOTE_USER"] = self.context.user
         if self.context.address:

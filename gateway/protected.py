@@ -114,10 +114,10 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
     refused = ref_refusals(protections, repo.object_store, updates)
     if not refused:
         return list(backend_update(updates))
+    allowed = [] if atomic else [u for u in updates if u.ref not in refused]
+    done = {r.ref: r for r in backend_update(allowed)}  # also with none: the push's objects then go
     if atomic:
         return [RefResult(u.ref, refused.get(u.ref, ATOMIC_FAILURE)) for u in updates]
-    allowed = [u for u in updates if u.ref not in refused]
-    done = {r.ref: r for r in (backend_update(allowed) if allowed else ())}
     return [RefResult(u.ref, refused[u.ref]) if u.ref in refused else done[u.ref] for u in updates]
 
 

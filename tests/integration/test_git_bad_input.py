@@ -8,7 +8,6 @@ covers hostile repository names.
 from __future__ import annotations
 
 import io
-import os
 import socket
 import subprocess
 from pathlib import Path
@@ -199,6 +198,15 @@ def test_bad_v2_requests(server: RunningServer, client: Client, body: bytes) -> 
     still_serving(server, client)
 
 
+def _partial_packs(objects: Path) -> list[Path]:
+    """Pack files being written: in a push's quarantine (``tmp_objdir-incoming-*``)."""
+    return [p for p in objects.glob("tmp_objdir-incoming-*/tmp_pack_*") if p.stat().st_size > 0]
+
+
+def _leftovers(objects: Path) -> list[Path]:
+    return [*objects.glob("tmp_objdir-incoming-*"), *objects.glob("tmp_pack_*")]
+
+
 def test_a_client_gone_in_the_middle_of_its_pack_leaves_nothing_behind(
         server: RunningServer, client: Client) -> None:
     import time
@@ -218,14 +226,14 @@ def test_a_client_gone_in_the_middle_of_its_pack_leaves_nothing_behind(
         _read_until_flush(sock)
         sock.sendall(push_commands(tip, new) + pack[: len(pack) // 2])
         deadline = time.monotonic() + 10
-        while not any(n.startswith("tmp_pack_") for n in os.listdir(objects)) and time.monotonic() < deadline:
+        while not _partial_packs(objects) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert any(n.startswith("tmp_pack_") for n in os.listdir(objects)), "the pack is written as it arrives"
-    # the client is gone (no half-close, no more bytes): its partial pack goes
+        assert _partial_packs(objects), "the pack is written as it arrives, in the push's quarantine"
+    # the client is gone (no half-close, no more bytes): its partial pack and its quarantine go
     deadline = time.monotonic() + 10
-    while any(n.startswith("tmp_pack_") for n in os.listdir(objects)) and time.monotonic() < deadline:
+    while _leftovers(objects) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [n for n in os.listdir(objects) if n.startswith("tmp_pack_")]
+    assert not _leftovers(objects)
     assert main_of(server, client) == tip
     still_serving(server, client)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 import subprocess
 import time
@@ -187,6 +188,7 @@ while [ ! -e "{flag}" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
     assert_consistent(server, client, "busy")
 
 
+QUARANTINE = ("GIT_QUARANTINE_PATH=", "GIT_OBJECT_DIRECTORY=", "GIT_ALTERNATE_OBJECT_DIRECTORIES=")
 ENV_HOOK = """#!/bin/sh
 (echo "-- $(basename "$0") $* in $(basename "$(pwd)")"; env | grep -E '^GIT_' | sort) >> "$GIT_DIR/hooks.env"
 """
@@ -196,9 +198,9 @@ ENV_HOOK = """#!/bin/sh
 def test_receive_hooks_are_told_what_git_tells_them(make_server: Any, client: Client, options: tuple[str, ...],
                                                     bare: bool) -> None:
     """The same push to hgwire and to git's own receive-pack (``file://``) of a copy: each hook, its
-    arguments, ``GIT_DIR`` and the push options are the same (not compared: git's quarantine
-    variables, as hgwire has no quarantine directory, see README *Status*, and what each process
-    inherits from its parent)."""
+    arguments, ``GIT_DIR``, the push options and the quarantine variables (which hooks are told
+    them, and where they point) are the same (not compared: what each process inherits from its
+    parent)."""
     server: RunningServer = make_server("fs", git=[LOOPBACK])
     if bare:
         server.backend.create("told", Kind.GIT)
@@ -227,10 +229,14 @@ def test_receive_hooks_are_told_what_git_tells_them(make_server: Any, client: Cl
 
     def told(git_dir: Path) -> list[str]:  # what receive-pack sets, not what the process inherits
         lines = (git_dir / "hooks.env").read_text().splitlines()
-        return [line for line in lines if line.startswith(("-- ", "GIT_DIR=", "GIT_PUSH_OPTION_"))]
+        kept = [line for line in lines if line.startswith(("-- ", "GIT_DIR=", "GIT_PUSH_OPTION_", *QUARANTINE))]
+        objects = str(git_dir.resolve() / "objects")
+        kept = [line.replace("/./", "/").replace(objects, "<objects>") for line in kept]  # git writes <git dir>/./objects
+        return [re.sub(r"tmp_objdir-incoming-\w+", "tmp_objdir-incoming-*", line) for line in kept]
 
     ours, theirs = told(ours_dir), told(copy_dir)
     assert [line for line in theirs if line.startswith("GIT_DIR=")] == ["GIT_DIR=."] * 9  # 4 receive hooks, 2 ref transactions × 2 states
+    assert "GIT_QUARANTINE_PATH=<objects>/tmp_objdir-incoming-*" in theirs  # pre-receive's
     assert ours == theirs, "\n".join(difflib.unified_diff(ours, theirs, lineterm=""))
 
 
@@ -314,7 +320,9 @@ def test_reference_transaction_hook_declines_in_prepared(make_server: Any, clien
                                    f"aborted\n{old} {tip} refs/heads/main\n{old} {tip} HEAD\n"
                                    f"{'0' * 40} {tip} refs/heads/blocked\n"]  # in the order the client sent them
     assert "refs/heads/blocked" not in remote_refs(client, "default", url)
-    assert _packs(bare) == before  # nothing landed: the push's pack goes, as from git's quarantine
+    # as git's receive-pack: the objects left the quarantine after pre-receive, before any ref
+    # transaction, and stay (no ref names them; git gc removes them in time)
+    assert len(_packs(bare) - before) == 1
 
     partly = client.git("push", url, "HEAD:blocked", "HEAD:main", cwd=work, check=False)
     assert partly.returncode == 1
@@ -391,3 +399,58 @@ def test_two_pushes_of_the_same_objects_one_declined_lose_nothing(
     else:
         assert refs["refs/heads/accepted"] == tip
         assert_consistent(server, client, "shared")
+
+
+QUARANTINE_PROBE = """#!/bin/sh
+# reads the pushed tip as a hook's git command does, then waits for the test's word (at most 60 s)
+while read old new ref; do
+  if git cat-file -e "$new"; then echo "pre-receive reads $new" >&2; fi
+  touch "$GIT_DIR/waiting"
+  i=0; while [ ! -e "$GIT_DIR/go" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+  case "$ref" in refs/heads/declined) echo "$ref is declined" >&2; exit 1;; esac
+done
+"""
+
+
+@pytest.mark.parametrize("branch", ["accepted", "declined"])
+def test_a_waiting_push_is_seen_only_by_its_own_hook(make_server: Any, client: Client, branch: str) -> None:
+    """As git's receive-pack quarantine: while a push waits in its pre-receive hook, the hook's git
+    commands read the pushed objects, but no other process does (a git command in the repository,
+    another server on the same directory), so nothing can come to depend on objects that may yet
+    be refused.  Accepted, they move into the store; declined, they go, and the store's packs are
+    as they were."""
+    import threading
+
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "waiting", push=True)
+    bare = server.root / "waiting.git"
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text(QUARANTINE_PROBE)
+    hook.chmod(0o755)
+    before = _packs(bare)
+    tip = commit(client, work, "b.txt", "b\n" * 500, "b")
+    done: dict[str, subprocess.CompletedProcess[str]] = {}
+    pusher = threading.Thread(target=lambda: done.update(
+        result=client.git("push", url, f"HEAD:refs/heads/{branch}", cwd=work, check=False)))
+    pusher.start()
+    try:
+        _wait_for(bare / "waiting")
+        outside = client.git("--git-dir", str(bare), "cat-file", "-e", tip, check=False)
+        assert outside.returncode != 0, "a waiting push's objects are not in the store"
+        assert _packs(bare) == before
+        assert len(list((bare / "objects").glob("tmp_objdir-incoming-*"))) == 1
+    finally:
+        (bare / "go").touch()
+        pusher.join(120)
+    pushed = done["result"]
+    assert f"pre-receive reads {tip}" in pushed.stderr, pushed.stderr
+    assert not list((bare / "objects").glob("tmp_objdir-incoming-*")), "the quarantine goes either way"
+    client.git("--git-dir", str(bare), "fsck", "--full", "--strict")
+    after = client.git("--git-dir", str(bare), "cat-file", "-e", tip, check=False)
+    if branch == "declined":
+        assert pushed.returncode == 1 and "pre-receive hook declined" in pushed.stderr
+        assert after.returncode != 0 and _packs(bare) == before
+    else:
+        assert pushed.returncode == 0, pushed.stderr
+        assert after.returncode == 0 and remote_refs(client, "default", url)[f"refs/heads/{branch}"] == tip
+        assert_consistent(server, client, "waiting")

@@ -277,10 +277,13 @@ def test_git_protected_main(matrix: Matrix) -> None:
         matrix.git(transport, "alice", "push", "-q", url, "main", cwd=work)
 
         matrix.client.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
-        _git_commit(matrix, work, f"rewritten over {transport}")
+        rewritten = _git_commit(matrix, work, f"rewritten over {transport}")
         forced = matrix.git(transport, "alice", "push", "--force", url, "main", cwd=work, check=False)
         assert forced.returncode != 0
         assert "protected branch: force-push (non-fast-forward) is not allowed" in forced.stderr
+        bare = matrix.server.root / "team" / "app.git"  # every ref refused: the push's quarantine goes
+        assert not list((bare / "objects").glob("tmp_objdir-incoming-*"))
+        assert matrix.client.git("--git-dir", str(bare), "cat-file", "-e", rewritten, check=False).returncode != 0
 
         deleted = matrix.git(transport, "alice", "push", url, ":main", cwd=work, check=False)
         assert deleted.returncode != 0 and "protected branch: deletion is not allowed" in deleted.stderr

@@ -510,3 +510,71 @@ def test_a_pushed_pack_is_removed_by_its_last_holder_only_if_none_was_accepted()
     assert not claims.release("r", accepted=False)
     assert claims.release("never-claimed", accepted=False) and not claims.release("never-claimed", accepted=True)
     assert claims.holders("p") == claims.holders("q") == claims.holders("r") == 0
+
+
+def test_a_quarantined_pack_is_read_by_its_own_store_only_until_it_moves_in(
+        pushed: tuple[Path, Path, bytes, bytes]) -> None:
+    """A thin pack ingested into a quarantine: the pushing session's store reads it (an alternate of
+    that instance), another store of the same repository does not, nor does git without the
+    quarantine's variables; with them git does.  ``migrate`` moves it into the pack directory."""
+    server, work, old, new = pushed
+    store = Repo(str(server)).object_store
+    before = pack_dir_files(server)
+    quarantine = git_ingest.Quarantine(store)
+    assert os.path.basename(quarantine.path).startswith("tmp_objdir-incoming-")
+    pack = git_ingest.ingest_pack(store, reader_of(thin_pack(work, old, new)), into=quarantine)
+    assert pack is not None and pack_dir_files(server) == before
+    quarantine.expose()
+    assert new.decode() in {sha.decode() for sha in pack}
+    assert store.get_raw(new)[0] == 1  # a commit, read through the quarantine
+    added = {sha for sha in pack}
+    assert len(git_ingest.quarantine_views(store)) == 1
+    assert git_ingest.connected(store, [new], added), "the walk reads the push's objects in the quarantine"
+    assert new not in Repo(str(server)).object_store
+    outside = subprocess.run(["git", "cat-file", "-e", new.decode()], cwd=server, env=ENV, check=False)
+    assert outside.returncode != 0
+    told = {**ENV, **git_ingest.quarantine_environment([quarantine])}
+    assert told["GIT_ALTERNATE_OBJECT_DIRECTORIES"] == str(server / "objects")
+    subprocess.run(["git", "cat-file", "-e", new.decode()], cwd=server, env=told, check=True)
+    pack.close()
+    quarantine.migrate()
+    assert not os.path.exists(quarantine.path) and store.alternates == []
+    assert len(pack_dir_files(server) - before) == 2  # the .pack and its .idx
+    assert Repo(str(server)).object_store.get_raw(new)[0] == 1
+    git(server, "fsck", "--full", "--strict")
+
+
+def test_a_quarantine_keeps_a_stored_pack_of_the_same_name_and_drop_leaves_nothing(
+        pushed: tuple[Path, Path, bytes, bytes]) -> None:
+    server, work, old, new = pushed
+    data = thin_pack(work, old, new)
+    store = Repo(str(server)).object_store
+    stored = git_ingest.ingest_pack(store, reader_of(data))  # the same objects, in the store already
+    assert stored is not None
+    kept = {name: (server / "objects" / "pack" / name).stat().st_ino for name in pack_dir_files(server)}
+    again = git_ingest.Quarantine(store)
+    assert git_ingest.ingest_pack(store, reader_of(data), into=again) is not None
+    again.migrate()
+    assert {name: (server / "objects" / "pack" / name).stat().st_ino for name in pack_dir_files(server)} == kept
+    dropped = git_ingest.Quarantine(store)
+    git_ingest.ingest_pack(store, reader_of(data), into=dropped)
+    dropped.expose()
+    dropped.drop()
+    assert not os.path.exists(dropped.path) and store.alternates == []
+    assert not [n for n in os.listdir(server / "objects") if n.startswith("tmp_")]
+
+
+def test_stale_quarantines_and_temporary_packs_are_swept_and_fresh_ones_kept(tmp_path: Path) -> None:
+    repo = Repo.init_bare(str(tmp_path / "r.git"), mkdir=True)
+    objects = tmp_path / "r.git" / "objects"
+    old_dir = objects / "tmp_objdir-incoming-old"
+    (old_dir / "pack").mkdir(parents=True)
+    (old_dir / "pack" / "tmp_pack_x").write_bytes(b"partial")
+    (objects / "tmp_pack_old").write_bytes(b"partial")
+    day_ago = os.path.getmtime(objects) - git_ingest.STALE_TEMPORARY_SECONDS - 60
+    for path in (old_dir, objects / "tmp_pack_old"):
+        os.utime(path, (day_ago, day_ago))
+    live = git_ingest.Quarantine(repo.object_store)  # sweeps as it is made
+    assert not old_dir.exists() and not (objects / "tmp_pack_old").exists()
+    assert git_ingest.sweep_stale_temporaries(repo.object_store) == 0 and os.path.isdir(live.path)
+    live.drop()
