@@ -113,6 +113,20 @@ class GitRepository(Protocol):
         ...
 
 
+class InlineBundleFile(Protocol):
+    """An open inline clone bundle (an optional ``open_inline_clone_bundle(path)`` of a Mercurial
+    repository, beside ``inline_clone_bundle_size(path)``): ``size``, then its bytes by iterating;
+    ``close`` releases it unread."""
+
+    size: int
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def __next__(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HookLocation:
     """Where a git repository's receive hooks are and run: ``hooks_dir``, the directory they run

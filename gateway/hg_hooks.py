@@ -50,6 +50,11 @@ with status 1"), a ``listkeys`` over SSH by ending the session with hg's abort (
 hg serve does), over HTTP with hg's out-of-band error (where hg serve fails with
 500).  A failing ``listkeys`` is a warning.
 
+Run before an inline clone bundle is sent (``get_cached_bundle_inline``):
+``pretransmit-inline-clone-bundle``, told ``HG_CLONEBUNDLEPATH`` (the path the
+client asked for), ``HG_HOOKTYPE``, ``HG_HOOKNAME`` and ``HGPLAIN``; a non-zero
+exit refuses the bundle as a failing ``prelistkeys`` refuses a ``listkeys``.
+
 Not run: ``python:`` hooks (hgwire does not run Mercurial).  So that no check an operator relies on
 is skipped, a push to a repository that sets a ``python:`` gate is refused with a sentence naming it,
 and so is a pull that sets a ``python:`` ``preoutgoing``, and every command that lists keys (clones,
@@ -83,6 +88,8 @@ OUTGOING = ("preoutgoing", "outgoing")
 """The hooks around the changesets an answer sends (``changegroup.makestream``)."""
 LISTKEYS = ("prelistkeys", "listkeys")
 """The hooks around each namespace an answer lists (``localrepo.listkeys``)."""
+INLINE_BUNDLE = "pretransmit-inline-clone-bundle"
+"""The hook before an inline clone bundle is sent (``get_cached_bundle_inline``)."""
 ONE_NODE = ("incoming", "outgoing")
 """Hooks given ``HG_NODE`` only, no ``HG_NODE_LAST``."""
 GATES = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
@@ -124,9 +131,11 @@ class HgHooks:
         return self._unrunnable("pushes", lambda hook: hook.kind in GATES and _is_python(hook))
 
     def unsupported_pull_gate(self) -> str | None:
-        """Why an answer must be refused because a ``python:`` ``preoutgoing`` or ``prelistkeys`` hook
-        cannot be run, or None (``pull_hooks_of`` keeps only the hooks the answer runs)."""
-        for gate, what in (("preoutgoing", "pulls"), ("prelistkeys", "clones, pulls and pushes")):
+        """Why an answer must be refused because a ``python:`` ``preoutgoing``, ``prelistkeys`` or
+        ``pretransmit-inline-clone-bundle`` hook cannot be run, or None (``pull_hooks_of`` keeps only
+        the hooks the answer runs)."""
+        for gate, what in (("preoutgoing", "pulls"), ("prelistkeys", "clones, pulls and pushes"),
+                           (INLINE_BUNDLE, "inline clone bundles")):
             reason = self._unrunnable(what, partial(_is_python_of, gate))
             if reason is not None:
                 return reason
@@ -285,6 +294,9 @@ class PullHooks:
         if reason is not None:
             return reason
         try:
+            if self.listing.inline_bundle is not None:  # told only the path (hg's hook.hook call)
+                told = {"clonebundlepath": env_text(self.listing.inline_bundle)}
+                self.hooks.run(INLINE_BUNDLE, throw=True, bare=True, extra=told)
             if self.outgoing is not None:
                 self.hooks.run("preoutgoing", throw=True)
             for namespace in self.listing.namespaces:  # hg tells them no source and no URL
@@ -310,7 +322,8 @@ def pull_hooks_of(repo: HgRepository, response: Response, listing: Listing) -> P
     """The hooks to run around ``response``: None unless it sends changesets or lists keys and the
     repository has hooks for that.  Blocking (reads the hgrc)."""
     outgoing = response.outgoing if isinstance(response, StreamResponse) else None
-    kinds = (OUTGOING if outgoing is not None else ()) + (LISTKEYS if listing.namespaces else ())
+    kinds = ((OUTGOING if outgoing is not None else ()) + (LISTKEYS if listing.namespaces else ())
+             + ((INLINE_BUNDLE,) if listing.inline_bundle is not None else ()))
     if not kinds or isinstance(response, OobError):
         return None
     found = _configured(repo, kinds)

@@ -48,6 +48,7 @@ from backends.interfaces import (
     HgRepository,
     HgTransaction,
     IngestResult,
+    InlineBundleFile,
     Kind,
     Node,
     ReceiveHooks,
@@ -604,6 +605,16 @@ class GuardedHgRepository:
         """The backend's clone bundles manifest, if it keeps one."""
         manifest = getattr(self._repo, "clonebundles_manifest", None)
         return manifest() if manifest is not None else None
+
+    def inline_clone_bundle_size(self, path: bytes) -> int | None:
+        """The backend's inline clone bundle's size, if it keeps such bundles."""
+        size = getattr(self._repo, "inline_clone_bundle_size", None)
+        return size(path) if size is not None else None
+
+    def open_inline_clone_bundle(self, path: bytes) -> InlineBundleFile | None:
+        """The backend's inline clone bundle, open (``size``, then its bytes), if it keeps such bundles."""
+        opener = getattr(self._repo, "open_inline_clone_bundle", None)
+        return opener(path) if opener is not None else None
 
     def state_stamp(self) -> bytes | None:
         """The backend's, if it has one (``backends.interfaces.StateStamped``)."""

@@ -231,7 +231,65 @@ def _clonebundles(repo: HgRepository, args: Args, ctx: CommandContext) -> Respon
 
 @command(b"clonebundles_manifest", b"*", permission=PULL)
 def _clonebundles_manifest(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    return BytesResponse(hg_wire.format_clonebundles(clonebundles_manifest(repo) or b"", legacy=False))
+    size = getattr(repo, "inline_clone_bundle_size", None)  # optional: a backend may keep no bundles
+    inline = (lambda path: size(path) is not None) if size is not None else None
+    return BytesResponse(hg_wire.format_clonebundles(clonebundles_manifest(repo) or b"", legacy=False,
+                                                     inline=inline))
+
+
+@command(b"get_cached_bundle_inline", b"path", permission=PULL)
+def _get_cached_bundle_inline(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """A clone bundle of the repository's own (``peer-bundle-cache://<path>`` in the manifest), as
+    hg's ``clonebundles`` extension sends it: its length as a uvarint, then its bytes, uncompressed.
+
+    One that is not there (or whose path would leave the bundle root) gets hg serve's sentence:
+    over SSH the session ends with it, as hg serve's does (a stream answer has no error framing);
+    over HTTP it is hg's out-of-band error, where hg serve fails with 500.
+    """
+    path = args.named[b"path"]
+    opener = getattr(repo, "open_inline_clone_bundle", None)  # optional: a backend may keep no bundles
+    bundle = opener(path) if opener is not None else None
+    if bundle is None:
+        message = f"clonebundle {path.decode('utf-8', 'replace')} does not exist"
+        if ctx.transport is Transport.HTTP:
+            return OobError(message.encode("utf-8", "replace") + b"\n")
+        return StreamResponse(_Aborting(message), prefer_uncompressed=True)
+    return StreamResponse(_Prefixed(hg_exchange.uvarint(bundle.size), bundle), prefer_uncompressed=True)
+
+
+class _Prefixed:
+    """``head``, then what ``rest`` yields; ``close`` closes ``rest`` (an open file) even unread."""
+
+    def __init__(self, head: bytes, rest: Iterator[bytes]) -> None:
+        self._head: bytes | None = head
+        self._rest = rest
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._head is not None:
+            head, self._head = self._head, None
+            return head
+        return next(self._rest)
+
+    def close(self) -> None:
+        close = getattr(self._rest, "close", None)
+        if close is not None:
+            close()
+
+
+class _Aborting:
+    """A stream answer that ends the session with hg's abort before its first byte (SSH)."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        raise HgwireError(self._message)
 
 
 @command(b"getbundle", b"*", permission=PULL)
@@ -246,19 +304,26 @@ def _getbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 @dataclass(frozen=True, slots=True)
 class Listing:
     """What a command's answer lists with ``localrepo.listkeys``, which runs the repository's
-    ``prelistkeys`` hook before and its ``listkeys`` hook after each namespace."""
+    ``prelistkeys`` hook before and its ``listkeys`` hook after each namespace, and the inline clone
+    bundle it sends, which its ``pretransmit-inline-clone-bundle`` hook is told of first."""
 
     namespaces: tuple[bytes, ...] = ()
     bundle2: bool = False
     """The answer is a bundle2 (a getbundle of a bundle2 client): a refusal is an ``error:abort`` part."""
+    inline_bundle: bytes | None = None
+    """The path of the clone bundle the answer sends (``get_cached_bundle_inline``), which hg's
+    ``pretransmit-inline-clone-bundle`` hook is told first."""
 
 
 def listing_of(name: bytes, args: Args) -> Listing:
     """The namespaces ``listkeys``, a batch's ``listkeys`` calls or a bundle2 getbundle's
-    ``listkeys`` argument list, in order; an argument the command itself refuses lists nothing."""
+    ``listkeys`` argument list, in order, or the clone bundle ``get_cached_bundle_inline`` sends;
+    an argument the command itself refuses lists nothing."""
     try:
         if name == b"listkeys":
             return Listing((args.named[b"namespace"],))
+        if name == b"get_cached_bundle_inline":
+            return Listing(inline_bundle=args.named[b"path"])
         if name == b"batch":
             listed = [bind_args(COMMANDS[b"listkeys"], flat).named[b"namespace"]
                       for sub, flat in hg_wire.parse_batch(args.named[b"cmds"]) if sub == b"listkeys"]
@@ -273,7 +338,8 @@ def listing_of(name: bytes, args: Args) -> Listing:
 
 
 def refused_pull(bundle2: bool, message: str, transport: Transport) -> Response:
-    """The answer to a command that a ``preoutgoing`` or ``prelistkeys`` hook refused, as hg serve
+    """The answer to a command that a ``preoutgoing``, ``prelistkeys`` or
+    ``pretransmit-inline-clone-bundle`` hook refused, as hg serve
     gives it: an ``error:abort`` part for a bundle2 getbundle (``wireprotov1server.getbundle``), else
     HTTP's out-of-band error (where hg serve fails with 500); hg serve over SSH aborts the session
     (``HgwireError``)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import binascii
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from backends.interfaces import Node
 from protocols.errors import LimitExceeded, ProtocolError
@@ -173,21 +173,30 @@ def url_unquote(value: bytes) -> bytes:
 
 
 INLINE_CLONE_BUNDLE_SCHEME = b"peer-bundle-cache://"
-"""Clone bundles the server itself would send (``get_cached_bundle_inline``), which hgwire does not."""
+"""Clone bundles the server itself sends (``get_cached_bundle_inline``)."""
 
 
-def format_clonebundles(manifest: bytes, legacy: bool) -> bytes:
+def inline_bundle_path(line: bytes) -> bytes | None:
+    """The path a manifest line's ``peer-bundle-cache://<path>`` URL names (what the client asks
+    ``get_cached_bundle_inline`` for), or None for a line of another URL."""
+    url = line.split(None, 1)[0] if line.strip() else b""
+    return url[len(INLINE_CLONE_BUNDLE_SCHEME):] if url.startswith(INLINE_CLONE_BUNDLE_SCHEME) else None
+
+
+def format_clonebundles(manifest: bytes, legacy: bool, inline: Callable[[bytes], bool] | None = None) -> bytes:
     """The reply of ``clonebundles_manifest`` (``legacy``: of ``clonebundles``) for a manifest file.
 
     One line per entry, as hg's ``bundle_cache.get_manifest_lines``.  Inline
-    (``peer-bundle-cache://``) entries are left out: hgwire does not serve
-    them, and a client that picked one would fail.  The ``legacy`` command also
-    leaves out what clients before it cannot read, as hg's: entries whose
-    ``BUNDLESPEC`` carries a ``store-fingerprint``.
+    (``peer-bundle-cache://``) entries stay only where ``inline(path)`` says the
+    server has that bundle to send (so no client is sent to a missing one);
+    the ``legacy`` command leaves them out, as hg's, and also what clients
+    before it cannot read: entries whose ``BUNDLESPEC`` carries a
+    ``store-fingerprint``.
     """
     lines = []
     for line in manifest.splitlines():
-        if line.startswith(INLINE_CLONE_BUNDLE_SCHEME):
+        path = inline_bundle_path(line)
+        if path is not None and (legacy or inline is None or not inline(path)):
             continue
         if legacy and _has_store_fingerprint(line):
             continue

@@ -12,6 +12,7 @@ import binascii
 import itertools
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -667,6 +668,52 @@ class HgRepo:
             data = data[: data.rfind(b"\n", 0, MAX_CLONEBUNDLES_MANIFEST) + 1]
         return data
 
+    def inline_clone_bundle_size(self, path: bytes) -> int | None:
+        """The size of the clone bundle a manifest entry ``peer-bundle-cache://<path>`` names, or
+        None when it is not a regular file under the bundle root (``_inline_bundle``)."""
+        found = self._inline_bundle(path)
+        if found is None:
+            return None
+        try:
+            st = os.stat(found)
+        except OSError:
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def open_inline_clone_bundle(self, path: bytes) -> InlineBundle | None:
+        """The clone bundle ``peer-bundle-cache://<path>`` names, open: its size and its bytes in
+        chunks; None when it is not a regular file under the bundle root.  Close it if unread."""
+        found = self._inline_bundle(path)
+        if found is None:
+            return None
+        try:
+            fd = os.open(found, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None
+        return InlineBundle(fd, st.st_size)
+
+    def _inline_bundle(self, path: bytes) -> bytes | None:
+        """Where ``path`` is under ``.hg/<[server] peer-bundle-cache-root>`` (hg's default
+        ``bundle-cache``), as hg's ``get_cached_bundle_inline`` finds it, symbolic links followed;
+        None for a path that names nothing there, or would leave it (absolute, ``..``, a link
+        out), or a repository not on disk."""
+        join = getattr(self.plain, "join", None)
+        if join is None or not path or b"\0" in path or path.startswith(b"/"):
+            return None
+        if any(part in (b"", b".", b"..") for part in path.split(b"/")):
+            return None
+        data = self._hgrc()
+        configured = config_value(data, b"server", b"peer-bundle-cache-root", self._hgrc_include) if data else None
+        root = os.path.realpath(join(configured.strip() if configured and configured.strip() else b"bundle-cache"))
+        found = os.path.realpath(os.path.join(root, path))
+        if not found.startswith(root + b"/"):
+            return None
+        return found
+
     def full_bundle_disabled(self) -> bool:
         """``[server] disablefullbundle``: full clones must seed from clone bundles or a stream."""
         return self._hgrc_bool(b"server", b"disablefullbundle", False)
@@ -758,6 +805,37 @@ STREAM_CACHES = (
 )
 """The ``.hg/cache`` files a stream clone copies, as hg's ``cacheutil.cachetocopy``: without them a
 client reads every changeset again to rebuild its branch heads (half a second on 5,000)."""
+class InlineBundle:
+    """An open clone bundle (``HgRepo.open_inline_clone_bundle``): ``size``, then its bytes by
+    iterating; ``close`` releases the file (iterating to the end closes it too)."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd: int | None = fd
+        self.size = size
+        self._left = size
+
+    def __iter__(self) -> InlineBundle:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._fd is None or self._left <= 0:
+            self.close()
+            raise StopIteration
+        chunk = os.read(self._fd, min(self.CHUNK, self._left))
+        if not chunk:
+            self.close()
+            raise StorageError("the clone bundle became shorter while it was sent; try the clone again")
+        self._left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
 CLONEBUNDLES_MANIFEST = b"clonebundles.manifest"
 MAX_CLONEBUNDLES_MANIFEST = 1 << 20
 """The largest clone bundles manifest served (hg reads it whole for every clone)."""

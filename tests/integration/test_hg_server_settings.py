@@ -3,6 +3,7 @@ hg client over SSH and HTTP: clone bundles (``.hg/clonebundles.manifest``), ``[s
 disablefullbundle`` and hgweb's ``[web] allow-pull``.  Where hg's own server answers the same request,
 the client's words are compared with what it says against ``hg serve --stdio`` on the same repository."""
 
+# ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations
 
 import functools
@@ -102,7 +103,7 @@ def test_a_clone_seeds_from_the_clone_bundles_of_the_manifest(
     assert "clonebundles" not in before  # no manifest, nothing advertised
 
     (repo / ".hg" / "clonebundles.manifest").write_text(
-        "peer-bundle-cache://full.hg BUNDLESPEC=zstd-v2\n"  # inline: hgwire does not serve them, so not listed
+        "peer-bundle-cache://full.hg BUNDLESPEC=zstd-v2\n"  # inline, but not in .hg/bundle-cache: not listed
         f"{base}/full.hg BUNDLESPEC=zstd-v2 REQUIRESNI=false\n")
     dest = tmp_path / "seeded"
     done = peer.hg("clone", "-U", url("big"), str(dest))
@@ -176,3 +177,83 @@ def test_web_allow_pull_false_refuses_http_pulls_only(
 
     (repo / ".hg" / "hgrc").write_text("[web]\nallowpull = off\nallow-pull = yes\n")  # the new one wins
     http_peer.hg("clone", "-q", "-U", http_peer.url("closed"), str(tmp_path / "d"))
+
+
+INLINE_HOOK = """[hooks]
+pretransmit-inline-clone-bundle.seen = echo "$HG_HOOKTYPE $HG_CLONEBUNDLEPATH" >> {log}; test ! -e {refuse}
+"""
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_clone_seeds_from_an_inline_clone_bundle_the_server_sends(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    """``peer-bundle-cache://`` entries name bundles under ``.hg/bundle-cache``, which the server sends
+    itself (``get_cached_bundle_inline``), as hg serve with its clonebundles extension: the client
+    applies the bundle, then pulls the rest.  Entries whose bundle is not there are not listed (hg
+    serve lists them and the clone fails).  The ``pretransmit-inline-clone-bundle`` hook is told the
+    path and can refuse; the client's words are hg serve's, over SSH compared with it."""
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    repo = server.root / "big"
+    client.hg("init", str(repo))
+    _history(client, repo, 3)
+    (repo / ".hg" / "bundle-cache").mkdir()
+    client.hg("bundle", "-q", "--all", "-t", "zstd-v2", "-R", str(repo), str(repo / ".hg" / "bundle-cache" / "full.hg"))
+    _history(client, repo, 2, start=3)
+    log, refuse = tmp_path / "hook.log", tmp_path / "refuse"
+    (repo / ".hg" / "hgrc").write_text(INLINE_HOOK.format(log=log, refuse=refuse))
+    (repo / ".hg" / "clonebundles.manifest").write_text(
+        "peer-bundle-cache://gone.hg BUNDLESPEC=zstd-v2\n"  # no such bundle: not listed
+        "peer-bundle-cache://full.hg BUNDLESPEC=zstd-v2\n")
+
+    listed = peer.hg("debugcapabilities", url("big")).stdout
+    assert "clonebundles" in listed
+    done = peer.hg("clone", "-U", url("big"), str(tmp_path / "seeded"))
+    said = _said(done)
+    assert said[:2] == ["applying clone bundle from peer-bundle-cache://full.hg",
+                        "adding changesets"], done
+    assert "added 3 changesets with 3 changes to 3 files" in said and "finished applying clone bundle" in said
+    assert said.count("added 2 changesets with 2 changes to 2 files") == 1, done  # the rest, from the server
+    assert log.read_text() == "pretransmit-inline-clone-bundle full.hg\n"
+    assert client.hg("log", "-R", str(tmp_path / "seeded"), "-T", "{node}\n").stdout == \
+        client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout
+    client.hg("verify", "-q", "-R", str(tmp_path / "seeded"))
+
+    refuse.touch()
+    refused = peer.hg("clone", "-U", url("big"), str(tmp_path / "refused"), check=False)
+    assert refused.returncode != 0 and not (tmp_path / "refused").exists()
+    assert "pretransmit-inline-clone-bundle.seen hook exited with status 1" in refused.stdout + refused.stderr
+    if kind == "ssh":  # the same words from hg serve --stdio with the extension, refusing and not
+        (repo / ".hg" / "clonebundles.manifest").write_text("peer-bundle-cache://full.hg BUNDLESPEC=zstd-v2\n")
+        config = ("extensions.clonebundles=",)
+        assert _reference(client, tmp_path, repo, "clone", "-U", config=config) == (255, _said(refused))
+        refuse.unlink()
+        assert _reference(client, tmp_path, repo, "clone", "-U", config=config) == (0, said)
+
+
+def test_an_inline_clone_bundle_outside_the_bundle_cache_is_never_sent(
+        make_server: Any, client: Client, htpasswd: Path) -> None:
+    """A client may ask ``get_cached_bundle_inline`` for any path: one that is not a bundle under
+    ``.hg/bundle-cache`` (``..``, absolute, a link out of it, a directory) gets hg's sentence, and
+    the server goes on serving."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    server = make_server("fs", **_settings(htpasswd))
+    repo = server.root / "big"
+    client.hg("init", str(repo))
+    _history(client, repo, 1)
+    cache = repo / ".hg" / "bundle-cache"
+    cache.mkdir()
+    (cache / "inner").mkdir()
+    os.symlink(repo / ".hg" / "hgrc", cache / "out.hg")
+    (repo / ".hg" / "hgrc").write_text("[web]\nsecret = yes\n")
+    for path in ("../hgrc", "/etc/passwd", "out.hg", "inner", "inner/../../hgrc", "", "missing.hg"):
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port('http')}/big?cmd=get_cached_bundle_inline",
+                                         headers={"X-HgArg-1": "path=" + urllib.parse.quote(path)})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            body = reply.read()
+            assert reply.headers["Content-Type"] == "application/hg-error", (path, body)
+        assert body == f"clonebundle {path} does not exist\n".encode(), (path, body)
+        assert b"secret" not in body
+    HgHttp(server, client).hg("id", "-r", "0", HgHttp(server, client).url("big"))  # still serving

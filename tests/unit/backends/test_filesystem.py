@@ -103,3 +103,34 @@ def test_repositories_hgwire_cannot_serve_are_refused_by_name(tmp_path: Path, se
         subprocess.run(["git", "-C", str(path), "config", "extensions.weird", "x"], check=True)
     with pytest.raises(UnsupportedFeature, match=message):
         FilesystemBackend(str(tmp_path)).open("r")
+
+
+def test_inline_clone_bundles_are_regular_files_under_the_bundle_root_only(tmp_path: Path) -> None:
+    """``peer-bundle-cache://<path>`` names ``.hg/<[server] peer-bundle-cache-root>/<path>`` (hg's
+    default ``bundle-cache``), links followed but never out of it; nothing else is ever opened."""
+    backend = FilesystemBackend(str(tmp_path))
+    repo = backend.create("r", Kind.HG)
+    dot_hg = tmp_path / "r" / ".hg"
+    cache = dot_hg / "bundle-cache"
+    (cache / "sub").mkdir(parents=True)
+    (cache / "full.hg").write_bytes(b"HG20" + bytes(100_000))
+    (cache / "sub" / "part.hg").write_bytes(b"HG20")
+    os.symlink(cache / "full.hg", cache / "alias.hg")
+    os.symlink(dot_hg / "requires", cache / "out.hg")
+    (tmp_path / "r" / "secret").write_bytes(b"not a bundle")
+    size = repo.inline_clone_bundle_size  # type: ignore[attr-defined]
+    assert size(b"full.hg") == size(b"alias.hg") == 100_004 and size(b"sub/part.hg") == 4
+    for path in (b"out.hg", b"../requires", b"sub/../../requires", b"/etc/passwd", b"sub", b"", b"a\0b",
+                 b"./full.hg", b"sub//part.hg", b"missing.hg", b"../../secret"):
+        assert size(path) is None, path
+        assert repo.open_inline_clone_bundle(path) is None, path  # type: ignore[attr-defined]
+    bundle = repo.open_inline_clone_bundle(b"full.hg")  # type: ignore[attr-defined]
+    assert bundle.size == 100_004 and b"".join(bundle) == b"HG20" + bytes(100_000)
+    unread = repo.open_inline_clone_bundle(b"full.hg")  # type: ignore[attr-defined]
+    unread.close()
+    unread.close()
+    (dot_hg / "hgrc").write_text("[server]\npeer-bundle-cache-root = bundles\n")
+    assert size(b"full.hg") is None
+    (dot_hg / "bundles").mkdir()
+    (dot_hg / "bundles" / "full.hg").write_bytes(b"HG20")
+    assert size(b"full.hg") == 4

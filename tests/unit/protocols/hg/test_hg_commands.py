@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocols.errors import PermissionDenied, ProtocolError
+from protocols.errors import HgwireError, PermissionDenied, ProtocolError
 from protocols.hg_commands import (
     COMMANDS,
     PULL,
@@ -39,6 +39,7 @@ def test_every_command_of_the_issue_is_declared_with_hg_permissions() -> None:
         b"known": PULL, b"branchmap": PULL, b"branches": PULL, b"lookup": PULL, b"listkeys": PULL,
         b"pushkey": PUSH, b"getbundle": PULL, b"unbundle": PUSH, b"protocaps": PULL, b"clonebundles": PULL,
         b"clonebundles_manifest": PULL, b"stream_out": PULL, b"changegroup": PULL, b"changegroupsubset": PULL,
+        b"get_cached_bundle_inline": PULL,
     }  # fmt: skip
     assert {name: cmd.permission for name, cmd in COMMANDS.items()} == expected
 
@@ -127,8 +128,8 @@ MANIFEST = (b"https://cdn.example/full.hg BUNDLESPEC=zstd-v2 REQUIRESNI=true\r\n
 
 
 def test_a_clone_bundles_manifest_is_advertised_and_served() -> None:
-    """As hg's clonebundles extension; inline entries are never listed, fingerprinted ones only
-    to clients of ``clonebundles_manifest``."""
+    """As hg's clonebundles extension; inline entries are not listed by a backend that keeps no
+    bundles of its own, fingerprinted ones only to clients of ``clonebundles_manifest``."""
     repo = reference_repo()
     caps = dispatch(repo, b"capabilities", Args({}), ctx())
     assert isinstance(caps, BytesResponse) and b"clonebundles" not in caps.data.split(b" ")
@@ -165,3 +166,64 @@ def test_listing_names_the_namespaces_a_command_lists() -> None:
     # what the command itself refuses lists nothing
     assert listing_of(b"batch", Args({b"cmds": b"listkeys nope=1"})) == Listing()
     assert listing_of(b"getbundle", Args({}, {b"bundlecaps": b"HG20", b"bogus": b"1"})) == Listing()
+
+
+class _Bundle:
+    """An open inline clone bundle as a backend hands it out."""
+
+    def __init__(self, data: bytes) -> None:
+        self.size = len(data)
+        self._chunks = iter([data[:3], data[3:]])
+        self.closed = False
+
+    def __iter__(self) -> _Bundle:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_inline_clone_bundle_is_listed_and_sent_only_when_the_backend_has_it() -> None:
+    """``peer-bundle-cache://`` entries stay in ``clonebundles_manifest`` only for a bundle the
+    backend has (the legacy ``clonebundles`` never lists them); ``get_cached_bundle_inline`` sends
+    its length as a uvarint, then its bytes, uncompressed; one it does not have ends an SSH session
+    with hg's sentence (a stream answer has no error framing) and is an HTTP out-of-band error."""
+    repo = reference_repo()
+    repo.clonebundles_manifest = lambda: MANIFEST  # type: ignore[attr-defined]
+    data = b"HG20" + bytes(200)
+    opened: list[_Bundle] = []
+
+    def open_bundle(path: bytes) -> _Bundle | None:
+        if path != b"full.hg":
+            return None
+        opened.append(_Bundle(data))
+        return opened[-1]
+
+    repo.inline_clone_bundle_size = lambda path: len(data) if path == b"full.hg" else None  # type: ignore[attr-defined]
+    repo.open_inline_clone_bundle = open_bundle  # type: ignore[attr-defined]
+    assert dispatch(repo, b"clonebundles_manifest", Args({}), ctx()) == BytesResponse(
+        b"https://cdn.example/full.hg BUNDLESPEC=zstd-v2 REQUIRESNI=true\n"
+        b"peer-bundle-cache://full.hg BUNDLESPEC=zstd-v2\n"
+        b"https://cdn.example/packed.hg BUNDLESPEC=none-v2%3Bstream%3Dv2%3Bstore-fingerprint%3Dabc\n")
+    assert dispatch(repo, b"clonebundles", Args({}), ctx()) == BytesResponse(
+        b"https://cdn.example/full.hg BUNDLESPEC=zstd-v2 REQUIRESNI=true\n")
+
+    sent = dispatch(repo, b"get_cached_bundle_inline", Args({b"path": b"full.hg"}), ctx())
+    assert isinstance(sent, StreamResponse) and sent.prefer_uncompressed and not sent.compressible_bundle
+    assert b"".join(sent.chunks) == b"\xcc\x01" + data  # 204 as a uvarint
+    unread = dispatch(repo, b"get_cached_bundle_inline", Args({b"path": b"full.hg"}), ctx())
+    assert isinstance(unread, StreamResponse)
+    unread.chunks.close()  # type: ignore[attr-defined]
+    assert opened[-1].closed, "an answer never sent releases its file"
+
+    missing = dispatch(repo, b"get_cached_bundle_inline", Args({b"path": b"../hgrc"}), ctx())
+    assert isinstance(missing, StreamResponse)
+    with pytest.raises(HgwireError, match=r"^clonebundle \.\./hgrc does not exist$"):
+        next(iter(missing.chunks))
+    http = CommandContext(Transport.HTTP, allow_all)
+    assert dispatch(repo, b"get_cached_bundle_inline", Args({b"path": b"gone.hg"}), http) == OobError(
+        b"clonebundle gone.hg does not exist\n")
+    assert listing_of(b"get_cached_bundle_inline", Args({b"path": b"full.hg"})) == Listing(inline_bundle=b"full.hg")
