@@ -361,7 +361,8 @@ class BoundedRequest(server.Request):
     From a trusted reverse proxy (``[http] trusted_proxies``), the client is who
     ``X-Forwarded-For`` names (``getClientAddress()``: logs, the audit log, hooks)
     and the request is secure when ``X-Forwarded-Proto`` says https (``isSecure()``:
-    hg pushes, clone URLs).
+    hg pushes, clone URLs); with ``[http] forwarded_header = "forwarded"``, RFC 7239's
+    ``Forwarded`` says both instead.
     """
 
     max_body = MAX_REQUEST_BODY
@@ -371,8 +372,8 @@ class BoundedRequest(server.Request):
         if self._client is None:
             peer: IAddress = super().getClientAddress()
             host = str(getattr(peer, "host", ""))
-            client = forwarded_client(host, self.requestHeaders.getRawHeaders(b"x-forwarded-for", []),
-                                      self._trusted())
+            trusted = self._trusted()
+            client = forwarded_client(host, self.requestHeaders.getRawHeaders(trusted.client_header, []), trusted)
             if client is None:
                 return peer  # not cached: the headers may not be in yet
             self._client = tcp_address(client, 0)
@@ -382,8 +383,9 @@ class BoundedRequest(server.Request):
         if super().isSecure():
             return True
         peer = super().getClientAddress()
+        trusted = self._trusted()
         return forwarded_https(str(getattr(peer, "host", "")),
-                               self.requestHeaders.getRawHeaders(b"x-forwarded-proto", []), self._trusted())
+                               self.requestHeaders.getRawHeaders(trusted.proto_header, []), trusted)
 
     def _trusted(self) -> Trusted:
         trusted = getattr(getattr(self.channel, "site", None), "trusted_proxies", None)

@@ -79,7 +79,7 @@ from gateway.auth import Access, AccessRequest, Authorizer
 from gateway.config import ServiceConfig
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
 from gateway.threads import run_blocking
-from protocols.forwarded import Trusted, parse_network
+from protocols.forwarded import HEADERS, X_FORWARDED_FOR, Trusted, parse_network
 from protocols.hg_http import WireSettings
 
 log = Logger()
@@ -215,7 +215,8 @@ class Policy:
     maintenance: Maintenance = Maintenance()
     """``[maintenance]``: when pushed packs are repacked."""
     trusted_proxies: Trusted = field(default_factory=Trusted)
-    """``[http] trusted_proxies``: reverse proxies whose ``X-Forwarded-For``/``-Proto`` are believed."""
+    """``[http] trusted_proxies``: reverse proxies whose ``X-Forwarded-For``/``-Proto`` (or, with
+    ``forwarded_header = "forwarded"``, RFC 7239 ``Forwarded``) are believed."""
 
     def _is(self, user: str | None, principal: str) -> bool:
         if principal == ANONYMOUS:
@@ -456,7 +457,12 @@ def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
 def _parse_http(reader: _Reader, table: Any) -> Trusted:
     if not isinstance(table, dict):
         raise reader.fail("http", "must be a table: write the settings under [http]")
-    reader.known_keys(table, frozenset({"trusted_proxies"}), "http.")
+    reader.known_keys(table, frozenset({"trusted_proxies", "forwarded_header"}), "http.")
+    header = table.get("forwarded_header", X_FORWARDED_FOR)
+    if not isinstance(header, str) or header.lower() not in HEADERS:
+        raise reader.fail("http.forwarded_header",
+                          'must be "x-forwarded-for" (with X-Forwarded-Proto) or "forwarded" (RFC 7239): '
+                          "the header your reverse proxy writes")
     networks = []
     for i, text in enumerate(reader.string_list(table.get("trusted_proxies", []), "http.trusted_proxies")):
         try:
@@ -464,7 +470,7 @@ def _parse_http(reader: _Reader, table: Any) -> Trusted:
         except ValueError:
             raise reader.fail(f"http.trusted_proxies[{i}]",
                               f"{text!r} is not an IP address or network, e.g. \"127.0.0.1\" or \"10.0.0.0/8\"") from None
-    return Trusted(tuple(networks))
+    return Trusted(tuple(networks), header.lower())
 
 
 def _parse_clone_cache(reader: _Reader, table: Any) -> KeepBounds:

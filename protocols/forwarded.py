@@ -11,11 +11,21 @@ one that is not is the client (an entry further left was written by that
 client, who may say anything).  If every entry is trusted, the leftmost one is
 the client; an entry that is not an IP address ends the walk at the last
 trusted hop.
+
+A proxy that writes RFC 7239's ``Forwarded`` instead (HAProxy's ``option
+forwarded``, ``for=192.0.2.43;proto=https``, one element per hop, comma
+separated) is read the same way when the operator says so (``Trusted.header``):
+the ``for=`` of each element from the right, its port dropped, and the ``proto=``
+of the last element.  ``unknown``, an obfuscated name (``_hidden``) or an
+element that does not parse ends the walk as a broken entry does.  Which header
+is read is a setting, never a guess: a proxy passes on, untouched, the header
+it does not write itself, and the client may have written that one.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,11 +35,29 @@ MAX_HOPS = 32
 """Entries of ``X-Forwarded-For`` looked at, from the right: a longer chain of trusted proxies is not real."""
 
 
+X_FORWARDED_FOR = "x-forwarded-for"
+FORWARDED = "forwarded"
+HEADERS = (X_FORWARDED_FOR, FORWARDED)
+"""The forwarding headers a trusted proxy may be said to write (``[http] forwarded_header``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Trusted:
-    """The networks whose forwarding headers are believed."""
+    """The networks whose forwarding headers are believed, and which header they write."""
 
     networks: tuple[Network, ...] = ()
+    header: str = X_FORWARDED_FOR
+    """``x-forwarded-for`` (with ``X-Forwarded-Proto``) or ``forwarded`` (RFC 7239)."""
+
+    @property
+    def client_header(self) -> bytes:
+        """The request header naming the client."""
+        return self.header.encode("ascii")
+
+    @property
+    def proto_header(self) -> bytes:
+        """The request header telling the client's scheme."""
+        return b"forwarded" if self.header == FORWARDED else b"x-forwarded-proto"
 
     def __bool__(self) -> bool:
         return bool(self.networks)
@@ -66,14 +94,19 @@ def parse_ip(host: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 
 def forwarded_client(peer: str, header_values: Sequence[bytes], trusted: Trusted) -> str | None:
-    """The client's address per ``X-Forwarded-For`` (every value of the header, in order) when
-    ``peer`` is trusted; None when the headers do not apply (the peer is the client)."""
+    """The client's address per the trusted proxies' header (``trusted.client_header``, every value
+    of it, in order) when ``peer`` is trusted; None when the headers do not apply (the peer is the
+    client)."""
     if not trusted or peer not in trusted or not header_values:
         return None
-    entries = [e.strip() for value in header_values for e in value.split(b",")][-MAX_HOPS:]
+    entries: Sequence[bytes | None]
+    if trusted.header == FORWARDED:
+        entries = [_for_host(element) for element in forwarded_elements(header_values)]
+    else:
+        entries = [e.strip() for value in header_values for e in value.split(b",")][-MAX_HOPS:]
     client: str | None = None
     for entry in reversed(entries):
-        address = parse_ip(entry)
+        address = parse_ip(entry) if entry is not None else None
         if address is None:
             return client  # a broken entry: the last trusted hop is all that is known
         client = str(address)
@@ -83,8 +116,73 @@ def forwarded_client(peer: str, header_values: Sequence[bytes], trusted: Trusted
 
 
 def forwarded_https(peer: str, header_values: Sequence[bytes], trusted: Trusted) -> bool:
-    """Whether a trusted ``peer`` says the client used HTTPS (the last ``X-Forwarded-Proto`` value)."""
+    """Whether a trusted ``peer`` says the client used HTTPS: the last ``X-Forwarded-Proto`` value,
+    or the ``proto=`` of the last ``Forwarded`` element (``trusted.proto_header``)."""
     if not trusted or peer not in trusted or not header_values:
         return False
+    if trusted.header == FORWARDED:
+        elements = forwarded_elements(header_values[-1:])
+        last_pairs = _pairs(elements[-1]) if elements else None
+        return last_pairs is not None and last_pairs.get(b"proto", b"").lower() == b"https"
     last = header_values[-1].split(b",")[-1].strip().lower()
     return last == b"https"
+
+
+def forwarded_elements(header_values: Sequence[bytes]) -> list[bytes]:
+    """RFC 7239's elements (one per hop) of every ``Forwarded`` value, in order, the last
+    ``MAX_HOPS``: split at the commas outside quoted strings, each left unparsed (``_pairs``)."""
+    elements = [element for value in header_values for element in _split_quoted(value, 0x2C)]  # commas
+    return [e.strip() for e in elements][-MAX_HOPS:]
+
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PAIR = re.compile(rb"[ \t]*(" + _TOKEN + rb")=(" + _TOKEN + rb'|"(?:[^"\\]|\\.)*")[ \t]*')
+
+
+def _pairs(element: bytes) -> dict[bytes, bytes] | None:
+    """``for=...;proto=...`` as {lowercased name: value, unquoted}; None when it does not parse
+    (RFC 7239 §4: ``forwarded-pair *( ";" forwarded-pair )``, each name at most once)."""
+    pairs: dict[bytes, bytes] = {}
+    for part in _split_quoted(element, 0x3B):  # semicolons
+        match = _PAIR.fullmatch(part)
+        if match is None:
+            return None
+        name, value = match.group(1).lower(), match.group(2)
+        if name in pairs:
+            return None
+        if value.startswith(b'"'):
+            value = re.sub(rb"\\(.)", rb"\1", value[1:-1])
+        pairs[name] = value
+    return pairs
+
+
+def _split_quoted(text: bytes, separator: int) -> list[bytes]:
+    """``text`` split at each ``separator`` byte outside a quoted string."""
+    parts, start, quoted, escaped = [], 0, False, False
+    for i, byte in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and byte == 0x5C:
+            escaped = True
+        elif byte == 0x22:
+            quoted = not quoted
+        elif byte == separator and not quoted:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _for_host(element: bytes) -> bytes | None:
+    """The address an element's ``for=`` gives, its port dropped (``"[2001:db8::1]:4711"``,
+    ``192.0.2.1:8080``); None for none, ``unknown``, an obfuscated name or a broken element."""
+    pairs = _pairs(element)
+    node = pairs.get(b"for") if pairs is not None else None
+    if not node:
+        return None
+    if node.startswith(b"["):
+        end = node.find(b"]")
+        return node[: end + 1] if end > 0 and node[end + 1:end + 2] in (b"", b":") else None
+    if node.count(b":") == 1:  # an IPv4 address and a port (a bare IPv6 address must be in brackets)
+        return node.split(b":", 1)[0]
+    return node if b":" not in node else None

@@ -32,19 +32,25 @@ PASSWORD = "s3cret pass"
 
 
 class ForwardingProxy(proxy.ReverseProxyResource):
-    """A reverse proxy to hgwire on ``port`` that appends ``CLIENT`` to X-Forwarded-For and says https."""
+    """A reverse proxy to hgwire on ``port`` that appends ``CLIENT`` to X-Forwarded-For and says https
+    (with ``rfc7239``: appends ``for=CLIENT;proto=https`` to ``Forwarded``, as HAProxy's ``option
+    forwarded`` does, and passes X-Forwarded-* on untouched)."""
 
-    def __init__(self, port: int, path: bytes = b"") -> None:
+    def __init__(self, port: int, path: bytes = b"", rfc7239: bool = False) -> None:
         super().__init__("127.0.0.1", port, path)
+        self.rfc7239 = rfc7239
 
     def getChild(self, path: bytes, request: Any) -> ForwardingProxy:
-        return ForwardingProxy(self.port, self.path + b"/" + urllib.parse.quote_from_bytes(path, safe="").encode())
+        return ForwardingProxy(self.port, self.path + b"/" + urllib.parse.quote_from_bytes(path, safe="").encode(),
+                               self.rfc7239)
 
     def render(self, request: Any) -> Any:
-        before = request.getHeader(b"x-forwarded-for")
-        request.requestHeaders.setRawHeaders(
-            b"x-forwarded-for", [(before + b", " if before else b"") + CLIENT.encode()])
-        request.requestHeaders.setRawHeaders(b"x-forwarded-proto", [b"https"])
+        name, entry = ((b"forwarded", b"for=%s;proto=https" % CLIENT.encode()) if self.rfc7239
+                       else (b"x-forwarded-for", CLIENT.encode()))
+        before = request.requestHeaders.getRawHeaders(name, [])
+        request.requestHeaders.setRawHeaders(name, [b", ".join([*before, entry])])
+        if not self.rfc7239:
+            request.requestHeaders.setRawHeaders(b"x-forwarded-proto", [b"https"])
         return super().render(request)
 
 
@@ -56,22 +62,22 @@ def htpasswd(tmp_path: Path) -> Path:
 
 
 def _server(make_server: Callable[..., RunningServer], tmp_path: Path, htpasswd: Path,
-            trusted: str) -> RunningServer:
+            trusted: str, header: str = "x-forwarded-for") -> RunningServer:
     policy = tmp_path / f"policy-{len(list(tmp_path.glob('policy-*')))}.toml"
-    policy.write_text(f'[http]\ntrusted_proxies = [{trusted}]\n\n'
+    policy.write_text(f'[http]\ntrusted_proxies = [{trusted}]\nforwarded_header = "{header}"\n\n'
                       '[[repo]]\npattern = "*"\nread = ["*", "anonymous"]\nwrite = ["alice"]\n')
     return make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), config_file=str(policy))
 
 
 @pytest.fixture
-def proxy_port(reactor: Any) -> Iterator[Callable[[int], int]]:
+def proxy_port(reactor: Any) -> Iterator[Callable[..., int]]:
     from twisted.internet.threads import blockingCallFromThread
 
     ports = []
 
-    def start(backend_port: int) -> int:
-        port = blockingCallFromThread(reactor, reactor.listenTCP, 0, server.Site(ForwardingProxy(backend_port)),
-                                      interface="127.0.0.1")
+    def start(backend_port: int, rfc7239: bool = False) -> int:
+        site = server.Site(ForwardingProxy(backend_port, rfc7239=rfc7239))
+        port = blockingCallFromThread(reactor, reactor.listenTCP, 0, site, interface="127.0.0.1")
         ports.append(port)
         return int(port.getHost().port)
 
@@ -136,3 +142,39 @@ def test_forwarding_headers_from_a_peer_not_trusted_are_ignored(
     commit(client, work, "a.txt", "a\n", "a")
     client.git("-c", f"http.extraHeader=X-Forwarded-For: {SPOOFED}", "push", "-q", "origin", "HEAD:main", cwd=work)
     assert (git_dir / "who.log").read_text().strip() == "127.0.0.1"
+
+
+def test_a_proxy_that_writes_rfc_7239_forwarded_is_believed_when_configured(
+        make_server: Callable[..., RunningServer], proxy_port: Callable[..., int], client: Client,
+        tmp_path: Path, htpasswd: Path) -> None:
+    """``forwarded_header = "forwarded"``: the client is the proxy's ``for=`` and https its ``proto=``;
+    what the client writes itself, in ``Forwarded`` or in the X-Forwarded-* headers the proxy
+    passes on, is not believed."""
+    server = _server(make_server, tmp_path, htpasswd, '"127.0.0.1"', header="forwarded")
+    port = proxy_port(server.port("http"), rfc7239=True)
+    git_dir = _git_repo_with_hook(server)
+    work = client.cwd / "app"
+    client.git("clone", "-q", _url(port, "app.git"), str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("-c", f"http.extraHeader=Forwarded: for={SPOOFED}", "-c", f"http.extraHeader=X-Forwarded-For: {SPOOFED}",
+               "push", "-q", "origin", "HEAD:main", cwd=work)
+    assert (git_dir / "who.log").read_text().strip() == CLIENT
+    client.git("--git-dir", str(git_dir), "fsck", "--full", "--strict")
+
+    server.backend.create("hgapp", Kind.HG)
+    repo = server.root / "hgapp"
+    (repo / ".hg" / "hgrc").write_text('[hooks]\nincoming = echo "$HG_URL" > who.log\n')
+    hgwork = client.cwd / "hgwork"
+    client.hg("clone", "-q", _url(port, "hgapp"), str(hgwork))
+    (hgwork / "f").write_text("f\n")
+    client.hg("commit", "-q", "-A", "-m", "f", cwd=hgwork)
+    client.hg("push", "-q", _url(port, "hgapp"), cwd=hgwork)  # the proxy says proto=https
+    assert (repo / "who.log").read_text().strip() == f"remote:https:{CLIENT}:alice"
+    client.hg("verify", "-q", "-R", str(repo))
+
+    # the X-Forwarded-* headers of a proxy are not read when the setting names Forwarded
+    plain = proxy_port(server.port("http"))
+    (hgwork / "g").write_text("g\n")
+    client.hg("commit", "-q", "-A", "-m", "g", cwd=hgwork)
+    refused = client.hg("push", _url(plain, "hgapp"), cwd=hgwork, check=False)
+    assert refused.returncode != 0 and "pushing over plain HTTP is refused" in refused.stdout + refused.stderr

@@ -161,6 +161,9 @@ def test_trusted_proxies_are_networks_and_none_without_the_key() -> None:
     trusted = parse_policy('[http]\ntrusted_proxies = ["127.0.0.1", "10.1.2.3/8", "::1"]\n', "x.toml").trusted_proxies
     assert "127.0.0.1" in trusted and "10.200.0.1" in trusted and "::1" in trusted
     assert "127.0.0.2" not in trusted and "11.0.0.1" not in trusted
+    assert trusted.header == "x-forwarded-for"
+    rfc = parse_policy('[http]\ntrusted_proxies = ["::1"]\nforwarded_header = "Forwarded"\n', "x.toml").trusted_proxies
+    assert rfc.header == "forwarded" and rfc.client_header == rfc.proto_header == b"forwarded"
 
 
 BROKEN = [
@@ -187,6 +190,7 @@ BROKEN = [
     ('[http]\ntrusted_proxies = ["10.0.0.0/33"]\n', "http.trusted_proxies[0]"),
     ('[http]\ntrusted_proxies = "127.0.0.1"\n', "http.trusted_proxies: must be a list of strings"),
     ("[http]\ntrust = []\n", "http.trust: unknown key"),
+    ('[http]\nforwarded_header = "x-real-ip"\n', 'http.forwarded_header: must be "x-forwarded-for"'),
     ('[groups]\nadmins = ["@dev"]\n', "groups cannot contain groups"),
     ("[[repo]\n", "x.toml: not valid TOML"),
     ("repo = 3\n", "write each rule under [[repo]]"),
