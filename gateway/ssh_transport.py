@@ -65,6 +65,11 @@ STRICT_KEX_SERVER = b"kex-strict-s-v00@openssh.com"
 KEX_METHOD_MESSAGES = range(30, 50)
 """RFC 4250 §4.1.2: the message numbers of the key exchange method (ECDH_INIT, KEXDH_INIT, GEX...)."""
 
+REKEY_BYTES = 1 << 30
+"""Packet bytes either way after which the server starts a new key exchange, as OpenSSH's sshd does
+by default (its limit for chacha20-poly1305; OpenSSH clients rekey at the same point themselves, a
+client that never does is rekeyed all the same)."""
+
 INITIAL_KEX_MESSAGES = frozenset({transport.MSG_DISCONNECT, transport.MSG_NEWKEYS, *KEX_METHOD_MESSAGES})
 """What a strict client may send between its first KEXINIT and its first NEWKEYS (no IGNORE, no DEBUG)."""
 
@@ -146,6 +151,8 @@ class AlgorithmTransport(transport.SSHServerTransport):
     _initial_kex_done = False
     _lent: list[bytes] = []  # noqa: RUF012 - replaced, never changed in place
     """MACs ``ssh_KEXINIT`` adds for one exchange (``implicit_macs``), never offered by ``sendKexInit``."""
+    _since_keys = 0
+    """Packet bytes sent and received since the keys last changed (``REKEY_BYTES``)."""
 
     # --- strict key exchange
 
@@ -192,6 +199,7 @@ class AlgorithmTransport(transport.SSHServerTransport):
             self.incomingPacketSequence = 0
 
     def _newKeys(self) -> None:
+        self._since_keys = 0
         super()._newKeys()
         if self.incomingCompressionType == b"zlib":  # a new inflater for the new keys, as Conch's, but bounded
             # Conch types the attribute as zlib's own inflater, and calls only its decompress()
@@ -210,11 +218,25 @@ class AlgorithmTransport(transport.SSHServerTransport):
             self.outgoingPacketSequence += 1
         if messageType == transport.MSG_NEWKEYS and self._strict_kex:
             self.outgoingPacketSequence = 0
+        self._count(len(payload))
+
+    def _count(self, size: int) -> None:
+        """Count a packet's bytes; past ``REKEY_BYTES`` since the keys changed, start a key exchange
+        (data waits in Conch's queue meanwhile, as during one the client starts)."""
+        self._since_keys += size
+        if (self._since_keys >= REKEY_BYTES and self._initial_kex_done
+                and self._keyExchangeState == self._KEY_EXCHANGE_NONE):
+            self._since_keys = 0
+            log.debug("SSH rekey started by the server for {peer}", peer=self._peer_host())
+            self.sendKexInit()
 
     def getPacket(self) -> bytes | None:
         opener = self._opener()
         if opener is None:
-            return super().getPacket()  # type: ignore[no-any-return]
+            framed: bytes | None = super().getPacket()  # Conch's framing
+            if framed is not None:
+                self._count(len(framed))
+            return framed
         seq = self.incomingPacketSequence
         try:
             size = opener.needed(seq, self.buf)
@@ -222,6 +244,7 @@ class AlgorithmTransport(transport.SSHServerTransport):
                 return None
             packet, self.buf = self.buf[:size], self.buf[size:]
             payload = self._decompress(opener.open(seq, packet))
+            self._count(len(payload))
         except IntegrityError as error:
             self._refuse(transport.DISCONNECT_MAC_ERROR, str(error))
             return None

@@ -25,6 +25,7 @@ import pytest
 from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
+from gateway import ssh_transport
 from tests.conftest import BACKENDS, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_git_daemon import BINARY, NON_ASCII, assert_consistent, commit
 from tests.integration.test_git_transports import TransportServer
@@ -174,6 +175,41 @@ def test_a_rekey_every_megabyte_mid_push_and_mid_clone(ssh: Ssh, client: Client,
     client.git("clone", "-q", server.git_url("big"), str(clone))
     cloned = log.read_text()
     assert cloned.count("SSH2_MSG_NEWKEYS received") >= 3, cloned
+    assert (clone / "blob.bin").read_bytes() == (work / "blob.bin").read_bytes()
+    assert_consistent(server, client, "big")
+    assert failures == []
+
+
+def server_started(log: str) -> int:
+    """Key exchanges the server started, in ``ssh -v``'s words: the server's KEXINIT came first
+    (the client's own rekeys send theirs first, and the first exchange has both at once)."""
+    told = re.findall(r"SSH2_MSG_KEXINIT (sent|received)", log)
+    return sum(1 for first, then in zip(told[::2], told[1::2], strict=False) if (first, then) == ("received", "sent"))
+
+
+@pytest.mark.parametrize("algorithm", ["chacha20-poly1305", "aes128-ctr-hmac-sha2-256"])
+def test_the_server_rekeys_a_client_that_does_not(ssh: Ssh, client: Client, algorithm: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  failures: list[dict[str, Any]]) -> None:
+    """As sshd: past ``REKEY_BYTES`` either way the server starts a key exchange itself (here every
+    megabyte; OpenSSH's client would wait for a gigabyte), mid-push and mid-clone, and nothing is lost."""
+    monkeypatch.setattr(ssh_transport, "REKEY_BYTES", 1 << 20)
+    log = tmp_path / "ssh.log"
+    server = ssh.use(*ALGORITHMS[algorithm], "-E", str(log), log_level="DEBUG1")
+    ssh.server.backend.create("big", Kind.GIT)
+    work = client.cwd / "work"
+    client.git("init", "-q", str(work))
+    commit(client, work, "blob.bin", random.Random(2).randbytes(3_000_000), "3 MB that do not compress")
+    client.git("push", "-q", server.git_url("big"), "HEAD:main", cwd=work)
+    pushed = log.read_text()
+    assert server_started(pushed) >= 2, pushed
+    assert pushed.count("SSH2_MSG_KEXINIT received") == pushed.count("SSH2_MSG_NEWKEYS received"), pushed
+    log.unlink()
+
+    clone = client.cwd / "clone"
+    client.git("clone", "-q", server.git_url("big"), str(clone))
+    cloned = log.read_text()
+    assert server_started(cloned) >= 2, cloned
     assert (clone / "blob.bin").read_bytes() == (work / "blob.bin").read_bytes()
     assert_consistent(server, client, "big")
     assert failures == []
