@@ -46,6 +46,7 @@ import binascii
 import datetime
 import enum
 import fnmatch
+import functools
 import hashlib
 import hmac
 import importlib
@@ -238,13 +239,19 @@ def from_allows(patterns: Sequence[str], address: str) -> bool:
         negated = pattern.startswith("!")
         body = pattern[1:] if negated else pattern
         if "/" in body:
-            matched = parsed in ipaddress.ip_network(body, strict=False)
+            matched = parsed in _network(body)
         else:
             matched = fnmatch.fnmatchcase(ip, body.lower().replace("[", "[[]"))
         if matched and negated:
             return False
         allowed = allowed or matched
     return allowed
+
+
+@functools.lru_cache(maxsize=4096)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A ``from=`` network, parsed once (``_parse_from`` checked it when the file was read)."""
+    return ipaddress.ip_network(text, strict=False)
 
 
 def _parse_from(value: str | None) -> tuple[str, ...]:
