@@ -345,6 +345,18 @@ done
 """
 
 
+def _with_pre_receive(make_server: Any, client: Client, name: str, hook: str
+                      ) -> tuple[RunningServer, str, Path, Path]:
+    """A served repository ``name`` whose pre-receive hook is ``hook``: the server, its URL, a working
+    clone with a first commit pushed, and its git directory."""
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, name, push=True)
+    bare = server.root / f"{name}.git"
+    (bare / "hooks" / "pre-receive").write_text(hook)
+    (bare / "hooks" / "pre-receive").chmod(0o755)
+    return server, url, work, bare
+
+
 def _wait_for(path: Path, seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while not path.exists():
@@ -361,12 +373,7 @@ def test_two_pushes_of_the_same_objects_one_declined_lose_nothing(
     second's branch names (or, when both are declined, must leave no pack behind)."""
     import threading
 
-    server = make_server("fs", git=[LOOPBACK])
-    url, work = started_repo(server, client, "shared", push=True)
-    bare = server.root / "shared.git"
-    hook = bare / "hooks" / "pre-receive"
-    hook.write_text(WAITING_PRE_RECEIVE)
-    hook.chmod(0o755)
+    server, url, work, bare = _with_pre_receive(make_server, client, "shared", WAITING_PRE_RECEIVE)
     before = _packs(bare)
     tip = commit(client, work, "b.txt", "b\n" * 500, "b")
     first: dict[str, subprocess.CompletedProcess[str]] = {}
@@ -421,12 +428,7 @@ def test_a_waiting_push_is_seen_only_by_its_own_hook(make_server: Any, client: C
     as they were."""
     import threading
 
-    server = make_server("fs", git=[LOOPBACK])
-    url, work = started_repo(server, client, "waiting", push=True)
-    bare = server.root / "waiting.git"
-    hook = bare / "hooks" / "pre-receive"
-    hook.write_text(QUARANTINE_PROBE)
-    hook.chmod(0o755)
+    server, url, work, bare = _with_pre_receive(make_server, client, "waiting", QUARANTINE_PROBE)
     before = _packs(bare)
     tip = commit(client, work, "b.txt", "b\n" * 500, "b")
     done: dict[str, subprocess.CompletedProcess[str]] = {}

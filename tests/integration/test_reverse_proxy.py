@@ -100,6 +100,22 @@ def _git_repo_with_hook(server: RunningServer) -> Path:
     return git_dir
 
 
+def _hg_push_through(server: RunningServer, client: Client, port: int) -> tuple[Path, Path]:
+    """An hg push through the proxy on ``port`` (plain HTTP to it): the server's hook must name the
+    proxy's client and https, and the repository verify; the repository and the working clone."""
+    server.backend.create("hgapp", Kind.HG)
+    repo = server.root / "hgapp"
+    (repo / ".hg" / "hgrc").write_text('[hooks]\nincoming = echo "$HG_URL" > who.log\n')
+    hgwork = client.cwd / "hgwork"
+    client.hg("clone", "-q", _url(port, "hgapp"), str(hgwork))
+    (hgwork / "f").write_text("f\n")
+    client.hg("commit", "-q", "-A", "-m", "f", cwd=hgwork)
+    client.hg("push", "-q", _url(port, "hgapp"), cwd=hgwork)
+    assert (repo / "who.log").read_text().strip() == f"remote:https:{CLIENT}:alice"
+    client.hg("verify", "-q", "-R", str(repo))
+    return repo, hgwork
+
+
 def test_through_a_trusted_proxy_git_and_hg_know_the_client_and_the_proxy_s_https(
         make_server: Callable[..., RunningServer], proxy_port: Callable[[int], int], client: Client,
         tmp_path: Path, htpasswd: Path) -> None:
@@ -115,16 +131,7 @@ def test_through_a_trusted_proxy_git_and_hg_know_the_client_and_the_proxy_s_http
     client.git("--git-dir", str(git_dir), "fsck", "--full", "--strict")
     assert client.git("ls-remote", _url(port, "app.git")).stdout.startswith(tip)
 
-    server.backend.create("hgapp", Kind.HG)
-    repo = server.root / "hgapp"
-    (repo / ".hg" / "hgrc").write_text('[hooks]\nincoming = echo "$HG_URL" > who.log\n')
-    hgwork = client.cwd / "hgwork"
-    client.hg("clone", "-q", _url(port, "hgapp"), str(hgwork))
-    (hgwork / "f").write_text("f\n")
-    client.hg("commit", "-q", "-A", "-m", "f", cwd=hgwork)
-    client.hg("push", "-q", _url(port, "hgapp"), cwd=hgwork)  # plain HTTP to the proxy, which says https
-    assert (repo / "who.log").read_text().strip() == f"remote:https:{CLIENT}:alice"
-    client.hg("verify", "-q", "-R", str(repo))
+    _repo, hgwork = _hg_push_through(server, client, port)  # plain HTTP to the proxy, which says https
     # straight to hgwire, plain HTTP is what it is
     (hgwork / "g").write_text("g\n")
     client.hg("commit", "-q", "-A", "-m", "g", cwd=hgwork)
@@ -161,16 +168,7 @@ def test_a_proxy_that_writes_rfc_7239_forwarded_is_believed_when_configured(
     assert (git_dir / "who.log").read_text().strip() == CLIENT
     client.git("--git-dir", str(git_dir), "fsck", "--full", "--strict")
 
-    server.backend.create("hgapp", Kind.HG)
-    repo = server.root / "hgapp"
-    (repo / ".hg" / "hgrc").write_text('[hooks]\nincoming = echo "$HG_URL" > who.log\n')
-    hgwork = client.cwd / "hgwork"
-    client.hg("clone", "-q", _url(port, "hgapp"), str(hgwork))
-    (hgwork / "f").write_text("f\n")
-    client.hg("commit", "-q", "-A", "-m", "f", cwd=hgwork)
-    client.hg("push", "-q", _url(port, "hgapp"), cwd=hgwork)  # the proxy says proto=https
-    assert (repo / "who.log").read_text().strip() == f"remote:https:{CLIENT}:alice"
-    client.hg("verify", "-q", "-R", str(repo))
+    _repo, hgwork = _hg_push_through(server, client, port)  # the proxy says proto=https
 
     # the X-Forwarded-* headers of a proxy are not read when the setting names Forwarded
     plain = proxy_port(server.port("http"))

@@ -156,27 +156,34 @@ def test_git_and_hg_both_ways(ssh: Ssh, client: Client, algorithm: str, tmp_path
     assert failures == []
 
 
+def push_and_clone_logged(ssh: Ssh, client: Client, tmp_path: Path, options: tuple[str, ...], size: int
+                          ) -> tuple[str, str]:
+    """A git push of ``size`` incompressible bytes, then a clone of it, through ssh with ``options``
+    (``ssh -v`` logging): the client's log of each.  The clone must match, the repository be whole."""
+    log = tmp_path / "ssh.log"
+    server = ssh.use(*options, "-E", str(log), log_level="DEBUG1")
+    ssh.server.backend.create("big", Kind.GIT)
+    work = client.cwd / "work"
+    client.git("init", "-q", str(work))
+    commit(client, work, "blob.bin", random.Random(size).randbytes(size), "bytes that do not compress")
+    client.git("push", "-q", server.git_url("big"), "HEAD:main", cwd=work)
+    pushed = log.read_text()
+    log.unlink()
+    clone = client.cwd / "clone"
+    client.git("clone", "-q", server.git_url("big"), str(clone))
+    assert (clone / "blob.bin").read_bytes() == (work / "blob.bin").read_bytes()
+    assert_consistent(server, client, "big")
+    return pushed, log.read_text()
+
+
 @pytest.mark.parametrize("algorithm", ["chacha20-poly1305", "aes256-gcm", "aes128-ctr-hmac-sha2-256-etm",
                                        "aes128-ctr-hmac-sha2-256"])
 def test_a_rekey_every_megabyte_mid_push_and_mid_clone(ssh: Ssh, client: Client, algorithm: str,
                                                        tmp_path: Path, failures: list[dict[str, Any]]) -> None:
-    log = tmp_path / "ssh.log"
-    server = ssh.use(*ALGORITHMS[algorithm], "-o", "RekeyLimit=1M", "-E", str(log), log_level="DEBUG1")
-    ssh.server.backend.create("big", Kind.GIT)
-    work = client.cwd / "work"
-    client.git("init", "-q", str(work))
-    commit(client, work, "blob.bin", random.Random(1).randbytes(4_000_000), "4 MB that do not compress")
-    client.git("push", "-q", server.git_url("big"), "HEAD:main", cwd=work)
-    pushed = log.read_text()
+    options = (*ALGORITHMS[algorithm], "-o", "RekeyLimit=1M")
+    pushed, cloned = push_and_clone_logged(ssh, client, tmp_path, options, 4_000_000)
     assert pushed.count("SSH2_MSG_NEWKEYS received") >= 3, pushed  # the first key exchange and rekeys
-    log.unlink()
-
-    clone = client.cwd / "clone"
-    client.git("clone", "-q", server.git_url("big"), str(clone))
-    cloned = log.read_text()
     assert cloned.count("SSH2_MSG_NEWKEYS received") >= 3, cloned
-    assert (clone / "blob.bin").read_bytes() == (work / "blob.bin").read_bytes()
-    assert_consistent(server, client, "big")
     assert failures == []
 
 
@@ -194,24 +201,10 @@ def test_the_server_rekeys_a_client_that_does_not(ssh: Ssh, client: Client, algo
     """As sshd: past ``REKEY_BYTES`` either way the server starts a key exchange itself (here every
     megabyte; OpenSSH's client would wait for a gigabyte), mid-push and mid-clone, and nothing is lost."""
     monkeypatch.setattr(ssh_transport, "REKEY_BYTES", 1 << 20)
-    log = tmp_path / "ssh.log"
-    server = ssh.use(*ALGORITHMS[algorithm], "-E", str(log), log_level="DEBUG1")
-    ssh.server.backend.create("big", Kind.GIT)
-    work = client.cwd / "work"
-    client.git("init", "-q", str(work))
-    commit(client, work, "blob.bin", random.Random(2).randbytes(3_000_000), "3 MB that do not compress")
-    client.git("push", "-q", server.git_url("big"), "HEAD:main", cwd=work)
-    pushed = log.read_text()
-    assert server_started(pushed) >= 2, pushed
-    assert pushed.count("SSH2_MSG_KEXINIT received") == pushed.count("SSH2_MSG_NEWKEYS received"), pushed
-    log.unlink()
-
-    clone = client.cwd / "clone"
-    client.git("clone", "-q", server.git_url("big"), str(clone))
-    cloned = log.read_text()
-    assert server_started(cloned) >= 2, cloned
-    assert (clone / "blob.bin").read_bytes() == (work / "blob.bin").read_bytes()
-    assert_consistent(server, client, "big")
+    pushed, cloned = push_and_clone_logged(ssh, client, tmp_path, ALGORITHMS[algorithm], 3_000_000)
+    for log in (pushed, cloned):
+        assert server_started(log) >= 2, log
+        assert log.count("SSH2_MSG_KEXINIT received") == log.count("SSH2_MSG_NEWKEYS received"), log
     assert failures == []
 
 
