@@ -214,7 +214,8 @@ class Quarantine:
     def __init__(self, store: DiskObjectStore) -> None:
         sweep_stale_temporaries(store)
         self.store = store
-        self.path = tempfile.mkdtemp(dir=store.path, prefix=QUARANTINE_PREFIX)
+        # absolute: hooks run in the git directory, and the store's path may be relative to ours
+        self.path = os.path.abspath(tempfile.mkdtemp(dir=store.path, prefix=QUARANTINE_PREFIX))
         self.pack_dir = os.path.join(self.path, "pack")
         os.mkdir(self.pack_dir)
         self._view: DiskObjectStore | None = None

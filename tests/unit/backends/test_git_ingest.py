@@ -578,3 +578,17 @@ def test_stale_quarantines_and_temporary_packs_are_swept_and_fresh_ones_kept(tmp
     assert not old_dir.exists() and not (objects / "tmp_pack_old").exists()
     assert git_ingest.sweep_stale_temporaries(repo.object_store) == 0 and os.path.isdir(live.path)
     live.drop()
+
+
+def test_the_hook_environment_names_absolute_directories_for_a_store_opened_by_a_relative_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server started with a relative root (``make serve``: ``repositories``) opens stores by
+    relative paths; the hooks run in the git directory, so what they are told must be absolute."""
+    Repo.init_bare(str(tmp_path / "r.git"), mkdir=True)
+    monkeypatch.chdir(tmp_path)
+    quarantine = git_ingest.Quarantine(Repo("r.git").object_store)
+    told = git_ingest.quarantine_environment([quarantine])
+    assert told["GIT_OBJECT_DIRECTORY"] == told["GIT_QUARANTINE_PATH"] == quarantine.path
+    assert os.path.isabs(quarantine.path) and os.path.isdir(quarantine.path)
+    assert told["GIT_ALTERNATE_OBJECT_DIRECTORIES"] == str(tmp_path / "r.git" / "objects")
+    quarantine.drop()
