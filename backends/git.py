@@ -446,12 +446,9 @@ class DulwichGitRepository:
         """As git's receive-pack after pre-receive: move the push's objects into the store when an
         update that needs them still stands (its checks passed, so they are whole) and may still
         be made (an atomic push with a refused ref makes none), else drop them."""
-        if not self._quarantines:
+        quarantines = self._take_quarantines()
+        if not quarantines:
             return checked
-        for pack in self._quarantined_packs:
-            pack.close()
-        self._quarantined_packs.clear()
-        quarantines, self._quarantines = list(self._quarantines), []
         doomed = atomic and any(reason is not None for _, reason in checked)
         if doomed or not any(reason is None and u.new != ZERO_ID for u, reason in checked):
             for quarantine in quarantines:
@@ -466,6 +463,14 @@ class DulwichGitRepository:
             reason = f"unable to migrate objects to permanent storage: {exc.strerror or exc}"  # git's words
             return [(u, reason if r is None else r) for u, r in checked]
         return checked
+
+    def _take_quarantines(self) -> list[git_ingest.Quarantine]:
+        """This push's quarantines, now the caller's to migrate or drop (their packs closed)."""
+        for pack in self._quarantined_packs:
+            pack.close()
+        self._quarantined_packs.clear()
+        quarantines, self._quarantines = self._quarantines, []
+        return quarantines
 
     def _head_target(self) -> bytes | None:
         """The branch HEAD names (read alone: ``symrefs()`` reads every ref)."""
@@ -637,11 +642,7 @@ class DulwichGitRepository:
         """Remove what this push added that refs will never point to: its quarantine, the packs it
         put in a custom store, a memory store's objects (unless another push holds them:
         ``git_ingest.PackClaims``).  Objects that left a quarantine stay, as in git."""
-        for pack in self._quarantined_packs:
-            pack.close()
-        self._quarantined_packs.clear()
-        quarantines, self._quarantines = self._quarantines, []
-        for quarantine in quarantines:
+        for quarantine in self._take_quarantines():
             quarantine.drop()
         for pack in self._added_packs:
             pack.close()

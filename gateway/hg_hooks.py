@@ -268,8 +268,9 @@ def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> Hg
 
 @dataclass(slots=True)
 class PullHooks:
-    """The pull hooks of one command's answer: ``preoutgoing`` and ``outgoing`` around the changesets
-    it sends, ``prelistkeys`` and ``listkeys`` around each namespace it lists.
+    """The pull hooks of one command's answer: ``pretransmit-inline-clone-bundle`` before the inline
+    clone bundle it sends, ``preoutgoing`` and ``outgoing`` around the changesets it sends,
+    ``prelistkeys`` and ``listkeys`` around each namespace it lists.
 
     Run per request, around the answer: an answer shared with an identical
     concurrent clone, or kept by ``[clone_cache]``, still runs them for each
@@ -287,7 +288,8 @@ class PullHooks:
         return self.outgoing.bundle2 if self.outgoing is not None else self.listing.bundle2
 
     def before(self) -> str | None:
-        """Before the answer, in hg's order: ``preoutgoing`` (the changegroup part is made first), then
+        """Before the answer, in hg's order: ``pretransmit-inline-clone-bundle`` (a command of its own),
+        ``preoutgoing`` (the changegroup part is made first), then
         ``prelistkeys`` and ``listkeys`` for each namespace in turn (``HG_VALUES`` what it lists; a
         failing ``listkeys`` is a warning).  Why the answer is refused (hg's sentence), or None."""
         reason = self.hooks.unsupported_pull_gate()

@@ -805,6 +805,8 @@ STREAM_CACHES = (
 )
 """The ``.hg/cache`` files a stream clone copies, as hg's ``cacheutil.cachetocopy``: without them a
 client reads every changeset again to rebuild its branch heads (half a second on 5,000)."""
+
+
 class InlineBundle:
     """An open clone bundle (``HgRepo.open_inline_clone_bundle``): ``size``, then its bytes by
     iterating; ``close`` releases the file (iterating to the end closes it too)."""
