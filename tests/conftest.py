@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, settings
 
 from backends import load_backend
 from backends.interfaces import Backend
+from tests import hg_command_server
 
 # Property tests check results, not speed: a shared 2-core CI machine must not turn a
 # slow example into a failure (hypothesis' default deadline is 200 ms per example).
@@ -168,7 +169,16 @@ class Client:
         return self.run("git", *args, **kw)
 
     def hg(self, *args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
-        return self.run(os.path.join(VENV_BIN, "hg"), *args, **kw)
+        hg = os.path.join(VENV_BIN, "hg")
+        if not kw.keys() - {"cwd", "check", "timeout"}:  # no input, no environment of its own
+            cwd = Path(kw.get("cwd") or self.cwd)
+            result = hg_command_server.run(hg, [str(a) for a in args], cwd, self.env, kw.get("timeout", 120))
+            if result is not None:
+                if kw.get("check", True) and result.returncode != 0:
+                    raise AssertionError(f"hg {' '.join(map(str, args))} failed with {result.returncode}:\n"
+                                         f"stdout: {result.stdout}\nstderr: {result.stderr}")
+                return result
+        return self.run(hg, *args, **kw)
 
 
 @pytest.fixture
@@ -185,6 +195,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         missing.append("hg (the test extra)")
     if missing:
         raise pytest.UsageError(f"the test suite needs {', '.join(missing)}; run `make test` to install them")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    hg_command_server.stop_all()
 
 
 @dataclass

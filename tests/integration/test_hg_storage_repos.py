@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from tests import hg_command_server
 
 HG = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "hg")
 
@@ -57,9 +58,7 @@ class Hg:
         self.last_stderr = b""
 
     def __call__(self, cwd: Path | str, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
-        proc = subprocess.run(
-            [HG, *args], cwd=cwd, env=self.env, input=input, capture_output=True, check=False
-        )
+        proc = hg_command_server.subprocess_run([HG, *args], cwd=cwd, env=self.env, input=input)
         self.last_stderr = proc.stderr
         if check and proc.returncode != 0:
             raise AssertionError(f"hg {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from backends.hg.changelog import Changeset, format_changeset, parse_changeset
 from backends.hg.lock import lock_prefix
 from backends.interfaces import DeltaMode
 from protocols.errors import StorageError
+from tests import hg_command_server
 from tests.conftest import VENV_BIN
 
 ENV = {**os.environ, "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "t <t@example.com>"}
@@ -28,8 +28,8 @@ BRANCHES = ["default", "stable", "stable", "default", "feature", "stable"]
 
 
 def hg(path: Path, *args: str) -> None:
-    subprocess.run([os.path.join(VENV_BIN, "hg"), "-R", str(path), *args], check=True, env=ENV,
-                   capture_output=True)
+    hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "-R", str(path), *args], cwd=path, env=ENV,
+                                     check=True)
 
 
 def commit_on(path: Path, branches: list[str], start: int = 0) -> None:
@@ -63,7 +63,8 @@ def files(path: Path) -> tuple[bytes, bytes]:
 @pytest.fixture(scope="module")
 def branchy_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rbc") / "branchy"
-    subprocess.run([os.path.join(VENV_BIN, "hg"), "init", str(path)], check=True, env=ENV)
+    hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "init", str(path)], cwd=path.parent, env=ENV,
+                                     check=True)
     commit_on(path, BRANCHES)
     hg(path, "commit", "-q", "-m", "closed", "--close-branch")
     clear_caches(path)
@@ -139,8 +140,8 @@ def test_hgwire_writes_the_files_hg_writes(branchy: Path, tmp_path: Path) -> Non
     cl = repo.changelog()
     assert read(repo.plain, cl)[-1] == (b"stable", True)
     # and hg, reading them, answers as before
-    out = subprocess.run([os.path.join(VENV_BIN, "hg"), "-R", str(branchy), "log", "-r", "branch(stable)",
-                          "-T", "{rev} "], env=ENV, capture_output=True, check=True).stdout
+    out = hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "-R", str(branchy), "log", "-r",
+                                            "branch(stable)", "-T", "{rev} "], cwd=branchy, env=ENV, check=True).stdout
     assert out == b"1 2 5 6 "
 
 

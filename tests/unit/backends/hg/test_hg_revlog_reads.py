@@ -183,19 +183,19 @@ def test_views_are_shared_between_opens_until_the_changelog_or_phases_change(tmp
 
 
 def test_mercurial_s_rev_branch_cache_is_used_where_it_matches_the_changelog(tmp_path: object) -> None:
-    import subprocess
-
     from backends.hg.branchcache import RBC_RECORD, branch_of, read
+    from tests import hg_command_server
     from tests.conftest import VENV_BIN
 
     path = os.path.join(str(tmp_path), "rbc")
     env = {**os.environ, "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "t <t@example.com>"}
 
     def hg(*args: str) -> None:
-        subprocess.run([os.path.join(VENV_BIN, "hg"), "-R", path, *args], check=True, env=env,
-                       capture_output=True)
+        hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "-R", path, *args], cwd=path, env=env,
+                                         check=True)
 
-    subprocess.run([os.path.join(VENV_BIN, "hg"), "init", path], check=True, env=env)
+    hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "init", path], cwd=str(tmp_path), env=env,
+                                     check=True)
     for i, branch in enumerate(["default", "stable", "stable", "default", "feature"]):
         hg("branch", "-f", "-q", branch)
         with open(os.path.join(path, f"f{i}"), "w") as f:

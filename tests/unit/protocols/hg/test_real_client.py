@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import hg_command_server
+
 from .fake_repo import FakeRepo
 from .helpers import reference_repo
 
@@ -38,9 +40,7 @@ def served(tmp_path: Path) -> Path:
 
 
 def hg(env: dict[str, str], cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [HG, *args], check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
+    result = hg_command_server.subprocess_run([HG, *args], cwd=cwd, env=env, text=True, timeout=60)
     if ok:
         assert result.returncode == 0, result.stderr
     return result
