@@ -33,5 +33,7 @@ class ServiceConfig:
     """Seconds the open connections get to finish once the service is told to stop."""
     user_sessions: Any = None
     """The service's ``gateway.limits.UserSessions`` (every listener's), made on first use."""
+    request_rates: Any = None
+    """The service's ``gateway.limits.RequestRates`` (every listener's), made on first use."""
     authorizer: Authorizer | None = None
     """Built once from the flags and ``config_file`` by ``gateway.policy.authorizer_for``."""

@@ -25,7 +25,7 @@ from gateway.auth import Access
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.git_session import make_git_session
-from gateway.limits import limits_for
+from gateway.limits import count_request, limits_for
 from gateway.policy import authorizer_for
 from protocols import pktline
 from protocols.errors import HgwireError, ProtocolError
@@ -108,6 +108,7 @@ class GitDaemonProtocol(protocol.Protocol):
         self._request = request
         authorizer = authorizer_for(self._config)
         authorizer.check(None, request.repo_name, PROTO, SERVICE_ACCESS.get(request.service, Access.READ))
+        count_request(self._config, None, str(getattr(self.transport.getPeer(), "host", "?")))  # type: ignore[union-attr]
         ctx = SessionContext(
             backend=self._config.backend,
             repo_name=request.repo_name,

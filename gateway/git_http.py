@@ -38,7 +38,7 @@ from backends.interfaces import GitRepository
 from gateway import git_session
 from gateway.auth import Access
 from gateway.channel import Session, SessionContext
-from gateway.http import HttpFront, Route, RouteKind, Unauthorized, send_error, send_unauthorized
+from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, send_unauthorized
 from gateway.limits import limits_for
 from gateway.threads import run_blocking
 from protocols import git_receive, git_upload, git_v2, pktline
@@ -112,6 +112,7 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
     if isinstance(exc, Unauthorized):
         send_unauthorized(request, message)
     else:
+        retry_after(request, exc)
         send_error(request, status, message)
 
 

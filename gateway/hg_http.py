@@ -44,7 +44,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream
-from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase
+from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
@@ -185,6 +185,7 @@ class HgHttpCommand:
     def _run(self, user: str | None, cmd: Command) -> defer.Deferred[Answer]:
         self.user = user
         self.check_permission(cmd.permission)
+        self.front.counted(user, self.request)  # max_sessions_per_user, requests_per_minute
         if cmd.takes_payload:  # a push: the repository's hooks may hold it for minutes (``run_for_hooks``)
             return run_for_hooks(self._execute, cmd)
         return run_blocking(self._execute, cmd)
@@ -363,6 +364,7 @@ class HgHttpCommand:
             request.setHeader(b"WWW-Authenticate", f'Basic realm="{REALM}"'.encode())
         if status == 405:
             request.setHeader(b"Allow", b"POST")
+        retry_after(request, exc)
         body = hg_http.error_body(message.encode("utf-8", "replace"))
         request.setResponseCode(status, reason_phrase(message))
         request.setHeader(b"Content-Type", hg_http.MEDIA_TYPE_V1)

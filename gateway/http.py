@@ -44,7 +44,16 @@ from twisted.web import http, resource, server
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.config import ServiceConfig
-from gateway.limits import DEFAULT_LIMITS, NO_PROXIES, limits_for, tcp_address, trusted_proxies, user_sessions
+from gateway.limits import (
+    DEFAULT_LIMITS,
+    NO_PROXIES,
+    RateLimited,
+    count_request,
+    limits_for,
+    tcp_address,
+    trusted_proxies,
+    user_sessions,
+)
 from gateway.policy import authorizer_for
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
@@ -233,12 +242,14 @@ class HttpFront:
         """
         d = self.authenticate(request)
         d.addCallback(self._check, repo, transport, access)
-        return d.addCallback(self._counted, request)
+        return d.addCallback(self.counted, request)
 
-    def _counted(self, user: str | None, request: server.Request) -> str | None:
-        """Count the request among its user's operations until it finishes (``max_sessions_per_user``)."""
+    def counted(self, user: str | None, request: server.Request) -> str | None:
+        """Count the request among its user's operations until it finishes (``max_sessions_per_user``),
+        and against ``requests_per_minute``."""
         if request.finished or getattr(request, "_disconnected", False):  # notifyFinish would never fire
             return user
+        count_request(self.config, user, str(getattr(request.getClientAddress(), "host", "?")))
         leave = user_sessions(self.config).enter(user, limits_for(self.config).max_sessions_per_user)
         request.notifyFinish().addBoth(lambda _: leave())
         return user
@@ -273,6 +284,12 @@ def reason_phrase(message: str) -> bytes:
     """The message as a status-line reason: printable ASCII, one line, bounded."""
     text = "".join(c if " " <= c <= "~" else "?" for c in message.replace("\n", " "))
     return text[:MAX_REASON].encode("ascii")
+
+
+def retry_after(request: server.Request, exc: BaseException) -> None:
+    """``Retry-After`` for a refusal that says when to come back (``requests_per_minute``)."""
+    if isinstance(exc, RateLimited):
+        request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
 
 
 def send_error(request: server.Request, status: int, message: str, content_type: bytes = b"text/plain; charset=utf-8",

@@ -23,7 +23,9 @@ leaves out keeps the default below.
 
 from __future__ import annotations
 
+import math
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -71,6 +73,10 @@ class ConnectionLimits:
     """Git and hg operations one logged-in user has under way at once, over every listener (SSH
     sessions, HTTP requests): a user's CI fleet on many addresses is bounded as one client is by
     ``max_connections_per_address``.  Anonymous clients are bounded per address."""
+    requests_per_minute: int | None = None
+    """Git and hg operations (SSH sessions, HTTP requests, git:// connections) one logged-in user, or
+    one address of anonymous clients, may start in a minute, over every listener; a quiet client may
+    start a minute's worth at once.  Off by default, as in git daemon, hg serve and sshd."""
     max_auth_attempts: int = 6
     """Failed SSH authentications before the connection is dropped (OpenSSH's MaxAuthTries)."""
     max_request_body: int = 2 * 1024**3
@@ -195,6 +201,73 @@ class UserSessions:
 
 def _nothing() -> None:
     return None
+
+
+class RateLimited(ProtocolError):
+    """A client started more operations in a minute than ``requests_per_minute`` allows (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, http_status=429)
+        self.retry_after = retry_after
+        """Whole seconds until one more operation is allowed (HTTP's ``Retry-After``)."""
+
+
+class RequestRates:
+    """How many operations each user (or anonymous address) may still start: a token bucket each.
+
+    A bucket holds at most ``per_minute`` tokens and gains ``per_minute`` a minute; an operation
+    takes one.  Full buckets are forgotten (a new one starts full), so the table holds only the
+    clients of the last minute or so."""
+
+    PRUNE_AT = 4096
+    """Buckets kept before the full ones are swept out."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # who → (tokens, when counted)
+
+    def take(self, who: str, per_minute: int | None, label: str) -> None:
+        """Count one operation of ``who``; ``RateLimited`` when its bucket is empty.  ``label``
+        names the client in the refusal and the log ("alice", "anonymous clients of 192.0.2.1")."""
+        if per_minute is None:
+            return
+        now = self._clock()
+        tokens, then = self._buckets.get(who, (float(per_minute), now))
+        tokens = min(float(per_minute), tokens + (now - then) * per_minute / 60.0)
+        if tokens < 1.0:
+            wait = max(1, math.ceil((1.0 - tokens) * 60.0 / per_minute))
+            self._buckets[who] = (tokens, now)
+            log.warn("{who} went over requests_per_minute ({per_minute}): refused for {wait} s",  # noqa: G010
+                     who=label, per_minute=per_minute, wait=wait)
+            raise RateLimited(f"{label} started more than {per_minute} git/hg operations in a minute, the most "
+                              f"this server allows; retry in {wait} seconds", wait)
+        self._buckets[who] = (tokens - 1.0, now)
+        if len(self._buckets) > self.PRUNE_AT:
+            self._prune(now, per_minute)
+
+    def _prune(self, now: float, per_minute: int) -> None:
+        self._buckets = {who: (tokens, then) for who, (tokens, then) in self._buckets.items()
+                         if tokens + (now - then) * per_minute / 60.0 < per_minute}
+
+
+def request_rates(config: ServiceConfig) -> RequestRates:
+    """The one table of the service: every listener's operations of a client add up."""
+    if config.request_rates is None:
+        config.request_rates = RequestRates()
+    rates: RequestRates = config.request_rates
+    return rates
+
+
+def count_request(config: ServiceConfig, user: str | None, address: str) -> None:
+    """Count an operation against ``requests_per_minute``: a logged-in user's over every address,
+    an anonymous client's per address.  ``RateLimited`` over it."""
+    per_minute = limits_for(config).requests_per_minute
+    if per_minute is None:
+        return
+    if user is not None:
+        request_rates(config).take("user:" + user, per_minute, user)
+    else:
+        request_rates(config).take("address:" + address, per_minute, f"anonymous clients of {address}")
 
 
 def user_sessions(config: ServiceConfig) -> UserSessions:

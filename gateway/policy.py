@@ -171,6 +171,7 @@ class Limits:
     max_connections_per_address: int | None = None
     max_connections: int | None = None
     max_sessions_per_user: int | None = None
+    requests_per_minute: int | None = None
     idle_timeout: float | None = None
     request_timeout: float | None = None
     connection_timeout: float | None = None

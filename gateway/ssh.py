@@ -77,7 +77,7 @@ from backends.names import validate_name
 from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
-from gateway.limits import ConnectionLimits, drop, limits_for, user_sessions
+from gateway.limits import ConnectionLimits, count_request, drop, limits_for, user_sessions
 from gateway.policy import authorizer_for
 from gateway.ssh_transport import AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
@@ -487,6 +487,7 @@ class ExecChannel(conch_channel.SSHChannel):
                 raise UnsupportedFeature(f"{request.kind} is not available on this server yet")
             self._front.authorizer.check(self._user, name, self._record.proto, ROUTE_ACCESS[request.kind])
             config = self._front.config
+            count_request(config, self._user, self._peer.rpartition(":")[0])
             self._leave = user_sessions(config).enter(self._user, limits_for(config).max_sessions_per_user)
             self._session = factory_(self._context(request, name), self)
         except HgwireError as refusal:

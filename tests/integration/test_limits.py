@@ -280,9 +280,11 @@ def test_one_user_s_operations_are_bounded_over_every_listener(
     htpasswd.write_text(f"alice:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}\n")
     server = make_server("memory", **ssh_server_settings(ssh_keys), http=[LOOP], htpasswd=str(htpasswd),
                          config_file=policy_with(tmp_path, "max_sessions_per_user = 1\n"
-                                                 '[[repo]]\npattern = "private"\nread = ["alice"]\n'))
+                                                 '[[repo]]\npattern = "private"\nread = ["alice"]\n'
+                                                 '[[repo]]\npattern = "private-hg"\nread = ["alice"]\n'))
     server.backend.create("r", Kind.GIT)
     server.backend.create("private", Kind.GIT)  # over HTTP, git sends alice's password only when asked
+    server.backend.create("private-hg", Kind.HG)
     port, http_port = server.port("ssh"), server.port("http")
     client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
     ssh_url, http_url = f"ssh://git@127.0.0.1:{port}/r", f"http://alice:pw@127.0.0.1:{http_port}/private"
@@ -295,9 +297,62 @@ def test_one_user_s_operations_are_bounded_over_every_listener(
         assert over_ssh.returncode != 0 and why in over_ssh.stderr, over_ssh.stderr
         over_http = client.git("ls-remote", http_url, check=False)
         assert over_http.returncode != 0 and why in over_http.stderr and "429" in over_http.stderr, over_http.stderr
+        over_hg = client.hg("identify", f"http://alice:pw@127.0.0.1:{http_port}/private-hg", check=False)
+        assert over_hg.returncode != 0 and f"abort: HTTP Error 429: {why}" in over_hg.stderr, over_hg.stderr
         client.git("ls-remote", f"http://127.0.0.1:{http_port}/r")  # anonymous: not alice's
     finally:
         held.kill()
         held.communicate()
     assert eventually(lambda: client.git("ls-remote", ssh_url, check=False).returncode == 0)
     client.git("ls-remote", http_url)
+
+
+def test_requests_per_minute_bound_each_user_and_each_anonymous_address_over_every_listener(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
+    """``requests_per_minute``: alice's SSH sessions and HTTP requests draw on one allowance,
+    anonymous clients of an address (git://, HTTP) on another; each refusal says when to retry in
+    the client's own protocol (HTTP: 429 with ``Retry-After``), and the allowance comes back."""
+    import urllib.error
+    import urllib.request
+
+    from gateway.limits import RequestRates
+
+    now = [1000.0]
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}\n")
+    server = make_server("memory", **ssh_server_settings(ssh_keys), http=[LOOP], git=[LOOP], htpasswd=str(htpasswd),
+                         request_rates=RequestRates(clock=lambda: now[0]),
+                         config_file=policy_with(tmp_path, "requests_per_minute = 3\n"
+                                                 '[[repo]]\npattern = "private"\nread = ["alice"]\n'))
+    server.backend.create("r", Kind.GIT)
+    server.backend.create("private", Kind.GIT)
+    server.backend.create("h", Kind.HG)
+    port, http_port = server.port("ssh"), server.port("http")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
+    ssh_url, http_url = f"ssh://git@127.0.0.1:{port}/r", f"http://alice:pw@127.0.0.1:{http_port}/private"
+
+    client.git("ls-remote", ssh_url)  # one session
+    client.git("-c", "protocol.version=2", "ls-remote", http_url)  # two requests (refs, then ls-refs)
+    why = "alice started more than 3 git/hg operations in a minute, the most this server allows; retry in 20 seconds"
+    over_ssh = client.git("ls-remote", ssh_url, check=False)
+    assert over_ssh.returncode != 0 and why in over_ssh.stderr, over_ssh.stderr
+    over_http = client.git("ls-remote", http_url, check=False)
+    assert over_http.returncode != 0 and "429" in over_http.stderr and why in over_http.stderr, over_http.stderr
+
+    for _ in range(3):  # anonymous clients of 127.0.0.1 have their own allowance, not alice's
+        client.git("ls-remote", server.git_url("r"))
+    over_git = client.git("ls-remote", server.git_url("r"), check=False)
+    assert over_git.returncode != 0, over_git
+    assert "anonymous clients of 127.0.0.1 started more than 3 git/hg operations in a minute" in over_git.stderr
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the same allowance over HTTP
+        urllib.request.urlopen(f"http://127.0.0.1:{http_port}/r/info/refs?service=git-upload-pack", timeout=10)
+    assert refused.value.code == 429 and refused.value.headers["Retry-After"] == "20"
+    over_hg = client.hg("identify", f"http://127.0.0.1:{http_port}/h", check=False)
+    assert over_hg.returncode != 0, over_hg
+    assert ("abort: HTTP Error 429: anonymous clients of 127.0.0.1 started more than 3 git/hg operations in a "
+            "minute, the most this server allows; retry in 20 seconds") in over_hg.stderr, over_hg.stderr
+
+    now[0] += 20  # a third of a minute: one more operation each
+    client.git("ls-remote", ssh_url)
+    client.git("ls-remote", server.git_url("r"))
+    assert client.git("ls-remote", ssh_url, check=False).returncode != 0

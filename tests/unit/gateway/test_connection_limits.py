@@ -307,6 +307,51 @@ def test_a_user_s_operations_are_counted_until_each_ends_once() -> None:
     assert "alice" not in sessions.open
 
 
+def test_a_client_may_start_a_minute_s_worth_at_once_then_one_each_sixtieth_of_a_minute() -> None:
+    from gateway.limits import RateLimited, RequestRates
+
+    now = [0.0]
+    rates = RequestRates(clock=lambda: now[0])
+    for _ in range(6):
+        rates.take("user:alice", 6, "alice")
+    with pytest.raises(RateLimited) as refused:
+        rates.take("user:alice", 6, "alice")
+    assert refused.value.http_status == 429 and refused.value.retry_after == 10
+    assert str(refused.value) == ("alice started more than 6 git/hg operations in a minute, the most this server "
+                                  "allows; retry in 10 seconds")
+    rates.take("user:bob", 6, "bob")  # each client has its own allowance
+    now[0] = 7.5  # three quarters of a token back: still refused, and told the rest
+    with pytest.raises(RateLimited) as refused:
+        rates.take("user:alice", 6, "alice")
+    assert refused.value.retry_after == 3
+    now[0] = 10.0
+    rates.take("user:alice", 6, "alice")
+    with pytest.raises(RateLimited):
+        rates.take("user:alice", 6, "alice")
+    now[0] = 1000.0  # a long pause refills the allowance, no further than a minute's worth
+    for _ in range(6):
+        rates.take("user:alice", 6, "alice")
+    with pytest.raises(RateLimited):
+        rates.take("user:alice", 6, "alice")
+    rates.take("user:alice", None, "alice")  # off: nothing counted, nothing refused
+
+
+def test_the_table_of_allowances_forgets_clients_whose_allowance_is_whole_again() -> None:
+    from gateway.limits import RequestRates
+
+    now = [0.0]
+    rates = RequestRates(clock=lambda: now[0])
+    rates.PRUNE_AT = 10
+    for i in range(10):
+        rates.take(f"address:192.0.2.{i}", 60, "x")
+    now[0] = 0.5  # half a token back each: not whole yet
+    rates.take("address:192.0.2.100", 60, "x")
+    assert len(rates._buckets) == 11
+    now[0] = 2.0
+    rates.take("address:192.0.2.101", 60, "x")
+    assert set(rates._buckets) == {"address:192.0.2.101"}
+
+
 # --- listeners behind a proxy that sends the PROXY protocol header ------------------------------
 
 class Recorder(Protocol):
