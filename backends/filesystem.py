@@ -93,7 +93,7 @@ class FilesystemBackend:
             raise UnsafeName(f"repository {found} has a symlinked .git directory and is not served")
         _refuse_symlinked_stores(git_dir, found)
         return DulwichGitRepository(found, _open_git(git_dir), lock=_flock(git_dir), spool_dir=git_dir,
-                                    bare=bare)
+                                    bare=bare, work_tree=None if bare else path)
 
     def create(self, name: str, kind: Kind) -> Repository:
         name = validate_name(name)

@@ -24,7 +24,7 @@ from dulwich.pack import Pack, PackData, PackInflater
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
-from backends import git_ingest, git_maintenance, git_pack
+from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.interfaces import (
     ZERO_ID,
     HookLocation,
@@ -141,11 +141,14 @@ class DulwichGitRepository:
     kind: Literal[Kind.GIT] = Kind.GIT
 
     def __init__(self, name: str, repo: BaseRepo, lock: RefLock | None = None,
-                 spool_dir: str | None = None, bare: bool = True) -> None:
+                 spool_dir: str | None = None, bare: bool = True, work_tree: str | None = None) -> None:
         self.name = name
         self.dulwich_repo = repo
         self.bare = bare
-        """False for a repository with a working tree: its checked-out branch is not pushed to."""
+        """False for a repository with a working tree: its checked-out branch is not pushed to
+        (``receive.denyCurrentBranch``), or updates the tree (``updateInstead``)."""
+        self.work_tree = work_tree
+        """The working tree of a repository that is not bare, where the backend knows it."""
         self._spool_dir = spool_dir
         self._lock = lock or _thread_lock_for(repo)
         self._added: set[bytes] = set()
@@ -419,6 +422,9 @@ class DulwichGitRepository:
         head = self._head_target()
         hidden = self.hidden_refs("receive-pack")
         checked = [(u, self._refusal(u, head, hidden, rules)) for u in updates]
+        deploy = None  # as git's receive-pack: after the update hook, before the ref moves
+        if not self.bare and head is not None and rules.deny_current_branch == UPDATE_INSTEAD:
+            deploy = Deploy(head, lambda update: self._update_worktree(update, hooks))
         transaction_hook = _transaction_hook(hooks)
         # as git's receive-pack: without atomic, each ref's update hook runs just before its transaction
         update_each = hooks.update if hooks is not None and transaction_hook is not None and not atomic else None
@@ -428,7 +434,7 @@ class DulwichGitRepository:
         if hooks is not None and update_each is None:
             checked = _update_verdicts(checked, hooks)
         with self._lock():
-            results = self._apply(checked, atomic, transaction_hook, head, update_each)
+            results = self._apply(checked, atomic, transaction_hook, head, update_each, deploy)
             moved = any(r.reason is None and u.new != ZERO_ID for u, r in zip(updates, results, strict=True))
             declined = any(r.reason in HOOK_REFUSALS for r in results)
             # incomplete objects never stay; declined or unchecked ones go, as from git's quarantine
@@ -483,8 +489,6 @@ class DulwichGitRepository:
             return "funny refname"
         branch = update.ref.startswith(HEADS_PREFIX)
         deletion = update.new == ZERO_ID
-        if not self.bare and update.ref == head and rules.deny_current_branch == UPDATE_INSTEAD:
-            return "branch is currently checked out (receive.denyCurrentBranch updateInstead is not supported here)"
         if not self.bare and update.ref == head and rules.deny_current_branch == REFUSE:
             return "branch is currently checked out"
         if deletion and branch and rules.deny_deletes:
@@ -511,26 +515,37 @@ class DulwichGitRepository:
 
     def _apply(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool,
                transaction_hook: TransactionHook | None = None, head: bytes | None = None,
-               update_hook: Callable[[RefUpdate], bool] | None = None) -> list[RefResult]:
+               update_hook: Callable[[RefUpdate], bool] | None = None,
+               deploy: Deploy | None = None) -> list[RefResult]:
         """Make the updates that passed the checks: all or none when ``atomic``.
 
         With a ``reference-transaction`` hook, each update is a transaction of its own (all of
         them one transaction when ``atomic``), as in git's receive-pack: once its refs are checked
         against their old values under the lock, the hook is told "prepared" (a refusal declines
         it, then "aborted"), and "committed" once they are written.  ``update_hook``, when given,
-        runs for each update just before its transaction (a refusal declines it).
+        runs for each update just before its transaction (a refusal declines it).  ``deploy``
+        updates the working tree for the checked-out branch's update just before its ref moves (a
+        failure refuses it).
         """
+        if atomic and any(reason for _, reason in checked):  # git's words: one ref refused, the others are not made
+            return [RefResult(u.ref, reason or ATOMIC_FAILURE) for u, reason in checked]
         checked = _name_conflicts(checked, self.dulwich_repo.refs.allkeys())
-        if atomic and any(reason for _, reason in checked):
-            return [RefResult(u.ref, reason or "atomic push failed") for u, reason in checked]
+        if atomic and any(reason for _, reason in checked):  # their transaction cannot be made
+            return [RefResult(u.ref, reason or ATOMIC_TRANSACTION_FAILED) for u, reason in checked]
         if atomic:
             current = self.refs()
             stale = [u for u, _ in checked if current.get(u.ref, ZERO_ID) != u.old]
             if stale:
-                return [RefResult(u.ref, "stale info" if u in stale else "atomic push failed")
+                return [RefResult(u.ref, "stale info" if u in stale else ATOMIC_TRANSACTION_FAILED)
                         for u, _ in checked]
+            if deploy is not None:
+                refused = {u.ref: reason for u, _ in checked if u.ref == deploy.ref and (reason := deploy.update(u))}
+                if refused:
+                    return [RefResult(u.ref, refused.get(u.ref, ATOMIC_FAILURE)) for u, _ in checked]
+                deploy = None
         if transaction_hook is None:
-            results = [RefResult(u.ref, reason or self._swap(u)) for u, reason in checked]
+            results = [RefResult(u.ref, reason or (deploy and deploy.before(u)) or self._swap(u))
+                       for u, reason in checked]
         elif atomic:
             results = self._transaction(transaction_hook, [u for u, _ in checked], head)
         else:
@@ -538,6 +553,8 @@ class DulwichGitRepository:
             for u, reason in checked:
                 if reason is None and update_hook is not None and not update_hook(u):
                     reason = UPDATE_DECLINED
+                if reason is None and deploy is not None:
+                    reason = deploy.before(u)
                 results.append(RefResult(u.ref, reason) if reason is not None
                                else self._transaction(transaction_hook, [u], head)[0])
         self._repair_head()
@@ -559,6 +576,21 @@ class DulwichGitRepository:
         if failed:
             hook("aborted", failed, head)
         return results
+
+    def _update_worktree(self, update: RefUpdate, hooks: ReceiveHooks | None) -> str | None:
+        """Bring the working tree to ``update.new`` (the ``push-to-checkout`` hook, else a clean
+        tree's own update); None when done, else why the update is refused, in git's words."""
+        controldir = getattr(self.dulwich_repo, "controldir", None)  # a repository on disk
+        if self.work_tree is None or controldir is None:
+            return git_worktree.NO_WORKTREE
+        if self._current(update.ref) != update.old:
+            return "stale info"  # the ref moved meanwhile: the tree must not
+        hook = getattr(hooks, "push_to_checkout", None)
+        verdict = hook(update.new, self.work_tree) if hook is not None else None
+        if verdict is not None:
+            return None if verdict else "push-to-checkout hook declined"
+        return git_worktree.push_to_deploy(controldir(), self.work_tree, update.new.decode("ascii"),
+                                           head_is_born=update.old != ZERO_ID)
 
     def _current(self, ref: bytes) -> ObjectId:
         """The id ``ref`` names now (symbolic refs followed), ZERO_ID when there is none."""
@@ -729,6 +761,24 @@ def _hiding(rules: list[bytes]) -> Callable[[bytes], bool]:
 
 
 COMMIT_TYPE = 1
+ATOMIC_FAILURE = "atomic push failure"
+"""git's receive-pack's reason for the other refs of an atomic push one of whose refs is refused."""
+ATOMIC_TRANSACTION_FAILED = "atomic transaction failed"
+"""git's reason for the refs of an atomic push whose ref transaction could not be made (names in
+each other's way, a ref that moved meanwhile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy:
+    """``receive.denyCurrentBranch = updateInstead``: the checked-out branch, and what updates the tree."""
+
+    ref: bytes
+    update: Callable[[RefUpdate], str | None]
+
+    def before(self, update: RefUpdate) -> str | None:
+        """Update the tree if ``update`` moves the checked-out branch; why not, else None."""
+        return self.update(update) if update.ref == self.ref else None
+
 IGNORE, REFUSE, UPDATE_INSTEAD = "ignore", "refuse", "updateInstead"
 """``receive.denyCurrentBranch``/``denyDeleteCurrent`` actions (``warn`` lets the update through, as ``ignore``)."""
 

@@ -147,7 +147,9 @@ class ReceiveHooks(Protocol):
     has a ``hook_location`` calls them around its ref updates when the gateway passes them.
 
     Optional: ``transaction_hook()``, the ``reference_transaction(state, updates, head) -> bool``
-    callable to tell each ref transaction to, or None (looked up with ``getattr``)."""
+    callable to tell each ref transaction to, or None (looked up with ``getattr``); and
+    ``push_to_checkout(new, work_tree) -> bool | None`` for ``receive.denyCurrentBranch =
+    updateInstead`` (None: no such hook, the backend updates a clean tree itself)."""
 
     def pre_receive(self, updates: Sequence[RefUpdate]) -> bool: ...
 

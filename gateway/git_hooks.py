@@ -8,7 +8,9 @@ moved, ``post-receive`` gets the same lines for the updates that succeeded and
 ``post-update`` their names as arguments; their exit status is ignored.
 ``reference-transaction`` is told each ref transaction (one per ref update, one
 for all of an atomic push) as "prepared" once its refs are locked and checked
-(a non-zero exit declines it), then "committed" or "aborted".
+(a non-zero exit declines it), then "committed" or "aborted".  ``push-to-checkout``
+(``receive.denyCurrentBranch = updateInstead``) is given the new commit of the checked-out branch
+and updates the working tree itself (a non-zero exit refuses the update).
 
 A hook is the executable file of that name in the repository's ``hooks``
 directory, or in ``core.hooksPath`` when the config sets it (relative to the
@@ -38,7 +40,7 @@ log = Logger()
 
 HOOK_TIMEOUT = 300.0
 """Seconds a hook may run before it is killed (the client waits for it, as with git)."""
-HOOK_NAMES = ("pre-receive", "update", "reference-transaction", "post-receive", "post-update")
+HOOK_NAMES = ("pre-receive", "update", "reference-transaction", "push-to-checkout", "post-receive", "post-update")
 QUARANTINE_VARIABLES = ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES")
 """Set for a hook only by the push's ``object_env``: never passed on from the server's environment."""
 MAX_OUTPUT = 1 << 20
@@ -92,6 +94,18 @@ class GitHooks:
                          for u in updates)
         return self._run("reference-transaction", (state,), lines) in (None, 0)
 
+    def push_to_checkout(self, new: bytes, work_tree: str) -> bool | None:
+        """Run the ``push-to-checkout`` hook for a push to the checked-out branch of a working tree
+        (``receive.denyCurrentBranch = updateInstead``): in the git directory as the other hooks,
+        given the new commit, with ``GIT_DIR`` and ``GIT_WORK_TREE`` absolute, as git's receive-pack
+        runs it.  None when the
+        repository has no such hook (the backend then updates a clean tree itself), else whether it
+        accepted; the hook is the one to update the tree."""
+        if self._find("push-to-checkout") is None:
+            return None
+        env = {"GIT_DIR": os.path.abspath(self.location.git_dir), "GIT_WORK_TREE": os.path.abspath(work_tree)}
+        return self._run("push-to-checkout", (new.decode("ascii"),), b"", env=env) == 0
+
     def post_receive(self, updates: Sequence[RefUpdate]) -> None:
         if updates:
             self._run("post-receive", (), _lines(updates))
@@ -115,13 +129,15 @@ class GitHooks:
             return None
         return path
 
-    def _run(self, name: str, args: Iterable[str], stdin: bytes) -> int | None:
-        """Run a hook; its exit status, None when there is none, -1 when it could not run or timed out."""
+    def _run(self, name: str, args: Iterable[str], stdin: bytes, env: dict[str, str] | None = None) -> int | None:
+        """Run a hook (``env`` over its environment); its exit status, None when there is none, -1
+        when it could not run or timed out."""
         path = self._find(name)
         if path is None:
             return None
         try:
-            status, out = run_hook_process([path, *args], self.location.cwd, self._env(name in TOLD_OPTIONS), stdin)
+            status, out = run_hook_process([path, *args], self.location.cwd,
+                                           {**self._env(name in TOLD_OPTIONS), **(env or {})}, stdin)
         except OSError as exc:
             self._keep(f"error: cannot run {name} hook: {exc.strerror or exc}\n".encode())
             log.error("cannot run hook {hook}: {error}", hook=path, error=str(exc))

@@ -64,7 +64,7 @@ from gateway.channel import SessionContext
 from gateway.policy import Protection, Protections, first_match
 from protocols.errors import PermissionDenied
 
-ATOMIC_FAILURE = "atomic push failed"
+ATOMIC_FAILURE = "atomic push failure"  # git's receive-pack's words for the other refs
 
 PHASE_NAMES = {0: "public", 1: "draft", 2: "secret"}
 

@@ -323,7 +323,7 @@ def test_ref_name_clashes_and_non_commit_branches_are_rejected_as_by_git(make_se
         assert result.returncode == 1 and "(failed to update ref: '" in result.stderr, result.stderr
     atomic = client.git("push", "--atomic", "origin", "HEAD:refs/heads/m", "HEAD:refs/heads/m/n", cwd=work,
                         check=False)
-    assert atomic.returncode == 1 and "atomic push failed" in atomic.stderr
+    assert atomic.returncode == 1 and "(atomic transaction failed)" in atomic.stderr  # git's words
     tree = client.git("push", "-f", "origin", "HEAD^{tree}:refs/heads/main", cwd=work, check=False)
     assert tree.returncode == 1 and "a branch must name a commit" in tree.stderr
     assert remote_refs(client, "default", url) == {
@@ -509,11 +509,45 @@ def test_receive_deny_current_branch_ignore_lets_the_checked_out_branch_move(
     tip = commit(client, clone, "b.txt", "b\n", "b")
     client.git("push", "-q", "origin", "HEAD:main", cwd=clone)
     assert client.git("rev-parse", "main", cwd=work).stdout.strip() == tip
+    client.git("--git-dir", str(work / ".git"), "fsck", "--full")
+
+
+def test_update_instead_moves_a_clean_working_tree_and_refuses_a_dirty_one_as_git_does(
+        make_server: Any, client: Client) -> None:
+    """``receive.denyCurrentBranch = updateInstead`` (push-to-deploy): a push to the checked-out
+    branch updates a clean tree's files and index; unstaged or staged changes refuse it with git's
+    own words (the same push to a copy through git's receive-pack says the same), and nothing moves."""
+    server: RunningServer = make_server("fs")
+    work = server.root / "site"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "a")
     client.git("config", "receive.denyCurrentBranch", "updateInstead", cwd=work)
-    commit(client, clone, "c.txt", "c\n", "c")
-    refused = client.git("push", "origin", "HEAD:main", cwd=clone, check=False)
-    assert refused.returncode == 1 and "updateInstead is not supported here" in refused.stderr
+    clone = client.cwd / "site-clone"
+    client.git("clone", "-q", server.git_url("site"), str(clone))
+    client.git("rm", "-q", "a.txt", cwd=clone)
+    tip = commit(client, clone, "b/b.txt", "b\n", "b")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=clone)
     assert client.git("rev-parse", "main", cwd=work).stdout.strip() == tip
+    assert sorted(p.name for p in work.iterdir()) == [".git", "b"] and (work / "b" / "b.txt").read_text() == "b\n"
+    assert client.git("status", "--porcelain", cwd=work).stdout == ""
+
+    commit(client, clone, "c.txt", "c\n", "c")
+    for dirty, words in ((lambda: (work / "b" / "b.txt").write_text("edited\n"), "unstaged"),
+                         (lambda: client.git("add", "b/b.txt", cwd=work), "staged")):
+        dirty()
+        copy = client.cwd / f"copy-{words}"
+        client.run("cp", "-a", str(work), str(copy))
+        ours = client.git("push", "origin", "HEAD:main", cwd=clone, check=False)
+        theirs = client.git("push", f"file://{copy}", "HEAD:main", cwd=clone, check=False)
+        assert ours.returncode == theirs.returncode == 1
+        assert _rejections(ours.stderr) == _rejections(theirs.stderr) == [
+            f"! [remote rejected] HEAD -> main (Working directory has {words} changes)"], ours.stderr
+        assert client.git("rev-parse", "main", cwd=work).stdout.strip() == tip
+        assert (work / "b" / "b.txt").read_text() == "edited\n" and not (work / "c.txt").exists()
+    ours = client.git("push", "--atomic", "origin", "HEAD:main", "HEAD:side", cwd=clone, check=False)
+    theirs = client.git("push", "--atomic", f"file://{copy}", "HEAD:main", "HEAD:side", cwd=clone, check=False)
+    assert _rejections(ours.stderr) == _rejections(theirs.stderr), (ours.stderr, theirs.stderr)
+    assert "side" not in remote_refs(client, "default", server.git_url("site"))
     client.git("--git-dir", str(work / ".git"), "fsck", "--full")
 
 

@@ -456,3 +456,56 @@ def test_a_waiting_push_is_seen_only_by_its_own_hook(make_server: Any, client: C
         assert pushed.returncode == 0, pushed.stderr
         assert after.returncode == 0 and remote_refs(client, "default", url)[f"refs/heads/{branch}"] == tip
         assert_consistent(server, client, "waiting")
+
+
+CHECKOUT_HOOK = """#!/bin/sh
+echo "checking out $1"
+echo "args=$# dir=$GIT_DIR tree=$GIT_WORK_TREE pwd=$(pwd)" >> "$GIT_WORK_TREE/../$(basename "$GIT_WORK_TREE").log"
+if [ -e "$GIT_WORK_TREE/refuse" ]; then echo "not now"; exit 1; fi
+git read-tree -u -m "$1"
+"""
+
+
+def test_push_to_checkout_hook_updates_the_tree_as_git_runs_it(make_server: Any, client: Client) -> None:
+    """With ``receive.denyCurrentBranch = updateInstead`` and a ``push-to-checkout`` hook, the hook
+    takes over the tree's update: it runs with the new commit, ``GIT_DIR`` and
+    ``GIT_WORK_TREE`` as git's own receive-pack runs it (the same push to a copy: in the git
+    directory, both absolute), even in a dirty tree; its refusal refuses the update with git's words."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    work = server.root / "site"
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.git("config", "receive.denyCurrentBranch", "updateInstead", cwd=work)
+    (work / ".git" / "hooks" / "push-to-checkout").write_text(CHECKOUT_HOOK)
+    (work / ".git" / "hooks" / "push-to-checkout").chmod(0o755)
+    (work / "untracked.txt").write_text("mine\n")
+    copy = client.cwd / "copy"
+    copy.mkdir()
+    client.run("cp", "-a", str(work), str(copy / "site"))
+    clone = client.cwd / "site-clone"
+    client.git("clone", "-q", server.git_url("site"), str(clone))
+    tip = commit(client, clone, "b.txt", "b\n", "b")
+    ours = client.git("push", "origin", "HEAD:main", cwd=clone)
+    theirs = client.git("push", f"file://{copy / 'site'}", "HEAD:main", cwd=clone)
+    # git's receive-pack lets this hook write to its own standard error (shown over ssh and file://,
+    # lost over git:// and HTTP); hgwire sends it on the side band as for its other hooks
+    assert _remote_lines(ours.stderr) == [f"checking out {tip}"], ours.stderr
+    assert f"checking out {tip}\n" in theirs.stderr, theirs.stderr
+    for tree in (work, copy / "site"):
+        assert client.git("rev-parse", "main", cwd=tree).stdout.strip() == tip
+        assert (tree / "b.txt").read_text() == "b\n" and (tree / "untracked.txt").exists()
+    told = [(root / "site.log").read_text().replace(str(root), "<root>").replace("/. ", " ")  # git: <git dir>/.
+            for root in (server.root, copy)]
+    assert told[0] == told[1] == "args=1 dir=<root>/site/.git tree=<root>/site pwd=<root>/site/.git\n", told
+
+    for tree in (work, copy / "site"):
+        (tree / "refuse").write_text("")
+    commit(client, clone, "c.txt", "c\n", "c")
+    ours = client.git("push", "origin", "HEAD:main", cwd=clone, check=False)
+    theirs = client.git("push", f"file://{copy / 'site'}", "HEAD:main", cwd=clone, check=False)
+    assert ours.returncode == theirs.returncode == 1
+    assert _rejections(ours.stderr) == _rejections(theirs.stderr) == [
+        "! [remote rejected] HEAD -> main (push-to-checkout hook declined)"], ours.stderr
+    assert "not now" in _remote_lines(ours.stderr) and "not now\n" in theirs.stderr
+    assert client.git("rev-parse", "main", cwd=work).stdout.strip() == tip and not (work / "c.txt").exists()
+    client.git("--git-dir", str(work / ".git"), "fsck", "--full")

@@ -132,7 +132,7 @@ class BackendContract:
             None, "failed to update ref: 'refs/heads/a/b/c' exists; cannot create 'refs/heads/a'"]
         atomic = [RefUpdate(b"refs/heads/n", ZERO_ID, oid), RefUpdate(b"refs/heads/n/m", ZERO_ID, oid)]
         assert [r.reason for r in repo.update_refs(atomic, atomic=True)] == [
-            "atomic push failed", "failed to update ref: 'refs/heads/n' exists; cannot create 'refs/heads/n/m'"]
+            "atomic transaction failed", "failed to update ref: 'refs/heads/n' exists; cannot create 'refs/heads/n/m'"]
         room = [RefUpdate(b"refs/heads/dev", oid, ZERO_ID), RefUpdate(b"refs/heads/dev/x", ZERO_ID, oid)]
         assert [r.reason for r in repo.update_refs(room, atomic=True)] == [None, None]  # a deletion makes room
         assert set(repo.refs()) == {b"HEAD", b"refs/heads/main", b"refs/heads/dev/x", b"refs/heads/a/b/c"}
@@ -310,7 +310,7 @@ class BackendContract:
         updates = [RefUpdate(b"refs/heads/new", ZERO_ID, ObjectId(commit.id)),
                    RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(commit.id))]
         reasons = [r.reason for r in repo.update_refs(updates, atomic=True)]
-        assert reasons == ["atomic push failed", "stale info"]
+        assert reasons == ["atomic transaction failed", "stale info"]
         assert b"refs/heads/new" not in backend.open("r").refs()
 
     def test_delete_branch(self, backend: Backend) -> None:

@@ -96,7 +96,7 @@ def test_atomic_push_with_a_protected_refusal_moves_nothing(
     repo, ids = git_repo
     updates = [RefUpdate(TOPIC, ids["base"], ids["ahead"]), RefUpdate(MAIN, ids["base"], ZERO_ID)]
     results = protected.update_refs(repo, updates, atomic=True, protections=PROTECTIONS)
-    assert results == [RefResult(TOPIC, "atomic push failed"),
+    assert results == [RefResult(TOPIC, "atomic push failure"),
                        RefResult(MAIN, "protected branch: deletion is not allowed")]
     assert repo.refs()[TOPIC] == ids["base"]
 
