@@ -286,6 +286,10 @@ def reason_phrase(message: str) -> bytes:
     return text[:MAX_REASON].encode("ascii")
 
 
+MISSING_PHRASES = {429: b"Too Many Requests"}
+"""Reason phrases of statuses Twisted's table lacks (it would say "Unknown Status")."""
+
+
 def retry_after(request: server.Request, exc: BaseException) -> None:
     """``Retry-After`` for a refusal that says when to come back (``requests_per_minute``)."""
     if isinstance(exc, RateLimited):
@@ -297,7 +301,7 @@ def send_error(request: server.Request, status: int, message: str, content_type:
     """Finish a request with a short plain-text error (git prints it to the user); with ``phrase``,
     the message is the status line's reason too (what hg prints)."""
     body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
-    request.setResponseCode(status, reason_phrase(message) if phrase else None)
+    request.setResponseCode(status, reason_phrase(message) if phrase else MISSING_PHRASES.get(status))
     request.setHeader(b"Content-Type", content_type)
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.setHeader(b"Cache-Control", b"no-cache")

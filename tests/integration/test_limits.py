@@ -347,6 +347,7 @@ def test_requests_per_minute_bound_each_user_and_each_anonymous_address_over_eve
     with pytest.raises(urllib.error.HTTPError) as refused:  # the same allowance over HTTP
         urllib.request.urlopen(f"http://127.0.0.1:{http_port}/r/info/refs?service=git-upload-pack", timeout=10)
     assert refused.value.code == 429 and refused.value.headers["Retry-After"] == "20"
+    assert refused.value.reason == "Too Many Requests"
     over_hg = client.hg("identify", f"http://127.0.0.1:{http_port}/h", check=False)
     assert over_hg.returncode != 0, over_hg
     assert ("abort: HTTP Error 429: anonymous clients of 127.0.0.1 started more than 3 git/hg operations in a "
