@@ -32,9 +32,11 @@ from backends.interfaces import (
     ObjectId,
     PackedObject,
     ReceiveHooks,
+    RefReport,
     RefResult,
     RefUpdate,
 )
+from protocols import git_proc_receive
 from protocols.errors import ProtocolError, StorageError
 
 RefLock = Callable[[], AbstractContextManager[None]]
@@ -350,7 +352,13 @@ class DulwichGitRepository:
         def last(name: bytes) -> bytes | None:
             return self._config_last(b"receive", name)
 
+        config = self._config()
+        try:
+            proc_values = list(config.get_multivar((b"receive",), b"procreceiverefs")) if config is not None else []
+        except KeyError:
+            proc_values = []
         return ReceiveRules(
+            proc_refs=git_proc_receive.parse_rules(proc_values),
             deny_deletes=_git_bool(last(b"denydeletes"), "receive.denydeletes"),
             deny_non_fast_forwards=_git_bool(last(b"denynonfastforwards"), "receive.denynonfastforwards"),
             deny_delete_current=_deny_action(last(b"denydeletecurrent"), "receive.denydeletecurrent"),
@@ -421,7 +429,11 @@ class DulwichGitRepository:
             return [RefResult(u.ref, str(exc)) for u in updates]
         head = self._head_target()
         hidden = self.hidden_refs("receive-pack")
-        checked = [(u, self._refusal(u, head, hidden, rules)) for u in updates]
+        # as git's receive-pack: the commands a proc-receive hook takes are checked for hidden refs
+        # and missing objects only, then handed to it instead of being made (unless it lets them fall through)
+        proc = {u.ref for u in updates if git_proc_receive.matches(rules.proc_refs, u.ref, u.old, u.new)}
+        checked = [(u, self._proc_refusal(u, hidden) if u.ref in proc else self._refusal(u, head, hidden, rules))
+                   for u in updates]
         deploy = None  # as git's receive-pack: after the update hook, before the ref moves
         if not self.bare and head is not None and rules.deny_current_branch == UPDATE_INSTEAD:
             deploy = Deploy(head, lambda update: self._update_worktree(update, hooks))
@@ -431,10 +443,20 @@ class DulwichGitRepository:
         if hooks is not None:
             checked = _pre_receive_verdicts(checked, hooks)
         checked = self._settle_quarantines(checked, atomic)
+        handled: dict[bytes, RefResult] = {}
+        if proc:
+            handled, checked = self._run_proc_receive(checked, proc, atomic, hooks, head, hidden, rules)
+        own = [(u, reason) for u, reason in checked if u.ref not in handled]
         if hooks is not None and update_each is None:
-            checked = _update_verdicts(checked, hooks)
+            own = _update_verdicts(own, hooks)
         with self._lock():
-            results = self._apply(checked, atomic, transaction_hook, head, update_each, deploy)
+            made_here = dict(zip([u.ref for u, _ in own],
+                                 self._apply(own, atomic, transaction_hook, head, update_each, deploy), strict=True))
+            standing = [ref for (u, reason) in own if reason is None for ref in (u.ref,)]
+            if atomic and any(made_here[ref].reason is not None for ref in standing):  # git fails the hook's too
+                handled = {ref: r if r.reason is not None else RefResult(ref, ATOMIC_FAILURE)
+                           for ref, r in handled.items()}
+            results = [handled.get(u.ref) or made_here[u.ref] for u in updates]
             moved = any(r.reason is None and u.new != ZERO_ID for u, r in zip(updates, results, strict=True))
             declined = any(r.reason in HOOK_REFUSALS for r in results)
             # incomplete objects never stay; declined or unchecked ones go, as from git's quarantine
@@ -443,9 +465,59 @@ class DulwichGitRepository:
             else:
                 self._adopted()
         if hooks is not None:
-            made = {r.ref for r in results if r.reason is None}
-            hooks.post_receive([u for u in updates if u.ref in made])
+            told = []
+            for u, r in zip(updates, results, strict=True):
+                if r.reason is None:  # where a proc-receive hook put it, as git tells post-receive
+                    told += [RefUpdate(p.refname or u.ref, ObjectId(p.old or u.old), ObjectId(p.new or u.new))
+                             for p in r.reports] or [u]
+            hooks.post_receive(told)
         return results
+
+    def _proc_refusal(self, update: RefUpdate, hidden: Callable[[bytes], bool]) -> str | None:
+        """What git's receive-pack checks of a command before a proc-receive hook gets it."""
+        if hidden(update.ref):
+            return "deny deleting a hidden ref" if update.new == ZERO_ID else "deny updating a hidden ref"
+        if update.new != ZERO_ID and not self._connected(update.new):
+            return "missing necessary objects"
+        return None
+
+    def _run_proc_receive(self, checked: list[tuple[RefUpdate, str | None]], proc: set[bytes], atomic: bool,
+                          hooks: ReceiveHooks | None, head: bytes | None, hidden: Callable[[bytes], bool],
+                          rules: ReceiveRules) -> tuple[dict[bytes, RefResult], list[tuple[RefUpdate, str | None]]]:
+        """Hand the standing commands of ``proc`` to the ``proc-receive`` hook, as git's receive-pack
+        does: the results of those it took, and ``checked`` with those it let fall through checked
+        as the server's own and, when it failed in an atomic push, every other one refused."""
+        mine = [u for u, reason in checked if u.ref in proc and reason is None]
+        if not mine:
+            return {}, checked
+        run = getattr(hooks, "proc_receive", None)
+        reports, ok = run(mine, atomic) if run is not None else (None, False)
+        said: dict[bytes, list[git_proc_receive.Report]] = {}
+        for report in reports or ():
+            said.setdefault(report.ref, []).append(report)
+        handled: dict[bytes, RefResult] = {}
+        falling: set[bytes] = set()
+        for u in mine:
+            told = said.get(u.ref, [])
+            refused = next((r.reason for r in told if r.reason is not None), None)
+            if refused is not None:
+                handled[u.ref] = RefResult(u.ref, refused)
+            elif any(r.fall_through for r in told):
+                falling.add(u.ref)
+            elif told:
+                handled[u.ref] = RefResult(u.ref, None, tuple(RefReport(r.refname, r.old, r.new, r.forced)
+                                                                for r in told if r.has_options))
+            else:  # git's words: it answered, but not of this one; or it never got to answering
+                handled[u.ref] = RefResult(u.ref, "proc-receive failed to report status" if reports is not None
+                                           else PROC_FAILED)
+        out = []
+        for u, reason in checked:
+            if u.ref in falling:
+                reason = PROC_FAILED if atomic and not ok else self._refusal(u, head, hidden, rules)
+            elif u.ref not in proc and reason is None and atomic and not ok:
+                reason = PROC_FAILED
+            out.append((u, reason))
+        return handled, out
 
     def _settle_quarantines(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool
                             ) -> list[tuple[RefUpdate, str | None]]:
@@ -761,6 +833,9 @@ def _hiding(rules: list[bytes]) -> Callable[[bytes], bool]:
 
 
 COMMIT_TYPE = 1
+PROC_FAILED = "fail to run proc-receive hook"
+"""git's reason for a command of a proc-receive hook that could not be run (and, in an atomic
+push, for the others when it failed)."""
 ATOMIC_FAILURE = "atomic push failure"
 """git's receive-pack's reason for the other refs of an atomic push one of whose refs is refused."""
 ATOMIC_TRANSACTION_FAILED = "atomic transaction failed"
@@ -795,6 +870,8 @@ class ReceiveRules:
     deny_non_fast_forwards: bool = False
     deny_delete_current: str = REFUSE
     deny_current_branch: str = REFUSE
+    proc_refs: tuple[git_proc_receive.ProcRule, ...] = ()
+    """``receive.procReceiveRefs``: the commands a ``proc-receive`` hook makes instead of the server."""
 
 
 def _git_bool(value: bytes | None, key: str) -> bool:

@@ -43,10 +43,23 @@ class RefUpdate:
 
 @dataclass(frozen=True, slots=True)
 class RefResult:
-    """Outcome of one ref update: ``reason`` is None for ``ok``, else the ``ng`` text."""
+    """Outcome of one ref update: ``reason`` is None for ``ok``, else the ``ng`` text.  ``reports``:
+    where a ``proc-receive`` hook put an accepted command (report-status-v2 tells the client)."""
 
     ref: bytes
     reason: str | None = None
+    reports: tuple[RefReport, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RefReport:
+    """One ``ok`` of a ``proc-receive`` hook: the ref it updated instead, its old and new ids, and
+    whether that was a forced update (each None/False when the hook did not say)."""
+
+    refname: bytes | None = None
+    old: bytes | None = None
+    new: bytes | None = None
+    forced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +162,9 @@ class ReceiveHooks(Protocol):
     Optional: ``transaction_hook()``, the ``reference_transaction(state, updates, head) -> bool``
     callable to tell each ref transaction to, or None (looked up with ``getattr``); and
     ``push_to_checkout(new, work_tree) -> bool | None`` for ``receive.denyCurrentBranch =
-    updateInstead`` (None: no such hook, the backend updates a clean tree itself)."""
+    updateInstead`` (None: no such hook, the backend updates a clean tree itself); and
+    ``proc_receive(updates, atomic) -> (reports | None, ok)`` for the commands of
+    ``receive.procReceiveRefs`` (``protocols.git_proc_receive``)."""
 
     def pre_receive(self, updates: Sequence[RefUpdate]) -> bool: ...
 
@@ -382,6 +397,7 @@ __all__ = [
     "ObjectId",
     "PackSink",
     "PackedObject",
+    "RefReport",
     "RefResult",
     "RefUpdate",
     "Repository",

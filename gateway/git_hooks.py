@@ -10,7 +10,9 @@ moved, ``post-receive`` gets the same lines for the updates that succeeded and
 for all of an atomic push) as "prepared" once its refs are locked and checked
 (a non-zero exit declines it), then "committed" or "aborted".  ``push-to-checkout``
 (``receive.denyCurrentBranch = updateInstead``) is given the new commit of the checked-out branch
-and updates the working tree itself (a non-zero exit refuses the update).
+and updates the working tree itself (a non-zero exit refuses the update).  ``proc-receive``
+takes the commands of ``receive.procReceiveRefs`` over its pkt-line protocol
+(``protocols.git_proc_receive``) and says what became of each.
 
 A hook is the executable file of that name in the repository's ``hooks``
 directory, or in ``core.hooksPath`` when the config sets it (relative to the
@@ -29,18 +31,23 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import IO
 
 from twisted.logger import Logger
 
 from backends.interfaces import HookLocation, RefUpdate
+from protocols import git_proc_receive, pktline
+from protocols.errors import ProtocolError
 
 log = Logger()
 
 HOOK_TIMEOUT = 300.0
 """Seconds a hook may run before it is killed (the client waits for it, as with git)."""
-HOOK_NAMES = ("pre-receive", "update", "reference-transaction", "push-to-checkout", "post-receive", "post-update")
+HOOK_NAMES = ("pre-receive", "proc-receive", "update", "reference-transaction", "push-to-checkout", "post-receive",
+              "post-update")
 QUARANTINE_VARIABLES = ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES")
 """Set for a hook only by the push's ``object_env``: never passed on from the server's environment."""
 MAX_OUTPUT = 1 << 20
@@ -105,6 +112,34 @@ class GitHooks:
             return None
         env = {"GIT_DIR": os.path.abspath(self.location.git_dir), "GIT_WORK_TREE": os.path.abspath(work_tree)}
         return self._run("push-to-checkout", (new.decode("ascii"),), b"", env=env) == 0
+
+    def proc_receive(self, updates: Sequence[RefUpdate], atomic: bool
+                     ) -> tuple[list[git_proc_receive.Report] | None, bool]:
+        """Hand ``updates`` (the commands ``receive.procReceiveRefs`` matches) to the ``proc-receive``
+        hook, as git's receive-pack does: its reports (None when it never got to them: no such
+        hook, no version, no answer) and whether all went well (a refusal, a line it could not
+        take, a failing exit all say no).  Its standard error and git's words for each fault
+        reach the client."""
+        path = self._find("proc-receive")
+        if path is None:
+            self._keep(b"error: cannot find hook 'proc-receive'\n")
+            return None, False
+        try:
+            status, out, reports, errors = run_proc_receive(path, self.location.cwd, self._env(False), updates,
+                                                            atomic, self.context.options)
+        except OSError as exc:
+            self._keep(f"error: cannot run proc-receive hook: {exc.strerror or exc}\n".encode())
+            return None, False
+        self._keep(out)
+        if errors:
+            self._keep(b"error: " + "\n".join(errors).encode("utf-8", "replace") + b"\n")
+        if status is None:
+            self._keep(f"error: proc-receive hook timed out after {HOOK_TIMEOUT:g} s and was stopped\n".encode())
+        sent = {u.ref for u in updates}
+        answered = {r.ref for r in reports or ()}
+        ok = status == 0 and not errors and reports is not None and answered >= sent and all(
+            r.reason is None for r in reports)
+        return reports, ok
 
     def post_receive(self, updates: Sequence[RefUpdate]) -> None:
         if updates:
@@ -200,6 +235,84 @@ def run_hook_process(args: list[str] | str, cwd: str, env: dict[str, str], stdin
         out, _ = proc.communicate()
         return None, out
     return proc.returncode, out
+
+
+def run_proc_receive(path: str, cwd: str, env: dict[str, str], updates: Sequence[RefUpdate], atomic: bool,
+                     options: Sequence[bytes] | None
+                     ) -> tuple[int | None, bytes, list[git_proc_receive.Report] | None, list[str]]:
+    """Speak to a ``proc-receive`` hook: its exit status (None when it ran past ``HOOK_TIMEOUT``),
+    what it wrote to standard error, its reports (None when it gave none) and git's words for
+    each fault."""
+    proc = subprocess.Popen([path], cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    timer = threading.Timer(HOOK_TIMEOUT, _kill_group, (proc,))
+    timer.start()
+    written: list[bytes] = []
+    reader = threading.Thread(target=lambda: written.append(proc.stderr.read() if proc.stderr else b""), daemon=True)
+    reader.start()
+    reports: list[git_proc_receive.Report] | None = None
+    errors: list[str] = []
+    assert proc.stdin is not None and proc.stdout is not None
+    lines = _PktLines(proc.stdout)
+    stage = "fail to negotiate version with proc-receive hook"
+    try:
+        proc.stdin.write(git_proc_receive.version_request(atomic, options is not None))
+        proc.stdin.flush()
+        version = lines.until_flush()
+        if version is None:
+            raise ProtocolError(stage)
+        features = git_proc_receive.parse_version(version)
+        stage = "fail to write commands to proc-receive hook"
+        sent = [(u.old, u.new, u.ref) for u in updates]
+        proc.stdin.write(git_proc_receive.commands_request(sent, options if b"push-options" in features else None))
+        proc.stdin.flush()
+        report = lines.until_flush()
+        if report is None:
+            errors.append("proc-receive exited abnormally")
+        else:
+            reports, errors = git_proc_receive.parse_report(report, [u.ref for u in updates])
+    except (BrokenPipeError, ConnectionResetError):
+        errors.append(stage)
+    except ProtocolError as exc:
+        errors.append(str(exc))
+    finally:
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        status = proc.wait()
+        timer.cancel()
+        reader.join()
+    said = b"".join(written)
+    if status < 0 and timer.finished.is_set():
+        return None, said, reports, errors
+    return status, said, reports, errors
+
+
+class _PktLines:
+    """pkt-lines read from a hook's standard output, up to each flush (bounded)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def until_flush(self) -> list[bytes] | None:
+        """The lines up to the next flush; None when the hook closed its output first."""
+        lines: list[bytes] = []
+        while len(lines) < git_proc_receive.MAX_REPORT_LINES:
+            head = self._stream.read(4)
+            if len(head) < 4:
+                return None
+            length = pktline.parse_length(head)
+            if length == 0:
+                return lines
+            if length < 4:
+                raise ProtocolError("proc-receive sent a bad pkt-line")
+            payload = self._stream.read(length - 4)
+            if len(payload) < length - 4:
+                return None
+            lines.append(payload.removesuffix(b"\n"))
+        raise ProtocolError("proc-receive sent too many lines")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -323,7 +323,8 @@ class ReceivePack:
         if not self._caps & {git_caps.REPORT_STATUS, git_caps.REPORT_STATUS_V2}:
             return b""
         lines = [b"unpack " + (b"ok" if unpack_error is None else _one_line(unpack_error)) + b"\n"]
-        lines += [_result_line(r) for r in results]
+        v2 = git_caps.REPORT_STATUS_V2 in self._caps
+        lines += [line for r in results for line in _result_lines(r, v2)]
         report = b"".join(pktline.encode(line) for line in lines) + pktline.FLUSH
         limit = self._band_limit
         if limit is None:
@@ -349,10 +350,23 @@ def _one_line(text: str) -> bytes:
     return text.replace("\n", " ").encode("utf-8", "replace")[:1000]
 
 
-def _result_line(result: RefResult) -> bytes:
-    if result.reason is None:
-        return b"ok " + result.ref + b"\n"
-    return b"ng " + result.ref + b" " + _one_line(result.reason) + b"\n"
+def _result_lines(result: RefResult, v2: bool) -> list[bytes]:
+    """``ok``/``ng``; with report-status-v2, an ``ok`` per report of a ``proc-receive`` hook, each
+    followed by its ``option`` lines (git's order: refname, old-oid, new-oid, forced-update)."""
+    if result.reason is not None:
+        return [b"ng " + result.ref + b" " + _one_line(result.reason) + b"\n"]
+    ok = b"ok " + result.ref + b"\n"
+    if not v2 or not result.reports:
+        return [ok]
+    lines = []
+    for report in result.reports:
+        lines.append(ok)
+        for key, value in ((b"refname", report.refname), (b"old-oid", report.old), (b"new-oid", report.new)):
+            if value is not None:
+                lines.append(b"option " + key + b" " + value + b"\n")
+        if report.forced:
+            lines.append(b"option forced-update\n")
+    return lines
 
 
 class _Phase(enum.Enum):

@@ -509,3 +509,118 @@ def test_push_to_checkout_hook_updates_the_tree_as_git_runs_it(make_server: Any,
     assert "not now" in _remote_lines(ours.stderr) and "not now\n" in theirs.stderr
     assert client.git("rev-parse", "main", cwd=work).stdout.strip() == tip and not (work / "c.txt").exists()
     client.git("--git-dir", str(work / ".git"), "fsck", "--full")
+
+
+PROC_RECEIVE_HOOK = r"""#!/usr/bin/env python3
+import os, subprocess, sys
+
+def read():
+    size = int(sys.stdin.buffer.read(4), 16)
+    return None if size == 0 else sys.stdin.buffer.read(size - 4).rstrip(b"\n")
+
+def lines():
+    out = []
+    while (line := read()) is not None:
+        out.append(line)
+    return out
+
+def write(*packets):
+    for data in packets:
+        sys.stdout.buffer.write(b"0000" if data is None else b"%04x" % (len(data) + 4) + data)
+    sys.stdout.buffer.flush()
+
+mode_file = os.path.join(os.environ["GIT_DIR"], "hook-mode")
+mode = open(mode_file).read().strip() if os.path.exists(mode_file) else ""
+version = lines()
+write(b"version=2" if mode == "version2" else b"version=1\0push-options", None)
+commands = [line.split(b" ") for line in lines()]
+options = lines() if b"push-options" in version[0] else []
+with open(os.path.join(os.environ["GIT_DIR"], "proc-receive.log"), "ab") as log:
+    log.write(b"version: " + version[0].replace(b"\0", b" | ") + b"\n")
+    log.write(b"".join(b"command: " + b" ".join(c) + b"\n" for c in commands))
+    log.write(b"".join(b"option: " + o + b"\n" for o in options))
+print(f"proc-receive: {len(commands)} commands", file=sys.stderr)
+for old, new, ref in commands:
+    if ref.endswith(b"/refused"):
+        write(b"ng " + ref + b" not today")
+    elif ref.endswith(b"/through"):
+        write(b"ok " + ref, b"option fall-through")
+    elif ref.endswith(b"/silent"):
+        pass
+    else:
+        subprocess.run(["git", "update-ref", "refs/pull/1/head", new.decode()], check=True)
+        write(b"ok " + ref, b"option refname refs/pull/1/head", b"option old-oid " + old, b"option new-oid " + new)
+write(None)
+sys.exit(1 if mode == "exit1" else 0)
+"""
+
+POST_RECEIVE_LOG = """#!/bin/sh
+cat >> "$GIT_DIR/post-receive.log"
+"""
+
+
+def _review_repo(make_server: Any, client: Client, mode: str | None = "") -> tuple[str, Path, Path, Path]:
+    """A repository with ``receive.procReceiveRefs = refs/for`` and its hooks (none when ``mode`` is
+    None), and a copy for git's own receive-pack: its URL, the clone, the git dir and the copy."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "review", push=True)
+    bare = server.root / "review.git"
+    client.git("--git-dir", str(bare), "config", "receive.procReceiveRefs", "refs/for")
+    for name, text in (("proc-receive", PROC_RECEIVE_HOOK), ("post-receive", POST_RECEIVE_LOG)):
+        if mode is not None or name != "proc-receive":
+            (bare / "hooks" / name).write_text(text)
+            (bare / "hooks" / name).chmod(0o755)
+    (bare / "hook-mode").write_text(mode or "")
+    copy = client.cwd / "copy.git"
+    client.run("cp", "-a", str(bare), str(copy))
+    client.git("--git-dir", str(copy), "config", "receive.advertisePushOptions", "true")  # hgwire's default
+    return url, work, bare, copy
+
+
+def _statuses(stderr: str) -> list[str]:
+    return sorted(line.strip() for line in stderr.splitlines() if "->" in line)
+
+
+def test_proc_receive_hook_takes_the_commands_of_proc_receive_refs_as_git_hands_them(
+        make_server: Any, client: Client) -> None:
+    """``receive.procReceiveRefs = refs/for``: those commands go to the ``proc-receive`` hook over
+    its pkt-line protocol (version, commands, push options) instead of being made; what it reports
+    (an alternate ref, a refusal, a fall-through, silence) reaches the client and ``post-receive``
+    as from git's own receive-pack pushing to a copy, and the other refs move as usual."""
+    url, work, bare, copy = _review_repo(make_server, client)
+    tip = commit(client, work, "b.txt", "b\n", "b")
+    specs = ["HEAD:refs/for/main/topic", "HEAD:refs/for/main/refused", "HEAD:refs/for/main/through",
+             "HEAD:refs/for/main/silent", "HEAD:main"]
+    ours = client.git("push", "--push-option=reviewer=bob", url, *specs, cwd=work, check=False)
+    theirs = client.git("push", "--push-option=reviewer=bob", f"file://{copy}", *specs, cwd=work, check=False)
+    statuses = _statuses
+    assert ours.returncode == theirs.returncode == 1
+    assert statuses(ours.stderr) == statuses(theirs.stderr), (ours.stderr, theirs.stderr)
+    assert "HEAD -> refs/pull/1/head" in ours.stderr or "refs/pull/1/head" in ours.stderr, ours.stderr
+    assert "proc-receive: 4 commands" in _remote_lines(ours.stderr)
+    for name in ("proc-receive.log", "post-receive.log"):
+        assert (bare / name).read_text() == (copy / name).read_text(), name
+    refs = remote_refs(client, "default", url)
+    assert refs == remote_refs(client, "default", f"file://{copy}")
+    assert refs["refs/pull/1/head"] == refs["refs/for/main/through"] == refs["refs/heads/main"] == tip
+    assert "refs/for/main/topic" not in refs and "refs/for/main/refused" not in refs
+    client.git("--git-dir", str(bare), "fsck", "--full")
+
+
+@pytest.mark.parametrize(("mode", "specs", "flags"), [
+    ("", ["HEAD:refs/for/main/refused", "HEAD:main"], ["--atomic"]),  # the others: "fail to run proc-receive hook"
+    ("", ["HEAD:refs/for/main/topic", "HEAD:main"], ["--atomic"]),
+    (None, ["HEAD:refs/for/main/topic", "HEAD:main"], []),  # no hook to run
+    ("version2", ["HEAD:refs/for/main/topic", "HEAD:main"], []),
+    ("exit1", ["HEAD:refs/for/main/topic", "HEAD:refs/for/main/silent", "HEAD:main"], ["--atomic"]),
+])
+def test_proc_receive_failures_are_reported_as_git_reports_them(make_server: Any, client: Client, mode: str | None,
+                                                                specs: list[str], flags: list[str]) -> None:
+    url, work, bare, copy = _review_repo(make_server, client, mode)
+    commit(client, work, "b.txt", "b\n", "b")
+    ours = client.git("push", *flags, url, *specs, cwd=work, check=False)
+    theirs = client.git("push", *flags, f"file://{copy}", *specs, cwd=work, check=False)
+    assert ours.returncode == theirs.returncode, (ours.stderr, theirs.stderr)
+    assert _statuses(ours.stderr) == _statuses(theirs.stderr), (ours.stderr, theirs.stderr)
+    assert remote_refs(client, "default", url) == remote_refs(client, "default", f"file://{copy}")
+    client.git("--git-dir", str(bare), "fsck", "--full")
