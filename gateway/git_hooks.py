@@ -245,10 +245,25 @@ def run_proc_receive(path: str, cwd: str, env: dict[str, str], updates: Sequence
     each fault."""
     proc = subprocess.Popen([path], cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
-    timer = threading.Timer(HOOK_TIMEOUT, _kill_group, (proc,))
+    timed_out: list[bool] = []
+
+    def stop() -> None:
+        timed_out.append(True)
+        _kill_group(proc)
+
+    timer = threading.Timer(HOOK_TIMEOUT, stop)
     timer.start()
     written: list[bytes] = []
-    reader = threading.Thread(target=lambda: written.append(proc.stderr.read() if proc.stderr else b""), daemon=True)
+
+    def drain() -> None:  # its standard error, kept up to MAX_OUTPUT, read to the end so it never blocks
+        kept = 0
+        assert proc.stderr is not None
+        while chunk := proc.stderr.read(65536):
+            if kept < MAX_OUTPUT:
+                written.append(chunk[:MAX_OUTPUT - kept])
+                kept += len(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     reports: list[git_proc_receive.Report] | None = None
     errors: list[str] = []
@@ -285,7 +300,7 @@ def run_proc_receive(path: str, cwd: str, env: dict[str, str], updates: Sequence
         timer.cancel()
         reader.join()
     said = b"".join(written)
-    if status < 0 and timer.finished.is_set():
+    if timed_out:
         return None, said, reports, errors
     return status, said, reports, errors
 

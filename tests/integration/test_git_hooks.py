@@ -624,3 +624,22 @@ def test_proc_receive_failures_are_reported_as_git_reports_them(make_server: Any
     assert _statuses(ours.stderr) == _statuses(theirs.stderr), (ours.stderr, theirs.stderr)
     assert remote_refs(client, "default", url) == remote_refs(client, "default", f"file://{copy}")
     client.git("--git-dir", str(bare), "fsck", "--full")
+
+
+def test_a_proc_receive_hook_that_hangs_is_stopped_and_its_commands_refused(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_hooks, "HOOK_TIMEOUT", 1.0)
+    url, work, bare, _ = _review_repo(make_server, client)
+    (bare / "hooks" / "proc-receive").write_text("#!/bin/sh\necho thinking >&2\nsleep 31\n")
+    tip = commit(client, work, "b.txt", "b\n", "b")
+    pushed = client.git("push", url, "HEAD:refs/for/main/topic", "HEAD:main", cwd=work, check=False)
+    assert pushed.returncode == 1
+    statuses = _statuses(pushed.stderr)
+    assert statuses[0] == "! [remote rejected] HEAD -> refs/for/main/topic (fail to run proc-receive hook)"
+    assert statuses[1].endswith(f"..{tip[:7]}  HEAD -> main"), pushed.stderr
+    assert "remote: thinking" in pushed.stderr and "proc-receive hook timed out after 1 s" in pushed.stderr
+    assert remote_refs(client, "default", url)["refs/heads/main"] == tip  # the other ref moved
+    deadline = time.monotonic() + 10
+    while _running(b"sleep\x0031\x00") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(b"sleep\x0031\x00")
