@@ -12,6 +12,7 @@ MODULES = {
     "git_upload": "fuzz_git_upload",
     "git_v2": "fuzz_git_v2",
     "git_receive": "fuzz_git_receive",
+    "git_proc_receive": "fuzz_git_proc_receive",
     "ssh_exec": "fuzz_ssh_exec",
     "ssh_packets": "fuzz_ssh_packets",
     "hg_ssh": "fuzz_hg_ssh",
