@@ -447,12 +447,12 @@ class DulwichGitRepository:
         if proc:
             handled, checked = self._run_proc_receive(checked, proc, atomic, hooks, head, hidden, rules)
         own = [(u, reason) for u, reason in checked if u.ref not in handled]
+        standing = [u.ref for u, reason in own if reason is None]  # an update hook's refusal fails an atomic push
         if hooks is not None and update_each is None:
             own = _update_verdicts(own, hooks)
         with self._lock():
             made_here = dict(zip([u.ref for u, _ in own],
                                  self._apply(own, atomic, transaction_hook, head, update_each, deploy), strict=True))
-            standing = [ref for (u, reason) in own if reason is None for ref in (u.ref,)]
             if atomic and any(made_here[ref].reason is not None for ref in standing):  # git fails the hook's too
                 handled = {ref: r if r.reason is not None else RefResult(ref, ATOMIC_FAILURE)
                            for ref, r in handled.items()}

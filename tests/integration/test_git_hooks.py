@@ -566,7 +566,10 @@ def _review_repo(make_server: Any, client: Client, mode: str | None = "") -> tup
     url, work = started_repo(server, client, "review", push=True)
     bare = server.root / "review.git"
     client.git("--git-dir", str(bare), "config", "receive.procReceiveRefs", "refs/for")
-    for name, text in (("proc-receive", PROC_RECEIVE_HOOK), ("post-receive", POST_RECEIVE_LOG)):
+    hooks = [("proc-receive", PROC_RECEIVE_HOOK), ("post-receive", POST_RECEIVE_LOG)]
+    if mode == "update-declines":
+        hooks.append(("update", '#!/bin/sh\n[ "$1" != refs/heads/main ]\n'))
+    for name, text in hooks:
         if mode is not None or name != "proc-receive":
             (bare / "hooks" / name).write_text(text)
             (bare / "hooks" / name).chmod(0o755)
@@ -613,6 +616,7 @@ def test_proc_receive_hook_takes_the_commands_of_proc_receive_refs_as_git_hands_
     (None, ["HEAD:refs/for/main/topic", "HEAD:main"], []),  # no hook to run
     ("version2", ["HEAD:refs/for/main/topic", "HEAD:main"], []),
     ("exit1", ["HEAD:refs/for/main/topic", "HEAD:refs/for/main/silent", "HEAD:main"], ["--atomic"]),
+    ("update-declines", ["HEAD:refs/for/main/topic", "HEAD:main"], ["--atomic"]),
 ])
 def test_proc_receive_failures_are_reported_as_git_reports_them(make_server: Any, client: Client, mode: str | None,
                                                                 specs: list[str], flags: list[str]) -> None:
