@@ -26,6 +26,7 @@ from dulwich.repo import BaseRepo
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.interfaces import (
+    ATOMIC_FAILURE,
     ZERO_ID,
     HookLocation,
     Kind,
@@ -185,15 +186,8 @@ class DulwichGitRepository:
         ``!`` before it shows them again, the last matching value wins; ``^`` (namespaces)
         changes nothing here.  Hidden refs are not advertised, and a push may not change them.
         """
-        config = self._config()
-        if config is None:  # an unreadable config hides nothing
-            return _nothing_hidden
-        rules: list[bytes] = []
-        for section in (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive"):
-            try:
-                rules.extend(config.get_multivar((section,), b"hiderefs"))
-            except KeyError:
-                continue
+        rules = [value for section in (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive")
+                 for value in self._config_values(section, b"hiderefs")]  # an unreadable config hides nothing
         return _hiding(rules) if rules else _nothing_hidden
 
     def _config(self) -> ConfigFile | None:
@@ -206,15 +200,20 @@ class DulwichGitRepository:
                 self._config_read = None
         return self._config_read
 
+    def _config_values(self, section: bytes, name: bytes) -> list[bytes]:
+        """Every value the repository's config gives ``section.name``, in order; none when unset or
+        when the config cannot be read."""
+        config = self._config()
+        try:
+            return [bytes(v) for v in config.get_multivar((section,), name)] if config is not None else []
+        except KeyError:
+            return []
+
     def _config_last(self, section: bytes, name: bytes) -> bytes | None:
         """The last value the repository's config gives ``section.name`` (git's rule), None when unset
         or when the config cannot be read."""
-        config = self._config()
-        try:
-            values = list(config.get_multivar((section,), name)) if config is not None else []
-        except KeyError:
-            return None
-        return bytes(values[-1]) if values else None
+        values = self._config_values(section, name)
+        return values[-1] if values else None
 
     def symrefs(self) -> Mapping[bytes, bytes]:
         """Every symbolic ref and its target: protocol v2's ``ls-refs`` names them all, as git does."""
@@ -352,13 +351,8 @@ class DulwichGitRepository:
         def last(name: bytes) -> bytes | None:
             return self._config_last(b"receive", name)
 
-        config = self._config()
-        try:
-            proc_values = list(config.get_multivar((b"receive",), b"procreceiverefs")) if config is not None else []
-        except KeyError:
-            proc_values = []
         return ReceiveRules(
-            proc_refs=git_proc_receive.parse_rules(proc_values),
+            proc_refs=git_proc_receive.parse_rules(self._config_values(b"receive", b"procreceiverefs")),
             deny_deletes=_git_bool(last(b"denydeletes"), "receive.denydeletes"),
             deny_non_fast_forwards=_git_bool(last(b"denynonfastforwards"), "receive.denynonfastforwards"),
             deny_delete_current=_deny_action(last(b"denydeletecurrent"), "receive.denydeletecurrent"),
@@ -611,7 +605,7 @@ class DulwichGitRepository:
                 return [RefResult(u.ref, "stale info" if u in stale else ATOMIC_TRANSACTION_FAILED)
                         for u, _ in checked]
             if deploy is not None:
-                refused = {u.ref: reason for u, _ in checked if u.ref == deploy.ref and (reason := deploy.update(u))}
+                refused = {u.ref: reason for u, _ in checked if (reason := deploy.before(u))}
                 if refused:
                     return [RefResult(u.ref, refused.get(u.ref, ATOMIC_FAILURE)) for u, _ in checked]
                 deploy = None
@@ -836,8 +830,6 @@ COMMIT_TYPE = 1
 PROC_FAILED = "fail to run proc-receive hook"
 """git's reason for a command of a proc-receive hook that could not be run (and, in an atomic
 push, for the others when it failed)."""
-ATOMIC_FAILURE = "atomic push failure"
-"""git's receive-pack's reason for the other refs of an atomic push one of whose refs is refused."""
 ATOMIC_TRANSACTION_FAILED = "atomic transaction failed"
 """git's reason for the refs of an atomic push whose ref transaction could not be made (names in
 each other's way, a ref that moved meanwhile)."""

@@ -51,6 +51,11 @@ class RefResult:
     reports: tuple[RefReport, ...] = ()
 
 
+ATOMIC_FAILURE = "atomic push failure"
+"""git's receive-pack's reason for the other refs of an atomic push one of whose refs is refused
+(by the backend's checks or hgwire's own rules)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RefReport:
     """One ``ok`` of a ``proc-receive`` hook: the ref it updated instead, its old and new ids, and
@@ -378,6 +383,7 @@ class Backend(Protocol):
 
 
 __all__ = [
+    "ATOMIC_FAILURE",
     "AmbiguousIdentifier",
     "DeltaMode",
     "HgTransaction",

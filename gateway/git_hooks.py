@@ -105,9 +105,8 @@ class GitHooks:
         """Run the ``push-to-checkout`` hook for a push to the checked-out branch of a working tree
         (``receive.denyCurrentBranch = updateInstead``): in the git directory as the other hooks,
         given the new commit, with ``GIT_DIR`` and ``GIT_WORK_TREE`` absolute, as git's receive-pack
-        runs it.  None when the
-        repository has no such hook (the backend then updates a clean tree itself), else whether it
-        accepted; the hook is the one to update the tree."""
+        runs it.  None when the repository has no such hook (the backend then updates a clean tree
+        itself), else whether it accepted; the hook is the one to update the tree."""
         if self._find("push-to-checkout") is None:
             return None
         env = {"GIT_DIR": os.path.abspath(self.location.git_dir), "GIT_WORK_TREE": os.path.abspath(work_tree)}

@@ -41,6 +41,7 @@ from dulwich.object_store import BaseObjectStore
 from backends.git_pack import is_ancestor
 from backends.hg.changelog import parse_changeset
 from backends.interfaces import (
+    ATOMIC_FAILURE,
     NULL_NODE,
     ZERO_ID,
     DeltaMode,
@@ -63,8 +64,6 @@ from gateway import audit, hg_hooks
 from gateway.channel import SessionContext
 from gateway.policy import Protection, Protections, first_match
 from protocols.errors import PermissionDenied
-
-ATOMIC_FAILURE = "atomic push failure"  # git's receive-pack's words for the other refs
 
 PHASE_NAMES = {0: "public", 1: "draft", 2: "secret"}
 
