@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NewType, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NewType, Protocol
 
 if TYPE_CHECKING:  # dulwich is a library of the git repositories, not of this leaf module
     from dulwich.object_store import BaseObjectStore
@@ -363,6 +363,29 @@ class StateStamped(Protocol):
     """
 
     def state_stamp(self) -> bytes | None: ...
+
+
+class HgObsolescence(Protocol):
+    """Optional for an ``HgRepository`` (and ``obsolescence_summary``/``add_obsmarkers`` for its
+    transactions): obsolescence markers (``protocols.hg_obsmarkers.Marker``).  Without these methods a
+    repository has no markers, advertises no ``obsmarkers``, and refuses pushed ones.
+
+    The repository's other answers already leave out the changesets its markers hide.
+    """
+
+    def obsolescence_enabled(self, option: bytes) -> bool:
+        """``createmarkers`` (pushed markers are taken) or ``exchange`` (markers are advertised)."""
+        ...
+
+    def obsmarkers_exchange(self) -> bool: ...
+
+    def obsmarkers_version(self) -> int | None:
+        """The stored markers' format (0 or 1), None without markers (a stream clone copies them)."""
+        ...
+
+    def obsmarkers_for(self, heads: Sequence[Node] | None) -> tuple[int, list[Any]]:
+        """(stored format, markers relevant to ``::heads``, sorted); every visible head if None."""
+        ...
 
 
 Repository = GitRepository | HgRepository

@@ -63,7 +63,8 @@ from backends.interfaces import (
 from gateway import audit, hg_hooks
 from gateway.channel import SessionContext
 from gateway.policy import Protection, Protections, first_match
-from protocols.errors import PermissionDenied
+from protocols.errors import PermissionDenied, UnsupportedFeature
+from protocols.hg_obsmarkers import Marker
 
 PHASE_NAMES = {0: "public", 1: "draft", 2: "secret"}
 
@@ -356,6 +357,21 @@ class GuardedTransaction:
             self._changes.append(audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "",
                                               " ".join(n.hex() for n in nodes)))
 
+    def add_obsmarkers(self, markers: Sequence[Marker]) -> int:
+        """Pushed obsolescence markers, for a backend that keeps them."""
+        self._gate()
+        add = getattr(self._tx, "add_obsmarkers", None)
+        if add is None:
+            raise UnsupportedFeature("this repository's storage keeps no obsolescence markers")
+        new = int(add(markers))
+        if new:
+            self._changes.append(audit.Change("obsolescence markers", "", f"{new} new"))
+        return new
+
+    def obsolescence_summary(self) -> tuple[int, int, int]:
+        summary = getattr(self._tx, "obsolescence_summary", None)
+        return summary() if summary is not None else (0, 0, 0)
+
     def _branch_refusal(self) -> str | None:
         if self._branch_heads is None:
             return None
@@ -587,8 +603,28 @@ class GuardedHgRepository:
         prefers = getattr(self._repo, "stream_preferred", None)
         return bool(prefers()) if prefers is not None else False
 
-    def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
+    def stream_files(self, caches: bool = False, obsmarkers: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
+        if obsmarkers:  # only asked of a backend that has markers (``obsmarkers_version``)
+            return self._repo.stream_files(caches, obsmarkers=True)  # type: ignore[call-arg]
         return self._repo.stream_files(caches)
+
+    def obsolescence_enabled(self, option: bytes) -> bool:
+        """The backend's ``[experimental] evolution`` options, if it keeps obsolescence markers."""
+        enabled = getattr(self._repo, "obsolescence_enabled", None)
+        return bool(enabled(option)) if enabled is not None else False
+
+    def obsmarkers_exchange(self) -> bool:
+        return self.obsolescence_enabled(b"exchange")
+
+    def obsmarkers_version(self) -> int | None:
+        """The format of the backend's markers; None without any (or without markers at all)."""
+        version = getattr(self._repo, "obsmarkers_version", None)
+        return version() if version is not None else None
+
+    def obsmarkers_for(self, heads: Sequence[Node] | None) -> tuple[int, list[Marker]]:
+        """The backend's markers relevant to ``::heads``; none if it keeps no markers."""
+        relevant = getattr(self._repo, "obsmarkers_for", None)
+        return relevant(heads) if relevant is not None else (1, [])
 
     def full_bundle_disabled(self) -> bool:
         """The backend's ``[server] disablefullbundle``, if it has one."""

@@ -136,7 +136,7 @@ def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     if clonebundles_manifest(repo) is not None:
         caps += CLONE_BUNDLES_CAPS
     return hg_wire.format_capabilities(
-        hg_exchange.SERVER_BUNDLE2_CAPS, repo.requirements(), caps, repo.stream_clone_allowed(),
+        hg_exchange.server_bundle2_caps(repo), repo.requirements(), caps, repo.stream_clone_allowed(),
         bool(prefers()) if prefers is not None else False,
     )
 

@@ -25,6 +25,7 @@ from backends.interfaces import (
     StoreFile,
 )
 from protocols import bundle2 as b2
+from protocols import hg_obsmarkers as obs
 from protocols import hg_wire
 from protocols.changegroup import (
     BUNDLE1_MAGIC,
@@ -59,6 +60,16 @@ SERVER_BUNDLE2_CAPS: Mapping[bytes, Sequence[bytes]] = {
     b"stream": (b"v2",),
 }
 """The bundle2 capabilities hgwire implements, advertised in ``bundle2=``."""
+OBSMARKERS_CAPS = tuple(b"V%d" % v for v in obs.VERSIONS)
+
+
+def server_bundle2_caps(repo: HgRepository) -> Mapping[bytes, Sequence[bytes]]:
+    """What ``bundle2=`` advertises for ``repo``: ``obsmarkers`` too where the hgrc turns on
+    their exchange (``HgRepo.obsmarkers_exchange``; optional for a backend)."""
+    exchange = getattr(repo, "obsmarkers_exchange", None)
+    if exchange is not None and exchange():
+        return {**SERVER_BUNDLE2_CAPS, b"obsmarkers": OBSMARKERS_CAPS}
+    return SERVER_BUNDLE2_CAPS
 
 GETBUNDLE_ARGUMENT_TYPES: Mapping[bytes, bytes] = {
     b"heads": b"nodes",
@@ -102,6 +113,7 @@ class GetbundleRequest:
     bookmarks: bool = False
     phases: bool = False
     stream: bool = False
+    obsmarkers: bool = False
 
     def bundle2_caps(self) -> dict[bytes, list[bytes]] | None:
         """The client's bundle2 capabilities, or None for a bundle1-only client."""
@@ -122,7 +134,8 @@ def parse_getbundle_args(args: Mapping[bytes, bytes]) -> GetbundleRequest:
     if hg_wire.decode_csv(args.get(b"includepats", b"")) or hg_wire.decode_csv(args.get(b"excludepats", b"")):
         raise UnsupportedFeature("narrow clones are not supported")
     flags = {
-        k: hg_wire.decode_bool(args[k]) for k in (b"cg", b"bookmarks", b"phases", b"stream") if k in args
+        k: hg_wire.decode_bool(args[k])
+        for k in (b"cg", b"bookmarks", b"phases", b"stream", b"obsmarkers") if k in args
     }
     return GetbundleRequest(
         heads=hg_wire.decode_nodes(args[b"heads"]) if b"heads" in args else None,
@@ -133,6 +146,7 @@ def parse_getbundle_args(args: Mapping[bytes, bytes]) -> GetbundleRequest:
         bookmarks=flags.get(b"bookmarks", False),
         phases=flags.get(b"phases", False),
         stream=flags.get(b"stream", False),
+        obsmarkers=flags.get(b"obsmarkers", False),
     )
 
 
@@ -253,6 +267,8 @@ def _getbundle_parts(
     if request.bookmarks:
         parts.extend(_bookmarks_part(repo, caps))
     parts.extend(_listkeys_part(repo, ns) for ns in request.listkeys)
+    if request.obsmarkers:
+        parts.extend(_obsmarkers_part(repo, request.heads, caps))
     if request.phases:
         parts.append(_phase_heads_part(repo, heads, caps))
     return parts, first
@@ -340,6 +356,22 @@ def _phase_heads_part(
     return b2.OutPart(b2.PART_PHASE_HEADS, payload=[encode_phase_heads(repo.phase_heads(heads))])
 
 
+def _obsmarkers_part(repo: HgRepository, heads: Sequence[Node] | None,
+                     caps: Mapping[bytes, Sequence[bytes]]) -> list[b2.OutPart]:
+    """The markers relevant to ``::heads`` (every visible head if None), in the newest format
+    both sides know; no part without markers (``exchange._getbundleobsmarkerpart``)."""
+    relevant = getattr(repo, "obsmarkers_for", None)  # optional: a backend may keep no markers
+    if relevant is None:
+        return []
+    version = obs.common_version(obs.versions_of(caps.get(b"obsmarkers", ())))
+    if version is None:
+        raise UnsupportedFeature("no common obsolescence markers format with the client")
+    _stored, markers = relevant(heads)
+    if not markers:
+        return []
+    return [b2.OutPart(b"obsmarkers", payload=_lazy(lambda: obs.encode(markers, version)))]
+
+
 def _abort_part(message: str, hint: str | None = None) -> b2.OutPart:
     advisory = [(b"hint", _param(hint))] if hint else []
     return b2.OutPart(b2.PART_ERROR_ABORT, [(b"message", _param(message))], advisory)
@@ -410,7 +442,10 @@ def _stream2_payload(files: Iterator[StoreFile]) -> Iterator[bytes]:
 def _stream2_part(repo: HgRepository, caps: Mapping[bytes, Sequence[bytes]]) -> b2.OutPart:
     if b"v2" not in caps.get(b"stream", ()):
         raise UnsupportedFeature("no common stream clone version with the client")
-    count, size, files = repo.stream_files(caches=True)
+    if _stream_obsmarkers(repo, caps):
+        count, size, files = repo.stream_files(caches=True, obsmarkers=True)  # type: ignore[call-arg]
+    else:
+        count, size, files = repo.stream_files(caches=True)
     requirements = b",".join(hg_wire.stream_requirements(repo.requirements()))
     params = [
         (b"bytecount", b"%d" % size),
@@ -418,6 +453,21 @@ def _stream2_part(repo: HgRepository, caps: Mapping[bytes, Sequence[bytes]]) -> 
         (b"requirements", hg_wire.url_quote(requirements)),
     ]
     return b2.OutPart(b2.PART_STREAM2, mandatory_params=params, payload=_stream2_payload(files))
+
+
+def _stream_obsmarkers(repo: HgRepository, caps: Mapping[bytes, Sequence[bytes]]) -> bool:
+    """Whether a stream clone copies the obsstore: when the repository has markers in a format the
+    client reads; a client that reads none is refused (it would show hidden changesets), as by hg."""
+    stored = getattr(repo, "obsmarkers_version", None)  # optional: a backend may keep no markers
+    version = stored() if stored is not None else None
+    if version is None:
+        return False
+    theirs = obs.versions_of(caps.get(b"obsmarkers", ()))
+    if not theirs:
+        raise UnsupportedFeature("server has obsolescence markers, but client cannot receive them via stream clone",
+                                 hint="enable obsolescence markers exchange on the client "
+                                      "([experimental] evolution = all), or clone without --stream")
+    return version in theirs
 
 
 # ------------------------------------------------------------------ pushkey
@@ -611,9 +661,13 @@ class IngestReport:
     """File revisions of the changegroup being applied, as sent (the backend may count the added ones)."""
     started: int = 0
     """Changegroups whose changesets the backend began to read (past ``prechangegroup``)."""
+    obsmarkers_parts: int = 0
+    obsolescence: tuple[int, int, int] = (0, 0, 0)
+    """New markers, changesets they obsoleted, new orphans (``HgRepo`` ``obsolescence_summary``)."""
 
     def output(self) -> bytes:
-        """``adding ...`` progress per changegroup, then ``added N changesets with M changes to F files``."""
+        """``adding ...`` progress per changegroup, then ``added N changesets with M changes to F files``,
+        then what markers did (``scmutil.registersummarycallback``)."""
         lines = PROGRESS_MESSAGE * self.groups
         if self.changesets or self.revisions or self.files:
             heads = b" (%+d heads)" % self.heads_delta if self.heads_delta else b""
@@ -623,6 +677,13 @@ class IngestReport:
                 self.files,
                 heads,
             )
+        markers, obsoleted, orphans = self.obsolescence
+        if markers:
+            lines += b"%d new obsolescence markers\n" % markers
+        if obsoleted:
+            lines += b"obsoleted %d changesets\n" % obsoleted
+        if orphans:
+            lines += b"%d new orphan changesets\n" % orphans
         return lines
 
 
@@ -693,6 +754,9 @@ def _unbundle2(
         for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():
             _process_part(op, part)
         op.check_heads()
+        summary = getattr(tx, "obsolescence_summary", None) if op.report.obsmarkers_parts else None
+        if summary is not None:
+            op.report.obsolescence = summary()
         tx.commit()
     except HgwireError as exc:
         tx.abort()
@@ -866,6 +930,27 @@ def _handle_pushkey(op: _PushOperation, part: b2.InPart) -> None:
         )
 
 
+def _handle_obsmarkers(op: _PushOperation, part: b2.InPart) -> None:
+    """Add pushed markers (``bundle2.handleobsmarker``): refused when the repository may not create
+    markers, unless the part is advisory (then dropped); answered with ``reply:obsmarkers``."""
+    data = part.read_all()
+    enabled = getattr(op.repo, "obsolescence_enabled", None)
+    add = getattr(op.tx, "add_obsmarkers", None)
+    if enabled is None or add is None or not enabled(b"createmarkers"):
+        if not part.mandatory:
+            return
+        raise UnsupportedFeature("creating obsolete markers is not enabled on this repo",
+                                 hint="the server's hgrc needs [experimental] evolution = all")
+    _version, markers = obs.decode(data)
+    new = add(markers)
+    op.report.obsmarkers_parts += 1
+    hookargs = getattr(op.tx, "hookargs", None)
+    if hookargs is not None:  # hg's tr.hookargs: every later hook of the push is told the count
+        hookargs["new_obsmarkers"] = str(int(hookargs.get("new_obsmarkers", "0")) + new)
+    op.replies.append(b2.OutPart(b"reply:obsmarkers", advisory_params=[
+        (b"in-reply-to", b"%d" % part.id), (b"new", b"%d" % new)], mandatory=False))
+
+
 def _ignore_part(op: _PushOperation, part: b2.InPart) -> None:
     """Parts the server reads and drops (client ``output``)."""
 
@@ -883,5 +968,6 @@ PUSH_PART_HANDLERS: Mapping[bytes, tuple[frozenset[bytes], PartHandler]] = {
     b2.PART_BOOKMARKS: (frozenset(), _handle_bookmarks),
     b2.PART_PUSHKEY: (frozenset({b"namespace", b"key", b"old", b"new"}), _handle_pushkey),
     b2.PART_OUTPUT: (frozenset(), _ignore_part),
+    b"obsmarkers": (frozenset(), _handle_obsmarkers),
 }
 """One row per bundle2 part a push may carry: the mandatory parameters understood, and the handler."""

@@ -12,11 +12,12 @@ bookmarksinstore and persistent-nodemap (left as hg wrote it: see
 ``requirements.PERSISTENT_NODEMAP``).  Refused with ``UnsupportedFeature`` ("unsupported repository
 feature: X"): any other requirement (treemanifest, revlogv2, changelogv2,
 largefiles, lfs, narrowhg, shared, internal phases, ...),
-repositories older than fncache+dotencode, and obsolescence markers.
+and repositories older than fncache+dotencode.  Obsolescence markers (``obsstore``, format 0
+or 1) hide the changesets they obsolete, as in hg's server (``obsstore``).
 
 Module map: ``mpatch`` (bounded deltas), ``store`` (path encoding), ``revlog``
 (index, chunks, writer), ``changelog`` (text formats), ``keys`` (phaseroots,
-bookmarks, hgrc), ``graph`` (DAG set computations), ``repository`` (queries and
+bookmarks, hgrc), ``obsstore`` (obsolescence markers, hidden changesets), ``graph`` (DAG set computations), ``repository`` (queries and
 changegroup emission), ``writer`` (ingest transactions), ``transaction`` (the
 hg-compatible undo journal), ``lock`` (hg-compatible locks), ``vfs`` (disk or
 memory files), ``memory`` (the in-memory repository).
@@ -31,7 +32,7 @@ from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo
 from backends.hg.vfs import FsVfs
-from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
+from protocols.errors import RepositoryNotFound, StorageError
 
 DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo layout"
 """``.hg/00changelog.i`` of a store repo: a revlog header no old client accepts."""
@@ -94,10 +95,6 @@ def open_repository(path: str, name: str) -> HgRepo:
         raise RepositoryNotFound(f"repository {name} not found")
     hg_dir = os.path.join(path, ".hg")
     found = read_requirements(hg_dir)
-    obsstore = os.path.join(hg_dir, "store", "obsstore")
-    if os.path.exists(obsstore) and os.path.getsize(obsstore):
-        # Markers hide changesets; serving them anyway would be a wrong answer.
-        raise UnsupportedFeature("unsupported repository feature: obsolescence markers (obsstore)")
     store_dir = os.fsencode(os.path.realpath(os.path.join(hg_dir, "store")))
     store = FsVfs(store_dir)
     # Index snapshots are shared with every other open of this store (same directory).

@@ -29,6 +29,7 @@ from backends.hg.changelog import (
     parse_manifest,
 )
 from backends.hg.keys import (
+    BOOLEANS,
     HEX40,
     config_bool,
     config_section,
@@ -37,6 +38,7 @@ from backends.hg.keys import (
     parse_phaseroots,
     parse_publishing,
 )
+from backends.hg.obsstore import ObsStore, dirstate_parents, hidden_revs
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -62,12 +64,17 @@ from backends.interfaces import (
     Section,
     StoreFile,
 )
+from protocols import hg_obsmarkers as obs
 from protocols.errors import StorageError, UnsupportedFeature
+from protocols.hg_obsmarkers import Marker
 
 CHANGELOG = b"00changelog.i"
 CHANGELOG_DATA = b"00changelog.d"
 MANIFEST = b"00manifest.i"
 PHASEROOTS = b"phaseroots"
+OBSSTORE = b"obsstore"
+MAX_DUMP = 5300
+"""Bytes of markers per key of the ``obsolete`` pushkey namespace (fits hg's 8 KiB HTTP headers)."""
 SECRET_STREAM_REFUSAL = ("this repository has secret changesets, which a stream clone would copy: "
                          "clone without --stream")
 STREAM_OFF_REFUSAL = "stream clones of this repository are turned off ([server] uncompressed): clone without --stream"
@@ -111,6 +118,8 @@ class Views:
     phases: bytearray
     visible: bytearray
     phase_stamp: object = None
+    hidden: frozenset[int] = frozenset()
+    """Revisions obsolescence markers hide (``visible`` is 0 for them as for secret ones)."""
     _heads: list[int] | None = None
 
 
@@ -133,6 +142,7 @@ class HgRepo:
         self._views: Views | None = None
         self._views_lock = threading.RLock()
         self._branch_cache: tuple[list[tuple[bytes, bool]], Node, int] = ([], NULL_NODE, 0)
+        self._obsstore: tuple[object, ObsStore] | None = None
 
     # -- layout -------------------------------------------------------------
 
@@ -176,7 +186,7 @@ class HgRepo:
         memory): two equal stamps mean the same answer to the same pull.
         """
         stamps = (self.store.stamp(CHANGELOG), self.store.stamp(CHANGELOG_DATA), self.store.stamp(PHASEROOTS),
-                  self.bookmarks_vfs().stamp(b"bookmarks"), self.plain.stamp(b"hgrc"))
+                  self.bookmarks_vfs().stamp(b"bookmarks"), self.plain.stamp(b"hgrc"), self._obs_stamp())
         return repr(stamps).encode("ascii")
 
     def filelog_path(self, path: bytes) -> bytes:
@@ -205,7 +215,8 @@ class HgRepo:
             views = self._views
             if views is None and scope is not None:
                 views = SHARED_VIEWS.get(scope)
-            stamp = self.store.stamp(PHASEROOTS)
+            phase_stamp = self.store.stamp(PHASEROOTS)
+            stamp = (phase_stamp, self._obs_stamp())
             if views is not None and views.index is cl.index and views.phase_stamp == stamp:
                 self._views = views
                 return views
@@ -213,14 +224,116 @@ class HgRepo:
             for rev, (p1, p2) in enumerate(parents):
                 if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):
                     raise StorageError(f"corrupt changelog: revision {rev} has parents {p1}, {p2}")
-            data = self.store.read(PHASEROOTS) if stamp is not None else b""
+            data = self.store.read(PHASEROOTS) if phase_stamp is not None else b""
             phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.nodemap()))
             visible = bytearray(1 if p < SECRET else 0 for p in phases)
-            views = Views(cl.index, parents, phases, visible, stamp)
+            hidden: frozenset[int] = frozenset()
+            markers = self.obsstore()
+            if markers is not None:
+                hidden = frozenset(hidden_revs(markers, cl.index.nodemap(), parents, phases, self._pinned(cl)))
+                for rev in hidden:
+                    visible[rev] = 0
+            views = Views(cl.index, parents, phases, visible, stamp, hidden)
             self._views = views
             if scope is not None:
                 SHARED_VIEWS.put(scope, views)
             return views
+
+    # -- obsolescence ---------------------------------------------------------
+
+    def _obs_stamp(self) -> object:
+        """The obsstore's stamp, and while it has markers those of what pins hidden changesets."""
+        stamp = self.store.stamp(OBSSTORE)
+        if stamp is None or stamp[0] <= 1:
+            return stamp
+        return (stamp, self.bookmarks_vfs().stamp(b"bookmarks"), self.plain.stamp(b"dirstate"),
+                self.plain.stamp(b"localtags"))
+
+    def obsstore(self) -> ObsStore | None:
+        """The repository's obsolescence markers; None when it has none.
+
+        Parsed once per version of the file (and shared with other opens of the same store).
+        """
+        stamp = self.store.stamp(OBSSTORE)
+        if stamp is None or stamp[0] <= 1:
+            return None
+        cached = self._obsstore
+        if cached is None and self.revlogs.scope is not None:
+            cached = SHARED_OBSSTORES.get(self.revlogs.scope)
+        if cached is not None and cached[0] == stamp:
+            self._obsstore = cached
+            return cached[1]
+        try:
+            parsed = ObsStore.parse(self.store.read(OBSSTORE))
+        except obs.MarkerError as exc:
+            raise StorageError(f"the repository's obsstore is damaged ({exc.message}); "
+                               "repair it with hg debugobsolete or restore it from a backup") from None
+        self._obsstore = (stamp, parsed)
+        if self.revlogs.scope is not None:
+            SHARED_OBSSTORES.put(self.revlogs.scope, self._obsstore)
+        return parsed
+
+    def _pinned(self, cl: Revlog) -> set[int]:
+        """Revisions no marker hides (``repoview.pinnedrevs``): the working directory's parents,
+        bookmarks, local tags."""
+        nodemap = cl.index.nodemap()
+        nodes: list[bytes] = list(self._bookmarks_in(cl).values())
+        if self.plain.exists(b"dirstate"):
+            nodes.extend(dirstate_parents(self.plain.read_range(b"dirstate", 0, 80)))
+        if self.plain.exists(b"localtags"):
+            nodes.extend(node for node, _history in _tag_history(self.plain.read(b"localtags")).values())
+        return {rev for rev in (nodemap.get(n) for n in nodes) if rev is not None}
+
+    def obsolescence_enabled(self, option: bytes) -> bool:
+        """An option of ``[experimental] evolution`` in the hgrc, as hg's server reads it
+        (``obsolete.isenabled``): ``createmarkers`` (markers may be added: a push's are taken), or
+        ``exchange`` (markers are advertised and exchanged; only with ``createmarkers``).  Set by
+        ``evolution = all`` (or a list of options, or a boolean), or ``evolution.<option>`` booleans."""
+        data = self._hgrc()
+        if not data or not self._evolution_option(data, b"createmarkers"):
+            return False
+        return option == b"createmarkers" or self._evolution_option(data, option)
+
+    def obsmarkers_exchange(self) -> bool:
+        return self.obsolescence_enabled(b"exchange")
+
+    def _evolution_option(self, data: bytes, option: bytes) -> bool:
+        specific = config_value(data, b"experimental", b"evolution." + option, self._hgrc_include)
+        if specific is not None:
+            return config_bool(data, b"experimental", b"evolution." + option, self._hgrc_include, False)
+        general = config_value(data, b"experimental", b"evolution", self._hgrc_include)
+        if general is None:
+            return False
+        as_bool = BOOLEANS.get(general.lower())
+        if as_bool is not None:  # hg reads it as a boolean first, then as a list
+            return as_bool
+        values = set(general.replace(b",", b" ").split())
+        if b"all" in values:
+            return True
+        if option == b"createmarkers" and config_value(
+                data, b"experimental", b"evolution.createmarkers", self._hgrc_include):
+            values.add(option)
+        return option in values
+
+    def obsmarkers_version(self) -> int | None:
+        """The obsstore's format version (0 or 1); None when the repository has no markers."""
+        markers = self.obsstore()
+        return None if markers is None else markers.version
+
+    def obsmarkers_for(self, heads: Sequence[Node] | None) -> tuple[int, list[Marker]]:
+        """(store version, markers relevant to ``::heads``) for a pull; every visible head if None."""
+        markers = self.obsstore()
+        if markers is None:
+            return obs.DEFAULT_VERSION, []
+        cl = self.changelog()
+        views = self.views(cl)
+        nodemap = cl.index.nodemap()
+        if heads is None:
+            head_revs = self._head_revs(views)
+        else:
+            head_revs = [r for r in (nodemap.get(h) for h in heads) if r is not None]
+        mask = graph.ancestors_mask(views.parents, head_revs)
+        return markers.version, markers.relevant(cl.node(r) for r, inside in enumerate(mask) if inside)
 
     def _head_revs(self, views: Views) -> list[int]:
         if views._heads is None:
@@ -458,12 +571,34 @@ class HgRepo:
 
     def listkeys(self, namespace: bytes) -> Mapping[bytes, bytes]:
         if namespace == b"namespaces":
-            return {b"bookmarks": b"", b"namespaces": b"", b"phases": b""}
+            found = {b"bookmarks": b"", b"namespaces": b"", b"phases": b""}
+            if self.obsmarkers_exchange():
+                found[b"obsolete"] = b""
+            return found
+        if namespace == b"obsolete":
+            return self._listmarkers() if self.obsmarkers_exchange() else {}
         if namespace == b"bookmarks":
             return {name: binascii.hexlify(node) for name, node in self.bookmarks().items()}
         if namespace == b"phases":
             return self._listphases()
         return {}
+
+    def _listmarkers(self) -> dict[bytes, bytes]:
+        """Every marker as the ``obsolete`` pushkey namespace lists them (``obsolete._pushkeyescape``):
+        version 0 streams of at most about 5,300 bytes, base85, ``dump0`` holding the last ones."""
+        markers = self.obsstore()
+        if markers is None:
+            return {}
+        chunks: list[list[bytes]] = []
+        size = MAX_DUMP
+        for marker in sorted(markers.markers, key=obs.sort_key):
+            data = b"".join(obs.encode([marker], 0, header=False))
+            if size + len(data) > MAX_DUMP:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(data)
+            size += len(data)
+        return {b"dump%d" % i: obs.base85(b"\0" + b"".join(chunk)) for i, chunk in enumerate(reversed(chunks))}
 
     def _listphases(self) -> dict[bytes, bytes]:
         cl = self.changelog()
@@ -633,7 +768,9 @@ class HgRepo:
         return self._hgrc_bool(b"server", b"uncompressed", True)
 
     def _nothing_hidden(self) -> bool:
-        return 0 not in self.views().visible
+        """No changeset is secret, archived or internal (hidden by markers is no bar: a stream clone
+        copies the markers too, and the clone hides the same changesets)."""
+        return max(self.views().phases, default=PUBLIC) < SECRET
 
     def web_access(self) -> dict[str, list[str] | None]:
         """hgweb's access lists of the hgrc's ``[web]``: ``deny_read``, ``allow_read``, ``deny_push``,
@@ -731,7 +868,7 @@ class HgRepo:
         data = self._hgrc()
         return config_bool(data, section, name, self._hgrc_include, default) if data else default
 
-    def stream_files(self, caches: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
+    def stream_files(self, caches: bool = False, obsmarkers: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         """Sizes taken under the lock; small or replaceable files copied, append-only ones read later.
 
         ``.d`` files and non-inline ``.i`` files only grow, so reading their first
@@ -742,6 +879,7 @@ class HgRepo:
         ``caches``: also the ``.hg/cache`` files hg itself sends (``STREAM_CACHES``),
         copied while locked too.  Each carries what it describes (a tip, node
         prefixes), so the client checks it and rebuilds one that is stale.
+        ``obsmarkers``: also the obsstore (copied while locked: hg may rewrite it whole).
         """
         self.locks.acquire()
         try:
@@ -764,6 +902,9 @@ class HgRepo:
                 if found is not None:
                     size, data = found
                     entries.append((logical, path, size, data if not index or _inline(data) else None))
+            if obsmarkers and self.store.exists(OBSSTORE):
+                data = self.store.read(OBSSTORE)
+                entries.append((OBSSTORE, OBSSTORE, len(data), data))
             cached = self._stream_caches() if caches else []
         finally:
             self.locks.release()
@@ -889,6 +1030,8 @@ SHARED_BRANCHES: LruCache[bytes, tuple[list[tuple[bytes, bool]], Node, int]] = L
 how many of its revisions the rev-branch-cache files vouch for."""
 SHARED_VIEWS: LruCache[bytes, Views] = LruCache(64)
 """Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
+SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore]] = LruCache(16)
+"""Per store directory: the obsstore's stamp and its parsed markers."""
 SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(64)
 """Per store directory: the fncache's stamp and the (store path, file name) pairs it lists (for stream clones)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import binascii
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Self
 
 from backends.hg import graph, mpatch
@@ -19,10 +19,13 @@ from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
 from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
+from backends.hg.obsstore import DRAFT, SECRET, ObsStore
 from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
+from protocols import hg_obsmarkers as obs
 from protocols.errors import LimitExceeded, ProtocolError, StorageError
+from protocols.hg_obsmarkers import Marker
 
 if TYPE_CHECKING:
     from backends.hg.repository import HgRepo
@@ -76,6 +79,10 @@ class Transaction:
         self.marks: dict[bytes, Node] | None = None
         self.changed_cl = False
         self.done = False
+        self.first_new = len(self.cl)
+        self.new_markers: list[Marker] = []
+        self._markers_before: ObsStore | None = None
+        self._markers_written = 0
 
     # -- context manager sugar -------------------------------------------------
 
@@ -301,6 +308,71 @@ class Transaction:
             return False
         return True
 
+    # -- obsolescence markers --------------------------------------------------------
+
+    def add_obsmarkers(self, markers: Sequence[Marker]) -> int:
+        """Add the markers the repository does not have yet; return how many were new.
+
+        They are appended to the obsstore at the commit (and for the ``pretxn`` hooks' pending
+        view), in the store's own format version, journaled like any other append.
+        """
+        self._guard()
+        if self._markers_before is None:
+            self._markers_before = self.repo.obsstore() or ObsStore(obs.DEFAULT_VERSION, [])
+        taken = set(self.new_markers)
+        fresh = [m for m in self._markers_before.new(markers) if m not in taken]
+        version = self._store_version()
+        for marker in fresh:
+            try:
+                obs.encode([marker], version, header=False).__next__()
+            except ValueError as exc:
+                raise ProtocolError(f"an obsolescence marker cannot be stored in this repository ({exc})") from None
+        self.new_markers.extend(fresh)
+        return len(fresh)
+
+    def obsolescence_summary(self) -> tuple[int, int, int]:
+        """(new markers, changesets they obsoleted, new orphan changesets), for hg's
+        ``N new obsolescence markers``, ``obsoleted N changesets``, ``N new orphan changesets``.
+
+        Obsoleted: changesets that were there before, are not public, and had no marker until
+        this transaction (``obsutil.getobsoleted``).  Orphans: visible mutable changesets that
+        are not obsolete but descend from one (``obsolete._computeorphanset``), counted before and after.
+        """
+        before = self._markers_before
+        if not self.new_markers or before is None:
+            return 0, 0, 0
+        after = before.with_markers(self.new_markers)
+        phases = self._phase_array()
+        parents = self._parents()
+        nodemap = self.cl.nodemap  # the new changesets too
+        obsoleted = {
+            rev for m in self.new_markers
+            if (rev := nodemap.get(m.prec)) is not None and rev < self.first_new and phases[rev] != 0
+            and m.prec not in before.successors
+        }
+        orphans = len(_orphans(after, nodemap, parents, phases)) - len(_orphans(before, nodemap, parents, phases))
+        return len(self.new_markers), len(obsoleted), max(orphans, 0)
+
+    def _store_version(self) -> int:
+        """The obsstore's format (its first byte), the default for a new one."""
+        store = self.repo.store
+        head = store.read_range(OBSSTORE, 0, 1) if store.exists(OBSSTORE) else b""
+        version = head[0] if head else obs.DEFAULT_VERSION
+        if version not in obs.VERSIONS:
+            raise StorageError(f"the repository's obsstore has unknown format version {version}")
+        return version
+
+    def _write_markers(self) -> None:
+        if self._markers_written == len(self.new_markers):
+            return
+        store = self.repo.store
+        size = store.size(OBSSTORE) if store.exists(OBSSTORE) else 0
+        version = self._store_version()
+        self.journal.record_append(OBSSTORE, size)
+        data = b"".join(obs.encode(self.new_markers[self._markers_written:], version, header=size == 0))
+        store.append(OBSSTORE, data)
+        self._markers_written = len(self.new_markers)
+
     # -- commit / abort --------------------------------------------------------------
 
     def write_pending(self) -> str | None:
@@ -320,6 +392,7 @@ class Transaction:
                 self.cl.write_pending(PENDING_CHANGELOG)
             self._write_phaseroots(PENDING_PHASEROOTS)  # new files too; the real ones at commit
             self._write_bookmarks(PENDING_BOOKMARKS)
+            self._write_markers()  # hg has no pending obsstore: it appends, undone by a rollback
         except BaseException:
             self.abort()
             raise
@@ -339,7 +412,7 @@ class Transaction:
             raise
         self.done = True
         try:
-            if self.changed_cl or self.phases is not None:
+            if self.changed_cl or self.phases is not None or self.new_markers:
                 self._drop_caches()
             self._drop_undo()
             if self.changed_cl:
@@ -360,6 +433,7 @@ class Transaction:
         self._write_fncache()
         self._write_phaseroots()
         self._write_bookmarks()
+        self._write_markers()
         self.cl.flush()
 
     def _write_fncache(self) -> None:
@@ -451,6 +525,22 @@ class Transaction:
             self.journal.rollback()
         finally:
             self.repo.locks.release()
+
+
+OBSSTORE = b"obsstore"
+
+
+def _orphans(store: ObsStore, rev_of: Mapping[bytes, int], parents: list[tuple[int, int]], phases: bytearray) -> set[int]:
+    """Draft revisions, not obsolete, with an obsolete or orphan parent (a client sees no secret one)."""
+    obsolete = store.obsolete_revs(rev_of, phases)
+    if not obsolete:
+        return set()
+    orphans: set[int] = set()
+    for rev in range(min(obsolete) + 1, len(parents)):
+        if (phases[rev] in (DRAFT, SECRET) and rev not in obsolete
+                and any(p in obsolete or p in orphans for p in parents[rev] if p >= 0)):
+            orphans.add(rev)
+    return {rev for rev in orphans if phases[rev] == DRAFT}
 
 
 __all__ = ["NULL_REV", "Transaction"]

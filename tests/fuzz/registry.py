@@ -25,6 +25,7 @@ MODULES = {
     "names": "fuzz_names",
     "hg_http": "fuzz_hg_http",
     "proxy_header": "fuzz_proxy_header",
+    "hg_obsmarkers": "fuzz_hg_obsmarkers",
 }
 """Target name -> harness module in this package; add a row per parser."""
 

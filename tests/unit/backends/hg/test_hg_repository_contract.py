@@ -310,13 +310,6 @@ def test_inline_revlog_split_in_a_later_transaction_is_listed_in_fncache(new_rep
     assert not fl.index.inline and fl.revision(1, verify=True) == big
 
 
-def test_obsolescence_markers_are_refused(tmp_path: Path) -> None:
-    hgstore.create_repository(str(tmp_path / "r"), "r")
-    (tmp_path / "r" / ".hg" / "store" / "obsstore").write_bytes(b"\x01")
-    with pytest.raises(UnsupportedFeature, match="obsolescence"):
-        hgstore.open_repository(str(tmp_path / "r"), "r")
-
-
 def test_a_push_of_many_large_files_holds_one_file_at_a_time(tmp_path: Path) -> None:
     """The transaction keeps a file's texts (delta bases) only while its group is read."""
     import os

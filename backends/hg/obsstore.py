@@ -1,0 +1,130 @@
+"""Obsolescence markers of a repository (``.hg/store/obsstore``), and the changesets they hide.
+
+Changesets a marker rewrote or pruned are *obsolete* while they are not public; obsolete
+changesets are *hidden* (left out of everything a client sees) unless something pins them —
+the working directory's parents, a bookmark, a local tag — or a visible mutable changeset
+descends from them.  This is Mercurial's ``visible`` filter (``repoview.computehidden``);
+a server further hides secret changesets (``served``).
+
+A marker is *relevant* to a set of changesets (``obsstore.relevantmarkers``) when it names
+one of them as a successor, or prunes one of their children, or is relevant (by the same
+rules) to the predecessor of a relevant marker: what a pull sends along with the changesets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from protocols import hg_obsmarkers as obs
+from protocols.hg_obsmarkers import Marker
+
+PUBLIC, DRAFT, SECRET, ARCHIVED = 0, 1, 2, 32
+DIRSTATE_V2 = b"dirstate-v2\n"
+
+
+class ObsStore:
+    """The markers of one obsstore, indexed as Mercurial indexes them."""
+
+    def __init__(self, version: int, markers: Sequence[Marker]) -> None:
+        self.version = version
+        self.markers = list(markers)
+        self.known: set[Marker] = set()
+        self.successors: dict[bytes, list[Marker]] = {}
+        """Markers by the changeset they rewrite (``prec``): a changeset here is obsolete."""
+        self.predecessors: dict[bytes, list[Marker]] = {}
+        """Markers by each of their successors."""
+        self.children: dict[bytes, list[Marker]] = {}
+        """Markers by each parent their ``prec`` had."""
+        self._index(self.markers)
+
+    @classmethod
+    def parse(cls, data: bytes) -> ObsStore:
+        """An obsstore file's bytes (empty or a lone version byte: no markers)."""
+        if len(data) <= 1:
+            return cls(data[0] if data else obs.DEFAULT_VERSION, [])
+        version, markers = obs.decode(data)
+        return cls(version, markers)
+
+    def _index(self, markers: Iterable[Marker]) -> None:
+        for m in markers:
+            self.known.add(m)
+            self.successors.setdefault(m.prec, []).append(m)
+            for s in m.succs:
+                self.predecessors.setdefault(s, []).append(m)
+            for p in m.parents or ():
+                self.children.setdefault(p, []).append(m)
+
+    def __len__(self) -> int:
+        return len(self.markers)
+
+    def new(self, markers: Iterable[Marker]) -> list[Marker]:
+        """The markers not in the store yet, each once, in the order given."""
+        seen: set[Marker] = set()
+        fresh = []
+        for m in markers:
+            if m not in self.known and m not in seen:
+                seen.add(m)
+                fresh.append(m)
+        return fresh
+
+    def with_markers(self, markers: Sequence[Marker]) -> ObsStore:
+        """A store with ``markers`` (new ones) added after this one's."""
+        return ObsStore(self.version, [*self.markers, *markers])
+
+    def relevant(self, nodes: Iterable[bytes]) -> list[Marker]:
+        """The markers relevant to ``nodes``, sorted as they are sent."""
+        pending = {n for n in nodes if n in self.predecessors or n in self.successors or n in self.children}
+        seen_nodes = set(pending)
+        found: set[Marker] = set()
+        while pending:
+            direct: set[Marker] = set()
+            for node in pending:
+                direct.update(self.predecessors.get(node, ()))
+                direct.update(m for m in self.children.get(node, ()) if not m.succs)
+                direct.update(m for m in self.successors.get(node, ()) if not m.succs)
+            direct -= found
+            found |= direct
+            pending = {m.prec for m in direct} - seen_nodes
+            seen_nodes |= pending
+        return sorted(found, key=obs.sort_key)
+
+    def obsolete_revs(self, rev_of: Mapping[bytes, int], phases: bytearray) -> set[int]:
+        """Revisions a marker rewrote or pruned that are draft or secret."""
+        found = set()
+        for node in self.successors:
+            rev = rev_of.get(node)
+            if rev is not None and phases[rev] in (DRAFT, SECRET):
+                found.add(rev)
+        return found
+
+
+def hidden_revs(store: ObsStore, rev_of: Mapping[bytes, int], parents: Sequence[tuple[int, int]],
+                phases: bytearray, pinned: Iterable[int]) -> set[int]:
+    """The revisions Mercurial's ``visible`` view filters out (``repoview.computehidden``).
+
+    Hideable: obsolete revisions, and archived or internal ones; pinned ones stay; then every
+    hideable ancestor of a visible mutable revision is revealed again.
+    """
+    hidden = store.obsolete_revs(rev_of, phases)
+    hidden.update(r for r, p in enumerate(phases) if p >= ARCHIVED)
+    hidden.difference_update(pinned)
+    if not hidden:
+        return hidden
+    stack = [r for r, p in enumerate(phases) if p != PUBLIC and r not in hidden]
+    while stack:
+        for p in parents[stack.pop()]:
+            if p >= 0 and p in hidden:
+                hidden.discard(p)
+                stack.append(p)
+    return hidden
+
+
+def dirstate_parents(data: bytes) -> list[bytes]:
+    """The working directory's parents from ``.hg/dirstate`` (format 1, or a dirstate-v2 docket)."""
+    if data.startswith(DIRSTATE_V2):
+        start = len(DIRSTATE_V2)
+        return [data[start : start + 20], data[start + 32 : start + 52]]
+    return [data[0:20], data[20:40]]
+
+
+__all__ = ["ObsStore", "dirstate_parents", "hidden_revs"]

@@ -1,0 +1,182 @@
+"""Obsolescence markers exchanged with the real hg client over SSH and HTTP (changeset evolution:
+``hg commit --amend``, prunes): pushed markers are stored and hide what they obsolete, pulls and
+clones carry them, a stream clone copies them, and a server whose hgrc does not turn evolution on
+keeps none, as ``hg serve`` does.  What the client prints of a push is compared with what it prints
+pushing the same changes to ``hg serve --stdio`` on a copy of the repository."""
+
+# ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys
+from tests.integration.test_hg_hooks import _served
+from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
+
+EVOLVE = ("--config", "experimental.evolution=all")
+SERVER_HGRC = "[phases]\npublish = False\n[experimental]\nevolution = all\n"
+FAKE_SSH = """#!/bin/sh
+# ssh HOST COMMAND: run COMMAND here, as hg serve --stdio behind a real ssh would
+for last; do :; done
+exec sh -c "$last"
+"""
+
+
+def _setup(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+           htpasswd: Path, hgrc: str = SERVER_HGRC) -> tuple[Any, Callable[[str], str], Path]:
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    repo = server.root / "evo"
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text(hgrc)
+    return peer, url, repo
+
+
+def _commit(client: Client, work: Path, name: str, *extra: str) -> str:
+    (work / name).write_text(f"{name}\n")
+    client.hg(*EVOLVE, "commit", "-q", "-A", "-R", str(work), "-m", name, *extra)
+    return client.hg(*EVOLVE, "log", "-R", str(work), "-r", ".", "-T", "{node}").stdout
+
+
+def _amend(client: Client, work: Path, name: str) -> str:
+    (work / name).write_text(f"{name} again\n")
+    client.hg(*EVOLVE, "commit", "-q", "--amend", "-R", str(work), "-m", f"{name} amended")
+    return client.hg(*EVOLVE, "log", "-R", str(work), "-r", ".", "-T", "{node}").stdout
+
+
+def _markers(client: Client, repo: Path) -> list[str]:
+    """Every marker as ``hg debugobsolete`` prints it, sorted."""
+    return sorted(client.hg(*EVOLVE, "debugobsolete", "-R", str(repo)).stdout.splitlines())
+
+
+def _visible(client: Client, repo: Path, *config: str) -> list[str]:
+    return client.hg(*config, "log", "-R", str(repo), "-T", "{node} {phase} {desc}\n").stdout.splitlines()
+
+
+def _remote_lines(done: Any) -> list[str]:
+    return [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("remote:")]
+
+
+def _push_to_reference(client: Client, tmp_path: Path, work: Path, reference: Path, *args: str) -> Any:
+    """``hg push ARGS`` of ``work`` to hg's own ``hg serve --stdio`` on ``reference``."""
+    fake, remote = tmp_path / "fake-ssh", tmp_path / "remote-hg"
+    fake.write_text(FAKE_SSH)
+    remote.write_text(f'#!/bin/sh\nHGRCPATH= exec {VENV_BIN}/hg "$@"\n')
+    for script in (fake, remote):
+        script.chmod(0o755)
+    return client.hg(*EVOLVE, "--config", f"ui.ssh={fake}", "--config", f"ui.remotecmd={remote}", "push",
+                     *args, "-R", str(work), f"ssh://ref/{reference}", check=False)
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_an_amended_changeset_is_replaced_everywhere(kind: str, make_server: Callable[..., RunningServer],
+                                                      client: Client, ssh_keys: SshKeys, htpasswd: Path,
+                                                      tmp_path: Path) -> None:
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd)
+    work = tmp_path / "work"
+    peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
+    _commit(client, work, "a")
+    child = _commit(client, work, "b")
+    _commit(client, work, "c")
+    peer.hg(*EVOLVE, "push", "-R", str(work), url("evo"))
+    reference = tmp_path / "reference" / "evo"
+    shutil.copytree(repo, reference)
+    client.hg(*EVOLVE, "update", "-q", "-R", str(work), child)
+    amended = _amend(client, work, "b")
+
+    pushed = peer.hg(*EVOLVE, "push", "-f", "-r", ".", "-R", str(work), url("evo"), check=False)  # c stays a head
+    assert pushed.returncode == 0, pushed.stderr
+    lines = _remote_lines(pushed)
+    assert "remote: 1 new obsolescence markers" in lines and "remote: obsoleted 1 changesets" in lines
+    assert "remote: 1 new orphan changesets" in lines  # c, whose parent b was rewritten
+    assert lines == _remote_lines(_push_to_reference(client, tmp_path, work, reference, "-f", "-r", "."))
+    client.hg("verify", "-q", "-R", str(repo))
+    assert _markers(client, repo) == _markers(client, work) == _markers(client, reference)
+    # b is obsolete but not hidden: c, an orphan now, still descends from it (as hg's served view says)
+    assert _visible(client, repo, *EVOLVE) == _visible(client, reference, *EVOLVE)
+    assert any(amended in line for line in _visible(client, repo, *EVOLVE))
+
+    for config in (EVOLVE, ()):  # a clone sees what the pusher sees, markers or not
+        clone = tmp_path / f"clone{len(config)}"
+        peer.hg(*config, "clone", "-q", "-U", url("evo"), str(clone))
+        assert _visible(client, clone, *config) == _visible(client, work, *EVOLVE)
+        client.hg("verify", "-q", "-R", str(clone))
+    assert _markers(client, tmp_path / "clone2") == _markers(client, repo)
+    assert not (tmp_path / "clone0" / ".hg" / "store" / "obsstore").exists()
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_prune_pushed_alone_reaches_other_clones(kind: str, make_server: Callable[..., RunningServer],
+                                                   client: Client, ssh_keys: SshKeys, htpasswd: Path,
+                                                   tmp_path: Path) -> None:
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd)
+    work, other = tmp_path / "work", tmp_path / "other"
+    peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
+    base = _commit(client, work, "a")
+    doomed = _commit(client, work, "b")
+    peer.hg(*EVOLVE, "push", "-R", str(work), url("evo"))
+    peer.hg(*EVOLVE, "clone", "-q", "-U", url("evo"), str(other))
+    client.hg(*EVOLVE, "update", "-q", "-R", str(work), base)
+    client.hg(*EVOLVE, "debugobsolete", "-R", str(work), "--record-parents", doomed)  # as ``hg prune``
+
+    pushed = peer.hg(*EVOLVE, "push", "-R", str(work), url("evo"), check=False)
+    assert "no changes found" in pushed.stdout
+    assert _remote_lines(pushed) == ["remote: 1 new obsolescence markers", "remote: obsoleted 1 changesets"]
+    assert [line.split()[0] for line in _visible(client, repo, *EVOLVE)] == [base]
+
+    pulled = peer.hg(*EVOLVE, "pull", "-R", str(other), url("evo"), check=False)
+    assert pulled.returncode in (0, 1), pulled.stderr
+    assert "1 new obsolescence markers" in pulled.stdout and "obsoleted 1 changesets" in pulled.stdout
+    assert [line.split()[0] for line in _visible(client, other, *EVOLVE)] == [base]
+    assert _markers(client, other) == _markers(client, repo)
+
+
+def test_a_server_without_evolution_keeps_no_markers(make_server: Callable[..., RunningServer], client: Client,
+                                                     ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
+    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd, hgrc="[phases]\npublish = False\n")
+    caps = peer.hg("debugcapabilities", url("evo")).stdout
+    assert "obsmarkers" not in caps
+    work = tmp_path / "work"
+    peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
+    _commit(client, work, "a")
+    old = _commit(client, work, "b")
+    peer.hg(*EVOLVE, "push", "-R", str(work), url("evo"))
+    reference = tmp_path / "reference" / "evo"
+    shutil.copytree(repo, reference)
+    new = _amend(client, work, "b")
+    pushed = peer.hg(*EVOLVE, "push", "-f", "-R", str(work), url("evo"), check=False)
+    assert pushed.returncode == 0, pushed.stderr
+    assert not any("obsole" in line for line in _remote_lines(pushed))
+    assert not (repo / ".hg" / "store" / "obsstore").exists()
+    heads = client.hg("heads", "-R", str(repo), "-T", "{node}\n").stdout.split()
+    assert sorted(heads) == sorted([old, new])  # both: the server knows of no rewrite
+    said = _push_to_reference(client, tmp_path, work, reference, "-f")
+    assert _remote_lines(said) == _remote_lines(pushed)
+    assert not (reference / ".hg" / "store" / "obsstore").exists()
+
+
+def test_a_stream_clone_copies_the_markers(make_server: Callable[..., RunningServer], client: Client,
+                                           ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
+    peer, url, repo = _setup("http", make_server, client, ssh_keys, htpasswd)
+    work = tmp_path / "work"
+    peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
+    _commit(client, work, "a")
+    _commit(client, work, "b")
+    peer.hg(*EVOLVE, "push", "-R", str(work), url("evo"))
+    _amend(client, work, "b")
+    peer.hg(*EVOLVE, "push", "-R", str(work), url("evo"))
+
+    streamed = tmp_path / "streamed"
+    done = peer.hg(*EVOLVE, "clone", "--stream", "-U", url("evo"), str(streamed))
+    assert "streaming all changes" in done.stdout
+    assert _markers(client, streamed) == _markers(client, repo)
+    assert _visible(client, streamed, *EVOLVE) == _visible(client, work, *EVOLVE)
+    client.hg("verify", "-q", "-R", str(streamed))
+
+    refused = peer.hg("clone", "--stream", "-U", url("evo"), str(tmp_path / "refused"), check=False)
+    assert refused.returncode != 0
+    assert "server has obsolescence markers, but client cannot receive them via stream clone" in refused.stderr
