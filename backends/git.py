@@ -602,8 +602,7 @@ class DulwichGitRepository:
             current = self.refs()
             stale = [u for u, _ in checked if current.get(u.ref, ZERO_ID) != u.old]
             if stale:
-                return [RefResult(u.ref, "stale info" if u in stale else ATOMIC_TRANSACTION_FAILED)
-                        for u, _ in checked]
+                return [RefResult(u.ref, ATOMIC_TRANSACTION_FAILED) for u, _ in checked]  # git's commit fails
             if deploy is not None:
                 refused = {u.ref: reason for u, _ in checked if (reason := deploy.before(u))}
                 if refused:
@@ -630,7 +629,7 @@ class DulwichGitRepository:
                      ) -> list[RefResult]:
         """One ref transaction told to the ``reference-transaction`` hook (under the repo lock)."""
         if len(updates) == 1 and self._current(updates[0].ref) != updates[0].old:
-            return [RefResult(updates[0].ref, "stale info")]  # git's prepare fails before the hook
+            return [RefResult(updates[0].ref, REF_MOVED)]  # git's prepare fails before the hook
         if not hook("prepared", updates, head):
             hook("aborted", updates, head)
             return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
@@ -650,7 +649,7 @@ class DulwichGitRepository:
         if self.work_tree is None or controldir is None:
             return git_worktree.NO_WORKTREE
         if self._current(update.ref) != update.old:
-            return "stale info"  # the ref moved meanwhile: the tree must not
+            return REF_MOVED  # the ref moved meanwhile: the tree must not
         hook = getattr(hooks, "push_to_checkout", None)
         verdict = hook(update.new, self.work_tree) if hook is not None else None
         if verdict is not None:
@@ -682,7 +681,7 @@ class DulwichGitRepository:
             return "failed to update ref: it is locked; if no other process writes it, remove its stale .lock file"
         except OSError as exc:  # a name too long for the file system, a directory in the way, …
             return f"failed to update ref: {exc.strerror or exc}"
-        return None if done else "stale info"
+        return None if done else REF_MOVED
 
     def _repair_head(self) -> None:
         """Point HEAD at a pushed branch when its target does not exist (first push)."""
@@ -831,6 +830,9 @@ PROC_FAILED = "fail to run proc-receive hook"
 """git's reason for a command of a proc-receive hook that could not be run (and, in an atomic
 push, for the others when it failed)."""
 ATOMIC_TRANSACTION_FAILED = "atomic transaction failed"
+REF_MOVED = "failed to update ref"
+"""git's receive-pack's reason when a ref is no longer what the push saw (another push moved it); in an
+atomic push every ref then gets ``ATOMIC_TRANSACTION_FAILED``."""
 """git's reason for the refs of an atomic push whose ref transaction could not be made (names in
 each other's way, a ref that moved meanwhile)."""
 

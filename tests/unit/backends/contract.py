@@ -155,7 +155,7 @@ class BackendContract:
         assert _push(repo, objects, [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(first.id))]) == [None]
         second, more = _commit(b"two", [first.id])
         stale = RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(second.id))
-        assert _push(repo, more, [stale]) == ["stale info"]
+        assert _push(repo, more, [stale]) == ["failed to update ref"]
         good = RefUpdate(b"refs/heads/main", ObjectId(first.id), ObjectId(second.id))
         assert [r.reason for r in repo.update_refs([good], atomic=True)] == [None]
         reopened = backend.open("r")
@@ -310,7 +310,7 @@ class BackendContract:
         updates = [RefUpdate(b"refs/heads/new", ZERO_ID, ObjectId(commit.id)),
                    RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(commit.id))]
         reasons = [r.reason for r in repo.update_refs(updates, atomic=True)]
-        assert reasons == ["atomic transaction failed", "stale info"]
+        assert reasons == ["atomic transaction failed", "atomic transaction failed"]
         assert b"refs/heads/new" not in backend.open("r").refs()
 
     def test_delete_branch(self, backend: Backend) -> None:
