@@ -226,7 +226,13 @@ class DeltaMode(enum.Enum):
 
 
 class AmbiguousIdentifier(KeyError):
-    """``HgRepository.lookup``: a hex prefix that more than one visible changeset starts with."""
+    """``HgRepository.lookup``: a hex prefix that more than one changeset starts with (hidden ones
+    count too, as in hg's ``resolvehexnodeidprefix``)."""
+
+
+class FilteredRevision(KeyError):
+    """``HgRepository.lookup``: a key naming a changeset a server hides (secret, or obsolete): hg's
+    "filtered revision 'KEY' (not in 'served' subset)"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +414,7 @@ class Backend(Protocol):
 __all__ = [
     "ATOMIC_FAILURE",
     "AmbiguousIdentifier",
+    "FilteredRevision",
     "DeltaMode",
     "HgTransaction",
     "IngestResult",

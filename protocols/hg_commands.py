@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from backends.interfaces import AmbiguousIdentifier, HgRepository
+from backends.interfaces import AmbiguousIdentifier, FilteredRevision, HgRepository
 from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
@@ -202,6 +202,8 @@ def _lookup(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
         return BytesResponse(hg_wire.format_lookup(repo.lookup(key)))
     except AmbiguousIdentifier:  # hg's own words, from its changelog's lookup
         return BytesResponse(hg_wire.format_lookup(None, b"00changelog@" + key + b": ambiguous identifier"))
+    except FilteredRevision:
+        return BytesResponse(hg_wire.format_lookup(None, b"filtered revision '" + key + b"' (not in 'served' subset)"))
     except KeyError:
         return BytesResponse(hg_wire.format_lookup(None, b"unknown revision '" + key + b"'"))
 

@@ -56,6 +56,7 @@ from backends.interfaces import (
     NULL_NODE,
     AmbiguousIdentifier,
     DeltaMode,
+    FilteredRevision,
     HgTransaction,
     Kind,
     Node,
@@ -522,10 +523,12 @@ class HgRepo:
         if node is None and HEX40.match(key):
             candidate = binascii.unhexlify(key)
             rev = cl.index.nodemap().get(candidate)
-            if rev is not None and views.visible[rev]:
+            if rev is not None:
+                if not views.visible[rev]:
+                    raise FilteredRevision(key)
                 node = Node(candidate)
         if node is None:
-            node = self._lookup_name(key)
+            node = self._lookup_name(cl, views, key)
         if node is None and _HEXPREFIX.match(key):
             node = self._lookup_prefix(cl, views, key.lower())
         if node is None:
@@ -544,15 +547,18 @@ class HgRepo:
         if 0 <= rev < len(cl):
             if views.visible[rev]:
                 return cl.node(rev)
-            raise KeyError(key)  # a hidden revision: hg stops here too, it is not a hex prefix
+            raise FilteredRevision(key)  # a hidden revision: hg stops here too, it is not a hex prefix
         return None
 
-    def _lookup_name(self, key: bytes) -> Node | None:
-        marks = self._visible_bookmarks()  # a divergent name resolves, as in hg's namespaces
+    def _lookup_name(self, cl: Revlog, views: Views, key: bytes) -> Node | None:
+        """A bookmark (a divergent one too, as in hg's namespaces), a tag, a branch; one on a hidden
+        changeset is none to a server (hg's served view loads no such bookmark, lists no such tag)."""
+        nodemap = cl.index.nodemap()
+        marks = self._visible_bookmarks()
         if key in marks:
             return marks[key]
         tags = self.tags()
-        if key in tags:
+        if key in tags and views.visible[nodemap[tags[key]]]:
             return tags[key]
         tips = self.branch_tips()
         if key in tips:
@@ -560,13 +566,13 @@ class HgRepo:
         return None
 
     def _lookup_prefix(self, cl: Revlog, views: Views, prefix: bytes) -> Node | None:
-        matches = [
-            rev
-            for rev, e in enumerate(cl.index.entries)
-            if views.visible[rev] and binascii.hexlify(e[7][:20]).startswith(prefix)
-        ]
+        """Among every changeset, hidden ones too, as hg's ``resolvehexnodeidprefix`` (so a prefix
+        a hidden changeset shares is ambiguous); one that names a hidden changeset is filtered."""
+        matches = [rev for rev, e in enumerate(cl.index.entries) if binascii.hexlify(e[7][:20]).startswith(prefix)]
         if len(matches) > 1:
             raise AmbiguousIdentifier(prefix)
+        if matches and not views.visible[matches[0]]:
+            raise FilteredRevision(prefix)
         return cl.node(matches[0]) if matches else None
 
     def listkeys(self, namespace: bytes) -> Mapping[bytes, bytes]:

@@ -180,3 +180,31 @@ def test_a_stream_clone_copies_the_markers(make_server: Callable[..., RunningSer
     refused = peer.hg("clone", "--stream", "-U", url("evo"), str(tmp_path / "refused"), check=False)
     assert refused.returncode != 0
     assert "server has obsolescence markers, but client cannot receive them via stream clone" in refused.stderr
+
+
+def test_lookups_of_hidden_changesets_say_what_hg_says(make_server: Callable[..., RunningServer], client: Client,
+                                                        ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
+    """``hg identify -r KEY URL`` (the wire ``lookup``) against hgwire and against ``hg serve --stdio``
+    on the same repository: obsolete and secret changesets by number, full id, prefix and bookmark."""
+    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd)
+    _commit(client, repo, "base")
+    client.hg("phase", "-R", str(repo), "-p", ".")
+    first = _commit(client, repo, "a")
+    rewritten = _amend(client, repo, "a")
+    client.hg(*EVOLVE, "update", "-q", "-R", str(repo), "0")
+    secret = _commit(client, repo, "s", "--secret")
+    client.hg(*EVOLVE, "bookmark", "-R", str(repo), "-r", secret, "on-secret")
+    client.hg(*EVOLVE, "update", "-q", "-R", str(repo), "null")
+    reference = tmp_path / "reference" / "evo"
+    shutil.copytree(repo, reference)
+    fake, remote = tmp_path / "fake-ssh", tmp_path / "remote-hg"
+    fake.write_text(FAKE_SSH)
+    remote.write_text(f'#!/bin/sh\nHGRCPATH= exec {VENV_BIN}/hg "$@"\n')
+    for script in (fake, remote):
+        script.chmod(0o755)
+    keys = [first, first[:12], "1", rewritten[:12], secret, secret[:8], "on-secret", "tip", "nothing-here"]
+    for key in keys:
+        ours = peer.hg("identify", "-r", key, url("evo"), check=False)
+        theirs = client.hg("--config", f"ui.ssh={fake}", "--config", f"ui.remotecmd={remote}", "identify",
+                           "-r", key, f"ssh://ref/{reference}", check=False)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), key
