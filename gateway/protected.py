@@ -368,9 +368,9 @@ class GuardedTransaction:
             self._changes.append(audit.Change("obsolescence markers", "", f"{new} new"))
         return new
 
-    def obsolescence_summary(self) -> tuple[int, int, int]:
+    def obsolescence_summary(self) -> tuple[int, int, int, int, int]:
         summary = getattr(self._tx, "obsolescence_summary", None)
-        return summary() if summary is not None else (0, 0, 0)
+        return summary() if summary is not None else (0, 0, 0, 0, 0)
 
     def _branch_refusal(self) -> str | None:
         if self._branch_heads is None:

@@ -646,6 +646,7 @@ def hook_output(tx: HgTransaction) -> tuple[bytes, bytes]:
 
 
 PROGRESS_MESSAGE = b"adding changesets\nadding manifests\nadding file changes\n"
+INSTABILITIES = (b"orphan", b"phase-divergent", b"content-divergent")
 
 
 @dataclass
@@ -661,9 +662,9 @@ class IngestReport:
     """File revisions of the changegroup being applied, as sent (the backend may count the added ones)."""
     started: int = 0
     """Changegroups whose changesets the backend began to read (past ``prechangegroup``)."""
-    obsmarkers_parts: int = 0
-    obsolescence: tuple[int, int, int] = (0, 0, 0)
-    """New markers, changesets they obsoleted, new orphans (``HgRepo`` ``obsolescence_summary``)."""
+    obsolescence: tuple[int, ...] = (0, 0, 0, 0, 0)
+    """New markers, changesets they obsoleted, new orphan, phase-divergent and content-divergent
+    changesets (the transaction's optional ``obsolescence_summary``)."""
 
     def output(self) -> bytes:
         """``adding ...`` progress per changegroup, then ``added N changesets with M changes to F files``,
@@ -677,13 +678,14 @@ class IngestReport:
                 self.files,
                 heads,
             )
-        markers, obsoleted, orphans = self.obsolescence
+        markers, obsoleted, *unstable = self.obsolescence
         if markers:
             lines += b"%d new obsolescence markers\n" % markers
         if obsoleted:
             lines += b"obsoleted %d changesets\n" % obsoleted
-        if orphans:
-            lines += b"%d new orphan changesets\n" % orphans
+        for count, name in zip(unstable, INSTABILITIES, strict=True):
+            if count:
+                lines += b"%d new %s changesets\n" % (count, name)
         return lines
 
 
@@ -754,7 +756,7 @@ def _unbundle2(
         for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():
             _process_part(op, part)
         op.check_heads()
-        summary = getattr(tx, "obsolescence_summary", None) if op.report.obsmarkers_parts else None
+        summary = getattr(tx, "obsolescence_summary", None)  # also without markers: new orphans, ...
         if summary is not None:
             op.report.obsolescence = summary()
         tx.commit()
@@ -943,7 +945,6 @@ def _handle_obsmarkers(op: _PushOperation, part: b2.InPart) -> None:
                                  hint="the server's hgrc needs [experimental] evolution = all")
     _version, markers = obs.decode(data)
     new = add(markers)
-    op.report.obsmarkers_parts += 1
     hookargs = getattr(op.tx, "hookargs", None)
     if hookargs is not None:  # hg's tr.hookargs: every later hook of the push is told the count
         hookargs["new_obsmarkers"] = str(int(hookargs.get("new_obsmarkers", "0")) + new)

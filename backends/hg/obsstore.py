@@ -13,7 +13,7 @@ rules) to the predecessor of a relevant marker: what a pull sends along with the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from protocols import hg_obsmarkers as obs
 from protocols.hg_obsmarkers import Marker
@@ -93,7 +93,7 @@ class ObsStore:
         found = set()
         for node in self.successors:
             rev = rev_of.get(node)
-            if rev is not None and phases[rev] in (DRAFT, SECRET):
+            if rev is not None and rev < len(phases) and phases[rev] in (DRAFT, SECRET):
                 found.add(rev)
         return found
 
@@ -119,6 +119,113 @@ def hidden_revs(store: ObsStore, rev_of: Mapping[bytes, int], parents: Sequence[
     return hidden
 
 
+BUMPED_FIX = 1
+"""Marker flag: the marker fixes a phase-divergent changeset (its predecessor does not count)."""
+
+
+def instabilities(store: ObsStore, rev_of: Mapping[bytes, int], node_of: Callable[[int], bytes],
+                  parents: Sequence[tuple[int, int]], phases: bytearray, limit: int) -> tuple[int, int, int]:
+    """How many draft changesets below revision ``limit`` are orphan, phase-divergent and
+    content-divergent (``obsolete._computeorphanset`` and the two after it; secret ones are left
+    out, as a server's summary leaves out what its view filters).
+
+    Orphan: not obsolete, with an obsolete or orphan parent.  Phase-divergent: not obsolete, and a
+    predecessor (markers followed back, those with ``BUMPED_FIX`` skipped) is public.
+    Content-divergent: not obsolete, and some predecessor has more than one successors set.
+    """
+    def rev(node: bytes) -> int | None:
+        found = rev_of.get(node)
+        return found if found is not None and found < limit else None
+
+    obsolete = {r for r in store.obsolete_revs(rev_of, phases) if r < limit}
+    candidates = [r for r in range(limit) if phases[r] in (DRAFT, SECRET) and r not in obsolete]
+    orphans: set[int] = set()
+    for r in candidates:
+        if any(p >= 0 and (p in obsolete or p in orphans) for p in parents[r]):
+            orphans.add(r)
+    bumped = set()
+    divergent = set()
+    sets_cache: dict[bytes, list[tuple[bytes, ...]]] = {}
+    for r in candidates:
+        node = node_of(r)
+        for pred in _all_predecessors(store, node, BUMPED_FIX):
+            pred_rev = rev(pred)
+            if pred_rev is not None and phases[pred_rev] == PUBLIC:
+                bumped.add(r)
+                break
+        pending = list(store.predecessors.get(node, ()))
+        seen: set[bytes] = set()
+        while pending:
+            prec = pending.pop().prec
+            if prec in seen:
+                continue
+            seen.add(prec)
+            if len(successors_sets(store, prec, lambda n: rev(n) is not None, sets_cache)) > 1:
+                divergent.add(r)
+                break
+            pending.extend(store.predecessors.get(prec, ()))
+    draft = {r for r in candidates if phases[r] == DRAFT}
+    return len(orphans & draft), len(bumped & draft), len(divergent & draft)
+
+
+def _all_predecessors(store: ObsStore, node: bytes, skip_flags: int) -> Iterable[bytes]:
+    """``node`` and every changeset rewritten, directly or not, into it."""
+    pending, seen = [node], {node}
+    while pending:
+        current = pending.pop()
+        yield current
+        for m in store.predecessors.get(current, ()):
+            if not m.flags & skip_flags and m.prec not in seen:
+                seen.add(m.prec)
+                pending.append(m.prec)
+
+
+def successors_sets(store: ObsStore, node: bytes, known: Callable[[bytes], bool],
+                    cache: dict[bytes, list[tuple[bytes, ...]]]) -> list[tuple[bytes, ...]]:
+    """The latest successors of ``node``, one tuple per way it was rewritten (``obsutil.successorssets``).
+
+    A changeset no marker rewrote is its own successor (if known; an unknown one counts as pruned);
+    a rewritten one takes, per marker, the combination of its successors' own sets (a split gives a
+    tuple of several).  Empty sets (prunes) are dropped, and so is a set contained in a larger one
+    already kept.  Walked with an explicit stack (long amend chains), a cycle counts as pruned.
+    """
+    stack, on_stack = [node], {node}
+    while stack:
+        current = stack[-1]
+        if current in cache:
+            on_stack.discard(stack.pop())
+            continue
+        marks = store.successors.get(current)
+        if not marks:
+            cache[current] = [(current,)] if known(current) else []
+            continue
+        ordered = sorted(marks, key=obs.sort_key)
+        for m in ordered:
+            for succ in m.succs:
+                if succ not in cache and succ in on_stack:
+                    cache[succ] = []  # a cycle: pruned, for good (as hg leaves it)
+        missing = next((s for m in ordered for s in m.succs if s not in cache and s not in on_stack), None)
+        if missing is not None:
+            stack.append(missing)
+            on_stack.add(missing)
+            continue
+        found: list[tuple[bytes, ...]] = []
+        for m in ordered:
+            combos: list[tuple[bytes, ...]] = [()]
+            for succ in m.succs:
+                product = [prefix + tuple(n for n in suffix if n not in prefix)
+                           for prefix in combos for suffix in cache.get(succ, [])]
+                if product:
+                    combos = product
+            found.extend(combos)
+        kept: list[tuple[bytes, ...]] = []
+        for candidate in sorted((c for c in found if c), key=len, reverse=True):
+            if not any(set(candidate) <= set(k) for k in kept):
+                kept.append(candidate)
+        cache[current] = kept
+    return cache[node]
+
+
 def dirstate_parents(data: bytes) -> list[bytes]:
     """The working directory's parents from ``.hg/dirstate`` (format 1, or a dirstate-v2 docket)."""
     if data.startswith(DIRSTATE_V2):
@@ -127,4 +234,4 @@ def dirstate_parents(data: bytes) -> list[bytes]:
     return [data[0:20], data[20:40]]
 
 
-__all__ = ["ObsStore", "dirstate_parents", "hidden_revs"]
+__all__ = ["ObsStore", "dirstate_parents", "hidden_revs", "instabilities", "successors_sets"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import binascii
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Self
 
 from backends.hg import graph, mpatch
@@ -19,7 +19,7 @@ from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
 from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
-from backends.hg.obsstore import DRAFT, SECRET, ObsStore
+from backends.hg.obsstore import ObsStore, instabilities
 from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
@@ -330,28 +330,37 @@ class Transaction:
         self.new_markers.extend(fresh)
         return len(fresh)
 
-    def obsolescence_summary(self) -> tuple[int, int, int]:
-        """(new markers, changesets they obsoleted, new orphan changesets), for hg's
-        ``N new obsolescence markers``, ``obsoleted N changesets``, ``N new orphan changesets``.
+    def obsolescence_summary(self) -> tuple[int, int, int, int, int]:
+        """What hg's server says of obsolescence as a push commits (``scmutil.registersummarycallback``):
+        (new markers, changesets they obsoleted, new orphan, phase-divergent and content-divergent
+        changesets).
 
         Obsoleted: changesets that were there before, are not public, and had no marker until
-        this transaction (``obsutil.getobsoleted``).  Orphans: visible mutable changesets that
-        are not obsolete but descend from one (``obsolete._computeorphanset``), counted before and after.
+        this transaction (``obsutil.getobsoleted``).  The instabilities (``obsstore.instabilities``)
+        are counted before the transaction and after it, where the hgrc turns ``createmarkers`` on.
         """
         before = self._markers_before
-        if not self.new_markers or before is None:
-            return 0, 0, 0
-        after = before.with_markers(self.new_markers)
+        if before is None:
+            before = self.repo.obsstore()
+        if before is None and not self.new_markers:
+            return 0, 0, 0, 0, 0
+        if before is None:
+            before = ObsStore(obs.DEFAULT_VERSION, [])
+        after = before.with_markers(self.new_markers) if self.new_markers else before
         phases = self._phase_array()
-        parents = self._parents()
         nodemap = self.cl.nodemap  # the new changesets too
         obsoleted = {
             rev for m in self.new_markers
             if (rev := nodemap.get(m.prec)) is not None and rev < self.first_new and phases[rev] != 0
             and m.prec not in before.successors
         }
-        orphans = len(_orphans(after, nodemap, parents, phases)) - len(_orphans(before, nodemap, parents, phases))
-        return len(self.new_markers), len(obsoleted), max(orphans, 0)
+        new: tuple[int, ...] = (0, 0, 0)
+        if self.repo.obsolescence_enabled(b"createmarkers"):
+            parents = self._parents()
+            old = instabilities(before, nodemap, self.cl.node, parents, self.repo.views().phases, self.first_new)
+            now = instabilities(after, nodemap, self.cl.node, parents, phases, len(self.cl))
+            new = tuple(max(b - a, 0) for a, b in zip(old, now, strict=True))
+        return len(self.new_markers), len(obsoleted), new[0], new[1], new[2]
 
     def _store_version(self) -> int:
         """The obsstore's format (its first byte), the default for a new one."""
@@ -528,19 +537,6 @@ class Transaction:
 
 
 OBSSTORE = b"obsstore"
-
-
-def _orphans(store: ObsStore, rev_of: Mapping[bytes, int], parents: list[tuple[int, int]], phases: bytearray) -> set[int]:
-    """Draft revisions, not obsolete, with an obsolete or orphan parent (a client sees no secret one)."""
-    obsolete = store.obsolete_revs(rev_of, phases)
-    if not obsolete:
-        return set()
-    orphans: set[int] = set()
-    for rev in range(min(obsolete) + 1, len(parents)):
-        if (phases[rev] in (DRAFT, SECRET) and rev not in obsolete
-                and any(p in obsolete or p in orphans for p in parents[rev] if p >= 0)):
-            orphans.add(rev)
-    return {rev for rev in orphans if phases[rev] == DRAFT}
 
 
 __all__ = ["NULL_REV", "Transaction"]

@@ -208,3 +208,41 @@ def test_lookups_of_hidden_changesets_say_what_hg_says(make_server: Callable[...
         theirs = client.hg("--config", f"ui.ssh={fake}", "--config", f"ui.remotecmd={remote}", "identify",
                            "-r", key, f"ssh://ref/{reference}", check=False)
         assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), key
+
+
+def test_divergence_is_reported_as_hg_reports_it(make_server: Callable[..., RunningServer], client: Client,
+                                                 ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
+    """Two clones amend the same changeset (content-divergent), and one amends a changeset the server
+    has published meanwhile (phase-divergent): each push's words equal those of ``hg serve --stdio``."""
+    peer, url, repo = _setup("ssh", make_server, client, ssh_keys, htpasswd)
+    one, two = tmp_path / "one", tmp_path / "two"
+    peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(one))
+    _commit(client, one, "a")
+    _commit(client, one, "b")
+    peer.hg(*EVOLVE, "push", "-R", str(one), url("evo"))
+    peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(two))
+    _amend(client, one, "b")
+    peer.hg(*EVOLVE, "push", "-R", str(one), url("evo"))
+    (two / "b").write_text("b, the other way\n")
+    client.hg(*EVOLVE, "commit", "-q", "--amend", "-R", str(two), "-m", "b the other way")
+    reference = tmp_path / "reference" / "evo"
+    shutil.copytree(repo, reference)
+
+    pushed = peer.hg(*EVOLVE, "push", "-f", "-R", str(two), url("evo"), check=False)
+    assert "remote: 2 new content-divergent changesets" in _remote_lines(pushed)
+    assert _remote_lines(pushed) == _remote_lines(_push_to_reference(client, tmp_path, two, reference, "-f"))
+
+    _commit(client, one, "c")
+    peer.hg(*EVOLVE, "push", "-f", "-r", ".", "-R", str(one), url("evo"))
+    _push_to_reference(client, tmp_path, one, reference, "-f", "-r", ".")
+    peer.hg(*EVOLVE, "pull", "-q", "-R", str(two), url("evo"))
+    client.hg(*EVOLVE, "update", "-q", "-R", str(two), "desc(c)")
+    _amend(client, two, "c")
+    for served in (repo, reference):
+        client.hg("phase", "-R", str(served), "-p", "desc(c)")
+    pushed = peer.hg(*EVOLVE, "push", "-f", "-r", ".", "-R", str(two), url("evo"), check=False)
+    assert "remote: 1 new phase-divergent changesets" in _remote_lines(pushed)
+    said = _push_to_reference(client, tmp_path, two, reference, "-f", "-r", ".")
+    assert _remote_lines(pushed) == _remote_lines(said)
+    client.hg("verify", "-q", "-R", str(repo))
+    assert _markers(client, repo) == _markers(client, reference)

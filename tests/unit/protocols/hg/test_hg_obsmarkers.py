@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backends.hg import MemoryHgRepository
-from backends.hg.obsstore import ObsStore, dirstate_parents, hidden_revs
+from backends.hg.obsstore import ObsStore, dirstate_parents, hidden_revs, instabilities, successors_sets
 from protocols import bundle2 as b2
 from protocols import hg_exchange
 from protocols import hg_obsmarkers as obs
@@ -227,3 +227,33 @@ def test_capabilities_and_getbundle_follow_the_hgrc() -> None:
     no_caps = hg_exchange.parse_getbundle_args({b"bundlecaps": b"HG20", b"obsmarkers": b"1", b"cg": b"0"})
     chunks, _sent = hg_exchange.getbundle(repo, no_caps)
     assert [p.type for p, _ in parts_of(b"".join(chunks))] == [b2.PART_ERROR_ABORT]
+
+
+def test_successors_sets_of_rewrites_splits_prunes_divergence_and_cycles() -> None:
+    def m(prec: int, *succs: int) -> Marker:
+        return Marker(_n(prec), tuple(_n(s) for s in succs), 0, (), (float(prec), 0), None)
+
+    store = ObsStore(1, [m(0, 1), m(1, 2, 3), m(4), m(5, 6), m(5, 7), m(8, 9), m(9, 8), m(10, 11, 12)])
+    known = {_n(i) for i in (2, 3, 6, 7, 11)}.__contains__
+    cache: dict[bytes, list[tuple[bytes, ...]]] = {}
+    assert successors_sets(store, _n(0), known, cache) == [(_n(2), _n(3))]  # rewritten, then split
+    assert successors_sets(store, _n(4), known, cache) == []  # pruned
+    assert sorted(successors_sets(store, _n(5), known, cache)) == [(_n(6),), (_n(7),)]  # divergent
+    assert successors_sets(store, _n(8), known, cache) == []  # a cycle counts as pruned
+    assert successors_sets(store, _n(10), known, cache) == [(_n(11),)]  # 12 is unknown: pruned
+    assert successors_sets(store, _n(2), known, cache) == [(_n(2),)]
+
+
+def test_instabilities_count_draft_changesets_only() -> None:
+    # 0 public; 1 draft rewritten into 2 and into 3 (divergent); 4 draft child of 1 (orphan);
+    # 5 secret child of 1 (orphan, but a server does not count it); 6 draft rewrite of public 0
+    parents = [(-1, -1), (0, -1), (0, -1), (0, -1), (1, -1), (1, -1), (0, -1)]
+    phases = bytearray([0, 1, 1, 1, 1, 2, 1])
+    store = ObsStore(1, [Marker(_n(1), (_n(2),), 0, (), (0.0, 0), None),
+                         Marker(_n(1), (_n(3),), 0, (), (1.0, 0), None),
+                         Marker(_n(0), (_n(6),), 0, (), (2.0, 0), None)])
+    rev_of = {_n(i): i for i in range(7)}
+    assert instabilities(store, rev_of, _n, parents, phases, 7) == (1, 1, 2)
+    assert instabilities(store, rev_of, _n, parents, phases, 4) == (0, 0, 2)
+    fixed = ObsStore(1, [*store.markers[:2], store.markers[2]._replace(flags=1)])  # bumpedfix
+    assert instabilities(fixed, rev_of, _n, parents, phases, 7) == (1, 0, 2)
