@@ -134,6 +134,15 @@ def test_a_prune_pushed_alone_reaches_other_clones(kind: str, make_server: Calla
     assert [line.split()[0] for line in _visible(client, other, *EVOLVE)] == [base]
     assert _markers(client, other) == _markers(client, repo)
 
+    late = tmp_path / "late"  # a clone from before the prune builds on the pruned changeset
+    shutil.copytree(work, late)
+    client.hg(*EVOLVE, "debugobsolete", "-R", str(late), "--delete", "0")
+    client.hg(*EVOLVE, "update", "-q", "-R", str(late), doomed)
+    _commit(client, late, "child")
+    pushed = peer.hg(*EVOLVE, "push", "-f", "-R", str(late), url("evo"), check=False)
+    assert _remote_lines(pushed)[-2:] == [  # as hg serve: doomed is resent (the server hides it)
+        "remote: added 1 changesets with 1 changes to 2 files", "remote: 1 new orphan changesets"]
+
 
 def test_a_server_without_evolution_keeps_no_markers(make_server: Callable[..., RunningServer], client: Client,
                                                      ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
