@@ -85,10 +85,16 @@ def decode(data: bytes) -> tuple[int, list[Marker]]:
     if not data:
         raise MarkerError("an obsolescence marker stream is empty (no version byte)")
     version = data[0]
+    return version, decode_markers(data, version, 1)
+
+
+def decode_markers(data: bytes, version: int, offset: int = 0) -> list[Marker]:
+    """The markers of ``data`` from ``offset`` on, in format ``version`` (no version byte there):
+    what was appended to a store file."""
     if version == 0:
-        return 0, list(_decode_v0(data, 1))
+        return list(_decode_v0(data, offset))
     if version == 1:
-        return 1, list(_decode_v1(data, 1))
+        return list(_decode_v1(data, offset))
     raise MarkerError(f"obsolescence markers of unknown format version {version}")
 
 
@@ -248,6 +254,7 @@ __all__ = [
     "base85",
     "common_version",
     "decode",
+    "decode_markers",
     "encode",
     "sort_key",
     "versions_of",

@@ -67,6 +67,29 @@ class ObsStore:
                 fresh.append(m)
         return fresh
 
+    def extended(self, markers: Sequence[Marker]) -> ObsStore:
+        """This store and ``markers`` appended after it, without indexing the old ones again (this
+        one is left as it is: other threads may be reading it)."""
+        grown = ObsStore.__new__(ObsStore)
+        grown.version = self.version
+        grown.markers = [*self.markers, *markers]
+        grown.known = set(self.known)
+        grown.successors, grown.predecessors, grown.children = {}, {}, {}
+        for mine, theirs in ((grown.successors, self.successors), (grown.predecessors, self.predecessors),
+                             (grown.children, self.children)):
+            mine.update(theirs)
+        touched: set[tuple[int, bytes]] = set()
+        for m in markers:
+            grown.known.add(m)
+            keys = [(0, m.prec), *((1, s) for s in m.succs), *((2, p) for p in m.parents or ())]
+            for which, key in keys:
+                index = (grown.successors, grown.predecessors, grown.children)[which]
+                if (which, key) not in touched:  # copy a list before the first append: it is shared
+                    touched.add((which, key))
+                    index[key] = list(index.get(key, ()))
+                index[key].append(m)
+        return grown
+
     def with_markers(self, markers: Sequence[Marker]) -> ObsStore:
         """A store with ``markers`` (new ones) added after this one's."""
         return ObsStore(self.version, [*self.markers, *markers])

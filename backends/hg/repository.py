@@ -74,6 +74,8 @@ CHANGELOG_DATA = b"00changelog.d"
 MANIFEST = b"00manifest.i"
 PHASEROOTS = b"phaseroots"
 OBSSTORE = b"obsstore"
+BOUNDARY = 64
+"""Last bytes of the obsstore kept with its parsed markers: an append is read alone only if they are unchanged."""
 MAX_DUMP = 5300
 """Bytes of markers per key of the ``obsolete`` pushkey namespace (fits hg's 8 KiB HTTP headers)."""
 SECRET_STREAM_REFUSAL = ("this repository has secret changesets, which a stream clone would copy: "
@@ -143,7 +145,7 @@ class HgRepo:
         self._views: Views | None = None
         self._views_lock = threading.RLock()
         self._branch_cache: tuple[list[tuple[bytes, bool]], Node, int] = ([], NULL_NODE, 0)
-        self._obsstore: tuple[object, ObsStore] | None = None
+        self._obsstore: tuple[object, ObsStore, bytes] | None = None
 
     # -- layout -------------------------------------------------------------
 
@@ -264,15 +266,38 @@ class HgRepo:
         if cached is not None and cached[0] == stamp:
             self._obsstore = cached
             return cached[1]
-        try:
-            parsed = ObsStore.parse(self.store.read(OBSSTORE))
-        except obs.MarkerError as exc:
-            raise StorageError(f"the repository's obsstore is damaged ({exc.message}); "
-                               "repair it with hg debugobsolete or restore it from a backup") from None
-        self._obsstore = (stamp, parsed)
+        size = stamp[0]
+        found = self._appended(cached, stamp) if cached is not None else None
+        if found is None:
+            data = self.store.read_range(OBSSTORE, 0, size)  # the stamp's size, not what is being appended
+            try:
+                found = ObsStore.parse(data), data[-BOUNDARY:]
+            except obs.MarkerError as exc:
+                raise StorageError(f"the repository's obsstore is damaged ({exc.message}); "
+                                   "repair it with hg debugobsolete or restore it from a backup") from None
+        parsed, boundary = found
+        self._obsstore = (stamp, parsed, boundary)
         if self.revlogs.scope is not None:
             SHARED_OBSSTORES.put(self.revlogs.scope, self._obsstore)
         return parsed
+
+    def _appended(self, cached: tuple[object, ObsStore, bytes], stamp: tuple[int, ...]
+                  ) -> tuple[ObsStore, bytes] | None:
+        """The cached store and the markers appended to its file since: a push appends, so only
+        the new bytes are read.  None (read it whole) unless it is the same file, grown, with the
+        bytes it ended with still there (a rolled-back append followed by another is not a growth)."""
+        old_stamp, old, boundary = cached
+        if not isinstance(old_stamp, tuple) or not stamp[2] or old_stamp[2] != stamp[2] \
+                or not len(boundary) < old_stamp[0] < stamp[0]:
+            return None
+        start = old_stamp[0] - len(boundary)
+        data = self.store.read_range(OBSSTORE, start, stamp[0] - start)
+        if len(data) != stamp[0] - start or not data.startswith(boundary):
+            return None
+        try:
+            return old.extended(obs.decode_markers(data, old.version, len(boundary))), data[-BOUNDARY:]
+        except obs.MarkerError:
+            return None
 
     def _pinned(self, cl: Revlog) -> set[int]:
         """Revisions no marker hides (``repoview.pinnedrevs``): the working directory's parents,
@@ -1036,8 +1061,8 @@ SHARED_BRANCHES: LruCache[bytes, tuple[list[tuple[bytes, bool]], Node, int]] = L
 how many of its revisions the rev-branch-cache files vouch for."""
 SHARED_VIEWS: LruCache[bytes, Views] = LruCache(64)
 """Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
-SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore]] = LruCache(16)
-"""Per store directory: the obsstore's stamp and its parsed markers."""
+SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore, bytes]] = LruCache(16)
+"""Per store directory: the obsstore's stamp, its parsed markers, and its last bytes (``BOUNDARY``)."""
 SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(64)
 """Per store directory: the fncache's stamp and the (store path, file name) pairs it lists (for stream clones)."""
 

@@ -170,3 +170,31 @@ def test_a_damaged_obsstore_is_a_clear_error(hg_cli: Hg, tmp_path: Path) -> None
     (repo / ".hg" / "store" / "obsstore").write_bytes(b"\x01\x00\x00\x00\xff")
     with pytest.raises(Exception, match="obsstore is damaged"):
         open_repository(str(repo), "damaged").heads()
+
+
+def test_appended_markers_are_read_alone_and_a_rewritten_store_whole(hg_cli: Hg, tmp_path: Path) -> None:  # noqa: F811
+    repo, _nodes = _obsolete_repo(hg_cli, tmp_path)
+    store = repo / ".hg" / "store" / "obsstore"
+    ours = open_repository(str(repo), "obs")
+    first = ours.obsstore()
+    assert first is not None
+
+    def marker(i: int) -> Marker:
+        return Marker(bytes([i]) * 20, (), 0, ((b"note", b"x" * i),), (float(i), 0), None)
+
+    with ours.transaction() as tx:
+        tx.add_obsmarkers([marker(1), marker(2)])
+    grown = ours.obsstore()
+    assert grown is not None and grown is not first
+    assert grown.markers == ObsStore.parse(store.read_bytes()).markers == [*first.markers, marker(1), marker(2)]
+    assert grown.successors[marker(1).prec] == [marker(1)] and marker(1).prec not in first.successors
+
+    tx = ours.transaction()  # appended for a pending hook, seen, then rolled back
+    tx.add_obsmarkers([marker(3)])
+    tx.write_pending()
+    assert ours.obsstore().markers[-1] == marker(3)  # type: ignore[union-attr]
+    tx.abort()
+    with ours.transaction() as tx:  # the same file grows past where it was, with other bytes
+        tx.add_obsmarkers([marker(40), marker(41)])
+    assert ours.obsstore().markers == ObsStore.parse(store.read_bytes()).markers  # type: ignore[union-attr]
+    assert marker(3) not in ours.obsstore().known  # type: ignore[union-attr]
