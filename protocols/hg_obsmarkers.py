@@ -155,36 +155,52 @@ def _hex_nodes(values: Sequence[bytes]) -> tuple[bytes, ...] | None:
     return nodes if all(len(n) == NODE_SIZE for n in nodes) else None
 
 
+_V1_BODIES: dict[tuple[int, int], struct.Struct] = {}
+"""The nodes and metadata sizes after a format-1 marker's fixed part, by (node count, metadata count)."""
+
+
+def _v1_body(nodes: int, pairs: int) -> struct.Struct:
+    found = _V1_BODIES.get((nodes, pairs))
+    if found is None:
+        found = struct.Struct(">" + "20s" * nodes + "B" * (2 * pairs))
+        if nodes <= 8 and pairs <= 16:  # the shapes hg writes; a hostile stream's others are not kept
+            _V1_BODIES[(nodes, pairs)] = found
+    return found
+
+
 def _decode_v1(data: bytes, off: int) -> Iterator[Marker]:
+    """One ``unpack_from`` for the fixed part, one for the nodes and metadata sizes (a cached
+    ``Struct`` per shape), then the metadata slices: a store of 100,000 markers is read at startup."""
     end = len(data)
+    fixed_size = _V1_FIXED.size
+    unpack_fixed = _V1_FIXED.unpack_from
     while off < end:
-        if end - off < _V1_FIXED.size:
+        if end - off < fixed_size:
             raise MarkerError("an obsolescence marker is truncated")
-        size, secs, tz, flags, count, nparents, nmeta = _V1_FIXED.unpack_from(data, off)
+        size, secs, tz, flags, count, nparents, nmeta = unpack_fixed(data, off)
         if flags & USING_SHA256:
             raise MarkerError("SHA-256 obsolescence markers are not supported")
-        if size < _V1_FIXED.size or off + size > end:
+        if size < fixed_size or off + size > end:
             raise MarkerError("an obsolescence marker is truncated or has a wrong size")
         if nparents > 2 and nparents != _V1_NO_PARENTS:
             raise MarkerError(f"an obsolescence marker has {nparents} parents")
         stop = off + size
-        pos = off + _V1_FIXED.size
-        nodes_len = (1 + count + (0 if nparents == _V1_NO_PARENTS else nparents)) * NODE_SIZE
-        sizes_at = pos + nodes_len
-        if sizes_at + 2 * nmeta > stop:
+        node_count = 1 + count + (0 if nparents == _V1_NO_PARENTS else nparents)
+        body = _v1_body(node_count, nmeta)
+        pos = off + fixed_size + body.size
+        if pos > stop:
             raise MarkerError("an obsolescence marker is shorter than its fields")
-        nodes = [data[i : i + NODE_SIZE] for i in range(pos, sizes_at, NODE_SIZE)]
-        prec, succs = nodes[0], tuple(nodes[1 : 1 + count])
-        parents = None if nparents == _V1_NO_PARENTS else tuple(nodes[1 + count :])
-        sizes = data[sizes_at : sizes_at + 2 * nmeta]
-        pos = sizes_at + 2 * nmeta
+        fields = body.unpack_from(data, off + fixed_size)
+        prec, succs = fields[0], fields[1 : 1 + count]
+        parents = None if nparents == _V1_NO_PARENTS else fields[1 + count : node_count]
         meta = []
-        for i in range(nmeta):
-            klen, vlen = sizes[2 * i], sizes[2 * i + 1]
-            if pos + klen + vlen > stop:
+        for i in range(node_count, node_count + 2 * nmeta, 2):
+            klen, vlen = fields[i], fields[i + 1]
+            value_at = pos + klen
+            if value_at + vlen > stop:
                 raise MarkerError("an obsolescence marker's metadata overruns it")
-            meta.append((data[pos : pos + klen], data[pos + klen : pos + klen + vlen]))
-            pos += klen + vlen
+            meta.append((data[pos:value_at], data[value_at : value_at + vlen]))
+            pos = value_at + vlen
         if pos != stop:
             raise MarkerError("an obsolescence marker's size does not match its fields")
         off = stop
