@@ -235,6 +235,8 @@ class GuardedTransaction:
         self._added: list[Node] = []
         self._pushkeys: list[dict[str, str]] = []
         """The arguments of each ``pushkey`` hook to run after the commit (one per pushed key)."""
+        self._changegroup_args: dict[str, str] | None = None
+        """``hookargs`` as the first changegroup found them: what ``changegroup`` and ``incoming`` are told."""
         self.hookargs: dict[str, str] = {}
         """What every hook of this push is told besides its own arguments, as hg's ``tr.hookargs``:
         ``bundle2`` (set by the caller for a bundle2 push)."""
@@ -254,6 +256,8 @@ class GuardedTransaction:
                 self._refuse(str(exc))
             finally:  # what it said comes before hg's "adding changesets"
                 self._said_before += self._hooks.take_output()
+        if self._changegroup_args is None:  # as hg's changegroup.apply copies tr.hookargs: no later ones
+            self._changegroup_args = dict(self.hookargs)
         result = self._tx.add_changegroup(self._recorded(groups))
         self._added.extend(result.added)
         if self._hooks is not None and result.added and self._hooks.has("pretxnchangegroup"):
@@ -490,9 +494,10 @@ class GuardedTransaction:
             hooks.run("txnclose-phase", throw=False, extra=phase_arg)
         hooks.run("txnclose", throw=False, nodes=self._added, extra=closing)
         if self._added:
-            hooks.run("changegroup", throw=False, nodes=self._added, extra=self.hookargs)
+            args = self._changegroup_args if self._changegroup_args is not None else self.hookargs
+            hooks.run("changegroup", throw=False, nodes=self._added, extra=args)
             for node in self._added:
-                hooks.run("incoming", throw=False, nodes=[node], extra=self.hookargs)
+                hooks.run("incoming", throw=False, nodes=[node], extra=args)
 
     def _pending_gate(self, hooks: hg_hooks.HgHooks, kind: str, nodes: Sequence[Node],
                       extra: Mapping[str, str], now: bool = False) -> None:

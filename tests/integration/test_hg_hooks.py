@@ -646,3 +646,39 @@ def test_a_failing_prelistkeys_hook_refuses_as_hg_serve_does(
         assert _seen(pushed) == _seen(theirs), (pushed, theirs)
     else:
         assert pushed.stderr == "abort: remote error:\nprelistkeys.gate hook exited with status 1\n", pushed
+
+
+def test_push_hooks_of_an_amend_are_told_what_hg_serve_tells_them(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path) -> None:
+    """An amended changeset pushed with its obsolescence marker: the hooks after the marker are told
+    ``HG_NEW_OBSMARKERS``, as by hg's server, and everything else as for any push."""
+    evolve = ("--config", "experimental.evolution=all")
+    hooks = "".join(f"{name}.env = (echo '-- {name}'; {HOOK_ENV}) >> hooks.env\n" for name in PUSH_HOOKS)
+    peer, url, server = _served("ssh", make_server, client, ssh_keys, htpasswd)
+    repo = server.root / "evo"
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text("[phases]\npublish = False\n[experimental]\nevolution = all\n")
+    reference = tmp_path / "reference" / "evo"
+    shutil.copytree(repo, reference)
+    work = tmp_path / "work-evo"
+    peer.hg(*evolve, "clone", "-q", url("evo"), str(work))
+    for name in ("base", "a"):
+        (work / name).write_text(f"{name}\n")
+        client.hg(*evolve, "commit", "-q", "-A", "-R", str(work), "-m", name)
+    with _real_hg_serve(client, "ssh", reference, tmp_path) as (real, real_url):
+        for peer_of, target in ((peer, url("evo")), (real, real_url)):
+            peer_of.hg(*evolve, "push", "-q", "-R", str(work), target)
+        (work / "a").write_text("a again\n")
+        client.hg(*evolve, "commit", "-q", "--amend", "-R", str(work), "-m", "a amended")
+        for served in (repo, reference):
+            with (served / ".hg" / "hgrc").open("a") as f:
+                f.write("[hooks]\n" + hooks)
+        for peer_of, target in ((peer, url("evo")), (real, real_url)):
+            peer_of.hg(*evolve, "push", "-q", "-R", str(work), target)
+
+    def told(path: Path) -> list[str]:
+        lines = (path / "hooks.env").read_text().splitlines()
+        return [line.split("=", 1)[0] + "=*" if line.split("=", 1)[0] in VARYING else line for line in lines]
+
+    assert "HG_NEW_OBSMARKERS=1" in told(reference)
+    assert told(repo) == told(reference), "\n".join(difflib.unified_diff(told(repo), told(reference), lineterm=""))
