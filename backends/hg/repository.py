@@ -121,8 +121,7 @@ class Views:
     phases: bytearray
     visible: bytearray
     phase_stamp: object = None
-    hidden: frozenset[int] = frozenset()
-    """Revisions obsolescence markers hide (``visible`` is 0 for them as for secret ones)."""
+    """The phaseroots' and the obsstore's stamps (markers hide changesets: ``visible`` is 0 for them too)."""
     _heads: list[int] | None = None
 
 
@@ -230,13 +229,11 @@ class HgRepo:
             data = self.store.read(PHASEROOTS) if phase_stamp is not None else b""
             phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.nodemap()))
             visible = bytearray(1 if p < SECRET else 0 for p in phases)
-            hidden: frozenset[int] = frozenset()
             markers = self.obsstore()
             if markers is not None:
-                hidden = frozenset(hidden_revs(markers, cl.index.nodemap(), parents, phases, self._pinned(cl)))
-                for rev in hidden:
+                for rev in hidden_revs(markers, cl.index.nodemap(), parents, phases, self._pinned(cl)):
                     visible[rev] = 0
-            views = Views(cl.index, parents, phases, visible, stamp, hidden)
+            views = Views(cl.index, parents, phases, visible, stamp)
             self._views = views
             if scope is not None:
                 SHARED_VIEWS.put(scope, views)
@@ -334,12 +331,7 @@ class HgRepo:
         if as_bool is not None:  # hg reads it as a boolean first, then as a list
             return as_bool
         values = set(general.replace(b",", b" ").split())
-        if b"all" in values:
-            return True
-        if option == b"createmarkers" and config_value(
-                data, b"experimental", b"evolution.createmarkers", self._hgrc_include):
-            values.add(option)
-        return option in values
+        return b"all" in values or option in values
 
     def obsmarkers_version(self) -> int | None:
         """The obsstore's format version (0 or 1); None when the repository has no markers."""
