@@ -367,10 +367,33 @@ class GuardedTransaction:
         add = getattr(self._tx, "add_obsmarkers", None)
         if add is None:
             raise UnsupportedFeature("this repository's storage keeps no obsolescence markers")
+        taken = getattr(self._tx, "new_markers", None)
+        already = len(taken) if taken is not None else 0
         new = int(add(markers))
+        if self._branch_rules and new:  # the markers that are new (all of them, if the backend does not say)
+            self._check_markers(list(taken[already:]) if taken is not None else list(markers))
         if new:
             self._changes.append(audit.Change("obsolescence markers", "", f"{new} new"))
         return new
+
+    def _check_markers(self, markers: Sequence[Marker]) -> None:
+        """Refuse a marker that rewrites or prunes a changeset of a protected branch: hiding its head
+        moves the branch backwards, as a force-push would (a changeset the server does not have is
+        no concern of its rules)."""
+        if self._reader is None:
+            self._start_branch_checks()
+        assert self._reader is not None
+        for marker in markers:
+            node = Node(marker.prec)
+            found = self._branches.get(node)
+            if found is None:
+                try:
+                    found = branch_and_close(self._reader.changeset_text(node))
+                except KeyError:
+                    continue
+            if first_match(self._branch_rules, _name(found[0])) is not None:
+                self._refuse(f"protected branch {_name(found[0])}: rewriting or pruning its changesets "
+                             "is not allowed")
 
     def obsolescence_summary(self) -> tuple[int, int, int, int, int]:
         summary = getattr(self._tx, "obsolescence_summary", None)

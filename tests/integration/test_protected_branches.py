@@ -216,3 +216,36 @@ def test_unprotected_branches_are_unaffected(branches: Branches) -> None:
     assert b.remote_heads() == ["default:base", "feature:feature closed", "feature:feature two",
                                 "release/1:release base", "stable:stable base"]
     b.verify()
+
+
+@pytest.mark.parametrize("branches", ["fs"], indirect=True)  # only a repository on disk has an hgrc
+def test_markers_may_not_rewrite_or_prune_a_protected_branch(branches: Branches) -> None:
+    """With changeset evolution on, a marker that hides a protected branch's head moves the branch
+    backwards: a prune pushed alone (no changeset at all) is refused as a whole, on a protected
+    branch only."""
+    b = branches
+    (b.server.root / REPO / ".hg" / "hgrc").write_text(
+        "[phases]\npublish = False\n[experimental]\nevolution = all\n")
+    evolve = ("--config", "experimental.evolution=all")
+    work = b.clone("ssh", "work")
+    b.commit(work, "draft work")
+    assert b.push(work, "ssh", "-r", ".").returncode == 0
+    b.client.hg("update", "-q", "-R", str(work), "-r", "desc(base)")
+    b.client.hg("branch", "-q", "-f", "-R", str(work), "feature")
+    b.commit(work, "feature work")
+    assert b.push(work, "ssh", "--new-branch", "-r", ".").returncode == 0
+    for message in ("draft work", "feature work"):
+        node = b.client.hg("log", "-R", str(work), "-r", f"desc('{message}')", "-T", "{node}").stdout
+        b.client.hg(*evolve, "debugobsolete", "-R", str(work), "--record-parents", node)
+    before = b.files()
+    pruned = b.hg(*evolve, "push", "-R", str(work), "-r", "desc(base)", b.url("ssh"), check=False)
+    b.assert_refused(pruned, "protected branch default: rewriting or pruning its changesets is not allowed",
+                     before)
+    assert "default:draft work" in b.remote_heads()
+
+    b.client.hg(*evolve, "debugobsolete", "-R", str(work), "--delete", "0")  # only the feature prune left
+    accepted = b.hg(*evolve, "push", "-R", str(work), "-r", "desc(base)", b.url("ssh"), check=False)
+    assert accepted.returncode == 1, (accepted.stdout, accepted.stderr)  # hg's status for "no changes found"
+    assert "remote: 1 new obsolescence markers" in accepted.stdout
+    assert "feature:feature work" not in b.remote_heads()
+    b.verify()
