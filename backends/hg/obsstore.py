@@ -13,6 +13,8 @@ rules) to the predecessor of a relevant marker: what a pull sends along with the
 
 from __future__ import annotations
 
+import binascii
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from protocols import hg_obsmarkers as obs
@@ -249,6 +251,43 @@ def successors_sets(store: ObsStore, node: bytes, known: Callable[[bytes], bool]
     return cache[node]
 
 
+_MERGE_RECORD = struct.Struct(">I")
+_FILE_RECORDS = (b"F", b"C", b"P", b"D")
+"""Merge state records of a file: its path, then its state (``u``/``pu``: unresolved), then more."""
+
+
+def merge_pins(state2: bytes | None, state1: bytes | None) -> list[bytes]:
+    """The local and other changesets of a merge in progress with unresolved files (hg's merge state,
+    ``.hg/merge/state2``, else the older ``state``), which ``repoview.pinnedrevs`` keeps visible; none
+    without such a merge.  Records: a type byte, a ``>I`` length, the data (``t`` wraps another type)."""
+    records: list[tuple[bytes, bytes]] = []
+    if state2 is not None:
+        off = 0
+        while off + 1 + _MERGE_RECORD.size <= len(state2):
+            kind = state2[off : off + 1]
+            (length,) = _MERGE_RECORD.unpack_from(state2, off + 1)
+            data = state2[off + 5 : off + 5 + length]
+            off += 5 + length
+            if kind == b"t":
+                kind, data = data[:1], data[1:]
+            records.append((kind, data))
+    elif state1 is not None:
+        lines = state1.split(b"\n")
+        records = [(b"L", lines[0])] + [(b"F", line) for line in lines[1:] if line]
+    nodes = {kind: data for kind, data in records if kind in (b"L", b"O")}
+    if not any(kind in _FILE_RECORDS and data.split(b"\0")[1:2] in ([b"u"], [b"pu"]) for kind, data in records):
+        return []
+    pins = []
+    for kind in (b"L", b"O"):
+        try:
+            node = binascii.unhexlify(nodes.get(kind, b""))
+        except (binascii.Error, ValueError):
+            continue
+        if len(node) == 20:
+            pins.append(node)
+    return pins
+
+
 def dirstate_parents(data: bytes) -> list[bytes]:
     """The working directory's parents from ``.hg/dirstate`` (format 1, or a dirstate-v2 docket)."""
     if data.startswith(DIRSTATE_V2):
@@ -257,4 +296,4 @@ def dirstate_parents(data: bytes) -> list[bytes]:
     return [data[0:20], data[20:40]]
 
 
-__all__ = ["ObsStore", "dirstate_parents", "hidden_revs", "instabilities", "successors_sets"]
+__all__ = ["ObsStore", "dirstate_parents", "hidden_revs", "instabilities", "merge_pins", "successors_sets"]

@@ -38,7 +38,7 @@ from backends.hg.keys import (
     parse_phaseroots,
     parse_publishing,
 )
-from backends.hg.obsstore import ObsStore, dirstate_parents, hidden_revs
+from backends.hg.obsstore import ObsStore, dirstate_parents, hidden_revs, merge_pins
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -74,6 +74,7 @@ CHANGELOG_DATA = b"00changelog.d"
 MANIFEST = b"00manifest.i"
 PHASEROOTS = b"phaseroots"
 OBSSTORE = b"obsstore"
+MERGE_STATES = (b"merge/state2", b"merge/state")
 BOUNDARY = 64
 """Last bytes of the obsstore kept with its parsed markers: an append is read alone only if they are unchanged."""
 MAX_DUMP = 5300
@@ -247,7 +248,7 @@ class HgRepo:
         if stamp is None or stamp[0] <= 1:
             return stamp
         return (stamp, self.bookmarks_vfs().stamp(b"bookmarks"), self.plain.stamp(b"dirstate"),
-                self.plain.stamp(b"localtags"))
+                self.plain.stamp(b"localtags"), *(self.plain.stamp(name) for name in MERGE_STATES))
 
     def obsstore(self) -> ObsStore | None:
         """The repository's obsolescence markers; None when it has none.
@@ -298,13 +299,15 @@ class HgRepo:
 
     def _pinned(self, cl: Revlog) -> set[int]:
         """Revisions no marker hides (``repoview.pinnedrevs``): the working directory's parents,
-        bookmarks, local tags."""
+        bookmarks, local tags, the two sides of a merge in progress with unresolved files."""
         nodemap = cl.index.nodemap()
         nodes: list[bytes] = list(self._bookmarks_in(cl).values())
         if self.plain.exists(b"dirstate"):
             nodes.extend(dirstate_parents(self.plain.read_range(b"dirstate", 0, 80)))
         if self.plain.exists(b"localtags"):
             nodes.extend(node for node, _history in _tag_history(self.plain.read(b"localtags")).values())
+        states = [self.plain.read(name) if self.plain.exists(name) else None for name in MERGE_STATES]
+        nodes.extend(merge_pins(*states))
         return {rev for rev in (nodemap.get(n) for n in nodes) if rev is not None}
 
     def obsolescence_enabled(self, option: bytes) -> bool:

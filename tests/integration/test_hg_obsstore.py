@@ -198,3 +198,28 @@ def test_appended_markers_are_read_alone_and_a_rewritten_store_whole(hg_cli: Hg,
         tx.add_obsmarkers([marker(40), marker(41)])
     assert ours.obsstore().markers == ObsStore.parse(store.read_bytes()).markers  # type: ignore[union-attr]
     assert marker(3) not in ours.obsstore().known  # type: ignore[union-attr]
+
+
+def test_a_merge_in_progress_keeps_its_other_side_visible(hg_cli: Hg, tmp_path: Path) -> None:  # noqa: F811
+    """hg's ``pinnedrevs`` keeps both sides of a merge with unresolved files (here a graft's, whose other
+    side is no parent of the working directory): an obsolete other side stays visible until the files
+    are resolved (then it hides), in hg's view and the engine's."""
+    repo = tmp_path / "merging"
+    hg_cli(tmp_path, "init", str(repo))
+    _commit(hg_cli, repo, "base")
+    (repo / "f").write_text("theirs\n")
+    hg_cli(repo, *EVOLVE, "commit", "-q", "-A", "-m", "theirs")
+    other = hg_cli(repo, "log", "-r", ".", "-T", "{node}").decode()
+    hg_cli(repo, "update", "-q", "0")
+    (repo / "f").write_text("ours\n")
+    hg_cli(repo, *EVOLVE, "commit", "-q", "-A", "-m", "ours")
+    hg_cli(repo, "graft", "-q", "--tool", "internal:fail", "-r", other, check=False)  # one dirstate parent
+    hg_cli(repo, *EVOLVE, "debugobsolete", other)
+    assert (repo / ".hg" / "merge" / "state2").exists()
+    for resolved in (False, True):
+        if resolved:
+            hg_cli(repo, "resolve", "-q", "--mark", "--all")
+        served, _heads = _served_view(hg_cli, repo)
+        assert (other in served) is not resolved
+        ours = open_repository(str(repo), "merging")
+        assert ours.known([bytes.fromhex(other)]) == [other in served]

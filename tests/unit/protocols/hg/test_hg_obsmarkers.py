@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backends.hg import MemoryHgRepository
-from backends.hg.obsstore import ObsStore, dirstate_parents, hidden_revs, instabilities, successors_sets
+from backends.hg.obsstore import (
+    ObsStore,
+    dirstate_parents,
+    hidden_revs,
+    instabilities,
+    merge_pins,
+    successors_sets,
+)
 from protocols import bundle2 as b2
 from protocols import hg_exchange
 from protocols import hg_obsmarkers as obs
@@ -257,3 +264,19 @@ def test_instabilities_count_draft_changesets_only() -> None:
     assert instabilities(store, rev_of, _n, parents, phases, 4) == (0, 0, 2)
     fixed = ObsStore(1, [*store.markers[:2], store.markers[2]._replace(flags=1)])  # bumpedfix
     assert instabilities(fixed, rev_of, _n, parents, phases, 7) == (1, 0, 2)
+
+
+def test_merge_pins_read_both_merge_state_formats() -> None:
+    def record(kind: bytes, data: bytes) -> bytes:
+        return kind + len(data).to_bytes(4, "big") + data
+
+    local, other = _n(1).hex().encode(), _n(2).hex().encode()
+    unresolved = record(b"F", b"f.txt\0u\0hash\0rest")
+    state2 = record(b"L", local) + record(b"O", other) + record(b"t", b"l" + b"labels") + unresolved
+    assert merge_pins(state2, None) == [_n(1), _n(2)]
+    assert merge_pins(record(b"L", local) + record(b"O", other) + record(b"t", b"P" + b"d\0pu\0x"), None) == \
+        [_n(1), _n(2)]  # a path conflict, wrapped in a "t" record
+    assert merge_pins(record(b"L", local) + record(b"O", other) + record(b"F", b"f.txt\0r\0x"), None) == []
+    assert merge_pins(None, local + b"\nf.txt\0u\0x\n") == [_n(1)]  # format 1 names no other side
+    assert merge_pins(record(b"L", b"zz") + unresolved + b"\x01\x00", None) == []  # garbage: nothing pinned
+    assert merge_pins(None, None) == []
