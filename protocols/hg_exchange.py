@@ -496,6 +496,21 @@ def _pushkey_phase(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes
     return True
 
 
+def _pushkey_markers(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> bool:
+    """Markers pushed as hg clients before bundle2 pushed them (``obsolete.pushmarker``): a ``dumpN``
+    key, no old value, the base85 of a marker stream; False where markers may not be created."""
+    enabled = getattr(repo, "obsolescence_enabled", None)
+    add = getattr(tx, "add_obsmarkers", None)
+    if not key.startswith(b"dump") or old or enabled is None or add is None or not enabled(b"createmarkers"):
+        return False
+    try:
+        data = obs.base85_decode(new)
+    except ValueError:
+        raise ProtocolError("the pushed obsolescence markers are not base85") from None
+    add(obs.decode(data)[1])
+    return True
+
+
 def apply_pushkey(
     repo: HgRepository, tx: HgTransaction, namespace: bytes, key: bytes, old: bytes, new: bytes
 ) -> bool:
@@ -511,6 +526,8 @@ def apply_pushkey(
         ok = _pushkey_bookmark(tx, key, old, new)
     elif namespace == b"phases":
         ok = _pushkey_phase(repo, tx, key, old, new)
+    elif namespace == b"obsolete":
+        ok = _pushkey_markers(repo, tx, key, old, new)
     else:
         ok = False
     told = getattr(tx, "pushkey_result", None)

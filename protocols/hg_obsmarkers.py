@@ -262,12 +262,18 @@ def base85(data: bytes) -> bytes:
     return base64.b85encode(data)
 
 
+def base85_decode(text: bytes) -> bytes:
+    """The inverse of ``base85``; ``ValueError`` for anything else."""
+    return base64.b85decode(text)
+
+
 __all__ = [
     "DEFAULT_VERSION",
     "VERSIONS",
     "Marker",
     "MarkerError",
     "base85",
+    "base85_decode",
     "common_version",
     "decode",
     "decode_markers",

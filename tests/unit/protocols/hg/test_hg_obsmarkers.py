@@ -21,6 +21,7 @@ from backends.hg.obsstore import (
 from protocols import bundle2 as b2
 from protocols import hg_exchange
 from protocols import hg_obsmarkers as obs
+from protocols.errors import ProtocolError
 from protocols.hg_obsmarkers import Marker
 from protocols.hg_responses import StreamResponse
 from protocols.hg_wire import url_quote
@@ -280,3 +281,19 @@ def test_merge_pins_read_both_merge_state_formats() -> None:
     assert merge_pins(None, local + b"\nf.txt\0u\0x\n") == [_n(1)]  # format 1 names no other side
     assert merge_pins(record(b"L", b"zz") + unresolved + b"\x01\x00", None) == []  # garbage: nothing pinned
     assert merge_pins(None, None) == []
+
+
+def test_markers_pushed_through_the_obsolete_pushkey_namespace() -> None:
+    source = _engine(evolution=True)
+    many = [Marker(_n(i % 200), (), 0, ((b"note", b"x" * 200),), (float(i), 0), None) for i in range(40)]
+    source.store.replace(b"obsstore", b"".join(obs.encode(many, 1)))
+    target = _engine(evolution=True)
+    for key, value in sorted(source.listkeys(b"obsolete").items(), reverse=True):  # as hg's _pushobsolete
+        assert hg_exchange.pushkey(target, b"obsolete", key, b"", value)
+    assert sorted(obs.decode(target.store.read(b"obsstore"))[1], key=obs.sort_key) == sorted(many, key=obs.sort_key)
+    dump = source.listkeys(b"obsolete")[b"dump0"]
+    assert not hg_exchange.pushkey(target, b"obsolete", b"other", b"", dump)
+    assert not hg_exchange.pushkey(target, b"obsolete", b"dump0", b"old", dump)
+    assert not hg_exchange.pushkey(_engine(evolution=False), b"obsolete", b"dump0", b"", dump)
+    with pytest.raises(ProtocolError):
+        hg_exchange.pushkey(target, b"obsolete", b"dump0", b"", b"\x00not base85")
