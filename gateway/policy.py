@@ -215,6 +215,9 @@ class Policy:
     """``[clone_cache]``: finished full-clone answers kept for the same request later (off by default)."""
     maintenance: Maintenance = Maintenance()
     """``[maintenance]``: when pushed packs are repacked."""
+    hg_hgrc: str | None = None
+    """``[hg] hgrc``: a Mercurial config file read before each repository's own ``.hg/hgrc``, as
+    ``hg serve`` reads the system's (``HgRepo.base_hgrc``)."""
     trusted_proxies: Trusted = field(default_factory=Trusted)
     """``[http] trusted_proxies``: reverse proxies whose ``X-Forwarded-For``/``-Proto`` (or, with
     ``forwarded_header = "forwarded"``, RFC 7239 ``Forwarded``) are believed."""
@@ -288,7 +291,7 @@ _DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule],
 
 TOP_KEYS = frozenset(
     {"anonymous_read", "users", "groups", "repo", "protected_refs", "protected_branches",
-     "protected_bookmarks", "limits", "hg_http", "clone_cache", "maintenance", "http"}
+     "protected_bookmarks", "limits", "hg_http", "clone_cache", "maintenance", "http", "hg"}
 )
 RULE_KEYS = frozenset(
     {"pattern", "read", "write", "create", "protected_refs", "protected_branches", "protected_bookmarks"}
@@ -350,6 +353,7 @@ def parse_policy(text: str, source: str) -> Policy:
         clone_cache=_parse_clone_cache(reader, data.get("clone_cache", {})),
         maintenance=_parse_maintenance(reader, data.get("maintenance", {})),
         trusted_proxies=_parse_http(reader, data.get("http", {})),
+        hg_hgrc=_parse_hg(reader, data.get("hg", {})),
     )
 
 
@@ -472,6 +476,18 @@ def _parse_http(reader: _Reader, table: Any) -> Trusted:
             raise reader.fail(f"http.trusted_proxies[{i}]",
                               f"{text!r} is not an IP address or network, e.g. \"127.0.0.1\" or \"10.0.0.0/8\"") from None
     return Trusted(tuple(networks), header.lower())
+
+
+def _parse_hg(reader: _Reader, table: Any) -> str | None:
+    if not isinstance(table, dict):
+        raise reader.fail("hg", "must be a table: write the settings under [hg]")
+    reader.known_keys(table, frozenset({"hgrc"}), "hg.")
+    if "hgrc" not in table:
+        return None
+    path = reader.string(table["hgrc"], "hg.hgrc")
+    if not os.path.isabs(path):
+        raise reader.fail("hg.hgrc", f"{path!r} is not an absolute path: name the file as /etc/hgwire/hgrc")
+    return path
 
 
 def _parse_clone_cache(reader: _Reader, table: Any) -> KeepBounds:

@@ -32,6 +32,7 @@ the date line), read back from the transaction right after the revision went in.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NoReturn, Protocol, runtime_checkable
@@ -686,5 +687,10 @@ class GuardedHgRepository:
 
 
 def guard_hg_repository(repo: HgRepository, ctx: SessionContext) -> HgRepository:
-    """The repository a session serves: protections applied and writes audited."""
+    """The repository a session serves: protections applied, writes audited, and the ``--config``
+    file's ``[hg] hgrc`` read before the repository's own (a backend with ``base_hgrc``)."""
+    policy = ctx.authorizer.policy if ctx.authorizer is not None else None
+    base = policy.current.hg_hgrc if policy is not None else None
+    if base is not None and hasattr(repo, "base_hgrc"):
+        repo.base_hgrc = os.fsencode(base)
     return GuardedHgRepository(repo, ctx, protections_of(ctx))

@@ -146,6 +146,9 @@ class HgRepo:
         self._views_lock = threading.RLock()
         self._branch_cache: tuple[list[tuple[bytes, bool]], Node, int] = ([], NULL_NODE, 0)
         self._obsstore: tuple[object, ObsStore, bytes] | None = None
+        self.base_hgrc: bytes | None = None
+        """An absolute path of a config file read before ``.hg/hgrc`` (the operator's ``[hg] hgrc``,
+        as ``hg serve`` reads the system's): the repository's own settings win."""
 
     # -- layout -------------------------------------------------------------
 
@@ -168,8 +171,12 @@ class HgRepo:
         return os.path.dirname(os.path.normpath(os.fsdecode(root))), hooks
 
     def _hgrc(self) -> bytes:
-        """The repository's ``.hg/hgrc`` (empty when there is none)."""
-        return self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        """The repository's ``.hg/hgrc`` (empty when there is none), after ``base_hgrc``'s settings
+        (an ``%include`` of it: its sections end where it ends, and a missing file is skipped, as by hg)."""
+        own = self.plain.read(b"hgrc") if self.plain.exists(b"hgrc") else b""
+        if self.base_hgrc is None:
+            return own
+        return b"%include " + self.base_hgrc + b"\n" + own
 
     def _hgrc_include(self, path: bytes) -> bytes | None:
         """A file ``%include`` names: ``~`` and ``$VAR`` expanded, relative to ``.hg``, as for hg."""
@@ -189,7 +196,8 @@ class HgRepo:
         memory): two equal stamps mean the same answer to the same pull.
         """
         stamps = (self.store.stamp(CHANGELOG), self.store.stamp(CHANGELOG_DATA), self.store.stamp(PHASEROOTS),
-                  self.bookmarks_vfs().stamp(b"bookmarks"), self.plain.stamp(b"hgrc"), self._obs_stamp())
+                  self.bookmarks_vfs().stamp(b"bookmarks"), self.plain.stamp(b"hgrc"), self._obs_stamp(),
+                  _file_stamp(self.base_hgrc))
         return repr(stamps).encode("ascii")
 
     def filelog_path(self, path: bytes) -> bytes:
@@ -1014,6 +1022,14 @@ MAX_STREAM_CACHE = 256 << 20
 """A cache file larger than this is left for the client to build."""
 
 """A ``rev-branch-cache`` record: node prefix, branch index with the close flag in the top bit."""
+
+
+def _file_stamp(path: bytes | None) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _tag_history(text: bytes) -> dict[bytes, tuple[Node, list[Node]]]:

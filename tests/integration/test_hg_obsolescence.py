@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys
+from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_hooks import _served
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
+from tests.integration.test_hg_ssh import HgSsh
 
 EVOLVE = ("--config", "experimental.evolution=all")
 SERVER_HGRC = "[phases]\npublish = False\n[experimental]\nevolution = all\n"
@@ -255,3 +256,34 @@ def test_divergence_is_reported_as_hg_reports_it(make_server: Callable[..., Runn
     assert _remote_lines(pushed) == _remote_lines(said)
     client.hg("verify", "-q", "-R", str(repo))
     assert _markers(client, repo) == _markers(client, reference)
+
+
+@pytest.mark.parametrize("backend", ["memory", "fs"])
+def test_the_operators_hgrc_turns_evolution_on_for_every_repository(
+        backend: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        tmp_path: Path) -> None:
+    """``[hg] hgrc`` of the ``--config`` file is read before each repository's own hgrc, as ``hg serve``
+    reads the system's: evolution on for every repository, the memory backend's too, unless a
+    repository's own hgrc turns it off."""
+    base = tmp_path / "hgwire.hgrc"
+    base.write_text("[phases]\npublish = False\n[experimental]\nevolution = all\n")
+    policy = tmp_path / "hgwire.toml"
+    policy.write_text(f'[hg]\nhgrc = "{base}"\n\n[[repo]]\npattern = "*"\nwrite = ["alice"]\ncreate = ["alice"]\n')
+    server = make_server(backend, **ssh_server_settings(ssh_keys), config_file=str(policy))
+    peer = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    peer.hg("init", peer.url("evo"))
+    assert "obsmarkers" in peer.hg("debugcapabilities", peer.url("evo")).stdout
+    work = tmp_path / "work"
+    peer.hg(*EVOLVE, "clone", "-q", peer.url("evo"), str(work))
+    _commit(client, work, "a")
+    _commit(client, work, "b")
+    peer.hg(*EVOLVE, "push", "-R", str(work), peer.url("evo"))
+    _amend(client, work, "b")
+    pushed = peer.hg(*EVOLVE, "push", "-R", str(work), peer.url("evo"), check=False)
+    assert "remote: 1 new obsolescence markers" in _remote_lines(pushed), pushed.stdout + pushed.stderr
+    clone = tmp_path / "clone"
+    peer.hg(*EVOLVE, "clone", "-q", "-U", peer.url("evo"), str(clone))
+    assert _visible(client, clone, *EVOLVE) == _visible(client, work, *EVOLVE)
+    if backend == "fs":
+        (server.root / "evo" / ".hg" / "hgrc").write_text("[experimental]\nevolution = false\n")
+        assert "obsmarkers" not in peer.hg("debugcapabilities", peer.url("evo")).stdout

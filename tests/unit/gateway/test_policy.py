@@ -166,6 +166,11 @@ def test_trusted_proxies_are_networks_and_none_without_the_key() -> None:
     assert rfc.header == "forwarded" and rfc.client_header == rfc.proto_header == b"forwarded"
 
 
+def test_the_operators_hgrc_is_an_absolute_path_and_none_without_the_key() -> None:
+    assert parse_policy("", "x.toml").hg_hgrc is None
+    assert parse_policy('[hg]\nhgrc = "/etc/hgwire/hgrc"\n', "x.toml").hg_hgrc == "/etc/hgwire/hgrc"
+
+
 BROKEN = [
     ("anonymous_read = 1\n", "x.toml: anonymous_read: must be true or false"),
     ("colour = 1\n", "x.toml: colour: unknown key"),
@@ -192,6 +197,10 @@ BROKEN = [
     ('[http]\ntrusted_proxies = "127.0.0.1"\n', "http.trusted_proxies: must be a list of strings"),
     ("[http]\ntrust = []\n", "http.trust: unknown key"),
     ('[http]\nforwarded_header = "x-real-ip"\n', 'http.forwarded_header: must be "x-forwarded-for"'),
+    ('[hg]\nhgrc = "etc/hgrc"\n', "hg.hgrc: 'etc/hgrc' is not an absolute path"),
+    ("[hg]\nhgrc = 1\n", "hg.hgrc: must be a non-empty string"),
+    ('[hg]\nrc = "/etc/hgrc"\n', "hg.rc: unknown key"),
+    ('hg = "/etc/hgrc"\n', "write the settings under [hg]"),
     ('[groups]\nadmins = ["@dev"]\n', "groups cannot contain groups"),
     ("[[repo]\n", "x.toml: not valid TOML"),
     ("repo = 3\n", "write each rule under [[repo]]"),
