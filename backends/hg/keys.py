@@ -8,6 +8,7 @@ repository publishes unless ``[phases] publish`` says otherwise.
 from __future__ import annotations
 
 import binascii
+import os
 import re
 from collections.abc import Callable, Mapping
 
@@ -79,6 +80,19 @@ _ITEM = re.compile(rb"([^=\s][^=]*?)\s*=\s*((.*\S)?)")
 _CONTINUATION = re.compile(rb"\s+(\S|\S.*\S)\s*$")
 _INCLUDE = re.compile(rb"%include\s+(\S|\S.*\S)\s*$")
 _UNSET = re.compile(rb"%unset\s+(\S+)")
+
+
+def absolute_includes(text: bytes, directory: bytes) -> bytes:
+    """``text`` with each ``%include`` of a relative path made absolute against ``directory``: hg
+    resolves an include against the directory of the file that names it (``~`` and ``$VAR`` first)."""
+    lines = text.split(b"\n")
+    for i, line in enumerate(lines):
+        found = _INCLUDE.match(line)
+        if found is not None:
+            path = os.path.expanduser(os.path.expandvars(found.group(1)))
+            if not os.path.isabs(path):
+                lines[i] = b"%include " + os.path.join(directory, path)
+    return b"\n".join(lines)
 
 
 def config_value(text: bytes, section: bytes, name: bytes, include: Callable[[bytes], bytes | None] | None

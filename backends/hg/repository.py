@@ -31,6 +31,7 @@ from backends.hg.changelog import (
 from backends.hg.keys import (
     BOOLEANS,
     HEX40,
+    absolute_includes,
     config_bool,
     config_section,
     config_value,
@@ -182,9 +183,9 @@ class HgRepo:
         """A file ``%include`` names: ``~`` and ``$VAR`` expanded, relative to ``.hg``, as for hg."""
         expanded = os.path.expanduser(os.path.expandvars(path))
         try:
-            if os.path.isabs(expanded):
+            if os.path.isabs(expanded):  # such a file's own relative includes are against its directory
                 with open(expanded, "rb") as f:
-                    return f.read(MAX_HGRC)
+                    return absolute_includes(f.read(MAX_HGRC), os.path.dirname(expanded))
             return self.plain.read(expanded)[:MAX_HGRC] if self.plain.exists(expanded) else None
         except OSError:  # missing or unreadable: hg skips a missing one too
             return None

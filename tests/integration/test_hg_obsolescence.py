@@ -266,7 +266,8 @@ def test_the_operators_hgrc_turns_evolution_on_for_every_repository(
     reads the system's: evolution on for every repository, the memory backend's too, unless a
     repository's own hgrc turns it off."""
     base = tmp_path / "hgwire.hgrc"
-    base.write_text("[phases]\npublish = False\n[experimental]\nevolution = all\n")
+    base.write_text("[phases]\npublish = False\n%include evolution.rc\n")  # next to it, as for hg
+    (tmp_path / "evolution.rc").write_text("[experimental]\nevolution = all\n")
     policy = tmp_path / "hgwire.toml"
     policy.write_text(f'[hg]\nhgrc = "{base}"\n\n[[repo]]\npattern = "*"\nwrite = ["alice"]\ncreate = ["alice"]\n')
     server = make_server(backend, **ssh_server_settings(ssh_keys), config_file=str(policy))

@@ -22,7 +22,13 @@ from backends.hg.changelog import (
     parse_filelog_text,
     parse_manifest,
 )
-from backends.hg.keys import config_section, parse_bookmarks, parse_phaseroots, parse_publishing
+from backends.hg.keys import (
+    absolute_includes,
+    config_section,
+    parse_bookmarks,
+    parse_phaseroots,
+    parse_publishing,
+)
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -176,3 +182,10 @@ def test_config_section_is_read_in_mercurials_order() -> None:
     assert config_section(text, b"hooks", included.get) == [
         (b"prechangegroup.c", b"four"), (b"changegroup.a", b"three\ncontinued")]
     assert config_section(text, b"missing", included.get) == []
+
+
+def test_relative_includes_of_an_absolute_file_are_against_its_directory() -> None:
+    text = b"[a]\nx = 1\n%include more.rc\n%include /etc/abs.rc\n  %include not-a-directive\n%include ~/home.rc"
+    out = absolute_includes(text, b"/srv/conf")
+    assert b"%include /srv/conf/more.rc\n" in out and b"%include /etc/abs.rc\n" in out
+    assert b"  %include not-a-directive" in out and b"%include /srv/conf/" not in out.split(b"\n")[-1]
