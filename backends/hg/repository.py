@@ -627,7 +627,10 @@ class HgRepo:
         chunks: list[list[bytes]] = []
         size = MAX_DUMP
         for marker in sorted(markers.markers, key=obs.sort_key):
-            data = b"".join(obs.encode([marker], 0, header=False))
+            try:
+                data = b"".join(obs.encode([marker], 0, header=False))
+            except ValueError:  # format 0 cannot carry it (a ':' in a metadata key): bundle2 clients get it
+                continue
             if size + len(data) > MAX_DUMP:
                 chunks.append([])
                 size = 0

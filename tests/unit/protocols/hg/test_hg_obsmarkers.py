@@ -170,6 +170,9 @@ def test_pushkey_dumps_carry_every_marker_in_format_0() -> None:
         assert data[:1] == b"\0" and len(data) <= 5301 + 300
         got.extend(obs.decode(data)[1])
     assert sorted(got, key=obs.sort_key) == sorted(many, key=obs.sort_key)
+    odd = Marker(_n(250), (), 0, ((b"a:b", b"v"),), (0.0, 0), None)  # format 1 only
+    repo.store.replace(b"obsstore", b"".join(obs.encode([*many, odd], 1)))
+    assert sum(len(obs.decode(base64.b85decode(v))[1]) for v in repo.listkeys(b"obsolete").values()) == len(many)
     repo.plain.replace(b"hgrc", b"")
     assert repo.listkeys(b"obsolete") == {} and b"obsolete" not in repo.listkeys(b"namespaces")
 
