@@ -830,11 +830,11 @@ PROC_FAILED = "fail to run proc-receive hook"
 """git's reason for a command of a proc-receive hook that could not be run (and, in an atomic
 push, for the others when it failed)."""
 ATOMIC_TRANSACTION_FAILED = "atomic transaction failed"
+"""git's reason for the refs of an atomic push whose ref transaction could not be made (names in
+each other's way, a ref that moved meanwhile)."""
 REF_MOVED = "failed to update ref"
 """git's receive-pack's reason when a ref is no longer what the push saw (another push moved it); in an
 atomic push every ref then gets ``ATOMIC_TRANSACTION_FAILED``."""
-"""git's reason for the refs of an atomic push whose ref transaction could not be made (names in
-each other's way, a ref that moved meanwhile)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,7 @@ from backends.interfaces import (
 from gateway import audit, hg_hooks
 from gateway.channel import SessionContext
 from gateway.policy import Protection, Protections, first_match
+from protocols import hg_obsmarkers as obs
 from protocols.errors import PermissionDenied, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
 
@@ -653,7 +654,7 @@ class GuardedHgRepository:
     def obsmarkers_for(self, heads: Sequence[Node] | None) -> tuple[int, list[Marker]]:
         """The backend's markers relevant to ``::heads``; none if it keeps no markers."""
         relevant = getattr(self._repo, "obsmarkers_for", None)
-        return relevant(heads) if relevant is not None else (1, [])
+        return relevant(heads) if relevant is not None else (obs.DEFAULT_VERSION, [])
 
     def full_bundle_disabled(self) -> bool:
         """The backend's ``[server] disablefullbundle``, if it has one."""

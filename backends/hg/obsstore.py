@@ -21,6 +21,9 @@ from protocols import hg_obsmarkers as obs
 from protocols.hg_obsmarkers import Marker
 
 PUBLIC, DRAFT, SECRET, ARCHIVED = 0, 1, 2, 32
+"""Phases, as Mercurial numbers them (internal is 96)."""
+OBSSTORE = b"obsstore"
+"""The markers' file in the store."""
 DIRSTATE_V2 = b"dirstate-v2\n"
 
 
@@ -56,9 +59,6 @@ class ObsStore:
             for p in m.parents or ():
                 self.children.setdefault(p, []).append(m)
 
-    def __len__(self) -> int:
-        return len(self.markers)
-
     def new(self, markers: Iterable[Marker]) -> list[Marker]:
         """The markers not in the store yet, each once, in the order given."""
         seen: set[Marker] = set()
@@ -91,10 +91,6 @@ class ObsStore:
                     index[key] = list(index.get(key, ()))
                 index[key].append(m)
         return grown
-
-    def with_markers(self, markers: Sequence[Marker]) -> ObsStore:
-        """A store with ``markers`` (new ones) added after this one's."""
-        return ObsStore(self.version, [*self.markers, *markers])
 
     def relevant(self, nodes: Iterable[bytes]) -> list[Marker]:
         """The markers relevant to ``nodes``, sorted as they are sent."""
@@ -266,8 +262,9 @@ def merge_pins(state2: bytes | None, state1: bytes | None) -> list[bytes]:
         while off + 1 + _MERGE_RECORD.size <= len(state2):
             kind = state2[off : off + 1]
             (length,) = _MERGE_RECORD.unpack_from(state2, off + 1)
-            data = state2[off + 5 : off + 5 + length]
-            off += 5 + length
+            start = off + 1 + _MERGE_RECORD.size
+            data = state2[start : start + length]
+            off = start + length
             if kind == b"t":
                 kind, data = data[:1], data[1:]
             records.append((kind, data))

@@ -39,7 +39,16 @@ from backends.hg.keys import (
     parse_phaseroots,
     parse_publishing,
 )
-from backends.hg.obsstore import ObsStore, dirstate_parents, hidden_revs, merge_pins
+from backends.hg.obsstore import (
+    DRAFT,
+    OBSSTORE,
+    PUBLIC,
+    SECRET,
+    ObsStore,
+    dirstate_parents,
+    hidden_revs,
+    merge_pins,
+)
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -74,7 +83,6 @@ CHANGELOG = b"00changelog.i"
 CHANGELOG_DATA = b"00changelog.d"
 MANIFEST = b"00manifest.i"
 PHASEROOTS = b"phaseroots"
-OBSSTORE = b"obsstore"
 MERGE_STATES = (b"merge/state2", b"merge/state")
 BOUNDARY = 64
 """Last bytes of the obsstore kept with its parsed markers: an append is read alone only if they are unchanged."""
@@ -84,7 +92,6 @@ SECRET_STREAM_REFUSAL = ("this repository has secret changesets, which a stream 
                          "clone without --stream")
 STREAM_OFF_REFUSAL = "stream clones of this repository are turned off ([server] uncompressed): clone without --stream"
 FNCACHE = b"fncache"
-PUBLIC, DRAFT, SECRET = 0, 1, 2
 _HEXPREFIX = re.compile(rb"[0-9a-fA-F]{1,39}\Z")
 
 
@@ -1029,11 +1036,13 @@ MAX_STREAM_CACHE = 256 << 20
 
 
 def _file_stamp(path: bytes | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
     try:
-        st = os.stat(path) if path is not None else None
+        st = os.stat(path)
     except OSError:
         return None
-    return None if st is None else (st.st_size, st.st_mtime_ns, st.st_ino)
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _tag_history(text: bytes) -> dict[bytes, tuple[Node, list[Node]]]:

@@ -19,7 +19,7 @@ from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
 from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
-from backends.hg.obsstore import ObsStore, instabilities
+from backends.hg.obsstore import OBSSTORE, PUBLIC, ObsStore, instabilities
 from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
@@ -324,7 +324,7 @@ class Transaction:
         version = self._store_version()
         for marker in fresh:
             try:
-                obs.encode([marker], version, header=False).__next__()
+                next(obs.encode([marker], version, header=False))
             except ValueError as exc:
                 raise ProtocolError(f"an obsolescence marker cannot be stored in this repository ({exc})") from None
         self.new_markers.extend(fresh)
@@ -346,12 +346,12 @@ class Transaction:
             return 0, 0, 0, 0, 0
         if before is None:
             before = ObsStore(obs.DEFAULT_VERSION, [])
-        after = before.with_markers(self.new_markers) if self.new_markers else before
+        after = before.extended(self.new_markers) if self.new_markers else before
         phases = self._phase_array()
         nodemap = self.cl.nodemap  # the new changesets too
         obsoleted = {
             rev for m in self.new_markers
-            if (rev := nodemap.get(m.prec)) is not None and rev < self.first_new and phases[rev] != 0
+            if (rev := nodemap.get(m.prec)) is not None and rev < self.first_new and phases[rev] != PUBLIC
             and m.prec not in before.successors
         }
         new: tuple[int, ...] = (0, 0, 0)
@@ -534,9 +534,6 @@ class Transaction:
             self.journal.rollback()
         finally:
             self.repo.locks.release()
-
-
-OBSSTORE = b"obsstore"
 
 
 __all__ = ["NULL_REV", "Transaction"]
