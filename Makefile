@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
 	@command -v git >/dev/null 2>&1 && command -v ssh >/dev/null 2>&1 || \
 		(apt-get update -q && apt-get install -y -q git openssh-client)
+	@command -v gpg >/dev/null 2>&1 || (apt-get install -y -q gnupg) || \
+		echo "gpg is not installed: OpenPGP-signed git pushes cannot be checked (and their test is skipped)"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,7 +19,7 @@ from dulwich.config import ConfigFile
 from dulwich.errors import ObjectFormatException, RefFormatError
 from dulwich.file import FileLocked
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
-from dulwich.objects import ObjectID
+from dulwich.objects import Blob, ObjectID
 from dulwich.pack import Pack, PackData, PackInflater
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
@@ -32,6 +32,7 @@ from backends.interfaces import (
     Kind,
     ObjectId,
     PackedObject,
+    PushCertSettings,
     ReceiveHooks,
     RefReport,
     RefResult,
@@ -200,16 +201,17 @@ class DulwichGitRepository:
                 self._config_read = None
         return self._config_read
 
-    def _config_values(self, section: bytes, name: bytes) -> list[bytes]:
-        """Every value the repository's config gives ``section.name``, in order; none when unset or
-        when the config cannot be read."""
+    def _config_values(self, section: bytes | tuple[bytes, ...], name: bytes) -> list[bytes]:
+        """Every value the repository's config gives ``section.name`` (``section`` a tuple for a
+        subsection: ``(b"gpg", b"ssh")``), in order; none when unset or when the config cannot be read."""
         config = self._config()
+        key = section if isinstance(section, tuple) else (section,)
         try:
-            return [bytes(v) for v in config.get_multivar((section,), name)] if config is not None else []
+            return [bytes(v) for v in config.get_multivar(key, name)] if config is not None else []
         except KeyError:
             return []
 
-    def _config_last(self, section: bytes, name: bytes) -> bytes | None:
+    def _config_last(self, section: bytes | tuple[bytes, ...], name: bytes) -> bytes | None:
         """The last value the repository's config gives ``section.name`` (git's rule), None when unset
         or when the config cannot be read."""
         values = self._config_values(section, name)
@@ -384,6 +386,52 @@ class DulwichGitRepository:
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
 
+    def push_cert_settings(self) -> PushCertSettings | None:
+        """What signed pushes need of the repository's config: None unless ``receive.certNonceSeed``
+        is set (then git's receive-pack offers ``push-cert``).
+
+        ``gpg.openpgp.program`` (else ``gpg.program``), ``gpg.x509.program`` and ``gpg.ssh.program``
+        name the programs that check each kind of signature (``gpg``, ``gpgsm``, ``ssh-keygen``
+        by default), ``gpg.ssh.allowedSignersFile`` and ``gpg.ssh.revocationFile`` what
+        ``ssh-keygen`` checks against; ``~`` is expanded and a relative name is the git
+        directory's.  A value git would not read refuses the push (``StorageError``).
+        """
+        seed = self._config_last(b"receive", b"certnonceseed")
+        if seed is None:
+            return None
+        try:
+            slop = max(0, _git_int(self._config_last(b"receive", b"certnonceslop"), "receive.certnonceslop", 0))
+        except ConfigValueError as exc:
+            raise StorageError(str(exc)) from None
+        git_dir = self._disk_git_dir()
+
+        def text(value: bytes | None) -> str | None:
+            return value.decode("utf-8", "surrogateescape") if value else None
+
+        def path(value: bytes | None) -> str | None:
+            name = text(value)
+            if name is None:
+                return None
+            name = os.path.expanduser(name)
+            return os.path.join(git_dir, name) if git_dir is not None else name
+
+        openpgp = self._config_last((b"gpg", b"openpgp"), b"program") or self._config_last(b"gpg", b"program")
+        programs = {"openpgp": text(openpgp) or "gpg",
+                    "x509": text(self._config_last((b"gpg", b"x509"), b"program")) or "gpgsm",
+                    "ssh": text(self._config_last((b"gpg", b"ssh"), b"program")) or "ssh-keygen"}
+        return PushCertSettings(
+            seed=seed, slop=slop, programs=programs,
+            allowed_signers=path(self._config_last((b"gpg", b"ssh"), b"allowedsignersfile")),
+            revocation_file=path(self._config_last((b"gpg", b"ssh"), b"revocationfile")),
+            cwd=git_dir)
+
+    def _store_blob(self, data: bytes) -> ObjectId:
+        """Write ``data`` as a blob into the object store (not the quarantine, as git's receive-pack
+        writes a push certificate) and return its id."""
+        blob = Blob.from_string(data)
+        self.object_store.add_object(blob)
+        return ObjectId(bytes(blob.id))
+
     def hook_location(self) -> HookLocation | None:
         """Where this repository's receive hooks are: on disk only (``core.hooksPath`` or ``hooks/``).
 
@@ -402,7 +450,8 @@ class DulwichGitRepository:
             hooks_dir = os.path.join(git_dir, os.path.expanduser(configured.decode("utf-8", "surrogateescape")))
         else:
             hooks_dir = os.path.join(git_dir, "hooks")
-        return HookLocation(hooks_dir, git_dir, git_dir, object_env=self._quarantine_environment)
+        return HookLocation(hooks_dir, git_dir, git_dir, object_env=self._quarantine_environment,
+                            store_blob=self._store_blob)
 
     def _quarantine_environment(self) -> dict[str, str]:
         """What a hook's git commands need to read this push's objects while they wait (none after)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NewType, Protocol
 
 if TYPE_CHECKING:  # dulwich is a library of the git repositories, not of this leaf module
@@ -158,6 +158,30 @@ class HookLocation:
     cwd: str
     git_dir: str
     object_env: Callable[[], Mapping[str, str]] = dict
+    store_blob: Callable[[bytes], ObjectId] | None = None
+    """Write a blob into the repository's object store and return its id (a signed push's
+    certificate, which git's receive-pack stores for the hooks); None: not offered."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushCertSettings:
+    """A git repository's settings for signed pushes (``git push --signed``), as git's receive-pack
+    reads them: present only when ``receive.certNonceSeed`` is set.
+
+    ``programs`` maps a signature format (``openpgp``, ``x509``, ``ssh``) to the program that
+    checks it (``gpg.program`` / ``gpg.<format>.program``); relative file names are the git
+    directory's (``cwd``), where they are read."""
+
+    seed: bytes
+    slop: int = 0
+    """``receive.certNonceSlop``: seconds a stateless (HTTP) push's nonce may be off and still be OK."""
+    programs: Mapping[str, str] = field(default_factory=dict)
+    allowed_signers: str | None = None
+    """``gpg.ssh.allowedSignersFile``; without it no SSH signature can be checked."""
+    revocation_file: str | None = None
+    """``gpg.ssh.revocationFile``."""
+    cwd: str | None = None
+    """Where the checking programs run (the git directory)."""
 
 
 class ReceiveHooks(Protocol):
@@ -433,6 +457,7 @@ __all__ = [
     "ObjectId",
     "PackSink",
     "PackedObject",
+    "PushCertSettings",
     "RefReport",
     "RefResult",
     "RefUpdate",

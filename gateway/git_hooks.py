@@ -19,7 +19,11 @@ directory, or in ``core.hooksPath`` when the config sets it (relative to the
 directory hooks run in).  Hooks run in the git directory (also of a repository with a
 working tree), with ``GIT_DIR=.``, as git's receive-pack runs them, for ``pre-receive`` and ``post-receive`` the push options in ``GIT_PUSH_OPTION_COUNT``
 (0 without any) and ``GIT_PUSH_OPTION_<n>``, as git's receive-pack tells them, and
-``REMOTE_USER`` / ``REMOTE_ADDR`` when hgwire knows them.  What a hook writes (standard output and error together) is kept for the
+``REMOTE_USER`` / ``REMOTE_ADDR`` when hgwire knows them.  After a signed push (``git push --signed``)
+``pre-receive`` and ``post-receive`` are told its certificate as git's receive-pack tells them:
+``GIT_PUSH_CERT`` (the certificate, stored as a blob), ``GIT_PUSH_CERT_SIGNER``, ``_KEY``,
+``_STATUS`` (``G`` for a good signature, …), ``GIT_PUSH_CERT_NONCE``, ``_NONCE_STATUS`` and, for
+a nonce a few seconds old, ``_NONCE_SLOP`` (the signature is checked only when one of them is there).  What a hook writes (standard output and error together) is kept for the
 client, who sees it as ``remote:`` lines.
 
 Blocking: run in the worker pool.  A hook that runs longer than ``HOOK_TIMEOUT``
@@ -38,8 +42,9 @@ from typing import IO
 
 from twisted.logger import Logger
 
-from backends.interfaces import HookLocation, RefUpdate
-from protocols import git_proc_receive, pktline
+from backends.interfaces import HookLocation, PushCertSettings, RefUpdate
+from gateway import git_signatures
+from protocols import git_proc_receive, git_push_cert, pktline
 from protocols.errors import ProtocolError
 
 log = Logger()
@@ -58,6 +63,18 @@ TOLD_OPTIONS = ("pre-receive", "post-receive")
 
 
 @dataclass(frozen=True, slots=True)
+class SignedPush:
+    """A signed push's certificate and what checking it needs: the nonce the server issued for
+    the repository at ``path``, and whether that was in another request (smart HTTP)."""
+
+    cert: bytes
+    settings: PushCertSettings
+    nonce: bytes
+    path: bytes
+    stateless: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PushContext:
     """Who pushes, from where, with which push options: what hooks see in their environment."""
 
@@ -65,6 +82,7 @@ class PushContext:
     address: str | None = None
     options: Sequence[bytes] | None = None
     """The push options, or None when the client did not ask for the ``push-options`` capability."""
+    signed: SignedPush | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +93,7 @@ class GitHooks:
     context: PushContext = PushContext()
     output: list[bytes] = field(default_factory=list)
     _kept: int = 0
+    _cert_told: dict[str, str] | None = None
 
     def pre_receive(self, updates: Sequence[RefUpdate]) -> bool:
         """True when there is no pre-receive hook or it accepts every update."""
@@ -170,8 +189,10 @@ class GitHooks:
         if path is None:
             return None
         try:
+            told = name in TOLD_OPTIONS
+            cert = self._cert_variables() if told else {}
             status, out = run_hook_process([path, *args], self.location.cwd,
-                                           {**self._env(name in TOLD_OPTIONS), **(env or {})}, stdin)
+                                           {**self._env(told), **cert, **(env or {})}, stdin)
         except OSError as exc:
             self._keep(f"error: cannot run {name} hook: {exc.strerror or exc}\n".encode())
             log.error("cannot run hook {hook}: {error}", hook=path, error=str(exc))
@@ -185,8 +206,36 @@ class GitHooks:
             log.info("hook {hook} exited with {status}", hook=path, status=status)
         return status
 
+    def _cert_variables(self) -> dict[str, str]:
+        """``GIT_PUSH_CERT*`` of a signed push, worked out once (the certificate stored, its
+        signature checked, its nonce compared), as git's receive-pack does before the first hook
+        that is told them; nothing for an unsigned push."""
+        signed = self.context.signed
+        if signed is None or self.location.store_blob is None:
+            return {}
+        if self._cert_told is None:
+            try:
+                blob = self.location.store_blob(signed.cert).decode("ascii")
+            except OSError as exc:  # git goes on without the certificate's variables
+                log.error("cannot store a signed push's certificate: {error}", error=exc.strerror or str(exc))
+                self._cert_told = {}
+                return {}
+            payload, _ = git_push_cert.split(signed.cert)
+            signature = git_signatures.check(signed.cert, signed.settings)
+            nonce = git_push_cert.check_nonce(payload, signed.nonce, signed.settings.seed, signed.path,
+                                              signed.stateless, signed.settings.slop)
+            told = {"GIT_PUSH_CERT": blob, "GIT_PUSH_CERT_SIGNER": signature.signer or "",
+                    "GIT_PUSH_CERT_KEY": signature.key or "", "GIT_PUSH_CERT_STATUS": signature.result}
+            if nonce.nonce is not None:
+                told["GIT_PUSH_CERT_NONCE"] = nonce.nonce.decode("ascii", "replace")
+                told["GIT_PUSH_CERT_NONCE_STATUS"] = nonce.status
+                if nonce.slop is not None:
+                    told["GIT_PUSH_CERT_NONCE_SLOP"] = str(nonce.slop)
+            self._cert_told = {k: v.replace("\0", "") for k, v in told.items()}
+        return self._cert_told
+
     def _env(self, told_options: bool) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_PUSH_OPTION_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_PUSH_OPTION_", "GIT_PUSH_CERT"))}
         # as git's receive-pack: relative to where the hook runs (the git directory, so ".")
         env["GIT_DIR"] = os.path.relpath(self.location.git_dir, self.location.cwd)
         for key in ("REMOTE_USER", "REMOTE_ADDR", *QUARANTINE_VARIABLES):

@@ -155,8 +155,10 @@ def _advertise_upload_v2(ctx: SessionContext) -> bytes:
 
 def _advertise_receive(ctx: SessionContext) -> bytes:
     repo: GitRepository = git_session.open_git_repo(ctx, create=ctx.create_on_push)
+    signing = git_session.push_cert_settings(repo)
+    nonce = git_session.cert_nonce(signing, repo) if signing is not None else None
     return _service_banner("git-receive-pack") + git_receive.advertisement(
-        git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT)
+        git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce)
 
 
 ADVERTISERS: Mapping[tuple[str, int], Callable[[SessionContext], bytes]] = {

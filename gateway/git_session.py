@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from twisted.python.failure import Failure
 
 from backends import git_archive as archive_backend
 from backends import git_fastpack, git_pack
-from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, RefResult
+from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, PushCertSettings, RefResult
 from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
@@ -35,7 +36,7 @@ from gateway.policy import maintenance as policy_maintenance
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
-from protocols import git_archive, git_caps, git_receive, git_upload, git_v2
+from protocols import git_archive, git_caps, git_push_cert, git_receive, git_upload, git_v2
 from protocols.errors import (
     NotARepository,
     PermissionDenied,
@@ -475,6 +476,8 @@ class ReceivePackSession(_GitSession):
         self._sink: PackSink | None = None
         self._sink_step: defer.Deferred[None] | None = None
         """The last step of the pool that used the sink: an abort waits for it."""
+        self._signing: tuple[PushCertSettings, bytes] | None = None
+        """A repository that takes signed pushes: its settings and the nonce issued to this client."""
         self._pack_input: list[bytes] = []
         """Pack bytes that arrived while the pool scanned earlier ones (b"" is EOF)."""
         self._scanning = False
@@ -492,12 +495,17 @@ class ReceivePackSession(_GitSession):
             return
         self._run(self._advertise, _open_for_receive, self.ctx)
 
-    def _advertise(self, opened: tuple[GitRepository, Mapping[bytes, ObjectId], int]) -> None:
-        self._repo, refs, max_input = opened
+    def _advertise(self, opened: _Receiving) -> None:
+        self._repo, refs, max_input, signing = opened
         if max_input:
             self._core.limit_pack(max_input, f"receive.maxInputSize = {max_input} bytes")
+        nonce = None
+        if signing is not None:  # as git's receive-pack, a stateless one too: a nonce of this moment
+            nonce = cert_nonce(signing, self._repo)
+            self._signing = (signing, nonce)
+            self._core.offer_push_cert(nonce)
         if not self._stateless:
-            self._write(git_receive.advertisement(refs, AGENT))
+            self._write(git_receive.advertisement(refs, AGENT, cert_nonce=nonce))
         self._advertised = True
         self._resume()
 
@@ -571,8 +579,15 @@ class ReceivePackSession(_GitSession):
         assert self._repo is not None and self._core.commands is not None
         sink, self._sink = self._sink, None  # the push owns it now: commit, or abort on its error
         protections = protected.protections_of(self.ctx)
+        context = _push_context(self.ctx, self._core.commands, self._signed(self._core.commands))
         self._run(lambda outcome: self._pushed(outcome, protections), _finish_push, self._repo, sink,
-                  self._core.commands, protections, _push_context(self.ctx, self._core.commands))
+                  self._core.commands, protections, context)
+
+    def _signed(self, commands: git_receive.RefCommands) -> git_hooks.SignedPush | None:
+        if not commands.cert or self._signing is None or self._repo is None:
+            return None
+        settings, nonce = self._signing
+        return git_hooks.SignedPush(commands.cert, settings, nonce, _cert_path(self._repo), self._stateless)
 
     def _pushed(self, outcome: PushOutcome | git_hooks.GitHooks, protections: Protections | None) -> None:
         if not isinstance(outcome, git_hooks.GitHooks):
@@ -646,18 +661,41 @@ def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[
     return None
 
 
-def _open_for_receive(ctx: SessionContext) -> tuple[GitRepository, Mapping[bytes, ObjectId], int]:
-    """The repository, the refs a push may see, and its own bound on a pushed pack (0: none)."""
+_Receiving = tuple[GitRepository, Mapping[bytes, ObjectId], int, PushCertSettings | None]
+"""The repository, the refs a push may see, its own bound on a pushed pack (0: none), and its
+settings for signed pushes (None: it takes none)."""
+
+
+def _open_for_receive(ctx: SessionContext) -> _Receiving:
     repo = open_git_repo(ctx, create=ctx.create_on_push)
     max_input = getattr(repo, "receive_max_input_size", None)  # optional: a backend may not have it
-    return repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0
+    return (repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0,
+            push_cert_settings(repo))
 
 
-def _push_context(ctx: SessionContext, commands: git_receive.RefCommands) -> git_hooks.PushContext:
+def push_cert_settings(repo: GitRepository) -> PushCertSettings | None:
+    """The repository's settings for signed pushes; None when it takes none (no
+    ``receive.certNonceSeed``, or a backend without them)."""
+    settings = getattr(repo, "push_cert_settings", None)  # optional: a backend may not have it
+    return settings() if settings is not None else None
+
+
+def _cert_path(repo: GitRepository) -> bytes:
+    """What a nonce is bound to: the repository's name (git's receive-pack uses its directory)."""
+    return repo.name.encode("utf-8", "surrogateescape")
+
+
+def cert_nonce(settings: PushCertSettings, repo: GitRepository) -> bytes:
+    """A nonce for a signed push to ``repo``, issued now."""
+    return git_push_cert.nonce(settings.seed, _cert_path(repo), int(time.time()))
+
+
+def _push_context(ctx: SessionContext, commands: git_receive.RefCommands,
+                  signed: git_hooks.SignedPush | None = None) -> git_hooks.PushContext:
     host, _, port = ctx.peer.rpartition(":")
     address = host.strip("[]") if port.isdigit() and host else None
     options = commands.options if git_caps.PUSH_OPTIONS in commands.caps else None
-    return git_hooks.PushContext(ctx.user, address, options)
+    return git_hooks.PushContext(ctx.user, address, options, signed)
 
 
 PushOutcome = tuple[str | None, list[RefResult], bytes]
@@ -673,6 +711,10 @@ def _finish_push(
     When the repository has receive hooks, the refs are left alone and its hooks returned: the
     session runs ``_update_with_hooks`` on the hooks' own threads.
     """
+    if commands.cert_options_differ:  # as git's receive-pack: the certificate must sign what was sent
+        if sink is not None:
+            sink.abort()
+        return None, [RefResult(u.ref, "inconsistent push options") for u in commands.updates], b""
     if sink is not None:
         try:
             sink.commit()

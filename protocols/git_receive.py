@@ -2,7 +2,8 @@
 
 gitprotocol-pack(5) "Pushing Data To a Server" and "Report Status";
 gitprotocol-capabilities(5) for report-status(-v2), delete-refs, atomic,
-push-options and side-band-64k.  The pushed pack is not framed: it is a raw
+push-options, push-cert and side-band-64k.  A signed push (``push-cert``) sends
+its commands inside the certificate (``protocols.git_push_cert``).  The pushed pack is not framed: it is a raw
 PACK stream whose end only its own structure tells (header count, then each
 object's zlib stream, then the trailing checksum), so ``PackScanner`` walks
 that structure without keeping it, and the pack bytes leave as ``PackData``.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from backends.interfaces import ZERO_ID, ObjectId, PackedObject, RefResult, RefUpdate
-from protocols import git_caps, pktline, sideband
+from protocols import git_caps, git_push_cert, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import parse_oid
 from protocols.pktline import Signal, Special
@@ -55,6 +56,14 @@ class RefCommands:
     caps: frozenset[bytes]
     options: tuple[bytes, ...] = ()
     shallows: tuple[ObjectId, ...] = ()
+    cert: bytes = b""
+    """A signed push's certificate, as sent (its lines up to ``push-cert-end``); empty when unsigned."""
+
+    @property
+    def cert_options_differ(self) -> bool:
+        """A certificate whose ``push-option`` lines are not the push options sent (git refuses
+        every command: "inconsistent push options")."""
+        return bool(self.cert) and git_push_cert.push_options(git_push_cert.split(self.cert)[0]) != list(self.options)
 
     @property
     def needs_pack(self) -> bool:
@@ -94,6 +103,7 @@ Event = RefCommands | NoCommands | PackData | PackEnd | ClientClosed
 
 class State(enum.Enum):
     COMMANDS = "commands"
+    CERT = "cert"
     OPTIONS = "options"
     PACK = "pack"
     REPORT = "report"
@@ -103,6 +113,9 @@ class State(enum.Enum):
 class Input(enum.Enum):
     COMMAND = "command"
     SHALLOW = "shallow"
+    CERT_START = "push-cert"
+    CERT_LINE = "push-cert line"
+    CERT_END = "push-cert-end"
     FLUSH = "flush"
     EMPTY_FLUSH = "empty-flush"
     FLUSH_NEEDS_OPTIONS = "flush-needs-options"
@@ -116,6 +129,9 @@ class Input(enum.Enum):
 _TRANSITIONS: dict[tuple[State, Input], State] = {
     (State.COMMANDS, Input.COMMAND): State.COMMANDS,
     (State.COMMANDS, Input.SHALLOW): State.COMMANDS,
+    (State.COMMANDS, Input.CERT_START): State.CERT,
+    (State.CERT, Input.CERT_LINE): State.CERT,
+    (State.CERT, Input.CERT_END): State.COMMANDS,
     (State.COMMANDS, Input.EMPTY_FLUSH): State.DONE,
     (State.COMMANDS, Input.EOF): State.DONE,
     (State.COMMANDS, Input.FLUSH_NEEDS_OPTIONS): State.OPTIONS,
@@ -131,13 +147,17 @@ _TRANSITIONS: dict[tuple[State, Input], State] = {
 """Every legal (state, input) pair of a receive-pack v0 exchange; anything else is an error."""
 
 
-def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bool = True) -> bytes:
+def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bool = True,
+                  cert_nonce: bytes | None = None) -> bytes:
     """The receive-pack advertisement: refs sorted without HEAD or peeled lines, caps on the first.
 
     An empty repository advertises ``capabilities^{}`` with the zero id
-    (tests/transcripts/git/push-empty-repo.txt).
+    (tests/transcripts/git/push-empty-repo.txt).  With ``cert_nonce`` (a repository with
+    ``receive.certNonceSeed``) ``push-cert=<nonce>`` follows ``ofs-delta``, where git puts it.
     """
-    flags = tuple(f for f in git_caps.RECEIVE_PACK_V0 if push_options or f != git_caps.PUSH_OPTIONS)
+    flags = [f for f in git_caps.RECEIVE_PACK_V0 if push_options or f != git_caps.PUSH_OPTIONS]
+    if cert_nonce is not None:
+        flags.insert(flags.index(git_caps.OFS_DELTA) + 1, git_caps.PUSH_CERT + b"=" + cert_nonce)
     caps = git_caps.format_caps(flags, [(git_caps.OBJECT_FORMAT, git_caps.SHA1), (git_caps.AGENT, agent)])
     lines = [(refs[n], n) for n in sorted(refs) if n.startswith(b"refs/")] or [(ZERO_ID, b"capabilities^{}")]
     out = [pktline.encode(lines[0][0] + b" " + lines[0][1] + b"\0" + caps + b"\n")]
@@ -180,6 +200,9 @@ class ReceivePack:
         self._caps: frozenset[bytes] = frozenset()
         self._shallows: list[ObjectId] = []
         self._options: list[bytes] = []
+        self._cert: list[bytes] = []
+        self._cert_size = 0
+        self._cert_nonce: bytes | None = None
         self._scanner = PackScanner(max_pack, bounds.object_size, bounds.delta_result)
         self._pending: list[Event] = []
         self.commands: RefCommands | None = None
@@ -213,6 +236,11 @@ class ReceivePack:
                 self._on_packet(packet)
         return self._pending.pop(0)
 
+    def offer_push_cert(self, nonce: bytes) -> None:
+        """Take a signed push: the advertisement offered ``push-cert=<nonce>`` (a client that sends
+        a certificate it was not asked for is refused)."""
+        self._cert_nonce = nonce
+
     def limit_pack(self, max_bytes: int, why: str) -> None:
         """Refuse a pushed pack of more than ``max_bytes`` (a repository's ``receive.maxInputSize``)."""
         self._scanner.limit(max_bytes, why)
@@ -242,23 +270,68 @@ class ReceivePack:
 
     def _on_packet(self, packet: bytes | Special | Signal) -> None:
         if packet is Special.FLUSH:
+            if self._state is State.CERT:  # as git: a flush ends the certificate and the commands
+                self._end_cert()
             self._on_flush()
         elif not isinstance(packet, bytes):
             raise ProtocolError(f"receive-pack: unexpected {packet} packet")
+        elif self._state is State.CERT:
+            self._on_cert_line(packet)
         elif self._state is State.OPTIONS:
             self._on_option(packet)
         elif packet.startswith(b"shallow "):
             self._on_shallow(packet)
+        elif packet.partition(b"\0")[0].removesuffix(b"\n") == b"push-cert":
+            self._on_cert_start(packet)
         else:
             self._on_command(packet)
 
+    def _first_line_caps(self, line: bytes) -> bytes:
+        """The line without its capabilities, which the request's first line carries."""
+        text, nul, caps = line.removesuffix(b"\n").partition(b"\0")
+        if nul and not self._updates and not self._cert:
+            self._caps = frozenset(git_caps.parse_caps(caps))
+        return text
+
+    def _on_cert_start(self, line: bytes) -> None:
+        self._advance(Input.CERT_START)
+        if self._cert_nonce is None:
+            raise ProtocolError("receive-pack: a push certificate was sent, but this repository does not take "
+                                "signed pushes (push without --signed)")
+        if self._updates or self._cert:
+            raise ProtocolError("receive-pack: got both push certificate and unsigned commands")
+        self._first_line_caps(line)
+        self._cert.append(b"")  # started; the lines follow
+
+    def _on_cert_line(self, line: bytes) -> None:
+        if line == b"push-cert-end\n":
+            self._end_cert()
+            return
+        self._advance(Input.CERT_LINE)
+        self._cert_size += len(line)
+        if self._cert_size > git_push_cert.MAX_CERT:
+            raise LimitExceeded(f"a push certificate of more than {git_push_cert.MAX_CERT} bytes")
+        self._cert.append(line)
+
+    def _end_cert(self) -> None:
+        """The certificate is whole: its command lines are the push's commands."""
+        self._advance(Input.CERT_END)
+        try:
+            lines = git_push_cert.command_lines(b"".join(self._cert))
+        except ValueError as exc:
+            raise ProtocolError(f"receive-pack: {exc}") from None
+        for line in lines:
+            self._add_update(line)
+
     def _on_command(self, line: bytes) -> None:
         self._advance(Input.COMMAND)
+        if self._cert:
+            raise ProtocolError("receive-pack: got both push certificate and unsigned commands")
+        self._add_update(self._first_line_caps(line))
+
+    def _add_update(self, command: bytes) -> None:
         if len(self._updates) >= self._bounds.commands:
             raise LimitExceeded(f"more than {self._bounds.commands} ref updates in one push")
-        command, nul, caps = line.removesuffix(b"\n").partition(b"\0")
-        if nul and not self._updates:
-            self._caps = frozenset(git_caps.parse_caps(caps))
         parts = command.split(b" ")
         if len(parts) != 3:
             raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {command[:120]!r}")
@@ -285,7 +358,8 @@ class ReceivePack:
         if self._state is State.COMMANDS and git_caps.PUSH_OPTIONS in self._caps:
             self._advance(Input.FLUSH_NEEDS_OPTIONS)
             return
-        commands = RefCommands(tuple(self._updates), self._caps, tuple(self._options), tuple(self._shallows))
+        commands = RefCommands(tuple(self._updates), self._caps, tuple(self._options), tuple(self._shallows),
+                               b"".join(self._cert))
         self.commands = commands
         self._pending.append(commands)
         if not commands.needs_pack:

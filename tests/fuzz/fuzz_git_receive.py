@@ -1,4 +1,5 @@
-"""ReceivePack: ref-update commands, push options, shallow lines, then the pack walked by PackScanner."""
+"""ReceivePack: ref-update commands (bare, or in a push certificate), push options, shallow lines, then the
+pack walked by PackScanner."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def run(data: bytes) -> None:
         check_ref_name(data[1:])
         return
     core = ReceivePack(max_pack=1 << 16)
+    if data[:1] == b"c":  # a repository that takes signed pushes
+        core.offer_push_cert(b"1796324306-7eccef3f94c74e3703f86eb5d9de3a0c8f608114")
+        data = data[1:]
     for piece in git_chunks(data):
         core.receive_data(piece)
         if _pump(core):
@@ -49,6 +53,7 @@ def _pack(name: str) -> bytes:
 def seeds() -> list[bytes]:
     names = ["push-ff", "push-delete", "push-empty-repo", "push-with-options"]
     pushes = [seed for n in names for seed in git_seeds(git_session(n))]
+    pushes += [b"c" + seed for seed in git_seeds(git_session("push-signed"))]
     return [*pushes, b"s" + _pack("clone-v0"), b"s" + _pack("fetch-incremental-v0"), b"nrefs/heads/main", b"nrefs/tags/v1.0"]
 
 

@@ -57,6 +57,44 @@ def test_no_push_options_without_the_capability(tmp_path: Path) -> None:
     assert hooks.take_output() == b"pre-receive count=0\nupdate count=unset\npost-receive count=0\n"
 
 
+def test_a_signed_push_is_told_to_pre_receive_and_post_receive_once_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As git's receive-pack: the certificate is stored and checked once, before the first hook
+    told it; ``update`` is not told; what the server's own environment says is never passed on."""
+    from backends.interfaces import PushCertSettings
+    from protocols import git_push_cert
+
+    monkeypatch.setenv("GIT_PUSH_CERT_STATUS", "G")
+    stored: list[bytes] = []
+
+    def store(data: bytes) -> ObjectId:
+        stored.append(data)
+        return ObjectId(b"c" * 40)
+
+    told = 'echo "$(basename $0) ${GIT_PUSH_CERT:-none} ${GIT_PUSH_CERT_STATUS:-none} ${GIT_PUSH_CERT_NONCE_STATUS:-}"\n'
+    hooks_dir = tmp_path / "hooks"
+    hooks_dir.mkdir()
+    for name in ("pre-receive", "update", "post-receive"):
+        (hooks_dir / name).write_text("#!/bin/sh\n" + told)
+        (hooks_dir / name).chmod(0o755)
+    settings = PushCertSettings(seed=b"seed")
+    nonce = git_push_cert.nonce(b"seed", b"repo", 1700000000)
+    cert = b"certificate version 0.1\nnonce " + nonce + b"\n\n" + OLD + b" " + NEW + b" refs/heads/main\n"
+    signed = git_hooks.SignedPush(cert, settings, nonce, b"repo")
+    location = HookLocation(str(hooks_dir), str(tmp_path), str(tmp_path), store_blob=store)
+    hooks = git_hooks.GitHooks(location, git_hooks.PushContext(signed=signed))
+    update = RefUpdate(b"refs/heads/main", OLD, NEW)
+    assert hooks.pre_receive([update]) and hooks.update(update)
+    hooks.post_receive([update])
+    cert_id = "c" * 40
+    assert hooks.take_output().decode().splitlines() == [
+        f"pre-receive {cert_id} N OK", "update none none ", f"post-receive {cert_id} N OK"]  # unsigned: N
+    assert stored == [cert]
+    unsigned = git_hooks.GitHooks(location, git_hooks.PushContext())
+    assert unsigned.pre_receive([update])
+    assert unsigned.take_output() == b"pre-receive none none \n"
+
+
 def test_missing_and_non_executable_hooks_accept(tmp_path: Path) -> None:
     hooks = _hooks(tmp_path, {})
     (tmp_path / "hooks" / "pre-receive").write_text("#!/bin/sh\nexit 1\n")  # mode 644: ignored, as by git
