@@ -96,7 +96,7 @@ class DiskPackSink:
         self._repo = repo
         self._quarantine: git_ingest.Quarantine | None = git_ingest.Quarantine(store)
         try:
-            self._ingest = git_ingest.PackIngest(store, repo._links, self._quarantine)
+            self._ingest = git_ingest.PackIngest(store, repo._links, self._quarantine, repo.fsck_rules())
         except BaseException:
             self._quarantine.drop()
             raise
@@ -297,7 +297,7 @@ class DulwichGitRepository:
             self._landed(pack)
             return
         self._added.update(added)
-        self._check_landed(store.get_raw(sha) for sha in added)
+        self._check_landed((sha, *store.get_raw(sha)) for sha in added)
 
     def _ingest_memory(self, store: MemoryObjectStore, f: BinaryIO) -> None:
         """Every object of the pack into the memory store, each claimed by this push
@@ -324,19 +324,63 @@ class DulwichGitRepository:
                     if sha not in self._added:
                         claims.claim(_object_key(store, sha), created)
                         self._added.add(sha)
-        self._check_landed((obj.type_num, obj.as_raw_string()) for obj in objects)
+        self._check_landed((obj.id, obj.type_num, obj.as_raw_string()) for obj in objects)
 
-    def _check_landed(self, objects: Iterable[tuple[int, bytes]]) -> None:
+    def _check_landed(self, objects: Iterable[tuple[bytes, int, bytes]]) -> None:
         """Check the objects a push put straight into a memory store (``ingest_pack`` checks a disk
         store's before they land): these are in already, unreferenced, so a broken one refuses the
         push and its objects go, keeping every ref from them and no later push naming one."""
+        rules = self.fsck_rules()
         try:
-            for type_num, raw in objects:
-                git_ingest.check_object(type_num, raw)
+            for sha, type_num, raw in objects:
+                git_ingest.check_object(type_num, raw, rules, bytes(sha))
         except ObjectFormatException as exc:
             with self._lock():
                 self._discard_added()
             raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+
+    def fsck_rules(self) -> git_ingest.FsckRules:
+        """How pushed objects are checked: ``receive.fsck.<msg-id>`` (``error``, ``warn`` or ``ignore``
+        for each of git fsck's findings that hgwire looks for) and ``receive.fsck.skipList`` (a file
+        of object ids not to check: ``#`` comments, one full id per line), as git's receive-pack reads
+        them; relative to the git directory, ``~`` expanded.  An unknown id or value is skipped, as by
+        git; a skip list that cannot be read, or names something not an object id, refuses the push
+        (``StorageError``)."""
+        config = self._config()
+        if config is None:
+            return git_ingest.DEFAULT_FSCK
+        try:
+            settings = [(bytes(k), bytes(v)) for k, v in config.items((b"receive", b"fsck"))]
+        except KeyError:
+            return git_ingest.DEFAULT_FSCK
+        skip: list[bytes] = []
+        listed = [v for k, v in settings if k.lower() == b"skiplist"]
+        if listed:
+            skip = self._skip_list(listed[-1])
+        return git_ingest.fsck_rules([(k, v) for k, v in settings if k.lower() != b"skiplist"], skip)
+
+    def _skip_list(self, value: bytes) -> list[bytes]:
+        name = os.path.expanduser(value.decode("utf-8", "surrogateescape"))
+        git_dir = self._disk_git_dir()
+        path = os.path.join(git_dir, name) if git_dir is not None else name
+        try:
+            with open(path, "rb") as f:
+                text = f.read(MAX_SKIP_LIST + 1)
+        except OSError as exc:
+            raise StorageError(f"could not open receive.fsck.skipList '{name}' ({exc.strerror or exc}); "
+                               "fix the repository's config on the server") from None
+        if len(text) > MAX_SKIP_LIST:
+            raise StorageError(f"receive.fsck.skipList '{name}' is larger than {MAX_SKIP_LIST >> 20} MiB")
+        ids = []
+        for line in text.split(b"\n"):
+            entry = line.split(b"#", 1)[0].strip()
+            if not entry:
+                continue
+            if len(entry) != 40 or not all(c in b"0123456789abcdefABCDEF" for c in entry):
+                raise StorageError(f"invalid object name {entry[:80].decode('utf-8', 'replace')!r} in "
+                                   f"receive.fsck.skipList '{name}'; fix it on the server")
+            ids.append(entry.lower())
+        return ids
 
     def receive_rules(self) -> ReceiveRules:
         """The repository's own ``receive.deny*`` settings, read as git's receive-pack reads them.
@@ -899,6 +943,10 @@ class Deploy:
 
 IGNORE, REFUSE, UPDATE_INSTEAD = "ignore", "refuse", "updateInstead"
 """``receive.denyCurrentBranch``/``denyDeleteCurrent`` actions (``warn`` lets the update through, as ``ignore``)."""
+
+
+MAX_SKIP_LIST = 64 << 20
+"""Bytes of a ``receive.fsck.skipList`` file read (about 1.5 million ids)."""
 
 
 class ConfigValueError(ValueError):

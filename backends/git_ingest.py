@@ -41,21 +41,20 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import PACK_MODE, DiskObjectStore
 from dulwich.objects import (
     ObjectID,
-    ShaFile,
-    Tag,
     object_header,
     parse_tree,
 )
 from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_index
+from dulwich.refs import Ref, check_ref_format
 
 from backends import git_packindex
 from backends.git_objects import PackObjectReader
@@ -281,12 +280,13 @@ def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TE
 
 
 def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes],
-                links: PushLinks | None = None, into: Quarantine | None = None) -> Pack | None:
+                links: PushLinks | None = None, into: Quarantine | None = None,
+                rules: FsckRules | None = None) -> Pack | None:
     """Index the pack ``read`` yields into ``store`` (completing a thin pack); the new ``Pack``.
 
     ``PackIngest`` fed from ``read``, scanning the stream itself; None for a pack without objects.
     """
-    ingest = PackIngest(store, links, into)
+    ingest = PackIngest(store, links, into, rules)
     try:
         while chunk := read(READ_CHUNK):
             ingest.write(chunk)
@@ -318,7 +318,8 @@ class PackIngest:
     """
 
     def __init__(self, store: DiskObjectStore, links: PushLinks | None = None,
-                 into: Quarantine | None = None) -> None:
+                 into: Quarantine | None = None, rules: FsckRules | None = None) -> None:
+        self._rules = rules or DEFAULT_FSCK
         if into is None:
             sweep_stale_temporaries(store)  # a quarantine swept when it was made
         self._store = store
@@ -388,7 +389,7 @@ class PackIngest:
             if obj.type_num != BLOB or children:
                 text = self._inflate(obj)
                 if obj.type_num != BLOB:
-                    self._check(obj.type_num, text)
+                    self._check(obj.type_num, text, obj.sha)
                 if children:
                     self._resolve_chains(obj.type_num, text, children)
         external: list[bytes] = []
@@ -428,7 +429,7 @@ class PackIngest:
             sha = _object_id(type_num, rebuilt)
             self._entries.append((sha, child.offset, child.crc32))
             if type_num != BLOB:
-                self._check(type_num, rebuilt)
+                self._check(type_num, rebuilt, sha)
             below = self._children(child.offset, sha)
             if below:
                 stack.append((rebuilt, iter(below)))
@@ -444,8 +445,8 @@ class PackIngest:
             raise ProtocolError(f"the pushed pack's object at offset {obj.offset} does not inflate to its size")
         return text
 
-    def _check(self, type_num: int, raw: bytes) -> None:
-        linked = check_object(type_num, raw)
+    def _check(self, type_num: int, raw: bytes, sha: bytes) -> None:
+        linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha))
         if self._links is not None:
             self._links.link(linked)
 
@@ -559,33 +560,134 @@ class PushLinks:
         return self._closed[1]
 
 
-def check_object(type_num: int, raw: bytes) -> list[bytes]:
-    """Refuse an object ``git fsck`` reports as an error (raises dulwich's ``ObjectFormatException``);
-    the ids (hex) it links to.
+ERROR, WARN, IGNORE = "error", "warn", "ignore"
+"""What a finding of git's fsck does to a push: refuse it, or let it through (logged, or not)."""
 
-    Commits: dulwich's checks (tree and parent ids, author and committer
-    ``Name <email>`` idents, times, header order) — git's ``missingTree``,
-    ``badParentSha1``, ``badEmail``, ``missingNameBeforeEmail`` family.  Trees:
-    entries sorted as git sorts them (a subtree's name compares as ``name/``)
-    and no name twice (``treeNotSorted``, ``duplicateEntries``).  Tags: an
-    object id and a non-empty name.  What git only warns about (zero-padded
-    modes, ``.git`` entries, tags without tagger) is accepted, as a default git
-    server accepts it.
+FSCK_MESSAGES: dict[str, tuple[str, str]] = {name.lower(): (name, severity) for name, severity in (
+    # errors (git's fatal ones, which a setting cannot lower, in _FATAL)
+    ("nulInHeader", ERROR), ("unterminatedHeader", ERROR),
+    ("badDate", ERROR), ("badDateOverflow", ERROR), ("badEmail", ERROR), ("badName", ERROR),
+    ("badObjectSha1", ERROR), ("badParentSha1", ERROR), ("badTimezone", ERROR), ("badTreeSha1", ERROR),
+    ("badType", ERROR), ("duplicateEntries", ERROR), ("missingAuthor", ERROR), ("missingCommitter", ERROR),
+    ("missingEmail", ERROR), ("missingNameBeforeEmail", ERROR), ("missingObject", ERROR),
+    ("missingSpaceBeforeDate", ERROR), ("missingSpaceBeforeEmail", ERROR), ("missingTag", ERROR),
+    ("missingTagEntry", ERROR), ("missingTree", ERROR), ("missingType", ERROR), ("missingTypeEntry", ERROR),
+    ("multipleAuthors", ERROR), ("treeNotSorted", ERROR), ("zeroPaddedDate", ERROR),
+    # warnings
+    ("emptyName", WARN), ("fullPathname", WARN), ("hasDot", WARN), ("hasDotdot", WARN), ("hasDotgit", WARN),
+    ("nullSha1", WARN), ("zeroPaddedFilemode", WARN), ("nulInCommit", WARN),
+    # git's "info": not even a warning unless asked
+    ("badFilemode", IGNORE), ("badTagName", IGNORE), ("missingTaggerEntry", IGNORE),
+)}
+"""The findings hgwire checks pushed objects for, by git's message ids (``git help fsck``), and what
+each does by default (git fsck's defaults: an error refuses the push, a warning is let through)."""
+_FATAL = frozenset({"nulinheader", "unterminatedheader"})
+_TREE_WARNINGS = frozenset({"emptyname", "fullpathname", "hasdot", "hasdotdot", "hasdotgit", "nullsha1",
+                            "zeropaddedfilemode", "badfilemode"})
+
+
+class FsckError(ObjectFormatException):
+    """A pushed object with a finding that refuses it: git's message id, and its words."""
+
+    def __init__(self, msg_id: str, message: str, oid: bytes | None = None) -> None:
+        self.msg_id = msg_id
+        where = f"object {oid.decode('ascii', 'replace')}: " if oid else ""
+        super().__init__(f"{where}{msg_id}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class FsckRules:
+    """A repository's ``receive.fsck.<msg-id>`` settings (``error``, ``warn`` or ``ignore``, by the
+    lower-case id) and the objects of its ``receive.fsck.skipList`` (hex ids), which are not checked."""
+
+    severities: Mapping[str, str] = field(default_factory=dict)
+    skip: frozenset[bytes] = frozenset()
+
+    def severity(self, msg_id: str) -> str:
+        key = msg_id.lower()
+        return self.severities.get(key) or FSCK_MESSAGES[key][1]
+
+    @property
+    def tree_warnings(self) -> bool:
+        """Whether a tree finding git only warns about refuses a push here (each tree's names and
+        modes are then looked at; otherwise that costs nothing)."""
+        return any(self.severities.get(key) == ERROR for key in _TREE_WARNINGS)
+
+
+DEFAULT_FSCK = FsckRules()
+
+
+def fsck_rules(settings: Iterable[tuple[bytes, bytes]], skip_list: Iterable[bytes] = ()) -> FsckRules:
+    """The rules of ``receive.fsck.*`` settings (name, value), as git's receive-pack reads them:
+    an unknown id or value is skipped (git warns), and a fatal finding stays an error."""
+    severities = {}
+    for name, value in settings:
+        key = name.decode("ascii", "replace").lower()
+        severity = value.decode("ascii", "replace").strip().lower()
+        if key not in FSCK_MESSAGES or severity not in (ERROR, WARN, IGNORE) or (key in _FATAL and severity != ERROR):
+            continue
+        severities[key] = severity
+    return FsckRules(severities, frozenset(skip_list))
+
+
+class _Findings:
+    """Reports the findings of one object: raises for one the rules make an error (a warning
+    passes, as an ignored one: hgwire has no channel to the client while it checks a pack)."""
+
+    __slots__ = ("_oid", "_rules")
+
+    def __init__(self, rules: FsckRules, oid: bytes | None) -> None:
+        self._rules = rules
+        self._oid = oid
+
+    def __call__(self, msg_id: str, message: str) -> None:
+        if self._rules.severity(msg_id) == ERROR and (self._oid is None or self._oid not in self._rules.skip):
+            raise FsckError(msg_id, message, self._oid)
+
+
+def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = None
+                 ) -> list[bytes]:
+    """Refuse an object with a finding of ``git fsck`` that ``rules`` make an error (raises
+    ``FsckError``, a dulwich ``ObjectFormatException``); the ids (hex) it links to.
+
+    Commits: the tree and parent ids, exactly one author and a committer, each ident
+    ``Name <email> <date> <+zone>``, the header ended and without a NUL (git's ``fsck_commit`` and
+    ``fsck_ident``).  Trees: entries sorted as git sorts them (a subtree's name compares as
+    ``name/``) and no name twice; the names and modes git only warns about (``.git``, ``..``,
+    zero-padded modes …) are looked at when ``rules`` make one of them an error.  Tags: the
+    object, type and tag lines, and the tagger's ident when there is one.  By default what git's
+    fsck calls errors refuses, what it warns about (zero-padded modes, ``.git`` entries, tags
+    without a tagger) passes, as ``git fsck`` has it.
     """
     if type_num == BLOB:
         return []
+    report = _Findings(rules, oid)
     if type_num == TREE:  # parses the entries itself: no dulwich Tree object as well
-        return [child for _name, mode, child in _check_tree(raw) if mode & S_IFMT != S_IFGITLINK]
-    if type_num == COMMIT:
-        return _check_commit(raw)
-    obj = ShaFile.from_raw_string(type_num, raw)
-    assert isinstance(obj, Tag)
-    if not obj.name or obj.object[1] is None:
-        raise ObjectFormatException("a tag without a name or an object")
-    return [obj.object[1]]
+        links = [child for _name, mode, child in _check_tree(raw, report, rules.tree_warnings)
+                 if mode & S_IFMT != S_IFGITLINK]
+    elif type_num == COMMIT:
+        links = _check_commit(raw, report)
+    else:
+        links = _check_tag(raw, report)
+    return links
 
 
-def _check_commit(raw: bytes) -> list[bytes]:
+Report = Callable[[str, str], None]
+
+
+def _header_end(raw: bytes, report: Report) -> bytes:
+    """The header of a commit or tag, checked as git's ``verify_headers``: ended, without a NUL."""
+    end = raw.find(b"\n\n")
+    header = raw[:end + 1] if end >= 0 else raw
+    nul = header.find(b"\0")
+    if nul >= 0:
+        report("nulInHeader", f"unterminated header: NUL at offset {nul}")
+    elif end < 0 and not raw.endswith(b"\n"):
+        report("unterminatedHeader", "unterminated header")
+    return header
+
+
+def _check_commit(raw: bytes, report: Report) -> list[bytes]:
     """git fsck's checks of a commit (its ``fsck_commit`` and ``fsck_ident``); the tree and parent ids.
 
     The header must end (a blank line, or a last line with its newline) and
@@ -593,14 +695,10 @@ def _check_commit(raw: bytes) -> list[bytes]:
     ``author`` and a ``committer``, each ident as ``Name <email> <date> <+zone>``.
     Whatever follows the committer (``encoding``, ``gpgsig``, ``mergetag`` and
     any other header, the message) is the author's own business, as for git.
+    A finding the rules let through is passed as git passes it (the rest of that
+    ident, or of the commit after a missing line, is not looked at).
     """
-    end = raw.find(b"\n\n")
-    header = raw[:end + 1] if end >= 0 else raw
-    if b"\0" in header:
-        raise ObjectFormatException("unterminated header: NUL in the commit header")
-    if end < 0 and not raw.endswith(b"\n"):
-        raise ObjectFormatException("unterminated header")
-    lines = header.split(b"\n")
+    lines = _header_end(raw, report).split(b"\n")
     at = 0
 
     def take(prefix: bytes) -> bytes | None:
@@ -612,25 +710,32 @@ def _check_commit(raw: bytes) -> list[bytes]:
 
     tree = take(b"tree ")
     if tree is None:
-        raise ObjectFormatException("invalid format - expected 'tree' line")
-    if not _HEX_ID.fullmatch(tree):
-        raise ObjectFormatException("invalid 'tree' line format - bad sha1")
-    links = [tree.lower()]
+        report("missingTree", "invalid format - expected 'tree' line")
+        return []
+    links = []
+    if _HEX_ID.fullmatch(tree):
+        links.append(tree.lower())
+    else:
+        report("badTreeSha1", "invalid 'tree' line format - bad sha1")
     while (parent := take(b"parent ")) is not None:
-        if not _HEX_ID.fullmatch(parent):
-            raise ObjectFormatException("invalid 'parent' line format - bad sha1")
-        links.append(parent.lower())
+        if _HEX_ID.fullmatch(parent):
+            links.append(parent.lower())
+        else:
+            report("badParentSha1", "invalid 'parent' line format - bad sha1")
     authors = 0
     while (author := take(b"author ")) is not None:
         authors += 1
-        _check_ident(author, "author")
+        _check_ident(author, report)
     if authors != 1:
-        raise ObjectFormatException("invalid format - expected 'author' line" if not authors
-                                    else "invalid format - multiple 'author' lines")
+        report(*(("missingAuthor", "invalid format - expected 'author' line") if not authors
+                 else ("multipleAuthors", "invalid format - multiple 'author' lines")))
     committer = take(b"committer ")
     if committer is None:
-        raise ObjectFormatException("invalid format - expected 'committer' line")
-    _check_ident(committer, "committer")
+        report("missingCommitter", "invalid format - expected 'committer' line")
+        return links
+    _check_ident(committer, report)
+    if b"\0" in raw:
+        report("nulInCommit", "NUL byte in the commit object body")
     return links
 
 
@@ -639,57 +744,100 @@ _ANGLE = re.compile(rb"[<>]")
 _IDENT_DATE = re.compile(rb"([0-9]+) ([+-][0-9]{4})")
 _MAX_DATE = (1 << 63) - 1
 """git's ``date_overflows`` on a 64-bit ``time_t``."""
+_IDENT = "invalid author/committer line"
 
 
-def _check_ident(ident: bytes, what: str) -> None:
+def _check_ident(ident: bytes, report: Report) -> None:
     """``Name <email> date zone`` as git's ``fsck_ident`` reads it (``ident``: the line, no newline)."""
-    bad = f"invalid {what} line"
     if ident.startswith(b"<"):
-        raise ObjectFormatException(f"{bad} - missing name before email")
+        return report("missingNameBeforeEmail", f"{_IDENT} - missing name before email")
     first = _ANGLE.search(ident)
     if first is None:
-        raise ObjectFormatException(f"{bad} - missing email")
+        return report("missingEmail", f"{_IDENT} - missing email")
     if first.group() == b">":
-        raise ObjectFormatException(f"{bad} - bad name")
+        return report("badName", f"{_IDENT} - bad name")
     lt = first.start()
     if ident[lt - 1:lt] != b" ":
-        raise ObjectFormatException(f"{bad} - missing space before email")
+        return report("missingSpaceBeforeEmail", f"{_IDENT} - missing space before email")
     second = _ANGLE.search(ident, lt + 1)
     if second is None or second.group() != b">":
-        raise ObjectFormatException(f"{bad} - bad email")
+        return report("badEmail", f"{_IDENT} - bad email")
     close = second.start()
     rest = ident[close + 1:]
     if not rest.startswith(b" "):
-        raise ObjectFormatException(f"{bad} - missing space before date")
+        return report("missingSpaceBeforeDate", f"{_IDENT} - missing space before date")
     rest = rest[1:]
     if not rest[:1].isdigit():
-        raise ObjectFormatException(f"{bad} - bad date")
+        return report("badDate", f"{_IDENT} - bad date")
     if rest.startswith(b"0") and rest[1:2] != b" ":
-        raise ObjectFormatException(f"{bad} - zero-padded date")
+        return report("zeroPaddedDate", f"{_IDENT} - zero-padded date")
     digits = len(rest) - len(rest.lstrip(b"0123456789"))
     if digits > 19 or int(rest[:digits]) >= _MAX_DATE:  # (also before int() meets a million digits)
-        raise ObjectFormatException(f"{bad} - date causes integer overflow")
+        return report("badDateOverflow", f"{_IDENT} - date causes integer overflow")
     if rest[digits:digits + 1] != b" ":
-        raise ObjectFormatException(f"{bad} - bad date")
+        return report("badDate", f"{_IDENT} - bad date")
     if not _IDENT_DATE.fullmatch(rest):
-        raise ObjectFormatException(f"{bad} - bad time zone")
+        return report("badTimezone", f"{_IDENT} - bad time zone")
+    return None
 
 
-def _check_tree(raw: bytes) -> list[tuple[bytes, int, bytes]]:
+_TYPES = frozenset({b"commit", b"tree", b"blob", b"tag"})
+
+
+def _check_tag(raw: bytes, report: Report) -> list[bytes]:
+    """git fsck's checks of a tag (``fsck_tag_standalone``): ``object``, ``type`` and ``tag``
+    lines, then the tagger's ident when there is one; the tagged object's id."""
+    header = _header_end(raw, report)
+    lines = header.split(b"\n")
+    if not lines[0].startswith(b"object "):
+        report("missingObject", "invalid format - expected 'object' line")
+        return []
+    target = lines[0][len(b"object "):]
+    links = [target.lower()] if _HEX_ID.fullmatch(target) else []
+    if not links:
+        report("badObjectSha1", "invalid 'object' line format - bad sha1")
+    if len(lines) < 2 or not lines[1].startswith(b"type "):
+        report("missingTypeEntry", "invalid format - expected 'type' line")
+        return links
+    if len(lines) < 3:
+        report("missingType", "invalid format - unexpected end after 'type' line")
+        return links
+    if lines[1][len(b"type "):] not in _TYPES:
+        report("badType", "invalid 'type' value")
+    if not lines[2].startswith(b"tag "):
+        report("missingTagEntry", "invalid format - expected 'tag' line")
+        return links
+    if len(lines) < 4:
+        report("missingTag", "invalid format - unexpected end after 'type' line")
+        return links
+    name = lines[2][len(b"tag "):]
+    if not check_ref_format(Ref(b"tags/" + name)):
+        report("badTagName", f"invalid 'tag' name: {name[:200].decode('utf-8', 'replace')}")
+    if lines[3].startswith(b"tagger "):
+        _check_ident(lines[3][len(b"tagger "):], report)
+    else:
+        report("missingTaggerEntry", "invalid format - expected 'tagger' line")
+    return links
+
+
+def _check_tree(raw: bytes, report: Report, warnings: bool = False) -> list[tuple[bytes, int, bytes]]:
     """Entries in git's order (a subtree sorts as ``name/``), no name twice.
 
     Strictly increasing keys and distinct names, tested with C-level sorts and
     sets; only a tree that fails is walked again to say which entry is wrong.
+    With ``warnings``, the names and modes git warns about are looked at too.
     """
     entries = list(parse_tree(raw, 20))  # a list from the C parser, a generator from the Python one
     keys = [name + b"/" if mode & S_IFMT == S_IFDIR else name for name, mode, _child in entries]
     if keys != sorted(keys) or len(set(keys)) != len(keys) or len({e[0] for e in entries}) != len(keys):
-        _explain_tree(entries)
+        _explain_tree(entries, report)
+    if warnings:
+        _tree_warnings(raw, entries, report)
     return entries
 
 
-def _explain_tree(entries: list[tuple[bytes, int, bytes]]) -> None:
-    """Raise for the first entry out of order or named twice.
+def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> None:
+    """Report the first entry named twice, then the first out of order (each once, as git does).
 
     In git's order an entry and a later one of the same name can only be a file
     ``X`` and a subtree ``X`` (keys ``X`` < ``X/``), with only names that start
@@ -697,23 +845,79 @@ def _explain_tree(entries: list[tuple[bytes, int, bytes]]) -> None:
     """
     names: list[bytes] = []
     previous = None
+    twice: bytes | None = None
+    unsorted: tuple[bytes, bytes] | None = None
     for name, mode, _child in entries:
         if mode & S_IFMT == S_IFDIR:
             key = name + b"/"
             for earlier in reversed(names):
                 if earlier == name:
-                    raise ObjectFormatException(f"tree has the entry {name!r} twice")
+                    twice = twice or name
+                    break
                 if not earlier.startswith(name):
                     break
         else:
             key = name
         if previous is not None and key <= previous:
             if key == previous:
-                raise ObjectFormatException(f"tree has the entry {name!r} twice")
-            raise ObjectFormatException(f"tree entries are not sorted ({name!r} after {previous!r})")
+                twice = twice or name
+            elif unsorted is None:
+                unsorted = (name, previous)
         names.append(name)
         previous = key
-    raise AssertionError("a tree failed the check but no entry is wrong")
+    if twice is not None:
+        report("duplicateEntries", f"contains duplicate file entries (tree has the entry {twice!r} twice)")
+    if unsorted is not None:
+        report("treeNotSorted", f"not properly sorted ({unsorted[0]!r} after {unsorted[1]!r})")
+    if twice is None and unsorted is None:
+        raise AssertionError("a tree failed the check but no entry is wrong")
+
+
+_HFS_IGNORABLE = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+_NULL_ID = b"0" * 40
+_GOOD_MODES = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000, 0o100664})
+
+
+def _is_dotgit(name: bytes) -> bool:
+    """``.git`` as a case-insensitive file system, NTFS (trailing dots and spaces, ``git~1``, a
+    stream suffix) or HFS+ (ignorable code points) would read the name."""
+    lowered = name.lower()
+    ntfs = lowered.split(b":", 1)[0].rstrip(b". ")
+    if ntfs in (b".git", b"git~1"):
+        return True
+    text = lowered.decode("utf-8", "replace")
+    return _HFS_IGNORABLE.sub("", text) == ".git"
+
+
+def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: Report) -> None:
+    """The tree findings git's fsck only warns about (each reported once, as git does)."""
+    found: dict[str, str] = {}
+    for name, mode, child in entries:
+        if child == _NULL_ID:
+            found.setdefault("nullSha1", "contains entries pointing to null sha1")
+        if b"/" in name:
+            found.setdefault("fullPathname", "contains full pathnames")
+        if not name:
+            found.setdefault("emptyName", "contains empty pathname")
+        if name == b".":
+            found.setdefault("hasDot", "contains '.'")
+        if name == b"..":
+            found.setdefault("hasDotdot", "contains '..'")
+        if _is_dotgit(name):
+            found.setdefault("hasDotgit", "contains '.git'")
+        if mode not in _GOOD_MODES:
+            found.setdefault("badFilemode", "contains bad file modes")
+    pos = 0
+    while pos < len(raw):  # the modes as written: parse_tree reads "0100644" as 100644
+        if raw[pos:pos + 1] == b"0":
+            found.setdefault("zeroPaddedFilemode", "contains zero-padded file modes")
+            break
+        end = raw.find(b"\0", pos)
+        if end < 0:
+            break
+        pos = end + 21
+    for msg_id, message in found.items():
+        report(msg_id, message)
 
 
 ObjectReader = Callable[[bytes], tuple[int, bytes]]

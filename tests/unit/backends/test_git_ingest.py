@@ -216,6 +216,8 @@ def tree_of(*entries: tuple[bytes, bytes]) -> bytes:
     (2, tree_of((b"100644", b"a.txt"), (b"40000", b"a"))),       # "a/" sorts after "a.txt"
     (2, tree_of((b"0100644", b"x"))),                           # zero-padded mode: git only warns
     (4, b"object " + ID + b"\ntype commit\ntag v1\n\nold tag without a tagger\n"),
+    (4, b"object " + ID + b"\ntype commit\ntag \n\nm\n"),  # an empty name: only "info" to git's fsck
+    (4, b"object " + ID + b"\ntype commit\ntag v1\ntagger T <t@x> 1 +0100\nextra\n\nm\n"),
 ])
 def test_objects_git_accepts_pass(type_num: int, raw: bytes) -> None:
     git_ingest.check_object(type_num, raw)
@@ -226,10 +228,14 @@ def test_objects_git_accepts_pass(type_num: int, raw: bytes) -> None:
     (1, GOOD_COMMIT.replace(b"A U <a@example.com>", b"<a@example.com>"), "author"),
     (1, GOOD_COMMIT.replace(b"parent " + ID, b"parent xyz"), "parent"),
     (1, GOOD_COMMIT.replace(b"tree " + ID + b"\n", b""), "tree"),
-    (2, tree_of((b"100644", b"b"), (b"100644", b"a")), "not sorted"),
-    (2, tree_of((b"40000", b"a"), (b"100644", b"a.txt")), "not sorted"),
-    (2, tree_of((b"100644", b"a"), (b"40000", b"a")), "twice"),
-    (4, b"object " + ID + b"\ntype commit\ntag \n\nm\n", "name"),
+    (2, tree_of((b"100644", b"b"), (b"100644", b"a")), "treeNotSorted"),
+    (2, tree_of((b"40000", b"a"), (b"100644", b"a.txt")), "treeNotSorted"),
+    (2, tree_of((b"100644", b"a"), (b"40000", b"a")), "duplicateEntries: .* twice"),
+    (4, b"type commit\ntag v1\n\nm\n", "missingObject"),
+    (4, b"object xyz\ntype commit\ntag v1\n\nm\n", "badObjectSha1"),
+    (4, b"object " + ID + b"\ntype comit\ntag v1\n\nm\n", "badType"),
+    (4, b"object " + ID + b"\ntype commit\n\nm\n", "missingTagEntry"),
+    (4, b"object " + ID + b"\ntype commit\ntag v1\ntagger T <t@x> 1 +01\n\nm\n", "badTimezone"),
 ])
 def test_objects_git_fsck_calls_errors_are_refused(type_num: int, raw: bytes, message: str) -> None:
     from dulwich.errors import ObjectFormatException
@@ -242,7 +248,7 @@ def test_a_pack_with_an_unsorted_tree_lands_nothing(tmp_path: Path) -> None:
     server = tmp_path / "s.git"
     git(tmp_path, "init", "-q", "--bare", str(server))
     unsorted = tree_of((b"100644", b"b"), (b"100644", b"a"))
-    with pytest.raises(Exception, match="not sorted"):
+    with pytest.raises(Exception, match="treeNotSorted"):
         git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(raw_pack([(2, unsorted)])))  # type: ignore[arg-type]
     assert os.listdir(server / "objects" / "pack") == []
 
@@ -345,15 +351,15 @@ def commit_texts(draw: st.DrawFn) -> bytes:
     return b"\n".join(lines) + draw(st.sampled_from([b"\n\nmessage\n", b"\n", b"", b"\n\nm\0x\n"]))
 
 
-FSCK_REFUSALS = (b"error in commit ", b"bogus commit object ", b"could not be parsed")
+FSCK_REFUSALS = (b"error in commit ", b"bogus commit object ", b"could not be parsed", b"error in tag ")
 
 
-def git_fsck_accepts(raw: bytes) -> bool:
+def git_fsck_accepts(raw: bytes, kind: str = "commit") -> bool:
     """git's own verdict: ``git fsck`` of the object written as is, in a repository of its own
     (its missing tree and parents are reported too, but as broken links, not as its errors)."""
     with tempfile.TemporaryDirectory() as where:
         subprocess.run(["git", "init", "-q", "--bare", where], check=True)
-        sha = subprocess.run(["git", "hash-object", "--literally", "-w", "-t", "commit", "--stdin"], cwd=where,
+        sha = subprocess.run(["git", "hash-object", "--literally", "-w", "-t", kind, "--stdin"], cwd=where,
                              input=raw, capture_output=True, check=True).stdout.strip()
         report = subprocess.run(["git", "fsck", "--no-dangling"], cwd=where, capture_output=True)
     lines = (report.stdout + report.stderr).splitlines()
@@ -389,7 +395,7 @@ def test_commits_git_fsck_accepts(raw: bytes) -> None:
     (GOOD_COMMIT.replace(b"1700000000 +0100", b"+170 +0100"), "bad date"),
     (GOOD_COMMIT.replace(b"1700000000 +0100", b"9" * 5000 + b" +0100"), "overflow"),
     (GOOD_COMMIT.replace(b"message", b"tree\0"), None),  # a NUL in the message is fine
-    (GOOD_COMMIT.replace(b"\ncommitter", b"\nx\0y\ncommitter"), "NUL in the commit header"),
+    (GOOD_COMMIT.replace(b"\ncommitter", b"\nx\0y\ncommitter"), "nulInHeader: unterminated header: NUL at offset"),
 ])
 def test_commits_git_fsck_refuses(raw: bytes, message: str | None) -> None:
     if message is None:
@@ -592,3 +598,92 @@ def test_the_hook_environment_names_absolute_directories_for_a_store_opened_by_a
     assert os.path.isabs(quarantine.path) and os.path.isdir(quarantine.path)
     assert told["GIT_ALTERNATE_OBJECT_DIRECTORIES"] == str(tmp_path / "r.git" / "objects")
     quarantine.drop()
+
+
+def test_fsck_settings_are_read_as_git_reads_them() -> None:
+    rules = git_ingest.fsck_rules([(b"badTimezone", b"ignore"), (b"HASDOTGIT", b"Error"), (b"noSuchId", b"ignore"),
+                                   (b"badDate", b"maybe"), (b"nulInHeader", b"ignore")], [b"a" * 40])
+    assert rules.severity("badtimezone") == "ignore" and rules.severity("hasDotgit") == "error"
+    assert rules.severity("badDate") == "error", "a value git does not know is skipped"
+    assert rules.severity("nulInHeader") == "error", "a fatal finding cannot be lowered"
+    assert rules.tree_warnings and not git_ingest.DEFAULT_FSCK.tree_warnings
+    assert rules.skip == frozenset({b"a" * 40})
+
+
+BAD_ZONE = GOOD_COMMIT.replace(b"+0100", b"+01000")
+
+
+@pytest.mark.parametrize(("raw", "msg_id"), [
+    (BAD_ZONE, "badTimezone"),
+    (GOOD_COMMIT.replace(b"parent " + ID, b"parent xyz"), "badParentSha1"),
+    (GOOD_COMMIT.replace(b"\nauthor", b"\nauthor A <a@b> 1 +0000\nauthor"), "multipleAuthors"),
+    (GOOD_COMMIT.replace(b"tree " + ID, b"tree nope"), "badTreeSha1"),
+])
+def test_a_finding_the_settings_lower_passes_and_the_links_stay(raw: bytes, msg_id: str) -> None:
+    with pytest.raises(git_ingest.FsckError) as refused:
+        git_ingest.check_object(1, raw)
+    assert refused.value.msg_id == msg_id
+    for severity in (b"ignore", b"warn"):
+        rules = git_ingest.fsck_rules([(msg_id.encode(), severity)])
+        links = git_ingest.check_object(1, raw, rules, b"c" * 40)
+        assert ID in links or b"parent xyz" in raw, links  # what could be read is still linked
+    skipped = git_ingest.fsck_rules([], [b"c" * 40])
+    git_ingest.check_object(1, raw, skipped, b"c" * 40)
+    with pytest.raises(git_ingest.FsckError, match=f"object {'d' * 40}: {msg_id}"):
+        git_ingest.check_object(1, raw, skipped, b"d" * 40)
+
+
+@pytest.mark.parametrize(("entries", "msg_id"), [
+    (((b"40000", b".git"),), "hasDotgit"),
+    (((b"40000", b".GIT"),), "hasDotgit"),
+    (((b"40000", b"git~1"),), "hasDotgit"),
+    (((b"40000", b".git. . "),), "hasDotgit"),
+    (((b"40000", ".g\u200cit".encode()),), "hasDotgit"),
+    (((b"40000", b".."),), "hasDotdot"),
+    (((b"40000", b"."),), "hasDot"),
+    (((b"100644", b"a/b"),), "fullPathname"),
+    (((b"0100644", b"a"),), "zeroPaddedFilemode"),
+    (((b"100600", b"a"),), "badFilemode"),
+])
+def test_tree_warnings_pass_unless_made_errors(entries: tuple[tuple[bytes, bytes], ...], msg_id: str) -> None:
+    raw = tree_of(*entries)
+    git_ingest.check_object(2, raw)  # git's fsck only warns (or says nothing)
+    with pytest.raises(git_ingest.FsckError, match=msg_id):
+        git_ingest.check_object(2, raw, git_ingest.fsck_rules([(msg_id.encode(), b"error")]))
+    git_ingest.check_object(2, tree_of((b"100644", b"fine.git"), (b"100644", b"gitx")),
+                            git_ingest.fsck_rules([(msg_id.encode(), b"error")]))
+
+
+def test_an_unsorted_tree_with_a_duplicate_reports_both() -> None:
+    raw = tree_of((b"100644", b"b"), (b"100644", b"a"), (b"100644", b"a"))
+    with pytest.raises(git_ingest.FsckError, match="duplicateEntries"):
+        git_ingest.check_object(2, raw)
+    with pytest.raises(git_ingest.FsckError, match="treeNotSorted"):
+        git_ingest.check_object(2, raw, git_ingest.fsck_rules([(b"duplicateEntries", b"ignore")]))
+    lenient = git_ingest.fsck_rules([(b"duplicateEntries", b"ignore"), (b"treeNotSorted", b"warn")])
+    assert len(git_ingest.check_object(2, raw, lenient)) == 3
+
+
+TAG_HEAD = b"object " + ID + b"\ntype commit\ntag v1\n"
+
+
+@pytest.mark.parametrize("raw", [
+    TAG_HEAD + b"tagger T <t@x> 1 +0100\n\nm\n",
+    TAG_HEAD + b"\nno tagger\n",
+    TAG_HEAD + b"tagger T <t@x> 1 +01\n\nm\n",
+    TAG_HEAD + b"tagger T t@x 1 +0100\n\nm\n",
+    TAG_HEAD.replace(b"tag v1", b"tag ") + b"\nm\n",
+    TAG_HEAD.replace(b"tag v1", b"tag a..b") + b"\nm\n",
+    TAG_HEAD.replace(b"type commit", b"type comit") + b"\nm\n",
+    TAG_HEAD.replace(b"type commit\n", b"") + b"\nm\n",
+    TAG_HEAD.replace(ID, b"x" * 40) + b"\nm\n",
+    TAG_HEAD + b"tagger T <t@x> 1 +0100\nextra header\n\nm\n",
+    TAG_HEAD + b"tagger T <t@x> 1 +0100",
+])
+def test_the_tag_check_agrees_with_git_fsck(raw: bytes) -> None:
+    try:
+        git_ingest.check_object(4, raw)
+        ours = True
+    except ObjectFormatException:
+        ours = False
+    assert ours == git_fsck_accepts(raw, "tag"), raw

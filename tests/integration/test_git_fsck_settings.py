@@ -1,0 +1,120 @@
+"""A repository's ``receive.fsck.*`` settings, with real pushes, against git's own receive-pack
+(``receive.fsckObjects`` on, as hgwire always checks) pushing to a copy of the same repository.
+
+Legacy history with objects ``git fsck`` calls broken (a commit with a bad time zone, written by an
+old tool) is refused by default; ``receive.fsck.badTimezone = ignore`` or a ``receive.fsck.skipList``
+naming the commit lets it in.  A finding git only warns about (a ``.GIT`` tree entry) passes by
+default and refuses once ``receive.fsck.hasDotgit = error``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client
+from tests.integration.test_git_daemon import remote_refs, started_repo
+
+
+def _object(client: Client, work: Path, kind: str, data: bytes) -> str:
+    return subprocess.run(["git", "hash-object", "-t", kind, "-w", "--literally", "--stdin"], cwd=work,
+                          input=data, capture_output=True, check=True, env=client.env).stdout.decode().strip()
+
+
+def _legacy_commit(client: Client, work: Path) -> str:
+    """A commit on top of ``HEAD`` whose author's time zone has five digits (``fsck``: badTimezone)."""
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    tree = client.git("rev-parse", "HEAD^{tree}", cwd=work).stdout.strip()
+    text = (f"tree {tree}\nparent {head}\nauthor Old Tool <old@example.com> 1000000000 +05300\n"
+            f"committer Old Tool <old@example.com> 1000000000 +0530\n\nimported\n").encode()
+    return _object(client, work, "commit", text)
+
+
+def _dotgit_commit(client: Client, work: Path) -> str:
+    """A commit whose tree holds a ``.GIT`` directory (``fsck``: hasDotgit, a warning)."""
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    blob = _object(client, work, "blob", b"[core]\n")
+    inner = _object(client, work, "tree", b"100644 config\0" + bytes.fromhex(blob))
+    tree = _object(client, work, "tree", b"40000 .GIT\0" + bytes.fromhex(inner))
+    return client.git("commit-tree", tree, "-p", head, "-m", "sneaky", cwd=work).stdout.strip()
+
+
+def _push_both(client: Client, work: Path, url: str, copy: Path, commit: str
+               ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    ours = client.git("push", url, f"{commit}:refs/heads/main", cwd=work, check=False)
+    theirs = client.git("push", f"file://{copy}", f"{commit}:refs/heads/main", cwd=work, check=False)
+    return ours, theirs
+
+
+def _setting(git_dir: Path, key: str, value: str) -> None:
+    subprocess.run(["git", "--git-dir", str(git_dir), "config", key, value], check=True)
+
+
+@pytest.mark.parametrize("how", ["ignore", "skipList"])
+def test_legacy_history_is_let_in_by_the_repositorys_fsck_settings(make_server: Any, client: Client,
+                                                                   how: str) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "legacy", push=True)
+    bare = server.root / "legacy.git"
+    copy = client.cwd / "copy.git"
+    client.run("cp", "-a", str(bare), str(copy))
+    _setting(copy, "receive.fsckObjects", "true")
+    commit = _legacy_commit(client, work)
+    before = remote_refs(client, "default", url)
+
+    ours, theirs = _push_both(client, work, url, copy, commit)
+    assert ours.returncode == theirs.returncode != 0, (ours.stderr, theirs.stderr)
+    assert "badTimezone" in ours.stderr and "badTimezone" in theirs.stderr, (ours.stderr, theirs.stderr)
+    assert remote_refs(client, "default", url) == before  # nothing moved
+
+    for git_dir in (bare, copy):
+        if how == "ignore":
+            _setting(git_dir, "receive.fsck.badTimezone", "ignore")
+        else:
+            (git_dir / "legacy-objects").write_text(f"# imported from the old system\n{commit}  # bad zone\n")
+            _setting(git_dir, "receive.fsck.skipList", "legacy-objects")  # relative: the git directory's
+    ours, theirs = _push_both(client, work, url, copy, commit)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert remote_refs(client, "default", url) == remote_refs(client, "default", f"file://{copy}")
+    client.git("-c", "fsck.badTimezone=ignore", "--git-dir", str(bare), "fsck", "--full")
+
+
+def test_a_warning_made_an_error_refuses_the_push(make_server: Any, client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "strict", push=True)
+    bare = server.root / "strict.git"
+    copy = client.cwd / "copy.git"
+    client.run("cp", "-a", str(bare), str(copy))
+    commit = _dotgit_commit(client, work)
+    for git_dir in (bare, copy):
+        _setting(git_dir, "receive.fsck.hasDotgit", "error")
+    _setting(copy, "receive.fsckObjects", "true")
+    ours, theirs = _push_both(client, work, url, copy, commit)
+    assert ours.returncode == theirs.returncode != 0, (ours.stderr, theirs.stderr)
+    assert "hasDotgit" in ours.stderr and "hasDotgit" in theirs.stderr, (ours.stderr, theirs.stderr)
+    for git_dir in (bare, copy):
+        _setting(git_dir, "receive.fsck.hasDotgit", "warn")
+    ours, theirs = _push_both(client, work, url, copy, commit)
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert remote_refs(client, "default", url) == remote_refs(client, "default", f"file://{copy}")
+    client.git("--git-dir", str(bare), "fsck", "--full")
+
+
+def test_a_broken_skip_list_refuses_the_push_saying_so(make_server: Any, client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "broken", push=True)
+    bare = server.root / "broken.git"
+    before = remote_refs(client, "default", url)
+    (bare / "skip").write_text("not-an-id\n")
+    _setting(bare, "receive.fsck.skipList", "skip")
+    commit = _legacy_commit(client, work)
+    refused = client.git("push", url, f"{commit}:refs/heads/main", cwd=work, check=False)
+    assert refused.returncode != 0
+    assert "invalid object name 'not-an-id' in receive.fsck.skipList" in refused.stderr, refused.stderr
+    _setting(bare, "receive.fsck.skipList", "missing-file")
+    refused = client.git("push", url, f"{commit}:refs/heads/main", cwd=work, check=False)
+    assert "could not open receive.fsck.skipList 'missing-file'" in refused.stderr, refused.stderr
+    assert remote_refs(client, "default", url) == before
