@@ -27,6 +27,7 @@ from dulwich.repo import BaseRepo
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.interfaces import (
     ATOMIC_FAILURE,
+    MISSING_OBJECTS,
     ZERO_ID,
     HookLocation,
     Kind,
@@ -565,7 +566,7 @@ class DulwichGitRepository:
         if hidden(update.ref):
             return "deny deleting a hidden ref" if update.new == ZERO_ID else "deny updating a hidden ref"
         if update.new != ZERO_ID and not self._connected(update.new):
-            return "missing necessary objects"
+            return MISSING_OBJECTS
         return None
 
     def _run_proc_receive(self, checked: list[tuple[RefUpdate, str | None]], proc: set[bytes], atomic: bool,
@@ -657,7 +658,7 @@ class DulwichGitRepository:
         if hidden(update.ref):
             return "deny updating a hidden ref"  # git's words
         if not deletion and not self._connected(update.new):
-            return "missing necessary objects"
+            return MISSING_OBJECTS
         if not deletion and branch and not self._is_commit(update.new):
             return NON_COMMIT_BRANCH  # git's refs code refuses it too: a branch names a commit
         if (branch and rules.deny_non_fast_forwards and not deletion and update.old != ZERO_ID

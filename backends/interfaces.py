@@ -51,6 +51,11 @@ class RefResult:
     reports: tuple[RefReport, ...] = ()
 
 
+MISSING_OBJECTS = "missing necessary objects"
+"""git's receive-pack's reason for an update whose history the repository does not hold whole."""
+SHALLOW_UPDATE = "shallow update not allowed"
+"""git's reason for that update when the push came from a shallow clone (its history stops short)."""
+
 ATOMIC_FAILURE = "atomic push failure"
 """git's receive-pack's reason for the other refs of an atomic push one of whose refs is refused
 (by the backend's checks or hgwire's own rules)."""
@@ -437,6 +442,8 @@ class Backend(Protocol):
 
 __all__ = [
     "ATOMIC_FAILURE",
+    "MISSING_OBJECTS",
+    "SHALLOW_UPDATE",
     "AmbiguousIdentifier",
     "FilteredRevision",
     "DeltaMode",

@@ -15,8 +15,8 @@ import hashlib
 import importlib.metadata
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dulwich.object_store import BaseObjectStore
@@ -26,7 +26,16 @@ from twisted.python.failure import Failure
 
 from backends import git_archive as archive_backend
 from backends import git_fastpack, git_pack
-from backends.interfaces import GitRepository, Kind, ObjectId, PackSink, PushCertSettings, RefResult
+from backends.interfaces import (
+    MISSING_OBJECTS,
+    SHALLOW_UPDATE,
+    GitRepository,
+    Kind,
+    ObjectId,
+    PackSink,
+    PushCertSettings,
+    RefResult,
+)
 from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
@@ -726,13 +735,21 @@ def _finish_push(
         hooks = git_hooks.GitHooks(found, context or git_hooks.PushContext())
         if hooks.present():
             return hooks
-    return None, protected.update_refs(repo, commands.updates, commands.atomic, protections), b""
+    return None, _shallow(commands, protected.update_refs(repo, commands.updates, commands.atomic, protections)), b""
 
 
 def _update_with_hooks(repo: GitRepository, commands: git_receive.RefCommands, protections: Protections | None,
                        hooks: git_hooks.GitHooks) -> PushOutcome:
     results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks)
-    return None, results, hooks.take_output()
+    return None, _shallow(commands, results), hooks.take_output()
+
+
+def _shallow(commands: git_receive.RefCommands, results: Sequence[RefResult]) -> list[RefResult]:
+    """A push from a shallow clone whose history stops short of what the repository holds: git's
+    "shallow update not allowed" (a server takes no shallow history), not "missing objects"."""
+    if not commands.shallows:
+        return list(results)
+    return [replace(r, reason=SHALLOW_UPDATE) if r.reason == MISSING_OBJECTS else r for r in results]
 
 
 class UploadArchiveSession(_GitSession):

@@ -18,7 +18,7 @@ import pytest
 from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
-from tests.conftest import Client, RunningServer
+from tests.conftest import LOOPBACK, Client, RunningServer
 
 PROTOCOLS = {"v0": ["-c", "protocol.version=0"], "default": []}
 
@@ -569,3 +569,26 @@ def test_ls_remote_matches_git_upload_pack(make_server: Any, client: Client, pro
     ours = git(client, proto, "ls-remote", server.git_url("same"))
     theirs = git(client, proto, "ls-remote", str(server.root / "same.git"))
     assert ours == theirs
+
+
+def test_a_push_from_a_shallow_clone_is_refused_as_git_refuses_it(make_server: Any, client: Client) -> None:
+    """History that stops at the clone's shallow boundary cannot land where that history is not:
+    git's receive-pack says "shallow update not allowed"; where the repository holds it, it lands."""
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "full", push=True)
+    commit(client, work, "b.txt", "b\n", "b")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    shallow = client.cwd / "shallow"
+    client.git("clone", "-q", "--depth", "1", url, str(shallow))
+    commit(client, shallow, "c.txt", "c\n", "c")
+    server.backend.create("empty", Kind.GIT)
+    copy = client.cwd / "copy.git"
+    client.git("init", "-q", "--bare", str(copy))
+    ours = client.git("push", server.git_url("empty"), "HEAD:main", cwd=shallow, check=False)
+    theirs = client.git("push", f"file://{copy}", "HEAD:main", cwd=shallow, check=False)
+    assert ours.returncode == theirs.returncode != 0
+    assert "! [remote rejected] HEAD -> main (shallow update not allowed)" in ours.stderr, ours.stderr
+    assert "(shallow update not allowed)" in theirs.stderr, theirs.stderr
+    assert remote_refs(client, "default", server.git_url("empty")) == {}
+    client.git("push", "-q", url, "HEAD:main", cwd=shallow)
+    assert_consistent(server, client, "full")
