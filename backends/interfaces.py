@@ -136,6 +136,26 @@ class GitRepository(Protocol):
         ...
 
 
+class LargefileRefused(ValueError):
+    """An upload to a largefiles store refused (a wrong hash, too large): the message says why."""
+
+
+class Largefiles(Protocol):
+    """The store of hg's ``largefiles`` extension (an optional ``largefiles()`` of a Mercurial
+    repository, None where it serves none): files kept apart from history, each under its SHA-1 in
+    lower-case hex."""
+
+    def has(self, sha: bytes) -> bool: ...
+
+    def open(self, sha: bytes) -> tuple[int, Iterator[bytes]] | None:
+        """Its size and bytes; None when it is not here."""
+        ...
+
+    def put(self, sha: bytes, data: Iterable[bytes]) -> None:
+        """Keep an upload once its bytes hash to ``sha``; raises ``LargefileRefused`` (nothing kept)."""
+        ...
+
+
 class InlineBundleFile(Protocol):
     """An open inline clone bundle (an optional ``open_inline_clone_bundle(path)`` of a Mercurial
     repository, beside ``inline_clone_bundle_size(path)``): ``size``, then its bytes by iterating;
@@ -449,6 +469,8 @@ __all__ = [
     "DeltaMode",
     "HgTransaction",
     "IngestResult",
+    "LargefileRefused",
+    "Largefiles",
     "RevisionDelta",
     "RevisionGroup",
     "Section",

@@ -52,6 +52,7 @@ from backends.interfaces import (
     IngestResult,
     InlineBundleFile,
     Kind,
+    Largefiles,
     Node,
     ReceiveHooks,
     RefResult,
@@ -680,6 +681,16 @@ class GuardedHgRepository:
         """The backend's inline clone bundle, open (``size``, then its bytes), if it keeps such bundles."""
         opener = getattr(self._repo, "open_inline_clone_bundle", None)
         return opener(path) if opener is not None else None
+
+    def largefiles(self) -> Largefiles | None:
+        """The backend's largefiles store, where it serves hg's largefiles extension."""
+        store = getattr(self._repo, "largefiles", None)
+        return store() if store is not None else None
+
+    def largefiles_required(self) -> bool:
+        """The backend's ``largefiles`` requirement, if it knows of one."""
+        required = getattr(self._repo, "largefiles_required", None)
+        return bool(required()) if required is not None else False
 
     def state_stamp(self) -> bytes | None:
         """The backend's, if it has one (``backends.interfaces.StateStamped``)."""

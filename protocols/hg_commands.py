@@ -14,13 +14,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from backends.interfaces import AmbiguousIdentifier, FilteredRevision, HgRepository
+from backends.interfaces import (
+    AmbiguousIdentifier,
+    FilteredRevision,
+    HgRepository,
+    LargefileRefused,
+    Largefiles,
+)
 from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
 from protocols.errors import HgwireError, ProtocolError, UnsupportedFeature
-from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
+from protocols.hg_responses import BytesResponse, OobError, PushResponse, Response, StreamResponse
 
 Permission = Literal["pull", "push"]
 PULL: Permission = "pull"
@@ -135,6 +141,8 @@ def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     caps = ctx.transport_caps
     if clonebundles_manifest(repo) is not None:
         caps += CLONE_BUNDLES_CAPS
+    if largefiles_of(repo) is not None:
+        caps += (LARGEFILES_CAP,)
     return hg_wire.format_capabilities(
         hg_exchange.server_bundle2_caps(repo), repo.requirements(), caps, repo.stream_clone_allowed(),
         bool(prefers()) if prefers is not None else False,
@@ -149,6 +157,25 @@ def clonebundles_manifest(repo: HgRepository) -> bytes | None:
     """The repository's clone bundles manifest (``HgRepo.clonebundles_manifest``), None without one."""
     manifest = getattr(repo, "clonebundles_manifest", None)  # optional: a backend may not have it
     return manifest() if manifest is not None else None
+
+
+LARGEFILES_CAP = b"largefiles=serve"
+"""Advertised where the repository serves hg's ``largefiles`` extension (``hgext/largefiles/proto.py``)."""
+LARGEFILES_REQUIRED = (b"\nThis repository uses the largefiles extension.\n\nPlease enable it in your Mercurial "
+                       b"config file.\n")
+"""What a client without the extension is told when it asks a largefiles repository for its heads
+(hg's words; a client with it asks ``lheads`` instead)."""
+
+
+def largefiles_of(repo: HgRepository) -> Largefiles | None:
+    """The repository's largefiles store (``HgRepo.largefiles``), None where it serves none."""
+    store = getattr(repo, "largefiles", None)  # optional: a backend may not have it
+    return store() if store is not None else None
+
+
+def _largefiles_required(repo: HgRepository) -> bool:
+    required = getattr(repo, "largefiles_required", None)
+    return bool(required()) if required is not None else False
 
 
 # ------------------------------------------------------------------ handlers
@@ -181,7 +208,57 @@ def _branches(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 
 @command(b"heads", permission=PULL, batchable=True)
 def _heads(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    if _largefiles_required(repo) and largefiles_of(repo) is not None:
+        return OobError(LARGEFILES_REQUIRED)
     return BytesResponse(hg_wire.format_heads(hg_exchange.wire_heads(repo)))
+
+
+@command(b"lheads", permission=PULL, batchable=True)
+def _lheads(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """``heads`` for a client with the largefiles extension (unknown where no largefiles are served)."""
+    if largefiles_of(repo) is None:
+        return BytesResponse(b"")
+    return BytesResponse(hg_wire.format_heads(hg_exchange.wire_heads(repo)))
+
+
+@command(b"statlfile", b"sha", permission=PULL, batchable=True)
+def _statlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """``0`` when the largefile is here, ``2`` when it is not (``1``, a damaged one, is left to a
+    check on the server, as with hg)."""
+    store = largefiles_of(repo)
+    if store is None:
+        return BytesResponse(b"")
+    return BytesResponse(b"0\n" if store.has(args.named[b"sha"]) else b"2\n")
+
+
+@command(b"getlfile", b"sha", permission=PULL)
+def _getlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """The largefile: its length on a line, then its bytes (``streamreslegacy``)."""
+    store = largefiles_of(repo)
+    sha = args.named[b"sha"]
+    found = store.open(sha) if store is not None else None
+    if found is None:
+        raise HgwireError(f"requested largefile {sha[:80].decode('ascii', 'replace')} not present in cache")
+    size, chunks = found
+    return StreamResponse(_Prefixed(b"%d\n" % size, chunks), prefer_uncompressed=True)
+
+
+@command(b"putlfile", b"sha", permission=PUSH, takes_payload=True)
+def _putlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """Keep an uploaded largefile once it hashes to its name: ``0``, else ``1`` with hg's warning."""
+    store = largefiles_of(repo)
+    sha = args.named[b"sha"]
+    if ctx.payload is None:
+        raise ProtocolError("putlfile needs the file's bytes")
+    if store is None:
+        return PushResponse(1, b"largefiles: this repository does not serve largefiles; ask its operator to "
+                               b"enable the extension in its hgrc\n")
+    try:
+        store.put(sha, ctx.payload)
+    except LargefileRefused as exc:
+        return PushResponse(1, b"largefiles: failed to put %s into store: %s\n"
+                            % (sha[:80], str(exc).encode("utf-8", "replace")))
+    return PushResponse(0)
 
 
 @command(b"known", b"nodes *", permission=PULL, batchable=True)

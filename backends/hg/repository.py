@@ -39,6 +39,7 @@ from backends.hg.keys import (
     parse_phaseroots,
     parse_publishing,
 )
+from backends.hg.largefiles import LargefileStore
 from backends.hg.obsstore import (
     DRAFT,
     OBSSTORE,
@@ -895,6 +896,45 @@ class HgRepo:
         if not found.startswith(root + b"/"):
             return None
         return found
+
+    def largefiles(self) -> LargefileStore | None:
+        """The store of hg's ``largefiles`` extension (``statlfile``, ``getlfile``, ``putlfile``), where
+        the repository serves it: its hgrc enables the extension (``[extensions] largefiles =``, as
+        ``hg serve`` needs it), or it has the ``largefiles`` requirement.  None otherwise, and for a
+        repository not on disk."""
+        root = getattr(self.plain, "root", None)
+        if root is None:
+            return None
+        if reqs.LARGEFILES in self._requirements or self._extension_enabled(b"largefiles"):
+            return LargefileStore(root)
+        return None
+
+    def largefiles_required(self) -> bool:
+        """The repository has the ``largefiles`` requirement: a client without the extension cannot
+        use it (hg's ``islfilesrepo``; its standins arrived by a push)."""
+        return reqs.LARGEFILES in self._requirements
+
+    def require_largefiles(self) -> None:
+        """After a push that brought standins (``.hglf/``) to a repository serving largefiles: add the
+        ``largefiles`` requirement, as the extension's ``checkrequireslfiles`` hook does (in
+        ``.hg/store/requires`` with ``share-safe``, else ``.hg/requires``)."""
+        if reqs.LARGEFILES in self._requirements or self.largefiles() is None:
+            return
+        vfs = self.store if reqs.SHARE_SAFE in self._requirements else self.plain
+        current = reqs.parse(vfs.read(b"requires")) if vfs.exists(b"requires") else set()
+        vfs.replace(b"requires", reqs.format_requirements(frozenset(current | {reqs.LARGEFILES})))
+        self._requirements = self._requirements | {reqs.LARGEFILES}
+
+    def _extension_enabled(self, name: bytes) -> bool:
+        """``[extensions] <name>`` (or ``hgext.<name>``) is set and not disabled with ``!``."""
+        data = self._hgrc()
+        if not data:
+            return False
+        for key in (name, b"hgext." + name):
+            value = config_value(data, b"extensions", key, self._hgrc_include)
+            if value is not None:
+                return not value.strip().startswith(b"!")
+        return False
 
     def full_bundle_disabled(self) -> bool:
         """``[server] disablefullbundle``: full clones must seed from clone bundles or a stream."""

@@ -26,6 +26,10 @@ leaves it as it is: hg checks its tip against the revlog and indexes the revisio
 memory (``revlog._register_nodemap_info``), and its next write, or ``hg debugupdatecaches``, brings it up to
 date.  It is not a stream clone requirement (hg's server leaves it out of ``streamreqs`` too)."""
 
+LARGEFILES = "largefiles"
+"""Changesets hold standins (``.hglf/``) of files kept apart (``backends.hg.largefiles``); the store's
+format is the usual one.  Added by a push that brings standins to a repository serving largefiles."""
+
 SUPPORTED = frozenset(
     {
         REVLOGV1,
@@ -38,13 +42,14 @@ SUPPORTED = frozenset(
         ZSTD,
         BOOKMARKS_IN_STORE,
         PERSISTENT_NODEMAP,
+        LARGEFILES,
         # Working-copy only: a server never reads or writes the dirstate.
         "dirstate-v2",
         "dirstate-tracked-key-v1",
     }
 )
-"""Everything else (treemanifest, revlogv2, changelogv2, largefiles, lfs,
-narrowhg, shared, internal phases, ...) is refused."""
+"""Everything else (treemanifest, revlogv2, changelogv2, lfs, narrowhg, shared, internal phases,
+...) is refused."""
 
 WORKING_COPY_DEFAULT = (SHARE_SAFE,)
 STORE_DEFAULT = (DOTENCODE, FNCACHE, GENERALDELTA, ZSTD, REVLOGV1, SPARSEREVLOG, STORE)

@@ -19,6 +19,7 @@ from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
 from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
+from backends.hg.largefiles import STANDIN_DIR
 from backends.hg.obsstore import OBSSTORE, PUBLIC, ObsStore, instabilities
 from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
@@ -75,6 +76,8 @@ class Transaction:
         self.compressor = Compressor(engine)
         self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor)
         self.writers: dict[bytes, RevlogWriter] = {}
+        self.standins = False
+        """A file under ``.hglf/`` (a largefiles standin) was written."""
         self.phases: bytearray | None = None
         self.marks: dict[bytes, Node] | None = None
         self.changed_cl = False
@@ -163,6 +166,8 @@ class Transaction:
         return writer
 
     def _file_writer(self, path: bytes) -> RevlogWriter:
+        if path.startswith(STANDIN_DIR):
+            self.standins = True
         return self._writer(self.repo.filelog_path(path), b"data/" + path + b".i")
 
     def _rebuild(self, base_text: bytes, delta: bytes) -> bytes:
@@ -426,6 +431,8 @@ class Transaction:
             self._drop_undo()
             if self.changed_cl:
                 self.repo.save_branches_after_commit()
+            if self.standins:
+                self.repo.require_largefiles()
         finally:
             self.repo.locks.release()
 

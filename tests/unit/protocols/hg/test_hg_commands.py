@@ -40,6 +40,8 @@ def test_every_command_of_the_issue_is_declared_with_hg_permissions() -> None:
         b"pushkey": PUSH, b"getbundle": PULL, b"unbundle": PUSH, b"protocaps": PULL, b"clonebundles": PULL,
         b"clonebundles_manifest": PULL, b"stream_out": PULL, b"changegroup": PULL, b"changegroupsubset": PULL,
         b"get_cached_bundle_inline": PULL,
+        # hg's largefiles extension (hgext/largefiles/__init__.py)
+        b"putlfile": PUSH, b"getlfile": PULL, b"statlfile": PULL, b"lheads": PULL,
     }  # fmt: skip
     assert {name: cmd.permission for name, cmd in COMMANDS.items()} == expected
 
