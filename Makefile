@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 		(apt-get update -q && apt-get install -y -q git openssh-client)
 	@command -v gpg >/dev/null 2>&1 || (apt-get install -y -q gnupg) || \
 		echo "gpg is not installed: OpenPGP-signed git pushes cannot be checked (and their test is skipped)"
+	@command -v git-lfs >/dev/null 2>&1 || (apt-get install -y -q git-lfs) || \
+		echo "git-lfs is not installed: the Git LFS tests are skipped (the server needs no git-lfs)"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,6 +15,9 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET  /NAME(.git)/info/refs?service=git-receive-pack``    ``GIT_INFO_REFS``
 ``POST /NAME(.git)/git-upload-pack``                       ``GIT_UPLOAD_PACK``
 ``POST /NAME(.git)/git-receive-pack``                      ``GIT_RECEIVE_PACK``
+``POST /NAME(.git)/info/lfs/objects/batch``                ``GIT_LFS_BATCH``
+``GET|PUT /NAME(.git)/info/lfs/objects/<sha256>``          ``GIT_LFS_OBJECT``
+``GET|POST /NAME(.git)/info/lfs/locks[/...]``              ``GIT_LFS_LOCKS``
 ``GET|POST /NAME?cmd=COMMAND`` (the repo root only)        ``HG_COMMAND``
 anything else                                              404 / 405 / 403
 =========================================================  =====================
@@ -77,6 +80,9 @@ class RouteKind(enum.Enum):
     GIT_INFO_REFS = "git-info-refs"
     GIT_UPLOAD_PACK = "git-upload-pack"
     GIT_RECEIVE_PACK = "git-receive-pack"
+    GIT_LFS_BATCH = "git-lfs-batch"
+    GIT_LFS_OBJECT = "git-lfs-object"
+    GIT_LFS_LOCKS = "git-lfs-locks"
     HG_COMMAND = "hg-command"
     REPO_PAGE = "repository-page"
     ROOT_PAGE = "root-page"
@@ -139,6 +145,9 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
         return NOT_FOUND
     if HG_COMMAND_ARG in query:
         return _hg_route(method, segments, query) if segments else NO_NAME
+    lfs = _lfs_route(method, segments)
+    if lfs is not None:
+        return lfs
     for tail in GIT_TAILS:
         if tuple(segments[-len(tail.segments):]) == tail.segments:
             if len(segments) == len(tail.segments):
@@ -172,6 +181,29 @@ def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
         shown = services[0][:40] if services else "none"
         return _error(403, f"Unsupported service: {shown!r}; hgwire speaks only the smart HTTP protocol")
     return Route(RouteKind.GIT_INFO_REFS, name, services[0])
+
+
+LFS_TAIL = ("info", "lfs")
+
+
+def _lfs_route(method: str, segments: Sequence[str]) -> Route | None:
+    """A Git LFS request (``gateway.git_lfs``): under ``NAME/info/lfs``; None for any other path."""
+    at = next((i for i in range(len(segments) - 2, 0, -1) if tuple(segments[i:i + 2]) == LFS_TAIL), None)
+    if at is None:
+        return None
+    name, rest = _repo_name(segments[:at]), list(segments[at + 2:])
+    if name is None:
+        return NOT_FOUND
+    if rest == ["objects", "batch"]:
+        return Route(RouteKind.GIT_LFS_BATCH, name) if method == "POST" else _error(405, "the batch API needs POST",
+                                                                                    ("POST",))
+    if len(rest) == 2 and rest[0] == "objects":
+        if method not in ("GET", "PUT"):
+            return _error(405, "an LFS object is got with GET or put with PUT", ("GET", "PUT"))
+        return Route(RouteKind.GIT_LFS_OBJECT, name, rest[1])
+    if rest and rest[0] == "locks" and len(rest) <= 3 and method in ("GET", "POST"):
+        return Route(RouteKind.GIT_LFS_LOCKS, name, "/".join(rest))
+    return NOT_FOUND
 
 
 def _hg_route(method: str, segments: Sequence[str], query: Mapping[str, Sequence[str]]) -> Route:
@@ -319,7 +351,7 @@ HTTP_HANDLERS: dict[RouteKind, Handler] = {}
 """Route kind → handler; ``gateway.git_http`` and the Mercurial HTTP work add rows."""
 
 
-HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.hg_http", "gateway.repo_page")
+HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.git_lfs", "gateway.hg_http", "gateway.repo_page")
 """Modules whose ``HANDLERS: Mapping[RouteKind, Handler]`` fill ``HTTP_HANDLERS``; absent ones are skipped."""
 
 

@@ -63,7 +63,7 @@ def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
 def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> None:
     """What this server is and what its clone URLs look like; no repository is named or looked up,
     so it costs nothing and tells nothing (it is also what a load balancer's health check reads)."""
-    base = _base_url(request)
+    base = base_url(request)
     body = ("This is hgwire: it serves Git and Mercurial repositories.\n\nClone one with:\n\n"
             f"    git clone {base}/NAME.git\n    hg clone {base}/NAME\n\n"
             "where NAME is the repository's name; ask the server's administrator for it.\n")
@@ -71,7 +71,7 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
     send_error(request, 200, body)
 
 
-def _base_url(request: server.Request) -> str:
+def base_url(request: server.Request) -> str:
     """``scheme://host[:port]`` as the client reached the server: its ``Host`` when it looks like one."""
     host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
     if not HOST_HEADER.fullmatch(host):
@@ -85,7 +85,7 @@ def _send_page(kind: Kind, request: server.Request, route: Route) -> None:
     if request.finished or request._disconnected:
         return
     name = strip_git_suffix(route.repo)
-    url = f"{_base_url(request)}/{quote(name, safe='/')}"
+    url = f"{base_url(request)}/{quote(name, safe='/')}"
     what, command = KIND_WORDS[kind]
     body = (f"{name} is {what} repository served by hgwire.\n\nClone it with:\n\n    {command.format(url=url)}\n")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")

@@ -1,0 +1,94 @@
+"""The Git LFS objects of a repository on disk: ``<git dir>/lfs/objects/<aa>/<bb>/<sha256>``.
+
+The layout is git-lfs's own (a clone's ``.git/lfs/objects``), so an operator can
+move a repository with its objects and ``git lfs`` tools read them.  An upload is
+written to a temporary beside its final name, checked against its name (SHA-256)
+and declared size, then renamed: a reader never sees half of one, and a wrong or
+cut upload leaves nothing.  Nothing here removes an object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+OBJECTS_DIR = os.path.join("lfs", "objects")
+CHUNK = 1 << 17
+_HEX = frozenset("0123456789abcdef")
+
+
+class LfsObjectRefused(ValueError):
+    """An upload that is not what its name and size say: the message says why."""
+
+
+def _checked(oid: str) -> str:
+    if len(oid) != 64 or not set(oid) <= _HEX:
+        raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
+    return oid
+
+
+class LfsStore:
+    """The LFS objects of one git directory."""
+
+    def __init__(self, git_dir: str) -> None:
+        self._dir = os.path.join(git_dir, OBJECTS_DIR)
+
+    def _path(self, oid: str) -> str:
+        oid = _checked(oid)
+        return os.path.join(self._dir, oid[:2], oid[2:4], oid)
+
+    def size(self, oid: str) -> int | None:
+        """The stored object's size; None when it is not here."""
+        try:
+            return os.stat(self._path(oid)).st_size
+        except (FileNotFoundError, NotADirectoryError, LfsObjectRefused):
+            return None
+
+    def open(self, oid: str) -> tuple[int, Iterator[bytes]] | None:
+        """The object's size and bytes in chunks (the file stays open until they are read or the
+        iterator is closed); None when it is not here."""
+        try:
+            f = open(self._path(oid), "rb")  # noqa: SIM115 -- closed by the iterator
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, LfsObjectRefused):
+            return None
+        return os.fstat(f.fileno()).st_size, _chunks(f)
+
+    def put(self, oid: str, size: int, data: Iterable[bytes]) -> None:
+        """Keep an upload once it is ``size`` bytes that hash to ``oid``; raises ``LfsObjectRefused``
+        (nothing kept) otherwise."""
+        final = self._path(oid)
+        parent = os.path.dirname(final)
+        os.makedirs(parent, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
+        try:
+            digest = hashlib.sha256()
+            written = 0
+            with os.fdopen(fd, "wb") as f:
+                for chunk in data:
+                    written += len(chunk)
+                    if written > size:
+                        raise LfsObjectRefused(f"the upload is larger than the {size} bytes it was announced with")
+                    digest.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            if written != size:
+                raise LfsObjectRefused(f"the upload has {written} bytes, not the {size} it was announced with")
+            if digest.hexdigest() != oid:
+                raise LfsObjectRefused("the upload's contents do not match its SHA-256")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    try:
+        while chunk := f.read(CHUNK):
+            yield chunk
+    finally:
+        f.close()

@@ -1,0 +1,211 @@
+"""Git LFS over HTTP(S): the Batch API and basic transfers for the ``git lfs`` client.
+
+For a remote ``https://HOST/NAME.git`` git-lfs finds its server at
+``https://HOST/NAME.git/info/lfs`` (git-lfs's ``docs/api/server-discovery.md``):
+
+- ``POST …/info/lfs/objects/batch``: what to do with each object
+  (``protocols.git_lfs``); an upload needs the right to push, a download the
+  right to read, as for git itself (``HttpFront.authorize``).
+- ``PUT …/info/lfs/objects/<sha256>``: an upload, kept once it is the size it
+  was announced with and hashes to its name (``backends.git_lfs``); ``GET``: a
+  download, streamed with backpressure.
+- ``…/info/lfs/locks…`` (``git lfs lock``, and ``locks/verify`` before each
+  push) answers 404: file locking is not offered, and git-lfs pushes on.
+
+The actions the batch answer gives carry the request's own ``Authorization``,
+so the transfers authenticate as the batch request did.  Repositories on disk
+only; errors are the API's JSON ``{"message": …}`` with its status codes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
+from urllib.parse import quote
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+
+from backends.git_lfs import LfsObjectRefused, LfsStore
+from gateway import git_session
+from gateway.auth import Access
+from gateway.channel import SessionContext
+from gateway.git_http import http_status
+from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after
+from gateway.repo_page import base_url
+from gateway.threads import IteratorProducer, run_blocking
+from protocols import git_lfs
+from protocols.errors import ProtocolError, UnsupportedFeature
+from protocols.git_lfs import MEDIA_TYPE
+
+log = Logger()
+
+PROTO = "git-lfs"
+BODY_CHUNK = 1 << 17
+
+
+def _context(front: HttpFront, request: server.Request, route: Route, user: str | None) -> SessionContext:
+    address = request.getClientAddress()
+    return SessionContext(backend=front.config.backend, repo_name=route.repo, transport="git-http",
+                          peer=f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}", user=user,
+                          read_only=front.config.read_only, authorizer=front.authorizer)
+
+
+def _store(ctx: SessionContext) -> LfsStore:
+    repo = git_session.open_git_repo(ctx)
+    opener = getattr(repo, "lfs", None)  # optional: a backend may keep no LFS objects
+    store: LfsStore | None = opener() if opener is not None else None
+    if store is None:
+        raise UnsupportedFeature("this repository cannot keep Git LFS objects (its backend keeps them on disk only)")
+    return store
+
+
+def _send_json(request: server.Request, status: int, body: bytes) -> None:
+    if request.finished or request._disconnected:
+        return
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", MEDIA_TYPE.encode())
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    request.setHeader(b"Cache-Control", b"no-cache")
+    request.write(body)
+    request.finish()
+
+
+def _failed(request: server.Request, route: Route, failure: Failure) -> None:
+    """An error as the API gives it: its status and a JSON message (401 with the challenges)."""
+    exc = failure.value
+    assert exc is not None
+    if isinstance(exc, LfsObjectRefused):
+        status, message = 422, str(exc)
+    else:
+        status = http_status(exc)
+        message = "internal error" if status == 500 else str(exc)
+    if status == 500:
+        log.failure("{proto} on {repo}", failure, proto=PROTO, repo=route.repo)
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"refused {status}: {message}")
+    if isinstance(exc, Unauthorized):
+        challenge = b'Basic realm="hgwire"'
+        request.setHeader(b"LFS-Authenticate", challenge)
+        request.setHeader(b"WWW-Authenticate", challenge)
+    retry_after(request, exc)
+    _send_json(request, status, git_lfs.error_body(message))
+
+
+def _body(request: server.Request) -> bytes:
+    content: IO[bytes] | None = request.content
+    if content is None:
+        return b""
+    content.seek(0)
+    return content.read(git_lfs.MAX_BATCH_BODY + 1)
+
+
+# --- the batch API ----------------------------------------------------------------------------
+
+def serve_batch(front: HttpFront, request: server.Request, route: Route) -> None:
+    d: defer.Deferred[Any] = run_blocking(lambda: git_lfs.parse_batch(_body(request)))
+
+    def authorized(batch: git_lfs.BatchRequest) -> defer.Deferred[bytes]:
+        access = Access.WRITE if batch.operation == git_lfs.UPLOAD else Access.READ
+        d2 = front.authorize(request, route.repo, "git-http", access)
+        return d2.addCallback(lambda user: run_blocking(_answer, front, request, route, user, batch))
+
+    d.addCallback(authorized)
+    d.addCallback(lambda body: _ok(request, route, body, "ok: batch"))
+    d.addErrback(lambda failure: _failed(request, route, failure))
+
+
+def _ok(request: server.Request, route: Route, body: bytes, outcome: str) -> None:
+    _send_json(request, 200, body)
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=outcome)
+
+
+def _answer(front: HttpFront, request: server.Request, route: Route, user: str | None,
+            batch: git_lfs.BatchRequest) -> bytes:
+    if batch.operation == git_lfs.UPLOAD and front.config.read_only:
+        raise ProtocolError("this server is read-only: pushing is disabled", http_status=403)
+    store = _store(_context(front, request, route, user))
+    base = f"{base_url(request)}/{quote(route.repo, safe='/')}/info/lfs/objects/"
+    auth = request.getHeader(b"authorization")
+    header = {"Authorization": auth.decode("latin-1")} if auth else {}
+    return git_lfs.batch_response(batch, store.size, lambda oid: base + oid, header)
+
+
+# --- basic transfers --------------------------------------------------------------------------
+
+def serve_object(front: HttpFront, request: server.Request, route: Route) -> None:
+    oid = route.service
+    upload = request.method == b"PUT"
+    d: defer.Deferred[Any] = front.authorize(request, route.repo, "git-http",
+                                             Access.WRITE if upload else Access.READ)
+    if upload:
+        d.addCallback(lambda user: run_blocking(_put, front, request, route, user, oid))
+        d.addCallback(lambda _: _ok(request, route, b"{}", f"ok: stored {oid}"))
+    else:
+        d.addCallback(lambda user: run_blocking(_open, front, request, route, user, oid))
+        d.addCallback(lambda found: _send_object(request, route, oid, found))
+    d.addErrback(lambda failure: _failed(request, route, failure))
+
+
+def _put(front: HttpFront, request: server.Request, route: Route, user: str | None, oid: str) -> None:
+    if front.config.read_only:
+        raise ProtocolError("this server is read-only: pushing is disabled", http_status=403)
+    if not git_lfs.valid_oid(oid):
+        raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
+    store = _store(_context(front, request, route, user))
+    content: IO[bytes] | None = request.content
+    if content is None:
+        raise ProtocolError("an upload needs a body", http_status=400)
+    size = content.seek(0, os.SEEK_END)
+    content.seek(0)
+    store.put(oid, size, _read_all(content))
+
+
+def _read_all(content: IO[bytes]) -> Iterator[bytes]:
+    while chunk := content.read(BODY_CHUNK):
+        yield chunk
+
+
+def _open(front: HttpFront, request: server.Request, route: Route, user: str | None,
+          oid: str) -> tuple[int, Iterator[bytes]]:
+    found = _store(_context(front, request, route, user)).open(oid) if git_lfs.valid_oid(oid) else None
+    if found is None:
+        raise ProtocolError("Object does not exist", http_status=404)
+    return found
+
+
+def _send_object(request: server.Request, route: Route, oid: str, found: tuple[int, Iterator[bytes]]) -> None:
+    size, chunks = found
+    if request.finished or request._disconnected:
+        run_blocking(getattr(chunks, "close", lambda: None))
+        return
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", b"application/octet-stream")
+    request.setHeader(b"Content-Length", b"%d" % size)
+    producer = IteratorProducer(chunks, request)
+
+    def sent(_: object) -> None:  # (the producer has unregistered itself)
+        if not request.finished and not request._disconnected:
+            request.finish()
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: sent {oid}")
+
+    producer.start().addCallbacks(sent, lambda failure: log.failure("{proto} sending {oid} of {repo}", failure,
+                                                                    proto=PROTO, oid=oid, repo=route.repo))
+
+
+# --- locks ------------------------------------------------------------------------------------
+
+def serve_locks(front: HttpFront, request: server.Request, route: Route) -> None:
+    """The locking API (``git lfs lock``, and ``locks/verify`` before each push): 404, locking is not
+    offered (git-lfs then pushes on, saying the remote does not support it)."""
+    _send_json(request, 404, git_lfs.error_body("Git LFS file locking is not supported by this server"))
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome="refused 404: no locking")
+
+
+HANDLERS: Mapping[RouteKind, Callable[[HttpFront, server.Request, Route], None]] = {
+    RouteKind.GIT_LFS_BATCH: serve_batch,
+    RouteKind.GIT_LFS_OBJECT: serve_object,
+    RouteKind.GIT_LFS_LOCKS: serve_locks,
+}

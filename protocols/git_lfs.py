@@ -1,0 +1,123 @@
+"""Git LFS over HTTP: the Batch API and the basic transfer adapter, as JSON in and JSON out.
+
+git-lfs's ``docs/api/batch.md`` and ``basic-transfers.md``.  The client asks
+``POST <repo>.git/info/lfs/objects/batch`` (``application/vnd.git-lfs+json``)
+what to do with objects named by their SHA-256 and size::
+
+    {"operation": "upload", "transfers": ["basic"], "objects": [{"oid": "…", "size": 123}]}
+
+and the server answers, per object, an action (an ``href`` to ``PUT`` it to or
+``GET`` it from, with headers) or an error; an upload of an object the server
+has gets no action at all.  Only ``basic`` transfers and SHA-256 are spoken;
+file locking is not offered.  Pure functions: no I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from protocols.errors import ProtocolError
+
+MEDIA_TYPE = "application/vnd.git-lfs+json"
+MAX_BATCH_BODY = 4 << 20
+"""Bytes of one batch request (git-lfs asks about 100 objects at a time)."""
+MAX_BATCH_OBJECTS = 10_000
+MAX_OBJECT_SIZE = 1 << 40
+"""Largest size an object may claim (the request body bound keeps real uploads far smaller)."""
+ACTION_EXPIRES_IN = 3600
+"""Seconds a returned action may be used for (the client asks again after)."""
+UPLOAD, DOWNLOAD = "upload", "download"
+BASIC = "basic"
+
+_OID = re.compile(r"[0-9a-f]{64}")
+
+
+def valid_oid(oid: str) -> bool:
+    """An LFS object is named by its SHA-256 in lower-case hex, nothing else (never a path)."""
+    return _OID.fullmatch(oid) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class LfsObject:
+    oid: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    operation: str
+    objects: tuple[LfsObject, ...]
+
+
+def parse_batch(body: bytes) -> BatchRequest:
+    """A batch request, checked; raises ``ProtocolError`` with the status git-lfs expects
+    (422 for a malformed request, 409 for a hash other than SHA-256, 413 for too many objects)."""
+    if len(body) > MAX_BATCH_BODY:
+        raise ProtocolError(f"a batch request larger than {MAX_BATCH_BODY >> 20} MiB", http_status=413)
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ProtocolError("the batch request is not JSON", http_status=422) from None
+    if not isinstance(request, dict):
+        raise ProtocolError("the batch request is not a JSON object", http_status=422)
+    operation = request.get("operation")
+    if operation not in (UPLOAD, DOWNLOAD):
+        raise ProtocolError("the batch operation must be 'upload' or 'download'", http_status=422)
+    if request.get("hash_algo", "sha256") != "sha256":
+        raise ProtocolError("only SHA-256 object names are supported", http_status=409)
+    transfers = request.get("transfers", [BASIC])
+    if not isinstance(transfers, list) or (transfers and BASIC not in transfers):
+        raise ProtocolError("only the 'basic' transfer adapter is supported", http_status=422)
+    objects = request.get("objects")
+    if not isinstance(objects, list):
+        raise ProtocolError("the batch request has no objects list", http_status=422)
+    if len(objects) > MAX_BATCH_OBJECTS:
+        raise ProtocolError(f"more than {MAX_BATCH_OBJECTS} objects in one batch request", http_status=413)
+    parsed = []
+    for item in objects:
+        oid = item.get("oid") if isinstance(item, dict) else None
+        size = item.get("size") if isinstance(item, dict) else None
+        if not isinstance(oid, str) or not isinstance(size, int) or isinstance(size, bool) \
+                or not 0 <= size <= MAX_OBJECT_SIZE:
+            raise ProtocolError("each object needs an 'oid' and a 'size' of at least zero", http_status=422)
+        parsed.append(LfsObject(oid, size))
+    return BatchRequest(operation, tuple(parsed))
+
+
+def batch_response(request: BatchRequest, stored_size: Callable[[str], int | None], href: Callable[[str], str],
+                   header: Mapping[str, str]) -> bytes:
+    """The answer to ``request``: ``stored_size(oid)`` says what the server holds (None: nothing),
+    ``href(oid)`` where an object is put or got, ``header`` what the client sends there."""
+    objects: list[dict[str, object]] = []
+    for obj in request.objects:
+        entry: dict[str, object] = {"oid": obj.oid, "size": obj.size}
+        if not valid_oid(obj.oid):
+            entry["error"] = {"code": 422, "message": "the object name is not a SHA-256 in lower-case hex"}
+            objects.append(entry)
+            continue
+        held = stored_size(obj.oid)
+        action = {"href": href(obj.oid), "header": dict(header), "expires_in": ACTION_EXPIRES_IN}
+        if request.operation == UPLOAD:
+            if held is None:
+                entry["actions"] = {UPLOAD: action}
+        elif held is None:
+            entry["error"] = {"code": 404, "message": "Object does not exist"}
+        else:
+            entry["size"] = held
+            entry["actions"] = {DOWNLOAD: action}
+        if "actions" in entry:
+            entry["authenticated"] = True
+        objects.append(entry)
+    return _json({"transfer": BASIC, "objects": objects, "hash_algo": "sha256"})
+
+
+def error_body(message: str) -> bytes:
+    """An error response of the API: only a message."""
+    return _json({"message": message})
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,101 @@
+"""Git LFS over HTTP with the real ``git lfs`` client: a push uploads the tracked files' objects
+(batch API, basic transfers), a clone downloads them into its working tree, the server keeps each
+under its SHA-256 as git-lfs lays them out, and what may not be read or pushed is refused as for
+git itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends.interfaces import Kind
+from tests.conftest import Client, SshKeys
+from tests.integration.test_git_daemon import assert_consistent
+from tests.integration.test_git_transports import PASSWORD, TRANSPORTS
+
+pytestmark = pytest.mark.skipif(shutil.which("git-lfs") is None,
+                                reason="the git-lfs client is not installed (make test installs it)")
+
+
+def _lfs_client(client: Client) -> None:
+    client.git("lfs", "install", "--skip-repo")
+
+
+def test_lfs_objects_go_up_with_a_push_and_come_down_with_a_clone(make_server: Any, client: Client,
+                                                                  ssh_keys: SshKeys, tmp_path: Path) -> None:
+    server = TRANSPORTS["http"](make_server, "fs", client, ssh_keys, tmp_path)
+    server.running.backend.create("media", Kind.GIT)
+    url = server.git_url("media")
+    _lfs_client(client)
+    work = client.cwd / "media"
+    client.git("clone", "-q", url, str(work))
+    client.git("lfs", "track", "*.bin", cwd=work)
+    data = os.urandom(2 << 20)
+    (work / "video.bin").write_bytes(data)
+    (work / "notes.txt").write_text("notes\n")
+    client.git("add", ".gitattributes", "video.bin", "notes.txt", cwd=work)
+    client.git("commit", "-q", "-m", "media", cwd=work)
+    client.git("push", "origin", "HEAD:main", cwd=work)  # (git-lfs's progress lines come only now and then)
+
+    oid = hashlib.sha256(data).hexdigest()
+    stored = server.running.root / "media.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    assert stored.read_bytes() == data
+    pointer = client.git("--git-dir", str(server.running.root / "media.git"), "show", "main:video.bin").stdout
+    assert f"oid sha256:{oid}" in pointer, "history holds the pointer, not the file"
+
+    clone = client.cwd / "clone"
+    client.git("clone", "-q", url, str(clone))
+    assert (clone / "video.bin").read_bytes() == data, "the smudge filter downloaded it"
+    assert client.git("lfs", "fsck", cwd=clone).returncode == 0
+    assert_consistent(server, client, "media")  # type: ignore[arg-type]
+
+
+def _batch(url: str, body: dict[str, object], auth: bool = True) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+        "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"})
+    if auth:
+        import base64
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def test_the_batch_api_refuses_what_git_would(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                              tmp_path: Path) -> None:
+    server = TRANSPORTS["http"](make_server, "fs", client, ssh_keys, tmp_path)
+    server.running.backend.create("media", Kind.GIT)
+    port = server.running.port("http")
+    batch = f"http://127.0.0.1:{port}/media.git/info/lfs/objects/batch"
+    oid = "a" * 64
+    upload = {"operation": "upload", "objects": [{"oid": oid, "size": 3}]}
+    assert _batch(batch, upload, auth=False)[0] == 401  # pushing needs a user
+    status, answer = _batch(batch, upload)
+    assert status == 200 and answer["objects"][0]["actions"]["upload"]["href"].endswith(f"/objects/{oid}")
+    status, answer = _batch(batch, {"operation": "download", "objects": [{"oid": oid, "size": 3}]})
+    assert answer["objects"][0]["error"]["code"] == 404
+    status, answer = _batch(batch, {"operation": "upload", "objects": [{"oid": "../../config", "size": 3}]})
+    assert answer["objects"][0]["error"]["code"] == 422
+    assert _batch(batch, {"operation": "delete", "objects": []})[0] == 422
+    assert _batch(batch, {"operation": "upload", "hash_algo": "sha512", "objects": []})[0] == 409
+    status, answer = _batch(f"http://127.0.0.1:{port}/nosuch.git/info/lfs/objects/batch", upload)
+    assert status == 404 and "not found" in answer["message"]
+
+    import base64
+    put = urllib.request.Request(f"http://127.0.0.1:{port}/media.git/info/lfs/objects/{oid}", data=b"abc",
+                                 method="PUT", headers={"Authorization": "Basic " + base64.b64encode(
+                                     f"alice:{PASSWORD}".encode()).decode()})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(put, timeout=30)
+    assert refused.value.code == 422  # "abc" does not hash to aaaa…
+    assert not (server.running.root / "media.git" / "lfs" / "objects" / "aa" / "aa" / oid).exists()

@@ -1,0 +1,100 @@
+"""The Git LFS Batch API as JSON in, JSON out; the LFS routes; the object store's checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backends.git_lfs import LfsObjectRefused, LfsStore
+from gateway.http import Route, RouteKind, route
+from protocols import git_lfs
+from protocols.errors import ProtocolError
+
+OID = hashlib.sha256(b"abc").hexdigest()
+
+
+def _answer(operation: str, objects: list[dict[str, object]], held: dict[str, int]) -> dict[str, object]:
+    request = git_lfs.parse_batch(json.dumps({"operation": operation, "objects": objects}).encode())
+    body = git_lfs.batch_response(request, held.get, lambda oid: "https://h/r.git/info/lfs/objects/" + oid,
+                                  {"Authorization": "Basic x"})
+    return json.loads(body)
+
+
+def test_uploads_get_an_action_only_for_what_the_server_lacks() -> None:
+    other = "b" * 64
+    answer = _answer("upload", [{"oid": OID, "size": 3}, {"oid": other, "size": 5}], {OID: 3})
+    first, second = answer["objects"]  # type: ignore[index]
+    assert first == {"oid": OID, "size": 3}
+    assert second["actions"]["upload"] == {"href": "https://h/r.git/info/lfs/objects/" + other,
+                                           "header": {"Authorization": "Basic x"}, "expires_in": 3600}
+    assert answer["transfer"] == "basic"
+
+
+def test_downloads_get_an_action_or_a_404() -> None:
+    answer = _answer("download", [{"oid": OID, "size": 3}, {"oid": "c" * 64, "size": 1}, {"oid": "x", "size": 1}],
+                     {OID: 3})
+    found, missing, bad = answer["objects"]  # type: ignore[misc]
+    assert found["actions"]["download"]["href"].endswith(OID)
+    assert missing["error"] == {"code": 404, "message": "Object does not exist"}
+    assert bad["error"]["code"] == 422
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (b"not json", 422), (b"[]", 422), (b'{"operation": "delete", "objects": []}', 422),
+    (b'{"operation": "upload"}', 422), (b'{"operation": "upload", "objects": [{"oid": "a"}]}', 422),
+    (b'{"operation": "upload", "objects": [{"oid": "a", "size": -1}]}', 422),
+    (b'{"operation": "upload", "objects": [{"oid": "a", "size": true}]}', 422),
+    (b'{"operation": "upload", "hash_algo": "sha512", "objects": []}', 409),
+    (b'{"operation": "upload", "transfers": ["tus"], "objects": []}', 422),
+    (b'{"operation": "upload", "objects": ' + b"[" * 100000 + b"]" * 100000 + b"}", 422),  # too deep
+    (b" " * (git_lfs.MAX_BATCH_BODY + 1), 413),
+])
+def test_malformed_batch_requests_are_refused_with_the_apis_status(body: bytes, status: int) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        git_lfs.parse_batch(body)
+    assert refused.value.http_status == status
+
+
+@given(st.binary(max_size=300))
+def test_any_body_is_parsed_or_refused_cleanly(body: bytes) -> None:
+    try:
+        git_lfs.parse_batch(body)
+    except ProtocolError:
+        pass
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("POST", "team/app.git/info/lfs/objects/batch", Route(RouteKind.GIT_LFS_BATCH, "team/app.git")),
+    ("PUT", "app.git/info/lfs/objects/" + OID, Route(RouteKind.GIT_LFS_OBJECT, "app.git", OID)),
+    ("GET", "app.git/info/lfs/objects/" + OID, Route(RouteKind.GIT_LFS_OBJECT, "app.git", OID)),
+    ("POST", "app.git/info/lfs/locks/verify", Route(RouteKind.GIT_LFS_LOCKS, "app.git", "locks/verify")),
+])
+def test_lfs_paths_route_to_their_handlers(method: str, path: str, expected: Route) -> None:
+    assert route(method, path.split("/"), {}) == expected
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "app.git/info/lfs/objects/batch", 405), ("DELETE", "app.git/info/lfs/objects/" + OID, 405),
+    ("GET", "../x/info/lfs/objects/batch", 404), ("GET", "app.git/info/lfs/other", 404),
+])
+def test_other_lfs_paths_are_refused(method: str, path: str, status: int) -> None:
+    assert route(method, path.split("/"), {}).status == status
+
+
+def test_the_store_keeps_only_what_an_upload_says_it_is(tmp_path: Path) -> None:
+    store = LfsStore(str(tmp_path))
+    for oid, size, data, why in [(OID, 3, [b"abd"], "SHA-256"), (OID, 2, [b"ab", b"c"], "larger"),
+                                 (OID, 4, [b"abc"], "not the 4"), ("../../config", 3, [b"abc"], "SHA-256")]:
+        with pytest.raises(LfsObjectRefused, match=why):
+            store.put(oid, size, data)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    store.put(OID, 3, [b"a", b"bc"])
+    assert store.size(OID) == 3 and store.size("d" * 64) is None and store.size("../x") is None
+    found = store.open(OID)
+    assert found is not None and found[0] == 3 and b"".join(found[1]) == b"abc"
+    assert (tmp_path / "lfs" / "objects" / OID[:2] / OID[2:4] / OID).read_bytes() == b"abc"
