@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,dev]' --config-settings editable_mode=compat
 	@command -v git >/dev/null 2>&1 && command -v ssh >/dev/null 2>&1 || \
 		(apt-get update -q && apt-get install -y -q git openssh-client)
-	@command -v gpg >/dev/null 2>&1 || (apt-get install -y -q gnupg) || \
+	@command -v gpg >/dev/null 2>&1 || apt-get install -y -q gnupg || (apt-get update -q && apt-get install -y -q gnupg) || \
 		echo "gpg is not installed: OpenPGP-signed git pushes cannot be checked (and their test is skipped)"
-	@command -v git-lfs >/dev/null 2>&1 || (apt-get install -y -q git-lfs) || \
+	@command -v git-lfs >/dev/null 2>&1 || apt-get install -y -q git-lfs || (apt-get update -q && apt-get install -y -q git-lfs) || \
 		echo "git-lfs is not installed: the Git LFS tests are skipped (the server needs no git-lfs)"
 	touch $(STAMP)
 
