@@ -35,5 +35,7 @@ class ServiceConfig:
     """The service's ``gateway.limits.UserSessions`` (every listener's), made on first use."""
     request_rates: Any = None
     """The service's ``gateway.limits.RequestRates`` (every listener's), made on first use."""
+    http_url: str | None = None
+    """The first HTTP listener's URL (``scheme://host:port``) once it listens (``gateway.service``)."""
     authorizer: Authorizer | None = None
     """Built once from the flags and ``config_file`` by ``gateway.policy.authorizer_for``."""

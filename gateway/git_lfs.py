@@ -19,7 +19,13 @@ only; errors are the API's JSON ``{"message": …}`` with its status codes.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import os
+import secrets
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 from urllib.parse import quote
@@ -30,15 +36,16 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from backends.git_lfs import LfsObjectRefused, LfsStore
+from backends.names import strip_git_suffix
 from gateway import git_session
 from gateway.auth import Access
-from gateway.channel import SessionContext
+from gateway.channel import Channel, SessionContext
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after
 from gateway.repo_page import base_url
 from gateway.threads import IteratorProducer, run_blocking
 from protocols import git_lfs
-from protocols.errors import ProtocolError, UnsupportedFeature
+from protocols.errors import HgwireError, PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_lfs import MEDIA_TYPE
 
 log = Logger()
@@ -109,7 +116,7 @@ def serve_batch(front: HttpFront, request: server.Request, route: Route) -> None
 
     def authorized(batch: git_lfs.BatchRequest) -> defer.Deferred[bytes]:
         access = Access.WRITE if batch.operation == git_lfs.UPLOAD else Access.READ
-        d2 = front.authorize(request, route.repo, "git-http", access)
+        d2 = lfs_authorize(front, request, route, access)
         return d2.addCallback(lambda user: run_blocking(_answer, front, request, route, user, batch))
 
     d.addCallback(authorized)
@@ -138,8 +145,7 @@ def _answer(front: HttpFront, request: server.Request, route: Route, user: str |
 def serve_object(front: HttpFront, request: server.Request, route: Route) -> None:
     oid = route.service
     upload = request.method == b"PUT"
-    d: defer.Deferred[Any] = front.authorize(request, route.repo, "git-http",
-                                             Access.WRITE if upload else Access.READ)
+    d: defer.Deferred[Any] = lfs_authorize(front, request, route, Access.WRITE if upload else Access.READ)
     if upload:
         d.addCallback(lambda user: run_blocking(_put, front, request, route, user, oid))
         d.addCallback(lambda _: _ok(request, route, b"{}", f"ok: stored {oid}"))
@@ -202,6 +208,118 @@ def serve_locks(front: HttpFront, request: server.Request, route: Route) -> None
     offered (git-lfs then pushes on, saying the remote does not support it)."""
     _send_json(request, 404, git_lfs.error_body("Git LFS file locking is not supported by this server"))
     log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome="refused 404: no locking")
+
+
+# --- git-lfs-authenticate over SSH --------------------------------------------------------------
+
+TOKEN_LIFETIME = 1800
+"""Seconds a token handed out over SSH opens the HTTP API for (git-lfs asks again after)."""
+TOKEN_SCHEME = "Bearer"
+_TOKEN_PREFIX = "hgwire-lfs."
+_SECRET = secrets.token_bytes(32)
+"""Signs the tokens of this process: they do not outlive it (git-lfs then asks for a new one)."""
+
+
+def issue_token(user: str | None, repo: str, access: Access, now: float | None = None) -> str:
+    """A token for ``user``'s ``access`` to the LFS objects of ``repo`` for ``TOKEN_LIFETIME``."""
+    expires = int((time.time() if now is None else now) + TOKEN_LIFETIME)
+    claims = json.dumps([user, _key(repo), access.value, expires], separators=(",", ":")).encode()
+    body = base64.urlsafe_b64encode(claims).decode().rstrip("=")
+    return _TOKEN_PREFIX + body + "." + hmac.new(_SECRET, body.encode(), hashlib.sha256).hexdigest()
+
+
+def check_token(token: str, repo: str, access: Access, now: float | None = None) -> str | None:
+    """The user a token was issued to, when it is ours, unexpired, for ``repo`` and covers
+    ``access`` (an upload token covers downloads); raises ``Unauthorized`` otherwise."""
+    body, _, mac = token.removeprefix(_TOKEN_PREFIX).partition(".")
+    expected = hmac.new(_SECRET, body.encode(), hashlib.sha256).hexdigest()
+    if not token.startswith(_TOKEN_PREFIX) or not hmac.compare_digest(mac, expected):
+        raise Unauthorized("the LFS token is not one this server issued; run the git command again")
+    user, key, granted, expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    if (time.time() if now is None else now) > expires:
+        raise Unauthorized("the LFS token has expired; run the git command again")
+    if key != _key(repo) or (access is Access.WRITE and granted != Access.WRITE.value):
+        raise Unauthorized("the LFS token is for another repository or operation")
+    return user if isinstance(user, str) else None
+
+
+def _key(repo: str) -> str:
+    return strip_git_suffix(repo)
+
+
+def lfs_authorize(front: HttpFront, request: server.Request, route: Route, access: Access
+                  ) -> defer.Deferred[str | None]:
+    """Who asks: the user of a token handed out over SSH (``Authorization: Bearer …``), still
+    allowed by the authorizer, or Basic credentials as for git (``HttpFront.authorize``)."""
+    header = (request.getHeader(b"authorization") or b"").decode("latin-1")
+    scheme, _, token = header.partition(" ")
+    if scheme != TOKEN_SCHEME or not token.startswith(_TOKEN_PREFIX):
+        return front.authorize(request, route.repo, "git-http", access)
+    try:
+        user = check_token(token.strip(), route.repo, access)
+        front.authorizer.check(user, route.repo, "git-http", access)
+    except (PermissionDenied, ValueError) as refusal:
+        return defer.fail(refusal if isinstance(refusal, PermissionDenied) else Unauthorized("a malformed LFS token"))
+    return defer.succeed(front.counted(user, request))
+
+
+class LfsAuthenticateSession:
+    """``git-lfs-authenticate PATH upload|download`` (git-lfs, for an ``ssh://`` remote): where the
+    repository's LFS API is over HTTP and a token that opens it, as JSON, exit 0; the door
+    already checked the access the operation needs."""
+
+    def __init__(self, kind: str, ctx: SessionContext, channel: Channel) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self._closed = False
+        self._access = Access.WRITE if kind.endswith("upload") else Access.READ
+        d = run_blocking(self._answer)
+        d.addCallbacks(self._send, self._refused)
+
+    def _answer(self) -> bytes:
+        _store(self.ctx)  # the repository is there, a git one, and keeps LFS objects
+        base = self.ctx.extra.get("http_url", "")
+        if not base:
+            raise UnsupportedFeature("Git LFS needs the HTTP listener (--http), which this server does not run")
+        if self._access is Access.WRITE and self.ctx.read_only:
+            raise ProtocolError("this server is read-only: pushing is disabled")
+        href = f"{base}/{quote(self.ctx.repo_name, safe='/')}/info/lfs"
+        token = issue_token(self.ctx.user, self.ctx.repo_name, self._access)
+        return json.dumps({"href": href, "header": {"Authorization": f"{TOKEN_SCHEME} {token}"},
+                           "expires_in": TOKEN_LIFETIME}).encode() + b"\n"
+
+    def _send(self, body: bytes) -> None:
+        if not self._closed:
+            self.channel.write(body)
+            self._end(0)
+
+    def _refused(self, failure: Failure) -> None:
+        exc = failure.value
+        if not isinstance(exc, HgwireError):
+            log.failure("git-lfs-authenticate for {repo}", failure, repo=self.ctx.repo_name)
+        message = str(exc) if isinstance(exc, HgwireError) else "internal error"
+        if not self._closed:
+            self.channel.write_stderr(f"hgwire: {message}\n".encode("utf-8", "replace"))
+        self._end(1)
+
+    def _end(self, status: int) -> None:
+        if not self._closed:
+            self._closed = True
+            self.channel.finish(status)
+
+    def data_received(self, data: bytes) -> None:
+        """Nothing is read."""
+
+    def eof_received(self) -> None:
+        """Nothing to do: the answer ends the session."""
+
+    def connection_lost(self) -> None:
+        self._closed = True
+
+
+def make_lfs_session(kind: str, ctx: SessionContext, channel: Channel) -> LfsAuthenticateSession:
+    """The session for a ``git-lfs-authenticate`` exec route (``protocols.ssh_exec.RouteKind``)."""
+    return LfsAuthenticateSession(kind, ctx, channel)
 
 
 HANDLERS: Mapping[RouteKind, Callable[[HttpFront, server.Request, Route], None]] = {

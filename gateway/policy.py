@@ -62,6 +62,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
+import re
 import signal
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -215,6 +216,9 @@ class Policy:
     """``[clone_cache]``: finished full-clone answers kept for the same request later (off by default)."""
     maintenance: Maintenance = Maintenance()
     """``[maintenance]``: when pushed packs are repacked."""
+    public_url: str | None = None
+    """``[http] public_url``: where clients reach the HTTP listener (``https://git.example.com``, a
+    reverse proxy's address), for the URLs hgwire hands out over SSH (Git LFS)."""
     hg_hgrc: str | None = None
     """``[hg] hgrc``: a Mercurial config file read before each repository's own ``.hg/hgrc``, as
     ``hg serve`` reads the system's (``HgRepo.base_hgrc``)."""
@@ -354,6 +358,7 @@ def parse_policy(text: str, source: str) -> Policy:
         maintenance=_parse_maintenance(reader, data.get("maintenance", {})),
         trusted_proxies=_parse_http(reader, data.get("http", {})),
         hg_hgrc=_parse_hg(reader, data.get("hg", {})),
+        public_url=_parse_public_url(reader, data.get("http", {})),
     )
 
 
@@ -462,7 +467,7 @@ def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
 def _parse_http(reader: _Reader, table: Any) -> Trusted:
     if not isinstance(table, dict):
         raise reader.fail("http", "must be a table: write the settings under [http]")
-    reader.known_keys(table, frozenset({"trusted_proxies", "forwarded_header"}), "http.")
+    reader.known_keys(table, frozenset({"trusted_proxies", "forwarded_header", "public_url"}), "http.")
     header = table.get("forwarded_header", X_FORWARDED_FOR)
     if not isinstance(header, str) or header.lower() not in HEADERS:
         raise reader.fail("http.forwarded_header",
@@ -476,6 +481,15 @@ def _parse_http(reader: _Reader, table: Any) -> Trusted:
             raise reader.fail(f"http.trusted_proxies[{i}]",
                               f"{text!r} is not an IP address or network, e.g. \"127.0.0.1\" or \"10.0.0.0/8\"") from None
     return Trusted(tuple(networks), header.lower())
+
+
+def _parse_public_url(reader: _Reader, table: Any) -> str | None:
+    if not isinstance(table, dict) or "public_url" not in table:
+        return None
+    url = reader.string(table["public_url"], "http.public_url").rstrip("/")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?", url):
+        raise reader.fail("http.public_url", f"{url!r} is not an http(s) URL: write it as \"https://git.example.com\"")
+    return url
 
 
 def _parse_hg(reader: _Reader, table: Any) -> str | None:

@@ -206,7 +206,15 @@ class HgwireService(service.MultiService):
         listener = ListenerService(kind, description, factory, self.stop_reactor_on_failure)
         listener.setServiceParent(self)
         self.listeners.append(listener)
+        if kind == "http":
+            listener.listening.addCallback(self._http_listening, listener)
         return listener
+
+    def _http_listening(self, port: IListeningPort, listener: ListenerService) -> IListeningPort:
+        """The first HTTP listener's URL, for what is handed out over SSH without ``[http] public_url``."""
+        if self.config.http_url is None:
+            self.config.http_url = listener.url("NAME").removesuffix("/NAME")
+        return port
 
     def startService(self) -> None:
         from twisted.internet import reactor

@@ -165,6 +165,8 @@ ROUTE_ACCESS: dict[RouteKind, Access] = {
     RouteKind.GIT_RECEIVE_PACK: Access.WRITE,
     RouteKind.HG_SERVE: Access.READ,  # hg push permission is checked per wire command
     RouteKind.HG_INIT: Access.CREATE,
+    RouteKind.GIT_LFS_AUTH_DOWNLOAD: Access.READ,
+    RouteKind.GIT_LFS_AUTH_UPLOAD: Access.WRITE,
 }
 """What a route needs at the door; the authorizer decides."""
 
@@ -174,6 +176,8 @@ ROUTE_PROTO: dict[RouteKind, str] = {
     RouteKind.GIT_RECEIVE_PACK: "git-ssh",
     RouteKind.HG_SERVE: "hg-ssh",
     RouteKind.HG_INIT: "hg-ssh",
+    RouteKind.GIT_LFS_AUTH_DOWNLOAD: "git-ssh",
+    RouteKind.GIT_LFS_AUTH_UPLOAD: "git-ssh",
 }
 
 @dataclass(frozen=True)
@@ -189,6 +193,8 @@ SESSION_PROVIDERS: tuple[SessionProvider, ...] = (
     SessionProvider("gateway.git_session", "make_git_session",
                     (RouteKind.GIT_UPLOAD_PACK, RouteKind.GIT_RECEIVE_PACK, RouteKind.GIT_UPLOAD_ARCHIVE)),
     SessionProvider("gateway.hg_session", "make_hg_session", (RouteKind.HG_SERVE, RouteKind.HG_INIT)),
+    SessionProvider("gateway.git_lfs", "make_lfs_session",
+                    (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD)),
 )
 """Where the rows of ``EXEC_SESSIONS`` come from; a provider that is not there yet is skipped."""
 
@@ -505,6 +511,10 @@ class ExecChannel(conch_channel.SSHChannel):
         extra = {"git_protocol": raw_protocol.decode("ascii", "replace")} if raw_protocol else {}
         if request.hidden:
             extra["hidden"] = "1"
+        if request.kind in (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD):
+            policy = getattr(self._front.authorizer, "policy", None)
+            public = policy.current.public_url if policy is not None else None
+            extra["http_url"] = public or config.http_url or ""
         return SessionContext(
             backend=config.backend,
             repo_name=name,

@@ -10,6 +10,7 @@ What clients send (PROTOCOL-NOTES §1.1, §2.1):
 - git: ``git-upload-pack '/team/app.git'`` — the path single-quoted, a ``'`` in
   it written ``'\\''`` and a ``!`` written ``'\\!'`` (git's ``sq_quote``); the
   ``git upload-pack 'PATH'`` spelling is accepted too.
+- git-lfs: ``git-lfs-authenticate 'PATH' upload|download`` for an ``ssh://`` remote.
 - hg: ``hg -R team/app serve --stdio`` (``sshpeer._makeconnection``), with the
   path left bare when it only holds ``[A-Za-z0-9@%_+=:,./-]`` and single-quoted
   otherwise; ``--hidden`` may follow; ``hg init PATH`` before a push that
@@ -59,6 +60,8 @@ class RouteKind(enum.StrEnum):
     GIT_UPLOAD_ARCHIVE = "git-upload-archive"
     HG_SERVE = "hg-serve"
     HG_INIT = "hg-init"
+    GIT_LFS_AUTH_DOWNLOAD = "git-lfs-authenticate-download"
+    GIT_LFS_AUTH_UPLOAD = "git-lfs-authenticate-upload"
 
 
 class Slot(enum.Enum):
@@ -124,6 +127,10 @@ EXEC_TABLE: Mapping[str, tuple[ExecPattern, ...]] = {
         *_hg_serve_rows("-R"),
         *_hg_serve_rows("--repository"),
         ExecPattern(RouteKind.HG_INIT, ("hg", "init", PATH)),
+    ),
+    "git-lfs-authenticate": (  # git-lfs, for an ssh:// remote: where its HTTP API is, and a token for it
+        ExecPattern(RouteKind.GIT_LFS_AUTH_DOWNLOAD, ("git-lfs-authenticate", PATH, "download")),
+        ExecPattern(RouteKind.GIT_LFS_AUTH_UPLOAD, ("git-lfs-authenticate", PATH, "upload")),
     ),
 }
 """Command name (first word) → the shapes accepted for it.  Add a row to serve more."""

@@ -99,3 +99,32 @@ def test_the_batch_api_refuses_what_git_would(make_server: Any, client: Client, 
         urllib.request.urlopen(put, timeout=30)
     assert refused.value.code == 422  # "abc" does not hash to aaaa…
     assert not (server.running.root / "media.git" / "lfs" / "objects" / "aa" / "aa" / oid).exists()
+
+
+def test_lfs_over_an_ssh_remote_authenticates_through_git_lfs_authenticate(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """git-lfs asks the SSH server where the HTTP API is (``git-lfs-authenticate``) and gets a token
+    for it: the objects of a push over SSH go up over HTTP, with the SSH user's rights."""
+    from tests.conftest import LOOPBACK, ssh_server_settings
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), **ssh_server_settings(ssh_keys))
+    server.backend.create("media", Kind.GIT)
+    port = server.port("ssh")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
+    url = f"ssh://git@127.0.0.1:{port}/media.git"
+    _lfs_client(client)
+    work = client.cwd / "media"
+    client.git("clone", "-q", url, str(work))
+    client.git("lfs", "track", "*.bin", cwd=work)
+    data = os.urandom(1 << 20)
+    (work / "video.bin").write_bytes(data)
+    client.git("add", ".gitattributes", "video.bin", cwd=work)
+    client.git("commit", "-q", "-m", "media", cwd=work)
+    client.git("push", "origin", "HEAD:main", cwd=work)
+    oid = hashlib.sha256(data).hexdigest()
+    assert (server.root / "media.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).read_bytes() == data
+    clone = client.cwd / "clone"
+    client.git("clone", "-q", url, str(clone))
+    assert (clone / "video.bin").read_bytes() == data

@@ -98,3 +98,35 @@ def test_the_store_keeps_only_what_an_upload_says_it_is(tmp_path: Path) -> None:
     found = store.open(OID)
     assert found is not None and found[0] == 3 and b"".join(found[1]) == b"abc"
     assert (tmp_path / "lfs" / "objects" / OID[:2] / OID[2:4] / OID).read_bytes() == b"abc"
+
+
+def test_tokens_open_only_what_they_were_issued_for() -> None:
+    from gateway.auth import Access
+    from gateway.git_lfs import check_token, issue_token
+    from gateway.http import Unauthorized
+
+    now = 1_700_000_000.0
+    upload = issue_token("alice", "team/media.git", Access.WRITE, now)
+    assert check_token(upload, "team/media", Access.WRITE, now + 60) == "alice"  # with or without .git
+    assert check_token(upload, "team/media.git", Access.READ, now) == "alice"  # an upload token reads too
+    download = issue_token(None, "team/media.git", Access.READ, now)
+    assert check_token(download, "team/media.git", Access.READ, now) is None  # anonymous
+    refusals = [(download, "team/media.git", Access.WRITE, now, "another repository or operation"),
+                (upload, "team/other.git", Access.READ, now, "another repository or operation"),
+                (upload, "team/media.git", Access.READ, now + 3600, "expired"),
+                (upload[:-1] + ("0" if upload[-1] != "0" else "1"), "team/media.git", Access.READ, now, "not one"),
+                (upload.replace("hgwire-lfs.", "hgwire-lfs.x"), "team/media.git", Access.READ, now, "not one")]
+    for token, repo, access, when, why in refusals:
+        with pytest.raises(Unauthorized, match=why):
+            check_token(token, repo, access, when)
+
+
+def test_the_public_url_is_read_from_the_config_file() -> None:
+    from gateway.policy import PolicyError, parse_policy
+
+    assert parse_policy('[http]\npublic_url = "https://git.example.com/"\n', "x.toml").public_url == \
+        "https://git.example.com"
+    assert parse_policy("", "x.toml").public_url is None
+    for bad in ('"git.example.com"', '"ftp://x"', '"https://x/ y"'):
+        with pytest.raises(PolicyError, match="http.public_url"):
+            parse_policy(f"[http]\npublic_url = {bad}\n", "x.toml")
