@@ -27,6 +27,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -37,7 +38,7 @@ from twisted.web import server
 
 from backends.git_lfs import LfsObjectRefused, LfsStore
 from backends.names import strip_git_suffix
-from gateway import git_session
+from gateway import audit, git_session
 from gateway.auth import Access
 from gateway.channel import Channel, SessionContext
 from gateway.git_http import http_status
@@ -160,13 +161,20 @@ def _put(front: HttpFront, request: server.Request, route: Route, user: str | No
         raise ProtocolError("this server is read-only: pushing is disabled", http_status=403)
     if not git_lfs.valid_oid(oid):
         raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
-    store = _store(_context(front, request, route, user))
+    ctx = _context(front, request, route, user)
+    store = _store(ctx)
     content: IO[bytes] | None = request.content
     if content is None:
         raise ProtocolError("an upload needs a body", http_status=400)
     size = content.seek(0, os.SEEK_END)
     content.seek(0)
-    store.put(oid, size, _read_all(content))
+    change = audit.Change(f"lfs:{oid}", "", oid)
+    try:
+        store.put(oid, size, _read_all(content))
+    except LfsObjectRefused as refused:
+        audit.record(ctx, "lfs-upload", [replace(change, result=str(refused))], f"refused: {refused}")
+        raise
+    audit.record(ctx, "lfs-upload", [change], "ok")
 
 
 def _read_all(content: IO[bytes]) -> Iterator[bytes]:

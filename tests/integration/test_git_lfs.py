@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
+from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import Client, SshKeys
 from tests.integration.test_git_daemon import assert_consistent
 from tests.integration.test_git_transports import PASSWORD, TRANSPORTS
@@ -43,11 +45,23 @@ def test_lfs_objects_go_up_with_a_push_and_come_down_with_a_clone(make_server: A
     (work / "notes.txt").write_text("notes\n")
     client.git("add", ".gitattributes", "video.bin", "notes.txt", cwd=work)
     client.git("commit", "-q", "-m", "media", cwd=work)
-    client.git("push", "origin", "HEAD:main", cwd=work)  # (git-lfs's progress lines come only now and then)
+    events: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == AUDIT_NAMESPACE and event.get("action") == "lfs-upload":
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]
+    try:
+        client.git("push", "origin", "HEAD:main", cwd=work)  # (git-lfs's progress lines come only now and then)
+    finally:
+        globalLogPublisher.removeObserver(observe)  # type: ignore[arg-type]
 
     oid = hashlib.sha256(data).hexdigest()
     stored = server.running.root / "media.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
     assert stored.read_bytes() == data
+    assert [(e["user"], e["repo"], e["outcome"], e["changes"][0]["name"]) for e in events] == [
+        ("alice", "media.git", "ok", f"lfs:{oid}")]
     pointer = client.git("--git-dir", str(server.running.root / "media.git"), "show", "main:video.bin").stdout
     assert f"oid sha256:{oid}" in pointer, "history holds the pointer, not the file"
 
