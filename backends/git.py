@@ -24,7 +24,7 @@ from dulwich.pack import Pack, PackData, PackInflater
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
-from backends import git_ingest, git_lfs, git_maintenance, git_pack, git_worktree
+from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.interfaces import (
     ATOMIC_FAILURE,
     MISSING_OBJECTS,
@@ -39,6 +39,7 @@ from backends.interfaces import (
     RefResult,
     RefUpdate,
 )
+from backends.lfs import LfsStore
 from protocols import git_proc_receive
 from protocols.errors import ProtocolError, StorageError
 
@@ -477,10 +478,10 @@ class DulwichGitRepository:
         self.object_store.add_object(blob)
         return ObjectId(bytes(blob.id))
 
-    def lfs(self) -> git_lfs.LfsStore | None:
+    def lfs(self) -> LfsStore | None:
         """The repository's Git LFS objects (``<git dir>/lfs/objects``); None for one not on disk."""
         git_dir = self._disk_git_dir()
-        return git_lfs.LfsStore(git_dir) if git_dir is not None else None
+        return LfsStore(git_dir) if git_dir is not None else None
 
     def hook_location(self) -> HookLocation | None:
         """Where this repository's receive hooks are: on disk only (``core.hooksPath`` or ``hooks/``).

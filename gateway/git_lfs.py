@@ -7,7 +7,7 @@ For a remote ``https://HOST/NAME.git`` git-lfs finds its server at
   (``protocols.git_lfs``); an upload needs the right to push, a download the
   right to read, as for git itself (``HttpFront.authorize``).
 - ``PUT …/info/lfs/objects/<sha256>``: an upload, kept once it is the size it
-  was announced with and hashes to its name (``backends.git_lfs``); ``GET``: a
+  was announced with and hashes to its name (``backends.lfs``); ``GET``: a
   download, streamed with backpressure.
 - ``…/info/lfs/locks…`` (``git lfs lock``, and ``locks/verify`` before each
   push) answers 404: file locking is not offered, and git-lfs pushes on.
@@ -36,7 +36,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
-from backends.git_lfs import LfsObjectRefused, LfsStore
+from backends.interfaces import HgRepository, Kind
+from backends.lfs import LfsObjectRefused, LfsStore
 from backends.names import strip_git_suffix
 from gateway import audit, git_session
 from gateway.auth import Access
@@ -57,17 +58,38 @@ BODY_CHUNK = 1 << 17
 
 def _context(front: HttpFront, request: server.Request, route: Route, user: str | None) -> SessionContext:
     address = request.getClientAddress()
+    extra = {"allow_push_over_http": "1"} if front.config.allow_push_over_http else {}
     return SessionContext(backend=front.config.backend, repo_name=route.repo, transport="git-http",
                           peer=f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}", user=user,
-                          read_only=front.config.read_only, authorizer=front.authorizer)
+                          read_only=front.config.read_only, authorizer=front.authorizer, extra=extra)
 
 
-def _store(ctx: SessionContext) -> LfsStore:
+def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = True) -> LfsStore:
+    """The LFS store of the repository, git or Mercurial; for Mercurial, hgweb's rules too: the
+    repository's ``[web]`` lists, and uploads over HTTPS only unless ``--allow-push-over-http``."""
+    repo = ctx.backend.open(ctx.repo_name)
+    if repo.kind is Kind.HG:
+        return _hg_store(ctx, repo, access, secure)
     repo = git_session.open_git_repo(ctx)
     opener = getattr(repo, "lfs", None)  # optional: a backend may keep no LFS objects
     store: LfsStore | None = opener() if opener is not None else None
     if store is None:
         raise UnsupportedFeature("this repository cannot keep Git LFS objects (its backend keeps them on disk only)")
+    return store
+
+
+def _hg_store(ctx: SessionContext, repo: HgRepository, access: Access, secure: bool) -> LfsStore:
+    from gateway.hg_http import check_web_access
+
+    check_web_access(repo, ctx.user, "push" if access is Access.WRITE else "pull")
+    if access is Access.WRITE and not secure and ctx.extra.get("allow_push_over_http") != "1":
+        raise ProtocolError("pushing over plain HTTP is refused; use https:// (or start hgwire with "
+                            "--allow-push-over-http)", http_status=403)
+    opener = getattr(repo, "lfs", None)
+    store: LfsStore | None = opener() if opener is not None else None
+    if store is None:
+        raise UnsupportedFeature("this repository does not serve LFS: enable hg's lfs extension in its hgrc "
+                                 "([extensions] lfs =)")
     return store
 
 
@@ -134,7 +156,8 @@ def _answer(front: HttpFront, request: server.Request, route: Route, user: str |
             batch: git_lfs.BatchRequest) -> bytes:
     if batch.operation == git_lfs.UPLOAD and front.config.read_only:
         raise ProtocolError("this server is read-only: pushing is disabled", http_status=403)
-    store = _store(_context(front, request, route, user))
+    access = Access.WRITE if batch.operation == git_lfs.UPLOAD else Access.READ
+    store = _store(_context(front, request, route, user), access, request.isSecure())
     base = f"{base_url(request)}/{quote(route.repo, safe='/')}/info/lfs/objects/"
     auth = request.getHeader(b"authorization")
     header = {"Authorization": auth.decode("latin-1")} if auth else {}
@@ -162,7 +185,7 @@ def _put(front: HttpFront, request: server.Request, route: Route, user: str | No
     if not git_lfs.valid_oid(oid):
         raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
     ctx = _context(front, request, route, user)
-    store = _store(ctx)
+    store = _store(ctx, Access.WRITE, request.isSecure())
     content: IO[bytes] | None = request.content
     if content is None:
         raise ProtocolError("an upload needs a body", http_status=400)

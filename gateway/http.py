@@ -15,7 +15,7 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET  /NAME(.git)/info/refs?service=git-receive-pack``    ``GIT_INFO_REFS``
 ``POST /NAME(.git)/git-upload-pack``                       ``GIT_UPLOAD_PACK``
 ``POST /NAME(.git)/git-receive-pack``                      ``GIT_RECEIVE_PACK``
-``POST /NAME(.git)/info/lfs/objects/batch``                ``GIT_LFS_BATCH``
+``POST /NAME(.git)/info/lfs/objects/batch`` (hg: ``NAME/.git/…``) ``GIT_LFS_BATCH``
 ``GET|PUT /NAME(.git)/info/lfs/objects/<sha256>``          ``GIT_LFS_OBJECT``
 ``GET|POST /NAME(.git)/info/lfs/locks[/...]``              ``GIT_LFS_LOCKS``
 ``GET|POST /NAME?cmd=COMMAND`` (the repo root only)        ``HG_COMMAND``
@@ -191,7 +191,8 @@ def _lfs_route(method: str, segments: Sequence[str]) -> Route | None:
     at = next((i for i in range(len(segments) - 2, 0, -1) if tuple(segments[i:i + 2]) == LFS_TAIL), None)
     if at is None:
         return None
-    name, rest = _repo_name(segments[:at]), list(segments[at + 2:])
+    repo = segments[:at - 1] if segments[at - 1] == ".git" else segments[:at]  # hg's lfs: NAME/.git/info/lfs
+    name, rest = (_repo_name(repo) if repo else None), list(segments[at + 2:])
     if name is None:
         return NOT_FOUND
     if rest == ["objects", "batch"]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NoReturn, Protocol, runtime_checkable
+from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
 from dulwich.object_store import BaseObjectStore
 
@@ -686,6 +686,16 @@ class GuardedHgRepository:
         """The backend's largefiles store, where it serves hg's largefiles extension."""
         store = getattr(self._repo, "largefiles", None)
         return store() if store is not None else None
+
+    def lfs(self) -> Any:
+        """The backend's LFS blob store, where it serves hg's lfs extension."""
+        store = getattr(self._repo, "lfs", None)
+        return store() if store is not None else None
+
+    def lfs_required(self) -> bool:
+        """The backend's ``lfs`` requirement, if it knows of one."""
+        required = getattr(self._repo, "lfs_required", None)
+        return bool(required()) if required is not None else False
 
     def largefiles_required(self) -> bool:
         """The backend's ``largefiles`` requirement, if it knows of one."""

@@ -143,6 +143,10 @@ def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
         caps += CLONE_BUNDLES_CAPS
     if largefiles_of(repo) is not None:
         caps += (LARGEFILES_CAP,)
+    lfs = getattr(repo, "lfs", None)  # optional: hg's lfs extension, where the repository serves it
+    if lfs is not None and lfs() is not None:
+        required = getattr(repo, "lfs_required", None)
+        caps += (b"lfs", b"lfs-serve") if required is not None and required() else (b"lfs",)
     return hg_wire.format_capabilities(
         hg_exchange.server_bundle2_caps(repo), repo.requirements(), caps, repo.stream_clone_allowed(),
         bool(prefers()) if prefers is not None else False,

@@ -76,6 +76,7 @@ from backends.interfaces import (
     Section,
     StoreFile,
 )
+from backends.lfs import LfsStore
 from protocols import hg_obsmarkers as obs
 from protocols.errors import StorageError, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
@@ -918,12 +919,35 @@ class HgRepo:
         """After a push that brought standins (``.hglf/``) to a repository serving largefiles: add the
         ``largefiles`` requirement, as the extension's ``checkrequireslfiles`` hook does (in
         ``.hg/store/requires`` with ``share-safe``, else ``.hg/requires``)."""
-        if reqs.LARGEFILES in self._requirements or self.largefiles() is None:
+        if self.largefiles() is not None:
+            self._add_requirement(reqs.LARGEFILES)
+
+    def lfs(self) -> LfsStore | None:
+        """The blobs of hg's ``lfs`` extension (``.hg/store/lfs/objects``, hg's layout), where the
+        repository serves it: its hgrc enables the extension (``[extensions] lfs =``) or it has the
+        ``lfs`` requirement.  None otherwise, and for a repository not on disk."""
+        root = getattr(self.store, "root", None)
+        if root is None:
+            return None
+        if reqs.LFS in self._requirements or self._extension_enabled(b"lfs"):
+            return LfsStore(os.fsdecode(root), hg_layout=True)
+        return None
+
+    def lfs_required(self) -> bool:
+        return reqs.LFS in self._requirements
+
+    def require_lfs(self) -> None:
+        """After a push that brought LFS pointers: add the ``lfs`` requirement, as the extension's
+        ``checkrequireslfs`` hook does."""
+        self._add_requirement(reqs.LFS)
+
+    def _add_requirement(self, requirement: str) -> None:
+        if requirement in self._requirements:
             return
         vfs = self.store if reqs.SHARE_SAFE in self._requirements else self.plain
         current = reqs.parse(vfs.read(b"requires")) if vfs.exists(b"requires") else set()
-        vfs.replace(b"requires", reqs.format_requirements(frozenset(current | {reqs.LARGEFILES})))
-        self._requirements = self._requirements | {reqs.LARGEFILES}
+        vfs.replace(b"requires", reqs.format_requirements(frozenset(current | {requirement})))
+        self._requirements = self._requirements | {requirement}
 
     def _extension_enabled(self, name: bytes) -> bool:
         """``[extensions] <name>`` (or ``hgext.<name>``) is set and not disabled with ``!``."""

@@ -26,6 +26,9 @@ leaves it as it is: hg checks its tip against the revlog and indexes the revisio
 memory (``revlog._register_nodemap_info``), and its next write, or ``hg debugupdatecaches``, brings it up to
 date.  It is not a stream clone requirement (hg's server leaves it out of ``streamreqs`` too)."""
 
+LFS = "lfs"
+"""Some file revisions hold an LFS pointer (revision flag ``EXTSTORED``); the blobs are kept apart
+(``backends.lfs``).  Added by a push that brings such revisions to a repository serving LFS."""
 LARGEFILES = "largefiles"
 """Changesets hold standins (``.hglf/``) of files kept apart (``backends.hg.largefiles``); the store's
 format is the usual one.  Added by a push that brings standins to a repository serving largefiles."""
@@ -43,13 +46,14 @@ SUPPORTED = frozenset(
         BOOKMARKS_IN_STORE,
         PERSISTENT_NODEMAP,
         LARGEFILES,
+        LFS,
         # Working-copy only: a server never reads or writes the dirstate.
         "dirstate-v2",
         "dirstate-tracked-key-v1",
     }
 )
-"""Everything else (treemanifest, revlogv2, changelogv2, lfs, narrowhg, shared, internal phases,
-...) is refused."""
+"""Everything else (treemanifest, revlogv2, changelogv2, narrowhg, shared, internal phases, ...) is
+refused."""
 
 WORKING_COPY_DEFAULT = (SHARE_SAFE,)
 STORE_DEFAULT = (DOTENCODE, FNCACHE, GENERALDELTA, ZSTD, REVLOGV1, SPARSEREVLOG, STORE)

@@ -51,6 +51,11 @@ Entry = tuple[int, int, int, int, int, int, int, bytes]
 """offset_flags, compressed length, raw length, base, linkrev, p1, p2, node (32 bytes)."""
 
 
+REVIDX_EXTSTORED = 1 << 13
+"""A revision flag: the stored text is a pointer to content kept elsewhere (hg's ``lfs`` extension);
+the node is the hash of that content, which the server does not hold in the revlog."""
+
+
 def node_hash(text: bytes, p1: Node, p2: Node) -> Node:
     """sha1(min(p1, p2) + max(p1, p2) + text): the identity of a revision."""
     a, b = (p1, p2) if p1 < p2 else (p2, p1)
@@ -368,6 +373,8 @@ class Revlog:
             yield text
 
     def verify(self, rev: int, text: bytes) -> None:
+        if self.flags(rev) & REVIDX_EXTSTORED:  # an LFS pointer: the node hashes the blob, not the pointer
+            return
         p1, p2 = self.parent_revs(rev)
         if node_hash(text, self.node(p1), self.node(p2)) != self.node(rev):
             raise StorageError(f"revision {rev} of {self.index_path!r} fails its hash check")
@@ -613,17 +620,19 @@ class RevlogWriter:
         return info
 
     def add(self, node: Node, p1: Node, p2: Node, linkrev: int, text: bytes,
-            delta: tuple[int, bytes] | None = None) -> int:
+            delta: tuple[int, bytes] | None = None, flags: int = 0) -> int:
         """Append one revision whose hash the caller has verified; return its rev.
 
         ``delta`` is ``(base rev, delta)`` as received, known to give ``text``:
         stored as it is when its base is the base this revlog would choose.
+        ``flags``: the revision's flags (``REVIDX_EXTSTORED`` for an LFS pointer).
         """
         rev = len(self.entries)
         p1rev, p2rev = self.rev(p1), self.rev(p2)
         base, chunk = self._choose_storage(rev, p1rev, text, delta)
         offset = self._data_end()
-        entry: Entry = ((offset << 16), len(chunk), len(text), base, linkrev, p1rev, p2rev, node + b"\0" * 12)
+        entry: Entry = ((offset << 16) | flags, len(chunk), len(text), base, linkrev, p1rev, p2rev,
+                        node + b"\0" * 12)
         self.entries.append(entry)
         self.nodemap[node] = rev
         packed = INDEX_ENTRY.pack(*entry)

@@ -21,7 +21,7 @@ from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
 from backends.hg.largefiles import STANDIN_DIR
 from backends.hg.obsstore import OBSSTORE, PUBLIC, ObsStore, instabilities
-from backends.hg.revlog import NULL_REV, Compressor, RevlogWriter, node_hash
+from backends.hg.revlog import NULL_REV, REVIDX_EXTSTORED, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
 from protocols import hg_obsmarkers as obs
@@ -78,6 +78,8 @@ class Transaction:
         self.writers: dict[bytes, RevlogWriter] = {}
         self.standins = False
         """A file under ``.hglf/`` (a largefiles standin) was written."""
+        self.extstored = False
+        """A file revision holding an LFS pointer (``REVIDX_EXTSTORED``) was written."""
         self.phases: bytearray | None = None
         self.marks: dict[bytes, Node] | None = None
         self.changed_cl = False
@@ -165,6 +167,10 @@ class Transaction:
             self.writers[index_path] = writer
         return writer
 
+    def _lfs(self) -> bool:
+        """The repository serves hg's ``lfs`` extension (its pointers may be stored)."""
+        return self.repo.lfs() is not None
+
     def _file_writer(self, path: bytes) -> RevlogWriter:
         if path.startswith(STANDIN_DIR):
             self.standins = True
@@ -191,8 +197,10 @@ class Transaction:
         """
         added: list[Node] = []
         for rd in revisions:
-            if rd.flags:
-                raise ProtocolError(f"unsupported revision flags {rd.flags:#x} in changegroup")
+            if rd.flags and (rd.flags != REVIDX_EXTSTORED or is_changelog or lines_only or not self._lfs()):
+                raise ProtocolError(f"unsupported revision flags {rd.flags:#x} in changegroup"
+                                    + ("; this repository does not serve LFS (enable hg's lfs extension in its hgrc)"
+                                       if rd.flags == REVIDX_EXTSTORED else ""))
             if not writer.has_node(rd.base):
                 raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
             base_text = writer.text(writer.rev(rd.base))
@@ -202,7 +210,9 @@ class Transaction:
             for parent in (rd.p1, rd.p2):
                 if not writer.has_node(parent):
                     raise ProtocolError(f"parent {binascii.hexlify(parent).decode()} is unknown")
-            if node_hash(text, rd.p1, rd.p2) != rd.node:
+            if rd.flags:  # an LFS pointer: its node hashes the blob (as hg's flag processor, not checked)
+                self.extstored = True
+            elif node_hash(text, rd.p1, rd.p2) != rd.node:
                 raise ProtocolError(f"revision {binascii.hexlify(rd.node).decode()} fails its hash check")
             if is_changelog:
                 parse_changeset(text)
@@ -212,7 +222,8 @@ class Transaction:
                     raise ProtocolError(f"linknode {binascii.hexlify(rd.linknode).decode()} is unknown")
                 linkrev = self.cl.rev(rd.linknode)
             reusable = not lines_only or mpatch.on_line_boundaries(base_text, rd.delta)
-            writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None)
+            writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None,
+                       rd.flags)
             added.append(rd.node)
             if not is_changelog:
                 writer.maybe_flush()
@@ -433,6 +444,8 @@ class Transaction:
                 self.repo.save_branches_after_commit()
             if self.standins:
                 self.repo.require_largefiles()
+            if self.extstored:
+                self.repo.require_lfs()
         finally:
             self.repo.locks.release()
 

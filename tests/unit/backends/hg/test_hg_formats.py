@@ -93,7 +93,7 @@ def test_chunk_headers() -> None:
         decompress(b"x\x01broken")
 
 
-@pytest.mark.parametrize("feature", ["treemanifest", "revlogv2", "changelogv2", "lfs", "narrowhg",
+@pytest.mark.parametrize("feature", ["treemanifest", "revlogv2", "changelogv2", "narrowhg",
                                      "shared", "internal-phase-2"])
 def test_unknown_requirements_are_refused(feature: str) -> None:
     with pytest.raises(UnsupportedFeature, match=f"unsupported repository feature: {feature}"):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends.git_lfs import LfsObjectRefused, LfsStore
+from backends.lfs import LfsObjectRefused, LfsStore
 from gateway.http import Route, RouteKind, route
 from protocols import git_lfs
 from protocols.errors import ProtocolError
@@ -73,6 +73,7 @@ def test_any_body_is_parsed_or_refused_cleanly(body: bytes) -> None:
     ("PUT", "app.git/info/lfs/objects/" + OID, Route(RouteKind.GIT_LFS_OBJECT, "app.git", OID)),
     ("GET", "app.git/info/lfs/objects/" + OID, Route(RouteKind.GIT_LFS_OBJECT, "app.git", OID)),
     ("POST", "app.git/info/lfs/locks/verify", Route(RouteKind.GIT_LFS_LOCKS, "app.git", "locks/verify")),
+    ("POST", "team/hgrepo/.git/info/lfs/objects/batch", Route(RouteKind.GIT_LFS_BATCH, "team/hgrepo")),  # hg's lfs
 ])
 def test_lfs_paths_route_to_their_handlers(method: str, path: str, expected: Route) -> None:
     assert route(method, path.split("/"), {}) == expected
@@ -81,6 +82,7 @@ def test_lfs_paths_route_to_their_handlers(method: str, path: str, expected: Rou
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "app.git/info/lfs/objects/batch", 405), ("DELETE", "app.git/info/lfs/objects/" + OID, 405),
     ("GET", "../x/info/lfs/objects/batch", 404), ("GET", "app.git/info/lfs/other", 404),
+    ("POST", ".git/info/lfs/objects/batch", 404),
 ])
 def test_other_lfs_paths_are_refused(method: str, path: str, status: int) -> None:
     assert route(method, path.split("/"), {}).status == status

@@ -1,7 +1,9 @@
-"""The Git LFS objects of a repository on disk: ``<git dir>/lfs/objects/<aa>/<bb>/<sha256>``.
+"""The LFS objects of a repository on disk, each under its SHA-256, in the layout its own tools use.
 
-The layout is git-lfs's own (a clone's ``.git/lfs/objects``), so an operator can
-move a repository with its objects and ``git lfs`` tools read them.  An upload is
+A git repository keeps them in ``<git dir>/lfs/objects/<aa>/<bb>/<sha256>``,
+git-lfs's own layout (a clone's ``.git/lfs/objects``); a Mercurial one (hg's
+``lfs`` extension) in ``.hg/store/lfs/objects/<aa>/<the other 62 digits>``, as
+``hg serve`` with the extension keeps them (and ``hg verify`` reads them).  An upload is
 written to a temporary beside its final name, checked against its name (SHA-256)
 and declared size, then renamed: a reader never sees half of one, and a wrong or
 cut upload leaves nothing.  Nothing here removes an object.
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 OBJECTS_DIR = os.path.join("lfs", "objects")
+"""Under a git directory, or under a Mercurial store."""
 CHUNK = 1 << 17
 _HEX = frozenset("0123456789abcdef")
 
@@ -31,13 +34,16 @@ def _checked(oid: str) -> str:
 
 
 class LfsStore:
-    """The LFS objects of one git directory."""
+    """The LFS objects of one repository: ``root/lfs/objects``; ``hg_layout``: Mercurial's names."""
 
-    def __init__(self, git_dir: str) -> None:
-        self._dir = os.path.join(git_dir, OBJECTS_DIR)
+    def __init__(self, root: str, hg_layout: bool = False) -> None:
+        self._dir = os.path.join(root, OBJECTS_DIR)
+        self._hg = hg_layout
 
     def _path(self, oid: str) -> str:
         oid = _checked(oid)
+        if self._hg:
+            return os.path.join(self._dir, oid[:2], oid[2:])
         return os.path.join(self._dir, oid[:2], oid[2:4], oid)
 
     def size(self, oid: str) -> int | None:

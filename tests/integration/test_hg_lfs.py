@@ -1,0 +1,63 @@
+"""Mercurial's lfs extension against the HTTP listener, with the real hg client: a push uploads the
+blobs through the LFS batch API (``NAME/.git/info/lfs``, where hg's client looks) before its
+changesets, whose file revisions hold pointers (flag ``EXTSTORED``); the repository gains the
+``lfs`` requirement, ``hg verify`` on the server finds every blob in hg's own layout, and a clone
+gets the files back.  A repository whose hgrc does not enable the extension takes no pointers."""
+
+# ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import Client, RunningServer, SshKeys
+from tests.integration.test_hg_hooks import _served
+from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
+
+LFS = ("--config", "extensions.lfs=", "--config", 'lfs.track=size(">1KB")')
+
+
+def test_lfs_blobs_go_up_with_a_push_and_come_down_with_a_clone(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, htpasswd: Path,
+        tmp_path: Path) -> None:
+    peer, url, server = _served("http", make_server, client, ssh_keys, htpasswd)
+    repo = server.root / "blobs"
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text("[extensions]\nlfs =\n")
+    work = tmp_path / "work"
+    peer.hg(*LFS, "clone", "-q", url("blobs"), str(work))
+    data = os.urandom(1 << 20)
+    (work / "big.bin").write_bytes(data)
+    (work / "small.txt").write_text("small\n")
+    client.hg(*LFS, "commit", "-q", "-A", "-m", "big and small", cwd=work)
+    peer.hg(*LFS, "push", "-R", str(work), url("blobs"))
+
+    oid = hashlib.sha256(data).hexdigest()
+    assert (repo / ".hg" / "store" / "lfs" / "objects" / oid[:2] / oid[2:]).read_bytes() == data
+    assert "lfs" in (repo / ".hg" / "store" / "requires").read_text().split()
+    client.hg("--config", "extensions.lfs=", "verify", "-q", "-R", str(repo))
+    caps = peer.hg("debugcapabilities", url("blobs")).stdout
+    assert "lfs-serve" in caps
+
+    clone = tmp_path / "clone"
+    peer.hg("clone", "-q", url("blobs"), str(clone))  # lfs-serve: hg loads its extension by itself
+    assert (clone / "big.bin").read_bytes() == data
+    assert (clone / "small.txt").read_text() == "small\n"
+
+
+def test_a_repository_without_the_extension_takes_no_lfs_pointers(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, htpasswd: Path,
+        tmp_path: Path) -> None:
+    peer, url, server = _served("http", make_server, client, ssh_keys, htpasswd)
+    repo = server.root / "plain"
+    client.hg("init", str(repo))
+    work = tmp_path / "work"
+    peer.hg(*LFS, "clone", "-q", url("plain"), str(work))
+    (work / "big.bin").write_bytes(os.urandom(4096))
+    client.hg(*LFS, "commit", "-q", "-A", "-m", "big", cwd=work)
+    refused = peer.hg(*LFS, "push", "-R", str(work), url("plain"), check=False)
+    assert refused.returncode != 0
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
+    assert not (repo / ".hg" / "store" / "lfs").exists()
