@@ -259,7 +259,7 @@ def _getbundle_parts(
     if request.stream:
         parts.append(_stream2_part(repo, caps))
     if request.cg:
-        negotiated = negotiate_changegroup_version(caps)  # before outgoing, as hg aborts
+        negotiated = negotiate_changegroup_version(caps, _needs_flags(repo))  # before outgoing, as hg aborts
         nodes = outgoing(repo, request)
         if nodes:
             parts.append(_changegroup_part(repo, nodes, negotiated))
@@ -274,15 +274,24 @@ def _getbundle_parts(
     return parts, first
 
 
-def negotiate_changegroup_version(caps: Mapping[bytes, Sequence[bytes]]) -> bytes | None:
-    """The highest common changegroup version; None means the implicit 01 (hg 3.1/3.2 caps)."""
+def negotiate_changegroup_version(caps: Mapping[bytes, Sequence[bytes]], flags: bool = False) -> bytes | None:
+    """The highest common changegroup version; None means the implicit 01 (hg 3.1/3.2 caps).
+
+    ``flags``: the repository has revisions whose flags must travel (LFS pointers), which only 03
+    carries (hg's ``supportedoutgoingversions`` drops 01 and 02 then).
+    """
     offered = caps.get(b"changegroup")
-    if not offered:
+    if not offered and not flags:
         return None
-    common = [v for v in offered if v in VERSIONS]
+    common = [v for v in offered or () if v in VERSIONS and (not flags or v >= b"03")]
     if not common:
         raise UnsupportedFeature("no common changegroup version")
     return max(common)
+
+
+def _needs_flags(repo: HgRepository) -> bool:
+    required = getattr(repo, "lfs_required", None)  # optional: a backend may serve no LFS
+    return bool(required()) if required is not None else False
 
 
 def _changegroup_part(repo: HgRepository, nodes: list[Node], negotiated: bytes | None) -> b2.OutPart:

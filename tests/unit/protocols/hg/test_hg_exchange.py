@@ -510,3 +510,14 @@ def test_only_a_clone_of_a_repository_that_tells_its_state_shares() -> None:
     assert _share_key(Stamped(b"s1"), {**CLONE_ARGS, b"stream": b"1", b"cg": b"0"}) is None
     assert _share_key(Stamped(None), CLONE_ARGS) is None
     assert _share_key(FakeRepo(), CLONE_ARGS) is None  # a backend without state_stamp
+
+
+def test_a_repository_with_lfs_pointers_sends_only_changegroup_03() -> None:
+    from protocols.errors import UnsupportedFeature
+    from protocols.hg_exchange import negotiate_changegroup_version
+
+    assert negotiate_changegroup_version({b"changegroup": [b"01", b"02"]}) == b"02"
+    assert negotiate_changegroup_version({b"changegroup": [b"01", b"02", b"03"]}, flags=True) == b"03"
+    for caps in ({b"changegroup": [b"01", b"02"]}, {}):
+        with pytest.raises(UnsupportedFeature, match="no common changegroup version"):
+            negotiate_changegroup_version(caps, flags=True)
