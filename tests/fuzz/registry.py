@@ -26,6 +26,7 @@ MODULES = {
     "hg_http": "fuzz_hg_http",
     "proxy_header": "fuzz_proxy_header",
     "hg_obsmarkers": "fuzz_hg_obsmarkers",
+    "git_lfs": "fuzz_git_lfs",
 }
 """Target name -> harness module in this package; add a row per parser."""
 

@@ -1,0 +1,61 @@
+"""Git LFS batch requests and push certificates: parsed and answered, or refused with a
+``ProtocolError`` (for the batch API) or a ``ValueError`` (a certificate without its empty line)."""
+
+from __future__ import annotations
+
+import json
+
+from protocols import git_lfs, git_push_cert
+from protocols.errors import ProtocolError
+
+from .harness import Finding, Target
+
+
+def run(data: bytes) -> None:
+    if data[:1] == b"c":
+        _cert(data[1:])
+        return
+    try:
+        request = git_lfs.parse_batch(data)
+    except ProtocolError as refused:
+        if refused.http_status not in (409, 413, 422):
+            raise Finding(f"a refusal with status {refused.http_status}") from None
+        return
+    answer = json.loads(git_lfs.batch_response(request, lambda oid: 3 if oid.startswith("a") else None,
+                                               lambda oid: "https://h/o/" + oid, {}))
+    if len(answer["objects"]) != len(request.objects):
+        raise Finding("the answer does not list every object asked about")
+    for obj in answer["objects"]:
+        href = obj.get("actions", {}).get(request.operation, {}).get("href", "")
+        if href and not git_lfs.valid_oid(href.rsplit("/", 1)[1]):
+            raise Finding(f"an action for an object name that is not a SHA-256: {href[:80]!r}")
+
+
+def _cert(cert: bytes) -> None:
+    payload, signature = git_push_cert.split(cert)
+    if payload + signature != cert:
+        raise Finding("the certificate does not split into its own bytes")
+    try:
+        git_push_cert.command_lines(cert)
+    except ValueError:
+        pass
+    git_push_cert.push_options(payload)
+    git_push_cert.check_nonce(payload, b"1-a", b"seed", b"repo", True, 5)
+    git_push_cert.parse_gpg_status(cert)
+    git_push_cert.parse_ssh_output(cert)
+
+
+def seeds() -> list[bytes]:
+    oid = "a" * 64
+    return [
+        json.dumps({"operation": "upload", "objects": [{"oid": oid, "size": 3}]}).encode(),
+        json.dumps({"operation": "download", "transfers": ["basic"], "objects": [{"oid": "b" * 64, "size": 1}],
+                    "ref": {"name": "refs/heads/main"}}).encode(),
+        b'{"operation": "upload", "hash_algo": "sha256", "objects": []}',
+        b"c" + b"certificate version 0.1\npusher k 1 +0000\nnonce 1-a\npush-option x\n\n"
+        + b"0" * 40 + b" " + b"1" * 40 + b" refs/heads/main\n-----BEGIN SSH SIGNATURE-----\nAA\n",
+        b"c[GNUPG:] GOODSIG 0123456789ABCDEF A <a@x>\n[GNUPG:] TRUST_FULLY 0 pgp\n",
+    ]
+
+
+TARGET = Target("git_lfs", run, seeds, max_size=4096)
