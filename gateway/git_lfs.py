@@ -45,7 +45,7 @@ from gateway.channel import Channel, SessionContext
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after
 from gateway.repo_page import base_url
-from gateway.threads import IteratorProducer, run_blocking
+from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs
 from protocols.errors import HgwireError, PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_lfs import MEDIA_TYPE
@@ -171,7 +171,8 @@ def serve_object(front: HttpFront, request: server.Request, route: Route) -> Non
     upload = request.method == b"PUT"
     d: defer.Deferred[Any] = lfs_authorize(front, request, route, Access.WRITE if upload else Access.READ)
     if upload:
-        d.addCallback(lambda user: run_blocking(_put, front, request, route, user, oid))
+        # an upload may take a while to copy and hash: on the push threads, not the workers everyone shares
+        d.addCallback(lambda user: run_for_hooks(_put, front, request, route, user, oid))
         d.addCallback(lambda _: _ok(request, route, b"{}", f"ok: stored {oid}"))
     else:
         d.addCallback(lambda user: run_blocking(_open, front, request, route, user, oid))

@@ -142,3 +142,26 @@ def test_lfs_over_an_ssh_remote_authenticates_through_git_lfs_authenticate(
     clone = client.cwd / "clone"
     client.git("clone", "-q", url, str(clone))
     assert (clone / "video.bin").read_bytes() == data
+
+
+def test_a_read_only_server_takes_no_lfs_upload(make_server: Any, client: Client, tmp_path: Path) -> None:
+    import base64
+
+    from tests.conftest import LOOPBACK
+    from tests.integration.test_git_transports import bcrypt
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), read_only=True)
+    server.backend.create("media", Kind.GIT)
+    batch = f"http://127.0.0.1:{server.port('http')}/media.git/info/lfs/objects/batch"
+    status, answer = _batch(batch, {"operation": "upload", "objects": [{"oid": "a" * 64, "size": 3}]})
+    assert status == 403 and "read-only" in answer["message"], answer
+    status, _ = _batch(batch, {"operation": "download", "objects": [{"oid": "a" * 64, "size": 3}]})
+    assert status == 200
+    put = urllib.request.Request(f"http://127.0.0.1:{server.port('http')}/media.git/info/lfs/objects/{'a' * 64}",
+                                 data=b"abc", method="PUT", headers={"Authorization": "Basic " + base64.b64encode(
+                                     f"alice:{PASSWORD}".encode()).decode()})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(put, timeout=30)
+    assert refused.value.code == 403
