@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+
+from backends.blobs import open_chunks, store_verified
 
 OBJECTS_DIR = os.path.join("lfs", "objects")
 """Under a git directory, or under a Mercurial store."""
-CHUNK = 1 << 17
+MAX_OBJECT = 1 << 40
+"""No object is refused for its size here: the request body bound of the transport applies."""
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -54,47 +55,13 @@ class LfsStore:
             return None
 
     def open(self, oid: str) -> tuple[int, Iterator[bytes]] | None:
-        """The object's size and bytes in chunks (the file stays open until they are read or the
-        iterator is closed); None when it is not here."""
+        """The object's size and bytes in chunks; None when it is not here."""
         try:
-            f = open(self._path(oid), "rb")  # noqa: SIM115 -- closed by the iterator
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, LfsObjectRefused):
+            return open_chunks(self._path(oid))
+        except LfsObjectRefused:
             return None
-        return os.fstat(f.fileno()).st_size, _chunks(f)
 
     def put(self, oid: str, size: int, data: Iterable[bytes]) -> None:
         """Keep an upload once it is ``size`` bytes that hash to ``oid``; raises ``LfsObjectRefused``
         (nothing kept) otherwise."""
-        final = self._path(oid)
-        parent = os.path.dirname(final)
-        os.makedirs(parent, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
-        try:
-            digest = hashlib.sha256()
-            written = 0
-            with os.fdopen(fd, "wb") as f:
-                for chunk in data:
-                    written += len(chunk)
-                    if written > size:
-                        raise LfsObjectRefused(f"the upload is larger than the {size} bytes it was announced with")
-                    digest.update(chunk)
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            if written != size:
-                raise LfsObjectRefused(f"the upload has {written} bytes, not the {size} it was announced with")
-            if digest.hexdigest() != oid:
-                raise LfsObjectRefused("the upload's contents do not match its SHA-256")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
-def _chunks(f: BinaryIO) -> Iterator[bytes]:
-    try:
-        while chunk := f.read(CHUNK):
-            yield chunk
-    finally:
-        f.close()
+        store_verified(self._path(oid), data, hashlib.sha256(), oid, LfsObjectRefused, MAX_OBJECT, size)

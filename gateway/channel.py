@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from protocols.errors import HgwireError
 
 if TYPE_CHECKING:
     from backends.interfaces import Backend
     from gateway.auth import Authorizer
+
+
+log = Logger()
 
 
 class Channel(Protocol):
@@ -73,3 +80,57 @@ class SessionContext:
     protocol_version: int = 0
     extra: dict[str, str] = field(default_factory=dict)
     authorizer: Authorizer | None = None
+
+
+class OneShotSession:
+    """A session that reads nothing: one blocking step in the pool (``answer``), whose bytes go to
+    stdout with exit status 0, or whose refusal (an ``HgwireError``; anything else is logged and
+    called an internal error) goes to stderr as ``refusal_line`` says, with ``refusal_status``.
+    ``hg init`` and ``git-lfs-authenticate`` are such sessions."""
+
+    refusal_status = 1
+    what = "a session"
+    """Names the session in the log of an unexpected failure."""
+
+    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
+        from gateway.threads import run_blocking
+
+        self.ctx = ctx
+        self.channel = channel
+        self._closed = False
+        d = run_blocking(self.answer)
+        d.addCallbacks(self._send, self._refused)
+
+    def answer(self) -> bytes:
+        raise NotImplementedError
+
+    def refusal_line(self, message: str) -> bytes:
+        return f"hgwire: {message}\n".encode("utf-8", "replace")
+
+    def _send(self, body: bytes) -> None:
+        if not self._closed and body:
+            self.channel.write(body)
+        self._end(0)
+
+    def _refused(self, failure: Failure) -> None:
+        exc = failure.value
+        if not isinstance(exc, HgwireError):
+            log.failure("{what} for {repo}", failure, what=self.what, repo=self.ctx.repo_name)
+        message = exc.message if isinstance(exc, HgwireError) else "internal error"
+        if not self._closed:
+            self.channel.write_stderr(self.refusal_line(message))
+        self._end(self.refusal_status)
+
+    def _end(self, status: int) -> None:
+        if not self._closed:
+            self._closed = True
+            self.channel.finish(status)
+
+    def data_received(self, data: bytes) -> None:
+        """Nothing is read."""
+
+    def eof_received(self) -> None:
+        """Nothing to do: the answer ends the session."""
+
+    def connection_lost(self) -> None:
+        self._closed = True

@@ -41,13 +41,13 @@ from backends.lfs import LfsObjectRefused, LfsStore
 from backends.names import strip_git_suffix
 from gateway import audit, git_session
 from gateway.auth import Access
-from gateway.channel import Channel, SessionContext
+from gateway.channel import Channel, OneShotSession, SessionContext
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after
 from gateway.repo_page import base_url
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs
-from protocols.errors import HgwireError, PermissionDenied, ProtocolError, UnsupportedFeature
+from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_lfs import MEDIA_TYPE
 
 log = Logger()
@@ -295,20 +295,18 @@ def lfs_authorize(front: HttpFront, request: server.Request, route: Route, acces
     return defer.succeed(front.counted(user, request))
 
 
-class LfsAuthenticateSession:
+class LfsAuthenticateSession(OneShotSession):
     """``git-lfs-authenticate PATH upload|download`` (git-lfs, for an ``ssh://`` remote): where the
     repository's LFS API is over HTTP and a token that opens it, as JSON, exit 0; the door
     already checked the access the operation needs."""
 
-    def __init__(self, kind: str, ctx: SessionContext, channel: Channel) -> None:
-        self.ctx = ctx
-        self.channel = channel
-        self._closed = False
-        self._access = Access.WRITE if kind.endswith("upload") else Access.READ
-        d = run_blocking(self._answer)
-        d.addCallbacks(self._send, self._refused)
+    what = "git-lfs-authenticate"
 
-    def _answer(self) -> bytes:
+    def __init__(self, kind: str, ctx: SessionContext, channel: Channel) -> None:
+        self._access = Access.WRITE if kind.endswith("upload") else Access.READ
+        super().__init__(ctx, channel)
+
+    def answer(self) -> bytes:
         _store(self.ctx)  # the repository is there, a git one, and keeps LFS objects
         base = self.ctx.extra.get("http_url", "")
         if not base:
@@ -319,34 +317,6 @@ class LfsAuthenticateSession:
         token = issue_token(self.ctx.user, self.ctx.repo_name, self._access)
         return json.dumps({"href": href, "header": {"Authorization": f"{TOKEN_SCHEME} {token}"},
                            "expires_in": TOKEN_LIFETIME}).encode() + b"\n"
-
-    def _send(self, body: bytes) -> None:
-        if not self._closed:
-            self.channel.write(body)
-            self._end(0)
-
-    def _refused(self, failure: Failure) -> None:
-        exc = failure.value
-        if not isinstance(exc, HgwireError):
-            log.failure("git-lfs-authenticate for {repo}", failure, repo=self.ctx.repo_name)
-        message = str(exc) if isinstance(exc, HgwireError) else "internal error"
-        if not self._closed:
-            self.channel.write_stderr(f"hgwire: {message}\n".encode("utf-8", "replace"))
-        self._end(1)
-
-    def _end(self, status: int) -> None:
-        if not self._closed:
-            self._closed = True
-            self.channel.finish(status)
-
-    def data_received(self, data: bytes) -> None:
-        """Nothing is read."""
-
-    def eof_received(self) -> None:
-        """Nothing to do: the answer ends the session."""
-
-    def connection_lost(self) -> None:
-        self._closed = True
 
 
 def make_lfs_session(kind: str, ctx: SessionContext, channel: Channel) -> LfsAuthenticateSession:

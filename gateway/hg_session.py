@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
-from gateway.channel import Channel, Session, SessionContext
+from gateway.channel import Channel, OneShotSession, Session, SessionContext
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.policy import clone_cache, wire_settings
@@ -315,44 +315,22 @@ class HgServeSession(PumpedSession):
         self._finish(f"error: {message}", HG_EXIT_ABORT)
 
 
-class HgInitSession:
-    """``hg init PATH``: create the repository (the door already checked ``create``), exit 0."""
+class HgInitSession(OneShotSession):
+    """``hg init PATH``: create the repository (the door already checked ``create``), exit 0; a
+    refusal is hg's ``abort:`` line and status."""
 
-    def __init__(self, ctx: SessionContext, channel: Channel) -> None:
-        self.ctx = ctx
-        self.channel = channel
-        self._closed = False
-        d = run_blocking(self._create)
-        d.addCallbacks(lambda _: self._end(0), self._refused)
+    refusal_status = HG_EXIT_ABORT
+    what = "hg init"
 
-    def _create(self) -> None:
+    def answer(self) -> bytes:
         if self.ctx.backend.exists(self.ctx.repo_name):
             raise HgwireError(f"repository {self.ctx.repo_name} already exists!")
         self.ctx.backend.create(self.ctx.repo_name, Kind.HG)
         audit.created(self.ctx, "hg")
+        return b""
 
-    def _refused(self, failure: Failure) -> None:
-        exc = failure.value
-        if not isinstance(exc, HgwireError):
-            log.failure("hg init {repo}", failure, repo=self.ctx.repo_name)
-        message = exc.message if isinstance(exc, HgwireError) else "internal error"
-        if not self._closed:
-            self.channel.write_stderr(_abort_line(message))
-        self._end(HG_EXIT_ABORT)
-
-    def _end(self, status: int) -> None:
-        if not self._closed:
-            self._closed = True
-            self.channel.finish(status)
-
-    def data_received(self, data: bytes) -> None:
-        """``hg init`` reads nothing."""
-
-    def eof_received(self) -> None:
-        """Nothing to do: the creation ends the session."""
-
-    def connection_lost(self) -> None:
-        self._closed = True
+    def refusal_line(self, message: str) -> bytes:
+        return _abort_line(message)
 
 
 SESSIONS: dict[str, Callable[[SessionContext, Channel], Session]] = {

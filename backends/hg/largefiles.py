@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 
+from backends.blobs import open_chunks, store_verified
 from backends.interfaces import LargefileRefused
 
 STORE_DIR = b"largefiles"
@@ -30,7 +30,6 @@ STANDIN_DIR = b".hglf/"
 REQUIREMENT = "largefiles"
 MAX_LARGEFILE = 1 << 32
 """Bytes of one uploaded largefile (4 GiB, as a git push's pack by default)."""
-CHUNK = 1 << 17
 
 _SHA = re.compile(rb"[0-9a-f]{40}")
 
@@ -60,48 +59,10 @@ class LargefileStore:
         return valid_hash(sha) and os.path.isfile(self._path(sha))
 
     def open(self, sha: bytes) -> tuple[int, Iterator[bytes]] | None:
-        """The file's size and its bytes in chunks (the file stays open until they are read or the
-        iterator is closed); None when it is not here."""
-        if not valid_hash(sha):
-            return None
-        try:
-            f = open(self._path(sha), "rb")  # noqa: SIM115 -- closed by the iterator
-        except (FileNotFoundError, IsADirectoryError):
-            return None
-        size = os.fstat(f.fileno()).st_size
-        return size, _chunks(f)
+        """The file's size and its bytes in chunks; None when it is not here."""
+        return open_chunks(self._path(sha)) if valid_hash(sha) else None
 
     def put(self, sha: bytes, data: Iterable[bytes]) -> None:
         """Store an upload under ``sha`` once its bytes hash to it (``putlfile``); raises
-        ``LargefileError`` (nothing kept) otherwise.  An upload of a file that is here already is
-        read and dropped."""
-        final = self._path(sha)
-        os.makedirs(self._dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=b".tmp-")
-        try:
-            digest = hashlib.sha1()
-            size = 0
-            with os.fdopen(fd, "wb") as f:
-                for chunk in data:
-                    size += len(chunk)
-                    if size > MAX_LARGEFILE:
-                        raise LargefileError(f"largefile {sha.decode()} is larger than {MAX_LARGEFILE >> 30} GiB")
-                    digest.update(chunk)
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            if digest.hexdigest().encode() != sha:
-                raise LargefileError("largefile contents do not match hash")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
-def _chunks(f: object) -> Iterator[bytes]:
-    try:
-        while chunk := f.read(CHUNK):  # type: ignore[attr-defined]
-            yield chunk
-    finally:
-        f.close()  # type: ignore[attr-defined]
+        ``LargefileError`` (nothing kept) otherwise."""
+        store_verified(self._path(sha), data, hashlib.sha1(), sha.decode("ascii"), LargefileError, MAX_LARGEFILE)

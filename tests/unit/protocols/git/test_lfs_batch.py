@@ -90,7 +90,7 @@ def test_other_lfs_paths_are_refused(method: str, path: str, status: int) -> Non
 
 def test_the_store_keeps_only_what_an_upload_says_it_is(tmp_path: Path) -> None:
     store = LfsStore(str(tmp_path))
-    for oid, size, data, why in [(OID, 3, [b"abd"], "SHA-256"), (OID, 2, [b"ab", b"c"], "larger"),
+    for oid, size, data, why in [(OID, 3, [b"abd"], "do not match its hash"), (OID, 2, [b"ab", b"c"], "larger"),
                                  (OID, 4, [b"abc"], "not the 4"), ("../../config", 3, [b"abc"], "SHA-256")]:
         with pytest.raises(LfsObjectRefused, match=why):
             store.put(oid, size, data)

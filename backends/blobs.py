@@ -1,0 +1,66 @@
+"""Files kept whole under the hash of their bytes (LFS objects, largefiles): written only once
+they are what their name says, and read back in chunks.
+
+``store_verified`` writes an upload to a temporary beside its final name, hashes it as it
+goes, checks its size and hash, fsyncs it and renames it into place: a reader never sees half
+of one, and a wrong, oversized or cut upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
+
+CHUNK = 1 << 17
+
+
+def store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expected: str,
+                   refuse: Callable[[str], Exception], max_size: int, exact_size: int | None = None) -> None:
+    """Write ``data`` to ``final`` once it hashes (``digest``, a fresh hashlib object) to the hex
+    ``expected`` and is ``exact_size`` bytes (or at most ``max_size``); else raise ``refuse(why)``."""
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.fsdecode(parent), prefix=".tmp-")
+    try:
+        written = 0
+        limit = max_size if exact_size is None else min(max_size, exact_size)
+        with os.fdopen(fd, "wb") as f:
+            for chunk in data:
+                written += len(chunk)
+                if written > limit:
+                    raise refuse(f"the upload is larger than the {exact_size} bytes it was announced with"
+                                 if exact_size is not None and exact_size <= max_size
+                                 else f"the upload is larger than {max_size} bytes")
+                digest.update(chunk)
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        if exact_size is not None and written != exact_size:
+            raise refuse(f"the upload has {written} bytes, not the {exact_size} it was announced with")
+        if digest.hexdigest() != expected:
+            raise refuse("the upload's contents do not match its hash")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def open_chunks(path: str | bytes) -> tuple[int, Iterator[bytes]] | None:
+    """A file's size and its bytes in chunks (open until they are read or the iterator is closed);
+    None when there is no such file."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 -- closed by the iterator
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    return os.fstat(f.fileno()).st_size, _chunks(f)
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    try:
+        while chunk := f.read(CHUNK):
+            yield chunk
+    finally:
+        f.close()
