@@ -69,6 +69,7 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
     repository's ``[web]`` lists, and uploads over HTTPS only unless ``--allow-push-over-http``."""
     repo = ctx.backend.open(ctx.repo_name)
     if repo.kind is Kind.HG:
+        ctx.extra["kind"] = "hg"
         return _hg_store(ctx, repo, access, secure)
     repo = git_session.open_git_repo(ctx)
     opener = getattr(repo, "lfs", None)  # optional: a backend may keep no LFS objects
@@ -187,6 +188,8 @@ def _put(front: HttpFront, request: server.Request, route: Route, user: str | No
         raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
     ctx = _context(front, request, route, user)
     store = _store(ctx, Access.WRITE, request.isSecure())
+    if ctx.extra.get("kind") == "hg":  # the audit log names the repository's own protocol
+        ctx = replace(ctx, transport="hg-http")
     content: IO[bytes] | None = request.content
     if content is None:
         raise ProtocolError("an upload needs a body", http_status=400)

@@ -12,6 +12,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from twisted.logger import globalLogPublisher
+
+from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import Client, RunningServer, SshKeys
 from tests.integration.test_hg_hooks import _served
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
@@ -32,10 +35,21 @@ def test_lfs_blobs_go_up_with_a_push_and_come_down_with_a_clone(
     (work / "big.bin").write_bytes(data)
     (work / "small.txt").write_text("small\n")
     client.hg(*LFS, "commit", "-q", "-A", "-m", "big and small", cwd=work)
-    peer.hg(*LFS, "push", "-R", str(work), url("blobs"))
+    events: list[dict[str, object]] = []
+
+    def observe(event: dict[str, object]) -> None:
+        if event.get("log_namespace") == AUDIT_NAMESPACE and event.get("action") == "lfs-upload":
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]
+    try:
+        peer.hg(*LFS, "push", "-R", str(work), url("blobs"))
+    finally:
+        globalLogPublisher.removeObserver(observe)  # type: ignore[arg-type]
 
     oid = hashlib.sha256(data).hexdigest()
     assert (repo / ".hg" / "store" / "lfs" / "objects" / oid[:2] / oid[2:]).read_bytes() == data
+    assert [(e["proto"], e["user"], e["outcome"]) for e in events] == [("hg-http", "alice", "ok")]
     assert "lfs" in (repo / ".hg" / "store" / "requires").read_text().split()
     client.hg("--config", "extensions.lfs=", "verify", "-q", "-R", str(repo))
     caps = peer.hg("debugcapabilities", url("blobs")).stdout
