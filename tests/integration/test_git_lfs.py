@@ -165,3 +165,21 @@ def test_a_read_only_server_takes_no_lfs_upload(make_server: Any, client: Client
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(put, timeout=30)
     assert refused.value.code == 403
+
+
+def test_actions_point_at_the_public_url_when_the_config_file_names_one(make_server: Any, tmp_path: Path) -> None:
+    """Behind a reverse proxy that serves hgwire under a path, the hrefs follow ``[http] public_url``."""
+    from tests.conftest import LOOPBACK
+    from tests.integration.test_git_transports import bcrypt
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n")
+    policy = tmp_path / "hgwire.toml"
+    policy.write_text('[http]\npublic_url = "https://proxy.example/scm/"\n\n[[repo]]\npattern = "*"\nwrite = ["alice"]\n')
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), config_file=str(policy))
+    server.backend.create("media", Kind.GIT)
+    batch = f"http://127.0.0.1:{server.port('http')}/media.git/info/lfs/objects/batch"
+    status, answer = _batch(batch, {"operation": "upload", "objects": [{"oid": "a" * 64, "size": 3}]})
+    assert status == 200, answer
+    href = answer["objects"][0]["actions"]["upload"]["href"]
+    assert href == "https://proxy.example/scm/media.git/info/lfs/objects/" + "a" * 64
