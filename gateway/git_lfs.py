@@ -43,8 +43,7 @@ from gateway import audit, git_session
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext
 from gateway.git_http import http_status
-from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after
-from gateway.repo_page import base_url
+from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
@@ -159,17 +158,10 @@ def _answer(front: HttpFront, request: server.Request, route: Route, user: str |
         raise ProtocolError("this server is read-only: pushing is disabled", http_status=403)
     access = Access.WRITE if batch.operation == git_lfs.UPLOAD else Access.READ
     store = _store(_context(front, request, route, user), access, request.isSecure())
-    base = f"{public_url(front) or base_url(request)}/{quote(route.repo, safe='/')}/info/lfs/objects/"
+    base = f"{site_url(front, request)}/{quote(route.repo, safe='/')}/info/lfs/objects/"
     auth = request.getHeader(b"authorization")
     header = {"Authorization": auth.decode("latin-1")} if auth else {}
     return git_lfs.batch_response(batch, store.size, lambda oid: base + oid, header)
-
-
-def public_url(front: HttpFront) -> str | None:
-    """``[http] public_url`` of the ``--config`` file: where clients reach the server (a reverse
-    proxy's address, maybe with a path), for the URLs handed out; None when not set."""
-    policy = getattr(front.authorizer, "policy", None)
-    return policy.current.public_url if policy is not None else None
 
 
 # --- basic transfers --------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import base64
 import binascii
 import enum
 import importlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +296,26 @@ class HttpFront:
                 raise Unauthorized(str(refusal)) from None
             raise
         return user
+
+
+
+HOST_HEADER = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+
+
+def site_url(front: HttpFront, request: server.Request) -> str:
+    """Where clients reach this server, for the URLs it hands out (clone URLs, LFS actions):
+    ``[http] public_url`` of the ``--config`` file (a reverse proxy's address, maybe with a path),
+    else ``scheme://host[:port]`` as the client reached it (its ``Host`` when it looks like one)."""
+    policy = getattr(front.authorizer, "policy", None)
+    public = policy.current.public_url if policy is not None else None
+    if public:
+        return str(public)
+    host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
+    if not HOST_HEADER.fullmatch(host):
+        local = request.getHost()
+        host = f"{getattr(local, 'host', 'localhost')}:{getattr(local, 'port', 80)}"
+    scheme = "https" if request.isSecure() else "http"
+    return f"{scheme}://{host}"
 
 
 def _user_if_valid(valid: bool, user: str) -> str:

@@ -12,7 +12,6 @@ looks like a host name, and the checked repository name, percent-encoded, appear
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +24,7 @@ from backends.names import strip_git_suffix
 from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
-from gateway.http import HttpFront, Route, RouteKind, send_error
+from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.threads import run_blocking
 from protocols.errors import NotARepository, PermissionDenied
 from protocols.hg_commands import PULL
@@ -33,7 +32,6 @@ from protocols.hg_commands import PULL
 log = Logger()
 
 PROTO = "http-page"
-HOST_HEADER = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 """A ``Host`` header shown back in the clone command: a name or an IP literal, maybe a port."""
 KIND_WORDS = {Kind.GIT: ("a Git", "git clone {url}.git"), Kind.HG: ("a Mercurial", "hg clone {url}")}
 
@@ -42,7 +40,7 @@ def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> 
     transport = "git-http" if route.repo.endswith(".git") else "hg-http"
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport, Access.READ)
     d.addCallback(lambda user: run_blocking(_kind_for, front, route.repo, user))
-    d.addCallback(_send_page, request, route)
+    d.addCallback(_send_page, request, route, site_url(front, request))
     d.addErrback(fail_request, request, route.repo, PROTO)
 
 
@@ -63,7 +61,7 @@ def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
 def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> None:
     """What this server is and what its clone URLs look like; no repository is named or looked up,
     so it costs nothing and tells nothing (it is also what a load balancer's health check reads)."""
-    base = base_url(request)
+    base = site_url(front, request)
     body = ("This is hgwire: it serves Git and Mercurial repositories.\n\nClone one with:\n\n"
             f"    git clone {base}/NAME.git\n    hg clone {base}/NAME\n\n"
             "where NAME is the repository's name; ask the server's administrator for it.\n")
@@ -71,21 +69,11 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
     send_error(request, 200, body)
 
 
-def base_url(request: server.Request) -> str:
-    """``scheme://host[:port]`` as the client reached the server: its ``Host`` when it looks like one."""
-    host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
-    if not HOST_HEADER.fullmatch(host):
-        local = request.getHost()
-        host = f"{getattr(local, 'host', 'localhost')}:{getattr(local, 'port', 80)}"
-    scheme = "https" if request.isSecure() else "http"
-    return f"{scheme}://{host}"
-
-
-def _send_page(kind: Kind, request: server.Request, route: Route) -> None:
+def _send_page(kind: Kind, request: server.Request, route: Route, base: str) -> None:
     if request.finished or request._disconnected:
         return
     name = strip_git_suffix(route.repo)
-    url = f"{base_url(request)}/{quote(name, safe='/')}"
+    url = f"{base}/{quote(name, safe='/')}"
     what, command = KIND_WORDS[kind]
     body = (f"{name} is {what} repository served by hgwire.\n\nClone it with:\n\n    {command.format(url=url)}\n")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")

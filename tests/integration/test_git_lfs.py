@@ -168,7 +168,8 @@ def test_a_read_only_server_takes_no_lfs_upload(make_server: Any, client: Client
 
 
 def test_actions_point_at_the_public_url_when_the_config_file_names_one(make_server: Any, tmp_path: Path) -> None:
-    """Behind a reverse proxy that serves hgwire under a path, the hrefs follow ``[http] public_url``."""
+    """Behind a reverse proxy that serves hgwire under a path, the hrefs (and the clone URLs of the
+    server's pages) follow ``[http] public_url``."""
     from tests.conftest import LOOPBACK
     from tests.integration.test_git_transports import bcrypt
 
@@ -183,3 +184,5 @@ def test_actions_point_at_the_public_url_when_the_config_file_names_one(make_ser
     assert status == 200, answer
     href = answer["objects"][0]["actions"]["upload"]["href"]
     assert href == "https://proxy.example/scm/media.git/info/lfs/objects/" + "a" * 64
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port('http')}/", timeout=30) as page:
+        assert "git clone https://proxy.example/scm/NAME.git" in page.read().decode()  # the clone URLs too
