@@ -21,14 +21,32 @@ from backends.interfaces import Kind
 from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import Client, SshKeys
 from tests.integration.test_git_daemon import assert_consistent
-from tests.integration.test_git_transports import PASSWORD, TRANSPORTS
+from tests.integration.test_git_transports import PASSWORD, TRANSPORTS, bcrypt
 
 pytestmark = pytest.mark.skipif(shutil.which("git-lfs") is None,
                                 reason="the git-lfs client is not installed (make test installs it)")
 
 
-def _lfs_client(client: Client) -> None:
+def _tracked_work(client: Client, url: str, data: bytes, notes: bool = False) -> Path:
+    """A clone of ``url`` with git-lfs tracking ``*.bin``, and a commit of ``video.bin`` holding ``data``
+    (and a plain ``notes.txt``)."""
     client.git("lfs", "install", "--skip-repo")
+    work = client.cwd / "media"
+    client.git("clone", "-q", url, str(work))
+    client.git("lfs", "track", "*.bin", cwd=work)
+    (work / "video.bin").write_bytes(data)
+    if notes:
+        (work / "notes.txt").write_text("notes\n")
+    client.git("add", ".gitattributes", "video.bin", *(["notes.txt"] if notes else []), cwd=work)
+    client.git("commit", "-q", "-m", "media", cwd=work)
+    return work
+
+
+def _alice(tmp_path: Path) -> str:
+    """An htpasswd file where alice has ``PASSWORD``."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n")
+    return str(htpasswd)
 
 
 def test_lfs_objects_go_up_with_a_push_and_come_down_with_a_clone(make_server: Any, client: Client,
@@ -36,15 +54,8 @@ def test_lfs_objects_go_up_with_a_push_and_come_down_with_a_clone(make_server: A
     server = TRANSPORTS["http"](make_server, "fs", client, ssh_keys, tmp_path)
     server.running.backend.create("media", Kind.GIT)
     url = server.git_url("media")
-    _lfs_client(client)
-    work = client.cwd / "media"
-    client.git("clone", "-q", url, str(work))
-    client.git("lfs", "track", "*.bin", cwd=work)
     data = os.urandom(2 << 20)
-    (work / "video.bin").write_bytes(data)
-    (work / "notes.txt").write_text("notes\n")
-    client.git("add", ".gitattributes", "video.bin", "notes.txt", cwd=work)
-    client.git("commit", "-q", "-m", "media", cwd=work)
+    work = _tracked_work(client, url, data, notes=True)
     events: list[dict[str, Any]] = []
 
     def observe(event: dict[str, Any]) -> None:
@@ -128,14 +139,8 @@ def test_lfs_over_an_ssh_remote_authenticates_through_git_lfs_authenticate(
     port = server.port("ssh")
     client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
     url = f"ssh://git@127.0.0.1:{port}/media.git"
-    _lfs_client(client)
-    work = client.cwd / "media"
-    client.git("clone", "-q", url, str(work))
-    client.git("lfs", "track", "*.bin", cwd=work)
     data = os.urandom(1 << 20)
-    (work / "video.bin").write_bytes(data)
-    client.git("add", ".gitattributes", "video.bin", cwd=work)
-    client.git("commit", "-q", "-m", "media", cwd=work)
+    work = _tracked_work(client, url, data)
     client.git("push", "origin", "HEAD:main", cwd=work)
     oid = hashlib.sha256(data).hexdigest()
     assert (server.root / "media.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).read_bytes() == data
@@ -148,11 +153,8 @@ def test_a_read_only_server_takes_no_lfs_upload(make_server: Any, client: Client
     import base64
 
     from tests.conftest import LOOPBACK
-    from tests.integration.test_git_transports import bcrypt
 
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text("alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n")
-    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), read_only=True)
+    server = make_server("fs", http=[LOOPBACK], htpasswd=_alice(tmp_path), read_only=True)
     server.backend.create("media", Kind.GIT)
     batch = f"http://127.0.0.1:{server.port('http')}/media.git/info/lfs/objects/batch"
     status, answer = _batch(batch, {"operation": "upload", "objects": [{"oid": "a" * 64, "size": 3}]})
@@ -171,13 +173,10 @@ def test_actions_point_at_the_public_url_when_the_config_file_names_one(make_ser
     """Behind a reverse proxy that serves hgwire under a path, the hrefs (and the clone URLs of the
     server's pages) follow ``[http] public_url``."""
     from tests.conftest import LOOPBACK
-    from tests.integration.test_git_transports import bcrypt
 
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text("alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n")
     policy = tmp_path / "hgwire.toml"
     policy.write_text('[http]\npublic_url = "https://proxy.example/scm/"\n\n[[repo]]\npattern = "*"\nwrite = ["alice"]\n')
-    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), config_file=str(policy))
+    server = make_server("fs", http=[LOOPBACK], htpasswd=_alice(tmp_path), config_file=str(policy))
     server.backend.create("media", Kind.GIT)
     batch = f"http://127.0.0.1:{server.port('http')}/media.git/info/lfs/objects/batch"
     status, answer = _batch(batch, {"operation": "upload", "objects": [{"oid": "a" * 64, "size": 3}]})
