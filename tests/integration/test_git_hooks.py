@@ -8,7 +8,6 @@ the same ``remote:`` lines, and a declined push must leave no pack behind.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import stat
 import subprocess
@@ -74,13 +73,28 @@ def _rejections(stderr: str) -> list[str]:
     return sorted(line.strip() for line in stderr.splitlines() if "[remote rejected]" in line)
 
 
-def _running(cmdline: bytes) -> bool:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+SLEEPER = """#!/bin/sh
+echo {said}{redirect}
+sleep {seconds} &
+echo $! > "{pidfile}"
+wait
+"""
+"""A hook that hangs in a child of its own, whose process id it leaves in ``pidfile``."""
+
+
+def _stopped(pidfile: Path, seconds: float = 10.0) -> bool:
+    """Whether the process whose id ``pidfile`` holds is gone (or only a zombie) within ``seconds``:
+    that very process, not any other of the same command line on the machine."""
+    pid = pidfile.read_text().strip()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
-                return True
-        except OSError:
-            continue
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
     return False
 
 
@@ -136,7 +150,8 @@ def test_hooks_that_cannot_run_or_hang(make_server: Any, client: Client, monkeyp
     shared = client.cwd / "shared-hooks"
     shared.mkdir()
     hang = shared / "update"
-    hang.write_text("#!/bin/sh\necho waiting\nsleep 30\n")
+    pidfile = client.cwd / "update-sleep.pid"
+    hang.write_text(SLEEPER.format(said="waiting", redirect="", seconds=30, pidfile=pidfile))
     hang.chmod(hang.stat().st_mode | stat.S_IXUSR)
     client.git("--git-dir", str(bare), "config", "core.hooksPath", str(shared))
     tip = commit(client, work, "b.txt", "b\n", "b")
@@ -144,10 +159,7 @@ def test_hooks_that_cannot_run_or_hang(make_server: Any, client: Client, monkeyp
     assert slow.returncode == 1 and "(hook declined)" in slow.stderr, slow.stderr
     assert "remote: waiting" in slow.stderr and "update hook timed out after 1 s" in slow.stderr
     assert remote_refs(client, "default", url)["refs/heads/main"] != tip
-    deadline = time.monotonic() + 10  # killed; gone once the loaded machine schedules its exit
-    while _running(b"sleep\x0030\x00") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _running(b"sleep\x0030\x00")  # the hook's children were stopped with it (not after 30 s)
+    assert _stopped(pidfile)  # the hook's children were stopped with it (not after 30 s)
     assert_consistent(server, client, "slow")
 
 
@@ -634,7 +646,9 @@ def test_a_proc_receive_hook_that_hangs_is_stopped_and_its_commands_refused(
         make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(git_hooks, "HOOK_TIMEOUT", 1.0)
     url, work, bare, _ = _review_repo(make_server, client)
-    (bare / "hooks" / "proc-receive").write_text("#!/bin/sh\necho thinking >&2\nsleep 31\n")
+    pidfile = client.cwd / "proc-receive-sleep.pid"
+    (bare / "hooks" / "proc-receive").write_text(SLEEPER.format(said="thinking", redirect=" >&2", seconds=31,
+                                                                pidfile=pidfile))
     tip = commit(client, work, "b.txt", "b\n", "b")
     pushed = client.git("push", url, "HEAD:refs/for/main/topic", "HEAD:main", cwd=work, check=False)
     assert pushed.returncode == 1
@@ -643,7 +657,4 @@ def test_a_proc_receive_hook_that_hangs_is_stopped_and_its_commands_refused(
     assert statuses[1].endswith(f"..{tip[:7]}  HEAD -> main"), pushed.stderr
     assert "remote: thinking" in pushed.stderr and "proc-receive hook timed out after 1 s" in pushed.stderr
     assert remote_refs(client, "default", url)["refs/heads/main"] == tip  # the other ref moved
-    deadline = time.monotonic() + 10
-    while _running(b"sleep\x0031\x00") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _running(b"sleep\x0031\x00")
+    assert _stopped(pidfile)
