@@ -22,9 +22,12 @@ server's time zone, or UTC with ``Z``), as sshd does.  ``from="pattern-list"`` i
 ``UseDNS no``: the client's IP address must match one of the patterns (``*``
 and ``?`` wildcards, ``addr/len`` networks) and none of the negated ones
 (``!pattern``); a host name pattern never matches an address.  A key listed on
-several lines is accepted if any of its lines allows the address.  A key with
-any other option (``command=``, ...) is skipped with a logged reason, because
-hgwire cannot honour the restriction it asks for.  The file is re-read when it
+several lines is accepted if any of its lines allows the address.  A
+``cert-authority`` line (with ``principals="a,b"`` maybe) trusts the OpenSSH user
+certificates its key signs, whose principal is then the user
+(``AuthorizedKeys._certificate_user``).  A key with any other option
+(``command=``, ...) is skipped with a logged reason, because hgwire cannot
+honour the restriction it asks for.  The file is re-read when it
 changes, so keys can be added without a restart.
 
 **htpasswd** (``--htpasswd FILE``): ``user:hash`` lines.  Only bcrypt
@@ -61,10 +64,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import bcrypt
+from twisted.conch.ssh import keys as conch_keys
 from twisted.logger import Logger
 
 from protocols.errors import PermissionDenied, ReadOnly
 from protocols.forwarded import parse_ip
+from protocols.ssh_cert import (
+    USER_CERT,
+    Certificate,
+    CertificateError,
+    critical_refusal,
+    is_certificate,
+    source_addresses,
+)
+from protocols.ssh_cert import parse as parse_certificate
 
 if TYPE_CHECKING:
     from gateway.policy import PolicyFile, Protections
@@ -181,6 +194,8 @@ IGNORED_KEY_OPTIONS = frozenset(
 USER_OPTION = "user"
 FROM_OPTION = "from"
 EXPIRY_OPTION = "expiry-time"
+CA_OPTION = "cert-authority"
+PRINCIPALS_OPTION = "principals"
 MAX_FROM_PATTERNS = 256
 MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
 MAX_USER_LENGTH = 64
@@ -201,6 +216,10 @@ class AuthorizedKey:
     """The ``from=`` patterns, or None: any address."""
     expires: float | None = None
     """``expiry-time=``: the POSIX time from which the key is refused, or None."""
+    ca: bool = False
+    """``cert-authority``: the key signs user certificates (it does not log in itself)."""
+    principals: tuple[str, ...] | None = None
+    """``principals=`` of a certificate authority: the certificate must name one of them."""
 
     def allows(self, address: str | None, now: float | None = None) -> bool:
         """Whether a client at ``address`` (an IP address; None: unknown) may use this key now."""
@@ -283,10 +302,23 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
     if len(parts) < 2 or parts[0] not in KEY_TYPES:
         raise KeyLineError("no supported key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-*, sk-*)")
     blob = _decode_blob(parts[1])
-    user = _user_of(options, parts[2] if len(parts) > 2 else "")
+    ca = CA_OPTION in options
+    if PRINCIPALS_OPTION in options and not ca:
+        raise KeyLineError("principals= belongs to a cert-authority line")
+    if ca and USER_OPTION in options:
+        raise KeyLineError("a cert-authority line names no user: the certificate's principal is the user")
+    user = "" if ca else _user_of(options, parts[2] if len(parts) > 2 else "")
     sources = _parse_from(options[FROM_OPTION]) if FROM_OPTION in options else None
     expires = parse_expiry(options[EXPIRY_OPTION]) if EXPIRY_OPTION in options else None
-    return AuthorizedKey(user, parts[0], blob, sources, expires)
+    principals = _parse_principals(options[PRINCIPALS_OPTION]) if PRINCIPALS_OPTION in options else None
+    return AuthorizedKey(user, parts[0], blob, sources, expires, ca, principals)
+
+
+def _parse_principals(value: str | None) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in (value or "").split(","))
+    if not value or not all(names) or len(names) > MAX_FROM_PATTERNS:
+        raise KeyLineError('principals= needs a list of names, e.g. principals="alice,bob"')
+    return names
 
 
 def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
@@ -300,7 +332,8 @@ def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
         options[match.group(1).lower()] = None if value is None else value.replace('\\"', '"')
         position = match.end()
     for name in options:
-        if name not in (USER_OPTION, FROM_OPTION, EXPIRY_OPTION) and name not in IGNORED_KEY_OPTIONS:
+        if name not in (USER_OPTION, FROM_OPTION, EXPIRY_OPTION, CA_OPTION, PRINCIPALS_OPTION) \
+                and name not in IGNORED_KEY_OPTIONS:
             raise KeyLineError(f"option {name!r} cannot be honoured by hgwire")
     return options, line[position:]
 
@@ -333,7 +366,7 @@ def parse_authorized_keys(text: str, source: str = "authorized_keys") -> dict[by
         if key is None:
             continue
         known = keys.setdefault(key.blob, [])
-        if known and known[0].user != key.user:
+        if known and (known[0].user != key.user or known[0].ca != key.ca):
             log.warn("{source}:{line}: key already belongs to {user}; skipped", source=source,
                      line=number, user=known[0].user)
             continue
@@ -382,7 +415,9 @@ class AuthorizedKeys:
         text, changed = self._file.text()
         if changed:
             self._keys = parse_authorized_keys(text, str(self._file.path))
-        lines = self._keys.get(blob, [])
+        if is_certificate(blob):
+            return self._certificate_user(blob, address)
+        lines = [key for key in self._keys.get(blob, []) if not key.ca]  # a CA's own key does not log in
         for key in lines:
             if key.allows(address):
                 return key.user
@@ -390,6 +425,55 @@ class AuthorizedKeys:
             log.warn("the key of {user} was offered from {address}, which its from= or expiry-time= does not allow",  # noqa: G010
                      user=lines[0].user, address=address or "an unknown address")
         return None
+
+
+    def _certificate_user(self, blob: bytes, address: str | None, now: float | None = None) -> str | None:
+        """The user an OpenSSH user certificate logs in as, as sshd checks one against a
+        ``cert-authority`` line: signed by that CA (whose own ``from=`` and ``expiry-time=`` allow the
+        client), a user certificate, valid now, its ``source-address`` allowing the client, no
+        critical option hgwire cannot honour, and a principal (one of the line's ``principals=``
+        when it has them) that is a plain user name: the first such one is the user."""
+        try:
+            cert = parse_certificate(blob)
+        except CertificateError as bad:
+            log.warn("an SSH certificate was refused: {reason}", reason=str(bad))  # noqa: G010
+            return None
+        moment = time.time() if now is None else now
+        lines = [key for key in self._keys.get(cert.ca_blob, []) if key.ca and key.allows(address, moment)]
+        reason = _certificate_refusal(cert, lines, address, moment)
+        if reason is None:
+            for line in lines:
+                wanted = [p for p in cert.principals if line.principals is None or p in line.principals]
+                user = next((p for p in wanted if len(p) <= MAX_USER_LENGTH and _USER_RE.match(p)), None)
+                if user is not None:
+                    return user
+            reason = "no principal of the certificate is one its authority's line allows (or a plain user name)"
+        log.warn("the SSH certificate {key_id} from {address} was refused: {reason}",  # noqa: G010
+                 key_id=cert.key_id, address=address or "an unknown address", reason=reason)
+        return None
+
+
+def _certificate_refusal(cert: Certificate, lines: Sequence[AuthorizedKey], address: str | None,
+                         now: float) -> str | None:
+    if not lines:
+        return "its authority is not a cert-authority line of --authorized-keys (or does not allow this address)"
+    if cert.cert_type != USER_CERT:
+        return "it is not a user certificate"
+    if not cert.valid_at(now):
+        return "it is not valid now"
+    refusal = critical_refusal(cert)
+    if refusal is not None:
+        return refusal
+    sources = source_addresses(cert)
+    if sources is not None and (address is None or not from_allows(sources, address)):
+        return "its source-address does not allow this address"
+    try:
+        authority = conch_keys.Key.fromString(cert.ca_blob)
+        if not authority.verify(cert.signature, cert.signed):
+            return "its authority's signature does not verify"
+    except (conch_keys.BadKeyError, ValueError) as bad:
+        return f"its authority's key or signature cannot be read ({bad})"
+    return None
 
 
 # --- htpasswd --------------------------------------------------------------------------------

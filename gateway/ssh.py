@@ -58,7 +58,7 @@ from twisted.conch.error import ConchError, ValidPublicKey
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import channel as conch_channel
 from twisted.conch.ssh import common, connection, factory, keys, transport, userauth
-from twisted.cred import portal
+from twisted.cred import credentials, portal
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
@@ -81,6 +81,7 @@ from gateway.limits import ConnectionLimits, count_request, drop, limits_for, us
 from gateway.policy import authorizer_for
 from gateway.ssh_transport import AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
+from protocols import ssh_cert
 from protocols.errors import HgwireError, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
 from protocols.ssh_exec import ExecRequest, RouteKind, check_env, parse_exec
@@ -266,7 +267,8 @@ class AuthorizedKeyChecker:
             raise UnauthorizedLogin("key not authorized")
         if not credentials.signature:
             raise ValidPublicKey()
-        key = keys.Key.fromString(credentials.blob)
+        blob = credentials.blob  # a certificate's own key signs the login
+        key = keys.Key.fromString(ssh_cert.parse(blob).key_blob if ssh_cert.is_certificate(blob) else blob)
         if not key.verify(credentials.signature, credentials.sigData):
             raise UnauthorizedLogin("bad signature")
         return user.encode("utf-8")
@@ -319,6 +321,28 @@ class HgwireUserAuth(userauth.SSHUserAuthServer):
     _log = _conch_log
     attemptsBeforeDisconnect = MAX_AUTH_ATTEMPTS - 1  # conch disconnects after attempts > this
     loginTimeout = LOGIN_GRACE_SECONDS
+
+    def auth_publickey(self, packet: bytes) -> defer.Deferred[Any]:
+        """Conch's, and OpenSSH user certificates (``*-cert-v01@openssh.com``), which Conch's key
+        parser does not read: the checker reads them (``AuthorizedKeys.user_for``)."""
+        has_sig = packet[0]
+        algorithm, blob, rest = common.getNS(packet[1:], 2)
+        if not ssh_cert.is_certificate(blob):
+            return super().auth_publickey(packet)
+        user: bytes = self.user or b""
+        if not has_sig:
+            query = credentials.SSHPrivateKey(user, algorithm, blob, None, None)
+            checked: defer.Deferred[Any] = self.portal.login(query, None, IConchUser)
+            return checked.addErrback(self._ebCheckKey, packet[1:])
+        assert self.transport is not None and self.transport.sessionID is not None
+        service: bytes = self.nextService or b""
+        signed = (common.NS(self.transport.sessionID) + bytes((userauth.MSG_USERAUTH_REQUEST,)) + common.NS(user)
+                  + common.NS(service) + common.NS(b"publickey") + bytes((has_sig,))
+                  + common.NS(algorithm) + common.NS(blob))
+        signature = common.getNS(rest)[0]
+        offered = credentials.SSHPrivateKey(user, algorithm, blob, signed, signature)
+        logged_in: defer.Deferred[Any] = self.portal.login(offered, None, IConchUser)
+        return logged_in
 
     def serviceStarted(self) -> None:
         limits = getattr(getattr(self.transport, "factory", None), "connection_limits", None)
