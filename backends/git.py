@@ -42,6 +42,7 @@ from backends.interfaces import (
 from backends.lfs import LfsStore
 from protocols import git_proc_receive
 from protocols.errors import ProtocolError, StorageError
+from protocols.git_upload import parse_oid
 
 RefLock = Callable[[], AbstractContextManager[None]]
 """Takes the repository's ref-update lock for the duration of a ``with``."""
@@ -361,27 +362,33 @@ class DulwichGitRepository:
             skip = self._skip_list(listed[-1])
         return git_ingest.fsck_rules([(k, v) for k, v in settings if k.lower() != b"skiplist"], skip)
 
-    def _skip_list(self, value: bytes) -> list[bytes]:
+    def _config_path(self, value: bytes) -> str:
+        """A file a config value names, as git's ``git_config_pathname`` reads it: ``~`` expanded,
+        and a relative name taken from the git directory (where receive-pack runs)."""
         name = os.path.expanduser(value.decode("utf-8", "surrogateescape"))
         git_dir = self._disk_git_dir()
-        path = os.path.join(git_dir, name) if git_dir is not None else name
+        return os.path.join(git_dir, name) if git_dir is not None else name
+
+    def _skip_list(self, value: bytes) -> list[bytes]:
+        name = value.decode("utf-8", "surrogateescape")
         try:
-            with open(path, "rb") as f:
+            with open(self._config_path(value), "rb") as f:
                 text = f.read(MAX_SKIP_LIST + 1)
         except OSError as exc:
             raise StorageError(f"could not open receive.fsck.skipList '{name}' ({exc.strerror or exc}); "
                                "fix the repository's config on the server") from None
         if len(text) > MAX_SKIP_LIST:
             raise StorageError(f"receive.fsck.skipList '{name}' is larger than {MAX_SKIP_LIST >> 20} MiB")
-        ids = []
+        ids: list[bytes] = []
         for line in text.split(b"\n"):
             entry = line.split(b"#", 1)[0].strip()
             if not entry:
                 continue
-            if len(entry) != 40 or not all(c in b"0123456789abcdefABCDEF" for c in entry):
+            try:
+                ids.append(parse_oid(entry))
+            except ProtocolError:
                 raise StorageError(f"invalid object name {entry[:80].decode('utf-8', 'replace')!r} in "
-                                   f"receive.fsck.skipList '{name}'; fix it on the server")
-            ids.append(entry.lower())
+                                   f"receive.fsck.skipList '{name}'; fix it on the server") from None
         return ids
 
     def receive_rules(self) -> ReceiveRules:
@@ -449,17 +456,12 @@ class DulwichGitRepository:
             slop = max(0, _git_int(self._config_last(b"receive", b"certnonceslop"), "receive.certnonceslop", 0))
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
-        git_dir = self._disk_git_dir()
 
         def text(value: bytes | None) -> str | None:
             return value.decode("utf-8", "surrogateescape") if value else None
 
         def path(value: bytes | None) -> str | None:
-            name = text(value)
-            if name is None:
-                return None
-            name = os.path.expanduser(name)
-            return os.path.join(git_dir, name) if git_dir is not None else name
+            return self._config_path(value) if value else None
 
         openpgp = self._config_last((b"gpg", b"openpgp"), b"program") or self._config_last(b"gpg", b"program")
         programs = {"openpgp": text(openpgp) or "gpg",
@@ -469,7 +471,7 @@ class DulwichGitRepository:
             seed=seed, slop=slop, programs=programs,
             allowed_signers=path(self._config_last((b"gpg", b"ssh"), b"allowedsignersfile")),
             revocation_file=path(self._config_last((b"gpg", b"ssh"), b"revocationfile")),
-            cwd=git_dir)
+            cwd=self._disk_git_dir())
 
     def _store_blob(self, data: bytes) -> ObjectId:
         """Write ``data`` as a blob into the object store (not the quarantine, as git's receive-pack

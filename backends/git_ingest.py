@@ -561,9 +561,10 @@ class PushLinks:
 
 
 ERROR, WARN, IGNORE = "error", "warn", "ignore"
-"""What a finding of git's fsck does to a push: refuse it, or let it through (logged, or not)."""
+"""What a finding of git's fsck does to a push: refuse it, or let it through (a warning is not
+shown: hgwire has no channel to the client while it checks a pack)."""
 
-FSCK_MESSAGES: dict[str, tuple[str, str]] = {name.lower(): (name, severity) for name, severity in (
+FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     # errors (git's fatal ones, which a setting cannot lower, in _FATAL)
     ("nulInHeader", ERROR), ("unterminatedHeader", ERROR),
     ("badDate", ERROR), ("badDateOverflow", ERROR), ("badEmail", ERROR), ("badName", ERROR),
@@ -602,16 +603,13 @@ class FsckRules:
 
     severities: Mapping[str, str] = field(default_factory=dict)
     skip: frozenset[bytes] = frozenset()
+    tree_warnings: bool = False
+    """A tree finding git only warns about refuses a push here: each tree's names and modes are
+    then looked at (otherwise that costs nothing).  Set by ``fsck_rules``, once per push."""
 
     def severity(self, msg_id: str) -> str:
         key = msg_id.lower()
-        return self.severities.get(key) or FSCK_MESSAGES[key][1]
-
-    @property
-    def tree_warnings(self) -> bool:
-        """Whether a tree finding git only warns about refuses a push here (each tree's names and
-        modes are then looked at; otherwise that costs nothing)."""
-        return any(self.severities.get(key) == ERROR for key in _TREE_WARNINGS)
+        return self.severities.get(key) or FSCK_MESSAGES[key]
 
 
 DEFAULT_FSCK = FsckRules()
@@ -627,7 +625,8 @@ def fsck_rules(settings: Iterable[tuple[bytes, bytes]], skip_list: Iterable[byte
         if key not in FSCK_MESSAGES or severity not in (ERROR, WARN, IGNORE) or (key in _FATAL and severity != ERROR):
             continue
         severities[key] = severity
-    return FsckRules(severities, frozenset(skip_list))
+    return FsckRules(severities, frozenset(skip_list),
+                     tree_warnings=any(severities.get(key) == ERROR for key in _TREE_WARNINGS))
 
 
 class _Findings:
