@@ -36,17 +36,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
-from backends.interfaces import HgRepository, Kind
+from backends.interfaces import Kind
 from backends.lfs import LfsObjectRefused, LfsStore
 from backends.names import strip_git_suffix
-from gateway import audit, git_session
+from gateway import audit
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs
-from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
+from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_lfs import MEDIA_TYPE
 
 log = Logger()
@@ -63,34 +63,27 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
                           read_only=front.config.read_only, authorizer=front.authorizer, extra=extra)
 
 
-def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = True) -> LfsStore:
-    """The LFS store of the repository, git or Mercurial; for Mercurial, hgweb's rules too: the
-    repository's ``[web]`` lists, and uploads over HTTPS only unless ``--allow-push-over-http``."""
+def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = True) -> tuple[Kind, LfsStore]:
+    """The repository's kind and LFS store, git or Mercurial; for Mercurial, hgweb's rules too: the
+    repository's ``[web]`` lists, and uploads over HTTPS only unless ``--allow-push-over-http``.
+    (Writes on a read-only server never get here: the authorizer refuses them at the door.)"""
     repo = ctx.backend.open(ctx.repo_name)
     if repo.kind is Kind.HG:
-        ctx.extra["kind"] = "hg"
-        return _hg_store(ctx, repo, access, secure)
-    repo = git_session.open_git_repo(ctx)
+        from gateway.hg_http import check_web_access
+
+        check_web_access(repo, ctx.user, "push" if access is Access.WRITE else "pull")
+        if access is Access.WRITE and not secure and ctx.extra.get("allow_push_over_http") != "1":
+            raise ProtocolError("pushing over plain HTTP is refused; use https:// (or start hgwire with "
+                                "--allow-push-over-http)", http_status=403)
+    elif repo.kind is not Kind.GIT:
+        raise NotARepository(f"'{ctx.repo_name}' is not a repository hgwire serves")
     opener = getattr(repo, "lfs", None)  # optional: a backend may keep no LFS objects
     store: LfsStore | None = opener() if opener is not None else None
     if store is None:
-        raise UnsupportedFeature("this repository cannot keep Git LFS objects (its backend keeps them on disk only)")
-    return store
-
-
-def _hg_store(ctx: SessionContext, repo: HgRepository, access: Access, secure: bool) -> LfsStore:
-    from gateway.hg_http import check_web_access
-
-    check_web_access(repo, ctx.user, "push" if access is Access.WRITE else "pull")
-    if access is Access.WRITE and not secure and ctx.extra.get("allow_push_over_http") != "1":
-        raise ProtocolError("pushing over plain HTTP is refused; use https:// (or start hgwire with "
-                            "--allow-push-over-http)", http_status=403)
-    opener = getattr(repo, "lfs", None)
-    store: LfsStore | None = opener() if opener is not None else None
-    if store is None:
         raise UnsupportedFeature("this repository does not serve LFS: enable hg's lfs extension in its hgrc "
-                                 "([extensions] lfs =)")
-    return store
+                                 "([extensions] lfs =)" if repo.kind is Kind.HG else
+                                 "this repository cannot keep Git LFS objects (its backend keeps them on disk only)")
+    return repo.kind, store
 
 
 def _send_json(request: server.Request, status: int, body: bytes) -> None:
@@ -140,7 +133,7 @@ def serve_batch(front: HttpFront, request: server.Request, route: Route) -> None
     def authorized(batch: git_lfs.BatchRequest) -> defer.Deferred[bytes]:
         access = Access.WRITE if batch.operation == git_lfs.UPLOAD else Access.READ
         d2 = lfs_authorize(front, request, route, access)
-        return d2.addCallback(lambda user: run_blocking(_answer, front, request, route, user, batch))
+        return d2.addCallback(lambda user: run_blocking(_answer, front, request, route, user, batch, access))
 
     d.addCallback(authorized)
     d.addCallback(lambda body: _ok(request, route, body, "ok: batch"))
@@ -153,11 +146,8 @@ def _ok(request: server.Request, route: Route, body: bytes, outcome: str) -> Non
 
 
 def _answer(front: HttpFront, request: server.Request, route: Route, user: str | None,
-            batch: git_lfs.BatchRequest) -> bytes:
-    if batch.operation == git_lfs.UPLOAD and front.config.read_only:
-        raise ProtocolError("this server is read-only: pushing is disabled", http_status=403)
-    access = Access.WRITE if batch.operation == git_lfs.UPLOAD else Access.READ
-    store = _store(_context(front, request, route, user), access, request.isSecure())
+            batch: git_lfs.BatchRequest, access: Access) -> bytes:
+    _, store = _store(_context(front, request, route, user), access, request.isSecure())
     base = f"{site_url(front, request)}/{quote(route.repo, safe='/')}/info/lfs/objects/"
     auth = request.getHeader(b"authorization")
     header = {"Authorization": auth.decode("latin-1")} if auth else {}
@@ -181,13 +171,11 @@ def serve_object(front: HttpFront, request: server.Request, route: Route) -> Non
 
 
 def _put(front: HttpFront, request: server.Request, route: Route, user: str | None, oid: str) -> None:
-    if front.config.read_only:
-        raise ProtocolError("this server is read-only: pushing is disabled", http_status=403)
     if not git_lfs.valid_oid(oid):
         raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
     ctx = _context(front, request, route, user)
-    store = _store(ctx, Access.WRITE, request.isSecure())
-    if ctx.extra.get("kind") == "hg":  # the audit log names the repository's own protocol
+    kind, store = _store(ctx, Access.WRITE, request.isSecure())
+    if kind is Kind.HG:  # the audit log names the repository's own protocol
         ctx = replace(ctx, transport="hg-http")
     content: IO[bytes] | None = request.content
     if content is None:
@@ -210,7 +198,7 @@ def _read_all(content: IO[bytes]) -> Iterator[bytes]:
 
 def _open(front: HttpFront, request: server.Request, route: Route, user: str | None,
           oid: str) -> tuple[int, Iterator[bytes]]:
-    found = _store(_context(front, request, route, user)).open(oid) if git_lfs.valid_oid(oid) else None
+    found = _store(_context(front, request, route, user))[1].open(oid) if git_lfs.valid_oid(oid) else None
     if found is None:
         raise ProtocolError("Object does not exist", http_status=404)
     return found
@@ -309,12 +297,10 @@ class LfsAuthenticateSession(OneShotSession):
         super().__init__(ctx, channel)
 
     def answer(self) -> bytes:
-        _store(self.ctx)  # the repository is there, a git one, and keeps LFS objects
+        _store(self.ctx)  # the repository is there and keeps LFS objects (the door checked the access)
         base = self.ctx.extra.get("http_url", "")
         if not base:
             raise UnsupportedFeature("Git LFS needs the HTTP listener (--http), which this server does not run")
-        if self._access is Access.WRITE and self.ctx.read_only:
-            raise ProtocolError("this server is read-only: pushing is disabled")
         href = f"{base}/{quote(self.ctx.repo_name, safe='/')}/info/lfs"
         token = issue_token(self.ctx.user, self.ctx.repo_name, self._access)
         return json.dumps({"href": href, "header": {"Authorization": f"{TOKEN_SCHEME} {token}"},
