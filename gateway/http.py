@@ -58,7 +58,7 @@ from gateway.limits import (
     trusted_proxies,
     user_sessions,
 )
-from gateway.policy import authorizer_for
+from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
@@ -306,10 +306,9 @@ def site_url(front: HttpFront, request: server.Request) -> str:
     """Where clients reach this server, for the URLs it hands out (clone URLs, LFS actions):
     ``[http] public_url`` of the ``--config`` file (a reverse proxy's address, maybe with a path),
     else ``scheme://host[:port]`` as the client reached it (its ``Host`` when it looks like one)."""
-    policy = getattr(front.authorizer, "policy", None)
-    public = policy.current.public_url if policy is not None else None
+    public = public_url(front.authorizer)
     if public:
-        return str(public)
+        return public
     host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
     if not HOST_HEADER.fullmatch(host):
         local = request.getHost()

@@ -663,6 +663,12 @@ def clone_cache(authorizer: Any) -> KeepBounds:
     return KEEP_NOTHING if policy_file is None else policy_file.current.clone_cache
 
 
+def public_url(authorizer: Any) -> str | None:
+    """``[http] public_url`` in force now (None without a policy file that sets it)."""
+    policy_file = getattr(authorizer, "policy", None)
+    return None if policy_file is None else policy_file.current.public_url
+
+
 def wire_settings(authorizer: Any) -> WireSettings:
     """The settings in force now: ``[hg_http]`` of the policy file (if any) over ``SETTINGS``."""
     policy_file = getattr(authorizer, "policy", None)

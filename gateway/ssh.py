@@ -78,7 +78,7 @@ from gateway.auth import Access, AuthorizedKeys, Authorizer
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.limits import ConnectionLimits, count_request, drop, limits_for, user_sessions
-from gateway.policy import authorizer_for
+from gateway.policy import authorizer_for, public_url
 from gateway.ssh_transport import AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
 from protocols import ssh_cert
@@ -536,9 +536,7 @@ class ExecChannel(conch_channel.SSHChannel):
         if request.hidden:
             extra["hidden"] = "1"
         if request.kind in (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD):
-            policy = getattr(self._front.authorizer, "policy", None)
-            public = policy.current.public_url if policy is not None else None
-            extra["http_url"] = public or config.http_url or ""
+            extra["http_url"] = public_url(self._front.authorizer) or config.http_url or ""
         return SessionContext(
             backend=config.backend,
             repo_name=name,
