@@ -80,6 +80,7 @@ class Transaction:
         """A file under ``.hglf/`` (a largefiles standin) was written."""
         self.extstored = False
         """A file revision holding an LFS pointer (``REVIDX_EXTSTORED``) was written."""
+        self._serves_lfs: bool | None = None
         self.phases: bytearray | None = None
         self.marks: dict[bytes, Node] | None = None
         self.changed_cl = False
@@ -168,8 +169,11 @@ class Transaction:
         return writer
 
     def _lfs(self) -> bool:
-        """The repository serves hg's ``lfs`` extension (its pointers may be stored)."""
-        return self.repo.lfs() is not None
+        """The repository serves hg's ``lfs`` extension (its pointers may be stored); its hgrc is
+        read once per transaction, not for every pointer."""
+        if self._serves_lfs is None:
+            self._serves_lfs = self.repo.lfs() is not None
+        return self._serves_lfs
 
     def _file_writer(self, path: bytes) -> RevlogWriter:
         if path.startswith(STANDIN_DIR):
