@@ -106,16 +106,16 @@ def _leading_digits(text: bytes) -> bytes:
     return text[:end]
 
 
-def header(payload: bytes, name: bytes, start: int = 0) -> bytes | None:
-    """The value of the first ``name`` header line at or after ``start``, up to the empty line
-    that ends the headers (git's ``find_commit_header``); None when there is none."""
-    found = _headers(payload, name, start)
-    return next(found, (None, 0))[0]
+def header(payload: bytes, name: bytes) -> bytes | None:
+    """The value of the first ``name`` header line, up to the empty line that ends the headers
+    (git's ``find_commit_header``); None when there is none."""
+    return next(_headers(payload, name), None)
 
 
-def _headers(payload: bytes, name: bytes, start: int = 0) -> Iterator[tuple[bytes, int]]:
+def _headers(payload: bytes, name: bytes) -> Iterator[bytes]:
+    """The values of the ``name`` header lines, in order, up to the empty line that ends the headers."""
     prefix = name + b" "
-    pos = start
+    pos = 0
     while pos < len(payload):
         end = payload.find(b"\n", pos)
         end = len(payload) if end < 0 else end
@@ -123,13 +123,13 @@ def _headers(payload: bytes, name: bytes, start: int = 0) -> Iterator[tuple[byte
             return
         line = payload[pos:end]
         if line.startswith(prefix):
-            yield line[len(prefix):], end + 1
+            yield line[len(prefix):]
         pos = end + 1
 
 
 def push_options(payload: bytes) -> list[bytes]:
     """The ``push-option`` headers of a certificate, in order."""
-    return [value for value, _ in _headers(payload, b"push-option")]
+    return list(_headers(payload, b"push-option"))
 
 
 def signature_start(cert: bytes) -> int:
