@@ -25,6 +25,7 @@ from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
+from backends.git_dotfiles import DotFiles
 from backends.interfaces import (
     ATOMIC_FAILURE,
     MISSING_OBJECTS,
@@ -334,9 +335,12 @@ class DulwichGitRepository:
         store's before they land): these are in already, unreferenced, so a broken one refuses the
         push and its objects go, keeping every ref from them and no later push naming one."""
         rules = self.fsck_rules()
+        dotfiles = DotFiles()
+        store = self.object_store
         try:
             for sha, type_num, raw in objects:
-                git_ingest.check_object(type_num, raw, rules, bytes(sha))
+                git_ingest.check_object(type_num, raw, rules, bytes(sha), dotfiles)
+            git_ingest.check_dotfiles(dotfiles, lambda sha: store.get_raw(ObjectID(sha)), rules)
         except ObjectFormatException as exc:
             with self._lock():
                 self._discard_added()

@@ -57,6 +57,7 @@ from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_i
 from dulwich.refs import Ref, check_ref_format
 
 from backends import git_packindex
+from backends.git_dotfiles import DotFiles
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
@@ -334,6 +335,7 @@ class PackIngest:
         self._entries: list[tuple[bytes, int, int | None]] = []
         self._by_offset: dict[int, list[PackedObject]] = {}
         self._by_base: dict[bytes, list[PackedObject]] = {}
+        self._dotfiles = DotFiles()
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         assert self._file is not None
@@ -359,6 +361,7 @@ class PackIngest:
         with PackObjectReader(self._store, views) as reader:
             get_raw = _raw_reader(reader)
             external = self._resolve(get_raw)
+            check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules)
             pack_sha = self._complete(external, get_raw)
         return self._publish(pack_sha)
 
@@ -445,8 +448,42 @@ class PackIngest:
             raise ProtocolError(f"the pushed pack's object at offset {obj.offset} does not inflate to its size")
         return text
 
+    def _reader_of_own(self, get_raw: Callable[[bytes], tuple[int, bytes]]) -> Callable[[bytes], tuple[int, bytes]]:
+        """``read(hex id) -> (type, raw)`` of an object of this pack (rebuilt along its delta chain),
+        else of the store; ``KeyError`` when neither holds it.  For the few files ``DotFiles``
+        checks once every object is named: a blob can come before the tree that names it."""
+        own: dict[bytes, int] = {}
+        at: dict[int, PackedObject] = {}
+
+        def read(hexsha: bytes) -> tuple[int, bytes]:
+            if not own:
+                own.update((sha, offset) for sha, offset, _crc in self._entries)
+                at.update((obj.offset, obj) for obj in self._objects)
+            offset = own.get(binascii.unhexlify(hexsha))
+            if offset is None:
+                return get_raw(hexsha)
+            chain = []
+            obj = at[offset]
+            while obj.sha is None:  # a delta: down to a whole object, or a base from the store
+                chain.append(obj)
+                if obj.type_num == OFS_DELTA:
+                    obj = at[obj.base]  # type: ignore[index]
+                    continue
+                base = own.get(obj.base)  # type: ignore[arg-type]
+                if base is None:
+                    type_num, text = get_raw(obj.base)  # type: ignore[arg-type]
+                    break
+                obj = at[base]
+            else:
+                type_num, text = obj.type_num, self._inflate(obj)
+            for delta in reversed(chain):
+                text = b"".join(apply_delta(text, self._inflate(delta)))
+            return type_num, text
+
+        return read
+
     def _check(self, type_num: int, raw: bytes, sha: bytes) -> None:
-        linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha))
+        linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha), self._dotfiles)
         if self._links is not None:
             self._links.link(linked)
 
@@ -577,8 +614,16 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     # warnings
     ("emptyName", WARN), ("fullPathname", WARN), ("hasDot", WARN), ("hasDotdot", WARN), ("hasDotgit", WARN),
     ("nullSha1", WARN), ("zeroPaddedFilemode", WARN), ("nulInCommit", WARN),
+    # a push's .gitmodules and .gitattributes files (backends.git_dotfiles)
+    ("gitmodulesBlob", ERROR), ("gitmodulesLarge", ERROR), ("gitmodulesMissing", ERROR),
+    ("gitmodulesName", ERROR), ("gitmodulesPath", ERROR), ("gitmodulesSymlink", ERROR),
+    ("gitmodulesUpdate", ERROR), ("gitmodulesUrl", ERROR),
+    ("gitattributesBlob", ERROR), ("gitattributesLarge", ERROR), ("gitattributesLineLength", ERROR),
+    ("gitattributesMissing", ERROR),
     # git's "info": not even a warning unless asked
     ("badFilemode", IGNORE), ("badTagName", IGNORE), ("missingTaggerEntry", IGNORE),
+    ("gitmodulesParse", IGNORE), ("gitattributesSymlink", IGNORE), ("gitignoreSymlink", IGNORE),
+    ("mailmapSymlink", IGNORE),
 )}
 """The findings hgwire checks pushed objects for, by git's message ids (``git help fsck``), and what
 each does by default (git fsck's defaults: an error refuses the push, a warning is let through)."""
@@ -644,8 +689,8 @@ class _Findings:
             raise FsckError(msg_id, message, self._oid)
 
 
-def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = None
-                 ) -> list[bytes]:
+def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = None,
+                 dotfiles: DotFiles | None = None) -> list[bytes]:
     """Refuse an object with a finding of ``git fsck`` that ``rules`` make an error (raises
     ``FsckError``, a dulwich ``ObjectFormatException``); the ids (hex) it links to.
 
@@ -656,14 +701,18 @@ def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid
     zero-padded modes …) are looked at when ``rules`` make one of them an error.  Tags: the
     object, type and tag lines, and the tagger's ident when there is one.  By default what git's
     fsck calls errors refuses, what it warns about (zero-padded modes, ``.git`` entries, tags
-    without a tagger) passes, as ``git fsck`` has it.
+    without a tagger) passes, as ``git fsck`` has it.  ``dotfiles`` notes a tree's
+    ``.gitmodules`` and ``.gitattributes`` files, for ``DotFiles.finish`` to check once the push's
+    objects are all in.
     """
     if type_num == BLOB:
         return []
     report = _Findings(rules, oid)
     if type_num == TREE:  # parses the entries itself: no dulwich Tree object as well
-        links = [child for _name, mode, child in _check_tree(raw, report, rules.tree_warnings)
-                 if mode & S_IFMT != S_IFGITLINK]
+        entries = _check_tree(raw, report, rules.tree_warnings)
+        if dotfiles is not None:
+            dotfiles.tree(entries, report)
+        links = [child for _name, mode, child in entries if mode & S_IFMT != S_IFGITLINK]
     elif type_num == COMMIT:
         links = _check_commit(raw, report)
     else:
@@ -672,6 +721,14 @@ def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid
 
 
 Report = Callable[[str, str], None]
+
+
+def check_dotfiles(dotfiles: DotFiles, read: Callable[[bytes], tuple[int, bytes]],
+                   rules: FsckRules = DEFAULT_FSCK) -> None:
+    """Check the ``.gitmodules`` and ``.gitattributes`` files a push's trees named (``read``: hex
+    id → type and raw, ``KeyError`` when nowhere), each finding against the file, as git's
+    ``fsck_finish``."""
+    dotfiles.finish(read, lambda oid: _Findings(rules, oid))
 
 
 def _header_end(raw: bytes, report: Report) -> bytes:

@@ -27,6 +27,7 @@ MODULES = {
     "proxy_header": "fuzz_proxy_header",
     "hg_obsmarkers": "fuzz_hg_obsmarkers",
     "git_lfs": "fuzz_git_lfs",
+    "git_dotfiles": "fuzz_git_dotfiles",
 }
 """Target name -> harness module in this package; add a row per parser."""
 

@@ -687,3 +687,75 @@ def test_the_tag_check_agrees_with_git_fsck(raw: bytes) -> None:
     except ObjectFormatException:
         ours = False
     assert ours == git_fsck_accepts(raw, "tag"), raw
+
+
+def ordered_pack(objects: list[tuple[int, bytes] | tuple[str, int, bytes]]) -> bytes:
+    """A pack of whole objects ``(type, raw)`` and OFS_DELTAs ``("ofs", index of the base, result)``,
+    in the order given."""
+    import hashlib
+    import struct
+    import zlib
+
+    from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+    from dulwich.pack import create_delta, pack_object_header
+
+    out = b"PACK" + struct.pack(">II", 2, len(objects))
+    offsets: list[int] = []
+    texts: list[bytes] = []
+    for entry in objects:
+        offsets.append(len(out))
+        if entry[0] == "ofs":
+            _, base, text = entry
+            delta = b"".join(create_delta(texts[base], text))
+            out += bytes(pack_object_header(6, offsets[-1] - offsets[base], len(delta), DEFAULT_OBJECT_FORMAT))
+            out += zlib.compress(delta)
+        else:
+            type_num, text = entry  # type: ignore[misc]
+            out += bytes(pack_object_header(type_num, None, len(text), DEFAULT_OBJECT_FORMAT)) + zlib.compress(text)
+        texts.append(text)
+    return out + hashlib.sha1(out).digest()
+
+
+EVIL_GITMODULES = b'[submodule "../../modules/evil"]\n\tpath = evil\n\turl = ./evil\n'
+
+
+@pytest.mark.parametrize("how", ["blob-first", "delta-blob-first", "tree-first"])
+def test_a_gitmodules_file_is_checked_wherever_the_pack_puts_it(tmp_path: Path, how: str) -> None:
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    innocent = b'[submodule "lib"]\n\tpath = lib\n\turl = ./lib\n' + b"# padding\n" * 20
+    evil = innocent.replace(b'"lib"', b'"../../modules/evil"')
+    evil_id = Blob.from_string(evil).id
+    tree = b"100644 .gitmodules\0" + bytes.fromhex(evil_id.decode())
+    objects: list[tuple[int, bytes] | tuple[str, int, bytes]] = {
+        "blob-first": [(3, evil), (2, tree)],
+        "delta-blob-first": [(3, innocent), ("ofs", 0, evil), (2, tree)],
+        "tree-first": [(2, tree), (3, evil)],
+    }[how]
+    data = ordered_pack(objects)
+    before = sorted(p.name for p in (server / "objects" / "pack").iterdir())
+    for records in (True, False):
+        store = Repo(str(server)).object_store
+        with pytest.raises(git_ingest.FsckError, match="gitmodulesName: disallowed submodule name: ../../modules/evil"):
+            if records:
+                ingest_with_records(store, data)  # type: ignore[arg-type]
+            else:
+                git_ingest.ingest_pack(store, reader_of(data))  # type: ignore[arg-type]
+    assert sorted(p.name for p in (server / "objects" / "pack").iterdir()) == before
+    lenient = git_ingest.fsck_rules([(b"gitmodulesName", b"ignore")])
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data), rules=lenient)  # type: ignore[arg-type]
+    assert pack is not None and evil_id in {bytes(s) for s in pack}
+
+
+def test_a_tree_naming_a_stored_gitmodules_file_reads_it_from_the_store(tmp_path: Path) -> None:
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    store = Repo(str(server)).object_store
+    stored = Blob.from_string(EVIL_GITMODULES)
+    store.add_object(stored)
+    tree = b"100644 .gitmodules\0" + bytes.fromhex(stored.id.decode())
+    with pytest.raises(git_ingest.FsckError, match="gitmodulesName"):
+        git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(ordered_pack([(2, tree)])))  # type: ignore[arg-type]
+    missing = b"100644 .gitmodules\0" + b"\x01" * 20
+    with pytest.raises(git_ingest.FsckError, match="gitmodulesMissing"):
+        git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(ordered_pack([(2, missing)])))  # type: ignore[arg-type]
