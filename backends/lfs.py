@@ -7,15 +7,30 @@ git-lfs's own layout (a clone's ``.git/lfs/objects``); a Mercurial one (hg's
 written to a temporary beside its final name, checked against its name (SHA-256)
 and declared size, then renamed: a reader never sees half of one, and a wrong or
 cut upload leaves nothing.  Nothing here removes an object.
+
+``LfsLocks`` keeps a git repository's file locks (git-lfs's locking API) in
+``<git dir>/lfs/locks.json``: each change reads, changes and rewrites the file
+(a temporary renamed over it) under an exclusive ``flock`` of
+``lfs/locks.lock``, so concurrent requests, of this process or another, see
+each other's locks and a crash leaves the old file or the new one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
+import secrets
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 
 from backends.blobs import open_chunks, store_verified
+from protocols.errors import StorageError
+from protocols.git_lfs import Lock
 
 OBJECTS_DIR = os.path.join("lfs", "objects")
 """Under a git directory, or under a Mercurial store."""
@@ -38,8 +53,13 @@ class LfsStore:
     """The LFS objects of one repository: ``root/lfs/objects``; ``hg_layout``: Mercurial's names."""
 
     def __init__(self, root: str, hg_layout: bool = False) -> None:
+        self._root = root
         self._dir = os.path.join(root, OBJECTS_DIR)
         self._hg = hg_layout
+
+    def locks(self) -> LfsLocks | None:
+        """The repository's file locks; None for a Mercurial one (hg's lfs extension has none)."""
+        return None if self._hg else LfsLocks(self._root)
 
     def _path(self, oid: str) -> str:
         oid = _checked(oid)
@@ -65,3 +85,106 @@ class LfsStore:
         """Keep an upload once it is ``size`` bytes that hash to ``oid``; raises ``LfsObjectRefused``
         (nothing kept) otherwise."""
         store_verified(self._path(oid), data, hashlib.sha256(), oid, LfsObjectRefused, MAX_OBJECT, size)
+
+
+MAX_LOCKS = 100_000
+"""Locks one repository may hold: a create beyond this is refused (the file is read whole)."""
+_THREADS = threading.Lock()
+"""``flock`` serialises processes; this, the threads of one process (each opens its own descriptor)."""
+
+
+class LockConflict(ValueError):
+    """A lock on the path exists already: ``lock`` is it."""
+
+    def __init__(self, lock: Lock) -> None:
+        self.lock = lock
+        super().__init__(f"'{lock.path}' is already locked by {lock.owner}")
+
+
+class LockNotFound(KeyError):
+    """No lock has that id."""
+
+
+class LockNotOwned(PermissionError):
+    """The lock is another user's and the unlock was not forced: ``lock`` is it."""
+
+    def __init__(self, lock: Lock) -> None:
+        self.lock = lock
+        super().__init__(f"'{lock.path}' is locked by {lock.owner}; unlock it with --force to remove their lock")
+
+
+class LfsLocks:
+    """The file locks of one git repository, in ``<git dir>/lfs/locks.json``, oldest first."""
+
+    def __init__(self, git_dir: str) -> None:
+        self._dir = os.path.join(git_dir, "lfs")
+        self._file = os.path.join(self._dir, "locks.json")
+
+    def all(self) -> list[Lock]:
+        with self._held(write=False):
+            return self._read()
+
+    def create(self, path: str, owner: str, now: datetime | None = None) -> Lock:
+        """Lock ``path`` for ``owner``; raises ``LockConflict`` when it is locked already."""
+        with self._held(write=True):
+            locks = self._read()
+            held = next((lock for lock in locks if lock.path == path), None)
+            if held is not None:
+                raise LockConflict(held)
+            if len(locks) >= MAX_LOCKS:
+                raise StorageError(f"this repository holds {MAX_LOCKS} locks already; unlock some first")
+            stamp = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+            lock = Lock(secrets.token_hex(16), path, stamp, owner)
+            self._write([*locks, lock])
+            return lock
+
+    def remove(self, lock_id: str, owner: str, force: bool) -> Lock:
+        """Remove the lock ``lock_id``: ``owner``'s own, or another's when ``force``; raises
+        ``LockNotFound`` or ``LockNotOwned``."""
+        with self._held(write=True):
+            locks = self._read()
+            lock = next((lock for lock in locks if lock.id == lock_id), None)
+            if lock is None:
+                raise LockNotFound(lock_id)
+            if lock.owner != owner and not force:
+                raise LockNotOwned(lock)
+            self._write([other for other in locks if other.id != lock_id])
+            return lock
+
+    @contextmanager
+    def _held(self, write: bool) -> Iterator[None]:
+        if write:
+            os.makedirs(self._dir, exist_ok=True)
+        elif not os.path.exists(self._file):
+            yield
+            return
+        with _THREADS, open(os.path.join(self._dir, "locks.lock"), "a+b") as guard:
+            fcntl.flock(guard.fileno(), fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            yield
+
+    def _read(self) -> list[Lock]:
+        try:
+            with open(self._file, "rb") as f:
+                stored = json.load(f)
+            return [Lock(str(item["id"]), str(item["path"]), str(item["locked_at"]), str(item["owner"]))
+                    for item in stored["locks"]]
+        except FileNotFoundError:
+            return []
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"the repository's LFS lock file {self._file} is damaged ({exc}); "
+                               "fix or remove it on the server") from None
+
+    def _write(self, locks: list[Lock]) -> None:
+        body = json.dumps({"version": 1, "locks": [{"id": lock.id, "path": lock.path, "locked_at": lock.locked_at,
+                                                    "owner": lock.owner} for lock in locks]}, indent=1).encode()
+        fd, temporary = tempfile.mkstemp(dir=self._dir, prefix="locks.json.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self._file)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise

@@ -1,7 +1,7 @@
 """The audit log: one structured ``twisted.logger`` event per write (issue 8, item 5).
 
 Every event has ``log_namespace`` ``hgwire.audit`` and the fields ``audit``
-(True), ``action`` (``push`` | ``pushkey`` | ``create`` | ``lfs-upload``), ``proto``, ``user``
+(True), ``action`` (``push`` | ``pushkey`` | ``create`` | ``lfs-upload`` | ``lfs-lock`` | ``lfs-unlock``), ``proto``, ``user``
 (None for anonymous), ``repo``, ``peer``, ``changes`` (a list of
 ``{"name", "old", "new", "result"}`` dicts: git refs with hex ids, hg heads,
 bookmarks and phases with hex nodes, an LFS object as ``lfs:<sha256>``, ``result`` "ok" or the

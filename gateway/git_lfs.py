@@ -9,8 +9,13 @@ For a remote ``https://HOST/NAME.git`` git-lfs finds its server at
 - ``PUT …/info/lfs/objects/<sha256>``: an upload, kept once it is the size it
   was announced with and hashes to its name (``backends.lfs``); ``GET``: a
   download, streamed with backpressure.
-- ``…/info/lfs/locks…`` (``git lfs lock``, and ``locks/verify`` before each
-  push) answers 404: file locking is not offered, and git-lfs pushes on.
+- ``…/info/lfs/locks…``: file locking (``git lfs lock``, ``locks``, ``unlock``,
+  and the ``locks/verify`` git-lfs asks before each push, refusing a push that
+  changes a file someone else locked), for git repositories on disk
+  (``backends.lfs.LfsLocks``).  Listing needs the right to read; locking,
+  unlocking and verifying the right to push.  A lock's owner is the user who
+  took it (``anonymous`` without a login); anyone who may push can remove
+  another's lock with ``--force``, as the lock only guards against mistakes.
 
 The actions the batch answer gives carry the request's own ``Authorization``,
 so the transfers authenticate as the batch request did.  Repositories on disk
@@ -37,7 +42,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from backends.interfaces import Kind
-from backends.lfs import LfsObjectRefused, LfsStore
+from backends.lfs import LfsObjectRefused, LfsStore, LockConflict, LockNotFound, LockNotOwned
 from backends.names import strip_git_suffix
 from gateway import audit
 from gateway.auth import Access
@@ -226,10 +231,71 @@ def _send_object(request: server.Request, route: Route, oid: str, found: tuple[i
 # --- locks ------------------------------------------------------------------------------------
 
 def serve_locks(front: HttpFront, request: server.Request, route: Route) -> None:
-    """The locking API (``git lfs lock``, and ``locks/verify`` before each push): 404, locking is not
-    offered (git-lfs then pushes on, saying the remote does not support it)."""
-    _send_json(request, 404, git_lfs.error_body("Git LFS file locking is not supported by this server"))
-    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome="refused 404: no locking")
+    """The locking API: ``GET locks`` lists, ``POST locks`` locks, ``POST locks/verify`` sorts the
+    locks into the caller's and the others', ``POST locks/<id>/unlock`` unlocks."""
+    parts = route.service.split("/")
+    listing = request.method == b"GET"
+    if listing and len(parts) != 1:
+        _failed(request, route, Failure(ProtocolError("only the list of locks is read with GET", http_status=405)))
+        return
+    if len(parts) == 2 and parts[1] != "verify" or len(parts) == 3 and parts[2] != "unlock":
+        _failed(request, route, Failure(ProtocolError("Not Found", http_status=404)))
+        return
+    access = Access.READ if listing else Access.WRITE
+    d: defer.Deferred[Any] = lfs_authorize(front, request, route, access)
+    d.addCallback(lambda user: run_blocking(_locks, front, request, route, user, parts))
+    d.addCallback(lambda answer: _ok_status(request, route, *answer))
+    d.addErrback(lambda failure: _failed(request, route, failure))
+
+
+def _ok_status(request: server.Request, route: Route, status: int, body: bytes, outcome: str) -> None:
+    _send_json(request, status, body)
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=outcome)
+
+
+LOCK_OWNER_ANONYMOUS = "anonymous"
+
+
+def _locks(front: HttpFront, request: server.Request, route: Route, user: str | None,
+           parts: list[str]) -> tuple[int, bytes, str]:
+    """(status, JSON answer, what to log) of one locking request."""
+    ctx = _context(front, request, route, user)
+    kind, store = _store(ctx)
+    locks = store.locks() if kind is Kind.GIT else None
+    if locks is None:
+        raise ProtocolError("Git LFS file locking is offered for git repositories only", http_status=404)
+    owner = user or LOCK_OWNER_ANONYMOUS
+    if request.method == b"GET":
+        args = {key.decode("latin-1"): values[-1].decode("utf-8", "replace")
+                for key, values in (request.args or {}).items() if values}
+        path, lock_id, cursor, limit = git_lfs.parse_lock_query(args)
+        found = [lock for lock in locks.all()
+                 if (path is None or lock.path == path) and (lock_id is None or lock.id == lock_id)]
+        page, following = git_lfs.lock_page(found, cursor, limit)
+        return 200, git_lfs.locks_response(page, following), f"ok: {len(page)} locks listed"
+    body = _body(request)
+    if len(parts) == 1:
+        path = git_lfs.parse_lock_create(body)
+        try:
+            lock = locks.create(path, owner)
+        except LockConflict as conflict:
+            return 409, git_lfs.lock_response(conflict.lock, "already created lock"), f"refused 409: {conflict}"
+        audit.record(ctx, "lfs-lock", [audit.Change(f"lfs-lock:{path}", "", lock.id)], "ok")
+        return 201, git_lfs.lock_response(lock), f"ok: locked {path}"
+    if parts[1] == "verify":
+        cursor, limit = git_lfs.parse_lock_verify(body)
+        page, following = git_lfs.lock_page(locks.all(), cursor, limit)
+        return 200, git_lfs.verify_response(page, owner, following), f"ok: {len(page)} locks verified"
+    force = git_lfs.parse_unlock(body)
+    try:
+        lock = locks.remove(parts[1], owner, force)
+    except LockNotFound:
+        raise ProtocolError("no lock has that id", http_status=404) from None
+    except LockNotOwned as refused:
+        raise ProtocolError(str(refused), http_status=403) from None
+    audit.record(ctx, "lfs-unlock", [audit.Change(f"lfs-lock:{lock.path}", lock.id, "")],
+                 "ok" + (f" (forced: the lock was {lock.owner}'s)" if lock.owner != owner else ""))
+    return 200, git_lfs.lock_response(lock), f"ok: unlocked {lock.path}"
 
 
 # --- git-lfs-authenticate over SSH --------------------------------------------------------------

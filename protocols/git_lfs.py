@@ -8,8 +8,13 @@ what to do with objects named by their SHA-256 and size::
 
 and the server answers, per object, an action (an ``href`` to ``PUT`` it to or
 ``GET`` it from, with headers) or an error; an upload of an object the server
-has gets no action at all.  Only ``basic`` transfers and SHA-256 are spoken;
-file locking is not offered.  Pure functions: no I/O here.
+has gets no action at all.  Only ``basic`` transfers and SHA-256 are spoken.
+
+File locking (git-lfs's ``docs/api/locking.md``: ``git lfs lock``, ``locks``,
+``unlock``, and the ``locks/verify`` a push asks first) is read and answered
+here too: ``POST …/locks`` ``{"path": …}``, ``GET …/locks?path=&id=&cursor=&limit=``,
+``POST …/locks/verify`` (the caller's locks as ``ours``, the others' as
+``theirs``), ``POST …/locks/<id>/unlock`` ``{"force": …}``.  Pure functions: no I/O here.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from protocols.errors import ProtocolError
 
@@ -121,3 +127,130 @@ def error_body(message: str) -> bytes:
 
 def _json(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+# --- file locking -----------------------------------------------------------------------------
+
+MAX_LOCK_BODY = 64 << 10
+MAX_LOCK_PATH = 4096
+LOCK_PAGE = 100
+"""Locks per answer when the client names no limit (git-lfs asks for 100 at a time)."""
+MAX_LOCK_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """One lock: its id, the repository path it locks, when (RFC 3339, UTC) and by whom."""
+
+    id: str
+    path: str
+    locked_at: str
+    owner: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "locked_at": self.locked_at, "owner": {"name": self.owner}}
+
+
+def _lock_body(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_LOCK_BODY:
+        raise ProtocolError(f"a lock request larger than {MAX_LOCK_BODY >> 10} KiB", http_status=413)
+    if not body.strip():
+        return {}
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ProtocolError("the lock request is not JSON", http_status=422) from None
+    if not isinstance(request, dict):
+        raise ProtocolError("the lock request is not a JSON object", http_status=422)
+    return request
+
+
+def lock_path(path: object) -> str:
+    """A path to lock as git-lfs sends it: relative to the repository's top, ``/``-separated;
+    raises ``ProtocolError`` (422) for anything else."""
+    if not isinstance(path, str) or not path or len(path) > MAX_LOCK_PATH or "\0" in path \
+            or path.startswith("/") or any(part in ("", ".", "..") for part in path.split("/")):
+        raise ProtocolError("a lock needs a 'path' relative to the repository's top, like dir/file.psd",
+                            http_status=422)
+    return path
+
+
+def parse_lock_create(body: bytes) -> str:
+    """``{"path": …, "ref": {"name": …}}``: the path to lock (the ref is not looked at: a lock
+    covers every branch, as git-lfs's own server has it)."""
+    return lock_path(_lock_body(body).get("path"))
+
+
+def parse_lock_verify(body: bytes) -> tuple[str | None, int]:
+    """``{"cursor": …, "limit": …, "ref": {"name": …}}``: where to start and how many."""
+    request = _lock_body(body)
+    return _cursor(request.get("cursor")), _limit(request.get("limit"))
+
+
+def parse_unlock(body: bytes) -> bool:
+    """``{"force": true|false, "ref": …}``: whether to remove another user's lock."""
+    force = _lock_body(body).get("force", False)
+    if not isinstance(force, bool):
+        raise ProtocolError("'force' must be true or false", http_status=422)
+    return force
+
+
+def parse_lock_query(args: Mapping[str, str]) -> tuple[str | None, str | None, str | None, int]:
+    """``GET …/locks``'s query: ``path``, ``id``, ``cursor``, ``limit`` (``refspec`` is not looked at)."""
+    path = args.get("path") or None
+    return (lock_path(path) if path is not None else None, args.get("id") or None, _cursor(args.get("cursor")),
+            _limit(args.get("limit")))
+
+
+def _cursor(value: object) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > 128:
+        raise ProtocolError("'cursor' must be a lock id", http_status=422)
+    return value
+
+
+def _limit(value: object) -> int:
+    if value in (None, "", 0):
+        return LOCK_PAGE
+    try:
+        limit = int(str(value))
+    except (TypeError, ValueError):
+        raise ProtocolError("'limit' must be a number", http_status=422) from None
+    if limit < 0:
+        raise ProtocolError("'limit' must be a number", http_status=422)
+    return min(limit, MAX_LOCK_PAGE)
+
+
+def lock_page(locks: list[Lock], cursor: str | None, limit: int) -> tuple[list[Lock], str | None]:
+    """The locks from ``cursor`` (a lock's id; the first when None), at most ``limit``, and the
+    cursor of the next page (None when this is the last)."""
+    start = 0
+    if cursor is not None:
+        start = next((i for i, lock in enumerate(locks) if lock.id == cursor), len(locks))
+    page = locks[start:start + limit]
+    rest = locks[start + limit:start + limit + 1]
+    return page, (rest[0].id if rest else None)
+
+
+def locks_response(locks: list[Lock], next_cursor: str | None) -> bytes:
+    body: dict[str, Any] = {"locks": [lock.as_json() for lock in locks]}
+    if next_cursor is not None:
+        body["next_cursor"] = next_cursor
+    return _json(body)
+
+
+def verify_response(locks: list[Lock], owner: str, next_cursor: str | None) -> bytes:
+    """``ours`` (``owner``'s locks) and ``theirs`` (everyone else's)."""
+    body: dict[str, Any] = {"ours": [lock.as_json() for lock in locks if lock.owner == owner],
+                            "theirs": [lock.as_json() for lock in locks if lock.owner != owner]}
+    if next_cursor is not None:
+        body["next_cursor"] = next_cursor
+    return _json(body)
+
+
+def lock_response(lock: Lock, message: str | None = None) -> bytes:
+    body: dict[str, Any] = {"lock": lock.as_json()}
+    if message is not None:
+        body["message"] = message
+    return _json(body)

@@ -1,5 +1,5 @@
-"""Git LFS batch requests and push certificates: parsed and answered, or refused with a
-``ProtocolError`` (for the batch API) or a ``ValueError`` (a certificate without its empty line)."""
+"""Git LFS batch and lock requests and push certificates: parsed and answered, or refused with a
+``ProtocolError`` (for the LFS API) or a ``ValueError`` (a certificate without its empty line)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ def run(data: bytes) -> None:
     if data[:1] == b"c":
         _cert(data[1:])
         return
+    if data[:1] == b"l":
+        _locks(data[1:])
+        return
     try:
         request = git_lfs.parse_batch(data)
     except ProtocolError as refused:
@@ -29,6 +32,18 @@ def run(data: bytes) -> None:
         href = obj.get("actions", {}).get(request.operation, {}).get("href", "")
         if href and not git_lfs.valid_oid(href.rsplit("/", 1)[1]):
             raise Finding(f"an action for an object name that is not a SHA-256: {href[:80]!r}")
+
+
+def _locks(body: bytes) -> None:
+    for parse in (git_lfs.parse_lock_create, git_lfs.parse_lock_verify, git_lfs.parse_unlock):
+        try:
+            parsed = parse(body)
+        except ProtocolError as refused:
+            if refused.http_status not in (413, 422):
+                raise Finding(f"a lock request refused with status {refused.http_status}") from None
+            continue
+        if parse is git_lfs.parse_lock_create and (".." in str(parsed).split("/") or str(parsed).startswith("/")):
+            raise Finding(f"a lock path that leaves the repository: {parsed!r}")
 
 
 def _cert(cert: bytes) -> None:
@@ -54,6 +69,7 @@ def seeds() -> list[bytes]:
         b'{"operation": "upload", "hash_algo": "sha256", "objects": []}',
         b"c" + b"certificate version 0.1\npusher k 1 +0000\nnonce 1-a\npush-option x\n\n"
         + b"0" * 40 + b" " + b"1" * 40 + b" refs/heads/main\n-----BEGIN SSH SIGNATURE-----\nAA\n",
+        b'l{"path": "dir/a.psd", "ref": {"name": "refs/heads/main"}, "force": true, "limit": 5}',
         b"c[GNUPG:] GOODSIG 0123456789ABCDEF A <a@x>\n[GNUPG:] TRUST_FULLY 0 pgp\n",
     ]
 

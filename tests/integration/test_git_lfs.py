@@ -147,6 +147,11 @@ def test_lfs_over_an_ssh_remote_authenticates_through_git_lfs_authenticate(
     clone = client.cwd / "clone"
     client.git("clone", "-q", url, str(clone))
     assert (clone / "video.bin").read_bytes() == data
+    client.git("lfs", "lock", "video.bin", cwd=work)  # locks too, as the SSH user
+    listed = client.git("lfs", "locks", cwd=clone).stdout
+    assert "video.bin" in listed, listed
+    client.git("lfs", "unlock", "video.bin", cwd=work)
+    assert "video.bin" not in client.git("lfs", "locks", cwd=clone).stdout
 
 
 def test_a_read_only_server_takes_no_lfs_upload(make_server: Any, client: Client, tmp_path: Path) -> None:

@@ -1,0 +1,150 @@
+"""Git LFS file locking with the real ``git lfs`` client, two users over HTTP: a lock taken by one
+stops the other's push of that file (git-lfs asks ``locks/verify`` before each push), ``git lfs
+locks`` lists it, only its owner unlocks it unless forced, and the server keeps the locks in the
+repository's ``lfs/locks.json`` and says who did what in its audit log."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.logger import globalLogPublisher
+
+from backends.interfaces import Kind
+from gateway.audit import AUDIT_NAMESPACE
+from tests.conftest import LOOPBACK, Client
+from tests.integration.test_git_daemon import remote_refs
+from tests.integration.test_git_transports import PASSWORD, bcrypt
+
+pytestmark = pytest.mark.skipif(shutil.which("git-lfs") is None,
+                                reason="the git-lfs client is not installed (make test installs it)")
+
+
+def _server(make_server: Any, tmp_path: Path) -> Any:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("".join(f"{user}:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n"
+                                for user in ("alice", "bob")))
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd))
+    server.backend.create("art", Kind.GIT)
+    return server
+
+
+def _url(server: Any, user: str) -> str:
+    return f"http://{user}:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{server.port('http')}/art.git"
+
+
+def _clone(client: Client, url: str, name: str) -> Path:
+    work = client.cwd / name
+    client.git("clone", "-q", url, str(work))
+    client.git("config", "user.name", name, cwd=work)
+    return work
+
+
+def test_a_lock_stops_anothers_push_until_its_owner_unlocks(make_server: Any, client: Client,
+                                                            tmp_path: Path) -> None:
+    server = _server(make_server, tmp_path)
+    client.git("lfs", "install", "--skip-repo")
+    alice = _clone(client, _url(server, "alice"), "alice")
+    client.git("lfs", "track", "*.psd", cwd=alice)
+    (alice / "cover.psd").write_bytes(b"layers v1\n" * 1000)
+    client.git("add", ".gitattributes", "cover.psd", cwd=alice)
+    client.git("commit", "-q", "-m", "cover", cwd=alice)
+    first = client.git("push", "origin", "HEAD:main", cwd=alice)
+    assert "locking API" not in first.stderr, first.stderr  # locks/verify answered: no "not supported" advice
+    events: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == AUDIT_NAMESPACE and str(event.get("action", "")).startswith("lfs-"):
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]
+    try:
+        locked = client.git("lfs", "lock", "cover.psd", cwd=alice)
+        assert "Locked cover.psd" in locked.stdout + locked.stderr
+        again = client.git("lfs", "lock", "cover.psd", cwd=alice, check=False)
+        assert again.returncode != 0 and "already created lock" in again.stderr + again.stdout
+
+        bob = _clone(client, _url(server, "bob"), "bob")
+        client.git("config", "lfs.locksverify", "true", cwd=bob)  # git-lfs then halts, not only warns
+        listed = client.git("lfs", "locks", cwd=bob).stdout
+        assert "cover.psd" in listed and "alice" in listed, listed
+        (bob / "cover.psd").write_bytes(b"layers v2\n" * 1000)
+        client.git("commit", "-q", "-am", "bob's cover", cwd=bob)
+        before = remote_refs(client, "default", _url(server, "bob"))
+        refused = client.git("push", "origin", "HEAD:main", cwd=bob, check=False)
+        assert refused.returncode != 0, refused.stderr
+        said = refused.stdout + refused.stderr
+        assert "Unable to push locked files" in said and "* cover.psd - alice" in said, said
+        assert remote_refs(client, "default", _url(server, "bob")) == before
+
+        not_his = client.git("lfs", "unlock", "cover.psd", cwd=bob, check=False)
+        assert not_his.returncode != 0 and "alice" in not_his.stderr + not_his.stdout
+
+        client.git("lfs", "unlock", "cover.psd", cwd=alice)
+        assert "cover.psd" not in client.git("lfs", "locks", cwd=bob).stdout
+        client.git("push", "-q", "origin", "HEAD:main", cwd=bob)
+
+        client.git("lfs", "lock", "cover.psd", cwd=bob)
+        client.git("lfs", "unlock", "--force", "cover.psd", cwd=alice)
+    finally:
+        globalLogPublisher.removeObserver(observe)  # type: ignore[arg-type]
+
+    stored = json.loads((server.root / "art.git" / "lfs" / "locks.json").read_text())
+    assert stored["locks"] == []
+    assert [(e["action"], e["user"], e["outcome"]) for e in events if e["action"] != "lfs-upload"] == [
+        ("lfs-lock", "alice", "ok"), ("lfs-unlock", "alice", "ok"), ("lfs-lock", "bob", "ok"),
+        ("lfs-unlock", "alice", "ok (forced: the lock was bob's)")]
+    client.git("--git-dir", str(server.root / "art.git"), "fsck", "--full")
+
+
+def _api(server: Any, method: str, path: str, body: object = None, user: str | None = "alice"
+         ) -> tuple[int, dict[str, Any]]:
+    import base64
+
+    url = f"http://127.0.0.1:{server.port('http')}/art.git/info/lfs/{path}"
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Accept": "application/vnd.git-lfs+json"})
+    if user is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def test_the_locking_api_refuses_what_it_should(make_server: Any, tmp_path: Path) -> None:
+    server = _server(make_server, tmp_path)
+    assert _api(server, "POST", "locks", {"path": "a.psd"}, user=None)[0] == 401  # locking needs a user
+    for bad in ({"path": "../x"}, {"path": "/abs"}, {"path": ""}, {}, b"not json", {"path": "a//b"}):
+        assert _api(server, "POST", "locks", bad)[0] == 422, bad
+    status, made = _api(server, "POST", "locks", {"path": "dir/a.psd", "ref": {"name": "refs/heads/main"}})
+    assert status == 201 and made["lock"]["path"] == "dir/a.psd" and made["lock"]["owner"] == {"name": "alice"}
+    lock_id = made["lock"]["id"]
+    status, conflict = _api(server, "POST", "locks", {"path": "dir/a.psd"}, user="bob")
+    assert status == 409 and conflict["lock"]["id"] == lock_id
+    for index in range(3):
+        assert _api(server, "POST", "locks", {"path": f"more/{index}.psd"}, user="bob")[0] == 201
+    status, page = _api(server, "GET", "locks?limit=2", user=None)  # reading is open, as reading the repository is
+    assert status == 200 and len(page["locks"]) == 2 and page["next_cursor"]
+    status, rest = _api(server, "GET", f"locks?limit=2&cursor={page['next_cursor']}")
+    assert [lock["path"] for lock in page["locks"] + rest["locks"]] == [
+        "dir/a.psd", "more/0.psd", "more/1.psd", "more/2.psd"] and "next_cursor" not in rest
+    assert [lock["id"] for lock in _api(server, "GET", "locks?path=dir/a.psd")[1]["locks"]] == [lock_id]
+    status, verified = _api(server, "POST", "locks/verify", {"ref": {"name": "refs/heads/main"}}, user="bob")
+    assert status == 200 and len(verified["ours"]) == 3 and [lock["id"] for lock in verified["theirs"]] == [lock_id]
+    assert _api(server, "POST", "locks/verify", {}, user=None)[0] == 401
+    assert _api(server, "POST", f"locks/{lock_id}/unlock", {"force": False}, user="bob")[0] == 403
+    assert _api(server, "POST", f"locks/{lock_id}/unlock", {"force": "yes"})[0] == 422
+    assert _api(server, "POST", "locks/nosuch/unlock", {})[0] == 404
+    assert _api(server, "POST", "locks/verify/other", {})[0] == 404
+    assert _api(server, "GET", "locks/verify")[0] == 405
+    status, gone = _api(server, "POST", f"locks/{lock_id}/unlock", {})
+    assert status == 200 and gone["lock"]["id"] == lock_id
+    assert _api(server, "GET", f"locks?id={lock_id}")[1]["locks"] == []
