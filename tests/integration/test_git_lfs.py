@@ -83,17 +83,26 @@ def test_lfs_objects_go_up_with_a_push_and_come_down_with_a_clone(make_server: A
     assert_consistent(server, client, "media")  # type: ignore[arg-type]
 
 
-def _batch(url: str, body: dict[str, object], auth: bool = True) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+def lfs_api(url: str, body: object = None, user: str | None = "alice", method: str = "POST"
+            ) -> tuple[int, dict[str, Any]]:
+    """One request to the LFS API (``body``: JSON, or bytes as they are), as ``user`` with
+    ``PASSWORD``: its status and JSON answer."""
+    import base64
+
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method, headers={
         "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"})
-    if auth:
-        import base64
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode())
+    if user is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as refused:
         return refused.code, json.loads(refused.read() or b"{}")
+
+
+def _batch(url: str, body: dict[str, object], auth: bool = True) -> tuple[int, dict[str, Any]]:
+    return lfs_api(url, body, "alice" if auth else None)
 
 
 def test_the_batch_api_refuses_what_git_would(make_server: Any, client: Client, ssh_keys: SshKeys,

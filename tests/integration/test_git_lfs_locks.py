@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from backends.interfaces import Kind
 from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import LOOPBACK, Client
 from tests.integration.test_git_daemon import remote_refs
+from tests.integration.test_git_lfs import lfs_api
 from tests.integration.test_git_transports import PASSWORD, bcrypt
 
 pytestmark = pytest.mark.skipif(shutil.which("git-lfs") is None,
@@ -104,19 +103,7 @@ def test_a_lock_stops_anothers_push_until_its_owner_unlocks(make_server: Any, cl
 
 def _api(server: Any, method: str, path: str, body: object = None, user: str | None = "alice"
          ) -> tuple[int, dict[str, Any]]:
-    import base64
-
-    url = f"http://127.0.0.1:{server.port('http')}/art.git/info/lfs/{path}"
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Accept": "application/vnd.git-lfs+json"})
-    if user is not None:
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read() or b"{}")
+    return lfs_api(f"http://127.0.0.1:{server.port('http')}/art.git/info/lfs/{path}", body, user, method)
 
 
 def test_the_locking_api_refuses_what_it_should(make_server: Any, tmp_path: Path) -> None:
