@@ -1,4 +1,5 @@
-"""Git LFS over HTTP(S): the Batch API and basic transfers for the ``git lfs`` client.
+"""Git LFS for the ``git lfs`` client: over HTTP(S) (the Batch API, basic transfers, locking), and
+over SSH (``git-lfs-transfer``, its pure SSH protocol; ``git-lfs-authenticate``, a token for HTTP).
 
 For a remote ``https://HOST/NAME.git`` git-lfs finds its server at
 ``https://HOST/NAME.git/info/lfs`` (git-lfs's ``docs/api/server-discovery.md``):
@@ -30,6 +31,7 @@ import hmac
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -50,8 +52,9 @@ from gateway.channel import Channel, OneShotSession, SessionContext
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
-from protocols import git_lfs
-from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
+from protocols import git_lfs, pktline
+from protocols import git_lfs_transfer as lfs_transfer
+from protocols.errors import HgwireError, NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_lfs import MEDIA_TYPE
 
 log = Logger()
@@ -373,8 +376,266 @@ class LfsAuthenticateSession(OneShotSession):
                            "expires_in": TOKEN_LIFETIME}).encode() + b"\n"
 
 
-def make_lfs_session(kind: str, ctx: SessionContext, channel: Channel) -> LfsAuthenticateSession:
-    """The session for a ``git-lfs-authenticate`` exec route (``protocols.ssh_exec.RouteKind``)."""
+# --- git-lfs-transfer: LFS over SSH alone ---------------------------------------------------
+
+MAX_TRANSFER_OBJECT = 2 * 1024**3
+"""Bytes of one object put over ``git-lfs-transfer`` (the HTTP request body bound's default)."""
+
+
+class LfsTransferSession:
+    """``git-lfs-transfer PATH upload|download`` (git-lfs 3, for an ``ssh://`` remote): the
+    objects and locks of the repository over the SSH channel itself, no HTTP listener needed
+    (``protocols.git_lfs_transfer``).  The door checked the access the operation needs; locking
+    and uploads on a ``download`` connection are refused (403).  Requests are answered one at a
+    time, in order; an object's data is streamed with backpressure, an upload spooled to a
+    temporary file and kept only once it hashes to its name."""
+
+    def __init__(self, kind: str, ctx: SessionContext, channel: Channel) -> None:
+        from collections import deque
+
+        self.ctx = ctx
+        self.channel = channel
+        self._writes = kind.endswith("upload")
+        self._reader = lfs_transfer.TransferReader()
+        self._queue: deque[tuple[lfs_transfer.Message, IO[bytes] | None]] = deque()
+        self._busy = False
+        self._closed = False
+        self._upload: tuple[lfs_transfer.DataStart, IO[bytes]] | None = None
+        self._upload_size = 0
+        channel.write(lfs_transfer.capabilities())
+
+    # -- input --------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            events = self._reader.feed(data)
+        except HgwireError as refused:
+            self._fail(400, str(refused))
+            return
+        for event in events:
+            if isinstance(event, lfs_transfer.DataStart):
+                spooled: IO[bytes] = tempfile.TemporaryFile(prefix="hgwire-lfs-")  # noqa: SIM115 - closed once answered
+                self._upload, self._upload_size = (event, spooled), 0
+            elif isinstance(event, lfs_transfer.DataChunk):
+                assert self._upload is not None
+                self._upload_size += len(event.data)
+                if self._upload_size > MAX_TRANSFER_OBJECT:
+                    self._fail(413, f"an object larger than {MAX_TRANSFER_OBJECT >> 20} MiB")
+                    return
+                self._upload[1].write(event.data)
+            elif isinstance(event, lfs_transfer.DataEnd):
+                assert self._upload is not None
+                start, spool = self._upload
+                self._upload = None
+                spool.seek(0)
+                self._queue.append((lfs_transfer.Message(start.command, start.argument, start.args), spool))
+            else:
+                self._queue.append((event, None))
+        self._next()
+
+    def eof_received(self) -> None:
+        self._queue.append((lfs_transfer.Message("quit", ""), None))  # the client went: end after what it asked
+        self._next()
+
+    def connection_lost(self) -> None:
+        self._closed = True
+        self._drop_spools()
+
+    # -- one request at a time ----------------------------------------------------------------
+
+    def _next(self) -> None:
+        if self._busy or self._closed or not self._queue:
+            return
+        message, spool = self._queue.popleft()
+        if message.command == "quit":
+            self.channel.write(lfs_transfer.status(200))
+            self._end(0)
+            return
+        self._busy = True
+        if message.command == "get-object":
+            d: defer.Deferred[Any] = run_blocking(self._open_object, message)
+            d.addCallback(self._stream)
+        else:
+            runner = run_for_hooks if message.command == "put-object" else run_blocking
+            d = runner(self._answer, message, spool)
+            d.addCallback(self._reply)
+        d.addErrback(self._failed_request, message)
+        d.addBoth(self._done, spool)
+
+    def _reply(self, body: bytes) -> None:
+        if not self._closed:
+            self.channel.write(body)
+
+    def _done(self, _: object, spool: IO[bytes] | None) -> None:
+        if spool is not None:
+            spool.close()
+        self._busy = False
+        self._next()
+
+    def _failed_request(self, failure: Failure, message: lfs_transfer.Message) -> None:
+        exc = failure.value
+        if isinstance(exc, LfsObjectRefused):
+            code, text = 422, str(exc)
+        elif isinstance(exc, HgwireError):
+            code, text = http_status(exc), str(exc)
+        else:
+            log.failure("{proto} {command} on {repo}", failure, proto=PROTO, command=message.command,
+                        repo=self.ctx.repo_name)
+            code, text = 500, "internal error"
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=self.ctx.repo_name,
+                 outcome=f"{message.command} refused {code}: {text}")
+        self._reply(lfs_transfer.error(code, text))
+
+    def _fail(self, code: int, message: str) -> None:
+        """A request the protocol does not allow: answered, and the session ends."""
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=self.ctx.repo_name,
+                 outcome=f"refused {code}: {message}")
+        if not self._closed:
+            self.channel.write(lfs_transfer.error(code, message))
+        self._end(1)
+
+    def _end(self, status: int) -> None:
+        if not self._closed:
+            self._closed = True
+            self._drop_spools()
+            self.channel.finish(status)
+
+    def _drop_spools(self) -> None:
+        if self._upload is not None:
+            self._upload[1].close()
+            self._upload = None
+        while self._queue:
+            spool = self._queue.popleft()[1]
+            if spool is not None:
+                spool.close()
+
+    # -- the requests (in the pool) -----------------------------------------------------------
+
+    def _store(self, write: bool = False) -> LfsStore:
+        if write and not self._writes:
+            raise PermissionDenied("this connection was opened for download; git-lfs opens one for upload to "
+                                   "put objects or change locks")
+        kind, store = _store(self.ctx, Access.WRITE if write else Access.READ)
+        if kind is not Kind.GIT:
+            raise UnsupportedFeature("git-lfs-transfer serves git repositories only")
+        return store
+
+    def _answer(self, message: lfs_transfer.Message, spool: IO[bytes] | None) -> bytes:
+        command, args = message.command, message.args
+        if command == "version":
+            if message.argument.strip() != "1":
+                return lfs_transfer.error(400, "only version 1 of the protocol is spoken here")
+            return lfs_transfer.status(200)
+        if command == "batch":
+            return self._batch(message)
+        if command == "put-object":
+            return self._put(message, spool)
+        if command == "verify-object":
+            oid, _, size_word = message.argument.partition(" ")
+            size = args.get("size") or size_word
+            held = self._store().size(oid) if git_lfs.valid_oid(oid) else None
+            if held is None:
+                return lfs_transfer.error(404, "Object does not exist")
+            if str(held) != size:
+                return lfs_transfer.error(409, f"the object is {held} bytes, not {size}")
+            return lfs_transfer.status(200)
+        if command in ("lock", "unlock", "list-lock", "list-locks"):
+            return self._locking(message)
+        return lfs_transfer.error(400, f"unknown command {command[:40]!r}")
+
+    def _batch(self, message: lfs_transfer.Message) -> bytes:
+        if message.args.get("hash-algo", "sha256") != "sha256":
+            return lfs_transfer.error(409, "only SHA-256 object names are supported")
+        objects = lfs_transfer.batch_objects(message.lines)
+        upload = self._writes
+        store = self._store(write=upload)
+        lines = []
+        for oid, size in objects:
+            if not git_lfs.valid_oid(oid):
+                return lfs_transfer.error(422, f"the object name {oid[:80]!r} is not a SHA-256 in lower-case hex")
+            held = store.size(oid)
+            if upload:
+                lines.append(f"{oid} {size} {'noop' if held is not None else 'upload'}")
+            else:
+                lines.append(f"{oid} {held if held is not None else size} {'download' if held is not None else 'noop'}")
+        return lfs_transfer.status(200, ["hash-algo=sha256"], lines)
+
+    def _put(self, message: lfs_transfer.Message, spool: IO[bytes] | None) -> bytes:
+        oid = message.argument
+        store = self._store(write=True)
+        if spool is None:
+            return lfs_transfer.error(400, "put-object needs the object's data")
+        declared = message.args.get("size", "")
+        if not declared.isdigit() or not declared.isascii():
+            return lfs_transfer.error(400, "put-object needs a size=<bytes> argument")
+        if not git_lfs.valid_oid(oid):
+            raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
+        change = audit.Change(f"lfs:{oid}", "", oid)
+        try:
+            store.put(oid, int(declared), _read_all(spool))
+        except LfsObjectRefused as refused:
+            audit.record(self.ctx, "lfs-upload", [replace(change, result=str(refused))], f"refused: {refused}")
+            raise
+        audit.record(self.ctx, "lfs-upload", [change], "ok")
+        return lfs_transfer.status(200)
+
+    def _locking(self, message: lfs_transfer.Message) -> bytes:
+        command, args = message.command, message.args
+        listing = command in ("list-lock", "list-locks")
+        locks = self._store(write=not listing).locks()
+        assert locks is not None  # a git repository's store
+        owner = self.ctx.user or LOCK_OWNER_ANONYMOUS
+        if listing:
+            path, lock_id, cursor, limit = git_lfs.parse_lock_query(args)
+            found = [lock for lock in locks.all()
+                     if (path is None or lock.path == path) and (lock_id is None or lock.id == lock_id)]
+            page, following = git_lfs.lock_page(found, cursor, limit)
+            return lfs_transfer.status(200, [f"next-cursor={following}"] if following else [],
+                                       lfs_transfer.lock_lines(page, owner))
+        if command == "lock":
+            path = git_lfs.lock_path(args.get("path"))
+            try:
+                lock = locks.create(path, owner)
+            except LockConflict as conflict:
+                return lfs_transfer.status(409, lfs_transfer.lock_args(conflict.lock), ["already created lock"])
+            audit.record(self.ctx, "lfs-lock", [audit.Change(f"lfs-lock:{path}", "", lock.id)], "ok")
+            return lfs_transfer.status(201, lfs_transfer.lock_args(lock))
+        try:
+            lock = locks.remove(message.argument, owner, args.get("force") == "true")
+        except LockNotFound:
+            return lfs_transfer.error(404, "no lock has that id")
+        except LockNotOwned as refused:
+            return lfs_transfer.error(403, str(refused))
+        audit.record(self.ctx, "lfs-unlock", [audit.Change(f"lfs-lock:{lock.path}", lock.id, "")],
+                     "ok" + (f" (forced: the lock was {lock.owner}'s)" if lock.owner != owner else ""))
+        return lfs_transfer.status(200, lfs_transfer.lock_args(lock))
+
+    # -- get-object: streamed -----------------------------------------------------------------
+
+    def _open_object(self, message: lfs_transfer.Message) -> tuple[int, Iterator[bytes]] | None:
+        oid = message.argument
+        return self._store().open(oid) if git_lfs.valid_oid(oid) else None
+
+    def _stream(self, found: tuple[int, Iterator[bytes]] | None) -> defer.Deferred[None] | None:
+        if found is None:
+            self._reply(lfs_transfer.error(404, "Object does not exist"))
+            return None
+        size, chunks = found
+        if self._closed:
+            run_blocking(getattr(chunks, "close", lambda: None))
+            return None
+        self.channel.write(lfs_transfer.data_head(size))
+        producer = IteratorProducer(lfs_transfer.framed(chunks), self.channel)
+        return producer.start().addCallback(lambda _: self._reply(pktline.FLUSH))
+
+
+def make_lfs_session(kind: str, ctx: SessionContext, channel: Channel) -> LfsAuthenticateSession | LfsTransferSession:
+    """The session for a ``git-lfs-authenticate`` or ``git-lfs-transfer`` exec route
+    (``protocols.ssh_exec.RouteKind``)."""
+    if kind.startswith("git-lfs-transfer"):
+        return LfsTransferSession(kind, ctx, channel)
     return LfsAuthenticateSession(kind, ctx, channel)
 
 

@@ -168,6 +168,8 @@ ROUTE_ACCESS: dict[RouteKind, Access] = {
     RouteKind.HG_INIT: Access.CREATE,
     RouteKind.GIT_LFS_AUTH_DOWNLOAD: Access.READ,
     RouteKind.GIT_LFS_AUTH_UPLOAD: Access.WRITE,
+    RouteKind.GIT_LFS_TRANSFER_DOWNLOAD: Access.READ,
+    RouteKind.GIT_LFS_TRANSFER_UPLOAD: Access.WRITE,
 }
 """What a route needs at the door; the authorizer decides."""
 
@@ -179,6 +181,8 @@ ROUTE_PROTO: dict[RouteKind, str] = {
     RouteKind.HG_INIT: "hg-ssh",
     RouteKind.GIT_LFS_AUTH_DOWNLOAD: "git-ssh",
     RouteKind.GIT_LFS_AUTH_UPLOAD: "git-ssh",
+    RouteKind.GIT_LFS_TRANSFER_DOWNLOAD: "git-ssh",
+    RouteKind.GIT_LFS_TRANSFER_UPLOAD: "git-ssh",
 }
 
 @dataclass(frozen=True)
@@ -195,7 +199,8 @@ SESSION_PROVIDERS: tuple[SessionProvider, ...] = (
                     (RouteKind.GIT_UPLOAD_PACK, RouteKind.GIT_RECEIVE_PACK, RouteKind.GIT_UPLOAD_ARCHIVE)),
     SessionProvider("gateway.hg_session", "make_hg_session", (RouteKind.HG_SERVE, RouteKind.HG_INIT)),
     SessionProvider("gateway.git_lfs", "make_lfs_session",
-                    (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD)),
+                    (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD,
+                     RouteKind.GIT_LFS_TRANSFER_DOWNLOAD, RouteKind.GIT_LFS_TRANSFER_UPLOAD)),
 )
 """Where the rows of ``EXEC_SESSIONS`` come from; a provider that is not there yet is skipped."""
 

@@ -168,7 +168,7 @@ def _lock_body(body: bytes) -> dict[str, Any]:
 def lock_path(path: object) -> str:
     """A path to lock as git-lfs sends it: relative to the repository's top, ``/``-separated;
     raises ``ProtocolError`` (422) for anything else."""
-    if not isinstance(path, str) or not path or len(path) > MAX_LOCK_PATH or "\0" in path \
+    if not isinstance(path, str) or not path or len(path) > MAX_LOCK_PATH or any(c < " " for c in path) \
             or path.startswith("/") or any(part in ("", ".", "..") for part in path.split("/")):
         raise ProtocolError("a lock needs a 'path' relative to the repository's top, like dir/file.psd",
                             http_status=422)

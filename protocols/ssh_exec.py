@@ -10,7 +10,8 @@ What clients send (PROTOCOL-NOTES §1.1, §2.1):
 - git: ``git-upload-pack '/team/app.git'`` — the path single-quoted, a ``'`` in
   it written ``'\\''`` and a ``!`` written ``'\\!'`` (git's ``sq_quote``); the
   ``git upload-pack 'PATH'`` spelling is accepted too.
-- git-lfs: ``git-lfs-authenticate 'PATH' upload|download`` for an ``ssh://`` remote.
+- git-lfs: ``git-lfs-transfer 'PATH' upload|download`` (its pure SSH protocol) and
+  ``git-lfs-authenticate 'PATH' upload|download`` (where its HTTP API is) for an ``ssh://`` remote.
 - hg: ``hg -R team/app serve --stdio`` (``sshpeer._makeconnection``), with the
   path left bare when it only holds ``[A-Za-z0-9@%_+=:,./-]`` and single-quoted
   otherwise; ``--hidden`` may follow; ``hg init PATH`` before a push that
@@ -62,6 +63,8 @@ class RouteKind(enum.StrEnum):
     HG_INIT = "hg-init"
     GIT_LFS_AUTH_DOWNLOAD = "git-lfs-authenticate-download"
     GIT_LFS_AUTH_UPLOAD = "git-lfs-authenticate-upload"
+    GIT_LFS_TRANSFER_DOWNLOAD = "git-lfs-transfer-download"
+    GIT_LFS_TRANSFER_UPLOAD = "git-lfs-transfer-upload"
 
 
 class Slot(enum.Enum):
@@ -131,6 +134,10 @@ EXEC_TABLE: Mapping[str, tuple[ExecPattern, ...]] = {
     "git-lfs-authenticate": (  # git-lfs, for an ssh:// remote: where its HTTP API is, and a token for it
         ExecPattern(RouteKind.GIT_LFS_AUTH_DOWNLOAD, ("git-lfs-authenticate", PATH, "download")),
         ExecPattern(RouteKind.GIT_LFS_AUTH_UPLOAD, ("git-lfs-authenticate", PATH, "upload")),
+    ),
+    "git-lfs-transfer": (  # git-lfs 3, for an ssh:// remote: objects and locks over SSH itself
+        ExecPattern(RouteKind.GIT_LFS_TRANSFER_DOWNLOAD, ("git-lfs-transfer", PATH, "download")),
+        ExecPattern(RouteKind.GIT_LFS_TRANSFER_UPLOAD, ("git-lfs-transfer", PATH, "upload")),
     ),
 }
 """Command name (first word) → the shapes accepted for it.  Add a row to serve more."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from protocols import git_lfs, git_push_cert
-from protocols.errors import ProtocolError
+from protocols import git_lfs, git_lfs_transfer, git_push_cert
+from protocols.errors import HgwireError, ProtocolError
 
 from .harness import Finding, Target
 
@@ -17,6 +17,9 @@ def run(data: bytes) -> None:
         return
     if data[:1] == b"l":
         _locks(data[1:])
+        return
+    if data[:1] == b"t":
+        _transfer(data[1:])
         return
     try:
         request = git_lfs.parse_batch(data)
@@ -32,6 +35,20 @@ def run(data: bytes) -> None:
         href = obj.get("actions", {}).get(request.operation, {}).get("href", "")
         if href and not git_lfs.valid_oid(href.rsplit("/", 1)[1]):
             raise Finding(f"an action for an object name that is not a SHA-256: {href[:80]!r}")
+
+
+def _transfer(stream: bytes) -> None:
+    reader = git_lfs_transfer.TransferReader()
+    try:
+        events = reader.feed(stream) + reader.feed(b"")
+    except HgwireError:
+        return
+    for event in events:
+        if isinstance(event, git_lfs_transfer.Message) and event.command == "batch":
+            try:
+                git_lfs_transfer.batch_objects(event.lines)
+            except ProtocolError:
+                pass
 
 
 def _locks(body: bytes) -> None:
@@ -70,6 +87,8 @@ def seeds() -> list[bytes]:
         b"c" + b"certificate version 0.1\npusher k 1 +0000\nnonce 1-a\npush-option x\n\n"
         + b"0" * 40 + b" " + b"1" * 40 + b" refs/heads/main\n-----BEGIN SSH SIGNATURE-----\nAA\n",
         b'l{"path": "dir/a.psd", "ref": {"name": "refs/heads/main"}, "force": true, "limit": 5}',
+        b"t000eversion 1\n0000000abatch\n0012transfer=ssh\n0001" + b"%04x" % (4 + 67) + b"a" * 64 + b" 5\n0000"
+        + b"0018put-object abcdef\n000bsize=5\n000100096hello0000",
         b"c[GNUPG:] GOODSIG 0123456789ABCDEF A <a@x>\n[GNUPG:] TRUST_FULLY 0 pgp\n",
     ]
 

@@ -135,15 +135,13 @@ def test_the_batch_api_refuses_what_git_would(make_server: Any, client: Client, 
     assert not (server.running.root / "media.git" / "lfs" / "objects" / "aa" / "aa" / oid).exists()
 
 
-def test_lfs_over_an_ssh_remote_authenticates_through_git_lfs_authenticate(
-        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
-    """git-lfs asks the SSH server where the HTTP API is (``git-lfs-authenticate``) and gets a token
-    for it: the objects of a push over SSH go up over HTTP, with the SSH user's rights."""
-    from tests.conftest import LOOPBACK, ssh_server_settings
+def test_lfs_over_an_ssh_remote_needs_no_http_listener(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                       tmp_path: Path) -> None:
+    """git-lfs 3 speaks its pure SSH protocol (``git-lfs-transfer``) first: objects go up and come
+    down, and locks are taken and listed, over the SSH channel itself, with the SSH user's rights."""
+    from tests.conftest import ssh_server_settings
 
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text("")
-    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), **ssh_server_settings(ssh_keys))
+    server = make_server("fs", **ssh_server_settings(ssh_keys))  # no --http at all
     server.backend.create("media", Kind.GIT)
     port = server.port("ssh")
     client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
@@ -156,11 +154,51 @@ def test_lfs_over_an_ssh_remote_authenticates_through_git_lfs_authenticate(
     clone = client.cwd / "clone"
     client.git("clone", "-q", url, str(clone))
     assert (clone / "video.bin").read_bytes() == data
-    client.git("lfs", "lock", "video.bin", cwd=work)  # locks too, as the SSH user
+    assert client.git("lfs", "fsck", cwd=clone).returncode == 0
+    client.git("lfs", "lock", "video.bin", cwd=work)
     listed = client.git("lfs", "locks", cwd=clone).stdout
-    assert "video.bin" in listed, listed
+    assert "video.bin" in listed and "alice" in listed, listed
+    (work / "video.bin").write_bytes(data[::-1])
+    client.git("commit", "-q", "-am", "reversed", cwd=work)
+    client.git("config", "lfs.locksverify", "true", cwd=work)
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)  # its own lock: the push goes on
     client.git("lfs", "unlock", "video.bin", cwd=work)
     assert "video.bin" not in client.git("lfs", "locks", cwd=clone).stdout
+    client.git("pull", "-q", "origin", "main", cwd=clone)
+    assert (clone / "video.bin").read_bytes() == data[::-1]
+    client.git("--git-dir", str(server.root / "media.git"), "fsck", "--full", "--strict")
+
+
+def test_git_lfs_authenticate_hands_out_a_token_for_the_http_api(make_server: Any, client: Client,
+                                                                 ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """An older git-lfs (or one told not to use the pure SSH protocol) asks the SSH server where
+    the HTTP API is (``git-lfs-authenticate``): a token for that user, repository and operation."""
+    from tests.conftest import LOOPBACK, ssh_server_settings
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), **ssh_server_settings(ssh_keys))
+    server.backend.create("media", Kind.GIT)
+    ssh = ssh_keys.command(server.port("ssh")).split()
+
+    def authenticate(operation: str) -> dict[str, Any]:
+        done = client.run(*ssh, "git@127.0.0.1", f"git-lfs-authenticate media.git {operation}")
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    upload = authenticate("upload")
+    assert upload["href"] == f"http://127.0.0.1:{server.port('http')}/media.git/info/lfs"
+    batch = upload["href"] + "/objects/batch"
+    body = json.dumps({"operation": "upload", "objects": [{"oid": "a" * 64, "size": 3}]}).encode()
+    for token, expected in ((upload, 200), (authenticate("download"), 401)):
+        request = urllib.request.Request(batch, data=body, method="POST", headers={
+            "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json",
+            **token["header"]})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as refused:
+            status = refused.code
+        assert status == expected, token
 
 
 def test_a_read_only_server_takes_no_lfs_upload(make_server: Any, client: Client, tmp_path: Path) -> None:
