@@ -397,7 +397,7 @@ class LfsTransferSession:
         self.channel = channel
         self._writes = kind.endswith("upload")
         self._reader = lfs_transfer.TransferReader()
-        self._queue: deque[tuple[lfs_transfer.Message, IO[bytes] | None]] = deque()
+        self._queue: deque[tuple[lfs_transfer.Message | lfs_transfer.Refused, IO[bytes] | None]] = deque()
         self._busy = False
         self._closed = False
         self._upload: tuple[lfs_transfer.DataStart, IO[bytes]] | None = None
@@ -409,24 +409,21 @@ class LfsTransferSession:
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        try:
-            events = self._reader.feed(data)
-        except HgwireError as refused:
-            self._fail(400, str(refused))
-            return
-        for event in events:
+        for event in self._reader.feed(data):
             if isinstance(event, lfs_transfer.DataStart):
                 spooled: IO[bytes] = tempfile.TemporaryFile(prefix="hgwire-lfs-")  # noqa: SIM115 - closed once answered
                 self._upload, self._upload_size = (event, spooled), 0
             elif isinstance(event, lfs_transfer.DataChunk):
-                assert self._upload is not None
+                if self._upload is None:  # (after a refusal: dropped)
+                    continue
                 self._upload_size += len(event.data)
                 if self._upload_size > MAX_TRANSFER_OBJECT:
                     self._fail(413, f"an object larger than {MAX_TRANSFER_OBJECT >> 20} MiB")
                     return
                 self._upload[1].write(event.data)
             elif isinstance(event, lfs_transfer.DataEnd):
-                assert self._upload is not None
+                if self._upload is None:
+                    continue
                 start, spool = self._upload
                 self._upload = None
                 spool.seek(0)
@@ -436,6 +433,7 @@ class LfsTransferSession:
         self._next()
 
     def eof_received(self) -> None:
+        self.data_received(b"")  # a request the end of the stream cuts is refused
         self._queue.append((lfs_transfer.Message("quit", ""), None))  # the client went: end after what it asked
         self._next()
 
@@ -449,6 +447,9 @@ class LfsTransferSession:
         if self._busy or self._closed or not self._queue:
             return
         message, spool = self._queue.popleft()
+        if isinstance(message, lfs_transfer.Refused):
+            self._fail(400, message.message)
+            return
         if message.command == "quit":
             self.channel.write(lfs_transfer.status(200))
             self._end(0)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from protocols import pktline
-from protocols.errors import LimitExceeded, ProtocolError
+from protocols.errors import HgwireError, LimitExceeded, ProtocolError
 from protocols.git_lfs import Lock
 from protocols.pktline import MAX_PAYLOAD, PktLineDecoder, Signal, Special
 
@@ -61,15 +61,23 @@ class DataEnd:
     pass
 
 
-Event = Message | DataStart | DataChunk | DataEnd
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """What the protocol does not allow, after the requests before it: answer 400 and end."""
+
+    message: str
+
+
+Event = Message | DataStart | DataChunk | DataEnd | Refused
 
 
 class TransferReader:
     """The client's side, incrementally: ``feed(bytes) -> events`` (``b""`` at EOF).
 
-    Raises ``ProtocolError`` for what the protocol does not allow (a special
-    packet where a command belongs, a text line that is not UTF-8, too many
-    arguments or lines); the session then answers 400 and ends.
+    What the protocol does not allow (a special packet where a command
+    belongs, a text line that is not UTF-8, too many arguments or lines, a
+    request cut by the end of the stream) ends the events with ``Refused``,
+    after the requests that came before it; later input is ignored.
     """
 
     def __init__(self) -> None:
@@ -78,19 +86,27 @@ class TransferReader:
         self._args: dict[str, str] = {}
         self._lines: list[str] | None = None
         self._data = False
+        self._refused = False
 
     def feed(self, data: bytes) -> list[Event]:
-        self._decoder.receive_data(data)
         events: list[Event] = []
-        while True:
-            packet = self._decoder.next_packet()
-            if packet is Signal.NEED_DATA:
-                if self._decoder.eof and self._command is not None:
-                    raise ProtocolError("the client closed the connection in the middle of a request")
-                return events
-            event = self._step(packet)  # type: ignore[arg-type]
-            if event is not None:
-                events.append(event)
+        if self._refused:
+            return events
+        try:
+            self._decoder.receive_data(data)
+            while True:
+                packet = self._decoder.next_packet()
+                if packet is Signal.NEED_DATA:
+                    if self._decoder.eof and self._command is not None:
+                        raise ProtocolError("the client closed the connection in the middle of a request")
+                    return events
+                event = self._step(packet)  # type: ignore[arg-type]
+                if event is not None:
+                    events.append(event)
+        except HgwireError as refused:
+            self._refused = True
+            events.append(Refused(str(refused)))
+            return events
 
     def _step(self, packet: bytes | Special) -> Event | None:
         if self._data:

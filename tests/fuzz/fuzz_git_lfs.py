@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from protocols import git_lfs, git_lfs_transfer, git_push_cert
-from protocols.errors import HgwireError, ProtocolError
+from protocols.errors import ProtocolError
 
 from .harness import Finding, Target
 
@@ -39,10 +39,9 @@ def run(data: bytes) -> None:
 
 def _transfer(stream: bytes) -> None:
     reader = git_lfs_transfer.TransferReader()
-    try:
-        events = reader.feed(stream) + reader.feed(b"")
-    except HgwireError:
-        return
+    events = reader.feed(stream) + reader.feed(b"")
+    if any(isinstance(event, git_lfs_transfer.Refused) for event in events[:-1]):
+        raise Finding("events after a refusal")
     for event in events:
         if isinstance(event, git_lfs_transfer.Message) and event.command == "batch":
             try:

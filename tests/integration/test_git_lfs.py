@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -237,3 +238,49 @@ def test_actions_point_at_the_public_url_when_the_config_file_names_one(make_ser
     assert href == "https://proxy.example/scm/media.git/info/lfs/objects/" + "a" * 64
     with urllib.request.urlopen(f"http://127.0.0.1:{server.port('http')}/", timeout=30) as page:
         assert "git clone https://proxy.example/scm/NAME.git" in page.read().decode()  # the clone URLs too
+
+
+def test_git_lfs_transfer_answers_hostile_input_in_its_own_protocol(make_server: Any, client: Client,
+                                                                   ssh_keys: SshKeys) -> None:
+    """Raw bytes at ``git-lfs-transfer``: what the protocol does not allow ends the session with a
+    ``status 400`` the client can show; a download connection may not put objects or lock (403);
+    an object that is not there is a 404; the repository keeps nothing and the server serves on."""
+    from protocols import pktline
+    from tests.conftest import ssh_server_settings
+
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    server.backend.create("media", Kind.GIT)
+    ssh = ssh_keys.command(server.port("ssh")).split()
+
+    def pkt(text: str) -> bytes:
+        return pktline.encode(text.encode() + b"\n")
+
+    def session(operation: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*ssh, "git@127.0.0.1", f"git-lfs-transfer media.git {operation}"], input=stdin,
+                              capture_output=True, timeout=60, env=client.env, check=False)
+
+    version = pkt("version 1") + pktline.FLUSH
+    garbage = session("download", version + b"zzzz")
+    assert garbage.returncode == 1 and pkt("status 400") in garbage.stdout, garbage
+    assert garbage.stdout.startswith(pkt("version=1") + pkt("locking") + pktline.FLUSH + pkt("status 200"))
+    oid = "a" * 64
+    answered = session("download", version + pkt(f"put-object {oid}") + pkt("size=3") + pktline.DELIM
+                       + pktline.encode(b"abc") + pktline.FLUSH + pkt("lock") + pkt("path=a.bin") + pktline.FLUSH
+                       + pkt(f"get-object {oid}") + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
+    assert answered.returncode == 0, answered
+    out = answered.stdout
+    assert out.count(pkt("status 403")) == 2 and pkt("status 404") + pktline.DELIM + pkt(
+        "Object does not exist") in out and out.endswith(pkt("status 200") + pktline.FLUSH), out
+    assert not (server.root / "media.git" / "lfs").exists()
+    wrong = session("upload", version + pkt(f"put-object {oid}") + pkt("size=3") + pktline.DELIM
+                    + pktline.encode(b"abc") + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
+    assert pkt("status 422") in wrong.stdout and wrong.returncode == 0, wrong  # "abc" is not a's
+    assert not any(p.is_file() for p in (server.root / "media.git" / "lfs").rglob("*"))  # the wrong upload left nothing
+    data = b"hello"
+    good = hashlib.sha256(data).hexdigest()
+    stored = session("upload", version + pkt(f"put-object {good}") + pkt(f"size={len(data)}") + pktline.DELIM
+                     + pktline.encode(data) + pktline.FLUSH + pkt(f"verify-object {good}") + pkt("size=5")
+                     + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
+    assert stored.returncode == 0 and stored.stdout.count(pkt("status 200")) == 4, stored  # version, put, verify, quit
+    fetched = session("download", version + pkt(f"get-object {good}") + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
+    assert pkt("size=5") + pktline.DELIM + pktline.encode(data) + pktline.FLUSH in fetched.stdout, fetched
