@@ -41,6 +41,7 @@ pauses input while it writes would deadlock.)
 
 from __future__ import annotations
 
+import base64
 import importlib
 import os
 import struct
@@ -235,6 +236,79 @@ def load_host_key(path: Path) -> keys.Key:
     if not key.isPublic() and key.type() in ("Ed25519", "RSA", "EC"):
         return key
     raise ConchError(f"{path} is not an ed25519, RSA or ECDSA private key")
+
+
+HOST_CERT_SUFFIX = "-cert.pub"
+"""``ssh-keygen -s CA -h KEY.pub`` writes ``KEY-cert.pub``: found beside the host key, it is offered."""
+
+_CERT_SIGNATURES = {
+    b"ssh-ed25519-cert-v01@openssh.com": b"ssh-ed25519",
+    b"ecdsa-sha2-nistp256-cert-v01@openssh.com": b"ecdsa-sha2-nistp256",
+    b"ecdsa-sha2-nistp384-cert-v01@openssh.com": b"ecdsa-sha2-nistp384",
+    b"ecdsa-sha2-nistp521-cert-v01@openssh.com": b"ecdsa-sha2-nistp521",
+    b"rsa-sha2-512-cert-v01@openssh.com": b"rsa-sha2-512",
+    b"rsa-sha2-256-cert-v01@openssh.com": b"rsa-sha2-256",
+    b"ssh-rsa-cert-v01@openssh.com": b"ssh-rsa",
+}
+"""A host certificate's algorithms, each with the signature the certified key makes for it."""
+
+
+class CertifiedHostKey:
+    """The host key as its certificate presents it (OpenSSH's ``PROTOCOL.certkeys``): the key
+    exchange sends the certificate's blob and signs with the key, by the key's own algorithm.
+    Stands in the factory's key tables beside the plain key, under the certificate's type."""
+
+    def __init__(self, key: keys.Key, cert_blob: bytes, cert_type: bytes) -> None:
+        self._key = key
+        self._blob = cert_blob
+        self.cert_type = cert_type
+
+    def blob(self) -> bytes:
+        return self._blob
+
+    def public(self) -> CertifiedHostKey:
+        return self
+
+    def sign(self, data: bytes, signatureType: bytes | None = None) -> bytes:
+        return self._key.sign(data, signatureType=_CERT_SIGNATURES[signatureType or self.cert_type])
+
+    def supportedSignatureAlgorithms(self) -> list[bytes]:
+        if self.cert_type == b"ssh-rsa-cert-v01@openssh.com":
+            return [b"rsa-sha2-512-cert-v01@openssh.com", b"rsa-sha2-256-cert-v01@openssh.com", self.cert_type]
+        return [self.cert_type]
+
+
+def load_host_certificate(key_path: Path, key: keys.Key, now: float | None = None) -> CertifiedHostKey | None:
+    """The host certificate beside the host key (``<key>-cert.pub``), when there is one for this
+    key, a host certificate, valid now; None otherwise (what is wrong is logged; the plain key
+    is offered either way)."""
+    path = key_path.with_name(key_path.name + HOST_CERT_SUFFIX)
+    if not path.exists():
+        return None
+    try:
+        fields = path.read_bytes().split()
+        blob = base64.b64decode(fields[1], validate=True) if len(fields) >= 2 else b""
+        cert = ssh_cert.parse(blob)
+    except (OSError, ValueError, ssh_cert.CertificateError) as exc:
+        log.warn("{path} is not an OpenSSH certificate ({error}); it is not offered", path=str(path),  # noqa: G010
+                 error=str(exc))
+        return None
+    why = None
+    if cert.cert_type != ssh_cert.HOST_CERT:
+        why = "it is a user certificate, not a host one (ssh-keygen -s CA -h)"
+    elif cert.key_blob != key.public().blob():
+        why = "it certifies another key than the host key"
+    elif not cert.valid_at(time.time() if now is None else now):
+        why = "it is not valid now"
+    if why is not None:
+        log.warn("SSH host certificate {path} is not offered: {why}", path=str(path), why=why)  # noqa: G010
+        return None
+    cert_type = fields[0]
+    if cert_type not in _CERT_SIGNATURES:
+        return None
+    log.info("offering SSH host certificate {path} (key id {key_id!r}, principals {principals})", path=str(path),
+             key_id=cert.key_id, principals=",".join(cert.principals) or "any")
+    return CertifiedHostKey(key, blob, cert_type)
 
 
 def _write_new_ed25519(path: Path) -> None:
@@ -754,6 +828,12 @@ class HgwireServerTransport(AlgorithmTransport):
     _log = _conch_log
     _login_deadline: IDelayedCall | None = None
 
+    def _getHostKeys(self, keyAlg: bytes) -> tuple[keys.Key, keys.Key]:
+        """A certificate's RSA signature algorithms all name the one ``ssh-rsa`` certificate."""
+        if keyAlg in (b"rsa-sha2-512-cert-v01@openssh.com", b"rsa-sha2-256-cert-v01@openssh.com"):
+            keyAlg = b"ssh-rsa-cert-v01@openssh.com"
+        return super()._getHostKeys(keyAlg)
+
     def connectionMade(self) -> None:
         super().connectionMade()
         self._login_deadline = reactor_time().callLater(LOGIN_GRACE_SECONDS, self._login_timed_out)
@@ -798,9 +878,12 @@ class HgwireSSHFactory(factory.SSHFactory):
 
     connection_limits: Callable[[], ConnectionLimits] | None = None
 
-    def __init__(self, host_key: keys.Key, checker: AuthorizedKeyChecker, front: Front) -> None:
-        self.privateKeys = {host_key.sshType(): host_key}
-        self.publicKeys = {host_key.sshType(): host_key.public()}
+    def __init__(self, host_key: keys.Key, checker: AuthorizedKeyChecker, front: Front,
+                 certificate: CertifiedHostKey | None = None) -> None:
+        self.privateKeys: dict[bytes, Any] = {host_key.sshType(): host_key}
+        self.publicKeys: dict[bytes, Any] = {host_key.sshType(): host_key.public()}
+        if certificate is not None:
+            self.privateKeys[certificate.cert_type] = self.publicKeys[certificate.cert_type] = certificate
         self.portal = portal.Portal(HgwireRealm(front), [checker])
 
     def getPrimes(self) -> None:
@@ -816,7 +899,8 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
     authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
     front = Front(config, authorizer_for(config))
-    ssh_factory = HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front)
+    certificate = load_host_certificate(host_key_path, host_key)
+    ssh_factory = HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front, certificate)
     ssh_factory.connection_limits = lambda: limits_for(config)
     return ssh_factory
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from backends.interfaces import Kind
+from tests.conftest import LOOPBACK, Client, SshKeys
 from tests.integration.test_ssh_server import SshSetup, _keygen, setup  # noqa: F401 - a fixture
 
 ECHO = "git-upload-pack '/team/app.git'"
@@ -82,3 +85,75 @@ def test_a_certificate_of_an_authority_not_trusted_is_refused(setup: SshSetup, t
     other = _keygen(tmp_path / "other_ca", "other")
     assert _login(setup, _certified(tmp_path, other, "carol_key", "-n", "carol")).returncode == 255
     assert _login(setup, _certified(tmp_path, trusted, "carol2_key", "-n", "carol")).returncode == 0
+
+
+def _known_hosts_client(keys: SshKeys, port: int, known_hosts: Path) -> str:
+    """The ssh command of ``keys``' user, checking the server's host key against ``known_hosts``."""
+    return (f"/usr/bin/ssh -F /dev/null -p {port} -i {keys.key} -o IdentitiesOnly=yes -o BatchMode=yes "
+            f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts} -o LogLevel=ERROR")
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "rsa", "ecdsa"])
+def test_a_host_certificate_beside_the_host_key_lets_clients_trust_the_ca(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path, key_type: str) -> None:
+    """``ssh-keygen -s CA -h host_key.pub`` writes ``host_key-cert.pub``; found beside the host key it
+    is offered, and a client whose known_hosts trusts the CA (``@cert-authority``) connects without
+    knowing the host key, as with sshd's HostCertificate; one that trusts another CA is refused."""
+    (tmp_path / "host").mkdir()
+    host_key = tmp_path / "host" / f"ssh_host_{key_type}_key"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(host_key)], check=True)
+    public = host_key.with_name(host_key.name + ".pub")
+    ca = _keygen(tmp_path / "host_ca", "the-host-ca")
+    other_ca = _keygen(tmp_path / "other_ca", "another-ca")
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "hgwire-host", "-n", "127.0.0.1",
+                    "-V", "-5m:+1h", str(public)], check=True, capture_output=True)
+    assert host_key.with_name(host_key.name + "-cert.pub").exists()
+    server = make_server("fs", ssh=[LOOPBACK], host_key=str(host_key), authorized_keys=str(ssh_keys.authorized_keys))
+    server.backend.create("app", Kind.GIT)
+    port = server.port("ssh")
+    url = f"ssh://git@127.0.0.1:{port}/app.git"
+
+    trusting = tmp_path / "known_hosts"
+    trusting.write_text(f"@cert-authority [127.0.0.1]:{port} " + (tmp_path / "host_ca.pub").read_text())
+    done = client.git("ls-remote", url, env={"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, port, trusting)},
+                      check=False)
+    assert done.returncode == 0, done.stderr
+
+    stranger = tmp_path / "known_hosts_other"
+    stranger.write_text(f"@cert-authority [127.0.0.1]:{port} " + (tmp_path / "other_ca.pub").read_text())
+    refused = client.git("ls-remote", url, env={"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, port, stranger)},
+                         check=False)
+    assert refused.returncode != 0 and "Host key verification failed" in refused.stderr, refused.stderr
+    assert other_ca.exists()
+
+    plain = tmp_path / "known_hosts_plain"  # a client that knows the plain key still connects
+    plain.write_text(f"[127.0.0.1]:{port} " + public.read_text())
+    done = client.git("ls-remote", url, env={"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, port, plain)},
+                      check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_certificate_for_another_key_or_a_user_is_not_offered(tmp_path: Path) -> None:
+    from twisted.conch.ssh import keys as conch_keys
+
+    from gateway.ssh import load_host_certificate
+
+    host_key = _keygen(tmp_path / "ssh_host_ed25519_key", "host")
+    key = conch_keys.Key.fromFile(str(host_key))
+    assert load_host_certificate(host_key, key) is None  # none there
+    ca = _keygen(tmp_path / "ca", "ca")
+    other = _keygen(tmp_path / "other", "other")
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "x", f"{other}.pub"], check=True)
+    (tmp_path / "ssh_host_ed25519_key-cert.pub").write_bytes((tmp_path / "other-cert.pub").read_bytes())
+    assert load_host_certificate(host_key, key) is None  # another key's
+    public = tmp_path / "ssh_host_ed25519_key.pub"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-I", "x", "-n", "u", str(public)], check=True)
+    assert load_host_certificate(host_key, key) is None  # a user certificate
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "x", "-V", "-2h:-1h", str(public)],
+                   check=True)
+    assert load_host_certificate(host_key, key) is None  # expired
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "x", str(public)], check=True)
+    offered = load_host_certificate(host_key, key)
+    assert offered is not None and offered.cert_type == b"ssh-ed25519-cert-v01@openssh.com"
+    (tmp_path / "ssh_host_ed25519_key-cert.pub").write_text("ssh-ed25519-cert-v01@openssh.com !!!\n")
+    assert load_host_certificate(host_key, key) is None  # not a certificate at all
