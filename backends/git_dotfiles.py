@@ -119,8 +119,8 @@ def dotfile_kinds(name: bytes) -> frozenset[str]:
     """Which of ``.gitmodules``, ``.gitattributes``, ``.gitignore`` and ``.mailmap`` a
     case-insensitive, NTFS or HFS+ file system opens ``name`` as (a name NTFS would read as a
     path also counts as ``.gitmodules`` by its part after a ``\\``, as git has it)."""
-    if _WORTH_A_LOOK.search(name) is None:
-        return _NONE
+    if name[:1] not in _LEADS and b"~" not in name and b"\\" not in name:
+        return _NONE  # (every name it matches starts with "." or an ignorable code point, or holds "~" or "\\")
     text = _hfs_name(name)
     kinds = {kind for kind, needle, short in _DOTFILES
              if _hfs_is(text, kind) or is_ntfs_dotfile(name, needle, short)}
@@ -130,9 +130,15 @@ def dotfile_kinds(name: bytes) -> frozenset[str]:
 
 
 _NONE: frozenset[str] = frozenset()
-_WORTH_A_LOOK = re.compile(rb"(?i)~|\.git|\.mailmap|\xe2\x80|\xe2\x81|\xef\xbb")
-"""Every name ``dotfile_kinds`` can match holds one of these (the ignorable code points' UTF-8
-leads): any other name is not looked at further."""
+_LEADS = frozenset({b".", b"\xe2", b"\xef"})
+
+
+def worth_a_look(lowered: bytes) -> bool:
+    """Whether a lower-cased name (or names joined) holds what every name ``dotfile_kinds`` can
+    match holds: ``~``, ``.git``, ``.mailmap`` or an ignorable code point's UTF-8 lead bytes.
+    Substring tests, cheaper than a regular expression for every tree of a push."""
+    return (b"~" in lowered or b".git" in lowered or b".mailmap" in lowered or b"\xe2\x80" in lowered
+            or b"\xe2\x81" in lowered or b"\xef\xbb" in lowered)
 
 
 # -- the push's dotfiles ------------------------------------------------------------------------
@@ -153,11 +159,14 @@ class DotFiles:
         self.gitmodules: set[bytes] = set()
         self.gitattributes: set[bytes] = set()
 
-    def tree(self, entries: list[tuple[bytes, int, bytes]], report: Report) -> None:
-        """Note the dotfiles of one tree (``entries`` as parsed: name, mode, hex id); a
-        ``.gitmodules`` link (and the links git only mentions) reported against the tree."""
-        if _WORTH_A_LOOK.search(b"/".join([entry[0] for entry in entries])) is None:
-            return  # (most trees: one search over the names)
+    def tree(self, entries: list[tuple[bytes, int, bytes]], report: Report, joined: bytes | None = None) -> None:
+        """Note the dotfiles of one tree (``entries`` as parsed: name, mode, hex id; ``joined``: the
+        names joined by NUL and lower-cased, when the caller has them); a ``.gitmodules`` link (and
+        the links git only mentions) reported against the tree."""
+        if joined is None:
+            joined = b"\0".join([entry[0] for entry in entries]).lower()
+        if not worth_a_look(joined):
+            return  # (most trees: a few substring tests over all the names)
         for name, mode, child in entries:
             kinds = dotfile_kinds(name)
             if not kinds:

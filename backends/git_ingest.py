@@ -599,7 +599,7 @@ class PushLinks:
 
 ERROR, WARN, IGNORE = "error", "warn", "ignore"
 """What a finding of git's fsck does to a push: refuse it, or let it through (a warning is not
-shown: hgwire has no channel to the client while it checks a pack)."""
+shown to the client)."""
 
 FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     # errors (git's fatal ones, which a setting cannot lower, in _FATAL)
@@ -611,8 +611,10 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     ("missingSpaceBeforeDate", ERROR), ("missingSpaceBeforeEmail", ERROR), ("missingTag", ERROR),
     ("missingTagEntry", ERROR), ("missingTree", ERROR), ("missingType", ERROR), ("missingTypeEntry", ERROR),
     ("multipleAuthors", ERROR), ("treeNotSorted", ERROR), ("zeroPaddedDate", ERROR),
-    # warnings
-    ("emptyName", WARN), ("fullPathname", WARN), ("hasDot", WARN), ("hasDotdot", WARN), ("hasDotgit", WARN),
+    # tree entries a checkout cannot honour (or writes into .git): git fsck only warns, but git's
+    # receive-pack checks pushes strictly (receive.fsckObjects) and refuses them, and so does hgwire
+    ("emptyName", ERROR), ("fullPathname", ERROR), ("hasDot", ERROR), ("hasDotdot", ERROR), ("hasDotgit", ERROR),
+    # warnings: what old tools wrote into history, harmless to a checkout, let through by default
     ("nullSha1", WARN), ("zeroPaddedFilemode", WARN), ("nulInCommit", WARN),
     # a push's .gitmodules and .gitattributes files (backends.git_dotfiles)
     ("gitmodulesBlob", ERROR), ("gitmodulesLarge", ERROR), ("gitmodulesMissing", ERROR),
@@ -626,10 +628,11 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     ("mailmapSymlink", IGNORE),
 )}
 """The findings hgwire checks pushed objects for, by git's message ids (``git help fsck``), and what
-each does by default (git fsck's defaults: an error refuses the push, a warning is let through)."""
+each does by default (git fsck's defaults, but for the tree names above: an error refuses the push,
+a warning is let through)."""
 _FATAL = frozenset({"nulinheader", "unterminatedheader"})
-_TREE_WARNINGS = frozenset({"emptyname", "fullpathname", "hasdot", "hasdotdot", "hasdotgit", "nullsha1",
-                            "zeropaddedfilemode", "badfilemode"})
+_TREE_NAMES = frozenset({"emptyname", "fullpathname", "hasdot", "hasdotdot", "hasdotgit"})
+_TREE_MODES = frozenset({"nullsha1", "zeropaddedfilemode", "badfilemode"})
 
 
 class FsckError(ObjectFormatException):
@@ -648,9 +651,13 @@ class FsckRules:
 
     severities: Mapping[str, str] = field(default_factory=dict)
     skip: frozenset[bytes] = frozenset()
-    tree_warnings: bool = False
-    """A tree finding git only warns about refuses a push here: each tree's names and modes are
-    then looked at (otherwise that costs nothing).  Set by ``fsck_rules``, once per push."""
+    tree_names: bool = True
+    """A tree name finding refuses a push (by default): names are looked at in a tree whose names
+    hold anything such a finding needs (``/``, ``.git``, ``~``, an empty, ``.`` or ``..`` name, an
+    HFS+-ignorable code point), one search per tree otherwise.  Set by ``fsck_rules``."""
+    tree_modes: bool = False
+    """A mode or null-id finding refuses a push (only when made an error): every tree's modes and
+    ids are then looked at.  Set by ``fsck_rules``, once per push."""
 
     def severity(self, msg_id: str) -> str:
         key = msg_id.lower()
@@ -671,7 +678,8 @@ def fsck_rules(settings: Iterable[tuple[bytes, bytes]], skip_list: Iterable[byte
             continue
         severities[key] = severity
     return FsckRules(severities, frozenset(skip_list),
-                     tree_warnings=any(severities.get(key) == ERROR for key in _TREE_WARNINGS))
+                     tree_names=any(severities.get(key, FSCK_MESSAGES[key]) == ERROR for key in _TREE_NAMES),
+                     tree_modes=any(severities.get(key) == ERROR for key in _TREE_MODES))
 
 
 class _Findings:
@@ -709,9 +717,7 @@ def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid
         return []
     report = _Findings(rules, oid)
     if type_num == TREE:  # parses the entries itself: no dulwich Tree object as well
-        entries = _check_tree(raw, report, rules.tree_warnings)
-        if dotfiles is not None:
-            dotfiles.tree(entries, report)
+        entries = _check_tree(raw, report, rules, dotfiles)
         links = [child for _name, mode, child in entries if mode & S_IFMT != S_IFGITLINK]
     elif type_num == COMMIT:
         links = _check_commit(raw, report)
@@ -876,20 +882,40 @@ def _check_tag(raw: bytes, report: Report) -> list[bytes]:
     return links
 
 
-def _check_tree(raw: bytes, report: Report, warnings: bool = False) -> list[tuple[bytes, int, bytes]]:
+def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dotfiles: DotFiles | None = None
+                ) -> list[tuple[bytes, int, bytes]]:
     """Entries in git's order (a subtree sorts as ``name/``), no name twice.
 
     Strictly increasing keys and distinct names, tested with C-level sorts and
     sets; only a tree that fails is walked again to say which entry is wrong.
-    With ``warnings``, the names and modes git warns about are looked at too.
+    The names and modes git's fsck warns about are looked at as ``rules`` say
+    (``FsckRules.tree_names``, ``tree_modes``), and ``dotfiles`` notes the
+    tree's ``.gitmodules`` and ``.gitattributes``; both first look at all the
+    names at once (joined, lower-cased) with C-level substring tests.
     """
     entries = list(parse_tree(raw, 20))  # a list from the C parser, a generator from the Python one
     keys = [name + b"/" if mode & S_IFMT == S_IFDIR else name for name, mode, _child in entries]
-    if keys != sorted(keys) or len(set(keys)) != len(keys) or len({e[0] for e in entries}) != len(keys):
+    names = {e[0] for e in entries}
+    if keys != sorted(keys) or len(set(keys)) != len(keys) or len(names) != len(keys):
         _explain_tree(entries, report)
-    if warnings:
+    joined = b"\0".join(names).lower() if rules.tree_names or dotfiles is not None else b""
+    if rules.tree_modes:
         _tree_warnings(raw, entries, report)
+    elif rules.tree_names and _suspect_names(joined):
+        _tree_warnings(raw, entries, report, modes=False)
+    if dotfiles is not None:
+        dotfiles.tree(entries, report, joined)
     return entries
+
+
+def _suspect_names(joined: bytes) -> bool:
+    """Whether a tree's names (joined by NUL, lower-cased) could give a name finding: a ``/``,
+    ``.git`` (every NTFS spelling holds it or a ``~``), a byte that may lead an HFS+-ignorable code
+    point, an empty, ``.`` or ``..`` name.  Substring tests: a regular expression costs more."""
+    if b"/" in joined or b".git" in joined or b"~" in joined or b"\xe2" in joined or b"\xef" in joined:
+        return True
+    padded = b"\0" + joined + b"\0"
+    return b"\0\0" in padded or b"\0.\0" in padded or b"\0..\0" in padded
 
 
 def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> None:
@@ -945,12 +971,19 @@ def _is_dotgit(name: bytes) -> bool:
     return _HFS_IGNORABLE.sub("", text) == ".git"
 
 
-def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: Report) -> None:
-    """The tree findings git's fsck only warns about (each reported once, as git does)."""
+def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: Report, modes: bool = True) -> None:
+    """The tree findings git's fsck only warns about (each reported once, as git does): the names
+    (only those ``_suspect_names`` picks are looked at closely), and with ``modes`` the modes and ids."""
     found: dict[str, str] = {}
     for name, mode, child in entries:
-        if child == _NULL_ID:
-            found.setdefault("nullSha1", "contains entries pointing to null sha1")
+        if modes:
+            if child == _NULL_ID:
+                found.setdefault("nullSha1", "contains entries pointing to null sha1")
+            if mode not in _GOOD_MODES:
+                found.setdefault("badFilemode", "contains bad file modes")
+        if name and name != b"." and name != b".." and b"/" not in name and b"~" not in name \
+                and b".git" not in name.lower() and b"\xe2" not in name and b"\xef" not in name:
+            continue  # (nothing a name finding needs)
         if b"/" in name:
             found.setdefault("fullPathname", "contains full pathnames")
         if not name:
@@ -961,10 +994,8 @@ def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: 
             found.setdefault("hasDotdot", "contains '..'")
         if _is_dotgit(name):
             found.setdefault("hasDotgit", "contains '.git'")
-        if mode not in _GOOD_MODES:
-            found.setdefault("badFilemode", "contains bad file modes")
     pos = 0
-    while pos < len(raw):  # the modes as written: parse_tree reads "0100644" as 100644
+    while modes and pos < len(raw):  # the modes as written: parse_tree reads "0100644" as 100644
         if raw[pos:pos + 1] == b"0":
             found.setdefault("zeroPaddedFilemode", "contains zero-padded file modes")
             break
@@ -974,6 +1005,7 @@ def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: 
         pos = end + 21
     for msg_id, message in found.items():
         report(msg_id, message)
+
 
 
 ObjectReader = Callable[[bytes], tuple[int, bytes]]

@@ -3,8 +3,10 @@
 
 Legacy history with objects ``git fsck`` calls broken (a commit with a bad time zone, written by an
 old tool) is refused by default; ``receive.fsck.badTimezone = ignore`` or a ``receive.fsck.skipList``
-naming the commit lets it in.  A finding git only warns about (a ``.GIT`` tree entry) passes by
-default and refuses once ``receive.fsck.hasDotgit = error``.
+naming the commit lets it in.  A tree entry a checkout cannot honour (``.GIT``) is refused by
+default, as git's receive-pack (strict with ``receive.fsckObjects``) refuses it, and let in with
+``receive.fsck.hasDotgit = warn``; a finding of old tools' history (a zero-padded mode) passes by default
+and refuses once ``receive.fsck.zeroPaddedFilemode = error``.
 """
 
 from __future__ import annotations
@@ -82,25 +84,49 @@ def test_legacy_history_is_let_in_by_the_repositorys_fsck_settings(make_server: 
     client.git("-c", "fsck.badTimezone=ignore", "--git-dir", str(bare), "fsck", "--full")
 
 
-def test_a_warning_made_an_error_refuses_the_push(make_server: Any, client: Client) -> None:
+def _zero_padded_commit(client: Client, work: Path) -> str:
+    """A commit whose tree writes a mode as ``0100644`` (``fsck``: zeroPaddedFilemode, a warning)."""
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    blob = _object(client, work, "blob", b"old tool\n")
+    tree = _object(client, work, "tree", b"0100644 old.txt\0" + bytes.fromhex(blob))
+    return client.git("commit-tree", tree, "-p", head, "-m", "imported", cwd=work).stdout.strip()
+
+
+@pytest.mark.parametrize(("make", "msg_id", "by_default"), [
+    (_dotgit_commit, "hasDotgit", "refused"),
+    (_zero_padded_commit, "zeroPaddedFilemode", "taken"),
+])
+def test_tree_findings_by_default_and_as_the_settings_say(make_server: Any, client: Client, make: Any,
+                                                          msg_id: str, by_default: str) -> None:
     server = make_server("fs", git=[LOOPBACK])
     url, work = started_repo(server, client, "strict", push=True)
     bare = server.root / "strict.git"
     copy = client.cwd / "copy.git"
     client.run("cp", "-a", str(bare), str(copy))
-    commit = _dotgit_commit(client, work)
-    for git_dir in (bare, copy):
-        _setting(git_dir, "receive.fsck.hasDotgit", "error")
     _setting(copy, "receive.fsckObjects", "true")
+    commit = make(client, work)
+    before = remote_refs(client, "default", url)
+    if by_default == "refused":  # as git's receive-pack refuses it
+        ours, theirs = _push_both(client, work, url, copy, commit)
+        assert ours.returncode == theirs.returncode != 0, (ours.stderr, theirs.stderr)
+        assert msg_id in ours.stderr and msg_id in theirs.stderr, (ours.stderr, theirs.stderr)
+        assert remote_refs(client, "default", url) == before
+    else:  # old tools' history: taken by hgwire (git's strict receive-pack would refuse it), here by
+        # another repository of the server, so that this one still lacks the objects
+        other_url, _ = started_repo(server, client, "other", push=True)
+        client.git("push", other_url, f"{commit}:refs/heads/taken", cwd=work)
+        client.git("-c", f"fsck.{msg_id}=ignore", "--git-dir", str(server.root / "other.git"), "fsck", "--full")
+    for git_dir in (bare, copy):
+        _setting(git_dir, f"receive.fsck.{msg_id}", "error")
     ours, theirs = _push_both(client, work, url, copy, commit)
     assert ours.returncode == theirs.returncode != 0, (ours.stderr, theirs.stderr)
-    assert "hasDotgit" in ours.stderr and "hasDotgit" in theirs.stderr, (ours.stderr, theirs.stderr)
+    assert msg_id in ours.stderr and msg_id in theirs.stderr, (ours.stderr, theirs.stderr)
     for git_dir in (bare, copy):
-        _setting(git_dir, "receive.fsck.hasDotgit", "warn")
+        _setting(git_dir, f"receive.fsck.{msg_id}", "warn")
     ours, theirs = _push_both(client, work, url, copy, commit)
     assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
     assert remote_refs(client, "default", url) == remote_refs(client, "default", f"file://{copy}")
-    client.git("--git-dir", str(bare), "fsck", "--full")
+    client.git("-c", f"fsck.{msg_id}=ignore", "--git-dir", str(bare), "fsck", "--full")
 
 
 def test_a_broken_skip_list_refuses_the_push_saying_so(make_server: Any, client: Client) -> None:

@@ -304,10 +304,12 @@ def test_a_link_to_a_missing_object_falls_back_to_the_walk(tmp_path: Path) -> No
 
 
 def _reference_tree_check(entries: list[tuple[bytes, bytes]]) -> bool:
-    """The plain rule: keys (``name/`` for a subtree) strictly increasing, no name twice."""
+    """The plain rule: keys (``name/`` for a subtree) strictly increasing, no name twice, no ``.`` or
+    ``..`` entry (refused by default, as git's receive-pack refuses them)."""
     keys = [name + b"/" if mode == b"40000" else name for mode, name in entries]
     names = [name for _, name in entries]
-    return len(set(names)) == len(names) and all(a < b for a, b in itertools.pairwise(keys))
+    return (len(set(names)) == len(names) and all(a < b for a, b in itertools.pairwise(keys))
+            and not {b".", b".."} & set(names))
 
 
 @given(st.lists(st.tuples(st.sampled_from([b"100644", b"40000", b"120000"]),
@@ -606,7 +608,11 @@ def test_fsck_settings_are_read_as_git_reads_them() -> None:
     assert rules.severity("badtimezone") == "ignore" and rules.severity("hasDotgit") == "error"
     assert rules.severity("badDate") == "error", "a value git does not know is skipped"
     assert rules.severity("nulInHeader") == "error", "a fatal finding cannot be lowered"
-    assert rules.tree_warnings and not git_ingest.DEFAULT_FSCK.tree_warnings
+    assert rules.tree_names and git_ingest.DEFAULT_FSCK.tree_names, "tree names are looked at by default"
+    assert not rules.tree_modes and git_ingest.fsck_rules([(b"zeroPaddedFilemode", b"error")]).tree_modes
+    lowered = git_ingest.fsck_rules([(name.encode(), b"warn") for name in ("hasDot", "hasDotdot", "hasDotgit",
+                                                                          "emptyName", "fullPathname")])
+    assert not lowered.tree_names, "nothing to look for once every name finding is let through"
     assert rules.skip == frozenset({b"a" * 40})
 
 
@@ -642,10 +648,24 @@ def test_a_finding_the_settings_lower_passes_and_the_links_stay(raw: bytes, msg_
     (((b"40000", b".."),), "hasDotdot"),
     (((b"40000", b"."),), "hasDot"),
     (((b"100644", b"a/b"),), "fullPathname"),
+    (((b"100644", b""), (b"100644", b"b")), "emptyName"),
+])
+def test_tree_names_a_checkout_cannot_honour_refuse_unless_lowered(entries: tuple[tuple[bytes, bytes], ...],
+                                                                   msg_id: str) -> None:
+    """As git's receive-pack with receive.fsckObjects (strict): refused, unless the repository's
+    receive.fsck.<id> lowers it."""
+    raw = tree_of(*entries)
+    with pytest.raises(git_ingest.FsckError, match=msg_id):
+        git_ingest.check_object(2, raw)
+    git_ingest.check_object(2, raw, git_ingest.fsck_rules([(msg_id.encode(), b"warn")]))
+    git_ingest.check_object(2, tree_of((b"100644", b"a~b"), (b"100644", b"fine.git"), (b"100644", b"gitx")))
+
+
+@pytest.mark.parametrize(("entries", "msg_id"), [
     (((b"0100644", b"a"),), "zeroPaddedFilemode"),
     (((b"100600", b"a"),), "badFilemode"),
 ])
-def test_tree_warnings_pass_unless_made_errors(entries: tuple[tuple[bytes, bytes], ...], msg_id: str) -> None:
+def test_tree_mode_warnings_pass_unless_made_errors(entries: tuple[tuple[bytes, bytes], ...], msg_id: str) -> None:
     raw = tree_of(*entries)
     git_ingest.check_object(2, raw)  # git's fsck only warns (or says nothing)
     with pytest.raises(git_ingest.FsckError, match=msg_id):
