@@ -55,15 +55,23 @@ def _setting(git_dir: Path, key: str, value: str) -> None:
     subprocess.run(["git", "--git-dir", str(git_dir), "config", key, value], check=True)
 
 
-@pytest.mark.parametrize("how", ["ignore", "skipList"])
-def test_legacy_history_is_let_in_by_the_repositorys_fsck_settings(make_server: Any, client: Client,
-                                                                   how: str) -> None:
+def server_and_git_copy(make_server: Any, client: Client, name: str) -> tuple[str, Path, Path, Path]:
+    """A repository ``name`` on a new server with one pushed commit, and a copy of it for git's own
+    receive-pack (``receive.fsckObjects`` on): its URL, the client's clone, the server's git
+    directory and the copy."""
     server = make_server("fs", git=[LOOPBACK])
-    url, work = started_repo(server, client, "legacy", push=True)
-    bare = server.root / "legacy.git"
+    url, work = started_repo(server, client, name, push=True)
+    bare = server.root / f"{name}.git"
     copy = client.cwd / "copy.git"
     client.run("cp", "-a", str(bare), str(copy))
     _setting(copy, "receive.fsckObjects", "true")
+    return url, work, bare, copy
+
+
+@pytest.mark.parametrize("how", ["ignore", "skipList"])
+def test_legacy_history_is_let_in_by_the_repositorys_fsck_settings(make_server: Any, client: Client,
+                                                                   how: str) -> None:
+    url, work, bare, copy = server_and_git_copy(make_server, client, "legacy")
     commit = _legacy_commit(client, work)
     before = remote_refs(client, "default", url)
 

@@ -18,7 +18,7 @@ import pytest
 from backends.interfaces import Kind
 from tests.conftest import LOOPBACK, Client
 from tests.integration.test_git_daemon import commit, remote_refs, started_repo
-from tests.integration.test_git_fsck_settings import _object, _push_both, _setting
+from tests.integration.test_git_fsck_settings import _object, _push_both, _setting, server_and_git_copy
 
 
 def _commit_with(client: Client, work: Path, entries: list[tuple[str, str, bytes]]) -> str:
@@ -53,12 +53,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_hostile_dotfile_is_refused_as_gits_receive_pack_refuses_it(make_server: Any, client: Client,
                                                                       case: str) -> None:
-    server = make_server("fs", git=[LOOPBACK])
-    url, work = started_repo(server, client, "dots", push=True)
-    bare = server.root / "dots.git"
-    copy = client.cwd / "copy.git"
-    client.run("cp", "-a", str(bare), str(copy))
-    _setting(copy, "receive.fsckObjects", "true")
+    url, work, bare, copy = server_and_git_copy(make_server, client, "dots")
     entries, msg_id = CASES[case]
     evil = _commit_with(client, work, entries)
     before = remote_refs(client, "default", url)
