@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from backends.interfaces import Kind
-from backends.lfs import LfsObjectRefused, LfsStore, LockConflict, LockNotFound, LockNotOwned
+from backends.lfs import LfsLocks, LfsObjectRefused, LfsStore, LockConflict, LockNotFound, LockNotOwned
 from backends.names import strip_git_suffix
 from gateway import audit
 from gateway.auth import Access
@@ -190,9 +190,15 @@ def _put(front: HttpFront, request: server.Request, route: Route, user: str | No
         raise ProtocolError("an upload needs a body", http_status=400)
     size = content.seek(0, os.SEEK_END)
     content.seek(0)
+    _keep_upload(ctx, store, oid, size, _read_all(content))
+
+
+def _keep_upload(ctx: SessionContext, store: LfsStore, oid: str, size: int, chunks: Iterator[bytes]) -> None:
+    """Keep an uploaded object once it is what its name and size say (``LfsStore.put``), and say
+    so in the audit log, refused or not (over HTTP and over ``git-lfs-transfer``)."""
     change = audit.Change(f"lfs:{oid}", "", oid)
     try:
-        store.put(oid, size, _read_all(content))
+        store.put(oid, size, chunks)
     except LfsObjectRefused as refused:
         audit.record(ctx, "lfs-upload", [replace(change, result=str(refused))], f"refused: {refused}")
         raise
@@ -259,12 +265,33 @@ def _ok_status(request: server.Request, route: Route, status: int, body: bytes, 
 LOCK_OWNER_ANONYMOUS = "anonymous"
 
 
+def _matching(locks: LfsLocks, path: str | None, lock_id: str | None) -> list[git_lfs.Lock]:
+    """The locks a listing asks for: of ``path``, with ``lock_id`` (either None: any)."""
+    return [lock for lock in locks.all()
+            if (path is None or lock.path == path) and (lock_id is None or lock.id == lock_id)]
+
+
+def _take_lock(ctx: SessionContext, locks: LfsLocks, path: str, owner: str) -> git_lfs.Lock:
+    """Lock ``path`` for ``owner`` (``LockConflict`` when it is locked), in the audit log."""
+    lock = locks.create(path, owner)
+    audit.record(ctx, "lfs-lock", [audit.Change(f"lfs-lock:{path}", "", lock.id)], "ok")
+    return lock
+
+
+def _release_lock(ctx: SessionContext, locks: LfsLocks, lock_id: str, owner: str, force: bool) -> git_lfs.Lock:
+    """Remove a lock (``LockNotFound``, ``LockNotOwned`` as ``LfsLocks.remove``), in the audit log,
+    which says whose lock a forced unlock removed."""
+    lock = locks.remove(lock_id, owner, force)
+    audit.record(ctx, "lfs-unlock", [audit.Change(f"lfs-lock:{lock.path}", lock.id, "")],
+                 "ok" + (f" (forced: the lock was {lock.owner}'s)" if lock.owner != owner else ""))
+    return lock
+
+
 def _locks(front: HttpFront, request: server.Request, route: Route, user: str | None,
            parts: list[str]) -> tuple[int, bytes, str]:
     """(status, JSON answer, what to log) of one locking request."""
     ctx = _context(front, request, route, user)
-    kind, store = _store(ctx)
-    locks = store.locks() if kind is Kind.GIT else None
+    locks = _store(ctx)[1].locks()  # None for a Mercurial repository's
     if locks is None:
         raise ProtocolError("Git LFS file locking is offered for git repositories only", http_status=404)
     owner = user or LOCK_OWNER_ANONYMOUS
@@ -272,18 +299,15 @@ def _locks(front: HttpFront, request: server.Request, route: Route, user: str | 
         args = {key.decode("latin-1"): values[-1].decode("utf-8", "replace")
                 for key, values in (request.args or {}).items() if values}
         path, lock_id, cursor, limit = git_lfs.parse_lock_query(args)
-        found = [lock for lock in locks.all()
-                 if (path is None or lock.path == path) and (lock_id is None or lock.id == lock_id)]
-        page, following = git_lfs.lock_page(found, cursor, limit)
+        page, following = git_lfs.lock_page(_matching(locks, path, lock_id), cursor, limit)
         return 200, git_lfs.locks_response(page, following), f"ok: {len(page)} locks listed"
     body = _body(request)
     if len(parts) == 1:
         path = git_lfs.parse_lock_create(body)
         try:
-            lock = locks.create(path, owner)
+            lock = _take_lock(ctx, locks, path, owner)
         except LockConflict as conflict:
             return 409, git_lfs.lock_response(conflict.lock, "already created lock"), f"refused 409: {conflict}"
-        audit.record(ctx, "lfs-lock", [audit.Change(f"lfs-lock:{path}", "", lock.id)], "ok")
         return 201, git_lfs.lock_response(lock), f"ok: locked {path}"
     if parts[1] == "verify":
         cursor, limit = git_lfs.parse_lock_verify(body)
@@ -291,13 +315,11 @@ def _locks(front: HttpFront, request: server.Request, route: Route, user: str | 
         return 200, git_lfs.verify_response(page, owner, following), f"ok: {len(page)} locks verified"
     force = git_lfs.parse_unlock(body)
     try:
-        lock = locks.remove(parts[1], owner, force)
+        lock = _release_lock(ctx, locks, parts[1], owner, force)
     except LockNotFound:
         raise ProtocolError("no lock has that id", http_status=404) from None
     except LockNotOwned as refused:
         raise ProtocolError(str(refused), http_status=403) from None
-    audit.record(ctx, "lfs-unlock", [audit.Change(f"lfs-lock:{lock.path}", lock.id, "")],
-                 "ok" + (f" (forced: the lock was {lock.owner}'s)" if lock.owner != owner else ""))
     return 200, git_lfs.lock_response(lock), f"ok: unlocked {lock.path}"
 
 
@@ -573,13 +595,7 @@ class LfsTransferSession:
             return lfs_transfer.error(400, "put-object needs a size=<bytes> argument")
         if not git_lfs.valid_oid(oid):
             raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
-        change = audit.Change(f"lfs:{oid}", "", oid)
-        try:
-            store.put(oid, int(declared), _read_all(spool))
-        except LfsObjectRefused as refused:
-            audit.record(self.ctx, "lfs-upload", [replace(change, result=str(refused))], f"refused: {refused}")
-            raise
-        audit.record(self.ctx, "lfs-upload", [change], "ok")
+        _keep_upload(self.ctx, store, oid, int(declared), _read_all(spool))
         return lfs_transfer.status(200)
 
     def _locking(self, message: lfs_transfer.Message) -> bytes:
@@ -590,27 +606,22 @@ class LfsTransferSession:
         owner = self.ctx.user or LOCK_OWNER_ANONYMOUS
         if listing:
             path, lock_id, cursor, limit = git_lfs.parse_lock_query(args)
-            found = [lock for lock in locks.all()
-                     if (path is None or lock.path == path) and (lock_id is None or lock.id == lock_id)]
-            page, following = git_lfs.lock_page(found, cursor, limit)
+            page, following = git_lfs.lock_page(_matching(locks, path, lock_id), cursor, limit)
             return lfs_transfer.status(200, [f"next-cursor={following}"] if following else [],
                                        lfs_transfer.lock_lines(page, owner))
         if command == "lock":
             path = git_lfs.lock_path(args.get("path"))
             try:
-                lock = locks.create(path, owner)
+                lock = _take_lock(self.ctx, locks, path, owner)
             except LockConflict as conflict:
                 return lfs_transfer.status(409, lfs_transfer.lock_args(conflict.lock), ["already created lock"])
-            audit.record(self.ctx, "lfs-lock", [audit.Change(f"lfs-lock:{path}", "", lock.id)], "ok")
             return lfs_transfer.status(201, lfs_transfer.lock_args(lock))
         try:
-            lock = locks.remove(message.argument, owner, args.get("force") == "true")
+            lock = _release_lock(self.ctx, locks, message.argument, owner, args.get("force") == "true")
         except LockNotFound:
             return lfs_transfer.error(404, "no lock has that id")
         except LockNotOwned as refused:
             return lfs_transfer.error(403, str(refused))
-        audit.record(self.ctx, "lfs-unlock", [audit.Change(f"lfs-lock:{lock.path}", lock.id, "")],
-                     "ok" + (f" (forced: the lock was {lock.owner}'s)" if lock.owner != owner else ""))
         return lfs_transfer.status(200, lfs_transfer.lock_args(lock))
 
     # -- get-object: streamed -----------------------------------------------------------------
