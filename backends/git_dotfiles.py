@@ -72,6 +72,17 @@ def is_hfs_dotfile(name: bytes, needle: str) -> bool:
     return _hfs_is(_hfs_name(name), needle)
 
 
+def is_dotgit(name: bytes) -> bool:
+    """``.git`` as a case-insensitive file system, NTFS (trailing dots and spaces, ``git~1``, a
+    stream suffix) or HFS+ (ignorable code points) would read the name (fsck's ``hasDotgit``; a
+    name that is not UTF-8 does not match here, unlike ``_hfs_name``'s reading for the dotfiles)."""
+    lowered = name.lower()
+    ntfs = lowered.split(b":", 1)[0].rstrip(b". ")
+    if ntfs in (b".git", b"git~1"):
+        return True
+    return _HFS_IGNORABLE.sub("", lowered.decode("utf-8", "replace")) == ".git"
+
+
 def _only_dots_and_spaces(rest: bytes) -> bool:
     """NTFS drops trailing dots and spaces; ``:`` starts an alternate data stream."""
     return not rest.split(b":", 1)[0].strip(b". ")

@@ -57,7 +57,7 @@ from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_i
 from dulwich.refs import Ref, check_ref_format
 
 from backends import git_packindex
-from backends.git_dotfiles import DotFiles
+from backends.git_dotfiles import DotFiles, is_dotgit
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
@@ -955,20 +955,8 @@ def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> No
         raise AssertionError("a tree failed the check but no entry is wrong")
 
 
-_HFS_IGNORABLE = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
 _NULL_ID = b"0" * 40
 _GOOD_MODES = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000, 0o100664})
-
-
-def _is_dotgit(name: bytes) -> bool:
-    """``.git`` as a case-insensitive file system, NTFS (trailing dots and spaces, ``git~1``, a
-    stream suffix) or HFS+ (ignorable code points) would read the name."""
-    lowered = name.lower()
-    ntfs = lowered.split(b":", 1)[0].rstrip(b". ")
-    if ntfs in (b".git", b"git~1"):
-        return True
-    text = lowered.decode("utf-8", "replace")
-    return _HFS_IGNORABLE.sub("", text) == ".git"
 
 
 def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: Report, modes: bool = True) -> None:
@@ -992,7 +980,7 @@ def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: 
             found.setdefault("hasDot", "contains '.'")
         if name == b"..":
             found.setdefault("hasDotdot", "contains '..'")
-        if _is_dotgit(name):
+        if is_dotgit(name):
             found.setdefault("hasDotgit", "contains '.git'")
     pos = 0
     while modes and pos < len(raw):  # the modes as written: parse_tree reads "0100644" as 100644
