@@ -67,6 +67,8 @@ class SpooledPackSink:
         self._repo = repo
         self._file: BinaryIO = tempfile.TemporaryFile(dir=spool_dir, prefix="incoming-pack-")
         self._size = 0
+        self.warnings: list[str] = []
+        """After ``commit``: the checks' findings the repository lets through as warnings (git's words)."""
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         self._file.write(data)
@@ -83,7 +85,7 @@ class SpooledPackSink:
             if int.from_bytes(header[8:12], "big") == 0:
                 return
             self._file.seek(0)
-            self._repo._ingest(self._file)
+            self.warnings = self._repo._ingest(self._file)
         finally:
             self._file.close()
 
@@ -124,6 +126,11 @@ class DiskPackSink:
             quarantine.drop()
             return
         self._repo._landed(pack, quarantine)
+
+    @property
+    def warnings(self) -> list[str]:
+        """After ``commit``: the checks' findings the repository lets through as warnings (git's words)."""
+        return self._ingest.warnings.shown()
 
     def abort(self) -> None:
         self._ingest.abort()
@@ -281,13 +288,12 @@ class DulwichGitRepository:
             self._added_packs.append(pack)
         self._added.update(sha for sha in pack)
 
-    def _ingest(self, f: BinaryIO) -> None:
+    def _ingest(self, f: BinaryIO) -> list[str]:
         """The pushed pack of a store not on disk (``SpooledPackSink``): a memory store's, or a custom
-        backend's dulwich store (its own ``add_thin_pack``)."""
+        backend's dulwich store (its own ``add_thin_pack``); the checks' warnings."""
         store = self.object_store
         if isinstance(store, MemoryObjectStore):
-            self._ingest_memory(store, f)
-            return
+            return self._ingest_memory(store, f)
         with self._lock():  # another push landing meanwhile would count as this one's (and be removed with it)
             before = set(iter(store))
             try:
@@ -299,11 +305,11 @@ class DulwichGitRepository:
             added = set() if isinstance(pack, Pack) else set(iter(store)) - before
         if isinstance(pack, Pack):
             self._landed(pack)
-            return
+            return []
         self._added.update(added)
-        self._check_landed((sha, *store.get_raw(sha)) for sha in added)
+        return self._check_landed((sha, *store.get_raw(sha)) for sha in added)
 
-    def _ingest_memory(self, store: MemoryObjectStore, f: BinaryIO) -> None:
+    def _ingest_memory(self, store: MemoryObjectStore, f: BinaryIO) -> list[str]:
         """Every object of the pack into the memory store, each claimed by this push
         (``git_ingest.PackClaims``, keyed per object): a concurrent push of the same objects
         holds them too, so this push being refused does not take them from under it."""
@@ -328,23 +334,25 @@ class DulwichGitRepository:
                     if sha not in self._added:
                         claims.claim(_object_key(store, sha), created)
                         self._added.add(sha)
-        self._check_landed((obj.id, obj.type_num, obj.as_raw_string()) for obj in objects)
+        return self._check_landed((obj.id, obj.type_num, obj.as_raw_string()) for obj in objects)
 
-    def _check_landed(self, objects: Iterable[tuple[bytes, int, bytes]]) -> None:
+    def _check_landed(self, objects: Iterable[tuple[bytes, int, bytes]]) -> list[str]:
         """Check the objects a push put straight into a memory store (``ingest_pack`` checks a disk
         store's before they land): these are in already, unreferenced, so a broken one refuses the
         push and its objects go, keeping every ref from them and no later push naming one."""
         rules = self.fsck_rules()
         dotfiles = DotFiles()
+        warnings = git_ingest.FsckWarnings()
         store = self.object_store
         try:
             for sha, type_num, raw in objects:
-                git_ingest.check_object(type_num, raw, rules, bytes(sha), dotfiles)
-            git_ingest.check_dotfiles(dotfiles, lambda sha: store.get_raw(ObjectID(sha)), rules)
+                git_ingest.check_object(type_num, raw, rules, bytes(sha), dotfiles, warnings)
+            git_ingest.check_dotfiles(dotfiles, lambda sha: store.get_raw(ObjectID(sha)), rules, warnings)
         except ObjectFormatException as exc:
             with self._lock():
                 self._discard_added()
             raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+        return warnings.shown()
 
     def fsck_rules(self) -> git_ingest.FsckRules:
         """How pushed objects are checked: ``receive.fsck.<msg-id>`` (``error``, ``warn`` or ``ignore``

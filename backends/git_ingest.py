@@ -336,6 +336,8 @@ class PackIngest:
         self._by_offset: dict[int, list[PackedObject]] = {}
         self._by_base: dict[bytes, list[PackedObject]] = {}
         self._dotfiles = DotFiles()
+        self.warnings = FsckWarnings()
+        """The findings the rules let through as warnings, for the client."""
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         assert self._file is not None
@@ -361,7 +363,7 @@ class PackIngest:
         with PackObjectReader(self._store, views) as reader:
             get_raw = _raw_reader(reader)
             external = self._resolve(get_raw)
-            check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules)
+            check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings)
             pack_sha = self._complete(external, get_raw)
         return self._publish(pack_sha)
 
@@ -483,7 +485,7 @@ class PackIngest:
         return read
 
     def _check(self, type_num: int, raw: bytes, sha: bytes) -> None:
-        linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha), self._dotfiles)
+        linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings)
         if self._links is not None:
             self._links.link(linked)
 
@@ -598,8 +600,8 @@ class PushLinks:
 
 
 ERROR, WARN, IGNORE = "error", "warn", "ignore"
-"""What a finding of git's fsck does to a push: refuse it, or let it through (a warning is not
-shown to the client)."""
+"""What a finding of git's fsck does to a push: refuse it, let it through telling the client (as
+git's receive-pack: ``remote: warning: object <id>: <msg-id>: <message>``), or let it through."""
 
 FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     # errors (git's fatal ones, which a setting cannot lower, in _FATAL)
@@ -658,6 +660,9 @@ class FsckRules:
     tree_modes: bool = False
     """A mode or null-id finding refuses a push (only when made an error): every tree's modes and
     ids are then looked at.  Set by ``fsck_rules``, once per push."""
+    mode_warnings: bool = True
+    """A zero-padded mode or a null id is a warning (by default): a tree whose length or bytes hint
+    at one (``_suspect_modes``) is looked at, to tell the client.  Set by ``fsck_rules``."""
 
     def severity(self, msg_id: str) -> str:
         key = msg_id.lower()
@@ -677,28 +682,66 @@ def fsck_rules(settings: Iterable[tuple[bytes, bytes]], skip_list: Iterable[byte
         if key not in FSCK_MESSAGES or severity not in (ERROR, WARN, IGNORE) or (key in _FATAL and severity != ERROR):
             continue
         severities[key] = severity
+    def level(key: str) -> str:
+        return severities.get(key, FSCK_MESSAGES[key])
+
     return FsckRules(severities, frozenset(skip_list),
-                     tree_names=any(severities.get(key, FSCK_MESSAGES[key]) == ERROR for key in _TREE_NAMES),
-                     tree_modes=any(severities.get(key) == ERROR for key in _TREE_MODES))
+                     tree_names=any(level(key) != IGNORE for key in _TREE_NAMES),
+                     tree_modes=any(level(key) == ERROR for key in _TREE_MODES),
+                     mode_warnings=WARN in (level("zeropaddedfilemode"), level("nullsha1")))
+
+
+MAX_WARNINGS_SHOWN = 100
+"""The warnings of one push told to the client; the rest are counted."""
+
+
+class FsckWarnings:
+    """The findings of a push that its rules let through as warnings, in git's words
+    (``object <id>: <msg-id>: <message>``): the first ``MAX_WARNINGS_SHOWN``, and how many more."""
+
+    __slots__ = ("lines", "more")
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.more = 0
+
+    def add(self, line: str) -> None:
+        if len(self.lines) < MAX_WARNINGS_SHOWN:
+            self.lines.append(line)
+        else:
+            self.more += 1
+
+    def shown(self) -> list[str]:
+        """What the client is told, one line each (without ``warning: ``)."""
+        if not self.more:
+            return list(self.lines)
+        return [*self.lines, f"{self.more} more findings not shown (receive.fsck.<msg-id> = ignore silences one)"]
 
 
 class _Findings:
-    """Reports the findings of one object: raises for one the rules make an error (a warning
-    passes, as an ignored one: hgwire has no channel to the client while it checks a pack)."""
+    """Reports the findings of one object: raises for one the rules make an error, notes one they
+    make a warning in ``warnings`` (when given), passes an ignored one."""
 
-    __slots__ = ("_oid", "_rules")
+    __slots__ = ("_oid", "_rules", "_warnings")
 
-    def __init__(self, rules: FsckRules, oid: bytes | None) -> None:
+    def __init__(self, rules: FsckRules, oid: bytes | None, warnings: FsckWarnings | None = None) -> None:
         self._rules = rules
         self._oid = oid
+        self._warnings = warnings
 
     def __call__(self, msg_id: str, message: str) -> None:
-        if self._rules.severity(msg_id) == ERROR and (self._oid is None or self._oid not in self._rules.skip):
+        severity = self._rules.severity(msg_id)
+        if severity == IGNORE or (self._oid is not None and self._oid in self._rules.skip):
+            return
+        if severity == ERROR:
             raise FsckError(msg_id, message, self._oid)
+        if self._warnings is not None:
+            where = f"object {self._oid.decode('ascii', 'replace')}: " if self._oid else ""
+            self._warnings.add(f"{where}{msg_id}: {message}")
 
 
 def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = None,
-                 dotfiles: DotFiles | None = None) -> list[bytes]:
+                 dotfiles: DotFiles | None = None, warnings: FsckWarnings | None = None) -> list[bytes]:
     """Refuse an object with a finding of ``git fsck`` that ``rules`` make an error (raises
     ``FsckError``, a dulwich ``ObjectFormatException``); the ids (hex) it links to.
 
@@ -711,13 +754,15 @@ def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid
     fsck calls errors refuses, what it warns about (zero-padded modes, ``.git`` entries, tags
     without a tagger) passes, as ``git fsck`` has it.  ``dotfiles`` notes a tree's
     ``.gitmodules`` and ``.gitattributes`` files, for ``DotFiles.finish`` to check once the push's
-    objects are all in.
+    objects are all in.  ``warnings`` collects the findings ``rules`` let through as warnings
+    (zero-padded modes and null ids are then looked for in trees whose length or bytes hint at
+    them); without it they pass unseen.
     """
     if type_num == BLOB:
         return []
-    report = _Findings(rules, oid)
+    report = _Findings(rules, oid, warnings)
     if type_num == TREE:  # parses the entries itself: no dulwich Tree object as well
-        entries = _check_tree(raw, report, rules, dotfiles)
+        entries = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings)
         links = [child for _name, mode, child in entries if mode & S_IFMT != S_IFGITLINK]
     elif type_num == COMMIT:
         links = _check_commit(raw, report)
@@ -730,11 +775,11 @@ Report = Callable[[str, str], None]
 
 
 def check_dotfiles(dotfiles: DotFiles, read: Callable[[bytes], tuple[int, bytes]],
-                   rules: FsckRules = DEFAULT_FSCK) -> None:
+                   rules: FsckRules = DEFAULT_FSCK, warnings: FsckWarnings | None = None) -> None:
     """Check the ``.gitmodules`` and ``.gitattributes`` files a push's trees named (``read``: hex
     id → type and raw, ``KeyError`` when nowhere), each finding against the file, as git's
     ``fsck_finish``."""
-    dotfiles.finish(read, lambda oid: _Findings(rules, oid))
+    dotfiles.finish(read, lambda oid: _Findings(rules, oid, warnings))
 
 
 def _header_end(raw: bytes, report: Report) -> bytes:
@@ -882,8 +927,8 @@ def _check_tag(raw: bytes, report: Report) -> list[bytes]:
     return links
 
 
-def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dotfiles: DotFiles | None = None
-                ) -> list[tuple[bytes, int, bytes]]:
+def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dotfiles: DotFiles | None = None,
+                mode_warnings: bool = False) -> list[tuple[bytes, int, bytes]]:
     """Entries in git's order (a subtree sorts as ``name/``), no name twice.
 
     Strictly increasing keys and distinct names, tested with C-level sorts and
@@ -899,10 +944,9 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
     if keys != sorted(keys) or len(set(keys)) != len(keys) or len(names) != len(keys):
         _explain_tree(entries, report)
     joined = b"\0".join(names).lower() if rules.tree_names or dotfiles is not None else b""
-    if rules.tree_modes:
-        _tree_warnings(raw, entries, report)
-    elif rules.tree_names and _suspect_names(joined):
-        _tree_warnings(raw, entries, report, modes=False)
+    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, names, keys))
+    if modes or (rules.tree_names and _suspect_names(joined)):
+        _tree_warnings(raw, entries, report, modes=modes)
     if dotfiles is not None:
         dotfiles.tree(entries, report, joined)
     return entries
@@ -916,6 +960,16 @@ def _suspect_names(joined: bytes) -> bool:
         return True
     padded = b"\0" + joined + b"\0"
     return b"\0\0" in padded or b"\0.\0" in padded or b"\0..\0" in padded
+
+
+def _suspect_modes(raw: bytes, names: set[bytes], keys: list[bytes]) -> bool:
+    """Whether a tree may write a mode with a leading zero, or hold a null id.  Each entry of git's
+    modes takes ``name + 28`` bytes (``40000`` of a subtree one less; a subtree's key is its name
+    and ``/``), so a tree of another length is looked at, and one holding twenty NUL bytes in a row.
+    C-level sums and a substring test: walking the entries costs more."""
+    names_size = sum(map(len, names))
+    subtrees = sum(map(len, keys)) - names_size
+    return len(raw) != names_size + 28 * len(keys) - subtrees or b"\0" * 20 in raw
 
 
 def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> None:

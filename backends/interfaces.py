@@ -93,7 +93,12 @@ class PackedObject:
 
 
 class PackSink(Protocol):
-    """Receives a pushed pack as a stream; nothing is visible before ``commit``."""
+    """Receives a pushed pack as a stream; nothing is visible before ``commit``.
+
+    A sink may also hold ``warnings`` (a sequence of str): after ``commit``, the findings of its
+    checks the repository lets through as warnings, in git's words (``object <id>: <msg-id>:
+    <message>``); the client is told them as ``warning: …`` lines, as git's receive-pack does.
+    """
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
         """The next bytes of the pack; ``objects``: those that end in them, as the gateway scanned them.

@@ -485,6 +485,8 @@ class ReceivePackSession(_GitSession):
         self._sink: PackSink | None = None
         self._sink_step: defer.Deferred[None] | None = None
         """The last step of the pool that used the sink: an abort waits for it."""
+        self._warnings = b""
+        """What the pushed pack's checks let through as warnings, told before the report."""
         self._signing: tuple[PushCertSettings, bytes] | None = None
         """A repository that takes signed pushes: its settings and the nonce issued to this client."""
         self._pack_input: list[bytes] = []
@@ -589,7 +591,7 @@ class ReceivePackSession(_GitSession):
         sink, self._sink = self._sink, None  # the push owns it now: commit, or abort on its error
         protections = protected.protections_of(self.ctx)
         context = _push_context(self.ctx, self._core.commands, self._signed(self._core.commands))
-        self._run(lambda outcome: self._pushed(outcome, protections), _finish_push, self._repo, sink,
+        self._run(lambda outcome: self._pushed(outcome, protections, sink), _finish_push, self._repo, sink,
                   self._core.commands, protections, context)
 
     def _signed(self, commands: git_receive.RefCommands) -> git_hooks.SignedPush | None:
@@ -598,7 +600,9 @@ class ReceivePackSession(_GitSession):
         settings, nonce = self._signing
         return git_hooks.SignedPush(commands.cert, settings, nonce, _cert_path(self._repo), self._stateless)
 
-    def _pushed(self, outcome: PushOutcome | git_hooks.GitHooks, protections: Protections | None) -> None:
+    def _pushed(self, outcome: PushOutcome | git_hooks.GitHooks, protections: Protections | None,
+                sink: PackSink | None = None) -> None:
+        self._warnings = _warning_lines(self.ctx, sink)
         if not isinstance(outcome, git_hooks.GitHooks):
             self._report(outcome)
             return
@@ -632,7 +636,8 @@ class ReceivePackSession(_GitSession):
         unpack_error, results, hook_output = outcome
         assert self._core.commands is not None
         audit.git_push(self.ctx, self._core.commands.updates, results, unpack_error)
-        self._write(self._core.progress(hook_output) + self._core.report_status(unpack_error, results))
+        told = self._warnings + hook_output
+        self._write(self._core.progress(told) + self._core.report_status(unpack_error, results))
         refused = sum(r.reason is not None for r in results)
         if unpack_error is None and refused < len(results) and self._repo is not None:
             maintenance.after_push(self._repo, self.ctx.repo_name,
@@ -705,6 +710,17 @@ def _push_context(ctx: SessionContext, commands: git_receive.RefCommands,
     address = host.strip("[]") if port.isdigit() and host else None
     options = commands.options if git_caps.PUSH_OPTIONS in commands.caps else None
     return git_hooks.PushContext(ctx.user, address, options, signed)
+
+
+def _warning_lines(ctx: SessionContext, sink: PackSink | None) -> bytes:
+    """The findings a pushed pack's checks let through, as git's receive-pack tells them
+    (``warning: object <id>: <msg-id>: <message>``), logged for the operator too."""
+    lines = list(getattr(sink, "warnings", ()) or ())
+    if not lines:
+        return b""
+    log.info("push to {repo} by {user}: {count} fsck warnings, the first: {first}", repo=ctx.repo_name,
+             user=ctx.user, count=len(lines), first=lines[0])
+    return b"".join(b"warning: " + line.encode("utf-8", "replace") + b"\n" for line in lines)
 
 
 PushOutcome = tuple[str | None, list[RefResult], bytes]

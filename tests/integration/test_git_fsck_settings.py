@@ -6,7 +6,8 @@ old tool) is refused by default; ``receive.fsck.badTimezone = ignore`` or a ``re
 naming the commit lets it in.  A tree entry a checkout cannot honour (``.GIT``) is refused by
 default, as git's receive-pack (strict with ``receive.fsckObjects``) refuses it, and let in with
 ``receive.fsck.hasDotgit = warn``; a finding of old tools' history (a zero-padded mode) passes by default
-and refuses once ``receive.fsck.zeroPaddedFilemode = error``.
+and refuses once ``receive.fsck.zeroPaddedFilemode = error``.  A finding let through as a warning is
+told to the client as git's receive-pack tells it (``remote: warning: object …``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 
-from tests.conftest import LOOPBACK, Client
+from tests.conftest import BACKENDS, LOOPBACK, Client
 from tests.integration.test_git_daemon import remote_refs, started_repo
 
 
@@ -49,6 +51,16 @@ def _push_both(client: Client, work: Path, url: str, copy: Path, commit: str
     ours = client.git("push", url, f"{commit}:refs/heads/main", cwd=work, check=False)
     theirs = client.git("push", f"file://{copy}", f"{commit}:refs/heads/main", cwd=work, check=False)
     return ours, theirs
+
+
+def warnings_told(stderr: str) -> list[str]:
+    """The ``remote: warning: …`` lines of a push (without the prefix and the padding)."""
+    return [line.removeprefix("remote: warning: ").strip() for line in stderr.splitlines()
+            if line.startswith("remote: warning: ")]
+
+
+def _tree_of(client: Client, work: Path, commit: str) -> str:
+    return client.git("rev-parse", f"{commit}^{{tree}}", cwd=work).stdout.strip()
 
 
 def _setting(git_dir: Path, key: str, value: str) -> None:
@@ -122,7 +134,9 @@ def test_tree_findings_by_default_and_as_the_settings_say(make_server: Any, clie
     else:  # old tools' history: taken by hgwire (git's strict receive-pack would refuse it), here by
         # another repository of the server, so that this one still lacks the objects
         other_url, _ = started_repo(server, client, "other", push=True)
-        client.git("push", other_url, f"{commit}:refs/heads/taken", cwd=work)
+        taken = client.git("push", other_url, f"{commit}:refs/heads/taken", cwd=work)
+        told = f"object {_tree_of(client, work, commit)}: {msg_id}: contains zero-padded file modes"
+        assert warnings_told(taken.stderr) == [told], taken.stderr
         client.git("-c", f"fsck.{msg_id}=ignore", "--git-dir", str(server.root / "other.git"), "fsck", "--full")
     for git_dir in (bare, copy):
         _setting(git_dir, f"receive.fsck.{msg_id}", "error")
@@ -133,6 +147,7 @@ def test_tree_findings_by_default_and_as_the_settings_say(make_server: Any, clie
         _setting(git_dir, f"receive.fsck.{msg_id}", "warn")
     ours, theirs = _push_both(client, work, url, copy, commit)
     assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    assert warnings_told(ours.stderr) == warnings_told(theirs.stderr) != [], (ours.stderr, theirs.stderr)
     assert remote_refs(client, "default", url) == remote_refs(client, "default", f"file://{copy}")
     client.git("-c", f"fsck.{msg_id}=ignore", "--git-dir", str(bare), "fsck", "--full")
 
@@ -152,3 +167,30 @@ def test_a_broken_skip_list_refuses_the_push_saying_so(make_server: Any, client:
     refused = client.git("push", url, f"{commit}:refs/heads/main", cwd=work, check=False)
     assert "could not open receive.fsck.skipList 'missing-file'" in refused.stderr, refused.stderr
     assert remote_refs(client, "default", url) == before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_warning_is_told_over_http_on_every_backend(make_server: Any, client: Client, tmp_path: Path,
+                                                      backend: str) -> None:
+    """Old tools' history pushed over smart HTTP: taken, each finding told once per object
+    (``remote: warning: …``, band 2 of the push's answer), as git's http-backend does."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server(backend, http=[LOOPBACK], htpasswd=str(htpasswd), create_on_push=True)
+    url = f"http://alice:s3cret@127.0.0.1:{server.port('http')}/old.git"
+    work = client.cwd / "old"
+    client.git("init", "-q", str(work))
+    (work / "a.txt").write_text("a\n")
+    client.git("add", "a.txt", cwd=work)
+    client.git("commit", "-qm", "a", cwd=work)
+    commit = _zero_padded_commit(client, work)
+    nul = _object(client, work, "commit", client.git("cat-file", "commit", commit, cwd=work).stdout.encode()
+                  .replace(b"imported", b"imported\0by an old tool"))
+    pushed = client.git("push", url, f"{nul}:refs/heads/main", cwd=work)
+    assert sorted(warnings_told(pushed.stderr)) == sorted([
+        f"object {_tree_of(client, work, commit)}: zeroPaddedFilemode: contains zero-padded file modes",
+        f"object {nul}: nulInCommit: NUL byte in the commit object body",
+    ]), pushed.stderr
+    assert client.git("ls-remote", url, "refs/heads/main").stdout.split()[0] == nul
+    again = client.git("push", url, f"{nul}:refs/heads/again", cwd=work)
+    assert warnings_told(again.stderr) == [], "nothing new was pushed, nothing is checked again"

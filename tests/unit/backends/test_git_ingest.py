@@ -612,7 +612,12 @@ def test_fsck_settings_are_read_as_git_reads_them() -> None:
     assert not rules.tree_modes and git_ingest.fsck_rules([(b"zeroPaddedFilemode", b"error")]).tree_modes
     lowered = git_ingest.fsck_rules([(name.encode(), b"warn") for name in ("hasDot", "hasDotdot", "hasDotgit",
                                                                           "emptyName", "fullPathname")])
-    assert not lowered.tree_names, "nothing to look for once every name finding is let through"
+    assert lowered.tree_names, "a name finding made a warning is still looked for: the client is told"
+    ignored = git_ingest.fsck_rules([(name.encode(), b"ignore") for name in ("hasDot", "hasDotdot", "hasDotgit",
+                                                                            "emptyName", "fullPathname")])
+    assert not ignored.tree_names, "nothing to look for once every name finding is ignored"
+    assert git_ingest.DEFAULT_FSCK.mode_warnings and not git_ingest.fsck_rules(
+        [(b"zeroPaddedFilemode", b"ignore"), (b"nullSha1", b"error")]).mode_warnings
     assert rules.skip == frozenset({b"a" * 40})
 
 
@@ -672,6 +677,79 @@ def test_tree_mode_warnings_pass_unless_made_errors(entries: tuple[tuple[bytes, 
         git_ingest.check_object(2, raw, git_ingest.fsck_rules([(msg_id.encode(), b"error")]))
     git_ingest.check_object(2, tree_of((b"100644", b"fine.git"), (b"100644", b"gitx")),
                             git_ingest.fsck_rules([(msg_id.encode(), b"error")]))
+
+
+def warnings_of(type_num: int, raw: bytes, rules: git_ingest.FsckRules = git_ingest.DEFAULT_FSCK,
+                oid: bytes = b"c" * 40) -> list[str]:
+    warnings = git_ingest.FsckWarnings()
+    git_ingest.check_object(type_num, raw, rules, oid, warnings=warnings)
+    return warnings.shown()
+
+
+@pytest.mark.parametrize(("type_num", "raw", "told"), [
+    (2, tree_of((b"0100644", b"a")), "zeroPaddedFilemode: contains zero-padded file modes"),
+    (2, tree_of((b"100644", b"a"), (b"040000", b"b"), (b"100644", b"c")),
+     "zeroPaddedFilemode: contains zero-padded file modes"),
+    (2, b"100644 a\0" + b"\0" * 20, "nullSha1: contains entries pointing to null sha1"),
+    (1, GOOD_COMMIT.replace(b"message", b"mess\0age"), "nulInCommit: NUL byte in the commit object body"),
+])
+def test_findings_let_through_are_told_in_gits_words(type_num: int, raw: bytes, told: str) -> None:
+    """As git's receive-pack tells them (``remote: warning: object <id>: <msg-id>: <message>``);
+    none once the setting ignores it or the skip list names the object."""
+    assert warnings_of(type_num, raw) == [f"object {'c' * 40}: {told}"]
+    msg_id = told.split(":")[0]
+    assert warnings_of(type_num, raw, git_ingest.fsck_rules([(msg_id.encode(), b"ignore")])) == []
+    assert warnings_of(type_num, raw, git_ingest.fsck_rules([], [b"c" * 40])) == []
+    assert warnings_of(2, tree_of((b"100644", b"a"), (b"40000", b"b"), (b"120000", b"c"), (b"160000", b"d"))) == []
+
+
+def test_a_name_finding_made_a_warning_is_told() -> None:
+    rules = git_ingest.fsck_rules([(b"hasDotgit", b"warn")])
+    assert warnings_of(2, tree_of((b"40000", b".GIT"),), rules) == [f"object {'c' * 40}: hasDotgit: contains '.git'"]
+
+
+def test_the_warnings_told_are_bounded() -> None:
+    warnings = git_ingest.FsckWarnings()
+    for n in range(git_ingest.MAX_WARNINGS_SHOWN + 7):
+        git_ingest.check_object(2, tree_of((b"0100644", b"a")), oid=b"%040x" % n, warnings=warnings)
+    shown = warnings.shown()
+    assert len(shown) == git_ingest.MAX_WARNINGS_SHOWN + 1 and shown[-1].startswith("7 more findings not shown")
+
+
+TREE_MODES = [b"100644", b"0100644", b"00100644", b"100755", b"40000", b"040000", b"120000", b"0120000", b"160000"]
+TREE_NAMES = [b"a", b"b.txt", b"c", b"dd", b".git", b"git~1", b"..", b"e~f"]
+NAME_IDS = ("hasDot", "hasDotdot", "hasDotgit", "emptyName", "fullPathname")
+
+
+def git_fsck_warnings(raw: bytes) -> set[str]:
+    """The message ids ``git fsck`` warns about for a tree written as is."""
+    with tempfile.TemporaryDirectory() as where:
+        subprocess.run(["git", "init", "-q", "--bare", where], check=True)
+        sha = subprocess.run(["git", "hash-object", "--literally", "-w", "-t", "tree", "--stdin"], cwd=where,
+                             input=raw, capture_output=True, check=True).stdout.strip().decode()
+        report = subprocess.run(["git", "fsck", "--no-dangling"], cwd=where, capture_output=True, text=True,
+                                check=False)
+    prefix = f"warning in tree {sha}: "
+    return {line[len(prefix):].split(":")[0] for line in (report.stdout + report.stderr).splitlines()
+            if line.startswith(prefix)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(TREE_NAMES),
+                       st.tuples(st.sampled_from(TREE_MODES), st.sampled_from([b"\x11" * 20, b"\0" * 20,
+                                                                              b"0" * 20, b"\0" * 19 + b"1"])),
+                       min_size=1, max_size=6))
+def test_the_tree_warnings_agree_with_git_fsck(entries: dict[bytes, tuple[bytes, bytes]]) -> None:
+    """Every tree finding made a warning: the ones told are the ones ``git fsck`` warns about, also
+    where a tree's length alone hides nothing (the modes and ids are looked at only when it hints)."""
+    def key(name: bytes) -> bytes:
+        return name + b"/" if entries[name][0].lstrip(b"0") == b"40000" else name
+
+    raw = b"".join(mode + b" " + name + b"\0" + child
+                   for name in sorted(entries, key=key) for mode, child in [entries[name]])
+    rules = git_ingest.fsck_rules([(msg_id.encode(), b"warn") for msg_id in NAME_IDS])
+    ours = {line.split(": ")[1] for line in warnings_of(2, raw, rules)}
+    assert ours == git_fsck_warnings(raw), raw
 
 
 def test_an_unsorted_tree_with_a_duplicate_reports_both() -> None:
