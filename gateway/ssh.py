@@ -282,9 +282,15 @@ def load_host_certificate(key_path: Path, key: keys.Key, now: float | None = Non
     """The host certificate beside the host key (``<key>-cert.pub``), when there is one for this
     key, a host certificate, valid now; None otherwise (what is wrong is logged; the plain key
     is offered either way)."""
-    path = key_path.with_name(key_path.name + HOST_CERT_SUFFIX)
+    return _read_host_certificate(key_path.with_name(key_path.name + HOST_CERT_SUFFIX), key, now)[0]
+
+
+def _read_host_certificate(path: Path, key: keys.Key, now: float | None = None
+                           ) -> tuple[CertifiedHostKey | None, tuple[int, int] | None]:
+    """``load_host_certificate`` of ``path``, and the certificate's validity window when it is a
+    host certificate of ``key`` (offered or not, as the time says)."""
     if not path.exists():
-        return None
+        return None, None
     try:
         fields = path.read_bytes().split()
         blob = base64.b64decode(fields[1], validate=True) if len(fields) >= 2 else b""
@@ -292,23 +298,63 @@ def load_host_certificate(key_path: Path, key: keys.Key, now: float | None = Non
     except (OSError, ValueError, ssh_cert.CertificateError) as exc:
         log.warn("{path} is not an OpenSSH certificate ({error}); it is not offered", path=str(path),  # noqa: G010
                  error=str(exc))
-        return None
-    why = None
-    if cert.cert_type != ssh_cert.HOST_CERT:
-        why = "it is a user certificate, not a host one (ssh-keygen -s CA -h)"
-    elif cert.key_blob != key.public().blob():
-        why = "it certifies another key than the host key"
-    elif not cert.valid_at(time.time() if now is None else now):
-        why = "it is not valid now"
-    if why is not None:
+        return None, None
+    if cert.cert_type != ssh_cert.HOST_CERT or cert.key_blob != key.public().blob():
+        why = ("it is a user certificate, not a host one (ssh-keygen -s CA -h)" if cert.cert_type != ssh_cert.HOST_CERT
+               else "it certifies another key than the host key")
         log.warn("SSH host certificate {path} is not offered: {why}", path=str(path), why=why)  # noqa: G010
-        return None
+        return None, None
+    window = (cert.valid_after, cert.valid_before)
+    if not cert.valid_at(time.time() if now is None else now):
+        log.warn("SSH host certificate {path} is not offered: it is not valid now", path=str(path))  # noqa: G010
+        return None, window
     cert_type = fields[0]
     if cert_type not in _CERT_SIGNATURES:
-        return None
+        return None, None
     log.info("offering SSH host certificate {path} (key id {key_id!r}, principals {principals})", path=str(path),
              key_id=cert.key_id, principals=",".join(cert.principals) or "any")
-    return CertifiedHostKey(key, blob, cert_type)
+    return CertifiedHostKey(key, blob, cert_type), window
+
+
+HOST_CERT_CHECK_SECONDS = 10.0
+"""A connection at least this long after the last look has the host certificate looked at again."""
+
+
+class HostCertificateFile:
+    """The host certificate beside the host key, as it is now: a renewed one (a new file) is offered
+    from the next connections on, one that expires or goes is no longer offered, one that becomes
+    valid is, without a restart (sshd needs a SIGHUP for it).  ``refresh`` looks (blocking: a
+    ``stat``, and a read when the file changed); the factory calls it in the pool, at most every
+    ``HOST_CERT_CHECK_SECONDS``, when a connection comes."""
+
+    def __init__(self, key_path: Path, key: keys.Key) -> None:
+        self.path = key_path.with_name(key_path.name + HOST_CERT_SUFFIX)
+        self._key = key
+        self._stamp: tuple[int, int, int] | None = None
+        self._window: tuple[int, int] | None = None
+        self.current: CertifiedHostKey | None = None
+        self.refresh()
+
+    def refresh(self, now: float | None = None) -> bool:
+        """Look at the file again; whether what is offered changed."""
+        now = time.time() if now is None else now
+        try:
+            status = os.stat(self.path)
+            stamp: tuple[int, int, int] | None = (status.st_mtime_ns, status.st_size, status.st_ino)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp:
+            window = self._window
+            if window is None or (window[0] <= now < window[1]) == (self.current is not None):
+                return False  # the same file, and its time says what it said
+        before = self.current
+        if stamp is None:
+            self.current, self._window = None, None
+            log.info("SSH host certificate {path} is gone; it is no longer offered", path=str(self.path))
+        else:
+            self.current, self._window = _read_host_certificate(self.path, self._key, now)
+        self._stamp = stamp
+        return self.current is not before
 
 
 def _write_new_ed25519(path: Path) -> None:
@@ -828,11 +874,20 @@ class HgwireServerTransport(AlgorithmTransport):
     _log = _conch_log
     _login_deadline: IDelayedCall | None = None
 
+    host_keys: tuple[dict[bytes, Any], dict[bytes, Any]] | None = None
+    """The factory's public and private key tables when this connection was made (a host
+    certificate renewed meanwhile is offered from the next connection on)."""
+
     def _getHostKeys(self, keyAlg: bytes) -> tuple[keys.Key, keys.Key]:
-        """A certificate's RSA signature algorithms all name the one ``ssh-rsa`` certificate."""
+        """From the tables of this connection's making; a certificate's RSA signature algorithms
+        all name the one ``ssh-rsa`` certificate."""
         if keyAlg in (b"rsa-sha2-512-cert-v01@openssh.com", b"rsa-sha2-256-cert-v01@openssh.com"):
             keyAlg = b"ssh-rsa-cert-v01@openssh.com"
-        return super()._getHostKeys(keyAlg)
+        if self.host_keys is None:
+            return super()._getHostKeys(keyAlg)
+        key_format = b"ssh-rsa" if keyAlg in (b"rsa-sha2-256", b"rsa-sha2-512") else keyAlg
+        public, private = self.host_keys
+        return public[key_format], private[key_format]
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -879,12 +934,51 @@ class HgwireSSHFactory(factory.SSHFactory):
     connection_limits: Callable[[], ConnectionLimits] | None = None
 
     def __init__(self, host_key: keys.Key, checker: AuthorizedKeyChecker, front: Front,
-                 certificate: CertifiedHostKey | None = None) -> None:
-        self.privateKeys: dict[bytes, Any] = {host_key.sshType(): host_key}
-        self.publicKeys: dict[bytes, Any] = {host_key.sshType(): host_key.public()}
-        if certificate is not None:
-            self.privateKeys[certificate.cert_type] = self.publicKeys[certificate.cert_type] = certificate
+                 certificate: CertifiedHostKey | HostCertificateFile | None = None) -> None:
+        self._host_key = host_key
+        self._certificate_file = certificate if isinstance(certificate, HostCertificateFile) else None
+        self._looked_at = reactor_time().seconds()
+        self._looking = False
+        self._offer(certificate.current if isinstance(certificate, HostCertificateFile) else certificate)
         self.portal = portal.Portal(HgwireRealm(front), [checker])
+
+    def _offer(self, certificate: CertifiedHostKey | None) -> None:
+        """New key tables (never changed in place: a connection keeps the ones it was built with)."""
+        host_key = self._host_key
+        private: dict[bytes, Any] = {host_key.sshType(): host_key}
+        public: dict[bytes, Any] = {host_key.sshType(): host_key.public()}
+        if certificate is not None:
+            private[certificate.cert_type] = public[certificate.cert_type] = certificate
+        self.privateKeys, self.publicKeys = private, public
+
+    def buildProtocol(self, addr: Any) -> Any:
+        self._look_at_certificate()
+        t = super().buildProtocol(addr)
+        if isinstance(t, HgwireServerTransport):
+            t.host_keys = (self.publicKeys, self.privateKeys)
+        return t
+
+    def _look_at_certificate(self) -> None:
+        """The host certificate looked at again in the pool, when it is time: what it finds is
+        offered from the next connection on."""
+        certificate_file = self._certificate_file
+        now = reactor_time().seconds()
+        if certificate_file is None or self._looking or now - self._looked_at < HOST_CERT_CHECK_SECONDS:
+            return
+        self._looking, self._looked_at = True, now
+
+        def looked(changed: bool) -> None:
+            if changed:
+                self._offer(certificate_file.current)
+
+        def done(result: object) -> object:
+            self._looking = False
+            return result
+
+        d = run_blocking(certificate_file.refresh)
+        d.addCallback(looked)
+        d.addBoth(done)
+        d.addErrback(lambda failure: log.failure("looking at {path}", failure, path=str(certificate_file.path)))
 
     def getPrimes(self) -> None:
         return None  # group-exchange off; curve25519 and the fixed DH groups remain
@@ -899,7 +993,7 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
     authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
     front = Front(config, authorizer_for(config))
-    certificate = load_host_certificate(host_key_path, host_key)
+    certificate = HostCertificateFile(host_key_path, host_key)
     ssh_factory = HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front, certificate)
     ssh_factory.connection_limits = lambda: limits_for(config)
     return ssh_factory

@@ -157,3 +157,75 @@ def test_a_certificate_for_another_key_or_a_user_is_not_offered(tmp_path: Path) 
     assert offered is not None and offered.cert_type == b"ssh-ed25519-cert-v01@openssh.com"
     (tmp_path / "ssh_host_ed25519_key-cert.pub").write_text("ssh-ed25519-cert-v01@openssh.com !!!\n")
     assert load_host_certificate(host_key, key) is None  # not a certificate at all
+
+
+def test_the_host_certificate_file_is_looked_at_again(tmp_path: Path) -> None:
+    """Renewed, expired, not yet valid, gone: what is offered follows the file and the time."""
+    import time
+
+    from twisted.conch.ssh import keys as conch_keys
+
+    from gateway.ssh import HostCertificateFile
+
+    host_key = _keygen(tmp_path / "ssh_host_ed25519_key", "host")
+    key = conch_keys.Key.fromFile(str(host_key))
+    public = tmp_path / "ssh_host_ed25519_key.pub"
+    ca = _keygen(tmp_path / "ca", "ca")
+    watched = HostCertificateFile(host_key, key)
+    assert watched.current is None and not watched.refresh()
+
+    def sign(identity: str, validity: str) -> None:
+        subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", identity, "-V", validity, str(public)],
+                       check=True)
+
+    sign("first", "-5m:+1h")
+    assert watched.refresh() and watched.current is not None
+    first = watched.current.blob()
+    assert not watched.refresh(), "the same file: nothing read again"
+    assert watched.refresh(now=time.time() + 2 * 3600) and watched.current is None, "expired"
+    assert watched.refresh() and watched.current is not None and watched.current.blob() == first
+    sign("renewed", "-5m:+2h")
+    assert watched.refresh() and watched.current is not None and watched.current.blob() != first
+    sign("later", "+1h:+3h")
+    assert watched.refresh() and watched.current is None, "not valid yet"
+    assert watched.refresh(now=time.time() + 3600 + 60) and watched.current is not None
+    (tmp_path / "ssh_host_ed25519_key-cert.pub").unlink()
+    assert watched.refresh() and watched.current is None
+
+
+def test_a_renewed_host_certificate_is_offered_without_a_restart(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host certificate re-signed by a new CA (a renewal, a CA rotation): the next connections
+    get the new one, as clients that trust only the new CA see; it removed, the plain key alone."""
+    import gateway.ssh
+
+    monkeypatch.setattr(gateway.ssh, "HOST_CERT_CHECK_SECONDS", 0.0)
+    (tmp_path / "host").mkdir()
+    host_key = _keygen(tmp_path / "host" / "ssh_host_ed25519_key", "host")
+    public = host_key.with_name(host_key.name + ".pub")
+    old_ca, new_ca = _keygen(tmp_path / "old_ca", "old-ca"), _keygen(tmp_path / "new_ca", "new-ca")
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(old_ca), "-h", "-I", "host", "-n", "127.0.0.1",
+                    "-V", "-5m:+1h", str(public)], check=True, capture_output=True)
+    server = make_server("fs", ssh=[LOOPBACK], host_key=str(host_key), authorized_keys=str(ssh_keys.authorized_keys))
+    server.backend.create("app", Kind.GIT)
+    port = server.port("ssh")
+    url = f"ssh://git@127.0.0.1:{port}/app.git"
+    trusting_new = tmp_path / "known_hosts"
+    trusting_new.write_text(f"@cert-authority [127.0.0.1]:{port} " + (tmp_path / "new_ca.pub").read_text())
+
+    def ls_remote(known_hosts: Path) -> subprocess.CompletedProcess[str]:
+        env = {"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, port, known_hosts)}
+        return client.git("ls-remote", url, env=env, check=False)
+
+    refused = ls_remote(trusting_new)
+    assert refused.returncode != 0 and "Host key verification failed" in refused.stderr, refused.stderr
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(new_ca), "-h", "-I", "host", "-n", "127.0.0.1",
+                    "-V", "-5m:+1h", str(public)], check=True, capture_output=True)
+    outcomes = [ls_remote(trusting_new).returncode for _ in range(5)]  # the first may still get the old one
+    assert outcomes[-1] == 0 and outcomes.count(0) >= 4, outcomes
+    host_key.with_name(host_key.name + "-cert.pub").unlink()
+    outcomes = [ls_remote(trusting_new).returncode for _ in range(5)]
+    assert outcomes[-1] != 0 and outcomes.count(0) <= 1, outcomes
+    plain = tmp_path / "known_hosts_plain"
+    plain.write_text(f"[127.0.0.1]:{port} " + public.read_text())
+    assert ls_remote(plain).returncode == 0
