@@ -39,3 +39,6 @@ class ServiceConfig:
     """The first HTTP listener's URL (``scheme://host:port``) once it listens (``gateway.service``)."""
     authorizer: Authorizer | None = None
     """Built once from the flags and ``config_file`` by ``gateway.policy.authorizer_for``."""
+    lfs_token_key: bytes | None = None
+    """Signs the Git LFS tokens ``git-lfs-authenticate`` hands out over SSH for the HTTP API:
+    ``ROOT/.lfs_token_key``, read (made when missing) by ``gateway.service.build_service``."""

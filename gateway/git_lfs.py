@@ -49,6 +49,7 @@ from backends.names import strip_git_suffix
 from gateway import audit
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext
+from gateway.config import ServiceConfig
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
@@ -329,35 +330,83 @@ TOKEN_LIFETIME = 1800
 """Seconds a token handed out over SSH opens the HTTP API for (git-lfs asks again after)."""
 TOKEN_SCHEME = "Bearer"
 _TOKEN_PREFIX = "hgwire-lfs."
-_SECRET = secrets.token_bytes(32)
-"""Signs the tokens of this process: they do not outlive it (git-lfs then asks for a new one)."""
+TOKEN_KEY_NAME = ".lfs_token_key"
+"""The file under ROOT whose secret signs the tokens: every hgwire process serving ROOT (behind one
+address, each with its SSH or HTTP listener) takes the others' tokens, and a restart keeps them."""
+_TOKEN_KEY_BYTES = 32
 
 
-def issue_token(user: str | None, repo: str, access: Access, now: float | None = None) -> str:
-    """A token for ``user``'s ``access`` to the LFS objects of ``repo`` for ``TOKEN_LIFETIME``."""
+def load_token_key(root: str) -> bytes:
+    """The secret of ``ROOT/.lfs_token_key``, made (mode 0600, 32 random bytes as hex) when
+    missing; a process of its own when the file can neither be read nor made (logged).  Blocking:
+    called once, when the service is built."""
+    path = os.path.join(root, TOKEN_KEY_NAME)
+    try:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as made:
+                made.write(secrets.token_hex(_TOKEN_KEY_BYTES) + "\n")
+        for _ in range(50):  # another process may be writing it this moment
+            with open(path, encoding="ascii") as kept:
+                text = kept.read(4 * _TOKEN_KEY_BYTES).strip()
+            if text:
+                break
+            time.sleep(0.01)
+        key = bytes.fromhex(text)
+        if len(key) < _TOKEN_KEY_BYTES:
+            raise ValueError(f"it holds {len(key)} bytes, not {_TOKEN_KEY_BYTES}")
+        return key
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        log.warn("{path} cannot sign Git LFS tokens ({error}); this process signs its own, which other "  # noqa: G010
+                 "processes and a restart do not take (remove the file to have it made again)", path=path,
+                 error=str(exc))
+        return secrets.token_bytes(_TOKEN_KEY_BYTES)
+
+
+def issue_token(user: str | None, repo: str, access: Access, key: bytes, now: float | None = None) -> str:
+    """A token for ``user``'s ``access`` to the LFS objects of ``repo`` for ``TOKEN_LIFETIME``,
+    signed with ``key`` (``load_token_key``)."""
     expires = int((time.time() if now is None else now) + TOKEN_LIFETIME)
     claims = json.dumps([user, _key(repo), access.value, expires], separators=(",", ":")).encode()
     body = base64.urlsafe_b64encode(claims).decode().rstrip("=")
-    return _TOKEN_PREFIX + body + "." + hmac.new(_SECRET, body.encode(), hashlib.sha256).hexdigest()
+    return _TOKEN_PREFIX + body + "." + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
-def check_token(token: str, repo: str, access: Access, now: float | None = None) -> str | None:
-    """The user a token was issued to, when it is ours, unexpired, for ``repo`` and covers
+def check_token(token: str, repo: str, access: Access, key: bytes, now: float | None = None) -> str | None:
+    """The user a token was issued to, when ``key`` signed it, unexpired, for ``repo`` and covers
     ``access`` (an upload token covers downloads); raises ``Unauthorized`` otherwise."""
     body, _, mac = token.removeprefix(_TOKEN_PREFIX).partition(".")
-    expected = hmac.new(_SECRET, body.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
     if not token.startswith(_TOKEN_PREFIX) or not hmac.compare_digest(mac, expected):
         raise Unauthorized("the LFS token is not one this server issued; run the git command again")
-    user, key, granted, expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    user, named, granted, expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     if (time.time() if now is None else now) > expires:
         raise Unauthorized("the LFS token has expired; run the git command again")
-    if key != _key(repo) or (access is Access.WRITE and granted != Access.WRITE.value):
+    if named != _key(repo) or (access is Access.WRITE and granted != Access.WRITE.value):
         raise Unauthorized("the LFS token is for another repository or operation")
     return user if isinstance(user, str) else None
 
 
 def _key(repo: str) -> str:
     return strip_git_suffix(repo)
+
+
+_PROCESS_KEY: list[bytes] = []
+
+
+def _process_key() -> bytes:
+    """A secret of this process, for a service built without ``load_token_key`` (embedded)."""
+    if not _PROCESS_KEY:
+        _PROCESS_KEY.append(secrets.token_bytes(_TOKEN_KEY_BYTES))
+    return _PROCESS_KEY[0]
+
+
+def token_key(config: ServiceConfig) -> bytes:
+    """The key that signs ``config``'s service's tokens."""
+    return config.lfs_token_key or _process_key()
 
 
 def lfs_authorize(front: HttpFront, request: server.Request, route: Route, access: Access
@@ -369,7 +418,7 @@ def lfs_authorize(front: HttpFront, request: server.Request, route: Route, acces
     if scheme != TOKEN_SCHEME or not token.startswith(_TOKEN_PREFIX):
         return front.authorize(request, route.repo, "git-http", access)
     try:
-        user = check_token(token.strip(), route.repo, access)
+        user = check_token(token.strip(), route.repo, access, token_key(front.config))
         front.authorizer.check(user, route.repo, "git-http", access)
     except (PermissionDenied, ValueError) as refusal:
         return defer.fail(refusal if isinstance(refusal, PermissionDenied) else Unauthorized("a malformed LFS token"))
@@ -393,7 +442,8 @@ class LfsAuthenticateSession(OneShotSession):
         if not base:
             raise UnsupportedFeature("Git LFS needs the HTTP listener (--http), which this server does not run")
         href = f"{base}/{quote(self.ctx.repo_name, safe='/')}/info/lfs"
-        token = issue_token(self.ctx.user, self.ctx.repo_name, self._access)
+        token = issue_token(self.ctx.user, self.ctx.repo_name, self._access,
+                            bytes.fromhex(self.ctx.extra.get("lfs_token_key", "")) or _process_key())
         return json.dumps({"href": href, "header": {"Authorization": f"{TOKEN_SCHEME} {token}"},
                            "expires_in": TOKEN_LIFETIME}).encode() + b"\n"
 

@@ -279,6 +279,10 @@ class HgwireService(service.MultiService):
 def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) -> HgwireService:
     """The service for ``config``; under twistd a listener that cannot bind stops the process."""
     svc = HgwireService(config, stop_reactor_on_failure)
+    if config.lfs_token_key is None and (config.ssh or config.http):
+        from gateway.git_lfs import load_token_key
+
+        config.lfs_token_key = load_token_key(config.root)
     if config.config_file:
         from gateway.policy import PolicyReloader, authorizer_for
 

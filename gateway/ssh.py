@@ -662,6 +662,7 @@ class ExecChannel(conch_channel.SSHChannel):
             extra["hidden"] = "1"
         if request.kind in (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD):
             extra["http_url"] = public_url(self._front.authorizer) or config.http_url or ""
+            extra["lfs_token_key"] = (config.lfs_token_key or b"").hex()
         return SessionContext(
             backend=config.backend,
             repo_name=name,

@@ -202,6 +202,43 @@ def test_git_lfs_authenticate_hands_out_a_token_for_the_http_api(make_server: An
         assert status == expected, token
 
 
+def _batch_status(href: str, header: dict[str, str]) -> int:
+    body = json.dumps({"operation": "upload", "objects": [{"oid": "a" * 64, "size": 3}]}).encode()
+    request = urllib.request.Request(href + "/objects/batch", data=body, method="POST", headers={
+        "Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json", **header})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+
+
+def test_an_lfs_token_is_taken_by_every_service_on_the_same_root(reactor: Any, make_server: Any, client: Client,
+                                                                 ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """Several hgwire processes serving one root (behind one address, or one restarted): a token
+    one handed out over SSH opens the HTTP API of another, signed by ``ROOT/.lfs_token_key``; a
+    service on another root does not take it."""
+    from tests.conftest import LOOPBACK, ssh_server_settings, start_server, stop_server
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("")
+    server = make_server("fs", **ssh_server_settings(ssh_keys), http=[LOOPBACK], htpasswd=str(htpasswd))
+    server.backend.create("media", Kind.GIT)
+    done = client.run(*ssh_keys.command(server.port("ssh")).split(), "git@127.0.0.1",
+                      "git-lfs-authenticate media.git upload")
+    header = json.loads(done.stdout)["header"]
+    assert (server.root / ".lfs_token_key").stat().st_mode & 0o777 == 0o600
+    for root, expected in ((server.root, 200), (tmp_path / "another-root", 401)):
+        other = start_server(reactor, "fs", root, http=[LOOPBACK], htpasswd=str(htpasswd))
+        try:
+            if root != server.root:
+                other.backend.create("media", Kind.GIT)
+            href = f"http://127.0.0.1:{other.port('http')}/media.git/info/lfs"
+            assert _batch_status(href, header) == expected
+        finally:
+            stop_server(reactor, other)
+
+
 def test_a_read_only_server_takes_no_lfs_upload(make_server: Any, client: Client, tmp_path: Path) -> None:
     import base64
 

@@ -108,11 +108,12 @@ def test_tokens_open_only_what_they_were_issued_for() -> None:
     from gateway.http import Unauthorized
 
     now = 1_700_000_000.0
-    upload = issue_token("alice", "team/media.git", Access.WRITE, now)
-    assert check_token(upload, "team/media", Access.WRITE, now + 60) == "alice"  # with or without .git
-    assert check_token(upload, "team/media.git", Access.READ, now) == "alice"  # an upload token reads too
-    download = issue_token(None, "team/media.git", Access.READ, now)
-    assert check_token(download, "team/media.git", Access.READ, now) is None  # anonymous
+    key = b"k" * 32
+    upload = issue_token("alice", "team/media.git", Access.WRITE, key, now)
+    assert check_token(upload, "team/media", Access.WRITE, key, now + 60) == "alice"  # with or without .git
+    assert check_token(upload, "team/media.git", Access.READ, key, now) == "alice"  # an upload token reads too
+    download = issue_token(None, "team/media.git", Access.READ, key, now)
+    assert check_token(download, "team/media.git", Access.READ, key, now) is None  # anonymous
     refusals = [(download, "team/media.git", Access.WRITE, now, "another repository or operation"),
                 (upload, "team/other.git", Access.READ, now, "another repository or operation"),
                 (upload, "team/media.git", Access.READ, now + 3600, "expired"),
@@ -120,7 +121,24 @@ def test_tokens_open_only_what_they_were_issued_for() -> None:
                 (upload.replace("hgwire-lfs.", "hgwire-lfs.x"), "team/media.git", Access.READ, now, "not one")]
     for token, repo, access, when, why in refusals:
         with pytest.raises(Unauthorized, match=why):
-            check_token(token, repo, access, when)
+            check_token(token, repo, access, key, when)
+    with pytest.raises(Unauthorized, match="not one"):  # another service's key
+        check_token(upload, "team/media.git", Access.READ, b"x" * 32, now)
+
+
+def test_the_token_key_is_kept_under_the_root_and_shared(tmp_path: Path) -> None:
+    """Made once (0600), read by every later service on the root; a broken file: a key of the
+    process, logged, not a crash."""
+    from gateway.git_lfs import TOKEN_KEY_NAME, load_token_key
+
+    first = load_token_key(str(tmp_path))
+    assert len(first) == 32 and load_token_key(str(tmp_path)) == first
+    path = tmp_path / TOKEN_KEY_NAME
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.write_text("not hex\n")
+    fallback = load_token_key(str(tmp_path))
+    assert len(fallback) == 32 and fallback != first and load_token_key(str(tmp_path)) != fallback
+    assert len(load_token_key(str(tmp_path / "missing" / "dir"))) == 32
 
 
 def test_the_public_url_is_read_from_the_config_file() -> None:
