@@ -163,7 +163,10 @@ def _flock(path: str) -> RefLock:
             last_holder = os.fstat(fd)
             if last_holder.st_size:
                 _remove_ref_locks(path, since_ns=last_holder.st_mtime_ns)
-            os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+            try:
+                os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+            except OSError:  # a full disk: the flock still holds (only a crash's leftovers go unseen),
+                pass  # and each ref's update says what fails
             try:
                 yield
             finally:

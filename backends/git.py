@@ -11,7 +11,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -71,7 +71,8 @@ class SpooledPackSink:
         """After ``commit``: the checks' findings the repository lets through as warnings (git's words)."""
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
-        self._file.write(data)
+        with _invalid_pack():  # a full spool directory
+            self._file.write(data)
         self._size += len(data)
 
     def commit(self) -> None:
@@ -139,6 +140,16 @@ class DiskPackSink:
             quarantine.drop()
 
 
+def _lock_files(refs: object, ref: Ref) -> list[bytes]:
+    """The lock files dulwich makes to change ``ref`` of a disk refs container (its own, and
+    ``packed-refs.lock``); none for another container."""
+    refpath = getattr(refs, "refpath", None)
+    path = getattr(refs, "path", None)
+    if refpath is None or not isinstance(path, bytes):
+        return []
+    return [refpath(ref) + b".lock", os.path.join(path, b"packed-refs.lock")]
+
+
 @contextmanager
 def _invalid_pack() -> Iterator[None]:
     """dulwich's and the checks' errors as one ``ProtocolError``: the client reads it in ``unpack``."""
@@ -146,6 +157,9 @@ def _invalid_pack() -> Iterator[None]:
         yield
     except ProtocolError:
         raise
+    except OSError as exc:  # the server's disk, not the pack: a full disk, a quota, an I/O error
+        raise ProtocolError(f"the server could not store the pushed pack ({exc.strerror or exc}); "
+                            "nothing was changed, try again later or tell the server's operator") from exc
     except Exception as exc:  # dulwich raises a variety of ad-hoc errors on corrupt input
         raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
 
@@ -782,6 +796,8 @@ class DulwichGitRepository:
         refs = self.dulwich_repo.refs
         ref, new = Ref(update.ref), ObjectID(update.new)
         old = None if update.old == ZERO_ID else ObjectID(update.old)
+        locks = _lock_files(refs, ref)
+        there = [os.path.lexists(lock) for lock in locks]
         try:
             if update.new == ZERO_ID:
                 done = old is None or refs.remove_if_equals(ref, old)
@@ -793,7 +809,11 @@ class DulwichGitRepository:
             return "funny refname"
         except FileLocked:
             return "failed to update ref: it is locked; if no other process writes it, remove its stale .lock file"
-        except OSError as exc:  # a name too long for the file system, a directory in the way, …
+        except OSError as exc:  # a name too long for the file system, a directory in the way, a full disk …
+            for lock, was_there in zip(locks, there, strict=True):
+                if not was_there:  # dulwich's own, left when its write failed (a full disk)
+                    with suppress(OSError):
+                        os.unlink(lock)
             return f"failed to update ref: {exc.strerror or exc}"
         return None if done else REF_MOVED
 

@@ -368,9 +368,12 @@ class PackIngest:
         return self._publish(pack_sha)
 
     def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:  # bytes still buffered for a pack that goes anyway (a full disk)
+                pass
         for leftover in (self._path, self._path + ".idx"):
             with suppress(FileNotFoundError):
                 os.unlink(leftover)

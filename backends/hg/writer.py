@@ -55,6 +55,12 @@ PENDING_BOOKMARKS = b"bookmarks.pending"
 """The phases and bookmarks a transaction would commit, for the same hooks (Mercurial's ``txnutil``)."""
 
 
+def not_stored(exc: OSError) -> StorageError:
+    """A write the server's disk refused (full, a quota, an I/O error), after the rollback."""
+    return StorageError(f"the server could not store the push ({exc.strerror or exc}); nothing was changed, "
+                        "try again later or tell the server's operator")
+
+
 class Transaction:
     """One write transaction on an :class:`HgRepo`; locks are held from creation to commit/abort."""
 
@@ -113,6 +119,9 @@ class Transaction:
         self._guard()
         try:
             return self._add_changegroup(groups)
+        except OSError as exc:
+            self.abort()
+            raise not_stored(exc) from exc
         except BaseException:
             self.abort()
             raise
@@ -422,6 +431,9 @@ class Transaction:
             self._write_phaseroots(PENDING_PHASEROOTS)  # new files too; the real ones at commit
             self._write_bookmarks(PENDING_BOOKMARKS)
             self._write_markers()  # hg has no pending obsstore: it appends, undone by a rollback
+        except OSError as exc:
+            self.abort()
+            raise not_stored(exc) from exc
         except BaseException:
             self.abort()
             raise
@@ -436,6 +448,9 @@ class Transaction:
                 if vfs.exists(name):
                     vfs.unlink(name)
             self.journal.close()
+        except OSError as exc:
+            self.abort()
+            raise not_stored(exc) from exc
         except BaseException:
             self.abort()
             raise
