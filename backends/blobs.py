@@ -13,13 +13,33 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
+from protocols.errors import ProtocolError
+
 CHUNK = 1 << 17
+
+
+class NotStored(ProtocolError):
+    """The server's disk refused an upload (full, over quota, an I/O error): nothing was kept.
+    HTTP 507 Insufficient Storage, as Git LFS's API has it."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"the server could not store the upload ({exc.strerror or exc}); nothing was kept, "
+                         "try again later or tell the server's operator", http_status=507)
 
 
 def store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expected: str,
                    refuse: Callable[[str], Exception], max_size: int, exact_size: int | None = None) -> None:
     """Write ``data`` to ``final`` once it hashes (``digest``, a fresh hashlib object) to the hex
-    ``expected`` and is ``exact_size`` bytes (or at most ``max_size``); else raise ``refuse(why)``."""
+    ``expected`` and is ``exact_size`` bytes (or at most ``max_size``); else raise ``refuse(why)``,
+    or ``NotStored`` when the disk refuses it."""
+    try:
+        _store_verified(final, data, digest, expected, refuse, max_size, exact_size)
+    except OSError as exc:
+        raise NotStored(exc) from exc
+
+
+def _store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expected: str,
+                    refuse: Callable[[str], Exception], max_size: int, exact_size: int | None) -> None:
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.fsdecode(parent), prefix=".tmp-")
@@ -45,7 +65,7 @@ def store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expec
         os.replace(tmp, final)
     finally:
         if os.path.exists(tmp):
-            os.unlink(tmp)
+            os.unlink(tmp)  # (the space it took is free again)
 
 
 def open_chunks(path: str | bytes) -> tuple[int, Iterator[bytes]] | None:

@@ -6,10 +6,13 @@ The disk's refusal is injected (``OSError(ENOSPC)`` where the write would fail) 
 runs anywhere; the same cases were tried by hand on a 3 MiB tmpfs.
 """
 
+# ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is a test's parameter)
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +20,9 @@ import bcrypt
 import pytest
 
 from backends.interfaces import Kind
-from tests.conftest import LOOPBACK, Client
+from tests.conftest import LOOPBACK, Client, SshKeys
 from tests.integration.test_git_daemon import remote_refs, started_repo
+from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
 
 def _full(*_args: Any, **_kwargs: Any) -> None:
@@ -111,9 +115,9 @@ def test_an_hg_push_the_disk_cannot_hold_is_rolled_back_saying_so(
         make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from backends.hg import vfs
 
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
-    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), allow_push_over_http=True)
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(passwords), allow_push_over_http=True)
     server.backend.create("h", Kind.HG)
     url = f"http://alice:pw@127.0.0.1:{server.port('http')}/h"
     work = tmp_path / "work"
@@ -142,3 +146,62 @@ def test_an_hg_push_the_disk_cannot_hold_is_rolled_back_saying_so(
     client.hg("verify", "-q", "-R", str(server.root / "h"))
     client.hg("push", "-q", url, cwd=work)
     client.hg("verify", "-q", "-R", str(server.root / "h"))
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="the git-lfs client is not installed (make test installs it)")
+def test_an_lfs_upload_the_disk_cannot_hold_is_refused_with_507_and_nothing_kept(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Git LFS's API answers 507 Insufficient Storage; git-lfs gives up the push, nothing of the
+    object is left, and the same push goes through once there is room."""
+    from tests.integration.test_git_lfs import _tracked_work, lfs_api
+    from tests.integration.test_git_transports import TRANSPORTS
+
+    server = TRANSPORTS["http"](make_server, "fs", client, ssh_keys, tmp_path)
+    server.running.backend.create("media", Kind.GIT)
+    url = server.git_url("media")
+    data = os.urandom(300_000)
+    work = _tracked_work(client, url, data)
+    oid = hashlib.sha256(data).hexdigest()
+    objects = server.running.root / "media.git" / "lfs" / "objects"
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", _full)
+        refused = client.git("-c", "lfs.transfer.maxretries=1", "push", "origin", "HEAD:main", cwd=work, check=False)
+        href = f"http://127.0.0.1:{server.running.port('http')}/media.git/info/lfs/objects/{oid}"
+        status, answer = lfs_api(href, data, method="PUT")
+    assert refused.returncode != 0
+    assert "LFS: the server could not store the upload (No space left on device)" in refused.stderr, refused.stderr
+    assert status == 507 and "could not store the upload (No space left on device)" in answer["message"], answer
+    assert not objects.exists() or not [p for p in objects.rglob("*") if p.is_file()]
+    assert "refs/heads/main" not in client.git("ls-remote", url).stdout
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    assert (objects / oid[:2] / oid[2:4] / oid).read_bytes() == data
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_largefile_the_disk_cannot_hold_refuses_the_push(
+        kind: str, make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """hg's largefiles extension: ``putlfile`` refused, the push stops before its changesets, nothing
+    of the file is kept."""
+    from tests.integration.test_hg_hooks import _served
+    from tests.integration.test_hg_largefiles import LF
+
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    repo = server.root / "big"
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text("[extensions]\nlargefiles =\n")
+    work = tmp_path / "work"
+    peer.hg(*LF, "clone", "-q", url("big"), str(work))
+    (work / "blob.bin").write_bytes(os.urandom(200_000))
+    client.hg(*LF, "add", "-q", "--large", str(work / "blob.bin"), cwd=work)
+    client.hg(*LF, "commit", "-q", "-m", "big", cwd=work)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", _full)
+        refused = peer.hg(*LF, "push", "-R", str(work), url("big"), check=False)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "could not store the upload (No space left on device)" in said, said
+    assert not (repo / ".hg" / "largefiles").exists() or not list((repo / ".hg" / "largefiles").iterdir())
+    assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
+    peer.hg(*LF, "push", "-q", "-R", str(work), url("big"))
+    client.hg(*LF, "verify", "-q", "--large", "--lfa", "-R", str(repo))
