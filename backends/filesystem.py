@@ -8,10 +8,15 @@ point elsewhere inside ROOT, never outside it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 
 from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
@@ -19,7 +24,7 @@ from backends import hg_support
 from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock
 from backends.interfaces import Kind, Repository
 from backends.names import strip_git_suffix, validate_name
-from protocols.errors import NotARepository, RepositoryNotFound, UnsafeName, UnsupportedFeature
+from protocols.errors import NotARepository, RepositoryNotFound, StorageError, UnsafeName, UnsupportedFeature
 
 GIT_SUFFIX = ".git"
 REF_LOCK_FILE = "hgwire-refs.lock"
@@ -102,13 +107,17 @@ class FilesystemBackend:
         if any(detect_kind(self._confined(c)) for c in self._candidates(name)):
             raise FileExistsError(f"repository {name} already exists")
         path = self._confined(name)
-        if kind is Kind.HG:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            return hg_support.create_hg(path, name)
-        os.makedirs(path, exist_ok=False)
-        repo = Repo.init_bare(path)
-        repo.refs.set_symbolic_ref(HEAD, DEFAULT_BRANCH)
-        return DulwichGitRepository(name, repo, lock=_flock(path), spool_dir=path)
+        try:
+            if kind is Kind.HG:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                return hg_support.create_hg(path, name)
+            _made_whole(path, _init_git)
+        except FileExistsError:
+            raise
+        except OSError as exc:  # a full disk, a quota, a read-only root: nothing is left half made
+            raise StorageError(f"the server could not create repository {name} ({exc.strerror or exc}); "
+                               "try again later or tell the server's operator") from exc
+        return DulwichGitRepository(name, Repo(path), lock=_flock(path), spool_dir=path)
 
     def exists(self, name: str) -> bool:
         try:
@@ -133,6 +142,53 @@ class FilesystemBackend:
                 yield name
             elif depth + 1 < MAX_LIST_DEPTH:
                 yield from self._walk(entry.path, name + "/", depth + 1)
+
+
+CREATING_PREFIX = ".tmp-create-"
+"""A repository being made: hidden (not listed, not a valid name) until it is renamed into place."""
+STALE_CREATING_SECONDS = 24 * 3600
+
+
+def _made_whole(path: str, make: Callable[[str], None]) -> None:
+    """Make a directory ``path`` with ``make(directory)`` in a hidden one beside it, then rename
+    that into place: ``path`` never exists half made (a full disk, a killed server).  An existing
+    ``path`` (not an empty directory) raises ``FileExistsError``; leftovers of a day ago go."""
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    _sweep_creating(parent)
+    building = tempfile.mkdtemp(dir=parent, prefix=CREATING_PREFIX)
+    try:
+        os.chmod(building, stat.S_IMODE(os.stat(parent).st_mode))  # as a directory made there (not 0700)
+        make(building)
+        try:
+            os.rename(building, path)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise FileExistsError(f"{os.path.basename(path)} already exists") from exc
+            raise
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+
+
+def _sweep_creating(parent: str) -> None:
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(CREATING_PREFIX):
+            with suppress(OSError):
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_CREATING_SECONDS:
+                    shutil.rmtree(entry.path)
+
+
+def _init_git(directory: str) -> None:
+    repo = Repo.init_bare(directory)
+    try:
+        repo.refs.set_symbolic_ref(HEAD, DEFAULT_BRANCH)
+    finally:
+        repo.close()
 
 
 def _refuse_symlinked_stores(path: str, name: str) -> None:

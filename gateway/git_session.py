@@ -83,8 +83,12 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
             raise
         if ctx.authorizer is not None:
             ctx.authorizer.check(ctx.user, ctx.repo_name, ctx.transport, Access.CREATE)
-        repo = ctx.backend.create(ctx.repo_name, Kind.GIT)
-        audit.created(ctx, "git")
+        try:
+            repo = ctx.backend.create(ctx.repo_name, Kind.GIT)
+        except FileExistsError:  # another push made it this moment
+            repo = ctx.backend.open(ctx.repo_name)
+        else:
+            audit.created(ctx, "git")
     if repo.kind is not Kind.GIT:
         raise NotARepository(f"'{ctx.repo_name}' is not a git repository")
     service = ctx.extra.get("http_service")

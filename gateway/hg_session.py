@@ -323,9 +323,13 @@ class HgInitSession(OneShotSession):
     what = "hg init"
 
     def answer(self) -> bytes:
+        exists = HgwireError(f"repository {self.ctx.repo_name} already exists!")  # hg's words
         if self.ctx.backend.exists(self.ctx.repo_name):
-            raise HgwireError(f"repository {self.ctx.repo_name} already exists!")
-        self.ctx.backend.create(self.ctx.repo_name, Kind.HG)
+            raise exists
+        try:
+            self.ctx.backend.create(self.ctx.repo_name, Kind.HG)
+        except FileExistsError:  # made this moment by another
+            raise exists from None
         audit.created(self.ctx, "hg")
         return b""
 

@@ -205,3 +205,40 @@ def test_a_largefile_the_disk_cannot_hold_refuses_the_push(
     assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
     peer.hg(*LF, "push", "-q", "-R", str(work), url("big"))
     client.hg(*LF, "verify", "-q", "--large", "--lfa", "-R", str(repo))
+
+
+def test_a_repository_the_disk_cannot_hold_is_not_left_half_made(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--create-on-push`` and ``hg init`` over SSH: refused saying why, no directory left (a later
+    push or init would find a broken repository), and made once there is room."""
+    import backends.filesystem
+    from backends.hg import requirements
+    from tests.conftest import ssh_server_settings
+
+    server = make_server("fs", git=[LOOPBACK], create_on_push=True, **ssh_server_settings(ssh_keys))
+    work = tmp_path / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    (work / "a.txt").write_text("a\n")
+    client.git("add", "a.txt", cwd=work)
+    client.git("commit", "-qm", "a", cwd=work)
+    url = server.git_url("new")
+    made_in_part = backends.filesystem._init_git
+
+    def init_then_full(directory: str) -> None:
+        made_in_part(directory)
+        _full()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(backends.filesystem, "_init_git", init_then_full)
+        patched.setattr(requirements, "format_requirements", _full)
+        refused = client.git("push", url, "main", cwd=work, check=False)
+        ssh = ssh_keys.command(server.port("ssh")).split()
+        init = client.run(*ssh, "git@127.0.0.1", "hg init hgnew", check=False)
+    assert refused.returncode != 0
+    assert "the server could not create repository new.git (No space left on device)" in refused.stderr, refused.stderr
+    assert init.returncode != 0 and "could not create repository hgnew" in init.stderr, init.stderr
+    assert sorted(p.name for p in server.root.iterdir() if not p.name.startswith(".ssh_host")) == [".lfs_token_key"]
+    client.git("push", "-q", url, "main", cwd=work)
+    client.git("--git-dir", str(server.root / "new.git"), "fsck", "--full")
+    assert client.run(*ssh, "git@127.0.0.1", "hg init hgnew").returncode == 0
+    client.hg("verify", "-q", "-R", str(server.root / "hgnew"))
