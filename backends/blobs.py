@@ -22,8 +22,8 @@ class NotStored(ProtocolError):
     """The server's disk refused an upload (full, over quota, an I/O error): nothing was kept.
     HTTP 507 Insufficient Storage, as Git LFS's API has it."""
 
-    def __init__(self, exc: OSError) -> None:
-        super().__init__(f"the server could not store the upload ({exc.strerror or exc}); nothing was kept, "
+    def __init__(self, exc: OSError, what: str = "the upload", after: str = "nothing was kept") -> None:
+        super().__init__(f"the server could not store {what} ({exc.strerror or exc}); {after}, "
                          "try again later or tell the server's operator", http_status=507)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
-from backends.blobs import open_chunks, store_verified
+from backends.blobs import NotStored, open_chunks, store_verified
 from protocols.errors import StorageError
 from protocols.git_lfs import Lock
 
@@ -177,14 +177,19 @@ class LfsLocks:
     def _write(self, locks: list[Lock]) -> None:
         body = json.dumps({"version": 1, "locks": [{"id": lock.id, "path": lock.path, "locked_at": lock.locked_at,
                                                     "owner": lock.owner} for lock in locks]}, indent=1).encode()
-        fd, temporary = tempfile.mkstemp(dir=self._dir, prefix="locks.json.")
+        try:
+            fd, temporary = tempfile.mkstemp(dir=self._dir, prefix="locks.json.")
+        except OSError as exc:
+            raise NotStored(exc, "the lock", "the locks are as they were") from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temporary, self._file)
-        except BaseException:
+        except BaseException as exc:
             with suppress(FileNotFoundError):
                 os.unlink(temporary)
+            if isinstance(exc, OSError):  # a full disk: the locks stay as they were
+                raise NotStored(exc, "the lock", "the locks are as they were") from exc
             raise

@@ -242,3 +242,25 @@ def test_a_repository_the_disk_cannot_hold_is_not_left_half_made(
     client.git("--git-dir", str(server.root / "new.git"), "fsck", "--full")
     assert client.run(*ssh, "git@127.0.0.1", "hg init hgnew").returncode == 0
     client.hg("verify", "-q", "-R", str(server.root / "hgnew"))
+
+
+def test_an_lfs_lock_the_disk_cannot_hold_is_refused_with_507_and_the_locks_stay(
+        make_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_git_lfs_locks import _api, _server
+
+    server = _server(make_server, tmp_path)
+    assert _api(server, "POST", "locks", {"path": "a.psd"})[0] == 201
+    stored = server.root / "art.git" / "lfs" / "locks.json"
+    before = stored.read_bytes()
+    lock_id = _api(server, "GET", "locks")[1]["locks"][0]["id"]
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", _full)
+        made = _api(server, "POST", "locks", {"path": "b.psd"})
+        removed = _api(server, "POST", f"locks/{lock_id}/unlock", {})
+    for status, answer in (made, removed):
+        assert status == 507, answer
+        assert answer["message"].startswith("the server could not store the lock (No space left on device); "
+                                            "the locks are as they were"), answer
+    assert stored.read_bytes() == before
+    assert sorted(p.name for p in stored.parent.iterdir()) == ["locks.json", "locks.lock"]
+    assert _api(server, "POST", "locks", {"path": "b.psd"})[0] == 201
