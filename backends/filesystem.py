@@ -213,7 +213,11 @@ def _flock(path: str) -> RefLock:
 
     @contextmanager
     def held() -> Iterator[None]:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only disk
+            raise StorageError(f"the server could not lock the repository's refs ({exc.strerror or exc}); "
+                               "nothing was changed, try again later or tell the server's operator") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last_holder = os.fstat(fd)

@@ -101,9 +101,12 @@ class DiskPackSink:
 
     def __init__(self, repo: DulwichGitRepository, store: DiskObjectStore) -> None:
         self._repo = repo
-        self._quarantine: git_ingest.Quarantine | None = git_ingest.Quarantine(store)
+        rules = repo.fsck_rules()
+        with _invalid_pack():  # a read-only or full disk
+            self._quarantine: git_ingest.Quarantine | None = git_ingest.Quarantine(store)
         try:
-            self._ingest = git_ingest.PackIngest(store, repo._links, self._quarantine, repo.fsck_rules())
+            with _invalid_pack():
+                self._ingest = git_ingest.PackIngest(store, repo._links, self._quarantine, rules)
         except BaseException:
             self._quarantine.drop()
             raise

@@ -645,7 +645,10 @@ def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup],
                max_text: int | None = None) -> Response:
-    tx = repo.transaction(max_text)
+    try:
+        tx = repo.transaction(max_text)
+    except HgwireError as exc:  # locked too long, or a disk that takes no write
+        return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
     report = IngestReport()
     try:
         check_push_heads(repo, their_heads, "preparing changes")
@@ -773,7 +776,10 @@ def _unbundle2(
     repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool,
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
 ) -> Response:
-    tx = repo.transaction(cg_limits.max_text)
+    try:
+        tx = repo.transaction(cg_limits.max_text)
+    except HgwireError as exc:  # locked too long, or a disk that takes no write: nothing read yet
+        return StreamResponse(b2.write_bundle2([error_part(exc, {})]))
     hookargs = getattr(tx, "hookargs", None)  # optional: a transaction that runs the repository's hooks
     if hookargs is not None:
         hookargs["bundle2"] = "1"  # as hg's bundle2.applybundle tells every hook of the push

@@ -119,6 +119,9 @@ class FileLock:
                 return
             except FileExistsError:
                 pass
+            except OSError as exc:  # a read-only or full disk: no write could follow
+                raise StorageError(f"the server could not lock the repository ({exc.strerror or exc}); "
+                                   "nothing was changed, try again later or tell the server's operator") from exc
             holder = read_holder(self.path)
             if holder is not None and _is_stale(holder):
                 _break(self.path, holder)

@@ -264,3 +264,46 @@ def test_an_lfs_lock_the_disk_cannot_hold_is_refused_with_507_and_the_locks_stay
     assert stored.read_bytes() == before
     assert sorted(p.name for p in stored.parent.iterdir()) == ["locks.json", "locks.lock"]
     assert _api(server, "POST", "locks", {"path": "b.psd"})[0] == 201
+
+
+def _read_only(*_args: Any, **_kwargs: Any) -> None:
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+
+def test_a_push_the_disk_cannot_lock_for_is_refused_saying_so(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only root (remounted for maintenance): the lock a push needs cannot be taken, the
+    client is told why in its own protocol (was an internal error), and reads still work."""
+    server = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "ro", push=True)
+    client.git("push", "-q", url, "HEAD:refs/heads/doomed", cwd=work)
+    lock = server.root / "ro.git" / "hgwire-refs.lock"
+    lock.unlink()
+    lock.mkdir()  # opened for writing, it fails as on a read-only disk
+    refused = client.git("push", url, ":refs/heads/doomed", cwd=work, check=False)
+    assert refused.returncode != 0
+    assert "the server could not lock the repository's refs (Is a directory); nothing was changed" in refused.stderr, \
+        refused.stderr
+    assert "refs/heads/doomed" in remote_refs(client, "default", url)
+    client.git("clone", "-q", url, str(tmp_path / "still-readable"))
+    lock.rmdir()
+    client.git("push", "-q", url, ":refs/heads/doomed", cwd=work)
+
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    web = make_server("fs", http=[LOOPBACK], htpasswd=str(passwords), allow_push_over_http=True)
+    web.backend.create("h", Kind.HG)
+    hg_url = f"http://alice:pw@127.0.0.1:{web.port('http')}/h"
+    hg_work = tmp_path / "hg-work"
+    client.hg("init", str(hg_work))
+    (hg_work / "a.txt").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-m", "a", "-u", "u", cwd=hg_work)
+    before = _snapshot(web.root / "h" / ".hg")
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "symlink", _read_only)  # hg's lock is a symbolic link
+        refused = client.hg("push", hg_url, cwd=hg_work, check=False)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "remote: the server could not lock the repository (Read-only file system); nothing was changed" in said, said
+    assert _snapshot(web.root / "h" / ".hg") == before
+    client.hg("push", "-q", hg_url, cwd=hg_work)
