@@ -1,5 +1,6 @@
 """Files kept whole under the hash of their bytes (LFS objects, largefiles): written only once
-they are what their name says, and read back in chunks.
+they are what their name says, and read back in chunks; and directories made whole beside their
+place, then renamed there (``made_whole``: a new repository).
 
 ``store_verified`` writes an upload to a temporary beside its final name, hashes it as it
 goes, checks its size and hash, fsyncs it and renames it into place: a reader never sees half
@@ -8,7 +9,10 @@ of one, and a wrong, oversized or cut upload leaves nothing behind.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
@@ -66,6 +70,27 @@ def _store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expe
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)  # (the space it took is free again)
+
+
+def made_whole(target: str, make: Callable[[str], None], prefix: str) -> None:
+    """Make the directory ``target`` with ``make(directory)`` in a hidden one beside it (named
+    ``prefix`` and a random part), then rename that into place: ``target`` never exists half made
+    (a full disk, a killed server).  ``FileExistsError`` when ``target`` exists (but as an empty
+    directory); whatever else fails leaves nothing."""
+    parent = os.path.dirname(target)
+    building = tempfile.mkdtemp(dir=parent, prefix=prefix)
+    try:
+        os.chmod(building, stat.S_IMODE(os.stat(parent).st_mode))  # as a directory made there (not 0700)
+        make(building)
+        try:
+            os.rename(building, target)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise FileExistsError(f"{target} exists already") from exc
+            raise
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
 
 
 def open_chunks(path: str | bytes) -> tuple[int, Iterator[bytes]] | None:

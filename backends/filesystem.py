@@ -8,12 +8,9 @@ point elsewhere inside ROOT, never outside it.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import shutil
-import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -21,6 +18,7 @@ from contextlib import contextmanager, suppress
 from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
+from backends.blobs import made_whole
 from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock
 from backends.interfaces import Kind, Repository
 from backends.names import strip_git_suffix, validate_name
@@ -150,25 +148,11 @@ STALE_CREATING_SECONDS = 24 * 3600
 
 
 def _made_whole(path: str, make: Callable[[str], None]) -> None:
-    """Make a directory ``path`` with ``make(directory)`` in a hidden one beside it, then rename
-    that into place: ``path`` never exists half made (a full disk, a killed server).  An existing
-    ``path`` (not an empty directory) raises ``FileExistsError``; leftovers of a day ago go."""
+    """``blobs.made_whole`` of a repository directory, once the leftovers of a day ago are gone."""
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     _sweep_creating(parent)
-    building = tempfile.mkdtemp(dir=parent, prefix=CREATING_PREFIX)
-    try:
-        os.chmod(building, stat.S_IMODE(os.stat(parent).st_mode))  # as a directory made there (not 0700)
-        make(building)
-        try:
-            os.rename(building, path)
-        except OSError as exc:
-            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-                raise FileExistsError(f"{os.path.basename(path)} already exists") from exc
-            raise
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
+    made_whole(path, make, CREATING_PREFIX)
 
 
 def _sweep_creating(parent: str) -> None:

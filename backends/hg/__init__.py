@@ -26,12 +26,9 @@ memory files), ``memory`` (the in-memory repository).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import shutil
-import stat
-import tempfile
 
+from backends.blobs import made_whole
 from backends.hg import requirements as reqs
 from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
@@ -112,9 +109,8 @@ def create_repository(path: str, name: str) -> HgRepo:
     """Create a repository laid out exactly as ``hg init`` of Mercurial 7.2 does."""
     made = not os.path.isdir(path)
     os.makedirs(path, exist_ok=True)
-    building = tempfile.mkdtemp(dir=path, prefix=".hg-creating-")  # renamed to .hg once whole
-    try:
-        os.chmod(building, stat.S_IMODE(os.stat(path).st_mode))  # as a directory made there (not 0700)
+
+    def make(building: str) -> None:
         os.makedirs(os.path.join(building, "store"))
         with open(os.path.join(building, "00changelog.i"), "wb") as f:
             f.write(DUMMY_CHANGELOG)
@@ -122,14 +118,12 @@ def create_repository(path: str, name: str) -> HgRepo:
             f.write(reqs.format_requirements(reqs.STORE_DEFAULT))
         with open(os.path.join(building, "requires"), "wb") as f:
             f.write(reqs.format_requirements(reqs.WORKING_COPY_DEFAULT))
-        try:
-            os.rename(building, os.path.join(path, ".hg"))
-        except OSError as exc:
-            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-                raise FileExistsError(f"repository {name} already exists") from exc
-            raise
+
+    try:
+        made_whole(os.path.join(path, ".hg"), make, ".hg-creating-")
+    except FileExistsError:
+        raise FileExistsError(f"repository {name} already exists") from None
     except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
         if made:
             with contextlib.suppress(OSError):
                 os.rmdir(path)

@@ -111,19 +111,25 @@ def test_a_ref_the_disk_cannot_write_is_refused_and_leaves_no_lock(
     assert "refs/heads/topic" in remote_refs(client, "default", url)
 
 
-def test_an_hg_push_the_disk_cannot_hold_is_rolled_back_saying_so(
-        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from backends.hg import vfs
-
+def _hg_over_http(make_server: Any, client: Client, tmp_path: Path) -> tuple[Any, str, Path]:
+    """A server taking hg pushes over HTTP (alice, password ``pw``) with an empty repository ``h``, and
+    a local repository with one changeset: the server, the push URL and the local repository."""
     passwords = tmp_path / "passwords"
     passwords.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
     server = make_server("fs", http=[LOOPBACK], htpasswd=str(passwords), allow_push_over_http=True)
     server.backend.create("h", Kind.HG)
-    url = f"http://alice:pw@127.0.0.1:{server.port('http')}/h"
-    work = tmp_path / "work"
+    work = tmp_path / "hg-work"
     client.hg("init", str(work))
     (work / "a.txt").write_text("a\n")
     client.hg("commit", "-q", "-A", "-m", "a", "-u", "u", cwd=work)
+    return server, f"http://alice:pw@127.0.0.1:{server.port('http')}/h", work
+
+
+def test_an_hg_push_the_disk_cannot_hold_is_rolled_back_saying_so(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends.hg import vfs
+
+    server, url, work = _hg_over_http(make_server, client, tmp_path)
     client.hg("push", "-q", url, cwd=work)
     (work / "b.bin").write_bytes(os.urandom(100_000))
     client.hg("commit", "-q", "-A", "-m", "b", "-u", "u", cwd=work)
@@ -184,14 +190,10 @@ def test_a_largefile_the_disk_cannot_hold_refuses_the_push(
     """hg's largefiles extension: ``putlfile`` refused, the push stops before its changesets, nothing
     of the file is kept."""
     from tests.integration.test_hg_hooks import _served
-    from tests.integration.test_hg_largefiles import LF
+    from tests.integration.test_hg_largefiles import LF, largefiles_clone
 
     peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
-    repo = server.root / "big"
-    client.hg("init", str(repo))
-    (repo / ".hg" / "hgrc").write_text("[extensions]\nlargefiles =\n")
-    work = tmp_path / "work"
-    peer.hg(*LF, "clone", "-q", url("big"), str(work))
+    repo, work = largefiles_clone(peer, url, server, client, tmp_path)
     (work / "blob.bin").write_bytes(os.urandom(200_000))
     client.hg(*LF, "add", "-q", "--large", str(work / "blob.bin"), cwd=work)
     client.hg(*LF, "commit", "-q", "-m", "big", cwd=work)
@@ -289,15 +291,7 @@ def test_a_push_the_disk_cannot_lock_for_is_refused_saying_so(
     lock.rmdir()
     client.git("push", "-q", url, ":refs/heads/doomed", cwd=work)
 
-    passwords = tmp_path / "passwords"
-    passwords.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
-    web = make_server("fs", http=[LOOPBACK], htpasswd=str(passwords), allow_push_over_http=True)
-    web.backend.create("h", Kind.HG)
-    hg_url = f"http://alice:pw@127.0.0.1:{web.port('http')}/h"
-    hg_work = tmp_path / "hg-work"
-    client.hg("init", str(hg_work))
-    (hg_work / "a.txt").write_text("a\n")
-    client.hg("commit", "-q", "-A", "-m", "a", "-u", "u", cwd=hg_work)
+    web, hg_url, hg_work = _hg_over_http(make_server, client, tmp_path)
     before = _snapshot(web.root / "h" / ".hg")
     with monkeypatch.context() as patched:
         patched.setattr(os, "symlink", _read_only)  # hg's lock is a symbolic link

@@ -11,6 +11,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,16 +22,24 @@ from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 LF = ("--config", "extensions.largefiles=")
 
 
-@pytest.mark.parametrize("kind", ["ssh", "http"])
-def test_largefiles_go_up_with_a_push_and_come_down_with_a_clone(
-        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
-        htpasswd: Path, tmp_path: Path) -> None:
-    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+def largefiles_clone(peer: Any, url: Callable[[str], str], server: RunningServer, client: Client,
+                     tmp_path: Path) -> tuple[Path, Path]:
+    """A repository ``big`` on the server whose hgrc enables the extension, and a clone of it made
+    with the extension: their paths."""
     repo = server.root / "big"
     client.hg("init", str(repo))
     (repo / ".hg" / "hgrc").write_text("[extensions]\nlargefiles =\n")
     work = tmp_path / "work"
     peer.hg(*LF, "clone", "-q", url("big"), str(work))
+    return repo, work
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_largefiles_go_up_with_a_push_and_come_down_with_a_clone(
+        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
+    repo, work = largefiles_clone(peer, url, server, client, tmp_path)
     data = os.urandom(3 << 20) + b"the end\n"
     (work / "blob.bin").write_bytes(data)
     (work / "small.txt").write_text("small\n")

@@ -93,6 +93,21 @@ def _known_hosts_client(keys: SshKeys, port: int, known_hosts: Path) -> str:
             f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts} -o LogLevel=ERROR")
 
 
+def _sign_host_key(public: Path, ca: Path) -> None:
+    """``ssh-keygen -s CA -h``: a host certificate for 127.0.0.1, valid for the next hour."""
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "hgwire-host", "-n", "127.0.0.1",
+                    "-V", "-5m:+1h", str(public)], check=True, capture_output=True)
+
+
+def _host_key_server(make_server: Any, ssh_keys: SshKeys, host_key: Path) -> tuple[int, str]:
+    """A server with ``host_key`` (and the certificate beside it) and a repository ``app``: its SSH
+    port and the repository's URL."""
+    server = make_server("fs", ssh=[LOOPBACK], host_key=str(host_key), authorized_keys=str(ssh_keys.authorized_keys))
+    server.backend.create("app", Kind.GIT)
+    port = server.port("ssh")
+    return port, f"ssh://git@127.0.0.1:{port}/app.git"
+
+
 @pytest.mark.parametrize("key_type", ["ed25519", "rsa", "ecdsa"])
 def test_a_host_certificate_beside_the_host_key_lets_clients_trust_the_ca(
         make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path, key_type: str) -> None:
@@ -105,13 +120,9 @@ def test_a_host_certificate_beside_the_host_key_lets_clients_trust_the_ca(
     public = host_key.with_name(host_key.name + ".pub")
     ca = _keygen(tmp_path / "host_ca", "the-host-ca")
     other_ca = _keygen(tmp_path / "other_ca", "another-ca")
-    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "hgwire-host", "-n", "127.0.0.1",
-                    "-V", "-5m:+1h", str(public)], check=True, capture_output=True)
+    _sign_host_key(public, ca)
     assert host_key.with_name(host_key.name + "-cert.pub").exists()
-    server = make_server("fs", ssh=[LOOPBACK], host_key=str(host_key), authorized_keys=str(ssh_keys.authorized_keys))
-    server.backend.create("app", Kind.GIT)
-    port = server.port("ssh")
-    url = f"ssh://git@127.0.0.1:{port}/app.git"
+    port, url = _host_key_server(make_server, ssh_keys, host_key)
 
     trusting = tmp_path / "known_hosts"
     trusting.write_text(f"@cert-authority [127.0.0.1]:{port} " + (tmp_path / "host_ca.pub").read_text())
@@ -204,12 +215,8 @@ def test_a_renewed_host_certificate_is_offered_without_a_restart(
     host_key = _keygen(tmp_path / "host" / "ssh_host_ed25519_key", "host")
     public = host_key.with_name(host_key.name + ".pub")
     old_ca, new_ca = _keygen(tmp_path / "old_ca", "old-ca"), _keygen(tmp_path / "new_ca", "new-ca")
-    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(old_ca), "-h", "-I", "host", "-n", "127.0.0.1",
-                    "-V", "-5m:+1h", str(public)], check=True, capture_output=True)
-    server = make_server("fs", ssh=[LOOPBACK], host_key=str(host_key), authorized_keys=str(ssh_keys.authorized_keys))
-    server.backend.create("app", Kind.GIT)
-    port = server.port("ssh")
-    url = f"ssh://git@127.0.0.1:{port}/app.git"
+    _sign_host_key(public, old_ca)
+    port, url = _host_key_server(make_server, ssh_keys, host_key)
     trusting_new = tmp_path / "known_hosts"
     trusting_new.write_text(f"@cert-authority [127.0.0.1]:{port} " + (tmp_path / "new_ca.pub").read_text())
 
@@ -219,8 +226,7 @@ def test_a_renewed_host_certificate_is_offered_without_a_restart(
 
     refused = ls_remote(trusting_new)
     assert refused.returncode != 0 and "Host key verification failed" in refused.stderr, refused.stderr
-    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(new_ca), "-h", "-I", "host", "-n", "127.0.0.1",
-                    "-V", "-5m:+1h", str(public)], check=True, capture_output=True)
+    _sign_host_key(public, new_ca)
     outcomes = [ls_remote(trusting_new).returncode for _ in range(5)]  # the first may still get the old one
     assert outcomes[-1] == 0 and outcomes.count(0) >= 4, outcomes
     host_key.with_name(host_key.name + "-cert.pub").unlink()
