@@ -18,8 +18,10 @@
 - Channels: only ``session``, at most ``MAX_SESSIONS_PER_CONNECTION`` at once;
   no port forwarding (global requests and ``direct-tcpip`` are refused).  A
   session accepts exactly one ``exec`` (parsed by ``protocols.ssh_exec``, never
-  a shell) and ``env`` for ``GIT_PROTOCOL``; ``shell``, ``pty-req``,
-  ``subsystem``, agent and X11 forwarding all fail.
+  a shell) and ``env`` for ``GIT_PROTOCOL``; a ``shell`` request (``ssh -T
+  git@host``, how people test their key) is answered with a greeting that
+  lists the repositories the user may read (``greeting``), exit status 0, and
+  gives no shell; ``pty-req``, ``subsystem``, agent and X11 forwarding fail.
 - A parsed exec request is served by ``EXEC_SESSIONS[kind](ctx, channel)``,
   filled from ``SESSION_PROVIDERS``: ``gateway.git_session.make_git_session``
   and ``gateway.hg_session.make_hg_session`` (``kind`` is ``hg-serve`` or
@@ -613,6 +615,37 @@ class ExecChannel(conch_channel.SSHChannel):
         clock.callLater(0, self._start, command)  # after the exec reply is sent
         return True
 
+    def _request_shell(self, data: bytes) -> bool:
+        """No shell: a greeting, as git hosting services answer ``ssh -T git@host``."""
+        if self._exec_seen:
+            return False
+        self._exec_seen = True
+        reactor_time(self.clock).callLater(0, self._greet)  # after the shell reply is sent
+        return True
+
+    def _greet(self) -> None:
+        if self._done or self.localClosed:
+            return
+        self._record.service = "shell"
+        front = self._front
+        try:
+            count_request(front.config, self._user, self._peer.rpartition(":")[0])
+        except HgwireError as refusal:
+            self.refuse(str(refusal))
+            return
+        d = run_blocking(greeting, front.config.backend, front.authorizer, self._user)
+        d.addCallbacks(self._greeted, self._greeting_failed)
+
+    def _greeted(self, text: bytes) -> None:
+        if not self._done:
+            self.write(text)
+            self.finish(0)
+
+    def _greeting_failed(self, failure: Any) -> None:
+        log.failure("greeting {user} over SSH", failure, user=self._user)
+        if not self._done:
+            self.refuse("internal error")
+
     def _request_env(self, data: bytes) -> bool:
         name, rest = common.getNS(data)
         if self._exec_seen:
@@ -854,9 +887,37 @@ class ExecChannel(conch_channel.SSHChannel):
 _CHANNEL_REQUESTS: dict[bytes, Callable[[ExecChannel, bytes], bool]] = {
     b"exec": ExecChannel._request_exec,
     b"env": ExecChannel._request_env,
+    b"shell": ExecChannel._request_shell,
 }
-"""Every channel request a session accepts; pty-req, shell, subsystem, x11-req and
+"""Every channel request a session accepts; pty-req, subsystem, x11-req and
 auth-agent-req@openssh.com are absent, so they fail."""
+
+MAX_GREETING_REPOSITORIES = 200
+"""Repositories a greeting lists; it says how many more there are."""
+
+
+def greeting(backend: Any, authorizer: Authorizer, user: str) -> bytes:
+    """What ``ssh -T git@host`` is told (blocking: the backend lists its repositories): who the
+    key logged in as, that there is no shell, and the repositories the user may read, ``W`` where
+    they may push too (as gitolite's ``info``)."""
+    lines = [f"hello {user}, this is hgwire: it serves git and Mercurial repositories and gives no shell."]
+    readable: list[str] = []
+    more = 0
+    for name in backend.list():
+        transport = "git-ssh" if name.endswith(".git") else "hg-ssh"
+        if not authorizer.allows(user, name, transport, Access.READ):
+            continue
+        if len(readable) >= MAX_GREETING_REPOSITORIES:
+            more += 1
+            continue
+        readable.append(f" R {'W' if authorizer.allows(user, name, transport, Access.WRITE) else ' '}  {name}")
+    if readable:
+        lines += ["", "You may read (R) and push to (W):", *readable]
+        if more:
+            lines.append(f" … and {more} more")
+    else:
+        lines += ["", "There is no repository you may read yet."]
+    return ("\n".join(lines) + "\n").encode("utf-8", "replace")
 
 
 # --- the factory ------------------------------------------------------------------------------

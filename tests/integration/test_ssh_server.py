@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from twisted.logger import globalLogPublisher
 
+from backends.interfaces import Kind
 from gateway import ssh as gateway_ssh
 from gateway.channel import Channel, SessionContext
 from tests.conftest import LOOPBACK, RunningServer
@@ -276,10 +277,31 @@ def test_password_login_not_offered(setup: SshSetup) -> None:
     _assert_echo_works(setup)
 
 
-def test_shell_refused(setup: SshSetup) -> None:
+def test_a_shell_request_gets_a_greeting_not_a_shell(make_server: Callable[..., RunningServer],
+                                                   tmp_path: Path) -> None:
+    """``ssh -T git@host``, how people test their key on a git host: who the key logged in as and
+    the repositories they may read (W: push), exit status 0; nothing typed is run."""
+    key = _keygen(tmp_path / "alice_key", "alice@laptop")
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text('user="alice" ' + (tmp_path / "alice_key.pub").read_text())
+    policy = tmp_path / "policy.toml"
+    policy.write_text('anonymous_read = false\n[[repo]]\npattern = "team/*"\nwrite = ["alice"]\n'
+                      '[[repo]]\npattern = "private/*"\nread = ["bob"]\n')
+    server = make_server("fs", ssh=[LOOPBACK], host_key=str(tmp_path / "host_key"),
+                         authorized_keys=str(authorized), config_file=str(policy))
+    server.backend.create("team/app", Kind.GIT)
+    server.backend.create("docs", Kind.HG)
+    server.backend.create("private/plans", Kind.GIT)
+    setup = SshSetup(server, key, key, tmp_path / "host_key", [])
     result = setup.ssh(options=("-T",), input=b"echo hi\n")
-    assert result.returncode != 0
-    assert b"hi" not in result.stdout
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines() == [
+        "hello alice, this is hgwire: it serves git and Mercurial repositories and gives no shell.",
+        "",
+        "You may read (R) and push to (W):",
+        " R    docs",
+        " R W  team/app.git",
+    ], "nothing typed was run, nothing bob's is named"
 
 
 def test_pty_refused(setup: SshSetup) -> None:
