@@ -25,8 +25,13 @@ and ``?`` wildcards, ``addr/len`` networks) and none of the negated ones
 several lines is accepted if any of its lines allows the address.  A
 ``cert-authority`` line (with ``principals="a,b"`` maybe) trusts the OpenSSH user
 certificates its key signs, whose principal is then the user
-(``AuthorizedKeys._certificate_user``).  A key with any other option
-(``command=``, ...) is skipped with a logged reason, because hgwire cannot
+(``AuthorizedKeys._certificate_user``).  A gitolite line,
+``command="/path/gitolite-shell alice",no-pty,... ssh-ed25519 AAAA...`` (or
+gitolite 2's ``gl-auth-command alice``), is the user the command names, so the
+``authorized_keys`` gitolite wrote serves as it is: gitolite's shell would only
+have run git commands as that user, and hgwire runs nothing else (what the user
+may do is hgwire's rules, not gitolite's).  A key with any other option (any
+other ``command=``, ...) is skipped with a logged reason, because hgwire cannot
 honour the restriction it asks for.  The file is re-read when it
 changes, so keys can be added without a restart.
 
@@ -196,6 +201,9 @@ FROM_OPTION = "from"
 EXPIRY_OPTION = "expiry-time"
 CA_OPTION = "cert-authority"
 PRINCIPALS_OPTION = "principals"
+COMMAND_OPTION = "command"
+GITOLITE_SHELLS = frozenset({"gitolite-shell", "gl-auth-command"})
+"""The forced commands of gitolite 3 and 2: ``PROGRAM [-s] USER`` names the key's user."""
 MAX_FROM_PATTERNS = 256
 MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
 MAX_USER_LENGTH = 64
@@ -307,6 +315,8 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
         raise KeyLineError("principals= belongs to a cert-authority line")
     if ca and USER_OPTION in options:
         raise KeyLineError("a cert-authority line names no user: the certificate's principal is the user")
+    if ca and COMMAND_OPTION in options:
+        raise KeyLineError("a cert-authority line with command= cannot be honoured by hgwire")
     user = "" if ca else _user_of(options, parts[2] if len(parts) > 2 else "")
     sources = _parse_from(options[FROM_OPTION]) if FROM_OPTION in options else None
     expires = parse_expiry(options[EXPIRY_OPTION]) if EXPIRY_OPTION in options else None
@@ -332,7 +342,7 @@ def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
         options[match.group(1).lower()] = None if value is None else value.replace('\\"', '"')
         position = match.end()
     for name in options:
-        if name not in (USER_OPTION, FROM_OPTION, EXPIRY_OPTION, CA_OPTION, PRINCIPALS_OPTION) \
+        if name not in (USER_OPTION, FROM_OPTION, EXPIRY_OPTION, CA_OPTION, PRINCIPALS_OPTION, COMMAND_OPTION) \
                 and name not in IGNORED_KEY_OPTIONS:
             raise KeyLineError(f"option {name!r} cannot be honoured by hgwire")
     return options, line[position:]
@@ -345,8 +355,30 @@ def _decode_blob(text: str) -> bytes:
         raise KeyLineError("key is not valid base64") from None
 
 
+def _gitolite_user(command: str | None) -> str:
+    """The user of a gitolite forced command (``/home/git/bin/gitolite-shell alice``); ``KeyLineError``
+    for any other command, whose restriction hgwire cannot honour."""
+    words = (command or "").split()
+    program = words[0].rsplit("/", 1)[-1] if words else ""
+    arguments = words[1:]
+    if arguments[:1] == ["-s"]:  # gitolite's "this user may also have a shell": hgwire gives none anyway
+        arguments = arguments[1:]
+    if program not in GITOLITE_SHELLS:
+        shown = (words[0] if words else "")[:80]
+        raise KeyLineError(f"command= runs {shown!r}, which hgwire cannot honour "
+                           "(only gitolite's 'gitolite-shell USER' names a user hgwire logs in)")
+    if len(arguments) != 1:
+        raise KeyLineError(f"command= runs {program} without exactly one user name")
+    return arguments[0]
+
+
 def _user_of(options: Mapping[str, str | None], comment: str) -> str:
-    user = options.get(USER_OPTION) or (comment.split() or [""])[0]
+    if COMMAND_OPTION in options:
+        user = _gitolite_user(options[COMMAND_OPTION])
+        if options.get(USER_OPTION) not in (None, user):
+            raise KeyLineError(f"user= names another user than command= ({user[:MAX_USER_LENGTH]!r})")
+    else:
+        user = options.get(USER_OPTION) or (comment.split() or [""])[0]
     if not user:
         raise KeyLineError('no user: add a comment or a user="NAME" option')
     if len(user) > MAX_USER_LENGTH or not _USER_RE.match(user):

@@ -20,8 +20,8 @@
   session accepts exactly one ``exec`` (parsed by ``protocols.ssh_exec``, never
   a shell) and ``env`` for ``GIT_PROTOCOL``; a ``shell`` request (``ssh -T
   git@host``, how people test their key) is answered with a greeting that
-  lists the repositories the user may read (``greeting``), exit status 0, and
-  gives no shell; ``pty-req``, ``subsystem``, agent and X11 forwarding fail.
+  lists the repositories the user may read (``greeting``; also the answer to
+  gitolite's ``info`` command), exit status 0, and gives no shell; ``pty-req``, ``subsystem``, agent and X11 forwarding fail.
 - A parsed exec request is served by ``EXEC_SESSIONS[kind](ctx, channel)``,
   filled from ``SESSION_PROVIDERS``: ``gateway.git_session.make_git_session``
   and ``gateway.hg_session.make_hg_session`` (``kind`` is ``hg-serve`` or
@@ -612,6 +612,9 @@ class ExecChannel(conch_channel.SSHChannel):
         clock = reactor_time(self.clock)
         self._fit_windows(clock.seconds() - self._opened_at)
         command = common.getNS(data)[0]
+        if command.strip() in GREETING_COMMANDS:  # ``ssh git@host info``, as gitolite users ask
+            clock.callLater(0, self._greet)
+            return True
         clock.callLater(0, self._start, command)  # after the exec reply is sent
         return True
 
@@ -891,6 +894,9 @@ _CHANNEL_REQUESTS: dict[bytes, Callable[[ExecChannel, bytes], bool]] = {
 }
 """Every channel request a session accepts; pty-req, subsystem, x11-req and
 auth-agent-req@openssh.com are absent, so they fail."""
+
+GREETING_COMMANDS = frozenset({b"info"})
+"""Commands answered with the greeting: gitolite's ``info``, which its users run to list their access."""
 
 MAX_GREETING_REPOSITORIES = 200
 """Repositories a greeting lists; it says how many more there are."""

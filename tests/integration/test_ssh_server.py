@@ -267,6 +267,29 @@ def test_a_key_s_from_option_is_matched_against_the_client_address(setup: SshSet
     assert warnings and warnings[-1]["user"] == "alice"
 
 
+def test_the_authorized_keys_gitolite_wrote_log_in_as_its_users(setup: SshSetup, tmp_path: Path) -> None:
+    """An operator moving from gitolite points ``--authorized-keys`` at the file gitolite wrote: each
+    key logs in as the user its ``gitolite-shell`` command names (not its comment), an scp-style
+    ``git@host:app`` path included; a key forced to run anything else stays out."""
+    authorized = Path(setup.server.service.config.authorized_keys)
+    alice = (tmp_path / "alice_key.pub").read_text().split()
+    mallory = (tmp_path / "mallory_key.pub").read_text().split()
+    authorized.write_text(
+        "# gitolite start\n"
+        f'command="/home/git/gitolite/src/gitolite-shell carol",no-port-forwarding,no-X11-forwarding,'
+        f"no-agent-forwarding,no-pty {alice[0]} {alice[1]} alice@laptop\n"
+        f'command="/usr/local/bin/backup-script",no-pty {mallory[0]} {mallory[1]} mallory\n'
+        "# gitolite end\n")
+    os.utime(authorized, ns=(1, 10**18))
+    result = setup.ssh("git-upload-pack 'app'", input=b"ping")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"hello carol app git-ssh")
+    refused = setup.ssh("git-upload-pack 'app'", key=setup.stranger_key)
+    assert refused.returncode == 255 and b"Permission denied (publickey)" in refused.stderr
+    skipped = [e for e in setup.events if "key skipped" in str(e.get("log_format", ""))]
+    assert skipped and "backup-script" in str(skipped[-1]["reason"])
+
+
 def test_password_login_not_offered(setup: SshSetup) -> None:
     result = setup.ssh(
         "git-upload-pack '/r.git'",
@@ -302,6 +325,8 @@ def test_a_shell_request_gets_a_greeting_not_a_shell(make_server: Callable[..., 
         " R    docs",
         " R W  team/app.git",
     ], "nothing typed was run, nothing bob's is named"
+    info = setup.ssh("info")  # what gitolite's users run for the same list
+    assert (info.returncode, info.stdout) == (0, result.stdout)
 
 
 def test_pty_refused(setup: SshSetup) -> None:

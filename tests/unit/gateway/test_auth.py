@@ -86,6 +86,11 @@ def test_extra_rules_are_rows() -> None:
         (f'restrict,user="bob" ssh-ed25519 {B64}', "bob"),
         (f"no-pty,no-port-forwarding ssh-ed25519 {B64} carol", "carol"),
         (f"   ssh-ed25519 {B64} dave  ", "dave"),
+        # what gitolite writes: its forced command names the user, the comment is the key file's
+        ((f'command="/home/git/bin/gitolite-shell erin",no-port-forwarding,no-X11-forwarding,'
+          f'no-agent-forwarding,no-pty ssh-ed25519 {B64} erin@laptop'), "erin"),
+        (f'command="/usr/share/gitolite/gl-auth-command frank" ssh-ed25519 {B64}', "frank"),
+        (f'command="gitolite-shell -s gina",user="gina" ssh-ed25519 {B64} x', "gina"),
     ],
 )
 def test_key_line_user(line: str, user: str) -> None:
@@ -103,7 +108,15 @@ def test_key_line_blank(line: str) -> None:
     ("line", "reason"),
     [
         (f"ssh-ed25519 {B64}", "no user"),
-        (f'command="/bin/sh" ssh-ed25519 {B64} eve', "cannot be honoured"),
+        (f'command="/bin/sh" ssh-ed25519 {B64} eve', "cannot honour"),
+        (f'command="/opt/gitlab/bin/gitlab-shell key-42" ssh-ed25519 {B64} eve', "'/opt/gitlab/bin/gitlab-shell'"),
+        (f'command="/usr/bin/gitolite-shell-not alice" ssh-ed25519 {B64} eve', "cannot honour"),
+        (f'command="/usr/bin/gitolite-shell" ssh-ed25519 {B64} eve', "without exactly one user"),
+        (f'command="/usr/bin/gitolite-shell a b" ssh-ed25519 {B64} eve', "without exactly one user"),
+        (f'command="gitolite-shell -rf" ssh-ed25519 {B64} eve', "not a plain name"),
+        (f'command="gitolite-shell alice",user="bob" ssh-ed25519 {B64}', "another user"),
+        (f'command="gitolite-shell alice",cert-authority ssh-ed25519 {B64}', "cert-authority line with command="),
+        (f'permitopen="x:1" ssh-ed25519 {B64} eve', "cannot be honoured"),
         (f'from="" ssh-ed25519 {B64} eve', "from= needs a list"),
         (f'from="10.0.0.1,,x" ssh-ed25519 {B64} eve', "from= needs a list"),
         (f'from="10.0.0.0/33" ssh-ed25519 {B64} eve', "not a valid address/length"),
