@@ -21,6 +21,8 @@ class ServiceConfig:
     create_on_push: bool = False
     allow_push_over_http: bool = False
     host_key: str | None = None
+    host_cert: str | None = None
+    """``--host-cert``: the host key's OpenSSH certificate; None: ``<host key>-cert.pub`` when it exists."""
     authorized_keys: str | None = None
     htpasswd: str | None = None
     config_file: str | None = None

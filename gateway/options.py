@@ -33,6 +33,8 @@ def check_options(options: MutableMapping[str, Any]) -> None:
         raise ValueError(f"--shutdown-grace must be a number of seconds from 0 to {MAX_SHUTDOWN_GRACE}, "
                          f"not {options.get('shutdown-grace')!r}")
     options["shutdown-grace"] = grace
+    if options.get("host-cert") and not (options.get("ssh") or not any(options[kind] for kind in LISTENERS)):
+        raise ValueError("--host-cert is for the SSH listener: add --ssh ENDPOINT, or leave the certificate out")
     if options.get("config"):
         load_policy(options["config"])  # PolicyError (a ValueError) names the file, the key and the fix
     if options["backend"] == "fs":

@@ -305,6 +305,7 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
         create_on_push=bool(options["create-on-push"]),
         allow_push_over_http=bool(options["allow-push-over-http"]),
         host_key=options["host-key"],
+        host_cert=options.get("host-cert"),
         authorized_keys=options["authorized-keys"],
         htpasswd=options["htpasswd"],
         config_file=options["config"],

@@ -323,18 +323,21 @@ HOST_CERT_CHECK_SECONDS = 10.0
 
 
 class HostCertificateFile:
-    """The host certificate beside the host key, as it is now: a renewed one (a new file) is offered
+    """The host certificate (``--host-cert``, else the one beside the host key), as it is now: a renewed one (a new file) is offered
     from the next connections on, one that expires or goes is no longer offered, one that becomes
     valid is, without a restart (sshd needs a SIGHUP for it).  ``refresh`` looks (blocking: a
     ``stat``, and a read when the file changed); the factory calls it in the pool, at most every
     ``HOST_CERT_CHECK_SECONDS``, when a connection comes."""
 
-    def __init__(self, key_path: Path, key: keys.Key) -> None:
-        self.path = key_path.with_name(key_path.name + HOST_CERT_SUFFIX)
+    def __init__(self, key_path: Path, key: keys.Key, cert_path: Path | None = None) -> None:
+        self.path = cert_path or key_path.with_name(key_path.name + HOST_CERT_SUFFIX)
         self._key = key
         self._stamp: tuple[int, int, int] | None = None
         self._window: tuple[int, int] | None = None
         self.current: CertifiedHostKey | None = None
+        if cert_path is not None and not cert_path.exists():  # named on purpose: say it is not there
+            log.warn("SSH host certificate {path} (--host-cert) does not exist; it is offered once it does",  # noqa: G010
+                     path=str(cert_path))
         self.refresh()
 
     def refresh(self, now: float | None = None) -> bool:
@@ -1061,7 +1064,7 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
     authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
     front = Front(config, authorizer_for(config))
-    certificate = HostCertificateFile(host_key_path, host_key)
+    certificate = HostCertificateFile(host_key_path, host_key, Path(config.host_cert) if config.host_cert else None)
     ssh_factory = HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front, certificate)
     ssh_factory.connection_limits = lambda: limits_for(config)
     return ssh_factory

@@ -17,7 +17,7 @@ TWISTD = f"{VENV_BIN}/twistd"
 def test_help_documents_every_option() -> None:
     result = subprocess.run([TWISTD, "hgwire", "--help"], capture_output=True, text=True, check=True)
     for option in ("--root", "--backend", "--ssh", "--http", "--git", "--host-key", "--authorized-keys",
-                   "--htpasswd", "--config", "--read-only", "--create-on-push", "--allow-push-over-http",
+                   "--htpasswd", "--config", "--host-cert", "--read-only", "--create-on-push", "--allow-push-over-http",
                    "--workers", "--shutdown-grace"):
         assert option in result.stdout
 
@@ -43,6 +43,13 @@ def test_shutdown_grace_must_be_a_sensible_number(tmp_path: Path) -> None:
                                  "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)
         assert result.returncode != 0
         assert "--shutdown-grace must be a number of seconds from 0 to 86400" in result.stdout + result.stderr
+
+
+def test_a_host_certificate_without_an_ssh_listener_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path), "--host-cert", str(tmp_path / "c"),
+                             "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "--host-cert is for the SSH listener: add --ssh ENDPOINT" in result.stdout + result.stderr
 
 
 def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:

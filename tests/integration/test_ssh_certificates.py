@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
 from tests.conftest import LOOPBACK, Client, SshKeys
@@ -142,6 +143,41 @@ def test_a_host_certificate_beside_the_host_key_lets_clients_trust_the_ca(
     done = client.git("ls-remote", url, env={"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, port, plain)},
                       check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_host_certificate_named_by_host_cert_is_offered_from_where_it_is(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """``--host-cert FILE``, as sshd's ``HostCertificate``: the certificate kept elsewhere than beside
+    the key (a directory the renewal tool writes) is offered; named but missing, it is said at start
+    and offered once it is there."""
+    host_key = _keygen(tmp_path / "ssh_host_ed25519_key", "host")
+    ca = _keygen(tmp_path / "host_ca", "the-host-ca")
+    _sign_host_key(host_key.with_name(host_key.name + ".pub"), ca)
+    (tmp_path / "certs").mkdir()
+    cert = tmp_path / "certs" / "host.cert"
+    (tmp_path / "ssh_host_ed25519_key-cert.pub").rename(cert)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        server = make_server("fs", ssh=[LOOPBACK], host_key=str(host_key), host_cert=str(cert),
+                             authorized_keys=str(ssh_keys.authorized_keys))
+        missing = make_server("fs", ssh=[LOOPBACK], host_key=str(host_key), host_cert=str(tmp_path / "nowhere"),
+                              authorized_keys=str(ssh_keys.authorized_keys))
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    server.backend.create("app", Kind.GIT)
+    port = server.port("ssh")
+    trusting = tmp_path / "known_hosts"
+    trusting.write_text(f"@cert-authority [127.0.0.1]:{port} " + (tmp_path / "host_ca.pub").read_text())
+    done = client.git("ls-remote", f"ssh://git@127.0.0.1:{port}/app.git",
+                      env={"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, port, trusting)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert any("does not exist; it is offered once it does" in str(e.get("log_format")) for e in events)
+    missing_port = missing.port("ssh")
+    trusting.write_text(f"@cert-authority [127.0.0.1]:{missing_port} " + (tmp_path / "host_ca.pub").read_text())
+    refused = client.git("ls-remote", f"ssh://git@127.0.0.1:{missing_port}/app.git",
+                         env={"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, missing_port, trusting)}, check=False)
+    assert refused.returncode != 0 and "Host key verification failed" in refused.stderr, refused.stderr
 
 
 def test_a_certificate_for_another_key_or_a_user_is_not_offered(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ class Options(usage.Options):
         ["root", "r", "repositories", "Directory of repositories (created if missing)."],
         ["backend", "b", "fs", "Storage: fs | memory | package.module:factory."],
         ["host-key", None, None, "SSH host key file (generated as ed25519 if missing)."],
+        ["host-cert", None, None, "SSH host certificate of the host key (default: HOST_KEY-cert.pub when it exists)."],
         ["authorized-keys", None, None, "OpenSSH authorized_keys file of users who may log in over SSH."],
         ["htpasswd", None, None, "Password file (bcrypt hashes) for HTTP Basic authentication."],
         ["config", "c", None, "TOML file with users, groups, repository rules and limits."],
