@@ -361,10 +361,14 @@ class DulwichGitRepository:
         dotfiles = DotFiles()
         warnings = git_ingest.FsckWarnings()
         store = self.object_store
+        links = git_ingest.PushLinks()
         try:
             for sha, type_num, raw in objects:
-                git_ingest.check_object(type_num, raw, rules, bytes(sha), dotfiles, warnings)
+                links.link(git_ingest.check_object(type_num, raw, rules, bytes(sha), dotfiles, warnings))
             git_ingest.check_dotfiles(dotfiles, lambda sha: store.get_raw(ObjectID(sha)), rules, warnings)
+            wrong = links.mismatch(lambda sha: store.get_raw(ObjectID(sha))[0])
+            if wrong is not None:
+                raise ObjectFormatException(wrong)
         except ObjectFormatException as exc:
             with self._lock():
                 self._discard_added()

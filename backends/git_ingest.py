@@ -18,7 +18,9 @@ against, names the pack ``pack-<sha1 of its sorted object names>`` and writes
 its index.  Bases come from a ``PackObjectReader`` over the cached index views
 of the store's packs (dict lookups and a delta cache) instead of the store's
 own lookups, which bisect every index in Python.  A malformed commit, tree or
-tag is refused before any ref can name it.
+tag is refused before any ref can name it, and so is a link to an object of
+another type than the link says (``PushLinks.mismatch``; a stored object's
+type is read from its pack entry's headers, ``PackObjectReader.type_of``).
 
 ``connected`` is receive-pack's connectivity check: every object reachable
 from a pushed tip must exist.  Objects that were in the store before the push
@@ -69,6 +71,11 @@ S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
 _NOT_LEAVES = (S_IFDIR, S_IFGITLINK)
 """Tree entries that are not blobs: subtrees are walked, submodule commits live elsewhere."""
 COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4
+ANY = 0
+"""The type a link expects when it names none (a tag whose ``type`` line is not a type)."""
+TYPE_NAMES = {COMMIT: "commit", TREE: "tree", BLOB: "blob", TAG: "tag"}
+Link = tuple[bytes, int]
+"""An id (hex) an object links to, and the type the link says it has."""
 
 
 SMALL_INDEX = 256 << 10
@@ -335,6 +342,8 @@ class PackIngest:
         self._entries: list[tuple[bytes, int, int | None]] = []
         self._by_offset: dict[int, list[PackedObject]] = {}
         self._by_base: dict[bytes, list[PackedObject]] = {}
+        self._types: dict[bytes, int] = {}
+        """The type of each object of the pack (binary id), as it was named."""
         self._dotfiles = DotFiles()
         self.warnings = FsckWarnings()
         """The findings the rules let through as warnings, for the client."""
@@ -364,8 +373,24 @@ class PackIngest:
             get_raw = _raw_reader(reader)
             external = self._resolve(get_raw)
             check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings)
+            self._check_link_types(reader)
             pack_sha = self._complete(external, get_raw)
         return self._publish(pack_sha)
+
+    def _check_link_types(self, reader: PackObjectReader) -> None:
+        """Refuse the pack when one of its objects links to an object of another type than the link
+        says (git's index-pack, strict, dies of it: ``Error on reachable objects``)."""
+        if self._links is None:
+            return
+        own = self._types
+
+        def type_of(hexsha: bytes) -> int:
+            kind = own.get(binascii.unhexlify(hexsha))
+            return reader.type_of(hexsha) if kind is None else kind
+
+        wrong = self._links.mismatch(type_of)
+        if wrong is not None:
+            raise ProtocolError(f"the pushed pack is invalid: {wrong}")
 
     def abort(self) -> None:
         file, self._file = self._file, None
@@ -393,6 +418,7 @@ class PackIngest:
         for obj in wholes:
             assert obj.sha is not None
             self._entries.append((obj.sha, obj.offset, obj.crc32))
+            self._types[obj.sha] = obj.type_num
             children = self._children(obj.offset, obj.sha)
             if obj.type_num != BLOB or children:
                 text = self._inflate(obj)
@@ -436,6 +462,7 @@ class PackIngest:
             rebuilt = b"".join(apply_delta(base, self._inflate(child)))
             sha = _object_id(type_num, rebuilt)
             self._entries.append((sha, child.offset, child.crc32))
+            self._types[sha] = type_num
             if type_num != BLOB:
                 self._check(type_num, rebuilt, sha)
             below = self._children(child.offset, sha)
@@ -573,31 +600,67 @@ MAX_LINKS = 4_000_000
 
 
 class PushLinks:
-    """Every id the commits, trees and tags of a push link to, as their checks parsed them.
+    """Every id the commits, trees and tags of a push link to, as their checks parsed them, with
+    the type each link says the object has.
 
     With these the connectivity check is one set difference: if every link
     is to an object the push added or the store holds, each pushed tip that
     exists is complete (the store's objects are, by its invariant).  Only if
     that fails, or the links outgrow ``max_links``, does it walk from the tips.
+    ``mismatch`` says whether a linked object is of another type than its link says
+    (a tree entry with a file's mode naming a tree, a parent that is a tree…), which
+    ``git fsck`` reports and no checkout survives.
     """
 
     def __init__(self, max_links: int = MAX_LINKS) -> None:
-        self.links: set[bytes] | None = set()
+        self.links: dict[bytes, int] | None = {}
         self._max_links = max_links
         self._closed: tuple[int, bool] | None = None
+        self._clash: tuple[bytes, int, int] | None = None
 
-    def link(self, ids: Iterable[bytes]) -> None:
-        if self.links is not None:
-            self.links.update(ids)
-            if len(self.links) > self._max_links:
-                self.links = None
+    def link(self, linked: Iterable[Link]) -> None:
+        links = self.links
+        if links is None:
+            return
+        for sha, kind in linked:
+            known = links.setdefault(sha, kind)
+            if known != kind:
+                if known == ANY:
+                    links[sha] = kind
+                elif kind != ANY and self._clash is None:
+                    self._clash = (sha, known, kind)
+        if len(links) > self._max_links:
+            self.links = None
+
+    def mismatch(self, type_of: Callable[[bytes], int]) -> str | None:
+        """What is wrong when an object the push links to is not of the type its link says
+        (``type_of(hex id)``, ``KeyError`` when the object is nowhere, which the connectivity check
+        reports); None when all agree or the links were not kept (the connectivity walk looks then)."""
+        if self._clash is not None:
+            sha, first, second = self._clash
+            return (f"object {sha.decode()} is linked to as a {TYPE_NAMES[first]} and as a {TYPE_NAMES[second]}; "
+                    "it cannot be both")
+        links = self.links
+        if links is None:
+            return None
+        for sha, expected in links.items():
+            if expected == ANY:
+                continue
+            try:
+                actual = type_of(sha)
+            except KeyError:
+                continue
+            if actual != expected:
+                return (f"object {sha.decode()} is a {TYPE_NAMES.get(actual, 'bad object')}, "
+                        f"not the {TYPE_NAMES[expected]} that a pushed object links to it as")
+        return None
 
     def closed(self, added: Collection[bytes], has: Callable[[bytes], bool]) -> bool:
         """Whether every link is to an ``added`` object or one ``has`` finds (remembered per ``added``)."""
         if self.links is None:
             return False
         if self._closed is None or self._closed[0] != len(added):
-            outside = self.links.difference(added)
+            outside = self.links.keys() - added
             self._closed = (len(added), all(has(sha) for sha in outside))
         return self._closed[1]
 
@@ -744,9 +807,10 @@ class _Findings:
 
 
 def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = None,
-                 dotfiles: DotFiles | None = None, warnings: FsckWarnings | None = None) -> list[bytes]:
+                 dotfiles: DotFiles | None = None, warnings: FsckWarnings | None = None) -> list[Link]:
     """Refuse an object with a finding of ``git fsck`` that ``rules`` make an error (raises
-    ``FsckError``, a dulwich ``ObjectFormatException``); the ids (hex) it links to.
+    ``FsckError``, a dulwich ``ObjectFormatException``); the ids (hex) it links to, each with the
+    type the link says it has (``ANY`` for a tag whose ``type`` line names none).
 
     Commits: the tree and parent ids, exactly one author and a committer, each ident
     ``Name <email> <date> <+zone>``, the header ended and without a NUL (git's ``fsck_commit`` and
@@ -766,7 +830,8 @@ def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid
     report = _Findings(rules, oid, warnings)
     if type_num == TREE:  # parses the entries itself: no dulwich Tree object as well
         entries = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings)
-        links = [child for _name, mode, child in entries if mode & S_IFMT != S_IFGITLINK]
+        links = [(child, TREE if mode & S_IFMT == S_IFDIR else BLOB)
+                 for _name, mode, child in entries if mode & S_IFMT != S_IFGITLINK]
     elif type_num == COMMIT:
         links = _check_commit(raw, report)
     else:
@@ -797,7 +862,7 @@ def _header_end(raw: bytes, report: Report) -> bytes:
     return header
 
 
-def _check_commit(raw: bytes, report: Report) -> list[bytes]:
+def _check_commit(raw: bytes, report: Report) -> list[Link]:
     """git fsck's checks of a commit (its ``fsck_commit`` and ``fsck_ident``); the tree and parent ids.
 
     The header must end (a blank line, or a last line with its newline) and
@@ -822,14 +887,14 @@ def _check_commit(raw: bytes, report: Report) -> list[bytes]:
     if tree is None:
         report("missingTree", "invalid format - expected 'tree' line")
         return []
-    links = []
+    links: list[Link] = []
     if _HEX_ID.fullmatch(tree):
-        links.append(tree.lower())
+        links.append((tree.lower(), TREE))
     else:
         report("badTreeSha1", "invalid 'tree' line format - bad sha1")
     while (parent := take(b"parent ")) is not None:
         if _HEX_ID.fullmatch(parent):
-            links.append(parent.lower())
+            links.append((parent.lower(), COMMIT))
         else:
             report("badParentSha1", "invalid 'parent' line format - bad sha1")
     authors = 0
@@ -892,9 +957,10 @@ def _check_ident(ident: bytes, report: Report) -> None:
 
 
 _TYPES = frozenset({b"commit", b"tree", b"blob", b"tag"})
+_TYPE_NUMBERS = {b"commit": COMMIT, b"tree": TREE, b"blob": BLOB, b"tag": TAG}
 
 
-def _check_tag(raw: bytes, report: Report) -> list[bytes]:
+def _check_tag(raw: bytes, report: Report) -> list[Link]:
     """git fsck's checks of a tag (``fsck_tag_standalone``): ``object``, ``type`` and ``tag``
     lines, then the tagger's ident when there is one; the tagged object's id."""
     header = _header_end(raw, report)
@@ -903,7 +969,9 @@ def _check_tag(raw: bytes, report: Report) -> list[bytes]:
         report("missingObject", "invalid format - expected 'object' line")
         return []
     target = lines[0][len(b"object "):]
-    links = [target.lower()] if _HEX_ID.fullmatch(target) else []
+    declared = _TYPE_NUMBERS.get(lines[1][len(b"type "):], ANY) if len(lines) > 1 and lines[1].startswith(b"type ") \
+        else ANY
+    links = [(target.lower(), declared)] if _HEX_ID.fullmatch(target) else []
     if not links:
         report("badObjectSha1", "invalid 'object' line format - bad sha1")
     if len(lines) < 2 or not lines[1].startswith(b"type "):
@@ -1060,15 +1128,15 @@ def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[b
               links: PushLinks | None = None) -> bool:
     """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones.
 
-    ``links``: what the push's objects link to, as ``PackIngest`` checked them: when every link
-    is present, no walk is needed.
+    ``links``: what the push's objects link to, as ``PackIngest`` checked them (their types
+    too): when every link is present, no walk is needed.  The walk checks the types itself.
     """
     views, all_viewed = cheap_views(store)
     has = Presence(store, views, all_viewed).__contains__
     if links is not None and links.closed(added, has):
         return all(tip in added or has(tip) for tip in tips)
     with PackObjectReader(store, views + quarantine_views(store)) as reader:
-        return walk_connected(tips, added, reader.read, has)
+        return walk_connected(tips, added, reader.read, has, reader.type_of)
 
 
 def quarantine_views(store: DiskObjectStore) -> list[PackIndexView]:
@@ -1084,40 +1152,59 @@ def quarantine_views(store: DiskObjectStore) -> list[PackIndexView]:
 
 
 def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: ObjectReader,
-                   has: Callable[[bytes], bool]) -> bool:
+                   has: Callable[[bytes], bool], type_of: Callable[[bytes], int] | None = None) -> bool:
     """The connectivity walk of any store: ``read(hexsha) -> (type, raw)``, ``has(hexsha)``.
 
     Objects that were stored before the push are complete by the store's
     invariant: only ``added`` ones are read, the others only looked up, and
-    blobs are never read.
+    blobs are never read.  Every object must be of the type its link says (a
+    tree entry's mode, a commit's ``tree`` and ``parent`` lines, a tag's ``type``):
+    ``type_of(hexsha)`` tells a stored one's (default: ``read``).
     """
-    seen: set[bytes] = set()
-    stack = list(tips)
-    while stack:
-        sha = stack.pop()
-        if sha in seen:
-            continue
-        seen.add(sha)
-        if sha not in added:
-            if not has(sha):
-                return False
-            continue
-        try:
+    kind_of = type_of or (lambda sha: read(sha)[0])
+    seen: dict[bytes, int] = {}  # id -> its type, or ANY: present, type not asked
+    stack: list[Link] = [(tip, ANY) for tip in tips]
+    try:
+        while stack:
+            sha, expected = stack.pop()
+            known = seen.get(sha)
+            if known is not None and (expected == ANY or known == expected):
+                continue
+            if known not in (None, ANY):
+                return False  # linked to as two types
+            if expected == BLOB or sha not in added:  # a stored object, or a blob: looked up, not read
+                if known is None and sha not in added and not has(sha):
+                    return False
+                if expected != ANY and kind_of(sha) != expected:
+                    return False
+                seen[sha] = expected
+                continue
             type_num, raw = read(sha)
+            if expected not in (ANY, type_num):
+                return False
+            seen[sha] = type_num
+            if known is not None:
+                continue  # walked already
             if type_num == COMMIT:
                 tree, parents = _commit_links(raw)
-                stack.append(tree)
-                stack.extend(parents)
+                stack.append((tree, TREE))
+                stack.extend((parent, COMMIT) for parent in parents)
             elif type_num == TREE:
-                entries = list(parse_tree(raw, 20))
-                stack.extend([child for _name, mode, child in entries if mode & S_IFMT == S_IFDIR])
-                leaves = {child for _name, mode, child in entries if mode & S_IFMT not in _NOT_LEAVES}
-                leaves -= seen
-                seen |= leaves
-                if not all(has(child) for child in leaves.difference(added)):
-                    return False
+                for _name, mode, child in parse_tree(raw, 20):
+                    kind = mode & S_IFMT
+                    if kind == S_IFDIR:
+                        stack.append((child, TREE))
+                    elif kind != S_IFGITLINK:
+                        stack.append((child, BLOB))
             elif type_num == TAG:
-                stack.append(_tag_target(raw))
-        except (MissingObject, KeyError, ValueError):
-            return False
+                stack.append((_tag_target(raw), _tag_type(raw)))
+    except (MissingObject, KeyError, ValueError):
+        return False
     return True
+
+
+def _tag_type(raw: bytes) -> int:
+    """The type a tag's ``type`` line names (``ANY`` when it names none)."""
+    lines = raw.split(b"\n", 2)
+    return _TYPE_NUMBERS.get(lines[1][len(b"type "):], ANY) if len(lines) > 1 and lines[1].startswith(b"type ") \
+        else ANY

@@ -15,7 +15,7 @@ import mmap
 import zlib
 from collections import OrderedDict
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import ObjectID
@@ -33,6 +33,8 @@ SHA_LEN = 20
 MAX_HEADER = 32
 BASE_CACHE_BYTES = 16 << 20
 MAX_CHAIN = 10000
+MAX_KINDS = 1 << 20
+"""Pack entries whose type ``type_of`` remembers (a few tens of MB at most)."""
 
 
 class CorruptPack(Exception):
@@ -48,6 +50,10 @@ class PackObjectReader:
         self._maps: list[mmap.mmap | None] = [None] * len(views)
         self._cache: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
         self._cached_bytes = 0
+        self._kinds: dict[tuple[str, int], int] = {}
+        """The type of pack entries ``type_of`` went through, by pack path and offset."""
+        self._others: list[Any] | None = None
+        self._other_maps: dict[str, mmap.mmap] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -61,6 +67,9 @@ class PackObjectReader:
             if mapped is not None:
                 mapped.close()
         self._maps = [None] * len(self._views)
+        for mapped in self._other_maps.values():
+            mapped.close()
+        self._other_maps.clear()
         self._cache.clear()
         self._cached_bytes = 0
 
@@ -71,6 +80,86 @@ class PackObjectReader:
             if pos is not None:
                 return self._read_at(i, pos)
         return self._store.get_raw(ObjectID(hexsha))
+
+    def type_of(self, hexsha: bytes) -> int:
+        """The type of an object, from the headers of its pack entry and its delta chain (nothing
+        inflated), in any of the store's packs; an object outside them is read from the store.
+        ``KeyError`` when nowhere."""
+        binsha = binascii.unhexlify(hexsha)
+        walked: list[tuple[str, int]] = []
+        kind: int | None = None
+        for _ in range(MAX_CHAIN):
+            found = self._locate(binsha)
+            if found is None:
+                kind = self._store.get_raw(ObjectID(binascii.hexlify(binsha)))[0]
+                break
+            kind, base = self._chain_type(*found, walked)
+            if base is None:
+                break
+            binsha = base  # a REF_DELTA names its base
+        if kind is None or len(walked) > MAX_CHAIN:
+            raise CorruptPack("delta chain too long")
+        if len(self._kinds) + len(walked) > MAX_KINDS:
+            self._kinds.clear()
+        self._kinds.update(dict.fromkeys(walked, kind))
+        return kind
+
+    def _chain_type(self, mapped: mmap.mmap, offset: int, path: str, walked: list[tuple[str, int]]
+                    ) -> tuple[int | None, bytes | None]:
+        """Follow OFS_DELTA headers from ``offset``: the type at the end, or a REF_DELTA's base name."""
+        for _ in range(MAX_CHAIN):
+            kind = self._kinds.get((path, offset))
+            if kind is not None:
+                return kind, None
+            walked.append((path, offset))
+            head = mapped[offset:offset + MAX_HEADER]
+            if not head:
+                raise CorruptPack(f"no pack entry at offset {offset} of {path}")
+            byte = head[0]
+            kind = (byte >> 4) & 7
+            p = 1
+            while byte & 0x80:
+                if p >= len(head):
+                    raise CorruptPack(f"truncated entry header at offset {offset} of {path}")
+                byte = head[p]
+                p += 1
+            if kind == OFS_DELTA:
+                distance, p = _ofs_distance(head, p)
+                if not 0 < distance <= offset:
+                    raise CorruptPack(f"bad OFS_DELTA base at offset {offset} of {path}")
+                offset -= distance
+            elif kind == REF_DELTA:
+                base = mapped[offset + p:offset + p + SHA_LEN]
+                if len(base) != SHA_LEN:
+                    raise CorruptPack(f"truncated REF_DELTA base name at offset {offset} of {path}")
+                return None, base
+            else:
+                return kind, None
+        raise CorruptPack("delta chain too long")
+
+    def _locate(self, binsha: bytes) -> tuple[mmap.mmap, int, str] | None:
+        """Where an object's entry is: a viewed pack's map, else another pack of the store (found by
+        its dulwich index, a pack whose view would cost more to build than this lookup)."""
+        for i, view in enumerate(self._views):
+            pos = view.position(binsha)
+            if pos is not None:
+                return self._map(i), view.offsets[pos], view.pack_path
+        if self._others is None:
+            viewed = {view.pack_path for view in self._views}
+            self._others = [pack for pack in getattr(self._store, "packs", ())
+                            if getattr(pack, "_data_path", None) and pack._data_path not in viewed]
+        for pack in self._others:
+            try:
+                offset = pack.index.object_offset(binsha)
+            except KeyError:
+                continue
+            path = pack._data_path
+            mapped = self._other_maps.get(path)
+            if mapped is None:
+                with open(path, "rb") as f:
+                    mapped = self._other_maps[path] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            return mapped, offset, path
+        return None
 
     def _map(self, i: int) -> mmap.mmap:
         mapped = self._maps[i]
@@ -162,6 +251,22 @@ class PackObjectReader:
         while self._cached_bytes > BASE_CACHE_BYTES:
             _, (_, dropped) = self._cache.popitem(last=False)
             self._cached_bytes -= len(dropped)
+
+
+def _ofs_distance(head: bytes, p: int) -> tuple[int, int]:
+    """An OFS_DELTA's base distance at ``head[p:]``; the distance and the position after it."""
+    if p >= len(head):
+        raise CorruptPack("truncated OFS_DELTA header")
+    byte = head[p]
+    p += 1
+    distance = byte & 0x7F
+    while byte & 0x80:
+        if p >= len(head):
+            raise CorruptPack("truncated OFS_DELTA header")
+        byte = head[p]
+        p += 1
+        distance = ((distance + 1) << 7) | (byte & 0x7F)
+    return distance, p
 
 
 def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> bytes:

@@ -11,10 +11,11 @@ import io
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
 from dulwich.pack import write_pack_objects
 
 from backends.interfaces import Kind
@@ -249,7 +250,7 @@ def _commit(tree: bytes, parent: str) -> Commit:
     return commit
 
 
-def _pack(objects: list[Blob | Tree | Commit]) -> bytes:
+def _pack(objects: list[Blob | Tree | Commit | Tag]) -> bytes:
     out = io.BytesIO()
     write_pack_objects(out, [(o, None) for o in objects], object_format=DEFAULT_OBJECT_FORMAT)
     return out.getvalue()
@@ -289,3 +290,92 @@ def test_a_tree_with_a_duplicate_entry_is_refused_by_a_real_push(
     assert "twice" in pushed.stderr and "unpack" in pushed.stderr, pushed.stderr
     assert main_of(server, client) == tip
     still_serving(server, client)
+
+
+def _tree(*entries: tuple[bytes, int, bytes]) -> Tree:
+    tree = Tree()
+    for name, mode, sha in entries:
+        tree.add(name, mode, sha)
+    return tree
+
+
+def _tag(target: bytes, declared: bytes) -> Tag:
+    tag = Tag()
+    tag.object = (Commit if declared == b"commit" else Blob, ObjectID(target))  # the type line, not the object's
+    tag.name = b"v1"
+    tag.tagger = b"T <t@example.com>"
+    tag.tag_time, tag.tag_timezone = 1767225600, 0
+    tag.message = b"tag\n"
+    return tag
+
+
+def _stored(client: Client, tip: str) -> tuple[bytes, bytes]:
+    """The seed commit's tree and its file's blob, as the server holds them."""
+    work = client.cwd / "seed-good"
+    tree = client.git("rev-parse", f"{tip}^{{tree}}", cwd=work).stdout.strip().encode()
+    blob = client.git("rev-parse", f"{tip}:f.txt", cwd=work).stdout.strip().encode()
+    return tree, blob
+
+
+@pytest.mark.parametrize("case", ["file-mode-names-pushed-tree", "file-mode-names-stored-tree",
+                                  "dir-mode-names-pushed-blob", "parent-is-stored-tree", "tree-line-is-stored-blob",
+                                  "tag-of-commit-is-a-blob"])
+def test_an_object_linked_to_as_another_type_is_refused(server: RunningServer, client: Client, case: str) -> None:
+    """``git fsck`` fails a repository where a tree entry with a file's mode names a tree (or the
+    other way), a parent is not a commit, a commit's tree is a blob or a tag's ``type`` line is not
+    its object's type, and no checkout survives one; git's strict index-pack refuses such a pack
+    (``Error on reachable objects``) where it can tell.  Refused whole, whether the object it names
+    comes in the push or is stored already; nothing changes."""
+    tip = seed(server, client)
+    stored_tree, stored_blob = _stored(client, tip)
+    blob = Blob.from_string(b"a file\n")
+    sub = _tree((b"f", 0o100644, blob.id))
+    ref = b"refs/heads/main"
+    sent: list[Blob | Tree | Commit | Tag]
+    if case == "file-mode-names-pushed-tree":
+        top = _tree((b"x", 0o100644, sub.id))
+        sent = [blob, sub, top, _commit(top.id, tip)]
+    elif case == "file-mode-names-stored-tree":
+        top = _tree((b"x", 0o100644, stored_tree))
+        sent = [top, _commit(top.id, tip)]
+    elif case == "dir-mode-names-pushed-blob":
+        top = _tree((b"x", 0o040000, blob.id))
+        sent = [blob, top, _commit(top.id, tip)]
+    elif case == "parent-is-stored-tree":
+        sent = [blob, sub, _commit(sub.id, stored_tree.decode())]
+    elif case == "tree-line-is-stored-blob":
+        sent = [_commit(stored_blob, tip)]
+    else:
+        sent, ref = [blob, _tag(blob.id, b"commit")], b"refs/tags/v1"
+    new = sent[-1].id.decode()
+    reply = exchange(server, request("git-receive-pack", "/good.git"),
+                     push_commands("0" * 40 if ref.startswith(b"refs/tags/") else tip, new, ref) + _pack(sent),
+                     read_between=True)
+    assert b"ng " + ref in reply, reply
+    assert b"unpack ok" not in reply and b" not the " in reply, reply  # "object X is a tree, not the blob …"
+    assert main_of(server, client) == tip
+    assert "refs/tags/v1" not in client.git("ls-remote", server.git_url("good")).stdout
+    if server.backend_name == "fs":
+        subprocess.run(["git", "fsck", "--full"], cwd=server.root / "good.git", check=True, capture_output=True,
+                       env=client.env)
+    still_serving(server, client)
+
+
+def test_a_real_push_of_a_tree_naming_a_tree_as_a_file_is_refused(make_server: Any, client: Client) -> None:
+    """What a real ``git push`` sends of such a tree (git's own client sends it) is refused, and the
+    server's repository still passes ``git fsck --full``."""
+    server = make_server("fs", git=[LOOPBACK])
+    tip = seed(server, client)
+    work = client.cwd / "seed-good"
+    blob = client.run("git", "hash-object", "-w", "--stdin", cwd=work, input=b"y\n").stdout.strip()
+    sub = client.run("git", "mktree", cwd=work, input=f"100644 blob {blob}\tf\n".encode()).stdout.strip()
+    top = subprocess.run(["git", "hash-object", "-t", "tree", "-w", "--literally", "--stdin"], cwd=work,
+                         input=b"100644 x\0" + bytes.fromhex(sub), capture_output=True, check=True,
+                         env=client.env).stdout.strip()
+    commit = client.git("commit-tree", top.decode(), "-p", tip, "-m", "a tree as a file", cwd=work).stdout.strip()
+    pushed = client.git("push", "origin", f"{commit}:refs/heads/main", cwd=work, check=False)
+    assert pushed.returncode != 0
+    assert f"object {sub} is a tree, not the blob" in pushed.stderr, pushed.stderr
+    assert main_of(server, client) == tip
+    subprocess.run(["git", "fsck", "--full"], cwd=server.root / "good.git", check=True, capture_output=True,
+                   env=client.env)

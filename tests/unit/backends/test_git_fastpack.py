@@ -403,6 +403,22 @@ def test_pack_object_reader_matches_the_store(sources: dict[str, Source], varian
             assert reader.read(hexsha) == store.get_raw(hexsha)
 
 
+@pytest.mark.parametrize("variant", ["mixed", "refdelta"])
+@pytest.mark.parametrize("viewed", [True, False])
+def test_pack_object_reader_types_match_the_store(sources: dict[str, Source], variant: str, viewed: bool) -> None:
+    """``type_of`` reads only entry headers along the delta chains (OFS and REF), through the
+    views or, for a pack without one, dulwich's index; every type is the store's."""
+    store = Repo(str(sources[variant].path)).object_store
+    packs = sorted((sources[variant].path / "objects" / "pack").glob("*.pack"))
+    views = [index_view(str(p)[:-5]) for p in packs]
+    names = [binascii.hexlify(name) for view in views for name in view.names]
+    with PackObjectReader(store, views if viewed else []) as reader:
+        for hexsha in names + names[::-1]:  # twice: cold, then remembered
+            assert reader.type_of(hexsha) == store.get_raw(hexsha)[0], hexsha
+        with pytest.raises(KeyError):
+            reader.type_of(b"1" * 40)
+
+
 def test_write_bitmap_makes_counting_use_it(sources: dict[str, Source], tmp_path: Path) -> None:
     src = tmp_path / "maint.git"
     shutil.copytree(sources["nobitmap"].path, src)

@@ -303,6 +303,61 @@ def test_a_link_to_a_missing_object_falls_back_to_the_walk(tmp_path: Path) -> No
     assert not git_ingest.connected(store, [stray.id], added, parsed)
 
 
+def test_the_walk_checks_each_link_s_type() -> None:
+    """The walk (when the links were not kept, and for stores not on disk) refuses what the links'
+    check refuses: an object of another type than its link says, pushed or stored, or linked to
+    as two types; a submodule's commit is not looked for."""
+    blob = Blob.from_string(b"x\n")
+    sub = Tree()
+    sub.add(b"f", 0o100644, blob.id)
+    stored = {bytes(o.id): (o.type_num, o.as_raw_string()) for o in (blob, sub)}
+
+    def walk(*pushed: Tree | Commit) -> bool:
+        objects = {**stored, **{bytes(o.id): (o.type_num, o.as_raw_string()) for o in pushed}}
+        added = {bytes(o.id) for o in pushed}
+        reads: list[bytes] = []
+
+        def read(sha: bytes) -> tuple[int, bytes]:
+            reads.append(sha)
+            return objects[sha]
+
+        connected = git_ingest.walk_connected([bytes(pushed[-1].id)], added, read, objects.__contains__,
+                                              lambda sha: objects[sha][0])
+        assert bytes(blob.id) not in reads, "blobs are never read"
+        return connected
+
+    def tree(*entries: tuple[bytes, int, bytes]) -> Tree:
+        made = Tree()
+        for name, mode, sha in entries:
+            made.add(name, mode, sha)
+        return made
+
+    assert walk(tree((b"d", 0o040000, sub.id), (b"f", 0o100644, blob.id), (b"m", 0o160000, b"2" * 40)))
+    assert not walk(tree((b"d", 0o100644, sub.id)))
+    assert not walk(tree((b"d", 0o040000, blob.id)))
+    top = tree((b"d", 0o040000, sub.id))
+    assert not walk(top, tree((b"a", 0o100644, top.id), (b"b", 0o040000, top.id))), "one object, two types"
+    commit = Commit()
+    commit.tree, commit.parents = sub.id, [sub.id]
+    commit.author = commit.committer = b"T <t@example.com>"
+    commit.author_time = commit.commit_time = commit.author_timezone = commit.commit_timezone = 0
+    commit.message = b"m\n"
+    assert not walk(commit), "a parent that is a tree"
+    commit.parents = []
+    assert walk(commit)
+
+
+def test_links_to_one_object_as_two_types_are_a_mismatch() -> None:
+    links = git_ingest.PushLinks()
+    links.link([(b"a" * 40, git_ingest.ANY), (b"b" * 40, git_ingest.BLOB)])
+    links.link([(b"a" * 40, git_ingest.TREE)])
+    assert links.mismatch({b"a" * 40: git_ingest.TREE, b"b" * 40: git_ingest.BLOB}.__getitem__) is None
+    assert "is a blob, not the tree" in str(links.mismatch({b"a" * 40: git_ingest.BLOB,
+                                                          b"b" * 40: git_ingest.BLOB}.__getitem__))
+    links.link([(b"b" * 40, git_ingest.COMMIT)])
+    assert "linked to as a blob and as a commit" in str(links.mismatch(lambda sha: git_ingest.BLOB))
+
+
 def _reference_tree_check(entries: list[tuple[bytes, bytes]]) -> bool:
     """The plain rule: keys (``name/`` for a subtree) strictly increasing, no name twice, no ``.`` or
     ``..`` entry (refused by default, as git's receive-pack refuses them)."""
@@ -385,7 +440,7 @@ def test_the_commit_check_agrees_with_git_fsck(raw: bytes) -> None:
     GOOD_COMMIT.replace(b"parent " + ID, b"parent " + ID.upper()),
 ])
 def test_commits_git_fsck_accepts(raw: bytes) -> None:
-    assert git_ingest.check_object(1, raw) == [ID, ID]
+    assert git_ingest.check_object(1, raw) == [(ID, git_ingest.TREE), (ID, git_ingest.COMMIT)]
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -637,7 +692,7 @@ def test_a_finding_the_settings_lower_passes_and_the_links_stay(raw: bytes, msg_
     for severity in (b"ignore", b"warn"):
         rules = git_ingest.fsck_rules([(msg_id.encode(), severity)])
         links = git_ingest.check_object(1, raw, rules, b"c" * 40)
-        assert ID in links or b"parent xyz" in raw, links  # what could be read is still linked
+        assert (ID, git_ingest.COMMIT) in links or b"parent xyz" in raw, links  # what could be read is still linked
     skipped = git_ingest.fsck_rules([], [b"c" * 40])
     git_ingest.check_object(1, raw, skipped, b"c" * 40)
     with pytest.raises(git_ingest.FsckError, match=f"object {'d' * 40}: {msg_id}"):
