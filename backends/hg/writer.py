@@ -10,9 +10,10 @@ then removes the journal.  Any exception rolls the store back byte for byte.
 from __future__ import annotations
 
 import binascii
+import itertools
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, NoReturn, Self
 
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
@@ -83,6 +84,9 @@ class Transaction:
         self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor)
         self.writers: dict[bytes, RevlogWriter] = {}
         self.standins = False
+        self._manifest_links: dict[bytes, set[Node]] = {}
+        """The file revisions the lines of the pushed manifests that differ from their delta bases
+        name, by path: each must exist once the push's files are in (``_validate_new_changesets``)."""
         """A file under ``.hglf/`` (a largefiles standin) was written."""
         self.extstored = False
         """A file revision holding an LFS pointer (``REVIDX_EXTSTORED``) was written."""
@@ -234,6 +238,8 @@ class Transaction:
                 if not self.cl.has_node(rd.linknode) or rd.linknode == NULL_NODE:
                     raise ProtocolError(f"linknode {binascii.hexlify(rd.linknode).decode()} is unknown")
                 linkrev = self.cl.rev(rd.linknode)
+            if lines_only:
+                self._note_manifest_lines(rd.node, text, rd.delta)
             reusable = not lines_only or mpatch.on_line_boundaries(base_text, rd.delta)
             writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None,
                        rd.flags)
@@ -242,8 +248,52 @@ class Transaction:
                 writer.maybe_flush()
         return added
 
+    def _note_manifest_lines(self, node: Node, text: bytes, delta: bytes) -> None:
+        """Check the lines of a pushed manifest that its delta wrote (the others are its base's, a
+        stored or checked manifest's): each ``path\\0<40 hex>[flag]``, in path order with its
+        neighbours, as Mercurial's manifest readers require; note the file revisions they name."""
+        def refuse(why: str) -> NoReturn:
+            raise ProtocolError(f"pushed manifest {binascii.hexlify(node).decode()[:12]} {why}")
+
+        if text and not text.endswith(b"\n"):
+            refuse("does not end with a newline")
+        shift = 0
+        for start, end, data in mpatch.parse_hunks(delta):
+            at = start + shift
+            shift += len(data) - (end - start)
+            if not data:
+                continue  # lines removed: the base's order stands
+            first = text.rfind(b"\n", 0, at) + 1
+            last = text.find(b"\n", at + len(data) - 1) + 1
+            before = text.rfind(b"\n", 0, first - 1) + 1 if first else first
+            paths = [text[before:first].partition(b"\0")[0]] if before < first else []
+            for line in text[first:last].split(b"\n")[:-1]:
+                path, nul, rest = line.partition(b"\0")
+                if not nul or not path or len(rest) not in (40, 41):
+                    refuse(f"has a malformed line {line[:120]!r}")
+                try:
+                    file_node = Node(binascii.unhexlify(rest[:40]))
+                except binascii.Error:
+                    refuse(f"has a malformed node in {line[:120]!r}")
+                if file_node == NULL_NODE:
+                    refuse(f"lists {path[:200]!r} with the null revision")
+                self._manifest_links.setdefault(path, set()).add(file_node)
+                paths.append(path)
+            following = text[last:text.find(b"\n", last)].partition(b"\0")[0] if last < len(text) else None
+            if following is not None:
+                paths.append(following)
+            if any(a >= b for a, b in itertools.pairwise(paths)):
+                refuse("is not sorted by path (or lists a path twice)")
+
     def _validate_new_changesets(self, first_new: int) -> None:
-        """Every new changeset's manifest, and the file revisions it lists, must now exist."""
+        """Every new changeset's manifest, and the file revisions it lists, must now exist; so must
+        every file revision a pushed manifest's own lines name."""
+        for path, nodes in self._manifest_links.items():
+            files = self._file_writer(path)
+            for file_node in nodes:
+                if not files.has_node(file_node):
+                    raise ProtocolError(f"a pushed manifest refers to a missing revision of {path[:200]!r}")
+        self._manifest_links.clear()
         if first_new == len(self.cl):
             return
         manifests = self._writer(b"00manifest.i")

@@ -5,13 +5,19 @@
 
 from __future__ import annotations
 
+import binascii
+import struct
 from pathlib import Path
 
+import pytest
 from test_hg_storage_repos import Hg, hg_cli, legacy_repo, source_repo, zlib_repo, zstd_repo  # noqa: F401
 
 import backends.hg as hgstore
+from backends.hg.changelog import Changeset, format_changeset
 from backends.hg.repository import HgRepo
-from backends.interfaces import DeltaMode, Kind
+from backends.hg.revlog import node_hash
+from backends.interfaces import NULL_NODE, DeltaMode, Kind, Node, RevisionDelta, RevisionGroup, Section
+from protocols.errors import ProtocolError
 
 LOG_DEBUG = ("log", "--debug", "-r", "not secret()")
 
@@ -151,3 +157,55 @@ def test_replay_into_a_legacy_repository(hg_cli: Hg, zlib_repo: Path, tmp_path: 
     source = hgstore.open_repository(str(zlib_repo), "src")
     replay(source, target, DeltaMode.ANY, one_by_one=True)
     assert_same_history(hg_cli, zlib_repo, path)
+
+
+def _full(text: bytes) -> bytes:
+    """A delta against the empty text: one hunk that inserts ``text``."""
+    return struct.pack(">lll", 0, 0, len(text)) + text
+
+
+def _one_changeset_push(manifest_extra: bytes = b"", manifest_order: int = 1) -> list[RevisionGroup]:
+    """A first push of one changeset with the file ``a``, as a client would build it; its manifest
+    may carry ``manifest_extra`` lines (and have its lines in reverse order with -1)."""
+    file_text = b"hello\n"
+    file_node = node_hash(file_text, NULL_NODE, NULL_NODE)
+    lines = [b"a\0" + binascii.hexlify(file_node) + b"\n", *manifest_extra.splitlines(keepends=True)]
+    manifest = b"".join(sorted(lines)[::manifest_order])
+    manifest_node = node_hash(manifest, NULL_NODE, NULL_NODE)
+    changeset = format_changeset(Changeset(manifest_node, b"T <t@example.com>", 1767225600.0, 0,
+                                           {}, (b"a",), b"one"))
+    changeset_node = node_hash(changeset, NULL_NODE, NULL_NODE)
+
+    def revision(node: Node, text: bytes) -> RevisionDelta:
+        return RevisionDelta(node, NULL_NODE, NULL_NODE, changeset_node, NULL_NODE, _full(text))
+
+    return [RevisionGroup(Section.CHANGELOG, b"", iter([revision(changeset_node, changeset)])),
+            RevisionGroup(Section.MANIFEST, b"", iter([revision(manifest_node, manifest)])),
+            RevisionGroup(Section.FILE, b"a", iter([revision(file_node, file_text)]))]
+
+
+@pytest.mark.parametrize(("extra", "order", "refusal"), [
+    (b"b\0" + b"12" * 20 + b"\n", 1, "refers to a missing revision of b'b'"),
+    (b"b\0" + b"00" * 20 + b"\n", 1, "with the null revision"),
+    (b"b\0" + b"zz" * 20 + b"\n", 1, "malformed node"),
+    (b"b-no-node\n", 1, "malformed line"),
+    (b"b\0" + b"12" * 20 + b"\n", -1, "not sorted"),
+])
+def test_a_manifest_naming_what_the_push_lacks_is_refused(
+        hg_cli: Hg, tmp_path: Path, extra: bytes, order: int, refusal: str) -> None:
+    """A pushed manifest whose own lines name a file revision nowhere (a file its changeset does
+    not list, so that list's check does not see it), the null revision, a malformed line or lines
+    out of order would leave a repository ``hg verify`` fails and clients cannot read: refused, the
+    repository as it was; the same push without that line lands."""
+    path = tmp_path / "t"
+    target = hgstore.create_repository(str(path), "t")
+    tx = target.transaction()
+    with pytest.raises(ProtocolError, match=refusal):
+        tx.add_changegroup(iter(_one_changeset_push(extra, order)))
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    assert hg_cli(path, "log", "-T", "{node}\n") == b""
+    tx = target.transaction()
+    tx.add_changegroup(iter(_one_changeset_push()))
+    tx.commit()
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    assert hg_cli(path, "files", "-r", "tip") == b"a\n"
