@@ -690,7 +690,8 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     ("gitmodulesUpdate", ERROR), ("gitmodulesUrl", ERROR),
     ("gitattributesBlob", ERROR), ("gitattributesLarge", ERROR), ("gitattributesLineLength", ERROR),
     ("gitattributesMissing", ERROR),
-    # git's "info": not even a warning unless asked
+    # git's "info", which its receive-pack reports as warnings: let through unseen unless set to warn
+    # (a bad mode of a file's length, 100664, is found only by reading every mode of every tree)
     ("badFilemode", IGNORE), ("badTagName", IGNORE), ("missingTaggerEntry", IGNORE),
     ("gitmodulesParse", IGNORE), ("gitattributesSymlink", IGNORE), ("gitignoreSymlink", IGNORE),
     ("mailmapSymlink", IGNORE),
