@@ -261,10 +261,13 @@ class Transaction:
         for start, end, data in mpatch.parse_hunks(delta):
             at = start + shift
             shift += len(data) - (end - start)
-            if not data:
-                continue  # lines removed: the base's order stands
+            span = len(data)
+            if not span:  # bytes removed: the line where the two sides meet may be new
+                if at >= len(text):
+                    continue
+                span = 1
             first = text.rfind(b"\n", 0, at) + 1
-            last = text.find(b"\n", at + len(data) - 1) + 1
+            last = text.find(b"\n", at + span - 1) + 1
             before = text.rfind(b"\n", 0, first - 1) + 1 if first else first
             paths = [text[before:first].partition(b"\0")[0]] if before < first else []
             for line in text[first:last].split(b"\n")[:-1]:

@@ -164,16 +164,16 @@ def _full(text: bytes) -> bytes:
     return struct.pack(">lll", 0, 0, len(text)) + text
 
 
-def _one_changeset_push(manifest_extra: bytes = b"", manifest_order: int = 1) -> list[RevisionGroup]:
-    """A first push of one changeset with the file ``a``, as a client would build it; its manifest
-    may carry ``manifest_extra`` lines (and have its lines in reverse order with -1)."""
-    file_text = b"hello\n"
-    file_node = node_hash(file_text, NULL_NODE, NULL_NODE)
-    lines = [b"a\0" + binascii.hexlify(file_node) + b"\n", *manifest_extra.splitlines(keepends=True)]
+def _one_changeset_push(manifest_extra: bytes = b"", manifest_order: int = 1,
+                        files: tuple[bytes, ...] = (b"a",)) -> list[RevisionGroup]:
+    """A first push of one changeset with ``files`` (each ``hello NAME``), as a client would build
+    it; its manifest may carry ``manifest_extra`` lines (and have its lines in reverse order with -1)."""
+    lines = [name + b"\0" + binascii.hexlify(_file_node(name)) + b"\n" for name in files]
+    lines += manifest_extra.splitlines(keepends=True)
     manifest = b"".join(sorted(lines)[::manifest_order])
     manifest_node = node_hash(manifest, NULL_NODE, NULL_NODE)
     changeset = format_changeset(Changeset(manifest_node, b"T <t@example.com>", 1767225600.0, 0,
-                                           {}, (b"a",), b"one"))
+                                           {}, files, b"one"))
     changeset_node = node_hash(changeset, NULL_NODE, NULL_NODE)
 
     def revision(node: Node, text: bytes) -> RevisionDelta:
@@ -181,7 +181,12 @@ def _one_changeset_push(manifest_extra: bytes = b"", manifest_order: int = 1) ->
 
     return [RevisionGroup(Section.CHANGELOG, b"", iter([revision(changeset_node, changeset)])),
             RevisionGroup(Section.MANIFEST, b"", iter([revision(manifest_node, manifest)])),
-            RevisionGroup(Section.FILE, b"a", iter([revision(file_node, file_text)]))]
+            *(RevisionGroup(Section.FILE, name, iter([revision(_file_node(name), b"hello " + name + b"\n")]))
+              for name in files)]
+
+
+def _file_node(name: bytes) -> Node:
+    return node_hash(b"hello " + name + b"\n", NULL_NODE, NULL_NODE)
 
 
 @pytest.mark.parametrize(("extra", "order", "refusal"), [
@@ -209,3 +214,31 @@ def test_a_manifest_naming_what_the_push_lacks_is_refused(
     tx.commit()
     assert hg_cli(path, "verify", "-q", check=False) == b""
     assert hg_cli(path, "files", "-r", "tip") == b"a\n"
+
+
+def test_a_manifest_delta_that_joins_two_lines_is_checked(hg_cli: Hg, tmp_path: Path) -> None:
+    """A delta that only removes bytes, from inside one line to inside the next, writes a line of
+    neither: it is read and checked like any line the delta writes."""
+    path = tmp_path / "t"
+    target = hgstore.create_repository(str(path), "t")
+    tx = target.transaction()
+    tx.add_changegroup(iter(_one_changeset_push(files=(b"a", b"b"))))
+    tx.commit()
+    (first,) = target.heads()
+    base_text = b"".join(name + b"\0" + binascii.hexlify(_file_node(name)) + b"\n" for name in (b"a", b"b"))
+    cut_from, cut_to = base_text.index(b"\0") + 21, base_text.index(b"\n") + 23  # inside a's node, inside b's
+    text = base_text[:cut_from] + base_text[cut_to:]
+    base_node = node_hash(base_text, NULL_NODE, NULL_NODE)
+    manifest_node = node_hash(text, base_node, NULL_NODE)
+    changeset = format_changeset(Changeset(manifest_node, b"T <t@example.com>", 1767225601.0, 0, {}, (), b"two"))
+    changeset_node = node_hash(changeset, first, NULL_NODE)
+    delta = struct.pack(">lll", cut_from, cut_to, 0)
+    groups = [RevisionGroup(Section.CHANGELOG, b"", iter([RevisionDelta(
+                  changeset_node, first, NULL_NODE, changeset_node, NULL_NODE, _full(changeset))])),
+              RevisionGroup(Section.MANIFEST, b"", iter([RevisionDelta(
+                  manifest_node, base_node, NULL_NODE, changeset_node, base_node, delta)]))]
+    tx = target.transaction()
+    with pytest.raises(ProtocolError, match="refers to a missing revision of b'a'|malformed"):
+        tx.add_changegroup(iter(groups))
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    assert hg_cli(path, "log", "-T", "{rev}\n") == b"0\n"
