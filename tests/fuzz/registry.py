@@ -28,6 +28,7 @@ MODULES = {
     "hg_obsmarkers": "fuzz_hg_obsmarkers",
     "git_lfs": "fuzz_git_lfs",
     "git_dotfiles": "fuzz_git_dotfiles",
+    "hg_push": "fuzz_hg_push",
 }
 """Target name -> harness module in this package; add a row per parser."""
 
