@@ -20,9 +20,11 @@ class ServiceConfig:
     read_only: bool = False
     create_on_push: bool = False
     allow_push_over_http: bool = False
-    host_key: str | None = None
-    host_cert: str | None = None
-    """``--host-cert``: the host key's OpenSSH certificate; None: ``<host key>-cert.pub`` when it exists."""
+    host_key: str | list[str] | None = None
+    """``--host-key``, maybe repeated (one key of each type); None: ``ROOT/.ssh_host_ed25519_key``."""
+    host_cert: str | list[str] | None = None
+    """``--host-cert``, maybe repeated: host certificates of the keys, besides each key's own
+    ``<host key>-cert.pub`` when it exists."""
     authorized_keys: str | None = None
     htpasswd: str | None = None
     config_file: str | None = None

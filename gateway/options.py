@@ -35,6 +35,8 @@ def check_options(options: MutableMapping[str, Any]) -> None:
     options["shutdown-grace"] = grace
     if options.get("host-cert") and not (options.get("ssh") or not any(options[kind] for kind in LISTENERS)):
         raise ValueError("--host-cert is for the SSH listener: add --ssh ENDPOINT, or leave the certificate out")
+    if options.get("ssh") or not any(options[kind] for kind in LISTENERS):
+        _check_host_keys(options)
     if options.get("config"):
         load_policy(options["config"])  # PolicyError (a ValueError) names the file, the key and the fix
     if options["backend"] == "fs":
@@ -53,3 +55,16 @@ def check_options(options: MutableMapping[str, Any]) -> None:
                 factory_maker(kind)
             except NotImplementedYet as exc:
                 raise ValueError(str(exc)) from None
+
+
+def _check_host_keys(options: MutableMapping[str, Any]) -> None:
+    """The SSH host keys load (a single missing one is made): a bad one is a usage error, not a traceback."""
+    from twisted.conch.error import ConchError
+
+    from gateway.ssh import host_key_paths, load_host_keys
+
+    os.makedirs(options["root"], exist_ok=True)
+    try:
+        load_host_keys(host_key_paths(options.get("host-key"), options["root"]))
+    except ConchError as exc:
+        raise ValueError(str(exc.args[0] if exc.args else exc)) from None

@@ -8,7 +8,9 @@
 - Host key: ``--host-key FILE`` (OpenSSH or PEM, ed25519 preferred, RSA and
   ECDSA accepted).  A missing file is created as a new ed25519 key with mode
   0600; without the option the key lives in ``ROOT/.ssh_host_ed25519_key``
-  (a hidden name, so never servable as a repository).
+  (a hidden name, so never servable as a repository).  ``--host-key`` may repeat,
+  one key of each type (``load_host_keys``), each with the certificate beside it
+  and those ``--host-cert`` names (``HostCertificateFile``) offered too.
 - Users: public-key authentication against ``--authorized-keys FILE``; the
   user of a key is its ``user="NAME"`` option or its comment
   (``gateway.auth.AuthorizedKeys`` documents the format).  The SSH login name
@@ -49,7 +51,7 @@ import os
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,9 +231,41 @@ def _row(make: Callable[..., Session], kind: RouteKind) -> SessionFactory:
 
 # --- keys -------------------------------------------------------------------------------------
 
-def load_host_key(path: Path) -> keys.Key:
-    """Read the host key, creating a new ed25519 key (mode 0600) if the file does not exist."""
+def host_key_paths(host_key: str | Sequence[str] | None, root: str) -> list[Path]:
+    """The ``--host-key`` files, or the one kept in the root."""
+    return [Path(p) for p in _listed(host_key)] or [Path(root, DEFAULT_HOST_KEY_NAME)]
+
+
+def load_host_keys(paths: Sequence[Path]) -> list[keys.Key]:
+    """Every host key (one of each type; a single missing one is made, as ``load_host_key``);
+    ``ConchError`` with the reason and what to do when one cannot be used."""
+    host_keys: list[keys.Key] = []
+    for path in paths:
+        try:
+            key = load_host_key(path, create=len(paths) == 1)
+        except OSError as exc:
+            raise ConchError(f"host key {path} cannot be read or made ({exc.strerror or exc}); check the path") from None
+        except (keys.BadKeyError, ValueError):  # its words may quote the file: not shown
+            raise ConchError(f"{path} is not an ed25519, RSA or ECDSA private key (an OpenSSH private key file "
+                             "without a passphrase)") from None
+        if any(other.sshType() == key.sshType() for other in host_keys):
+            raise ConchError(f"{path} is a second {key.sshType().decode()} host key: give one key of each type")
+        host_keys.append(key)
+    return host_keys
+
+
+def _listed(value: str | Sequence[str] | None) -> list[str]:
+    """A setting given once (a path) or repeated (a list of paths)."""
+    return [] if not value else [value] if isinstance(value, str) else list(value)
+
+
+def load_host_key(path: Path, create: bool = True) -> keys.Key:
+    """Read the host key, creating a new ed25519 key (mode 0600) if the file does not exist (and
+    ``create``: one key of several is never made up)."""
     if not path.exists():
+        if not create:
+            raise ConchError(f"host key {path} does not exist: make it (ssh-keygen -t TYPE -N '' -f {path}) "
+                             "or leave it out")
         _write_new_ed25519(path)
         log.info("created SSH host key {path}", path=str(path))
     key: keys.Key = keys.Key.fromFile(str(path))
@@ -287,10 +321,12 @@ def load_host_certificate(key_path: Path, key: keys.Key, now: float | None = Non
     return _read_host_certificate(key_path.with_name(key_path.name + HOST_CERT_SUFFIX), key, now)[0]
 
 
-def _read_host_certificate(path: Path, key: keys.Key, now: float | None = None
+def _read_host_certificate(path: Path, key: keys.Key | Sequence[keys.Key], now: float | None = None
                            ) -> tuple[CertifiedHostKey | None, tuple[int, int] | None]:
     """``load_host_certificate`` of ``path``, and the certificate's validity window when it is a
-    host certificate of ``key`` (offered or not, as the time says)."""
+    host certificate of ``key`` (or of one of the host keys: the one it certifies), offered or
+    not, as the time says."""
+    host_keys = [key] if isinstance(key, keys.Key) else list(key)
     if not path.exists():
         return None, None
     try:
@@ -301,9 +337,10 @@ def _read_host_certificate(path: Path, key: keys.Key, now: float | None = None
         log.warn("{path} is not an OpenSSH certificate ({error}); it is not offered", path=str(path),  # noqa: G010
                  error=str(exc))
         return None, None
-    if cert.cert_type != ssh_cert.HOST_CERT or cert.key_blob != key.public().blob():
+    certified = next((k for k in host_keys if k.public().blob() == cert.key_blob), None)
+    if cert.cert_type != ssh_cert.HOST_CERT or certified is None:
         why = ("it is a user certificate, not a host one (ssh-keygen -s CA -h)" if cert.cert_type != ssh_cert.HOST_CERT
-               else "it certifies another key than the host key")
+               else "it certifies another key than the host key" + ("s" if len(host_keys) > 1 else ""))
         log.warn("SSH host certificate {path} is not offered: {why}", path=str(path), why=why)  # noqa: G010
         return None, None
     window = (cert.valid_after, cert.valid_before)
@@ -315,7 +352,7 @@ def _read_host_certificate(path: Path, key: keys.Key, now: float | None = None
         return None, None
     log.info("offering SSH host certificate {path} (key id {key_id!r}, principals {principals})", path=str(path),
              key_id=cert.key_id, principals=",".join(cert.principals) or "any")
-    return CertifiedHostKey(key, blob, cert_type), window
+    return CertifiedHostKey(certified, blob, cert_type), window
 
 
 HOST_CERT_CHECK_SECONDS = 10.0
@@ -329,7 +366,7 @@ class HostCertificateFile:
     ``stat``, and a read when the file changed); the factory calls it in the pool, at most every
     ``HOST_CERT_CHECK_SECONDS``, when a connection comes."""
 
-    def __init__(self, key_path: Path, key: keys.Key, cert_path: Path | None = None) -> None:
+    def __init__(self, key_path: Path, key: keys.Key | Sequence[keys.Key], cert_path: Path | None = None) -> None:
         self.path = cert_path or key_path.with_name(key_path.name + HOST_CERT_SUFFIX)
         self._key = key
         self._stamp: tuple[int, int, int] | None = None
@@ -1004,22 +1041,27 @@ class HgwireSSHFactory(factory.SSHFactory):
 
     connection_limits: Callable[[], ConnectionLimits] | None = None
 
-    def __init__(self, host_key: keys.Key, checker: AuthorizedKeyChecker, front: Front,
-                 certificate: CertifiedHostKey | HostCertificateFile | None = None) -> None:
-        self._host_key = host_key
-        self._certificate_file = certificate if isinstance(certificate, HostCertificateFile) else None
+    def __init__(self, host_key: keys.Key | Sequence[keys.Key], checker: AuthorizedKeyChecker, front: Front,
+                 certificate: CertifiedHostKey | HostCertificateFile | Sequence[HostCertificateFile] | None = None
+                 ) -> None:
+        self._host_keys = [host_key] if isinstance(host_key, keys.Key) else list(host_key)
+        if isinstance(certificate, HostCertificateFile):
+            certificate = [certificate]
+        self._certificate_files = list(certificate) if isinstance(certificate, Sequence) else []
+        self._fixed = certificate if isinstance(certificate, CertifiedHostKey) else None
         self._looked_at = reactor_time().seconds()
         self._looking = False
-        self._offer(certificate.current if isinstance(certificate, HostCertificateFile) else certificate)
+        self._offer()
         self.portal = portal.Portal(HgwireRealm(front), [checker])
 
-    def _offer(self, certificate: CertifiedHostKey | None) -> None:
+    def _offer(self) -> None:
         """New key tables (never changed in place: a connection keeps the ones it was built with)."""
-        host_key = self._host_key
-        private: dict[bytes, Any] = {host_key.sshType(): host_key}
-        public: dict[bytes, Any] = {host_key.sshType(): host_key.public()}
-        if certificate is not None:
-            private[certificate.cert_type] = public[certificate.cert_type] = certificate
+        private: dict[bytes, Any] = {key.sshType(): key for key in self._host_keys}
+        public: dict[bytes, Any] = {key.sshType(): key.public() for key in self._host_keys}
+        certificates = [self._fixed, *(file.current for file in self._certificate_files)]
+        for certificate in certificates:
+            if certificate is not None:
+                private[certificate.cert_type] = public[certificate.cert_type] = certificate
         self.privateKeys, self.publicKeys = private, public
 
     def buildProtocol(self, addr: Any) -> Any:
@@ -1032,24 +1074,27 @@ class HgwireSSHFactory(factory.SSHFactory):
     def _look_at_certificate(self) -> None:
         """The host certificate looked at again in the pool, when it is time: what it finds is
         offered from the next connection on."""
-        certificate_file = self._certificate_file
+        files = self._certificate_files
         now = reactor_time().seconds()
-        if certificate_file is None or self._looking or now - self._looked_at < HOST_CERT_CHECK_SECONDS:
+        if not files or self._looking or now - self._looked_at < HOST_CERT_CHECK_SECONDS:
             return
         self._looking, self._looked_at = True, now
 
+        def refresh() -> bool:
+            return any([file.refresh() for file in files])  # every file looked at
+
         def looked(changed: bool) -> None:
             if changed:
-                self._offer(certificate_file.current)
+                self._offer()
 
         def done(result: object) -> object:
             self._looking = False
             return result
 
-        d = run_blocking(certificate_file.refresh)
+        d = run_blocking(refresh)
         d.addCallback(looked)
         d.addBoth(done)
-        d.addErrback(lambda failure: log.failure("looking at {path}", failure, path=str(certificate_file.path)))
+        d.addErrback(lambda failure: log.failure("looking at the SSH host certificates", failure))
 
     def getPrimes(self) -> None:
         return None  # group-exchange off; curve25519 and the fixed DH groups remain
@@ -1058,14 +1103,15 @@ class HgwireSSHFactory(factory.SSHFactory):
 def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     """The protocol factory of one ``--ssh`` listener."""
     register_sessions()
-    host_key_path = Path(config.host_key or os.path.join(config.root, DEFAULT_HOST_KEY_NAME))
-    host_key = load_host_key(host_key_path)
+    key_paths = host_key_paths(config.host_key, config.root)
+    host_keys = load_host_keys(key_paths)
     if config.authorized_keys is None:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
     authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
     front = Front(config, authorizer_for(config))
-    certificate = HostCertificateFile(host_key_path, host_key, Path(config.host_cert) if config.host_cert else None)
-    ssh_factory = HgwireSSHFactory(host_key, AuthorizedKeyChecker(authorized), front, certificate)
+    certificates = [HostCertificateFile(path, host_keys) for path in key_paths]
+    certificates += [HostCertificateFile(key_paths[0], host_keys, Path(cert)) for cert in _listed(config.host_cert)]
+    ssh_factory = HgwireSSHFactory(host_keys, AuthorizedKeyChecker(authorized), front, certificates)
     ssh_factory.connection_limits = lambda: limits_for(config)
     return ssh_factory
 

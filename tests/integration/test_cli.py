@@ -47,9 +47,26 @@ def test_shutdown_grace_must_be_a_sensible_number(tmp_path: Path) -> None:
 
 def test_a_host_certificate_without_an_ssh_listener_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path), "--host-cert", str(tmp_path / "c"),
-                             "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)
+                             "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60,
+                            check=False)
     assert result.returncode != 0
     assert "--host-cert is for the SSH listener: add --ssh ENDPOINT" in result.stdout + result.stderr
+
+
+def test_unusable_host_keys_are_a_clear_error(tmp_path: Path) -> None:
+    """One sentence that says what to do, no traceback, and no byte of a file that is not a key."""
+    key = tmp_path / "ssh_host_ed25519_key"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (tmp_path / "secret.txt").write_text("do not print me\n")
+    for args, words in ([["--host-key", str(key), "--host-key", str(key)], "is a second ssh-ed25519 host key"],
+                        [["--host-key", str(key), "--host-key", str(tmp_path / "nope")], "does not exist: make it"],
+                        [["--host-key", str(tmp_path / "secret.txt")], "is not an ed25519, RSA or ECDSA private key"]):
+        result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path / "root"), *args,
+                                 "--ssh", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60,
+                                check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and words in output, output
+        assert "Traceback" not in output and "do not print me" not in output, output
 
 
 def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:

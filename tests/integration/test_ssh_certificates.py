@@ -100,10 +100,11 @@ def _sign_host_key(public: Path, ca: Path) -> None:
                     "-V", "-5m:+1h", str(public)], check=True, capture_output=True)
 
 
-def _host_key_server(make_server: Any, ssh_keys: SshKeys, host_key: Path) -> tuple[int, str]:
-    """A server with ``host_key`` (and the certificate beside it) and a repository ``app``: its SSH
-    port and the repository's URL."""
-    server = make_server("fs", ssh=[LOOPBACK], host_key=str(host_key), authorized_keys=str(ssh_keys.authorized_keys))
+def _host_key_server(make_server: Any, ssh_keys: SshKeys, host_key: Path | list[str]) -> tuple[int, str]:
+    """A server with ``host_key`` (or keys; and the certificate beside each) and a repository
+    ``app``: its SSH port and the repository's URL."""
+    keys = host_key if isinstance(host_key, list) else str(host_key)
+    server = make_server("fs", ssh=[LOOPBACK], host_key=keys, authorized_keys=str(ssh_keys.authorized_keys))
     server.backend.create("app", Kind.GIT)
     port = server.port("ssh")
     return port, f"ssh://git@127.0.0.1:{port}/app.git"
@@ -180,6 +181,36 @@ def test_a_host_certificate_named_by_host_cert_is_offered_from_where_it_is(
     assert refused.returncode != 0 and "Host key verification failed" in refused.stderr, refused.stderr
 
 
+def test_host_keys_of_each_type_are_all_offered(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """``--host-key`` repeated, as sshd's ``HostKey`` lines: an operator moving the SSH front door
+    from sshd keeps ``/etc/ssh/ssh_host_*_key``, and a client whose known_hosts holds only the
+    ECDSA or only the RSA key (what it recorded years ago) connects, checking it strictly; a
+    certificate beside one of them is offered for that one (with one offered, OpenSSH's client
+    prefers it to a plain key of another type, as with sshd: such clients trust the CA)."""
+    (tmp_path / "etc").mkdir()
+    paths = {}
+    for key_type in ("ed25519", "ecdsa", "rsa"):
+        paths[key_type] = tmp_path / "etc" / f"ssh_host_{key_type}_key"
+        subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(paths[key_type])],
+                       check=True)
+    port, url = _host_key_server(make_server, ssh_keys, [str(p) for p in paths.values()])
+    for key_type, path in paths.items():
+        known = tmp_path / f"known_hosts_{key_type}"
+        known.write_text(f"[127.0.0.1]:{port} " + path.with_name(path.name + ".pub").read_text())
+        done = client.git("ls-remote", url, env={"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, port, known)},
+                          check=False)
+        assert done.returncode == 0, (key_type, done.stderr)
+    ca = _keygen(tmp_path / "host_ca", "the-host-ca")
+    _sign_host_key(paths["ecdsa"].with_name(paths["ecdsa"].name + ".pub"), ca)
+    port, url = _host_key_server(make_server, ssh_keys, [str(p) for p in paths.values()])
+    trusting = tmp_path / "known_hosts_ca"
+    trusting.write_text(f"@cert-authority [127.0.0.1]:{port} " + (tmp_path / "host_ca.pub").read_text())
+    done = client.git("ls-remote", url, env={"GIT_SSH_COMMAND": _known_hosts_client(ssh_keys, port, trusting)},
+                      check=False)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_certificate_for_another_key_or_a_user_is_not_offered(tmp_path: Path) -> None:
     from twisted.conch.ssh import keys as conch_keys
 
@@ -193,6 +224,12 @@ def test_a_certificate_for_another_key_or_a_user_is_not_offered(tmp_path: Path) 
     subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "x", f"{other}.pub"], check=True)
     (tmp_path / "ssh_host_ed25519_key-cert.pub").write_bytes((tmp_path / "other-cert.pub").read_bytes())
     assert load_host_certificate(host_key, key) is None  # another key's
+    other_key = conch_keys.Key.fromFile(str(other))
+    from gateway.ssh import HostCertificateFile
+
+    offered_for_other = HostCertificateFile(host_key, [key, other_key]).current  # one of several host keys'
+    assert offered_for_other is not None
+    assert other_key.public().verify(offered_for_other.sign(b"exchange hash"), b"exchange hash"), "signed by that key"
     public = tmp_path / "ssh_host_ed25519_key.pub"
     subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-I", "x", "-n", "u", str(public)], check=True)
     assert load_host_certificate(host_key, key) is None  # a user certificate

@@ -25,8 +25,6 @@ class Options(usage.Options):
     optParameters = [
         ["root", "r", "repositories", "Directory of repositories (created if missing)."],
         ["backend", "b", "fs", "Storage: fs | memory | package.module:factory."],
-        ["host-key", None, None, "SSH host key file (generated as ed25519 if missing)."],
-        ["host-cert", None, None, "SSH host certificate of the host key (default: HOST_KEY-cert.pub when it exists)."],
         ["authorized-keys", None, None, "OpenSSH authorized_keys file of users who may log in over SSH."],
         ["htpasswd", None, None, "Password file (bcrypt hashes) for HTTP Basic authentication."],
         ["config", "c", None, "TOML file with users, groups, repository rules and limits."],
@@ -42,7 +40,7 @@ class Options(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()
-        for kind in ("git", "ssh", "http"):
+        for kind in ("git", "ssh", "http", "host-key", "host-cert"):
             self[kind] = []
 
     def opt_git(self, endpoint: str) -> None:
@@ -53,6 +51,14 @@ class Options(usage.Options):
 
     def opt_http(self, endpoint: str) -> None:
         self["http"].append(endpoint)
+
+    def opt_host_key(self, path: str) -> None:
+        """SSH host key file (generated as ed25519 if missing); repeat for keys of other types."""
+        self["host-key"].append(path)
+
+    def opt_host_cert(self, path: str) -> None:
+        """SSH host certificate of a host key (besides HOST_KEY-cert.pub when it exists); may repeat."""
+        self["host-cert"].append(path)
 
     opt_git.__doc__ = "Serve git:// on " + LISTENER_HELP.format(port=9418)
     opt_ssh.__doc__ = "Serve SSH (git and hg) on " + LISTENER_HELP.format(port=2222)
