@@ -6,7 +6,11 @@ takes a ``ServiceConfig`` and is the Python API for embedding and tests.
 
 from __future__ import annotations
 
+import atexit
+import errno
 import importlib
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +18,7 @@ from typing import Any
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -153,12 +158,19 @@ class ListenerService(service.Service):
         self.listening.callback(port)
 
     def _failed(self, failure: Any) -> None:
-        log.failure("cannot listen on {endpoint}", failure, endpoint=self.description)
+        log.critical("cannot listen on {endpoint}: {reason}; {advice}", endpoint=self.description,
+                     reason=_reason(failure.value), advice=_listen_advice(failure.value))
+        if not failure.check(CannotListenError, OSError, ValueError):  # the line above says all of those
+            log.failure("the listener {endpoint} failed", failure, endpoint=self.description)
         self.listening.errback(failure)
         from twisted.internet import reactor
 
-        if self.stop_reactor_on_failure and reactor.running:
-            reactor.stop()
+        if self.stop_reactor_on_failure:  # as git daemon: a port it cannot have stops it, exit status 1
+            _exit_failed_once()
+            if reactor.running:
+                reactor.stop()
+            else:  # the listen failed at once, before the reactor runs
+                reactor.callWhenRunning(reactor.stop)
 
     def url(self, name: str) -> str:
         """The clone URL of repository ``name`` on this listener."""
@@ -316,3 +328,44 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
         shutdown_grace=float(options.get("shutdown-grace", ServiceConfig.shutdown_grace)),
     )
     return build_service(config, stop_reactor_on_failure=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong when listening, in a few words."""
+    if isinstance(exc, CannotListenError) and isinstance(exc.socketError, OSError):
+        return exc.socketError.strerror or str(exc.socketError)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    return str(exc) or type(exc).__name__
+
+
+def _listen_advice(exc: BaseException) -> str:
+    """What to do about it."""
+    if isinstance(exc, CannotListenError):
+        code = getattr(exc.socketError, "errno", None)
+        if code == errno.EACCES:
+            return "a port below 1024 needs privileges: choose a higher one, or let systemd open it (systemd:...)"
+        if code == errno.EADDRNOTAVAIL:
+            return "check the interface= address: it must be one of this host's"
+        return "stop what uses that port or choose another"
+    if isinstance(exc, OSError):
+        return "check the files the endpoint names (privateKey=, certKey=) and that hgwire's user may read them"
+    return "check the endpoint description, e.g. tcp:2222:interface=127.0.0.1 or ssl:8443:privateKey=key.pem:certKey=cert.pem"
+
+
+_exit_status_set: list[bool] = []
+
+
+def _exit_failed_once() -> None:
+    """Make the process end with status 1 once twistd has cleaned up (its pid file, its logs), so an
+    init system sees the failure (twistd itself ends with 0 after a stop)."""
+    if _exit_status_set:
+        return
+    _exit_status_set.append(True)
+
+    def exit_failed() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+    atexit.register(exit_failed)

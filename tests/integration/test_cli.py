@@ -69,6 +69,23 @@ def test_unusable_host_keys_are_a_clear_error(tmp_path: Path) -> None:
         assert "Traceback" not in output and "do not print me" not in output, output
 
 
+def test_a_port_it_cannot_have_stops_it_with_one_line_and_status_1(tmp_path: Path) -> None:
+    """As git daemon: a listener that cannot listen ends the process with exit status 1 (an init
+    system sees the failure) and a line that says why and what to do, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for endpoint, words in ((f"tcp:{port}:interface=127.0.0.1", "Address already in use; stop what uses that port"),
+                                ("tcp:notaport", "check the endpoint description")):
+            result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path),
+                                     "--git", endpoint], capture_output=True, text=True, timeout=60, check=False)
+            output = result.stdout + result.stderr
+            assert result.returncode == 1, output
+            assert f"cannot listen on {endpoint}: " in output and words in output, output
+            assert "Traceback" not in output, output
+
+
 def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"), "--workers",
