@@ -33,6 +33,7 @@ import base64
 import binascii
 import enum
 import importlib
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -580,6 +581,9 @@ def make_http_site(config: ServiceConfig) -> server.Site:
     """The protocol factory of one ``--http`` listener."""
     register_handlers()
     users = Htpasswd(Path(config.htpasswd)) if config.htpasswd else None
+    if config.htpasswd and not os.path.exists(config.htpasswd):
+        log.warn("--htpasswd {path} does not exist (yet): nobody can log in over HTTP until it does",  # noqa: G010
+                 path=config.htpasswd)
     front = HttpFront(config, authorizer_for(config), users)
     site = server.Site(RootResource(front))
     site.requestFactory = BoundedRequest

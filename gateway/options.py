@@ -35,12 +35,12 @@ def check_options(options: MutableMapping[str, Any]) -> None:
     options["shutdown-grace"] = grace
     if options.get("host-cert") and not (options.get("ssh") or not any(options[kind] for kind in LISTENERS)):
         raise ValueError("--host-cert is for the SSH listener: add --ssh ENDPOINT, or leave the certificate out")
+    if options["backend"] == "fs" or options.get("ssh") or not any(options[kind] for kind in LISTENERS):
+        _make_root(options["root"])
     if options.get("ssh") or not any(options[kind] for kind in LISTENERS):
         _check_host_keys(options)
     if options.get("config"):
         load_policy(options["config"])  # PolicyError (a ValueError) names the file, the key and the fix
-    if options["backend"] == "fs":
-        os.makedirs(options["root"], exist_ok=True)
     try:
         options["backend-instance"] = load_backend(options["backend"], options["root"])
     except BackendLoadError as exc:
@@ -63,8 +63,15 @@ def _check_host_keys(options: MutableMapping[str, Any]) -> None:
 
     from gateway.ssh import host_key_paths, load_host_keys
 
-    os.makedirs(options["root"], exist_ok=True)
     try:
         load_host_keys(host_key_paths(options.get("host-key"), options["root"]))
     except ConchError as exc:
         raise ValueError(str(exc.args[0] if exc.args else exc)) from None
+
+
+def _make_root(root: str) -> None:
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--root {root} cannot be made ({exc.strerror or exc}); "
+                         "give a directory hgwire's user may write") from None

@@ -1081,7 +1081,8 @@ class HgwireSSHFactory(factory.SSHFactory):
         self._looking, self._looked_at = True, now
 
         def refresh() -> bool:
-            return any([file.refresh() for file in files])  # every file looked at
+            changed = [file.refresh() for file in files]  # every file looked at
+            return any(changed)
 
         def looked(changed: bool) -> None:
             if changed:
@@ -1107,6 +1108,9 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     host_keys = load_host_keys(key_paths)
     if config.authorized_keys is None:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
+    elif not os.path.exists(config.authorized_keys):
+        log.warn("--authorized-keys {path} does not exist (yet): nobody can log in over SSH until it does",  # noqa: G010
+                 path=config.authorized_keys)
     authorized = AuthorizedKeys(Path(config.authorized_keys)) if config.authorized_keys else None
     front = Front(config, authorizer_for(config))
     certificates = [HostCertificateFile(path, host_keys) for path in key_paths]

@@ -86,6 +86,16 @@ def test_a_port_it_cannot_have_stops_it_with_one_line_and_status_1(tmp_path: Pat
             assert "Traceback" not in output, output
 
 
+def test_a_root_it_cannot_make_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path / "file" / "repos"),
+                             "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60,
+                            check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "cannot be made (Not a directory); give a directory" in output, output
+    assert "Traceback" not in output, output
+
+
 def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"), "--workers",
