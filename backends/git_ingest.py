@@ -684,17 +684,18 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     ("emptyName", ERROR), ("fullPathname", ERROR), ("hasDot", ERROR), ("hasDotdot", ERROR), ("hasDotgit", ERROR),
     # warnings: what old tools wrote into history, harmless to a checkout, let through by default
     ("nullSha1", WARN), ("zeroPaddedFilemode", WARN), ("nulInCommit", WARN),
+    # git's "info", which its receive-pack reports as warnings, and so does hgwire
+    ("badTagName", WARN), ("missingTaggerEntry", WARN), ("gitmodulesParse", WARN),
+    ("gitattributesSymlink", WARN), ("gitignoreSymlink", WARN), ("mailmapSymlink", WARN),
     # a push's .gitmodules and .gitattributes files (backends.git_dotfiles)
     ("gitmodulesBlob", ERROR), ("gitmodulesLarge", ERROR), ("gitmodulesMissing", ERROR),
     ("gitmodulesName", ERROR), ("gitmodulesPath", ERROR), ("gitmodulesSymlink", ERROR),
     ("gitmodulesUpdate", ERROR), ("gitmodulesUrl", ERROR),
     ("gitattributesBlob", ERROR), ("gitattributesLarge", ERROR), ("gitattributesLineLength", ERROR),
     ("gitattributesMissing", ERROR),
-    # git's "info", which its receive-pack reports as warnings: let through unseen unless set to warn
-    # (a bad mode of a file's length, 100664, is found only by reading every mode of every tree)
-    ("badFilemode", IGNORE), ("badTagName", IGNORE), ("missingTaggerEntry", IGNORE),
-    ("gitmodulesParse", IGNORE), ("gitattributesSymlink", IGNORE), ("gitignoreSymlink", IGNORE),
-    ("mailmapSymlink", IGNORE),
+    # git's "info" too, but let through unseen unless set to warn: a bad mode of a file's length
+    # (100664) is found only by reading every mode of every tree
+    ("badFilemode", IGNORE),
 )}
 """The findings hgwire checks pushed objects for, by git's message ids (``git help fsck``), and what
 each does by default (git fsck's defaults, but for the tree names above: an error refuses the push,

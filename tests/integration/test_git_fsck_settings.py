@@ -194,3 +194,21 @@ def test_a_warning_is_told_over_http_on_every_backend(make_server: Any, client: 
     assert client.git("ls-remote", url, "refs/heads/main").stdout.split()[0] == nul
     again = client.git("push", url, f"{nul}:refs/heads/again", cwd=work)
     assert warnings_told(again.stderr) == [], "nothing new was pushed, nothing is checked again"
+
+
+def test_what_git_calls_info_is_told_as_git_s_receive_pack_tells_it(make_server: Any, client: Client) -> None:
+    """A tag without a tagger (as old tools wrote them), and a ``.gitignore`` that is a symbolic
+    link: taken, and told as warnings line for line as git's strict receive-pack tells them."""
+    url, work, _bare, copy = server_and_git_copy(make_server, client, "info")
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    link = _object(client, work, "blob", b"elsewhere/ignore")
+    tree = _object(client, work, "tree", b"120000 .gitignore\0" + bytes.fromhex(link))
+    commit = client.git("commit-tree", tree, "-p", head, "-m", "a linked .gitignore", cwd=work).stdout.strip()
+    tag = _object(client, work, "tag", f"object {commit}\ntype commit\ntag v0.1\n\nno tagger\n".encode())
+    client.git("update-ref", "refs/tags/v0.1", tag, cwd=work)
+    pushed = [client.git("push", target, f"{commit}:refs/heads/main", "refs/tags/v0.1", cwd=work)
+              for target in (url, f"file://{copy}")]
+    ours, theirs = (sorted(warnings_told(p.stderr)) for p in pushed)
+    assert ours == theirs == sorted([f"object {tree}: gitignoreSymlink: .gitignore is a symlink",
+                                     f"object {tag}: missingTaggerEntry: invalid format - expected 'tagger' line"]), \
+        (pushed[0].stderr, pushed[1].stderr)
