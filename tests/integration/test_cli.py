@@ -158,7 +158,10 @@ def test_runs_and_logs_clone_url(tmp_path: Path) -> None:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a listener could take the port (as Twisted's do, with SO_REUSEADDR: connections of an
+    earlier server still in TIME_WAIT do not hold it)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
