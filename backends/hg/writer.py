@@ -84,10 +84,14 @@ class Transaction:
         self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor)
         self.writers: dict[bytes, RevlogWriter] = {}
         self.standins = False
+        """A file under ``.hglf/`` (a largefiles standin) was written."""
         self._manifest_links: dict[bytes, set[Node]] = {}
         """The file revisions the lines of the pushed manifests that differ from their delta bases
         name, by path: each must exist once the push's files are in (``_validate_new_changesets``)."""
-        """A file under ``.hglf/`` (a largefiles standin) was written."""
+        self._linked: dict[Node, list[Node]] = {}
+        """The pushed manifests by the changeset each says introduced it (its linknode): that
+        changeset's manifest must be it, or ``hg verify`` fails ("points to unexpected changeset").
+        A file revision's linknode is only checked to be known, as ``hg verify`` lets it be."""
         self.extstored = False
         """A file revision holding an LFS pointer (``REVIDX_EXTSTORED``) was written."""
         self._serves_lfs: bool | None = None
@@ -239,6 +243,7 @@ class Transaction:
                     raise ProtocolError(f"linknode {binascii.hexlify(rd.linknode).decode()} is unknown")
                 linkrev = self.cl.rev(rd.linknode)
             if lines_only:
+                self._linked.setdefault(rd.linknode, []).append(rd.node)
                 self._note_manifest_lines(rd.node, text, rd.delta)
             reusable = not lines_only or mpatch.on_line_boundaries(base_text, rd.delta)
             writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None,
@@ -290,27 +295,31 @@ class Transaction:
 
     def _validate_new_changesets(self, first_new: int) -> None:
         """Every new changeset's manifest, and the file revisions it lists, must now exist; so must
-        every file revision a pushed manifest's own lines name."""
+        every file revision a pushed manifest's own lines name; each pushed manifest must be the
+        manifest of the changeset it names as its own."""
         for path, nodes in self._manifest_links.items():
             files = self._file_writer(path)
             for file_node in nodes:
                 if not files.has_node(file_node):
                     raise ProtocolError(f"a pushed manifest refers to a missing revision of {path[:200]!r}")
         self._manifest_links.clear()
-        if first_new == len(self.cl):
-            return
+        linked, self._linked = self._linked, {}
         manifests = self._writer(b"00manifest.i")
         for rev in range(first_new, len(self.cl)):
             cs = parse_changeset(self.cl.text(rev))
             if cs.manifest == NULL_NODE:
-                continue
-            if not manifests.has_node(cs.manifest):
+                text = b""
+            elif not manifests.has_node(cs.manifest):
                 raise ProtocolError(f"changeset {rev} refers to a missing manifest")
-            text = manifests.text(manifests.rev(cs.manifest))
+            else:
+                text = manifests.text(manifests.rev(cs.manifest))
             for path in cs.files:
                 node = manifest_lookup(text, path)
                 if node is not None and not self._file_writer(path).has_node(node):
                     raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
+            _check_linked(linked.pop(self.cl.node(rev), []), cs.manifest)
+        for linknode, introduced in linked.items():  # said to come from a changeset stored before
+            _check_linked(introduced, parse_changeset(self.cl.text(self.cl.rev(linknode))).manifest)
 
     # -- phases ------------------------------------------------------------------
 
@@ -629,3 +638,11 @@ class Transaction:
 
 
 __all__ = ["NULL_REV", "Transaction"]
+
+
+def _check_linked(manifests: list[Node], manifest: Node) -> None:
+    """The manifests a push says a changeset introduced (their linknode) must be its manifest."""
+    for node in manifests:
+        if node != manifest:
+            raise ProtocolError(f"pushed manifest {binascii.hexlify(node).decode()[:12]} names as its changeset "
+                                "one whose manifest is another")

@@ -242,3 +242,49 @@ def test_a_manifest_delta_that_joins_two_lines_is_checked(hg_cli: Hg, tmp_path: 
         tx.add_changegroup(iter(groups))
     assert hg_cli(path, "verify", "-q", check=False) == b""
     assert hg_cli(path, "log", "-T", "{rev}\n") == b"0\n"
+
+
+@pytest.mark.parametrize("wrong", ["file", "manifest"])
+def test_a_manifest_naming_another_changeset_as_its_own_is_refused(hg_cli: Hg, tmp_path: Path, wrong: str) -> None:
+    """Each pushed manifest names the changeset that introduced it (its linknode); naming another,
+    whose manifest is another, leaves a repository ``hg verify`` fails ("rev 1 points to unexpected
+    changeset 0"): refused, the repository as it was. A file revision naming another changeset is
+    taken, as ``hg verify`` takes it."""
+    path = tmp_path / "t"
+    target = hgstore.create_repository(str(path), "t")
+    tx = target.transaction()
+    tx.add_changegroup(iter(_one_changeset_push()))
+    tx.commit()
+    (first,) = target.heads()
+    file_text = b"hello again\n"
+    file_node = node_hash(file_text, _file_node(b"a"), NULL_NODE)
+    base_text = b"a\0" + binascii.hexlify(_file_node(b"a")) + b"\n"
+    text = b"a\0" + binascii.hexlify(file_node) + b"\n"
+    base_node = node_hash(base_text, NULL_NODE, NULL_NODE)
+    manifest_node = node_hash(text, base_node, NULL_NODE)
+    changeset = format_changeset(Changeset(manifest_node, b"T <t@example.com>", 1767225601.0, 0, {}, (b"a",), b"two"))
+    changeset_node = node_hash(changeset, first, NULL_NODE)
+
+    def push(manifest_link: Node, file_link: Node) -> list[RevisionGroup]:
+        return [RevisionGroup(Section.CHANGELOG, b"", iter([RevisionDelta(
+                    changeset_node, first, NULL_NODE, changeset_node, NULL_NODE, _full(changeset))])),
+                RevisionGroup(Section.MANIFEST, b"", iter([RevisionDelta(
+                    manifest_node, base_node, NULL_NODE, manifest_link, NULL_NODE, _full(text))])),
+                RevisionGroup(Section.FILE, b"a", iter([RevisionDelta(
+                    file_node, _file_node(b"a"), NULL_NODE, file_link, NULL_NODE, _full(file_text))]))]
+
+    tx = target.transaction()
+    if wrong == "file":
+        tx.add_changegroup(iter(push(changeset_node, first)))
+        tx.commit()
+        assert hg_cli(path, "verify", "-q", check=False) == b""
+        return
+    with pytest.raises(ProtocolError, match="names as its changeset one whose manifest is another"):
+        tx.add_changegroup(iter(push(first, changeset_node)))
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    assert hg_cli(path, "log", "-T", "{rev}\n") == b"0\n"
+    tx = target.transaction()
+    tx.add_changegroup(iter(push(changeset_node, changeset_node)))
+    tx.commit()
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    assert hg_cli(path, "cat", "-r", "tip", "a") == file_text
