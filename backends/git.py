@@ -362,11 +362,15 @@ class DulwichGitRepository:
         warnings = git_ingest.FsckWarnings()
         store = self.object_store
         links = git_ingest.PushLinks()
+
+        def get_raw(sha: bytes) -> tuple[int, bytes]:
+            return store.get_raw(ObjectID(sha))
+
         try:
             for sha, type_num, raw in objects:
                 links.link(git_ingest.check_object(type_num, raw, rules, bytes(sha), dotfiles, warnings))
-            git_ingest.check_dotfiles(dotfiles, lambda sha: store.get_raw(ObjectID(sha)), rules, warnings)
-            wrong = links.mismatch(lambda sha: store.get_raw(ObjectID(sha))[0])
+            git_ingest.check_dotfiles(dotfiles, get_raw, rules, warnings)
+            wrong = links.mismatch(lambda sha: get_raw(sha)[0])
             if wrong is not None:
                 raise ObjectFormatException(wrong)
         except ObjectFormatException as exc:

@@ -112,19 +112,8 @@ class PackObjectReader:
             if kind is not None:
                 return kind, None
             walked.append((path, offset))
-            head = mapped[offset:offset + MAX_HEADER]
-            if not head:
-                raise CorruptPack(f"no pack entry at offset {offset} of {path}")
-            byte = head[0]
-            kind = (byte >> 4) & 7
-            p = 1
-            while byte & 0x80:
-                if p >= len(head):
-                    raise CorruptPack(f"truncated entry header at offset {offset} of {path}")
-                byte = head[p]
-                p += 1
+            kind, p, distance = _entry_header(mapped[offset:offset + MAX_HEADER], offset)
             if kind == OFS_DELTA:
-                distance, p = _ofs_distance(head, p)
                 if not 0 < distance <= offset:
                     raise CorruptPack(f"bad OFS_DELTA base at offset {offset} of {path}")
                 offset -= distance
@@ -213,22 +202,9 @@ class PackObjectReader:
         """(type, inflated data, base position for OFS_DELTA / header end for REF_DELTA)."""
         start = view.offsets[pos]
         end = view.entry_end(pos)
-        head = mapped[start:start + MAX_HEADER]
-        byte = head[0]
-        kind = (byte >> 4) & 7
-        p = 1
-        while byte & 0x80:
-            byte = head[p]
-            p += 1
+        kind, p, distance = _entry_header(mapped[start:start + MAX_HEADER], start)
         base_ref = 0
         if kind == OFS_DELTA:
-            byte = head[p]
-            p += 1
-            distance = byte & 0x7F
-            while byte & 0x80:
-                byte = head[p]
-                p += 1
-                distance = ((distance + 1) << 7) | (byte & 0x7F)
             found = view.position_at_offset(start - distance)
             if found is None:
                 raise CorruptPack(f"bad OFS_DELTA base at offset {start}")
@@ -253,20 +229,28 @@ class PackObjectReader:
             self._cached_bytes -= len(dropped)
 
 
-def _ofs_distance(head: bytes, p: int) -> tuple[int, int]:
-    """An OFS_DELTA's base distance at ``head[p:]``; the distance and the position after it."""
-    if p >= len(head):
-        raise CorruptPack("truncated OFS_DELTA header")
-    byte = head[p]
-    p += 1
-    distance = byte & 0x7F
-    while byte & 0x80:
-        if p >= len(head):
-            raise CorruptPack("truncated OFS_DELTA header")
-        byte = head[p]
-        p += 1
-        distance = ((distance + 1) << 7) | (byte & 0x7F)
-    return distance, p
+def _entry_header(head: bytes, offset: int) -> tuple[int, int, int]:
+    """The header of the pack entry that ``head`` starts (read at ``offset``): its type, where the
+    header ends (a REF_DELTA's base name starts there), and an OFS_DELTA's base distance (else 0)."""
+    try:
+        byte = head[0]
+        kind = (byte >> 4) & 7
+        p = 1
+        while byte & 0x80:  # the size, not needed here
+            byte = head[p]
+            p += 1
+        distance = 0
+        if kind == OFS_DELTA:
+            byte = head[p]
+            p += 1
+            distance = byte & 0x7F
+            while byte & 0x80:
+                byte = head[p]
+                p += 1
+                distance = ((distance + 1) << 7) | (byte & 0x7F)
+    except IndexError:
+        raise CorruptPack(f"truncated entry header at offset {offset}") from None
+    return kind, p, distance
 
 
 def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> bytes:

@@ -33,11 +33,12 @@ def check_options(options: MutableMapping[str, Any]) -> None:
         raise ValueError(f"--shutdown-grace must be a number of seconds from 0 to {MAX_SHUTDOWN_GRACE}, "
                          f"not {options.get('shutdown-grace')!r}")
     options["shutdown-grace"] = grace
-    if options.get("host-cert") and not (options.get("ssh") or not any(options[kind] for kind in LISTENERS)):
+    serves_ssh = bool(options.get("ssh")) or not any(options[kind] for kind in LISTENERS)  # given, or a default
+    if options.get("host-cert") and not serves_ssh:
         raise ValueError("--host-cert is for the SSH listener: add --ssh ENDPOINT, or leave the certificate out")
-    if options["backend"] == "fs" or options.get("ssh") or not any(options[kind] for kind in LISTENERS):
+    if options["backend"] == "fs" or serves_ssh:  # the repositories, or the host key kept in the root
         _make_root(options["root"])
-    if options.get("ssh") or not any(options[kind] for kind in LISTENERS):
+    if serves_ssh:
         _check_host_keys(options)
     if options.get("config"):
         load_policy(options["config"])  # PolicyError (a ValueError) names the file, the key and the fix

@@ -637,12 +637,12 @@ class Transaction:
             self.repo.locks.release()
 
 
-__all__ = ["NULL_REV", "Transaction"]
-
-
 def _check_linked(manifests: list[Node], manifest: Node) -> None:
     """The manifests a push says a changeset introduced (their linknode) must be its manifest."""
     for node in manifests:
         if node != manifest:
             raise ProtocolError(f"pushed manifest {binascii.hexlify(node).decode()[:12]} names as its changeset "
                                 "one whose manifest is another")
+
+
+__all__ = ["NULL_REV", "Transaction"]
