@@ -13,13 +13,12 @@ import tempfile
 from pathlib import Path
 
 import backends.hg as hgstore
-from protocols.changegroup import ChangegroupDecoder, ChangegroupLimits, StreamReader
+from protocols.changegroup import ChangegroupDecoder, StreamReader
 from protocols.errors import HgwireError
 
-from .fuzz_changegroup import _cg02
+from .fuzz_changegroup import LIMITS, _cg02
 from .harness import Finding, Target, chunked, with_split
 
-LIMITS = ChangegroupLimits(max_chunk=1 << 20, max_files=1000)
 _HG = os.path.join(os.path.dirname(sys.executable), "hg")
 _place: list[Path] = []
 
