@@ -237,17 +237,37 @@ def write_bundle2(
 
 
 class _IteratorFile:
-    """A minimal ``read()`` view of an iterator, for zstandard's streaming reader."""
+    """A minimal ``read()`` view of an iterator, for zstandard's streaming reader.
+
+    ``read(size)`` never returns more than ``size`` bytes: zstandard's C reader
+    copies what ``read`` returns into an input buffer of the size it asked for
+    (128 KiB), so a longer chunk would be written past that buffer's end.  The
+    transports hand pushes over in pieces of at most 64 KiB; a caller holding a
+    whole bundle in one piece is what crashed.
+    """
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
+        self._chunk = b""
+        self._offset = 0
 
     def read(self, size: int = -1) -> bytes:
-        """Return the next non-empty chunk; b"" only at the end (zstandard reads b"" as EOF)."""
-        for chunk in self._chunks:
-            if chunk:
-                return chunk
-        return b""
+        """At most ``size`` of the next bytes (the rest of the current chunk if ``size`` < 0);
+        b"" only at the end (zstandard reads b"" as EOF)."""
+        if self._offset >= len(self._chunk):
+            for chunk in self._chunks:
+                if chunk:
+                    self._chunk, self._offset = chunk, 0
+                    break
+            else:
+                return b""
+        start, end = self._offset, len(self._chunk)
+        if 0 <= size < end - start:
+            end = start + size
+        self._offset = end
+        if start == 0 and end == len(self._chunk):
+            return self._chunk
+        return self._chunk[start:end]
 
 
 def _zstd_stream(chunks: Iterator[bytes]) -> Iterator[bytes]:

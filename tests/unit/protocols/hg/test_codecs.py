@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import struct
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
+import zstandard
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from backends.interfaces import NULL_NODE, DeltaMode, Node, RevisionDelta, RevisionGroup, Section
@@ -214,6 +217,39 @@ def test_bundle2_unknown_mandatory_stream_parameter() -> None:
 def test_bundle2_advisory_stream_parameter_is_ignored() -> None:
     data = b"HG20" + struct.pack(">i", 9) + b"unknown=1" + b"\0\0\0\0"
     assert list(b2.Bundle2Reader(iter([data])).parts()) == []
+
+
+def _zstd_bundle2(payload: bytes) -> bytes:
+    """A zstd-compressed bundle2 of one part carrying ``payload``."""
+    inner = b"".join(b2.write_bundle2([b2.OutPart(b"x-data", payload=[payload])]))[8:]  # parts only
+    params = b"Compression=ZS"
+    return b"HG20" + struct.pack(">i", len(params)) + params + zstandard.ZstdCompressor().compress(inner)
+
+
+@pytest.mark.parametrize("piece", [1 << 20, 131075, 4096])
+def test_bundle2_zstd_stream_read_in_chunks_of_any_size(piece: int) -> None:
+    # zstandard's C reader copies what read() returns into a buffer of the size it asked for
+    # (128 KiB): a longer chunk, such as a whole pushed bundle at once, was written past its
+    # end and crashed the process (found replaying a recorded push in one piece).
+    payload = random.Random(7).randbytes(600_000)  # incompressible: the compressed stream is as long
+    data = _zstd_bundle2(payload)
+    parts = [(p.type, p.read_all()) for p in b2.Bundle2Reader(pieces(data, piece)).parts()]
+    assert parts == [(b"x-data", payload)]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.binary(max_size=300), max_size=8), st.lists(st.integers(-1, 400), min_size=1, max_size=20))
+def test_zstd_input_reader_never_returns_more_than_asked(chunks: list[bytes], sizes: list[int]) -> None:
+    assume(any(size != 0 for size in sizes))  # read(0) gives nothing: some size must make progress
+    reader = b2._IteratorFile(iter(chunks))
+    read = []
+    for size in itertools.islice(itertools.cycle(sizes), 10_000):
+        data = reader.read(size)
+        if not data and size != 0:
+            break
+        assert size < 0 or len(data) <= size
+        read.append(data)
+    assert b"".join(read) == b"".join(chunks)
 
 
 def _header(part: b2.OutPart, part_id: int = 0) -> bytes:
