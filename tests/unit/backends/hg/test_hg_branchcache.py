@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backends.hg import open_repository
-from backends.hg.branchcache import NAMES_V2, RBC_RECORD, REVS_V2, branch_of, read
+from backends.hg.branchcache import NAMES_V2, RBC_RECORD, REVS_V2, _vouched, branch_of, read
 from backends.hg.changelog import Changeset, format_changeset, parse_changeset
 from backends.hg.lock import lock_prefix
 from backends.interfaces import DeltaMode
@@ -196,3 +196,47 @@ def test_a_write_brings_the_files_up_to_date_as_it_commits(branchy: Path, tmp_pa
     assert len(read(target.plain, target.changelog())) == len(BRANCHES) + 3
     assert files(branchy) == hg_s_own(branchy, tmp_path)
     hg(branchy, "verify", "-q")
+
+
+# -- what the files vouch for ---------------------------------------------------------------------
+
+
+class _Index:
+    def __init__(self, nodes: list[bytes]) -> None:
+        self.entries = [(0, 0, 0, 0, 0, -1, -1, node + b"\0" * 12) for node in nodes]
+
+
+class _Changelog:
+    def __init__(self, nodes: list[bytes]) -> None:
+        self.index = _Index(nodes)
+
+    def __len__(self) -> int:
+        return len(self.index.entries)
+
+
+def _one_by_one(names: list[bytes], records: bytes, nodes: list[bytes]) -> list[tuple[bytes, bool]]:
+    """What the files vouch for, record by record: the definition the bulk comparison must keep."""
+    known = []
+    for rev in range(min(len(records) // RBC_RECORD.size, len(nodes))):
+        prefix, value = RBC_RECORD.unpack_from(records, rev * RBC_RECORD.size)
+        index = value & 0x7FFFFFFF
+        if prefix != nodes[rev][:4] or index >= len(names):
+            break
+        known.append((names[index], bool(value & 0x80000000)))
+    return known
+
+
+@given(st.lists(st.tuples(st.binary(min_size=20, max_size=20), st.integers(0, 4), st.booleans()), max_size=40),
+       st.integers(0, 45), st.sampled_from([None, "prefix", "index"]), st.integers(0, 3))
+def test_the_records_vouched_for_are_those_matching_one_by_one(
+        revs: list[tuple[bytes, int, bool]], cut: int, damage: str | None, trailing: int) -> None:
+    names = [b"default", b"stable", b"feature"]
+    nodes = [node for node, _, _ in revs]
+    records = bytearray(b"".join(RBC_RECORD.pack(node[:4], index | (0x80000000 if closed else 0))
+                                 for node, index, closed in revs))
+    if damage == "prefix" and cut < len(revs):
+        records[cut * RBC_RECORD.size] ^= 0xFF
+    elif damage == "index" and cut < len(revs):
+        records[cut * RBC_RECORD.size + 7] = 7
+    data = bytes(records) + b"\1" * trailing  # a torn last record
+    assert _vouched(names, data, _Changelog(nodes)) == _one_by_one(names, data, nodes)  # type: ignore[arg-type]
