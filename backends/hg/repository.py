@@ -405,7 +405,7 @@ class HgRepo:
                 saved = len(known)
             if len(known) < len(cl):
                 known = known + [branchcache.branch_of(text) for text in cl.texts(len(known), len(cl))]
-                tip = cl.node(len(known) - 1)
+            tip = cl.node(len(known) - 1) if known else NULL_NODE  # also when the files vouched for all
             if saved < len(known):
                 saved = self._save_branches(cl, known, saved, wlock_held)
             if scope is not None:

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backends.hg import open_repository
+from backends.hg import branchcache, open_repository, repository
 from backends.hg.branchcache import NAMES_V2, RBC_RECORD, REVS_V2, _vouched, branch_of, read
 from backends.hg.changelog import Changeset, format_changeset, parse_changeset
 from backends.hg.lock import lock_prefix
+from backends.hg.revlog import LruCache
 from backends.interfaces import DeltaMode
 from protocols.errors import StorageError
 from tests import hg_command_server
@@ -180,6 +181,20 @@ def test_the_files_wait_for_a_free_wlock(branchy: Path, tmp_path: Path) -> None:
     assert sorted(open_repository(str(branchy), "b").branchmap()) == [b"default", b"feature", b"stable"]
     assert files(branchy) == hg_s_own(branchy, tmp_path)
     assert not wlock.exists()
+
+
+def test_files_that_vouch_for_every_revision_are_read_once(branchy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Branches known from the files are kept like computed ones: later queries and a push's
+    commit read only what is new (they read both files again, each time, before)."""
+    open_repository(str(branchy), "b").branchmap()  # the files, for every revision
+    monkeypatch.setattr(repository, "SHARED_BRANCHES", LruCache(4))  # as after a restart
+    repo = open_repository(str(branchy), "fresh")
+    reads = []
+    monkeypatch.setattr(branchcache, "read", lambda plain, cl: reads.append(len(cl)) or read(plain, cl))
+    first = repo.branchmap()
+    assert repo.branchmap() == first
+    repo.lookup(b"stable")
+    assert reads == [len(BRANCHES) + 1]
 
 
 def test_a_write_brings_the_files_up_to_date_as_it_commits(branchy: Path, tmp_path: Path) -> None:
