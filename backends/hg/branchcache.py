@@ -23,10 +23,11 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from backends.hg.changelog import DEFAULT_BRANCH, parse_changeset, parse_extra
-from backends.hg.revlog import Revlog
-from backends.hg.vfs import Vfs
+from backends.hg.revlog import LruCache, Revlog
+from backends.hg.vfs import Stamp, Vfs
 
 RBC_RECORD = struct.Struct(">4sI")
 CLOSED_BIT = 0x80000000
@@ -127,6 +128,34 @@ def read(plain: Vfs, cl: Revlog) -> Branches:
     return _vouched(names, records, cl)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What :func:`write` last left in a repository's files: their stamps, the names, how many
+    records they vouch for (checked against the changelog then)."""
+
+    names_stamp: Stamp | None
+    revs_stamp: Stamp | None
+    names: tuple[bytes, ...]
+    count: int
+
+
+_WRITTEN: LruCache[bytes, _Written] = LruCache(64)
+"""By ``.hg`` directory: the next push appends without checking every record again."""
+
+
+def _unchanged(plain: Vfs, cl: Revlog, written: _Written) -> bool:
+    """The files are as :func:`write` left them and still agree with the changelog (the node at
+    their last record is still there: a strip renumbers what follows it, as ``_branches`` checks)."""
+    if not 0 < written.count <= len(cl) or written.revs_stamp is None:
+        return False
+    if written.revs_stamp[0] != written.count * RBC_RECORD.size:
+        return False
+    if plain.stamp(NAMES_V2) != written.names_stamp or plain.stamp(REVS_V2) != written.revs_stamp:
+        return False
+    last = plain.read_range(REVS_V2, (written.count - 1) * RBC_RECORD.size, RBC_RECORD.size)
+    return last[:4] == cl.index.entries[written.count - 1][7][:4]
+
+
 def write(plain: Vfs, cl: Revlog, known: Sequence[tuple[bytes, bool]]) -> int:
     """Bring ``rbc-names-v2``/``rbc-revs-v2`` up to ``known`` (the branches of the first
     ``len(known)`` revisions of ``cl``); the caller holds the ``wlock``.
@@ -141,14 +170,20 @@ def write(plain: Vfs, cl: Revlog, known: Sequence[tuple[bytes, bool]]) -> int:
     count = min(len(known), len(cl))
     if count == 0:
         return 0
+    key = getattr(plain, "root", None)
+    written = _WRITTEN.get(key) if isinstance(key, bytes) else None
     names: list[bytes] = []
     kept_records = b""
-    if plain.exists(NAMES_V2) and plain.exists(REVS_V2):
-        found = _names_and_records(plain, cl)
-        if found is not None and found[2] != [b""]:
-            names, records = found[2], found[3]
-            kept_records = records[: RBC_RECORD.size * _vouched_count(names, records, cl)]
-    start = len(kept_records) // RBC_RECORD.size
+    if written is not None and _unchanged(plain, cl, written):
+        names, start, appendable = list(written.names), written.count, True  # no pass over every record
+    else:
+        if plain.exists(NAMES_V2) and plain.exists(REVS_V2):
+            found = _names_and_records(plain, cl)
+            if found is not None and found[2] != [b""]:
+                names, records = found[2], found[3]
+                kept_records = records[: RBC_RECORD.size * _vouched_count(names, records, cl)]
+        start = len(kept_records) // RBC_RECORD.size
+        appendable = bool(names) and plain.size(REVS_V2) == len(kept_records)
     if start >= count:
         return start
     index: dict[bytes, int] = {}
@@ -170,8 +205,10 @@ def write(plain: Vfs, cl: Revlog, known: Sequence[tuple[bytes, bool]]) -> int:
         plain.replace(NAMES_V2, b"\0".join(added))
     elif added:
         plain.append(NAMES_V2, b"\0" + b"\0".join(added))
-    if not fresh and plain.size(REVS_V2) == len(kept_records):
+    if appendable:
         plain.append(REVS_V2, bytes(out))
     else:
         plain.replace(REVS_V2, kept_records + bytes(out))
+    if isinstance(key, bytes):
+        _WRITTEN.put(key, _Written(plain.stamp(NAMES_V2), plain.stamp(REVS_V2), (*names, *added), count))
     return count

@@ -44,6 +44,25 @@ def ancestors_mask(parents: Sequence[tuple[int, int]], revs: Iterable[int]) -> b
     return mask
 
 
+def lower_phase(parents: Sequence[tuple[int, int]], phases: bytearray, revs: Iterable[int], phase: int) -> None:
+    """Set ``::revs`` to at most ``phase`` in place, walking only the revisions that change.
+
+    A revision's phase is never below its parents' (phases are inherited), so a
+    parent already at ``phase`` or lower has every ancestor there too and the
+    walk stops at it: moving a push's new changesets to public costs the push,
+    not the history below it.
+    """
+    stack = [r for r in revs if r >= 0 and phases[r] > phase]
+    while stack:
+        rev = stack.pop()
+        if phases[rev] <= phase:
+            continue
+        phases[rev] = phase
+        for p in parents[rev]:
+            if p >= 0 and phases[p] > phase:
+                stack.append(p)
+
+
 def missing(parents: Sequence[tuple[int, int]], common: Iterable[int], heads_: Iterable[int]) -> list[int]:
     """``::heads - ::common`` in ascending order, in one descending sweep.
 
@@ -85,9 +104,15 @@ def missing(parents: Sequence[tuple[int, int]], common: Iterable[int], heads_: I
 
 
 def compute_phases(parents: Sequence[tuple[int, int]], roots: dict[int, int]) -> bytearray:
-    """Phase of every revision: the highest root phase among its ancestors (phases.py)."""
+    """Phase of every revision: the highest root phase among its ancestors (phases.py).
+
+    Revisions below the first root are public whatever their parents: the sweep
+    starts at that root (a publishing repository has none, and costs nothing).
+    """
     phases = bytearray(len(parents))
-    for rev, (p1, p2) in enumerate(parents):
+    first = min((rev for rev, phase in roots.items() if phase and 0 <= rev), default=len(parents))
+    for rev in range(first, len(parents)):
+        p1, p2 = parents[rev]
         ph = roots.get(rev, 0)
         if p1 >= 0 and phases[p1] > ph:
             ph = phases[p1]

@@ -16,6 +16,7 @@ import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Literal, Protocol
 
 from backends.hg import branchcache, graph, mpatch
@@ -55,6 +56,7 @@ from backends.hg.revlog import (
     FLAG_INLINE,
     NULL_REV,
     VERSION_REVLOGV1,
+    Entry,
     Index,
     LruCache,
     Revlog,
@@ -123,6 +125,20 @@ class ThreadLocks:
         return False
 
 
+_PARENT_REVS = itemgetter(5, 6)
+_VISIBLE = bytes(1 if phase < SECRET else 0 for phase in range(256))
+"""``bytearray.translate`` table: a phase below secret is visible."""
+
+
+def _checked_parents(entries: Sequence[Entry], start: int) -> list[tuple[int, int]]:
+    """(p1, p2) of the entries from ``start`` on, each checked to be an earlier revision or null."""
+    parents = list(map(_PARENT_REVS, itertools.islice(entries, start, None)))
+    for rev, (p1, p2) in enumerate(parents, start):
+        if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):
+            raise StorageError(f"corrupt changelog: revision {rev} has parents {p1}, {p2}")
+    return parents
+
+
 @dataclass
 class Views:
     """Derived data of one changelog snapshot; built lazily, never mutated after."""
@@ -134,6 +150,11 @@ class Views:
     phase_stamp: object = None
     """The phaseroots' and the obsstore's stamps (markers hide changesets: ``visible`` is 0 for them too)."""
     _heads: list[int] | None = None
+    _branch_heads: dict[bytes, list[int]] | None = None
+    """Per branch, its visible heads (revs, ascending), in the order ``branchmap`` lists the branches."""
+    _grown_from: tuple[int, list[int] | None, dict[bytes, list[int]] | None] | None = None
+    """For views grown from older ones (a push): how many revisions those had, and their heads and
+    branch heads where they were computed, so that these are brought up to date, not recomputed."""
 
 
 class HgRepo:
@@ -241,22 +262,49 @@ class HgRepo:
             if views is not None and views.index is cl.index and views.phase_stamp == stamp:
                 self._views = views
                 return views
-            parents = [(e[5], e[6]) for e in cl.index.entries]
-            for rev, (p1, p2) in enumerate(parents):
-                if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):
-                    raise StorageError(f"corrupt changelog: revision {rev} has parents {p1}, {p2}")
-            data = self.store.read(PHASEROOTS) if phase_stamp is not None else b""
-            phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.nodemap()))
-            visible = bytearray(1 if p < SECRET else 0 for p in phases)
-            markers = self.obsstore()
-            if markers is not None:
-                for rev in hidden_revs(markers, cl.index.nodemap(), parents, phases, self._pinned(cl)):
-                    visible[rev] = 0
-            views = Views(cl.index, parents, phases, visible, stamp)
+            extended = self._extended_views(views, cl, stamp) if views is not None else None
+            if extended is not None:
+                views = extended
+            else:
+                parents = _checked_parents(cl.index.entries, 0)
+                data = self.store.read(PHASEROOTS) if phase_stamp is not None else b""
+                phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.nodemap()))
+                visible = phases.translate(_VISIBLE)
+                markers = self.obsstore()
+                if markers is not None:
+                    for rev in hidden_revs(markers, cl.index.nodemap(), parents, phases, self._pinned(cl)):
+                        visible[rev] = 0
+                views = Views(cl.index, parents, phases, visible, stamp)
             self._views = views
             if scope is not None:
                 SHARED_VIEWS.put(scope, views)
             return views
+
+    def _extended_views(self, old: Views, cl: Revlog, stamp: tuple[object, object]) -> Views | None:
+        """``old`` grown by the changesets appended since (a push), or None to compute them afresh.
+
+        Only when the changelog grew by appending (its old last entry is where it
+        was), neither snapshot has an obsstore (markers may hide any revision) and
+        the phaseroots file is the same: its roots then give the old revisions the
+        phases they had, and a root among the new ones (a node it named before
+        the push brought it) is applied to them.  Costs the new revisions, not
+        the history.
+        """
+        entries = cl.index.entries
+        known = len(old.parents)
+        if not known or len(entries) <= known or entries[known - 1] != old.index.entries[known - 1]:
+            return None
+        if stamp[1] is not None or old.phase_stamp != (stamp[0], None):
+            return None
+        parents = old.parents + _checked_parents(entries, known)
+        roots = parse_phaseroots(self.store.read(PHASEROOTS), cl.index.nodemap()) if stamp[0] is not None else {}
+        phases = bytearray(old.phases)
+        for rev in range(known, len(entries)):
+            p1, p2 = parents[rev]
+            phases.append(max(roots.get(rev, 0), phases[p1] if p1 >= 0 else 0, phases[p2] if p2 >= 0 else 0))
+        visible = old.visible + phases[known:].translate(_VISIBLE)
+        return Views(cl.index, parents, phases, visible, stamp,
+                     _grown_from=(known, old._heads, old._branch_heads))
 
     # -- obsolescence ---------------------------------------------------------
 
@@ -368,16 +416,61 @@ class HgRepo:
         views = self.views(cl)
         nodemap = cl.index.nodemap()
         if heads is None:
-            head_revs = self._head_revs(views)
+            head_revs = self.head_revs(views)
         else:
             head_revs = [r for r in (nodemap.get(h) for h in heads) if r is not None]
         mask = graph.ancestors_mask(views.parents, head_revs)
         return markers.version, markers.relevant(cl.node(r) for r, inside in enumerate(mask) if inside)
 
-    def _head_revs(self, views: Views) -> list[int]:
+    def head_revs(self, views: Views) -> list[int]:
+        """The visible heads of a snapshot (revs, ascending): computed once per snapshot."""
         if views._heads is None:
-            views._heads = graph.heads(views.parents, views.visible)
+            grown = views._grown_from
+            if grown is not None and grown[1] is not None:
+                heads = set(grown[1])
+                for rev in range(grown[0], len(views.parents)):
+                    if views.visible[rev]:
+                        heads.difference_update(views.parents[rev])
+                        heads.add(rev)
+                views._heads = sorted(heads)
+            else:
+                views._heads = graph.heads(views.parents, views.visible)
         return views._heads
+
+    def _branch_head_revs(self, cl: Revlog, views: Views) -> dict[bytes, list[int]]:
+        """Per branch, its visible heads (revs, ascending): computed once per snapshot, and for
+        one grown from an older snapshot, brought up to date from that one's."""
+        branches = self._branches(cl, views)  # also writes the rev-branch-cache if it could not before
+        if views._branch_heads is not None:
+            return views._branch_heads
+        grown = views._grown_from
+        start = 0
+        heads: dict[bytes, set[int]] = {}
+        if grown is not None and grown[2] is not None:
+            start = grown[0]
+            heads = {name: set(revs) for name, revs in grown[2].items()}
+        else:
+            start = len(views.parents)
+            has_child = bytearray(len(views.parents))
+            for rev, (p1, p2) in enumerate(views.parents):
+                if views.visible[rev]:
+                    for p in (p1, p2):
+                        if p >= 0 and branches[p][0] == branches[rev][0]:
+                            has_child[p] = 1
+            for rev in range(len(views.parents)):
+                if views.visible[rev] and not has_child[rev]:
+                    heads.setdefault(branches[rev][0], set()).add(rev)
+        for rev in range(start, len(views.parents)):
+            if views.visible[rev]:
+                name = branches[rev][0]
+                revs = heads.setdefault(name, set())
+                revs.difference_update(p for p in views.parents[rev] if p >= 0 and branches[p][0] == name)
+                revs.add(rev)
+        ordered: dict[bytes, list[int]] = {}
+        for rev in sorted(rev for revs in heads.values() for rev in revs):
+            ordered.setdefault(branches[rev][0], []).append(rev)
+        views._branch_heads = ordered
+        return ordered
 
     def changeset(self, cl: Revlog, rev: int) -> Changeset:
         return parse_changeset(cl.revision(rev))
@@ -452,7 +545,7 @@ class HgRepo:
 
     def heads(self) -> list[Node]:
         cl = self.changelog()
-        revs = self._head_revs(self.views(cl))
+        revs = self.head_revs(self.views(cl))
         return [cl.node(r) for r in revs] or [NULL_NODE]
 
     def known(self, nodes: Sequence[Node]) -> list[bool]:
@@ -467,19 +560,8 @@ class HgRepo:
 
     def branchmap(self) -> Mapping[bytes, Sequence[Node]]:
         cl = self.changelog()
-        views = self.views(cl)
-        branches = self._branches(cl, views)
-        has_child = bytearray(len(cl))
-        for rev, (p1, p2) in enumerate(views.parents):
-            if views.visible[rev]:
-                for p in (p1, p2):
-                    if p >= 0 and branches[p][0] == branches[rev][0]:
-                        has_child[p] = 1
-        result: dict[bytes, list[Node]] = {}
-        for rev in range(len(cl)):
-            if views.visible[rev] and not has_child[rev]:
-                result.setdefault(branches[rev][0], []).append(cl.node(rev))
-        return result
+        return {name: [cl.node(rev) for rev in revs]
+                for name, revs in self._branch_head_revs(cl, self.views(cl)).items()}
 
     def branch_tips(self) -> dict[bytes, tuple[Node, bool]]:
         """Branch -> (tip-most open head, or tip-most head if all are closed; all closed?)."""

@@ -490,18 +490,53 @@ class RevlogCache:
         cached = self._indexes.get(index_path)
         if cached is not None and cached.stamp == stamp:
             return cached
+        shared = None
         if self.scope is not None and stamp is not None:
-            shared = self.shared.get_valid((self.scope, index_path), stamp)
-            if shared is not None:
+            shared = self.shared.get((self.scope, index_path))
+            if shared is not None and shared.stamp == stamp:
                 self._indexes[index_path] = shared
                 return shared
-        data = self.vfs.read(index_path) if stamp is not None else b""
-        index = parse_index(data, stamp, self.default_header)
+        index = None
+        if stamp is not None:
+            for older in (shared, cached):
+                if older is not None and (index := self._grown(index_path, older, stamp)) is not None:
+                    break
+        if index is None:
+            data = self.vfs.read(index_path) if stamp is not None else b""
+            index = parse_index(data, stamp, self.default_header)
         if self.vfs.stamp(index_path) == stamp:
             self._indexes[index_path] = index
             if self.scope is not None and stamp is not None:
                 self.shared.put((self.scope, index_path), index)
         return index
+
+
+    def _grown(self, index_path: bytes, older: Index, stamp: Stamp) -> Index | None:
+        """``older`` with the entries appended to its file since, or None to parse the file whole.
+
+        A push appends to the changelog's and manifest's indexes: reading and
+        parsing only the new entries (and extending the old node map) keeps what
+        every later request pays for the new snapshot proportional to the push.
+        Only for the same file (inode), grown, not inline, whose old last entry
+        is still there as it was (a strip or rollback followed by new revisions
+        rewrites it).
+        """
+        old_stamp = older.stamp
+        if (old_stamp is None or older.inline or not older.entries or not stamp[2] or old_stamp[2] != stamp[2]
+                or stamp[0] <= old_stamp[0] or old_stamp[0] % ENTRY_SIZE):
+            return None
+        start = old_stamp[0] - ENTRY_SIZE
+        data = self.vfs.read_range(index_path, start, stamp[0] - start)
+        usable = len(data) - len(data) % ENTRY_SIZE  # a trailing partial entry: an append in progress
+        if usable < ENTRY_SIZE or INDEX_ENTRY.unpack_from(data) != older.entries[-1]:
+            return None
+        added = list(INDEX_ENTRY.iter_unpack(memoryview(data)[ENTRY_SIZE:usable]))
+        entries = older.entries + added
+        nodemap: dict[bytes, int] = {}
+        if len(older._nodemap) == len(older.entries):
+            nodemap = dict(older._nodemap)
+            nodemap.update((e[7][:20], rev) for rev, e in enumerate(added, len(older.entries)))
+        return Index(entries, older.header, stamp, None, nodemap)
 
 
 class Journal(Protocol):

@@ -13,6 +13,7 @@ import binascii
 import itertools
 import os
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, NoReturn, Self
 
 from backends.hg import graph, mpatch
@@ -62,6 +63,11 @@ def not_stored(exc: OSError) -> StorageError:
                         "try again later or tell the server's operator")
 
 
+_PARENT_REVS = itemgetter(5, 6)
+_VISIBLE = bytes(1 if phase < 2 else 0 for phase in range(256))
+"""``bytearray.translate`` table: a phase below secret (2) is visible."""
+
+
 class Transaction:
     """One write transaction on an :class:`HgRepo`; locks are held from creation to commit/abort."""
 
@@ -82,6 +88,8 @@ class Transaction:
         engine = "zstd" if reqs.ZSTD in repo.requirements() else "zlib"
         self.compressor = Compressor(engine)
         self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor)
+        self._base_index = self.cl.reader.index
+        """The changelog snapshot the transaction started from (the one the repository's views describe)."""
         self.writers: dict[bytes, RevlogWriter] = {}
         self.standins = False
         """A file under ``.hglf/`` (a largefiles standin) was written."""
@@ -96,6 +104,9 @@ class Transaction:
         """A file revision holding an LFS pointer (``REVIDX_EXTSTORED``) was written."""
         self._serves_lfs: bool | None = None
         self.phases: bytearray | None = None
+        self._parent_list: list[tuple[int, int]] | None = None
+        self._known_heads: tuple[bytes, frozenset[int]] | None = None
+        """The visibility of every revision when the heads were last computed, and those heads."""
         self.marks: dict[bytes, Node] | None = None
         self.changed_cl = False
         self.done = False
@@ -324,13 +335,41 @@ class Transaction:
     # -- phases ------------------------------------------------------------------
 
     def _parents(self) -> list[tuple[int, int]]:
-        return [(e[5], e[6]) for e in self.cl.entries]
+        """(p1, p2) of every revision, the added ones too: built once, then extended (a push
+        asks many times, and rebuilding it cost a pass over the whole history each time)."""
+        parents = self._parent_list
+        entries = self.cl.entries
+        if parents is None:
+            views = self.repo.views()  # usually known already: a copy of its list, not a pass over entries
+            base = views.parents if views.index is self._base_index else list(map(_PARENT_REVS, entries))
+            parents = self._parent_list = list(base)
+        if len(parents) < len(entries):
+            parents.extend(map(_PARENT_REVS, entries[len(parents):]))
+        return parents
 
     def _heads(self) -> set[int]:
-        """The visible heads (revs)."""
-        phases = self._phase_array()
-        visible = bytearray(1 if p < 2 else 0 for p in phases)
-        return set(graph.heads(self._parents(), visible))
+        """The visible heads (revs).
+
+        Computed over the whole history once; later calls start from the last answer and
+        only look at the revisions added since, unless an older revision's visibility changed.
+        """
+        visible = self._phase_array().translate(_VISIBLE)
+        parents = self._parents()
+        known = self._known_heads
+        if known is None:
+            views = self.repo.views()  # its heads are usually known: the client asked for them
+            if views.index is self._base_index and visible.startswith(views.visible):
+                known = (bytes(views.visible), frozenset(self.repo.head_revs(views)))
+        if known is not None and visible.startswith(known[0]):
+            heads = set(known[1])
+            for rev in range(len(known[0]), len(visible)):
+                if visible[rev]:
+                    heads.difference_update(parents[rev])
+                    heads.add(rev)
+        else:
+            heads = set(graph.heads(parents, visible))
+        self._known_heads = (bytes(visible), frozenset(heads))
+        return heads
 
     def _phase_array(self) -> bytearray:
         if self.phases is None:
@@ -362,11 +401,7 @@ class Transaction:
                 phases[rev] = max(phases[rev], 1)
 
     def _advance(self, phase: int, revs: Sequence[int]) -> None:
-        phases = self._phase_array()
-        mask = graph.ancestors_mask(self._parents(), revs)
-        for rev, inside in enumerate(mask):
-            if inside and phases[rev] > phase:
-                phases[rev] = phase
+        graph.lower_phase(self._parents(), self._phase_array(), revs, phase)
 
     def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:
         self._guard()

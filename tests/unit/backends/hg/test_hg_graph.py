@@ -50,3 +50,39 @@ def test_a_draft_tail_is_rooted_at_its_first_revision() -> None:
     parents = [(-1, -1)] + [(r - 1, -1) for r in range(1, 10)]
     phases = graph.compute_phases(parents, {7: 1})
     assert graph.phase_roots(parents, phases) == {1: [7]}
+
+
+def phases_by_definition(parents: list[tuple[int, int]], roots: dict[int, int]) -> bytearray:
+    """Each revision's phase: the highest phase of a root among its ancestors (itself included)."""
+    phases = bytearray(len(parents))
+    for rev in range(len(parents)):
+        ancestors = graph.ancestors_mask(parents, [rev])
+        phases[rev] = max((phase for root, phase in roots.items() if root < len(parents) and ancestors[root]),
+                          default=0)
+    return phases
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories(), st.data())
+def test_phases_are_the_highest_root_phase_among_the_ancestors(
+        history: tuple[list[tuple[int, int]], bytearray], data: st.DataObject) -> None:
+    parents, _ = history
+    roots = data.draw(st.dictionaries(st.integers(0, max(len(parents) - 1, 0)), st.sampled_from(PHASES),
+                                      max_size=6))
+    roots = {r: p for r, p in roots.items() if r < len(parents)}
+    assert graph.compute_phases(parents, roots) == phases_by_definition(parents, roots)
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), st.data())
+def test_lowering_a_phase_touches_exactly_the_ancestors_above_it(
+        history: tuple[list[tuple[int, int]], bytearray], data: st.DataObject) -> None:
+    parents, phases = history
+    revs = data.draw(st.lists(st.integers(-1, max(len(parents) - 1, -1)), max_size=4))
+    phase = data.draw(st.sampled_from(PHASES))
+    expected = bytearray(phases)
+    for rev, inside in enumerate(graph.ancestors_mask(parents, revs)):
+        if inside and expected[rev] > phase:
+            expected[rev] = phase
+    graph.lower_phase(parents, phases, revs, phase)
+    assert phases == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -233,3 +234,105 @@ def test_a_file_rewritten_to_its_old_size_and_mtime_gets_another_stamp(tmp_path:
     after = vfs.stamp(b"x.i")
     assert before is not None and after is not None and before[:3] == after[:3]
     assert after != before
+
+
+def _entries(first: int, count: int, salt: int = 0) -> bytes:
+    """``count`` index entries of a non-inline revlog from revision ``first`` (nodes vary with ``salt``)."""
+    out = bytearray()
+    for rev in range(first, first + count):
+        offset = HEADER << 32 if rev == 0 else (rev * 10) << 16
+        out += INDEX_ENTRY.pack(offset, 10, 10, rev, rev, rev - 1, -1, (rev * 7 + salt).to_bytes(20, "big"))
+    return bytes(out)
+
+
+def test_an_index_that_grew_is_extended_from_its_snapshot_not_parsed_whole(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends.hg import revlog as revlog_mod
+
+    vfs = FsVfs(os.fsencode(str(tmp_path)))
+    vfs.replace(b"x.i", _entries(0, 50))
+    cache = RevlogCache(vfs, HEADER, scope=b"/grow", shared=IndexCache(budget=1 << 20))
+    before = cache.index(b"x.i")
+    assert len(before.nodemap()) == 50
+    whole = []
+    monkeypatch.setattr(revlog_mod, "parse_index", lambda *a: whole.append(1) or parse_index(*a))
+    vfs.append(b"x.i", _entries(50, 7))  # a push
+    grown = cache.index(b"x.i")
+    assert whole == []
+    fresh = parse_index(vfs.read(b"x.i"), None, HEADER)
+    assert grown.entries == fresh.entries and grown.nodemap() == fresh.nodemap()
+    assert grown.entries[:50] == before.entries
+    # A strip and new revisions that leave the file longer than before: the old last entry is
+    # another one now, so the file is parsed whole.
+    data = vfs.read(b"x.i")
+    vfs.replace(b"x.i", data[: 40 * INDEX_ENTRY.size] + _entries(40, 30, salt=1))
+    time.sleep(0.01)
+    rewritten = cache.index(b"x.i")
+    fresh = parse_index(vfs.read(b"x.i"), None, HEADER)
+    assert rewritten.entries == fresh.entries and rewritten.nodemap() == fresh.nodemap()
+    # The same in place (truncated, then appended to: the same inode, longer than the snapshot).
+    os.truncate(os.path.join(str(tmp_path), "x.i"), 40 * INDEX_ENTRY.size)
+    vfs.append(b"x.i", _entries(40, 35, salt=2))
+    truncated = cache.index(b"x.i")
+    fresh = parse_index(vfs.read(b"x.i"), None, HEADER)
+    assert truncated.entries == fresh.entries and truncated.nodemap() == fresh.nodemap()
+
+
+def _pushed_in_two(path: str, hgrc: str) -> tuple[object, object]:
+    """A repository that got 6 changesets, had its views computed, then got 5 more (one a second
+    head); returns (its views now, the same computed from scratch)."""
+    from backends.hg import graph, repository
+    from backends.interfaces import DeltaMode
+    from bench.hg_storage_micro import HistoryBuilder
+
+    builder = HistoryBuilder()
+    node = builder.commit({b"a": b"0\n"})
+    nodes = [node]
+    for i in range(1, 10):
+        node = builder.commit({b"a": b"%d\n" % i}, node)
+        nodes.append(node)
+    fork = builder.commit({b"b": b"fork\n"}, nodes[3], branch=b"stable")
+    fork2 = builder.commit({b"b": b"fork 2\n"}, fork, branch=b"stable")
+    other = builder.commit({b"c": b"third\n"}, nodes[2])  # a second head of default
+    source = create_repository(os.path.join(path, "source"), "s")
+    tx = source.transaction()
+    tx.add_changegroup(builder.groups())
+    tx.commit()
+    target_path = os.path.join(path, "target")
+    target = create_repository(target_path, "t")
+    with open(os.path.join(target_path, ".hg", "hgrc"), "w") as f:
+        f.write(hgrc)
+    for heads in ([nodes[5], fork], [nodes[9], other, fork2]):
+        old = target.views()
+        target.branchmap()  # what a server answers before a push: the old heads are known
+        tx = target.transaction()
+        tx.add_changegroup(source.emit_groups(source.missing(target.heads(), heads), DeltaMode.ANY))
+        visible = bytearray(1 if p < 2 else 0 for p in tx._phase_array())
+        assert tx._heads() == set(graph.heads(tx._parents(), visible))  # the incremental answer
+        tx.commit()
+    computed = []
+    real = graph.compute_phases
+    graph.compute_phases = lambda *a: computed.append(1) or real(*a)  # type: ignore[assignment]
+    try:
+        extended = target.views()
+    finally:
+        graph.compute_phases = real  # type: ignore[assignment]
+    assert computed == [] and extended is not old  # grown from the old views, not recomputed
+    repository.SHARED_VIEWS.put(target.revlogs.scope or b"", None)  # type: ignore[arg-type]
+    scratch = open_repository(target_path, "t2")
+    scratch._views = None
+    assert target.branchmap() == scratch.branchmap()
+    assert target.heads() == scratch.heads()
+    assert sorted(target.branchmap()) == [b"default", b"stable"] and len(target.heads()) == 3
+    return extended, scratch.views()
+
+
+def test_views_after_a_push_are_grown_from_the_old_ones_as_computed_whole(tmp_path: object) -> None:
+    for name, hgrc in (("publishing", ""), ("draft", "[phases]\npublish = False\n")):
+        path = os.path.join(str(tmp_path), name)
+        os.makedirs(path)
+        extended, scratch = _pushed_in_two(path, hgrc)
+        assert extended is not scratch
+        for field in ("parents", "phases", "visible", "phase_stamp"):
+            assert getattr(extended, field) == getattr(scratch, field), (name, field)
+        assert extended.phases[-1] == (0 if name == "publishing" else 1)
