@@ -11,6 +11,9 @@ from collections.abc import Iterable, Sequence
 
 NULL_REV = -1
 
+VISIBLE = bytes(1 if phase < 2 else 0 for phase in range(256))
+"""``bytearray.translate`` table from a phase to 1 where it is below secret (2): visible."""
+
 
 def heads(parents: Sequence[tuple[int, int]], visible: bytearray | None = None) -> list[int]:
     """Revisions (among ``visible`` ones) that no visible revision has as a parent."""

@@ -16,7 +16,6 @@ import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Literal, Protocol
 
 from backends.hg import branchcache, graph, mpatch
@@ -55,6 +54,7 @@ from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
     NULL_REV,
+    PARENT_REVS,
     VERSION_REVLOGV1,
     Entry,
     Index,
@@ -125,14 +125,9 @@ class ThreadLocks:
         return False
 
 
-_PARENT_REVS = itemgetter(5, 6)
-_VISIBLE = bytes(1 if phase < SECRET else 0 for phase in range(256))
-"""``bytearray.translate`` table: a phase below secret is visible."""
-
-
 def _checked_parents(entries: Sequence[Entry], start: int) -> list[tuple[int, int]]:
     """(p1, p2) of the entries from ``start`` on, each checked to be an earlier revision or null."""
-    parents = list(map(_PARENT_REVS, itertools.islice(entries, start, None)))
+    parents = list(map(PARENT_REVS, itertools.islice(entries, start, None)))
     for rev, (p1, p2) in enumerate(parents, start):
         if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):
             raise StorageError(f"corrupt changelog: revision {rev} has parents {p1}, {p2}")
@@ -269,7 +264,7 @@ class HgRepo:
                 parents = _checked_parents(cl.index.entries, 0)
                 data = self.store.read(PHASEROOTS) if phase_stamp is not None else b""
                 phases = graph.compute_phases(parents, parse_phaseroots(data, cl.index.nodemap()))
-                visible = phases.translate(_VISIBLE)
+                visible = phases.translate(graph.VISIBLE)
                 markers = self.obsstore()
                 if markers is not None:
                     for rev in hidden_revs(markers, cl.index.nodemap(), parents, phases, self._pinned(cl)):
@@ -302,7 +297,7 @@ class HgRepo:
         for rev in range(known, len(entries)):
             p1, p2 = parents[rev]
             phases.append(max(roots.get(rev, 0), phases[p1] if p1 >= 0 else 0, phases[p2] if p2 >= 0 else 0))
-        visible = old.visible + phases[known:].translate(_VISIBLE)
+        visible = old.visible + phases[known:].translate(graph.VISIBLE)
         return Views(cl.index, parents, phases, visible, stamp,
                      _grown_from=(known, old._heads, old._branch_heads))
 

@@ -22,6 +22,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Generic, Protocol, TypeVar
 
 import zstandard
@@ -33,6 +34,8 @@ from protocols.errors import StorageError
 
 INDEX_ENTRY = struct.Struct(">Qiiiiii20s12x")
 ENTRY_SIZE = INDEX_ENTRY.size
+PARENT_REVS = itemgetter(5, 6)
+"""An index entry's (p1, p2) revisions."""
 VERSION_REVLOGV1 = 1
 FLAG_INLINE = 1 << 16
 FLAG_GENERALDELTA = 1 << 17

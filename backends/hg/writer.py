@@ -13,7 +13,6 @@ import binascii
 import itertools
 import os
 from collections.abc import Iterator, Sequence
-from operator import itemgetter
 from typing import TYPE_CHECKING, NoReturn, Self
 
 from backends.hg import graph, mpatch
@@ -23,7 +22,7 @@ from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
 from backends.hg.largefiles import STANDIN_DIR
 from backends.hg.obsstore import OBSSTORE, PUBLIC, ObsStore, instabilities
-from backends.hg.revlog import NULL_REV, REVIDX_EXTSTORED, Compressor, RevlogWriter, node_hash
+from backends.hg.revlog import NULL_REV, PARENT_REVS, REVIDX_EXTSTORED, Compressor, RevlogWriter, node_hash
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
 from protocols import hg_obsmarkers as obs
@@ -61,11 +60,6 @@ def not_stored(exc: OSError) -> StorageError:
     """A write the server's disk refused (full, a quota, an I/O error), after the rollback."""
     return StorageError(f"the server could not store the push ({exc.strerror or exc}); nothing was changed, "
                         "try again later or tell the server's operator")
-
-
-_PARENT_REVS = itemgetter(5, 6)
-_VISIBLE = bytes(1 if phase < 2 else 0 for phase in range(256))
-"""``bytearray.translate`` table: a phase below secret (2) is visible."""
 
 
 class Transaction:
@@ -341,10 +335,10 @@ class Transaction:
         entries = self.cl.entries
         if parents is None:
             views = self.repo.views()  # usually known already: a copy of its list, not a pass over entries
-            base = views.parents if views.index is self._base_index else list(map(_PARENT_REVS, entries))
+            base = views.parents if views.index is self._base_index else list(map(PARENT_REVS, entries))
             parents = self._parent_list = list(base)
         if len(parents) < len(entries):
-            parents.extend(map(_PARENT_REVS, entries[len(parents):]))
+            parents.extend(map(PARENT_REVS, entries[len(parents):]))
         return parents
 
     def _heads(self) -> set[int]:
@@ -353,7 +347,7 @@ class Transaction:
         Computed over the whole history once; later calls start from the last answer and
         only look at the revisions added since, unless an older revision's visibility changed.
         """
-        visible = self._phase_array().translate(_VISIBLE)
+        visible = self._phase_array().translate(graph.VISIBLE)
         parents = self._parents()
         known = self._known_heads
         if known is None:
