@@ -85,6 +85,7 @@ class Transaction:
         self._base_index = self.cl.reader.index
         """The changelog snapshot the transaction started from (the one the repository's views describe)."""
         self.writers: dict[bytes, RevlogWriter] = {}
+        self._file_writers: dict[bytes, RevlogWriter] = {}
         self.standins = False
         """A file under ``.hglf/`` (a largefiles standin) was written."""
         self._manifest_links: dict[bytes, set[Node]] = {}
@@ -198,9 +199,14 @@ class Transaction:
         return self._serves_lfs
 
     def _file_writer(self, path: bytes) -> RevlogWriter:
-        if path.startswith(STANDIN_DIR):
-            self.standins = True
-        return self._writer(self.repo.filelog_path(path), b"data/" + path + b".i")
+        """The writer of a file's filelog, by its path (encoded into a store path once per push:
+        the checks after the ingest ask again for every file a changeset or manifest names)."""
+        writer = self._file_writers.get(path)
+        if writer is None:
+            if path.startswith(STANDIN_DIR):
+                self.standins = True
+            writer = self._file_writers[path] = self._writer(self.repo.filelog_path(path), b"data/" + path + b".i")
+        return writer
 
     def _rebuild(self, base_text: bytes, delta: bytes) -> bytes:
         """Apply a pushed delta within ``max_text`` (and mpatch's own bound), sized before it is built."""
