@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import enum
 import importlib
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -474,27 +476,60 @@ class BoundedRequest(server.Request):
         if length is not None and length > self.max_body:
             self._refuse_body()
             return
-        super().gotLength(length)
+        try:
+            super().gotLength(length)  # a body over 100 kB goes to a temporary file in TMPDIR
+        except OSError as exc:
+            self._refuse_spool(exc)
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_bytes += len(data)
         if self._body_bytes > self.max_body:
             self._refuse_body()
             return
-        super().handleContentChunk(data)
+        try:
+            super().handleContentChunk(data)
+        except OSError as exc:  # TMPDIR full, over quota, gone: say so instead of dropping the connection
+            self._refuse_spool(exc)
+
+    def process(self) -> None:
+        if getattr(self, "_refused", False):
+            return  # answered already (413, 507) while the body came in: nothing runs
+        super().process()
 
     def _refuse_body(self) -> None:
         """Answer before reading the body, as Twisted answers a bad header (http.py)."""
+        self._refuse(b"413 Payload Too Large", f"request body is larger than {self.max_body} bytes")
+
+    def _refuse_spool(self, exc: OSError) -> None:
+        """The body cannot be held where twisted.web spools it (``TMPDIR``): 507, nothing was run."""
+        reason = exc.strerror or str(exc)
+        channel = self.channel
+        log.error("{method} {path} from {client}: the request body could not be spooled to the temporary "
+                  "directory {tmpdir} ({reason}); make room there or point TMPDIR elsewhere",
+                  method=bytes(getattr(channel, "_command", b"?")).decode("ascii", "replace"),
+                  path=bytes(getattr(channel, "_path", b"?"))[:200].decode("ascii", "replace"),
+                  client=getattr(self.getClientAddress(), "host", "?"), tmpdir=tempfile.gettempdir(), reason=reason)
+        # hg prints the reason phrase ("abort: HTTP Error 507: ..."), git only the status: both get one
+        self._refuse(b"507 Insufficient Storage (the server's temporary space is full; try again later)",
+                     f"the server could not hold the request's body ({reason} in its temporary directory); "
+                     "nothing was changed, try again later or tell the server's operator")
+
+    def _refuse(self, status: bytes, message: str) -> None:
+        """Answer now, with the connection closing, and drop the rest of the body."""
         if getattr(self, "_refused", False):
             return
         self._refused = True
-        body = f"request body is larger than {self.max_body} bytes\n".encode()
-        head = (b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        spooled = getattr(self, "content", None)
+        self.content = _Discard()
+        if spooled is not None:
+            with contextlib.suppress(OSError):
+                spooled.close()  # a temporary file: its space comes back now
+        body = (message + "\n").encode()
+        head = (b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
         assert self.channel is not None
         self.channel.transport.write(head + body)  # type: ignore[union-attr]
         self.channel.transport.loseConnection()  # type: ignore[union-attr]
-        self.content = _Discard()
 
 
 class _Discard:

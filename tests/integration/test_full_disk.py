@@ -301,3 +301,59 @@ def test_a_push_the_disk_cannot_lock_for_is_refused_saying_so(
     assert "remote: the server could not lock the repository (Read-only file system); nothing was changed" in said, said
     assert _snapshot(web.root / "h" / ".hg") == before
     client.hg("push", "-q", hg_url, cwd=hg_work)
+
+
+class _FullSpool:
+    """twisted.web's spool for a request body on a full ``TMPDIR``: every write fails."""
+
+    def write(self, data: bytes) -> int:
+        _full()
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def _spool_on_full_tmpdir(real: Any) -> Any:
+    """``twisted.web.http._getContentFile`` as on a full ``TMPDIR``: a body it would spool to a
+    temporary file (over 100 kB, or of unknown length) cannot be written there."""
+    def content_file(length: int | None) -> Any:
+        return real(length) if length is not None and length < 100_000 else _FullSpool()
+    return content_file
+
+
+def test_a_push_body_a_full_tmpdir_cannot_hold_is_answered_507_and_nothing_changes(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """twisted.web spools a body over 100 kB to TMPDIR; a full one dropped the connection (hg: "bad
+    HTTP status line", git: "unexpected disconnect") with a traceback logged.  Now: 507 with the reason,
+    for hg (Content-Length) and git (chunked), the repository as it was, and the server keeps serving."""
+    from twisted.web import http as twisted_http
+
+    server, hg_url, work = _hg_over_http(make_server, client, tmp_path)
+    client.hg("push", "-q", hg_url, cwd=work)
+    (work / "big.bin").write_bytes(os.urandom(300_000))
+    client.hg("commit", "-q", "-A", "-m", "big", "-u", "u", cwd=work)
+    repo = server.root / "h" / ".hg"
+    before = _snapshot(repo)
+    git_bare = server.root / "g.git"
+    server.backend.create("g.git", Kind.GIT)
+    git_url = f"http://alice:pw@127.0.0.1:{server.port('http')}/g.git"
+    git_work = tmp_path / "git-work"
+    client.git("init", "-q", "-b", "main", str(git_work))
+    (git_work / "big.bin").write_bytes(os.urandom(300_000))
+    client.git("add", "big.bin", cwd=git_work)
+    client.git("commit", "-qm", "big", cwd=git_work)
+    with monkeypatch.context() as patched:
+        patched.setattr(twisted_http, "_getContentFile", _spool_on_full_tmpdir(twisted_http._getContentFile))
+        refused = client.hg("push", hg_url, cwd=work, check=False)
+        git_refused = client.git("push", git_url, "HEAD:main", cwd=git_work, check=False)
+    assert refused.returncode != 0
+    said = refused.stdout + refused.stderr
+    assert "HTTP Error 507: Insufficient Storage (the server's temporary space is full; try again later)" in said, said
+    assert _snapshot(repo) == before
+    assert git_refused.returncode != 0 and "HTTP 507" in git_refused.stderr, git_refused.stderr
+    assert remote_refs(client, "default", git_url) == {}
+    client.hg("push", "-q", hg_url, cwd=work)  # room again: the same push goes through
+    client.hg("verify", "-q", "-R", str(server.root / "h"))
+    client.git("push", "-q", git_url, "HEAD:main", cwd=git_work)
+    client.git("--git-dir", str(git_bare), "fsck", "--full")
