@@ -26,6 +26,7 @@ only; errors are the API's JSON ``{"message": …}`` with its status codes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -483,7 +484,11 @@ class LfsTransferSession:
             return
         for event in self._reader.feed(data):
             if isinstance(event, lfs_transfer.DataStart):
-                spooled: IO[bytes] = tempfile.TemporaryFile(prefix="hgwire-lfs-")  # noqa: SIM115 - closed once answered
+                try:
+                    spooled: IO[bytes] = tempfile.TemporaryFile(prefix="hgwire-lfs-")  # noqa: SIM115 - closed once answered
+                except OSError as exc:
+                    self._spool_failed(exc)
+                    return
                 self._upload, self._upload_size = (event, spooled), 0
             elif isinstance(event, lfs_transfer.DataChunk):
                 if self._upload is None:  # (after a refusal: dropped)
@@ -492,7 +497,11 @@ class LfsTransferSession:
                 if self._upload_size > MAX_TRANSFER_OBJECT:
                     self._fail(413, f"an object larger than {MAX_TRANSFER_OBJECT >> 20} MiB")
                     return
-                self._upload[1].write(event.data)
+                try:
+                    self._upload[1].write(event.data)
+                except OSError as exc:
+                    self._spool_failed(exc)
+                    return
             elif isinstance(event, lfs_transfer.DataEnd):
                 if self._upload is None:
                     continue
@@ -561,6 +570,15 @@ class LfsTransferSession:
                  outcome=f"{message.command} refused {code}: {text}")
         self._reply(lfs_transfer.error(code, text))
 
+    def _spool_failed(self, exc: OSError) -> None:
+        """An upload the temporary directory cannot hold (full, over quota): 507, nothing kept."""
+        reason = exc.strerror or str(exc)
+        log.error("{proto} {repo}: an upload could not be spooled to the temporary directory {tmpdir} "
+                  "({reason}); make room there or point TMPDIR elsewhere", proto=PROTO, repo=self.ctx.repo_name,
+                  tmpdir=tempfile.gettempdir(), reason=reason)
+        self._fail(507, f"the server could not hold the upload ({reason} in its temporary directory); "
+                        "nothing was kept, try again later or tell the server's operator")
+
     def _fail(self, code: int, message: str) -> None:
         """A request the protocol does not allow: answered, and the session ends."""
         log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=self.ctx.repo_name,
@@ -576,12 +594,14 @@ class LfsTransferSession:
             self.channel.finish(status)
 
     def _drop_spools(self) -> None:
-        if self._upload is not None:
-            self._upload[1].close()
-            self._upload = None
+        spools = [self._upload[1]] if self._upload is not None else []
+        self._upload = None
         while self._queue:
             spool = self._queue.popleft()[1]
             if spool is not None:
+                spools.append(spool)
+        for spool in spools:
+            with contextlib.suppress(OSError):  # a spool on a full disk fails to flush as it closes
                 spool.close()
 
     # -- the requests (in the pool) -----------------------------------------------------------

@@ -321,3 +321,49 @@ def test_git_lfs_transfer_answers_hostile_input_in_its_own_protocol(make_server:
     assert stored.returncode == 0 and stored.stdout.count(pkt("status 200")) == 4, stored  # version, put, verify, quit
     fetched = session("download", version + pkt(f"get-object {good}") + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
     assert pkt("size=5") + pktline.DELIM + pktline.encode(data) + pktline.FLUSH in fetched.stdout, fetched
+
+
+def test_an_upload_the_temporary_directory_cannot_hold_is_answered_507(
+        make_server: Any, client: Client, ssh_keys: SshKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``git-lfs-transfer`` spools an upload to TMPDIR; a full one (injected: the spool's writes fail)
+    ended the session with an internal error.  Now: ``status 507`` with the reason, nothing kept, and
+    the same upload goes through once there is room."""
+    import errno
+    import tempfile
+
+    from protocols import pktline
+    from tests.conftest import ssh_server_settings
+
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    server.backend.create("media", Kind.GIT)
+    ssh = ssh_keys.command(server.port("ssh")).split()
+
+    def pkt(text: str) -> bytes:
+        return pktline.encode(text.encode() + b"\n")
+
+    data = os.urandom(3000)
+    oid = hashlib.sha256(data).hexdigest()
+    upload = (pkt("version 1") + pktline.FLUSH + pkt(f"put-object {oid}") + pkt(f"size={len(data)}")
+              + pktline.DELIM + pktline.encode(data) + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
+
+    def session() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*ssh, "git@127.0.0.1", "git-lfs-transfer media.git upload"], input=upload,
+                              capture_output=True, timeout=60, env=client.env, check=False)
+
+    class FullSpool:
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "TemporaryFile", lambda *a, **k: FullSpool())
+        refused = session()
+    assert refused.returncode == 1 and pkt("status 507") in refused.stdout, refused
+    assert b"the server could not hold the upload (No space left on device in its temporary directory)" \
+        in refused.stdout, refused
+    assert not any(p.is_file() for p in (server.root / "media.git" / "lfs").rglob("*"))
+    stored = session()
+    assert stored.returncode == 0 and stored.stdout.count(pkt("status 200")) == 3, stored  # version, put, quit
+    assert any(p.name == oid for p in (server.root / "media.git" / "lfs").rglob("*"))
