@@ -772,13 +772,23 @@ class ExecChannel(conch_channel.SSHChannel):
         self._deliver()
 
     def _deliver(self) -> None:
-        """Hand pending input to the session while it accepts some; then re-open the window."""
+        """Hand pending input to the session while it accepts some; then re-open the window.
+
+        A session that fails on its input (a bug, a resource gone) ends the channel with an
+        internal error said on stderr and logged, instead of leaving the client waiting."""
         session = self._session
-        while session is not None and not self._input_paused and not self._done and self._pending:
-            session.data_received(self._pending.pop(0))
-        if session is not None and self._eof_pending and not self._pending and not self._input_paused:
-            self._eof_pending = False
-            session.eof_received()
+        try:
+            while session is not None and not self._input_paused and not self._done and self._pending:
+                session.data_received(self._pending.pop(0))
+            if session is not None and self._eof_pending and not self._pending and not self._input_paused:
+                self._eof_pending = False
+                session.eof_received()
+        except Exception:  # noqa: BLE001 -- any failure ends this channel, never the others
+            log.failure("SSH session {service} for {user} failed on its input", service=self._record.service,
+                        user=self._user)
+            if not self._done:
+                self.refuse("internal error")
+            return
         if session is not None and not self._input_paused and not self._pending:
             self._reopen_window()
 

@@ -367,3 +367,32 @@ def test_an_upload_the_temporary_directory_cannot_hold_is_answered_507(
     stored = session()
     assert stored.returncode == 0 and stored.stdout.count(pkt("status 200")) == 3, stored  # version, put, quit
     assert any(p.name == oid for p in (server.root / "media.git" / "lfs").rglob("*"))
+
+
+def test_a_session_that_fails_on_its_input_ends_with_an_internal_error_not_a_hang(
+        make_server: Any, client: Client, ssh_keys: SshKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a session raises on its input (here: an injected bug in git-lfs-transfer's reader)
+    ends that channel at once, ``hgwire: internal error`` on stderr and exit status 1, instead of
+    leaving the client waiting; the next session is served."""
+    from protocols import git_lfs_transfer as lfs_transfer
+    from protocols import pktline
+    from tests.conftest import ssh_server_settings
+
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    server.backend.create("media", Kind.GIT)
+    ssh = ssh_keys.command(server.port("ssh")).split()
+    hello = pktline.encode(b"version 1\n") + pktline.FLUSH + pktline.encode(b"quit\n") + pktline.FLUSH
+
+    def session() -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*ssh, "git@127.0.0.1", "git-lfs-transfer media.git download"], input=hello,
+                              capture_output=True, timeout=60, env=client.env, check=False)
+
+    def broken(self: Any, data: bytes) -> Any:
+        raise RuntimeError("an injected bug")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(lfs_transfer.TransferReader, "feed", broken)
+        failed = session()
+    assert failed.returncode == 1 and b"hgwire: internal error" in failed.stderr, failed
+    served = session()
+    assert served.returncode == 0 and served.stdout.endswith(pktline.encode(b"status 200\n") + pktline.FLUSH), served
