@@ -29,7 +29,10 @@ generation that fails hands the same error to every reader at the point it
 reached.  Memory stays bounded: one step in flight per generation (about
 ``WRITE_STEP``) and per reader (at most ``READ_BLOCK``); the spool is on disk (``TMPDIR``), as twisted.web spools bodies.
 A spool that cannot be written (a full ``TMPDIR``) fails the clones that
-share it, as a generation error, and the next request starts anew.
+share it, as a generation error; then, and whenever ``TMPDIR`` has less than
+``SPOOL_MIN_FREE`` bytes free, answers are streamed to each request on its own
+for ``SPOOL_FULL_PAUSE`` seconds (unshared, as without this module), so that
+a full temporary directory costs sharing, not clones.
 
 **Kept answers** (``[clone_cache]``, off by default): a generation that ends
 well may be kept for a while, its spool still open, so that the same request
@@ -74,6 +77,10 @@ ran ahead into the kernel's socket buffers until the transport paused it.  Reade
 it while the generation is faster than the fastest of them."""
 MAX_KEPT = 256
 """Most answers kept at once (each holds an open spool file), whatever their size."""
+SPOOL_MIN_FREE = 16 << 20
+"""Below this much free space in the spool directory, a new answer is not shared (not spooled)."""
+SPOOL_FULL_PAUSE = 60.0
+"""Seconds answers go unshared after a spool could not be written (disk full, over quota)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +129,7 @@ class _Generation:
         """Waiting for a reader to come within ``lead`` (under ``_lock``)."""
         self._stepping = False
         self._stopped = False
+        self._spool_failed = False
         self._waiters: list[defer.Deferred[None]] = []
 
     # -- the writer (steps in the pool, driven from the reactor) ----------------------------
@@ -149,10 +157,14 @@ class _Generation:
             if chunk is None:
                 return True
             if chunk:
-                if self._spool is None:
-                    self._spool = self._owner.new_spool()
-                self._spool.write(chunk)
-                self._spool.flush()
+                try:
+                    if self._spool is None:
+                        self._spool = self._owner.new_spool()
+                    self._spool.write(chunk)
+                    self._spool.flush()
+                except OSError:
+                    self._spool_failed = True  # the disk's refusal, not the stream's: stop sharing a while
+                    raise
                 with self._lock:
                     self.written += len(chunk)
                 step += len(chunk)
@@ -165,6 +177,8 @@ class _Generation:
                 self.error = result.value
                 self.done = True
             log.failure("shared stream {key}: the generation failed", result, key=self.key)
+            if self._spool_failed:
+                self._owner._spool_full(str(result.value))
             self._end()
         elif result:
             with self._lock:
@@ -307,6 +321,8 @@ class SharedStreams:
         """Requests served by a generation that another request started."""
         self.reused = 0
         """Requests served by a kept answer."""
+        self._spool_full_until = 0.0
+        """Until then (the clock's seconds), new answers are not shared: a spool could not be written."""
 
     def open(self, key: Hashable, stream: Iterator[bytes],
              keep: KeepBounds = KEEP_NOTHING) -> tuple[Iterator[bytes | Wait], str]:
@@ -328,12 +344,35 @@ class SharedStreams:
             if close is not None:
                 run_blocking(close).addErrback(lambda f: log.failure("closing an unused stream", f))
             return generation.attach(), how
+        if not self._spool_room():
+            return stream, ""  # streamed to this request alone: the spool directory is (nearly) full
         generation = _Generation(self, key, stream, keep)
         self._running[key] = generation
         self.started += 1
         reader = generation.attach()
         generation.start()
         return reader, "started"
+
+    def _spool_room(self) -> bool:
+        """Whether a new generation may spool: not just after one could not, and with some room."""
+        if self._now() < self._spool_full_until:
+            return False
+        try:
+            found = os.statvfs(self._spool_dir or tempfile.gettempdir())
+        except OSError:
+            return False
+        if found.f_bavail * found.f_frsize >= SPOOL_MIN_FREE:
+            return True
+        self._spool_full(f"{found.f_bavail * found.f_frsize} bytes free")
+        return False
+
+    def _spool_full(self, reason: str) -> None:
+        """Stop sharing for ``SPOOL_FULL_PAUSE`` seconds (said once per pause)."""
+        if self._now() >= self._spool_full_until:
+            log.warn("the spool directory {directory} cannot take shared answers ({reason}): each clone is "  # noqa: G010
+                     "computed for its own client for {seconds:.0f} s; make room there or point TMPDIR elsewhere",
+                     directory=self._spool_dir or tempfile.gettempdir(), reason=reason, seconds=SPOOL_FULL_PAUSE)
+        self._spool_full_until = self._now() + SPOOL_FULL_PAUSE
 
     def new_spool(self) -> IO[bytes]:
         """In the pool: an anonymous file (unlinked at once on POSIX) that disappears when closed."""

@@ -357,3 +357,25 @@ def test_a_push_body_a_full_tmpdir_cannot_hold_is_answered_507_and_nothing_chang
     client.hg("verify", "-q", "-R", str(server.root / "h"))
     client.git("push", "-q", git_url, "HEAD:main", cwd=git_work)
     client.git("--git-dir", str(git_bare), "fsck", "--full")
+
+
+def test_clones_go_on_when_the_temporary_directory_is_full(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identical full clones share one answer spooled to TMPDIR; with TMPDIR (nearly) full every
+    clone failed ("remote: internal error", "HTTP Error 500").  Now each is answered on its own."""
+    from gateway import shared_streams
+
+    _, hg_url, work = _hg_over_http(make_server, client, tmp_path)
+    client.hg("push", "-q", hg_url, cwd=work)
+    git_server = make_server("fs", git=[LOOPBACK])
+    git_url, _ = started_repo(git_server, client, "g", push=True)
+
+    class Full:
+        f_bavail, f_frsize = 0, 4096
+
+    monkeypatch.setattr(shared_streams.os, "statvfs", lambda path: Full())  # what the directory says
+    monkeypatch.setattr(shared_streams.SharedStreams, "new_spool", _full)  # what a spool would meet
+    client.git("clone", "-q", git_url, str(tmp_path / "git-clone"))
+    assert (tmp_path / "git-clone" / "a.txt").read_text() == "a\n"
+    client.hg("clone", "-q", hg_url.replace("alice:pw@", ""), str(tmp_path / "hg-clone"))
+    assert (tmp_path / "hg-clone" / "a.txt").read_text() == "a\n"

@@ -7,7 +7,9 @@ test says, and the readers go through the real ``IteratorProducer``.
 
 from __future__ import annotations
 
+import errno
 import inspect
+import os
 from collections.abc import Generator
 from typing import IO
 
@@ -317,3 +319,57 @@ def test_an_answer_that_ages_out_while_read_is_freed_when_its_reader_is_done(poo
     pool.run_all()
     assert consumer.data == WHOLE
     assert [f.closed for f in shared.files] == [True]
+
+
+class FullSpools(Spools):
+    """Spools on a full disk: the file opens, the first write fails."""
+
+    full = True
+
+    def new_spool(self) -> IO[bytes]:
+        spool = super().new_spool()
+        if self.full:
+            spool.write = _no_space  # type: ignore[method-assign]
+        return spool
+
+
+def _no_space(data: bytes) -> int:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_after_a_spool_the_disk_refused_answers_go_unshared_for_a_while(pool: ManualPool) -> None:
+    """A spool that cannot be written fails the clones sharing it (they had nothing better); the
+    clones that follow are each computed for their own client until ``SPOOL_FULL_PAUSE`` has gone
+    by, so a full TMPDIR costs sharing, not every clone; a failing *stream* does not pause sharing."""
+    clock = Clock()
+    shared = FullSpools(clock=clock)
+    _, first_outcome, how = _read(shared, b"k", Source(CHUNKS))
+    pool.run_all()
+    assert how == "started" and isinstance(first_outcome[0], Failure)
+    assert isinstance(first_outcome[0].value, OSError)
+    second, second_outcome, how = _read(shared, b"k", Source(CHUNKS))
+    third, _, third_how = _read(shared, b"k", Source(CHUNKS))
+    pool.run_all()
+    assert how == third_how == "" and second.data == third.data == WHOLE and second_outcome == [None]
+    assert shared.started == 1 and shared.running() == 0
+    shared.full = False
+    clock.advance(shared_streams.SPOOL_FULL_PAUSE)
+    _, _, how = _read(shared, b"k", Source(CHUNKS))
+    _, _, joined = _read(shared, b"k", Source(CHUNKS))
+    pool.run_all()
+    assert (how, joined) == ("started", "joined")
+    # The stream's own failure is not the disk's: sharing goes on.
+    _read(shared, b"other", Source(CHUNKS, fail_after=1))
+    pool.run_all()
+    assert _read(shared, b"other", Source(CHUNKS))[2] == "started"
+
+
+def test_a_nearly_full_spool_directory_is_not_used(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Nearly:
+        f_bavail, f_frsize = 10, 4096
+
+    monkeypatch.setattr(shared_streams.os, "statvfs", lambda path: Nearly())
+    shared = Spools()
+    consumer, outcome, how = _read(shared, b"k", Source(CHUNKS))
+    pool.run_all()
+    assert how == "" and consumer.data == WHOLE and outcome == [None] and shared.files == []
