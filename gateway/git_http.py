@@ -21,6 +21,7 @@ An ``HttpChannel`` adapts a ``twisted.web`` request to ``gateway.channel.Channel
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import zlib
@@ -43,6 +44,7 @@ from gateway.limits import limits_for
 from gateway.threads import run_blocking
 from protocols import git_receive, git_upload, git_v2, pktline
 from protocols.errors import (
+    HgwireError,
     LimitExceeded,
     NotARepository,
     PermissionDenied,
@@ -72,7 +74,12 @@ NO_CACHE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 
 SERVICE_ACCESS: Mapping[str, Access] = {"git-upload-pack": Access.READ, "git-receive-pack": Access.WRITE}
 
+class SpoolFull(HgwireError):
+    """A request needs more temporary space (``TMPDIR``) than the server has: 507."""
+
+
 HTTP_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (SpoolFull, 507),
     (Unauthorized, 401),
     (PermissionDenied, 403),
     (RepositoryNotFound, 404),
@@ -253,6 +260,12 @@ def _gunzip(content: IO[bytes], max_decompressed: int = MAX_INFLATED_BODY) -> IO
     except ProtocolError:
         spool.close()
         raise
+    except OSError as exc:  # past SPOOL_IN_MEMORY the spool is a file in TMPDIR: full, over quota
+        with contextlib.suppress(OSError):
+            spool.close()
+        raise SpoolFull(f"the server could not hold the request's inflated body ({exc.strerror or exc} in its "
+                        "temporary directory); nothing was changed, try again later or tell the server's "
+                        "operator") from None
     spool.seek(0)
     return cast(IO[bytes], spool)
 

@@ -221,3 +221,29 @@ def test_http_uploadpack_and_receivepack_of_the_config_turn_services_off(
     anonymous = client.git("push", _url(server, "svc.git"), "main", cwd=work, check=False)
     assert anonymous.returncode != 0 and "could not read Username" in anonymous.stderr
     client.git("clone", "-q", _url(server, "svc"), str(client.cwd / "open-again"))
+
+
+def test_a_gzip_body_the_temporary_directory_cannot_hold_is_answered_507(
+        web: RunningServer, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gzip body is inflated into a spool that is a file in TMPDIR past 1 MiB; a full one was an
+    internal error (500).  Now 507 with the reason, and the server serves on."""
+    import errno
+    import os
+    import tempfile
+
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    _commit(client, work, "a.txt", "x\n")
+    client.git("push", _url(web, "r.git", "alice:s3cret"), "main", cwd=work)
+
+    class FullSpool(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    gzipped = {"Content-Type": "application/x-git-upload-pack-request", "Content-Encoding": "gzip"}
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "SpooledTemporaryFile", FullSpool)  # what the inflater opens
+        status, _, body = _raw(web, "POST", "/r.git/git-upload-pack", gzip.compress(b"0000"), gzipped)
+    assert status == 507, (status, body)
+    assert b"could not hold the request's inflated body (No space left on device in its temporary directory)" in body
+    assert _raw(web, "POST", "/r.git/git-upload-pack", gzip.compress(b"0000"), gzipped)[0] == 200
