@@ -16,6 +16,7 @@ told the result, as git does it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -39,9 +40,20 @@ def check(cert: bytes, settings: PushCertSettings) -> SignatureCheck:
     if fmt is None:  # no signature at all (git's own client always signs)
         return NO_SIGNATURE
     program = settings.programs.get(fmt, "")
-    with tempfile.NamedTemporaryFile(prefix=".git_vtag_tmp") as sig:
+    sig = None
+    try:
+        sig = tempfile.NamedTemporaryFile(prefix=".git_vtag_tmp")  # noqa: SIM115 -- closed below
         sig.write(signature)
         sig.flush()
+    except OSError as exc:  # a full or unwritable TMPDIR: the checker has nothing to read
+        log.warn("a signed push's signature was not checked: it could not be written to the temporary "  # noqa: G010
+                 "directory {tmpdir} ({reason}); make room there or point TMPDIR elsewhere",
+                 tmpdir=tempfile.gettempdir(), reason=exc.strerror or str(exc))
+        if sig is not None:
+            with contextlib.suppress(OSError):
+                sig.close()
+        return NO_SIGNATURE
+    with sig:
         if fmt == "ssh":
             return _check_ssh(program, sig.name, payload, settings)
         args = [program, *(["--keyid-format=long"] if fmt == "openpgp" else []), "--status-fd=1", "--verify",
