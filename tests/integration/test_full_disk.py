@@ -125,16 +125,24 @@ def _hg_over_http(make_server: Any, client: Client, tmp_path: Path) -> tuple[Any
     return server, f"http://alice:pw@127.0.0.1:{server.port('http')}/h", work
 
 
+def _hg_with_a_new_file(make_server: Any, client: Client, tmp_path: Path, name: str,
+                        size: int) -> tuple[Any, str, Path, Path, dict[str, bytes]]:
+    """``_hg_over_http`` with its first changeset pushed and a second, adding ``name`` (``size``
+    random bytes), committed but not pushed: the server, the URL, the local repository, the
+    server's ``.hg`` and its bytes now."""
+    server, url, work = _hg_over_http(make_server, client, tmp_path)
+    client.hg("push", "-q", url, cwd=work)
+    (work / name).write_bytes(os.urandom(size))
+    client.hg("commit", "-q", "-A", "-m", name, "-u", "u", cwd=work)
+    repo = server.root / "h" / ".hg"
+    return server, url, work, repo, _snapshot(repo)
+
+
 def test_an_hg_push_the_disk_cannot_hold_is_rolled_back_saying_so(
         make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from backends.hg import vfs
 
-    server, url, work = _hg_over_http(make_server, client, tmp_path)
-    client.hg("push", "-q", url, cwd=work)
-    (work / "b.bin").write_bytes(os.urandom(100_000))
-    client.hg("commit", "-q", "-A", "-m", "b", "-u", "u", cwd=work)
-    repo = server.root / "h" / ".hg"
-    before = _snapshot(repo)
+    server, url, work, repo, before = _hg_with_a_new_file(make_server, client, tmp_path, "b.bin", 100_000)
     original = vfs.FsVfs.append
 
     def append(self: Any, path: bytes, data: bytes) -> None:
@@ -329,12 +337,7 @@ def test_a_push_body_a_full_tmpdir_cannot_hold_is_answered_507_and_nothing_chang
     for hg (Content-Length) and git (chunked), the repository as it was, and the server keeps serving."""
     from twisted.web import http as twisted_http
 
-    server, hg_url, work = _hg_over_http(make_server, client, tmp_path)
-    client.hg("push", "-q", hg_url, cwd=work)
-    (work / "big.bin").write_bytes(os.urandom(300_000))
-    client.hg("commit", "-q", "-A", "-m", "big", "-u", "u", cwd=work)
-    repo = server.root / "h" / ".hg"
-    before = _snapshot(repo)
+    server, hg_url, work, repo, before = _hg_with_a_new_file(make_server, client, tmp_path, "big.bin", 300_000)
     git_bare = server.root / "g.git"
     server.backend.create("g.git", Kind.GIT)
     git_url = f"http://alice:pw@127.0.0.1:{server.port('http')}/g.git"
