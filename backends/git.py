@@ -10,6 +10,7 @@ import bisect
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from dulwich.file import FileLocked
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
 from dulwich.objects import Blob, ObjectID
 from dulwich.pack import Pack, PackData, PackInflater
-from dulwich.refs import Ref, check_ref_format
+from dulwich.refs import DiskRefsContainer, Ref, check_ref_format
 from dulwich.repo import BaseRepo
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
@@ -167,6 +168,136 @@ def _invalid_pack() -> Iterator[None]:
         raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
 
 
+SYMREF = b"ref: "
+MAX_SYMREF_DEPTH = 5
+"""Symbolic refs followed before giving up on a chain (dulwich's ``SymrefLoop`` depth)."""
+
+
+def read_disk_refs(container: DiskRefsContainer) -> dict[bytes, bytes] | None:
+    """Every ref of a repository on disk and what it resolves to, as dulwich's ``as_dict`` answers,
+    read in one pass: each loose ref file once, packed-refs once.
+
+    ``as_dict`` looks every name up on its own, trying its loose file and checking packed-refs'
+    stamp each time: 24 µs a ref, half a second for a repository of 20,000 tags, at every fetch.
+    The same answers here: loose refs are the files under ``refs/`` whose names pass
+    ``check_ref_format`` (as dulwich lists them), ``HEAD`` if it exists; a loose file's first line
+    (``ref: <name>`` or an object id) wins over packed-refs unless it is empty; symbolic refs are
+    followed up to ``MAX_SYMREF_DEPTH``, through loose files only for names dulwich would read
+    loose (``HEAD``, ``refs/stash``, valid names under ``refs/`` with a ``/`` after it).  None for
+    a linked worktree, whose refs live in two places: dulwich answers then.
+    """
+    path = container.path
+    if container.worktree_path != path:
+        return None
+    loose: dict[bytes, bytes] = {}
+    head = _loose_ref(os.path.join(path, b"HEAD"))
+    if head is not None:
+        loose[b"HEAD"] = head
+    unreadable: set[bytes] = set()
+    """Listed loose names dulwich does not read as loose files (``refs/<one component>``)."""
+    for name, filename in _loose_files(os.path.join(path, b"refs"), b"refs"):
+        if ref_format_ok(name):  # what dulwich lists
+            line = _loose_ref(filename)
+            if line is not None:
+                loose[name] = line
+                if b"/" not in name[5:] and name != b"refs/stash":  # its _check_refname: the rest
+                    unreadable.add(name)
+    packed = _packed_refs(container)
+
+    def read(name: bytes) -> bytes | None:
+        found = loose.get(name)
+        return (found if found and name not in unreadable else None) or packed.get(Ref(name))
+
+    result: dict[bytes, bytes] = {}
+    for key in {*loose, *packed}:
+        content: bytes | None = SYMREF + key
+        for _ in range(MAX_SYMREF_DEPTH + 1):
+            if not content or not content.startswith(SYMREF):
+                break
+            content = read(content[len(SYMREF):])
+        else:
+            continue  # a loop, or a chain longer than dulwich follows
+        if content:
+            result[key] = content
+    return result
+
+
+_PACKED_REFS: OrderedDict[bytes, tuple[tuple[int, int, int, int], dict[Ref, ObjectID]]] = OrderedDict()
+_PACKED_REFS_LOCK = threading.Lock()
+MAX_PACKED_REFS_KEPT = 64
+"""Repositories whose parsed packed-refs are kept (dulwich checks every name as it parses: 12 µs a ref)."""
+
+
+def _packed_refs(container: DiskRefsContainer) -> Mapping[Ref, ObjectID]:
+    """The repository's packed refs, parsed once per version of the file (size, mtime, inode, ctime;
+    git replaces it by a rename whenever it changes) and shared by every request."""
+    path = os.path.join(container.path, b"packed-refs")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {}
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    with _PACKED_REFS_LOCK:
+        kept = _PACKED_REFS.get(path)
+        if kept is not None and kept[0] == stamp:
+            _PACKED_REFS.move_to_end(path)
+            return kept[1]
+    parsed = dict(container.get_packed_refs())
+    try:
+        again = os.stat(path)
+    except FileNotFoundError:
+        return parsed
+    if (again.st_size, again.st_mtime_ns, again.st_ino, again.st_ctime_ns) == stamp:  # not replaced meanwhile
+        with _PACKED_REFS_LOCK:
+            _PACKED_REFS[path] = (stamp, parsed)
+            _PACKED_REFS.move_to_end(path)
+            while len(_PACKED_REFS) > MAX_PACKED_REFS_KEPT:
+                _PACKED_REFS.popitem(last=False)
+    return parsed
+
+
+def _loose_files(directory: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(ref name, file name) of the files below ``directory``, as ``os.walk`` lists them (a symbolic
+    link to a directory is not followed; one to a file, or broken, is a file), without its costs."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        name = prefix + b"/" + entry.name
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            yield name, entry.path
+        elif not entry.is_symlink():
+            yield from _loose_files(entry.path, name)
+
+
+_BAD_REF_BYTES = bytes(range(0x20)) + b"\177 ~^:?*[\\"
+
+
+def ref_format_ok(name: bytes) -> bool:
+    """dulwich's ``check_ref_format`` (git-check-ref-format's rules), with C-level byte tests instead
+    of its loop over each character: 1 µs instead of 12 for a name of 20 bytes."""
+    if name == b"@" or b"/" not in name or b".." in name or b"@{" in name or name[-1:] in (b"/", b"."):
+        return False
+    if len(name.translate(None, _BAD_REF_BYTES)) != len(name):
+        return False
+    return all(part and not part.startswith(b".") and not part.endswith(b".lock") for part in name.split(b"/"))
+
+
+def _loose_ref(filename: bytes) -> bytes | None:
+    """A loose ref file's first line without its end (dulwich reads a symbolic ref's and an id's
+    alike); None when it cannot be read."""
+    try:
+        with open(filename, "rb") as f:
+            return f.readline().rstrip(b"\r\n")
+    except (OSError, UnicodeError):
+        return None
+
+
 class DulwichGitRepository:
     """A git repository as upload-pack and receive-pack see it."""
 
@@ -201,8 +332,9 @@ class DulwichGitRepository:
 
     def refs(self) -> Mapping[bytes, ObjectId]:
         container = self.dulwich_repo.refs
+        found = read_disk_refs(container) if isinstance(container, DiskRefsContainer) else None
         result: dict[bytes, ObjectId] = {}
-        for ref, sha in container.as_dict().items():
+        for ref, sha in (found if found is not None else container.as_dict()).items():
             if sha is not None and len(sha) == 40:
                 result[ref] = ObjectId(sha)
         return result

@@ -1,0 +1,94 @@
+"""Reading every ref of a repository on disk in one pass (``backends.git.read_disk_refs``): the same
+answers as dulwich's ``as_dict``, which looks each name up on its own."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dulwich.refs import check_ref_format
+from dulwich.repo import Repo
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends import git as git_backend
+
+A = b"a" * 40
+B = b"b" * 40
+C = b"c" * 40
+
+NAME_BYTES = st.sampled_from([b"a", b"b", b"/", b".", b"@", b"{", b"~", b"^", b":", b"?", b"*", b"[", b"\\", b" ",
+                              b"\x7f", b"\x01", b"lock", b"..", b"-"])
+
+
+@settings(max_examples=2000)
+@given(st.lists(NAME_BYTES, max_size=12).map(b"".join))
+def test_the_quick_name_check_is_dulwich_s(name: bytes) -> None:
+    assert git_backend.ref_format_ok(name) == check_ref_format(name)  # type: ignore[arg-type]
+
+
+def _write(git_dir: Path, name: str, content: bytes) -> None:
+    path = git_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
+def test_every_ref_reads_as_dulwich_reads_it(tmp_path: Path) -> None:
+    repo = Repo.init_bare(str(tmp_path / "r.git"), mkdir=True)
+    git_dir = tmp_path / "r.git"
+    (git_dir / "packed-refs").write_bytes(
+        b"# pack-refs with: peeled fully-peeled sorted \n"
+        + A + b" refs/heads/packed-only\n"
+        + A + b" refs/heads/both\n"
+        + A + b" refs/tags/v1\n^" + C + b"\n"
+        + A + b" refs/heads/empty-loose\n"
+        + B + b" refs/single\n")
+    loose = {
+        "HEAD": b"ref: refs/heads/main\n",
+        "refs/heads/main": A + b"\n",
+        "refs/heads/both": B + b"\n",  # the loose one wins
+        "refs/heads/empty-loose": b"",  # empty: packed-refs answers
+        "refs/heads/crlf": B + b"\r\n",
+        "refs/remotes/origin/HEAD": b"ref: refs/remotes/origin/main\n",
+        "refs/remotes/origin/main": C + b"\n",
+        "refs/heads/dangling": b"ref: refs/heads/nowhere\n",
+        "refs/heads/loop1": b"ref: refs/heads/loop2\n",
+        "refs/heads/loop2": b"ref: refs/heads/loop1\n",
+        "refs/heads/chain0": b"ref: refs/heads/chain1\n",
+        "refs/heads/chain1": b"ref: refs/heads/chain2\n",
+        "refs/heads/chain2": b"ref: refs/heads/chain3\n",
+        "refs/heads/chain3": b"ref: refs/heads/chain4\n",
+        "refs/heads/chain4": b"ref: refs/heads/main\n",
+        "refs/heads/chain-long": b"ref: refs/heads/chain0\n",
+        "refs/heads/to-single": b"ref: refs/single\n",
+        "refs/single": C + b"\n",  # listed, but not read as a loose file: packed-refs' B
+        "refs/stash": B + b"\n",
+        "refs/heads/x.lock": A + b"\n",  # not a ref name
+        "refs/heads/.hidden": A + b"\n",
+        "refs/heads/short": b"abc\n",
+        "refs/heads/deep/er/still": A + b"\n",
+        "refs/heads/to-outside": b"ref: config\n",
+    }
+    for name, content in loose.items():
+        _write(git_dir, name, content)
+    container = Repo(str(git_dir)).refs
+    expected = container.as_dict()
+    found = git_backend.read_disk_refs(container)  # type: ignore[arg-type]
+    assert found == dict(expected)
+    assert found[b"HEAD"] == A and found[b"refs/heads/both"] == B and found[b"refs/single"] == B
+    assert b"refs/heads/loop1" not in found and b"refs/heads/dangling" not in found
+    assert found[b"refs/heads/chain1"] == A and b"refs/heads/chain-long" not in found  # dulwich's depth
+    repo.close()
+
+
+def test_packed_refs_are_parsed_once_per_version_of_the_file(tmp_path: Path) -> None:
+    Repo.init_bare(str(tmp_path / "p.git"), mkdir=True).close()
+    git_dir = tmp_path / "p.git"
+    (git_dir / "packed-refs").write_bytes(A + b" refs/heads/one\n")
+    first = git_backend._packed_refs(Repo(str(git_dir)).refs)  # type: ignore[arg-type]
+    assert git_backend._packed_refs(Repo(str(git_dir)).refs) is first  # type: ignore[arg-type]
+    replacement = git_dir / "packed-refs.new"
+    replacement.write_bytes(B + b" refs/heads/one\n" + A + b" refs/heads/two\n")
+    os.replace(replacement, git_dir / "packed-refs")  # as git writes it: a new file
+    again = git_backend._packed_refs(Repo(str(git_dir)).refs)  # type: ignore[arg-type]
+    assert dict(again) == {b"refs/heads/one": B, b"refs/heads/two": A}
