@@ -168,58 +168,77 @@ def _invalid_pack() -> Iterator[None]:
         raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
 
 
-SYMREF = b"ref: "
 MAX_SYMREF_DEPTH = 5
 """Symbolic refs followed before giving up on a chain (dulwich's ``SymrefLoop`` depth)."""
 
 
-def read_disk_refs(container: DiskRefsContainer) -> dict[bytes, bytes] | None:
-    """Every ref of a repository on disk and what it resolves to, as dulwich's ``as_dict`` answers,
-    read in one pass: each loose ref file once, packed-refs once.
+class DiskRefs:
+    """Every ref of a repository on disk, read in one pass: each loose ref file once, packed-refs
+    once (``_packed_refs``), answering as dulwich's ``DiskRefsContainer`` does.
 
-    ``as_dict`` looks every name up on its own, trying its loose file and checking packed-refs'
-    stamp each time: 24 µs a ref, half a second for a repository of 20,000 tags, at every fetch.
-    The same answers here: loose refs are the files under ``refs/`` whose names pass
-    ``check_ref_format`` (as dulwich lists them), ``HEAD`` if it exists; a loose file's first line
-    (``ref: <name>`` or an object id) wins over packed-refs unless it is empty; symbolic refs are
-    followed up to ``MAX_SYMREF_DEPTH``, through loose files only for names dulwich would read
-    loose (``HEAD``, ``refs/stash``, valid names under ``refs/`` with a ``/`` after it).  None for
-    a linked worktree, whose refs live in two places: dulwich answers then.
+    dulwich looks every name up on its own, trying its loose file and checking packed-refs' stamp
+    each time: 24 µs a ref, half a second for a repository of 20,000 tags, at every fetch.  Loose
+    refs are the files under ``refs/`` whose names pass ``check_ref_format`` (as dulwich lists
+    them) and ``HEAD``; a loose file's first line (``ref: <name>`` or an object id) wins over
+    packed-refs unless it is empty, and is read as a loose ref only for names dulwich reads loose
+    (``HEAD``, ``refs/stash``, valid names under ``refs/`` with a ``/`` after it).
     """
-    path = container.path
-    if container.worktree_path != path:
+
+    def __init__(self, container: DiskRefsContainer) -> None:
+        path = container.path
+        self.loose: dict[bytes, bytes] = {}
+        head = _loose_ref(os.path.join(path, b"HEAD"))
+        if head is not None:
+            self.loose[b"HEAD"] = head
+        self.unreadable: set[bytes] = set()
+        """Listed loose names dulwich does not read as loose files (``refs/<one component>``)."""
+        for name, filename in _loose_files(os.path.join(path, b"refs"), b"refs"):
+            if ref_format_ok(name):  # what dulwich lists
+                line = _loose_ref(filename)
+                if line is not None:
+                    self.loose[name] = line
+                    if b"/" not in name[5:] and name != b"refs/stash":  # its _check_refname: the rest
+                        self.unreadable.add(name)
+        self.packed = _packed_refs(container)
+
+    def read(self, name: bytes) -> bytes | None:
+        """A ref's content without following it (dulwich's ``read_ref``)."""
+        found = self.loose.get(name)
+        return (found if found and name not in self.unreadable else None) or self.packed.get(Ref(name))
+
+    def resolved(self) -> dict[bytes, bytes]:
+        """Every ref and the id it resolves to, as ``as_dict``: symbolic refs followed up to
+        ``MAX_SYMREF_DEPTH``; a loop, a longer chain or a dangling one is left out."""
+        result: dict[bytes, bytes] = {}
+        for key in {*self.loose, *self.packed}:
+            content: bytes | None = _SYMREF + key
+            for _ in range(MAX_SYMREF_DEPTH + 1):
+                if not content or not content.startswith(_SYMREF):
+                    break
+                content = self.read(content[len(_SYMREF):])
+            else:
+                continue
+            if content:
+                result[key] = content
+        return result
+
+    def symbolic(self) -> dict[bytes, bytes]:
+        """Every symbolic ref and its target (git never packs one: only loose ones are read)."""
+        found = {}
+        for name in self.loose:
+            if name not in self.packed:
+                target = _symref_target(self.read(name))
+                if target is not None:
+                    found[name] = target
+        return found
+
+
+def disk_refs(container: object) -> DiskRefs | None:
+    """``DiskRefs`` of a repository on disk; None for another container or a linked worktree (its
+    refs live in two places): dulwich answers then."""
+    if not isinstance(container, DiskRefsContainer) or container.worktree_path != container.path:
         return None
-    loose: dict[bytes, bytes] = {}
-    head = _loose_ref(os.path.join(path, b"HEAD"))
-    if head is not None:
-        loose[b"HEAD"] = head
-    unreadable: set[bytes] = set()
-    """Listed loose names dulwich does not read as loose files (``refs/<one component>``)."""
-    for name, filename in _loose_files(os.path.join(path, b"refs"), b"refs"):
-        if ref_format_ok(name):  # what dulwich lists
-            line = _loose_ref(filename)
-            if line is not None:
-                loose[name] = line
-                if b"/" not in name[5:] and name != b"refs/stash":  # its _check_refname: the rest
-                    unreadable.add(name)
-    packed = _packed_refs(container)
-
-    def read(name: bytes) -> bytes | None:
-        found = loose.get(name)
-        return (found if found and name not in unreadable else None) or packed.get(Ref(name))
-
-    result: dict[bytes, bytes] = {}
-    for key in {*loose, *packed}:
-        content: bytes | None = SYMREF + key
-        for _ in range(MAX_SYMREF_DEPTH + 1):
-            if not content or not content.startswith(SYMREF):
-                break
-            content = read(content[len(SYMREF):])
-        else:
-            continue  # a loop, or a chain longer than dulwich follows
-        if content:
-            result[key] = content
-    return result
+    return DiskRefs(container)
 
 
 _PACKED_REFS: OrderedDict[bytes, tuple[tuple[int, int, int, int], dict[Ref, ObjectID]]] = OrderedDict()
@@ -332,9 +351,9 @@ class DulwichGitRepository:
 
     def refs(self) -> Mapping[bytes, ObjectId]:
         container = self.dulwich_repo.refs
-        found = read_disk_refs(container) if isinstance(container, DiskRefsContainer) else None
+        on_disk = disk_refs(container)
         result: dict[bytes, ObjectId] = {}
-        for ref, sha in (found if found is not None else container.as_dict()).items():
+        for ref, sha in (on_disk.resolved() if on_disk is not None else container.as_dict()).items():
             if sha is not None and len(sha) == 40:
                 result[ref] = ObjectId(sha)
         return result
@@ -380,6 +399,9 @@ class DulwichGitRepository:
     def symrefs(self) -> Mapping[bytes, bytes]:
         """Every symbolic ref and its target: protocol v2's ``ls-refs`` names them all, as git does."""
         refs = self.dulwich_repo.refs
+        on_disk = disk_refs(refs)
+        if on_disk is not None:
+            return on_disk.symbolic()
         packed = refs.get_packed_refs()  # git never packs a symbolic ref: only loose ones are read
         found = {}
         for name in refs.allkeys():

@@ -1,4 +1,4 @@
-"""Reading every ref of a repository on disk in one pass (``backends.git.read_disk_refs``): the same
+"""Reading every ref of a repository on disk in one pass (``backends.git.DiskRefs``): the same
 answers as dulwich's ``as_dict``, which looks each name up on its own."""
 
 from __future__ import annotations
@@ -73,11 +73,21 @@ def test_every_ref_reads_as_dulwich_reads_it(tmp_path: Path) -> None:
         _write(git_dir, name, content)
     container = Repo(str(git_dir)).refs
     expected = container.as_dict()
-    found = git_backend.read_disk_refs(container)  # type: ignore[arg-type]
+    on_disk = git_backend.disk_refs(container)
+    assert on_disk is not None
+    found = on_disk.resolved()
     assert found == dict(expected)
     assert found[b"HEAD"] == A and found[b"refs/heads/both"] == B and found[b"refs/single"] == B
     assert b"refs/heads/loop1" not in found and b"refs/heads/dangling" not in found
     assert found[b"refs/heads/chain1"] == A and b"refs/heads/chain-long" not in found  # dulwich's depth
+    symbolic = {}  # what the repository's own symrefs() read before: each loose name's content
+    packed = container.get_packed_refs()
+    for name in container.allkeys():
+        value = container.read_ref(name)
+        if name not in packed and value is not None and value.startswith(b"ref: "):
+            symbolic[bytes(name)] = value[5:].strip()
+    assert on_disk.symbolic() == symbolic
+    assert symbolic[b"HEAD"] == b"refs/heads/main" and b"refs/single" not in symbolic
     repo.close()
 
 
