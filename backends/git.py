@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
 
 from dulwich.config import ConfigFile
 from dulwich.errors import ObjectFormatException, RefFormatError
@@ -209,17 +209,19 @@ class DiskRefs:
     def resolved(self) -> dict[bytes, bytes]:
         """Every ref and the id it resolves to, as ``as_dict``: symbolic refs followed up to
         ``MAX_SYMREF_DEPTH``; a loop, a longer chain or a dangling one is left out."""
-        result: dict[bytes, bytes] = {}
-        for key in {*self.loose, *self.packed}:
+        result: dict[bytes, bytes] = dict(cast(Mapping[bytes, bytes], self.packed))  # ids: git packs no symref
+        for key in self.loose:
             content: bytes | None = _SYMREF + key
             for _ in range(MAX_SYMREF_DEPTH + 1):
                 if not content or not content.startswith(_SYMREF):
                     break
                 content = self.read(content[len(_SYMREF):])
             else:
-                continue
+                content = None  # a loop, or a chain longer than dulwich follows
             if content:
                 result[key] = content
+            else:
+                result.pop(key, None)
         return result
 
     def symbolic(self) -> dict[bytes, bytes]:
@@ -352,11 +354,8 @@ class DulwichGitRepository:
     def refs(self) -> Mapping[bytes, ObjectId]:
         container = self.dulwich_repo.refs
         on_disk = disk_refs(container)
-        result: dict[bytes, ObjectId] = {}
-        for ref, sha in (on_disk.resolved() if on_disk is not None else container.as_dict()).items():
-            if sha is not None and len(sha) == 40:
-                result[ref] = ObjectId(sha)
-        return result
+        found = cast(Mapping[bytes, bytes], on_disk.resolved() if on_disk is not None else container.as_dict())
+        return cast(dict[bytes, ObjectId], {ref: sha for ref, sha in found.items() if sha is not None and len(sha) == 40})
 
     def hidden_refs(self, service: str) -> Callable[[bytes], bool]:
         """Which refs the repository's config hides from ``upload-pack`` or ``receive-pack``.

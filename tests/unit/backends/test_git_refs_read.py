@@ -42,7 +42,8 @@ def test_every_ref_reads_as_dulwich_reads_it(tmp_path: Path) -> None:
         + A + b" refs/heads/both\n"
         + A + b" refs/tags/v1\n^" + C + b"\n"
         + A + b" refs/heads/empty-loose\n"
-        + B + b" refs/single\n")
+        + B + b" refs/single\n"
+        + A + b" refs/heads/shadowed\n")
     loose = {
         "HEAD": b"ref: refs/heads/main\n",
         "refs/heads/main": A + b"\n",
@@ -52,6 +53,7 @@ def test_every_ref_reads_as_dulwich_reads_it(tmp_path: Path) -> None:
         "refs/remotes/origin/HEAD": b"ref: refs/remotes/origin/main\n",
         "refs/remotes/origin/main": C + b"\n",
         "refs/heads/dangling": b"ref: refs/heads/nowhere\n",
+        "refs/heads/shadowed": b"ref: refs/heads/nowhere\n",  # over a packed one: dangles all the same
         "refs/heads/loop1": b"ref: refs/heads/loop2\n",
         "refs/heads/loop2": b"ref: refs/heads/loop1\n",
         "refs/heads/chain0": b"ref: refs/heads/chain1\n",
@@ -79,6 +81,7 @@ def test_every_ref_reads_as_dulwich_reads_it(tmp_path: Path) -> None:
     assert found == dict(expected)
     assert found[b"HEAD"] == A and found[b"refs/heads/both"] == B and found[b"refs/single"] == B
     assert b"refs/heads/loop1" not in found and b"refs/heads/dangling" not in found
+    assert b"refs/heads/shadowed" not in found
     assert found[b"refs/heads/chain1"] == A and b"refs/heads/chain-long" not in found  # dulwich's depth
     symbolic = {}  # what the repository's own symrefs() read before: each loose name's content
     packed = container.get_packed_refs()
