@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from dulwich.refs import check_ref_format
 from dulwich.repo import Repo
 from hypothesis import given, settings
@@ -105,3 +106,18 @@ def test_packed_refs_are_parsed_once_per_version_of_the_file(tmp_path: Path) -> 
     os.replace(replacement, git_dir / "packed-refs")  # as git writes it: a new file
     again = git_backend._packed_refs(Repo(str(git_dir)).refs)  # type: ignore[arg-type]
     assert dict(again) == {b"refs/heads/one": B, b"refs/heads/two": A}
+
+
+def test_kept_packed_refs_stay_within_their_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends.hg.revlog import LruCache
+
+    monkeypatch.setattr(git_backend, "_PACKED_REFS", LruCache(8, lambda kept: len(kept[1]) + 1))
+    for name, count in (("small.git", 1), ("large.git", 3)):
+        Repo.init_bare(str(tmp_path / name), mkdir=True).close()
+        (tmp_path / name / "packed-refs").write_bytes(b"".join(A + b" refs/heads/b%d\n" % i for i in range(count)))
+    small = Repo(str(tmp_path / "small.git")).refs
+    large = Repo(str(tmp_path / "large.git")).refs
+    assert git_backend._packed_refs(small) is git_backend._packed_refs(small)  # type: ignore[arg-type]
+    # over a quarter of the budget: parsed at each request, never pushing the others out
+    assert git_backend._packed_refs(large) is not git_backend._packed_refs(large)  # type: ignore[arg-type]
+    assert len(git_backend._packed_refs(large)) == 3  # type: ignore[arg-type]
