@@ -376,6 +376,8 @@ def test_clones_go_on_when_the_temporary_directory_is_full(
     class Full:
         f_bavail, f_frsize = 0, 4096
 
+    # a registry of its own: the pause it takes must not outlast the test (later tests share answers)
+    monkeypatch.setattr(shared_streams, "SHARED", shared_streams.SharedStreams())
     monkeypatch.setattr(shared_streams.os, "statvfs", lambda path: Full())  # what the directory says
     monkeypatch.setattr(shared_streams.SharedStreams, "new_spool", _full)  # what a spool would meet
     client.git("clone", "-q", git_url, str(tmp_path / "git-clone"))
