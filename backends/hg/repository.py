@@ -422,12 +422,7 @@ class HgRepo:
         if views._heads is None:
             grown = views._grown_from
             if grown is not None and grown[1] is not None:
-                heads = set(grown[1])
-                for rev in range(grown[0], len(views.parents)):
-                    if views.visible[rev]:
-                        heads.difference_update(views.parents[rev])
-                        heads.add(rev)
-                views._heads = sorted(heads)
+                views._heads = sorted(graph.grown_heads(views.parents, views.visible, grown[1], grown[0]))
             else:
                 views._heads = graph.heads(views.parents, views.visible)
         return views._heads
@@ -439,7 +434,6 @@ class HgRepo:
         if views._branch_heads is not None:
             return views._branch_heads
         grown = views._grown_from
-        start = 0
         heads: dict[bytes, set[int]] = {}
         if grown is not None and grown[2] is not None:
             start = grown[0]

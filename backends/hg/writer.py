@@ -341,8 +341,8 @@ class Transaction:
         entries = self.cl.entries
         if parents is None:
             views = self.repo.views()  # usually known already: a copy of its list, not a pass over entries
-            base = views.parents if views.index is self._base_index else list(map(PARENT_REVS, entries))
-            parents = self._parent_list = list(base)
+            parents = list(views.parents) if views.index is self._base_index else list(map(PARENT_REVS, entries))
+            self._parent_list = parents
         if len(parents) < len(entries):
             parents.extend(map(PARENT_REVS, entries[len(parents):]))
         return parents
@@ -361,11 +361,7 @@ class Transaction:
             if views.index is self._base_index and visible.startswith(views.visible):
                 known = (bytes(views.visible), frozenset(self.repo.head_revs(views)))
         if known is not None and visible.startswith(known[0]):
-            heads = set(known[1])
-            for rev in range(len(known[0]), len(visible)):
-                if visible[rev]:
-                    heads.difference_update(parents[rev])
-                    heads.add(rev)
+            heads = graph.grown_heads(parents, visible, known[1], len(known[0]))
         else:
             heads = set(graph.heads(parents, visible))
         self._known_heads = (bytes(visible), frozenset(heads))

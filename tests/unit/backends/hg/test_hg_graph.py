@@ -86,3 +86,14 @@ def test_lowering_a_phase_touches_exactly_the_ancestors_above_it(
             expected[rev] = phase
     graph.lower_phase(parents, phases, revs, phase)
     assert phases == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), st.data())
+def test_heads_grown_by_new_revisions_are_the_heads_of_the_whole(
+        history: tuple[list[tuple[int, int]], bytearray], data: st.DataObject) -> None:
+    parents, phases = history
+    visible = phases.translate(graph.VISIBLE)
+    start = data.draw(st.integers(0, len(parents)))
+    before = graph.heads(parents[:start], visible[:start])
+    assert graph.grown_heads(parents, visible, before, start) == set(graph.heads(parents, visible))
