@@ -27,6 +27,16 @@ from protocols.errors import (
 GIT_EXIT_STATUS = 128
 INTERNAL_ERROR = "internal error"
 
+TMPDIR_ADVICE = "make room there or point TMPDIR elsewhere"
+"""What the log tells the operator when the temporary directory refused a write."""
+
+
+def temp_space_refusal(what: str, exc: OSError, outcome: str = "nothing was changed") -> str:
+    """What a client is told when ``what`` could not be held in the temporary directory (full,
+    over quota): one sentence, the reason and what to do."""
+    return (f"the server could not hold {what} ({exc.strerror or exc} in its temporary directory); "
+            f"{outcome}, try again later or tell the server's operator")
+
 GIT_EXPECTED: tuple[type[HgwireError], ...] = (
     RepositoryNotFound,
     NotARepository,

@@ -39,6 +39,7 @@ from backends.interfaces import GitRepository
 from gateway import git_session
 from gateway.auth import Access
 from gateway.channel import Session, SessionContext
+from gateway.errors import temp_space_refusal
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, send_unauthorized
 from gateway.limits import limits_for
 from gateway.threads import run_blocking
@@ -263,9 +264,7 @@ def _gunzip(content: IO[bytes], max_decompressed: int = MAX_INFLATED_BODY) -> IO
     except OSError as exc:  # past SPOOL_IN_MEMORY the spool is a file in TMPDIR: full, over quota
         with contextlib.suppress(OSError):
             spool.close()
-        raise SpoolFull(f"the server could not hold the request's inflated body ({exc.strerror or exc} in its "
-                        "temporary directory); nothing was changed, try again later or tell the server's "
-                        "operator") from None
+        raise SpoolFull(temp_space_refusal("the request's inflated body", exc)) from None
     spool.seek(0)
     return cast(IO[bytes], spool)
 

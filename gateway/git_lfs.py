@@ -51,6 +51,7 @@ from gateway import audit
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext
 from gateway.config import ServiceConfig
+from gateway.errors import TMPDIR_ADVICE, temp_space_refusal
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
@@ -572,12 +573,10 @@ class LfsTransferSession:
 
     def _spool_failed(self, exc: OSError) -> None:
         """An upload the temporary directory cannot hold (full, over quota): 507, nothing kept."""
-        reason = exc.strerror or str(exc)
         log.error("{proto} {repo}: an upload could not be spooled to the temporary directory {tmpdir} "
-                  "({reason}); make room there or point TMPDIR elsewhere", proto=PROTO, repo=self.ctx.repo_name,
-                  tmpdir=tempfile.gettempdir(), reason=reason)
-        self._fail(507, f"the server could not hold the upload ({reason} in its temporary directory); "
-                        "nothing was kept, try again later or tell the server's operator")
+                  "({reason}); " + TMPDIR_ADVICE, proto=PROTO, repo=self.ctx.repo_name,
+                  tmpdir=tempfile.gettempdir(), reason=exc.strerror or str(exc))
+        self._fail(507, temp_space_refusal("the upload", exc, "nothing was kept"))
 
     def _fail(self, code: int, message: str) -> None:
         """A request the protocol does not allow: answered, and the session ends."""

@@ -24,6 +24,7 @@ import tempfile
 from twisted.logger import Logger
 
 from backends.interfaces import PushCertSettings
+from gateway.errors import TMPDIR_ADVICE
 from protocols import git_push_cert
 from protocols.git_push_cert import NO_SIGNATURE, SignatureCheck
 
@@ -47,7 +48,7 @@ def check(cert: bytes, settings: PushCertSettings) -> SignatureCheck:
         sig.flush()
     except OSError as exc:  # a full or unwritable TMPDIR: the checker has nothing to read
         log.warn("a signed push's signature was not checked: it could not be written to the temporary "  # noqa: G010
-                 "directory {tmpdir} ({reason}); make room there or point TMPDIR elsewhere",
+                 "directory {tmpdir} ({reason}); " + TMPDIR_ADVICE,
                  tmpdir=tempfile.gettempdir(), reason=exc.strerror or str(exc))
         if sig is not None:
             with contextlib.suppress(OSError):

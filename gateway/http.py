@@ -51,6 +51,7 @@ from twisted.web import http, resource, server
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.config import ServiceConfig
+from gateway.errors import TMPDIR_ADVICE, temp_space_refusal
 from gateway.limits import (
     DEFAULT_LIMITS,
     NO_PROXIES,
@@ -502,17 +503,16 @@ class BoundedRequest(server.Request):
 
     def _refuse_spool(self, exc: OSError) -> None:
         """The body cannot be held where twisted.web spools it (``TMPDIR``): 507, nothing was run."""
-        reason = exc.strerror or str(exc)
         channel = self.channel
         log.error("{method} {path} from {client}: the request body could not be spooled to the temporary "
-                  "directory {tmpdir} ({reason}); make room there or point TMPDIR elsewhere",
+                  "directory {tmpdir} ({reason}); " + TMPDIR_ADVICE,
                   method=bytes(getattr(channel, "_command", b"?")).decode("ascii", "replace"),
                   path=bytes(getattr(channel, "_path", b"?"))[:200].decode("ascii", "replace"),
-                  client=getattr(self.getClientAddress(), "host", "?"), tmpdir=tempfile.gettempdir(), reason=reason)
+                  client=getattr(self.getClientAddress(), "host", "?"), tmpdir=tempfile.gettempdir(),
+                  reason=exc.strerror or str(exc))
         # hg prints the reason phrase ("abort: HTTP Error 507: ..."), git only the status: both get one
         self._refuse(b"507 Insufficient Storage (the server's temporary space is full; try again later)",
-                     f"the server could not hold the request's body ({reason} in its temporary directory); "
-                     "nothing was changed, try again later or tell the server's operator")
+                     temp_space_refusal("the request's body", exc))
 
     def _refuse(self, status: bytes, message: str) -> None:
         """Answer now, with the connection closing, and drop the rest of the body."""

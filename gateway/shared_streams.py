@@ -61,6 +61,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from gateway.errors import TMPDIR_ADVICE
 from gateway.threads import Chunks, Wait, reactor_time, run_blocking
 
 log = Logger()
@@ -370,7 +371,7 @@ class SharedStreams:
         """Stop sharing for ``SPOOL_FULL_PAUSE`` seconds (said once per pause)."""
         if self._now() >= self._spool_full_until:
             log.warn("the spool directory {directory} cannot take shared answers ({reason}): each clone is "  # noqa: G010
-                     "computed for its own client for {seconds:.0f} s; make room there or point TMPDIR elsewhere",
+                     "computed for its own client for {seconds:.0f} s; " + TMPDIR_ADVICE,
                      directory=self._spool_dir or tempfile.gettempdir(), reason=reason, seconds=SPOOL_FULL_PAUSE)
         self._spool_full_until = self._now() + SPOOL_FULL_PAUSE
 
