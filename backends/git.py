@@ -26,7 +26,6 @@ from dulwich.repo import BaseRepo
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.git_dotfiles import DotFiles
-from backends.hg.revlog import LruCache
 from backends.interfaces import (
     ATOMIC_FAILURE,
     MISSING_OBJECTS,
@@ -42,6 +41,7 @@ from backends.interfaces import (
     RefUpdate,
 )
 from backends.lfs import LfsStore
+from backends.lru import LruCache
 from protocols import git_proc_receive
 from protocols.errors import ProtocolError, StorageError
 from protocols.git_upload import parse_oid

@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backends.hg.changelog import DEFAULT_BRANCH, parse_changeset, parse_extra
-from backends.hg.revlog import LruCache, Revlog
+from backends.hg.revlog import Revlog
 from backends.hg.vfs import Stamp, Vfs
+from backends.lru import LruCache
 
 RBC_RECORD = struct.Struct(">4sI")
 CLOSED_BIT = 0x80000000

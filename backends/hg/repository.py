@@ -58,7 +58,6 @@ from backends.hg.revlog import (
     VERSION_REVLOGV1,
     Entry,
     Index,
-    LruCache,
     Revlog,
     RevlogCache,
 )
@@ -79,6 +78,7 @@ from backends.interfaces import (
     StoreFile,
 )
 from backends.lfs import LfsStore
+from backends.lru import LruCache
 from protocols import hg_obsmarkers as obs
 from protocols.errors import StorageError, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker

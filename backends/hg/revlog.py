@@ -19,17 +19,17 @@ import hashlib
 import struct
 import threading
 import zlib
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
 import zstandard
 
 from backends.hg import mpatch
 from backends.hg.vfs import Stamp, Vfs
 from backends.interfaces import NULL_NODE, Node
+from backends.lru import LruCache
 from protocols.errors import StorageError
 
 INDEX_ENTRY = struct.Struct(">Qiiiiii20s12x")
@@ -392,52 +392,6 @@ class Revlog:
         if base == NULL_REV:
             return NULL_REV, mpatch.full_replacement(0, chunk)
         return base, chunk
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LruCache(Generic[K, V]):
-    """Values kept between opens of a repository, least recently used first out, within ``budget``.
-
-    ``cost`` says what a value counts against the budget (1 each by default);
-    a value costing over a quarter of it is not kept, so that one cannot push
-    out everything else.  Safe to share between threads.
-    """
-
-    def __init__(self, budget: int, cost: Callable[[V], int] = lambda value: 1) -> None:
-        self.budget = budget
-        self._cost = cost
-        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
-        self._held = 0
-        self._lock = threading.Lock()
-
-    @property
-    def held(self) -> int:
-        return self._held
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            self._entries.move_to_end(key)
-            return found[0]
-
-    def put(self, key: K, value: V) -> None:
-        cost = self._cost(value)
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._held -= old[1]
-            if cost > self.budget // 4:
-                return
-            self._entries[key] = (value, cost)
-            self._held += cost
-            while self._held > self.budget:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._held -= dropped
 
 
 class IndexCache(LruCache[tuple[bytes, bytes], Index]):

@@ -18,8 +18,8 @@ from backends.hg import branchcache, open_repository, repository
 from backends.hg.branchcache import NAMES_V2, RBC_RECORD, REVS_V2, _vouched, branch_of, read
 from backends.hg.changelog import Changeset, format_changeset, parse_changeset
 from backends.hg.lock import lock_prefix
-from backends.hg.revlog import LruCache
 from backends.interfaces import DeltaMode
+from backends.lru import LruCache
 from protocols.errors import StorageError
 from tests import hg_command_server
 from tests.conftest import VENV_BIN
