@@ -192,7 +192,7 @@ class DiskRefs:
             self.loose[b"HEAD"] = head
         self.unreadable: set[bytes] = set()
         """Listed loose names dulwich does not read as loose files (``refs/<one component>``)."""
-        for name, filename in _loose_files(os.path.join(path, b"refs"), b"refs"):
+        for name, filename in _loose_files(os.path.join(path, b"refs"), b"refs", []):
             if ref_format_ok(name):  # what dulwich lists
                 line = _loose_ref(filename)
                 if line is not None:
@@ -273,13 +273,15 @@ def _packed_refs(container: DiskRefsContainer) -> Mapping[Ref, ObjectID]:
     return parsed
 
 
-def _loose_files(directory: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(ref name, file name) of the files below ``directory``, as ``os.walk`` lists them (a symbolic
-    link to a directory is not followed; one to a file, or broken, is a file), without its costs."""
+def _loose_files(directory: bytes, prefix: bytes, found: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Add (ref name, file name) of the files below ``directory`` to ``found``, as ``os.walk`` lists
+    them (a symbolic link to a directory is not followed; one to a file, or broken, is a file),
+    without its costs (nor a generator's per level: a third of the time for 5,000 refs in 5,000
+    directories)."""
     try:
         entries = list(os.scandir(directory))
     except OSError:
-        return
+        return found
     for entry in entries:
         name = prefix + b"/" + entry.name
         try:
@@ -287,9 +289,10 @@ def _loose_files(directory: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes
         except OSError:
             is_dir = False
         if not is_dir:
-            yield name, entry.path
+            found.append((name, entry.path))
         elif not entry.is_symlink():
-            yield from _loose_files(entry.path, name)
+            _loose_files(entry.path, name, found)
+    return found
 
 
 _BAD_REF_BYTES = bytes(range(0x20)) + b"\177 ~^:?*[\\"
@@ -305,14 +308,42 @@ def ref_format_ok(name: bytes) -> bool:
     return all(part and not part.startswith(b".") and not part.endswith(b".lock") for part in name.split(b"/"))
 
 
+MAX_LOOSE_REF_LINE = 1 << 16
+"""Longest first line of a loose ref file read (git's pkt-lines could not carry a longer one)."""
+
+_OPEN_REF = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+"""Not blocking: a FIFO among the refs reads as nothing instead of stopping the thread forever."""
+
+
 def _loose_ref(filename: bytes) -> bytes | None:
     """A loose ref file's first line without its end (dulwich reads a symbolic ref's and an id's
-    alike); None when it cannot be read."""
+    alike); None when it cannot be read or is longer than ``MAX_LOOSE_REF_LINE``.
+
+    ``os.open``/``os.read``: a buffered file object costs twice as much to open and close, and
+    there are as many of these as loose refs."""
     try:
-        with open(filename, "rb") as f:
-            return f.readline().rstrip(b"\r\n")
-    except (OSError, UnicodeError):
+        fd = os.open(filename, _OPEN_REF)
+    except OSError:
         return None
+    try:
+        data = os.read(fd, 256)
+        while b"\n" not in data and len(data) <= MAX_LOOSE_REF_LINE:
+            more = os.read(fd, 1 << 14)
+            if not more:
+                break
+            data += more
+    except OSError:  # a directory after all, a FIFO with no writer, an I/O error
+        return None
+    finally:
+        os.close(fd)
+    end = data.find(b"\n")
+    line = data if end < 0 else data[:end + 1]
+    return line.rstrip(b"\r\n") if len(line) <= MAX_LOOSE_REF_LINE else None
+
+
+def _ids(found: Mapping[bytes, bytes | None] | Mapping[Ref, ObjectID]) -> dict[bytes, ObjectId]:
+    """The refs that resolve to an object id (a dangling or broken one is left out)."""
+    return cast(dict[bytes, ObjectId], {ref: sha for ref, sha in found.items() if sha is not None and len(sha) == 40})
 
 
 class DulwichGitRepository:
@@ -350,8 +381,15 @@ class DulwichGitRepository:
     def refs(self) -> Mapping[bytes, ObjectId]:
         container = self.dulwich_repo.refs
         on_disk = disk_refs(container)
-        found = cast(Mapping[bytes, bytes], on_disk.resolved() if on_disk is not None else container.as_dict())
-        return cast(dict[bytes, ObjectId], {ref: sha for ref, sha in found.items() if sha is not None and len(sha) == 40})
+        return _ids(on_disk.resolved() if on_disk is not None else container.as_dict())
+
+    def refs_and_symrefs(self) -> tuple[Mapping[bytes, ObjectId], Mapping[bytes, bytes]]:
+        """``refs()`` and ``symrefs()`` from one read of the refs (an advertisement needs both: a
+        repository of 5,000 loose refs takes about 0.3 s to read)."""
+        on_disk = disk_refs(self.dulwich_repo.refs)
+        if on_disk is None:
+            return self.refs(), self.symrefs()
+        return _ids(on_disk.resolved()), on_disk.symbolic()
 
     def hidden_refs(self, service: str) -> Callable[[bytes], bool]:
         """Which refs the repository's config hides from ``upload-pack`` or ``receive-pack``.
@@ -363,7 +401,7 @@ class DulwichGitRepository:
         """
         rules = [value for section in (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive")
                  for value in self._config_values(section, b"hiderefs")]  # an unreadable config hides nothing
-        return _hiding(rules) if rules else _nothing_hidden
+        return _hiding(rules) if rules else git_pack.nothing_hidden
 
     def _config(self) -> ConfigFile | None:
         """The repository's config, read once per open (a session); None when it cannot be read
@@ -1093,10 +1131,6 @@ def _update_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: Receive
                      ) -> list[tuple[RefUpdate, str | None]]:
     """The update hook for each update still standing (when they do not run with each ref's transaction)."""
     return [(u, reason if reason is not None or hooks.update(u) else UPDATE_DECLINED) for u, reason in checked]
-
-
-def _nothing_hidden(_ref: bytes) -> bool:
-    return False
 
 
 def _hiding(rules: list[bytes]) -> Callable[[bytes], bool]:

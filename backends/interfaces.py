@@ -128,7 +128,10 @@ class GitRepository(Protocol):
         ...
 
     def symrefs(self) -> Mapping[bytes, bytes]:
-        """Every symbolic ref, e.g. ``{b"HEAD": b"refs/heads/main"}`` (also when HEAD is unborn)."""
+        """Every symbolic ref, e.g. ``{b"HEAD": b"refs/heads/main"}`` (also when HEAD is unborn).
+
+        A backend may also offer ``refs_and_symrefs()``: both from one read of its refs (used for
+        every advertisement when present)."""
         ...
 
     def begin_pack(self) -> PackSink: ...

@@ -121,3 +121,72 @@ def test_kept_packed_refs_stay_within_their_budget(tmp_path: Path, monkeypatch: 
     # over a quarter of the budget: parsed at each request, never pushing the others out
     assert git_backend._packed_refs(large) is not git_backend._packed_refs(large)  # type: ignore[arg-type]
     assert len(git_backend._packed_refs(large)) == 3  # type: ignore[arg-type]
+
+
+def test_an_advertisement_reads_the_refs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends import git_pack
+
+    Repo.init_bare(str(tmp_path / "a.git"), mkdir=True).close()
+    git_dir = tmp_path / "a.git"
+    (git_dir / "packed-refs").write_bytes(A + b" refs/tags/v1\n")
+    _write(git_dir, "HEAD", b"ref: refs/heads/main\n")
+    _write(git_dir, "refs/heads/main", B + b"\n")
+    _write(git_dir, "refs/remotes/origin/HEAD", b"ref: refs/remotes/origin/main\n")
+    _write(git_dir, "refs/remotes/origin/main", C + b"\n")
+    repo = git_backend.DulwichGitRepository("a.git", Repo(str(git_dir)))
+    assert repo.refs_and_symrefs() == (repo.refs(), repo.symrefs())
+    reads = []
+    real = git_backend.DiskRefs.__init__
+
+    def counted(self: git_backend.DiskRefs, container: object) -> None:
+        reads.append(container)
+        real(self, container)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(git_backend.DiskRefs, "__init__", counted)
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid: oid)  # the ids name no objects here
+    snapshot = git_pack.snapshot_refs(repo)
+    assert len(reads) == 1
+    assert snapshot.refs == {b"HEAD": B, b"refs/heads/main": B, b"refs/tags/v1": A,
+                             b"refs/remotes/origin/HEAD": C, b"refs/remotes/origin/main": C}
+    assert snapshot.symrefs == {b"HEAD": b"refs/heads/main", b"refs/remotes/origin/HEAD": b"refs/remotes/origin/main"}
+
+
+def test_a_backend_without_the_joint_read_is_asked_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends import git_pack
+
+    class Plain:
+        object_store = None
+
+        def refs(self) -> dict[bytes, bytes]:
+            return {b"HEAD": A, b"refs/heads/main": A}
+
+        def symrefs(self) -> dict[bytes, bytes]:
+            return {b"HEAD": b"refs/heads/main", b"refs/heads/gone": b"refs/heads/main"}
+
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid: oid)
+    snapshot = git_pack.snapshot_refs(Plain())  # type: ignore[arg-type]
+    assert snapshot.refs == {b"HEAD": A, b"refs/heads/main": A}
+    assert snapshot.symrefs == {b"HEAD": b"refs/heads/main"}  # a symref to an unlisted name is left out
+
+
+def test_a_loose_ref_file_is_read_to_its_first_line_end_and_no_further(tmp_path: Path) -> None:
+    long_target = b"refs/heads/" + b"x" * 1000
+    (tmp_path / "long").write_bytes(b"ref: " + long_target + b"\r\nsecond line\n")
+    assert git_backend._loose_ref(bytes(tmp_path / "long")) == b"ref: " + long_target
+    (tmp_path / "unended").write_bytes(A)
+    assert git_backend._loose_ref(bytes(tmp_path / "unended")) == A
+    (tmp_path / "huge").write_bytes(b"y" * (git_backend.MAX_LOOSE_REF_LINE + 1) + b"\n")
+    assert git_backend._loose_ref(bytes(tmp_path / "huge")) is None
+    assert git_backend._loose_ref(bytes(tmp_path / "missing")) is None
+    assert git_backend._loose_ref(bytes(tmp_path)) is None  # a directory
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_among_the_refs_does_not_stop_the_reader(tmp_path: Path) -> None:
+    Repo.init_bare(str(tmp_path / "f.git"), mkdir=True).close()
+    git_dir = tmp_path / "f.git"
+    _write(git_dir, "refs/heads/main", A + b"\n")
+    os.mkfifo(git_dir / "refs" / "heads" / "pipe")  # nobody writes to it: a blocking read would wait forever
+    on_disk = git_backend.disk_refs(Repo(str(git_dir)).refs)
+    assert on_disk is not None
+    assert on_disk.resolved() == {b"refs/heads/main": A}
