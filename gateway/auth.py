@@ -30,8 +30,14 @@ certificates its key signs, whose principal is then the user
 gitolite 2's ``gl-auth-command alice``), is the user the command names, so the
 ``authorized_keys`` gitolite wrote serves as it is: gitolite's shell would only
 have run git commands as that user, and hgwire runs nothing else (what the user
-may do is hgwire's rules, not gitolite's).  A key with any other option (any
-other ``command=``, ...) is skipped with a logged reason, because hgwire cannot
+may do is hgwire's rules, not gitolite's).  A line of Mercurial's ``hg-ssh``,
+``command="hg-ssh [--read-only] team/app other/repo",no-pty,... ssh-ed25519 AAAA... alice``,
+keeps what hg-ssh allowed: that key reaches only the repositories it lists (names under
+``--root``), only with ``hg`` (``hg -R NAME serve --stdio``; no git, no ``hg init``), and
+with ``--read-only`` never pushes (``KeyRestriction``), on top of hgwire's own rules for
+its user (``user=`` or the comment, as for any key).  A key with any other option (any
+other ``command=``, an hg-ssh line that needs a shell: ``cd DIR && hg-ssh ...``, globs,
+``~``, quotes, an absolute path) is skipped with a logged reason, because hgwire cannot
 honour the restriction it asks for.  The file is re-read when it
 changes, so keys can be added without a restart.
 
@@ -64,7 +70,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +78,8 @@ import bcrypt
 from twisted.conch.ssh import keys as conch_keys
 from twisted.logger import Logger
 
-from protocols.errors import PermissionDenied, ReadOnly
+from backends.names import validate_name
+from protocols.errors import PermissionDenied, ReadOnly, UnsafeName
 from protocols.forwarded import parse_ip
 from protocols.ssh_cert import (
     USER_CERT,
@@ -204,6 +211,12 @@ PRINCIPALS_OPTION = "principals"
 COMMAND_OPTION = "command"
 GITOLITE_SHELLS = frozenset({"gitolite-shell", "gl-auth-command"})
 """The forced commands of gitolite 3 and 2: ``PROGRAM [-s] USER`` names the key's user."""
+HG_SSH = "hg-ssh"
+"""Mercurial's restricted login command: ``hg-ssh [--read-only] REPO...``."""
+HG_SSH_TRANSPORT = "hg-ssh"
+MAX_KEY_REPOSITORIES = 1024
+_SHELL_CHARACTERS = frozenset("*?[]{}~$`'\"\\;&|<>()#")
+"""What a shell would expand, quote or run in an ``hg-ssh`` command line: hgwire runs no shell."""
 MAX_FROM_PATTERNS = 256
 MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
 MAX_USER_LENGTH = 64
@@ -213,6 +226,32 @@ _OPTION_RE = re.compile(r'([A-Za-z0-9-]+)(?:="((?:[^"\\]|\\.)*)")?(?:,|(?=\s)|\Z
 
 class KeyLineError(ValueError):
     """One authorized_keys line that is skipped, with the reason to log."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRestriction:
+    """What an ``hg-ssh`` line lets its key do: hg over SSH to the repositories it lists, and
+    nothing but reading with ``--read-only``.  A rule (``Rule``): it only ever takes away."""
+
+    repos: frozenset[str]
+    read_only: bool = False
+
+    def __call__(self, authorizer: Authorizer, request: AccessRequest) -> None:
+        if request.transport != HG_SSH_TRANSPORT:
+            raise PermissionDenied(f"this SSH key may only run Mercurial ({HG_SSH} in authorized_keys); "
+                                   f"ask an administrator for a key without that restriction")
+        if request.repo not in self.repos:
+            raise PermissionDenied(f"this SSH key may not reach {request.repo}: its authorized_keys line "
+                                   f"({HG_SSH}) names the repositories it may reach")
+        if request.access is Access.CREATE:
+            raise PermissionDenied(f"this SSH key may not create repositories ({HG_SSH} in authorized_keys)")
+        if self.read_only and request.access is not Access.READ:
+            raise ReadOnly(f"this SSH key may only read {request.repo} ({HG_SSH} --read-only in authorized_keys)")
+
+
+def restricted(authorizer: Authorizer, restriction: KeyRestriction | None) -> Authorizer:
+    """``authorizer`` with the key's restriction as one more rule (itself without one)."""
+    return authorizer if restriction is None else replace(authorizer, rules=(*authorizer.rules, restriction))
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +267,8 @@ class AuthorizedKey:
     """``cert-authority``: the key signs user certificates (it does not log in itself)."""
     principals: tuple[str, ...] | None = None
     """``principals=`` of a certificate authority: the certificate must name one of them."""
+    restriction: KeyRestriction | None = None
+    """An ``hg-ssh`` line's repositories and ``--read-only``; None: the user's own rights."""
 
     def allows(self, address: str | None, now: float | None = None) -> bool:
         """Whether a client at ``address`` (an IP address; None: unknown) may use this key now."""
@@ -321,7 +362,8 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
     sources = _parse_from(options[FROM_OPTION]) if FROM_OPTION in options else None
     expires = parse_expiry(options[EXPIRY_OPTION]) if EXPIRY_OPTION in options else None
     principals = _parse_principals(options[PRINCIPALS_OPTION]) if PRINCIPALS_OPTION in options else None
-    return AuthorizedKey(user, parts[0], blob, sources, expires, ca, principals)
+    restriction = _hg_ssh_restriction(options[COMMAND_OPTION]) if COMMAND_OPTION in options else None
+    return AuthorizedKey(user, parts[0], blob, sources, expires, ca, principals, restriction)
 
 
 def _parse_principals(value: str | None) -> tuple[str, ...]:
@@ -355,6 +397,37 @@ def _decode_blob(text: str) -> bytes:
         raise KeyLineError("key is not valid base64") from None
 
 
+def _hg_ssh_restriction(command: str | None) -> KeyRestriction | None:
+    """The restriction of an ``hg-ssh`` forced command; None for another command (gitolite's).
+
+    The names are hgwire's repository names (under ``--root``), as hg-ssh's paths were relative
+    to the account's home; anything a shell would have expanded cannot be honoured."""
+    words = (command or "").split()
+    if not words or words[0].rsplit("/", 1)[-1] != HG_SSH:
+        return None
+    arguments = words[1:]
+    read_only = arguments[:1] == ["--read-only"]
+    if read_only:
+        arguments = arguments[1:]
+    if not arguments:
+        raise KeyLineError(f"command= runs {HG_SSH} without a repository")
+    if len(arguments) > MAX_KEY_REPOSITORIES:
+        raise KeyLineError(f"command= runs {HG_SSH} with more than {MAX_KEY_REPOSITORIES} repositories")
+    repos = set()
+    for path in arguments:
+        if any(ch in _SHELL_CHARACTERS for ch in path):
+            raise KeyLineError(f"command= runs {HG_SSH} with {path[:80]!r}, which needs a shell: hgwire runs "
+                               "none; list each repository by its name under --root")
+        if path.startswith("/"):
+            raise KeyLineError(f"command= runs {HG_SSH} with the absolute path {path[:80]!r}: name the "
+                               "repository as it is named under --root")
+        try:
+            repos.add(validate_name(path))
+        except UnsafeName as bad:
+            raise KeyLineError(f"command= runs {HG_SSH} with {path[:80]!r}: {bad}") from None
+    return KeyRestriction(frozenset(repos), read_only)
+
+
 def _gitolite_user(command: str | None) -> str:
     """The user of a gitolite forced command (``/home/git/bin/gitolite-shell alice``); ``KeyLineError``
     for any other command, whose restriction hgwire cannot honour."""
@@ -365,15 +438,19 @@ def _gitolite_user(command: str | None) -> str:
         arguments = arguments[1:]
     if program not in GITOLITE_SHELLS:
         shown = (words[0] if words else "")[:80]
-        raise KeyLineError(f"command= runs {shown!r}, which hgwire cannot honour "
-                           "(only gitolite's 'gitolite-shell USER' names a user hgwire logs in)")
+        if any(word.rsplit("/", 1)[-1] == HG_SSH for word in words):
+            raise KeyLineError(f"command= runs {HG_SSH} through a shell ({shown!r} first), which hgwire "
+                               f"cannot honour: write command=\"{HG_SSH} [--read-only] NAME...\" with the "
+                               "repositories' names under --root")
+        raise KeyLineError(f"command= runs {shown!r}, which hgwire cannot honour (only gitolite's "
+                           f"'gitolite-shell USER' and Mercurial's '{HG_SSH} [--read-only] NAME...')")
     if len(arguments) != 1:
         raise KeyLineError(f"command= runs {program} without exactly one user name")
     return arguments[0]
 
 
 def _user_of(options: Mapping[str, str | None], comment: str) -> str:
-    if COMMAND_OPTION in options:
+    if COMMAND_OPTION in options and _hg_ssh_restriction(options[COMMAND_OPTION]) is None:
         user = _gitolite_user(options[COMMAND_OPTION])
         if options.get(USER_OPTION) not in (None, user):
             raise KeyLineError(f"user= names another user than command= ({user[:MAX_USER_LENGTH]!r})")
@@ -444,15 +521,22 @@ class AuthorizedKeys:
         """The user of ``blob`` for a client at ``address`` (its ``from=`` allowing); None if none.
 
         Blocking (it may re-read the file): call through ``run_blocking``."""
+        login = self.login_for(blob, address)
+        return None if login is None else login[0]
+
+    def login_for(self, blob: bytes, address: str | None = None) -> tuple[str, KeyRestriction | None] | None:
+        """``user_for``'s user and the restriction of the line that let the key in (sshd's
+        first line that allows the client); None if none.  Blocking, as ``user_for``."""
         text, changed = self._file.text()
         if changed:
             self._keys = parse_authorized_keys(text, str(self._file.path))
         if is_certificate(blob):
-            return self._certificate_user(blob, address)
+            user = self._certificate_user(blob, address)
+            return None if user is None else (user, None)
         lines = [key for key in self._keys.get(blob, []) if not key.ca]  # a CA's own key does not log in
         for key in lines:
             if key.allows(address):
-                return key.user
+                return key.user, key.restriction
         if lines:
             log.warn("the key of {user} was offered from {address}, which its from= or expiry-time= does not allow",  # noqa: G010
                      user=lines[0].user, address=address or "an unknown address")

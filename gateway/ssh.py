@@ -79,7 +79,7 @@ from twisted.logger import (
 from zope.interface import implementer
 
 from backends.names import validate_name
-from gateway.auth import Access, AuthorizedKeys, Authorizer
+from gateway.auth import Access, AuthorizedKeys, Authorizer, KeyRestriction, restricted
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.limits import ConnectionLimits, count_request, drop, limits_for, user_sessions
@@ -426,19 +426,30 @@ class AuthorizedKeyChecker:
         if self._authorized is None:
             return defer.fail(UnauthorizedLogin("no --authorized-keys file is configured"))
         address = getattr(credentials, "address", None)  # HgwireUserAuth's: for from= in authorized_keys
-        d = run_blocking(self._authorized.user_for, credentials.blob, address)
+        d = run_blocking(self._authorized.login_for, credentials.blob, address)
         return d.addCallback(self._verify, credentials)
 
-    def _verify(self, user: str | None, credentials: Any) -> bytes:
-        if user is None:
+    def _verify(self, login: tuple[str, KeyRestriction | None] | None, credentials: Any) -> bytes | RestrictedLogin:
+        if login is None:
             raise UnauthorizedLogin("key not authorized")
+        user, restriction = login
         if not credentials.signature:
             raise ValidPublicKey()
         blob = credentials.blob  # a certificate's own key signs the login
         key = keys.Key.fromString(ssh_cert.parse(blob).key_blob if ssh_cert.is_certificate(blob) else blob)
         if not key.verify(credentials.signature, credentials.sigData):
             raise UnauthorizedLogin("bad signature")
+        if restriction is not None:
+            return RestrictedLogin(user.encode("utf-8"), restriction)
         return user.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class RestrictedLogin:
+    """The avatar id of a key whose authorized_keys line restricts it (``hg-ssh``)."""
+
+    user: bytes
+    restriction: KeyRestriction
 
 
 # --- avatar and realm -------------------------------------------------------------------------
@@ -479,9 +490,13 @@ class HgwireRealm:
     def requestAvatar(
         self, avatarId: bytes | tuple[()], mind: object, *interfaces: Any
     ) -> tuple[Any, Any, Callable[[], None]]:
+        front = self._front
+        if isinstance(avatarId, RestrictedLogin):  # every check of its sessions has the key's rule too
+            front = Front(front.config, restricted(front.authorizer, avatarId.restriction))
+            avatarId = avatarId.user
         if IConchUser not in interfaces or not isinstance(avatarId, bytes):
             raise NotImplementedError("only SSH users")
-        return IConchUser, HgwireAvatar(avatarId.decode("utf-8"), self._front), lambda: None
+        return IConchUser, HgwireAvatar(avatarId.decode("utf-8"), front), lambda: None
 
 
 class HgwireUserAuth(userauth.SSHUserAuthServer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import pytest
 
 from backends.interfaces import Kind
 from tests import conftest
-from tests.conftest import BACKENDS, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
 
 
 @dataclass
@@ -394,3 +395,48 @@ def test_hostile_pushes_change_nothing(make_server: Callable[..., RunningServer]
     client.hg("verify", "-R", str(server.root / "target"))
     hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("target"))  # still serving
     client.hg("verify", "-R", str(server.root / "target"))
+
+
+def test_a_key_of_an_hg_ssh_line_keeps_to_what_hg_ssh_allowed(make_server: Callable[..., RunningServer],
+                                                              client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """An operator moving from Mercurial's ``hg-ssh`` keeps its ``authorized_keys``: the key clones and
+    pushes the repository its line lists, is refused every other one, ``hg init`` and git, and with
+    ``--read-only`` its push is refused with the repository as it was."""
+    public = (ssh_keys.key.parent / "alice_key.pub").read_text().split()
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text(f'command="hg-ssh team/app",no-port-forwarding,no-pty {public[0]} {public[1]} alice\n')
+    server = make_server("fs", ssh=[LOOPBACK], host_key=str(ssh_keys.host_key), authorized_keys=str(authorized))
+    for name in ("team/app", "team/other"):
+        client.hg("init", str(server.root / name))
+    client.git("init", "-q", "--bare", str(server.root / "team" / "app.git"))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    work = tmp_path / "work"
+    hgssh.hg("clone", "-q", hgssh.url("team/app"), str(work))
+    _commit(client, work, "a.txt", "one\n", "first")
+    hgssh.hg("push", "-q", "-R", str(work))
+    hgssh.verify_server("team/app", tmp_path)
+    assert client.hg("log", "-R", str(server.root / "team/app"), "-T", "{desc}\n").stdout == "first\n"
+
+    other = hgssh.hg("clone", "-q", hgssh.url("team/other"), str(tmp_path / "other"), check=False)
+    assert other.returncode != 0 and "this SSH key may not reach team/other" in other.stderr
+    created = hgssh.hg("init", hgssh.url("team/new"), check=False)
+    assert created.returncode != 0 and "this SSH key may not reach team/new" in created.stderr
+    assert not (server.root / "team" / "new").exists()
+    listed = hgssh.hg("init", hgssh.url("team/app"), check=False)
+    assert listed.returncode != 0 and "this SSH key may not create repositories" in listed.stderr
+    git = client.git("ls-remote", f"ssh://alice@127.0.0.1:{server.port('ssh')}/team/app.git", check=False,
+                     env={"GIT_SSH_COMMAND": hgssh.ssh})
+    assert git.returncode != 0 and "this SSH key may only run Mercurial" in git.stderr
+
+    authorized.write_text(f'command="hg-ssh --read-only team/app" {public[0]} {public[1]} alice\n')
+    os.utime(authorized, ns=(1, 10**18))  # a new stamp: the file is read again
+    before = _store_bytes(server.root / "team" / "app")
+    _commit(client, work, "a.txt", "two\n", "second")
+    refused = hgssh.hg("push", "-R", str(work), check=False)
+    assert refused.returncode != 0 and "remote: this SSH key may only read team/app" in refused.stdout, refused.stdout
+    assert _store_bytes(server.root / "team" / "app") == before
+    greeting = subprocess.run([*hgssh.ssh.split(), "alice@127.0.0.1"], capture_output=True, text=True, timeout=60, check=False)
+    listed = [line.split()[-1] for line in greeting.stdout.splitlines() if line.startswith(" R")]
+    assert listed == ["team/app"] and " R    team/app" in greeting.stdout, greeting.stdout  # read, no W
+    pulled = hgssh.hg("pull", "-R", str(tmp_path / "work"), check=False)
+    assert pulled.returncode == 0, pulled.stderr
