@@ -228,7 +228,7 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
         return _zip_chunks(entries, source.mtime, options.level, source.commit)
     tar = _tar_chunks(entries, source.mtime, source.commit)
     if options.kind == "tgz":
-        return _gzipped(tar, 6 if options.level is None else options.level)
+        return gzipped(tar, 6 if options.level is None else options.level)
     return tar
 
 
@@ -243,7 +243,7 @@ def _tar_chunks(entries: Entries, mtime: int, commit: bytes | None) -> Iterator[
     """A POSIX (pax) tar as git-archive writes one: a global header with the commit id (what
     ``git get-tar-commit-id`` reads), directory entries, symbolic links as links, submodules
     as empty directories, owner root; one entry at a time."""
-    spool = _Spool()
+    spool = Spool()
     headers = {"comment": commit.decode("ascii")} if commit is not None else {}
     with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT, pax_headers=headers,  # type: ignore[call-overload]
                       encoding="utf-8", errors="surrogateescape") as tar:
@@ -423,7 +423,7 @@ def _glob_segments(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
     return match(0, 0)
 
 
-def _gzipped(chunks: Iterator[bytes], level: int) -> Iterator[bytes]:
+def gzipped(chunks: Iterator[bytes], level: int) -> Iterator[bytes]:
     """gzip a stream (wbits 31: gzip header with mtime 0, so the same tree gives the same bytes)."""
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     try:
@@ -437,7 +437,7 @@ def _gzipped(chunks: Iterator[bytes], level: int) -> Iterator[bytes]:
             close()
 
 
-class _Spool:
+class Spool:
     """A write-only, unseekable file: zipfile then writes data descriptors and we drain the bytes."""
 
     def __init__(self) -> None:
@@ -457,7 +457,7 @@ class _Spool:
 
 def _zip_chunks(entries: Entries, mtime: int, level: int | None, commit: bytes | None) -> Iterator[bytes]:
     """A zip as git-archive writes one: directory entries, the commit id as the archive's comment."""
-    spool = _Spool()
+    spool = Spool()
     date = time.gmtime(max(mtime, 315532800))[:6]  # zip dates start in 1980
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:  # type: ignore[call-overload]
         if commit is not None:

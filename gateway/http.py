@@ -19,6 +19,7 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET|PUT /NAME(.git)/info/lfs/objects/<sha256>``          ``GIT_LFS_OBJECT``
 ``GET|POST /NAME(.git)/info/lfs/locks[/...]``              ``GIT_LFS_LOCKS``
 ``GET|POST /NAME?cmd=COMMAND`` (the repo root only)        ``HG_COMMAND``
+``GET  /NAME/archive/REV.{zip,tar.gz,tar.bz2}[/PATH]``     ``HG_ARCHIVE`` (hgweb's)
 anything else                                              404 / 405 / 403
 =========================================================  =====================
 
@@ -89,6 +90,7 @@ class RouteKind(enum.Enum):
     GIT_LFS_OBJECT = "git-lfs-object"
     GIT_LFS_LOCKS = "git-lfs-locks"
     HG_COMMAND = "hg-command"
+    HG_ARCHIVE = "hg-archive"
     REPO_PAGE = "repository-page"
     ROOT_PAGE = "root-page"
     ERROR = "error"
@@ -158,6 +160,9 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
             if len(segments) == len(tail.segments):
                 return NO_NAME
             return _git_route(method, segments[: -len(tail.segments)], tail, query)
+    archive = _archive_route(method, segments)
+    if archive is not None:
+        return archive
     if not segments:  # the server's own URL: a page for browsers and load balancers' health checks
         return Route(RouteKind.ROOT_PAGE) if method in PAGE_METHODS and not query else NO_NAME
     inside_git_dir = any(segment.endswith(".git") for segment in segments[:-1])  # dumb-protocol paths
@@ -186,6 +191,26 @@ def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
         shown = services[0][:40] if services else "none"
         return _error(403, f"Unsupported service: {shown!r}; hgwire speaks only the smart HTTP protocol")
     return Route(RouteKind.GIT_INFO_REFS, name, services[0])
+
+
+ARCHIVE_SEGMENT = "archive"
+ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
+"""hgweb's archive URLs (``backends.hg.archive.TYPES``)."""
+
+
+def _archive_route(method: str, segments: Sequence[str]) -> Route | None:
+    """hgweb's ``NAME/archive/REV.EXT[/PATH]``: the first ``archive`` segment followed by a name with
+    an archive's extension ends the repository's name; None for any other path."""
+    at = next((i for i in range(1, len(segments) - 1) if segments[i] == ARCHIVE_SEGMENT
+               and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
+    if at is None:
+        return None
+    name = _repo_name(segments[:at])
+    if name is None:
+        return NOT_FOUND
+    if method not in PAGE_METHODS:
+        return _error(405, "archives are read with GET", PAGE_METHODS)
+    return Route(RouteKind.HG_ARCHIVE, name, "/".join(segments[at + 1:]))
 
 
 LFS_TAIL = ("info", "lfs")
@@ -376,7 +401,8 @@ HTTP_HANDLERS: dict[RouteKind, Handler] = {}
 """Route kind → handler; ``gateway.git_http`` and the Mercurial HTTP work add rows."""
 
 
-HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.git_lfs", "gateway.hg_http", "gateway.repo_page")
+HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.git_lfs", "gateway.hg_http", "gateway.hg_archive",
+                                     "gateway.repo_page")
 """Modules whose ``HANDLERS: Mapping[RouteKind, Handler]`` fill ``HTTP_HANDLERS``; absent ones are skipped."""
 
 

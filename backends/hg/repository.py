@@ -587,8 +587,9 @@ class HgRepo:
         the divergent copies ``name@path`` a pull leaves behind (``bookmarks.listbinbookmarks``)."""
         return {k: v for k, v in self._visible_bookmarks().items() if not _divergent(k)}
 
-    def tags(self) -> dict[bytes, Node]:
-        """The tags hg resolves: ``.hgtags`` of every head, oldest head first, then ``.hg/localtags``.
+    def tags(self, local: bool = True) -> dict[bytes, Node]:
+        """The tags hg resolves: ``.hgtags`` of every head, oldest head first, then ``.hg/localtags``
+        (unless not ``local``: the global tags alone).
 
         Merged as Mercurial merges them: each file gives every tag its last
         node and the ones it had before (its history); a later head's value
@@ -606,7 +607,7 @@ class HgRepo:
             if text is not None and text not in seen:  # the same file on several heads: read once
                 seen.add(text)
                 _merge_tags(_tag_history(text), found)
-        if self.plain.exists(b"localtags"):
+        if local and self.plain.exists(b"localtags"):
             _merge_tags(_tag_history(self.plain.read(b"localtags")), found)
         return {name: node for name, (node, _h) in found.items() if node != NULL_NODE and cl.has_node(node)}
 
@@ -1043,6 +1044,11 @@ class HgRepo:
             if data and config_value(data, b"web", name, self._hgrc_include) is not None:
                 return config_bool(data, b"web", name, self._hgrc_include, True)
         return True
+
+    def web_setting(self, name: bytes) -> bytes | None:
+        """A ``[web]`` value of the hgrc, e.g. ``allow-archive``; None when unset."""
+        data = self._hgrc()
+        return dict(config_section(data, b"web", self._hgrc_include)).get(name) if data else None
 
     def _hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
         data = self._hgrc()

@@ -272,3 +272,24 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
     assert b"larger than" in response.read()
     conn.close()
     assert _request(http_server, "GET", "/nothing")[0] == 404  # still serving
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("GET", "/proj/archive/tip.zip", Route(RouteKind.HG_ARCHIVE, "proj", "tip.zip")),
+    ("HEAD", "/team/proj/archive/v1.0.tar.gz", Route(RouteKind.HG_ARCHIVE, "team/proj", "v1.0.tar.gz")),
+    ("GET", "/proj/archive/0.tar.bz2/src/lib", Route(RouteKind.HG_ARCHIVE, "proj", "0.tar.bz2/src/lib")),
+    # the first archive segment followed by an archive's name ends the repository's name
+    ("GET", "/proj/archive/tip.zip/docs/archive/old.zip", Route(RouteKind.HG_ARCHIVE, "proj",
+                                                                 "tip.zip/docs/archive/old.zip")),
+    ("GET", "/team/archive/app", Route(RouteKind.REPO_PAGE, "team/archive/app")),  # no archive type: a page
+    ("GET", "/archive/tip.zip", Route(RouteKind.REPO_PAGE, "archive/tip.zip")),  # no repository before it
+])
+def test_hgweb_archive_urls(method: str, path: str, expected: Route) -> None:
+    assert route(method, _segments(path), {}) == expected
+
+
+def test_an_archive_is_read_with_get_and_its_name_is_checked() -> None:
+    refused = route("POST", _segments("/proj/archive/tip.zip"), {})
+    assert (refused.kind, refused.status, refused.allowed) == (RouteKind.ERROR, 405, ("GET", "HEAD"))
+    assert route("GET", _segments("/.hg/archive/tip.zip"), {}).status == 404
+    assert route("GET", _segments("/-x/archive/tip.zip"), {}).status == 404

@@ -1,0 +1,89 @@
+"""``GET /NAME/archive/REV.zip`` (``.tar.gz``, ``.tar.bz2``, maybe ``/PATH`` after it): hgweb's
+archive downloads, which release links and build scripts point at.
+
+As hgweb, only the types the repository's hgrc allows (``[web] allow-archive = zip gz bz2``, or
+``allowzip = true``...) are served, to those who may pull it (hgwire's rules, then the ``[web]``
+lists); everything that can fail is checked before the first byte (``backends.hg.archive.prepare``),
+then the archive streams from the pool with backpressure, one file at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+
+from backends.hg import archive as hg_archive
+from backends.hg.repository import HgRepo
+from gateway.auth import Access
+from gateway.git_http import fail_request
+from gateway.hg_http import check_web_access
+from gateway.http import HttpFront, Route, RouteKind
+from gateway.threads import IteratorProducer, run_blocking
+from protocols.errors import NotARepository, ProtocolError, UnsupportedFeature
+from protocols.hg_commands import PULL
+
+log = Logger()
+
+PROTO = "hg-archive"
+TRANSPORT = "hg-http"
+
+
+def serve_archive(front: HttpFront, request: server.Request, route: Route) -> None:
+    d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
+    d.addCallback(lambda user: run_blocking(_prepare, front, route, user))
+    d.addCallback(_send, request, route)
+    d.addErrback(fail_request, request, route.repo, PROTO)
+
+
+def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Archive:
+    """The archive the route names, once the repository's settings let ``user`` pull it (blocking)."""
+    last, _, path = route.service.partition("/")
+    parsed = hg_archive.split_type(last)
+    if parsed is None:
+        raise ProtocolError("Unsupported archive type", 404)
+    key, kind = parsed
+    repo = front.config.backend.open(route.repo)
+    if not isinstance(repo, HgRepo):
+        if getattr(repo, "kind", None) is not None and repo.kind.value == "hg":
+            raise UnsupportedFeature("archives are served from repositories of hgwire's own Mercurial engine only")
+        raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
+    policy = front.authorizer.policy
+    base = policy.current.hg_hgrc if policy is not None else None
+    if base is not None:  # the --config file's [hg] hgrc, read before the repository's own (as by sessions)
+        repo.base_hgrc = os.fsencode(base)
+    check_web_access(repo, user, PULL)
+    return hg_archive.prepare(repo, route.repo, key, kind, path)
+
+
+def _send(archive: hg_archive.Archive, request: server.Request, route: Route) -> None:
+    if request.finished or request._disconnected:
+        return
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", archive.content_type.encode("ascii"))
+    request.setHeader(b"Content-Disposition", b'attachment; filename="%s"' % archive.filename.encode("ascii"))
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    if request.method == b"HEAD":
+        request.finish()
+        return
+    producer = IteratorProducer(archive.chunks(), request)
+
+    def sent(_: object) -> None:
+        if not request.finished and not request._disconnected:
+            request.finish()
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: sent {archive.filename}")
+
+    def broke(failure: Failure) -> None:  # the headers are out: the client sees a cut download
+        log.failure("{proto} sending {archive} of {repo}", failure, proto=PROTO, archive=archive.filename,
+                    repo=route.repo)
+        if not request.finished and not request._disconnected:
+            request.loseConnection()
+
+    producer.start().addCallbacks(sent, broke)
+
+
+HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive}

@@ -1,0 +1,197 @@
+"""hgweb's archive downloads, ``/NAME/archive/REV.zip`` (``.tar.gz``, ``.tar.bz2``, ``/PATH``): what
+hgwire sends equals what the real ``hg archive`` writes for the same revision (every file's bytes,
+exec bits, symbolic links, and ``.hg_archival.txt`` with its tags or latest tag, through merges of
+differently tagged branches); only types the repository's hgrc allows, only to those who may pull,
+never a secret changeset; every refusal is an HTTP status with its reason."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from backends.interfaces import Kind
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_hg_http import raw
+
+Tree = dict[str, tuple[str, bytes]]
+"""path -> (kind: "file", "exec" or "link", bytes or link target)."""
+
+
+def _commit(client: Client, repo: Path, message: str, files: dict[str, bytes], date: int) -> None:
+    for name, data in files.items():
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    client.hg("commit", "-q", "-A", "-R", str(repo), "-u", "t", "-d", f"{date} 0", "-m", message)
+
+
+@pytest.fixture
+def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[RunningServer, Path]:
+    """A repository with an executable, a symbolic link, a large file, two named branches tagged
+    apart and merged, a secret changeset; archives of every type allowed."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "team" / "proj"
+    client.hg("init", str(repo))
+    _commit(client, repo, "one", {"a.txt": b"a\n", "bin/run.sh": b"#!/bin/sh\necho hi\n",
+                                  "big.bin": bytes(range(256)) * 12_000}, 1_700_000_000)
+    (repo / "bin" / "run.sh").chmod(0o755)
+    (repo / "link").symlink_to("a.txt")
+    client.hg("commit", "-q", "-A", "-R", str(repo), "-u", "t", "-d", "1700000100 0", "-m", "exec and link")
+    client.hg("tag", "-q", "-R", str(repo), "-u", "t", "-d", "1700000200 0", "v1.0")
+    client.hg("branch", "-q", "-R", str(repo), "stable")
+    _commit(client, repo, "on stable", {"s.txt": b"s\n"}, 1_600_000_000)  # older, but nearer the merge
+    client.hg("tag", "-q", "-R", str(repo), "-u", "t", "-d", "1700000400 0", "v1.1")
+    client.hg("update", "-q", "-R", str(repo), "default")
+    _commit(client, repo, "default 1", {"d.txt": b"d1\n"}, 1_700_000_500)
+    _commit(client, repo, "default 2", {"d.txt": b"d2\n"}, 1_700_000_600)
+    client.hg("merge", "-q", "-R", str(repo), "stable")
+    client.hg("commit", "-q", "-R", str(repo), "-u", "t", "-d", "1700000700 0", "-m", "merge stable")
+    _commit(client, repo, "secret", {"secret.txt": b"s\n"}, 1_700_000_800)
+    client.hg("phase", "-q", "-R", str(repo), "--secret", "--force", "-r", "tip")
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip, gz bz2\n")
+    return server, repo
+
+
+def _hg_archive(client: Client, repo: Path, rev: str, out: Path) -> Tree:
+    client.hg("archive", "-R", str(repo), "-r", rev, "-t", "files", str(out))
+    tree: Tree = {}
+    for path in sorted(out.rglob("*")):
+        name = str(path.relative_to(out))
+        if path.is_symlink():
+            tree[name] = ("link", str(path.readlink()).encode())
+        elif path.is_file():
+            tree[name] = ("exec" if path.stat().st_mode & 0o100 else "file", path.read_bytes())
+    return tree
+
+
+def _from_tar(data: bytes, mode: str) -> tuple[list[str], Tree]:
+    tree: Tree = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode=mode) as tar:
+        members = tar.getmembers()
+        for member in members:
+            _top, _, name = member.name.partition("/")
+            if member.issym():
+                tree[name] = ("link", member.linkname.encode())
+            else:
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                tree[name] = ("exec" if member.mode & 0o100 else "file", extracted.read())
+    return sorted({m.name.partition("/")[0] for m in members}), tree
+
+
+def _from_zip(data: bytes) -> tuple[list[str], Tree]:
+    tree: Tree = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+        for info in infos:
+            _top, _, name = info.filename.partition("/")
+            mode = info.external_attr >> 16
+            kind = "link" if mode & 0o170000 == 0o120000 else "exec" if mode & 0o100 else "file"
+            tree[name] = (kind, archive.read(info))
+    return sorted({i.filename.partition("/")[0] for i in infos}), tree
+
+
+@pytest.mark.parametrize("rev", ["tip", "v1.0", "stable", "3", "default"])
+@pytest.mark.parametrize(("extension", "reader"), [
+    ("tar.gz", lambda data: _from_tar(data, "r:gz")),
+    ("tar.bz2", lambda data: _from_tar(data, "r:bz2")),
+    ("zip", _from_zip),
+])
+def test_an_archive_holds_what_hg_archive_writes(served: tuple[RunningServer, Path], client: Client, tmp_path: Path,
+                                                 rev: str, extension: str, reader: Callable[[bytes], tuple[list[str], Tree]]
+                                                 ) -> None:
+    server, repo = served
+    answer = raw(server.port("http"), "GET", f"/team/proj/archive/{rev}.{extension}")
+    assert answer.status == 200, answer.body[:200]
+    expected = _hg_archive(client, repo, "max(ancestors(" + (rev if rev != "tip" else "default") + ") and not secret())",
+                           tmp_path / "ref")
+    tops, tree = reader(answer.body)
+    assert tree == expected
+    node = client.hg("log", "-R", str(repo), "-r", "max(not secret())", "-T", "{node|short}").stdout
+    version = node if rev == "tip" else rev
+    assert tops == [f"proj-{version}"]
+    assert answer.headers["content-disposition"] == f'attachment; filename="proj-{version}.{extension}"'
+
+
+def test_the_archival_file_follows_hg_through_a_merge_of_two_tags(served: tuple[RunningServer, Path], client: Client,
+                                                                   tmp_path: Path) -> None:
+    """Every revision's ``.hg_archival.txt``, hg's own for comparison: the tag itself, the distance
+    along the longer side, and at the merge the side with fewer changes since its tag."""
+    server, repo = served
+    revs = client.hg("log", "-R", str(repo), "-r", "not secret()", "-T", "{rev}\n").stdout.split()
+    assert len(revs) >= 7
+    for rev in revs:
+        answer = raw(server.port("http"), "GET", f"/team/proj/archive/{rev}.zip/a.txt")
+        assert answer.status == 200, answer.body
+        _tops, tree = _from_zip(answer.body)
+        expected = _hg_archive(client, repo, rev, tmp_path / f"ref-{rev}")
+        assert tree[".hg_archival.txt"] == expected[".hg_archival.txt"], rev
+        assert set(tree) == {".hg_archival.txt", "a.txt"}
+
+
+def test_a_path_limits_the_archive(served: tuple[RunningServer, Path]) -> None:
+    server, _repo = served
+    answer = raw(server.port("http"), "GET", "/team/proj/archive/tip.tar.gz/bin")
+    assert answer.status == 200
+    _tops, tree = _from_tar(answer.body, "r:gz")
+    assert sorted(tree) == [".hg_archival.txt", "bin/run.sh"] and tree["bin/run.sh"][0] == "exec"
+
+
+@pytest.mark.parametrize(("target", "status", "reason"), [
+    ("/team/proj/archive/nosuch.zip", 404, "unknown revision 'nosuch'"),
+    ("/team/proj/archive/tip.zip/no/such/dir", 404, "file(s) not found"),
+    ("/team/proj/archive/tip.tar.xz", 404, ""),
+    ("/team/other/archive/tip.zip", 404, "not found"),
+    ("/team/code.git/archive/tip.zip", 404, "not a Mercurial repository"),
+])
+def test_refusals(served: tuple[RunningServer, Path], target: str, status: int, reason: str) -> None:
+    server, _repo = served
+    server.backend.create("team/code.git", Kind.GIT)
+    answer = raw(server.port("http"), "GET", target)
+    assert answer.status == status and reason in answer.body.decode(), (answer.status, answer.body)
+
+
+def test_a_secret_changeset_is_never_archived(served: tuple[RunningServer, Path], client: Client) -> None:
+    server, repo = served
+    secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
+    for key in (secret, secret[:12], client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{rev}").stdout):
+        answer = raw(server.port("http"), "GET", f"/team/proj/archive/{key}.zip")
+        assert answer.status == 404, key
+
+
+def test_only_the_types_the_hgrc_allows_and_only_to_readers(served: tuple[RunningServer, Path]) -> None:
+    server, repo = served
+    port = server.port("http")
+    (repo / ".hg" / "hgrc").write_text("[web]\nallowzip = true\n")
+    assert raw(port, "GET", "/team/proj/archive/tip.zip").status == 200
+    refused = raw(port, "GET", "/team/proj/archive/tip.tar.gz")
+    assert refused.status == 403 and b"Archive type not allowed" in refused.body
+    (repo / ".hg" / "hgrc").write_text("")
+    assert raw(port, "GET", "/team/proj/archive/tip.zip").status == 403  # hgweb's default: no archives
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip\ndeny_read = *\n")
+    assert raw(port, "GET", "/team/proj/archive/tip.zip").status in (401, 403)
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip\n")
+    head = raw(port, "HEAD", "/team/proj/archive/tip.zip")
+    assert head.status == 200 and head.body == b"" and head.headers["content-type"] == "application/zip"
+    assert raw(port, "POST", "/team/proj/archive/tip.zip").status == 405
+
+
+def test_a_file_kept_in_lfs_is_refused_with_its_reason(make_server: Callable[..., RunningServer],
+                                                       client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "lfsproj"
+    lfs = ("--config", "extensions.lfs=", "--config", 'lfs.track=size(">1KB")')
+    client.hg(*lfs, "init", str(repo))
+    (repo / "small.txt").write_bytes(b"small\n")
+    (repo / "large.bin").write_bytes(b"x" * 4096)
+    client.hg(*lfs, "commit", "-q", "-A", "-R", str(repo), "-u", "t", "-m", "lfs")
+    (repo / ".hg" / "hgrc").write_text("[extensions]\nlfs =\n[web]\nallow-archive = zip\n")
+    refused = raw(server.port("http"), "GET", "/lfsproj/archive/tip.zip")
+    assert refused.status == 403 and b"large.bin is kept in LFS" in refused.body
+    small = raw(server.port("http"), "GET", "/lfsproj/archive/tip.zip/small.txt")  # the rest is served
+    assert small.status == 200 and _from_zip(small.body)[1]["small.txt"] == ("file", b"small\n")
