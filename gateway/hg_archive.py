@@ -1,5 +1,6 @@
 """``GET /NAME/archive/REV.zip`` (``.tar.gz``, ``.tar.bz2``, maybe ``/PATH`` after it): hgweb's
-archive downloads, which release links and build scripts point at.
+archive downloads, which release links and build scripts point at; and ``GET
+/NAME/raw-file/REV/PATH``, hgweb's one file (or directory listing) that scripts fetch with curl.
 
 As hgweb, only the types the repository's hgrc allows (``[web] allow-archive = zip gz bz2``, or
 ``allowzip = true``...) are served, to those who may pull it (hgwire's rules, then the ``[web]``
@@ -30,6 +31,7 @@ from protocols.hg_commands import PULL
 log = Logger()
 
 PROTO = "hg-archive"
+RAW_FILE_PROTO = "hg-raw-file"
 TRANSPORT = "hg-http"
 
 
@@ -47,17 +49,22 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
     if parsed is None:
         raise ProtocolError("Unsupported archive type", 404)
     key, kind = parsed
+    return hg_archive.prepare(_readable_repo(front, route, user), route.repo, key, kind, path)
+
+
+def _readable_repo(front: HttpFront, route: Route, user: str | None) -> HgRepo:
+    """The engine's repository the route names, once its settings let ``user`` pull it (blocking)."""
     repo = front.config.backend.open(route.repo)
     if not isinstance(repo, HgRepo):
         if getattr(repo, "kind", None) is not None and repo.kind.value == "hg":
-            raise UnsupportedFeature("archives are served from repositories of hgwire's own Mercurial engine only")
+            raise UnsupportedFeature("archives and raw files come from repositories of hgwire's own Mercurial engine only")
         raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
     policy = front.authorizer.policy
     base = policy.current.hg_hgrc if policy is not None else None
     if base is not None:  # the --config file's [hg] hgrc, read before the repository's own (as by sessions)
         repo.base_hgrc = os.fsencode(base)
     check_web_access(repo, user, PULL)
-    return hg_archive.prepare(repo, route.repo, key, kind, path)
+    return repo
 
 
 def _send(archive: hg_archive.Archive, request: server.Request, route: Route) -> None:
@@ -86,4 +93,42 @@ def _send(archive: hg_archive.Archive, request: server.Request, route: Route) ->
     producer.start().addCallbacks(sent, broke)
 
 
-HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive}
+def serve_raw_file(front: HttpFront, request: server.Request, route: Route) -> None:
+    """hgweb's ``raw-file``: a file's bytes as ``application/binary`` (hgweb's default, ``guessmime``
+    off: a browser never renders them), or a directory's listing as plain text."""
+    d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
+    d.addCallback(lambda user: run_blocking(_read_raw_file, front, route, user))
+    d.addCallback(_send_raw_file, request, route)
+    d.addErrback(fail_request, request, route.repo, RAW_FILE_PROTO)
+
+
+def _read_raw_file(front: HttpFront, route: Route, user: str | None) -> tuple[bytes, bytes | None]:
+    key, _, path = route.service.partition("/")
+    return hg_archive.raw_file(_readable_repo(front, route, user), key, path)
+
+
+def _send_raw_file(found: tuple[bytes, bytes | None], request: server.Request, route: Route) -> None:
+    if request.finished or request._disconnected:
+        return
+    data, filename = found
+    request.setResponseCode(200)
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    if filename is None:
+        request.setHeader(b"Content-Type", b"text/plain; charset=UTF-8")
+    else:
+        request.setHeader(b"Content-Type", b"application/binary")
+        quoted = filename.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        request.setHeader(b"Content-Disposition", b'inline; filename="%s"' % _header_safe(quoted))
+    request.setHeader(b"Content-Length", b"%d" % len(data))
+    if request.method != b"HEAD":
+        request.write(data)
+    request.finish()
+    log.info("{proto} {repo}: {outcome}", proto=RAW_FILE_PROTO, repo=route.repo, outcome=f"ok: {len(data)} bytes")
+
+
+def _header_safe(value: bytes) -> bytes:
+    """No byte a header line cannot carry (a file name may hold any but NUL and '/')."""
+    return bytes(b if 0x20 <= b < 0x7F else 0x3F for b in value)
+
+
+HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive, RouteKind.HG_RAW_FILE: serve_raw_file}

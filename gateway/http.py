@@ -20,6 +20,7 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET|POST /NAME(.git)/info/lfs/locks[/...]``              ``GIT_LFS_LOCKS``
 ``GET|POST /NAME?cmd=COMMAND`` (the repo root only)        ``HG_COMMAND``
 ``GET  /NAME/archive/REV.{zip,tar.gz,tar.bz2}[/PATH]``     ``HG_ARCHIVE`` (hgweb's)
+``GET  /NAME/raw-file/REV[/PATH]``                         ``HG_RAW_FILE`` (hgweb's)
 anything else                                              404 / 405 / 403
 =========================================================  =====================
 
@@ -91,6 +92,7 @@ class RouteKind(enum.Enum):
     GIT_LFS_LOCKS = "git-lfs-locks"
     HG_COMMAND = "hg-command"
     HG_ARCHIVE = "hg-archive"
+    HG_RAW_FILE = "hg-raw-file"
     REPO_PAGE = "repository-page"
     ROOT_PAGE = "root-page"
     ERROR = "error"
@@ -194,6 +196,7 @@ def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
 
 
 ARCHIVE_SEGMENT = "archive"
+RAW_FILE_SEGMENT = "raw-file"
 ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
 """hgweb's archive URLs (``backends.hg.archive.TYPES``)."""
 
@@ -203,14 +206,18 @@ def _archive_route(method: str, segments: Sequence[str]) -> Route | None:
     an archive's extension ends the repository's name; None for any other path."""
     at = next((i for i in range(1, len(segments) - 1) if segments[i] == ARCHIVE_SEGMENT
                and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
+    kind = RouteKind.HG_ARCHIVE
+    if at is None:  # hgweb's NAME/raw-file/REV[/PATH]: a file's bytes, or a directory's listing
+        at = next((i for i in range(1, len(segments) - 1) if segments[i] == RAW_FILE_SEGMENT), None)
+        kind = RouteKind.HG_RAW_FILE
     if at is None:
         return None
     name = _repo_name(segments[:at])
     if name is None:
         return NOT_FOUND
     if method not in PAGE_METHODS:
-        return _error(405, "archives are read with GET", PAGE_METHODS)
-    return Route(RouteKind.HG_ARCHIVE, name, "/".join(segments[at + 1:]))
+        return _error(405, f"{segments[at]} is read with GET", PAGE_METHODS)
+    return Route(kind, name, "/".join(segments[at + 1:]))
 
 
 LFS_TAIL = ("info", "lfs")

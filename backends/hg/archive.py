@@ -89,9 +89,7 @@ class Archive:
     def _entries(self) -> Iterator[tuple[bytes, int, bool, bytes]]:
         yield self.prefix + b".hg_archival.txt", FILE_MODE, False, self.metadata
         for path, node, flags in self.files:
-            filelog = self.repo.filelog(path)
-            data = parse_filelog_text(filelog.revision(filelog.rev(node))).data
-            yield self.prefix + path, EXEC_MODE if b"x" in flags else FILE_MODE, b"l" in flags, data
+            yield self.prefix + path, EXEC_MODE if b"x" in flags else FILE_MODE, b"l" in flags, _data(self.repo, path, node)
 
 
 def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Archive:
@@ -103,23 +101,7 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
         raise ProtocolError("Unsupported archive type", 404)
     if not allowed(repo, kind):
         raise PermissionDenied("Archive type not allowed")
-    cl = repo.changelog()
-    views = repo.views(cl)
-    try:
-        node = repo.lookup(key.encode("utf-8", "surrogateescape"))
-    except (KeyError, FilteredRevision):
-        raise ProtocolError(f"unknown revision {key[:80]!r}", 404) from None
-    rev = cl.rev(node) if node != NULL_NODE else NULL_REV
-    if rev != NULL_REV and views.phases[rev] >= SECRET:  # never served: as if it were not there
-        raise ProtocolError(f"unknown revision {key[:80]!r}", 404)
-    files: list[tuple[bytes, bytes, bytes]] = []
-    mtime = 0
-    if rev != NULL_REV:
-        changeset = repo.changeset(cl, rev)
-        mtime = int(changeset.time)
-        manifests = repo.manifestlog()
-        text = manifests.revision(manifests.rev(changeset.manifest))
-        files = [(e.path, e.node, e.flags) for e in iter_manifest(text)]
+    node, rev, mtime, files = _resolve(repo, key)
     if path:
         wanted = path.strip("/").encode("utf-8", "surrogateescape")
         files = [f for f in files if f[0] == wanted or f[0].startswith(wanted + b"/")]
@@ -135,6 +117,57 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
     directory = f"{base}-{version}"
     return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime,
                    metadata(repo, rev, node), files, repo)
+
+
+def _resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
+    """Revision ``key``'s node, number, time and manifest entries (path, file node, flags); a 404
+    for an unknown one, and for a secret one (never served: as if it were not there)."""
+    cl = repo.changelog()
+    views = repo.views(cl)
+    try:
+        node = repo.lookup(key.encode("utf-8", "surrogateescape"))
+    except (KeyError, FilteredRevision):
+        raise ProtocolError(f"unknown revision {key[:80]!r}", 404) from None
+    rev = cl.rev(node) if node != NULL_NODE else NULL_REV
+    if rev != NULL_REV and views.phases[rev] >= SECRET:
+        raise ProtocolError(f"unknown revision {key[:80]!r}", 404)
+    if rev == NULL_REV:
+        return node, rev, 0, []
+    changeset = repo.changeset(cl, rev)
+    manifests = repo.manifestlog()
+    text = manifests.revision(manifests.rev(changeset.manifest))
+    return node, rev, int(changeset.time), [(e.path, e.node, e.flags) for e in iter_manifest(text)]
+
+
+def _data(repo: HgRepo, path: bytes, node: bytes) -> bytes:
+    filelog = repo.filelog(path)
+    return parse_filelog_text(filelog.revision(filelog.rev(node))).data
+
+
+def raw_file(repo: HgRepo, key: str, path: str) -> tuple[bytes, bytes | None]:
+    """hgweb's ``raw-file``: the bytes of file ``path`` at revision ``key`` and its name, or, for a
+    directory (or no path), its listing as hgweb's raw style writes it (name None): a line per
+    subdirectory (``drwxr-xr-x NAME``), then per file (``-rw-r--r-- SIZE NAME``)."""
+    _node, _rev, _mtime, files = _resolve(repo, key)
+    wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    for file_path, file_node, _flags in files:
+        if file_path == wanted:
+            filelog = repo.filelog(file_path)
+            if filelog.flags(filelog.rev(file_node)) & REVIDX_EXTSTORED:
+                raise UnsupportedFeature(f"{path[:200]} is kept in LFS: clone the repository to read it")
+            return _data(repo, file_path, file_node), file_path.rpartition(b"/")[2]
+    prefix = wanted + b"/" if wanted else b""
+    below = [f for f in files if f[0].startswith(prefix)]
+    if not below:
+        raise ProtocolError("path not found", 404)
+    directories = sorted({f[0][len(prefix):].partition(b"/")[0] for f in below if b"/" in f[0][len(prefix):]})
+    lines = [b"drwxr-xr-x " + d + b"\n" for d in directories]
+    for file_path, file_node, flags in below:
+        rest = file_path[len(prefix):]
+        if b"/" not in rest:
+            mode = b"lrwxrwxrwx" if b"l" in flags else b"-rwxr-xr-x" if b"x" in flags else b"-rw-r--r--"
+            lines.append(b"%s %d %s\n" % (mode, len(_data(repo, file_path, file_node)), rest))
+    return b"\n" + b"".join(lines) + b"\n\n", None  # hgweb's raw manifest: its empty header and footer lines
 
 
 def metadata(repo: HgRepo, rev: int, node: bytes) -> bytes:
@@ -269,4 +302,4 @@ def _bzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-__all__ = ["TYPES", "Archive", "allowed", "latest_tags", "metadata", "prepare", "split_type"]
+__all__ = ["TYPES", "Archive", "allowed", "latest_tags", "metadata", "prepare", "raw_file", "split_type"]

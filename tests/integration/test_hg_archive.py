@@ -7,7 +7,11 @@ never a secret changeset; every refusal is an HTTP status with its reason."""
 from __future__ import annotations
 
 import io
+import os
+import socket
+import subprocess
 import tarfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from backends.interfaces import Kind
-from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.conftest import LOOPBACK, VENV_BIN, Client, RunningServer
 from tests.integration.test_hg_http import raw
 
 Tree = dict[str, tuple[str, bytes]]
@@ -195,3 +199,46 @@ def test_a_file_kept_in_lfs_is_refused_with_its_reason(make_server: Callable[...
     assert refused.status == 403 and b"large.bin is kept in LFS" in refused.body
     small = raw(server.port("http"), "GET", "/lfsproj/archive/tip.zip/small.txt")  # the rest is served
     assert small.status == 200 and _from_zip(small.body)[1]["small.txt"] == ("file", b"small\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningServer, Path], client: Client) -> None:
+    """hgweb's ``raw-file``, side by side with the real ``hg serve`` on the same repository: a file's
+    bytes (``application/binary``, its name inline), a symbolic link's target, a directory's and the
+    root's listings; an unknown path or revision, and the secret changeset, are 404."""
+    server, repo = served
+    port = _free_port()
+    reference = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "serve", "-R", str(repo), "-a", "127.0.0.1",
+                                  "-p", str(port)], env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                raw(port, "GET", "/raw-file/tip/a.txt")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "hg serve did not start"
+                time.sleep(0.1)
+        for target in ("tip/a.txt", "tip/link", "v1.0/bin/run.sh", "stable/s.txt", "3/big.bin", "tip", "tip/bin",
+                       "v1.0/", "default/bin/"):
+            ours = raw(server.port("http"), "GET", f"/team/proj/raw-file/{target}")
+            theirs = raw(port, "GET", f"/raw-file/{target}")
+            assert (ours.status, ours.body) == (theirs.status, theirs.body), target
+            for header in ("content-disposition",):
+                assert ours.headers.get(header) == theirs.headers.get(header), target
+            assert ours.headers["content-type"].split(";")[0] == theirs.headers["content-type"].split(";")[0]
+        for target in ("tip/no/such", "nosuch/a.txt"):
+            assert raw(server.port("http"), "GET", f"/team/proj/raw-file/{target}").status == 404
+            assert raw(port, "GET", f"/raw-file/{target}").status == 404
+    finally:
+        reference.terminate()
+        reference.wait(timeout=30)
+    secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
+    assert raw(server.port("http"), "GET", f"/team/proj/raw-file/{secret}/secret.txt").status == 404
+    head = raw(server.port("http"), "HEAD", "/team/proj/raw-file/tip/a.txt")
+    assert head.status == 200 and head.body == b"" and head.headers["content-length"] == "2"

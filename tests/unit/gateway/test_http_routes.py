@@ -283,6 +283,9 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
                                                                  "tip.zip/docs/archive/old.zip")),
     ("GET", "/team/archive/app", Route(RouteKind.REPO_PAGE, "team/archive/app")),  # no archive type: a page
     ("GET", "/archive/tip.zip", Route(RouteKind.REPO_PAGE, "archive/tip.zip")),  # no repository before it
+    ("GET", "/team/proj/raw-file/tip/src/main.c", Route(RouteKind.HG_RAW_FILE, "team/proj", "tip/src/main.c")),
+    ("GET", "/proj/raw-file/v1.0/", Route(RouteKind.HG_RAW_FILE, "proj", "v1.0")),  # a listing of the root
+    ("GET", "/proj/raw-file", Route(RouteKind.REPO_PAGE, "proj/raw-file")),  # no revision: not hgweb's
 ])
 def test_hgweb_archive_urls(method: str, path: str, expected: Route) -> None:
     assert route(method, _segments(path), {}) == expected
