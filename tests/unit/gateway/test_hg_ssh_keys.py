@@ -8,7 +8,10 @@ import base64
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from backends.names import validate_name
 from gateway.auth import (
     DEFAULT_RULES,
     Access,
@@ -103,3 +106,20 @@ def test_the_line_that_lets_the_key_in_decides(tmp_path: Path) -> None:
     assert keys.login_for(BLOB, "192.0.2.7") == ("alice", KeyRestriction(frozenset({"app"}), True))
     assert keys.login_for(BLOB, "203.0.113.1") == ("alice", None)
     assert keys.user_for(BLOB, "192.0.2.7") == "alice"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["hg-ssh", "/usr/bin/hg-ssh", "--read-only", "cd", "&&", "team/app", "a/../b",
+                                           ".hg", "-x", "~/r", "r*", "/abs", "ok/name"]),
+                          st.text(alphabet=st.characters(blacklist_characters='"\\\n\r\0'), max_size=12)),
+                max_size=6))
+def test_any_forced_command_is_a_restriction_or_a_skipped_line(words: list[str]) -> None:
+    """Whatever the command says, the line parses to a key (restricted to valid names only) or is
+    skipped with a reason; nothing else escapes."""
+    try:
+        key = parse_key_line(f'command="{" ".join(words)}" ssh-ed25519 {B64} eve')
+    except KeyLineError:
+        return
+    assert key is not None
+    if key.restriction is not None:
+        assert key.restriction.repos and all(validate_name(name) == name for name in key.restriction.repos)
