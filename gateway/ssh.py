@@ -52,7 +52,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -492,7 +492,7 @@ class HgwireRealm:
     ) -> tuple[Any, Any, Callable[[], None]]:
         front = self._front
         if isinstance(avatarId, RestrictedLogin):  # every check of its sessions has the key's rule too
-            front = Front(front.config, restricted(front.authorizer, avatarId.restriction))
+            front = replace(front, authorizer=restricted(front.authorizer, avatarId.restriction))
             avatarId = avatarId.user
         if IConchUser not in interfaces or not isinstance(avatarId, bytes):
             raise NotImplementedError("only SSH users")
