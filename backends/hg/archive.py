@@ -5,7 +5,8 @@ files under a ``NAME-REV/`` directory, with the ``.hg_archival.txt`` that ``hg a
 
 Blocking (revlog reads): ``prepare`` checks everything that can fail before the first byte is
 sent (the type, the revision, the path, files kept in LFS); ``Archive.chunks`` then streams one
-file at a time.
+file at a time.  Also hgweb's ``raw-file`` (``raw_file``): one file's bytes, or a directory's
+listing in hgweb's raw style.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Archive:
     prefix: bytes
     mtime: int
     metadata: bytes
+    """``.hg_archival.txt``; empty: none (``[ui] archivemeta = false``)."""
     files: Sequence[tuple[bytes, bytes, bytes]]
     """(path, file node, manifest flags) in the manifest's order."""
     repo: HgRepo
@@ -87,7 +89,8 @@ class Archive:
         return gzipped(tar, 6) if self.kind == "gz" else _bzipped(tar)
 
     def _entries(self) -> Iterator[tuple[bytes, int, bool, bytes]]:
-        yield self.prefix + b".hg_archival.txt", FILE_MODE, False, self.metadata
+        if self.metadata:
+            yield self.prefix + b".hg_archival.txt", FILE_MODE, False, self.metadata
         for path, node, flags in self.files:
             yield self.prefix + path, EXEC_MODE if b"x" in flags else FILE_MODE, b"l" in flags, _data(self.repo, path, node)
 
@@ -115,8 +118,8 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
     base = re.sub(r"\W+", "-", name.rstrip("/").rsplit("/", 1)[-1], flags=re.ASCII)  # also a header's file name
     version = binascii.hexlify(node)[:12].decode() if key == "tip" else re.sub(r"[^\w.+-]+", "-", key, flags=re.ASCII)
     directory = f"{base}-{version}"
-    return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime,
-                   metadata(repo, rev, node), files, repo)
+    described = metadata(repo, rev, node) if repo.hgrc_bool(b"ui", b"archivemeta", True) else b""
+    return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime, described, files, repo)
 
 
 def _resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:

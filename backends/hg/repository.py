@@ -1045,6 +1045,10 @@ class HgRepo:
                 return config_bool(data, b"web", name, self._hgrc_include, True)
         return True
 
+    def hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
+        """A boolean of the hgrc (``[ui] archivemeta``...), ``default`` when unset."""
+        return self._hgrc_bool(section, name, default)
+
     def web_setting(self, name: bytes) -> bytes | None:
         """A ``[web]`` value of the hgrc, e.g. ``allow-archive``; None when unset."""
         data = self._hgrc()

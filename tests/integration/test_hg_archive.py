@@ -180,6 +180,10 @@ def test_only_the_types_the_hgrc_allows_and_only_to_readers(served: tuple[Runnin
     (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip\ndeny_read = *\n")
     assert raw(port, "GET", "/team/proj/archive/tip.zip").status in (401, 403)
     (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip\n")
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip\n[ui]\narchivemeta = no\n")
+    _tops, bare = _from_zip(raw(port, "GET", "/team/proj/archive/tip.zip").body)
+    assert ".hg_archival.txt" not in bare and "a.txt" in bare  # as hg archive with archivemeta off
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip\n")
     head = raw(port, "HEAD", "/team/proj/archive/tip.zip")
     assert head.status == 200 and head.body == b"" and head.headers["content-type"] == "application/zip"
     assert raw(port, "POST", "/team/proj/archive/tip.zip").status == 405
