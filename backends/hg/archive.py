@@ -18,8 +18,9 @@ import stat
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from backends.git_archive import Spool, gzipped
 from backends.hg.changelog import iter_manifest, parse_filelog_text
@@ -27,7 +28,8 @@ from backends.hg.keys import BOOLEANS
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import REVIDX_EXTSTORED
 from backends.interfaces import NULL_NODE, FilteredRevision
-from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
+from protocols.errors import PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
+from protocols.git_lfs import valid_oid
 
 TYPES: dict[str, tuple[str, str]] = {
     "zip": ("application/zip", ".zip"),
@@ -41,6 +43,12 @@ NULL_REV = -1
 FILE_MODE, EXEC_MODE = 0o644, 0o755
 ZIP_EPOCH = 315532800
 """1980-01-01: the earliest time a zip entry can carry."""
+STANDIN_DIR = b".hglf/"
+"""Where the ``largefiles`` extension keeps a large file's standin (its SHA-1) in history."""
+MAX_POINTER = 1024
+
+Content = Callable[[], tuple[int, Iterator[bytes]]]
+"""A member's size and bytes, read when the archive reaches it."""
 
 
 def split_type(last: str) -> tuple[str, str] | None:
@@ -73,9 +81,8 @@ class Archive:
     mtime: int
     metadata: bytes
     """``.hg_archival.txt``; empty: none (``[ui] archivemeta = false``)."""
-    files: Sequence[tuple[bytes, bytes, bytes]]
-    """(path, file node, manifest flags) in the manifest's order."""
-    repo: HgRepo
+    members: Sequence[tuple[bytes, bytes, Content]]
+    """(name in the archive, manifest flags, its content) in the manifest's order."""
 
     @property
     def content_type(self) -> str:
@@ -88,11 +95,12 @@ class Archive:
         tar = _tar(entries, self.mtime)
         return gzipped(tar, 6) if self.kind == "gz" else _bzipped(tar)
 
-    def _entries(self) -> Iterator[tuple[bytes, int, bool, bytes]]:
+    def _entries(self) -> Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]]:
         if self.metadata:
-            yield self.prefix + b".hg_archival.txt", FILE_MODE, False, self.metadata
-        for path, node, flags in self.files:
-            yield self.prefix + path, EXEC_MODE if b"x" in flags else FILE_MODE, b"l" in flags, _data(self.repo, path, node)
+            yield self.prefix + b".hg_archival.txt", FILE_MODE, False, len(self.metadata), iter([self.metadata])
+        for name, flags, content in self.members:
+            size, chunks = content()
+            yield self.prefix + name, EXEC_MODE if b"x" in flags else FILE_MODE, b"l" in flags, size, chunks
 
 
 def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Archive:
@@ -105,21 +113,14 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
     if not allowed(repo, kind):
         raise PermissionDenied("Archive type not allowed")
     node, rev, mtime, files = _resolve(repo, key)
-    if path:
-        wanted = path.strip("/").encode("utf-8", "surrogateescape")
-        files = [f for f in files if f[0] == wanted or f[0].startswith(wanted + b"/")]
-        if not files:
-            raise ProtocolError("file(s) not found", 404)
-    for file_path, file_node, _flags in files:
-        filelog = repo.filelog(file_path)
-        if filelog.flags(filelog.rev(file_node)) & REVIDX_EXTSTORED:
-            raise UnsupportedFeature(f"{file_path.decode('utf-8', 'replace')[:200]} is kept in LFS: archives "
-                                     "of such files are not served; clone the repository instead")
+    members = _members(repo, files, path)
+    if path and not members:
+        raise ProtocolError("file(s) not found", 404)
     base = re.sub(r"\W+", "-", name.rstrip("/").rsplit("/", 1)[-1], flags=re.ASCII)  # also a header's file name
     version = binascii.hexlify(node)[:12].decode() if key == "tip" else re.sub(r"[^\w.+-]+", "-", key, flags=re.ASCII)
     directory = f"{base}-{version}"
     described = metadata(repo, rev, node) if repo.hgrc_bool(b"ui", b"archivemeta", True) else b""
-    return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime, described, files, repo)
+    return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime, described, members)
 
 
 def _resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
@@ -145,6 +146,75 @@ def _resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes,
 def _data(repo: HgRepo, path: bytes, node: bytes) -> bytes:
     filelog = repo.filelog(path)
     return parse_filelog_text(filelog.revision(filelog.rev(node))).data
+
+
+def _under(name: bytes, path: str) -> bool:
+    wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    return name == wanted or name.startswith(wanted + b"/")
+
+
+def _members(repo: HgRepo, files: Sequence[tuple[bytes, bytes, bytes]], below: str = ""
+             ) -> list[tuple[bytes, bytes, Content]]:
+    """Each file's name (those at or under ``below``, if given) and where its bytes are: in
+    history, or, as ``hg serve`` with the extensions serves them, in the ``lfs`` blob store (a
+    pointer in history) or the ``largefiles`` store (a standin under ``.hglf/``, archived under its
+    own name).  A file whose bytes are not on the server is refused here, before anything is sent."""
+    lfs = repo.lfs()
+    large = repo.largefiles()
+    members: list[tuple[bytes, bytes, Content]] = []
+    for path, node, flags in files:
+        standin = large is not None and path.startswith(STANDIN_DIR)
+        if below and not _under(path[len(STANDIN_DIR):] if standin else path, below):
+            continue
+        filelog = repo.filelog(path)
+        shown = path.decode("utf-8", "replace")[:200]
+        if large is not None and standin:
+            sha = _data(repo, path, node)[:MAX_POINTER].strip()
+            if not large.has(sha):
+                raise UnsupportedFeature(f"the large file {shown[len(STANDIN_DIR):]} is not on this server "
+                                         "(its owner has not pushed it): the archive cannot hold it")
+            members.append((path[len(STANDIN_DIR):], flags, partial(_kept, large.open, sha, shown)))
+        elif filelog.flags(filelog.rev(node)) & REVIDX_EXTSTORED:
+            oid = _lfs_oid(filelog.revision(filelog.rev(node)))
+            if lfs is None or oid is None or not _present(lfs.open, oid):
+                raise UnsupportedFeature(f"{shown} is kept in LFS and its blob is not on this server: "
+                                         "the archive cannot hold it")
+            members.append((path, flags, partial(_kept, lfs.open, oid, shown)))
+        else:
+            members.append((path, flags, partial(_history, repo, path, node)))
+    return members
+
+
+def _history(repo: HgRepo, path: bytes, node: bytes) -> tuple[int, Iterator[bytes]]:
+    data = _data(repo, path, node)
+    return len(data), iter([data])
+
+
+def _kept(opener: Callable[..., tuple[int, Iterator[bytes]] | None], key: object, shown: str
+          ) -> tuple[int, Iterator[bytes]]:
+    found = opener(key)
+    if found is None:  # removed since the archive was checked: the download is cut, and says why in the log
+        raise StorageError(f"{shown} disappeared from its store while it was being archived")
+    return found
+
+
+def _present(opener: Callable[..., tuple[int, Iterator[bytes]] | None], key: object) -> bool:
+    found = opener(key)
+    if found is None:
+        return False
+    close = getattr(found[1], "close", None)
+    if close is not None:
+        close()
+    return True
+
+
+def _lfs_oid(pointer: bytes) -> str | None:
+    """The SHA-256 an LFS pointer names (``oid sha256:<hex>``); None for anything else."""
+    for line in pointer[:MAX_POINTER].split(b"\n"):
+        if line.startswith(b"oid sha256:"):
+            oid = line[len(b"oid sha256:"):].decode("ascii", "replace").strip()
+            return oid if valid_oid(oid) else None
+    return None
 
 
 def raw_file(repo: HgRepo, key: str, path: str) -> tuple[bytes, bytes | None]:
@@ -248,51 +318,70 @@ def _ancestors(parents: Sequence[tuple[int, int]], revs: Sequence[int]) -> set[i
     return seen
 
 
-def _tar(entries: Iterator[tuple[bytes, int, bool, bytes]], mtime: int) -> Iterator[bytes]:
+def _tar(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime: int) -> Iterator[bytes]:
     """A tar as ``hg archive`` writes one: files and symbolic links, no directory entries."""
     spool = Spool()
     with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       encoding="utf-8", errors="surrogateescape") as tar:
-        for path, mode, link, data in entries:
+        for path, mode, link, size, chunks in entries:
             info = tarfile.TarInfo(path.decode("utf-8", "surrogateescape"))
             info.mtime = mtime
             if link:
                 info.type, info.mode = tarfile.SYMTYPE, 0o777
-                info.linkname = data.decode("utf-8", "surrogateescape")
+                info.linkname = b"".join(chunks).decode("utf-8", "surrogateescape")
                 tar.addfile(info)
-            else:
-                info.mode, info.size = mode, len(data)
-                tar.addfile(info, _Reader(data))
+                yield spool.drain()
+                continue
+            info.mode, info.size = mode, size
+            reader = _Reader(chunks)
+            tar.addfile(info, reader)
             yield spool.drain()
     yield spool.drain()
 
 
 class _Reader:
-    """``tarfile.addfile``'s file object over bytes, without copying them."""
+    """``tarfile.addfile``'s file object over a member's chunks (one chunk held at a time)."""
 
-    def __init__(self, data: bytes) -> None:
-        self._view = memoryview(data)
-        self._at = 0
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._held = memoryview(b"")
 
     def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size < 0 else self._at + size
-        piece = self._view[self._at:end].tobytes()
-        self._at += len(piece)
-        return piece
+        parts = []
+        wanted = size if size >= 0 else 1 << 62
+        while wanted > 0:
+            if not self._held:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._held = memoryview(chunk)
+            piece = self._held[:wanted]
+            self._held = self._held[len(piece):]
+            parts.append(piece.tobytes())
+            wanted -= len(piece)
+        return b"".join(parts)
 
 
-def _zip(entries: Iterator[tuple[bytes, int, bool, bytes]], mtime: int) -> Iterator[bytes]:
+ZIP64_LIMIT = (1 << 31) - 1
+
+
+def _zip(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime: int) -> Iterator[bytes]:
     """A zip as ``hg archive`` writes one: deflated files with their Unix modes, links as links."""
     spool = Spool()
     date = time.gmtime(max(mtime, ZIP_EPOCH))[:6]
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
-        for path, mode, link, data in entries:
+        for path, mode, link, size, chunks in entries:
             info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape"), date_time=date)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             unix = (stat.S_IFLNK | 0o777) if link else (stat.S_IFREG | mode)
             info.external_attr = unix << 16
-            archive.writestr(info, data)
+            with archive.open(info, "w", force_zip64=size > ZIP64_LIMIT) as out:
+                for piece in chunks:
+                    out.write(piece)
+                    if pending := spool.drain():
+                        yield pending
+            info.external_attr = unix << 16
             yield spool.drain()
     yield spool.drain()
 

@@ -189,19 +189,48 @@ def test_only_the_types_the_hgrc_allows_and_only_to_readers(served: tuple[Runnin
     assert raw(port, "POST", "/team/proj/archive/tip.zip").status == 405
 
 
-def test_a_file_kept_in_lfs_is_refused_with_its_reason(make_server: Callable[..., RunningServer],
-                                                       client: Client) -> None:
+def test_files_kept_apart_are_archived_as_hg_serve_with_the_extensions_archives_them(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """A file whose blob is in the ``lfs`` store, and a ``largefiles`` standin, are archived with
+    their real bytes under their own names, as ``hg archive`` with the extensions writes them; a
+    blob missing from the server refuses the archive with the reason, before any byte."""
     server = make_server("fs", http=[LOOPBACK])
-    repo = server.root / "lfsproj"
+    port = server.port("http")
     lfs = ("--config", "extensions.lfs=", "--config", 'lfs.track=size(">1KB")')
+    repo = server.root / "lfsproj"
     client.hg(*lfs, "init", str(repo))
     (repo / "small.txt").write_bytes(b"small\n")
-    (repo / "large.bin").write_bytes(b"x" * 4096)
+    (repo / "large.bin").write_bytes(bytes(range(256)) * 64)
     client.hg(*lfs, "commit", "-q", "-A", "-R", str(repo), "-u", "t", "-m", "lfs")
-    (repo / ".hg" / "hgrc").write_text("[extensions]\nlfs =\n[web]\nallow-archive = zip\n")
-    refused = raw(server.port("http"), "GET", "/lfsproj/archive/tip.zip")
-    assert refused.status == 403 and b"large.bin is kept in LFS" in refused.body
-    small = raw(server.port("http"), "GET", "/lfsproj/archive/tip.zip/small.txt")  # the rest is served
+    (repo / ".hg" / "hgrc").write_text("[extensions]\nlfs =\n[web]\nallow-archive = zip gz\n")
+    expected = _hg_archive(client, repo, "tip", tmp_path / "lfs-ref")  # the extension is on in its hgrc
+    assert expected["large.bin"] == ("file", bytes(range(256)) * 64)
+    assert _from_zip(raw(port, "GET", "/lfsproj/archive/tip.zip").body)[1] == expected
+    assert _from_tar(raw(port, "GET", "/lfsproj/archive/tip.tar.gz").body, "r:gz")[1] == expected
+
+    large = ("--config", "extensions.largefiles=")
+    big = server.root / "bigproj"
+    client.hg(*large, "init", str(big))
+    (big / "notes.txt").write_bytes(b"notes\n")
+    (big / "data").mkdir()
+    (big / "data" / "blob.bin").write_bytes(b"\x00\x01" * 150_000)  # three of the store's read chunks
+    client.hg(*large, "add", "-q", "-R", str(big), str(big / "notes.txt"))
+    client.hg(*large, "add", "-q", "--large", "-R", str(big), str(big / "data" / "blob.bin"))
+    client.hg(*large, "commit", "-q", "-R", str(big), "-u", "t", "-m", "large")
+    (big / ".hg" / "hgrc").write_text("[extensions]\nlargefiles =\n[web]\nallow-archive = zip bz2\n")
+    expected = _hg_archive(client, big, "tip", tmp_path / "large-ref")
+    assert expected["data/blob.bin"] == ("file", b"\x00\x01" * 150_000) and ".hglf/data/blob.bin" not in expected
+    assert _from_zip(raw(port, "GET", "/bigproj/archive/tip.zip").body)[1] == expected
+    assert _from_tar(raw(port, "GET", "/bigproj/archive/tip.tar.bz2").body, "r:bz2")[1] == expected
+    assert sorted(_from_zip(raw(port, "GET", "/bigproj/archive/tip.zip/data").body)[1]) == [
+        ".hg_archival.txt", "data/blob.bin"]
+
+    for blob in (repo / ".hg" / "store" / "lfs" / "objects").rglob("*"):
+        if blob.is_file():
+            blob.unlink()
+    refused = raw(port, "GET", "/lfsproj/archive/tip.zip")
+    assert refused.status == 403 and b"large.bin is kept in LFS and its blob is not on this server" in refused.body
+    small = raw(port, "GET", "/lfsproj/archive/tip.zip/small.txt")  # what the server has is served
     assert small.status == 200 and _from_zip(small.body)[1]["small.txt"] == ("file", b"small\n")
 
 
