@@ -102,28 +102,42 @@ def serve_raw_file(front: HttpFront, request: server.Request, route: Route) -> N
     d.addErrback(fail_request, request, route.repo, RAW_FILE_PROTO)
 
 
-def _read_raw_file(front: HttpFront, route: Route, user: str | None) -> tuple[bytes, bytes | None]:
+def _read_raw_file(front: HttpFront, route: Route, user: str | None) -> hg_archive.RawFile:
     key, _, path = route.service.partition("/")
     return hg_archive.raw_file(_readable_repo(front, route, user), key, path)
 
 
-def _send_raw_file(found: tuple[bytes, bytes | None], request: server.Request, route: Route) -> None:
+def _send_raw_file(found: hg_archive.RawFile, request: server.Request, route: Route) -> None:
     if request.finished or request._disconnected:
+        run_blocking(getattr(found.chunks, "close", lambda: None))
         return
-    data, filename = found
     request.setResponseCode(200)
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
-    if filename is None:
+    if found.name is None:
         request.setHeader(b"Content-Type", b"text/plain; charset=UTF-8")
     else:
         request.setHeader(b"Content-Type", b"application/binary")
-        quoted = filename.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        quoted = found.name.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
         request.setHeader(b"Content-Disposition", b'inline; filename="%s"' % _header_safe(quoted))
-    request.setHeader(b"Content-Length", b"%d" % len(data))
-    if request.method != b"HEAD":
-        request.write(data)
-    request.finish()
-    log.info("{proto} {repo}: {outcome}", proto=RAW_FILE_PROTO, repo=route.repo, outcome=f"ok: {len(data)} bytes")
+    request.setHeader(b"Content-Length", b"%d" % found.size)
+    if request.method == b"HEAD":
+        run_blocking(getattr(found.chunks, "close", lambda: None))
+        request.finish()
+        return
+    producer = IteratorProducer(found.chunks, request)
+
+    def sent(_: object) -> None:
+        if not request.finished and not request._disconnected:
+            request.finish()
+        log.info("{proto} {repo}: {outcome}", proto=RAW_FILE_PROTO, repo=route.repo, outcome=f"ok: {found.size} bytes")
+
+    def broke(failure: Failure) -> None:
+        log.failure("{proto} sending {path} of {repo}", failure, proto=RAW_FILE_PROTO, path=route.service,
+                    repo=route.repo)
+        if not request.finished and not request._disconnected:
+            request.loseConnection()
+
+    producer.start().addCallbacks(sent, broke)
 
 
 def _header_safe(value: bytes) -> bytes:

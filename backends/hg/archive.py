@@ -159,29 +159,21 @@ def _members(repo: HgRepo, files: Sequence[tuple[bytes, bytes, bytes]], below: s
     history, or, as ``hg serve`` with the extensions serves them, in the ``lfs`` blob store (a
     pointer in history) or the ``largefiles`` store (a standin under ``.hglf/``, archived under its
     own name).  A file whose bytes are not on the server is refused here, before anything is sent."""
-    lfs = repo.lfs()
     large = repo.largefiles()
     members: list[tuple[bytes, bytes, Content]] = []
     for path, node, flags in files:
         standin = large is not None and path.startswith(STANDIN_DIR)
         if below and not _under(path[len(STANDIN_DIR):] if standin else path, below):
             continue
-        filelog = repo.filelog(path)
-        shown = path.decode("utf-8", "replace")[:200]
         if large is not None and standin:
+            shown = path[len(STANDIN_DIR):].decode("utf-8", "replace")[:200]
             sha = _data(repo, path, node)[:MAX_POINTER].strip()
             if not large.has(sha):
-                raise UnsupportedFeature(f"the large file {shown[len(STANDIN_DIR):]} is not on this server "
-                                         "(its owner has not pushed it): the archive cannot hold it")
+                raise UnsupportedFeature(f"the large file {shown} is not on this server (its owner has not "
+                                         "pushed it): the archive cannot hold it")
             members.append((path[len(STANDIN_DIR):], flags, partial(_kept, large.open, sha, shown)))
-        elif filelog.flags(filelog.rev(node)) & REVIDX_EXTSTORED:
-            oid = _lfs_oid(filelog.revision(filelog.rev(node)))
-            if lfs is None or oid is None or not _present(lfs.open, oid):
-                raise UnsupportedFeature(f"{shown} is kept in LFS and its blob is not on this server: "
-                                         "the archive cannot hold it")
-            members.append((path, flags, partial(_kept, lfs.open, oid, shown)))
         else:
-            members.append((path, flags, partial(_history, repo, path, node)))
+            members.append((path, flags, _content(repo, path, node)))
     return members
 
 
@@ -217,18 +209,26 @@ def _lfs_oid(pointer: bytes) -> str | None:
     return None
 
 
-def raw_file(repo: HgRepo, key: str, path: str) -> tuple[bytes, bytes | None]:
-    """hgweb's ``raw-file``: the bytes of file ``path`` at revision ``key`` and its name, or, for a
-    directory (or no path), its listing as hgweb's raw style writes it (name None): a line per
-    subdirectory (``drwxr-xr-x NAME``), then per file (``-rw-r--r-- SIZE NAME``)."""
+@dataclass(frozen=True)
+class RawFile:
+    """What ``raw-file`` sends: one file's name, size and bytes, or (``name`` None) a listing."""
+
+    name: bytes | None
+    size: int
+    chunks: Iterator[bytes]
+
+
+def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
+    """hgweb's ``raw-file``: file ``path`` at revision ``key`` (a file kept in LFS read from the
+    repository's blob store, as ``hg serve`` with the extension reads it; a large file is its
+    standin, as there), or, for a directory (or no path), its listing as hgweb's raw style writes
+    it: a line per subdirectory (``drwxr-xr-x NAME``), then per file (``-rw-r--r-- SIZE NAME``)."""
     _node, _rev, _mtime, files = _resolve(repo, key)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
-    for file_path, file_node, _flags in files:
+    for file_path, file_node, flags in files:
         if file_path == wanted:
-            filelog = repo.filelog(file_path)
-            if filelog.flags(filelog.rev(file_node)) & REVIDX_EXTSTORED:
-                raise UnsupportedFeature(f"{path[:200]} is kept in LFS: clone the repository to read it")
-            return _data(repo, file_path, file_node), file_path.rpartition(b"/")[2]
+            size, chunks = _content(repo, file_path, file_node)()
+            return RawFile(file_path.rpartition(b"/")[2], size, chunks)
     prefix = wanted + b"/" if wanted else b""
     below = [f for f in files if f[0].startswith(prefix)]
     if not below:
@@ -239,8 +239,36 @@ def raw_file(repo: HgRepo, key: str, path: str) -> tuple[bytes, bytes | None]:
         rest = file_path[len(prefix):]
         if b"/" not in rest:
             mode = b"lrwxrwxrwx" if b"l" in flags else b"-rwxr-xr-x" if b"x" in flags else b"-rw-r--r--"
-            lines.append(b"%s %d %s\n" % (mode, len(_data(repo, file_path, file_node)), rest))
-    return b"\n" + b"".join(lines) + b"\n\n", None  # hgweb's raw manifest: its empty header and footer lines
+            lines.append(b"%s %d %s\n" % (mode, _size(repo, file_path, file_node), rest))
+    listing = b"\n" + b"".join(lines) + b"\n\n"  # hgweb's raw manifest: its empty header and footer lines
+    return RawFile(None, len(listing), iter([listing]))
+
+
+def _content(repo: HgRepo, path: bytes, node: bytes) -> Content:
+    """Where a file revision's bytes are: in history, or in the LFS blob store for a pointer
+    (refused with the reason when the server does not have the blob)."""
+    filelog = repo.filelog(path)
+    rev = filelog.rev(node)
+    if not filelog.flags(rev) & REVIDX_EXTSTORED:
+        return partial(_history, repo, path, node)
+    shown = path.decode("utf-8", "replace")[:200]
+    lfs = repo.lfs()
+    oid = _lfs_oid(filelog.revision(rev))
+    if lfs is None or oid is None or not _present(lfs.open, oid):
+        raise UnsupportedFeature(f"{shown} is kept in LFS and its blob is not on this server: "
+                                 "it cannot be sent")
+    return partial(_kept, lfs.open, oid, shown)
+
+
+def _size(repo: HgRepo, path: bytes, node: bytes) -> int:
+    """A file revision's size: its data's, or the one its LFS pointer names."""
+    filelog = repo.filelog(path)
+    rev = filelog.rev(node)
+    if filelog.flags(rev) & REVIDX_EXTSTORED:
+        for line in filelog.revision(rev)[:MAX_POINTER].split(b"\n"):
+            if line.startswith(b"size ") and line[5:].strip().isdigit():
+                return int(line[5:].strip())
+    return len(_data(repo, path, node))
 
 
 def metadata(repo: HgRepo, rev: int, node: bytes) -> bytes:
@@ -394,4 +422,4 @@ def _bzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-__all__ = ["TYPES", "Archive", "allowed", "latest_tags", "metadata", "prepare", "raw_file", "split_type"]
+__all__ = ["TYPES", "Archive", "RawFile", "allowed", "latest_tags", "metadata", "prepare", "raw_file", "split_type"]

@@ -207,6 +207,10 @@ def test_files_kept_apart_are_archived_as_hg_serve_with_the_extensions_archives_
     assert expected["large.bin"] == ("file", bytes(range(256)) * 64)
     assert _from_zip(raw(port, "GET", "/lfsproj/archive/tip.zip").body)[1] == expected
     assert _from_tar(raw(port, "GET", "/lfsproj/archive/tip.tar.gz").body, "r:gz")[1] == expected
+    blob = raw(port, "GET", "/lfsproj/raw-file/tip/large.bin")  # as hg serve with the extension reads it
+    assert blob.status == 200 and blob.body == bytes(range(256)) * 64 and blob.headers["content-length"] == "16384"
+    listing = raw(port, "GET", "/lfsproj/raw-file/tip").body
+    assert listing == b"\n-rw-r--r-- 16384 large.bin\n-rw-r--r-- 6 small.txt\n\n\n"  # the blob's size, not the pointer's
 
     large = ("--config", "extensions.largefiles=")
     big = server.root / "bigproj"
@@ -230,6 +234,7 @@ def test_files_kept_apart_are_archived_as_hg_serve_with_the_extensions_archives_
             blob.unlink()
     refused = raw(port, "GET", "/lfsproj/archive/tip.zip")
     assert refused.status == 403 and b"large.bin is kept in LFS and its blob is not on this server" in refused.body
+    assert raw(port, "GET", "/lfsproj/raw-file/tip/large.bin").status == 403
     small = raw(port, "GET", "/lfsproj/archive/tip.zip/small.txt")  # what the server has is served
     assert small.status == 200 and _from_zip(small.body)[1]["small.txt"] == ("file", b"small\n")
 
