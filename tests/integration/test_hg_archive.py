@@ -6,6 +6,7 @@ never a secret changeset; every refusal is an HTTP status with its reason."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
 import socket
@@ -280,3 +281,40 @@ def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningS
     assert raw(server.port("http"), "GET", f"/team/proj/raw-file/{secret}/secret.txt").status == 404
     head = raw(server.port("http"), "HEAD", "/team/proj/raw-file/tip/a.txt")
     assert head.status == 200 and head.body == b"" and head.headers["content-length"] == "2"
+
+
+def test_archives_are_made_a_few_at_a_time_and_every_slot_comes_back(
+        make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One slot, nobody may wait: while a download stalls (its client reads nothing), another is
+    answered 503 with the reason; once that client goes, the slot is free again, and after refusals,
+    HEADs and a finished download every slot is back."""
+    from twisted.internet import defer
+
+    from gateway import hg_archive
+
+    slots = defer.DeferredSemaphore(1)
+    monkeypatch.setattr(hg_archive, "_SLOTS", slots)
+    monkeypatch.setattr(hg_archive, "MAX_WAITING_ARCHIVES", 0)
+    server = make_server("fs", http=[LOOPBACK])
+    port = server.port("http")
+    repo = server.root / "heavy"
+    client.hg("init", str(repo))
+    (repo / "noise.bin").write_bytes(os.urandom(48 << 20))  # more than the socket buffers hold
+    client.hg("commit", "-q", "-A", "-R", str(repo), "-u", "t", "-m", "noise")
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip\n")
+
+    stalled = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    stalled.request("GET", "/heavy/archive/tip.zip")
+    assert stalled.getresponse().status == 200  # its headers; the body is left unread
+    busy = raw(port, "GET", "/heavy/archive/tip.zip")
+    assert busy.status == 503 and b"too many archives are being made right now" in busy.body
+    stalled.close()
+    deadline = time.monotonic() + 30
+    while slots.tokens != 1:
+        assert time.monotonic() < deadline, "the stalled download kept its slot"
+        time.sleep(0.05)
+    assert raw(port, "GET", "/heavy/archive/nosuch.zip").status == 404
+    assert raw(port, "HEAD", "/heavy/archive/tip.zip").status == 200
+    whole = raw(port, "GET", "/heavy/archive/tip.zip")
+    assert whole.status == 200 and len(_from_zip(whole.body)[1]["noise.bin"][1]) == 48 << 20
+    assert slots.tokens == 1
