@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from backends.hg import archive as hg_archive
+from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
 from gateway.auth import Access
 from gateway.git_http import fail_request
@@ -32,6 +33,7 @@ log = Logger()
 
 PROTO = "hg-archive"
 RAW_FILE_PROTO = "hg-raw-file"
+WEB_JSON_PROTO = "hg-web-json"
 TRANSPORT = "hg-http"
 
 
@@ -175,4 +177,26 @@ def _header_safe(value: bytes) -> bytes:
     return bytes(b if 0x20 <= b < 0x7F else 0x3F for b in value)
 
 
-HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive, RouteKind.HG_RAW_FILE: serve_raw_file}
+def serve_web_json(front: HttpFront, request: server.Request, route: Route) -> None:
+    """hgweb's ``json-tags``, ``json-bookmarks`` and ``json-branches``, as ``hg serve`` writes them."""
+    d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
+    d.addCallback(lambda user: run_blocking(lambda: hg_web.page(_readable_repo(front, route, user), route.service)))
+    d.addCallback(_send_json, request, route)
+    d.addErrback(fail_request, request, route.repo, WEB_JSON_PROTO)
+
+
+def _send_json(body: bytes, request: server.Request, route: Route) -> None:
+    if request.finished or request._disconnected:
+        return
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+    log.info("{proto} {repo}: {outcome}", proto=WEB_JSON_PROTO, repo=route.repo, outcome=f"ok: {route.service}")
+
+
+HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive, RouteKind.HG_RAW_FILE: serve_raw_file,
+            RouteKind.HG_WEB_JSON: serve_web_json}

@@ -318,3 +318,46 @@ def test_archives_are_made_a_few_at_a_time_and_every_slot_comes_back(
     whole = raw(port, "GET", "/heavy/archive/tip.zip")
     assert whole.status == 200 and len(_from_zip(whole.body)[1]["noise.bin"][1]) == 48 << 20
     assert slots.tokens == 1
+
+
+def test_the_json_pages_are_what_hg_serve_writes(served: tuple[RunningServer, Path], client: Client) -> None:
+    """``json-tags``, ``json-bookmarks`` and ``json-branches`` side by side with the real ``hg serve``:
+    byte for byte, with a local tag, a tag name that needs escaping, bookmarks (one on the secret
+    changeset, one divergent), a closed branch and a merged one."""
+    server, repo = served
+    hg = ("-R", str(repo))
+    client.hg("update", "-q", *hg, "-r", "max(not secret())")  # a tag committed on the secret head would be secret too
+    client.hg("tag", "-q", "-f", *hg, "-u", "t", "-d", "1700000900 0", "-r", "0", "caf\u00e9-<1>")
+    client.hg("tag", "-q", *hg, "--local", "-r", "1", "mine")
+    client.hg("bookmark", "-q", *hg, "-r", "0", "first")
+    client.hg("bookmark", "-q", *hg, "-r", "stable", "release")
+    client.hg("bookmark", "-q", *hg, "-r", "stable", "release@default")
+    client.hg("bookmark", "-q", *hg, "-r", "secret()", "hidden-work")
+    client.hg("update", "-q", *hg, "-r", "3")
+    client.hg("branch", "-q", *hg, "closing")
+    _commit(client, repo, "to be closed", {"c.txt": b"c\n"}, 1_700_001_000)
+    client.hg("commit", "-q", *hg, "-u", "t", "-d", "1700001100 0", "--close-branch", "-m", "closed")
+    port = _free_port()
+    reference = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "serve", *hg, "-a", "127.0.0.1", "-p", str(port)],
+                                 env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                raw(port, "GET", "/json-tags")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "hg serve did not start"
+                time.sleep(0.1)
+        for page in ("json-tags", "json-bookmarks", "json-branches"):
+            ours = raw(server.port("http"), "GET", f"/team/proj/{page}")
+            theirs = raw(port, "GET", f"/{page}")
+            assert ours.status == theirs.status == 200
+            assert ours.body == theirs.body, page
+            assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
+    finally:
+        reference.terminate()
+        reference.wait(timeout=30)
+    assert b"hidden-work" not in raw(server.port("http"), "GET", "/team/proj/json-bookmarks").body
+    assert b"\\u003c1\\u003e" in raw(server.port("http"), "GET", "/team/proj/json-tags").body
+    assert raw(server.port("http"), "POST", "/team/proj/json-tags").status == 405
