@@ -33,7 +33,7 @@ log = Logger()
 
 PROTO = "hg-archive"
 RAW_FILE_PROTO = "hg-raw-file"
-WEB_JSON_PROTO = "hg-web-json"
+WEB_PAGE_PROTO = "hg-web-page"
 TRANSPORT = "hg-http"
 
 
@@ -177,26 +177,28 @@ def _header_safe(value: bytes) -> bytes:
     return bytes(b if 0x20 <= b < 0x7F else 0x3F for b in value)
 
 
-def serve_web_json(front: HttpFront, request: server.Request, route: Route) -> None:
-    """hgweb's ``json-tags``, ``json-bookmarks`` and ``json-branches``, as ``hg serve`` writes them."""
+def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> None:
+    """hgweb's ``json-tags``, ``json-bookmarks``, ``json-branches`` and ``raw-rev/REV``, as ``hg
+    serve`` writes them."""
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
     d.addCallback(lambda user: run_blocking(lambda: hg_web.page(_readable_repo(front, route, user), route.service)))
-    d.addCallback(_send_json, request, route)
-    d.addErrback(fail_request, request, route.repo, WEB_JSON_PROTO)
+    d.addCallback(_send_page, request, route)
+    d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO)
 
 
-def _send_json(body: bytes, request: server.Request, route: Route) -> None:
+def _send_page(body: bytes, request: server.Request, route: Route) -> None:
     if request.finished or request._disconnected:
         return
     request.setResponseCode(200)
-    request.setHeader(b"Content-Type", b"application/json")
+    json = route.service.startswith("json-")
+    request.setHeader(b"Content-Type", b"application/json" if json else b"text/plain; charset=UTF-8")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     request.setHeader(b"Content-Length", b"%d" % len(body))
     if request.method != b"HEAD":
         request.write(body)
     request.finish()
-    log.info("{proto} {repo}: {outcome}", proto=WEB_JSON_PROTO, repo=route.repo, outcome=f"ok: {route.service}")
+    log.info("{proto} {repo}: {outcome}", proto=WEB_PAGE_PROTO, repo=route.repo, outcome=f"ok: {route.service}")
 
 
 HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive, RouteKind.HG_RAW_FILE: serve_raw_file,
-            RouteKind.HG_WEB_JSON: serve_web_json}
+            RouteKind.HG_WEB_PAGE: serve_web_page}

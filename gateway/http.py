@@ -21,7 +21,8 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET|POST /NAME?cmd=COMMAND`` (the repo root only)        ``HG_COMMAND``
 ``GET  /NAME/archive/REV.{zip,tar.gz,tar.bz2}[/PATH]``     ``HG_ARCHIVE`` (hgweb's)
 ``GET  /NAME/raw-file/REV[/PATH]``                         ``HG_RAW_FILE`` (hgweb's)
-``GET  /NAME/json-{tags,bookmarks,branches}``             ``HG_WEB_JSON`` (hgweb's)
+``GET  /NAME/json-{tags,bookmarks,branches}``             ``HG_WEB_PAGE`` (hgweb's)
+``GET  /NAME/raw-rev/REV``                                 ``HG_WEB_PAGE`` (hgweb's)
 anything else                                              404 / 405 / 403
 =========================================================  =====================
 
@@ -94,7 +95,7 @@ class RouteKind(enum.Enum):
     HG_COMMAND = "hg-command"
     HG_ARCHIVE = "hg-archive"
     HG_RAW_FILE = "hg-raw-file"
-    HG_WEB_JSON = "hg-web-json"
+    HG_WEB_PAGE = "hg-web-page"
     REPO_PAGE = "repository-page"
     ROOT_PAGE = "root-page"
     ERROR = "error"
@@ -199,6 +200,7 @@ def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
 
 ARCHIVE_SEGMENT = "archive"
 RAW_FILE_SEGMENT = "raw-file"
+RAW_REV_SEGMENT = "raw-rev"
 WEB_JSON_PAGES = frozenset({"json-tags", "json-bookmarks", "json-branches"})
 """hgweb's JSON pages hgwire answers (``backends.hg.web.PAGES``)."""
 ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
@@ -208,13 +210,15 @@ ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
 def _archive_route(method: str, segments: Sequence[str]) -> Route | None:
     """hgweb's ``NAME/archive/REV.EXT[/PATH]``: the first ``archive`` segment followed by a name with
     an archive's extension ends the repository's name; None for any other path."""
-    if len(segments) > 1 and segments[-1] in WEB_JSON_PAGES:  # hgweb's NAME/json-tags...
-        name = _repo_name(segments[:-1])
+    page = 1 if len(segments) > 1 and segments[-1] in WEB_JSON_PAGES else (  # hgweb's NAME/json-tags...
+        2 if len(segments) > 2 and segments[-2] == RAW_REV_SEGMENT else 0)  # ...and NAME/raw-rev/REV
+    if page:
+        name = _repo_name(segments[:-page])
         if name is None:
             return NOT_FOUND
         if method not in PAGE_METHODS:
-            return _error(405, f"{segments[-1]} is read with GET", PAGE_METHODS)
-        return Route(RouteKind.HG_WEB_JSON, name, segments[-1])
+            return _error(405, f"{segments[-page]} is read with GET", PAGE_METHODS)
+        return Route(RouteKind.HG_WEB_PAGE, name, "/".join(segments[-page:]))
     at = next((i for i in range(1, len(segments) - 1) if segments[i] == ARCHIVE_SEGMENT
                and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
     kind = RouteKind.HG_ARCHIVE

@@ -112,7 +112,7 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
         raise ProtocolError("Unsupported archive type", 404)
     if not allowed(repo, kind):
         raise PermissionDenied("Archive type not allowed")
-    node, rev, mtime, files = _resolve(repo, key)
+    node, rev, mtime, files = resolve(repo, key)
     members = _members(repo, files, path)
     if path and not members:
         raise ProtocolError("file(s) not found", 404)
@@ -123,7 +123,7 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
     return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime, described, members)
 
 
-def _resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
+def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
     """Revision ``key``'s node, number, time and manifest entries (path, file node, flags); a 404
     for an unknown one, and for a secret one (never served: as if it were not there)."""
     cl = repo.changelog()
@@ -223,7 +223,7 @@ def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
     repository's blob store, as ``hg serve`` with the extension reads it; a large file is its
     standin, as there), or, for a directory (or no path), its listing as hgweb's raw style writes
     it: a line per subdirectory (``drwxr-xr-x NAME``), then per file (``-rw-r--r-- SIZE NAME``)."""
-    _node, _rev, _mtime, files = _resolve(repo, key)
+    _node, _rev, _mtime, files = resolve(repo, key)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
     for file_path, file_node, flags in files:
         if file_path == wanted:
@@ -422,4 +422,4 @@ def _bzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-__all__ = ["TYPES", "Archive", "RawFile", "allowed", "latest_tags", "metadata", "prepare", "raw_file", "split_type"]
+__all__ = ["TYPES", "Archive", "RawFile", "allowed", "latest_tags", "metadata", "prepare", "raw_file", "resolve", "split_type"]

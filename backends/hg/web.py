@@ -1,7 +1,8 @@
 """hgweb's JSON pages of a repository's names (``/NAME/json-tags``, ``json-bookmarks``,
 ``json-branches``), which release scripts and dashboards read: the same bytes as ``hg serve``
 writes them (its ``json`` style: one key per line, its paranoid string escaping, dates as
-``[seconds, offset]``), over what pulls can see (no secret or hidden changeset).
+``[seconds, offset]``), over what pulls can see (no secret or hidden changeset); and
+``/NAME/raw-rev/REV``, a changeset as a patch (``raw_rev``), which review tools fetch.
 
 Blocking (revlog reads).
 """
@@ -9,12 +10,17 @@ Blocking (revlog reads).
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable, Mapping
+import difflib
+import time
+from collections.abc import Callable, Mapping, Sequence
 
+from backends.hg.archive import resolve
+from backends.hg.changelog import parse_filelog_text
 from backends.hg.repository import HgRepo
-from backends.interfaces import NULL_NODE
+from backends.interfaces import NULL_NODE, Node
 
 PAGES = ("json-tags", "json-bookmarks", "json-branches")
+RAW_REV = "raw-rev"
 
 _SHORT = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
 
@@ -39,7 +45,10 @@ def json_string(raw: bytes) -> bytes:
 
 
 def page(repo: HgRepo, name: str) -> bytes:
-    """The page ``name`` (one of ``PAGES``)."""
+    """The page ``name``: one of ``PAGES``, or ``raw-rev/REV``."""
+    kind, _, key = name.partition("/")
+    if kind == RAW_REV:
+        return raw_rev(repo, key)
     return _WRITERS[name](repo)
 
 
@@ -96,3 +105,136 @@ def _branches(repo: HgRepo) -> bytes:
 _WRITERS: dict[str, Callable[[HgRepo], bytes]] = {
     "json-tags": _tags, "json-bookmarks": _bookmarks, "json-branches": _branches,
 }
+
+
+# --- raw-rev: a changeset as ``hg export`` writes it (hgweb's raw style) ------------------------
+
+CONTEXT = 3
+"""Lines of context around a change, as ``hg diff`` without ``-U``."""
+_NO_EOL = b"\n\\ No newline at end of file\n"
+
+
+def raw_rev(repo: HgRepo, key: str) -> bytes:
+    """hgweb's ``raw-rev``: the changeset's header (user, date, node, parents), description and
+    its plain diff against its first parent (``hg diff`` without ``--git``: file dates in the
+    headers, ``Binary file NAME has changed`` for a side holding a NUL byte, renames and copies as
+    added files, mode changes not shown).  Hunks are cut as a longest-matching-block diff cuts them:
+    the same as hg's own wherever the change is unambiguous; where repeated lines let a change be
+    placed in more than one way, they may be cut otherwise, and the patch applies the same."""
+    node, rev, _mtime, files = resolve(repo, key)
+    cl = repo.changelog()
+    lines = [b"", b"# HG changeset patch"]
+    if rev < 0:
+        return b"\n".join([*lines, b"# User ", b"# Date 0 0", b"# Node ID " + binascii.hexlify(NULL_NODE), b"", b"",
+                           b"", b""])
+    changeset = repo.changeset(cl, rev)
+    p1, p2 = cl.parents(Node(node))
+    lines += [b"# User " + changeset.user, b"# Date %d %d" % (int(changeset.time), changeset.tz),
+              b"# Node ID " + binascii.hexlify(node),
+              b"".join(b"# Parent  " + binascii.hexlify(p) for p in (p1, p2) if p != NULL_NODE),
+              changeset.description, b""]
+    head = b"\n".join(lines) + b"\n"
+    if p1 != NULL_NODE:
+        base = repo.changeset(cl, cl.rev(p1))
+        old_files = {path: file_node for path, file_node, _flags in resolve(repo, binascii.hexlify(p1).decode())[3]}
+        old_date = _diff_date(base.time, base.tz)
+    else:
+        old_files, old_date = {}, _diff_date(0, 0)
+    new_files = {path: file_node for path, file_node, _flags in files}
+    new_date = _diff_date(changeset.time, changeset.tz)
+    label = b"diff -r %s -r %s " % (binascii.hexlify(p1)[:12], binascii.hexlify(node)[:12])
+    out = [head]
+    for path in sorted(old_files.keys() | new_files.keys()):
+        old_node, new_node = old_files.get(path), new_files.get(path)
+        if old_node == new_node:
+            continue
+        old = _file_text(repo, path, old_node)
+        new = _file_text(repo, path, new_node)
+        if old == new:
+            continue
+        out.append(label + path + b"\n")
+        if b"\0" in old or b"\0" in new:
+            out.append(b"Binary file %s has changed\n" % path)
+            continue
+        out.append(b"--- %s\t%s\n" % (b"a/" + path if old_node else b"/dev/null", old_date if old_node else _diff_date(0, 0)))
+        out.append(b"+++ %s\t%s\n" % (b"b/" + path if new_node else b"/dev/null", new_date if new_node else _diff_date(0, 0)))
+        out.extend(unified_hunks(old, new))
+    out.append(b"\n")
+    return b"".join(out)
+
+
+def _file_text(repo: HgRepo, path: bytes, node: bytes | None) -> bytes:
+    if node is None:
+        return b""
+    filelog = repo.filelog(path)
+    return parse_filelog_text(filelog.revision(filelog.rev(node))).data
+
+
+def _diff_date(when: float, tz: int) -> bytes:
+    """hg's ``datestr``: the local time of the change and its offset (``tz`` is seconds west)."""
+    local = time.gmtime(int(when) - tz)
+    sign = "-" if tz > 0 else "+"
+    minutes = abs(tz) // 60
+    return (time.strftime("%a %b %d %H:%M:%S %Y ", local) + f"{sign}{minutes // 60:02d}{minutes % 60:02d}").encode()
+
+
+def _lines(text: bytes) -> list[bytes]:
+    """The lines of a text split at each newline only, each with its end (the last may have none)."""
+    parts = text.split(b"\n")
+    lines = [part + b"\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def matching_blocks(old: Sequence[bytes], new: Sequence[bytes]) -> list[tuple[int, int, int]]:
+    """(old start, new start, length) of the runs of equal lines a longest-match diff finds, in
+    order, ending with the empty run at both ends."""
+    return [(a, b, size) for a, b, size in difflib.SequenceMatcher(None, old, new, autojunk=False).get_matching_blocks()]
+
+
+def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
+    """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: three lines of context,
+    changes closer than that joined into one hunk, counts always written, a last line without
+    its end marked ``\\ No newline at end of file``."""
+    old, new = _lines(old_text), _lines(new_text)
+    changes = []
+    a_end = b_end = 0
+    for a, b, size in matching_blocks(old, new):
+        if a > a_end or b > b_end:
+            changes.append((a_end, a, b_end, b))
+        a_end, b_end = a + size, b + size
+    out: list[bytes] = []
+    hunk: list[int] | None = None  # [old start, old change end, new start, new change end]
+    body: list[bytes] = []
+
+    def line(prefix: bytes, text: bytes) -> bytes:
+        return prefix + (text if text.endswith(b"\n") else text + _NO_EOL)
+
+    def flush() -> None:
+        assert hunk is not None
+        start_a, end_a, start_b, end_b = hunk
+        tail = min(end_a + CONTEXT, len(old))
+        body.extend(line(b" ", x) for x in old[end_a:tail])
+        length_a = tail - start_a
+        length_b = end_b - start_b + tail - end_a
+        out.append(b"@@ -%d,%d +%d,%d @@\n" % (start_a + 1 if length_a else start_a, length_a,
+                                                 start_b + 1 if length_b else start_b, length_b))
+        out.extend(body)
+
+    for a1, a2, b1, b2 in changes:
+        start_a, start_b = max(a1 - CONTEXT, 0), max(b1 - CONTEXT, 0)
+        if hunk is not None and start_a < hunk[1] + CONTEXT + 1:
+            body.extend(line(b" ", x) for x in old[hunk[1]:a1])
+            hunk[1], hunk[3] = a2, b2
+        else:
+            if hunk is not None:
+                flush()
+                body = []
+            hunk = [start_a, a2, start_b, b2]
+            body.extend(line(b" ", x) for x in old[start_a:a1])
+        body.extend(line(b"-", x) for x in old[a1:a2])
+        body.extend(line(b"+", x) for x in new[b1:b2])
+    if hunk is not None:
+        flush()
+    return out

@@ -361,3 +361,72 @@ def test_the_json_pages_are_what_hg_serve_writes(served: tuple[RunningServer, Pa
     assert b"hidden-work" not in raw(server.port("http"), "GET", "/team/proj/json-bookmarks").body
     assert b"\\u003c1\\u003e" in raw(server.port("http"), "GET", "/team/proj/json-tags").body
     assert raw(server.port("http"), "POST", "/team/proj/json-tags").status == 405
+
+
+def _patches_repo(client: Client, repo: Path) -> None:
+    """Changes of every shape a plain diff shows: two hunks in one file, hunks joined by their
+    context, a removal, an addition without a last newline, a change among repeated lines, a
+    named branch and its merge, a binary file, time zones east and west."""
+    client.hg("init", str(repo))
+    numbered = b"".join(b"line %d\n" % i for i in range(1, 31))
+    _commit(client, repo, "start", {"f.txt": numbered, "g.txt": b"gone soon\n", "r.txt": b"a\nb\n" * 3},
+            1_700_000_000)
+    edited = numbered.replace(b"line 2\n", b"line two\n").replace(b"line 25\n", b"line 25\nline 25b\n")
+    edited = edited.replace(b"line 9\n", b"line nine\n").replace(b"line 14\n", b"")
+    client.hg("rm", "-q", "-R", str(repo), str(repo / "g.txt"))
+    (repo / "f.txt").write_bytes(edited)
+    (repo / "h.txt").write_bytes(b"no newline at the end")
+    client.hg("commit", "-q", "-A", "-R", str(repo), "-u", "Ann <ann@example.com>", "-d", "1700000100 -3600",
+              "-m", "edits\n\nwith a body")
+    _commit(client, repo, "repeated", {"r.txt": b"a\nb\n" * 4}, 1_700_000_200)
+    client.hg("branch", "-q", "-R", str(repo), "side")
+    _commit(client, repo, "on side", {"f.txt": edited + b"side end\n"}, 1_700_000_300)
+    client.hg("update", "-q", "-R", str(repo), "default")
+    _commit(client, repo, "on default", {"h.txt": b"no newline at the end\nnow one\n"}, 1_700_000_400)
+    client.hg("merge", "-q", "-R", str(repo), "side")
+    client.hg("commit", "-q", "-R", str(repo), "-u", "t", "-d", "1700000500 7200", "-m", "merge side")
+    _commit(client, repo, "binary", {"b.bin": b"\0\1\2"}, 1_700_000_600)
+
+
+def test_raw_rev_is_the_patch_hg_serve_sends_and_it_imports_exactly(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """``raw-rev`` side by side with the real ``hg serve`` (every changeset's bytes equal, merge and
+    binary included), and each patch of a non-binary changeset, given to ``hg import --exact`` on its
+    first parent, makes the very same changeset (its node id is checked by hg)."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "patches"
+    _patches_repo(client, repo)
+    count = len(client.hg("log", "-R", str(repo), "-T", "{rev}\n").stdout.split())
+    port = _free_port()
+    reference = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "serve", "-R", str(repo), "-a", "127.0.0.1",
+                                  "-p", str(port)], env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                raw(port, "GET", "/raw-rev/0")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "hg serve did not start"
+                time.sleep(0.1)
+        patches = {}
+        for rev in range(count):
+            ours = raw(server.port("http"), "GET", f"/patches/raw-rev/{rev}")
+            theirs = raw(port, "GET", f"/raw-rev/{rev}")
+            assert ours.status == theirs.status == 200
+            assert ours.body == theirs.body, rev
+            assert ours.headers["content-type"].lower() == theirs.headers["content-type"].lower()
+            patches[rev] = ours.body
+        assert raw(server.port("http"), "GET", "/patches/raw-rev/nosuch").status == 404
+    finally:
+        reference.terminate()
+        reference.wait(timeout=30)
+    for rev in (1, 2, 4):  # two hunks, a removal, no last newline; repeated lines; a time zone east
+        parent = client.hg("log", "-R", str(repo), "-r", f"p1({rev})", "-T", "{node}").stdout
+        target = tmp_path / f"import-{rev}"
+        client.hg("clone", "-q", "-r", parent, str(repo), str(target))
+        patch = tmp_path / f"{rev}.patch"
+        patch.write_bytes(patches[rev])
+        client.hg("import", "-q", "--exact", "-R", str(target), str(patch))
+        node = client.hg("log", "-R", str(repo), "-r", str(rev), "-T", "{node}").stdout
+        assert client.hg("log", "-R", str(target), "-r", "tip", "-T", "{node}").stdout == node

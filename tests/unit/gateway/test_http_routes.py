@@ -286,9 +286,11 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
     ("GET", "/team/proj/raw-file/tip/src/main.c", Route(RouteKind.HG_RAW_FILE, "team/proj", "tip/src/main.c")),
     ("GET", "/proj/raw-file/v1.0/", Route(RouteKind.HG_RAW_FILE, "proj", "v1.0")),  # a listing of the root
     ("GET", "/proj/raw-file", Route(RouteKind.REPO_PAGE, "proj/raw-file")),  # no revision: not hgweb's
-    ("GET", "/team/proj/json-tags", Route(RouteKind.HG_WEB_JSON, "team/proj", "json-tags")),
-    ("HEAD", "/proj/json-branches", Route(RouteKind.HG_WEB_JSON, "proj", "json-branches")),
+    ("GET", "/team/proj/json-tags", Route(RouteKind.HG_WEB_PAGE, "team/proj", "json-tags")),
+    ("HEAD", "/proj/json-branches", Route(RouteKind.HG_WEB_PAGE, "proj", "json-branches")),
     ("GET", "/json-tags", Route(RouteKind.REPO_PAGE, "json-tags")),  # no repository before it
+    ("GET", "/team/proj/raw-rev/tip", Route(RouteKind.HG_WEB_PAGE, "team/proj", "raw-rev/tip")),
+    ("GET", "/raw-rev/tip", Route(RouteKind.REPO_PAGE, "raw-rev/tip")),
 ])
 def test_hgweb_archive_urls(method: str, path: str, expected: Route) -> None:
     assert route(method, _segments(path), {}) == expected
