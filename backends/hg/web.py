@@ -18,6 +18,7 @@ from backends.hg.archive import resolve
 from backends.hg.changelog import parse_filelog_text
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
+from protocols.errors import UnsupportedFeature
 
 PAGES = ("json-tags", "json-bookmarks", "json-branches")
 RAW_REV = "raw-rev"
@@ -110,6 +111,8 @@ _WRITERS: dict[str, Callable[[HgRepo], bytes]] = {
 # --- raw-rev: a changeset as ``hg export`` writes it (hgweb's raw style) ------------------------
 
 CONTEXT = 3
+MAX_PATCH_TEXT = 64 << 20
+"""File texts (old and new) one ``raw-rev`` may diff; it is built whole in memory."""
 """Lines of context around a change, as ``hg diff`` without ``-U``."""
 _NO_EOL = b"\n\\ No newline at end of file\n"
 
@@ -144,12 +147,17 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
     new_date = _diff_date(changeset.time, changeset.tz)
     label = b"diff -r %s -r %s " % (binascii.hexlify(p1)[:12], binascii.hexlify(node)[:12])
     out = [head]
+    read = 0
     for path in sorted(old_files.keys() | new_files.keys()):
         old_node, new_node = old_files.get(path), new_files.get(path)
         if old_node == new_node:
             continue
         old = _file_text(repo, path, old_node)
         new = _file_text(repo, path, new_node)
+        read += len(old) + len(new)
+        if read > MAX_PATCH_TEXT:
+            raise UnsupportedFeature(f"this changeset's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its patch "
+                                     "is not served; clone the repository to see it")
         if old == new:
             continue
         out.append(label + path + b"\n")
@@ -187,10 +195,32 @@ def _lines(text: bytes) -> list[bytes]:
     return lines
 
 
+MAX_EXACT_LINES = 2000
+"""Past this many changed lines on each side (their product; once the common start and end are set aside),
+difflib's popular-line heuristic (autojunk) is used: its exact search is quadratic (20,000 equal
+lines took a minute), the heuristic's answer a valid, maybe longer, patch."""
+
+
 def matching_blocks(old: Sequence[bytes], new: Sequence[bytes]) -> list[tuple[int, int, int]]:
     """(old start, new start, length) of the runs of equal lines a longest-match diff finds, in
-    order, ending with the empty run at both ends."""
-    return [(a, b, size) for a, b, size in difflib.SequenceMatcher(None, old, new, autojunk=False).get_matching_blocks()]
+    order, ending with the empty run at both ends.  The common first and last lines are matched
+    first (a change among repeated lines lands after them, where hg's own diff puts it)."""
+    limit = min(len(old), len(new))
+    prefix = 0
+    while prefix < limit and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]:
+        suffix += 1
+    middle_old, middle_new = old[prefix:len(old) - suffix], new[prefix:len(new) - suffix]
+    exact = len(middle_old) * len(middle_new) <= MAX_EXACT_LINES * MAX_EXACT_LINES
+    matcher = difflib.SequenceMatcher(None, middle_old, middle_new, autojunk=not exact)
+    blocks = [(0, 0, prefix)] if prefix else []
+    blocks += [(a + prefix, b + prefix, size) for a, b, size in matcher.get_matching_blocks() if size]
+    if suffix:
+        blocks.append((len(old) - suffix, len(new) - suffix, suffix))
+    blocks.append((len(old), len(new), 0))
+    return blocks
 
 
 def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:

@@ -418,6 +418,12 @@ def test_raw_rev_is_the_patch_hg_serve_sends_and_it_imports_exactly(
             assert ours.headers["content-type"].lower() == theirs.headers["content-type"].lower()
             patches[rev] = ours.body
         assert raw(server.port("http"), "GET", "/patches/raw-rev/nosuch").status == 404
+        from backends.hg import web
+
+        with pytest.MonkeyPatch.context() as patch_limit:
+            patch_limit.setattr(web, "MAX_PATCH_TEXT", 100)  # the first changeset's files hold more
+            refused = raw(server.port("http"), "GET", "/patches/raw-rev/0")
+        assert refused.status == 403 and b"its patch is not served; clone the repository" in refused.body
     finally:
         reference.terminate()
         reference.wait(timeout=30)

@@ -5,8 +5,10 @@ escape as hg's paranoid ``json`` filter does."""
 
 from __future__ import annotations
 
+import difflib
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,3 +90,30 @@ def test_json_strings_escape_as_hg_does() -> None:
     assert json_string(b"<a>&'") == b"\"\\u003ca\\u003e&'\""
     assert json_string("café \U0001d11e".encode()) == b'"caf\\u00e9 \\ud834\\udd1e"'
     assert json_string(b"bad \xdd byte \x7f \x00") == b'"bad \\udcdd byte \\u007f \\u0000"'
+
+
+def test_a_change_among_many_equal_lines_is_one_small_hunk() -> None:
+    old = b"same\n" * 20000
+    new = b"same\n" * 10000 + b"new\n" + b"same\n" * 10000
+    hunks = unified_hunks(old, new)
+    assert hunks == [b"@@ -9998,6 +9998,7 @@\n", *[b" same\n"] * 3, b"+new\n", *[b" same\n"] * 3]
+
+
+def test_large_changed_middles_use_the_heuristic_not_the_quadratic_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """difflib's exact search is quadratic in equal lines: past MAX_EXACT_LINES squared, autojunk."""
+    from backends.hg import web
+
+    seen: list[bool] = []
+    real = difflib.SequenceMatcher
+
+    def spy(isjunk: object, a: object, b: object, autojunk: bool = True) -> difflib.SequenceMatcher[bytes]:
+        seen.append(autojunk)
+        return real(None, a, b, autojunk=autojunk)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(web.difflib, "SequenceMatcher", spy)
+    small_old, small_new = b"x\n" + b"a\n" * 10 + b"y\n", b"x\n" + b"b\n" * 10 + b"y\n"
+    assert _apply(small_old, unified_hunks(small_old, small_new)) == small_new
+    big_old = b"".join(b"%d\n" % (i % 7) for i in range(6000))
+    big_new = b"".join(b"%d\n" % (i % 5) for i in range(6000))
+    assert _apply(big_old, unified_hunks(big_old, big_new)) == big_new
+    assert seen == [False, True]
