@@ -261,14 +261,22 @@ def _content(repo: HgRepo, path: bytes, node: bytes) -> Content:
 
 
 def _size(repo: HgRepo, path: bytes, node: bytes) -> int:
-    """A file revision's size: its data's, or the one its LFS pointer names."""
+    """A file revision's size as hg's ``filelog.size`` gives it: the one its LFS pointer names; for
+    a revision without a first parent whose text starts with the metadata marker (a copy, or an
+    escaped text), its data's; else the size the index stores (no text read: a listing of many
+    files stays cheap; like hg, it counts the escape of a text with a first parent)."""
     filelog = repo.filelog(path)
     rev = filelog.rev(node)
     if filelog.flags(rev) & REVIDX_EXTSTORED:
         for line in filelog.revision(rev)[:MAX_POINTER].split(b"\n"):
             if line.startswith(b"size ") and line[5:].strip().isdigit():
                 return int(line[5:].strip())
-    return len(_data(repo, path, node))
+    if filelog.parent_revs(rev)[0] == NULL_REV:
+        text = filelog.revision(rev)
+        if text.startswith(b"\x01\n"):
+            return len(parse_filelog_text(text).data)
+    size = filelog.raw_size(rev)
+    return size if size >= 0 else len(_data(repo, path, node))
 
 
 def metadata(repo: HgRepo, rev: int, node: bytes) -> bytes:
