@@ -6,6 +6,7 @@ never a secret changeset; every refusal is an HTTP status with its reason."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import os
@@ -14,7 +15,7 @@ import subprocess
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -246,11 +247,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningServer, Path], client: Client) -> None:
-    """hgweb's ``raw-file``, side by side with the real ``hg serve`` on the same repository: a file's
-    bytes (``application/binary``, its name inline), a symbolic link's target, a directory's and the
-    root's listings; an unknown path or revision, and the secret changeset, are 404."""
-    server, repo = served
+@contextlib.contextmanager
+def _hg_serve(client: Client, repo: Path) -> Iterator[int]:
+    """The real ``hg serve`` of ``repo`` on a free port, once it answers; stopped afterwards."""
     port = _free_port()
     reference = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "serve", "-R", str(repo), "-a", "127.0.0.1",
                                   "-p", str(port)], env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -258,11 +257,23 @@ def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningS
         deadline = time.monotonic() + 30
         while True:
             try:
-                raw(port, "GET", "/raw-file/tip/a.txt")
+                raw(port, "GET", "/json-tags")
                 break
             except OSError:
                 assert time.monotonic() < deadline, "hg serve did not start"
                 time.sleep(0.1)
+        yield port
+    finally:
+        reference.terminate()
+        reference.wait(timeout=30)
+
+
+def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningServer, Path], client: Client) -> None:
+    """hgweb's ``raw-file``, side by side with the real ``hg serve`` on the same repository: a file's
+    bytes (``application/binary``, its name inline), a symbolic link's target, a directory's and the
+    root's listings; an unknown path or revision, and the secret changeset, are 404."""
+    server, repo = served
+    with _hg_serve(client, repo) as port:
         for target in ("tip/a.txt", "tip/link", "v1.0/bin/run.sh", "stable/s.txt", "3/big.bin", "tip", "tip/bin",
                        "v1.0/", "default/bin/"):
             ours = raw(server.port("http"), "GET", f"/team/proj/raw-file/{target}")
@@ -274,9 +285,6 @@ def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningS
         for target in ("tip/no/such", "nosuch/a.txt"):
             assert raw(server.port("http"), "GET", f"/team/proj/raw-file/{target}").status == 404
             assert raw(port, "GET", f"/raw-file/{target}").status == 404
-    finally:
-        reference.terminate()
-        reference.wait(timeout=30)
     secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
     assert raw(server.port("http"), "GET", f"/team/proj/raw-file/{secret}/secret.txt").status == 404
     head = raw(server.port("http"), "HEAD", "/team/proj/raw-file/tip/a.txt")
@@ -337,27 +345,13 @@ def test_the_json_pages_are_what_hg_serve_writes(served: tuple[RunningServer, Pa
     client.hg("branch", "-q", *hg, "closing")
     _commit(client, repo, "to be closed", {"c.txt": b"c\n"}, 1_700_001_000)
     client.hg("commit", "-q", *hg, "-u", "t", "-d", "1700001100 0", "--close-branch", "-m", "closed")
-    port = _free_port()
-    reference = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "serve", *hg, "-a", "127.0.0.1", "-p", str(port)],
-                                 env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                raw(port, "GET", "/json-tags")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "hg serve did not start"
-                time.sleep(0.1)
+    with _hg_serve(client, repo) as port:
         for page in ("json-tags", "json-bookmarks", "json-branches"):
             ours = raw(server.port("http"), "GET", f"/team/proj/{page}")
             theirs = raw(port, "GET", f"/{page}")
             assert ours.status == theirs.status == 200
             assert ours.body == theirs.body, page
             assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
-    finally:
-        reference.terminate()
-        reference.wait(timeout=30)
     assert b"hidden-work" not in raw(server.port("http"), "GET", "/team/proj/json-bookmarks").body
     assert b"\\u003c1\\u003e" in raw(server.port("http"), "GET", "/team/proj/json-tags").body
     assert raw(server.port("http"), "POST", "/team/proj/json-tags").status == 405
@@ -400,18 +394,7 @@ def test_raw_rev_is_the_patch_hg_serve_sends_and_it_imports_exactly(
     repo = server.root / "patches"
     _patches_repo(client, repo)
     count = len(client.hg("log", "-R", str(repo), "-T", "{rev}\n").stdout.split())
-    port = _free_port()
-    reference = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "serve", "-R", str(repo), "-a", "127.0.0.1",
-                                  "-p", str(port)], env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                raw(port, "GET", "/raw-rev/0")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "hg serve did not start"
-                time.sleep(0.1)
+    with _hg_serve(client, repo) as port:
         patches = {}
         for rev in range(count):
             ours = raw(server.port("http"), "GET", f"/patches/raw-rev/{rev}")
@@ -430,9 +413,6 @@ def test_raw_rev_is_the_patch_hg_serve_sends_and_it_imports_exactly(
             patch_limit.setattr(web, "MAX_PATCH_TEXT", 100)  # the first changeset's files hold more
             refused = raw(server.port("http"), "GET", "/patches/raw-rev/0")
         assert refused.status == 403 and b"its patch is not served; clone the repository" in refused.body
-    finally:
-        reference.terminate()
-        reference.wait(timeout=30)
     for rev in (1, 2, 4):  # two hunks, a removal, no last newline; repeated lines; a time zone east (a plain diff
         # cannot carry a copy: hg serve's own patch of the copy does not import exactly either)
         parent = client.hg("log", "-R", str(repo), "-r", f"p1({rev})", "-T", "{node}").stdout
