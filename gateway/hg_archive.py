@@ -1,11 +1,13 @@
-"""``GET /NAME/archive/REV.zip`` (``.tar.gz``, ``.tar.bz2``, maybe ``/PATH`` after it): hgweb's
-archive downloads, which release links and build scripts point at; and ``GET
-/NAME/raw-file/REV/PATH``, hgweb's one file (or directory listing) that scripts fetch with curl.
+"""hgweb's URLs that scripts and tools use, for hg repositories over HTTP, each to those who may
+pull the repository (hgwire's rules, then its ``[web]`` lists):
 
-As hgweb, only the types the repository's hgrc allows (``[web] allow-archive = zip gz bz2``, or
-``allowzip = true``...) are served, to those who may pull it (hgwire's rules, then the ``[web]``
-lists); everything that can fail is checked before the first byte (``backends.hg.archive.prepare``),
-then the archive streams from the pool with backpressure, one file at a time.
+- ``GET /NAME/archive/REV.zip`` (``.tar.gz``, ``.tar.bz2``, maybe ``/PATH`` after it), the archive
+  downloads release links point at: only the types the repository's hgrc allows (``[web]
+  allow-archive = zip gz bz2``, or ``allowzip = true``...); everything that can fail is checked
+  before the first byte (``backends.hg.archive.prepare``), then the archive streams from the pool
+  with backpressure, one file at a time, ``ARCHIVE_SLOTS`` at once over the server;
+- ``GET /NAME/raw-file/REV/PATH``: one file (or a directory's listing), streamed;
+- ``GET /NAME/raw-rev/REV`` and ``GET /NAME/json-{tags,bookmarks,branches}`` (``backends.hg.web``).
 """
 
 from __future__ import annotations
