@@ -22,7 +22,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from dulwich.archive import ChunkedBytesIO
 from dulwich.object_store import BaseObjectStore
@@ -425,7 +425,19 @@ def _glob_segments(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
 
 def gzipped(chunks: Iterator[bytes], level: int) -> Iterator[bytes]:
     """gzip a stream (wbits 31: gzip header with mtime 0, so the same tree gives the same bytes)."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return compressed(chunks, zlib.compressobj(level, zlib.DEFLATED, 31))
+
+
+class Compressor(Protocol):
+    """What ``zlib.compressobj`` and ``bz2.BZ2Compressor`` have in common."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+def compressed(chunks: Iterator[bytes], compressor: Compressor) -> Iterator[bytes]:
+    """A stream through ``compressor``; closing it closes ``chunks`` (a generator's locks go)."""
     try:
         for chunk in chunks:
             if out := compressor.compress(chunk):

@@ -22,12 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from backends.git_archive import Spool, gzipped
-from backends.hg.changelog import iter_manifest, parse_filelog_text
+from backends.git_archive import Spool, compressed, gzipped
+from backends.hg.changelog import Changeset, iter_manifest, parse_filelog_text
+from backends.hg.graph import NULL_REV, missing
 from backends.hg.keys import BOOLEANS
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import REVIDX_EXTSTORED
-from backends.interfaces import NULL_NODE, FilteredRevision
+from backends.interfaces import NULL_NODE
 from protocols.errors import PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
 from protocols.git_lfs import valid_oid
 
@@ -38,8 +39,6 @@ TYPES: dict[str, tuple[str, str]] = {
 }
 """hgweb's archive types: name -> (Content-Type, the URL's extension)."""
 
-SECRET = 2
-NULL_REV = -1
 FILE_MODE, EXEC_MODE = 0o644, 0o755
 ZIP_EPOCH = 315532800
 """1980-01-01: the earliest time a zip entry can carry."""
@@ -62,12 +61,11 @@ def split_type(last: str) -> tuple[str, str] | None:
 def allowed(repo: HgRepo, kind: str) -> bool:
     """hgweb's rule: ``[web] allow-archive`` (or ``allow_archive``) lists the type, or ``[web]
     allow<type>`` is true.  Archives are off unless the repository's hgrc turns them on."""
-    listed = repo.web_setting(b"allow-archive")
-    if listed is None:
-        listed = repo.web_setting(b"allow_archive")
+    web = repo.web_settings()
+    listed = web.get(b"allow-archive", web.get(b"allow_archive"))
     if listed is not None and kind in re.split(r"[\s,]+", listed.decode("utf-8", "replace")):
         return True
-    flag = repo.web_setting(b"allow" + kind.encode())
+    flag = web.get(b"allow" + kind.encode())
     return flag is not None and BOOLEANS.get(flag.strip().lower(), False)
 
 
@@ -93,7 +91,7 @@ class Archive:
         if self.kind == "zip":
             return _zip(entries, self.mtime)
         tar = _tar(entries, self.mtime)
-        return gzipped(tar, 6) if self.kind == "gz" else _bzipped(tar)
+        return gzipped(tar, 6) if self.kind == "gz" else compressed(tar, bz2.BZ2Compressor(9))
 
     def _entries(self) -> Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]]:
         if self.metadata:
@@ -125,25 +123,31 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
 
 def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
     """Revision ``key``'s node, number, time and manifest entries (path, file node, flags); a 404
-    for an unknown one, and for a secret one (never served: as if it were not there)."""
+    for an unknown one, and for one pulls cannot see (never served: as if it were not there)."""
     cl = repo.changelog()
-    views = repo.views(cl)
     try:
-        node = repo.lookup(key.encode("utf-8", "surrogateescape"))
-    except (KeyError, FilteredRevision):
+        node = repo.lookup(key.encode("utf-8", "surrogateescape"))  # (a filtered or ambiguous key is a KeyError)
+    except KeyError:
         raise ProtocolError(f"unknown revision {key[:80]!r}", 404) from None
-    rev = cl.rev(node) if node != NULL_NODE else NULL_REV
-    if rev != NULL_REV and views.phases[rev] >= SECRET:
+    if node == NULL_NODE:
+        return node, NULL_REV, 0, []
+    rev = cl.rev(node)
+    if not repo.views(cl).visible[rev]:
         raise ProtocolError(f"unknown revision {key[:80]!r}", 404)
-    if rev == NULL_REV:
-        return node, rev, 0, []
-    changeset = repo.changeset(cl, rev)
+    changeset, entries = manifest_at(repo, rev)
+    return node, rev, int(changeset.time), entries
+
+
+def manifest_at(repo: HgRepo, rev: int) -> tuple[Changeset, list[tuple[bytes, bytes, bytes]]]:
+    """Changeset ``rev`` and its manifest's entries (path, file node, flags) in stored order."""
+    changeset = repo.changeset(repo.changelog(), rev)
     manifests = repo.manifestlog()
     text = manifests.revision(manifests.rev(changeset.manifest))
-    return node, rev, int(changeset.time), [(e.path, e.node, e.flags) for e in iter_manifest(text)]
+    return changeset, [(e.path, e.node, e.flags) for e in iter_manifest(text)]
 
 
-def _data(repo: HgRepo, path: bytes, node: bytes) -> bytes:
+def file_data(repo: HgRepo, path: bytes, node: bytes) -> bytes:
+    """A file revision's data, its copy metadata left out."""
     filelog = repo.filelog(path)
     return parse_filelog_text(filelog.revision(filelog.rev(node))).data
 
@@ -167,7 +171,7 @@ def _members(repo: HgRepo, files: Sequence[tuple[bytes, bytes, bytes]], below: s
             continue
         if large is not None and standin:
             shown = path[len(STANDIN_DIR):].decode("utf-8", "replace")[:200]
-            sha = _data(repo, path, node)[:MAX_POINTER].strip()
+            sha = file_data(repo, path, node)[:MAX_POINTER].strip()
             if not large.has(sha):
                 raise UnsupportedFeature(f"the large file {shown} is not on this server (its owner has not "
                                          "pushed it): the archive cannot hold it")
@@ -178,7 +182,7 @@ def _members(repo: HgRepo, files: Sequence[tuple[bytes, bytes, bytes]], below: s
 
 
 def _history(repo: HgRepo, path: bytes, node: bytes) -> tuple[int, Iterator[bytes]]:
-    data = _data(repo, path, node)
+    data = file_data(repo, path, node)
     return len(data), iter([data])
 
 
@@ -276,7 +280,7 @@ def _size(repo: HgRepo, path: bytes, node: bytes) -> int:
         if text.startswith(b"\x01\n"):
             return len(parse_filelog_text(text).data)
     size = filelog.raw_size(rev)
-    return size if size >= 0 else len(_data(repo, path, node))
+    return size if size >= 0 else len(file_data(repo, path, node))
 
 
 def metadata(repo: HgRepo, rev: int, node: bytes) -> bytes:
@@ -337,21 +341,8 @@ def latest_tags(repo: HgRepo, rev: int, tag_revs: dict[bytes, int]) -> tuple[flo
 
 
 def _changes_since(parents: Sequence[tuple[int, int]], rev: int, tag_rev: int) -> int:
-    """How many of ``rev`` and its ancestors are not ``tag_rev`` or its ancestors (``only()``)."""
-    return len(_ancestors(parents, [rev]) - _ancestors(parents, [tag_rev]))
-
-
-def _ancestors(parents: Sequence[tuple[int, int]], revs: Sequence[int]) -> set[int]:
-    """``revs`` and all their ancestors."""
-    seen: set[int] = set()
-    stack = [r for r in revs if r != NULL_REV]
-    while stack:
-        r = stack.pop()
-        if r in seen:
-            continue
-        seen.add(r)
-        stack.extend(p for p in parents[r] if p != NULL_REV and p not in seen)
-    return seen
+    """How many of ``rev`` and its ancestors are not ``tag_rev`` or its ancestors (hg's ``only()``)."""
+    return len(missing(parents, [tag_rev], [rev]))
 
 
 def _tar(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime: int) -> Iterator[bytes]:
@@ -422,12 +413,5 @@ def _zip(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime
     yield spool.drain()
 
 
-def _bzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    compressor = bz2.BZ2Compressor(9)
-    for chunk in chunks:
-        if out := compressor.compress(chunk):
-            yield out
-    yield compressor.flush()
-
-
-__all__ = ["TYPES", "Archive", "RawFile", "allowed", "latest_tags", "metadata", "prepare", "raw_file", "resolve", "split_type"]
+__all__ = ["TYPES", "Archive", "RawFile", "allowed", "file_data", "latest_tags", "manifest_at", "metadata", "prepare",
+           "raw_file", "resolve", "split_type"]

@@ -894,8 +894,7 @@ class HgRepo:
     def web_access(self) -> dict[str, list[str] | None]:
         """hgweb's access lists of the hgrc's ``[web]``: ``deny_read``, ``allow_read``, ``deny_push``,
         ``allow-push`` (each also under its other spelling); None for a list that is not set."""
-        data = self._hgrc()
-        web = dict(config_section(data, b"web", self._hgrc_include)) if data else {}
+        web = self.web_settings()
         found: dict[str, list[str] | None] = {}
         for key in ("deny_read", "allow_read", "deny_push", "allow-push"):
             alias = key.replace("_", "-") if "_" in key else key.replace("-", "_")
@@ -1049,10 +1048,10 @@ class HgRepo:
         """A boolean of the hgrc (``[ui] archivemeta``...), ``default`` when unset."""
         return self._hgrc_bool(section, name, default)
 
-    def web_setting(self, name: bytes) -> bytes | None:
-        """A ``[web]`` value of the hgrc, e.g. ``allow-archive``; None when unset."""
+    def web_settings(self) -> dict[bytes, bytes]:
+        """The hgrc's ``[web]`` section (``allow-archive``, ``deny_read``...), read once."""
         data = self._hgrc()
-        return dict(config_section(data, b"web", self._hgrc_include)).get(name) if data else None
+        return dict(config_section(data, b"web", self._hgrc_include)) if data else {}
 
     def _hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
         data = self._hgrc()

@@ -14,8 +14,7 @@ import difflib
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from backends.hg.archive import resolve
-from backends.hg.changelog import parse_filelog_text
+from backends.hg.archive import file_data, manifest_at, resolve
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
 from protocols.errors import UnsupportedFeature
@@ -59,10 +58,7 @@ def _date(repo: HgRepo, rev: int) -> bytes:
 
 
 def _tip(repo: HgRepo) -> bytes:
-    cl = repo.changelog()
-    visible = repo.views(cl).visible
-    tip = next((r for r in range(len(cl) - 1, -1, -1) if visible[r]), -1)
-    return binascii.hexlify(cl.node(tip) if tip >= 0 else NULL_NODE)
+    return binascii.hexlify(repo.lookup(b"tip"))  # the last changeset pulls can see, or the null one
 
 
 def _entries(entries: list[bytes]) -> bytes:
@@ -111,9 +107,9 @@ _WRITERS: dict[str, Callable[[HgRepo], bytes]] = {
 # --- raw-rev: a changeset as ``hg export`` writes it (hgweb's raw style) ------------------------
 
 CONTEXT = 3
+"""Lines of context around a change, as ``hg diff`` without ``-U``."""
 MAX_PATCH_TEXT = 64 << 20
 """File texts (old and new) one ``raw-rev`` may diff; it is built whole in memory."""
-"""Lines of context around a change, as ``hg diff`` without ``-U``."""
 _NO_EOL = b"\n\\ No newline at end of file\n"
 
 
@@ -138,8 +134,8 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
               changeset.description, b""]
     head = b"\n".join(lines) + b"\n"
     if p1 != NULL_NODE:
-        base = repo.changeset(cl, cl.rev(p1))
-        old_files = {path: file_node for path, file_node, _flags in resolve(repo, binascii.hexlify(p1).decode())[3]}
+        base, old_entries = manifest_at(repo, cl.rev(p1))
+        old_files = {path: file_node for path, file_node, _flags in old_entries}
         old_date = _diff_date(base.time, base.tz)
     else:
         old_files, old_date = {}, _diff_date(0, 0)
@@ -152,8 +148,8 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
         old_node, new_node = old_files.get(path), new_files.get(path)
         if old_node == new_node:
             continue
-        old = _file_text(repo, path, old_node)
-        new = _file_text(repo, path, new_node)
+        old = file_data(repo, path, old_node) if old_node else b""
+        new = file_data(repo, path, new_node) if new_node else b""
         read += len(old) + len(new)
         if read > MAX_PATCH_TEXT:
             raise UnsupportedFeature(f"this changeset's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its patch "
@@ -169,13 +165,6 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
         out.extend(unified_hunks(old, new))
     out.append(b"\n")
     return b"".join(out)
-
-
-def _file_text(repo: HgRepo, path: bytes, node: bytes | None) -> bytes:
-    if node is None:
-        return b""
-    filelog = repo.filelog(path)
-    return parse_filelog_text(filelog.revision(filelog.rev(node))).data
 
 
 def _diff_date(when: float, tz: int) -> bytes:
