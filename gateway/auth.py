@@ -358,11 +358,11 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
         raise KeyLineError("a cert-authority line names no user: the certificate's principal is the user")
     if ca and COMMAND_OPTION in options:
         raise KeyLineError("a cert-authority line with command= cannot be honoured by hgwire")
-    user = "" if ca else _user_of(options, parts[2] if len(parts) > 2 else "")
+    restriction = _hg_ssh_restriction(options[COMMAND_OPTION]) if COMMAND_OPTION in options else None
+    user = "" if ca else _user_of(options, parts[2] if len(parts) > 2 else "", restriction is not None)
     sources = _parse_from(options[FROM_OPTION]) if FROM_OPTION in options else None
     expires = parse_expiry(options[EXPIRY_OPTION]) if EXPIRY_OPTION in options else None
     principals = _parse_principals(options[PRINCIPALS_OPTION]) if PRINCIPALS_OPTION in options else None
-    restriction = _hg_ssh_restriction(options[COMMAND_OPTION]) if COMMAND_OPTION in options else None
     return AuthorizedKey(user, parts[0], blob, sources, expires, ca, principals, restriction)
 
 
@@ -449,8 +449,9 @@ def _gitolite_user(command: str | None) -> str:
     return arguments[0]
 
 
-def _user_of(options: Mapping[str, str | None], comment: str) -> str:
-    if COMMAND_OPTION in options and _hg_ssh_restriction(options[COMMAND_OPTION]) is None:
+def _user_of(options: Mapping[str, str | None], comment: str, hg_ssh: bool) -> str:
+    """The key's user: gitolite's forced command names it; else (``hg_ssh`` too) ``user=`` or the comment."""
+    if COMMAND_OPTION in options and not hg_ssh:
         user = _gitolite_user(options[COMMAND_OPTION])
         if options.get(USER_OPTION) not in (None, user):
             raise KeyLineError(f"user= names another user than command= ({user[:MAX_USER_LENGTH]!r})")

@@ -12,7 +12,7 @@ pull the repository (hgwire's rules, then its ``[web]`` lists):
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet import defer
@@ -27,6 +27,7 @@ from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind
+from gateway.protected import read_base_hgrc
 from gateway.threads import IteratorProducer, run_blocking
 from protocols.errors import NotARepository, ProtocolError, UnsupportedFeature
 from protocols.hg_commands import PULL
@@ -87,10 +88,7 @@ def _readable_repo(front: HttpFront, route: Route, user: str | None) -> HgRepo:
         if getattr(repo, "kind", None) is not None and repo.kind.value == "hg":
             raise UnsupportedFeature("archives and raw files come from repositories of hgwire's own Mercurial engine only")
         raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
-    policy = front.authorizer.policy
-    base = policy.current.hg_hgrc if policy is not None else None
-    if base is not None:  # the --config file's [hg] hgrc, read before the repository's own (as by sessions)
-        repo.base_hgrc = os.fsencode(base)
+    read_base_hgrc(repo, front.authorizer)
     check_web_access(repo, user, PULL)
     return repo
 
@@ -107,20 +105,27 @@ def _send(archive: hg_archive.Archive, request: server.Request, route: Route) ->
     if request.method == b"HEAD":
         request.finish()
         return defer.succeed(None)
-    producer = IteratorProducer(archive.chunks(), request)
+    return _stream(archive.chunks(), request, route, PROTO, archive.filename)
+
+
+def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, proto: str, what: str
+            ) -> defer.Deferred[None]:
+    """Send ``chunks`` as the response's body, from the pool with backpressure; the Deferred fires
+    when they are sent, cut or abandoned (never errbacks: once the headers are out, a failure can
+    only cut the download, which ``broke`` does)."""
+    producer = IteratorProducer(chunks, request)
 
     def sent(_: object) -> None:
         if not request.finished and not request._disconnected:
             request.finish()
-        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: sent {archive.filename}")
+        log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo, outcome=f"ok: sent {what}")
 
-    def broke(failure: Failure) -> None:  # the headers are out: the client sees a cut download
+    def broke(failure: Failure) -> None:  # the client sees a cut download
         if failure.check(defer.CancelledError):
-            log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
-                     outcome=f"the client went away during {archive.filename}")
+            log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo,
+                     outcome=f"the client went away during {what}")
             return
-        log.failure("{proto} sending {archive} of {repo}", failure, proto=PROTO, archive=archive.filename,
-                    repo=route.repo)
+        log.failure("{proto} sending {what} of {repo}", failure, proto=proto, what=what, repo=route.repo)
         if not request.finished and not request._disconnected:
             request.loseConnection()
 
@@ -158,20 +163,7 @@ def _send_raw_file(found: hg_archive.RawFile, request: server.Request, route: Ro
         run_blocking(getattr(found.chunks, "close", lambda: None))
         request.finish()
         return
-    producer = IteratorProducer(found.chunks, request)
-
-    def sent(_: object) -> None:
-        if not request.finished and not request._disconnected:
-            request.finish()
-        log.info("{proto} {repo}: {outcome}", proto=RAW_FILE_PROTO, repo=route.repo, outcome=f"ok: {found.size} bytes")
-
-    def broke(failure: Failure) -> None:
-        log.failure("{proto} sending {path} of {repo}", failure, proto=RAW_FILE_PROTO, path=route.service,
-                    repo=route.repo)
-        if not request.finished and not request._disconnected:
-            request.loseConnection()
-
-    producer.start().addCallbacks(sent, broke)
+    _stream(found.chunks, request, route, RAW_FILE_PROTO, f"{route.service} ({found.size} bytes)")
 
 
 def _header_safe(value: bytes) -> bytes:

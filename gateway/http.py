@@ -165,9 +165,9 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
             if len(segments) == len(tail.segments):
                 return NO_NAME
             return _git_route(method, segments[: -len(tail.segments)], tail, query)
-    archive = _archive_route(method, segments)
-    if archive is not None:
-        return archive
+    hgweb = _hgweb_route(method, segments)
+    if hgweb is not None:
+        return hgweb
     if not segments:  # the server's own URL: a page for browsers and load balancers' health checks
         return Route(RouteKind.ROOT_PAGE) if method in PAGE_METHODS and not query else NO_NAME
     inside_git_dir = any(segment.endswith(".git") for segment in segments[:-1])  # dumb-protocol paths
@@ -207,32 +207,37 @@ ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
 """hgweb's archive URLs (``backends.hg.archive.TYPES``)."""
 
 
-def _archive_route(method: str, segments: Sequence[str]) -> Route | None:
-    """hgweb's ``NAME/archive/REV.EXT[/PATH]``: the first ``archive`` segment followed by a name with
-    an archive's extension ends the repository's name; None for any other path."""
-    page = 1 if len(segments) > 1 and segments[-1] in WEB_JSON_PAGES else (  # hgweb's NAME/json-tags...
-        2 if len(segments) > 2 and segments[-2] == RAW_REV_SEGMENT else 0)  # ...and NAME/raw-rev/REV
-    if page:
-        name = _repo_name(segments[:-page])
-        if name is None:
-            return NOT_FOUND
-        if method not in PAGE_METHODS:
-            return _error(405, f"{segments[-page]} is read with GET", PAGE_METHODS)
-        return Route(RouteKind.HG_WEB_PAGE, name, "/".join(segments[-page:]))
-    at = next((i for i in range(1, len(segments) - 1) if segments[i] == ARCHIVE_SEGMENT
-               and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
-    kind = RouteKind.HG_ARCHIVE
-    if at is None:  # hgweb's NAME/raw-file/REV[/PATH]: a file's bytes, or a directory's listing
-        at = next((i for i in range(1, len(segments) - 1) if segments[i] == RAW_FILE_SEGMENT), None)
-        kind = RouteKind.HG_RAW_FILE
-    if at is None:
+def _hgweb_route(method: str, segments: Sequence[str]) -> Route | None:
+    """hgweb's URLs that scripts use (``gateway.hg_archive``); None for any other path.  The segment
+    that names the page ends the repository's name: a last ``json-*`` page, ``raw-rev/REV``, the
+    first ``archive`` followed by an archive's name, the first ``raw-file``."""
+    found = _hgweb_page(segments)
+    if found is None:
         return None
+    at, kind, service = found
     name = _repo_name(segments[:at])
     if name is None:
         return NOT_FOUND
     if method not in PAGE_METHODS:
         return _error(405, f"{segments[at]} is read with GET", PAGE_METHODS)
-    return Route(kind, name, "/".join(segments[at + 1:]))
+    return Route(kind, name, service)
+
+
+def _hgweb_page(segments: Sequence[str]) -> tuple[int, RouteKind, str] | None:
+    """Where an hgweb page's name sits in the path, its kind and its service (what follows it; the
+    page itself for ``json-*`` and ``raw-rev``)."""
+    last = len(segments) - 1
+    if last >= 1 and segments[last] in WEB_JSON_PAGES:
+        return last, RouteKind.HG_WEB_PAGE, segments[last]
+    if last >= 2 and segments[last - 1] == RAW_REV_SEGMENT:
+        return last - 1, RouteKind.HG_WEB_PAGE, "/".join(segments[last - 1:])
+    at = next((i for i in range(1, last) if segments[i] == ARCHIVE_SEGMENT
+               and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
+    kind = RouteKind.HG_ARCHIVE
+    if at is None:
+        at = next((i for i in range(1, last) if segments[i] == RAW_FILE_SEGMENT), None)
+        kind = RouteKind.HG_RAW_FILE
+    return None if at is None else (at, kind, "/".join(segments[at + 1:]))
 
 
 LFS_TAIL = ("info", "lfs")

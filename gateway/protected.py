@@ -63,6 +63,7 @@ from backends.interfaces import (
     StoreFile,
 )
 from gateway import audit, hg_hooks
+from gateway.auth import Authorizer
 from gateway.channel import SessionContext
 from gateway.policy import Protection, Protections, first_match
 from protocols import hg_obsmarkers as obs
@@ -711,8 +712,14 @@ class GuardedHgRepository:
 def guard_hg_repository(repo: HgRepository, ctx: SessionContext) -> HgRepository:
     """The repository a session serves: protections applied, writes audited, and the ``--config``
     file's ``[hg] hgrc`` read before the repository's own (a backend with ``base_hgrc``)."""
-    policy = ctx.authorizer.policy if ctx.authorizer is not None else None
+    read_base_hgrc(repo, ctx.authorizer)
+    return GuardedHgRepository(repo, ctx, protections_of(ctx))
+
+
+def read_base_hgrc(repo: object, authorizer: Authorizer | None) -> None:
+    """Have ``repo`` (a backend with ``base_hgrc``) read the ``--config`` file's ``[hg] hgrc`` before
+    its own, as ``hg serve`` reads the system's: for sessions and for hgweb's pages alike."""
+    policy = authorizer.policy if authorizer is not None else None
     base = policy.current.hg_hgrc if policy is not None else None
     if base is not None and hasattr(repo, "base_hgrc"):
         repo.base_hgrc = os.fsencode(base)
-    return GuardedHgRepository(repo, ctx, protections_of(ctx))
