@@ -468,6 +468,12 @@ class DulwichGitRepository:
             return path if git_maintenance.estimate_loose(path) > loose_limit else None
         return path if git_maintenance.needs_repack(path, own_limit, loose_limit) else None
 
+    def daemon_export_ok(self) -> bool:
+        """Whether git daemon would serve it without ``--export-all``: its git directory holds
+        ``git-daemon-export-ok`` (a repository in memory has none)."""
+        git_dir = self._disk_git_dir()
+        return git_dir is not None and os.path.exists(os.path.join(git_dir, "git-daemon-export-ok"))
+
     def _disk_git_dir(self) -> str | None:
         """The git directory of a repository on disk; None for one in memory."""
         controldir = getattr(self.dulwich_repo, "controldir", None)

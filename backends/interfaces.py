@@ -115,7 +115,12 @@ class PackSink(Protocol):
 
 
 class GitRepository(Protocol):
-    """What upload-pack and receive-pack need from a git repository."""
+    """What upload-pack and receive-pack need from a git repository.
+
+    Optional: ``daemon_export_ok() -> bool``, whether git daemon would serve it without
+    ``--export-all`` (on disk: ``git-daemon-export-ok`` in its git directory); with ``[git]
+    export_all = false`` git:// and HTTP serve only repositories that answer True.
+    """
 
     kind: Literal[Kind.GIT]
     name: str

@@ -40,7 +40,7 @@ from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import receive_bounds, request_bounds
-from gateway.policy import Protections, clone_cache
+from gateway.policy import EXPORT_CHECKED, Protections, check_exported, clone_cache, export_all
 from gateway.policy import maintenance as policy_maintenance
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
@@ -79,8 +79,8 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     try:
         repo = ctx.backend.open(ctx.repo_name)
     except RepositoryNotFound:
-        if not create:
-            raise
+        if not create or (ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)):
+            raise  # a repository made there could not be served there
         if ctx.authorizer is not None:
             ctx.authorizer.check(ctx.user, ctx.repo_name, ctx.transport, Access.CREATE)
         try:
@@ -91,6 +91,7 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
             audit.created(ctx, "git")
     if repo.kind is not Kind.GIT:
         raise NotARepository(f"'{ctx.repo_name}' is not a git repository")
+    check_exported(ctx.authorizer, ctx.transport, ctx.repo_name, repo)
     service = ctx.extra.get("http_service")
     if service is not None:  # git http-backend's http.uploadpack / http.receivepack: they only narrow
         enabled = getattr(repo, "http_service_enabled", None)

@@ -25,6 +25,10 @@ The file is TOML (read with ``tomllib``)::
     protected_branches = ["default", { pattern = "stable", no_direct_push = true }]  # hg named branches
     protected_bookmarks = ["main"]             # hg bookmarks: no deletion, no non-fast-forward move
 
+    [git]
+    export_all = false                         # git:// and HTTP serve only git repositories marked with
+                                               # git-daemon-export-ok, as git daemon without --export-all
+
     [limits]                                   # see gateway.limits for every key and its default
     max_request_body = 104857600
     max_connections_per_address = 32
@@ -76,10 +80,12 @@ from twisted.internet import task
 from twisted.logger import Logger
 
 from backends.git_maintenance import AUTO_PACK_LIMIT
+from backends.interfaces import Kind
 from gateway.auth import Access, AccessRequest, Authorizer
 from gateway.config import ServiceConfig
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
 from gateway.threads import run_blocking
+from protocols.errors import RepositoryNotFound
 from protocols.forwarded import HEADERS, X_FORWARDED_FOR, Trusted, parse_network
 from protocols.hg_http import WireSettings
 
@@ -194,6 +200,16 @@ class HgHttp:
 
 
 @dataclass(frozen=True)
+class GitSettings:
+    """``[git]`` of the config file."""
+
+    export_all: bool = True
+    """False: over git:// and HTTP, only git repositories whose git directory holds
+    ``git-daemon-export-ok`` are served, as by git daemon without ``--export-all`` and git
+    http-backend without ``GIT_HTTP_EXPORT_ALL``; the others are answered as missing."""
+
+
+@dataclass(frozen=True)
 class Maintenance:
     """``[maintenance]`` of the config file."""
 
@@ -216,6 +232,8 @@ class Policy:
     """``[clone_cache]``: finished full-clone answers kept for the same request later (off by default)."""
     maintenance: Maintenance = Maintenance()
     """``[maintenance]``: when pushed packs are repacked."""
+    git: GitSettings = GitSettings()
+    """``[git]``: which git repositories git:// and HTTP serve."""
     public_url: str | None = None
     """``[http] public_url``: where clients reach the HTTP listener (``https://git.example.com``, a
     reverse proxy's address), for the URLs hgwire hands out over SSH (Git LFS)."""
@@ -295,7 +313,7 @@ _DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule],
 
 TOP_KEYS = frozenset(
     {"anonymous_read", "users", "groups", "repo", "protected_refs", "protected_branches",
-     "protected_bookmarks", "limits", "hg_http", "clone_cache", "maintenance", "http", "hg"}
+     "protected_bookmarks", "limits", "hg_http", "clone_cache", "maintenance", "http", "hg", "git"}
 )
 RULE_KEYS = frozenset(
     {"pattern", "read", "write", "create", "protected_refs", "protected_branches", "protected_bookmarks"}
@@ -356,6 +374,7 @@ def parse_policy(text: str, source: str) -> Policy:
         hg_http=_parse_hg_http(reader, data.get("hg_http", {})),
         clone_cache=_parse_clone_cache(reader, data.get("clone_cache", {})),
         maintenance=_parse_maintenance(reader, data.get("maintenance", {})),
+        git=_parse_git(reader, data.get("git", {})),
         trusted_proxies=_parse_http(reader, data.get("http", {})),
         hg_hgrc=_parse_hg(reader, data.get("hg", {})),
         public_url=_parse_public_url(reader, data.get("http", {})),
@@ -528,6 +547,13 @@ def _parse_maintenance(reader: _Reader, table: Any) -> Maintenance:
     return Maintenance(limit)
 
 
+def _parse_git(reader: _Reader, table: Any) -> GitSettings:
+    if not isinstance(table, dict):
+        raise reader.fail("git", "must be a table: write the settings under [git]")
+    reader.known_keys(table, frozenset(f.name for f in fields(GitSettings)), "git.")
+    return GitSettings(export_all=reader.boolean(table.get("export_all", True), "git.export_all"))
+
+
 def _parse_limits(reader: _Reader, table: Any) -> Limits:
     if not isinstance(table, dict):
         raise reader.fail("limits", "must be a table: write the limits under [limits]")
@@ -661,6 +687,35 @@ def clone_cache(authorizer: Any) -> KeepBounds:
     """The ``[clone_cache]`` bounds in force now (none kept without a policy file that says so)."""
     policy_file = getattr(authorizer, "policy", None)
     return KEEP_NOTHING if policy_file is None else policy_file.current.clone_cache
+
+
+def export_all(authorizer: Any) -> bool:
+    """``[git] export_all`` in force now (True, every git repository served, without a policy file)."""
+    policy_file = getattr(authorizer, "policy", None)
+    return True if policy_file is None else policy_file.current.git.export_all
+
+
+EXPORT_CHECKED = frozenset({"git-daemon", "git-http"})
+"""The transports where ``[git] export_all = false`` applies: those of git daemon and git
+http-backend, which check the file; over SSH the login decides, as for git over ssh."""
+
+
+def check_exported(authorizer: Any, transport: str, name: str, repo: Any) -> None:
+    """Answer a git repository git daemon would not export as a missing one (``RepositoryNotFound``
+    with the backend's own words for ``name``, so nobody learns it is there), when ``[git]
+    export_all = false``.
+
+    A repository is exported when its git directory holds ``git-daemon-export-ok`` (its backend's
+    optional ``daemon_export_ok()``; a backend without it exports nothing then).
+    """
+    if transport not in EXPORT_CHECKED or getattr(repo, "kind", None) is not Kind.GIT or export_all(authorizer):
+        return
+    marked = getattr(repo, "daemon_export_ok", None)
+    if marked is not None and marked():
+        return
+    log.info("{repo}: not served over {transport}: it has no git-daemon-export-ok and [git] export_all is false",
+             repo=name, transport=transport)
+    raise RepositoryNotFound(f"repository {name} not found")
 
 
 def public_url(authorizer: Any) -> str | None:

@@ -25,6 +25,7 @@ from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
+from gateway.policy import check_exported
 from gateway.threads import run_blocking
 from protocols.errors import NotARepository, PermissionDenied
 from protocols.hg_commands import PULL
@@ -50,6 +51,7 @@ def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
     if repo.kind is Kind.HG:
         check_web_access(repo, user, PULL)
     elif repo.kind is Kind.GIT:
+        check_exported(front.authorizer, "git-http", name, repo)
         enabled = getattr(repo, "http_service_enabled", None)
         if enabled is not None and enabled("git-upload-pack") is False:
             raise PermissionDenied("Service not enabled: 'upload-pack'")

@@ -10,20 +10,23 @@ import pytest
 from gateway.auth import Access, Authorizer
 from gateway.config import ServiceConfig
 from gateway.policy import (
+    GitSettings,
     Limits,
     Maintenance,
     PolicyError,
     PolicyFile,
     Protection,
     authorizer_for,
+    check_exported,
     clone_cache,
+    export_all,
     first_match,
     load_policy,
     maintenance,
     parse_policy,
 )
 from gateway.shared_streams import KeepBounds
-from protocols.errors import PermissionDenied, ReadOnly
+from protocols.errors import PermissionDenied, ReadOnly, RepositoryNotFound
 
 EXAMPLE = """
 anonymous_read = false
@@ -156,6 +159,39 @@ def test_repacking_after_pushes_is_on_unless_the_file_turns_it_off(tmp_path: Pat
     assert maintenance(Authorizer(policy=PolicyFile(str(path)))) == Maintenance(8)
 
 
+def test_every_git_repository_is_exported_unless_the_file_says_otherwise(tmp_path: Path) -> None:
+    assert parse_policy("", "x.toml").git == GitSettings(export_all=True)
+    assert parse_policy("[git]\nexport_all = false\n", "x.toml").git == GitSettings(export_all=False)
+    assert export_all(Authorizer())
+    path = tmp_path / "policy.toml"
+    path.write_text("[git]\nexport_all = false\n")
+    assert not export_all(Authorizer(policy=PolicyFile(str(path))))
+
+
+def test_only_a_marked_git_repository_is_exported_over_git_and_http(tmp_path: Path) -> None:
+    from backends.filesystem import FilesystemBackend
+    from backends.interfaces import Kind
+    from backends.memory import MemoryBackend
+
+    path = tmp_path / "policy.toml"
+    path.write_text("[git]\nexport_all = false\n")
+    strict, lenient = Authorizer(policy=PolicyFile(str(path))), Authorizer()
+    disk = FilesystemBackend(str(tmp_path / "root"))
+    repo, hg, memory = (disk.create("a.git", Kind.GIT), disk.create("h", Kind.HG),
+                        MemoryBackend("").create("m.git", Kind.GIT))
+    for transport in ("git-daemon", "git-http"):
+        for unmarked in (repo, memory):
+            check_exported(lenient, transport, "x", unmarked)
+            with pytest.raises(RepositoryNotFound, match="^repository x not found$"):
+                check_exported(strict, transport, "x", unmarked)
+        check_exported(strict, transport, "h", hg)  # git's file says nothing of Mercurial
+    for transport in ("git-ssh", "hg-ssh", "hg-http"):
+        check_exported(strict, transport, "a.git", repo)
+    (tmp_path / "root" / "a.git" / "git-daemon-export-ok").touch()
+    check_exported(strict, "git-daemon", "a.git", disk.open("a.git"))
+    check_exported(strict, "git-http", "a", disk.open("a"))
+
+
 def test_trusted_proxies_are_networks_and_none_without_the_key() -> None:
     assert not parse_policy("", "x.toml").trusted_proxies
     trusted = parse_policy('[http]\ntrusted_proxies = ["127.0.0.1", "10.1.2.3/8", "::1"]\n', "x.toml").trusted_proxies
@@ -188,6 +224,9 @@ BROKEN = [
     ("[maintenance]\nauto_pack_limit = 1\n", "maintenance.auto_pack_limit: must be an integer of packs, 2 or more"),
     ("[maintenance]\nauto_pack_limit = true\n", "maintenance.auto_pack_limit: must be an integer"),
     ("[maintenance]\ngc = 1\n", "maintenance.gc: unknown key"),
+    ('[git]\nexport_all = "no"\n', "git.export_all: must be true or false"),
+    ("[git]\nexport_ok = true\n", "git.export_ok: unknown key; the keys allowed here are export_all"),
+    ("git = true\n", "git: must be a table: write the settings under [git]"),
     ("[clone_cache]\nmax_bytes = 1.5\n", "clone_cache.max_bytes: must be an integer of bytes"),
     ("[clone_cache]\nmax_age = 0\n", "clone_cache.max_age: must be a positive number of seconds"),
     ("[clone_cache]\nsize = 1\n", "clone_cache.size: unknown key"),
