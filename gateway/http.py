@@ -23,6 +23,8 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET  /NAME/raw-file/REV[/PATH]``                         ``HG_RAW_FILE`` (hgweb's)
 ``GET  /NAME/json-{tags,bookmarks,branches}``             ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/raw-rev/REV``                                 ``HG_WEB_PAGE`` (hgweb's)
+``GET  /NAME/json-{rev,shortlog,changelog,log}[/REV]``     ``HG_WEB_PAGE`` (hgweb's)
+``GET  /NAME/json-{manifest,file}[/REV[/PATH]]``           ``HG_WEB_PAGE`` (hgweb's)
 anything else                                              404 / 405 / 403
 =========================================================  =====================
 
@@ -202,7 +204,13 @@ ARCHIVE_SEGMENT = "archive"
 RAW_FILE_SEGMENT = "raw-file"
 RAW_REV_SEGMENT = "raw-rev"
 WEB_JSON_PAGES = frozenset({"json-tags", "json-bookmarks", "json-branches"})
-"""hgweb's JSON pages hgwire answers (``backends.hg.web.PAGES``)."""
+"""hgweb's JSON pages of names hgwire answers (``backends.hg.web.PAGES``)."""
+WEB_REV_PAGES = frozenset({"json-rev", "json-changeset", "json-shortlog", "json-changelog", "json-log"})
+"""hgweb's JSON pages of changesets, alone (at the tip) or followed by a revision
+(``backends.hg.web.CHANGESET_PAGES``, ``LOG_PAGES``)."""
+WEB_FILE_PAGES = frozenset({"json-manifest", "json-file"})
+"""hgweb's JSON pages of a directory or file, alone (the tip's root) or followed by a revision and
+maybe a path (``backends.hg.web.FILE_PAGES``)."""
 ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
 """hgweb's archive URLs (``backends.hg.archive.TYPES``)."""
 
@@ -225,12 +233,16 @@ def _hgweb_route(method: str, segments: Sequence[str]) -> Route | None:
 
 def _hgweb_page(segments: Sequence[str]) -> tuple[int, RouteKind, str] | None:
     """Where an hgweb page's name sits in the path, its kind and its service (what follows it; the
-    page itself for ``json-*`` and ``raw-rev``)."""
+    page itself for ``json-*`` and ``raw-rev``, with the revision that follows it)."""
     last = len(segments) - 1
-    if last >= 1 and segments[last] in WEB_JSON_PAGES:
+    if last >= 1 and (segments[last] in WEB_JSON_PAGES or segments[last] in WEB_REV_PAGES
+                      or segments[last] in WEB_FILE_PAGES):
         return last, RouteKind.HG_WEB_PAGE, segments[last]
-    if last >= 2 and segments[last - 1] == RAW_REV_SEGMENT:
+    if last >= 2 and (segments[last - 1] == RAW_REV_SEGMENT or segments[last - 1] in WEB_REV_PAGES):
         return last - 1, RouteKind.HG_WEB_PAGE, "/".join(segments[last - 1:])
+    at = next((i for i in range(1, last) if segments[i] in WEB_FILE_PAGES), None)
+    if at is not None:
+        return at, RouteKind.HG_WEB_PAGE, "/".join(segments[at:])
     at = next((i for i in range(1, last) if segments[i] == ARCHIVE_SEGMENT
                and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
     kind = RouteKind.HG_ARCHIVE

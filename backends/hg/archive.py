@@ -243,7 +243,7 @@ def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
         rest = file_path[len(prefix):]
         if b"/" not in rest:
             mode = b"lrwxrwxrwx" if b"l" in flags else b"-rwxr-xr-x" if b"x" in flags else b"-rw-r--r--"
-            lines.append(b"%s %d %s\n" % (mode, _size(repo, file_path, file_node), rest))
+            lines.append(b"%s %d %s\n" % (mode, file_size(repo, file_path, file_node), rest))
     listing = b"\n" + b"".join(lines) + b"\n\n"  # hgweb's raw manifest: its empty header and footer lines
     return RawFile(None, len(listing), iter([listing]))
 
@@ -264,7 +264,7 @@ def _content(repo: HgRepo, path: bytes, node: bytes) -> Content:
     return partial(_kept, lfs.open, oid, shown)
 
 
-def _size(repo: HgRepo, path: bytes, node: bytes) -> int:
+def file_size(repo: HgRepo, path: bytes, node: bytes) -> int:
     """A file revision's size as hg's ``filelog.size`` gives it: the one its LFS pointer names; for
     a revision without a first parent whose text starts with the metadata marker (a copy, or an
     escaped text), its data's; else the size the index stores (no text read: a listing of many

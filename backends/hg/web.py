@@ -1,8 +1,12 @@
-"""hgweb's JSON pages of a repository's names (``/NAME/json-tags``, ``json-bookmarks``,
-``json-branches``), which release scripts and dashboards read: the same bytes as ``hg serve``
-writes them (its ``json`` style: one key per line, its paranoid string escaping, dates as
-``[seconds, offset]``), over what pulls can see (no secret or hidden changeset); and
-``/NAME/raw-rev/REV``, a changeset as a patch (``raw_rev``), which review tools fetch.
+"""hgweb's JSON pages and raw patch, which scripts, dashboards and review tools read, written as
+``hg serve`` writes them (its ``json`` style: one key per line, its paranoid string escaping, dates
+as ``[seconds, offset]``) over what pulls can see (no secret or hidden changeset):
+
+- names: ``json-tags``, ``json-bookmarks``, ``json-branches``;
+- changesets: ``json-rev/REV`` (``json-changeset``), ``json-shortlog[/REV]``, ``json-changelog[/REV]``
+  (``json-log``);
+- a directory or a file at a revision: ``json-manifest/REV[/PATH]``, ``json-file/REV/PATH``;
+- ``raw-rev/REV``, a changeset as a patch (``raw_rev``).
 
 Blocking (revlog reads).
 """
@@ -11,13 +15,19 @@ from __future__ import annotations
 
 import binascii
 import difflib
+import heapq
+import mimetypes
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
-from backends.hg.archive import file_data, manifest_at, resolve
+from backends.hg.archive import file_data, file_size, manifest_at, resolve
+from backends.hg.changelog import Changeset, parse_filelog_text
+from backends.hg.graph import NULL_REV
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
-from protocols.errors import UnsupportedFeature
+from protocols.errors import ProtocolError, UnsupportedFeature
 
 PAGES = ("json-tags", "json-bookmarks", "json-branches")
 RAW_REV = "raw-rev"
@@ -44,11 +54,19 @@ def json_string(raw: bytes) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def page(repo: HgRepo, name: str) -> bytes:
-    """The page ``name``: one of ``PAGES``, or ``raw-rev/REV``."""
+def page(repo: HgRepo, name: str, revcount: int | None = None) -> bytes:
+    """The page ``name``: one of ``PAGES``, ``raw-rev/REV``, ``json-rev[/REV]`` (``json-changeset``),
+    ``json-shortlog[/REV]``, ``json-changelog[/REV]`` (``json-log``); ``revcount`` for the logs."""
     kind, _, key = name.partition("/")
     if kind == RAW_REV:
         return raw_rev(repo, key)
+    if kind in CHANGESET_PAGES:
+        return json_rev(repo, key or "tip")
+    if kind in LOG_PAGES:
+        return json_log(repo, key, kind == "json-shortlog", revcount)
+    if kind in FILE_PAGES:
+        revision, _, path = key.partition("/")
+        return json_file(repo, revision or "tip", path, kind == "json-manifest")
     return _WRITERS[name](repo)
 
 
@@ -104,22 +122,291 @@ _WRITERS: dict[str, Callable[[HgRepo], bytes]] = {
 }
 
 
+# --- json-rev, json-shortlog, json-changelog: changesets as hgweb's json style writes them -------
+
+CHANGESET_PAGES = ("json-rev", "json-changeset")
+LOG_PAGES = ("json-shortlog", "json-changelog", "json-log")
+"""``json-log`` without a file is hgweb's ``changelog``."""
+MAX_CHANGES, MAX_SHORT_CHANGES = 10, 60
+"""hgweb's default ``[web] maxchanges`` and ``maxshortchanges``: changesets a log page lists."""
+MAX_REVCOUNT = 100_000
+"""The most a ``revcount`` asks for is taken as this many (hgweb takes any number)."""
+_PHASES = {0: b"public", 1: b"draft", 2: b"secret"}
+
+
+class _Changesets:
+    """What hgweb's pages say of each changeset, from one look at the repository: the served view's
+    tip, every tag (``tip`` too) and bookmark (divergent ones too) by node, names sorted as hg sorts them."""
+
+    def __init__(self, repo: HgRepo) -> None:
+        self.repo = repo
+        self.cl = repo.changelog()
+        self.views = repo.views(self.cl)
+        self.tip = repo.lookup(b"tip")
+        tags: dict[bytes, list[bytes]] = {}
+        for name, node in repo.tags().items():
+            tags.setdefault(node, []).append(name)
+        if self.tip != NULL_NODE:
+            tags.setdefault(self.tip, []).append(b"tip")
+        marks: dict[bytes, list[bytes]] = {}
+        for name, node in repo.stored_bookmarks().items():
+            marks.setdefault(node, []).append(name)
+        self.tags = {node: sorted(names) for node, names in tags.items()}
+        self.bookmarks = {node: sorted(names) for node, names in marks.items()}
+
+    def date(self, rev: int) -> bytes:
+        changeset = self.repo.changeset(self.cl, rev)
+        return b"[%s, %d]" % (repr(float(changeset.time)).encode(), changeset.tz)
+
+    def parents(self, rev: int) -> list[bytes]:
+        return [binascii.hexlify(self.cl.node(p)) for p in self.views.parents[rev] if p >= 0]
+
+    def children(self, rev: int) -> list[bytes]:
+        visible = self.views.visible
+        return [binascii.hexlify(self.cl.node(child)) for child in range(rev + 1, len(self.views.parents))
+                if visible[child] and rev in self.views.parents[child]]
+
+    def common(self, rev: int, changeset: Changeset) -> dict[str, bytes]:
+        """The fields every changeset entry has, as JSON values."""
+        node = self.cl.node(rev)
+        return {
+            "node": b'"%s"' % binascii.hexlify(node),
+            "date": b"[%s, %d]" % (repr(float(changeset.time)).encode(), changeset.tz),
+            "desc": json_string(changeset.description),
+            "branch": json_string(changeset.extra.get(b"branch", b"default")),
+            "bookmarks": _list([json_string(name) for name in self.bookmarks.get(node, [])]),
+            "tags": _list([json_string(name) for name in self.tags.get(node, [])]),
+            "user": json_string(changeset.user),
+            "phase": b'"%s"' % _PHASES.get(self.views.phases[rev], b"secret"),
+        }
+
+
+def _list(items: Sequence[bytes]) -> bytes:
+    return b"[" + b", ".join(items) + b"]"
+
+
+def _object(fields: Sequence[tuple[str, bytes]]) -> bytes:
+    """An object as hg's json templates write one: a key per line, nothing indented."""
+    return b"{\n" + b",\n".join(b'"%s": %s' % (key.encode(), value) for key, value in fields) + b"\n}"
+
+
+def json_rev(repo: HgRepo, key: str) -> bytes:
+    """hgweb's ``json-rev/REV`` (``json-changeset``): the changeset, its children that pulls can
+    see, its files with their status (hg's ``filesadded``: in no parent's manifest), and its plain
+    diff against its first parent (``file_diffs``), each line typed as hgweb types it."""
+    _node, rev, _mtime, files = resolve(repo, key)
+    info = _Changesets(repo)
+    if rev < 0:  # hgweb's page of the null revision: its children are the roots
+        roots = [b'"%s"' % binascii.hexlify(info.cl.node(r)) for r, (p1, p2) in enumerate(info.views.parents)
+                 if p1 < 0 and p2 < 0 and info.views.visible[r]]
+        return _object([("node", b'"%s"' % binascii.hexlify(NULL_NODE)), ("date", b"[0, 0]"), ("desc", b'""'),
+                        ("branch", b'"default"'), ("bookmarks", b"[]"), ("tags", b"[]"), ("user", b'""'),
+                        ("parents", b"[]"), ("children", _list(roots)), ("files", b"[]"), ("diff", b"[]"),
+                        ("phase", b'"public"')])
+    changeset = repo.changeset(info.cl, rev)
+    present = {path for path, _node, _flags in files}
+    in_parents: set[bytes] = set()
+    for parent in info.views.parents[rev]:
+        if parent >= 0:
+            in_parents.update(path for path, _node, _flags in manifest_at(repo, parent)[1])
+    statuses = []
+    for path in changeset.files:
+        status = b"removed" if path not in present else b"added" if path not in in_parents else b"modified"
+        statuses.append(_object([("file", json_string(path)), ("status", b'"%s"' % status)]))
+    blocks = []
+    for number, diff in enumerate(file_diffs(repo, rev, files), 1):
+        lines = [_object([("t", b'"%s"' % _line_type(line)), ("n", b"%d" % n), ("l", json_string(line))])
+                 for n, line in enumerate([*(h + b"\n" for h in diff.header), *diff.hunks], 1)]
+        blocks.append(_object([("blockno", b"%d" % number), ("lines", _list(lines))]))
+    common = info.common(rev, changeset)
+    return _object([
+        *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user")),
+        ("parents", _list([b'"%s"' % p for p in info.parents(rev)])),
+        ("children", _list([b'"%s"' % c for c in info.children(rev)])),
+        ("files", _list(statuses)),
+        ("diff", _list(blocks)),
+        ("phase", common["phase"]),
+    ])
+
+
+def _line_type(line: bytes) -> bytes:
+    return line[:1] if line[:1] in (b"+", b"-", b"@") else b""
+
+
+def json_log(repo: HgRepo, key: str, short: bool, revcount: int | None = None) -> bytes:
+    """hgweb's ``json-shortlog[/REV]`` and ``json-changelog[/REV]`` (``json-log``): the changesets
+    pulls can see from REV (the tip) down, ``revcount`` of them (else ``[web] maxshortchanges`` or
+    ``maxchanges``, 60 and 10), and ``changeset_count``, hgweb's number of revisions (hidden ones too)."""
+    info = _Changesets(repo)
+    if key:
+        node, start, _mtime, _files = resolve(repo, key)
+    else:
+        node, start = info.tip, (info.cl.rev(info.tip) if info.tip != NULL_NODE else NULL_REV)
+    if revcount is None:
+        setting = repo.web_settings().get(b"maxshortchanges" if short else b"maxchanges", b"")
+        revcount = int(setting) if setting.strip().isdigit() else MAX_SHORT_CHANGES if short else MAX_CHANGES
+    revcount = min(max(revcount, 1), MAX_REVCOUNT)
+    entries: list[bytes] = []
+    rev = start
+    while rev >= 0 and len(entries) < revcount:
+        if info.views.visible[rev]:
+            common = info.common(rev, repo.changeset(info.cl, rev))
+            entries.append(_object([
+                *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
+                ("parents", _list([b'"%s"' % p for p in info.parents(rev)]))]))
+        rev -= 1
+    return (b'{\n  "node": "%s",\n  "changeset_count": %d,\n  "changesets": %s\n}\n'  # its own template file's layout
+            % (binascii.hexlify(node), len(info.cl), _list(entries)))
+
+
+# --- json-manifest, json-file: a directory or a file at a revision ---------------------------
+
+FILE_PAGES = ("json-manifest", "json-file")
+MAX_FILE_TEXT = 64 << 20
+"""The largest file ``json-file`` shows (it is built whole in memory; hgweb has no bound)."""
+
+
+def json_file(repo: HgRepo, key: str, path: str, manifest_only: bool) -> bytes:
+    """hgweb's ``json-file/REV/PATH``: the file at that revision, its lines and the changesets
+    hgweb names as its parents; a directory (or no path) is ``json-manifest/REV/PATH``, its
+    subdirectories (with hgweb's ``emptydirs``, the chain of directories holding one directory
+    alone) and files (size as ``filelog.size``, flags, the revision's date)."""
+    node, rev, _mtime, files = resolve(repo, key)
+    info = _Changesets(repo)
+    wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    if not manifest_only and wanted:
+        for file_path, file_node, _flags in files:
+            if file_path == wanted and rev >= 0:
+                return _file_revision(repo, info, rev, file_path, file_node)
+    return _manifest(repo, info, node, rev, files, wanted)
+
+
+def _names_of(info: _Changesets, node: bytes) -> list[tuple[str, bytes]]:
+    return [("bookmarks", _list([json_string(n) for n in info.bookmarks.get(node, [])])),
+            ("tags", _list([json_string(n) for n in info.tags.get(node, [])]))]
+
+
+def _manifest(repo: HgRepo, info: _Changesets, node: bytes, rev: int, files: Sequence[tuple[bytes, bytes, bytes]],
+              wanted: bytes) -> bytes:
+    prefix = wanted + b"/" if wanted else b""
+    tree: dict[bytes | None, Any] = {}
+    found: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+    for entry in files:
+        if not entry[0].startswith(prefix):
+            continue
+        elements = entry[0][len(prefix):].split(b"/")
+        if len(elements) == 1:
+            found[elements[0]] = entry
+            continue
+        level = tree  # hgweb's walk: a directory's dict stops growing once it holds two entries
+        for element in elements[:-1]:
+            level = level.setdefault(element, {})
+            if len(level) > 1:
+                break
+        level[None] = None  # files here
+    if files and not found and not tree:
+        raise ProtocolError("path not found", 404)
+    date = info.date(rev) if rev >= 0 else b"[0.0, 0]"
+    entries = [_object([("abspath", json_string(path)), ("basename", json_string(base)), ("date", date),
+                        ("size", b"%d" % file_size(repo, path, file_node)), ("flags", json_string(flags))])
+               for base, (path, file_node, flags) in sorted(found.items())]
+    directories = []
+    for name in sorted(d for d in tree if d is not None):
+        empty: list[bytes] = []
+        level = tree[name]
+        while isinstance(level, dict) and len(level) == 1:
+            only, below = next(iter(level.items()))
+            if below:  # a directory (the None key, files, holds None)
+                empty.append(cast(bytes, only))
+            level = below
+        directories.append(_object([("abspath", json_string(b"/" + prefix + name)), ("basename", json_string(name)),
+                                    ("emptydirs", json_string(b"/".join(empty)))]))
+    return _object([("node", b'"%s"' % binascii.hexlify(node)), ("abspath", json_string(b"/" + prefix)),
+                    ("directories", _list(directories)), ("files", _list(entries)), *_names_of(info, node)])
+
+
+def _file_revision(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_node: bytes) -> bytes:
+    filelog = repo.filelog(path)
+    if filelog.raw_size(filelog.rev(file_node)) > MAX_FILE_TEXT:
+        raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not shown here; "
+                                 "fetch it with raw-file")
+    text = file_data(repo, path, file_node)
+    if b"\0" in text:  # hgweb's stand-in for a binary file
+        kind = mimetypes.guess_type(path.decode("utf-8", "surrogateescape"))[0] or "application/octet-stream"
+        text = b"(binary:%s)" % kind.encode("utf-8", "surrogateescape")
+    changeset = repo.changeset(info.cl, rev)
+    common = info.common(rev, changeset)
+    lines = [_object([("line", json_string(line))]) for line in text.splitlines(True)]
+    return _object([
+        ("node", common["node"]), ("path", json_string(path)),
+        *((k, common[k]) for k in ("date", "desc", "branch", "bookmarks", "tags", "user")),
+        ("parents", _list([b'"%s"' % binascii.hexlify(info.cl.node(p))
+                           for p in _file_parents(repo, info, rev, path, file_node)])),
+        ("phase", common["phase"]), ("lines", _list(lines))])
+
+
+def _file_parents(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_node: bytes) -> list[int]:
+    """The changesets hgweb lists as a file's parents at changeset ``rev``: the one that brought this
+    file revision, when it is not ``rev`` itself; else those that brought its parent revisions (the
+    source of a copy first), each as seen from ``rev`` (hg's ``introrev``)."""
+    intro = _introduced(repo, info, rev, path, file_node, inclusive=True)
+    if intro != rev:
+        return [intro]
+    filelog = repo.filelog(path)
+    file_rev = filelog.rev(file_node)
+    parents = [(path, filelog.node(p)) for p in filelog.parent_revs(file_rev) if p >= 0]
+    if filelog.parent_revs(file_rev)[0] < 0:
+        meta = parse_filelog_text(filelog.revision(file_rev)).meta
+        if b"copy" in meta and b"copyrev" in meta:
+            parents.insert(0, (meta[b"copy"], Node(binascii.unhexlify(meta[b"copyrev"]))))
+    return [_introduced(repo, info, rev, p_path, p_node, inclusive=False) for p_path, p_node in parents]
+
+
+def _introduced(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_node: bytes, inclusive: bool) -> int:
+    """hg's adjusted linkrev: the file revision's linkrev when that changeset is ``rev`` (with
+    ``inclusive``) or one of its ancestors, else the nearest ancestor that touched ``path`` and has
+    this revision of it (the same file revision made on two branches is stored once)."""
+    filelog = repo.filelog(path)
+    linkrev = filelog.linkrev(filelog.rev(file_node))
+    if linkrev == rev:
+        return rev
+    parents = info.views.parents
+    ancestors: list[int] = []  # descending, down to linkrev
+    seen: set[int] = set()
+    pending = [-rev] if inclusive else [-p for p in parents[rev] if p >= linkrev]
+    heapq.heapify(pending)
+    while pending:
+        at = -heapq.heappop(pending)
+        if at in seen:
+            continue
+        seen.add(at)
+        ancestors.append(at)
+        for parent in parents[at]:
+            if parent >= linkrev and parent not in seen:
+                heapq.heappush(pending, -parent)
+    if linkrev in seen:
+        return linkrev
+    for at in ancestors:
+        changeset = repo.changeset(info.cl, at)
+        if path in changeset.files:
+            entries = {p: n for p, n, _f in manifest_at(repo, at)[1]}
+            if entries.get(path) == file_node:
+                return at
+    return linkrev
+
+
 # --- raw-rev: a changeset as ``hg export`` writes it (hgweb's raw style) ------------------------
 
 CONTEXT = 3
 """Lines of context around a change, as ``hg diff`` without ``-U``."""
 MAX_PATCH_TEXT = 64 << 20
 """File texts (old and new) one ``raw-rev`` may diff; it is built whole in memory."""
-_NO_EOL = b"\n\\ No newline at end of file\n"
+NO_EOL = b"\\ No newline at end of file\n"
 
 
 def raw_rev(repo: HgRepo, key: str) -> bytes:
     """hgweb's ``raw-rev``: the changeset's header (user, date, node, parents), description and
-    its plain diff against its first parent (``hg diff`` without ``--git``: file dates in the
-    headers, ``Binary file NAME has changed`` for a side holding a NUL byte, renames and copies as
-    added files, mode changes not shown).  Hunks are cut as a longest-matching-block diff cuts them:
-    the same as hg's own wherever the change is unambiguous; where repeated lines let a change be
-    placed in more than one way, they may be cut otherwise, and the patch applies the same."""
+    its plain diff against its first parent (``file_diffs``)."""
     node, rev, _mtime, files = resolve(repo, key)
     cl = repo.changelog()
     lines = [b"", b"# HG changeset patch"]
@@ -132,7 +419,40 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
               b"# Node ID " + binascii.hexlify(node),
               b"".join(b"# Parent  " + binascii.hexlify(p) for p in (p1, p2) if p != NULL_NODE),
               changeset.description, b""]
-    head = b"\n".join(lines) + b"\n"
+    out = [b"\n".join(lines) + b"\n"]
+    for diff in file_diffs(repo, rev, files):
+        out.append(diff.label + b"\n")
+        out.extend(line + b"\n" for line in diff.header)
+        out.extend(diff.hunks)
+    out.append(b"\n")
+    return b"".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class FileDiff:
+    """One file's part of a changeset's plain diff."""
+
+    path: bytes
+    label: bytes
+    """``diff -r P1 -r NODE PATH``, which only the raw patch shows."""
+    header: list[bytes]
+    """``--- a/PATH\tDATE`` and ``+++ b/PATH\tDATE``, or ``Binary file PATH has changed`` (no line ends)."""
+    hunks: list[bytes]
+    """The hunks' lines, each with its end (``unified_hunks``)."""
+
+
+def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes]]) -> Iterator[FileDiff]:
+    """Changeset ``rev``'s plain diff against its first parent, file by file in path order, as
+    ``hg diff`` without ``--git`` writes it: file dates in the headers, ``Binary file NAME has
+    changed`` for a side holding a NUL byte, renames and copies as added files, mode changes not
+    shown.  Hunks are cut as a longest-matching-block diff cuts them: the same as hg's own wherever
+    the change is unambiguous; where repeated lines let a change be placed in more than one way,
+    they may be cut otherwise, and the patch applies the same.  ``files``: its manifest's entries.
+    Texts past ``MAX_PATCH_TEXT`` in all refuse the diff (``UnsupportedFeature``)."""
+    cl = repo.changelog()
+    node = cl.node(rev)
+    changeset = repo.changeset(cl, rev)
+    p1 = cl.parents(node)[0]
     if p1 != NULL_NODE:
         base, old_entries = manifest_at(repo, cl.rev(p1))
         old_files = {path: file_node for path, file_node, _flags in old_entries}
@@ -142,7 +462,6 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
     new_files = {path: file_node for path, file_node, _flags in files}
     new_date = _diff_date(changeset.time, changeset.tz)
     label = b"diff -r %s -r %s " % (binascii.hexlify(p1)[:12], binascii.hexlify(node)[:12])
-    out = [head]
     read = 0
     for path in sorted(old_files.keys() | new_files.keys()):
         old_node, new_node = old_files.get(path), new_files.get(path)
@@ -152,19 +471,16 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
         new = file_data(repo, path, new_node) if new_node else b""
         read += len(old) + len(new)
         if read > MAX_PATCH_TEXT:
-            raise UnsupportedFeature(f"this changeset's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its patch "
+            raise UnsupportedFeature(f"this changeset's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its diff "
                                      "is not served; clone the repository to see it")
         if old == new:
             continue
-        out.append(label + path + b"\n")
         if b"\0" in old or b"\0" in new:
-            out.append(b"Binary file %s has changed\n" % path)
+            yield FileDiff(path, label + path, [b"Binary file %s has changed" % path], [])
             continue
-        out.append(b"--- %s\t%s\n" % (b"a/" + path if old_node else b"/dev/null", old_date if old_node else _diff_date(0, 0)))
-        out.append(b"+++ %s\t%s\n" % (b"b/" + path if new_node else b"/dev/null", new_date if new_node else _diff_date(0, 0)))
-        out.extend(unified_hunks(old, new))
-    out.append(b"\n")
-    return b"".join(out)
+        header = [b"--- %s\t%s" % (b"a/" + path if old_node else b"/dev/null", old_date if old_node else _diff_date(0, 0)),
+                  b"+++ %s\t%s" % (b"b/" + path if new_node else b"/dev/null", new_date if new_node else _diff_date(0, 0))]
+        yield FileDiff(path, label + path, header, unified_hunks(old, new))
 
 
 def _diff_date(when: float, tz: int) -> bytes:
@@ -215,7 +531,7 @@ def matching_blocks(old: Sequence[bytes], new: Sequence[bytes]) -> list[tuple[in
 def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
     """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: three lines of context,
     changes closer than that joined into one hunk, counts always written, a last line without
-    its end marked ``\\ No newline at end of file``."""
+    its end followed by the line ``\\ No newline at end of file``; each line is one item."""
     old, new = _lines(old_text), _lines(new_text)
     changes = []
     a_end = b_end = 0
@@ -227,14 +543,19 @@ def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
     hunk: list[int] | None = None  # [old start, old change end, new start, new change end]
     body: list[bytes] = []
 
-    def line(prefix: bytes, text: bytes) -> bytes:
-        return prefix + (text if text.endswith(b"\n") else text + _NO_EOL)
+    def lines(prefix: bytes, texts: Sequence[bytes]) -> Iterator[bytes]:
+        for text in texts:
+            if text.endswith(b"\n"):
+                yield prefix + text
+            else:  # the marker is a line of its own (hgweb's JSON shows it as one)
+                yield prefix + text + b"\n"
+                yield NO_EOL
 
     def flush() -> None:
         assert hunk is not None
         start_a, end_a, start_b, end_b = hunk
         tail = min(end_a + CONTEXT, len(old))
-        body.extend(line(b" ", x) for x in old[end_a:tail])
+        body.extend(lines(b" ", old[end_a:tail]))
         length_a = tail - start_a
         length_b = end_b - start_b + tail - end_a
         out.append(b"@@ -%d,%d +%d,%d @@\n" % (start_a + 1 if length_a else start_a, length_a,
@@ -244,16 +565,16 @@ def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
     for a1, a2, b1, b2 in changes:
         start_a, start_b = max(a1 - CONTEXT, 0), max(b1 - CONTEXT, 0)
         if hunk is not None and start_a < hunk[1] + CONTEXT + 1:
-            body.extend(line(b" ", x) for x in old[hunk[1]:a1])
+            body.extend(lines(b" ", old[hunk[1]:a1]))
             hunk[1], hunk[3] = a2, b2
         else:
             if hunk is not None:
                 flush()
                 body = []
             hunk = [start_a, a2, start_b, b2]
-            body.extend(line(b" ", x) for x in old[start_a:a1])
-        body.extend(line(b"-", x) for x in old[a1:a2])
-        body.extend(line(b"+", x) for x in new[b1:b2])
+            body.extend(lines(b" ", old[start_a:a1]))
+        body.extend(lines(b"-", old[a1:a2]))
+        body.extend(lines(b"+", new[b1:b2]))
     if hunk is not None:
         flush()
     return out

@@ -412,7 +412,7 @@ def test_raw_rev_is_the_patch_hg_serve_sends_and_it_imports_exactly(
         with pytest.MonkeyPatch.context() as patch_limit:
             patch_limit.setattr(web, "MAX_PATCH_TEXT", 100)  # the first changeset's files hold more
             refused = raw(server.port("http"), "GET", "/patches/raw-rev/0")
-        assert refused.status == 403 and b"its patch is not served; clone the repository" in refused.body
+        assert refused.status == 403 and b"its diff is not served; clone the repository" in refused.body
     for rev in (1, 2, 4):  # two hunks, a removal, no last newline; repeated lines; a time zone east (a plain diff
         # cannot carry a copy: hg serve's own patch of the copy does not import exactly either)
         parent = client.hg("log", "-R", str(repo), "-r", f"p1({rev})", "-T", "{node}").stdout

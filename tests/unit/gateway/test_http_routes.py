@@ -291,6 +291,14 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
     ("GET", "/json-tags", Route(RouteKind.REPO_PAGE, "json-tags")),  # no repository before it
     ("GET", "/team/proj/raw-rev/tip", Route(RouteKind.HG_WEB_PAGE, "team/proj", "raw-rev/tip")),
     ("GET", "/raw-rev/tip", Route(RouteKind.REPO_PAGE, "raw-rev/tip")),
+    ("GET", "/team/proj/json-rev/v1.0", Route(RouteKind.HG_WEB_PAGE, "team/proj", "json-rev/v1.0")),
+    ("GET", "/proj/json-rev", Route(RouteKind.HG_WEB_PAGE, "proj", "json-rev")),  # the tip
+    ("GET", "/proj/json-shortlog/5", Route(RouteKind.HG_WEB_PAGE, "proj", "json-shortlog/5")),
+    ("GET", "/proj/json-log", Route(RouteKind.HG_WEB_PAGE, "proj", "json-log")),
+    ("GET", "/proj/json-manifest", Route(RouteKind.HG_WEB_PAGE, "proj", "json-manifest")),
+    ("GET", "/proj/json-manifest/tip/src/lib", Route(RouteKind.HG_WEB_PAGE, "proj", "json-manifest/tip/src/lib")),
+    ("GET", "/team/proj/json-file/0/json-file/a", Route(RouteKind.HG_WEB_PAGE, "team/proj", "json-file/0/json-file/a")),
+    ("GET", "/json-file/tip/a", Route(RouteKind.REPO_PAGE, "json-file/tip/a")),  # no repository before it
 ])
 def test_hgweb_archive_urls(method: str, path: str, expected: Route) -> None:
     assert route(method, _segments(path), {}) == expected

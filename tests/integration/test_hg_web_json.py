@@ -1,0 +1,113 @@
+"""hgweb's JSON pages of changesets, directories and files (``json-rev``, ``json-shortlog``,
+``json-changelog``, ``json-manifest``, ``json-file``), side by side with the real ``hg serve`` on
+one history: every page of every revision byte for byte, statuses equal where a page is refused.
+
+The history holds what changes these pages: a copy (its source is a file's parent), a merge, the
+same file revision made on two branches (its linkrev names the other branch, so the changeset hgweb
+names is found through the ancestors), a binary file, a file without a last newline, nested
+directories (``emptydirs``), an executable and a link (flags), tags (a local one, ``tip``),
+bookmarks (a divergent one, one on a secret changeset), a named branch, time zones, and a secret
+changeset that no page may show (its number and id are 404, no page lists it as a child)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_hg_archive import _commit, _hg_serve
+from tests.integration.test_hg_http import raw
+
+
+def _history(client: Client, repo: Path) -> None:
+    hg = ("-R", str(repo))
+    client.hg("init", str(repo))
+    _commit(client, repo, "start", {"a.txt": b"a\nb\n", "deep/er/down/f.txt": b"f\n", "deep/g.txt": b"g\n",
+                                    "only/one/x.txt": b"x\n"}, 1_700_000_000)
+    (repo / "run.sh").write_bytes(b"#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "link").symlink_to("a.txt")
+    client.hg("commit", "-q", "-A", *hg, "-u", "Ann <ann@example.com>", "-d", "1700000100 -3600",
+              "-m", "exec, link\n\nand a body <b>")
+    client.hg("copy", "-q", *hg, str(repo / "a.txt"), str(repo / "copied.txt"))
+    _commit(client, repo, "copy", {"a.txt": b"a\nB\n"}, 1_700_000_200)
+    client.hg("tag", "-q", *hg, "-u", "t", "-d", "1700000300 0", "v1")
+    client.hg("branch", "-q", *hg, "side")
+    _commit(client, repo, "same file on side", {"twice.txt": b"same\n", "bin.dat": b"\0\1\2"}, 1_700_000_400)
+    client.hg("update", "-q", *hg, "default")
+    _commit(client, repo, "same file on default", {"twice.txt": b"same\n", "noeol.txt": b"no end"}, 1_700_000_500)
+    client.hg("merge", "-q", *hg, "side")
+    client.hg("commit", "-q", *hg, "-u", "t", "-d", "1700000600 19800", "-m", "merge side")
+    _commit(client, repo, "after", {"noeol.txt": b"no end\nnow one\n", "deep/g.txt": b"g2\n"}, 1_700_000_700)
+    client.hg("tag", "-q", *hg, "--local", "-r", "1", "mine")
+    client.hg("bookmark", "-q", *hg, "-r", "2", "book")
+    client.hg("bookmark", "-q", *hg, "-r", "2", "book@elsewhere")
+    _commit(client, repo, "secret", {"secret.txt": b"s\n"}, 1_700_000_800)
+    client.hg("phase", "-q", *hg, "--secret", "--force", "-r", "tip")
+    client.hg("bookmark", "-q", *hg, "-r", "tip", "hidden-work")
+
+
+@pytest.fixture
+def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[RunningServer, Path]:
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "web"
+    _history(client, repo)
+    return server, repo
+
+
+def _pages(client: Client, repo: Path) -> list[str]:
+    revs = client.hg("log", "-R", str(repo), "--hidden", "-T", "{rev} {node}\n").stdout.split("\n")
+    pages = ["json-rev", "json-shortlog", "json-changelog", "json-log", "json-manifest", "json-shortlog?revcount=2",
+             "json-changelog?revcount=0", "json-changelog?revcount=many", "json-log/3?revcount=2"]
+    for line in filter(None, revs):
+        rev, node = line.split()
+        files = client.hg("files", "-R", str(repo), "-r", rev, "-T", "{path}\\n").stdout.split()
+        pages += [f"json-rev/{rev}", f"json-changeset/{node[:12]}", f"json-shortlog/{rev}", f"json-changelog/{node}",
+                  f"json-manifest/{rev}", f"json-manifest/{rev}/deep", f"json-manifest/{rev}/deep/er/",
+                  f"json-file/{rev}/deep", *(f"json-file/{rev}/{f}" for f in files)]
+    return pages + ["json-rev/nosuch", "json-rev/null", "json-manifest/null", "json-file/tip/no/such",
+                    "json-manifest/tip/nosuch", "json-rev/v1", "json-rev/book", "json-rev/side", "json-file/v1/a.txt"]
+
+
+def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], client: Client) -> None:
+    server, repo = served
+    pages = _pages(client, repo)
+    assert len(pages) > 100
+    with _hg_serve(client, repo) as port:
+        for page in pages:
+            ours = raw(server.port("http"), "GET", f"/web/{page}")
+            theirs = raw(port, "GET", f"/{page}")
+            assert ours.status == theirs.status, (page, ours.status, theirs.status, theirs.body[:200])
+            if theirs.status == 200:
+                assert ours.body == theirs.body, page
+                assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
+    secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
+    port = server.port("http")
+    for page in (f"json-rev/{secret}", "json-rev/hidden-work", f"json-file/{secret}/secret.txt"):
+        assert raw(port, "GET", f"/web/{page}").status == 404, page
+    for page in ("json-shortlog", "json-rev/7", "json-changelog?revcount=100"):
+        assert secret.encode() not in raw(port, "GET", f"/web/{page}").body, page
+
+
+def test_the_logs_follow_the_hgrc_and_do_not_search(served: tuple[RunningServer, Path], client: Client) -> None:
+    server, repo = served
+    (repo / ".hg" / "hgrc").write_text("[web]\nmaxchanges = 2\nmaxshortchanges = 3\n")
+    with _hg_serve(client, repo) as port:
+        for page in ("json-changelog", "json-shortlog", "json-log/2"):
+            ours = raw(server.port("http"), "GET", f"/web/{page}")
+            assert ours.body == raw(port, "GET", f"/{page}").body, page
+    assert raw(server.port("http"), "GET", "/web/json-shortlog").body.count(b'"phase"') == 3
+    searched = raw(server.port("http"), "GET", "/web/json-shortlog?rev=merge")
+    assert searched.status == 404 and b"search" in searched.body
+    assert raw(server.port("http"), "POST", "/web/json-rev/0").status == 405
+    head = raw(server.port("http"), "HEAD", "/web/json-rev/0")
+    assert head.status == 200 and head.body == b"" and int(head.headers["content-length"]) > 100
+
+
+def test_a_reader_the_hgrc_refuses_gets_no_page(served: tuple[RunningServer, Path]) -> None:
+    server, repo = served
+    (repo / ".hg" / "hgrc").write_text("[web]\ndeny_read = *\n")
+    for page in ("json-rev/0", "json-shortlog", "json-manifest/tip", "json-file/tip/a.txt"):
+        assert raw(server.port("http"), "GET", f"/web/{page}").status in (401, 403), page
