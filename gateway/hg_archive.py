@@ -7,7 +7,7 @@ pull the repository (hgwire's rules, then its ``[web]`` lists):
   before the first byte (``backends.hg.archive.prepare``), then the archive streams from the pool
   with backpressure, one file at a time, ``ARCHIVE_SLOTS`` at once over the server;
 - ``GET /NAME/raw-file/REV/PATH``: one file (or a directory's listing), streamed;
-- ``GET /NAME/raw-rev/REV``, ``GET /NAME/json-{tags,bookmarks,branches}``, ``GET
+- ``GET /NAME/raw-rev/REV``, ``GET /NAME/json-{tags,bookmarks,branches,summary}``, ``GET
   /NAME/json-{rev,shortlog,changelog,log}[/REV]`` and ``GET /NAME/json-{manifest,file}/REV[/PATH]``
   (``backends.hg.web``).
 """
@@ -28,7 +28,7 @@ from backends.hg.repository import HgRepo
 from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
-from gateway.http import HttpFront, Route, RouteKind, send_error
+from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.protected import read_base_hgrc
 from gateway.threads import IteratorProducer, run_blocking
 from protocols.errors import NotARepository, ProtocolError, UnsupportedFeature
@@ -175,16 +175,18 @@ def _header_safe(value: bytes) -> bytes:
 
 def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> None:
     """hgweb's ``json-tags``, ``json-bookmarks``, ``json-branches``, ``raw-rev/REV``, ``json-rev``,
-    the logs (``json-shortlog``, ``json-changelog``, with ``?revcount=``), ``json-manifest`` and
-    ``json-file``, as ``hg serve`` writes them; a log's search (``?rev=``) is not served."""
+    the logs (``json-shortlog``, ``json-changelog``, with ``?revcount=``), ``json-manifest``,
+    ``json-file`` and ``json-summary``, as ``hg serve`` writes them; a log's search (``?rev=``) is
+    not served."""
     page = route.service.partition("/")[0]
     if page in hg_web.LOG_PAGES and b"rev" in request.args:
         send_error(request, 404, "hgweb's search (?rev=) is not served here; clone the repository and use hg log")
         return
     revcount = _revcount(request.args.get(b"revcount", [b""])[-1])
+    url = f"{site_url(front, request)}/{route.repo}/"  # hgweb's {urlbase}{url}, for the summary's archive links
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
     d.addCallback(lambda user: run_blocking(
-        lambda: hg_web.page(_readable_repo(front, route, user), route.service, revcount)))
+        lambda: hg_web.page(_readable_repo(front, route, user), route.service, revcount, url)))
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO)
 

@@ -2,7 +2,7 @@
 ``hg serve`` writes them (its ``json`` style: one key per line, its paranoid string escaping, dates
 as ``[seconds, offset]``) over what pulls can see (no secret or hidden changeset):
 
-- names: ``json-tags``, ``json-bookmarks``, ``json-branches``;
+- names: ``json-tags``, ``json-bookmarks``, ``json-branches``, and ``json-summary``;
 - changesets: ``json-rev/REV`` (``json-changeset``), ``json-shortlog[/REV]``, ``json-changelog[/REV]``
   (``json-log``);
 - a directory or a file at a revision: ``json-manifest/REV[/PATH]``, ``json-file/REV/PATH``;
@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from backends.hg.archive import allowed as archive_allowed
 from backends.hg.archive import file_data, file_size, manifest_at, resolve
 from backends.hg.changelog import Changeset, parse_filelog_text
 from backends.hg.graph import NULL_REV
@@ -54,9 +55,11 @@ def json_string(raw: bytes) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def page(repo: HgRepo, name: str, revcount: int | None = None) -> bytes:
+def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -> bytes:
     """The page ``name``: one of ``PAGES``, ``raw-rev/REV``, ``json-rev[/REV]`` (``json-changeset``),
-    ``json-shortlog[/REV]``, ``json-changelog[/REV]`` (``json-log``); ``revcount`` for the logs."""
+    ``json-shortlog[/REV]``, ``json-changelog[/REV]`` (``json-log``), ``json-manifest``, ``json-file``,
+    ``json-summary``; ``revcount`` for the logs, ``url`` (the repository's, ending in ``/``) for the
+    summary's archive links."""
     kind, _, key = name.partition("/")
     if kind == RAW_REV:
         return raw_rev(repo, key)
@@ -64,6 +67,8 @@ def page(repo: HgRepo, name: str, revcount: int | None = None) -> bytes:
         return json_rev(repo, key or "tip")
     if kind in LOG_PAGES:
         return json_log(repo, key, kind == "json-shortlog", revcount)
+    if kind == SUMMARY:
+        return json_summary(repo, url)
     if kind in FILE_PAGES:
         revision, _, path = key.partition("/")
         return json_file(repo, revision or "tip", path, kind == "json-manifest")
@@ -104,6 +109,10 @@ def _bookmarks(repo: HgRepo) -> bytes:
 
 
 def _branches(repo: HgRepo) -> bytes:
+    return b'{\n"branches": [%s]\n}' % _entries(_branch_entries(repo))
+
+
+def _branch_entries(repo: HgRepo) -> list[bytes]:
     """Open branches first, then closed ones, each newest tip first; a branch whose tip is no head
     of the repository (merged away) is ``inactive``."""
     cl = repo.changelog()
@@ -114,7 +123,7 @@ def _branches(repo: HgRepo) -> bytes:
         status = b"closed" if closed else b"inactive" if node not in heads else b"open"
         items.append(b'{\n"branch": %s,\n"node": "%s",\n"date": %s,\n"status": "%s"\n}'
                      % (json_string(name), binascii.hexlify(node), _date(repo, rev), status))
-    return b'{\n"branches": [%s]\n}' % _entries(items)
+    return items
 
 
 _WRITERS: dict[str, Callable[[HgRepo], bytes]] = {
@@ -257,6 +266,84 @@ def json_log(repo: HgRepo, key: str, short: bool, revcount: int | None = None) -
         rev -= 1
     return (b'{\n  "node": "%s",\n  "changeset_count": %d,\n  "changesets": %s\n}\n'  # its own template file's layout
             % (binascii.hexlify(node), len(info.cl), _list(entries)))
+
+
+# --- json-summary: what a repository's front page shows --------------------------------------
+
+SUMMARY = "json-summary"
+SUMMARY_ENTRIES = 10
+"""Tags, bookmarks and branches the summary lists (hgweb's fixed number)."""
+_ARCHIVE_EXTENSIONS = (("zip", ".zip"), ("gz", ".tar.gz"), ("bz2", ".tar.bz2"))
+"""hgweb's archive types, in its order."""
+
+
+def json_summary(repo: HgRepo, url: str) -> bytes:
+    """hgweb's ``json-summary``: the tip and its date, the ten newest bookmarks, branches (as
+    ``json-branches``) and tags, the last ``[web] maxchanges`` revision numbers' changesets, the
+    archives the hgrc allows (their URLs under ``url``, the repository's own with a final ``/``),
+    and ``[web] labels``."""
+    info = _Changesets(repo)
+    cl, visible = info.cl, info.views.visible
+    tip_rev = cl.rev(info.tip) if info.tip != NULL_NODE else NULL_REV
+    marks = sorted(((cl.rev(node), name, node) for name, node in repo.stored_bookmarks().items()
+                    if visible[cl.rev(node)]), reverse=True)
+    bookmarks = [_object([("bookmark", json_string(name)), ("node", b'"%s"' % binascii.hexlify(node)),
+                          ("date", info.date(rev))]) for rev, name, node in marks[:SUMMARY_ENTRIES]]
+    tags = sorted(((cl.rev(node), name, node) for name, node in repo.tags().items()
+                   if name != b"tip" and visible[cl.rev(node)]), reverse=True)
+    tag_entries = [_object([("tag", json_string(name)), ("node", b'"%s"' % binascii.hexlify(node)),
+                            ("date", info.date(rev))]) for rev, name, node in tags[:SUMMARY_ENTRIES]]
+    setting = repo.web_settings().get(b"maxchanges", b"")
+    count = int(setting) if setting.strip().isdigit() else MAX_CHANGES
+    shortlog = []
+    for rev in range(len(cl) - 1, max(0, len(cl) - count) - 1, -1):  # revision numbers, hidden ones counted
+        if visible[rev]:
+            common = info.common(rev, repo.changeset(cl, rev))
+            shortlog.append(_object([
+                *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
+                ("parents", _list([b'"%s"' % p for p in info.parents(rev)]))]))
+    archives = [_object([("node", b'"tip"'), ("extension", b'"%s"' % extension.encode()), ("type", b'"%s"' % kind.encode()),
+                         ("url", json_string(f"{url}archive/tip{extension}".encode("utf-8", "surrogateescape")))])
+                for kind, extension in _ARCHIVE_EXTENSIONS if archive_allowed(repo, kind)]
+    labels = config_list(repo.web_settings().get(b"labels", b""))
+    return _object([
+        ("node", b'"%s"' % binascii.hexlify(info.tip)),
+        ("lastchange", info.date(tip_rev) if tip_rev >= 0 else b"[0, 0]"),
+        ("bookmarks", _list(bookmarks)),
+        ("branches", _list(_branch_entries(repo)[:SUMMARY_ENTRIES])),
+        ("shortlog", _list(shortlog)),
+        ("tags", _list(tag_entries)),
+        ("archives", _list(archives)),
+        ("labels", _list([json_string(label) for label in labels])),
+    ])
+
+
+def config_list(value: bytes) -> list[bytes]:
+    """A list setting as hg reads the common forms: items split at commas and whitespace, a
+    double-quoted item kept whole (``\\"`` inside it is a quote)."""
+    items: list[bytes] = []
+    at = 0
+    while at < len(value):
+        if value[at:at + 1] in b", \t\r\n":
+            at += 1
+            continue
+        if value[at:at + 1] == b'"':
+            item = bytearray()
+            at += 1
+            while at < len(value) and value[at:at + 1] != b'"':
+                if value[at:at + 2] == b'\\"':
+                    at += 1
+                item += value[at:at + 1]
+                at += 1
+            items.append(bytes(item))
+            at += 1
+            continue
+        end = at
+        while end < len(value) and value[end:end + 1] not in b", \t\r\n":
+            end += 1
+        items.append(value[at:end])
+        at = end
+    return items
 
 
 # --- json-manifest, json-file: a directory or a file at a revision ---------------------------

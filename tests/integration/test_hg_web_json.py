@@ -59,7 +59,8 @@ def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[R
 
 def _pages(client: Client, repo: Path) -> list[str]:
     revs = client.hg("log", "-R", str(repo), "--hidden", "-T", "{rev} {node}\n").stdout.split("\n")
-    pages = ["json-rev", "json-shortlog", "json-changelog", "json-log", "json-manifest", "json-shortlog?revcount=2",
+    pages = ["json-rev", "json-shortlog", "json-changelog", "json-log", "json-manifest", "json-summary",
+             "json-shortlog?revcount=2",
              "json-changelog?revcount=0", "json-changelog?revcount=many", "json-log/3?revcount=2"]
     for line in filter(None, revs):
         rev, node = line.split()
@@ -91,13 +92,20 @@ def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], 
         assert secret.encode() not in raw(port, "GET", f"/web/{page}").body, page
 
 
-def test_the_logs_follow_the_hgrc_and_do_not_search(served: tuple[RunningServer, Path], client: Client) -> None:
+def test_the_logs_and_the_summary_follow_the_hgrc_and_the_logs_do_not_search(
+        served: tuple[RunningServer, Path], client: Client) -> None:
     server, repo = served
-    (repo / ".hg" / "hgrc").write_text("[web]\nmaxchanges = 2\nmaxshortchanges = 3\n")
+    (repo / ".hg" / "hgrc").write_text('[web]\nmaxchanges = 2\nmaxshortchanges = 3\nallow-archive = bz2 zip\n'
+                                        'labels = one, "two words" three\n')
     with _hg_serve(client, repo) as port:
-        for page in ("json-changelog", "json-shortlog", "json-log/2"):
+        for page in ("json-changelog", "json-shortlog", "json-log/2", "json-summary"):
             ours = raw(server.port("http"), "GET", f"/web/{page}")
-            assert ours.body == raw(port, "GET", f"/{page}").body, page
+            theirs = raw(port, "GET", f"/{page}").body.replace(f"http://localhost:{port}/".encode(),
+                                                              f"http://127.0.0.1:{server.port('http')}/web/".encode())
+            assert ours.body == theirs, page
+    summary = raw(server.port("http"), "GET", "/web/json-summary").body
+    assert b'"url": "http://127.0.0.1:%d/web/archive/tip.tar.bz2"' % server.port("http") in summary
+    assert b'"labels": ["one", "two words", "three"]' in summary
     assert raw(server.port("http"), "GET", "/web/json-shortlog").body.count(b'"phase"') == 3
     searched = raw(server.port("http"), "GET", "/web/json-shortlog?rev=merge")
     assert searched.status == 404 and b"search" in searched.body

@@ -295,6 +295,7 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
     ("GET", "/proj/json-rev", Route(RouteKind.HG_WEB_PAGE, "proj", "json-rev")),  # the tip
     ("GET", "/proj/json-shortlog/5", Route(RouteKind.HG_WEB_PAGE, "proj", "json-shortlog/5")),
     ("GET", "/proj/json-log", Route(RouteKind.HG_WEB_PAGE, "proj", "json-log")),
+    ("GET", "/team/proj/json-summary", Route(RouteKind.HG_WEB_PAGE, "team/proj", "json-summary")),
     ("GET", "/proj/json-manifest", Route(RouteKind.HG_WEB_PAGE, "proj", "json-manifest")),
     ("GET", "/proj/json-manifest/tip/src/lib", Route(RouteKind.HG_WEB_PAGE, "proj", "json-manifest/tip/src/lib")),
     ("GET", "/team/proj/json-file/0/json-file/a", Route(RouteKind.HG_WEB_PAGE, "team/proj", "json-file/0/json-file/a")),

@@ -117,3 +117,17 @@ def test_large_changed_middles_use_the_heuristic_not_the_quadratic_search(monkey
     big_new = b"".join(b"%d\n" % (i % 5) for i in range(6000))
     assert _apply(big_old, unified_hunks(big_old, big_new)) == big_new
     assert seen == [False, True]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (b"", []),
+    (b"one", [b"one"]),
+    (b"one, two  three,four", [b"one", b"two", b"three", b"four"]),
+    (b'one, "two words" three', [b"one", b"two words", b"three"]),
+    (b'"a, b" , c', [b"a, b", b"c"]),
+    (b'"say \\"hi\\""', [b'say "hi"']),
+])
+def test_a_list_setting_is_read_as_hg_reads_its_common_forms(value: bytes, expected: list[bytes]) -> None:
+    from backends.hg.web import config_list
+
+    assert config_list(value) == expected
