@@ -14,7 +14,7 @@ pull the repository (hgwire's rules, then its ``[web]`` lists):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from twisted.internet import defer
@@ -50,6 +50,15 @@ MAX_WAITING_ARCHIVES = 64
 """Archive requests that may wait for a slot; past that they are answered 503 (try again later)."""
 
 _SLOTS = defer.DeferredSemaphore(ARCHIVE_SLOTS)
+
+PAGE_SLOTS = 4
+"""hgweb pages (``json-*``, ``raw-rev``) made at once over the whole server: one may walk a large
+history (a file's parents through the ancestors, a log of many changesets), so a flood of them
+holds at most these worker threads and clones and pushes keep the others."""
+MAX_WAITING_PAGES = 256
+"""Page requests that may wait for a slot; past that they are answered 503."""
+
+_PAGE_SLOTS = defer.DeferredSemaphore(PAGE_SLOTS)
 
 
 def serve_archive(front: HttpFront, request: server.Request, route: Route) -> None:
@@ -185,10 +194,25 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     revcount = _revcount(request.args.get(b"revcount", [b""])[-1])
     url = f"{site_url(front, request)}/{route.repo}/"  # hgweb's {urlbase}{url}, for the summary's archive links
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
-    d.addCallback(lambda user: run_blocking(
-        lambda: hg_web.page(_readable_repo(front, route, user), route.service, revcount, url)))
+    d.addCallback(_page_queued, lambda user: hg_web.page(_readable_repo(front, route, user), route.service,
+                                                         revcount, url), request)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO)
+
+
+def _page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request
+                 ) -> defer.Deferred[bytes | None]:
+    """Make a page in the pool once one of the ``PAGE_SLOTS`` is free (None for a client gone
+    while it waited)."""
+    if not _PAGE_SLOTS.tokens and len(_PAGE_SLOTS.waiting) >= MAX_WAITING_PAGES:
+        raise ProtocolError("too many pages are being made right now; try again in a minute", 503)
+
+    def made() -> defer.Deferred[bytes | None]:
+        if request.finished or request._disconnected:
+            return defer.succeed(None)
+        return run_blocking(make, user)
+
+    return _PAGE_SLOTS.run(made)
 
 
 def _revcount(value: bytes) -> int | None:
@@ -199,8 +223,8 @@ def _revcount(value: bytes) -> int | None:
     return max(int(value), 1)
 
 
-def _send_page(body: bytes, request: server.Request, route: Route) -> None:
-    if request.finished or request._disconnected:
+def _send_page(body: bytes | None, request: server.Request, route: Route) -> None:
+    if body is None or request.finished or request._disconnected:
         return
     request.setResponseCode(200)
     json = route.service.startswith("json-")

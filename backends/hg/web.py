@@ -138,8 +138,9 @@ LOG_PAGES = ("json-shortlog", "json-changelog", "json-log")
 """``json-log`` without a file is hgweb's ``changelog``."""
 MAX_CHANGES, MAX_SHORT_CHANGES = 10, 60
 """hgweb's default ``[web] maxchanges`` and ``maxshortchanges``: changesets a log page lists."""
-MAX_REVCOUNT = 100_000
-"""The most a ``revcount`` asks for is taken as this many (hgweb takes any number)."""
+MAX_REVCOUNT = 20_000
+"""A larger ``revcount`` is taken as this many (hgweb takes any number; a page is built whole in memory,
+about 400 bytes a changeset)."""
 _PHASES = {0: b"public", 1: b"draft", 2: b"secret"}
 
 

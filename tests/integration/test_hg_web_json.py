@@ -119,3 +119,25 @@ def test_a_reader_the_hgrc_refuses_gets_no_page(served: tuple[RunningServer, Pat
     (repo / ".hg" / "hgrc").write_text("[web]\ndeny_read = *\n")
     for page in ("json-rev/0", "json-shortlog", "json-manifest/tip", "json-file/tip/a.txt"):
         assert raw(server.port("http"), "GET", f"/web/{page}").status in (401, 403), page
+
+
+def test_pages_are_made_a_few_at_a_time(served: tuple[RunningServer, Path], reactor: object,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While every page slot is taken, a page waits for one; past the waiting bound it is 503; a
+    freed slot serves the next, and every slot comes back."""
+    from twisted.internet import defer
+    from twisted.internet.threads import blockingCallFromThread
+
+    from gateway import hg_archive
+
+    server, _repo = served
+    slots = defer.DeferredSemaphore(1)
+    monkeypatch.setattr(hg_archive, "_PAGE_SLOTS", slots)
+    monkeypatch.setattr(hg_archive, "MAX_WAITING_PAGES", 0)
+    blockingCallFromThread(reactor, slots.acquire)
+    busy = raw(server.port("http"), "GET", "/web/json-rev/0")
+    assert busy.status == 503 and b"too many pages are being made right now" in busy.body
+    blockingCallFromThread(reactor, slots.release)
+    assert raw(server.port("http"), "GET", "/web/json-rev/0").status == 200
+    assert raw(server.port("http"), "GET", "/web/json-rev/nosuch").status == 404
+    assert slots.tokens == 1
