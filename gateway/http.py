@@ -24,7 +24,8 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET  /NAME/json-{tags,bookmarks,branches,summary}``     ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/raw-rev/REV``                                 ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/json-{rev,shortlog,changelog,log}[/REV]``     ``HG_WEB_PAGE`` (hgweb's)
-``GET  /NAME/json-{manifest,file}[/REV[/PATH]]``           ``HG_WEB_PAGE`` (hgweb's)
+``GET  /NAME/json-{manifest,file,filelog}[/REV[/PATH]]``   ``HG_WEB_PAGE`` (hgweb's)
+``GET  /NAME/json-log/REV/PATH``                          ``HG_WEB_PAGE`` (hgweb's filelog)
 anything else                                              404 / 405 / 403
 =========================================================  =====================
 
@@ -208,7 +209,7 @@ WEB_JSON_PAGES = frozenset({"json-tags", "json-bookmarks", "json-branches", "jso
 WEB_REV_PAGES = frozenset({"json-rev", "json-changeset", "json-shortlog", "json-changelog", "json-log"})
 """hgweb's JSON pages of changesets, alone (at the tip) or followed by a revision
 (``backends.hg.web.CHANGESET_PAGES``, ``LOG_PAGES``)."""
-WEB_FILE_PAGES = frozenset({"json-manifest", "json-file"})
+WEB_FILE_PAGES = frozenset({"json-manifest", "json-file", "json-filelog"})
 """hgweb's JSON pages of a directory or file, alone (the tip's root) or followed by a revision and
 maybe a path (``backends.hg.web.FILE_PAGES``)."""
 ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
@@ -243,6 +244,9 @@ def _hgweb_page(segments: Sequence[str]) -> tuple[int, RouteKind, str] | None:
     at = next((i for i in range(1, last) if segments[i] in WEB_FILE_PAGES), None)
     if at is not None:
         return at, RouteKind.HG_WEB_PAGE, "/".join(segments[at:])
+    at = next((i for i in range(1, last - 1) if segments[i] == "json-log"), None)
+    if at is not None:  # a log with a file: hgweb's filelog
+        return at, RouteKind.HG_WEB_PAGE, "/".join(["json-filelog", *segments[at + 1:]])
     at = next((i for i in range(1, last) if segments[i] == ARCHIVE_SEGMENT
                and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
     kind = RouteKind.HG_ARCHIVE

@@ -5,7 +5,8 @@ as ``[seconds, offset]``) over what pulls can see (no secret or hidden changeset
 - names: ``json-tags``, ``json-bookmarks``, ``json-branches``, and ``json-summary``;
 - changesets: ``json-rev/REV`` (``json-changeset``), ``json-shortlog[/REV]``, ``json-changelog[/REV]``
   (``json-log``);
-- a directory or a file at a revision: ``json-manifest/REV[/PATH]``, ``json-file/REV/PATH``;
+- a directory or a file at a revision: ``json-manifest/REV[/PATH]``, ``json-file/REV/PATH``, and a
+  file's history, ``json-filelog/REV/PATH`` (``json-log/REV/PATH``);
 - ``raw-rev/REV``, a changeset as a patch (``raw_rev``).
 
 Blocking (revlog reads).
@@ -58,7 +59,7 @@ def json_string(raw: bytes) -> bytes:
 def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -> bytes:
     """The page ``name``: one of ``PAGES``, ``raw-rev/REV``, ``json-rev[/REV]`` (``json-changeset``),
     ``json-shortlog[/REV]``, ``json-changelog[/REV]`` (``json-log``), ``json-manifest``, ``json-file``,
-    ``json-summary``; ``revcount`` for the logs, ``url`` (the repository's, ending in ``/``) for the
+    ``json-summary``, ``json-filelog/REV/PATH``; ``revcount`` for the logs, ``url`` (the repository's, ending in ``/``) for the
     summary's archive links."""
     kind, _, key = name.partition("/")
     if kind == RAW_REV:
@@ -69,6 +70,9 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -
         return json_log(repo, key, kind == "json-shortlog", revcount)
     if kind == SUMMARY:
         return json_summary(repo, url)
+    if kind == FILELOG:
+        revision, _, path = key.partition("/")
+        return json_filelog(repo, revision or "tip", path, revcount)
     if kind in FILE_PAGES:
         revision, _, path = key.partition("/")
         return json_file(repo, revision or "tip", path, kind == "json-manifest")
@@ -76,7 +80,11 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -
 
 
 def _date(repo: HgRepo, rev: int) -> bytes:
-    changeset = repo.changeset(repo.changelog(), rev)
+    return _date_of(repo.changeset(repo.changelog(), rev))
+
+
+def _date_of(changeset: Changeset) -> bytes:
+    """hg's ``{date|json}``: ``[seconds, offset]``, the seconds as a float."""
     return b"[%s, %d]" % (repr(float(changeset.time)).encode(), changeset.tz)
 
 
@@ -89,15 +97,18 @@ def _entries(entries: list[bytes]) -> bytes:
 
 
 def _named(repo: HgRepo, kind: bytes, names: Mapping[bytes, bytes]) -> bytes:
+    return b'{\n"node": "%s",\n"%ss": [%s]\n}' % (_tip(repo), kind, _entries(_named_entries(repo, kind, names)))
+
+
+def _named_entries(repo: HgRepo, kind: bytes, names: Mapping[bytes, bytes]) -> list[bytes]:
     """Tags or bookmarks on visible changesets: newest revision first, then names in reverse."""
     cl = repo.changelog()
     visible = repo.views(cl).visible
     revs = [(cl.rev(node), name, node) for name, node in names.items()
             if name != b"tip" and cl.has_node(node) and visible[cl.rev(node)]]
-    items = [b'{\n"%s": %s,\n"node": "%s",\n"date": %s\n}' % (kind, json_string(name), binascii.hexlify(node),
+    return [b'{\n"%s": %s,\n"node": "%s",\n"date": %s\n}' % (kind, json_string(name), binascii.hexlify(node),
                                                              _date(repo, rev))
-             for rev, name, node in sorted(revs, reverse=True)]
-    return b'{\n"node": "%s",\n"%ss": [%s]\n}' % (_tip(repo), kind, _entries(items))
+            for rev, name, node in sorted(revs, reverse=True)]
 
 
 def _tags(repo: HgRepo) -> bytes:
@@ -165,8 +176,7 @@ class _Changesets:
         self.bookmarks = {node: sorted(names) for node, names in marks.items()}
 
     def date(self, rev: int) -> bytes:
-        changeset = self.repo.changeset(self.cl, rev)
-        return b"[%s, %d]" % (repr(float(changeset.time)).encode(), changeset.tz)
+        return _date_of(self.repo.changeset(self.cl, rev))
 
     def parents(self, rev: int) -> list[bytes]:
         return [binascii.hexlify(self.cl.node(p)) for p in self.views.parents[rev] if p >= 0]
@@ -181,7 +191,7 @@ class _Changesets:
         node = self.cl.node(rev)
         return {
             "node": b'"%s"' % binascii.hexlify(node),
-            "date": b"[%s, %d]" % (repr(float(changeset.time)).encode(), changeset.tz),
+            "date": _date_of(changeset),
             "desc": json_string(changeset.description),
             "branch": json_string(changeset.extra.get(b"branch", b"default")),
             "bookmarks": _list([json_string(name) for name in self.bookmarks.get(node, [])]),
@@ -189,6 +199,13 @@ class _Changesets:
             "user": json_string(changeset.user),
             "phase": b'"%s"' % _PHASES.get(self.views.phases[rev], b"secret"),
         }
+
+    def log_entry(self, rev: int) -> bytes:
+        """A changeset as hgweb's logs and summary list it (``changelistentry``)."""
+        common = self.common(rev, self.repo.changeset(self.cl, rev))
+        return _object([*((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user",
+                                                   "phase")),
+                        ("parents", _list([b'"%s"' % p for p in self.parents(rev)]))])
 
 
 def _list(items: Sequence[bytes]) -> bytes:
@@ -260,13 +277,51 @@ def json_log(repo: HgRepo, key: str, short: bool, revcount: int | None = None) -
     rev = start
     while rev >= 0 and len(entries) < revcount:
         if info.views.visible[rev]:
-            common = info.common(rev, repo.changeset(info.cl, rev))
-            entries.append(_object([
-                *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
-                ("parents", _list([b'"%s"' % p for p in info.parents(rev)]))]))
+            entries.append(info.log_entry(rev))
         rev -= 1
     return (b'{\n  "node": "%s",\n  "changeset_count": %d,\n  "changesets": %s\n}\n'  # its own template file's layout
             % (binascii.hexlify(node), len(info.cl), _list(entries)))
+
+
+FILELOG = "json-filelog"
+"""Also ``json-log/REV/PATH``: a log with a file is hgweb's ``filelog``."""
+
+
+def json_filelog(repo: HgRepo, key: str, path: str, revcount: int | None = None) -> bytes:
+    """hgweb's ``json-filelog/REV/PATH``: the file's revisions from the one at REV (or, where REV
+    does not have the file, the last one made at or before REV) down, ``revcount`` of them by file
+    revision number (else ``[web] maxshortchanges``), each as the changeset that made it (its
+    linkrev; one pulls cannot see is left out), with the changesets hgweb names as its parents."""
+    _node, rev, _mtime, files = resolve(repo, key)
+    info = _Changesets(repo)
+    wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
+    filelog = repo.filelog(wanted) if wanted else None
+    if filelog is None or len(filelog) == 0:
+        raise ProtocolError("path not found", 404)
+    if found is not None:
+        top = filelog.rev(found)
+    else:  # not in REV: the last revision made at or before it
+        top = len(filelog) - 1
+        while top >= 0 and filelog.linkrev(top) > rev:
+            top -= 1
+        if top < 0:
+            raise ProtocolError("path not found", 404)
+    if revcount is None:
+        setting = repo.web_settings().get(b"maxshortchanges", b"")
+        revcount = int(setting) if setting.strip().isdigit() else MAX_SHORT_CHANGES
+    revcount = min(max(revcount, 1), MAX_REVCOUNT)
+    entries = []
+    for file_rev in range(top, max(0, top + 1 - revcount) - 1, -1):
+        linkrev = filelog.linkrev(file_rev)
+        if not info.views.visible[linkrev]:
+            continue
+        common = info.common(linkrev, repo.changeset(info.cl, linkrev))
+        parents = _file_parents(repo, info, linkrev, wanted, filelog.node(file_rev))
+        entries.append(_object([
+            *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
+            ("parents", _list([b'"%s"' % binascii.hexlify(info.cl.node(p)) for p in parents]))]))
+    return _object([("entries", _list(entries))])
 
 
 # --- json-summary: what a repository's front page shows --------------------------------------
@@ -286,23 +341,14 @@ def json_summary(repo: HgRepo, url: str) -> bytes:
     info = _Changesets(repo)
     cl, visible = info.cl, info.views.visible
     tip_rev = cl.rev(info.tip) if info.tip != NULL_NODE else NULL_REV
-    marks = sorted(((cl.rev(node), name, node) for name, node in repo.stored_bookmarks().items()
-                    if visible[cl.rev(node)]), reverse=True)
-    bookmarks = [_object([("bookmark", json_string(name)), ("node", b'"%s"' % binascii.hexlify(node)),
-                          ("date", info.date(rev))]) for rev, name, node in marks[:SUMMARY_ENTRIES]]
-    tags = sorted(((cl.rev(node), name, node) for name, node in repo.tags().items()
-                   if name != b"tip" and visible[cl.rev(node)]), reverse=True)
-    tag_entries = [_object([("tag", json_string(name)), ("node", b'"%s"' % binascii.hexlify(node)),
-                            ("date", info.date(rev))]) for rev, name, node in tags[:SUMMARY_ENTRIES]]
+    bookmarks = _named_entries(repo, b"bookmark", repo.stored_bookmarks())[:SUMMARY_ENTRIES]
+    tag_entries = _named_entries(repo, b"tag", repo.tags())[:SUMMARY_ENTRIES]
     setting = repo.web_settings().get(b"maxchanges", b"")
     count = int(setting) if setting.strip().isdigit() else MAX_CHANGES
     shortlog = []
     for rev in range(len(cl) - 1, max(0, len(cl) - count) - 1, -1):  # revision numbers, hidden ones counted
         if visible[rev]:
-            common = info.common(rev, repo.changeset(cl, rev))
-            shortlog.append(_object([
-                *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
-                ("parents", _list([b'"%s"' % p for p in info.parents(rev)]))]))
+            shortlog.append(info.log_entry(rev))
     archives = [_object([("node", b'"tip"'), ("extension", b'"%s"' % extension.encode()), ("type", b'"%s"' % kind.encode()),
                          ("url", json_string(f"{url}archive/tip{extension}".encode("utf-8", "surrogateescape")))])
                 for kind, extension in _ARCHIVE_EXTENSIONS if archive_allowed(repo, kind)]

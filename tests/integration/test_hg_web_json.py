@@ -1,5 +1,5 @@
 """hgweb's JSON pages of changesets, directories and files (``json-rev``, ``json-shortlog``,
-``json-changelog``, ``json-manifest``, ``json-file``), side by side with the real ``hg serve`` on
+``json-changelog``, ``json-manifest``, ``json-file``, ``json-filelog``, ``json-summary``), side by side with the real ``hg serve`` on
 one history: every page of every revision byte for byte, statuses equal where a page is refused.
 
 The history holds what changes these pages: a copy (its source is a file's parent), a merge, the
@@ -40,6 +40,7 @@ def _history(client: Client, repo: Path) -> None:
     _commit(client, repo, "same file on default", {"twice.txt": b"same\n", "noeol.txt": b"no end"}, 1_700_000_500)
     client.hg("merge", "-q", *hg, "side")
     client.hg("commit", "-q", *hg, "-u", "t", "-d", "1700000600 19800", "-m", "merge side")
+    (repo / "only" / "one" / "x.txt").unlink()  # removed: its log at a later revision starts where it was
     _commit(client, repo, "after", {"noeol.txt": b"no end\nnow one\n", "deep/g.txt": b"g2\n"}, 1_700_000_700)
     client.hg("tag", "-q", *hg, "--local", "-r", "1", "mine")
     client.hg("bookmark", "-q", *hg, "-r", "2", "book")
@@ -67,15 +68,21 @@ def _pages(client: Client, repo: Path) -> list[str]:
         files = client.hg("files", "-R", str(repo), "-r", rev, "-T", "{path}\\n").stdout.split()
         pages += [f"json-rev/{rev}", f"json-changeset/{node[:12]}", f"json-shortlog/{rev}", f"json-changelog/{node}",
                   f"json-manifest/{rev}", f"json-manifest/{rev}/deep", f"json-manifest/{rev}/deep/er/",
-                  f"json-file/{rev}/deep", *(f"json-file/{rev}/{f}" for f in files)]
+                  f"json-file/{rev}/deep", *(f"json-file/{rev}/{f}" for f in files),
+                  *(f"json-filelog/{rev}/{f}" for f in files), f"json-log/{rev}/a.txt?revcount=2",
+                  f"json-filelog/{rev}/noeol.txt", f"json-filelog/{rev}/twice.txt"]
     return pages + ["json-rev/nosuch", "json-rev/null", "json-manifest/null", "json-file/tip/no/such",
-                    "json-manifest/tip/nosuch", "json-rev/v1", "json-rev/book", "json-rev/side", "json-file/v1/a.txt"]
+                    "json-manifest/tip/nosuch", "json-rev/v1", "json-rev/book", "json-rev/side", "json-file/v1/a.txt",
+                    "json-filelog/tip/no/such", "json-filelog/0/noeol.txt", "json-filelog/tip/secret.txt",
+                    "json-filelog/tip/copied.txt?revcount=1", "json-filelog/tip/only/one/x.txt",
+                    "json-log/tip/only/one/x.txt", "json-rev/tip"]
 
 
 def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], client: Client) -> None:
     server, repo = served
     pages = _pages(client, repo)
     assert len(pages) > 100
+    compared: dict[str, int] = {}
     with _hg_serve(client, repo) as port:
         for page in pages:
             ours = raw(server.port("http"), "GET", f"/web/{page}")
@@ -84,6 +91,10 @@ def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], 
             if theirs.status == 200:
                 assert ours.body == theirs.body, page
                 assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
+                kind = page.split("/")[0].split("?")[0]
+                compared[kind] = compared.get(kind, 0) + 1
+    assert min(compared.values()) >= 1 and len(compared) == 9, compared
+    assert compared["json-file"] > 50 and compared["json-filelog"] > 50, compared
     secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
     port = server.port("http")
     for page in (f"json-rev/{secret}", "json-rev/hidden-work", f"json-file/{secret}/secret.txt"):
