@@ -89,10 +89,10 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
     if parsed is None:
         raise ProtocolError("Unsupported archive type", 404)
     key, kind = parsed
-    return hg_archive.prepare(_readable_repo(front, route, user), route.repo, key, kind, path)
+    return hg_archive.prepare(readable_repo(front, route, user), route.repo, key, kind, path)
 
 
-def _readable_repo(front: HttpFront, route: Route, user: str | None) -> HgRepo:
+def readable_repo(front: HttpFront, route: Route, user: str | None) -> HgRepo:
     """The engine's repository the route names, once its settings let ``user`` pull it (blocking)."""
     repo = front.config.backend.open(route.repo)
     if not isinstance(repo, HgRepo):
@@ -154,7 +154,7 @@ def serve_raw_file(front: HttpFront, request: server.Request, route: Route) -> N
 
 def _read_raw_file(front: HttpFront, route: Route, user: str | None) -> hg_archive.RawFile:
     key, _, path = route.service.partition("/")
-    return hg_archive.raw_file(_readable_repo(front, route, user), key, path)
+    return hg_archive.raw_file(readable_repo(front, route, user), key, path)
 
 
 def _send_raw_file(found: hg_archive.RawFile, request: server.Request, route: Route) -> None:
@@ -194,13 +194,13 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     revcount = _revcount(request.args.get(b"revcount", [b""])[-1])
     url = f"{site_url(front, request)}/{route.repo}/"  # hgweb's {urlbase}{url}, for the summary's archive links
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
-    d.addCallback(_page_queued, lambda user: hg_web.page(_readable_repo(front, route, user), route.service,
+    d.addCallback(page_queued, lambda user: hg_web.page(readable_repo(front, route, user), route.service,
                                                          revcount, url), request)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO)
 
 
-def _page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request
+def page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request
                  ) -> defer.Deferred[bytes | None]:
     """Make a page in the pool once one of the ``PAGE_SLOTS`` is free (None for a client gone
     while it waited)."""

@@ -26,6 +26,7 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET  /NAME/json-{rev,shortlog,changelog,log}[/REV]``     ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/json-{manifest,file,filelog}[/REV[/PATH]]``   ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/json-log/REV/PATH``                          ``HG_WEB_PAGE`` (hgweb's filelog)
+``GET  /NAME/{shortlog,rev,file,tags,...}[/...]``         ``HG_WEB_HTML`` (hgweb's pages for browsers)
 anything else                                              404 / 405 / 403
 =========================================================  =====================
 
@@ -99,6 +100,7 @@ class RouteKind(enum.Enum):
     HG_ARCHIVE = "hg-archive"
     HG_RAW_FILE = "hg-raw-file"
     HG_WEB_PAGE = "hg-web-page"
+    HG_WEB_HTML = "hg-web-html"
     REPO_PAGE = "repository-page"
     ROOT_PAGE = "root-page"
     ERROR = "error"
@@ -210,6 +212,10 @@ WEB_REV_PAGES = frozenset({"json-rev", "json-changeset", "json-shortlog", "json-
 """hgweb's JSON pages of changesets, alone (at the tip) or followed by a revision
 (``backends.hg.web.CHANGESET_PAGES``, ``LOG_PAGES``)."""
 WEB_FILE_PAGES = frozenset({"json-manifest", "json-file", "json-filelog"})
+HTML_PAGES = frozenset({"summary", "shortlog", "log", "changelog", "filelog", "rev", "changeset", "file", "manifest",
+                        "tags", "branches", "bookmarks"})
+"""hgweb's pages for browsers (``gateway.hg_web``); its handler takes the longest repository
+before one of them, as hgweb does (``team/log/rev/5`` is repository ``team/log``'s changeset 5)."""
 """hgweb's JSON pages of a directory or file, alone (the tip's root) or followed by a revision and
 maybe a path (``backends.hg.web.FILE_PAGES``)."""
 ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
@@ -247,6 +253,9 @@ def _hgweb_page(segments: Sequence[str]) -> tuple[int, RouteKind, str] | None:
     at = next((i for i in range(1, last - 1) if segments[i] == "json-log"), None)
     if at is not None:  # a log with a file: hgweb's filelog
         return at, RouteKind.HG_WEB_PAGE, "/".join(["json-filelog", *segments[at + 1:]])
+    at = next((i for i in range(1, last + 1) if segments[i] in HTML_PAGES), None)
+    if at is not None:
+        return at, RouteKind.HG_WEB_HTML, "/".join(segments[at:])
     at = next((i for i in range(1, last) if segments[i] == ARCHIVE_SEGMENT
                and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
     kind = RouteKind.HG_ARCHIVE
@@ -445,7 +454,7 @@ HTTP_HANDLERS: dict[RouteKind, Handler] = {}
 
 
 HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.git_lfs", "gateway.hg_http", "gateway.hg_archive",
-                                     "gateway.repo_page")
+                                     "gateway.hg_web", "gateway.repo_page")
 """Modules whose ``HANDLERS: Mapping[RouteKind, Handler]`` fill ``HTTP_HANDLERS``; absent ones are skipped."""
 
 

@@ -1,9 +1,10 @@
 """``GET /NAME`` over HTTP: a short page that says what NAME is and how to clone it;
 ``GET /``: what the server is (a load balancer's health check gets its 200 there).
 
-A person who pastes a clone URL into a browser (where ``hg serve`` shows its web
-interface) reads which kind of repository it is and the command that clones it,
-instead of a bare 404.  The page is for those who may read the repository: it is
+A person who pastes a clone URL into a browser reads which kind of repository it is
+and the command that clones it, instead of a bare 404; for a Mercurial repository a
+browser (``Accept: text/html``) gets its summary page instead, as ``hg serve`` shows
+one (``gateway.hg_web``).  The page is for those who may read the repository: it is
 authorized as a clone is (hgwire's rules, then an hg repository's ``[web]``
 lists, a git repository's ``http.uploadpack``), so it tells nobody else that the
 name exists.  Plain text with ``nosniff``: of the request, only a ``Host`` that
@@ -41,7 +42,7 @@ def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> 
     transport = "git-http" if route.repo.endswith(".git") else "hg-http"
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport, Access.READ)
     d.addCallback(lambda user: run_blocking(_kind_for, front, route.repo, user))
-    d.addCallback(_send_page, request, route, site_url(front, request))
+    d.addCallback(_send_page, request, route, site_url(front, request), front)
     d.addErrback(fail_request, request, route.repo, PROTO)
 
 
@@ -60,6 +61,12 @@ def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
     return repo.kind
 
 
+def wants_html(request: server.Request) -> bool:
+    """Whether the client reads HTML (a browser says so in ``Accept``; git, hg and curl do not)."""
+    accept = (request.getHeader(b"accept") or b"").lower()
+    return b"text/html" in accept or b"application/xhtml+xml" in accept
+
+
 def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> None:
     """What this server is and what its clone URLs look like; no repository is named or looked up,
     so it costs nothing and tells nothing (it is also what a load balancer's health check reads)."""
@@ -71,8 +78,13 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
     send_error(request, 200, body)
 
 
-def _send_page(kind: Kind, request: server.Request, route: Route, base: str) -> None:
+def _send_page(kind: Kind, request: server.Request, route: Route, base: str, front: HttpFront) -> None:
     if request.finished or request._disconnected:
+        return
+    if kind is Kind.HG and wants_html(request):  # a browser: the repository's summary, as hg serve shows it
+        from gateway import hg_web
+
+        hg_web.serve_page(front, request, route.repo, [])
         return
     name = strip_git_suffix(route.repo)
     url = f"{base}/{quote(name, safe='/')}"

@@ -300,6 +300,12 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
     ("GET", "/proj/json-manifest/tip/src/lib", Route(RouteKind.HG_WEB_PAGE, "proj", "json-manifest/tip/src/lib")),
     ("GET", "/team/proj/json-file/0/json-file/a", Route(RouteKind.HG_WEB_PAGE, "team/proj", "json-file/0/json-file/a")),
     ("GET", "/json-file/tip/a", Route(RouteKind.REPO_PAGE, "json-file/tip/a")),  # no repository before it
+    # pages for browsers: the handler takes the longest repository before a page's name
+    ("GET", "/team/proj/rev/5", Route(RouteKind.HG_WEB_HTML, "team/proj", "rev/5")),
+    ("GET", "/proj/tags", Route(RouteKind.HG_WEB_HTML, "proj", "tags")),
+    ("GET", "/tools/log/log/0/a", Route(RouteKind.HG_WEB_HTML, "tools", "log/log/0/a")),
+    ("GET", "/proj/file/tip/src/", Route(RouteKind.HG_WEB_HTML, "proj", "file/tip/src")),
+    ("GET", "/rev/5", Route(RouteKind.REPO_PAGE, "rev/5")),  # no repository before it
 ])
 def test_hgweb_archive_urls(method: str, path: str, expected: Route) -> None:
     assert route(method, _segments(path), {}) == expected

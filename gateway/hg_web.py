@@ -1,0 +1,136 @@
+"""A Mercurial repository's pages for browsers, at hgweb's URLs (``/NAME/shortlog``,
+``/NAME/rev/REV``, ``/NAME/file/REV/PATH``, ``/NAME/log/REV/PATH``, ``/NAME/tags``…), and its
+summary at ``/NAME`` itself for a browser (a request that accepts ``text/html``).
+
+Each page is made from the data of hgweb's JSON page (``backends.hg.web``) and rendered by
+``protocols.hg_web_html``, for those who may pull the repository (hgwire's rules, then its
+``[web]`` lists), in the same slots as the JSON pages.  As hgweb, the repository is the longest
+name before a page's name that is one (``team/log/rev/5`` is ``team/log``'s changeset 5 when
+``team/log`` is a repository), and a whole path that names a repository is its summary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import server
+
+from backends.hg import web as hg_web
+from backends.hg.repository import HgRepo
+from backends.names import validate_name
+from gateway import repo_page
+from gateway.auth import Access
+from gateway.git_http import fail_request
+from gateway.hg_archive import TRANSPORT, page_queued, readable_repo
+from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, site_url
+from gateway.threads import run_blocking
+from protocols import hg_web_html as html
+from protocols.errors import ProtocolError, UnsafeName
+
+log = Logger()
+
+PROTO = "hg-web-html"
+LOG_PAGES = ("shortlog", "log", "changelog")
+FILE_PAGES = ("file", "manifest")
+NAME_PAGES = ("tags", "branches", "bookmarks")
+DEFAULT_REVCOUNT = 60
+
+
+def serve_web_html(front: HttpFront, request: server.Request, route: Route) -> None:
+    """Find the repository the path names (blocking: which names exist), then serve its page."""
+    d: defer.Deferred[Any] = run_blocking(_resolve, front, [*route.repo.split("/"), *route.service.split("/")])
+    d.addCallback(_serve_resolved, front, request, route)
+    d.addErrback(fail_request, request, route.repo, PROTO)
+
+
+def _resolve(front: HttpFront, segments: Sequence[str]) -> tuple[str, list[str]] | None:
+    """The repository and the page's segments: None when the whole path is a repository (its own
+    page); else the longest existing name before a page's name, or the shortest if none exists."""
+    backend = front.config.backend
+    if _exists(backend, "/".join(segments)):
+        return None
+    cuts = [i for i in range(1, len(segments)) if segments[i] in HTML_PAGES]
+    for at in reversed(cuts):
+        if _exists(backend, "/".join(segments[:at])):
+            return "/".join(segments[:at]), list(segments[at:])
+    return "/".join(segments[:cuts[0]]), list(segments[cuts[0]:])
+
+
+def _exists(backend: Any, name: str) -> bool:
+    try:
+        return bool(backend.exists(validate_name(name)))
+    except UnsafeName:
+        return False
+
+
+def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, request: server.Request,
+                    route: Route) -> None:
+    if found is None:
+        repo_page.serve_repo_page(front, request, Route(RouteKind.REPO_PAGE, f"{route.repo}/{route.service}"))
+        return
+    name, page = found
+    serve_page(front, request, name, page)
+
+
+def serve_page(front: HttpFront, request: server.Request, name: str, page: Sequence[str]) -> None:
+    """Page ``page`` (its segments: ``["rev", "tip"]``; empty for the summary) of repository ``name``."""
+    url = f"{site_url(front, request)}/{quote(name)}"
+    revcount = _revcount(request)
+    shown = Route(RouteKind.HG_WEB_HTML, name, "/".join(page) or "summary")
+    d: defer.Deferred[Any] = front.authorize(request, name, TRANSPORT, Access.READ)
+    d.addCallback(page_queued, lambda user: render(readable_repo(front, shown, user), name, url, list(page), revcount),
+                  request)
+    d.addCallback(_send, request, shown)
+    d.addErrback(fail_request, request, name, PROTO)
+
+
+def _revcount(request: server.Request) -> int:
+    value = request.args.get(b"revcount", [b""])[-1]
+    return max(1, min(int(value), hg_web.MAX_REVCOUNT - 1)) if value.isdigit() and len(value) < 9 else DEFAULT_REVCOUNT
+
+
+def _data(repo: HgRepo, page: str, revcount: int | None = None, url: str = "/") -> Any:
+    return json.loads(hg_web.page(repo, page, revcount, url + "/"))
+
+
+def render(repo: HgRepo, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT) -> bytes:
+    """The HTML of ``page`` (blocking: revlog reads)."""
+    kind, rest = (page[0], page[1:]) if page else ("summary", [])
+    if kind == "summary" and not rest:
+        return html.summary(name, url, _data(repo, "json-summary", url=url))
+    if kind in NAME_PAGES and not rest:
+        return html.names(name, url, _data(repo, f"json-{kind}"), kind)
+    if kind in ("rev", "changeset") and len(rest) <= 1:
+        return html.changeset(name, url, _data(repo, "/".join(["json-rev", *rest])))
+    if kind in LOG_PAGES and len(rest) <= 1:
+        data = _data(repo, "/".join(["json-shortlog", *rest]), revcount + 1)
+        return html.shortlog(name, url, data, revcount)
+    if (kind in LOG_PAGES and len(rest) > 1) or (kind == "filelog" and len(rest) > 1):
+        data = _data(repo, "/".join(["json-filelog", *rest]), revcount)
+        return html.filelog(name, url, "/".join(rest[1:]), data)
+    if kind in FILE_PAGES:
+        data = _data(repo, "/".join(["json-file" if kind == "file" else "json-manifest", *(rest or ["tip"])]))
+        return html.file(name, url, data) if "lines" in data else html.directory(name, url, data)
+    raise ProtocolError("no such page", 404)
+
+
+def _send(body: bytes | None, request: server.Request, route: Route) -> None:
+    if body is None or request.finished or request._disconnected:
+        return
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", b"text/html; charset=UTF-8")
+    request.setHeader(b"Content-Security-Policy", html.CONTENT_SECURITY_POLICY)
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: {route.service}")
+
+
+HANDLERS: dict[RouteKind, Callable[[HttpFront, server.Request, Route], None]] = {RouteKind.HG_WEB_HTML: serve_web_html}

@@ -1,0 +1,207 @@
+"""A Mercurial repository's pages for browsers: what ``hg serve`` shows at a repository's URL,
+rendered from the data of its JSON pages (``backends.hg.web``), one function per page.
+
+Pure: a page's data (the JSON page parsed) and the repository's URL in, the HTML document out.
+Every piece of history (names, descriptions, paths, file lines) is escaped, every URL built from
+percent-encoded parts; the documents hold no script (the gateway also forbids one by its
+``Content-Security-Policy``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+Data = Mapping[str, Any]
+
+STYLE = """
+body { font-family: sans-serif; margin: 0; color: #222; }
+header { background: #2c3e50; color: #fff; padding: .6em 1em; }
+header a { color: #fff; margin-right: 1em; text-decoration: none; }
+header .repo { font-weight: bold; font-size: 1.1em; margin-right: 2em; }
+main { padding: 1em; }
+table { border-collapse: collapse; }
+td, th { padding: .2em .6em; text-align: left; vertical-align: top; }
+tr:nth-child(even) { background: #f4f6f8; }
+.label { background: #e0e6ee; border-radius: 3px; padding: 0 .3em; margin-left: .3em; font-size: .85em; }
+.node, pre, code { font-family: monospace; }
+pre { margin: 0; }
+.desc { white-space: pre-wrap; font-family: monospace; background: #f4f6f8; padding: .5em; }
+.add { color: #060; } .del { color: #a00; } .hunk { color: #73a; } .meta { color: #777; }
+.lines td.n { color: #999; text-align: right; user-select: none; }
+.clone { background: #f4f6f8; padding: .5em; font-family: monospace; }
+"""
+
+CONTENT_SECURITY_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'"
+
+
+def _text(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _link(url: str, text: str) -> str:
+    return f'<a href="{_text(url)}">{text}</a>'
+
+
+def _short(node: str) -> str:
+    return node[:12]
+
+
+def _date(value: Sequence[Any]) -> str:
+    """hg's ``[seconds, offset]`` as the changeset's own local time and offset."""
+    seconds, offset = float(value[0]), int(value[1])
+    local = datetime.datetime.fromtimestamp(seconds - offset, datetime.UTC)
+    sign = "-" if offset > 0 else "+"
+    minutes = abs(offset) // 60
+    return local.strftime("%Y-%m-%d %H:%M:%S") + f" {sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+
+def _page(repo: str, url: str, title: str, body: str) -> bytes:
+    nav = " ".join(_link(f"{url}/{page}", label) for page, label in (
+        ("shortlog", "log"), ("file/tip", "files"), ("tags", "tags"), ("branches", "branches"), ("bookmarks", "bookmarks")))
+    home = _link(url, '<span class="repo">' + _text(repo) + "</span>")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{_text(repo)}: {_text(title)}</title>"
+            f"<style>{STYLE}</style></head>\n<body><header>{home}{nav}</header>\n<main>{body}</main></body></html>\n"
+            ).encode("utf-8", "replace")
+
+
+def _labels(entry: Data) -> str:
+    out = []
+    if entry.get("branch", "default") != "default":
+        out.append(f'<span class="label">{_text(entry["branch"])}</span>')
+    out += [f'<span class="label">{_text(name)}</span>' for name in entry.get("tags", [])]
+    out += [f'<span class="label">{_text(name)}</span>' for name in entry.get("bookmarks", [])]
+    return "".join(out)
+
+
+def _first_line(desc: str) -> str:
+    return desc.strip().split("\n", 1)[0].strip() or "(no description)"
+
+
+def _changeset_rows(url: str, entries: Sequence[Data]) -> str:
+    rows = []
+    for entry in entries:
+        target = url + "/rev/" + entry["node"]
+        rows.append(f"<tr><td>{_text(_date(entry['date']))}</td><td>{_text(entry['user'])}</td>"
+                    f"<td>{_link(target, _text(_first_line(entry['desc'])))}{_labels(entry)}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def summary(repo: str, url: str, data: Data) -> bytes:
+    """The repository's front page: how to clone it, its latest changesets and its names."""
+    body = [f"<p>Clone it with:</p><p class=\"clone\">hg clone {_text(url)}</p>",
+            "<h3>Latest changes</h3>", _changeset_rows(url, data["shortlog"]),
+            "<p>" + _link(url + "/shortlog", "more…") + "</p>"]
+    for title, key, name_key in (("Bookmarks", "bookmarks", "bookmark"), ("Branches", "branches", "branch"),
+                                 ("Tags", "tags", "tag")):
+        if data[key]:
+            body.append(f"<h3>{title}</h3>" + _name_rows(url, data[key], name_key))
+    if data["archives"]:
+        links = " ".join(_link(a["url"], _text(a["type"])) for a in data["archives"])
+        body.append(f"<p>Download the tip: {links}</p>")
+    return _page(repo, url, "summary", "".join(body))
+
+
+def _name_rows(url: str, entries: Sequence[Data], key: str) -> str:
+    rows = []
+    for entry in entries:
+        status = f"<td>{_text(entry['status'])}</td>" if "status" in entry else ""
+        rows.append(f"<tr><td>{_link(url + '/rev/' + entry['node'], _text(entry[key]))}</td>"
+                    f"<td>{_text(_date(entry['date']))}</td><td class=\"node\">{_short(entry['node'])}</td>"
+                    f"{status}</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def names(repo: str, url: str, data: Data, kind: str) -> bytes:
+    """``tags``, ``branches`` or ``bookmarks``: each name, its changeset and date."""
+    key = {"tags": "tag", "branches": "branch", "bookmarks": "bookmark"}[kind]
+    entries = data[kind]
+    body = _name_rows(url, entries, key) if entries else f"<p>No {kind}.</p>"
+    return _page(repo, url, kind, f"<h2>{kind.capitalize()}</h2>{body}")
+
+
+def shortlog(repo: str, url: str, data: Data, revcount: int) -> bytes:
+    """Changesets from a revision down; the one after the last shown links the next page."""
+    entries = list(data["changesets"])
+    more = entries[revcount] if len(entries) > revcount else None
+    body = _changeset_rows(url, entries[:revcount])
+    if more is not None:
+        body += "<p>" + _link(url + "/shortlog/" + more["node"], "older…") + "</p>"
+    return _page(repo, url, "log", f"<h2>Changes</h2>{body}")
+
+
+def filelog(repo: str, url: str, path: str, data: Data) -> bytes:
+    """A file's history: the changesets that made its revisions."""
+    body = _changeset_rows(url, data["entries"]) if data["entries"] else "<p>No history.</p>"
+    return _page(repo, url, f"history of {path}", f"<h2>History of {_text(path)}</h2>{body}")
+
+
+def changeset(repo: str, url: str, data: Data) -> bytes:
+    """A changeset: its header, description, files and diff."""
+    node = data["node"]
+    rows = [("changeset", f'<span class="node">{_text(node)}</span>{_labels(data)}'),
+            ("user", _text(data["user"])), ("date", _text(_date(data["date"]))),
+            ("parents", " ".join(_link(f"{url}/rev/{p}", _short(p)) for p in data["parents"])),
+            ("children", " ".join(_link(f"{url}/rev/{c}", _short(c)) for c in data["children"])),
+            ("phase", _text(data["phase"])),
+            ("patch", _link(f"{url}/raw-rev/{node}", "raw") + " " + _link(f"{url}/file/{node}", "browse files"))]
+    table = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+    files = "".join("<tr><td>" + _text(f["status"]) + "</td><td>"
+                    + (_link(url + "/file/" + node + "/" + quote(f["file"]), _text(f["file"]))
+                       if f["status"] != "removed" else _text(f["file"])) + "</td></tr>" for f in data["files"])
+    diff = "".join(_diff_block(block) for block in data["diff"])
+    body = (table + '<div class="desc">' + _text(data["desc"]) + "</div>"
+            + (f"<h3>Files</h3><table>{files}</table>" if files else "")
+            + (f"<h3>Diff</h3>{diff}" if diff else ""))
+    return _page(repo, url, f"changeset {_short(node)}", body)
+
+
+_LINE_CLASSES = {"+": "add", "-": "del", "@": "hunk", "": "meta"}
+
+
+def _diff_block(block: Data) -> str:
+    lines = []
+    for line in block["lines"]:
+        kind = line["t"] if line["t"] in _LINE_CLASSES else ""
+        text = line["l"].rstrip("\n")
+        cls = _LINE_CLASSES[kind] if kind or not text.startswith(" ") else ""
+        lines.append(f'<span class="{cls}">{_text(text)}</span>' if cls else _text(text))
+    return "<pre>" + "\n".join(lines) + "</pre><br>"
+
+
+def directory(repo: str, url: str, data: Data) -> bytes:
+    """A directory at a revision: its subdirectories and files, with sizes and links."""
+    node = data["node"]
+    path = data["abspath"]
+    base = f"{url}/file/{node}"
+    rows = []
+    if path != "/":
+        parent = path.rstrip("/").rpartition("/")[0]
+        rows.append(f"<tr><td>{_link(base + quote(parent + '/'), '..')}</td><td></td></tr>")
+    for d in data["directories"]:
+        shown = d["basename"] + ("/" + d["emptydirs"] if d["emptydirs"] else "")
+        target = d["abspath"] + ("/" + d["emptydirs"] if d["emptydirs"] else "")
+        rows.append(f"<tr><td>{_link(base + quote(target), _text(shown) + '/')}</td><td></td></tr>")
+    for f in data["files"]:
+        target = base + "/" + quote(f["abspath"])
+        rows.append(f"<tr><td>{_link(target, _text(f['basename']))}</td>"
+                    f"<td>{int(f['size'])}</td><td>{_text(f['flags'])}</td></tr>")
+    title = f"files at {_short(node)}: {path}"
+    body = ("<h2>" + _text(path) + " at " + _link(url + "/rev/" + node, _short(node)) + "</h2><table>"
+            + "".join(rows) + "</table>")
+    return _page(repo, url, title, body)
+
+
+def file(repo: str, url: str, data: Data) -> bytes:
+    """A file at a revision: its lines, numbered, and links to its raw bytes and history."""
+    node, path = data["node"], data["path"]
+    links = " ".join((_link(f"{url}/raw-file/{node}/{quote(path)}", "raw"),
+                      _link(f"{url}/log/{node}/{quote(path)}", "history"),
+                      _link(f"{url}/rev/{node}", "changeset " + _short(node))))
+    rows = "".join(f'<tr id="l{n}"><td class="n">{n}</td><td><pre>' + _text(line["line"].rstrip("\n"))
+                   + "</pre></td></tr>" for n, line in enumerate(data["lines"], 1))
+    body = f"<h2>{_text(path)}</h2><p>{links}</p><table class=\"lines\">{rows}</table>"
+    return _page(repo, url, path, body)
