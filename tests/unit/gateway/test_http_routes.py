@@ -111,9 +111,13 @@ def test_route_errors(method: str, path: str, query: Q, status: int) -> None:
     assert bool(result.allowed) == (status == 405)
 
 
+PAGE_WORDS = ["rev", "log", "file", "tags", "json-rev", "json-log", "json-file", "raw-rev", "raw-file", "archive",
+              "tip.zip", "info", "lfs", "objects", "batch", ".git", "x.git", "..", ".hg", "team", "-x", ""]
+
+
 @given(
     st.sampled_from(["GET", "POST", "PUT", "HEAD", ""]),
-    st.lists(st.text(max_size=20), max_size=40),
+    st.lists(st.one_of(st.text(max_size=20), st.sampled_from(PAGE_WORDS)), max_size=40),
     st.dictionaries(st.sampled_from(["cmd", "service", "x"]), st.lists(st.text(max_size=20), max_size=3)),
 )
 def test_any_request_gets_a_route(method: str, segments: list[str], query: Q) -> None:
