@@ -235,7 +235,7 @@ def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
             return RawFile(file_path.rpartition(b"/")[2], size, chunks)
     prefix = wanted + b"/" if wanted else b""
     below = [f for f in files if f[0].startswith(prefix)]
-    if not below:
+    if not below and files:  # as hgweb: any path of an empty manifest is its (empty) root
         raise ProtocolError("path not found", 404)
     directories = sorted({f[0][len(prefix):].partition(b"/")[0] for f in below if b"/" in f[0][len(prefix):]})
     lines = [b"drwxr-xr-x " + d + b"\n" for d in directories]

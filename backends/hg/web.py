@@ -167,8 +167,7 @@ class _Changesets:
         tags: dict[bytes, list[bytes]] = {}
         for name, node in repo.tags().items():
             tags.setdefault(node, []).append(name)
-        if self.tip != NULL_NODE:
-            tags.setdefault(self.tip, []).append(b"tip")
+        tags.setdefault(self.tip, []).append(b"tip")  # the null node's in an empty repository, as hg's
         marks: dict[bytes, list[bytes]] = {}
         for name, node in repo.stored_bookmarks().items():
             marks.setdefault(node, []).append(name)
@@ -227,7 +226,8 @@ def json_rev(repo: HgRepo, key: str) -> bytes:
         roots = [b'"%s"' % binascii.hexlify(info.cl.node(r)) for r, (p1, p2) in enumerate(info.views.parents)
                  if p1 < 0 and p2 < 0 and info.views.visible[r]]
         return _object([("node", b'"%s"' % binascii.hexlify(NULL_NODE)), ("date", b"[0, 0]"), ("desc", b'""'),
-                        ("branch", b'"default"'), ("bookmarks", b"[]"), ("tags", b"[]"), ("user", b'""'),
+                        ("branch", b'"default"'), ("bookmarks", b"[]"),
+                        ("tags", _list([json_string(n) for n in info.tags.get(NULL_NODE, [])])), ("user", b'""'),
                         ("parents", b"[]"), ("children", _list(roots)), ("files", b"[]"), ("diff", b"[]"),
                         ("phase", b'"public"')])
     changeset = repo.changeset(info.cl, rev)
@@ -546,7 +546,7 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
     lines = [b"", b"# HG changeset patch"]
     if rev < 0:
         return b"\n".join([*lines, b"# User ", b"# Date 0 0", b"# Node ID " + binascii.hexlify(NULL_NODE), b"", b"",
-                           b"", b""])
+                           b"", b"", b""])
     changeset = repo.changeset(cl, rev)
     p1, p2 = cl.parents(Node(node))
     lines += [b"# User " + changeset.user, b"# Date %d %d" % (int(changeset.time), changeset.tz),

@@ -152,3 +152,25 @@ def test_pages_are_made_a_few_at_a_time(served: tuple[RunningServer, Path], reac
     assert raw(server.port("http"), "GET", "/web/json-rev/0").status == 200
     assert raw(server.port("http"), "GET", "/web/json-rev/nosuch").status == 404
     assert slots.tokens == 1
+
+
+def test_an_empty_repository_answers_as_hg_serve_does(make_server: Callable[..., RunningServer],
+                                                      client: Client) -> None:
+    """No changeset at all: the null revision is the tip (tagged ``tip``), any path of its empty
+    manifest is the empty root, and the raw pages are hg serve's bytes too."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "empty"
+    client.hg("init", str(repo))
+    pages = ["json-rev", "json-rev/null", "json-shortlog", "json-changelog", "json-manifest", "json-file/tip",
+             "json-file/tip/a", "json-filelog/tip/a", "json-summary", "json-tags", "json-bookmarks", "json-branches",
+             "raw-rev/tip", "raw-rev/null", "raw-file/tip", "raw-file/tip/a"]
+    with _hg_serve(client, repo) as port:
+        for page in pages:
+            ours = raw(server.port("http"), "GET", f"/empty/{page}")
+            theirs = raw(port, "GET", f"/{page}")
+            assert ours.status == theirs.status, (page, ours.status, theirs.status)
+            if theirs.status == 200:
+                assert ours.body == theirs.body, page
+    for page in ("", "/shortlog", "/rev/tip", "/file/tip", "/tags", "/branches", "/bookmarks"):
+        answer = raw(server.port("http"), "GET", f"/empty{page}", {"Accept": "text/html"})
+        assert answer.status == 200 and answer.headers["content-type"].startswith("text/html"), page
