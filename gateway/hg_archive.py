@@ -8,8 +8,8 @@ pull the repository (hgwire's rules, then its ``[web]`` lists):
   with backpressure, one file at a time, ``ARCHIVE_SLOTS`` at once over the server;
 - ``GET /NAME/raw-file/REV/PATH``: one file (or a directory's listing), streamed;
 - ``GET /NAME/raw-rev/REV``, ``GET /NAME/json-{tags,bookmarks,branches,summary}``, ``GET
-  /NAME/json-{rev,shortlog,changelog,log}[/REV]`` and ``GET /NAME/json-{manifest,file}/REV[/PATH]``
-  (``backends.hg.web``).
+  /NAME/json-{rev,shortlog,changelog,log}[/REV]``, ``GET /NAME/json-{manifest,file}/REV[/PATH]`` and
+  the feeds, ``GET /NAME/{atom,rss}-{log,tags,bookmarks,branches}`` (``backends.hg.web``).
 """
 
 from __future__ import annotations
@@ -223,12 +223,17 @@ def _revcount(value: bytes) -> int | None:
     return max(int(value), 1)
 
 
+PAGE_TYPES = {"raw": b"text/plain; charset=UTF-8", "atom": b"application/atom+xml; charset=utf-8",
+              "rss": b"text/xml; charset=utf-8"}
+"""The content type of an hgweb page by its name's first word (``json-*`` pages: JSON)."""
+
+
 def _send_page(body: bytes | None, request: server.Request, route: Route) -> None:
     if body is None or request.finished or request._disconnected:
         return
     request.setResponseCode(200)
-    json = route.service.startswith("json-")
-    request.setHeader(b"Content-Type", b"application/json" if json else b"text/plain; charset=UTF-8")
+    page = route.service.partition("/")[0]
+    request.setHeader(b"Content-Type", PAGE_TYPES.get(page.partition("-")[0], b"application/json"))
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     request.setHeader(b"Content-Length", b"%d" % len(body))
     if request.method != b"HEAD":

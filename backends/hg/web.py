@@ -7,7 +7,8 @@ as ``[seconds, offset]``) over what pulls can see (no secret or hidden changeset
   (``json-log``);
 - a directory or a file at a revision: ``json-manifest/REV[/PATH]``, ``json-file/REV/PATH``, and a
   file's history, ``json-filelog/REV/PATH`` (``json-log/REV/PATH``);
-- ``raw-rev/REV``, a changeset as a patch (``raw_rev``).
+- ``raw-rev/REV``, a changeset as a patch (``raw_rev``);
+- the feeds, ``atom-log``, ``rss-log`` and those of tags, bookmarks and branches (``backends.hg.feeds``).
 
 Blocking (revlog reads).
 """
@@ -70,6 +71,10 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -
         return json_log(repo, key, kind == "json-shortlog", revcount)
     if kind == SUMMARY:
         return json_summary(repo, url)
+    if kind in FEEDS:
+        from backends.hg import feeds
+
+        return feeds.feed(repo, repo.name, kind, url)
     if kind == FILELOG:
         revision, _, path = key.partition("/")
         return json_filelog(repo, revision or "tip", path, revcount)
@@ -327,6 +332,8 @@ def json_filelog(repo: HgRepo, key: str, path: str, revcount: int | None = None)
 # --- json-summary: what a repository's front page shows --------------------------------------
 
 SUMMARY = "json-summary"
+FEEDS = tuple(f"{style}-{page}" for style in ("atom", "rss") for page in ("log", "tags", "bookmarks", "branches"))
+"""hgweb's feeds (``backends.hg.feeds``)."""
 SUMMARY_ENTRIES = 10
 """Tags, bookmarks and branches the summary lists (hgweb's fixed number)."""
 _ARCHIVE_EXTENSIONS = (("zip", ".zip"), ("gz", ".tar.gz"), ("bz2", ".tar.bz2"))

@@ -174,3 +174,43 @@ def test_an_empty_repository_answers_as_hg_serve_does(make_server: Callable[...,
     for page in ("", "/shortlog", "/rev/tip", "/file/tip", "/tags", "/branches", "/bookmarks"):
         answer = raw(server.port("http"), "GET", f"/empty{page}", {"Accept": "text/html"})
         assert answer.status == 200 and answer.headers["content-type"].startswith("text/html"), page
+
+
+FEED_PAGES = [f"{style}-{page}" for style in ("atom", "rss") for page in ("log", "tags", "bookmarks", "branches")]
+
+
+def test_the_feeds_are_what_hg_serve_writes(served: tuple[RunningServer, Path], client: Client) -> None:
+    """``atom-log``, ``rss-log`` and the tag, bookmark and branch feeds side by side with ``hg serve``
+    (its own URL and the repository's path, which it names the repository by, put in hgwire's):
+    the shared history, then a changeset of twelve files (past ``[web] maxfiles``), authors written
+    every way hg reads them, a description of blanks, several tags on one changeset, a closed
+    branch; an empty repository's too."""
+    server, repo = served
+    hg = ("-R", str(repo))
+    client.hg("update", "-q", *hg, "-r", "max(not secret())")
+    _commit(client, repo, "twelve files", {f"many/{n:02d}.txt": b"%d\n" % n for n in range(12)}, 1_700_001_000)
+    for user in ('"Quoted \\"Q\\" Name" <q@example.com>', "dotted.name@example.com", "Ünïcødé <u@example.com>",
+                 "plain"):
+        (repo / "who.txt").write_text(user)
+        client.hg("commit", "-q", "-A", *hg, "-u", user, "-d", "1700001100 -7200", "-m", f"by {user} <&>")
+    (repo / "who.txt").write_text("blank")
+    client.hg("commit", "-q", *hg, "-u", "t", "-d", "1700001200 0", "-m", " \n ")
+    client.hg("tag", "-q", *hg, "-u", "t", "-d", "1700001300 0", "-r", "2", "also-two", "<second>")
+    client.hg("branch", "-q", *hg, "closing")
+    _commit(client, repo, "to close", {"c.txt": b"c\n"}, 1_700_001_400)
+    client.hg("commit", "-q", *hg, "-u", "t", "-d", "1700001500 0", "--close-branch", "-m", "closed")
+    empty = server.root / "empty"
+    client.hg("init", str(empty))
+    http = server.port("http")
+    for name, path in (("web", repo), ("empty", empty)):
+        with _hg_serve(client, path) as port:
+            for page in FEED_PAGES:
+                ours = raw(http, "GET", f"/{name}/{page}")
+                theirs = raw(port, "GET", f"/{page}")
+                expected = theirs.body.replace(f"http://localhost:{port}/".encode(),
+                                               f"http://127.0.0.1:{http}/{name}/".encode())
+                expected = expected.replace(str(path).encode(), name.encode())
+                assert (ours.status, ours.body) == (theirs.status, expected), (name, page)
+                assert ours.headers["content-type"] == theirs.headers["content-type"], page
+    log = raw(http, "GET", "/web/atom-log").body
+    assert b"(none)" in log and b"many/09.txt<br /><br />" in log and b"&lt;&amp;&gt;" in log
