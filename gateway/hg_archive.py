@@ -14,7 +14,7 @@ pull the repository (hgwire's rules, then its ``[web]`` lists):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from twisted.internet import defer
@@ -229,17 +229,25 @@ PAGE_TYPES = {"raw": b"text/plain; charset=UTF-8", "atom": b"application/atom+xm
 
 
 def _send_page(body: bytes | None, request: server.Request, route: Route) -> None:
+    page = route.service.partition("/")[0]
+    send_page(body, request, route, PAGE_TYPES.get(page.partition("-")[0], b"application/json"), WEB_PAGE_PROTO)
+
+
+def send_page(body: bytes | None, request: server.Request, route: Route, content_type: bytes, proto: str,
+              headers: Mapping[bytes, bytes] | None = None) -> None:
+    """Answer a page made whole (None: its client went away while it waited for a slot)."""
     if body is None or request.finished or request._disconnected:
         return
     request.setResponseCode(200)
-    page = route.service.partition("/")[0]
-    request.setHeader(b"Content-Type", PAGE_TYPES.get(page.partition("-")[0], b"application/json"))
+    request.setHeader(b"Content-Type", content_type)
+    for name, value in (headers or {}).items():
+        request.setHeader(name, value)
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     request.setHeader(b"Content-Length", b"%d" % len(body))
     if request.method != b"HEAD":
         request.write(body)
     request.finish()
-    log.info("{proto} {repo}: {outcome}", proto=WEB_PAGE_PROTO, repo=route.repo, outcome=f"ok: {route.service}")
+    log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo, outcome=f"ok: {route.service}")
 
 
 HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive, RouteKind.HG_RAW_FILE: serve_raw_file,

@@ -26,7 +26,7 @@ from backends.names import validate_name
 from gateway import repo_page
 from gateway.auth import Access
 from gateway.git_http import fail_request
-from gateway.hg_archive import TRANSPORT, page_queued, readable_repo
+from gateway.hg_archive import TRANSPORT, page_queued, readable_repo, send_page
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, site_url
 from gateway.threads import run_blocking
 from protocols import hg_web_html as html
@@ -120,17 +120,8 @@ def render(repo: HgRepo, name: str, url: str, page: list[str], revcount: int = D
 
 
 def _send(body: bytes | None, request: server.Request, route: Route) -> None:
-    if body is None or request.finished or request._disconnected:
-        return
-    request.setResponseCode(200)
-    request.setHeader(b"Content-Type", b"text/html; charset=UTF-8")
-    request.setHeader(b"Content-Security-Policy", html.CONTENT_SECURITY_POLICY)
-    request.setHeader(b"X-Content-Type-Options", b"nosniff")
-    request.setHeader(b"Content-Length", b"%d" % len(body))
-    if request.method != b"HEAD":
-        request.write(body)
-    request.finish()
-    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: {route.service}")
+    send_page(body, request, route, b"text/html; charset=UTF-8", PROTO,
+              {b"Content-Security-Policy": html.CONTENT_SECURITY_POLICY})
 
 
 HANDLERS: dict[RouteKind, Callable[[HttpFront, server.Request, Route], None]] = {RouteKind.HG_WEB_HTML: serve_web_html}

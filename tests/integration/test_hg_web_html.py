@@ -8,23 +8,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import LOOPBACK, Client, RunningServer
 from tests.integration.test_hg_archive import _commit
 from tests.integration.test_hg_http import raw
-from tests.integration.test_hg_web_json import _history
+from tests.integration.test_hg_web_json import served  # noqa: F401 (the shared history, served as "web")
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 HOSTILE = '<script>alert("x")</script>'
-
-
-@pytest.fixture
-def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[RunningServer, Path]:
-    server = make_server("fs", http=[LOOPBACK])
-    repo = server.root / "web"
-    _history(client, repo)
-    return server, repo
 
 
 def _get(server: RunningServer, path: str) -> tuple[int, str, dict[str, str]]:
@@ -56,7 +46,7 @@ def _crawl(server: RunningServer, start: str, limit: int = 400) -> dict[str, str
     return seen
 
 
-def test_every_link_leads_to_a_page(served: tuple[RunningServer, Path], client: Client) -> None:
+def test_every_link_leads_to_a_page(served: tuple[RunningServer, Path], client: Client) -> None:  # noqa: F811
     server, repo = served
     pages = _crawl(server, "/web")
     kinds = {re.sub(r"^/web/?", "", url.split(str(server.port("http")), 1)[1]).split("/")[0] for url in pages}
@@ -123,7 +113,7 @@ def test_the_longest_repository_before_a_page_name_is_the_one(make_server: Calla
     assert _get(server, "/nothing/rev/0")[0] == 404
 
 
-def test_a_reader_the_hgrc_refuses_gets_no_page(served: tuple[RunningServer, Path]) -> None:
+def test_a_reader_the_hgrc_refuses_gets_no_page(served: tuple[RunningServer, Path]) -> None:  # noqa: F811
     server, repo = served
     (repo / ".hg" / "hgrc").write_text("[web]\ndeny_read = *\n")
     for page in ("/web", "/web/shortlog", "/web/rev/0", "/web/file/tip/a.txt", "/web/tags"):
