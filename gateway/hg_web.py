@@ -1,10 +1,12 @@
-"""A Mercurial repository's pages for browsers, at hgweb's URLs (``/NAME/shortlog``,
-``/NAME/rev/REV``, ``/NAME/file/REV/PATH``, ``/NAME/log/REV/PATH``, ``/NAME/tags``…), and its
-summary at ``/NAME`` itself for a browser (a request that accepts ``text/html``).
+"""A repository's pages for browsers, at hgweb's URLs (``/NAME/shortlog``, ``/NAME/rev/REV``,
+``/NAME/file/REV/PATH``, ``/NAME/log/REV/PATH``, ``/NAME/tags``…), and its summary at ``/NAME``
+itself for a browser (a request that accepts ``text/html``).
 
-Each page is made from the data of hgweb's JSON page (``backends.hg.web``) and rendered by
-``protocols.hg_web_html``, for those who may pull the repository (hgwire's rules, then its
-``[web]`` lists), in the same slots as the JSON pages.  As hgweb, the repository is the longest
+A Mercurial repository's page is made from the data of hgweb's JSON page (``backends.hg.web``), a
+git repository's from the same shapes (``backends.git_web``: commits, trees, blobs, its visible
+branches and tags), and both are rendered by ``protocols.hg_web_html``, for those who may clone
+the repository (hgwire's rules, then an hg repository's ``[web]`` lists, a git repository's
+``http.uploadpack`` and ``[git] export_all``), in the same slots as the JSON pages.  As hgweb, the repository is the longest
 name before a page's name that is one (``team/log/rev/5`` is ``team/log``'s changeset 5 when
 ``team/log`` is a repository), and a whole path that names a repository is its summary.
 """
@@ -20,17 +22,20 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import server
 
+from backends.git_web import GitPages
 from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
+from backends.interfaces import Kind
 from backends.names import validate_name
 from gateway import repo_page
 from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_archive import TRANSPORT, page_queued, readable_repo, send_page
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, site_url
+from gateway.policy import check_exported
 from gateway.threads import run_blocking
 from protocols import hg_web_html as html
-from protocols.errors import ProtocolError, UnsafeName
+from protocols.errors import PermissionDenied, ProtocolError, UnsafeName
 
 log = Logger()
 
@@ -82,9 +87,9 @@ def serve_page(front: HttpFront, request: server.Request, name: str, page: Seque
     url = f"{site_url(front, request)}/{quote(name)}"
     revcount = _revcount(request)
     shown = Route(RouteKind.HG_WEB_HTML, name, "/".join(page) or "summary")
-    d: defer.Deferred[Any] = front.authorize(request, name, TRANSPORT, Access.READ)
-    d.addCallback(page_queued, lambda user: render(readable_repo(front, shown, user), name, url, list(page), revcount),
-                  request)
+    transport = "git-http" if name.endswith(".git") else TRANSPORT
+    d: defer.Deferred[Any] = front.authorize(request, name, transport, Access.READ)
+    d.addCallback(page_queued, lambda user: _render_for(front, shown, user, url, list(page), revcount), request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
 
@@ -94,13 +99,29 @@ def _revcount(request: server.Request) -> int:
     return max(1, min(int(value), hg_web.MAX_REVCOUNT - 1)) if value.isdigit() and len(value) < 9 else DEFAULT_REVCOUNT
 
 
+def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page: list[str], revcount: int) -> bytes:
+    """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
+    repo = front.config.backend.open(route.repo)
+    if repo.kind is Kind.GIT:
+        check_exported(front.authorizer, "git-http", route.repo, repo)
+        enabled = getattr(repo, "http_service_enabled", None)
+        if enabled is not None and enabled("git-upload-pack") is False:
+            raise PermissionDenied("Service not enabled: 'upload-pack'")
+        return render_git(GitPages(repo), route.repo, url, page, revcount)
+    return render(readable_repo(front, route, user), route.repo, url, page, revcount)
+
+
 def _data(repo: HgRepo, page: str, revcount: int | None = None, url: str = "/") -> Any:
     return json.loads(hg_web.page(repo, page, revcount, url + "/"))
 
 
+def _split(page: list[str]) -> tuple[str, list[str]]:
+    return (page[0], page[1:]) if page else ("summary", [])
+
+
 def render(repo: HgRepo, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT) -> bytes:
-    """The HTML of ``page`` (blocking: revlog reads)."""
-    kind, rest = (page[0], page[1:]) if page else ("summary", [])
+    """The HTML of a Mercurial repository's ``page`` (blocking: revlog reads)."""
+    kind, rest = _split(page)
     if kind == "summary" and not rest:
         return html.summary(name, url, _data(repo, "json-summary", url=url))
     if kind in NAME_PAGES and not rest:
@@ -110,11 +131,31 @@ def render(repo: HgRepo, name: str, url: str, page: list[str], revcount: int = D
     if kind in LOG_PAGES and len(rest) <= 1:
         data = _data(repo, "/".join(["json-shortlog", *rest]), revcount + 1)
         return html.shortlog(name, url, data, revcount)
-    if (kind in LOG_PAGES and len(rest) > 1) or (kind == "filelog" and len(rest) > 1):
+    if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
         data = _data(repo, "/".join(["json-filelog", *rest]), revcount)
         return html.filelog(name, url, "/".join(rest[1:]), data)
     if kind in FILE_PAGES:
         data = _data(repo, "/".join(["json-file" if kind == "file" else "json-manifest", *(rest or ["tip"])]))
+        return html.file(name, url, data) if "lines" in data else html.directory(name, url, data)
+    raise ProtocolError("no such page", 404)
+
+
+def render_git(pages: GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT) -> bytes:
+    """The HTML of a git repository's ``page``, at the same URLs as a Mercurial repository's (blocking)."""
+    kind, rest = _split(page)
+    if kind == "summary" and not rest:
+        return html.summary(name, url, pages.summary(url))
+    if kind in NAME_PAGES and not rest:
+        return html.names(name, url, {kind: pages.names(kind)}, kind)
+    if kind in ("rev", "changeset") and len(rest) <= 1:
+        return html.changeset(name, url, pages.changeset(rest[0] if rest else "tip"))
+    if kind in LOG_PAGES and len(rest) <= 1:
+        return html.shortlog(name, url, {"changesets": pages.log(rest[0] if rest else "tip", revcount + 1)}, revcount)
+    if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
+        path = "/".join(rest[1:])
+        return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)})
+    if kind in FILE_PAGES:
+        data = pages.tree(rest[0] if rest else "tip", "/".join(rest[1:]))
         return html.file(name, url, data) if "lines" in data else html.directory(name, url, data)
     raise ProtocolError("no such page", 404)
 

@@ -81,7 +81,7 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
 def _send_page(kind: Kind, request: server.Request, route: Route, base: str, front: HttpFront) -> None:
     if request.finished or request._disconnected:
         return
-    if kind is Kind.HG and wants_html(request):  # a browser: the repository's summary, as hg serve shows it
+    if wants_html(request):  # a browser: the repository's summary, as hg serve shows it
         from gateway import hg_web
 
         hg_web.serve_page(front, request, route.repo, [])

@@ -1,5 +1,6 @@
-"""A Mercurial repository's pages for browsers: what ``hg serve`` shows at a repository's URL,
-rendered from the data of its JSON pages (``backends.hg.web``), one function per page.
+"""A repository's pages for browsers: what ``hg serve`` shows at a repository's URL, rendered
+from the data of its JSON pages (``backends.hg.web``), one function per page; a git repository's
+pages from the same shapes of data (``backends.git_web``).
 
 Pure: a page's data (the JSON page parsed) and the repository's URL in, the HTML document out.
 Every piece of history (names, descriptions, paths, file lines) is escaped, every URL built from
@@ -92,7 +93,8 @@ def _changeset_rows(url: str, entries: Sequence[Data]) -> str:
 
 def summary(repo: str, url: str, data: Data) -> bytes:
     """The repository's front page: how to clone it, its latest changesets and its names."""
-    body = [f"<p>Clone it with:</p><p class=\"clone\">hg clone {_text(url)}</p>",
+    clone = data.get("clone", f"hg clone {url}")
+    body = [f"<p>Clone it with:</p><p class=\"clone\">{_text(clone)}</p>",
             "<h3>Latest changes</h3>", _changeset_rows(url, data["shortlog"]),
             "<p>" + _link(url + "/shortlog", "more…") + "</p>"]
     for title, key, name_key in (("Bookmarks", "bookmarks", "bookmark"), ("Branches", "branches", "branch"),
@@ -146,8 +148,9 @@ def changeset(repo: str, url: str, data: Data) -> bytes:
             ("user", _text(data["user"])), ("date", _text(_date(data["date"]))),
             ("parents", " ".join(_link(f"{url}/rev/{p}", _short(p)) for p in data["parents"])),
             ("children", " ".join(_link(f"{url}/rev/{c}", _short(c)) for c in data["children"])),
-            ("phase", _text(data["phase"])),
-            ("patch", _link(f"{url}/raw-rev/{node}", "raw") + " " + _link(f"{url}/file/{node}", "browse files"))]
+            *([("phase", _text(data["phase"]))] if "phase" in data else []),
+            ("more", (_link(f"{url}/raw-rev/{node}", "patch") + " " if "phase" in data else "")
+             + _link(f"{url}/file/{node}", "browse"))]
     table = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
     files = "".join("<tr><td>" + _text(f["status"]) + "</td><td>"
                     + (_link(url + "/file/" + node + "/" + quote(f["file"]), _text(f["file"]))
@@ -198,9 +201,9 @@ def directory(repo: str, url: str, data: Data) -> bytes:
 def file(repo: str, url: str, data: Data) -> bytes:
     """A file at a revision: its lines, numbered, and links to its raw bytes and history."""
     node, path = data["node"], data["path"]
-    links = " ".join((_link(f"{url}/raw-file/{node}/{quote(path)}", "raw"),
-                      _link(f"{url}/log/{node}/{quote(path)}", "history"),
-                      _link(f"{url}/rev/{node}", "changeset " + _short(node))))
+    links = " ".join(([_link(f"{url}/raw-file/{node}/{quote(path)}", "raw")] if data.get("raw", True) else [])
+                     + [_link(f"{url}/log/{node}/{quote(path)}", "history"),
+                        _link(f"{url}/rev/{node}", "changeset " + _short(node))])
     rows = "".join(f'<tr id="l{n}"><td class="n">{n}</td><td><pre>' + _text(line["line"].rstrip("\n"))
                    + "</pre></td></tr>" for n, line in enumerate(data["lines"], 1))
     body = f"<h2>{_text(path)}</h2><p>{links}</p><table class=\"lines\">{rows}</table>"

@@ -119,3 +119,99 @@ def test_a_reader_the_hgrc_refuses_gets_no_page(served: tuple[RunningServer, Pat
     for page in ("/web", "/web/shortlog", "/web/rev/0", "/web/file/tip/a.txt", "/web/tags"):
         status, body, _ = _get(server, page)
         assert status in (401, 403) and "merge side" not in body, page
+
+
+def _git(client: Client, work: Path, *args: str) -> str:
+    return client.git(*args, cwd=work).stdout
+
+
+def _git_history(client: Client, server: RunningServer) -> tuple[Path, Path]:
+    """A bare repository with branches, a merge, tags (annotated and not), a binary file, a link,
+    an executable, nested directories, a submodule entry, hostile names, and a hidden branch."""
+    work = client.cwd / "gitwork"
+    client.git("init", "-q", "-b", "main", str(work))
+    (work / "deep" / "er").mkdir(parents=True)
+    (work / "deep" / "er" / "f.txt").write_text("f\n")
+    (work / "a.txt").write_text("<b>bold</b> & more\n")
+    (work / "run.sh").write_text("#!/bin/sh\n")
+    (work / "run.sh").chmod(0o755)
+    (work / "link").symlink_to("a.txt")
+    _git(client, work, "add", "-A")
+    _git(client, work, "commit", "-q", "-m", "start")
+    _git(client, work, "tag", "light")
+    _git(client, work, "checkout", "-q", "-b", "<side>")
+    (work / '<img src=x onerror="y">&.bin').write_bytes(b"\0binary")
+    _git(client, work, "add", "-A")
+    _git(client, work, "-c", f"user.name={HOSTILE}", "commit", "-q", "-m", f"{HOSTILE}\n\n<i>body</i>")
+    _git(client, work, "checkout", "-q", "main")
+    (work / "a.txt").write_text("<b>bold</b> & more\nsecond\n")
+    _git(client, work, "commit", "-q", "-am", "second line")
+    _git(client, work, "merge", "-q", "--no-edit", "<side>")
+    _git(client, work, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},sub")
+    _git(client, work, "commit", "-q", "-m", "a submodule")
+    _git(client, work, "tag", "-a", "-m", "annotated <tag>", "v1.0")
+    _git(client, work, "checkout", "-q", "-b", "secret")
+    (work / "hidden.txt").write_text("hidden\n")
+    _git(client, work, "add", "-A")
+    _git(client, work, "commit", "-q", "-m", "hidden work")
+    _git(client, work, "checkout", "-q", "main")
+    bare = server.root / "proj.git"
+    client.git("clone", "-q", "--bare", "--no-local", str(work), str(bare))
+    client.git("--git-dir", str(bare), "fetch", "-q", str(work), "secret:refs/heads/secret")
+    client.git("--git-dir", str(bare), "config", "transfer.hideRefs", "refs/heads/secret")
+    return work, bare
+
+
+def test_a_git_repository_has_the_same_pages(make_server: Callable[..., RunningServer], client: Client) -> None:
+    """Every link from a git repository's summary answers; the log is ``git log``'s order; a commit
+    page lists what ``git show`` lists; nothing of the hidden branch shows; history is escaped."""
+    server = make_server("fs", http=[LOOPBACK])
+    _work, bare = _git_history(client, server)
+    pages = _crawl(server, "/proj.git")
+    kinds = {re.sub(r"^/proj\.git/?", "", url.split(str(server.port("http")), 1)[1]).split("/")[0] for url in pages}
+    assert {"", "shortlog", "rev", "file", "log", "tags", "branches"} <= kinds, kinds
+    everything = "".join(pages.values())
+    hidden = client.git("--git-dir", str(bare), "rev-parse", "secret").stdout.strip()
+    assert hidden not in everything and "hidden work" not in everything
+    assert "<script" not in everything and "<i>" not in everything and "<side>" not in everything
+    assert "<img" not in everything and "&lt;img src=x onerror=&quot;y&quot;&gt;&amp;.bin" in everything
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in everything and "&lt;side&gt;" in everything
+    summary = pages[f"http://127.0.0.1:{server.port('http')}/proj.git"]
+    assert f"git clone http://127.0.0.1:{server.port('http')}/proj.git" in summary
+    shortlog = _get(server, "/proj.git/shortlog")[1]
+    expected = client.git("--git-dir", str(bare), "log", "--format=%H", "main").stdout.split()
+    assert re.findall(r"/rev/([0-9a-f]{40})\"", shortlog) == expected
+    merge = client.git("--git-dir", str(bare), "rev-parse", "main~1").stdout.strip()
+    page = _get(server, f"/proj.git/rev/{merge}")[1]
+    for parent in client.git("--git-dir", str(bare), "rev-parse", f"{merge}^1", f"{merge}^2").stdout.split():
+        assert f"/rev/{parent}" in page
+    changed = client.git("--git-dir", str(bare), "diff", "-z", "--name-only", f"{merge}^1", merge).stdout.split("\0")
+    assert all(_escaped(name) in page for name in filter(None, changed))
+    listing = _get(server, "/proj.git/file/v1.0")[1]
+    assert "deep/" in listing and "run.sh" in listing and "sub" in listing
+    assert _get(server, f"/proj.git/rev/{hidden}")[0] == 200  # by id, as a fetch by id gets it
+    assert _get(server, "/proj.git/rev/secret")[0] == 404  # not by its hidden name
+    plain = raw(server.port("http"), "GET", "/proj.git")
+    assert plain.headers["content-type"].startswith("text/plain")
+    client.git("--git-dir", str(bare), "config", "http.uploadpack", "false")  # what a clone may not, a page may not
+    for page in ("/proj.git", "/proj.git/shortlog", f"/proj.git/rev/{merge}", "/proj.git/file/tip"):
+        assert _get(server, page)[0] == 403, page
+
+
+def test_a_git_repository_git_daemon_would_not_export_has_no_page(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[git]\nexport_all = false\n")
+    server = make_server("fs", http=[LOOPBACK], config_file=str(policy))
+    _work, bare = _git_history(client, server)
+    for page in ("/proj.git", "/proj.git/shortlog", "/proj.git/file/tip", "/proj.git/tags"):
+        assert _get(server, page)[0] == 404, page
+    (bare / "git-daemon-export-ok").touch()
+    for page in ("/proj.git", "/proj.git/shortlog", "/proj.git/file/tip", "/proj.git/tags"):
+        assert _get(server, page)[0] == 200, page
+
+
+def _escaped(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)

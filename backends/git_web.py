@@ -1,0 +1,239 @@
+"""What a git repository's pages for browsers show (``gateway.hg_web`` renders them with
+``protocols.hg_web_html``): the same shapes as the Mercurial pages' JSON data, so one renderer
+serves both kinds.  A commit is a changeset (its author and author date, the branches and tags
+at it as labels), a tree a directory, a blob a file.
+
+Only refs a fetch may see are shown (``git_pack.snapshot_refs``: hidden refs left out); a commit
+is found by a ref's name (a branch, a tag, a full ref) or its full id, as a fetch by id finds it.
+Blocking (object reads); texts are bounded as the Mercurial pages bound them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import mimetypes
+import re
+import stat
+from collections.abc import Iterator
+from typing import Any
+
+from dulwich.diff_tree import tree_changes
+from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
+from dulwich.walk import Walker
+
+from backends import git_pack
+from backends.hg.web import MAX_PATCH_TEXT, unified_hunks
+from backends.interfaces import GitRepository
+from protocols.errors import ProtocolError, UnsupportedFeature
+
+_HEX40 = re.compile(rb"[0-9a-f]{40}")
+MAX_FILE_TEXT = 64 << 20
+
+
+class GitPages:
+    """One look at a repository's visible refs, then its pages' data."""
+
+    def __init__(self, repo: GitRepository) -> None:
+        self.repo = repo
+        self.store = repo.object_store
+        snapshot = git_pack.snapshot_refs(repo)
+        self.refs = snapshot.refs
+        self.head = self._head(snapshot)
+        self.branches: dict[bytes, list[str]] = {}
+        self.tags: dict[bytes, list[str]] = {}
+        for name, oid in sorted(self.refs.items()):
+            target = bytes(snapshot.peeled.get(name, oid))
+            if name.startswith(b"refs/heads/"):
+                self.branches.setdefault(target, []).append(_text(name[len(b"refs/heads/"):]))
+            elif name.startswith(b"refs/tags/"):
+                self.tags.setdefault(target, []).append(_text(name[len(b"refs/tags/"):]))
+        self.peeled = snapshot.peeled
+
+    def _head(self, snapshot: git_pack.RefSnapshot) -> bytes | None:
+        target = snapshot.symrefs.get(b"HEAD")
+        oid = snapshot.refs.get(target) if target is not None else snapshot.refs.get(b"HEAD")
+        return bytes(oid) if oid is not None else None
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def resolve(self, key: str) -> bytes:
+        """The commit ``key`` names: ``tip``/``HEAD``, a branch, a tag, a full ref, a full id."""
+        raw = key.encode("utf-8", "surrogateescape")
+        oid: bytes | None = None
+        if raw in (b"tip", b"HEAD"):
+            oid = self.head
+        else:
+            for candidate in (b"refs/heads/" + raw, b"refs/tags/" + raw, b"refs/" + raw, raw):
+                if candidate in self.refs:
+                    oid = bytes(self.refs[candidate])
+                    break
+        if oid is None and _HEX40.fullmatch(raw) and raw in self.store:  # type: ignore[operator]
+            oid = raw
+        if oid is None:
+            raise ProtocolError(f"unknown revision {key[:80]!r}", 404)
+        commit = self._object(oid)
+        for _ in range(16):  # an annotated tag's chain, bounded
+            if not isinstance(commit, Tag):
+                break
+            commit = self._object(commit.object[1])
+        if not isinstance(commit, Commit):
+            raise ProtocolError(f"{key[:80]!r} does not name a commit", 404)
+        return bytes(commit.id)
+
+    def _object(self, oid: bytes) -> Any:
+        try:
+            return self.store[oid]  # type: ignore[index]
+        except KeyError:
+            raise ProtocolError("unknown object", 404) from None
+
+    def _commit(self, oid: bytes) -> Commit:
+        commit = self._object(oid)
+        if not isinstance(commit, Commit):
+            raise ProtocolError("not a commit", 404)
+        return commit
+
+    # -- entries -------------------------------------------------------------------------------
+
+    def entry(self, oid: bytes) -> dict[str, Any]:
+        """A commit as the log pages list a changeset."""
+        commit = self._commit(oid)
+        return {"node": oid.decode(), "date": [float(commit.author_time), -commit.author_timezone],
+                "desc": _text(commit.message), "user": _text(commit.author), "branch": "default",
+                "tags": self.tags.get(oid, []), "bookmarks": self.branches.get(oid, []),
+                "parents": [bytes(p).decode() for p in commit.parents]}
+
+    def log(self, key: str, count: int, path: str = "") -> list[dict[str, Any]]:
+        """``count`` commits from ``key`` down, in ``git log``'s order; with ``path``, those that
+        changed it (dulwich's walk, whose history simplification is not git's own)."""
+        start = self.resolve(key)
+        if path.strip("/"):
+            paths = [path.strip("/").encode("utf-8", "surrogateescape")]
+            walker = Walker(self.store, [ObjectID(start)], max_entries=count, paths=paths)
+            return [self.entry(bytes(item.commit.id)) for item in walker]
+        return [self.entry(oid) for oid in self._walk(start, count)]
+
+    def _walk(self, start: bytes, count: int) -> Iterator[bytes]:
+        """``git log``'s default order: the newest commit date first, commits of the same date in
+        the order they were reached (a parent after its child, first parents first)."""
+        queue = [(-self._commit(start).commit_time, 0, start)]
+        seen = {start}
+        reached = 1
+        while queue and count > 0:
+            _when, _order, oid = heapq.heappop(queue)
+            yield oid
+            count -= 1
+            for parent_id in self._commit(oid).parents:
+                parent = bytes(parent_id)
+                if parent not in seen and parent_id in self.store:
+                    seen.add(parent)
+                    heapq.heappush(queue, (-self._commit(parent).commit_time, reached, parent))
+                    reached += 1
+
+    def summary(self, url: str) -> dict[str, Any]:
+        return {"shortlog": self.log("tip", 10) if self.head is not None else [],
+                "bookmarks": [], "branches": self.names("branches")[:10], "tags": self.names("tags")[:10],
+                "archives": [], "clone": f"git clone {url}"}
+
+    def names(self, kind: str) -> list[dict[str, Any]]:
+        """Branches or tags: newest commit first (``bookmarks``: none in git)."""
+        found = []
+        prefix = {"branches": b"refs/heads/", "tags": b"refs/tags/"}.get(kind)
+        for name, oid in self.refs.items():
+            if prefix is None or not name.startswith(prefix):
+                continue
+            target = bytes(self.peeled.get(name, oid))
+            commit = self._object(target)
+            if isinstance(commit, Commit):
+                found.append((commit.author_time, name, target, commit))
+        key = {"branches": "branch", "tags": "tag"}.get(kind, "bookmark")
+        return [{key: _text(name[len(prefix or b""):]), "node": target.decode(),
+                 "date": [float(commit.author_time), -commit.author_timezone],
+                 **({"status": "open"} if kind == "branches" else {})}
+                for _when, name, target, commit in sorted(found, key=lambda f: (f[0], f[1]), reverse=True)]
+
+    def changeset(self, key: str) -> dict[str, Any]:
+        """A commit with its files and diff against its first parent."""
+        oid = self.resolve(key)
+        commit = self._commit(oid)
+        data = self.entry(oid)
+        parent_tree = self._commit(bytes(commit.parents[0])).tree if commit.parents else None
+        files: list[dict[str, Any]] = []
+        diff: list[dict[str, Any]] = []
+        read = 0
+        for change in tree_changes(self.store, parent_tree, commit.tree):
+            old = change.old if change.old is not None and change.old.path is not None else None
+            new = change.new if change.new is not None and change.new.path is not None else None
+            path = (new.path if new is not None else old.path if old is not None else None) or b""
+            status = "added" if old is None else "removed" if new is None else "modified"
+            files.append({"file": _text(path), "status": status})
+            old_text = self._blob(old.sha, old.mode) if old is not None else b""
+            new_text = self._blob(new.sha, new.mode) if new is not None else b""
+            read += len(old_text) + len(new_text)
+            if read > MAX_PATCH_TEXT:
+                raise UnsupportedFeature(f"this commit's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its diff "
+                                         "is not shown; clone the repository to see it")
+            diff.append({"blockno": len(diff) + 1, "lines": list(_diff_lines(path, status, old_text, new_text))})
+        return {**data, "children": [], "files": files, "diff": diff}
+
+    def _blob(self, sha: bytes | None, mode: int | None) -> bytes:
+        if sha is None or mode is None:
+            return b""
+        if S_ISGITLINK(mode):
+            return b"Subproject commit " + sha + b"\n"
+        blob = self._object(sha)
+        return blob.as_raw_string() if isinstance(blob, Blob) else b""
+
+    def tree(self, key: str, path: str) -> dict[str, Any]:
+        """A directory's entries, or (``lines`` in it) a file's lines, at commit ``key``."""
+        oid = self.resolve(key)
+        wanted = path.strip("/").encode("utf-8", "surrogateescape")
+        obj: Any = self._object(self._commit(oid).tree)
+        mode = stat.S_IFDIR
+        for part in wanted.split(b"/") if wanted else []:
+            if not isinstance(obj, Tree) or part not in obj:
+                raise ProtocolError("path not found", 404)
+            mode, sha = obj[part]
+            if S_ISGITLINK(mode):  # a submodule: the commit it names, as git diff shows it
+                return {"node": oid.decode(), "path": _text(wanted), "raw": False,
+                        "lines": [{"line": "Subproject commit " + sha.decode()}]}
+            obj = self._object(sha)
+        if isinstance(obj, Blob):
+            text = obj.as_raw_string()
+            if len(text) > MAX_FILE_TEXT:
+                raise UnsupportedFeature("this file is too large to be shown here; clone the repository")
+            if b"\0" in text:
+                kind = mimetypes.guess_type(_text(wanted))[0] or "application/octet-stream"
+                text = b"(binary:%s)" % kind.encode()
+            return {"node": oid.decode(), "path": _text(wanted), "raw": False,
+                    "lines": [{"line": _text(line)} for line in text.splitlines(True)]}
+        directories, files = [], []
+        prefix = wanted + b"/" if wanted else b""
+        for entry in obj.items():
+            name, entry_mode, sha = entry.path, entry.mode, entry.sha
+            if stat.S_ISDIR(entry_mode):
+                directories.append({"abspath": _text(b"/" + prefix + name), "basename": _text(name), "emptydirs": ""})
+            else:
+                size = 0
+                if not S_ISGITLINK(entry_mode):
+                    size = len(self._object(sha).as_raw_string())
+                flags = "l" if stat.S_ISLNK(entry_mode) else "x" if entry_mode & 0o111 else ""
+                files.append({"abspath": _text(prefix + name), "basename": _text(name), "size": size,
+                              "flags": "m" if S_ISGITLINK(entry_mode) else flags})
+        return {"node": oid.decode(), "abspath": _text(b"/" + prefix), "directories": directories, "files": files}
+
+
+def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[dict[str, Any]]:
+    """One file's diff lines, typed as the Mercurial pages type them."""
+    if b"\0" in old or b"\0" in new:
+        lines = [b"Binary files differ\n"]
+    else:
+        lines = [(b"--- /dev/null\n" if status == "added" else b"--- a/%s\n" % path),
+                 (b"+++ /dev/null\n" if status == "removed" else b"+++ b/%s\n" % path),
+                 *unified_hunks(old, new)]
+    for number, line in enumerate(lines, 1):
+        kind = line[:1] if line[:1] in (b"+", b"-", b"@") else b""
+        yield {"t": kind.decode(), "n": number, "l": _text(line)}
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
