@@ -22,6 +22,7 @@ from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 from dulwich.walk import Walker
 
 from backends import git_pack
+from backends.hg.archive import RawFile
 from backends.hg.web import MAX_PATCH_TEXT, unified_hunks
 from backends.interfaces import GitRepository
 from protocols.errors import ProtocolError, UnsupportedFeature
@@ -183,6 +184,36 @@ class GitPages:
         blob = self._object(sha)
         return blob.as_raw_string() if isinstance(blob, Blob) else b""
 
+    def raw_file(self, key: str, path: str) -> RawFile:
+        """hgweb's ``raw-file`` for a git repository: a blob's bytes (a link's target), or a tree's
+        listing as hgweb's raw style writes one (``drwxr-xr-x NAME``, then ``-rw-r--r-- SIZE NAME``)."""
+        oid = self.resolve(key)
+        wanted = path.strip("/").encode("utf-8", "surrogateescape")
+        obj: Any = self._object(self._commit(oid).tree)
+        for part in wanted.split(b"/") if wanted else []:
+            if not isinstance(obj, Tree) or part not in obj:
+                raise ProtocolError("path not found", 404)
+            mode, sha = obj[part]
+            if S_ISGITLINK(mode):
+                raise ProtocolError("a submodule has no bytes here", 404)
+            obj = self._object(sha)
+        if isinstance(obj, Blob):
+            size = obj.raw_length()
+            if size > MAX_RAW_FILE:
+                raise UnsupportedFeature(f"this file is larger than {MAX_RAW_FILE >> 20} MiB: clone the repository")
+            return RawFile(wanted.rpartition(b"/")[2], size, iter(obj.as_raw_chunks()))
+        directories, files = [], []
+        for entry in obj.items():
+            if stat.S_ISDIR(entry.mode):
+                directories.append(b"drwxr-xr-x %s\n" % entry.path)
+            else:
+                size = 0 if S_ISGITLINK(entry.mode) else self._object(entry.sha).raw_length()
+                shown = (b"lrwxrwxrwx" if stat.S_ISLNK(entry.mode) else b"-rwxr-xr-x" if entry.mode & 0o111
+                         else b"-rw-r--r--")
+                files.append(b"%s %d %s\n" % (shown, size, entry.path))
+        listing = b"\n" + b"".join(directories) + b"".join(files) + b"\n\n"
+        return RawFile(None, len(listing), iter([listing]))
+
     def tree(self, key: str, path: str) -> dict[str, Any]:
         """A directory's entries, or (``lines`` in it) a file's lines, at commit ``key``."""
         oid = self.resolve(key)
@@ -204,7 +235,7 @@ class GitPages:
             if b"\0" in text:
                 kind = mimetypes.guess_type(_text(wanted))[0] or "application/octet-stream"
                 text = b"(binary:%s)" % kind.encode()
-            return {"node": oid.decode(), "path": _text(wanted), "raw": False,
+            return {"node": oid.decode(), "path": _text(wanted),
                     "lines": [{"line": _text(line)} for line in text.splitlines(True)]}
         directories, files = [], []
         prefix = wanted + b"/" if wanted else b""
@@ -215,11 +246,15 @@ class GitPages:
             else:
                 size = 0
                 if not S_ISGITLINK(entry_mode):
-                    size = len(self._object(sha).as_raw_string())
+                    size = self._object(sha).raw_length()
                 flags = "l" if stat.S_ISLNK(entry_mode) else "x" if entry_mode & 0o111 else ""
                 files.append({"abspath": _text(prefix + name), "basename": _text(name), "size": size,
                               "flags": "m" if S_ISGITLINK(entry_mode) else flags})
         return {"node": oid.decode(), "abspath": _text(b"/" + prefix), "directories": directories, "files": files}
+
+
+MAX_RAW_FILE = 256 << 20
+"""The largest blob ``raw-file`` sends (a blob is read whole; clone the repository for larger ones)."""
 
 
 def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[dict[str, Any]]:

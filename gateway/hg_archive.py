@@ -22,16 +22,19 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
+from backends.git_web import GitPages
 from backends.hg import archive as hg_archive
 from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
+from backends.interfaces import GitRepository, Kind
 from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
+from gateway.policy import check_exported
 from gateway.protected import read_base_hgrc
 from gateway.threads import IteratorProducer, run_blocking
-from protocols.errors import NotARepository, ProtocolError, UnsupportedFeature
+from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.hg_commands import PULL
 
 log = Logger()
@@ -94,7 +97,23 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
 
 def readable_repo(front: HttpFront, route: Route, user: str | None) -> HgRepo:
     """The engine's repository the route names, once its settings let ``user`` pull it (blocking)."""
+    repo = readable_any(front, route, user)
+    if not isinstance(repo, HgRepo):
+        raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
+    return repo
+
+
+def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | GitRepository:
+    """The repository the route names, of either kind, once its settings let ``user`` clone it over
+    HTTP (blocking): an hg repository's ``[web]`` lists, a git repository's ``http.uploadpack`` and
+    ``[git] export_all``."""
     repo = front.config.backend.open(route.repo)
+    if repo.kind is Kind.GIT:
+        check_exported(front.authorizer, "git-http", route.repo, repo)
+        enabled = getattr(repo, "http_service_enabled", None)
+        if enabled is not None and enabled("git-upload-pack") is False:
+            raise PermissionDenied("Service not enabled: 'upload-pack'")
+        return repo
     if not isinstance(repo, HgRepo):
         if getattr(repo, "kind", None) is not None and repo.kind.value == "hg":
             raise UnsupportedFeature("archives and raw files come from repositories of hgwire's own Mercurial engine only")
@@ -145,16 +164,25 @@ def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, prot
 
 def serve_raw_file(front: HttpFront, request: server.Request, route: Route) -> None:
     """hgweb's ``raw-file``: a file's bytes as ``application/binary`` (hgweb's default, ``guessmime``
-    off: a browser never renders them), or a directory's listing as plain text."""
-    d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
+    off: a browser never renders them), or a directory's listing as plain text; for a git
+    repository too (``/NAME.git/raw-file/REF/PATH``: a blob, a tree's listing)."""
+    d: defer.Deferred[Any] = front.authorize(request, route.repo, transport_of(route.repo), Access.READ)
     d.addCallback(lambda user: run_blocking(_read_raw_file, front, route, user))
     d.addCallback(_send_raw_file, request, route)
     d.addErrback(fail_request, request, route.repo, RAW_FILE_PROTO)
 
 
+def transport_of(name: str) -> str:
+    """How a page's request is authorized: as a clone of that kind (by the name, as the repository page does)."""
+    return "git-http" if name.endswith(".git") else TRANSPORT
+
+
 def _read_raw_file(front: HttpFront, route: Route, user: str | None) -> hg_archive.RawFile:
     key, _, path = route.service.partition("/")
-    return hg_archive.raw_file(readable_repo(front, route, user), key, path)
+    repo = readable_any(front, route, user)
+    if isinstance(repo, HgRepo):
+        return hg_archive.raw_file(repo, key, path)
+    return GitPages(repo).raw_file(key, path)
 
 
 def _send_raw_file(found: hg_archive.RawFile, request: server.Request, route: Route) -> None:

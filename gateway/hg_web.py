@@ -25,17 +25,15 @@ from twisted.web import server
 from backends.git_web import GitPages
 from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
-from backends.interfaces import Kind
 from backends.names import validate_name
 from gateway import repo_page
 from gateway.auth import Access
 from gateway.git_http import fail_request
-from gateway.hg_archive import TRANSPORT, page_queued, readable_repo, send_page
+from gateway.hg_archive import page_queued, readable_any, send_page, transport_of
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, site_url
-from gateway.policy import check_exported
 from gateway.threads import run_blocking
 from protocols import hg_web_html as html
-from protocols.errors import PermissionDenied, ProtocolError, UnsafeName
+from protocols.errors import ProtocolError, UnsafeName
 
 log = Logger()
 
@@ -87,8 +85,7 @@ def serve_page(front: HttpFront, request: server.Request, name: str, page: Seque
     url = f"{site_url(front, request)}/{quote(name)}"
     revcount = _revcount(request)
     shown = Route(RouteKind.HG_WEB_HTML, name, "/".join(page) or "summary")
-    transport = "git-http" if name.endswith(".git") else TRANSPORT
-    d: defer.Deferred[Any] = front.authorize(request, name, transport, Access.READ)
+    d: defer.Deferred[Any] = front.authorize(request, name, transport_of(name), Access.READ)
     d.addCallback(page_queued, lambda user: _render_for(front, shown, user, url, list(page), revcount), request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
@@ -101,14 +98,10 @@ def _revcount(request: server.Request) -> int:
 
 def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page: list[str], revcount: int) -> bytes:
     """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
-    repo = front.config.backend.open(route.repo)
-    if repo.kind is Kind.GIT:
-        check_exported(front.authorizer, "git-http", route.repo, repo)
-        enabled = getattr(repo, "http_service_enabled", None)
-        if enabled is not None and enabled("git-upload-pack") is False:
-            raise PermissionDenied("Service not enabled: 'upload-pack'")
-        return render_git(GitPages(repo), route.repo, url, page, revcount)
-    return render(readable_repo(front, route, user), route.repo, url, page, revcount)
+    repo = readable_any(front, route, user)
+    if isinstance(repo, HgRepo):
+        return render(repo, route.repo, url, page, revcount)
+    return render_git(GitPages(repo), route.repo, url, page, revcount)
 
 
 def _data(repo: HgRepo, page: str, revcount: int | None = None, url: str = "/") -> Any:

@@ -5,6 +5,8 @@ longest name before a page's name, and ``/NAME`` is the summary for a browser on
 from __future__ import annotations
 
 import re
+import subprocess
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -193,6 +195,15 @@ def test_a_git_repository_has_the_same_pages(make_server: Callable[..., RunningS
     assert _get(server, "/proj.git/rev/secret")[0] == 404  # not by its hidden name
     plain = raw(server.port("http"), "GET", "/proj.git")
     assert plain.headers["content-type"].startswith("text/plain")
+    for path in ("a.txt", "run.sh", "deep/er/f.txt", "link", '<img src=x onerror="y">&.bin'):
+        got = raw(server.port("http"), "GET", "/proj.git/raw-file/v1.0/" + urllib.parse.quote(path))
+        shown = subprocess.run(["git", "--git-dir", str(bare), "show", f"v1.0:{path}"], capture_output=True,
+                               env=client.env, check=True).stdout
+        assert (got.status, got.body, got.headers["content-type"]) == (200, shown, "application/binary"), path
+    listing = raw(server.port("http"), "GET", "/proj.git/raw-file/main/").body.decode()
+    assert "drwxr-xr-x deep\n" in listing and "-rwxr-xr-x 10 run.sh\n" in listing and "lrwxrwxrwx 5 link\n" in listing
+    assert raw(server.port("http"), "GET", "/proj.git/raw-file/main/sub").status == 404
+    assert raw(server.port("http"), "GET", "/proj.git/raw-file/secret/hidden.txt").status == 404
     client.git("--git-dir", str(bare), "config", "http.uploadpack", "false")  # what a clone may not, a page may not
     for page in ("/proj.git", "/proj.git/shortlog", f"/proj.git/rev/{merge}", "/proj.git/file/tip"):
         assert _get(server, page)[0] == 403, page
