@@ -68,6 +68,11 @@ def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] =
     source = _to_tree(store, oid, ref)
     if colon and path:
         source = ArchiveSource(_subtree(store, source.tree, path, treeish), int(time.time()))  # git: no commit
+    return select(store, source, pathspecs)
+
+
+def select(store: BaseObjectStore, source: ArchiveSource, pathspecs: tuple[Pathspec, ...]) -> ArchiveSource:
+    """``source`` keeping only what the pathspecs select (each must select something)."""
     if not pathspecs:
         return source
     tree = store[ObjectID(source.tree)]

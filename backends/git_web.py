@@ -10,22 +10,26 @@ Blocking (object reads); texts are bounded as the Mercurial pages bound them.
 
 from __future__ import annotations
 
+import bz2
 import heapq
 import mimetypes
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from dulwich.diff_tree import tree_changes
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 from dulwich.walk import Walker
 
-from backends import git_pack
+from backends import git_archive, git_pack
+from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile
 from backends.hg.web import MAX_PATCH_TEXT, unified_hunks
 from backends.interfaces import GitRepository
-from protocols.errors import ProtocolError, UnsupportedFeature
+from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
+from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
 MAX_FILE_TEXT = 64 << 20
@@ -130,10 +134,14 @@ class GitPages:
                     heapq.heappush(queue, (-self._commit(parent).commit_time, reached, parent))
                     reached += 1
 
-    def summary(self, url: str) -> dict[str, Any]:
+    def summary(self, url: str, archives: Collection[str] = ()) -> dict[str, Any]:
+        """The front page: how to clone, the latest commits of HEAD, branches, tags, the archive
+        links of the types ``archives`` allows."""
+        links = [{"type": kind, "url": f"{url}/archive/tip{extension}"}
+                 for kind, (_mime, extension) in ARCHIVE_TYPES.items() if kind in archives and self.head is not None]
         return {"shortlog": self.log("tip", 10) if self.head is not None else [],
                 "bookmarks": [], "branches": self.names("branches")[:10], "tags": self.names("tags")[:10],
-                "archives": [], "clone": f"git clone {url}"}
+                "archives": links, "clone": f"git clone {url}"}
 
     def names(self, kind: str) -> list[dict[str, Any]]:
         """Branches or tags: newest commit first (``bookmarks``: none in git)."""
@@ -214,6 +222,36 @@ class GitPages:
         listing = b"\n" + b"".join(directories) + b"".join(files) + b"\n\n"
         return RawFile(None, len(listing), iter([listing]))
 
+    def archive(self, name: str, key: str, kind: str, path: str, allowed: Collection[str]) -> WebArchive:
+        """hgweb's archive URL for a git repository: commit ``key``'s tree (only ``path`` below it,
+        kept at its place, when given) as ``zip``, ``gz`` (a tar.gz) or ``bz2`` (a tar.bz2), under
+        ``NAME-REF/``, the commit's id in it as ``git archive`` puts it; only a type ``allowed``."""
+        if kind not in ARCHIVE_TYPES:
+            raise ProtocolError("Unsupported archive type", 404)
+        if kind not in allowed:
+            raise PermissionDenied("Archive type not allowed")
+        oid = self.resolve(key)
+        commit = self._commit(oid)
+        source = git_archive.ArchiveSource(bytes(commit.tree), commit.commit_time, commit=oid)
+        if path.strip("/"):
+            spec = Pathspec(path.strip("/"), pattern=False, given=path)
+            try:
+                source = git_archive.select(self.store, source, (spec,))
+            except ArchiveRefused:
+                raise ProtocolError("file(s) not found", 404) from None
+        base = re.sub(r"\W+", "-", name.removesuffix(".git").rstrip("/").rsplit("/", 1)[-1], flags=re.ASCII)
+        version = oid.decode()[:12] if key in ("tip", "HEAD") else re.sub(r"[^\w.+-]+", "-", key, flags=re.ASCII)
+        prefix = f"{base}-{version}/"
+        content_type, extension = ARCHIVE_TYPES[kind]
+        store = self.store
+
+        def chunks() -> Iterator[bytes]:
+            options = ArchiveOptions("zip" if kind == "zip" else "tgz" if kind == "gz" else "tar", prefix, None, key)
+            made = git_archive.archive_chunks(store, source, options)
+            return git_archive.compressed(made, bz2.BZ2Compressor(9)) if kind == "bz2" else made
+
+        return WebArchive(prefix.rstrip("/") + extension, content_type, chunks)
+
     def tree(self, key: str, path: str) -> dict[str, Any]:
         """A directory's entries, or (``lines`` in it) a file's lines, at commit ``key``."""
         oid = self.resolve(key)
@@ -251,6 +289,18 @@ class GitPages:
                 files.append({"abspath": _text(prefix + name), "basename": _text(name), "size": size,
                               "flags": "m" if S_ISGITLINK(entry_mode) else flags})
         return {"node": oid.decode(), "abspath": _text(b"/" + prefix), "directories": directories, "files": files}
+
+
+@dataclass(frozen=True)
+class WebArchive:
+    """A git archive as hgweb's archive URLs send one: its file name, type and chunks."""
+
+    filename: str
+    content_type: str
+    _chunks: Callable[[], Iterator[bytes]]
+
+    def chunks(self) -> Iterator[bytes]:
+        return self._chunks()
 
 
 MAX_RAW_FILE = 256 << 20

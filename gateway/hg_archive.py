@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
-from backends.git_web import GitPages
+from backends.git_web import GitPages, WebArchive
 from backends.hg import archive as hg_archive
 from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
@@ -31,7 +31,7 @@ from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
-from gateway.policy import check_exported
+from gateway.policy import check_exported, git_archives
 from gateway.protected import read_base_hgrc
 from gateway.threads import IteratorProducer, run_blocking
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
@@ -65,7 +65,7 @@ _PAGE_SLOTS = defer.DeferredSemaphore(PAGE_SLOTS)
 
 
 def serve_archive(front: HttpFront, request: server.Request, route: Route) -> None:
-    d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
+    d: defer.Deferred[Any] = front.authorize(request, route.repo, transport_of(route.repo), Access.READ)
     d.addCallback(_queued, front, request, route)
     d.addErrback(fail_request, request, route.repo, PROTO)
 
@@ -81,18 +81,23 @@ def _queued(user: str | None, front: HttpFront, request: server.Request, route: 
 def _make_and_send(user: str | None, front: HttpFront, request: server.Request, route: Route) -> defer.Deferred[None]:
     if request.finished or request._disconnected:  # gone while it waited for a slot
         return defer.succeed(None)
-    made: defer.Deferred[hg_archive.Archive] = run_blocking(_prepare, front, route, user)
+    made: defer.Deferred[hg_archive.Archive | WebArchive] = run_blocking(_prepare, front, route, user)
     return made.addCallback(_send, request, route)
 
 
-def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Archive:
-    """The archive the route names, once the repository's settings let ``user`` pull it (blocking)."""
+def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Archive | WebArchive:
+    """The archive the route names, once the repository's settings let ``user`` pull it (blocking):
+    a Mercurial repository's as hgweb makes it, a git repository's of the types ``[git] archives``
+    allows."""
     last, _, path = route.service.partition("/")
     parsed = hg_archive.split_type(last)
     if parsed is None:
         raise ProtocolError("Unsupported archive type", 404)
     key, kind = parsed
-    return hg_archive.prepare(readable_repo(front, route, user), route.repo, key, kind, path)
+    repo = readable_any(front, route, user)
+    if isinstance(repo, HgRepo):
+        return hg_archive.prepare(repo, route.repo, key, kind, path)
+    return GitPages(repo).archive(route.repo, key, kind, path, git_archives(front.authorizer))
 
 
 def readable_repo(front: HttpFront, route: Route, user: str | None) -> HgRepo:
@@ -123,7 +128,7 @@ def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | G
     return repo
 
 
-def _send(archive: hg_archive.Archive, request: server.Request, route: Route) -> defer.Deferred[None]:
+def _send(archive: hg_archive.Archive | WebArchive, request: server.Request, route: Route) -> defer.Deferred[None]:
     """Stream the archive; the Deferred fires when it is sent, cut or abandoned (never errbacks:
     once the headers are out, a failure can only cut the download, which ``broke`` does)."""
     if request.finished or request._disconnected:

@@ -14,7 +14,7 @@ name before a page's name that is one (``team/log/rev/5`` is ``team/log``'s chan
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +31,7 @@ from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_archive import page_queued, readable_any, send_page, transport_of
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, site_url
+from gateway.policy import git_archives
 from gateway.threads import run_blocking
 from protocols import hg_web_html as html
 from protocols.errors import ProtocolError, UnsafeName
@@ -101,7 +102,7 @@ def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
         return render(repo, route.repo, url, page, revcount)
-    return render_git(GitPages(repo), route.repo, url, page, revcount)
+    return render_git(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer))
 
 
 def _data(repo: HgRepo, page: str, revcount: int | None = None, url: str = "/") -> Any:
@@ -133,11 +134,12 @@ def render(repo: HgRepo, name: str, url: str, page: list[str], revcount: int = D
     raise ProtocolError("no such page", 404)
 
 
-def render_git(pages: GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT) -> bytes:
+def render_git(pages: GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
+               archives: Collection[str] = ()) -> bytes:
     """The HTML of a git repository's ``page``, at the same URLs as a Mercurial repository's (blocking)."""
     kind, rest = _split(page)
     if kind == "summary" and not rest:
-        return html.summary(name, url, pages.summary(url))
+        return html.summary(name, url, pages.summary(url, archives))
     if kind in NAME_PAGES and not rest:
         return html.names(name, url, {kind: pages.names(kind)}, kind)
     if kind in ("rev", "changeset") and len(rest) <= 1:

@@ -28,6 +28,7 @@ The file is TOML (read with ``tomllib``)::
     [git]
     export_all = false                         # git:// and HTTP serve only git repositories marked with
                                                # git-daemon-export-ok, as git daemon without --export-all
+    archives = ["gz", "zip"]                   # git archive downloads over HTTP (none by default)
 
     [limits]                                   # see gateway.limits for every key and its default
     max_request_body = 104857600
@@ -207,6 +208,9 @@ class GitSettings:
     """False: over git:// and HTTP, only git repositories whose git directory holds
     ``git-daemon-export-ok`` are served, as by git daemon without ``--export-all`` and git
     http-backend without ``GIT_HTTP_EXPORT_ALL``; the others are answered as missing."""
+    archives: frozenset[str] = frozenset()
+    """The archive types (``zip``, ``gz``, ``bz2``) git repositories offer at hgweb's archive URLs
+    over HTTP (none by default, as hgweb's ``allow-archive``)."""
 
 
 @dataclass(frozen=True)
@@ -551,7 +555,12 @@ def _parse_git(reader: _Reader, table: Any) -> GitSettings:
     if not isinstance(table, dict):
         raise reader.fail("git", "must be a table: write the settings under [git]")
     reader.known_keys(table, frozenset(f.name for f in fields(GitSettings)), "git.")
-    return GitSettings(export_all=reader.boolean(table.get("export_all", True), "git.export_all"))
+    archives = reader.string_list(table.get("archives", []), "git.archives")
+    for i, kind in enumerate(archives):
+        if kind not in GIT_ARCHIVE_TYPES:
+            raise reader.fail(f"git.archives[{i}]", f"{kind!r} is not an archive type; write zip, gz or bz2")
+    return GitSettings(export_all=reader.boolean(table.get("export_all", True), "git.export_all"),
+                       archives=frozenset(archives))
 
 
 def _parse_limits(reader: _Reader, table: Any) -> Limits:
@@ -687,6 +696,15 @@ def clone_cache(authorizer: Any) -> KeepBounds:
     """The ``[clone_cache]`` bounds in force now (none kept without a policy file that says so)."""
     policy_file = getattr(authorizer, "policy", None)
     return KEEP_NOTHING if policy_file is None else policy_file.current.clone_cache
+
+
+GIT_ARCHIVE_TYPES = ("zip", "gz", "bz2")
+
+
+def git_archives(authorizer: Any) -> frozenset[str]:
+    """``[git] archives`` in force now (none without a policy file that names some)."""
+    policy_file = getattr(authorizer, "policy", None)
+    return frozenset() if policy_file is None else policy_file.current.git.archives
 
 
 def export_all(authorizer: Any) -> bool:

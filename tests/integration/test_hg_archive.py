@@ -153,7 +153,7 @@ def test_a_path_limits_the_archive(served: tuple[RunningServer, Path]) -> None:
     ("/team/proj/archive/tip.zip/no/such/dir", 404, "file(s) not found"),
     ("/team/proj/archive/tip.tar.xz", 404, ""),
     ("/team/other/archive/tip.zip", 404, "not found"),
-    ("/team/code.git/archive/tip.zip", 404, "not a Mercurial repository"),
+    ("/team/code.git/archive/tip.zip", 403, "Archive type not allowed"),
 ])
 def test_refusals(served: tuple[RunningServer, Path], target: str, status: int, reason: str) -> None:
     server, _repo = served

@@ -226,3 +226,50 @@ def _escaped(text: str) -> str:
     import html
 
     return html.escape(text, quote=True)
+
+
+def test_git_archives_are_what_git_archive_makes(make_server: Callable[..., RunningServer], client: Client,
+                                                 tmp_path: Path) -> None:
+    """``/NAME.git/archive/REF.tar.gz`` (``.zip``, ``.tar.bz2``, maybe ``/PATH``) once ``[git]
+    archives`` allows the type: the files ``git archive`` writes under ``NAME-REF/``, the commit's
+    id where ``git get-tar-commit-id`` reads it; a type not allowed is 403, an unknown ref or path
+    404, a hidden branch's name unknown."""
+    import gzip
+    import io
+    import tarfile
+    import zipfile
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[git]\narchives = ["gz", "zip"]\n')
+    server = make_server("fs", http=[LOOPBACK], config_file=str(policy))
+    _work, bare = _git_history(client, server)
+    port = server.port("http")
+
+    def members(data: bytes, kind: str) -> dict[str, bytes]:
+        if kind == "zip":
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                return {i.filename: z.read(i) for i in z.infolist() if not i.is_dir()}
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as t:
+            return {m.name: (t.extractfile(m).read() if m.isfile() else m.linkname.encode())  # type: ignore[union-attr]
+                    for m in t.getmembers() if not m.isdir()}
+
+    reference = subprocess.run(["git", "--git-dir", str(bare), "archive", "--prefix=proj-v1.0/", "v1.0"],
+                               capture_output=True, env=client.env, check=True).stdout
+    expected = members(reference, "tar")
+    assert len(expected) == 5  # a.txt, run.sh, link, deep/er/f.txt, the binary file (a submodule has no files)
+    for extension, kind in ((".tar.gz", "tar"), (".zip", "zip")):
+        got = raw(port, "GET", f"/proj.git/archive/v1.0{extension}")
+        assert got.status == 200 and f'filename="proj-v1.0{extension}"' in got.headers["content-disposition"]
+        assert members(got.body, kind) == expected, extension
+    commit = client.git("--git-dir", str(bare), "rev-parse", "v1.0^{commit}").stdout.strip()
+    tar = raw(port, "GET", "/proj.git/archive/v1.0.tar.gz").body
+    assert subprocess.run(["git", "get-tar-commit-id"], input=gzip.decompress(tar), capture_output=True,
+                          check=True).stdout.decode().strip() == commit
+    part = members(raw(port, "GET", "/proj.git/archive/v1.0.zip/deep").body, "zip")
+    assert part == {k: v for k, v in expected.items() if k.startswith("proj-v1.0/deep/")}
+    assert raw(port, "GET", "/proj.git/archive/v1.0.tar.bz2").status == 403  # not in [git] archives
+    assert raw(port, "GET", "/proj.git/archive/v1.0.zip/no/such").status == 404
+    assert raw(port, "GET", "/proj.git/archive/nosuch.zip").status == 404
+    assert raw(port, "GET", "/proj.git/archive/secret.zip").status == 404  # a hidden branch
+    summary = _get(server, "/proj.git")[1]
+    assert f'href="http://127.0.0.1:{port}/proj.git/archive/tip.tar.gz"' in summary and "tip.tar.bz2" not in summary

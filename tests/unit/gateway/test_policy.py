@@ -162,6 +162,7 @@ def test_repacking_after_pushes_is_on_unless_the_file_turns_it_off(tmp_path: Pat
 def test_every_git_repository_is_exported_unless_the_file_says_otherwise(tmp_path: Path) -> None:
     assert parse_policy("", "x.toml").git == GitSettings(export_all=True)
     assert parse_policy("[git]\nexport_all = false\n", "x.toml").git == GitSettings(export_all=False)
+    assert parse_policy('[git]\narchives = ["zip", "bz2"]\n', "x.toml").git.archives == {"zip", "bz2"}
     assert export_all(Authorizer())
     path = tmp_path / "policy.toml"
     path.write_text("[git]\nexport_all = false\n")
@@ -225,8 +226,10 @@ BROKEN = [
     ("[maintenance]\nauto_pack_limit = true\n", "maintenance.auto_pack_limit: must be an integer"),
     ("[maintenance]\ngc = 1\n", "maintenance.gc: unknown key"),
     ('[git]\nexport_all = "no"\n', "git.export_all: must be true or false"),
-    ("[git]\nexport_ok = true\n", "git.export_ok: unknown key; the keys allowed here are export_all"),
+    ("[git]\nexport_ok = true\n", "git.export_ok: unknown key; the keys allowed here are archives, export_all"),
     ("git = true\n", "git: must be a table: write the settings under [git]"),
+    ('[git]\narchives = ["tgz"]\n', "git.archives[0]: 'tgz' is not an archive type; write zip, gz or bz2"),
+    ('[git]\narchives = "zip"\n', "git.archives: must be a list of strings"),
     ("[clone_cache]\nmax_bytes = 1.5\n", "clone_cache.max_bytes: must be an integer of bytes"),
     ("[clone_cache]\nmax_age = 0\n", "clone_cache.max_age: must be a positive number of seconds"),
     ("[clone_cache]\nsize = 1\n", "clone_cache.size: unknown key"),
