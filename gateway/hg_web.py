@@ -139,19 +139,20 @@ def render_git(pages: GitPages, name: str, url: str, page: list[str], revcount: 
     """The HTML of a git repository's ``page``, at the same URLs as a Mercurial repository's (blocking)."""
     kind, rest = _split(page)
     if kind == "summary" and not rest:
-        return html.summary(name, url, pages.summary(url, archives))
+        return html.summary(name, url, pages.summary(url, archives), git=True)
     if kind in NAME_PAGES and not rest:
-        return html.names(name, url, {kind: pages.names(kind)}, kind)
+        return html.names(name, url, {kind: pages.names(kind)}, kind, git=True)
     if kind in ("rev", "changeset") and len(rest) <= 1:
-        return html.changeset(name, url, pages.changeset(rest[0] if rest else "tip"))
+        return html.changeset(name, url, pages.changeset(rest[0] if rest else "tip"), git=True)
     if kind in LOG_PAGES and len(rest) <= 1:
-        return html.shortlog(name, url, {"changesets": pages.log(rest[0] if rest else "tip", revcount + 1)}, revcount)
+        changesets = pages.log(rest[0] if rest else "tip", revcount + 1)
+        return html.shortlog(name, url, {"changesets": changesets}, revcount, git=True)
     if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
         path = "/".join(rest[1:])
-        return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)})
+        return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=True)
     if kind in FILE_PAGES:
         data = pages.tree(rest[0] if rest else "tip", "/".join(rest[1:]))
-        return html.file(name, url, data) if "lines" in data else html.directory(name, url, data)
+        return html.file(name, url, data, git=True) if "lines" in data else html.directory(name, url, data, git=True)
     raise ProtocolError("no such page", 404)
 
 

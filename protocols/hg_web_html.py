@@ -60,9 +60,11 @@ def _date(value: Sequence[Any]) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S") + f" {sign}{minutes // 60:02d}{minutes % 60:02d}"
 
 
-def _page(repo: str, url: str, title: str, body: str) -> bytes:
-    nav = " ".join(_link(f"{url}/{page}", label) for page, label in (
-        ("shortlog", "log"), ("file/tip", "files"), ("tags", "tags"), ("branches", "branches"), ("bookmarks", "bookmarks")))
+def _page(repo: str, url: str, title: str, body: str, git: bool = False) -> bytes:
+    pages = [("shortlog", "log"), ("file/tip", "files"), ("tags", "tags"), ("branches", "branches")]
+    if not git:  # a git repository has no bookmarks
+        pages.append(("bookmarks", "bookmarks"))
+    nav = " ".join(_link(f"{url}/{page}", label) for page, label in pages)
     home = _link(url, '<span class="repo">' + _text(repo) + "</span>")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{_text(repo)}: {_text(title)}</title>"
             f"<style>{STYLE}</style></head>\n<body><header>{home}{nav}</header>\n<main>{body}</main></body></html>\n"
@@ -91,7 +93,7 @@ def _changeset_rows(url: str, entries: Sequence[Data]) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def summary(repo: str, url: str, data: Data) -> bytes:
+def summary(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """The repository's front page: how to clone it, its latest changesets and its names."""
     clone = data.get("clone", f"hg clone {url}")
     body = [f"<p>Clone it with:</p><p class=\"clone\">{_text(clone)}</p>",
@@ -104,7 +106,7 @@ def summary(repo: str, url: str, data: Data) -> bytes:
     if data["archives"]:
         links = " ".join(_link(a["url"], _text(a["type"])) for a in data["archives"])
         body.append(f"<p>Download the tip: {links}</p>")
-    return _page(repo, url, "summary", "".join(body))
+    return _page(repo, url, "summary", "".join(body), git)
 
 
 def _name_rows(url: str, entries: Sequence[Data], key: str) -> str:
@@ -117,31 +119,31 @@ def _name_rows(url: str, entries: Sequence[Data], key: str) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def names(repo: str, url: str, data: Data, kind: str) -> bytes:
+def names(repo: str, url: str, data: Data, kind: str, git: bool = False) -> bytes:
     """``tags``, ``branches`` or ``bookmarks``: each name, its changeset and date."""
     key = {"tags": "tag", "branches": "branch", "bookmarks": "bookmark"}[kind]
     entries = data[kind]
     body = _name_rows(url, entries, key) if entries else f"<p>No {kind}.</p>"
-    return _page(repo, url, kind, f"<h2>{kind.capitalize()}</h2>{body}")
+    return _page(repo, url, kind, f"<h2>{kind.capitalize()}</h2>{body}", git)
 
 
-def shortlog(repo: str, url: str, data: Data, revcount: int) -> bytes:
+def shortlog(repo: str, url: str, data: Data, revcount: int, git: bool = False) -> bytes:
     """Changesets from a revision down; the one after the last shown links the next page."""
     entries = list(data["changesets"])
     more = entries[revcount] if len(entries) > revcount else None
     body = _changeset_rows(url, entries[:revcount])
     if more is not None:
         body += "<p>" + _link(url + "/shortlog/" + more["node"], "older…") + "</p>"
-    return _page(repo, url, "log", f"<h2>Changes</h2>{body}")
+    return _page(repo, url, "log", f"<h2>Changes</h2>{body}", git)
 
 
-def filelog(repo: str, url: str, path: str, data: Data) -> bytes:
+def filelog(repo: str, url: str, path: str, data: Data, git: bool = False) -> bytes:
     """A file's history: the changesets that made its revisions."""
     body = _changeset_rows(url, data["entries"]) if data["entries"] else "<p>No history.</p>"
-    return _page(repo, url, f"history of {path}", f"<h2>History of {_text(path)}</h2>{body}")
+    return _page(repo, url, f"history of {path}", f"<h2>History of {_text(path)}</h2>{body}", git)
 
 
-def changeset(repo: str, url: str, data: Data) -> bytes:
+def changeset(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """A changeset: its header, description, files and diff."""
     node = data["node"]
     rows = [("changeset", f'<span class="node">{_text(node)}</span>{_labels(data)}'),
@@ -159,7 +161,7 @@ def changeset(repo: str, url: str, data: Data) -> bytes:
     body = (table + '<div class="desc">' + _text(data["desc"]) + "</div>"
             + (f"<h3>Files</h3><table>{files}</table>" if files else "")
             + (f"<h3>Diff</h3>{diff}" if diff else ""))
-    return _page(repo, url, f"changeset {_short(node)}", body)
+    return _page(repo, url, f"changeset {_short(node)}", body, git)
 
 
 _LINE_CLASSES = {"+": "add", "-": "del", "@": "hunk", "": "meta"}
@@ -175,7 +177,7 @@ def _diff_block(block: Data) -> str:
     return "<pre>" + "\n".join(lines) + "</pre><br>"
 
 
-def directory(repo: str, url: str, data: Data) -> bytes:
+def directory(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """A directory at a revision: its subdirectories and files, with sizes and links."""
     node = data["node"]
     path = data["abspath"]
@@ -195,10 +197,10 @@ def directory(repo: str, url: str, data: Data) -> bytes:
     title = f"files at {_short(node)}: {path}"
     body = ("<h2>" + _text(path) + " at " + _link(url + "/rev/" + node, _short(node)) + "</h2><table>"
             + "".join(rows) + "</table>")
-    return _page(repo, url, title, body)
+    return _page(repo, url, title, body, git)
 
 
-def file(repo: str, url: str, data: Data) -> bytes:
+def file(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """A file at a revision: its lines, numbered, and links to its raw bytes and history."""
     node, path = data["node"], data["path"]
     links = " ".join(([_link(f"{url}/raw-file/{node}/{quote(path)}", "raw")] if data.get("raw", True) else [])
@@ -207,4 +209,4 @@ def file(repo: str, url: str, data: Data) -> bytes:
     rows = "".join(f'<tr id="l{n}"><td class="n">{n}</td><td><pre>' + _text(line["line"].rstrip("\n"))
                    + "</pre></td></tr>" for n, line in enumerate(data["lines"], 1))
     body = f"<h2>{_text(path)}</h2><p>{links}</p><table class=\"lines\">{rows}</table>"
-    return _page(repo, url, path, body)
+    return _page(repo, url, path, body, git)
