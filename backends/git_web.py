@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dulwich.diff_tree import tree_changes
-from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
-from dulwich.walk import Walker
+from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 
 from backends import git_archive, git_pack
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
@@ -108,31 +107,53 @@ class GitPages:
                 "parents": [bytes(p).decode() for p in commit.parents]}
 
     def log(self, key: str, count: int, path: str = "") -> list[dict[str, Any]]:
-        """``count`` commits from ``key`` down, in ``git log``'s order; with ``path``, those that
-        changed it (dulwich's walk, whose history simplification is not git's own)."""
+        """``count`` commits from ``key`` down, in ``git log``'s order; with ``path``, those
+        ``git log -- PATH`` shows (its default history simplification)."""
         start = self.resolve(key)
-        if path.strip("/"):
-            paths = [path.strip("/").encode("utf-8", "surrogateescape")]
-            walker = Walker(self.store, [ObjectID(start)], max_entries=count, paths=paths)
-            return [self.entry(bytes(item.commit.id)) for item in walker]
-        return [self.entry(oid) for oid in self._walk(start, count)]
+        parts = tuple(p for p in path.strip("/").encode("utf-8", "surrogateescape").split(b"/") if p)
+        return [self.entry(oid) for oid in self._walk(start, count, parts)]
 
-    def _walk(self, start: bytes, count: int) -> Iterator[bytes]:
+    def _walk(self, start: bytes, count: int, path: tuple[bytes, ...] = ()) -> Iterator[bytes]:
         """``git log``'s default order: the newest commit date first, commits of the same date in
-        the order they were reached (a parent after its child, first parents first)."""
+        the order they were reached (a parent after its child, first parents first).  With a
+        path, as git simplifies history: a commit whose path is as in one of its parents is not
+        shown, and of a merge only the first such parent is followed; others are shown, and all
+        their parents followed."""
         queue = [(-self._commit(start).commit_time, 0, start)]
         seen = {start}
         reached = 1
         while queue and count > 0:
             _when, _order, oid = heapq.heappop(queue)
-            yield oid
-            count -= 1
-            for parent_id in self._commit(oid).parents:
-                parent = bytes(parent_id)
-                if parent not in seen and parent_id in self.store:
+            parents = [bytes(p) for p in self._commit(oid).parents if p in self.store]
+            follow = parents
+            shown = True
+            if path:
+                here = self._at_path(oid, path)
+                same = [p for p in parents if self._at_path(p, path) == here]
+                if same:
+                    shown, follow = False, same[:1]
+                elif not parents:
+                    shown = here is not None
+            if shown:
+                yield oid
+                count -= 1
+            for parent in follow:
+                if parent not in seen:
                     seen.add(parent)
                     heapq.heappush(queue, (-self._commit(parent).commit_time, reached, parent))
                     reached += 1
+
+    def _at_path(self, oid: bytes, path: tuple[bytes, ...]) -> tuple[int, bytes] | None:
+        """The mode and id of what commit ``oid`` holds at ``path`` (None: nothing)."""
+        obj: Any = self._object(self._commit(oid).tree)
+        found: tuple[int, bytes] | None = None
+        for part in path:
+            if not isinstance(obj, Tree) or part not in obj:
+                return None
+            mode, sha = obj[part]
+            found = (mode, bytes(sha))
+            obj = self._object(sha) if stat.S_ISDIR(mode) else None
+        return found
 
     def summary(self, url: str, archives: Collection[str] = ()) -> dict[str, Any]:
         """The front page: how to clone, the latest commits of HEAD, branches, tags, the archive

@@ -183,6 +183,10 @@ def test_a_git_repository_has_the_same_pages(make_server: Callable[..., RunningS
     shortlog = _get(server, "/proj.git/shortlog")[1]
     expected = client.git("--git-dir", str(bare), "log", "--format=%H", "main").stdout.split()
     assert re.findall(r"/rev/([0-9a-f]{40})\"", shortlog) == expected
+    for path in ("a.txt", "deep", "deep/er/f.txt", '<img src=x onerror="y">&.bin', "sub", "link", "nothing"):
+        history = _get(server, "/proj.git/log/main/" + urllib.parse.quote(path))[1]
+        expected = client.git("--git-dir", str(bare), "log", "--format=%H", "main", "--", path).stdout.split()
+        assert re.findall(r"/rev/([0-9a-f]{40})\"", history) == expected, path  # git's history simplification
     merge = client.git("--git-dir", str(bare), "rev-parse", "main~1").stdout.strip()
     page = _get(server, f"/proj.git/rev/{merge}")[1]
     for parent in client.git("--git-dir", str(bare), "rev-parse", f"{merge}^1", f"{merge}^2").stdout.split():
