@@ -83,11 +83,18 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
 
 def serve_page(front: HttpFront, request: server.Request, name: str, page: Sequence[str]) -> None:
     """Page ``page`` (its segments: ``["rev", "tip"]``; empty for the summary) of repository ``name``."""
+    d: defer.Deferred[Any] = front.authorize(request, name, transport_of(name), Access.READ)
+    d.addCallback(lambda user: serve_authorized(front, request, name, page, user))
+    d.addErrback(fail_request, request, name, PROTO)
+
+
+def serve_authorized(front: HttpFront, request: server.Request, name: str, page: Sequence[str],
+                     user: str | None) -> None:
+    """``serve_page`` for a request already let in (the repository page's, for a browser)."""
     url = f"{site_url(front, request)}/{quote(name)}"
     revcount = _revcount(request)
     shown = Route(RouteKind.HG_WEB_HTML, name, "/".join(page) or "summary")
-    d: defer.Deferred[Any] = front.authorize(request, name, transport_of(name), Access.READ)
-    d.addCallback(page_queued, lambda user: _render_for(front, shown, user, url, list(page), revcount), request)
+    d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount), request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
 

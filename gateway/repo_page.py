@@ -1,10 +1,9 @@
 """``GET /NAME`` over HTTP: a short page that says what NAME is and how to clone it;
 ``GET /``: what the server is (a load balancer's health check gets its 200 there).
 
-A person who pastes a clone URL into a browser reads which kind of repository it is
-and the command that clones it, instead of a bare 404; for a Mercurial repository a
-browser (``Accept: text/html``) gets its summary page instead, as ``hg serve`` shows
-one (``gateway.hg_web``).  The page is for those who may read the repository: it is
+A person who pastes a clone URL into a browser (``Accept: text/html``) gets the
+repository's summary page, as ``hg serve`` shows one (``gateway.hg_web``); anything else
+(``curl``) reads which kind of repository it is and the command that clones it.  The page is for those who may read the repository: it is
 authorized as a clone is (hgwire's rules, then an hg repository's ``[web]``
 lists, a git repository's ``http.uploadpack``), so it tells nobody else that the
 name exists.  Plain text with ``nosniff``: of the request, only a ``Host`` that
@@ -41,9 +40,18 @@ KIND_WORDS = {Kind.GIT: ("a Git", "git clone {url}.git"), Kind.HG: ("a Mercurial
 def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> None:
     transport = "git-http" if route.repo.endswith(".git") else "hg-http"
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport, Access.READ)
-    d.addCallback(lambda user: run_blocking(_kind_for, front, route.repo, user))
-    d.addCallback(_send_page, request, route, site_url(front, request), front)
+    d.addCallback(_page_for, front, request, route)
     d.addErrback(fail_request, request, route.repo, PROTO)
+
+
+def _page_for(user: str | None, front: HttpFront, request: server.Request, route: Route) -> Any:
+    if wants_html(request):  # a browser: the repository's summary, as hg serve shows one
+        from gateway import hg_web
+
+        hg_web.serve_authorized(front, request, route.repo, [], user)
+        return None
+    d: defer.Deferred[Kind] = run_blocking(_kind_for, front, route.repo, user)
+    return d.addCallback(_send_page, request, route, site_url(front, request))
 
 
 def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
@@ -78,13 +86,8 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
     send_error(request, 200, body)
 
 
-def _send_page(kind: Kind, request: server.Request, route: Route, base: str, front: HttpFront) -> None:
+def _send_page(kind: Kind, request: server.Request, route: Route, base: str) -> None:
     if request.finished or request._disconnected:
-        return
-    if wants_html(request):  # a browser: the repository's summary, as hg serve shows it
-        from gateway import hg_web
-
-        hg_web.serve_page(front, request, route.repo, [])
         return
     name = strip_git_suffix(route.repo)
     url = f"{base}/{quote(name, safe='/')}"

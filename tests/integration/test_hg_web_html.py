@@ -277,3 +277,16 @@ def test_git_archives_are_what_git_archive_makes(make_server: Callable[..., Runn
     assert raw(port, "GET", "/proj.git/archive/secret.zip").status == 404  # a hidden branch
     summary = _get(server, "/proj.git")[1]
     assert f'href="http://127.0.0.1:{port}/proj.git/archive/tip.tar.gz"' in summary and "tip.tar.bz2" not in summary
+
+
+def test_a_browser_at_the_repository_url_is_one_request(make_server: Callable[..., RunningServer], client: Client,
+                                                        tmp_path: Path) -> None:
+    """The summary a browser gets at ``/NAME`` counts once against ``requests_per_minute``, as the
+    plain page does (it was let in once, not twice)."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[limits]\nrequests_per_minute = 2\n")
+    server = make_server("fs", http=[LOOPBACK], config_file=str(policy))
+    repo = server.root / "counted"
+    client.hg("init", str(repo))
+    _commit(client, repo, "one", {"a.txt": b"a\n"}, 1_700_000_000)
+    assert [_get(server, "/counted")[0] for _ in range(3)] == [200, 200, 429]
