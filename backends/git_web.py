@@ -109,6 +109,8 @@ class GitPages:
     def log(self, key: str, count: int, path: str = "") -> list[dict[str, Any]]:
         """``count`` commits from ``key`` down, in ``git log``'s order; with ``path``, those
         ``git log -- PATH`` shows (its default history simplification)."""
+        if key in ("tip", "HEAD") and self.head is None:
+            return []  # an empty repository (or an unborn HEAD): no commit to show yet
         start = self.resolve(key)
         parts = tuple(p for p in path.strip("/").encode("utf-8", "surrogateescape").split(b"/") if p)
         return [self.entry(oid) for oid in self._walk(start, count, parts)]
@@ -160,7 +162,7 @@ class GitPages:
         links of the types ``archives`` allows."""
         links = [{"type": kind, "url": f"{url}/archive/tip{extension}"}
                  for kind, (_mime, extension) in ARCHIVE_TYPES.items() if kind in archives and self.head is not None]
-        return {"shortlog": self.log("tip", 10) if self.head is not None else [],
+        return {"shortlog": self.log("tip", 10),
                 "bookmarks": [], "branches": self.names("branches")[:10], "tags": self.names("tags")[:10],
                 "archives": links, "clone": f"git clone {url}"}
 

@@ -290,3 +290,13 @@ def test_a_browser_at_the_repository_url_is_one_request(make_server: Callable[..
     client.hg("init", str(repo))
     _commit(client, repo, "one", {"a.txt": b"a\n"}, 1_700_000_000)
     assert [_get(server, "/counted")[0] for _ in range(3)] == [200, 200, 429]
+
+
+def test_an_empty_git_repository_has_its_pages(make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    client.git("init", "-q", "--bare", str(server.root / "new.git"))
+    for page in ("/new.git", "/new.git/shortlog", "/new.git/tags", "/new.git/branches"):
+        assert _get(server, page)[0] == 200, page
+    assert f"git clone http://127.0.0.1:{server.port('http')}/new.git" in _get(server, "/new.git")[1]
+    for page in ("/new.git/rev/tip", "/new.git/file/tip", "/new.git/raw-file/tip/a"):
+        assert _get(server, page)[0] == 404, page
