@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -467,6 +468,20 @@ class DulwichGitRepository:
         if own_limit <= 0:  # packs are not counted, loose objects still are
             return path if git_maintenance.estimate_loose(path) > loose_limit else None
         return path if git_maintenance.needs_repack(path, own_limit, loose_limit) else None
+
+    def description(self) -> bytes | None:
+        """The git directory's ``description`` file (what gitweb shows), its first 4 KiB; None without one."""
+        git_dir = self._disk_git_dir()
+        if git_dir is None:
+            return None
+        try:
+            fd = os.open(os.path.join(git_dir, "description"), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        try:
+            return os.read(fd, 4096) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        finally:
+            os.close(fd)
 
     def daemon_export_ok(self) -> bool:
         """Whether git daemon would serve it without ``--export-all``: its git directory holds

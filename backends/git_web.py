@@ -164,7 +164,15 @@ class GitPages:
                  for kind, (_mime, extension) in ARCHIVE_TYPES.items() if kind in archives and self.head is not None]
         return {"shortlog": self.log("tip", 10),
                 "bookmarks": [], "branches": self.names("branches")[:10], "tags": self.names("tags")[:10],
-                "archives": links, "clone": f"git clone {url}"}
+                "archives": links, "clone": f"git clone {url}", "description": self.description()}
+
+    def description(self) -> str:
+        """The git directory's ``description`` file (gitweb's), unless it is still git's template text."""
+        read = getattr(self.repo, "description", None)
+        text = read() if read is not None else None
+        if not text or text.startswith(b"Unnamed repository;"):
+            return ""
+        return _text(text[:4096].strip())
 
     def names(self, kind: str) -> list[dict[str, Any]]:
         """Branches or tags: newest commit first (``bookmarks``: none in git)."""

@@ -124,7 +124,10 @@ def render(repo: HgRepo, name: str, url: str, page: list[str], revcount: int = D
     """The HTML of a Mercurial repository's ``page`` (blocking: revlog reads)."""
     kind, rest = _split(page)
     if kind == "summary" and not rest:
-        return html.summary(name, url, _data(repo, "json-summary", url=url))
+        settings = repo.web_settings()  # hgweb's [web] description and contact
+        about = {key: settings[key.encode()].decode("utf-8", "replace") for key in ("description", "contact")
+                 if settings.get(key.encode())}
+        return html.summary(name, url, {**_data(repo, "json-summary", url=url), **about})
     if kind in NAME_PAGES and not rest:
         return html.names(name, url, _data(repo, f"json-{kind}"), kind)
     if kind in ("rev", "changeset") and len(rest) <= 1:

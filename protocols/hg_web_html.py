@@ -94,9 +94,11 @@ def _changeset_rows(url: str, entries: Sequence[Data]) -> str:
 
 
 def summary(repo: str, url: str, data: Data, git: bool = False) -> bytes:
-    """The repository's front page: how to clone it, its latest changesets and its names."""
+    """The repository's front page: what it is (``description``, ``contact`` when the data has
+    them), how to clone it, its latest changesets and its names."""
     clone = data.get("clone", f"hg clone {url}")
-    body = [f"<p>Clone it with:</p><p class=\"clone\">{_text(clone)}</p>",
+    about = "".join(f"<p>{_text(data[key])}</p>" for key in ("description", "contact") if data.get(key))
+    body = [about, f"<p>Clone it with:</p><p class=\"clone\">{_text(clone)}</p>",
             "<h3>Latest changes</h3>", _changeset_rows(url, data["shortlog"]),
             "<p>" + _link(url + "/shortlog", "more…") + "</p>"]
     for title, key, name_key in (("Bookmarks", "bookmarks", "bookmark"), ("Branches", "branches", "branch"),

@@ -115,6 +115,18 @@ def test_the_longest_repository_before_a_page_name_is_the_one(make_server: Calla
     assert _get(server, "/nothing/rev/0")[0] == 404
 
 
+def test_the_summary_says_what_the_repository_is(served: tuple[RunningServer, Path],  # noqa: F811
+                                                 client: Client) -> None:
+    server, repo = served
+    (repo / ".hg" / "hgrc").write_text("[web]\ndescription = The <web> repository & co\ncontact = Ann <a@x>\n")
+    summary = _get(server, "/web")[1]
+    assert "<p>The &lt;web&gt; repository &amp; co</p><p>Ann &lt;a@x&gt;</p>" in summary
+    _work, bare = _git_history(client, server)
+    assert "Unnamed repository" not in _get(server, "/proj.git")[1]  # git's template text is not shown
+    (bare / "description").write_text("Our <git> project\n")
+    assert "<p>Our &lt;git&gt; project</p>" in _get(server, "/proj.git")[1]
+
+
 def test_a_reader_the_hgrc_refuses_gets_no_page(served: tuple[RunningServer, Path]) -> None:  # noqa: F811
     server, repo = served
     (repo / ".hg" / "hgrc").write_text("[web]\ndeny_read = *\n")
