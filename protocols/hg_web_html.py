@@ -11,6 +11,7 @@ percent-encoded parts; the documents hold no script (the gateway also forbids on
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -39,12 +40,25 @@ pre { margin: 0; }
 CONTENT_SECURITY_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'"
 
 
+_NOT_UTF8 = re.compile("[\ud800-\udfff]")
+"""Bytes of history that were not UTF-8 (the JSON data's ``\\udcXX``)."""
+
+
 def _text(value: Any) -> str:
-    return escape(str(value), quote=True)
+    """``value`` escaped for HTML, a byte that was not UTF-8 shown as U+FFFD."""
+    return escape(_NOT_UTF8.sub("\ufffd", str(value)), quote=True)
 
 
 def _link(url: str, text: str) -> str:
     return f'<a href="{_text(url)}">{text}</a>'
+
+
+def _path_link(url: str, path: str, text: str) -> str:
+    """A link to ``url`` + the percent-encoded ``path``; plain ``text`` for a path that is not
+    UTF-8 (hgwire's URLs are: such a file is shown, not linked)."""
+    if any(0xD800 <= ord(ch) < 0xE000 for ch in path):
+        return text
+    return _link(url + quote(path), text)
 
 
 def _short(node: str) -> str:
@@ -157,7 +171,7 @@ def changeset(repo: str, url: str, data: Data, git: bool = False) -> bytes:
              + _link(f"{url}/file/{node}", "browse"))]
     table = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
     files = "".join("<tr><td>" + _text(f["status"]) + "</td><td>"
-                    + (_link(url + "/file/" + node + "/" + quote(f["file"]), _text(f["file"]))
+                    + (_path_link(url + "/file/" + node + "/", f["file"], _text(f["file"]))
                        if f["status"] != "removed" else _text(f["file"])) + "</td></tr>" for f in data["files"])
     diff = "".join(_diff_block(block) for block in data["diff"])
     body = (table + '<div class="desc">' + _text(data["desc"]) + "</div>"
@@ -187,14 +201,13 @@ def directory(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     rows = []
     if path != "/":
         parent = path.rstrip("/").rpartition("/")[0]
-        rows.append(f"<tr><td>{_link(base + quote(parent + '/'), '..')}</td><td></td></tr>")
+        rows.append(f"<tr><td>{_path_link(base, parent + '/', '..')}</td><td></td></tr>")
     for d in data["directories"]:
         shown = d["basename"] + ("/" + d["emptydirs"] if d["emptydirs"] else "")
         target = d["abspath"] + ("/" + d["emptydirs"] if d["emptydirs"] else "")
-        rows.append(f"<tr><td>{_link(base + quote(target), _text(shown) + '/')}</td><td></td></tr>")
+        rows.append(f"<tr><td>{_path_link(base, target, _text(shown) + '/')}</td><td></td></tr>")
     for f in data["files"]:
-        target = base + "/" + quote(f["abspath"])
-        rows.append(f"<tr><td>{_link(target, _text(f['basename']))}</td>"
+        rows.append(f"<tr><td>{_path_link(base + '/', f['abspath'], _text(f['basename']))}</td>"
                     f"<td>{int(f['size'])}</td><td>{_text(f['flags'])}</td></tr>")
     title = f"files at {_short(node)}: {path}"
     body = ("<h2>" + _text(path) + " at " + _link(url + "/rev/" + node, _short(node)) + "</h2><table>"
@@ -205,8 +218,8 @@ def directory(repo: str, url: str, data: Data, git: bool = False) -> bytes:
 def file(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """A file at a revision: its lines, numbered, and links to its raw bytes and history."""
     node, path = data["node"], data["path"]
-    links = " ".join(([_link(f"{url}/raw-file/{node}/{quote(path)}", "raw")] if data.get("raw", True) else [])
-                     + [_link(f"{url}/log/{node}/{quote(path)}", "history"),
+    links = " ".join(([_path_link(f"{url}/raw-file/{node}/", path, "raw")] if data.get("raw", True) else [])
+                     + [_path_link(f"{url}/log/{node}/", path, "history"),
                         _link(f"{url}/rev/{node}", "changeset " + _short(node))])
     rows = "".join(f'<tr id="l{n}"><td class="n">{n}</td><td><pre>' + _text(line["line"].rstrip("\n"))
                    + "</pre></td></tr>" for n, line in enumerate(data["lines"], 1))

@@ -312,3 +312,24 @@ def test_an_empty_git_repository_has_its_pages(make_server: Callable[..., Runnin
     assert f"git clone http://127.0.0.1:{server.port('http')}/new.git" in _get(server, "/new.git")[1]
     for page in ("/new.git/rev/tip", "/new.git/file/tip", "/new.git/raw-file/tip/a"):
         assert _get(server, page)[0] == 404, page
+
+
+def test_file_names_that_are_not_utf8_are_shown_not_linked(make_server: Callable[..., RunningServer],
+                                                           client: Client) -> None:
+    """A name hg stored as bytes that are not UTF-8 is shown (with a replacement character) on every
+    page, never breaks one, and is not linked (hgwire's URLs are UTF-8)."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "latin"
+    client.hg("init", str(repo))
+    (repo / "plain.txt").write_text("p\n")
+    with open(bytes(repo) + b"/caf\xe9.txt", "wb") as f:
+        f.write(b"x\n")
+    (Path(bytes(repo / "x").decode()).parent / "d").mkdir()
+    with open(bytes(repo) + b"/d/\xe0.txt", "wb") as f:
+        f.write(b"y\n")
+    client.hg("commit", "-q", "-A", "-R", str(repo), "-u", "t", "-d", "1700000000 0", "-m", "latin")
+    pages = _crawl(server, "/latin")
+    assert len(pages) > 5
+    everything = "".join(pages.values())
+    assert "caf\ufffd.txt" in everything and "\ufffd.txt" in everything
+    assert _get(server, "/latin/file/tip/plain.txt")[0] == 200
