@@ -483,6 +483,20 @@ class DulwichGitRepository:
         finally:
             os.close(fd)
 
+    def daemon_service_enabled(self, key: str) -> bool | None:
+        """git daemon's per-repository service switch ``daemon.<key>`` (``uploadarch``,
+        ``uploadpack``, ``receivepack``); None when the config does not set it.
+
+        A value git would not read refuses the request (``StorageError``, whose sentence the client sees).
+        """
+        value = self._config_last(b"daemon", key.lower().encode())
+        if value is None:
+            return None
+        try:
+            return _git_bool(value, f"daemon.{key}")
+        except ConfigValueError as exc:
+            raise StorageError(str(exc)) from None
+
     def daemon_export_ok(self) -> bool:
         """Whether git daemon would serve it without ``--export-all``: its git directory holds
         ``git-daemon-export-ok`` (a repository in memory has none)."""

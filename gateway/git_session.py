@@ -785,7 +785,7 @@ class UploadArchiveSession(_GitSession):
         self._repo: GitRepository | None = None
 
     def start(self) -> None:
-        self._run(self._opened, open_git_repo, self.ctx)
+        self._run(self._opened, _open_for_archive, self.ctx)
 
     def _opened(self, repo: GitRepository) -> None:
         self._repo = repo
@@ -831,6 +831,19 @@ class UploadArchiveSession(_GitSession):
             self._fail(failure)
 
 
+def _open_for_archive(ctx: SessionContext) -> GitRepository:
+    """The repository, once upload-archive may run on it: over SSH always (the login decides), over
+    git:// only where its config sets ``daemon.uploadarch = true``, git daemon's own switch for this
+    service (off by default there too)."""
+    repo = open_git_repo(ctx)
+    if ctx.transport == "git-daemon":
+        enabled = getattr(repo, "daemon_service_enabled", None)
+        if enabled is None or enabled("uploadarch") is not True:
+            raise PermissionDenied("service not enabled: upload-archive is off over git:// for this repository "
+                                   "(its config can turn it on: git config daemon.uploadarch true)")
+    return repo
+
+
 ARCHIVE_WRITE_SIZE = 1 << 20
 """Largest piece of archive framed and written at once."""
 
@@ -854,8 +867,9 @@ _SESSIONS: dict[Service, Callable[[SessionContext, Channel], GitSession]] = {
     Service.RECEIVE_PACK: ReceivePackSession,
     Service.UPLOAD_ARCHIVE: UploadArchiveSession,
 }
-ARCHIVE_TRANSPORTS = frozenset({"git-ssh"})
-"""Where git-upload-archive runs (git-daemon, too, leaves it off unless asked)."""
+ARCHIVE_TRANSPORTS = frozenset({"git-ssh", "git-daemon"})
+"""Where git-upload-archive runs: over SSH, and over git:// for a repository whose config sets
+``daemon.uploadarch`` (git daemon, too, leaves it off unless asked)."""
 _V2_SESSIONS: dict[Service, Callable[[SessionContext, Channel], GitSession]] = {
     Service.UPLOAD_PACK: UploadPackV2Session,
 }
@@ -875,7 +889,7 @@ def make_git_session(service: str, ctx: SessionContext, channel: Channel) -> Ses
         if factory is None:
             raise UnsupportedFeature(f"service '{service}' is not supported yet")
         if kind is Service.UPLOAD_ARCHIVE and ctx.transport not in ARCHIVE_TRANSPORTS:
-            raise UnsupportedFeature(f"service '{service}' is served over SSH only")
+            raise UnsupportedFeature(f"service '{service}' is served over SSH and git:// only")
     except UnsupportedFeature as exc:
         return _RefusedSession(ctx, channel, exc)
     session = factory(ctx, channel)

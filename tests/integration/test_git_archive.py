@@ -207,3 +207,32 @@ def test_dangerous_arguments_get_a_nack(served: Served, ssh_keys: SshKeys, argum
     option = argument.split(b"=")[0]
     assert _raw(served, ssh_keys, argument, b"HEAD") == b"%04xNACK option not allowed: %s\n" % (
         len(option) + 30, option)
+
+
+def test_over_git_protocol_only_where_the_repository_turns_it_on(make_server: Callable[..., RunningServer],
+                                                                  client: Client) -> None:
+    """``git archive --remote=git://…``: off, as git daemon leaves upload-archive off, until the
+    repository's config sets ``daemon.uploadarch``; then the same files as ``git archive``."""
+    from tests.conftest import LOOPBACK
+
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "daemon-src"
+    client.git("init", "-q", work)
+    for name, content in FILES.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(content)
+    client.git("add", ".", cwd=work)
+    client.git("commit", "-qm", "first", cwd=work)
+    bare = server.root / "arch.git"
+    client.git("clone", "-q", "--bare", "--no-local", str(work), str(bare))
+    url = server.git_url("arch.git")
+    refused = client.git("archive", f"--remote={url}", "HEAD", check=False)
+    assert refused.returncode != 0 and "git config daemon.uploadarch true" in refused.stderr
+    client.git("--git-dir", str(bare), "config", "daemon.uploadarch", "true")
+    remote = subprocess.run(["git", "archive", f"--remote={url}", "--format=tar", "HEAD"], env=client.env,
+                            capture_output=True, check=True).stdout
+    local = subprocess.run(["git", "--git-dir", str(bare), "archive", "--format=tar", "HEAD"], env=client.env,
+                           capture_output=True, check=True).stdout
+    assert _tar_contents(remote) == _tar_contents(local) and set(_tar_contents(remote)) == set(FILES)
+    client.git("--git-dir", str(bare), "config", "daemon.uploadarch", "false")
+    assert client.git("archive", f"--remote={url}", "HEAD", check=False).returncode != 0
