@@ -16,7 +16,6 @@ import fnmatch
 import itertools
 import re
 import stat
-import tarfile
 import time
 import zipfile
 import zlib
@@ -24,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from dulwich.archive import ChunkedBytesIO
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
@@ -228,7 +226,7 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     prefix = options.prefix.encode("utf-8")
     entries = _entries(store, tree, prefix, 0, original, commit=commit if isinstance(commit, Commit) else None)
     if prefix:  # the prefix's own directory entry, first, as git writes it
-        entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None)], entries)
+        entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None, bytes(tree.id))], entries)
     if options.kind == "zip":
         return _zip_chunks(entries, source.mtime, options.level, source.commit)
     tar = _tar_chunks(entries, source.mtime, source.commit)
@@ -241,40 +239,102 @@ TAR_FILE_MODE, TAR_EXEC_MODE, TAR_DIR_MODE = 0o664, 0o775, 0o775
 """git's modes in a tar (0666, 0777 less its default ``tar.umask`` of 002)."""
 
 
-Entries = Iterator[tuple[bytes, int, "Blob | None"]]
+Entries = Iterator[tuple[bytes, int, "Blob | None", bytes]]
+"""(path, mode, the blob or None for a directory or submodule, the entry's object id)."""
 
 
 def _tar_chunks(entries: Entries, mtime: int, commit: bytes | None) -> Iterator[bytes]:
-    """A POSIX (pax) tar as git-archive writes one: a global header with the commit id (what
-    ``git get-tar-commit-id`` reads), directory entries, symbolic links as links, submodules
-    as empty directories, owner root; one entry at a time."""
-    spool = Spool()
-    headers = {"comment": commit.decode("ascii")} if commit is not None else {}
-    with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT, pax_headers=headers,  # type: ignore[call-overload]
-                      encoding="utf-8", errors="surrogateescape") as tar:
-        for path, mode, obj in entries:
-            if stat.S_ISDIR(mode) or mode & 0o170000 == 0o160000:
-                tar.addfile(_tar_info(path, tarfile.DIRTYPE, TAR_DIR_MODE, mtime))
-            elif stat.S_ISLNK(mode):
-                assert obj is not None
-                info = _tar_info(path, tarfile.SYMTYPE, 0o777, mtime)
-                info.linkname = obj.as_raw_string().decode("utf-8", "surrogateescape")
-                tar.addfile(info)
+    """A tar as git-archive writes one, byte for byte: a pax global header with the commit id (what
+    ``git get-tar-commit-id`` reads), directory entries, symbolic links as links, submodules as
+    empty directories, owner root; a path too long for the header's fields goes in a pax extended
+    header; zeros to git's 10 KiB blocks at the end.  One entry at a time."""
+    written = 0
+    if commit is not None:
+        record = _pax_record("comment", commit)
+        head = _tar_header(b"pax_global_header", 0o100666, len(record), mtime, b"g")
+        yield head + _padded(record)
+        written += len(head) + len(_padded(record))
+    for path, mode, obj, oid in entries:
+        hex_id = oid.hex().encode() if len(oid) == 20 else oid
+        if obj is None:  # a directory, or a submodule: an empty directory
+            name, kind, size, perm, link = path + b"/", b"5", 0, TAR_DIR_MODE, b""
+        elif stat.S_ISLNK(mode):
+            name, kind, size, perm, link = path, b"2", 0, 0o777, obj.as_raw_string()
+        else:
+            name, kind, size, perm, link = path, b"0", obj.raw_length(), \
+                TAR_EXEC_MODE if mode & 0o100 else TAR_FILE_MODE, b""
+        extended = b""
+        prefix = b""
+        if len(name) > 100:
+            cut = _path_prefix(name)
+            if cut > 0 and len(name) - cut - 1 <= 100:
+                prefix, name = name[:cut], name[cut + 1:]
             else:
-                assert obj is not None
-                info = _tar_info(path, tarfile.REGTYPE, TAR_EXEC_MODE if mode & 0o100 else TAR_FILE_MODE, mtime)
-                info.size = obj.raw_length()
-                tar.addfile(info, ChunkedBytesIO(obj.chunked))
-            yield spool.drain()
-    yield spool.drain()
+                extended += _pax_record("path", name)
+                name = hex_id + b".data"
+        if len(link) > 100:
+            extended += _pax_record("linkpath", link)
+            link = b"see " + hex_id + b".paxheader"
+        if extended:
+            head = _tar_header(hex_id + b".paxheader", 0o100666, len(extended), mtime, b"x")
+            yield head + _padded(extended)
+            written += len(head) + len(_padded(extended))
+        head = _tar_header(name, (stat.S_IFREG if kind == b"0" else 0) | perm, size, mtime, kind, link, prefix)
+        yield head
+        written += len(head)
+        if kind == b"0":
+            assert obj is not None
+            yield from obj.chunked
+            rest = -size % TAR_RECORD
+            yield b"\0" * rest
+            written += size + rest
+    # git's trailer: zeros to the end of its 10 KiB block, and another block if that left less than two records
+    tail = -written % TAR_BLOCK
+    yield b"\0" * (tail + (TAR_BLOCK if tail < 2 * TAR_RECORD else 0))
 
 
-def _tar_info(path: bytes, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(path.decode("utf-8", "surrogateescape"))
-    info.type, info.mode, info.mtime = kind, mode, mtime
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    return info
+TAR_RECORD, TAR_BLOCK = 512, 512 * 20
+
+
+def _tar_header(name: bytes, mode: int, size: int, mtime: int, kind: bytes, link: bytes = b"",
+                prefix: bytes = b"") -> bytes:
+    """A ustar header as git fills one: octal fields of fixed widths, owner root, its checksum."""
+    def octal(value: int, width: int) -> bytes:
+        return b"%0*o\0" % (width - 1, value)
+
+    fields = [name.ljust(100, b"\0")[:100], octal(mode & 0o7777, 8), octal(0, 8), octal(0, 8),
+              octal(size if stat.S_ISREG(mode) else 0, 12), octal(mtime, 12), b" " * 8, kind,
+              link.ljust(100, b"\0")[:100], b"ustar\0", b"00", b"root".ljust(32, b"\0"), b"root".ljust(32, b"\0"),
+              octal(0, 8), octal(0, 8), prefix.ljust(155, b"\0")[:155]]
+    header = b"".join(fields).ljust(TAR_RECORD, b"\0")
+    checksum = octal(sum(header), 8)
+    return header[:148] + checksum + header[156:]
+
+
+def _path_prefix(path: bytes) -> int:
+    """Where a long path may be cut into the header's prefix (155 bytes at most) and name: at a
+    ``/`` (not a directory's last one); 0 when it cannot be."""
+    at = len(path)
+    if at > 1 and path[at - 1:at] == b"/":
+        at -= 1
+    at = min(at, 155)
+    at -= 1
+    while at > 0 and path[at:at + 1] != b"/":
+        at -= 1
+    return max(at, 0)
+
+
+def _pax_record(keyword: str, value: bytes) -> bytes:
+    """A pax extended header record, ``LEN KEYWORD=VALUE\\n``, LEN counting its own digits."""
+    body = b" %s=%s\n" % (keyword.encode(), value)
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length:
+        length = len(b"%d" % length) + len(body)
+    return b"%d" % length + body
+
+
+def _padded(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % TAR_RECORD)
 
 
 def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, original: Tree | None = None,
@@ -305,7 +365,7 @@ def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, orig
             continue
         path = prefix + entry.path
         if stat.S_ISDIR(entry.mode):
-            yield path, entry.mode, None
+            yield path, entry.mode, None, bytes(entry.sha)
             subtree = _get(store, entry.sha)
             below = None
             if original is not None and entry.path in original:
@@ -314,14 +374,14 @@ def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, orig
             if isinstance(subtree, Tree):
                 yield from _entries(store, subtree, path + b"/", depth + 1, below, rules, relative + "/", commit)
         elif entry.mode & 0o170000 == 0o160000:
-            yield path, entry.mode, None
+            yield path, entry.mode, None, bytes(entry.sha)
         else:
             obj = _get(store, entry.sha)
             if isinstance(obj, Blob):
                 if commit is not None and rules and not stat.S_ISLNK(entry.mode) and \
                         _attribute(rules, "export-subst", relative, False):
                     obj = _substituted(obj, commit)
-                yield path, entry.mode, obj
+                yield path, entry.mode, obj, bytes(entry.sha)
 
 
 GITATTRIBUTES = b".gitattributes"
@@ -479,7 +539,7 @@ def _zip_chunks(entries: Entries, mtime: int, level: int | None, commit: bytes |
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:  # type: ignore[call-overload]
         if commit is not None:
             archive.comment = commit
-        for path, mode, blob in entries:
+        for path, mode, blob, _oid in entries:
             if blob is None:  # a directory, or a submodule: an empty one
                 info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape") + "/", date_time=date)
                 info.create_system, info.external_attr = 0, 0x10  # git's: MS-DOS, the directory bit

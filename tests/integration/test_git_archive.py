@@ -236,3 +236,27 @@ def test_over_git_protocol_only_where_the_repository_turns_it_on(make_server: Ca
     assert _tar_contents(remote) == _tar_contents(local) and set(_tar_contents(remote)) == set(FILES)
     client.git("--git-dir", str(bare), "config", "daemon.uploadarch", "false")
     assert client.git("archive", f"--remote={url}", "HEAD", check=False).returncode != 0
+
+
+def test_a_tar_is_byte_for_byte_git_archives(served: Served) -> None:
+    """The tar itself equals git's, so a checksum of a release archive is the same from hgwire as
+    from ``git archive``: headers, a path cut into the header's prefix, paths and a link target too
+    long for any field (pax extended headers), a directory name too long, an empty file, a file of
+    exactly a record, a submodule, a prefix, a tree-ish with a path, pathspecs."""
+    work = served.client.cwd / "src-repo"
+    long_dir = "d" * 90 + "/" + "e" * 60
+    files = {f"{long_dir}/f.txt": b"cut into prefix and name\n", "g" * 120: b"one name too long\n",
+             f"{'h' * 150}/x": b"a directory name too long\n", "empty": b"", "record": b"r" * 512}
+    for name, content in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(content)
+    (work / "far").symlink_to("t" * 150)
+    served.client.git("add", ".", cwd=work)
+    served.client.git("update-index", "--add", "--cacheinfo", f"160000,{'2' * 40},mod", cwd=work)
+    served.client.git("commit", "-qm", "long names", cwd=work)
+    served.client.git("push", "-q", served.url, "main", cwd=work)
+    for args in (("--format=tar", "HEAD"), ("--format=tar", "--prefix=release-1.0/", "main"),
+                 ("--format=tar", "v1"), ("--format=tar", "HEAD:src"), ("--format=tar", "HEAD", "src", "empty")):
+        theirs = subprocess.run(["git", "archive", *args], cwd=work, env=served.client.env, capture_output=True,
+                                check=True).stdout
+        assert _archive(served, *args) == theirs, args
