@@ -15,14 +15,16 @@ import binascii
 import bz2
 import re
 import stat
+import struct
 import tarfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from backends.git_archive import Spool, compressed, gzipped
+from backends.git_archive import Spool, compressed
 from backends.hg.changelog import Changeset, iter_manifest, parse_filelog_text
 from backends.hg.graph import NULL_REV, missing
 from backends.hg.keys import BOOLEANS
@@ -91,7 +93,7 @@ class Archive:
         if self.kind == "zip":
             return _zip(entries, self.mtime)
         tar = _tar(entries, self.mtime)
-        return gzipped(tar, 6) if self.kind == "gz" else compressed(tar, bz2.BZ2Compressor(9))
+        return _gzipped(tar, self.mtime) if self.kind == "gz" else compressed(tar, bz2.BZ2Compressor(9))
 
     def _entries(self) -> Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]]:
         if self.metadata:
@@ -117,7 +119,8 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
     base = re.sub(r"\W+", "-", name.rstrip("/").rsplit("/", 1)[-1], flags=re.ASCII)  # also a header's file name
     version = binascii.hexlify(node)[:12].decode() if key == "tip" else re.sub(r"[^\w.+-]+", "-", key, flags=re.ASCII)
     directory = f"{base}-{version}"
-    described = metadata(repo, rev, node) if repo.hgrc_bool(b"ui", b"archivemeta", True) else b""
+    wanted = not path or _under(b".hg_archival.txt", path)  # as hg, a path leaves the file out unless it is its own
+    described = metadata(repo, rev, node) if wanted and repo.hgrc_bool(b"ui", b"archivemeta", True) else b""
     return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime, described, members)
 
 
@@ -352,7 +355,7 @@ def _tar(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime
                       encoding="utf-8", errors="surrogateescape") as tar:
         for path, mode, link, size, chunks in entries:
             info = tarfile.TarInfo(path.decode("utf-8", "surrogateescape"))
-            info.mtime = mtime
+            info.mtime = float(mtime)  # as hg sets it, the changeset's date as a float: a pax record of it
             if link:
                 info.type, info.mode = tarfile.SYMTYPE, 0o777
                 info.linkname = b"".join(chunks).decode("utf-8", "surrogateescape")
@@ -392,6 +395,21 @@ class _Reader:
 ZIP64_LIMIT = (1 << 31) - 1
 
 
+def _gzipped(chunks: Iterator[bytes], mtime: int) -> Iterator[bytes]:
+    """gzip as ``hg archive`` writes it (Python's ``GzipFile`` at level 9): the changeset's date in
+    the header, the best-compression flag, no file name, an unknown OS; raw deflate, then the CRC
+    and the length."""
+    yield b"\x1f\x8b\x08\x00" + struct.pack("<L", mtime & 0xFFFFFFFF) + b"\x02\xff"
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+    crc = size = 0
+    for chunk in chunks:
+        crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+        if out := deflate.compress(chunk):
+            yield out
+    yield deflate.flush() + struct.pack("<LL", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
+
+
 def _zip(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime: int) -> Iterator[bytes]:
     """A zip as ``hg archive`` writes one: deflated files with their Unix modes, links as links."""
     spool = Spool()
@@ -401,6 +419,7 @@ def _zip(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime
             info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape"), date_time=date)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
+            info.extra = struct.pack("<hhBl", 0x5455, 5, 1, max(mtime, ZIP_EPOCH))  # hg's extended timestamp
             unix = (stat.S_IFLNK | 0o777) if link else (stat.S_IFREG | mode)
             info.external_attr = unix << 16
             with archive.open(info, "w", force_zip64=size > ZIP64_LIMIT) as out:
