@@ -16,8 +16,8 @@ import fnmatch
 import itertools
 import re
 import stat
+import struct
 import time
-import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -533,35 +533,58 @@ class Spool:
 
 
 def _zip_chunks(entries: Entries, mtime: int, level: int | None, commit: bytes | None) -> Iterator[bytes]:
-    """A zip as git-archive writes one: directory entries, the commit id as the archive's comment."""
-    spool = Spool()
-    date = time.gmtime(max(mtime, 315532800))[:6]  # zip dates start in 1980
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:  # type: ignore[call-overload]
-        if commit is not None:
-            archive.comment = commit
-        for path, mode, blob, _oid in entries:
-            if blob is None:  # a directory, or a submodule: an empty one
-                info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape") + "/", date_time=date)
-                info.create_system, info.external_attr = 0, 0x10  # git's: MS-DOS, the directory bit
-                archive.writestr(info, b"")
-                yield spool.drain()
-                continue
-            info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape"), date_time=date)
-            info.compress_type = zipfile.ZIP_STORED if level == 0 else zipfile.ZIP_DEFLATED
-            unix = _zip_mode(mode)
-            info.create_system, info.external_attr = (3 if unix else 0), unix << 16
-            with archive.open(info, "w") as out:
-                for piece in blob.chunked:
-                    out.write(piece)
-                    if pending := spool.drain():
-                        yield pending
-            info.external_attr = unix << 16  # zipfile gave a plain file 0600; the directory at the end takes this
-            yield spool.drain()
-    yield spool.drain()
+    """A zip as git-archive writes one, byte for byte: each entry's sizes and CRC in its local
+    header (a blob is compressed whole before it is written, as git does below its big-file
+    threshold), stored where deflating does not make it smaller, directories and submodules as
+    empty directories, Unix modes only for executables and links, an extended-timestamp field, the
+    text flag of a blob without NUL, the commit id as the archive's comment."""
+    dos_date, dos_time = _dos_time(mtime)
+    timestamp = struct.pack("<HHBL", 0x5455, 5, 1, mtime & 0xFFFFFFFF)  # "UT": the modification time
+    central: list[bytes] = []
+    offset = 0
+    for path, mode, blob, _oid in entries:
+        creator, external, internal, method = 0, 0, 0, 0
+        if blob is None:  # a directory, or a submodule: an empty directory
+            name, data, external = path + b"/", b"", 0x10
+            crc = size = 0
+        else:
+            name, data = path, blob.as_raw_string()
+            size, crc = len(data), zlib.crc32(data) & 0xFFFFFFFF
+            internal = 0 if b"\0" in data[:8000] else 1  # git's "text" guess
+            if stat.S_ISLNK(mode) or mode & 0o111:
+                creator, external = 0x0317, ((stat.S_IFLNK | 0o777) if stat.S_ISLNK(mode) else mode) << 16
+            if stat.S_ISREG(mode) and level != 0 and size:
+                deflate = zlib.compressobj(-1 if level is None else level, zlib.DEFLATED, -zlib.MAX_WBITS)
+                packed = deflate.compress(data) + deflate.flush()
+                if len(packed) < size:
+                    data, method = packed, 8
+        flags = 0x0800 if any(byte > 0x7F for byte in name) else 0  # UTF-8 names
+        fields = struct.pack("<HHHHHLLLHH", 10, flags, method, dos_time, dos_date, crc, len(data), size, len(name),
+                             len(timestamp))
+        local = b"PK\x03\x04" + fields + name + timestamp
+        yield local
+        yield data
+        far = offset > 0xFFFFFFFF  # past 4 GiB: the offset goes in a zip64 field of the directory entry
+        extra = timestamp + (struct.pack("<HHQ", 0x0001, 8, offset) if far else b"")
+        central.append(b"PK\x01\x02" + struct.pack("<H", creator) + fields[:-2] + struct.pack("<H", len(extra))
+                       + struct.pack("<HHHLL", 0, 0, internal, external, 0xFFFFFFFF if far else offset) + name + extra)
+        offset += len(local) + len(data)
+    directory = b"".join(central)
+    comment = commit or b""
+    entries_count, size = len(central), len(directory)
+    trailer = b""
+    if entries_count > 0xFFFF or size > 0xFFFFFFFF or offset > 0xFFFFFFFF:  # zip64's end records first
+        trailer = (b"PK\x06\x06" + struct.pack("<QHHLLQQQQ", 44, 0, 45, 0, 0, entries_count, entries_count, size,
+                                                offset)
+                   + b"PK\x06\x07" + struct.pack("<LQL", 0, offset + size, 1))
+    yield directory + trailer + b"PK\x05\x06" + struct.pack(
+        "<HHHHLLH", 0, 0, min(entries_count, 0xFFFF), min(entries_count, 0xFFFF), min(size, 0xFFFFFFFF),
+        min(offset, 0xFFFFFFFF), len(comment)) + comment
 
 
-def _zip_mode(mode: int) -> int:
-    """The Unix mode git records for an entry; 0 (none, an MS-DOS entry) for a plain file."""
-    if stat.S_ISLNK(mode):
-        return stat.S_IFLNK | 0o777
-    return stat.S_IFREG | 0o755 if mode & 0o100 else 0
+def _dos_time(mtime: int) -> tuple[int, int]:
+    """An MS-DOS date and time, of the server's local time, as git computes them."""
+    local = time.localtime(mtime)
+    return (local.tm_mday + local.tm_mon * 32 + (local.tm_year - 1980) * 512,
+            local.tm_sec // 2 + local.tm_min * 32 + local.tm_hour * 2048)
+

@@ -238,15 +238,17 @@ def test_over_git_protocol_only_where_the_repository_turns_it_on(make_server: Ca
     assert client.git("archive", f"--remote={url}", "HEAD", check=False).returncode != 0
 
 
-def test_a_tar_is_byte_for_byte_git_archives(served: Served) -> None:
-    """The tar itself equals git's, so a checksum of a release archive is the same from hgwire as
-    from ``git archive``: headers, a path cut into the header's prefix, paths and a link target too
-    long for any field (pax extended headers), a directory name too long, an empty file, a file of
-    exactly a record, a submodule, a prefix, a tree-ish with a path, pathspecs."""
+def test_a_tar_or_zip_is_byte_for_byte_git_archives(served: Served) -> None:
+    """The archive itself equals git's, so a checksum of a release archive is the same from hgwire
+    as from ``git archive``: headers, a path cut into the header's prefix, paths and a link target
+    too long for any field (pax extended headers), a directory name too long, an empty file, a file
+    of exactly a record, a name that is not ASCII, a submodule, a prefix, a tree-ish with a path,
+    pathspecs, zip's compression levels."""
     work = served.client.cwd / "src-repo"
     long_dir = "d" * 90 + "/" + "e" * 60
     files = {f"{long_dir}/f.txt": b"cut into prefix and name\n", "g" * 120: b"one name too long\n",
-             f"{'h' * 150}/x": b"a directory name too long\n", "empty": b"", "record": b"r" * 512}
+             f"{'h' * 150}/x": b"a directory name too long\n", "empty": b"", "record": b"r" * 512,
+             "n\u00e4me.txt": b"a name that is not ASCII\n"}
     for name, content in files.items():
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_bytes(content)
@@ -256,7 +258,25 @@ def test_a_tar_is_byte_for_byte_git_archives(served: Served) -> None:
     served.client.git("commit", "-qm", "long names", cwd=work)
     served.client.git("push", "-q", served.url, "main", cwd=work)
     for args in (("--format=tar", "HEAD"), ("--format=tar", "--prefix=release-1.0/", "main"),
-                 ("--format=tar", "v1"), ("--format=tar", "HEAD:src"), ("--format=tar", "HEAD", "src", "empty")):
+                 ("--format=tar", "v1"), ("--format=tar", "HEAD:src"), ("--format=tar", "HEAD", "src", "empty"),
+                 ("--format=zip", "HEAD"), ("--format=zip", "--prefix=release-1.0/", "v1"),
+                 ("--format=zip", "-0", "HEAD"), ("--format=zip", "-9", "HEAD", "src")):
         theirs = subprocess.run(["git", "archive", *args], cwd=work, env=served.client.env, capture_output=True,
                                 check=True).stdout
         assert _archive(served, *args) == theirs, args
+
+
+def test_a_zip_of_more_entries_than_zip_counts_is_git_archives(served: Served) -> None:
+    """Past 65,535 entries a zip needs zip64's end records: the same bytes as git's."""
+    work = served.client.cwd / "src-repo"
+    blob = served.client.git("hash-object", "-w", "--stdin", input=b"x\n", cwd=work).stdout.strip()
+    index = served.client.cwd / "many.idx"
+    listing = "".join(f"100644 {blob}\tmany/f{n:05d}\n" for n in range(66_000))
+    served.client.git("update-index", "--index-info", input=listing.encode(), cwd=work, env={"GIT_INDEX_FILE": str(index)})
+    tree = served.client.git("write-tree", cwd=work, env={"GIT_INDEX_FILE": str(index)}).stdout.strip()
+    commit = served.client.git("commit-tree", tree, "-m", "many", cwd=work).stdout.strip()
+    served.client.git("push", "-q", served.url, f"{commit}:refs/heads/many", cwd=work)
+    theirs = subprocess.run(["git", "archive", "--format=zip", commit], cwd=work, env=served.client.env,
+                            capture_output=True, check=True).stdout
+    ours = _archive(served, "--format=zip", "many")
+    assert b"PK\x06\x06" in ours and ours == theirs
