@@ -280,6 +280,9 @@ def test_git_archives_are_what_git_archive_makes(make_server: Callable[..., Runn
     tgz = subprocess.run(["git", "--git-dir", str(bare), "archive", "--format=tgz", "--prefix=proj-v1.0/", "v1.0"],
                          capture_output=True, env=client.env, check=True).stdout
     assert raw(port, "GET", "/proj.git/archive/v1.0.tar.gz").body == tgz  # byte for byte: the same checksum
+    zipped = subprocess.run(["git", "--git-dir", str(bare), "archive", "--format=zip", "--prefix=proj-v1.0/", "v1.0"],
+                            capture_output=True, env=client.env, check=True).stdout
+    assert raw(port, "GET", "/proj.git/archive/v1.0.zip").body == zipped
     commit = client.git("--git-dir", str(bare), "rev-parse", "v1.0^{commit}").stdout.strip()
     tar = raw(port, "GET", "/proj.git/archive/v1.0.tar.gz").body
     assert subprocess.run(["git", "get-tar-commit-id"], input=gzip.decompress(tar), capture_output=True,
