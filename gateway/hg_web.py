@@ -6,9 +6,10 @@ A Mercurial repository's page is made from the data of hgweb's JSON page (``back
 git repository's from the same shapes (``backends.git_web``: commits, trees, blobs, its visible
 branches and tags), and both are rendered by ``protocols.hg_web_html``, for those who may clone
 the repository (hgwire's rules, then an hg repository's ``[web]`` lists, a git repository's
-``http.uploadpack`` and ``[git] export_all``), in the same slots as the JSON pages.  As hgweb, the repository is the longest
-name before a page's name that is one (``team/log/rev/5`` is ``team/log``'s changeset 5 when
-``team/log`` is a repository), and a whole path that names a repository is its summary.
+``http.uploadpack`` and ``[git] export_all``), in the same slots as the JSON pages.  As hgweb,
+the repository is the longest name before a page's name that is one (``team/log/rev/5`` is
+``team/log``'s changeset 5 when ``team/log`` is a repository), and a whole path that names a
+repository is its summary.
 """
 
 from __future__ import annotations
@@ -108,61 +109,61 @@ def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page
     """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
-        return render(repo, route.repo, url, page, revcount)
-    return render_git(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer))
+        return render(HgPages(repo), route.repo, url, page, revcount)
+    return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer))
 
 
-def _data(repo: HgRepo, page: str, revcount: int | None = None, url: str = "/") -> Any:
-    return json.loads(hg_web.page(repo, page, revcount, url + "/"))
+class HgPages:
+    """A Mercurial repository's page data, from hgweb's JSON pages (``backends.hg.web``), with the
+    methods ``backends.git_web.GitPages`` has."""
 
+    def __init__(self, repo: HgRepo) -> None:
+        self.repo = repo
 
-def _split(page: list[str]) -> tuple[str, list[str]]:
-    return (page[0], page[1:]) if page else ("summary", [])
+    def _data(self, page: str, revcount: int | None = None, url: str = "/") -> Any:
+        return json.loads(hg_web.page(self.repo, page, revcount, url + "/"))
 
-
-def render(repo: HgRepo, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT) -> bytes:
-    """The HTML of a Mercurial repository's ``page`` (blocking: revlog reads)."""
-    kind, rest = _split(page)
-    if kind == "summary" and not rest:
-        settings = repo.web_settings()  # hgweb's [web] description and contact
+    def summary(self, url: str, _archives: Collection[str] = ()) -> dict[str, Any]:
+        settings = self.repo.web_settings()  # hgweb's [web] description and contact
         about = {key: settings[key.encode()].decode("utf-8", "replace") for key in ("description", "contact")
                  if settings.get(key.encode())}
-        return html.summary(name, url, {**_data(repo, "json-summary", url=url), **about})
-    if kind in NAME_PAGES and not rest:
-        return html.names(name, url, _data(repo, f"json-{kind}"), kind)
-    if kind in ("rev", "changeset") and len(rest) <= 1:
-        return html.changeset(name, url, _data(repo, "/".join(["json-rev", *rest])))
-    if kind in LOG_PAGES and len(rest) <= 1:
-        data = _data(repo, "/".join(["json-shortlog", *rest]), revcount + 1)
-        return html.shortlog(name, url, data, revcount)
-    if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
-        data = _data(repo, "/".join(["json-filelog", *rest]), revcount)
-        return html.filelog(name, url, "/".join(rest[1:]), data)
-    if kind in FILE_PAGES:
-        data = _data(repo, "/".join(["json-file" if kind == "file" else "json-manifest", *(rest or ["tip"])]))
-        return html.file(name, url, data) if "lines" in data else html.directory(name, url, data)
-    raise ProtocolError("no such page", 404)
+        return {**self._data("json-summary", url=url), **about}
+
+    def names(self, kind: str) -> list[dict[str, Any]]:
+        return list(self._data(f"json-{kind}")[kind])
+
+    def changeset(self, key: str) -> dict[str, Any]:
+        return dict(self._data(f"json-rev/{key}"))
+
+    def log(self, key: str, count: int, path: str = "") -> list[dict[str, Any]]:
+        if path:
+            return list(self._data(f"json-filelog/{key}/{path}", count)["entries"])
+        return list(self._data(f"json-shortlog/{key}", count)["changesets"])
+
+    def tree(self, key: str, path: str) -> dict[str, Any]:
+        return dict(self._data(f"json-file/{key}/{path}" if path else f"json-manifest/{key}"))
 
 
-def render_git(pages: GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
-               archives: Collection[str] = ()) -> bytes:
-    """The HTML of a git repository's ``page``, at the same URLs as a Mercurial repository's (blocking)."""
-    kind, rest = _split(page)
+def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
+           archives: Collection[str] = ()) -> bytes:
+    """The HTML of ``page`` of a repository of either kind (blocking: history reads)."""
+    git = isinstance(pages, GitPages)
+    kind, rest = (page[0], page[1:]) if page else ("summary", [])
     if kind == "summary" and not rest:
-        return html.summary(name, url, pages.summary(url, archives), git=True)
+        return html.summary(name, url, pages.summary(url, archives), git=git)
     if kind in NAME_PAGES and not rest:
-        return html.names(name, url, {kind: pages.names(kind)}, kind, git=True)
+        return html.names(name, url, {kind: pages.names(kind)}, kind, git=git)
     if kind in ("rev", "changeset") and len(rest) <= 1:
-        return html.changeset(name, url, pages.changeset(rest[0] if rest else "tip"), git=True)
+        return html.changeset(name, url, pages.changeset(rest[0] if rest else "tip"), git=git)
     if kind in LOG_PAGES and len(rest) <= 1:
         changesets = pages.log(rest[0] if rest else "tip", revcount + 1)
-        return html.shortlog(name, url, {"changesets": changesets}, revcount, git=True)
+        return html.shortlog(name, url, {"changesets": changesets}, revcount, git=git)
     if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
         path = "/".join(rest[1:])
-        return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=True)
+        return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=git)
     if kind in FILE_PAGES:
         data = pages.tree(rest[0] if rest else "tip", "/".join(rest[1:]))
-        return html.file(name, url, data, git=True) if "lines" in data else html.directory(name, url, data, git=True)
+        return html.file(name, url, data, git=git) if "lines" in data else html.directory(name, url, data, git=git)
     raise ProtocolError("no such page", 404)
 
 
