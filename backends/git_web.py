@@ -223,19 +223,30 @@ class GitPages:
         blob = self._object(sha)
         return blob.as_raw_string() if isinstance(blob, Blob) else b""
 
-    def raw_file(self, key: str, path: str) -> RawFile:
-        """hgweb's ``raw-file`` for a git repository: a blob's bytes (a link's target), or a tree's
-        listing as hgweb's raw style writes one (``drwxr-xr-x NAME``, then ``-rw-r--r-- SIZE NAME``)."""
+    def _at(self, key: str, path: str) -> tuple[bytes, bytes, Any]:
+        """Commit ``key``'s id, the path as bytes, and what is at the path: a tree, a blob, or a
+        submodule's commit id (bytes); 404 for a path the commit does not have."""
         oid = self.resolve(key)
         wanted = path.strip("/").encode("utf-8", "surrogateescape")
         obj: Any = self._object(self._commit(oid).tree)
-        for part in wanted.split(b"/") if wanted else []:
+        parts = wanted.split(b"/") if wanted else []
+        for at, part in enumerate(parts, 1):
             if not isinstance(obj, Tree) or part not in obj:
                 raise ProtocolError("path not found", 404)
             mode, sha = obj[part]
             if S_ISGITLINK(mode):
-                raise ProtocolError("a submodule has no bytes here", 404)
+                if at < len(parts):  # nothing of a submodule's own is here
+                    raise ProtocolError("path not found", 404)
+                return oid, wanted, bytes(sha)
             obj = self._object(sha)
+        return oid, wanted, obj
+
+    def raw_file(self, key: str, path: str) -> RawFile:
+        """hgweb's ``raw-file`` for a git repository: a blob's bytes (a link's target), or a tree's
+        listing as hgweb's raw style writes one (``drwxr-xr-x NAME``, then ``-rw-r--r-- SIZE NAME``)."""
+        _oid, wanted, obj = self._at(key, path)
+        if isinstance(obj, bytes):
+            raise ProtocolError("a submodule has no bytes here", 404)
         if isinstance(obj, Blob):
             size = obj.raw_length()
             if size > MAX_RAW_FILE:
@@ -285,18 +296,10 @@ class GitPages:
 
     def tree(self, key: str, path: str) -> dict[str, Any]:
         """A directory's entries, or (``lines`` in it) a file's lines, at commit ``key``."""
-        oid = self.resolve(key)
-        wanted = path.strip("/").encode("utf-8", "surrogateescape")
-        obj: Any = self._object(self._commit(oid).tree)
-        mode = stat.S_IFDIR
-        for part in wanted.split(b"/") if wanted else []:
-            if not isinstance(obj, Tree) or part not in obj:
-                raise ProtocolError("path not found", 404)
-            mode, sha = obj[part]
-            if S_ISGITLINK(mode):  # a submodule: the commit it names, as git diff shows it
-                return {"node": oid.decode(), "path": _text(wanted), "raw": False,
-                        "lines": [{"line": "Subproject commit " + sha.decode()}]}
-            obj = self._object(sha)
+        oid, wanted, obj = self._at(key, path)
+        if isinstance(obj, bytes):  # a submodule: the commit it names, as git diff shows it
+            return {"node": oid.decode(), "path": _text(wanted), "raw": False,
+                    "lines": [{"line": "Subproject commit " + obj.decode()}]}
         if isinstance(obj, Blob):
             text = obj.as_raw_string()
             if len(text) > MAX_FILE_TEXT:

@@ -219,6 +219,7 @@ def test_a_git_repository_has_the_same_pages(make_server: Callable[..., RunningS
     listing = raw(server.port("http"), "GET", "/proj.git/raw-file/main/").body.decode()
     assert "drwxr-xr-x deep\n" in listing and "-rwxr-xr-x 10 run.sh\n" in listing and "lrwxrwxrwx 5 link\n" in listing
     assert raw(server.port("http"), "GET", "/proj.git/raw-file/main/sub").status == 404
+    assert _get(server, "/proj.git/file/main/sub/inside")[0] == 404
     assert raw(server.port("http"), "GET", "/proj.git/raw-file/secret/hidden.txt").status == 404
     client.git("--git-dir", str(bare), "config", "http.uploadpack", "false")  # what a clone may not, a page may not
     for page in ("/proj.git", "/proj.git/shortlog", f"/proj.git/rev/{merge}", "/proj.git/file/tip"):
