@@ -489,11 +489,16 @@ class DulwichGitRepository:
 
         A value git would not read refuses the request (``StorageError``, whose sentence the client sees).
         """
-        value = self._config_last(b"daemon", key.lower().encode())
+        return self._config_bool(b"daemon", key.lower().encode())
+
+    def _config_bool(self, section: bytes, key: bytes) -> bool | None:
+        """A boolean setting of the repository's config; None when unset; ``StorageError`` (its
+        sentence for the client) for a value git would not read."""
+        value = self._config_last(section, key)
         if value is None:
             return None
         try:
-            return _git_bool(value, f"daemon.{key}")
+            return _git_bool(value, f"{section.decode()}.{key.decode()}")
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
 
@@ -680,13 +685,7 @@ class DulwichGitRepository:
         A value git would not read refuses the request (``StorageError``, whose sentence the client sees).
         """
         key = {"git-upload-pack": b"uploadpack", "git-receive-pack": b"receivepack"}.get(service)
-        value = self._config_last(b"http", key) if key is not None else None
-        if key is None or value is None:
-            return None
-        try:
-            return _git_bool(value, f"http.{key.decode()}")
-        except ConfigValueError as exc:
-            raise StorageError(str(exc)) from None
+        return self._config_bool(b"http", key) if key is not None else None
 
     def receive_max_input_size(self) -> int:
         """``receive.maxInputSize``: the largest pack a push may send, in bytes (0: no bound of its own).
