@@ -163,7 +163,7 @@ class GitPages:
         links = [{"type": kind, "url": f"{url}/archive/tip{extension}"}
                  for kind, (_mime, extension) in ARCHIVE_TYPES.items() if kind in archives and self.head is not None]
         return {"shortlog": self.log("tip", 10),
-                "bookmarks": [], "branches": self.names("branches")[:10], "tags": self.names("tags")[:10],
+                "bookmarks": [], "branches": self.names("branches", 10), "tags": self.names("tags", 10),
                 "archives": links, "clone": f"git clone {url}", "description": self.description()}
 
     def description(self) -> str:
@@ -174,22 +174,27 @@ class GitPages:
             return ""
         return _text(text[:4096].strip())
 
-    def names(self, kind: str) -> list[dict[str, Any]]:
-        """Branches or tags: newest commit first (``bookmarks``: none in git)."""
+    def names(self, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Branches or tags (the ``limit`` newest): newest commit first (``bookmarks``: none in
+        git).  Each commit is read once, however many names point at it."""
         found = []
+        dates: dict[bytes, tuple[int, int] | None] = {}
         prefix = {"branches": b"refs/heads/", "tags": b"refs/tags/"}.get(kind)
         for name, oid in self.refs.items():
             if prefix is None or not name.startswith(prefix):
                 continue
             target = bytes(self.peeled.get(name, oid))
-            commit = self._object(target)
-            if isinstance(commit, Commit):
-                found.append((commit.author_time, name, target, commit))
+            if target not in dates:
+                commit = self._object(target)
+                dates[target] = (commit.author_time, commit.author_timezone) if isinstance(commit, Commit) else None
+            date = dates[target]
+            if date is not None:
+                found.append((date[0], name, target, date[1]))
+        newest = heapq.nlargest(limit, found) if limit is not None else sorted(found, reverse=True)
         key = {"branches": "branch", "tags": "tag"}.get(kind, "bookmark")
-        return [{key: _text(name[len(prefix or b""):]), "node": target.decode(),
-                 "date": [float(commit.author_time), -commit.author_timezone],
+        return [{key: _text(name[len(prefix or b""):]), "node": target.decode(), "date": [float(when), -tz],
                  **({"status": "open"} if kind == "branches" else {})}
-                for _when, name, target, commit in sorted(found, key=lambda f: (f[0], f[1]), reverse=True)]
+                for when, name, target, tz in newest]
 
     def changeset(self, key: str) -> dict[str, Any]:
         """A commit with its files and diff against its first parent."""
