@@ -30,8 +30,8 @@ from backends.names import validate_name
 from gateway import repo_page
 from gateway.auth import Access
 from gateway.git_http import fail_request
-from gateway.hg_archive import page_queued, readable_any, send_page, transport_of
-from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, site_url
+from gateway.hg_archive import page_queued, readable_any, send_page, serve_web_page, transport_of
+from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, send_error, site_url
 from gateway.policy import git_archives
 from gateway.threads import run_blocking
 from protocols import hg_web_html as html
@@ -79,7 +79,40 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
         repo_page.serve_repo_page(front, request, Route(RouteKind.REPO_PAGE, f"{route.repo}/{route.service}"))
         return
     name, page = found
+    if request.args.get(b"style"):
+        serve_styled(front, request, name, page)
+        return
     serve_page(front, request, name, page)
+
+
+STYLED_PAGES = {
+    "json": {"summary": "json-summary", "shortlog": "json-shortlog", "log": "json-changelog",
+             "changelog": "json-changelog", "rev": "json-rev", "changeset": "json-rev", "file": "json-file",
+             "manifest": "json-manifest", "filelog": "json-filelog", "tags": "json-tags", "branches": "json-branches",
+             "bookmarks": "json-bookmarks", "": "json-shortlog"},
+    "atom": {"log": "atom-log", "changelog": "atom-log", "shortlog": "atom-log", "tags": "atom-tags",
+             "bookmarks": "atom-bookmarks", "branches": "atom-branches", "": "atom-log"},
+    "rss": {"log": "rss-log", "changelog": "rss-log", "shortlog": "rss-log", "tags": "rss-tags",
+            "bookmarks": "rss-bookmarks", "branches": "rss-branches", "": "rss-log"},
+    "raw": {"rev": "raw-rev", "changeset": "raw-rev"},
+}
+"""hgweb's ``?style=`` on a page's URL (``/NAME/rev/5?style=json``, ``/NAME?style=atom``): the page
+of that style hgwire serves (``gateway.hg_archive.serve_web_page``); the json style's default page
+is the shortlog, the feeds' the changelog."""
+
+
+def serve_styled(front: HttpFront, request: server.Request, name: str, page: Sequence[str]) -> None:
+    """A page asked for in another of hgweb's styles, as that style's page; 404 for a style or a
+    page of it hgwire does not serve."""
+    style = request.args.get(b"style", [b""])[-1].decode("ascii", "replace")
+    kind, rest = (page[0], list(page[1:])) if page else ("", [])
+    if kind in ("log", "changelog") and len(rest) > 1:
+        kind = "filelog"  # a log with a file
+    service = STYLED_PAGES.get(style, {}).get(kind)
+    if service is None or (service.startswith(("atom-", "rss-")) and rest):
+        send_error(request, 404, f"hgweb's {style[:20]!r} style of this page is not served here")
+        return
+    serve_web_page(front, request, Route(RouteKind.HG_WEB_PAGE, name, "/".join([service, *rest])))
 
 
 def serve_page(front: HttpFront, request: server.Request, name: str, page: Sequence[str]) -> None:

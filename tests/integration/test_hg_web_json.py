@@ -214,3 +214,23 @@ def test_the_feeds_are_what_hg_serve_writes(served: tuple[RunningServer, Path], 
                 assert ours.headers["content-type"] == theirs.headers["content-type"], page
     log = raw(http, "GET", "/web/atom-log").body
     assert b"(none)" in log and b"many/09.txt<br /><br />" in log and b"&lt;&amp;&gt;" in log
+
+
+def test_a_style_on_a_page_url_is_that_style_s_page(served: tuple[RunningServer, Path], client: Client) -> None:
+    """hgweb's ``?style=json`` (``atom``, ``rss``, ``raw``) on a page's URL answers that style's page,
+    byte for byte as ``hg serve`` (the repository's own URL too: the json style's shortlog, the
+    feeds' changelog); a style hgwire does not serve is 404."""
+    server, repo = served
+    http = server.port("http")
+    with _hg_serve(client, repo) as port:
+        for page in ("?style=json", "rev/2?style=json", "shortlog/3?style=json", "log?style=json",
+                     "log/tip/a.txt?style=json", "file/tip/a.txt?style=json", "file/tip/deep?style=json",
+                     "tags?style=json", "summary?style=json", "rev/2?style=raw", "?style=atom", "tags?style=rss",
+                     "bookmarks?style=atom"):
+            ours = raw(http, "GET", f"/web/{page}" if not page.startswith("?") else f"/web{page}")
+            theirs = raw(port, "GET", f"/{page}")
+            expected = theirs.body.replace(f"http://localhost:{port}/".encode(), f"http://127.0.0.1:{http}/web/".encode())
+            expected = expected.replace(str(repo).encode(), b"web")
+            assert (ours.status, ours.body) == (theirs.status, expected), page
+    assert raw(http, "GET", "/web/rev/2?style=gitweb").status == 404
+    assert raw(http, "GET", "/web/file/tip/a.txt?style=atom").status == 404
