@@ -23,6 +23,7 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET  /NAME/raw-file/REV[/PATH]``                         ``HG_RAW_FILE`` (hgweb's)
 ``GET  /NAME/json-{tags,bookmarks,branches,summary}``     ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/{atom,rss}-{log,tags,bookmarks,branches}``   ``HG_WEB_PAGE`` (hgweb's feeds)
+``GET  /NAME/{atom,rss}-log/REV/PATH``                    ``HG_WEB_PAGE`` (hgweb's file feeds)
 ``GET  /NAME/raw-rev/REV``                                 ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/json-{rev,shortlog,changelog,log}[/REV]``     ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/json-{manifest,file,filelog}[/REV[/PATH]]``   ``HG_WEB_PAGE`` (hgweb's)
@@ -215,6 +216,8 @@ WEB_REV_PAGES = frozenset({"json-rev", "json-changeset", "json-shortlog", "json-
 """hgweb's JSON pages of changesets, alone (at the tip) or followed by a revision
 (``backends.hg.web.CHANGESET_PAGES``, ``LOG_PAGES``)."""
 WEB_FILE_PAGES = frozenset({"json-manifest", "json-file", "json-filelog"})
+FILE_FEEDS = frozenset({"atom-log", "rss-log"})
+"""hgweb's feeds of a file's history, followed by a revision and the file's path."""
 HTML_PAGES = frozenset({"summary", "shortlog", "log", "changelog", "filelog", "rev", "changeset", "file", "manifest",
                         "tags", "branches", "bookmarks"})
 """hgweb's pages for browsers (``gateway.hg_web``); its handler takes the longest repository
@@ -256,6 +259,9 @@ def _hgweb_page(segments: Sequence[str]) -> tuple[int, RouteKind, str] | None:
     at = next((i for i in range(1, last - 1) if segments[i] == "json-log"), None)
     if at is not None:  # a log with a file: hgweb's filelog
         return at, RouteKind.HG_WEB_PAGE, "/".join(["json-filelog", *segments[at + 1:]])
+    at = next((i for i in range(1, last - 1) if segments[i] in FILE_FEEDS), None)
+    if at is not None:  # a file's history as a feed
+        return at, RouteKind.HG_WEB_PAGE, "/".join(segments[at:])
     at = next((i for i in range(1, last + 1) if segments[i] in HTML_PAGES), None)
     if at is not None:
         return at, RouteKind.HG_WEB_HTML, "/".join(segments[at:])

@@ -128,6 +128,39 @@ def _log(repo: HgRepo, name: bytes, url: bytes, style: str) -> bytes:
     return b"".join(out)
 
 
+def file_feed(repo: HgRepo, name: str, page: str, key: str, url: str) -> bytes:
+    """``atom-log/REV/PATH`` or ``rss-log/REV/PATH``: a file's history as a feed, the entries of
+    ``json-filelog`` (``[web] maxshortchanges`` file revisions from REV down)."""
+    style = page.partition("-")[0]
+    revision, _, path = key.partition("/")
+    wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    info = web._Changesets(repo)
+    revs = web.file_history(repo, info, revision or "tip", wanted, None)
+    repo_name, link = escape(name.encode("utf-8", "surrogateescape")), quote(url, safe="/:@").encode()
+    shown, quoted = escape(wanted), quote(wanted, safe="/").encode()
+    entries = [(rev, repo.changeset(info.cl, rev)) for rev, _file_node in revs]
+    out = [_header(link, style)]
+    if style == "atom":
+        updated = b"<updated>%s</updated>" % rfc3339(entries[0][1]) if entries else b""
+        out.append(b'\n <id>%satom-log/tip/%s</id>\n <link rel="self" href="%satom-log/tip/%s"/>\n'
+                   b" <title>%s: %s history</title>\n %s\n\n" % (link, shown, link, quoted, repo_name, shown, updated))
+        tips: dict[bytes, bytes] = {node: branch for branch, (node, _closed) in repo.branch_tips().items()}
+        out += [_log_entry(info, rev, changeset, link, style, tips, -1) for rev, changeset in entries]
+        out.append(b"\n</feed>\n")
+        return b"".join(out)
+    out.append(b"\n    <title>%s: %s history</title>\n    <description>%s revision history</description>\n    "
+               % (repo_name, shown, shown))
+    for rev, changeset in entries:
+        description = escape(changeset.description.strip()).replace(b"\n", b"<br/>\n") or b"(none)"
+        out.append(b"<item>\n    <title>%s</title>\n    <link>%slog/%s/%s</link>\n"
+                   b"    <description><![CDATA[%s]]></description>\n    <author>%s</author>\n"
+                   b"    <pubDate>%s</pubDate>\n</item>\n"
+                   % (escape(first_line(changeset.description.strip()).strip()), link,
+                      _short(info.cl.node(rev)), quoted, description, obfuscate(changeset.user), rfc822(changeset)))
+    out.append(b"\n  </channel>\n</rss>\n")
+    return b"".join(out)
+
+
 def _log_entry(info: web._Changesets, rev: int, changeset: Changeset, url: bytes, style: str,
                tips: Mapping[bytes, bytes], max_files: int) -> bytes:
     node = info.cl.node(rev)
@@ -138,9 +171,11 @@ def _log_entry(info: web._Changesets, rev: int, changeset: Changeset, url: bytes
     if style == "atom":
         summary = summary or b"(none)"
     title = (b"[%s] " % escape(shown_branch) if shown_branch else b"") + summary
-    files = b"".join(escape(path) + b"<br />" for path in changeset.files[:max_files])
-    if len(changeset.files) > max_files:
-        files += b"<br />"
+    files = b""
+    if max_files >= 0:  # a file history's entries list no files (-1)
+        files = b"".join(escape(path) + b"<br />" for path in changeset.files[:max_files])
+        if len(changeset.files) > max_files:
+            files += b"<br />"
     description = escape(changeset.description.strip()).replace(b"\n", b"<br/>\n") or b"(none)"
     names = (escape(shown_branch), b"".join(escape(n) for n in info.bookmarks.get(node, [])),
              b"".join(escape(n) for n in info.tags.get(node, [])))

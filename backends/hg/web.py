@@ -74,6 +74,8 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -
     if kind in FEEDS:
         from backends.hg import feeds
 
+        if key:  # a file's history: atom-log/REV/PATH
+            return feeds.file_feed(repo, repo.name, kind, key, url)
         return feeds.feed(repo, repo.name, kind, url)
     if kind == FILELOG:
         revision, _, path = key.partition("/")
@@ -297,9 +299,24 @@ def json_filelog(repo: HgRepo, key: str, path: str, revcount: int | None = None)
     does not have the file, the last one made at or before REV) down, ``revcount`` of them by file
     revision number (else ``[web] maxshortchanges``), each as the changeset that made it (its
     linkrev; one pulls cannot see is left out), with the changesets hgweb names as its parents."""
-    _node, rev, _mtime, files = resolve(repo, key)
     info = _Changesets(repo)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    entries = []
+    for linkrev, file_node in file_history(repo, info, key, wanted, revcount):
+        common = info.common(linkrev, repo.changeset(info.cl, linkrev))
+        parents = _file_parents(repo, info, linkrev, wanted, file_node)
+        entries.append(_object([
+            *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
+            ("parents", _list([b'"%s"' % binascii.hexlify(info.cl.node(p)) for p in parents]))]))
+    return _object([("entries", _list(entries))])
+
+
+def file_history(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, revcount: int | None) -> list[tuple[int, bytes]]:
+    """hgweb's filelog selection: (linkrev, file node) of ``revcount`` (else ``[web]
+    maxshortchanges``) file revisions from the one at ``key`` down (or, where ``key`` does not have
+    the file, from the last one made at or before it), those pulls can see; 404 for a file that
+    has none there."""
+    _node, rev, _mtime, files = resolve(repo, key)
     found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
     filelog = repo.filelog(wanted) if wanted else None
     if filelog is None or len(filelog) == 0:
@@ -316,17 +333,12 @@ def json_filelog(repo: HgRepo, key: str, path: str, revcount: int | None = None)
         setting = repo.web_settings().get(b"maxshortchanges", b"")
         revcount = int(setting) if setting.strip().isdigit() else MAX_SHORT_CHANGES
     revcount = min(max(revcount, 1), MAX_REVCOUNT)
-    entries = []
+    history: list[tuple[int, bytes]] = []
     for file_rev in range(top, max(0, top + 1 - revcount) - 1, -1):
         linkrev = filelog.linkrev(file_rev)
-        if not info.views.visible[linkrev]:
-            continue
-        common = info.common(linkrev, repo.changeset(info.cl, linkrev))
-        parents = _file_parents(repo, info, linkrev, wanted, filelog.node(file_rev))
-        entries.append(_object([
-            *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
-            ("parents", _list([b'"%s"' % binascii.hexlify(info.cl.node(p)) for p in parents]))]))
-    return _object([("entries", _list(entries))])
+        if info.views.visible[linkrev]:
+            history.append((linkrev, filelog.node(file_rev)))
+    return history
 
 
 # --- json-summary: what a repository's front page shows --------------------------------------

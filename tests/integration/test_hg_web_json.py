@@ -180,7 +180,8 @@ FEED_PAGES = [f"{style}-{page}" for style in ("atom", "rss") for page in ("log",
 
 
 def test_the_feeds_are_what_hg_serve_writes(served: tuple[RunningServer, Path], client: Client) -> None:
-    """``atom-log``, ``rss-log`` and the tag, bookmark and branch feeds side by side with ``hg serve``
+    """``atom-log``, ``rss-log``, the tag, bookmark and branch feeds and a file's (``atom-log/REV/PATH``)
+    side by side with ``hg serve``
     (its own URL and the repository's path, which it names the repository by, put in hgwire's):
     the shared history, then a changeset of twelve files (past ``[web] maxfiles``), authors written
     every way hg reads them, a description of blanks, several tags on one changeset, a closed
@@ -202,9 +203,11 @@ def test_the_feeds_are_what_hg_serve_writes(served: tuple[RunningServer, Path], 
     empty = server.root / "empty"
     client.hg("init", str(empty))
     http = server.port("http")
+    file_feeds = ["atom-log/tip/a.txt", "rss-log/tip/a.txt", "atom-log/tip/twice.txt", "rss-log/4/copied.txt",
+                  "atom-log/tip/only/one/x.txt", "rss-log/tip/many/03.txt"]
     for name, path in (("web", repo), ("empty", empty)):
         with _hg_serve(client, path) as port:
-            for page in FEED_PAGES:
+            for page in FEED_PAGES + (file_feeds if name == "web" else []):
                 ours = raw(http, "GET", f"/{name}/{page}")
                 theirs = raw(port, "GET", f"/{page}")
                 expected = theirs.body.replace(f"http://localhost:{port}/".encode(),

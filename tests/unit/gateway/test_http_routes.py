@@ -310,6 +310,8 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
     ("GET", "/tools/log/log/0/a", Route(RouteKind.HG_WEB_HTML, "tools", "log/log/0/a")),
     ("GET", "/proj/file/tip/src/", Route(RouteKind.HG_WEB_HTML, "proj", "file/tip/src")),
     ("GET", "/rev/5", Route(RouteKind.REPO_PAGE, "rev/5")),  # no repository before it
+    ("GET", "/team/proj/atom-log/tip/src/a.c", Route(RouteKind.HG_WEB_PAGE, "team/proj", "atom-log/tip/src/a.c")),
+    ("GET", "/proj/rss-log", Route(RouteKind.HG_WEB_PAGE, "proj", "rss-log")),
 ])
 def test_hgweb_archive_urls(method: str, path: str, expected: Route) -> None:
     assert route(method, _segments(path), {}) == expected
