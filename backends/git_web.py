@@ -196,8 +196,8 @@ class GitPages:
                  **({"status": "open"} if kind == "branches" else {})}
                 for when, name, target, tz in newest]
 
-    def changeset(self, key: str) -> dict[str, Any]:
-        """A commit with its files and diff against its first parent."""
+    def changeset(self, key: str, only: str = "") -> dict[str, Any]:
+        """A commit with its files and diff against its first parent (``only``: that path's)."""
         oid = self.resolve(key)
         commit = self._commit(oid)
         data = self.entry(oid)
@@ -205,7 +205,8 @@ class GitPages:
         files: list[dict[str, Any]] = []
         diff: list[dict[str, Any]] = []
         read = 0
-        for change in tree_changes(self.store, parent_tree, commit.tree):
+        paths = [only.encode("utf-8", "surrogateescape")] if only else None
+        for change in tree_changes(self.store, parent_tree, commit.tree, paths=paths):
             old = change.old if change.old is not None and change.old.path is not None else None
             new = change.new if change.new is not None and change.new.path is not None else None
             path = (new.path if new is not None else old.path if old is not None else None) or b""
@@ -219,6 +220,13 @@ class GitPages:
                                          "is not shown; clone the repository to see it")
             diff.append({"blockno": len(diff) + 1, "lines": list(_diff_lines(path, status, old_text, new_text))})
         return {**data, "children": [], "files": files, "diff": diff}
+
+    def filediff(self, key: str, path: str) -> dict[str, Any]:
+        """One file's diff in commit ``key`` against its first parent (none when it did not change
+        it), in the shape of hgweb's ``filediff``."""
+        data = self.changeset(key, path.strip("/"))
+        return {"path": path.strip("/"), "node": data["node"], "date": data["date"], "desc": data["desc"],
+                "author": data["user"], "parents": data["parents"], "children": [], "diff": data["diff"]}
 
     def _blob(self, sha: bytes | None, mode: int | None) -> bytes:
         if sha is None or mode is None:

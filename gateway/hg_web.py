@@ -86,7 +86,8 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
 
 
 STYLED_PAGES = {
-    "json": {"summary": "json-summary", "shortlog": "json-shortlog", "log": "json-changelog",
+    "json": {"summary": "json-summary", "shortlog": "json-shortlog", "log": "json-changelog", "diff": "json-diff",
+             "filediff": "json-diff",
              "changelog": "json-changelog", "rev": "json-rev", "changeset": "json-rev", "file": "json-file",
              "manifest": "json-manifest", "filelog": "json-filelog", "tags": "json-tags", "branches": "json-branches",
              "bookmarks": "json-bookmarks", "": "json-shortlog"},
@@ -176,6 +177,9 @@ class HgPages:
     def tree(self, key: str, path: str) -> dict[str, Any]:
         return dict(self._data(f"json-file/{key}/{path}" if path else f"json-manifest/{key}"))
 
+    def filediff(self, key: str, path: str) -> dict[str, Any]:
+        return dict(self._data(f"json-diff/{key}/{path}"))
+
 
 def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
            archives: Collection[str] = ()) -> bytes:
@@ -194,6 +198,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
     if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
         path = "/".join(rest[1:])
         return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=git)
+    if kind in ("diff", "filediff") and len(rest) > 1:
+        return html.filediff(name, url, pages.filediff(rest[0], "/".join(rest[1:])), git=git)
     if kind in FILE_PAGES:
         data = pages.tree(rest[0] if rest else "tip", "/".join(rest[1:]))
         return html.file(name, url, data, git=git) if "lines" in data else html.directory(name, url, data, git=git)

@@ -172,12 +172,28 @@ def changeset(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     table = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
     files = "".join("<tr><td>" + _text(f["status"]) + "</td><td>"
                     + (_path_link(url + "/file/" + node + "/", f["file"], _text(f["file"]))
-                       if f["status"] != "removed" else _text(f["file"])) + "</td></tr>" for f in data["files"])
+                       if f["status"] != "removed" else _text(f["file"]))
+                    + "</td><td>" + _path_link(url + "/diff/" + node + "/", f["file"], "diff") + "</td></tr>"
+                    for f in data["files"])
     diff = "".join(_diff_block(block) for block in data["diff"])
     body = (table + '<div class="desc">' + _text(data["desc"]) + "</div>"
             + (f"<h3>Files</h3><table>{files}</table>" if files else "")
             + (f"<h3>Diff</h3>{diff}" if diff else ""))
     return _page(repo, url, f"changeset {_short(node)}", body, git)
+
+
+def filediff(repo: str, url: str, data: Data, git: bool = False) -> bytes:
+    """One file's diff in a changeset: the changeset's header, the file's parents and children."""
+    node, path = data["node"], data["path"]
+    rows = [("file", _text(path) + " " + _path_link(f"{url}/log/{node}/", path, "history")),  # it may be removed here
+            ("changeset", _link(f"{url}/rev/{node}", _short(node))), ("user", _text(data["author"])),
+            ("date", _text(_date(data["date"]))),
+            ("parents", " ".join(_link(f"{url}/rev/{p}", _short(p)) for p in data["parents"])),
+            ("children", " ".join(_link(f"{url}/rev/{c}", _short(c)) for c in data["children"]))]
+    table = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+    diff = "".join(_diff_block(block) for block in data["diff"]) or "<p>No change to this file here.</p>"
+    body = table + '<div class="desc">' + _text(data["desc"]) + "</div><h3>Diff</h3>" + diff
+    return _page(repo, url, f"{path} in {_short(node)}", body, git)
 
 
 _LINE_CLASSES = {"+": "add", "-": "del", "@": "hunk", "": "meta"}

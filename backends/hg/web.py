@@ -83,6 +83,9 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -
     if kind in FILE_PAGES:
         revision, _, path = key.partition("/")
         return json_file(repo, revision or "tip", path, kind == "json-manifest")
+    if kind in DIFF_PAGES:
+        revision, _, path = key.partition("/")
+        return json_diff(repo, revision, path)
     return _WRITERS[name](repo)
 
 
@@ -247,11 +250,7 @@ def json_rev(repo: HgRepo, key: str) -> bytes:
     for path in changeset.files:
         status = b"removed" if path not in present else b"added" if path not in in_parents else b"modified"
         statuses.append(_object([("file", json_string(path)), ("status", b'"%s"' % status)]))
-    blocks = []
-    for number, diff in enumerate(file_diffs(repo, rev, files), 1):
-        lines = [_object([("t", b'"%s"' % _line_type(line)), ("n", b"%d" % n), ("l", json_string(line))])
-                 for n, line in enumerate([*(h + b"\n" for h in diff.header), *diff.hunks], 1)]
-        blocks.append(_object([("blockno", b"%d" % number), ("lines", _list(lines))]))
+    blocks = _diff_blocks(file_diffs(repo, rev, files))
     common = info.common(rev, changeset)
     return _object([
         *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user")),
@@ -261,6 +260,46 @@ def json_rev(repo: HgRepo, key: str) -> bytes:
         ("diff", _list(blocks)),
         ("phase", common["phase"]),
     ])
+
+
+DIFF_PAGES = ("json-diff", "json-filediff")
+
+
+def json_diff(repo: HgRepo, key: str, path: str) -> bytes:
+    """hgweb's ``json-diff/REV/PATH`` (``filediff``): one file's diff in changeset REV against its
+    first parent (none when REV did not change it), with the changesets hgweb names as the file's
+    parents and children (a file removed in REV: the changeset's own)."""
+    _node, rev, _mtime, files = resolve(repo, key)
+    info = _Changesets(repo)
+    wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
+    changeset = repo.changeset(info.cl, rev) if rev >= 0 else None
+    if changeset is None or (found is None and wanted not in changeset.files):
+        raise ProtocolError("path not found", 404)
+    if found is None:
+        parents, children = info.parents(rev), info.children(rev)
+    else:
+        parents = [binascii.hexlify(info.cl.node(p)) for p in _file_parents(repo, info, rev, wanted, found)]
+        filelog = repo.filelog(wanted)
+        file_rev = filelog.rev(found)
+        linked = (filelog.linkrev(r) for r in range(file_rev + 1, len(filelog)) if file_rev in filelog.parent_revs(r))
+        children = [binascii.hexlify(info.cl.node(r)) for r in linked if info.views.visible[r]]
+    blocks = _diff_blocks(file_diffs(repo, rev, files, wanted))  # against the first parent, as hgweb (a merge too)
+    common = info.common(rev, changeset)
+    return _object([("path", json_string(wanted)), ("node", common["node"]), ("date", common["date"]),
+                    ("desc", common["desc"]), ("author", common["user"]),
+                    ("parents", _list([b'"%s"' % p for p in parents])),
+                    ("children", _list([b'"%s"' % c for c in children])), ("diff", _list(blocks))])
+
+
+def _diff_blocks(diffs: Iterator[FileDiff]) -> list[bytes]:
+    """The diff as hgweb's json style writes it: a block per file, its lines typed and numbered."""
+    blocks = []
+    for number, diff in enumerate(diffs, 1):
+        lines = [_object([("t", b'"%s"' % _line_type(line)), ("n", b"%d" % n), ("l", json_string(line))])
+                 for n, line in enumerate([*(h + b"\n" for h in diff.header), *diff.hunks], 1)]
+        blocks.append(_object([("blockno", b"%d" % number), ("lines", _list(lines))]))
+    return blocks
 
 
 def _line_type(line: bytes) -> bytes:
@@ -594,13 +633,15 @@ class FileDiff:
     """The hunks' lines, each with its end (``unified_hunks``)."""
 
 
-def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes]]) -> Iterator[FileDiff]:
+def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes]],
+               only: bytes | None = None) -> Iterator[FileDiff]:
     """Changeset ``rev``'s plain diff against its first parent, file by file in path order, as
     ``hg diff`` without ``--git`` writes it: file dates in the headers, ``Binary file NAME has
     changed`` for a side holding a NUL byte, renames and copies as added files, mode changes not
     shown.  Hunks are cut as a longest-matching-block diff cuts them: the same as hg's own wherever
     the change is unambiguous; where repeated lines let a change be placed in more than one way,
-    they may be cut otherwise, and the patch applies the same.  ``files``: its manifest's entries.
+    they may be cut otherwise, and the patch applies the same.  ``files``: its manifest's entries;
+    ``only``: that file's diff alone.
     Texts past ``MAX_PATCH_TEXT`` in all refuse the diff (``UnsupportedFeature``)."""
     cl = repo.changelog()
     node = cl.node(rev)
@@ -616,7 +657,7 @@ def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes
     new_date = _diff_date(changeset.time, changeset.tz)
     label = b"diff -r %s -r %s " % (binascii.hexlify(p1)[:12], binascii.hexlify(node)[:12])
     read = 0
-    for path in sorted(old_files.keys() | new_files.keys()):
+    for path in sorted(old_files.keys() | new_files.keys()) if only is None else [only]:
         old_node, new_node = old_files.get(path), new_files.get(path)
         if old_node == new_node:
             continue

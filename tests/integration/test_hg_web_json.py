@@ -70,6 +70,7 @@ def _pages(client: Client, repo: Path) -> list[str]:
                   f"json-manifest/{rev}", f"json-manifest/{rev}/deep", f"json-manifest/{rev}/deep/er/",
                   f"json-file/{rev}/deep", *(f"json-file/{rev}/{f}" for f in files),
                   *(f"json-filelog/{rev}/{f}" for f in files), f"json-log/{rev}/a.txt?revcount=2",
+                  *(f"json-diff/{rev}/{f}" for f in files), f"json-diff/{rev}/only/one/x.txt",
                   f"json-filelog/{rev}/noeol.txt", f"json-filelog/{rev}/twice.txt"]
     return pages + ["json-rev/nosuch", "json-rev/null", "json-manifest/null", "json-file/tip/no/such",
                     "json-manifest/tip/nosuch", "json-rev/v1", "json-rev/book", "json-rev/side", "json-file/v1/a.txt",
@@ -93,8 +94,8 @@ def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], 
                 assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
                 kind = page.split("/")[0].split("?")[0]
                 compared[kind] = compared.get(kind, 0) + 1
-    assert min(compared.values()) >= 1 and len(compared) == 9, compared
-    assert compared["json-file"] > 50 and compared["json-filelog"] > 50, compared
+    assert min(compared.values()) >= 1 and len(compared) == 10, compared
+    assert compared["json-file"] > 50 and compared["json-filelog"] > 50 and compared["json-diff"] > 50, compared
     secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
     port = server.port("http")
     for page in (f"json-rev/{secret}", "json-rev/hidden-work", f"json-file/{secret}/secret.txt"):

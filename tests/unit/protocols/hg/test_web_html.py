@@ -79,6 +79,9 @@ def test_a_changeset_holds_only_its_own_markup(entry: dict[str, Any], paths: lis
     if git:
         data.pop("phase")
     _check(html.changeset("app", URL, data, git=git))
+    _check(html.filediff("app", URL, {"path": paths[0] if paths else "", "node": entry["node"], "date": entry["date"],
+                                      "desc": entry["desc"], "author": entry["user"], "parents": entry["parents"],
+                                      "children": entry["parents"], "diff": data["diff"]}, git=git))
 
 
 @settings(max_examples=150, deadline=None)
