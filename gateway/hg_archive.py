@@ -227,8 +227,10 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     revcount = _revcount(request.args.get(b"revcount", [b""])[-1])
     url = f"{site_url(front, request)}/{route.repo}/"  # hgweb's {urlbase}{url}, for the summary's archive links
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
+    context = request.args.get(b"context", [None])[-1]  # json-comparison's ?context=N|full
+    shown = context.decode("ascii", "replace")[:12] if context is not None else None
     d.addCallback(page_queued, lambda user: hg_web.page(readable_repo(front, route, user), route.service,
-                                                         revcount, url), request)
+                                                         revcount, url, shown), request)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO)
 

@@ -87,7 +87,7 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
 
 STYLED_PAGES = {
     "json": {"summary": "json-summary", "shortlog": "json-shortlog", "log": "json-changelog", "diff": "json-diff",
-             "filediff": "json-diff",
+             "filediff": "json-diff", "comparison": "json-comparison",
              "changelog": "json-changelog", "rev": "json-rev", "changeset": "json-rev", "file": "json-file",
              "manifest": "json-manifest", "filelog": "json-filelog", "tags": "json-tags", "branches": "json-branches",
              "bookmarks": "json-bookmarks", "": "json-shortlog"},

@@ -57,7 +57,7 @@ def json_string(raw: bytes) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -> bytes:
+def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", context: str | None = None) -> bytes:
     """The page ``name``: one of ``PAGES``, ``raw-rev/REV``, ``json-rev[/REV]`` (``json-changeset``),
     ``json-shortlog[/REV]``, ``json-changelog[/REV]`` (``json-log``), ``json-manifest``, ``json-file``,
     ``json-summary``, ``json-filelog/REV/PATH``; ``revcount`` for the logs, ``url`` (the repository's, ending in ``/``) for the
@@ -86,6 +86,9 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/") -
     if kind in DIFF_PAGES:
         revision, _, path = key.partition("/")
         return json_diff(repo, revision, path)
+    if kind == COMPARISON:
+        revision, _, path = key.partition("/")
+        return json_comparison(repo, revision, path, context)
     return _WRITERS[name](repo)
 
 
@@ -280,16 +283,96 @@ def json_diff(repo: HgRepo, key: str, path: str) -> bytes:
         parents, children = info.parents(rev), info.children(rev)
     else:
         parents = [binascii.hexlify(info.cl.node(p)) for p in _file_parents(repo, info, rev, wanted, found)]
-        filelog = repo.filelog(wanted)
-        file_rev = filelog.rev(found)
-        linked = (filelog.linkrev(r) for r in range(file_rev + 1, len(filelog)) if file_rev in filelog.parent_revs(r))
-        children = [binascii.hexlify(info.cl.node(r)) for r in linked if info.views.visible[r]]
+        children = _file_children(repo, info, wanted, found)
     blocks = _diff_blocks(file_diffs(repo, rev, files, wanted))  # against the first parent, as hgweb (a merge too)
     common = info.common(rev, changeset)
     return _object([("path", json_string(wanted)), ("node", common["node"]), ("date", common["date"]),
                     ("desc", common["desc"]), ("author", common["user"]),
                     ("parents", _list([b'"%s"' % p for p in parents])),
                     ("children", _list([b'"%s"' % c for c in children])), ("diff", _list(blocks))])
+
+
+COMPARISON = "json-comparison"
+COMPARISON_CONTEXT = 5
+"""hgweb's default ``[web] comparisoncontext``: lines of context around each change."""
+
+
+def json_comparison(repo: HgRepo, key: str, path: str, context: str | None = None) -> bytes:
+    """hgweb's ``json-comparison/REV/PATH``: a file's lines before (the first parent's) and after
+    changeset REV side by side, in difflib's groups of changes with ``context`` lines around them
+    (``?context=N``, ``full``, else ``[web] comparisoncontext``), as hgweb makes them (with difflib
+    too); a binary side as hgweb names it."""
+    _node, rev, _mtime, files = resolve(repo, key)
+    info = _Changesets(repo)
+    wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    changeset = repo.changeset(info.cl, rev) if rev >= 0 else None
+    found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
+    p1 = info.views.parents[rev][0] if rev >= 0 else NULL_REV
+    before = {entry_path: node for entry_path, node, _flags in manifest_at(repo, p1)[1]} if p1 >= 0 else {}
+    if changeset is None or (found is None and wanted not in before):
+        raise ProtocolError("path not found", 404)
+    left = _comparison_lines(repo, wanted, before.get(wanted))
+    right = _comparison_lines(repo, wanted, found)
+    setting = context if context is not None else repo.web_settings().get(b"comparisoncontext", b"").decode(
+        "ascii", "replace").strip() or str(COMPARISON_CONTEXT)
+    if setting != "full" and not setting.lstrip("-").isdigit():
+        raise ProtocolError("context must be a number of lines or full", 404)
+    matcher = difflib.SequenceMatcher(None, left, right)
+    groups = [matcher.get_opcodes()] if setting == "full" or int(setting) < 0 else \
+        list(matcher.get_grouped_opcodes(int(setting)))
+    blocks = [_object([("lines", _list(list(_comparison_block(left, right, opcodes))))]) for opcodes in groups]
+    if found is None:
+        parents, children = info.parents(rev), info.children(rev)
+    else:
+        parents = [binascii.hexlify(info.cl.node(p)) for p in _file_parents(repo, info, rev, wanted, found)]
+        children = _file_children(repo, info, wanted, found)
+    common = info.common(rev, changeset)
+    return _object([("path", json_string(wanted)), ("node", common["node"]), ("date", common["date"]),
+                    ("desc", common["desc"]), ("author", common["user"]),
+                    ("parents", _list([b'"%s"' % p for p in parents])),
+                    ("children", _list([b'"%s"' % c for c in children])),
+                    ("leftnode", b'"%s"' % binascii.hexlify(info.cl.node(p1) if p1 >= 0 else NULL_NODE)),
+                    ("rightnode", common["node"]), ("comparison", _list(blocks))])
+
+
+def _comparison_lines(repo: HgRepo, path: bytes, file_node: bytes | None) -> list[bytes]:
+    if file_node is None:
+        return []
+    data = file_data(repo, path, file_node)
+    if len(data) > MAX_PATCH_TEXT:
+        raise UnsupportedFeature(f"this file holds more than {MAX_PATCH_TEXT >> 20} MiB: its comparison is not "
+                                 "served; clone the repository to see it")
+    if b"\0" in data:
+        kind = mimetypes.guess_type(path.decode("utf-8", "surrogateescape"))[0] or "application/octet-stream"
+        return [b"(binary file %s, hash: %s)" % (kind.encode(), binascii.hexlify(file_node))]
+    return data.splitlines()
+
+
+def _comparison_block(left: list[bytes], right: list[bytes], opcodes: Sequence[tuple[str, int, int, int, int]]
+                      ) -> Iterator[bytes]:
+    """hgweb's comparison lines of one group: pairs while both sides have lines, then one side's."""
+    def line(kind: str, left_no: int | None, right_no: int | None) -> bytes:
+        return _object([("t", b'"%s"' % kind.encode()), ("ln", b"%d" % left_no if left_no else b'""'),
+                        ("ll", json_string(left[left_no - 1] if left_no else b"")),
+                        ("rn", b"%d" % right_no if right_no else b'""'),
+                        ("rl", json_string(right[right_no - 1] if right_no else b""))])
+
+    for kind, left_lo, left_hi, right_lo, right_hi in opcodes:
+        paired = min(left_hi - left_lo, right_hi - right_lo)
+        for i in range(paired):
+            yield line(kind, left_lo + i + 1, right_lo + i + 1)
+        for i in range(left_lo + paired, left_hi):
+            yield line(kind, i + 1, None)
+        for i in range(right_lo + paired, right_hi):
+            yield line(kind, None, i + 1)
+
+
+def _file_children(repo: HgRepo, info: _Changesets, path: bytes, file_node: bytes) -> list[bytes]:
+    """The changesets of a file revision's children (its filelog's), those pulls can see."""
+    filelog = repo.filelog(path)
+    file_rev = filelog.rev(file_node)
+    linked = (filelog.linkrev(r) for r in range(file_rev + 1, len(filelog)) if file_rev in filelog.parent_revs(r))
+    return [binascii.hexlify(info.cl.node(r)) for r in linked if info.views.visible[r]]
 
 
 def _diff_blocks(diffs: Iterator[FileDiff]) -> list[bytes]:

@@ -24,8 +24,9 @@ from tests.integration.test_hg_http import raw
 def _history(client: Client, repo: Path) -> None:
     hg = ("-R", str(repo))
     client.hg("init", str(repo))
+    numbered = b"".join(b"line %d\n" % n for n in range(1, 31))
     _commit(client, repo, "start", {"a.txt": b"a\nb\n", "deep/er/down/f.txt": b"f\n", "deep/g.txt": b"g\n",
-                                    "only/one/x.txt": b"x\n"}, 1_700_000_000)
+                                    "only/one/x.txt": b"x\n", "long.txt": numbered}, 1_700_000_000)
     (repo / "run.sh").write_bytes(b"#!/bin/sh\n")
     (repo / "run.sh").chmod(0o755)
     (repo / "link").symlink_to("a.txt")
@@ -41,7 +42,9 @@ def _history(client: Client, repo: Path) -> None:
     client.hg("merge", "-q", *hg, "side")
     client.hg("commit", "-q", *hg, "-u", "t", "-d", "1700000600 19800", "-m", "merge side")
     (repo / "only" / "one" / "x.txt").unlink()  # removed: its log at a later revision starts where it was
-    _commit(client, repo, "after", {"noeol.txt": b"no end\nnow one\n", "deep/g.txt": b"g2\n"}, 1_700_000_700)
+    changed = numbered.replace(b"line 5\n", b"line five\n").replace(b"line 14\n", b"line fourteen\n")
+    _commit(client, repo, "after", {"noeol.txt": b"no end\nnow one\n", "deep/g.txt": b"g2\n", "long.txt": changed},
+            1_700_000_700)
     client.hg("tag", "-q", *hg, "--local", "-r", "1", "mine")
     client.hg("bookmark", "-q", *hg, "-r", "2", "book")
     client.hg("bookmark", "-q", *hg, "-r", "2", "book@elsewhere")
@@ -71,6 +74,9 @@ def _pages(client: Client, repo: Path) -> list[str]:
                   f"json-file/{rev}/deep", *(f"json-file/{rev}/{f}" for f in files),
                   *(f"json-filelog/{rev}/{f}" for f in files), f"json-log/{rev}/a.txt?revcount=2",
                   *(f"json-diff/{rev}/{f}" for f in files), f"json-diff/{rev}/only/one/x.txt",
+                  *(f"json-comparison/{rev}/{f}" for f in files), f"json-comparison/{rev}/only/one/x.txt",
+                  f"json-comparison/{rev}/a.txt?context=0", f"json-comparison/{rev}/noeol.txt?context=full",
+                  f"json-comparison/{rev}/long.txt?context=2", f"json-comparison/{rev}/long.txt?context=full",
                   f"json-filelog/{rev}/noeol.txt", f"json-filelog/{rev}/twice.txt"]
     return pages + ["json-rev/nosuch", "json-rev/null", "json-manifest/null", "json-file/tip/no/such",
                     "json-manifest/tip/nosuch", "json-rev/v1", "json-rev/book", "json-rev/side", "json-file/v1/a.txt",
@@ -94,8 +100,9 @@ def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], 
                 assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
                 kind = page.split("/")[0].split("?")[0]
                 compared[kind] = compared.get(kind, 0) + 1
-    assert min(compared.values()) >= 1 and len(compared) == 10, compared
+    assert min(compared.values()) >= 1 and len(compared) == 11, compared
     assert compared["json-file"] > 50 and compared["json-filelog"] > 50 and compared["json-diff"] > 50, compared
+    assert compared["json-comparison"] > 50, compared
     secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
     port = server.port("http")
     for page in (f"json-rev/{secret}", "json-rev/hidden-work", f"json-file/{secret}/secret.txt"):
