@@ -129,7 +129,9 @@ def serve_authorized(front: HttpFront, request: server.Request, name: str, page:
     url = f"{site_url(front, request)}/{quote(name)}"
     revcount = _revcount(request)
     shown = Route(RouteKind.HG_WEB_HTML, name, "/".join(page) or "summary")
-    d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount), request)
+    raw_context = request.args.get(b"context", [None])[-1]  # the comparison's ?context=N|full
+    context = raw_context.decode("ascii", "replace")[:12] if raw_context is not None else None
+    d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context), request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
 
@@ -139,11 +141,12 @@ def _revcount(request: server.Request) -> int:
     return max(1, min(int(value), hg_web.MAX_REVCOUNT - 1)) if value.isdigit() and len(value) < 9 else DEFAULT_REVCOUNT
 
 
-def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page: list[str], revcount: int) -> bytes:
+def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page: list[str], revcount: int,
+                context: str | None = None) -> bytes:
     """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
-        return render(HgPages(repo), route.repo, url, page, revcount)
+        return render(HgPages(repo), route.repo, url, page, revcount, context=context)
     return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer))
 
 
@@ -180,9 +183,12 @@ class HgPages:
     def filediff(self, key: str, path: str) -> dict[str, Any]:
         return dict(self._data(f"json-diff/{key}/{path}"))
 
+    def comparison(self, key: str, path: str, context: str | None) -> dict[str, Any]:
+        return dict(json.loads(hg_web.page(self.repo, f"json-comparison/{key}/{path}", context=context)))
+
 
 def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
-           archives: Collection[str] = ()) -> bytes:
+           archives: Collection[str] = (), context: str | None = None) -> bytes:
     """The HTML of ``page`` of a repository of either kind (blocking: history reads)."""
     git = isinstance(pages, GitPages)
     kind, rest = (page[0], page[1:]) if page else ("summary", [])
@@ -198,6 +204,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
     if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
         path = "/".join(rest[1:])
         return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=git)
+    if kind == "comparison" and len(rest) > 1 and isinstance(pages, HgPages):
+        return html.comparison(name, url, pages.comparison(rest[0], "/".join(rest[1:]), context))
     if kind in ("diff", "filediff") and len(rest) > 1:
         return html.filediff(name, url, pages.filediff(rest[0], "/".join(rest[1:])), git=git)
     if kind in FILE_PAGES:

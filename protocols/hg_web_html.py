@@ -185,7 +185,8 @@ def changeset(repo: str, url: str, data: Data, git: bool = False) -> bytes:
 def filediff(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """One file's diff in a changeset: the changeset's header, the file's parents and children."""
     node, path = data["node"], data["path"]
-    rows = [("file", _text(path) + " " + _path_link(f"{url}/log/{node}/", path, "history")),  # it may be removed here
+    more = "" if git else " " + _path_link(f"{url}/comparison/{node}/", path, "side by side")
+    rows = [("file", _text(path) + " " + _path_link(f"{url}/log/{node}/", path, "history") + more),  # may be removed
             ("changeset", _link(f"{url}/rev/{node}", _short(node))), ("user", _text(data["author"])),
             ("date", _text(_date(data["date"]))),
             ("parents", " ".join(_link(f"{url}/rev/{p}", _short(p)) for p in data["parents"])),
@@ -194,6 +195,27 @@ def filediff(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     diff = "".join(_diff_block(block) for block in data["diff"]) or "<p>No change to this file here.</p>"
     body = table + '<div class="desc">' + _text(data["desc"]) + "</div><h3>Diff</h3>" + diff
     return _page(repo, url, f"{path} in {_short(node)}", body, git)
+
+
+def comparison(repo: str, url: str, data: Data, git: bool = False) -> bytes:
+    """A file before and after a changeset, side by side: numbered lines of both, the changed ones
+    marked, groups of changes with their context."""
+    node, path = data["node"], data["path"]
+    classes = {"equal": "", "delete": "del", "insert": "add", "replace": "hunk"}
+    blocks = []
+    for block in data["comparison"]:
+        rows = []
+        for line in block["lines"]:
+            cls = classes.get(line["t"], "")
+            attribute = f' class="{cls}"' if cls else ""
+            rows.append(f'<tr{attribute}><td class="n">{_text(line["ln"])}</td><td><pre>{_text(line["ll"])}</pre></td>'
+                        f'<td class="n">{_text(line["rn"])}</td><td><pre>{_text(line["rl"])}</pre></td></tr>')
+        blocks.append('<table class="lines">' + "".join(rows) + "</table><br>")
+    links = (_link(f"{url}/rev/{data['leftnode']}", _short(data["leftnode"])) + " → "
+             + _link(f"{url}/rev/{node}", _short(node)) + " "
+             + _path_link(f"{url}/diff/{node}/", path, "unified diff"))
+    body = (f"<h2>{_text(path)}</h2><p>{links}</p>" + ("".join(blocks) or "<p>No change to this file here.</p>"))
+    return _page(repo, url, f"{path} compared in {_short(node)}", body, git)
 
 
 _LINE_CLASSES = {"+": "add", "-": "del", "@": "hunk", "": "meta"}

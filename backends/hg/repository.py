@@ -624,7 +624,7 @@ class HgRepo:
         """Resolve as Mercurial's revsymbol: rev number, full hex, names, then hex prefix."""
         cl = self.changelog()
         views = self.views(cl)
-        if key == b"null":
+        if key == b"null" or key == b"0" * 40:  # the null revision by name or by its id, as hg takes both
             return NULL_NODE
         if key == b"tip":
             visible = [r for r in range(len(cl) - 1, -1, -1) if views.visible[r]]

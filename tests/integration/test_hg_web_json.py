@@ -78,7 +78,7 @@ def _pages(client: Client, repo: Path) -> list[str]:
                   f"json-comparison/{rev}/a.txt?context=0", f"json-comparison/{rev}/noeol.txt?context=full",
                   f"json-comparison/{rev}/long.txt?context=2", f"json-comparison/{rev}/long.txt?context=full",
                   f"json-filelog/{rev}/noeol.txt", f"json-filelog/{rev}/twice.txt"]
-    return pages + ["json-rev/nosuch", "json-rev/null", "json-manifest/null", "json-file/tip/no/such",
+    return pages + ["json-rev/nosuch", "json-rev/null", "json-rev/" + "0" * 40, "json-manifest/null", "json-file/tip/no/such",
                     "json-manifest/tip/nosuch", "json-rev/v1", "json-rev/book", "json-rev/side", "json-file/v1/a.txt",
                     "json-filelog/tip/no/such", "json-filelog/0/noeol.txt", "json-filelog/tip/secret.txt",
                     "json-filelog/tip/copied.txt?revcount=1", "json-filelog/tip/only/one/x.txt",

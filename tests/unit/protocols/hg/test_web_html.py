@@ -79,6 +79,10 @@ def test_a_changeset_holds_only_its_own_markup(entry: dict[str, Any], paths: lis
     if git:
         data.pop("phase")
     _check(html.changeset("app", URL, data, git=git))
+    _check(html.comparison("app", URL, {
+        "path": paths[0] if paths else "", "node": entry["node"], "leftnode": entry["node"],
+        "comparison": [{"lines": [{"t": t, "ln": i, "ll": line, "rn": "", "rl": line} for i, (t, line) in
+                                  enumerate(block, 1)]} for block in blocks]}, git=git))
     _check(html.filediff("app", URL, {"path": paths[0] if paths else "", "node": entry["node"], "date": entry["date"],
                                       "desc": entry["desc"], "author": entry["user"], "parents": entry["parents"],
                                       "children": entry["parents"], "diff": data["diff"]}, git=git))
