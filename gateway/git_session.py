@@ -785,7 +785,7 @@ class UploadArchiveSession(_GitSession):
         self._repo: GitRepository | None = None
 
     def start(self) -> None:
-        self._run(self._opened, _open_for_archive, self.ctx)
+        self._run(self._opened, open_git_repo, self.ctx)
 
     def _opened(self, repo: GitRepository) -> None:
         self._repo = repo
@@ -808,8 +808,7 @@ class UploadArchiveSession(_GitSession):
     def _handle(self, event: object) -> None:
         assert isinstance(event, git_archive.ArchiveRequest) and self._repo is not None
         options = git_archive.parse_arguments(event.arguments)
-        self._run(lambda source: self._send(options, source), archive_backend.resolve, self._repo, options.treeish,
-                  options.pathspecs)
+        self._run(lambda source: self._send(options, source), _resolve_archive, self.ctx, self._repo, options)
 
     def _send(self, options: git_archive.ArchiveOptions, source: archive_backend.ArchiveSource) -> None:
         assert self._repo is not None
@@ -831,17 +830,24 @@ class UploadArchiveSession(_GitSession):
             self._fail(failure)
 
 
-def _open_for_archive(ctx: SessionContext) -> GitRepository:
-    """The repository, once upload-archive may run on it: over SSH always (the login decides), over
-    git:// only where its config sets ``daemon.uploadarch = true``, git daemon's own switch for this
-    service (off by default there too)."""
-    repo = open_git_repo(ctx)
+def _resolve_archive(ctx: SessionContext, repo: GitRepository, options: git_archive.ArchiveOptions
+                     ) -> archive_backend.ArchiveSource:
+    """What to archive, once the service may run here (blocking: the config and objects are read);
+    asked once the client has sent its arguments, so that it reads a refusal."""
+    _check_archive_enabled(ctx, repo)
+    return archive_backend.resolve(repo, options.treeish, options.pathspecs)
+
+
+def _check_archive_enabled(ctx: SessionContext, repo: GitRepository) -> None:
+    """Upload-archive runs over SSH always (the login decides), over git:// only where the
+    repository's config sets ``daemon.uploadarch = true``, git daemon's own switch for this service
+    (off by default there too).  Checked once the arguments are read, so that the client, done
+    writing, reads the refusal instead of dying on a closed connection."""
     if ctx.transport == "git-daemon":
         enabled = getattr(repo, "daemon_service_enabled", None)
         if enabled is None or enabled("uploadarch") is not True:
             raise PermissionDenied("service not enabled: upload-archive is off over git:// for this repository "
                                    "(its config can turn it on: git config daemon.uploadarch true)")
-    return repo
 
 
 ARCHIVE_WRITE_SIZE = 1 << 20
