@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bz2
 import heapq
-import mimetypes
 import re
 import stat
 from collections.abc import Callable, Collection, Iterator
@@ -25,7 +24,7 @@ from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 from backends import git_archive, git_pack
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile
-from backends.hg.web import MAX_PATCH_TEXT, unified_hunks
+from backends.hg.web import MAX_PATCH_TEXT, guessed_type, unified_hunks
 from backends.interfaces import GitRepository
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
@@ -317,9 +316,8 @@ class GitPages:
             text = obj.as_raw_string()
             if len(text) > MAX_FILE_TEXT:
                 raise UnsupportedFeature("this file is too large to be shown here; clone the repository")
-            if b"\0" in text:
-                kind = mimetypes.guess_type(_text(wanted))[0] or "application/octet-stream"
-                text = b"(binary:%s)" % kind.encode()
+            if b"\0" in text:  # hgweb's stand-in for a binary file
+                text = b"(binary:%s)" % guessed_type(wanted)
             return {"node": oid.decode(), "path": _text(wanted),
                     "lines": [{"line": _text(line)} for line in text.splitlines(True)]}
         directories, files = [], []

@@ -18,7 +18,6 @@ from urllib.parse import quote
 from backends.hg import web
 from backends.hg.changelog import Changeset
 from backends.hg.repository import HgRepo
-from backends.interfaces import NULL_NODE
 
 FEEDS = web.FEEDS
 MAX_FILES = 10
@@ -100,19 +99,10 @@ def _short(node: bytes) -> bytes:
 
 def _log(repo: HgRepo, name: bytes, url: bytes, style: str) -> bytes:
     info = web._Changesets(repo)
-    cl, visible = info.cl, info.views.visible
-    setting = repo.web_settings().get(b"maxchanges", b"")
-    count = int(setting) if setting.strip().isdigit() else web.MAX_CHANGES
-    setting = repo.web_settings().get(b"maxfiles", b"")
-    max_files = int(setting) if setting.strip().isdigit() else MAX_FILES
-    tips: dict[bytes, bytes] = {node: branch for branch, (node, _closed) in repo.branch_tips().items()}
-    entries: list[tuple[int, Changeset]] = []
-    start = cl.rev(info.tip) if info.tip != NULL_NODE else -1
-    rev = start
-    while rev >= 0 and len(entries) < count:
-        if visible[rev]:
-            entries.append((rev, repo.changeset(cl, rev)))
-        rev -= 1
+    max_files = web.web_int(repo, b"maxfiles", MAX_FILES)
+    entries = [(rev, repo.changeset(info.cl, rev))
+               for rev in info.recent(info.tip_rev, web.web_int(repo, b"maxchanges", web.MAX_CHANGES))]
+    tips = _branch_at_tip(repo)
     out = [_header(url, style)]
     if style == "atom":
         updated = b"<updated>%s</updated>" % rfc3339(entries[0][1]) if entries else b""
@@ -144,21 +134,31 @@ def file_feed(repo: HgRepo, name: str, page: str, key: str, url: str) -> bytes:
         updated = b"<updated>%s</updated>" % rfc3339(entries[0][1]) if entries else b""
         out.append(b'\n <id>%satom-log/tip/%s</id>\n <link rel="self" href="%satom-log/tip/%s"/>\n'
                    b" <title>%s: %s history</title>\n %s\n\n" % (link, shown, link, quoted, repo_name, shown, updated))
-        tips: dict[bytes, bytes] = {node: branch for branch, (node, _closed) in repo.branch_tips().items()}
+        tips = _branch_at_tip(repo)
         out += [_log_entry(info, rev, changeset, link, style, tips, -1) for rev, changeset in entries]
         out.append(b"\n</feed>\n")
         return b"".join(out)
     out.append(b"\n    <title>%s: %s history</title>\n    <description>%s revision history</description>\n    "
                % (repo_name, shown, shown))
     for rev, changeset in entries:
-        description = escape(changeset.description.strip()).replace(b"\n", b"<br/>\n") or b"(none)"
         out.append(b"<item>\n    <title>%s</title>\n    <link>%slog/%s/%s</link>\n"
                    b"    <description><![CDATA[%s]]></description>\n    <author>%s</author>\n"
                    b"    <pubDate>%s</pubDate>\n</item>\n"
                    % (escape(first_line(changeset.description.strip()).strip()), link,
-                      _short(info.cl.node(rev)), quoted, description, obfuscate(changeset.user), rfc822(changeset)))
+                      _short(info.cl.node(rev)), quoted, _description(changeset), obfuscate(changeset.user),
+                      rfc822(changeset)))
     out.append(b"\n  </channel>\n</rss>\n")
     return b"".join(out)
+
+
+def _branch_at_tip(repo: HgRepo) -> dict[bytes, bytes]:
+    """The branch each branch tip is the tip of (hgweb names a changeset's branch there)."""
+    return {node: branch for branch, (node, _closed) in repo.branch_tips().items()}
+
+
+def _description(changeset: Changeset) -> bytes:
+    """hg's ``desc|strip|escape|addbreaks|nonempty``."""
+    return escape(changeset.description.strip()).replace(b"\n", b"<br/>\n") or b"(none)"
 
 
 def _log_entry(info: web._Changesets, rev: int, changeset: Changeset, url: bytes, style: str,
@@ -176,7 +176,7 @@ def _log_entry(info: web._Changesets, rev: int, changeset: Changeset, url: bytes
         files = b"".join(escape(path) + b"<br />" for path in changeset.files[:max_files])
         if len(changeset.files) > max_files:
             files += b"<br />"
-    description = escape(changeset.description.strip()).replace(b"\n", b"<br/>\n") or b"(none)"
+    description = _description(changeset)
     names = (escape(shown_branch), b"".join(escape(n) for n in info.bookmarks.get(node, [])),
              b"".join(escape(n) for n in info.tags.get(node, [])))
     short = _short(node)

@@ -168,6 +168,12 @@ about 400 bytes a changeset)."""
 _PHASES = {0: b"public", 1: b"draft", 2: b"secret"}
 
 
+def web_int(repo: HgRepo, key: bytes, default: int) -> int:
+    """A number of the hgrc's ``[web]`` (``maxchanges``, ``maxfiles``…); ``default`` when unset or not one."""
+    setting = repo.web_settings().get(key, b"")
+    return int(setting) if setting.strip().isdigit() else default
+
+
 class _Changesets:
     """What hgweb's pages say of each changeset, from one look at the repository: the served view's
     tip, every tag (``tip`` too) and bookmark (divergent ones too) by node, names sorted as hg sorts them."""
@@ -177,6 +183,7 @@ class _Changesets:
         self.cl = repo.changelog()
         self.views = repo.views(self.cl)
         self.tip = repo.lookup(b"tip")
+        self.tip_rev = self.cl.rev(self.tip) if self.tip != NULL_NODE else NULL_REV
         tags: dict[bytes, list[bytes]] = {}
         for name, node in repo.tags().items():
             tags.setdefault(node, []).append(name)
@@ -189,6 +196,16 @@ class _Changesets:
 
     def date(self, rev: int) -> bytes:
         return _date_of(self.repo.changeset(self.cl, rev))
+
+    def recent(self, start: int, count: int) -> list[int]:
+        """The ``count`` revisions pulls can see from ``start`` down."""
+        revs: list[int] = []
+        rev = start
+        while rev >= 0 and len(revs) < count:
+            if self.views.visible[rev]:
+                revs.append(rev)
+            rev -= 1
+        return revs
 
     def parents(self, rev: int) -> list[bytes]:
         return [binascii.hexlify(self.cl.node(p)) for p in self.views.parents[rev] if p >= 0]
@@ -212,12 +229,14 @@ class _Changesets:
             "phase": b'"%s"' % _PHASES.get(self.views.phases[rev], b"secret"),
         }
 
-    def log_entry(self, rev: int) -> bytes:
-        """A changeset as hgweb's logs and summary list it (``changelistentry``)."""
+    def log_entry(self, rev: int, parents: Sequence[int] | None = None) -> bytes:
+        """A changeset as hgweb's logs and summary list it (``changelistentry``); ``parents``: the
+        revisions named as its parents (a file history's), else its own."""
         common = self.common(rev, self.repo.changeset(self.cl, rev))
+        named = self.parents(rev) if parents is None else [binascii.hexlify(self.cl.node(p)) for p in parents]
         return _object([*((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user",
                                                    "phase")),
-                        ("parents", _list([b'"%s"' % p for p in self.parents(rev)]))])
+                        ("parents", _list([b'"%s"' % p for p in named]))])
 
 
 def _list(items: Sequence[bytes]) -> bytes:
@@ -272,24 +291,41 @@ def json_diff(repo: HgRepo, key: str, path: str) -> bytes:
     """hgweb's ``json-diff/REV/PATH`` (``filediff``): one file's diff in changeset REV against its
     first parent (none when REV did not change it), with the changesets hgweb names as the file's
     parents and children (a file removed in REV: the changeset's own)."""
+    info, rev, changeset, files, wanted, found = _file_at(repo, key, path)
+    if found is None and wanted not in changeset.files:
+        raise ProtocolError("path not found", 404)
+    blocks = _diff_blocks(file_diffs(repo, rev, files, wanted))  # against the first parent, as hgweb (a merge too)
+    return _object([*_file_head(repo, info, rev, changeset, wanted, found), ("diff", _list(blocks))])
+
+
+def _file_at(repo: HgRepo, key: str, path: str) -> tuple[_Changesets, int, Changeset, list[tuple[bytes, bytes, bytes]],
+                                                          bytes, bytes | None]:
+    """What a page of a file in changeset ``key`` starts from: the changesets' names, the
+    revision, its changeset and manifest entries, the path as bytes and its file node there (None:
+    not in it); 404 for the null revision."""
     _node, rev, _mtime, files = resolve(repo, key)
-    info = _Changesets(repo)
+    if rev < 0:
+        raise ProtocolError("path not found", 404)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
     found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
-    changeset = repo.changeset(info.cl, rev) if rev >= 0 else None
-    if changeset is None or (found is None and wanted not in changeset.files):
-        raise ProtocolError("path not found", 404)
+    info = _Changesets(repo)
+    return info, rev, repo.changeset(info.cl, rev), files, wanted, found
+
+
+def _file_head(repo: HgRepo, info: _Changesets, rev: int, changeset: Changeset, wanted: bytes,
+               found: bytes | None) -> list[tuple[str, bytes]]:
+    """The fields hgweb's ``filediff`` and ``filecomparison`` begin with: the path, the changeset,
+    and the changesets it names as the file's parents and children (a file not in the changeset,
+    removed there: the changeset's own)."""
     if found is None:
         parents, children = info.parents(rev), info.children(rev)
     else:
         parents = [binascii.hexlify(info.cl.node(p)) for p in _file_parents(repo, info, rev, wanted, found)]
         children = _file_children(repo, info, wanted, found)
-    blocks = _diff_blocks(file_diffs(repo, rev, files, wanted))  # against the first parent, as hgweb (a merge too)
     common = info.common(rev, changeset)
-    return _object([("path", json_string(wanted)), ("node", common["node"]), ("date", common["date"]),
-                    ("desc", common["desc"]), ("author", common["user"]),
-                    ("parents", _list([b'"%s"' % p for p in parents])),
-                    ("children", _list([b'"%s"' % c for c in children])), ("diff", _list(blocks))])
+    return [("path", json_string(wanted)), ("node", common["node"]), ("date", common["date"]),
+            ("desc", common["desc"]), ("author", common["user"]),
+            ("parents", _list([b'"%s"' % p for p in parents])), ("children", _list([b'"%s"' % c for c in children]))]
 
 
 COMPARISON = "json-comparison"
@@ -302,14 +338,10 @@ def json_comparison(repo: HgRepo, key: str, path: str, context: str | None = Non
     changeset REV side by side, in difflib's groups of changes with ``context`` lines around them
     (``?context=N``, ``full``, else ``[web] comparisoncontext``), as hgweb makes them (with difflib
     too); a binary side as hgweb names it."""
-    _node, rev, _mtime, files = resolve(repo, key)
-    info = _Changesets(repo)
-    wanted = path.strip("/").encode("utf-8", "surrogateescape")
-    changeset = repo.changeset(info.cl, rev) if rev >= 0 else None
-    found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
-    p1 = info.views.parents[rev][0] if rev >= 0 else NULL_REV
+    info, rev, changeset, _files, wanted, found = _file_at(repo, key, path)
+    p1 = info.views.parents[rev][0]
     before = {entry_path: node for entry_path, node, _flags in manifest_at(repo, p1)[1]} if p1 >= 0 else {}
-    if changeset is None or (found is None and wanted not in before):
+    if found is None and wanted not in before:
         raise ProtocolError("path not found", 404)
     left = _comparison_lines(repo, wanted, before.get(wanted))
     right = _comparison_lines(repo, wanted, found)
@@ -321,18 +353,15 @@ def json_comparison(repo: HgRepo, key: str, path: str, context: str | None = Non
     groups = [matcher.get_opcodes()] if setting == "full" or int(setting) < 0 else \
         list(matcher.get_grouped_opcodes(int(setting)))
     blocks = [_object([("lines", _list(list(_comparison_block(left, right, opcodes))))]) for opcodes in groups]
-    if found is None:
-        parents, children = info.parents(rev), info.children(rev)
-    else:
-        parents = [binascii.hexlify(info.cl.node(p)) for p in _file_parents(repo, info, rev, wanted, found)]
-        children = _file_children(repo, info, wanted, found)
-    common = info.common(rev, changeset)
-    return _object([("path", json_string(wanted)), ("node", common["node"]), ("date", common["date"]),
-                    ("desc", common["desc"]), ("author", common["user"]),
-                    ("parents", _list([b'"%s"' % p for p in parents])),
-                    ("children", _list([b'"%s"' % c for c in children])),
-                    ("leftnode", b'"%s"' % binascii.hexlify(info.cl.node(p1) if p1 >= 0 else NULL_NODE)),
-                    ("rightnode", common["node"]), ("comparison", _list(blocks))])
+    head = _file_head(repo, info, rev, changeset, wanted, found)
+    return _object([*head, ("leftnode", b'"%s"' % binascii.hexlify(info.cl.node(p1) if p1 >= 0 else NULL_NODE)),
+                    ("rightnode", dict(head)["node"]), ("comparison", _list(blocks))])
+
+
+def guessed_type(path: bytes) -> bytes:
+    """The media type hgweb names a binary file by (Python's guess from its name)."""
+    return (mimetypes.guess_type(path.decode("utf-8", "surrogateescape"))[0] or "application/octet-stream").encode(
+        "utf-8", "surrogateescape")
 
 
 def _comparison_lines(repo: HgRepo, path: bytes, file_node: bytes | None) -> list[bytes]:
@@ -343,8 +372,7 @@ def _comparison_lines(repo: HgRepo, path: bytes, file_node: bytes | None) -> lis
         raise UnsupportedFeature(f"this file holds more than {MAX_PATCH_TEXT >> 20} MiB: its comparison is not "
                                  "served; clone the repository to see it")
     if b"\0" in data:
-        kind = mimetypes.guess_type(path.decode("utf-8", "surrogateescape"))[0] or "application/octet-stream"
-        return [b"(binary file %s, hash: %s)" % (kind.encode(), binascii.hexlify(file_node))]
+        return [b"(binary file %s, hash: %s)" % (guessed_type(path), binascii.hexlify(file_node))]
     return data.splitlines()
 
 
@@ -397,17 +425,11 @@ def json_log(repo: HgRepo, key: str, short: bool, revcount: int | None = None) -
     if key:
         node, start, _mtime, _files = resolve(repo, key)
     else:
-        node, start = info.tip, (info.cl.rev(info.tip) if info.tip != NULL_NODE else NULL_REV)
+        node, start = info.tip, info.tip_rev
     if revcount is None:
-        setting = repo.web_settings().get(b"maxshortchanges" if short else b"maxchanges", b"")
-        revcount = int(setting) if setting.strip().isdigit() else MAX_SHORT_CHANGES if short else MAX_CHANGES
-    revcount = min(max(revcount, 1), MAX_REVCOUNT)
-    entries: list[bytes] = []
-    rev = start
-    while rev >= 0 and len(entries) < revcount:
-        if info.views.visible[rev]:
-            entries.append(info.log_entry(rev))
-        rev -= 1
+        revcount = web_int(repo, b"maxshortchanges", MAX_SHORT_CHANGES) if short else \
+            web_int(repo, b"maxchanges", MAX_CHANGES)
+    entries = [info.log_entry(rev) for rev in info.recent(start, min(max(revcount, 1), MAX_REVCOUNT))]
     return (b'{\n  "node": "%s",\n  "changeset_count": %d,\n  "changesets": %s\n}\n'  # its own template file's layout
             % (binascii.hexlify(node), len(info.cl), _list(entries)))
 
@@ -423,13 +445,8 @@ def json_filelog(repo: HgRepo, key: str, path: str, revcount: int | None = None)
     linkrev; one pulls cannot see is left out), with the changesets hgweb names as its parents."""
     info = _Changesets(repo)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
-    entries = []
-    for linkrev, file_node in file_history(repo, info, key, wanted, revcount):
-        common = info.common(linkrev, repo.changeset(info.cl, linkrev))
-        parents = _file_parents(repo, info, linkrev, wanted, file_node)
-        entries.append(_object([
-            *((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
-            ("parents", _list([b'"%s"' % binascii.hexlify(info.cl.node(p)) for p in parents]))]))
+    entries = [info.log_entry(linkrev, _file_parents(repo, info, linkrev, wanted, file_node))
+               for linkrev, file_node in file_history(repo, info, key, wanted, revcount)]
     return _object([("entries", _list(entries))])
 
 
@@ -452,8 +469,7 @@ def file_history(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, revco
         if top < 0:
             raise ProtocolError("path not found", 404)
     if revcount is None:
-        setting = repo.web_settings().get(b"maxshortchanges", b"")
-        revcount = int(setting) if setting.strip().isdigit() else MAX_SHORT_CHANGES
+        revcount = web_int(repo, b"maxshortchanges", MAX_SHORT_CHANGES)
     revcount = min(max(revcount, 1), MAX_REVCOUNT)
     history: list[tuple[int, bytes]] = []
     for file_rev in range(top, max(0, top + 1 - revcount) - 1, -1):
@@ -481,11 +497,9 @@ def json_summary(repo: HgRepo, url: str) -> bytes:
     and ``[web] labels``."""
     info = _Changesets(repo)
     cl, visible = info.cl, info.views.visible
-    tip_rev = cl.rev(info.tip) if info.tip != NULL_NODE else NULL_REV
     bookmarks = _named_entries(repo, b"bookmark", repo.stored_bookmarks())[:SUMMARY_ENTRIES]
     tag_entries = _named_entries(repo, b"tag", repo.tags())[:SUMMARY_ENTRIES]
-    setting = repo.web_settings().get(b"maxchanges", b"")
-    count = int(setting) if setting.strip().isdigit() else MAX_CHANGES
+    count = web_int(repo, b"maxchanges", MAX_CHANGES)
     shortlog = []
     for rev in range(len(cl) - 1, max(0, len(cl) - count) - 1, -1):  # revision numbers, hidden ones counted
         if visible[rev]:
@@ -496,7 +510,7 @@ def json_summary(repo: HgRepo, url: str) -> bytes:
     labels = config_list(repo.web_settings().get(b"labels", b""))
     return _object([
         ("node", b'"%s"' % binascii.hexlify(info.tip)),
-        ("lastchange", info.date(tip_rev) if tip_rev >= 0 else b"[0, 0]"),
+        ("lastchange", info.date(info.tip_rev) if info.tip_rev >= 0 else b"[0, 0]"),
         ("bookmarks", _list(bookmarks)),
         ("branches", _list(_branch_entries(repo)[:SUMMARY_ENTRIES])),
         ("shortlog", _list(shortlog)),
@@ -607,8 +621,7 @@ def _file_revision(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_
                                  "fetch it with raw-file")
     text = file_data(repo, path, file_node)
     if b"\0" in text:  # hgweb's stand-in for a binary file
-        kind = mimetypes.guess_type(path.decode("utf-8", "surrogateescape"))[0] or "application/octet-stream"
-        text = b"(binary:%s)" % kind.encode("utf-8", "surrogateescape")
+        text = b"(binary:%s)" % guessed_type(path)
     changeset = repo.changeset(info.cl, rev)
     common = info.common(rev, changeset)
     lines = [_object([("line", json_string(line))]) for line in text.splitlines(True)]
