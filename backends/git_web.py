@@ -23,7 +23,7 @@ from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 
 from backends import git_archive, git_pack
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
-from backends.hg.archive import RawFile
+from backends.hg.archive import RawFile, archive_directory, raw_listing
 from backends.hg.web import MAX_PATCH_TEXT, guessed_type, unified_hunks
 from backends.interfaces import GitRepository
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
@@ -264,17 +264,10 @@ class GitPages:
             if size > MAX_RAW_FILE:
                 raise UnsupportedFeature(f"this file is larger than {MAX_RAW_FILE >> 20} MiB: clone the repository")
             return RawFile(wanted.rpartition(b"/")[2], size, iter(obj.as_raw_chunks()))
-        directories, files = [], []
-        for entry in obj.items():
-            if stat.S_ISDIR(entry.mode):
-                directories.append(b"drwxr-xr-x %s\n" % entry.path)
-            else:
-                size = 0 if S_ISGITLINK(entry.mode) else self._object(entry.sha).raw_length()
-                shown = (b"lrwxrwxrwx" if stat.S_ISLNK(entry.mode) else b"-rwxr-xr-x" if entry.mode & 0o111
-                         else b"-rw-r--r--")
-                files.append(b"%s %d %s\n" % (shown, size, entry.path))
-        listing = b"\n" + b"".join(directories) + b"".join(files) + b"\n\n"
-        return RawFile(None, len(listing), iter([listing]))
+        entries = obj.items()
+        return raw_listing([e.path for e in entries if stat.S_ISDIR(e.mode)],
+                           [(_flags(e.mode).encode(), 0 if S_ISGITLINK(e.mode) else self._object(e.sha).raw_length(),
+                             e.path) for e in entries if not stat.S_ISDIR(e.mode)])
 
     def archive(self, name: str, key: str, kind: str, path: str, allowed: Collection[str]) -> WebArchive:
         """hgweb's archive URL for a git repository: commit ``key``'s tree (only ``path`` below it,
@@ -293,9 +286,7 @@ class GitPages:
                 source = git_archive.select(self.store, source, (spec,))
             except ArchiveRefused:
                 raise ProtocolError("file(s) not found", 404) from None
-        base = re.sub(r"\W+", "-", name.removesuffix(".git").rstrip("/").rsplit("/", 1)[-1], flags=re.ASCII)
-        version = oid.decode()[:12] if key in ("tip", "HEAD") else re.sub(r"[^\w.+-]+", "-", key, flags=re.ASCII)
-        prefix = f"{base}-{version}/"
+        prefix = archive_directory(name.removesuffix(".git"), key, oid.decode()[:12], ("tip", "HEAD")) + "/"
         content_type, extension = ARCHIVE_TYPES[kind]
         store = self.store
 
@@ -330,9 +321,8 @@ class GitPages:
                 size = 0
                 if not S_ISGITLINK(entry_mode):
                     size = self._object(sha).raw_length()
-                flags = "l" if stat.S_ISLNK(entry_mode) else "x" if entry_mode & 0o111 else ""
                 files.append({"abspath": _text(prefix + name), "basename": _text(name), "size": size,
-                              "flags": "m" if S_ISGITLINK(entry_mode) else flags})
+                              "flags": "m" if S_ISGITLINK(entry_mode) else _flags(entry_mode)})
         return {"node": oid.decode(), "abspath": _text(b"/" + prefix), "directories": directories, "files": files}
 
 
@@ -363,6 +353,11 @@ def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[di
     for number, line in enumerate(lines, 1):
         kind = line[:1] if line[:1] in (b"+", b"-", b"@") else b""
         yield {"t": kind.decode(), "n": number, "l": _text(line)}
+
+
+def _flags(mode: int) -> str:
+    """A tree entry's mode as a Mercurial manifest's flags: ``l`` a link, ``x`` an executable."""
+    return "l" if stat.S_ISLNK(mode) else "x" if mode & 0o111 else ""
 
 
 def _text(raw: bytes) -> str:

@@ -116,12 +116,19 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
     members = _members(repo, files, path)
     if path and not members:
         raise ProtocolError("file(s) not found", 404)
-    base = re.sub(r"\W+", "-", name.rstrip("/").rsplit("/", 1)[-1], flags=re.ASCII)  # also a header's file name
-    version = binascii.hexlify(node)[:12].decode() if key == "tip" else re.sub(r"[^\w.+-]+", "-", key, flags=re.ASCII)
-    directory = f"{base}-{version}"
+    directory = archive_directory(name, key, binascii.hexlify(node)[:12].decode(), ("tip",))
     wanted = not path or _under(b".hg_archival.txt", path)  # as hg, a path leaves the file out unless it is its own
     described = metadata(repo, rev, node) if wanted and repo.hgrc_bool(b"ui", b"archivemeta", True) else b""
     return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime, described, members)
+
+
+def archive_directory(name: str, key: str, short_id: str, tips: Sequence[str]) -> str:
+    """An archive's top directory and file name, ``NAME-REV``: the repository's last name segment
+    and the revision as asked for (its short id for one of ``tips``), each with only characters a
+    header's file name may hold."""
+    base = re.sub(r"\W+", "-", name.rstrip("/").rsplit("/", 1)[-1], flags=re.ASCII)
+    version = short_id if key in tips else re.sub(r"[^\w.+-]+", "-", key, flags=re.ASCII)
+    return f"{base}-{version}"
 
 
 def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
@@ -241,13 +248,19 @@ def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
     if not below and files:  # as hgweb: any path of an empty manifest is its (empty) root
         raise ProtocolError("path not found", 404)
     directories = sorted({f[0][len(prefix):].partition(b"/")[0] for f in below if b"/" in f[0][len(prefix):]})
+    return raw_listing(directories, [(flags, file_size(repo, file_path, file_node), file_path[len(prefix):])
+                                     for file_path, file_node, flags in below if b"/" not in file_path[len(prefix):]])
+
+
+def raw_listing(directories: Sequence[bytes], files: Sequence[tuple[bytes, int, bytes]]) -> RawFile:
+    """A directory's listing as hgweb's raw style writes it: a line per subdirectory (``drwxr-xr-x
+    NAME``), then per file (``-rw-r--r-- SIZE NAME``, its mode from manifest flags ``l``/``x``),
+    between the raw manifest's empty header and footer lines."""
     lines = [b"drwxr-xr-x " + d + b"\n" for d in directories]
-    for file_path, file_node, flags in below:
-        rest = file_path[len(prefix):]
-        if b"/" not in rest:
-            mode = b"lrwxrwxrwx" if b"l" in flags else b"-rwxr-xr-x" if b"x" in flags else b"-rw-r--r--"
-            lines.append(b"%s %d %s\n" % (mode, file_size(repo, file_path, file_node), rest))
-    listing = b"\n" + b"".join(lines) + b"\n\n"  # hgweb's raw manifest: its empty header and footer lines
+    for flags, size, name in files:
+        mode = b"lrwxrwxrwx" if b"l" in flags else b"-rwxr-xr-x" if b"x" in flags else b"-rw-r--r--"
+        lines.append(b"%s %d %s\n" % (mode, size, name))
+    listing = b"\n" + b"".join(lines) + b"\n\n"
     return RawFile(None, len(listing), iter([listing]))
 
 
@@ -432,5 +445,5 @@ def _zip(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime
     yield spool.drain()
 
 
-__all__ = ["TYPES", "Archive", "RawFile", "allowed", "file_data", "latest_tags", "manifest_at", "metadata", "prepare",
-           "raw_file", "resolve", "split_type"]
+__all__ = ["TYPES", "Archive", "RawFile", "allowed", "archive_directory", "file_data", "latest_tags", "manifest_at",
+           "metadata", "prepare", "raw_file", "raw_listing", "resolve", "split_type"]
