@@ -227,10 +227,9 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     revcount = _revcount(request.args.get(b"revcount", [b""])[-1])
     url = f"{site_url(front, request)}/{route.repo}/"  # hgweb's {urlbase}{url}, for the summary's archive links
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
-    context = request.args.get(b"context", [None])[-1]  # json-comparison's ?context=N|full
-    shown = context.decode("ascii", "replace")[:12] if context is not None else None
+    context = context_arg(request)
     d.addCallback(page_queued, lambda user: hg_web.page(readable_repo(front, route, user), route.service,
-                                                         revcount, url, shown), request)
+                                                         revcount, url, context), request)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO)
 
@@ -248,6 +247,12 @@ def page_queued(user: str | None, make: Callable[[str | None], bytes], request: 
         return run_blocking(make, user)
 
     return _PAGE_SLOTS.run(made)
+
+
+def context_arg(request: server.Request) -> str | None:
+    """hgweb's ``?context=N|full`` of a comparison (its first characters), or None."""
+    value = request.args.get(b"context", [None])[-1]
+    return value.decode("ascii", "replace")[:12] if value is not None else None
 
 
 def _revcount(value: bytes) -> int | None:

@@ -30,7 +30,7 @@ from backends.names import validate_name
 from gateway import repo_page
 from gateway.auth import Access
 from gateway.git_http import fail_request
-from gateway.hg_archive import page_queued, readable_any, send_page, serve_web_page, transport_of
+from gateway.hg_archive import context_arg, page_queued, readable_any, send_page, serve_web_page, transport_of
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, send_error, site_url
 from gateway.policy import git_archives
 from gateway.threads import run_blocking
@@ -129,8 +129,7 @@ def serve_authorized(front: HttpFront, request: server.Request, name: str, page:
     url = f"{site_url(front, request)}/{quote(name)}"
     revcount = _revcount(request)
     shown = Route(RouteKind.HG_WEB_HTML, name, "/".join(page) or "summary")
-    raw_context = request.args.get(b"context", [None])[-1]  # the comparison's ?context=N|full
-    context = raw_context.decode("ascii", "replace")[:12] if raw_context is not None else None
+    context = context_arg(request)
     d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context), request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
@@ -157,8 +156,8 @@ class HgPages:
     def __init__(self, repo: HgRepo) -> None:
         self.repo = repo
 
-    def _data(self, page: str, revcount: int | None = None, url: str = "/") -> Any:
-        return json.loads(hg_web.page(self.repo, page, revcount, url + "/"))
+    def _data(self, page: str, revcount: int | None = None, url: str = "/", context: str | None = None) -> Any:
+        return json.loads(hg_web.page(self.repo, page, revcount, url + "/", context))
 
     def summary(self, url: str, _archives: Collection[str] = ()) -> dict[str, Any]:
         settings = self.repo.web_settings()  # hgweb's [web] description and contact
@@ -184,7 +183,7 @@ class HgPages:
         return dict(self._data(f"json-diff/{key}/{path}"))
 
     def comparison(self, key: str, path: str, context: str | None) -> dict[str, Any]:
-        return dict(json.loads(hg_web.page(self.repo, f"json-comparison/{key}/{path}", context=context)))
+        return dict(self._data(f"json-comparison/{key}/{path}", context=context))
 
 
 def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
