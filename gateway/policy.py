@@ -686,16 +686,24 @@ SETTINGS = WireSettings()
 """Compression order and levels, argument carriers, unless ``[hg_http]`` of ``--config`` says otherwise."""
 
 
+NO_POLICY = Policy()
+"""What is in force without a ``--config`` file: every setting's default."""
+
+
+def in_force(authorizer: Any) -> Policy:
+    """The policy in force now: the config file's last good one, or the defaults without a file."""
+    policy_file = getattr(authorizer, "policy", None)
+    return NO_POLICY if policy_file is None else policy_file.current
+
+
 def maintenance(authorizer: Any) -> Maintenance:
     """The ``[maintenance]`` settings in force now (the defaults without a config file)."""
-    policy_file = getattr(authorizer, "policy", None)
-    return Maintenance() if policy_file is None else policy_file.current.maintenance
+    return in_force(authorizer).maintenance
 
 
 def clone_cache(authorizer: Any) -> KeepBounds:
     """The ``[clone_cache]`` bounds in force now (none kept without a policy file that says so)."""
-    policy_file = getattr(authorizer, "policy", None)
-    return KEEP_NOTHING if policy_file is None else policy_file.current.clone_cache
+    return in_force(authorizer).clone_cache
 
 
 GIT_ARCHIVE_TYPES = ("zip", "gz", "bz2")
@@ -703,14 +711,12 @@ GIT_ARCHIVE_TYPES = ("zip", "gz", "bz2")
 
 def git_archives(authorizer: Any) -> frozenset[str]:
     """``[git] archives`` in force now (none without a policy file that names some)."""
-    policy_file = getattr(authorizer, "policy", None)
-    return frozenset() if policy_file is None else policy_file.current.git.archives
+    return in_force(authorizer).git.archives
 
 
 def export_all(authorizer: Any) -> bool:
     """``[git] export_all`` in force now (True, every git repository served, without a policy file)."""
-    policy_file = getattr(authorizer, "policy", None)
-    return True if policy_file is None else policy_file.current.git.export_all
+    return in_force(authorizer).git.export_all
 
 
 EXPORT_CHECKED = frozenset({"git-daemon", "git-http"})
@@ -738,16 +744,12 @@ def check_exported(authorizer: Any, transport: str, name: str, repo: Any) -> Non
 
 def public_url(authorizer: Any) -> str | None:
     """``[http] public_url`` in force now (None without a policy file that sets it)."""
-    policy_file = getattr(authorizer, "policy", None)
-    return None if policy_file is None else policy_file.current.public_url
+    return in_force(authorizer).public_url
 
 
 def wire_settings(authorizer: Any) -> WireSettings:
     """The settings in force now: ``[hg_http]`` of the policy file (if any) over ``SETTINGS``."""
-    policy_file = getattr(authorizer, "policy", None)
-    if policy_file is None:
-        return SETTINGS
-    chosen = policy_file.current.hg_http
+    chosen = in_force(authorizer).hg_http  # without a file, all None: SETTINGS as they are
     changes: dict[str, Any] = {}
     if chosen.compression is not None:
         changes["engines"] = tuple(e.encode("ascii") for e in chosen.compression)
