@@ -28,6 +28,7 @@ from backends.hg.archive import allowed as archive_allowed
 from backends.hg.archive import file_data, file_size, manifest_at, resolve
 from backends.hg.changelog import Changeset, parse_filelog_text
 from backends.hg.graph import NULL_REV
+from backends.hg.linediff import blocks, split_lines
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
 from protocols.errors import ProtocolError, UnsupportedFeature
@@ -781,54 +782,17 @@ def _diff_date(when: float, tz: int) -> bytes:
     return (time.strftime("%a %b %d %H:%M:%S %Y ", local) + f"{sign}{minutes // 60:02d}{minutes % 60:02d}").encode()
 
 
-def _lines(text: bytes) -> list[bytes]:
-    """The lines of a text split at each newline only, each with its end (the last may have none)."""
-    parts = text.split(b"\n")
-    lines = [part + b"\n" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
-
-
-MAX_EXACT_LINES = 2000
-"""Past this many changed lines on each side (their product; once the common start and end are set aside),
-difflib's popular-line heuristic (autojunk) is used: its exact search is quadratic (20,000 equal
-lines took a minute), the heuristic's answer a valid, maybe longer, patch."""
-
-
-def matching_blocks(old: Sequence[bytes], new: Sequence[bytes]) -> list[tuple[int, int, int]]:
-    """(old start, new start, length) of the runs of equal lines a longest-match diff finds, in
-    order, ending with the empty run at both ends.  The common first and last lines are matched
-    first (a change among repeated lines lands after them, where hg's own diff puts it)."""
-    limit = min(len(old), len(new))
-    prefix = 0
-    while prefix < limit and old[prefix] == new[prefix]:
-        prefix += 1
-    suffix = 0
-    while suffix < limit - prefix and old[len(old) - 1 - suffix] == new[len(new) - 1 - suffix]:
-        suffix += 1
-    middle_old, middle_new = old[prefix:len(old) - suffix], new[prefix:len(new) - suffix]
-    exact = len(middle_old) * len(middle_new) <= MAX_EXACT_LINES * MAX_EXACT_LINES
-    matcher = difflib.SequenceMatcher(None, middle_old, middle_new, autojunk=not exact)
-    blocks = [(0, 0, prefix)] if prefix else []
-    blocks += [(a + prefix, b + prefix, size) for a, b, size in matcher.get_matching_blocks() if size]
-    if suffix:
-        blocks.append((len(old) - suffix, len(new) - suffix, suffix))
-    blocks.append((len(old), len(new), 0))
-    return blocks
-
-
 def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
     """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: three lines of context,
     changes closer than that joined into one hunk, counts always written, a last line without
     its end followed by the line ``\\ No newline at end of file``; each line is one item."""
-    old, new = _lines(old_text), _lines(new_text)
+    old, new = split_lines(old_text), split_lines(new_text)
     changes = []
     a_end = b_end = 0
-    for a, b, size in matching_blocks(old, new):
-        if a > a_end or b > b_end:
-            changes.append((a_end, a, b_end, b))
-        a_end, b_end = a + size, b + size
+    for a1, a2, b1, b2 in blocks(old, new):
+        if a1 > a_end or b1 > b_end:
+            changes.append((a_end, a1, b_end, b1))
+        a_end, b_end = a2, b2
     out: list[bytes] = []
     hunk: list[int] | None = None  # [old start, old change end, new start, new change end]
     body: list[bytes] = []

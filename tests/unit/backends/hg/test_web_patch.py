@@ -92,16 +92,20 @@ def test_json_strings_escape_as_hg_does() -> None:
     assert json_string(b"bad \xdd byte \x7f \x00") == b'"bad \\udcdd byte \\u007f \\u0000"'
 
 
-def test_a_change_among_many_equal_lines_is_one_small_hunk() -> None:
+def test_a_change_among_many_equal_lines_is_cut_as_hg_cuts_it() -> None:
+    """20,000 equal lines are popular: they never start a match, so (as ``hg diff`` writes it, checked
+    by hand) the change reaches from the first new line to the end."""
     old = b"same\n" * 20000
     new = b"same\n" * 10000 + b"new\n" + b"same\n" * 10000
     hunks = unified_hunks(old, new)
-    assert hunks == [b"@@ -9998,6 +9998,7 @@\n", *[b" same\n"] * 3, b"+new\n", *[b" same\n"] * 3]
+    assert hunks[0] == b"@@ -9998,10003 +9998,10004 @@\n"
+    assert _apply(old, hunks) == new
 
 
-def test_large_changed_middles_use_the_heuristic_not_the_quadratic_search(monkeypatch: pytest.MonkeyPatch) -> None:
-    """difflib's exact search is quadratic in equal lines: past MAX_EXACT_LINES squared, autojunk."""
-    from backends.hg import web
+def test_a_search_past_its_budget_answers_difflib_s_diff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_STEPS the matching is difflib's (exact below MAX_EXACT_LINES squared, autojunk
+    above): still a patch that gives the new text."""
+    from backends.hg import linediff
 
     seen: list[bool] = []
     real = difflib.SequenceMatcher
@@ -110,11 +114,14 @@ def test_large_changed_middles_use_the_heuristic_not_the_quadratic_search(monkey
         seen.append(autojunk)
         return real(None, a, b, autojunk=autojunk)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(web.difflib, "SequenceMatcher", spy)
+    monkeypatch.setattr(linediff.difflib, "SequenceMatcher", spy)
     small_old, small_new = b"x\n" + b"a\n" * 10 + b"y\n", b"x\n" + b"b\n" * 10 + b"y\n"
+    big_old = b"".join(b"%d\n" % (i % 47) for i in range(6000))
+    big_new = b"".join(b"%d\n" % (i % 45) for i in range(6000))
+    assert _apply(big_old, unified_hunks(big_old, big_new)) == big_new
+    assert seen == []  # within the budget: Mercurial's search
+    monkeypatch.setattr(linediff, "MAX_STEPS", 5)
     assert _apply(small_old, unified_hunks(small_old, small_new)) == small_new
-    big_old = b"".join(b"%d\n" % (i % 7) for i in range(6000))
-    big_new = b"".join(b"%d\n" % (i % 5) for i in range(6000))
     assert _apply(big_old, unified_hunks(big_old, big_new)) == big_new
     assert seen == [False, True]
 
