@@ -1,6 +1,6 @@
 """A repository's pages for browsers, at hgweb's URLs (``/NAME/shortlog``, ``/NAME/rev/REV``,
-``/NAME/file/REV/PATH``, ``/NAME/log/REV/PATH``, ``/NAME/tags``…), and its summary at ``/NAME``
-itself for a browser (a request that accepts ``text/html``).
+``/NAME/file/REV/PATH``, ``/NAME/log/REV/PATH``, ``/NAME/annotate/REV/PATH``, ``/NAME/tags``…),
+and its summary at ``/NAME`` itself for a browser (a request that accepts ``text/html``).
 
 A Mercurial repository's page is made from the data of hgweb's JSON page (``backends.hg.web``), a
 git repository's from the same shapes (``backends.git_web``: commits, trees, blobs, its visible
@@ -87,7 +87,7 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
 
 STYLED_PAGES = {
     "json": {"summary": "json-summary", "shortlog": "json-shortlog", "log": "json-changelog", "diff": "json-diff",
-             "filediff": "json-diff", "comparison": "json-comparison",
+             "filediff": "json-diff", "comparison": "json-comparison", "annotate": "json-annotate",
              "changelog": "json-changelog", "rev": "json-rev", "changeset": "json-rev", "file": "json-file",
              "manifest": "json-manifest", "filelog": "json-filelog", "tags": "json-tags", "branches": "json-branches",
              "bookmarks": "json-bookmarks", "": "json-shortlog"},
@@ -95,7 +95,7 @@ STYLED_PAGES = {
              "bookmarks": "atom-bookmarks", "branches": "atom-branches", "": "atom-log"},
     "rss": {"log": "rss-log", "changelog": "rss-log", "shortlog": "rss-log", "tags": "rss-tags",
             "bookmarks": "rss-bookmarks", "branches": "rss-branches", "": "rss-log"},
-    "raw": {"rev": "raw-rev", "changeset": "raw-rev"},
+    "raw": {"rev": "raw-rev", "changeset": "raw-rev", "annotate": "raw-annotate"},
 }
 """hgweb's ``?style=`` on a page's URL (``/NAME/rev/5?style=json``, ``/NAME?style=atom``): the page
 of that style hgwire serves (``gateway.hg_archive.serve_web_page``); the json style's default page
@@ -185,6 +185,9 @@ class HgPages:
     def comparison(self, key: str, path: str, context: str | None) -> dict[str, Any]:
         return dict(self._data(f"json-comparison/{key}/{path}", context=context))
 
+    def annotate(self, key: str, path: str) -> dict[str, Any]:
+        return dict(self._data(f"json-annotate/{key}/{path}"))
+
 
 def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
            archives: Collection[str] = (), context: str | None = None) -> bytes:
@@ -205,6 +208,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=git)
     if kind == "comparison" and len(rest) > 1 and isinstance(pages, HgPages):
         return html.comparison(name, url, pages.comparison(rest[0], "/".join(rest[1:]), context))
+    if kind == "annotate" and len(rest) > 1 and isinstance(pages, HgPages):
+        return html.annotate(name, url, pages.annotate(rest[0], "/".join(rest[1:])))
     if kind in ("diff", "filediff") and len(rest) > 1:
         return html.filediff(name, url, pages.filediff(rest[0], "/".join(rest[1:])), git=git)
     if kind in FILE_PAGES:

@@ -49,16 +49,17 @@ def _text(value: Any) -> str:
     return escape(_NOT_UTF8.sub("\ufffd", str(value)), quote=True)
 
 
-def _link(url: str, text: str) -> str:
-    return f'<a href="{_text(url)}">{text}</a>'
+def _link(url: str, text: str, title: str = "") -> str:
+    shown = f' title="{_text(title)}"' if title else ""
+    return f'<a href="{_text(url)}"{shown}>{text}</a>'
 
 
-def _path_link(url: str, path: str, text: str) -> str:
-    """A link to ``url`` + the percent-encoded ``path``; plain ``text`` for a path that is not
-    UTF-8 (hgwire's URLs are: such a file is shown, not linked)."""
+def _path_link(url: str, path: str, text: str, fragment: str = "", title: str = "") -> str:
+    """A link to ``url`` + the percent-encoded ``path`` (+ ``fragment``); plain ``text`` for a path
+    that is not UTF-8 (hgwire's URLs are: such a file is shown, not linked)."""
     if any(0xD800 <= ord(ch) < 0xE000 for ch in path):
         return text
-    return _link(url + quote(path), text)
+    return _link(url + quote(path) + fragment, text, title)
 
 
 def _short(node: str) -> str:
@@ -231,6 +232,29 @@ def _diff_block(block: Data) -> str:
     return "<pre>" + "\n".join(lines) + "</pre><br>"
 
 
+def annotate(repo: str, url: str, data: Data, git: bool = False) -> bytes:
+    """A file at a revision, each line with the changeset that last changed it (linked to that
+    changeset's annotation at the line), shown where a run of lines from one changeset starts."""
+    node, path = data["node"], data["abspath"]
+    links = " ".join([_path_link(f"{url}/file/{node}/", path, "file"),
+                      _path_link(f"{url}/log/{node}/", path, "history"),
+                      _link(f"{url}/rev/{node}", "changeset " + _short(node))])
+    rows = []
+    previous = None
+    for line in data["annotate"]:
+        origin = ""
+        if line["node"] != previous:
+            title = f"{line['author']}: {_first_line(line['desc'])}"
+            origin = (_path_link(f"{url}/annotate/{line['node']}/", line["abspath"], _short(line["node"]),
+                                 f"#l{int(line['targetline'])}", title)
+                      + " " + _text(line["author"].split("<")[0].strip() or line["author"]))
+        previous = line["node"]
+        rows.append(f'<tr id="l{int(line["lineno"])}"><td>{origin}</td><td class="n">{int(line["lineno"])}</td>'
+                    "<td><pre>" + _text(line["line"].rstrip("\n")) + "</pre></td></tr>")
+    body = f"<h2>{_text(path)}</h2><p>{links}</p><table class=\"lines\">{''.join(rows)}</table>"
+    return _page(repo, url, f"{path} annotated", body, git)
+
+
 def directory(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """A directory at a revision: its subdirectories and files, with sizes and links."""
     node = data["node"]
@@ -257,8 +281,9 @@ def file(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """A file at a revision: its lines, numbered, and links to its raw bytes and history."""
     node, path = data["node"], data["path"]
     links = " ".join(([_path_link(f"{url}/raw-file/{node}/", path, "raw")] if data.get("raw", True) else [])
-                     + [_path_link(f"{url}/log/{node}/", path, "history"),
-                        _link(f"{url}/rev/{node}", "changeset " + _short(node))])
+                     + [_path_link(f"{url}/log/{node}/", path, "history")]
+                     + ([] if git else [_path_link(f"{url}/annotate/{node}/", path, "annotate")])
+                     + [_link(f"{url}/rev/{node}", "changeset " + _short(node))])
     rows = "".join(f'<tr id="l{n}"><td class="n">{n}</td><td><pre>' + _text(line["line"].rstrip("\n"))
                    + "</pre></td></tr>" for n, line in enumerate(data["lines"], 1))
     body = f"<h2>{_text(path)}</h2><p>{links}</p><table class=\"lines\">{rows}</table>"

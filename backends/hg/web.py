@@ -6,7 +6,8 @@ as ``[seconds, offset]``) over what pulls can see (no secret or hidden changeset
 - changesets: ``json-rev/REV`` (``json-changeset``), ``json-shortlog[/REV]``, ``json-changelog[/REV]``
   (``json-log``);
 - a directory or a file at a revision: ``json-manifest/REV[/PATH]``, ``json-file/REV/PATH``, and a
-  file's history, ``json-filelog/REV/PATH`` (``json-log/REV/PATH``);
+  file's history, ``json-filelog/REV/PATH`` (``json-log/REV/PATH``), and its annotation,
+  ``json-annotate/REV/PATH`` (and its raw style; ``backends.hg.annotate``);
 - ``raw-rev/REV``, a changeset as a patch (``raw_rev``);
 - the feeds, ``atom-log``, ``rss-log`` and those of tags, bookmarks and branches (``backends.hg.feeds``).
 
@@ -24,11 +25,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from backends.hg import linediff
 from backends.hg.archive import allowed as archive_allowed
 from backends.hg.archive import file_data, file_size, manifest_at, resolve
 from backends.hg.changelog import Changeset, parse_filelog_text
 from backends.hg.graph import NULL_REV
-from backends.hg.linediff import blocks, split_lines
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
 from protocols.errors import ProtocolError, UnsupportedFeature
@@ -90,6 +91,9 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", c
     if kind == COMPARISON:
         revision, _, path = key.partition("/")
         return json_comparison(repo, revision, path, context)
+    if kind in (ANNOTATE, RAW_ANNOTATE):
+        revision, _, path = key.partition("/")
+        return (json_annotate if kind == ANNOTATE else raw_annotate)(repo, revision, path)
     return _WRITERS[name](repo)
 
 
@@ -357,6 +361,74 @@ def json_comparison(repo: HgRepo, key: str, path: str, context: str | None = Non
     head = _file_head(repo, info, rev, changeset, wanted, found)
     return _object([*head, ("leftnode", b'"%s"' % binascii.hexlify(info.cl.node(p1) if p1 >= 0 else NULL_NODE)),
                     ("rightnode", dict(head)["node"]), ("comparison", _list(blocks))])
+
+
+ANNOTATE = "json-annotate"
+RAW_ANNOTATE = "raw-annotate"
+"""``annotate/REV/PATH?style=raw``: hgweb's raw style of the annotate page."""
+
+
+def json_annotate(repo: HgRepo, key: str, path: str) -> bytes:
+    """hgweb's ``json-annotate/REV/PATH`` (``fileannotate``): the file at changeset REV, the
+    changesets hgweb names as its parents and children, and each line with the changeset, path
+    and line number it comes from (``backends.hg.annotate``)."""
+    info, rev, changeset, wanted, found, flags, lines = _annotation(repo, key, path)
+    about: dict[int, dict[str, bytes]] = {}
+    entries = []
+    for number, line in enumerate(lines, 1):
+        origin = line.origin
+        if origin.rev not in about:
+            about[origin.rev] = info.common(origin.rev, repo.changeset(info.cl, origin.rev))
+        common = about[origin.rev]
+        entries.append(_object([("node", common["node"]), ("author", common["user"]), ("desc", common["desc"]),
+                                ("abspath", json_string(origin.path)), ("targetline", b"%d" % line.number),
+                                ("line", json_string(line.text)), ("lineno", b"%d" % number),
+                                ("revdate", common["date"])]))
+    common = info.common(rev, changeset)
+    parents = [b'"%s"' % binascii.hexlify(info.cl.node(p)) for p in _file_parents(repo, info, rev, wanted, found)]
+    children = [b'"%s"' % c for c in _file_children(repo, info, wanted, found)]
+    return _object([("abspath", json_string(wanted)), ("node", common["node"]), ("author", common["user"]),
+                    ("date", common["date"]), ("desc", common["desc"]), ("parents", _list(parents)),
+                    ("children", _list(children)), ("permissions", json_string(flags)),
+                    ("annotate", _list(entries))])
+
+
+def raw_annotate(repo: HgRepo, key: str, path: str) -> bytes:
+    """hgweb's raw style of the annotate page: ``USER@REV: LINE`` for each line (hg's short user)."""
+    info, _rev, _changeset, _wanted, _found, _flags, lines = _annotation(repo, key, path)
+    users: dict[int, bytes] = {}
+    out = [b"\n"]
+    for line in lines:
+        rev = line.origin.rev
+        if rev not in users:
+            users[rev] = short_user(repo.changeset(info.cl, rev).user)
+        out.append(b"%s@%d: %s" % (users[rev], rev, line.text))
+    out.append(b"\n\n\n\n")
+    return b"".join(out)
+
+
+def short_user(user: bytes) -> bytes:
+    """hg's ``user`` filter: the name before ``@``, after ``<``, before a space and before a dot."""
+    user = user.partition(b"@")[0]
+    if b"<" in user:
+        user = user.partition(b"<")[2]
+    return user.partition(b" ")[0].partition(b".")[0]
+
+
+def _annotation(repo: HgRepo, key: str, path: str) -> tuple[_Changesets, int, Changeset, bytes, bytes, bytes,
+                                                            list[Any]]:
+    from backends.hg import annotate
+
+    info, rev, changeset, files, wanted, found = _file_at(repo, key, path)
+    flags = next((f for p, _n, f in files if p == wanted), None)
+    if flags is None or found is None:
+        raise ProtocolError("path not found", 404)
+    filelog = repo.filelog(wanted)
+    if filelog.raw_size(filelog.rev(found)) > MAX_FILE_TEXT:
+        raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not annotated here; "
+                                 "clone the repository and run hg annotate")
+    lines = annotate.annotate(repo, info.views.parents, rev, wanted, found, b"(binary:%s)" % guessed_type(wanted))
+    return info, rev, changeset, wanted, found, flags, lines
 
 
 def guessed_type(path: bytes) -> bytes:
@@ -786,10 +858,10 @@ def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
     """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: three lines of context,
     changes closer than that joined into one hunk, counts always written, a last line without
     its end followed by the line ``\\ No newline at end of file``; each line is one item."""
-    old, new = split_lines(old_text), split_lines(new_text)
+    old, new = linediff.split_lines(old_text), linediff.split_lines(new_text)
     changes = []
     a_end = b_end = 0
-    for a1, a2, b1, b2 in blocks(old, new):
+    for a1, a2, b1, b2 in linediff.blocks(old, new):
         if a1 > a_end or b1 > b_end:
             changes.append((a_end, a1, b_end, b1))
         a_end, b_end = a2, b2

@@ -77,12 +77,14 @@ def _pages(client: Client, repo: Path) -> list[str]:
                   *(f"json-comparison/{rev}/{f}" for f in files), f"json-comparison/{rev}/only/one/x.txt",
                   f"json-comparison/{rev}/a.txt?context=0", f"json-comparison/{rev}/noeol.txt?context=full",
                   f"json-comparison/{rev}/long.txt?context=2", f"json-comparison/{rev}/long.txt?context=full",
-                  f"json-filelog/{rev}/noeol.txt", f"json-filelog/{rev}/twice.txt"]
+                  f"json-filelog/{rev}/noeol.txt", f"json-filelog/{rev}/twice.txt",
+                  *(f"json-annotate/{rev}/{f}" for f in files), f"json-annotate/{rev}/deep"]
     return pages + ["json-rev/nosuch", "json-rev/null", "json-rev/" + "0" * 40, "json-manifest/null", "json-file/tip/no/such",
                     "json-manifest/tip/nosuch", "json-rev/v1", "json-rev/book", "json-rev/side", "json-file/v1/a.txt",
                     "json-filelog/tip/no/such", "json-filelog/0/noeol.txt", "json-filelog/tip/secret.txt",
                     "json-filelog/tip/copied.txt?revcount=1", "json-filelog/tip/only/one/x.txt",
-                    "json-log/tip/only/one/x.txt", "json-rev/tip"]
+                    "json-log/tip/only/one/x.txt", "json-rev/tip", "json-annotate/tip/no/such",
+                    "json-annotate/null/a.txt"]
 
 
 def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], client: Client) -> None:
@@ -100,9 +102,9 @@ def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], 
                 assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
                 kind = page.split("/")[0].split("?")[0]
                 compared[kind] = compared.get(kind, 0) + 1
-    assert min(compared.values()) >= 1 and len(compared) == 11, compared
+    assert min(compared.values()) >= 1 and len(compared) == 12, compared
     assert compared["json-file"] > 50 and compared["json-filelog"] > 50 and compared["json-diff"] > 50, compared
-    assert compared["json-comparison"] > 50, compared
+    assert compared["json-comparison"] > 50 and compared["json-annotate"] > 50, compared
     secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
     port = server.port("http")
     for page in (f"json-rev/{secret}", "json-rev/hidden-work", f"json-file/{secret}/secret.txt"):

@@ -15,7 +15,7 @@ from protocols import hg_web_html as html
 URL = "http://example.test/team/app"
 ELEMENTS = {"html", "head", "meta", "title", "style", "body", "header", "main", "a", "span", "table", "tr", "td",
             "th", "h2", "h3", "p", "div", "pre", "br"}
-ATTRIBUTES = {"charset", "href", "class", "id", "style"}
+ATTRIBUTES = {"charset", "href", "class", "id", "style", "title"}
 
 text = st.text(alphabet=st.sampled_from(list("<>&\"' =/\\:;ab\n\tjavascript()\x00é")), max_size=30)
 node = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
@@ -89,10 +89,13 @@ def test_a_changeset_holds_only_its_own_markup(entry: dict[str, Any], paths: lis
 
 
 @settings(max_examples=150, deadline=None)
-@given(node, text, st.lists(text, max_size=4), st.lists(st.tuples(text, text), max_size=3))
+@given(node, text, st.lists(text, max_size=4), st.lists(st.tuples(text, text), max_size=3), st.lists(node, max_size=4))
 def test_files_and_directories_hold_only_their_own_markup(at: str, path: str, lines: list[str],
-                                                          entries: list[tuple[str, str]]) -> None:
+                                                          entries: list[tuple[str, str]], origins: list[str]) -> None:
     _check(html.file("app", URL, {"node": at, "path": path, "lines": [{"line": line} for line in lines]}))
+    _check(html.annotate("app", URL, {"node": at, "abspath": path, "annotate": [
+        {"node": origin, "author": line, "desc": path, "abspath": line, "targetline": n, "line": line, "lineno": n}
+        for n, (origin, line) in enumerate(zip(origins, lines, strict=False), 1)]}))
     _check(html.directory("app", URL, {
         "node": at, "abspath": "/" + path + "/",
         "directories": [{"abspath": "/" + base, "basename": base, "emptydirs": empty} for base, empty in entries],

@@ -1,0 +1,191 @@
+"""``hg annotate``'s answer, for hgweb's ``annotate`` pages (``json-annotate/REV/PATH``, the page
+for browsers and the raw style): for each line of a file at a changeset, the changeset where the
+line was last changed, the file's path there (copies and renames followed) and the line's number
+in it.
+
+Worked out as hg works it out, so that the answer is ``hg serve``'s line for line:
+
+- the walk starts at the changeset that brought the file's revision (hg's ``introrev``: the
+  revision of a file made identically on two branches is stored once, with the first one's
+  changeset), and goes up the file revisions' parents, a copy's source first;
+- a parent's changeset is its linkrev when that is an ancestor of the annotated changeset, else
+  the nearest ancestor of the child's changeset that touched the file and holds this revision;
+- a file revision's lines start as its own; the lines equal to a parent's, in the runs Mercurial's
+  line matching finds (``backends.hg.linediff``), take that parent's answer, the second parent
+  last (it wins where both match);
+- a file that holds a NUL byte is one line, ``(binary:TYPE)``, of its revision's linkrev.
+
+Blocking (revlog reads); the whole history of the file is read (``MAX_FILE_REVISIONS``).
+"""
+
+from __future__ import annotations
+
+import binascii
+import heapq
+from dataclasses import dataclass
+
+from backends.hg.archive import file_data
+from backends.hg.changelog import parse_filelog_text
+from backends.hg.linediff import blocks, split_lines
+from backends.hg.repository import HgRepo
+from backends.interfaces import Node
+from protocols.errors import UnsupportedFeature
+
+MAX_FILE_REVISIONS = 10000
+"""File revisions one annotation may read (each is diffed against its parents)."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A file revision as the walk meets it: its path, its node, and the changeset hg names for it."""
+
+    path: bytes
+    node: bytes
+    rev: int
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the annotated file: where it comes from, its number there (from 1), its text."""
+
+    origin: Origin
+    number: int
+    text: bytes
+
+
+@dataclass
+class _Annotated:
+    origins: list[Origin]
+    numbers: list[int]
+    lines: list[bytes]
+
+
+def annotate(repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, path: bytes, file_node: bytes,
+             binary_text: bytes) -> list[Line]:
+    """The lines of ``path`` (file node ``file_node``) at changeset ``rev``; ``parents_of`` each
+    changeset's parents; ``binary_text`` the line a file with a NUL byte is shown as."""
+    text = file_data(repo, path, file_node)
+    if b"\0" in text:  # the revision's own linkrev, not adjusted (hgweb's way)
+        filelog = repo.filelog(path)
+        return [Line(Origin(path, file_node, filelog.linkrev(filelog.rev(file_node))), 1, binary_text)]
+    walk = _Walk(repo, parents_of, rev)
+    base = Origin(path, file_node, walk.adjusted(path, file_node, rev, inclusive=True))
+    return walk.run(base, text)
+
+
+class _Walk:
+    def __init__(self, repo: HgRepo, parents_of: list[tuple[int, int]], rev: int) -> None:
+        self.repo = repo
+        self.parents_of = parents_of
+        self.members = self._ancestors([rev], 0)  # hg's "ancestry context": the annotated changeset's
+        self.cl = repo.changelog()
+
+    def _ancestors(self, starts: list[int], lowest: int) -> set[int]:
+        seen: set[int] = set()
+        pending = [s for s in starts if s >= lowest]
+        while pending:
+            at = pending.pop()
+            if at in seen:
+                continue
+            seen.add(at)
+            pending.extend(p for p in self.parents_of[at] if p >= lowest and p not in seen)
+        return seen
+
+    def adjusted(self, path: bytes, node: bytes, source: int, inclusive: bool = False) -> int:
+        """hg's adjusted linkrev of a file revision met from changeset ``source``."""
+        filelog = self.repo.filelog(path)
+        linkrev = filelog.linkrev(filelog.rev(node))
+        if linkrev == source:
+            return linkrev
+        if inclusive:  # hg's introrev: no ancestry context yet, the source's own ancestors
+            if linkrev in self._ancestors([source], linkrev):
+                return linkrev
+        elif linkrev in self.members:
+            return linkrev
+        starts = [source] if inclusive else [p for p in self.parents_of[source] if p >= 0]
+        pending = [-s for s in starts if s >= linkrev]
+        heapq.heapify(pending)
+        seen: set[int] = set()
+        while pending:  # the ancestors down to the linkrev, newest first
+            at = -heapq.heappop(pending)
+            if at in seen:
+                continue
+            seen.add(at)
+            changeset = self.repo.changeset(self.cl, at)
+            if path in changeset.files and _manifest_node(self.repo, at, path) == node:
+                return at
+            for parent in self.parents_of[at]:
+                if parent >= linkrev and parent not in seen:
+                    heapq.heappush(pending, -parent)
+        return linkrev
+
+    def parents(self, child: Origin) -> list[Origin]:
+        filelog = self.repo.filelog(child.path)
+        file_rev = filelog.rev(child.node)
+        p1, p2 = filelog.parent_revs(file_rev)
+        found = [(child.path, filelog.node(p)) for p in (p1, p2) if p >= 0]
+        if p1 < 0:
+            meta = parse_filelog_text(filelog.revision(file_rev)).meta
+            if b"copy" in meta and b"copyrev" in meta:
+                found.insert(0, (meta[b"copy"], Node(binascii.unhexlify(meta[b"copyrev"]))))
+        return [Origin(path, node, self.adjusted(path, node, child.rev)) for path, node in found]
+
+    def run(self, base: Origin, base_text: bytes) -> list[Line]:
+        """hg's two walks: the first finds every revision's parents and how many children need it,
+        the second annotates each revision once its parents are (depth first, parents in order)."""
+        key = _key
+        parents: dict[tuple[bytes, bytes], list[Origin]] = {}
+        needed = {key(base): 1}
+        visit = [base]
+        while visit:
+            here = visit.pop()
+            if key(here) in parents:
+                continue
+            if len(parents) >= MAX_FILE_REVISIONS:
+                raise UnsupportedFeature(f"this file has more than {MAX_FILE_REVISIONS} revisions: it is not "
+                                         "annotated here; clone the repository and run hg annotate")
+            found = parents[key(here)] = self.parents(here)
+            for parent in found:
+                needed[key(parent)] = needed.get(key(parent), 0) + 1
+                if key(parent) not in parents:
+                    visit.append(parent)
+        done: dict[tuple[bytes, bytes], _Annotated] = {}
+        visit = [base]
+        while visit:
+            here = visit[-1]
+            if key(here) in done:
+                visit.pop()
+                continue
+            waiting = [p for p in parents[key(here)] if key(p) not in done]
+            if waiting:
+                visit.extend(waiting)
+                continue
+            visit.pop()
+            lines = split_lines(base_text if here is base else file_data(self.repo, here.path, here.node))
+            current = _Annotated([here] * len(lines), list(range(1, len(lines) + 1)), lines)
+            for parent in parents[key(here)]:
+                before = done[key(parent)]
+                for a1, a2, b1, b2 in blocks(before.lines, current.lines):
+                    current.origins[b1:b2] = before.origins[a1:a2]
+                    current.numbers[b1:b2] = before.numbers[a1:a2]
+            for parent in parents[key(here)]:
+                if needed[key(parent)] == 1:
+                    del done[key(parent)]
+                    del needed[key(parent)]
+                else:
+                    needed[key(parent)] -= 1
+            done[key(here)] = current
+        result = done[key(base)]
+        return [Line(origin, number, text) for origin, number, text in zip(result.origins, result.numbers,
+                                                                           result.lines, strict=True)]
+
+
+def _key(origin: Origin) -> tuple[bytes, bytes]:
+    """hg's identity of a file revision: path and node (not the changeset it was met through)."""
+    return origin.path, origin.node
+
+
+def _manifest_node(repo: HgRepo, rev: int, path: bytes) -> bytes | None:
+    from backends.hg.archive import manifest_at
+
+    return next((node for entry_path, node, _flags in manifest_at(repo, rev)[1] if entry_path == path), None)
