@@ -24,6 +24,7 @@ from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 from backends import git_archive, git_pack
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
+from backends.hg.linediff import blocks, split_lines
 from backends.hg.web import MAX_PATCH_TEXT, guessed_type, unified_hunks
 from backends.interfaces import GitRepository
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
@@ -31,6 +32,8 @@ from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
 MAX_FILE_TEXT = 64 << 20
+MAX_BLAME_COMMITS = 100_000
+"""Commits one annotation may look at (every commit back to the file's oldest line)."""
 
 
 class GitPages:
@@ -226,6 +229,83 @@ class GitPages:
         data = self.changeset(key, path.strip("/"))
         return {"path": path.strip("/"), "node": data["node"], "date": data["date"], "desc": data["desc"],
                 "author": data["user"], "parents": data["parents"], "children": [], "diff": data["diff"]}
+
+    def annotate(self, key: str, path: str) -> dict[str, Any]:
+        """``git blame``'s answer in the shape of hgweb's ``fileannotate``: each line of the file at
+        commit ``key`` with the commit that last changed it and its line number there.  As git
+        blame without options: commits newest first; a commit whose file is as in one of its
+        parents hands every line to the first such parent; else each parent in order takes the
+        lines equal to its own (the runs ``backends.hg.linediff`` finds; git's own diff may place
+        a change among repeated lines elsewhere) and the commit keeps the rest.  Renames are not
+        followed (a line of a renamed file stays with the rename)."""
+        oid, wanted, obj = self._at(key, path)
+        if not isinstance(obj, Blob):
+            raise ProtocolError("path not found", 404)
+        parts = tuple(wanted.split(b"/"))
+        found = self._at_path(oid, parts)
+        assert found is not None
+        data = obj.as_raw_string()
+        if len(data) > MAX_FILE_TEXT:
+            raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not annotated "
+                                     "here; clone the repository and run git blame")
+        final = [b"(binary:%s)" % guessed_type(wanted)] if b"\0" in data else split_lines(data)
+        origins: list[tuple[bytes, int]] = [(oid, n) for n in range(1, len(final) + 1)]
+        # suspects: for each commit still to look at, its lines: {line number there: final index}
+        suspects: dict[bytes, dict[int, int]] = {oid: {n - 1: n - 1 for n in range(1, len(final) + 1)}}
+        queue = [(-self._commit(oid).commit_time, 0, oid)]
+        order = 1
+        visited = 0
+        while queue:
+            _when, _order, here = heapq.heappop(queue)
+            lines = suspects.pop(here, None)
+            if not lines:
+                continue
+            visited += 1
+            if visited > MAX_BLAME_COMMITS:
+                raise UnsupportedFeature(f"this file's history passes {MAX_BLAME_COMMITS} commits: it is not "
+                                         "annotated here; clone the repository and run git blame")
+            mine = self._at_path(here, parts)
+            parents = [bytes(p) for p in self._commit(here).parents if p in self.store]
+            theirs = {p: self._at_path(p, parts) for p in parents}
+            same = next((p for p in parents if theirs[p] == mine), None)
+            handed: list[tuple[bytes, dict[int, int]]] = []
+            if same is not None:
+                handed.append((same, lines))
+                lines = {}
+            elif b"\0" not in data:
+                mine_lines = split_lines(self._blob(mine[1], mine[0])) if mine else []
+                for parent in parents:
+                    there = theirs[parent]
+                    if not lines or there is None or not stat.S_ISREG(there[0]):
+                        continue
+                    taken: dict[int, int] = {}
+                    for a1, _a2, b1, b2 in blocks(split_lines(self._blob(there[1], there[0])), mine_lines):
+                        for number in range(b1, b2):
+                            if number in lines:
+                                taken[a1 + number - b1] = lines.pop(number)
+                    if taken:
+                        handed.append((parent, taken))
+            for number, index in lines.items():
+                origins[index] = (here, number + 1)
+            for parent, taken in handed:
+                if parent not in suspects:
+                    suspects[parent] = {}
+                    heapq.heappush(queue, (-self._commit(parent).commit_time, order, parent))
+                    order += 1
+                suspects[parent].update(taken)
+        about: dict[bytes, dict[str, Any]] = {}
+        entries = []
+        for number, ((origin, target), line) in enumerate(zip(origins, final, strict=True), 1):
+            if origin not in about:
+                about[origin] = self.entry(origin)
+            entry = about[origin]
+            entries.append({"node": entry["node"], "author": entry["user"], "desc": entry["desc"],
+                            "abspath": _text(wanted), "targetline": target, "line": _text(line), "lineno": number,
+                            "revdate": entry["date"]})
+        head = self.entry(oid)
+        return {"abspath": _text(wanted), "node": head["node"], "author": head["user"], "date": head["date"],
+                "desc": head["desc"], "parents": head["parents"], "children": [], "permissions": _flags(found[0]),
+                "annotate": entries}
 
     def _blob(self, sha: bytes | None, mode: int | None) -> bytes:
         if sha is None or mode is None:

@@ -208,8 +208,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=git)
     if kind == "comparison" and len(rest) > 1 and isinstance(pages, HgPages):
         return html.comparison(name, url, pages.comparison(rest[0], "/".join(rest[1:]), context))
-    if kind == "annotate" and len(rest) > 1 and isinstance(pages, HgPages):
-        return html.annotate(name, url, pages.annotate(rest[0], "/".join(rest[1:])))
+    if kind == "annotate" and len(rest) > 1:
+        return html.annotate(name, url, pages.annotate(rest[0], "/".join(rest[1:])), git=git)
     if kind in ("diff", "filediff") and len(rest) > 1:
         return html.filediff(name, url, pages.filediff(rest[0], "/".join(rest[1:])), git=git)
     if kind in FILE_PAGES:

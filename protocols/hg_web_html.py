@@ -282,7 +282,7 @@ def file(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     node, path = data["node"], data["path"]
     links = " ".join(([_path_link(f"{url}/raw-file/{node}/", path, "raw")] if data.get("raw", True) else [])
                      + [_path_link(f"{url}/log/{node}/", path, "history")]
-                     + ([] if git else [_path_link(f"{url}/annotate/{node}/", path, "annotate")])
+                     + ([_path_link(f"{url}/annotate/{node}/", path, "annotate")] if data.get("raw", True) else [])
                      + [_link(f"{url}/rev/{node}", "changeset " + _short(node))])
     rows = "".join(f'<tr id="l{n}"><td class="n">{n}</td><td><pre>' + _text(line["line"].rstrip("\n"))
                    + "</pre></td></tr>" for n, line in enumerate(data["lines"], 1))

@@ -1,0 +1,123 @@
+"""A git repository's annotate page (``/NAME.git/annotate/REF/PATH``): each line with the commit
+and line number ``git blame --porcelain`` gives, for every file at every commit of a seeded
+history of two branches, merges keeping lines of both sides (and some of their own), a line made
+alike on both sides (the first parent's commit is named), files made and emptied; its lines are unique, where git's own diff and hgwire's cannot place a change
+otherwise.  The page for a browser shows them, linked."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from backends.filesystem import FilesystemBackend
+from backends.git_web import GitPages
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_hg_http import raw
+
+
+def _history(client: Client, work: Path) -> None:
+    rng = random.Random(77)
+    client.git("init", "-q", "-b", "main", str(work))
+    stamp = 1_700_000_000
+    fresh = 0
+
+    def line() -> str:
+        nonlocal fresh
+        fresh += 1
+        return f"line {fresh}\n"
+
+    def commit(*args: str) -> None:
+        nonlocal stamp
+        stamp += 60
+        date = {"GIT_AUTHOR_DATE": f"{stamp} +0000", "GIT_COMMITTER_DATE": f"{stamp} +0000"}
+        client.git("add", "-A", cwd=work)
+        client.git("commit", "-q", "--allow-empty", *args, cwd=work, env=date)
+
+    def edit(name: str) -> None:
+        path = work / name
+        lines = path.read_text().splitlines(True) if path.exists() else []
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randint(0, len(lines))
+            roll = rng.random()
+            if roll < 0.5 or not lines:
+                lines.insert(at, line())
+            elif roll < 0.8:
+                del lines[min(at, len(lines) - 1)]
+            else:
+                lines[min(at, len(lines) - 1)] = line()
+        path.write_text("".join(lines))
+
+    for name in ("a.txt", "b.txt"):
+        (work / name).write_text("".join(line() for _ in range(8)))
+    commit("-m", "start")
+    client.git("checkout", "-q", "-b", "side", cwd=work)
+    for round_ in range(3):
+        for branch in ("side", "main"):
+            client.git("checkout", "-q", branch, cwd=work)
+            for _ in range(2):
+                for name in rng.sample(["a.txt", "b.txt"], rng.randint(1, 2)):
+                    edit(name)
+                commit("-m", f"{branch} {round_}")
+        if round_ == 1:  # the same line made on both sides: blame names the first parent's commit
+            for branch in ("side", "main"):
+                client.git("checkout", "-q", branch, cwd=work)
+                (work / "a.txt").write_text("twin line\n" + (work / "a.txt").read_text())
+                commit("-m", f"twin on {branch}")
+        side = {name: client.git("show", f"side:{name}", cwd=work).stdout for name in ("a.txt", "b.txt")}
+        client.git("merge", "-q", "--no-ff", "--no-commit", "-s", "ours", "side", cwd=work)
+        for name, theirs in side.items():
+            ours = (work / name).read_text().splitlines(True)
+            other = theirs.splitlines(True)
+            cut, cut_other = rng.randint(1, len(ours)), rng.randint(0, len(other))
+            kept = ours[:cut]
+            # the other side's lines after all those kept, each line once: lines repeated or out of
+            # order could be matched otherwise by git's diff, as rightly
+            after = max([other.index(x) + 1 for x in kept if x in other] + [cut_other])
+            (work / name).write_text("".join(kept + [line()] + [x for x in other[after:] if x not in kept]))
+        commit("-m", f"merge {round_}")
+    (work / "c.txt").write_text("".join(line() for _ in range(3)))
+    edit("a.txt")
+    commit("-m", "c made")
+    (work / "b.txt").write_text("")
+    commit("-m", "b emptied")
+
+
+def _porcelain(client: Client, work: Path, commit: str, name: str) -> list[tuple[str, int]]:
+    out = client.git("blame", "--porcelain", commit, "--", name, cwd=work).stdout
+    return [(m.group(1), int(m.group(2))) for m in re.finditer(r"^([0-9a-f]{40}) (\d+) \d+", out, re.MULTILINE)]
+
+
+def test_annotations_are_git_blame_s(make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    work = client.cwd / "blamework"
+    _history(client, work)
+    client.git("clone", "-q", "--bare", "--no-local", str(work), str(server.root / "b.git"))
+    repo = FilesystemBackend(str(server.root)).open("b.git")
+    pages = GitPages(repo)  # type: ignore[arg-type]
+    commits = client.git("rev-list", "main", cwd=work).stdout.split()
+    assert len(commits) > 15
+    compared = 0
+    origins: set[str] = set()
+    for commit in commits:
+        for name in client.git("ls-tree", "--name-only", commit, cwd=work).stdout.split():
+            data = pages.annotate(commit, name)
+            ours = [(line["node"], line["targetline"]) for line in data["annotate"]]
+            assert ours == _porcelain(client, work, commit, name), (commit, name)
+            origins |= {node for node, _ in ours}
+            compared += 1
+    assert compared > 30 and len(origins) > 12  # lines come from many commits, merges among them
+    repo.dulwich_repo.close()  # type: ignore[attr-defined]
+
+    port = server.port("http")
+    page = raw(port, "GET", "/b.git/annotate/main/a.txt", {"Accept": "text/html"})
+    assert page.status == 200
+    body = page.body.decode()
+    previous = None
+    for node, target in _porcelain(client, work, "main", "a.txt"):
+        if node != previous:  # a run of lines from one commit: its first is linked
+            assert f"/b.git/annotate/{node}/a.txt#l{target}" in body
+        previous = node
+    assert "/b.git/annotate/" in raw(port, "GET", "/b.git/file/main/a.txt", {"Accept": "text/html"}).body.decode()
+    assert raw(port, "GET", "/b.git/annotate/main/no/such", {"Accept": "text/html"}).status == 404
