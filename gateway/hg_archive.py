@@ -218,20 +218,24 @@ def _header_safe(value: bytes) -> bytes:
 def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> None:
     """hgweb's ``json-tags``, ``json-bookmarks``, ``json-branches``, ``raw-rev/REV``, ``json-rev``,
     the logs (``json-shortlog``, ``json-changelog``, with ``?revcount=``), ``json-manifest``,
-    ``json-file`` and ``json-summary``, as ``hg serve`` writes them; a log's search (``?rev=``) is
-    not served."""
-    page = route.service.partition("/")[0]
-    if page in hg_web.LOG_PAGES and b"rev" in request.args:
-        send_error(request, 404, "hgweb's search (?rev=) is not served here; clone the repository and use hg log")
+    ``json-file`` and ``json-summary``, as ``hg serve`` writes them; a log with ``?rev=`` and no
+    revision is hgweb's search."""
+    query = request.args.get(b"rev", [None])[-1] if route.service.partition("/")[0] in hg_web.LOG_PAGES else None
+    if query is not None and len(query) > MAX_QUERY:
+        send_error(request, 414, f"a search holds at most {MAX_QUERY} bytes")
         return
     revcount = _revcount(request.args.get(b"revcount", [b""])[-1])
     url = f"{site_url(front, request)}/{route.repo}/"  # hgweb's {urlbase}{url}, for the summary's archive links
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
     context = context_arg(request)
     d.addCallback(page_queued, lambda user: hg_web.page(readable_repo(front, route, user), route.service,
-                                                         revcount, url, context), request)
+                                                         revcount, url, context, query), request)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO)
+
+
+MAX_QUERY = 1000
+"""Bytes of a log's search (``?rev=``)."""
 
 
 def page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request

@@ -30,7 +30,15 @@ from backends.names import validate_name
 from gateway import repo_page
 from gateway.auth import Access
 from gateway.git_http import fail_request
-from gateway.hg_archive import context_arg, page_queued, readable_any, send_page, serve_web_page, transport_of
+from gateway.hg_archive import (
+    MAX_QUERY,
+    context_arg,
+    page_queued,
+    readable_any,
+    send_page,
+    serve_web_page,
+    transport_of,
+)
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, send_error, site_url
 from gateway.policy import git_archives
 from gateway.threads import run_blocking
@@ -130,7 +138,12 @@ def serve_authorized(front: HttpFront, request: server.Request, name: str, page:
     revcount = _revcount(request)
     shown = Route(RouteKind.HG_WEB_HTML, name, "/".join(page) or "summary")
     context = context_arg(request)
-    d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context), request)
+    query = request.args.get(b"rev", [None])[-1]
+    if query is not None and len(query) > MAX_QUERY:
+        send_error(request, 414, f"a search holds at most {MAX_QUERY} bytes")
+        return
+    d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context, query),
+                    request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
 
@@ -141,11 +154,11 @@ def _revcount(request: server.Request) -> int:
 
 
 def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page: list[str], revcount: int,
-                context: str | None = None) -> bytes:
+                context: str | None = None, query: bytes | None = None) -> bytes:
     """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
-        return render(HgPages(repo), route.repo, url, page, revcount, context=context)
+        return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query)
     return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer))
 
 
@@ -185,12 +198,15 @@ class HgPages:
     def comparison(self, key: str, path: str, context: str | None) -> dict[str, Any]:
         return dict(self._data(f"json-comparison/{key}/{path}", context=context))
 
+    def search(self, query: bytes, count: int) -> dict[str, Any]:
+        return dict(json.loads(hg_web.json_search(self.repo, query, count)))
+
     def annotate(self, key: str, path: str) -> dict[str, Any]:
         return dict(self._data(f"json-annotate/{key}/{path}"))
 
 
 def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
-           archives: Collection[str] = (), context: str | None = None) -> bytes:
+           archives: Collection[str] = (), context: str | None = None, query: bytes | None = None) -> bytes:
     """The HTML of ``page`` of a repository of either kind (blocking: history reads)."""
     git = isinstance(pages, GitPages)
     kind, rest = (page[0], page[1:]) if page else ("summary", [])
@@ -200,6 +216,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         return html.names(name, url, {kind: pages.names(kind)}, kind, git=git)
     if kind in ("rev", "changeset") and len(rest) <= 1:
         return html.changeset(name, url, pages.changeset(rest[0] if rest else "tip"), git=git)
+    if kind in LOG_PAGES and not rest and query is not None and isinstance(pages, HgPages):
+        return html.search(name, url, pages.search(query, revcount))
     if kind in LOG_PAGES and len(rest) <= 1:
         changesets = pages.log(rest[0] if rest else "tip", revcount + 1)
         return html.shortlog(name, url, {"changesets": changesets}, revcount, git=git)

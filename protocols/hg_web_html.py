@@ -154,6 +154,13 @@ def shortlog(repo: str, url: str, data: Data, revcount: int, git: bool = False) 
     return _page(repo, url, "log", f"<h2>Changes</h2>{body}", git)
 
 
+def search(repo: str, url: str, data: Data, git: bool = False) -> bytes:
+    """A log's search (``?rev=``): the changesets found, newest first."""
+    body = _changeset_rows(url, data["entries"]) if data["entries"] else "<p>Nothing found.</p>"
+    return _page(repo, url, f"search for {data['query']}", f"<h2>Changes matching {_text(data['query'])}</h2>{body}",
+                 git)
+
+
 def filelog(repo: str, url: str, path: str, data: Data, git: bool = False) -> bytes:
     """A file's history: the changesets that made its revisions."""
     body = _changeset_rows(url, data["entries"]) if data["entries"] else "<p>No history.</p>"

@@ -59,17 +59,20 @@ def json_string(raw: bytes) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", context: str | None = None) -> bytes:
+def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", context: str | None = None,
+         query: bytes | None = None) -> bytes:
     """The page ``name``: one of ``PAGES``, ``raw-rev/REV``, ``json-rev[/REV]`` (``json-changeset``),
     ``json-shortlog[/REV]``, ``json-changelog[/REV]`` (``json-log``), ``json-manifest``, ``json-file``,
     ``json-summary``, ``json-filelog/REV/PATH``; ``revcount`` for the logs, ``url`` (the repository's, ending in ``/``) for the
-    summary's archive links."""
+    summary's archive links, ``query`` a log's search (``?rev=``)."""
     kind, _, key = name.partition("/")
     if kind == RAW_REV:
         return raw_rev(repo, key)
     if kind in CHANGESET_PAGES:
         return json_rev(repo, key or "tip")
     if kind in LOG_PAGES:
+        if query is not None and not key:  # hgweb: a log without a revision and with ?rev= is a search
+            return json_search(repo, query, revcount)
         return json_log(repo, key, kind == "json-shortlog", revcount)
     if kind == SUMMARY:
         return json_summary(repo, url)
@@ -505,6 +508,69 @@ def json_log(repo: HgRepo, key: str, short: bool, revcount: int | None = None) -
     entries = [info.log_entry(rev) for rev in info.recent(start, min(max(revcount, 1), MAX_REVCOUNT))]
     return (b'{\n  "node": "%s",\n  "changeset_count": %d,\n  "changesets": %s\n}\n'  # its own template file's layout
             % (binascii.hexlify(node), len(info.cl), _list(entries)))
+
+
+def json_search(repo: HgRepo, query: bytes, revcount: int | None = None) -> bytes:
+    """hgweb's search (``json-changelog?rev=QUERY``, any log without a revision): the changesets
+    ``search`` finds, ``revcount`` of them (else ``[web] maxchanges``, 10), with the tip and the query."""
+    info = _Changesets(repo)
+    count = min(max(revcount if revcount is not None else web_int(repo, b"maxchanges", MAX_CHANGES), 1),
+                MAX_REVCOUNT)
+    entries = [info.log_entry(rev) if rev != NULL_REV else NULL_ENTRY for rev in search(repo, info, query, count)]
+    return _object([("node", b'"%s"' % binascii.hexlify(info.tip)), ("query", json_string(query)),
+                    ("entries", _list(entries))])
+
+
+NULL_ENTRY = _object([("node", b'"%s"' % binascii.hexlify(NULL_NODE)), ("date", b"[0, 0]"), ("desc", b'""'),
+                      ("branch", b'"default"'), ("bookmarks", b"[]"), ("tags", b"[]"), ("user", b'""'),
+                      ("phase", b'"public"'), ("parents", b"[]")])
+"""The null revision as hgweb's search lists it (``?rev=null``)."""
+REVSET_MARKS = (b"(", b")", b":", b"&", b"|", b"!", b"~", b"^")
+"""Characters of revset syntax: hgweb evaluates such a query as a revset (``user(ann)``,
+``1::5``), which hgwire does not."""
+
+
+def search(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> list[int]:
+    """hgweb's search modes: a query that names a revision (a number, an id or its prefix, a tag,
+    a bookmark, a branch; ``null`` too) finds it; else each changeset, newest first, whose user, description or
+    file names hold every word of the query (case folded); in hgweb's order, 100 revisions at a
+    time from the newest block (whose quirk leaves revision 0 out when the revisions number 1, or
+    1 more than a multiple of 100).  A revset is refused (404)."""
+    try:
+        node = repo.lookup(query)
+    except KeyError:
+        node = None
+    if node == NULL_NODE:
+        return [NULL_REV]
+    if node is not None and info.views.visible[info.cl.rev(node)]:
+        return [info.cl.rev(node)]
+    if any(mark in query for mark in REVSET_MARKS):
+        raise ProtocolError("revset search is not served here; search with words, or clone the repository "
+                            "and use hg log -r", 404)
+    words = _fold(query).split()
+    found: list[int] = []
+    visible = info.views.visible
+    for top in range(len(info.cl) - 1, 0, -100):
+        for rev in range(top, max(0, top - 99) - 1, -1):
+            if not visible[rev]:
+                continue
+            changeset = repo.changeset(info.cl, rev)
+            fields = (_fold(changeset.user), _fold(changeset.description), _fold(b" ".join(changeset.files)))
+            if all(any(word in field for field in fields) for word in words):
+                found.append(rev)
+                if len(found) >= count:
+                    return found
+    return found
+
+
+def _fold(text: bytes) -> bytes:
+    """hg's ``encoding.lower`` (UTF-8): ASCII lowered, else the text's characters, else its ASCII."""
+    if text.isascii():
+        return text.lower()
+    try:
+        return text.decode("utf-8").lower().encode("utf-8")
+    except UnicodeError:
+        return text.lower()
 
 
 FILELOG = "json-filelog"

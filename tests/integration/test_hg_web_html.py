@@ -64,7 +64,12 @@ def test_every_link_leads_to_a_page(served: tuple[RunningServer, Path], client: 
     assert 'class="add"' in changeset
     listing = pages[f"http://127.0.0.1:{server.port('http')}/web/file/tip"]
     assert "deep/" in listing and "only/one/" not in listing  # removed at the tip
+    status, found, _headers = _get(server, "/web/log?rev=merge")  # hgweb's search, for a browser
+    assert status == 200 and "merge side" in found and "after" not in found
+    status, hostile, _headers = _get(server, "/web/shortlog?rev=%3Cscript%3E")
+    assert status == 200 and "<script>" not in hostile and "&lt;script&gt;" in hostile
     assert _get(server, "/web/rev/nosuch")[0] == 404
+
     assert _get(server, f"/web/rev/{secret}")[0] == 404
 
 

@@ -11,6 +11,7 @@ changeset that no page may show (its number and id are 404, no page lists it as 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], 
         assert secret.encode() not in raw(port, "GET", f"/web/{page}").body, page
 
 
-def test_the_logs_and_the_summary_follow_the_hgrc_and_the_logs_do_not_search(
+def test_the_logs_and_the_summary_follow_the_hgrc(
         served: tuple[RunningServer, Path], client: Client) -> None:
     server, repo = served
     (repo / ".hg" / "hgrc").write_text('[web]\nmaxchanges = 2\nmaxshortchanges = 3\nallow-archive = bz2 zip\n'
@@ -128,8 +129,8 @@ def test_the_logs_and_the_summary_follow_the_hgrc_and_the_logs_do_not_search(
     assert b'"url": "http://127.0.0.1:%d/web/archive/tip.tar.bz2"' % server.port("http") in summary
     assert b'"labels": ["one", "two words", "three"]' in summary
     assert raw(server.port("http"), "GET", "/web/json-shortlog").body.count(b'"phase"') == 3
-    searched = raw(server.port("http"), "GET", "/web/json-shortlog?rev=merge")
-    assert searched.status == 404 and b"search" in searched.body
+    searched = raw(server.port("http"), "GET", "/web/json-shortlog?rev=merge")  # maxchanges, not maxshortchanges
+    assert searched.status == 200 and searched.body.count(b'"phase"') == 1
     assert raw(server.port("http"), "POST", "/web/json-rev/0").status == 405
     head = raw(server.port("http"), "HEAD", "/web/json-rev/0")
     assert head.status == 200 and head.body == b"" and int(head.headers["content-length"]) > 100
@@ -247,3 +248,35 @@ def test_a_style_on_a_page_url_is_that_style_s_page(served: tuple[RunningServer,
             assert (ours.status, ours.body) == (theirs.status, expected), page
     assert raw(http, "GET", "/web/rev/2?style=gitweb").status == 404
     assert raw(http, "GET", "/web/file/tip/a.txt?style=atom").status == 404
+
+
+SEARCHES = ["merge", "MERGE", "side", "same+file", "a.txt", "DEEP/er", "t", "ann%40example", "", "+", "nosuch",
+            "body+%3Cb%3E", "line", "0", "1", "v1", "book", "tip", "side", "default", "mine", "null",
+            "exec%2C", "merge&revcount=1", "e&revcount=3", "e&revcount=0", "e&revcount=x"]
+"""Queries hgweb's search answers: words (case folded, all of them), file names, users, nothing,
+revisions by number, tag, bookmark, branch, local tag; and the count."""
+
+
+def test_a_log_s_search_finds_what_hg_serve_finds(served: tuple[RunningServer, Path], client: Client) -> None:
+    server, repo = served
+    node = client.hg("log", "-R", str(repo), "-r", "1", "-T", "{node}").stdout
+    queries = [*SEARCHES, node[:8], node]
+    with _hg_serve(client, repo) as port:
+        for page in ("json-changelog", "json-shortlog", "json-log"):
+            for query in queries:
+                ours = raw(server.port("http"), "GET", f"/web/{page}?rev={query}")
+                theirs = raw(port, "GET", f"/{page}?rev={query}")
+                assert (ours.status, ours.body) == (theirs.status, theirs.body), (page, query)
+        assert raw(port, "GET", "/json-log/1?rev=merge").body == raw(server.port("http"), "GET",
+                                                                      "/web/json-log/1?rev=merge").body
+    found = raw(server.port("http"), "GET", "/web/json-changelog?rev=merge").body
+    assert b"merge side" in found and b'"query": "merge"' in found
+    secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
+    for query in ("secret", secret, "hidden-work"):  # never found, as never shown
+        answer = json.loads(raw(server.port("http"), "GET", f"/web/json-changelog?rev={query}").body)
+        assert secret not in [entry["node"] for entry in answer["entries"]], query
+    # hg serve answers 500 to a query beyond ASCII; hgwire searches
+    assert raw(server.port("http"), "GET", "/web/json-changelog?rev=%C3%A9").status == 200
+    refused = raw(server.port("http"), "GET", "/web/json-changelog?rev=user(t)")
+    assert refused.status == 404 and b"revset" in refused.body
+    assert raw(server.port("http"), "GET", "/web/json-changelog?rev=" + "x" * 2000).status == 414

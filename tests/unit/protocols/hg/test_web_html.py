@@ -58,6 +58,7 @@ def _check(document: bytes) -> None:
 def test_logs_and_summaries_hold_only_their_own_markup(entries: list[dict[str, Any]], name: str, label: str) -> None:
     _check(html.shortlog(name, URL, {"changesets": entries}, 2))
     _check(html.filelog(name, URL, label, {"entries": entries}))
+    _check(html.search(name, URL, {"query": label, "entries": entries}))
     names = [{"tag": label, "bookmark": label, "branch": label, "node": e["node"], "date": e["date"],
               "status": "open"} for e in entries]
     _check(html.summary(name, URL, {"shortlog": entries, "bookmarks": names, "branches": names, "tags": names,
