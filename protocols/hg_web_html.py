@@ -37,7 +37,8 @@ pre { margin: 0; }
 .clone { background: #f4f6f8; padding: .5em; font-family: monospace; }
 """
 
-CONTENT_SECURITY_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'"
+CONTENT_SECURITY_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+"""No script, no resource from elsewhere; the one form (a log's search) submits to the server itself."""
 
 
 _NOT_UTF8 = re.compile("[\ud800-\udfff]")
@@ -151,7 +152,10 @@ def shortlog(repo: str, url: str, data: Data, revcount: int, git: bool = False) 
     body = _changeset_rows(url, entries[:revcount])
     if more is not None:
         body += "<p>" + _link(url + "/shortlog/" + more["node"], "older…") + "</p>"
-    return _page(repo, url, "log", f"<h2>Changes</h2>{body}", git)
+    form = "" if git else (f'<form action="{_text(url)}/log" method="get"><input name="rev" size="30" '
+                           'placeholder="words, a revision, a tag or a branch"> <input type="submit" value="Search">'
+                           "</form>")
+    return _page(repo, url, "log", f"<h2>Changes</h2>{form}{body}", git)
 
 
 def search(repo: str, url: str, data: Data, git: bool = False) -> bytes:

@@ -64,6 +64,9 @@ def test_every_link_leads_to_a_page(served: tuple[RunningServer, Path], client: 
     assert 'class="add"' in changeset
     listing = pages[f"http://127.0.0.1:{server.port('http')}/web/file/tip"]
     assert "deep/" in listing and "only/one/" not in listing  # removed at the tip
+    log = pages[f"http://127.0.0.1:{server.port('http')}/web/shortlog"]
+    assert f'<form action="http://127.0.0.1:{server.port("http")}/web/log" method="get"><input name="rev"' in log
+    assert "form-action 'self'" in _get(server, "/web/shortlog")[2]["content-security-policy"]
     status, found, _headers = _get(server, "/web/log?rev=merge")  # hgweb's search, for a browser
     assert status == 200 and "merge side" in found and "after" not in found
     status, hostile, _headers = _get(server, "/web/shortlog?rev=%3Cscript%3E")

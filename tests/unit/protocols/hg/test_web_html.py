@@ -14,8 +14,9 @@ from protocols import hg_web_html as html
 
 URL = "http://example.test/team/app"
 ELEMENTS = {"html", "head", "meta", "title", "style", "body", "header", "main", "a", "span", "table", "tr", "td",
-            "th", "h2", "h3", "p", "div", "pre", "br"}
-ATTRIBUTES = {"charset", "href", "class", "id", "style", "title"}
+            "th", "h2", "h3", "p", "div", "pre", "br", "form", "input"}
+ATTRIBUTES = {"charset", "href", "class", "id", "style", "title", "action", "method", "name", "size", "placeholder",
+              "type", "value"}
 
 text = st.text(alphabet=st.sampled_from(list("<>&\"' =/\\:;ab\n\tjavascript()\x00é")), max_size=30)
 node = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
@@ -40,7 +41,7 @@ class _Collector(HTMLParser):
         self.elements.add(tag)
         for name, value in attrs:
             self.attributes.add(name)
-            if name == "href":
+            if name in ("href", "action"):
                 self.links.append(value or "")
 
 
