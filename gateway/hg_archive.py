@@ -228,10 +228,16 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     url = f"{site_url(front, request)}/{route.repo}/"  # hgweb's {urlbase}{url}, for the summary's archive links
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
     context = context_arg(request)
+    switches = annotate_switches(request)
     d.addCallback(page_queued, lambda user: hg_web.page(readable_repo(front, route, user), route.service,
-                                                         revcount, url, context, query), request)
+                                                         revcount, url, context, query, switches), request)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO)
+
+
+def annotate_switches(request: server.Request) -> dict[bytes, bytes]:
+    """hgweb's whitespace switches of an annotation given in the query (``?ignorews=1``), each's last value."""
+    return {name: request.args[name][-1][:20] for name in hg_web.WHITESPACE_SWITCHES if name in request.args}
 
 
 MAX_QUERY = 1000

@@ -32,6 +32,7 @@ from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_archive import (
     MAX_QUERY,
+    annotate_switches,
     context_arg,
     page_queued,
     readable_any,
@@ -142,8 +143,9 @@ def serve_authorized(front: HttpFront, request: server.Request, name: str, page:
     if query is not None and len(query) > MAX_QUERY:
         send_error(request, 414, f"a search holds at most {MAX_QUERY} bytes")
         return
-    d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context, query),
-                    request)
+    switches = annotate_switches(request)
+    d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context, query,
+                                                   switches), request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
 
@@ -154,11 +156,12 @@ def _revcount(request: server.Request) -> int:
 
 
 def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page: list[str], revcount: int,
-                context: str | None = None, query: bytes | None = None) -> bytes:
+                context: str | None = None, query: bytes | None = None,
+                switches: dict[bytes, bytes] | None = None) -> bytes:
     """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
-        return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query)
+        return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query, switches=switches)
     return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer))
 
 
@@ -201,12 +204,13 @@ class HgPages:
     def search(self, query: bytes, count: int) -> dict[str, Any]:
         return dict(json.loads(hg_web.json_search(self.repo, query, count)))
 
-    def annotate(self, key: str, path: str) -> dict[str, Any]:
-        return dict(self._data(f"json-annotate/{key}/{path}"))
+    def annotate(self, key: str, path: str, switches: dict[bytes, bytes] | None = None) -> dict[str, Any]:
+        return dict(json.loads(hg_web.json_annotate(self.repo, key, path, switches)))
 
 
 def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
-           archives: Collection[str] = (), context: str | None = None, query: bytes | None = None) -> bytes:
+           archives: Collection[str] = (), context: str | None = None, query: bytes | None = None,
+           switches: dict[bytes, bytes] | None = None) -> bytes:
     """The HTML of ``page`` of a repository of either kind (blocking: history reads)."""
     git = isinstance(pages, GitPages)
     kind, rest = (page[0], page[1:]) if page else ("summary", [])
@@ -227,7 +231,9 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
     if kind == "comparison" and len(rest) > 1 and isinstance(pages, HgPages):
         return html.comparison(name, url, pages.comparison(rest[0], "/".join(rest[1:]), context))
     if kind == "annotate" and len(rest) > 1:
-        return html.annotate(name, url, pages.annotate(rest[0], "/".join(rest[1:])), git=git)
+        data = pages.annotate(rest[0], "/".join(rest[1:]), switches) if isinstance(pages, HgPages) else \
+            pages.annotate(rest[0], "/".join(rest[1:]))
+        return html.annotate(name, url, data, git=git)
     if kind in ("diff", "filediff") and len(rest) > 1:
         return html.filediff(name, url, pages.filediff(rest[0], "/".join(rest[1:])), git=git)
     if kind in FILE_PAGES:

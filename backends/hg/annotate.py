@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from backends.hg.archive import file_data
 from backends.hg.changelog import parse_filelog_text
-from backends.hg.linediff import blocks, split_lines
+from backends.hg.linediff import blocks, clean_whitespace, split_lines
 from backends.hg.repository import HgRepo
 from backends.interfaces import Node
 from protocols.errors import UnsupportedFeature
@@ -53,29 +53,45 @@ class Line:
     text: bytes
 
 
+@dataclass(frozen=True)
+class Whitespace:
+    """hg's whitespace switches for annotate (``?ignorews=``, ``[annotate] ignorews``...): lines
+    that differ only so still match.  ``ignoreblanklines`` changes no annotation (hg's blank
+    blocks stay the child's as changed ones do)."""
+
+    ignorews: bool = False
+    ignorewsamount: bool = False
+    ignorewseol: bool = False
+
+    def clean(self, text: bytes) -> bytes:
+        return clean_whitespace(text, self.ignorews, self.ignorewsamount, self.ignorewseol)
+
+
 @dataclass
 class _Annotated:
     origins: list[Origin]
     numbers: list[int]
     lines: list[bytes]
+    compared: list[bytes]  # the lines as matched (whitespace cleaned under the switches)
 
 
 def annotate(repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, path: bytes, file_node: bytes,
-             binary_text: bytes) -> list[Line]:
+             binary_text: bytes, whitespace: Whitespace | None = None) -> list[Line]:
     """The lines of ``path`` (file node ``file_node``) at changeset ``rev``; ``parents_of`` each
     changeset's parents; ``binary_text`` the line a file with a NUL byte is shown as."""
     text = file_data(repo, path, file_node)
     if b"\0" in text:  # the revision's own linkrev, not adjusted (hgweb's way)
         filelog = repo.filelog(path)
         return [Line(Origin(path, file_node, filelog.linkrev(filelog.rev(file_node))), 1, binary_text)]
-    walk = _Walk(repo, parents_of, rev)
+    walk = _Walk(repo, parents_of, rev, whitespace or Whitespace())
     base = Origin(path, file_node, walk.adjusted(path, file_node, rev, inclusive=True))
     return walk.run(base, text)
 
 
 class _Walk:
-    def __init__(self, repo: HgRepo, parents_of: list[tuple[int, int]], rev: int) -> None:
+    def __init__(self, repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, whitespace: Whitespace) -> None:
         self.repo = repo
+        self.whitespace = whitespace
         self.parents_of = parents_of
         self.members = self._ancestors([rev], 0)  # hg's "ancestry context": the annotated changeset's
         self.cl = repo.changelog()
@@ -161,11 +177,13 @@ class _Walk:
                 visit.extend(waiting)
                 continue
             visit.pop()
-            lines = split_lines(base_text if here is base else file_data(self.repo, here.path, here.node))
-            current = _Annotated([here] * len(lines), list(range(1, len(lines) + 1)), lines)
+            text = base_text if here is base else file_data(self.repo, here.path, here.node)
+            lines = split_lines(text)
+            compared = split_lines(self.whitespace.clean(text)) if self.whitespace != Whitespace() else lines
+            current = _Annotated([here] * len(lines), list(range(1, len(lines) + 1)), lines, compared)
             for parent in parents[key(here)]:
                 before = done[key(parent)]
-                for a1, a2, b1, b2 in blocks(before.lines, current.lines):
+                for a1, a2, b1, b2 in blocks(before.compared, current.compared):
                     current.origins[b1:b2] = before.origins[a1:a2]
                     current.numbers[b1:b2] = before.numbers[a1:a2]
             for parent in parents[key(here)]:

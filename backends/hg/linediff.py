@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from bisect import bisect_left
 from collections.abc import Sequence
 
@@ -53,6 +54,21 @@ def split_lines(text: bytes) -> list[bytes]:
     if parts[-1]:
         lines.append(parts[-1])
     return lines
+
+
+def clean_whitespace(text: bytes, ignore_all: bool = False, ignore_amount: bool = False,
+                     ignore_eol: bool = False) -> bytes:
+    """A text as hg compares it under its whitespace switches (lines are neither added nor
+    removed): ``ignore_all`` drops spaces, tabs and carriage returns; else ``ignore_amount`` makes
+    each run of them one space and drops one before a newline; ``ignore_eol`` drops those (and form
+    feeds) before a newline."""
+    if ignore_all:
+        text = re.sub(rb"[ \t\r]+", b"", text)
+    elif ignore_amount:
+        text = re.sub(rb"[ \t\r]+", b" ", text).replace(b" \n", b"\n")
+    if ignore_eol:
+        text = re.sub(rb"[ \t\r\f]+\n", b"\n", text)
+    return text
 
 
 def _half(total: int) -> int:

@@ -60,11 +60,12 @@ def json_string(raw: bytes) -> bytes:
 
 
 def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", context: str | None = None,
-         query: bytes | None = None) -> bytes:
+         query: bytes | None = None, switches: Mapping[bytes, bytes] | None = None) -> bytes:
     """The page ``name``: one of ``PAGES``, ``raw-rev/REV``, ``json-rev[/REV]`` (``json-changeset``),
     ``json-shortlog[/REV]``, ``json-changelog[/REV]`` (``json-log``), ``json-manifest``, ``json-file``,
     ``json-summary``, ``json-filelog/REV/PATH``; ``revcount`` for the logs, ``url`` (the repository's, ending in ``/``) for the
-    summary's archive links, ``query`` a log's search (``?rev=``)."""
+    summary's archive links, ``query`` a log's search (``?rev=``), ``switches`` an annotation's
+    whitespace switches (``?ignorews=1``...)."""
     kind, _, key = name.partition("/")
     if kind == RAW_REV:
         return raw_rev(repo, key)
@@ -96,7 +97,7 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", c
         return json_comparison(repo, revision, path, context)
     if kind in (ANNOTATE, RAW_ANNOTATE):
         revision, _, path = key.partition("/")
-        return (json_annotate if kind == ANNOTATE else raw_annotate)(repo, revision, path)
+        return (json_annotate if kind == ANNOTATE else raw_annotate)(repo, revision, path, switches)
     return _WRITERS[name](repo)
 
 
@@ -371,11 +372,11 @@ RAW_ANNOTATE = "raw-annotate"
 """``annotate/REV/PATH?style=raw``: hgweb's raw style of the annotate page."""
 
 
-def json_annotate(repo: HgRepo, key: str, path: str) -> bytes:
+def json_annotate(repo: HgRepo, key: str, path: str, switches: Mapping[bytes, bytes] | None = None) -> bytes:
     """hgweb's ``json-annotate/REV/PATH`` (``fileannotate``): the file at changeset REV, the
     changesets hgweb names as its parents and children, and each line with the changeset, path
     and line number it comes from (``backends.hg.annotate``)."""
-    info, rev, changeset, wanted, found, flags, lines = _annotation(repo, key, path)
+    info, rev, changeset, wanted, found, flags, lines = _annotation(repo, key, path, switches)
     about: dict[int, dict[str, bytes]] = {}
     entries = []
     for number, line in enumerate(lines, 1):
@@ -396,9 +397,9 @@ def json_annotate(repo: HgRepo, key: str, path: str) -> bytes:
                     ("annotate", _list(entries))])
 
 
-def raw_annotate(repo: HgRepo, key: str, path: str) -> bytes:
+def raw_annotate(repo: HgRepo, key: str, path: str, switches: Mapping[bytes, bytes] | None = None) -> bytes:
     """hgweb's raw style of the annotate page: ``USER@REV: LINE`` for each line (hg's short user)."""
-    info, _rev, _changeset, _wanted, _found, _flags, lines = _annotation(repo, key, path)
+    info, _rev, _changeset, _wanted, _found, _flags, lines = _annotation(repo, key, path, switches)
     users: dict[int, bytes] = {}
     out = [b"\n"]
     for line in lines:
@@ -418,8 +419,26 @@ def short_user(user: bytes) -> bytes:
     return user.partition(b" ")[0].partition(b".")[0]
 
 
-def _annotation(repo: HgRepo, key: str, path: str) -> tuple[_Changesets, int, Changeset, bytes, bytes, bytes,
-                                                            list[Any]]:
+WHITESPACE_SWITCHES = (b"ignorews", b"ignorewsamount", b"ignorewseol", b"ignoreblanklines")
+"""hgweb's annotate query switches (``?ignorews=1``), over the hgrc's ``[annotate]`` ones."""
+_BOOLEANS = {b"1": True, b"yes": True, b"true": True, b"on": True, b"always": True,
+             b"0": False, b"no": False, b"false": False, b"off": False, b"never": False}
+
+
+def whitespace_of(repo: HgRepo, switches: Mapping[bytes, bytes] | None) -> Any:
+    """The whitespace switches of an annotation: the hgrc's ``[annotate]``, then the query's (a
+    value hg cannot read as a boolean is true)."""
+    from backends.hg.annotate import Whitespace
+
+    chosen = {name: repo.hgrc_bool(b"annotate", name, False) for name in WHITESPACE_SWITCHES[:3]}
+    for name, value in (switches or {}).items():
+        if name in chosen:
+            chosen[name] = _BOOLEANS.get(value.lower(), True)
+    return Whitespace(*(chosen[name] for name in WHITESPACE_SWITCHES[:3]))
+
+
+def _annotation(repo: HgRepo, key: str, path: str, switches: Mapping[bytes, bytes] | None = None
+                ) -> tuple[_Changesets, int, Changeset, bytes, bytes, bytes, list[Any]]:
     from backends.hg import annotate
 
     info, rev, changeset, files, wanted, found = _file_at(repo, key, path)
@@ -430,7 +449,8 @@ def _annotation(repo: HgRepo, key: str, path: str) -> tuple[_Changesets, int, Ch
     if filelog.raw_size(filelog.rev(found)) > MAX_FILE_TEXT:
         raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not annotated here; "
                                  "clone the repository and run hg annotate")
-    lines = annotate.annotate(repo, info.views.parents, rev, wanted, found, b"(binary:%s)" % guessed_type(wanted))
+    lines = annotate.annotate(repo, info.views.parents, rev, wanted, found, b"(binary:%s)" % guessed_type(wanted),
+                              whitespace_of(repo, switches))
     return info, rev, changeset, wanted, found, flags, lines
 
 

@@ -142,3 +142,38 @@ def test_the_page_for_browsers_shows_each_line_s_origin(served: tuple[RunningSer
     assert "/annotate/" in body and "/f1.txt#l" in body  # lines from before the rename link to their source
     tip_file = raw(server.port("http"), "GET", "/ann/file/tip/moved.txt", {"Accept": "text/html"}).body.decode()
     assert "/ann/annotate/" in tip_file
+
+
+SWITCHES = ["", "?ignorews=1", "?ignorewsamount=true", "?ignorewseol=on", "?ignorews=0", "?ignoreblanklines=1",
+            "?ignorews=maybe", "?ignorewsamount=1&ignorewseol=1", "?ignorews=&ignorews=no"]
+
+
+def test_whitespace_switches_are_hg_s(make_server: Callable[..., RunningServer], client: Client) -> None:
+    """A file changed by its whitespace only (indentation, runs, line ends, blank lines) keeps its
+    lines' first changesets under hgweb's switches, as hg serve says, given in the query or by the
+    hgrc's [annotate]."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "ws"
+    client.hg("init", str(repo))
+    versions = [b"def f():\n    return 1\nx = 2\n\ny = 3\n", b"def f():\n\treturn 1\nx  =  2\n\ny = 3   \n",
+                b"def f():\n\treturn 1\r\nx = 2\n\n\ny = 3\n", b"def  f( ):\n  return 1\r\nx = 2\n\n\ny=3\n"]
+    for number, text in enumerate(versions):
+        (repo / "f.py").write_bytes(text)
+        client.hg("commit", "-q", "-A", "-R", str(repo), "-u", f"u{number}", "-d", f"{1_700_000_000 + number} 0",
+                  "-m", f"v{number}")
+    pages = [f"json-annotate/{rev}/f.py{switch}" for rev in range(len(versions)) for switch in SWITCHES]
+    pages += [f"annotate/3/f.py?style=raw&{switch[1:]}" for switch in SWITCHES]
+    seen: set[bytes] = set()
+    with _hg_serve(client, repo) as port:
+        for page in pages:
+            ours, theirs = raw(server.port("http"), "GET", f"/ws/{page}"), raw(port, "GET", f"/{page}")
+            assert (ours.status, ours.body) == (theirs.status, theirs.body), page
+            seen.add(ours.body)
+    assert len(seen) > len(versions) * 3  # the switches change the answers
+    (repo / ".hg" / "hgrc").write_text("[annotate]\nignorews = true\n")
+    with _hg_serve(client, repo) as port:
+        for page in ("json-annotate/3/f.py", "json-annotate/3/f.py?ignorews=0"):
+            ours, theirs = raw(server.port("http"), "GET", f"/ws/{page}"), raw(port, "GET", f"/{page}")
+            assert ours.body == theirs.body, page
+    assert raw(server.port("http"), "GET", "/ws/json-annotate/3/f.py").body != \
+        raw(server.port("http"), "GET", "/ws/json-annotate/3/f.py?ignorews=0").body
