@@ -61,3 +61,15 @@ def test_runs_are_ordered_equal_and_closed(old: list[bytes], new: list[bytes]) -
         a_end, b_end = a2, b2
     if old == new:
         assert [r for r in runs if r[0] < r[1]] == ([(0, len(old), 0, len(new))] if old else [])
+
+
+@pytest.mark.parametrize(("text", "switches", "expected"), [
+    (b"a \t b\r\n  c  \n", (True, False, False), b"ab\nc\n"),
+    (b"a \t b\r\n  c  \n", (False, True, False), b"a b\n c\n"),
+    (b"a \t b\r\n  c \f \n", (False, False, True), b"a \t b\n  c\n"),
+    (b"x  \ny \t", (False, True, False), b"x\ny "),  # a last line's trailing run stays one space
+    (b"same\n", (False, False, False), b"same\n"),
+])
+def test_whitespace_cleaning_transcripts(text: bytes, switches: tuple[bool, bool, bool], expected: bytes) -> None:
+    """hg's cleaning under its whitespace switches (checked against hg's own on random texts)."""
+    assert linediff.clean_whitespace(text, *switches) == expected
