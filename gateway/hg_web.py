@@ -96,7 +96,7 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
 
 STYLED_PAGES = {
     "json": {"summary": "json-summary", "shortlog": "json-shortlog", "log": "json-changelog", "diff": "json-diff",
-             "filediff": "json-diff", "comparison": "json-comparison", "annotate": "json-annotate",
+             "filediff": "json-diff", "comparison": "json-comparison", "annotate": "json-annotate", "graph": "json-graph",
              "changelog": "json-changelog", "rev": "json-rev", "changeset": "json-rev", "file": "json-file",
              "manifest": "json-manifest", "filelog": "json-filelog", "tags": "json-tags", "branches": "json-branches",
              "bookmarks": "json-bookmarks", "": "json-shortlog"},
@@ -201,6 +201,9 @@ class HgPages:
     def comparison(self, key: str, path: str, context: str | None) -> dict[str, Any]:
         return dict(self._data(f"json-comparison/{key}/{path}", context=context))
 
+    def graph(self, key: str, count: int) -> dict[str, Any]:
+        return dict(json.loads(hg_web.json_graph(self.repo, key, count)))
+
     def search(self, query: bytes, count: int) -> dict[str, Any]:
         return dict(json.loads(hg_web.json_search(self.repo, query, count)))
 
@@ -220,6 +223,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         return html.names(name, url, {kind: pages.names(kind)}, kind, git=git)
     if kind in ("rev", "changeset") and len(rest) <= 1:
         return html.changeset(name, url, pages.changeset(rest[0] if rest else "tip"), git=git)
+    if kind == "graph" and len(rest) <= 1 and isinstance(pages, HgPages):
+        return html.graph(name, url, pages.graph(rest[0] if rest else "", revcount), revcount)
     if kind in LOG_PAGES and not rest and query is not None and isinstance(pages, HgPages):
         return html.search(name, url, pages.search(query, revcount))
     if kind in LOG_PAGES and len(rest) <= 1:

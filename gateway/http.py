@@ -212,7 +212,8 @@ WEB_JSON_PAGES = frozenset({"json-tags", "json-bookmarks", "json-branches", "jso
                             *(f"{style}-{page}" for style in ("atom", "rss") for page in ("log", "tags", "bookmarks",
                                                                                            "branches"))})
 """hgweb's JSON pages of names hgwire answers (``backends.hg.web.PAGES``)."""
-WEB_REV_PAGES = frozenset({"json-rev", "json-changeset", "json-shortlog", "json-changelog", "json-log"})
+WEB_REV_PAGES = frozenset({"json-rev", "json-changeset", "json-shortlog", "json-changelog", "json-log",
+                           "json-graph"})
 """hgweb's JSON pages of changesets, alone (at the tip) or followed by a revision
 (``backends.hg.web.CHANGESET_PAGES``, ``LOG_PAGES``)."""
 WEB_FILE_PAGES = frozenset({"json-manifest", "json-file", "json-filelog", "json-diff", "json-filediff", "json-annotate",
@@ -220,7 +221,8 @@ WEB_FILE_PAGES = frozenset({"json-manifest", "json-file", "json-filelog", "json-
 FILE_FEEDS = frozenset({"atom-log", "rss-log"})
 """hgweb's feeds of a file's history, followed by a revision and the file's path."""
 HTML_PAGES = frozenset({"summary", "shortlog", "log", "changelog", "filelog", "rev", "changeset", "file", "manifest",
-                        "tags", "branches", "bookmarks", "diff", "filediff", "comparison", "annotate"})
+                        "tags", "branches", "bookmarks", "diff", "filediff", "comparison", "annotate",
+                        "graph"})
 """hgweb's pages for browsers (``gateway.hg_web``); its handler takes the longest repository
 before one of them, as hgweb does (``team/log/rev/5`` is repository ``team/log``'s changeset 5)."""
 """hgweb's JSON pages of a directory or file, alone (the tip's root) or followed by a revision and

@@ -35,6 +35,9 @@ pre { margin: 0; }
 .add { color: #060; } .del { color: #a00; } .hunk { color: #73a; } .meta { color: #777; }
 .lines td.n { color: #999; text-align: right; user-select: none; }
 .clone { background: #f4f6f8; padding: .5em; font-family: monospace; }
+table.graph td { padding: 0 .6em; white-space: nowrap; } tr.graphrow { height: 26px; }
+table.graph td.graph { padding: 0; vertical-align: top; line-height: 0; }
+table.graph tr:nth-child(even) { background: none; }
 """
 
 CONTENT_SECURITY_POLICY = b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
@@ -78,7 +81,8 @@ def _date(value: Sequence[Any]) -> str:
 
 def _page(repo: str, url: str, title: str, body: str, git: bool = False) -> bytes:
     pages = [("shortlog", "log"), ("file/tip", "files"), ("tags", "tags"), ("branches", "branches")]
-    if not git:  # a git repository has no bookmarks
+    if not git:  # a git repository has no bookmarks, and no graph here
+        pages[1:1] = [("graph", "graph")]
         pages.append(("bookmarks", "bookmarks"))
     nav = " ".join(_link(f"{url}/{page}", label) for page, label in pages)
     home = _link(url, '<span class="repo">' + _text(repo) + "</span>")
@@ -156,6 +160,55 @@ def shortlog(repo: str, url: str, data: Data, revcount: int, git: bool = False) 
                            'placeholder="words, a revision, a tag or a branch"> <input type="submit" value="Search">'
                            "</form>")
     return _page(repo, url, "log", f"<h2>Changes</h2>{form}{body}", git)
+
+
+GRAPH_ROW = 26
+"""Pixels of one changeset's row in the graph page (its table rows are as tall)."""
+GRAPH_COLUMN = 16
+GRAPH_COLORS = ("#c0392b", "#2e86c1", "#27ae60", "#8e44ad", "#d68910", "#17a589")
+"""hgweb's six colours, in its order of colour numbers (1-6)."""
+_HEX_COLOR = re.compile(r"[0-9A-Fa-f]{6}")
+
+
+def _graph_color(number: int, branch_color: str = "") -> str:
+    if _HEX_COLOR.fullmatch(branch_color):
+        return "#" + branch_color
+    return GRAPH_COLORS[(int(number) - 1) % len(GRAPH_COLORS)]
+
+
+def graph(repo: str, url: str, data: Data, revcount: int, git: bool = False) -> bytes:
+    """The graph of changesets from a revision down: a drawing (columns, colours and edges as hg
+    lays them out) beside each changeset's row, a link to a longer one."""
+    entries = list(data["changesets"])
+    columns = max([int(e["col"]) for e in entries] + [int(edge["nextcol"]) for e in entries for edge in e["edges"]]
+                  + [0]) + 1
+    width, height = columns * GRAPH_COLUMN + 8, len(entries) * GRAPH_ROW
+    shapes = []
+    for row, entry in enumerate(entries):
+        middle = row * GRAPH_ROW + GRAPH_ROW // 2
+        for edge in entry["edges"]:
+            x1 = int(edge["col"]) * GRAPH_COLUMN + GRAPH_COLUMN // 2
+            x2 = int(edge["nextcol"]) * GRAPH_COLUMN + GRAPH_COLUMN // 2
+            stroke = _graph_color(edge["color"], str(edge["bcolor"]))
+            line_width = int(edge["width"]) if int(edge["width"]) > 0 else 2
+            shapes.append(f'<line x1="{x1}" y1="{middle}" x2="{x2}" y2="{middle + GRAPH_ROW}" stroke="{stroke}" '
+                          f'stroke-width="{line_width}"/>')
+    for row, entry in enumerate(entries):  # the nodes over the edges
+        x = int(entry["col"]) * GRAPH_COLUMN + GRAPH_COLUMN // 2
+        shapes.append(f'<circle cx="{x}" cy="{row * GRAPH_ROW + GRAPH_ROW // 2}" r="5" '
+                      f'fill="{_graph_color(entry["color"])}"/>')
+    drawing = (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">' + "".join(shapes)
+               + "</svg>")
+    rows = []
+    for row, entry in enumerate(entries):
+        cell = f'<td rowspan="{len(entries)}" class="graph">{drawing}</td>' if row == 0 else ""
+        rows.append(f'<tr class="graphrow">{cell}<td>{_link(url + "/rev/" + entry["node"], _short(entry["node"]))}</td>'
+                    f"<td>{_text(_first_line(entry['desc']))}{_labels(entry)}</td><td>{_text(entry['user'])}</td>"
+                    f"<td>{_text(_date(entry['date']))}</td></tr>")
+    body = '<table class="graph">' + "".join(rows) + "</table>" if rows else "<p>No changesets yet.</p>"
+    if len(entries) >= revcount:
+        body += "<p>" + _link(f"{url}/graph?revcount={revcount * 2}", "more…") + "</p>"
+    return _page(repo, url, "graph", f"<h2>Graph</h2>{body}", git)
 
 
 def search(repo: str, url: str, data: Data, git: bool = False) -> bytes:

@@ -1050,8 +1050,12 @@ class HgRepo:
 
     def web_settings(self) -> dict[bytes, bytes]:
         """The hgrc's ``[web]`` section (``allow-archive``, ``deny_read``...), read once."""
+        return self.hgrc_section(b"web")
+
+    def hgrc_section(self, section: bytes) -> dict[bytes, bytes]:
+        """One section of the hgrc (``[web]``, ``[graph]``...), in hg's order."""
         data = self._hgrc()
-        return dict(config_section(data, b"web", self._hgrc_include)) if data else {}
+        return dict(config_section(data, section, self._hgrc_include)) if data else {}
 
     def _hgrc_bool(self, section: bytes, name: bytes, default: bool) -> bool:
         data = self._hgrc()

@@ -77,6 +77,8 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", c
         return json_log(repo, key, kind == "json-shortlog", revcount)
     if kind == SUMMARY:
         return json_summary(repo, url)
+    if kind == GRAPH:
+        return json_graph(repo, key, revcount)
     if kind in FEEDS:
         from backends.hg import feeds
 
@@ -241,11 +243,14 @@ class _Changesets:
     def log_entry(self, rev: int, parents: Sequence[int] | None = None) -> bytes:
         """A changeset as hgweb's logs and summary list it (``changelistentry``); ``parents``: the
         revisions named as its parents (a file history's), else its own."""
+        return _object(self.log_fields(rev, parents))
+
+    def log_fields(self, rev: int, parents: Sequence[int] | None = None) -> list[tuple[str, bytes]]:
+        """``log_entry``'s fields, the parents last."""
         common = self.common(rev, self.repo.changeset(self.cl, rev))
         named = self.parents(rev) if parents is None else [binascii.hexlify(self.cl.node(p)) for p in parents]
-        return _object([*((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user",
-                                                   "phase")),
-                        ("parents", _list([b'"%s"' % p for p in named]))])
+        return [*((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
+                ("parents", _list([b'"%s"' % p for p in named]))]
 
 
 def _list(items: Sequence[bytes]) -> bytes:
@@ -591,6 +596,45 @@ def _fold(text: bytes) -> bytes:
         return text.decode("utf-8").lower().encode("utf-8")
     except UnicodeError:
         return text.lower()
+
+
+GRAPH = "json-graph"
+
+
+def json_graph(repo: HgRepo, key: str, revcount: int | None = None) -> bytes:
+    """hgweb's ``json-graph[/REV]``: the changesets pulls can see from REV (the tip) down,
+    ``revcount`` of them (else ``[web] maxshortchanges``, 60), each as the logs list it with its
+    column, row, colour and edges (``backends.hg.webgraph``), and hgweb's number of revisions."""
+    from backends.hg import webgraph
+
+    info = _Changesets(repo)
+    node, start, _mtime, _files = resolve(repo, key or "tip")
+    count = min(max(revcount if revcount is not None else web_int(repo, b"maxshortchanges", MAX_SHORT_CHANGES), 1),
+                MAX_REVCOUNT)
+    revs = info.recent(start, count) if start >= 0 else []
+    window = set(revs)
+    parents = info.views.parents
+
+    def parents_of(rev: int) -> list[int]:  # hg's dagwalker: those in the window sorted, then those off it
+        return sorted({p for p in parents[rev] if p in window}) + [p for p in parents[rev] if p >= 0
+                                                                    and p not in window]
+
+    styles = webgraph.branch_styles(repo.hgrc_section(b"graph"))
+
+    def style(rev: int) -> tuple[int, bytes]:
+        return styles.get(repo.changeset(info.cl, rev).extra.get(b"branch", b"default"), (-1, b""))
+
+    rows = []
+    for row, (rev, column, color, edges) in enumerate(webgraph.layout(parents_of, revs, style if styles else
+                                                                      (lambda rev: (-1, b"")))):
+        fields = info.log_fields(rev)
+        shown = [b'{"bcolor": %s, "col": %d, "color": %d, "nextcol": %d, "width": %d}'
+                 % (json_string(bcolor), col, webgraph.shown_color(edge_color), nextcol, width)
+                 for col, nextcol, edge_color, width, bcolor in edges]
+        rows.append(_object([*fields[:-1], ("col", b"%d" % column), ("row", b"%d" % row),
+                             ("color", b"%d" % webgraph.shown_color(color)), ("edges", _list(shown)), fields[-1]]))
+    return (b'{\n  "node": "%s",\n  "changeset_count": %d,\n  "changesets": %s\n}\n'  # its own template file's layout
+            % (binascii.hexlify(node), len(info.cl), _list(rows)))
 
 
 FILELOG = "json-filelog"

@@ -66,11 +66,12 @@ def _pages(client: Client, repo: Path) -> list[str]:
     revs = client.hg("log", "-R", str(repo), "--hidden", "-T", "{rev} {node}\n").stdout.split("\n")
     pages = ["json-rev", "json-shortlog", "json-changelog", "json-log", "json-manifest", "json-summary",
              "json-shortlog?revcount=2",
-             "json-changelog?revcount=0", "json-changelog?revcount=many", "json-log/3?revcount=2"]
+             "json-changelog?revcount=0", "json-changelog?revcount=many", "json-log/3?revcount=2", "json-graph",
+             "json-graph?revcount=2", "json-graph/4?revcount=3", "json-graph/2?revcount=1"]
     for line in filter(None, revs):
         rev, node = line.split()
         files = client.hg("files", "-R", str(repo), "-r", rev, "-T", "{path}\\n").stdout.split()
-        pages += [f"json-rev/{rev}", f"json-changeset/{node[:12]}", f"json-shortlog/{rev}", f"json-changelog/{node}",
+        pages += [f"json-rev/{rev}", f"json-changeset/{node[:12]}", f"json-graph/{rev}", f"json-shortlog/{rev}", f"json-changelog/{node}",
                   f"json-manifest/{rev}", f"json-manifest/{rev}/deep", f"json-manifest/{rev}/deep/er/",
                   f"json-file/{rev}/deep", *(f"json-file/{rev}/{f}" for f in files),
                   *(f"json-filelog/{rev}/{f}" for f in files), f"json-log/{rev}/a.txt?revcount=2",
@@ -103,7 +104,7 @@ def test_every_page_is_what_hg_serve_writes(served: tuple[RunningServer, Path], 
                 assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/json"
                 kind = page.split("/")[0].split("?")[0]
                 compared[kind] = compared.get(kind, 0) + 1
-    assert min(compared.values()) >= 1 and len(compared) == 12, compared
+    assert min(compared.values()) >= 1 and len(compared) == 13, compared
     assert compared["json-file"] > 50 and compared["json-filelog"] > 50 and compared["json-diff"] > 50, compared
     assert compared["json-comparison"] > 50 and compared["json-annotate"] > 50, compared
     secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout

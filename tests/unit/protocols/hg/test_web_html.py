@@ -14,9 +14,10 @@ from protocols import hg_web_html as html
 
 URL = "http://example.test/team/app"
 ELEMENTS = {"html", "head", "meta", "title", "style", "body", "header", "main", "a", "span", "table", "tr", "td",
-            "th", "h2", "h3", "p", "div", "pre", "br", "form", "input"}
+            "th", "h2", "h3", "p", "div", "pre", "br", "form", "input", "svg", "line", "circle"}
 ATTRIBUTES = {"charset", "href", "class", "id", "style", "title", "action", "method", "name", "size", "placeholder",
-              "type", "value"}
+              "type", "value", "width", "height", "viewbox", "x1", "y1", "x2", "y2", "stroke", "stroke-width", "cx",
+              "cy", "r", "fill", "rowspan"}
 
 text = st.text(alphabet=st.sampled_from(list("<>&\"' =/\\:;ab\n\tjavascript()\x00é")), max_size=30)
 node = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
@@ -60,6 +61,11 @@ def test_logs_and_summaries_hold_only_their_own_markup(entries: list[dict[str, A
     _check(html.shortlog(name, URL, {"changesets": entries}, 2))
     _check(html.filelog(name, URL, label, {"entries": entries}))
     _check(html.search(name, URL, {"query": label, "entries": entries}))
+    graph_entries = [{**e, "col": n % 3, "color": n + 1, "row": n,
+                      "edges": [{"col": n % 3, "nextcol": (n + 1) % 3, "color": n, "width": -1, "bcolor": label},
+                                {"col": 0, "nextcol": 2, "color": 7, "width": 3, "bcolor": "00ff00"}]}
+                     for n, e in enumerate(entries)]
+    _check(html.graph(name, URL, {"changesets": graph_entries}, 2))
     names = [{"tag": label, "bookmark": label, "branch": label, "node": e["node"], "date": e["date"],
               "status": "open"} for e in entries]
     _check(html.summary(name, URL, {"shortlog": entries, "bookmarks": names, "branches": names, "tags": names,
