@@ -307,23 +307,40 @@ def json_diff(repo: HgRepo, key: str, path: str) -> bytes:
     parents and children (a file removed in REV: the changeset's own)."""
     info, rev, changeset, files, wanted, found = _file_at(repo, key, path)
     if found is None and wanted not in changeset.files:
-        raise ProtocolError("path not found", 404)
+        raise not_in_manifest(wanted, info.cl.node(rev))
     blocks = _diff_blocks(file_diffs(repo, rev, files, wanted))  # against the first parent, as hgweb (a merge too)
     return _object([*_file_head(repo, info, rev, changeset, wanted, found), ("diff", _list(blocks))])
 
 
-def _file_at(repo: HgRepo, key: str, path: str) -> tuple[_Changesets, int, Changeset, list[tuple[bytes, bytes, bytes]],
-                                                          bytes, bytes | None]:
+def _file_at(repo: HgRepo, key: str, path: str, file_page: bool = True
+             ) -> tuple[_Changesets, int, Changeset, list[tuple[bytes, bytes, bytes]], bytes, bytes | None]:
     """What a page of a file in changeset ``key`` starts from: the changesets' names, the
     revision, its changeset and manifest entries, the path as bytes and its file node there (None:
-    not in it); 404 for the null revision."""
-    _node, rev, _mtime, files = resolve(repo, key)
-    if rev < 0:
-        raise ProtocolError("path not found", 404)
+    not in it); 404 for the null revision.  A revision a file page (``file_page``) cannot find is
+    hgweb's ``revision not found``, else its ``unknown revision``."""
+    _node, rev, _mtime, files = resolve_file_revision(repo, key) if file_page else resolve(repo, key)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    if rev < 0:
+        raise not_in_manifest(wanted, NULL_NODE)
     found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
     info = _Changesets(repo)
     return info, rev, repo.changeset(info.cl, rev), files, wanted, found
+
+
+def not_in_manifest(path: bytes, node: bytes) -> ProtocolError:
+    """hgweb's 404 for a file a changeset does not have."""
+    return ProtocolError(f"{path.decode('utf-8', 'surrogateescape')}@{binascii.hexlify(node).decode()}: "
+                         "not found in manifest", 404)
+
+
+def resolve_file_revision(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
+    """``resolve`` for hgweb's file pages, whose unknown revision is ``revision not found: KEY``."""
+    try:
+        return resolve(repo, key)
+    except ProtocolError as error:
+        if error.http_status != 404:
+            raise
+        raise ProtocolError(f"revision not found: {key[:80]}", 404) from None
 
 
 def _file_head(repo: HgRepo, info: _Changesets, rev: int, changeset: Changeset, wanted: bytes,
@@ -352,11 +369,11 @@ def json_comparison(repo: HgRepo, key: str, path: str, context: str | None = Non
     changeset REV side by side, in difflib's groups of changes with ``context`` lines around them
     (``?context=N``, ``full``, else ``[web] comparisoncontext``), as hgweb makes them (with difflib
     too); a binary side as hgweb names it."""
-    info, rev, changeset, _files, wanted, found = _file_at(repo, key, path)
+    info, rev, changeset, _files, wanted, found = _file_at(repo, key, path, file_page=False)
     p1 = info.views.parents[rev][0]
     before = {entry_path: node for entry_path, node, _flags in manifest_at(repo, p1)[1]} if p1 >= 0 else {}
-    if found is None and wanted not in before:
-        raise ProtocolError("path not found", 404)
+    if found is None and wanted not in before:  # hgweb looks in the first parent first
+        raise not_in_manifest(wanted, info.cl.node(p1) if p1 >= 0 else NULL_NODE)
     left = _comparison_lines(repo, wanted, before.get(wanted))
     right = _comparison_lines(repo, wanted, found)
     setting = context if context is not None else repo.web_settings().get(b"comparisoncontext", b"").decode(
@@ -449,7 +466,7 @@ def _annotation(repo: HgRepo, key: str, path: str, switches: Mapping[bytes, byte
     info, rev, changeset, files, wanted, found = _file_at(repo, key, path)
     flags = next((f for p, _n, f in files if p == wanted), None)
     if flags is None or found is None:
-        raise ProtocolError("path not found", 404)
+        raise not_in_manifest(wanted, info.cl.node(rev))
     filelog = repo.filelog(wanted)
     if filelog.raw_size(filelog.rev(found)) > MAX_FILE_TEXT:
         raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not annotated here; "
@@ -658,11 +675,11 @@ def file_history(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, revco
     maxshortchanges``) file revisions from the one at ``key`` down (or, where ``key`` does not have
     the file, from the last one made at or before it), those pulls can see; 404 for a file that
     has none there."""
-    _node, rev, _mtime, files = resolve(repo, key)
+    node, rev, _mtime, files = resolve_file_revision(repo, key)
     found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
     filelog = repo.filelog(wanted) if wanted else None
     if filelog is None or len(filelog) == 0:
-        raise ProtocolError("path not found", 404)
+        raise not_in_manifest(wanted, node)
     if found is not None:
         top = filelog.rev(found)
     else:  # not in REV: the last revision made at or before it
@@ -670,7 +687,7 @@ def file_history(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, revco
         while top >= 0 and filelog.linkrev(top) > rev:
             top -= 1
         if top < 0:
-            raise ProtocolError("path not found", 404)
+            raise not_in_manifest(wanted, node)
     if revcount is None:
         revcount = web_int(repo, b"maxshortchanges", MAX_SHORT_CHANGES)
     revcount = min(max(revcount, 1), MAX_REVCOUNT)
@@ -770,6 +787,10 @@ def json_file(repo: HgRepo, key: str, path: str, manifest_only: bool) -> bytes:
         for file_path, file_node, _flags in files:
             if file_path == wanted and rev >= 0:
                 return _file_revision(repo, info, rev, file_path, file_node)
+        try:
+            return _manifest(repo, info, node, rev, files, wanted)
+        except ProtocolError:  # neither a file nor a directory: hgweb's file error
+            raise not_in_manifest(wanted, node) from None
     return _manifest(repo, info, node, rev, files, wanted)
 
 
