@@ -22,6 +22,7 @@ from dulwich.diff_tree import tree_changes
 from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 
 from backends import git_archive, git_pack
+from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
 from backends.hg.linediff import blocks, split_lines
@@ -32,6 +33,8 @@ from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
 MAX_FILE_TEXT = 64 << 20
+MAX_SEARCHED = 100_000
+"""Commits one search reads at most."""
 MAX_BLAME_COMMITS = 100_000
 """Commits one annotation may look at (every commit back to the file's oldest line)."""
 
@@ -146,6 +149,58 @@ class GitPages:
                     seen.add(parent)
                     heapq.heappush(queue, (-self._commit(parent).commit_time, reached, parent))
                     reached += 1
+
+    def search(self, query: bytes, count: int) -> dict[str, Any]:
+        """The log's search, as the Mercurial pages': a query naming a commit (a branch, a tag, a
+        full id) finds it; else the commits from HEAD in ``git log``'s order whose author,
+        committer or message hold every word of the query (case folded)."""
+        entries: list[dict[str, Any]] = []
+        try:
+            entries = [self.entry(self.resolve(query.decode("utf-8", "surrogateescape")))]
+        except ProtocolError:
+            words = _fold(query).split()
+            if self.head is not None:
+                for oid in self._walk(self.head, MAX_SEARCHED):
+                    commit = self._commit(oid)
+                    fields = (_fold(commit.author), _fold(commit.committer), _fold(commit.message))
+                    if all(any(word in field for field in fields) for word in words):
+                        entries.append(self.entry(oid))
+                        if len(entries) >= count:
+                            break
+        return {"query": _text(query), "entries": entries}
+
+    def graph(self, key: str, count: int) -> dict[str, Any]:
+        """The graph of ``count`` commits from ``key`` down (``git log``'s order, each commit
+        before its parents), laid out as the Mercurial graph (``backends.hg.webgraph``)."""
+        if key in ("", "tip", "HEAD") and self.head is None:
+            return {"changesets": []}
+        start = self.resolve(key or "HEAD")
+        found = list(self._walk(start, count))
+        window = set(found)
+        parents = {oid: [bytes(p) for p in self._commit(oid).parents if p in self.store] for oid in found}
+        waiting = {oid: 0 for oid in found}  # children in the window not yet placed
+        for oid in found:
+            for parent in parents[oid]:
+                if parent in window:
+                    waiting[parent] += 1
+        order = {oid: n for n, oid in enumerate(found)}
+        ready = [(order[oid], oid) for oid in found if not waiting[oid]]
+        heapq.heapify(ready)
+        placed = []
+        while ready:
+            _n, oid = heapq.heappop(ready)
+            placed.append(oid)
+            for parent in parents[oid]:
+                if parent in window:
+                    waiting[parent] -= 1
+                    if not waiting[parent]:
+                        heapq.heappush(ready, (order[parent], parent))
+        rows = []
+        for row, (oid, column, color, edges) in enumerate(webgraph.layout(lambda oid: parents[oid], placed)):
+            rows.append({**self.entry(oid), "col": column, "row": row, "color": webgraph.shown_color(color),
+                         "edges": [{"col": col, "nextcol": nextcol, "color": webgraph.shown_color(edge_color),
+                                    "width": width, "bcolor": ""} for col, nextcol, edge_color, width, _b in edges]})
+        return {"changesets": rows}
 
     def _at_path(self, oid: bytes, path: tuple[bytes, ...]) -> tuple[int, bytes] | None:
         """The mode and id of what commit ``oid`` holds at ``path`` (None: nothing)."""
@@ -438,6 +493,14 @@ def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[di
 def _flags(mode: int) -> str:
     """A tree entry's mode as a Mercurial manifest's flags: ``l`` a link, ``x`` an executable."""
     return "l" if stat.S_ISLNK(mode) else "x" if mode & 0o111 else ""
+
+
+def _fold(text: bytes) -> bytes:
+    """Text case folded as the Mercurial search folds it (UTF-8's characters, else ASCII)."""
+    try:
+        return text.decode("utf-8").lower().encode("utf-8")
+    except UnicodeError:
+        return text.lower()
 
 
 def _text(raw: bytes) -> str:

@@ -162,7 +162,7 @@ def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
         return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query, switches=switches)
-    return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer))
+    return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer), query=query)
 
 
 class HgPages:
@@ -223,10 +223,10 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         return html.names(name, url, {kind: pages.names(kind)}, kind, git=git)
     if kind in ("rev", "changeset") and len(rest) <= 1:
         return html.changeset(name, url, pages.changeset(rest[0] if rest else "tip"), git=git)
-    if kind == "graph" and len(rest) <= 1 and isinstance(pages, HgPages):
-        return html.graph(name, url, pages.graph(rest[0] if rest else "", revcount), revcount)
-    if kind in LOG_PAGES and not rest and query is not None and isinstance(pages, HgPages):
-        return html.search(name, url, pages.search(query, revcount))
+    if kind == "graph" and len(rest) <= 1:
+        return html.graph(name, url, pages.graph(rest[0] if rest else "", revcount), revcount, git=git)
+    if kind in LOG_PAGES and not rest and query is not None:
+        return html.search(name, url, pages.search(query, revcount), git=git)
     if kind in LOG_PAGES and len(rest) <= 1:
         changesets = pages.log(rest[0] if rest else "tip", revcount + 1)
         return html.shortlog(name, url, {"changesets": changesets}, revcount, git=git)

@@ -80,9 +80,9 @@ def _date(value: Sequence[Any]) -> str:
 
 
 def _page(repo: str, url: str, title: str, body: str, git: bool = False) -> bytes:
-    pages = [("shortlog", "log"), ("file/tip", "files"), ("tags", "tags"), ("branches", "branches")]
-    if not git:  # a git repository has no bookmarks, and no graph here
-        pages[1:1] = [("graph", "graph")]
+    pages = [("shortlog", "log"), ("graph", "graph"), ("file/tip", "files"), ("tags", "tags"),
+             ("branches", "branches")]
+    if not git:  # a git repository has no bookmarks
         pages.append(("bookmarks", "bookmarks"))
     nav = " ".join(_link(f"{url}/{page}", label) for page, label in pages)
     home = _link(url, '<span class="repo">' + _text(repo) + "</span>")
@@ -156,9 +156,9 @@ def shortlog(repo: str, url: str, data: Data, revcount: int, git: bool = False) 
     body = _changeset_rows(url, entries[:revcount])
     if more is not None:
         body += "<p>" + _link(url + "/shortlog/" + more["node"], "older…") + "</p>"
-    form = "" if git else (f'<form action="{_text(url)}/log" method="get"><input name="rev" size="30" '
-                           'placeholder="words, a revision, a tag or a branch"> <input type="submit" value="Search">'
-                           "</form>")
+    form = (f'<form action="{_text(url)}/log" method="get"><input name="rev" size="30" '
+            f'placeholder="{"words, a commit, a branch or a tag" if git else "words, a revision, a tag or a branch"}">'
+            ' <input type="submit" value="Search"></form>')
     return _page(repo, url, "log", f"<h2>Changes</h2>{form}{body}", git)
 
 

@@ -14,7 +14,10 @@ Pure (``backends.hg.web.json_graph`` reads the history).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+Node = TypeVar("Node", bound=Hashable)
 
 COLORS = 6
 """hgweb's palette: a colour number is shown modulo it, from 1."""
@@ -24,15 +27,19 @@ def shown_color(color: int) -> int:
     return (color - 1) % COLORS + 1
 
 
-def layout(parents_of: Callable[[int], list[int]], revs: list[int],
-           style: Callable[[int], tuple[int, bytes]] = lambda rev: (-1, b"")
-           ) -> list[tuple[int, int, int, list[tuple[int, int, int, int, bytes]]]]:
+def _unstyled(_node: Hashable) -> tuple[int, bytes]:
+    return -1, b""
+
+
+def layout(parents_of: Callable[[Node], list[Node]], revs: list[Node],
+           style: Callable[[Node], tuple[int, bytes]] = _unstyled
+           ) -> list[tuple[Node, int, int, list[tuple[int, int, int, int, bytes]]]]:
     """hg's ``colored`` over ``revs`` (newest first): for each, (rev, column, colour, edges), an
     edge ``(column, next column, colour, width, branch colour)``; ``parents_of`` a revision's
     parents as the walk sees them (in the window, ascending, then those outside it); ``style`` the
     hgrc's width and colour for the edges to a revision."""
-    seen: list[int] = []
-    colors: dict[int, int] = {}
+    seen: list[Node] = []
+    colors: dict[Node, int] = {}
     new_color = 1
     out = []
     for rev in revs:
