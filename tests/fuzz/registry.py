@@ -29,6 +29,7 @@ MODULES = {
     "git_lfs": "fuzz_git_lfs",
     "git_dotfiles": "fuzz_git_dotfiles",
     "hg_push": "fuzz_hg_push",
+    "linediff": "fuzz_linediff",
 }
 """Target name -> harness module in this package; add a row per parser."""
 
