@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dulwich.diff_tree import tree_changes
+from dulwich.diff_tree import CHANGE_RENAME, RenameDetector, tree_changes
 from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 
 from backends import git_archive, git_pack
@@ -35,6 +35,8 @@ _HEX40 = re.compile(rb"[0-9a-f]{40}")
 MAX_FILE_TEXT = 64 << 20
 MAX_SEARCHED = 100_000
 """Commits one search reads at most."""
+RENAME_THRESHOLD = 50
+"""git's default similarity for a rename (``-M``), in percent."""
 MAX_BLAME_COMMITS = 100_000
 """Commits one annotation may look at (every commit back to the file's oldest line)."""
 
@@ -291,8 +293,8 @@ class GitPages:
         blame without options: commits newest first; a commit whose file is as in one of its
         parents hands every line to the first such parent; else each parent in order takes the
         lines equal to its own (the runs ``backends.hg.linediff`` finds; git's own diff may place
-        a change among repeated lines elsewhere) and the commit keeps the rest.  Renames are not
-        followed (a line of a renamed file stays with the rename)."""
+        a change among repeated lines elsewhere) and the commit keeps the rest.  A file a parent
+        does not have at its path is looked for as git blame does, renamed (``_source``)."""
         oid, wanted, obj = self._at(key, path)
         if not isinstance(obj, Blob):
             raise ProtocolError("path not found", 404)
@@ -304,63 +306,80 @@ class GitPages:
             raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not annotated "
                                      "here; clone the repository and run git blame")
         final = [b"(binary:%s)" % guessed_type(wanted)] if b"\0" in data else split_lines(data)
-        origins: list[tuple[bytes, int]] = [(oid, n) for n in range(1, len(final) + 1)]
-        # suspects: for each commit still to look at, its lines: {line number there: final index}
-        suspects: dict[bytes, dict[int, int]] = {oid: {n - 1: n - 1 for n in range(1, len(final) + 1)}}
-        queue = [(-self._commit(oid).commit_time, 0, oid)]
+        origins: list[tuple[bytes, bytes, int]] = [(oid, wanted, n) for n in range(1, len(final) + 1)]
+        # suspects: for each (commit, path) still to look at, its lines: {line number there: final index}
+        suspects: dict[tuple[bytes, bytes], dict[int, int]] = {(oid, wanted): {n: n for n in range(len(final))}}
+        queue = [(-self._commit(oid).commit_time, 0, oid, wanted)]
         order = 1
         visited = 0
         while queue:
-            _when, _order, here = heapq.heappop(queue)
-            lines = suspects.pop(here, None)
+            _when, _order, here, at = heapq.heappop(queue)
+            lines = suspects.pop((here, at), None)
             if not lines:
                 continue
             visited += 1
             if visited > MAX_BLAME_COMMITS:
                 raise UnsupportedFeature(f"this file's history passes {MAX_BLAME_COMMITS} commits: it is not "
                                          "annotated here; clone the repository and run git blame")
-            mine = self._at_path(here, parts)
+            mine = self._at_path(here, tuple(at.split(b"/")))
             parents = [bytes(p) for p in self._commit(here).parents if p in self.store]
-            theirs = {p: self._at_path(p, parts) for p in parents}
-            same = next((p for p in parents if theirs[p] == mine), None)
-            handed: list[tuple[bytes, dict[int, int]]] = []
-            if same is not None:
-                handed.append((same, lines))
+            sources = {p: self._source(p, here, at) for p in parents}
+            same = next(((p, source[0]) for p, source in sources.items()
+                         if source is not None and mine is not None and source[1][1] == mine[1]), None)
+            handed: list[tuple[bytes, bytes, dict[int, int]]] = []
+            if same is not None:  # the same blob (a mode change, an exact rename): every line is the parent's
+                handed.append((*same, lines))
                 lines = {}
             elif b"\0" not in data:
                 mine_lines = split_lines(self._blob(mine[1], mine[0])) if mine else []
                 for parent in parents:
-                    there = theirs[parent]
-                    if not lines or there is None or not stat.S_ISREG(there[0]):
+                    source = sources[parent]
+                    if not lines or source is None or not stat.S_ISREG(source[1][0]):
                         continue
                     taken: dict[int, int] = {}
-                    for a1, _a2, b1, b2 in blocks(split_lines(self._blob(there[1], there[0])), mine_lines):
+                    for a1, _a2, b1, b2 in blocks(split_lines(self._blob(source[1][1], source[1][0])), mine_lines):
                         for number in range(b1, b2):
                             if number in lines:
                                 taken[a1 + number - b1] = lines.pop(number)
                     if taken:
-                        handed.append((parent, taken))
+                        handed.append((parent, source[0], taken))
             for number, index in lines.items():
-                origins[index] = (here, number + 1)
-            for parent, taken in handed:
-                if parent not in suspects:
-                    suspects[parent] = {}
-                    heapq.heappush(queue, (-self._commit(parent).commit_time, order, parent))
+                origins[index] = (here, at, number + 1)
+            for parent, source_path, taken in handed:
+                if (parent, source_path) not in suspects:
+                    suspects[parent, source_path] = {}
+                    heapq.heappush(queue, (-self._commit(parent).commit_time, order, parent, source_path))
                     order += 1
-                suspects[parent].update(taken)
+                suspects[parent, source_path].update(taken)
         about: dict[bytes, dict[str, Any]] = {}
         entries = []
-        for number, ((origin, target), line) in enumerate(zip(origins, final, strict=True), 1):
+        for number, ((origin, origin_path, target), line) in enumerate(zip(origins, final, strict=True), 1):
             if origin not in about:
                 about[origin] = self.entry(origin)
             entry = about[origin]
             entries.append({"node": entry["node"], "author": entry["user"], "desc": entry["desc"],
-                            "abspath": _text(wanted), "targetline": target, "line": _text(line), "lineno": number,
-                            "revdate": entry["date"]})
+                            "abspath": _text(origin_path), "targetline": target, "line": _text(line),
+                            "lineno": number, "revdate": entry["date"]})
         head = self.entry(oid)
         return {"abspath": _text(wanted), "node": head["node"], "author": head["user"], "date": head["date"],
                 "desc": head["desc"], "parents": head["parents"], "children": [], "permissions": _flags(found[0]),
                 "annotate": entries}
+
+    def _source(self, parent: bytes, child: bytes, path: bytes) -> tuple[bytes, tuple[int, bytes]] | None:
+        """Where commit ``parent`` has the file ``child`` has at ``path``: the same path, else the
+        one ``child`` renamed it from (git's rename detection: at least 50% alike), else None."""
+        found = self._at_path(parent, tuple(path.split(b"/")))
+        if found is not None:
+            return path, found
+        detector = RenameDetector(self.store, rename_threshold=RENAME_THRESHOLD)
+        for change in tree_changes(self.store, self._commit(parent).tree, self._commit(child).tree,
+                                   rename_detector=detector):
+            old_entry, new_entry = change.old, change.new
+            if (change.type == CHANGE_RENAME and new_entry is not None and new_entry.path == path
+                    and old_entry is not None and old_entry.path is not None):
+                old = self._at_path(parent, tuple(old_entry.path.split(b"/")))
+                return (old_entry.path, old) if old is not None else None
+        return None
 
     def _blob(self, sha: bytes | None, mode: int | None) -> bytes:
         if sha is None or mode is None:

@@ -1,8 +1,8 @@
 """A git repository's annotate page (``/NAME.git/annotate/REF/PATH``): each line with the commit
 and line number ``git blame --porcelain`` gives, for every file at every commit of a seeded
 history of two branches, merges keeping lines of both sides (and some of their own), a line made
-alike on both sides (the first parent's commit is named), files made and emptied; its lines are unique, where git's own diff and hgwire's cannot place a change
-otherwise.  The page for a browser shows them, linked."""
+alike on both sides (the first parent's commit is named), files made and emptied, renamed as they are and with an edit, a mode changed; its lines are unique, where
+git's own diff and hgwire's cannot place a change otherwise.  The page for a browser shows them, linked."""
 
 from __future__ import annotations
 
@@ -82,11 +82,21 @@ def _history(client: Client, work: Path) -> None:
     commit("-m", "c made")
     (work / "b.txt").write_text("")
     commit("-m", "b emptied")
+    client.git("mv", "c.txt", "c2.txt", cwd=work)
+    commit("-m", "c renamed as it is")
+    client.git("mv", "a.txt", "renamed.txt", cwd=work)
+    edit("renamed.txt")
+    commit("-m", "a renamed and edited")
+    (work / "renamed.txt").chmod(0o755)
+    commit("-m", "renamed made executable")
 
 
-def _porcelain(client: Client, work: Path, commit: str, name: str) -> list[tuple[str, int]]:
-    out = client.git("blame", "--porcelain", commit, "--", name, cwd=work).stdout
-    return [(m.group(1), int(m.group(2))) for m in re.finditer(r"^([0-9a-f]{40}) (\d+) \d+", out, re.MULTILINE)]
+def _porcelain(client: Client, work: Path, commit: str, name: str) -> list[tuple[str, int, str]]:
+    """(commit, line number there, path there) of each line, as git blame --line-porcelain says."""
+    out = client.git("blame", "--line-porcelain", commit, "--", name, cwd=work).stdout
+    heads = re.findall(r"^([0-9a-f]{40}) (\d+) \d+", out, re.MULTILINE)
+    paths = re.findall(r"^filename (.*)$", out, re.MULTILINE)
+    return [(node, int(number), path) for (node, number), path in zip(heads, paths, strict=True)]
 
 
 def test_annotations_are_git_blame_s(make_server: Callable[..., RunningServer], client: Client) -> None:
@@ -103,21 +113,23 @@ def test_annotations_are_git_blame_s(make_server: Callable[..., RunningServer], 
     for commit in commits:
         for name in client.git("ls-tree", "--name-only", commit, cwd=work).stdout.split():
             data = pages.annotate(commit, name)
-            ours = [(line["node"], line["targetline"]) for line in data["annotate"]]
+            ours = [(line["node"], line["targetline"], line["abspath"]) for line in data["annotate"]]
             assert ours == _porcelain(client, work, commit, name), (commit, name)
-            origins |= {node for node, _ in ours}
+            origins |= {node for node, _, _ in ours}
             compared += 1
     assert compared > 30 and len(origins) > 12  # lines come from many commits, merges among them
+    renamed = pages.annotate("main", "renamed.txt")["annotate"]
+    assert "a.txt" in {line["abspath"] for line in renamed}  # followed through the rename
     repo.dulwich_repo.close()  # type: ignore[attr-defined]
 
     port = server.port("http")
-    page = raw(port, "GET", "/b.git/annotate/main/a.txt", {"Accept": "text/html"})
+    page = raw(port, "GET", "/b.git/annotate/main/renamed.txt", {"Accept": "text/html"})
     assert page.status == 200
     body = page.body.decode()
     previous = None
-    for node, target in _porcelain(client, work, "main", "a.txt"):
+    for node, target, path in _porcelain(client, work, "main", "renamed.txt"):
         if node != previous:  # a run of lines from one commit: its first is linked
-            assert f"/b.git/annotate/{node}/a.txt#l{target}" in body
+            assert f"/b.git/annotate/{node}/{path}#l{target}" in body
         previous = node
-    assert "/b.git/annotate/" in raw(port, "GET", "/b.git/file/main/a.txt", {"Accept": "text/html"}).body.decode()
+    assert "/b.git/annotate/" in raw(port, "GET", "/b.git/file/main/c2.txt", {"Accept": "text/html"}).body.decode()
     assert raw(port, "GET", "/b.git/annotate/main/no/such", {"Accept": "text/html"}).status == 404
