@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bz2
 import heapq
+import itertools
 import re
 import stat
 from collections.abc import Callable, Collection, Iterator
@@ -32,6 +33,9 @@ from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
+_SHORT_ID = re.compile(rb"[0-9a-f]{7,39}")
+"""An abbreviated commit id, as git prints them (7 digits at least: shorter ones are not taken)."""
+MAX_PREFIX_MATCHES = 64
 MAX_FILE_TEXT = 64 << 20
 MAX_SEARCHED = 100_000
 """Commits one search reads at most."""
@@ -68,7 +72,8 @@ class GitPages:
     # -- lookups -------------------------------------------------------------------------------
 
     def resolve(self, key: str) -> bytes:
-        """The commit ``key`` names: ``tip``/``HEAD``, a branch, a tag, a full ref, a full id."""
+        """The commit ``key`` names: ``tip``/``HEAD``, a branch, a tag, a full ref, a full id or an
+        abbreviated one (7 digits or more, one commit's only)."""
         raw = key.encode("utf-8", "surrogateescape")
         oid: bytes | None = None
         if raw in (b"tip", b"HEAD"):
@@ -80,6 +85,8 @@ class GitPages:
                     break
         if oid is None and _HEX40.fullmatch(raw) and raw in self.store:  # type: ignore[operator]
             oid = raw
+        if oid is None and _SHORT_ID.fullmatch(raw):
+            oid = self._by_prefix(raw, key)
         if oid is None:
             raise ProtocolError(f"unknown revision {key[:80]!r}", 404)
         commit = self._object(oid)
@@ -90,6 +97,16 @@ class GitPages:
         if not isinstance(commit, Commit):
             raise ProtocolError(f"{key[:80]!r} does not name a commit", 404)
         return bytes(commit.id)
+
+    def _by_prefix(self, prefix: bytes, key: str) -> bytes | None:
+        """The one commit (or tag) whose id starts with ``prefix``; None if none; 404 if several."""
+        found: list[bytes] = []
+        for candidate in itertools.islice(self.store.iter_prefix(prefix), MAX_PREFIX_MATCHES):
+            if isinstance(self.store[candidate], Commit | Tag):
+                found.append(bytes(candidate))
+        if len(found) > 1:
+            raise ProtocolError(f"{key[:80]!r} is ambiguous: give more of the commit's id", 404)
+        return found[0] if found else None
 
     def _object(self, oid: bytes) -> Any:
         try:

@@ -8,8 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
+
 from backends.filesystem import FilesystemBackend
 from backends.git_web import GitPages
+from protocols.errors import ProtocolError
 from tests.conftest import LOOPBACK, Client, RunningServer
 from tests.integration.test_git_blame import _history
 from tests.integration.test_hg_http import raw
@@ -44,6 +47,12 @@ def test_graph_and_search(make_server: Callable[..., RunningServer], client: Cli
     side = client.git("rev-parse", "side", cwd=work).stdout.strip()
     assert [e["node"] for e in pages.search(b"side", 10)["entries"]] == [side]  # a branch: its commit
     assert pages.search(b"no such words", 10)["entries"] == []
+    assert pages.resolve(expected[3][:7]) == expected[3].encode()  # an abbreviated id, as git prints them
+    with pytest.raises(ProtocolError):
+        pages.resolve(expected[3][:6])  # too short to be taken
+    ambiguous = next(digit for digit in "0123456789abcdef" if sum(c.startswith(digit) for c in expected) > 1)
+    with pytest.raises(ProtocolError, match="ambiguous"):
+        pages._by_prefix(ambiguous.encode(), ambiguous)
     repo.dulwich_repo.close()  # type: ignore[attr-defined]
 
     port = server.port("http")
@@ -51,6 +60,7 @@ def test_graph_and_search(make_server: Callable[..., RunningServer], client: Cli
     assert page.status == 200
     body = page.body.decode()
     assert body.count("<circle ") == len(expected) and "/g.git/rev/" + expected[0] in body
+    assert raw(port, "GET", f"/g.git/rev/{expected[1][:10]}", {"Accept": "text/html"}).status == 200
     found_page = raw(port, "GET", "/g.git/log?rev=merge", {"Accept": "text/html"}).body.decode()
     assert len(re.findall(r"/g\.git/rev/[0-9a-f]{40}", found_page)) == len(merges)
     shortlog = raw(port, "GET", "/g.git/shortlog", {"Accept": "text/html"}).body.decode()
