@@ -26,7 +26,6 @@ from backends.hg.changelog import (
     manifest_lookup,
     parse_changeset,
     parse_filelog_text,
-    parse_manifest,
 )
 from backends.hg.keys import (
     BOOLEANS,
@@ -600,6 +599,12 @@ class HgRepo:
         """
         cl = self.changelog()
         heads = sorted((cl.rev(h), h) for h in self.heads() if h != NULL_NODE)
+        scope = self.revlogs.scope
+        key = (len(cl), tuple(h for _r, h in heads), self.plain.stamp(b"localtags") if local else None, local)
+        if scope is not None:
+            cached = SHARED_TAGS.get(scope)
+            if cached is not None and cached[0] == key:
+                return dict(cached[1])
         found: dict[bytes, tuple[Node, list[Node]]] = {}
         seen: set[bytes] = set()
         for _rev, head in heads:
@@ -609,16 +614,19 @@ class HgRepo:
                 _merge_tags(_tag_history(text), found)
         if local and self.plain.exists(b"localtags"):
             _merge_tags(_tag_history(self.plain.read(b"localtags")), found)
-        return {name: node for name, (node, _h) in found.items() if node != NULL_NODE and cl.has_node(node)}
+        tags = {name: node for name, (node, _h) in found.items() if node != NULL_NODE and cl.has_node(node)}
+        if scope is not None:
+            SHARED_TAGS.put(scope, (key, dict(tags)))
+        return tags
 
     def _file_at(self, cl: Revlog, node: Node, path: bytes) -> bytes | None:
         cs = self.changeset(cl, cl.rev(node))
         ml = self.manifestlog()
-        entry = parse_manifest(ml.revision(ml.rev(cs.manifest))).get(path)
-        if entry is None:
+        file_node = manifest_lookup(ml.revision(ml.rev(cs.manifest)), path)
+        if file_node is None:
             return None
         fl = self.filelog(path)
-        return parse_filelog_text(fl.revision(fl.rev(entry[0]))).data
+        return parse_filelog_text(fl.revision(fl.rev(file_node))).data
 
     def lookup(self, key: bytes) -> Node:
         """Resolve as Mercurial's revsymbol: rev number, full hex, names, then hex prefix."""
@@ -1231,6 +1239,9 @@ def _always(_head: bytes) -> bool:
 SHARED_BRANCHES: LruCache[bytes, tuple[list[tuple[bytes, bool]], Node, int]] = LruCache(64)
 """Per store directory: the per-revision (branch, closes) list, the changelog node it ends at, and
 how many of its revisions the rev-branch-cache files vouch for."""
+SHARED_TAGS: LruCache[bytes, tuple[object, dict[bytes, Node]]] = LruCache(64)
+"""Per store directory: the tags (``HgRepo.tags``) and what they were read from (the changelog's
+length, its heads, ``localtags``' stamp)."""
 SHARED_VIEWS: LruCache[bytes, Views] = LruCache(64)
 """Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
 SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore, bytes]] = LruCache(16)

@@ -196,3 +196,25 @@ def test_tags_moved_or_removed_on_one_head_resolve_as_hg_resolves_them(hg_cli: H
     repo = hgstore.open_repository(str(path), "tags")
     assert {k: binascii.hexlify(v) for k, v in repo.tags().items()} == expected
     assert set(expected) == {b"T", b"loc"}
+
+
+def test_tags_are_read_again_once_their_sources_change(hg_cli: Hg, tmp_path: Path) -> None:
+    """Tags are kept per store between openings; a new tag (a new head), a strip, or an edited
+    .hg/localtags is seen at once."""
+    path = tmp_path / "tagcache"
+    hg_cli(tmp_path, "init", str(path))
+    (path / "a").write_text("a\n")
+    hg_cli(path, "commit", "-qAm", "a")
+
+    def tags() -> set[bytes]:
+        return set(hgstore.open_repository(str(path), "tagcache").tags())
+
+    assert tags() == set()
+    hg_cli(path, "tag", "-q", "v1")
+    assert tags() == {b"v1"}
+    (path / ".hg" / "localtags").write_text(hg_cli(path, "log", "-r", "0", "-T", "{node}").decode() + " mine\n")
+    assert tags() == {b"v1", b"mine"}
+    (path / ".hg" / "localtags").write_text("")
+    assert tags() == {b"v1"}
+    hg_cli(path, "--config", "extensions.strip=", "strip", "-q", "--no-backup", "-r", "tip")
+    assert tags() == set()
