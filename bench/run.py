@@ -71,12 +71,15 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("concurrent", "big", ("git", "hg"), 2, 300,
          "N simultaneous full clones; the first round right after a cold start", timeout=150.0,
          targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-hg-http")),
+    Case("web", "big", ("hg",), 5, 120, "hgweb's JSON pages a browser or script reads: logs, changesets, "
+         "a file, its history, annotation and diff, the graph, a search (one client, one connection each)",
+         targets=("hg-serve", "hgwire-hg-http")),
     # opt-in (not in the default --cases): memory growth over many sequential clones
     Case("growth", "small", ("git", "hg"), 1, 600, "N sequential clones (--growth-clones, 100): server RSS "
          "after the first vs after the last", targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-git-ssh",
                                                        "hgwire-git-http", "hgwire-hg-ssh", "hgwire-hg-http")),
 )}
-DEFAULT_CASES = ("clone", "noop", "push", "stream", "concurrent")
+DEFAULT_CASES = ("clone", "noop", "push", "stream", "concurrent", "web")
 DEFAULT_TARGETS = list(TARGET_CLASSES)
 
 
@@ -118,6 +121,14 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------ clients
+WEB_PAGES = ("json-shortlog", "json-changelog?revcount=200", "json-rev/tip", "json-rev/2500", "json-rev/4000",
+             "json-manifest/tip", "json-file/tip/lib/d1/d2/f718.md", "json-filelog/tip/lib/d1/d2/f718.md",
+             "json-annotate/tip/lib/d1/d2/f718.md", "json-annotate/tip/tests/f563.txt",
+             "json-diff/tip/lib/d1/d2/f718.md", "json-comparison/tip/lib/d1/d2/f718.md", "json-graph?revcount=200",
+             "raw-rev/4000", "json-changelog?rev=merge", "json-tags", "json-branches", "json-summary")
+"""The web case's pages, in order, over one connection (the corpus's most edited files)."""
+
+
 class Clients:
     """Builds and runs the git/hg client commands of every case."""
 
@@ -146,6 +157,10 @@ class Clients:
                 "push": [git, "-C", str(dest), "push", "-q", url, "main:main"],
                 "probe": [git, "ls-remote", url],
             }[kind]
+        if kind == "web":
+            base = url.rstrip("/")
+            curl = shutil.which("curl") or "curl"
+            return [curl, "-s", "--fail", *(arg for page in WEB_PAGES for arg in ("-o", os.devnull, f"{base}/{page}"))]
         hg, extra = self.tools.hg, target.hg_args()
         return {
             "clone": [hg, "clone", "-q", "-U", *extra, url, str(dest)],
@@ -388,6 +403,8 @@ class Runner:
             return self.timed(target, [self.clients.command("noop", target, url, dest)], rnd, warm)
         if case.name == "growth":
             return self.growth_run(target, url, rnd, warm)
+        if case.name == "web":
+            return self.timed(target, [self.clients.command("web", target, url, Path())], rnd, warm)
         n = self.args.concurrency if case.name == "concurrent" else 1
         kind = "stream" if case.name == "stream" else "clone"
         dests = [self.work / target.name / f"dest-{rnd}-{i}" for i in range(n)]
