@@ -241,6 +241,9 @@ class Policy:
     public_url: str | None = None
     """``[http] public_url``: where clients reach the HTTP listener (``https://git.example.com``, a
     reverse proxy's address), for the URLs hgwire hands out over SSH (Git LFS)."""
+    index: bool = True
+    """``[http] index``: a browser at the server's root URL gets the list of the repositories it
+    may read (False: the root says what the server is, as to anything else)."""
     hg_hgrc: str | None = None
     """``[hg] hgrc``: a Mercurial config file read before each repository's own ``.hg/hgrc``, as
     ``hg serve`` reads the system's (``HgRepo.base_hgrc``)."""
@@ -382,6 +385,7 @@ def parse_policy(text: str, source: str) -> Policy:
         trusted_proxies=_parse_http(reader, data.get("http", {})),
         hg_hgrc=_parse_hg(reader, data.get("hg", {})),
         public_url=_parse_public_url(reader, data.get("http", {})),
+        index=_parse_index(reader, data.get("http", {})),
     )
 
 
@@ -490,7 +494,7 @@ def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
 def _parse_http(reader: _Reader, table: Any) -> Trusted:
     if not isinstance(table, dict):
         raise reader.fail("http", "must be a table: write the settings under [http]")
-    reader.known_keys(table, frozenset({"trusted_proxies", "forwarded_header", "public_url"}), "http.")
+    reader.known_keys(table, frozenset({"trusted_proxies", "forwarded_header", "public_url", "index"}), "http.")
     header = table.get("forwarded_header", X_FORWARDED_FOR)
     if not isinstance(header, str) or header.lower() not in HEADERS:
         raise reader.fail("http.forwarded_header",
@@ -504,6 +508,12 @@ def _parse_http(reader: _Reader, table: Any) -> Trusted:
             raise reader.fail(f"http.trusted_proxies[{i}]",
                               f"{text!r} is not an IP address or network, e.g. \"127.0.0.1\" or \"10.0.0.0/8\"") from None
     return Trusted(tuple(networks), header.lower())
+
+
+def _parse_index(reader: _Reader, table: Any) -> bool:
+    if not isinstance(table, dict):
+        return True
+    return reader.boolean(table.get("index", True), "http.index")
 
 
 def _parse_public_url(reader: _Reader, table: Any) -> str | None:
@@ -712,6 +722,11 @@ GIT_ARCHIVE_TYPES = ("zip", "gz", "bz2")
 def git_archives(authorizer: Any) -> frozenset[str]:
     """``[git] archives`` in force now (none without a policy file that names some)."""
     return in_force(authorizer).git.archives
+
+
+def repository_index(authorizer: Any) -> bool:
+    """``[http] index`` in force now (True without a policy file)."""
+    return in_force(authorizer).index
 
 
 def export_all(authorizer: Any) -> bool:

@@ -19,15 +19,16 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import server
 
-from backends.interfaces import Kind
+from backends.interfaces import NULL_NODE, Kind
 from backends.names import strip_git_suffix
 from gateway.auth import Access
 from gateway.git_http import fail_request
+from gateway.hg_archive import page_queued
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
-from gateway.policy import check_exported
+from gateway.policy import check_exported, repository_index
 from gateway.threads import run_blocking
-from protocols.errors import NotARepository, PermissionDenied
+from protocols.errors import HgwireError, NotARepository, PermissionDenied
 from protocols.hg_commands import PULL
 
 log = Logger()
@@ -82,13 +83,101 @@ def wants_html(request: server.Request) -> bool:
 
 def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> None:
     """What this server is and what its clone URLs look like; no repository is named or looked up,
-    so it costs nothing and tells nothing (it is also what a load balancer's health check reads)."""
+    so it costs nothing and tells nothing (it is also what a load balancer's health check reads).
+    A browser gets the index instead (``[http] index``): the repositories it may read."""
+    if wants_html(request) and repository_index(front.authorizer):
+        d: defer.Deferred[Any] = front.authenticate(request)
+        d.addCallback(front.counted, request)
+        d.addCallback(lambda user: page_queued(user, lambda user: _index(front, user, site_url(front, request)),
+                                               request))
+        d.addCallback(_send_index, request)
+        d.addErrback(fail_request, request, "(index)", PROTO)
+        return
     base = site_url(front, request)
     body = ("This is hgwire: it serves Git and Mercurial repositories.\n\nClone one with:\n\n"
             f"    git clone {base}/NAME.git\n    hg clone {base}/NAME\n\n"
             "where NAME is the repository's name; ask the server's administrator for it.\n")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     send_error(request, 200, body)
+
+
+MAX_INDEX = 1000
+"""Repositories the index lists at most (in name order); it says how many more there are."""
+MAX_INDEX_LOOKED_AT = 20_000
+"""Names the index looks at (most a visitor may not read) before it stops."""
+
+
+def _index(front: HttpFront, user: str | None, base: str) -> bytes:
+    """The index page for ``user`` (blocking: the backend lists and opens repositories)."""
+    from protocols import hg_web_html as html
+
+    entries: list[dict[str, Any]] = []
+    more = 0
+    for looked, name in enumerate(front.config.backend.list()):
+        if looked >= MAX_INDEX_LOOKED_AT:
+            break
+        entry = _index_entry(front, name, user)
+        if entry is None:
+            continue
+        if len(entries) >= MAX_INDEX:
+            more += 1
+            continue
+        entries.append(entry)
+    return html.index(base, entries, more)
+
+
+def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any] | None:
+    """What the index shows of ``name``, or None where ``user`` may not read it over HTTP or its
+    settings hide it (an hg repository's ``[web] hidden``)."""
+    git_named = name.endswith(".git")
+    if not front.authorizer.allows(user, name, "git-http" if git_named else "hg-http", Access.READ):
+        return None
+    try:
+        repo = front.config.backend.open(name)
+        if repo.kind is Kind.HG:
+            check_web_access(repo, user, PULL)
+            settings = repo.web_settings() if hasattr(repo, "web_settings") else {}
+            if settings.get(b"hidden", b"").strip().lower() in (b"1", b"yes", b"true", b"on", b"always"):
+                return None
+            description = settings.get(b"description", b"").decode("utf-8", "replace")
+            changed = _hg_last_change(repo)
+            shown = name
+        elif repo.kind is Kind.GIT:
+            if not git_named and not front.authorizer.allows(user, name, "git-http", Access.READ):
+                return None
+            check_exported(front.authorizer, "git-http", name, repo)
+            enabled = getattr(repo, "http_service_enabled", None)
+            if enabled is not None and enabled("git-upload-pack") is False:
+                return None
+            from backends.git_web import GitPages
+
+            pages = GitPages(repo)
+            description = pages.description()
+            changed = pages.entry(pages.head)["date"] if pages.head is not None else None
+            shown = name if git_named else name + ".git"
+        else:
+            return None
+    except (HgwireError, OSError):  # unreadable, refused, or removed meanwhile: not listed
+        return None
+    return {"name": shown, "kind": "git" if repo.kind is Kind.GIT else "hg", "description": description[:300],
+            "date": changed}
+
+
+def _hg_last_change(repo: Any) -> list[Any] | None:
+    cl = repo.changelog()
+    tip = repo.lookup(b"tip")
+    if tip == NULL_NODE:
+        return None
+    changeset = repo.changeset(cl, cl.rev(tip))
+    return [float(changeset.time), changeset.tz]
+
+
+def _send_index(body: bytes | None, request: server.Request) -> None:
+    from gateway.hg_archive import send_page
+    from protocols import hg_web_html as html
+
+    send_page(body, request, Route(RouteKind.ROOT_PAGE, "(index)"), b"text/html; charset=UTF-8", PROTO,
+              {b"Content-Security-Policy": html.CONTENT_SECURITY_POLICY})
 
 
 def _send_page(kind: Kind, request: server.Request, route: Route, base: str) -> None:

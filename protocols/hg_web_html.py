@@ -113,6 +113,25 @@ def _changeset_rows(url: str, entries: Sequence[Data]) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def index(url: str, entries: Sequence[Data], more: int = 0) -> bytes:
+    """The server's index: the repositories the visitor may read, each linked to its summary,
+    with its kind, description and last change."""
+    rows = []
+    for entry in entries:
+        shown = entry["name"]
+        when = _text(_date(entry["date"])) if entry.get("date") else ""
+        rows.append(f"<tr><td>{_path_link(url + '/', shown, _text(shown))}</td><td>{_text(entry['kind'])}</td>"
+                    f"<td>{_text(entry['description'])}</td><td>{when}</td></tr>")
+    body = ("<table><tr><th>repository</th><th>kind</th><th>description</th><th>last change</th></tr>"
+            + "".join(rows) + "</table>") if rows else "<p>There is no repository you may read here yet.</p>"
+    if more:
+        body += f"<p>… and {more} more.</p>"
+    home = _link(url + "/", '<span class="repo">hgwire</span>')
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Repositories</title>"
+            f"<style>{STYLE}</style></head>\n<body><header>{home}</header>\n<main><h2>Repositories</h2>{body}"
+            "</main></body></html>\n").encode("utf-8", "replace")
+
+
 def summary(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """The repository's front page: what it is (``description``, ``contact`` when the data has
     them), how to clone it, its latest changesets and its names."""

@@ -8,7 +8,10 @@ header is not echoed.
 from __future__ import annotations
 
 import base64
+import os
+import re
 import shlex
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,3 +101,53 @@ def test_the_page_is_for_those_who_may_clone(
     assert raw(port, "GET", "/private/secret.git", alice).status == 200
     closed = raw(port, "GET", "/closed", alice)
     assert closed.status == 403 and b"read not authorized by the repository's [web] settings" in closed.body
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml"}
+
+
+def _listed(body: bytes) -> list[str]:
+    return re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a></td>', body.decode())
+
+
+def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """The index lists, by name, what the visitor could clone: not a repository hgwire's rules,
+    its hgrc's [web] lists or [git] export_all keep from them, nor one whose hgrc sets [web]
+    hidden; with credentials, more; escaped; [http] index = false turns it off."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('anonymous_read = true\n\n[git]\nexport_all = false\n\n'
+                      '[[repo]]\npattern = "private/*"\nread = ["alice"]\n')
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}\n")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), config_file=str(policy))
+    port = server.port("http")
+    for name in ("shown.git", "unexported.git", "private/code.git"):
+        server.backend.create(name, Kind.GIT)
+    for name in ("shown.git", "private/code.git"):
+        (server.root / name / "git-daemon-export-ok").touch()
+    (server.root / "shown.git" / "description").write_text("<b>the</b> shown one\n")
+    for name, hgrc in (("open", "[web]\ndescription = an open <i>one</i>\n"), ("closed", "[web]\ndeny_read = *\n"),
+                       ("quiet", "[web]\nhidden = true\n"), ("team/deep", "")):
+        client.hg("init", str(server.root / name))
+        (server.root / name / ".hg" / "hgrc").write_text(hgrc)
+    client.hg("commit", "-q", "-A", "-R", str(server.root / "open"), "-u", "t", "-d", "1700000000 0", "-m", "x",
+              "--config", "ui.allowemptycommit=1")
+
+    page = raw(port, "GET", "/", BROWSER)
+    assert page.status == 200 and page.headers["content-type"] == "text/html; charset=UTF-8"
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert _listed(page.body) == ["open", "shown.git", "team/deep"]
+    assert b"&lt;b&gt;the&lt;/b&gt; shown one" in page.body and b"an open &lt;i&gt;one&lt;/i&gt;" in page.body
+    assert b"2023-11-14 22:13:20 +0000" in page.body  # the last change of open
+    alice = {**BROWSER, "Authorization": "Basic " + base64.b64encode(b"alice:pw").decode()}
+    assert _listed(raw(port, "GET", "/", alice).body) == ["open", "private/code.git", "shown.git", "team/deep"]
+    assert raw(port, "GET", "/", {**BROWSER, "Authorization": "Basic " + base64.b64encode(b"alice:no").decode()}
+               ).status == 401
+    assert b"This is hgwire" in raw(port, "GET", "/").body  # curl, a health check: the plain page
+    policy.write_text(policy.read_text().replace("[git]", "[http]\nindex = false\n\n[git]"))
+    os.utime(policy, (time.time() + 5, time.time() + 5))  # a new mtime: read again at the next look
+    deadline = time.monotonic() + 15
+    while b"This is hgwire" not in raw(port, "GET", "/", BROWSER).body:
+        assert time.monotonic() < deadline, "[http] index = false did not take effect"
+        time.sleep(0.5)
