@@ -19,6 +19,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import server
 
+from backends.hg.web import config_list, json_string
 from backends.interfaces import NULL_NODE, Kind
 from backends.names import strip_git_suffix
 from gateway.auth import Access
@@ -85,13 +86,17 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
     """What this server is and what its clone URLs look like; no repository is named or looked up,
     so it costs nothing and tells nothing (it is also what a load balancer's health check reads).
     A browser gets the index instead (``[http] index``): the repositories it may read."""
-    if wants_html(request) and repository_index(front.authorizer):
+    as_json = request.args.get(b"style") == [b"json"]
+    if (as_json or wants_html(request)) and repository_index(front.authorizer):
         d: defer.Deferred[Any] = front.authenticate(request)
         d.addCallback(front.counted, request)
-        d.addCallback(lambda user: page_queued(user, lambda user: _index(front, user, site_url(front, request)),
-                                               request))
-        d.addCallback(_send_index, request)
+        d.addCallback(lambda user: page_queued(
+            user, lambda user: _index(front, user, site_url(front, request), as_json), request))
+        d.addCallback(_send_index, request, as_json)
         d.addErrback(fail_request, request, "(index)", PROTO)
+        return
+    if as_json:
+        send_error(request, 404, "the index of repositories is turned off here ([http] index = false)")
         return
     base = site_url(front, request)
     body = ("This is hgwire: it serves Git and Mercurial repositories.\n\nClone one with:\n\n"
@@ -107,8 +112,9 @@ MAX_INDEX_LOOKED_AT = 20_000
 """Names the index looks at (most a visitor may not read) before it stops."""
 
 
-def _index(front: HttpFront, user: str | None, base: str) -> bytes:
-    """The index page for ``user`` (blocking: the backend lists and opens repositories)."""
+def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False) -> bytes:
+    """The index page for ``user`` (blocking: the backend lists and opens repositories); with
+    ``as_json``, hgweb's JSON index (``/?style=json``)."""
     from protocols import hg_web_html as html
 
     entries: list[dict[str, Any]] = []
@@ -123,7 +129,23 @@ def _index(front: HttpFront, user: str | None, base: str) -> bytes:
             more += 1
             continue
         entries.append(entry)
+    if as_json:
+        return _json_index(entries)
     return html.index(base, entries, more)
+
+
+def _json_index(entries: list[dict[str, Any]]) -> bytes:
+    """hgweb's json style of its index: each repository's name, description, contact, last
+    change and labels, in hgweb's layout; the last change is the tip's (or HEAD's) date in whole
+    seconds (``[0, 0]`` for none yet), where hgweb gives its files' modification time."""
+    def text(value: str) -> bytes:
+        return json_string(value.encode("utf-8", "surrogateescape"))
+
+    rows = [b'{\n"name": %s,\n"description": %s,\n"contact": %s,\n"lastchange": [%d, %d],\n"labels": [%s]\n}'
+            % (text(e["name"]), text(e["description"]), text(e.get("contact", "")),
+               int(e["date"][0] if e["date"] else 0), int(e["date"][1] if e["date"] else 0),
+               b", ".join(text(label) for label in e.get("labels", []))) for e in entries]
+    return b'{\n"entries": [' + b", ".join(rows) + b"]\n}"
 
 
 def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any] | None:
@@ -140,6 +162,8 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
             if settings.get(b"hidden", b"").strip().lower() in (b"1", b"yes", b"true", b"on", b"always"):
                 return None
             description = settings.get(b"description", b"").decode("utf-8", "replace")
+            contact = settings.get(b"contact", b"").decode("utf-8", "replace")
+            labels = [label.decode("utf-8", "replace") for label in config_list(settings.get(b"labels", b""))]
             changed = _hg_last_change(repo)
             shown = name
         elif repo.kind is Kind.GIT:
@@ -155,12 +179,13 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
             description = pages.description()
             changed = pages.entry(pages.head)["date"] if pages.head is not None else None
             shown = name if git_named else name + ".git"
+            contact, labels = "", []
         else:
             return None
     except (HgwireError, OSError):  # unreadable, refused, or removed meanwhile: not listed
         return None
     return {"name": shown, "kind": "git" if repo.kind is Kind.GIT else "hg", "description": description[:300],
-            "date": changed}
+            "date": changed, "contact": contact[:300], "labels": labels[:20]}
 
 
 def _hg_last_change(repo: Any) -> list[Any] | None:
@@ -172,10 +197,13 @@ def _hg_last_change(repo: Any) -> list[Any] | None:
     return [float(changeset.time), changeset.tz]
 
 
-def _send_index(body: bytes | None, request: server.Request) -> None:
+def _send_index(body: bytes | None, request: server.Request, as_json: bool) -> None:
     from gateway.hg_archive import send_page
     from protocols import hg_web_html as html
 
+    if as_json:
+        send_page(body, request, Route(RouteKind.ROOT_PAGE, "(index)"), b"application/json", PROTO)
+        return
     send_page(body, request, Route(RouteKind.ROOT_PAGE, "(index)"), b"text/html; charset=UTF-8", PROTO,
               {b"Content-Security-Policy": html.CONTENT_SECURITY_POLICY})
 

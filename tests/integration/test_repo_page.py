@@ -8,6 +8,7 @@ header is not echoed.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shlex
@@ -145,9 +146,15 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
     assert raw(port, "GET", "/", {**BROWSER, "Authorization": "Basic " + base64.b64encode(b"alice:no").decode()}
                ).status == 401
     assert b"This is hgwire" in raw(port, "GET", "/").body  # curl, a health check: the plain page
+    listed = json.loads(raw(port, "GET", "/?style=json").body)["entries"]  # hgweb's JSON index, for scripts
+    assert [e["name"] for e in listed] == ["open", "shown.git", "team/deep"]
+    assert listed[0] == {"name": "open", "description": "an open <i>one</i>", "contact": "",
+                         "lastchange": [1700000000, 0], "labels": []}
+    assert raw(port, "GET", "/?cmd=capabilities").status == 404  # hg asking the root: named nothing
     policy.write_text(policy.read_text().replace("[git]", "[http]\nindex = false\n\n[git]"))
     os.utime(policy, (time.time() + 5, time.time() + 5))  # a new mtime: read again at the next look
     deadline = time.monotonic() + 15
     while b"This is hgwire" not in raw(port, "GET", "/", BROWSER).body:
         assert time.monotonic() < deadline, "[http] index = false did not take effect"
         time.sleep(0.5)
+    assert raw(port, "GET", "/?style=json").status == 404
