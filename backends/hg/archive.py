@@ -31,6 +31,7 @@ from backends.hg.keys import BOOLEANS
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import REVIDX_EXTSTORED
 from backends.interfaces import NULL_NODE
+from backends.lru import LruCache
 from protocols.errors import PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
 from protocols.git_lfs import valid_oid
 
@@ -148,12 +149,29 @@ def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, 
     return node, rev, int(changeset.time), entries
 
 
+MANIFESTS_KEPT = 200_000
+"""Manifest entries kept parsed over all repositories (about 200 bytes each: 40 MB at most), for
+the pages, which read the same few manifests again and again (a changeset's and its parent's)."""
+_MANIFESTS: LruCache[tuple[bytes, bytes], list[tuple[bytes, bytes, bytes]]] = LruCache(
+    MANIFESTS_KEPT, lambda entries: len(entries) + 1)
+
+
 def manifest_at(repo: HgRepo, rev: int) -> tuple[Changeset, list[tuple[bytes, bytes, bytes]]]:
-    """Changeset ``rev`` and its manifest's entries (path, file node, flags) in stored order."""
+    """Changeset ``rev`` and its manifest's entries (path, file node, flags) in stored order (a
+    manifest is named by its hash: the entries are kept per store and node, read once)."""
     changeset = repo.changeset(repo.changelog(), rev)
+    scope = repo.revlogs.scope
+    key = (scope, changeset.manifest) if scope is not None else None
+    if key is not None:
+        found = _MANIFESTS.get(key)
+        if found is not None:
+            return changeset, list(found)
     manifests = repo.manifestlog()
     text = manifests.revision(manifests.rev(changeset.manifest))
-    return changeset, [(e.path, e.node, e.flags) for e in iter_manifest(text)]
+    entries: list[tuple[bytes, bytes, bytes]] = [(e.path, e.node, e.flags) for e in iter_manifest(text)]
+    if key is not None:
+        _MANIFESTS.put(key, list(entries))
+    return changeset, entries
 
 
 def file_data(repo: HgRepo, path: bytes, node: bytes) -> bytes:
