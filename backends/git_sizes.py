@@ -24,11 +24,11 @@ from dulwich.objects import ObjectID
 
 from backends.git_fastpack import OFS_DELTA, REF_DELTA, parse_entry
 from backends.git_packindex import PackIndexView, pack_views
+from protocols.errors import StorageError
+from protocols.git_receive import DELTA_HEAD_MAX, delta_sizes
 
 DELTA_HEAD = 64
 """Compressed bytes of a delta fed to the inflater at a time."""
-DELTA_SIZES = 20
-"""Inflated bytes that hold a delta's two sizes (each at most 10)."""
 
 
 class SizeReader:
@@ -89,17 +89,18 @@ class SizeReader:
         inflater = zlib.decompressobj()
         head = pending = b""
         at = entry.data_start
-        while len(head) < DELTA_SIZES and not inflater.eof:
+        while len(head) < DELTA_HEAD_MAX and not inflater.eof:
             if not pending:
                 if at >= len(mapped):
                     break
                 pending = mapped[at:at + DELTA_HEAD]
                 at += DELTA_HEAD
-            head += inflater.decompress(pending, DELTA_SIZES - len(head))
+            head += inflater.decompress(pending, DELTA_HEAD_MAX - len(head))
             pending = inflater.unconsumed_tail
-        _source, used = _delta_varint(head, 0)
-        target, _used = _delta_varint(head, used)
-        return target
+        sizes = delta_sizes(head)
+        if sizes is None:
+            raise StorageError(f"a delta in {view.pack_path} ends before its sizes")
+        return sizes[1]
 
 
 def _varint_size(header: bytes) -> int:
@@ -110,16 +111,3 @@ def _varint_size(header: bytes) -> int:
         size |= (byte & 0x7F) << shift
         shift += 7
     return size
-
-
-def _delta_varint(data: bytes, at: int) -> tuple[int, int]:
-    """A delta header's little-endian base-128 number at ``at``: (value, where it ends)."""
-    value = shift = 0
-    while at < len(data):
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, at
-    raise ValueError("a delta's header ends early")

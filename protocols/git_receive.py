@@ -579,7 +579,7 @@ class PackScanner:
             sha.update(out)
             digest: bytes | None = sha.digest()
         else:
-            sizes = _delta_sizes(out[:_DELTA_HEAD_MAX])
+            sizes = delta_sizes(out[:DELTA_HEAD_MAX])
             if sizes is None or sizes[1] > self._max_delta_result:
                 return -1
             digest = None
@@ -698,10 +698,10 @@ class PackScanner:
         head = self._delta_head
         if head is None or not out:
             return
-        head += out[: _DELTA_HEAD_MAX - len(head)]
-        sizes = _delta_sizes(bytes(head))
+        head += out[: DELTA_HEAD_MAX - len(head)]
+        sizes = delta_sizes(bytes(head))
         if sizes is None:
-            if len(head) >= _DELTA_HEAD_MAX or self._inflated >= self._declared:
+            if len(head) >= DELTA_HEAD_MAX or self._inflated >= self._declared:
                 raise ProtocolError("receive-pack: a delta in the pushed pack has a malformed header")
             return
         self._delta_head = None
@@ -727,11 +727,11 @@ _PHASES: dict[_Phase, Callable[[PackScanner, memoryview], int]] = {
 }
 
 
-_DELTA_HEAD_MAX = 20
+DELTA_HEAD_MAX = 20
 """Two varints of at most 10 bytes: a delta's base size and result size."""
 
 
-def _delta_sizes(head: bytes) -> tuple[int, int] | None:
+def delta_sizes(head: bytes) -> tuple[int, int] | None:
     """(base size, result size) from the start of an inflated delta; None if not all there yet."""
     values, value, shift = [], 0, 0
     for byte in head:

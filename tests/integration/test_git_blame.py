@@ -10,6 +10,7 @@ import random
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from backends.filesystem import FilesystemBackend
 from backends.git_web import GitPages
@@ -99,13 +100,20 @@ def _porcelain(client: Client, work: Path, commit: str, name: str) -> list[tuple
     return [(node, int(number), path) for (node, number), path in zip(heads, paths, strict=True)]
 
 
-def test_annotations_are_git_blame_s(make_server: Callable[..., RunningServer], client: Client) -> None:
+def served_history(make_server: Callable[..., RunningServer], client: Client, name: str
+                   ) -> tuple[RunningServer, Path, Any, GitPages]:
+    """A server over HTTP holding ``_history`` as the bare ``name``: the server, the work tree,
+    the repository as the backend opens it (close its ``dulwich_repo``) and its pages' data."""
     server = make_server("fs", http=[LOOPBACK])
-    work = client.cwd / "blamework"
+    work = client.cwd / (name + "-work")
     _history(client, work)
-    client.git("clone", "-q", "--bare", "--no-local", str(work), str(server.root / "b.git"))
-    repo = FilesystemBackend(str(server.root)).open("b.git")
-    pages = GitPages(repo)  # type: ignore[arg-type]
+    client.git("clone", "-q", "--bare", "--no-local", str(work), str(server.root / name))
+    repo = FilesystemBackend(str(server.root)).open(name)
+    return server, work, repo, GitPages(repo)  # type: ignore[arg-type]
+
+
+def test_annotations_are_git_blame_s(make_server: Callable[..., RunningServer], client: Client) -> None:
+    server, work, repo, pages = served_history(make_server, client, "b.git")
     commits = client.git("rev-list", "main", cwd=work).stdout.split()
     assert len(commits) > 15
     compared = 0

@@ -10,21 +10,14 @@ from collections.abc import Callable
 
 import pytest
 
-from backends.filesystem import FilesystemBackend
-from backends.git_web import GitPages
 from protocols.errors import ProtocolError
-from tests.conftest import LOOPBACK, Client, RunningServer
-from tests.integration.test_git_blame import _history
+from tests.conftest import Client, RunningServer
+from tests.integration.test_git_blame import served_history
 from tests.integration.test_hg_http import raw
 
 
 def test_graph_and_search(make_server: Callable[..., RunningServer], client: Client) -> None:
-    server = make_server("fs", http=[LOOPBACK])
-    work = client.cwd / "graphwork"
-    _history(client, work)
-    client.git("clone", "-q", "--bare", "--no-local", str(work), str(server.root / "g.git"))
-    repo = FilesystemBackend(str(server.root)).open("g.git")
-    pages = GitPages(repo)  # type: ignore[arg-type]
+    server, work, repo, pages = served_history(make_server, client, "g.git")
     data = pages.graph("main", 60)["changesets"]
     expected = client.git("rev-list", "main", cwd=work).stdout.split()
     assert sorted(c["node"] for c in data) == sorted(expected)
