@@ -958,10 +958,9 @@ def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes
     """Changeset ``rev``'s plain diff against its first parent, file by file in path order, as
     ``hg diff`` without ``--git`` writes it: file dates in the headers, ``Binary file NAME has
     changed`` for a side holding a NUL byte, renames and copies as added files, mode changes not
-    shown.  Hunks are cut as a longest-matching-block diff cuts them: the same as hg's own wherever
-    the change is unambiguous; where repeated lines let a change be placed in more than one way,
-    they may be cut otherwise, and the patch applies the same.  ``files``: its manifest's entries;
-    ``only``: that file's diff alone.
+    shown.  Hunks are cut where hg's are (``backends.hg.linediff``: Mercurial's line matching,
+    past its step budget difflib's).  ``files``: its manifest's entries; ``only``: that file's diff
+    alone.
     Texts past ``MAX_PATCH_TEXT`` in all refuse the diff (``UnsupportedFeature``)."""
     cl = repo.changelog()
     node = cl.node(rev)
