@@ -220,7 +220,8 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     the logs (``json-shortlog``, ``json-changelog``, with ``?revcount=``), ``json-manifest``,
     ``json-file`` and ``json-summary``, as ``hg serve`` writes them; a log with ``?rev=`` and no
     revision is hgweb's search."""
-    query = request.args.get(b"rev", [None])[-1] if route.service.partition("/")[0] in hg_web.LOG_PAGES else None
+    searched = route.service.partition("/")[0] in (*hg_web.LOG_PAGES, hg_web.RAW_LOG)
+    query = request.args.get(b"rev", [None])[-1] if searched else None
     if query is not None and len(query) > MAX_QUERY:
         send_error(request, 414, f"a search holds at most {MAX_QUERY} bytes")
         return
@@ -246,8 +247,10 @@ MAX_QUERY = 1000
 
 def _fail_page(failure: Failure, request: server.Request, route: Route) -> None:
     """A page's error: a JSON page's as hgweb's json style writes one (``{"error": MESSAGE}``, the
-    status hg serve gives), others as plain text."""
-    if not route.service.startswith("json-") or isinstance(failure.value, Unauthorized):
+    status hg serve gives), a raw page's as its raw style does (``error: MESSAGE``), others as
+    plain text."""
+    raw_style = route.service.startswith("raw-")
+    if not (route.service.startswith("json-") or raw_style) or isinstance(failure.value, Unauthorized):
         fail_request(failure, request, route.repo, WEB_PAGE_PROTO)
         return
     exc = failure.value
@@ -261,9 +264,12 @@ def _fail_page(failure: Failure, request: server.Request, route: Route) -> None:
     log.info("{proto} {repo}: {outcome}", proto=WEB_PAGE_PROTO, repo=route.repo,
              outcome=f"refused {status}: {message}")
     retry_after(request, exc)
-    body = b'{\n"error": %s\n}' % hg_web.json_string(message.encode("utf-8", "surrogateescape"))
+    if raw_style:  # hgweb's raw style of an error
+        body = b"\nerror: %s\n" % message.encode("utf-8", "surrogateescape")
+    else:
+        body = b'{\n"error": %s\n}' % hg_web.json_string(message.encode("utf-8", "surrogateescape"))
     request.setResponseCode(status)
-    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Content-Type", b"text/plain; charset=UTF-8" if raw_style else b"application/json")
     request.setHeader(b"Content-Length", b"%d" % len(body))
     request.setHeader(b"Cache-Control", b"no-cache")
     if request.method != b"HEAD":

@@ -37,6 +37,7 @@ from gateway.hg_archive import (
     page_queued,
     readable_any,
     send_page,
+    serve_raw_file,
     serve_web_page,
     transport_of,
 )
@@ -104,7 +105,9 @@ STYLED_PAGES = {
              "bookmarks": "atom-bookmarks", "branches": "atom-branches", "": "atom-log"},
     "rss": {"log": "rss-log", "changelog": "rss-log", "shortlog": "rss-log", "tags": "rss-tags",
             "bookmarks": "rss-bookmarks", "branches": "rss-branches", "": "rss-log"},
-    "raw": {"rev": "raw-rev", "changeset": "raw-rev", "annotate": "raw-annotate"},
+    "raw": {"rev": "raw-rev", "changeset": "raw-rev", "annotate": "raw-annotate", "log": "raw-log",
+            "changelog": "raw-log", "shortlog": "raw-shortlog", "": "raw-shortlog", "diff": "raw-filediff",
+            "filediff": "raw-filediff"},
 }
 """hgweb's ``?style=`` on a page's URL (``/NAME/rev/5?style=json``, ``/NAME?style=atom``): the page
 of that style hgwire serves (``gateway.hg_archive.serve_web_page``); the json style's default page
@@ -118,6 +121,9 @@ def serve_styled(front: HttpFront, request: server.Request, name: str, page: Seq
     kind, rest = (page[0], list(page[1:])) if page else ("", [])
     if kind in ("log", "changelog") and len(rest) > 1:
         kind = "filelog"  # a log with a file
+    if style == "raw" and kind in FILE_PAGES:  # hgweb's raw style of a file or directory: raw-file
+        serve_raw_file(front, request, Route(RouteKind.HG_RAW_FILE, name, "/".join(rest or ["tip"])))
+        return
     service = STYLED_PAGES.get(style, {}).get(kind)
     if service is None or (service.startswith(("atom-", "rss-")) and rest):
         send_error(request, 404, f"hgweb's {style[:20]!r} style of this page is not served here")

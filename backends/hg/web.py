@@ -75,6 +75,13 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", c
         if query is not None and not key:  # hgweb: a log without a revision and with ?rev= is a search
             return json_search(repo, query, revcount)
         return json_log(repo, key, kind == "json-shortlog", revcount)
+    if kind == RAW_LOG:
+        return raw_log(repo, key, revcount, query)
+    if kind == RAW_SHORTLOG:
+        return b"'raw' is not a browsable style"
+    if kind == RAW_FILEDIFF:
+        revision, _, path = key.partition("/")
+        return raw_filediff(repo, revision, path)
     if kind == SUMMARY:
         return json_summary(repo, url)
     if kind == GRAPH:
@@ -573,7 +580,16 @@ REVSET_MARKS = (b"(", b")", b":", b"&", b"|", b"!", b"~", b"^")
 
 
 def search(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> list[int]:
-    """hgweb's search modes: a query that names a revision (a number, an id or its prefix, a tag,
+    """``search_mode``'s changesets."""
+    return search_mode(repo, info, query, count)[1]
+
+
+EXACT_SEARCH = b"exact revision search"
+KEYWORD_SEARCH = b"literal keyword search"
+
+
+def search_mode(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> tuple[bytes, list[int]]:
+    """hgweb's search modes (the mode's name, the changesets found): a query that names a revision (a number, an id or its prefix, a tag,
     a bookmark, a branch; ``null`` too) finds it; else each changeset, newest first, whose user, description or
     file names hold every word of the query (case folded); in hgweb's order, 100 revisions at a
     time from the newest block (whose quirk leaves revision 0 out when the revisions number 1, or
@@ -583,9 +599,9 @@ def search(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> list[in
     except KeyError:
         node = None
     if node == NULL_NODE:
-        return [NULL_REV]
+        return EXACT_SEARCH, [NULL_REV]
     if node is not None and info.views.visible[info.cl.rev(node)]:
-        return [info.cl.rev(node)]
+        return EXACT_SEARCH, [info.cl.rev(node)]
     if any(mark in query for mark in REVSET_MARKS):
         raise ProtocolError("revset search is not served here; search with words, or clone the repository "
                             "and use hg log -r", 404)
@@ -601,8 +617,8 @@ def search(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> list[in
             if all(any(word in field for field in fields) for word in words):
                 found.append(rev)
                 if len(found) >= count:
-                    return found
-    return found
+                    return KEYWORD_SEARCH, found
+    return KEYWORD_SEARCH, found
 
 
 def _fold(text: bytes) -> bytes:
@@ -652,6 +668,67 @@ def json_graph(repo: HgRepo, key: str, revcount: int | None = None) -> bytes:
                              ("color", b"%d" % webgraph.shown_color(color)), ("edges", _list(shown)), fields[-1]]))
     return (b'{\n  "node": "%s",\n  "changeset_count": %d,\n  "changesets": %s\n}\n'  # its own template file's layout
             % (binascii.hexlify(node), len(info.cl), _list(rows)))
+
+
+RAW_LOG = "raw-log"
+"""``log?style=raw`` (``changelog``), and with ``?rev=`` its search: hgweb's raw style of the log."""
+RAW_SHORTLOG = "raw-shortlog"
+"""``shortlog?style=raw`` and the repository's own URL: hgweb's raw style has no shortlog."""
+RAW_FILEDIFF = "raw-filediff"
+"""``diff/REV/PATH?style=raw`` (``filediff``): one file's plain diff in hgweb's raw style."""
+
+
+def raw_log(repo: HgRepo, key: str, revcount: int | None = None, query: bytes | None = None) -> bytes:
+    """hgweb's raw style of the log from REV (the tip) down, ``revcount`` changesets (else ``[web]
+    maxchanges``, 10), each as ``hg log`` prints one (the branch named at its branch's tip, its
+    tags and bookmarks); with ``query`` and no REV, hgweb's search in that style."""
+    from backends.hg import feeds
+
+    info = _Changesets(repo)
+    count = min(max(revcount if revcount is not None else web_int(repo, b"maxchanges", MAX_CHANGES), 1),
+                MAX_REVCOUNT)
+    if query is not None and not key:
+        mode, revs = search_mode(repo, info, query, count)
+        head = b'\n# HG changesets search\n# Node ID %s\n# Query "%s"\n# Mode %s\n\n' % (
+            binascii.hexlify(info.tip), query, mode)
+    else:
+        node, start, _mtime, _files = resolve(repo, key) if key else (info.tip, info.tip_rev, 0, [])
+        revs = info.recent(start, count) if start >= 0 else []
+        head = b"\n# HG changelog\n# Node ID %s\n\n" % binascii.hexlify(node)
+    tips = {node: branch for branch, (node, _closed) in repo.branch_tips().items()}
+    out = [head]
+    for rev in revs:
+        if rev == NULL_REV:
+            out.append(b"changeset:   %s\nrevision:    -1\nuser:        \ndate:        %s\nsummary:     \n\n"
+                       % (binascii.hexlify(NULL_NODE), feeds.rfc822(None)))
+            continue
+        node = info.cl.node(rev)
+        changeset = repo.changeset(info.cl, rev)
+        out.append(b"changeset:   %s\nrevision:    %d\nuser:        %s\ndate:        %s\nsummary:     %s\n"
+                   % (binascii.hexlify(node), rev, changeset.user, feeds.rfc822(changeset), changeset.description))
+        branch = changeset.extra.get(b"branch", b"default")
+        if tips.get(node) == branch:
+            out.append(b"branch:      %s\n" % branch)
+        out += [b"tag:         %s\n" % name for name in info.tags.get(node, [])]
+        out += [b"bookmark:    %s\n" % name for name in info.bookmarks.get(node, [])]
+        out.append(b"\n")
+    out.append(b"\n")
+    return b"".join(out)
+
+
+def raw_filediff(repo: HgRepo, key: str, path: str) -> bytes:
+    """hgweb's raw style of ``filediff``: one file's plain diff against the first parent, as the
+    raw patch writes it (none when REV did not change the file)."""
+    info, rev, changeset, files, wanted, found = _file_at(repo, key, path)
+    if found is None and wanted not in changeset.files:
+        raise not_in_manifest(wanted, info.cl.node(rev))
+    out = [b"\n"]
+    for diff in file_diffs(repo, rev, files, wanted):
+        out.append(diff.label + b"\n")
+        out.extend(line + b"\n" for line in diff.header)
+        out.extend(diff.hunks)
+    out.append(b"\n\n\n\n")
+    return b"".join(out)
 
 
 FILELOG = "json-filelog"

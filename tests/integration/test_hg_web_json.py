@@ -250,7 +250,7 @@ def test_a_style_on_a_page_url_is_that_style_s_page(served: tuple[RunningServer,
         for page in ("?style=json", "rev/2?style=json", "shortlog/3?style=json", "log?style=json",
                      "log/tip/a.txt?style=json", "file/tip/a.txt?style=json", "file/tip/deep?style=json",
                      "tags?style=json", "summary?style=json", "rev/2?style=raw", "?style=atom", "tags?style=rss",
-                     "bookmarks?style=atom"):
+                     "bookmarks?style=atom", *RAW_PAGES):
             ours = raw(http, "GET", f"/web/{page}" if not page.startswith("?") else f"/web{page}")
             theirs = raw(port, "GET", f"/{page}")
             expected = theirs.body.replace(f"http://localhost:{port}/".encode(), f"http://127.0.0.1:{http}/web/".encode())
@@ -259,6 +259,14 @@ def test_a_style_on_a_page_url_is_that_style_s_page(served: tuple[RunningServer,
     assert raw(http, "GET", "/web/rev/2?style=gitweb").status == 404
     assert raw(http, "GET", "/web/file/tip/a.txt?style=atom").status == 404
 
+
+RAW_PAGES = ["?style=raw", "log?style=raw", "changelog?style=raw", "shortlog?style=raw", "log/3?style=raw",
+             "log?style=raw&revcount=2", "log/tip?style=raw&revcount=100", "log?style=raw&rev=merge",
+             "log?style=raw&rev=side", "log?style=raw&rev=null", "changelog?style=raw&rev=a.txt",
+             *(f"diff/{rev}/{path}?style=raw" for rev in (0, 2, 4, 5, 6) for path in
+               ("a.txt", "copied.txt", "bin.dat", "noeol.txt", "long.txt", "only/one/x.txt")),
+             "filediff/6/long.txt?style=raw", "file/tip/a.txt?style=raw", "file/2/deep?style=raw", "file/1?style=raw"]
+"""hgweb's raw style of the logs (and their search), of a file's diff, of a file and a directory."""
 
 SEARCHES = ["merge", "MERGE", "side", "same+file", "a.txt", "DEEP/er", "t", "ann%40example", "", "+", "nosuch",
             "body+%3Cb%3E", "line", "0", "1", "v1", "book", "tip", "side", "default", "mine", "null",
