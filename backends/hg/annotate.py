@@ -20,15 +20,12 @@ Blocking (revlog reads); the whole history of the file is read (``MAX_FILE_REVIS
 
 from __future__ import annotations
 
-import binascii
 import heapq
 from dataclasses import dataclass
 
-from backends.hg.archive import file_data
-from backends.hg.changelog import parse_filelog_text
+from backends.hg.archive import file_data, file_parents
 from backends.hg.linediff import blocks, clean_whitespace, split_lines
 from backends.hg.repository import HgRepo
-from backends.interfaces import Node
 from protocols.errors import UnsupportedFeature
 
 MAX_FILE_REVISIONS = 10000
@@ -136,15 +133,8 @@ class _Walk:
         return linkrev
 
     def parents(self, child: Origin) -> list[Origin]:
-        filelog = self.repo.filelog(child.path)
-        file_rev = filelog.rev(child.node)
-        p1, p2 = filelog.parent_revs(file_rev)
-        found = [(child.path, filelog.node(p)) for p in (p1, p2) if p >= 0]
-        if p1 < 0:
-            meta = parse_filelog_text(filelog.revision(file_rev)).meta
-            if b"copy" in meta and b"copyrev" in meta:
-                found.insert(0, (meta[b"copy"], Node(binascii.unhexlify(meta[b"copyrev"]))))
-        return [Origin(path, node, self.adjusted(path, node, child.rev)) for path, node in found]
+        return [Origin(path, node, self.adjusted(path, node, child.rev))
+                for path, node in file_parents(self.repo, child.path, child.node)]
 
     def run(self, base: Origin, base_text: bytes) -> list[Line]:
         """hg's two walks: the first finds every revision's parents and how many children need it,

@@ -174,6 +174,20 @@ def manifest_at(repo: HgRepo, rev: int) -> tuple[Changeset, list[tuple[bytes, by
     return changeset, entries
 
 
+def file_parents(repo: HgRepo, path: bytes, node: bytes) -> list[tuple[bytes, bytes]]:
+    """A file revision's parents as hg's ``filectx.parents`` names them: (path, node) of its
+    filelog parents, the source of a copy or rename first (in place of a null first parent)."""
+    filelog = repo.filelog(path)
+    file_rev = filelog.rev(node)
+    p1, p2 = filelog.parent_revs(file_rev)
+    parents: list[tuple[bytes, bytes]] = [(path, filelog.node(p)) for p in (p1, p2) if p >= 0]
+    if p1 < 0:
+        meta = parse_filelog_text(filelog.revision(file_rev)).meta
+        if b"copy" in meta and b"copyrev" in meta:
+            parents.insert(0, (meta[b"copy"], binascii.unhexlify(meta[b"copyrev"])))
+    return parents
+
+
 def file_data(repo: HgRepo, path: bytes, node: bytes) -> bytes:
     """A file revision's data, its copy metadata left out."""
     filelog = repo.filelog(path)

@@ -16,20 +16,24 @@ Blocking (revlog reads).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import difflib
+import hashlib
 import heapq
 import mimetypes
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from backends.hg import linediff
 from backends.hg.archive import allowed as archive_allowed
-from backends.hg.archive import file_data, file_size, manifest_at, resolve
-from backends.hg.changelog import Changeset, parse_filelog_text
+from backends.hg.archive import file_data, file_parents, file_size, manifest_at, resolve
+from backends.hg.changelog import Changeset
 from backends.hg.graph import NULL_REV
+from backends.hg.keys import BOOLEANS
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
 from protocols.errors import ProtocolError, UnsupportedFeature
@@ -529,11 +533,15 @@ def _file_children(repo: HgRepo, info: _Changesets, path: bytes, file_node: byte
 
 
 def _diff_blocks(diffs: Iterator[FileDiff]) -> list[bytes]:
-    """The diff as hgweb's json style writes it: a block per file, its lines typed and numbered."""
+    """The diff as hgweb's json style writes it: a block per file that has lines besides its
+    ``diff`` line (numbered among all the files, as hgweb numbers them), its lines typed and numbered."""
     blocks = []
     for number, diff in enumerate(diffs, 1):
+        shown = [*(h + b"\n" for h in diff.header), *diff.hunks]
+        if not shown:
+            continue
         lines = [_object([("t", b'"%s"' % _line_type(line)), ("n", b"%d" % n), ("l", json_string(line))])
-                 for n, line in enumerate([*(h + b"\n" for h in diff.header), *diff.hunks], 1)]
+                 for n, line in enumerate(shown, 1)]
         blocks.append(_object([("blockno", b"%d" % number), ("lines", _list(lines))]))
     return blocks
 
@@ -941,14 +949,8 @@ def _file_parents(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_n
     intro = _introduced(repo, info, rev, path, file_node, inclusive=True)
     if intro != rev:
         return [intro]
-    filelog = repo.filelog(path)
-    file_rev = filelog.rev(file_node)
-    parents = [(path, filelog.node(p)) for p in filelog.parent_revs(file_rev) if p >= 0]
-    if filelog.parent_revs(file_rev)[0] < 0:
-        meta = parse_filelog_text(filelog.revision(file_rev)).meta
-        if b"copy" in meta and b"copyrev" in meta:
-            parents.insert(0, (meta[b"copy"], Node(binascii.unhexlify(meta[b"copyrev"]))))
-    return [_introduced(repo, info, rev, p_path, p_node, inclusive=False) for p_path, p_node in parents]
+    return [_introduced(repo, info, rev, p_path, p_node, inclusive=False)
+            for p_path, p_node in file_parents(repo, path, file_node)]
 
 
 def _introduced(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_node: bytes, inclusive: bool) -> int:
@@ -1023,54 +1025,212 @@ class FileDiff:
 
     path: bytes
     label: bytes
-    """``diff -r P1 -r NODE PATH``, which only the raw patch shows."""
+    """``diff -r P1 -r NODE PATH`` (``diff --git a/PATH b/PATH``), which only the raw styles show."""
     header: list[bytes]
-    """``--- a/PATH\tDATE`` and ``+++ b/PATH\tDATE``, or ``Binary file PATH has changed`` (no line ends)."""
+    """The other header lines (git's modes, copies, ``index``), then ``--- a/PATH\tDATE`` and
+    ``+++ b/PATH\tDATE`` (no line ends)."""
     hunks: list[bytes]
-    """The hunks' lines, each with its end (``unified_hunks``)."""
+    """The hunks' lines, each with its end (``unified_hunks``; ``Binary file PATH has changed``, or
+    git's binary patch)."""
+
+
+@dataclass(frozen=True)
+class DiffOptions:
+    """The hgrc's ``[diff]`` settings hgweb's diffs follow: ``git`` (git's headers: modes,
+    copies and renames, binary files as ``GIT binary patch``), ``noprefix`` (no ``a/``, ``b/``),
+    ``nodates`` and ``unified`` (lines of context)."""
+
+    git: bool = False
+    noprefix: bool = False
+    nodates: bool = False
+    context: int = CONTEXT
+
+
+def diff_options(repo: HgRepo) -> DiffOptions:
+    """The repository's ``[diff]`` settings (its hgrc after the base one), as ``hg serve`` reads them."""
+    section = repo.hgrc_section(b"diff")
+
+    def flag(name: bytes) -> bool:
+        return bool(BOOLEANS.get(section.get(name, b"").strip().lower(), False))
+
+    unified = section.get(b"unified", b"").strip()
+    return DiffOptions(flag(b"git"), flag(b"noprefix"), flag(b"nodates"),
+                       int(unified) if unified.isdigit() and len(unified) < 6 else CONTEXT)
+
+
+GIT_MODES = {b"l": b"120000", b"x": b"100755", b"": b"100644"}
 
 
 def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes]],
-               only: bytes | None = None) -> Iterator[FileDiff]:
-    """Changeset ``rev``'s plain diff against its first parent, file by file in path order, as
-    ``hg diff`` without ``--git`` writes it: file dates in the headers, ``Binary file NAME has
-    changed`` for a side holding a NUL byte, renames and copies as added files, mode changes not
-    shown.  Hunks are cut where hg's are (``backends.hg.linediff``: Mercurial's line matching,
-    past its step budget difflib's).  ``files``: its manifest's entries; ``only``: that file's diff
-    alone.
+               only: bytes | None = None, opts: DiffOptions | None = None) -> Iterator[FileDiff]:
+    """Changeset ``rev``'s diff against its first parent, file by file, as hgweb makes it (hg's
+    ``trydiff``): every file whose node or flags differ, in path order; without ``[diff] git``,
+    file dates in the headers, ``Binary file NAME has changed`` for a side holding a NUL byte,
+    renames and copies as added files and a mode change as its ``diff -r`` line alone; with it,
+    git's headers (modes, ``rename from``/``copy from`` for a file copied from one of the first
+    parent's, the removed source of a rename folded in) and binary files as ``GIT binary patch``.
+    Hunks are cut where hg's are (``backends.hg.linediff``).  ``files``: the changeset's manifest
+    entries; ``only``: that file's diff alone; ``opts``: else the repository's ``[diff]``.
     Texts past ``MAX_PATCH_TEXT`` in all refuse the diff (``UnsupportedFeature``)."""
+    opts = opts if opts is not None else diff_options(repo)
     cl = repo.changelog()
     node = cl.node(rev)
     changeset = repo.changeset(cl, rev)
     p1 = cl.parents(node)[0]
     if p1 != NULL_NODE:
         base, old_entries = manifest_at(repo, cl.rev(p1))
-        old_files = {path: file_node for path, file_node, _flags in old_entries}
+        old_files = {path: (file_node, flags) for path, file_node, flags in old_entries}
         old_date = _diff_date(base.time, base.tz)
     else:
         old_files, old_date = {}, _diff_date(0, 0)
-    new_files = {path: file_node for path, file_node, _flags in files}
+    new_files = {path: (file_node, flags) for path, file_node, flags in files}
     new_date = _diff_date(changeset.time, changeset.tz)
-    label = b"diff -r %s -r %s " % (binascii.hexlify(p1)[:12], binascii.hexlify(node)[:12])
+    paths = sorted(old_files.keys() | new_files.keys()) if only is None else [only]
+    modified = [p for p in paths if p in old_files and p in new_files and old_files[p] != new_files[p]]
+    added = [p for p in paths if p in new_files and p not in old_files]
+    removed = [p for p in paths if p in old_files and p not in new_files]
+    copies = _copied_from(repo, old_files, new_files, added) if opts.git else {}
+    revs = b"-r %s -r %s" % (binascii.hexlify(p1)[:12], binascii.hexlify(node)[:12])
+    a_prefix, b_prefix = (b"", b"") if opts.noprefix else (b"a/", b"b/")
     read = 0
-    for path in sorted(old_files.keys() | new_files.keys()) if only is None else [only]:
-        old_node, new_node = old_files.get(path), new_files.get(path)
-        if old_node == new_node:
-            continue
-        old = file_data(repo, path, old_node) if old_node else b""
-        new = file_data(repo, path, new_node) if new_node else b""
-        read += len(old) + len(new)
+    for f1, f2, copy_op in _file_pairs(modified, added, removed, copies, opts.git):
+        old_node, old_flags = old_files[f1] if f1 is not None else (None, None)
+        new_node, new_flags = new_files[f2] if f2 is not None else (None, None)
+        path1, path2 = f1 or f2 or b"", f2 or f1 or b""
+        if opts.git:
+            header = [b"diff --git %s%s %s%s" % (a_prefix, path1, b_prefix, path2)]
+            if f1 is None:
+                header.append(b"new file mode %s" % GIT_MODES[new_flags or b""])
+            elif f2 is None:
+                header.append(b"deleted file mode %s" % GIT_MODES[old_flags or b""])
+            else:
+                if GIT_MODES[old_flags or b""] != GIT_MODES[new_flags or b""]:
+                    header += [b"old mode %s" % GIT_MODES[old_flags or b""], b"new mode %s" % GIT_MODES[new_flags or b""]]
+                if copy_op is not None:
+                    header += [b"%s from %s" % (copy_op, path1), b"%s to %s" % (copy_op, path2)]
+        else:
+            header = [b"diff %s %s" % (revs, path1)]
+        old = file_data(repo, path1, old_node) if old_node is not None else None
+        new = file_data(repo, path2, new_node) if new_node is not None else None
+        read += len(old or b"") + len(new or b"")
         if read > MAX_PATCH_TEXT:
             raise UnsupportedFeature(f"this changeset's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its diff "
                                      "is not served; clone the repository to see it")
-        if old == new:
+        binary = b"\0" in (old or b"") or b"\0" in (new or b"")
+        if binary and opts.git:
+            text = git_binary_patch(old, new)
+            if text:
+                header.append(b"index %s..%s" % (_git_index(old) if f1 is not None else b"0" * 40,
+                                                   _git_index(new) if f2 is not None else b"0" * 40))
+            yield FileDiff(path2, header[0], header[1:], [text])
             continue
-        if b"\0" in old or b"\0" in new:
-            yield FileDiff(path, label + path, [b"Binary file %s has changed" % path], [])
-            continue
-        header = [b"--- %s\t%s" % (b"a/" + path if old_node else b"/dev/null", old_date if old_node else _diff_date(0, 0)),
-                  b"+++ %s\t%s" % (b"b/" + path if new_node else b"/dev/null", new_date if new_node else _diff_date(0, 0))]
-        yield FileDiff(path, label + path, header, unified_hunks(old, new))
+        more, hunks = _unidiff(old, old_date, new, new_date, path1, path2, binary, opts, a_prefix, b_prefix)
+        yield FileDiff(path2, header[0], header[1:] + more, hunks)
+
+
+def _copied_from(repo: HgRepo, old_files: Mapping[bytes, tuple[bytes, bytes]],
+                 new_files: Mapping[bytes, tuple[bytes, bytes]], added: Sequence[bytes]) -> dict[bytes, bytes]:
+    """hg's ``pathcopies`` from the first parent: for each file the changeset adds, the path of its
+    nearest ancestor revision (following copies and renames, newest linkrev first) that the first
+    parent holds as it is, if any."""
+    found: dict[bytes, bytes] = {}
+    for path in sorted(added):
+        pending: dict[tuple[int, bytes], bytes] = {}
+        _push_parents(repo, path, new_files[path][0], pending)
+        steps = 0
+        while pending and steps < MAX_COPY_TRACE:
+            key = max(pending)
+            ancestor_path = pending.pop(key)
+            steps += 1
+            there = old_files.get(ancestor_path)
+            if there is not None and there[0] == key[1]:
+                found[path] = ancestor_path
+                break
+            _push_parents(repo, ancestor_path, key[1], pending)
+    return found
+
+
+def _push_parents(repo: HgRepo, path: bytes, node: bytes, pending: dict[tuple[int, bytes], bytes]) -> None:
+    """Add a file revision's parents (a copy's source first) to ``pending``, by (linkrev, node)."""
+    for parent_path, parent_node in file_parents(repo, path, node):
+        parent_log = repo.filelog(parent_path)
+        pending[(parent_log.linkrev(parent_log.rev(parent_node)), parent_node)] = parent_path
+
+
+MAX_COPY_TRACE = 10_000
+"""File revisions one copy's tracing reads at most."""
+
+
+def _file_pairs(modified: list[bytes], added: list[bytes], removed: list[bytes], copies: dict[bytes, bytes],
+                git: bool) -> Iterator[tuple[bytes | None, bytes | None, bytes | None]]:
+    """hg's ``_filepairs``: (old path, new path, ``copy``/``rename``/None) in path order; with git
+    headers an added copy names its source, and a source removed by a rename is not repeated."""
+    gone: set[bytes] = set()
+    copied_to = {source: path for path, source in copies.items()}
+    added_set, removed_set = set(added), set(removed)
+    for path in sorted(modified + added + removed):
+        if path in added_set:
+            source = copies.get(path) if git else None
+            if source is None:
+                yield None, path, None
+            elif source in removed_set and source not in gone:
+                gone.add(source)
+                yield source, path, b"rename"
+            else:
+                yield source, path, b"copy"
+        elif path in removed_set:
+            if git and path in copied_to and copied_to[path] in added_set and copies[copied_to[path]] == path:
+                continue
+            yield path, None, None
+        else:
+            yield path, path, None
+
+
+def _unidiff(old: bytes | None, old_date: bytes, new: bytes | None, new_date: bytes, path1: bytes, path2: bytes,
+             binary: bool, opts: DiffOptions, a_prefix: bytes, b_prefix: bytes) -> tuple[list[bytes], list[bytes]]:
+    """hg's ``mdiff.unidiff``: the ``---``/``+++`` lines and the hunks (none for equal sides)."""
+    if not old and not new:
+        return [], []
+
+    def tag(date: bytes, path: bytes | None = None) -> bytes:
+        if not opts.git and not opts.nodates:
+            return b"\t" + date
+        return b"\t" if path and b" " in path else b""
+
+    epoch = _diff_date(0, 0)
+    if binary:
+        if old and new and old == new:
+            return [], []
+        return [], [b"Binary file %s has changed\n" % path1]
+    first = b"--- /dev/null%s" % tag(epoch) if old is None else b"--- %s%s%s" % (a_prefix, path1, tag(old_date, path1))
+    second = b"+++ /dev/null%s" % tag(epoch) if new is None else b"+++ %s%s%s" % (b_prefix, path2, tag(new_date, path2))
+    hunks = unified_hunks(old or b"", new or b"", opts.context)
+    if not hunks:
+        return [], []
+    return [first, second], hunks
+
+
+def git_binary_patch(old: bytes | None, new: bytes | None) -> bytes:
+    """hg's ``b85diff``: ``GIT binary patch``, the new text whole (``literal``), zlib-compressed, in
+    base 85 lines of 52 bytes each led by their length's letter; b"" when the texts are equal."""
+    old, new = old or b"", new or b""
+    if old == new:
+        return b""
+    packed = zlib.compress(new)
+    lines = [b"GIT binary patch\n", b"literal %d\n" % len(new)]
+    for at in range(0, len(packed), 52):
+        piece = packed[at:at + 52]
+        size = len(piece)
+        letter = bytes([ord("A") + size - 1]) if size <= 26 else bytes([size - 26 + ord("a") - 1])
+        lines.append(letter + base64.b85encode(piece, pad=True) + b"\n")
+    lines.append(b"\n")
+    return b"".join(lines)
+
+
+def _git_index(text: bytes | None) -> bytes:
+    """The git blob id of a text (``index`` lines)."""
+    data = text or b""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().encode()
 
 
 def _diff_date(when: float, tz: int) -> bytes:
@@ -1081,8 +1241,8 @@ def _diff_date(when: float, tz: int) -> bytes:
     return (time.strftime("%a %b %d %H:%M:%S %Y ", local) + f"{sign}{minutes // 60:02d}{minutes % 60:02d}").encode()
 
 
-def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
-    """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: three lines of context,
+def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT) -> list[bytes]:
+    """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: ``context`` lines (3),
     changes closer than that joined into one hunk, counts always written, a last line without
     its end followed by the line ``\\ No newline at end of file``; each line is one item."""
     old, new = linediff.split_lines(old_text), linediff.split_lines(new_text)
@@ -1107,7 +1267,7 @@ def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
     def flush() -> None:
         assert hunk is not None
         start_a, end_a, start_b, end_b = hunk
-        tail = min(end_a + CONTEXT, len(old))
+        tail = min(end_a + context, len(old))
         body.extend(lines(b" ", old[end_a:tail]))
         length_a = tail - start_a
         length_b = end_b - start_b + tail - end_a
@@ -1116,8 +1276,8 @@ def unified_hunks(old_text: bytes, new_text: bytes) -> list[bytes]:
         out.extend(body)
 
     for a1, a2, b1, b2 in changes:
-        start_a, start_b = max(a1 - CONTEXT, 0), max(b1 - CONTEXT, 0)
-        if hunk is not None and start_a < hunk[1] + CONTEXT + 1:
+        start_a, start_b = max(a1 - context, 0), max(b1 - context, 0)
+        if hunk is not None and start_a < hunk[1] + context + 1:
             body.extend(lines(b" ", old[hunk[1]:a1]))
             hunk[1], hunk[3] = a2, b2
         else:
