@@ -1038,12 +1038,13 @@ class FileDiff:
 class DiffOptions:
     """The hgrc's ``[diff]`` settings hgweb's diffs follow: ``git`` (git's headers: modes,
     copies and renames, binary files as ``GIT binary patch``), ``noprefix`` (no ``a/``, ``b/``),
-    ``nodates`` and ``unified`` (lines of context)."""
+    ``nodates``, ``unified`` (lines of context) and ``showfunc`` (the function a hunk is in)."""
 
     git: bool = False
     noprefix: bool = False
     nodates: bool = False
     context: int = CONTEXT
+    showfunc: bool = False
 
 
 def diff_options(repo: HgRepo) -> DiffOptions:
@@ -1055,7 +1056,7 @@ def diff_options(repo: HgRepo) -> DiffOptions:
 
     unified = section.get(b"unified", b"").strip()
     return DiffOptions(flag(b"git"), flag(b"noprefix"), flag(b"nodates"),
-                       int(unified) if unified.isdigit() and len(unified) < 6 else CONTEXT)
+                       int(unified) if unified.isdigit() and len(unified) < 6 else CONTEXT, flag(b"showfunc"))
 
 
 GIT_MODES = {b"l": b"120000", b"x": b"100755", b"": b"100644"}
@@ -1204,7 +1205,7 @@ def _unidiff(old: bytes | None, old_date: bytes, new: bytes | None, new_date: by
         return [], [b"Binary file %s has changed\n" % path1]
     first = b"--- /dev/null%s" % tag(epoch) if old is None else b"--- %s%s%s" % (a_prefix, path1, tag(old_date, path1))
     second = b"+++ /dev/null%s" % tag(epoch) if new is None else b"+++ %s%s%s" % (b_prefix, path2, tag(new_date, path2))
-    hunks = unified_hunks(old or b"", new or b"", opts.context)
+    hunks = unified_hunks(old or b"", new or b"", opts.context, opts.showfunc)
     if not hunks:
         return [], []
     return [first, second], hunks
@@ -1241,10 +1242,13 @@ def _diff_date(when: float, tz: int) -> bytes:
     return (time.strftime("%a %b %d %H:%M:%S %Y ", local) + f"{sign}{minutes // 60:02d}{minutes % 60:02d}").encode()
 
 
-def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT) -> list[bytes]:
+def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show_function: bool = False
+                  ) -> list[bytes]:
     """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: ``context`` lines (3),
     changes closer than that joined into one hunk, counts always written, a last line without
-    its end followed by the line ``\\ No newline at end of file``; each line is one item."""
+    its end followed by the line ``\\ No newline at end of file``; each line is one item.  With
+    ``show_function`` (``[diff] showfunc``), each header ends with the nearest line before the
+    hunk that starts with a letter, ``_`` or ``$`` (since the previous hunk's start), as hg's."""
     old, new = linediff.split_lines(old_text), linediff.split_lines(new_text)
     changes = []
     a_end = b_end = 0
@@ -1264,6 +1268,19 @@ def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT) -> l
                 yield prefix + text + b"\n"
                 yield NO_EOL
 
+    searched_from = [0]  # where the previous hunk's search started
+    last_found = [b""]  # what a search found last
+
+    def function_before(start_a: int) -> bytes:
+        for i in range(start_a - 1, searched_from[0] - 1, -1):
+            first = old[i][:1]
+            if first.isalpha() or first in (b"_", b"$"):
+                found = b" " + old[i].rstrip()
+                last_found[0] = found[:41] if found.isascii() else found
+                break
+        searched_from[0] = start_a
+        return last_found[0]
+
     def flush() -> None:
         assert hunk is not None
         start_a, end_a, start_b, end_b = hunk
@@ -1271,8 +1288,9 @@ def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT) -> l
         body.extend(lines(b" ", old[end_a:tail]))
         length_a = tail - start_a
         length_b = end_b - start_b + tail - end_a
-        out.append(b"@@ -%d,%d +%d,%d @@\n" % (start_a + 1 if length_a else start_a, length_a,
-                                                 start_b + 1 if length_b else start_b, length_b))
+        function = function_before(start_a) if show_function else b""
+        out.append(b"@@ -%d,%d +%d,%d @@%s\n" % (start_a + 1 if length_a else start_a, length_a,
+                                                   start_b + 1 if length_b else start_b, length_b, function))
         out.extend(body)
 
     for a1, a2, b1, b2 in changes:

@@ -3,7 +3,7 @@
 changesets of every kind of change (an edit, an addition, a removal, an empty file made, a mode
 change alone, a rename, a rename with an edit, a copy, a symbolic link, binary files made,
 changed, renamed and removed, a name with a space, a merge), with ``[diff]`` unset, ``git``,
-``git`` with ``noprefix``, ``unified`` and ``nodates``."""
+``git`` with ``noprefix``, ``unified``, ``nodates`` and ``showfunc``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from tests.integration.test_hg_archive import _hg_serve
 from tests.integration.test_hg_http import raw
 
 SETTINGS = ["", "[diff]\ngit = true\n", "[diff]\ngit = 1\nnoprefix = yes\nunified = 1\n",
-            "[diff]\nunified = 0\nnodates = true\n", "[diff]\nunified = 7\n"]
+            "[diff]\nunified = 0\nnodates = true\n", "[diff]\nunified = 7\n",
+            "[diff]\nshowfunc = true\nunified = 2\n", "[diff]\ngit = true\nshowfunc = 1\n"]
 
 
 def _history(client: Client, repo: Path) -> None:
@@ -29,7 +30,8 @@ def _history(client: Client, repo: Path) -> None:
         step[0] += 60
         client.hg("commit", "-q", "-A", *hg, "-u", "t", "-d", f"{step[0]} 3600", "-m", message)
 
-    lines = b"".join(b"line %d\n" % n for n in range(40))
+    lines = b"".join(b"line %d\n" % n if n % 9 else b"def function_%d(with, a, rather, long, signature):\n" % n
+                     for n in range(40))
     (repo / "a.txt").write_bytes(lines)
     (repo / "gone.txt").write_bytes(b"bye\n")
     (repo / "bin.dat").write_bytes(b"\0\1\2" * 100)
