@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import binascii
 import mmap
+import os
 import zlib
 from collections import OrderedDict
 from types import TracebackType
 from typing import Any, Self
 
-from dulwich.object_store import BaseObjectStore
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
 try:
@@ -25,7 +26,8 @@ try:
 except ImportError:  # pragma: no cover - dulwich built without its C extension
     from dulwich.pack import apply_delta
 
-from backends.git_packindex import PackIndexView
+from backends.git_packindex import PackIndexView, pack_views
+from protocols.git_receive import DELTA_HEAD_MAX, delta_sizes
 
 OFS_DELTA = 6
 REF_DELTA = 7
@@ -33,6 +35,8 @@ SHA_LEN = 20
 MAX_HEADER = 32
 BASE_CACHE_BYTES = 16 << 20
 MAX_CHAIN = 10000
+DELTA_FEED = 64
+"""Compressed bytes of a delta fed to the inflater at a time (``size_of``)."""
 MAX_KINDS = 1 << 20
 """Pack entries whose type ``type_of`` remembers (a few tens of MB at most)."""
 
@@ -103,6 +107,37 @@ class PackObjectReader:
             self._kinds.clear()
         self._kinds.update(dict.fromkeys(walked, kind))
         return kind
+
+    def size_of(self, hexsha: bytes) -> int:
+        """The size of an object from its pack entry's header, a delta's from the first bytes of
+        the delta itself (its second number; nothing else inflated), in any of the store's packs;
+        an object outside them (loose) is read from the store.  ``KeyError`` when nowhere."""
+        found = self._locate(binascii.unhexlify(hexsha))
+        if found is None:
+            return len(self._store.get_raw(ObjectID(hexsha))[1])
+        mapped, offset, path = found
+        head = mapped[offset:offset + MAX_HEADER]
+        kind, p, _distance = _entry_header(head, offset)
+        if kind not in (OFS_DELTA, REF_DELTA):
+            return _entry_size(head)
+        at = offset + p + (SHA_LEN if kind == REF_DELTA else 0)
+        inflater = zlib.decompressobj()
+        inflated = pending = b""
+        while len(inflated) < DELTA_HEAD_MAX and not inflater.eof:
+            if not pending:
+                if at >= len(mapped):
+                    break
+                pending = mapped[at:at + DELTA_FEED]
+                at += DELTA_FEED
+            try:
+                inflated += inflater.decompress(pending, DELTA_HEAD_MAX - len(inflated))
+            except zlib.error as exc:
+                raise CorruptPack(f"a delta at offset {offset} of {path} does not inflate: {exc}") from None
+            pending = inflater.unconsumed_tail
+        sizes = delta_sizes(inflated)
+        if sizes is None:
+            raise CorruptPack(f"a delta at offset {offset} of {path} ends before its sizes")
+        return sizes[1]
 
     def _chain_type(self, mapped: mmap.mmap, offset: int, path: str, walked: list[tuple[str, int]]
                     ) -> tuple[int | None, bytes | None]:
@@ -251,6 +286,24 @@ def _entry_header(head: bytes, offset: int) -> tuple[int, int, int]:
     except IndexError:
         raise CorruptPack(f"truncated entry header at offset {offset}") from None
     return kind, p, distance
+
+
+def _entry_size(head: bytes) -> int:
+    """The object size a pack entry's type-and-size header holds."""
+    size = head[0] & 0x0F
+    shift = 4
+    for byte in head[1:]:
+        size |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return size if head[0] & 0x80 else head[0] & 0x0F
+
+
+def size_reader(store: BaseObjectStore) -> PackObjectReader:
+    """A reader of object sizes (``size_of``) over the store's packs (their cached index views)."""
+    views = pack_views(os.fspath(store.pack_dir)) if isinstance(store, DiskObjectStore) else []
+    return PackObjectReader(store, views)
 
 
 def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> bytes:

@@ -366,13 +366,13 @@ def _ancestors(store: BaseObjectStore, heads: Iterable[bytes]) -> set[bytes]:
 
 def object_sizes(store: BaseObjectStore, oids: Sequence[ObjectId]) -> list[tuple[ObjectId, int]]:
     """Sizes of the objects for v2 ``object-info``; an unknown object is a protocol error, as in git."""
-    from backends.git_sizes import SizeReader
+    from backends.git_objects import size_reader
 
     sizes = []
-    with SizeReader(store) as reader:
+    with size_reader(store) as reader:
         for oid in oids:
             try:
-                sizes.append((oid, reader.size(_dul(oid))))
+                sizes.append((oid, reader.size_of(_dul(oid))))
             except KeyError:
                 raise ProtocolError(f"object-info: not our object {oid.decode()}") from None
     return sizes
@@ -456,13 +456,13 @@ def _filter_blobs(
     store: BaseObjectStore, object_ids: list[tuple[ObjectID, PackHint | None]], limit: int
 ) -> list[tuple[ObjectID, PackHint | None]]:
     """Drop blobs found through trees that the filter excludes; wanted blobs (no hint) stay."""
-    from backends.git_sizes import SizeReader
+    from backends.git_objects import size_reader
 
     kept = []
-    with SizeReader(store) as sizes:  # sizes from the pack entries' headers: no blob is inflated
+    with size_reader(store) as sizes:  # sizes from the pack entries' headers: no blob is inflated
         for oid, hint in object_ids:
             is_tree_blob = hint is not None and hint[0] == Blob.type_num
-            if is_tree_blob and (limit < 0 or sizes.size(oid) > limit):
+            if is_tree_blob and (limit < 0 or sizes.size_of(oid) > limit):
                 continue
             kept.append((oid, hint))
     return kept

@@ -23,7 +23,7 @@ from dulwich.diff_tree import CHANGE_RENAME, RenameDetector, tree_changes
 from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 
 from backends import git_archive, git_pack
-from backends.git_sizes import SizeReader
+from backends.git_objects import size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
@@ -485,7 +485,7 @@ class GitPages:
                     "lines": [{"line": _text(line)} for line in text.splitlines(True)]}
         directories, files = [], []
         prefix = wanted + b"/" if wanted else b""
-        with SizeReader(self.store) as sizes:  # from the packs' entry headers: no blob is inflated
+        with size_reader(self.store) as sizes:  # from the packs' entry headers: no blob is inflated
             for entry in obj.items():
                 name, entry_mode, sha = entry.path, entry.mode, entry.sha
                 if stat.S_ISDIR(entry_mode):
@@ -495,7 +495,7 @@ class GitPages:
                 size = 0
                 if not S_ISGITLINK(entry_mode):
                     try:
-                        size = sizes.size(sha)
+                        size = sizes.size_of(sha)
                     except KeyError:
                         raise ProtocolError("unknown object", 404) from None
                 files.append({"abspath": _text(prefix + name), "basename": _text(name), "size": size,

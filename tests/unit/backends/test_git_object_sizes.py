@@ -1,4 +1,4 @@
-"""``backends.git_sizes``: every object's size read from pack entry headers (and a delta's own
+"""``PackObjectReader.size_of``: every object's size read from pack entry headers (and a delta's own
 header) equals the inflated object's, for packs of ofs-deltas and of ref-deltas and for loose
 objects; a missing object is a KeyError."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from dulwich.repo import Repo
 
-from backends.git_sizes import SizeReader
+from backends.git_objects import size_reader
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -40,9 +40,9 @@ def test_sizes_from_headers_equal_the_objects(tmp_path: Path, offsets: bool) -> 
         store = repo.object_store
         objects = list(store)
         assert len(objects) > 90
-        with SizeReader(store) as sizes:
-            assert [sizes.size(oid) for oid in objects] == [len(store.get_raw(oid)[1]) for oid in objects]
+        with size_reader(store) as sizes:
+            assert [sizes.size_of(oid) for oid in objects] == [len(store.get_raw(oid)[1]) for oid in objects]
             with pytest.raises(KeyError):
-                sizes.size(b"0" * 40)
+                sizes.size_of(b"0" * 40)
     finally:
         repo.close()
