@@ -115,6 +115,16 @@ def make_server(reactor: Any, tmp_path: Path) -> Iterator[Callable[..., RunningS
         stop_server(reactor, server)
 
 
+def hg_history_served(make_server: Callable[..., RunningServer], client: Client, name: str,
+                      history: Callable[[Client, Path], None]) -> tuple[RunningServer, Path]:
+    """An fs server over HTTP whose repository ``name`` ``history(client, path)`` made: the
+    server and the repository's path (for the tests that compare pages with ``hg serve``'s)."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / name
+    history(client, repo)
+    return server, repo
+
+
 @pytest.fixture(params=BACKENDS)
 def server(request: pytest.FixtureRequest, make_server: Callable[..., RunningServer]) -> RunningServer:
     """A git:// server, once per backend."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.conftest import LOOPBACK, Client, RunningServer, hg_history_served
 from tests.integration.test_hg_archive import _hg_serve
 from tests.integration.test_hg_http import raw
 
@@ -100,10 +100,7 @@ def _history(client: Client, repo: Path) -> None:
 
 @pytest.fixture
 def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[RunningServer, Path]:
-    server = make_server("fs", http=[LOOPBACK])
-    repo = server.root / "ann"
-    _history(client, repo)
-    return server, repo
+    return hg_history_served(make_server, client, "ann", _history)
 
 
 def test_every_annotation_is_what_hg_serve_writes(served: tuple[RunningServer, Path], client: Client) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.conftest import Client, RunningServer, hg_history_served
 from tests.integration.test_hg_archive import _hg_serve
 from tests.integration.test_hg_http import raw
 
@@ -67,10 +67,7 @@ def _history(client: Client, repo: Path) -> None:
 
 @pytest.fixture
 def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[RunningServer, Path]:
-    server = make_server("fs", http=[LOOPBACK])
-    repo = server.root / "d"
-    _history(client, repo)
-    return server, repo
+    return hg_history_served(make_server, client, "d", _history)
 
 
 def test_diffs_follow_the_diff_settings_as_hg_serve_does(served: tuple[RunningServer, Path], client: Client) -> None:

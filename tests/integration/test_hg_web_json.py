@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.conftest import LOOPBACK, Client, RunningServer, hg_history_served
 from tests.integration.test_hg_archive import _commit, _hg_serve
 from tests.integration.test_hg_http import raw
 
@@ -56,10 +56,7 @@ def _history(client: Client, repo: Path) -> None:
 
 @pytest.fixture
 def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[RunningServer, Path]:
-    server = make_server("fs", http=[LOOPBACK])
-    repo = server.root / "web"
-    _history(client, repo)
-    return server, repo
+    return hg_history_served(make_server, client, "web", _history)
 
 
 def _pages(client: Client, repo: Path) -> list[str]:
