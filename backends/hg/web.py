@@ -22,6 +22,7 @@ import difflib
 import hashlib
 import heapq
 import mimetypes
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -1038,13 +1039,18 @@ class FileDiff:
 class DiffOptions:
     """The hgrc's ``[diff]`` settings hgweb's diffs follow: ``git`` (git's headers: modes,
     copies and renames, binary files as ``GIT binary patch``), ``noprefix`` (no ``a/``, ``b/``),
-    ``nodates``, ``unified`` (lines of context) and ``showfunc`` (the function a hunk is in)."""
+    ``nodates``, ``unified`` (lines of context), ``showfunc`` (the function a hunk is in) and the
+    whitespace switches (``ignorews``, ``ignorewsamount``, ``ignorewseol``, ``ignoreblanklines``)."""
 
     git: bool = False
     noprefix: bool = False
     nodates: bool = False
     context: int = CONTEXT
     showfunc: bool = False
+    ignorews: bool = False
+    ignorewsamount: bool = False
+    ignorewseol: bool = False
+    ignoreblanklines: bool = False
 
 
 def diff_options(repo: HgRepo) -> DiffOptions:
@@ -1056,7 +1062,8 @@ def diff_options(repo: HgRepo) -> DiffOptions:
 
     unified = section.get(b"unified", b"").strip()
     return DiffOptions(flag(b"git"), flag(b"noprefix"), flag(b"nodates"),
-                       int(unified) if unified.isdigit() and len(unified) < 6 else CONTEXT, flag(b"showfunc"))
+                       int(unified) if unified.isdigit() and len(unified) < 6 else CONTEXT, flag(b"showfunc"),
+                       flag(b"ignorews"), flag(b"ignorewsamount"), flag(b"ignorewseol"), flag(b"ignoreblanklines"))
 
 
 GIT_MODES = {b"l": b"120000", b"x": b"100755", b"": b"100644"}
@@ -1205,7 +1212,7 @@ def _unidiff(old: bytes | None, old_date: bytes, new: bytes | None, new_date: by
         return [], [b"Binary file %s has changed\n" % path1]
     first = b"--- /dev/null%s" % tag(epoch) if old is None else b"--- %s%s%s" % (a_prefix, path1, tag(old_date, path1))
     second = b"+++ /dev/null%s" % tag(epoch) if new is None else b"+++ %s%s%s" % (b_prefix, path2, tag(new_date, path2))
-    hunks = unified_hunks(old or b"", new or b"", opts.context, opts.showfunc)
+    hunks = unified_hunks(old or b"", new or b"", opts.context, opts.showfunc, opts)
     if not hunks:
         return [], []
     return [first, second], hunks
@@ -1242,19 +1249,45 @@ def _diff_date(when: float, tz: int) -> bytes:
     return (time.strftime("%a %b %d %H:%M:%S %Y ", local) + f"{sign}{minutes // 60:02d}{minutes % 60:02d}").encode()
 
 
-def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show_function: bool = False
-                  ) -> list[bytes]:
+def _blank_only(old: Sequence[bytes], new: Sequence[bytes], ws: DiffOptions) -> bool:
+    """hg's ``~`` block: the two sides are the same once cleaned and their blank lines dropped."""
+    def cleaned(lines: Sequence[bytes]) -> bytes:
+        text = b"".join(lines)
+        if ws.ignorews or ws.ignorewsamount:
+            text = linediff.clean_whitespace(text, ws.ignorews, ws.ignorewsamount)
+        text = re.sub(rb"\n+", b"\n", text).strip(b"\n")
+        return linediff.clean_whitespace(text, ignore_eol=ws.ignorewseol)
+
+    return cleaned(old) == cleaned(new)
+
+
+def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show_function: bool = False,
+                  whitespace: DiffOptions | None = None) -> list[bytes]:
     """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: ``context`` lines (3),
     changes closer than that joined into one hunk, counts always written, a last line without
     its end followed by the line ``\\ No newline at end of file``; each line is one item.  With
     ``show_function`` (``[diff] showfunc``), each header ends with the nearest line before the
-    hunk that starts with a letter, ``_`` or ``$`` (since the previous hunk's start), as hg's."""
+    hunk that starts with a letter, ``_`` or ``$`` (since the previous hunk's start), as hg's.
+    ``whitespace``'s switches (hg's ``allblocks``): lines are matched once their whitespace is
+    cleaned, and with ``ignoreblanklines`` a change that differs only by blank lines is left out
+    (the new side's line numbers of the hunks after it counted as if it had not changed)."""
     old, new = linediff.split_lines(old_text), linediff.split_lines(new_text)
-    changes = []
-    a_end = b_end = 0
-    for a1, a2, b1, b2 in linediff.blocks(old, new):
+    ws = whitespace
+    cleaning = ws is not None and (ws.ignorews or ws.ignorewsamount or ws.ignorewseol)
+    matched_old, matched_new = old, new
+    if ws is not None and cleaning:
+        matched_old = linediff.split_lines(linediff.clean_whitespace(old_text, ws.ignorews, ws.ignorewsamount,
+                                                                     ws.ignorewseol))
+        matched_new = linediff.split_lines(linediff.clean_whitespace(new_text, ws.ignorews, ws.ignorewsamount,
+                                                                     ws.ignorewseol))
+    changes = []  # (old start, old end, new start, new end, new start shown, new end shown)
+    a_end = b_end = ignored = 0
+    for a1, a2, b1, b2 in linediff.blocks(matched_old, matched_new):
         if a1 > a_end or b1 > b_end:
-            changes.append((a_end, a1, b_end, b1))
+            if ws is not None and ws.ignoreblanklines and _blank_only(old[a_end:a1], new[b_end:b1], ws):
+                ignored += (b1 - b_end) - (a1 - a_end)
+            else:
+                changes.append((a_end, a1, b_end, b1, b_end - ignored, b1 - ignored))
         a_end, b_end = a2, b2
     out: list[bytes] = []
     hunk: list[int] | None = None  # [old start, old change end, new start, new change end]
@@ -1293,16 +1326,16 @@ def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show
                                                    start_b + 1 if length_b else start_b, length_b, function))
         out.extend(body)
 
-    for a1, a2, b1, b2 in changes:
-        start_a, start_b = max(a1 - context, 0), max(b1 - context, 0)
+    for a1, a2, b1, b2, shown_b1, shown_b2 in changes:
+        start_a, start_b = max(a1 - context, 0), max(shown_b1 - context, 0)
         if hunk is not None and start_a < hunk[1] + context + 1:
             body.extend(lines(b" ", old[hunk[1]:a1]))
-            hunk[1], hunk[3] = a2, b2
+            hunk[1], hunk[3] = a2, shown_b2
         else:
             if hunk is not None:
                 flush()
                 body = []
-            hunk = [start_a, a2, start_b, b2]
+            hunk = [start_a, a2, start_b, shown_b2]
             body.extend(lines(b" ", old[start_a:a1]))
         body.extend(lines(b"-", old[a1:a2]))
         body.extend(lines(b"+", new[b1:b2]))

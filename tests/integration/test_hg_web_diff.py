@@ -3,7 +3,8 @@
 changesets of every kind of change (an edit, an addition, a removal, an empty file made, a mode
 change alone, a rename, a rename with an edit, a copy, a symbolic link, binary files made,
 changed, renamed and removed, a name with a space, a merge), with ``[diff]`` unset, ``git``,
-``git`` with ``noprefix``, ``unified``, ``nodates`` and ``showfunc``."""
+``git`` with ``noprefix``, ``unified``, ``nodates``, ``showfunc`` and the whitespace switches (on a
+file changed by its whitespace, blank lines and one word)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from tests.integration.test_hg_http import raw
 
 SETTINGS = ["", "[diff]\ngit = true\n", "[diff]\ngit = 1\nnoprefix = yes\nunified = 1\n",
             "[diff]\nunified = 0\nnodates = true\n", "[diff]\nunified = 7\n",
-            "[diff]\nshowfunc = true\nunified = 2\n", "[diff]\ngit = true\nshowfunc = 1\n"]
+            "[diff]\nshowfunc = true\nunified = 2\n", "[diff]\ngit = true\nshowfunc = 1\n",
+            "[diff]\nignorews = true\n", "[diff]\nignorewsamount = 1\nunified = 1\n", "[diff]\nignorewseol = yes\n",
+            "[diff]\nignoreblanklines = true\n", "[diff]\nignoreblanklines = 1\nignorewsamount = 1\ngit = 1\n"]
 
 
 def _history(client: Client, repo: Path) -> None:
@@ -36,11 +39,16 @@ def _history(client: Client, repo: Path) -> None:
     (repo / "gone.txt").write_bytes(b"bye\n")
     (repo / "bin.dat").write_bytes(b"\0\1\2" * 100)
     (repo / "with space.txt").write_bytes(b"s\n")
+    spaced = b"".join(b"word %d  and\tmore\n" % n for n in range(30))
+    (repo / "ws.txt").write_bytes(spaced)
     commit("start")
     (repo / "a.txt").write_bytes(lines.replace(b"line 3\n", b"three\n").replace(b"line 30\n", b"thirty\n"))
     (repo / "gone.txt").unlink()
     (repo / "empty.txt").write_bytes(b"")
     (repo / "with space.txt").write_bytes(b"s2\n")
+    (repo / "ws.txt").write_bytes(spaced.replace(b"word 2  and", b"word 2 and").replace(b"word 5 ", b"word 5")
+                                  .replace(b"word 9  and\tmore\n", b"word 9  and\tmore   \n\n\n")
+                                  .replace(b"word 20 ", b"  word 20 ").replace(b"word 25", b"changed 25"))
     commit("edit, remove, empty")
     (repo / "a.txt").chmod(0o755)
     commit("mode only")
@@ -73,7 +81,7 @@ def served(make_server: Callable[..., RunningServer], client: Client) -> tuple[R
 def test_diffs_follow_the_diff_settings_as_hg_serve_does(served: tuple[RunningServer, Path], client: Client) -> None:
     server, repo = served
     revs = range(len(client.hg("log", "-R", str(repo), "-T", "x\n").stdout.split()))
-    files = ["a.txt", "b.txt", "c.txt", "gone.txt", "bin.dat", "bin2.dat", "new.bin", "empty.txt", "link",
+    files = ["a.txt", "b.txt", "c.txt", "ws.txt", "gone.txt", "bin.dat", "bin2.dat", "new.bin", "empty.txt", "link",
              "with%20space.txt", "copy.txt"]
     pages = [page for rev in revs for page in (f"raw-rev/{rev}", f"json-rev/{rev}")]
     pages += [f"json-diff/{rev}/{name}" for rev in revs for name in files]
@@ -91,7 +99,7 @@ def test_diffs_follow_the_diff_settings_as_hg_serve_does(served: tuple[RunningSe
                 if theirs.status == 200:
                     assert ours.body == theirs.body, (settings, page)
                     compared += 1
-    assert compared > 400
+    assert compared > 600
     (repo / ".hg" / "hgrc").write_text(SETTINGS[1])
     patch = raw(server.port("http"), "GET", "/d/raw-rev/5").body
     assert b"rename from bin.dat\nrename to bin2.dat" in patch and b"GIT binary patch\nliteral 4\n" in patch
