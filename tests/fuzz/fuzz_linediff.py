@@ -1,12 +1,13 @@
 """Line matching and the diffs, annotations and graphs built on it: any two texts give runs in
 order, of equal lines, closed by the empty run at both ends; a unified diff that rebuilds the
-new text; whitespace cleaning that keeps the line count; and any DAG a graph layout whose
-edges lead from each node to its parents."""
+new text (and, under any ``[diff]`` whitespace switches, context and showfunc, only hunk lines);
+whitespace cleaning that keeps the line count; and any DAG a graph layout whose edges lead from
+each node to its parents."""
 
 from __future__ import annotations
 
 from backends.hg import linediff, webgraph
-from backends.hg.web import unified_hunks
+from backends.hg.web import DiffOptions, unified_hunks
 
 from .harness import Finding, Target
 
@@ -73,6 +74,12 @@ def run(data: bytes) -> None:
         cleaned = linediff.clean_whitespace(old, *switches)
         if cleaned.count(b"\n") != old.count(b"\n"):
             raise Finding("whitespace cleaning changed the number of lines")
+    switches = data[:1][0] if data else 0  # the first byte picks [diff] settings for one more diff
+    opts = DiffOptions(ignorews=bool(switches & 1), ignorewsamount=bool(switches & 2), ignorewseol=bool(switches & 4),
+                       ignoreblanklines=bool(switches & 8), showfunc=bool(switches & 16), context=switches % 5)
+    for line in unified_hunks(old, new, opts.context, opts.showfunc, opts):
+        if line[:1] not in (b" ", b"-", b"+", b"@", b"\\") or not line.endswith(b"\n"):
+            raise Finding(f"a diff line {line[:40]!r} is not a hunk's")
     # a DAG from the bytes: node n's parents are earlier nodes the bytes name
     parents = {n: sorted({(n - 1 - byte % n) for byte in data[n:n + 2] if n}) for n in range(min(len(data), 60))}
     order = sorted(parents, reverse=True)
