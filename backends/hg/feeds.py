@@ -102,7 +102,7 @@ def _log(repo: HgRepo, name: bytes, url: bytes, style: str) -> bytes:
     max_files = web.web_int(repo, b"maxfiles", MAX_FILES)
     entries = [(rev, repo.changeset(info.cl, rev))
                for rev in info.recent(info.tip_rev, web.web_int(repo, b"maxchanges", web.MAX_CHANGES))]
-    tips = _branch_at_tip(repo)
+    tips = branch_at_tip(repo)
     out = [_header(url, style)]
     if style == "atom":
         updated = b"<updated>%s</updated>" % rfc3339(entries[0][1]) if entries else b""
@@ -134,7 +134,7 @@ def file_feed(repo: HgRepo, name: str, page: str, key: str, url: str) -> bytes:
         updated = b"<updated>%s</updated>" % rfc3339(entries[0][1]) if entries else b""
         out.append(b'\n <id>%satom-log/tip/%s</id>\n <link rel="self" href="%satom-log/tip/%s"/>\n'
                    b" <title>%s: %s history</title>\n %s\n\n" % (link, shown, link, quoted, repo_name, shown, updated))
-        tips = _branch_at_tip(repo)
+        tips = branch_at_tip(repo)
         out += [_log_entry(info, rev, changeset, link, style, tips, -1) for rev, changeset in entries]
         out.append(b"\n</feed>\n")
         return b"".join(out)
@@ -151,7 +151,7 @@ def file_feed(repo: HgRepo, name: str, page: str, key: str, url: str) -> bytes:
     return b"".join(out)
 
 
-def _branch_at_tip(repo: HgRepo) -> dict[bytes, bytes]:
+def branch_at_tip(repo: HgRepo) -> dict[bytes, bytes]:
     """The branch each branch tip is the tip of (hgweb names a changeset's branch there)."""
     return {node: branch for branch, (node, _closed) in repo.branch_tips().items()}
 

@@ -197,6 +197,12 @@ def web_int(repo: HgRepo, key: bytes, default: int) -> int:
     return int(setting) if setting.strip().isdigit() else default
 
 
+def page_count(repo: HgRepo, revcount: int | None, key: bytes, default: int) -> int:
+    """How many entries a log page lists: ``revcount`` (``?revcount=``), else the hgrc's ``[web]``
+    ``key`` (``default`` when unset); at least 1, at most ``MAX_REVCOUNT`` (a page is built whole)."""
+    return min(max(revcount if revcount is not None else web_int(repo, key, default), 1), MAX_REVCOUNT)
+
+
 class _Changesets:
     """What hgweb's pages say of each changeset, from one look at the repository: the served view's
     tip, every tag (``tip`` too) and bookmark (divergent ones too) by node, names sorted as hg sorts them."""
@@ -455,8 +461,6 @@ def short_user(user: bytes) -> bytes:
 
 WHITESPACE_SWITCHES = (b"ignorews", b"ignorewsamount", b"ignorewseol", b"ignoreblanklines")
 """hgweb's annotate query switches (``?ignorews=1``), over the hgrc's ``[annotate]`` ones."""
-_BOOLEANS = {b"1": True, b"yes": True, b"true": True, b"on": True, b"always": True,
-             b"0": False, b"no": False, b"false": False, b"off": False, b"never": False}
 
 
 def whitespace_of(repo: HgRepo, switches: Mapping[bytes, bytes] | None) -> Any:
@@ -467,7 +471,7 @@ def whitespace_of(repo: HgRepo, switches: Mapping[bytes, bytes] | None) -> Any:
     chosen = {name: repo.hgrc_bool(b"annotate", name, False) for name in WHITESPACE_SWITCHES[:3]}
     for name, value in (switches or {}).items():
         if name in chosen:
-            chosen[name] = _BOOLEANS.get(value.lower(), True)
+            chosen[name] = BOOLEANS.get(value.lower(), True)
     return Whitespace(*(chosen[name] for name in WHITESPACE_SWITCHES[:3]))
 
 
@@ -560,10 +564,9 @@ def json_log(repo: HgRepo, key: str, short: bool, revcount: int | None = None) -
         node, start, _mtime, _files = resolve(repo, key)
     else:
         node, start = info.tip, info.tip_rev
-    if revcount is None:
-        revcount = web_int(repo, b"maxshortchanges", MAX_SHORT_CHANGES) if short else \
-            web_int(repo, b"maxchanges", MAX_CHANGES)
-    entries = [info.log_entry(rev) for rev in info.recent(start, min(max(revcount, 1), MAX_REVCOUNT))]
+    count = page_count(repo, revcount, *((b"maxshortchanges", MAX_SHORT_CHANGES) if short else
+                                         (b"maxchanges", MAX_CHANGES)))
+    entries = [info.log_entry(rev) for rev in info.recent(start, count)]
     return (b'{\n  "node": "%s",\n  "changeset_count": %d,\n  "changesets": %s\n}\n'  # its own template file's layout
             % (binascii.hexlify(node), len(info.cl), _list(entries)))
 
@@ -572,8 +575,7 @@ def json_search(repo: HgRepo, query: bytes, revcount: int | None = None) -> byte
     """hgweb's search (``json-changelog?rev=QUERY``, any log without a revision): the changesets
     ``search`` finds, ``revcount`` of them (else ``[web] maxchanges``, 10), with the tip and the query."""
     info = _Changesets(repo)
-    count = min(max(revcount if revcount is not None else web_int(repo, b"maxchanges", MAX_CHANGES), 1),
-                MAX_REVCOUNT)
+    count = page_count(repo, revcount, b"maxchanges", MAX_CHANGES)
     entries = [info.log_entry(rev) if rev != NULL_REV else NULL_ENTRY for rev in search(repo, info, query, count)]
     return _object([("node", b'"%s"' % binascii.hexlify(info.tip)), ("query", json_string(query)),
                     ("entries", _list(entries))])
@@ -651,8 +653,7 @@ def json_graph(repo: HgRepo, key: str, revcount: int | None = None) -> bytes:
 
     info = _Changesets(repo)
     node, start, _mtime, _files = resolve(repo, key or "tip")
-    count = min(max(revcount if revcount is not None else web_int(repo, b"maxshortchanges", MAX_SHORT_CHANGES), 1),
-                MAX_REVCOUNT)
+    count = page_count(repo, revcount, b"maxshortchanges", MAX_SHORT_CHANGES)
     revs = info.recent(start, count) if start >= 0 else []
     window = set(revs)
     parents = info.views.parents
@@ -664,11 +665,12 @@ def json_graph(repo: HgRepo, key: str, revcount: int | None = None) -> bytes:
     styles = webgraph.branch_styles(repo.hgrc_section(b"graph"))
 
     def style(rev: int) -> tuple[int, bytes]:
+        if not styles:  # no [graph] settings: no changeset to read
+            return -1, b""
         return styles.get(repo.changeset(info.cl, rev).extra.get(b"branch", b"default"), (-1, b""))
 
     rows = []
-    for row, (rev, column, color, edges) in enumerate(webgraph.layout(parents_of, revs, style if styles else
-                                                                      (lambda rev: (-1, b"")))):
+    for row, (rev, column, color, edges) in enumerate(webgraph.layout(parents_of, revs, style)):
         fields = info.log_fields(rev)
         shown = [b'{"bcolor": %s, "col": %d, "color": %d, "nextcol": %d, "width": %d}'
                  % (json_string(bcolor), col, webgraph.shown_color(edge_color), nextcol, width)
@@ -694,8 +696,7 @@ def raw_log(repo: HgRepo, key: str, revcount: int | None = None, query: bytes | 
     from backends.hg import feeds
 
     info = _Changesets(repo)
-    count = min(max(revcount if revcount is not None else web_int(repo, b"maxchanges", MAX_CHANGES), 1),
-                MAX_REVCOUNT)
+    count = page_count(repo, revcount, b"maxchanges", MAX_CHANGES)
     if query is not None and not key:
         mode, revs = search_mode(repo, info, query, count)
         head = b'\n# HG changesets search\n# Node ID %s\n# Query "%s"\n# Mode %s\n\n' % (
@@ -704,7 +705,7 @@ def raw_log(repo: HgRepo, key: str, revcount: int | None = None, query: bytes | 
         node, start, _mtime, _files = resolve(repo, key) if key else (info.tip, info.tip_rev, 0, [])
         revs = info.recent(start, count) if start >= 0 else []
         head = b"\n# HG changelog\n# Node ID %s\n\n" % binascii.hexlify(node)
-    tips = {node: branch for branch, (node, _closed) in repo.branch_tips().items()}
+    tips = feeds.branch_at_tip(repo)
     out = [head]
     for rev in revs:
         if rev == NULL_REV:
@@ -731,13 +732,7 @@ def raw_filediff(repo: HgRepo, key: str, path: str) -> bytes:
     info, rev, changeset, files, wanted, found = _file_at(repo, key, path)
     if found is None and wanted not in changeset.files:
         raise not_in_manifest(wanted, info.cl.node(rev))
-    out = [b"\n"]
-    for diff in file_diffs(repo, rev, files, wanted):
-        out.append(diff.label + b"\n")
-        out.extend(line + b"\n" for line in diff.header)
-        out.extend(diff.hunks)
-    out.append(b"\n\n\n\n")
-    return b"".join(out)
+    return b"\n" + b"".join(raw_diff_lines(file_diffs(repo, rev, files, wanted))) + b"\n\n\n\n"
 
 
 FILELOG = "json-filelog"
@@ -774,9 +769,7 @@ def file_history(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, revco
             top -= 1
         if top < 0:
             raise not_in_manifest(wanted, node)
-    if revcount is None:
-        revcount = web_int(repo, b"maxshortchanges", MAX_SHORT_CHANGES)
-    revcount = min(max(revcount, 1), MAX_REVCOUNT)
+    revcount = page_count(repo, revcount, b"maxshortchanges", MAX_SHORT_CHANGES)
     history: list[tuple[int, bytes]] = []
     for file_rev in range(top, max(0, top + 1 - revcount) - 1, -1):
         linkrev = filelog.linkrev(file_rev)
@@ -1011,13 +1004,16 @@ def raw_rev(repo: HgRepo, key: str) -> bytes:
               b"# Node ID " + binascii.hexlify(node),
               b"".join(b"# Parent  " + binascii.hexlify(p) for p in (p1, p2) if p != NULL_NODE),
               changeset.description, b""]
-    out = [b"\n".join(lines) + b"\n"]
-    for diff in file_diffs(repo, rev, files):
-        out.append(diff.label + b"\n")
-        out.extend(line + b"\n" for line in diff.header)
-        out.extend(diff.hunks)
-    out.append(b"\n")
-    return b"".join(out)
+    return b"\n".join(lines) + b"\n" + b"".join(raw_diff_lines(file_diffs(repo, rev, files))) + b"\n"
+
+
+def raw_diff_lines(diffs: Iterator[FileDiff]) -> Iterator[bytes]:
+    """A diff's lines as hgweb's raw style writes them: each file's ``diff`` line, its other header
+    lines and its hunks, every file, whether or not it has hunks."""
+    for diff in diffs:
+        yield diff.label + b"\n"
+        yield from (line + b"\n" for line in diff.header)
+        yield from diff.hunks
 
 
 @dataclass(frozen=True, slots=True)
