@@ -24,7 +24,7 @@ import heapq
 from dataclasses import dataclass
 
 from backends.hg.archive import file_data, file_parents
-from backends.hg.linediff import blocks, clean_whitespace, split_lines
+from backends.hg.linediff import Whitespace, blocks, split_lines
 from backends.hg.repository import HgRepo
 from protocols.errors import UnsupportedFeature
 
@@ -50,20 +50,6 @@ class Line:
     text: bytes
 
 
-@dataclass(frozen=True)
-class Whitespace:
-    """hg's whitespace switches for annotate (``?ignorews=``, ``[annotate] ignorews``...): lines
-    that differ only so still match.  ``ignoreblanklines`` changes no annotation (hg's blank
-    blocks stay the child's as changed ones do)."""
-
-    ignorews: bool = False
-    ignorewsamount: bool = False
-    ignorewseol: bool = False
-
-    def clean(self, text: bytes) -> bytes:
-        return clean_whitespace(text, self.ignorews, self.ignorewsamount, self.ignorewseol)
-
-
 @dataclass
 class _Annotated:
     origins: list[Origin]
@@ -75,7 +61,9 @@ class _Annotated:
 def annotate(repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, path: bytes, file_node: bytes,
              binary_text: bytes, whitespace: Whitespace | None = None) -> list[Line]:
     """The lines of ``path`` (file node ``file_node``) at changeset ``rev``; ``parents_of`` each
-    changeset's parents; ``binary_text`` the line a file with a NUL byte is shown as."""
+    changeset's parents; ``binary_text`` the line a file with a NUL byte is shown as;
+    ``whitespace`` hg's switches (``ignoreblanklines`` changes no annotation: hg's blank-only
+    changes stay the child's, as changed lines do)."""
     text = file_data(repo, path, file_node)
     if b"\0" in text:  # the revision's own linkrev, not adjusted (hgweb's way)
         filelog = repo.filelog(path)
@@ -169,7 +157,7 @@ class _Walk:
             visit.pop()
             text = base_text if here is base else file_data(self.repo, here.path, here.node)
             lines = split_lines(text)
-            compared = split_lines(self.whitespace.clean(text)) if self.whitespace != Whitespace() else lines
+            compared = split_lines(self.whitespace.clean(text)) if self.whitespace.cleans else lines
             current = _Annotated([here] * len(lines), list(range(1, len(lines) + 1)), lines, compared)
             for parent in parents[key(here)]:
                 before = done[key(parent)]

@@ -29,6 +29,7 @@ import itertools
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 WINDOW = 30000
 """Old lines a region's search reads at most (its last ones)."""
@@ -69,6 +70,36 @@ def clean_whitespace(text: bytes, ignore_all: bool = False, ignore_amount: bool 
     if ignore_eol:
         text = re.sub(rb"[ \t\r\f]+\n", b"\n", text)
     return text
+
+
+@dataclass(frozen=True)
+class Whitespace:
+    """hg's whitespace switches (``[diff]``, ``[annotate]``, hgweb's ``?ignorews=``...): lines that
+    differ only by their whitespace are matched once ``clean``; with ``ignoreblanklines`` a change
+    whose sides differ only by blank lines is not one (``blank_only``, hg's ``~`` blocks)."""
+
+    ignorews: bool = False
+    ignorewsamount: bool = False
+    ignorewseol: bool = False
+    ignoreblanklines: bool = False
+
+    @property
+    def cleans(self) -> bool:
+        """Whether ``clean`` changes any text."""
+        return self.ignorews or self.ignorewsamount or self.ignorewseol
+
+    def clean(self, text: bytes) -> bytes:
+        """hg's ``wsclean`` of a whole text (its lines kept)."""
+        return clean_whitespace(text, self.ignorews, self.ignorewsamount, self.ignorewseol)
+
+    def blank_only(self, old: Sequence[bytes], new: Sequence[bytes]) -> bool:
+        """Whether two runs of lines are the same once cleaned and their blank lines dropped."""
+        def cleaned(lines: Sequence[bytes]) -> bytes:
+            text = clean_whitespace(b"".join(lines), self.ignorews, self.ignorewsamount)
+            text = re.sub(rb"\n+", b"\n", text).strip(b"\n")
+            return clean_whitespace(text, ignore_eol=self.ignorewseol)
+
+        return cleaned(old) == cleaned(new)
 
 
 def _half(total: int) -> int:

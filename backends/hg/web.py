@@ -22,11 +22,10 @@ import difflib
 import hashlib
 import heapq
 import mimetypes
-import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from backends.hg import linediff
@@ -463,16 +462,15 @@ WHITESPACE_SWITCHES = (b"ignorews", b"ignorewsamount", b"ignorewseol", b"ignoreb
 """hgweb's annotate query switches (``?ignorews=1``), over the hgrc's ``[annotate]`` ones."""
 
 
-def whitespace_of(repo: HgRepo, switches: Mapping[bytes, bytes] | None) -> Any:
+def whitespace_of(repo: HgRepo, switches: Mapping[bytes, bytes] | None) -> linediff.Whitespace:
     """The whitespace switches of an annotation: the hgrc's ``[annotate]``, then the query's (a
     value hg cannot read as a boolean is true)."""
-    from backends.hg.annotate import Whitespace
-
     chosen = {name: repo.hgrc_bool(b"annotate", name, False) for name in WHITESPACE_SWITCHES[:3]}
+    chosen[b"ignoreblanklines"] = False  # changes no annotation (linediff.Whitespace): not read
     for name, value in (switches or {}).items():
         if name in chosen:
             chosen[name] = BOOLEANS.get(value.lower(), True)
-    return Whitespace(*(chosen[name] for name in WHITESPACE_SWITCHES[:3]))
+    return linediff.Whitespace(*(chosen[name] for name in WHITESPACE_SWITCHES))
 
 
 def _annotation(repo: HgRepo, key: str, path: str, switches: Mapping[bytes, bytes] | None = None
@@ -1043,10 +1041,7 @@ class DiffOptions:
     nodates: bool = False
     context: int = CONTEXT
     showfunc: bool = False
-    ignorews: bool = False
-    ignorewsamount: bool = False
-    ignorewseol: bool = False
-    ignoreblanklines: bool = False
+    whitespace: linediff.Whitespace = field(default_factory=linediff.Whitespace)
 
 
 def diff_options(repo: HgRepo) -> DiffOptions:
@@ -1059,7 +1054,7 @@ def diff_options(repo: HgRepo) -> DiffOptions:
     unified = section.get(b"unified", b"").strip()
     return DiffOptions(flag(b"git"), flag(b"noprefix"), flag(b"nodates"),
                        int(unified) if unified.isdigit() and len(unified) < 6 else CONTEXT, flag(b"showfunc"),
-                       flag(b"ignorews"), flag(b"ignorewsamount"), flag(b"ignorewseol"), flag(b"ignoreblanklines"))
+                       linediff.Whitespace(*(flag(name) for name in WHITESPACE_SWITCHES)))
 
 
 GIT_MODES = {b"l": b"120000", b"x": b"100755", b"": b"100644"}
@@ -1208,7 +1203,7 @@ def _unidiff(old: bytes | None, old_date: bytes, new: bytes | None, new_date: by
         return [], [b"Binary file %s has changed\n" % path1]
     first = b"--- /dev/null%s" % tag(epoch) if old is None else b"--- %s%s%s" % (a_prefix, path1, tag(old_date, path1))
     second = b"+++ /dev/null%s" % tag(epoch) if new is None else b"+++ %s%s%s" % (b_prefix, path2, tag(new_date, path2))
-    hunks = unified_hunks(old or b"", new or b"", opts.context, opts.showfunc, opts)
+    hunks = unified_hunks(old or b"", new or b"", opts.context, opts.showfunc, opts.whitespace)
     if not hunks:
         return [], []
     return [first, second], hunks
@@ -1245,20 +1240,8 @@ def _diff_date(when: float, tz: int) -> bytes:
     return (time.strftime("%a %b %d %H:%M:%S %Y ", local) + f"{sign}{minutes // 60:02d}{minutes % 60:02d}").encode()
 
 
-def _blank_only(old: Sequence[bytes], new: Sequence[bytes], ws: DiffOptions) -> bool:
-    """hg's ``~`` block: the two sides are the same once cleaned and their blank lines dropped."""
-    def cleaned(lines: Sequence[bytes]) -> bytes:
-        text = b"".join(lines)
-        if ws.ignorews or ws.ignorewsamount:
-            text = linediff.clean_whitespace(text, ws.ignorews, ws.ignorewsamount)
-        text = re.sub(rb"\n+", b"\n", text).strip(b"\n")
-        return linediff.clean_whitespace(text, ignore_eol=ws.ignorewseol)
-
-    return cleaned(old) == cleaned(new)
-
-
 def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show_function: bool = False,
-                  whitespace: DiffOptions | None = None) -> list[bytes]:
+                  whitespace: linediff.Whitespace | None = None) -> list[bytes]:
     """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: ``context`` lines (3),
     changes closer than that joined into one hunk, counts always written, a last line without
     its end followed by the line ``\\ No newline at end of file``; each line is one item.  With
@@ -1268,19 +1251,15 @@ def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show
     cleaned, and with ``ignoreblanklines`` a change that differs only by blank lines is left out
     (the new side's line numbers of the hunks after it counted as if it had not changed)."""
     old, new = linediff.split_lines(old_text), linediff.split_lines(new_text)
-    ws = whitespace
-    cleaning = ws is not None and (ws.ignorews or ws.ignorewsamount or ws.ignorewseol)
+    ws = whitespace or linediff.Whitespace()
     matched_old, matched_new = old, new
-    if ws is not None and cleaning:
-        matched_old = linediff.split_lines(linediff.clean_whitespace(old_text, ws.ignorews, ws.ignorewsamount,
-                                                                     ws.ignorewseol))
-        matched_new = linediff.split_lines(linediff.clean_whitespace(new_text, ws.ignorews, ws.ignorewsamount,
-                                                                     ws.ignorewseol))
+    if ws.cleans:
+        matched_old, matched_new = linediff.split_lines(ws.clean(old_text)), linediff.split_lines(ws.clean(new_text))
     changes = []  # (old start, old end, new start, new end, new start shown, new end shown)
     a_end = b_end = ignored = 0
     for a1, a2, b1, b2 in linediff.blocks(matched_old, matched_new):
         if a1 > a_end or b1 > b_end:
-            if ws is not None and ws.ignoreblanklines and _blank_only(old[a_end:a1], new[b_end:b1], ws):
+            if ws.ignoreblanklines and ws.blank_only(old[a_end:a1], new[b_end:b1]):
                 ignored += (b1 - b_end) - (a1 - a_end)
             else:
                 changes.append((a_end, a1, b_end, b1, b_end - ignored, b1 - ignored))

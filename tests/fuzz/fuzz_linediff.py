@@ -7,7 +7,7 @@ each node to its parents."""
 from __future__ import annotations
 
 from backends.hg import linediff, webgraph
-from backends.hg.web import DiffOptions, unified_hunks
+from backends.hg.web import unified_hunks
 
 from .harness import Finding, Target
 
@@ -75,9 +75,8 @@ def run(data: bytes) -> None:
         if cleaned.count(b"\n") != old.count(b"\n"):
             raise Finding("whitespace cleaning changed the number of lines")
     switches = data[:1][0] if data else 0  # the first byte picks [diff] settings for one more diff
-    opts = DiffOptions(ignorews=bool(switches & 1), ignorewsamount=bool(switches & 2), ignorewseol=bool(switches & 4),
-                       ignoreblanklines=bool(switches & 8), showfunc=bool(switches & 16), context=switches % 5)
-    for line in unified_hunks(old, new, opts.context, opts.showfunc, opts):
+    whitespace = linediff.Whitespace(bool(switches & 1), bool(switches & 2), bool(switches & 4), bool(switches & 8))
+    for line in unified_hunks(old, new, switches % 5, bool(switches & 16), whitespace):
         if line[:1] not in (b" ", b"-", b"+", b"@", b"\\") or not line.endswith(b"\n"):
             raise Finding(f"a diff line {line[:40]!r} is not a hunk's")
     # a DAG from the bytes: node n's parents are earlier nodes the bytes name
