@@ -20,10 +20,10 @@ Blocking (revlog reads); the whole history of the file is read (``MAX_FILE_REVIS
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
-from backends.hg.archive import file_data, file_parents
+from backends.hg.archive import adjusted_linkrev, file_data, file_parents
+from backends.hg.graph import ancestors_mask
 from backends.hg.linediff import Whitespace, blocks, split_lines
 from backends.hg.repository import HgRepo
 from protocols.errors import UnsupportedFeature
@@ -78,47 +78,13 @@ class _Walk:
         self.repo = repo
         self.whitespace = whitespace
         self.parents_of = parents_of
-        self.members = self._ancestors([rev], 0)  # hg's "ancestry context": the annotated changeset's
-        self.cl = repo.changelog()
-
-    def _ancestors(self, starts: list[int], lowest: int) -> set[int]:
-        seen: set[int] = set()
-        pending = [s for s in starts if s >= lowest]
-        while pending:
-            at = pending.pop()
-            if at in seen:
-                continue
-            seen.add(at)
-            pending.extend(p for p in self.parents_of[at] if p >= lowest and p not in seen)
-        return seen
+        self.ancestry = ancestors_mask(parents_of, [rev])  # hg's "ancestry context": the annotated changeset's
 
     def adjusted(self, path: bytes, node: bytes, source: int, inclusive: bool = False) -> int:
-        """hg's adjusted linkrev of a file revision met from changeset ``source``."""
-        filelog = self.repo.filelog(path)
-        linkrev = filelog.linkrev(filelog.rev(node))
-        if linkrev == source:
-            return linkrev
-        if inclusive:  # hg's introrev: no ancestry context yet, the source's own ancestors
-            if linkrev in self._ancestors([source], linkrev):
-                return linkrev
-        elif linkrev in self.members:
-            return linkrev
-        starts = [source] if inclusive else [p for p in self.parents_of[source] if p >= 0]
-        pending = [-s for s in starts if s >= linkrev]
-        heapq.heapify(pending)
-        seen: set[int] = set()
-        while pending:  # the ancestors down to the linkrev, newest first
-            at = -heapq.heappop(pending)
-            if at in seen:
-                continue
-            seen.add(at)
-            changeset = self.repo.changeset(self.cl, at)
-            if path in changeset.files and _manifest_node(self.repo, at, path) == node:
-                return at
-            for parent in self.parents_of[at]:
-                if parent >= linkrev and parent not in seen:
-                    heapq.heappush(pending, -parent)
-        return linkrev
+        """hg's adjusted linkrev of a file revision met from changeset ``source``: for the walk's
+        start (hg's ``introrev``) the source's own ancestors, else the ancestry context's."""
+        return adjusted_linkrev(self.repo, self.parents_of, path, node, source, inclusive,
+                                None if inclusive else self.ancestry)
 
     def parents(self, child: Origin) -> list[Origin]:
         return [Origin(path, node, self.adjusted(path, node, child.rev))
@@ -179,9 +145,3 @@ class _Walk:
 def _key(origin: Origin) -> tuple[bytes, bytes]:
     """hg's identity of a file revision: path and node (not the changeset it was met through)."""
     return origin.path, origin.node
-
-
-def _manifest_node(repo: HgRepo, rev: int, path: bytes) -> bytes | None:
-    from backends.hg.archive import manifest_at
-
-    return next((node for entry_path, node, _flags in manifest_at(repo, rev)[1] if entry_path == path), None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import bz2
+import heapq
 import re
 import stat
 import struct
@@ -186,6 +187,40 @@ def file_parents(repo: HgRepo, path: bytes, node: bytes) -> list[tuple[bytes, by
         if b"copy" in meta and b"copyrev" in meta:
             parents.insert(0, (meta[b"copy"], binascii.unhexlify(meta[b"copyrev"])))
     return parents
+
+
+def adjusted_linkrev(repo: HgRepo, parents_of: Sequence[tuple[int, int]], path: bytes, node: bytes, source: int,
+                     inclusive: bool, ancestry: bytearray | None = None) -> int:
+    """hg's adjusted linkrev of a file revision met from changeset ``source``: its linkrev when
+    that is ``source`` or one of its ancestors (with ``inclusive``; else its parents' ancestors),
+    or, given ``ancestry`` (hg's ancestry context, ``graph.ancestors_mask``), one of its; else the nearest such ancestor
+    that touched ``path`` and holds this revision of it (the same file revision made on two
+    branches is stored once, with the first one's linkrev).  ``parents_of``: each changeset's parents."""
+    filelog = repo.filelog(path)
+    linkrev = filelog.linkrev(filelog.rev(node))
+    if linkrev == source:
+        return linkrev
+    ancestors: list[int] = []  # descending, down to linkrev
+    seen: set[int] = set()
+    pending = [-source] if inclusive else [-p for p in parents_of[source] if p >= linkrev]
+    heapq.heapify(pending)
+    while pending:
+        at = -heapq.heappop(pending)
+        if at in seen:
+            continue
+        seen.add(at)
+        ancestors.append(at)
+        for parent in parents_of[at]:
+            if parent >= linkrev and parent not in seen:
+                heapq.heappush(pending, -parent)
+    if (ancestry[linkrev] if ancestry is not None else linkrev in seen):
+        return linkrev
+    cl = repo.changelog()
+    for at in ancestors:
+        if path in repo.changeset(cl, at).files and next(
+                (n for p, n, _f in manifest_at(repo, at)[1] if p == path), None) == node:
+            return at
+    return linkrev
 
 
 def file_data(repo: HgRepo, path: bytes, node: bytes) -> bytes:

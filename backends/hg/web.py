@@ -20,7 +20,6 @@ import base64
 import binascii
 import difflib
 import hashlib
-import heapq
 import mimetypes
 import time
 import zlib
@@ -29,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from backends.hg import linediff
+from backends.hg.archive import adjusted_linkrev, file_data, file_parents, file_size, manifest_at, resolve
 from backends.hg.archive import allowed as archive_allowed
-from backends.hg.archive import file_data, file_parents, file_size, manifest_at, resolve
 from backends.hg.changelog import Changeset
 from backends.hg.graph import NULL_REV
 from backends.hg.keys import BOOLEANS
@@ -938,44 +937,12 @@ def _file_parents(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_n
     """The changesets hgweb lists as a file's parents at changeset ``rev``: the one that brought this
     file revision, when it is not ``rev`` itself; else those that brought its parent revisions (the
     source of a copy first), each as seen from ``rev`` (hg's ``introrev``)."""
-    intro = _introduced(repo, info, rev, path, file_node, inclusive=True)
+    parents_of = info.views.parents
+    intro = adjusted_linkrev(repo, parents_of, path, file_node, rev, inclusive=True)
     if intro != rev:
         return [intro]
-    return [_introduced(repo, info, rev, p_path, p_node, inclusive=False)
+    return [adjusted_linkrev(repo, parents_of, p_path, p_node, rev, inclusive=False)
             for p_path, p_node in file_parents(repo, path, file_node)]
-
-
-def _introduced(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_node: bytes, inclusive: bool) -> int:
-    """hg's adjusted linkrev: the file revision's linkrev when that changeset is ``rev`` (with
-    ``inclusive``) or one of its ancestors, else the nearest ancestor that touched ``path`` and has
-    this revision of it (the same file revision made on two branches is stored once)."""
-    filelog = repo.filelog(path)
-    linkrev = filelog.linkrev(filelog.rev(file_node))
-    if linkrev == rev:
-        return rev
-    parents = info.views.parents
-    ancestors: list[int] = []  # descending, down to linkrev
-    seen: set[int] = set()
-    pending = [-rev] if inclusive else [-p for p in parents[rev] if p >= linkrev]
-    heapq.heapify(pending)
-    while pending:
-        at = -heapq.heappop(pending)
-        if at in seen:
-            continue
-        seen.add(at)
-        ancestors.append(at)
-        for parent in parents[at]:
-            if parent >= linkrev and parent not in seen:
-                heapq.heappush(pending, -parent)
-    if linkrev in seen:
-        return linkrev
-    for at in ancestors:
-        changeset = repo.changeset(info.cl, at)
-        if path in changeset.files:
-            entries = {p: n for p, n, _f in manifest_at(repo, at)[1]}
-            if entries.get(path) == file_node:
-                return at
-    return linkrev
 
 
 # --- raw-rev: a changeset as ``hg export`` writes it (hgweb's raw style) ------------------------
