@@ -28,7 +28,7 @@ from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
 from backends.hg.linediff import blocks, split_lines
-from backends.hg.web import MAX_PATCH_TEXT, guessed_type, unified_hunks
+from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type, unified_hunks
 from backends.interfaces import GitRepository
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
@@ -178,11 +178,11 @@ class GitPages:
         try:
             entries = [self.entry(self.resolve(query.decode("utf-8", "surrogateescape")))]
         except ProtocolError:
-            words = _fold(query).split()
+            words = fold(query).split()
             if self.head is not None:
                 for oid in self._walk(self.head, MAX_SEARCHED):
                     commit = self._commit(oid)
-                    fields = (_fold(commit.author), _fold(commit.committer), _fold(commit.message))
+                    fields = (fold(commit.author), fold(commit.committer), fold(commit.message))
                     if all(any(word in field for field in fields) for word in words):
                         entries.append(self.entry(oid))
                         if len(entries) >= count:
@@ -535,14 +535,6 @@ def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[di
 def _flags(mode: int) -> str:
     """A tree entry's mode as a Mercurial manifest's flags: ``l`` a link, ``x`` an executable."""
     return "l" if stat.S_ISLNK(mode) else "x" if mode & 0o111 else ""
-
-
-def _fold(text: bytes) -> bytes:
-    """Text case folded as the Mercurial search folds it (UTF-8's characters, else ASCII)."""
-    try:
-        return text.decode("utf-8").lower().encode("utf-8")
-    except UnicodeError:
-        return text.lower()
 
 
 def _text(raw: bytes) -> str:

@@ -613,7 +613,7 @@ def search_mode(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> tu
     if any(mark in query for mark in REVSET_MARKS):
         raise ProtocolError("revset search is not served here; search with words, or clone the repository "
                             "and use hg log -r", 404)
-    words = _fold(query).split()
+    words = fold(query).split()
     found: list[int] = []
     visible = info.views.visible
     for top in range(len(info.cl) - 1, 0, -100):
@@ -621,7 +621,7 @@ def search_mode(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> tu
             if not visible[rev]:
                 continue
             changeset = repo.changeset(info.cl, rev)
-            fields = (_fold(changeset.user), _fold(changeset.description), _fold(b" ".join(changeset.files)))
+            fields = (fold(changeset.user), fold(changeset.description), fold(b" ".join(changeset.files)))
             if all(any(word in field for field in fields) for word in words):
                 found.append(rev)
                 if len(found) >= count:
@@ -629,7 +629,7 @@ def search_mode(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> tu
     return KEYWORD_SEARCH, found
 
 
-def _fold(text: bytes) -> bytes:
+def fold(text: bytes) -> bytes:
     """hg's ``encoding.lower`` (UTF-8): ASCII lowered, else the text's characters, else its ASCII."""
     if text.isascii():
         return text.lower()
