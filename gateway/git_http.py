@@ -103,9 +103,11 @@ def _set_headers(request: server.Request, content_type: str) -> None:
         request.setHeader(name, value)
 
 
-def fail_request(failure: Failure, request: server.Request, repo: str, proto: str = PROTO) -> None:
+def fail_request(failure: Failure, request: server.Request, repo: str, proto: str = PROTO,
+                 shape: Callable[[str], tuple[bytes, bytes]] | None = None) -> None:
     """Answer an error that happened before any response byte was written (also the
-    repository page's, ``gateway.repo_page``, logged as its ``proto``)."""
+    repository page's, ``gateway.repo_page``, logged as its ``proto``); ``shape``: the body and
+    content type the message is sent as (else plain text; a 401 is always plain)."""
     exc = failure.value
     assert exc is not None
     if request.finished or request._disconnected:
@@ -121,7 +123,11 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
         send_unauthorized(request, message)
     else:
         retry_after(request, exc)
-        send_error(request, status, message)
+        if shape is None:
+            send_error(request, status, message)
+        else:
+            body, content_type = shape(message)
+            send_error(request, status, message, content_type, body=body)
 
 
 def _context(front: HttpFront, request: server.Request, route: Route, user: str | None) -> SessionContext:
@@ -373,13 +379,13 @@ class HttpChannel:
 
     def _request_gone(self, result: object) -> None:
         if self._done:
-            return None
+            return
         self._done = True
         self._log("disconnected")
         self._close_body()
         if self._session is not None:
             self._session.connection_lost()
-        return None
+        return
 
     def _close_body(self) -> None:
         body, self._body = self._body, _EMPTY

@@ -28,9 +28,9 @@ from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
 from backends.interfaces import GitRepository, Kind
 from gateway.auth import Access
-from gateway.git_http import fail_request, http_status
+from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
-from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, site_url
+from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.policy import check_exported, git_archives
 from gateway.protected import read_base_hgrc
 from gateway.threads import IteratorProducer, run_blocking
@@ -233,7 +233,7 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     d.addCallback(page_queued, lambda user: hg_web.page(readable_repo(front, route, user), route.service,
                                                          revcount, url, context, query, switches), request)
     d.addCallback(_send_page, request, route)
-    d.addErrback(_fail_page, request, route)
+    d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO, error_shape(route.service))
 
 
 def annotate_switches(request: server.Request) -> dict[bytes, bytes]:
@@ -245,36 +245,16 @@ MAX_QUERY = 1000
 """Bytes of a log's search (``?rev=``)."""
 
 
-def _fail_page(failure: Failure, request: server.Request, route: Route) -> None:
-    """A page's error: a JSON page's as hgweb's json style writes one (``{"error": MESSAGE}``, the
-    status hg serve gives), a raw page's as its raw style does (``error: MESSAGE``), others as
-    plain text."""
-    raw_style = route.service.startswith("raw-")
-    if not (route.service.startswith("json-") or raw_style) or isinstance(failure.value, Unauthorized):
-        fail_request(failure, request, route.repo, WEB_PAGE_PROTO)
-        return
-    exc = failure.value
-    assert exc is not None
-    if request.finished or request._disconnected:
-        return
-    status = http_status(exc)
-    message = "internal error" if status == 500 else str(exc)
-    if status == 500:
-        log.failure("{proto} on {repo}", failure, proto=WEB_PAGE_PROTO, repo=route.repo)
-    log.info("{proto} {repo}: {outcome}", proto=WEB_PAGE_PROTO, repo=route.repo,
-             outcome=f"refused {status}: {message}")
-    retry_after(request, exc)
-    if raw_style:  # hgweb's raw style of an error
-        body = b"\nerror: %s\n" % message.encode("utf-8", "surrogateescape")
-    else:
-        body = b'{\n"error": %s\n}' % hg_web.json_string(message.encode("utf-8", "surrogateescape"))
-    request.setResponseCode(status)
-    request.setHeader(b"Content-Type", b"text/plain; charset=UTF-8" if raw_style else b"application/json")
-    request.setHeader(b"Content-Length", b"%d" % len(body))
-    request.setHeader(b"Cache-Control", b"no-cache")
-    if request.method != b"HEAD":
-        request.write(body)
-    request.finish()
+def error_shape(service: str) -> Callable[[str], tuple[bytes, bytes]] | None:
+    """How a page's error is written: a JSON page's as hgweb's json style writes one (``{"error":
+    MESSAGE}``), a raw page's as its raw style does (``error: MESSAGE``); None for plain text."""
+    if service.startswith("json-"):
+        return lambda message: (b'{\n"error": %s\n}' % hg_web.json_string(message.encode("utf-8", "surrogateescape")),
+                                b"application/json")
+    if service.startswith("raw-"):
+        return lambda message: (b"\nerror: %s\n" % message.encode("utf-8", "surrogateescape"),
+                                b"text/plain; charset=UTF-8")
+    return None
 
 
 def page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request

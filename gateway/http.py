@@ -444,10 +444,12 @@ def retry_after(request: server.Request, exc: BaseException) -> None:
 
 
 def send_error(request: server.Request, status: int, message: str, content_type: bytes = b"text/plain; charset=utf-8",
-               phrase: bool = False) -> None:
+               phrase: bool = False, body: bytes | None = None) -> None:
     """Finish a request with a short plain-text error (git prints it to the user); with ``phrase``,
-    the message is the status line's reason too (what hg prints)."""
-    body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
+    the message is the status line's reason too (what hg prints); ``body``: the message in another
+    shape (hgweb's JSON or raw error), with its ``content_type``."""
+    if body is None:
+        body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
     request.setResponseCode(status, reason_phrase(message) if phrase else MISSING_PHRASES.get(status))
     request.setHeader(b"Content-Type", content_type)
     request.setHeader(b"Content-Length", str(len(body)).encode())
