@@ -19,12 +19,14 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import server
 
+from backends.hg.keys import BOOLEANS
+from backends.hg.repository import HgRepo
 from backends.hg.web import config_list, json_string
 from backends.interfaces import NULL_NODE, Kind
 from backends.names import strip_git_suffix
 from gateway.auth import Access
 from gateway.git_http import fail_request
-from gateway.hg_archive import page_queued
+from gateway.hg_archive import page_queued, readable_any
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.policy import check_exported, repository_index
@@ -155,23 +157,18 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
     if not front.authorizer.allows(user, name, "git-http" if git_named else "hg-http", Access.READ):
         return None
     try:
-        repo = front.config.backend.open(name)
-        if repo.kind is Kind.HG:
-            check_web_access(repo, user, PULL)
-            settings = repo.web_settings() if hasattr(repo, "web_settings") else {}
-            if settings.get(b"hidden", b"").strip().lower() in (b"1", b"yes", b"true", b"on", b"always"):
+        repo = readable_any(front, Route(RouteKind.REPO_PAGE, name), user)  # as the repository's own pages
+        if isinstance(repo, HgRepo):
+            settings = repo.web_settings()
+            if BOOLEANS.get(settings.get(b"hidden", b"").strip().lower(), False):
                 return None
             description = settings.get(b"description", b"").decode("utf-8", "replace")
             contact = settings.get(b"contact", b"").decode("utf-8", "replace")
             labels = [label.decode("utf-8", "replace") for label in config_list(settings.get(b"labels", b""))]
             changed = _hg_last_change(repo)
             shown = name
-        elif repo.kind is Kind.GIT:
+        else:
             if not git_named and not front.authorizer.allows(user, name, "git-http", Access.READ):
-                return None
-            check_exported(front.authorizer, "git-http", name, repo)
-            enabled = getattr(repo, "http_service_enabled", None)
-            if enabled is not None and enabled("git-upload-pack") is False:
                 return None
             from backends.git_web import GitPages
 
@@ -180,8 +177,6 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
             changed = pages.entry(pages.head)["date"] if pages.head is not None else None
             shown = name if git_named else name + ".git"
             contact, labels = "", []
-        else:
-            return None
     except (HgwireError, OSError):  # unreadable, refused, or removed meanwhile: not listed
         return None
     return {"name": shown, "kind": "git" if repo.kind is Kind.GIT else "hg", "description": description[:300],
