@@ -86,8 +86,13 @@ def _page(repo: str, url: str, title: str, body: str, git: bool = False) -> byte
         pages.append(("bookmarks", "bookmarks"))
     nav = " ".join(_link(f"{url}/{page}", label) for page, label in pages)
     home = _link(url, '<span class="repo">' + _text(repo) + "</span>")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{_text(repo)}: {_text(title)}</title>"
-            f"<style>{STYLE}</style></head>\n<body><header>{home}{nav}</header>\n<main>{body}</main></body></html>\n"
+    return _document(f"{_text(repo)}: {_text(title)}", home + nav, body)
+
+
+def _document(title: str, header: str, body: str) -> bytes:
+    """An HTML page: its (escaped) title, the header bar's links, the body."""
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>"
+            f"<style>{STYLE}</style></head>\n<body><header>{header}</header>\n<main>{body}</main></body></html>\n"
             ).encode("utf-8", "replace")
 
 
@@ -126,10 +131,7 @@ def index(url: str, entries: Sequence[Data], more: int = 0) -> bytes:
             + "".join(rows) + "</table>") if rows else "<p>There is no repository you may read here yet.</p>"
     if more:
         body += f"<p>… and {more} more.</p>"
-    home = _link(url + "/", '<span class="repo">hgwire</span>')
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Repositories</title>"
-            f"<style>{STYLE}</style></head>\n<body><header>{home}</header>\n<main><h2>Repositories</h2>{body}"
-            "</main></body></html>\n").encode("utf-8", "replace")
+    return _document("Repositories", _link(url + "/", '<span class="repo">hgwire</span>'), f"<h2>Repositories</h2>{body}")
 
 
 def summary(repo: str, url: str, data: Data, git: bool = False) -> bytes:
