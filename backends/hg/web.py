@@ -582,9 +582,6 @@ NULL_ENTRY = _object([("node", b'"%s"' % binascii.hexlify(NULL_NODE)), ("date", 
                       ("branch", b'"default"'), ("bookmarks", b"[]"), ("tags", b"[]"), ("user", b'""'),
                       ("phase", b'"public"'), ("parents", b"[]")])
 """The null revision as hgweb's search lists it (``?rev=null``)."""
-REVSET_MARKS = (b"(", b")", b":", b"&", b"|", b"!", b"~", b"^")
-"""Characters of revset syntax: hgweb evaluates such a query as a revset (``user(ann)``,
-``1::5``), which hgwire does not."""
 
 
 def search(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> list[int]:
@@ -594,6 +591,7 @@ def search(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> list[in
 
 EXACT_SEARCH = b"exact revision search"
 KEYWORD_SEARCH = b"literal keyword search"
+REVSET_SEARCH = b"revset expression search"
 
 
 def search_mode(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> tuple[bytes, list[int]]:
@@ -601,7 +599,10 @@ def search_mode(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> tu
     a bookmark, a branch; ``null`` too) finds it; else each changeset, newest first, whose user, description or
     file names hold every word of the query (case folded); in hgweb's order, 100 revisions at a
     time from the newest block (whose quirk leaves revision 0 out when the revisions number 1, or
-    1 more than a multiple of 100).  A revset is refused (404)."""
+    1 more than a multiple of 100).  A revset (``backends.hg.revset``) finds its revisions, in its order
+    reversed; one hgwire does not evaluate is refused (404)."""
+    from backends.hg import revset
+
     try:
         node = repo.lookup(query)
     except KeyError:
@@ -610,9 +611,12 @@ def search_mode(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> tu
         return EXACT_SEARCH, [NULL_REV]
     if node is not None and info.views.visible[info.cl.rev(node)]:
         return EXACT_SEARCH, [info.cl.rev(node)]
-    if any(mark in query for mark in REVSET_MARKS):
-        raise ProtocolError("revset search is not served here; search with words, or clone the repository "
-                            "and use hg log -r", 404)
+    try:
+        revs = revset.search_revs(repo, query)
+    except revset.NotServed as e:
+        raise ProtocolError(str(e), 404) from e
+    if revs is not None:
+        return REVSET_SEARCH, revs[:count]
     words = fold(query).split()
     found: list[int] = []
     visible = info.views.visible

@@ -260,6 +260,7 @@ def test_a_style_on_a_page_url_is_that_style_s_page(served: tuple[RunningServer,
 RAW_PAGES = ["?style=raw", "log?style=raw", "changelog?style=raw", "shortlog?style=raw", "log/3?style=raw",
              "log?style=raw&revcount=2", "log/tip?style=raw&revcount=100", "log?style=raw&rev=merge",
              "log?style=raw&rev=side", "log?style=raw&rev=null", "changelog?style=raw&rev=a.txt",
+             "log?style=raw&rev=user%28t%29+or+0", "log?style=raw&rev=fix+%28typo%29",
              *(f"diff/{rev}/{path}?style=raw" for rev in (0, 2, 4, 5, 6) for path in
                ("a.txt", "copied.txt", "bin.dat", "noeol.txt", "long.txt", "only/one/x.txt")),
              "filediff/6/long.txt?style=raw", "file/tip/a.txt?style=raw", "file/2/deep?style=raw", "file/1?style=raw"]
@@ -267,9 +268,11 @@ RAW_PAGES = ["?style=raw", "log?style=raw", "changelog?style=raw", "shortlog?sty
 
 SEARCHES = ["merge", "MERGE", "side", "same+file", "a.txt", "DEEP/er", "t", "ann%40example", "", "+", "nosuch",
             "body+%3Cb%3E", "line", "0", "1", "v1", "book", "tip", "side", "default", "mine", "null",
-            "exec%2C", "merge&revcount=1", "e&revcount=3", "e&revcount=0", "e&revcount=x"]
+            "exec%2C", "merge&revcount=1", "e&revcount=3", "e&revcount=0", "e&revcount=x", "user(t)",
+            "merge%28%29", "side%3A%3A", "fix+%28typo%29", "Merge%3A+side"]
 """Queries hgweb's search answers: words (case folded, all of them), file names, users, nothing,
-revisions by number, tag, bookmark, branch, local tag; and the count."""
+revisions by number, tag, bookmark, branch, local tag; and the count; revsets, and words that only
+look like one."""
 
 
 def test_a_log_s_search_finds_what_hg_serve_finds(served: tuple[RunningServer, Path], client: Client) -> None:
@@ -292,6 +295,6 @@ def test_a_log_s_search_finds_what_hg_serve_finds(served: tuple[RunningServer, P
         assert secret not in [entry["node"] for entry in answer["entries"]], query
     # hg serve answers 500 to a query beyond ASCII; hgwire searches
     assert raw(server.port("http"), "GET", "/web/json-changelog?rev=%C3%A9").status == 200
-    refused = raw(server.port("http"), "GET", "/web/json-changelog?rev=user(t)")
+    refused = raw(server.port("http"), "GET", "/web/json-changelog?rev=adds(a.txt)")  # a revset not evaluated
     assert refused.status == 404 and b"revset" in refused.body
     assert raw(server.port("http"), "GET", "/web/json-changelog?rev=" + "x" * 2000).status == 414
