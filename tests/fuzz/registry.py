@@ -30,6 +30,7 @@ MODULES = {
     "git_dotfiles": "fuzz_git_dotfiles",
     "hg_push": "fuzz_hg_push",
     "linediff": "fuzz_linediff",
+    "revset": "fuzz_revset",
 }
 """Target name -> harness module in this package; add a row per parser."""
 

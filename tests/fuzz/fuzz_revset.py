@@ -1,0 +1,86 @@
+"""hgweb's revset search on a small history: any query is a list of changesets (no repeats,
+each one pulls can see, or null), a keyword search (None), or a revset hgwire does not evaluate
+(``NotServed``); never another exception, never a secret changeset."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import backends.hg as hgstore
+from backends.hg import revset
+from backends.hg.graph import NULL_REV
+from backends.hg.repository import HgRepo
+
+from .harness import Finding, Target
+
+_HG = os.path.join(os.path.dirname(sys.executable), "hg")
+_made: list[tuple[HgRepo, set[int]]] = []
+
+
+def _history() -> tuple[HgRepo, set[int]]:
+    """Eight changesets (two branches, a merge, a closed head, tags, bookmarks, one secret), made
+    once per process with the hg client; the repository and its visible revisions."""
+    if _made:
+        return _made[0]
+    base = Path(tempfile.mkdtemp(prefix="hgwire-fuzz-revset-"))
+    atexit.register(shutil.rmtree, base, True)
+    path = base / "r"
+    env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": ""}
+
+    def hg(*args: str) -> None:
+        subprocess.run([_HG, "-R", str(path), *args], env=env, check=True, capture_output=True)
+
+    subprocess.run([_HG, "init", str(path)], env=env, check=True, capture_output=True)
+    for n, (user, name) in enumerate([("Ann <a@x>", "a.txt"), ("bob", "d/b.txt"), ("Ann <a@x>", "c.py")]):
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(f"{n}\n")
+        hg("commit", "-q", "-A", "-u", user, "-d", f"{n} 0", "-m", f"change {n} of {name}")
+    hg("update", "-q", "1")
+    hg("branch", "-q", "side")
+    (path / "s.txt").write_text("side\n")
+    hg("commit", "-q", "-A", "-u", "carol", "-d", "5 0", "-m", "side work")
+    hg("merge", "-q", "default")
+    hg("commit", "-q", "-u", "carol", "-d", "6 0", "-m", "Merge default")
+    hg("tag", "-q", "-u", "t", "-d", "7 0", "v1")
+    hg("commit", "-q", "--close-branch", "-u", "t", "-d", "8 0", "-m", "close side")
+    hg("update", "-q", "default")
+    hg("bookmark", "-q", "-r", "2", "feature")
+    (path / "x.txt").write_text("secret\n")
+    hg("commit", "-q", "-A", "-u", "t", "-d", "9 0", "-m", "secret work")
+    hg("phase", "-q", "--secret", "--force", "-r", "tip")
+    hg("bookmark", "-q", "-r", "tip", "hidden")
+    repo = hgstore.open_repository(str(path), "r")
+    assert repo is not None
+    _made.append((repo, set(range(7))))
+    return _made[0]
+
+
+def run(data: bytes) -> None:
+    repo, visible = _history()
+    try:
+        revs = revset.search_revs(repo, data[:400])
+    except revset.NotServed:
+        return
+    if revs is None:
+        return
+    if len(set(revs)) != len(revs):
+        raise Finding(f"{data!r} lists a changeset twice: {revs}")
+    if not all(rev in visible or rev == NULL_REV for rev in revs):
+        raise Finding(f"{data!r} lists {revs}, beyond the visible changesets")
+
+
+def seeds() -> list[bytes]:
+    return [b"user(ann) and merge()", b"1::5", b"sort(all(), '-date user')", b"reverse(branch(side)) + tag()",
+            b"ancestors(tip, depth=2) - ::1", b"only(tip, 2)", b"heads(all()) and not closed()", b"x:y",
+            b"first(reverse(all()), 3)", b"limit(all(), 2, 1)", b"p2(merge())^~1", b"file('d/**') or keyword(C)",
+            b"id(0) or null::1", b"descendants(null, 2)", b"bookmark()", b"present(nosuch)", b"-1:-3",
+            b"children(branchpoint()) % 0", b"'a' ## b", b"ancestor(3, 4, 5)", b"max(draft()) and public()"]
+
+
+TARGET = Target("revset", run, seeds, max_size=400)
