@@ -412,6 +412,12 @@ class _Evaluator:
             changeset = self._changesets[rev] = self.repo.changeset(self.cl, rev)
         return changeset
 
+    def files_of(self, rev: int) -> tuple[bytes, ...]:
+        """The files a changeset touched, each one charged (a changeset may list very many)."""
+        files = self.changeset(rev).files
+        self.charge(len(files))
+        return files
+
     def branch_of(self, rev: int) -> bytes:
         if rev < 0:
             return b"default"
@@ -1032,7 +1038,7 @@ class _Evaluator:
 
         wanted = fold(_string(x, "keyword requires a string"))
         return self._filter(subset, lambda rev: any(
-            wanted in fold(value) for value in (*self.changeset(rev).files, self.changeset(rev).user,
+            wanted in fold(value) for value in (*self.files_of(rev), self.changeset(rev).user,
                                                 self.changeset(rev).description)))
 
     def fn_branch(self, subset: list[int], x: Tree, order: str) -> list[int]:
@@ -1094,7 +1100,7 @@ class _Evaluator:
     def fn_file(self, subset: list[int], x: Tree, order: str) -> list[int]:
         pattern = _string(x, "file requires a pattern")
         matcher = _file_matcher(pattern)
-        return self._filter(subset, lambda rev: any(matcher(path) for path in self.changeset(rev).files))
+        return self._filter(subset, lambda rev: any(matcher(path) for path in self.files_of(rev)))
 
 
 class _Parents:

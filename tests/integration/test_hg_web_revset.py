@@ -460,3 +460,17 @@ def test_deep_and_wide_queries_are_answered_promptly(served: tuple[RunningServer
     found = json.loads(raw(http, "GET", "/web/json-changelog?rev=merge").body)
     assert [entry["desc"] for entry in found["entries"]] == ["merge stable", "Rework parser\n\nMERGE-safe now.",
                                                               "Merge side into default"]
+
+
+def test_a_revset_beyond_its_budget_is_refused_with_a_sentence(served: tuple[RunningServer, Path]) -> None:
+    """The work a search may do is bounded (steps per changeset of the repository): past it, a
+    sentence saying to narrow the query or clone, not a page computed for minutes."""
+    from backends.hg import open_repository, revset
+
+    _server, repo = served
+    opened = open_repository(str(repo), "web")
+    assert opened is not None
+    query = b"sort(all(), desc) and keyword(parser) and file('**')"
+    assert revset.search_revs(opened, query) is not None
+    with pytest.raises(revset.NotServed, match="narrow it"):
+        revset.search_revs(opened, query, budget=50)
