@@ -165,7 +165,7 @@ class _Overlay:
 
 def _by_name(refs: Mapping[bytes, ObjectId], name: str) -> bytes | None:
     for rule in _DWIM:
-        oid = refs.get(rule.format(name).encode("utf-8"))
+        oid = refs.get(rule.format(name).encode("utf-8", "surrogateescape"))
         if oid is not None:
             return bytes(oid)
     return None

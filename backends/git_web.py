@@ -288,7 +288,7 @@ class GitPages:
             new = change.new if change.new is not None and change.new.path is not None else None
             path = (new.path if new is not None else old.path if old is not None else None) or b""
             status = "added" if old is None else "removed" if new is None else "modified"
-            files.append({"file": _text(path), "status": status})
+            files.append({"file": _path(path), "status": status})
             old_text = self._blob(old.sha, old.mode) if old is not None else b""
             new_text = self._blob(new.sha, new.mode) if new is not None else b""
             read += len(old_text) + len(new_text)
@@ -376,10 +376,10 @@ class GitPages:
                 about[origin] = self.entry(origin)
             entry = about[origin]
             entries.append({"node": entry["node"], "author": entry["user"], "desc": entry["desc"],
-                            "abspath": _text(origin_path), "targetline": target, "line": _text(line),
+                            "abspath": _path(origin_path), "targetline": target, "line": _text(line),
                             "lineno": number, "revdate": entry["date"]})
         head = self.entry(oid)
-        return {"abspath": _text(wanted), "node": head["node"], "author": head["user"], "date": head["date"],
+        return {"abspath": _path(wanted), "node": head["node"], "author": head["user"], "date": head["date"],
                 "desc": head["desc"], "parents": head["parents"], "children": [], "permissions": _flags(found[0]),
                 "annotate": entries}
 
@@ -473,7 +473,7 @@ class GitPages:
         """A directory's entries, or (``lines`` in it) a file's lines, at commit ``key``."""
         oid, wanted, obj = self._at(key, path)
         if isinstance(obj, bytes):  # a submodule: the commit it names, as git diff shows it
-            return {"node": oid.decode(), "path": _text(wanted), "raw": False,
+            return {"node": oid.decode(), "path": _path(wanted), "raw": False,
                     "lines": [{"line": "Subproject commit " + obj.decode()}]}
         if isinstance(obj, Blob):
             text = obj.as_raw_string()
@@ -481,7 +481,7 @@ class GitPages:
                 raise UnsupportedFeature("this file is too large to be shown here; clone the repository")
             if b"\0" in text:  # hgweb's stand-in for a binary file
                 text = b"(binary:%s)" % guessed_type(wanted)
-            return {"node": oid.decode(), "path": _text(wanted),
+            return {"node": oid.decode(), "path": _path(wanted),
                     "lines": [{"line": _text(line)} for line in text.splitlines(True)]}
         directories, files = [], []
         prefix = wanted + b"/" if wanted else b""
@@ -489,7 +489,7 @@ class GitPages:
             for entry in obj.items():
                 name, entry_mode, sha = entry.path, entry.mode, entry.sha
                 if stat.S_ISDIR(entry_mode):
-                    directories.append({"abspath": _text(b"/" + prefix + name), "basename": _text(name),
+                    directories.append({"abspath": _path(b"/" + prefix + name), "basename": _path(name),
                                         "emptydirs": ""})
                     continue
                 size = 0
@@ -498,9 +498,9 @@ class GitPages:
                         size = sizes.size_of(sha)
                     except KeyError:
                         raise ProtocolError("unknown object", 404) from None
-                files.append({"abspath": _text(prefix + name), "basename": _text(name), "size": size,
+                files.append({"abspath": _path(prefix + name), "basename": _path(name), "size": size,
                               "flags": "m" if S_ISGITLINK(entry_mode) else _flags(entry_mode)})
-        return {"node": oid.decode(), "abspath": _text(b"/" + prefix), "directories": directories, "files": files}
+        return {"node": oid.decode(), "abspath": _path(b"/" + prefix), "directories": directories, "files": files}
 
 
 @dataclass(frozen=True)
@@ -539,3 +539,9 @@ def _flags(mode: int) -> str:
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
+
+
+def _path(raw: bytes) -> str:
+    """A path as the pages' links take it back (``surrogateescape``: a byte that is not UTF-8 is
+    a lone surrogate, shown as U+FFFD and linked as its own byte)."""
+    return raw.decode("utf-8", "surrogateescape")

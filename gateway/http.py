@@ -485,12 +485,11 @@ def register_handlers() -> None:
             HTTP_HANDLERS.setdefault(kind, handler)
 
 
-def decode_segments(raw: Sequence[bytes]) -> list[str] | None:
-    """Twisted's already-unquoted ``postpath`` as text; None if not UTF-8 (→ 404)."""
-    try:
-        return [segment.decode("utf-8") for segment in raw]
-    except UnicodeDecodeError:
-        return None
+def decode_segments(raw: Sequence[bytes]) -> list[str]:
+    """Twisted's already-unquoted ``postpath`` as text: bytes that are not UTF-8 as lone surrogates
+    (``surrogateescape``), so that a file whose name is not UTF-8 (``caf%E9.txt``) has its pages,
+    as in hgweb; a repository's name never holds one (``validate_name``)."""
+    return [segment.decode("utf-8", "surrogateescape") for segment in raw]
 
 
 def decode_query(args: Mapping[bytes, Sequence[bytes]]) -> dict[str, list[str]]:
@@ -513,7 +512,7 @@ class RootResource(resource.Resource):
         segments = decode_segments(request.postpath or [])
         method = (request.method or b"").decode("ascii", "replace")
         query = decode_query(request.args or {})
-        matched = NOT_FOUND if segments is None else route(method, segments, query)
+        matched = route(method, segments, query)
         handler = HTTP_HANDLERS.get(matched.kind)
         if matched.kind is RouteKind.ERROR:
             if matched.allowed:

@@ -59,11 +59,9 @@ def _link(url: str, text: str, title: str = "") -> str:
 
 
 def _path_link(url: str, path: str, text: str, fragment: str = "", title: str = "") -> str:
-    """A link to ``url`` + the percent-encoded ``path`` (+ ``fragment``); plain ``text`` for a path
-    that is not UTF-8 (hgwire's URLs are: such a file is shown, not linked)."""
-    if any(0xD800 <= ord(ch) < 0xE000 for ch in path):
-        return text
-    return _link(url + quote(path) + fragment, text, title)
+    """A link to ``url`` + the percent-encoded ``path`` (+ ``fragment``): its own bytes, those that
+    were not UTF-8 too (``caf%E9.txt``, as hgweb links them)."""
+    return _link(url + quote(path.encode("utf-8", "surrogateescape")) + fragment, text, title)
 
 
 def _short(node: str) -> str:
