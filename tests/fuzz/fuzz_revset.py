@@ -76,6 +76,7 @@ def run(data: bytes) -> None:
 
 
 def seeds() -> list[bytes]:
+    _history()  # made here, before any input is timed (a dozen hg commands take seconds on a busy host)
     return [b"user(ann) and merge()", b"1::5", b"sort(all(), '-date user')", b"reverse(branch(side)) + tag()",
             b"ancestors(tip, depth=2) - ::1", b"only(tip, 2)", b"heads(all()) and not closed()", b"x:y",
             b"first(reverse(all()), 3)", b"limit(all(), 2, 1)", b"p2(merge())^~1", b"file('d/**') or keyword(C)",
