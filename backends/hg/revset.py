@@ -26,6 +26,7 @@ than ``budget`` steps (each revision a function looks at) is refused the same wa
 from __future__ import annotations
 
 import binascii
+import bisect
 import codecs
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -1102,6 +1103,113 @@ class _Evaluator:
         matcher = _file_matcher(pattern)
         return self._filter(subset, lambda rev: any(matcher(path) for path in self.files_of(rev)))
 
+    def _status(self, subset: list[int], x: Tree, function: str, field: str) -> list[int]:
+        """``adds``/``modifies``/``removes``: changesets whose files matching the pattern were added,
+        modified or removed as against their first parent (hg's status of two commits: a file
+        whose node or flags differ is modified)."""
+        pattern = _string(x, f"{function} requires a pattern")
+        matcher = _status_matcher(pattern)
+
+        def changed(rev: int) -> bool:
+            if rev < 0:
+                return False
+            matched = [path for path in self.files_of(rev) if matcher(path)]
+            if not matched:
+                return False
+            mine, theirs = self.manifest(rev), self.manifest(self.parents[rev][0])
+            for path in matched:
+                now, before = _entry(mine, path), _entry(theirs, path)
+                if field == "added" and now is not None and before is None:
+                    return True
+                if field == "removed" and now is None and before is not None:
+                    return True
+                if field == "modified" and now is not None and before is not None and now != before:
+                    return True
+            return False
+
+        return self._filter(subset, changed)
+
+    def manifest(self, rev: int) -> list[tuple[bytes, bytes, bytes]]:
+        """A changeset's manifest entries (path, node, flags), sorted by path; null's is empty."""
+        if rev < 0:
+            return []
+        from backends.hg.archive import manifest_at
+
+        entries = manifest_at(self.repo, rev)[1]
+        self.charge(50 + len(entries) // 100)
+        return entries
+
+    def fn_adds(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._status(subset, x, "adds", "added")
+
+    def fn_modifies(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._status(subset, x, "modifies", "modified")
+
+    def fn_removes(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._status(subset, x, "removes", "removed")
+
+    def fn_extra(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        args = self.named(x, "extra", ("label", "value"))
+        if "label" not in args:
+            raise RevsetError("extra takes at least 1 argument")
+        label = _string(args["label"], "first argument to extra must be a string")
+        value = _pattern_kind(_string(args["value"], "second argument to extra must be a string")) \
+            if "value" in args else None
+
+        def has(rev: int) -> bool:
+            extra = {b"branch": b"default", **self.changeset(rev).extra}  # hg reads a missing branch as default
+            return label in extra and (value is None or extra[label] == value)
+
+        return self._filter(subset, has)
+
+    def fn_converted(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        args = self.count(x, 0, 1, "converted takes one or no arguments")
+        prefix = _string(args[0], "converted requires a revision") if args else None
+
+        def converted(rev: int) -> bool:
+            source = self.changeset(rev).extra.get(b"convert_revision")
+            return source is not None and (prefix is None or source.startswith(prefix))
+
+        return self._filter(subset, converted)
+
+    def fn_commonancestors(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        starts = self.get(self.full, x, _ANY)
+        if not starts:
+            return []
+        out = subset
+        for rev in starts:
+            out = self.follow(out, self.ancestors_of([rev], NULL_REV if rev < 0 else 0))
+        return out
+
+    def fn_hidden(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        self.count(x, 0, 0, "hidden takes no arguments")
+        return []  # a server's view holds no hidden changeset
+
+    def _merge_side(self, x: Tree, name: str) -> list[int]:
+        self.count(x, 0, 0, f"{name} takes no arguments")
+        if self.repo.plain.exists(b"merge/state2") or self.repo.plain.exists(b"merge/state"):
+            raise NotServed(f"revset search with {name}() in a repository with an unfinished merge is not "
+                            "served here")
+        return []  # no merge in progress: nothing
+
+    def fn_conflictlocal(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._merge_side(x, "conflictlocal")
+
+    def fn_conflictother(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._merge_side(x, "conflictother")
+
+    def fn_expectsize(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        args = self.named(x, "expectsize", ("set", "size"))
+        if "size" not in args or "set" not in args:
+            raise RevsetError("invalid set of arguments")
+        low, high = _integer_range(args["size"], 0, len(self.cl) + 1)
+        if low < 0 or high < 0:
+            raise RevsetError("negative size")
+        revs = self.get(self.full, args["set"], order)
+        if (low != high and not low <= len(revs) <= high) or (low == high and len(revs) != low):
+            raise _LookupFailed("revset size mismatch")
+        return self.follow(subset, revs) if order == _FOLLOW else self.define(revs, subset)
+
 
 class _Parents:
     """Each revision's parents, null's too (null and null, as hg's index gives them)."""
@@ -1216,6 +1324,38 @@ def _file_matcher(pattern: bytes) -> Callable[[bytes], bool]:
         regex = _glob(rest) + b"$"
     compiled = re.compile(regex)
     return lambda path: compiled.match(path) is not None
+
+
+def _status_matcher(pattern: bytes) -> Callable[[bytes], bool]:
+    """A pattern as hg's status predicates take it: a ``path:`` (``relpath:``, ``filepath:``) names
+    one file exactly; any other is matched as ``file()`` matches it."""
+    kind, sep, rest = pattern.partition(b":")
+    if sep and kind in (b"path", b"relpath", b"filepath"):
+        exact = _normalize(rest)
+        return lambda path: path == exact
+    return _file_matcher(pattern)
+
+
+def _entry(entries: list[tuple[bytes, bytes, bytes]], path: bytes) -> tuple[bytes, bytes] | None:
+    """The (node, flags) of ``path`` in sorted manifest entries, or None."""
+    at = bisect.bisect_left(entries, (path,))
+    if at < len(entries) and entries[at][0] == path:
+        return entries[at][1], entries[at][2]
+    return None
+
+
+def _integer_range(x: Tree, low: int, high: int) -> tuple[int, int]:
+    """hg's ``getintrange``: ``N``, or ``A:B`` with either side left out for ``low``/``high``."""
+    message = "expectsize requires a size range or a positive integer"
+    if x and x[0] in (b"string", b"symbol"):
+        n = _integer(x, message)
+        return n, n
+    if not x or x[0] not in (b"range", b"rangepre", b"rangepost", b"rangeall"):
+        raise RevsetError(message)
+    first = x[1] if x[0] in (b"range", b"rangepost") else None
+    last = x[2] if x[0] == b"range" else x[1] if x[0] == b"rangepre" else None
+    return (_integer(first, "size range bounds must be integers") if first is not None else low,
+            _integer(last, "size range bounds must be integers") if last is not None else high)
 
 
 def _normalize(path: bytes) -> bytes:

@@ -155,6 +155,16 @@ REVSETS = [
     "sort(user(bob) or desc(merge), -user)", "last(sort(file('**.txt'), date), 2) + first(public())",
     "p1(p2(merge())) or children(p1(v2))", "(tip~2)^:: and not (public() and not merge())",
     "descendants(ancestor(16, 12)) & branch(side) | tag(v1)",
+    # status, extras, sizes
+    "adds('notes.txt')", "adds('side/notes.txt')", "adds('glob:**.txt')", "adds('*.txt')", "adds('path:deep')",
+    "adds('rootfilesin:docs')", "adds('')", "modifies(README.txt)", "modifies('glob:src/**')",
+    "modifies('relglob:*.py')", "modifies('path:README.txt')", "removes('src/*.py')", "removes('glob:**')",
+    "3 + adds('notes.txt')", "first(modifies(README.txt), 2)", "merge() and modifies('**')",
+    "extra(branch, side)", "extra(branch)", "extra(close)", "extra(label=branch, value='literal:stable')",
+    "extra(nosuch)", "extra(branch, SIDE)", "converted()", "converted(abc)", "commonancestors(16 + 12)",
+    "commonancestors(v2)", "heads(commonancestors(16 + 12))", "commonancestors(none())", "hidden()",
+    "conflictlocal()", "conflictother() + 1", "expectsize(all(), 22)", "expectsize(merge(), 1:5)",
+    "expectsize(tip, :1) + 3", "expectsize(all(), 20:)",
 ]
 """Revsets hgweb evaluates: every function and operator hgwire evaluates."""
 
@@ -279,6 +289,9 @@ def _expression(rng: random.Random, depth: int, nodes: list[str], top: bool = Fa
         lambda: f"({sub()})",
         lambda: f"{sub()} and {rng.choice(['user', 'author', 'desc', 'keyword'])}({rng.choice(WORDS)})",
         lambda: f"{sub()} - file({rng.choice(PATTERNS)})",
+        lambda: f"{sub()} and {rng.choice(['adds', 'modifies', 'removes'])}({rng.choice(PATTERNS)})",
+        lambda: f"{sub()} or extra(branch, {rng.choice(BRANCHES)})",
+        lambda: f"commonancestors({sub()})",
         lambda: f"{sub()} + {rng.choice(NILADIC)}",
         lambda: f"{sub()} and branch({rng.choice(BRANCHES)})",
         lambda: f"{sub()} or tag({rng.choice(TAGS)})",
@@ -407,10 +420,9 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
     assert [entry["node"] for entry in listed["entries"]] == nodes[VISIBLE - 1::-1]
 
 
-NOT_EVALUATED = ["adds('notes.txt')", "modifies(README.txt)", "removes('src/*.py')", "date('>2023-01-01')",
-                 "extra(branch, side)", "follow()", "filelog(README.txt)", "matching(3)", "obsolete()", "wdir()",
-                 "hidden()", "successors(3)", "stack()", "expectsize(all(), 22)", "3#generations[1]", "tip#generations[-1:]",
-                 "3#generations", "3 + adds('notes.txt')", "first(modifies(README.txt), 2)",
+NOT_EVALUATED = ["date('>2023-01-01')", "follow()", "filelog(README.txt)", "matching(3)", "obsolete()", "wdir()",
+                 "successors(3)", "stack()", "bisect(good)", "origin()", "3#generations[1]", "tip#generations[-1:]",
+                 "3#generations", "3 + date('<2023-01-01')", "first(filelog(README.txt), 2)",
                  "ancestors(3#generations[0])"]
 """Revsets hg serve evaluates (functions it counts as safe, relations) that hgwire does not."""
 
