@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import binascii
 import bisect
+import calendar
 import codecs
+import datetime
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union
 
@@ -1198,6 +1201,10 @@ class _Evaluator:
     def fn_conflictother(self, subset: list[int], x: Tree, order: str) -> list[int]:
         return self._merge_side(x, "conflictother")
 
+    def fn_date(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        matches = date_matcher(_string(x, "date requires a string"))
+        return self._filter(subset, lambda rev: matches(self.changeset(rev).time))
+
     def fn_expectsize(self, subset: list[int], x: Tree, order: str) -> list[int]:
         args = self.named(x, "expectsize", ("set", "size"))
         if "size" not in args or "set" not in args:
@@ -1324,6 +1331,136 @@ def _file_matcher(pattern: bytes) -> Callable[[bytes], bool]:
         regex = _glob(rest) + b"$"
     compiled = re.compile(regex)
     return lambda path: compiled.match(path) is not None
+
+
+DATE_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H%M%S", "%Y-%m-%dT%H%M", "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M", "%Y-%m-%d %H%M%S", "%Y-%m-%d %H%M", "%Y-%m-%d %I:%M:%S%p", "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %I:%M%p", "%Y-%m-%d", "%m-%d", "%m/%d", "%m/%d/%y", "%m/%d/%Y", "%a %b %d %H:%M:%S %Y",
+    "%a %b %d %I:%M:%S%p %Y", "%a, %d %b %Y %H:%M:%S", "%b %d %H:%M:%S %Y", "%b %d %I:%M:%S%p %Y",
+    "%b %d %H:%M:%S", "%b %d %I:%M:%S%p", "%b %d %H:%M", "%b %d %I:%M%p", "%b %d %Y", "%b %d", "%H:%M:%S",
+    "%I:%M:%S%p", "%H:%M", "%I:%M%p",
+)
+"""The date formats Mercurial reads (``hg help dates``), tried in this order."""
+DAY_FORMATS = (*DATE_FORMATS, "%Y", "%Y-%m", "%b", "%b %Y")
+"""And the partial dates a date range may name (a year, a month)."""
+
+
+def date_matcher(spec: bytes, now: float | None = None) -> Callable[[float], bool]:
+    """hg's ``date()`` specifications: ``DATE`` (the whole of what it names: a day, a month, a
+    minute), ``<DATE``, ``>DATE``, ``DATE to DATE``, ``-DAYS`` (the last DAYS days); a date in any of
+    ``DATE_FORMATS``, ``now``, ``today``, ``yesterday`` or ``UNIXTIME OFFSET``, in the server's local
+    time unless it names its zone (``+0100``, ``UTC``, ``Z``)."""
+    try:
+        text = spec.decode("ascii").strip()
+    except UnicodeDecodeError as e:
+        raise RevsetError("invalid date") from e
+    moment = time.time() if now is None else now
+
+    def lower(when: str) -> float:
+        return _parse_date(when, DAY_FORMATS, {"mb": "1", "d": "1"}, moment)
+
+    def upper(when: str) -> float:
+        for days in ("31", "30", "29"):
+            try:
+                return _parse_date(when, DAY_FORMATS, {"mb": "12", "HI": "23", "M": "59", "S": "59", "d": days},
+                                   moment)
+            except RevsetError:
+                pass
+        return _parse_date(when, DAY_FORMATS, {"mb": "12", "HI": "23", "M": "59", "S": "59", "d": "28"}, moment)
+
+    if not text:
+        raise RevsetError("dates cannot consist entirely of whitespace")
+    if text[0] in "<>":
+        if not text[1:]:
+            raise RevsetError("invalid day spec")
+        if text[0] == "<":
+            latest = upper(text[1:])
+            return lambda when: when <= latest
+        earliest = lower(text[1:])
+        return lambda when: when >= earliest
+    if text[0] == "-":
+        try:
+            days = int(text[1:])
+        except ValueError as e:
+            raise RevsetError("invalid day spec") from e
+        if days < 0:
+            raise RevsetError("days must be nonnegative")
+        since = moment - days * 86400
+        return lambda when: when >= since
+    if " to " in text:
+        pieces = text.split(" to ")
+        if len(pieces) != 2:
+            raise RevsetError("invalid date range")
+        start, stop = lower(pieces[0]), upper(pieces[1])
+    else:
+        start, stop = lower(text), upper(text)
+    return lambda when: start <= when <= stop
+
+
+def _parse_date(text: str, formats: Sequence[str], bias: dict[str, str], now: float) -> float:
+    """hg's ``parsedate``: the Unix time ``text`` names; what it leaves out is the bias's (the
+    start or end of the period) below its most precise part, and now's above it."""
+    text = text.strip()
+    if not text:
+        return 0.0
+    if text == "now":
+        return float(int(now))
+    if text in ("today", "yesterday"):
+        day = datetime.date.fromtimestamp(now) - datetime.timedelta(days=1 if text == "yesterday" else 0)
+        text = day.strftime("%b %d")
+    pieces = text.split(" ")
+    if len(pieces) == 2 and all(re.fullmatch(r"[-+]?\d+", piece) for piece in pieces):
+        when, offset = int(pieces[0]), int(pieces[1])
+    else:
+        local = time.localtime(now)
+        current = {part: time.strftime("%" + part[0], local) for part in ("d", "mb", "yY", "HI", "M", "S")}
+        defaults = {part: (bias.get(part, "00" if part[0] in "HMS" else "1"), current[part]) for part in current}
+        for form in formats:
+            try:
+                when, offset = _strdate(text, form, defaults)
+                break
+            except (ValueError, OverflowError):
+                continue
+        else:
+            raise RevsetError("invalid date")
+    if not -0x80000000 <= when <= 0x7FFFFFFF:
+        raise RevsetError("date exceeds 32 bits")
+    if not -50400 <= offset <= 43200:
+        raise RevsetError("impossible time zone offset")
+    return float(when)
+
+
+def _strdate(text: str, form: str, defaults: dict[str, tuple[str, str]]) -> tuple[int, int]:
+    offset, rest = _zone(text)
+    use_now = False
+    for part in ("S", "M", "HI", "d", "mb", "yY"):  # from the most precise part up
+        if any("%" + letter in form for letter in part):
+            use_now = True
+        else:
+            rest += "@" + defaults[part][use_now]
+            form += "@%" + part[0]
+    parsed = time.strptime(rest, form)
+    as_utc = calendar.timegm(parsed)
+    if offset is None:
+        return int(time.mktime(parsed)), int(time.mktime(parsed)) - as_utc
+    return as_utc + offset, offset
+
+
+def _zone(text: str) -> tuple[int | None, str]:
+    """A trailing time zone (``GMT``, ``UTC``, ``+HHMM``, ``Z`` after a digit, ``+HH:MM``): its offset
+    in seconds west of UTC, and the rest."""
+    if text.endswith(("GMT", "UTC")):
+        return 0, text[:-3].rstrip()
+    if len(text) >= 5 and text[-5] in "+-" and text[-4:].isdigit():
+        sign = 1 if text[-5] == "+" else -1
+        return -sign * (int(text[-4:-2]) * 60 + int(text[-2:])) * 60, text[:-5].rstrip()
+    if text.endswith("Z") and text[-2:-1].isdigit():
+        return 0, text[:-1]
+    if len(text) >= 6 and text[-6] in "+-" and text[-3] == ":" and text[-5:-3].isdigit() and text[-2:].isdigit():
+        sign = 1 if text[-6] == "+" else -1
+        return -sign * (int(text[-5:-3]) * 60 + int(text[-2:])) * 60, text[:-6]
+    return None, text
 
 
 def _status_matcher(pattern: bytes) -> Callable[[bytes], bool]:

@@ -132,3 +132,23 @@ def test_any_text_reads_or_is_a_parse_error(pieces: list[bytes]) -> None:
         return
     assert depth(tree) >= 2
     assert isinstance(functions_used(tree), set)
+
+
+@pytest.mark.parametrize(("spec", "inside", "outside"), [
+    (b"2023-11-14 22:20 UTC", [1_700_000_400, 1_700_000_459], [1_700_000_399, 1_700_000_460]),
+    (b"<2023-11-14 22:20 +0100", [1_700_000_400 - 3600 + 59], [1_700_000_400 - 3600 + 60]),
+    (b">2023-11-14T22:20:00Z", [1_700_000_400], [1_700_000_399]),
+    (b"2023-11-14 22:20 UTC to 2023-11-14 22:21 UTC", [1_700_000_400, 1_700_000_519], [1_700_000_520]),
+    (b"1700000400 0", [1_700_000_400], [1_700_000_401]),
+    (b"-1", [1_700_000_000 - 86_400], [1_700_000_000 - 86_401]),
+])
+def test_date_specifications_name_the_periods_hg_names(spec: bytes, inside: list[int], outside: list[int]) -> None:
+    matches = revset.date_matcher(spec, now=1_700_000_000)
+    assert all(matches(when) for when in inside) and not any(matches(when) for when in outside)
+
+
+@pytest.mark.parametrize("spec", [b"", b"  ", b"<", b">", b"-x", b"--1", b"nonsense", b"2023-13-45",
+                                  b"1 2 3", b"a to b to c", b"caf\xe9", b"99999999999 0", b"0 99999"])
+def test_what_is_no_date_is_a_parse_error(spec: bytes) -> None:
+    with pytest.raises(RevsetError):
+        revset.date_matcher(spec, now=1_700_000_000)
