@@ -466,7 +466,7 @@ class _Evaluator:
     # -- evaluation ----------------------------------------------------------------------
 
     def run(self, tree: Tree) -> list[int]:
-        return self.get(self.full, _negated(_fold_concat(tree)), _DEFINE)
+        return self.get(self.full, _analyzed(_fold_concat(tree)), _DEFINE)
 
     def get(self, subset: list[int], tree: Tree, order: str) -> list[int]:
         if not tree:
@@ -476,9 +476,6 @@ class _Evaluator:
         if method is None:
             raise RevsetError(f"can't use {op.decode()} in this context")
         return method(subset, *tree[1:], order=order)  # type: ignore[no-any-return]
-
-    def op_group(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        return self.get(subset, x, order)
 
     def op_symbol(self, subset: list[int], name: bytes, order: str) -> list[int]:
         rev = self.lookup(name)
@@ -539,15 +536,29 @@ class _Evaluator:
         raise RevsetError("can't use '::' in this context")
 
     def op_and(self, subset: list[int], x: Tree, y: Tree, order: str) -> list[int]:
+        """``x and y``: y among x's, in x's order, with the rewrites hg's optimizer makes, whose
+        answers differ where null or the set a function is given matters: ``::a and not ::b`` is
+        ``only(a, b)``, ``x and not y`` takes y over the whole set (a difference), and
+        ``not public()`` is the changesets of another phase (never null)."""
+        for ancestors_of, not_ancestors_of in ((x, y), (y, x)):
+            if _is_ancestors(ancestors_of) and not_ancestors_of is not None and not_ancestors_of[0] == b"not" \
+                    and _is_ancestors(not_ancestors_of[1]):
+                return self.fn_only(subset, (b"list", _ancestors_arg(ancestors_of),
+                                             _ancestors_arg(not_ancestors_of[1])), order)
+        if y is not None and y[0] == b"not" and not _is_public_call(y[1]):
+            left = self.get(subset, x, order)
+            right = set(self.get(subset, y[1], _ANY))
+            self.charge(len(left))
+            return [rev for rev in left if rev not in right]
         return self.get(self.get(subset, x, order), y, _ANY if order == _ANY else _FOLLOW)
 
     def op_minus(self, subset: list[int], x: Tree, y: Tree, order: str) -> list[int]:
-        left = self.get(subset, x, order)
-        right = set(self.get(subset, y, _ANY))
-        self.charge(len(left))
-        return [rev for rev in left if rev not in right]
+        return self.op_and(subset, x, (b"not", y), order)
 
     def op_not(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        if _is_public_call(x):  # hg's _notpublic()
+            self.charge(len(subset))
+            return [rev for rev in subset if rev >= 0 and self.views.phases[rev] != 0]
         right = set(self.get(subset, x, _ANY))
         self.charge(len(subset))
         return [rev for rev in subset if rev not in right]
@@ -1265,16 +1276,42 @@ def _fold_concat(tree: Tree) -> Tree:
     return (tree[0], *(_fold_concat(part) for part in tree[1:]))
 
 
-def _negated(tree: Tree) -> Tree:
-    """``-x`` of a name or string as the string ``-x`` (a revision counted from the tip, a sort key)."""
+def _is_ancestors(tree: Tree) -> bool:
+    """``::x`` or ``ancestors(x)`` of one expression (hg's optimizer matches no argument list)."""
+    if tree is None:
+        return False
+    if tree[0] == b"dagrangepre":
+        argument = tree[1]
+    elif tree[0] == b"func" and tree[1] == (b"symbol", b"ancestors"):
+        argument = tree[2]
+    else:
+        return False
+    return argument is not None and argument[0] not in (b"list", b"keyvalue")
+
+
+def _ancestors_arg(tree: Tree) -> Tree:
+    assert tree is not None
+    argument: Tree = tree[1] if tree[0] == b"dagrangepre" else tree[2]
+    return argument
+
+
+def _is_public_call(tree: Tree) -> bool:
+    return tree is not None and tree[0] == b"func" and tree[1] == (b"symbol", b"public") and tree[2] is None
+
+
+def _analyzed(tree: Tree) -> Tree:
+    """The tree hg evaluates: parentheses gone, ``-x`` of a name or string as the string ``-x`` (a
+    revision counted from the tip, a sort key)."""
     if not isinstance(tree, tuple) or tree[0] in (b"string", b"symbol"):
         return tree
+    if tree[0] == b"group":
+        return _analyzed(tree[1])
     if tree[0] == b"negate":
         operand = tree[1]
         if not operand or operand[0] not in (b"string", b"symbol"):
             raise RevsetError("can't negate that")
         return (b"string", b"-" + operand[1])
-    return (tree[0], *(_negated(part) for part in tree[1:]))
+    return (tree[0], *(_analyzed(part) for part in tree[1:]))
 
 
 def _string(x: Tree, message: str) -> bytes:
