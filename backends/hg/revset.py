@@ -669,8 +669,7 @@ class _Evaluator:
         out: dict[str, Tree] = {}
         keyed = False
         for position, arg in enumerate(args):
-            assert arg is not None
-            if arg[0] == b"keyvalue":
+            if arg is not None and arg[0] == b"keyvalue":
                 keyed = True
                 key = arg[1]
                 if key[0] != b"symbol" or key[1].decode("ascii", "replace") not in names:
@@ -764,10 +763,11 @@ class _Evaluator:
         args = self.named(x, "limit", ("set", "n", "offset"))
         if "set" not in args:
             raise RevsetError("limit requires one to three arguments")
-        count = _integer(args["n"], "limit expects a number") if "n" in args else 1
+        # "()" leaves a number out, as hg's getinteger(..., default) reads an empty argument
+        count = _integer(args["n"], "limit expects a number") if args.get("n") is not None else 1
         if count < 0:
             raise RevsetError("negative number to select")
-        offset = _integer(args["offset"], "limit expects a number") if "offset" in args else 0
+        offset = _integer(args["offset"], "limit expects a number") if args.get("offset") is not None else 0
         if offset < 0:
             raise RevsetError("negative offset")
         revs = self.get(self.full, args["set"], _DEFINE)

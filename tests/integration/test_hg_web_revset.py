@@ -165,6 +165,7 @@ REVSETS = [
     "commonancestors(v2)", "heads(commonancestors(16 + 12))", "commonancestors(none())", "hidden()",
     "conflictlocal()", "conflictother() + 1", "expectsize(all(), 22)", "expectsize(merge(), 1:5)",
     "expectsize(tip, :1) + 3", "expectsize(all(), 20:)",
+    "limit(all(), 2, ())", "limit(all(), (), 1)", "first(all(), ())", "limit(all(), n=())",
     # where hg's optimizer rewrites (only(), a difference, _notpublic()) and null tells them apart
     "null - public()", "(null + 3) and (not public())", "::null - ::1", "::null and not ::1", "not ::3 and ::16",
     "ancestors(tip, 1) and not ::3", "(null + 4) and not branchpoint()", "not public() - merge()",
@@ -179,6 +180,7 @@ REVSETS = [
 """Revsets hgweb evaluates: every function and operator hgwire evaluates."""
 
 KEYWORD_SEARCHES = [
+    "limit((), 2)", "ancestors(4, ())", "sort(all(), ())", "extra(branch, ())", "last(all(), ())",
     "date('nonsense')", "date('')", "date('<')", "date('-x')", "date('2023-13-45')", "date(1 2 3)",
     "fix (typo)", "foo-bar", "a:b", "Merge: side", "user(", "'unterminated", "re:x", "desc('re:fix')",
     "desc(r're:x')", "user(\"re:a\")", "branch('re:s')", "file('re:.*txt')", "branch(re:s)",
