@@ -833,19 +833,18 @@ class _Evaluator:
             return []
         return self.define([rev], subset)
 
-    def fn_p1(self, subset: list[int], x: Tree, order: str) -> list[int]:
+    def _parent(self, subset: list[int], x: Tree, which: int, name: str) -> list[int]:
         if x is None:
-            raise NotServed("revset search with p1() of the working directory is not served here; name a "
-                            "revision, as p1(tip)")
-        found = {self.parents[rev][0] for rev in self.get(self.full, x, _DEFINE) if rev >= 0}
+            raise NotServed(f"revset search with {name}() of the working directory is not served here; name a "
+                            f"revision, as {name}(tip)")
+        found = {self.parents[rev][which] for rev in self.get(self.full, x, _DEFINE) if rev >= 0}
         return self.follow(subset, found - {NULL_REV})
 
+    def fn_p1(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._parent(subset, x, 0, "p1")
+
     def fn_p2(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        if x is None:
-            raise NotServed("revset search with p2() of the working directory is not served here; name a "
-                            "revision, as p2(tip)")
-        found = {self.parents[rev][1] for rev in self.get(self.full, x, _DEFINE) if rev >= 0}
-        return self.follow(subset, found - {NULL_REV})
+        return self._parent(subset, x, 1, "p2")
 
     def fn_parents(self, subset: list[int], x: Tree, order: str) -> list[int]:
         if x is None:
@@ -1064,9 +1063,9 @@ class _Evaluator:
             if x[1].startswith(b"literal:"):
                 raise _LookupFailed("branch does not exist")
         revs = self.get(self.full, x, _DEFINE)
-        names = {self.branch_of(rev) if rev >= 0 else b"default" for rev in revs}
+        names = {self.branch_of(rev) for rev in revs}
         within = set(revs)
-        return [rev for rev in self._filter(subset, lambda rev: rev in within or self.branch_of(rev) in names)]
+        return self._filter(subset, lambda rev: rev in within or self.branch_of(rev) in names)
 
     def _has_branch(self, name: bytes) -> bool:
         return name in self.repo._branch_head_revs(self.cl, self.views)
