@@ -12,6 +12,7 @@ looks like a host name, and the checked repository name, percent-encoded, appear
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -138,8 +139,8 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False)
 
 def _json_index(entries: list[dict[str, Any]]) -> bytes:
     """hgweb's json style of its index: each repository's name, description, contact, last
-    change and labels, in hgweb's layout; the last change is the tip's (or HEAD's) date in whole
-    seconds (``[0, 0]`` for none yet), where hgweb gives its files' modification time."""
+    change and labels, in hgweb's layout; the last change in whole seconds (``[0, 0]`` for none
+    yet): a Mercurial repository's changelog's modification time, as hgweb's, a git one's HEAD's date."""
     def text(value: str) -> bytes:
         return json_string(value.encode("utf-8", "surrogateescape"))
 
@@ -184,6 +185,14 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
 
 
 def _hg_last_change(repo: Any) -> list[Any] | None:
+    """hgweb's last change of a repository: when its changelog was last written (a push, a
+    commit), in the server's time zone; without such a file (in memory) its tip's date."""
+    from backends.hg.vfs import FsVfs
+
+    if isinstance(repo.store, FsVfs):
+        stamp = repo.store.stamp(b"00changelog.i")
+        if stamp is not None:
+            return [float(stamp[1] // 1_000_000_000), -time.localtime().tm_gmtoff]
     cl = repo.changelog()
     tip = repo.lookup(b"tip")
     if tip == NULL_NODE:

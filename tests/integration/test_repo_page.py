@@ -132,15 +132,20 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
                        ("quiet", "[web]\nhidden = true\n"), ("team/deep", "")):
         client.hg("init", str(server.root / name))
         (server.root / name / ".hg" / "hgrc").write_text(hgrc)
-    client.hg("commit", "-q", "-A", "-R", str(server.root / "open"), "-u", "t", "-d", "1700000000 0", "-m", "x",
+    client.hg("commit", "-q", "-A", "-R", str(server.root / "open"), "-u", "t", "-d", "1600000000 0", "-m", "x",
               "--config", "ui.allowemptycommit=1")
+    # the last change is when the changelog was written (a push), as hgweb's, not the tip's date
+    os.utime(server.root / "open" / ".hg" / "store" / "00changelog.i", (1_700_000_000, 1_700_000_000))
 
     page = raw(port, "GET", "/", BROWSER)
     assert page.status == 200 and page.headers["content-type"] == "text/html; charset=UTF-8"
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert _listed(page.body) == ["open", "shown.git", "team/deep"]
     assert b"&lt;b&gt;the&lt;/b&gt; shown one" in page.body and b"an open &lt;i&gt;one&lt;/i&gt;" in page.body
-    assert b"2023-11-14 22:13:20 +0000" in page.body  # the last change of open
+    west = -time.localtime().tm_gmtoff  # the server's zone, as hg's offsets: seconds west of UTC
+    shown = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_700_000_000 - west))
+    zone = f"{'-' if west > 0 else '+'}{abs(west) // 3600:02d}{abs(west) % 3600 // 60:02d}"
+    assert f"{shown} {zone}".encode() in page.body  # the last change of open
     alice = {**BROWSER, "Authorization": "Basic " + base64.b64encode(b"alice:pw").decode()}
     assert _listed(raw(port, "GET", "/", alice).body) == ["open", "private/code.git", "shown.git", "team/deep"]
     assert raw(port, "GET", "/", {**BROWSER, "Authorization": "Basic " + base64.b64encode(b"alice:no").decode()}
@@ -149,7 +154,7 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
     listed = json.loads(raw(port, "GET", "/?style=json").body)["entries"]  # hgweb's JSON index, for scripts
     assert [e["name"] for e in listed] == ["open", "shown.git", "team/deep"]
     assert listed[0] == {"name": "open", "description": "an open <i>one</i>", "contact": "",
-                         "lastchange": [1700000000, 0], "labels": []}
+                         "lastchange": [1700000000, -time.localtime().tm_gmtoff], "labels": []}
     assert raw(port, "GET", "/?cmd=capabilities").status == 404  # hg asking the root: named nothing
     policy.write_text(policy.read_text().replace("[git]", "[http]\nindex = false\n\n[git]"))
     os.utime(policy, (time.time() + 5, time.time() + 5))  # a new mtime: read again at the next look
