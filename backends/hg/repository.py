@@ -637,6 +637,8 @@ class HgRepo:
         if key == b"tip":
             visible = [r for r in range(len(cl) - 1, -1, -1) if views.visible[r]]
             return cl.node(visible[0]) if visible else NULL_NODE
+        if key == b".":
+            return self._working_parent(cl, views)
         node = self._lookup_rev_number(cl, views, key)
         if node is None and HEX40.match(key):
             candidate = binascii.unhexlify(key)
@@ -651,6 +653,28 @@ class HgRepo:
             node = self._lookup_prefix(cl, views, key.lower())
         if node is None:
             raise KeyError(key)
+        return node
+
+    def working_parents(self) -> list[Node]:
+        """The working directory's parents as ``.hg/dirstate`` names them (null for none, as for a
+        repository without a working directory)."""
+        if not self.plain.exists(b"dirstate"):
+            return [NULL_NODE, NULL_NODE]
+        found = [Node(node) if len(node) == 20 else NULL_NODE
+                 for node in dirstate_parents(self.plain.read_range(b"dirstate", 0, 80))]
+        return (found + [NULL_NODE, NULL_NODE])[:2]
+
+    def _working_parent(self, cl: Revlog, views: Views) -> Node:
+        """``.``: the working directory's first parent (null without one); one the changelog lacks is
+        unknown, a hidden one filtered, as hg says."""
+        node = self.working_parents()[0]
+        if node == NULL_NODE:
+            return NULL_NODE
+        rev = cl.index.nodemap().get(node)
+        if rev is None:
+            raise KeyError(b".")
+        if not views.visible[rev]:
+            raise FilteredRevision(b".")
         return node
 
     def _lookup_rev_number(self, cl: Revlog, views: Views, key: bytes) -> Node | None:

@@ -833,28 +833,51 @@ class _Evaluator:
             return []
         return self.define([rev], subset)
 
-    def _parent(self, subset: list[int], x: Tree, which: int, name: str) -> list[int]:
-        if x is None:
-            raise NotServed(f"revset search with {name}() of the working directory is not served here; name a "
-                            f"revision, as {name}(tip)")
-        found = {self.parents[rev][which] for rev in self.get(self.full, x, _DEFINE) if rev >= 0}
+    def working_parents(self) -> list[int]:
+        """The working directory's parents as revisions (null for none), as hg's ``repo[None]``:
+        one the changelog lacks or a hidden one is an error (a keyword search)."""
+        revs = []
+        for node in self.repo.working_parents():
+            rev = NULL_REV if node == NULL_NODE else self.cl.index.nodemap().get(node)
+            if rev is None or not (rev == NULL_REV or self.seen(rev)):
+                raise _LookupFailed("the working directory's parent is not served")
+            revs.append(rev)
+        return revs
+
+    def _parent(self, subset: list[int], x: Tree, which: int) -> list[int]:
+        if x is None:  # the working directory's
+            found = {self.working_parents()[which]}
+        else:
+            found = {self.parents[rev][which] for rev in self.get(self.full, x, _DEFINE) if rev >= 0}
         return self.follow(subset, found - {NULL_REV})
 
     def fn_p1(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        return self._parent(subset, x, 0, "p1")
+        return self._parent(subset, x, 0)
 
     def fn_p2(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        return self._parent(subset, x, 1, "p2")
+        return self._parent(subset, x, 1)
 
     def fn_parents(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        if x is None:
-            raise NotServed("revset search with parents() of the working directory is not served here; name "
-                            "a revision, as parents(tip)")
         found: set[int] = set()
-        for rev in self.get(self.full, x, _DEFINE):
+        if x is None:  # the working directory's
+            found.update(self.working_parents())
+        for rev in self.get(self.full, x, _DEFINE) if x is not None else ():
             if rev >= 0:
                 found.update(self.parents[rev])
         return self.follow(subset, found - {NULL_REV})
+
+    def fn_follow(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        """``follow()``: the ancestors of the working directory's parent (``startrev=``: of those);
+        a file's history is not served."""
+        args = self.named(x, "follow", ("file", "startrev"))
+        if "file" in args:
+            raise NotServed("revset search with follow(FILE) is not served here; use file(FILE) or the file's "
+                            "history page, or clone the repository and use hg log -f")
+        starts = self.get(self.full, args["startrev"], _DEFINE) if "startrev" in args else [self.lookup(b".")]
+        if not starts:
+            return []
+        distance = self.ancestors_of(starts, NULL_REV if NULL_REV in starts else 0)
+        return self.follow(subset, [rev for rev in distance if rev >= 0 or rev in starts])
 
     def fn_children(self, subset: list[int], x: Tree, order: str) -> list[int]:
         parents = set(self.get(self.full, x, _DEFINE))

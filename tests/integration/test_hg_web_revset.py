@@ -433,7 +433,7 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
     assert [entry["node"] for entry in listed["entries"]] == nodes[VISIBLE - 1::-1]
 
 
-NOT_EVALUATED = ["follow()", "filelog(README.txt)", "matching(3)", "obsolete()", "wdir()",
+NOT_EVALUATED = ["follow(README.txt)", "filelog(README.txt)", "matching(3)", "obsolete()", "wdir()",
                  "successors(3)", "stack()", "bisect(good)", "origin()", "3#generations[1]", "tip#generations[-1:]",
                  "3#generations", "3 + filelog('docs/*')", "first(filelog(README.txt), 2)",
                  "ancestors(3#generations[0])"]
@@ -442,8 +442,8 @@ NOT_EVALUATED = ["follow()", "filelog(README.txt)", "matching(3)", "obsolete()",
 
 def test_a_revset_hgwire_does_not_evaluate_is_refused(served: tuple[RunningServer, Path]) -> None:
     """A function hg counts as safe but hgwire does not evaluate, alone or nested, and the relation
-    syntax (``x#generations[n]``) are a 404 naming revset search, on every search page (``follow()``
-    and ``wdir()`` read the working directory, a 500 or today's date in hg serve)."""
+    syntax (``x#generations[n]``) are a 404 naming revset search, on every search page (``wdir()``
+    reads the working directory: today's date in hg serve)."""
     server, _repo = served
     http = server.port("http")
     for query in NOT_EVALUATED:
@@ -499,3 +499,32 @@ def test_a_revset_beyond_its_budget_is_refused_with_a_sentence(served: tuple[Run
     assert revset.search_revs(opened, query) is not None
     with pytest.raises(revset.NotServed, match="narrow it"):
         revset.search_revs(opened, query, budget=50)
+
+
+def _working_copy_history(client: Client, repo: Path) -> None:
+    """Five changesets and a merge, with the working directory checked out at changeset 2 (not
+    the tip): what ``.`` names."""
+    hg = ("-R", str(repo))
+    client.hg("init", str(repo))
+    for n in range(3):
+        _change(client, repo, ANN, f"change {n}", {f"f{n}.txt": b"%d\n" % n}, 1_700_000_000 + n)
+    client.hg("update", "-q", *hg, "1")
+    _change(client, repo, BOB, "side", {"side.txt": b"s\n"}, 1_700_000_010)
+    client.hg("merge", "-q", *hg, "2")
+    client.hg("commit", "-q", *hg, "-u", BOB, "-d", "1700000020 0", "-m", "merge")
+    client.hg("update", "-q", *hg, "2")
+
+
+def test_dot_is_the_working_directory_s_parent(make_server: Callable[..., RunningServer], client: Client) -> None:
+    """``.`` names the checked-out changeset, on a revision's pages and in a search, and
+    ``p1()``, ``parents()`` and ``follow()`` read it, byte for byte as ``hg serve``."""
+    server, repo = hg_history_served(make_server, client, "wc", _working_copy_history)
+    queries = [".", "p1()", "p2()", "parents()", "follow()", "follow(startrev=3)", ".^", "::. and not 0", ". + 4",
+               "only(4, .)", "follow(startrev=null)"]
+    pages = ["json-rev/.", "raw-rev/.", "json-shortlog/.", "json-file/./f0.txt", "json-manifest/.",
+             *(page for query in queries for page in _search_pages(query, 5))]
+    with _hg_serve(client, repo) as port:
+        for page in pages:
+            _compare(raw(server.port("http"), "GET", f"/wc/{page}"), raw(port, "GET", f"/{page}"), page, page)
+    answer = json.loads(raw(server.port("http"), "GET", "/wc/json-changelog?rev=follow%28%29").body)
+    assert [entry["desc"] for entry in answer["entries"]] == ["change 2", "change 1", "change 0"]
