@@ -20,7 +20,8 @@ Not evaluated (404 with a sentence, never a wrong answer): the safe functions
 outside ``FUNCTIONS`` (``adds``, ``date``, ``follow``, ``matching``...), the
 ``#generations`` relation, regular expressions, ``sort`` by ``topo`` or
 ``random``, file patterns other than globs and paths.  A query costing more
-than ``budget`` steps (each revision a function looks at) is refused the same way.
+than its budget of steps (each revision a function looks at; a thousand per changeset, at most
+``MAX_BUDGET``) is refused the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ SAFE_FUNCTIONS = frozenset(
     b"user wdir".split())
 """The functions Mercurial lets a web search call (``revset.safesymbols``); a query calling any
 other is searched for as words."""
+
+MAX_BUDGET = 20_000_000
+"""The most steps (a revision looked at by a set operation) one search may take, whatever the
+repository's size: a few seconds of one worker thread."""
 
 MAX_NESTING = 100
 """Operators and parentheses nested deeper than this (a chain of ``or`` counting once) make a
@@ -372,7 +377,7 @@ class _Evaluator:
         self.visible = self.views.visible
         self.parents = _Parents(self.views.parents)
         self.full: list[int] = [rev for rev in range(len(self.cl)) if self.visible[rev]]
-        self.budget = budget if budget is not None else 200 * len(self.cl) + 100_000
+        self.budget = budget if budget is not None else min(1_000 * len(self.cl) + 100_000, MAX_BUDGET)
         self._changesets: dict[int, Changeset] = {}
         self._children: list[list[int]] | None = None
         self._branches: list[tuple[bytes, bool]] | None = None
@@ -412,7 +417,7 @@ class _Evaluator:
             return NULL_CHANGESET
         changeset = self._changesets.get(rev)
         if changeset is None:
-            self.charge(10)
+            self.charge(100)  # a parse costs about as much as a hundred steps of a set operation
             changeset = self._changesets[rev] = self.repo.changeset(self.cl, rev)
         return changeset
 
