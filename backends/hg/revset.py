@@ -1239,6 +1239,47 @@ class _Evaluator:
     def fn_conflictother(self, subset: list[int], x: Tree, order: str) -> list[int]:
         return self._merge_side(x, "conflictother")
 
+    def fn_filelog(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        """The changesets a file's revisions link to (the one after a hidden link that holds the
+        same file revision, as hg scans for it); a pattern of a kind reads the working directory's
+        files, which is not served."""
+        pattern = _string(x, "filelog requires a pattern")
+        kind, sep, _rest = pattern.partition(b":")
+        if sep and kind in _PATTERN_KINDS | _UNSERVED_KINDS | {b"rootglob", b"relre"}:
+            raise NotServed("revset search with filelog() of a pattern is not served here; name one file, "
+                            "or use file(PATTERN)")
+        path = _normalize(pattern)
+        if not path or b"\0" in path or b"\n" in path:  # no file is named so
+            return []
+        log = self.repo.filelog(path)
+        found: set[int] = set()
+        known: dict[bytes, int] = {}
+        scan_from: int | None = 0
+        self.charge(len(log))
+        for file_rev in range(len(log)):
+            file_node = log.node(file_rev)
+            if file_node in known:
+                found.add(known[file_node])
+                continue
+            link = log.linkrev(file_rev)
+            if self.seen(link):
+                found.add(link)
+            elif scan_from is not None:  # linked to a hidden changeset: the first later one with it
+                start, scan_from = max(link, scan_from) + 1, None
+                for rev in range(start, len(self.cl)):
+                    if not self.seen(rev) or path not in self.changeset(rev).files:
+                        continue
+                    entry = _entry(self.manifest(rev), path)
+                    if entry is None:
+                        continue
+                    if entry[0] not in known:
+                        if entry[0] == file_node:
+                            found.add(rev)
+                            scan_from = rev
+                            break
+                        known[entry[0]] = rev
+        return self.follow(subset, found)
+
     def fn_date(self, subset: list[int], x: Tree, order: str) -> list[int]:
         matches = date_matcher(_string(x, "date requires a string"))
         return self._filter(subset, lambda rev: matches(self.changeset(rev).time))

@@ -19,7 +19,7 @@ secret changesets (the secret ones, at the tip, are never listed: pulls cannot s
 ``all()`` has no place for them, their bookmark and their numbers are unknown revisions), files in
 nested directories, descriptions with one word in several cases.
 
-Besides: revsets of a kind hgwire does not evaluate (``filelog``, ``follow``, relations...)
+Besides: revsets of a kind hgwire does not evaluate (``matching``, ``follow(FILE)``, relations...)
 are a 404 that says so, and very deep or very wide queries up to the 1000-byte bound are answered
 promptly, never with a 500 (``hg serve`` overflows its stack on 500 nested parentheses)."""
 
@@ -165,6 +165,8 @@ REVSETS = [
     "commonancestors(v2)", "heads(commonancestors(16 + 12))", "commonancestors(none())", "hidden()",
     "conflictlocal()", "conflictother() + 1", "expectsize(all(), 22)", "expectsize(merge(), 1:5)",
     "expectsize(tip, :1) + 3", "expectsize(all(), 20:)",
+    "filelog(README.txt)", "filelog('docs/guide.txt')", "filelog('secret/plan.txt')", "filelog('./src/../README.txt')",
+    "filelog(nosuch)", "filelog(deep)", "filelog('side/notes.txt') and draft()", "filelog('foo:bar')",
     "limit(all(), 2, ())", "limit(all(), (), 1)", "first(all(), ())", "limit(all(), n=())",
     # where hg's optimizer rewrites (only(), a difference, _notpublic()) and null tells them apart
     "null - public()", "(null + 3) and (not public())", "::null - ::1", "::null and not ::1", "not ::3 and ::16",
@@ -433,9 +435,9 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
     assert [entry["node"] for entry in listed["entries"]] == nodes[VISIBLE - 1::-1]
 
 
-NOT_EVALUATED = ["follow(README.txt)", "filelog(README.txt)", "matching(3)", "obsolete()", "wdir()",
+NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3)", "obsolete()", "wdir()",
                  "successors(3)", "stack()", "bisect(good)", "origin()", "3#generations[1]", "tip#generations[-1:]",
-                 "3#generations", "3 + filelog('docs/*')", "first(filelog(README.txt), 2)",
+                 "3#generations", "3 + filelog('path:docs')", "first(filelog('glob:docs/*'), 2)",
                  "ancestors(3#generations[0])"]
 """Revsets hg serve evaluates (functions it counts as safe, relations) that hgwire does not."""
 
@@ -502,8 +504,9 @@ def test_a_revset_beyond_its_budget_is_refused_with_a_sentence(served: tuple[Run
 
 
 def _working_copy_history(client: Client, repo: Path) -> None:
-    """Five changesets and a merge, with the working directory checked out at changeset 2 (not
-    the tip): what ``.`` names."""
+    """Five changesets and a merge, a file revision linked to a secret changeset that a later
+    visible one also has, and the working directory checked out at changeset 2 (not the tip):
+    what ``.`` names."""
     hg = ("-R", str(repo))
     client.hg("init", str(repo))
     for n in range(3):
@@ -512,6 +515,11 @@ def _working_copy_history(client: Client, repo: Path) -> None:
     _change(client, repo, BOB, "side", {"side.txt": b"s\n"}, 1_700_000_010)
     client.hg("merge", "-q", *hg, "2")
     client.hg("commit", "-q", *hg, "-u", BOB, "-d", "1700000020 0", "-m", "merge")
+    # the same file revision made first in a secret changeset (its link), then in a visible one
+    for n, phase in ((5, "--secret"), (6, "--draft")):
+        client.hg("update", "-q", *hg, "1")
+        _change(client, repo, ANN, f"same g {n}", {"g.txt": b"same\n"}, 1_700_000_030 + n)
+        client.hg("phase", "-q", *hg, phase, "--force", "-r", ".")
     client.hg("update", "-q", *hg, "2")
 
 
@@ -520,7 +528,7 @@ def test_dot_is_the_working_directory_s_parent(make_server: Callable[..., Runnin
     ``p1()``, ``parents()`` and ``follow()`` read it, byte for byte as ``hg serve``."""
     server, repo = hg_history_served(make_server, client, "wc", _working_copy_history)
     queries = [".", "p1()", "p2()", "parents()", "follow()", "follow(startrev=3)", ".^", "::. and not 0", ". + 4",
-               "only(4, .)", "follow(startrev=null)"]
+               "only(4, .)", "follow(startrev=null)", "filelog(g.txt)", "file(g.txt)"]
     pages = ["json-rev/.", "raw-rev/.", "json-shortlog/.", "json-file/./f0.txt", "json-manifest/.",
              *(page for query in queries for page in _search_pages(query, 5))]
     with _hg_serve(client, repo) as port:
