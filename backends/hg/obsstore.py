@@ -147,8 +147,18 @@ BUMPED_FIX = 1
 def instabilities(store: ObsStore, rev_of: Mapping[bytes, int], node_of: Callable[[int], bytes],
                   parents: Sequence[tuple[int, int]], phases: bytearray, limit: int) -> tuple[int, int, int]:
     """How many draft changesets below revision ``limit`` are orphan, phase-divergent and
-    content-divergent (``obsolete._computeorphanset`` and the two after it; secret ones are left
-    out, as a server's summary leaves out what its view filters).
+    content-divergent (secret ones are left out, as a server's summary leaves out what its view
+    filters)."""
+    draft = {r for r in range(limit) if phases[r] == DRAFT}
+    orphans, bumped, divergent = instability_sets(store, rev_of, node_of, parents, phases, limit)
+    return len(orphans & draft), len(bumped & draft), len(divergent & draft)
+
+
+def instability_sets(store: ObsStore, rev_of: Mapping[bytes, int], node_of: Callable[[int], bytes],
+                     parents: Sequence[tuple[int, int]], phases: bytearray,
+                     limit: int) -> tuple[set[int], set[int], set[int]]:
+    """The draft and secret changesets below revision ``limit`` that are orphan, phase-divergent and
+    content-divergent (``obsolete._computeorphanset`` and the two after it).
 
     Orphan: not obsolete, with an obsolete or orphan parent.  Phase-divergent: not obsolete, and a
     predecessor (markers followed back, those with ``BUMPED_FIX`` skipped) is public.
@@ -185,8 +195,7 @@ def instabilities(store: ObsStore, rev_of: Mapping[bytes, int], node_of: Callabl
                 divergent.add(r)
                 break
             pending.extend(store.predecessors.get(prec, ()))
-    draft = {r for r in candidates if phases[r] == DRAFT}
-    return len(orphans & draft), len(bumped & draft), len(divergent & draft)
+    return orphans, bumped, divergent
 
 
 def _all_predecessors(store: ObsStore, node: bytes, skip_flags: int) -> Iterable[bytes]:
@@ -293,4 +302,5 @@ def dirstate_parents(data: bytes) -> list[bytes]:
     return [data[0:20], data[20:40]]
 
 
-__all__ = ["ObsStore", "dirstate_parents", "hidden_revs", "instabilities", "merge_pins", "successors_sets"]
+__all__ = ["ObsStore", "dirstate_parents", "hidden_revs", "instabilities", "instability_sets", "merge_pins",
+           "successors_sets"]

@@ -381,6 +381,7 @@ class _Evaluator:
         self._changesets: dict[int, Changeset] = {}
         self._children: list[list[int]] | None = None
         self._branches: list[tuple[bytes, bool]] | None = None
+        self._obs_sets: tuple[set[int], set[int], set[int], set[int]] | None = None
 
     # -- sets ----------------------------------------------------------------------------
 
@@ -1278,6 +1279,74 @@ class _Evaluator:
                             scan_from = rev
                             break
                         known[entry[0]] = rev
+        return self.follow(subset, found)
+
+    # -- obsolescence (hg's obsolete.getrevs over every changeset; the served view then filters) -------
+
+    def _obsolescence(self) -> tuple[set[int], set[int], set[int], set[int]]:
+        """Obsolete, orphan, phase-divergent and content-divergent revisions."""
+        if self._obs_sets is None:
+            from backends.hg.obsstore import instability_sets
+
+            store = self.repo.obsstore()
+            if store is None:
+                self._obs_sets = (set(), set(), set(), set())
+            else:
+                nodemap = self.cl.index.nodemap()
+                phases = self.views.phases
+                self.charge(len(self.cl))
+                obsolete = store.obsolete_revs(nodemap, phases)
+                orphans, bumped, divergent = instability_sets(store, nodemap, self.cl.node, self.views.parents,
+                                                              phases, len(self.cl))
+                self._obs_sets = (obsolete, orphans, bumped, divergent)
+        return self._obs_sets
+
+    def _obs_function(self, subset: list[int], x: Tree, name: str, revs: Iterable[int]) -> list[int]:
+        self.count(x, 0, 0, f"{name} takes no arguments")
+        return self.follow(subset, revs)
+
+    def fn_obsolete(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._obs_function(subset, x, "obsolete", self._obsolescence()[0])
+
+    def fn_orphan(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._obs_function(subset, x, "orphan", self._obsolescence()[1])
+
+    def fn_phasedivergent(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._obs_function(subset, x, "phasedivergent", self._obsolescence()[2])
+
+    def fn_contentdivergent(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self._obs_function(subset, x, "contentdivergent", self._obsolescence()[3])
+
+    def fn_unstable(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        _obsolete, orphans, bumped, divergent = self._obsolescence()
+        return self._obs_function(subset, x, "unstable", orphans | bumped | divergent)
+
+    def fn_extinct(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        obsolete, orphans, _bumped, _divergent = self._obsolescence()
+        suspended = set(self.ancestors_of(orphans)) if orphans else set()
+        return self._obs_function(subset, x, "extinct", obsolete - suspended)
+
+    def fn_successors(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        """The changesets of the set and every one they were rewritten into, directly or not."""
+        revs = self.get(self.full, x, _DEFINE)
+        store = self.repo.obsstore()
+        if store is None:
+            return self.follow(subset, revs)
+        nodemap = self.cl.index.nodemap()
+        pending: list[bytes] = [self.cl.node(rev) for rev in revs if rev >= 0]
+        seen: set[bytes] = set(pending)
+        found: set[int] = set()
+        while pending:
+            node = pending.pop()
+            self.charge(1)
+            rev = nodemap.get(node)
+            if rev is not None:
+                found.add(rev)
+            for marker in store.successors.get(node, ()):
+                for successor in marker.succs:
+                    if successor not in seen:
+                        seen.add(successor)
+                        pending.append(successor)
         return self.follow(subset, found)
 
     def fn_date(self, subset: list[int], x: Tree, order: str) -> list[int]:

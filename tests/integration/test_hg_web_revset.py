@@ -435,8 +435,8 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
     assert [entry["node"] for entry in listed["entries"]] == nodes[VISIBLE - 1::-1]
 
 
-NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3)", "obsolete()", "wdir()",
-                 "successors(3)", "stack()", "bisect(good)", "origin()", "3#generations[1]", "tip#generations[-1:]",
+NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3)", "destination()", "wdir()",
+                 "bundle()", "stack()", "bisect(good)", "origin()", "3#generations[1]", "tip#generations[-1:]",
                  "3#generations", "3 + filelog('path:docs')", "first(filelog('glob:docs/*'), 2)",
                  "ancestors(3#generations[0])"]
 """Revsets hg serve evaluates (functions it counts as safe, relations) that hgwire does not."""
@@ -536,3 +536,66 @@ def test_dot_is_the_working_directory_s_parent(make_server: Callable[..., Runnin
             _compare(raw(server.port("http"), "GET", f"/wc/{page}"), raw(port, "GET", f"/{page}"), page, page)
     answer = json.loads(raw(server.port("http"), "GET", "/wc/json-changelog?rev=follow%28%29").body)
     assert [entry["desc"] for entry in answer["entries"]] == ["change 2", "change 1", "change 0"]
+
+
+def _obsolescence_history(client: Client, repo: Path) -> None:
+    """Changesets rewritten with obsolescence markers (``[experimental] evolution = all`` in the
+    repository's hgrc, read by hg serve and hgwire alike): an amended changeset whose children
+    become orphans, a pruned one kept visible by a bookmark (extinct), one rewritten twice (its
+    successors content-divergent), and a public changeset with a draft successor
+    (phase-divergent)."""
+    hg = ("-R", str(repo))
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text("[experimental]\nevolution = all\n")
+
+    def node() -> str:
+        return client.hg("log", *hg, "-r", ".", "-T", "{node}").stdout
+
+    _change(client, repo, ANN, "base", {"base.txt": b"b\n"}, 1_700_000_000)  # 0
+    client.hg("phase", "-q", *hg, "--public", "-r", "0")
+    _change(client, repo, ANN, "a", {"a.txt": b"a\n"}, 1_700_000_001)  # 1, amended below: obsolete
+    _change(client, repo, BOB, "b", {"b.txt": b"b\n"}, 1_700_000_002)  # 2 orphan
+    _change(client, repo, BOB, "c", {"c.txt": b"c\n"}, 1_700_000_003)  # 3 orphan
+    client.hg("update", "-q", *hg, "1")
+    (repo / "a.txt").write_bytes(b"a2\n")
+    client.hg("commit", "-q", "--amend", *hg, "-u", ANN, "-d", "1700000004 0", "-m", "a amended")  # 4
+    amended = node()
+    _change(client, repo, CAROL, "pruned", {"p.txt": b"p\n"}, 1_700_000_005)  # 5
+    client.hg("debugobsolete", "-q", *hg, node())
+    client.hg("bookmark", "-q", *hg, "-r", node(), "keep-pruned")
+    outcomes = []
+    for n in (6, 7, 8):  # 6 rewritten into 7 and into 8
+        client.hg("update", "-q", *hg, amended)
+        _change(client, repo, CAROL, f"d{n}", {"d.txt": b"%d\n" % n}, 1_700_000_000 + n)
+        outcomes.append(node())
+    client.hg("debugobsolete", "-q", *hg, outcomes[0], outcomes[1])
+    client.hg("debugobsolete", "-q", *hg, outcomes[0], outcomes[2])
+    pair = []
+    for n in (9, 10):  # 9 rewritten into 10, then 9 made public
+        client.hg("update", "-q", *hg, amended)
+        _change(client, repo, ANN, f"e{n}", {"e.txt": b"%d\n" % n}, 1_700_000_000 + n)
+        pair.append(node())
+    client.hg("debugobsolete", "-q", *hg, pair[0], pair[1])
+    client.hg("phase", "-q", *hg, "--hidden", "--public", "-r", pair[0])
+
+
+def test_obsolescence_revsets_answer_as_hg_serve_does(make_server: Callable[..., RunningServer],
+                                                       client: Client) -> None:
+    """``obsolete()``, ``orphan()``, ``unstable()``, ``extinct()``, ``phasedivergent()``,
+    ``contentdivergent()`` and ``successors()`` on a history with each kind, byte for byte as
+    ``hg serve`` (which hides what it hides: the changesets pruned or rewritten without a visible
+    descendant or a bookmark)."""
+    server, repo = hg_history_served(make_server, client, "evolved", _obsolescence_history)
+    queries = ["obsolete()", "orphan()", "unstable()", "extinct()", "phasedivergent()", "contentdivergent()",
+               "successors(1)", "successors(all())", "successors(keep-pruned)", "obsolete() and draft()",
+               "not obsolete()", "orphan() - 3", "heads(all()) and unstable()", "all()", "obsolete(1)"]
+    with _hg_serve(client, repo) as port:
+        for query in queries:
+            for page in _search_pages(query, 5):
+                _compare(raw(server.port("http"), "GET", f"/evolved/{page}"), raw(port, "GET", f"/{page}"), page, query)
+    listed = json.loads(raw(server.port("http"), "GET", "/evolved/json-changelog?rev=orphan%28%29").body)
+    assert sorted(entry["desc"] for entry in listed["entries"]) == ["b", "c"]
+    for query, expected in (("contentdivergent()", ["d7", "d8"]), ("phasedivergent()", ["e10"]),
+                            ("extinct()", ["pruned"]), ("obsolete()", ["a", "pruned"])):
+        listed = json.loads(raw(server.port("http"), "GET", "/evolved/json-changelog?rev=" + quote(query)).body)
+        assert sorted(entry["desc"] for entry in listed["entries"]) == expected, query
