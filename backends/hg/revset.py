@@ -1349,6 +1349,79 @@ class _Evaluator:
                         pending.append(successor)
         return self.follow(subset, found)
 
+    # -- grafts, transplants, rebases ---------------------------------------------------------
+
+    def source_of(self, rev: int) -> int | None:
+        """The changeset a graft, transplant or rebase made ``rev`` from, if served (hg's
+        ``_getrevsource``: ``source``, ``transplant_source`` (binary), ``rebase_source``)."""
+        extra = self.changeset(rev).extra
+        for label in (b"source", b"transplant_source", b"rebase_source"):
+            value = extra.get(label)
+            if value is None:
+                continue
+            if len(value) == 20:
+                node: bytes | None = value
+            else:
+                try:
+                    node = self.repo.lookup(value)
+                except KeyError:
+                    node = None
+            found = self.cl.index.nodemap().get(node) if node is not None and node != NULL_NODE else None
+            if found is not None and self.seen(found):
+                return found
+        return None
+
+    def fn_origin(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        """The changesets the given ones (all) were first grafted, transplanted or rebased from."""
+        destinations = self.get(self.full, x, _DEFINE) if x is not None else self.full
+        self.charge(len(destinations))
+        origins: set[int] = set()
+        for rev in destinations:
+            source = self.source_of(rev) if rev >= 0 else None
+            seen: set[int] = set()
+            while source is not None and source not in seen:  # back to the first source
+                seen.add(source)
+                earlier = self.source_of(source)
+                if earlier is None:
+                    break
+                source = earlier
+            if source is not None:
+                origins.add(source)
+        return self.follow(subset, origins)
+
+    def fn_destination(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        """The changesets made by grafting, transplanting or rebasing the given ones (all), directly
+        or through other such copies."""
+        sources = set(self.get(self.full, x, _DEFINE)) if x is not None else set(self.full)
+        self.charge(len(subset))
+        made: set[int] = set()
+        for rev in subset:
+            if rev < 0:
+                continue
+            lineage: list[int] = []
+            source = self.source_of(rev)
+            current = rev
+            while source is not None and len(lineage) <= len(self.cl):
+                lineage.append(current)
+                if source in sources or source in made:
+                    made.update(lineage)
+                    break
+                current = source
+                source = self.source_of(current)
+        return [rev for rev in subset if rev in made]
+
+    def fn_bisect(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        status = _string(x, "bisect requires a string").lower()
+        if status not in (b"good", b"bad", b"skip", b"current", b"goods", b"bads", b"range", b"pruned",
+                          b"untested", b"ignored"):
+            raise RevsetError("invalid bisect state")
+        if self.repo.plain.exists(b"bisect.state"):
+            raise NotServed("revset search with bisect() in a repository being bisected is not served here")
+        return []  # no bisection: every state is empty
+
+    def fn_bisected(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        return self.fn_bisect(subset, x, order)
+
     def fn_date(self, subset: list[int], x: Tree, order: str) -> list[int]:
         matches = date_matcher(_string(x, "date requires a string"))
         return self._filter(subset, lambda rev: matches(self.changeset(rev).time))

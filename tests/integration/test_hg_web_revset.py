@@ -435,8 +435,8 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
     assert [entry["node"] for entry in listed["entries"]] == nodes[VISIBLE - 1::-1]
 
 
-NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3)", "destination()", "wdir()",
-                 "bundle()", "stack()", "bisect(good)", "origin()", "3#generations[1]", "tip#generations[-1:]",
+NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3)", "matching(3, author)", "wdir()",
+                 "bundle()", "stack()", "followlines(README.txt, 1:2)", "_followfirst()", "3#generations[1]", "tip#generations[-1:]",
                  "3#generations", "3 + filelog('path:docs')", "first(filelog('glob:docs/*'), 2)",
                  "ancestors(3#generations[0])"]
 """Revsets hg serve evaluates (functions it counts as safe, relations) that hgwire does not."""
@@ -505,8 +505,8 @@ def test_a_revset_beyond_its_budget_is_refused_with_a_sentence(served: tuple[Run
 
 def _working_copy_history(client: Client, repo: Path) -> None:
     """Five changesets and a merge, a file revision linked to a secret changeset that a later
-    visible one also has, and the working directory checked out at changeset 2 (not the tip):
-    what ``.`` names."""
+    visible one also has, a graft of a graft, and the working directory checked out at changeset 2
+    (not the tip): what ``.`` names."""
     hg = ("-R", str(repo))
     client.hg("init", str(repo))
     for n in range(3):
@@ -520,15 +520,22 @@ def _working_copy_history(client: Client, repo: Path) -> None:
         client.hg("update", "-q", *hg, "1")
         _change(client, repo, ANN, f"same g {n}", {"g.txt": b"same\n"}, 1_700_000_030 + n)
         client.hg("phase", "-q", *hg, phase, "--force", "-r", ".")
+    client.hg("update", "-q", *hg, "0")  # grafts: 7 from 3, then 8 from 7
+    client.hg("graft", "-q", *hg, "-r", "3", "-u", CAROL, "-D")
+    client.hg("update", "-q", *hg, "2")
+    client.hg("graft", "-q", *hg, "-r", "7", "-u", CAROL, "-D")
     client.hg("update", "-q", *hg, "2")
 
 
 def test_dot_is_the_working_directory_s_parent(make_server: Callable[..., RunningServer], client: Client) -> None:
     """``.`` names the checked-out changeset, on a revision's pages and in a search, and
-    ``p1()``, ``parents()`` and ``follow()`` read it, byte for byte as ``hg serve``."""
+    ``p1()``, ``parents()`` and ``follow()`` read it, byte for byte as ``hg serve``; so do
+    ``filelog()``, ``origin()``/``destination()`` of grafts, and ``bisect()`` (no bisection)."""
     server, repo = hg_history_served(make_server, client, "wc", _working_copy_history)
     queries = [".", "p1()", "p2()", "parents()", "follow()", "follow(startrev=3)", ".^", "::. and not 0", ". + 4",
-               "only(4, .)", "follow(startrev=null)", "filelog(g.txt)", "file(g.txt)"]
+               "only(4, .)", "follow(startrev=null)", "filelog(g.txt)", "file(g.txt)", "origin()", "origin(8)",
+               "origin(7 + 2)", "destination()", "destination(3)", "destination(7)", "bisect(good)", "bisect(range)",
+               "bisected(untested)", "bisect(nonsense)", "extra(source)"]
     pages = ["json-rev/.", "raw-rev/.", "json-shortlog/.", "json-file/./f0.txt", "json-manifest/.",
              *(page for query in queries for page in _search_pages(query, 5))]
     with _hg_serve(client, repo) as port:
@@ -536,6 +543,9 @@ def test_dot_is_the_working_directory_s_parent(make_server: Callable[..., Runnin
             _compare(raw(server.port("http"), "GET", f"/wc/{page}"), raw(port, "GET", f"/{page}"), page, page)
     answer = json.loads(raw(server.port("http"), "GET", "/wc/json-changelog?rev=follow%28%29").body)
     assert [entry["desc"] for entry in answer["entries"]] == ["change 2", "change 1", "change 0"]
+    for query, count in (("origin(8)", 1), ("destination(3)", 2), ("filelog(g.txt)", 1)):
+        answer = json.loads(raw(server.port("http"), "GET", "/wc/json-changelog?rev=" + quote(query)).body)
+        assert len(answer["entries"]) == count, (query, answer)
 
 
 def _obsolescence_history(client: Client, repo: Path) -> None:
