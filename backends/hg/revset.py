@@ -1422,6 +1422,19 @@ class _Evaluator:
     def fn_bisected(self, subset: list[int], x: Tree, order: str) -> list[int]:
         return self.fn_bisect(subset, x, order)
 
+    def fn_stack(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        """The draft changesets only the given ones (or the working directory's parent) have,
+        without merges or what they descend from: ``only(REV) and not public() and not ::merge()``
+        of each, as hg's stack."""
+        starts = [b"."] if x is None else [b"%d" % rev for rev in self.get(self.full, x, _DEFINE)]
+        stacks: dict[int, None] = {}
+        for start in starts:
+            tree = (b"and", (b"and", (b"func", (b"symbol", b"only"), (b"string", start)),
+                             (b"not", (b"func", (b"symbol", b"public"), None))),
+                    (b"not", (b"dagrangepre", (b"func", (b"symbol", b"merge"), None))))
+            stacks.update(dict.fromkeys(sorted(self.get(self.full, tree, _DEFINE))))
+        return self.follow(subset, stacks)
+
     def fn_date(self, subset: list[int], x: Tree, order: str) -> list[int]:
         matches = date_matcher(_string(x, "date requires a string"))
         return self._filter(subset, lambda rev: matches(self.changeset(rev).time))

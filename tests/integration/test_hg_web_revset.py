@@ -436,7 +436,7 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
 
 
 NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3)", "matching(3, author)", "wdir()",
-                 "bundle()", "stack()", "followlines(README.txt, 1:2)", "_followfirst()", "3#generations[1]", "tip#generations[-1:]",
+                 "bundle()", "followlines(README.txt, 1:2)", "_followfirst()", "3#generations[1]", "tip#generations[-1:]",
                  "3#generations", "3 + filelog('path:docs')", "first(filelog('glob:docs/*'), 2)",
                  "ancestors(3#generations[0])"]
 """Revsets hg serve evaluates (functions it counts as safe, relations) that hgwire does not."""
@@ -535,7 +535,8 @@ def test_dot_is_the_working_directory_s_parent(make_server: Callable[..., Runnin
     queries = [".", "p1()", "p2()", "parents()", "follow()", "follow(startrev=3)", ".^", "::. and not 0", ". + 4",
                "only(4, .)", "follow(startrev=null)", "filelog(g.txt)", "file(g.txt)", "origin()", "origin(8)",
                "origin(7 + 2)", "destination()", "destination(3)", "destination(7)", "bisect(good)", "bisect(range)",
-               "bisected(untested)", "bisect(nonsense)", "extra(source)"]
+               "bisected(untested)", "bisect(nonsense)", "extra(source)", "stack()", "stack(6)", "stack(8 + 6)",
+               "stack(4)", "stack(null)"]
     pages = ["json-rev/.", "raw-rev/.", "json-shortlog/.", "json-file/./f0.txt", "json-manifest/.",
              *(page for query in queries for page in _search_pages(query, 5))]
     with _hg_serve(client, repo) as port:
