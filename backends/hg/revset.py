@@ -1435,6 +1435,44 @@ class _Evaluator:
             stacks.update(dict.fromkeys(sorted(self.get(self.full, tree, _DEFINE))))
         return self.follow(subset, stacks)
 
+    def fn_matching(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        """The changesets whose fields (``metadata`` by default: user, description, date) equal those
+        of one of the given changesets; ``diff`` and ``substate`` are not served."""
+        args = self.count(x, 1, 2, "matching takes 1 or 2 arguments")
+        revs = self.get(self.full, args[0], _DEFINE)
+        names = _string(args[1], "matching requires a string as its second argument").split() \
+            if len(args) > 1 else [b"metadata"]
+        fields: set[bytes] = set()
+        for name in names:
+            if name == b"metadata":
+                fields.update((b"user", b"description", b"date"))
+            elif name == b"diff":
+                fields.update((b"files", b"diff"))
+            else:
+                fields.add(b"user" if name == b"author" else name)
+        if b"summary" in fields and b"description" in fields:
+            fields.discard(b"summary")
+        readers: dict[bytes, Callable[[int], object]] = {
+            b"user": lambda rev: self.changeset(rev).user,
+            b"branch": self.branch_of,
+            b"date": lambda rev: (self.changeset(rev).time, self.changeset(rev).tz),
+            b"description": lambda rev: self.changeset(rev).description,
+            b"files": lambda rev: self.changeset(rev).files,
+            b"parents": lambda rev: tuple(p for p in self.parents[rev] if p != NULL_REV) or (NULL_REV,),
+            b"phase": lambda rev: self.views.phases[rev] if rev >= 0 else 0,
+            b"summary": lambda rev: (self.changeset(rev).description.splitlines() or [b""])[0],
+        }
+        for field in fields:
+            if field in (b"diff", b"substate"):
+                raise NotServed(f"revset search with matching() of {field.decode()} is not served here; match "
+                                "other fields, or clone the repository and use hg log -r")
+            if field not in readers:
+                raise RevsetError("unexpected field name passed to matching")
+        chosen = [readers[field] for field in sorted(fields)]
+        targets = {tuple(read(rev) for read in chosen) for rev in revs}
+        self.charge(len(subset) * max(len(chosen), 1))
+        return self._filter(subset, lambda rev: tuple(read(rev) for read in chosen) in targets)
+
     def fn_date(self, subset: list[int], x: Tree, order: str) -> list[int]:
         matches = date_matcher(_string(x, "date requires a string"))
         return self._filter(subset, lambda rev: matches(self.changeset(rev).time))

@@ -167,6 +167,9 @@ REVSETS = [
     "expectsize(tip, :1) + 3", "expectsize(all(), 20:)",
     "filelog(README.txt)", "filelog('docs/guide.txt')", "filelog('secret/plan.txt')", "filelog('./src/../README.txt')",
     "filelog(nosuch)", "filelog(deep)", "filelog('side/notes.txt') and draft()", "filelog('foo:bar')",
+    "matching(3)", "matching(3, user)", "matching(6, 'branch author')", "matching(0, files)", "matching(14, parents)",
+    "matching(2, summary)", "matching(merge(), phase)", "matching(tip, 'user date')", "matching(1 + 5, user)",
+    "matching(4, 'summary description')", "matching(3, '')",
     "limit(all(), 2, ())", "limit(all(), (), 1)", "first(all(), ())", "limit(all(), n=())",
     # where hg's optimizer rewrites (only(), a difference, _notpublic()) and null tells them apart
     "null - public()", "(null + 3) and (not public())", "::null - ::1", "::null and not ::1", "not ::3 and ::16",
@@ -182,6 +185,7 @@ REVSETS = [
 """Revsets hgweb evaluates: every function and operator hgwire evaluates."""
 
 KEYWORD_SEARCHES = [
+    "matching(3, nosuch)", "matching()", "matching(1, 2, 3)",
     "limit((), 2)", "ancestors(4, ())", "sort(all(), ())", "extra(branch, ())", "last(all(), ())",
     "date('nonsense')", "date('')", "date('<')", "date('-x')", "date('2023-13-45')", "date(1 2 3)",
     "fix (typo)", "foo-bar", "a:b", "Merge: side", "user(", "'unterminated", "re:x", "desc('re:fix')",
@@ -435,7 +439,8 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
     assert [entry["node"] for entry in listed["entries"]] == nodes[VISIBLE - 1::-1]
 
 
-NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3)", "matching(3, author)", "wdir()",
+NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3, diff)", "matching(3, 'user substate')",
+                 "wdir()",
                  "bundle()", "followlines(README.txt, 1:2)", "_followfirst()", "3#generations[1]", "tip#generations[-1:]",
                  "3#generations", "3 + filelog('path:docs')", "first(filelog('glob:docs/*'), 2)",
                  "ancestors(3#generations[0])"]
