@@ -362,8 +362,7 @@ class HgRepo:
         bookmarks, local tags, the two sides of a merge in progress with unresolved files."""
         nodemap = cl.index.nodemap()
         nodes: list[bytes] = list(self._bookmarks_in(cl).values())
-        if self.plain.exists(b"dirstate"):
-            nodes.extend(dirstate_parents(self.plain.read_range(b"dirstate", 0, 80)))
+        nodes.extend(self.working_parents())
         if self.plain.exists(b"localtags"):
             nodes.extend(node for node, _history in _tag_history(self.plain.read(b"localtags")).values())
         states = [self.plain.read(name) if self.plain.exists(name) else None for name in MERGE_STATES]

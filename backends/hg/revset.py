@@ -36,9 +36,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union
 
+from backends.hg.archive import manifest_at
 from backends.hg.changelog import Changeset
 from backends.hg.graph import NULL_REV
-from backends.hg.repository import HgRepo
+from backends.hg.obsstore import instability_sets
+from backends.hg.repository import MERGE_STATES, HgRepo
+from backends.hg.web import fold
 from backends.interfaces import NULL_NODE, AmbiguousIdentifier
 
 Tree = Union[tuple[Any, ...], None]  # noqa: UP007 (a runtime alias: Python 3.11 has no `|` of these)
@@ -487,7 +490,7 @@ class _Evaluator:
         rev = self.lookup(name)
         if rev == NULL_REV:
             return [NULL_REV] if subset is self.full or NULL_REV in subset else []
-        return [rev] if (self.seen(rev) if subset is self.full else rev in subset) else []
+        return self._one(subset, rev)
 
     op_string = op_symbol
 
@@ -506,7 +509,7 @@ class _Evaluator:
         return self._range(subset, m[0], n[-1], order)
 
     def op_rangeall(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        return self._range(subset, 0, self.full[-1] if self.full else -1, order) if self.full else []
+        return self._range(subset, 0, self.full[-1], order) if self.full else []
 
     def op_rangepre(self, subset: list[int], y: Tree, order: str) -> list[int]:
         n = self.get(self.full, y, _DEFINE)
@@ -603,8 +606,8 @@ class _Evaluator:
             if which == 0:
                 found.add(rev)
             elif which == 1:
-                found.add(self.parents[rev][0] if rev >= 0 else NULL_REV)
-            elif rev >= 0 and self.parents[rev][1] != NULL_REV:
+                found.add(self.parents[rev][0])
+            elif self.parents[rev][1] != NULL_REV:
                 found.add(self.parents[rev][1])
         return self.follow(subset, found)
 
@@ -626,7 +629,7 @@ class _Evaluator:
                 continue
             for _ in range(steps):
                 self.charge(1)
-                rev = self.parents[rev][0] if rev >= 0 else NULL_REV
+                rev = self.parents[rev][0]
             found.add(rev)
         return self.follow(subset, found)
 
@@ -753,12 +756,12 @@ class _Evaluator:
         if name == b"node":
             return lambda rev: self.cl.node(rev) if rev >= 0 else NULL_NODE
         if name == b"branch":
-            return lambda rev: self.branch_of(rev) if rev >= 0 else b"default"
+            return self.branch_of
         if name == b"date":
-            return lambda rev: self.changeset(rev).time if rev >= 0 else 0.0
+            return lambda rev: self.changeset(rev).time
         if name == b"desc":
-            return lambda rev: self.changeset(rev).description if rev >= 0 else b""
-        return lambda rev: self.changeset(rev).user if rev >= 0 else b""
+            return lambda rev: self.changeset(rev).description
+        return lambda rev: self.changeset(rev).user
 
     def _limited(self, subset: list[int], chosen: list[int], count: int, order: str) -> list[int]:
         if order == _FOLLOW and count > 1:
@@ -779,8 +782,7 @@ class _Evaluator:
         revs = self.get(self.full, args["set"], _DEFINE)
         return self._limited(subset, revs[offset:offset + count], count, order)
 
-    def fn_first(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        return self.fn_limit(subset, x, order)
+    fn_first = fn_limit
 
     def fn_last(self, subset: list[int], x: Tree, order: str) -> list[int]:
         args = self.count(x, 1, 2, "last requires one or two arguments")
@@ -854,7 +856,7 @@ class _Evaluator:
         if x is None:  # the working directory's
             found = {self.working_parents()[which]}
         else:
-            found = {self.parents[rev][which] for rev in self.get(self.full, x, _DEFINE) if rev >= 0}
+            found = {self.parents[rev][which] for rev in self.get(self.full, x, _DEFINE)}
         return self.follow(subset, found - {NULL_REV})
 
     def fn_p1(self, subset: list[int], x: Tree, order: str) -> list[int]:
@@ -868,8 +870,7 @@ class _Evaluator:
         if x is None:  # the working directory's
             found.update(self.working_parents())
         for rev in self.get(self.full, x, _DEFINE) if x is not None else ():
-            if rev >= 0:
-                found.update(self.parents[rev])
+            found.update(self.parents[rev])
         return self.follow(subset, found - {NULL_REV})
 
     def fn_follow(self, subset: list[int], x: Tree, order: str) -> list[int]:
@@ -982,7 +983,7 @@ class _Evaluator:
         common = revs[0]
         for rev in revs[1:]:
             common = self._common_ancestor(common, rev)
-        return [common] if common >= 0 and (self.seen(common) if subset is self.full else common in subset) else []
+        return self._one(subset, common) if common >= 0 else []
 
     def _common_ancestor(self, a: int, b: int) -> int:
         """hg's ``ancestor`` of two changesets: of their common ancestors with no child among
@@ -1060,8 +1061,6 @@ class _Evaluator:
 
     def _text_filter(self, subset: list[int], x: Tree, function: str,
                      field: Callable[[Changeset], Iterable[bytes]]) -> list[int]:
-        from backends.hg.web import fold
-
         pattern = _string(x, f"{function} requires a string")
         text = _pattern_kind(pattern)
         wanted = fold(text)
@@ -1070,15 +1069,12 @@ class _Evaluator:
     def fn_author(self, subset: list[int], x: Tree, order: str) -> list[int]:
         return self._text_filter(subset, x, "author", lambda c: (c.user,))
 
-    def fn_user(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        return self._text_filter(subset, x, "author", lambda c: (c.user,))
+    fn_user = fn_author
 
     def fn_desc(self, subset: list[int], x: Tree, order: str) -> list[int]:
         return self._text_filter(subset, x, "desc", lambda c: (c.description,))
 
     def fn_keyword(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        from backends.hg.web import fold
-
         wanted = fold(_string(x, "keyword requires a string"))
         return self._filter(subset, lambda rev: any(
             wanted in fold(value) for value in (*self.files_of(rev), self.changeset(rev).user,
@@ -1124,7 +1120,7 @@ class _Evaluator:
 
     def fn_tag(self, subset: list[int], x: Tree, order: str) -> list[int]:
         args = self.count(x, 0, 1, "tag takes one or no arguments")
-        tags = dict(self.repo.tags())
+        tags = self.repo.tags()
         tip = self.repo.lookup(b"tip")
         if args:
             name = _pattern_kind(_string(args[0], "the argument to tag must be a string"))
@@ -1137,8 +1133,7 @@ class _Evaluator:
         revs = self._served_revs(n for n in nodes if n != NULL_NODE)
         return self.follow(subset, revs)
 
-    def fn_tagged(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        return self.fn_tag(subset, x, order)
+    fn_tagged = fn_tag
 
     def fn_file(self, subset: list[int], x: Tree, order: str) -> list[int]:
         pattern = _string(x, "file requires a pattern")
@@ -1175,8 +1170,6 @@ class _Evaluator:
         """A changeset's manifest entries (path, node, flags), sorted by path; null's is empty."""
         if rev < 0:
             return []
-        from backends.hg.archive import manifest_at
-
         entries = manifest_at(self.repo, rev)[1]
         self.charge(50 + len(entries) // 100)
         return entries
@@ -1229,7 +1222,7 @@ class _Evaluator:
 
     def _merge_side(self, x: Tree, name: str) -> list[int]:
         self.count(x, 0, 0, f"{name} takes no arguments")
-        if self.repo.plain.exists(b"merge/state2") or self.repo.plain.exists(b"merge/state"):
+        if any(self.repo.plain.exists(name) for name in MERGE_STATES):
             raise NotServed(f"revset search with {name}() in a repository with an unfinished merge is not "
                             "served here")
         return []  # no merge in progress: nothing
@@ -1246,7 +1239,7 @@ class _Evaluator:
         files, which is not served."""
         pattern = _string(x, "filelog requires a pattern")
         kind, sep, _rest = pattern.partition(b":")
-        if sep and kind in _PATTERN_KINDS | _UNSERVED_KINDS | {b"rootglob", b"relre"}:
+        if sep and kind in _PATTERN_KINDS | _UNSERVED_KINDS:
             raise NotServed("revset search with filelog() of a pattern is not served here; name one file, "
                             "or use file(PATTERN)")
         path = _normalize(pattern)
@@ -1268,7 +1261,7 @@ class _Evaluator:
             elif scan_from is not None:  # linked to a hidden changeset: the first later one with it
                 start, scan_from = max(link, scan_from) + 1, None
                 for rev in range(start, len(self.cl)):
-                    if not self.seen(rev) or path not in self.changeset(rev).files:
+                    if not self.seen(rev) or path not in self.files_of(rev):
                         continue
                     entry = _entry(self.manifest(rev), path)
                     if entry is None:
@@ -1286,8 +1279,6 @@ class _Evaluator:
     def _obsolescence(self) -> tuple[set[int], set[int], set[int], set[int]]:
         """Obsolete, orphan, phase-divergent and content-divergent revisions."""
         if self._obs_sets is None:
-            from backends.hg.obsstore import instability_sets
-
             store = self.repo.obsstore()
             if store is None:
                 self._obs_sets = (set(), set(), set(), set())
@@ -1419,8 +1410,7 @@ class _Evaluator:
             raise NotServed("revset search with bisect() in a repository being bisected is not served here")
         return []  # no bisection: every state is empty
 
-    def fn_bisected(self, subset: list[int], x: Tree, order: str) -> list[int]:
-        return self.fn_bisect(subset, x, order)
+    fn_bisected = fn_bisect
 
     def fn_stack(self, subset: list[int], x: Tree, order: str) -> list[int]:
         """The draft changesets only the given ones (or the working directory's parent) have,
