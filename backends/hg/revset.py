@@ -1617,7 +1617,10 @@ def _file_matcher(pattern: bytes) -> Callable[[bytes], bool]:
         regex = rb"(?:|.*/)" + _glob(rest) + b"$"
     else:
         regex = _glob(rest) + b"$"
-    compiled = re.compile(regex)
+    try:
+        compiled = re.compile(regex)
+    except re.error as e:  # an unbalanced "{": hg refuses the pattern as invalid
+        raise RevsetError(f"invalid pattern: {e}") from e
     return lambda path: compiled.match(path) is not None
 
 

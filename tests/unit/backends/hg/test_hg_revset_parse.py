@@ -113,6 +113,12 @@ def test_file_patterns_match_as_hg_matches_a_changeset_s_files(pattern: bytes, p
     assert {path: matcher(path) for path in paths} == paths
 
 
+@pytest.mark.parametrize("pattern", [b"{*", b"a{b,c", b"glob:x{", b"relglob:{{"])
+def test_an_unbalanced_brace_is_an_invalid_pattern(pattern: bytes) -> None:
+    with pytest.raises(RevsetError):
+        revset._file_matcher(pattern)
+
+
 def test_other_pattern_kinds_are_not_served() -> None:
     for pattern in (b"listfile:/etc/passwd", b"re:.*", b"set:added()", b"include:x"):
         with pytest.raises(revset.NotServed):
