@@ -8,6 +8,7 @@ from its worker pool (``gateway.threads.run_blocking``).
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NewType, Protocol
@@ -16,13 +17,55 @@ if TYPE_CHECKING:  # dulwich is a library of the git repositories, not of this l
     from dulwich.object_store import BaseObjectStore
 
 ObjectId = NewType("ObjectId", bytes)
-"""A git object id as 40 lowercase hex bytes."""
+"""A git object id as lowercase hex bytes: 40 of a SHA-1 repository, 64 of a SHA-256 one."""
 
 Node = NewType("Node", bytes)
 """A Mercurial node id as 20 raw bytes."""
 
 ZERO_ID = ObjectId(b"0" * 40)
 NULL_NODE = Node(b"\0" * 20)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectFormat:
+    """A git repository's object format (``extensions.objectformat``): the hash that names its
+    objects and checks its packs and indexes.  Ids are hex in the protocol and in our ``ObjectId``,
+    raw (``raw_len`` bytes) inside packs, trees and indexes."""
+
+    name: str
+    """As the protocol's ``object-format=`` names it: ``sha1`` or ``sha256``."""
+    raw_len: int
+
+    @property
+    def hex_len(self) -> int:
+        return 2 * self.raw_len
+
+    @property
+    def zero(self) -> ObjectId:
+        """The id that means "none" (a ref created or deleted, an empty repository's advertisement)."""
+        return ObjectId(b"0" * (2 * self.raw_len))
+
+    def hasher(self, data: bytes = b"") -> hashlib._Hash:
+        return hashlib.new(self.name, data)
+
+
+SHA1_FORMAT = ObjectFormat("sha1", 20)
+SHA256_FORMAT = ObjectFormat("sha256", 32)
+OBJECT_FORMATS = {f.name: f for f in (SHA1_FORMAT, SHA256_FORMAT)}
+
+
+def is_zero_id(oid: bytes) -> bool:
+    """Whether ``oid`` is the zero id of its length (create/delete in a push command)."""
+    return bool(oid) and not oid.strip(b"0")
+
+
+def object_format_of(holder: object) -> ObjectFormat:
+    """The ``object_format`` of a git repository of ours (optional on a backend) or of a dulwich
+    repository or object store (dulwich's own format object, read by its name); SHA-1 without one."""
+    found = getattr(holder, "object_format", None)
+    if isinstance(found, ObjectFormat):
+        return found
+    return OBJECT_FORMATS.get(getattr(found, "name", "sha1"), SHA1_FORMAT)
 
 
 class Kind(enum.Enum):
@@ -120,6 +163,7 @@ class GitRepository(Protocol):
     Optional: ``daemon_export_ok() -> bool``, whether git daemon would serve it without
     ``--export-all`` (on disk: ``git-daemon-export-ok`` in its git directory); with ``[git]
     export_all = false`` git:// and HTTP serve only repositories that answer True.
+    ``object_format``: an ``ObjectFormat`` (read with ``object_format_of``; SHA-1 when absent).
     """
 
     kind: Literal[Kind.GIT]
@@ -476,26 +520,26 @@ class Backend(Protocol):
 __all__ = [
     "ATOMIC_FAILURE",
     "MISSING_OBJECTS",
+    "NULL_NODE",
+    "OBJECT_FORMATS",
+    "SHA1_FORMAT",
+    "SHA256_FORMAT",
     "SHALLOW_UPDATE",
+    "ZERO_ID",
     "AmbiguousIdentifier",
-    "FilteredRevision",
-    "DeltaMode",
-    "HgTransaction",
-    "IngestResult",
-    "LargefileRefused",
-    "Largefiles",
-    "RevisionDelta",
-    "RevisionGroup",
-    "Section",
-    "StateStamped",
-    "StoreFile",
     "Backend",
+    "DeltaMode",
+    "FilteredRevision",
     "GitRepository",
     "HgRepository",
+    "HgTransaction",
+    "IngestResult",
     "Iterator",
     "Kind",
-    "NULL_NODE",
+    "LargefileRefused",
+    "Largefiles",
     "Node",
+    "ObjectFormat",
     "ObjectId",
     "PackSink",
     "PackedObject",
@@ -504,5 +548,11 @@ __all__ = [
     "RefResult",
     "RefUpdate",
     "Repository",
-    "ZERO_ID",
+    "RevisionDelta",
+    "RevisionGroup",
+    "Section",
+    "StateStamped",
+    "StoreFile",
+    "is_zero_id",
+    "object_format_of",
 ]
