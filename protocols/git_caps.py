@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from backends.interfaces import OBJECT_FORMATS, ObjectFormat
 from protocols.errors import ProtocolError
 
 MULTI_ACK = b"multi_ack"
@@ -103,3 +104,17 @@ def parse_caps(blob: bytes) -> Mapping[bytes, bytes | None]:
         name, sep, value = word.partition(b"=")
         caps[name] = value if sep else None
     return caps
+
+
+def check_object_format(caps: Mapping[bytes, bytes | None], server: ObjectFormat, unnamed: bytes | None = None) -> None:
+    """Refuse a client whose ``object-format=`` is not the repository's, in git's words.
+
+    ``unnamed``: what a client that names none speaks (None: anything).  In protocol v2 that is
+    SHA-1 (git's serve.c), the mismatch a SHA-1 client meets at a SHA-256 repository."""
+    value = caps.get(OBJECT_FORMAT) or unnamed
+    if value is None:
+        return
+    if value.decode("ascii", "replace") not in OBJECT_FORMATS:
+        raise ProtocolError(f"unknown object format '{value[:32].decode('utf-8', 'replace')}'")
+    if value != server.name.encode():
+        raise ProtocolError(f"mismatched object format: server {server.name}; client {value.decode()}")

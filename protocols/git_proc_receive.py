@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backends.interfaces import is_zero_id
 from protocols import pktline
 from protocols.errors import ProtocolError
 
 VERSION = b"version=1"
 MAX_REPORT_LINES = 65536
 """Lines of a hook's report read at most (a hook that writes for ever is cut off)."""
-ZERO = b"0" * 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +59,9 @@ def parse_rules(values: Sequence[bytes]) -> tuple[ProcRule, ...]:
 def matches(rules: Sequence[ProcRule], ref: bytes, old: bytes, new: bytes) -> bool:
     """Whether the hook, not the server, handles this command (git's ``proc_receive_ref_matches``)."""
     for rule in rules:
-        if ((not rule.create and old == ZERO) or (not rule.delete and new == ZERO)
-                or (not rule.modify and old != ZERO and new != ZERO)):
+        created, deleted = is_zero_id(old), is_zero_id(new)
+        if ((not rule.create and created) or (not rule.delete and deleted)
+                or (not rule.modify and not created and not deleted)):
             continue
         under = ref.startswith(rule.prefix) and ref[len(rule.prefix):len(rule.prefix) + 1] in (b"", b"/")
         if under != rule.negative:
@@ -157,7 +158,7 @@ def _option(report: Report, key: bytes, value: bytes) -> None:
         report.forced = True
     elif key == b"refname":
         report.refname = value or None
-    elif key in (b"old-oid", b"new-oid") and len(value) == 40 and not value.strip(b"0123456789abcdef"):
+    elif key in (b"old-oid", b"new-oid") and len(value) in (40, 64) and not value.strip(b"0123456789abcdef"):
         if key == b"old-oid":
             report.old = value
         else:

@@ -18,7 +18,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from backends.interfaces import ZERO_ID, ObjectId, PackedObject, RefResult, RefUpdate
+from backends.interfaces import (
+    SHA1_FORMAT,
+    ObjectFormat,
+    ObjectId,
+    PackedObject,
+    RefResult,
+    RefUpdate,
+    is_zero_id,
+)
 from protocols import git_caps, git_push_cert, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import parse_oid
@@ -68,7 +76,7 @@ class RefCommands:
     @property
     def needs_pack(self) -> bool:
         """git sends no pack when every command is a delete."""
-        return any(u.new != ZERO_ID for u in self.updates)
+        return any(not is_zero_id(u.new) for u in self.updates)
 
     @property
     def atomic(self) -> bool:
@@ -148,7 +156,7 @@ _TRANSITIONS: dict[tuple[State, Input], State] = {
 
 
 def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bool = True,
-                  cert_nonce: bytes | None = None) -> bytes:
+                  cert_nonce: bytes | None = None, object_format: ObjectFormat = SHA1_FORMAT) -> bytes:
     """The receive-pack advertisement: refs sorted without HEAD or peeled lines, caps on the first.
 
     An empty repository advertises ``capabilities^{}`` with the zero id
@@ -158,8 +166,9 @@ def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bo
     flags = [f for f in git_caps.RECEIVE_PACK_V0 if push_options or f != git_caps.PUSH_OPTIONS]
     if cert_nonce is not None:
         flags.insert(flags.index(git_caps.OFS_DELTA) + 1, git_caps.PUSH_CERT + b"=" + cert_nonce)
-    caps = git_caps.format_caps(flags, [(git_caps.OBJECT_FORMAT, git_caps.SHA1), (git_caps.AGENT, agent)])
-    lines = [(refs[n], n) for n in sorted(refs) if n.startswith(b"refs/")] or [(ZERO_ID, b"capabilities^{}")]
+    caps = git_caps.format_caps(flags, [(git_caps.OBJECT_FORMAT, object_format.name.encode()), (git_caps.AGENT, agent)])
+    lines = ([(refs[n], n) for n in sorted(refs) if n.startswith(b"refs/")]
+             or [(object_format.zero, b"capabilities^{}")])
     out = [pktline.encode(lines[0][0] + b" " + lines[0][1] + b"\0" + caps + b"\n")]
     out += [pktline.encode(oid + b" " + name + b"\n") for oid, name in lines[1:]]
     return b"".join(out) + pktline.FLUSH
@@ -192,9 +201,10 @@ class ReceivePack:
     """The server side of one v0/v1 receive-pack exchange (or one stateless-RPC request)."""
 
     def __init__(self, max_pack: int = DEFAULT_MAX_PACK, max_buffer: int = pktline.DEFAULT_MAX_BUFFER,
-                 bounds: ReceiveBounds = ReceiveBounds()) -> None:
+                 bounds: ReceiveBounds = ReceiveBounds(), object_format: ObjectFormat = SHA1_FORMAT) -> None:
         self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
         self._bounds = bounds
+        self._format = object_format
         self._state = State.COMMANDS
         self._updates: list[RefUpdate] = []
         self._caps: frozenset[bytes] = frozenset()
@@ -203,13 +213,22 @@ class ReceivePack:
         self._cert: list[bytes] = []
         self._cert_size = 0
         self._cert_nonce: bytes | None = None
-        self._scanner = PackScanner(max_pack, bounds.object_size, bounds.delta_result)
+        self._max_pack = max_pack
+        self._scanner = PackScanner(max_pack, bounds.object_size, bounds.delta_result, object_format=object_format)
         self._pending: list[Event] = []
         self.commands: RefCommands | None = None
 
     @property
     def state(self) -> State:
         return self._state
+
+    def use_object_format(self, object_format: ObjectFormat) -> None:
+        """The repository's object format, once it is open (before the client's commands are read,
+        and before ``limit_pack``)."""
+        if object_format != self._format:
+            self._format = object_format
+            self._scanner = PackScanner(self._max_pack, self._bounds.object_size, self._bounds.delta_result,
+                                        object_format=object_format)
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the client; b"" is EOF."""
@@ -290,7 +309,9 @@ class ReceivePack:
         """The line without its capabilities, which the request's first line carries."""
         text, nul, caps = line.removesuffix(b"\n").partition(b"\0")
         if nul and not self._updates and not self._cert:
-            self._caps = frozenset(git_caps.parse_caps(caps))
+            parsed = git_caps.parse_caps(caps)
+            git_caps.check_object_format(parsed, self._format)
+            self._caps = frozenset(parsed)
         return text
 
     def _on_cert_start(self, line: bytes) -> None:
@@ -336,13 +357,14 @@ class ReceivePack:
         if len(parts) != 3:
             raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {command[:120]!r}")
         check_ref_name(parts[2])
-        self._updates.append(RefUpdate(parts[2], parse_oid(parts[0]), parse_oid(parts[1])))
+        hex_len = self._format.hex_len
+        self._updates.append(RefUpdate(parts[2], parse_oid(parts[0], hex_len), parse_oid(parts[1], hex_len)))
 
     def _on_shallow(self, line: bytes) -> None:
         self._advance(Input.SHALLOW)
         if len(self._shallows) >= MAX_SHALLOWS:
             raise LimitExceeded(f"more than {MAX_SHALLOWS} shallow lines")
-        self._shallows.append(parse_oid(line[len(b"shallow ") :].removesuffix(b"\n")))
+        self._shallows.append(parse_oid(line[len(b"shallow ") :].removesuffix(b"\n"), self._format.hex_len))
 
     def _on_option(self, line: bytes) -> None:
         self._advance(Input.OPTION)
@@ -458,9 +480,14 @@ _MAX_HEADER = 64
 _TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 
 
-def _object_hash(type_num: int, size: int) -> hashlib._Hash:
-    """The SHA-1 of a whole object, fed its header (``blob 5\\0``); the caller adds the content."""
-    return hashlib.sha1(_TYPE_NAMES[type_num] + b" %d\0" % size)
+_HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+"""hashlib's own constructors: cheaper per object than ``hashlib.new`` (``ObjectFormat.hasher``)."""
+
+
+def _object_hash(type_num: int, size: int, new: Callable[[bytes], hashlib._Hash] = hashlib.sha1) -> hashlib._Hash:
+    """The hash (``new``: SHA-1 by default) of a whole object, fed its header (``blob 5\\0``); the
+    caller adds the content."""
+    return new(_TYPE_NAMES[type_num] + b" %d\0" % size)
 
 _WHOLE_OBJECT_MAX = 1 << 20
 """Objects up to this size are inflated in one call when they lie wholly in the data at hand."""
@@ -471,7 +498,9 @@ class PackScanner:
 
     gitformat-pack(5): ``PACK``, version 2 or 3, a 32-bit object count; each
     object a type/size varint, an OFS_DELTA offset or REF_DELTA id, a zlib
-    stream; then a 20-byte checksum.  Inflated sizes are checked against the
+    stream; then a checksum.  ``object_format`` is the repository's: it names
+    the objects, sums the pack (20 bytes for SHA-1, 32 for SHA-256) and sizes
+    a REF_DELTA's base id.  Inflated sizes are checked against the
     declared sizes, so a zlib bomb costs at most its declared size in CPU and
     never in memory (inflated bytes are discarded).
 
@@ -482,8 +511,10 @@ class PackScanner:
     """
 
     def __init__(self, max_pack: int = DEFAULT_MAX_PACK, max_object: int = MAX_OBJECT_SIZE,
-                 max_delta_result: int = MAX_OBJECT_SIZE) -> None:
+                 max_delta_result: int = MAX_OBJECT_SIZE, object_format: ObjectFormat = SHA1_FORMAT) -> None:
         self._phase = _Phase.HEADER
+        self._new_hash = _HASHES.get(object_format.name, object_format.hasher)
+        self._raw_len = object_format.raw_len
         self._buffer = bytearray()
         self._remaining_objects = 0
         self._offset = 0
@@ -497,7 +528,7 @@ class PackScanner:
         self._inflated = 0
         self._delta_head: bytearray | None = None
         """The first inflated bytes of a delta, until its result size is read from them."""
-        self._checksum = hashlib.sha1()
+        self._checksum = self._new_hash(b"")
         """Of every byte before the trailer."""
         self._crc = 0
         self._object: tuple[int, int, int, int | bytes | None] | None = None
@@ -575,7 +606,7 @@ class PackScanner:
         if not inflater.eof or len(out) != size:
             return -1
         if base is None:
-            sha = _object_hash(type_num, size)
+            sha = _object_hash(type_num, size, self._new_hash)
             sha.update(out)
             digest: bytes | None = sha.digest()
         else:
@@ -630,7 +661,7 @@ class PackScanner:
         if type_num in (OFS_DELTA, REF_DELTA):
             self._delta_head, self._hash = bytearray(), None
         else:
-            self._delta_head, self._hash = None, _object_hash(type_num, size)
+            self._delta_head, self._hash = None, _object_hash(type_num, size, self._new_hash)
         return header_len - before
 
     def _object_at(self, buf: bytes | memoryview, offset: int) -> tuple[int, int, int, int | bytes | None] | None:
@@ -640,7 +671,7 @@ class PackScanner:
         offset, which must be where an earlier object starts; an object larger
         than the limit is refused.
         """
-        parsed = _parse_object_header(buf)
+        parsed = _parse_object_header(buf, self._raw_len)
         if parsed is None:
             return None
         header_len, size, type_num, base = parsed
@@ -710,8 +741,8 @@ class PackScanner:
                                 f"over the limit of {self._max_delta_result}")
 
     def _trailer(self, view: memoryview) -> int:
-        used = self._buffered(view, PACK_TRAILER)
-        if len(self._buffer) == PACK_TRAILER:
+        used = self._buffered(view, self._raw_len)
+        if len(self._buffer) == self._raw_len:
             if bytes(self._buffer) != self._checksum.digest():
                 raise ProtocolError("receive-pack: the pushed pack's checksum does not match its content")
             self._buffer.clear()
@@ -747,10 +778,11 @@ def delta_sizes(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _parse_object_header(buf: bytes | memoryview) -> tuple[int, int, int, int | bytes | None] | None:
+def _parse_object_header(buf: bytes | memoryview, raw_len: int = 20
+                         ) -> tuple[int, int, int, int | bytes | None] | None:
     """(header length, declared size, type, base) of a pack object, or None if ``buf`` is too short.
 
-    ``base``: an OFS_DELTA's distance back to its base, a REF_DELTA's base id, else None.
+    ``base``: an OFS_DELTA's distance back to its base, a REF_DELTA's base id (``raw_len`` bytes), else None.
     """
     if not buf:
         return None
@@ -766,7 +798,7 @@ def _parse_object_header(buf: bytes | memoryview) -> tuple[int, int, int, int | 
         shift += 7
     i += 1
     if type_num == REF_DELTA:
-        return (i + 20, size, type_num, bytes(buf[i:i + 20])) if len(buf) >= i + 20 else None
+        return (i + raw_len, size, type_num, bytes(buf[i:i + raw_len])) if len(buf) >= i + raw_len else None
     if type_num == OFS_DELTA:
         skipped = _ofs_distance(buf, i)
         return None if skipped is None else (skipped[0], size, type_num, skipped[1])

@@ -18,7 +18,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from backends.interfaces import ObjectId
+from backends.interfaces import SHA1_FORMAT, ObjectFormat, ObjectId
 from protocols import git_caps, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.pktline import Signal, Special
@@ -34,10 +34,11 @@ INFINITE_DEPTH = 0x7FFFFFFF
 _HEX = frozenset(b"0123456789abcdef")
 
 
-def parse_oid(text: bytes) -> ObjectId:
-    """Parse 40 hex digits (either case, as git's get_oid_hex) to a lowercase ObjectId."""
+def parse_oid(text: bytes, hex_len: int = 40) -> ObjectId:
+    """Parse ``hex_len`` hex digits (either case, as git's get_oid_hex) to a lowercase ObjectId:
+    40 in a SHA-1 repository, 64 in a SHA-256 one."""
     oid = text.lower()
-    if len(oid) != 40 or not all(b in _HEX for b in oid):
+    if len(oid) != hex_len or not all(b in _HEX for b in oid):
         raise ProtocolError(f"expected an object id, got {text[:80]!r}")
     return ObjectId(oid)
 
@@ -255,6 +256,7 @@ def advertisement(
     symrefs: Mapping[bytes, bytes],
     agent: bytes,
     flags: tuple[bytes, ...] = git_caps.UPLOAD_PACK_V0,
+    object_format: ObjectFormat = SHA1_FORMAT,
 ) -> bytes:
     """The v0 ref advertisement: HEAD first, refs sorted, peeled tags as ``^{}``, then flush.
 
@@ -265,7 +267,7 @@ def advertisement(
     values: list[tuple[bytes, bytes]] = []
     if b"HEAD" in refs and b"HEAD" in symrefs:
         values.append((git_caps.SYMREF, b"HEAD:" + symrefs[b"HEAD"]))
-    values += [(git_caps.OBJECT_FORMAT, git_caps.SHA1), (git_caps.AGENT, agent)]
+    values += [(git_caps.OBJECT_FORMAT, object_format.name.encode()), (git_caps.AGENT, agent)]
     caps = git_caps.format_caps(flags, values)
     names = ref_order(refs)
     if not names:
@@ -318,10 +320,12 @@ class UploadPackV0:
     """The server side of one v0/v1 upload-pack exchange (or one stateless-RPC request)."""
 
     def __init__(self, stateless: bool = False, max_buffer: int = pktline.DEFAULT_MAX_BUFFER,
-                 bounds: RequestBounds = RequestBounds()) -> None:
+                 bounds: RequestBounds = RequestBounds(), object_format: ObjectFormat = SHA1_FORMAT) -> None:
         self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
         self._stateless = stateless
         self._bounds = bounds
+        self._format = object_format
+        self._hex_len = object_format.hex_len
         self._state = State.WANTS
         self._pending: Event | None = None
         self._wants: list[ObjectId] = []
@@ -342,6 +346,11 @@ class UploadPackV0:
     @property
     def state(self) -> State:
         return self._state
+
+    def use_object_format(self, object_format: ObjectFormat) -> None:
+        """The repository's object format, once it is open (before the client's request is read)."""
+        self._format = object_format
+        self._hex_len = object_format.hex_len
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the client; b"" is EOF."""
@@ -426,13 +435,15 @@ class UploadPackV0:
         if len(self._wants) >= self._bounds.wants:
             raise LimitExceeded(f"more than {self._bounds.wants} wants")
         oid, _, features = arg.partition(b" ")
-        self._wants.append(parse_oid(oid))
-        self._caps.update(git_caps.parse_caps(features))
+        self._wants.append(parse_oid(oid, self._hex_len))
+        caps = git_caps.parse_caps(features)
+        git_caps.check_object_format(caps, self._format)
+        self._caps.update(caps)
 
     def _shallow(self, arg: bytes) -> None:
         if len(self._shallows) >= MAX_SHALLOWS:
             raise LimitExceeded(f"more than {MAX_SHALLOWS} shallow lines")
-        self._shallows.append(parse_oid(arg))
+        self._shallows.append(parse_oid(arg, self._hex_len))
 
     def _deepen(self, arg: bytes) -> None:
         # Bound the digits first: int() refuses (ValueError) strings over 4300 digits.
@@ -457,7 +468,7 @@ class UploadPackV0:
         self._haves_seen += 1
         if self._haves_seen > self._bounds.haves:
             raise LimitExceeded(f"more than {self._bounds.haves} haves")
-        self._round.append(parse_oid(arg))
+        self._round.append(parse_oid(arg, self._hex_len))
 
     def _done(self, arg: bytes) -> None:
         if arg:

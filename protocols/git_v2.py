@@ -13,7 +13,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from backends.interfaces import ObjectId
+from backends.interfaces import SHA1_FORMAT, ObjectFormat, ObjectId
 from protocols import git_caps, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import (
@@ -21,8 +21,8 @@ from protocols.git_upload import (
     MAX_DEEPEN_NOT,
     MAX_REF_NAME,
     MAX_WANTS,
-    ObjectFilter,
     FetchRequest,
+    ObjectFilter,
     RequestBounds,
     parse_filter,
     parse_oid,
@@ -40,7 +40,7 @@ SERVER_OPTION = b"server-option"
 WAIT_FOR_DONE = b"wait-for-done"
 UNBORN = b"unborn"
 
-def capability_advertisement(agent: bytes, allow_filter: bool = True) -> bytes:
+def capability_advertisement(agent: bytes, allow_filter: bool = True, object_format: ObjectFormat = SHA1_FORMAT) -> bytes:
     """The v2 capability advertisement, shaped as git 2.39's (tests/transcripts/git/clone-v2.txt).
 
     ``filter`` is offered only because every reachable object may be wanted,
@@ -53,7 +53,7 @@ def capability_advertisement(agent: bytes, allow_filter: bool = True) -> bytes:
         LS_REFS + b"=" + UNBORN,
         FETCH + b"=" + b" ".join(fetch_features),
         SERVER_OPTION,
-        git_caps.OBJECT_FORMAT + b"=" + git_caps.SHA1,
+        git_caps.OBJECT_FORMAT + b"=" + object_format.name.encode(),
         OBJECT_INFO,
     ]
     return b"".join(pktline.encode(line + b"\n") for line in lines) + pktline.FLUSH
@@ -150,17 +150,20 @@ class _Request:
     command: bytes
     server_options: list[bytes] = field(default_factory=list)
     args: list[bytes] = field(default_factory=list)
+    object_format: bytes | None = None
 
 
 class UploadPackV2:
     """The server side of a v2 session (or, ``stateless``, of one HTTP request)."""
 
     def __init__(self, stateless: bool = False, allow_filter: bool = True,
-                 max_buffer: int = pktline.DEFAULT_MAX_BUFFER, bounds: RequestBounds = RequestBounds()) -> None:
+                 max_buffer: int = pktline.DEFAULT_MAX_BUFFER, bounds: RequestBounds = RequestBounds(),
+                 object_format: ObjectFormat = SHA1_FORMAT) -> None:
         self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
         self._stateless = stateless
         self._allow_filter = allow_filter
         self._bounds = bounds
+        self._format = object_format
         self._state = State.IDLE
         self._request: _Request | None = None
         self._pending: Event | None = None
@@ -168,6 +171,10 @@ class UploadPackV2:
     @property
     def state(self) -> State:
         return self._state
+
+    def use_object_format(self, object_format: ObjectFormat) -> None:
+        """The repository's object format, once it is open (before the client's request is read)."""
+        self._format = object_format
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the client; b"" is EOF."""
@@ -241,7 +248,10 @@ class UploadPackV2:
         self._advance(Input.FLUSH)
         assert self._request is not None
         request, self._request = self._request, None
-        self._pending = _COMMANDS[request.command](request.args, self._allow_filter, self._bounds)
+        named = {git_caps.OBJECT_FORMAT: request.object_format} if request.object_format is not None else {}
+        git_caps.check_object_format(named, self._format, unnamed=git_caps.SHA1)
+        parse = _Parse(self._allow_filter, self._bounds, self._format.hex_len)
+        self._pending = _COMMANDS[request.command](request.args, parse)
 
     # -- responses ------------------------------------------------------------------
 
@@ -328,12 +338,12 @@ class UploadPackV2:
 
 
 def _check_capability(name: bytes, value: bytes, request: _Request) -> None:
-    """Request capabilities: agent, object-format=sha1 and server-option; nothing else."""
+    """Request capabilities: agent, object-format (checked once the request is read) and
+    server-option; nothing else."""
     if name == git_caps.AGENT:
         return
     if name == git_caps.OBJECT_FORMAT:
-        if value != git_caps.SHA1:
-            raise ProtocolError(f"unsupported object format '{value[:32].decode('utf-8', 'replace')}'")
+        request.object_format = value
         return
     if name == SERVER_OPTION:
         if len(request.server_options) >= MAX_SERVER_OPTIONS:
@@ -363,7 +373,16 @@ def _ref_line(
     return line
 
 
-def _parse_ls_refs(args: list[bytes], allow_filter: bool, bounds: RequestBounds) -> LsRefs:
+@dataclass(frozen=True, slots=True)
+class _Parse:
+    """What parsing a command's arguments depends on: the server's settings and id length."""
+
+    allow_filter: bool
+    bounds: RequestBounds
+    hex_len: int
+
+
+def _parse_ls_refs(args: list[bytes], parse: _Parse) -> LsRefs:
     flags: set[bytes] = set()
     prefixes: list[bytes] = []
     for arg in args:
@@ -374,18 +393,18 @@ def _parse_ls_refs(args: list[bytes], allow_filter: bool, bounds: RequestBounds)
         else:
             raise ProtocolError(f"ls-refs: unexpected argument {arg[:80]!r}")
     # git's ls-refs.c: past this many prefixes, the client gets every ref rather than an error
-    kept = tuple(prefixes) if len(prefixes) <= bounds.ref_prefixes else ()
+    kept = tuple(prefixes) if len(prefixes) <= parse.bounds.ref_prefixes else ()
     return LsRefs(b"symrefs" in flags, b"peel" in flags, UNBORN in flags, kept)
 
 
-def _parse_object_info(args: list[bytes], allow_filter: bool, bounds: RequestBounds) -> ObjectInfo:
+def _parse_object_info(args: list[bytes], parse: _Parse) -> ObjectInfo:
     size = False
     oids: list[ObjectId] = []
     for arg in args:
         if arg == b"size":
             size = True
         elif arg.startswith(b"oid ") and len(oids) < MAX_OBJECT_INFO:
-            oids.append(parse_oid(arg[4:]))
+            oids.append(parse_oid(arg[4:], parse.hex_len))
         else:
             raise ProtocolError(f"object-info: unexpected argument {arg[:80]!r}")
     return ObjectInfo(tuple(oids), size)
@@ -402,21 +421,22 @@ class _FetchArgs:
     deepen_not: list[bytes] = field(default_factory=list)
     object_filter: ObjectFilter | None = None
     bounds: RequestBounds = RequestBounds()
+    hex_len: int = 40
 
 
 _FETCH_FLAGS = frozenset({git_caps.THIN_PACK, git_caps.NO_PROGRESS, git_caps.INCLUDE_TAG, git_caps.OFS_DELTA,
                           git_caps.DEEPEN_RELATIVE, b"done", WAIT_FOR_DONE})
 
 
-def _parse_fetch(args: list[bytes], allow_filter: bool, bounds: RequestBounds) -> Fetch:
-    parsed = _FetchArgs(bounds=bounds)
+def _parse_fetch(args: list[bytes], parse: _Parse) -> Fetch:
+    parsed = _FetchArgs(bounds=parse.bounds, hex_len=parse.hex_len)
     for arg in args:
         if arg in _FETCH_FLAGS:
             parsed.flags.add(arg)
             continue
         keyword, _, value = arg.partition(b" ")
         handler = _FETCH_ARGS.get(keyword)
-        if handler is None or (keyword == git_caps.FILTER and not allow_filter):
+        if handler is None or (keyword == git_caps.FILTER and not parse.allow_filter):
             raise ProtocolError(f"fetch: unexpected argument {arg[:80]!r}")
         handler(parsed, value)
     if parsed.depth and (parsed.deepen_since is not None or parsed.deepen_not):
@@ -430,19 +450,19 @@ def _parse_fetch(args: list[bytes], allow_filter: bool, bounds: RequestBounds) -
 def _want(args: _FetchArgs, value: bytes) -> None:
     if len(args.wants) >= args.bounds.wants:
         raise LimitExceeded(f"more than {args.bounds.wants} wants")
-    args.wants.append(parse_oid(value))
+    args.wants.append(parse_oid(value, args.hex_len))
 
 
 def _have(args: _FetchArgs, value: bytes) -> None:
     if len(args.haves) >= args.bounds.haves:
         raise LimitExceeded(f"more than {args.bounds.haves} haves")
-    args.haves.append(parse_oid(value))
+    args.haves.append(parse_oid(value, args.hex_len))
 
 
 def _shallow(args: _FetchArgs, value: bytes) -> None:
     if len(args.shallows) >= MAX_WANTS:
         raise LimitExceeded("too many shallow lines")
-    args.shallows.append(parse_oid(value))
+    args.shallows.append(parse_oid(value, args.hex_len))
 
 
 def _deepen(args: _FetchArgs, value: bytes) -> None:
@@ -479,7 +499,7 @@ _FETCH_ARGS: dict[bytes, Callable[[_FetchArgs, bytes], None]] = {
 }
 """fetch argument keyword -> parser; one row per argument that carries a value."""
 
-_COMMANDS: dict[bytes, Callable[[list[bytes], bool, RequestBounds], Event]] = {
+_COMMANDS: dict[bytes, Callable[[list[bytes], _Parse], Event]] = {
     LS_REFS: _parse_ls_refs,
     FETCH: _parse_fetch,
     OBJECT_INFO: _parse_object_info,
