@@ -20,7 +20,7 @@ from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 from backends import hg_support
 from backends.blobs import made_whole
 from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock
-from backends.interfaces import Kind, Repository
+from backends.interfaces import OBJECT_FORMATS, Kind, Repository
 from backends.names import strip_git_suffix, validate_name
 from protocols.errors import NotARepository, RepositoryNotFound, StorageError, UnsafeName, UnsupportedFeature
 
@@ -235,11 +235,8 @@ def _remove_ref_locks(path: str, since_ns: int) -> None:
 
 
 def _open_git(path: str) -> Repo:
-    """The repository, if hgwire can serve it: whole history, SHA-1 objects, no extension it does not know.
-
-    A SHA-256 repository would otherwise be listed as empty, and a push would
-    leave a SHA-1 pack in it that breaks every git command there.
-    """
+    """The repository, if hgwire can serve it: whole history, SHA-1 or SHA-256 objects, no extension
+    it does not know."""
     try:
         repo = Repo(path)
     except UnsupportedExtension as exc:
@@ -254,11 +251,12 @@ def _open_git(path: str) -> Repo:
         repo.close()
         raise UnsupportedFeature("unsupported repository feature: a shallow repository (its history was cut, "
                                  "as by clone --depth); run 'git fetch --unshallow' in it to serve it")
-    object_format = getattr(repo, "object_format", None)
-    name = getattr(object_format, "name", "sha1")
-    if name != "sha1":
+    try:  # dulwich reads a value it does not know as SHA-1: git refuses the repository
+        name = repo.get_config().get((b"extensions",), b"objectformat").decode("utf-8", "replace").lower()
+    except KeyError:
+        name = "sha1"
+    if name not in OBJECT_FORMATS or name != getattr(getattr(repo, "object_format", None), "name", "sha1"):
         repo.close()
-        shown = {"sha256": "SHA-256"}.get(name, name)
-        raise UnsupportedFeature(f"unsupported repository feature: {shown} object ids "
-                                 "(extensions.objectformat; this server serves SHA-1 repositories)")
+        raise UnsupportedFeature(f"unsupported repository feature: {name} object ids "
+                                 "(extensions.objectformat; this server serves SHA-1 and SHA-256 repositories)")
     return repo

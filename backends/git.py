@@ -30,9 +30,10 @@ from backends.git_dotfiles import DotFiles
 from backends.interfaces import (
     ATOMIC_FAILURE,
     MISSING_OBJECTS,
-    ZERO_ID,
+    OBJECT_FORMATS,
     HookLocation,
     Kind,
+    ObjectFormat,
     ObjectId,
     PackedObject,
     PushCertSettings,
@@ -40,6 +41,8 @@ from backends.interfaces import (
     RefReport,
     RefResult,
     RefUpdate,
+    is_zero_id,
+    object_format_of,
 )
 from backends.lfs import LfsStore
 from backends.lru import LruCache
@@ -344,7 +347,11 @@ def _loose_ref(filename: bytes) -> bytes | None:
 
 def _ids(found: Mapping[bytes, bytes | None] | Mapping[Ref, ObjectID]) -> dict[bytes, ObjectId]:
     """The refs that resolve to an object id (a dangling or broken one is left out)."""
-    return cast(dict[bytes, ObjectId], {ref: sha for ref, sha in found.items() if sha is not None and len(sha) == 40})
+    return cast(dict[bytes, ObjectId], {ref: sha for ref, sha in found.items()
+                                        if sha is not None and len(sha) in _ID_LENGTHS})
+
+
+_ID_LENGTHS = frozenset(f.hex_len for f in OBJECT_FORMATS.values())
 
 
 class DulwichGitRepository:
@@ -378,6 +385,11 @@ class DulwichGitRepository:
     @property
     def object_store(self) -> BaseObjectStore:
         return self.dulwich_repo.object_store
+
+    @property
+    def object_format(self) -> ObjectFormat:
+        """SHA-1 or SHA-256 (``extensions.objectformat``), as the repository says."""
+        return object_format_of(self.dulwich_repo)
 
     def refs(self) -> Mapping[bytes, ObjectId]:
         container = self.dulwich_repo.refs
@@ -556,7 +568,10 @@ class DulwichGitRepository:
     def _ingest_memory(self, store: MemoryObjectStore, f: BinaryIO) -> list[str]:
         """Every object of the pack into the memory store, each claimed by this push
         (``git_ingest.PackClaims``, keyed per object): a concurrent push of the same objects
-        holds them too, so this push being refused does not take them from under it."""
+        holds them too, so this push being refused does not take them from under it.  SHA-1 only:
+        dulwich's memory store files every object under its SHA-1 id."""
+        if object_format_of(store).name != "sha1":
+            raise ProtocolError("pushing to a SHA-256 repository held in memory is not supported")
         claims = git_ingest.PACK_CLAIMS
         f.seek(0, os.SEEK_END)
         size = f.tell()
@@ -588,6 +603,7 @@ class DulwichGitRepository:
         dotfiles = DotFiles()
         warnings = git_ingest.FsckWarnings()
         store = self.object_store
+        object_format = object_format_of(store)
         links = git_ingest.PushLinks()
 
         def get_raw(sha: bytes) -> tuple[int, bytes]:
@@ -595,7 +611,8 @@ class DulwichGitRepository:
 
         try:
             for sha, type_num, raw in objects:
-                links.link(git_ingest.check_object(type_num, raw, rules, bytes(sha), dotfiles, warnings))
+                links.link(git_ingest.check_object(type_num, raw, rules, bytes(sha), dotfiles, warnings,
+                                                   object_format=object_format))
             git_ingest.check_dotfiles(dotfiles, get_raw, rules, warnings)
             wrong = links.mismatch(lambda sha: get_raw(sha)[0])
             if wrong is not None:
@@ -644,12 +661,13 @@ class DulwichGitRepository:
         if len(text) > MAX_SKIP_LIST:
             raise StorageError(f"receive.fsck.skipList '{name}' is larger than {MAX_SKIP_LIST >> 20} MiB")
         ids: list[bytes] = []
+        hex_len = object_format_of(self.object_store).hex_len  # full ids of the repository's format
         for line in text.split(b"\n"):
             entry = line.split(b"#", 1)[0].strip()
             if not entry:
                 continue
             try:
-                ids.append(parse_oid(entry))
+                ids.append(parse_oid(entry, hex_len))
             except ProtocolError:
                 raise StorageError(f"invalid object name {entry[:80].decode('utf-8', 'replace')!r} in "
                                    f"receive.fsck.skipList '{name}'; fix it on the server") from None
@@ -736,7 +754,8 @@ class DulwichGitRepository:
         writes a push certificate) and return its id."""
         blob = Blob.from_string(data)
         self.object_store.add_object(blob)
-        return ObjectId(bytes(blob.id))
+        store_format = getattr(self.object_store, "object_format", None)
+        return ObjectId(bytes(blob.get_id(store_format) if store_format is not None else blob.id))
 
     def lfs(self) -> LfsStore | None:
         """The repository's Git LFS objects (``<git dir>/lfs/objects``); None for one not on disk."""
@@ -811,7 +830,7 @@ class DulwichGitRepository:
                 handled = {ref: r if r.reason is not None else RefResult(ref, ATOMIC_FAILURE)
                            for ref, r in handled.items()}
             results = [handled.get(u.ref) or made_here[u.ref] for u in updates]
-            moved = any(r.reason is None and u.new != ZERO_ID for u, r in zip(updates, results, strict=True))
+            moved = any(r.reason is None and not is_zero_id(u.new) for u, r in zip(updates, results, strict=True))
             declined = any(r.reason in HOOK_REFUSALS for r in results)
             # incomplete objects never stay; declined or unchecked ones go, as from git's quarantine
             if self._whole is False or (not moved and (declined or self._whole is None)):
@@ -830,8 +849,8 @@ class DulwichGitRepository:
     def _proc_refusal(self, update: RefUpdate, hidden: Callable[[bytes], bool]) -> str | None:
         """What git's receive-pack checks of a command before a proc-receive hook gets it."""
         if hidden(update.ref):
-            return "deny deleting a hidden ref" if update.new == ZERO_ID else "deny updating a hidden ref"
-        if update.new != ZERO_ID and not self._connected(update.new):
+            return "deny deleting a hidden ref" if is_zero_id(update.new) else "deny updating a hidden ref"
+        if not is_zero_id(update.new) and not self._connected(update.new):
             return MISSING_OBJECTS
         return None
 
@@ -882,7 +901,7 @@ class DulwichGitRepository:
         if not quarantines:
             return checked
         doomed = atomic and any(reason is not None for _, reason in checked)
-        if doomed or not any(reason is None and u.new != ZERO_ID for u, reason in checked):
+        if doomed or not any(reason is None and not is_zero_id(u.new) for u, reason in checked):
             for quarantine in quarantines:
                 quarantine.drop()
             return checked
@@ -914,7 +933,7 @@ class DulwichGitRepository:
         if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref[len(b"refs/"):])):
             return "funny refname"
         branch = update.ref.startswith(HEADS_PREFIX)
-        deletion = update.new == ZERO_ID
+        deletion = is_zero_id(update.new)
         if not self.bare and update.ref == head and rules.deny_current_branch == REFUSE:
             return "branch is currently checked out"
         if deletion and branch and rules.deny_deletes:
@@ -927,7 +946,7 @@ class DulwichGitRepository:
             return MISSING_OBJECTS
         if not deletion and branch and not self._is_commit(update.new):
             return NON_COMMIT_BRANCH  # git's refs code refuses it too: a branch names a commit
-        if (branch and rules.deny_non_fast_forwards and not deletion and update.old != ZERO_ID
+        if (branch and rules.deny_non_fast_forwards and not deletion and not is_zero_id(update.old)
                 and not git_pack.is_ancestor(self.object_store, update.old, update.new)):
             return "non-fast-forward"  # git's words for receive.denyNonFastForwards
         return None
@@ -960,7 +979,7 @@ class DulwichGitRepository:
             return [RefResult(u.ref, reason or ATOMIC_TRANSACTION_FAILED) for u, reason in checked]
         if atomic:
             current = self.refs()
-            stale = [u for u, _ in checked if current.get(u.ref, ZERO_ID) != u.old]
+            stale = [u for u, _ in checked if current.get(u.ref, self.object_format.zero) != u.old]
             if stale:
                 return [RefResult(u.ref, ATOMIC_TRANSACTION_FAILED) for u, _ in checked]  # git's commit fails
             if deploy is not None:
@@ -1015,23 +1034,23 @@ class DulwichGitRepository:
         if verdict is not None:
             return None if verdict else "push-to-checkout hook declined"
         return git_worktree.push_to_deploy(controldir(), self.work_tree, update.new.decode("ascii"),
-                                           head_is_born=update.old != ZERO_ID)
+                                           head_is_born=not is_zero_id(update.old))
 
     def _current(self, ref: bytes) -> ObjectId:
-        """The id ``ref`` names now (symbolic refs followed), ZERO_ID when there is none."""
+        """The id ``ref`` names now (symbolic refs followed), the zero id when there is none."""
         try:
             return ObjectId(self.dulwich_repo.refs[Ref(ref)])
         except (KeyError, RefFormatError):
-            return ZERO_ID
+            return self.object_format.zero
 
     def _swap(self, update: RefUpdate) -> str | None:
         refs = self.dulwich_repo.refs
         ref, new = Ref(update.ref), ObjectID(update.new)
-        old = None if update.old == ZERO_ID else ObjectID(update.old)
+        old = None if is_zero_id(update.old) else ObjectID(update.old)
         locks = _lock_files(refs, ref)
         there = [os.path.lexists(lock) for lock in locks]
         try:
-            if update.new == ZERO_ID:
+            if is_zero_id(update.new):
                 done = old is None or refs.remove_if_equals(ref, old)
             elif old is None:  # dulwich reads old=None as "unconditional"; a create must find no ref
                 done = refs.add_if_new(ref, new)
@@ -1083,7 +1102,7 @@ class DulwichGitRepository:
         if isinstance(store, DiskObjectStore):
             return git_ingest.connected(store, tips, self._added, self._links)
         return git_ingest.walk_connected(tips, self._added, lambda sha: store.get_raw(ObjectID(sha)),
-                                         lambda sha: ObjectID(sha) in store)
+                                         lambda sha: ObjectID(sha) in store, object_format=self.object_format)
 
     def _adopted(self) -> None:
         """Refs name this push's objects now: they are part of the store, which is whole."""
@@ -1290,12 +1309,12 @@ def _name_conflicts(checked: list[tuple[RefUpdate, str | None]], existing: Itera
     """
     names = set(existing)
     for update, reason in checked:
-        if reason is None and update.new == ZERO_ID:
+        if reason is None and is_zero_id(update.new):
             names.discard(update.ref)
     ordered = sorted(names)
     out: list[tuple[RefUpdate, str | None]] = []
     for update, reason in checked:
-        if reason is None and update.new != ZERO_ID and update.ref not in names:
+        if reason is None and not is_zero_id(update.new) and update.ref not in names:
             clash = _clash(update.ref, names, ordered)
             if clash is not None:
                 reason = f"failed to update ref: '{clash.decode('utf-8', 'replace')}' exists; " \

@@ -27,13 +27,15 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
 from backends.git_pretty import pretty
-from backends.interfaces import GitRepository, ObjectId
+from backends.interfaces import OBJECT_FORMATS, GitRepository, ObjectId, object_format_of
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
 MAX_PEEL = 16
 MAX_DEPTH = 256
 """Deepest directory nesting an archive follows (a crafted tree cannot recurse forever)."""
-_HEX40 = re.compile(r"[0-9a-f]{40}")
+_HEX = re.compile(r"[0-9a-f]+")
+"""A full id when it has the repository's ``hex_len`` digits (40, or 64 in SHA-256)."""
+_RAW_LENGTHS = frozenset(f.raw_len for f in OBJECT_FORMATS.values())
 _DWIM = ("{}", "refs/{}", "refs/tags/{}", "refs/heads/{}", "refs/remotes/{}", "refs/remotes/{}/HEAD")
 """git's ref_rev_parse_rules, the order in which a short name is looked up."""
 
@@ -83,7 +85,7 @@ def select(store: BaseObjectStore, source: ArchiveSource, pathspecs: tuple[Paths
             raise ArchiveRefused(f"pathspec '{spec.given or spec.text}' did not match any files")
     if kept is None:
         raise ArchiveRefused("the pathspecs leave no file to archive")
-    return ArchiveSource(kept.id, source.mtime, filtered, source.commit, source.tree)
+    return ArchiveSource(_tree_id(kept), source.mtime, filtered, source.commit, source.tree)
 
 
 def _subtree(store: BaseObjectStore, tree: bytes, path: str, treeish: str) -> bytes:
@@ -117,6 +119,7 @@ class _Selection:
         if depth > MAX_DEPTH:
             raise ArchiveRefused(f"tree deeper than {MAX_DEPTH} directories")
         kept = Tree()
+        kept.object_format = tree.object_format  # its id is of the repository's format
         for entry in tree.iteritems():
             path = base + entry.path.decode("utf-8", "surrogateescape")
             directory = stat.S_ISDIR(entry.mode)
@@ -138,10 +141,10 @@ class _Selection:
             if isinstance(subtree, Tree):
                 below = self.select(subtree, path + "/", whole, depth + 1)
                 if below is not None:
-                    kept.add(entry.path, entry.mode, below.id)
+                    kept.add(entry.path, entry.mode, _tree_id(below))
         if not kept.items():
             return None
-        self.filtered[kept.id] = kept
+        self.filtered[_tree_id(kept)] = kept
         return kept
 
     def _below(self, directory: str) -> bool:
@@ -149,6 +152,14 @@ class _Selection:
         to match (so that it is not reported as matching nothing), may apply below it."""
         return any(spec.may_select_below(directory) for spec in self.excludes) or any(
             spec not in self.used and spec.may_select_below(directory) for spec in self.includes)
+
+
+def _tree_id(tree: Tree) -> ObjectID:
+    """The hex id of a tree in its own object format (dulwich's ``id`` is always the SHA-1 one;
+    a tree read from the store keeps the id it was read by)."""
+    if tree.object_format.name == "sha1":
+        return tree.id
+    return ObjectID(tree.get_id(tree.object_format))
 
 
 class _Overlay:
@@ -173,7 +184,7 @@ def _by_name(refs: Mapping[bytes, ObjectId], name: str) -> bytes | None:
 
 def _by_id(store: BaseObjectStore, refs: Mapping[bytes, ObjectId], name: str) -> bytes | None:
     """A full id is allowed only if a ref points at it, directly or through its tags."""
-    if not _HEX40.fullmatch(name):
+    if len(name) != object_format_of(store).hex_len or not _HEX.fullmatch(name):
         return None
     wanted = name.encode("ascii")
     for oid in set(refs.values()):
@@ -226,7 +237,7 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     prefix = options.prefix.encode("utf-8")
     entries = _entries(store, tree, prefix, 0, original, commit=commit if isinstance(commit, Commit) else None)
     if prefix:  # the prefix's own directory entry, first, as git writes it
-        entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None, bytes(tree.id))], entries)
+        entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None, bytes(_tree_id(tree)))], entries)
     if options.kind == "zip":
         return _zip_chunks(entries, source.mtime, options.level, source.commit)
     tar = _tar_chunks(entries, source.mtime, source.commit)
@@ -255,7 +266,7 @@ def _tar_chunks(entries: Entries, mtime: int, commit: bytes | None) -> Iterator[
         yield head + _padded(record)
         written += len(head) + len(_padded(record))
     for path, mode, obj, oid in entries:
-        hex_id = oid.hex().encode() if len(oid) == 20 else oid
+        hex_id = oid.hex().encode() if len(oid) in _RAW_LENGTHS else oid
         if obj is None:  # a directory, or a submodule: an empty directory
             name, kind, size, perm, link = path + b"/", b"5", 0, TAR_DIR_MODE, b""
         elif stat.S_ISLNK(mode):

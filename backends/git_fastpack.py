@@ -25,8 +25,9 @@ module does what git's own upload-pack does instead:
    A delta's base is always sent from the same or an earlier pack in the
    fixed pack order (or whole), so the sent deltas cannot form a cycle.
 3. **Streaming**: the header's object count is known after counting; the
-   entries follow in chunks of ``chunk_size`` bytes and the trailing SHA-1 is
-   computed over what was sent.  Memory is the indexes, the bitsets and one
+   entries follow in chunks of ``chunk_size`` bytes and the trailing checksum
+   (SHA-1, or SHA-256 in a SHA-256 repository) is computed over what was sent.
+   Memory is the indexes, the bitsets and one
    chunk, never the pack.
 
 ``generate_pack_fast`` returns None when it cannot serve the request and the
@@ -40,7 +41,6 @@ cases.
 from __future__ import annotations
 
 import binascii
-import hashlib
 import mmap
 import os
 import zlib
@@ -65,17 +65,19 @@ from backends.git_reach import (
     Walker,
     read_pack_bitmap,
 )
+from backends.interfaces import SHA1_FORMAT, ObjectFormat, object_format_of
 
 PACK_SIGNATURE = b"PACK"
 PACK_VERSION = 2
 OFS_DELTA = 6
 REF_DELTA = 7
 SHA_LEN = 20
+"""A SHA-1 name's bytes; a SHA-256 repository's packs hold 32 (``PackIndexView.raw_len``)."""
 # 64 KiB like git_pack's chunks: a side-band-framed chunk stays below glibc's mmap threshold
 # (128 KiB); with 256 KiB chunks a server's RSS settled near 140 MB over sequential clones
 # of the corpus, with 64 KiB near 78 MB, at 0.1 s more CPU per clone (more pool hops).
 DEFAULT_CHUNK_SIZE = 64 * 1024
-MAX_ENTRY_HEADER = 32            # type/size varint (<= 10 bytes) + OFS offset (<= 10) or REF name (20)
+MAX_ENTRY_HEADER = 32            # type/size varint (<= 10 bytes) + OFS offset (<= 10); a REF name is read apart
 TAGS_PREFIX = b"refs/tags/"
 MAX_PEEL = 32
 RELEASE_WINDOW = 8 << 20         # how far behind the cursor pages are dropped from our mapping
@@ -305,7 +307,7 @@ def _pack_views(store: DiskObjectStore) -> list[PackIndexView]:
     pack-name order sent a clone after 40 one-line pushes to a 100 KB file
     as 984 KiB instead of git's 56.
     """
-    views = pack_views(os.fspath(store.pack_dir))
+    views = pack_views(os.fspath(store.pack_dir), object_format_of(store).raw_len)
     return sorted(views, key=_age)
 
 
@@ -365,6 +367,7 @@ def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, walker: Walker,
               have: Reached) -> None:
     """include-tag: annotated tags (and tags of tags) that point at an object being sent."""
     view = walker.view
+    hex_end = 7 + object_format_of(store).hex_len
     for ref, sha in sorted(refs.items()):
         if not ref.startswith(TAGS_PREFIX) or send.contains(sha, view) or have.contains(sha, view):
             continue  # not a tag ref, or a tag already sent / known (a clone wants every tag)
@@ -377,7 +380,7 @@ def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, walker: Walker,
             if type_num != TAG:
                 break
             chain.append(target)
-            target = raw[7:47]
+            target = raw[7:hex_end]
         else:
             continue  # an absurdly long chain: leave it to the client to ask
         if chain and send.contains(target, view):
@@ -402,7 +405,7 @@ def _open_maps(plan: PackPlan) -> list[mmap.mmap]:
             with open(source.view.pack_path, "rb") as f:
                 mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             maps.append(mapped)
-            if len(mapped) != source.view.pack_size or mapped[-SHA_LEN:] != source.view.checksum:
+            if len(mapped) != source.view.pack_size or mapped[-source.view.raw_len:] != source.view.checksum:
                 raise _CannotServe(f"{source.view.pack_path} does not match its index")
     except BaseException:
         for mapped in maps:
@@ -450,7 +453,8 @@ class _Entry:
     base_name: bytes        # REF_DELTA: binary base name
 
 
-def parse_entry(mapped: mmap.mmap, offset: int) -> _Entry:
+def parse_entry(mapped: mmap.mmap, offset: int, raw_len: int = SHA_LEN) -> _Entry:
+    """The stored entry at ``offset`` of a pack whose names are ``raw_len`` bytes."""
     head = mapped[offset:offset + MAX_ENTRY_HEADER]
     byte = head[0]
     type_num = (byte >> 4) & 7
@@ -469,7 +473,8 @@ def parse_entry(mapped: mmap.mmap, offset: int) -> _Entry:
             distance = ((distance + 1) << 7) | (byte & 0x7F)
         return _Entry(type_num, size_header, offset + p, offset - distance, b"")
     if type_num == REF_DELTA:
-        return _Entry(type_num, size_header, offset + p + SHA_LEN, 0, head[p:p + SHA_LEN])
+        at = offset + p
+        return _Entry(type_num, size_header, at + raw_len, 0, mapped[at:at + raw_len])
     return _Entry(type_num, size_header, offset + p, 0, b"")
 
 
@@ -480,11 +485,11 @@ def _as_ref_delta(size_header: bytes) -> bytes:
 class _Output:
     """Accumulates pack bytes, hashes them and hands out chunks of about ``chunk_size``."""
 
-    def __init__(self, chunk_size: int) -> None:
+    def __init__(self, chunk_size: int, object_format: ObjectFormat = SHA1_FORMAT) -> None:
         self.chunk_size = chunk_size
         self.offset = 0
         self._buffer = bytearray()
-        self._sha = hashlib.sha1()
+        self._sha = object_format.hasher()
 
     def write(self, data: bytes | memoryview) -> None:
         self._buffer += data
@@ -521,7 +526,7 @@ def write_pack(plan: PackPlan, maps: list[mmap.mmap], *, chunk_size: int = DEFAU
                progress: Progress | None = None, stats: WriteStats | None = None) -> Iterator[bytes]:
     """Stream the planned pack; closes ``maps`` when done or closed early."""
     stats = stats if stats is not None else WriteStats()
-    out = _Output(chunk_size)
+    out = _Output(chunk_size, object_format_of(plan.store))
     try:
         out.write(PACK_SIGNATURE + PACK_VERSION.to_bytes(4, "big") + plan.count.to_bytes(4, "big"))
         for index, (source, mapped) in enumerate(zip(plan.sources, maps)):
@@ -552,7 +557,7 @@ def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap
     view = source.view
     offsets = view.offsets
     last = len(offsets) - 1
-    pack_end = view.pack_size - SHA_LEN
+    pack_end = view.pack_size - view.raw_len
     new_offset = _NewOffsets(source.positions)
     record = new_offset.append
     chunk_size = out.chunk_size
@@ -653,7 +658,7 @@ def _rewritten_header(plan: PackPlan, index: int, source: _Source, mapped: mmap.
                       new_offset: _NewOffsets) -> tuple[bytes, int] | object | None:
     """None: copy the entry as stored.  (header, data_start): new header, stored data.  _WHOLE: resolve."""
     start = int(source.view.offsets[pos])
-    entry = parse_entry(mapped, start)
+    entry = parse_entry(mapped, start, source.view.raw_len)
     if entry.type_num == OFS_DELTA:
         return _ofs_header(plan, index, source, entry, pos, start, new_offset)
     if entry.type_num == REF_DELTA:

@@ -14,10 +14,12 @@ the scan that found its end (``protocols.git_receive.PackScanner``: offsets,
 types, delta bases, CRC-32s and the ids of whole objects).  ``commit`` then
 inflates only what it must: every commit, tree and tag, to check it, and each
 delta with its base, to name it.  It appends the bases a thin pack deltas
-against, names the pack ``pack-<sha1 of its sorted object names>`` and writes
-its index.  Bases come from a ``PackObjectReader`` over the cached index views
-of the store's packs (dict lookups and a delta cache) instead of the store's
-own lookups, which bisect every index in Python.  A malformed commit, tree or
+against, names the pack ``pack-<hash of its sorted object names>`` and writes
+its index.  Everything follows the store's object format (``object_format_of``):
+SHA-1 or SHA-256 names the objects, sums the pack and its index and sizes the
+ids in trees, REF_DELTAs and indexes.  Bases come from a ``PackObjectReader``
+over the cached index views of the store's packs (dict lookups and a delta
+cache) instead of the store's own lookups, which bisect every index in Python.  A malformed commit, tree or
 tag is refused before any ref can name it, and so is a link to an object of
 another type than the link says (``PushLinks.mismatch``; a stored object's
 type is read from its pack entry's headers, ``PackObjectReader.type_of``).
@@ -33,7 +35,6 @@ from the tips, reading the objects the push added, never blobs.
 from __future__ import annotations
 
 import binascii
-import hashlib
 import itertools
 import os
 import re
@@ -55,7 +56,7 @@ from dulwich.objects import (
     object_header,
     parse_tree,
 )
-from dulwich.pack import Pack, apply_delta, extend_pack, iter_sha1, write_pack_index
+from dulwich.pack import Pack, apply_delta, extend_pack, write_pack_index
 from dulwich.refs import Ref, check_ref_format
 
 from backends import git_packindex
@@ -63,9 +64,9 @@ from backends.git_dotfiles import DotFiles, is_dotgit
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
-from backends.interfaces import PackedObject
+from backends.interfaces import SHA1_FORMAT, ObjectFormat, PackedObject, object_format_of
 from protocols.errors import ProtocolError
-from protocols.git_receive import OFS_DELTA, PACK_TRAILER, PackScanner
+from protocols.git_receive import OFS_DELTA, PackScanner
 
 S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
 _NOT_LEAVES = (S_IFDIR, S_IFGITLINK)
@@ -92,11 +93,12 @@ def cheap_views(store: DiskObjectStore) -> tuple[list[PackIndexView], bool]:
     (``PackObjectReader`` and ``Presence`` fall back to the store).
     """
     bases = git_packindex.pack_basenames(os.fspath(store.pack_dir))
+    raw_len = object_format_of(store).raw_len
     views = []
     for base in bases:
-        view = git_packindex.cached_view(base)
+        view = git_packindex.cached_view(base, raw_len)
         if view is None and os.path.getsize(base + ".idx") <= SMALL_INDEX:
-            view = git_packindex.index_view(base)
+            view = git_packindex.index_view(base, raw_len)
         if view is not None:
             views.append(view)
     return views, len(views) == len(bases)
@@ -123,9 +125,10 @@ class Presence:
         return any(sha in alternate for alternate in self._store.alternates)  # a push's quarantine, info/alternates
 
 
-def _raw_reader(reader: PackObjectReader) -> Callable[[bytes], tuple[int, bytes]]:
+def _raw_reader(reader: PackObjectReader, raw_len: int = 20) -> Callable[[bytes], tuple[int, bytes]]:
+    """``get_raw`` of an id in hex or raw (``raw_len`` bytes)."""
     def get_raw(sha: bytes) -> tuple[int, bytes]:
-        return reader.read(sha if len(sha) == 40 else binascii.hexlify(sha))
+        return reader.read(binascii.hexlify(sha) if len(sha) == raw_len else sha)
 
     return get_raw
 
@@ -317,7 +320,7 @@ class PackIngest:
     ``commit`` only inflates what it must: each commit, tree and tag, to check
     it, and each delta with its base, to name it.  Thin-pack bases are
     appended from the store, the index is written, and both are renamed to
-    ``pack-<sha1 of the sorted object names>`` in the quarantine's or the
+    ``pack-<hash of the sorted object names>`` in the quarantine's or the
     store's pack directory (the pack first: a ``.pack`` without its ``.idx``
     is invisible to readers).  Errors raise
     ``ProtocolError`` (or dulwich's ``ObjectFormatException`` and
@@ -331,6 +334,7 @@ class PackIngest:
         if into is None:
             sweep_stale_temporaries(store)  # a quarantine swept when it was made
         self._store = store
+        self._format = object_format_of(store)
         self._links = links
         self._pack_dir = into.pack_dir if into is not None else os.fspath(store.pack_dir)
         fd, self._path = tempfile.mkstemp(dir=into.path if into is not None else store.path, prefix="tmp_pack_")
@@ -352,7 +356,7 @@ class PackIngest:
         assert self._file is not None
         if objects is None:
             if self._scanner is None:
-                self._scanner = PackScanner()
+                self._scanner = PackScanner(object_format=self._format)
             if self._scanner.feed(data) < len(data):
                 raise ProtocolError("bytes follow the end of the pushed pack")
             objects = self._scanner.take_objects()
@@ -370,7 +374,7 @@ class PackIngest:
         self._file.flush()
         views, _ = cheap_views(self._store)
         with PackObjectReader(self._store, views) as reader:
-            get_raw = _raw_reader(reader)
+            get_raw = _raw_reader(reader, self._format.raw_len)
             external = self._resolve(get_raw)
             check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings)
             self._check_link_types(reader)
@@ -460,7 +464,7 @@ class PackIngest:
                 stack.pop()
                 continue
             rebuilt = b"".join(apply_delta(base, self._inflate(child)))
-            sha = _object_id(type_num, rebuilt)
+            sha = _object_id(type_num, rebuilt, self._format)
             self._entries.append((sha, child.offset, child.crc32))
             self._types[sha] = type_num
             if type_num != BLOB:
@@ -515,7 +519,8 @@ class PackIngest:
         return read
 
     def _check(self, type_num: int, raw: bytes, sha: bytes) -> None:
-        linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings)
+        linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings,
+                              object_format=self._format)
         if self._links is not None:
             self._links.link(linked)
 
@@ -531,7 +536,8 @@ class PackIngest:
                                           compression_level=store.pack_compression_level)
             self._entries.extend(extra)
         else:  # the scan checked the trailer against the content
-            pack_sha = os.pread(self._file.fileno(), PACK_TRAILER, self._size - PACK_TRAILER)
+            trailer = self._format.raw_len
+            pack_sha = os.pread(self._file.fileno(), trailer, self._size - trailer)
         self._file.flush()
         if store.fsync_object_files:
             os.fsync(self._file.fileno())
@@ -543,8 +549,8 @@ class PackIngest:
         entries = sorted(self._entries)
         idx_path = self._path + ".idx"
         with open(idx_path, "wb") as idx:
-            if store.pack_index_version in (None, 2):
-                write_index_v2(idx, entries, pack_sha)
+            if store.pack_index_version in (None, 2) or self._format is not SHA1_FORMAT:
+                write_index_v2(idx, entries, pack_sha, self._format)
             else:
                 write_pack_index(idx, entries, pack_sha, version=store.pack_index_version)
             if store.fsync_object_files:
@@ -553,7 +559,7 @@ class PackIngest:
         os.chmod(idx_path, PACK_MODE)
         self._file.close()
         self._file = None
-        name = iter_sha1(e[0] for e in entries).decode()
+        name = self._format.hasher(b"".join([e[0] for e in entries])).hexdigest()
         base = os.path.join(self._pack_dir, "pack-" + name)
         if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
             os.rename(self._path, base + ".pack")
@@ -562,14 +568,17 @@ class PackIngest:
         return Pack(base, object_format=store.object_format)
 
 
-def write_index_v2(out: BinaryIO, entries: Sequence[tuple[bytes, int, int | None]], pack_sha: bytes) -> None:
+def write_index_v2(out: BinaryIO, entries: Sequence[tuple[bytes, int, int | None]], pack_sha: bytes,
+                   object_format: ObjectFormat = SHA1_FORMAT) -> None:
     """A version 2 pack index (gitformat-pack(5)) of ``entries`` sorted by id: each table in one piece.
 
     Fan-out, ids, CRC-32s, 31-bit offsets (or a pointer into the 64-bit table
-    that follows), then the pack's checksum and the index's own.
+    that follows), then the pack's checksum and the index's own.  A SHA-256
+    repository's index has the same layout with 32-byte ids and checksums
+    (``object_format`` sums it).
     """
     names = b"".join([entry[0] for entry in entries])
-    counts = names[::20]
+    counts = names[::object_format.raw_len]
     fanout = list(itertools.accumulate(counts.count(byte) for byte in range(256)))
     offsets = [entry[1] for entry in entries]
     large: list[int] = []
@@ -586,11 +595,11 @@ def write_index_v2(out: BinaryIO, entries: Sequence[tuple[bytes, int, int | None
         pack_sha,
     ])
     out.write(body)
-    out.write(hashlib.sha1(body).digest())
+    out.write(object_format.hasher(body).digest())
 
 
-def _object_id(type_num: int, text: bytes) -> bytes:
-    digest = hashlib.sha1(object_header(type_num, len(text)))
+def _object_id(type_num: int, text: bytes, object_format: ObjectFormat = SHA1_FORMAT) -> bytes:
+    digest = object_format.hasher(object_header(type_num, len(text)))
     digest.update(text)
     return digest.digest()
 
@@ -809,7 +818,8 @@ class _Findings:
 
 
 def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = None,
-                 dotfiles: DotFiles | None = None, warnings: FsckWarnings | None = None) -> list[Link]:
+                 dotfiles: DotFiles | None = None, warnings: FsckWarnings | None = None, *,
+                 object_format: ObjectFormat = SHA1_FORMAT) -> list[Link]:
     """Refuse an object with a finding of ``git fsck`` that ``rules`` make an error (raises
     ``FsckError``, a dulwich ``ObjectFormatException``); the ids (hex) it links to, each with the
     type the link says it has (``ANY`` for a tag whose ``type`` line names none).
@@ -825,19 +835,22 @@ def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid
     ``.gitmodules`` and ``.gitattributes`` files, for ``DotFiles.finish`` to check once the push's
     objects are all in.  ``warnings`` collects the findings ``rules`` let through as warnings
     (zero-padded modes and null ids are then looked for in trees whose length or bytes hint at
-    them); without it they pass unseen.
+    them); without it they pass unseen.  ``object_format`` is the repository's: the length of the
+    ids in trees (raw) and in commits and tags (hex), as git's ``parse_oid_hex`` of the repository's
+    hash reads them (a SHA-1 id in a SHA-256 commit is a bad id).
     """
     if type_num == BLOB:
         return []
     report = _Findings(rules, oid, warnings)
     if type_num == TREE:  # parses the entries itself: no dulwich Tree object as well
-        entries = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings)
+        entries = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings,
+                              object_format)
         links = [(child, TREE if mode & S_IFMT == S_IFDIR else BLOB)
                  for _name, mode, child in entries if mode & S_IFMT != S_IFGITLINK]
     elif type_num == COMMIT:
-        links = _check_commit(raw, report)
+        links = _check_commit(raw, report, _hex_id(object_format))
     else:
-        links = _check_tag(raw, report)
+        links = _check_tag(raw, report, _hex_id(object_format))
     return links
 
 
@@ -864,7 +877,7 @@ def _header_end(raw: bytes, report: Report) -> bytes:
     return header
 
 
-def _check_commit(raw: bytes, report: Report) -> list[Link]:
+def _check_commit(raw: bytes, report: Report, hex_id: re.Pattern[bytes] | None = None) -> list[Link]:
     """git fsck's checks of a commit (its ``fsck_commit`` and ``fsck_ident``); the tree and parent ids.
 
     The header must end (a blank line, or a last line with its newline) and
@@ -873,8 +886,10 @@ def _check_commit(raw: bytes, report: Report) -> list[Link]:
     Whatever follows the committer (``encoding``, ``gpgsig``, ``mergetag`` and
     any other header, the message) is the author's own business, as for git.
     A finding the rules let through is passed as git passes it (the rest of that
-    ident, or of the commit after a missing line, is not looked at).
+    ident, or of the commit after a missing line, is not looked at).  ``hex_id``: an id of the
+    repository's format (SHA-1's by default).
     """
+    hex_id = hex_id or _HEX_ID
     lines = _header_end(raw, report).split(b"\n")
     at = 0
 
@@ -890,12 +905,12 @@ def _check_commit(raw: bytes, report: Report) -> list[Link]:
         report("missingTree", "invalid format - expected 'tree' line")
         return []
     links: list[Link] = []
-    if _HEX_ID.fullmatch(tree):
+    if hex_id.fullmatch(tree):
         links.append((tree.lower(), TREE))
     else:
         report("badTreeSha1", "invalid 'tree' line format - bad sha1")
     while (parent := take(b"parent ")) is not None:
-        if _HEX_ID.fullmatch(parent):
+        if hex_id.fullmatch(parent):
             links.append((parent.lower(), COMMIT))
         else:
             report("badParentSha1", "invalid 'parent' line format - bad sha1")
@@ -916,7 +931,14 @@ def _check_commit(raw: bytes, report: Report) -> list[Link]:
     return links
 
 
-_HEX_ID = re.compile(rb"[0-9a-fA-F]{40}")
+_HEX_IDS = {hex_len: re.compile(rb"[0-9a-fA-F]{%d}" % hex_len) for hex_len in (40, 64)}
+_HEX_ID = _HEX_IDS[40]
+
+
+def _hex_id(object_format: ObjectFormat) -> re.Pattern[bytes]:
+    """A whole id in hex (either case) of ``object_format``, as git's ``parse_oid_hex`` reads one."""
+    found = _HEX_IDS.get(object_format.hex_len)
+    return found if found is not None else re.compile(rb"[0-9a-fA-F]{%d}" % object_format.hex_len)
 _ANGLE = re.compile(rb"[<>]")
 _IDENT_DATE = re.compile(rb"([0-9]+) ([+-][0-9]{4})")
 _MAX_DATE = (1 << 63) - 1
@@ -962,9 +984,11 @@ _TYPES = frozenset({b"commit", b"tree", b"blob", b"tag"})
 _TYPE_NUMBERS = {b"commit": COMMIT, b"tree": TREE, b"blob": BLOB, b"tag": TAG}
 
 
-def _check_tag(raw: bytes, report: Report) -> list[Link]:
+def _check_tag(raw: bytes, report: Report, hex_id: re.Pattern[bytes] | None = None) -> list[Link]:
     """git fsck's checks of a tag (``fsck_tag_standalone``): ``object``, ``type`` and ``tag``
-    lines, then the tagger's ident when there is one; the tagged object's id."""
+    lines, then the tagger's ident when there is one; the tagged object's id (``hex_id``: of the
+    repository's format, SHA-1's by default)."""
+    hex_id = hex_id or _HEX_ID
     header = _header_end(raw, report)
     lines = header.split(b"\n")
     if not lines[0].startswith(b"object "):
@@ -973,7 +997,7 @@ def _check_tag(raw: bytes, report: Report) -> list[Link]:
     target = lines[0][len(b"object "):]
     declared = _TYPE_NUMBERS.get(lines[1][len(b"type "):], ANY) if len(lines) > 1 and lines[1].startswith(b"type ") \
         else ANY
-    links = [(target.lower(), declared)] if _HEX_ID.fullmatch(target) else []
+    links = [(target.lower(), declared)] if hex_id.fullmatch(target) else []
     if not links:
         report("badObjectSha1", "invalid 'object' line format - bad sha1")
     if len(lines) < 2 or not lines[1].startswith(b"type "):
@@ -1001,7 +1025,8 @@ def _check_tag(raw: bytes, report: Report) -> list[Link]:
 
 
 def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dotfiles: DotFiles | None = None,
-                mode_warnings: bool = False) -> list[tuple[bytes, int, bytes]]:
+                mode_warnings: bool = False, object_format: ObjectFormat = SHA1_FORMAT
+                ) -> list[tuple[bytes, int, bytes]]:
     """Entries in git's order (a subtree sorts as ``name/``), no name twice.
 
     Strictly increasing keys and distinct names, tested with C-level sorts and
@@ -1009,17 +1034,19 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
     The names and modes git's fsck warns about are looked at as ``rules`` say
     (``FsckRules.tree_names``, ``tree_modes``), and ``dotfiles`` notes the
     tree's ``.gitmodules`` and ``.gitattributes``; both first look at all the
-    names at once (joined, lower-cased) with C-level substring tests.
+    names at once (joined, lower-cased) with C-level substring tests.  Ids are ``object_format``'s
+    (``raw_len`` bytes each).
     """
-    entries = list(parse_tree(raw, 20))  # a list from the C parser, a generator from the Python one
+    raw_len = object_format.raw_len
+    entries = list(parse_tree(raw, raw_len))  # a list from the C parser, a generator from the Python one
     keys = [name + b"/" if mode & S_IFMT == S_IFDIR else name for name, mode, _child in entries]
     names = {e[0] for e in entries}
     if keys != sorted(keys) or len(set(keys)) != len(keys) or len(names) != len(keys):
         _explain_tree(entries, report)
     joined = b"\0".join(names).lower() if rules.tree_names or dotfiles is not None else b""
-    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, names, keys))
+    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, names, keys, raw_len))
     if modes or (rules.tree_names and _suspect_names(joined)):
-        _tree_warnings(raw, entries, report, modes=modes)
+        _tree_warnings(raw, entries, report, modes=modes, raw_len=raw_len)
     if dotfiles is not None:
         dotfiles.tree(entries, report, joined)
     return entries
@@ -1035,14 +1062,14 @@ def _suspect_names(joined: bytes) -> bool:
     return b"\0\0" in padded or b"\0.\0" in padded or b"\0..\0" in padded
 
 
-def _suspect_modes(raw: bytes, names: set[bytes], keys: list[bytes]) -> bool:
+def _suspect_modes(raw: bytes, names: set[bytes], keys: list[bytes], raw_len: int = 20) -> bool:
     """Whether a tree may write a mode with a leading zero, or hold a null id.  Each entry of git's
-    modes takes ``name + 28`` bytes (``40000`` of a subtree one less; a subtree's key is its name
-    and ``/``), so a tree of another length is looked at, and one holding twenty NUL bytes in a row.
-    C-level sums and a substring test: walking the entries costs more."""
+    modes takes ``name + 8 + raw_len`` bytes (28 with SHA-1; ``40000`` of a subtree one less; a
+    subtree's key is its name and ``/``), so a tree of another length is looked at, and one holding
+    ``raw_len`` NUL bytes in a row.  C-level sums and a substring test: walking the entries costs more."""
     names_size = sum(map(len, names))
     subtrees = sum(map(len, keys)) - names_size
-    return len(raw) != names_size + 28 * len(keys) - subtrees or b"\0" * 20 in raw
+    return len(raw) != names_size + (8 + raw_len) * len(keys) - subtrees or b"\0" * raw_len in raw
 
 
 def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> None:
@@ -1082,17 +1109,19 @@ def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> No
         raise AssertionError("a tree failed the check but no entry is wrong")
 
 
-_NULL_ID = b"0" * 40
 _GOOD_MODES = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000, 0o100664})
 
 
-def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: Report, modes: bool = True) -> None:
+def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: Report, modes: bool = True,
+                   raw_len: int = 20) -> None:
     """The tree findings git's fsck only warns about (each reported once, as git does): the names
-    (only those ``_suspect_names`` picks are looked at closely), and with ``modes`` the modes and ids."""
+    (only those ``_suspect_names`` picks are looked at closely), and with ``modes`` the modes and ids
+    (``raw_len`` bytes each)."""
     found: dict[str, str] = {}
+    null_id = b"0" * (2 * raw_len)  # hex, as parse_tree gives ids
     for name, mode, child in entries:
         if modes:
-            if child == _NULL_ID:
+            if child == null_id:
                 found.setdefault("nullSha1", "contains entries pointing to null sha1")
             if mode not in _GOOD_MODES:
                 found.setdefault("badFilemode", "contains bad file modes")
@@ -1117,7 +1146,7 @@ def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: 
         end = raw.find(b"\0", pos)
         if end < 0:
             break
-        pos = end + 21
+        pos = end + 1 + raw_len
     for msg_id, message in found.items():
         report(msg_id, message)
 
@@ -1138,24 +1167,27 @@ def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[b
     if links is not None and links.closed(added, has):
         return all(tip in added or has(tip) for tip in tips)
     with PackObjectReader(store, views + quarantine_views(store)) as reader:
-        return walk_connected(tips, added, reader.read, has, reader.type_of)
+        return walk_connected(tips, added, reader.read, has, reader.type_of, object_format=object_format_of(store))
 
 
 def quarantine_views(store: DiskObjectStore) -> list[PackIndexView]:
     """Views of the packs waiting in the store's quarantine (``Quarantine.expose``): the walk reads
     the push's own objects from them.  Built for this walk only, never cached (they move)."""
     views = []
+    raw_len = object_format_of(store).raw_len
     for alternate in store.alternates:
         path = os.fspath(getattr(alternate, "path", ""))
         if os.path.basename(path).startswith(QUARANTINE_PREFIX):
             for base in git_packindex.pack_basenames(os.path.join(path, "pack")):
-                views.append(git_packindex.read_index(base + ".idx", base + ".pack"))
+                views.append(git_packindex.read_index(base + ".idx", base + ".pack", raw_len))
     return views
 
 
 def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: ObjectReader,
-                   has: Callable[[bytes], bool], type_of: Callable[[bytes], int] | None = None) -> bool:
-    """The connectivity walk of any store: ``read(hexsha) -> (type, raw)``, ``has(hexsha)``.
+                   has: Callable[[bytes], bool], type_of: Callable[[bytes], int] | None = None, *,
+                   object_format: ObjectFormat = SHA1_FORMAT) -> bool:
+    """The connectivity walk of any store: ``read(hexsha) -> (type, raw)``, ``has(hexsha)``; ids
+    of the store's ``object_format``.
 
     Objects that were stored before the push are complete by the store's
     invariant: only ``added`` ones are read, the others only looked up, and
@@ -1164,6 +1196,7 @@ def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: Object
     ``type_of(hexsha)`` tells a stored one's (default: ``read``).
     """
     kind_of = type_of or (lambda sha: read(sha)[0])
+    raw_len, hex_len = object_format.raw_len, object_format.hex_len
     seen: dict[bytes, int] = {}  # id -> its type, or ANY: present, type not asked
     stack: list[Link] = [(tip, ANY) for tip in tips]
     try:
@@ -1188,21 +1221,22 @@ def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: Object
             if known is not None:
                 continue  # walked already
             if type_num == COMMIT:
-                tree, parents = _commit_links(raw)
+                tree, parents = _commit_links(raw, hex_len)
                 stack.append((tree, TREE))
                 stack.extend((parent, COMMIT) for parent in parents)
             elif type_num == TREE:
-                for _name, mode, child in parse_tree(raw, 20):
+                for _name, mode, child in parse_tree(raw, raw_len):
                     kind = mode & S_IFMT
                     if kind == S_IFDIR:
                         stack.append((child, TREE))
                     elif kind != S_IFGITLINK:
                         stack.append((child, BLOB))
             elif type_num == TAG:
-                stack.append((_tag_target(raw), _tag_type(raw)))
+                stack.append((_tag_target(raw, hex_len), _tag_type(raw)))
     except (MissingObject, KeyError, ValueError):
         return False
     return True
+
 
 
 def _tag_type(raw: bytes) -> int:

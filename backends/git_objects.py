@@ -27,12 +27,15 @@ except ImportError:  # pragma: no cover - dulwich built without its C extension
     from dulwich.pack import apply_delta
 
 from backends.git_packindex import PackIndexView, pack_views
+from backends.interfaces import object_format_of
 from protocols.git_receive import DELTA_HEAD_MAX, delta_sizes
 
 OFS_DELTA = 6
 REF_DELTA = 7
 SHA_LEN = 20
+"""A SHA-1 name's bytes; a reader uses its store's ``raw_len`` (32 for SHA-256)."""
 MAX_HEADER = 32
+"""Bytes read for an entry header: the type-and-size varint and an OFS_DELTA distance (10 each)."""
 BASE_CACHE_BYTES = 16 << 20
 MAX_CHAIN = 10000
 DELTA_FEED = 64
@@ -46,11 +49,16 @@ class CorruptPack(Exception):
 
 
 class PackObjectReader:
-    """``read(hexsha) -> (type_num, raw)`` over a fixed list of packs, then the store."""
+    """``read(hexsha) -> (type_num, raw)`` over a fixed list of packs, then the store.
+
+    The views must be read with the store's ``raw_len`` (``object_format_of(store)``).
+    """
 
     def __init__(self, store: BaseObjectStore, views: list[PackIndexView]) -> None:
         self._store = store
         self._views = views
+        self._raw_len = object_format_of(store).raw_len
+        """Bytes of a REF_DELTA's base name."""
         self._maps: list[mmap.mmap | None] = [None] * len(views)
         self._cache: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
         self._cached_bytes = 0
@@ -120,7 +128,7 @@ class PackObjectReader:
         kind, p, _distance = _entry_header(head, offset)
         if kind not in (OFS_DELTA, REF_DELTA):
             return _entry_size(head)
-        at = offset + p + (SHA_LEN if kind == REF_DELTA else 0)
+        at = offset + p + (self._raw_len if kind == REF_DELTA else 0)
         inflater = zlib.decompressobj()
         inflated = pending = b""
         while len(inflated) < DELTA_HEAD_MAX and not inflater.eof:
@@ -153,8 +161,8 @@ class PackObjectReader:
                     raise CorruptPack(f"bad OFS_DELTA base at offset {offset} of {path}")
                 offset -= distance
             elif kind == REF_DELTA:
-                base = mapped[offset + p:offset + p + SHA_LEN]
-                if len(base) != SHA_LEN:
+                base = mapped[offset + p:offset + p + self._raw_len]
+                if len(base) != self._raw_len:
                     raise CorruptPack(f"truncated REF_DELTA base name at offset {offset} of {path}")
                 return None, base
             else:
@@ -246,7 +254,7 @@ class PackObjectReader:
             base_ref = found
         elif kind == REF_DELTA:
             base_ref = start + p
-            p += SHA_LEN
+            p += view.raw_len
         try:
             data = zlib.decompress(mapped[start + p:end])
         except zlib.error as exc:
@@ -302,12 +310,14 @@ def _entry_size(head: bytes) -> int:
 
 def size_reader(store: BaseObjectStore) -> PackObjectReader:
     """A reader of object sizes (``size_of``) over the store's packs (their cached index views)."""
-    views = pack_views(os.fspath(store.pack_dir)) if isinstance(store, DiskObjectStore) else []
-    return PackObjectReader(store, views)
+    if not isinstance(store, DiskObjectStore):
+        return PackObjectReader(store, [])
+    return PackObjectReader(store, pack_views(os.fspath(store.pack_dir), object_format_of(store).raw_len))
 
 
 def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> bytes:
-    name = mapped[at:at + SHA_LEN]
-    if len(name) != SHA_LEN or at + SHA_LEN > view.entry_end(pos):
+    raw_len = view.raw_len
+    name = mapped[at:at + raw_len]
+    if len(name) != raw_len or at + raw_len > view.entry_end(pos):
         raise CorruptPack("truncated REF_DELTA base name")
     return name

@@ -10,14 +10,14 @@ streams the pack as byte chunks, reusing stored deltas where dulwich offers them
 
 from __future__ import annotations
 
-import hashlib
 import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.object_format import OBJECT_FORMATS as DULWICH_FORMATS
+from dulwich.object_format import ObjectFormat as DulwichFormat
 from dulwich.object_store import BaseObjectStore, MissingObjectFinder
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.pack import (
@@ -29,7 +29,7 @@ from dulwich.pack import (
     pack_object_chunks,
 )
 
-from backends.interfaces import GitRepository, ObjectId
+from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
 from protocols.errors import ProtocolError
 from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
 
@@ -123,7 +123,7 @@ def _lookup(store: BaseObjectStore, oid: bytes) -> ShaFile | None:
 
 
 def _dul(oid: bytes) -> ObjectID:
-    """Our hex ObjectId as dulwich's hex ObjectID (both are 40 hex bytes)."""
+    """Our hex ObjectId as dulwich's hex ObjectID (both are the same hex: 40 digits, 64 in SHA-256)."""
     return ObjectID(oid)
 
 
@@ -448,7 +448,7 @@ def generate_pack(
     report = progress or (lambda message: None)
     report(b"Enumerating objects: %d, done.\n" % len(object_ids))
     stats = _Stats()
-    yield from _write_pack(len(object_ids), records, plan.ofs_delta, stats)
+    yield from _write_pack(len(object_ids), records, plan.ofs_delta, stats, object_format_of(store))
     report(b"Total %d (delta %d)\n" % (len(object_ids), stats.deltas))
 
 
@@ -516,15 +516,17 @@ class _Stats:
     deltas: int = 0
 
 
-def _write_pack(count: int, records: Iterator[UnpackedObject], ofs_delta: bool, stats: _Stats) -> Iterator[bytes]:
-    """Serialise records as a version 2 pack; REF_DELTA when the base is absent or OFS is not allowed."""
-    digest = hashlib.sha1()
+def _write_pack(count: int, records: Iterator[UnpackedObject], ofs_delta: bool, stats: _Stats,
+                object_format: ObjectFormat = SHA1_FORMAT) -> Iterator[bytes]:
+    """Serialise records as a version 2 pack; REF_DELTA when the base is absent or OFS is not allowed.
+    ``object_format``: the store's, which names REF_DELTA bases and checks the pack."""
+    digest = object_format.hasher()
     offsets: dict[bytes, int] = {}
     buffer: list[bytes] = []
     buffered = 0
     header = b"PACK" + (2).to_bytes(4, "big") + count.to_bytes(4, "big")
     written = 0
-    for piece in _records_chunks(header, records, offsets, ofs_delta, stats):
+    for piece in _records_chunks(header, records, offsets, ofs_delta, stats, DULWICH_FORMATS[object_format.name]):
         if piece is _NEXT_OBJECT:
             written += 1
             continue
@@ -545,7 +547,8 @@ _NEXT_OBJECT = object()
 
 
 def _records_chunks(
-    header: bytes, records: Iterator[UnpackedObject], offsets: dict[bytes, int], ofs_delta: bool, stats: _Stats
+    header: bytes, records: Iterator[UnpackedObject], offsets: dict[bytes, int], ofs_delta: bool, stats: _Stats,
+    dulwich_format: DulwichFormat,
 ) -> Iterator[bytes | object]:
     offset = len(header)
     yield header
@@ -562,7 +565,7 @@ def _records_chunks(
         else:
             raw = record.decomp_chunks
         offsets[record.sha()] = offset
-        for chunk in pack_object_chunks(type_num, raw, DEFAULT_OBJECT_FORMAT):
+        for chunk in pack_object_chunks(type_num, raw, dulwich_format):
             offset += len(chunk)
             yield chunk
         yield _NEXT_OBJECT

@@ -1,7 +1,10 @@
 """A read-only view of one git pack's ``.idx`` (version 2) in pack order.
 
 gitformat-pack(5): the index lists object names sorted by name, then a CRC
-table, then 4-byte offsets (high bit set: index into an 8-byte table).  Fast
+table, then 4-byte offsets (high bit set: index into an 8-byte table).  Names
+and the two trailing checksums are ``raw_len`` bytes: 20 in a SHA-1
+repository, 32 in a SHA-256 one (same version 2 layout; the file does not say
+which, so the caller passes the repository's ``object_format_of(...).raw_len``).  Fast
 serving needs the other order too: "pack order" (ascending offset), which is
 the bit order of a pack bitmap, and the end of each stored entry, which is the
 start of the next one (or the trailing checksum).
@@ -23,13 +26,14 @@ from dataclasses import dataclass, field
 IDX_MAGIC = b"\377tOc"
 IDX_VERSION = 2
 SHA_LEN = 20
+"""The raw id length of SHA-1, every function's default ``raw_len``."""
 FANOUT_SIZE = 256 * 4
 LARGE_OFFSET_FLAG = 0x80000000
 MAX_CACHED_VIEWS = 16
 
 
 class UnsupportedIndex(Exception):
-    """The index is not a version-2 SHA-1 index this module can read."""
+    """The index is not a version-2 index (of ``raw_len``-byte names) this module can read."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +47,7 @@ class PackIndexView:
     offsets: array[int]               # pack order, ascending; array('q')
     idx_to_pos: array[int]            # index (name) order -> pack order; array('l')
     _pos_of: dict[bytes, int] = field(repr=False)
+    raw_len: int = SHA_LEN            # bytes of a name and of the pack's trailing checksum
 
     def __len__(self) -> int:
         return len(self.names)
@@ -62,11 +67,11 @@ class PackIndexView:
         """Where the stored entry at ``pos`` ends (exclusive)."""
         if pos + 1 < len(self.offsets):
             return int(self.offsets[pos + 1])
-        return self.pack_size - SHA_LEN
+        return self.pack_size - self.raw_len
 
 
-def read_index(idx_path: str, pack_path: str) -> PackIndexView:
-    """Parse a version-2 ``.idx`` into a ``PackIndexView``."""
+def read_index(idx_path: str, pack_path: str, raw_len: int = SHA_LEN) -> PackIndexView:
+    """Parse a version-2 ``.idx`` of ``raw_len``-byte names into a ``PackIndexView``."""
     with open(idx_path, "rb") as f:
         data = f.read()
     pack_size = os.path.getsize(pack_path)
@@ -74,11 +79,11 @@ def read_index(idx_path: str, pack_path: str) -> PackIndexView:
         raise UnsupportedIndex(f"{idx_path}: not a version-2 pack index")
     count = int.from_bytes(data[8 + FANOUT_SIZE - 4:8 + FANOUT_SIZE], "big")
     names_at = 8 + FANOUT_SIZE
-    offsets_at = names_at + count * SHA_LEN + count * 4
+    offsets_at = names_at + count * raw_len + count * 4
     large_at = offsets_at + count * 4
-    if len(data) < large_at + 2 * SHA_LEN:
-        raise UnsupportedIndex(f"{idx_path}: truncated")
-    idx_names = [data[i:i + SHA_LEN] for i in range(names_at, names_at + count * SHA_LEN, SHA_LEN)]
+    if len(data) < large_at + 2 * raw_len or (len(data) - large_at - 2 * raw_len) % 8:
+        raise UnsupportedIndex(f"{idx_path}: truncated, or not of {raw_len}-byte names")
+    idx_names = [data[i:i + raw_len] for i in range(names_at, names_at + count * raw_len, raw_len)]
     idx_offsets = _big_endian_u32(data[offsets_at:large_at])
     if any(o & LARGE_OFFSET_FLAG for o in idx_offsets):
         idx_offsets = _resolve_large(idx_offsets, data, large_at)
@@ -87,7 +92,7 @@ def read_index(idx_path: str, pack_path: str) -> PackIndexView:
     for pos, i in enumerate(order):
         idx_to_pos[i] = pos
     names = tuple(idx_names[i] for i in order)
-    checksum = data[len(data) - 2 * SHA_LEN:len(data) - SHA_LEN]
+    checksum = data[len(data) - 2 * raw_len:len(data) - raw_len]
     return PackIndexView(
         pack_path=pack_path,
         pack_size=pack_size,
@@ -96,6 +101,7 @@ def read_index(idx_path: str, pack_path: str) -> PackIndexView:
         offsets=array("q", (idx_offsets[i] for i in order)),
         idx_to_pos=idx_to_pos,
         _pos_of={name: pos for pos, name in enumerate(names)},
+        raw_len=raw_len,
     )
 
 
@@ -120,28 +126,28 @@ def _resolve_large(offsets: list[int], data: bytes, large_at: int) -> list[int]:
 
 
 class _ViewCache:
-    """Views keyed by (path, size, mtime), least recently used evicted."""
+    """Views keyed by (path, size, mtime, raw_len), least recently used evicted."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._views: OrderedDict[tuple[str, int, int], PackIndexView] = OrderedDict()
+        self._views: OrderedDict[tuple[str, int, int, int], PackIndexView] = OrderedDict()
         self._lock = threading.Lock()
 
-    def cached(self, idx_path: str) -> PackIndexView | None:
+    def cached(self, idx_path: str, raw_len: int = SHA_LEN) -> PackIndexView | None:
         """The view of ``idx_path`` if one is cached for its current size and mtime; never builds."""
         st = os.stat(idx_path)
         with self._lock:
-            return self._views.get((idx_path, st.st_size, st.st_mtime_ns))
+            return self._views.get((idx_path, st.st_size, st.st_mtime_ns, raw_len))
 
-    def get(self, idx_path: str, pack_path: str) -> PackIndexView:
+    def get(self, idx_path: str, pack_path: str, raw_len: int = SHA_LEN) -> PackIndexView:
         st = os.stat(idx_path)
-        key = (idx_path, st.st_size, st.st_mtime_ns)
+        key = (idx_path, st.st_size, st.st_mtime_ns, raw_len)
         with self._lock:
             view = self._views.get(key)
             if view is not None:
                 self._views.move_to_end(key)
                 return view
-        view = read_index(idx_path, pack_path)
+        view = read_index(idx_path, pack_path, raw_len)
         with self._lock:
             self._views[key] = view
             while len(self._views) > self._limit:
@@ -152,9 +158,9 @@ class _ViewCache:
 _CACHE = _ViewCache(MAX_CACHED_VIEWS)
 
 
-def index_view(pack_basename: str) -> PackIndexView:
-    """The (cached) view of ``<basename>.idx`` for ``<basename>.pack``."""
-    return _CACHE.get(pack_basename + ".idx", pack_basename + ".pack")
+def index_view(pack_basename: str, raw_len: int = SHA_LEN) -> PackIndexView:
+    """The (cached) view of ``<basename>.idx`` for ``<basename>.pack`` (names of ``raw_len`` bytes)."""
+    return _CACHE.get(pack_basename + ".idx", pack_basename + ".pack", raw_len)
 
 
 def pack_basenames(pack_dir: str) -> list[str]:
@@ -168,11 +174,11 @@ def pack_basenames(pack_dir: str) -> list[str]:
             if name.endswith(".pack") and name[:-5] + ".idx" in present]
 
 
-def pack_views(pack_dir: str) -> list[PackIndexView]:
+def pack_views(pack_dir: str, raw_len: int = SHA_LEN) -> list[PackIndexView]:
     """The cached views of every complete pack in ``pack_dir``, by name (built where missing)."""
-    return [index_view(base) for base in pack_basenames(pack_dir)]
+    return [index_view(base, raw_len) for base in pack_basenames(pack_dir)]
 
 
-def cached_view(pack_basename: str) -> PackIndexView | None:
+def cached_view(pack_basename: str, raw_len: int = SHA_LEN) -> PackIndexView | None:
     """The view of ``<basename>.idx`` if it is cached; None rather than building it."""
-    return _CACHE.cached(pack_basename + ".idx")
+    return _CACHE.cached(pack_basename + ".idx", raw_len)

@@ -29,11 +29,15 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import ObjectID, parse_tree
 
 from backends.git_packindex import PackIndexView
+from backends.interfaces import object_format_of
 
 BITMAP_MAGIC = b"BITM"
 BITMAP_VERSION = 1
 BITMAP_OPT_FULL_DAG = 0x1
 BITMAP_HEADER = struct.Struct(">4sHHI20s")
+"""A SHA-1 pack's bitmap header; the pack checksum in it is ``view.raw_len`` bytes (32 for SHA-256)."""
+BITMAP_FIELDS = struct.Struct(">4sHHI")
+"""The header before that checksum."""
 EWAH_HEADER = struct.Struct(">II")
 ENTRY_HEADER = struct.Struct(">IBB")
 TYPE_BITMAPS = 4
@@ -121,14 +125,16 @@ def read_pack_bitmap(path: str, view: PackIndexView) -> PackBitmap:
     """Parse the header and entry table of a pack ``.bitmap``; bitmaps decode on use."""
     with open(path, "rb") as f:
         data = f.read()
-    if len(data) < BITMAP_HEADER.size:
+    header_size = BITMAP_FIELDS.size + view.raw_len
+    if len(data) < header_size:
         raise BitmapError(f"{path}: truncated")
-    magic, version, flags, count, checksum = BITMAP_HEADER.unpack_from(data, 0)
+    magic, version, flags, count = BITMAP_FIELDS.unpack_from(data, 0)
+    checksum = data[BITMAP_FIELDS.size:header_size]
     if magic != BITMAP_MAGIC or version != BITMAP_VERSION or not flags & BITMAP_OPT_FULL_DAG:
         raise BitmapError(f"{path}: not a version-1 full-DAG pack bitmap")
     if checksum != view.checksum:
         raise BitmapError(f"{path}: belongs to another pack")
-    at = BITMAP_HEADER.size
+    at = header_size
     for _ in range(TYPE_BITMAPS):
         at = _skip_ewah(data, at)
     entries: list[tuple[int, int]] = []
@@ -186,6 +192,8 @@ class Walker:
         self._read_raw = read if read is not None else self._store_read
         self._bitmap = bitmap
         self._view = bitmap.view if bitmap is not None else None
+        self._raw_len = object_format_of(store).raw_len
+        self._hex_len = 2 * self._raw_len
 
     @property
     def view(self) -> PackIndexView | None:
@@ -239,12 +247,12 @@ class Walker:
     def _expand(self, reached: Reached, sha: bytes, commits: list[bytes], trees: list[bytes]) -> None:
         type_num, raw = self._read(sha)
         if type_num == COMMIT:
-            tree, parents = _commit_links(raw)
+            tree, parents = _commit_links(raw, self._hex_len)
             trees.append(tree)
             if sha not in self._boundary:
                 commits.extend(parents)
         elif type_num == TAG:
-            commits.append(_tag_target(raw))
+            commits.append(_tag_target(raw, self._hex_len))
         elif type_num == TREE:
             self._tree_children(raw, trees, reached)
 
@@ -257,7 +265,7 @@ class Walker:
     def _tree_children(self, raw: bytes, trees: list[bytes], reached: Reached) -> None:
         """Queue unseen subtrees, mark blobs (never read), skip gitlinks."""
         if self._view is not None:
-            for _name, mode, child in parse_tree(raw, 20):
+            for _name, mode, child in parse_tree(raw, self._raw_len):
                 kind = mode & S_IFMT
                 if kind == S_IFDIR:
                     trees.append(child)
@@ -265,7 +273,7 @@ class Walker:
                     self._mark(reached, child)
             return
         seen = reached.others  # no bitmapped pack: everything is a name in one set (hot loop)
-        for _name, mode, child in parse_tree(raw, 20):
+        for _name, mode, child in parse_tree(raw, self._raw_len):
             if child in seen:
                 continue
             kind = mode & S_IFMT
@@ -275,22 +283,24 @@ class Walker:
                 seen.add(child)
 
 
-def _commit_links(raw: bytes) -> tuple[bytes, list[bytes]]:
+def _commit_links(raw: bytes, hex_len: int = 40) -> tuple[bytes, list[bytes]]:
+    """A commit's tree and parents (hex names of ``hex_len`` digits: 40 SHA-1, 64 SHA-256)."""
     tree = b""
     parents: list[bytes] = []
+    tree_end, parent_end = 5 + hex_len, 7 + hex_len
     for line in raw.split(b"\n"):
         if not line:
             break
         if line.startswith(b"tree "):
-            tree = line[5:45]
+            tree = line[5:tree_end]
         elif line.startswith(b"parent "):
-            parents.append(line[7:47])
-    if len(tree) != 40:
+            parents.append(line[7:parent_end])
+    if len(tree) != hex_len:
         raise MissingObject("a commit without a tree")
     return tree, parents
 
 
-def _tag_target(raw: bytes) -> bytes:
+def _tag_target(raw: bytes, hex_len: int = 40) -> bytes:
     if not raw.startswith(b"object "):
         raise MissingObject("a tag without an object line")
-    return raw[7:47]
+    return raw[7:7 + hex_len]

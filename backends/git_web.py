@@ -29,13 +29,15 @@ from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
 from backends.hg.linediff import blocks, split_lines
 from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type, unified_hunks
-from backends.interfaces import GitRepository
+from backends.interfaces import GitRepository, object_format_of
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
-_HEX40 = re.compile(rb"[0-9a-f]{40}")
-_SHORT_ID = re.compile(rb"[0-9a-f]{7,39}")
-"""An abbreviated commit id, as git prints them (7 digits at least: shorter ones are not taken)."""
+_HEX = re.compile(rb"[0-9a-f]+")
+"""A full id when it has the repository's ``hex_len`` digits (40, or 64 in SHA-256)."""
+_SHORT_ID = re.compile(rb"[0-9a-f]{7,}")
+"""An abbreviated commit id (shorter than a full one), as git prints them (7 digits at least:
+shorter ones are not taken)."""
 MAX_PREFIX_MATCHES = 64
 MAX_FILE_TEXT = 64 << 20
 MAX_SEARCHED = 100_000
@@ -52,6 +54,7 @@ class GitPages:
     def __init__(self, repo: GitRepository) -> None:
         self.repo = repo
         self.store = repo.object_store
+        self.hex_len = object_format_of(self.store).hex_len
         snapshot = git_pack.snapshot_refs(repo)
         self.refs = snapshot.refs
         self.head = self._head(snapshot)
@@ -84,9 +87,9 @@ class GitPages:
                 if candidate in self.refs:
                     oid = bytes(self.refs[candidate])
                     break
-        if oid is None and _HEX40.fullmatch(raw) and raw in self.store:  # type: ignore[operator]
+        if oid is None and len(raw) == self.hex_len and _HEX.fullmatch(raw) and raw in self.store:  # type: ignore[operator]
             oid = raw
-        if oid is None and _SHORT_ID.fullmatch(raw):
+        if oid is None and len(raw) < self.hex_len and _SHORT_ID.fullmatch(raw):
             oid = self._by_prefix(raw, key)
         if oid is None:
             raise ProtocolError(f"unknown revision {key[:80]!r}", 404)

@@ -88,14 +88,17 @@ def test_hg_repository_recognised(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("setup", "message"), [
-    (["init", "-q", "--bare", "--object-format=sha256"], "SHA-256 object ids"),
+    (["init", "-q", "--bare", "--object-format=sha256"], "sha512 object ids"),
     (["-c", "init.defaultObjectFormat=sha1", "init", "-q", "--bare"], "git extension 'weird'"),
     (["init", "-q", "--bare"], "a shallow repository"),
 ])
 def test_repositories_hgwire_cannot_serve_are_refused_by_name(tmp_path: Path, setup: list[str], message: str) -> None:
-    """A SHA-256 repository would be listed as empty and damaged by a push; an unknown extension, too."""
+    """An object format git does not know (which dulwich would read as SHA-1) and an unknown
+    extension are refused by name; so is a shallow repository."""
     path = tmp_path / "r.git"
     subprocess.run(["git", *setup, str(path)], check=True)
+    if "sha512" in message:
+        subprocess.run(["git", "-C", str(path), "config", "extensions.objectformat", "sha512"], check=True)
     if "shallow" in message:  # what clone --depth leaves: the commits whose parents it lacks
         (path / "shallow").write_text("1" * 40 + "\n")
     if "weird" in message:
