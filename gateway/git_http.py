@@ -35,7 +35,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from backends import git_pack
-from backends.interfaces import GitRepository
+from backends.interfaces import GitRepository, object_format_of
 from gateway import git_session
 from gateway.auth import Access
 from gateway.channel import Session, SessionContext
@@ -157,14 +157,15 @@ def _service_banner(service: str) -> bytes:
 
 
 def _advertise_upload(ctx: SessionContext) -> bytes:
-    snapshot = git_pack.snapshot_refs(git_session.open_git_repo(ctx))
+    repo = git_session.open_git_repo(ctx)
+    snapshot = git_pack.snapshot_refs(repo)
     return _service_banner("git-upload-pack") + git_upload.advertisement(
-        snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT)
+        snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, object_format=object_format_of(repo))
 
 
 def _advertise_upload_v2(ctx: SessionContext) -> bytes:
-    git_session.open_git_repo(ctx)  # a missing repository is a 404 here too
-    return git_v2.capability_advertisement(git_session.AGENT)
+    repo = git_session.open_git_repo(ctx)  # a missing repository is a 404 here too
+    return git_v2.capability_advertisement(git_session.AGENT, object_format=object_format_of(repo))
 
 
 def _advertise_receive(ctx: SessionContext) -> bytes:
@@ -172,7 +173,8 @@ def _advertise_receive(ctx: SessionContext) -> bytes:
     signing = git_session.push_cert_settings(repo)
     nonce = git_session.cert_nonce(signing, repo) if signing is not None else None
     return _service_banner("git-receive-pack") + git_receive.advertisement(
-        git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce)
+        git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce,
+        object_format=object_format_of(repo))
 
 
 ADVERTISERS: Mapping[tuple[str, int], Callable[[SessionContext], bytes]] = {

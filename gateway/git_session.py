@@ -35,6 +35,7 @@ from backends.interfaces import (
     PackSink,
     PushCertSettings,
     RefResult,
+    object_format_of,
 )
 from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
@@ -163,8 +164,11 @@ class UploadPackSession(_GitSession):
     def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot]) -> None:
         self._repo, snap = opened
         self._snapshot = snap
+        object_format = object_format_of(self._repo)
+        self._core.use_object_format(object_format)
         if not self._stateless:
-            self._write(git_upload.advertisement(snap.refs, snap.peeled, snap.symrefs, AGENT))
+            self._write(git_upload.advertisement(snap.refs, snap.peeled, snap.symrefs, AGENT,
+                                                 object_format=object_format))
         self._advertised = True
         self._resume()
 
@@ -252,8 +256,10 @@ class UploadPackV2Session(_GitSession):
 
     def _opened(self, repo: GitRepository) -> None:
         self._repo = repo
+        object_format = object_format_of(repo)
+        self._core.use_object_format(object_format)
         if not self._stateless:
-            self._write(git_v2.capability_advertisement(AGENT))
+            self._write(git_v2.capability_advertisement(AGENT, object_format=object_format))
         self._advertised = True
         self._resume()
 
@@ -513,6 +519,8 @@ class ReceivePackSession(_GitSession):
 
     def _advertise(self, opened: _Receiving) -> None:
         self._repo, refs, max_input, signing = opened
+        object_format = object_format_of(self._repo)
+        self._core.use_object_format(object_format)
         if max_input:
             self._core.limit_pack(max_input, f"receive.maxInputSize = {max_input} bytes")
         nonce = None
@@ -521,7 +529,7 @@ class ReceivePackSession(_GitSession):
             self._signing = (signing, nonce)
             self._core.offer_push_cert(nonce)
         if not self._stateless:
-            self._write(git_receive.advertisement(refs, AGENT, cert_nonce=nonce))
+            self._write(git_receive.advertisement(refs, AGENT, cert_nonce=nonce, object_format=object_format))
         self._advertised = True
         self._resume()
 

@@ -44,7 +44,6 @@ from backends.hg.changelog import parse_changeset
 from backends.interfaces import (
     ATOMIC_FAILURE,
     NULL_NODE,
-    ZERO_ID,
     DeltaMode,
     GitRepository,
     HgRepository,
@@ -61,6 +60,7 @@ from backends.interfaces import (
     RevisionGroup,
     Section,
     StoreFile,
+    is_zero_id,
 )
 from gateway import audit, hg_hooks
 from gateway.auth import Authorizer
@@ -85,9 +85,10 @@ def ref_refusal(protection: Protection, store: BaseObjectStore, update: RefUpdat
     what = _what(update.ref)
     if protection.no_direct_push:
         return f"{what}: direct pushes are not allowed"
-    if update.new == ZERO_ID and update.old != ZERO_ID:
+    created, deleted = is_zero_id(update.old), is_zero_id(update.new)
+    if deleted and not created:
         return f"{what}: deletion is not allowed"
-    if update.old == ZERO_ID or update.new == ZERO_ID:
+    if created or deleted:
         return None
     if not is_ancestor(store, update.old, update.new):
         return f"{what}: force-push (non-fast-forward) is not allowed"
