@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.interfaces import ObjectId
+from backends.interfaces import SHA1_FORMAT, SHA256_FORMAT, ObjectId
 from protocols.git_v2 import Fetch, LsRefs, ObjectInfo, UploadPackV2
 from protocols.pktline import Signal
 
@@ -48,7 +48,8 @@ def _pump(core: UploadPackV2) -> bool:
 
 
 def run(data: bytes) -> None:
-    core = UploadPackV2(stateless=data[-1:] == b"\n", allow_filter=data[-1:] != b"!")
+    core = UploadPackV2(stateless=data[-1:] == b"\n", allow_filter=data[-1:] != b"!",
+                        object_format=SHA256_FORMAT if b"sha256" in data else SHA1_FORMAT)
     for piece in git_chunks(data):
         core.receive_data(piece)
         if _pump(core):
@@ -62,7 +63,10 @@ def seeds() -> list[bytes]:
     extra = [frame_lines(b"command=ls-refs\n0001\npeel\nsymrefs\nref-prefix HEAD\n0000"),
              frame_lines(b"command=object-info\n0001\nsize\noid " + OID + b"\n0000"),
              frame_lines(b"command=fetch\n0001\nno-progress\nwant " + OID + b"\nfilter blob:none\n"
-                         b"deepen 10\ndone\n0000")]
+                         b"deepen 10\ndone\n0000"),
+             frame_lines(b"command=fetch\nobject-format=sha256\n0001\nthin-pack\nwant " + b"ab" * 32
+                         + b"\nhave " + b"cd" * 32 + b"\nshallow " + b"ef" * 32 + b"\ndone\n0000"),
+             frame_lines(b"command=ls-refs\nobject-format=sha256\n0001\npeel\n0000")]
     return [seed for stream in [git_session(n) for n in names] + extra for seed in git_seeds(stream)]
 
 
