@@ -163,7 +163,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Source]:
 def expected_objects(src: Path, wants: list[bytes], haves: list[bytes]) -> set[bytes]:
     args = [w.decode() for w in wants] + ["^" + h.decode() for h in haves]
     out = git(src, "rev-list", "--objects", "--stdin", input="\n".join(args).encode() + b"\n")
-    return {line[:40] for line in out.splitlines() if line}
+    return {line.split()[0] for line in out.splitlines() if line}
 
 
 def tags_to_include(src: Path, sent: set[bytes], have: set[bytes]) -> set[bytes]:
@@ -181,10 +181,10 @@ def tags_to_include(src: Path, sent: set[bytes], have: set[bytes]) -> set[bytes]
     return extra
 
 
-def client_with(root: Path, src: Path, haves: list[bytes]) -> tuple[Path, set[bytes]]:
-    """A bare repository holding exactly what the haves reach."""
+def client_with(root: Path, src: Path, haves: list[bytes], object_format: str = "sha1") -> tuple[Path, set[bytes]]:
+    """A bare repository (of ``object_format``) holding exactly what the haves reach."""
     client = root / f"client-{len(list(root.iterdir()))}"
-    git(root, "init", "-q", "--bare", str(client))
+    git(root, "init", "-q", "--bare", f"--object-format={object_format}", str(client))
     have_objects: set[bytes] = set()
     if haves:
         have_objects = expected_objects(src, haves, [])
@@ -195,11 +195,12 @@ def client_with(root: Path, src: Path, haves: list[bytes]) -> tuple[Path, set[by
     return client, have_objects
 
 
-def receive(client: Path, pack: bytes, wants: list[bytes]) -> set[bytes]:
+def receive(client: Path, pack: bytes, wants: list[bytes], object_format: str = "sha1") -> set[bytes]:
     """index-pack --fix-thin the pack, point refs at the wants, fsck; the pack's object names."""
     out = git(client, "index-pack", "--stdin", "--fix-thin", input=pack).split()
     idx = client / "objects" / "pack" / f"pack-{out[-1].decode()}.idx"
-    names = {line.split()[1] for line in git(client, "show-index", input=idx.read_bytes()).splitlines()}
+    listed = git(client, "show-index", f"--object-format={object_format}", input=idx.read_bytes())
+    names = {line.split()[1] for line in listed.splitlines()}
     for i, want in enumerate(wants):
         git(client, "update-ref", f"refs/want/{i}", want.decode())
     fsck = subprocess.run(["git", "fsck", "--full", "--strict", "--no-dangling"], cwd=client,
@@ -261,9 +262,10 @@ def test_pack_is_accepted_and_exact(sources: dict[str, Source], tmp_path: Path, 
         assert OFS_DELTA not in entry_types(pack)
 
 
-def entry_types(pack: bytes) -> set[int]:
-    """Types of all entries of a pack, read with zlib only (an independent parser)."""
-    types, p = set(), 12
+def entry_types(pack: bytes, raw_len: int = 20) -> list[int]:
+    """Types of all entries of a pack of ``raw_len``-byte ids, read with zlib only (an independent
+    parser); checks that the trailing checksum is all that follows them."""
+    types, p = [], 12
     for _ in range(int.from_bytes(pack[8:12], "big")):
         byte = pack[p]
         kind = (byte >> 4) & 7
@@ -276,12 +278,12 @@ def entry_types(pack: bytes) -> set[int]:
                 p += 1
             p += 1
         elif kind == REF_DELTA:
-            p += 20
+            p += raw_len
         inflater = zlib.decompressobj()
         inflater.decompress(pack[p:])
         p = len(pack) - len(inflater.unused_data)
-        types.add(kind)
-    assert p == len(pack) - 20
+        types.append(kind)
+    assert p == len(pack) - raw_len
     return types
 
 

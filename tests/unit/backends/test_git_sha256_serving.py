@@ -6,10 +6,7 @@ one (``git_fastpack``: stored entries reused, bitmaps) and the generic one (``gi
 from __future__ import annotations
 
 import binascii
-import os
 import shutil
-import subprocess
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,33 +28,19 @@ from backends.git_fastpack import (
 from backends.git_objects import PackObjectReader, size_reader
 from backends.git_packindex import cached_view, index_view, pack_basenames, pack_views
 from backends.interfaces import OBJECT_FORMATS, ObjectFormat, ObjectId
+from tests.unit.backends.test_git_fastpack import (
+    client_with,
+    entry_types,
+    expected_objects,
+    git,
+    receive,
+    rev,
+    tags_to_include,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
 FORMATS = ["sha1", "sha256"]
-GIT_ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "A U Thor",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "C O Mitter",
-    "GIT_COMMITTER_EMAIL": "committer@example.com",
-    "GIT_AUTHOR_DATE": "1700000000 +0000",
-    "GIT_COMMITTER_DATE": "1700000000 +0000",
-}
-
-
-def git(cwd: Path, *args: str, input: bytes | None = None) -> bytes:
-    env = {**os.environ, **GIT_ENV, "HOME": str(cwd)}
-    done = subprocess.run(["git", *args], cwd=cwd, input=input, env=env, capture_output=True, check=False)
-    if done.returncode:
-        raise AssertionError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')}")
-    return done.stdout
-
-
-def rev(cwd: Path, spec: str) -> bytes:
-    return git(cwd, "rev-parse", spec).strip()
-
-
 # -- the source repositories ---------------------------------------------------------------
 
 
@@ -124,65 +107,6 @@ def fmt(source: Source) -> ObjectFormat:
 # -- the oracle ----------------------------------------------------------------------------
 
 
-def expected_objects(src: Path, wants: list[bytes], haves: list[bytes]) -> set[bytes]:
-    args = [w.decode() for w in wants] + ["^" + h.decode() for h in haves]
-    out = git(src, "rev-list", "--objects", "--stdin", input="\n".join(args).encode() + b"\n")
-    return {line.split()[0] for line in out.splitlines() if line}
-
-
-def client_with(root: Path, source: Source, src: Path, haves: list[bytes]) -> tuple[Path, set[bytes]]:
-    """A bare repository of the source's format holding exactly what the haves reach."""
-    client = root / f"client-{len(list(root.iterdir()))}"
-    git(root, "init", "-q", "--bare", f"--object-format={source.object_format}", str(client))
-    have_objects: set[bytes] = set()
-    if haves:
-        have_objects = expected_objects(src, haves, [])
-        pack = git(src, "pack-objects", "--stdout", "-q", input=b"\n".join(sorted(have_objects)) + b"\n")
-        git(client, "index-pack", "--stdin", input=pack)
-        for i, have in enumerate(haves):
-            git(client, "update-ref", f"refs/have/{i}", have.decode())
-    return client, have_objects
-
-
-def receive(client: Path, pack: bytes, wants: list[bytes], object_format: str) -> set[bytes]:
-    """index-pack --fix-thin the pack, point refs at the wants, fsck; the pack's object names."""
-    out = git(client, "index-pack", "--stdin", "--fix-thin", input=pack).split()
-    idx = client / "objects" / "pack" / f"pack-{out[-1].decode()}.idx"
-    listed = git(client, "show-index", f"--object-format={object_format}", input=idx.read_bytes())
-    names = {line.split()[1] for line in listed.splitlines()}
-    for i, want in enumerate(wants):
-        git(client, "update-ref", f"refs/want/{i}", want.decode())
-    fsck = subprocess.run(["git", "fsck", "--full", "--strict", "--no-dangling"], cwd=client,
-                          capture_output=True, env={**os.environ, **GIT_ENV}, check=False)
-    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-    assert b"missing" not in fsck.stdout + fsck.stderr
-    return names
-
-
-def entry_types(pack: bytes, raw_len: int) -> list[int]:
-    """Types of all entries of a pack, read with zlib only; checks the trailing checksum's length."""
-    types, p = [], 12
-    for _ in range(int.from_bytes(pack[8:12], "big")):
-        byte = pack[p]
-        kind = (byte >> 4) & 7
-        p += 1
-        while byte & 0x80:
-            byte = pack[p]
-            p += 1
-        if kind == OFS_DELTA:
-            while pack[p] & 0x80:
-                p += 1
-            p += 1
-        elif kind == REF_DELTA:
-            p += raw_len
-        inflater = zlib.decompressobj()
-        inflater.decompress(pack[p:])
-        p = len(pack) - len(inflater.unused_data)
-        types.append(kind)
-    assert p == len(pack) - raw_len
-    return types
-
-
 def check_pack(source: Source, pack: bytes) -> list[int]:
     of = fmt(source)
     assert pack[:8] == b"PACK\x00\x00\x00\x02"
@@ -211,21 +135,6 @@ def _plan(src: Path, case: str) -> tuple[git_pack.PackPlan, list[bytes], list[by
     return plan, wants, haves
 
 
-def _tags_for(src: Path, sent: set[bytes], have: set[bytes]) -> set[bytes]:
-    """include-tag's additions: annotated tags (and tags they point through) peeling into ``sent``."""
-    extra: set[bytes] = set()
-    for line in git(src, "for-each-ref", "--format=%(objectname) %(objecttype)", "refs/tags").splitlines():
-        sha, kind = line.split()
-        if kind != b"tag" or rev(src, sha.decode() + "^{}") not in sent:
-            continue
-        obj = sha
-        while git(src, "cat-file", "-t", obj.decode()).strip() == b"tag":
-            if obj not in have:
-                extra.add(obj)
-            obj = git(src, "cat-file", "tag", obj.decode()).split()[1]
-    return extra
-
-
 def _never(*_args: object) -> Iterator[bytes]:
     raise AssertionError("the fast path declined a request it serves")
 
@@ -243,10 +152,10 @@ def test_pack_is_accepted_and_exact(source: Source, tmp_path: Path, layout: str,
     else:
         pack = b"".join(git_pack.generate_pack(repo.object_store, plan, refs))
     types = check_pack(source, pack)
-    client, have_objects = client_with(tmp_path, source, src, haves)
+    client, have_objects = client_with(tmp_path, src, haves, source.object_format)
     expected = expected_objects(src, wants, haves)
     if plan.include_tag:
-        expected |= _tags_for(src, expected, have_objects)
+        expected |= tags_to_include(src, expected, have_objects)
     assert len(types) == len(expected)
     names = receive(client, pack, wants, source.object_format)
     assert names - have_objects == expected
@@ -299,7 +208,7 @@ def test_shallow_clone_stops_at_the_boundary(source: Source, tmp_path: Path, pat
     shutil.copytree(src, oracle)
     (oracle / "shallow").write_bytes(b"".join(b + b"\n" for b in boundary))
     expected = expected_objects(oracle, [main], [])
-    client, _ = client_with(tmp_path, source, src, [])
+    client, _ = client_with(tmp_path, src, [], source.object_format)
     (client / "shallow").write_bytes(b"".join(b + b"\n" for b in boundary))
     assert receive(client, pack, [main], source.object_format) == expected
 
@@ -323,7 +232,7 @@ def test_filtered_packs_go_the_generic_way(source: Source, tmp_path: Path, spec:
     check_pack(source, pack)
     out = git(src, "rev-list", "--objects", f"--filter={spec}", main.decode())
     expected = {line.split()[0] for line in out.splitlines() if line}
-    client, _ = client_with(tmp_path, source, src, [])
+    client, _ = client_with(tmp_path, src, [], source.object_format)
     git(client, "config", "extensions.partialClone", "origin")
     written = git(client, "index-pack", "--stdin", input=pack).split()
     idx = client / "objects" / "pack" / f"pack-{written[-1].decode()}.idx"

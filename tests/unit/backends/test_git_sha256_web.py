@@ -5,9 +5,7 @@ repository's length in and out, archives byte for byte ``git archive``'s, ``$For
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import subprocess
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,27 +19,9 @@ from backends.git_web import GitPages
 from backends.interfaces import GitRepository
 from protocols.errors import ProtocolError
 from protocols.git_archive import ArchiveRefused, parse_arguments
+from tests.unit.backends.test_git_fastpack import git
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
-
-GIT_ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "A U Thor",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "C O Mitter",
-    "GIT_COMMITTER_EMAIL": "committer@example.com",
-    "GIT_AUTHOR_DATE": "1700000000 +0000",
-    "GIT_COMMITTER_DATE": "1700000000 +0000",
-}
-
-
-def git(cwd: Path, *args: str) -> bytes:
-    env = {**os.environ, **GIT_ENV, "HOME": str(cwd)}
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, check=False)
-    if done.returncode:
-        raise AssertionError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')}")
-    return done.stdout
-
 
 @dataclass(frozen=True)
 class Served:
