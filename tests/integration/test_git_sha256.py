@@ -10,6 +10,7 @@ and tags, deletions) that leave the repository passing ``git fsck --full
 from __future__ import annotations
 
 import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -215,3 +216,22 @@ def test_hooks_and_a_signed_push_see_what_git_shows_them(make_server: Callable[.
         assert zero_line and "0" * 64 in zero_line[0]
     assert "GIT_PUSH_CERT_STATUS=G" in told and "GIT_PUSH_CERT_SIGNER=alice@example.com" in told
     _fsck(client, bare)
+
+
+@pytest.mark.parametrize("args", [("--format=tar", "main"), ("--format=zip", "v1.0", "README"),
+                                  ("--format=tar.gz", "--prefix=p/", "topic")])
+def test_git_archive_remote_of_a_sha256_repository_is_git_archives(
+        make_server: Callable[..., RunningServer], client: Client, args: tuple[str, ...]) -> None:
+    """``git archive --remote`` over git:// (the repository turns it on): byte for byte the archive
+    git makes of the repository itself (the commit id in a tar's header is 64 digits)."""
+    server = make_server("fs", git=[LOOPBACK])
+    _sha256_history(client, TransportServer(server, server.git_url), "proj")
+    bare = server.root / "proj.git"
+    client.git("--git-dir", str(bare), "config", "daemon.uploadarch", "true")
+    ours, theirs = client.cwd / "ours", client.cwd / "theirs"
+    client.git("archive", f"--remote={server.git_url('proj')}", f"--output={ours}", *args)
+    client.git("--git-dir", str(bare), "archive", f"--output={theirs}", *args)
+    assert ours.read_bytes() == theirs.read_bytes()
+    if args[0] == "--format=tar":
+        told = subprocess.run(["git", "get-tar-commit-id"], input=ours.read_bytes(), capture_output=True, check=True)
+        assert len(told.stdout.strip()) == 64
