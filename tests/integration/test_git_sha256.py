@@ -21,6 +21,7 @@ from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
 from tests.integration.test_git_daemon import BINARY, NON_ASCII, PROTOCOLS, commit, git, remote_refs
 from tests.integration.test_git_signed_push import _install, _ssh_signer, _told
 from tests.integration.test_git_transports import TRANSPORTS, TransportServer
+from tests.integration.test_hg_http import raw
 
 
 def _git_daemon(make_server: Callable[..., RunningServer], backend: str, client: Client, keys: SshKeys,
@@ -235,3 +236,24 @@ def test_git_archive_remote_of_a_sha256_repository_is_git_archives(
     if args[0] == "--format=tar":
         told = subprocess.run(["git", "get-tar-commit-id"], input=ours.read_bytes(), capture_output=True, check=True)
         assert len(told.stdout.strip()) == 64
+
+
+def test_web_pages_of_a_sha256_repository(make_server: Callable[..., RunningServer], client: Client) -> None:
+    """The log lists every commit by its 64-digit id, a commit's page answers to its id or an
+    abbreviation of it, its files and their history follow."""
+    server = make_server("fs", http=[LOOPBACK])
+    origin = _sha256_history(client, TransportServer(server, lambda name: ""), "proj")
+    port = server.port("http")
+    commits = client.git("rev-list", "--all", cwd=origin).stdout.split()
+    log = raw(port, "GET", "/proj.git/log?revcount=100")
+    assert log.status == 200 and all(oid.encode() in log.body for oid in commits)
+    head = client.git("rev-parse", "HEAD", cwd=origin).stdout.strip()
+    for target in (head, head[:12]):
+        page = raw(port, "GET", f"/proj.git/rev/{target}")
+        assert page.status == 200 and head.encode() in page.body
+    assert raw(port, "GET", f"/proj.git/rev/{head[:40]}x").status == 404
+    readme = raw(port, "GET", f"/proj.git/raw-file/{head}/README")
+    assert readme.status == 200 and readme.body == b"hello\n"
+    history = raw(port, "GET", "/proj.git/log/main/grows.txt")
+    grows = client.git("log", "--format=%H", "--", "grows.txt", cwd=origin).stdout.split()
+    assert history.status == 200 and all(oid.encode() in history.body for oid in grows)
