@@ -8,6 +8,9 @@ A corpus set holds six repositories, the same history in git and Mercurial:
 ``big-plus100.git``    ``big.git`` + 100 linear commits on ``main`` (push source)
 ``big-hg`` ...         the same three as Mercurial repositories (``hg convert``,
                        all changesets public except the 100 to push)
+``big-sha256.git``     ``big.git``'s history in a SHA-256 repository (made from
+                       ``big.git`` with ``fast-export``/``fast-import``; built when
+                       missing, so a set built before it gains it without a rebuild)
 =====================  =====================================================
 
 The set is rebuilt only when its recipe (``SETS``, ``RECIPE_VERSION``)
@@ -59,7 +62,7 @@ SETS: dict[str, CorpusSet] = {
 
 # role -> repository directory name, per VCS
 REPOS: dict[str, dict[str, str]] = {
-    "git": {"big": "big.git", "small": "small.git", "push_src": "big-plus100.git"},
+    "git": {"big": "big.git", "small": "small.git", "push_src": "big-plus100.git", "big256": "big-sha256.git"},
     "hg": {"big": "big-hg", "small": "small-hg", "push_src": "big-plus100-hg"},
 }
 
@@ -121,6 +124,37 @@ def _git_repo(spec: CorpusSpec, repo: Path, env: dict[str, str]) -> None:
     _run([git, "-C", str(repo), "repack", "-adf", "-q"], env)  # one pack (+ bitmap: bare repo)
 
 
+def _sha256_copy(src: Path, dest: Path, env: dict[str, str]) -> None:
+    """``src``'s history (branches, tags) in a new SHA-256 repository ``dest``, packed as ``_git_repo`` packs."""
+    git = git_executable()
+    _run([git, "init", "-q", "--bare", "--object-format=sha256", "-b", "main", str(dest)], env)
+    export = subprocess.Popen([git, "-C", str(src), "fast-export", "--all", "--signed-tags=strip"],
+                              stdout=subprocess.PIPE, env=env)
+    imported = subprocess.run([git, "-C", str(dest), "fast-import", "--quiet"], stdin=export.stdout, env=env,
+                              check=False)
+    assert export.stdout is not None
+    export.stdout.close()
+    if export.wait() != 0 or imported.returncode != 0:
+        raise RuntimeError(f"copying {src} into the SHA-256 repository {dest} failed")
+    _run([git, "-C", str(dest), "repack", "-adf", "-q"], env)
+
+
+def _ensure_sha256(where: Path) -> None:
+    """Add the SHA-256 copy of the big git repository to a built set that lacks it."""
+    dest = where / REPOS["git"]["big256"]
+    if dest.exists():
+        return
+    _log(f"{where.name}: git {dest.name} (SHA-256)")
+    home = where / ".home-sha256"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    tmp = where / (dest.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _sha256_copy(where / REPOS["git"]["big"], tmp, tool_env(home))
+    shutil.rmtree(home)
+    tmp.rename(dest)
+
+
 def _hg_convert(src: Path, dest: Path, env: dict[str, str]) -> None:
     _run([hg_executable(), "--config", "extensions.convert=", "convert", "-q", str(src), str(dest)], env)
 
@@ -161,13 +195,13 @@ def ensure(name: str, force: bool = False, base: Path = CORPUS_DIR) -> Path:
     """The directory of corpus set ``name``, built first if missing or stale."""
     cs = SETS[name]
     where = base / name
-    if not force and is_current(cs, where):
-        return where
-    tmp = base / f"{name}.building"
-    shutil.rmtree(tmp, ignore_errors=True)
-    build(cs, tmp)
-    shutil.rmtree(where, ignore_errors=True)
-    tmp.rename(where)
+    if force or not is_current(cs, where):
+        tmp = base / f"{name}.building"
+        shutil.rmtree(tmp, ignore_errors=True)
+        build(cs, tmp)
+        shutil.rmtree(where, ignore_errors=True)
+        tmp.rename(where)
+    _ensure_sha256(where)
     return where
 
 

@@ -65,6 +65,9 @@ class Case:
 
 CASES: dict[str, Case] = {c.name: c for c in (
     Case("clone", "big", ("git", "hg"), 5, 300, "full clone (git --no-checkout, hg -U), fresh destination"),
+    Case("clone-sha256", "big256", ("git",), 5, 150, "full clone (git --no-checkout) of the big history as a "
+         "SHA-256 repository", targets=("git-daemon", "git-ssh", "git-http", "hgwire-git", "hgwire-git-ssh",
+                                        "hgwire-git-http")),
     Case("noop", "small", ("git", "hg"), 5, 60, "fetch/pull of an up-to-date clone"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
     Case("stream", "big", ("hg",), 5, 60, "hg clone --stream -U"),
@@ -79,7 +82,7 @@ CASES: dict[str, Case] = {c.name: c for c in (
          "after the first vs after the last", targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-git-ssh",
                                                        "hgwire-git-http", "hgwire-hg-ssh", "hgwire-hg-http")),
 )}
-DEFAULT_CASES = ("clone", "noop", "push", "stream", "concurrent", "web")
+DEFAULT_CASES = ("clone", "clone-sha256", "noop", "push", "stream", "concurrent", "web")
 DEFAULT_TARGETS = list(TARGET_CLASSES)
 
 
@@ -266,7 +269,7 @@ class Runner:
         """A private copy of the read-only repositories for one target (servers may write caches)."""
         root = self.work / target.name / "root"
         if not root.exists():
-            for role in ("big", "small"):
+            for role in ("big", "small", "big256") if target.vcs == "git" else ("big", "small"):
                 name = self.repo_name(target.vcs, role)
                 copy_tree(self.corpus_dir / name, root / name)
         return root
