@@ -89,7 +89,7 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
         repo_page.serve_repo_page(front, request, Route(RouteKind.REPO_PAGE, f"{route.repo}/{route.service}"))
         return
     name, page = found
-    if request.args.get(b"style"):
+    if styled(request):
         serve_styled(front, request, name, page)
         return
     serve_page(front, request, name, page)
@@ -112,6 +112,14 @@ STYLED_PAGES = {
 """hgweb's ``?style=`` on a page's URL (``/NAME/rev/5?style=json``, ``/NAME?style=atom``): the page
 of that style hgwire serves (``gateway.hg_archive.serve_web_page``); the json style's default page
 is the shortlog, the feeds' the changelog."""
+
+
+def styled(request: server.Request) -> bool:
+    """Whether ``?style=`` asks for one of the styles ``STYLED_PAGES`` serves.  Any other (hgweb's
+    HTML styles ``paper``, ``coal``, ``gitweb``, ``monoblue``, ``spartan``, or a name it does not
+    know) gets the page as without it: hgweb falls back to the configured style, then ``paper``,
+    for a style it does not have, and hgwire's pages are paper's."""
+    return request.args.get(b"style", [b""])[-1].decode("ascii", "replace") in STYLED_PAGES
 
 
 def serve_styled(front: HttpFront, request: server.Request, name: str, page: Sequence[str]) -> None:

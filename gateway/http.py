@@ -176,7 +176,8 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
     if hgweb is not None:
         return hgweb
     if not segments:  # the server's own URL: a page for browsers and load balancers' health checks
-        index = list(query.get("style", ())) == ["json"] and len(query) == 1  # hgweb's index, for scripts
+        # ?style=json: hgweb's index for scripts; any other style: the page, as hgweb falls back to paper
+        index = set(query) == {"style"} and len(query["style"]) == 1
         return Route(RouteKind.ROOT_PAGE) if method in PAGE_METHODS and (not query or index) else NO_NAME
     inside_git_dir = any(segment.endswith(".git") for segment in segments[:-1])  # dumb-protocol paths
     name = _repo_name(segments) if method in PAGE_METHODS and not inside_git_dir else None

@@ -43,9 +43,9 @@ KIND_WORDS = {Kind.GIT: ("a Git", "git clone {url}.git"), Kind.HG: ("a Mercurial
 
 
 def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> None:
-    if request.args.get(b"style"):  # hgweb's /NAME?style=json (the shortlog), ?style=atom (the feed)
-        from gateway import hg_web
+    from gateway import hg_web
 
+    if hg_web.styled(request):  # hgweb's /NAME?style=json (the shortlog), ?style=atom (the feed)
         hg_web.serve_styled(front, request, route.repo, [])
         return
     transport = "git-http" if route.repo.endswith(".git") else "hg-http"

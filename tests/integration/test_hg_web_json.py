@@ -240,7 +240,8 @@ def test_the_feeds_are_what_hg_serve_writes(served: tuple[RunningServer, Path], 
 def test_a_style_on_a_page_url_is_that_style_s_page(served: tuple[RunningServer, Path], client: Client) -> None:
     """hgweb's ``?style=json`` (``atom``, ``rss``, ``raw``) on a page's URL answers that style's page,
     byte for byte as ``hg serve`` (the repository's own URL too: the json style's shortlog, the
-    feeds' changelog); a style hgwire does not serve is 404."""
+    feeds' changelog); a page those styles do not have here is 404, and any other style gets the page
+    as without it (hgweb's fallback to paper)."""
     server, repo = served
     http = server.port("http")
     with _hg_serve(client, repo) as port:
@@ -253,7 +254,14 @@ def test_a_style_on_a_page_url_is_that_style_s_page(served: tuple[RunningServer,
             expected = theirs.body.replace(f"http://localhost:{port}/".encode(), f"http://127.0.0.1:{http}/web/".encode())
             expected = expected.replace(str(repo).encode(), b"web")
             assert (ours.status, ours.body) == (theirs.status, expected), page
-    assert raw(http, "GET", "/web/rev/2?style=gitweb").status == 404
+        # a style hgweb has in HTML (or none it knows): hg serve falls back to paper, hgwire
+        # answers its own pages (paper's), as without the style
+        for style in ("gitweb", "coal", "paper", "monoblue", "spartan", "no-such-style"):
+            assert raw(port, "GET", f"/rev/2?style={style}").status == 200
+            for page in ("rev/2", "file/tip/a.txt", "log"):
+                ours = raw(http, "GET", f"/web/{page}?style={style}")
+                assert (ours.status, ours.body) == (200, raw(http, "GET", f"/web/{page}").body), (page, style)
+            assert raw(http, "GET", f"/web?style={style}").body == raw(http, "GET", "/web").body
     assert raw(http, "GET", "/web/file/tip/a.txt?style=atom").status == 404
 
 

@@ -156,6 +156,8 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
     assert listed[0] == {"name": "open", "description": "an open <i>one</i>", "contact": "",
                          "lastchange": [1700000000, -time.localtime().tm_gmtoff], "labels": []}
     assert raw(port, "GET", "/?cmd=capabilities").status == 404  # hg asking the root: named nothing
+    for style in ("gitweb", "paper", "no-such-style"):  # hgweb's other styles: the page, as paper's
+        assert raw(port, "GET", f"/?style={style}", alice).body == raw(port, "GET", "/", alice).body
     policy.write_text(policy.read_text().replace("[git]", "[http]\nindex = false\n\n[git]"))
     os.utime(policy, (time.time() + 5, time.time() + 5))  # a new mtime: read again at the next look
     deadline = time.monotonic() + 15
