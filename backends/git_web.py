@@ -22,12 +22,12 @@ from typing import Any
 from dulwich.diff_tree import CHANGE_RENAME, RenameDetector, tree_changes
 from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
 
-from backends import git_archive, git_pack
+from backends import git_archive, git_diff, git_pack
 from backends.git_objects import size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
-from backends.hg.linediff import blocks, split_lines
+from backends.hg.linediff import split_lines
 from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type, unified_hunks
 from backends.interfaces import GitRepository, object_format_of
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
@@ -313,8 +313,8 @@ class GitPages:
         commit ``key`` with the commit that last changed it and its line number there.  As git
         blame without options: commits newest first; a commit whose file is as in one of its
         parents hands every line to the first such parent; else each parent in order takes the
-        lines equal to its own (the runs ``backends.hg.linediff`` finds; git's own diff may place
-        a change among repeated lines elsewhere) and the commit keeps the rest.  A file a parent
+        lines equal to its own (the runs git's own diff finds, ``backends.git_diff.blame_blocks``)
+        and the commit keeps the rest.  A file a parent
         does not have at its path is looked for as git blame does, renamed (``_source``)."""
         oid, wanted, obj = self._at(key, path)
         if not isinstance(obj, Blob):
@@ -352,13 +352,14 @@ class GitPages:
                 handed.append((*same, lines))
                 lines = {}
             elif b"\0" not in data:
-                mine_lines = split_lines(self._blob(mine[1], mine[0])) if mine else []
+                mine_text = self._blob(mine[1], mine[0]) if mine else b""
                 for parent in parents:
                     source = sources[parent]
                     if not lines or source is None or not stat.S_ISREG(source[1][0]):
                         continue
                     taken: dict[int, int] = {}
-                    for a1, _a2, b1, b2 in blocks(split_lines(self._blob(source[1][1], source[1][0])), mine_lines):
+                    parent_text = self._blob(source[1][1], source[1][0])
+                    for a1, _a2, b1, b2 in git_diff.blame_blocks(parent_text, mine_text):
                         for number in range(b1, b2):
                             if number in lines:
                                 taken[a1 + number - b1] = lines.pop(number)
@@ -529,7 +530,7 @@ def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[di
     else:
         lines = [(b"--- /dev/null\n" if status == "added" else b"--- a/%s\n" % path),
                  (b"+++ /dev/null\n" if status == "removed" else b"+++ b/%s\n" % path),
-                 *unified_hunks(old, new)]
+                 *unified_hunks(old, new, match=git_diff.blocks)]
     for number, line in enumerate(lines, 1):
         kind = line[:1] if line[:1] in (b"+", b"-", b"@") else b""
         yield {"t": kind.decode(), "n": number, "l": _text(line)}

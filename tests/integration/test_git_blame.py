@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from backends.filesystem import FilesystemBackend
 from backends.git_web import GitPages
 from tests.conftest import LOOPBACK, Client, RunningServer
@@ -141,3 +143,90 @@ def test_annotations_are_git_blame_s(make_server: Callable[..., RunningServer], 
         previous = node
     assert "/b.git/annotate/" in raw(port, "GET", "/b.git/file/main/c2.txt", {"Accept": "text/html"}).body.decode()
     assert raw(port, "GET", "/b.git/annotate/main/no/such", {"Accept": "text/html"}).status == 404
+
+
+CODE_LINES = ["\n", "}\n", "{\n", "    return x;\n", "  }\n", "\tif (x) {\n", "\t}\n", "    pass\n", "end\n",
+              "        i += 1\n", "\n"]
+
+
+def _code_history(client: Client, work: Path, seed: int, commits: int) -> None:
+    """A history of code-like files whose lines repeat (blank lines, braces, returns), large enough
+    past 1 KiB for git blame's cut of the common end, edited at random and merged once."""
+    rng = random.Random(seed)
+    client.git("init", "-q", "-b", "main", str(work))
+    stamp = 1_700_000_000
+    fresh = 0
+
+    def line() -> str:
+        nonlocal fresh
+        if rng.random() < 0.6:
+            return rng.choice(CODE_LINES)
+        fresh += 1
+        return f"    call_{fresh}(x)\n"
+
+    def commit(message: str) -> None:
+        nonlocal stamp
+        stamp += 60
+        date = {"GIT_AUTHOR_DATE": f"{stamp} +0000", "GIT_COMMITTER_DATE": f"{stamp} +0000"}
+        client.git("add", "-A", cwd=work)
+        client.git("commit", "-q", "--allow-empty", "-m", message, cwd=work, env=date)
+
+    def edit(name: str) -> None:
+        path = work / name
+        lines = path.read_text().splitlines(True)
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randint(0, len(lines))
+            roll = rng.random()
+            if roll < 0.5 or not lines:
+                lines[at:at] = [line() for _ in range(rng.randint(1, 4))]
+            elif roll < 0.8:
+                del lines[at:at + rng.randint(1, 3)]
+            else:
+                lines[min(at, len(lines) - 1)] = line()
+        path.write_text("".join(lines))
+
+    for name in ("a.c", "b.py"):
+        (work / name).write_text("".join(line() for _ in range(rng.randint(60, 160))))
+    commit("start")
+    for n in range(commits):
+        if n == commits // 2:
+            client.git("checkout", "-q", "-b", "side", "HEAD~2", cwd=work)
+            edit("b.py")
+            commit("side")
+            client.git("checkout", "-q", "main", cwd=work)
+            merged = client.git("merge", "-q", "--no-edit", "side", cwd=work, check=False)
+            if merged.returncode != 0:  # a conflict: take main's file
+                client.git("checkout", "--ours", "--", "b.py", cwd=work)
+                commit("merge side")
+        for name in rng.sample(["a.c", "b.py"], rng.randint(1, 2)):
+            edit(name)
+        commit(f"edit {n}")
+
+
+@pytest.mark.parametrize("seed", [3, 14])
+def test_annotations_and_diffs_of_repeated_lines_are_git_s(make_server: Callable[..., RunningServer],
+                                                           client: Client, seed: int) -> None:
+    """Where lines repeat, which of the equal lines a change keeps is a choice: the annotation of
+    every file at every commit is ``git blame``'s, and each commit's diff changes the lines ``git
+    show`` changes (git's own comparison, ``backends.git_diff``)."""
+    server = make_server("fs", http=[LOOPBACK])
+    work = client.cwd / "code-work"
+    _code_history(client, work, seed, 14)
+    client.git("clone", "-q", "--bare", "--no-local", str(work), str(server.root / "code.git"))
+    repo = FilesystemBackend(str(server.root)).open("code.git")
+    pages = GitPages(repo)  # type: ignore[arg-type]
+    commits = client.git("rev-list", "main", cwd=work).stdout.split()
+    for commit in commits:
+        for name in client.git("ls-tree", "--name-only", commit, cwd=work).stdout.split():
+            data = pages.annotate(commit, name)
+            ours = [(line["node"], line["targetline"], line["abspath"]) for line in data["annotate"]]
+            assert ours == _porcelain(client, work, commit, name), (commit, name)
+        if len(client.git("rev-list", "--parents", "-n", "1", commit, cwd=work).stdout.split()) != 2:
+            continue  # the root commit or a merge: git show's diff is another
+        shown = client.git("show", "--format=", "--no-color", commit, cwd=work).stdout
+        ours_diff = "".join(line["l"] for block in pages.changeset(commit)["diff"] for line in block["lines"]
+                            if line["t"] in ("+", "-") and not line["l"].startswith(("+++", "---")))
+        theirs_diff = "".join(line + "\n" for line in shown.splitlines()
+                              if line[:1] in ("+", "-") and not line.startswith(("+++", "---")))
+        assert ours_diff == theirs_diff, commit
+    repo.dulwich_repo.close()  # type: ignore[attr-defined]
