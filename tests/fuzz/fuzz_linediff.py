@@ -1,11 +1,13 @@
 """Line matching and the diffs, annotations and graphs built on it: any two texts give runs in
-order, of equal lines, closed by the empty run at both ends; a unified diff that rebuilds the
+order, of equal lines, closed by the empty run at both ends (hg's matching, and git's:
+``backends.git_diff``, also in git blame's form); a unified diff that rebuilds the
 new text (and, under any ``[diff]`` whitespace switches, context and showfunc, only hunk lines);
 whitespace cleaning that keeps the line count; and any DAG a graph layout whose edges lead from
 each node to its parents."""
 
 from __future__ import annotations
 
+from backends import git_diff
 from backends.hg import linediff, webgraph
 from backends.hg.web import unified_hunks
 
@@ -68,8 +70,12 @@ def run(data: bytes) -> None:
     old, new = _texts(data)
     a, b = linediff.split_lines(old), linediff.split_lines(new)
     _check_runs(a, b, linediff.blocks(a, b))
+    _check_runs(a, b, git_diff.blocks(a, b))
+    _check_runs(a, b, git_diff.blame_blocks(old, new))
     if _apply(old, unified_hunks(old, new)) != new:
         raise Finding("the unified diff does not rebuild the new text")
+    if _apply(old, unified_hunks(old, new, match=git_diff.blocks)) != new:
+        raise Finding("the unified diff of git's matching does not rebuild the new text")
     for switches in ((True, False, False), (False, True, False), (False, False, True)):
         cleaned = linediff.clean_whitespace(old, *switches)
         if cleaned.count(b"\n") != old.count(b"\n"):
@@ -91,7 +97,10 @@ def run(data: bytes) -> None:
 
 def seeds() -> list[bytes]:
     return [b"a\nb\nc\n\xff\xfea\nc\nd\n", b"x\n" * 40 + b"\xff\xfe" + b"x\n" * 20 + b"y\n" + b"x\n" * 20,
-            b"  a \t\n}\n}\n\n\xff\xfe a\n}\n\n}\nend", b"\xff\xfe", b"no newline\xff\xfeno newline\n"]
+            b"  a \t\n}\n}\n\n\xff\xfe a\n}\n\n}\nend", b"\xff\xfe", b"no newline\xff\xfeno newline\n",
+            # past 1 KiB of common end (git blame's cut), blank lines among changes
+            b"one\n\ntwo\n" + b"\n".join(b"common line %d" % n for n in range(120)) + b"\n\xff\xfe"
+            + b"uno\n\ndos\n" + b"\n".join(b"common line %d" % n for n in range(120)) + b"\n"]
 
 
 TARGET = Target("linediff", run, seeds)
