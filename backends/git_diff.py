@@ -557,3 +557,80 @@ def blame_blocks(old: bytes, new: bytes) -> list[Block]:
     found.append((an + tail, an + tail, bn + tail, bn + tail))
     return found
 
+
+
+CONTEXT = 3
+FUNC_NAME_MAX = 80
+
+
+def _function_name(line: bytes) -> bytes | None:
+    """A hunk header's function line, as git's default for a file without a diff driver: a line
+    that starts with a letter, ``_`` or ``$``, its first 80 bytes without trailing whitespace."""
+    first = line[:1]
+    if not first or not (first.isalpha() or first in (b"_", b"$")):
+        return None
+    return line[:FUNC_NAME_MAX].rstrip(b" \t\n\v\f\r")
+
+
+def _count(start: int, count: int) -> bytes:
+    """A side of a hunk header: ``START`` for one line, ``START,COUNT`` else (an empty side's
+    start is the line before it)."""
+    return b"%d" % start if count == 1 else b"%d,%d" % (start if count else start - 1, count)
+
+
+def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT) -> list[bytes]:
+    """The ``@@`` hunks ``git diff`` writes between two texts, each line one item: changes less
+    than two contexts apart (counted on the old side) in one hunk, a count of one left out of the
+    header, the nearest function line at or before the hunk's first line (since the last hunk's;
+    else the last hunk's own) after it, ``\\ No newline at end of file`` after a last line without
+    its end."""
+    old, new = split_lines(old_text), split_lines(new_text)
+    changes: list[tuple[int, int, int, int]] = []  # (old start, old count, new start, new count)
+    a_end = b_end = 0
+    for a1, a2, b1, b2 in blocks(old, new):
+        if a1 > a_end or b1 > b_end:
+            changes.append((a_end, a1 - a_end, b_end, b1 - b_end))
+        a_end, b_end = a2, b2
+    out: list[bytes] = []
+    function = b""
+    searched_to = -1
+    first = 0
+    while first < len(changes):
+        last = first
+        while last + 1 < len(changes) and changes[last + 1][0] - (changes[last][0] + changes[last][1]) <= 2 * context:
+            last += 1
+        i1, _, i2, _ = changes[first]
+        j1, c1, j2, c2 = changes[last]
+        s1, s2 = max(i1 - context, 0), max(i2 - context, 0)
+        trailing = min(context, len(old) - (j1 + c1), len(new) - (j2 + c2))
+        e1, e2 = j1 + c1 + trailing, j2 + c2 + trailing
+        line = s1 - 1
+        while line != searched_to and line >= 0:
+            name = _function_name(old[line])
+            if name is not None:
+                function = name
+                break
+            line -= 1
+        searched_to = s1 - 1
+        header = b"@@ -" + _count(s1 + 1, e1 - s1) + b" +" + _count(s2 + 1, e2 - s2) + b" @@"
+        out.append(header + (b" " + function if function else b"") + b"\n")
+        at = s1
+        for k in range(first, last + 1):
+            o1, oc, n1, nc = changes[k]
+            out.extend(_marked(b" ", old[at:o1]))
+            out.extend(_marked(b"-", old[o1:o1 + oc]))
+            out.extend(_marked(b"+", new[n1:n1 + nc]))
+            at = o1 + oc
+        out.extend(_marked(b" ", old[at:e1]))
+        first = last + 1
+    return out
+
+
+def _marked(prefix: bytes, lines: Sequence[bytes]) -> list[bytes]:
+    out = []
+    for line in lines:
+        if line.endswith(b"\n"):
+            out.append(prefix + line)
+        else:
+            out.extend((prefix + line + b"\n", b"\\ No newline at end of file\n"))
+    return out

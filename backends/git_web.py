@@ -28,7 +28,7 @@ from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
 from backends.hg.linediff import split_lines
-from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type, unified_hunks
+from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type
 from backends.interfaces import GitRepository, object_format_of
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
@@ -530,7 +530,7 @@ def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[di
     else:
         lines = [(b"--- /dev/null\n" if status == "added" else b"--- a/%s\n" % path),
                  (b"+++ /dev/null\n" if status == "removed" else b"+++ b/%s\n" % path),
-                 *unified_hunks(old, new, match=git_diff.blocks)]
+                 *git_diff.unified_hunks(old, new)]
     for number, line in enumerate(lines, 1):
         kind = line[:1] if line[:1] in (b"+", b"-", b"@") else b""
         yield {"t": kind.decode(), "n": number, "l": _text(line)}

@@ -1212,9 +1212,7 @@ def _diff_date(when: float, tz: int) -> bytes:
 
 
 def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show_function: bool = False,
-                  whitespace: linediff.Whitespace | None = None,
-                  match: Callable[[Sequence[bytes], Sequence[bytes]], list[linediff.Block]] = linediff.blocks,
-                  ) -> list[bytes]:
+                  whitespace: linediff.Whitespace | None = None) -> list[bytes]:
     """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: ``context`` lines (3),
     changes closer than that joined into one hunk, counts always written, a last line without
     its end followed by the line ``\\ No newline at end of file``; each line is one item.  With
@@ -1222,8 +1220,7 @@ def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show
     hunk that starts with a letter, ``_`` or ``$`` (since the previous hunk's start), as hg's.
     ``whitespace``'s switches (hg's ``allblocks``): lines are matched once their whitespace is
     cleaned, and with ``ignoreblanklines`` a change that differs only by blank lines is left out
-    (the new side's line numbers of the hunks after it counted as if it had not changed).  ``match``
-    finds the equal runs (hg's way by default; a git page passes git's, ``backends.git_diff``)."""
+    (the new side's line numbers of the hunks after it counted as if it had not changed)."""
     old, new = linediff.split_lines(old_text), linediff.split_lines(new_text)
     ws = whitespace or linediff.Whitespace()
     matched_old, matched_new = old, new
@@ -1231,7 +1228,7 @@ def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show
         matched_old, matched_new = linediff.split_lines(ws.clean(old_text)), linediff.split_lines(ws.clean(new_text))
     changes = []  # (old start, old end, new start, new end, new start shown, new end shown)
     a_end = b_end = ignored = 0
-    for a1, a2, b1, b2 in match(matched_old, matched_new):
+    for a1, a2, b1, b2 in linediff.blocks(matched_old, matched_new):
         if a1 > a_end or b1 > b_end:
             if ws.ignoreblanklines and ws.blank_only(old[a_end:a1], new[b_end:b1]):
                 ignored += (b1 - b_end) - (a1 - a_end)

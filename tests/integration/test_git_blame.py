@@ -207,8 +207,8 @@ def _code_history(client: Client, work: Path, seed: int, commits: int) -> None:
 def test_annotations_and_diffs_of_repeated_lines_are_git_s(make_server: Callable[..., RunningServer],
                                                            client: Client, seed: int) -> None:
     """Where lines repeat, which of the equal lines a change keeps is a choice: the annotation of
-    every file at every commit is ``git blame``'s, and each commit's diff changes the lines ``git
-    show`` changes (git's own comparison, ``backends.git_diff``)."""
+    every file at every commit is ``git blame``'s, and each commit's diff is ``git show``'s hunks,
+    byte for byte (git's own comparison and hunks, ``backends.git_diff``)."""
     server = make_server("fs", http=[LOOPBACK])
     work = client.cwd / "code-work"
     _code_history(client, work, seed, 14)
@@ -223,10 +223,8 @@ def test_annotations_and_diffs_of_repeated_lines_are_git_s(make_server: Callable
             assert ours == _porcelain(client, work, commit, name), (commit, name)
         if len(client.git("rev-list", "--parents", "-n", "1", commit, cwd=work).stdout.split()) != 2:
             continue  # the root commit or a merge: git show's diff is another
-        shown = client.git("show", "--format=", "--no-color", commit, cwd=work).stdout
-        ours_diff = "".join(line["l"] for block in pages.changeset(commit)["diff"] for line in block["lines"]
-                            if line["t"] in ("+", "-") and not line["l"].startswith(("+++", "---")))
-        theirs_diff = "".join(line + "\n" for line in shown.splitlines()
-                              if line[:1] in ("+", "-") and not line.startswith(("+++", "---")))
+        shown = client.git("show", "--format=", "--no-color", "--no-renames", commit, cwd=work).stdout
+        theirs_diff = [part[part.index("\n@@ ") + 1:] for part in shown.split("diff --git ")[1:] if "\n@@ " in part]
+        ours_diff = ["".join(line["l"] for line in block["lines"][2:]) for block in pages.changeset(commit)["diff"]]
         assert ours_diff == theirs_diff, commit
     repo.dulwich_repo.close()  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.git_diff import blame_blocks, blocks
+from backends.git_diff import blame_blocks, blocks, unified_hunks
 from backends.hg.linediff import split_lines
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
@@ -127,3 +127,25 @@ def test_blame_cuts_the_common_end_first_as_git_blame_does(tmp_path: Path) -> No
     assert 2 in kept  # the blank line: matched
     assert 2 not in {b1 + k for _a1, _a2, b1, b2 in blocks(split_lines(old), split_lines(new))
                      for k in range(b2 - b1)}  # as git diff with context leaves it changed
+
+
+def test_hunks_are_git_diffs_byte_for_byte(tmp_path: Path) -> None:
+    """Headers (a count of one left out, an empty side's start the line before), the default
+    function line (a line starting with a letter, ``_`` or ``$``, 80 bytes at most, carried to
+    the next hunk when none is nearer), hunks joined across six lines or fewer, and a last line
+    without its end."""
+    rng = random.Random(5)
+    functions = [b"def foo():\n", b"class A:\n", b"_private = 1\n", b"$var\n",
+                 b"function_with_a_long_name(" + b"argument, " * 12 + b")  \n"]
+    for case in range(300):
+        old, new = _texts(rng, 200, 10, 5)
+        old_lines = split_lines(old)
+        for _ in range(rng.randint(0, 6)):  # function lines among the repeated ones
+            old_lines.insert(rng.randint(0, len(old_lines)), rng.choice(functions))
+        old = b"".join(old_lines).rstrip(b"\n") if rng.random() < 0.1 else b"".join(old_lines)
+        (tmp_path / "old").write_bytes(old)
+        (tmp_path / "new").write_bytes(new)
+        out = subprocess.run(["git", "diff", "--no-index", "--no-color", str(tmp_path / "old"), str(tmp_path / "new")],
+                             capture_output=True, env={**ENV, "HOME": str(tmp_path)}, check=False).stdout
+        at = out.find(b"\n@@ ")
+        assert b"".join(unified_hunks(old, new)) == (out[at + 1:] if at >= 0 else b""), case
