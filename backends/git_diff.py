@@ -22,13 +22,17 @@ its documentation and sources describe them; the code is our own:
    indentation around it and keeps the best.
 
 ``blocks(old, new)`` answers in ``backends.hg.linediff``'s shape: the equal runs, in order, the
-last one empty at the texts' ends.
+last one empty at the texts' ends.  Python costs about a hundred times git's C: past ``MAX_STEPS``
+steps (two unlike texts of tens of thousands of lines drawn from few distinct ones take seconds
+of git's own time, minutes of ours) the answer is Mercurial's matching instead, a valid diff whose
+changes may sit elsewhere among repeated lines, so that no page holds a worker for long.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from backends.hg import linediff
 from backends.hg.linediff import split_lines
 
 Block = tuple[int, int, int, int]
@@ -56,6 +60,23 @@ RELATIVE_OUTDENT_WITH_BLANK_PENALTY = 17
 RELATIVE_DEDENT_PENALTY = 23
 RELATIVE_DEDENT_WITH_BLANK_PENALTY = 17
 INDENT_WEIGHT = 60
+
+MAX_STEPS = 10_000_000
+"""Lines looked at (in the cleanup's scans, the searches' diagonals and snakes) before giving up."""
+
+
+class _TooCostly(Exception):
+    """The comparison passed ``MAX_STEPS``."""
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def spend(self, steps: int) -> None:
+        self.steps += steps
+        if self.steps > MAX_STEPS:
+            raise _TooCostly
 
 _SPACES = frozenset(b" \t\n\v\f\r")
 
@@ -101,7 +122,7 @@ def _classify(old: Sequence[bytes], new: Sequence[bytes]) -> tuple[_Side, _Side,
     return _Side(old, old_classes), _Side(new, new_classes), in_old, in_new
 
 
-def _clean_mmatch(dis: list[int], i: int, start: int, end: int) -> bool:
+def _clean_mmatch(dis: list[int], i: int, start: int, end: int, budget: _Budget) -> bool:
     """Whether multimatch line ``i`` sits among lines without equals (then it is taken out)."""
     if i - start > SIMSCAN_WINDOW:
         start = i - SIMSCAN_WINDOW
@@ -116,6 +137,7 @@ def _clean_mmatch(dis: list[int], i: int, start: int, end: int) -> bool:
         else:
             break
         r += 1
+    budget.spend(r)
     if rdis0 == 0:
         return False
     r, rdis1, rpdis1 = 1, 0, 1
@@ -127,6 +149,7 @@ def _clean_mmatch(dis: list[int], i: int, start: int, end: int) -> bool:
         else:
             break
         r += 1
+    budget.spend(r)
     if rdis1 == 0:
         return False
     rdis1 += rdis0
@@ -134,7 +157,7 @@ def _clean_mmatch(dis: list[int], i: int, start: int, end: int) -> bool:
     return rpdis1 * KPDIS_RUN < rpdis1 + rdis1
 
 
-def _prepare(a: _Side, b: _Side, in_old: list[int], in_new: list[int]) -> None:
+def _prepare(a: _Side, b: _Side, in_old: list[int], in_new: list[int], budget: _Budget) -> None:
     """Set aside the common ends; mark lines without equals changed; pick the lines compared."""
     limit = min(a.count, b.count)
     start = 0
@@ -151,7 +174,7 @@ def _prepare(a: _Side, b: _Side, in_old: list[int], in_new: list[int]) -> None:
             nm = others[side.classes[i]]
             dis[i] = 0 if nm == 0 else 2 if nm >= mlim else 1
         for i in range(start, end + 1):
-            if dis[i] == 1 or (dis[i] == 2 and not _clean_mmatch(dis, i, start, end)):
+            if dis[i] == 1 or (dis[i] == 2 and not _clean_mmatch(dis, i, start, end, budget)):
                 side.kept.append(i)
                 side.kept_classes.append(side.classes[i])
             else:
@@ -161,8 +184,9 @@ def _prepare(a: _Side, b: _Side, in_old: list[int], in_new: list[int]) -> None:
 class _Compare:
     """Myers' comparison of the kept lines, marking the changed ones."""
 
-    def __init__(self, a: _Side, b: _Side) -> None:
+    def __init__(self, a: _Side, b: _Side, budget: _Budget) -> None:
         self.a, self.b = a, b
+        self.budget = budget
         self.ha1, self.ha2 = a.kept_classes, b.kept_classes
         ndiags = len(self.ha1) + len(self.ha2) + 3
         self.offset = len(self.ha2) + 1
@@ -208,6 +232,7 @@ class _Compare:
         while True:
             ec += 1
             got_snake = False
+            steps = fmax - fmin + bmax - bmin + 4  # this round's diagonals, and its snakes below
             if fmin > dmin:
                 fmin -= 1
                 kvdf[o + fmin - 1] = -1
@@ -228,7 +253,9 @@ class _Compare:
                 while i1 < lim1 and i2 < lim2 and ha1[i1] == ha2[i2]:
                     i1 += 1
                     i2 += 1
-                if i1 - prev1 > SNAKE_CNT:
+                snake = i1 - prev1
+                steps += snake
+                if snake > SNAKE_CNT:
                     got_snake = True
                 kvdf[o + d] = i1
                 if odd and bmin <= d <= bmax and kvdb[o + d] <= i1:
@@ -253,11 +280,14 @@ class _Compare:
                 while i1 > off1 and i2 > off2 and ha1[i1 - 1] == ha2[i2 - 1]:
                     i1 -= 1
                     i2 -= 1
-                if prev1 - i1 > SNAKE_CNT:
+                snake = prev1 - i1
+                steps += snake
+                if snake > SNAKE_CNT:
                     got_snake = True
                 kvdb[o + d] = i1
                 if not odd and fmin <= d <= fmax and i1 <= kvdf[o + d]:
                     return i1, i2, True, True
+            self.budget.spend(steps)
             if need_min:
                 continue
             if got_snake and ec > HEUR_MIN_COST:
@@ -443,7 +473,7 @@ class _Group:
         return False
 
 
-def _compact(side: _Side, other: _Side) -> None:
+def _compact(side: _Side, other: _Side, budget: _Budget) -> None:
     """Slide ``side``'s groups of changes (xdiff's ``xdl_change_compact`` with the indent heuristic)."""
     indents: list[int] | None = None
     g, go = _Group(side), _Group(other)
@@ -453,12 +483,14 @@ def _compact(side: _Side, other: _Side) -> None:
                 groupsize = g.end - g.start
                 end_matching_other = -1
                 while g.slide_up():
+                    budget.spend(1)
                     if not go.previous():
                         raise AssertionError("group sync broken sliding up")
                 earliest_end = g.end
                 if go.end > go.start:
                     end_matching_other = g.end
                 while g.slide_down():
+                    budget.spend(1)
                     if not go.next():
                         raise AssertionError("group sync broken sliding down")
                     if go.end > go.start:
@@ -475,6 +507,7 @@ def _compact(side: _Side, other: _Side) -> None:
                 if indents is None:
                     indents = [_indent(line) for line in side.lines]
                 shift = max(earliest_end, g.end - groupsize - 1, g.end - INDENT_HEURISTIC_MAX_SLIDING)
+                budget.spend(2 * (g.end - shift + 1))
                 best_shift, best = -1, (0, 0)
                 while shift <= g.end:
                     e1, p1 = _split_score(side, shift, indents)
@@ -502,10 +535,14 @@ def blocks(old: Sequence[bytes], new: Sequence[bytes]) -> list[Block]:
     ``(old start, old end, new start, new end)`` in order, the last ``(len(old), len(old),
     len(new), len(new))``."""
     a, b, in_old, in_new = _classify(old, new)
-    _prepare(a, b, in_old, in_new)
-    _Compare(a, b).run()
-    _compact(a, b)
-    _compact(b, a)
+    budget = _Budget()
+    try:
+        _prepare(a, b, in_old, in_new, budget)
+        _Compare(a, b, budget).run()
+        _compact(a, b, budget)
+        _compact(b, a, budget)
+    except _TooCostly:
+        return linediff.blocks(old, new)
     out: list[Block] = []
     i = j = 0
     while True:  # unchanged lines pair up in order (as many on each side)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from backends import git_diff
 from backends.git_diff import blame_blocks, blocks, unified_hunks
+from backends.hg import linediff
 from backends.hg.linediff import split_lines
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
@@ -149,3 +151,16 @@ def test_hunks_are_git_diffs_byte_for_byte(tmp_path: Path) -> None:
                              capture_output=True, env={**ENV, "HOME": str(tmp_path)}, check=False).stdout
         at = out.find(b"\n@@ ")
         assert b"".join(unified_hunks(old, new)) == (out[at + 1:] if at >= 0 else b""), case
+
+
+def test_past_its_step_budget_the_comparison_is_mercurial_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unlike texts of many repeated lines would hold a page for minutes: past ``MAX_STEPS`` the
+    answer is hg's matching (valid runs, changes maybe placed elsewhere)."""
+    rng = random.Random(3)
+    old = [b"%d\n" % rng.randint(0, 9) for _ in range(400)]
+    new = [b"%d\n" % rng.randint(0, 9) for _ in range(400)]
+    monkeypatch.setattr(git_diff, "MAX_STEPS", 1000)
+    found = blocks(old, new)
+    assert found == linediff.blocks(old, new)
+    monkeypatch.undo()
+    assert blocks(old, new) != found  # within the budget, git's own answer
