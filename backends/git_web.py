@@ -523,10 +523,15 @@ MAX_RAW_FILE = 256 << 20
 """The largest blob ``raw-file`` sends (a blob is read whole; clone the repository for larger ones)."""
 
 
+BINARY_PROBE = 8000
+"""git takes a file for binary when a NUL byte is among its first 8,000."""
+
+
 def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[dict[str, Any]]:
     """One file's diff lines, typed as the Mercurial pages type them."""
-    if b"\0" in old or b"\0" in new:
-        lines = [b"Binary files differ\n"]
+    if b"\0" in old[:BINARY_PROBE] or b"\0" in new[:BINARY_PROBE]:  # git's test, and its words
+        lines = [b"Binary files %s and %s differ\n" % (b"/dev/null" if status == "added" else b"a/" + path,
+                                                       b"/dev/null" if status == "removed" else b"b/" + path)]
     else:
         lines = [(b"--- /dev/null\n" if status == "added" else b"--- a/%s\n" % path),
                  (b"+++ /dev/null\n" if status == "removed" else b"+++ b/%s\n" % path),

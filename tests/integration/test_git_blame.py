@@ -200,6 +200,8 @@ def _code_history(client: Client, work: Path, seed: int, commits: int) -> None:
                 commit("merge side")
         for name in rng.sample(["a.c", "b.py"], rng.randint(1, 2)):
             edit(name)
+        if n % 5 == 1:  # a binary file made, then changed: git shows no hunks but a sentence
+            (work / "data.bin").write_bytes(b"\0binary %d\n" % n)
         commit(f"edit {n}")
 
 
@@ -224,7 +226,9 @@ def test_annotations_and_diffs_of_repeated_lines_are_git_s(make_server: Callable
         if len(client.git("rev-list", "--parents", "-n", "1", commit, cwd=work).stdout.split()) != 2:
             continue  # the root commit or a merge: git show's diff is another
         shown = client.git("show", "--format=", "--no-color", "--no-renames", commit, cwd=work).stdout
-        theirs_diff = [part[part.index("\n@@ ") + 1:] for part in shown.split("diff --git ")[1:] if "\n@@ " in part]
-        ours_diff = ["".join(line["l"] for line in block["lines"][2:]) for block in pages.changeset(commit)["diff"]]
+        theirs_diff = [part[part.index("\n@@ ") + 1:] if "\n@@ " in part else part[part.index("\nBinary files") + 1:]
+                       for part in shown.split("diff --git ")[1:]]
+        ours_diff = ["".join(line["l"] for line in block["lines"][0 if block["lines"][0]["l"].startswith("Binary") else 2:])
+                     for block in pages.changeset(commit)["diff"]]
         assert ours_diff == theirs_diff, commit
     repo.dulwich_repo.close()  # type: ignore[attr-defined]
