@@ -19,8 +19,8 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dulwich.diff_tree import CHANGE_RENAME, RenameDetector, tree_changes
-from dulwich.objects import S_ISGITLINK, Blob, Commit, Tag, Tree
+from dulwich.diff_tree import CHANGE_COPY, CHANGE_RENAME, RenameDetector, TreeChange, tree_changes
+from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 
 from backends import git_archive, git_diff, git_pack
 from backends.git_objects import size_reader
@@ -277,7 +277,9 @@ class GitPages:
                 for when, name, target, tz in newest]
 
     def changeset(self, key: str, only: str = "") -> dict[str, Any]:
-        """A commit with its files and diff against its first parent (``only``: that path's)."""
+        """A commit with its files and diff against its first parent (``only``: that path's), as
+        ``git show`` lists them: a file renamed (git's rename detection, at least 50% alike) is one
+        entry under its new name, its diff against the old one."""
         oid = self.resolve(key)
         commit = self._commit(oid)
         data = self.entry(oid)
@@ -286,20 +288,41 @@ class GitPages:
         diff: list[dict[str, Any]] = []
         read = 0
         paths = [only.encode("utf-8", "surrogateescape")] if only else None
-        for change in tree_changes(self.store, parent_tree, commit.tree, paths=paths):
+        for change in self._changes(parent_tree, commit.tree, paths):
             old = change.old if change.old is not None and change.old.path is not None else None
             new = change.new if change.new is not None and change.new.path is not None else None
+            if change.type == CHANGE_COPY:  # git show names no copies: the file is added
+                old = None
+            renamed = old.path if change.type == CHANGE_RENAME and old is not None else None
             path = (new.path if new is not None else old.path if old is not None else None) or b""
-            status = "added" if old is None else "removed" if new is None else "modified"
-            files.append({"file": _path(path), "status": status})
+            status = ("renamed" if renamed is not None else "added" if old is None else "removed" if new is None
+                      else "modified")
+            files.append({"file": _path(path), "status": status, **({"from": _path(renamed)} if renamed else {})})
             old_text = self._blob(old.sha, old.mode) if old is not None else b""
             new_text = self._blob(new.sha, new.mode) if new is not None else b""
             read += len(old_text) + len(new_text)
             if read > MAX_PATCH_TEXT:
                 raise UnsupportedFeature(f"this commit's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its diff "
                                          "is not shown; clone the repository to see it")
-            diff.append({"blockno": len(diff) + 1, "lines": list(_diff_lines(path, status, old_text, new_text))})
+            diff.append({"blockno": len(diff) + 1,
+                         "lines": list(_diff_lines(path, status, old_text, new_text, renamed))})
         return {**data, "children": [], "files": files, "diff": diff}
+
+    def _changes(self, old_tree: ObjectID | None, new_tree: ObjectID, paths: list[bytes] | None) -> list[TreeChange]:
+        """The changes between two trees in git's order (tree order; a renamed file where its new
+        name is), renames paired; with ``paths``, those of these paths (a renamed one's pair)."""
+        plain = list(tree_changes(self.store, old_tree, new_tree, paths=paths))
+        if paths is not None:  # one file's diff: the whole commit's pairs, if it was renamed
+            if not any(_gone(c) or _gone(c, new=True) for c in plain):
+                return plain
+            return [c for c in self._changes(old_tree, new_tree, None)
+                    if _name(c) in paths or (c.type == CHANGE_RENAME and c.old is not None and c.old.path in paths)]
+        if not any(_gone(c) for c in plain) or not any(_gone(c, new=True) for c in plain):
+            return plain  # no file both went and came: no rename to find
+        order = {_name(c): i for i, c in enumerate(plain)}
+        detector = RenameDetector(self.store, rename_threshold=RENAME_THRESHOLD)
+        found = list(tree_changes(self.store, old_tree, new_tree, rename_detector=detector))
+        return sorted(found, key=lambda c: order.get(_name(c), len(order)))
 
     def filediff(self, key: str, path: str) -> dict[str, Any]:
         """One file's diff in commit ``key`` against its first parent (none when it did not change
@@ -523,19 +546,38 @@ MAX_RAW_FILE = 256 << 20
 """The largest blob ``raw-file`` sends (a blob is read whole; clone the repository for larger ones)."""
 
 
+def _gone(change: TreeChange, new: bool = False) -> bool:
+    """Whether the change has no old file (``new``: no new file)."""
+    entry = change.new if new else change.old
+    return entry is None or entry.path is None
+
+
+def _name(change: TreeChange) -> bytes:
+    """The path a change is listed under: its new file's, else its old one's."""
+    entry = change.old if _gone(change, new=True) else change.new
+    assert entry is not None and entry.path is not None
+    return entry.path
+
+
 BINARY_PROBE = 8000
 """git takes a file for binary when a NUL byte is among its first 8,000."""
 
 
-def _diff_lines(path: bytes, status: str, old: bytes, new: bytes) -> Iterator[dict[str, Any]]:
-    """One file's diff lines, typed as the Mercurial pages type them."""
-    if b"\0" in old[:BINARY_PROBE] or b"\0" in new[:BINARY_PROBE]:  # git's test, and its words
-        lines = [b"Binary files %s and %s differ\n" % (b"/dev/null" if status == "added" else b"a/" + path,
-                                                       b"/dev/null" if status == "removed" else b"b/" + path)]
+def _diff_lines(path: bytes, status: str, old: bytes, new: bytes, renamed: bytes | None = None
+                ) -> Iterator[dict[str, Any]]:
+    """One file's diff lines, typed as the Mercurial pages type them: a renamed file's first say
+    so (``rename from``/``rename to``, as git's), and only a change of its content follows."""
+    lines = [b"rename from %s\n" % renamed, b"rename to %s\n" % path] if renamed is not None else []
+    old_name = b"a/" + (renamed if renamed is not None else path)
+    if renamed is not None and old == new:
+        pass
+    elif b"\0" in old[:BINARY_PROBE] or b"\0" in new[:BINARY_PROBE]:  # git's test, and its words
+        lines.append(b"Binary files %s and %s differ\n" % (b"/dev/null" if status == "added" else old_name,
+                                                           b"/dev/null" if status == "removed" else b"b/" + path))
     else:
-        lines = [(b"--- /dev/null\n" if status == "added" else b"--- a/%s\n" % path),
-                 (b"+++ /dev/null\n" if status == "removed" else b"+++ b/%s\n" % path),
-                 *git_diff.unified_hunks(old, new)]
+        lines += [(b"--- /dev/null\n" if status == "added" else b"--- %s\n" % old_name),
+                  (b"+++ /dev/null\n" if status == "removed" else b"+++ b/%s\n" % path),
+                  *git_diff.unified_hunks(old, new)]
     for number, line in enumerate(lines, 1):
         kind = line[:1] if line[:1] in (b"+", b"-", b"@") else b""
         yield {"t": kind.decode(), "n": number, "l": _text(line)}

@@ -254,7 +254,7 @@ def changeset(repo: str, url: str, data: Data, git: bool = False) -> bytes:
             ("more", (_link(f"{url}/raw-rev/{node}", "patch") + " " if "phase" in data else "")
              + _link(f"{url}/file/{node}", "browse"))]
     table = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
-    files = "".join("<tr><td>" + _text(f["status"]) + "</td><td>"
+    files = "".join("<tr><td>" + _text(f["status"] + (" from " + f["from"] if "from" in f else "")) + "</td><td>"
                     + (_path_link(url + "/file/" + node + "/", f["file"], _text(f["file"]))
                        if f["status"] != "removed" else _text(f["file"]))
                     + "</td><td>" + _path_link(url + "/diff/" + node + "/", f["file"], "diff") + "</td></tr>"

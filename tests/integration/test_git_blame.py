@@ -185,7 +185,8 @@ def _code_history(client: Client, work: Path, seed: int, commits: int) -> None:
                 lines[min(at, len(lines) - 1)] = line()
         path.write_text("".join(lines))
 
-    for name in ("a.c", "b.py"):
+    names = ["a.c", "b.py"]
+    for name in names:
         (work / name).write_text("".join(line() for _ in range(rng.randint(60, 160))))
     commit("start")
     for n in range(commits):
@@ -194,11 +195,17 @@ def _code_history(client: Client, work: Path, seed: int, commits: int) -> None:
             edit("b.py")
             commit("side")
             client.git("checkout", "-q", "main", cwd=work)
-            merged = client.git("merge", "-q", "--no-edit", "side", cwd=work, check=False)
+            merged = client.git("merge", "-q", "--no-edit", "side", cwd=work, check=False)  # before any rename
             if merged.returncode != 0:  # a conflict: take main's file
                 client.git("checkout", "--ours", "--", "b.py", cwd=work)
                 commit("merge side")
-        for name in rng.sample(["a.c", "b.py"], rng.randint(1, 2)):
+        if n == commits - 4:  # renamed as it is, and renamed with an edit (git show pairs both)
+            client.git("mv", "a.c", "z.c", cwd=work)
+            names[0] = "z.c"
+        if n == commits - 2:
+            client.git("mv", "b.py", "a.py", cwd=work)
+            names[1] = "a.py"
+        for name in rng.sample(names, rng.randint(1, 2)) if n != commits - 4 else [names[1]]:
             edit(name)
         if n % 5 == 1:  # a binary file made, then changed: git shows no hunks but a sentence
             (work / "data.bin").write_bytes(b"\0binary %d\n" % n)
@@ -209,8 +216,10 @@ def _code_history(client: Client, work: Path, seed: int, commits: int) -> None:
 def test_annotations_and_diffs_of_repeated_lines_are_git_s(make_server: Callable[..., RunningServer],
                                                            client: Client, seed: int) -> None:
     """Where lines repeat, which of the equal lines a change keeps is a choice: the annotation of
-    every file at every commit is ``git blame``'s, and each commit's diff is ``git show``'s hunks,
-    byte for byte (git's own comparison and hunks, ``backends.git_diff``)."""
+    every file at every commit is ``git blame``'s, and each commit's diff is ``git show``'s, byte
+    for byte but for the lines the pages leave out (``diff --git``, ``index``): git's own
+    comparison and hunks (``backends.git_diff``), renames paired (one as it is, one edited), a
+    binary file's sentence."""
     server = make_server("fs", http=[LOOPBACK])
     work = client.cwd / "code-work"
     _code_history(client, work, seed, 14)
@@ -218,6 +227,7 @@ def test_annotations_and_diffs_of_repeated_lines_are_git_s(make_server: Callable
     repo = FilesystemBackend(str(server.root)).open("code.git")
     pages = GitPages(repo)  # type: ignore[arg-type]
     commits = client.git("rev-list", "main", cwd=work).stdout.split()
+    renames = 0
     for commit in commits:
         for name in client.git("ls-tree", "--name-only", commit, cwd=work).stdout.split():
             data = pages.annotate(commit, name)
@@ -225,10 +235,24 @@ def test_annotations_and_diffs_of_repeated_lines_are_git_s(make_server: Callable
             assert ours == _porcelain(client, work, commit, name), (commit, name)
         if len(client.git("rev-list", "--parents", "-n", "1", commit, cwd=work).stdout.split()) != 2:
             continue  # the root commit or a merge: git show's diff is another
-        shown = client.git("show", "--format=", "--no-color", "--no-renames", commit, cwd=work).stdout
-        theirs_diff = [part[part.index("\n@@ ") + 1:] if "\n@@ " in part else part[part.index("\nBinary files") + 1:]
-                       for part in shown.split("diff --git ")[1:]]
-        ours_diff = ["".join(line["l"] for line in block["lines"][0 if block["lines"][0]["l"].startswith("Binary") else 2:])
-                     for block in pages.changeset(commit)["diff"]]
+        shown = client.git("show", "--format=", "--no-color", commit, cwd=work).stdout
+        theirs_diff = [_without_git_headers(part) for part in shown.split("diff --git ")[1:]]
+        ours_diff = ["".join(line["l"] for line in block["lines"]) for block in pages.changeset(commit)["diff"]]
         assert ours_diff == theirs_diff, commit
+        changeset = pages.changeset(commit)
+        for entry, block in zip(changeset["files"], changeset["diff"], strict=True):
+            if entry["status"] == "renamed":  # its own diff page pairs it too
+                renames += 1
+                assert pages.filediff(commit, entry["file"])["diff"][0]["lines"] == block["lines"]
+    assert renames == 2  # as it is, and with an edit
     repo.dulwich_repo.close()  # type: ignore[attr-defined]
+
+
+def _without_git_headers(part: str) -> str:
+    """A file's part of ``git show`` without what the pages leave out (its ``diff --git``,
+    ``index``, mode and similarity lines): a rename's two lines, then its ``---``/``+++`` and
+    hunks, or git's binary sentence."""
+    lines = part.splitlines(keepends=True)[1:]
+    kept = [line for line in lines if line.startswith(("rename from ", "rename to "))]
+    body = next((i for i, line in enumerate(lines) if line.startswith(("--- ", "Binary files "))), len(lines))
+    return "".join(kept + lines[body:])
