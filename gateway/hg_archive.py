@@ -14,7 +14,7 @@ pull the repository (hgwire's rules, then its ``[web]`` lists):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from twisted.internet import defer
@@ -230,8 +230,10 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     d: defer.Deferred[Any] = front.authorize(request, route.repo, TRANSPORT, Access.READ)
     context = context_arg(request)
     switches = annotate_switches(request)
+    linerange = line_range(request)
     d.addCallback(page_queued, lambda user: hg_web.page(readable_repo(front, route, user), route.service,
-                                                         revcount, url, context, query, switches), request)
+                                                         revcount, url, context, query, switches, linerange),
+                  request)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO, error_shape(route.service))
 
@@ -270,6 +272,22 @@ def page_queued(user: str | None, make: Callable[[str | None], bytes], request: 
         return run_blocking(make, user)
 
     return _PAGE_SLOTS.run(made)
+
+
+LineQuery = tuple[Sequence[bytes], bool]
+"""hgweb's ``?linerange=`` values of a file's log, and whether ``descend`` is given."""
+
+
+def line_range(request: server.Request) -> LineQuery | None:
+    """A file log's ``?linerange=FROM:TO`` (and ``&descend``), as given; None without one."""
+    return (request.args[b"linerange"], _flag(request, b"descend")) if b"linerange" in request.args else None
+
+
+def _flag(request: server.Request, name: bytes) -> bool:
+    """Whether the query names ``name``, with a value or bare (``?linerange=1:3&descend``: Twisted's
+    ``args`` leave out a name without ``=``, hgweb's take it)."""
+    query = request.uri.partition(b"?")[2]
+    return name in request.args or any(part.partition(b"=")[0] == name for part in query.split(b"&"))
 
 
 def context_arg(request: server.Request) -> str | None:

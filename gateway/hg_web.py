@@ -32,8 +32,10 @@ from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_archive import (
     MAX_QUERY,
+    LineQuery,
     annotate_switches,
     context_arg,
+    line_range,
     page_queued,
     readable_any,
     send_page,
@@ -158,8 +160,9 @@ def serve_authorized(front: HttpFront, request: server.Request, name: str, page:
         send_error(request, 414, f"a search holds at most {MAX_QUERY} bytes")
         return
     switches = annotate_switches(request)
+    lines = line_range(request)
     d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context, query,
-                                                   switches), request)
+                                                   switches, lines), request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
 
@@ -171,11 +174,12 @@ def _revcount(request: server.Request) -> int:
 
 def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page: list[str], revcount: int,
                 context: str | None = None, query: bytes | None = None,
-                switches: dict[bytes, bytes] | None = None) -> bytes:
+                switches: dict[bytes, bytes] | None = None, lines: LineQuery | None = None) -> bytes:
     """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
-        return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query, switches=switches)
+        return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query, switches=switches,
+                      lines=lines)
     return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer), query=query)
 
 
@@ -186,8 +190,9 @@ class HgPages:
     def __init__(self, repo: HgRepo) -> None:
         self.repo = repo
 
-    def _data(self, page: str, revcount: int | None = None, url: str = "/", context: str | None = None) -> Any:
-        return json.loads(hg_web.page(self.repo, page, revcount, url + "/", context))
+    def _data(self, page: str, revcount: int | None = None, url: str = "/", context: str | None = None,
+              lines: LineQuery | None = None) -> Any:
+        return json.loads(hg_web.page(self.repo, page, revcount, url + "/", context, linerange=lines))
 
     def summary(self, url: str, _archives: Collection[str] = ()) -> dict[str, Any]:
         settings = self.repo.web_settings()  # hgweb's [web] description and contact
@@ -201,9 +206,9 @@ class HgPages:
     def changeset(self, key: str) -> dict[str, Any]:
         return dict(self._data(f"json-rev/{key}"))
 
-    def log(self, key: str, count: int, path: str = "") -> list[dict[str, Any]]:
+    def log(self, key: str, count: int, path: str = "", lines: LineQuery | None = None) -> list[dict[str, Any]]:
         if path:
-            return list(self._data(f"json-filelog/{key}/{path}", count)["entries"])
+            return list(self._data(f"json-filelog/{key}/{path}", count, lines=lines)["entries"])
         return list(self._data(f"json-shortlog/{key}", count)["changesets"])
 
     def tree(self, key: str, path: str) -> dict[str, Any]:
@@ -227,7 +232,7 @@ class HgPages:
 
 def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
            archives: Collection[str] = (), context: str | None = None, query: bytes | None = None,
-           switches: dict[bytes, bytes] | None = None) -> bytes:
+           switches: dict[bytes, bytes] | None = None, lines: LineQuery | None = None) -> bytes:
     """The HTML of ``page`` of a repository of either kind (blocking: history reads)."""
     git = isinstance(pages, GitPages)
     kind, rest = (page[0], page[1:]) if page else ("summary", [])
@@ -246,7 +251,9 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         return html.shortlog(name, url, {"changesets": changesets}, revcount, git=git)
     if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
         path = "/".join(rest[1:])
-        return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=git)
+        entries = pages.log(rest[0], revcount, path, lines) if isinstance(pages, HgPages) and lines else \
+            pages.log(rest[0], revcount, path)
+        return html.filelog(name, url, path, {"entries": entries}, git=git)
     if kind == "comparison" and len(rest) > 1 and isinstance(pages, HgPages):
         return html.comparison(name, url, pages.comparison(rest[0], "/".join(rest[1:]), context))
     if kind == "annotate" and len(rest) > 1:

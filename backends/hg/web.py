@@ -63,12 +63,14 @@ def json_string(raw: bytes) -> bytes:
 
 
 def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", context: str | None = None,
-         query: bytes | None = None, switches: Mapping[bytes, bytes] | None = None) -> bytes:
+         query: bytes | None = None, switches: Mapping[bytes, bytes] | None = None,
+         linerange: tuple[Sequence[bytes], bool] | None = None) -> bytes:
     """The page ``name``: one of ``PAGES``, ``raw-rev/REV``, ``json-rev[/REV]`` (``json-changeset``),
     ``json-shortlog[/REV]``, ``json-changelog[/REV]`` (``json-log``), ``json-manifest``, ``json-file``,
     ``json-summary``, ``json-filelog/REV/PATH``; ``revcount`` for the logs, ``url`` (the repository's, ending in ``/``) for the
     summary's archive links, ``query`` a log's search (``?rev=``), ``switches`` an annotation's
-    whitespace switches (``?ignorews=1``...)."""
+    whitespace switches (``?ignorews=1``...), ``linerange`` a file log's ``?linerange=`` values
+    and whether ``descend`` was given."""
     kind, _, key = name.partition("/")
     if kind == RAW_REV:
         return raw_rev(repo, key)
@@ -97,7 +99,8 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", c
         return feeds.feed(repo, repo.name, kind, url)
     if kind == FILELOG:
         revision, _, path = key.partition("/")
-        return json_filelog(repo, revision or "tip", path, revcount)
+        lines = LineRange.parse(*linerange) if linerange is not None else None
+        return json_filelog(repo, revision or "tip", path, revcount, lines)
     if kind in FILE_PAGES:
         revision, _, path = key.partition("/")
         return json_file(repo, revision or "tip", path, kind == "json-manifest")
@@ -740,16 +743,159 @@ FILELOG = "json-filelog"
 """Also ``json-log/REV/PATH``: a log with a file is hgweb's ``filelog``."""
 
 
-def json_filelog(repo: HgRepo, key: str, path: str, revcount: int | None = None) -> bytes:
+def json_filelog(repo: HgRepo, key: str, path: str, revcount: int | None = None,
+                 lines: LineRange | None = None) -> bytes:
     """hgweb's ``json-filelog/REV/PATH``: the file's revisions from the one at REV (or, where REV
     does not have the file, the last one made at or before REV) down, ``revcount`` of them by file
     revision number (else ``[web] maxshortchanges``), each as the changeset that made it (its
-    linkrev; one pulls cannot see is left out), with the changesets hgweb names as its parents."""
+    linkrev; one pulls cannot see is left out), with the changesets hgweb names as its parents.
+    With ``lines`` (``?linerange=FROM:TO``, maybe ``&descend``): the revisions that changed those
+    lines instead (``follow_lines``)."""
     info = _Changesets(repo)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    if lines is not None:
+        found = follow_lines(repo, info, key, wanted, lines, revcount)
+        entries = [info.log_entry(rev, _file_parents(repo, info, rev, file_path, file_node))
+                   for rev, file_path, file_node in found]
+        return _object([("entries", _list(entries))])
     entries = [info.log_entry(linkrev, _file_parents(repo, info, linkrev, wanted, file_node))
                for linkrev, file_node in file_history(repo, info, key, wanted, revcount)]
     return _object([("entries", _list(entries))])
+
+
+@dataclass(frozen=True, slots=True)
+class LineRange:
+    """hgweb's ``?linerange=FROM:TO`` (1-based, both included) and ``descend``, checked as hgweb
+    checks them (``parse``)."""
+
+    start: int
+    """0-based, included."""
+    end: int
+    """0-based, excluded."""
+    descend: bool = False
+
+    @classmethod
+    def parse(cls, values: Sequence[bytes], descend: bool) -> LineRange:
+        if len(values) > 1:
+            raise ProtocolError("redundant linerange parameter", 400)
+        first, colon, last = values[0].partition(b":")
+        try:
+            if not colon or len(values[0]) > 40:  # no number of lines is that long
+                raise ValueError
+            fromline, toline = int(first), int(last)
+        except ValueError:
+            raise ProtocolError("invalid linerange parameter", 400) from None
+        if toline - fromline < 0:
+            raise ProtocolError("line range must be positive", 400)
+        if fromline < 1:
+            raise ProtocolError("fromline must be strictly positive", 400)
+        return cls(fromline - 1, toline, descend)
+
+
+def _range_before(repo: HgRepo, old: tuple[bytes, bytes], new: tuple[bytes, bytes], wanted: tuple[int, int]
+                  ) -> tuple[bool, tuple[int, int]]:
+    """hg's ``_changesrange``: whether the change from file revision ``old`` to ``new`` touches
+    ``new``'s lines ``wanted``, and where those lines are in ``old`` (``mdiff.blocksinrange``)."""
+    old_text, new_text = file_data(repo, *old), file_data(repo, *new)
+    low, high = wanted
+    low_a: int | None = None
+    high_a: int | None = None
+    changed = False
+    previous = (0, 0, 0, 0)
+    for run in linediff.text_blocks(old_text, new_text):
+        gap = (previous[1], run[0], previous[3], run[2])
+        typed = [(gap, False)] if gap[0] != gap[1] or gap[2] != gap[3] else []
+        for (a1, a2, b1, b2), equal in [*typed, (run, True)]:
+            if low >= b1 and high <= b2 and equal:
+                low_a, high_a = low - b1 + a1, high - b1 + a1
+            else:
+                if b1 <= low < b2:
+                    low_a = a2 - (b2 - low) if equal else a1
+                if b1 < high <= b2:
+                    high_a = a1 + (high - b1) if equal else a2
+            if not equal and low < b2 and b1 < high:  # hg's hunkinrange of a changed block
+                changed = True
+        previous = run
+    if low_a is None or high_a is None or high_a < low_a:
+        raise ProtocolError("line range exceeds file size", 403)
+    return changed, (low_a, high_a)
+
+
+def follow_lines(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, lines: LineRange,
+                 revcount: int | None) -> list[tuple[int, bytes, bytes]]:
+    """hgweb's filelog of a line range (hg's ``blockancestors``, or ``blockdescendants`` with
+    ``descend``): (changeset, path, file node) of the file's revisions that changed the lines,
+    newest first (oldest first when descending), through renames when ascending, ``revcount`` of
+    them at most (else ``[web] maxshortchanges``)."""
+    _node, rev, _mtime, files = resolve_file_revision(repo, key)
+    node = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
+    if node is None:  # not in REV: the last revision made before it, as hgweb's filelog
+        history = file_history(repo, info, key, wanted, 1)
+        if not history:
+            return []
+        rev, node = history[0]
+    count = page_count(repo, revcount, b"maxshortchanges", MAX_SHORT_CHANGES)
+    if lines.descend:
+        found = _block_descendants(repo, rev, wanted, node, (lines.start, lines.end))
+    else:
+        found = _block_ancestors(repo, info, rev, wanted, node, (lines.start, lines.end))
+    out: list[tuple[int, bytes, bytes]] = []
+    for entry in found:
+        if info.views.visible[entry[0]]:  # a changeset pulls cannot see is never shown
+            out.append(entry)
+        if len(out) == count:
+            break
+    return out
+
+
+def _block_ancestors(repo: HgRepo, info: _Changesets, rev: int, path: bytes, node: bytes,
+                     wanted: tuple[int, int]) -> Iterator[tuple[int, bytes, bytes]]:
+    parents_of = info.views.parents
+    intro = adjusted_linkrev(repo, parents_of, path, node, rev, inclusive=True)
+    start = (repo.filelog(path).linkrev(repo.filelog(path).rev(node)), node)
+    visit: dict[tuple[int, bytes], tuple[bytes, bytes, int, tuple[int, int]]] = {start: (path, node, intro, wanted)}
+    while visit:
+        c_path, c_node, c_rev, c_range = visit.pop(max(visit))
+        parents = file_parents(repo, c_path, c_node)
+        if not parents:  # the lines began here
+            yield c_rev, c_path, c_node
+            continue
+        touched = False
+        for p_path, p_node in parents:
+            changed, p_range = _range_before(repo, (p_path, p_node), (c_path, c_node), c_range)
+            touched = touched or changed
+            if p_range[0] == p_range[1]:
+                continue  # the lines were made here: not in that parent
+            p_log = repo.filelog(p_path)
+            p_rev = adjusted_linkrev(repo, parents_of, p_path, p_node, c_rev, inclusive=False)
+            visit[p_log.linkrev(p_log.rev(p_node)), p_node] = (p_path, p_node, p_rev, p_range)
+        if touched:
+            yield c_rev, c_path, c_node
+
+
+def _block_descendants(repo: HgRepo, rev: int, path: bytes, node: bytes,
+                       wanted: tuple[int, int]) -> Iterator[tuple[int, bytes, bytes]]:
+    filelog = repo.filelog(path)
+    first = filelog.rev(node)
+    info = _Changesets(repo)
+    ancestors = _block_ancestors(repo, info, rev, path, node, wanted)
+    top = next(ancestors, None)
+    if top is not None and top[1:] == (path, node):
+        yield top
+    seen: dict[int, tuple[int, int]] = {first: wanted}
+    for file_rev in range(first + 1, len(filelog)):
+        touched = False
+        for parent in filelog.parent_revs(file_rev):
+            if parent not in seen:
+                continue  # null, or another branch of the file
+            changed, here = _range_before(repo, (path, filelog.node(file_rev)), (path, filelog.node(parent)),
+                                          seen[parent])
+            touched = touched or changed
+            if file_rev in seen and seen[file_rev] != here:  # a merge: the span of both
+                here = (min(here[0], seen[file_rev][0]), max(here[1], seen[file_rev][1]))
+            seen[file_rev] = here
+        if touched:
+            yield filelog.linkrev(file_rev), path, filelog.node(file_rev)
 
 
 def file_history(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, revcount: int | None) -> list[tuple[int, bytes]]:
