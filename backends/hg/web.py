@@ -30,6 +30,7 @@ from typing import Any, cast
 from backends.hg import linediff
 from backends.hg.archive import adjusted_linkrev, file_data, file_parents, file_size, manifest_at, resolve
 from backends.hg.archive import allowed as archive_allowed
+from backends.hg.blocklines import block_ancestors, block_descendants
 from backends.hg.changelog import Changeset
 from backends.hg.graph import NULL_REV
 from backends.hg.keys import BOOLEANS
@@ -792,35 +793,6 @@ class LineRange:
         return cls(fromline - 1, toline, descend)
 
 
-def _range_before(repo: HgRepo, old: tuple[bytes, bytes], new: tuple[bytes, bytes], wanted: tuple[int, int]
-                  ) -> tuple[bool, tuple[int, int]]:
-    """hg's ``_changesrange``: whether the change from file revision ``old`` to ``new`` touches
-    ``new``'s lines ``wanted``, and where those lines are in ``old`` (``mdiff.blocksinrange``)."""
-    old_text, new_text = file_data(repo, *old), file_data(repo, *new)
-    low, high = wanted
-    low_a: int | None = None
-    high_a: int | None = None
-    changed = False
-    previous = (0, 0, 0, 0)
-    for run in linediff.text_blocks(old_text, new_text):
-        gap = (previous[1], run[0], previous[3], run[2])
-        typed = [(gap, False)] if gap[0] != gap[1] or gap[2] != gap[3] else []
-        for (a1, a2, b1, b2), equal in [*typed, (run, True)]:
-            if low >= b1 and high <= b2 and equal:
-                low_a, high_a = low - b1 + a1, high - b1 + a1
-            else:
-                if b1 <= low < b2:
-                    low_a = a2 - (b2 - low) if equal else a1
-                if b1 < high <= b2:
-                    high_a = a1 + (high - b1) if equal else a2
-            if not equal and low < b2 and b1 < high:  # hg's hunkinrange of a changed block
-                changed = True
-        previous = run
-    if low_a is None or high_a is None or high_a < low_a:
-        raise ProtocolError("line range exceeds file size", 403)
-    return changed, (low_a, high_a)
-
-
 def follow_lines(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, lines: LineRange,
                  revcount: int | None) -> list[tuple[int, bytes, bytes]]:
     """hgweb's filelog of a line range (hg's ``blockancestors``, or ``blockdescendants`` with
@@ -836,9 +808,9 @@ def follow_lines(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, lines
         rev, node = history[0]
     count = page_count(repo, revcount, b"maxshortchanges", MAX_SHORT_CHANGES)
     if lines.descend:
-        found = _block_descendants(repo, rev, wanted, node, (lines.start, lines.end))
+        found = block_descendants(repo, info.views.parents, rev, wanted, node, (lines.start, lines.end))
     else:
-        found = _block_ancestors(repo, info, rev, wanted, node, (lines.start, lines.end))
+        found = block_ancestors(repo, info.views.parents, rev, wanted, node, (lines.start, lines.end))
     out: list[tuple[int, bytes, bytes]] = []
     for entry in found:
         if info.views.visible[entry[0]]:  # a changeset pulls cannot see is never shown
@@ -848,54 +820,6 @@ def follow_lines(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, lines
     return out
 
 
-def _block_ancestors(repo: HgRepo, info: _Changesets, rev: int, path: bytes, node: bytes,
-                     wanted: tuple[int, int]) -> Iterator[tuple[int, bytes, bytes]]:
-    parents_of = info.views.parents
-    intro = adjusted_linkrev(repo, parents_of, path, node, rev, inclusive=True)
-    start = (repo.filelog(path).linkrev(repo.filelog(path).rev(node)), node)
-    visit: dict[tuple[int, bytes], tuple[bytes, bytes, int, tuple[int, int]]] = {start: (path, node, intro, wanted)}
-    while visit:
-        c_path, c_node, c_rev, c_range = visit.pop(max(visit))
-        parents = file_parents(repo, c_path, c_node)
-        if not parents:  # the lines began here
-            yield c_rev, c_path, c_node
-            continue
-        touched = False
-        for p_path, p_node in parents:
-            changed, p_range = _range_before(repo, (p_path, p_node), (c_path, c_node), c_range)
-            touched = touched or changed
-            if p_range[0] == p_range[1]:
-                continue  # the lines were made here: not in that parent
-            p_log = repo.filelog(p_path)
-            p_rev = adjusted_linkrev(repo, parents_of, p_path, p_node, c_rev, inclusive=False)
-            visit[p_log.linkrev(p_log.rev(p_node)), p_node] = (p_path, p_node, p_rev, p_range)
-        if touched:
-            yield c_rev, c_path, c_node
-
-
-def _block_descendants(repo: HgRepo, rev: int, path: bytes, node: bytes,
-                       wanted: tuple[int, int]) -> Iterator[tuple[int, bytes, bytes]]:
-    filelog = repo.filelog(path)
-    first = filelog.rev(node)
-    info = _Changesets(repo)
-    ancestors = _block_ancestors(repo, info, rev, path, node, wanted)
-    top = next(ancestors, None)
-    if top is not None and top[1:] == (path, node):
-        yield top
-    seen: dict[int, tuple[int, int]] = {first: wanted}
-    for file_rev in range(first + 1, len(filelog)):
-        touched = False
-        for parent in filelog.parent_revs(file_rev):
-            if parent not in seen:
-                continue  # null, or another branch of the file
-            changed, here = _range_before(repo, (path, filelog.node(file_rev)), (path, filelog.node(parent)),
-                                          seen[parent])
-            touched = touched or changed
-            if file_rev in seen and seen[file_rev] != here:  # a merge: the span of both
-                here = (min(here[0], seen[file_rev][0]), max(here[1], seen[file_rev][1]))
-            seen[file_rev] = here
-        if touched:
-            yield filelog.linkrev(file_rev), path, filelog.node(file_rev)
 
 
 def file_history(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, revcount: int | None) -> list[tuple[int, bytes]]:
