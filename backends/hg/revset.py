@@ -34,15 +34,18 @@ import datetime
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Union
+from typing import Any, Union, cast
 
+from backends.hg import blocklines
 from backends.hg.archive import manifest_at
 from backends.hg.changelog import Changeset
 from backends.hg.graph import NULL_REV
+from backends.hg.keys import BOOLEANS
 from backends.hg.obsstore import instability_sets
 from backends.hg.repository import MERGE_STATES, HgRepo
 from backends.hg.web import fold
 from backends.interfaces import NULL_NODE, AmbiguousIdentifier
+from protocols.errors import ProtocolError
 
 Tree = Union[tuple[Any, ...], None]  # noqa: UP007 (a runtime alias: Python 3.11 has no `|` of these)
 Token = tuple[bytes, Union[bytes, None], int]  # noqa: UP007
@@ -1233,6 +1236,73 @@ class _Evaluator:
     def fn_conflictother(self, subset: list[int], x: Tree, order: str) -> list[int]:
         return self._merge_side(x, "conflictother")
 
+    def fn_followlines(self, subset: list[int], x: Tree, order: str) -> list[int]:
+        """``followlines(file, fromline:toline[, startrev=., descend=False])``: the changesets that
+        changed a block of a file's lines (``backends.hg.blocklines``), as hg's; a pattern names one
+        file of ``startrev``; the lines are ``startrev``'s."""
+        trees = self.arguments(x)
+        kwstart = next((i for i, tree in enumerate(trees) if tree is not None and tree[0] == b"keyvalue"),
+                       len(trees))
+        if kwstart < 1:
+            raise RevsetError("followlines takes at least 1 positional arguments")
+        keywords: dict[bytes, Tree] = {}
+        for tree in trees[kwstart:]:
+            if tree is None or tree[0] != b"keyvalue" or tree[1][0] != b"symbol":
+                raise RevsetError("followlines got an invalid argument")
+            if tree[1][1] not in (b"startrev", b"descend") or tree[1][1] in keywords:
+                raise RevsetError("followlines got an unexpected or repeated keyword argument")
+            keywords[tree[1][1]] = tree[2]
+        lines = trees[1:kwstart]
+        if len(lines) != 1:
+            raise RevsetError("followlines requires a line range")
+        if b"startrev" in keywords:
+            revs = self.get(self.full, keywords[b"startrev"], _DEFINE)
+            if len(revs) != 1:
+                raise RevsetError("followlines expects exactly one revision")
+            rev = revs[-1]
+        else:  # hg's repo["."]: the working directory's parent, served or not
+            parent = self.repo.working_parents()[0]
+            found_rev = NULL_REV if parent == NULL_NODE else self.cl.index.nodemap().get(parent)
+            if found_rev is None:
+                raise RevsetError("the working directory's parent is not in the repository")
+            rev = found_rev
+        pattern = _string(trees[0], "followlines requires a pattern")
+        entries = self.manifest(rev)
+        kind, sep, _rest = pattern.partition(b":")
+        if sep and kind in _PATTERN_KINDS | _UNSERVED_KINDS:
+            matcher = _file_matcher(pattern)
+            names = [path for path, _node, _flags in entries if matcher(path)]
+            if len(names) != 1:
+                raise RevsetError("followlines expects exactly one file")
+            name = names[0]
+        else:
+            if not _inside(pattern):
+                raise RevsetError("the file is not under the repository's root")
+            name = _normalize(pattern)
+        first, last = _integer_range(lines[0], None, None, "followlines expects a line number or a range",
+                                     "line range bounds must be integers")
+        if last - first < 0:
+            raise RevsetError("line range must be positive")
+        if first < 1:
+            raise RevsetError("fromline must be strictly positive")
+        descend = False
+        if b"descend" in keywords:
+            value = keywords[b"descend"]
+            parsed = BOOLEANS.get(value[1].lower()) if value is not None and value[0] == b"symbol" else None
+            if parsed is None:
+                raise RevsetError("descend argument must be a boolean")
+            descend = parsed
+        entry = _entry(entries, name)
+        if entry is None:  # hg: the file is not in that changeset
+            raise RevsetError(f"{name!r} not found in manifest")
+        walk = blocklines.block_descendants if descend else blocklines.block_ancestors
+        try:
+            found = [rev for rev, _path, _node in walk(self.repo, self.views.parents, rev, name, entry[0],
+                                                       (first - 1, last), self.charge)]
+        except ProtocolError as e:  # the range is past the file's end
+            raise RevsetError(str(e)) from e
+        return self.follow(subset, [rev for rev in dict.fromkeys(found) if self.seen(rev)])
+
     def fn_filelog(self, subset: list[int], x: Tree, order: str) -> list[int]:
         """The changesets a file's revisions link to (the one after a hidden link that holds the
         same file revision, as hg scans for it); a pattern of a kind reads the working directory's
@@ -1772,9 +1842,11 @@ def _entry(entries: list[tuple[bytes, bytes, bytes]], path: bytes) -> tuple[byte
     return None
 
 
-def _integer_range(x: Tree, low: int, high: int) -> tuple[int, int]:
-    """hg's ``getintrange``: ``N``, or ``A:B`` with either side left out for ``low``/``high``."""
-    message = "expectsize requires a size range or a positive integer"
+def _integer_range(x: Tree, low: int | None, high: int | None,
+                   message: str = "expectsize requires a size range or a positive integer",
+                   bounds: str = "size range bounds must be integers") -> tuple[int, int]:
+    """hg's ``getintrange``: ``N``, or ``A:B`` with either side left out for ``low``/``high``
+    (None: an error to leave it out)."""
     if x and x[0] in (b"string", b"symbol"):
         n = _integer(x, message)
         return n, n
@@ -1782,8 +1854,23 @@ def _integer_range(x: Tree, low: int, high: int) -> tuple[int, int]:
         raise RevsetError(message)
     first = x[1] if x[0] in (b"range", b"rangepost") else None
     last = x[2] if x[0] == b"range" else x[1] if x[0] == b"rangepre" else None
-    return (_integer(first, "size range bounds must be integers") if first is not None else low,
-            _integer(last, "size range bounds must be integers") if last is not None else high)
+    if (first is None and low is None) or (last is None and high is None):
+        raise RevsetError(bounds)
+    return (_integer(first, bounds) if first is not None else cast(int, low),
+            _integer(last, bounds) if last is not None else cast(int, high))
+
+
+def _inside(path: bytes) -> bool:
+    """Whether a relative path stays under the root (hg's ``canonpath`` refuses one that leaves it)."""
+    depth = 0
+    for part in path.split(b"/"):
+        if part == b"..":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif part not in (b"", b"."):
+            depth += 1
+    return True
 
 
 def _normalize(path: bytes) -> bytes:

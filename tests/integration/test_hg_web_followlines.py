@@ -9,6 +9,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from tests.conftest import Client, RunningServer, hg_history_served
 from tests.integration.test_hg_archive import _commit, _hg_serve
@@ -96,6 +97,20 @@ def test_a_line_range_s_history_is_hg_serve_s(make_server: Callable[..., Running
             assert (ours.status, ours.body) == (theirs.status, theirs.body), page
             changed += theirs.body.count(b'"node"')
     assert changed > 300  # the ranges' histories are not empty
+
+    # the revset followlines() in the search box: the same walk
+    queries = ["followlines(g.txt, 3:5, startrev=tip)", "followlines(g.txt, 1, startrev=tip)",
+               "followlines(f.txt, 2:4, startrev=5, descend=True)", "followlines('glob:g.*', 4:9, startrev=tip)",
+               "followlines(f.txt, 1:3, startrev=7) and not merge()", "followlines(f.txt, 3:1, startrev=7)",
+               "followlines(g.txt, :3, startrev=tip)", "followlines(g.txt, 2:6)"]  # the last from "."
+    with _hg_serve(client, repo) as reference:
+        for query in queries:
+            search = f"json-changelog?revcount=100&rev={quote(query, safe='')}"
+            ours, theirs = raw(port, "GET", f"/web/{search}"), raw(reference, "GET", f"/{search}")
+            assert (ours.status, ours.body) == (theirs.status, theirs.body), query
+        # a range past the file's end: hg serve fails with 500, hgwire searches for the words
+        past = raw(port, "GET", "/web/log?style=raw&rev=" + quote("followlines(g.txt, 1:900, startrev=tip)", safe=""))
+        assert past.status == 200 and b"keyword search" in past.body
 
     # the page a browser gets lists those changesets, and only those
     listed = json.loads(raw(port, "GET", "/web/json-filelog/tip/g.txt?linerange=1:2").body)["entries"]

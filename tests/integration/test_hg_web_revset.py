@@ -127,6 +127,8 @@ REVSETS = [
     "user(BOB)", "user('@example.org')", "desc(fix)", "desc(FIX)", "desc('fix typo')", "keyword(MERGE)",
     "keyword(txt)", "keyword(example)", "bookmark(book)", "bookmark('book@other')", "bookmark(feature-x)",
     "branch(default)", "branch(side)", "branch(tip)", "branch(13)", "branch('literal:side')", "tag(v1)",
+    "followlines(src/main.py, 1, startrev=tip)", "followlines(src/main.py, 1:1, startrev=3, descend=true)",
+    "followlines('glob:src/ma*.py', 1:1, startrev=tip)",
     "tag(tip)", "tag(mine)", "file('deep/**')", "file('*.txt')", "file('src/*.py')", "file(README.txt)",
     "file('**.py')", "file('docs/{api,guide}.txt')", "file('deep/er/down/[fh].txt')", "file('deep/er/*/?.txt')",
     "file(deep)", "file('nosuch/**')", "first(reverse(all()), 3)", "first(all())", "last(all(), 3)",
@@ -197,6 +199,10 @@ KEYWORD_SEARCHES = [
     "bookmark(hidden-work)", "bookmark(nosuch)", "tag(nosuch)", "branch(nosuch)", "22", "all() + 22",
     "23::", "MERGE & side", "fix typo", "WIP:", "x - y", "0 ## 3", "2 ## 8", "(merge)", '"merge"', "'side'",
     "fix-typo", "3#foo[1]", "3[1]", "tip[0]",
+    "followlines(src/main.py, 1, startrev=all())", "followlines(nosuch.txt, 1, startrev=tip)",
+    "followlines(src/main.py, 1, startrev=tip, descend=maybe)", "followlines(src/main.py, startrev=tip)",
+    "followlines(src/main.py, 0:1, startrev=tip)", "followlines(src/main.py, 1:, startrev=tip)",
+    "followlines('glob:src/*.py', 1, startrev=tip)", "followlines(src/main.py, 1, startrev=tip, startrev=0)",
 ]
 """Queries hgweb answers with its keyword search: no revset, a parse error, a ``re:`` string, a function
 it does not count as safe, a revision it cannot find (the secret ones), bad arguments. Some are less
@@ -441,7 +447,7 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
 
 NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3, diff)", "matching(3, 'user substate')",
                  "wdir()",
-                 "bundle()", "followlines(README.txt, 1:2)", "_followfirst()", "3#generations[1]", "tip#generations[-1:]",
+                 "bundle()", "_followfirst()", "3#generations[1]", "tip#generations[-1:]",
                  "3#generations", "3 + filelog('path:docs')", "first(filelog('glob:docs/*'), 2)",
                  "ancestors(3#generations[0])"]
 """Revsets hg serve evaluates (functions it counts as safe, relations) that hgwire does not."""
