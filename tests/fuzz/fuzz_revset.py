@@ -83,7 +83,8 @@ def seeds() -> list[bytes]:
             b"id(0) or null::1", b"descendants(null, 2)", b"bookmark()", b"present(nosuch)", b"-1:-3",
             b"children(branchpoint()) % 0", b"'a' ## b", b"ancestor(3, 4, 5)", b"max(draft()) and public()",
             b"limit(all(), 2, (), (), (), 1)", b"adds('**') - date('<1970-01-01 00:00:05 UTC')",
-            b"matching(3, 'user date') + stack(2) + orphan() + filelog(a.txt)", b"adds('{*')"]
+            b"matching(3, 'user date') + stack(2) + orphan() + filelog(a.txt)", b"adds('{*')",
+            b"followlines(a.txt, 1:2, startrev=tip) + followlines('glob:a.*', 1, startrev=2, descend=yes)"]
 
 
 TARGET = Target("revset", run, seeds, max_size=400)
