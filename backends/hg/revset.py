@@ -31,13 +31,14 @@ import bisect
 import calendar
 import codecs
 import datetime
+import heapq
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union, cast
 
 from backends.hg import blocklines
-from backends.hg.archive import manifest_at
+from backends.hg.archive import adjusted_linkrev, file_parents, manifest_at
 from backends.hg.changelog import Changeset
 from backends.hg.graph import NULL_REV
 from backends.hg.keys import BOOLEANS
@@ -878,16 +879,61 @@ class _Evaluator:
 
     def fn_follow(self, subset: list[int], x: Tree, order: str) -> list[int]:
         """``follow()``: the ancestors of the working directory's parent (``startrev=``: of those);
-        a file's history is not served."""
+        ``follow(FILE)``, the changesets of the files' history, copies and renames followed."""
         args = self.named(x, "follow", ("file", "startrev"))
         if "file" in args:
-            raise NotServed("revset search with follow(FILE) is not served here; use file(FILE) or the file's "
-                            "history page, or clone the repository and use hg log -f")
+            return self._follow_files(subset, args)
         starts = self.get(self.full, args["startrev"], _DEFINE) if "startrev" in args else [self.lookup(b".")]
         if not starts:
             return []
         distance = self.ancestors_of(starts, NULL_REV if NULL_REV in starts else 0)
         return self.follow(subset, [rev for rev in distance if rev >= 0 or rev in starts])
+
+    def _follow_files(self, subset: list[int], args: dict[str, Tree]) -> list[int]:
+        """hg's ``follow(PATTERN[, startrev])``: the files of each start the pattern names (a path
+        by default: a file or a directory's), then their file revisions' ancestors through copies,
+        each as the changeset hg shows for it (``filectxancestors``).  The start is ``startrev``'s
+        revisions, else the working directory's parent (hg's ``repo["."]``, served or not)."""
+        pattern = _string(args["file"], "follow expected a pattern")
+        if "startrev" in args:
+            starts = self.get(self.full, args["startrev"], _DEFINE)
+        else:
+            starts = [self._dot_unfiltered()]
+            if starts[0] != NULL_REV and not self.seen(starts[0]):
+                raise RevsetError("the working directory's parent is not served")
+        matcher = _file_matcher(pattern, default=b"path")
+        parents_of = self.views.parents
+        visit: dict[int, set[tuple[bytes, bytes]]] = {}
+        heap: list[int] = []
+
+        def add(rev: int, path: bytes, node: bytes) -> None:
+            if rev not in visit:
+                visit[rev] = set()
+                heapq.heappush(heap, -rev)
+            visit[rev].add((path, node))
+
+        for start in starts:
+            for path, node, _flags in self.manifest(start):
+                if matcher(path):
+                    add(adjusted_linkrev(self.repo, parents_of, path, node, start, inclusive=True), path, node)
+        found: list[int] = []
+        while heap:
+            rev = -heapq.heappop(heap)
+            found.append(rev)
+            for path, node in sorted(visit.pop(rev)):
+                self.charge(100)
+                for p_path, p_node in file_parents(self.repo, path, node):
+                    add(adjusted_linkrev(self.repo, parents_of, p_path, p_node, rev, inclusive=False), p_path, p_node)
+        return self.follow(subset, [rev for rev in found if self.seen(rev)])
+
+    def _dot_unfiltered(self) -> int:
+        """hg's ``repo["."]``: the working directory's first parent, served or not (null without one;
+        hg reads a secret or hidden one, then fails on it: hgweb searches for the words)."""
+        parent = self.repo.working_parents()[0]
+        rev = NULL_REV if parent == NULL_NODE else self.cl.index.nodemap().get(parent)
+        if rev is None:
+            raise RevsetError("the working directory's parent is not in the repository")
+        return rev
 
     def fn_children(self, subset: list[int], x: Tree, order: str) -> list[int]:
         parents = set(self.get(self.full, x, _DEFINE))
@@ -1260,12 +1306,10 @@ class _Evaluator:
             if len(revs) != 1:
                 raise RevsetError("followlines expects exactly one revision")
             rev = revs[-1]
-        else:  # hg's repo["."]: the working directory's parent, served or not
-            parent = self.repo.working_parents()[0]
-            found_rev = NULL_REV if parent == NULL_NODE else self.cl.index.nodemap().get(parent)
-            if found_rev is None:
-                raise RevsetError("the working directory's parent is not in the repository")
-            rev = found_rev
+        else:
+            rev = self._dot_unfiltered()
+            if rev != NULL_REV and not self.seen(rev):
+                raise RevsetError("the working directory's parent is not served")
         pattern = _string(trees[0], "followlines requires a pattern")
         entries = self.manifest(rev)
         kind, sep, _rest = pattern.partition(b":")
@@ -1662,17 +1706,18 @@ _PATTERN_KINDS = frozenset((b"glob", b"path", b"relglob", b"relpath", b"rootglob
 _UNSERVED_KINDS = frozenset((b"re", b"relre", b"listfile", b"listfile0", b"set", b"include", b"subinclude"))
 
 
-def _file_matcher(pattern: bytes) -> Callable[[bytes], bool]:
+def _file_matcher(pattern: bytes, default: bytes = b"glob") -> Callable[[bytes], bool]:
     """The files a ``file()`` pattern names, relative to the repository's root, as hg matches a
-    changeset's files: a glob by default, matching the whole path (``*`` within a directory,
-    ``**`` across them); ``path:`` a file or a directory's files; ``rootfilesin:`` a directory's
-    own files; ``relglob:`` a glob at any depth; ``filepath:`` one file."""
+    changeset's files: a glob by default (``default``: ``follow()``'s is ``path``), matching the
+    whole path (``*`` within a directory, ``**`` across them); ``path:`` a file or a directory's
+    files; ``rootfilesin:`` a directory's own files; ``relglob:`` a glob at any depth;
+    ``filepath:`` one file."""
     kind, sep, rest = pattern.partition(b":")
     if sep and kind in _UNSERVED_KINDS:
         raise NotServed(f"revset search with {kind.decode()}: file patterns is not served here; use a glob "
                         "or a path: pattern")
     if not sep or kind not in _PATTERN_KINDS:
-        kind, rest = b"glob", pattern
+        kind, rest = default, pattern
     rest = _normalize(rest)
     if kind == b"rootfilesin":
         directory = rest + b"/" if rest else b""

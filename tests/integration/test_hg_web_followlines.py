@@ -98,11 +98,12 @@ def test_a_line_range_s_history_is_hg_serve_s(make_server: Callable[..., Running
             changed += theirs.body.count(b'"node"')
     assert changed > 300  # the ranges' histories are not empty
 
-    # the revset followlines() in the search box: the same walk
+    # the revsets followlines() (the same walk) and follow(FILE) (a file's history through the rename)
     queries = ["followlines(g.txt, 3:5, startrev=tip)", "followlines(g.txt, 1, startrev=tip)",
                "followlines(f.txt, 2:4, startrev=5, descend=True)", "followlines('glob:g.*', 4:9, startrev=tip)",
                "followlines(f.txt, 1:3, startrev=7) and not merge()", "followlines(f.txt, 3:1, startrev=7)",
-               "followlines(g.txt, :3, startrev=tip)", "followlines(g.txt, 2:6)"]  # the last from "."
+               "followlines(g.txt, :3, startrev=tip)", "followlines(g.txt, 2:6)",  # the last from "."
+               "follow(g.txt)", "follow(g.txt, 9)", "follow('glob:*.txt', tip)", "follow(f.txt, 6) - merge()"]
     with _hg_serve(client, repo) as reference:
         for query in queries:
             search = f"json-changelog?revcount=100&rev={quote(query, safe='')}"

@@ -127,6 +127,8 @@ REVSETS = [
     "user(BOB)", "user('@example.org')", "desc(fix)", "desc(FIX)", "desc('fix typo')", "keyword(MERGE)",
     "keyword(txt)", "keyword(example)", "bookmark(book)", "bookmark('book@other')", "bookmark(feature-x)",
     "branch(default)", "branch(side)", "branch(tip)", "branch(13)", "branch('literal:side')", "tag(v1)",
+    "follow(src/main.py, tip)", "follow(src, 5)", "follow('glob:src/*.py', tip)",
+    "follow(docs/guide.txt, all())", "follow(deep, startrev=tip) and user(ann)", "follow(nosuch.txt, tip)",
     "followlines(src/main.py, 1, startrev=tip)", "followlines(src/main.py, 1:1, startrev=3, descend=true)",
     "followlines('glob:src/ma*.py', 1:1, startrev=tip)",
     "tag(tip)", "tag(mine)", "file('deep/**')", "file('*.txt')", "file('src/*.py')", "file(README.txt)",
@@ -203,13 +205,15 @@ KEYWORD_SEARCHES = [
     "followlines(src/main.py, 1, startrev=tip, descend=maybe)", "followlines(src/main.py, startrev=tip)",
     "followlines(src/main.py, 0:1, startrev=tip)", "followlines(src/main.py, 1:, startrev=tip)",
     "followlines('glob:src/*.py', 1, startrev=tip)", "followlines(src/main.py, 1, startrev=tip, startrev=0)",
+    "follow(README.txt)", "followlines(README.txt, 1:1)",
 ]
 """Queries hgweb answers with its keyword search: no revset, a parse error, a ``re:`` string, a function
 it does not count as safe, a revision it cannot find (the secret ones), bad arguments. Some are less
 plain: ``:`` and ``::`` alone are trees too shallow to be revsets (``(:)`` is one), ``-1`` and ``-2``
 count the secret changesets, ``x:: - y`` is ``x::(-y)``, a negation hg cannot evaluate, ``bookmark()``
-meets the secret changeset's bookmark, ``3~-2`` asks for the one child of a branchpoint, and a bare
-subscript (``3[1]``) is a parse error, not a relation."""
+meets the secret changeset's bookmark, ``3~-2`` asks for the one child of a branchpoint, a bare
+subscript (``3[1]``) is a parse error, not a relation, and ``follow(FILE)``/``followlines()`` from
+``.`` meet the working directory's parent, the secret changeset."""
 
 EXACT_SEARCHES = ["tip", "null", "v2", "mine", "book@other", "feature-x", "stable", "-3", "-24", "0", "21"]
 """Queries that name a revision: ``-3`` is the third from the end counting the secret ones (21)."""
@@ -445,7 +449,7 @@ def test_a_secret_changeset_is_in_no_answer(served: tuple[RunningServer, Path], 
     assert [entry["node"] for entry in listed["entries"]] == nodes[VISIBLE - 1::-1]
 
 
-NOT_EVALUATED = ["follow(README.txt)", "filelog('glob:*.txt')", "matching(3, diff)", "matching(3, 'user substate')",
+NOT_EVALUATED = ["filelog('glob:*.txt')", "matching(3, diff)", "matching(3, 'user substate')",
                  "wdir()",
                  "bundle()", "_followfirst()", "3#generations[1]", "tip#generations[-1:]",
                  "3#generations", "3 + filelog('path:docs')", "first(filelog('glob:docs/*'), 2)",
