@@ -381,24 +381,8 @@ def _split_score(side: _Side, split: int, indents: list[int]) -> tuple[int, int]
         end_of_file, indent = True, -1
     else:
         end_of_file, indent = False, indents[split]
-    pre_blank, pre_indent = 0, -1
-    for i in range(split - 1, -1, -1):
-        pre_indent = indents[i]
-        if pre_indent != -1:
-            break
-        pre_blank += 1
-        if pre_blank == MAX_BLANKS:
-            pre_indent = 0
-            break
-    post_blank, post_indent = 0, -1
-    for i in range(split + 1, count):
-        post_indent = indents[i]
-        if post_indent != -1:
-            break
-        post_blank += 1
-        if post_blank == MAX_BLANKS:
-            post_indent = 0
-            break
+    pre_blank, pre_indent = _nearest_indent(indents, range(split - 1, -1, -1))
+    post_blank, post_indent = _nearest_indent(indents, range(split + 1, count))
     penalty = 0
     if pre_indent == -1 and pre_blank == 0:
         penalty += START_OF_FILE_PENALTY
@@ -419,6 +403,19 @@ def _split_score(side: _Side, split: int, indents: list[int]) -> tuple[int, int]
         else:
             penalty += RELATIVE_DEDENT_WITH_BLANK_PENALTY if any_blanks else RELATIVE_DEDENT_PENALTY
     return effective, penalty
+
+
+def _nearest_indent(indents: list[int], lines: range) -> tuple[int, int]:
+    """(blank lines passed, the indent of the first other line) going through ``lines``: -1 for
+    none, 0 once ``MAX_BLANKS`` blank lines are passed."""
+    blanks = 0
+    for i in lines:
+        if indents[i] != -1:
+            return blanks, indents[i]
+        blanks += 1
+        if blanks == MAX_BLANKS:
+            return blanks, 0
+    return blanks, -1
 
 
 class _Group:
