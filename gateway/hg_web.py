@@ -253,7 +253,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         path = "/".join(rest[1:])
         entries = pages.log(rest[0], revcount, path, lines) if isinstance(pages, HgPages) and lines else \
             pages.log(rest[0], revcount, path)
-        return html.filelog(name, url, path, {"entries": entries}, git=git)
+        shown = lines[0][-1].decode("ascii", "replace")[:40] if isinstance(pages, HgPages) and lines else None
+        return html.filelog(name, url, path, {"entries": entries}, git=git, lines=shown)
     if kind == "comparison" and len(rest) > 1 and isinstance(pages, HgPages):
         return html.comparison(name, url, pages.comparison(rest[0], "/".join(rest[1:]), context))
     if kind == "annotate" and len(rest) > 1:

@@ -237,10 +237,12 @@ def search(repo: str, url: str, data: Data, git: bool = False) -> bytes:
                  git)
 
 
-def filelog(repo: str, url: str, path: str, data: Data, git: bool = False) -> bytes:
-    """A file's history: the changesets that made its revisions."""
+def filelog(repo: str, url: str, path: str, data: Data, git: bool = False, lines: str | None = None) -> bytes:
+    """A file's history: the changesets that made its revisions (``lines``: the changesets that
+    changed those lines, ``FROM:TO``)."""
     body = _changeset_rows(url, data["entries"]) if data["entries"] else "<p>No history.</p>"
-    return _page(repo, url, f"history of {path}", f"<h2>History of {_text(path)}</h2>{body}", git)
+    what = f"lines {lines} of {path}" if lines is not None else path
+    return _page(repo, url, f"history of {what}", f"<h2>History of {_text(what)}</h2>{body}", git)
 
 
 def changeset(repo: str, url: str, data: Data, git: bool = False) -> bytes:

@@ -117,7 +117,7 @@ def test_a_line_range_s_history_is_hg_serve_s(make_server: Callable[..., Running
     listed = json.loads(raw(port, "GET", "/web/json-filelog/tip/g.txt?linerange=1:2").body)["entries"]
     everything = json.loads(raw(port, "GET", "/web/json-filelog/tip/g.txt?revcount=100").body)["entries"]
     page = raw(port, "GET", "/web/log/tip/g.txt?linerange=1:2", {"Accept": "text/html"}).body.decode()
-    assert listed and all(entry["node"][:12] in page for entry in listed)
+    assert listed and all(entry["node"][:12] in page for entry in listed) and "History of lines 1:2 of g.txt" in page
     assert any(entry["node"][:12] not in page for entry in everything if entry not in listed)
     refused = raw(port, "GET", "/web/log/tip/g.txt?linerange=0:2", {"Accept": "text/html"})
     assert refused.status == 400 and b"fromline must be strictly positive" in refused.body
