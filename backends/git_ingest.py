@@ -1238,7 +1238,6 @@ def walk_connected(tips: Iterable[bytes], added: Collection[bytes], read: Object
     return True
 
 
-
 def _tag_type(raw: bytes) -> int:
     """The type a tag's ``type`` line names (``ANY`` when it names none)."""
     lines = raw.split(b"\n", 2)

@@ -34,10 +34,8 @@ from backends.interfaces import object_format_of
 BITMAP_MAGIC = b"BITM"
 BITMAP_VERSION = 1
 BITMAP_OPT_FULL_DAG = 0x1
-BITMAP_HEADER = struct.Struct(">4sHHI20s")
-"""A SHA-1 pack's bitmap header; the pack checksum in it is ``view.raw_len`` bytes (32 for SHA-256)."""
 BITMAP_FIELDS = struct.Struct(">4sHHI")
-"""The header before that checksum."""
+"""A bitmap's header before the pack's checksum, which is ``view.raw_len`` bytes (32 for SHA-256)."""
 EWAH_HEADER = struct.Struct(">II")
 ENTRY_HEADER = struct.Struct(">IBB")
 TYPE_BITMAPS = 4
