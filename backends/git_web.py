@@ -13,6 +13,7 @@ from __future__ import annotations
 import bz2
 import heapq
 import itertools
+import json
 import re
 import stat
 from collections.abc import Callable, Collection, Iterator
@@ -596,3 +597,43 @@ def _path(raw: bytes) -> str:
     """A path as the pages' links take it back (``surrogateescape``: a byte that is not UTF-8 is
     a lone surrogate, shown as U+FFFD and linked as its own byte)."""
     return raw.decode("utf-8", "surrogateescape")
+
+
+JSON_LOGS = ("json-shortlog", "json-changelog", "json-log")
+JSON_DEFAULT_COUNT = 60
+"""Changesets a git repository's JSON log lists without ``?revcount=`` (hgweb's ``maxshortchanges``)."""
+
+
+def json_page(pages: GitPages, name: str, revcount: int | None, url: str, query: bytes | None = None) -> bytes:
+    """A git repository's page in hgweb's JSON names and shapes (``json-rev/REF``, the logs, with
+    a path a file's history, ``json-file``/``json-manifest``, ``json-diff``, ``json-annotate``,
+    ``json-tags``, ``json-branches``, ``json-graph``, ``json-summary``; a log with ``?rev=`` and no
+    revision is the log's search): what the git pages show, for scripts.  404 for another page."""
+    kind, _, key = name.partition("/")
+    revision, _, path = key.partition("/")
+    count = revcount or JSON_DEFAULT_COUNT
+    data: Any
+    if kind in ("json-rev", "json-changeset"):
+        data = pages.changeset(key or "tip")
+    elif kind in JSON_LOGS and query is not None and not key:
+        data = pages.search(query, count)
+    elif kind in JSON_LOGS and not path:
+        data = {"node": pages.entry(pages.resolve(revision or "tip"))["node"],
+                "changesets": pages.log(revision or "tip", count)}
+    elif kind in (*JSON_LOGS, "json-filelog") and path:
+        data = {"entries": pages.log(revision, count, path)}
+    elif kind in ("json-file", "json-manifest"):
+        data = pages.tree(revision or "tip", path)
+    elif kind in ("json-diff", "json-filediff") and path:
+        data = pages.filediff(revision, path)
+    elif kind == "json-annotate" and path:
+        data = pages.annotate(revision, path)
+    elif kind in ("json-tags", "json-branches") and not key:
+        data = {kind[5:]: pages.names(kind[5:])}
+    elif kind == "json-graph":
+        data = pages.graph(key, count)
+    elif kind == "json-summary" and not key:
+        data = pages.summary(url.rstrip("/"))
+    else:
+        raise ProtocolError("this page is not served for a git repository", 404)
+    return json.dumps(data, indent=1, ensure_ascii=True).encode("ascii")

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
+from backends import git_web
 from backends.git_web import GitPages, WebArchive
 from backends.hg import archive as hg_archive
 from backends.hg import web as hg_web
@@ -98,14 +99,6 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
     if isinstance(repo, HgRepo):
         return hg_archive.prepare(repo, route.repo, key, kind, path)
     return GitPages(repo).archive(route.repo, key, kind, path, git_archives(front.authorizer))
-
-
-def readable_repo(front: HttpFront, route: Route, user: str | None) -> HgRepo:
-    """The engine's repository the route names, once its settings let ``user`` pull it (blocking)."""
-    repo = readable_any(front, route, user)
-    if not isinstance(repo, HgRepo):
-        raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
-    return repo
 
 
 def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | GitRepository:
@@ -231,11 +224,23 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     context = context_arg(request)
     switches = annotate_switches(request)
     linerange = line_range(request)
-    d.addCallback(page_queued, lambda user: hg_web.page(readable_repo(front, route, user), route.service,
-                                                         revcount, url, context, query, switches, linerange),
-                  request)
+    d.addCallback(page_queued, lambda user: _web_page(front, route, user, revcount, url, context, query, switches,
+                                                      linerange), request)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO, error_shape(route.service))
+
+
+def _web_page(front: HttpFront, route: Route, user: str | None, revcount: int | None, url: str,
+              context: str | None, query: bytes | None, switches: dict[bytes, bytes],
+              linerange: LineQuery | None) -> bytes:
+    """A page of hgweb's (blocking): of an hg repository as ``hg serve`` writes it; of a git
+    repository, its JSON pages (``backends.git_web.json_page``), for scripts reading either kind."""
+    repo = readable_any(front, route, user)
+    if isinstance(repo, HgRepo):
+        return hg_web.page(repo, route.service, revcount, url, context, query, switches, linerange)
+    if not route.service.startswith("json-"):
+        raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
+    return git_web.json_page(GitPages(repo), route.service, revcount, url, query)
 
 
 def annotate_switches(request: server.Request) -> dict[bytes, bytes]:

@@ -6,6 +6,7 @@ git's own diff and hgwire's cannot place a change otherwise.  The page for a bro
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Callable
@@ -256,3 +257,41 @@ def _without_git_headers(part: str) -> str:
     kept = [line for line in lines if line.startswith(("rename from ", "rename to "))]
     body = next((i for i, line in enumerate(lines) if line.startswith(("--- ", "Binary files "))), len(lines))
     return "".join(kept + lines[body:])
+
+
+def test_a_git_repository_has_hgweb_s_json_pages(make_server: Callable[..., RunningServer], client: Client) -> None:
+    """Scripts read a git repository as they read an hg one: ``json-rev``, the logs (a file's too,
+    and the search), ``json-file``/``json-manifest``, ``json-diff``, ``json-annotate``, the names,
+    the graph and the summary, in hgweb's names and shapes, with what the git pages show; JSON
+    errors; the pages hg has only in other styles stay hg's."""
+    server, work, repo, pages = served_history(make_server, client, "j.git")
+    port = server.port("http")
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+    def get(page: str) -> Any:
+        answer = raw(port, "GET", f"/j.git/{page}")
+        assert answer.status == 200 and answer.headers["content-type"] == "application/json", (page, answer.body)
+        return json.loads(answer.body)
+
+    assert get("json-rev") == get(f"json-rev/{head}") == pages.changeset(head)
+    assert get("rev/main?style=json")["node"] == head
+    log = get("json-shortlog?revcount=3")
+    assert log["node"] == head and [c["node"] for c in log["changesets"]] == \
+        client.git("rev-list", "-n", "3", "main", cwd=work).stdout.split()
+    assert get("json-filelog/main/c2.txt")["entries"] == pages.log("main", 60, "c2.txt")
+    assert get("json-log/main/renamed.txt?revcount=2")["entries"] == pages.log("main", 2, "renamed.txt")
+    assert get("json-manifest/main")["files"] and get("json-file/main/c2.txt")["lines"]
+    assert get("json-diff/main/renamed.txt")["diff"] == pages.filediff("main", "renamed.txt")["diff"]
+    assert [line["node"] for line in get("json-annotate/main/renamed.txt")["annotate"]] == \
+        [node for node, _, _ in _porcelain(client, work, "main", "renamed.txt")]
+    assert [b["branch"] for b in get("json-branches")["branches"]] == ["main", "side"]
+    assert get("json-tags") == {"tags": pages.names("tags")}
+    assert get("json-graph?revcount=5") == pages.graph("", 5)
+    summary = get("json-summary")
+    assert summary["shortlog"][0]["node"] == head and summary["clone"] == f"git clone http://127.0.0.1:{port}/j.git"
+    assert get("json-log?rev=merge")["entries"] == pages.search(b"merge", 60)["entries"]
+    missing = raw(port, "GET", "/j.git/json-rev/nosuch")
+    assert missing.status == 404 and "error" in json.loads(missing.body)
+    assert raw(port, "GET", "/j.git/json-comparison/main/c2.txt").status == 404
+    assert raw(port, "GET", "/j.git/raw-rev/main").status == 404  # hg's raw style: for hg repositories
+    repo.dulwich_repo.close()
