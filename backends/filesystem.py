@@ -105,11 +105,12 @@ class FilesystemBackend:
         if any(detect_kind(self._confined(c)) for c in self._candidates(name)):
             raise FileExistsError(f"repository {name} already exists")
         path = self._confined(name)
+        object_format = default_object_format() if kind is Kind.GIT else None
         try:
             if kind is Kind.HG:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 return hg_support.create_hg(path, name)
-            _made_whole(path, _init_git)
+            _made_whole(path, lambda directory: _init_git(directory, object_format))
         except FileExistsError:
             raise
         except OSError as exc:  # a full disk, a quota, a read-only root: nothing is left half made
@@ -167,8 +168,18 @@ def _sweep_creating(parent: str) -> None:
                     shutil.rmtree(entry.path)
 
 
-def _init_git(directory: str) -> None:
-    repo = Repo.init_bare(directory)
+def default_object_format() -> str:
+    """The object format of a git repository made here (a push to a new name): ``GIT_DEFAULT_HASH``
+    in the service's environment, as ``git init`` reads it (``sha1`` or ``sha256``), else SHA-1."""
+    name = os.environ.get("GIT_DEFAULT_HASH", "").strip().lower() or "sha1"
+    if name not in OBJECT_FORMATS:
+        raise StorageError(f"GIT_DEFAULT_HASH in the server's environment names an object format git does not know "
+                           f"({name[:20]!r}); set it to sha1 or sha256")
+    return name
+
+
+def _init_git(directory: str, object_format: str | None = None) -> None:
+    repo = Repo.init_bare(directory, object_format=None if object_format in (None, "sha1") else object_format)
     try:
         repo.refs.set_symbolic_ref(HEAD, DEFAULT_BRANCH)
     finally:

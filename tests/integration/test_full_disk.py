@@ -234,8 +234,8 @@ def test_a_repository_the_disk_cannot_hold_is_not_left_half_made(
     url = server.git_url("new")
     made_in_part = backends.filesystem._init_git
 
-    def init_then_full(directory: str) -> None:
-        made_in_part(directory)
+    def init_then_full(directory: str, object_format: str | None = None) -> None:
+        made_in_part(directory, object_format)
         _full()
 
     with monkeypatch.context() as patched:

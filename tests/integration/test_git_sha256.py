@@ -257,3 +257,24 @@ def test_web_pages_of_a_sha256_repository(make_server: Callable[..., RunningServ
     history = raw(port, "GET", "/proj.git/log/main/grows.txt")
     grows = client.git("log", "--format=%H", "--", "grows.txt", cwd=origin).stdout.split()
     assert history.status == 200 and all(oid.encode() in history.body for oid in grows)
+
+
+def test_a_push_to_a_new_name_makes_a_sha256_repository_where_git_default_hash_says_so(
+        make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``--create-on-push``, the repository a first push makes follows ``GIT_DEFAULT_HASH`` in
+    the server's environment, as ``git init`` does: a SHA-256 repository pushes its history into
+    it; a value git does not know is refused in a sentence, nothing made."""
+    server = make_server("fs", git=[LOOPBACK], create_on_push=True)
+    work = client.cwd / "new"
+    client.git("init", "-q", "--object-format=sha256", str(work))
+    first = commit(client, work, "README", "first\n", "first")
+    monkeypatch.setenv("GIT_DEFAULT_HASH", "sha256")
+    client.git("push", "-q", server.git_url("made"), "main", cwd=work)
+    made = server.root / "made.git"
+    assert client.git("--git-dir", str(made), "rev-parse", "main").stdout.strip() == first
+    _fsck(client, made)
+
+    monkeypatch.setenv("GIT_DEFAULT_HASH", "sha512")
+    refused = client.git("push", server.git_url("other"), "main", cwd=work, check=False)
+    assert refused.returncode != 0 and "GIT_DEFAULT_HASH" in refused.stderr
+    assert not (server.root / "other.git").exists()
