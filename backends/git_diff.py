@@ -37,6 +37,10 @@ from backends.hg.linediff import split_lines
 
 Block = tuple[int, int, int, int]
 
+# xdiff's limits: equals past which a line is a "multimatch" one (at most), the window of the scan
+# around it, the share of multimatch lines in a run of changes that keeps one, the search's least
+# cost bound, the cost past which long snakes are looked for, a long snake's length, and the weight
+# of a diagonal's reach against the cost
 MAX_EQLIMIT = 1024
 SIMSCAN_WINDOW = 100
 KPDIS_RUN = 4
@@ -44,8 +48,10 @@ MAX_COST_MIN = 256
 HEUR_MIN_COST = 256
 SNAKE_CNT = 20
 K_HEUR = 4
-LINE_MAX = (1 << 62)
+LINE_MAX = 1 << 62
+"""Past any line number: the backward search's "not reached" diagonal value."""
 
+# the indent heuristic's scores (git's xdiffi.c names them so)
 MAX_INDENT = 200
 MAX_BLANKS = 20
 INDENT_HEURISTIC_MAX_SLIDING = 100
@@ -70,6 +76,8 @@ class _TooCostly(Exception):
 
 
 class _Budget:
+    """The steps one comparison has taken (``_TooCostly`` past ``MAX_STEPS``)."""
+
     def __init__(self) -> None:
         self.steps = 0
 
@@ -77,6 +85,7 @@ class _Budget:
         self.steps += steps
         if self.steps > MAX_STEPS:
             raise _TooCostly
+
 
 _SPACES = frozenset(b" \t\n\v\f\r")
 
