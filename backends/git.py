@@ -29,8 +29,8 @@ from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.git_dotfiles import DotFiles
 from backends.interfaces import (
     ATOMIC_FAILURE,
+    HEX_ID_LENGTHS,
     MISSING_OBJECTS,
-    OBJECT_FORMATS,
     HookLocation,
     Kind,
     ObjectFormat,
@@ -348,10 +348,7 @@ def _loose_ref(filename: bytes) -> bytes | None:
 def _ids(found: Mapping[bytes, bytes | None] | Mapping[Ref, ObjectID]) -> dict[bytes, ObjectId]:
     """The refs that resolve to an object id (a dangling or broken one is left out)."""
     return cast(dict[bytes, ObjectId], {ref: sha for ref, sha in found.items()
-                                        if sha is not None and len(sha) in _ID_LENGTHS})
-
-
-_ID_LENGTHS = frozenset(f.hex_len for f in OBJECT_FORMATS.values())
+                                        if sha is not None and len(sha) in HEX_ID_LENGTHS})
 
 
 class DulwichGitRepository:

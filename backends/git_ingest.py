@@ -64,7 +64,7 @@ from backends.git_dotfiles import DotFiles, is_dotgit
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
-from backends.interfaces import SHA1_FORMAT, ObjectFormat, PackedObject, object_format_of
+from backends.interfaces import OBJECT_FORMATS, SHA1_FORMAT, ObjectFormat, PackedObject, object_format_of
 from protocols.errors import ProtocolError
 from protocols.git_receive import OFS_DELTA, PackScanner
 
@@ -877,7 +877,7 @@ def _header_end(raw: bytes, report: Report) -> bytes:
     return header
 
 
-def _check_commit(raw: bytes, report: Report, hex_id: re.Pattern[bytes] | None = None) -> list[Link]:
+def _check_commit(raw: bytes, report: Report, hex_id: re.Pattern[bytes]) -> list[Link]:
     """git fsck's checks of a commit (its ``fsck_commit`` and ``fsck_ident``); the tree and parent ids.
 
     The header must end (a blank line, or a last line with its newline) and
@@ -887,9 +887,8 @@ def _check_commit(raw: bytes, report: Report, hex_id: re.Pattern[bytes] | None =
     any other header, the message) is the author's own business, as for git.
     A finding the rules let through is passed as git passes it (the rest of that
     ident, or of the commit after a missing line, is not looked at).  ``hex_id``: an id of the
-    repository's format (SHA-1's by default).
+    repository's format (``_hex_id``).
     """
-    hex_id = hex_id or _HEX_ID
     lines = _header_end(raw, report).split(b"\n")
     at = 0
 
@@ -931,14 +930,13 @@ def _check_commit(raw: bytes, report: Report, hex_id: re.Pattern[bytes] | None =
     return links
 
 
-_HEX_IDS = {hex_len: re.compile(rb"[0-9a-fA-F]{%d}" % hex_len) for hex_len in (40, 64)}
-_HEX_ID = _HEX_IDS[40]
+_HEX_IDS = {f.hex_len: re.compile(rb"[0-9a-fA-F]{%d}" % f.hex_len) for f in OBJECT_FORMATS.values()}
 
 
 def _hex_id(object_format: ObjectFormat) -> re.Pattern[bytes]:
     """A whole id in hex (either case) of ``object_format``, as git's ``parse_oid_hex`` reads one."""
-    found = _HEX_IDS.get(object_format.hex_len)
-    return found if found is not None else re.compile(rb"[0-9a-fA-F]{%d}" % object_format.hex_len)
+    return _HEX_IDS[object_format.hex_len]
+
 _ANGLE = re.compile(rb"[<>]")
 _IDENT_DATE = re.compile(rb"([0-9]+) ([+-][0-9]{4})")
 _MAX_DATE = (1 << 63) - 1
@@ -984,11 +982,10 @@ _TYPES = frozenset({b"commit", b"tree", b"blob", b"tag"})
 _TYPE_NUMBERS = {b"commit": COMMIT, b"tree": TREE, b"blob": BLOB, b"tag": TAG}
 
 
-def _check_tag(raw: bytes, report: Report, hex_id: re.Pattern[bytes] | None = None) -> list[Link]:
+def _check_tag(raw: bytes, report: Report, hex_id: re.Pattern[bytes]) -> list[Link]:
     """git fsck's checks of a tag (``fsck_tag_standalone``): ``object``, ``type`` and ``tag``
     lines, then the tagger's ident when there is one; the tagged object's id (``hex_id``: of the
-    repository's format, SHA-1's by default)."""
-    hex_id = hex_id or _HEX_ID
+    repository's format, ``_hex_id``)."""
     header = _header_end(raw, report)
     lines = header.split(b"\n")
     if not lines[0].startswith(b"object "):

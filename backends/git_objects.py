@@ -32,8 +32,6 @@ from protocols.git_receive import DELTA_HEAD_MAX, delta_sizes
 
 OFS_DELTA = 6
 REF_DELTA = 7
-SHA_LEN = 20
-"""A SHA-1 name's bytes; a reader uses its store's ``raw_len`` (32 for SHA-256)."""
 MAX_HEADER = 32
 """Bytes read for an entry header: the type-and-size varint and an OFS_DELTA distance (10 each)."""
 BASE_CACHE_BYTES = 16 << 20

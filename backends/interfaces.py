@@ -52,6 +52,8 @@ class ObjectFormat:
 SHA1_FORMAT = ObjectFormat("sha1", 20)
 SHA256_FORMAT = ObjectFormat("sha256", 32)
 OBJECT_FORMATS = {f.name: f for f in (SHA1_FORMAT, SHA256_FORMAT)}
+HEX_ID_LENGTHS = frozenset(f.hex_len for f in OBJECT_FORMATS.values())
+"""The lengths of an id in hex, of any format (a ref file's content is one of them)."""
 
 
 def is_zero_id(oid: bytes) -> bool:
@@ -519,6 +521,7 @@ class Backend(Protocol):
 
 __all__ = [
     "ATOMIC_FAILURE",
+    "HEX_ID_LENGTHS",
     "MISSING_OBJECTS",
     "NULL_NODE",
     "OBJECT_FORMATS",

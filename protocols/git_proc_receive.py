@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backends.interfaces import is_zero_id
+from backends.interfaces import HEX_ID_LENGTHS, is_zero_id
 from protocols import pktline
 from protocols.errors import ProtocolError
 
@@ -158,7 +158,7 @@ def _option(report: Report, key: bytes, value: bytes) -> None:
         report.forced = True
     elif key == b"refname":
         report.refname = value or None
-    elif key in (b"old-oid", b"new-oid") and len(value) in (40, 64) and not value.strip(b"0123456789abcdef"):
+    elif key in (b"old-oid", b"new-oid") and len(value) in HEX_ID_LENGTHS and not value.strip(b"0123456789abcdef"):
         if key == b"old-oid":
             report.old = value
         else:
