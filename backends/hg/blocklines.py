@@ -22,6 +22,16 @@ Found = tuple[int, bytes, bytes]
 """(changeset, path, file node) of a file revision that changed the block."""
 
 
+def line_range(fromline: int, toline: int) -> tuple[int, int]:
+    """hg's ``processlinerange``: 1-based ``FROM:TO`` (both included) as a 0-based range, end
+    excluded; ``ValueError`` in hg's words for one that is not a range of lines."""
+    if toline - fromline < 0:
+        raise ValueError("line range must be positive")
+    if fromline < 1:
+        raise ValueError("fromline must be strictly positive")
+    return fromline - 1, toline
+
+
 def _nothing(_cost: int) -> None:
     return None
 

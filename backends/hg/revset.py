@@ -848,13 +848,17 @@ class _Evaluator:
     def working_parents(self) -> list[int]:
         """The working directory's parents as revisions (null for none), as hg's ``repo[None]``:
         one the changelog lacks or a hidden one is an error (a keyword search)."""
-        revs = []
-        for node in self.repo.working_parents():
-            rev = NULL_REV if node == NULL_NODE else self.cl.index.nodemap().get(node)
-            if rev is None or not (rev == NULL_REV or self.seen(rev)):
-                raise _LookupFailed("the working directory's parent is not served")
-            revs.append(rev)
+        revs = [self._working_rev(node) for node in self.repo.working_parents()]
+        if not all(rev == NULL_REV or self.seen(rev) for rev in revs):
+            raise _LookupFailed("the working directory's parent is not served")
         return revs
+
+    def _working_rev(self, node: bytes) -> int:
+        """A working directory parent's revision, served or not (null for the null node)."""
+        rev = NULL_REV if node == NULL_NODE else self.cl.index.nodemap().get(node)
+        if rev is None:
+            raise _LookupFailed("the working directory's parent is not in the repository")
+        return rev
 
     def _parent(self, subset: list[int], x: Tree, which: int) -> list[int]:
         if x is None:  # the working directory's
@@ -929,11 +933,7 @@ class _Evaluator:
     def _dot_unfiltered(self) -> int:
         """hg's ``repo["."]``: the working directory's first parent, served or not (null without one;
         hg reads a secret or hidden one, then fails on it: hgweb searches for the words)."""
-        parent = self.repo.working_parents()[0]
-        rev = NULL_REV if parent == NULL_NODE else self.cl.index.nodemap().get(parent)
-        if rev is None:
-            raise RevsetError("the working directory's parent is not in the repository")
-        return rev
+        return self._working_rev(self.repo.working_parents()[0])
 
     def fn_children(self, subset: list[int], x: Tree, order: str) -> list[int]:
         parents = set(self.get(self.full, x, _DEFINE))
@@ -1325,10 +1325,10 @@ class _Evaluator:
             name = _normalize(pattern)
         first, last = _integer_range(lines[0], None, None, "followlines expects a line number or a range",
                                      "line range bounds must be integers")
-        if last - first < 0:
-            raise RevsetError("line range must be positive")
-        if first < 1:
-            raise RevsetError("fromline must be strictly positive")
+        try:
+            start, end = blocklines.line_range(first, last)
+        except ValueError as e:
+            raise RevsetError(str(e)) from e
         descend = False
         if b"descend" in keywords:
             value = keywords[b"descend"]
@@ -1342,7 +1342,7 @@ class _Evaluator:
         walk = blocklines.block_descendants if descend else blocklines.block_ancestors
         try:
             found = [rev for rev, _path, _node in walk(self.repo, self.views.parents, rev, name, entry[0],
-                                                       (first - 1, last), self.charge)]
+                                                       (start, end), self.charge)]
         except ProtocolError as e:  # the range is past the file's end
             raise RevsetError(str(e)) from e
         return self.follow(subset, [rev for rev in dict.fromkeys(found) if self.seen(rev)])

@@ -30,7 +30,7 @@ from typing import Any, cast
 from backends.hg import linediff
 from backends.hg.archive import adjusted_linkrev, file_data, file_parents, file_size, manifest_at, resolve
 from backends.hg.archive import allowed as archive_allowed
-from backends.hg.blocklines import block_ancestors, block_descendants
+from backends.hg.blocklines import block_ancestors, block_descendants, line_range
 from backends.hg.changelog import Changeset
 from backends.hg.graph import NULL_REV
 from backends.hg.keys import BOOLEANS
@@ -786,11 +786,11 @@ class LineRange:
             fromline, toline = int(first), int(last)
         except ValueError:
             raise ProtocolError("invalid linerange parameter", 400) from None
-        if toline - fromline < 0:
-            raise ProtocolError("line range must be positive", 400)
-        if fromline < 1:
-            raise ProtocolError("fromline must be strictly positive", 400)
-        return cls(fromline - 1, toline, descend)
+        try:
+            start, end = line_range(fromline, toline)
+        except ValueError as e:
+            raise ProtocolError(str(e), 400) from None
+        return cls(start, end, descend)
 
 
 def follow_lines(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, lines: LineRange,
