@@ -310,20 +310,17 @@ class GitPages:
         return {**data, "children": [], "files": files, "diff": diff}
 
     def _changes(self, old_tree: ObjectID | None, new_tree: ObjectID, paths: list[bytes] | None) -> list[TreeChange]:
-        """The changes between two trees in git's order (tree order; a renamed file where its new
-        name is), renames paired; with ``paths``, those of these paths (a renamed one's pair)."""
-        plain = list(tree_changes(self.store, old_tree, new_tree, paths=paths))
+        """The changes between two trees in git's order (tree order, which is the byte order of
+        whole paths: a directory's entries sort as ``name/``; a renamed file where its new name
+        is), renames paired; with ``paths``, those of these paths (a renamed one's pair)."""
         if paths is not None:  # one file's diff: the whole commit's pairs, if it was renamed
+            plain = list(tree_changes(self.store, old_tree, new_tree, paths=paths))
             if not any(_gone(c) or _gone(c, new=True) for c in plain):
                 return plain
             return [c for c in self._changes(old_tree, new_tree, None)
                     if _name(c) in paths or (c.type == CHANGE_RENAME and c.old is not None and c.old.path in paths)]
-        if not any(_gone(c) for c in plain) or not any(_gone(c, new=True) for c in plain):
-            return plain  # no file both went and came: no rename to find
-        order = {_name(c): i for i, c in enumerate(plain)}
         detector = RenameDetector(self.store, rename_threshold=RENAME_THRESHOLD)
-        found = list(tree_changes(self.store, old_tree, new_tree, rename_detector=detector))
-        return sorted(found, key=lambda c: order.get(_name(c), len(order)))
+        return sorted(tree_changes(self.store, old_tree, new_tree, rename_detector=detector), key=_name)
 
     def filediff(self, key: str, path: str) -> dict[str, Any]:
         """One file's diff in commit ``key`` against its first parent (none when it did not change
