@@ -251,10 +251,10 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         return html.shortlog(name, url, {"changesets": changesets}, revcount, git=git)
     if (kind in LOG_PAGES or kind == "filelog") and len(rest) > 1:
         path = "/".join(rest[1:])
-        entries = pages.log(rest[0], revcount, path, lines) if isinstance(pages, HgPages) and lines else \
-            pages.log(rest[0], revcount, path)
-        shown = lines[0][-1].decode("ascii", "replace")[:40] if isinstance(pages, HgPages) and lines else None
-        return html.filelog(name, url, path, {"entries": entries}, git=git, lines=shown)
+        if isinstance(pages, HgPages) and lines:  # a block of lines' history: hg's only
+            entries = pages.log(rest[0], revcount, path, lines)
+            return html.filelog(name, url, path, {"entries": entries}, lines=lines[0][-1].decode("ascii", "replace")[:40])
+        return html.filelog(name, url, path, {"entries": pages.log(rest[0], revcount, path)}, git=git)
     if kind == "comparison" and len(rest) > 1 and isinstance(pages, HgPages):
         return html.comparison(name, url, pages.comparison(rest[0], "/".join(rest[1:]), context))
     if kind == "annotate" and len(rest) > 1:
