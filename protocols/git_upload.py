@@ -325,7 +325,6 @@ class UploadPackV0:
         self._stateless = stateless
         self._bounds = bounds
         self._format = object_format
-        self._hex_len = object_format.hex_len
         self._state = State.WANTS
         self._pending: Event | None = None
         self._wants: list[ObjectId] = []
@@ -350,7 +349,6 @@ class UploadPackV0:
     def use_object_format(self, object_format: ObjectFormat) -> None:
         """The repository's object format, once it is open (before the client's request is read)."""
         self._format = object_format
-        self._hex_len = object_format.hex_len
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the client; b"" is EOF."""
@@ -435,7 +433,7 @@ class UploadPackV0:
         if len(self._wants) >= self._bounds.wants:
             raise LimitExceeded(f"more than {self._bounds.wants} wants")
         oid, _, features = arg.partition(b" ")
-        self._wants.append(parse_oid(oid, self._hex_len))
+        self._wants.append(parse_oid(oid, self._format.hex_len))
         caps = git_caps.parse_caps(features)
         git_caps.check_object_format(caps, self._format)
         self._caps.update(caps)
@@ -443,7 +441,7 @@ class UploadPackV0:
     def _shallow(self, arg: bytes) -> None:
         if len(self._shallows) >= MAX_SHALLOWS:
             raise LimitExceeded(f"more than {MAX_SHALLOWS} shallow lines")
-        self._shallows.append(parse_oid(arg, self._hex_len))
+        self._shallows.append(parse_oid(arg, self._format.hex_len))
 
     def _deepen(self, arg: bytes) -> None:
         # Bound the digits first: int() refuses (ValueError) strings over 4300 digits.
@@ -468,7 +466,7 @@ class UploadPackV0:
         self._haves_seen += 1
         if self._haves_seen > self._bounds.haves:
             raise LimitExceeded(f"more than {self._bounds.haves} haves")
-        self._round.append(parse_oid(arg, self._hex_len))
+        self._round.append(parse_oid(arg, self._format.hex_len))
 
     def _done(self, arg: bytes) -> None:
         if arg:
