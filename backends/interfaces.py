@@ -438,8 +438,13 @@ class HgRepository(Protocol):
         """Changesets in ``::heads - ::common`` in topological (revision) order."""
         ...
 
-    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
-        """Stream the changegroup content for ``nodes`` (as returned by ``missing``)."""
+    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode,
+                    match: Callable[[bytes], bool] | None = None) -> Iterator[RevisionGroup]:
+        """Stream the changegroup content for ``nodes`` (as returned by ``missing``).
+
+        ``match``: only the files whose path it takes are wanted (a narrow clone); a backend may
+        still yield others (the caller drops them), but need not read them.
+        """
         ...
 
     def transaction(self, max_text: int | None = None) -> HgTransaction:

@@ -33,7 +33,7 @@ the date line), read back from the transaction right after the revision went in.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
@@ -615,8 +615,9 @@ class GuardedHgRepository:
     def missing(self, common: Sequence[Node], heads: Sequence[Node]) -> list[Node]:
         return self._repo.missing(common, heads)
 
-    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
-        return self._repo.emit_groups(nodes, mode)
+    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode,
+                    match: Callable[[bytes], bool] | None = None) -> Iterator[RevisionGroup]:
+        return self._repo.emit_groups(nodes, mode, match=match)
 
     def stream_clone_allowed(self) -> bool:
         return self._repo.stream_clone_allowed()

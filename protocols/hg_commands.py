@@ -81,6 +81,9 @@ class Command:
     handler: Handler
     takes_payload: bool = False
     batchable: bool = False
+    ignored: tuple[bytes, ...] = ()
+    """Arguments a client may send over HTTP that the command does not read (dropped, as hg's
+    HTTP server drops every argument a command does not declare)."""
 
     @property
     def named_args(self) -> tuple[bytes, ...]:
@@ -100,11 +103,13 @@ def command(
     permission: Permission = PUSH,
     takes_payload: bool = False,
     batchable: bool = False,
+    ignored: bytes = b"",
 ) -> Callable[[Handler], Handler]:
     """Declare a table row; the default permission is ``push`` so a forgotten one fails closed."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, tuple(spec.split()), permission, handler, takes_payload, batchable)
+        COMMANDS[name] = Command(name, tuple(spec.split()), permission, handler, takes_payload, batchable,
+                                 tuple(ignored.split()))
         return handler
 
     return register
@@ -113,7 +118,7 @@ def command(
 def bind_args(cmd: Command, flat: Mapping[bytes, bytes]) -> Args:
     """Split flat arguments (HTTP, batch) by the spec; unknown or missing ones abort."""
     named = {k: v for k, v in flat.items() if k in cmd.named_args}
-    extra = {k: v for k, v in flat.items() if k not in cmd.named_args}
+    extra = {k: v for k, v in flat.items() if k not in cmd.named_args and k not in cmd.ignored}
     if extra and not cmd.takes_extra:
         raise ProtocolError(
             f"unexpected arguments for {cmd.name.decode('utf-8', 'replace')}: {b' '.join(sorted(extra)).decode('utf-8', 'replace')}"
@@ -138,7 +143,7 @@ def dispatch(repo: HgRepository, name: bytes, args: Args, ctx: CommandContext) -
 def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     """The capability string of this repository over this transport."""
     prefers = getattr(repo, "stream_preferred", None)  # optional: a backend may not have it
-    caps = ctx.transport_caps
+    caps = ctx.transport_caps + (NARROW_CAP,)
     if clonebundles_manifest(repo) is not None:
         caps += CLONE_BUNDLES_CAPS
     if largefiles_of(repo) is not None:
@@ -152,6 +157,10 @@ def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
         bool(prefers()) if prefers is not None else False,
     )
 
+
+NARROW_CAP = b"exp-narrow-1"
+"""Narrow clones are served (``wireprototypes.NARROWCAP``): what hg serve advertises with its
+``narrow`` extension on; ellipsis (shallow) ones, ``exp-ellipses-*``, are not."""
 
 CLONE_BUNDLES_CAPS = (b"clonebundles", b"clonebundles_manifest")
 """Advertised while the repository has a clone bundles manifest, as hg's ``clonebundles`` extension."""
@@ -384,6 +393,13 @@ def _getbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
                           compressible_bundle=not request.stream, outgoing=outgoing)
 
 
+@command(b"narrow_widen", b"oldincludes oldexcludes newincludes newexcludes commonheads cgversion known ellipses",
+         permission=PULL)
+def _narrow_widen(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """What a narrow clone lacks for the files it now includes (``hg tracked --addinclude``)."""
+    return StreamResponse(hg_exchange.narrow_widen(repo, args.named))
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
     """What a command's answer lists with ``localrepo.listkeys``, which runs the repository's
@@ -450,7 +466,8 @@ def _changegroupsubset(repo: HgRepository, args: Args, ctx: CommandContext) -> R
     )
 
 
-@command(b"unbundle", b"heads", permission=PUSH, takes_payload=True)
+@command(b"unbundle", b"heads", permission=PUSH, takes_payload=True,
+         ignored=b"includepats excludepats")  # a narrow clone's patterns (``narrowwirepeer``), unread by hg too
 def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     if ctx.payload is None:
         raise ProtocolError("unbundle needs a pushed bundle")

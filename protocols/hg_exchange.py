@@ -46,6 +46,7 @@ from protocols.errors import (
     UnsupportedContent,
     UnsupportedFeature,
 )
+from protocols.hg_narrow import NarrowSpec, narrow_spec
 from protocols.hg_responses import Outgoing, PushError, PushResponse, Response, StreamResponse
 
 SERVER_BUNDLE2_CAPS: Mapping[bytes, Sequence[bytes]] = {
@@ -84,6 +85,13 @@ GETBUNDLE_ARGUMENT_TYPES: Mapping[bytes, bytes] = {
     b"stream": b"boolean",
     b"includepats": b"csv",
     b"excludepats": b"csv",
+    # hg's narrow extension adds these (``narrowbundle2.setup``); ``depth`` and ``known`` only
+    # matter to ellipsis serving, which hgwire does not offer (nor does hg serve by default)
+    b"narrow": b"boolean",
+    b"depth": b"plain",
+    b"oldincludepats": b"csv",
+    b"oldexcludepats": b"csv",
+    b"known": b"csv",
 }
 """Argument types of getbundle (``wireprototypes.GETBUNDLE_ARGUMENTS``); others abort."""
 
@@ -114,6 +122,8 @@ class GetbundleRequest:
     phases: bool = False
     stream: bool = False
     obsmarkers: bool = False
+    narrow: NarrowSpec | None = None
+    """A narrow client's files (``narrow=1``, or patterns named); None for a client that wants them all."""
 
     def bundle2_caps(self) -> dict[bytes, list[bytes]] | None:
         """The client's bundle2 capabilities, or None for a bundle1-only client."""
@@ -131,12 +141,15 @@ def parse_getbundle_args(args: Mapping[bytes, bytes]) -> GetbundleRequest:
     unknown = sorted(k for k in args if k not in GETBUNDLE_ARGUMENT_TYPES)
     if unknown:
         raise ProtocolError(f"unknown getbundle argument {unknown[0].decode('ascii', 'replace')}")
-    if hg_wire.decode_csv(args.get(b"includepats", b"")) or hg_wire.decode_csv(args.get(b"excludepats", b"")):
-        raise UnsupportedFeature("narrow clones are not supported")
     flags = {
         k: hg_wire.decode_bool(args[k])
-        for k in (b"cg", b"bookmarks", b"phases", b"stream", b"obsmarkers") if k in args
+        for k in (b"cg", b"bookmarks", b"phases", b"stream", b"obsmarkers", b"narrow") if k in args
     }
+    narrow = None
+    includes = hg_wire.decode_csv(args.get(b"includepats", b""))
+    excludes = hg_wire.decode_csv(args.get(b"excludepats", b""))
+    if flags.get(b"narrow", False) or includes or excludes:  # (hg's narrow client sends narrow=1 with them)
+        narrow = narrow_spec(includes, excludes)
     return GetbundleRequest(
         heads=hg_wire.decode_nodes(args[b"heads"]) if b"heads" in args else None,
         common=hg_wire.decode_nodes(args.get(b"common", b"")),
@@ -147,6 +160,7 @@ def parse_getbundle_args(args: Mapping[bytes, bytes]) -> GetbundleRequest:
         phases=flags.get(b"phases", False),
         stream=flags.get(b"stream", False),
         obsmarkers=flags.get(b"obsmarkers", False),
+        narrow=narrow,
     )
 
 
@@ -158,6 +172,8 @@ def getbundle(repo: HgRepository, request: GetbundleRequest) -> tuple[Iterator[b
     and the changesets its changegroup sends (None when it sends none)."""
     caps = request.bundle2_caps()
     if caps is None:
+        if request.narrow is not None:
+            raise UnsupportedFeature(NARROW_CG01)
         check_full_bundle(repo, request)
         nodes = outgoing(repo, request)
         sent = Outgoing(nodes[0], bundle2=False) if nodes else None
@@ -257,12 +273,14 @@ def _getbundle_parts(
     parts: list[b2.OutPart] = []
     first = None
     if request.stream:
+        if request.narrow is not None:  # hg serve's answer unless experimental.server.stream-narrow-clones
+            raise UnsupportedFeature("server does not support narrow stream clones")
         parts.append(_stream2_part(repo, caps))
     if request.cg:
         negotiated = negotiate_changegroup_version(caps, _needs_flags(repo))  # before outgoing, as hg aborts
         nodes = outgoing(repo, request)
         if nodes:
-            parts.append(_changegroup_part(repo, nodes, negotiated))
+            parts.append(_changegroup_part(repo, nodes, negotiated, request.narrow))
             first = nodes[0]
     if request.bookmarks:
         parts.extend(_bookmarks_part(repo, caps))
@@ -294,15 +312,79 @@ def _needs_flags(repo: HgRepository) -> bool:
     return bool(required()) if required is not None else False
 
 
-def _changegroup_part(repo: HgRepository, nodes: list[Node], negotiated: bytes | None) -> b2.OutPart:
+def _changegroup_part(repo: HgRepository, nodes: list[Node], negotiated: bytes | None,
+                      narrow: NarrowSpec | None = None) -> b2.OutPart:
     version = negotiated or b"01"
     mode = DeltaMode.PREVIOUS if version == b"01" else DeltaMode.ANY
+    if narrow is None:
+        payload = _lazy(lambda: encode_changegroup(repo.emit_groups(nodes, mode), version))
+    else:
+        if version == b"01":
+            raise UnsupportedFeature(NARROW_CG01)
+        payload = _lazy(lambda: encode_changegroup(
+            narrow_groups(repo, nodes, mode, narrow.matcher(), manifests=not narrow.empty), version))
     return b2.OutPart(
         b2.PART_CHANGEGROUP,
         mandatory_params=[(b"version", version)] if negotiated else [],
         advisory_params=[(b"nbchanges", b"%d" % len(nodes))],
-        payload=_lazy(lambda: encode_changegroup(repo.emit_groups(nodes, mode), version)),
+        payload=payload,
     )
+
+
+NARROW_CG01 = "version 01 changegroups do not support sparse file matchers"
+"""hg's refusal of a narrow changegroup in the first format (which every narrow client can do without)."""
+
+
+def narrow_groups(repo: HgRepository, nodes: Sequence[Node], mode: DeltaMode, match: Callable[[bytes], bool],
+                  changelog: bool = True, manifests: bool = True) -> Iterator[RevisionGroup]:
+    """``emit_groups`` for a narrow client: the files ``match`` takes; the changelog and manifest
+    groups empty where the client has (or gets) none of them.
+
+    The backend is told ``match`` so that it need not read the other files; what it yields is
+    filtered again here, so a backend that ignores it sends no more.
+    """
+    for group in repo.emit_groups(nodes, mode, match=match):
+        if group.section is Section.FILE:
+            if match(group.path):
+                yield group
+        elif (changelog if group.section is Section.CHANGELOG else manifests):
+            yield group
+        else:
+            yield RevisionGroup(group.section, b"", iter(()))
+
+
+def narrow_widen(repo: HgRepository, args: Mapping[bytes, bytes]) -> Iterator[bytes]:
+    """The answer to ``narrow_widen`` (hg's narrow extension, when ``hg tracked --addinclude``
+    widens a narrow clone): a bundle2 whose changegroup holds, for every changeset the client has
+    (``::commonheads``), the revisions of the files the new patterns take and the old ones did not,
+    with an empty changelog (and manifests only where the old patterns took none), as hg's
+    ``bundle2.widen_bundle``; refusals are an ``error:abort`` part, as hg answers them."""
+    try:
+        old = narrow_spec(hg_wire.decode_csv(args[b"oldincludes"]), hg_wire.decode_csv(args[b"oldexcludes"]))
+        new = narrow_spec(hg_wire.decode_csv(args[b"newincludes"]), hg_wire.decode_csv(args[b"newexcludes"]))
+        if hg_wire.decode_bool(args[b"ellipses"]):
+            raise UnsupportedFeature("this server does not serve ellipsis (shallow narrow) clones",
+                                     "clone without --depth from a server that serves them")
+        version = args[b"cgversion"]
+        if version not in VERSIONS or version == b"01":
+            raise UnsupportedFeature(f"unsupported changegroup version {version[:20].decode('ascii', 'replace')}")
+        common = [node for node in hg_wire.decode_nodes(args[b"commonheads"]) if node != NULL_NODE]
+        unknown = [node for node, known in zip(common, repo.known(common)) if not known]
+        if unknown:
+            raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown[0]).decode('ascii')}")
+        parts = []
+        nodes = repo.missing([], common) if common else []
+        if nodes:
+            was, wanted = old.matcher(), new.matcher()
+            parts.append(b2.OutPart(
+                b2.PART_CHANGEGROUP, mandatory_params=[(b"version", version)],
+                payload=_lazy(lambda: encode_changegroup(narrow_groups(
+                    repo, nodes, DeltaMode.ANY, lambda path: wanted(path) and not was(path), changelog=False,
+                    manifests=old.empty and not new.empty), version)),
+            ))
+    except HgwireError as exc:
+        parts = [_abort_part(exc.message, exc.hint)]
+    return b2.coalesce(b2.write_bundle2(parts))
 
 
 def _lazy(make: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -791,8 +791,10 @@ class HgRepo:
 
     # -- changegroup emission -----------------------------------------------
 
-    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
-        """Changelog, manifest, then file groups for ``nodes``, one revision at a time.
+    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode,
+                    match: Callable[[bytes], bool] | None = None) -> Iterator[RevisionGroup]:
+        """Changelog, manifest, then file groups for ``nodes``, one revision at a time; with
+        ``match``, the files whose path it takes (a narrow clone), the others not read.
 
         Manifests and file revisions are those the outgoing changesets'
         manifests reference for the files they touch, minus what the client
@@ -814,17 +816,18 @@ class HgRepo:
         yield RevisionGroup(Section.CHANGELOG, b"", emitter.group(cl, revs))
         ml = self.manifestlog()
         if len(revs) == len(cl):
-            yield from self._emit_everything(emitter, ml)
+            yield from self._emit_everything(emitter, ml, match)
             return
         manifests, files = self._outgoing_content(cl, ml, revs)
         yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, *emitter.select(ml, manifests)))
-        for path in sorted(files):
+        for path in sorted(files if match is None else filter(match, files)):
             fl = self.filelog(path)
             selected, links = emitter.select(fl, files[path])
             if selected:
                 yield RevisionGroup(Section.FILE, path, emitter.group(fl, selected, links))
 
-    def _emit_everything(self, emitter: _Emitter, ml: Revlog) -> Iterator[RevisionGroup]:
+    def _emit_everything(self, emitter: _Emitter, ml: Revlog,
+                         match: Callable[[bytes], bool] | None = None) -> Iterator[RevisionGroup]:
         """Full clone fast path: every revision of every revlog, in order, without reading manifests.
 
         Revisions linked to changesets past our changelog snapshot are left
@@ -832,7 +835,8 @@ class HgRepo:
         """
         limit = len(emitter.cl)
         yield RevisionGroup(Section.MANIFEST, b"", emitter.group(ml, _linked_before(ml, limit)))
-        for path in self.tracked_paths():
+        paths = self.tracked_paths()
+        for path in paths if match is None else filter(match, paths):
             fl = self.filelog(path)
             revs = _linked_before(fl, limit)
             if revs:

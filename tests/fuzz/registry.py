@@ -31,6 +31,7 @@ MODULES = {
     "hg_push": "fuzz_hg_push",
     "linediff": "fuzz_linediff",
     "revset": "fuzz_revset",
+    "hg_narrow": "fuzz_hg_narrow",
 }
 """Target name -> harness module in this package; add a row per parser."""
 

@@ -262,11 +262,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _hg_serve(client: Client, repo: Path) -> Iterator[int]:
-    """The real ``hg serve`` of ``repo`` on a free port, once it answers; stopped afterwards."""
+def _hg_serve(client: Client, repo: Path, *options: str) -> Iterator[int]:
+    """The real ``hg serve`` of ``repo`` (with ``options``, ``--config`` ones say) on a free port,
+    once it answers; stopped afterwards."""
     port = _free_port()
     reference = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "serve", "-R", str(repo), "-a", "127.0.0.1",
-                                  "-p", str(port)], env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  "-p", str(port), *options], env=client.env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -304,7 +304,9 @@ class FakeRepo:
         wanted = self._ancestors(self.state, heads) - self._ancestors(self.state, common)
         return [r.node for r in self.state.changelog if r.node in wanted]
 
-    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode) -> Iterator[RevisionGroup]:
+    def emit_groups(self, nodes: Sequence[Node], mode: DeltaMode,
+                    match: Callable[[bytes], bool] | None = None) -> Iterator[RevisionGroup]:
+        """Every file, ``match`` or not: the caller filters (as a backend that ignores it)."""
         links = set(nodes)
         keys = [(Section.CHANGELOG, b""), (Section.MANIFEST, b"")]
         keys += sorted(k for k in self.state.revlogs if k[0] is Section.FILE)

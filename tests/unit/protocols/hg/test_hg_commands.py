@@ -42,6 +42,8 @@ def test_every_command_of_the_issue_is_declared_with_hg_permissions() -> None:
         b"get_cached_bundle_inline": PULL,
         # hg's largefiles extension (hgext/largefiles/__init__.py)
         b"putlfile": PUSH, b"getlfile": PULL, b"statlfile": PULL, b"lheads": PULL,
+        # hg's narrow extension (hgext/narrow/narrowwirepeer.py)
+        b"narrow_widen": PULL,
     }  # fmt: skip
     assert {name: cmd.permission for name, cmd in COMMANDS.items()} == expected
 

@@ -362,11 +362,6 @@ def test_getbundle_for_a_bundle1_client_is_a_bare_cg01() -> None:
     assert loaded.state.revlogs == repo.state.revlogs
 
 
-def test_getbundle_narrow_is_unsupported() -> None:
-    with pytest.raises(UnsupportedFeature):
-        request(includepats=b"path:a")
-
-
 def test_getbundle_ignores_unknown_common_and_refuses_unknown_heads() -> None:
     repo = reference_repo()
     unknown = (b"\x09" * 20).hex().encode()
