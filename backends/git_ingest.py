@@ -14,7 +14,7 @@ the scan that found its end (``protocols.git_receive.PackScanner``: offsets,
 types, delta bases, CRC-32s and the ids of whole objects).  ``commit`` then
 inflates only what it must: every commit, tree and tag, to check it, and each
 delta with its base, to name it.  It appends the bases a thin pack deltas
-against, names the pack ``pack-<hash of its sorted object names>`` and writes
+against, names the pack ``pack-<its checksum>`` (as git does) and writes
 its index.  Everything follows the store's object format (``object_format_of``):
 SHA-1 or SHA-256 names the objects, sums the pack and its index and sizes the
 ids in trees, REF_DELTAs and indexes.  Bases come from a ``PackObjectReader``
@@ -320,7 +320,7 @@ class PackIngest:
     ``commit`` only inflates what it must: each commit, tree and tag, to check
     it, and each delta with its base, to name it.  Thin-pack bases are
     appended from the store, the index is written, and both are renamed to
-    ``pack-<hash of the sorted object names>`` in the quarantine's or the
+    ``pack-<the pack's checksum>`` (as git names them) in the quarantine's or the
     store's pack directory (the pack first: a ``.pack`` without its ``.idx``
     is invisible to readers).  Errors raise
     ``ProtocolError`` (or dulwich's ``ObjectFormatException`` and
@@ -559,12 +559,11 @@ class PackIngest:
         os.chmod(idx_path, PACK_MODE)
         self._file.close()
         self._file = None
-        name = self._format.hasher(b"".join([e[0] for e in entries])).hexdigest()
-        base = os.path.join(self._pack_dir, "pack-" + name)
+        base = os.path.join(self._pack_dir, "pack-" + binascii.hexlify(pack_sha).decode())
         if not (os.path.exists(base + ".pack") and os.path.exists(base + ".idx")):
             os.rename(self._path, base + ".pack")
             os.rename(idx_path, base + ".idx")
-        # else the same objects are stored under this name already; abort() removes the temporaries
+        # else this very pack is stored already; abort() removes the temporaries
         return Pack(base, object_format=store.object_format)
 
 

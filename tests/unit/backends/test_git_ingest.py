@@ -71,8 +71,9 @@ def pack_dir_files(server: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("ofs_delta", [True, False], ids=["ofs-delta", "ref-delta"])
-def test_a_thin_pack_is_completed_indexed_and_named_by_its_objects(
+def test_a_thin_pack_is_completed_indexed_and_named_by_its_checksum(
         pushed: tuple[Path, Path, bytes, bytes], ofs_delta: bool, lookups: str) -> None:
+    """As git's index-pack names a pack: ``pack-<the completed pack's trailing checksum>``."""
     server, work, old, new = pushed
     data = thin_pack(work, old, new, ofs_delta)
     store = Repo(str(server)).object_store
@@ -80,6 +81,9 @@ def test_a_thin_pack_is_completed_indexed_and_named_by_its_objects(
     pack = git_ingest.ingest_pack(store, reader_of(data))  # type: ignore[arg-type]
     added = pack_dir_files(server) - before
     assert {name.rsplit(".", 1)[1] for name in added} == {"pack", "idx"}
+    stem = next(name for name in added if name.endswith(".pack"))[:-5]
+    assert stem == "pack-" + (server / "objects" / "pack" / f"{stem}.pack").read_bytes()[-20:].hex()
+    assert data[-20:].hex() not in stem  # completed: bases appended, so a new checksum
     assert not [n for n in os.listdir(server / "objects") if n.startswith("tmp_pack_")]
     names = sorted(bytes(s) for s in pack)
     assert new in names
