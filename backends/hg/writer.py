@@ -91,6 +91,14 @@ class Transaction:
         self._manifest_links: dict[bytes, set[Node]] = {}
         """The file revisions the lines of the pushed manifests that differ from their delta bases
         name, by path: each must exist once the push's files are in (``_validate_new_changesets``)."""
+        self._new_changesets: dict[int, tuple[Node, tuple[bytes, ...]]] = {}
+        """Each changeset this push added (rev): its manifest and the files it says it changed,
+        as its text was checked; ``_validate_new_changesets`` pops them."""
+        self._awaiting: dict[Node, list[int]] = {}
+        """The new changesets by their manifest, until the pushed manifest goes by."""
+        self._file_refs: dict[int, list[tuple[bytes, Node]]] = {}
+        """The file revisions each new changeset's manifest lists for the files it changed, read
+        from the pushed manifest's text while it was in hand (no second read of every manifest)."""
         self._linked: dict[Node, list[Node]] = {}
         """The pushed manifests by the changeset each says introduced it (its linknode): that
         changeset's manifest must be it, or ``hg verify`` fails ("points to unexpected changeset").
@@ -156,7 +164,11 @@ class Transaction:
                 added.extend(self._ingest(self.cl, group.revisions, is_changelog=True))
                 stage = 1
             elif group.section is Section.MANIFEST:
+                for rev, (manifest, _files) in self._new_changesets.items():
+                    if rev not in self._file_refs:
+                        self._awaiting.setdefault(manifest, []).append(rev)
                 self._ingest(self._writer(b"00manifest.i"), group.revisions, lines_only=True)
+                self._awaiting.clear()
                 stage = 2
             else:
                 _check_path(group.path)
@@ -247,8 +259,9 @@ class Transaction:
             elif node_hash(text, rd.p1, rd.p2) != rd.node:
                 raise ProtocolError(f"revision {binascii.hexlify(rd.node).decode()} fails its hash check")
             if is_changelog:
-                parse_changeset(text)
+                cs = parse_changeset(text)
                 linkrev = len(writer)
+                self._new_changesets[linkrev] = (cs.manifest, cs.files)
             else:
                 if not self.cl.has_node(rd.linknode) or rd.linknode == NULL_NODE:
                     raise ProtocolError(f"linknode {binascii.hexlify(rd.linknode).decode()} is unknown")
@@ -256,6 +269,9 @@ class Transaction:
             if lines_only:
                 self._linked.setdefault(rd.linknode, []).append(rd.node)
                 self._note_manifest_lines(rd.node, text, rd.delta)
+                awaiting = self._awaiting.pop(rd.node, None)
+                if awaiting is not None:
+                    self._note_file_refs(awaiting, text)
             reusable = not lines_only or mpatch.on_line_boundaries(base_text, rd.delta)
             writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None,
                        rd.flags)
@@ -263,6 +279,16 @@ class Transaction:
             if not is_changelog:
                 writer.maybe_flush()
         return added
+
+    def _note_file_refs(self, revs: list[int], text: bytes) -> None:
+        """The file revisions the manifest ``text`` lists for the files the changesets ``revs`` (new,
+        with this manifest) say they changed: checked once the push's files are in."""
+        for rev in revs:
+            refs = self._file_refs[rev] = []
+            for path in self._new_changesets[rev][1]:
+                node = manifest_lookup(text, path)
+                if node is not None:
+                    refs.append((path, node))
 
     def _note_manifest_lines(self, node: Node, text: bytes, delta: bytes) -> None:
         """Check the lines of a pushed manifest that its delta wrote (the others are its base's, a
@@ -317,18 +343,20 @@ class Transaction:
         linked, self._linked = self._linked, {}
         manifests = self._writer(b"00manifest.i")
         for rev in range(first_new, len(self.cl)):
-            cs = parse_changeset(self.cl.text(rev))
-            if cs.manifest == NULL_NODE:
-                text = b""
-            elif not manifests.has_node(cs.manifest):
+            known = self._new_changesets.get(rev)
+            if known is None:
+                cs = parse_changeset(self.cl.text(rev))
+                known = self._new_changesets[rev] = (cs.manifest, cs.files)
+            manifest = known[0]
+            if manifest != NULL_NODE and not manifests.has_node(manifest):
                 raise ProtocolError(f"changeset {rev} refers to a missing manifest")
-            else:
-                text = manifests.text(manifests.rev(cs.manifest))
-            for path in cs.files:
-                node = manifest_lookup(text, path)
-                if node is not None and not self._file_writer(path).has_node(node):
+            if rev not in self._file_refs and manifest != NULL_NODE:  # stored before this push: read it now
+                self._note_file_refs([rev], manifests.text(manifests.rev(manifest)))
+            del self._new_changesets[rev]
+            for path, node in self._file_refs.pop(rev, ()):
+                if not self._file_writer(path).has_node(node):
                     raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
-            _check_linked(linked.pop(self.cl.node(rev), []), cs.manifest)
+            _check_linked(linked.pop(self.cl.node(rev), []), manifest)
         for linknode, introduced in linked.items():  # said to come from a changeset stored before
             _check_linked(introduced, parse_changeset(self.cl.text(self.cl.rev(linknode))).manifest)
 

@@ -216,6 +216,38 @@ def test_a_manifest_naming_what_the_push_lacks_is_refused(
     assert hg_cli(path, "files", "-r", "tip") == b"a\n"
 
 
+@pytest.mark.parametrize("manifest", ["stored", "missing"])
+def test_a_new_changeset_with_a_manifest_stored_before_is_checked_against_it(
+        hg_cli: Hg, tmp_path: Path, manifest: str) -> None:
+    """A pushed changeset whose manifest the repository holds already (a message amended, a
+    backout of a backout) comes without a manifest group: its files are looked up in the stored
+    manifest, and it lands; one naming a manifest nowhere is refused, the repository as it was."""
+    path = tmp_path / "t"
+    target = hgstore.create_repository(str(path), "t")
+    tx = target.transaction()
+    tx.add_changegroup(iter(_one_changeset_push(files=(b"a", b"b"))))
+    tx.commit()
+    (first,) = target.heads()
+    stored = node_hash(b"".join(name + b"\0" + binascii.hexlify(_file_node(name)) + b"\n" for name in (b"a", b"b")),
+                       NULL_NODE, NULL_NODE)
+    named = stored if manifest == "stored" else Node(b"\x12" * 20)
+    changeset = format_changeset(Changeset(named, b"T <t@example.com>", 1767225601.0, 0, {}, (b"b",), b"again"))
+    changeset_node = node_hash(changeset, first, NULL_NODE)
+    groups = [RevisionGroup(Section.CHANGELOG, b"", iter([RevisionDelta(
+                  changeset_node, first, NULL_NODE, changeset_node, NULL_NODE, _full(changeset))])),
+              RevisionGroup(Section.MANIFEST, b"", iter([]))]
+    tx = target.transaction()
+    if manifest == "missing":
+        with pytest.raises(ProtocolError, match="changeset 1 refers to a missing manifest"):
+            tx.add_changegroup(iter(groups))
+        assert hg_cli(path, "log", "-T", "{rev}\n") == b"0\n"
+    else:
+        tx.add_changegroup(iter(groups))
+        tx.commit()
+        assert hg_cli(path, "log", "-T", "{rev}:{desc}\n") == b"1:again\n0:one\n"
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+
+
 def test_a_manifest_delta_that_joins_two_lines_is_checked(hg_cli: Hg, tmp_path: Path) -> None:
     """A delta that only removes bytes, from inside one line to inside the next, writes a line of
     neither: it is read and checked like any line the delta writes."""
