@@ -70,6 +70,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
                                         "hgwire-git-http")),
     Case("noop", "small", ("git", "hg"), 5, 60, "fetch/pull of an up-to-date clone"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
+    Case("import", "big", ("git", "hg"), 3, 200, "push of the whole history (every branch and tag, hg: every "
+         "bookmark) into an empty repository, as a migration does; server repo made empty + restarted per run"),
     Case("stream", "big", ("hg",), 5, 60, "hg clone --stream -U"),
     Case("concurrent", "big", ("git", "hg"), 2, 300,
          "N simultaneous full clones; the first round right after a cold start", timeout=150.0,
@@ -82,7 +84,9 @@ CASES: dict[str, Case] = {c.name: c for c in (
          "after the first vs after the last", targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-git-ssh",
                                                        "hgwire-git-http", "hgwire-hg-ssh", "hgwire-hg-http")),
 )}
-DEFAULT_CASES = ("clone", "clone-sha256", "noop", "push", "stream", "concurrent", "web")
+DEFAULT_CASES = ("clone", "clone-sha256", "noop", "push", "import", "stream", "concurrent", "web")
+PUSH_CASES = ("push", "import")
+"""Cases whose every run starts the server on a repository of its own, which the run writes."""
 DEFAULT_TARGETS = list(TARGET_CLASSES)
 
 
@@ -150,7 +154,7 @@ class Clients:
         return env
 
     def command(self, kind: str, target: Target, url: str, dest: Path) -> list[str]:
-        """kind: clone | stream | noop | push | probe."""
+        """kind: clone | stream | noop | push | import | probe."""
         if target.vcs == "git":
             git = self.tools.git
             return {
@@ -158,6 +162,10 @@ class Clients:
                 "noop": [git, "-C", str(dest), "fetch", "-q", url,
                          "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
                 "push": [git, "-C", str(dest), "push", "-q", url, "main:main"],
+                # one request body with a length, not chunks: git http-backend behind lighttpd drops a
+                # chunked push of this size ("unexpected disconnect while reading sideband packet")
+                "import": [git, "-c", "http.postBuffer=1073741824", "-C", str(dest), "push", "-q", url,
+                           "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"],
                 "probe": [git, "ls-remote", url],
             }[kind]
         if kind == "web":
@@ -170,6 +178,7 @@ class Clients:
             "stream": [hg, "clone", "-q", "-U", "--stream", *extra, url, str(dest)],
             "noop": [hg, "-R", str(dest), "pull", "-q", *extra, url],
             "push": [hg, "-R", str(dest), "push", "-q", "-r", "main", *extra, url],
+            "import": [hg, "-R", str(dest), "push", "-q", "--all-bookmarks", *extra, url],
             "probe": [hg, "identify", *extra, url],
         }[kind]
 
@@ -259,7 +268,7 @@ class Runner:
         self.timeout = args.timeout or 180.0  # per client in the current case
         self.unavailable: dict[str, str] = {}  # target -> reason, remembered across cases
         self.trash = Trash(work / "trash")
-        self.pushed_heads: dict[str, str] = {}  # vcs -> head of the push source
+        self.pushed_heads: dict[tuple[str, str], str] = {}  # (vcs, case) -> head of the push source
 
     # -- roots -----------------------------------------------------------------------------
     def repo_name(self, vcs: str, role: str) -> str:
@@ -319,14 +328,14 @@ class Runner:
                     if not isinstance(t, DaemonTarget):
                         outcomes[t.name].unavailable = "no resident server to grow (ssh-style reference)"
                 targets = [t for t in targets if isinstance(t, DaemonTarget)]
-            if case.name != "push":
+            if case.name not in PUSH_CASES:
                 live = self.start_all(case, targets, outcomes)
             rounds = self.args.warmup + self.rounds(case)
             budget = case.budget * self.args.budget_scale * (QUICK_BUDGET_SCALE if self.args.quick else 1.0)
             t0 = time.monotonic()
             cost: dict[str, float] = {}  # target -> seconds its last run took, overhead included
             for rnd in range(rounds):
-                candidates = [t for t in (targets if case.name == "push" else live)
+                candidates = [t for t in (targets if case.name in PUSH_CASES else live)
                               if self.keeps_running(outcomes[t.name])]
                 elapsed = time.monotonic() - t0
                 if not candidates:
@@ -397,8 +406,8 @@ class Runner:
 
     def one_run(self, case: Case, target: Target, rnd: int, out: Outcome) -> Measurement | None:
         warm = rnd < self.args.warmup
-        if case.name == "push":
-            return self.push_run(target, rnd, warm, out)
+        if case.name in PUSH_CASES:
+            return self.push_run(target, rnd, warm, out, case.name)
         repo = self.repo_name(target.vcs, case.repo)
         url = target.url(repo)
         if case.name == "noop":
@@ -449,14 +458,26 @@ class Runner:
                         cpu, peak or None)
         return m
 
-    def push_run(self, target: Target, rnd: int, warm: bool, out: Outcome) -> Measurement | None:
-        """Restore the server repo and the client from pristine copies, restart, push, verify."""
+    def push_run(self, target: Target, rnd: int, warm: bool, out: Outcome, kind: str = "push") -> Measurement | None:
+        """Restore the server repo and the client from pristine copies, restart, push, verify.
+
+        ``import``: the server's repository is made empty and the client is the big history itself.
+        """
         repo = self.repo_name(target.vcs, "big")
-        base = self.work / target.name / "push"
+        base = self.work / target.name / kind
         root, client = base / "root", base / "client"
-        copy_tree(self.corpus_dir / repo, root / repo, trash=self.trash)
-        copy_tree(self.corpus_dir / self.repo_name(target.vcs, "push_src"), client, hardlinks=True,
-                  trash=self.trash)
+        if kind == "import":
+            if (root / repo).exists():
+                self.trash.put(root / repo)
+            root.mkdir(parents=True, exist_ok=True)
+            init = ([self.tools.git, "init", "-q", "--bare", str(root / repo)] if target.vcs == "git"
+                    else [self.tools.hg, "init", str(root / repo)])
+            subprocess.run(init, check=True, env={**os.environ, "HGRCPATH": "", "GIT_CONFIG_NOSYSTEM": "1"})
+            source = self.corpus_dir / repo
+        else:
+            copy_tree(self.corpus_dir / repo, root / repo, trash=self.trash)
+            source = self.corpus_dir / self.repo_name(target.vcs, "push_src")
+        copy_tree(source, client, hardlinks=True, trash=self.trash)
         try:
             try:
                 self.start(target, root, repo)
@@ -466,10 +487,10 @@ class Runner:
                     log(f"push: {target.name} not available: {exc}")
                     return None
                 return Measurement(rnd, warm, 0.0, False, 1, f"start: {exc}")
-            cmd = self.clients.command("push", target, target.url(repo, write=True), client)
+            cmd = self.clients.command(kind, target, target.url(repo, write=True), client)
             m = self.timed(target, [cmd], rnd, warm)
             target.stop()
-            if m.ok and not self.push_landed(target.vcs, root / repo, client):
+            if m.ok and not self.push_landed(target.vcs, root / repo, client, kind):
                 m.ok, m.error = False, "push reported success but the server's main is not the pushed head"
             return m
         finally:
@@ -483,11 +504,11 @@ class Runner:
                else [self.tools.hg, "-R", str(repo), "log", "-r", "main", "-T", "{node}"])
         return subprocess.run(cmd, check=False, capture_output=True, text=True, env=env).stdout.strip()
 
-    def push_landed(self, vcs: str, server_repo: Path, client: Path) -> bool:
+    def push_landed(self, vcs: str, server_repo: Path, client: Path, kind: str = "push") -> bool:
         """The server's ``main`` is the client's (git: the ref; hg: the bookmark moved with the push)."""
-        if vcs not in self.pushed_heads:
-            self.pushed_heads[vcs] = self.head(vcs, client)
-        return self.head(vcs, server_repo) == self.pushed_heads[vcs] != ""
+        if (vcs, kind) not in self.pushed_heads:
+            self.pushed_heads[vcs, kind] = self.head(vcs, client)
+        return self.head(vcs, server_repo) == self.pushed_heads[vcs, kind] != ""
 
     def report(self, case: Case, target: Target, m: Measurement) -> None:
         rss = f" rss={m.peak_rss_kib / 1024:.0f}MiB" if m.peak_rss_kib else ""
