@@ -5,14 +5,6 @@ part; only a typed refusal of the patterns themselves may escape getbundle's arg
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
 import backends.hg as hgstore
 from backends.hg.repository import HgRepo
 from backends.interfaces import Section
@@ -23,9 +15,8 @@ from protocols.hg_exchange import getbundle, narrow_widen, parse_getbundle_args
 from protocols.hg_narrow import narrow_spec
 from protocols.hg_wire import url_quote
 
-from .harness import Finding, Target
+from .harness import Finding, Target, hg_scratch
 
-_HG = os.path.join(os.path.dirname(sys.executable), "hg")
 _made: list[HgRepo] = []
 CAPS = b"HG20,bundle2=" + url_quote(b"HG20\nchangegroup=02,03")
 
@@ -34,17 +25,12 @@ def _history() -> HgRepo:
     """Three changesets over files at the root and in nested directories, made once per process."""
     if _made:
         return _made[0]
-    base = Path(tempfile.mkdtemp(prefix="hgwire-fuzz-narrow-"))
-    atexit.register(shutil.rmtree, base, True)
-    path = base / "r"
-    env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": ""}
-    subprocess.run([_HG, "init", str(path)], env=env, check=True, capture_output=True)
+    path, hg = hg_scratch("narrow")
     for n, names in enumerate([("top", "a/x", "a/b/y", "ab/z"), ("a/x", "c/d"), ("a/b/y", "top")]):
         for name in names:
             (path / name).parent.mkdir(parents=True, exist_ok=True)
             (path / name).write_text(f"{n} {name}\n")
-        subprocess.run([_HG, "-R", str(path), "commit", "-q", "-A", "-u", "t", "-d", f"{n} 0", "-m", str(n)],
-                       env=env, check=True, capture_output=True)
+        hg("commit", "-q", "-A", "-u", "t", "-d", f"{n} 0", "-m", str(n))
     repo = hgstore.open_repository(str(path), "r")
     assert repo is not None
     _made.append(repo)

@@ -4,22 +4,13 @@ each one pulls can see, or null), a keyword search (None), or a revset hgwire do
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
 import backends.hg as hgstore
 from backends.hg import revset
 from backends.hg.graph import NULL_REV
 from backends.hg.repository import HgRepo
 
-from .harness import Finding, Target
+from .harness import Finding, Target, hg_scratch
 
-_HG = os.path.join(os.path.dirname(sys.executable), "hg")
 _made: list[tuple[HgRepo, set[int]]] = []
 
 
@@ -28,15 +19,7 @@ def _history() -> tuple[HgRepo, set[int]]:
     once per process with the hg client; the repository and its visible revisions."""
     if _made:
         return _made[0]
-    base = Path(tempfile.mkdtemp(prefix="hgwire-fuzz-revset-"))
-    atexit.register(shutil.rmtree, base, True)
-    path = base / "r"
-    env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": ""}
-
-    def hg(*args: str) -> None:
-        subprocess.run([_HG, "-R", str(path), *args], env=env, check=True, capture_output=True)
-
-    subprocess.run([_HG, "init", str(path)], env=env, check=True, capture_output=True)
+    path, hg = hg_scratch("revset")
     for n, (user, name) in enumerate([("Ann <a@x>", "a.txt"), ("bob", "d/b.txt"), ("Ann <a@x>", "c.py")]):
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(f"{n}\n")

@@ -14,12 +14,19 @@ under ``tests.fuzz.run`` (``mutate``: the same edits, drawn from a seeded
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import shutil
 import signal
 import struct
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from random import Random
 from types import FrameType
 
@@ -237,3 +244,23 @@ def strategy(target: Target) -> st.SearchStrategy[bytes]:
     mutated = st.integers(0, 2**64).map(lambda seed: mutate(Random(seed), seeds, target.max_size))
     raw = st.binary(max_size=min(target.max_size, 512))
     return st.one_of(mutated, mutated, mutated, st.sampled_from(seeds), raw)
+
+
+HG = os.path.join(os.path.dirname(sys.executable), "hg")
+"""The hg client of this interpreter's environment (the test extra installs it)."""
+
+
+def hg_scratch(name: str) -> tuple[Path, Callable[..., None]]:
+    """An empty Mercurial repository in a directory removed when the process ends (made once per
+    fuzzing process by the targets that need a history), and a runner of the hg client in it
+    (plain output, no user configuration)."""
+    base = Path(tempfile.mkdtemp(prefix=f"hgwire-fuzz-{name}-"))
+    atexit.register(shutil.rmtree, base, True)
+    path = base / "r"
+    env = {**os.environ, "HGPLAIN": "1", "HGRCPATH": ""}
+
+    def hg(*args: str) -> None:
+        subprocess.run([HG, "-R", str(path), *args], env=env, check=True, capture_output=True)
+
+    subprocess.run([HG, "init", str(path)], env=env, check=True, capture_output=True)
+    return path, hg

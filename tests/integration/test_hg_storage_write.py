@@ -216,6 +216,17 @@ def test_a_manifest_naming_what_the_push_lacks_is_refused(
     assert hg_cli(path, "files", "-r", "tip") == b"a\n"
 
 
+def _a_and_b(path: Path) -> tuple[HgRepo, Node, bytes]:
+    """A repository at ``path`` of one changeset with files ``a`` and ``b``: it, that changeset,
+    and its manifest's text."""
+    target = hgstore.create_repository(str(path), "t")
+    tx = target.transaction()
+    tx.add_changegroup(iter(_one_changeset_push(files=(b"a", b"b"))))
+    tx.commit()
+    (first,) = target.heads()
+    return target, first, b"".join(name + b"\0" + binascii.hexlify(_file_node(name)) + b"\n" for name in (b"a", b"b"))
+
+
 @pytest.mark.parametrize("manifest", ["stored", "missing"])
 def test_a_new_changeset_with_a_manifest_stored_before_is_checked_against_it(
         hg_cli: Hg, tmp_path: Path, manifest: str) -> None:
@@ -223,14 +234,8 @@ def test_a_new_changeset_with_a_manifest_stored_before_is_checked_against_it(
     backout of a backout) comes without a manifest group: its files are looked up in the stored
     manifest, and it lands; one naming a manifest nowhere is refused, the repository as it was."""
     path = tmp_path / "t"
-    target = hgstore.create_repository(str(path), "t")
-    tx = target.transaction()
-    tx.add_changegroup(iter(_one_changeset_push(files=(b"a", b"b"))))
-    tx.commit()
-    (first,) = target.heads()
-    stored = node_hash(b"".join(name + b"\0" + binascii.hexlify(_file_node(name)) + b"\n" for name in (b"a", b"b")),
-                       NULL_NODE, NULL_NODE)
-    named = stored if manifest == "stored" else Node(b"\x12" * 20)
+    target, first, base_text = _a_and_b(path)
+    named = node_hash(base_text, NULL_NODE, NULL_NODE) if manifest == "stored" else Node(b"\x12" * 20)
     changeset = format_changeset(Changeset(named, b"T <t@example.com>", 1767225601.0, 0, {}, (b"b",), b"again"))
     changeset_node = node_hash(changeset, first, NULL_NODE)
     groups = [RevisionGroup(Section.CHANGELOG, b"", iter([RevisionDelta(
@@ -252,12 +257,7 @@ def test_a_manifest_delta_that_joins_two_lines_is_checked(hg_cli: Hg, tmp_path: 
     """A delta that only removes bytes, from inside one line to inside the next, writes a line of
     neither: it is read and checked like any line the delta writes."""
     path = tmp_path / "t"
-    target = hgstore.create_repository(str(path), "t")
-    tx = target.transaction()
-    tx.add_changegroup(iter(_one_changeset_push(files=(b"a", b"b"))))
-    tx.commit()
-    (first,) = target.heads()
-    base_text = b"".join(name + b"\0" + binascii.hexlify(_file_node(name)) + b"\n" for name in (b"a", b"b"))
+    target, first, base_text = _a_and_b(path)
     cut_from, cut_to = base_text.index(b"\0") + 21, base_text.index(b"\n") + 23  # inside a's node, inside b's
     text = base_text[:cut_from] + base_text[cut_to:]
     base_node = node_hash(base_text, NULL_NODE, NULL_NODE)
