@@ -250,6 +250,13 @@ def known_nodes(repo: HgRepository, nodes: Sequence[Node]) -> list[bool]:
     return [node == NULL_NODE or flag for node, flag in zip(nodes, repo.known(nodes))]
 
 
+def refuse_unknown(repo: HgRepository, nodes: Sequence[Node]) -> None:
+    """``ProtocolError`` naming the first of ``nodes`` the repository does not know (null it knows)."""
+    unknown = next((node for node, known in zip(nodes, known_nodes(repo, nodes)) if not known), None)
+    if unknown is not None:
+        raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown).decode('utf-8', 'replace')}")
+
+
 def outgoing(repo: HgRepository, request: GetbundleRequest) -> list[Node]:
     """The changesets to send: ``::heads - ::common``.
 
@@ -257,9 +264,7 @@ def outgoing(repo: HgRepository, request: GetbundleRequest) -> list[Node]:
     ``exchange._computeoutgoing`` does.
     """
     heads = wire_heads(repo) if request.heads is None else request.heads
-    unknown = [node for node, known in zip(heads, known_nodes(repo, heads)) if not known]
-    if unknown:
-        raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown[0]).decode('utf-8', 'replace')}")
+    refuse_unknown(repo, heads)
     heads = [node for node in heads if node != NULL_NODE]
     common = [node for node, known in zip(request.common, known_nodes(repo, request.common)) if known]
     return repo.missing([node for node in common if node != NULL_NODE], heads) if heads else []
@@ -368,10 +373,9 @@ def narrow_widen(repo: HgRepository, args: Mapping[bytes, bytes]) -> Iterator[by
         version = args[b"cgversion"]
         if version not in VERSIONS or version == b"01":
             raise UnsupportedFeature(f"unsupported changegroup version {version[:20].decode('ascii', 'replace')}")
-        common = [node for node in hg_wire.decode_nodes(args[b"commonheads"]) if node != NULL_NODE]
-        unknown = [node for node, known in zip(common, repo.known(common)) if not known]
-        if unknown:
-            raise ProtocolError(f"unknown revision {hg_wire.hex_node(unknown[0]).decode('ascii')}")
+        common = hg_wire.decode_nodes(args[b"commonheads"])
+        refuse_unknown(repo, common)
+        common = [node for node in common if node != NULL_NODE]
         parts = []
         nodes = repo.missing([], common) if common else []
         if nodes:
