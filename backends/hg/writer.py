@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn, Self
 
 from backends.hg import graph, mpatch
@@ -165,8 +165,7 @@ class Transaction:
                 stage = 1
             elif group.section is Section.MANIFEST:
                 for rev, (manifest, _files) in self._new_changesets.items():
-                    if rev not in self._file_refs:
-                        self._awaiting.setdefault(manifest, []).append(rev)
+                    self._awaiting.setdefault(manifest, []).append(rev)
                 self._ingest(self._writer(b"00manifest.i"), group.revisions, lines_only=True)
                 self._awaiting.clear()
                 stage = 2
@@ -269,9 +268,8 @@ class Transaction:
             if lines_only:
                 self._linked.setdefault(rd.linknode, []).append(rd.node)
                 self._note_manifest_lines(rd.node, text, rd.delta)
-                awaiting = self._awaiting.pop(rd.node, None)
-                if awaiting is not None:
-                    self._note_file_refs(awaiting, text)
+                for rev in self._awaiting.pop(rd.node, ()):
+                    self._file_refs[rev] = _listed(text, self._new_changesets[rev][1])
             reusable = not lines_only or mpatch.on_line_boundaries(base_text, rd.delta)
             writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None,
                        rd.flags)
@@ -279,16 +277,6 @@ class Transaction:
             if not is_changelog:
                 writer.maybe_flush()
         return added
-
-    def _note_file_refs(self, revs: list[int], text: bytes) -> None:
-        """The file revisions the manifest ``text`` lists for the files the changesets ``revs`` (new,
-        with this manifest) say they changed: checked once the push's files are in."""
-        for rev in revs:
-            refs = self._file_refs[rev] = []
-            for path in self._new_changesets[rev][1]:
-                node = manifest_lookup(text, path)
-                if node is not None:
-                    refs.append((path, node))
 
     def _note_manifest_lines(self, node: Node, text: bytes, delta: bytes) -> None:
         """Check the lines of a pushed manifest that its delta wrote (the others are its base's, a
@@ -343,17 +331,13 @@ class Transaction:
         linked, self._linked = self._linked, {}
         manifests = self._writer(b"00manifest.i")
         for rev in range(first_new, len(self.cl)):
-            known = self._new_changesets.get(rev)
-            if known is None:
-                cs = parse_changeset(self.cl.text(rev))
-                known = self._new_changesets[rev] = (cs.manifest, cs.files)
-            manifest = known[0]
+            manifest, changed = self._new_changesets.pop(rev)  # every new one: _ingest noted it
             if manifest != NULL_NODE and not manifests.has_node(manifest):
                 raise ProtocolError(f"changeset {rev} refers to a missing manifest")
-            if rev not in self._file_refs and manifest != NULL_NODE:  # stored before this push: read it now
-                self._note_file_refs([rev], manifests.text(manifests.rev(manifest)))
-            del self._new_changesets[rev]
-            for path, node in self._file_refs.pop(rev, ()):
+            refs = self._file_refs.pop(rev, None)
+            if refs is None:  # its manifest was stored before this push (or is null): read it now
+                refs = _listed(manifests.text(manifests.rev(manifest)), changed) if manifest != NULL_NODE else []
+            for path, node in refs:
                 if not self._file_writer(path).has_node(node):
                     raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
             _check_linked(linked.pop(self.cl.node(rev), []), manifest)
@@ -694,6 +678,11 @@ class Transaction:
             self.journal.rollback()
         finally:
             self.repo.locks.release()
+
+
+def _listed(manifest: bytes, files: Iterable[bytes]) -> list[tuple[bytes, Node]]:
+    """The file revisions the manifest text lists for ``files`` (a changeset's), those it lists."""
+    return [(path, node) for path in files if (node := manifest_lookup(manifest, path)) is not None]
 
 
 def _check_linked(manifests: list[Node], manifest: Node) -> None:
