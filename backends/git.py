@@ -367,7 +367,7 @@ class DulwichGitRepository:
         """The working tree of a repository that is not bare, where the backend knows it."""
         self._spool_dir = spool_dir
         self._lock = lock or _thread_lock_for(repo)
-        self._added: set[bytes] = set()
+        self._added = git_ingest.PushedObjects()
         self._links = git_ingest.PushLinks()
         self._added_packs: list[Pack] = []
         """Packs a push put straight into a store that is not on disk (a custom backend's)."""
@@ -539,7 +539,7 @@ class DulwichGitRepository:
             quarantine.expose()
         else:
             self._added_packs.append(pack)
-        self._added.update(sha for sha in pack)
+        self._added.add_pack(pack)
 
     def _ingest(self, f: BinaryIO) -> list[str]:
         """The pushed pack of a store not on disk (``SpooledPackSink``): a memory store's, or a custom

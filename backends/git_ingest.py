@@ -36,18 +36,22 @@ from __future__ import annotations
 
 import binascii
 import itertools
+import operator
 import os
 import re
 import shutil
 import struct
+import sys
 import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import PACK_MODE, DiskObjectStore
@@ -66,7 +70,7 @@ from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
 from backends.interfaces import OBJECT_FORMATS, SHA1_FORMAT, ObjectFormat, PackedObject, object_format_of
 from protocols.errors import ProtocolError
-from protocols.git_receive import OFS_DELTA, PackScanner
+from protocols.git_receive import OFS_DELTA, REF_DELTA, PackScanner
 
 S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
 _NOT_LEAVES = (S_IFDIR, S_IFGITLINK)
@@ -326,6 +330,10 @@ class PackIngest:
     ``ProtocolError`` (or dulwich's ``ObjectFormatException`` and
     ``ApplyDeltaError``); nothing is left in the object directory then.
     ``links`` collects what the checked commits, trees and tags link to, for ``connected``.
+
+    The objects are kept in columns (arrays of offsets, sizes, CRC-32s…, a list of ids), about
+    100 bytes an object with its id: a record per object cost 500 and more, which a migration's
+    push of millions of objects holds at once.
     """
 
     def __init__(self, store: DiskObjectStore, links: PushLinks | None = None,
@@ -340,14 +348,37 @@ class PackIngest:
         fd, self._path = tempfile.mkstemp(dir=into.path if into is not None else store.path, prefix="tmp_pack_")
         self._file: BinaryIO | None = os.fdopen(fd, "w+b")
         os.chmod(self._path, PACK_MODE)
-        self._objects: list[PackedObject] = []
         self._scanner: PackScanner | None = None
         self._size = 0
-        self._entries: list[tuple[bytes, int, int | None]] = []
-        self._by_offset: dict[int, list[PackedObject]] = {}
-        self._by_base: dict[bytes, list[PackedObject]] = {}
-        self._types: dict[bytes, int] = {}
-        """The type of each object of the pack (binary id), as it was named."""
+        # The pack's objects in pack order, by index:
+        self._offsets = array("Q")
+        self._heads = bytearray()
+        """The length of each object's header: its compressed data follows."""
+        self._lengths = array("Q")
+        """Of each object's compressed data."""
+        self._kinds = bytearray()
+        """Each object's type as stored (1-4, ``OFS_DELTA``, ``REF_DELTA``); a delta's is its
+        object's once it is named."""
+        self._sizes = array("Q")
+        """Inflated (a delta's: the delta's)."""
+        self._crcs = array(_U32)
+        self._base_at = array("q")
+        """An ``OFS_DELTA``'s base offset; -1 for any other object."""
+        self._ref_bases: dict[int, bytes] = {}
+        """A ``REF_DELTA``'s base id, by the delta's index."""
+        self._names: list[bytes | None] = []
+        """Each object's id: a whole object's from the scan, a delta's once it is named."""
+        self._named = 0
+        self._extra: list[tuple[bytes, int, int]] = []
+        """The bases a thin pack left out, appended from the store: (id, offset, CRC-32)."""
+        # Built for naming: the OFS_DELTAs sorted by their base's offset, and those offsets.
+        self._children = array("Q")
+        self._children_of = array("q")
+        self._waiting: dict[bytes, list[int]] = {}
+        """The REF_DELTAs below each base id not named yet."""
+        # Built once every object is named: the indices in the order of their ids, and those ids.
+        self._by_name = array("Q")
+        self._sorted_names: list[bytes] = []
         self._dotfiles = DotFiles()
         self.warnings = FsckWarnings()
         """The findings the rules let through as warnings, for the client."""
@@ -362,22 +393,45 @@ class PackIngest:
             objects = self._scanner.take_objects()
         self._file.write(data)
         self._size += len(data)
-        self._objects.extend(objects)
+        if objects:
+            self._record(objects)
+
+    def _record(self, objects: Sequence[PackedObject]) -> None:
+        """Add the scanned objects to the columns, field by field (C-level maps, no per-object step
+        but for a REF_DELTA's base)."""
+        first = len(self._names)
+        self._offsets.extend(map(_OFFSET, objects))
+        data_offsets = list(map(_DATA_OFFSET, objects))
+        self._heads.extend(map(operator.sub, data_offsets, map(_OFFSET, objects)))
+        self._lengths.extend(map(operator.sub, map(_END, objects), data_offsets))
+        kinds = bytes(map(_TYPE, objects))
+        self._kinds += kinds
+        self._sizes.extend(map(_SIZE, objects))
+        self._crcs.extend(map(_CRC, objects))
+        self._names.extend(map(_SHA, objects))
+        self._base_at.extend([-1 if base is None or base.__class__ is bytes else base
+                              for base in map(_BASE, objects)])
+        if REF_DELTA in kinds:
+            for at, obj in enumerate(objects, first):
+                if obj.type_num == REF_DELTA:
+                    self._ref_bases[at] = obj.base  # type: ignore[assignment]
 
     def commit(self) -> Pack | None:
         """Index the pack and move it into the store; None if it holds no object."""
         assert self._file is not None
         if self._scanner is not None and not self._scanner.complete:
             raise ProtocolError("the pushed pack is truncated")
-        if not self._objects:
+        if not self._names:
             return None
         self._file.flush()
         views, _ = cheap_views(self._store)
         with PackObjectReader(self._store, views) as reader:
             get_raw = _raw_reader(reader, self._format.raw_len)
             external = self._resolve(get_raw)
+            self._sort_names()
             check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings)
             self._check_link_types(reader)
+            self._heads, self._lengths, self._sizes, self._base_at = bytearray(), array("Q"), array("Q"), array("q")
             pack_sha = self._complete(external, get_raw)
         return self._publish(pack_sha)
 
@@ -386,13 +440,12 @@ class PackIngest:
         says (git's index-pack, strict, dies of it: ``Error on reachable objects``)."""
         if self._links is None:
             return
-        own = self._types
-
-        def type_of(hexsha: bytes) -> int:
-            kind = own.get(binascii.unhexlify(hexsha))
-            return reader.type_of(hexsha) if kind is None else kind
-
-        wrong = self._links.mismatch(type_of)
+        names = cast("list[bytes]", self._names)  # every one named by now
+        own = {kind: set(itertools.compress(names, map(kind.__eq__, self._kinds))) for kind in (COMMIT, TREE, BLOB, TAG)}
+        wrong = self._links.settle(own)
+        del own
+        if wrong is None:
+            wrong = self._links.mismatch(reader.type_of)
         if wrong is not None:
             raise ProtocolError(f"the pushed pack is invalid: {wrong}")
 
@@ -411,51 +464,62 @@ class PackIngest:
 
     def _resolve(self, get_raw: Callable[[bytes], tuple[int, bytes]]) -> list[bytes]:
         """Name every object; the ids of the bases a thin pack left out, which the store holds."""
-        wholes = []
-        for obj in self._objects:
-            if obj.sha is not None:
-                wholes.append(obj)
-            elif obj.type_num == OFS_DELTA:
-                self._by_offset.setdefault(obj.base, []).append(obj)  # type: ignore[arg-type]
-            else:
-                self._by_base.setdefault(obj.base, []).append(obj)  # type: ignore[arg-type]
-        for obj in wholes:
-            assert obj.sha is not None
-            self._entries.append((obj.sha, obj.offset, obj.crc32))
-            self._types[obj.sha] = obj.type_num
-            children = self._children(obj.offset, obj.sha)
-            if obj.type_num != BLOB or children:
-                text = self._inflate(obj)
-                if obj.type_num != BLOB:
-                    self._check(obj.type_num, text, obj.sha)
+        n = len(self._names)
+        kinds, names = self._kinds, self._names
+        wholes = array("Q", itertools.compress(range(n), map(OFS_DELTA.__gt__, kinds)))
+        deltas = list(itertools.compress(range(n), map(OFS_DELTA.__eq__, kinds)))
+        deltas.sort(key=self._base_at.__getitem__)
+        self._children = array("Q", deltas)
+        self._children_of = array("q", map(self._base_at.__getitem__, deltas))
+        del deltas
+        for at, base in self._ref_bases.items():
+            self._waiting.setdefault(base, []).append(at)
+        for at in wholes:
+            kind, sha = kinds[at], names[at]
+            assert sha is not None
+            self._named += 1
+            children = self._below(at, sha)
+            if kind != BLOB or children:
+                text = self._inflate(at)
+                if kind != BLOB:
+                    self._check(kind, text, sha)
                 if children:
-                    self._resolve_chains(obj.type_num, text, children)
+                    self._resolve_chains(kind, text, children)
+        del wholes
         external: list[bytes] = []
         progress = True
-        while self._by_base and progress:  # bases outside the pack (a thin pack); one may be a delta's result
+        while self._waiting and progress:  # bases outside the pack (a thin pack); one may be a delta's result
             progress = False
-            for base in list(self._by_base):
-                if base not in self._by_base:
+            for base in list(self._waiting):
+                if base not in self._waiting:
                     continue
                 try:
                     type_num, text = get_raw(base)
                 except KeyError:
                     continue
                 external.append(base)
-                self._resolve_chains(type_num, text, self._children(None, base))
+                self._resolve_chains(type_num, text, self._waiting.pop(base))
                 progress = True
-        if self._by_base or self._by_offset or len(self._entries) != len(self._objects):
-            missing = next(iter(self._by_base), None)
+        if self._waiting or self._named != n:
+            missing = next(iter(self._waiting), None)
             raise ProtocolError("the pushed pack has deltas against objects neither it nor the repository holds"
                                 + (f" ({binascii.hexlify(missing).decode()})" if missing else ""))
+        self._children, self._children_of = array("Q"), array("q")
         return external
 
-    def _children(self, offset: int | None, sha: bytes) -> list[PackedObject]:
-        found = self._by_offset.pop(offset, []) if offset is not None else []
-        return found + self._by_base.pop(sha, [])
+    def _below(self, at: int, sha: bytes) -> list[int]:
+        """The deltas whose base is the object at index ``at``, named ``sha``."""
+        offset, keys = self._offsets[at], self._children_of
+        lo = bisect_left(keys, offset)
+        found = list(self._children[lo:bisect_right(keys, offset, lo)]) if lo < len(keys) and keys[lo] == offset \
+            else []
+        if self._waiting:
+            found += self._waiting.pop(sha, ())
+        return found
 
-    def _resolve_chains(self, type_num: int, text: bytes, children: list[PackedObject]) -> None:
+    def _resolve_chains(self, type_num: int, text: bytes, children: list[int]) -> None:
         """Rebuild every delta below a base (depth first; only the texts of one chain are held)."""
+        names, kinds = self._names, self._kinds
         stack = [(text, iter(children))]
         while stack:
             base, pending = stack[-1]
@@ -465,53 +529,68 @@ class PackIngest:
                 continue
             rebuilt = b"".join(apply_delta(base, self._inflate(child)))
             sha = _object_id(type_num, rebuilt, self._format)
-            self._entries.append((sha, child.offset, child.crc32))
-            self._types[sha] = type_num
+            names[child] = sha
+            kinds[child] = type_num
+            self._named += 1
             if type_num != BLOB:
                 self._check(type_num, rebuilt, sha)
-            below = self._children(child.offset, sha)
+            below = self._below(child, sha)
             if below:
                 stack.append((rebuilt, iter(below)))
 
-    def _inflate(self, obj: PackedObject) -> bytes:
+    def _inflate(self, at: int) -> bytes:
         assert self._file is not None
-        raw = os.pread(self._file.fileno(), obj.end - obj.data_offset, obj.data_offset)
+        offset, size = self._offsets[at], self._sizes[at]
+        raw = os.pread(self._file.fileno(), self._lengths[at], offset + self._heads[at])
         try:
-            text = zlib.decompress(raw, 15, max(obj.size, 1))
+            text = zlib.decompress(raw, 15, max(size, 1))
         except zlib.error:
             text = None
-        if text is None or len(text) != obj.size:
-            raise ProtocolError(f"the pushed pack's object at offset {obj.offset} does not inflate to its size")
+        if text is None or len(text) != size:
+            raise ProtocolError(f"the pushed pack's object at offset {offset} does not inflate to its size")
         return text
+
+    def _sort_names(self) -> None:
+        """Order the (named) objects by id: for the index, and to find one by its id."""
+        names = self._names
+        order = sorted(range(len(names)), key=names.__getitem__)  # type: ignore[arg-type]
+        self._sorted_names = list(map(names.__getitem__, order))  # type: ignore[arg-type]
+        self._by_name = array("Q", order)
+
+    def _index_of(self, sha: bytes) -> int | None:
+        """The index of the object of this pack named ``sha`` (raw), None if there is none."""
+        names = self._sorted_names
+        at = bisect_left(names, sha)
+        return self._by_name[at] if at < len(names) and names[at] == sha else None
 
     def _reader_of_own(self, get_raw: Callable[[bytes], tuple[int, bytes]]) -> Callable[[bytes], tuple[int, bytes]]:
         """``read(hex id) -> (type, raw)`` of an object of this pack (rebuilt along its delta chain),
         else of the store; ``KeyError`` when neither holds it.  For the few files ``DotFiles``
         checks once every object is named: a blob can come before the tree that names it."""
-        own: dict[bytes, int] = {}
-        at: dict[int, PackedObject] = {}
 
         def read(hexsha: bytes) -> tuple[int, bytes]:
-            if not own:
-                own.update((sha, offset) for sha, offset, _crc in self._entries)
-                at.update((obj.offset, obj) for obj in self._objects)
-            offset = own.get(binascii.unhexlify(hexsha))
-            if offset is None:
+            try:
+                at = self._index_of(binascii.unhexlify(hexsha))
+            except binascii.Error:
+                at = None
+            if at is None:
                 return get_raw(hexsha)
             chain = []
-            obj = at[offset]
-            while obj.sha is None:  # a delta: down to a whole object, or a base from the store
-                chain.append(obj)
-                if obj.type_num == OFS_DELTA:
-                    obj = at[obj.base]  # type: ignore[index]
-                    continue
-                base = own.get(obj.base)  # type: ignore[arg-type]
-                if base is None:
-                    type_num, text = get_raw(obj.base)  # type: ignore[arg-type]
+            while True:  # down a delta chain to a whole object, or a base from the store
+                base_offset = self._base_at[at]
+                if base_offset < 0 and at not in self._ref_bases:
+                    type_num, text = self._kinds[at], self._inflate(at)
                     break
-                obj = at[base]
-            else:
-                type_num, text = obj.type_num, self._inflate(obj)
+                chain.append(at)
+                if base_offset >= 0:
+                    at = bisect_left(self._offsets, base_offset)
+                    continue
+                base = self._ref_bases[at]
+                own = self._index_of(base)
+                if own is None:
+                    type_num, text = get_raw(base)
+                    break
+                at = own
             for delta in reversed(chain):
                 text = b"".join(apply_delta(text, self._inflate(delta)))
             return type_num, text
@@ -534,7 +613,7 @@ class PackIngest:
             pack_sha, extra = extend_pack(self._file, set(external), get_raw=get_raw,  # type: ignore[arg-type]
                                           object_format=store.object_format,
                                           compression_level=store.pack_compression_level)
-            self._entries.extend(extra)
+            self._extra = [(sha, offset, crc or 0) for sha, offset, crc in extra]
         else:  # the scan checked the trailer against the content
             trailer = self._format.raw_len
             pack_sha = os.pread(self._file.fileno(), trailer, self._size - trailer)
@@ -546,13 +625,21 @@ class PackIngest:
     def _publish(self, pack_sha: bytes) -> Pack:
         assert self._file is not None
         store = self._store
-        entries = sorted(self._entries)
+        if self._extra:
+            for sha, offset, crc in self._extra:
+                self._names.append(sha)
+                self._offsets.append(offset)
+                self._crcs.append(crc)
+            self._sort_names()
+        names, order = self._sorted_names, self._by_name
+        offsets = array("Q", map(self._offsets.__getitem__, order))
+        crcs = array(_U32, map(self._crcs.__getitem__, order))
         idx_path = self._path + ".idx"
         with open(idx_path, "wb") as idx:
             if store.pack_index_version in (None, 2) or self._format is not SHA1_FORMAT:
-                write_index_v2(idx, entries, pack_sha, self._format)
+                write_index_v2(idx, names, offsets, crcs, pack_sha, self._format)
             else:
-                write_pack_index(idx, entries, pack_sha, version=store.pack_index_version)
+                write_pack_index(idx, list(zip(names, offsets, crcs)), pack_sha, version=store.pack_index_version)
             if store.fsync_object_files:
                 idx.flush()
                 os.fsync(idx.fileno())
@@ -567,31 +654,49 @@ class PackIngest:
         return Pack(base, object_format=store.object_format)
 
 
-def write_index_v2(out: BinaryIO, entries: Sequence[tuple[bytes, int, int | None]], pack_sha: bytes,
-                   object_format: ObjectFormat = SHA1_FORMAT) -> None:
-    """A version 2 pack index (gitformat-pack(5)) of ``entries`` sorted by id: each table in one piece.
+_OFFSET = operator.attrgetter("offset")
+_DATA_OFFSET = operator.attrgetter("data_offset")
+_END = operator.attrgetter("end")
+_TYPE = operator.attrgetter("type_num")
+_SIZE = operator.attrgetter("size")
+_CRC = operator.attrgetter("crc32")
+_SHA = operator.attrgetter("sha")
+_BASE = operator.attrgetter("base")
+_U32 = "I" if array("I").itemsize == 4 else "L"
+"""The array type code of 32-bit unsigned ints (CRC-32s, an index's tables)."""
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def write_index_v2(out: BinaryIO, names: Sequence[bytes], offsets: Sequence[int], crcs: Sequence[int],
+                   pack_sha: bytes, object_format: ObjectFormat = SHA1_FORMAT) -> None:
+    """A version 2 pack index (gitformat-pack(5)) of objects sorted by id (``names``, raw, with
+    their ``offsets`` and ``crcs``, in that order): each table in one piece.
 
     Fan-out, ids, CRC-32s, 31-bit offsets (or a pointer into the 64-bit table
     that follows), then the pack's checksum and the index's own.  A SHA-256
     repository's index has the same layout with 32-byte ids and checksums
     (``object_format`` sums it).
     """
-    names = b"".join([entry[0] for entry in entries])
-    counts = names[::object_format.raw_len]
-    fanout = list(itertools.accumulate(counts.count(byte) for byte in range(256)))
-    offsets = [entry[1] for entry in entries]
-    large: list[int] = []
+    joined = b"".join(names)
+    firsts = joined[::object_format.raw_len]
+    fanout = list(itertools.accumulate(firsts.count(byte) for byte in range(256)))
+    small, large = array(_U32), array("Q")
     if offsets and max(offsets) >= 0x80000000:
-        for i, offset in enumerate(offsets):
+        for offset in offsets:
             if offset >= 0x80000000:
-                offsets[i] = 0x80000000 | len(large)
+                small.append(0x80000000 | len(large))
                 large.append(offset)
-    crcs = [entry[2] or 0 for entry in entries]
-    n = len(entries)
+            else:
+                small.append(offset)
+    else:
+        small = array(_U32, offsets)
+    crc_table = array(_U32, crcs)
+    for table in (small, large, crc_table):
+        if not _BIG_ENDIAN:
+            table.byteswap()
     body = b"".join([
-        b"\377tOc", struct.pack(">I", 2), struct.pack(">256I", *fanout), names,
-        struct.pack(f">{n}I", *crcs), struct.pack(f">{n}I", *offsets), struct.pack(f">{len(large)}Q", *large),
-        pack_sha,
+        b"\377tOc", struct.pack(">I", 2), struct.pack(">256I", *fanout), joined,
+        crc_table.tobytes(), small.tobytes(), large.tobytes(), pack_sha,
     ])
     out.write(body)
     out.write(object_format.hasher(body).digest())
@@ -603,73 +708,213 @@ def _object_id(type_num: int, text: bytes, object_format: ObjectFormat = SHA1_FO
     return digest.digest()
 
 
+class PushedObjects(Collection[bytes]):
+    """The objects a push added, by hex id: those of the packs it landed, as the packs' indexes
+    list them (their ids in one piece, 20 bytes an object: a set took 100, and the pack may move
+    out of its quarantine meanwhile), and ids added one by one (a memory store's)."""
+
+    def __init__(self) -> None:
+        self._packs: list[_SortedIds] = []
+        self._ids: set[bytes] = set()
+
+    def add_pack(self, pack: Pack) -> None:
+        self._packs.append(_SortedIds.of(pack))
+
+    def add(self, sha: bytes) -> None:
+        self._ids.add(sha)
+
+    def update(self, shas: Iterable[bytes]) -> None:
+        self._ids.update(shas)
+
+    def clear(self) -> None:
+        self._packs.clear()
+        self._ids.clear()
+
+    def __contains__(self, sha: object) -> bool:
+        return sha in self._ids or any(sha in ids for ids in self._packs)
+
+    def __len__(self) -> int:
+        """How many were added (an object added twice counts twice)."""
+        return len(self._ids) + sum(map(len, self._packs))
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._ids
+        for ids in self._packs:
+            yield from ids
+
+
+class _SortedIds:
+    """The ids of a pack, sorted, ``width`` bytes each in one bytes object: indexing gives a raw
+    id (for ``bisect``), ``in`` takes a hex id and iterating gives hex ids."""
+
+    __slots__ = ("_blob", "_width")
+
+    def __init__(self, blob: bytes, width: int) -> None:
+        self._blob = blob
+        self._width = width
+
+    @classmethod
+    def of(cls, pack: Pack) -> _SortedIds:
+        """The ids of ``pack``: the table of a version 2 index as it is, else as dulwich lists them."""
+        width = pack.object_format.oid_length
+        with open(pack._idx_path, "rb") as f:
+            head = f.read(8 + 256 * 4)
+            if head[:8] == b"\377tOc\0\0\0\2" and len(head) == 8 + 256 * 4:
+                count = int.from_bytes(head[-4:], "big")
+                blob = f.read(count * width)
+                if len(blob) == count * width:
+                    return cls(blob, width)
+        return cls(b"".join(sorted(binascii.unhexlify(sha) for sha in pack)), width)
+
+    def __len__(self) -> int:
+        return len(self._blob) // self._width
+
+    def __getitem__(self, at: int) -> bytes:
+        if at < 0:
+            at += len(self)
+        if not 0 <= at < len(self):
+            raise IndexError(at)
+        return self._blob[at * self._width:(at + 1) * self._width]
+
+    def __contains__(self, hexsha: object) -> bool:
+        if not isinstance(hexsha, bytes) or len(hexsha) != 2 * self._width:
+            return False
+        try:
+            sha = binascii.unhexlify(hexsha)
+        except binascii.Error:
+            return False
+        at = bisect_left(self, sha)
+        return at < len(self) and self[at] == sha
+
+    def __iter__(self) -> Iterator[bytes]:
+        blob, width = self._blob, self._width
+        return (binascii.hexlify(blob[at:at + width]) for at in range(0, len(blob), width))
+
+
 MAX_LINKS = 4_000_000
-"""Distinct ids a push's objects may link to before the connectivity check walks instead (about 400 MB)."""
+"""Links (ids by type) a push's objects may make before the connectivity check walks instead (about 300 MB)."""
 
 
 class PushLinks:
-    """Every id the commits, trees and tags of a push link to, as their checks parsed them, with
-    the type each link says the object has.
+    """Every id the commits, trees and tags of a push link to, as their checks parsed them, by
+    the type each link says the object has (raw ids, one set per type).
 
     With these the connectivity check is one set difference: if every link
     is to an object the push added or the store holds, each pushed tip that
     exists is complete (the store's objects are, by its invariant).  Only if
     that fails, or the links outgrow ``max_links``, does it walk from the tips.
-    ``mismatch`` says whether a linked object is of another type than its link says
+    ``settle`` drops the links to the pushed pack's own objects once it has checked
+    their types; ``mismatch`` says whether a linked object is of another type than its link says
     (a tree entry with a file's mode naming a tree, a parent that is a tree…), which
     ``git fsck`` reports and no checkout survives.
     """
 
     def __init__(self, max_links: int = MAX_LINKS) -> None:
-        self.links: dict[bytes, int] | None = {}
+        self._sets: dict[int, set[bytes]] | None = {kind: set() for kind in (ANY, COMMIT, TREE, BLOB, TAG)}
         self._max_links = max_links
+        self._calls = 0
         self._closed: tuple[int, bool] | None = None
-        self._clash: tuple[bytes, int, int] | None = None
+
+    def linked(self) -> set[bytes] | None:
+        """Every id (hex) linked to and not settled; None when the links outgrew the bound."""
+        if self._sets is None:
+            return None
+        return {binascii.hexlify(sha) for ids in self._sets.values() for sha in ids}
 
     def link(self, linked: Iterable[Link]) -> None:
-        links = self.links
-        if links is None:
+        """Add links: ids in hex, each with its type."""
+        sets = self._sets
+        if sets is None:
             return
         for sha, kind in linked:
-            known = links.setdefault(sha, kind)
-            if known != kind:
-                if known == ANY:
-                    links[sha] = kind
-                elif kind != ANY and self._clash is None:
-                    self._clash = (sha, known, kind)
-        if len(links) > self._max_links:
-            self.links = None
+            sets[kind].add(binascii.unhexlify(sha))
+        self._bound()
+
+    def link_ids(self, kind: int, ids: Iterable[bytes]) -> None:
+        """Add links of one type (ids in hex)."""
+        sets = self._sets
+        if sets is None:
+            return
+        sets[kind].update(map(binascii.unhexlify, ids))
+        self._bound()
+
+    def _bound(self) -> None:
+        self._calls += 1
+        if self._calls % 256 == 0 or self._max_links < 256:  # (a sum of five lengths at every call costs)
+            self._check_bound()
+
+    def _check_bound(self) -> bool:
+        """Whether the links are kept (not past the bound)."""
+        if self._sets is not None and sum(map(len, self._sets.values())) > self._max_links:
+            self._sets = None
+        return self._sets is not None
+
+    def _clash(self) -> str | None:
+        sets = self._sets
+        assert sets is not None
+        for first, second in itertools.combinations((COMMIT, TREE, BLOB, TAG), 2):
+            if not sets[first].isdisjoint(sets[second]):
+                sha = min(sets[first] & sets[second])
+                return (f"object {binascii.hexlify(sha).decode()} is linked to as a {TYPE_NAMES[first]} "
+                        f"and as a {TYPE_NAMES[second]}; it cannot be both")
+        return None
+
+    def settle(self, own: Mapping[int, Collection[bytes]]) -> str | None:
+        """The pushed pack's objects (raw ids, by type): what is wrong when one of them is linked to
+        as another type, or an object as two (None when all agree).  The links to them are dropped:
+        the connectivity check needs only those to objects outside the pack (``closed``)."""
+        if not self._check_bound():
+            return None
+        sets = self._sets
+        assert sets is not None
+        wrong = self._clash()
+        if wrong is not None:
+            return wrong
+        for kind, ids in own.items():
+            for other in (COMMIT, TREE, BLOB, TAG):
+                if other != kind and not sets[other].isdisjoint(ids):
+                    sha = min(sets[other].intersection(ids))
+                    return (f"object {binascii.hexlify(sha).decode()} is a {TYPE_NAMES[kind]}, "
+                            f"not the {TYPE_NAMES[other]} that a pushed object links to it as")
+        for kind, ids in own.items():
+            sets[kind].difference_update(ids)
+            sets[ANY].difference_update(ids)
+        self._closed = None
+        return None
 
     def mismatch(self, type_of: Callable[[bytes], int]) -> str | None:
         """What is wrong when an object the push links to is not of the type its link says
         (``type_of(hex id)``, ``KeyError`` when the object is nowhere, which the connectivity check
         reports); None when all agree or the links were not kept (the connectivity walk looks then)."""
-        if self._clash is not None:
-            sha, first, second = self._clash
-            return (f"object {sha.decode()} is linked to as a {TYPE_NAMES[first]} and as a {TYPE_NAMES[second]}; "
-                    "it cannot be both")
-        links = self.links
-        if links is None:
+        if not self._check_bound():
             return None
-        for sha, expected in links.items():
-            if expected == ANY:
-                continue
-            try:
-                actual = type_of(sha)
-            except KeyError:
-                continue
-            if actual != expected:
-                return (f"object {sha.decode()} is a {TYPE_NAMES.get(actual, 'bad object')}, "
-                        f"not the {TYPE_NAMES[expected]} that a pushed object links to it as")
+        sets = self._sets
+        assert sets is not None
+        wrong = self._clash()
+        if wrong is not None:
+            return wrong
+        for expected in (COMMIT, TREE, BLOB, TAG):
+            for sha in sets[expected]:
+                hexsha = binascii.hexlify(sha)
+                try:
+                    actual = type_of(hexsha)
+                except KeyError:
+                    continue
+                if actual != expected:
+                    return (f"object {hexsha.decode()} is a {TYPE_NAMES.get(actual, 'bad object')}, "
+                            f"not the {TYPE_NAMES[expected]} that a pushed object links to it as")
         return None
 
     def closed(self, added: Collection[bytes], has: Callable[[bytes], bool]) -> bool:
-        """Whether every link is to an ``added`` object or one ``has`` finds (remembered per ``added``)."""
-        if self.links is None:
+        """Whether every link is to an ``added`` object (hex ids) or one ``has`` finds (remembered
+        per ``added``)."""
+        if not self._check_bound():
             return False
+        sets = self._sets
+        assert sets is not None
         if self._closed is None or self._closed[0] != len(added):
-            outside = self.links.keys() - added
-            self._closed = (len(added), all(has(sha) for sha in outside))
+            self._closed = (len(added), all(hexsha in added or has(hexsha)
+                                            for ids in sets.values() for hexsha in map(binascii.hexlify, ids)))
         return self._closed[1]
 
 
@@ -1161,7 +1406,7 @@ def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[b
     views, all_viewed = cheap_views(store)
     has = Presence(store, views, all_viewed).__contains__
     if links is not None and links.closed(added, has):
-        return all(tip in added or has(tip) for tip in tips)
+        return tips is added or all(tip in added or has(tip) for tip in tips)  # (added ones are there)
     with PackObjectReader(store, views + quarantine_views(store)) as reader:
         return walk_connected(tips, added, reader.read, has, reader.type_of, object_format=object_format_of(store))
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import zlib
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
@@ -537,8 +539,9 @@ class PackScanner:
         self._objects: list[PackedObject] = []
         self._at = 0
         """Pack offset of the view the current phase is given."""
-        self._starts: set[int] = set()
-        """Offsets where objects start: an OFS_DELTA's base must be one of them."""
+        self._starts = array("Q")
+        """Offsets where objects start, increasing: an OFS_DELTA's base must be one of them (8 bytes
+        an object: a set of ints would take 60)."""
 
     @property
     def complete(self) -> bool:
@@ -617,7 +620,7 @@ class PackScanner:
         end = i + len(piece) - len(inflater.unused_data)
         whole = view[pos:end]
         self._checksum.update(whole)
-        self._starts.add(offset)
+        self._starts.append(offset)
         self._objects.append(PackedObject(offset, offset + i - pos, self._offset + end, type_num, size, base,
                                           zlib.crc32(whole), digest))
         self._remaining_objects -= 1
@@ -656,7 +659,7 @@ class PackScanner:
         self._declared, self._inflated = size, 0
         self._inflater = zlib.decompressobj()
         self._phase = _Phase.INFLATE
-        self._starts.add(offset)
+        self._starts.append(offset)
         self._object = (offset, offset + header_len, type_num, base)
         if type_num in (OFS_DELTA, REF_DELTA):
             self._delta_head, self._hash = bytearray(), None
@@ -679,7 +682,7 @@ class PackScanner:
             raise LimitExceeded(f"an object of {size} bytes in the pushed pack exceeds the limit of {self._max_object}")
         if type_num == OFS_DELTA:
             assert isinstance(base, int)
-            if base > offset or offset - base not in self._starts:
+            if base > offset or not _started(self._starts, offset - base):
                 raise ProtocolError("receive-pack: an OFS_DELTA in the pushed pack names a base that is "
                                     "not an earlier object of the pack")
             base = offset - base
@@ -748,6 +751,12 @@ class PackScanner:
             self._buffer.clear()
             self._phase = _Phase.COMPLETE
         return used
+
+
+def _started(starts: array[int], offset: int) -> bool:
+    """Whether an object starts at ``offset`` (``starts``: increasing)."""
+    at = bisect_left(starts, offset)
+    return at < len(starts) and starts[at] == offset
 
 
 _PHASES: dict[_Phase, Callable[[PackScanner, memoryview], int]] = {
