@@ -389,9 +389,11 @@ class PackPlan:
     ofs_delta: bool
     include_tag: bool
     blob_limit: int | None = None
-    """Partial clone (``filter``): omit blobs larger than this (-1: every blob) unless wanted."""
+    """Partial clone (``filter=blob:…``): omit blobs of this size or larger (-1: every blob) unless wanted."""
     tree_depth: int | None = None
     """Partial clone (``filter=tree:<depth>``): omit trees and blobs this deep or deeper unless wanted."""
+    object_types: frozenset[int] | None = None
+    """Partial clone (``filter=object:type=``): omit objects of other types unless wanted."""
 
 
 class _WithoutBitmaps:
@@ -440,10 +442,8 @@ def generate_pack(
     )
     other_haves = finder.get_remote_has() if plan.thin else None
     object_ids = list(finder)
-    if plan.blob_limit is not None:
-        object_ids = _filter_blobs(store, object_ids, plan.blob_limit)
-    if plan.tree_depth is not None:
-        object_ids = _filter_tree_depth(store, object_ids, plan.tree_depth)
+    if plan.tree_depth is not None or plan.blob_limit is not None or plan.object_types is not None:
+        object_ids = _filtered(store, object_ids, plan)
     records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
     report = progress or (lambda message: None)
     report(b"Enumerating objects: %d, done.\n" % len(object_ids))
@@ -452,35 +452,112 @@ def generate_pack(
     report(b"Total %d (delta %d)\n" % (len(object_ids), stats.deltas))
 
 
-def _filter_blobs(
-    store: BaseObjectStore, object_ids: list[tuple[ObjectID, PackHint | None]], limit: int
-) -> list[tuple[ObjectID, PackHint | None]]:
-    """Drop blobs found through trees that the filter excludes; wanted blobs (no hint) stay."""
+Listed = list[tuple[ObjectID, PackHint | None]]
+"""The objects of a pack, each with the walk's hint (type and the name it was found under; no hint
+for an object wanted by id, or a tag ``include-tag`` adds)."""
+
+
+def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan) -> Listed:
+    """A partial clone's pack (``filter``): the objects each of the plan's filters lets through, as
+    git's upload-pack has them.
+
+    What the client named is sent whatever the filter (git's "provided objects"): the wanted
+    objects, and what a wanted tag names (through tags of tags), but for a commit or a tree that is
+    a commit's root (which git's walk finds as it walks).  Tree depths count from the pack's
+    commits' root trees, and from a tree the client named.
+    """
     from backends.git_objects import size_reader
 
-    kept = []
-    with size_reader(store) as sizes:  # sizes from the pack entries' headers: no blob is inflated
-        for oid, hint in object_ids:
-            is_tree_blob = hint is not None and hint[0] == Blob.type_num
-            if is_tree_blob and (limit < 0 or sizes.size_of(oid) > limit):
-                continue
+    exempt, roots = _named(store, object_ids, plan.wants)
+    with size_reader(store) as reader:  # sizes and types from the pack entries' headers: nothing inflated
+        if plan.tree_depth is not None:  # (first: it walks the trees the others may drop)
+            object_ids = _filter_tree_depth(store, object_ids, plan.tree_depth, exempt, roots, reader)
+        if plan.blob_limit is not None:
+            limit = plan.blob_limit
+            object_ids = [(oid, hint) for oid, hint in object_ids
+                          if oid in exempt or _type_of(hint, reader, oid) != Blob.type_num
+                          or reader.size_of(oid) < limit]  # (git: "at least" the limit goes)
+        if plan.object_types is not None:
+            object_ids = _filter_types(store, object_ids, plan.object_types, exempt, reader)
+    return object_ids
+
+
+def _named(store: BaseObjectStore, object_ids: Listed, wants: Sequence[bytes]) -> tuple[set[bytes], set[bytes]]:
+    """What the client named (sent whatever the filter), and the trees depths count from."""
+    roots = set()
+    for oid, hint in object_ids:
+        if hint is not None and hint[0] == Commit.type_num:
+            commit = _lookup(store, oid)
+            if isinstance(commit, Commit):
+                roots.add(bytes(commit.tree))
+    exempt: set[bytes] = set()
+    named_trees: set[bytes] = set()
+    for want in wants:
+        exempt.add(bytes(want))
+        obj = _lookup(store, want)
+        if isinstance(obj, Tree):
+            named_trees.add(bytes(want))
+        for _ in range(MAX_TAG_CHAIN):
+            if not isinstance(obj, Tag):
+                break
+            target = bytes(obj.object[1])
+            obj = _lookup(store, target)
+            if isinstance(obj, (Tag, Blob)) or (isinstance(obj, Tree) and target not in roots):
+                exempt.add(target)
+                if isinstance(obj, Tree):
+                    named_trees.add(target)
+    return exempt, roots | named_trees
+
+
+MAX_TAG_CHAIN = 64
+"""Tags of tags followed from a wanted tag."""
+
+
+def _type_of(hint: PackHint | None, reader: Any, oid: ObjectID) -> int:
+    """The type of a listed object.  The walk's hint is sure of a commit, a tag and a file's blob;
+    it says tree for any other tree entry that is not a submodule (a symbolic link's blob is one of
+    those) and gives nothing for an object wanted by id, what a wanted tag names, or a tag
+    ``include-tag`` adds: ``reader.type_of`` reads those from their pack entries' headers."""
+    if hint is not None and hint[0] in (Commit.type_num, Tag.type_num, Blob.type_num):
+        return hint[0]
+    return int(reader.type_of(oid))
+
+
+def _filter_types(store: BaseObjectStore, object_ids: Listed, types: frozenset[int], exempt: set[bytes],
+                  reader: Any) -> Listed:
+    """``object:type=``: keep the objects of ``types`` and those the client named; a tag
+    ``include-tag`` adds stays when the object it names does."""
+    kept: Listed = []
+    followed: Listed = []
+    for oid, hint in object_ids:
+        if oid in exempt:
             kept.append((oid, hint))
+            continue
+        kind = _type_of(hint, reader, oid)
+        if kind in types:
+            kept.append((oid, hint))
+        elif hint is None and kind == Tag.type_num:
+            followed.append((oid, hint))
+    if followed:
+        sent = {oid for oid, _hint in kept}
+        for oid, hint in followed:
+            tag = _lookup(store, oid)
+            if isinstance(tag, Tag) and _dul(tag.object[1]) in sent:
+                kept.append((oid, hint))
     return kept
 
 
-def _filter_tree_depth(
-    store: BaseObjectStore, object_ids: list[tuple[ObjectID, PackHint | None]], depth: int
-) -> list[tuple[ObjectID, PackHint | None]]:
-    """``tree:<depth>``: keep the trees and blobs found below the pack's commits at a depth under ``depth``.
+def _filter_tree_depth(store: BaseObjectStore, object_ids: Listed, depth: int, exempt: set[bytes],
+                       roots: set[bytes], reader: Any) -> Listed:
+    """``tree:<depth>``: keep the trees and blobs found below ``roots`` at a depth under ``depth``.
 
-    A commit's root tree is at depth 0 and the entries of a tree at depth d are
-    at d + 1; an object found at several depths counts at its shallowest (the
-    walk goes level by level).  Objects found otherwise (wanted by id, or named
-    by a tag) stay, as with ``blob:none``.
+    A root tree is at depth 0 and the entries of a tree at depth d are at d + 1;
+    an object found at several depths counts at its shallowest (the walk goes
+    level by level).  Commits, tags and what the client named stay.
     """
     in_pack = {oid for oid, _hint in object_ids}
-    keep: set[ObjectID] = set()  # a tree in it was walked already, at a depth no greater
-    level = [oid for oid, hint in object_ids if hint == (Tree.type_num, b"")]
+    keep: set[bytes] = set()  # a tree in it was walked already, at a depth no greater
+    level = [ObjectID(root) for root in roots]
     for at in range(depth):
         below: list[ObjectID] = []
         for tree_id in level:
@@ -498,7 +575,7 @@ def _filter_tree_depth(
                     keep.add(sha)
         level = below
     return [(oid, hint) for oid, hint in object_ids
-            if hint is None or hint[1] is None or hint[0] not in (Tree.type_num, Blob.type_num) or oid in keep]
+            if oid in exempt or oid in keep or _type_of(hint, reader, oid) in (Commit.type_num, Tag.type_num)]
 
 
 def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[ObjectID, ObjectID]:

@@ -209,7 +209,7 @@ class UploadPackSession(_GitSession):
         assert request is not None and self._snapshot is not None
         plan = git_pack.PackPlan(request.wants, tuple(self._negotiator.common), self._plan,
                                  request.thin_pack, request.ofs_delta, request.include_tag, request.blob_limit,
-                                 request.tree_depth)
+                                 request.tree_depth, request.object_types)
         progress = ProgressQueue(self._core.progress)
         chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
         stream = PackStream(_framed(chunks, self._core.pack_data, progress))
@@ -311,7 +311,8 @@ class UploadPackV2Session(_GitSession):
         self._write(self._core.pack_header(bool(request.deepen or request.shallows),
                                            prepared.shallow.shallow, prepared.shallow.unshallow))
         plan = git_pack.PackPlan(request.wants, prepared.common, prepared.shallow, request.thin_pack,
-                                 request.ofs_delta, request.include_tag, request.blob_limit, request.tree_depth)
+                                 request.ofs_delta, request.include_tag, request.blob_limit, request.tree_depth,
+                                 request.object_types)
         assert self._repo is not None
         no_progress = git_caps.NO_PROGRESS in request.caps
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
@@ -376,7 +377,7 @@ def clone_share_key(version: bytes, caps: frozenset[bytes], plan: git_pack.PackP
     for name, oid in sorted(refs.items()):
         refs_digest.update(b"%d:%s%d:%s" % (len(name), name, len(oid), oid))
     return ("git-upload-pack", version, tuple(sorted(caps)), tuple(sorted(set(plan.wants))), plan.thin,
-            plan.ofs_delta, plan.include_tag, plan.blob_limit, plan.tree_depth, refs_digest.digest())
+            plan.ofs_delta, plan.include_tag, plan.blob_limit, plan.tree_depth, plan.object_types, refs_digest.digest())
 
 
 def _as_failure(error: Failure | BaseException) -> Failure:

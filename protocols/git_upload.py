@@ -51,20 +51,81 @@ MAX_TREE_DEPTH = 1 << 20
 """The largest ``tree:<depth>`` taken; deeper than any tree, so the same as no filter."""
 
 
+OBJECT_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+"""``object:type=<name>``: the type numbers of git's object types."""
+MAX_COMBINED = 32
+"""Filters a ``combine:`` spec may hold, nested ones counted."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectFilter:
-    """A partial-clone filter: ``blob:none`` (blob_limit -1), ``blob:limit=<n>``, or ``tree:<depth>``."""
+    """A partial-clone filter: ``blob:none`` (blob_limit -1), ``blob:limit=<n>``, ``tree:<depth>``,
+    ``object:type=<type>``, or a ``combine:`` of them (an object is sent when every one of them
+    sends it: the smallest limit and depth, the types they all allow).  Objects the client wants by
+    id are sent whatever the filter, as by git."""
 
     blob_limit: int | None = None
-    """Omit blobs larger than this (-1: every blob) unless wanted."""
+    """Omit blobs of this size or larger (-1: every blob) unless wanted, as git does."""
     tree_depth: int | None = None
     """Omit trees and blobs at this depth or deeper (a commit's root tree is at 0) unless wanted."""
+    object_types: frozenset[int] | None = None
+    """Omit objects of other types (type numbers) unless wanted; None: every type."""
+
+    def combined(self, other: ObjectFilter) -> ObjectFilter:
+        """What both filters let through."""
+        def least(a: int | None, b: int | None) -> int | None:
+            return b if a is None else a if b is None else min(a, b)
+
+        types = other.object_types if self.object_types is None else \
+            self.object_types if other.object_types is None else self.object_types & other.object_types
+        return ObjectFilter(least(self.blob_limit, other.blob_limit), least(self.tree_depth, other.tree_depth), types)
+
+
+_UNSUPPORTED = ("hgwire supports blob:none, blob:limit=<n>, tree:<depth>, object:type=<type> and combine: "
+                "of these")
 
 
 def parse_filter(spec: bytes) -> ObjectFilter:
-    """Parse the partial-clone filter specs hgwire implements; others are refused, not ignored."""
+    """Parse the partial-clone filter specs hgwire implements, as git's ``list-objects-filter-options``
+    reads them; others (``sparse:oid=``) are refused, not ignored."""
     if len(spec) > MAX_FILTER_SPEC:
         raise ProtocolError("filter spec too long")
+    if spec.startswith(b"combine:"):
+        parts = _combined_parts(spec)
+        result = ObjectFilter()
+        for part in parts:
+            if part.startswith(b"combine:"):
+                raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: a combine: inside a combine:")
+            result = result.combined(_parse_one(part))
+        return result
+    return _parse_one(spec)
+
+
+def _combined_parts(spec: bytes) -> list[bytes]:
+    """The filters of ``combine:<spec>+<spec>…``, each %-decoded (git encodes its reserved bytes)."""
+    parts = spec[len(b"combine:"):].split(b"+")
+    if len(parts) > MAX_COMBINED:
+        raise ProtocolError(f"a combine: filter spec holds more than {MAX_COMBINED} filters")
+    decoded = []
+    for part in parts:
+        if not part:
+            raise ProtocolError("expected something after combine: or +")  # git's words
+        pieces = part.split(b"%")
+        out = bytearray(pieces[0])
+        for piece in pieces[1:]:
+            code = piece[:2]
+            if len(code) != 2 or not all(c in _HEX_ANY_CASE for c in code):
+                raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: a bad %-escape")
+            out.append(int(code, 16))
+            out += piece[2:]
+        decoded.append(bytes(out))
+    return decoded
+
+
+_HEX_ANY_CASE = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _parse_one(spec: bytes) -> ObjectFilter:
     if spec == b"blob:none":
         return ObjectFilter(blob_limit=-1)
     if spec.startswith(b"blob:limit="):
@@ -76,8 +137,11 @@ def parse_filter(spec: bytes) -> ObjectFilter:
         digits = spec[len(b"tree:") :]
         if digits.isdigit() and len(digits) <= 7 and int(digits) <= MAX_TREE_DEPTH:
             return ObjectFilter(tree_depth=int(digits))
-    raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: hgwire supports blob:none, blob:limit=<n> "
-                        "and tree:<depth>")
+    if spec.startswith(b"object:type="):
+        kind = OBJECT_TYPES.get(spec[len(b"object:type="):])
+        if kind is not None:
+            return ObjectFilter(object_types=frozenset({kind}))
+    raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: {_UNSUPPORTED}")
 
 
 class AckMode(enum.Enum):
@@ -109,6 +173,11 @@ class FetchRequest:
     def tree_depth(self) -> int | None:
         """The pack's tree depth limit for a partial clone (``tree:<depth>``), or None."""
         return self.object_filter.tree_depth if self.object_filter is not None else None
+
+    @property
+    def object_types(self) -> frozenset[int] | None:
+        """The types a partial clone's pack holds (``object:type=``), besides wanted objects; None: all."""
+        return self.object_filter.object_types if self.object_filter is not None else None
 
     @property
     def deepen(self) -> bool:

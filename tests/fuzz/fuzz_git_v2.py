@@ -64,6 +64,8 @@ def seeds() -> list[bytes]:
              frame_lines(b"command=object-info\n0001\nsize\noid " + OID + b"\n0000"),
              frame_lines(b"command=fetch\n0001\nno-progress\nwant " + OID + b"\nfilter blob:none\n"
                          b"deepen 10\ndone\n0000"),
+             frame_lines(b"command=fetch\n0001\nwant " + OID + b"\nfilter combine:object:type%3Dtree+tree:1"
+                         b"+blob:limit=1k\ndone\n0000"),
              frame_lines(b"command=fetch\nobject-format=sha256\n0001\nthin-pack\nwant " + b"ab" * 32
                          + b"\nhave " + b"cd" * 32 + b"\nshallow " + b"ef" * 32 + b"\ndone\n0000"),
              frame_lines(b"command=ls-refs\nobject-format=sha256\n0001\npeel\n0000")]

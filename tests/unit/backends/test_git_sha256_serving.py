@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dulwich.repo import Repo
@@ -213,12 +214,13 @@ def test_shallow_clone_stops_at_the_boundary(source: Source, tmp_path: Path, pat
     assert receive(client, pack, [main], source.object_format) == expected
 
 
-@pytest.mark.parametrize("spec", ["blob:none", "tree:0"])
+@pytest.mark.parametrize("spec", ["blob:none", "tree:0", "object:type=tree"])
 def test_filtered_packs_go_the_generic_way(source: Source, tmp_path: Path, spec: str) -> None:
     src = source.path
     repo = Repo(str(src))
     main = rev(src, "main")
-    filters = {"blob_limit": -1} if spec == "blob:none" else {"tree_depth": 0}
+    filters: dict[str, Any] = {"blob:none": {"blob_limit": -1}, "tree:0": {"tree_depth": 0},
+                               "object:type=tree": {"object_types": frozenset({2})}}[spec]
     plan = git_pack.PackPlan((ObjectId(main),), (), git_pack.ShallowPlan(), False, True, False,
                              **filters)
     calls: list[object] = []

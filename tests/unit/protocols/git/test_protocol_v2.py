@@ -133,7 +133,16 @@ def test_filter_specs() -> None:
     assert parse_filter(b"blob:limit=2k") == ObjectFilter(blob_limit=2048)
     assert parse_filter(b"tree:0") == ObjectFilter(tree_depth=0)
     assert parse_filter(b"tree:3") == ObjectFilter(tree_depth=3)
+    assert parse_filter(b"object:type=tag") == ObjectFilter(object_types=frozenset({4}))
+    assert parse_filter(b"combine:blob:none+tree:1") == ObjectFilter(blob_limit=-1, tree_depth=1)
+    assert parse_filter(b"combine:tree:3+blob:limit=1k+tree:2+blob:limit=5") == ObjectFilter(blob_limit=5,
+                                                                                          tree_depth=2)
+    assert parse_filter(b"combine:object:type%3dtree+object:type%3Dblob") == ObjectFilter(object_types=frozenset())
+    assert parse_filter(b"combine:object:type=commit+tree:0") == ObjectFilter(tree_depth=0,
+                                                                              object_types=frozenset({1}))
     for bad in (b"tree:", b"tree:-1", b"tree:x", b"tree:99999999", b"blob:limit=x", b"sparse:oid=abc",
-                b"combine:blob:none+tree:1"):
+                b"object:type=", b"object:type=file", b"combine:", b"combine:tree:1+", b"combine:+tree:1",
+                b"combine:tree:1+combine:tree:2", b"combine:tree%3", b"combine:tree%zz1", b"combine:sparse:oid=x",
+                b"combine:" + b"+".join([b"tree:1"] * 33)):
         with pytest.raises(ProtocolError):
             parse_filter(bad)

@@ -1,0 +1,94 @@
+"""Partial-clone filters against git's own upload-pack: every spec hgwire serves sends exactly the
+objects git sends (wanted ones whatever the filter, a symbolic link's blob as a blob, tags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backends.interfaces import Kind
+from tests.conftest import Client, RunningServer
+
+SPECS = [
+    "blob:none", "blob:limit=6", "tree:0", "tree:1", "tree:2",
+    "object:type=blob", "object:type=tree", "object:type=commit", "object:type=tag",
+    "combine:blob:none+tree:2", "combine:tree:3+blob:limit=6", "combine:object:type=tree+tree:1",
+    "combine:object:type=blob+blob:limit=6", "combine:object:type=blob+object:type=tree",
+]
+
+
+@pytest.fixture
+def history(server: RunningServer, client: Client) -> tuple[Path, str]:
+    """A history with nested directories, a symbolic link, annotated tags (of a commit, of a tree,
+    of a blob), pushed to hgwire as ``filters.git``; the source's path and the hgwire URL."""
+    src = client.cwd / "src"
+    client.git("init", "-q", "-b", "main", str(src))
+    for i in range(3):
+        (src / "d" / "e").mkdir(parents=True, exist_ok=True)
+        (src / "top.txt").write_text(f"top {i}\n")
+        (src / "d" / "mid.txt").write_text(f"a longer middle file {i}\n" * (i + 1))
+        (src / "d" / "e" / "deep.txt").write_text(f"deep {i}\n")
+        link = src / "link"
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(f"d/target-{i}")
+        client.git("add", "-A", cwd=src)
+        client.git("commit", "-q", "-m", f"c{i}", cwd=src)
+        if i == 1:
+            client.git("tag", "-a", "-m", "old", "v1", cwd=src)
+    client.git("tag", "-a", "-m", "a tree", "tree-tag", "HEAD^{tree}", cwd=src)
+    client.git("tag", "-a", "-m", "a blob", "blob-tag", "HEAD:top.txt", cwd=src)
+    client.git("tag", "light", "HEAD~1", cwd=src)
+    server.backend.create("filters", Kind.GIT)
+    url = server.git_url("filters")
+    client.git("push", "-q", url, "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*", cwd=src)
+    return src, url
+
+
+def _objects(client: Client, repo: Path) -> set[str]:
+    listed = client.git("cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)", cwd=repo)
+    return set(listed.stdout.splitlines())
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_each_filter_sends_what_git_sends(history: tuple[Path, str], client: Client, version: str) -> None:
+    src, url = history
+    reference = client.cwd / "reference.git"
+    client.git("clone", "-q", "--bare", str(src), str(reference))
+    client.git("config", "uploadpack.allowFilter", "true", cwd=reference)
+    differ = {}
+    for spec in SPECS:
+        ours, theirs = client.cwd / f"ours-{spec}", client.cwd / f"theirs-{spec}"
+        for source, target in ((url, ours), (f"file://{reference}", theirs)):
+            client.git("-c", f"protocol.version={version}", "clone", "-q", "--bare", f"--filter={spec}",
+                       source, str(target))
+        got, expected = _objects(client, ours), _objects(client, theirs)
+        assert expected, spec
+        if got != expected:
+            differ[spec] = {"only ours": sorted(got - expected), "only git's": sorted(expected - got)}
+    assert not differ, differ
+
+
+def test_filters_given_twice_are_combined_by_the_client(history: tuple[Path, str], client: Client) -> None:
+    """``git clone --filter=A --filter=B`` sends ``combine:A+B``: trees one level deep; of the blobs,
+    only the one a wanted tag names (the client named it)."""
+    src, url = history
+    target = client.cwd / "twice"
+    traced = client.git("clone", "-q", "--bare", "--filter=object:type=tree", "--filter=tree:1", url, str(target),
+                        env={"GIT_TRACE_PACKET": "1"})
+    assert "filter combine:object:type=tree+tree:1" in traced.stderr.replace("%3d", "=").replace("%3D", "=")
+    objects = _objects(client, target)
+    blob_tagged = client.git("rev-parse", "blob-tag^{}", cwd=src).stdout.strip()
+    assert [line for line in objects if line.endswith(" blob")] == [f"{blob_tagged} blob"]
+    trees = {line.split()[0] for line in objects if line.endswith(" tree")}
+    roots = set(client.git("log", "--format=%T", "main", cwd=src).stdout.split())
+    assert trees == roots, "the commits' root trees (depth 0), nothing below them"
+
+
+def test_an_unsupported_filter_is_refused_by_name(history: tuple[Path, str], client: Client) -> None:
+    _src, url = history
+    refused = client.git("clone", "-q", "--bare", "--filter=sparse:oid=main:.sparse", url,
+                         str(client.cwd / "sparse"), check=False)
+    assert refused.returncode != 0
+    assert "unsupported filter spec" in refused.stderr and "object:type=<type>" in refused.stderr, refused.stderr
