@@ -551,11 +551,16 @@ class PackIngest:
         return text
 
     def _sort_names(self) -> None:
-        """Order the (named) objects by id: for the index, and to find one by its id."""
+        """Order the (named) objects by id: for the index, and to find one by its id.  An object
+        twice refuses the pack, as git's strict index-pack refuses it (its ``verify-pack``, and so
+        ``git fsck``, fails the index of such a pack)."""
         names = self._names
         order = sorted(range(len(names)), key=names.__getitem__)  # type: ignore[arg-type]
-        self._sorted_names = list(map(names.__getitem__, order))  # type: ignore[arg-type]
+        ordered = self._sorted_names = list(map(names.__getitem__, order))  # type: ignore[arg-type]
         self._by_name = array("Q", order)
+        twice = next((a for a, b in itertools.pairwise(ordered) if a == b), None)
+        if twice is not None:
+            raise ProtocolError(f"the same object {binascii.hexlify(twice).decode()} appears twice in the pushed pack")
 
     def _index_of(self, sha: bytes) -> int | None:
         """The index of the object of this pack named ``sha`` (raw), None if there is none."""

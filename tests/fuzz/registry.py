@@ -32,6 +32,7 @@ MODULES = {
     "linediff": "fuzz_linediff",
     "revset": "fuzz_revset",
     "hg_narrow": "fuzz_hg_narrow",
+    "git_ingest": "fuzz_git_ingest",
 }
 """Target name -> harness module in this package; add a row per parser."""
 

@@ -258,6 +258,16 @@ def test_a_pack_with_an_unsorted_tree_lands_nothing(tmp_path: Path) -> None:
     assert os.listdir(server / "objects" / "pack") == []
 
 
+def test_a_pack_holding_an_object_twice_lands_nothing(tmp_path: Path) -> None:
+    """As git's strict index-pack: its ``verify-pack`` (and ``git fsck``) fails such a pack's index."""
+    server = tmp_path / "s.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    blob = Blob.from_string(b"twice\n")
+    with pytest.raises(git_ingest.ProtocolError, match=f"the same object {blob.id.decode()} appears twice"):
+        git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(raw_pack([(3, b"twice\n")] * 2)))
+    assert os.listdir(server / "objects" / "pack") == []
+
+
 def test_connectivity_from_the_links_the_checks_parsed_reads_nothing(
         pushed: tuple[Path, Path, bytes, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
     server, work, old, new = pushed

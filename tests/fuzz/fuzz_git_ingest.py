@@ -1,0 +1,197 @@
+"""A pushed git pack indexed into a disk repository (``git_ingest.PackIngest`` in a quarantine),
+from objects the fuzzer edits before they are deflated: a commit's, tree's or tag's bytes, a
+delta's instructions and its base.  Whatever the objects, only a typed refusal leaves (hgwire's
+errors, dulwich's ``ObjectFormatException`` and ``ApplyDeltaError``), a refused pack leaves the
+repository as it was, and an accepted one has an index git's ``verify-pack`` agrees with.
+
+Input: objects separated by ``SEP``, each a kind byte (``c`` commit, ``t`` tree, ``b`` blob,
+``g`` tag, ``o`` OFS_DELTA, ``r`` REF_DELTA), for a delta a base byte (an OFS_DELTA: how many
+objects back; a REF_DELTA: below 0x80 one of the objects the repository holds, else an earlier
+whole object of the pack), then the object's bytes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path
+
+from dulwich.errors import ApplyDeltaError, ObjectFormatException
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.pack import PackData
+from dulwich.repo import Repo
+
+from backends import git_ingest
+
+from .harness import Finding, Target
+
+SEP = b"\0--\0"
+KINDS = {ord("c"): 1, ord("t"): 2, ord("b"): 3, ord("g"): 4, ord("o"): 6, ord("r"): 7}
+_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+_place: list[tuple[Path, list[bytes]]] = []
+
+
+def _git(cwd: Path, *args: str, data: bytes | None = None) -> bytes:
+    env = {**os.environ, "GIT_AUTHOR_DATE": "1700000000 +0000", "GIT_COMMITTER_DATE": "1700000000 +0000",
+           "GIT_AUTHOR_NAME": "F", "GIT_AUTHOR_EMAIL": "f@example.com", "GIT_COMMITTER_NAME": "F",
+           "GIT_COMMITTER_EMAIL": "f@example.com"}
+    return subprocess.run(["git", *args], cwd=cwd, input=data, capture_output=True, check=True, env=env).stdout
+
+
+def _history() -> tuple[Path, list[bytes]]:
+    """A small history (work tree, bare server holding its first commit); the server's object ids."""
+    if not _place:
+        base = Path(tempfile.mkdtemp(prefix="hgwire-fuzz-ingest-"))
+        atexit.register(shutil.rmtree, base, True)
+        work, server = base / "work", base / "server.git"
+        _git(base, "init", "-q", "-b", "main", str(work))
+        for i in range(4):
+            (work / "d").mkdir(exist_ok=True)
+            (work / "a.txt").write_bytes(b"line %d\n" % i * 40 + b"common tail\n" * 20)
+            (work / "d" / "b.txt").write_bytes(b"nested %d\n" % i)
+            (work / ".gitmodules").write_bytes(b'[submodule "s"]\n\tpath = s\n\turl = https://example.com/s\n')
+            _git(work, "add", "-A")
+            _git(work, "commit", "-q", "-m", f"c{i}")
+            if i == 0:
+                _git(base, "clone", "-q", "--bare", str(work), str(server))
+        _git(work, "tag", "-a", "-m", "t", "v1")
+        stored = _git(server, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)").split()
+        _place.append((server, [bytes.fromhex(sha.decode()) for sha in stored]))
+    return _place[0]
+
+
+def _varint_header(kind: int, size: int) -> bytes:
+    out = bytearray([(kind << 4) | (size & 0x0F)])
+    size >>= 4
+    while size:
+        out[-1] |= 0x80
+        out.append(size & 0x7F)
+        size >>= 7
+    return bytes(out)
+
+
+def _ofs(distance: int) -> bytes:
+    out = bytearray([distance & 0x7F])
+    distance >>= 7
+    while distance:
+        distance -= 1
+        out.insert(0, 0x80 | (distance & 0x7F))
+        distance >>= 7
+    return bytes(out)
+
+
+def build_pack(data: bytes, stored: list[bytes]) -> bytes:
+    """The pack the input describes (objects that make no sense are skipped, not refused)."""
+    body, offsets, ids = bytearray(), [], []
+    records = [r for r in data.split(SEP) if r][:64]
+    kept = 0
+    for record in records:
+        kind = KINDS.get(record[0])
+        if kind is None:
+            continue
+        payload, base_bytes = record[1:], b""
+        sha = None
+        if kind in (6, 7):
+            if len(record) < 2:
+                continue
+            back, payload = record[1], record[2:]
+            if kind == 6:
+                if not 0 < back <= kept:
+                    continue
+                base_bytes = _ofs(12 + len(body) - offsets[kept - back])
+            else:
+                wholes = [i for i in ids if i is not None]
+                if back < 0x80 or not wholes:
+                    base_bytes = stored[back % len(stored)] if stored else b"\0" * 20
+                else:
+                    base_bytes = wholes[(back - 0x80) % len(wholes)]
+        else:
+            sha = hashlib.sha1(_NAMES[kind] + b" %d\0" % len(payload) + payload).digest()
+        offsets.append(12 + len(body))
+        ids.append(sha)
+        chunk = _varint_header(kind, len(payload)) + base_bytes + zlib.compress(payload)
+        body += chunk
+        kept += 1
+    pack = b"PACK" + (2).to_bytes(4, "big") + kept.to_bytes(4, "big") + bytes(body)
+    return pack + hashlib.sha1(pack).digest()
+
+
+def _listing(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in (path / "objects").rglob("*"))
+
+
+def run(data: bytes) -> None:
+    server, stored = _history()
+    pack = build_pack(data, stored)
+    before = _listing(server)
+    store = Repo(str(server)).object_store
+    quarantine = git_ingest.Quarantine(store)
+    try:
+        try:
+            landed = git_ingest.PackIngest(store, git_ingest.PushLinks(), quarantine)
+            try:
+                landed.write(pack)
+                result = landed.commit()
+            finally:
+                landed.abort()
+        except (ObjectFormatException, ApplyDeltaError):
+            raise _Refused() from None
+        if result is not None:
+            checked = subprocess.run(["git", "verify-pack", str(result._idx_path)], capture_output=True, check=False)
+            if checked.returncode != 0:
+                raise Finding(f"git verify-pack refuses an accepted pack: {checked.stderr[-300:]!r}")
+    except _Refused:
+        pass
+    finally:
+        quarantine.drop()
+        if _listing(server) != before:
+            raise Finding("an ingest left something in the repository's object directory")
+
+
+class _Refused(Exception):
+    """dulwich's refusals, which the pack sink turns into a ``ProtocolError``."""
+
+
+def seeds() -> list[bytes]:
+    """The history's later commits as git packs them (deltas against earlier objects of the pack
+    and, thin, against the repository's), in the input's form."""
+    server, stored = _history()
+    work = server.parent / "work"
+    out = []
+    for thin in (False, True):
+        revs = b"main\n^main~3\n" if thin else b"main\nv1\n"
+        flags = ["--thin"] if thin else []
+        raw = _git(work, "pack-objects", "--stdout", "--revs", "--delta-base-offset", *flags, data=revs)
+        out.append(_records(raw, stored))
+    return out
+
+
+def _records(raw: bytes, stored: list[bytes]) -> bytes:
+    """A git pack in the input's form (whole objects and deltas as they are stored)."""
+    path = Path(tempfile.mkdtemp(prefix="hgwire-fuzz-seed-")) / "p.pack"
+    path.write_bytes(raw)
+    try:
+        data = PackData(str(path), object_format=DEFAULT_OBJECT_FORMAT)
+        records, index_of = [], {}
+        for at, obj in enumerate(data.iter_unpacked()):
+            index_of[obj.offset] = at
+            payload = b"".join(obj.decomp_chunks)
+            kind = obj.pack_type_num
+            if kind == 6:
+                records.append(b"o" + bytes([at - index_of[obj.offset - obj.delta_base]]) + payload)
+            elif kind == 7:
+                records.append(b"r" + bytes([stored.index(obj.delta_base) % 0x80]) + payload)
+            else:
+                records.append(b"?ctbg"[kind:kind + 1] + payload)
+        data.close()
+    finally:
+        shutil.rmtree(path.parent, True)
+    return SEP.join(records)
+
+
+TARGET = Target("git_ingest", run, seeds, max_size=65536)
