@@ -29,7 +29,6 @@ from __future__ import annotations
 import binascii
 import bisect
 import calendar
-import codecs
 import datetime
 import heapq
 import re
@@ -189,11 +188,29 @@ def tokenize(program: bytes, lookup: Callable[[bytes], bool] | None = None) -> l
     return tokens
 
 
+_ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.|$)", re.DOTALL)
+_ESCAPED = {b"\\": b"\\", b"'": b"'", b'"': b'"', b"a": b"\a", b"b": b"\b", b"f": b"\f", b"n": b"\n",
+            b"r": b"\r", b"t": b"\t", b"v": b"\v", b"\n": b""}
+
+
 def _unescape(text: bytes) -> bytes:
-    try:
-        return codecs.escape_decode(text)[0]
-    except ValueError as e:
-        raise RevsetError(str(e)) from e
+    """A quoted string's escapes, read as hg reads them (Python's ``string-escape``): ``\\n``,
+    ``\\x41``, octal ``\\101``…; an unknown escape stays as written.  Ours, not
+    ``codecs.escape_decode``, which warns (and will refuse) at every unknown escape, such as the
+    ``\\.`` of a regular expression."""
+    def one(match: re.Match[bytes]) -> bytes:
+        code = match.group(1)
+        if not code:
+            raise RevsetError("Trailing \\ in string")
+        if code[:1] == b"x":
+            if len(code) == 3:
+                return bytes([int(code[1:], 16)])
+            raise RevsetError(f"invalid \\x escape at position {match.start()}")
+        if code[:1] in b"01234567":
+            return bytes([int(code, 8) & 0xFF])
+        return _ESCAPED.get(code, match.group(0))
+
+    return _ESCAPE.sub(one, text) if b"\\" in text else text
 
 
 class _Parser:

@@ -158,3 +158,35 @@ def test_date_specifications_name_the_periods_hg_names(spec: bytes, inside: list
 def test_what_is_no_date_is_a_parse_error(spec: bytes) -> None:
     with pytest.raises(RevsetError):
         revset.date_matcher(spec, now=1_700_000_000)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"\\", b"x", b"4", b"1", b"7", b"8", b"a", b"n", b"'", b'"', b".", b"\n", b"f",
+                                 b"G", b"0", b"\xff", b"z"]), max_size=12).map(b"".join))
+def test_string_escapes_read_as_python_s_string_escape(text: bytes) -> None:
+    """hg reads a quoted string's escapes with Python's ``string-escape``; hgwire's own reading
+    gives the same bytes, or refuses where it refuses, without its warnings."""
+    import codecs
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            expected: bytes | None = codecs.escape_decode(text)[0]
+        except ValueError:
+            expected = None
+    if expected is None:
+        with pytest.raises(RevsetError):
+            revset._unescape(text)
+    else:
+        assert revset._unescape(text) == expected
+
+
+def test_a_regular_expression_s_escapes_pass_without_a_warning() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (b"string", b"a\\.b\n", 6) in tokenize(b"grep('a\\.b\\n')")
+    with pytest.raises(RevsetError, match=r"invalid \\x escape at position 0"):
+        tokenize(b"'\\x4'")
