@@ -405,14 +405,20 @@ class _WithoutBitmaps:
     this generic path serves what the fast path declines and needs correctness.
     """
 
-    def __init__(self, store: BaseObjectStore) -> None:
+    def __init__(self, store: BaseObjectStore, symlinks: set[bytes] | None = None) -> None:
         self._store = store
+        self.symlinks = symlinks
+        """When a set: the ids of the symbolic links' blobs of every tree the walk reads (its hint
+        calls them trees)."""
 
     def get_reachability_provider(self, prefer_bitmaps: bool = True) -> Any:
         return self._store.get_reachability_provider(prefer_bitmaps=False)
 
     def __getitem__(self, sha: bytes) -> Any:
-        return self._store[sha]  # type: ignore[index]
+        obj = self._store[sha]  # type: ignore[index]
+        if self.symlinks is not None and isinstance(obj, Tree) and b"120000 " in obj.as_raw_string():
+            self.symlinks.update(bytes(child) for _name, mode, child in obj.iteritems() if stat.S_ISLNK(mode))
+        return obj
 
     def __contains__(self, sha: bytes) -> bool:
         return sha in self._store  # type: ignore[operator]
@@ -433,8 +439,10 @@ def generate_pack(
     shallow boundary), then written one at a time: stored deltas are reused when
     their base is in the pack (or, for thin packs, known to the client).
     """
+    filtered = plan.tree_depth is not None or plan.blob_limit is not None or plan.object_types is not None
+    view = _WithoutBitmaps(store, set() if filtered else None)
     finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
-        _WithoutBitmaps(store),  # type: ignore[arg-type]  # a read-only view of the store
+        view,  # type: ignore[arg-type]  # a read-only view of the store
         haves=_duls(plan.common),
         wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
         shallow=set(_duls(plan.shallow.boundary)),
@@ -442,8 +450,9 @@ def generate_pack(
     )
     other_haves = finder.get_remote_has() if plan.thin else None
     object_ids = list(finder)
-    if plan.tree_depth is not None or plan.blob_limit is not None or plan.object_types is not None:
-        object_ids = _filtered(store, object_ids, plan)
+    if filtered:
+        assert view.symlinks is not None
+        object_ids = _filtered(store, object_ids, plan, view.symlinks)
     records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
     report = progress or (lambda message: None)
     report(b"Enumerating objects: %d, done.\n" % len(object_ids))
@@ -457,41 +466,42 @@ Listed = list[tuple[ObjectID, PackHint | None]]
 for an object wanted by id, or a tag ``include-tag`` adds)."""
 
 
-def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan) -> Listed:
+def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan, symlinks: set[bytes]) -> Listed:
     """A partial clone's pack (``filter``): the objects each of the plan's filters lets through, as
     git's upload-pack has them.
 
     What the client named is sent whatever the filter (git's "provided objects"): the wanted
     objects, and what a wanted tag names (through tags of tags), but for a commit or a tree that is
     a commit's root (which git's walk finds as it walks).  Tree depths count from the pack's
-    commits' root trees, and from a tree the client named.
+    commits' root trees, and from a tree the client named.  ``symlinks``: the symbolic links' blobs
+    the walk found (it hints them as trees).
     """
     from backends.git_objects import size_reader
 
     exempt, roots = _named(store, object_ids, plan.wants)
     with size_reader(store) as reader:  # sizes and types from the pack entries' headers: nothing inflated
+        def type_of(oid: ObjectID, hint: PackHint | None) -> int:
+            return _type_of(hint, reader, oid, symlinks)
+
         if plan.tree_depth is not None:  # (first: it walks the trees the others may drop)
-            object_ids = _filter_tree_depth(store, object_ids, plan.tree_depth, exempt, roots, reader)
+            object_ids = _filter_tree_depth(store, object_ids, plan.tree_depth, exempt, roots, type_of)
         if plan.blob_limit is not None:
             limit = plan.blob_limit
             object_ids = [(oid, hint) for oid, hint in object_ids
-                          if oid in exempt or _type_of(hint, reader, oid) != Blob.type_num
+                          if oid in exempt or type_of(oid, hint) != Blob.type_num
                           or reader.size_of(oid) < limit]  # (git: "at least" the limit goes)
         if plan.object_types is not None:
-            object_ids = _filter_types(store, object_ids, plan.object_types, exempt, reader)
+            object_ids = _filter_types(store, object_ids, plan.object_types, exempt, type_of)
     return object_ids
 
 
 def _named(store: BaseObjectStore, object_ids: Listed, wants: Sequence[bytes]) -> tuple[set[bytes], set[bytes]]:
-    """What the client named (sent whatever the filter), and the trees depths count from."""
-    roots = set()
-    for oid, hint in object_ids:
-        if hint is not None and hint[0] == Commit.type_num:
-            commit = _lookup(store, oid)
-            if isinstance(commit, Commit):
-                roots.add(bytes(commit.tree))
+    """What the client named (sent whatever the filter), and the trees depths count from: the
+    commits' root trees (as the walk hints them; read from the commits when a wanted tag names a
+    tree, which may be one of them, hinted as the tag's) and the trees the client named."""
     exempt: set[bytes] = set()
     named_trees: set[bytes] = set()
+    tagged_trees: set[bytes] = set()
     for want in wants:
         exempt.add(bytes(want))
         obj = _lookup(store, want)
@@ -502,10 +512,19 @@ def _named(store: BaseObjectStore, object_ids: Listed, wants: Sequence[bytes]) -
                 break
             target = bytes(obj.object[1])
             obj = _lookup(store, target)
-            if isinstance(obj, (Tag, Blob)) or (isinstance(obj, Tree) and target not in roots):
+            if isinstance(obj, (Tag, Blob)):
                 exempt.add(target)
-                if isinstance(obj, Tree):
-                    named_trees.add(target)
+            elif isinstance(obj, Tree):
+                tagged_trees.add(target)
+    roots = {bytes(oid) for oid, hint in object_ids if hint == (Tree.type_num, b"")}
+    if tagged_trees:
+        for oid, hint in object_ids:
+            if hint is not None and hint[0] == Commit.type_num:
+                commit = _lookup(store, oid)
+                if isinstance(commit, Commit):
+                    roots.add(bytes(commit.tree))
+        named_trees |= tagged_trees - roots
+        exempt |= tagged_trees - roots
     return exempt, roots | named_trees
 
 
@@ -513,18 +532,23 @@ MAX_TAG_CHAIN = 64
 """Tags of tags followed from a wanted tag."""
 
 
-def _type_of(hint: PackHint | None, reader: Any, oid: ObjectID) -> int:
+def _type_of(hint: PackHint | None, reader: Any, oid: ObjectID, symlinks: set[bytes]) -> int:
     """The type of a listed object.  The walk's hint is sure of a commit, a tag and a file's blob;
-    it says tree for any other tree entry that is not a submodule (a symbolic link's blob is one of
-    those) and gives nothing for an object wanted by id, what a wanted tag names, or a tag
-    ``include-tag`` adds: ``reader.type_of`` reads those from their pack entries' headers."""
+    it says tree for any other tree entry that is not a submodule, a symbolic link's blob among
+    them (``symlinks``), and gives nothing for an object wanted by id, what a wanted tag names, or
+    a tag ``include-tag`` adds: ``reader.type_of`` reads those from their pack entries' headers."""
     if hint is not None and hint[0] in (Commit.type_num, Tag.type_num, Blob.type_num):
         return hint[0]
+    if hint is not None and hint[0] == Tree.type_num and hint[1] is not None:
+        return Blob.type_num if oid in symlinks else Tree.type_num
     return int(reader.type_of(oid))
 
 
+TypeOf = Callable[[ObjectID, "PackHint | None"], int]
+
+
 def _filter_types(store: BaseObjectStore, object_ids: Listed, types: frozenset[int], exempt: set[bytes],
-                  reader: Any) -> Listed:
+                  type_of: TypeOf) -> Listed:
     """``object:type=``: keep the objects of ``types`` and those the client named; a tag
     ``include-tag`` adds stays when the object it names does."""
     kept: Listed = []
@@ -533,7 +557,7 @@ def _filter_types(store: BaseObjectStore, object_ids: Listed, types: frozenset[i
         if oid in exempt:
             kept.append((oid, hint))
             continue
-        kind = _type_of(hint, reader, oid)
+        kind = type_of(oid, hint)
         if kind in types:
             kept.append((oid, hint))
         elif hint is None and kind == Tag.type_num:
@@ -548,7 +572,7 @@ def _filter_types(store: BaseObjectStore, object_ids: Listed, types: frozenset[i
 
 
 def _filter_tree_depth(store: BaseObjectStore, object_ids: Listed, depth: int, exempt: set[bytes],
-                       roots: set[bytes], reader: Any) -> Listed:
+                       roots: set[bytes], type_of: TypeOf) -> Listed:
     """``tree:<depth>``: keep the trees and blobs found below ``roots`` at a depth under ``depth``.
 
     A root tree is at depth 0 and the entries of a tree at depth d are at d + 1;
@@ -575,7 +599,7 @@ def _filter_tree_depth(store: BaseObjectStore, object_ids: Listed, depth: int, e
                     keep.add(sha)
         level = below
     return [(oid, hint) for oid, hint in object_ids
-            if oid in exempt or oid in keep or _type_of(hint, reader, oid) in (Commit.type_num, Tag.type_num)]
+            if oid in exempt or oid in keep or type_of(oid, hint) in (Commit.type_num, Tag.type_num)]
 
 
 def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[ObjectID, ObjectID]:

@@ -54,15 +54,15 @@ MAX_TREE_DEPTH = 1 << 20
 OBJECT_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 """``object:type=<name>``: the type numbers of git's object types."""
 MAX_COMBINED = 32
-"""Filters a ``combine:`` spec may hold, nested ones counted."""
+"""Filters a ``combine:`` spec may hold (a ``combine:`` inside one is refused)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectFilter:
     """A partial-clone filter: ``blob:none`` (blob_limit -1), ``blob:limit=<n>``, ``tree:<depth>``,
     ``object:type=<type>``, or a ``combine:`` of them (an object is sent when every one of them
-    sends it: the smallest limit and depth, the types they all allow).  Objects the client wants by
-    id are sent whatever the filter, as by git."""
+    sends it: the smallest limit and depth, the types they all allow).  What the client named (its
+    wants, what a wanted tag names) is sent whatever the filter, as by git (``backends.git_pack``)."""
 
     blob_limit: int | None = None
     """Omit blobs of this size or larger (-1: every blob) unless wanted, as git does."""
