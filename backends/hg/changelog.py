@@ -130,16 +130,31 @@ def iter_manifest(text: bytes) -> Iterator[ManifestEntry]:
 
 
 def manifest_lookup(text: bytes, path: bytes) -> Node | None:
-    """The node of one path in a flat manifest text, without parsing the rest of it."""
-    key = path + b"\0"
-    pos = 0 if text.startswith(key) else text.find(b"\n" + key) + 1
-    if pos <= 0 and not text.startswith(key):
-        return None
-    start = pos + len(key)
-    try:
-        return Node(binascii.unhexlify(text[start : start + 40]))
-    except binascii.Error as exc:
-        raise StorageError("corrupt manifest node") from exc
+    """The node of one path in a flat manifest text, without parsing the rest of it: a binary
+    search over its lines, which are sorted by path (hg's own parser refuses a manifest that is
+    not, and a push's manifests are checked for it).  About 13 steps of a few bytes each for 6,000
+    files, where a search of the text for ``\npath\0`` read half of it (180 KB) on average."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        start = text.rfind(b"\n", lo, mid) + 1 or lo  # the line holding mid (lo: a line start)
+        nul = text.find(b"\0", start, hi)
+        end = text.find(b"\n", start, hi)
+        if end < 0:
+            end = hi
+        if nul < 0 or nul > end:  # a line without a NUL: not a manifest
+            raise StorageError("corrupt manifest line")
+        found = text[start:nul]
+        if found == path:
+            try:
+                return Node(binascii.unhexlify(text[nul + 1 : nul + 41]))
+            except binascii.Error as exc:
+                raise StorageError("corrupt manifest node") from exc
+        if found < path:
+            lo = end + 1
+        else:
+            hi = start
+    return None
 
 
 def parse_manifest(text: bytes) -> dict[bytes, tuple[Node, bytes]]:

@@ -22,7 +22,15 @@ from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
 from backends.hg.largefiles import STANDIN_DIR
 from backends.hg.obsstore import OBSSTORE, PUBLIC, ObsStore, instabilities
-from backends.hg.revlog import NULL_REV, PARENT_REVS, REVIDX_EXTSTORED, Compressor, RevlogWriter, node_hash
+from backends.hg.revlog import (
+    NULL_REV,
+    PARENT_REVS,
+    REVIDX_EXTSTORED,
+    Compressor,
+    RevlogWriter,
+    node_hash,
+    parse_index,
+)
 from backends.hg.store import encode_dir, encode_store_path
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
 from protocols import hg_obsmarkers as obs
@@ -89,16 +97,18 @@ class Transaction:
         self.standins = False
         """A file under ``.hglf/`` (a largefiles standin) was written."""
         self._manifest_links: dict[bytes, set[Node]] = {}
-        """The file revisions the lines of the pushed manifests that differ from their delta bases
-        name, by path: each must exist once the push's files are in (``_validate_new_changesets``)."""
-        self._new_changesets: dict[int, tuple[Node, tuple[bytes, ...]]] = {}
+        """The file revisions that must exist once the push's files are in, by path
+        (``_validate_new_changesets``): those the lines of the pushed manifests that differ from
+        their delta bases name, and those a new changeset's pushed manifest lists for the files the
+        changeset says it changed (looked up while the manifest's text is in hand)."""
+        self._new_changesets: dict[int, tuple[Node, tuple[bytes, ...] | None]] = {}
         """Each changeset this push added (rev): its manifest and the files it says it changed,
-        as its text was checked; ``_validate_new_changesets`` pops them."""
+        as its text was checked (None once its pushed manifest went by and they were looked up);
+        ``_validate_new_changesets`` pops them."""
         self._awaiting: dict[Node, list[int]] = {}
         """The new changesets by their manifest, until the pushed manifest goes by."""
-        self._file_refs: dict[int, list[tuple[bytes, Node]]] = {}
-        """The file revisions each new changeset's manifest lists for the files it changed, read
-        from the pushed manifest's text while it was in hand (no second read of every manifest)."""
+        self._read_nodes: tuple[bytes, dict[bytes, int]] | None = None
+        """The nodes of the last filelog ``_file_has`` read from the store, with its path."""
         self._linked: dict[Node, list[Node]] = {}
         """The pushed manifests by the changeset each says introduced it (its linknode): that
         changeset's manifest must be it, or ``hg verify`` fails ("points to unexpected changeset").
@@ -173,8 +183,7 @@ class Transaction:
                 _check_path(group.path)
                 writer = self._file_writer(group.path)
                 file_revisions += len(self._ingest(writer, group.revisions))
-                writer.flush()
-                writer.forget_texts()  # memory: one file's texts at a time, not the whole push's
+                writer.release()  # memory: one file's revisions at a time, not the whole push's
         self._validate_new_changesets(first_new)
         if added:
             self.changed_cl = True
@@ -213,11 +222,31 @@ class Transaction:
         """The writer of a file's filelog, by its path (encoded into a store path once per push:
         the checks after the ingest ask again for every file a changeset or manifest names)."""
         writer = self._file_writers.get(path)
-        if writer is None:
+        if writer is None or writer.released:
             if path.startswith(STANDIN_DIR):
                 self.standins = True
-            writer = self._file_writers[path] = self._writer(self.repo.filelog_path(path), b"data/" + path + b".i")
+            index_path = self.repo.filelog_path(path)
+            if writer is not None:  # a second group of one file (hg sends one): from what is written
+                del self.writers[index_path]
+            writer = self._file_writers[path] = self._writer(index_path, b"data/" + path + b".i")
         return writer
+
+    def _file_has(self, path: bytes, node: Node) -> bool:
+        """Whether the file's filelog holds ``node``, this push's revisions included: from its
+        writer while it has one in hand, else from its index as written now (a written group's
+        writer lets go of its revisions; a file the push did not write needs no writer), parsed
+        for this alone (the shared index cache would keep a whole push's filelogs)."""
+        if node == NULL_NODE:
+            return True
+        writer = self._file_writers.get(path)
+        if writer is not None and not writer.released:
+            return writer.has_node(node)
+        if self._read_nodes is None or self._read_nodes[0] != path:
+            revlogs = self.repo.revlogs
+            index_path = self.repo.filelog_path(path)
+            data = revlogs.vfs.read(index_path) if revlogs.vfs.exists(index_path) else b""
+            self._read_nodes = (path, parse_index(data, None, revlogs.default_header).nodemap())
+        return node in self._read_nodes[1]
 
     def _rebuild(self, base_text: bytes, delta: bytes) -> bytes:
         """Apply a pushed delta within ``max_text`` (and mpatch's own bound), sized before it is built."""
@@ -269,7 +298,10 @@ class Transaction:
                 self._linked.setdefault(rd.linknode, []).append(rd.node)
                 self._note_manifest_lines(rd.node, text, rd.delta)
                 for rev in self._awaiting.pop(rd.node, ()):
-                    self._file_refs[rev] = _listed(text, self._new_changesets[rev][1])
+                    manifest, files = self._new_changesets[rev]
+                    for path, file_node in _listed(text, files or ()):
+                        self._manifest_links.setdefault(path, set()).add(file_node)
+                    self._new_changesets[rev] = (manifest, None)
             reusable = not lines_only or mpatch.on_line_boundaries(base_text, rd.delta)
             writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None,
                        rd.flags)
@@ -323,9 +355,8 @@ class Transaction:
         every file revision a pushed manifest's own lines name; each pushed manifest must be the
         manifest of the changeset it names as its own."""
         for path, nodes in self._manifest_links.items():
-            files = self._file_writer(path)
             for file_node in nodes:
-                if not files.has_node(file_node):
+                if not self._file_has(path, file_node):
                     raise ProtocolError(f"a pushed manifest refers to a missing revision of {path[:200]!r}")
         self._manifest_links.clear()
         linked, self._linked = self._linked, {}
@@ -334,12 +365,10 @@ class Transaction:
             manifest, changed = self._new_changesets.pop(rev)  # every new one: _ingest noted it
             if manifest != NULL_NODE and not manifests.has_node(manifest):
                 raise ProtocolError(f"changeset {rev} refers to a missing manifest")
-            refs = self._file_refs.pop(rev, None)
-            if refs is None:  # its manifest was stored before this push (or is null): read it now
-                refs = _listed(manifests.text(manifests.rev(manifest)), changed) if manifest != NULL_NODE else []
-            for path, node in refs:
-                if not self._file_writer(path).has_node(node):
-                    raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
+            if changed is not None and manifest != NULL_NODE:  # a manifest stored before this push: read it now
+                for path, node in _listed(manifests.text(manifests.rev(manifest)), changed):
+                    if not self._file_has(path, node):
+                        raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
             _check_linked(linked.pop(self.cl.node(rev), []), manifest)
         for linknode, introduced in linked.items():  # said to come from a changeset stored before
             _check_linked(introduced, parse_changeset(self.cl.text(self.cl.rev(linknode))).manifest)

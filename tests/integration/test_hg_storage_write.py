@@ -216,6 +216,21 @@ def test_a_manifest_naming_what_the_push_lacks_is_refused(
     assert hg_cli(path, "files", "-r", "tip") == b"a\n"
 
 
+def test_a_file_sent_in_two_groups_lands_whole(hg_cli: Hg, tmp_path: Path) -> None:
+    """A written file group's writer lets go of its revisions; a second group of the same file (hg
+    sends one, a hand-made changegroup may send two) is added to what the first wrote, and the
+    checks see both."""
+    path = tmp_path / "t"
+    target = hgstore.create_repository(str(path), "t")
+    changelog, manifest, file_a, file_b = _one_changeset_push(files=(b"a", b"b"))
+    again = RevisionGroup(Section.FILE, b"a", iter(()))  # an empty second group of a
+    tx = target.transaction()
+    tx.add_changegroup(iter([changelog, manifest, file_b, again, file_a]))
+    tx.commit()
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    assert hg_cli(path, "cat", "-r", "tip", "a", "b") == b"hello a\nhello b\n"
+
+
 def _a_and_b(path: Path) -> tuple[HgRepo, Node, bytes]:
     """A repository at ``path`` of one changeset with files ``a`` and ``b``: it, that changeset,
     and its manifest's text."""

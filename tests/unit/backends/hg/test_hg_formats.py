@@ -66,6 +66,21 @@ def test_manifest_and_lookup() -> None:
     assert manifest_lookup(text, b"b") is None
 
 
+_PATHS = st.binary(min_size=1, max_size=6).filter(lambda p: b"\n" not in p and b"\0" not in p)
+
+
+@given(st.dictionaries(_PATHS, st.sampled_from([b"", b"x", b"l"]), max_size=40), st.lists(_PATHS, max_size=10))
+def test_manifest_lookup_finds_what_a_parse_finds(files: dict[bytes, bytes], others: list[bytes]) -> None:
+    """The binary search over a manifest's sorted lines answers as the whole parse does, for the
+    paths it lists and for others (prefixes of listed paths, paths between them, before and after)."""
+    entries = {path: (Node(bytes([len(path)]) * 20), flags) for path, flags in files.items()}
+    text = format_manifest(entries)
+    parsed = parse_manifest(text)
+    for path in [*files, *others, *(p[:-1] for p in files), *(p + b"!" for p in files)]:
+        expected = parsed.get(path)
+        assert manifest_lookup(text, path) == (expected[0] if expected else None)
+
+
 @given(st.binary(max_size=50), st.booleans())
 def test_filelog_metadata_round_trip(data: bytes, copied: bool) -> None:
     meta = {b"copy": b"src", b"copyrev": N1.hex().encode()} if copied else {}

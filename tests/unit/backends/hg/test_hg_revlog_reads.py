@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from backends.hg import create_repository, open_repository
 from backends.hg.revlog import (
+    FILELOG_INDEXES_PER_OPEN,
     FLAG_GENERALDELTA,
     INDEX_ENTRY,
     READ_GAP,
@@ -122,6 +123,25 @@ def test_opens_of_one_store_share_index_snapshots_until_the_file_changes(tmp_pat
     # A repository on disk is opened with its store directory as the scope.
     repo = open_repository(path, "r")
     assert repo.revlogs.scope == os.fsencode(os.path.realpath(os.path.join(path, ".hg", "store")))
+
+
+def test_one_open_keeps_its_last_filelog_indexes_and_every_other_one() -> None:
+    """A full clone opens every filelog once: an open keeps only the last ``FILELOG_INDEXES_PER_OPEN``
+    of them (the shared cache keeps what its budget allows), and the changelog's and manifest's
+    for as long as it lives."""
+    vfs = CountingVfs()
+    for name in (b"00changelog.i", b"00manifest.i", *(b"data/f%d.i" % n for n in range(FILELOG_INDEXES_PER_OPEN + 8))):
+        vfs.replace(name, INDEX_ENTRY.pack(HEADER << 32, 0, 0, 0, 0, -1, -1, b"\1" * 20))
+    cache = RevlogCache(vfs, HEADER)  # no scope: nothing shared, each open's own snapshots only
+    changelog, manifest = cache.index(b"00changelog.i"), cache.index(b"00manifest.i")
+    for n in range(FILELOG_INDEXES_PER_OPEN + 8):
+        cache.index(b"data/f%d.i" % n)
+    reads = vfs.whole_reads
+    assert cache.index(b"00changelog.i") is changelog and cache.index(b"00manifest.i") is manifest
+    cache.index(b"data/f%d.i" % (FILELOG_INDEXES_PER_OPEN + 7))
+    assert vfs.whole_reads == reads, "the last filelogs and the changelog and manifest are kept"
+    cache.index(b"data/f0.i")
+    assert vfs.whole_reads == reads + 1, "the first filelog was let go, and is read again"
 
 
 def test_texts_walk_equals_revision_by_revision_on_a_real_store(tmp_path: object) -> None:
