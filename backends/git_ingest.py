@@ -854,6 +854,13 @@ class PushLinks:
             self._sets = None
         return self._sets is not None
 
+    def _checked_sets(self) -> tuple[dict[int, set[bytes]] | None, str | None]:
+        """The links by type (None when they outgrew the bound), and what is wrong when one object
+        is linked to as two types."""
+        if not self._check_bound():
+            return None, None
+        return self._sets, self._clash()
+
     def _clash(self) -> str | None:
         sets = self._sets
         assert sets is not None
@@ -868,12 +875,8 @@ class PushLinks:
         """The pushed pack's objects (raw ids, by type): what is wrong when one of them is linked to
         as another type, or an object as two (None when all agree).  The links to them are dropped:
         the connectivity check needs only those to objects outside the pack (``closed``)."""
-        if not self._check_bound():
-            return None
-        sets = self._sets
-        assert sets is not None
-        wrong = self._clash()
-        if wrong is not None:
+        sets, wrong = self._checked_sets()
+        if sets is None or wrong is not None:
             return wrong
         for kind, ids in own.items():
             for other in (COMMIT, TREE, BLOB, TAG):
@@ -891,12 +894,8 @@ class PushLinks:
         """What is wrong when an object the push links to is not of the type its link says
         (``type_of(hex id)``, ``KeyError`` when the object is nowhere, which the connectivity check
         reports); None when all agree or the links were not kept (the connectivity walk looks then)."""
-        if not self._check_bound():
-            return None
-        sets = self._sets
-        assert sets is not None
-        wrong = self._clash()
-        if wrong is not None:
+        sets, wrong = self._checked_sets()
+        if sets is None or wrong is not None:
             return wrong
         for expected in (COMMIT, TREE, BLOB, TAG):
             for sha in sets[expected]:

@@ -27,6 +27,7 @@ from dulwich.pack import PackData
 from dulwich.repo import Repo
 
 from backends import git_ingest
+from backends.git_fastpack import encode_entry_header, encode_ofs
 
 from .harness import Finding, Target
 
@@ -65,26 +66,6 @@ def _history() -> tuple[Path, list[bytes]]:
     return _place[0]
 
 
-def _varint_header(kind: int, size: int) -> bytes:
-    out = bytearray([(kind << 4) | (size & 0x0F)])
-    size >>= 4
-    while size:
-        out[-1] |= 0x80
-        out.append(size & 0x7F)
-        size >>= 7
-    return bytes(out)
-
-
-def _ofs(distance: int) -> bytes:
-    out = bytearray([distance & 0x7F])
-    distance >>= 7
-    while distance:
-        distance -= 1
-        out.insert(0, 0x80 | (distance & 0x7F))
-        distance >>= 7
-    return bytes(out)
-
-
 def build_pack(data: bytes, stored: list[bytes]) -> bytes:
     """The pack the input describes (objects that make no sense are skipped, not refused)."""
     body, offsets, ids = bytearray(), [], []
@@ -103,7 +84,7 @@ def build_pack(data: bytes, stored: list[bytes]) -> bytes:
             if kind == 6:
                 if not 0 < back <= kept:
                     continue
-                base_bytes = _ofs(12 + len(body) - offsets[kept - back])
+                base_bytes = encode_ofs(12 + len(body) - offsets[kept - back])
             else:
                 wholes = [i for i in ids if i is not None]
                 if back < 0x80 or not wholes:
@@ -114,7 +95,7 @@ def build_pack(data: bytes, stored: list[bytes]) -> bytes:
             sha = hashlib.sha1(_NAMES[kind] + b" %d\0" % len(payload) + payload).digest()
         offsets.append(12 + len(body))
         ids.append(sha)
-        chunk = _varint_header(kind, len(payload)) + base_bytes + zlib.compress(payload)
+        chunk = encode_entry_header(kind, len(payload)) + base_bytes + zlib.compress(payload)
         body += chunk
         kept += 1
     pack = b"PACK" + (2).to_bytes(4, "big") + kept.to_bytes(4, "big") + bytes(body)
