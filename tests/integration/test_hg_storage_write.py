@@ -16,6 +16,7 @@ import backends.hg as hgstore
 from backends.hg.changelog import Changeset, format_changeset
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import node_hash
+from backends.hg.writer import HASH_ON_HELPER, HASHES_AHEAD
 from backends.interfaces import NULL_NODE, DeltaMode, Kind, Node, RevisionDelta, RevisionGroup, Section
 from protocols.errors import ProtocolError
 
@@ -229,6 +230,48 @@ def test_a_file_sent_in_two_groups_lands_whole(hg_cli: Hg, tmp_path: Path) -> No
     tx.commit()
     assert hg_cli(path, "verify", "-q", check=False) == b""
     assert hg_cli(path, "cat", "-r", "tip", "a", "b") == b"hello a\nhello b\n"
+
+
+@pytest.mark.parametrize("size", [100, HASH_ON_HELPER + 1])
+@pytest.mark.parametrize("wrong_at", [0, HASHES_AHEAD + 3, HASHES_AHEAD + 5])
+def test_a_revision_whose_node_is_not_its_text_s_hash_is_refused(
+        hg_cli: Hg, tmp_path: Path, size: int, wrong_at: int) -> None:
+    """Every pushed revision's node is checked against its text (hg's own server does not), a
+    large text's on a helper thread while the ingest goes on: either way the push is refused and
+    the repository stays as it was, wherever the bad revision is in its group (the first, one the
+    helper is still hashing when the group goes on, the last)."""
+    count = HASHES_AHEAD + 6
+    texts = [(b"revision %d\n" % n).ljust(size, b".") for n in range(count)]
+    nodes: list[Node] = []
+    for text in texts:
+        nodes.append(node_hash(text, nodes[-1] if nodes else NULL_NODE, NULL_NODE))
+    manifest = b"f\0" + binascii.hexlify(nodes[-1]) + b"\n"
+    manifest_node = node_hash(manifest, NULL_NODE, NULL_NODE)
+    changeset = format_changeset(Changeset(manifest_node, b"T <t@example.com>", 1767225600.0, 0, {}, (b"f",),
+                                           b"many revisions of f"))
+    changeset_node = node_hash(changeset, NULL_NODE, NULL_NODE)
+
+    def push(sent: list[bytes]) -> list[RevisionGroup]:
+        def one(node: Node, text: bytes, p1: Node = NULL_NODE) -> RevisionDelta:
+            return RevisionDelta(node, p1, NULL_NODE, changeset_node, NULL_NODE, _full(text))
+
+        return [RevisionGroup(Section.CHANGELOG, b"", iter([one(changeset_node, changeset)])),
+                RevisionGroup(Section.MANIFEST, b"", iter([one(manifest_node, manifest)])),
+                RevisionGroup(Section.FILE, b"f", iter([one(node, sent[n], nodes[n - 1] if n else NULL_NODE)
+                                                        for n, node in enumerate(nodes)]))]
+
+    path = tmp_path / "t"
+    target = hgstore.create_repository(str(path), "t")
+    tx = target.transaction()
+    with pytest.raises(ProtocolError, match=f"revision {binascii.hexlify(nodes[wrong_at]).decode()} fails its hash"):
+        tx.add_changegroup(iter(push([text + b"!" if n == wrong_at else text for n, text in enumerate(texts)])))
+    tx.abort()
+    assert hg_cli(path, "verify", "-q", check=False) == b""
+    assert hg_cli(path, "log", "-T", "{node}\n") == b""
+    tx = target.transaction()
+    tx.add_changegroup(iter(push(texts)))  # the same push, right: it lands
+    tx.commit()
+    assert hg_cli(path, "cat", "-r", "tip", "f") == texts[-1]
 
 
 def _a_and_b(path: Path) -> tuple[HgRepo, Node, bytes]:
