@@ -204,8 +204,8 @@ class ShallowInfo(Protocol):
 class PlanLike(Protocol):
     """The fields of ``backends.git_pack.PackPlan`` this module reads (structurally typed).
 
-    ``blob_limit``, ``tree_depth`` and ``object_types`` (partial-clone filters) are read with
-    ``getattr``: any filter sends the request to the generic path.
+    ``filtered`` (a partial-clone filter) is read with ``getattr``: any filter sends the request
+    to the generic path.
     """
 
     @property
@@ -228,7 +228,7 @@ GenericPack = Callable[[BaseObjectStore, Any, Any, Any], Iterator[bytes]]
 def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
                    progress: Progress | None = None) -> Iterator[bytes] | None:
     """``generate_pack_fast`` for the generic path's ``PackPlan``; None when the generic path must serve."""
-    if any(getattr(plan, name, None) is not None for name in ("blob_limit", "tree_depth", "object_types")):
+    if getattr(plan, "filtered", False):
         return None
     wants = [*plan.wants, *plan.shallow.extra_wants]
     return generate_pack_fast(store, wants, list(plan.common), thin_pack=plan.thin,

@@ -369,8 +369,6 @@ class PackIngest:
         self._names: list[bytes | None] = []
         """Each object's id: a whole object's from the scan, a delta's once it is named."""
         self._named = 0
-        self._extra: list[tuple[bytes, int, int]] = []
-        """The bases a thin pack left out, appended from the store: (id, offset, CRC-32)."""
         # Built for naming: the OFS_DELTAs sorted by their base's offset, and those offsets.
         self._children = array("Q")
         self._children_of = array("q")
@@ -618,7 +616,11 @@ class PackIngest:
             pack_sha, extra = extend_pack(self._file, set(external), get_raw=get_raw,  # type: ignore[arg-type]
                                           object_format=store.object_format,
                                           compression_level=store.pack_compression_level)
-            self._extra = [(sha, offset, crc or 0) for sha, offset, crc in extra]
+            for sha, offset, crc in extra:  # the bases a thin pack left out, appended from the store
+                self._names.append(sha)
+                self._offsets.append(offset)
+                self._crcs.append(crc or 0)
+            self._sort_names()
         else:  # the scan checked the trailer against the content
             trailer = self._format.raw_len
             pack_sha = os.pread(self._file.fileno(), trailer, self._size - trailer)
@@ -630,12 +632,6 @@ class PackIngest:
     def _publish(self, pack_sha: bytes) -> Pack:
         assert self._file is not None
         store = self._store
-        if self._extra:
-            for sha, offset, crc in self._extra:
-                self._names.append(sha)
-                self._offsets.append(offset)
-                self._crcs.append(crc)
-            self._sort_names()
         names, order = self._sorted_names, self._by_name
         offsets = array("Q", map(self._offsets.__getitem__, order))
         crcs = array(_U32, map(self._crcs.__getitem__, order))
@@ -833,14 +829,6 @@ class PushLinks:
             return
         for sha, kind in linked:
             sets[kind].add(binascii.unhexlify(sha))
-        self._bound()
-
-    def link_ids(self, kind: int, ids: Iterable[bytes]) -> None:
-        """Add links of one type (ids in hex)."""
-        sets = self._sets
-        if sets is None:
-            return
-        sets[kind].update(map(binascii.unhexlify, ids))
         self._bound()
 
     def _bound(self) -> None:

@@ -395,6 +395,11 @@ class PackPlan:
     object_types: frozenset[int] | None = None
     """Partial clone (``filter=object:type=``): omit objects of other types unless wanted."""
 
+    @property
+    def filtered(self) -> bool:
+        """Whether a partial-clone filter leaves objects out."""
+        return self.blob_limit is not None or self.tree_depth is not None or self.object_types is not None
+
 
 class _WithoutBitmaps:
     """The object store as ``MissingObjectFinder`` sees it, walking the graph instead of using bitmaps.
@@ -439,8 +444,7 @@ def generate_pack(
     shallow boundary), then written one at a time: stored deltas are reused when
     their base is in the pack (or, for thin packs, known to the client).
     """
-    filtered = plan.tree_depth is not None or plan.blob_limit is not None or plan.object_types is not None
-    view = _WithoutBitmaps(store, set() if filtered else None)
+    view = _WithoutBitmaps(store, set() if plan.filtered else None)
     finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
         view,  # type: ignore[arg-type]  # a read-only view of the store
         haves=_duls(plan.common),
@@ -450,7 +454,7 @@ def generate_pack(
     )
     other_haves = finder.get_remote_has() if plan.thin else None
     object_ids = list(finder)
-    if filtered:
+    if plan.filtered:
         assert view.symlinks is not None
         object_ids = _filtered(store, object_ids, plan, view.symlinks)
     records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]

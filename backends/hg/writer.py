@@ -110,8 +110,8 @@ class Transaction:
         self._awaiting: dict[Node, list[int]] = {}
         """The new changesets by their manifest, until the pushed manifest goes by."""
         self._read_nodes: tuple[bytes, dict[bytes, int]] | None = None
-        self._node_checks = NodeChecks()
         """The nodes of the last filelog ``_file_has`` read from the store, with its path."""
+        self._node_checks = NodeChecks()
         self._linked: dict[Node, list[Node]] = {}
         """The pushed manifests by the changeset each says introduced it (its linknode): that
         changeset's manifest must be it, or ``hg verify`` fails ("points to unexpected changeset").
