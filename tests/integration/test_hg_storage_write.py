@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import binascii
+import os
 import struct
+import tempfile
 from pathlib import Path
 
 import pytest
 from test_hg_storage_repos import Hg, hg_cli, legacy_repo, source_repo, zlib_repo, zstd_repo  # noqa: F401
 
 import backends.hg as hgstore
+from backends.hg import revlog as revlog_mod
 from backends.hg.changelog import Changeset, format_changeset
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import node_hash
@@ -378,3 +381,56 @@ def test_a_manifest_naming_another_changeset_as_its_own_is_refused(hg_cli: Hg, t
     tx.commit()
     assert hg_cli(path, "verify", "-q", check=False) == b""
     assert hg_cli(path, "cat", "-r", "tip", "a") == file_text
+
+
+def _store_files(path: Path) -> dict[str, bytes]:
+    store = path / ".hg" / "store"
+    return {str(p.relative_to(store)): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_changelog_spooled_to_disk_is_written_as_if_held(
+    hg_cli: Hg, zstd_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool
+) -> None:
+    """The changelog is written at the commit; a long group's chunks past ``SPILL_BYTES`` wait in an
+    unnamed file of the store's directory.  The repository written, and the pending changelog a
+    hook reads, are byte for byte those of a push held in memory; an abort leaves nothing of it."""
+    source = hgstore.open_repository(str(zstd_repo), "src")
+    nodes = source.missing([], source.heads())
+    if not inline:  # the first transaction's commit splits the changelog: the second appends to .d
+        monkeypatch.setattr(revlog_mod, "MAX_INLINE", 1)
+    spools: list[object] = []
+    original = tempfile.TemporaryFile
+
+    def counted(**kwargs: object) -> object:
+        spools.append(kwargs["dir"])
+        return original(**kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", counted)
+    written = {}
+    held = revlog_mod.SPILL_BYTES
+    for spill in (held, 1):
+        monkeypatch.setattr(revlog_mod, "SPILL_BYTES", spill)
+        path = tmp_path / f"spill-{spill}"
+        target = make_target(path)
+        with target.transaction() as tx:  # type: ignore[attr-defined]
+            tx.add_changegroup(source.emit_groups(nodes[:3], DeltaMode.ANY))
+        assert bool(revlog_mod.FLAG_INLINE & struct.unpack(">I", (path / ".hg/store/00changelog.i").read_bytes()[:4])[0]) is inline
+        before = _store_files(path)
+        for commit in (False, True):
+            tx = target.transaction()
+            tx.add_changegroup(source.emit_groups(nodes[3:], DeltaMode.ANY))
+            assert tx.write_pending() is not None  # type: ignore[attr-defined]
+            pending = (path / ".hg/store/00changelog.i.a").read_bytes()
+            if not commit:
+                tx.abort()
+                assert _store_files(path) == before
+                continue
+            tx.commit()
+        assert pending == (path / ".hg/store/00changelog.i").read_bytes()
+        assert hg_cli(path, "verify", "-q", check=False) == b""
+        written[spill] = _store_files(path)
+        assert bool(spools) is (spill == 1)
+    assert spools and all(os.fsencode(d) == bytes(tmp_path / "spill-1/.hg/store") for d in spools)  # type: ignore[arg-type]
+    assert written[1] == written[held]
+    assert source.heads() == hgstore.open_repository(str(tmp_path / "spill-1"), "t").heads()
