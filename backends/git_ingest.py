@@ -51,7 +51,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import BinaryIO, cast
+from typing import BinaryIO, NamedTuple, cast
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import PACK_MODE, DiskObjectStore
@@ -81,6 +81,16 @@ ANY = 0
 TYPE_NAMES = {COMMIT: "commit", TREE: "tree", BLOB: "blob", TAG: "tag"}
 Link = tuple[bytes, int]
 """An id (hex) an object links to, and the type the link says it has."""
+TreeEntry = tuple[bytes, int, bytes]
+"""A tree's entry as parsed: name, mode, id (hex)."""
+
+
+class TreeShape(NamedTuple):
+    """A checked tree, for the deltas of it: its entries, and the length git's own modes give them
+    (each entry ``name + 8 + raw_len`` bytes, a subtree's one less)."""
+
+    entries: list[TreeEntry]
+    size: int
 
 
 SMALL_INDEX = 256 << 10
@@ -479,10 +489,9 @@ class PackIngest:
             children = self._below(at, sha)
             if kind != BLOB or children:
                 text = self._inflate(at)
-                if kind != BLOB:
-                    self._check(kind, text, sha)
+                shape = self._check(kind, text, sha) if kind != BLOB else None
                 if children:
-                    self._resolve_chains(kind, text, children)
+                    self._resolve_chains(kind, text, children, shape)
         del wholes
         external: list[bytes] = []
         progress = True
@@ -515,12 +524,14 @@ class PackIngest:
             found += self._waiting.pop(sha, ())
         return found
 
-    def _resolve_chains(self, type_num: int, text: bytes, children: list[int]) -> None:
-        """Rebuild every delta below a base (depth first; only the texts of one chain are held)."""
+    def _resolve_chains(self, type_num: int, text: bytes, children: list[int],
+                        shape: TreeShape | None = None) -> None:
+        """Rebuild every delta below a base (depth first; only the texts of one chain are held).
+        ``shape``: the base's, when it is a tree this push checked (``_check``)."""
         names, kinds = self._names, self._kinds
-        stack = [(text, iter(children))]
+        stack = [(text, iter(children), shape)]
         while stack:
-            base, pending = stack[-1]
+            base, pending, base_shape = stack[-1]
             child = next(pending, None)
             if child is None:
                 stack.pop()
@@ -530,11 +541,10 @@ class PackIngest:
             names[child] = sha
             kinds[child] = type_num
             self._named += 1
-            if type_num != BLOB:
-                self._check(type_num, rebuilt, sha)
+            own = self._check(type_num, rebuilt, sha, base_shape) if type_num != BLOB else None
             below = self._below(child, sha)
             if below:
-                stack.append((rebuilt, iter(below)))
+                stack.append((rebuilt, iter(below), own))
 
     def _inflate(self, at: int) -> bytes:
         assert self._file is not None
@@ -600,11 +610,24 @@ class PackIngest:
 
         return read
 
-    def _check(self, type_num: int, raw: bytes, sha: bytes) -> None:
-        linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings,
-                              object_format=self._format)
+    def _check(self, type_num: int, raw: bytes, sha: bytes, base: TreeShape | None = None) -> TreeShape | None:
+        """Check an object and note its links.  A tree without a finding is returned, for the deltas
+        below it: with ``base``, such a tree that this push checked and linked, which the tree is a
+        delta of, a tree whose entries keep their names is checked where it differs, and links only
+        the entries that differ.  (A history's trees mostly change an id or two of 60 entries:
+        the checks and links of every entry were half of a migration's push.)"""
+        if type_num != TREE:
+            linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings,
+                                  object_format=self._format)
+            if self._links is not None:
+                self._links.link(linked)
+            return None
+        shape, clean = check_tree(raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings,
+                                  object_format=self._format, base=base)
         if self._links is not None:
-            self._links.link(linked)
+            self._links.link(tree_links(changed_entries(shape.entries, base.entries) if base is not None
+                                        else shape.entries))
+        return shape if clean else None
 
     # -- into the store ---------------------------------------------------------------
 
@@ -1035,14 +1058,17 @@ class _Findings:
     """Reports the findings of one object: raises for one the rules make an error, notes one they
     make a warning in ``warnings`` (when given), passes an ignored one."""
 
-    __slots__ = ("_oid", "_rules", "_warnings")
+    __slots__ = ("_oid", "_rules", "_warnings", "found")
 
     def __init__(self, rules: FsckRules, oid: bytes | None, warnings: FsckWarnings | None = None) -> None:
         self._rules = rules
         self._oid = oid
         self._warnings = warnings
+        self.found = 0
+        """Findings reported, whatever the rules made of them."""
 
     def __call__(self, msg_id: str, message: str) -> None:
+        self.found += 1
         severity = self._rules.severity(msg_id)
         if severity == IGNORE or (self._oid is not None and self._oid in self._rules.skip):
             return
@@ -1077,17 +1103,42 @@ def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid
     """
     if type_num == BLOB:
         return []
+    if type_num == TREE:
+        return tree_links(check_tree(raw, rules, oid, dotfiles, warnings, object_format=object_format)[0].entries)
     report = _Findings(rules, oid, warnings)
-    if type_num == TREE:  # parses the entries itself: no dulwich Tree object as well
-        entries = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings,
-                              object_format)
-        links = [(child, TREE if mode & S_IFMT == S_IFDIR else BLOB)
-                 for _name, mode, child in entries if mode & S_IFMT != S_IFGITLINK]
-    elif type_num == COMMIT:
+    if type_num == COMMIT:
         links = _check_commit(raw, report, _hex_id(object_format))
     else:
         links = _check_tag(raw, report, _hex_id(object_format))
     return links
+
+
+def check_tree(raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = None,
+               dotfiles: DotFiles | None = None, warnings: FsckWarnings | None = None, *,
+               object_format: ObjectFormat = SHA1_FORMAT, base: TreeShape | None = None
+               ) -> tuple[TreeShape, bool]:
+    """``check_object`` of a tree: its entries (name, mode, hex id) once checked, and whether it had
+    no finding at all (whatever the rules make of one).  ``base``: a tree that had none, of the
+    same rules, which this one is a delta of (``_check_tree``)."""
+    report = _Findings(rules, oid, warnings)
+    # parses the entries itself: no dulwich Tree object as well
+    shape = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings, object_format,
+                        base)
+    return shape, not report.found
+
+
+def tree_links(entries: Iterable[TreeEntry]) -> list[Link]:
+    """The links of tree entries: subtrees' and files' ids (a submodule's commit is not linked)."""
+    return [(child, TREE if mode & S_IFMT == S_IFDIR else BLOB)
+            for _name, mode, child in entries if mode & S_IFMT != S_IFGITLINK]
+
+
+def changed_entries(entries: list[TreeEntry], base: list[TreeEntry]) -> Iterable[TreeEntry]:
+    """The entries of a tree that its delta base does not hold at the same place (all from the
+    first entry added or removed on): compared in place, with C-level maps."""
+    if len(entries) != len(base):
+        return entries
+    return itertools.compress(entries, map(operator.ne, entries, base))
 
 
 Report = Callable[[str, str], None]
@@ -1258,8 +1309,8 @@ def _check_tag(raw: bytes, report: Report, hex_id: re.Pattern[bytes]) -> list[Li
 
 
 def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dotfiles: DotFiles | None = None,
-                mode_warnings: bool = False, object_format: ObjectFormat = SHA1_FORMAT
-                ) -> list[tuple[bytes, int, bytes]]:
+                mode_warnings: bool = False, object_format: ObjectFormat = SHA1_FORMAT,
+                base: TreeShape | None = None) -> TreeShape:
     """Entries in git's order (a subtree sorts as ``name/``), no name twice.
 
     Strictly increasing keys and distinct names, tested with C-level sorts and
@@ -1272,17 +1323,62 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
     """
     raw_len = object_format.raw_len
     entries = list(parse_tree(raw, raw_len))  # a list from the C parser, a generator from the Python one
+    if base is not None and not rules.tree_modes:
+        size = _checked_in_place(raw, entries, base, dotfiles, report, mode_warnings, raw_len)
+        if size is not None:
+            return TreeShape(entries, size)
     keys = [name + b"/" if mode & S_IFMT == S_IFDIR else name for name, mode, _child in entries]
     names = {e[0] for e in entries}
     if keys != sorted(keys) or len(set(keys)) != len(keys) or len(names) != len(keys):
         _explain_tree(entries, report)
     joined = b"\0".join(names).lower() if rules.tree_names or dotfiles is not None else b""
-    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, names, keys, raw_len))
+    size = _canonical_size(names, keys, raw_len)
+    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, size, raw_len))
     if modes or (rules.tree_names and _suspect_names(joined)):
         _tree_warnings(raw, entries, report, modes=modes, raw_len=raw_len)
     if dotfiles is not None:
         dotfiles.tree(entries, report, joined)
-    return entries
+    return TreeShape(entries, size)
+
+
+def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dotfiles: DotFiles | None,
+                      report: Report, mode_warnings: bool, raw_len: int) -> int | None:
+    """Check a tree against ``base``, a tree that had no finding at all (of the same rules, which do
+    not make mode findings errors) which it is a delta of, when every entry that differs keeps its
+    base's name (a history's trees mostly change an id or two): the tree's canonical size
+    (``TreeShape``); None when that is not so, or the modes may hold a finding (the caller
+    checks the whole tree).
+
+    The names are the base's, so no name is there twice and no name finding is new; the order
+    changes only where an entry turned from a file into a directory or back (its key gains or
+    loses the ``/``); only the entries that differ can add a dotfile or a dotfile's link.  The
+    modes are looked at as the whole check looks at them for warnings (``_suspect_modes``)."""
+    if len(entries) != len(base.entries):
+        return None
+    olds = base.entries
+    changed = list(itertools.compress(range(len(entries)), map(operator.ne, entries, olds)))
+    last = len(entries) - 1
+    size = base.size
+    for at in changed:
+        name, mode, _child = entries[at]
+        if name != olds[at][0]:
+            return None
+        was_dir, is_dir = olds[at][1] & S_IFMT == S_IFDIR, mode & S_IFMT == S_IFDIR
+        if was_dir != is_dir:
+            size += was_dir - is_dir
+            key = _tree_key(entries[at])
+            if (at and _tree_key(entries[at - 1]) >= key) or (at < last and key >= _tree_key(entries[at + 1])):
+                return None  # the whole check says what is wrong
+    if mode_warnings and _suspect_modes(raw, size, raw_len):
+        return None
+    if dotfiles is not None and changed:
+        dotfiles.tree([entries[at] for at in changed], report)
+    return size
+
+
+def _tree_key(entry: TreeEntry) -> bytes:
+    """The name git sorts a tree's entry by: a subtree's is ``name/``."""
+    return entry[0] + b"/" if entry[1] & S_IFMT == S_IFDIR else entry[0]
 
 
 def _suspect_names(joined: bytes) -> bool:
@@ -1295,14 +1391,20 @@ def _suspect_names(joined: bytes) -> bool:
     return b"\0\0" in padded or b"\0.\0" in padded or b"\0..\0" in padded
 
 
-def _suspect_modes(raw: bytes, names: set[bytes], keys: list[bytes], raw_len: int = 20) -> bool:
-    """Whether a tree may write a mode with a leading zero, or hold a null id.  Each entry of git's
-    modes takes ``name + 8 + raw_len`` bytes (28 with SHA-1; ``40000`` of a subtree one less; a
-    subtree's key is its name and ``/``), so a tree of another length is looked at, and one holding
-    ``raw_len`` NUL bytes in a row.  C-level sums and a substring test: walking the entries costs more."""
+def _canonical_size(names: set[bytes], keys: list[bytes], raw_len: int = 20) -> int:
+    """The length of a tree of these entries with git's own modes: each entry takes ``name + 8 +
+    raw_len`` bytes (28 with SHA-1; ``40000`` of a subtree one less; a subtree's key is its name
+    and ``/``).  C-level sums: walking the entries costs more."""
     names_size = sum(map(len, names))
     subtrees = sum(map(len, keys)) - names_size
-    return len(raw) != names_size + (8 + raw_len) * len(keys) - subtrees or b"\0" * raw_len in raw
+    return names_size + (8 + raw_len) * len(keys) - subtrees
+
+
+def _suspect_modes(raw: bytes, size: int, raw_len: int = 20) -> bool:
+    """Whether a tree may write a mode with a leading zero, or hold a null id: a tree of another
+    length than its ``_canonical_size`` is looked at, and one holding ``raw_len`` NUL bytes in a
+    row (a substring test)."""
+    return len(raw) != size or b"\0" * raw_len in raw
 
 
 def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import itertools
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from dulwich.errors import ObjectFormatException
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from backends import git_ingest
@@ -969,3 +970,102 @@ def test_a_tree_naming_a_stored_gitmodules_file_reads_it_from_the_store(tmp_path
     missing = b"100644 .gitmodules\0" + b"\x01" * 20
     with pytest.raises(git_ingest.FsckError, match="gitmodulesMissing"):
         git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(ordered_pack([(2, missing)])))  # type: ignore[arg-type]
+
+
+DELTA_NAMES = [b"a", b"a.c", b"a-b", b"ab", b"b", b".gitmodules", b"z", b".git", b".GITMODULES", b"git~1", b".."]
+DELTA_MODES = [b"100644", b"100755", b"40000", b"120000", b"160000", b"0100644", b"040000", b"100664"]
+INNOCENT_GITMODULES = b'[submodule "lib"]\n\tpath = lib\n\turl = ./lib\n'
+DELTA_IDS = [b"\x11" * 20, b"\x22" * 20] + [bytes.fromhex(Blob.from_string(text).id.decode())
+                                            for text in (INNOCENT_GITMODULES, EVIL_GITMODULES)] + [b"\0" * 20]
+
+
+def _tree_bytes(entries: list[tuple[bytes, bytes, bytes]]) -> bytes:
+    return b"".join(mode + b" " + name + b"\0" + raw_id for name, mode, raw_id in entries)
+
+
+@st.composite
+def delta_trees(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """A tree without findings and a tree made of it by a few edits (an id, a mode, a name changed in
+    place, an entry added or dropped, two swapped): the second is pushed as a delta of the first."""
+    names = draw(st.lists(st.sampled_from(DELTA_NAMES[:9]), min_size=1, max_size=6, unique=True))
+    base = [(name, draw(st.sampled_from(DELTA_MODES[:2] if name.lower() == b".gitmodules" else DELTA_MODES[:5])),
+             DELTA_IDS[2] if name.lower() == b".gitmodules" else draw(st.sampled_from(DELTA_IDS[:2])))
+            for name in names]
+    base.sort(key=lambda e: e[0] + b"/" if e[1] == b"40000" else e[0])
+    child = list(base)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(child) - 1))
+        name, mode, raw_id = child[at]
+        edit = draw(st.sampled_from(["id", "id", "mode", "mode", "name", "add", "drop", "swap"]))
+        if edit == "id":
+            child[at] = (name, mode, draw(st.sampled_from(DELTA_IDS)))
+        elif edit == "mode":
+            child[at] = (name, draw(st.sampled_from(DELTA_MODES)), raw_id)
+        elif edit == "name":
+            child[at] = (draw(st.sampled_from(DELTA_NAMES)), mode, raw_id)
+        elif edit == "add":
+            child.insert(at, (draw(st.sampled_from(DELTA_NAMES)), mode, raw_id))
+        elif edit == "drop" and len(child) > 1:
+            del child[at]
+        elif edit == "swap" and at + 1 < len(child):
+            child[at], child[at + 1] = child[at + 1], child[at]
+    return _tree_bytes(base), _tree_bytes(child)
+
+
+RULE_SETS = {
+    "default": [],
+    "strict-modes": [(b"zeroPaddedFilemode", b"error"), (b"nullSha1", b"error")],
+    "dotgit-warns": [(b"hasDotgit", b"warn"), (b"hasDotdot", b"warn")],
+    "lenient": [(b"treeNotSorted", b"ignore"), (b"duplicateEntries", b"ignore"), (b"gitmodulesSymlink", b"warn")],
+}
+
+
+def _outcome(tmp: Path, objects: list[tuple[int, bytes] | tuple[str, int, bytes]], rules: git_ingest.FsckRules
+             ) -> tuple[str, list[str], set[bytes] | None]:
+    server = tmp / "s.git"
+    shutil.rmtree(server, ignore_errors=True)
+    Repo.init_bare(str(server), mkdir=True)
+    links = git_ingest.PushLinks()
+    ingest = git_ingest.PackIngest(Repo(str(server)).object_store, links, None, rules)  # type: ignore[arg-type]
+    try:
+        ingest.write(ordered_pack(objects))
+        ingest.commit()
+        result = "accepted"
+    except Exception as exc:  # noqa: BLE001 (the refusal, in the words the client would see)
+        result = f"{type(exc).__name__}: {exc}"
+    finally:
+        ingest.abort()
+    return result, ingest.warnings.shown(), links.linked()
+
+
+def _edited(base: list[tuple[bytes, bytes, bytes]], at: int, mode: bytes, raw_id: bytes) -> tuple[bytes, bytes]:
+    child = list(base)
+    child[at] = (child[at][0], mode, raw_id)
+    return _tree_bytes(base), _tree_bytes(child)
+
+
+_AB = [(b"a", b"100644", DELTA_IDS[0]), (b"a-b", b"100644", DELTA_IDS[0]), (b"z", b"100644", DELTA_IDS[0])]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trees=delta_trees(), rules_name=st.sampled_from(sorted(RULE_SETS)), skip_base=st.booleans())
+@example(trees=_edited(_AB, 0, b"40000", DELTA_IDS[0]), rules_name="default", skip_base=False)  # "a/" > "a-b"
+@example(trees=_edited(_AB, 2, b"040000", DELTA_IDS[0]), rules_name="default", skip_base=False)  # as long as before
+@example(trees=_edited(_AB, 0, b"100644", DELTA_IDS[1]), rules_name="default", skip_base=False)  # the first link
+@example(trees=_edited([(b".git", b"40000", DELTA_IDS[0]), *_AB], 1, b"100644", DELTA_IDS[1]),
+         rules_name="dotgit-warns", skip_base=False)  # a base with a finding: the tree has its own
+@example(trees=_edited([(b".git", b"40000", DELTA_IDS[0]), *_AB], 1, b"100644", DELTA_IDS[1]),
+         rules_name="default", skip_base=True)  # the base is let through by the skip list, the tree is not
+@example(trees=_edited([(b".gitmodules", b"100644", DELTA_IDS[2]), *_AB], 0, b"100644", DELTA_IDS[3]),
+         rules_name="default", skip_base=False)  # an evil .gitmodules in place of an innocent one
+def test_a_tree_checked_against_its_delta_base_is_checked_as_a_whole(tmp_path: Path, trees: tuple[bytes, bytes],
+                                                                     rules_name: str, skip_base: bool) -> None:
+    """A tree pushed as a delta of a tree without findings is checked where it differs, and links
+    only what differs: the answer, the warnings told and the links are those of the whole check."""
+    base, child = trees
+    base_id = Tree.from_string(base).id if base else b""
+    rules = git_ingest.fsck_rules(RULE_SETS[rules_name], [base_id] if skip_base else [])
+    blobs: list[tuple[int, bytes] | tuple[str, int, bytes]] = [(3, INNOCENT_GITMODULES), (3, EVIL_GITMODULES)]
+    whole = _outcome(tmp_path, [*blobs, (2, base), (2, child)], rules)
+    as_delta = _outcome(tmp_path, [*blobs, (2, base), ("ofs", 2, child)], rules)
+    assert as_delta == whole
