@@ -91,6 +91,8 @@ class TreeShape(NamedTuple):
 
     entries: list[TreeEntry]
     size: int
+    fresh: list[TreeEntry] | None = None
+    """The entries that differ from those of the base it was checked against, when it was."""
 
 
 SMALL_INDEX = 256 << 10
@@ -625,8 +627,9 @@ class PackIngest:
         shape, clean = check_tree(raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings,
                                   object_format=self._format, base=base)
         if self._links is not None:
-            self._links.link(tree_links(changed_entries(shape.entries, base.entries) if base is not None
-                                        else shape.entries))
+            fresh = shape.fresh if shape.fresh is not None else \
+                changed_entries(shape.entries, base.entries) if base is not None else shape.entries
+            self._links.link(tree_links(fresh))
         return shape if clean else None
 
     # -- into the store ---------------------------------------------------------------
@@ -1324,9 +1327,9 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
     raw_len = object_format.raw_len
     entries = list(parse_tree(raw, raw_len))  # a list from the C parser, a generator from the Python one
     if base is not None and not rules.tree_modes:
-        size = _checked_in_place(raw, entries, base, dotfiles, report, mode_warnings, raw_len)
-        if size is not None:
-            return TreeShape(entries, size)
+        checked = _checked_in_place(raw, entries, base, dotfiles, report, mode_warnings, raw_len)
+        if checked is not None:
+            return checked
     keys = [name + b"/" if mode & S_IFMT == S_IFDIR else name for name, mode, _child in entries]
     names = {e[0] for e in entries}
     if keys != sorted(keys) or len(set(keys)) != len(keys) or len(names) != len(keys):
@@ -1342,11 +1345,11 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
 
 
 def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dotfiles: DotFiles | None,
-                      report: Report, mode_warnings: bool, raw_len: int) -> int | None:
+                      report: Report, mode_warnings: bool, raw_len: int) -> TreeShape | None:
     """Check a tree against ``base``, a tree that had no finding at all (of the same rules, which do
     not make mode findings errors) which it is a delta of, when every entry that differs keeps its
-    base's name (a history's trees mostly change an id or two): the tree's canonical size
-    (``TreeShape``); None when that is not so, or the modes may hold a finding (the caller
+    base's name (a history's trees mostly change an id or two): its shape, with the entries that
+    differ; None when that is not so, or the modes may hold a finding (the caller
     checks the whole tree).
 
     The names are the base's, so no name is there twice and no name finding is new; the order
@@ -1371,9 +1374,10 @@ def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dot
                 return None  # the whole check says what is wrong
     if mode_warnings and _suspect_modes(raw, size, raw_len):
         return None
-    if dotfiles is not None and changed:
-        dotfiles.tree([entries[at] for at in changed], report)
-    return size
+    fresh = [entries[at] for at in changed]
+    if dotfiles is not None and fresh:
+        dotfiles.tree(fresh, report)
+    return TreeShape(entries, size, fresh)
 
 
 def _tree_key(entry: TreeEntry) -> bytes:
