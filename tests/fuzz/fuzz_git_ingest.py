@@ -2,7 +2,9 @@
 from objects the fuzzer edits before they are deflated: a commit's, tree's or tag's bytes, a
 delta's instructions and its base.  Whatever the objects, only a typed refusal leaves (hgwire's
 errors, dulwich's ``ObjectFormatException`` and ``ApplyDeltaError``), a refused pack leaves the
-repository as it was, and an accepted one has an index git's ``verify-pack`` agrees with.
+repository as it was, and an accepted one has an index git's ``verify-pack`` agrees with; checking
+a tree against its delta base where it differs gives the answer, warnings and links of checking it
+whole.
 
 Input: objects separated by ``SEP``, each a kind byte (``c`` commit, ``t`` tree, ``b`` blob,
 ``g`` tag, ``o`` OFS_DELTA, ``r`` REF_DELTA), for a delta a base byte (an OFS_DELTA: how many
@@ -28,6 +30,7 @@ from dulwich.repo import Repo
 
 from backends import git_ingest
 from backends.git_fastpack import encode_entry_header, encode_ofs
+from protocols.errors import HgwireError
 
 from .harness import Finding, Target
 
@@ -45,7 +48,8 @@ def _git(cwd: Path, *args: str, data: bytes | None = None) -> bytes:
 
 
 def _history() -> tuple[Path, list[bytes]]:
-    """A small history (work tree, bare server holding its first commit); the server's object ids."""
+    """A small history (work tree, bare server holding its first commit); the server's object ids.
+    A directory of 30 files, one changed by each commit, gives trees that git packs as deltas."""
     if not _place:
         base = Path(tempfile.mkdtemp(prefix="hgwire-fuzz-ingest-"))
         atexit.register(shutil.rmtree, base, True)
@@ -56,6 +60,9 @@ def _history() -> tuple[Path, list[bytes]]:
             (work / "a.txt").write_bytes(b"line %d\n" % i * 40 + b"common tail\n" * 20)
             (work / "d" / "b.txt").write_bytes(b"nested %d\n" % i)
             (work / ".gitmodules").write_bytes(b'[submodule "s"]\n\tpath = s\n\turl = https://example.com/s\n')
+            (work / "many").mkdir(exist_ok=True)  # a tree large enough for git to store its versions as deltas
+            for n in range(30):
+                (work / "many" / f"f{n:02d}").write_bytes(b"file %d, version %d\n" % (n, i if n == i else 0))
             _git(work, "add", "-A")
             _git(work, "commit", "-q", "-m", f"c{i}")
             if i == 0:
@@ -110,32 +117,53 @@ def run(data: bytes) -> None:
     server, stored = _history()
     pack = build_pack(data, stored)
     before = _listing(server)
+    outcome = _ingest(server, pack, verify=True)
+    whole = _ingest(server, pack, verify=False, in_place=False)
+    if whole != outcome:
+        raise Finding(f"checking trees against their delta bases changes {_difference(outcome, whole)}")
+    if _listing(server) != before:
+        raise Finding("an ingest left something in the repository's object directory")
+
+
+def _difference(ours: tuple[str, list[str], object], whole: tuple[str, list[str], object]) -> str:
+    if ours[0] != whole[0]:
+        return f"the answer: {ours[0][:200]!r} against {whole[0][:200]!r}"
+    if ours[1] != whole[1]:
+        return f"the warnings: {ours[1][:3]!r} against {whole[1][:3]!r}"
+    mine, theirs = ours[2], whole[2]
+    if isinstance(mine, set) and isinstance(theirs, set):
+        return f"the links: {sorted(mine - theirs)[:3]!r} more, {sorted(theirs - mine)[:3]!r} fewer"
+    return f"the links: {type(mine).__name__} against {type(theirs).__name__}"
+
+
+def _ingest(server: Path, pack: bytes, verify: bool, in_place: bool = True) -> tuple[str, list[str], object]:
+    """Ingest ``pack`` into a quarantine of ``server`` (dropped after): the answer, the warnings told
+    and the links noted; ``in_place=False`` checks every tree whole (the reference)."""
     store = Repo(str(server)).object_store
     quarantine = git_ingest.Quarantine(store)
+    links = git_ingest.PushLinks()
+    held = git_ingest._checked_in_place
+    if not in_place:
+        git_ingest._checked_in_place = lambda *args: None
     try:
+        landed = git_ingest.PackIngest(store, links, quarantine)
         try:
-            landed = git_ingest.PackIngest(store, git_ingest.PushLinks(), quarantine)
-            try:
-                landed.write(pack)
-                result = landed.commit()
-            finally:
-                landed.abort()
-        except (ObjectFormatException, ApplyDeltaError):
-            raise _Refused() from None
-        if result is not None:
+            landed.write(pack)
+            result = landed.commit()
+        except (git_ingest.FsckError, HgwireError) as exc:  # (an FsckError is an ObjectFormatException)
+            return f"refused: {type(exc).__name__}: {exc}", landed.warnings.shown(), links.linked()
+        except (ObjectFormatException, ApplyDeltaError) as exc:
+            return f"refused by dulwich: {type(exc).__name__}: {exc}", landed.warnings.shown(), links.linked()
+        finally:
+            landed.abort()
+        if verify and result is not None:
             checked = subprocess.run(["git", "verify-pack", str(result._idx_path)], capture_output=True, check=False)
             if checked.returncode != 0:
                 raise Finding(f"git verify-pack refuses an accepted pack: {checked.stderr[-300:]!r}")
-    except _Refused:
-        pass
+        return "accepted", landed.warnings.shown(), links.linked()
     finally:
+        git_ingest._checked_in_place = held
         quarantine.drop()
-        if _listing(server) != before:
-            raise Finding("an ingest left something in the repository's object directory")
-
-
-class _Refused(Exception):
-    """dulwich's refusals, which the pack sink turns into a ``ProtocolError``."""
 
 
 def seeds() -> list[bytes]:
