@@ -958,15 +958,13 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     # git's "info", which its receive-pack reports as warnings, and so does hgwire
     ("badTagName", WARN), ("missingTaggerEntry", WARN), ("gitmodulesParse", WARN),
     ("gitattributesSymlink", WARN), ("gitignoreSymlink", WARN), ("mailmapSymlink", WARN),
+    ("badFilemode", WARN),  # (a mode git's own trees never hold: 100600, 644…; 100664 passes as in git)
     # a push's .gitmodules and .gitattributes files (backends.git_dotfiles)
     ("gitmodulesBlob", ERROR), ("gitmodulesLarge", ERROR), ("gitmodulesMissing", ERROR),
     ("gitmodulesName", ERROR), ("gitmodulesPath", ERROR), ("gitmodulesSymlink", ERROR),
     ("gitmodulesUpdate", ERROR), ("gitmodulesUrl", ERROR),
     ("gitattributesBlob", ERROR), ("gitattributesLarge", ERROR), ("gitattributesLineLength", ERROR),
     ("gitattributesMissing", ERROR),
-    # git's "info" too, but let through unseen unless set to warn: a bad mode of a file's length
-    # (100664) is found only by reading every mode of every tree
-    ("badFilemode", IGNORE),
 )}
 """The findings hgwire checks pushed objects for, by git's message ids (``git help fsck``), and what
 each does by default (git fsck's defaults, but for the tree names above: an error refuses the push,
@@ -1000,8 +998,9 @@ class FsckRules:
     """A mode or null-id finding refuses a push (only when made an error): every tree's modes and
     ids are then looked at.  Set by ``fsck_rules``, once per push."""
     mode_warnings: bool = True
-    """A zero-padded mode or a null id is a warning (by default): a tree whose length or bytes hint
-    at one (``_suspect_modes``) is looked at, to tell the client.  Set by ``fsck_rules``."""
+    """A zero-padded or bad mode or a null id is a warning (by default): a tree whose length, bytes
+    or modes hint at one (``_suspect_modes``) is looked at, to tell the client.  Set by
+    ``fsck_rules``."""
 
     def severity(self, msg_id: str) -> str:
         key = msg_id.lower()
@@ -1027,7 +1026,7 @@ def fsck_rules(settings: Iterable[tuple[bytes, bytes]], skip_list: Iterable[byte
     return FsckRules(severities, frozenset(skip_list),
                      tree_names=any(level(key) != IGNORE for key in _TREE_NAMES),
                      tree_modes=any(level(key) == ERROR for key in _TREE_MODES),
-                     mode_warnings=WARN in (level("zeropaddedfilemode"), level("nullsha1")))
+                     mode_warnings=WARN in (level("zeropaddedfilemode"), level("nullsha1"), level("badfilemode")))
 
 
 MAX_WARNINGS_SHOWN = 100
@@ -1336,7 +1335,7 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
         _explain_tree(entries, report)
     joined = b"\0".join(names).lower() if rules.tree_names or dotfiles is not None else b""
     size = _canonical_size(names, keys, raw_len)
-    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, size, raw_len))
+    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, size, entries, raw_len))
     if modes or (rules.tree_names and _suspect_names(joined)):
         _tree_warnings(raw, entries, report, modes=modes, raw_len=raw_len)
     if dotfiles is not None:
@@ -1372,9 +1371,9 @@ def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dot
             key = _tree_key(entries[at])
             if (at and _tree_key(entries[at - 1]) >= key) or (at < last and key >= _tree_key(entries[at + 1])):
                 return None  # the whole check says what is wrong
-    if mode_warnings and _suspect_modes(raw, size, raw_len):
-        return None
     fresh = [entries[at] for at in changed]
+    if mode_warnings and _suspect_modes(raw, size, fresh, raw_len):  # (the base's modes had no finding)
+        return None
     if dotfiles is not None and fresh:
         dotfiles.tree(fresh, report)
     return TreeShape(entries, size, fresh)
@@ -1404,11 +1403,15 @@ def _canonical_size(names: set[bytes], keys: list[bytes], raw_len: int = 20) -> 
     return names_size + (8 + raw_len) * len(keys) - subtrees
 
 
-def _suspect_modes(raw: bytes, size: int, raw_len: int = 20) -> bool:
-    """Whether a tree may write a mode with a leading zero, or hold a null id: a tree of another
-    length than its ``_canonical_size`` is looked at, and one holding ``raw_len`` NUL bytes in a
-    row (a substring test)."""
-    return len(raw) != size or b"\0" * raw_len in raw
+def _suspect_modes(raw: bytes, size: int, entries: Iterable[TreeEntry], raw_len: int = 20) -> bool:
+    """Whether a tree may write a mode with a leading zero, hold a null id or a mode git's fsck
+    calls bad: a tree of another length than its ``_canonical_size`` is looked at, one holding
+    ``raw_len`` NUL bytes in a row (a substring test), and one with a mode ``_GOOD_MODES`` lacks
+    (a C-level subset test)."""
+    return len(raw) != size or b"\0" * raw_len in raw or not _GOOD_MODES.issuperset(map(_MODE_OF, entries))
+
+
+_MODE_OF = operator.itemgetter(1)
 
 
 def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> None:

@@ -730,7 +730,7 @@ def test_fsck_settings_are_read_as_git_reads_them() -> None:
                                                                             "emptyName", "fullPathname")])
     assert not ignored.tree_names, "nothing to look for once every name finding is ignored"
     assert git_ingest.DEFAULT_FSCK.mode_warnings and not git_ingest.fsck_rules(
-        [(b"zeroPaddedFilemode", b"ignore"), (b"nullSha1", b"error")]).mode_warnings
+        [(b"zeroPaddedFilemode", b"ignore"), (b"nullSha1", b"error"), (b"badFilemode", b"ignore")]).mode_warnings
     assert rules.skip == frozenset({b"a" * 40})
 
 
@@ -804,6 +804,7 @@ def warnings_of(type_num: int, raw: bytes, rules: git_ingest.FsckRules = git_ing
     (2, tree_of((b"100644", b"a"), (b"040000", b"b"), (b"100644", b"c")),
      "zeroPaddedFilemode: contains zero-padded file modes"),
     (2, b"100644 a\0" + b"\0" * 20, "nullSha1: contains entries pointing to null sha1"),
+    (2, tree_of((b"100600", b"a")), "badFilemode: contains bad file modes"),
     (1, GOOD_COMMIT.replace(b"message", b"mess\0age"), "nulInCommit: NUL byte in the commit object body"),
 ])
 def test_findings_let_through_are_told_in_gits_words(type_num: int, raw: bytes, told: str) -> None:
@@ -829,7 +830,8 @@ def test_the_warnings_told_are_bounded() -> None:
     assert len(shown) == git_ingest.MAX_WARNINGS_SHOWN + 1 and shown[-1].startswith("7 more findings not shown")
 
 
-TREE_MODES = [b"100644", b"0100644", b"00100644", b"100755", b"40000", b"040000", b"120000", b"0120000", b"160000"]
+TREE_MODES = [b"100644", b"0100644", b"00100644", b"100755", b"40000", b"040000", b"120000", b"0120000", b"160000",
+              b"100600", b"100664", b"644"]
 TREE_NAMES = [b"a", b"b.txt", b"c", b"dd", b".git", b"git~1", b"..", b"e~f"]
 NAME_IDS = ("hasDot", "hasDotdot", "hasDotgit", "emptyName", "fullPathname")
 
@@ -973,7 +975,7 @@ def test_a_tree_naming_a_stored_gitmodules_file_reads_it_from_the_store(tmp_path
 
 
 DELTA_NAMES = [b"a", b"a.c", b"a-b", b"ab", b"b", b".gitmodules", b"z", b".git", b".GITMODULES", b"git~1", b".."]
-DELTA_MODES = [b"100644", b"100755", b"40000", b"120000", b"160000", b"0100644", b"040000", b"100664"]
+DELTA_MODES = [b"100644", b"100755", b"40000", b"120000", b"160000", b"0100644", b"040000", b"100664", b"100600"]
 INNOCENT_GITMODULES = b'[submodule "lib"]\n\tpath = lib\n\turl = ./lib\n'
 DELTA_IDS = [b"\x11" * 20, b"\x22" * 20] + [bytes.fromhex(Blob.from_string(text).id.decode())
                                             for text in (INNOCENT_GITMODULES, EVIL_GITMODULES)] + [b"\0" * 20]
