@@ -35,6 +35,7 @@ from the tips, reading the objects the push added, never blobs.
 from __future__ import annotations
 
 import binascii
+import functools
 import itertools
 import operator
 import os
@@ -93,6 +94,40 @@ class TreeShape(NamedTuple):
     size: int
     fresh: list[TreeEntry] | None = None
     """The entries that differ from those of the base it was checked against, when it was."""
+
+
+RESOLVE_TEXT_BUDGET = 64 << 20
+"""Bytes of rebuilt texts the resolution of a pack's deltas holds for the deltas still to come below
+them (git's ``core.deltaBaseCacheLimit`` is 96 MiB); past it the oldest are dropped and rebuilt when
+needed.  A pack of tiny deltas that each copy a large base whole made every text of the chain stay
+(a 21 KB pack took 434 MiB)."""
+
+
+REBUILD_LIMIT = 64 * RESOLVE_TEXT_BUDGET
+"""Bytes of dropped texts a push's chain may have rebuilt: a pack whose deltas hold bases this much
+over the budget is refused (git never writes one: its chains are at most 4,095 deep and branch
+little, and a rebuild keeps the texts it passes)."""
+
+
+class _Level:
+    """An object of a chain being resolved: its text while deltas below it wait (None once dropped),
+    those deltas (pack indexes) and how many were taken, its tree shape, its own pack index (-1 for
+    the chain's base) and the object it is a delta of."""
+
+    __slots__ = ("at", "children", "next", "parent", "shape", "text")
+
+    def __init__(self, text: bytes, children: list[int], shape: TreeShape | None, at: int,
+                 parent: _Level | None) -> None:
+        self.text: bytes | None = text
+        self.children: list[int] | None = children
+        self.next = 0
+        self.shape = shape
+        self.at = at
+        self.parent = parent
+
+
+def _text_of(get_raw: Callable[[bytes], tuple[int, bytes]], sha: bytes) -> bytes:
+    return get_raw(sha)[1]
 
 
 SMALL_INDEX = 256 << 10
@@ -493,7 +528,7 @@ class PackIngest:
                 text = self._inflate(at)
                 shape = self._check(kind, text, sha) if kind != BLOB else None
                 if children:
-                    self._resolve_chains(kind, text, children, shape)
+                    self._resolve_chains(kind, text, children, functools.partial(self._inflate, at), shape)
         del wholes
         external: list[bytes] = []
         progress = True
@@ -507,7 +542,7 @@ class PackIngest:
                 except KeyError:
                     continue
                 external.append(base)
-                self._resolve_chains(type_num, text, self._waiting.pop(base))
+                self._resolve_chains(type_num, text, self._waiting.pop(base), functools.partial(_text_of, get_raw, base))
                 progress = True
         if self._waiting or self._named != n:
             missing = next(iter(self._waiting), None)
@@ -526,27 +561,87 @@ class PackIngest:
             found += self._waiting.pop(sha, ())
         return found
 
-    def _resolve_chains(self, type_num: int, text: bytes, children: list[int],
+    def _resolve_chains(self, type_num: int, text: bytes, children: list[int], reload: Callable[[], bytes],
                         shape: TreeShape | None = None) -> None:
-        """Rebuild every delta below a base (depth first; only the texts of one chain are held).
-        ``shape``: the base's, when it is a tree this push checked (``_check``)."""
+        """Rebuild every delta below a base, depth first.  ``reload`` reads the base's text again;
+        ``shape``: the base's, when it is a tree this push checked (``_check``).
+
+        A text is held only while deltas below it wait: an object's last delta lets go of it before
+        its own deltas are rebuilt (so a chain holds one text), deltas with deltas below them come
+        after their siblings, and past ``RESOLVE_TEXT_BUDGET`` the oldest texts held are dropped and
+        rebuilt from the nearest text still held (or ``reload``) when their next delta comes.
+        """
         names, kinds = self._names, self._kinds
-        stack = [(text, iter(children), shape)]
+        stack = [_Level(text, children, shape, -1, None)]
+        held = len(text)
+        rebuilt_bytes = 0
+
+        def restore(level: _Level) -> bytes:
+            """The dropped text of ``level``, rebuilt from the nearest level above it that holds one
+            (or the chain's base, read again); the levels on the way that deltas still wait below
+            keep theirs again (the budget then drops the oldest)."""
+            nonlocal held, rebuilt_bytes
+            path: list[_Level] = []
+            node = level
+            while node.text is None and node.parent is not None:
+                path.append(node)
+                node = node.parent
+            text = node.text if node.text is not None else reload()
+            for step in reversed(path):
+                text = b"".join(apply_delta(text, self._inflate(step.at)))
+                rebuilt_bytes += len(text)
+                if step.children is not None:  # still on the stack
+                    step.text = text
+                    held += len(text)
+            if rebuilt_bytes > REBUILD_LIMIT:
+                raise ProtocolError(f"the pushed pack's deltas cost too much to resolve ({rebuilt_bytes >> 20} MiB of "
+                                    "their bases rebuilt); repack with a smaller depth (git repack -adf --depth=50) "
+                                    "and push again")
+            trim()
+            return text
+
+        def trim() -> None:
+            """Drop the oldest texts held past the budget (never the newest level's: it is in use)."""
+            nonlocal held
+            for old in stack[:-1]:
+                if held <= RESOLVE_TEXT_BUDGET:
+                    break
+                if old.text is not None:
+                    held -= len(old.text)
+                    old.text = None
+
         while stack:
-            base, pending, base_shape = stack[-1]
-            child = next(pending, None)
-            if child is None:
-                stack.pop()
-                continue
+            level = stack[-1]
+            assert level.children is not None
+            child = level.children[level.next]
+            level.next += 1
+            base = level.text if level.text is not None else restore(level)
             rebuilt = b"".join(apply_delta(base, self._inflate(child)))
+            del base
             sha = _object_id(type_num, rebuilt, self._format)
             names[child] = sha
             kinds[child] = type_num
             self._named += 1
-            own = self._check(type_num, rebuilt, sha, base_shape) if type_num != BLOB else None
+            own = self._check(type_num, rebuilt, sha, level.shape) if type_num != BLOB else None
+            while stack and stack[-1].next == len(stack[-1].children or ()):  # no delta below it waits
+                done = stack.pop()
+                held -= len(done.text or b"")
+                done.text = done.shape = done.children = None  # (kept for its place in the chain only)
             below = self._below(child, sha)
-            if below:
-                stack.append((rebuilt, iter(below), own))
+            if not below:
+                continue
+            if len(below) > 1:
+                below.sort(key=self._has_deltas)
+            stack.append(_Level(rebuilt, below, own, child, level))
+            held += len(rebuilt)
+            trim()
+
+    def _has_deltas(self, at: int) -> bool:
+        """Whether an OFS_DELTA of the pack has the object at index ``at`` as its base."""
+        offset, keys = self._offsets[at], self._children_of
+        lo = bisect_left(keys, offset)
+        return lo < len(keys) and keys[lo] == offset
+
 
     def _inflate(self, at: int) -> bytes:
         assert self._file is not None
