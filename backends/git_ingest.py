@@ -126,6 +126,11 @@ class _Level:
         self.parent = parent
 
 
+def _too_costly(rebuilt_bytes: int) -> ProtocolError:
+    return ProtocolError(f"the pushed pack's deltas cost too much to resolve ({rebuilt_bytes >> 20} MiB of their "
+                         "bases rebuilt); repack with a smaller depth (git repack -adf --depth=50) and push again")
+
+
 def _text_of(get_raw: Callable[[bytes], tuple[int, bytes]], sha: bytes) -> bytes:
     return get_raw(sha)[1]
 
@@ -594,9 +599,7 @@ class PackIngest:
                     step.text = text
                     held += len(text)
             if rebuilt_bytes > REBUILD_LIMIT:
-                raise ProtocolError(f"the pushed pack's deltas cost too much to resolve ({rebuilt_bytes >> 20} MiB of "
-                                    "their bases rebuilt); repack with a smaller depth (git repack -adf --depth=50) "
-                                    "and push again")
+                raise _too_costly(rebuilt_bytes)
             trim()
             return text
 
@@ -676,9 +679,13 @@ class PackIngest:
     def _reader_of_own(self, get_raw: Callable[[bytes], tuple[int, bytes]]) -> Callable[[bytes], tuple[int, bytes]]:
         """``read(hex id) -> (type, raw)`` of an object of this pack (rebuilt along its delta chain),
         else of the store; ``KeyError`` when neither holds it.  For the few files ``DotFiles``
-        checks once every object is named: a blob can come before the tree that names it."""
+        checks once every object is named: a blob can come before the tree that names it.  The
+        deltas it applies count against ``REBUILD_LIMIT`` (many such files at the ends of long
+        chains of large texts would be rebuilt over and over)."""
+        rebuilt_bytes = 0
 
         def read(hexsha: bytes) -> tuple[int, bytes]:
+            nonlocal rebuilt_bytes
             try:
                 at = self._index_of(binascii.unhexlify(hexsha))
             except binascii.Error:
@@ -703,6 +710,9 @@ class PackIngest:
                 at = own
             for delta in reversed(chain):
                 text = b"".join(apply_delta(text, self._inflate(delta)))
+                rebuilt_bytes += len(text)
+            if rebuilt_bytes > REBUILD_LIMIT:
+                raise _too_costly(rebuilt_bytes)
             return type_num, text
 
         return read

@@ -1075,7 +1075,8 @@ def test_a_tree_checked_against_its_delta_base_is_checked_as_a_whole(tmp_path: P
 
 def _chain_pack(objects: list[tuple[str, bytes, bytes]]) -> bytes:
     """A pack of blobs: ``("whole", b"", text)``, ``("ofs", base text, text)`` (a delta against the
-    object before it) and ``("ref", base text, text)`` (a delta naming its base's id)."""
+    object before it) and ``("ref", base text, text)`` (a delta naming its base's id); and trees,
+    ``("tree", b"", raw)``."""
     import hashlib
     import struct
     import zlib
@@ -1087,8 +1088,9 @@ def _chain_pack(objects: list[tuple[str, bytes, bytes]]) -> bytes:
     previous = 0
     for how, base, text in objects:
         at = len(out)
-        if how == "whole":
-            out += bytes(pack_object_header(3, None, len(text), DEFAULT_OBJECT_FORMAT)) + zlib.compress(text)
+        if how in ("whole", "tree"):
+            kind = 3 if how == "whole" else 2
+            out += bytes(pack_object_header(kind, None, len(text), DEFAULT_OBJECT_FORMAT)) + zlib.compress(text)
         else:
             delta = b"".join(create_delta(base, text))
             base_ref: int | bytes = at - previous if how == "ofs" else bytes.fromhex(Blob.from_string(base).id.decode())
@@ -1165,3 +1167,23 @@ def test_a_pack_whose_bases_cost_too_much_to_rebuild_is_refused(tmp_path: Path,
     with pytest.raises(git_ingest.ProtocolError, match=r"deltas cost too much to resolve .*git repack -adf"):
         git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
     assert sorted(p.name for p in (server / "objects").rglob("*")) == before
+
+
+def test_a_gitmodules_file_at_the_end_of_a_costly_chain_is_refused(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks of a push's ``.gitmodules`` files rebuild each from its chain: that counts too."""
+    texts = [INNOCENT_GITMODULES + b"# padding\n" * 5000]
+    for i in range(20):
+        texts.append(texts[-1] + b"# %d\n" % i)
+    tree = b"100644 .gitmodules\0" + bytes.fromhex(Blob.from_string(texts[-1]).id.decode())
+    data = _chain_pack([("whole", b"", texts[0])] + [("ofs", texts[i], texts[i + 1]) for i in range(20)]
+                       + [("tree", b"", tree)])
+    server = tmp_path / "s.git"
+    Repo.init_bare(str(server), mkdir=True)
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
+    assert pack is not None and Tree.from_string(tree).id in {bytes(s) for s in pack}
+    server = tmp_path / "t.git"
+    Repo.init_bare(str(server), mkdir=True)
+    monkeypatch.setattr(git_ingest, "REBUILD_LIMIT", 10 * len(texts[0]))
+    with pytest.raises(git_ingest.ProtocolError, match="deltas cost too much to resolve"):
+        git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
