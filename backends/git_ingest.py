@@ -1440,6 +1440,8 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
         _explain_tree(entries, report)
     joined = b"\0".join(names).lower() if rules.tree_names or dotfiles is not None else b""
     size = _canonical_size(names, keys, raw_len)
+    if len(raw) != size:
+        _check_written_modes(raw, raw_len)
     modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, size, entries, raw_len))
     if modes or (rules.tree_names and _suspect_names(joined)):
         _tree_warnings(raw, entries, report, modes=modes, raw_len=raw_len)
@@ -1477,8 +1479,8 @@ def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dot
             if (at and _tree_key(entries[at - 1]) >= key) or (at < last and key >= _tree_key(entries[at + 1])):
                 return None  # the whole check says what is wrong
     fresh = [entries[at] for at in changed]
-    if mode_warnings and _suspect_modes(raw, size, fresh, raw_len):  # (the base's modes had no finding)
-        return None
+    if len(raw) != size or (mode_warnings and _suspect_modes(raw, size, fresh, raw_len)):
+        return None  # (the base's modes had no finding; a mode written otherwise than git writes it is looked at)
     if dotfiles is not None and fresh:
         dotfiles.tree(fresh, report)
     return TreeShape(entries, size, fresh)
@@ -1497,6 +1499,20 @@ def _suspect_names(joined: bytes) -> bool:
         return True
     padded = b"\0" + joined + b"\0"
     return b"\0\0" in padded or b"\0.\0" in padded or b"\0..\0" in padded
+
+
+def _check_written_modes(raw: bytes, raw_len: int) -> None:
+    """Refuse a tree whose modes are not written in octal digits alone, as git's tree reader refuses
+    it ("malformed mode in tree entry": no git can read the tree).  The parser takes ``+100644`` as
+    100644; only a tree longer than git's own modes make it (``_canonical_size``) can hold one."""
+    pos, end = 0, len(raw)
+    while pos < end:
+        space = raw.find(b" ", pos)
+        if space <= pos or raw[pos:space].translate(None, b"01234567"):
+            raise ObjectFormatException("malformed mode in tree entry")
+        pos = raw.find(b"\0", space) + 1 + raw_len
+        if pos <= space:
+            break  # (the parser refused a tree cut short already)
 
 
 def _canonical_size(names: set[bytes], keys: list[bytes], raw_len: int = 20) -> int:

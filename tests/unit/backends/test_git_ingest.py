@@ -237,6 +237,8 @@ def test_objects_git_accepts_pass(type_num: int, raw: bytes) -> None:
     (2, tree_of((b"100644", b"b"), (b"100644", b"a")), "treeNotSorted"),
     (2, tree_of((b"40000", b"a"), (b"100644", b"a.txt")), "treeNotSorted"),
     (2, tree_of((b"100644", b"a"), (b"40000", b"a")), "duplicateEntries: .* twice"),
+    (2, tree_of((b"+100644", b"a")), "malformed mode"),  # the parser reads it as 100644; git cannot
+    (2, tree_of((b"100644", b"c++"), (b"+40000", b"d")), "malformed mode"),
     (4, b"type commit\ntag v1\n\nm\n", "missingObject"),
     (4, b"object xyz\ntype commit\ntag v1\n\nm\n", "badObjectSha1"),
     (4, b"object " + ID + b"\ntype comit\ntag v1\n\nm\n", "badType"),
@@ -975,7 +977,8 @@ def test_a_tree_naming_a_stored_gitmodules_file_reads_it_from_the_store(tmp_path
 
 
 DELTA_NAMES = [b"a", b"a.c", b"a-b", b"ab", b"b", b".gitmodules", b"z", b".git", b".GITMODULES", b"git~1", b".."]
-DELTA_MODES = [b"100644", b"100755", b"40000", b"120000", b"160000", b"0100644", b"040000", b"100664", b"100600"]
+DELTA_MODES = [b"100644", b"100755", b"40000", b"120000", b"160000", b"0100644", b"040000", b"100664", b"100600",
+               b"+100644"]
 INNOCENT_GITMODULES = b'[submodule "lib"]\n\tpath = lib\n\turl = ./lib\n'
 DELTA_IDS = [b"\x11" * 20, b"\x22" * 20] + [bytes.fromhex(Blob.from_string(text).id.decode())
                                             for text in (INNOCENT_GITMODULES, EVIL_GITMODULES)] + [b"\0" * 20]
@@ -1019,6 +1022,7 @@ RULE_SETS = {
     "strict-modes": [(b"zeroPaddedFilemode", b"error"), (b"nullSha1", b"error")],
     "dotgit-warns": [(b"hasDotgit", b"warn"), (b"hasDotdot", b"warn")],
     "lenient": [(b"treeNotSorted", b"ignore"), (b"duplicateEntries", b"ignore"), (b"gitmodulesSymlink", b"warn")],
+    "modes-ignored": [(b"zeroPaddedFilemode", b"ignore"), (b"nullSha1", b"ignore"), (b"badFilemode", b"ignore")],
 }
 
 
@@ -1054,6 +1058,7 @@ _AB = [(b"a", b"100644", DELTA_IDS[0]), (b"a-b", b"100644", DELTA_IDS[0]), (b"z"
 @example(trees=_edited(_AB, 0, b"40000", DELTA_IDS[0]), rules_name="default", skip_base=False)  # "a/" > "a-b"
 @example(trees=_edited(_AB, 2, b"040000", DELTA_IDS[0]), rules_name="default", skip_base=False)  # as long as before
 @example(trees=_edited(_AB, 0, b"100644", DELTA_IDS[1]), rules_name="default", skip_base=False)  # the first link
+@example(trees=_edited(_AB, 1, b"+100644", DELTA_IDS[0]), rules_name="modes-ignored", skip_base=False)  # git: malformed
 @example(trees=_edited([(b".git", b"40000", DELTA_IDS[0]), *_AB], 1, b"100644", DELTA_IDS[1]),
          rules_name="dotgit-warns", skip_base=False)  # a base with a finding: the tree has its own
 @example(trees=_edited([(b".git", b"40000", DELTA_IDS[0]), *_AB], 1, b"100644", DELTA_IDS[1]),
@@ -1187,3 +1192,20 @@ def test_a_gitmodules_file_at_the_end_of_a_costly_chain_is_refused(tmp_path: Pat
     monkeypatch.setattr(git_ingest, "REBUILD_LIMIT", 10 * len(texts[0]))
     with pytest.raises(git_ingest.ProtocolError, match="deltas cost too much to resolve"):
         git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
+
+
+def test_a_mode_git_cannot_read_is_refused_whatever_the_rules(tmp_path: Path) -> None:
+    """``+100644`` parses as 100644 here; git's tree reader calls it a malformed mode and no git
+    can read the tree: no setting lets it in."""
+    raw = tree_of((b"100644", b"a"), (b"+100644", b"b"))
+    lenient = git_ingest.fsck_rules([(name.encode(), b"ignore") for name in git_ingest.FSCK_MESSAGES
+                                     if name not in ("nulinheader", "unterminatedheader")])
+    with pytest.raises(ObjectFormatException, match="malformed mode in tree entry"):
+        git_ingest.check_object(2, raw, lenient)
+    with tempfile.TemporaryDirectory() as where:
+        subprocess.run(["git", "init", "-q", "--bare", where], check=True)
+        subprocess.run(["git", "hash-object", "--literally", "-w", "-t", "tree", "--stdin"], cwd=where, input=raw,
+                       check=True, capture_output=True)
+        report = subprocess.run(["git", "fsck", "--no-dangling"], cwd=where, capture_output=True, text=True,
+                                check=False)
+    assert "malformed mode in tree entry" in report.stderr
