@@ -1055,6 +1055,7 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     ("missingSpaceBeforeDate", ERROR), ("missingSpaceBeforeEmail", ERROR), ("missingTag", ERROR),
     ("missingTagEntry", ERROR), ("missingTree", ERROR), ("missingType", ERROR), ("missingTypeEntry", ERROR),
     ("multipleAuthors", ERROR), ("treeNotSorted", ERROR), ("zeroPaddedDate", ERROR),
+    ("badTree", ERROR),  # a tree git's reader refuses (a mode not in octal digits, an empty name)
     # tree entries a checkout cannot honour (or writes into .git): git fsck only warns, but git's
     # receive-pack checks pushes strictly (receive.fsckObjects) and refuses them, and so does hgwire
     ("emptyName", ERROR), ("fullPathname", ERROR), ("hasDot", ERROR), ("hasDotdot", ERROR), ("hasDotgit", ERROR),
@@ -1074,7 +1075,8 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
 """The findings hgwire checks pushed objects for, by git's message ids (``git help fsck``), and what
 each does by default (git fsck's defaults, but for the tree names above: an error refuses the push,
 a warning is let through)."""
-_FATAL = frozenset({"nulinheader", "unterminatedheader"})
+_FATAL = frozenset({"nulinheader", "unterminatedheader", "badtree"})
+"""Findings no setting lowers (``badTree`` is git's error, which hgwire keeps: no git reads such a tree)."""
 _TREE_NAMES = frozenset({"emptyname", "fullpathname", "hasdot", "hasdotdot", "hasdotgit"})
 _TREE_MODES = frozenset({"nullsha1", "zeropaddedfilemode", "badfilemode"})
 
@@ -1436,12 +1438,14 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
             return checked
     keys = [name + b"/" if mode & S_IFMT == S_IFDIR else name for name, mode, _child in entries]
     names = {e[0] for e in entries}
+    if b"" in names:  # git's tree reader refuses it before its fsck looks at names (emptyName)
+        report("badTree", "empty filename in tree entry")
     if keys != sorted(keys) or len(set(keys)) != len(keys) or len(names) != len(keys):
         _explain_tree(entries, report)
     joined = b"\0".join(names).lower() if rules.tree_names or dotfiles is not None else b""
     size = _canonical_size(names, keys, raw_len)
     if len(raw) != size:
-        _check_written_modes(raw, raw_len)
+        _check_written_modes(raw, raw_len, report)
     modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, size, entries, raw_len))
     if modes or (rules.tree_names and _suspect_names(joined)):
         _tree_warnings(raw, entries, report, modes=modes, raw_len=raw_len)
@@ -1501,7 +1505,7 @@ def _suspect_names(joined: bytes) -> bool:
     return b"\0\0" in padded or b"\0.\0" in padded or b"\0..\0" in padded
 
 
-def _check_written_modes(raw: bytes, raw_len: int) -> None:
+def _check_written_modes(raw: bytes, raw_len: int, report: Report) -> None:
     """Refuse a tree whose modes are not written in octal digits alone, as git's tree reader refuses
     it ("malformed mode in tree entry": no git can read the tree).  The parser takes ``+100644`` as
     100644; only a tree longer than git's own modes make it (``_canonical_size``) can hold one."""
@@ -1509,7 +1513,8 @@ def _check_written_modes(raw: bytes, raw_len: int) -> None:
     while pos < end:
         space = raw.find(b" ", pos)
         if space <= pos or raw[pos:space].translate(None, b"01234567"):
-            raise ObjectFormatException("malformed mode in tree entry")
+            report("badTree", "malformed mode in tree entry")
+            return
         pos = raw.find(b"\0", space) + 1 + raw_len
         if pos <= space:
             break  # (the parser refused a tree cut short already)
