@@ -37,6 +37,7 @@ from __future__ import annotations
 import binascii
 import functools
 import itertools
+import mmap
 import operator
 import os
 import re
@@ -96,6 +97,9 @@ class TreeShape(NamedTuple):
     """The entries that differ from those of the base it was checked against, when it was."""
 
 
+VIEW_RELEASE = 8 << 20
+"""Bytes read through the mapped pack between two releases of its pages (``MADV_DONTNEED``): the
+mapped pages count in the server's RSS though the page cache holds them anyway."""
 RESOLVE_TEXT_BUDGET = 64 << 20
 """Bytes of rebuilt texts the resolution of a pack's deltas holds for the deltas still to come below
 them (git's ``core.deltaBaseCacheLimit`` is 96 MiB); past it the oldest are dropped and rebuilt when
@@ -402,6 +406,10 @@ class PackIngest:
         os.chmod(self._path, PACK_MODE)
         self._scanner: PackScanner | None = None
         self._size = 0
+        self._view: mmap.mmap | None = None
+        """The pack, mapped while its objects are resolved (a read of a small object costs less than
+        a ``pread``); its pages are released every ``VIEW_RELEASE`` bytes read."""
+        self._viewed = 0
         # The pack's objects in pack order, by index:
         self._offsets = array("Q")
         self._heads = bytearray()
@@ -477,9 +485,14 @@ class PackIngest:
         views, _ = cheap_views(self._store)
         with PackObjectReader(self._store, views) as reader:
             get_raw = _raw_reader(reader, self._format.raw_len)
-            external = self._resolve(get_raw)
-            self._sort_names()
-            check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings)
+            with suppress(OSError, ValueError):  # (a file system that maps no file: read it)
+                self._view = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ)
+            try:
+                external = self._resolve(get_raw)
+                self._sort_names()
+                check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings)
+            finally:
+                self._close_view()
             self._check_link_types(reader)
             self._heads, self._lengths, self._sizes, self._base_at = bytearray(), array("Q"), array("Q"), array("q")
             pack_sha = self._complete(external, get_raw)
@@ -499,7 +512,13 @@ class PackIngest:
         if wrong is not None:
             raise ProtocolError(f"the pushed pack is invalid: {wrong}")
 
+    def _close_view(self) -> None:
+        view, self._view = self._view, None
+        if view is not None:
+            view.close()
+
     def abort(self) -> None:
+        self._close_view()
         file, self._file = self._file, None
         if file is not None:
             try:
@@ -649,7 +668,16 @@ class PackIngest:
     def _inflate(self, at: int) -> bytes:
         assert self._file is not None
         offset, size = self._offsets[at], self._sizes[at]
-        raw = os.pread(self._file.fileno(), self._lengths[at], offset + self._heads[at])
+        start, length = offset + self._heads[at], self._lengths[at]
+        view = self._view
+        if view is not None:
+            raw = view[start:start + length]
+            self._viewed += length
+            if self._viewed > VIEW_RELEASE:  # the pages read go back to the page cache, not held
+                self._viewed = 0
+                view.madvise(mmap.MADV_DONTNEED)
+        else:
+            raw = os.pread(self._file.fileno(), length, start)
         try:
             text = zlib.decompress(raw, 15, max(size, 1))
         except zlib.error:

@@ -1211,3 +1211,23 @@ def test_a_tree_git_cannot_read_is_refused_whatever_the_rules(raw: bytes, told: 
         report = subprocess.run(["git", "fsck", "--no-dangling"], cwd=where, capture_output=True, text=True,
                                 check=False)
     assert told in report.stderr
+
+
+@pytest.mark.parametrize("how", ["mapped", "pages-released-at-each-read", "no-map"])
+def test_the_pack_is_read_mapped_or_not_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """Resolution reads the pack through a map (its pages released every ``VIEW_RELEASE`` bytes),
+    or with ``pread`` where the file cannot be mapped."""
+    import mmap
+
+    data, texts = _comb(6)
+    if how == "pages-released-at-each-read":
+        monkeypatch.setattr(git_ingest, "VIEW_RELEASE", 0)
+    elif how == "no-map":
+        def refuse(*args: object, **kwargs: object) -> mmap.mmap:
+            raise OSError("no map here")
+        monkeypatch.setattr(git_ingest.mmap, "mmap", refuse)
+    server = tmp_path / "s.git"
+    Repo.init_bare(str(server), mkdir=True)
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
+    assert pack is not None and {bytes(s) for s in pack} == {Blob.from_string(t).id for t in texts}
+    git(server, "fsck", "--full", "--strict")
