@@ -105,8 +105,6 @@ RESOLVE_TEXT_BUDGET = 64 << 20
 them (git's ``core.deltaBaseCacheLimit`` is 96 MiB); past it the oldest are dropped and rebuilt when
 needed.  A pack of tiny deltas that each copy a large base whole made every text of the chain stay
 (a 21 KB pack took 434 MiB)."""
-
-
 REBUILD_LIMIT = 64 * RESOLVE_TEXT_BUDGET
 """Bytes of dropped texts a push's chain may have rebuilt: a pack whose deltas hold bases this much
 over the budget is refused (git never writes one: its chains are at most 4,095 deep and branch
@@ -575,12 +573,16 @@ class PackIngest:
         self._children, self._children_of = array("Q"), array("q")
         return external
 
-    def _below(self, at: int, sha: bytes) -> list[int]:
-        """The deltas whose base is the object at index ``at``, named ``sha``."""
+    def _ofs_span(self, at: int) -> tuple[int, int]:
+        """Where in ``_children`` the OFS_DELTAs whose base is the object at index ``at`` are."""
         offset, keys = self._offsets[at], self._children_of
         lo = bisect_left(keys, offset)
-        found = list(self._children[lo:bisect_right(keys, offset, lo)]) if lo < len(keys) and keys[lo] == offset \
-            else []
+        return (lo, bisect_right(keys, offset, lo)) if lo < len(keys) and keys[lo] == offset else (lo, lo)
+
+    def _below(self, at: int, sha: bytes) -> list[int]:
+        """The deltas whose base is the object at index ``at``, named ``sha``."""
+        lo, hi = self._ofs_span(at)
+        found = list(self._children[lo:hi]) if hi > lo else []
         if self._waiting:
             found += self._waiting.pop(sha, ())
         return found
@@ -660,10 +662,8 @@ class PackIngest:
 
     def _has_deltas(self, at: int) -> bool:
         """Whether an OFS_DELTA of the pack has the object at index ``at`` as its base."""
-        offset, keys = self._offsets[at], self._children_of
-        lo = bisect_left(keys, offset)
-        return lo < len(keys) and keys[lo] == offset
-
+        lo, hi = self._ofs_span(at)
+        return hi > lo
 
     def _inflate(self, at: int) -> bytes:
         assert self._file is not None
