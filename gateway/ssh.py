@@ -103,6 +103,11 @@ buried the one line per session we write ourselves, and formatting them cost
 about 8 ms of reactor time per connection.
 """
 
+def _locale_variable(name: bytes) -> bool:
+    """``LANG``, ``LANGUAGE`` or ``LC_*``: what ``SendEnv`` of a stock OpenSSH client sends."""
+    return name in (b"LANG", b"LANGUAGE") or name.startswith(b"LC_")
+
+
 MAX_AUTH_ATTEMPTS = 6
 """Failed authentications before disconnecting (OpenSSH MaxAuthTries)."""
 
@@ -712,7 +717,10 @@ class ExecChannel(conch_channel.SSHChannel):
             key, value = check_env(name, common.getNS(rest)[0])
             parse_git_protocol(value)
         except HgwireError as refusal:
-            log.debug("refused SSH env request: {reason}", reason=str(refusal))
+            # OpenSSH clients send the locale with every connection (Debian's ``SendEnv LANG LC_*``):
+            # a line for each of those told the operator nothing
+            if not _locale_variable(name):
+                log.debug("refused SSH env request: {reason}", reason=str(refusal))
             return False
         self._env[key] = value
         return True

@@ -204,9 +204,14 @@ def test_git_protocol_env_accepted(setup: SshSetup) -> None:
 
 
 def test_other_env_ignored(setup: SshSetup) -> None:
-    result = setup.ssh("git-upload-pack '/r.git'", options=("-o", "SetEnv=LD_PRELOAD=/tmp/x.so FOO=bar"))
+    result = setup.ssh("git-upload-pack '/r.git'",
+                       options=("-o", "SetEnv=LD_PRELOAD=/tmp/x.so LANG=C.UTF-8 LC_ALL=C FOO=bar"))
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"hello alice r.git git-ssh v0 \n"
+    # the locale, which a stock OpenSSH client sends every time, is refused without a log line
+    refused = [e["reason"] for e in setup.events if "refused SSH env" in str(e.get("log_format", ""))]
+    assert refused == ["environment variable 'LD_PRELOAD' is not accepted",
+                       "environment variable 'FOO' is not accepted"]
 
 
 @pytest.mark.parametrize(
