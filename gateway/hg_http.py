@@ -116,7 +116,7 @@ class HgHttpCommand:
         self.route = route
         self.method = request.method or b""
         self.secure = request.isSecure()
-        self.settings = wire_settings(front.authorizer)
+        self.settings = wire_settings(front.authorizer, getattr(request.getClientAddress(), "host", None))
         """Read once: the capabilities and the encoding of one answer agree even if the file reloads."""
         self.user: str | None = None
         self.command = route.service

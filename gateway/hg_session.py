@@ -134,7 +134,7 @@ class HgServeSession(PumpedSession):
     def __init__(self, ctx: SessionContext, channel: Channel) -> None:
         super().__init__(ctx, channel)
         # the compression order and levels of [hg_http] apply to the bundles of hg over SSH too
-        self.server = SshV1Server(settings=wire_settings(ctx.authorizer))
+        self.server = SshV1Server(settings=wire_settings(ctx.authorizer, ctx.peer.rpartition(":")[0]))
         self.repo: HgRepository | None = None
         self._push: PushQueue | None = None
         self._push_response: Response | None = None

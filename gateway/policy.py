@@ -87,8 +87,8 @@ from gateway.config import ServiceConfig
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
 from gateway.threads import run_blocking
 from protocols.errors import RepositoryNotFound
-from protocols.forwarded import HEADERS, X_FORWARDED_FOR, Trusted, parse_network
-from protocols.hg_http import WireSettings
+from protocols.forwarded import HEADERS, X_FORWARDED_FOR, Network, Trusted, parse_ip, parse_network
+from protocols.hg_http import ENGINE_NONE, WireSettings
 
 log = Logger()
 
@@ -198,6 +198,10 @@ class HgHttp:
     zlib_level: int | None = None
     httppostargs: bool | None = None
     """Advertise ``httppostargs`` (off by default: hg cannot resend such a push after a 401)."""
+    uncompressed_networks: tuple[Network, ...] = ()
+    """Clients (over HTTP and SSH) whose answers go uncompressed where they accept it: ``none`` comes
+    first in the server's order for them, as for a LAN or a build farm, where compressing costs
+    both ends more time than the bytes it saves."""
 
 
 @dataclass(frozen=True)
@@ -488,7 +492,15 @@ def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
     post_args = table.get("httppostargs")
     if post_args is not None:
         reader.boolean(post_args, "hg_http.httppostargs")
-    return HgHttp(compression, levels["zstd_level"], levels["zlib_level"], post_args)
+    key = "hg_http.uncompressed_networks"
+    networks = []
+    for i, text in enumerate(reader.string_list(table.get("uncompressed_networks", []), key)):
+        try:
+            networks.append(parse_network(text))
+        except ValueError:
+            raise reader.fail(f"{key}[{i}]",
+                              f"{text!r} is not an IP address or network, e.g. \"10.0.0.0/8\" or \"fd00::/8\"") from None
+    return HgHttp(compression, levels["zstd_level"], levels["zlib_level"], post_args, tuple(networks))
 
 
 def _parse_http(reader: _Reader, table: Any) -> Trusted:
@@ -762,12 +774,16 @@ def public_url(authorizer: Any) -> str | None:
     return in_force(authorizer).public_url
 
 
-def wire_settings(authorizer: Any) -> WireSettings:
-    """The settings in force now: ``[hg_http]`` of the policy file (if any) over ``SETTINGS``."""
+def wire_settings(authorizer: Any, client: str | None = None) -> WireSettings:
+    """The settings in force now: ``[hg_http]`` of the policy file (if any) over ``SETTINGS``;
+    for a ``client`` address in ``uncompressed_networks``, ``none`` first among the engines."""
     chosen = in_force(authorizer).hg_http  # without a file, all None: SETTINGS as they are
     changes: dict[str, Any] = {}
     if chosen.compression is not None:
         changes["engines"] = tuple(e.encode("ascii") for e in chosen.compression)
+    if chosen.uncompressed_networks and _in_networks(client, chosen.uncompressed_networks):
+        engines = changes.get("engines", SETTINGS.engines)
+        changes["engines"] = (ENGINE_NONE, *(e for e in engines if e != ENGINE_NONE))
     if chosen.zstd_level is not None:
         changes["zstd_level"] = chosen.zstd_level
         changes["zstd_window_log"] = None  # the chosen level's own window
@@ -776,3 +792,8 @@ def wire_settings(authorizer: Any) -> WireSettings:
     if chosen.httppostargs is not None:
         changes["post_args"] = chosen.httppostargs
     return dataclasses.replace(SETTINGS, **changes) if changes else SETTINGS
+
+
+def _in_networks(client: str | None, networks: Sequence[Network]) -> bool:
+    address = parse_ip(client)
+    return address is not None and any(address in network for network in networks)

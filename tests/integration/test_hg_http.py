@@ -368,6 +368,25 @@ def test_compression_and_post_args_come_from_the_config_file(
     assert hghttp.log(tmp_path / "c") == hghttp.log(history).replace(" draft ", " public ")
 
 
+def test_clients_of_an_uncompressed_network_get_answers_as_they_are(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path, history: Path,
+        tmp_path: Path, served_events: list[LogEvent]) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[hg_http]\ncompression = ["zlib"]\nuncompressed_networks = ["127.0.0.0/8", "::1"]\n'
+                      '[http]\ntrusted_proxies = ["127.0.0.1"]\n')
+    hghttp = HgHttp(make_server("fs", **_settings(htpasswd), config_file=str(policy)), client)
+    hghttp.hg("clone", "-q", "-U", str(history), str(hghttp.server.root / "h"))
+    port = hghttp.server.port("http")
+    assert b"compression=none,zlib" in raw(port, "GET", "/h?cmd=capabilities").body.split()
+    # behind a trusted reverse proxy on the same host, the client it names decides, not the proxy
+    proxied = raw(port, "GET", "/h?cmd=capabilities", {"X-Forwarded-For": "203.0.113.7"}).body.split()
+    assert b"compression=zlib" in proxied
+    hghttp.hg("clone", "-q", "-U", hghttp.url("h"), str(tmp_path / "c"))
+    assert _getbundle_encoding(served_events) == ("application/mercurial-0.2", "none")
+    assert hghttp.log(tmp_path / "c") == hghttp.log(history).replace(" draft ", " public ")
+    client.hg("verify", "-q", "-R", str(tmp_path / "c"))
+
+
 def test_bundle2_part_bound_comes_from_the_config_file(
         make_server: Callable[..., RunningServer], client: Client, htpasswd: Path, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
@@ -392,6 +411,8 @@ def test_bundle2_part_bound_comes_from_the_config_file(
     ('compression = []', "hg_http.compression: must list distinct engines"),
     ("zstd_level = 99", "hg_http.zstd_level: must be an integer from 1 to 22"),
     ("httppostargs = 1", "hg_http.httppostargs: must be true or false"),
+    ('uncompressed_networks = ["lan"]', r"hg_http.uncompressed_networks\[0\]: 'lan' is not an IP address or network"),
+    ('uncompressed_networks = "10.0.0.0/8"', "hg_http.uncompressed_networks: must be a list"),
     ("level = 3", "hg_http.level: unknown key"),
 ])
 def test_bad_hg_http_settings_name_the_key(table: str, message: str) -> None:

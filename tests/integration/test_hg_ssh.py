@@ -140,6 +140,24 @@ def test_clone_and_pull_get_a_compressed_bundle(hgssh: HgSsh, history: Path, tmp
     hgssh.verify_server("z", tmp_path)
 
 
+def test_clients_of_an_uncompressed_network_get_the_bundle_as_it_is(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, history: Path,
+        tmp_path: Path) -> None:
+    """``[hg_http] uncompressed_networks`` (a LAN): the bundle without ``Compression``, as hg serve
+    sends it to everyone."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["*"]\ncreate = ["*"]\n'
+                      '[hg_http]\nuncompressed_networks = ["127.0.0.0/8"]\n')
+    server = make_server("fs", **ssh_server_settings(ssh_keys), config_file=str(policy))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    hgssh.hg("init", hgssh.url("lan"))
+    hgssh.hg("push", "-q", "-R", str(history), "--new-branch", hgssh.url("lan"))
+    cloned = hgssh.hg("clone", "--debug", "-U", hgssh.url("lan"), str(tmp_path / "lan"))
+    assert "bundle2-input-bundle: with-transaction" in cloned.stdout + cloned.stderr
+    assert hgssh.log(tmp_path / "lan") == hgssh.log(history).replace(" draft ", " public ")
+    client.hg("verify", "-q", "-R", str(tmp_path / "lan"))
+
+
 def test_clone_empty_then_push_first_changeset(hgssh: HgSsh, tmp_path: Path) -> None:
     hgssh.server.backend.create("empty", Kind.HG)
     clone = tmp_path / "empty-clone"

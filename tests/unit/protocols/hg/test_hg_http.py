@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import struct
 import urllib.parse
 import zlib
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import zstandard
@@ -15,6 +18,7 @@ from hypothesis import strategies as st
 
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.hg_http import (
+    PROTO_V2,
     HttpLimits,
     ProtoCaps,
     WireSettings,
@@ -29,6 +33,7 @@ from protocols.hg_http import (
     with_post_args,
 )
 from protocols.hg_responses import BytesResponse, OobError, PushError, PushResponse, StreamResponse
+from protocols.hg_ssh import bundle_engine
 
 # What hg 7.2.4 sends after the handshake (PROTOCOL-NOTES §1.1), spelled out, not imported.
 CLIENT_PROTO = b"0.1 0.2 comp=zstd,zlib,none,bzip2 partial-pull"
@@ -306,18 +311,40 @@ def test_zstd_streams_use_a_256_kib_window_unless_the_operator_chose_a_level() -
     assert _zstd_window(dataclasses.replace(DEFAULT, zstd_level=19, zstd_window_log=None)) > 256 << 10
 
 
-def test_a_level_from_the_config_file_keeps_its_own_window() -> None:
-    from types import SimpleNamespace
+def _authorizer(**chosen: Any) -> SimpleNamespace:
+    """What ``gateway.policy.wire_settings`` reads: the ``[hg_http]`` of a policy file in force."""
+    from gateway.policy import HgHttp
 
+    return SimpleNamespace(policy=SimpleNamespace(current=SimpleNamespace(hg_http=HgHttp(**chosen))))
+
+
+def test_a_level_from_the_config_file_keeps_its_own_window() -> None:
     from gateway.policy import SETTINGS, wire_settings
 
-    def authorizer(**chosen: object) -> SimpleNamespace:
-        hg_http = SimpleNamespace(**{"compression": None, "zstd_level": None, "zlib_level": None,
-                                     "httppostargs": None, **chosen})
-        return SimpleNamespace(policy=SimpleNamespace(current=SimpleNamespace(hg_http=hg_http)))
-
+    authorizer = _authorizer
     assert wire_settings(authorizer()) == SETTINGS
     assert wire_settings(authorizer(zlib_level=1)).zstd_window_log == 18
     chosen = wire_settings(authorizer(zstd_level=9))
     assert (chosen.zstd_level, chosen.zstd_window_log) == (9, None)
     assert _zstd_window(chosen) > 256 << 10
+
+
+def test_clients_of_the_uncompressed_networks_get_none_first() -> None:
+    from gateway.policy import SETTINGS, wire_settings
+
+    networks = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+    lan = _authorizer(uncompressed_networks=networks)
+    assert wire_settings(lan, "10.1.2.3").engines == (b"none", b"zstd", b"zlib")
+    assert wire_settings(lan, "::ffff:10.1.2.3").engines[0] == b"none"  # from a dual-stack socket
+    assert wire_settings(lan, "fd12::1").engines[0] == b"none"
+    for elsewhere in ("192.0.2.1", "11.0.0.1", "::1", "?", "", None):
+        assert wire_settings(lan, elsewhere) == SETTINGS
+    ordered = _authorizer(compression=("zlib", "none"), uncompressed_networks=networks)
+    assert wire_settings(ordered, "10.0.0.1").engines == (b"none", b"zlib")
+    assert wire_settings(ordered, "192.0.2.1").engines == (b"zlib", b"none")
+    assert wire_settings(_authorizer(compression=("zstd",), uncompressed_networks=networks),
+                         "10.0.0.1").engines == (b"none", b"zstd")
+    # a LAN client of either transport then gets its answer as it is
+    lan_settings = wire_settings(lan, "10.1.2.3")
+    assert choose_encoding(ProtoCaps(frozenset({PROTO_V2}), (b"zstd", b"zlib", b"none")), lan_settings, False).engine == b"none"
+    assert bundle_engine(frozenset({b"comp=zstd,zlib,none"}), lan_settings) is None
