@@ -57,7 +57,10 @@ from dulwich.objects import ObjectID
 from backends.git_objects import CorruptPack, PackObjectReader
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
+    BLOB,
+    COMMIT,
     TAG,
+    TREE,
     BitmapError,
     MissingObject,
     PackBitmap,
@@ -155,6 +158,36 @@ class PackPlan:
         return cached
 
 
+@dataclass(frozen=True, slots=True)
+class Omit:
+    """What a partial-clone filter leaves out, as far as this module serves filters: whole types
+    (``blob:none``: blobs; ``tree:0``: trees and blobs) and blobs from a size up (``blob:limit=``).
+
+    git's upload-pack answers these from its bitmaps too; a filter of another kind (``tree:<depth>``
+    past 0, ``object:type=``, ``sparse:``) and a want that is not a commit (or a tag of one) are
+    the generic path's, whose rules for named objects this module does not repeat.
+    """
+
+    types: frozenset[int] = frozenset()
+    blobs_from: int | None = None
+    """Blobs of this size or larger are left out (git: "at least" the limit goes)."""
+
+
+def omission(blob_limit: int | None, tree_depth: int | None, object_types: object) -> Omit | None:
+    """The ``Omit`` of a partial-clone filter (``backends.git_pack.PackPlan``'s fields), or None when
+    this module does not serve that filter."""
+    if object_types is not None or tree_depth not in (None, 0):
+        return None
+    types = {TREE, BLOB} if tree_depth == 0 else set()
+    blobs_from = None
+    if blob_limit is not None:
+        if blob_limit <= 0:  # blob:none (-1) and blob:limit=0 leave every blob out
+            types.add(BLOB)
+        elif BLOB not in types:
+            blobs_from = blob_limit
+    return Omit(frozenset(types), blobs_from)
+
+
 def generate_pack_fast(
     store: BaseObjectStore,
     wants: Sequence[bytes],
@@ -167,6 +200,7 @@ def generate_pack_fast(
     shallow_boundary: Collection[bytes] = (),
     progress: Progress | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    omit: Omit | None = None,
 ) -> Iterator[bytes] | None:
     """The pack for ``wants`` minus ``haves`` (hex names) as byte chunks, or None.
 
@@ -176,18 +210,20 @@ def generate_pack_fast(
     annotated tags.  ``shallow_boundary`` (shallow clients, deepen requests)
     names commits that are sent or known without their parents: the walks of
     wants and haves both stop there, and bitmaps (which cover whole
-    histories) are not used.  Returns None, having sent nothing, when the
+    histories) are not used.  ``omit``: what a partial-clone filter leaves out.
+    Returns None, having sent nothing, when the
     generic path must serve the request: an object store that is not on disk
     (memory repositories), no wants, an unknown want, an object missing from
-    the store or a pack index this module cannot read.
+    the store, a pack index this module cannot read, or a filter with a want
+    that is not a commit or a tag of one.
     """
     if not wants or not isinstance(store, DiskObjectStore):
         return None
     try:
         plan = plan_pack(store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
-                         tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary)
+                         tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary, omit=omit)
         maps = _open_maps(plan)
-    except (_CannotServe, UnsupportedIndex, MissingObject, OSError):
+    except (_CannotServe, UnsupportedIndex, MissingObject, BitmapError, OSError):
         return None
     if progress is not None:
         progress(b"Enumerating objects: %d, done.\n" % plan.count)
@@ -204,8 +240,9 @@ class ShallowInfo(Protocol):
 class PlanLike(Protocol):
     """The fields of ``backends.git_pack.PackPlan`` this module reads (structurally typed).
 
-    ``filtered`` (a partial-clone filter) is read with ``getattr``: any filter sends the request
-    to the generic path.
+    ``filtered`` (a partial-clone filter) and its fields (``blob_limit``, ``tree_depth``,
+    ``object_types``) are read with ``getattr``: a filter ``omission`` does not serve sends the
+    request to the generic path.
     """
 
     @property
@@ -228,12 +265,16 @@ GenericPack = Callable[[BaseObjectStore, Any, Any, Any], Iterator[bytes]]
 def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
                    progress: Progress | None = None) -> Iterator[bytes] | None:
     """``generate_pack_fast`` for the generic path's ``PackPlan``; None when the generic path must serve."""
+    omit = None
     if getattr(plan, "filtered", False):
-        return None
+        omit = omission(getattr(plan, "blob_limit", None), getattr(plan, "tree_depth", None),
+                        getattr(plan, "object_types", None))
+        if omit is None:
+            return None
     wants = [*plan.wants, *plan.shallow.extra_wants]
     return generate_pack_fast(store, wants, list(plan.common), thin_pack=plan.thin,
                               ofs_delta=plan.ofs_delta, include_tag=plan.include_tag, refs=refs,
-                              shallow_boundary=plan.shallow.boundary, progress=progress)
+                              shallow_boundary=plan.shallow.boundary, progress=progress, omit=omit)
 
 
 def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
@@ -269,8 +310,13 @@ def with_fast_path(generic: GenericPack) -> GenericPack:
 
 def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
               thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[Any, bytes] | None = None,
-              shallow_boundary: Collection[bytes] = ()) -> PackPlan:
-    """Count the objects to send and choose where each is read from."""
+              shallow_boundary: Collection[bytes] = (), omit: Omit | None = None) -> PackPlan:
+    """Count the objects to send and choose where each is read from.
+
+    With ``omit`` (a partial clone): the objects it names are taken out of what the wants reach,
+    after include-tag has added its tags, as git's upload-pack does with its bitmaps: by the
+    bitmap's type bitsets in the bitmapped pack, by each object's pack entry headers elsewhere.
+    """
     views = _pack_views(store)
     bitmap = None if shallow_boundary else _find_bitmap(views)
     bitmapped = bitmap.view if bitmap is not None else None
@@ -281,19 +327,74 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     with PackObjectReader(store, views) as reader:
         walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary))
         try:
+            provided = _wanted_blobs(wants, reader, object_format_of(store).hex_len) if omit is not None else []
             want = walker.closure(wants)
             have = walker.closure(h for h in haves if ObjectID(h) in store)
-        except CorruptPack as exc:
+            send = Reached(want.bits & ~have.bits, want.others - have.others)
+            if tag_refs is not None:
+                _add_tags(tag_refs, store, walker, send, have)
+            if omit is not None:
+                provided = [blob for blob in provided if send.contains(blob, walker.view)]
+                _leave_out(send, omit, bitmap, reader)
+                for blob in provided:
+                    _add(send, blob, walker.view)
+        except (CorruptPack, KeyError) as exc:
             raise _CannotServe(str(exc)) from exc
-    send = Reached(want.bits & ~have.bits, want.others - have.others)
-    if tag_refs is not None:
-        _add_tags(tag_refs, store, walker, send, have)
     sources = [_Source(v) for v in views]
     if bitmapped is not None:
         sources[0].select(_bit_positions(send.bits, len(bitmapped)))
     whole = _place_others(store, sources[1:] if bitmapped is not None else sources, send.others)
     return PackPlan(sources=[s for s in sources if s.positions], whole=whole, have=have,
                     have_view=bitmapped, thin_pack=thin_pack, ofs_delta=ofs_delta, store=store)
+
+
+def _wanted_blobs(wants: Sequence[bytes], reader: PackObjectReader, hex_len: int) -> list[bytes]:
+    """The blobs among the wants of a filtered request, which are sent whatever the filter (git's
+    "provided objects": a partial clone's checkout asks for the blobs it lacks this way).
+
+    The other wants must be commits or tags of commits (clones and fetches): a wanted tree, or a
+    tag of a tree or a blob, is left to the generic path, which keeps git's rules for what such a
+    want exempts from the filter."""
+    tag_end = 7 + hex_len
+    blobs = []
+    for want in wants:
+        target = want
+        for _ in range(MAX_PEEL):
+            kind = reader.type_of(target)
+            if kind != TAG:
+                break
+            target = reader.read(target)[1][7:tag_end]
+        else:
+            kind = TAG
+        if kind == BLOB and target == want:
+            blobs.append(want)
+        elif kind != COMMIT:
+            raise _CannotServe("a filtered request wants a tree or a tag of one, or a tag of a blob")
+    return blobs
+
+
+def _leave_out(send: Reached, omit: Omit, bitmap: PackBitmap | None, reader: PackObjectReader) -> None:
+    """Take what ``omit`` names out of ``send`` (in place)."""
+    if bitmap is not None:
+        for type_num in omit.types:
+            send.bits &= ~bitmap.of_type(type_num)
+        if omit.blobs_from is not None and send.bits:
+            view, size = bitmap.view, len(bitmap.view)
+            large = [pos for pos in _bit_positions(send.bits & bitmap.of_type(BLOB), size)
+                     if reader.size_of(binascii.hexlify(view.names[pos])) >= omit.blobs_from]
+            if large:
+                cleared = bytearray(send.bits.to_bytes((size + 7) // 8, "little"))
+                for pos in large:
+                    cleared[pos >> 3] &= ~(1 << (pos & 7))
+                send.bits = int.from_bytes(cleared, "little")
+    kept = set()
+    for hexsha in send.others:
+        kind = reader.type_of(hexsha)
+        if kind in omit.types or (kind == BLOB and omit.blobs_from is not None
+                                  and reader.size_of(hexsha) >= omit.blobs_from):
+            continue
+        kept.add(hexsha)
+    send.others = kept
 
 
 def _pack_views(store: DiskObjectStore) -> list[PackIndexView]:

@@ -96,7 +96,18 @@ class PackBitmap:
     data: bytes
     entries: list[tuple[int, int]]                    # (xor_offset, ewah start) by entry number
     by_commit: dict[bytes, int]                       # binary commit name -> entry number
+    type_starts: tuple[int, ...] = ()
+    """Where the type bitmaps of the pack's commits, trees, blobs and tags start."""
     _decoded: dict[int, int] = field(default_factory=dict, repr=False)
+    _types: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def of_type(self, type_num: int) -> int:
+        """The bitset of the pack's objects of one type (COMMIT, TREE, BLOB or TAG)."""
+        if type_num not in self._types:
+            if not COMMIT <= type_num <= TAG or len(self.type_starts) != TYPE_BITMAPS:
+                raise BitmapError(f"no type bitmap for type {type_num}")
+            self._types[type_num] = decode_ewah(self.data, self.type_starts[type_num - 1], len(self.view))[0]
+        return self._types[type_num]
 
     def bitmap(self, commit: bytes) -> int | None:
         """The reachability bitset of a binary commit name, or None if it has none."""
@@ -133,7 +144,9 @@ def read_pack_bitmap(path: str, view: PackIndexView) -> PackBitmap:
     if checksum != view.checksum:
         raise BitmapError(f"{path}: belongs to another pack")
     at = header_size
-    for _ in range(TYPE_BITMAPS):
+    type_starts = []
+    for _ in range(TYPE_BITMAPS):  # commits, trees, blobs, tags
+        type_starts.append(at)
         at = _skip_ewah(data, at)
     entries: list[tuple[int, int]] = []
     by_commit: dict[bytes, int] = {}
@@ -147,7 +160,7 @@ def read_pack_bitmap(path: str, view: PackIndexView) -> PackBitmap:
         entries.append((xor_offset, start))
         by_commit[view.names[view.idx_to_pos[idx_pos]]] = number
         at = _skip_ewah(data, start)
-    return PackBitmap(view=view, data=data, entries=entries, by_commit=by_commit)
+    return PackBitmap(view=view, data=data, entries=entries, by_commit=by_commit, type_starts=tuple(type_starts))
 
 
 def _skip_ewah(data: bytes, at: int) -> int:

@@ -3,12 +3,15 @@ objects git sends (wanted ones whatever the filter, a symbolic link's blob as a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from backends import git_fastpack
 from backends.interfaces import Kind
-from tests.conftest import Client, RunningServer
+from tests.conftest import LOOPBACK, Client, RunningServer
 
 SPECS = [
     "blob:none", "blob:limit=6", "tree:0", "tree:1", "tree:2",
@@ -92,3 +95,51 @@ def test_an_unsupported_filter_is_refused_by_name(history: tuple[Path, str], cli
                          str(client.cwd / "sparse"), check=False)
     assert refused.returncode != 0
     assert "unsupported filter spec" in refused.stderr and "object:type=<type>" in refused.stderr, refused.stderr
+
+
+def test_a_bitmapped_repository_s_filtered_clones_and_fetches_are_git_s(
+        make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What partial clones and CI ask for most (``blob:none``, ``blob:limit=``, ``tree:0``; every
+    ref a branch or a tag of a commit) is counted from the bitmap's type bitsets and the pack
+    entries' headers, and the stored entries sent as they are: the objects are git's own
+    upload-pack's, for a clone and for the fetch after a push (objects outside the bitmapped pack)."""
+    left_out: list[Any] = []
+    leave_out = git_fastpack._leave_out
+    monkeypatch.setattr(git_fastpack, "_leave_out", lambda send, omit, *rest: (
+        left_out.append(omit), leave_out(send, omit, *rest))[1])
+    server = make_server("fs", git=[LOOPBACK])
+    src = client.cwd / "src"
+    client.git("init", "-q", "-b", "main", str(src))
+
+    def commit(i: int) -> None:
+        for name in ("top.txt", "d/mid.txt", "d/e/deep.txt"):
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            (src / name).write_text(f"{name} {i}\n" * (i % 5 + 1))
+        client.git("add", "-A", cwd=src)
+        client.git("commit", "-q", "-m", f"c{i}", cwd=src)
+
+    for i in range(6):
+        commit(i)
+    client.git("tag", "-a", "-m", "one", "v1", cwd=src)
+    server.backend.create("bitmapped", Kind.GIT)
+    url = server.git_url("bitmapped")
+    client.git("push", "-q", "--follow-tags", url, "main", cwd=src)
+    client.git("repack", "-adq", "--write-bitmap-index", cwd=server.repo_path("bitmapped.git"))
+    reference = client.cwd / "reference.git"
+    client.git("clone", "-q", "--bare", str(src), str(reference))
+    client.git("config", "uploadpack.allowFilter", "true", cwd=reference)
+    specs = ("blob:none", "blob:limit=20", "tree:0")
+    for spec in specs:
+        for source, target in ((url, f"ours-{spec}"), (f"file://{reference}", f"theirs-{spec}")):
+            client.git("clone", "-q", "--bare", f"--filter={spec}", source, str(client.cwd / target))
+        assert _objects(client, client.cwd / f"ours-{spec}") == _objects(client, client.cwd / f"theirs-{spec}"), spec
+    assert len(left_out) == len(specs)
+    for i in range(6, 9):
+        commit(i)
+    client.git("push", "-q", url, "main", cwd=src)
+    client.git("push", "-q", str(reference), "main", cwd=src)
+    for spec in specs:
+        for target in (f"ours-{spec}", f"theirs-{spec}"):
+            client.git("fetch", "-q", "origin", "+refs/heads/*:refs/heads/*", cwd=client.cwd / target)
+        assert _objects(client, client.cwd / f"ours-{spec}") == _objects(client, client.cwd / f"theirs-{spec}"), spec
+    assert len(left_out) == 2 * len(specs)

@@ -22,11 +22,13 @@ from backends import git_pack
 from backends.git_fastpack import (
     OFS_DELTA,
     REF_DELTA,
+    Omit,
     WriteStats,
     _open_maps,
     encode_entry_header,
     encode_ofs,
     generate_pack_fast,
+    omission,
     plan_pack,
     with_fast_path,
     write_pack,
@@ -34,7 +36,7 @@ from backends.git_fastpack import (
 from backends.git_maintenance import has_bitmap, write_bitmap
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import index_view
-from backends.git_reach import decode_ewah
+from backends.git_reach import BLOB, COMMIT, TAG, TREE, decode_ewah, read_pack_bitmap
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
@@ -352,7 +354,10 @@ def test_with_fast_path_wraps_git_packs_generate_pack(sources: dict[str, Source]
     shallow = git_pack.PackPlan((main,), (), git_pack.ShallowPlan(boundary=frozenset({old})), True, True, False)
     b"".join(generate_pack(repo.object_store, shallow, refs))
     assert calls == []  # shallow requests are served too
-    declined = git_pack.PackPlan((main,), (), git_pack.ShallowPlan(), True, True, False, blob_limit=0)
+    filtered = git_pack.PackPlan((main,), (), git_pack.ShallowPlan(), True, True, False, blob_limit=0)
+    b"".join(generate_pack(repo.object_store, filtered, refs))
+    assert calls == []  # blob:none, blob:limit and tree:0 too
+    declined = git_pack.PackPlan((main,), (), git_pack.ShallowPlan(), True, True, False, tree_depth=1)
     b"".join(generate_pack(repo.object_store, declined, refs))
     assert calls == [declined]
 
@@ -593,3 +598,107 @@ def test_a_gc_setting_git_would_not_read_is_an_error_naming_it(tmp_path: Path, k
     repo = load_backend("fs", str(tmp_path)).open("r.git")
     with pytest.raises(ConfigValueError, match=key.lower()):
         repo.repack_candidate(50)  # type: ignore[attr-defined]
+
+
+# -- partial clones (filters) ---------------------------------------------------------------
+
+FILTERS = {"blob:none": Omit(frozenset({BLOB})), "tree:0": Omit(frozenset({TREE, BLOB})),
+           "blob:limit=10000": Omit(blobs_from=10000)}
+FILTER_CASES = ("fetch-thin", "fetch-not-thin", "fetch-no-ofs-delta", "fetch-across-packs", "old-branch",
+                "include-tag", "tag-want")
+
+
+def filtered_objects(src: Path, wants: list[bytes], haves: list[bytes], spec: str) -> set[bytes]:
+    """What git's upload-pack sends for ``spec``: its rev-list with the filter."""
+    args = [w.decode() for w in wants] + ["^" + h.decode() for h in haves]
+    out = git(src, "rev-list", "--objects", f"--filter={spec}", "--stdin", input="\n".join(args).encode() + b"\n")
+    return {line.split()[0] for line in out.splitlines() if line}
+
+
+@pytest.mark.parametrize("variant", ["mixed", "nobitmap", "refdelta", "dupes"])
+@pytest.mark.parametrize("spec", sorted(FILTERS))
+def test_a_filtered_pack_holds_what_git_s_filter_keeps(sources: dict[str, Source], tmp_path: Path, variant: str,
+                                                       spec: str) -> None:
+    """From the bitmap's type bitsets (mixed, dupes), from the pack entries' headers (the objects
+    of the other packs, the loose ones; every object without a bitmap)."""
+    src = sources[variant].path
+    store = Repo(str(src)).object_store
+    for case in FILTER_CASES:
+        want_specs, have_specs, options = CASES[case]
+        wants = sorted({rev(src, s) for s in want_specs})
+        haves = [rev(src, s + "^{}") for s in have_specs]
+        expected = filtered_objects(src, wants, haves, spec)
+        client, have_objects = client_with(tmp_path, src, haves)
+        if options.get("include_tag"):
+            expected |= tags_to_include(src, expected_objects(src, wants, haves), have_objects)
+        chunks = generate_pack_fast(store, wants, haves, chunk_size=4096, refs=Repo(str(src)).get_refs(),
+                                    omit=FILTERS[spec], **options)
+        assert chunks is not None, case
+        pack = b"".join(chunks)
+        out = git(client, "index-pack", "--stdin", "--fix-thin", input=pack).split()
+        idx = client / "objects" / "pack" / f"pack-{out[-1].decode()}.idx"
+        names = {line.split()[1] for line in git(client, "show-index", input=idx.read_bytes()).splitlines()}
+        assert names - have_objects == expected, case
+        assert int.from_bytes(pack[8:12], "big") == len(expected), case
+
+
+def test_the_blob_limit_splits_the_blobs(sources: dict[str, Source]) -> None:
+    """(else the blob:limit case above would test nothing that blob:none and no filter do not)"""
+    src = sources["mixed"].path
+    main = [rev(src, "main")]
+    limited = filtered_objects(src, main, [], "blob:limit=10000")
+    assert filtered_objects(src, main, [], "blob:none") < limited < expected_objects(src, main, [])
+
+
+def test_a_filter_with_a_wanted_tree_or_tag_of_one_is_left_to_the_generic_path(sources: dict[str, Source]) -> None:
+    src = sources["mixed"].path
+    store = Repo(str(src)).object_store
+    omit = FILTERS["blob:none"]
+    for want in ("blob-tag", "main^{tree}", "main:dir0"):  # a tag of a blob, trees
+        assert generate_pack_fast(store, [rev(src, want)], [], omit=omit) is None, want
+    assert generate_pack_fast(store, [rev(src, "v2-blessed")], [], omit=omit) is not None  # a tag of a tag of a commit
+
+
+@pytest.mark.parametrize("variant", ["mixed", "nobitmap", "loose"])
+@pytest.mark.parametrize("spec", sorted(FILTERS))
+def test_wanted_blobs_are_sent_whatever_the_filter(sources: dict[str, Source], tmp_path: Path, variant: str,
+                                                   spec: str) -> None:
+    """How a partial clone's checkout fetches the blobs it lacks: ``want`` each, with the filter."""
+    src = sources[variant].path
+    paths = git(src, "ls-tree", "-r", "--name-only", "v1").decode().split()[:3]
+    wants = sorted({rev(src, f"{tip}:{path}") for tip in ("v1", "main") for path in paths})
+    chunks = generate_pack_fast(Repo(str(src)).object_store, wants, [], omit=FILTERS[spec])
+    assert chunks is not None
+    client, _ = client_with(tmp_path, src, [])
+    out = git(client, "index-pack", "--stdin", input=b"".join(chunks)).split()
+    idx = client / "objects" / "pack" / f"pack-{out[-1].decode()}.idx"
+    names = {line.split()[1] for line in git(client, "show-index", input=idx.read_bytes()).splitlines()}
+    assert names == set(wants) == filtered_objects(src, wants, [], spec)
+
+
+@pytest.mark.parametrize(("blob_limit", "tree_depth", "object_types", "omit"), [
+    (-1, None, None, Omit(frozenset({BLOB}))),               # blob:none
+    (0, None, None, Omit(frozenset({BLOB}))),                # blob:limit=0
+    (6, None, None, Omit(blobs_from=6)),                     # blob:limit=6
+    (None, 0, None, Omit(frozenset({TREE, BLOB}))),          # tree:0
+    (6, 0, None, Omit(frozenset({TREE, BLOB}))),             # combine:tree:0+blob:limit=6
+    (None, 1, None, None),                                   # tree:1: the generic path
+    (None, None, frozenset({COMMIT}), None),                 # object:type=commit: the generic path
+])
+def test_which_filters_the_fast_path_serves(blob_limit: int | None, tree_depth: int | None,
+                                            object_types: frozenset[int] | None, omit: Omit | None) -> None:
+    assert omission(blob_limit, tree_depth, object_types) == omit
+
+
+def test_a_bitmap_s_type_bitsets_are_the_pack_s_types(sources: dict[str, Source]) -> None:
+    src = sources["mixed"].path
+    (bitmap_file,) = (src / "objects" / "pack").glob("*.bitmap")
+    view = index_view(str(bitmap_file)[:-len(".bitmap")])
+    bitmap = read_pack_bitmap(str(bitmap_file), view)
+    kinds = {b"commit": COMMIT, b"tree": TREE, b"blob": BLOB, b"tag": TAG}
+    listed = git(src, "cat-file", "--batch-check=%(objecttype)", input=b"\n".join(
+        binascii.hexlify(name) for name in view.names) + b"\n").split()
+    for type_num in (COMMIT, TREE, BLOB, TAG):
+        bits = bitmap.of_type(type_num)
+        assert [pos for pos in range(len(view)) if bits >> pos & 1] == [
+            pos for pos, kind in enumerate(listed) if kinds[kind] == type_num]
