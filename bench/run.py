@@ -63,11 +63,17 @@ class Case:
     targets: tuple[str, ...] = ()  # the default targets when --targets is not given (empty: all)
 
 
+GIT_READ_TARGETS = ("git-daemon", "git-ssh", "git-http", "hgwire-git", "hgwire-git-ssh", "hgwire-git-http")
+
 CASES: dict[str, Case] = {c.name: c for c in (
     Case("clone", "big", ("git", "hg"), 5, 300, "full clone (git --no-checkout, hg -U), fresh destination"),
     Case("clone-sha256", "big256", ("git",), 5, 150, "full clone (git --no-checkout) of the big history as a "
          "SHA-256 repository", targets=("git-daemon", "git-ssh", "git-http", "hgwire-git", "hgwire-git-ssh",
                                         "hgwire-git-http")),
+    Case("partial", "big", ("git",), 5, 120, "blobless clone (git clone --filter=blob:none --no-checkout)",
+         targets=GIT_READ_TARGETS),
+    Case("partial-checkout", "big", ("git",), 5, 150, "blobless clone with its checkout, which fetches the "
+         "blobs of the checked-out tree (git clone --filter=blob:none)", targets=GIT_READ_TARGETS),
     Case("noop", "small", ("git", "hg"), 5, 60, "fetch/pull of an up-to-date clone"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
     Case("import", "big", ("git", "hg"), 3, 200, "push of the whole history (every branch and tag, hg: every "
@@ -84,7 +90,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
          "after the first vs after the last", targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-git-ssh",
                                                        "hgwire-git-http", "hgwire-hg-ssh", "hgwire-hg-http")),
 )}
-DEFAULT_CASES = ("clone", "clone-sha256", "noop", "push", "import", "stream", "concurrent", "web")
+DEFAULT_CASES = ("clone", "clone-sha256", "partial", "partial-checkout", "noop", "push", "import", "stream",
+                 "concurrent", "web")
 PUSH_CASES = ("push", "import")
 """Cases whose every run starts the server on a repository of its own, which the run writes."""
 DEFAULT_TARGETS = list(TARGET_CLASSES)
@@ -154,11 +161,13 @@ class Clients:
         return env
 
     def command(self, kind: str, target: Target, url: str, dest: Path) -> list[str]:
-        """kind: clone | stream | noop | push | import | probe."""
+        """kind: clone | partial | partial-checkout | stream | noop | push | import | probe."""
         if target.vcs == "git":
             git = self.tools.git
             return {
                 "clone": [git, "clone", "-q", "--no-checkout", url, str(dest)],
+                "partial": [git, "clone", "-q", "--no-checkout", "--filter=blob:none", url, str(dest)],
+                "partial-checkout": [git, "clone", "-q", "--filter=blob:none", url, str(dest)],
                 "noop": [git, "-C", str(dest), "fetch", "-q", url,
                          "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
                 "push": [git, "-C", str(dest), "push", "-q", url, "main:main"],
@@ -281,6 +290,9 @@ class Runner:
             for role in ("big", "small", "big256") if target.vcs == "git" else ("big", "small"):
                 name = self.repo_name(target.vcs, role)
                 copy_tree(self.corpus_dir / name, root / name)
+        if target.vcs == "git":  # git's upload-pack refuses filters without it (hgwire serves them anyway)
+            config = root / self.repo_name("git", "big") / "config"
+            subprocess.run([self.tools.git, "config", "-f", str(config), "uploadpack.allowFilter", "true"], check=True)
         return root
 
     # -- one target's lifecycle -------------------------------------------------------------
@@ -418,7 +430,7 @@ class Runner:
         if case.name == "web":
             return self.timed(target, [self.clients.command("web", target, url, Path())], rnd, warm)
         n = self.args.concurrency if case.name == "concurrent" else 1
-        kind = "stream" if case.name == "stream" else "clone"
+        kind = case.name if case.name in ("stream", "partial", "partial-checkout") else "clone"
         dests = [self.work / target.name / f"dest-{rnd}-{i}" for i in range(n)]
         try:
             m = self.timed(target, [self.clients.command(kind, target, url, d) for d in dests], rnd, warm)
