@@ -852,7 +852,14 @@ class HgRepo:
     def _outgoing_content(
         self, cl: Revlog, ml: Revlog, revs: Sequence[int]
     ) -> tuple[dict[Node, int], dict[bytes, dict[Node, int]]]:
-        """Manifest nodes and per-file nodes of ``revs``, each with its first outgoing changeset."""
+        """Manifest nodes and per-file nodes of ``revs``, each with its first outgoing changeset.
+
+        A manifest stored as a delta against one of its parents names its changed entries in the
+        lines the delta inserts (hg's ``readfast``): every entry of those lines is taken, as hg
+        does, and the manifest is not rebuilt. (An entry not among them is its parent's: it came
+        with an earlier changeset, sent or the client's; more entries than needed are pruned by
+        what the client has.) Other manifests are rebuilt and the changeset's files looked up.
+        """
         manifests: dict[Node, int] = {}
         files: dict[bytes, dict[Node, int]] = {}
         for rev in revs:
@@ -862,7 +869,13 @@ class HgRepo:
             manifests.setdefault(cs.manifest, rev)
             if not cs.files:
                 continue
-            text = ml.revision(ml.rev(cs.manifest))
+            mrev = ml.rev(cs.manifest)
+            changed = _changed_entries(ml, mrev)
+            if changed is not None:
+                for path, node in changed:
+                    files.setdefault(path, {}).setdefault(node, rev)
+                continue
+            text = ml.revision(mrev)
             for path in cs.files:
                 node = manifest_lookup(text, path)
                 if node is not None:
@@ -1353,6 +1366,37 @@ class _Emitter:
             return mpatch.full_replacement(0, revlog.revision(rev))
         base_text = revlog.revision(base)  # first: the chain of ``rev`` usually passes through it
         return mpatch.diff(base_text, revlog.revision(rev))
+
+
+CHANGED_ENTRIES_BYTES = 64 << 10
+"""Past this many inserted bytes a manifest's delta is not read line by line: rebuilding the
+manifest and looking up the changeset's files costs less (hgwire's own deltas replace the whole
+span between the first and the last changed line)."""
+
+
+def _changed_entries(ml: Revlog, mrev: int) -> list[tuple[bytes, Node]] | None:
+    """(path, file node) of the lines a manifest's stored delta inserts, when that delta is against
+    one of the manifest's parents; None when it is not, when it inserts more than
+    ``CHANGED_ENTRIES_BYTES``, or when its inserted text is not whole manifest lines (then the
+    caller rebuilds the manifest).  Stored manifest deltas replace whole lines: hg's and hgwire's
+    writers make them so (``mpatch.on_line_boundaries`` keeps a pushed one only if it does)."""
+    base = ml.delta_parent(mrev)
+    if base == NULL_REV or base not in ml.parent_revs(mrev):
+        return None
+    _, delta = ml.stored_delta(mrev)
+    inserted = b"".join(data for _start, _end, data in mpatch.parse_hunks(delta))
+    if len(inserted) > CHANGED_ENTRIES_BYTES or inserted[-1:] not in (b"", b"\n"):
+        return None
+    entries: list[tuple[bytes, Node]] = []
+    for line in inserted.split(b"\n")[:-1]:
+        path, nul, rest = line.partition(b"\0")
+        if not nul or len(rest) < 40:
+            return None
+        try:
+            entries.append((path, Node(binascii.unhexlify(rest[:40]))))
+        except binascii.Error:
+            return None
+    return entries
 
 
 def _divergent(name: bytes) -> bool:

@@ -8,14 +8,15 @@ from __future__ import annotations
 import binascii
 from pathlib import Path
 
+import pytest
 from test_hg_storage_repos import LONG_PATH, Hg, hg_cli, legacy_repo, source_repo, zlib_repo, zstd_repo  # noqa: F401
 
 import backends.hg as hgstore
-from backends.interfaces import AmbiguousIdentifier
 from backends.hg.changelog import parse_changeset, parse_filelog_text, parse_manifest
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import Revlog
 from backends.hg.store import decode_dir
+from backends.interfaces import AmbiguousIdentifier
 
 
 def _hex(node: bytes) -> str:
@@ -218,3 +219,41 @@ def test_tags_are_read_again_once_their_sources_change(hg_cli: Hg, tmp_path: Pat
     assert tags() == {b"v1"}
     hg_cli(path, "--config", "extensions.strip=", "strip", "-q", "--no-backup", "-r", "tip")
     assert tags() == set()
+
+
+def _emitted(repo: HgRepo, common: list[bytes], heads: list[bytes]) -> list[tuple[object, ...]]:
+    from backends.interfaces import DeltaMode
+
+    return [(group.section, group.path, [(rd.node, rd.linknode, rd.base, rd.delta) for rd in group.revisions])
+            for group in repo.emit_groups(repo.missing(common, heads), DeltaMode.ANY)]
+
+
+def test_partial_bundles_read_manifest_deltas_as_the_whole_manifests_say(
+        source_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone of one revision, or a pull past one, names each file revision it sends from the
+    lines its manifests' stored deltas insert (no manifest rebuilt) where those deltas are against
+    a parent: the same bundle as looking the changesets' files up in the whole manifests."""
+    from backends.hg import repository
+
+    repo = hgstore.open_repository(str(source_repo), "src")
+    cl = repo.changelog()
+    heads = list(repo.heads())
+    read_from_deltas: list[int] = []
+    changed_entries = repository._changed_entries
+
+    def counted(ml: Revlog, mrev: int) -> object:
+        entries = changed_entries(ml, mrev)
+        if entries is not None:
+            read_from_deltas.append(mrev)
+        return entries
+
+    for rev in range(len(cl)):
+        node = cl.node(rev)
+        monkeypatch.setattr(repository, "_changed_entries", counted)
+        partial = (_emitted(repo, [], [node]), _emitted(repo, [node], heads))
+        monkeypatch.setattr(repository, "_changed_entries", lambda ml, mrev: None)
+        assert partial == (_emitted(repo, [], [node]), _emitted(repo, [node], heads)), rev
+    ml = repo.manifestlog()
+    against_a_parent = [r for r in range(len(ml)) if ml.delta_parent(r) != -1 and ml.delta_parent(r) in ml.parent_revs(r)]
+    assert set(read_from_deltas) <= set(against_a_parent)
+    assert read_from_deltas or source_repo.name.startswith("legacy")  # (small full-text manifests there)
