@@ -328,7 +328,10 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary))
         try:
             provided = _wanted_blobs(wants, reader, object_format_of(store).hex_len) if omit is not None else []
-            want = walker.closure(wants)
+            blobs = frozenset(provided)
+            want = walker.closure(w for w in wants if w not in blobs)
+            for blob in provided:  # a blob reaches nothing: marked, not read (a checkout asks for thousands)
+                _add(want, blob, walker.view)
             have = walker.closure(h for h in haves if ObjectID(h) in store)
             send = Reached(want.bits & ~have.bits, want.others - have.others)
             if tag_refs is not None:
@@ -628,12 +631,13 @@ def write_pack(plan: PackPlan, maps: list[mmap.mmap], *, chunk_size: int = DEFAU
     """Stream the planned pack; closes ``maps`` when done or closed early."""
     stats = stats if stats is not None else WriteStats()
     out = _Output(chunk_size, object_format_of(plan.store))
+    resolver = _Resolver(plan.store)
     try:
         out.write(PACK_SIGNATURE + PACK_VERSION.to_bytes(4, "big") + plan.count.to_bytes(4, "big"))
         for index, (source, mapped) in enumerate(zip(plan.sources, maps)):
-            yield from _write_source(plan, index, source, mapped, out, stats)
+            yield from _write_source(plan, index, source, mapped, out, stats, resolver)
         for hexsha in plan.whole:
-            _write_whole(plan, hexsha, out)
+            _write_whole(resolver, hexsha, out)
             stats.whole += 1
             if out.ready():
                 yield out.take()
@@ -642,12 +646,13 @@ def write_pack(plan: PackPlan, maps: list[mmap.mmap], *, chunk_size: int = DEFAU
             progress(b"Total %d (reused %d, rebased %d, whole %d)\n"
                      % (plan.count, stats.verbatim, stats.rebased, stats.whole))
     finally:
+        resolver.close()
         for mapped in maps:
             mapped.close()
 
 
 def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, out: _Output,
-                  stats: WriteStats) -> Iterator[bytes]:
+                  stats: WriteStats, resolver: _Resolver) -> Iterator[bytes]:
     """Entries of one pack in pack order; consecutive unchanged entries are copied as one run.
 
     Within a span of entries copied back to back, every entry keeps its
@@ -685,7 +690,7 @@ def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap
                 stats.rebased += 1
                 yield from _copy(mapped, header[1], end, out)
             else:
-                _write_whole(plan, binascii.hexlify(view.names[pos]), out)
+                _write_whole(resolver, binascii.hexlify(view.names[pos]), out)
                 stats.whole += 1
             if out.ready():
                 yield out.take()
@@ -787,7 +792,29 @@ def _ofs_header(plan: PackPlan, index: int, source: _Source, entry: _Entry, pos:
     return _WHOLE
 
 
-def _write_whole(plan: PackPlan, hexsha: bytes, out: _Output) -> None:
-    type_num, raw = plan.store.get_raw(ObjectID(hexsha))
+class _Resolver:
+    """Reads the objects a pack sends whole, through a ``PackObjectReader`` of this pack's own (made
+    on first use, closed with the pack): its cache of delta bases is bounded and dropped at the end.
+    dulwich's ``get_raw`` kept up to 20 MiB of resolved bases per pack of the repository object,
+    which outlived the request: a partial clone's checkout (1,500 blobs sent whole) left the
+    server's RSS 100 MiB higher."""
+
+    def __init__(self, store: DiskObjectStore) -> None:
+        self._store = store
+        self._reader: PackObjectReader | None = None
+
+    def read(self, hexsha: bytes) -> tuple[int, bytes]:
+        if self._reader is None:
+            self._reader = PackObjectReader(self._store, _pack_views(self._store))
+        return self._reader.read(hexsha)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def _write_whole(resolver: _Resolver, hexsha: bytes, out: _Output) -> None:
+    type_num, raw = resolver.read(hexsha)
     out.write(encode_entry_header(type_num, len(raw)))
     out.write(zlib.compress(raw))
