@@ -872,8 +872,8 @@ class HgRepo:
             mrev = ml.rev(cs.manifest)
             changed = _changed_entries(ml, mrev)
             if changed is not None:
-                for path, node in changed:
-                    files.setdefault(path, {}).setdefault(node, rev)
+                for path, file_node in changed:
+                    files.setdefault(path, {}).setdefault(file_node, rev)
                 continue
             text = ml.revision(mrev)
             for path in cs.files:
