@@ -103,6 +103,7 @@ buried the one line per session we write ourselves, and formatting them cost
 about 8 ms of reactor time per connection.
 """
 
+
 def _locale_variable(name: bytes) -> bool:
     """``LANG``, ``LANGUAGE`` or ``LC_*``: what ``SendEnv`` of a stock OpenSSH client sends."""
     return name in (b"LANG", b"LANGUAGE") or name.startswith(b"LC_")
