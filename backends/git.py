@@ -517,6 +517,14 @@ class DulwichGitRepository:
         git_dir = self._disk_git_dir()
         return git_dir is not None and os.path.exists(os.path.join(git_dir, "git-daemon-export-ok"))
 
+    def pack_refs(self, git: str | None = None) -> bool:
+        """Pack the loose refs (``git pack-refs --all --prune``) under the ref-update lock; False for a
+        repository that is not on disk, or without a git binary."""
+        path = self._disk_git_dir()
+        if path is None:
+            return False
+        return git_maintenance.pack_refs(path, self._lock, git)
+
     def _disk_git_dir(self) -> str | None:
         """The git directory of a repository on disk; None for one in memory."""
         controldir = getattr(self.dulwich_repo, "controldir", None)

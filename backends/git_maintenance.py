@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from backends.git_packindex import pack_basenames
@@ -20,6 +22,13 @@ REPACK_ARGS = ("repack", "-a", "-d", "-q", "--write-bitmap-index", "--keep-unrea
 """One pack with a bitmap, the packs it replaces removed (what ``git gc`` does to a bare repository's
 objects).  ``--keep-unreachable``: the objects of a push whose pack has landed but whose refs are not
 written yet are not reachable during the repack; they must not go with the packs it removes."""
+
+
+PACK_REFS_ARGS = ("pack-refs", "--all", "--prune")
+"""Every loose ref into ``packed-refs``, the loose files removed (what ``git gc`` does beside its repack):
+each push to a new branch or tag leaves a loose ref file, which every advertisement reads."""
+
+PACK_REFS_TIMEOUT = 600.0
 
 
 AUTO_PACK_LIMIT = 50
@@ -73,4 +82,23 @@ def write_bitmap(git_dir: str | os.PathLike[str], git: str | None = None,
         return False
     env = {**os.environ, "GIT_DIR": os.fspath(git_dir)}
     subprocess.run([binary, *REPACK_ARGS], env=env, check=True, capture_output=True, timeout=timeout)
+    return True
+
+
+def pack_refs(git_dir: str | os.PathLike[str], lock: Callable[[], AbstractContextManager[None]],
+              git: str | None = None, timeout: float | None = PACK_REFS_TIMEOUT) -> bool:
+    """``git pack-refs --all --prune`` holding ``lock``, hgwire's ref-update lock of the repository;
+    False (nothing done) when no git binary is found.
+
+    git writes the new ``packed-refs`` before it removes a loose file, so a reader that lists the
+    loose refs and then reads ``packed-refs`` (hgwire's, git's) sees every ref; the lock keeps
+    hgwire's own ref updates, which take ``packed-refs.lock`` without waiting to delete a packed
+    ref, out of its way.  Raises ``subprocess.CalledProcessError`` / ``TimeoutExpired`` when git fails.
+    """
+    binary = git or shutil.which("git")
+    if binary is None:
+        return False
+    env = {**os.environ, "GIT_DIR": os.fspath(git_dir)}
+    with lock():
+        subprocess.run([binary, *PACK_REFS_ARGS], env=env, check=True, capture_output=True, timeout=timeout)
     return True

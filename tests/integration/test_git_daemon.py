@@ -377,7 +377,8 @@ def test_a_clone_after_many_small_pushes_keeps_their_deltas(make_server: Any, cl
 
 def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: Client,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past ``[maintenance] auto_pack_limit`` packs a push starts git repack: one pack with a bitmap."""
+    """Past ``[maintenance] auto_pack_limit`` packs a push starts git repack: one pack with a bitmap;
+    then the loose refs are packed (``git pack-refs --all --prune``), the refs served unchanged."""
     from gateway import git_session, maintenance
     from gateway.policy import Maintenance
 
@@ -390,18 +391,67 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
     packs = server.root / "busy.git" / "objects" / "pack"
     for step in range(3):
         commit(client, work, f"f{step}.txt", f"{step}\n", f"step {step}")
-        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+        client.git("tag", "-a", "-m", f"tag {step}", f"v{step}", cwd=work)
+        client.git("push", "-q", "origin", "HEAD:main", f"HEAD:refs/heads/topic/{step}", f"v{step}", cwd=work)
         if step == 1:
             assert len(list(packs.glob("*.pack"))) == 2  # below the limit: left alone
     deadline = time.monotonic() + 60
     while (maintenance.running() or len(list(packs.glob("*.pack"))) != 1) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(list(packs.glob("*.pack"))) == 1 and list(packs.glob("*.bitmap"))
+    git_dir = server.root / "busy.git"
+    loose = sorted(str(p.relative_to(git_dir)) for p in (git_dir / "refs").rglob("*") if p.is_file())
+    assert loose == [], loose  # every branch and tag moved into packed-refs
+    packed = (git_dir / "packed-refs").read_text()
+    assert all(f"refs/heads/topic/{step}" in packed and f"refs/tags/v{step}" in packed for step in range(3))
+    pushed = {"refs/heads/main": "HEAD", **{f"refs/heads/topic/{step}": f"HEAD~{2 - step}" for step in range(3)},
+              **{f"refs/tags/v{step}": f"v{step}" for step in range(3)}}
+    expected = {ref: client.git("rev-parse", rev, cwd=work).stdout.strip() for ref, rev in pushed.items()}
+    served = dict(reversed(line.split("\t")) for line in client.git("ls-remote", url).stdout.splitlines())
+    assert {ref: sha for ref, sha in served.items() if ref in pushed} == expected
     commit(client, work, "after.txt", "after\n", "after the repack")
     client.git("push", "-q", "origin", "HEAD:main", cwd=work)
     client.git("clone", "-q", url, str(client.cwd / "after"))
     assert (client.cwd / "after" / "after.txt").exists()
     assert_consistent(server, client, "busy")
+
+
+def test_refs_packed_while_pushes_create_and_delete_branches_lose_nothing(make_server: Any, client: Client) -> None:
+    """``git pack-refs`` runs under hgwire's ref-update lock: pushes that create a branch and delete
+    the one before (a packed ref's deletion rewrites ``packed-refs``) land whole while it runs
+    again and again beside them."""
+    import threading
+
+    server: RunningServer = make_server("fs")
+    server.backend.create("race", Kind.GIT)
+    url = server.git_url("race")
+    work = client.cwd / "race"
+    client.git("clone", "-q", url, str(work))
+    commit(client, work, "a.txt", "a\n", "first")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    stop = threading.Event()
+    packed: list[bool] = []
+
+    def pack_again_and_again() -> None:
+        while not stop.is_set():
+            packed.append(server.backend.open("race").pack_refs())
+
+    packer = threading.Thread(target=pack_again_and_again)
+    packer.start()
+    try:
+        for step in range(12):
+            commit(client, work, "a.txt", f"{step}\n", f"step {step}")
+            refspecs = ["HEAD:main", f"HEAD:refs/heads/b{step}"] + ([f":refs/heads/b{step - 1}"] if step else [])
+            client.git("push", "-q", "origin", *refspecs, cwd=work)
+    finally:
+        stop.set()
+        packer.join()
+    assert packed and all(packed)
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    served = dict(reversed(line.split("\t")) for line in client.git("ls-remote", url).stdout.splitlines())
+    assert {ref: sha for ref, sha in served.items() if ref != "HEAD"} == {"refs/heads/main": head,
+                                                                          "refs/heads/b11": head}
+    assert_consistent(server, client, "race")
 
 
 @pytest.mark.parametrize("version", ["0", "2"])
