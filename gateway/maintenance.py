@@ -5,11 +5,11 @@ hundreds: each object lookup then probes every index, and a clone cannot send
 the whole copies that completed thin packs as deltas.  After a push that moved
 a ref, a repository with ``[maintenance] auto_pack_limit`` packs or more (50 by
 default, git's ``gc.autoPackLimit``), or as many loose objects as git's ``gc.auto``
-allows, gets ``git_maintenance.REPACK_ARGS`` in the background: one pack with a
-bitmap, which the fast clone path counts from; then its loose refs are packed
-(``git pack-refs --all --prune`` under hgwire's ref-update lock), as git's gc packs
-them beside its repack.  A repository's own ``receive.autogc``, ``gc.auto`` and
-``gc.autoPackLimit`` apply to it, as git's receive-pack reads them.
+allows, first gets its loose refs packed (``git pack-refs --all --prune``, in the
+pool, under hgwire's ref-update lock), as git's gc packs them beside its repack,
+then ``git_maintenance.REPACK_ARGS`` in the background: one pack with a bitmap,
+which the fast clone path counts from.  A repository's own ``receive.autogc``,
+``gc.auto`` and ``gc.autoPackLimit`` apply to it, as git's receive-pack reads them.
 
 The repack is git's own process, spawned by the reactor (no worker thread waits
 on it), one at a time per repository.  Readers keep the packs they mapped until
@@ -45,8 +45,29 @@ def after_push(repo: GitRepository, name: str, pack_limit: int) -> None:
     if candidate is None or pack_limit <= 0:
         return
     pack_refs = getattr(repo, "pack_refs", None)
-    run_blocking(candidate, pack_limit).addCallback(
-        lambda path: path and start_repack(path, name, then=pack_refs)).addErrback(_not_counted, name)
+
+    def counted(path: str | None) -> None:
+        if path:
+            _pack_refs_then_repack(path, name, pack_refs)
+
+    run_blocking(candidate, pack_limit).addCallback(counted).addErrback(_not_counted, name)
+
+
+def _pack_refs_then_repack(git_dir: str, name: str, pack_refs: Callable[[], object] | None) -> None:
+    """The repository's ``pack_refs`` in the pool (a short step: git's pack-refs holding the ref
+    lock, which pushes wait for), then the repack; a failure to pack the refs is logged and the
+    repack runs all the same."""
+    if pack_refs is None:
+        start_repack(git_dir, name)
+        return
+    run_blocking(pack_refs).addErrback(_refs_not_packed, name).addBoth(lambda _: start_repack(git_dir, name))
+
+
+def _refs_not_packed(failure: Failure, name: str) -> None:
+    errors = getattr(failure.value, "stderr", None)
+    log.error("packing the refs of {repo} failed: {why} {errors}; its loose refs stay as they were",
+              repo=name, why=str(failure.value),
+              errors=errors.decode("utf-8", "replace").strip() if isinstance(errors, bytes) else "")
 
 
 def _not_counted(failure: Failure, name: str) -> None:
@@ -56,12 +77,8 @@ def _not_counted(failure: Failure, name: str) -> None:
     log.failure("counting the packs of {repo}", failure, repo=name)
 
 
-def start_repack(git_dir: str, name: str, git: str | None = None,
-                 then: Callable[[str], object] | None = None) -> bool:
-    """Spawn ``git repack`` for ``git_dir`` unless one runs for it already; False if none started.
-
-    ``then(git)``, blocking, runs in the pool once the repack has succeeded (the repository's
-    ``pack_refs``); the repository counts as being repacked until it has ended."""
+def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
+    """Spawn ``git repack`` for ``git_dir`` unless one runs for it already; False if none started."""
     global _no_git_logged
     if git_dir in _running:
         return False
@@ -76,7 +93,7 @@ def start_repack(git_dir: str, name: str, git: str | None = None,
 
     _running.add(git_dir)
     env = {**os.environ, "GIT_DIR": git_dir}
-    done = _RepackProtocol(git_dir, name, then, binary)
+    done = _RepackProtocol(git_dir, name)
     reactor.spawnProcess(done, binary, [binary, *git_maintenance.REPACK_ARGS], env=env,
                          path=git_dir)
     log.info("repacking {repo}: {packs} packs", repo=name, packs=git_maintenance.count_packs(git_dir))
@@ -86,12 +103,9 @@ def start_repack(git_dir: str, name: str, git: str | None = None,
 class _RepackProtocol(protocol.ProcessProtocol):
     """Collects git's error output and logs the outcome."""
 
-    def __init__(self, git_dir: str, name: str, then: Callable[[str], object] | None = None,
-                 git: str = "git") -> None:
+    def __init__(self, git_dir: str, name: str) -> None:
         self.git_dir = git_dir
         self.name = name
-        self.then = then
-        self.git = git
         self.started = time.monotonic()
         self.errors = b""
 
@@ -99,26 +113,15 @@ class _RepackProtocol(protocol.ProcessProtocol):
         self.errors = (self.errors + data)[-4096:]
 
     def processEnded(self, reason: Any) -> None:
+        _running.discard(self.git_dir)
         seconds = round(time.monotonic() - self.started, 2)
         code = getattr(reason.value, "exitCode", None)
-        if code != 0:
-            _running.discard(self.git_dir)
+        if code == 0:
+            log.info("repacked {repo} in {seconds} s: {packs} pack(s)", repo=self.name, seconds=seconds,
+                     packs=git_maintenance.count_packs(self.git_dir))
+        else:
             log.error("repacking {repo} failed (exit {code}): {errors}; the repository stays as it was",
                       repo=self.name, code=code, errors=self.errors.decode("utf-8", "replace").strip())
-            return
-        log.info("repacked {repo} in {seconds} s: {packs} pack(s)", repo=self.name, seconds=seconds,
-                 packs=git_maintenance.count_packs(self.git_dir))
-        if self.then is None:
-            _running.discard(self.git_dir)
-            return
-        run_blocking(self.then, self.git).addErrback(self._refs_not_packed).addBoth(
-            lambda _: _running.discard(self.git_dir))
-
-    def _refs_not_packed(self, failure: Failure) -> None:
-        errors = getattr(failure.value, "stderr", None) or b""
-        log.error("packing the refs of {repo} failed: {why} {errors}; its loose refs stay as they were",
-                  repo=self.name, why=str(failure.value),
-                  errors=errors.decode("utf-8", "replace").strip() if isinstance(errors, bytes) else "")
 
 
 def running() -> frozenset[str]:

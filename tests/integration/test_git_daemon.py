@@ -379,7 +379,7 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Past ``[maintenance] auto_pack_limit`` packs a push starts git repack: one pack with a bitmap;
     then the loose refs are packed (``git pack-refs --all --prune``), the refs served unchanged."""
-    from gateway import git_session, maintenance
+    from gateway import git_session
     from gateway.policy import Maintenance
 
     monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: Maintenance(auto_pack_limit=3))
@@ -395,8 +395,8 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
         client.git("push", "-q", "origin", "HEAD:main", f"HEAD:refs/heads/topic/{step}", f"v{step}", cwd=work)
         if step == 1:
             assert len(list(packs.glob("*.pack"))) == 2  # below the limit: left alone
-    deadline = time.monotonic() + 60
-    while (maintenance.running() or len(list(packs.glob("*.pack"))) != 1) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # (the refs are packed before the repack starts)
+    while not (len(list(packs.glob("*.pack"))) == 1 and list(packs.glob("*.bitmap"))) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(list(packs.glob("*.pack"))) == 1 and list(packs.glob("*.bitmap"))
     git_dir = server.root / "busy.git"
@@ -416,6 +416,45 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
     assert_consistent(server, client, "busy")
 
 
+def test_refs_that_cannot_be_packed_stay_loose_and_the_next_repack_packs_them(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's pack-refs refuses to run past a ``packed-refs.lock`` another git left: that is logged,
+    the loose refs stay, pushes go on, and the next repack packs them."""
+    from gateway import git_session
+    from gateway.policy import Maintenance
+
+    monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: Maintenance(auto_pack_limit=2))
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+
+    def settled(done: Any) -> bool:
+        deadline = time.monotonic() + 60
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return bool(done())
+
+    try:
+        server: RunningServer = make_server("fs")
+        _url, work = started_repo(server, client, "stuck", push=True)
+        git_dir = server.root / "stuck.git"
+        (git_dir / "packed-refs.lock").write_text("")
+        commit(client, work, "a.txt", "1\n", "step 1")
+        client.git("push", "-q", "origin", "HEAD:main", "HEAD:refs/heads/b1", cwd=work)  # the second pack
+        assert settled(lambda: [e for e in events if "packing the refs of" in str(e.get("log_format", ""))])
+        failed = next(e for e in events if "packing the refs of" in str(e.get("log_format", "")))
+        assert failed["repo"] == "stuck.git" and "packed-refs.lock" in failed["errors"]
+        assert (git_dir / "refs" / "heads" / "b1").is_file()
+        (git_dir / "packed-refs.lock").unlink()
+        commit(client, work, "a.txt", "2\n", "step 2")
+        client.git("push", "-q", "origin", "HEAD:main", "HEAD:refs/heads/b2", cwd=work)  # two packs again
+        assert settled(lambda: not (git_dir / "refs" / "heads" / "b1").exists())
+        assert "refs/heads/b1" in (git_dir / "packed-refs").read_text()
+        settled(lambda: len(list((git_dir / "objects" / "pack").glob("*.bitmap"))) == 1)  # the repack after them
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert_consistent(server, client, "stuck")
+
+
 def test_refs_packed_while_pushes_create_and_delete_branches_lose_nothing(make_server: Any, client: Client) -> None:
     """``git pack-refs`` runs under hgwire's ref-update lock: pushes that create a branch and delete
     the one before (a packed ref's deletion rewrites ``packed-refs``) land whole while it runs
@@ -423,12 +462,7 @@ def test_refs_packed_while_pushes_create_and_delete_branches_lose_nothing(make_s
     import threading
 
     server: RunningServer = make_server("fs")
-    server.backend.create("race", Kind.GIT)
-    url = server.git_url("race")
-    work = client.cwd / "race"
-    client.git("clone", "-q", url, str(work))
-    commit(client, work, "a.txt", "a\n", "first")
-    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    url, work = started_repo(server, client, "race", push=True)
     stop = threading.Event()
     packed: list[bool] = []
 
