@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import protocol
+from twisted.internet import process, protocol, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -96,8 +96,18 @@ def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
     done = _RepackProtocol(git_dir, name)
     reactor.spawnProcess(done, binary, [binary, *git_maintenance.REPACK_ARGS], env=env,
                          path=git_dir)
+    # A child that closes its pipes before it has exited is reaped on SIGCHLD, whose handler a
+    # reactor run without signal handlers (an embedding program's, a test's thread) does not
+    # have: without this the repack never ended for hgwire, and the repository was never repacked
+    # again.  Reaping what has exited is harmless where the handler exists.
+    done.reaper = task.LoopingCall(process.reapAllProcesses)
+    done.reaper.start(REAP_SECONDS, now=False)
     log.info("repacking {repo}: {packs} packs", repo=name, packs=git_maintenance.count_packs(git_dir))
     return True
+
+
+REAP_SECONDS = 1.0
+"""How often a running repack's process is looked for among the exited children."""
 
 
 class _RepackProtocol(protocol.ProcessProtocol):
@@ -106,6 +116,7 @@ class _RepackProtocol(protocol.ProcessProtocol):
     def __init__(self, git_dir: str, name: str) -> None:
         self.git_dir = git_dir
         self.name = name
+        self.reaper: task.LoopingCall | None = None
         self.started = time.monotonic()
         self.errors = b""
 
@@ -114,6 +125,8 @@ class _RepackProtocol(protocol.ProcessProtocol):
 
     def processEnded(self, reason: Any) -> None:
         _running.discard(self.git_dir)
+        if self.reaper is not None and self.reaper.running:
+            self.reaper.stop()
         seconds = round(time.monotonic() - self.started, 2)
         code = getattr(reason.value, "exitCode", None)
         if code == 0:

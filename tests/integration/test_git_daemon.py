@@ -416,6 +416,32 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
     assert_consistent(server, client, "busy")
 
 
+def test_a_repack_ends_for_the_service_under_a_reactor_without_signal_handlers(
+        make_server: Any, client: Client) -> None:
+    """The tests' reactor runs in a thread, without a SIGCHLD handler: a repack whose process
+    closed its pipes before it exited used to stay "running" for good (and its repository was
+    never repacked again); the repack's own reaper sees it end."""
+    from twisted.internet import reactor
+
+    from gateway import maintenance
+
+    server: RunningServer = make_server("fs")
+    _url, work = started_repo(server, client, "reaped", push=True)
+    git_dir = str(server.root / "reaped.git")
+    for step in range(6):
+        commit(client, work, "a.txt", f"{step}\n", f"step {step}")
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+        reactor.callFromThread(maintenance.start_repack, git_dir, "reaped")  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 1
+        while git_dir not in maintenance.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        deadline = time.monotonic() + 15
+        while git_dir in maintenance.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert git_dir not in maintenance.running(), step
+    assert_consistent(server, client, "reaped")
+
+
 def test_refs_that_cannot_be_packed_stay_loose_and_the_next_repack_packs_them(
         make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """git's pack-refs refuses to run past a ``packed-refs.lock`` another git left: that is logged,
