@@ -335,7 +335,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
             have = walker.closure(h for h in haves if ObjectID(h) in store)
             send = Reached(want.bits & ~have.bits, want.others - have.others)
             if tag_refs is not None:
-                _add_tags(tag_refs, store, walker, send, have)
+                _add_tags(tag_refs, store, reader, walker, send, have)
             if omit is not None:
                 provided = [blob for blob in provided if send.contains(blob, walker.view)]
                 _leave_out(send, omit, bitmap, reader)
@@ -358,22 +358,29 @@ def _wanted_blobs(wants: Sequence[bytes], reader: PackObjectReader, hex_len: int
     The other wants must be commits or tags of commits (clones and fetches): a wanted tree, or a
     tag of a tree or a blob, is left to the generic path, which keeps git's rules for what such a
     want exempts from the filter."""
-    tag_end = 7 + hex_len
     blobs = []
     for want in wants:
-        target = want
-        for _ in range(MAX_PEEL):
-            kind = reader.type_of(target)
-            if kind != TAG:
-                break
-            target = reader.read(target)[1][7:tag_end]
-        else:
-            kind = TAG
-        if kind == BLOB and target == want:
+        peeled = _peel(reader, want, hex_len)
+        if peeled is not None and peeled[0] == BLOB and not peeled[2]:
             blobs.append(want)
-        elif kind != COMMIT:
+        elif peeled is None or peeled[0] != COMMIT:
             raise _CannotServe("a filtered request wants a tree or a tag of one, or a tag of a blob")
     return blobs
+
+
+def _peel(reader: PackObjectReader, sha: bytes, hex_len: int) -> tuple[int, bytes, list[bytes]] | None:
+    """What ``sha`` names through tags (of tags): its type, its id and the tags passed on the way;
+    None for a chain longer than ``MAX_PEEL``.  Types from the entries' headers: only tags are read."""
+    tag_end = 7 + hex_len
+    chain: list[bytes] = []
+    target = sha
+    for _ in range(MAX_PEEL):
+        kind = reader.type_of(target)
+        if kind != TAG:
+            return kind, target, chain
+        chain.append(target)
+        target = reader.read(target)[1][7:tag_end]
+    return None
 
 
 def _leave_out(send: Reached, omit: Omit, bitmap: PackBitmap | None, reader: PackObjectReader) -> None:
@@ -467,26 +474,20 @@ def _place_others(store: DiskObjectStore, sources: list[_Source], others: Iterab
     return whole
 
 
-def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, walker: Walker, send: Reached,
-              have: Reached) -> None:
+def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, reader: PackObjectReader, walker: Walker,
+              send: Reached, have: Reached) -> None:
     """include-tag: annotated tags (and tags of tags) that point at an object being sent."""
     view = walker.view
-    hex_end = 7 + object_format_of(store).hex_len
+    hex_len = object_format_of(store).hex_len
     for ref, sha in sorted(refs.items()):
         if not ref.startswith(TAGS_PREFIX) or send.contains(sha, view) or have.contains(sha, view):
             continue  # not a tag ref, or a tag already sent / known (a clone wants every tag)
         if ObjectID(sha) not in store:
             continue
-        chain: list[bytes] = []
-        target = sha
-        for _ in range(MAX_PEEL):
-            type_num, raw = store.get_raw(ObjectID(target))
-            if type_num != TAG:
-                break
-            chain.append(target)
-            target = raw[7:hex_end]
-        else:
+        peeled = _peel(reader, sha, hex_len)
+        if peeled is None:
             continue  # an absurdly long chain: leave it to the client to ask
+        _kind, target, chain = peeled
         if chain and send.contains(target, view):
             for tag in chain:
                 if not send.contains(tag, view) and not have.contains(tag, view):
