@@ -87,7 +87,7 @@ from gateway.config import ServiceConfig
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
 from gateway.threads import run_blocking
 from protocols.errors import RepositoryNotFound
-from protocols.forwarded import HEADERS, X_FORWARDED_FOR, Network, Trusted, parse_ip, parse_network
+from protocols.forwarded import HEADERS, X_FORWARDED_FOR, Network, Trusted, in_networks, parse_network
 from protocols.hg_http import ENGINE_NONE, WireSettings
 
 log = Logger()
@@ -781,7 +781,7 @@ def wire_settings(authorizer: Any, client: str | None = None) -> WireSettings:
     changes: dict[str, Any] = {}
     if chosen.compression is not None:
         changes["engines"] = tuple(e.encode("ascii") for e in chosen.compression)
-    if chosen.uncompressed_networks and _in_networks(client, chosen.uncompressed_networks):
+    if in_networks(client, chosen.uncompressed_networks):
         engines = changes.get("engines", SETTINGS.engines)
         changes["engines"] = (ENGINE_NONE, *(e for e in engines if e != ENGINE_NONE))
     if chosen.zstd_level is not None:
@@ -792,8 +792,3 @@ def wire_settings(authorizer: Any, client: str | None = None) -> WireSettings:
     if chosen.httppostargs is not None:
         changes["post_args"] = chosen.httppostargs
     return dataclasses.replace(SETTINGS, **changes) if changes else SETTINGS
-
-
-def _in_networks(client: str | None, networks: Sequence[Network]) -> bool:
-    address = parse_ip(client)
-    return address is not None and any(address in network for network in networks)

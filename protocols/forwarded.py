@@ -63,10 +63,15 @@ class Trusted:
         return bool(self.networks)
 
     def __contains__(self, host: object) -> bool:
-        if not self.networks:
-            return False
-        address = parse_ip(host)
-        return address is not None and any(address in network for network in self.networks)
+        return in_networks(host, self.networks)
+
+
+def in_networks(host: object, networks: Sequence[Network]) -> bool:
+    """Whether ``host`` (an IP address in text, as ``parse_ip`` reads it) is in one of ``networks``."""
+    if not networks:
+        return False
+    address = parse_ip(host)
+    return address is not None and any(address in network for network in networks)
 
 
 def parse_network(text: str) -> Network:
