@@ -23,6 +23,7 @@ from backends.hg import requirements as reqs
 from backends.hg import transaction as journal
 from backends.hg.changelog import (
     Changeset,
+    iter_manifest,
     manifest_lookup,
     parse_changeset,
     parse_filelog_text,
@@ -1385,18 +1386,13 @@ def _changed_entries(ml: Revlog, mrev: int) -> list[tuple[bytes, Node]] | None:
         return None
     _, delta = ml.stored_delta(mrev)
     inserted = b"".join(data for _start, _end, data in mpatch.parse_hunks(delta))
-    if len(inserted) > CHANGED_ENTRIES_BYTES or inserted[-1:] not in (b"", b"\n"):
+    if len(inserted) > CHANGED_ENTRIES_BYTES or inserted[-1:] not in (b"", b"\n") or \
+            inserted[:1] == b"\n" or b"\n\n" in inserted:  # (iter_manifest skips an empty line)
         return None
-    entries: list[tuple[bytes, Node]] = []
-    for line in inserted.split(b"\n")[:-1]:
-        path, nul, rest = line.partition(b"\0")
-        if not nul or len(rest) < 40:
-            return None
-        try:
-            entries.append((path, Node(binascii.unhexlify(rest[:40]))))
-        except binascii.Error:
-            return None
-    return entries
+    try:
+        return [(entry.path, entry.node) for entry in iter_manifest(inserted)]
+    except StorageError:
+        return None
 
 
 def _divergent(name: bytes) -> bool:
