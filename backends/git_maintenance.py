@@ -77,11 +77,17 @@ def write_bitmap(git_dir: str | os.PathLike[str], git: str | None = None,
     Raises ``subprocess.CalledProcessError`` / ``TimeoutExpired`` when git fails.
     Readers that mapped the old packs keep reading them until they finish.
     """
+    return _run_git(git_dir, REPACK_ARGS, git, timeout)
+
+
+def _run_git(git_dir: str | os.PathLike[str], args: tuple[str, ...], git: str | None,
+             timeout: float | None) -> bool:
+    """``git ARGS`` on the repository at ``git_dir``; False (nothing run) when no git binary is found."""
     binary = git or shutil.which("git")
     if binary is None:
         return False
     env = {**os.environ, "GIT_DIR": os.fspath(git_dir)}
-    subprocess.run([binary, *REPACK_ARGS], env=env, check=True, capture_output=True, timeout=timeout)
+    subprocess.run([binary, *args], env=env, check=True, capture_output=True, timeout=timeout)
     return True
 
 
@@ -98,7 +104,5 @@ def pack_refs(git_dir: str | os.PathLike[str], lock: Callable[[], AbstractContex
     binary = git or shutil.which("git")
     if binary is None:
         return False
-    env = {**os.environ, "GIT_DIR": os.fspath(git_dir)}
     with lock():
-        subprocess.run([binary, *PACK_REFS_ARGS], env=env, check=True, capture_output=True, timeout=timeout)
-    return True
+        return _run_git(git_dir, PACK_REFS_ARGS, binary, timeout)
