@@ -180,7 +180,11 @@ class Negotiator:
 
     def __init__(self, store: BaseObjectStore, wants: Sequence[ObjectId]) -> None:
         self._store = store
-        self._uncovered = {c.id for w in wants if (c := _commit(store, w)) is not None}
+        self._wants = wants
+        self._uncovered: set[bytes] | None = None
+        """The wanted commits not yet known to reach a have: read at the first question, when the
+        client has something in common (a partial clone's checkout wants thousands of blobs and
+        sends no have: none of them is read here)."""
         self._they_have: set[bytes] = set()
         self._oldest_have: int | None = None
         self.common: list[ObjectId] = []
@@ -222,6 +226,8 @@ class Negotiator:
         if not self.common:
             return False
         if self._answer is None:
+            if self._uncovered is None:
+                self._uncovered = {c.id for w in self._wants if (c := _commit(self._store, w)) is not None}
             self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w)}
             self._answer = not self._uncovered
         return self._answer

@@ -162,6 +162,18 @@ def test_negotiator_acks_known_haves_and_knows_when_to_stop(history: History) ->
     assert negotiator.common == [history.id("c5")]
 
 
+def test_negotiator_reads_no_want_until_the_client_has_something(history: History) -> None:
+    """A partial clone's checkout wants thousands of blobs and sends no have: none is read."""
+    counting = CountingStore(history.store)
+    blobs = [ObjectId(entry.sha) for name in ("c3", "c4") for entry in history.store[history.commits[name].tree].items()]
+    negotiator = git_pack.Negotiator(counting, blobs + [history.id("m")])  # type: ignore[arg-type]
+    assert not negotiator.negotiate([], readiness=True).ready
+    assert not negotiator.ok_to_give_up()
+    assert counting.reads == 0
+    answer = negotiator.negotiate([history.id("c5")], readiness=True)
+    assert answer.ready and counting.reads > 0  # the wanted commit m reaches c5; the blobs are no commits
+
+
 def test_shallow_commits_by_depth(history: History) -> None:
     shallow, inner = git_pack.shallow_commits(history.store, [history.id("m")], 2)
     assert set(shallow) == {history.id("c5"), history.id("s1")}
