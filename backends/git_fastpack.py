@@ -54,7 +54,7 @@ from typing import Any, Protocol
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
-from backends.git_objects import CorruptPack, PackObjectReader
+from backends.git_objects import CorruptPack, PackMaps, PackObjectReader
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
     BLOB,
@@ -219,12 +219,19 @@ def generate_pack_fast(
     """
     if not wants or not isinstance(store, DiskObjectStore):
         return None
+    maps = PackMaps()  # one map of each pack for the counting, the writing and the objects sent whole
     try:
         plan = plan_pack(store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
-                         tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary, omit=omit)
-        maps = _open_maps(plan)
+                         tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary, omit=omit,
+                         maps=maps)
+        _open_maps(plan, maps)
+        maps.drop_pages()
     except (_CannotServe, UnsupportedIndex, MissingObject, BitmapError, OSError):
+        maps.close()
         return None
+    except BaseException:
+        maps.close()
+        raise
     if progress is not None:
         progress(b"Enumerating objects: %d, done.\n" % plan.count)
     return write_pack(plan, maps, chunk_size=chunk_size, progress=progress)
@@ -310,12 +317,14 @@ def with_fast_path(generic: GenericPack) -> GenericPack:
 
 def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
               thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[Any, bytes] | None = None,
-              shallow_boundary: Collection[bytes] = (), omit: Omit | None = None) -> PackPlan:
+              shallow_boundary: Collection[bytes] = (), omit: Omit | None = None,
+              maps: PackMaps | None = None) -> PackPlan:
     """Count the objects to send and choose where each is read from.
 
     With ``omit`` (a partial clone): the objects it names are taken out of what the wants reach,
     after include-tag has added its tags, as git's upload-pack does with its bitmaps: by the
     bitmap's type bitsets in the bitmapped pack, by each object's pack entry headers elsewhere.
+    ``maps``: where the packs are read (the writer's, so that a pack is mapped once).
     """
     views = _pack_views(store)
     bitmap = None if shallow_boundary else _find_bitmap(views)
@@ -324,7 +333,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         views = [bitmapped] + [v for v in views if v is not bitmapped]
     if any(ObjectID(w) not in store for w in wants):
         raise _CannotServe("unknown want")
-    with PackObjectReader(store, views) as reader:
+    with PackObjectReader(store, views, maps) as reader:
         walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary))
         try:
             provided = _wanted_blobs(wants, reader, object_format_of(store).hex_len) if omit is not None else []
@@ -502,21 +511,20 @@ def _add(reached: Reached, hexsha: bytes, view: PackIndexView | None) -> None:
         reached.bits |= 1 << pos
 
 
-def _open_maps(plan: PackPlan) -> list[mmap.mmap]:
-    """Map every source pack now, so that a concurrent repack cannot pull it away."""
-    maps: list[mmap.mmap] = []
+def _open_maps(plan: PackPlan, maps: PackMaps | None = None) -> PackMaps:
+    """Map every source pack now (in ``maps``, where the counting may have mapped some), so that a
+    concurrent repack cannot pull it away."""
+    opened = maps if maps is not None else PackMaps()
     try:
         for source in plan.sources:
-            with open(source.view.pack_path, "rb") as f:
-                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            maps.append(mapped)
+            mapped = opened.get(source.view.pack_path)
             if len(mapped) != source.view.pack_size or mapped[-source.view.raw_len:] != source.view.checksum:
                 raise _CannotServe(f"{source.view.pack_path} does not match its index")
     except BaseException:
-        for mapped in maps:
-            mapped.close()
+        if maps is None:
+            opened.close()
         raise
-    return maps
+    return opened
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -627,15 +635,16 @@ class WriteStats:
     whole: int = 0
 
 
-def write_pack(plan: PackPlan, maps: list[mmap.mmap], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+def write_pack(plan: PackPlan, maps: PackMaps, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                progress: Progress | None = None, stats: WriteStats | None = None) -> Iterator[bytes]:
-    """Stream the planned pack; closes ``maps`` when done or closed early."""
+    """Stream the planned pack from ``maps`` (``_open_maps``); closes them when done or closed early."""
     stats = stats if stats is not None else WriteStats()
     out = _Output(chunk_size, object_format_of(plan.store))
-    resolver = _Resolver(plan.store)
+    resolver = _Resolver(plan.store, maps)
     try:
         out.write(PACK_SIGNATURE + PACK_VERSION.to_bytes(4, "big") + plan.count.to_bytes(4, "big"))
-        for index, (source, mapped) in enumerate(zip(plan.sources, maps)):
+        for index, source in enumerate(plan.sources):
+            mapped = maps.get(source.view.pack_path)
             yield from _write_source(plan, index, source, mapped, out, stats, resolver)
         for hexsha in plan.whole:
             _write_whole(resolver, hexsha, out)
@@ -648,8 +657,7 @@ def write_pack(plan: PackPlan, maps: list[mmap.mmap], *, chunk_size: int = DEFAU
                      % (plan.count, stats.verbatim, stats.rebased, stats.whole))
     finally:
         resolver.close()
-        for mapped in maps:
-            mapped.close()
+        maps.close()
 
 
 def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, out: _Output,
@@ -750,7 +758,7 @@ def _release(mapped: mmap.mmap, upto: int) -> None:
     """Drop our page mappings below ``upto``: the data stays in the page cache, not in our RSS.
 
     Entries go out in ascending offset order, so pages behind the cursor are
-    not read again (whole objects are resolved through the object store).
+    seldom read again (the delta bases of an object sent whole: read back from the page cache).
     """
     aligned = upto // mmap.PAGESIZE * mmap.PAGESIZE
     start = max(0, aligned - RELEASE_WINDOW)  # earlier pages were dropped by earlier calls
@@ -795,18 +803,19 @@ def _ofs_header(plan: PackPlan, index: int, source: _Source, entry: _Entry, pos:
 
 class _Resolver:
     """Reads the objects a pack sends whole, through a ``PackObjectReader`` of this pack's own (made
-    on first use, closed with the pack): its cache of delta bases is bounded and dropped at the end.
-    dulwich's ``get_raw`` kept up to 20 MiB of resolved bases per pack of the repository object,
-    which outlived the request: a partial clone's checkout (1,500 blobs sent whole) left the
-    server's RSS 100 MiB higher."""
+    on first use over the writer's maps, closed with the pack): its cache of delta bases is bounded
+    and dropped at the end.  dulwich's ``get_raw`` kept up to 20 MiB of resolved bases per pack of
+    the repository object, which outlived the request: a partial clone's checkout (1,500 blobs sent
+    whole) left the server's RSS 100 MiB higher."""
 
-    def __init__(self, store: DiskObjectStore) -> None:
+    def __init__(self, store: DiskObjectStore, maps: PackMaps) -> None:
         self._store = store
+        self._maps = maps
         self._reader: PackObjectReader | None = None
 
     def read(self, hexsha: bytes) -> tuple[int, bytes]:
         if self._reader is None:
-            self._reader = PackObjectReader(self._store, _pack_views(self._store))
+            self._reader = PackObjectReader(self._store, _pack_views(self._store), self._maps)
         return self._reader.read(hexsha)
 
     def close(self) -> None:

@@ -46,24 +46,58 @@ class CorruptPack(Exception):
     """A stored entry could not be decoded."""
 
 
+class PackMaps:
+    """Read-only maps of pack files by path, made on first use and closed together.
+
+    The readers and the writer of one request share them: a pack mapped once is counted once in
+    the server's memory (a partial clone's checkout fetch read its pack through three maps: the
+    counting's, the writer's and the reader of the objects it sends whole).
+    """
+
+    def __init__(self) -> None:
+        self._maps: dict[str, mmap.mmap] = {}
+
+    def get(self, path: str) -> mmap.mmap:
+        mapped = self._maps.get(path)
+        if mapped is None:
+            with open(path, "rb") as f:
+                mapped = self._maps[path] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return mapped
+
+    def drop_pages(self) -> None:
+        """Take every page out of the maps (they stay in the page cache, read back on use): what
+        the counting read is not kept in the server's memory while the pack is written."""
+        if hasattr(mmap, "MADV_DONTNEED"):
+            for mapped in self._maps.values():
+                mapped.madvise(mmap.MADV_DONTNEED)
+
+    def close(self) -> None:
+        for mapped in self._maps.values():
+            mapped.close()
+        self._maps.clear()
+
+
 class PackObjectReader:
     """``read(hexsha) -> (type_num, raw)`` over a fixed list of packs, then the store.
 
     The views must be read with the store's ``raw_len`` (``object_format_of(store)``).
     """
 
-    def __init__(self, store: BaseObjectStore, views: list[PackIndexView]) -> None:
+    def __init__(self, store: BaseObjectStore, views: list[PackIndexView], maps: PackMaps | None = None) -> None:
+        """``maps``: the request's pack maps, which stay open when this reader closes (by default
+        the reader has maps of its own)."""
         self._store = store
         self._views = views
         self._raw_len = object_format_of(store).raw_len
         """Bytes of a REF_DELTA's base name."""
+        self._packs = maps if maps is not None else PackMaps()
+        self._own_maps = maps is None
         self._maps: list[mmap.mmap | None] = [None] * len(views)
         self._cache: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
         self._cached_bytes = 0
         self._kinds: dict[tuple[str, int], int] = {}
         """The type of pack entries ``type_of`` went through, by pack path and offset."""
         self._others: list[Any] | None = None
-        self._other_maps: dict[str, mmap.mmap] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -73,13 +107,9 @@ class PackObjectReader:
         self.close()
 
     def close(self) -> None:
-        for mapped in self._maps:
-            if mapped is not None:
-                mapped.close()
+        if self._own_maps:
+            self._packs.close()
         self._maps = [None] * len(self._views)
-        for mapped in self._other_maps.values():
-            mapped.close()
-        self._other_maps.clear()
         self._cache.clear()
         self._cached_bytes = 0
 
@@ -184,20 +214,14 @@ class PackObjectReader:
             except KeyError:
                 continue
             path = pack._data_path
-            mapped = self._other_maps.get(path)
-            if mapped is None:
-                with open(path, "rb") as f:
-                    mapped = self._other_maps[path] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            return mapped, offset, path
+            return self._packs.get(path), offset, path
         return None
 
     def _map(self, i: int) -> mmap.mmap:
         mapped = self._maps[i]
         if mapped is None:
-            with open(self._views[i].pack_path, "rb") as f:
-                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            mapped = self._packs.get(self._views[i].pack_path)
             if len(mapped) != self._views[i].pack_size:
-                mapped.close()
                 raise CorruptPack(f"{self._views[i].pack_path} changed under its index")
             self._maps[i] = mapped
         return mapped

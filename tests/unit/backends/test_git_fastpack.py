@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import mmap
 import os
 import random
 import shutil
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dulwich.repo import MemoryRepo, Repo
@@ -674,6 +676,31 @@ def test_wanted_blobs_are_sent_whatever_the_filter(sources: dict[str, Source], t
     idx = client / "objects" / "pack" / f"pack-{out[-1].decode()}.idx"
     names = {line.split()[1] for line in git(client, "show-index", input=idx.read_bytes()).splitlines()}
     assert names == set(wants) == filtered_objects(src, wants, [], spec)
+
+
+def test_a_request_maps_each_pack_once(sources: dict[str, Source], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counting, the writer and the reader of the objects sent whole share one map of a pack
+    (three maps of it were three times its pages in the server's memory)."""
+    src = sources["mixed"].path
+    paths = git(src, "ls-tree", "-r", "--name-only", "v1").decode().split()
+    wants = sorted({rev(src, f"{tip}:{path}") for tip in ("v1", "main~3", "main") for path in paths})
+    mapped: list[str] = []
+
+    class CountedMap(mmap.mmap):
+        def __new__(cls, fileno: int, *args: Any, **kwargs: Any) -> CountedMap:
+            path = os.readlink(f"/proc/self/fd/{fileno}")
+            if path.endswith(".pack"):  # index maps are the index views' and dulwich's own
+                mapped.append(path)
+            return super().__new__(cls, fileno, *args, **kwargs)
+
+    monkeypatch.setattr(mmap, "mmap", CountedMap)
+    progress: list[bytes] = []
+    chunks = generate_pack_fast(Repo(str(src)).object_store, wants, [], omit=FILTERS["blob:none"],
+                                progress=progress.append)
+    assert chunks is not None
+    b"".join(chunks)
+    assert int(progress[-1].split(b"whole ")[1].rstrip(b")\n")) >= 1, "blobs whose delta base is not sent"
+    assert mapped and len(mapped) == len(set(mapped)), mapped
 
 
 @pytest.mark.parametrize(("blob_limit", "tree_depth", "object_types", "omit"), [
