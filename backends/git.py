@@ -455,15 +455,38 @@ class DulwichGitRepository:
                 found[bytes(name)] = target
         return found
 
-    def repack_candidate(self, pack_limit: int) -> str | None:
+    def repack_candidate(self, pack_limit: int, bitmap_objects: int = 0) -> str | None:
         """The repository's directory if it is on disk and has gathered ``pack_limit`` packs or more
-        (or as many loose objects as make git's ``gc --auto`` run).
+        (or as many loose objects as make git's ``gc --auto`` run), or, with ``bitmap_objects``, if
+        its packs hold that many objects and none has a bitmap (``bitmap_candidate``).
 
         The repository's own config may say otherwise, as for git's receive-pack: ``receive.autogc
         = false`` or ``gc.auto = 0`` (no repack after pushes), ``gc.autoPackLimit`` (its own pack
         limit; 0: packs are not counted) and ``gc.auto`` (its loose object limit).  A value git
         would not read raises ``ConfigValueError``.
         """
+        path = self._auto_repacked()
+        if path is None:
+            return None
+        if git_maintenance.needs_bitmap(path, bitmap_objects):
+            return path
+        loose_limit = _git_int(self._config_last(b"gc", b"auto"), "gc.auto", git_maintenance.AUTO_LOOSE_LIMIT)
+        own_limit = _git_int(self._config_last(b"gc", b"autopacklimit"), "gc.autopacklimit", pack_limit)
+        if own_limit <= 0:  # packs are not counted, loose objects still are
+            return path if git_maintenance.estimate_loose(path) > loose_limit else None
+        return path if git_maintenance.needs_repack(path, own_limit, loose_limit) else None
+
+    def bitmap_candidate(self, min_objects: int) -> str | None:
+        """The repository's directory if it is on disk, its packs hold ``min_objects`` objects or more
+        and none of them has a bitmap, so that every clone walks its history (after a migration's
+        push, or a copy an operator put in place); None otherwise, or when its config turns automatic
+        repacks off (``receive.autogc = false``, ``gc.auto = 0``).  ``ConfigValueError`` as above."""
+        path = self._auto_repacked()
+        return path if path is not None and git_maintenance.needs_bitmap(path, min_objects) else None
+
+    def _auto_repacked(self) -> str | None:
+        """The git directory of a repository on disk whose config lets it be repacked on its own
+        (git's ``receive.autogc`` and ``gc.auto = 0``); ``ConfigValueError`` for a value git would not read."""
         path = self._disk_git_dir()
         if path is None:
             return None
@@ -471,12 +494,7 @@ class DulwichGitRepository:
         if autogc is not None and not _git_bool(autogc, "receive.autogc"):
             return None
         loose_limit = _git_int(self._config_last(b"gc", b"auto"), "gc.auto", git_maintenance.AUTO_LOOSE_LIMIT)
-        own_limit = _git_int(self._config_last(b"gc", b"autopacklimit"), "gc.autopacklimit", pack_limit)
-        if loose_limit <= 0:
-            return None
-        if own_limit <= 0:  # packs are not counted, loose objects still are
-            return path if git_maintenance.estimate_loose(path) > loose_limit else None
-        return path if git_maintenance.needs_repack(path, own_limit, loose_limit) else None
+        return path if loose_limit > 0 else None
 
     def description(self) -> bytes | None:
         """The git directory's ``description`` file (what gitweb shows), its first 4 KiB; None without one."""

@@ -123,6 +123,12 @@ class _GitSession(PumpedSession):
         self.channel.write_stderr(errors.git_stderr(exc))
         self._finish(f"error: {type(exc).__name__}", errors.GIT_EXIT_STATUS)
 
+    def _pack_sent(self, repo: GitRepository | None) -> None:
+        """After a pack went out: a big repository without a bitmap is repacked with one (``gateway.maintenance``)."""
+        if repo is not None:
+            settings = policy_maintenance(self.ctx.authorizer)
+            maintenance.after_fetch(repo, self.ctx.repo_name, settings.auto_pack_limit, settings.bitmap_min_objects)
+
     def _error_bytes(self, exc: BaseException) -> bytes:
         if not self._advertised:
             return errors.git_err_line(exc)
@@ -225,6 +231,7 @@ class UploadPackSession(_GitSession):
         self._producer = None
         self._write(self._core.pack_sent())
         self._finish(_shared_outcome(self._shared, "ok: pack sent"))
+        self._pack_sent(self._repo)
 
     def _pack_failed(self, failure: Failure) -> None:
         self._producer = None
@@ -329,6 +336,7 @@ class UploadPackV2Session(_GitSession):
     def _pack_done(self, _: None) -> None:
         self._producer = None
         self._answered(self._core.pack_sent())
+        self._pack_sent(self._repo)
 
     def _pack_failed(self, failure: Failure) -> None:
         self._producer = None
@@ -654,8 +662,9 @@ class ReceivePackSession(_GitSession):
         self._write(self._core.progress(told) + self._core.report_status(unpack_error, results))
         refused = sum(r.reason is not None for r in results)
         if unpack_error is None and refused < len(results) and self._repo is not None:
-            maintenance.after_push(self._repo, self.ctx.repo_name,
-                                   policy_maintenance(self.ctx.authorizer).auto_pack_limit)
+            settings = policy_maintenance(self.ctx.authorizer)
+            maintenance.after_push(self._repo, self.ctx.repo_name, settings.auto_pack_limit,
+                                   settings.bitmap_min_objects)
         self._finish("ok: pushed" if not refused and unpack_error is None else f"refused: {refused} refs")
 
     def _bad_pack(self, exc: ProtocolError) -> None:

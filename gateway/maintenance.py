@@ -11,6 +11,14 @@ then ``git_maintenance.REPACK_ARGS`` in the background: one pack with a bitmap,
 which the fast clone path counts from.  A repository's own ``receive.autogc``,
 ``gc.auto`` and ``gc.autoPackLimit`` apply to it, as git's receive-pack reads them.
 
+A repository whose packs hold ``[maintenance] bitmap_min_objects`` objects (10,000
+by default) and no bitmap gets the same repack after a push or after a fetch that
+sent a pack: without a bitmap every clone walks the whole history (a migration's
+push lands as one such pack; an operator's ``git clone --mirror`` copy is another).
+After a fetch that started one, the repository is not looked at again for an hour
+(``BITMAP_RECHECK_SECONDS``), so a repository git cannot repack (read-only, say)
+costs one failed repack an hour, logged, not one a clone.
+
 The repack is git's own process, spawned by the reactor (no worker thread waits
 on it), one at a time per repository.  Readers keep the packs they mapped until
 they finish; a push during the repack adds a pack the repack does not remove.
@@ -37,9 +45,14 @@ log = Logger()
 
 _running: set[str] = set()
 _no_git_logged = False
+_bitmap_started: dict[str, float] = {}
+"""Repositories whose repack for a bitmap a fetch started, by name: when (``time.monotonic()``)."""
+
+BITMAP_RECHECK_SECONDS = 3600.0
+"""How long after a fetch started a repository's repack for a bitmap fetches leave it alone."""
 
 
-def after_push(repo: GitRepository, name: str, pack_limit: int) -> None:
+def after_push(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: int = 0) -> None:
     """On the reactor, after a push moved refs: repack in the background if the repository needs it."""
     candidate = getattr(repo, "repack_candidate", None)
     if candidate is None or pack_limit <= 0:
@@ -50,7 +63,36 @@ def after_push(repo: GitRepository, name: str, pack_limit: int) -> None:
         if path:
             _pack_refs_then_repack(path, name, pack_refs)
 
-    run_blocking(candidate, pack_limit).addCallback(counted).addErrback(_not_counted, name)
+    run_blocking(candidate, pack_limit, bitmap_objects).addCallback(counted).addErrback(_not_counted, name)
+
+
+def after_fetch(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: int) -> None:
+    """On the reactor, after a fetch sent a pack: repack in the background if the repository is big
+    and has no bitmap (every clone of it walks its history)."""
+    candidate = getattr(repo, "bitmap_candidate", None)
+    if candidate is None or pack_limit <= 0 or bitmap_objects <= 0:
+        return
+    started = _bitmap_started.get(name)
+    if started is not None and time.monotonic() - started < BITMAP_RECHECK_SECONDS:
+        return
+    pack_refs = getattr(repo, "pack_refs", None)
+
+    def counted(path: str | None) -> None:
+        if path and path not in _running:
+            if len(_bitmap_started) >= BITMAP_STARTED_KEPT:
+                _bitmap_started.clear()
+            _bitmap_started[name] = time.monotonic()
+            _pack_refs_then_repack(path, name, pack_refs)
+
+    def not_counted(failure: Failure) -> None:
+        _bitmap_started[name] = time.monotonic()  # a config git would not read: logged once an hour
+        _not_counted(failure, name)
+
+    run_blocking(candidate, bitmap_objects).addCallback(counted).addErrback(not_counted)
+
+
+BITMAP_STARTED_KEPT = 10_000
+"""Repositories ``_bitmap_started`` remembers at most (then it starts again empty)."""
 
 
 def _pack_refs_then_repack(git_dir: str, name: str, pack_refs: Callable[[], object] | None) -> None:
@@ -72,7 +114,7 @@ def _refs_not_packed(failure: Failure, name: str) -> None:
 
 def _not_counted(failure: Failure, name: str) -> None:
     if failure.check(ValueError):  # the repository's gc settings (ConfigValueError): the operator's to fix
-        log.warn("{repo} is not repacked after pushes: {why}", repo=name, why=str(failure.value))
+        log.warn("{repo} is not repacked: {why}", repo=name, why=str(failure.value))
         return
     log.failure("counting the packs of {repo}", failure, repo=name)
 
@@ -102,7 +144,9 @@ def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
     # again.  Reaping what has exited is harmless where the handler exists.
     done.reaper = task.LoopingCall(process.reapAllProcesses)
     done.reaper.start(REAP_SECONDS, now=False)
-    log.info("repacking {repo}: {packs} packs", repo=name, packs=git_maintenance.count_packs(git_dir))
+    bitmap = git_maintenance.has_bitmap(git_dir)
+    log.info("repacking {repo}: {packs} pack(s), {bitmap_state}", repo=name, packs=git_maintenance.count_packs(git_dir),
+             bitmap=bitmap, bitmap_state="one with a bitmap" if bitmap else "no bitmap")
     return True
 
 

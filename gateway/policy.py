@@ -80,7 +80,7 @@ from twisted.application import service
 from twisted.internet import task
 from twisted.logger import Logger
 
-from backends.git_maintenance import AUTO_PACK_LIMIT
+from backends.git_maintenance import AUTO_PACK_LIMIT, BITMAP_MIN_OBJECTS
 from backends.interfaces import Kind
 from gateway.auth import Access, AccessRequest, Authorizer
 from gateway.config import ServiceConfig
@@ -222,7 +222,10 @@ class Maintenance:
     """``[maintenance]`` of the config file."""
 
     auto_pack_limit: int = AUTO_PACK_LIMIT
-    """A git repository with this many packs is repacked after a push (0: never)."""
+    """A git repository with this many packs is repacked after a push (0: never, nor for a bitmap)."""
+    bitmap_min_objects: int = BITMAP_MIN_OBJECTS
+    """A git repository whose packs hold this many objects and no bitmap is repacked (with one)
+    after a push or a fetch that sent a pack (0: never)."""
 
 
 @dataclass(frozen=True)
@@ -570,7 +573,11 @@ def _parse_maintenance(reader: _Reader, table: Any) -> Maintenance:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0 or limit == 1:
         raise reader.fail("maintenance.auto_pack_limit",
                           "must be an integer of packs, 2 or more (0 turns repacking off)")
-    return Maintenance(limit)
+    objects = table.get("bitmap_min_objects", BITMAP_MIN_OBJECTS)
+    if isinstance(objects, bool) or not isinstance(objects, int) or objects < 0:
+        raise reader.fail("maintenance.bitmap_min_objects",
+                          "must be a number of objects, 0 or more (0: repositories are not repacked for a bitmap)")
+    return Maintenance(limit, objects)
 
 
 def _parse_git(reader: _Reader, table: Any) -> GitSettings:

@@ -416,6 +416,55 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
     assert_consistent(server, client, "busy")
 
 
+def _bitmaps(git_dir: Path) -> list[Path]:
+    return list((git_dir / "objects" / "pack").glob("*.bitmap"))
+
+
+def _waited(done: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(done())
+
+
+def test_a_big_repository_without_a_bitmap_gets_one_after_a_push_or_a_fetch(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A migration's push lands as one pack without a bitmap, and so does a repository copied in
+    with ``git clone --mirror``: every clone of them would walk the whole history.  Past
+    ``[maintenance] bitmap_min_objects`` objects, a push or a fetch that sent a pack starts the
+    repack that writes one; with 0 neither does."""
+    from gateway import git_session, maintenance
+    from gateway.policy import Maintenance
+
+    settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=40)
+    monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: settings)
+    monkeypatch.setattr(maintenance, "_bitmap_started", {})
+    server: RunningServer = make_server("fs")
+    url, work = started_repo(server, client, "migrated")
+    for step in range(15):  # 45 objects: a commit, a tree and a blob each
+        commit(client, work, f"f{step}.txt", f"{step}\n", f"step {step}")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    migrated = server.root / "migrated.git"
+    assert _waited(lambda: _bitmaps(migrated) and not maintenance.running(), 60)
+    assert len(list((migrated / "objects" / "pack").glob("*.pack"))) == 1
+    assert_consistent(server, client, "migrated")
+
+    copied = server.root / "copied.git"  # an operator's copy: one pack, no bitmap
+    client.git("clone", "-q", "--mirror", "--no-local", str(migrated), str(copied))
+    assert not _bitmaps(copied) and len(list((copied / "objects" / "pack").glob("*.pack"))) == 1
+    settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=0)
+    client.git("clone", "-q", server.git_url("copied"), str(client.cwd / "first"))
+    assert not _waited(lambda: _bitmaps(copied), 2)  # turned off
+    settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=40)
+    client.git("ls-remote", server.git_url("copied"))  # no pack sent: not looked at
+    assert not _waited(lambda: _bitmaps(copied), 1)
+    client.git("clone", "-q", server.git_url("copied"), str(client.cwd / "second"))
+    assert _waited(lambda: _bitmaps(copied) and not maintenance.running(), 60)
+    assert client.git("rev-parse", "HEAD", cwd=client.cwd / "second").stdout.strip() == \
+        client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    assert_consistent(server, client, "copied")
+
+
 def test_a_repack_ends_for_the_service_under_a_reactor_without_signal_handlers(
         make_server: Any, client: Client) -> None:
     """The tests' reactor runs in a thread, without a SIGCHLD handler: a repack whose process

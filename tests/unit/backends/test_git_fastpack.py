@@ -586,6 +586,42 @@ def test_a_repository_s_own_gc_settings_decide_its_repacks(
     assert (repo.repack_candidate(50) is not None) is repacked  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("variant", ["mixed", "nobitmap", "refdelta", "dupes"])
+def test_objects_without_a_bitmap_are_counted_from_the_index_sizes(sources: dict[str, Source], variant: str) -> None:
+    from backends.git_maintenance import objects_without_bitmap
+
+    src = sources[variant].path
+    in_packs = int(dict(line.split(": ") for line in git(src, "count-objects", "-v").decode().splitlines())["in-pack"])
+    bitmapped = any((src / "objects" / "pack").glob("*.bitmap"))
+    assert objects_without_bitmap(src) == (0 if bitmapped else in_packs) and in_packs > 100
+
+
+@pytest.mark.parametrize(("settings", "more", "candidate"), [
+    ({}, 0, True),                                       # as many objects as the threshold
+    ({}, 1, False),                                      # one fewer
+    ({"receive.autogc": "false"}, 0, False),             # the repository's config turns repacks off
+    ({"gc.auto": "0"}, 0, False),
+    ({"gc.autoPackLimit": "0"}, 0, True),                # packs not counted: a bitmap is another matter
+])
+def test_a_big_repository_without_a_bitmap_is_a_candidate_for_one(
+        sources: dict[str, Source], tmp_path: Path, settings: dict[str, str], more: int, candidate: bool) -> None:
+    """Every clone of it walks its history: after a push or a fetch it is repacked with a bitmap."""
+    from backends import load_backend
+
+    target = tmp_path / "r.git"
+    shutil.copytree(sources["nobitmap"].path, target)
+    for key, value in settings.items():
+        git(target, "config", key, value)
+    in_packs = int(dict(line.split(": ") for line in git(target, "count-objects", "-v").decode().splitlines())["in-pack"])
+    repo = load_backend("fs", str(tmp_path)).open("r.git")
+    assert (repo.bitmap_candidate(in_packs + more) is not None) is candidate  # type: ignore[attr-defined]
+    assert (repo.repack_candidate(50, in_packs + more) is not None) is candidate  # type: ignore[attr-defined]
+    assert repo.repack_candidate(50) is None  # type: ignore[attr-defined]
+    assert repo.bitmap_candidate(0) is None  # type: ignore[attr-defined]
+    write_bitmap(target)
+    assert repo.bitmap_candidate(1) is None  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(("key", "value"), [("gc.auto", "lots"), ("gc.autoPackLimit", ""),
                                             ("receive.autogc", "maybe")])
 def test_a_gc_setting_git_would_not_read_is_an_error_naming_it(tmp_path: Path, key: str, value: str) -> None:

@@ -153,6 +153,8 @@ def test_clone_cache_is_off_unless_the_file_gives_it_bytes(tmp_path: Path) -> No
 def test_repacking_after_pushes_is_on_unless_the_file_turns_it_off(tmp_path: Path) -> None:
     assert parse_policy("", "x.toml").maintenance == Maintenance(50)
     assert parse_policy("[maintenance]\nauto_pack_limit = 0\n", "x.toml").maintenance == Maintenance(0)
+    assert parse_policy("", "x.toml").maintenance.bitmap_min_objects == 10_000
+    assert parse_policy("[maintenance]\nbitmap_min_objects = 0\n", "x.toml").maintenance == Maintenance(50, 0)
     assert maintenance(Authorizer()) == Maintenance(50)
     path = tmp_path / "policy.toml"
     path.write_text("[maintenance]\nauto_pack_limit = 8\n")
@@ -224,6 +226,8 @@ BROKEN = [
     ("[clone_cache]\nmax_bytes = -1\n", "clone_cache.max_bytes: must be an integer of bytes, 0 or more"),
     ("[maintenance]\nauto_pack_limit = 1\n", "maintenance.auto_pack_limit: must be an integer of packs, 2 or more"),
     ("[maintenance]\nauto_pack_limit = true\n", "maintenance.auto_pack_limit: must be an integer"),
+    ("[maintenance]\nbitmap_min_objects = -1\n", "maintenance.bitmap_min_objects: must be a number of objects"),
+    ("[maintenance]\nbitmap_min_objects = \"lots\"\n", "maintenance.bitmap_min_objects: must be a number"),
     ("[maintenance]\ngc = 1\n", "maintenance.gc: unknown key"),
     ('[git]\nexport_all = "no"\n', "git.export_all: must be true or false"),
     ("[git]\nexport_ok = true\n", "git.export_ok: unknown key; the keys allowed here are archives, export_all"),
