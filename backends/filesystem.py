@@ -96,7 +96,7 @@ class FilesystemBackend:
             raise UnsafeName(f"repository {found} has a symlinked .git directory and is not served")
         _refuse_symlinked_stores(git_dir, found)
         return DulwichGitRepository(found, _open_git(git_dir), lock=_flock(git_dir), spool_dir=git_dir,
-                                    bare=bare, work_tree=None if bare else path)
+                                    bare=bare, work_tree=None if bare else path, owns_repo=True)
 
     def create(self, name: str, kind: Kind) -> Repository:
         name = validate_name(name)
@@ -116,7 +116,7 @@ class FilesystemBackend:
         except OSError as exc:  # a full disk, a quota, a read-only root: nothing is left half made
             raise StorageError(f"the server could not create repository {name} ({exc.strerror or exc}); "
                                "try again later or tell the server's operator") from exc
-        return DulwichGitRepository(name, Repo(path), lock=_flock(path), spool_dir=path)
+        return DulwichGitRepository(name, Repo(path), lock=_flock(path), spool_dir=path, owns_repo=True)
 
     def exists(self, name: str) -> bool:
         try:

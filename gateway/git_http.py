@@ -42,6 +42,7 @@ from gateway.channel import Session, SessionContext
 from gateway.errors import temp_space_refusal
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, send_unauthorized
 from gateway.limits import limits_for
+from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
 from protocols import git_receive, git_upload, git_v2, pktline
 from protocols.errors import (
@@ -157,24 +158,25 @@ def _service_banner(service: str) -> bytes:
 
 
 def _advertise_upload(ctx: SessionContext) -> bytes:
-    repo = git_session.open_git_repo(ctx)
-    snapshot = git_pack.snapshot_refs(repo)
-    return _service_banner("git-upload-pack") + git_upload.advertisement(
-        snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, object_format=object_format_of(repo))
+    with closing_git(git_session.open_git_repo(ctx)) as repo:
+        snapshot = git_pack.snapshot_refs(repo)
+        return _service_banner("git-upload-pack") + git_upload.advertisement(
+            snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, object_format=object_format_of(repo))
 
 
 def _advertise_upload_v2(ctx: SessionContext) -> bytes:
-    repo = git_session.open_git_repo(ctx)  # a missing repository is a 404 here too
-    return git_v2.capability_advertisement(git_session.AGENT, object_format=object_format_of(repo))
+    with closing_git(git_session.open_git_repo(ctx)) as repo:  # a missing repository is a 404 here too
+        return git_v2.capability_advertisement(git_session.AGENT, object_format=object_format_of(repo))
 
 
 def _advertise_receive(ctx: SessionContext) -> bytes:
-    repo: GitRepository = git_session.open_git_repo(ctx, create=ctx.create_on_push)
-    signing = git_session.push_cert_settings(repo)
-    nonce = git_session.cert_nonce(signing, repo) if signing is not None else None
-    return _service_banner("git-receive-pack") + git_receive.advertisement(
-        git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce,
-        object_format=object_format_of(repo))
+    repo: GitRepository
+    with closing_git(git_session.open_git_repo(ctx, create=ctx.create_on_push)) as repo:
+        signing = git_session.push_cert_settings(repo)
+        nonce = git_session.cert_nonce(signing, repo) if signing is not None else None
+        return _service_banner("git-receive-pack") + git_receive.advertisement(
+            git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce,
+            object_format=object_format_of(repo))
 
 
 ADVERTISERS: Mapping[tuple[str, int], Callable[[SessionContext], bytes]] = {

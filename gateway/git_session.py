@@ -44,6 +44,7 @@ from gateway.limits import receive_bounds, request_bounds
 from gateway.policy import EXPORT_CHECKED, Protections, check_exported, clone_cache, export_all
 from gateway.policy import maintenance as policy_maintenance
 from gateway.pump import PumpedSession
+from gateway.repo_use import RepoUse
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_archive, git_caps, git_push_cert, git_receive, git_upload, git_v2
@@ -111,6 +112,48 @@ class _GitSession(PumpedSession):
         self._shared = ""
         """For a full clone's pack: "started" a shared generation or "joined" one (``gateway.shared_streams``)."""
         self._advertised = False
+        self._use: RepoUse | None = None
+        """A read-only session's use of its repository (``_reading``)."""
+        self._leave: Callable[[], None] | None = None
+        self._steps = 0
+        """Steps of this session in the pool or their callbacks (``_run``)."""
+
+    def _reading(self, repo: GitRepository) -> None:
+        """The repository of a read-only session: closed once the session, its steps in the pool and
+        the pack streams it started are done (``RepoUse``)."""
+        self._use = RepoUse(repo)
+        self._leave = self._use.join()
+        self._over()
+
+    def _stream_use(self) -> Callable[[], None] | None:
+        """For a pack stream of this session: what it calls when it ends."""
+        return self._use.join() if self._use is not None else None
+
+    def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any,
+             runner: Callable[..., defer.Deferred[Any]] | None = None) -> defer.Deferred[None]:
+        self._steps += 1
+        d = super()._run(then, f, *args, runner=runner)
+        d.addBoth(self._step_done)
+        return d
+
+    def _step_done(self, result: object) -> object:
+        self._steps -= 1
+        self._over()
+        return result
+
+    def _finish(self, outcome: str, status: int = 0) -> None:
+        super()._finish(outcome, status)
+        self._over()
+
+    def connection_lost(self) -> None:
+        super().connection_lost()
+        self._over()
+
+    def _over(self) -> None:
+        """Once the session is over and no step of it runs, it lets go of its repository."""
+        if self._closed and not self._steps and self._leave is not None:
+            leave, self._leave = self._leave, None
+            leave()
 
     def _fail(self, error: Failure | BaseException) -> None:
         if self._closed:
@@ -169,6 +212,7 @@ class UploadPackSession(_GitSession):
 
     def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot]) -> None:
         self._repo, snap = opened
+        self._reading(self._repo)
         self._snapshot = snap
         object_format = object_format_of(self._repo)
         self._core.use_object_format(object_format)
@@ -218,7 +262,7 @@ class UploadPackSession(_GitSession):
                                  request.tree_depth, request.object_types)
         progress = ProgressQueue(self._core.progress)
         chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
-        stream = PackStream(_framed(chunks, self._core.pack_data, progress))
+        stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use())
         key = clone_share_key(b"v0", request.caps, plan, self._snapshot.refs)
         self._busy = True
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
@@ -263,6 +307,7 @@ class UploadPackV2Session(_GitSession):
 
     def _opened(self, repo: GitRepository) -> None:
         self._repo = repo
+        self._reading(repo)
         object_format = object_format_of(repo)
         self._core.use_object_format(object_format)
         if not self._stateless:
@@ -324,7 +369,7 @@ class UploadPackV2Session(_GitSession):
         no_progress = git_caps.NO_PROGRESS in request.caps
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
         chunks = pack_stream(self._repo.object_store, plan, prepared.refs, progress)
-        stream = PackStream(_framed(chunks, self._core.pack_data, progress))
+        stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use())
         key = clone_share_key(b"v2", request.caps, plan, prepared.refs)
         self._busy = True
         consumer: Any = self.channel
@@ -428,8 +473,12 @@ class PackStream:
     the end of that ``next()``.
     """
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], on_end: Callable[[], None] | None = None) -> None:
+        """``on_end``: called once when the stream is exhausted, fails or is closed (it lets go of the
+        repository the chunks read from: a generation other clients joined outlives the session that
+        started it)."""
         self._chunks = chunks
+        self._on_end = on_end
         self._lock = threading.Lock()
         self._running = False
         self._closed = False
@@ -444,6 +493,9 @@ class PackStream:
             self._running = True
         try:
             return next(self._chunks)
+        except BaseException:  # exhausted or failed: the generator is done
+            self._ended()
+            raise
         finally:
             with self._lock:
                 self._running = False
@@ -460,8 +512,16 @@ class PackStream:
 
     def _close_chunks(self) -> None:
         close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+        try:
+            if close is not None:
+                close()
+        finally:
+            self._ended()
+
+    def _ended(self) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
 
 
 def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes], progress: ProgressQueue) -> Iterator[bytes]:
@@ -807,6 +867,7 @@ class UploadArchiveSession(_GitSession):
 
     def _opened(self, repo: GitRepository) -> None:
         self._repo = repo
+        self._reading(repo)
         self._resume()
 
     def _core_receive(self, data: bytes) -> None:
@@ -834,7 +895,7 @@ class UploadArchiveSession(_GitSession):
         self._advertised = True
         chunks = archive_backend.archive_chunks(self._repo.object_store, source, options)
         consumer: Any = self.channel
-        self._producer = IteratorProducer(PackStream(_archive_framed(chunks)), consumer)
+        self._producer = IteratorProducer(PackStream(_archive_framed(chunks), on_end=self._stream_use()), consumer)
         self._producer.start().addCallbacks(self._sent, self._send_failed)
 
     def _sent(self, _: None) -> None:

@@ -34,6 +34,7 @@ from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.policy import check_exported, git_archives
 from gateway.protected import read_base_hgrc
+from gateway.repo_use import close_git, closed_after, closing_git
 from gateway.threads import IteratorProducer, run_blocking
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.hg_commands import PULL
@@ -98,7 +99,12 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
         return hg_archive.prepare(repo, route.repo, key, kind, path)
-    return GitPages(repo).archive(route.repo, key, kind, path, git_archives(front.authorizer))
+    try:
+        archive = GitPages(repo).archive(route.repo, key, kind, path, git_archives(front.authorizer))
+    except BaseException:
+        close_git(repo)
+        raise
+    return WebArchive(archive.filename, archive.content_type, lambda: closed_after(repo, archive.chunks()))
 
 
 def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | GitRepository:
@@ -180,7 +186,8 @@ def _read_raw_file(front: HttpFront, route: Route, user: str | None) -> hg_archi
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
         return hg_archive.raw_file(repo, key, path)
-    return GitPages(repo).raw_file(key, path)
+    with closing_git(repo):
+        return GitPages(repo).raw_file(key, path)
 
 
 def _send_raw_file(found: hg_archive.RawFile, request: server.Request, route: Route) -> None:
@@ -240,7 +247,8 @@ def _web_page(front: HttpFront, route: Route, user: str | None, revcount: int | 
         return hg_web.page(repo, route.service, revcount, url, context, query, switches, linerange)
     if not route.service.startswith("json-"):
         raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
-    return git_web.json_page(GitPages(repo), route.service, revcount, url, query)
+    with closing_git(repo):
+        return git_web.json_page(GitPages(repo), route.service, revcount, url, query)
 
 
 def annotate_switches(request: server.Request) -> dict[bytes, bytes]:

@@ -45,6 +45,7 @@ from gateway.hg_archive import (
 )
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, send_error, site_url
 from gateway.policy import git_archives
+from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
 from protocols import hg_web_html as html
 from protocols.errors import ProtocolError, UnsafeName
@@ -180,7 +181,8 @@ def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page
     if isinstance(repo, HgRepo):
         return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query, switches=switches,
                       lines=lines)
-    return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer), query=query)
+    with closing_git(repo):
+        return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer), query=query)
 
 
 class HgPages:

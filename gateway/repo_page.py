@@ -31,6 +31,7 @@ from gateway.hg_archive import page_queued, readable_any
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.policy import check_exported, repository_index
+from gateway.repo_use import close_git
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, NotARepository, PermissionDenied
 from protocols.hg_commands import PULL
@@ -67,16 +68,19 @@ def _page_for(user: str | None, front: HttpFront, request: server.Request, route
 def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
     """The repository's kind, once its own settings let ``user`` clone it over HTTP (blocking)."""
     repo = front.config.backend.open(name)
-    if repo.kind is Kind.HG:
-        check_web_access(repo, user, PULL)
-    elif repo.kind is Kind.GIT:
-        check_exported(front.authorizer, "git-http", name, repo)
-        enabled = getattr(repo, "http_service_enabled", None)
-        if enabled is not None and enabled("git-upload-pack") is False:
-            raise PermissionDenied("Service not enabled: 'upload-pack'")
-    else:
-        raise NotARepository(f"'{name}' is not a repository hgwire serves")
-    return repo.kind
+    try:
+        if repo.kind is Kind.HG:
+            check_web_access(repo, user, PULL)
+        elif repo.kind is Kind.GIT:
+            check_exported(front.authorizer, "git-http", name, repo)
+            enabled = getattr(repo, "http_service_enabled", None)
+            if enabled is not None and enabled("git-upload-pack") is False:
+                raise PermissionDenied("Service not enabled: 'upload-pack'")
+        else:
+            raise NotARepository(f"'{name}' is not a repository hgwire serves")
+        return repo.kind
+    finally:
+        close_git(repo)
 
 
 def wants_html(request: server.Request) -> bool:
@@ -173,9 +177,12 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
                 return None
             from backends.git_web import GitPages
 
-            pages = GitPages(repo)
-            description = pages.description()
-            changed = pages.entry(pages.head)["date"] if pages.head is not None else None
+            try:
+                pages = GitPages(repo)
+                description = pages.description()
+                changed = pages.entry(pages.head)["date"] if pages.head is not None else None
+            finally:
+                close_git(repo)
             shown = name if git_named else name + ".git"
             contact, labels = "", []
     except (HgwireError, OSError):  # unreadable, refused, or removed meanwhile: not listed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -463,6 +464,49 @@ def test_a_big_repository_without_a_bitmap_gets_one_after_a_push_or_a_fetch(
     assert client.git("rev-parse", "HEAD", cwd=client.cwd / "second").stdout.strip() == \
         client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
     assert_consistent(server, client, "copied")
+
+
+def _maps_of(pack_dir: Path) -> int:
+    """Maps of ``pack_dir``'s files in this process (the server runs in it)."""
+    prefix = str(pack_dir) + "/"
+    with open("/proc/self/maps") as maps:
+        return sum(1 for line in maps if line.rstrip("\n").split(" ")[-1].startswith(prefix))
+
+
+def test_finished_reads_leave_no_pack_open(make_server: Any, client: Client) -> None:
+    """A dulwich repository is kept alive by reference cycles of its own: a read-only session closes
+    the one it opened when it and its pack stream are done, instead of leaving its packs' maps and
+    descriptors to the cyclic collector (turned off here, so that only the closing frees them)."""
+    import gc
+
+    server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    _url, work = started_repo(server, client, "closed", push=True)
+    for step in range(5):
+        commit(client, work, f"f{step}.txt", f"{step}\n" * 50, f"step {step}")
+    client.git("tag", "-a", "-m", "v1", "v1", cwd=work)
+    client.git("push", "-q", "origin", "HEAD:main", "v1", cwd=work)
+    pack_dir = server.root / "closed.git" / "objects" / "pack"
+    # the pushes' sessions (whose repositories the collector frees) may still be ending
+    assert _waited(lambda: gc.collect() is not None and _maps_of(pack_dir) == 0, 10)
+    gc.disable()
+    try:
+        for url in (server.git_url("closed"), server.url("http", "closed.git")):
+            for proto in ("v0", "default"):
+                for n, args in enumerate((["clone", "-q", "--depth=2"], ["clone", "-q", "--no-checkout"],
+                                          ["clone", "-q", "--filter=blob:none"], ["ls-remote"])):
+                    target = client.cwd / f"read-{proto}-{n}-{url.split(':')[0]}"
+                    client.run("rm", "-rf", str(target))
+                    client.git(*PROTOCOLS[proto], *args, url, *([str(target)] if args[0] == "clone" else []))
+            client.git("fetch", "-q", "--depth=3", "origin", cwd=client.cwd / "read-v0-0-git")
+        base = server.url("http", "")
+        for page in ("", "closed.git", "closed.git/raw-file/main/f1.txt", "closed.git/json-log"):
+            with urllib.request.urlopen(base + page, timeout=30) as answer:
+                assert answer.status == 200 and answer.read(), page
+        client.git("--git-dir", str(server.root / "closed.git"), "config", "daemon.uploadarch", "true")
+        client.git("archive", f"--remote={server.git_url('closed')}", "-o", str(client.cwd / "a.tar"), "main")
+        assert _waited(lambda: _maps_of(pack_dir) == 0, 10), _maps_of(pack_dir)
+    finally:
+        gc.enable()
 
 
 def test_a_repack_ends_for_the_service_under_a_reactor_without_signal_handlers(

@@ -35,6 +35,7 @@ from backends.git_fastpack import (
     with_fast_path,
     write_pack,
 )
+from backends.git import DulwichGitRepository
 from backends.git_maintenance import has_bitmap, write_bitmap
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import index_view
@@ -765,3 +766,28 @@ def test_a_bitmap_s_type_bitsets_are_the_pack_s_types(sources: dict[str, Source]
         bits = bitmap.of_type(type_num)
         assert [pos for pos in range(len(view)) if bits >> pos & 1] == [
             pos for pos, kind in enumerate(listed) if kinds[kind] == type_num]
+
+
+def test_closing_a_repository_lets_go_of_its_packs_and_a_later_read_opens_them_again(
+        sources: dict[str, Source], tmp_path: Path) -> None:
+    from backends import load_backend
+
+    shutil.copytree(sources["mixed"].path, tmp_path / "r.git")
+    pack_dir = str(tmp_path / "r.git" / "objects" / "pack") + "/"
+
+    def maps() -> int:
+        with open("/proc/self/maps") as f:
+            return sum(1 for line in f if line.rstrip("\n").split(" ")[-1].startswith(pack_dir))
+
+    repo = load_backend("fs", str(tmp_path)).open("r.git")
+    main = repo.refs()[b"refs/heads/main"]  # type: ignore[attr-defined]
+    assert repo.object_store[main].type_name == b"commit" and maps() > 0  # type: ignore[attr-defined]
+    repo.close()  # type: ignore[attr-defined]
+    assert maps() == 0
+    assert repo.object_store[main].type_name == b"commit"  # type: ignore[attr-defined]
+    repo.close()  # type: ignore[attr-defined]
+    borrowed = DulwichGitRepository("r.git", Repo(str(tmp_path / "r.git")))  # not opened for it: left open
+    assert borrowed.object_store[main].type_name == b"commit"
+    borrowed.close()
+    assert maps() > 0
+    borrowed.dulwich_repo.close()

@@ -1,0 +1,80 @@
+"""A git repository opened for one read-only request is closed when its last user lets go."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from backends.interfaces import Kind
+from gateway.git_session import PackStream
+from gateway.repo_use import RepoUse, close_git, closed_after, closing_git
+
+
+class Repo:
+    def __init__(self, kind: Kind = Kind.GIT) -> None:
+        self.kind = kind
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_the_last_user_closes_the_repository_once() -> None:
+    repo = Repo()
+    use = RepoUse(repo)
+    session, stream = use.join(), use.join()
+    session()
+    session()  # letting go twice counts once
+    assert repo.closed == 0, "the stream still reads it"
+    stream()
+    assert repo.closed == 1
+    stream()
+    assert repo.closed == 1
+
+
+def test_a_mercurial_repository_is_left_open() -> None:
+    repo = Repo(Kind.HG)
+    close_git(repo)
+    with closing_git(repo):
+        pass
+    assert repo.closed == 0
+
+
+def test_one_step_and_a_stream_close_at_their_end() -> None:
+    repo = Repo()
+    with pytest.raises(RuntimeError), closing_git(repo):
+        raise RuntimeError("refused")
+    assert repo.closed == 1
+    chunks = closed_after(repo, iter([b"a", b"b"]))
+    assert list(chunks) == [b"a", b"b"] and repo.closed == 2
+    unread = closed_after(repo, iter([b"a"]))
+    next(unread)
+    unread.close()
+    assert repo.closed == 3
+
+
+def _chunks(fail: bool = False) -> Iterator[bytes]:
+    yield b"one"
+    if fail:
+        raise OSError("disk")
+    yield b"two"
+
+
+@pytest.mark.parametrize("how", ["exhausted", "failed", "closed", "closed-unread"])
+def test_a_pack_stream_lets_go_once_when_it_ends(how: str) -> None:
+    ended: list[Any] = []
+    stream = PackStream(_chunks(fail=how == "failed"), on_end=lambda: ended.append(1))
+    if how == "closed-unread":
+        stream.close()
+    else:
+        assert next(stream) == b"one"
+        if how == "closed":
+            stream.close()
+        else:
+            with pytest.raises(OSError if how == "failed" else StopIteration):
+                next(stream)
+                next(stream)
+    stream.close()
+    assert ended == [1]
