@@ -333,6 +333,9 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         views = [bitmapped] + [v for v in views if v is not bitmapped]
     if any(ObjectID(w) not in store for w in wants):
         raise _CannotServe("unknown want")
+    if set(wants) <= set(haves):  # a fetch with nothing new (a shallow client's --depth): no walk at all
+        return PackPlan(sources=[], whole=[], have=Reached(), have_view=None, thin_pack=thin_pack,
+                        ofs_delta=ofs_delta, store=store)
     with PackObjectReader(store, views, maps) as reader:
         walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary))
         try:

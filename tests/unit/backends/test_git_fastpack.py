@@ -791,3 +791,29 @@ def test_closing_a_repository_lets_go_of_its_packs_and_a_later_read_opens_them_a
     borrowed.close()
     assert maps() > 0
     borrowed.dulwich_repo.close()
+
+
+@pytest.mark.parametrize("variant", ["mixed", "nobitmap"])
+def test_a_fetch_with_nothing_new_walks_nothing(sources: dict[str, Source], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+    """A shallow client's ``fetch --depth`` with nothing new wants what it has: without a bitmap the
+    walks of its haves covered whatever history it still held (0.37 s of 0.45 on the corpus)."""
+    from backends import git_reach
+
+    src = sources[variant].path
+    tips = [rev(src, "main"), rev(src, "dev")]
+    client, _ = client_with(tmp_path, src, tips)
+
+    def walk(*_args: object) -> git_reach.Reached:
+        raise AssertionError("walked")
+
+    monkeypatch.setattr(git_reach.Walker, "closure", walk)
+    chunks = generate_pack_fast(Repo(str(src)).object_store, tips, [*tips, rev(src, "main~3")],
+                                shallow_boundary=frozenset({rev(src, "main~2")}), include_tag=True,
+                                refs=Repo(str(src)).get_refs())
+    assert chunks is not None
+    pack = b"".join(chunks)
+    assert int.from_bytes(pack[8:12], "big") == 0
+    git(client, "index-pack", "--stdin", input=pack)  # a valid (empty) pack
+    with pytest.raises(AssertionError, match="walked"):  # one want it does not have: counted as before
+        generate_pack_fast(Repo(str(src)).object_store, tips, tips[:1])
