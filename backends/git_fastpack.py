@@ -326,16 +326,16 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     bitmap's type bitsets in the bitmapped pack, by each object's pack entry headers elsewhere.
     ``maps``: where the packs are read (the writer's, so that a pack is mapped once).
     """
-    views = _pack_views(store)
-    bitmap = None if shallow_boundary else _find_bitmap(views)
-    bitmapped = bitmap.view if bitmap is not None else None
-    if bitmapped is not None:  # the bitmapped pack comes first: its objects are bits
-        views = [bitmapped] + [v for v in views if v is not bitmapped]
     if any(ObjectID(w) not in store for w in wants):
         raise _CannotServe("unknown want")
     if set(wants) <= set(haves):  # a fetch with nothing new (a shallow client's --depth): no walk at all
         return PackPlan(sources=[], whole=[], have=Reached(), have_view=None, thin_pack=thin_pack,
                         ofs_delta=ofs_delta, store=store)
+    views = _pack_views(store)
+    bitmap = None if shallow_boundary else _find_bitmap(views)
+    bitmapped = bitmap.view if bitmap is not None else None
+    if bitmapped is not None:  # the bitmapped pack comes first: its objects are bits
+        views = [bitmapped] + [v for v in views if v is not bitmapped]
     with PackObjectReader(store, views, maps) as reader:
         walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary))
         try:

@@ -274,8 +274,8 @@ class UploadPackSession(_GitSession):
     def _pack_done(self, _: None) -> None:
         self._producer = None
         self._write(self._core.pack_sent())
-        self._finish(_shared_outcome(self._shared, "ok: pack sent"))
         self._pack_sent(self._repo)
+        self._finish(_shared_outcome(self._shared, "ok: pack sent"))
 
     def _pack_failed(self, failure: Failure) -> None:
         self._producer = None
@@ -380,8 +380,8 @@ class UploadPackV2Session(_GitSession):
 
     def _pack_done(self, _: None) -> None:
         self._producer = None
-        self._answered(self._core.pack_sent())
         self._pack_sent(self._repo)
+        self._answered(self._core.pack_sent())
 
     def _pack_failed(self, failure: Failure) -> None:
         self._producer = None
