@@ -441,7 +441,7 @@ def test_a_big_repository_without_a_bitmap_gets_one_after_a_push_or_a_fetch(
     monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: settings)
     monkeypatch.setattr(maintenance, "_bitmap_started", {})
     server: RunningServer = make_server("fs")
-    url, work = started_repo(server, client, "migrated")
+    _url, work = started_repo(server, client, "migrated")
     for step in range(15):  # 45 objects: a commit, a tree and a blob each
         commit(client, work, f"f{step}.txt", f"{step}\n", f"step {step}")
     client.git("push", "-q", "origin", "HEAD:main", cwd=work)

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from dulwich.repo import MemoryRepo, Repo
 
 from backends import git_pack
+from backends.git import DulwichGitRepository
 from backends.git_fastpack import (
     OFS_DELTA,
     REF_DELTA,
@@ -35,7 +36,6 @@ from backends.git_fastpack import (
     with_fast_path,
     write_pack,
 )
-from backends.git import DulwichGitRepository
 from backends.git_maintenance import has_bitmap, write_bitmap
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import index_view
@@ -724,7 +724,7 @@ def test_a_request_maps_each_pack_once(sources: dict[str, Source], monkeypatch: 
     mapped: list[str] = []
 
     class CountedMap(mmap.mmap):
-        def __new__(cls, fileno: int, *args: Any, **kwargs: Any) -> CountedMap:
+        def __new__(cls, fileno: int, *args: Any, **kwargs: Any) -> Self:
             path = os.readlink(f"/proc/self/fd/{fileno}")
             if path.endswith(".pack"):  # index maps are the index views' and dulwich's own
                 mapped.append(path)
