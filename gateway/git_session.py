@@ -113,14 +113,14 @@ class _GitSession(PumpedSession):
         """For a full clone's pack: "started" a shared generation or "joined" one (``gateway.shared_streams``)."""
         self._advertised = False
         self._use: RepoUse | None = None
-        """A read-only session's use of its repository (``_reading``)."""
+        """The session's use of its repository (``_using``)."""
         self._leave: Callable[[], None] | None = None
         self._steps = 0
         """Steps of this session in the pool or their callbacks (``_run``)."""
 
-    def _reading(self, repo: GitRepository) -> None:
-        """The repository of a read-only session: closed once the session, its steps in the pool and
-        the pack streams it started are done (``RepoUse``)."""
+    def _using(self, repo: GitRepository) -> None:
+        """The session's repository: closed once the session, its steps in the pool and the pack
+        streams it started are done (``RepoUse``)."""
         self._use = RepoUse(repo)
         self._leave = self._use.join()
         self._over()
@@ -212,7 +212,7 @@ class UploadPackSession(_GitSession):
 
     def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot]) -> None:
         self._repo, snap = opened
-        self._reading(self._repo)
+        self._using(self._repo)
         self._snapshot = snap
         object_format = object_format_of(self._repo)
         self._core.use_object_format(object_format)
@@ -307,7 +307,7 @@ class UploadPackV2Session(_GitSession):
 
     def _opened(self, repo: GitRepository) -> None:
         self._repo = repo
-        self._reading(repo)
+        self._using(repo)
         object_format = object_format_of(repo)
         self._core.use_object_format(object_format)
         if not self._stateless:
@@ -588,6 +588,7 @@ class ReceivePackSession(_GitSession):
 
     def _advertise(self, opened: _Receiving) -> None:
         self._repo, refs, max_input, signing = opened
+        self._using(self._repo)
         object_format = object_format_of(self._repo)
         self._core.use_object_format(object_format)
         if max_input:
@@ -867,7 +868,7 @@ class UploadArchiveSession(_GitSession):
 
     def _opened(self, repo: GitRepository) -> None:
         self._repo = repo
-        self._reading(repo)
+        self._using(repo)
         self._resume()
 
     def _core_receive(self, data: bytes) -> None:

@@ -7,10 +7,12 @@ collector ran: after 60 shallow fetches the server held 60 maps of the pack,
 closed (``close()``, where its backend gives one: the filesystem backend's
 repositories) when the request is done with it: at once for an answer made in
 one step (``closing_git``), or when the last of its users lets go (``RepoUse``:
-an upload-pack session and the pack streams it started, which a shared
-generation carries on for the clients that joined it).  A receive-pack session
-keeps its repository until the collector frees it, as before: its push goes on
-when the client is gone.
+a session once it is over and none of its steps runs in the pool, and the pack
+streams it started, which a shared generation carries on for the clients that
+joined it).  Pushes left theirs too: 60 pushes to a repository gathering packs
+left up to 700 descriptors open (each push's maps of the indexes of every
+pack; deleted files' disk space once a repack had removed them) until a
+collection.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def closed_after(repo: object, chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 class RepoUse:
-    """Who still uses a repository opened for one read-only session: the session and the pack
-    streams it started.  The last to let go closes it (``close_git``)."""
+    """Who still uses a repository opened for one session: the session and the pack streams it
+    started.  The last to let go closes it (``close_git``)."""
 
     def __init__(self, repo: object) -> None:
         self._repo = repo

@@ -473,10 +473,10 @@ def _maps_of(pack_dir: Path) -> int:
         return sum(1 for line in maps if line.rstrip("\n").split(" ")[-1].startswith(prefix))
 
 
-def test_finished_reads_leave_no_pack_open(make_server: Any, client: Client) -> None:
-    """A dulwich repository is kept alive by reference cycles of its own: a read-only session closes
-    the one it opened when it and its pack stream are done, instead of leaving its packs' maps and
-    descriptors to the cyclic collector (turned off here, so that only the closing frees them)."""
+def test_finished_requests_leave_no_pack_open(make_server: Any, client: Client) -> None:
+    """A dulwich repository is kept alive by reference cycles of its own: a session closes the one
+    it opened when it, its steps and its pack stream are done, instead of leaving its packs' maps
+    and descriptors to the cyclic collector (turned off here, so that only the closing frees them)."""
     import gc
 
     server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
@@ -502,6 +502,9 @@ def test_finished_reads_leave_no_pack_open(make_server: Any, client: Client) -> 
         for page in ("", "closed.git", "closed.git/raw-file/main/f1.txt", "closed.git/json-log"):
             with urllib.request.urlopen(base + page, timeout=30) as answer:
                 assert answer.status == 200 and answer.read(), page
+        for step in range(3):  # pushes (over git://: plain HTTP takes none without a config)
+            commit(client, work, f"pushed{step}.txt", f"{step}\n", f"pushed {step}")
+            client.git("push", "-q", server.git_url("closed"), "HEAD:main", cwd=work)
         client.git("--git-dir", str(server.root / "closed.git"), "config", "daemon.uploadarch", "true")
         client.git("archive", f"--remote={server.git_url('closed')}", "-o", str(client.cwd / "a.tar"), "main")
         assert _waited(lambda: _maps_of(pack_dir) == 0, 10), _maps_of(pack_dir)
