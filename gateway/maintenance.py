@@ -15,9 +15,10 @@ A repository whose packs hold ``[maintenance] bitmap_min_objects`` objects (10,0
 by default) and no bitmap gets the same repack after a push or after a fetch that
 sent a pack: without a bitmap every clone walks the whole history (a migration's
 push lands as one such pack; an operator's ``git clone --mirror`` copy is another).
-After a fetch that started one, the repository is not looked at again for an hour
-(``BITMAP_RECHECK_SECONDS``), so a repository git cannot repack (read-only, say)
-costs one failed repack an hour, logged, not one a clone.
+After a repack that was started while the repository had no bitmap, it is not
+repacked for lack of one again for an hour (``BITMAP_RECHECK_SECONDS``; pack limits
+still apply after pushes), so a repository git cannot repack (read-only, say) or
+cannot give a bitmap (kept packs) costs a repack an hour, not one a clone or a push.
 
 The repack is git's own process, spawned by the reactor (no worker thread waits
 on it), one at a time per repository.  Readers keep the packs they mapped until
@@ -46,10 +47,10 @@ log = Logger()
 _running: set[str] = set()
 _no_git_logged = False
 _bitmap_started: dict[str, float] = {}
-"""Repositories whose repack for a bitmap a fetch started, by name: when (``time.monotonic()``)."""
+"""Repositories repacked while they had no bitmap, by name: when (``time.monotonic()``)."""
 
 BITMAP_RECHECK_SECONDS = 3600.0
-"""How long after a fetch started a repository's repack for a bitmap fetches leave it alone."""
+"""How long after such a repack a repository is not repacked for lack of a bitmap again."""
 
 
 def after_push(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: int = 0) -> None:
@@ -58,9 +59,13 @@ def after_push(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: 
     if candidate is None or pack_limit <= 0:
         return
     pack_refs = getattr(repo, "pack_refs", None)
+    if _bitmap_tried_lately(name):  # git could not write one (kept packs, say): pack limits only
+        bitmap_objects = 0
 
     def counted(path: str | None) -> None:
         if path:
+            if bitmap_objects > 0:
+                _bitmap_tried(name)
             _pack_refs_then_repack(path, name, pack_refs)
 
     run_blocking(candidate, pack_limit, bitmap_objects).addCallback(counted).addErrback(_not_counted, name)
@@ -70,25 +75,31 @@ def after_fetch(repo: GitRepository, name: str, pack_limit: int, bitmap_objects:
     """On the reactor, after a fetch sent a pack: repack in the background if the repository is big
     and has no bitmap (every clone of it walks its history)."""
     candidate = getattr(repo, "bitmap_candidate", None)
-    if candidate is None or pack_limit <= 0 or bitmap_objects <= 0:
-        return
-    started = _bitmap_started.get(name)
-    if started is not None and time.monotonic() - started < BITMAP_RECHECK_SECONDS:
+    if candidate is None or pack_limit <= 0 or bitmap_objects <= 0 or _bitmap_tried_lately(name):
         return
     pack_refs = getattr(repo, "pack_refs", None)
 
     def counted(path: str | None) -> None:
         if path and path not in _running:
-            if len(_bitmap_started) >= BITMAP_STARTED_KEPT:
-                _bitmap_started.clear()
-            _bitmap_started[name] = time.monotonic()
+            _bitmap_tried(name)
             _pack_refs_then_repack(path, name, pack_refs)
 
     def not_counted(failure: Failure) -> None:
-        _bitmap_started[name] = time.monotonic()  # a config git would not read: logged once an hour
+        _bitmap_tried(name)  # a config git would not read: logged once an hour
         _not_counted(failure, name)
 
     run_blocking(candidate, bitmap_objects).addCallback(counted).addErrback(not_counted)
+
+
+def _bitmap_tried_lately(name: str) -> bool:
+    started = _bitmap_started.get(name)
+    return started is not None and time.monotonic() - started < BITMAP_RECHECK_SECONDS
+
+
+def _bitmap_tried(name: str) -> None:
+    if len(_bitmap_started) >= BITMAP_STARTED_KEPT:
+        _bitmap_started.clear()
+    _bitmap_started[name] = time.monotonic()
 
 
 BITMAP_STARTED_KEPT = 10_000
