@@ -472,6 +472,10 @@ SHALLOW_CASES = {
     "depth-3-clone": (["main"], [], [], ["main~2"], []),
     "deepen-from-1-to-5": (["main"], ["main~1"], ["main"], ["main~4", "main"], ["main"]),
     "shallow-client-fetches": (["dev"], [], ["main~2"], ["main~2"], ["main~2"]),
+    # a client that had been a full clone, now shallow: its old tag and branch are haves below the boundary
+    "once-full-client-fetches": (["main", "dev"], [], ["main~1", "v1^{commit}", "feature"], ["main~2", "dev"],
+                                 ["main~2"]),
+    "once-full-client-deepens": (["main"], ["main~3"], ["main~1", "v1^{commit}"], ["main~6", "main~2"], ["main~2"]),
 }
 
 
