@@ -205,6 +205,8 @@ class HgwireService(service.MultiService):
     """The whole service: its config and its listeners."""
 
     def __init__(self, config: ServiceConfig, stop_reactor_on_failure: bool = False) -> None:
+        """``stop_reactor_on_failure``: the service owns its process (twistd's), so a listener that
+        cannot bind stops it, and its limit on open descriptors is raised at the start."""
         super().__init__()
         self.config = config
         self.stop_reactor_on_failure = stop_reactor_on_failure
@@ -235,6 +237,8 @@ class HgwireService(service.MultiService):
 
         start_pool(reactor, self.config.workers)  # type: ignore[arg-type]
         import_first_use_modules()
+        if self.stop_reactor_on_failure:
+            raise_descriptor_limit(reactor)
         super().startService()
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
@@ -286,6 +290,38 @@ class HgwireService(service.MultiService):
 
     def listener(self, kind: str) -> ListenerService:
         return next(l for l in self.listeners if l.kind == kind)
+
+
+DESCRIPTOR_LIMIT = 65536
+"""The soft limit on open descriptors hgwire raises its own to (or to the hard limit, if lower)."""
+
+
+def raise_descriptor_limit(reactor: object, limits: Any = None) -> int | None:
+    """Raise the process's soft limit on open descriptors toward its hard limit (at most
+    ``DESCRIPTOR_LIMIT``), as servers that hold many connections do: every connection, pack map and
+    spool file takes one, and a service manager's default soft limit is often 1,024 (systemd's),
+    which a few hundred concurrent clones would exhaust (accepts and opens then fail with EMFILE).
+    Not under the select() reactor, which cannot watch descriptors past 1,024.  The new limit, or
+    None when it stays as it was.  ``limits``: the ``resource`` module (tests give another)."""
+    if limits is None:
+        try:
+            import resource as limits
+        except ImportError:  # not a Unix
+            return None
+    if "select" in type(reactor).__name__.lower():
+        return None
+    soft, hard = limits.getrlimit(limits.RLIMIT_NOFILE)
+    target = DESCRIPTOR_LIMIT if hard == limits.RLIM_INFINITY else min(hard, DESCRIPTOR_LIMIT)
+    if soft == limits.RLIM_INFINITY or soft >= target:
+        return None
+    try:
+        limits.setrlimit(limits.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warn("the limit on open descriptors stays at {soft} ({why}); raise it for the service "
+                 "(ulimit -n, systemd's LimitNOFILE) if many clients connect at once", soft=soft, why=exc)
+        return None
+    log.info("raised the limit on open descriptors from {soft} to {limit}", soft=soft, limit=target)
+    return int(target)
 
 
 def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) -> HgwireService:

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import VENV_BIN
 
 TWISTD = f"{VENV_BIN}/twistd"
@@ -188,5 +190,36 @@ def test_make_serve_default_serves_repositories_and_git_clones(tmp_path: Path, c
         subprocess.run(["git", "-C", str(seed), "push", "-q", demo, "main"], check=True, env=client_env, timeout=60)
         subprocess.run(["git", "clone", "-q", demo, str(tmp_path / "clone")], check=True, env=client_env, timeout=60)
         assert (tmp_path / "clone" / "README").read_text() == "hello\n"
+    finally:
+        stop_twistd(proc)
+
+
+def test_the_limit_on_open_descriptors_is_raised_at_the_start(tmp_path: Path) -> None:
+    """Under a service manager's common soft limit of 1,024, a few hundred concurrent clones would
+    run out of descriptors: hgwire raises its own toward the hard limit."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"the hard limit here is {hard}: nothing to raise to")
+    port = _free_port()
+    command = (f'ulimit -Sn 1024 && exec "{TWISTD}" -n --pidfile= hgwire --root "{tmp_path / "repos"}" '
+               f"--git tcp:{port}:interface=127.0.0.1")
+    proc = subprocess.Popen(["sh", "-c", command], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        seen = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "worker threads" in line or not line:
+                break
+        assert any("raised the limit on open descriptors from 1024 to" in line for line in seen), seen
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        (row,) = [line for line in limits.splitlines() if line.startswith("Max open files")]
+        expected = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        assert int(row.split()[3]) == expected, row
     finally:
         stop_twistd(proc)

@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from gateway.service import FIRST_USE_IMPORTS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -34,3 +36,52 @@ def test_start_imports_the_modules_a_first_request_would() -> None:
     assert done.returncode == 0, done.stderr
     # None imported before the start (else this test proves nothing), none missing after it.
     assert done.stdout.split("\n")[0] == "[] []"
+
+
+class _Limits:
+    RLIMIT_NOFILE = 7
+    RLIM_INFINITY = -1
+
+    def __init__(self, soft: int, hard: int, refuse: bool = False) -> None:
+        self.limit = (soft, hard)
+        self.refuse = refuse
+
+    def getrlimit(self, which: int) -> tuple[int, int]:
+        assert which == self.RLIMIT_NOFILE
+        return self.limit
+
+    def setrlimit(self, which: int, limit: tuple[int, int]) -> None:
+        if self.refuse:
+            raise ValueError("not allowed")
+        self.limit = limit
+
+
+class EPollReactor:
+    pass
+
+
+class SelectReactor:
+    pass
+
+
+@pytest.mark.parametrize(("soft", "hard", "raised"), [
+    (1024, 524288, 65536),     # systemd's defaults
+    (1024, 4096, 4096),        # up to the hard limit
+    (1024, -1, 65536),         # no hard limit
+    (100000, 524288, None),    # already higher: left
+    (-1, -1, None),            # unlimited: left
+])
+def test_the_soft_limit_on_descriptors_is_raised_toward_the_hard_one(soft: int, hard: int, raised: int | None) -> None:
+    from gateway.service import raise_descriptor_limit
+
+    limits = _Limits(soft, hard)
+    assert raise_descriptor_limit(EPollReactor(), limits) == raised
+    assert limits.limit == ((raised, hard) if raised else (soft, hard))
+
+
+def test_the_limit_is_left_under_the_select_reactor_or_when_refused() -> None:
+    from gateway.service import raise_descriptor_limit
+
+    assert raise_descriptor_limit(SelectReactor(), _Limits(1024, 4096)) is None
+    refused = _Limits(1024, 4096, refuse=True)
+    assert raise_descriptor_limit(EPollReactor(), refused) is None and refused.limit == (1024, 4096)
