@@ -308,7 +308,7 @@ def raise_descriptor_limit(reactor: object, limits: Any = None) -> int | None:
             import resource as limits
         except ImportError:  # not a Unix
             return None
-    if "select" in type(reactor).__name__.lower():
+    if type(reactor).__name__ == "SelectReactor":  # select() watches descriptors below 1,024 only
         return None
     soft, hard = limits.getrlimit(limits.RLIMIT_NOFILE)
     target = DESCRIPTOR_LIMIT if hard == limits.RLIM_INFINITY else min(hard, DESCRIPTOR_LIMIT)

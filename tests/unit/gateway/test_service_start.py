@@ -64,6 +64,10 @@ class SelectReactor:
     pass
 
 
+class AsyncioSelectorReactor:  # asyncio's selectors use epoll here
+    pass
+
+
 @pytest.mark.parametrize(("soft", "hard", "raised"), [
     (1024, 524288, 65536),     # systemd's defaults
     (1024, 4096, 4096),        # up to the hard limit
@@ -83,5 +87,6 @@ def test_the_limit_is_left_under_the_select_reactor_or_when_refused() -> None:
     from gateway.service import raise_descriptor_limit
 
     assert raise_descriptor_limit(SelectReactor(), _Limits(1024, 4096)) is None
+    assert raise_descriptor_limit(AsyncioSelectorReactor(), _Limits(1024, 4096)) == 4096
     refused = _Limits(1024, 4096, refuse=True)
     assert raise_descriptor_limit(EPollReactor(), refused) is None and refused.limit == (1024, 4096)
