@@ -121,21 +121,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def read_log(proc: subprocess.Popen[str], until: str, seconds: float = 30) -> list[str]:
+    """The lines the process logs up to the first matching the pattern ``until`` (or its end)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + seconds
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if re.search(until, line) or (not line and proc.poll() is not None):
+            break
+    return seen
+
+
 def start_twistd(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], str]:
     """Start ``twistd -n hgwire ARGS`` and wait for the first URL it logs."""
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        seen.append(line)
-        match = re.search(r"hgwire serves \w+ at (\S+)", line)
-        if match:
-            return proc, match.group(1)
-        if proc.poll() is not None:
-            break
+    seen = read_log(proc, r"hgwire serves \w+ at \S+")
+    match = re.search(r"hgwire serves \w+ at (\S+)", seen[-1])
+    if match:
+        return proc, match.group(1)
     proc.kill()
     raise AssertionError("twistd hgwire did not log a URL:\n" + "".join(seen))
 
@@ -208,14 +214,7 @@ def test_the_limit_on_open_descriptors_is_raised_at_the_start(tmp_path: Path) ->
     proc = subprocess.Popen(["sh", "-c", command], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        seen = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "worker threads" in line or not line:
-                break
+        seen = read_log(proc, "worker threads")
         assert any("raised the limit on open descriptors from 1024 to" in line for line in seen), seen
         limits = Path(f"/proc/{proc.pid}/limits").read_text()
         (row,) = [line for line in limits.splitlines() if line.startswith("Max open files")]
