@@ -166,6 +166,10 @@ class GitRepository(Protocol):
     ``--export-all`` (on disk: ``git-daemon-export-ok`` in its git directory); with ``[git]
     export_all = false`` git:// and HTTP serve only repositories that answer True.
     ``object_format``: an ``ObjectFormat`` (read with ``object_format_of``; SHA-1 when absent).
+    ``close()``: called once the request that opened the repository is done with it (its session,
+    its steps in the pool, the pack it streams: ``gateway.repo_use``), to let go of open files.
+    ``repack_candidate(pack_limit, bitmap_objects)``, ``bitmap_candidate(min_objects)`` and
+    ``pack_refs()``: what ``gateway.maintenance`` asks of a repository on disk.
     """
 
     kind: Literal[Kind.GIT]
