@@ -478,12 +478,12 @@ class DulwichGitRepository:
         limit; 0: packs are not counted) and ``gc.auto`` (its loose object limit).  A value git
         would not read raises ``ConfigValueError``.
         """
-        path = self._auto_repacked()
-        if path is None:
+        auto = self._auto_repacked()
+        if auto is None:
             return None
+        path, loose_limit = auto
         if git_maintenance.needs_bitmap(path, bitmap_objects):
             return path
-        loose_limit = _git_int(self._config_last(b"gc", b"auto"), "gc.auto", git_maintenance.AUTO_LOOSE_LIMIT)
         own_limit = _git_int(self._config_last(b"gc", b"autopacklimit"), "gc.autopacklimit", pack_limit)
         if own_limit <= 0:  # packs are not counted, loose objects still are
             return path if git_maintenance.estimate_loose(path) > loose_limit else None
@@ -494,12 +494,13 @@ class DulwichGitRepository:
         and none of them has a bitmap, so that every clone walks its history (after a migration's
         push, or a copy an operator put in place); None otherwise, or when its config turns automatic
         repacks off (``receive.autogc = false``, ``gc.auto = 0``).  ``ConfigValueError`` as above."""
-        path = self._auto_repacked()
-        return path if path is not None and git_maintenance.needs_bitmap(path, min_objects) else None
+        auto = self._auto_repacked()
+        return auto[0] if auto is not None and git_maintenance.needs_bitmap(auto[0], min_objects) else None
 
-    def _auto_repacked(self) -> str | None:
+    def _auto_repacked(self) -> tuple[str, int] | None:
         """The git directory of a repository on disk whose config lets it be repacked on its own
-        (git's ``receive.autogc`` and ``gc.auto = 0``); ``ConfigValueError`` for a value git would not read."""
+        (git's ``receive.autogc`` and ``gc.auto = 0``), and its loose object limit (``gc.auto``);
+        ``ConfigValueError`` for a value git would not read."""
         path = self._disk_git_dir()
         if path is None:
             return None
@@ -507,7 +508,7 @@ class DulwichGitRepository:
         if autogc is not None and not _git_bool(autogc, "receive.autogc"):
             return None
         loose_limit = _git_int(self._config_last(b"gc", b"auto"), "gc.auto", git_maintenance.AUTO_LOOSE_LIMIT)
-        return path if loose_limit > 0 else None
+        return (path, loose_limit) if loose_limit > 0 else None
 
     def description(self) -> bytes | None:
         """The git directory's ``description`` file (what gitweb shows), its first 4 KiB; None without one."""

@@ -485,11 +485,11 @@ class GitPages:
                 raise ProtocolError("file(s) not found", 404) from None
         prefix = archive_directory(name.removesuffix(".git"), key, oid.decode()[:12], ("tip", "HEAD")) + "/"
         content_type, extension = ARCHIVE_TYPES[kind]
-        pages = self  # the repository stays open while the archive streams
+        store = self.store
 
         def chunks() -> Iterator[bytes]:
             options = ArchiveOptions("zip" if kind == "zip" else "tgz" if kind == "gz" else "tar", prefix, None, key)
-            made = git_archive.archive_chunks(pages.store, source, options)
+            made = git_archive.archive_chunks(store, source, options)
             return git_archive.compressed(made, bz2.BZ2Compressor(9)) if kind == "bz2" else made
 
         return WebArchive(prefix.rstrip("/") + extension, content_type, chunks)
