@@ -7,6 +7,7 @@ differs (``Repo`` on disk, ``MemoryRepo`` in memory).
 from __future__ import annotations
 
 import bisect
+import io
 import os
 import stat
 import tempfile
@@ -22,7 +23,13 @@ from dulwich.file import FileLocked
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
 from dulwich.objects import Blob, ObjectID
 from dulwich.pack import Pack, PackData, PackInflater
-from dulwich.refs import DiskRefsContainer, Ref, check_ref_format
+from dulwich.refs import (
+    DiskRefsContainer,
+    Ref,
+    check_ref_format,
+    read_packed_refs,
+    read_packed_refs_with_peeled,
+)
 from dulwich.repo import BaseRepo
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
@@ -242,39 +249,102 @@ class DiskRefs:
 def disk_refs(container: object) -> DiskRefs | None:
     """``DiskRefs`` of a repository on disk; None for another container or a linked worktree (its
     refs live in two places): dulwich answers then."""
-    if not isinstance(container, DiskRefsContainer) or container.worktree_path != container.path:
+    if not _plain_disk_refs(container):
         return None
-    return DiskRefs(container)
+    return DiskRefs(cast(DiskRefsContainer, container))
+
+
+def _plain_disk_refs(container: object) -> bool:
+    """Whether ``container`` is the refs of a repository on disk that is not a linked worktree."""
+    return isinstance(container, DiskRefsContainer) and container.worktree_path == container.path
 
 
 MAX_PACKED_REFS_KEPT = 400_000
 """Packed refs kept parsed, over all repositories (about 150 bytes each: 60 MB at most); a file of
 more than a quarter of that is parsed at each request.  dulwich checks every name as it parses
 (12 µs a ref), so a repository of 20,000 tags costs 0.24 s a request without it."""
-_PACKED_REFS: LruCache[bytes, tuple[tuple[int, int, int, int], dict[Ref, ObjectID]]] = LruCache(
-    MAX_PACKED_REFS_KEPT, lambda kept: len(kept[1]) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PackedRefs:
+    """One version of a repository's ``packed-refs`` file: its refs, and what the file says their
+    objects peel to."""
+
+    refs: Mapping[Ref, ObjectID]
+    peeled: Mapping[bytes, ObjectId]
+    """Object id -> the object its annotated tags finally name (itself for an object the file
+    says is no annotated tag), for the refs whose peeled value the file records.  git writes a
+    ``^<id>`` line after each annotated tag it packs; ``fully-peeled`` in the file's first line
+    says every other packed ref is no annotated tag.  (A file whose first line says only
+    ``peeled`` vouches for its ``^`` lines alone here: dulwich writes that line when it rewrites
+    a file that had none.)  What an id peels to depends on the object alone, so a loose ref that
+    overrides a packed one changes nothing here."""
+
+
+_NO_PACKED_REFS = PackedRefs({}, {})
+
+
+def _packed_cost(kept: tuple[tuple[int, int, int, int], PackedRefs]) -> int:
+    """What a parsed file counts against ``MAX_PACKED_REFS_KEPT``: a ref each, half one a peeled value."""
+    return len(kept[1].refs) + len(kept[1].peeled) // 2 + 1
+
+
+_PACKED_REFS: LruCache[bytes, tuple[tuple[int, int, int, int], PackedRefs]] = LruCache(
+    MAX_PACKED_REFS_KEPT, _packed_cost)
 
 
 def _packed_refs(container: DiskRefsContainer) -> Mapping[Ref, ObjectID]:
-    """The repository's packed refs, parsed once per version of the file (size, mtime, inode, ctime;
-    git replaces it by a rename whenever it changes) and shared by every request."""
+    """The repository's packed refs (``_packed_file``)."""
+    return _packed_file(container).refs
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _packed_file(container: DiskRefsContainer) -> PackedRefs:
+    """The repository's ``packed-refs``, parsed once per version of the file (size, mtime, inode,
+    ctime; git replaces it by a rename whenever it changes) and shared by every request.  The file
+    is read through one descriptor, so that its stamp, first line and refs are of one version."""
     path = os.path.join(container.path, b"packed-refs")
     try:
-        st = os.stat(path)
+        stamp = _stamp(os.stat(path))
     except FileNotFoundError:
-        return {}
-    stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        return _NO_PACKED_REFS
     kept = _PACKED_REFS.get(path)
     if kept is not None and kept[0] == stamp:
         return kept[1]
-    parsed = dict(container.get_packed_refs())
     try:
-        again = os.stat(path)
+        with open(path, "rb") as f:
+            stamp = _stamp(os.fstat(f.fileno()))
+            data = f.read()
     except FileNotFoundError:
-        return parsed
-    if (again.st_size, again.st_mtime_ns, again.st_ino, again.st_ctime_ns) == stamp:  # not replaced meanwhile
-        _PACKED_REFS.put(path, (stamp, parsed))
+        return _NO_PACKED_REFS
+    parsed = _parse_packed_refs(data)
+    _PACKED_REFS.put(path, (stamp, parsed))
     return parsed
+
+
+def _parse_packed_refs(data: bytes) -> PackedRefs:
+    """A ``packed-refs`` file's refs (dulwich's parser and checks) and peeled values (``PackedRefs``)."""
+    stream = io.BytesIO(data)
+    first = stream.readline().rstrip()
+    traits = first[len(b"# pack-refs with:"):].split() if first.startswith(b"# pack-refs with:") else []
+    refs: dict[Ref, ObjectID] = {}
+    peeled: dict[bytes, ObjectId] = {}
+    if b"peeled" in traits or b"fully-peeled" in traits:
+        fully = b"fully-peeled" in traits
+        for sha, name, target in read_packed_refs_with_peeled(stream):
+            refs[name] = sha
+            if target is not None:
+                peeled[sha] = ObjectId(target)
+            elif fully:
+                peeled.setdefault(sha, ObjectId(sha))
+    else:
+        stream.seek(0)
+        for sha, name in read_packed_refs(stream):
+            refs[name] = sha
+    return PackedRefs(refs, peeled)
 
 
 def _loose_files(directory: bytes, prefix: bytes, found: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -413,6 +483,14 @@ class DulwichGitRepository:
         if on_disk is None:
             return self.refs(), self.symrefs()
         return _ids(on_disk.resolved()), on_disk.symbolic()
+
+    def known_peeled(self) -> Mapping[bytes, ObjectId]:
+        """What the objects of the packed refs peel to, as ``packed-refs`` records it
+        (``PackedRefs.peeled``): an advertisement peels those without reading a tag (git's
+        upload-pack does the same).  A repository of 5,000 annotated tags took 0.3 s to advertise
+        the first time its tags were read, against ``git daemon``'s 0.06."""
+        container = self.dulwich_repo.refs
+        return _packed_file(container).peeled if _plain_disk_refs(container) else {}  # type: ignore[arg-type]
 
     def hidden_refs(self, service: str) -> Callable[[bytes], bool]:
         """Which refs the repository's config hides from ``upload-pack`` or ``receive-pack``.

@@ -80,15 +80,18 @@ def nothing_hidden(_ref: bytes) -> bool:
 def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     """Read refs and peel every annotated tag, so the advertisement needs no further lookups.
 
-    A backend with ``refs_and_symrefs()`` reads both in one pass (and they agree with each other)."""
+    A backend with ``refs_and_symrefs()`` reads both in one pass (and they agree with each other);
+    one with ``known_peeled()`` says what some objects peel to without their being read."""
     both = getattr(repo, "refs_and_symrefs", None)
     all_refs, symrefs = both() if both is not None else (repo.refs(), None)
     refs = visible_refs(repo, refs=all_refs)
     store = repo.object_store
     peeled = {}
     known = _peeled
+    recorded = getattr(repo, "known_peeled", None)
+    on_file = recorded() if recorded is not None else {}
     for name, oid in refs.items():
-        target = known.get(oid) or peel(store, oid)  # the cache looked up here: a call less per ref
+        target = on_file.get(oid) or known.get(oid) or peel(store, oid)  # the caches looked up here: a call less per ref
         if target != oid:
             peeled[name] = target
     if symrefs is None:

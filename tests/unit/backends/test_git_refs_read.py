@@ -111,7 +111,7 @@ def test_packed_refs_are_parsed_once_per_version_of_the_file(tmp_path: Path) -> 
 def test_kept_packed_refs_stay_within_their_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from backends.lru import LruCache
 
-    monkeypatch.setattr(git_backend, "_PACKED_REFS", LruCache(8, lambda kept: len(kept[1]) + 1))
+    monkeypatch.setattr(git_backend, "_PACKED_REFS", LruCache(8, git_backend._packed_cost))
     for name, count in (("small.git", 1), ("large.git", 3)):
         Repo.init_bare(str(tmp_path / name), mkdir=True).close()
         (tmp_path / name / "packed-refs").write_bytes(b"".join(A + b" refs/heads/b%d\n" % i for i in range(count)))
