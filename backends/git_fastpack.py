@@ -41,6 +41,7 @@ cases.
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import mmap
 import os
 import zlib
@@ -59,6 +60,7 @@ from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
     BLOB,
     COMMIT,
+    MAX_DECODED_BYTES,
     TAG,
     TREE,
     BitmapError,
@@ -69,6 +71,7 @@ from backends.git_reach import (
     read_pack_bitmap,
 )
 from backends.interfaces import SHA1_FORMAT, ObjectFormat, object_format_of
+from backends.lru import LruCache
 
 PACK_SIGNATURE = b"PACK"
 PACK_VERSION = 2
@@ -441,14 +444,37 @@ def _age(view: PackIndexView) -> tuple[int, str]:
         return 0, view.pack_path
 
 
+MAX_KEPT_BITMAPS_BYTES = 64 << 20
+"""Bitmap files kept read, with the bitsets decoded from them, over all repositories (a file's
+size plus ``MAX_DECODED_BYTES`` each)."""
+_BITMAPS: LruCache[str, tuple[tuple[int, int, int], PackBitmap]] = LruCache(
+    MAX_KEPT_BITMAPS_BYTES, lambda kept: len(kept[1].data) + MAX_DECODED_BYTES)
+
+
 def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:
+    """The bitmap of the first of ``views`` that has a readable one.  Read once per version of its
+    file (size, mtime, inode: git writes a new file), and kept with the bitsets decoded from it
+    for the next requests: a fetch's haves decoded some twenty bitmaps (6 ms of its 28 on the
+    bench corpus), the same ones at every fetch."""
     for view in views:
         path = view.pack_path[:-5] + ".bitmap"
-        if os.path.exists(path):
-            try:
-                return read_pack_bitmap(path, view)
-            except (BitmapError, OSError):
-                continue  # a stale or damaged bitmap only costs speed
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        kept = _BITMAPS.get(path)
+        if kept is not None and kept[0] == stamp and kept[1].view.checksum == view.checksum:
+            if kept[1].view is not view:  # the same index, read again: the bits are its positions
+                kept = (stamp, dataclasses.replace(kept[1], view=view))
+                _BITMAPS.put(path, kept)
+            return kept[1]
+        try:
+            bitmap = read_pack_bitmap(path, view)
+        except (BitmapError, OSError):
+            continue  # a stale or damaged bitmap only costs speed
+        _BITMAPS.put(path, (stamp, bitmap))
+        return bitmap
     return None
 
 

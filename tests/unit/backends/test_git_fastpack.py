@@ -821,3 +821,74 @@ def test_a_fetch_with_nothing_new_walks_nothing(sources: dict[str, Source], tmp_
     git(client, "index-pack", "--stdin", input=pack)  # a valid (empty) pack
     with pytest.raises(AssertionError, match="walked"):  # one want it does not have: counted as before
         generate_pack_fast(Repo(str(src)).object_store, tips, tips[:1])
+
+
+def _counting_bitmap_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """A fresh cache of bitmaps; counts of bitmap files read and EWAH bitsets decoded."""
+    from backends import git_fastpack, git_reach
+    from backends.lru import LruCache
+
+    counts = {"files": 0, "decoded": 0}
+    monkeypatch.setattr(git_fastpack, "_BITMAPS", LruCache(git_fastpack.MAX_KEPT_BITMAPS_BYTES,
+                                                           git_fastpack._BITMAPS._cost))
+    real_read, real_decode = git_fastpack.read_pack_bitmap, git_reach.decode_ewah
+
+    def read(*args: Any) -> Any:
+        counts["files"] += 1
+        return real_read(*args)
+
+    def decode(*args: Any) -> Any:
+        counts["decoded"] += 1
+        return real_decode(*args)
+
+    monkeypatch.setattr(git_fastpack, "read_pack_bitmap", read)
+    monkeypatch.setattr(git_reach, "decode_ewah", decode)
+    return counts
+
+
+def test_a_bitmap_is_read_once_and_its_bitsets_kept_for_the_next_requests(
+        sources: dict[str, Source], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "kept.git"
+    shutil.copytree(sources["mixed"].path, src)
+    counts = _counting_bitmap_reads(monkeypatch)
+    wants, haves = [rev(src, "main"), rev(src, "dev")], [rev(src, "main~6"), rev(src, "feature")]
+    expected = len(expected_objects(src, wants, haves))
+    first = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True)
+    assert first.have_view is not None and first.count == expected
+    assert counts["files"] == 1 and counts["decoded"] > 0
+    decoded = counts["decoded"]
+    again = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True)
+    assert again.count == expected
+    assert counts == {"files": 1, "decoded": decoded}, "the second request reads and decodes nothing"
+
+    (work := tmp_path / "work").mkdir()  # a new commit, then a repack that writes a new bitmap
+    git(tmp_path, "clone", "-q", str(src), str(work))
+    (work / "new.txt").write_text("new\n")
+    git(work, "add", "new.txt")
+    git(work, "commit", "-q", "-m", "new")
+    git(work, "push", "-q", str(src), "HEAD:refs/heads/next")
+    git(src, "repack", "-adbq")
+    wants = [rev(src, "next")]
+    plan = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True)
+    assert counts["files"] == 2, "a new bitmap file is read"
+    assert plan.have_view is not None and plan.count == len(expected_objects(src, wants, haves))
+
+
+def test_the_bitsets_kept_of_a_bitmap_are_bounded(sources: dict[str, Source], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from backends import git_fastpack, git_reach
+
+    src = tmp_path / "bounded.git"
+    shutil.copytree(sources["mixed"].path, src)
+    _counting_bitmap_reads(monkeypatch)
+    size = len(index_view(str(next((src / "objects" / "pack").glob("*.bitmap")))[:-len(".bitmap")]))
+    monkeypatch.setattr(git_reach, "MAX_DECODED_BYTES", 2 * (size // 8 + 1))  # two bitsets
+    cases = [(["main"], ["main~6"]), (["dev", "main"], ["main~9", "feature"]), (["feature"], ["v1"]),
+             (["main"], ["main~3", "dev"])]
+    for _ in range(2):
+        for want_specs, have_specs in cases:
+            wants, haves = [rev(src, s) for s in want_specs], [rev(src, s + "^{}") for s in have_specs]
+            plan = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True)
+            assert plan.count == len(expected_objects(src, wants, haves))
+            kept = git_fastpack._BITMAPS.get(str(next((src / "objects" / "pack").glob("*.bitmap"))))
+            assert kept is not None and len(kept[1]._decoded) <= 2
