@@ -75,6 +75,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("partial-checkout", "big", ("git",), 5, 150, "blobless clone with its checkout, which fetches the "
          "blobs of the checked-out tree (git clone --filter=blob:none)", targets=GIT_READ_TARGETS),
     Case("noop", "small", ("git", "hg"), 5, 60, "fetch/pull of an up-to-date clone"),
+    Case("fetch", "push_src", ("git", "hg"), 5, 120, "fetch/pull of 100 new commits into a copy of a clone of "
+         "the big history (the push case's commits; the server's repository as that push leaves it)"),
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
     Case("import", "big", ("git", "hg"), 3, 200, "push of the whole history (every branch and tag, hg: every "
          "bookmark) into an empty repository, as a migration does; server repo made empty + restarted per run"),
@@ -90,7 +92,7 @@ CASES: dict[str, Case] = {c.name: c for c in (
          "after the first vs after the last", targets=("git-daemon", "hg-serve", "hgwire-git", "hgwire-git-ssh",
                                                        "hgwire-git-http", "hgwire-hg-ssh", "hgwire-hg-http")),
 )}
-DEFAULT_CASES = ("clone", "clone-sha256", "partial", "partial-checkout", "noop", "push", "import", "stream",
+DEFAULT_CASES = ("clone", "clone-sha256", "partial", "partial-checkout", "noop", "fetch", "push", "import", "stream",
                  "concurrent", "web")
 PUSH_CASES = ("push", "import")
 """Cases whose every run starts the server on a repository of its own, which the run writes."""
@@ -161,7 +163,7 @@ class Clients:
         return env
 
     def command(self, kind: str, target: Target, url: str, dest: Path) -> list[str]:
-        """kind: clone | partial | partial-checkout | stream | noop | push | import | probe."""
+        """kind: clone | partial | partial-checkout | stream | noop | fetch | push | import | probe."""
         if target.vcs == "git":
             git = self.tools.git
             return {
@@ -170,6 +172,9 @@ class Clients:
                 "partial-checkout": [git, "clone", "-q", "--filter=blob:none", url, str(dest)],
                 "noop": [git, "-C", str(dest), "fetch", "-q", url,
                          "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"],
+                # into a bare copy of the server's repository: its branches move as a mirror's
+                "fetch": [git, "-C", str(dest), "fetch", "-q", url, "+refs/heads/*:refs/heads/*",
+                          "+refs/tags/*:refs/tags/*"],
                 "push": [git, "-C", str(dest), "push", "-q", url, "main:main"],
                 # one request body with a length, not chunks: git http-backend behind lighttpd drops a
                 # chunked push of this size ("unexpected disconnect while reading sideband packet")
@@ -186,6 +191,7 @@ class Clients:
             "clone": [hg, "clone", "-q", "-U", *extra, url, str(dest)],
             "stream": [hg, "clone", "-q", "-U", "--stream", *extra, url, str(dest)],
             "noop": [hg, "-R", str(dest), "pull", "-q", *extra, url],
+            "fetch": [hg, "-R", str(dest), "pull", "-q", *extra, url],
             "push": [hg, "-R", str(dest), "push", "-q", "-r", "main", *extra, url],
             "import": [hg, "-R", str(dest), "push", "-q", "--all-bookmarks", *extra, url],
             "probe": [hg, "identify", *extra, url],
@@ -283,12 +289,14 @@ class Runner:
     def repo_name(self, vcs: str, role: str) -> str:
         return corpus.REPOS[vcs][role]
 
-    def read_root(self, target: Target) -> Path:
-        """A private copy of the read-only repositories for one target (servers may write caches)."""
+    def read_root(self, target: Target, extra_roles: tuple[str, ...] = ()) -> Path:
+        """A private copy of the read-only repositories for one target (servers may write caches);
+        ``extra_roles``: more of the corpus's repositories, copied when first asked for."""
         root = self.work / target.name / "root"
-        if not root.exists():
-            for role in ("big", "small", "big256") if target.vcs == "git" else ("big", "small"):
-                name = self.repo_name(target.vcs, role)
+        roles = ("big", "small", "big256") if target.vcs == "git" else ("big", "small")
+        for role in (*roles, *extra_roles):
+            name = self.repo_name(target.vcs, role)
+            if not (root / name).exists():
                 copy_tree(self.corpus_dir / name, root / name)
         if target.vcs == "git":  # git's upload-pack refuses filters without it (hgwire serves them anyway)
             config = root / self.repo_name("git", "big") / "config"
@@ -398,7 +406,7 @@ class Runner:
         """Start, probe and prepare one target for a read case; the reason if it cannot run."""
         repo = self.repo_name(t.vcs, case.repo)
         try:
-            self.start(t, self.read_root(t), repo)
+            self.start(t, self.read_root(t, (case.repo,) if case.repo == "push_src" else ()), repo)
             if case.name == "noop":
                 self.noop_setup(t, repo)
             if case.name == "concurrent" and isinstance(t, DaemonTarget):
@@ -425,6 +433,8 @@ class Runner:
         if case.name == "noop":
             dest = self.work / target.name / "noop-clone"
             return self.timed(target, [self.clients.command("noop", target, url, dest)], rnd, warm)
+        if case.name == "fetch":
+            return self.fetch_run(target, url, rnd, warm)
         if case.name == "growth":
             return self.growth_run(target, url, rnd, warm)
         if case.name == "web":
@@ -440,6 +450,24 @@ class Runner:
         finally:
             for d in dests:
                 self.trash.put(d)
+
+    def fetch_run(self, target: Target, url: str, rnd: int, warm: bool) -> Measurement:
+        """A fresh copy of the big history fetches the server's push source (100 commits more); the
+        copy's ``main`` must then be the push source's."""
+        dest = self.work / target.name / "fetch-clone"
+        copy_tree(self.corpus_dir / self.repo_name(target.vcs, "big"), dest, hardlinks=True, trash=self.trash)
+        try:
+            m = self.timed(target, [self.clients.command("fetch", target, url, dest)], rnd, warm)
+            if m.ok:
+                key = (target.vcs, "fetch")
+                if key not in self.pushed_heads:
+                    self.pushed_heads[key] = self.head(target.vcs, self.corpus_dir / self.repo_name(target.vcs,
+                                                                                                    "push_src"))
+                if not self.pushed_heads[key] or self.head(target.vcs, dest) != self.pushed_heads[key]:
+                    m.ok, m.error = False, "the fetch reported success but main is not the server's"
+            return m
+        finally:
+            self.trash.put(dest)
 
     def growth_run(self, target: Target, url: str, rnd: int, warm: bool) -> Measurement:
         """Sequential clones; idle server RSS after the first, the middle and the last one.

@@ -461,7 +461,7 @@ class HgLocal(Target):
     """The floor: ``hg pull``/``hg push`` with a filesystem path, no server process at all."""
 
     name, vcs, transport = "hg-local", "hg", "local"
-    cases = ("noop", "push", "import")
+    cases = ("noop", "fetch", "push", "import")
 
     def start(self, root: Path, repo: str) -> None:
         if not (root / repo / ".hg").is_dir():
