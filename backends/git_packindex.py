@@ -30,6 +30,14 @@ SHA_LEN = 20
 FANOUT_SIZE = 256 * 4
 LARGE_OFFSET_FLAG = 0x80000000
 MAX_CACHED_VIEWS = 16
+"""Views kept whatever their size: the packs of the repositories in use, large ones included."""
+MAX_CACHED_VIEW_OBJECTS = 500_000
+"""Past ``MAX_CACHED_VIEWS``, more views are kept while all of them hold no more objects than this
+(a view takes about 150 bytes an object: 75 MB).  A repository gathers a pack a push until its
+repack (50 packs by default): with views kept by count alone, one of 31 packs had each of its
+fetches build every view again, 70 ms of CPU for a fetch that takes 23 with them kept."""
+MAX_VIEWS_KEPT = 4096
+"""Views kept at most, however small."""
 
 
 class UnsupportedIndex(Exception):
@@ -126,11 +134,15 @@ def _resolve_large(offsets: list[int], data: bytes, large_at: int) -> list[int]:
 
 
 class _ViewCache:
-    """Views keyed by (path, size, mtime, raw_len), least recently used evicted."""
+    """Views keyed by (path, size, mtime, raw_len), least recently used evicted: ``limit`` of any
+    size, more while they hold no more than ``max_objects`` objects in all (``MAX_VIEWS_KEPT`` at
+    most)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_objects: int = MAX_CACHED_VIEW_OBJECTS) -> None:
         self._limit = limit
+        self._max_objects = max_objects
         self._views: OrderedDict[tuple[str, int, int, int], PackIndexView] = OrderedDict()
+        self._objects = 0
         self._lock = threading.Lock()
 
     def cached(self, idx_path: str, raw_len: int = SHA_LEN) -> PackIndexView | None:
@@ -149,10 +161,17 @@ class _ViewCache:
                 return view
         view = read_index(idx_path, pack_path, raw_len)
         with self._lock:
+            old = self._views.pop(key, None)  # (built by another request meanwhile)
+            self._objects += len(view) - (len(old) if old is not None else 0)
             self._views[key] = view
-            while len(self._views) > self._limit:
-                self._views.popitem(last=False)
+            while len(self._views) > self._limit and (self._objects > self._max_objects
+                                                      or len(self._views) > MAX_VIEWS_KEPT):
+                _, dropped = self._views.popitem(last=False)
+                self._objects -= len(dropped)
         return view
+
+    def __len__(self) -> int:
+        return len(self._views)
 
 
 _CACHE = _ViewCache(MAX_CACHED_VIEWS)
