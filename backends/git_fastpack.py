@@ -63,6 +63,7 @@ from backends.git_reach import (
     MAX_DECODED_BYTES,
     TAG,
     TREE,
+    TYPE_BITMAPS,
     BitmapError,
     MissingObject,
     PackBitmap,
@@ -445,10 +446,18 @@ def _age(view: PackIndexView) -> tuple[int, str]:
 
 
 MAX_KEPT_BITMAPS_BYTES = 64 << 20
-"""Bitmap files kept read, with the bitsets decoded from them, over all repositories (a file's
-size plus ``MAX_DECODED_BYTES`` each)."""
-_BITMAPS: LruCache[str, tuple[tuple[int, int, int], PackBitmap]] = LruCache(
-    MAX_KEPT_BITMAPS_BYTES, lambda kept: len(kept[1].data) + MAX_DECODED_BYTES)
+"""Bitmap files kept read, with the bitsets decoded from them, over all repositories (each counts
+its file's size and the most its decoded bitsets may take: all of them, or ``MAX_DECODED_BYTES``,
+and its four type bitsets)."""
+
+
+def _bitmap_cost(kept: tuple[tuple[int, int, int], PackBitmap]) -> int:
+    bitmap = kept[1]
+    bitset = len(bitmap.view) // 8 + 1
+    return len(bitmap.data) + min(MAX_DECODED_BYTES, len(bitmap.entries) * bitset) + TYPE_BITMAPS * bitset
+
+
+_BITMAPS: LruCache[str, tuple[tuple[int, int, int], PackBitmap]] = LruCache(MAX_KEPT_BITMAPS_BYTES, _bitmap_cost)
 
 
 def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:

@@ -892,3 +892,15 @@ def test_the_bitsets_kept_of_a_bitmap_are_bounded(sources: dict[str, Source], tm
             assert plan.count == len(expected_objects(src, wants, haves))
             kept = git_fastpack._BITMAPS.get(str(next((src / "objects" / "pack").glob("*.bitmap"))))
             assert kept is not None and len(kept[1]._decoded) <= 2
+
+
+def test_a_kept_bitmap_counts_what_it_may_hold(sources: dict[str, Source]) -> None:
+    from backends import git_fastpack, git_reach
+
+    (bitmap_file,) = (sources["mixed"].path / "objects" / "pack").glob("*.bitmap")
+    view = index_view(str(bitmap_file)[:-len(".bitmap")])
+    bitmap = read_pack_bitmap(str(bitmap_file), view)
+    bitset = len(view) // 8 + 1
+    cost = git_fastpack._bitmap_cost(((0, 0, 0), bitmap))
+    assert cost == bitmap_file.stat().st_size + (len(bitmap.entries) + 4) * bitset
+    assert cost < git_reach.MAX_DECODED_BYTES // 100, "a small repository's bitmap is not charged the bound"
