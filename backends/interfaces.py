@@ -124,7 +124,9 @@ class PackedObject:
     ``base``: the absolute offset of an OFS_DELTA's base, the 20-byte id of a
     REF_DELTA's base, else None.  ``sha``: the 20-byte id of a whole object
     (types 1-4), None for a delta.  ``crc32``: of the object's bytes in the
-    pack, header included (what a version 2 index records).
+    pack, header included (what a version 2 index records).  ``text``: what the
+    scan inflated, when it hands it on (a delta's data, a commit, tree or tag;
+    never a blob), for the sink to use instead of inflating the object again.
     """
 
     offset: int
@@ -135,6 +137,7 @@ class PackedObject:
     base: int | bytes | None
     crc32: int
     sha: bytes | None
+    text: bytes | None = field(default=None, compare=False, repr=False)
 
 
 class PackSink(Protocol):

@@ -492,7 +492,9 @@ def _object_hash(type_num: int, size: int, new: Callable[[bytes], hashlib._Hash]
     return new(_TYPE_NAMES[type_num] + b" %d\0" % size)
 
 _WHOLE_OBJECT_MAX = 1 << 20
-"""Objects up to this size are inflated in one call when they lie wholly in the data at hand."""
+"""Objects up to this size are inflated in one call when they lie wholly in the data at hand; the
+text of such an object, but a blob, goes with its record (``PackedObject.text``)."""
+_BLOB = 3
 
 
 class PackScanner:
@@ -622,7 +624,7 @@ class PackScanner:
         self._checksum.update(whole)
         self._starts.append(offset)
         self._objects.append(PackedObject(offset, offset + i - pos, self._offset + end, type_num, size, base,
-                                          zlib.crc32(whole), digest))
+                                          zlib.crc32(whole), digest, out if type_num != _BLOB else None))
         self._remaining_objects -= 1
         if not self._remaining_objects:
             self._phase = _Phase.TRAILER

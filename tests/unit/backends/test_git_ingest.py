@@ -1231,3 +1231,41 @@ def test_the_pack_is_read_mapped_or_not_alike(tmp_path: Path, monkeypatch: pytes
     pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
     assert pack is not None and {bytes(s) for s in pack} == {Blob.from_string(t).id for t in texts}
     git(server, "fsck", "--full", "--strict")
+
+
+def test_the_scan_s_texts_spare_inflating_again_and_index_the_same_pack(
+        pushed: tuple[Path, Path, bytes, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    server, work, old, new = pushed
+    data = thin_pack(work, old, new)
+    own = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))  # type: ignore[arg-type]
+    assert own is not None
+    inflated: list[int] = []
+
+    class CountingZlib:
+        error = zlib.error
+
+        @staticmethod
+        def decompress(raw: bytes, *args: int) -> bytes:
+            inflated.append(len(raw))
+            return zlib.decompress(raw, *args)
+
+    monkeypatch.setattr(git_ingest, "zlib", CountingZlib)
+    counts = {}
+    everything = git_ingest.KEPT_TEXT_BYTES
+    for kept in (everything, 0, 300):  # all, none, some of them
+        monkeypatch.setattr(git_ingest, "KEPT_TEXT_BYTES", kept)
+        twin = tmp_path / f"twin-{kept}.git"
+        git(tmp_path, "clone", "-q", "--bare", str(server), str(twin))
+        inflated.clear()
+        pack = ingest_with_records(Repo(str(twin)).object_store, data)
+        assert pack is not None
+        counts[kept] = len(inflated)
+        assert Path(own._basename + ".idx").read_bytes() == Path(pack._basename + ".idx").read_bytes()  # type: ignore[attr-defined]
+        git(twin, "update-ref", "refs/heads/main", new.decode(), old.decode())
+        git(twin, "fsck", "--full", "--strict")
+    blobs_whole = sum(1 for line in git(server, "verify-pack", "-v", own._basename + ".idx").splitlines()  # type: ignore[attr-defined]
+                      if b" blob " in line and len(line.split()) == 5)
+    assert counts[everything] <= blobs_whole, "only whole blobs (bases of deltas) are inflated again"
+    assert counts[everything] < counts[300] < counts[0], counts
