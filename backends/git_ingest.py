@@ -100,7 +100,7 @@ class TreeShape(NamedTuple):
 VIEW_RELEASE = 8 << 20
 """Bytes read through the mapped pack between two releases of its pages (``MADV_DONTNEED``): the
 mapped pages count in the server's RSS though the page cache holds them anyway."""
-KEPT_TEXT_BYTES = 32 << 20
+KEPT_TEXT_BYTES = 16 << 20
 """Bytes of the texts the scan inflated (deltas' data, commits, trees and tags) a pack's ingest
 keeps for naming and checking its objects, instead of inflating them again (a migration's push
 of the bench corpus: 6 MB of them, 53,000 of its 54,500 objects); past it the rest are inflated

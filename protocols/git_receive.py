@@ -494,6 +494,9 @@ def _object_hash(type_num: int, size: int, new: Callable[[bytes], hashlib._Hash]
 _WHOLE_OBJECT_MAX = 1 << 20
 """Objects up to this size are inflated in one call when they lie wholly in the data at hand; the
 text of such an object, but a blob, goes with its record (``PackedObject.text``)."""
+TEXT_BATCH_BYTES = 4 << 20
+"""Bytes of texts the records of one ``take_objects`` may carry in all: a few KiB of a pushed pack
+can inflate to MiBs, which the records would hold until taken."""
 _BLOB = 3
 
 
@@ -539,6 +542,8 @@ class PackScanner:
         """(offset, data offset, type, base) of the object being inflated."""
         self._hash: hashlib._Hash | None = None
         self._objects: list[PackedObject] = []
+        self._text_room = TEXT_BATCH_BYTES
+        """What more texts the records not yet taken may carry (``PackedObject.text``)."""
         self._at = 0
         """Pack offset of the view the current phase is given."""
         self._starts = array("Q")
@@ -552,6 +557,7 @@ class PackScanner:
     def take_objects(self) -> list[PackedObject]:
         """The objects completed since the last call, in pack order."""
         objects, self._objects = self._objects, []
+        self._text_room = TEXT_BATCH_BYTES
         return objects
 
     def feed(self, data: bytes) -> int:
@@ -623,8 +629,12 @@ class PackScanner:
         whole = view[pos:end]
         self._checksum.update(whole)
         self._starts.append(offset)
+        text = None
+        if type_num != _BLOB and len(out) <= self._text_room:
+            text = out
+            self._text_room -= len(out)
         self._objects.append(PackedObject(offset, offset + i - pos, self._offset + end, type_num, size, base,
-                                          zlib.crc32(whole), digest, out if type_num != _BLOB else None))
+                                          zlib.crc32(whole), digest, text))
         self._remaining_objects -= 1
         if not self._remaining_objects:
             self._phase = _Phase.TRAILER

@@ -182,3 +182,34 @@ def test_a_lowered_pack_bound_refuses_a_larger_pack_naming_the_setting() -> None
     fits.limit(len(pack), "receive.maxInputSize")  # exactly the size: accepted
     fits.limit(1 << 30, "a larger one")  # never raises the bound
     assert fits.feed(pack) == len(pack) and fits.complete
+
+
+def _inflated(pack: bytes, record: PackedObject) -> bytes:
+    return zlib.decompress(pack[record.data_offset:record.end])
+
+
+@pytest.mark.parametrize("name", sorted(PACKS))
+def test_records_carry_the_texts_inflated_but_blobs_within_a_bound(name: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from protocols import git_receive
+
+    pack = PACKS[name]
+    records = scan(pack, [])
+    texts = [r for r in records if r.text is not None]
+    assert texts, "the deltas' data, commits and trees come with their records"
+    for record in records:
+        if record.text is not None:
+            assert record.type_num != 3 and record.text == _inflated(pack, record)
+    assert all(r.text is not None for r in records if r.type_num != 3), "one take: all within the bound"
+    bound = max(len(r.text or b"") for r in records) + 1
+    monkeypatch.setattr(git_receive, "TEXT_BATCH_BYTES", bound)
+    scanner = PackScanner()
+    carrying = 0
+    for i in range(0, len(pack), 600):
+        scanner.feed(pack[i:i + 600])
+        taken = scanner.take_objects()
+        assert sum(len(r.text or b"") for r in taken) <= bound
+        carrying += any(r.text is not None for r in taken)
+        for record in taken:
+            assert record.text is None or record.text == _inflated(pack, record)
+    assert carrying > 1, "each take starts a new bound"
