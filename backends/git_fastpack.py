@@ -336,7 +336,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         return PackPlan(sources=[], whole=[], have=Reached(), have_view=None, thin_pack=thin_pack,
                         ofs_delta=ofs_delta, store=store)
     views = _pack_views(store)
-    bitmap = None if shallow_boundary else _find_bitmap(views)
+    bitmap = _find_bitmap(views)  # (with a shallow boundary, only bitmaps that hold none of it count)
     bitmapped = bitmap.view if bitmap is not None else None
     if bitmapped is not None:  # the bitmapped pack comes first: its objects are bits
         views = [bitmapped] + [v for v in views if v is not bitmapped]

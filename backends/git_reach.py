@@ -228,7 +228,12 @@ class Walker:
     def __init__(self, store: BaseObjectStore, bitmap: PackBitmap | None,
                  read: Callable[[bytes], tuple[int, bytes]] | None = None,
                  boundary: frozenset[bytes] = frozenset()) -> None:
-        """``boundary``: shallow commits, taken with their trees but never their parents."""
+        """``boundary``: shallow commits, taken with their trees but never their parents.
+
+        A commit's bitmap stands for its walk only when it holds no boundary commit: then the
+        walk would never stop at one (a shallow client's old tags: their whole history is the
+        client's), else the walk goes commit by commit.  A boundary commit outside the bitmapped
+        pack is in no bitmap (a bitmap's closure lies in its pack)."""
         self._store = store
         self._boundary = boundary
         self._read_raw = read if read is not None else self._store_read
@@ -236,6 +241,12 @@ class Walker:
         self._view = bitmap.view if bitmap is not None else None
         self._raw_len = object_format_of(store).raw_len
         self._hex_len = 2 * self._raw_len
+        self._boundary_bits = 0
+        if self._view is not None:
+            for commit in boundary:
+                pos = self._view.position(binascii.unhexlify(commit))
+                if pos is not None:
+                    self._boundary_bits |= 1 << pos
 
     @property
     def view(self) -> PackIndexView | None:
@@ -272,7 +283,7 @@ class Walker:
             return False
         if use_bitmap and self._bitmap is not None:
             bits = self._bitmap.bitmap(binascii.unhexlify(sha))
-            if bits is not None:
+            if bits is not None and not bits & self._boundary_bits:
                 marks[:] = (int.from_bytes(marks, "little") | bits).to_bytes(len(marks), "little")
                 return False
         marks[pos >> 3] |= 1 << (pos & 7)

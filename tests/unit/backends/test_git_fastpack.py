@@ -157,9 +157,12 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Source]:
     listed = git(dupes, "rev-list", "--objects", "main~8..main")
     git(dupes, "pack-objects", "-q", str(dupes / "objects" / "pack" / "pack"),
         input=b"\n".join(line[:40] for line in listed.splitlines()) + b"\n")
+    tipbitmaps = root / "tipbitmaps.git"  # one pack, a bitmap at every ref's tip
+    shutil.copytree(mixed, tipbitmaps)
+    git(tipbitmaps, "repack", "-adbq")
     return {name: Source(name, path) for name, path in
             [("mixed", mixed), ("nobitmap", nobitmap), ("refdelta", refdelta), ("loose", loose),
-             ("dupes", dupes)]}
+             ("dupes", dupes), ("tipbitmaps", tipbitmaps)]}
 
 
 # -- the oracle ----------------------------------------------------------------------------
@@ -486,7 +489,7 @@ def with_shallow_file(root: Path, src: Path, boundary: list[bytes], name: str) -
     return copy
 
 
-@pytest.mark.parametrize("variant", ["mixed", "refdelta"])
+@pytest.mark.parametrize("variant", ["mixed", "refdelta", "tipbitmaps"])
 @pytest.mark.parametrize("case", sorted(SHALLOW_CASES))
 def test_shallow_packs_stop_at_the_boundary(sources: dict[str, Source], tmp_path: Path, variant: str,
                                             case: str) -> None:
@@ -904,3 +907,36 @@ def test_a_kept_bitmap_counts_what_it_may_hold(sources: dict[str, Source]) -> No
     cost = git_fastpack._bitmap_cost(((0, 0, 0), bitmap))
     assert cost == bitmap_file.stat().st_size + (len(bitmap.entries) + 4) * bitset
     assert cost < git_reach.MAX_DECODED_BYTES // 100, "a small repository's bitmap is not charged the bound"
+
+
+def test_a_shallow_request_takes_the_bitmaps_that_hold_no_boundary_commit(
+        sources: dict[str, Source], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that had been a full clone and fetches with ``--depth``: its old tag and branch
+    are counted from their bitmaps (their whole history is the client's), its main is walked down
+    to the boundary; the pack is the same as when everything is walked."""
+    from backends import git_reach
+
+    src = tmp_path / "shallow-bitmaps.git"
+    shutil.copytree(sources["tipbitmaps"].path, src)
+    _counting_bitmap_reads(monkeypatch)
+    wants, haves = [rev(src, "main"), rev(src, "dev")], [rev(src, "main~1"), rev(src, "v1^{commit}"),
+                                                         rev(src, "feature")]
+    boundary = [rev(src, "main~2"), rev(src, "dev")]
+    reads: list[bytes] = []
+    real_read = git_reach.Walker._read
+
+    def counted(self: Any, sha: bytes) -> tuple[int, bytes]:
+        reads.append(sha)
+        return real_read(self, sha)
+
+    monkeypatch.setattr(git_reach.Walker, "_read", counted)
+    store = Repo(str(src)).object_store
+    plan = plan_pack(store, wants, haves, thin_pack=True, ofs_delta=True, shallow_boundary=boundary)
+    with_bitmaps = len(reads)
+    for bitmap in (src / "objects" / "pack").glob("*.bitmap"):
+        bitmap.unlink()
+    reads.clear()
+    walked = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True,
+                       shallow_boundary=boundary)
+    assert plan.count == walked.count
+    assert with_bitmaps < len(reads) // 2, (with_bitmaps, len(reads))
