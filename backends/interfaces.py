@@ -11,7 +11,7 @@ import enum
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NewType, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NewType, Protocol
 
 if TYPE_CHECKING:  # dulwich is a library of the git repositories, not of this leaf module
     from dulwich.object_store import BaseObjectStore
@@ -303,13 +303,14 @@ class Section(enum.Enum):
     FILE = "file"
 
 
-@dataclass(frozen=True, slots=True)
-class RevisionDelta:
+class RevisionDelta(NamedTuple):
     """One revision as a changegroup carries it.
 
     ``base`` is the node the ``delta`` (mpatch format) applies to; NULL_NODE
     means the delta applies to the empty text (a full text).  ``flags`` are the
-    revlog flags of cg03 (0 for ordinary revisions).
+    revlog flags of cg03 (0 for ordinary revisions).  A named tuple: a clone
+    makes one per revision sent (25,000 for the bench corpus), and a frozen
+    dataclass takes 1 µs to make, a tuple a fifth of that.
     """
 
     node: Node

@@ -226,7 +226,7 @@ class Revlog:
     def node(self, rev: int) -> Node:
         if rev == NULL_REV:
             return NULL_NODE
-        return Node(self.index.entries[rev][7][:20])
+        return self.index.entries[rev][7][:20]  # type: ignore[return-value]  # (a Node: no call to say so, per revision)
 
     def rev(self, node: bytes) -> int:
         """Revision number of ``node``; raise KeyError if absent."""
