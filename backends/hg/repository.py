@@ -1341,7 +1341,13 @@ class _Emitter:
     def _delta(
         self, revlog: Revlog, rev: int, raw: bytes | None, sent: bytearray, previous: int, link: int
     ) -> RevisionDelta:
-        p1, p2 = revlog.parent_revs(rev)
+        # Called once per revision sent: the index entries are read here rather than through a
+        # method per field (``parent_revs``, ``node``, ``flags``: seven calls a revision).
+        entries = revlog.index.entries
+        entry = entries[rev]
+        p1, p2 = entry[5], entry[6]
+        if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):  # ``parent_revs``'s check
+            raise StorageError(f"corrupt revlog index: revision {rev} has parents {p1}, {p2}")
         if self.mode is DeltaMode.PREVIOUS:
             base = previous if previous != NULL_REV else p1
             delta = self._diff(revlog, base, rev)
@@ -1353,13 +1359,13 @@ class _Emitter:
                 base = p1 if p1 != NULL_REV and (sent[p1] or self._client_has(revlog, p1)) else NULL_REV
                 delta = self._diff(revlog, base, rev)
         return RevisionDelta(
-            node=revlog.node(rev),
-            p1=revlog.node(p1),
-            p2=revlog.node(p2),
-            linknode=self.cl.node(link),
-            base=revlog.node(base),
-            delta=delta,
-            flags=revlog.flags(rev),
+            entry[7][:20],  # type: ignore[arg-type]  # (nodes: ``Revlog.node`` without its call)
+            entries[p1][7][:20] if p1 != NULL_REV else NULL_NODE,  # type: ignore[arg-type]
+            entries[p2][7][:20] if p2 != NULL_REV else NULL_NODE,  # type: ignore[arg-type]
+            self.cl.node(link),
+            entries[base][7][:20] if base != NULL_REV else NULL_NODE,  # type: ignore[arg-type]
+            delta,
+            entry[0] & 0xFFFF,
         )
 
     def _diff(self, revlog: Revlog, base: int, rev: int) -> bytes:
