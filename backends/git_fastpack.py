@@ -50,7 +50,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
@@ -451,13 +451,33 @@ its file's size and the most its decoded bitsets may take: all of them, or ``MAX
 and its four type bitsets)."""
 
 
-def _bitmap_cost(kept: tuple[tuple[int, int, int], PackBitmap]) -> int:
-    bitmap = kept[1]
-    bitset = len(bitmap.view) // 8 + 1
-    return len(bitmap.data) + min(MAX_DECODED_BYTES, len(bitmap.entries) * bitset) + TYPE_BITMAPS * bitset
+class _KeptBitmap(NamedTuple):
+    """A bitmap as kept between requests: without its pack's index view, which the views' own cache
+    keeps within its bounds (a view takes 150 bytes an object; held here too, an evicted one
+    would stay)."""
+
+    stamp: tuple[int, int, int]
+    checksum: bytes
+    objects: int
+    bitmap: PackBitmap
+
+    def for_view(self, view: PackIndexView) -> PackBitmap:
+        """The bitmap over ``view`` (the same index: the bits are its positions), sharing the
+        decoded bitsets."""
+        return dataclasses.replace(self.bitmap, view=view)
 
 
-_BITMAPS: LruCache[str, tuple[tuple[int, int, int], PackBitmap]] = LruCache(MAX_KEPT_BITMAPS_BYTES, _bitmap_cost)
+_NO_VIEW = PackIndexView(pack_path="", pack_size=0, checksum=b"", names=(), offsets=array("q"),
+                         idx_to_pos=array("l"), _pos_of={})
+"""What a kept bitmap's ``view`` is until a request gives it its own."""
+
+
+def _bitmap_cost(kept: _KeptBitmap) -> int:
+    bitset = kept.objects // 8 + 1
+    return len(kept.bitmap.data) + min(MAX_DECODED_BYTES, len(kept.bitmap.entries) * bitset) + TYPE_BITMAPS * bitset
+
+
+_BITMAPS: LruCache[str, _KeptBitmap] = LruCache(MAX_KEPT_BITMAPS_BYTES, _bitmap_cost)
 
 
 def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:
@@ -473,16 +493,14 @@ def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:
             continue
         stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
         kept = _BITMAPS.get(path)
-        if kept is not None and kept[0] == stamp and kept[1].view.checksum == view.checksum:
-            if kept[1].view is not view:  # the same index, read again: the bits are its positions
-                kept = (stamp, dataclasses.replace(kept[1], view=view))
-                _BITMAPS.put(path, kept)
-            return kept[1]
+        if kept is not None and kept.stamp == stamp and kept.checksum == view.checksum:
+            return kept.for_view(view)
         try:
             bitmap = read_pack_bitmap(path, view)
         except (BitmapError, OSError):
             continue  # a stale or damaged bitmap only costs speed
-        _BITMAPS.put(path, (stamp, bitmap))
+        _BITMAPS.put(path, _KeptBitmap(stamp, view.checksum, len(view),
+                                       dataclasses.replace(bitmap, view=_NO_VIEW)))
         return bitmap
     return None
 

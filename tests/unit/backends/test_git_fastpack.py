@@ -894,7 +894,8 @@ def test_the_bitsets_kept_of_a_bitmap_are_bounded(sources: dict[str, Source], tm
             plan = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True)
             assert plan.count == len(expected_objects(src, wants, haves))
             kept = git_fastpack._BITMAPS.get(str(next((src / "objects" / "pack").glob("*.bitmap"))))
-            assert kept is not None and len(kept[1]._decoded) <= 2
+            assert kept is not None and len(kept.bitmap._decoded) <= 2
+            assert kept.bitmap.view is git_fastpack._NO_VIEW, "the kept bitmap holds no index view"
 
 
 def test_a_kept_bitmap_counts_what_it_may_hold(sources: dict[str, Source]) -> None:
@@ -904,7 +905,7 @@ def test_a_kept_bitmap_counts_what_it_may_hold(sources: dict[str, Source]) -> No
     view = index_view(str(bitmap_file)[:-len(".bitmap")])
     bitmap = read_pack_bitmap(str(bitmap_file), view)
     bitset = len(view) // 8 + 1
-    cost = git_fastpack._bitmap_cost(((0, 0, 0), bitmap))
+    cost = git_fastpack._bitmap_cost(git_fastpack._KeptBitmap((0, 0, 0), view.checksum, len(view), bitmap))
     assert cost == bitmap_file.stat().st_size + (len(bitmap.entries) + 4) * bitset
     assert cost < git_reach.MAX_DECODED_BYTES // 100, "a small repository's bitmap is not charged the bound"
 
