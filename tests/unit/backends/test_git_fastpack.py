@@ -941,3 +941,54 @@ def test_a_shallow_request_takes_the_bitmaps_that_hold_no_boundary_commit(
                        shallow_boundary=boundary)
     assert plan.count == walked.count
     assert with_bitmaps < len(reads) // 2, (with_bitmaps, len(reads))
+
+
+class CountingStore:
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.reads: list[bytes] = []
+
+    def __getitem__(self, oid: bytes) -> Any:
+        self.reads.append(oid)
+        return self.store[oid]
+
+    def __contains__(self, oid: bytes) -> bool:
+        return oid in self.store
+
+
+def test_an_advertisement_peels_packed_tags_without_reading_them(
+        sources: dict[str, Source], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tags ``git pack-refs`` packed (a tag of a tag, of a blob, a lightweight one) are peeled as
+    packed-refs records them; a loose tag over a packed one is read."""
+    from backends import git as git_backend
+
+    src = tmp_path / "packed.git"
+    shutil.copytree(sources["mixed"].path, src)
+    git(src, "pack-refs", "--all")
+    loose_target = rev(src, "v1")  # a loose v2 over the packed one
+    (src / "refs" / "tags").mkdir(parents=True, exist_ok=True)
+    (src / "refs" / "tags" / "v2").write_bytes(loose_target + b"\n")
+    expected = {}
+    for line in git(src, "show-ref", "-d").splitlines():
+        oid, name = line.split(b" ", 1)
+        if name.endswith(b"^{}"):
+            expected[name[:-3]] = oid
+    assert set(expected) == {b"refs/tags/v1", b"refs/tags/v2", b"refs/tags/v2-blessed", b"refs/tags/blob-tag"}
+
+    monkeypatch.setattr(git_pack, "_peeled", {})  # nothing known from earlier tests
+    monkeypatch.setattr(git_backend, "_PACKED_REFS", git_backend.LruCache(1000, git_backend._packed_cost))
+    repo = DulwichGitRepository("packed.git", Repo(str(src)))
+    counting = CountingStore(repo.object_store)
+    monkeypatch.setattr(repo.dulwich_repo, "object_store", counting)
+    snapshot = git_pack.snapshot_refs(repo)
+    assert snapshot.peeled == expected
+    assert snapshot.peeled[b"refs/tags/v2"] == expected[b"refs/tags/v1"]
+    assert set(counting.reads) <= {loose_target, expected[b"refs/tags/v1"]}, \
+        "only the loose ref's tag (which the file does not cover) was read"
+
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    plain = DulwichGitRepository("packed.git", Repo(str(src)))
+    monkeypatch.setattr(plain, "known_peeled", dict)
+    assert git_pack.snapshot_refs(plain) == snapshot, "the same as reading every object"
+    plain.close()
+    repo.close()
