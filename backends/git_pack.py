@@ -101,21 +101,45 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
 
 
 def peel(store: BaseObjectStore, oid: ObjectId) -> ObjectId:
-    """Follow annotated tags to the object they finally name (a bounded chain)."""
+    """Follow annotated tags to the object they finally name (a bounded chain).
+
+    Each object is read raw: its type says whether it is a tag, and a tag's first line names
+    its object; a commit is not parsed (5,000 loose branches took 0.25 s to advertise the
+    first time, each commit parsed by dulwich, against ``git daemon``'s 0.1)."""
     known = _peeled.get(oid)
     if known is not None:
         return known
     start = oid
     for _ in range(MAX_PEEL):
-        obj = _lookup(store, oid)
-        if not isinstance(obj, Tag):
-            if obj is not None:  # a missing object ends the chain here only in this store
-                if len(_peeled) >= PEELED_CACHE_SIZE:
-                    _peeled.clear()
-                _peeled[start] = oid
+        try:
+            type_num, raw = store.get_raw(_dul(oid))
+        except KeyError:
+            return oid  # a missing object ends the chain here only in this store: not remembered
+        if type_num != Tag.type_num:
+            if len(_peeled) >= PEELED_CACHE_SIZE:
+                _peeled.clear()
+            _peeled[start] = oid
             return oid
-        oid = ObjectId(obj.object[1])
+        target = _tag_target(raw, len(oid))
+        if target is None:  # not the first line git writes: dulwich reads it, or says what is wrong
+            tag = _lookup(store, oid)
+            if not isinstance(tag, Tag):
+                return oid
+            target = tag.object[1]
+        oid = ObjectId(target)
     raise ProtocolError(f"tag chain longer than {MAX_PEEL} at {oid.decode()}")
+
+
+_HEX_DIGITS = frozenset(b"0123456789abcdef")
+
+
+def _tag_target(raw: bytes, hex_len: int) -> bytes | None:
+    """The id on a tag's first line (``object <hex>``), None if that line is not so."""
+    end = 7 + hex_len
+    if raw[:7] != b"object " or raw[end:end + 1] != b"\n":
+        return None
+    target = raw[7:end]
+    return target if _HEX_DIGITS.issuperset(target) else None
 
 
 def _lookup(store: BaseObjectStore, oid: bytes) -> ShaFile | None:

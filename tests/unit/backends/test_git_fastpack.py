@@ -952,6 +952,10 @@ class CountingStore:
         self.reads.append(oid)
         return self.store[oid]
 
+    def get_raw(self, oid: bytes) -> tuple[int, bytes]:
+        self.reads.append(oid)
+        return self.store.get_raw(oid)  # type: ignore[no-any-return]
+
     def __contains__(self, oid: bytes) -> bool:
         return oid in self.store
 

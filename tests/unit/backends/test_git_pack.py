@@ -105,6 +105,10 @@ class CountingStore:
         self.reads += 1
         return self.store[oid]
 
+    def get_raw(self, oid: bytes) -> tuple[int, bytes]:
+        self.reads += 1
+        return self.store.get_raw(oid)  # type: ignore[no-any-return]
+
     def __contains__(self, oid: bytes) -> bool:
         return oid in self.store
 
@@ -301,3 +305,34 @@ def test_tree_depth_filter_keeps_what_lies_above_the_depth_at_its_shallowest() -
     assert sent(0) == {commit.id}
     assert sent(1) == {commit.id, root.id}
     assert sent(2) == {commit.id, root.id, blobs["top"].id, middle.id, shared.id}
+
+
+def test_peeling_reads_objects_raw_and_parses_none(history: History, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dulwich.objects import ShaFile
+    from dulwich.repo import Repo as DiskRepo
+
+    disk = DiskRepo.init_bare(str(tmp_path / "d.git"), mkdir=True)  # (a memory store copies by parsing)
+    disk.object_store.add_objects([(history.store[sha], None) for sha in history.store])
+    history.store = disk.object_store  # type: ignore[assignment]
+    monkeypatch.setattr(git_pack, "_peeled", {})
+
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an object was parsed to peel a ref")
+
+    monkeypatch.setattr(ShaFile, "from_raw_string", parse)
+    monkeypatch.setattr(ShaFile, "from_raw_chunks", parse)
+    snap = git_pack.snapshot_refs(Repo(history))  # type: ignore[arg-type]
+    assert snap.peeled == {b"refs/tags/v1": history.id("c1")}
+
+
+@pytest.mark.parametrize(("raw", "target"), [
+    (b"object " + b"a" * 40 + b"\ntype commit\ntag v1\n", b"a" * 40),
+    (b"object " + b"0123456789abcdef" * 4 + b"\ntype commit\n", b"0123456789abcdef" * 4),
+    (b"object " + b"A" * 40 + b"\ntype commit\n", None),  # git writes lowercase hex
+    (b"object " + b"a" * 39 + b"\n", None),
+    (b"type commit\nobject " + b"a" * 40 + b"\n", None),
+    (b"", None),
+])
+def test_a_tag_s_first_line_names_its_object(raw: bytes, target: bytes | None) -> None:
+    assert git_pack._tag_target(raw, len(target) if target else 40) == target
