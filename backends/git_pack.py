@@ -190,6 +190,47 @@ def is_ancestor(store: BaseObjectStore, old: ObjectId, new: ObjectId) -> bool:
     return False
 
 
+class _CommitLinks:
+    """What negotiation reads of a commit: its id, parents and commit time."""
+
+    __slots__ = ("commit_time", "id", "parents")
+
+    def __init__(self, oid: bytes, parents: list[bytes], commit_time: int) -> None:
+        self.id = oid
+        self.parents = parents
+        self.commit_time = commit_time
+
+
+def _commit_links(store: BaseObjectStore, oid: bytes) -> _CommitLinks | Commit | None:
+    """The commit ``oid`` names (through annotated tags), read raw: its header's parents and
+    committer time, without parsing the rest (negotiation walks a fetch's new commits and reads
+    each have); dulwich reads any header not as git writes it.  None when there is no such commit."""
+    for _ in range(MAX_PEEL):
+        try:
+            type_num, raw = store.get_raw(_dul(oid))
+        except KeyError:
+            return None
+        if type_num == Tag.type_num:
+            target = _tag_target(raw, len(oid))
+            if target is None:
+                return _commit(store, oid)
+            oid = target
+            continue
+        if type_num != Commit.type_num:
+            return None
+        parents: list[bytes] = []
+        for line in raw[:raw.find(b"\n\n")].split(b"\n"):
+            if line.startswith(b"parent "):
+                parents.append(line[7:])
+            elif line.startswith(b"committer "):
+                fields = line.rsplit(b" ", 2)
+                if len(fields) == 3 and fields[1].isdigit():
+                    return _CommitLinks(oid, parents, int(fields[1]))
+                break
+        return _commit(store, oid)
+    return _commit(store, oid)
+
+
 def _commit(store: BaseObjectStore, oid: bytes) -> Commit | None:
     obj = _lookup(store, oid)
     while isinstance(obj, Tag):
@@ -228,17 +269,20 @@ class Negotiator:
         return Negotiation(tuple(verdicts), readiness and self.ok_to_give_up())
 
     def _add_have(self, oid: ObjectId) -> bool:
-        obj = _lookup(self._store, oid)
-        if obj is None:
+        try:
+            type_num, _ = self._store.get_raw(_dul(oid))
+        except KeyError:
             return False
         if oid not in self._seen_common:
             self._seen_common.add(oid)
             self.common.append(oid)
-        if isinstance(obj, Commit):
-            self._mark_they_have(obj)
+        if type_num == Commit.type_num:
+            commit = _commit_links(self._store, oid)
+            if commit is not None:
+                self._mark_they_have(commit)
         return True
 
-    def _mark_they_have(self, commit: Commit) -> None:
+    def _mark_they_have(self, commit: _CommitLinks | Commit) -> None:
         before = len(self._they_have)
         self._they_have.add(commit.id)
         self._they_have.update(commit.parents)
@@ -254,7 +298,7 @@ class Negotiator:
             return False
         if self._answer is None:
             if self._uncovered is None:
-                self._uncovered = {c.id for w in self._wants if (c := _commit(self._store, w)) is not None}
+                self._uncovered = {c.id for w in self._wants if (c := _commit_links(self._store, w)) is not None}
             self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w)}
             self._answer = not self._uncovered
         return self._answer
@@ -266,7 +310,7 @@ class Negotiator:
             oid = queue.popleft()
             if oid in self._they_have:
                 return True
-            commit = _commit(self._store, oid)
+            commit = _commit_links(self._store, oid)
             if commit is None or commit.commit_time < cutoff:
                 continue
             for parent in commit.parents:

@@ -336,3 +336,25 @@ def test_peeling_reads_objects_raw_and_parses_none(history: History, tmp_path: P
 ])
 def test_a_tag_s_first_line_names_its_object(raw: bytes, target: bytes | None) -> None:
     assert git_pack._tag_target(raw, len(target) if target else 40) == target
+
+
+def test_negotiation_reads_a_commit_s_links_as_dulwich_parses_them(history: History, tmp_path: Path) -> None:
+    from dulwich.repo import Repo as DiskRepo
+
+    odd = Commit()  # a committer time git would not write: read by dulwich instead
+    odd.tree, odd.parents = history.commits["c0"].tree, [history.commits["c0"].id]
+    odd.author = odd.committer = b"T <t@example.com>"
+    odd.author_time, odd.commit_time, odd.author_timezone, odd.commit_timezone = 0, -5, 0, 0
+    odd.message = b"odd"
+    history.store.add_object(odd)
+    disk = DiskRepo.init_bare(str(tmp_path / "d.git"), mkdir=True)
+    disk.object_store.add_objects([(history.store[sha], None) for sha in history.store])
+    for store in (history.store, disk.object_store):
+        for commit in [*history.commits.values(), odd]:
+            links = git_pack._commit_links(store, commit.id)
+            assert links is not None
+            assert (links.id, list(links.parents), links.commit_time) == (commit.id, commit.parents, commit.commit_time)
+        tagged = git_pack._commit_links(store, history.tag.id)
+        assert tagged is not None and tagged.id == history.commits["c1"].id
+        assert git_pack._commit_links(store, history.commits["c1"].tree) is None
+        assert git_pack._commit_links(store, b"3" * 40) is None
