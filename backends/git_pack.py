@@ -201,15 +201,21 @@ class _CommitLinks:
         self.commit_time = commit_time
 
 
-def _commit_links(store: BaseObjectStore, oid: bytes) -> _CommitLinks | Commit | None:
+def _commit_links(store: BaseObjectStore, oid: bytes,
+                  read: tuple[int, bytes] | None = None) -> _CommitLinks | Commit | None:
     """The commit ``oid`` names (through annotated tags), read raw: its header's parents and
     committer time, without parsing the rest (negotiation walks a fetch's new commits and reads
-    each have); dulwich reads any header not as git writes it.  None when there is no such commit."""
+    each have); dulwich reads any header not as git writes it.  None when there is no such commit.
+    ``read``: ``oid``'s type and raw text, when the caller read them already."""
     for _ in range(MAX_PEEL):
-        try:
-            type_num, raw = store.get_raw(_dul(oid))
-        except KeyError:
-            return None
+        if read is not None:
+            type_num, raw = read
+            read = None
+        else:
+            try:
+                type_num, raw = store.get_raw(_dul(oid))
+            except KeyError:
+                return None
         if type_num == Tag.type_num:
             target = _tag_target(raw, len(oid))
             if target is None:
@@ -270,14 +276,14 @@ class Negotiator:
 
     def _add_have(self, oid: ObjectId) -> bool:
         try:
-            type_num, _ = self._store.get_raw(_dul(oid))
+            read = self._store.get_raw(_dul(oid))
         except KeyError:
             return False
         if oid not in self._seen_common:
             self._seen_common.add(oid)
             self.common.append(oid)
-        if type_num == Commit.type_num:
-            commit = _commit_links(self._store, oid)
+        if read[0] == Commit.type_num:
+            commit = _commit_links(self._store, oid, read)
             if commit is not None:
                 self._mark_they_have(commit)
         return True
