@@ -113,10 +113,11 @@ def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | G
     ``[git] export_all``."""
     repo = front.config.backend.open(route.repo)
     if repo.kind is Kind.GIT:
-        check_exported(front.authorizer, "git-http", route.repo, repo)
-        enabled = getattr(repo, "http_service_enabled", None)
-        if enabled is not None and enabled("git-upload-pack") is False:
-            raise PermissionDenied("Service not enabled: 'upload-pack'")
+        try:
+            check_git_readable(front, route.repo, repo)
+        except BaseException:
+            close_git(repo)  # refused: the caller never gets it to close
+            raise
         return repo
     if not isinstance(repo, HgRepo):
         if getattr(repo, "kind", None) is not None and repo.kind.value == "hg":
@@ -125,6 +126,15 @@ def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | G
     read_base_hgrc(repo, front.authorizer)
     check_web_access(repo, user, PULL)
     return repo
+
+
+def check_git_readable(front: HttpFront, name: str, repo: GitRepository) -> None:
+    """Refuse a git repository its settings do not let anyone clone over HTTP: ``[git] export_all``
+    (or its ``git-daemon-export-ok``) and its ``http.uploadpack``."""
+    check_exported(front.authorizer, "git-http", name, repo)
+    enabled = getattr(repo, "http_service_enabled", None)
+    if enabled is not None and enabled("git-upload-pack") is False:
+        raise PermissionDenied("Service not enabled: 'upload-pack'")
 
 
 def _send(archive: hg_archive.Archive | WebArchive, request: server.Request, route: Route) -> defer.Deferred[None]:

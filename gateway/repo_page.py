@@ -27,13 +27,13 @@ from backends.interfaces import NULL_NODE, Kind
 from backends.names import strip_git_suffix
 from gateway.auth import Access
 from gateway.git_http import fail_request
-from gateway.hg_archive import page_queued, readable_any
+from gateway.hg_archive import check_git_readable, page_queued, readable_any
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
-from gateway.policy import check_exported, repository_index
-from gateway.repo_use import close_git
+from gateway.policy import repository_index
+from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
-from protocols.errors import HgwireError, NotARepository, PermissionDenied
+from protocols.errors import HgwireError, NotARepository
 from protocols.hg_commands import PULL
 
 log = Logger()
@@ -67,20 +67,14 @@ def _page_for(user: str | None, front: HttpFront, request: server.Request, route
 
 def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
     """The repository's kind, once its own settings let ``user`` clone it over HTTP (blocking)."""
-    repo = front.config.backend.open(name)
-    try:
+    with closing_git(front.config.backend.open(name)) as repo:
         if repo.kind is Kind.HG:
             check_web_access(repo, user, PULL)
         elif repo.kind is Kind.GIT:
-            check_exported(front.authorizer, "git-http", name, repo)
-            enabled = getattr(repo, "http_service_enabled", None)
-            if enabled is not None and enabled("git-upload-pack") is False:
-                raise PermissionDenied("Service not enabled: 'upload-pack'")
+            check_git_readable(front, name, repo)
         else:
             raise NotARepository(f"'{name}' is not a repository hgwire serves")
         return repo.kind
-    finally:
-        close_git(repo)
 
 
 def wants_html(request: server.Request) -> bool:
@@ -173,16 +167,14 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
             changed = _hg_last_change(repo)
             shown = name
         else:
-            if not git_named and not front.authorizer.allows(user, name, "git-http", Access.READ):
-                return None
             from backends.git_web import GitPages
 
-            try:
+            with closing_git(repo):
+                if not git_named and not front.authorizer.allows(user, name, "git-http", Access.READ):
+                    return None
                 pages = GitPages(repo)
                 description = pages.description()
                 changed = pages.entry(pages.head)["date"] if pages.head is not None else None
-            finally:
-                close_git(repo)
             shown = name if git_named else name + ".git"
             contact, labels = "", []
     except (HgwireError, OSError):  # unreadable, refused, or removed meanwhile: not listed
