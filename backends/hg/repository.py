@@ -1341,13 +1341,11 @@ class _Emitter:
     def _delta(
         self, revlog: Revlog, rev: int, raw: bytes | None, sent: bytearray, previous: int, link: int
     ) -> RevisionDelta:
-        # Called once per revision sent: the index entries are read here rather than through a
-        # method per field (``parent_revs``, ``node``, ``flags``: seven calls a revision).
+        # Called once per revision sent: the nodes and flags are read from the index entries here
+        # rather than through a method each (``node`` four times, ``flags``).
+        p1, p2 = revlog.parent_revs(rev)
         entries = revlog.index.entries
         entry = entries[rev]
-        p1, p2 = entry[5], entry[6]
-        if not (NULL_REV <= p1 < rev and NULL_REV <= p2 < rev):  # ``parent_revs``'s check
-            raise StorageError(f"corrupt revlog index: revision {rev} has parents {p1}, {p2}")
         if self.mode is DeltaMode.PREVIOUS:
             base = previous if previous != NULL_REV else p1
             delta = self._diff(revlog, base, rev)
