@@ -29,6 +29,7 @@ from dulwich.pack import (
     pack_object_chunks,
 )
 
+from backends.git_reach import tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
 from protocols.errors import ProtocolError
 from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
@@ -120,7 +121,7 @@ def peel(store: BaseObjectStore, oid: ObjectId) -> ObjectId:
                 _peeled.clear()
             _peeled[start] = oid
             return oid
-        target = _tag_target(raw, len(oid))
+        target = tag_object(raw, len(oid))
         if target is None:  # not the first line git writes: dulwich reads it, or says what is wrong
             tag = _lookup(store, oid)
             if not isinstance(tag, Tag):
@@ -128,18 +129,6 @@ def peel(store: BaseObjectStore, oid: ObjectId) -> ObjectId:
             target = tag.object[1]
         oid = ObjectId(target)
     raise ProtocolError(f"tag chain longer than {MAX_PEEL} at {oid.decode()}")
-
-
-_HEX_DIGITS = frozenset(b"0123456789abcdef")
-
-
-def _tag_target(raw: bytes, hex_len: int) -> bytes | None:
-    """The id on a tag's first line (``object <hex>``), None if that line is not so."""
-    end = 7 + hex_len
-    if raw[:7] != b"object " or raw[end:end + 1] != b"\n":
-        return None
-    target = raw[7:end]
-    return target if _HEX_DIGITS.issuperset(target) else None
 
 
 def _lookup(store: BaseObjectStore, oid: bytes) -> ShaFile | None:
@@ -190,7 +179,7 @@ def is_ancestor(store: BaseObjectStore, old: ObjectId, new: ObjectId) -> bool:
     return False
 
 
-class _CommitLinks:
+class _NegotiatedCommit:
     """What negotiation reads of a commit: its id, parents and commit time."""
 
     __slots__ = ("commit_time", "id", "parents")
@@ -201,8 +190,8 @@ class _CommitLinks:
         self.commit_time = commit_time
 
 
-def _commit_links(store: BaseObjectStore, oid: bytes,
-                  read: tuple[int, bytes] | None = None) -> _CommitLinks | Commit | None:
+def _negotiated_commit(store: BaseObjectStore, oid: bytes,
+                  read: tuple[int, bytes] | None = None) -> _NegotiatedCommit | Commit | None:
     """The commit ``oid`` names (through annotated tags), read raw: its header's parents and
     committer time, without parsing the rest (negotiation walks a fetch's new commits and reads
     each have); dulwich reads any header not as git writes it.  None when there is no such commit.
@@ -217,7 +206,7 @@ def _commit_links(store: BaseObjectStore, oid: bytes,
             except KeyError:
                 return None
         if type_num == Tag.type_num:
-            target = _tag_target(raw, len(oid))
+            target = tag_object(raw, len(oid))
             if target is None:
                 return _commit(store, oid)
             oid = target
@@ -231,7 +220,7 @@ def _commit_links(store: BaseObjectStore, oid: bytes,
             elif line.startswith(b"committer "):
                 fields = line.rsplit(b" ", 2)
                 if len(fields) == 3 and fields[1].isdigit():
-                    return _CommitLinks(oid, parents, int(fields[1]))
+                    return _NegotiatedCommit(oid, parents, int(fields[1]))
                 break
         return _commit(store, oid)
     return _commit(store, oid)
@@ -283,12 +272,12 @@ class Negotiator:
             self._seen_common.add(oid)
             self.common.append(oid)
         if read[0] == Commit.type_num:
-            commit = _commit_links(self._store, oid, read)
+            commit = _negotiated_commit(self._store, oid, read)
             if commit is not None:
                 self._mark_they_have(commit)
         return True
 
-    def _mark_they_have(self, commit: _CommitLinks | Commit) -> None:
+    def _mark_they_have(self, commit: _NegotiatedCommit | Commit) -> None:
         before = len(self._they_have)
         self._they_have.add(commit.id)
         self._they_have.update(commit.parents)
@@ -304,7 +293,7 @@ class Negotiator:
             return False
         if self._answer is None:
             if self._uncovered is None:
-                self._uncovered = {c.id for w in self._wants if (c := _commit_links(self._store, w)) is not None}
+                self._uncovered = {c.id for w in self._wants if (c := _negotiated_commit(self._store, w)) is not None}
             self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w)}
             self._answer = not self._uncovered
         return self._answer
@@ -316,7 +305,7 @@ class Negotiator:
             oid = queue.popleft()
             if oid in self._they_have:
                 return True
-            commit = _commit_links(self._store, oid)
+            commit = _negotiated_commit(self._store, oid)
             if commit is None or commit.commit_time < cutoff:
                 continue
             for parent in commit.parents:

@@ -354,6 +354,18 @@ def _commit_links(raw: bytes, hex_len: int = 40) -> tuple[bytes, list[bytes]]:
     return tree, parents
 
 
+_HEX_DIGITS = frozenset(b"0123456789abcdef")
+
+
+def tag_object(raw: bytes, hex_len: int = 40) -> bytes | None:
+    """The id on a tag's first line as git writes it (``object <hex>``), None if that line is not so."""
+    end = 7 + hex_len
+    if raw[:7] != b"object " or raw[end:end + 1] != b"\n":
+        return None
+    target = raw[7:end]
+    return target if _HEX_DIGITS.issuperset(target) else None
+
+
 def _tag_target(raw: bytes, hex_len: int = 40) -> bytes:
     if not raw.startswith(b"object "):
         raise MissingObject("a tag without an object line")

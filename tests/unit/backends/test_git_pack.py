@@ -15,6 +15,7 @@ from dulwich.refs import Ref
 from dulwich.repo import MemoryRepo
 
 from backends import git_pack
+from backends.git_reach import tag_object
 from backends.interfaces import ObjectId
 from protocols.errors import ProtocolError
 from protocols.git_upload import FetchRequest
@@ -335,7 +336,7 @@ def test_peeling_reads_objects_raw_and_parses_none(history: History, tmp_path: P
     (b"", None),
 ])
 def test_a_tag_s_first_line_names_its_object(raw: bytes, target: bytes | None) -> None:
-    assert git_pack._tag_target(raw, len(target) if target else 40) == target
+    assert tag_object(raw, len(target) if target else 40) == target
 
 
 def test_negotiation_reads_a_commit_s_links_as_dulwich_parses_them(history: History, tmp_path: Path) -> None:
@@ -351,10 +352,10 @@ def test_negotiation_reads_a_commit_s_links_as_dulwich_parses_them(history: Hist
     disk.object_store.add_objects([(history.store[sha], None) for sha in history.store])
     for store in (history.store, disk.object_store):
         for commit in [*history.commits.values(), odd]:
-            links = git_pack._commit_links(store, commit.id)
+            links = git_pack._negotiated_commit(store, commit.id)
             assert links is not None
             assert (links.id, list(links.parents), links.commit_time) == (commit.id, commit.parents, commit.commit_time)
-        tagged = git_pack._commit_links(store, history.tag.id)
+        tagged = git_pack._negotiated_commit(store, history.tag.id)
         assert tagged is not None and tagged.id == history.commits["c1"].id
-        assert git_pack._commit_links(store, history.commits["c1"].tree) is None
-        assert git_pack._commit_links(store, b"3" * 40) is None
+        assert git_pack._negotiated_commit(store, history.commits["c1"].tree) is None
+        assert git_pack._negotiated_commit(store, b"3" * 40) is None
