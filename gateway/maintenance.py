@@ -51,6 +51,8 @@ _bitmap_started: dict[str, float] = {}
 
 BITMAP_RECHECK_SECONDS = 3600.0
 """How long after such a repack a repository is not repacked for lack of a bitmap again."""
+BITMAP_STARTED_KEPT = 10_000
+"""Repositories ``_bitmap_started`` remembers at most (then it starts again empty)."""
 
 
 def after_push(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: int = 0) -> None:
@@ -100,10 +102,6 @@ def _bitmap_tried(name: str) -> None:
     if len(_bitmap_started) >= BITMAP_STARTED_KEPT:
         _bitmap_started.clear()
     _bitmap_started[name] = time.monotonic()
-
-
-BITMAP_STARTED_KEPT = 10_000
-"""Repositories ``_bitmap_started`` remembers at most (then it starts again empty)."""
 
 
 def _pack_refs_then_repack(git_dir: str, name: str, pack_refs: Callable[[], object] | None) -> None:
