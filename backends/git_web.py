@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dulwich.diff_tree import CHANGE_COPY, CHANGE_RENAME, RenameDetector, TreeChange, tree_changes
+from dulwich.errors import ObjectFormatException
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 
 from backends import git_archive, git_diff, git_pack
@@ -124,6 +125,42 @@ class GitPages:
         if not isinstance(commit, Commit):
             raise ProtocolError("not a commit", 404)
         return commit
+
+    def last_change(self) -> list[float] | None:
+        """When the repository last changed, as gitweb's project list says it: the newest
+        committer date of its branches' tips (HEAD's commit when it has no branch; HEAD may name
+        a branch never pushed while others were); None when it has no commit yet."""
+        tips = set(self.branches) or ({self.head} if self.head is not None else set())
+        newest: tuple[int, int] | None = None
+        for oid in tips:
+            when = self._committer_date(oid)
+            if when is not None and (newest is None or when[0] > newest[0]):
+                newest = when
+        return [float(newest[0]), -newest[1]] if newest is not None else None
+
+    def _committer_date(self, oid: bytes) -> tuple[int, int] | None:
+        """A commit's committer time and offset (seconds east of UTC), from its header as git
+        writes it (dulwich parses any other); None for what is no commit."""
+        try:
+            type_num, raw = self.store.get_raw(oid)  # type: ignore[arg-type]
+        except KeyError:
+            return None
+        if type_num != Commit.type_num:
+            return None
+        for line in raw[:raw.find(b"\n\n")].split(b"\n"):
+            if line.startswith(b"committer "):
+                fields = line.rsplit(b" ", 2)
+                zone = fields[-1]
+                if (len(fields) == 3 and fields[1].isdigit() and len(zone) == 5 and zone[:1] in b"+-"
+                        and zone[1:].isdigit()):
+                    offset = int(zone[1:3]) * 3600 + int(zone[3:]) * 60
+                    return int(fields[1]), -offset if zone[:1] == b"-" else offset
+                break
+        try:
+            commit = Commit.from_raw_string(Commit.type_num, raw)
+            return commit.commit_time, commit.commit_timezone
+        except (ObjectFormatException, ValueError):
+            return None
 
     # -- entries -------------------------------------------------------------------------------
 

@@ -138,7 +138,8 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False)
 def _json_index(entries: list[dict[str, Any]]) -> bytes:
     """hgweb's json style of its index: each repository's name, description, contact, last
     change and labels, in hgweb's layout; the last change in whole seconds (``[0, 0]`` for none
-    yet): a Mercurial repository's changelog's modification time, as hgweb's, a git one's HEAD's date."""
+    yet): a Mercurial repository's changelog's modification time, as hgweb's, a git one's newest
+    branch tip's committer date, as gitweb's."""
     def text(value: str) -> bytes:
         return json_string(value.encode("utf-8", "surrogateescape"))
 
@@ -174,7 +175,7 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
                     return None
                 pages = GitPages(repo)
                 description = pages.description()
-                changed = pages.entry(pages.head)["date"] if pages.head is not None else None
+                changed = pages.last_change()
             shown = name if git_named else name + ".git"
             contact, labels = "", []
     except (HgwireError, OSError):  # unreadable, refused, or removed meanwhile: not listed

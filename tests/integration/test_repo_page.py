@@ -134,7 +134,18 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
         (server.root / name / ".hg" / "hgrc").write_text(hgrc)
     client.hg("commit", "-q", "-A", "-R", str(server.root / "open"), "-u", "t", "-d", "1600000000 0", "-m", "x",
               "--config", "ui.allowemptycommit=1")
-    # the last change is when the changelog was written (a push), as hgweb's, not the tip's date
+    # a git repository's last change is its newest branch tip's committer date (gitweb's), here
+    # on a branch HEAD does not name (HEAD names a branch never pushed), not the author's date
+    work = tmp_path / "work"
+    client.git("init", "-q", "-b", "old", str(work))
+    for branch, author, committed in (("old", "1500000000 +0000", "1600000000 +0000"),
+                                      ("new", "1500000000 +0000", "1650000000 +0130")):
+        client.git("checkout", "-q", "-B", branch, cwd=work)
+        client.git("commit", "-q", "--allow-empty", "-m", branch, cwd=work,
+                   env={"GIT_AUTHOR_DATE": author, "GIT_COMMITTER_DATE": committed})
+    client.git("push", "-q", str(server.root / "shown.git"), "old", "new", cwd=work)
+    client.git("--git-dir", str(server.root / "shown.git"), "symbolic-ref", "HEAD", "refs/heads/unborn")
+    # an hg repository's is when the changelog was written (a push), as hgweb's, not the tip's date
     os.utime(server.root / "open" / ".hg" / "store" / "00changelog.i", (1_700_000_000, 1_700_000_000))
 
     page = raw(port, "GET", "/", BROWSER)
@@ -155,6 +166,8 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
     assert [e["name"] for e in listed] == ["open", "shown.git", "team/deep"]
     assert listed[0] == {"name": "open", "description": "an open <i>one</i>", "contact": "",
                          "lastchange": [1700000000, -time.localtime().tm_gmtoff], "labels": []}
+    assert listed[1]["lastchange"] == [1650000000, -5400]  # seconds west of UTC, as hg's offsets
+    assert listed[2]["lastchange"] == [0, 0]  # no commit yet
     assert raw(port, "GET", "/?cmd=capabilities").status == 404  # hg asking the root: named nothing
     for style in ("gitweb", "paper", "no-such-style"):  # hgweb's other styles: the page, as paper's
         assert raw(port, "GET", f"/?style={style}", alice).body == raw(port, "GET", "/", alice).body

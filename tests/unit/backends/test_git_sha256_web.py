@@ -119,6 +119,9 @@ def test_pages_take_and_give_ids_of_the_format(served: Served, hex_len: int) -> 
     assert change["node"] == head.decode() and {f["file"] for f in change["files"]} >= {"src/main.py"}
     assert pages.tree(first.decode(), "src")["files"][0]["size"] == len("print('hi')\n")
     assert [c["node"].encode() for c in pages.graph("main", 10)["changesets"]] == [head, first]
+    when, zone = git(served.work, "log", "-1", "--format=%ct %ci").split()[::3]
+    west = (int(zone[1:3]) * 3600 + int(zone[3:]) * 60) * (1 if zone.startswith(b"-") else -1)
+    assert pages.last_change() == [float(when), west]  # the index's date: the newest tip's commit
 
 
 def test_a_web_archive_is_git_archive_s(served: Served) -> None:
