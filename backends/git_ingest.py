@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+import hashlib
 import itertools
 import mmap
 import operator
@@ -57,11 +58,7 @@ from typing import BinaryIO, NamedTuple, cast
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import PACK_MODE, DiskObjectStore
-from dulwich.objects import (
-    ObjectID,
-    object_header,
-    parse_tree,
-)
+from dulwich.objects import ObjectID, parse_tree
 from dulwich.pack import Pack, apply_delta, extend_pack, write_pack_index
 from dulwich.refs import Ref, check_ref_format
 
@@ -72,7 +69,7 @@ from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
 from backends.interfaces import OBJECT_FORMATS, SHA1_FORMAT, ObjectFormat, PackedObject, object_format_of
 from protocols.errors import ProtocolError
-from protocols.git_receive import OFS_DELTA, REF_DELTA, PackScanner
+from protocols.git_receive import OFS_DELTA, REF_DELTA, PackScanner, hash_constructor, object_hash
 
 S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
 _NOT_LEAVES = (S_IFDIR, S_IFGITLINK)
@@ -402,6 +399,7 @@ class PackIngest:
             sweep_stale_temporaries(store)  # a quarantine swept when it was made
         self._store = store
         self._format = object_format_of(store)
+        self._new_hash = hash_constructor(self._format)
         self._links = links
         self._pack_dir = into.pack_dir if into is not None else os.fspath(store.pack_dir)
         fd, self._path = tempfile.mkstemp(dir=into.path if into is not None else store.path, prefix="tmp_pack_")
@@ -658,7 +656,7 @@ class PackIngest:
             base = level.text if level.text is not None else restore(level)
             rebuilt = b"".join(apply_delta(base, self._inflate(child)))
             del base
-            sha = _object_id(type_num, rebuilt, self._format)
+            sha = _object_id(type_num, rebuilt, self._new_hash)
             names[child] = sha
             kinds[child] = type_num
             self._named += 1
@@ -882,8 +880,10 @@ def write_index_v2(out: BinaryIO, names: Sequence[bytes], offsets: Sequence[int]
     out.write(object_format.hasher(body).digest())
 
 
-def _object_id(type_num: int, text: bytes, object_format: ObjectFormat = SHA1_FORMAT) -> bytes:
-    digest = object_format.hasher(object_header(type_num, len(text)))
+def _object_id(type_num: int, text: bytes, new: Callable[[bytes], hashlib._Hash] = hashlib.sha1) -> bytes:
+    """The id of an object of type ``type_num`` and content ``text`` (``new``: its format's
+    ``hash_constructor``)."""
+    digest = object_hash(type_num, len(text), new)
     digest.update(text)
     return digest.digest()
 

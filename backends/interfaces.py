@@ -117,8 +117,7 @@ class RefReport:
     forced: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class PackedObject:
+class PackedObject(NamedTuple):
     """One object of a pushed pack, as the gateway's scan of the stream found it.
 
     ``base``: the absolute offset of an OFS_DELTA's base, the 20-byte id of a
@@ -127,6 +126,9 @@ class PackedObject:
     pack, header included (what a version 2 index records).  ``text``: what the
     scan inflated, when it hands it on (a delta's data, a commit, tree or tag;
     never a blob), for the sink to use instead of inflating the object again.
+    A named tuple: the scan makes one per object (a frozen dataclass cost three
+    times as much to make); two records of one object compare equal whether or
+    not they carry its text.
     """
 
     offset: int
@@ -137,7 +139,21 @@ class PackedObject:
     base: int | bytes | None
     crc32: int
     sha: bytes | None
-    text: bytes | None = field(default=None, compare=False, repr=False)
+    text: bytes | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PackedObject) and self[:8] == other[:8]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self[:8])
+
+    def __repr__(self) -> str:
+        return (f"PackedObject(offset={self.offset}, data_offset={self.data_offset}, end={self.end}, "
+                f"type_num={self.type_num}, size={self.size}, base={self.base!r}, crc32={self.crc32}, "
+                f"sha={self.sha!r})")
 
 
 class PackSink(Protocol):

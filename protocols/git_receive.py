@@ -486,7 +486,12 @@ _HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {"sha1": hashlib.sha1, "s
 """hashlib's own constructors: cheaper per object than ``hashlib.new`` (``ObjectFormat.hasher``)."""
 
 
-def _object_hash(type_num: int, size: int, new: Callable[[bytes], hashlib._Hash] = hashlib.sha1) -> hashlib._Hash:
+def hash_constructor(object_format: ObjectFormat) -> Callable[[bytes], hashlib._Hash]:
+    """The cheapest way to start a hash of ``object_format`` (hashlib's own constructor)."""
+    return _HASHES.get(object_format.name, object_format.hasher)
+
+
+def object_hash(type_num: int, size: int, new: Callable[[bytes], hashlib._Hash] = hashlib.sha1) -> hashlib._Hash:
     """The hash (``new``: SHA-1 by default) of a whole object, fed its header (``blob 5\\0``); the
     caller adds the content."""
     return new(_TYPE_NAMES[type_num] + b" %d\0" % size)
@@ -520,7 +525,7 @@ class PackScanner:
     def __init__(self, max_pack: int = DEFAULT_MAX_PACK, max_object: int = MAX_OBJECT_SIZE,
                  max_delta_result: int = MAX_OBJECT_SIZE, object_format: ObjectFormat = SHA1_FORMAT) -> None:
         self._phase = _Phase.HEADER
-        self._new_hash = _HASHES.get(object_format.name, object_format.hasher)
+        self._new_hash = hash_constructor(object_format)
         self._raw_len = object_format.raw_len
         self._buffer = bytearray()
         self._remaining_objects = 0
@@ -617,7 +622,7 @@ class PackScanner:
         if not inflater.eof or len(out) != size:
             return -1
         if base is None:
-            sha = _object_hash(type_num, size, self._new_hash)
+            sha = object_hash(type_num, size, self._new_hash)
             sha.update(out)
             digest: bytes | None = sha.digest()
         else:
@@ -676,7 +681,7 @@ class PackScanner:
         if type_num in (OFS_DELTA, REF_DELTA):
             self._delta_head, self._hash = bytearray(), None
         else:
-            self._delta_head, self._hash = None, _object_hash(type_num, size, self._new_hash)
+            self._delta_head, self._hash = None, object_hash(type_num, size, self._new_hash)
         return header_len - before
 
     def _object_at(self, buf: bytes | memoryview, offset: int) -> tuple[int, int, int, int | bytes | None] | None:
