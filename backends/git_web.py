@@ -158,9 +158,10 @@ class GitPages:
                 break
         try:
             commit = Commit.from_raw_string(Commit.type_num, raw)
-            return commit.commit_time, commit.commit_timezone
-        except (ObjectFormatException, ValueError):
+        except (ObjectFormatException, ValueError, IndexError):  # (dulwich's IndexError: no zone at all)
             return None
+        assert isinstance(commit, Commit)
+        return commit.commit_time, commit.commit_timezone
 
     # -- entries -------------------------------------------------------------------------------
 
