@@ -20,6 +20,7 @@ from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 from backends import hg_support
 from backends.blobs import made_whole
 from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock
+from backends.git_objects import adopt_store
 from backends.interfaces import OBJECT_FORMATS, Kind, Repository
 from backends.names import strip_git_suffix, validate_name
 from protocols.errors import NotARepository, RepositoryNotFound, StorageError, UnsafeName, UnsupportedFeature
@@ -116,7 +117,9 @@ class FilesystemBackend:
         except OSError as exc:  # a full disk, a quota, a read-only root: nothing is left half made
             raise StorageError(f"the server could not create repository {name} ({exc.strerror or exc}); "
                                "try again later or tell the server's operator") from exc
-        return DulwichGitRepository(name, Repo(path), lock=_flock(path), spool_dir=path, owns_repo=True)
+        created = Repo(path)
+        adopt_store(created.object_store)
+        return DulwichGitRepository(name, created, lock=_flock(path), spool_dir=path, owns_repo=True)
 
     def exists(self, name: str) -> bool:
         try:
@@ -266,6 +269,7 @@ def _open_git(path: str) -> Repo:
         name = repo.get_config().get((b"extensions",), b"objectformat").decode("utf-8", "replace").lower()
     except KeyError:
         name = "sha1"
+    adopt_store(repo.object_store)
     if name not in OBJECT_FORMATS or name != getattr(getattr(repo, "object_format", None), "name", "sha1"):
         repo.close()
         raise UnsupportedFeature(f"unsupported repository feature: {name} object ids "

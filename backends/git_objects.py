@@ -18,8 +18,9 @@ from collections import OrderedDict
 from types import TracebackType
 from typing import Any, Self
 
+from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
-from dulwich.objects import ObjectID
+from dulwich.objects import ObjectID, sha_to_hex
 
 try:
     from dulwich._pack import apply_delta  # type: ignore[import-not-found]
@@ -343,3 +344,68 @@ def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> byte
     if len(name) != raw_len or at + raw_len > view.entry_end(pos):
         raise CorruptPack("truncated REF_DELTA base name")
     return name
+
+
+_LOOSE_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+
+
+class RawLooseObjectStore(DiskObjectStore):
+    """A repository's object store that reads a loose object it cannot parse as it is stored.
+
+    dulwich parses a loose object whole whenever it reads it, even for its raw text
+    (``get_raw``) or to learn that it is there (``contains_loose``): a loose commit whose
+    header git's fsck would fault (a date an old tool wrote) made every advertisement of its
+    repository an internal error, where git serves it (packed, it was already read raw).
+    Adopted by the repositories the fs backend opens (``adopt_store``).
+    """
+
+    def get_raw(self, name: Any) -> tuple[int, bytes]:
+        try:
+            return super().get_raw(name)
+        except (ObjectFormatException, ValueError, IndexError):  # dulwich's parse of a loose object
+            found = self.loose_raw(name)
+            if found is None:
+                raise
+            return found
+
+    def contains_loose(self, sha: Any) -> bool:
+        """Whether the object's loose file is there (not parsed: a file that does not read as an
+        object is found, and its reader says what is wrong)."""
+        return os.path.isfile(self._get_shafile_path(self._hex(sha)))
+
+    def loose_raw(self, name: bytes) -> tuple[int, bytes] | None:
+        """A loose object's type and text as stored; None when there is no such file.  Within the
+        store's bound on a loose object's size (dulwich's); what is not a loose object raises
+        ``ObjectFormatException``."""
+        try:
+            with open(self._get_shafile_path(self._hex(name)), "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            return None
+        limit = self.loose_object_size_limit
+        hexsha = self._hex(name).decode("ascii", "replace")
+        inflater = zlib.decompressobj()
+        try:
+            text = inflater.decompress(data, limit + 64)  # the header's few bytes besides
+        except zlib.error as exc:
+            raise ObjectFormatException(f"loose object {hexsha} does not inflate: {exc}") from None
+        if inflater.unconsumed_tail:
+            raise ObjectFormatException(f"loose object {hexsha} is larger than {limit} bytes")
+        if not inflater.eof:
+            raise ObjectFormatException(f"loose object {hexsha} does not inflate: it is cut short")
+        header, nul, body = text.partition(b"\0")
+        kind, _, size = header.partition(b" ")
+        type_num = _LOOSE_TYPES.get(kind)
+        if not nul or type_num is None or not size.isdigit() or int(size) != len(body):
+            raise ObjectFormatException(f"loose object {hexsha} has no valid header")
+        return type_num, body
+
+    def _hex(self, sha: bytes) -> Any:
+        return sha_to_hex(sha) if len(sha) == self.object_format.oid_length else sha  # type: ignore[arg-type]
+
+
+def adopt_store(store: BaseObjectStore) -> None:
+    """Make a repository's plain ``DiskObjectStore`` a ``RawLooseObjectStore`` (dulwich's ``Repo``
+    makes its own store; the subclass adds behaviour, no state)."""
+    if type(store) is DiskObjectStore:
+        store.__class__ = RawLooseObjectStore
