@@ -10,6 +10,7 @@ streams the pack as byte chunks, reusing stored deltas where dulwich offers them
 
 from __future__ import annotations
 
+import re
 import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -179,8 +180,11 @@ def is_ancestor(store: BaseObjectStore, old: ObjectId, new: ObjectId) -> bool:
     return False
 
 
-class _NegotiatedCommit:
-    """What negotiation reads of a commit: its id, parents and commit time."""
+_LOWER_HEX = re.compile(rb"[0-9a-f]+")
+
+
+class _CommitLinks:
+    """What the walks of a fetch read of a commit: its id, parents and commit time."""
 
     __slots__ = ("commit_time", "id", "parents")
 
@@ -190,12 +194,13 @@ class _NegotiatedCommit:
         self.commit_time = commit_time
 
 
-def _negotiated_commit(store: BaseObjectStore, oid: bytes,
-                  read: tuple[int, bytes] | None = None) -> _NegotiatedCommit | Commit | None:
-    """The commit ``oid`` names (through annotated tags), read raw: its header's parents and
-    committer time, without parsing the rest (negotiation walks a fetch's new commits and reads
-    each have); dulwich reads any header not as git writes it.  None when there is no such commit.
-    ``read``: ``oid``'s type and raw text, when the caller read them already."""
+def _commit(store: BaseObjectStore, oid: bytes, read: tuple[int, bytes] | None = None) -> _CommitLinks | None:
+    """The commit ``oid`` names (through annotated tags), read raw as git's ``parse_commit`` reads
+    it: the header's parent lines and committer time, the rest not parsed (negotiation walks a
+    fetch's new commits and reads each have; shallow requests walk from the wants).  A committer
+    line without a readable time gives 0, as git's ``parse_commit_date``: a commit an old tool
+    wrote with a date git's fsck faults is served, not an internal error.  None when there is
+    no such commit.  ``read``: ``oid``'s type and raw text, when the caller read them already."""
     for _ in range(MAX_PEEL):
         if read is not None:
             type_num, raw = read
@@ -207,30 +212,30 @@ def _negotiated_commit(store: BaseObjectStore, oid: bytes,
                 return None
         if type_num == Tag.type_num:
             target = tag_object(raw, len(oid))
-            if target is None:
-                return _commit(store, oid)
+            if target is None:  # not the first line git writes: dulwich reads it, or says what is wrong
+                tag = _lookup(store, oid)
+                if not isinstance(tag, Tag):
+                    return None
+                target = tag.object[1]
             oid = target
             continue
         if type_num != Commit.type_num:
             return None
+        end = raw.find(b"\n\n")
         parents: list[bytes] = []
-        for line in raw[:raw.find(b"\n\n")].split(b"\n"):
+        commit_time = 0
+        hex_len = len(oid)
+        for line in (raw if end < 0 else raw[:end]).split(b"\n"):
             if line.startswith(b"parent "):
-                parents.append(line[7:])
+                if len(line) == 7 + hex_len and _LOWER_HEX.fullmatch(line, 7):
+                    parents.append(line[7:])
             elif line.startswith(b"committer "):
-                fields = line.rsplit(b" ", 2)
-                if len(fields) == 3 and fields[1].isdigit():
-                    return _NegotiatedCommit(oid, parents, int(fields[1]))
+                after = line[line.rfind(b">") + 1:].split(None, 1)
+                if after and after[0].isdigit() and len(after[0]) < 20:
+                    commit_time = int(after[0])
                 break
-        return _commit(store, oid)
-    return _commit(store, oid)
-
-
-def _commit(store: BaseObjectStore, oid: bytes) -> Commit | None:
-    obj = _lookup(store, oid)
-    while isinstance(obj, Tag):
-        obj = _lookup(store, obj.object[1])
-    return obj if isinstance(obj, Commit) else None
+        return _CommitLinks(oid, parents, commit_time)
+    return None
 
 
 class Negotiator:
@@ -272,12 +277,12 @@ class Negotiator:
             self._seen_common.add(oid)
             self.common.append(oid)
         if read[0] == Commit.type_num:
-            commit = _negotiated_commit(self._store, oid, read)
+            commit = _commit(self._store, oid, read)
             if commit is not None:
                 self._mark_they_have(commit)
         return True
 
-    def _mark_they_have(self, commit: _NegotiatedCommit | Commit) -> None:
+    def _mark_they_have(self, commit: _CommitLinks) -> None:
         before = len(self._they_have)
         self._they_have.add(commit.id)
         self._they_have.update(commit.parents)
@@ -293,7 +298,7 @@ class Negotiator:
             return False
         if self._answer is None:
             if self._uncovered is None:
-                self._uncovered = {c.id for w in self._wants if (c := _negotiated_commit(self._store, w)) is not None}
+                self._uncovered = {c.id for w in self._wants if (c := _commit(self._store, w)) is not None}
             self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w)}
             self._answer = not self._uncovered
         return self._answer
@@ -305,7 +310,7 @@ class Negotiator:
             oid = queue.popleft()
             if oid in self._they_have:
                 return True
-            commit = _negotiated_commit(self._store, oid)
+            commit = _commit(self._store, oid)
             if commit is None or commit.commit_time < cutoff:
                 continue
             for parent in commit.parents:

@@ -9,6 +9,8 @@ exceptions.  Over SSH the same message also goes to stderr with exit status
 
 from __future__ import annotations
 
+from dulwich.errors import ObjectFormatException
+
 from protocols import pktline
 from protocols.errors import (
     HgwireError,
@@ -57,9 +59,19 @@ def is_expected(exc: BaseException) -> bool:
     return isinstance(exc, GIT_EXPECTED)
 
 
+def unreadable_object(exc: BaseException) -> str | None:
+    """What a user is told when the repository holds an object dulwich cannot read (a tag or
+    tree an old tool wrote, a damaged loose file), which git may serve: not a bare "internal
+    error" (the log keeps the traceback); None for any other error."""
+    if not isinstance(exc, ObjectFormatException):
+        return None
+    return (f"the repository holds an object the server cannot read ({str(exc)[:200]}); "
+            "tell the server's operator, 'git fsck' in the repository names it")
+
+
 def git_message(exc: BaseException) -> bytes:
     """The one-line message a git user sees for ``exc`` (never internals)."""
-    text = str(exc) if is_expected(exc) else INTERNAL_ERROR
+    text = str(exc) if is_expected(exc) else (unreadable_object(exc) or INTERNAL_ERROR)
     return text.replace("\n", " ").encode("utf-8", "replace")[: pktline.MAX_PAYLOAD - 16]
 
 

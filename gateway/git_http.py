@@ -39,7 +39,7 @@ from backends.interfaces import GitRepository, object_format_of
 from gateway import git_session
 from gateway.auth import Access
 from gateway.channel import Session, SessionContext
-from gateway.errors import temp_space_refusal
+from gateway.errors import INTERNAL_ERROR, temp_space_refusal, unreadable_object
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, send_unauthorized
 from gateway.limits import limits_for
 from gateway.repo_use import closing_git
@@ -116,7 +116,7 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
     status = http_status(exc)
     if status == 500:
         log.failure("{proto} on {repo}", failure, proto=proto, repo=repo)
-        message = "internal error"
+        message = unreadable_object(exc) or INTERNAL_ERROR
     else:
         message = str(exc)
     log.info("{proto} {repo}: {outcome}", proto=proto, repo=repo, outcome=f"refused {status}: {message}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 from pathlib import Path
@@ -339,23 +340,40 @@ def test_a_tag_s_first_line_names_its_object(raw: bytes, target: bytes | None) -
     assert tag_object(raw, len(target) if target else 40) == target
 
 
-def test_negotiation_reads_a_commit_s_links_as_dulwich_parses_them(history: History, tmp_path: Path) -> None:
+def test_the_walks_read_a_commit_s_links_as_git_s_parse_commit(history: History, tmp_path: Path) -> None:
+    """Parents and committer time as dulwich parses them, and as git's parse_commit reads a
+    header dulwich cannot parse (a time that is no number reads as 0), on a memory and a disk
+    store; a tag reads as its commit, a tree and a missing id as none."""
     from dulwich.repo import Repo as DiskRepo
 
-    odd = Commit()  # a committer time git would not write: read by dulwich instead
+    odd = Commit()  # a committer time git would not write
     odd.tree, odd.parents = history.commits["c0"].tree, [history.commits["c0"].id]
     odd.author = odd.committer = b"T <t@example.com>"
     odd.author_time, odd.commit_time, odd.author_timezone, odd.commit_timezone = 0, -5, 0, 0
     odd.message = b"odd"
     history.store.add_object(odd)
+    parent = history.commits["c1"].id
+    unparsable = {  # raw commits dulwich refuses to parse (a history an old tool wrote): id -> links
+        header: (git_pack.ObjectId(hashlib.sha1(b"commit %d\0" % len(header) + header).hexdigest().encode()),
+                 parents, when)
+        for header, parents, when in (
+            (b"tree %s\nparent %s\nauthor A <a@b> 1 +0000\ncommitter C <c@d> soon +0000\n\nm\n"
+             % (odd.tree, parent), [parent], 0),
+            (b"tree %s\nparent %s\nparent XYZ\nauthor A <a@b> 1 +0000\ncommitter C <c@d> 1234" % (odd.tree, parent),
+             [parent], 1234),  # no zone, no message, no newline; a parent line that names nothing
+        )}
     disk = DiskRepo.init_bare(str(tmp_path / "d.git"), mkdir=True)
     disk.object_store.add_objects([(history.store[sha], None) for sha in history.store])
+    expected = {c.id: (list(c.parents), c.commit_time) for c in history.commits.values()}
+    expected[odd.id] = ([history.commits["c0"].id], 0)
     for store in (history.store, disk.object_store):
-        for commit in [*history.commits.values(), odd]:
-            links = git_pack._negotiated_commit(store, commit.id)
-            assert links is not None
-            assert (links.id, list(links.parents), links.commit_time) == (commit.id, commit.parents, commit.commit_time)
-        tagged = git_pack._negotiated_commit(store, history.tag.id)
+        for oid, (parents, when) in expected.items():
+            links = git_pack._commit(store, oid)
+            assert links is not None and (links.id, list(links.parents), links.commit_time) == (oid, parents, when)
+        for header, (oid, parents, when) in unparsable.items():
+            links = git_pack._commit(store, oid, (Commit.type_num, header))
+            assert links is not None and (links.id, links.parents, links.commit_time) == (oid, parents, when)
+        tagged = git_pack._commit(store, history.tag.id)
         assert tagged is not None and tagged.id == history.commits["c1"].id
-        assert git_pack._negotiated_commit(store, history.commits["c1"].tree) is None
-        assert git_pack._negotiated_commit(store, b"3" * 40) is None
+        assert git_pack._commit(store, history.commits["c1"].tree) is None
+        assert git_pack._commit(store, b"3" * 40) is None
