@@ -61,7 +61,7 @@ from backends.hg.revlog import (
     Revlog,
     RevlogCache,
 )
-from backends.hg.store import decode_dir, encode_store_path
+from backends.hg.store import decode_dir, store_encoder
 from backends.hg.vfs import Vfs
 from backends.hg.writer import Transaction
 from backends.interfaces import (
@@ -168,6 +168,9 @@ class HgRepo:
         if reqs.GENERALDELTA in requirements:
             header |= FLAG_GENERALDELTA
         self.revlogs = RevlogCache(store, header, cache_scope)
+        self.encode_path = store_encoder(reqs.DOTENCODE in requirements)
+        """A store path's name on disk (``data/Foo.i`` -> ``data/_foo.i``), as this repository's
+        requirements encode it."""
         self._views: Views | None = None
         self._views_lock = threading.RLock()
         self._branch_cache: tuple[list[tuple[bytes, bool]], Node, int] = ([], NULL_NODE, 0)
@@ -227,7 +230,7 @@ class HgRepo:
         return repr(stamps).encode("ascii")
 
     def filelog_path(self, path: bytes) -> bytes:
-        return encode_store_path(b"data/" + path + b".i")
+        return self.encode_path(b"data/" + path + b".i")
 
     def changelog(self) -> Revlog:
         return self.revlogs.open(CHANGELOG)
@@ -895,7 +898,7 @@ class HgRepo:
         self.locks.acquire()
         try:
             if journal.needs_recovery(self.store):
-                journal.recover({journal.STORE: self.store, journal.PLAIN: self.plain}, encode_store_path)
+                journal.recover({journal.STORE: self.store, journal.PLAIN: self.plain}, self.encode_path)
         finally:
             self.locks.release()
 
@@ -920,7 +923,7 @@ class HgRepo:
                 for line in sorted(set(self.store.read(FNCACHE).splitlines())):
                     logical = decode_dir(line)
                     if logical:
-                        paths.append((logical, encode_store_path(logical)))
+                        paths.append((logical, self.encode_path(logical)))
                 if scope is not None and self.store.stamp(FNCACHE) == stamp:
                     SHARED_STORE_PATHS.put(scope, (stamp, tuple(paths)))
         for name in (b"00manifest.d", b"00manifest.i", b"00changelog.d", b"00changelog.i", PHASEROOTS):

@@ -68,15 +68,22 @@ def format_requirements(reqs: frozenset[str] | tuple[str, ...]) -> bytes:
     return b"".join(r.encode("ascii") + b"\n" for r in sorted(reqs))
 
 
-def check(reqs: set[str] | frozenset[str]) -> None:
-    """Refuse a repository with any requirement outside SUPPORTED, or older than Mercurial 1.7's layout.
+_UPGRADE = (" (a repository of Mercurial 1.0 or older); upgrade it where it lies with "
+            "'hg debugupgraderepo --run' to serve it")
+_RECLONE = (" (a repository of Mercurial 0.9.1 or older); make a new one of it with "
+            "'hg clone --pull OLD NEW' to serve it")
 
-    Store path encoding is implemented for fncache + dotencode only (every
-    repository created since Mercurial 1.7, 2010).
+
+def check(reqs: set[str] | frozenset[str]) -> None:
+    """Refuse a repository with any requirement outside SUPPORTED, or older than Mercurial 1.1's layout.
+
+    Store path encoding is implemented for fncache, with or without dotencode (every
+    repository created since Mercurial 1.1, 2008); an older one is refused with how to upgrade it.
     """
     for req in sorted(reqs):
         if req not in SUPPORTED:
             raise UnsupportedFeature(f"unsupported repository feature: {req}")
-    for needed in (REVLOGV1, STORE, FNCACHE, DOTENCODE):
+    for needed in (REVLOGV1, STORE, FNCACHE):
         if needed not in reqs:
-            raise UnsupportedFeature(f"unsupported repository feature: missing {needed}")
+            raise UnsupportedFeature(f"unsupported repository feature: missing {needed}"
+                                     + (_UPGRADE if needed == FNCACHE else _RECLONE if needed == STORE else ""))

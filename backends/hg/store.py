@@ -1,4 +1,4 @@
-"""Store path encoding (``store`` + ``fncache`` + ``dotencode``), byte-exact with Mercurial.
+"""Store path encoding (``store`` + ``fncache``, with or without ``dotencode``), byte-exact with Mercurial.
 
 A tracked path ``data/<file>.i`` is stored under an encoded name so that any
 byte string maps to a name every filesystem accepts (helptext/internals/
@@ -9,14 +9,18 @@ requirements.txt "fncache", "dotencode"; the rules are those of Mercurial's
 2. ``A-Z`` -> ``_a``, ``_`` -> ``__``, control bytes, bytes >= 126 and
    ``\\:*?"<>|`` -> ``~xx``;
 3. Windows reserved names (aux, con, prn, nul, com1-9, lpt1-9) get their third
-   byte escaped, a trailing ``.``/space and (dotencode) a leading one too;
+   byte escaped, a trailing ``.``/space and (dotencode) a leading one too (a
+   repository of Mercurial 1.1 to 1.6 has fncache without dotencode: a name
+   starting with a dot or space is kept as it is, hg's "hybrid" encoding);
 4. if the result exceeds 120 bytes, a hashed ``dh/`` form is used instead.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+from collections.abc import Callable
 
 MAX_STORE_PATH = 120
 DIR_PREFIX_LEN = 8
@@ -69,12 +73,12 @@ def _encode_bytes(path: bytes, table: list[bytes]) -> bytes:
     return b"".join([table[b] for b in path])
 
 
-def _aux_encode(parts: list[bytes]) -> list[bytes]:
-    """Escape Windows reserved names and leading/trailing dots and spaces (dotencode on)."""
+def _aux_encode(parts: list[bytes], dotencode: bool = True) -> list[bytes]:
+    """Escape Windows reserved names and trailing dots and spaces, and (``dotencode``) leading ones."""
     out = []
     for part in parts:
         if part:
-            if part[0] in b". ":
+            if dotencode and part[0] in b". ":
                 part = b"~%02x" % part[0] + part[1:]
             else:
                 stem = part.find(b".")
@@ -89,10 +93,10 @@ def _aux_encode(parts: list[bytes]) -> list[bytes]:
     return out
 
 
-def _hash_encode(path: bytes) -> bytes:
+def _hash_encode(path: bytes, dotencode: bool = True) -> bytes:
     """The non-reversible ``dh/`` form for paths too long to store as they are."""
     digest = hashlib.sha1(path).hexdigest().encode()
-    parts = _aux_encode(_encode_bytes(path[5:], _LOWER).split(b"/"))
+    parts = _aux_encode(_encode_bytes(path[5:], _LOWER).split(b"/"), dotencode)
     basename = parts[-1]
     ext = os.path.splitext(basename)[1]
     short_dirs: list[bytes] = []
@@ -114,17 +118,23 @@ def _hash_encode(path: bytes) -> bytes:
     return result
 
 
-def encode_store_path(path: bytes) -> bytes:
-    """Map a store path such as ``data/Foo.txt.i`` to its on-disk name under ``.hg/store``."""
+def encode_store_path(path: bytes, dotencode: bool = True) -> bytes:
+    """Map a store path such as ``data/Foo.txt.i`` to its on-disk name under ``.hg/store``
+    (``dotencode``: as a repository with that requirement names it)."""
     escaped = encode_dir(path)
     if not path.startswith((b"data/", b"meta/")):
         return escaped
-    if len(path) > MAX_STORE_PATH:
-        return _hash_encode(escaped)
-    result = b"/".join(_aux_encode(_encode_bytes(escaped, _FULL).split(b"/")))
+    if len(path) > MAX_STORE_PATH:  # (encoding never shortens a path)
+        return _hash_encode(escaped, dotencode)
+    result = b"/".join(_aux_encode(_encode_bytes(escaped, _FULL).split(b"/"), dotencode))
     if len(result) > MAX_STORE_PATH:
-        return _hash_encode(escaped)
+        return _hash_encode(escaped, dotencode)
     return result
+
+
+def store_encoder(dotencode: bool) -> Callable[[bytes], bytes]:
+    """The store path encoding of a repository with (or without) the ``dotencode`` requirement."""
+    return encode_store_path if dotencode else functools.partial(encode_store_path, dotencode=False)
 
 
 def filelog_path(file_path: bytes, ext: bytes) -> bytes:

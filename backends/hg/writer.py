@@ -33,7 +33,7 @@ from backends.hg.revlog import (
     node_hash,
     parse_index,
 )
-from backends.hg.store import encode_dir, encode_store_path
+from backends.hg.store import encode_dir
 from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
 from protocols import hg_obsmarkers as obs
 from protocols.errors import LimitExceeded, ProtocolError, StorageError
@@ -84,8 +84,8 @@ class Transaction:
             store = repo.store
             vfsmap = {journal_mod.STORE: store, journal_mod.PLAIN: repo.plain}
             if journal_mod.needs_recovery(store):
-                journal_mod.recover(vfsmap, encode_store_path)
-            self.journal = journal_mod.Journal(vfsmap, encode_store_path)
+                journal_mod.recover(vfsmap, repo.encode_path)
+            self.journal = journal_mod.Journal(vfsmap, repo.encode_path)
         except BaseException:
             repo.locks.release()
             raise

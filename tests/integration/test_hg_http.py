@@ -158,11 +158,43 @@ def _phased_repo(hghttp: HgHttp, path: Path) -> None:
 
 
 def test_a_repository_hgwire_cannot_serve_is_named_as_such(fs_http: HgHttp, tmp_path: Path) -> None:
-    """Not a bare 'HTTP Error 500': hg shows the feature, as over SSH."""
-    fs_http.hg("init", "--config", "format.dotencode=false", str(fs_http.server.root / "old"))
+    """Not a bare 'HTTP Error 500': hg shows the feature, as over SSH, and how to upgrade it."""
+    fs_http.hg("init", "--config", "format.usefncache=false", str(fs_http.server.root / "old"))
     result = fs_http.hg("clone", fs_http.url("old"), str(tmp_path / "c"), check=False)
     assert result.returncode != 0
-    assert "unsupported repository feature: missing dotencode" in result.stderr, result.stderr
+    assert "unsupported repository feature: missing fncache" in result.stderr, result.stderr
+    assert "hg debugupgraderepo --run" in result.stderr
+
+
+def test_a_repository_without_dotencode_is_served(fs_http: HgHttp, tmp_path: Path) -> None:
+    """Mercurial 1.1 to 1.6 made repositories with fncache but without dotencode (a leading dot or
+    space of a path's part is not escaped on disk): cloned, pushed to (new files named on disk
+    as hg names them: hg verify reads them), and streamed, as from hg serve."""
+    served = fs_http.server.root / "old"
+    fs_http.hg("init", "--config", "format.dotencode=false", str(served))
+    names = [".hgignore-like", " lead space/x", ".dir/.Inner", "a/ b/.c. ", "AUX.txt/.x", "d" * 130 + "/.long"]
+    for name in names:
+        (served / name).parent.mkdir(parents=True, exist_ok=True)
+        (served / name).write_text(name + "\n")
+    fs_http.hg("commit", "-q", "-A", "-R", str(served), "-m", "old layout")
+    assert "dotencode" not in (served / ".hg" / "requires").read_text() + (
+        (served / ".hg" / "store" / "requires").read_text() if (served / ".hg" / "store" / "requires").exists() else "")
+    assert (served / ".hg" / "store" / "data" / ".dir" / "._inner.i").exists()  # as hg names it: not ~2edir
+    clone = tmp_path / "clone"
+    fs_http.hg("clone", "-q", fs_http.url("old"), str(clone))
+    assert sorted((clone / n).read_text() for n in names) == sorted(n + "\n" for n in names)
+    for name in (".new/ .File", "e" * 130 + "/.more"):
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        (clone / name).write_text("pushed\n")
+    fs_http.hg("commit", "-q", "-A", "-R", str(clone), "-m", "pushed")
+    fs_http.hg("push", "-q", "-R", str(clone), fs_http.push_url("old"))
+    fs_http.hg("verify", "-q", "-R", str(served))
+    assert (served / ".hg" / "store" / "data" / ".new" / " ._file.i").exists()
+    fs_http.hg("update", "-q", "-R", str(served))
+    assert (served / ".new" / " .File").read_text() == "pushed\n"
+    streamed = tmp_path / "streamed"
+    fs_http.hg("clone", "-q", "--stream", "-U", fs_http.url("old"), str(streamed))
+    fs_http.hg("verify", "-q", "-R", str(streamed))
 
 
 def test_a_stream_clone_never_copies_secret_changesets(fs_http: HgHttp, tmp_path: Path) -> None:

@@ -48,6 +48,17 @@ def test_vectors(path: bytes, expected: bytes | None) -> None:
         assert encoded == expected
 
 
+@pytest.mark.parametrize(("path", "expected"), [
+    (b"data/.foo/ bar.i", b"data/.foo/ bar.i"),  # kept: no dotencode
+    (b"data/foo./bar .d", b"data/foo~2e/bar .d"),
+    (b"data/..i", b"data/..i"),
+    (b"data/./x/../y.i", b"data/~2e/x/.~2e/y.i"),  # a dot segment never stays one
+    (b"data/.aux/aux.txt.i", b"data/.aux/au~78.txt.i"),
+])
+def test_vectors_without_dotencode(path: bytes, expected: bytes) -> None:
+    assert encode_store_path(path, dotencode=False) == expected
+
+
 def test_hashed_form_keeps_directory_prefixes() -> None:
     long_dir = b"A-Very-Long-Directory-Name" * 3
     encoded = encode_store_path(b"data/" + long_dir + b"/" + long_dir + b"/file.TXT.i")
@@ -61,18 +72,20 @@ path_segments = st.lists(
 )
 
 
-@given(path_segments, st.sampled_from([b".i", b".d"]))
-def test_encoded_paths_are_portable(segments: list[bytes], ext: bytes) -> None:
+@given(path_segments, st.sampled_from([b".i", b".d"]), st.booleans())
+def test_encoded_paths_are_portable(segments: list[bytes], ext: bytes, dotencode: bool) -> None:
     path = b"data/" + b"/".join(segments) + ext
-    encoded = encode_store_path(path)
+    encoded = encode_store_path(path, dotencode)
     assert encoded.endswith(ext)
     allowed = set((string.ascii_lowercase + string.digits + "~_.-/ !#$%&'()+,;=@[]^`{}").encode())
     assert set(encoded) <= allowed
-    assert encoded == encode_store_path(path)  # deterministic
+    assert encoded == encode_store_path(path, dotencode)  # deterministic
+    for part in encoded.split(b"/"):
+        assert part not in (b"", b".", b"..")  # (without dotencode too: a trailing dot is escaped)
     if not encoded.startswith(b"dh/"):
         assert len(encoded) <= 120
         for part in encoded.split(b"/")[1:]:
-            assert not part.startswith((b".", b" "))
+            assert not (dotencode and part.startswith((b".", b" ")))
             assert part.split(b".")[0] not in (b"aux", b"con", b"prn", b"nul")
 
 
