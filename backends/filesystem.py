@@ -265,6 +265,15 @@ def _open_git(path: str) -> Repo:
         repo.close()
         raise UnsupportedFeature("unsupported repository feature: a shallow repository (its history was cut, "
                                  "as by clone --depth); run 'git fetch --unshallow' in it to serve it")
+    try:  # reftable refs: dulwich reads them, hgwire's own ref reader and writer do not
+        storage = repo.get_config().get((b"extensions",), b"refstorage")
+    except KeyError:
+        storage = None
+    if storage is not None:
+        repo.close()
+        raise UnsupportedFeature("unsupported repository feature: reftable refs (extensions.refStorage = "
+                                 f"{storage.decode('utf-8', 'replace')[:40]}); convert them with "
+                                 "'git refs migrate --ref-format=files' to serve it")
     try:  # dulwich reads a value it does not know as SHA-1: git refuses the repository
         name = repo.get_config().get((b"extensions",), b"objectformat").decode("utf-8", "replace").lower()
     except KeyError:

@@ -91,16 +91,22 @@ def test_hg_repository_recognised(tmp_path: Path) -> None:
     (["init", "-q", "--bare", "--object-format=sha256"], "sha512 object ids"),
     (["-c", "init.defaultObjectFormat=sha1", "init", "-q", "--bare"], "git extension 'weird'"),
     (["init", "-q", "--bare"], "a shallow repository"),
+    (["init", "-q", "--bare"], "reftable refs .* 'git refs migrate --ref-format=files'"),
 ])
 def test_repositories_hgwire_cannot_serve_are_refused_by_name(tmp_path: Path, setup: list[str], message: str) -> None:
     """An object format git does not know (which dulwich would read as SHA-1) and an unknown
-    extension are refused by name; so is a shallow repository."""
+    extension are refused by name; so is a shallow repository, and one whose refs are in a
+    reftable (dulwich opens it; hgwire's refs would read it as empty and write loose refs beside)."""
     path = tmp_path / "r.git"
     subprocess.run(["git", *setup, str(path)], check=True)
     if "sha512" in message:
         subprocess.run(["git", "-C", str(path), "config", "extensions.objectformat", "sha512"], check=True)
     if "shallow" in message:  # what clone --depth leaves: the commits whose parents it lacks
         (path / "shallow").write_text("1" * 40 + "\n")
+    if "reftable" in message:  # what git 2.45's init --ref-format=reftable writes in the config
+        subprocess.run(["git", "-C", str(path), "config", "core.repositoryformatversion", "1"], check=True)
+        subprocess.run(["git", "-C", str(path), "config", "extensions.refStorage", "reftable"], check=True)
+        (path / "reftable").mkdir()
     if "weird" in message:
         subprocess.run(["git", "-C", str(path), "config", "core.repositoryformatversion", "1"], check=True)
         subprocess.run(["git", "-C", str(path), "config", "extensions.weird", "x"], check=True)
