@@ -34,7 +34,7 @@ from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo
 from backends.hg.vfs import FsVfs
-from protocols.errors import RepositoryNotFound, StorageError
+from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
 
 DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo layout"
 """``.hg/00changelog.i`` of a store repo: a revlog header no old client accepts."""
@@ -81,6 +81,9 @@ def read_requirements(hg_dir: str) -> frozenset[str]:
     """Working-copy requirements plus, with share-safe, the store's own file."""
     with open(os.path.join(hg_dir, "requires"), "rb") as f:
         found = reqs.parse(f.read())
+    if found & {"shared", "relshared"}:  # its store is another repository's (.hg/sharedpath)
+        raise UnsupportedFeature("unsupported repository feature: a share of another repository (hg share); "
+                                 "serve the repository its .hg/sharedpath names instead")
     if reqs.SHARE_SAFE in found:
         try:
             with open(os.path.join(hg_dir, "store", "requires"), "rb") as f:

@@ -164,6 +164,12 @@ def test_a_repository_hgwire_cannot_serve_is_named_as_such(fs_http: HgHttp, tmp_
     assert result.returncode != 0
     assert "unsupported repository feature: missing fncache" in result.stderr, result.stderr
     assert "hg debugupgraderepo --run" in result.stderr
+    fs_http.hg("init", str(tmp_path / "source"))  # a share: its store is another repository's
+    fs_http.hg("--config", "extensions.share=", "share", "-q", "-U", str(tmp_path / "source"),
+               str(fs_http.server.root / "shared"))
+    result = fs_http.hg("clone", fs_http.url("shared"), str(tmp_path / "s"), check=False)
+    assert result.returncode != 0
+    assert "unsupported repository feature: a share of another repository" in result.stderr, result.stderr
 
 
 def test_a_repository_without_dotencode_is_served(fs_http: HgHttp, tmp_path: Path) -> None:
