@@ -19,7 +19,7 @@ from typing import BinaryIO, Literal, cast
 
 from dulwich.config import ConfigFile
 from dulwich.errors import ObjectFormatException, RefFormatError
-from dulwich.file import FileLocked
+from dulwich.file import FileLocked, SharedPerm, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
 from dulwich.objects import Blob, ObjectID
 from dulwich.pack import Pack, PackData, PackInflater
@@ -30,7 +30,7 @@ from dulwich.refs import (
     read_packed_refs,
     read_packed_refs_with_peeled,
 )
-from dulwich.repo import BaseRepo
+from dulwich.repo import BaseRepo, parse_shared_repository
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.git_dotfiles import DotFiles
@@ -1181,7 +1181,39 @@ class DulwichGitRepository:
                     with suppress(OSError):
                         os.unlink(lock)
             return f"failed to update ref: {exc.strerror or exc}"
+        if done:
+            self._share_written(ref)
         return None if done else REF_MOVED
+
+    def _shared_perm(self) -> SharedPerm | None:
+        """What ``core.sharedRepository`` asks of the files hgwire writes (None: the umask's modes)."""
+        value = self._config_last(b"core", b"sharedrepository")
+        try:
+            return parse_shared_repository(value) if value is not None else None
+        except ValueError:  # a value git would refuse too: the umask's modes
+            return None
+
+    def _share_written(self, ref: bytes) -> None:
+        """Give a ref file just written, the directories above it under ``refs/`` and ``packed-refs``
+        the permissions ``core.sharedRepository`` asks (git's ``adjust_shared_perm``): other
+        members of the group can then update the refs hgwire wrote, as they could git's.  dulwich
+        writes them with the umask's modes."""
+        perm = self._shared_perm()
+        refs = self.dulwich_repo.refs
+        refpath = getattr(refs, "refpath", None)
+        root = getattr(refs, "path", None)
+        if perm is None or refpath is None or not isinstance(root, bytes):
+            return
+        path = refpath(Ref(ref))
+        targets = [os.path.join(root, b"packed-refs")]
+        while path.startswith(root + b"/refs") and len(path) > len(root) + len(b"/refs"):
+            targets.append(path)
+            path = os.path.dirname(path)
+        if ref == HEAD:
+            targets.append(os.path.join(root, b"HEAD"))
+        for target in targets:
+            with suppress(OSError):  # gone meanwhile (a delete, pack-refs): nothing to share
+                adjust_shared_perm(target, perm)
 
     def _repair_head(self) -> None:
         """Point HEAD at a pushed branch when its target does not exist (first push)."""
@@ -1194,6 +1226,7 @@ class DulwichGitRepository:
             return
         preferred = [b for b in PREFERRED_BRANCHES if b in refs]
         self.dulwich_repo.refs.set_symbolic_ref(HEAD, (preferred or branches)[0])
+        self._share_written(HEAD)
 
     def _connected(self, tip: ObjectId) -> bool:
         """Is every object reachable from ``tip`` present, and is the push's pack whole?

@@ -33,7 +33,7 @@ from backends.hg import requirements as reqs
 from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo
-from backends.hg.vfs import FsVfs
+from backends.hg.vfs import FsVfs, create_mode
 from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
 
 DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo layout"
@@ -101,9 +101,10 @@ def open_repository(path: str, name: str) -> HgRepo:
     hg_dir = os.path.join(path, ".hg")
     found = read_requirements(hg_dir)
     store_dir = os.fsencode(os.path.realpath(os.path.join(hg_dir, "store")))
-    store = FsVfs(store_dir)
+    createmode = create_mode(store_dir)  # (hg's: the working directory's vfs takes the store's too)
+    store = FsVfs(store_dir, createmode)
     # Index snapshots are shared with every other open of this store (same directory).
-    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir)), found, FsLocks(hg_dir), cache_scope=store_dir)
+    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir), createmode), found, FsLocks(hg_dir), cache_scope=store_dir)
     repo.recover_if_needed()
     return repo
 

@@ -53,11 +53,44 @@ class Vfs(Protocol):
     def walk(self) -> Iterator[bytes]: ...
 
 
-class FsVfs:
-    """A directory on disk; ``replace`` is write-to-temp then rename so readers never see half a file."""
+def _read_umask() -> int:
+    """The process's umask: from ``/proc`` (thread-safe), else set and restored (at import, before
+    any thread writes files)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    def __init__(self, root: bytes) -> None:
+
+UMASK = _read_umask()
+
+
+def create_mode(store_dir: bytes) -> int | None:
+    """The mode hg gives the files and directories it creates in a repository (its ``_calcmode``):
+    the store directory's own, when it differs from what the umask would give it (a repository
+    made group-writable for several users); None otherwise (the umask's modes)."""
+    try:
+        mode = os.stat(store_dir).st_mode & 0o7777
+    except OSError:
+        return None
+    return None if mode & 0o777 == 0o777 & ~UMASK else mode
+
+
+class FsVfs:
+    """A directory on disk; ``replace`` is write-to-temp then rename so readers never see half a file.
+
+    ``createmode`` (``create_mode``): the files it creates get its read and write bits and the
+    directories it creates all of it, as hg's vfs gives them; a file ``replace`` rewrites keeps its mode."""
+
+    def __init__(self, root: bytes, createmode: int | None = None) -> None:
         self.root = root
+        self.createmode = createmode
 
     def join(self, path: bytes) -> bytes:
         return os.path.join(self.root, path)
@@ -111,24 +144,46 @@ class FsVfs:
 
     def _makedirs(self, path: bytes) -> None:
         parent = os.path.dirname(self.join(path))
-        if parent:
+        if not parent:
+            return
+        if self.createmode is None:
             os.makedirs(parent, exist_ok=True)
+            return
+        missing = []
+        while parent and not os.path.isdir(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:  # made meanwhile
+                continue
+            os.chmod(directory, self.createmode)
 
     def append(self, path: bytes, data: bytes) -> None:
         full = self.join(path)
+        created = self.createmode is not None and not os.path.lexists(full)
         try:
             f = open(full, "ab")
         except FileNotFoundError:  # a new directory (a push's first file there): rarely
             self._makedirs(path)
             f = open(full, "ab")
         with f:
+            if created:
+                os.fchmod(f.fileno(), self.createmode & 0o666)  # type: ignore[operator]
             f.write(data)
 
     def replace(self, path: bytes, data: bytes) -> None:
         self._makedirs(path)
         full = self.join(path)
         tmp = full + b".hgwire-tmp"
+        try:
+            mode: int | None = os.lstat(full).st_mode & 0o777  # as hg's atomic files: the mode it had
+        except FileNotFoundError:
+            mode = self.createmode & 0o666 if self.createmode is not None else None
         with open(tmp, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

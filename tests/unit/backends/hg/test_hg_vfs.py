@@ -35,3 +35,27 @@ def test_read_head_gives_the_size_and_the_head_or_everything(
 
     assert vfs.read_head(b"dir/f.i", length, decide) == (len(data), data if whole else data[:length])
     assert seen == [data[:length]]
+
+
+def test_files_and_directories_get_the_create_mode_and_a_replaced_file_keeps_its_own(tmp_path: Path) -> None:
+    """As hg's vfs: with a ``createmode`` (the store directory's, when not the umask's) a new file
+    gets its read and write bits and a new directory all of it; ``replace`` keeps a file's mode."""
+    import stat
+
+    from backends.hg.vfs import UMASK, create_mode
+
+    root = tmp_path / "store"
+    root.mkdir()
+    root.chmod(0o2775)
+    mode = create_mode(bytes(root))
+    assert mode == (0o2775 if UMASK & 0o020 else None)  # the umask's own mode needs nothing
+    vfs = FsVfs(bytes(root), 0o2770)
+    vfs.append(b"data/deep/er/f.i", b"x")
+    vfs.replace(b"data/new/g", b"y")
+    modes = {p.relative_to(root).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in root.rglob("*")}
+    assert modes == {"data": 0o2770, "data/deep": 0o2770, "data/deep/er": 0o2770, "data/deep/er/f.i": 0o660,
+                     "data/new": 0o2770, "data/new/g": 0o660}
+    (root / "kept").write_bytes(b"old")
+    (root / "kept").chmod(0o600)
+    FsVfs(bytes(root)).replace(b"kept", b"new")
+    assert stat.S_IMODE((root / "kept").stat().st_mode) == 0o600 and (root / "kept").read_bytes() == b"new"
