@@ -47,9 +47,10 @@ SUPPORTED = frozenset(
         PERSISTENT_NODEMAP,
         LARGEFILES,
         LFS,
-        # Working-copy only: a server never reads or writes the dirstate.
+        # Working-copy only: a server never reads or writes the dirstate, nor which files are checked out.
         "dirstate-v2",
         "dirstate-tracked-key-v1",
+        "exp-sparse",
     }
 )
 """Everything else (treemanifest, revlogv2, changelogv2, narrowhg, shared, internal phases, ...) is

@@ -1,0 +1,35 @@
+"""Which repositories the engine opens, by their requirements: the layouts it reads and writes and
+the working-copy ones a server never touches; anything else is refused by name, older layouts
+with how to upgrade them."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends.hg import requirements as reqs
+from protocols.errors import UnsupportedFeature
+
+MODERN = {"revlogv1", "store", "fncache", "dotencode", "generaldelta", "sparserevlog", "share-safe",
+          "revlog-compression-zstd"}
+
+
+@pytest.mark.parametrize("extra", [set(), {"dirstate-v2"}, {"dirstate-tracked-key-v1"}, {"exp-sparse"},
+                                   {"persistent-nodemap", "bookmarksinstore"}, {"largefiles", "lfs"}])
+def test_served(extra: set[str]) -> None:
+    reqs.check(MODERN | extra)
+
+
+def test_mercurial_1_1_to_1_6_layout_is_served() -> None:
+    reqs.check(MODERN - {"dotencode"})
+
+
+@pytest.mark.parametrize(("found", "message"), [
+    (MODERN | {"treemanifest"}, "unsupported repository feature: treemanifest$"),
+    (MODERN | {"shared"}, "unsupported repository feature: shared$"),
+    (MODERN - {"fncache", "dotencode"}, "missing fncache .*'hg debugupgraderepo --run'"),
+    (MODERN - {"store", "fncache", "dotencode"}, "missing store .*'hg clone --pull OLD NEW'"),
+    (MODERN - {"revlogv1"}, "missing revlogv1$"),
+])
+def test_refused_by_name(found: set[str], message: str) -> None:
+    with pytest.raises(UnsupportedFeature, match=message):
+        reqs.check(found)
