@@ -1,4 +1,5 @@
-"""Store path encoding: any tracked path maps to a relative path that stays inside ``.hg/store``."""
+"""Store path encoding, with and without dotencode: any tracked path maps to a relative path that stays
+inside ``.hg/store``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def run(data: bytes) -> None:
     if decode_dir(encode_dir(data)) != data:
         raise Finding(f"decode_dir(encode_dir(x)) != x for {data!r}")
     for ext in (b".i", b".d"):
-        check_encoded(encode_store_path(filelog_path(data, ext)))
+        for dotencode in (True, False):  # (False: a repository of Mercurial 1.1 to 1.6)
+            check_encoded(encode_store_path(filelog_path(data, ext), dotencode))
 
 
 def check_encoded(encoded: bytes) -> None:
