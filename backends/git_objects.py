@@ -13,6 +13,7 @@ from __future__ import annotations
 import binascii
 import mmap
 import os
+import re
 import zlib
 from collections import OrderedDict
 from types import TracebackType
@@ -347,6 +348,7 @@ def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> byte
 
 
 _LOOSE_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
+_LOWER_HEX = re.compile(rb"[0-9a-f]+")
 
 
 class RawLooseObjectStore(DiskObjectStore):
@@ -371,19 +373,23 @@ class RawLooseObjectStore(DiskObjectStore):
     def contains_loose(self, sha: Any) -> bool:
         """Whether the object's loose file is there (not parsed: a file that does not read as an
         object is found, and its reader says what is wrong)."""
-        return os.path.isfile(self._get_shafile_path(self._hex(sha)))
+        hexname = self._hex(sha)
+        return hexname is not None and os.path.isfile(self._get_shafile_path(hexname))
 
     def loose_raw(self, name: bytes) -> tuple[int, bytes] | None:
         """A loose object's type and text as stored; None when there is no such file.  Within the
         store's bound on a loose object's size (dulwich's); what is not a loose object raises
         ``ObjectFormatException``."""
+        hexname = self._hex(name)
+        if hexname is None:
+            return None
         try:
-            with open(self._get_shafile_path(self._hex(name)), "rb") as file:
+            with open(self._get_shafile_path(hexname), "rb") as file:
                 data = file.read()
         except FileNotFoundError:
             return None
         limit = self.loose_object_size_limit
-        hexsha = self._hex(name).decode("ascii", "replace")
+        hexsha = hexname.decode("ascii")
         inflater = zlib.decompressobj()
         try:
             text = inflater.decompress(data, limit + 64)  # the header's few bytes besides
@@ -401,7 +407,12 @@ class RawLooseObjectStore(DiskObjectStore):
         return type_num, body
 
     def _hex(self, sha: bytes) -> Any:
-        return sha_to_hex(sha) if len(sha) == self.object_format.oid_length else sha  # type: ignore[arg-type]
+        """The hex id of a binary or hex one; None for what is neither (never a path)."""
+        if len(sha) == self.object_format.oid_length:
+            return sha_to_hex(sha)  # type: ignore[arg-type]
+        if len(sha) == self.object_format.hex_length and _LOWER_HEX.fullmatch(sha):
+            return sha
+        return None
 
 
 def adopt_store(store: BaseObjectStore) -> None:

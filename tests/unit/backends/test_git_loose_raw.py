@@ -3,6 +3,7 @@ one by its file, and says what is wrong with a file that is no loose object."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import zlib
@@ -70,3 +71,12 @@ def test_the_store_s_bound_on_a_loose_object_holds(tmp_path: Path) -> None:
     store.loose_object_size_limit = 1000
     with pytest.raises(ObjectFormatException, match="larger than 1000 bytes"):
         store.loose_raw(oid)
+
+
+def test_a_name_that_is_no_id_is_no_path(tmp_path: Path) -> None:
+    """A name of the wrong length or not in lower-case hex is found nowhere (never joined to a path)."""
+    store, repo = _store(tmp_path)
+    outside = b"xx//" + b"./" * 13 + b"etc/passwd"  # 40 bytes that, joined as an id's path, name a file elsewhere
+    assert len(outside) == 40 and os.path.isfile(os.path.join(repo / "objects", outside[:2].decode(), outside[2:].decode()))
+    for name in (outside, b"G" * 40, b"a" * 39, b"A" * 40):
+        assert store.loose_raw(name) is None and not store.contains_loose(name)
