@@ -147,7 +147,8 @@ class GitPages:
             return None
         if type_num != Commit.type_num:
             return None
-        for line in raw[:raw.find(b"\n\n")].split(b"\n"):
+        end = raw.find(b"\n\n")
+        for line in (raw if end < 0 else raw[:end]).split(b"\n"):
             if line.startswith(b"committer "):
                 fields = line.rsplit(b" ", 2)
                 zone = fields[-1]

@@ -23,13 +23,15 @@ def _git(repo: Path, *args: str, data: bytes | None = None) -> str:
 
 
 def _commit(repo: Path, committer: str) -> str:
-    raw = f"tree {EMPTY_TREE}\nauthor A <a@b> 1 +0000\ncommitter {committer}\n\nm\n".encode()
+    tail = "" if committer.endswith("\n") else "\n\nm\n"  # a committer line that ends the object, or a message
+    raw = f"tree {EMPTY_TREE}\nauthor A <a@b> 1 +0000\ncommitter {committer}{tail}".encode()
     return _git(repo, "hash-object", "-t", "commit", "--literally", "-w", "--stdin", data=raw)
 
 
 @pytest.mark.parametrize(("committer", "expected"), [
     ("C <c@d> 1600000000 +0130", [1600000000.0, -5400]),  # as git writes it: read from the header
     ("C <c@d> 1600000000 -0700", [1600000000.0, 25200]),
+    ("C <c@d> 1600000000 +0200\n", [1600000000.0, -7200]),  # the header's last line, no message after it
     ("C <c@d> 1600000000 +01", [1600000000.0, -60]),  # not as git writes it: dulwich's reading
     ("C <c@d> 1600000000", None),  # no zone: no date to give
     ("C <c@d> soon +0000", None),
