@@ -18,6 +18,9 @@ GENERALDELTA = "generaldelta"
 SPARSEREVLOG = "sparserevlog"
 REVLOGV1 = "revlogv1"
 ZSTD = "revlog-compression-zstd"
+NO_COMPRESSION = "exp-compression-none"
+"""Revlog chunks are stored as they are (``format.revlog-compression=none``): hg writes each with its
+``u`` marker (or none, for one starting with a NUL byte), and reads any engine's."""
 BOOKMARKS_IN_STORE = "bookmarksinstore"
 PERSISTENT_NODEMAP = "persistent-nodemap"
 """A node-to-revision index on disk (``00changelog.n`` and its ``.nd`` data) that hg keeps for its non-inline
@@ -43,6 +46,7 @@ SUPPORTED = frozenset(
         SPARSEREVLOG,
         SHARE_SAFE,
         ZSTD,
+        NO_COMPRESSION,
         BOOKMARKS_IN_STORE,
         PERSISTENT_NODEMAP,
         LARGEFILES,

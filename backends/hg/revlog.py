@@ -119,7 +119,7 @@ def decompress(chunk: bytes) -> bytes:
 
 
 class Compressor:
-    """Compress chunks the way the repository's requirements say (zstd or zlib)."""
+    """Compress chunks the way the repository's requirements say (zstd, zlib, or none)."""
 
     def __init__(self, engine: str) -> None:
         self.engine = engine
@@ -127,7 +127,7 @@ class Compressor:
 
     def compress(self, data: bytes) -> bytes:
         """Return the chunk to store: compressed if that helps, else raw with a ``u``/``\\0`` marker."""
-        if len(data) >= 50:
+        if len(data) >= 50 and self.engine != "none":
             packed = self._zstd.compress(data) if self._zstd else zlib.compress(data)
             if len(packed) < len(data):
                 return packed

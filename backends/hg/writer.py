@@ -89,7 +89,8 @@ class Transaction:
         except BaseException:
             repo.locks.release()
             raise
-        engine = "zstd" if reqs.ZSTD in repo.requirements() else "zlib"
+        found = repo.requirements()
+        engine = "zstd" if reqs.ZSTD in found else "none" if reqs.NO_COMPRESSION in found else "zlib"
         self.compressor = Compressor(engine)
         # the changelog is written at the commit: a long group's chunks wait in the store's directory
         self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor,

@@ -172,6 +172,27 @@ def test_a_repository_hgwire_cannot_serve_is_named_as_such(fs_http: HgHttp, tmp_
     assert "unsupported repository feature: a share of another repository" in result.stderr, result.stderr
 
 
+def test_a_repository_without_compression_is_served_and_written_uncompressed(fs_http: HgHttp, tmp_path: Path) -> None:
+    """``format.revlog-compression=none`` (``exp-compression-none``): cloned, pushed to with chunks
+    stored as they are (not zlib nor zstd), streamed, as from hg serve."""
+    served = fs_http.server.root / "plain"
+    fs_http.hg("init", "--config", "format.revlog-compression=none", str(served))
+    (served / "a.txt").write_text("first\n" * 50)
+    fs_http.hg("commit", "-q", "-A", "-R", str(served), "-m", "first")
+    clone = tmp_path / "clone"
+    fs_http.hg("clone", "-q", fs_http.url("plain"), str(clone))
+    (clone / "b.txt").write_text("pushed text that zlib would shrink well\n" * 200)
+    fs_http.hg("commit", "-q", "-A", "-R", str(clone), "-m", "pushed")
+    fs_http.hg("push", "-q", "-R", str(clone), fs_http.push_url("plain"))
+    fs_http.hg("verify", "-q", "-R", str(served))
+    index = (served / ".hg" / "store" / "data" / "b.txt.i").read_bytes()
+    assert b"pushed text that zlib would shrink well\n" * 200 in index  # stored whole, after its u marker
+    streamed = tmp_path / "streamed"
+    fs_http.hg("clone", "-q", "--stream", "-U", fs_http.url("plain"), str(streamed))
+    fs_http.hg("verify", "-q", "-R", str(streamed))
+    assert fs_http.log(streamed) == fs_http.log(served).replace(" draft ", " public ")
+
+
 def test_a_repository_without_dotencode_is_served(fs_http: HgHttp, tmp_path: Path) -> None:
     """Mercurial 1.1 to 1.6 made repositories with fncache but without dotencode (a leading dot or
     space of a path's part is not escaped on disk): cloned, pushed to (new files named on disk

@@ -14,7 +14,8 @@ MODERN = {"revlogv1", "store", "fncache", "dotencode", "generaldelta", "sparsere
 
 
 @pytest.mark.parametrize("extra", [set(), {"dirstate-v2"}, {"dirstate-tracked-key-v1"}, {"exp-sparse"},
-                                   {"persistent-nodemap", "bookmarksinstore"}, {"largefiles", "lfs"}])
+                                   {"persistent-nodemap", "bookmarksinstore"}, {"largefiles", "lfs"},
+                                   {"exp-compression-none"}])
 def test_served(extra: set[str]) -> None:
     reqs.check(MODERN | extra)
 
