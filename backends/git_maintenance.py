@@ -100,8 +100,12 @@ def needs_bitmap(git_dir: str | os.PathLike[str], min_objects: int = BITMAP_MIN_
 
 
 def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:
-    """Whether some pack of the repository at ``git_dir`` (the bare repo or ``.git``) has a bitmap."""
-    return any((Path(git_dir) / "objects" / "pack").glob("*.bitmap"))
+    """Whether some pack of the repository at ``git_dir`` (the bare repo or ``.git``) has a bitmap
+    of its own (``pack-<hash>.bitmap``).  A multi-pack index's bitmap (``multi-pack-index-<hash>.bitmap``,
+    what ``git repack --write-midx -b`` and hosts that repack geometrically leave) does not count:
+    hgwire's counting reads pack bitmaps only, and such a repository was never repacked to get one,
+    every clone of it walking the whole history."""
+    return any((Path(git_dir) / "objects" / "pack").glob("pack-*.bitmap"))
 
 
 def write_bitmap(git_dir: str | os.PathLike[str], git: str | None = None,

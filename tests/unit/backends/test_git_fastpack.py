@@ -630,6 +630,28 @@ def test_a_big_repository_without_a_bitmap_is_a_candidate_for_one(
     assert repo.bitmap_candidate(1) is None  # type: ignore[attr-defined]
 
 
+def test_a_multi_pack_index_bitmap_alone_is_no_bitmap_hgwire_counts_from(sources: dict[str, Source],
+                                                                         tmp_path: Path) -> None:
+    """``git repack --write-midx -b`` (hosts that repack geometrically) leaves a bitmap of the
+    multi-pack index, which hgwire's counting does not read: such a repository is a candidate for a
+    repack like one without any bitmap (it was never repacked, and every clone walked it); after
+    it, its pack has a bitmap of its own (git keeps the multi-pack index's too)."""
+    from backends import load_backend
+    from backends.git_maintenance import objects_without_bitmap
+
+    target = tmp_path / "r.git"
+    shutil.copytree(sources["nobitmap"].path, target)
+    git(target, "repack", "-q", "-a", "-d", "--write-midx", "--write-bitmap-index")
+    pack_dir = target / "objects" / "pack"
+    assert [p.name for p in pack_dir.glob("*.bitmap")] == [p.name for p in pack_dir.glob("multi-pack-index-*.bitmap")]
+    assert not has_bitmap(target) and objects_without_bitmap(target) > 100
+    repo = load_backend("fs", str(tmp_path)).open("r.git")
+    assert repo.bitmap_candidate(100) is not None  # type: ignore[attr-defined]
+    write_bitmap(target)
+    assert has_bitmap(target) and repo.bitmap_candidate(1) is None  # type: ignore[attr-defined]
+    assert list(pack_dir.glob("pack-*.bitmap"))
+
+
 @pytest.mark.parametrize(("key", "value"), [("gc.auto", "lots"), ("gc.autoPackLimit", ""),
                                             ("receive.autogc", "maybe")])
 def test_a_gc_setting_git_would_not_read_is_an_error_naming_it(tmp_path: Path, key: str, value: str) -> None:
