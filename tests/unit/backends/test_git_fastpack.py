@@ -630,6 +630,29 @@ def test_a_big_repository_without_a_bitmap_is_a_candidate_for_one(
     assert repo.bitmap_candidate(1) is None  # type: ignore[attr-defined]
 
 
+def test_a_fork_s_repack_keeps_borrowing_from_its_alternates(sources: dict[str, Source], tmp_path: Path) -> None:
+    """A fork whose history lives in another repository's objects (``clone --shared``: an
+    ``objects/info/alternates``) is repacked with its own objects only, as ``git gc`` repacks it:
+    the borrowed history is not copied in."""
+    base = tmp_path / "base.git"
+    shutil.copytree(sources["mixed"].path, base)
+    fork = tmp_path / "fork.git"
+    git(tmp_path, "clone", "-q", "--bare", "--shared", str(base), str(fork))
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(fork), str(work))
+    for n in range(3):  # pushes to the fork: loose objects and packs of its own
+        (work / f"own{n}.txt").write_text(f"the fork's own {n}\n")
+        git(work, "add", "-A")
+        git(work, "-c", "user.name=F", "-c", "user.email=f@example.com", "commit", "-q", "-m", f"own {n}")
+    git(work, "push", "-q", str(fork), "HEAD:refs/heads/own")
+    borrowed = int(dict(line.split(": ") for line in git(base, "count-objects", "-v").decode().splitlines())["in-pack"])
+    assert write_bitmap(fork)
+    counts = dict(line.split(": ") for line in git(fork, "count-objects", "-v").decode().splitlines())
+    assert 9 <= int(counts["in-pack"]) < borrowed // 10, counts  # its own commits, trees and blobs only
+    assert (fork / "objects" / "info" / "alternates").exists()
+    git(fork, "fsck", "--full")
+
+
 def test_a_multi_pack_index_bitmap_alone_is_no_bitmap_hgwire_counts_from(sources: dict[str, Source],
                                                                          tmp_path: Path) -> None:
     """``git repack --write-midx -b`` (hosts that repack geometrically) leaves a bitmap of the
