@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -120,6 +122,72 @@ def write_bitmap(git_dir: str | os.PathLike[str], git: str | None = None,
     Readers that mapped the old packs keep reading them until they finish.
     """
     return _run_git(git_dir, REPACK_ARGS, git, timeout)
+
+
+GC_PID = "gc.pid"
+GC_LOCK_SECONDS = 12 * 3600
+"""How long a ``gc.pid`` counts, as git's gc counts it (a gc never takes that long)."""
+
+
+def gc_holder(git_dir: str | os.PathLike[str]) -> str | None:
+    """Who runs ``git gc`` on the repository now, as git's gc reads ``gc.pid`` (``<pid> <host>``,
+    younger than 12 hours; on this host, a live process): ``"<pid> on <host>"``, or None."""
+    path = os.path.join(git_dir, GC_PID)
+    try:
+        with open(path, "rb") as file:
+            age = time.time() - os.fstat(file.fileno()).st_mtime
+            text = file.read(512)
+    except OSError:
+        return None
+    fields = text.split()
+    if age > GC_LOCK_SECONDS or len(fields) < 2 or not fields[0].isdigit() or len(fields[0]) > 10:
+        return None
+    pid, host = int(fields[0]), fields[1].decode("utf-8", "replace")
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None  # a gc that died: git takes its lock over too
+        except PermissionError:
+            pass
+    return f"{pid} on {host}"
+
+
+def take_gc_lock(git_dir: str | os.PathLike[str]) -> str | None:
+    """Hold the repository as ``git gc`` holds it while it runs (``gc.pid``, written through
+    ``gc.pid.lock`` as git writes it), so that neither a ``git gc`` an operator or a hook starts nor
+    another repack of hgwire's runs beside this one; None when taken, else who holds it."""
+    holder = gc_holder(git_dir)
+    if holder is not None:
+        return holder
+    lock = os.path.join(git_dir, GC_PID + ".lock")
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except FileExistsError:
+        return "a gc taking its lock"
+    try:
+        holder = gc_holder(git_dir)  # (again, under the lock)
+        if holder is None:
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}".encode())
+    finally:
+        os.close(fd)
+    if holder is not None:
+        os.unlink(lock)
+        return holder
+    os.replace(lock, os.path.join(git_dir, GC_PID))
+    return None
+
+
+def release_gc_lock(git_dir: str | os.PathLike[str]) -> None:
+    """Remove ``gc.pid`` if this process wrote it."""
+    path = os.path.join(git_dir, GC_PID)
+    try:
+        with open(path, "rb") as file:
+            mine = file.read(512).split()[:1] == [str(os.getpid()).encode()]
+        if mine:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _run_git(git_dir: str | os.PathLike[str], args: tuple[str, ...], git: str | None,

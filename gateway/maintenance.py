@@ -21,7 +21,9 @@ still apply after pushes), so a repository git cannot repack (read-only, say) or
 cannot give a bitmap (kept packs) costs a repack an hour, not one a clone or a push.
 
 The repack is git's own process, spawned by the reactor (no worker thread waits
-on it), one at a time per repository.  Readers keep the packs they mapped until
+on it), one at a time per repository, holding the repository's ``gc.pid`` as ``git gc``
+holds it: a ``git gc`` started meanwhile (an operator's cron, a hook) stops at once, and
+while one runs, hgwire does not repack.  Readers keep the packs they mapped until
 they finish; a push during the repack adds a pack the repack does not remove.
 Without a ``git`` binary nothing runs, and that is logged once.
 """
@@ -142,11 +144,25 @@ def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
         return False
     from twisted.internet import reactor
 
+    try:
+        holder = git_maintenance.take_gc_lock(git_dir)
+    except OSError as exc:  # a read-only repository, say: git could not repack it either
+        log.warn("{repo} is not repacked: its gc.pid cannot be written ({why})", repo=name,
+                 why=exc.strerror or str(exc))
+        return False
+    if holder is not None:
+        log.info("{repo} is not repacked now: git gc runs on it ({holder}, its gc.pid)", repo=name, holder=holder)
+        return False
     _running.add(git_dir)
     env = {**os.environ, "GIT_DIR": git_dir}
     done = _RepackProtocol(git_dir, name)
-    reactor.spawnProcess(done, binary, [binary, *git_maintenance.REPACK_ARGS], env=env,
-                         path=git_dir)
+    try:
+        reactor.spawnProcess(done, binary, [binary, *git_maintenance.REPACK_ARGS], env=env,
+                             path=git_dir)
+    except Exception:
+        _running.discard(git_dir)
+        git_maintenance.release_gc_lock(git_dir)
+        raise
     # A child that closes its pipes before it has exited is reaped on SIGCHLD, whose handler a
     # reactor run without signal handlers (an embedding program's, a test's thread) does not
     # have: without this the repack never ended for hgwire, and the repository was never repacked
@@ -178,6 +194,7 @@ class _RepackProtocol(protocol.ProcessProtocol):
 
     def processEnded(self, reason: Any) -> None:
         _running.discard(self.git_dir)
+        git_maintenance.release_gc_lock(self.git_dir)
         if self.reaper is not None and self.reaper.running:
             self.reaper.stop()
         seconds = round(time.monotonic() - self.started, 2)

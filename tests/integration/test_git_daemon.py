@@ -401,6 +401,10 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
         time.sleep(0.1)
     assert len(list(packs.glob("*.pack"))) == 1 and list(packs.glob("*.bitmap"))
     git_dir = server.root / "busy.git"
+    from gateway import maintenance
+
+    assert _waited(lambda: not maintenance.running(), 60)
+    assert not (git_dir / "gc.pid").exists()  # held while the repack ran (as git gc holds it), then let go
     loose = sorted(str(p.relative_to(git_dir)) for p in (git_dir / "refs").rglob("*") if p.is_file())
     assert loose == [], loose  # every branch and tag moved into packed-refs
     packed = (git_dir / "packed-refs").read_text()

@@ -68,3 +68,41 @@ def test_a_repository_that_gets_no_bitmap_is_repacked_for_one_once_an_hour(monke
     maintenance.after_fetch(repo, "other", 50, 0)  # type: ignore[arg-type]
     maintenance.after_fetch(repo, "other", 0, 10_000)  # type: ignore[arg-type]
     assert started == ["r", "r"]
+
+
+def test_the_repack_holds_gc_pid_as_git_gc_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live ``git gc`` (its ``gc.pid``: a live process here, or any on another host, younger than
+    12 hours) stops hgwire's repack; a dead one's or an old one's lock is taken over, written as git
+    writes it, and removed when the repack ends; a ``git gc`` started meanwhile stops at once."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    from backends import git_maintenance
+
+    git_dir = tmp_path / "r.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(git_dir)], check=True)
+    pid_file = git_dir / "gc.pid"
+    host = socket.gethostname()
+    pid_file.write_text(f"{os.getpid()} {host}")  # a live process on this host
+    assert git_maintenance.gc_holder(git_dir) == f"{os.getpid()} on {host}"
+    assert maintenance.start_repack(str(git_dir), "r", git=shutil.which("git")) is False
+    pid_file.write_text("1234 elsewhere.example")  # another host's: counted while young
+    assert git_maintenance.take_gc_lock(git_dir) == "1234 on elsewhere.example"
+    old = time.time() - git_maintenance.GC_LOCK_SECONDS - 60
+    os.utime(pid_file, (old, old))
+    assert git_maintenance.gc_holder(git_dir) is None  # older than 12 hours: git takes it over too
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pid_file.write_text(f"{dead.pid} {host}")  # a process that has ended
+    assert git_maintenance.take_gc_lock(git_dir) is None
+    assert pid_file.read_text() == f"{os.getpid()} {host}" and not (git_dir / "gc.pid.lock").exists()
+    gc = subprocess.run(["git", "--git-dir", str(git_dir), "gc"], check=False, capture_output=True, text=True)
+    assert gc.returncode != 0 and "gc is already running" in gc.stderr
+    git_maintenance.release_gc_lock(git_dir)
+    assert not pid_file.exists()
+    pid_file.write_text("1234 elsewhere.example")
+    git_maintenance.release_gc_lock(git_dir)  # not ours: left alone
+    assert pid_file.exists()
