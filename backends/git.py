@@ -9,9 +9,11 @@ from __future__ import annotations
 import bisect
 import io
 import os
+import socket
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from dulwich.refs import (
     read_packed_refs,
     read_packed_refs_with_peeled,
 )
-from dulwich.repo import BaseRepo, parse_shared_repository
+from dulwich.repo import BaseRepo, get_user_identity, parse_shared_repository
 
 from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.git_dotfiles import DotFiles
@@ -448,6 +450,9 @@ class DulwichGitRepository:
         """Where this push's objects wait (disk stores) until its checks and pre-receive accept it."""
         self._quarantined_packs: list[Pack] = []
         self._config_read: ConfigFile | None | Literal[False] = False
+        self._reflog: tuple[str, bytes] | None = None
+        self.reflog_failures: list[str] = []
+        """Reflogs a push's ref updates could not append to (a full disk, permissions), for the log."""
         """``_config()``'s answer; False until asked."""
         self._whole: bool | None = None
         """Whether every object of this push links only to pushed or stored ones (once computed)."""
@@ -1183,7 +1188,87 @@ class DulwichGitRepository:
             return f"failed to update ref: {exc.strerror or exc}"
         if done:
             self._share_written(ref)
+            self._log_update(update)
         return None if done else REF_MOVED
+
+    def _reflog_rule(self) -> tuple[str, bytes]:
+        """``core.logAllRefUpdates`` (``always``, ``true`` or ``false``; unset: false in a bare
+        repository, true in one with a working tree, as git's default) and the identity a reflog
+        line names, as git's receive-pack writes it: the server's committer identity (the
+        environment's ``GIT_COMMITTER_*``, ``user.name``/``user.email``, else the service's user
+        at this host).  Read once per open."""
+        if self._reflog is None:
+            value = self._config_last(b"core", b"logallrefupdates")
+            word = value.strip().lower() if value is not None else None
+            if word == b"always":
+                setting = "always"
+            elif word is None:
+                setting = "false" if self.bare else "true"
+            else:
+                setting = "true" if word in (b"true", b"yes", b"on", b"1", b"") else "false"
+            try:
+                ident = get_user_identity(self.dulwich_repo.get_config_stack(), "COMMITTER")
+            except (OSError, ValueError, KeyError):  # an unreadable config, no passwd entry: as git falls back
+                user = os.environ.get("USER") or "hgwire"
+                ident = f"{user} <{user}@{socket.gethostname()}>".encode("utf-8", "replace")
+            self._reflog = (setting, ident.replace(b"\n", b" "))
+        return self._reflog
+
+    def _log_update(self, update: RefUpdate) -> None:
+        """Append the update to the ref's reflog (and HEAD's, when HEAD names the ref) as git's
+        receive-pack does (``<old> <new> <ident> <time> <zone>\tpush``): where the log exists
+        already, or ``core.logAllRefUpdates`` creates it (``true``: branches, remote-tracking refs,
+        notes and HEAD; ``always``: every ref).  A deleted ref's log goes with it.  A log that cannot
+        be written is noted in ``reflog_failures`` (the gateway logs it); the ref stays updated."""
+        refs = self.dulwich_repo.refs
+        root = getattr(refs, "path", None)
+        if not isinstance(root, bytes):
+            return
+        setting, ident = self._reflog_rule()
+        if setting == "false" and not os.path.isdir(os.path.join(root, b"logs")):
+            return  # (no log at all: the usual bare repository, without a stat per ref)
+        names = [update.ref]
+        if not is_zero_id(update.new) and self._head_target() == update.ref:
+            names.append(HEAD)
+        now = int(time.time())
+        offset = time.localtime(now).tm_gmtoff // 60
+        zone = b"%s%02d%02d" % (b"-" if offset < 0 else b"+", abs(offset) // 60, abs(offset) % 60)
+        line = b"%s %s %s %d %s\tpush\n" % (update.old, update.new, ident, now, zone)
+        for name in names:
+            path = os.path.join(root, b"logs", name)
+            try:
+                if is_zero_id(update.new):
+                    with suppress(FileNotFoundError):
+                        os.unlink(path)
+                    continue
+                automatic = setting == "always" or (setting == "true" and (
+                    name == HEAD or name.startswith((b"refs/heads/", b"refs/remotes/", b"refs/notes/"))))
+                if not automatic and not os.path.isfile(path):
+                    continue
+                self._append_log(root, path, line)
+            except OSError as exc:  # (the gateway logs these: ``reflog_failures``)
+                self.reflog_failures.append(f"the reflog of {name.decode('utf-8', 'replace')} could not be "
+                                            f"written ({exc.strerror or exc})")
+
+    def _append_log(self, root: bytes, path: bytes, line: bytes) -> None:
+        """One line appended (``O_APPEND``: whole lines however many writers), the directories made
+        for it and the file given ``core.sharedRepository``'s modes."""
+        perm = self._shared_perm()
+        missing = []
+        parent = os.path.dirname(path)
+        while parent != root and not os.path.isdir(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        for directory in reversed(missing):
+            with suppress(FileExistsError):
+                os.mkdir(directory)
+            adjust_shared_perm(directory, perm)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        adjust_shared_perm(path, perm)
 
     def _shared_perm(self) -> SharedPerm | None:
         """What ``core.sharedRepository`` asks of the files hgwire writes (None: the umask's modes)."""

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
 from dulwich.object_store import BaseObjectStore
+from twisted.logger import Logger
 
 from backends.git_pack import is_ancestor
 from backends.hg.changelog import parse_changeset
@@ -69,6 +70,8 @@ from gateway.policy import Protection, Protections, first_match
 from protocols import hg_obsmarkers as obs
 from protocols.errors import PermissionDenied, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
+
+log = Logger()
 
 PHASE_NAMES = {0: "public", 1: "draft", 2: "secret"}
 
@@ -113,9 +116,16 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
     """``repo.update_refs`` after the protections: refused refs get ``ng``, the rest go to the backend
     (with the receive ``hooks``, which only a backend with ``hook_location`` is given)."""
     def backend_update(allowed: Sequence[RefUpdate]) -> Sequence[RefResult]:
-        if hooks is None:
-            return repo.update_refs(allowed, atomic)
-        return repo.update_refs(allowed, atomic, hooks=hooks)  # type: ignore[call-arg]
+        try:
+            if hooks is None:
+                return repo.update_refs(allowed, atomic)
+            return repo.update_refs(allowed, atomic, hooks=hooks)  # type: ignore[call-arg]
+        finally:
+            failures = getattr(repo, "reflog_failures", None)  # optional: a backend may keep no reflogs
+            for failure in failures or ():
+                log.warn("push to {repo}: {failure}; the ref was updated", repo=repo.name, failure=failure)
+            if failures:
+                failures.clear()
 
     refused = ref_refusals(protections, repo.object_store, updates)
     if not refused:
