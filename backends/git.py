@@ -835,6 +835,15 @@ class DulwichGitRepository:
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
 
+    def receive_keepalive(self) -> float:
+        """``receive.keepAlive``: seconds of silence after which a push's client gets a keepalive
+        while its pack is checked and committed (5 by default, 0 or less: never); a value git would
+        not read gives the default (the push goes on)."""
+        try:
+            return float(_git_int(self._config_last(b"receive", b"keepalive"), "receive.keepalive", 5))
+        except ConfigValueError:
+            return 5.0
+
     def push_cert_settings(self) -> PushCertSettings | None:
         """What signed pushes need of the repository's config: None unless ``receive.certNonceSeed``
         is set (then git's receive-pack offers ``push-cert``).

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from dulwich.object_store import BaseObjectStore
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -571,6 +571,7 @@ class ReceivePackSession(_GitSession):
         """A repository that takes signed pushes: its settings and the nonce issued to this client."""
         self._pack_input: list[bytes] = []
         """Pack bytes that arrived while the pool scanned earlier ones (b"" is EOF)."""
+        self._keepalive: task.LoopingCall | None = None
         self._scanning = False
         self._handlers: dict[type, Callable[[Any], None]] = {
             git_receive.RefCommands: self._on_commands,
@@ -671,6 +672,7 @@ class ReceivePackSession(_GitSession):
 
     def _on_pack_end(self, _: git_receive.PackEnd) -> None:
         assert self._repo is not None and self._core.commands is not None
+        self._start_keepalive()
         sink, self._sink = self._sink, None  # the push owns it now: commit, or abort on its error
         protections = protected.protections_of(self.ctx)
         context = _push_context(self.ctx, self._core.commands, self._signed(self._core.commands))
@@ -683,8 +685,28 @@ class ReceivePackSession(_GitSession):
         settings, nonce = self._signing
         return git_hooks.SignedPush(commands.cert, settings, nonce, _cert_path(self._repo), self._stateless)
 
+    def _start_keepalive(self) -> None:
+        """While the pack is checked and committed (and hooks run) the client hears nothing: every
+        ``receive.keepAlive`` seconds (5 by default, 0: never) an empty band-1 packet, as git's
+        receive-pack sends it, so that a proxy or a firewall does not drop the connection of a
+        large push (an hour of index-pack's work for a large history is not unusual)."""
+        packet = self._core.keepalive()
+        setting = getattr(self._repo, "receive_keepalive", None)  # optional: a backend may not have it
+        seconds = setting() if setting is not None else KEEPALIVE_SECONDS
+        if not packet or seconds <= 0:
+            return
+        self._keepalive = task.LoopingCall(self._write, packet)
+        self._keepalive.start(seconds, now=False)
+
+    def _stop_keepalive(self) -> None:
+        keepalive, self._keepalive = self._keepalive, None
+        if keepalive is not None and keepalive.running:
+            keepalive.stop()
+
     def _pushed(self, outcome: PushOutcome | git_hooks.GitHooks, protections: Protections | None,
                 sink: PackSink | None = None) -> None:
+        if not isinstance(outcome, git_hooks.GitHooks):  # (with hooks: until their report)
+            self._stop_keepalive()
         self._warnings = _warning_lines(self.ctx, sink)
         if not isinstance(outcome, git_hooks.GitHooks):
             self._report(outcome)
@@ -694,10 +716,12 @@ class ReceivePackSession(_GitSession):
                   runner=run_for_hooks)
 
     def connection_lost(self) -> None:
+        self._stop_keepalive()
         super().connection_lost()
         self._drop_sink()
 
     def _fail(self, error: Failure | BaseException) -> None:
+        self._stop_keepalive()
         self._drop_sink()
         super()._fail(error)
 
@@ -716,6 +740,7 @@ class ReceivePackSession(_GitSession):
             self._sink_step.addBoth(abort)
 
     def _report(self, outcome: PushOutcome) -> None:
+        self._stop_keepalive()
         unpack_error, results, hook_output = outcome
         assert self._core.commands is not None
         audit.git_push(self.ctx, self._core.commands.updates, results, unpack_error)
@@ -738,6 +763,10 @@ class ReceivePackSession(_GitSession):
         audit.git_push(self.ctx, commands.updates, results, str(exc))
         self._write(self._core.report_status(str(exc), results))
         self._finish(f"error: bad pack: {exc}", 0)
+
+
+KEEPALIVE_SECONDS = 5.0
+"""git's default ``receive.keepAlive``."""
 
 
 def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[bytes]) -> ProtocolError | None:

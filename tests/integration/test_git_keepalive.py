@@ -1,0 +1,38 @@
+"""While a push's pack is checked and committed and its hooks run, the client gets git's
+keepalive (an empty band-1 packet every ``receive.keepAlive`` seconds), over git:// and over
+HTTP, so that a proxy or a firewall does not drop a long, quiet push; ``0`` turns it off."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+
+
+@pytest.mark.parametrize(("transport", "keepalive"), [("git", "1"), ("http", "1"), ("git", "0")])
+def test_a_slow_push_hears_keepalives(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+                                      transport: str, keepalive: str) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], htpasswd=str(htpasswd))
+    served = server.root / "slow.git"
+    client.git("init", "-q", "--bare", str(served))
+    client.git("--git-dir", str(served), "config", "receive.keepAlive", keepalive)
+    hook = served / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nsleep 2.6\n")  # a slow check, as a large pack's index-pack is slow
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    pushed = commit(client, work, "f", "1\n", "first")
+    url = server.git_url("slow") if transport == "git" else f"http://alice:pw@127.0.0.1:{server.port('http')}/slow.git"
+    traced = client.git("push", url, "HEAD:main", cwd=work, env={"GIT_TRACE_PACKET": "1"})
+    sideband = [line.split("packet:", 1)[1].strip() for line in traced.stderr.splitlines() if "sideband<" in line]
+    alive = [line for line in sideband if line == "sideband< \\1"]
+    assert (len(alive) >= 2) if keepalive != "0" else not alive, sideband
+    assert client.git("--git-dir", str(served), "rev-parse", "main").stdout.strip() == pushed
