@@ -839,8 +839,15 @@ class DulwichGitRepository:
         """``receive.keepAlive``: seconds of silence after which a push's client gets a keepalive
         while its pack is checked and committed (5 by default, 0 or less: never); a value git would
         not read gives the default (the push goes on)."""
+        return self._keepalive_setting(b"receive")
+
+    def upload_keepalive(self) -> float:
+        """``uploadpack.keepAlive``: the same while a fetch's pack is counted (5; 0 or less: never)."""
+        return self._keepalive_setting(b"uploadpack")
+
+    def _keepalive_setting(self, section: bytes) -> float:
         try:
-            return float(_git_int(self._config_last(b"receive", b"keepalive"), "receive.keepalive", 5))
+            return float(_git_int(self._config_last(section, b"keepalive"), section.decode() + ".keepalive", 5))
         except ConfigValueError:
             return 5.0
 

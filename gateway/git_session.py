@@ -166,6 +166,15 @@ class _GitSession(PumpedSession):
         self.channel.write_stderr(errors.git_stderr(exc))
         self._finish(f"error: {type(exc).__name__}", errors.GIT_EXIT_STATUS)
 
+    def _upload_keepalive(self) -> tuple[bytes, float]:
+        """What a pack's client gets while nothing is written (the pack counted, a shared clone
+        waited for): git's keepalive every ``uploadpack.keepAlive`` seconds (5; 0: none)."""
+        repo: Any = getattr(self, "_repo", None)
+        setting = getattr(repo, "upload_keepalive", None)  # optional: a backend may not have it
+        core: Any = getattr(self, "_core", None)
+        return (core.keepalive() if core is not None else b"",
+                setting() if setting is not None else KEEPALIVE_SECONDS)
+
     def _pack_sent(self, repo: GitRepository | None) -> None:
         """After a pack went out: a big repository without a bitmap is repacked with one (``gateway.maintenance``)."""
         if repo is not None:
@@ -268,7 +277,7 @@ class UploadPackSession(_GitSession):
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
         shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream,
                                      clone_cache(self.ctx.authorizer))
-        self._producer = IteratorProducer(shared, consumer)
+        self._producer = IteratorProducer(shared, consumer, keepalive=self._upload_keepalive())
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -375,7 +384,7 @@ class UploadPackV2Session(_GitSession):
         consumer: Any = self.channel
         shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream,
                                      clone_cache(self.ctx.authorizer))
-        self._producer = IteratorProducer(shared, consumer)
+        self._producer = IteratorProducer(shared, consumer, keepalive=self._upload_keepalive())
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, Protocol, TypeVar
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -280,10 +280,18 @@ class IteratorProducer:
     ``done`` fires with None when the iterator is exhausted, or errbacks.
     """
 
-    def __init__(self, iterator: Chunks, consumer: ByteConsumer, batch: int = BATCH_BYTES) -> None:
+    def __init__(self, iterator: Chunks, consumer: ByteConsumer, batch: int = BATCH_BYTES,
+                 keepalive: tuple[bytes, float] | None = None) -> None:
+        """``keepalive``: a packet the consumer gets whenever nothing was written for that many
+        seconds (git's upload-pack keepalive while a pack is counted); None, an empty packet or 0
+        seconds: none."""
         self._iterator = iterator
         self._consumer = consumer
         self.batch = batch
+        self._keepalive = keepalive if keepalive is not None and keepalive[0] and keepalive[1] > 0 else None
+        self._ticker: task.LoopingCall | None = None
+        self._wrote = False
+        """Whether something was written since the last keepalive tick."""
         self._paused = False
         self._in_flight = False
         self._stopped = False
@@ -294,8 +302,24 @@ class IteratorProducer:
     def start(self) -> defer.Deferred[None]:
         """Register with the consumer and begin streaming."""
         self._consumer.registerProducer(self, True)
+        if self._keepalive is not None:
+            self._ticker = task.LoopingCall(self._tick)
+            self._ticker.start(self._keepalive[1], now=False)
         self._pump()
         return self.done
+
+    def _tick(self) -> None:
+        if self._stopped:
+            self._stop_ticker()
+            return
+        if not self._wrote and not self._paused and self._keepalive is not None:
+            self._consumer.write(self._keepalive[0])
+        self._wrote = False
+
+    def _stop_ticker(self) -> None:
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None and ticker.running:
+            ticker.stop()
 
     def _pump(self) -> None:
         if self._in_flight or self._stopped or self._ready is not None:
@@ -319,6 +343,7 @@ class IteratorProducer:
             if isinstance(item, bytes):
                 if item:
                     self._consumer.write(item)
+                    self._wrote = True
             elif item is _DONE:
                 self._finish()
                 return
@@ -343,6 +368,7 @@ class IteratorProducer:
 
     def _finish(self) -> None:
         self._stopped = True
+        self._stop_ticker()
         self._consumer.unregisterProducer()
         self.done.callback(None)
 
@@ -352,6 +378,7 @@ class IteratorProducer:
             self._close_iterator()
             return
         self._stopped = True
+        self._stop_ticker()
         self._consumer.unregisterProducer()
         self.done.errback(failure)
 
@@ -381,6 +408,7 @@ class IteratorProducer:
         if self._stopped:
             return
         self._stopped = True
+        self._stop_ticker()
         if not self._in_flight:
             self._close_iterator()
         if not self.done.called:

@@ -441,7 +441,7 @@ class ReceivePack:
         (``receive.keepAlive``): an empty band-1 packet, which the client reads as no data but
         which keeps a proxy or a firewall from dropping a quiet connection; nothing without
         side-band-64k."""
-        return KEEPALIVE_PACKET if self._band_limit is not None else b""
+        return sideband.KEEPALIVE if self._band_limit is not None else b""
 
     def fatal(self, message: bytes) -> bytes:
         """A fatal error after the commands: band 3 with side-band-64k, else an ERR pkt-line."""
@@ -449,10 +449,6 @@ class ReceivePack:
         if limit is None:
             return pktline.encode(b"ERR " + message)
         return sideband.encode(sideband.Band.ERROR, message, limit)
-
-
-KEEPALIVE_PACKET = b"0005\x01"
-"""A pkt-line of band 1 with no data: git's receive-pack's keepalive."""
 
 
 def _one_line(text: str) -> bytes:

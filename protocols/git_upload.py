@@ -625,6 +625,11 @@ class UploadPackV0:
         limit = _band_limit(frozenset(self._caps))
         return data if limit is None else sideband.encode(sideband.Band.DATA, data, limit)
 
+    def keepalive(self) -> bytes:
+        """git's upload-pack keepalive while the pack is counted (``uploadpack.keepAlive``): an empty
+        band-1 packet with side-band; nothing without it (the raw pack has no room for one)."""
+        return sideband.KEEPALIVE if _band_limit(frozenset(self._caps)) is not None else b""
+
     def progress(self, message: bytes) -> bytes:
         """Frame a progress message for the client's stderr, or b"" when it cannot or will not show it."""
         limit = _band_limit(frozenset(self._caps))

@@ -322,6 +322,10 @@ class UploadPackV2:
         """Pack bytes on band 1 (v2 always multiplexes the packfile section)."""
         return sideband.encode(sideband.Band.DATA, data, sideband.MAX_PAYLOAD_64K)
 
+    def keepalive(self) -> bytes:
+        """git's keepalive inside the packfile section (always multiplexed): an empty band-1 packet."""
+        return sideband.KEEPALIVE
+
     def progress(self, message: bytes, no_progress: bool) -> bytes:
         return b"" if no_progress else sideband.encode(sideband.Band.PROGRESS, message, sideband.MAX_PAYLOAD_64K)
 

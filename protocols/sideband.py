@@ -21,6 +21,9 @@ class Band(enum.IntEnum):
 
 
 MAX_PAYLOAD_64K = pktline.MAX_PKT - pktline.HEADER_SIZE - 1
+KEEPALIVE = pktline.encode(bytes([Band.DATA]))
+"""A band-1 pkt-line with no data (``0005\\1``): git's keepalive while a pack is counted or
+committed, which a client reads as no data; a proxy or a firewall sees the connection live."""
 MAX_PAYLOAD_SMALL = 1000 - pktline.HEADER_SIZE - 1
 
 

@@ -36,3 +36,41 @@ def test_a_slow_push_hears_keepalives(make_server: Callable[..., RunningServer],
     alive = [line for line in sideband if line == "sideband< \\1"]
     assert (len(alive) >= 2) if keepalive != "0" else not alive, sideband
     assert client.git("--git-dir", str(served), "rev-parse", "main").stdout.strip() == pushed
+
+
+@pytest.mark.parametrize(("protocol", "transport"), [("0", "git"), ("2", "git"), ("2", "http")])
+def test_a_slowly_counted_pack_is_preceded_by_keepalives(make_server: Callable[..., RunningServer], client: Client,
+                                                         monkeypatch: pytest.MonkeyPatch, protocol: str,
+                                                         transport: str) -> None:
+    """A pack whose counting takes a while (a large history without a bitmap): the client hears
+    git's keepalive every ``uploadpack.keepAlive`` seconds until the pack starts, in v0 (with
+    side-band) and in v2's packfile section, and the clone is whole."""
+    import time
+
+    from gateway import git_session
+
+    real = git_session.pack_stream
+
+    def slowly_counted(*args: object) -> object:
+        def chunks() -> object:
+            time.sleep(2.6)  # (in the pool, as the counting walk runs there)
+            yield from real(*args)  # type: ignore[arg-type]
+        return chunks()
+
+    monkeypatch.setattr(git_session, "pack_stream", slowly_counted)
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    served = server.root / "counted.git"
+    client.git("init", "-q", "--bare", str(served))
+    client.git("--git-dir", str(served), "config", "uploadpack.keepAlive", "1")
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    pushed = commit(client, work, "f", "1\n", "first")
+    client.git("push", "-q", str(served), "HEAD:main", cwd=work)
+    url = server.git_url("counted") if transport == "git" else f"http://127.0.0.1:{server.port('http')}/counted.git"
+    traced = client.git("-c", f"protocol.version={protocol}", "clone", "--bare", url, "copy.git",
+                        env={"GIT_TRACE_PACKET": "1"})
+    sideband = [line.split("packet:", 1)[1].strip() for line in traced.stderr.splitlines() if "sideband<" in line]
+    first_pack = next(i for i, line in enumerate(sideband) if "PACK" in line)
+    assert sum(line == "sideband< \\1" for line in sideband[:first_pack]) >= 2, sideband[:5]
+    assert client.git("--git-dir", "copy.git", "rev-parse", "main").stdout.strip() == pushed
+    client.git("--git-dir", "copy.git", "fsck", "--full")
