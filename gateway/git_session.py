@@ -729,6 +729,10 @@ class ReceivePackSession(_GitSession):
         super().connection_lost()
         self._drop_sink()
 
+    def _finish(self, outcome: str, status: int = 0) -> None:
+        self._stop_keepalive()  # (whichever way the session ends)
+        super()._finish(outcome, status)
+
     def _fail(self, error: Failure | BaseException) -> None:
         self._stop_keepalive()
         self._drop_sink()
