@@ -6,14 +6,15 @@ Entry points for the backend integrator: :func:`open_repository`,
 ``backends.interfaces.HgRepository``.  Nothing here imports Mercurial or runs ``hg``.
 
 Supported on disk: what ``hg init`` of Mercurial 6.x/7.x makes (revlogv1, store,
-fncache, dotencode, generaldelta, sparserevlog, share-safe, zstd or zlib
-chunks), legacy (non-generaldelta) revlogs, inline and split revlogs,
-bookmarksinstore and persistent-nodemap (left as hg wrote it: see
+fncache, dotencode, generaldelta, sparserevlog, share-safe, zstd, zlib or no
+chunk compression), the layout of Mercurial 1.1 to 1.6 (fncache without dotencode),
+legacy (non-generaldelta) revlogs, inline and split revlogs, bookmarksinstore,
+largefiles, lfs and persistent-nodemap (left as hg wrote it: see
 ``requirements.PERSISTENT_NODEMAP``).  Refused with ``UnsupportedFeature`` ("unsupported repository
-feature: X"): any other requirement (treemanifest, revlogv2, changelogv2,
-largefiles, lfs, narrowhg, shared, internal phases, ...),
-and repositories older than fncache+dotencode.  Obsolescence markers (``obsstore``, format 0
-or 1) hide the changesets they obsolete, as in hg's server (``obsstore``).
+feature: X"): any other requirement (treemanifest, revlogv2, changelogv2, narrowhg,
+internal phases, ...), shares (``hg share``: their store is another repository's) and
+repositories older than fncache (with how to upgrade them).  Obsolescence markers (``obsstore``,
+format 0 or 1) hide the changesets they obsolete, as in hg's server (``obsstore``).
 
 Module map: ``mpatch`` (bounded deltas), ``store`` (path encoding), ``revlog``
 (index, chunks, writer), ``changelog`` (text formats), ``keys`` (phaseroots,
