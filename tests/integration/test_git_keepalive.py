@@ -36,6 +36,7 @@ def test_a_slow_push_hears_keepalives(make_server: Callable[..., RunningServer],
     alive = [line for line in sideband if line == "sideband< \\1"]
     assert (len(alive) >= 2) if keepalive != "0" else not alive, sideband
     assert client.git("--git-dir", str(served), "rev-parse", "main").stdout.strip() == pushed
+    client.git("--git-dir", str(served), "fsck", "--full")
 
 
 @pytest.mark.parametrize(("protocol", "transport"), [("0", "git"), ("2", "git"), ("2", "http")])

@@ -50,6 +50,7 @@ def test_a_push_logs_what_git_s_receive_pack_logs(make_server: Callable[..., Run
     for specs in pushes:
         client.git("push", "-q", server.git_url("logged"), *specs, cwd=work)
         client.git("push", "-q", str(twin), *specs, cwd=work)  # git's own receive-pack
+    client.git("--git-dir", str(served), "fsck", "--full")
     ours, gits = _logs(served), _logs(twin)
     assert ours == gits
     if setting == "true":
@@ -82,5 +83,6 @@ def test_a_log_that_cannot_be_written_leaves_the_ref_updated_and_is_logged(
     finally:
         globalLogPublisher.removeObserver(events.append)
     assert client.git("--git-dir", str(served), "rev-parse", "main").stdout.strip() == pushed
+    client.git("--git-dir", str(served), "fsck", "--full")
     failures = [e for e in events if "reflog" in str(e.get("failure", ""))]
     assert failures and "the reflog of refs/heads/main could not be written" in failures[0]["failure"]

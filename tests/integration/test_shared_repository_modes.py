@@ -44,6 +44,7 @@ def test_pushed_refs_get_git_s_shared_permissions(make_server: Callable[..., Run
     client.git("push", "-q", server.git_url("shared"), ":refs/heads/deep/topic/x", cwd=work)
     client.git("push", "-q", str(twin), ":refs/heads/deep/topic/x", cwd=work)
     assert _modes(served) == _modes(twin)
+    client.git("--git-dir", str(served), "fsck", "--full")
 
 
 def _hg_modes(repo: Path) -> dict[str, int]:
