@@ -53,9 +53,8 @@ class Vfs(Protocol):
     def walk(self) -> Iterator[bytes]: ...
 
 
-def _read_umask() -> int:
-    """The process's umask: from ``/proc`` (thread-safe), else set and restored (at import, before
-    any thread writes files)."""
+def _proc_umask() -> int | None:
+    """The process's umask as ``/proc`` tells it now (thread-safe), or None where it does not."""
     try:
         with open("/proc/self/status", "rb") as status:
             for line in status:
@@ -63,12 +62,19 @@ def _read_umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _import_umask() -> int:
+    """The umask at import, set and restored (before any thread writes files)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-UMASK = _read_umask()
+UMASK: int = _proc_umask() or _import_umask()
+"""The umask where ``/proc`` cannot tell it at the time (``create_mode`` asks it each time: a
+daemon's umask is set after this module is imported)."""
 
 
 def create_mode(store_dir: bytes) -> int | None:
@@ -79,7 +85,8 @@ def create_mode(store_dir: bytes) -> int | None:
         mode = os.stat(store_dir).st_mode & 0o7777
     except OSError:
         return None
-    return None if mode & 0o777 == 0o777 & ~UMASK else mode
+    umask = _proc_umask()
+    return None if mode & 0o777 == 0o777 & ~(UMASK if umask is None else umask) else mode
 
 
 class FsVfs:
