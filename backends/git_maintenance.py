@@ -9,6 +9,7 @@ binary when one is installed.  The fast path is correct either way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -166,16 +167,21 @@ def take_gc_lock(git_dir: str | os.PathLike[str]) -> str | None:
     except FileExistsError:
         return "a gc taking its lock"
     try:
-        holder = gc_holder(git_dir)  # (again, under the lock)
+        try:
+            holder = gc_holder(git_dir)  # (again, under the lock)
+            if holder is None:
+                os.write(fd, f"{os.getpid()} {socket.gethostname()}".encode())
+        finally:
+            os.close(fd)
         if holder is None:
-            os.write(fd, f"{os.getpid()} {socket.gethostname()}".encode())
-    finally:
-        os.close(fd)
-    if holder is not None:
-        os.unlink(lock)
-        return holder
-    os.replace(lock, os.path.join(git_dir, GC_PID))
-    return None
+            os.replace(lock, os.path.join(git_dir, GC_PID))
+            return None
+    except OSError:  # a full disk: the lock file must not stay (every later gc would stop at it)
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        raise
+    os.unlink(lock)
+    return holder
 
 
 def release_gc_lock(git_dir: str | os.PathLike[str]) -> None:

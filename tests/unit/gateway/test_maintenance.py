@@ -106,3 +106,23 @@ def test_the_repack_holds_gc_pid_as_git_gc_does(tmp_path: Path, monkeypatch: pyt
     pid_file.write_text("1234 elsewhere.example")
     git_maintenance.release_gc_lock(git_dir)  # not ours: left alone
     assert pid_file.exists()
+
+
+def test_a_gc_pid_that_cannot_be_written_leaves_no_lock_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk while gc.pid is written: the error goes up (the repack is not started) and no
+    gc.pid.lock stays to stop every later gc."""
+    import errno
+    import os
+
+    from backends import git_maintenance
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(git_maintenance.os, "write", full)
+    with pytest.raises(OSError):
+        git_maintenance.take_gc_lock(tmp_path)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.undo()
+    assert git_maintenance.take_gc_lock(tmp_path) is None and (tmp_path / "gc.pid").exists()
+    git_maintenance.release_gc_lock(tmp_path)
