@@ -9,7 +9,6 @@ clone over the wire that must itself pass ``git fsck --full``.
 from __future__ import annotations
 
 import os
-
 import time
 import urllib.request
 from pathlib import Path
