@@ -55,7 +55,7 @@ from typing import Any, NamedTuple, Protocol
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
-from backends.git_objects import CorruptPack, PackMaps, PackObjectReader
+from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, pack_dirs
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
     BLOB,
@@ -433,9 +433,16 @@ def _pack_views(store: DiskObjectStore) -> list[PackIndexView]:
     comes from an earlier pack, which the order allows); taking copies in
     pack-name order sent a clone after 40 one-line pushes to a 100 KB file
     as 984 KiB instead of git's 56.
+
+    Then the packs of the stores it borrows from (a fork's ``objects/info/alternates``), each
+    directory's oldest first: their entries are reused as the repository's own are, and a bitmap
+    there counts the borrowed history (as git's upload-pack uses an alternate's bitmap); a clone of
+    a fork of the corpus had every borrowed object resolved and compressed again: 14 s against
+    ``git daemon``'s 1.
     """
-    views = pack_views(os.fspath(store.pack_dir), object_format_of(store).raw_len)
-    return sorted(views, key=_age)
+    raw_len = object_format_of(store).raw_len
+    return [view for directory in pack_dirs(store)
+            for view in sorted(pack_views(directory, raw_len), key=_age)]
 
 
 def _age(view: PackIndexView) -> tuple[int, str]:

@@ -332,11 +332,50 @@ def _entry_size(head: bytes) -> int:
     return size if head[0] & 0x80 else head[0] & 0x0F
 
 
+MAX_ALTERNATE_DEPTH = 5
+"""How deep ``objects/info/alternates`` are followed (git's limit)."""
+
+
+def pack_dirs(store: DiskObjectStore) -> list[str]:
+    """The pack directories of a store on disk, its own first, then those of the stores it borrows
+    objects from (``objects/info/alternates``: a fork made with ``git clone --shared``, followed as
+    git follows them, 5 deep), each once."""
+    found = [os.fspath(store.pack_dir)]
+    seen = {os.path.realpath(found[0])}
+    pending: list[tuple[BaseObjectStore, int]] = [(store, 0)]
+    while pending:
+        current, depth = pending.pop(0)
+        if depth >= MAX_ALTERNATE_DEPTH:
+            continue
+        try:
+            borrowed = current.alternates if isinstance(current, DiskObjectStore) else []
+        except (OSError, ValueError):  # an unreadable alternates file: as if none
+            borrowed = []
+        for alternate in borrowed:
+            if not isinstance(alternate, DiskObjectStore):
+                continue
+            directory = os.fspath(alternate.pack_dir)
+            real = os.path.realpath(directory)
+            if real in seen:
+                continue
+            seen.add(real)
+            found.append(directory)
+            pending.append((alternate, depth + 1))
+    return found
+
+
+def store_views(store: DiskObjectStore) -> list[PackIndexView]:
+    """The cached index views of a store's packs and of those it borrows from (``pack_dirs``)."""
+    raw_len = object_format_of(store).raw_len
+    return [view for directory in pack_dirs(store) for view in pack_views(directory, raw_len)]
+
+
 def size_reader(store: BaseObjectStore) -> PackObjectReader:
-    """A reader of object sizes (``size_of``) over the store's packs (their cached index views)."""
+    """A reader of object sizes (``size_of``) over the store's packs and those it borrows from
+    (their cached index views)."""
     if not isinstance(store, DiskObjectStore):
         return PackObjectReader(store, [])
-    return PackObjectReader(store, pack_views(os.fspath(store.pack_dir), object_format_of(store).raw_len))
+    return PackObjectReader(store, store_views(store))
 
 
 def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> bytes:

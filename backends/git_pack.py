@@ -11,7 +11,6 @@ streams the pack as byte chunks, reusing stored deltas where dulwich offers them
 from __future__ import annotations
 
 import binascii
-import os
 import re
 import stat
 from collections import deque
@@ -32,6 +31,7 @@ from dulwich.pack import (
     pack_object_chunks,
 )
 
+from backends.git_objects import pack_dirs
 from backends.git_packindex import StoredTypes
 from backends.git_reach import tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
@@ -118,7 +118,7 @@ def _stored_types(store: BaseObjectStore) -> StoredTypes | None:
     """The stored types of a store on disk's packed objects (``StoredTypes``), or None."""
     if not isinstance(store, DiskObjectStore):
         return None
-    return StoredTypes(os.fspath(store.pack_dir), object_format_of(store).raw_len)
+    return StoredTypes(pack_dirs(store), object_format_of(store).raw_len)  # (a fork's and what it borrows)
 
 
 def peel(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None) -> ObjectId:

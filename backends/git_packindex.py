@@ -22,6 +22,7 @@ import threading
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 IDX_MAGIC = b"\377tOc"
@@ -216,10 +217,12 @@ class StoredTypes:
     stays readable as it was).  A pack whose files are not a version 2 index and its pack is
     left out, so its objects are not found here."""
 
-    def __init__(self, pack_dir: str, raw_len: int = SHA_LEN) -> None:
+    def __init__(self, pack_dir: str | Sequence[str], raw_len: int = SHA_LEN) -> None:
+        """``pack_dir``: a pack directory, or several (a fork's own, then those it borrows from)."""
         self._raw_len = raw_len
         self._packs: list[tuple[mmap.mmap, mmap.mmap, tuple[int, ...], int, int]] = []
-        for base in pack_basenames(pack_dir):
+        directories = [pack_dir] if isinstance(pack_dir, str) else list(pack_dir)
+        for base in (name for directory in directories for name in pack_basenames(directory)):
             maps = []
             try:
                 for path in (base + ".idx", base + ".pack"):

@@ -295,6 +295,41 @@ def entry_types(pack: bytes, raw_len: int = 20) -> list[int]:
     return types
 
 
+@pytest.mark.parametrize("case", ["full-clone", "include-tag"])
+def test_a_fork_s_packs_reuse_the_entries_it_borrows(sources: dict[str, Source], tmp_path: Path, case: str) -> None:
+    """A fork that borrows its history (``git clone --shared``: ``objects/info/alternates``) with
+    commits of its own: the packs are exact, and the borrowed objects go out as the base stores
+    them (its entries and its bitmap reused), not resolved and compressed again one by one."""
+    base = tmp_path / "base.git"
+    shutil.copytree(sources["mixed"].path, base)
+    fork = tmp_path / "fork.git"
+    git(tmp_path, "clone", "-q", "--bare", "--shared", str(base), str(fork))
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(fork), str(work))
+    (work / "own.txt").write_text("the fork's own\n")
+    git(work, "add", "-A")
+    git(work, "-c", "user.name=F", "-c", "user.email=f@example.com", "commit", "-q", "-m", "own")
+    git(work, "push", "-q", str(fork), "HEAD:main")
+    assert not list((fork / "objects" / "pack").glob("*.pack"))  # nothing packed of its own
+    want_specs, have_specs, options = CASES[case]
+    wants = sorted({rev(fork, s) for s in want_specs})
+    haves = [rev(fork, s + "^{}") for s in have_specs]
+    expected = expected_objects(fork, wants, haves)
+    client, have_objects = client_with(tmp_path, fork, haves)
+    if options.get("include_tag"):
+        expected |= tags_to_include(fork, expected, have_objects)
+    pack, count = generate(fork, wants, haves, **options)
+    assert count == len(expected)
+    assert receive(client, pack, wants) - have_objects == expected
+    repo = Repo(str(fork))
+    plan = plan_pack(repo.object_store, wants, haves, thin_pack=bool(options.get("thin_pack")),
+                     ofs_delta=True)
+    stats = WriteStats()
+    b"".join(write_pack(plan, _open_maps(plan), stats=stats))
+    loose = sum(1 for repo_dir in (base, fork) for path in (repo_dir / "objects").glob("??/*") if path.is_file())
+    assert stats.whole <= loose and stats.verbatim > 0  # only loose objects go whole: every packed one is reused
+
+
 def test_full_clone_of_a_single_pack_is_the_pack_itself(sources: dict[str, Source], tmp_path: Path) -> None:
     src = tmp_path / "one.git"
     shutil.copytree(sources["refdelta"].path, src)

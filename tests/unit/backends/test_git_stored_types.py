@@ -117,3 +117,27 @@ def test_a_cold_advertisement_reads_only_the_tags(tmp_path: Path, monkeypatch: p
             expected[name[:-3].encode()] = oid.encode()
     assert snapshot.peeled == expected and len(snapshot.refs) == len(commits) + 4  # HEAD, main, loose, v1
     repo.close()
+
+
+def test_a_fork_s_refs_are_typed_from_the_packs_it_borrows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork (``git clone --shared``) whose refs name the base's packed commits: its cold
+    advertisement reads none of them (the base's pack is looked in too)."""
+    base = _history(tmp_path)
+    fork = tmp_path / "fork.git"
+    _git(tmp_path, "clone", "-q", "--bare", "--shared", str(base), str(fork))
+    commits = _git(fork, "rev-list", "main").split()
+    for n, oid in enumerate(commits[:5]):
+        _git(fork, "update-ref", f"refs/heads/b{n}", oid)
+    repo = load_backend("fs", str(tmp_path)).open("fork.git")
+    reads: list[bytes] = []
+    real = repo.object_store.get_raw
+
+    def counting(name: bytes) -> tuple[int, bytes]:
+        reads.append(bytes(name))
+        return real(name)
+
+    monkeypatch.setattr(repo.object_store, "get_raw", counting)
+    monkeypatch.setattr(git_pack, "_peeled", {})
+    snapshot = git_pack.snapshot_refs(repo)
+    assert len(snapshot.refs) >= 6 and set(reads) <= {_git(fork, "rev-parse", "v1").strip().encode()}
+    repo.close()
