@@ -101,9 +101,13 @@ def objects_without_bitmap(git_dir: str | os.PathLike[str]) -> int:
 
 
 def needs_bitmap(git_dir: str | os.PathLike[str], min_objects: int = BITMAP_MIN_OBJECTS) -> bool:
-    """Whether the repository's packs hold ``min_objects`` or more objects and no bitmap (a
-    ``min_objects`` of 0 or less: never)."""
-    return min_objects > 0 and objects_without_bitmap(git_dir) >= min_objects
+    """Whether the repository holds ``min_objects`` objects or more, packed or loose (estimated as
+    ``gc --auto`` estimates them), and no pack bitmap (a ``min_objects`` of 0 or less: never).  Loose
+    objects count: a repository an operator brought with every object loose was never repacked
+    when only fetched from, and every clone of it read and compressed each object again."""
+    if min_objects <= 0 or has_bitmap(git_dir):
+        return False
+    return objects_without_bitmap(git_dir) + estimate_loose(git_dir) >= min_objects
 
 
 def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:

@@ -11,6 +11,7 @@ Objects that are not in a pack (loose, alternates) come from the store.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import mmap
 import os
 import re
@@ -79,6 +80,20 @@ class PackMaps:
         self._maps.clear()
 
 
+def read_outside_packs(store: BaseObjectStore, hexsha: bytes) -> tuple[int, bytes]:
+    """An object the packs looked in do not hold: its loose file read as it is stored (a
+    ``RawLooseObjectStore``'s ``loose_raw``), else whatever the store finds (``get_raw``: another
+    pack, an alternate, or ``KeyError``).  dulwich parses a loose object whole to give its text: an
+    all-loose repository of the corpus's 54,500 objects took 12.8 s to clone, 2 s of it parsing."""
+    loose = getattr(store, "loose_raw", None)
+    if loose is not None:
+        with contextlib.suppress(ObjectFormatException):  # (the store's reader then says what is wrong)
+            found = loose(hexsha)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+    return store.get_raw(ObjectID(hexsha))
+
+
 class PackObjectReader:
     """``read(hexsha) -> (type_num, raw)`` over a fixed list of packs, then the store.
 
@@ -121,7 +136,7 @@ class PackObjectReader:
             pos = view.position(binsha)
             if pos is not None:
                 return self._read_at(i, pos)
-        return self._store.get_raw(ObjectID(hexsha))
+        return read_outside_packs(self._store, hexsha)
 
     def type_of(self, hexsha: bytes) -> int:
         """The type of an object, from the headers of its pack entry and its delta chain (nothing
@@ -133,7 +148,7 @@ class PackObjectReader:
         for _ in range(MAX_CHAIN):
             found = self._locate(binsha)
             if found is None:
-                kind = self._store.get_raw(ObjectID(binascii.hexlify(binsha)))[0]
+                kind = read_outside_packs(self._store, binascii.hexlify(binsha))[0]
                 break
             kind, base = self._chain_type(*found, walked)
             if base is None:
@@ -152,7 +167,7 @@ class PackObjectReader:
         an object outside them (loose) is read from the store.  ``KeyError`` when nowhere."""
         found = self._locate(binascii.unhexlify(hexsha))
         if found is None:
-            return len(self._store.get_raw(ObjectID(hexsha))[1])
+            return len(read_outside_packs(self._store, hexsha)[1])
         mapped, offset, path = found
         head = mapped[offset:offset + MAX_HEADER]
         kind, p, _distance = _entry_header(head, offset)

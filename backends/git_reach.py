@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from dulwich.object_store import BaseObjectStore
-from dulwich.objects import ObjectID, parse_tree
+from dulwich.objects import parse_tree
 
+from backends.git_objects import read_outside_packs
 from backends.git_packindex import PackIndexView
 from backends.interfaces import object_format_of
 
@@ -290,7 +291,7 @@ class Walker:
         return True
 
     def _store_read(self, sha: bytes) -> tuple[int, bytes]:
-        return self._store.get_raw(ObjectID(sha))
+        return read_outside_packs(self._store, sha)
 
     def _read(self, sha: bytes) -> tuple[int, bytes]:
         try:

@@ -665,6 +665,33 @@ def test_a_big_repository_without_a_bitmap_is_a_candidate_for_one(
     assert repo.bitmap_candidate(1) is None  # type: ignore[attr-defined]
 
 
+def test_a_repository_of_loose_objects_is_a_bitmap_candidate_and_read_raw(
+        sources: dict[str, Source], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repository whose objects are all loose (brought as it was, never repacked) counts its loose
+    objects (estimated as gc --auto does) towards a bitmap's repack, and its objects are read as
+    stored, not parsed by dulwich."""
+    from dulwich.objects import ShaFile
+
+    from backends import load_backend
+    from backends.git_maintenance import estimate_loose
+
+    target = tmp_path / "r.git"
+    git(tmp_path, "init", "-q", "--bare", str(target))
+    for pack in (sources["nobitmap"].path / "objects" / "pack").glob("*.pack"):
+        git(target, "unpack-objects", "-q", input=pack.read_bytes())
+    loose = estimate_loose(target)
+    assert loose > 0 and not list((target / "objects" / "pack").glob("*.pack"))
+    repo = load_backend("fs", str(tmp_path)).open("r.git")
+    assert repo.bitmap_candidate(loose) is not None  # type: ignore[attr-defined]
+    objects = [line.split()[0] for line in
+               git(target, "cat-file", "--batch-all-objects", "--batch-check").splitlines()]
+    monkeypatch.setattr(ShaFile, "from_path", lambda *a, **k: pytest.fail("a loose object was parsed"))
+    with PackObjectReader(repo.object_store, []) as reader:
+        for oid in objects[:50]:
+            kind, raw = reader.read(oid)
+            assert raw == git(target, "cat-file", {1: "commit", 2: "tree", 3: "blob", 4: "tag"}[kind], oid.decode())
+
+
 def test_a_fork_s_repack_keeps_borrowing_from_its_alternates(sources: dict[str, Source], tmp_path: Path) -> None:
     """A fork whose history lives in another repository's objects (``clone --shared``: an
     ``objects/info/alternates``) is repacked with its own objects only, as ``git gc`` repacks it:
