@@ -250,9 +250,10 @@ MATRIX = [(v, c) for v in ("mixed", "nobitmap", "refdelta") for c in sorted(CASE
     for c in ("full-clone", "fetch-thin", "fetch-not-thin", "fetch-no-ofs-delta", "include-tag", "tag-want")]
 
 
-@pytest.mark.parametrize(("variant", "case"), MATRIX)
-def test_pack_is_accepted_and_exact(sources: dict[str, Source], tmp_path: Path, variant: str, case: str) -> None:
-    src = sources[variant].path
+def assert_case_exact(src: Path, tmp_path: Path, case: str) -> tuple[list[bytes], list[bytes], dict[str, bool]]:
+    """Generate ``case``'s pack from ``src`` and check it against git: its count, index-pack and
+    fsck of a client holding the haves, exactly the objects git's rev-list names; the wants, haves
+    and options."""
     want_specs, have_specs, options = CASES[case]
     wants = sorted({rev(src, s) for s in want_specs})
     haves = [rev(src, s + "^{}") for s in have_specs]
@@ -268,6 +269,12 @@ def test_pack_is_accepted_and_exact(sources: dict[str, Source], tmp_path: Path, 
         assert names == expected  # no base was appended: the pack was self-contained
     if options.get("ofs_delta") is False:
         assert OFS_DELTA not in entry_types(pack)
+    return wants, haves, options
+
+
+@pytest.mark.parametrize(("variant", "case"), MATRIX)
+def test_pack_is_accepted_and_exact(sources: dict[str, Source], tmp_path: Path, variant: str, case: str) -> None:
+    assert_case_exact(sources[variant].path, tmp_path, case)
 
 
 def entry_types(pack: bytes, raw_len: int = 20) -> list[int]:
@@ -295,32 +302,31 @@ def entry_types(pack: bytes, raw_len: int = 20) -> list[int]:
     return types
 
 
-@pytest.mark.parametrize("case", ["full-clone", "include-tag"])
-def test_a_fork_s_packs_reuse_the_entries_it_borrows(sources: dict[str, Source], tmp_path: Path, case: str) -> None:
-    """A fork that borrows its history (``git clone --shared``: ``objects/info/alternates``) with
-    commits of its own: the packs are exact, and the borrowed objects go out as the base stores
-    them (its entries and its bitmap reused), not resolved and compressed again one by one."""
+def forked(sources: dict[str, Source], tmp_path: Path, commits: int, ref: str) -> tuple[Path, Path]:
+    """A copy of the mixed layout and a fork of it (``git clone --shared``: ``objects/info/alternates``)
+    pushed ``commits`` commits of its own to ``ref`` (loose objects: a local push)."""
     base = tmp_path / "base.git"
     shutil.copytree(sources["mixed"].path, base)
     fork = tmp_path / "fork.git"
     git(tmp_path, "clone", "-q", "--bare", "--shared", str(base), str(fork))
     work = tmp_path / "work"
     git(tmp_path, "clone", "-q", str(fork), str(work))
-    (work / "own.txt").write_text("the fork's own\n")
-    git(work, "add", "-A")
-    git(work, "-c", "user.name=F", "-c", "user.email=f@example.com", "commit", "-q", "-m", "own")
-    git(work, "push", "-q", str(fork), "HEAD:main")
+    for n in range(commits):
+        (work / f"own{n}.txt").write_text(f"the fork's own {n}\n")
+        git(work, "add", "-A")
+        git(work, "-c", "user.name=F", "-c", "user.email=f@example.com", "commit", "-q", "-m", f"own {n}")
+    git(work, "push", "-q", str(fork), f"HEAD:{ref}")
+    return base, fork
+
+
+@pytest.mark.parametrize("case", ["full-clone", "include-tag"])
+def test_a_fork_s_packs_reuse_the_entries_it_borrows(sources: dict[str, Source], tmp_path: Path, case: str) -> None:
+    """A fork that borrows its history (``git clone --shared``: ``objects/info/alternates``) with
+    commits of its own: the packs are exact, and the borrowed objects go out as the base stores
+    them (its entries and its bitmap reused), not resolved and compressed again one by one."""
+    base, fork = forked(sources, tmp_path, commits=1, ref="main")
     assert not list((fork / "objects" / "pack").glob("*.pack"))  # nothing packed of its own
-    want_specs, have_specs, options = CASES[case]
-    wants = sorted({rev(fork, s) for s in want_specs})
-    haves = [rev(fork, s + "^{}") for s in have_specs]
-    expected = expected_objects(fork, wants, haves)
-    client, have_objects = client_with(tmp_path, fork, haves)
-    if options.get("include_tag"):
-        expected |= tags_to_include(fork, expected, have_objects)
-    pack, count = generate(fork, wants, haves, **options)
-    assert count == len(expected)
-    assert receive(client, pack, wants) - have_objects == expected
+    wants, haves, options = assert_case_exact(fork, tmp_path, case)
     repo = Repo(str(fork))
     plan = plan_pack(repo.object_store, wants, haves, thin_pack=bool(options.get("thin_pack")),
                      ofs_delta=True)
@@ -696,17 +702,7 @@ def test_a_fork_s_repack_keeps_borrowing_from_its_alternates(sources: dict[str, 
     """A fork whose history lives in another repository's objects (``clone --shared``: an
     ``objects/info/alternates``) is repacked with its own objects only, as ``git gc`` repacks it:
     the borrowed history is not copied in."""
-    base = tmp_path / "base.git"
-    shutil.copytree(sources["mixed"].path, base)
-    fork = tmp_path / "fork.git"
-    git(tmp_path, "clone", "-q", "--bare", "--shared", str(base), str(fork))
-    work = tmp_path / "work"
-    git(tmp_path, "clone", "-q", str(fork), str(work))
-    for n in range(3):  # pushes to the fork: loose objects and packs of its own
-        (work / f"own{n}.txt").write_text(f"the fork's own {n}\n")
-        git(work, "add", "-A")
-        git(work, "-c", "user.name=F", "-c", "user.email=f@example.com", "commit", "-q", "-m", f"own {n}")
-    git(work, "push", "-q", str(fork), "HEAD:refs/heads/own")
+    base, fork = forked(sources, tmp_path, commits=3, ref="refs/heads/own")
     borrowed = int(dict(line.split(": ") for line in git(base, "count-objects", "-v").decode().splitlines())["in-pack"])
     assert write_bitmap(fork)
     counts = dict(line.split(": ") for line in git(fork, "count-objects", "-v").decode().splitlines())
