@@ -156,9 +156,12 @@ def cheap_views(store: DiskObjectStore) -> tuple[list[PackIndexView], bool]:
     raw_len = object_format_of(store).raw_len
     views = []
     for base in bases:
-        view = git_packindex.cached_view(base, raw_len)
-        if view is None and os.path.getsize(base + ".idx") <= SMALL_INDEX:
-            view = git_packindex.index_view(base, raw_len)
+        try:
+            view = git_packindex.cached_view(base, raw_len)
+            if view is None and os.path.getsize(base + ".idx") <= SMALL_INDEX:
+                view = git_packindex.index_view(base, raw_len)
+        except FileNotFoundError:  # removed by a repack since the listing: its objects are in its successor
+            continue
         if view is not None:
             views.append(view)
     return views, len(views) == len(bases)

@@ -49,6 +49,10 @@ class CorruptPack(Exception):
     """A stored entry could not be decoded."""
 
 
+class _PackGone(Exception):
+    """A viewed pack's file was removed (a repack meanwhile): its objects are read elsewhere."""
+
+
 class PackMaps:
     """Read-only maps of pack files by path, made on first use and closed together.
 
@@ -115,6 +119,8 @@ class PackObjectReader:
         self._kinds: dict[tuple[str, int], int] = {}
         """The type of pack entries ``type_of`` went through, by pack path and offset."""
         self._others: list[Any] | None = None
+        self._gone: set[int] = set()
+        """Views whose pack file was removed (by a repack) before this reader mapped it."""
 
     def __enter__(self) -> Self:
         return self
@@ -134,8 +140,11 @@ class PackObjectReader:
         binsha = binascii.unhexlify(hexsha)
         for i, view in enumerate(self._views):
             pos = view.position(binsha)
-            if pos is not None:
-                return self._read_at(i, pos)
+            if pos is not None and i not in self._gone:
+                try:
+                    return self._read_at(i, pos)
+                except _PackGone:  # a repack removed it meanwhile: the object's new copy is found below
+                    continue
         return read_outside_packs(self._store, hexsha)
 
     def type_of(self, hexsha: bytes) -> int:
@@ -219,8 +228,11 @@ class PackObjectReader:
         its dulwich index, a pack whose view would cost more to build than this lookup)."""
         for i, view in enumerate(self._views):
             pos = view.position(binsha)
-            if pos is not None:
-                return self._map(i), view.offsets[pos], view.pack_path
+            if pos is not None and i not in self._gone:
+                try:
+                    return self._map(i), view.offsets[pos], view.pack_path
+                except _PackGone:
+                    continue
         if self._others is None:
             viewed = {view.pack_path for view in self._views}
             self._others = [pack for pack in getattr(self._store, "packs", ())
@@ -231,13 +243,20 @@ class PackObjectReader:
             except KeyError:
                 continue
             path = pack._data_path
-            return self._packs.get(path), offset, path
+            try:
+                return self._packs.get(path), offset, path
+            except FileNotFoundError:  # removed by a repack meanwhile
+                continue
         return None
 
     def _map(self, i: int) -> mmap.mmap:
         mapped = self._maps[i]
         if mapped is None:
-            mapped = self._packs.get(self._views[i].pack_path)
+            try:
+                mapped = self._packs.get(self._views[i].pack_path)
+            except FileNotFoundError:  # a repack removed it after its view was listed
+                self._gone.add(i)
+                raise _PackGone(self._views[i].pack_path) from None
             if len(mapped) != self._views[i].pack_size:
                 raise CorruptPack(f"{self._views[i].pack_path} changed under its index")
             self._maps[i] = mapped

@@ -698,6 +698,32 @@ def test_a_repository_of_loose_objects_is_a_bitmap_candidate_and_read_raw(
             assert raw == git(target, "cat-file", {1: "commit", 2: "tree", 3: "blob", 4: "tag"}[kind], oid.decode())
 
 
+def test_a_pack_a_repack_removed_meanwhile_is_read_from_its_successor(sources: dict[str, Source],
+                                                                     tmp_path: Path) -> None:
+    """A push's ingest lists the packs, then a background repack replaces them: objects the listed
+    views name are read from the store's new pack, and the listing skips the gone ones (a push
+    failed "could not store the pushed pack (No such file or directory)")."""
+    from backends import load_backend
+    from backends.git_ingest import cheap_views
+
+    target = tmp_path / "r.git"
+    shutil.copytree(sources["nobitmap"].path, target)
+    repo = load_backend("fs", str(tmp_path)).open("r.git")
+    store = repo.object_store
+    views, _ = cheap_views(store)  # (small packs: every one viewed)
+    objects = [line.split()[0] for line in
+               git(target, "cat-file", "--batch-all-objects", "--batch-check").splitlines()][:40]
+    git(target, "repack", "-q", "-a", "-d")  # the old packs go, one new pack holds everything
+    assert all(not os.path.exists(v.pack_path) for v in views)
+    with PackObjectReader(store, views) as reader:
+        for oid in objects:
+            kind, raw = reader.read(oid)
+            assert raw == git(target, "cat-file", {1: "commit", 2: "tree", 3: "blob", 4: "tag"}[kind], oid.decode())
+            assert reader.type_of(oid) == kind and reader.size_of(oid) == len(raw)
+    fresh, _ = cheap_views(store)
+    assert [v.pack_path for v in fresh] == [str(p)[:-5] + ".pack" for p in (target / "objects" / "pack").glob("*.pack")]
+
+
 def test_a_fork_s_repack_keeps_borrowing_from_its_alternates(sources: dict[str, Source], tmp_path: Path) -> None:
     """A fork whose history lives in another repository's objects (``clone --shared``: an
     ``objects/info/alternates``) is repacked with its own objects only, as ``git gc`` repacks it:
