@@ -134,28 +134,32 @@ def peel(store: BaseObjectStore, oid: ObjectId, types: StoredTypes | None = None
     start = oid
     for _ in range(MAX_PEEL):
         stored = types.type_of(_binary(oid)) if types is not None else None
-        if stored is not None and stored < Tag.type_num:  # a commit, tree or blob stored whole
-            if len(_peeled) >= PEELED_CACHE_SIZE:
-                _peeled.clear()
-            _peeled[start] = oid
-            return oid
-        try:
-            type_num, raw = store.get_raw(_dul(oid))
-        except KeyError:
-            return oid  # a missing object ends the chain here only in this store: not remembered
-        if type_num != Tag.type_num:
-            if len(_peeled) >= PEELED_CACHE_SIZE:
-                _peeled.clear()
-            _peeled[start] = oid
-            return oid
-        target = tag_object(raw, len(oid))
-        if target is None:  # not the first line git writes: dulwich reads it, or says what is wrong
-            tag = _lookup(store, oid)
-            if not isinstance(tag, Tag):
-                return oid
-            target = tag.object[1]
-        oid = ObjectId(target)
+        if stored is None or stored >= Tag.type_num:  # not known from its entry (a tag, a delta): read it
+            try:
+                type_num, raw = store.get_raw(_dul(oid))
+            except KeyError:
+                return oid  # a missing object ends the chain here only in this store: not remembered
+            if type_num == Tag.type_num:
+                target = _tag_target(store, oid, raw)
+                if target is None:
+                    return oid
+                oid = ObjectId(target)
+                continue
+        if len(_peeled) >= PEELED_CACHE_SIZE:  # a commit, tree or blob: the chain's end
+            _peeled.clear()
+        _peeled[start] = oid
+        return oid
     raise ProtocolError(f"tag chain longer than {MAX_PEEL} at {oid.decode()}")
+
+
+def _tag_target(store: BaseObjectStore, oid: bytes, raw: bytes) -> bytes | None:
+    """The object the tag ``oid`` (read raw: ``raw``) names: its first line as git writes it, else
+    dulwich's reading of the tag (which says what is wrong); None when dulwich reads no tag."""
+    target = tag_object(raw, len(oid))
+    if target is not None:
+        return target
+    tag = _lookup(store, oid)
+    return tag.object[1] if isinstance(tag, Tag) else None
 
 
 def _binary(oid: bytes) -> bytes:
@@ -245,12 +249,9 @@ def _commit(store: BaseObjectStore, oid: bytes, read: tuple[int, bytes] | None =
             except KeyError:
                 return None
         if type_num == Tag.type_num:
-            target = tag_object(raw, len(oid))
-            if target is None:  # not the first line git writes: dulwich reads it, or says what is wrong
-                tag = _lookup(store, oid)
-                if not isinstance(tag, Tag):
-                    return None
-                target = tag.object[1]
+            target = _tag_target(store, oid, raw)
+            if target is None:
+                return None
             oid = target
             continue
         if type_num != Commit.type_num:
