@@ -421,7 +421,9 @@ def _ref_name(at: int, mapped: mmap.mmap, view: PackIndexView, pos: int) -> byte
 
 
 _LOOSE_TYPES = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
-_LOWER_HEX = re.compile(rb"[0-9a-f]+")
+LOWER_HEX = re.compile(rb"[0-9a-f]+")
+"""Hex digits as git writes ids (lower case): ``fullmatch`` of a name of the right length tells
+an id from anything else."""
 
 
 class RawLooseObjectStore(DiskObjectStore):
@@ -483,7 +485,7 @@ class RawLooseObjectStore(DiskObjectStore):
         """The hex id of a binary or hex one; None for what is neither (never a path)."""
         if len(sha) == self.object_format.oid_length:
             return sha_to_hex(sha)  # type: ignore[arg-type]
-        if len(sha) == self.object_format.hex_length and _LOWER_HEX.fullmatch(sha):
+        if len(sha) == self.object_format.hex_length and LOWER_HEX.fullmatch(sha):
             return sha
         return None
 

@@ -11,7 +11,6 @@ streams the pack as byte chunks, reusing stored deltas where dulwich offers them
 from __future__ import annotations
 
 import binascii
-import re
 import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,7 +30,7 @@ from dulwich.pack import (
     pack_object_chunks,
 )
 
-from backends.git_objects import pack_dirs
+from backends.git_objects import LOWER_HEX, pack_dirs
 from backends.git_packindex import StoredTypes
 from backends.git_reach import tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
@@ -218,9 +217,6 @@ def is_ancestor(store: BaseObjectStore, old: ObjectId, new: ObjectId) -> bool:
     return False
 
 
-_LOWER_HEX = re.compile(rb"[0-9a-f]+")
-
-
 class _CommitLinks:
     """What the walks of a fetch read of a commit: its id, parents and commit time."""
 
@@ -262,7 +258,7 @@ def _commit(store: BaseObjectStore, oid: bytes, read: tuple[int, bytes] | None =
         hex_len = len(oid)
         for line in (raw if end < 0 else raw[:end]).split(b"\n"):
             if line.startswith(b"parent "):
-                if len(line) == 7 + hex_len and _LOWER_HEX.fullmatch(line, 7):
+                if len(line) == 7 + hex_len and LOWER_HEX.fullmatch(line, 7):
                     parents.append(line[7:])
             elif line.startswith(b"committer "):
                 after = line[line.rfind(b">") + 1:].split(None, 1)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import parse_tree
 
-from backends.git_objects import read_outside_packs
+from backends.git_objects import LOWER_HEX, read_outside_packs
 from backends.git_packindex import PackIndexView
 from backends.interfaces import object_format_of
 
@@ -355,16 +355,13 @@ def _commit_links(raw: bytes, hex_len: int = 40) -> tuple[bytes, list[bytes]]:
     return tree, parents
 
 
-_HEX_DIGITS = frozenset(b"0123456789abcdef")
-
-
 def tag_object(raw: bytes, hex_len: int = 40) -> bytes | None:
     """The id on a tag's first line as git writes it (``object <hex>``), None if that line is not so."""
     end = 7 + hex_len
     if raw[:7] != b"object " or raw[end:end + 1] != b"\n":
         return None
     target = raw[7:end]
-    return target if _HEX_DIGITS.issuperset(target) else None
+    return target if LOWER_HEX.fullmatch(target) else None
 
 
 def _tag_target(raw: bytes, hex_len: int = 40) -> bytes:

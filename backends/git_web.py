@@ -25,7 +25,7 @@ from dulwich.errors import ObjectFormatException
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 
 from backends import git_archive, git_diff, git_pack
-from backends.git_objects import size_reader
+from backends.git_objects import LOWER_HEX, size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
@@ -35,8 +35,6 @@ from backends.interfaces import GitRepository, object_format_of
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
-_HEX = re.compile(rb"[0-9a-f]+")
-"""A full id when it has the repository's ``hex_len`` digits (40, or 64 in SHA-256)."""
 _SHORT_ID = re.compile(rb"[0-9a-f]{7,}")
 """An abbreviated commit id (shorter than a full one), as git prints them (7 digits at least:
 shorter ones are not taken)."""
@@ -89,7 +87,7 @@ class GitPages:
                 if candidate in self.refs:
                     oid = bytes(self.refs[candidate])
                     break
-        if oid is None and len(raw) == self.hex_len and _HEX.fullmatch(raw) and raw in self.store:  # type: ignore[operator]
+        if oid is None and len(raw) == self.hex_len and LOWER_HEX.fullmatch(raw) and raw in self.store:  # type: ignore[operator]
             oid = raw
         if oid is None and len(raw) < self.hex_len and _SHORT_ID.fullmatch(raw):
             oid = self._by_prefix(raw, key)
