@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from backends.git_packindex import pack_basenames
+from backends.hg.lock import pid_alive
 
 REPACK_ARGS = ("repack", "-a", "-d", "-l", "-q", "--write-bitmap-index", "--keep-unreachable")
 """One pack with a bitmap, the packs it replaces removed (what ``git gc`` does to a bare repository's
@@ -148,13 +149,8 @@ def gc_holder(git_dir: str | os.PathLike[str]) -> str | None:
     if age > GC_LOCK_SECONDS or len(fields) < 2 or not fields[0].isdigit() or len(fields[0]) > 10:
         return None
     pid, host = int(fields[0]), fields[1].decode("utf-8", "replace")
-    if host == socket.gethostname():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None  # a gc that died: git takes its lock over too
-        except PermissionError:
-            pass
+    if host == socket.gethostname() and not pid_alive(pid):
+        return None  # a gc that died: git takes its lock over too
     return f"{pid} on {host}"
 
 

@@ -30,7 +30,8 @@ def lock_prefix() -> str:
     return host
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (one of another user counts: it exists)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -60,7 +61,7 @@ def _is_stale(holder: str) -> bool:
     host, _, pid = holder.rpartition(":")
     if host != lock_prefix() or not pid.isdigit():
         return False
-    return not _pid_alive(int(pid))
+    return not pid_alive(int(pid))
 
 
 def _break(path: str, holder: str) -> None:
