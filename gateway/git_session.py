@@ -166,11 +166,13 @@ class _GitSession(PumpedSession):
         self.channel.write_stderr(errors.git_stderr(exc))
         self._finish(f"error: {type(exc).__name__}", errors.GIT_EXIT_STATUS)
 
-    def _upload_keepalive(self) -> tuple[bytes, float]:
-        """What a pack's client gets while nothing is written (the pack counted, a shared clone
-        waited for): git's keepalive every ``uploadpack.keepAlive`` seconds (5; 0: none)."""
+    def _keepalive(self, service: str) -> tuple[bytes, float]:
+        """What the client gets while nothing is written (``service`` "upload": a pack counted, a
+        shared clone waited for; "receive": a pack committed, hooks run): git's keepalive packet
+        (none without side-band) and how often (the repository's ``uploadpack.keepAlive`` or
+        ``receive.keepAlive``, 5 s; 0: none)."""
         repo: Any = getattr(self, "_repo", None)
-        setting = getattr(repo, "upload_keepalive", None)  # optional: a backend may not have it
+        setting = getattr(repo, service + "_keepalive", None)  # optional: a backend may not have it
         core: Any = getattr(self, "_core", None)
         return (core.keepalive() if core is not None else b"",
                 setting() if setting is not None else KEEPALIVE_SECONDS)
@@ -277,7 +279,7 @@ class UploadPackSession(_GitSession):
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
         shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream,
                                      clone_cache(self.ctx.authorizer))
-        self._producer = IteratorProducer(shared, consumer, keepalive=self._upload_keepalive())
+        self._producer = IteratorProducer(shared, consumer, keepalive=self._keepalive("upload"))
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -384,7 +386,7 @@ class UploadPackV2Session(_GitSession):
         consumer: Any = self.channel
         shared, self._shared = share(self.ctx.backend, self.ctx.repo_name, key, stream,
                                      clone_cache(self.ctx.authorizer))
-        self._producer = IteratorProducer(shared, consumer, keepalive=self._upload_keepalive())
+        self._producer = IteratorProducer(shared, consumer, keepalive=self._keepalive("upload"))
         self._producer.start().addCallbacks(self._pack_done, self._pack_failed)
 
     def _pack_done(self, _: None) -> None:
@@ -580,7 +582,7 @@ class ReceivePackSession(_GitSession):
         """A repository that takes signed pushes: its settings and the nonce issued to this client."""
         self._pack_input: list[bytes] = []
         """Pack bytes that arrived while the pool scanned earlier ones (b"" is EOF)."""
-        self._keepalive: task.LoopingCall | None = None
+        self._keepalive_call: task.LoopingCall | None = None
         self._scanning = False
         self._handlers: dict[type, Callable[[Any], None]] = {
             git_receive.RefCommands: self._on_commands,
@@ -699,16 +701,14 @@ class ReceivePackSession(_GitSession):
         ``receive.keepAlive`` seconds (5 by default, 0: never) an empty band-1 packet, as git's
         receive-pack sends it, so that a proxy or a firewall does not drop the connection of a
         large push (an hour of index-pack's work for a large history is not unusual)."""
-        packet = self._core.keepalive()
-        setting = getattr(self._repo, "receive_keepalive", None)  # optional: a backend may not have it
-        seconds = setting() if setting is not None else KEEPALIVE_SECONDS
+        packet, seconds = self._keepalive("receive")
         if not packet or seconds <= 0:
             return
-        self._keepalive = task.LoopingCall(self._write, packet)
-        self._keepalive.start(seconds, now=False)
+        self._keepalive_call = task.LoopingCall(self._write, packet)
+        self._keepalive_call.start(seconds, now=False)
 
     def _stop_keepalive(self) -> None:
-        keepalive, self._keepalive = self._keepalive, None
+        keepalive, self._keepalive_call = self._keepalive_call, None
         if keepalive is not None and keepalive.running:
             keepalive.stop()
 
@@ -779,7 +779,7 @@ class ReceivePackSession(_GitSession):
 
 
 KEEPALIVE_SECONDS = 5.0
-"""git's default ``receive.keepAlive``."""
+"""git's default ``receive.keepAlive`` and ``uploadpack.keepAlive``."""
 
 
 def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[bytes]) -> ProtocolError | None:
