@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 
+from dulwich.config import ConfigFile
 from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
@@ -248,11 +249,96 @@ def _remove_ref_locks(path: str, since_ns: int) -> None:
             pass
 
 
+_V0_EXTENSIONS = frozenset({b"noop", b"preciousobjects", b"partialclone", b"worktreeconfig"})
+"""The extensions git reads in a repository of format version 0 (it ignores any other there)."""
+_V1_EXTENSIONS = frozenset({b"noop-v1", b"objectformat", b"compatobjectformat", b"refstorage",
+                            b"relativeworktrees", b"submodulepathconfig"})
+"""Those it reads in version 1 only (it refuses a version 0 repository that has one)."""
+_IGNORED_EXTENSIONS = frozenset({b"noop", b"noop-v1", b"worktreeconfig", b"relativeworktrees",
+                                 b"submodulepathconfig", b"preciousobjects"})
+"""Those that change nothing hgwire reads or writes (working trees; ``preciousObjects`` forbids
+deleting objects, which only the maintenance repack does: ``DulwichGitRepository`` does not run it)."""
+
+
+class _ServedRepo(Repo):
+    """dulwich's ``Repo``, opened past the extensions git knows and hgwire has no use for.
+
+    dulwich refuses every extension but three, so a repository git serves was refused for an
+    explicit ``extensions.refStorage = files``, ``preciousObjects`` (the base of a host's forks),
+    ``noop`` or, in format version 0, any extension at all (git ignores them there).  The
+    extensions are judged as git's ``check_repository_format`` judges them (``_judge_extensions``)
+    before dulwich reads the config; it is shown the config without those hgwire may ignore.
+    """
+
+    precious_objects = False
+
+    def __init__(self, path: str) -> None:
+        self._judging = True
+        try:
+            super().__init__(path)
+        finally:
+            self._judging = False
+
+    def get_config(self) -> ConfigFile:
+        config = super().get_config()
+        if getattr(self, "_judging", False):
+            self.precious_objects, ignored = _judge_extensions(config)
+            for name in ignored:
+                with suppress(KeyError):
+                    config.remove((b"extensions",), name)
+        return config
+
+
+def _judge_extensions(config: ConfigFile) -> tuple[bool, list[bytes]]:
+    """Whether the repository's objects are precious, and the extensions its config names that
+    dulwich need not see; ``UnsupportedFeature`` (saying why, and what to do) for a repository
+    git would refuse or hgwire cannot serve."""
+    try:
+        version = int(config.get((b"core",), b"repositoryformatversion"))
+    except (KeyError, ValueError):
+        version = 0  # dulwich refuses a version it cannot read, and any but 0 and 1
+    values: dict[bytes, bytes] = {}
+    names: dict[bytes, list[bytes]] = {}
+    for name, value in config.items((b"extensions",)):
+        values[name.lower()] = value if isinstance(value, bytes) else b"true"
+        names.setdefault(name.lower(), []).append(name)
+    ignored: list[bytes] = []
+    if version == 0:
+        v1_only = sorted(set(values) & _V1_EXTENSIONS)
+        if v1_only:
+            raise UnsupportedFeature(f"unsupported repository feature: extensions.{v1_only[0].decode()} in a "
+                                     "repository of format version 0, which git refuses too; set "
+                                     "core.repositoryformatversion to 1 in its config to serve it")
+        for name in set(values) - _V0_EXTENSIONS:  # git ignores them: so does hgwire
+            ignored += names[name]
+    storage = values.get(b"refstorage")
+    if storage is not None and storage != b"files":
+        raise UnsupportedFeature("unsupported repository feature: reftable refs (extensions.refStorage = "
+                                 f"{storage.decode('utf-8', 'replace')[:40]}); convert them with "
+                                 "'git refs migrate --ref-format=files' to serve it")
+    if storage is not None:
+        ignored += names[b"refstorage"]
+    if values.get(b"partialclone"):
+        raise UnsupportedFeature("unsupported repository feature: a partial clone (extensions.partialClone: "
+                                 "objects it lacks are fetched from its promisor remote on demand); serve a "
+                                 "whole copy of it, such as one made by 'git clone --mirror' without --filter")
+    for name in set(values) & _IGNORED_EXTENSIONS:
+        ignored += names[name]
+    precious = _config_true(values.get(b"preciousobjects"))
+    return precious, ignored
+
+
+def _config_true(value: bytes | None) -> bool:
+    """A boolean extension as git reads it; a value git would not read counts as set (a repository
+    whose objects may be precious keeps them)."""
+    return value is not None and value.strip().lower() not in (b"false", b"no", b"off", b"0", b"")
+
+
 def _open_git(path: str) -> Repo:
     """The repository, if hgwire can serve it: whole history, SHA-1 or SHA-256 objects, no extension
     it does not know."""
     try:
-        repo = Repo(path)
+        repo = _ServedRepo(path)
     except UnsupportedExtension as exc:
         raise UnsupportedFeature(f"unsupported repository feature: git extension '{exc.extension}'") from None
     except UnsupportedVersion as exc:
@@ -265,15 +351,6 @@ def _open_git(path: str) -> Repo:
         repo.close()
         raise UnsupportedFeature("unsupported repository feature: a shallow repository (its history was cut, "
                                  "as by clone --depth); run 'git fetch --unshallow' in it to serve it")
-    try:  # reftable refs: dulwich reads them, hgwire's own ref reader and writer do not
-        storage = repo.get_config().get((b"extensions",), b"refstorage")
-    except KeyError:
-        storage = None
-    if storage is not None:
-        repo.close()
-        raise UnsupportedFeature("unsupported repository feature: reftable refs (extensions.refStorage = "
-                                 f"{storage.decode('utf-8', 'replace')[:40]}); convert them with "
-                                 "'git refs migrate --ref-format=files' to serve it")
     try:  # dulwich reads a value it does not know as SHA-1: git refuses the repository
         name = repo.get_config().get((b"extensions",), b"objectformat").decode("utf-8", "replace").lower()
     except KeyError:

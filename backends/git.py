@@ -582,11 +582,12 @@ class DulwichGitRepository:
 
     def _auto_repacked(self) -> tuple[str, int] | None:
         """The git directory of a repository on disk whose config lets it be repacked on its own
-        (git's ``receive.autogc`` and ``gc.auto = 0``), and its loose object limit (``gc.auto``);
+        (git's ``receive.autogc`` and ``gc.auto = 0``; not where ``extensions.preciousObjects`` is
+        set: a repack deletes the packs it replaced), and its loose object limit (``gc.auto``);
         ``ConfigValueError`` for a value git would not read."""
         path = self._disk_git_dir()
-        if path is None:
-            return None
+        if path is None or getattr(self.dulwich_repo, "precious_objects", False):
+            return None  # git's gc neither repacks nor prunes where objects are precious
         autogc = self._config_last(b"receive", b"autogc")
         if autogc is not None and not _git_bool(autogc, "receive.autogc"):
             return None

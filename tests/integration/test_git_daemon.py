@@ -420,6 +420,41 @@ def test_pushed_packs_are_repacked_in_the_background(make_server: Any, client: C
     assert_consistent(server, client, "busy")
 
 
+def test_a_repository_whose_objects_are_precious_is_served_and_never_repacked(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``extensions.preciousObjects`` (a host sets it on the repository its forks borrow from: a
+    repack there deletes packs the forks may need) is served, pushed to, and left unrepacked past
+    the pack limit, as git's gc leaves it; a fork borrowing from it is cloned whole."""
+    from gateway import git_session, maintenance
+    from gateway.policy import Maintenance
+
+    monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: Maintenance(auto_pack_limit=2))
+    server: RunningServer = make_server("fs")
+    server.backend.create("base", Kind.GIT)
+    base = server.root / "base.git"
+    client.git("config", "--file", str(base / "config"), "core.repositoryformatversion", "1")
+    client.git("config", "--file", str(base / "config"), "extensions.preciousObjects", "true")
+    work = client.cwd / "base"
+    client.git("clone", "-q", server.git_url("base"), str(work))
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)  # type: ignore[arg-type]  # a callable is an ILogObserver
+    try:
+        for step in range(3):
+            commit(client, work, f"f{step}.txt", f"{step}\n", f"step {step}")
+            client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+        time.sleep(0.5)  # (without the extension, the third push's repack starts and fails at once)
+    finally:
+        globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
+    client.git("clone", "-q", "--bare", "--shared", str(base), str(server.root / "fork.git"))
+    assert _waited(lambda: not maintenance.running(), 60)
+    assert not any("repack" in str(event.get("log_format", "")) for event in events), events
+    assert len(list((base / "objects" / "pack").glob("*.pack"))) == 3
+    for name in ("base", "fork"):
+        client.git("clone", "-q", server.git_url(name), str(client.cwd / f"{name}-copy"))
+        assert (client.cwd / f"{name}-copy" / "f2.txt").read_text() == "2\n"
+    assert_consistent(server, client, "base")
+
+
 def _bitmaps(git_dir: Path) -> list[Path]:
     return list((git_dir / "objects" / "pack").glob("*.bitmap"))
 

@@ -114,6 +114,44 @@ def test_repositories_hgwire_cannot_serve_are_refused_by_name(tmp_path: Path, se
         FilesystemBackend(str(tmp_path)).open("r")
 
 
+@pytest.mark.parametrize(("version", "extensions", "refused"), [
+    ("0", {"weird": "x", "noop": "true"}, None),          # git ignores extensions in version 0
+    ("0", {"preciousObjects": "true"}, None),
+    ("0", {"objectFormat": "sha1"}, "extensions.objectformat in a repository of format version 0"),
+    ("0", {"noop-v1": "true"}, "version 0"),
+    ("1", {"noop": "true", "noop-v1": "true", "worktreeConfig": "true"}, None),
+    ("1", {"preciousObjects": "yes"}, None),
+    ("1", {"refStorage": "files"}, None),                 # what an explicit --ref-format=files means
+    ("1", {"refStorage": "files", "objectFormat": "sha1"}, None),
+    ("1", {"relativeWorktrees": "true", "submodulePathConfig": "true"}, None),
+    ("1", {"refStorage": "reftable"}, "reftable refs"),
+    ("1", {"partialClone": "origin"}, "a partial clone .* 'git clone --mirror' without --filter"),
+    ("0", {"partialClone": "origin"}, "a partial clone"),
+    ("1", {"weird": "x"}, "git extension 'weird'"),
+    ("1", {"compatObjectFormat": "sha256"}, "git extension 'compatObjectFormat'"),
+])
+def test_extensions_are_judged_as_git_judges_them(
+        tmp_path: Path, version: str, extensions: dict[str, str], refused: str | None) -> None:
+    """A repository git serves is served whatever extensions git knows and hgwire has no use for
+    (dulwich alone refused all but three), and those git ignores in format version 0; one git
+    refuses is refused, with why; a partial clone (objects missing) is refused with what to do."""
+    path = tmp_path / "r.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
+    with (path / "config").open("a") as config:
+        config.write("[extensions]\n" + "".join(f"\t{name} = {value}\n" for name, value in extensions.items()))
+    subprocess.run(["git", "config", "--file", str(path / "config"), "core.repositoryformatversion", version],
+                   check=True)
+    backend = FilesystemBackend(str(tmp_path))
+    if refused is not None:
+        with pytest.raises(UnsupportedFeature, match=refused):
+            backend.open("r")
+        return
+    repo = backend.open("r")
+    assert repo.kind is Kind.GIT and b"HEAD" in repo.symrefs()  # type: ignore[attr-defined]
+    assert repo.dulwich_repo.precious_objects is ("preciousObjects" in extensions)  # type: ignore[attr-defined]
+    assert (path / "config").read_text().count("[extensions]") == 1  # the config file is left as it was
+
+
 def test_inline_clone_bundles_are_regular_files_under_the_bundle_root_only(tmp_path: Path) -> None:
     """``peer-bundle-cache://<path>`` names ``.hg/<[server] peer-bundle-cache-root>/<path>`` (hg's
     default ``bundle-cache``), links followed but never out of it; nothing else is ever opened."""

@@ -613,10 +613,13 @@ def test_needs_repack_counts_packs_and_estimates_loose_objects(tmp_path: Path) -
     ({"gc.auto": "0"}, 60, 27, False),                   # gc --auto off
     ({"receive.autogc": "false"}, 60, 27, False),        # receive-pack runs no gc --auto
     ({"receive.autogc": "true", "gc.auto": "2m"}, 50, 27, True),
+    ({"extensions.preciousObjects": "true"}, 60, 27, False),  # git gc neither repacks nor prunes
+    ({"extensions.preciousObjects": "false"}, 50, 0, True),
 ])
 def test_a_repository_s_own_gc_settings_decide_its_repacks(
         tmp_path: Path, settings: dict[str, str], packs: int, loose: int, repacked: bool) -> None:
-    """As git's receive-pack running ``gc --auto``: ``receive.autogc``, ``gc.auto``, ``gc.autoPackLimit``."""
+    """As git's receive-pack running ``gc --auto``: ``receive.autogc``, ``gc.auto``, ``gc.autoPackLimit``;
+    none where objects are precious (git's repack refuses to delete packs there, its gc skips it)."""
     import subprocess
 
     from backends import load_backend
