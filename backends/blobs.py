@@ -65,11 +65,42 @@ def _store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expe
             raise refuse(f"the upload has {written} bytes, not the {exact_size} it was announced with")
         if digest.hexdigest() != expected:
             raise refuse("the upload's contents do not match its hash")
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644 & ~process_umask())  # as a file the service made (mkstemp's is 0600)
         os.replace(tmp, final)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)  # (the space it took is free again)
+
+
+def _proc_umask() -> int | None:
+    """The process's umask as ``/proc`` tells it now (thread-safe), or None where it does not."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _import_umask() -> int:
+    """The umask at import, set and restored (before any thread writes files)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK: int = _import_umask()
+"""The umask at import, for where ``/proc`` cannot tell it at the time (``process_umask`` asks
+each time: a daemon's umask is set after this module is imported)."""
+
+
+def process_umask() -> int:
+    """The process's umask now (``/proc``), or at import where that cannot be read: for a file
+    made with ``mkstemp`` (0600) and then given the mode an ``open`` would have given it."""
+    mask = _proc_umask()
+    return UMASK if mask is None else mask
 
 
 def made_whole(target: str, make: Callable[[str], None], prefix: str) -> None:

@@ -57,12 +57,14 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple, cast
 
 from dulwich.errors import ObjectFormatException
+from dulwich.file import adjust_shared_perm
 from dulwich.object_store import PACK_MODE, DiskObjectStore
 from dulwich.objects import ObjectID, parse_tree
 from dulwich.pack import Pack, apply_delta, extend_pack, write_pack_index
 from dulwich.refs import Ref, check_ref_format
 
 from backends import git_packindex
+from backends.blobs import process_umask
 from backends.git_dotfiles import DotFiles, is_dotgit
 from backends.git_objects import PackObjectReader
 from backends.git_packindex import PackIndexView
@@ -407,7 +409,7 @@ class PackIngest:
         self._pack_dir = into.pack_dir if into is not None else os.fspath(store.pack_dir)
         fd, self._path = tempfile.mkstemp(dir=into.path if into is not None else store.path, prefix="tmp_pack_")
         self._file: BinaryIO | None = os.fdopen(fd, "w+b")
-        os.chmod(self._path, PACK_MODE)
+        _pack_file_mode(self._path, store)
         self._scanner: PackScanner | None = None
         self._size = 0
         self._view: mmap.mmap | None = None
@@ -823,7 +825,7 @@ class PackIngest:
             if store.fsync_object_files:
                 idx.flush()
                 os.fsync(idx.fileno())
-        os.chmod(idx_path, PACK_MODE)
+        _pack_file_mode(idx_path, store)
         self._file.close()
         self._file = None
         base = os.path.join(self._pack_dir, "pack-" + binascii.hexlify(pack_sha).decode())
@@ -832,6 +834,14 @@ class PackIngest:
             os.rename(idx_path, base + ".idx")
         # else this very pack is stored already; abort() removes the temporaries
         return Pack(base, object_format=store.object_format)
+
+
+def _pack_file_mode(path: str, store: DiskObjectStore) -> None:
+    """A pack's or index's mode, as git's index-pack gives it: read-only less the umask, then
+    ``core.sharedRepository``'s (the store's ``shared_perm``; an explicit mode such as ``0640``
+    states it outright)."""
+    os.chmod(path, PACK_MODE & ~process_umask())
+    adjust_shared_perm(path, getattr(store, "shared_perm", None))
 
 
 _OFFSET = operator.attrgetter("offset")

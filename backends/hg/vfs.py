@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from backends.blobs import process_umask
+
 Stamp = tuple[int, int, int, int]
 """(size, mtime_ns, inode, ctime_ns) for a file on disk; (size, version, 0, 0) in memory.
 
@@ -53,30 +55,6 @@ class Vfs(Protocol):
     def walk(self) -> Iterator[bytes]: ...
 
 
-def _proc_umask() -> int | None:
-    """The process's umask as ``/proc`` tells it now (thread-safe), or None where it does not."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _import_umask() -> int:
-    """The umask at import, set and restored (before any thread writes files)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-UMASK: int = _proc_umask() or _import_umask()
-"""The umask where ``/proc`` cannot tell it at the time (``create_mode`` asks it each time: a
-daemon's umask is set after this module is imported)."""
-
-
 def create_mode(store_dir: bytes) -> int | None:
     """The mode hg gives the files and directories it creates in a repository (its ``_calcmode``):
     the store directory's own, when it differs from what the umask would give it (a repository
@@ -85,8 +63,7 @@ def create_mode(store_dir: bytes) -> int | None:
         mode = os.stat(store_dir).st_mode & 0o7777
     except OSError:
         return None
-    umask = _proc_umask()
-    return None if mode & 0o777 == 0o777 & ~(UMASK if umask is None else umask) else mode
+    return None if mode & 0o777 == 0o777 & ~process_umask() else mode
 
 
 class FsVfs:

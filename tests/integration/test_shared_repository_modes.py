@@ -1,13 +1,15 @@
 """A repository shared by several users gets, from hgwire's pushes, the permissions the reference
 gives: a ``git init --shared`` one those of git's own receive-pack (``core.sharedRepository``: ref
-files and the directories made for them open to the group, or everybody), a Mercurial one made
+files and the directories made for them open to the group, or everybody, or given the explicit mode;
+the pushed packs' files likewise, read-only), a Mercurial one made
 group-writable those hg gives (the store directory's mode, for every file and directory it makes),
 so the other users can go on writing there."""
 
 from __future__ import annotations
 
+import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,20 +19,37 @@ from tests.integration.test_git_daemon import commit
 
 
 def _modes(repo: Path) -> dict[str, int]:
-    """The permission bits of every ref file and directory under ``refs/``, and of HEAD."""
+    """The permission bits of every ref file and directory under ``refs/``, of HEAD, and of the
+    pushed packs' files (by their kind: the two servers need not name a pack alike)."""
     found = {p.relative_to(repo).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in (repo / "refs").rglob("*")}
     found["HEAD"] = stat.S_IMODE((repo / "HEAD").stat().st_mode)
+    for kind in ("pack", "idx"):
+        modes = {stat.S_IMODE(p.stat().st_mode) for p in (repo / "objects" / "pack").glob(f"*.{kind}")}
+        found[f"*.{kind}"] = modes.pop() if len(modes) == 1 else -len(modes)
     return found
 
 
-@pytest.mark.parametrize("shared", ["group", "all", "false"])
+@pytest.fixture
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The process's umask for one test (the server runs in it, and git's children inherit it)."""
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize(("shared", "umask"), [("group", 0o022), ("all", 0o022), ("false", 0o022), ("0640", 0o022),
+                                               ("0600", 0o022), ("false", 0o027), ("group", 0o077)],
+                         indirect=["umask"])
 def test_pushed_refs_get_git_s_shared_permissions(make_server: Callable[..., RunningServer], client: Client,
-                                                  shared: str) -> None:
+                                                  shared: str, umask: int) -> None:
     server = make_server("fs", git=[LOOPBACK])
     served, twin = server.root / "shared.git", client.cwd / "twin.git"
     for repo in (served, twin):
         client.git("init", "-q", "--bare", f"--shared={shared}", str(repo))
         client.git("--git-dir", str(repo), "symbolic-ref", "HEAD", "refs/heads/unborn")  # HEAD repaired by the push
+    client.git("--git-dir", str(twin), "config", "receive.unpackLimit", "1")  # git keeps the pack, as hgwire does
     work = client.cwd / "work"
     client.git("init", "-q", "-b", "main", str(work))
     commit(client, work, "f", "x\n", "first")
@@ -38,7 +57,7 @@ def test_pushed_refs_get_git_s_shared_permissions(make_server: Callable[..., Run
     client.git("push", "-q", server.git_url("shared"), *specs, cwd=work)
     client.git("push", "-q", str(twin), *specs, cwd=work)  # git's own receive-pack, for the modes it gives
     assert _modes(served) == _modes(twin)
-    if shared != "false":
+    if shared not in ("false", "0600"):
         assert _modes(served)["refs/heads/deep/topic/x"] & stat.S_IRGRP
         assert _modes(served)["refs/heads/deep"] & stat.S_ISGID
     client.git("push", "-q", server.git_url("shared"), ":refs/heads/deep/topic/x", cwd=work)

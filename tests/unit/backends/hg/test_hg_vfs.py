@@ -42,7 +42,8 @@ def test_files_and_directories_get_the_create_mode_and_a_replaced_file_keeps_its
     gets its read and write bits and a new directory all of it; ``replace`` keeps a file's mode."""
     import stat
 
-    from backends.hg.vfs import UMASK, create_mode
+    from backends.blobs import UMASK
+    from backends.hg.vfs import create_mode
 
     root = tmp_path / "store"
     root.mkdir()
