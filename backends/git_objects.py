@@ -434,7 +434,26 @@ class RawLooseObjectStore(DiskObjectStore):
     header git's fsck would fault (a date an old tool wrote) made every advertisement of its
     repository an internal error, where git serves it (packed, it was already read raw).
     Adopted by the repositories the fs backend opens (``adopt_store``).
+
+    The stores it borrows from (``alternates``) are of its kind and its object format (dulwich
+    opened them as SHA-1 stores: a SHA-256 fork's borrowed loose objects were unreadable), and
+    are followed ``MAX_ALTERNATE_DEPTH`` deep, as git follows them (a loop of alternates
+    recursed until Python gave up).
     """
+
+    _alternate_depth = 0
+
+    @property
+    def alternates(self) -> list[BaseObjectStore]:
+        if self._alternates is None:
+            found: list[BaseObjectStore] = []
+            if self._alternate_depth < MAX_ALTERNATE_DEPTH:
+                for path in [*self._read_alternate_paths(), *self._extra_alternate_paths]:
+                    borrowed = RawLooseObjectStore(path, object_format=self.object_format)
+                    borrowed._alternate_depth = self._alternate_depth + 1
+                    found.append(borrowed)
+            self._alternates = found
+        return self._alternates
 
     def get_raw(self, name: Any) -> tuple[int, bytes]:
         try:
