@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, cast
 
-from dulwich.config import ConfigFile
+from dulwich.config import CaseInsensitiveOrderedMultiDict, ConfigFile
 from dulwich.errors import ObjectFormatException, RefFormatError
 from dulwich.file import FileLocked, SharedPerm, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
@@ -450,10 +450,10 @@ class DulwichGitRepository:
         """Where this push's objects wait (disk stores) until its checks and pre-receive accept it."""
         self._quarantined_packs: list[Pack] = []
         self._config_read: ConfigFile | None | Literal[False] = False
+        """``_config()``'s answer; False until asked."""
         self._reflog: tuple[str, bytes] | None = None
         self.reflog_failures: list[str] = []
         """Reflogs a push's ref updates could not append to (a full disk, permissions), for the log."""
-        """``_config()``'s answer; False until asked."""
         self._whole: bool | None = None
         """Whether every object of this push links only to pushed or stored ones (once computed)."""
 
@@ -509,14 +509,24 @@ class DulwichGitRepository:
                  for value in self._config_values(section, b"hiderefs")]  # an unreadable config hides nothing
         return _hiding(rules) if rules else git_pack.nothing_hidden
 
+    base_config: str | None = None
+    """A git config file read before the repository's own (the ``--config`` file's ``[git] config``,
+    set by the gateway), as git reads the system's and the user's; its values come first, so the
+    repository's own win.  A missing file is none, as for git."""
+
     def _config(self) -> ConfigFile | None:
-        """The repository's config, read once per open (a session); None when it cannot be read
-        (opening the repository read it already, so that is a race with a writer)."""
+        """The repository's config, read once per open (a session), after ``base_config``; None when
+        it cannot be read (opening the repository read it already, so that is a race with a writer).
+        A ``base_config`` git could not read raises ``StorageError``: guessing could let through what
+        the operator meant to deny."""
         if self._config_read is False:
             try:
-                self._config_read = self.dulwich_repo.get_config()
+                own = self.dulwich_repo.get_config()
             except Exception:
-                self._config_read = None
+                own = None
+            if own is not None and self.base_config is not None:
+                own = with_base_config(read_base_config(self.base_config), own)
+            self._config_read = own
         return self._config_read
 
     def _config_values(self, section: bytes | tuple[bytes, ...], name: bytes) -> list[bytes]:
@@ -1485,6 +1495,55 @@ IGNORE, REFUSE, UPDATE_INSTEAD = "ignore", "refuse", "updateInstead"
 
 MAX_SKIP_LIST = 64 << 20
 """Bytes of a ``receive.fsck.skipList`` file read (about 1.5 million ids)."""
+
+
+_base_configs: dict[str, tuple[tuple[int, int, int], ConfigFile]] = {}
+"""The base config files read, by path: the file's (size, mtime, inode) and what it said."""
+_base_configs_lock = threading.Lock()
+
+
+def read_base_config(path: str) -> ConfigFile:
+    """The git config file ``path`` (with its includes), read again only when it changed; empty when
+    it does not exist, as git takes a missing ``/etc/gitconfig``; ``StorageError`` when git could
+    not read it either."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return ConfigFile()
+    except OSError as exc:
+        raise StorageError(f"the server's git config {path} cannot be read ({exc.strerror or exc}); "
+                           "tell the server's operator") from None
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+    with _base_configs_lock:
+        kept = _base_configs.get(path)
+    if kept is not None and kept[0] == stamp:
+        return kept[1]
+    try:
+        config = ConfigFile.from_path(path)
+    except (OSError, ValueError) as exc:  # dulwich's parse errors are ValueErrors
+        raise StorageError(f"the server's git config {path} cannot be read ({exc}); "
+                           "tell the server's operator") from None
+    with _base_configs_lock:
+        if len(_base_configs) >= 64:
+            _base_configs.clear()
+        _base_configs[path] = (stamp, config)
+    return config
+
+
+def with_base_config(base: ConfigFile, own: ConfigFile) -> ConfigFile:
+    """One config: every value of ``base``, then every value of ``own`` (git's order of files: a
+    multi-valued key such as ``transfer.hideRefs`` gathers both, the last value of a key wins)."""
+    merged = ConfigFile()
+    merged.path = own.path
+    for config in (base, own):
+        for section in config.sections():
+            try:
+                values = merged._values[section]
+            except KeyError:
+                values = merged._values[section] = CaseInsensitiveOrderedMultiDict.make()
+            for name, value in config.items(section):
+                values[name] = value
+    return merged
 
 
 class ConfigValueError(ValueError):

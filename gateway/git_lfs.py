@@ -54,7 +54,7 @@ from gateway.config import ServiceConfig
 from gateway.errors import TMPDIR_ADVICE, temp_space_refusal
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
-from gateway.policy import check_exported
+from gateway.policy import check_exported, read_base_git_config
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs, pktline
 from protocols import git_lfs_transfer as lfs_transfer
@@ -89,6 +89,7 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
                                 "--allow-push-over-http)", http_status=403)
     elif repo.kind is not Kind.GIT:
         raise NotARepository(f"'{ctx.repo_name}' is not a repository hgwire serves")
+    read_base_git_config(ctx.authorizer, repo)
     check_exported(ctx.authorizer, ctx.transport, ctx.repo_name, repo)
     opener = getattr(repo, "lfs", None)  # optional: a backend may keep no LFS objects
     store: LfsStore | None = opener() if opener is not None else None

@@ -41,7 +41,14 @@ from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import receive_bounds, request_bounds
-from gateway.policy import EXPORT_CHECKED, Protections, check_exported, clone_cache, export_all
+from gateway.policy import (
+    EXPORT_CHECKED,
+    Protections,
+    check_exported,
+    clone_cache,
+    export_all,
+    read_base_git_config,
+)
 from gateway.policy import maintenance as policy_maintenance
 from gateway.pump import PumpedSession
 from gateway.repo_use import RepoUse
@@ -93,6 +100,7 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
             audit.created(ctx, "git")
     if repo.kind is not Kind.GIT:
         raise NotARepository(f"'{ctx.repo_name}' is not a git repository")
+    read_base_git_config(ctx.authorizer, repo)
     check_exported(ctx.authorizer, ctx.transport, ctx.repo_name, repo)
     service = ctx.extra.get("http_service")
     if service is not None:  # git http-backend's http.uploadpack / http.receivepack: they only narrow

@@ -32,7 +32,7 @@ from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
-from gateway.policy import check_exported, git_archives
+from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import read_base_hgrc
 from gateway.repo_use import close_git, closed_after, closing_git
 from gateway.threads import IteratorProducer, run_blocking
@@ -131,6 +131,7 @@ def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | G
 def check_git_readable(front: HttpFront, name: str, repo: GitRepository) -> None:
     """Refuse a git repository its settings do not let anyone clone over HTTP: ``[git] export_all``
     (or its ``git-daemon-export-ok``) and its ``http.uploadpack``."""
+    read_base_git_config(front.authorizer, repo)
     check_exported(front.authorizer, "git-http", name, repo)
     enabled = getattr(repo, "http_service_enabled", None)
     if enabled is not None and enabled("git-upload-pack") is False:

@@ -215,6 +215,10 @@ class GitSettings:
     archives: frozenset[str] = frozenset()
     """The archive types (``zip``, ``gz``, ``bz2``) git repositories offer at hgweb's archive URLs
     over HTTP (none by default, as hgweb's ``allow-archive``)."""
+    config: str | None = None
+    """A git config file read before each git repository's own config, as git's receive-pack and
+    upload-pack read the system's and the user's (``/etc/gitconfig``: ``receive.denyNonFastForwards``
+    for every repository); None: only the repository's own."""
 
 
 @dataclass(frozen=True)
@@ -588,8 +592,13 @@ def _parse_git(reader: _Reader, table: Any) -> GitSettings:
     for i, kind in enumerate(archives):
         if kind not in GIT_ARCHIVE_TYPES:
             raise reader.fail(f"git.archives[{i}]", f"{kind!r} is not an archive type; write zip, gz or bz2")
+    config = None
+    if "config" in table:
+        config = reader.string(table["config"], "git.config")
+        if not os.path.isabs(config):
+            raise reader.fail("git.config", f"{config!r} is not an absolute path: name the file as /etc/gitconfig")
     return GitSettings(export_all=reader.boolean(table.get("export_all", True), "git.export_all"),
-                       archives=frozenset(archives))
+                       archives=frozenset(archives), config=config)
 
 
 def _parse_limits(reader: _Reader, table: Any) -> Limits:
@@ -751,6 +760,14 @@ def repository_index(authorizer: Any) -> bool:
 def export_all(authorizer: Any) -> bool:
     """``[git] export_all`` in force now (True, every git repository served, without a policy file)."""
     return in_force(authorizer).git.export_all
+
+
+def read_base_git_config(authorizer: Any, repo: Any) -> None:
+    """Have a git repository (a backend's with ``base_config``) read ``[git] config`` before its own,
+    as git reads the system's: for sessions, LFS and the web pages alike."""
+    path = in_force(authorizer).git.config
+    if path is not None and getattr(repo, "kind", None) is Kind.GIT and hasattr(repo, "base_config"):
+        repo.base_config = path
 
 
 EXPORT_CHECKED = frozenset({"git-daemon", "git-http"})

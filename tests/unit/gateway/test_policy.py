@@ -210,6 +210,15 @@ def test_the_operators_hgrc_is_an_absolute_path_and_none_without_the_key() -> No
     assert parse_policy('[hg]\nhgrc = "/etc/hgwire/hgrc"\n', "x.toml").hg_hgrc == "/etc/hgwire/hgrc"
 
 
+def test_the_operators_git_config_is_an_absolute_path_and_none_without_the_key() -> None:
+    assert parse_policy("", "x.toml").git.config is None
+    assert parse_policy('[git]\nconfig = "/etc/gitconfig"\n', "x.toml").git.config == "/etc/gitconfig"
+    with pytest.raises(PolicyError, match="git.config: 'gitconfig' is not an absolute path"):
+        parse_policy('[git]\nconfig = "gitconfig"\n', "x.toml")
+    with pytest.raises(PolicyError, match="git.config: must be a non-empty string"):
+        parse_policy('[git]\nconfig = 1\n', "x.toml")
+
+
 BROKEN = [
     ("anonymous_read = 1\n", "x.toml: anonymous_read: must be true or false"),
     ("colour = 1\n", "x.toml: colour: unknown key"),
@@ -230,7 +239,7 @@ BROKEN = [
     ("[maintenance]\nbitmap_min_objects = \"lots\"\n", "maintenance.bitmap_min_objects: must be a number"),
     ("[maintenance]\ngc = 1\n", "maintenance.gc: unknown key"),
     ('[git]\nexport_all = "no"\n', "git.export_all: must be true or false"),
-    ("[git]\nexport_ok = true\n", "git.export_ok: unknown key; the keys allowed here are archives, export_all"),
+    ("[git]\nexport_ok = true\n", "git.export_ok: unknown key; the keys allowed here are archives, config, export_all"),
     ("git = true\n", "git: must be a table: write the settings under [git]"),
     ('[git]\narchives = ["tgz"]\n', "git.archives[0]: 'tgz' is not an archive type; write zip, gz or bz2"),
     ('[git]\narchives = "zip"\n', "git.archives: must be a list of strings"),
