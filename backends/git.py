@@ -453,7 +453,8 @@ class DulwichGitRepository:
         """``_config()``'s answer; False until asked."""
         self._reflog: tuple[str, bytes] | None = None
         self.reflog_failures: list[str] = []
-        """Reflogs a push's ref updates could not append to (a full disk, permissions), for the log."""
+        """Reflogs a push's ref updates could not append to (a full disk, permissions), and the
+        ``receive.updateServerInfo`` files it could not write, for the log."""
         self._whole: bool | None = None
         """Whether every object of this push links only to pushed or stored ones (once computed)."""
 
@@ -991,7 +992,27 @@ class DulwichGitRepository:
                     told += [RefUpdate(p.refname or u.ref, ObjectId(p.old or u.old), ObjectId(p.new or u.new))
                              for p in r.reports] or [u]
             hooks.post_receive(told)
+        if any(r.reason is None for r in results):
+            self._update_server_info()
         return results
+
+    def _update_server_info(self) -> None:
+        """After a push that changed refs, ``info/refs`` and ``objects/info/packs`` for the dumb HTTP
+        protocol, where ``receive.updateServerInfo`` asks for them (as git's receive-pack runs
+        ``update-server-info``); a failure is told through ``reflog_failures``."""
+        git_dir = self._disk_git_dir()
+        if git_dir is None:
+            return
+        try:
+            if not _git_bool(self._config_last(b"receive", b"updateserverinfo"), "receive.updateserverinfo"):
+                return
+            store = self.object_store
+            refs = sorted((name, oid) for name, oid in self.refs().items() if name.startswith(b"refs/"))
+            git_maintenance.write_server_info(
+                git_dir, [(name, oid, git_pack.peel(store, oid)) for name, oid in refs], self._shared_perm())
+        except (OSError, ConfigValueError, KeyError, ObjectFormatException) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.reflog_failures.append(f"info/refs for dumb HTTP clients could not be written ({why})")
 
     def _proc_refusal(self, update: RefUpdate, hidden: Callable[[bytes], bool]) -> str | None:
         """What git's receive-pack checks of a command before a proc-receive hook gets it."""

@@ -14,11 +14,15 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from dulwich.file import SharedPerm, adjust_shared_perm
+
+from backends.blobs import process_umask
 from backends.git_packindex import pack_basenames
 from backends.hg.lock import pid_alive
 
@@ -222,3 +226,55 @@ def pack_refs(git_dir: str | os.PathLike[str], lock: Callable[[], AbstractContex
         return False
     with lock():
         return _run_git(git_dir, PACK_REFS_ARGS, binary, timeout)
+
+
+def write_server_info(git_dir: str | os.PathLike[str], refs: Iterable[tuple[bytes, bytes, bytes | None]],
+                      perm: SharedPerm | None = None) -> None:
+    """``info/refs`` and ``objects/info/packs`` as git's ``update-server-info`` writes them, for
+    clients of the dumb HTTP protocol served by another web server (``receive.updateServerInfo``).
+
+    ``refs``: each ref under ``refs/`` (name, id, the object a tag finally names or None), in
+    order; a line ``<id>\\t<name>`` each, and ``<peeled>\\t<name>^{}`` after a tag's.  The packs:
+    ``P pack-<hash>.pack`` for each of the repository's own packs that has its index, newest
+    first, then an empty line.  A file is rewritten only when it changed (a web server's caches
+    keep it), through a temporary file renamed over it (a reader sees the old or the new one),
+    with the mode a file git makes there gets (``core.sharedRepository``'s: ``perm``).
+    """
+    root = os.fspath(git_dir)
+    lines = []
+    for name, oid, peeled in refs:
+        lines.append(oid + b"\t" + name + b"\n")
+        if peeled is not None and peeled != oid:
+            lines.append(peeled + b"\t" + name + b"^{}\n")
+    _replace_if_changed(os.path.join(root, "info", "refs"), b"".join(lines), perm)
+    pack_dir = os.path.join(root, "objects", "pack")
+    packs = []
+    for base in pack_basenames(pack_dir):
+        try:
+            packs.append((os.stat(base + ".pack").st_mtime_ns, os.path.basename(base)))
+        except FileNotFoundError:  # removed by a repack meanwhile
+            continue
+    packs.sort(key=lambda p: (-p[0], p[1]))
+    listed = b"".join(b"P " + os.fsencode(base) + b".pack\n" for _, base in packs) + b"\n"
+    _replace_if_changed(os.path.join(root, "objects", "info", "packs"), listed, perm)
+
+
+def _replace_if_changed(path: str, data: bytes, perm: SharedPerm | None) -> None:
+    with contextlib.suppress(OSError), open(path, "rb") as old:
+        if old.read(len(data) + 1) == data:
+            return
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, exist_ok=True)
+        adjust_shared_perm(directory, perm)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + "_")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o666 & ~process_umask())  # as git's mks_tempfile_m(…, 0666)
+        adjust_shared_perm(tmp, perm)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
