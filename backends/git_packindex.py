@@ -43,7 +43,7 @@ MAX_VIEWS_KEPT = 4096
 
 
 class UnsupportedIndex(Exception):
-    """The index is not a version-2 index (of ``raw_len``-byte names) this module can read."""
+    """The index is not a pack index (of ``raw_len``-byte names) this module can read."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,24 +81,29 @@ class PackIndexView:
 
 
 def read_index(idx_path: str, pack_path: str, raw_len: int = SHA_LEN) -> PackIndexView:
-    """Parse a version-2 ``.idx`` of ``raw_len``-byte names into a ``PackIndexView``."""
+    """Parse a version-2 ``.idx`` of ``raw_len``-byte names (or a version-1 one of SHA-1 names)
+    into a ``PackIndexView``."""
     with open(idx_path, "rb") as f:
         data = f.read()
     pack_size = os.path.getsize(pack_path)
-    if data[:4] != IDX_MAGIC or int.from_bytes(data[4:8], "big") != IDX_VERSION:
-        raise UnsupportedIndex(f"{idx_path}: not a version-2 pack index")
-    count = int.from_bytes(data[8 + FANOUT_SIZE - 4:8 + FANOUT_SIZE], "big")
-    names_at = 8 + FANOUT_SIZE
-    offsets_at = names_at + count * raw_len + count * 4
-    large_at = offsets_at + count * 4
-    if len(data) < large_at + 2 * raw_len or (len(data) - large_at - 2 * raw_len) % 8:
-        raise UnsupportedIndex(f"{idx_path}: truncated, or not of {raw_len}-byte names")
-    # C-level maps over the index's columns where they serve (a fifth less for the corpus's 54,500
-    # objects than entry by entry)
-    idx_names = [data[i:i + raw_len] for i in range(names_at, names_at + count * raw_len, raw_len)]
-    idx_offsets = _big_endian_u32(data[offsets_at:large_at])
-    if idx_offsets and max(idx_offsets) & LARGE_OFFSET_FLAG:  # (a u32 with its high bit set is the largest)
-        idx_offsets = _resolve_large(idx_offsets, data, large_at)
+    if data[:4] != IDX_MAGIC:
+        idx_names, idx_offsets = _read_v1(data, idx_path, raw_len)
+    elif int.from_bytes(data[4:8], "big") != IDX_VERSION:
+        raise UnsupportedIndex(f"{idx_path}: not a version-1 or version-2 pack index")
+    else:
+        count = int.from_bytes(data[8 + FANOUT_SIZE - 4:8 + FANOUT_SIZE], "big")
+        names_at = 8 + FANOUT_SIZE
+        offsets_at = names_at + count * raw_len + count * 4
+        large_at = offsets_at + count * 4
+        if len(data) < large_at + 2 * raw_len or (len(data) - large_at - 2 * raw_len) % 8:
+            raise UnsupportedIndex(f"{idx_path}: truncated, or not of {raw_len}-byte names")
+        # C-level maps over the index's columns where they serve (a fifth less for the corpus's 54,500
+        # objects than entry by entry)
+        idx_names = [data[i:i + raw_len] for i in range(names_at, names_at + count * raw_len, raw_len)]
+        idx_offsets = _big_endian_u32(data[offsets_at:large_at])
+        if idx_offsets and max(idx_offsets) & LARGE_OFFSET_FLAG:  # (a u32 with its high bit set is the largest)
+            idx_offsets = _resolve_large(idx_offsets, data, large_at)
+    count = len(idx_names)
     order = sorted(range(count), key=idx_offsets.__getitem__)
     idx_to_pos = array("l", bytes(array("l").itemsize * count))
     for pos, i in enumerate(order):  # (the inverse permutation: a second sort costs more)
@@ -115,6 +120,20 @@ def read_index(idx_path: str, pack_path: str, raw_len: int = SHA_LEN) -> PackInd
         _pos_of=dict(zip(names, range(count))),
         raw_len=raw_len,
     )
+
+
+def _read_v1(data: bytes, idx_path: str, raw_len: int) -> tuple[list[bytes], list[int]]:
+    """The names and offsets of a version-1 index (git wrote them until 1.5.2, and writes them
+    still with ``pack.indexVersion = 1``): the fanout, then a 4-byte offset and a name for each
+    object, then the two checksums.  SHA-1 only."""
+    count = int.from_bytes(data[FANOUT_SIZE - 4:FANOUT_SIZE], "big") if len(data) >= FANOUT_SIZE else -1
+    width = 4 + raw_len
+    if raw_len != SHA_LEN or count < 0 or len(data) != FANOUT_SIZE + count * width + 2 * raw_len:
+        raise UnsupportedIndex(f"{idx_path}: not a pack index of {raw_len}-byte names, or truncated")
+    end = FANOUT_SIZE + count * width
+    names = [data[i + 4:i + width] for i in range(FANOUT_SIZE, end, width)]
+    offsets = [int.from_bytes(data[i:i + 4], "big") for i in range(FANOUT_SIZE, end, width)]
+    return names, offsets
 
 
 def _big_endian_u32(raw: bytes) -> list[int]:
