@@ -20,7 +20,7 @@ from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
 from backends.blobs import made_whole
-from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock
+from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock, adopt_refs
 from backends.git_objects import adopt_store
 from backends.interfaces import OBJECT_FORMATS, Kind, Repository
 from backends.names import strip_git_suffix, validate_name
@@ -41,9 +41,20 @@ def detect_kind(path: str) -> Kind | None:
 
 
 def _is_git_dir(path: str) -> bool:
-    return (os.path.isfile(os.path.join(path, "HEAD"))
+    return (_head_ok(os.path.join(path, "HEAD"))
             and os.path.isdir(os.path.join(path, "objects"))
             and os.path.isdir(os.path.join(path, "refs")))
+
+
+def _head_ok(head: str) -> bool:
+    """``HEAD`` is a file, or a symbolic link to ``refs/…`` (git's ``validate_headref``: what git
+    before 1.4.4 made, and ``core.preferSymlinkRefs``), whether its branch is loose or packed."""
+    if os.path.islink(head):
+        try:
+            return os.readlink(head).startswith("refs/")
+        except OSError:
+            return False
+    return os.path.isfile(head)
 
 
 def git_dir_of(path: str) -> tuple[str, bool]:
@@ -120,6 +131,7 @@ class FilesystemBackend:
                                "try again later or tell the server's operator") from exc
         created = Repo(path)
         adopt_store(created.object_store)
+        adopt_refs(created.refs)
         return DulwichGitRepository(name, created, lock=_flock(path), spool_dir=path, owns_repo=True)
 
     def exists(self, name: str) -> bool:
@@ -356,6 +368,7 @@ def _open_git(path: str) -> Repo:
     except KeyError:
         name = "sha1"
     adopt_store(repo.object_store)
+    adopt_refs(repo.refs)
     if name not in OBJECT_FORMATS or name != getattr(getattr(repo, "object_format", None), "name", "sha1"):
         repo.close()
         raise UnsupportedFeature(f"unsupported repository feature: {name} object ids "

@@ -1,0 +1,123 @@
+"""Repositories an old git made, served as git serves them: packs with version-1 indexes (git
+wrote them until 1.5.2, and writes them with ``pack.indexVersion = 1``: a push into one was "the
+pushed pack is invalid: … not a version-2 pack index"), and a ``HEAD`` (or any ref) that is a
+symbolic link to ``refs/…`` (git before 1.4.4, ``core.preferSymlinkRefs``: such a repository was
+"not a git or Mercurial repository" once its branch was packed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from backends.git_packindex import read_index
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit
+
+
+def _history(client: Client, work: Path, n: int) -> None:
+    for step in range(n):
+        commit(client, work, f"f{step % 7}.txt", f"{step}\n" * (step + 1), f"step {step}")
+
+
+def test_a_version_1_index_reads_as_its_version_2_twin(client: Client, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    _history(client, work, 30)
+    client.git("repack", "-q", "-a", "-d", cwd=work)
+    (pack,) = (work / ".git" / "objects" / "pack").glob("*.pack")
+    v2 = read_index(str(pack.with_suffix(".idx")), str(pack))
+    v1_path = tmp_path / "v1.idx"
+    client.git("index-pack", "--index-version=1", "-o", str(v1_path), str(pack))
+    assert v1_path.read_bytes()[:4] != b"\377tOc"
+    v1 = read_index(str(v1_path), str(pack))
+    assert (v1.names, list(v1.offsets), list(v1.idx_to_pos), v1.checksum) == (
+        v2.names, list(v2.offsets), list(v2.idx_to_pos), v2.checksum)
+    assert len(v1) > 30  # commits, trees and blobs
+
+
+def test_a_repository_of_version_1_indexes_is_served(make_server: Callable[..., RunningServer],
+                                                     client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    repo = server.root / "old.git"
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    _history(client, work, 30)
+    client.git("init", "-q", "--bare", str(repo))
+    client.git("push", "-q", str(repo), "main", cwd=work)
+    client.git("--git-dir", str(repo), "-c", "pack.indexVersion=1", "repack", "-q", "-a", "-d")
+    (idx,) = (repo / "objects" / "pack").glob("*.idx")
+    assert idx.read_bytes()[:4] != b"\377tOc"
+    url = server.git_url("old")
+    copy = client.cwd / "copy"
+    client.git("clone", "-q", url, str(copy))
+    shallow = client.cwd / "shallow"
+    client.git("clone", "-q", "--depth=2", server.url("http", "old"), str(shallow))
+    commit(client, copy, "new.txt", "new\n", "after")
+    client.git("push", "-q", url, "HEAD:main", cwd=copy)
+    client.git("fetch", "-q", "origin", cwd=shallow)
+    assert client.git("rev-parse", "origin/main", cwd=shallow).stdout == client.git("rev-parse", "HEAD",
+                                                                                     cwd=copy).stdout
+    client.git("--git-dir", str(repo), "fsck", "--full")
+
+
+def test_a_head_linked_to_its_branch_is_served_as_git_serves_it(make_server: Callable[..., RunningServer],
+                                                                client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    repo = server.root / "linked.git"
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    _history(client, work, 3)
+    client.git("init", "-q", "--bare", str(repo))
+    client.git("push", "-q", str(repo), "main", "main:refs/heads/topic", cwd=work)
+    client.git("--git-dir", str(repo), "pack-refs", "--all")  # the branch the link names is packed
+    (repo / "HEAD").unlink()
+    os.symlink("refs/heads/main", repo / "HEAD")
+    os.symlink("refs/heads/topic", repo / "refs" / "heads" / "alias")  # a linked ref besides
+    url = server.git_url("linked")
+    for version in ("0", "2"):
+        served = client.git("-c", f"protocol.version={version}", "ls-remote", "--symref", url).stdout
+        by_git = client.git("-c", f"protocol.version={version}", "ls-remote", "--symref", f"file://{repo}").stdout
+        assert served == by_git, version
+    assert "ref: refs/heads/main\tHEAD" in served
+    copy = client.cwd / "copy"
+    client.git("clone", "-q", url, str(copy))
+    assert client.git("symbolic-ref", "HEAD", cwd=copy).stdout.strip() == "refs/heads/main"
+    commit(client, copy, "new.txt", "new\n", "after")
+    client.git("push", "-q", url, "HEAD:main", cwd=copy)
+    assert client.git("--git-dir", str(repo), "rev-parse", "HEAD").stdout == client.git(
+        "rev-parse", "HEAD", cwd=copy).stdout
+    assert (repo / "HEAD").is_symlink()  # a push to the branch leaves the link as it was
+    client.git("--git-dir", str(repo), "fsck", "--full")
+
+
+@pytest.mark.parametrize("target", ["../../outside", "/etc/passwd", "objects"])
+def test_a_head_linked_elsewhere_makes_no_repository(make_server: Callable[..., RunningServer],
+                                                     client: Client, target: str) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    repo = server.root / "odd.git"
+    client.git("init", "-q", "--bare", str(repo))
+    (repo / "HEAD").unlink()
+    os.symlink(target, repo / "HEAD")
+    assert client.git("--git-dir", str(repo), "rev-parse", "--git-dir", check=False).returncode != 0  # nor to git
+    refused = client.git("ls-remote", server.git_url("odd"), check=False)
+    assert refused.returncode != 0 and "is not a git or Mercurial repository" in refused.stderr
+
+
+def test_a_head_linked_to_a_branch_never_pushed_is_repaired_by_the_first_push(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    """As a ``HEAD`` file naming a missing branch: the first push points it at the pushed branch."""
+    server = make_server("fs", git=[LOOPBACK])
+    repo = server.root / "fresh.git"
+    client.git("init", "-q", "--bare", str(repo))
+    (repo / "HEAD").unlink()
+    os.symlink("refs/heads/unborn", repo / "HEAD")
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    _history(client, work, 2)
+    client.git("push", "-q", server.git_url("fresh"), "main", cwd=work)
+    served = client.git("ls-remote", "--symref", server.git_url("fresh"), "HEAD").stdout
+    assert served.startswith("ref: refs/heads/main\tHEAD\n"), served
+    assert client.git("--git-dir", str(repo), "symbolic-ref", "HEAD").stdout.strip() == "refs/heads/main"
