@@ -106,7 +106,7 @@ class GitPages:
         """The one commit (or tag) whose id starts with ``prefix``; None if none; 404 if several."""
         found: list[bytes] = []
         for candidate in itertools.islice(self.store.iter_prefix(prefix), MAX_PREFIX_MATCHES):
-            if isinstance(self.store[candidate], Commit | Tag):
+            if isinstance(self._object(bytes(candidate)), Commit | Tag):
                 found.append(bytes(candidate))
         if len(found) > 1:
             raise ProtocolError(f"{key[:80]!r} is ambiguous: give more of the commit's id", 404)
@@ -117,6 +117,11 @@ class GitPages:
             return self.store[oid]  # type: ignore[index]
         except KeyError:
             raise ProtocolError("unknown object", 404) from None
+        except (ObjectFormatException, ValueError, IndexError):  # (dulwich's IndexError: no zone at all)
+            found = lenient_object(self.store, oid)
+            if found is None:
+                raise
+            return found
 
     def _commit(self, oid: bytes) -> Commit:
         commit = self._object(oid)
@@ -621,6 +626,38 @@ def _diff_lines(path: bytes, status: str, old: bytes, new: bytes, renamed: bytes
 def _flags(mode: int) -> str:
     """A tree entry's mode as a Mercurial manifest's flags: ``l`` a link, ``x`` an executable."""
     return "l" if stat.S_ISLNK(mode) else "x" if mode & 0o111 else ""
+
+
+_IDENT_LINE = re.compile(rb"^(author|committer|tagger) ([^\n]*>)([^>\n]*)$", re.MULTILINE)
+_GIT_DATE = re.compile(rb" *(\d{1,20}) ([+-]\d{4})\s*")
+
+
+def lenient_object(store: Any, oid: bytes) -> Commit | Tag | None:
+    """A commit or tag dulwich cannot parse, read as ``git log`` shows it: an author, committer or
+    tagger line whose date is no number or has no zone gets date 0 (1970-01-01, ``+0000``), the
+    rest as stored; its id is its own.  None for anything else, or when even that does not parse
+    (the page then says the repository holds an object the server cannot read)."""
+    try:
+        type_num, raw = store.get_raw(oid)
+    except (KeyError, ObjectFormatException, ValueError):
+        return None
+    if type_num not in (Commit.type_num, Tag.type_num):
+        return None
+    end = raw.find(b"\n\n")
+    header, body = (raw, b"") if end < 0 else (raw[:end], raw[end:])
+
+    def readable(line: re.Match[bytes]) -> bytes:
+        date = _GIT_DATE.fullmatch(line.group(3))
+        when = date.group(1) + b" " + date.group(2) if date is not None else b"0 +0000"
+        return line.group(1) + b" " + line.group(2) + b" " + when
+
+    text = _IDENT_LINE.sub(readable, header) + body
+    try:
+        found = (Commit if type_num == Commit.type_num else Tag).from_raw_string(
+            type_num, text, sha=oid, object_format=object_format_of(store))  # type: ignore[arg-type]
+    except (ObjectFormatException, ValueError, IndexError):
+        return None
+    return found if isinstance(found, Commit | Tag) else None
 
 
 def _text(raw: bytes) -> str:

@@ -1,9 +1,11 @@
 """A repository an operator brings holds objects git serves but git's fsck faults (a date an old
 tool wrote): its refs are advertised, it clones (whole and shallow) and fetches, loose or packed,
-and a page that must parse such an object says what is wrong instead of "internal error"."""
+its pages show such a commit as ``git log`` does (a date it cannot read is 0), and a page that must
+show a commit no reading makes sense of says what is wrong instead of "internal error"."""
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -51,8 +53,29 @@ def test_a_history_git_serves_is_served(make_server: Callable[..., RunningServer
     client.git("clone", "-q", "--bare", f"{server.url('http', 'old')}.git", "over-http.git")
     assert client.git("--git-dir", "over-http.git", "rev-parse", "main").stdout.strip() == ids[-1]
     port = server.port("http")
-    with pytest.raises(urllib.error.HTTPError) as page:  # the log must parse the middle commit
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/old.git/log", timeout=30)
+    for page in ("log", f"rev/{ids[1]}", f"rev/{ids[-1]}", "summary"):  # shown as git log shows them
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/old.git/{page}", timeout=30) as answer:
+            assert answer.status == 200, page
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/old.git/json-shortlog", timeout=30) as answer:
+        entries = json.loads(answer.read())["changesets"]
+    assert [(e["node"], e["desc"], e["date"]) for e in entries] == [
+        (ids[2], "c2\n", [1600000000.0, 0]), (ids[1], "c1\n", [1600000000.0, 0]), (ids[0], "c0\n", [1600000000.0, 0])]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/old.git/json-rev/{ids[1]}", timeout=30) as answer:
+        assert json.loads(answer.read())["node"] == ids[1]
+    assert sorted(p.name for p in (repo / "objects").rglob("*") if p.is_file()) == before
+
+
+def test_a_commit_no_reading_makes_sense_of_is_told_on_the_page(make_server: Callable[..., RunningServer],
+                                                                client: Client) -> None:
+    """Even read leniently, a commit without a tree line is nothing to show: the page says what is wrong."""
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    repo = server.root / "broken.git"
+    client.git("init", "-q", "--bare", str(repo))
+    raw = "author A <a@b> soon +0000\ncommitter C <c@d> 1600000000 +0000\n\nno tree\n"
+    oid = client.git("--git-dir", str(repo), "hash-object", "-t", "commit", "--literally", "-w", "--stdin",
+                     input=raw.encode()).stdout.strip()
+    (repo / "refs" / "heads" / "main").write_text(oid + "\n")  # (update-ref refuses it)
+    with pytest.raises(urllib.error.HTTPError) as page:
+        urllib.request.urlopen(f"http://127.0.0.1:{server.port('http')}/broken.git/log", timeout=30)
     assert page.value.code == 500
     assert "holds an object the server cannot read" in page.value.read().decode()
-    assert sorted(p.name for p in (repo / "objects").rglob("*") if p.is_file()) == before
