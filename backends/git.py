@@ -1566,37 +1566,18 @@ MAX_SKIP_LIST = 64 << 20
 """Bytes of a ``receive.fsck.skipList`` file read (about 1.5 million ids)."""
 
 
-_base_configs: dict[str, tuple[tuple[int, int, int], ConfigFile]] = {}
-"""The base config files read, by path: the file's (size, mtime, inode) and what it said."""
-_base_configs_lock = threading.Lock()
-
-
 def read_base_config(path: str) -> ConfigFile:
-    """The git config file ``path`` (with its includes), read again only when it changed; empty when
-    it does not exist, as git takes a missing ``/etc/gitconfig``; ``StorageError`` when git could
-    not read it either."""
+    """The git config file ``path`` with its includes, read at each open (a few hundred bytes: a
+    changed file, or a changed included one, counts at the next request); empty when it does not
+    exist, as git takes a missing ``/etc/gitconfig``; ``StorageError`` when git could not read it."""
     try:
-        st = os.stat(path)
+        return ConfigFile.from_path(path)
     except FileNotFoundError:
         return ConfigFile()
-    except OSError as exc:
-        raise StorageError(f"the server's git config {path} cannot be read ({exc.strerror or exc}); "
-                           "tell the server's operator") from None
-    stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-    with _base_configs_lock:
-        kept = _base_configs.get(path)
-    if kept is not None and kept[0] == stamp:
-        return kept[1]
-    try:
-        config = ConfigFile.from_path(path)
     except (OSError, ValueError) as exc:  # dulwich's parse errors are ValueErrors
-        raise StorageError(f"the server's git config {path} cannot be read ({exc}); "
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StorageError(f"the server's git config {path} cannot be read ({why}); "
                            "tell the server's operator") from None
-    with _base_configs_lock:
-        if len(_base_configs) >= 64:
-            _base_configs.clear()
-        _base_configs[path] = (stamp, config)
-    return config
 
 
 def with_base_config(base: ConfigFile, own: ConfigFile) -> ConfigFile:

@@ -58,6 +58,9 @@ def test_the_operators_git_config_is_read_before_each_repository_s_own(
     assert client.git("--git-dir", str(git_dir), "rev-parse", "main").stdout != before
     client.git("--git-dir", str(git_dir), "fsck", "--full")
 
+    (tmp_path / "hidden.cfg").write_text("[transfer]\n\thideRefs = refs/heads/other\n")  # read again at once
+    served = client.git("ls-remote", url).stdout
+    assert "refs/private/x" in served and "refs/heads/other" not in served
     base.write_text("[receive\n")  # git could not read it: nothing is served as if it were not there
     broken = client.git("ls-remote", url, check=False)
     assert broken.returncode != 0 and f"the server's git config {base} cannot be read" in broken.stderr
