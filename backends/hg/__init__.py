@@ -98,6 +98,11 @@ def read_requirements(hg_dir: str) -> frozenset[str]:
 def open_repository(path: str, name: str) -> HgRepo:
     """Open an existing repository, rolling back a transaction a killed writer left behind."""
     if not is_hg_repository(path):
+        old = os.path.join(path, ".hg", "00changelog.i")
+        if os.path.isfile(old) or os.path.isdir(os.path.join(path, ".hg", "data")):  # Mercurial before 0.9.2
+            raise UnsupportedFeature("unsupported repository feature: a Mercurial repository without "
+                                     ".hg/requires (made by Mercurial before 0.9.2); upgrade it with "
+                                     "'hg clone --pull OLD NEW' to serve it")
         raise RepositoryNotFound(f"repository {name} not found")
     hg_dir = os.path.join(path, ".hg")
     found = read_requirements(hg_dir)

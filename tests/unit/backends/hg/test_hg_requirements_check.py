@@ -4,10 +4,12 @@ with how to upgrade them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from backends.hg import requirements as reqs
-from protocols.errors import UnsupportedFeature
+from protocols.errors import RepositoryNotFound, UnsupportedFeature
 
 MODERN = {"revlogv1", "store", "fncache", "dotencode", "generaldelta", "sparserevlog", "share-safe",
           "revlog-compression-zstd"}
@@ -34,3 +36,17 @@ def test_mercurial_1_1_to_1_6_layout_is_served() -> None:
 def test_refused_by_name(found: set[str], message: str) -> None:
     with pytest.raises(UnsupportedFeature, match=message):
         reqs.check(found)
+
+
+def test_a_repository_older_than_the_requires_file_is_refused_with_how_to_upgrade(tmp_path: Path) -> None:
+    """Mercurial before 0.9.2 wrote no ``.hg/requires``: its changelog sits in ``.hg`` itself."""
+    from backends.hg import open_repository
+
+    old = tmp_path / "old"
+    (old / ".hg" / "data").mkdir(parents=True)
+    (old / ".hg" / "00changelog.i").write_bytes(b"")
+    with pytest.raises(UnsupportedFeature, match="without .hg/requires .*'hg clone --pull OLD NEW'"):
+        open_repository(str(old), "old")
+    (tmp_path / "half" / ".hg").mkdir(parents=True)  # a .hg with nothing in it is no repository
+    with pytest.raises(RepositoryNotFound):
+        open_repository(str(tmp_path / "half"), "half")
