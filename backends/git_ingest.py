@@ -41,8 +41,11 @@ import itertools
 import mmap
 import operator
 import os
+import pickle
 import re
+import select
 import shutil
+import signal
 import struct
 import sys
 import tempfile
@@ -135,6 +138,136 @@ class _Level:
 def _too_costly(rebuilt_bytes: int) -> ProtocolError:
     return ProtocolError(f"the pushed pack's deltas cost too much to resolve ({rebuilt_bytes >> 20} MiB of their "
                          "bases rebuilt); repack with a smaller depth (git repack -adf --depth=50) and push again")
+
+
+PARALLEL_MIN_OBJECTS = 20_000
+"""A pushed pack of this many objects has half of them named and checked by a helper process (a
+fork of this one, on a second core) while this process does the other half: a migration's push
+spends most of its time there, one object after another, under one interpreter lock."""
+
+
+class _HalfResult(NamedTuple):
+    named: list[tuple[int, bytes, int]]
+    links: dict[int, set[bytes]] | None
+    links_kept: bool
+    gitmodules: set[bytes]
+    gitattributes: set[bytes]
+    warnings: list[str]
+    more_warnings: int
+    taken: list[bytes]
+
+
+class _ForkedHalf:
+    """A fork of the server resolving part of a pushed pack (``PackIngest._resolved_half``): it reads
+    the pack through the mapping it inherits, closes every other descriptor it inherited (the
+    clients' connections stay the parent's alone), writes its answer (pickled) to a pipe and exits
+    at once.  Whatever goes wrong with it (it cannot start, dies, says nothing readable), the parent
+    resolves that half itself; an error in the pack it found is raised in the parent as its own."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid, self.fd = pid, fd
+
+    @classmethod
+    def start(cls, ingest: PackIngest, roots: Sequence[int], deltas: int) -> _ForkedHalf | None:
+        if not _can_fork() or deltas < PARALLEL_MIN_OBJECTS // 2 or ingest._file is None:
+            return None
+        keep = ingest._file.fileno()
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return None
+        if pid == 0:  # the helper: never returns
+            _run_half(ingest, roots, read_end, write_end, keep)
+        os.close(write_end)
+        return cls(pid, read_end)
+
+    def result(self, started: float) -> _HalfResult | None:
+        """The helper's answer once it is done (None when it gave none, or not within
+        ``HALF_WAIT_SECONDS`` or twice the time the parent's half took, whichever is longer: it is
+        then stopped); a pack error it met is raised."""
+        deadline = time.monotonic() + max(HALF_WAIT_SECONDS, 2 * (time.monotonic() - started))
+        chunks = []
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([self.fd], [], [], left)[0]:
+                    continue
+                chunk = os.read(self.fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            else:
+                chunks = []
+                with suppress(OSError):
+                    os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            chunks = []
+        finally:
+            os.close(self.fd)
+            self._reap()
+        try:
+            answer = pickle.loads(b"".join(chunks)) if chunks else None  # (its own fork's bytes)
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
+            return None  # (a helper cut short)
+        if isinstance(answer, _HalfResult):
+            return answer
+        if isinstance(answer, tuple) and len(answer) == 3 and answer[0] == "protocol":
+            raise ProtocolError(str(answer[1]), int(answer[2]))
+        if isinstance(answer, tuple) and len(answer) == 2 and answer[0] == "object":
+            raise ObjectFormatException(str(answer[1]))
+        return None
+
+    def stop(self) -> None:
+        """The parent failed first: the helper goes."""
+        with suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with suppress(OSError):
+            os.close(self.fd)
+        self._reap()
+
+    def _reap(self) -> None:
+        with suppress(ChildProcessError, OSError):
+            os.waitpid(self.pid, 0)
+
+
+def _can_fork() -> bool:
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and (os.cpu_count() or 1) > 1
+
+
+def _run_half(ingest: PackIngest, roots: Sequence[int], read_end: int, write_end: int, keep: int) -> None:
+    """The helper's whole life: resolve, answer, exit (no handler, buffer or thread of the parent runs)."""
+    try:
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the server's handlers are not its
+            signal.signal(number, signal.SIG_DFL)
+        with suppress(ValueError):
+            signal.set_wakeup_fd(-1)
+        os.close(read_end)
+        for low, high in ((3, min(keep, write_end)), (min(keep, write_end) + 1, max(keep, write_end)),
+                          (max(keep, write_end) + 1, _MAX_FD)):
+            if low < high:
+                os.closerange(low, high)
+        try:
+            answer: object = ingest._resolved_half(roots)
+        except ProtocolError as exc:
+            answer = ("protocol", str(exc), exc.http_status)
+        except (ObjectFormatException, ValueError, zlib.error) as exc:
+            answer = ("object", str(exc))
+        data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_end, view):]
+    finally:  # (whatever went wrong: no answer, and the parent resolves the half itself)
+        os._exit(0)
+
+
+_MAX_FD = 1 << 20
+HALF_WAIT_SECONDS = 10.0
+"""The least time the parent waits for the helper's answer once its own half is done."""
 
 
 def _text_of(get_raw: Callable[[bytes], tuple[int, bytes]], sha: bytes) -> bytes:
@@ -551,7 +684,7 @@ class PackIngest:
     def _resolve(self, get_raw: Callable[[bytes], tuple[int, bytes]]) -> list[bytes]:
         """Name every object; the ids of the bases a thin pack left out, which the store holds."""
         n = len(self._names)
-        kinds, names = self._kinds, self._names
+        kinds = self._kinds
         wholes = array("Q", itertools.compress(range(n), map(OFS_DELTA.__gt__, kinds)))
         deltas = list(itertools.compress(range(n), map(OFS_DELTA.__eq__, kinds)))
         deltas.sort(key=self._base_at.__getitem__)
@@ -560,16 +693,20 @@ class PackIngest:
         del deltas
         for at, base in self._ref_bases.items():
             self._waiting.setdefault(base, []).append(at)
-        for at in wholes:
-            kind, sha = kinds[at], names[at]
-            assert sha is not None
-            self._named += 1
-            children = self._below(at, sha)
-            if kind != BLOB or children:
-                text = self._inflate(at)
-                shape = self._check(kind, text, sha) if kind != BLOB else None
-                if children:
-                    self._resolve_chains(kind, text, children, functools.partial(self._inflate, at), shape)
+        started = time.monotonic()
+        helper = _ForkedHalf.start(self, wholes[1::2], n - len(wholes)) if n >= PARALLEL_MIN_OBJECTS else None
+        try:
+            self._resolve_roots(wholes[::2] if helper is not None else wholes)
+        except BaseException:
+            if helper is not None:
+                helper.stop()
+            raise
+        if helper is not None:
+            taken = helper.result(started)
+            if taken is None:  # the helper could not say: this process names its objects too
+                self._resolve_roots(wholes[1::2])
+            else:
+                self._merge(taken)
         del wholes
         external: list[bytes] = []
         progress = True
@@ -591,6 +728,63 @@ class PackIngest:
                                 + (f" ({binascii.hexlify(missing).decode()})" if missing else ""))
         self._children, self._children_of = array("Q"), array("q")
         return external
+
+    def _resolve_roots(self, roots: Iterable[int]) -> None:
+        """Name and check the whole objects at ``roots`` and every delta below them in the pack."""
+        kinds, names = self._kinds, self._names
+        for at in roots:
+            kind, sha = kinds[at], names[at]
+            assert sha is not None
+            self._named += 1
+            children = self._below(at, sha)
+            if kind != BLOB or children:
+                text = self._inflate(at)
+                shape = self._check(kind, text, sha) if kind != BLOB else None
+                if children:
+                    self._resolve_chains(kind, text, children, functools.partial(self._inflate, at), shape)
+
+    def _resolved_half(self, roots: Sequence[int]) -> _HalfResult:
+        """In the helper process: ``_resolve_roots`` of ``roots``, and what it found besides what the
+        parent knows (the names of deltas, links, dotfiles, warnings, the REF_DELTA bases it took)."""
+        names, kinds = self._names, self._kinds
+        unnamed = [i for i, name in enumerate(names) if name is None]
+        waiting = set(self._waiting)
+        links = self._links
+        if links is not None and links._sets is not None:
+            links._sets = {kind: set() for kind in links._sets}
+        self._dotfiles = DotFiles()
+        self.warnings = FsckWarnings()
+        self._resolve_roots(roots)
+        named = [(i, names[i], kinds[i]) for i in unnamed if names[i] is not None]
+        return _HalfResult(named=cast("list[tuple[int, bytes, int]]", named),
+                           links=None if links is None else links._sets,
+                           links_kept=links is None or links._sets is not None,
+                           gitmodules=self._dotfiles.gitmodules, gitattributes=self._dotfiles.gitattributes,
+                           warnings=self.warnings.lines, more_warnings=self.warnings.more,
+                           taken=list(waiting.difference(self._waiting)))
+
+    def _merge(self, half: _HalfResult) -> None:
+        """Take what the helper process found (``_resolved_half``) as if this process had."""
+        names, kinds = self._names, self._kinds
+        for i, sha, kind in half.named:
+            names[i] = sha
+            kinds[i] = kind
+        self._named = len(names) - names.count(None)
+        links = self._links
+        if links is not None and links._sets is not None:
+            if not half.links_kept or half.links is None:
+                links._sets = None
+            else:
+                for kind, ids in half.links.items():
+                    links._sets[kind] |= ids
+                links._check_bound()
+        self._dotfiles.gitmodules |= half.gitmodules
+        self._dotfiles.gitattributes |= half.gitattributes
+        for line in half.warnings:
+            self.warnings.add(line)
+        self.warnings.more += half.more_warnings
+        for base in half.taken:
+            self._waiting.pop(base, None)
 
     def _ofs_span(self, at: int) -> tuple[int, int]:
         """Where in ``_children`` the OFS_DELTAs whose base is the object at index ``at`` are."""

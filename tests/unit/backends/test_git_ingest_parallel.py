@@ -1,0 +1,142 @@
+"""A large pushed pack is named and checked by two processes (``git_ingest._ForkedHalf``: a fork
+takes every other whole object and the deltas below it): the same index, the same warnings and the
+same refusals as one process gives, and whatever becomes of the helper (it fails, dies, hangs) the
+push still gets its answer from the parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from dulwich.errors import ObjectFormatException
+from dulwich.repo import Repo
+
+from backends import git_ingest
+from protocols.errors import ProtocolError
+from tests.unit.backends.test_git_ingest import commit_files, git, reader_of, thin_pack
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> tuple[Path, bytes, bytes]:
+    """A work repository of 40 commits whose files delta well, ``(work, first commit, last)``."""
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    text = "".join(f"line {i} of a file that changes a little\n" for i in range(300))
+    first = last = commit_files(work, {"a.txt": text, "d/b.txt": text[::-1], ".gitmodules": ""}, "c0")
+    for step in range(1, 40):
+        last = commit_files(work, {"a.txt": text + f"step {step}\n" * step, f"d/n{step % 5}.txt": f"{step}\n",
+                                   "d/b.txt": text[::-1] + f"{step}\n"}, f"c{step}")
+    subtree = bytes.fromhex(git(work, "rev-parse", "HEAD:d").strip().decode())
+    for step in range(8):  # trees git's fsck warns of (a zero-padded mode), told wherever they are resolved
+        tree = git(work, "hash-object", "-t", "tree", "-w", "--literally", "--stdin",
+                   input=b"040000 d%d\0" % step + subtree).strip()
+        last = git(work, "hash-object", "-t", "commit", "-w", "--stdin", input=b"tree %s\nparent %s\nauthor A "
+                   b"<a@b> 1600000000 +0000\ncommitter C <c@d> 1600000000 +0000\n\nodd %d\n" % (tree, last, step)).strip()
+    git(work, "update-ref", "refs/heads/main", last.decode())
+    return work, first, last
+
+
+def _ingest(tmp_path: Path, name: str, data: bytes, parallel: bool,
+            monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, list[str], git_ingest.PackIngest]:
+    server = tmp_path / name
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    monkeypatch.setattr(git_ingest, "PARALLEL_MIN_OBJECTS", 2 if parallel else 10**9)
+    store = Repo(str(server)).object_store
+    ingest = git_ingest.PackIngest(store, git_ingest.PushLinks(), rules=git_ingest.fsck_rules(
+        [(b"zeropaddedfilemode", b"warn"), (b"missingemail", b"warn")], []))
+    try:
+        read = reader_of(data)
+        while chunk := read(1 << 14):
+            ingest.write(chunk)
+        pack = ingest.commit()
+    finally:
+        ingest.abort()
+    assert pack is not None
+    idx = (server / "objects" / "pack" / (os.path.basename(pack._basename) + ".idx")).read_bytes()
+    return idx, sorted(ingest.warnings.shown()), ingest
+
+
+def test_two_processes_index_what_one_indexes(history: tuple[Path, bytes, bytes], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    work, _first, last = history
+    data = git(work, "pack-objects", "--stdout", "--revs", "--delta-base-offset", input=last + b"\n")
+    linked: list[dict[int, set[bytes]] | None] = []  # every link the checks found, before the pack's own are settled
+    settle = git_ingest.PushLinks.settle
+    monkeypatch.setattr(git_ingest.PushLinks, "settle", lambda self, own: linked.append(
+        None if self._sets is None else {kind: set(ids) for kind, ids in self._sets.items()}) or settle(self, own))
+    one, warned_one, alone = _ingest(tmp_path, "one.git", data, False, monkeypatch)
+    forks: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    two, warned_two, paired = _ingest(tmp_path, "two.git", data, True, monkeypatch)
+    assert forks == [1] and one == two and warned_one == warned_two and len(warned_one) == 8
+    assert alone._dotfiles.gitmodules == paired._dotfiles.gitmodules != set()
+    assert len(linked) == 2 and linked[0] == linked[1] and linked[0] is not None
+    assert sum(map(len, linked[0].values())) > 100
+    git(tmp_path / "two.git", "index-pack", "--verify", str(next((tmp_path / "two.git" / "objects" / "pack")
+                                                                  .glob("*.pack"))))
+
+
+@pytest.mark.parametrize("ofs_delta", [True, False], ids=["ofs-delta", "ref-delta"])
+def test_a_thin_pack_s_outside_bases_are_taken_by_the_parent(history: tuple[Path, bytes, bytes], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch, ofs_delta: bool) -> None:
+    work, first, last = history
+    server = tmp_path / "server.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    git(work, "push", "-q", str(server), f"{first.decode()}:refs/heads/main")
+    monkeypatch.setattr(git_ingest, "PARALLEL_MIN_OBJECTS", 2)
+    taken: list[int] = []
+    merge = git_ingest.PackIngest._merge
+    monkeypatch.setattr(git_ingest.PackIngest, "_merge",
+                        lambda self, half: taken.append(len(half.taken)) or merge(self, half))
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(thin_pack(work, first, last, ofs_delta)))
+    assert pack is not None
+    assert len(taken) == 1 and (taken[0] > 0) is not ofs_delta  # (REF_DELTAs below the helper's bases: its own)
+    git(server, "update-ref", "refs/heads/main", last.decode())
+    git(server, "fsck", "--full")
+
+
+@pytest.mark.parametrize("failure", ["raises", "dies", "exits-silently", "hangs"])
+def test_whatever_becomes_of_the_helper_the_parent_answers(history: tuple[Path, bytes, bytes], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    work, _first, last = history
+    data = git(work, "pack-objects", "--stdout", "--revs", "--delta-base-offset", input=last + b"\n")
+    one, _, _ = _ingest(tmp_path, "one.git", data, False, monkeypatch)
+
+    def broken(self: git_ingest.PackIngest, roots: object) -> object:
+        if failure == "raises":
+            raise MemoryError
+        if failure == "dies":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if failure == "hangs":
+            time.sleep(60)
+        os._exit(3)
+
+    monkeypatch.setattr(git_ingest.PackIngest, "_resolved_half", broken)
+    monkeypatch.setattr(git_ingest, "HALF_WAIT_SECONDS", 1.0)
+    started = time.monotonic()
+    two, _, _ = _ingest(tmp_path, "two.git", data, True, monkeypatch)
+    assert one == two and time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize(("error", "kind"), [(ProtocolError("the pushed pack is invalid: found in the helper", 400),
+                                              ProtocolError),
+                                             (ObjectFormatException("object x: badTimezone: invalid"),
+                                              ObjectFormatException)])
+def test_a_refusal_the_helper_finds_is_the_push_s(history: tuple[Path, bytes, bytes], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch, error: Exception,
+                                                  kind: type[Exception]) -> None:
+    work, _first, last = history
+    data = git(work, "pack-objects", "--stdout", "--revs", "--delta-base-offset", input=last + b"\n")
+
+    def refusing(self: git_ingest.PackIngest, roots: object) -> object:
+        raise error
+
+    monkeypatch.setattr(git_ingest.PackIngest, "_resolved_half", refusing)
+    with pytest.raises(kind, match=str(error).split(":")[0]):
+        _ingest(tmp_path, "two.git", data, True, monkeypatch)
+    assert not list((tmp_path / "two.git" / "objects" / "pack").glob("*.pack"))
