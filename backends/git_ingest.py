@@ -236,7 +236,13 @@ class _ForkedHalf:
 
 
 def _can_fork() -> bool:
-    return sys.platform.startswith("linux") and hasattr(os, "fork") and (os.cpu_count() or 1) > 1
+    """On Linux, with a second core this process may run on (its affinity, not the host's count)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) > 1
 
 
 def _run_half(ingest: PackIngest, roots: Sequence[int], read_end: int, write_end: int, keep: int) -> None:

@@ -140,3 +140,11 @@ def test_a_refusal_the_helper_finds_is_the_push_s(history: tuple[Path, bytes, by
     with pytest.raises(kind, match=str(error).split(":")[0]):
         _ingest(tmp_path, "two.git", data, True, monkeypatch)
     assert not list((tmp_path / "two.git" / "objects" / "pack").glob("*.pack"))
+
+
+def test_one_core_is_resolved_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server its affinity keeps on one core forks no helper (two processes there only take longer)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
+    assert not git_ingest._can_fork()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert git_ingest._can_fork()
