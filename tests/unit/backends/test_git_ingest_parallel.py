@@ -22,7 +22,7 @@ from tests.unit.backends.test_git_ingest import commit_files, git, reader_of, th
 @pytest.fixture
 def history(tmp_path: Path) -> tuple[Path, bytes, bytes]:
     """A work repository of 40 commits whose files delta well, ``(work, first commit, last)``."""
-    work = tmp_path / "work"
+    work = tmp_path / "history"
     work.mkdir()
     git(work, "init", "-q", "-b", "main")
     text = "".join(f"line {i} of a file that changes a little\n" for i in range(300))
@@ -148,3 +148,4 @@ def test_one_core_is_resolved_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not git_ingest._can_fork()
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
     assert git_ingest._can_fork()
+
