@@ -22,6 +22,19 @@ def _history(client: Client, work: Path, n: int) -> None:
         commit(client, work, f"f{step % 7}.txt", f"{step}\n" * (step + 1), f"step {step}")
 
 
+def _served_history(make_server: Callable[..., RunningServer], client: Client, name: str, commits: int,
+                    *refspecs: str) -> tuple[RunningServer, Path]:
+    """A server whose bare repository ``NAME.git`` holds a history of ``commits`` pushed as ``refspecs``."""
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    repo = server.root / f"{name}.git"
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    _history(client, work, commits)
+    client.git("init", "-q", "--bare", str(repo))
+    client.git("push", "-q", str(repo), *refspecs, cwd=work)
+    return server, repo
+
+
 def test_a_version_1_index_reads_as_its_version_2_twin(client: Client, tmp_path: Path) -> None:
     work = tmp_path / "work"
     client.git("init", "-q", "-b", "main", str(work))
@@ -40,13 +53,7 @@ def test_a_version_1_index_reads_as_its_version_2_twin(client: Client, tmp_path:
 
 def test_a_repository_of_version_1_indexes_is_served(make_server: Callable[..., RunningServer],
                                                      client: Client) -> None:
-    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
-    repo = server.root / "old.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    _history(client, work, 30)
-    client.git("init", "-q", "--bare", str(repo))
-    client.git("push", "-q", str(repo), "main", cwd=work)
+    server, repo = _served_history(make_server, client, "old", 30, "main")
     client.git("--git-dir", str(repo), "-c", "pack.indexVersion=1", "repack", "-q", "-a", "-d")
     (idx,) = (repo / "objects" / "pack").glob("*.idx")
     assert idx.read_bytes()[:4] != b"\377tOc"
@@ -65,13 +72,7 @@ def test_a_repository_of_version_1_indexes_is_served(make_server: Callable[..., 
 
 def test_a_head_linked_to_its_branch_is_served_as_git_serves_it(make_server: Callable[..., RunningServer],
                                                                 client: Client) -> None:
-    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
-    repo = server.root / "linked.git"
-    work = client.cwd / "work"
-    client.git("init", "-q", "-b", "main", str(work))
-    _history(client, work, 3)
-    client.git("init", "-q", "--bare", str(repo))
-    client.git("push", "-q", str(repo), "main", "main:refs/heads/topic", cwd=work)
+    server, repo = _served_history(make_server, client, "linked", 3, "main", "main:refs/heads/topic")
     client.git("--git-dir", str(repo), "pack-refs", "--all")  # the branch the link names is packed
     (repo / "HEAD").unlink()
     os.symlink("refs/heads/main", repo / "HEAD")
