@@ -35,13 +35,17 @@ def test_a_push_through_the_server_with_the_helper(make_server: Callable[..., Ru
         return pid
 
     monkeypatch.setattr(os, "fork", fork)
+    merged: list[int] = []  # the helper's answer taken (not the parent's own fallback)
+    merge = git_ingest.PackIngest._merge
+    monkeypatch.setattr(git_ingest.PackIngest, "_merge", lambda self, half: merged.append(len(half.named)) or
+                        merge(self, half))
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(f"alice:{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}\n")
     server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], htpasswd=str(htpasswd), allow_push_over_http=True)
     server.backend.create("r", Kind.GIT)
     url = server.git_url("r") if transport == "git" else server.url("http", "r").replace("http://", "http://alice:pw@")
     client.git("push", "-q", url, "main", cwd=work)
-    assert len(forks) == 1
+    assert len(forks) == 1 and len(merged) == 1 and merged[0] > 0  # (the push ran on a pool thread)
     client.git("--git-dir", str(server.root / "r.git"), "fsck", "--full")
     client.git("clone", "-q", url, str(client.cwd / "copy"))
     with pytest.raises(ChildProcessError):
