@@ -72,8 +72,13 @@ def test_two_processes_index_what_one_indexes(history: tuple[Path, bytes, bytes]
     forks: list[int] = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    merged: list[int] = []  # the helper's answer taken, not the parent's own fallback (the same index)
+    merge = git_ingest.PackIngest._merge
+    monkeypatch.setattr(git_ingest.PackIngest, "_merge", lambda self, half: merged.append(len(half.named)) or
+                        merge(self, half))
     two, warned_two, paired = _ingest(tmp_path, "two.git", data, True, monkeypatch)
-    assert forks == [1] and one == two and warned_one == warned_two and len(warned_one) == 8
+    assert forks == [1] and len(merged) == 1 and merged[0] > 0
+    assert one == two and warned_one == warned_two and len(warned_one) == 8
     assert alone._dotfiles.gitmodules == paired._dotfiles.gitmodules != set()
     assert len(linked) == 2 and linked[0] == linked[1] and linked[0] is not None
     assert sum(map(len, linked[0].values())) > 100
