@@ -20,7 +20,7 @@ from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
 from backends.blobs import made_whole
-from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock, adopt_refs
+from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock, adopt_refs, ref_format_ok
 from backends.git_objects import adopt_store
 from backends.interfaces import OBJECT_FORMATS, Kind, Repository
 from backends.names import strip_git_suffix, validate_name
@@ -51,9 +51,10 @@ def _head_ok(head: str) -> bool:
     before 1.4.4 made, and ``core.preferSymlinkRefs``), whether its branch is loose or packed."""
     if os.path.islink(head):
         try:
-            return os.readlink(head).startswith("refs/")
+            target = os.fsencode(os.readlink(head))
         except OSError:
             return False
+        return target.startswith(b"refs/") and ref_format_ok(target)  # (git takes refs/../x: not so here)
     return os.path.isfile(head)
 
 
