@@ -235,6 +235,12 @@ class _ForkedHalf:
             os.waitpid(self.pid, 0)
 
 
+def _halves(wholes: Sequence[int]) -> tuple[Sequence[int], Sequence[int]]:
+    """The whole objects this process resolves, and those the helper does: every other one (a
+    history's kinds and chain lengths mix alike in both)."""
+    return wholes[::2], wholes[1::2]
+
+
 def _can_fork() -> bool:
     """On Linux, with a second core this process may run on (its affinity, not the host's count)."""
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
@@ -700,9 +706,10 @@ class PackIngest:
         for at, base in self._ref_bases.items():
             self._waiting.setdefault(base, []).append(at)
         started = time.monotonic()
-        helper = _ForkedHalf.start(self, wholes[1::2], n - len(wholes)) if n >= PARALLEL_MIN_OBJECTS else None
+        mine, theirs = _halves(wholes)
+        helper = _ForkedHalf.start(self, theirs, n - len(wholes)) if n >= PARALLEL_MIN_OBJECTS else None
         try:
-            self._resolve_roots(wholes[::2] if helper is not None else wholes)
+            self._resolve_roots(mine if helper is not None else wholes)
         except BaseException:
             if helper is not None:
                 helper.stop()
@@ -710,10 +717,10 @@ class PackIngest:
         if helper is not None:
             taken = helper.result(started)
             if taken is None:  # the helper could not say: this process names its objects too
-                self._resolve_roots(wholes[1::2])
+                self._resolve_roots(theirs)
             else:
                 self._merge(taken)
-        del wholes
+        del wholes, mine, theirs
         external: list[bytes] = []
         progress = True
         while self._waiting and progress:  # bases outside the pack (a thin pack); one may be a delta's result
