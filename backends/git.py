@@ -1350,15 +1350,7 @@ class DulwichGitRepository:
         """One line appended (``O_APPEND``: whole lines however many writers), the directories made
         for it and the file given ``core.sharedRepository``'s modes."""
         perm = self._shared_perm()
-        missing = []
-        parent = os.path.dirname(path)
-        while parent != root and not os.path.isdir(parent):
-            missing.append(parent)
-            parent = os.path.dirname(parent)
-        for directory in reversed(missing):
-            with suppress(FileExistsError):
-                os.mkdir(directory)
-            adjust_shared_perm(directory, perm)
+        git_maintenance.make_shared_dirs(root, os.path.dirname(path), perm)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
             os.write(fd, line)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import AnyStr
 
 from dulwich.file import SharedPerm, adjust_shared_perm
 
@@ -249,7 +250,7 @@ def write_server_info(git_dir: str | os.PathLike[str], refs: Iterable[tuple[byte
         lines.append(oid + b"\t" + name + b"\n")
         if peeled is not None and peeled != oid:
             lines.append(peeled + b"\t" + name + b"^{}\n")
-    _replace_if_changed(os.path.join(root, "info", "refs"), b"".join(lines), perm)
+    _replace_if_changed(root, os.path.join(root, "info", "refs"), b"".join(lines), perm)
     pack_dir = os.path.join(root, "objects", "pack")
     packs = []
     for base in pack_basenames(pack_dir):
@@ -259,17 +260,15 @@ def write_server_info(git_dir: str | os.PathLike[str], refs: Iterable[tuple[byte
             continue
     packs.sort(key=lambda p: (-p[0], p[1]))
     listed = b"".join(b"P " + os.fsencode(base) + b".pack\n" for _, base in packs) + b"\n"
-    _replace_if_changed(os.path.join(root, "objects", "info", "packs"), listed, perm)
+    _replace_if_changed(root, os.path.join(root, "objects", "info", "packs"), listed, perm)
 
 
-def _replace_if_changed(path: str, data: bytes, perm: SharedPerm | None) -> None:
+def _replace_if_changed(root: str, path: str, data: bytes, perm: SharedPerm | None) -> None:
     with contextlib.suppress(OSError), open(path, "rb") as old:
         if old.read(len(data) + 1) == data:
             return
     directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, exist_ok=True)
-        adjust_shared_perm(directory, perm)
+    make_shared_dirs(root, directory, perm)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + "_")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -281,3 +280,17 @@ def _replace_if_changed(path: str, data: bytes, perm: SharedPerm | None) -> None
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def make_shared_dirs(root: AnyStr, directory: AnyStr, perm: SharedPerm | None) -> None:
+    """Make ``directory`` and those above it, up to ``root``, that are missing, each given
+    ``core.sharedRepository``'s modes as git gives a directory it makes there (``perm``; None:
+    the umask's)."""
+    missing = []
+    while directory != root and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for made in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(made)
+        adjust_shared_perm(made, perm)
