@@ -42,6 +42,7 @@ from gateway.channel import Session, SessionContext
 from gateway.errors import INTERNAL_ERROR, temp_space_refusal, unreadable_object
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, send_unauthorized
 from gateway.limits import limits_for
+from gateway.live_body import BodyAborted, LiveBody
 from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
 from protocols import git_receive, git_upload, git_v2, pktline
@@ -337,7 +338,10 @@ class HttpChannel:
         if self._paused or self._reading or self._eof or self._done or self._session is None:
             return
         self._reading = True
-        run_blocking(self._body.read, BODY_CHUNK).addCallbacks(self._got_chunk, self._read_failed)
+        body = self._body
+        # a push's body as it arrives (gateway.live_body), any other as spooled
+        d = body.read_later(BODY_CHUNK) if isinstance(body, LiveBody) else run_blocking(body.read, BODY_CHUNK)
+        d.addCallbacks(self._got_chunk, self._read_failed)
 
     def _got_chunk(self, chunk: bytes) -> None:
         self._reading = False
@@ -352,6 +356,9 @@ class HttpChannel:
 
     def _read_failed(self, failure: Failure) -> None:
         self._reading = False
+        if failure.check(BodyAborted):  # the connection went (or the body was refused) while it came
+            self._request_gone(None)
+            return
         log.failure("reading a request body", failure)
         self.finish(1)
 
@@ -393,7 +400,9 @@ class HttpChannel:
 
     def _close_body(self) -> None:
         body, self._body = self._body, _EMPTY
-        if body is not self._request.content:
+        if isinstance(body, LiveBody):
+            body.discard()  # answered: the rest of the body is read off the connection and dropped
+        elif body is not self._request.content:
             run_blocking(body.close)
 
     def _log(self, outcome: str) -> None:

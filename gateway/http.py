@@ -51,12 +51,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer, interfaces, protocol
 from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
+from twisted.web.http_headers import Headers
 
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
@@ -72,6 +74,7 @@ from gateway.limits import (
     trusted_proxies,
     user_sessions,
 )
+from gateway.live_body import LiveBody
 from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
@@ -497,6 +500,24 @@ def decode_query(args: Mapping[bytes, Sequence[bytes]]) -> dict[str, list[str]]:
     return {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in args.items()}
 
 
+STREAMED_ROUTES = frozenset({RouteKind.GIT_RECEIVE_PACK})
+"""Routes whose handler reads its body as it arrives (``gateway.live_body``): a push's pack is
+scanned while it comes, as over git:// and SSH, not after twisted.web spooled it whole."""
+
+
+def streams_body(command: bytes, path: bytes, headers: Headers) -> bool:
+    """Whether a request, its headers just in, is one of ``STREAMED_ROUTES`` with a body as sent
+    (a ``Content-Encoding`` is decoded whole first, ``gateway.git_http.BODY_DECODERS``)."""
+    if command != b"POST":
+        return False
+    encodings = headers.getRawHeaders(b"content-encoding") or [b""]
+    if len(encodings) > 1 or encodings[0].strip().lower() not in (b"", b"identity"):
+        return False
+    raw, _, query = path.partition(b"?")
+    segments = decode_segments([unquote_to_bytes(segment) for segment in raw[1:].split(b"/")])
+    return route("POST", segments, decode_query(http.parse_qs(query, 1))).kind in STREAMED_ROUTES
+
+
 class RootResource(resource.Resource):
     """Every request of the listener: route it, then hand it to the handler of its kind."""
 
@@ -570,10 +591,67 @@ class BoundedRequest(server.Request):
         if length is not None and length > self.max_body:
             self._refuse_body()
             return
+        # the request line, which twisted.web's channel keeps until it hands the request over whole
+        command, path, version = (getattr(self.channel, name, None) for name in ("_command", "_path", "_version"))
+        if (length != 0 and isinstance(command, bytes) and isinstance(path, bytes) and isinstance(version, bytes)
+                and streams_body(command, path, self.requestHeaders)):
+            self._start_early(command, path, version)
+            return
         try:
             super().gotLength(length)  # a body over 100 kB goes to a temporary file in TMPDIR
         except OSError as exc:
             self._refuse_spool(exc)
+
+    # -- a body its handler reads as it arrives (gateway.live_body) ----------------------------
+
+    _held: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None
+    _early = False
+
+    def _start_early(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Process the request now, its headers in: its handler reads the body as it arrives and
+        what it answers is held until the body is in (``requestReceived``)."""
+        assert self.channel is not None
+        self.content = LiveBody(interfaces.IPushProducer(self.channel.transport, None))
+        self._early = True
+        self._held = []
+        super().requestReceived(command, path, version)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._early:
+            super().requestReceived(command, path, version)
+            return
+        body = self.content
+        if isinstance(body, LiveBody):
+            body.complete()
+        held, self._held = self._held, None
+        for call, args in held or ():
+            call(*args)
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append((super().write, (data,)))
+        else:
+            super().write(data)
+
+    def finish(self) -> None:
+        if self._held is not None:
+            self._held.append((super().finish, ()))
+            if isinstance(self.content, LiveBody):
+                self.content.discard()  # answered before the body is in: the rest is read and dropped
+        else:
+            super().finish()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        if self._held is not None:
+            self._held.append((super().registerProducer, (producer, streaming)))
+        else:
+            super().registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        if self._held is not None:
+            self._held.append((super().unregisterProducer, ()))
+        else:
+            super().unregisterProducer()
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_bytes += len(data)
