@@ -80,6 +80,10 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("push", "big", ("git", "hg"), 3, 150, "push of 100 commits; server repo restored + restarted per run"),
     Case("import", "big", ("git", "hg"), 3, 200, "push of the whole history (every branch and tag, hg: every "
          "bookmark) into an empty repository, as a migration does; server repo made empty + restarted per run"),
+    # opt-in: the import as git sends it with its defaults over HTTP, in chunks as it packs (the import
+    # case sets a 1 GiB http.postBuffer, so git packs everything before it sends a byte there)
+    Case("import-chunked", "big", ("git",), 5, 200, "the git import with git's default http.postBuffer: "
+         "over HTTP the pack is sent in chunks while git makes it", targets=("git-daemon", "hgwire-git-http")),
     Case("stream", "big", ("hg",), 5, 60, "hg clone --stream -U"),
     Case("concurrent", "big", ("git", "hg"), 2, 300,
          "N simultaneous full clones; the first round right after a cold start", timeout=150.0,
@@ -94,7 +98,7 @@ CASES: dict[str, Case] = {c.name: c for c in (
 )}
 DEFAULT_CASES = ("clone", "clone-sha256", "partial", "partial-checkout", "noop", "fetch", "push", "import", "stream",
                  "concurrent", "web")
-PUSH_CASES = ("push", "import")
+PUSH_CASES = ("push", "import", "import-chunked")
 """Cases whose every run starts the server on a repository of its own, which the run writes."""
 DEFAULT_TARGETS = list(TARGET_CLASSES)
 
@@ -180,6 +184,8 @@ class Clients:
                 # chunked push of this size ("unexpected disconnect while reading sideband packet")
                 "import": [git, "-c", "http.postBuffer=1073741824", "-C", str(dest), "push", "-q", url,
                            "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"],
+                "import-chunked": [git, "-C", str(dest), "push", "-q", url,
+                                   "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"],
                 "probe": [git, "ls-remote", url],
             }[kind]
         if kind == "web":
@@ -506,7 +512,7 @@ class Runner:
         repo = self.repo_name(target.vcs, "big")
         base = self.work / target.name / kind
         root, client = base / "root", base / "client"
-        if kind == "import":
+        if kind in ("import", "import-chunked"):
             if (root / repo).exists():
                 self.trash.put(root / repo)
             root.mkdir(parents=True, exist_ok=True)
