@@ -68,6 +68,8 @@ HEADS_PREFIX = b"refs/heads/"
 PACK_HEADER_SIZE = 12
 DEFAULT_BRANCH = Ref(b"refs/heads/main")
 PREFERRED_BRANCHES = (Ref(b"refs/heads/main"), Ref(b"refs/heads/master"))
+KEEPALIVE_SECONDS = 5
+"""git's default ``receive.keepAlive`` and ``uploadpack.keepAlive``."""
 
 
 class SpooledPackSink:
@@ -907,9 +909,10 @@ class DulwichGitRepository:
 
     def _keepalive_setting(self, section: bytes) -> float:
         try:
-            return float(_git_int(self._config_last(section, b"keepalive"), section.decode() + ".keepalive", 5))
+            return float(_git_int(self._config_last(section, b"keepalive"), section.decode() + ".keepalive",
+                                  KEEPALIVE_SECONDS))
         except ConfigValueError:
-            return 5.0
+            return float(KEEPALIVE_SECONDS)
 
     def push_cert_settings(self) -> PushCertSettings | None:
         """What signed pushes need of the repository's config: None unless ``receive.certNonceSeed``

@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from backends import git_archive as archive_backend
 from backends import git_fastpack, git_pack
+from backends.git import KEEPALIVE_SECONDS
 from backends.interfaces import (
     MISSING_OBJECTS,
     SHALLOW_UPDATE,
@@ -183,7 +184,7 @@ class _GitSession(PumpedSession):
         setting = getattr(repo, service + "_keepalive", None)  # optional: a backend may not have it
         core: Any = getattr(self, "_core", None)
         return (core.keepalive() if core is not None else b"",
-                setting() if setting is not None else KEEPALIVE_SECONDS)
+                setting() if setting is not None else float(KEEPALIVE_SECONDS))
 
     def _pack_sent(self, repo: GitRepository | None) -> None:
         """After a pack went out: a big repository without a bitmap is repacked with one (``gateway.maintenance``)."""
@@ -786,8 +787,6 @@ class ReceivePackSession(_GitSession):
         self._finish(f"error: bad pack: {exc}", 0)
 
 
-KEEPALIVE_SECONDS = 5.0
-"""git's default ``receive.keepAlive`` and ``uploadpack.keepAlive``."""
 
 
 def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[bytes]) -> ProtocolError | None:
