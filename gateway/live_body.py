@@ -31,10 +31,12 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 
-HIGH_WATER = 1 << 20
-"""Unread bytes past which the connection is paused."""
+HIGH_WATER = 256 * 1024
+"""Unread bytes past which the connection is paused: four of the session's reads (over git:// and
+SSH the session pauses the connection itself whenever it is busy).  A thousand pushes whose
+sessions wait for a worker hold a quarter of a GiB at most."""
 
-LOW_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
 """Unread bytes under which a paused connection is resumed."""
 
 
