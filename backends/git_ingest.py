@@ -97,6 +97,10 @@ class TreeShape(NamedTuple):
     size: int
     fresh: list[TreeEntry] | None = None
     """The entries that differ from those of the base it was checked against, when it was."""
+    offsets: list[int] | None = None
+    """Where each entry starts in the tree's bytes, then its end, when the tree is written as git
+    writes it (every mode one of ``CANONICAL_MODES``, written without padding): what lets a delta
+    of it be checked from the delta's inserts alone (``_checked_from_delta``)."""
 
 
 VIEW_RELEASE = 8 << 20
@@ -866,13 +870,14 @@ class PackIngest:
             child = level.children[level.next]
             level.next += 1
             base = level.text if level.text is not None else restore(level)
-            rebuilt = b"".join(apply_delta(base, self._inflate(child)))
+            delta = self._inflate(child)
+            rebuilt = b"".join(apply_delta(base, delta))
             del base
             sha = _object_id(type_num, rebuilt, self._new_hash)
             names[child] = sha
             kinds[child] = type_num
             self._named += 1
-            own = self._check(type_num, rebuilt, sha, level.shape) if type_num != BLOB else None
+            own = self._check(type_num, rebuilt, sha, level.shape, delta) if type_num != BLOB else None
             while stack and stack[-1].next == len(stack[-1].children or ()):  # no delta below it waits
                 done = stack.pop()
                 held -= len(done.text or b"")
@@ -974,7 +979,8 @@ class PackIngest:
 
         return read
 
-    def _check(self, type_num: int, raw: bytes, sha: bytes, base: TreeShape | None = None) -> TreeShape | None:
+    def _check(self, type_num: int, raw: bytes, sha: bytes, base: TreeShape | None = None,
+               delta: bytes | None = None) -> TreeShape | None:
         """Check an object and note its links.  A tree without a finding is returned, for the deltas
         below it: with ``base``, such a tree that this push checked and linked, which the tree is a
         delta of, a tree whose entries keep their names is checked where it differs, and links only
@@ -987,7 +993,7 @@ class PackIngest:
                 self._links.link(linked)
             return None
         shape, clean = check_tree(raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings,
-                                  object_format=self._format, base=base)
+                                  object_format=self._format, base=base, delta=delta)
         if self._links is not None:
             fresh = shape.fresh if shape.fresh is not None else \
                 changed_entries(shape.entries, base.entries) if base is not None else shape.entries
@@ -1492,15 +1498,15 @@ def check_object(type_num: int, raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid
 
 def check_tree(raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = None,
                dotfiles: DotFiles | None = None, warnings: FsckWarnings | None = None, *,
-               object_format: ObjectFormat = SHA1_FORMAT, base: TreeShape | None = None
-               ) -> tuple[TreeShape, bool]:
+               object_format: ObjectFormat = SHA1_FORMAT, base: TreeShape | None = None,
+               delta: bytes | None = None) -> tuple[TreeShape, bool]:
     """``check_object`` of a tree: its entries (name, mode, hex id) once checked, and whether it had
     no finding at all (whatever the rules make of one).  ``base``: a tree that had none, of the
-    same rules, which this one is a delta of (``_check_tree``)."""
+    same rules, which this one is a delta of, ``delta`` that delta (``_check_tree``)."""
     report = _Findings(rules, oid, warnings)
     # parses the entries itself: no dulwich Tree object as well
     shape = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings, object_format,
-                        base)
+                        base, delta)
     return shape, not report.found
 
 
@@ -1687,7 +1693,7 @@ def _check_tag(raw: bytes, report: Report, hex_id: re.Pattern[bytes]) -> list[Li
 
 def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dotfiles: DotFiles | None = None,
                 mode_warnings: bool = False, object_format: ObjectFormat = SHA1_FORMAT,
-                base: TreeShape | None = None) -> TreeShape:
+                base: TreeShape | None = None, delta: bytes | None = None) -> TreeShape:
     """Entries in git's order (a subtree sorts as ``name/``), no name twice.
 
     Strictly increasing keys and distinct names, tested with C-level sorts and
@@ -1699,6 +1705,10 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
     (``raw_len`` bytes each).
     """
     raw_len = object_format.raw_len
+    if base is not None and delta is not None and base.offsets is not None and not rules.tree_modes:
+        checked = _checked_from_delta(raw, delta, base, dotfiles, report, mode_warnings, raw_len)
+        if checked is not None:
+            return checked
     entries = list(parse_tree(raw, raw_len))  # a list from the C parser, a generator from the Python one
     if base is not None and not rules.tree_modes:
         checked = _checked_in_place(raw, entries, base, dotfiles, report, mode_warnings, raw_len)
@@ -1719,7 +1729,7 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
         _tree_warnings(raw, entries, report, modes=modes, raw_len=raw_len)
     if dotfiles is not None:
         dotfiles.tree(entries, report, joined)
-    return TreeShape(entries, size)
+    return TreeShape(entries, size, offsets=entry_offsets(entries, raw_len) if len(raw) == size else None)
 
 
 def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dotfiles: DotFiles | None,
@@ -1740,12 +1750,14 @@ def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dot
     changed = list(itertools.compress(range(len(entries)), map(operator.ne, entries, olds)))
     last = len(entries) - 1
     size = base.size
+    flipped = False
     for at in changed:
         name, mode, _child = entries[at]
         if name != olds[at][0]:
             return None
         was_dir, is_dir = olds[at][1] & S_IFMT == S_IFDIR, mode & S_IFMT == S_IFDIR
         if was_dir != is_dir:
+            flipped = True
             size += was_dir - is_dir
             key = _tree_key(entries[at])
             if (at and _tree_key(entries[at - 1]) >= key) or (at < last and key >= _tree_key(entries[at + 1])):
@@ -1755,12 +1767,132 @@ def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dot
         return None  # (the base's modes had no finding; a mode written otherwise than git writes it is looked at)
     if dotfiles is not None and fresh:
         dotfiles.tree(fresh, report)
-    return TreeShape(entries, size, fresh)
+    # the base's offsets hold while every entry keeps its length: no subtree turned file or back,
+    # and the new modes are git's (each written at least as long as git writes it, the sum equal)
+    offsets = base.offsets if not flipped and all(entry[1] in CANONICAL_MODE_VALUES for entry in fresh) else None
+    return TreeShape(entries, size, fresh,
+                     offsets if offsets is not None or base.offsets is None else entry_offsets(entries, raw_len))
 
 
 def _tree_key(entry: TreeEntry) -> bytes:
     """The name git sorts a tree's entry by: a subtree's is ``name/``."""
     return entry[0] + b"/" if entry[1] & S_IFMT == S_IFDIR else entry[0]
+
+
+CANONICAL_MODES: Mapping[bytes, int] = {b"40000": 0o040000, b"100644": 0o100644, b"100755": 0o100755,
+                                        b"120000": 0o120000, b"160000": 0o160000}
+"""The modes git writes in a tree, as it writes them."""
+CANONICAL_MODE_VALUES = frozenset(CANONICAL_MODES.values())
+
+MAX_DELTA_ENTRIES = 16
+"""Entries a delta may rewrite for ``_checked_from_delta`` to read them itself; past it the tree is
+parsed whole (C-level), which is then cheaper."""
+
+
+def entry_offsets(entries: list[TreeEntry], raw_len: int) -> list[int] | None:
+    """Where each entry of a tree starts, then its end, from its parsed entries, when every mode is
+    one git writes (``CANONICAL_MODES``); None otherwise.  Only for a tree whose length is its
+    ``_canonical_size``: no mode string is shorter than git's for its value (the parser takes octal
+    digits, maybe a sign), so with the lengths summing up each is git's own."""
+    if not CANONICAL_MODE_VALUES.issuperset(map(_MODE_OF, entries)):
+        return None
+    return [0, *itertools.accumulate(len(name) + (7 if mode == S_IFDIR else 8) + raw_len
+                                     for name, mode, _child in entries)]
+
+
+def _in_place_inserts(delta: bytes, length: int) -> list[tuple[int, int]] | None:
+    """The byte ranges of a delta's result that its inserts wrote, when every copy takes the base's
+    bytes to the same place (a tree whose entries changed an id, or a mode of the same length);
+    None for any other delta, or one whose result is not ``length`` bytes."""
+    try:
+        return _inserts(delta, length)
+    except IndexError:  # (cut short: dulwich's apply_delta would have refused it first)
+        return None
+
+
+def _inserts(delta: bytes, length: int) -> list[tuple[int, int]] | None:
+    pos = 0
+    for _ in range(2):  # the base's size, the result's: varints
+        while delta[pos] & 0x80:
+            pos += 1
+        pos += 1
+    out = 0
+    inserts: list[tuple[int, int]] = []
+    end = len(delta)
+    while pos < end:
+        cmd = delta[pos]
+        pos += 1
+        if cmd & 0x80:
+            offset = size = 0
+            for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
+                if cmd & bit:
+                    offset |= delta[pos] << shift
+                    pos += 1
+            for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
+                if cmd & bit:
+                    size |= delta[pos] << shift
+                    pos += 1
+            if offset != out:
+                return None
+            out += size or 0x10000
+        elif cmd:
+            inserts.append((out, out + cmd))
+            out += cmd
+            pos += cmd
+        else:
+            return None
+    return inserts if out == length else None
+
+
+def _checked_from_delta(raw: bytes, delta: bytes, base: TreeShape, dotfiles: DotFiles | None, report: Report,
+                        mode_warnings: bool, raw_len: int) -> TreeShape | None:
+    """``_checked_in_place`` without parsing the tree: when the delta copies every byte of ``base``
+    it keeps to the same place, the entries its inserts touch are the only ones that may differ, and
+    each must still be where the base's was (``base.offsets``), under the base's name, with a mode
+    git writes; then the tree parses as the base's entries with those, and is checked where they
+    differ.  None when that is not so (the caller parses and checks the tree).
+
+    A history's trees are mostly such deltas (an id or two of their entries change): parsing each
+    whole was the largest part of checking a migration's push."""
+    offsets = base.offsets
+    assert offsets is not None
+    if len(raw) != offsets[-1]:
+        return None
+    inserts = _in_place_inserts(delta, len(raw))
+    if inserts is None:
+        return None
+    touched: set[int] = set()
+    for start, stop in inserts:
+        touched.update(range(bisect_right(offsets, start) - 1, bisect_left(offsets, stop)))
+        if len(touched) > MAX_DELTA_ENTRIES:
+            return None
+    olds = base.entries
+    fresh_at: list[int] = []
+    fresh: list[TreeEntry] = []
+    for at in sorted(touched):
+        name = olds[at][0]
+        end = offsets[at + 1]
+        nul = end - raw_len - 1
+        space = nul - len(name) - 1
+        if raw[nul] != 0 or raw[space] != 0x20 or raw[space + 1:nul] != name:
+            return None
+        mode = CANONICAL_MODES.get(raw[offsets[at]:space])
+        if mode is None:
+            return None
+        entry = (name, mode, binascii.hexlify(raw[nul + 1:end]))
+        if entry != olds[at]:
+            fresh_at.append(at)
+            fresh.append(entry)
+    if mode_warnings and _suspect_modes(raw, base.size, fresh, raw_len):
+        return None  # (a null id: the whole check says so)
+    if dotfiles is not None and fresh:
+        dotfiles.tree(fresh, report)
+    entries = olds
+    if fresh:
+        entries = list(olds)
+        for at, entry in zip(fresh_at, fresh):
+            entries[at] = entry
+    return TreeShape(entries, base.size, fresh, offsets)
 
 
 def _suspect_names(joined: bytes) -> bool:

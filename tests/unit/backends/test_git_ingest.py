@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from dulwich.errors import ObjectFormatException
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, Tree, parse_tree
 from dulwich.repo import Repo
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -1028,20 +1028,7 @@ RULE_SETS = {
 
 def _outcome(tmp: Path, objects: list[tuple[int, bytes] | tuple[str, int, bytes]], rules: git_ingest.FsckRules
              ) -> tuple[str, list[str], set[bytes] | None]:
-    server = tmp / "s.git"
-    shutil.rmtree(server, ignore_errors=True)
-    Repo.init_bare(str(server), mkdir=True)
-    links = git_ingest.PushLinks()
-    ingest = git_ingest.PackIngest(Repo(str(server)).object_store, links, None, rules)  # type: ignore[arg-type]
-    try:
-        ingest.write(ordered_pack(objects))
-        ingest.commit()
-        result = "accepted"
-    except Exception as exc:  # noqa: BLE001 (the refusal, in the words the client would see)
-        result = f"{type(exc).__name__}: {exc}"
-    finally:
-        ingest.abort()
-    return result, ingest.warnings.shown(), links.linked()
+    return _pack_outcome(tmp, ordered_pack(objects), rules)
 
 
 def _edited(base: list[tuple[bytes, bytes, bytes]], at: int, mode: bytes, raw_id: bytes) -> tuple[bytes, bytes]:
@@ -1076,6 +1063,211 @@ def test_a_tree_checked_against_its_delta_base_is_checked_as_a_whole(tmp_path: P
     whole = _outcome(tmp_path, [*blobs, (2, base), (2, child)], rules)
     as_delta = _outcome(tmp_path, [*blobs, (2, base), ("ofs", 2, child)], rules)
     assert as_delta == whole
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _copy_op(offset: int, size: int) -> bytes:
+    cmd, args = 0x80, bytearray()
+    for i in range(4):
+        if offset >> (8 * i) & 0xFF:
+            cmd |= 1 << i
+            args.append(offset >> (8 * i) & 0xFF)
+    for i in range(3):
+        if size >> (8 * i) & 0xFF:
+            cmd |= 0x10 << i
+            args.append(size >> (8 * i) & 0xFF)
+    return bytes([cmd]) + bytes(args)
+
+
+def _overwritten(base: bytes, edits: list[tuple[int, bytes]]) -> tuple[bytes, bytes]:
+    """``base`` with each ``(position, bytes)`` written over it (as far as it goes), and a delta that
+    makes that of ``base``: copies of the base's bytes to the same place, inserts of the new ones."""
+    text = bytearray(base)
+    for at, data in edits:
+        at = min(at, len(base))
+        text[at:at + len(data)] = data[:max(0, len(base) - at)]
+    result = bytes(text)
+    ops, pos = [], 0
+    while pos < len(result):
+        same = pos
+        while same < len(result) and result[same] == base[same]:
+            same += 1
+        if same > pos:
+            for start in range(pos, same, 0xFFFF):
+                ops.append(_copy_op(start, min(0xFFFF, same - start)))
+            pos = same
+            continue
+        differ = pos
+        while differ < len(result) and result[differ] != base[differ] and differ - pos < 127:
+            differ += 1
+        ops.append(bytes([differ - pos]) + result[pos:differ])
+        pos = differ
+    return result, _varint(len(base)) + _varint(len(result)) + b"".join(ops)
+
+
+def _pack_with_delta(objects: list[tuple[int, bytes]], *deltas: tuple[int, bytes]) -> bytes:
+    """A pack of whole objects, then OFS_DELTAs ``(index of the base among the objects before, delta)``."""
+    import hashlib
+    import struct
+    import zlib
+
+    from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+    from dulwich.pack import pack_object_header
+
+    out = b"PACK" + struct.pack(">II", 2, len(objects) + len(deltas))
+    offsets = []
+    for type_num, text in objects:
+        offsets.append(len(out))
+        out += bytes(pack_object_header(type_num, None, len(text), DEFAULT_OBJECT_FORMAT)) + zlib.compress(text)
+    for base, delta in deltas:
+        offsets.append(len(out))
+        out += bytes(pack_object_header(6, offsets[-1] - offsets[base], len(delta), DEFAULT_OBJECT_FORMAT))
+        out += zlib.compress(delta)
+    return out + hashlib.sha1(out).digest()
+
+
+def _pack_outcome(tmp: Path, data: bytes, rules: git_ingest.FsckRules) -> tuple[str, list[str], set[bytes] | None]:
+    server = tmp / "s.git"
+    shutil.rmtree(server, ignore_errors=True)
+    Repo.init_bare(str(server), mkdir=True)
+    links = git_ingest.PushLinks()
+    ingest = git_ingest.PackIngest(Repo(str(server)).object_store, links, None, rules)
+    try:
+        ingest.write(data)
+        ingest.commit()
+        result = "accepted"
+    except Exception as exc:  # noqa: BLE001 (the refusal, in the words the client would see)
+        result = f"{type(exc).__name__}: {exc}"
+    finally:
+        ingest.abort()
+    return result, ingest.warnings.shown(), links.linked()
+
+
+EDIT_BYTES = st.binary(min_size=1, max_size=24) | st.sampled_from(
+    [b"\0", b" ", b"40000", b"100644", b"100755", b"120000", b"160000", b"\0" * 20, b"a\0", b" a", b"/", b".git",
+     *DELTA_IDS])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trees=delta_trees(), edits=st.lists(st.tuples(st.integers(0, 200), EDIT_BYTES), min_size=1, max_size=4),
+       rules_name=st.sampled_from(sorted(RULE_SETS)))
+@example(trees=_edited(_AB, 0, b"100644", DELTA_IDS[1]), edits=[(20, b"\0")], rules_name="default")  # a NUL in a name
+@example(trees=_edited(_AB, 0, b"100644", DELTA_IDS[1]), edits=[(0, b"100755")], rules_name="default")
+@example(trees=_edited(_AB, 0, b"100644", DELTA_IDS[1]), edits=[(0, b"040000")], rules_name="default")
+@example(trees=_edited(_AB, 0, b"100644", DELTA_IDS[1]), edits=[(9, b"\0" * 20)], rules_name="default")  # null id
+@example(trees=_edited(_AB, 0, b"100644", DELTA_IDS[1]), edits=[(7, b"b")], rules_name="default")  # "b" < "a-b"
+@example(trees=_edited([(b".gitmodules", b"100644", DELTA_IDS[2]), *_AB], 0, b"100644", DELTA_IDS[2]),
+         edits=[(20, DELTA_IDS[3])], rules_name="default")  # the evil .gitmodules by an insert
+def test_a_tree_delta_of_inserts_in_place_is_checked_as_the_whole_tree(
+        tmp_path: Path, trees: tuple[bytes, bytes], edits: list[tuple[int, bytes]], rules_name: str) -> None:
+    """A delta that copies its base's bytes to the same place and inserts others (any bytes, anywhere)
+    is checked from its inserts alone when they rewrite whole entries under the base's names
+    (``_checked_from_delta``): the answer, the warnings and the links are those of the whole check."""
+    base = trees[0]
+    child, delta = _overwritten(base, edits)
+    rules = git_ingest.fsck_rules(RULE_SETS[rules_name], [])
+    blobs = [(3, INNOCENT_GITMODULES), (3, EVIL_GITMODULES)]
+    whole = _pack_outcome(tmp_path, ordered_pack([*blobs, (2, base), (2, child)]), rules)
+    as_delta = _pack_outcome(tmp_path, _pack_with_delta([*blobs, (2, base)], (2, delta)), rules)
+    assert as_delta == whole
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trees=delta_trees(), edits=st.lists(st.tuples(st.integers(0, 200), EDIT_BYTES), min_size=1, max_size=3),
+       rules_name=st.sampled_from(sorted(RULE_SETS)))
+@example(trees=_edited(_AB, 0, b"40000", DELTA_IDS[0]), edits=[(40, DELTA_IDS[1])], rules_name="default")
+@example(trees=_edited(_AB, 2, b"40000", DELTA_IDS[1]), edits=[(60, DELTA_IDS[0])], rules_name="default")
+def test_a_chain_of_tree_deltas_is_checked_as_its_whole_trees(
+        tmp_path: Path, trees: tuple[bytes, bytes], edits: list[tuple[int, bytes]], rules_name: str) -> None:
+    """A tree, a delta of it (any edit: a subtree turned file moves the entries after it), and a delta
+    of inserts in place of that one, which its base's entry offsets check: as their whole trees."""
+    from dulwich.pack import create_delta
+
+    base, middle = trees
+    child, delta = _overwritten(middle, edits)
+    rules = git_ingest.fsck_rules(RULE_SETS[rules_name], [])
+    blobs = [(3, INNOCENT_GITMODULES), (3, EVIL_GITMODULES)]
+    whole = _pack_outcome(tmp_path, ordered_pack([*blobs, (2, base), (2, middle), (2, child)]), rules)
+    chain = _pack_with_delta([*blobs, (2, base)], (2, b"".join(create_delta(base, middle))), (3, delta))
+    assert _pack_outcome(tmp_path, chain, rules) == whole
+
+
+def _true_offsets(raw: bytes) -> list[int]:
+    """Where each entry of a tree starts, then its end, read from its bytes."""
+    offsets, pos = [0], 0
+    while pos < len(raw):
+        pos = raw.index(b"\0", pos) + 21
+        offsets.append(pos)
+    return offsets
+
+
+@settings(max_examples=300, deadline=None)
+@given(trees=delta_trees(), edits=st.lists(st.tuples(st.integers(0, 200), EDIT_BYTES), min_size=1, max_size=3))
+@example(trees=_edited(_AB, 0, b"40000", DELTA_IDS[0]), edits=[(40, DELTA_IDS[1])])
+@example(trees=(_tree_bytes(_AB), _tree_bytes([(b"a", b"0100644", DELTA_IDS[0]), _AB[1], (b"z", b"10064", DELTA_IDS[0])])),
+         edits=[(40, DELTA_IDS[1])])  # a padded mode and a short one: the length kept, the entries moved
+def test_a_checked_trees_entry_offsets_are_where_its_entries_are(trees: tuple[bytes, bytes],
+                                                                 edits: list[tuple[int, bytes]]) -> None:
+    """Whichever way a tree was checked (whole, against its base, from a delta's inserts), the entry
+    offsets it keeps for the deltas of it are where its entries start (or there are none)."""
+    from dulwich.pack import create_delta
+
+    base, middle = trees
+    shapes: list[tuple[bytes, git_ingest.TreeShape]] = []
+    try:
+        shape, clean = git_ingest.check_tree(base)
+        shapes.append((base, shape))
+        if clean:
+            shape, clean = git_ingest.check_tree(middle, base=shape, delta=b"".join(create_delta(base, middle)))
+            shapes.append((middle, shape))
+        if clean:
+            child, delta = _overwritten(middle, edits)
+            shape, clean = git_ingest.check_tree(child, base=shape, delta=delta)
+            shapes.append((child, shape))
+    except (git_ingest.FsckError, ObjectFormatException):
+        pass
+    for raw, shape in shapes:
+        assert shape.entries == list(parse_tree(raw, 20))
+        if shape.offsets is not None:
+            assert shape.offsets == _true_offsets(raw)
+
+
+@pytest.mark.parametrize("order", [(1, 0), (1, 1), (0, 0)])  # swapped (out of order), one entry twice
+def test_a_tree_delta_that_moves_bytes_is_checked_whole(tmp_path: Path, order: tuple[int, int]) -> None:
+    """A delta whose copies take the base's entries elsewhere (no insert, the length kept) is parsed
+    whole: the tree is not its base."""
+    entries = [(b"aa", b"100644", DELTA_IDS[0]), (b"bb", b"100644", DELTA_IDS[1])]
+    base = _tree_bytes(entries)
+    size = len(base) // 2
+    child = b"".join(base[i * size:(i + 1) * size] for i in order)
+    delta = _varint(len(base)) + _varint(len(child)) + b"".join(_copy_op(i * size, size) for i in order)
+    rules = git_ingest.fsck_rules([], [])
+    whole = _pack_outcome(tmp_path, ordered_pack([(2, base), (2, child)]), rules)
+    as_delta = _pack_outcome(tmp_path, _pack_with_delta([(2, base)], (0, delta)), rules)
+    assert as_delta == whole and whole[0] != "accepted"
+
+
+def test_a_tree_delta_of_inserts_in_place_is_not_parsed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check of such a delta reads the entries it touches, not the whole tree."""
+    entries = [(b"f%03d" % i, b"100644", DELTA_IDS[i % 2]) for i in range(200)]
+    base = _tree_bytes(entries)
+    shape, clean = git_ingest.check_tree(base)
+    assert clean and shape.offsets is not None and shape.offsets[-1] == len(base)
+    at = shape.offsets[150] + len(b"100644 f150\0")
+    child, delta = _overwritten(base, [(at, DELTA_IDS[1])])  # another id for f150 (it had DELTA_IDS[0])
+    monkeypatch.setattr(git_ingest, "parse_tree", lambda *_args: pytest.fail("the tree was parsed whole"))
+    checked, clean = git_ingest.check_tree(child, base=shape, delta=delta)
+    assert clean and checked.fresh == [(b"f150", 0o100644, binascii.hexlify(DELTA_IDS[1]))]
+    assert checked.entries[150] == checked.fresh[0] and checked.entries[:150] == shape.entries[:150]
+    assert checked.offsets is shape.offsets
 
 
 def _chain_pack(objects: list[tuple[str, bytes, bytes]]) -> bytes:
