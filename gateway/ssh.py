@@ -35,9 +35,9 @@ client's window closes/opens and we pause/resume the registered producer; of
 an OpenSSH client's window only a round trip's worth is used
 (``in_flight_bound``).
 Inbound, ``HgwireConnection`` stops conch from re-opening the channel's window
-by itself: the window is re-opened only while the session accepts input, so a
-paused session holds at most one window of unread data (128 KiB, up to 2 MiB
-for a distant client: ``inbound_window``), and other
+by itself: the window is re-opened as the session takes input, so that what is
+unread (not yet taken, or under way) stays within one window (128 KiB, up to 2 MiB
+for a distant client: ``inbound_window``) however long the session pauses, and other
 channels, and the window adjusts the client sends us, keep flowing.  (Pausing
 the whole TCP transport would also stop those window adjusts: a session that
 pauses input while it writes would deadlock.)
@@ -612,6 +612,7 @@ class ExecChannel(conch_channel.SSHChannel):
         self._producer: IPushProducer | None = None
         self._input_paused = False
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._eof_pending = False
         self._exit_status: int | None = None
         self._done = False
@@ -789,6 +790,7 @@ class ExecChannel(conch_channel.SSHChannel):
             return
         self._record.bytes_in += len(data)
         self._pending.append(data)
+        self._pending_bytes += len(data)
         self._deliver()
 
     def eofReceived(self) -> None:
@@ -803,7 +805,12 @@ class ExecChannel(conch_channel.SSHChannel):
         session = self._session
         try:
             while session is not None and not self._input_paused and not self._done and self._pending:
-                session.data_received(self._pending.pop(0))
+                # what came while the session was busy goes as one chunk: a step per SSH packet
+                # (32 KiB) was a push's scan's pace
+                data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+                self._pending.clear()
+                self._pending_bytes = 0
+                session.data_received(data)
             if session is not None and self._eof_pending and not self._pending and not self._input_paused:
                 self._eof_pending = False
                 session.eof_received()
@@ -813,12 +820,17 @@ class ExecChannel(conch_channel.SSHChannel):
             if not self._done:
                 self.refuse("internal error")
             return
-        if session is not None and not self._input_paused and not self._pending:
+        if session is not None:
             self._reopen_window()
 
     def _reopen_window(self) -> None:
-        if not self.localClosed and self.localWindowLeft < self.localWindowSize // 2:
-            self._connection.adjustWindow(self, self.localWindowSize - self.localWindowLeft)
+        """Let the client send what keeps the unread input (still to hand to the session, or under
+        way) within one window: as the session takes input, even while it then works on what it
+        took, not only once it took all (the client then waited a round trip each window, and the
+        session for it: a push's scan idled)."""
+        credit = self.localWindowSize - self.localWindowLeft - self._pending_bytes
+        if not self.localClosed and credit >= self.localWindowSize // 2:
+            self._connection.adjustWindow(self, credit)
 
     def pause_input(self) -> None:
         self._input_paused = True

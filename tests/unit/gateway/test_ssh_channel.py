@@ -140,10 +140,12 @@ def test_a_distant_client_may_send_up_to_openssh_s_window_ahead_of_the_session()
 @pytest.mark.parametrize(
     ("version", "seconds_to_exec", "in_flight", "events"),
     [
-        (OPENSSH, 0.002, IN_FLIGHT_FLOOR, []),
+        # the window grown past twice Twisted's 128 KiB is given at once
+        (OPENSSH, 0.002, IN_FLIGHT_FLOOR, [f"adjust {inbound_window(131072, round_trip=0.002) - 131072}"]),
         # a distant client, maybe behind a TCP proxy near the server
         (OPENSSH, 0.040, WINDOW, [f"adjust {INBOUND_WINDOW_MAX - 131072}"]),
-        (b"SSH-2.0-PuTTY", 0.002, WINDOW, []),
+        (b"SSH-2.0-PuTTY", 0.002, WINDOW, [f"adjust {inbound_window(131072, round_trip=0.002) - 131072}"]),
+        (b"SSH-2.0-PuTTY", 0.0005, WINDOW, []),  # near by: Twisted's window as it is
     ],
 )
 def test_the_round_trip_from_open_to_exec_sizes_both_windows(
@@ -161,3 +163,56 @@ def test_the_round_trip_from_open_to_exec_sizes_both_windows(
     assert producer.paused
     chan.addWindowBytes(100_000)
     assert b"".join(conn.packets) == data[:in_flight + 100_000]
+
+
+class BusySession:
+    """Takes each chunk and is busy with it (input paused) until told it is done."""
+
+    def __init__(self, chan: ExecChannel) -> None:
+        self.chan = chan
+        self.taken: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.taken.append(data)
+        self.chan.pause_input()
+
+    def done(self) -> None:
+        self.chan.resume_input()
+
+    def eof_received(self) -> None:
+        pass
+
+    def connection_lost(self) -> None:
+        pass
+
+
+def _send(chan: ExecChannel, size: int) -> None:
+    """What ``HgwireConnection.ssh_CHANNEL_DATA`` does with a packet of ``size`` bytes."""
+    assert size <= chan.localWindowLeft, "the client sends no more than the window"
+    chan.localWindowLeft -= size
+    chan.dataReceived(b"x" * size)
+
+
+def test_the_inbound_window_reopens_as_the_session_takes_input_and_bounds_what_is_unread() -> None:
+    """What came while the session was busy is handed over as one chunk when it is free again, and
+    the client may then send a window ahead while the session works on it (not wait a round trip
+    each window); what is unread (waiting, or under way) never passes one window."""
+    chan, conn, _ = channel(window=WINDOW, max_packet=32768)
+    session = BusySession(chan)
+    chan._session = session  # type: ignore[assignment]
+    size, packet = chan.localWindowSize, 32768
+    assert size == 4 * packet
+    for _ in range(4):  # the client fills the window
+        _send(chan, packet)
+    assert [len(c) for c in session.taken] == [packet] and conn.events == []  # busy with the first
+    assert chan.localWindowLeft + sum(map(len, chan._pending)) <= size
+    session.done()  # it takes the three that waited, as one, and works on them
+    assert [len(c) for c in session.taken] == [packet, 3 * packet] and chan._input_paused
+    assert conn.events == [f"adjust {size}"] and chan.localWindowLeft == size
+    for _ in range(4):  # the client sent a window more meanwhile
+        _send(chan, packet)
+    assert chan.localWindowLeft + sum(map(len, chan._pending)) <= size
+    session.done()
+    assert [len(c) for c in session.taken][-1] == 4 * packet and conn.events == [f"adjust {size}"] * 2
+    session.done()  # idle, nothing waits: the whole window is open
+    assert chan.localWindowLeft == size and len(session.taken) == 3
