@@ -69,6 +69,9 @@ from protocols.pktline import Signal
 
 log = Logger()
 
+SCAN_AHEAD = 512 * 1024
+"""Bytes of a pushed pack a session takes while the pool scans what came before, past which it
+pauses the client: the next step scans all of it at once."""
 JOINED_OUTCOME = "ok: pack sent from a running identical clone"
 KEPT_OUTCOME = "ok: pack sent from a kept identical clone"
 
@@ -139,9 +142,9 @@ class _GitSession(PumpedSession):
         return self._use.join() if self._use is not None else None
 
     def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any,
-             runner: Callable[..., defer.Deferred[Any]] | None = None) -> defer.Deferred[None]:
+             runner: Callable[..., defer.Deferred[Any]] | None = None, pause: bool = True) -> defer.Deferred[None]:
         self._steps += 1
-        d = super()._run(then, f, *args, runner=runner)
+        d = super()._run(then, f, *args, runner=runner, pause=pause)
         d.addBoth(self._step_done)
         return d
 
@@ -590,6 +593,7 @@ class ReceivePackSession(_GitSession):
         self._signing: tuple[PushCertSettings, bytes] | None = None
         """A repository that takes signed pushes: its settings and the nonce issued to this client."""
         self._pack_input: list[bytes] = []
+        self._pack_input_bytes = 0
         """Pack bytes that arrived while the pool scanned earlier ones (b"" is EOF)."""
         self._keepalive_call: task.LoopingCall | None = None
         self._scanning = False
@@ -629,8 +633,11 @@ class ReceivePackSession(_GitSession):
             # Scanning the pack inflates and hashes every object: that runs in the
             # pool, with the write, and the core is not touched here meanwhile.
             self._pack_input.append(data)
+            self._pack_input_bytes += len(data)
             if not self._busy:
                 self._scan_queued()
+            elif self._pack_input_bytes > SCAN_AHEAD:
+                self.channel.pause_input()  # (resumed when the scan has taken it: _resume)
             return
         try:
             self._core.receive_data(data)
@@ -640,17 +647,22 @@ class ReceivePackSession(_GitSession):
     def _scan_queued(self) -> None:
         assert self._sink is not None
         chunks, self._pack_input = self._pack_input, []
+        self._pack_input_bytes = 0
         self._scanning = True
-        self._sink_step = self._run(self._scanned, _scan_and_write, self._core, self._sink, chunks)
+        # the client goes on sending while the pool scans (what comes waits in _pack_input, up to
+        # SCAN_AHEAD): the next step then takes all of it, not one read of the connection
+        self._sink_step = self._run(self._scanned, _scan_and_write, self._core, self._sink, chunks, pause=False)
 
     def _scanned(self, error: ProtocolError | None) -> None:
         self._scanning = False
         if error is not None:
             self._pack_input = []
+            self._pack_input_bytes = 0
             self._bad_pack(error)
             return
         if self._pack_input and self._core.state is not git_receive.State.PACK:
             rest, self._pack_input = self._pack_input, []
+            self._pack_input_bytes = 0
             for data in rest:  # after the pack's end: the core answers them (an error, or nothing)
                 self._core_receive(data)
         self._resume()

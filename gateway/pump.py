@@ -70,14 +70,16 @@ class PumpedSession:
             self._fail(exc)
 
     def _run(self, then: Callable[[Any], None], f: Callable[..., Any], *args: Any,
-             runner: Callable[..., Deferred[Any]] | None = None) -> Deferred[None]:
-        """Run a blocking step in the pool (or with ``runner``) with the peer paused, then
-        ``then(result)`` on the reactor.
+             runner: Callable[..., Deferred[Any]] | None = None, pause: bool = True) -> Deferred[None]:
+        """Run a blocking step in the pool (or with ``runner``) with the peer paused (unless not
+        ``pause``: the session then bounds what it takes meanwhile itself), then ``then(result)``
+        on the reactor.
 
         The Deferred fires (with None) once the step and ``then`` are done, whatever their outcome.
         """
         self._busy = True
-        self.channel.pause_input()
+        if pause:
+            self.channel.pause_input()
         d = (runner or run_blocking)(f, *args)
         d.addCallback(lambda result: self._guard(then, result))
         d.addErrback(self._fail)

@@ -219,3 +219,45 @@ def test_eof_during_a_scan_is_a_truncated_pack_after_it(pool: ManualPool, monkey
     assert repo.sink.written == pack[:10]
     assert b"truncated" in out and b"ng refs/heads/x" in out
     assert (repo.sink.aborts, repo.sink.commits) == (1, 0)
+
+
+class PausingChannel(Channel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+        self.pauses = 0
+
+    def pause_input(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume_input(self) -> None:
+        self.paused = False
+
+
+def test_the_client_goes_on_sending_during_a_scan_up_to_a_bound(
+        pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the pool scans a piece of the pack, the session takes what comes (the next step scans
+    all of it at once) until ``SCAN_AHEAD`` bytes wait; then the client is paused, and let go again
+    once the scan has taken them."""
+    monkeypatch.setattr(git_session, "SCAN_AHEAD", 100)
+    session, _repo = _begun(pool, monkeypatch)
+    channel = PausingChannel()
+    session.channel = channel
+    import random
+    import zlib
+
+    text = random.Random(7).randbytes(300)  # an incompressible blob: its deflated bytes are many
+    pack = b"PACK\x00\x00\x00\x02\x00\x00\x00\x01" + bytes([0x80 | 0x30 | 300 & 0xF, 300 >> 4]) + zlib.compress(text)
+    session.data_received(pack[:20])
+    assert [f.__name__ for f, _, _ in pool.steps] == ["_scan_and_write"] and not channel.paused
+    session.data_received(pack[20:80])
+    assert not channel.paused, "a scan under way does not stop the client"
+    session.data_received(pack[80:150])
+    assert channel.paused and channel.pauses == 1, "past the bound it does"
+    pool.run_next()  # the first scan ends; the next takes both pieces at once, the client still paused
+    assert [f.__name__ for f, _, _ in pool.steps] == ["_scan_and_write"]
+    assert pool.steps[0][1][2] == [pack[20:80], pack[80:150]]
+    assert channel.paused
+    pool.run_next()
+    assert not channel.paused, "all taken: the client may send again"
