@@ -20,7 +20,7 @@ from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
 from backends.blobs import made_whole
-from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock, adopt_refs, ref_format_ok
+from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock, adopt_refs, symlink_ref
 from backends.git_objects import adopt_store
 from backends.interfaces import OBJECT_FORMATS, Kind, Repository
 from backends.names import strip_git_suffix, validate_name
@@ -50,11 +50,7 @@ def _head_ok(head: str) -> bool:
     """``HEAD`` is a file, or a symbolic link to ``refs/…`` (git's ``validate_headref``: what git
     before 1.4.4 made, and ``core.preferSymlinkRefs``), whether its branch is loose or packed."""
     if os.path.islink(head):
-        try:
-            target = os.fsencode(os.readlink(head))
-        except OSError:
-            return False
-        return target.startswith(b"refs/") and ref_format_ok(target)  # (git takes refs/../x: not so here)
+        return symlink_ref(os.fsencode(head)) is not None  # (git takes refs/../x: not so here)
     return os.path.isfile(head)
 
 
