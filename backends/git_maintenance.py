@@ -91,14 +91,9 @@ _IDX_PER_OBJECT = 20 + 4 + 4
 make the estimate higher)."""
 
 
-def objects_without_bitmap(git_dir: str | os.PathLike[str]) -> int:
-    """The objects of the repository's packs, estimated from their index sizes, when none of its
-    packs has a bitmap; 0 when one has (nothing read but the pack directory's listing and sizes)."""
-    return 0 if has_bitmap(git_dir) else _packed_objects(git_dir)
-
-
-def _packed_objects(git_dir: str | os.PathLike[str]) -> int:
-    """The objects of the repository's packs, estimated from their index sizes."""
+def packed_objects(git_dir: str | os.PathLike[str]) -> int:
+    """The objects of the repository's packs, estimated from their index sizes (nothing read but
+    the pack directory's listing and sizes)."""
     total = 0
     for base in pack_basenames(os.path.join(git_dir, "objects", "pack")):
         try:
@@ -116,7 +111,7 @@ def needs_bitmap(git_dir: str | os.PathLike[str], min_objects: int = BITMAP_MIN_
     when only fetched from, and every clone of it read and compressed each object again."""
     if min_objects <= 0 or has_bitmap(git_dir):
         return False
-    return _packed_objects(git_dir) + estimate_loose(git_dir) >= min_objects
+    return packed_objects(git_dir) + estimate_loose(git_dir) >= min_objects
 
 
 def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:
