@@ -593,8 +593,9 @@ class ReceivePackSession(_GitSession):
         self._signing: tuple[PushCertSettings, bytes] | None = None
         """A repository that takes signed pushes: its settings and the nonce issued to this client."""
         self._pack_input: list[bytes] = []
-        self._pack_input_bytes = 0
         """Pack bytes that arrived while the pool scanned earlier ones (b"" is EOF)."""
+        self._pack_input_bytes = 0
+        """Their length (kept: a sum at each arrival would cost as much as their count squared)."""
         self._keepalive_call: task.LoopingCall | None = None
         self._scanning = False
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -797,8 +798,6 @@ class ReceivePackSession(_GitSession):
         audit.git_push(self.ctx, commands.updates, results, str(exc))
         self._write(self._core.report_status(str(exc), results))
         self._finish(f"error: bad pack: {exc}", 0)
-
-
 
 
 def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[bytes]) -> ProtocolError | None:
