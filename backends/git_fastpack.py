@@ -5,10 +5,12 @@ to send and rebuilds each pack entry.  When the repository is on disk this
 module does what git's own upload-pack does instead:
 
 1. **Counting** (``backends/git_reach.py``): reachability of wants and haves
-   from the pack bitmap where one exists, a walk of commits and trees for the
-   rest; the objects to send are ``reach(wants) - reach(haves)``, exactly.
+   from the bitmap where one exists (a pack's, or a multi-pack index's), a walk
+   of commits and trees for the rest; the objects to send are ``reach(wants) - reach(haves)``, exactly.
 2. **Verbatim reuse**: each object to send is taken from the first pack that
-   holds it (bitmapped pack first) and its stored entry is copied byte for
+   holds it (the bitmapped pack first; under a multi-pack index bitmap, each
+   object from the pack the index chose, its packs first in the bitmap's order:
+   ``backends/git_midx.py``) and its stored entry is copied byte for
    byte: compressed data and deltas untouched.  Runs of consecutive unchanged
    entries go out as single slices of the memory-mapped pack.  Only the delta
    base reference of an entry may be rewritten:
@@ -55,6 +57,7 @@ from typing import Any, NamedTuple, Protocol
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
+from backends.git_midx import MidxError, MidxLayout, midx_bitmap_present, midx_layout
 from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, pack_dirs
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
@@ -336,10 +339,12 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         return PackPlan(sources=[], whole=[], have=Reached(), have_view=None, thin_pack=thin_pack,
                         ofs_delta=ofs_delta, store=store)
     views = _pack_views(store)
-    bitmap = _find_bitmap(views)  # (with a shallow boundary, only bitmaps that hold none of it count)
+    found = _find_bitmap(store, views)  # (with a shallow boundary, only bitmaps that hold none of it count)
+    bitmap = found.bitmap if found is not None else None
     bitmapped = bitmap.view if bitmap is not None else None
-    if bitmapped is not None:  # the bitmapped pack comes first: its objects are bits
-        views = [bitmapped] + [v for v in views if v is not bitmapped]
+    covered = found.packs if found is not None else []
+    if covered:  # the bitmapped packs come first, in their bits' order: their objects are bits
+        views = covered + [v for v in views if v not in covered]
     with PackObjectReader(store, views, maps) as reader:
         walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary))
         try:
@@ -360,9 +365,14 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         except (CorruptPack, KeyError) as exc:
             raise _CannotServe(str(exc)) from exc
     sources = [_Source(v) for v in views]
-    if bitmapped is not None:
-        sources[0].select(_bit_positions(send.bits, len(bitmapped)))
-    whole = _place_others(store, sources[1:] if bitmapped is not None else sources, send.others)
+    if found is not None:
+        assert bitmapped is not None
+        positions = _bit_positions(send.bits, len(bitmapped))
+        runs = found.midx.split(positions) if found.midx is not None else [positions]
+        for source, run in zip(sources[:len(covered)], runs, strict=True):
+            if run:
+                source.select(run)
+    whole = _place_others(store, sources[len(covered):], send.others)
     return PackPlan(sources=[s for s in sources if s.positions], whole=whole, have=have,
                     have_view=bitmapped, thin_pack=thin_pack, ofs_delta=ofs_delta, store=store)
 
@@ -487,29 +497,63 @@ def _bitmap_cost(kept: _KeptBitmap) -> int:
 _BITMAPS: LruCache[str, _KeptBitmap] = LruCache(MAX_KEPT_BITMAPS_BYTES, _bitmap_cost)
 
 
-def _find_bitmap(views: list[PackIndexView]) -> PackBitmap | None:
-    """The bitmap of the first of ``views`` that has a readable one.  Read once per version of its
-    file (size, mtime, inode: git writes a new file), and kept with the bitsets decoded from it
-    for the next requests: a fetch's haves decoded some twenty bitmaps (6 ms of its 28 on the
-    bench corpus), the same ones at every fetch."""
-    for view in views:
-        path = view.pack_path[:-5] + ".bitmap"
+@dataclass(frozen=True, eq=False)
+class _Found:
+    """A bitmap to count from and the packs whose objects are its bits, in their bits' order: one
+    pack for a pack's own bitmap, every pack of a multi-pack index for its bitmap (``midx``)."""
+
+    bitmap: PackBitmap
+    packs: list[PackIndexView]
+    midx: MidxLayout | None = None
+
+
+def _find_bitmap(store: DiskObjectStore, views: list[PackIndexView]) -> _Found | None:
+    """The bitmap git's upload-pack would count from: a multi-pack index's (the repository's own,
+    then those of the stores it borrows from), else the first of ``views`` with a readable one.
+
+    Each is read once per version of its file (size, mtime, inode: git writes a new file) and
+    kept with the bitsets decoded from it for the next requests: a fetch's haves decoded some
+    twenty bitmaps (6 ms of its 28 on the bench corpus), the same ones at every fetch.  A
+    multi-pack index that does not match its packs, or whose bitmap is missing or damaged, is
+    passed over (it only costs speed)."""
+    by_path = {view.pack_path: view for view in views}
+    raw_len = object_format_of(store).raw_len
+    for directory in dict.fromkeys(os.path.dirname(view.pack_path) for view in views):
+        if not midx_bitmap_present(directory):
+            continue  # (an index without its bitmap is not read at all)
         try:
-            st = os.stat(path)
-        except OSError:
+            layout = midx_layout(directory, raw_len, by_path.get)
+        except (MidxError, OSError):
             continue
-        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
-        kept = _BITMAPS.get(path)
-        if kept is not None and kept.stamp == stamp and kept.checksum == view.checksum:
-            return kept.for_view(view)
-        try:
-            bitmap = read_pack_bitmap(path, view)
-        except (BitmapError, OSError):
-            continue  # a stale or damaged bitmap only costs speed
-        _BITMAPS.put(path, _KeptBitmap(stamp, view.checksum, len(view),
-                                       dataclasses.replace(bitmap, view=_NO_VIEW)))
-        return bitmap
+        if layout is None:
+            continue
+        bitmap = _kept_bitmap(layout.bitmap_path(), layout.view)
+        if bitmap is not None:
+            return _Found(bitmap, [by_path[path] for path in layout.packs], layout)
+    for view in views:
+        bitmap = _kept_bitmap(view.pack_path[:-5] + ".bitmap", view)
+        if bitmap is not None:
+            return _Found(bitmap, [view])
     return None
+
+
+def _kept_bitmap(path: str, view: PackIndexView) -> PackBitmap | None:
+    """The bitmap at ``path`` over ``view`` (a pack's, or a multi-pack index's pseudo-pack), as
+    kept in ``_BITMAPS`` or read now; None when there is none or it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+    kept = _BITMAPS.get(path)
+    if kept is not None and kept.stamp == stamp and kept.checksum == view.checksum:
+        return kept.for_view(view)
+    try:
+        bitmap = read_pack_bitmap(path, view)
+    except (BitmapError, OSError):
+        return None  # a stale or damaged bitmap only costs speed
+    _BITMAPS.put(path, _KeptBitmap(stamp, view.checksum, len(view), dataclasses.replace(bitmap, view=_NO_VIEW)))
+    return bitmap
 
 
 _BYTE_BITS = tuple(tuple(b for b in range(8) if byte >> b & 1) for byte in range(256))

@@ -24,6 +24,7 @@ from typing import AnyStr
 from dulwich.file import SharedPerm, adjust_shared_perm
 
 from backends.blobs import process_umask
+from backends.git_midx import midx_bitmap_present
 from backends.git_packindex import pack_basenames
 from backends.hg.lock import pid_alive
 
@@ -115,12 +116,12 @@ def needs_bitmap(git_dir: str | os.PathLike[str], min_objects: int = BITMAP_MIN_
 
 
 def has_bitmap(git_dir: str | os.PathLike[str]) -> bool:
-    """Whether some pack of the repository at ``git_dir`` (the bare repo or ``.git``) has a bitmap
-    of its own (``pack-<hash>.bitmap``).  A multi-pack index's bitmap (``multi-pack-index-<hash>.bitmap``,
-    what ``git repack --write-midx -b`` and hosts that repack geometrically leave) does not count:
-    hgwire's counting reads pack bitmaps only, and such a repository was never repacked to get one,
-    every clone of it walking the whole history."""
-    return any((Path(git_dir) / "objects" / "pack").glob("pack-*.bitmap"))
+    """Whether the repository at ``git_dir`` (the bare repo or ``.git``) has a bitmap to count from:
+    a pack's own (``pack-<hash>.bitmap``), or its multi-pack index's (``multi-pack-index-<hash>.bitmap``
+    named by the index it was written for: what ``git repack --write-midx -b`` and hosts that repack
+    geometrically leave, which ``backends.git_fastpack`` counts from as git does)."""
+    pack_dir = Path(git_dir) / "objects" / "pack"
+    return any(pack_dir.glob("pack-*.bitmap")) or midx_bitmap_present(os.fspath(pack_dir))
 
 
 def write_bitmap(git_dir: str | os.PathLike[str], git: str | None = None,

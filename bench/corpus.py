@@ -11,6 +11,9 @@ A corpus set holds six repositories, the same history in git and Mercurial:
 ``big-sha256.git``     ``big.git``'s history in a SHA-256 repository (made from
                        ``big.git`` with ``fast-export``/``fast-import``; built when
                        missing, so a set built before it gains it without a rebuild)
+``big-midx.git``       ``big.git``'s history in three packs under a multi-pack
+                       index with a bitmap, as a host's geometric repacking
+                       leaves it (built when missing, like the SHA-256 copy)
 =====================  =====================================================
 
 The set is rebuilt only when its recipe (``SETS``, ``RECIPE_VERSION``)
@@ -62,7 +65,8 @@ SETS: dict[str, CorpusSet] = {
 
 # role -> repository directory name, per VCS
 REPOS: dict[str, dict[str, str]] = {
-    "git": {"big": "big.git", "small": "small.git", "push_src": "big-plus100.git", "big256": "big-sha256.git"},
+    "git": {"big": "big.git", "small": "small.git", "push_src": "big-plus100.git", "big256": "big-sha256.git",
+            "bigmidx": "big-midx.git"},
     "hg": {"big": "big-hg", "small": "small-hg", "push_src": "big-plus100-hg"},
 }
 
@@ -155,6 +159,49 @@ def _ensure_sha256(where: Path) -> None:
     tmp.rename(dest)
 
 
+MIDX_SPLITS = ("main~400", "main~100")
+"""Where ``big-midx.git``'s packs split the history: what ``main~400`` reaches (the preferred pack,
+nine tenths of the objects), then up to ``main~100``, then the rest (every branch and tag)."""
+
+
+def _midx_copy(src: Path, dest: Path, env: dict[str, str]) -> None:
+    """``src`` (refs and all) with its objects in three packs (``MIDX_SPLITS``) under a multi-pack index
+    with a bitmap, as ``git repack --geometric=2 -d --write-midx --write-bitmap-index`` leaves a
+    repository that took pushes."""
+    git = git_executable()
+    shutil.copytree(src, dest)
+    pack_dir = dest / "objects" / "pack"
+    for old in pack_dir.iterdir():
+        old.unlink()
+    refs = subprocess.run([git, "-C", str(src), "for-each-ref", "--format=%(objectname)"], env=env, check=True,
+                          capture_output=True).stdout.decode().split()
+    before: list[str] = []
+    names = []
+    for tips in ([MIDX_SPLITS[0]], [MIDX_SPLITS[1]], refs):
+        revs = "".join(f"{tip}\n" for tip in tips) + "".join(f"^{tip}\n" for tip in before)
+        made = subprocess.run([git, "-C", str(src), "pack-objects", "-q", "--revs", "--delta-base-offset",
+                               str(pack_dir / "pack")], input=revs.encode(), env=env, check=True, capture_output=True)
+        names.append(f"pack-{made.stdout.decode().strip()}.idx")
+        before.extend(tips)
+    _run([git, "-C", str(dest), "multi-pack-index", "write", "--bitmap", f"--preferred-pack={names[0]}"], env)
+
+
+def _ensure_midx(where: Path) -> None:
+    """Add the multi-pack index copy of the big git repository to a built set that lacks it."""
+    dest = where / REPOS["git"]["bigmidx"]
+    if dest.exists():
+        return
+    _log(f"{where.name}: git {dest.name} (three packs, a multi-pack index bitmap)")
+    home = where / ".home-midx"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    tmp = where / (dest.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _midx_copy(where / REPOS["git"]["big"], tmp, tool_env(home))
+    shutil.rmtree(home)
+    tmp.rename(dest)
+
+
 def _hg_convert(src: Path, dest: Path, env: dict[str, str]) -> None:
     _run([hg_executable(), "--config", "extensions.convert=", "convert", "-q", str(src), str(dest)], env)
 
@@ -202,6 +249,7 @@ def ensure(name: str, force: bool = False, base: Path = CORPUS_DIR) -> Path:
         shutil.rmtree(where, ignore_errors=True)
         tmp.rename(where)
     _ensure_sha256(where)
+    _ensure_midx(where)
     return where
 
 

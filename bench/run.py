@@ -70,6 +70,10 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("clone-sha256", "big256", ("git",), 5, 150, "full clone (git --no-checkout) of the big history as a "
          "SHA-256 repository", targets=("git-daemon", "git-ssh", "git-http", "hgwire-git", "hgwire-git-ssh",
                                         "hgwire-git-http")),
+    # opt-in: a repository as a host's geometric repacking leaves it (several packs, a multi-pack index bitmap)
+    Case("clone-midx", "bigmidx", ("git",), 5, 150, "full clone (git --no-checkout) of the big history in three "
+         "packs under a multi-pack index with a bitmap", targets=("git-daemon", "git-http", "hgwire-git",
+                                                                  "hgwire-git-http")),
     Case("partial", "big", ("git",), 5, 120, "blobless clone (git clone --filter=blob:none --no-checkout)",
          targets=GIT_READ_TARGETS),
     Case("partial-checkout", "big", ("git",), 5, 150, "blobless clone with its checkout, which fetches the "
@@ -412,7 +416,7 @@ class Runner:
         """Start, probe and prepare one target for a read case; the reason if it cannot run."""
         repo = self.repo_name(t.vcs, case.repo)
         try:
-            self.start(t, self.read_root(t, (case.repo,) if case.repo == "push_src" else ()), repo)
+            self.start(t, self.read_root(t, (case.repo,) if case.repo in ("push_src", "bigmidx") else ()), repo)
             if case.name == "noop":
                 self.noop_setup(t, repo)
             if case.name == "concurrent" and isinstance(t, DaemonTarget):

@@ -504,6 +504,51 @@ def test_a_big_repository_without_a_bitmap_gets_one_after_a_push_or_a_fetch(
     assert_consistent(server, client, "copied")
 
 
+def test_a_repository_repacked_geometrically_is_served_from_its_multi_pack_bitmap(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host's own maintenance (``git repack --geometric=2 --write-midx -b``) leaves several packs
+    under a multi-pack index with a bitmap: clones and fetches are served from them (and from a
+    pack pushed after), and hgwire starts no repack of its own for want of a bitmap."""
+    from gateway import git_session, maintenance
+    from gateway.policy import Maintenance
+
+    settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=0)  # the host's history comes in
+    monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: settings)
+    monkeypatch.setattr(maintenance, "_bitmap_started", {})
+    server: RunningServer = make_server("fs")
+    _url, work = started_repo(server, client, "geo")
+    for batch, count in enumerate((30, 5, 1)):  # packs of 90, 15 and 3 objects: a geometric progression
+        for step in range(count):
+            commit(client, work, f"b{batch}-{step}.txt", f"{batch} {step}\n", f"batch {batch} step {step}")
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    git_dir = server.root / "geo.git"
+    pack_dir = git_dir / "objects" / "pack"
+    client.git("--git-dir", str(git_dir), "repack", "-q", "-d", "--geometric=2", "--write-midx",
+               "--write-bitmap-index")
+    assert len(list(pack_dir.glob("*.pack"))) >= 2 and list(pack_dir.glob("multi-pack-index-*.bitmap"))
+    assert not list(pack_dir.glob("pack-*.bitmap"))
+    layout = sorted(p.name for p in pack_dir.iterdir())
+    settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=10)  # (without the index's bitmap: a repack)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)  # type: ignore[arg-type]  # a callable is an ILogObserver
+    try:
+        client.git("clone", "-q", server.git_url("geo"), str(client.cwd / "copy"))
+        commit(client, work, "after.txt", "after\n", "after the repack")
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)  # a pack outside the index
+        client.git("fetch", "-q", "origin", cwd=client.cwd / "copy")
+        client.git("clone", "-q", "--no-local", server.git_url("geo"), str(client.cwd / "again"))
+        time.sleep(0.5)
+    finally:
+        globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
+    assert _waited(lambda: not maintenance.running(), 60)
+    assert not any("repack" in str(event.get("log_format", "")) for event in events), events
+    assert set(layout) <= {p.name for p in pack_dir.iterdir()}, "the host's packs and index stay as they were"
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    assert client.git("rev-parse", "origin/main", cwd=client.cwd / "copy").stdout.strip() == head
+    assert client.git("rev-parse", "HEAD", cwd=client.cwd / "again").stdout.strip() == head
+    assert_consistent(server, client, "geo")
+
+
 def _maps_of(pack_dir: Path) -> int:
     """Maps of ``pack_dir``'s files in this process (the server runs in it)."""
     prefix = str(pack_dir) + "/"
