@@ -799,7 +799,12 @@ def test_a_filtered_pack_holds_what_git_s_filter_keeps(sources: dict[str, Source
                                                        spec: str) -> None:
     """From the bitmap's type bitsets (mixed, dupes), from the pack entries' headers (the objects
     of the other packs, the loose ones; every object without a bitmap)."""
-    src = sources[variant].path
+    assert_filtered_exact(sources[variant].path, tmp_path, spec)
+
+
+def assert_filtered_exact(src: Path, tmp_path: Path, spec: str) -> None:
+    """Each of ``FILTER_CASES`` filtered by ``spec`` from ``src``: what git's rev-list with the filter
+    names, taken by index-pack."""
     store = Repo(str(src)).object_store
     for case in FILTER_CASES:
         want_specs, have_specs, options = CASES[case]

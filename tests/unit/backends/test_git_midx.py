@@ -27,9 +27,11 @@ from backends.git_packindex import pack_views
 from backends.git_reach import read_pack_bitmap
 from tests.unit.backends.test_git_fastpack import (  # noqa: F401 - ``sources`` is a fixture
     CASES,
+    FILTERS,
     GIT_ENV,
     Source,
     assert_case_exact,
+    assert_filtered_exact,
     expected_objects,
     git,
     rev,
@@ -159,6 +161,14 @@ def test_packs_counted_from_the_index_s_bitmap_are_exact(layouts: dict[str, Path
     plan = plan_pack(Repo(str(repo)).object_store, wants, haves, thin_pack=bool(options.get("thin_pack")),
                      ofs_delta=options.get("ofs_delta", True))
     assert plan.have_view is not None and plan.have_view.pack_path.endswith(MIDX_NAME)
+
+
+@pytest.mark.parametrize("spec", sorted(FILTERS))
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_filtered_pack_from_the_index_s_bitmap_holds_what_git_s_filter_keeps(
+        layouts: dict[str, Path], tmp_path: Path, variant: str, spec: str) -> None:
+    """The type bitsets of the index's bitmap, in its bits' order."""
+    assert_filtered_exact(layouts[variant], tmp_path, spec)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
