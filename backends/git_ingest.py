@@ -1883,8 +1883,8 @@ def _checked_from_delta(raw: bytes, delta: bytes, base: TreeShape, dotfiles: Dot
         if entry != olds[at]:
             fresh_at.append(at)
             fresh.append(entry)
-    if mode_warnings and _suspect_modes(raw, base.size, fresh, raw_len):
-        return None  # (a null id: the whole check says so)
+    if mode_warnings and fresh and _suspect_entries(fresh, raw_len):
+        return None  # (the whole check says what it is)
     if dotfiles is not None and fresh:
         dotfiles.tree(fresh, report)
     entries = olds
@@ -1938,6 +1938,16 @@ def _suspect_modes(raw: bytes, size: int, entries: Iterable[TreeEntry], raw_len:
 
 
 _MODE_OF = operator.itemgetter(1)
+_NULL_HEX = {20: b"0" * 40, 32: b"0" * 64}
+
+
+def _suspect_entries(entries: list[TreeEntry], raw_len: int) -> bool:
+    """``_suspect_modes`` for the entries of a tree that differ from a base without any finding, all
+    written as git writes them (so no other entry can hold a null id, and the length is git's): a
+    null id or a mode ``_GOOD_MODES`` lacks among them.  (Looking for the null id in the whole tree
+    cost a scan of every tree of a push, 0.15 µs a KiB.)"""
+    null = _NULL_HEX[raw_len]
+    return any(entry[2] == null for entry in entries) or not _GOOD_MODES.issuperset(map(_MODE_OF, entries))
 
 
 def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> None:
