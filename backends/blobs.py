@@ -4,11 +4,13 @@ place, then renamed there (``made_whole``: a new repository).
 
 ``store_verified`` writes an upload to a temporary beside its final name, hashes it as it
 goes, checks its size and hash, fsyncs it and renames it into place: a reader never sees half
-of one, and a wrong, oversized or cut upload leaves nothing behind.
+of one, and a wrong, oversized or cut upload leaves nothing behind.  ``VerifiedWriter`` does the
+same a chunk at a time, for an upload read as it arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -36,40 +38,95 @@ def store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expec
     """Write ``data`` to ``final`` once it hashes (``digest``, a fresh hashlib object) to the hex
     ``expected`` and is ``exact_size`` bytes (or at most ``max_size``); else raise ``refuse(why)``,
     or ``NotStored`` when the disk refuses it."""
+    writer = VerifiedWriter(final, digest, expected, refuse, max_size, exact_size)
     try:
-        _store_verified(final, data, digest, expected, refuse, max_size, exact_size)
-    except OSError as exc:
-        raise NotStored(exc) from exc
-
-
-def _store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expected: str,
-                    refuse: Callable[[str], Exception], max_size: int, exact_size: int | None) -> None:
-    parent = os.path.dirname(final)
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.fsdecode(parent), prefix=".tmp-")
-    try:
-        written = 0
-        limit = max_size if exact_size is None else min(max_size, exact_size)
-        with os.fdopen(fd, "wb") as f:
-            for chunk in data:
-                written += len(chunk)
-                if written > limit:
-                    raise refuse(f"the upload is larger than the {exact_size} bytes it was announced with"
-                                 if exact_size is not None and exact_size <= max_size
-                                 else f"the upload is larger than {max_size} bytes")
-                digest.update(chunk)
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        if exact_size is not None and written != exact_size:
-            raise refuse(f"the upload has {written} bytes, not the {exact_size} it was announced with")
-        if digest.hexdigest() != expected:
-            raise refuse("the upload's contents do not match its hash")
-        os.chmod(tmp, 0o644 & ~process_umask())  # as a file the service made (mkstemp's is 0600)
-        os.replace(tmp, final)
+        for chunk in data:
+            writer.write(chunk)
+        writer.finish()
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)  # (the space it took is free again)
+        writer.abort()
+
+
+class VerifiedWriter:
+    """``store_verified`` a chunk at a time, for an upload read as it arrives: ``write`` each chunk,
+    then ``finish`` (the checks, the rename); ``abort`` (a no-op once finished) removes what was
+    written.  Each raises ``refuse(why)`` for an upload that is not what it says, ``NotStored`` when
+    the disk refuses it; either way nothing is kept."""
+
+    def __init__(self, final: str | bytes, digest: Any, expected: str, refuse: Callable[[str], Exception],
+                 max_size: int, exact_size: int | None = None) -> None:
+        self._final = os.fsdecode(final)
+        self._digest = digest
+        self._expected = expected
+        self._refuse = refuse
+        self._max_size = max_size
+        self._exact_size = exact_size
+        self._limit = max_size if exact_size is None else min(max_size, exact_size)
+        self.written = 0
+        self._tmp: str | None = None
+        parent = os.path.dirname(self._final)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
+            self._file: BinaryIO = os.fdopen(fd, "wb")
+        except OSError as exc:
+            self.abort()
+            raise NotStored(exc) from exc
+
+    def write(self, chunk: bytes) -> None:
+        if self._tmp is None:
+            raise ValueError("the upload is over")
+        self.written += len(chunk)
+        if self.written > self._limit:
+            self.abort()
+            exact = self._exact_size
+            raise self._refuse(f"the upload is larger than the {exact} bytes it was announced with"
+                               if exact is not None and exact <= self._max_size
+                               else f"the upload is larger than {self._max_size} bytes")
+        self._digest.update(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            self.abort()
+            raise NotStored(exc) from exc
+
+    def finish(self) -> None:
+        """Keep the upload under its final name once its size and hash are right."""
+        if self._tmp is None:
+            raise ValueError("the upload is over")
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as exc:
+            self.abort()
+            raise NotStored(exc) from exc
+        if self._exact_size is not None and self.written != self._exact_size:
+            self.abort()
+            raise self._refuse(f"the upload has {self.written} bytes, not the {self._exact_size} it was "
+                               "announced with")
+        if self._digest.hexdigest() != self._expected:
+            self.abort()
+            raise self._refuse("the upload's contents do not match its hash")
+        try:
+            os.chmod(self._tmp, 0o644 & ~process_umask())  # as a file the service made (mkstemp's is 0600)
+            os.replace(self._tmp, self._final)
+        except OSError as exc:
+            self.abort()
+            raise NotStored(exc) from exc
+        self._tmp = None
+
+    def abort(self) -> None:
+        """Drop what was written (the space it took is free again)."""
+        tmp, self._tmp = self._tmp, None
+        if tmp is None:
+            return
+        file = getattr(self, "_file", None)
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _proc_umask() -> int | None:

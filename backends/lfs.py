@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
-from backends.blobs import NotStored, open_chunks, store_verified
+from backends.blobs import NotStored, VerifiedWriter, open_chunks, store_verified
 from protocols.errors import StorageError
 from protocols.git_lfs import Lock
 
@@ -85,6 +85,12 @@ class LfsStore:
         """Keep an upload once it is ``size`` bytes that hash to ``oid``; raises ``LfsObjectRefused``
         (nothing kept) otherwise."""
         store_verified(self._path(oid), data, hashlib.sha256(), oid, LfsObjectRefused, MAX_OBJECT, size)
+
+    def upload(self, oid: str, size: int | None) -> VerifiedWriter:
+        """``put`` a chunk at a time (an upload read as it arrives): written beside the object's place,
+        kept by ``finish`` once it is ``size`` bytes (None: any size up to the limit) that hash to
+        ``oid``.  ``LfsObjectRefused`` for a name that is not an object's."""
+        return VerifiedWriter(self._path(oid), hashlib.sha256(), oid, LfsObjectRefused, MAX_OBJECT, size)
 
 
 MAX_LOCKS = 100_000

@@ -34,7 +34,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import replace
 from typing import IO, Any
 from urllib.parse import quote
@@ -54,6 +54,7 @@ from gateway.config import ServiceConfig
 from gateway.errors import TMPDIR_ADVICE, temp_space_refusal
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
+from gateway.live_body import BodyAborted, LiveBody
 from gateway.policy import check_exported, read_base_git_config
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs, pktline
@@ -115,6 +116,10 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
     """An error as the API gives it: its status and a JSON message (401 with the challenges)."""
     exc = failure.value
     assert exc is not None
+    if isinstance(exc, BodyAborted):  # the client went (or the body was refused) while it came: nobody to tell
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
+                 outcome="the upload did not arrive whole; nothing was kept")
+        return
     if isinstance(exc, LfsObjectRefused):
         status, message = 422, str(exc)
     else:
@@ -174,7 +179,11 @@ def serve_object(front: HttpFront, request: server.Request, route: Route) -> Non
     oid = route.service
     upload = request.method == b"PUT"
     d: defer.Deferred[Any] = lfs_authorize(front, request, route, Access.WRITE if upload else Access.READ)
-    if upload:
+    body = request.content
+    if upload and isinstance(body, LiveBody):  # (a body as sent: gateway.http.STREAMED_ROUTES)
+        d.addCallback(lambda user: _put_streamed(front, request, route, user, oid, body))
+        d.addCallback(lambda _: _ok(request, route, b"{}", f"ok: stored {oid}"))
+    elif upload:
         # an upload may take a while to copy and hash: on the push threads, not the workers everyone shares
         d.addCallback(lambda user: run_for_hooks(_put, front, request, route, user, oid))
         d.addCallback(lambda _: _ok(request, route, b"{}", f"ok: stored {oid}"))
@@ -184,13 +193,20 @@ def serve_object(front: HttpFront, request: server.Request, route: Route) -> Non
     d.addErrback(lambda failure: _failed(request, route, failure))
 
 
-def _put(front: HttpFront, request: server.Request, route: Route, user: str | None, oid: str) -> None:
+def _upload_target(front: HttpFront, request: server.Request, route: Route, user: str | None,
+                   oid: str) -> tuple[SessionContext, LfsStore]:
+    """Where an upload of ``oid`` by ``user`` goes (the right to push checked), and its audit context."""
     if not git_lfs.valid_oid(oid):
         raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
     ctx = _context(front, request, route, user)
     kind, store = _store(ctx, Access.WRITE, request.isSecure())
     if kind is Kind.HG:  # the audit log names the repository's own protocol
         ctx = replace(ctx, transport="hg-http")
+    return ctx, store
+
+
+def _put(front: HttpFront, request: server.Request, route: Route, user: str | None, oid: str) -> None:
+    ctx, store = _upload_target(front, request, route, user, oid)
     content: IO[bytes] | None = request.content
     if content is None:
         raise ProtocolError("an upload needs a body", http_status=400)
@@ -199,16 +215,55 @@ def _put(front: HttpFront, request: server.Request, route: Route, user: str | No
     _keep_upload(ctx, store, oid, size, _read_all(content))
 
 
+UPLOAD_READ = 256 * 1024
+"""Bytes of an upload read as it arrives that one write on the push threads takes at most."""
+
+
+@defer.inlineCallbacks
+def _put_streamed(front: HttpFront, request: server.Request, route: Route, user: str | None, oid: str,
+                  body: LiveBody) -> Generator[defer.Deferred[Any], Any, None]:
+    """An upload written beside its place as it arrives (``LfsStore.upload``), a chunk at a time on
+    the push threads, no thread waiting on the client (``LiveBody.read_later``): nothing in
+    ``TMPDIR``, the object written once.  Its size is the ``Content-Length`` (git-lfs sends one; a
+    body sent in chunks may be any size up to the limit).  A client gone, a body refused, an upload
+    that is not what it says or a disk that refuses it: what was written is removed."""
+    ctx, store = yield run_for_hooks(_upload_target, front, request, route, user, oid)
+    writer = yield run_for_hooks(store.upload, oid, _announced_size(request))
+    try:
+        while chunk := (yield body.read_later(UPLOAD_READ)):
+            yield run_for_hooks(writer.write, chunk)
+        yield run_for_hooks(writer.finish)
+    except LfsObjectRefused as refused:
+        yield run_for_hooks(_record_refused, ctx, oid, refused)
+        raise
+    finally:
+        yield run_for_hooks(writer.abort)  # (nothing left to remove once kept)
+    yield run_for_hooks(_record_kept, ctx, oid)
+
+
+def _announced_size(request: server.Request) -> int | None:
+    lengths = request.requestHeaders.getRawHeaders(b"content-length") or []
+    return int(lengths[0]) if len(lengths) == 1 and lengths[0].strip().isdigit() else None
+
+
 def _keep_upload(ctx: SessionContext, store: LfsStore, oid: str, size: int, chunks: Iterator[bytes]) -> None:
     """Keep an uploaded object once it is what its name and size say (``LfsStore.put``), and say
     so in the audit log, refused or not (over HTTP and over ``git-lfs-transfer``)."""
-    change = audit.Change(f"lfs:{oid}", "", oid)
     try:
         store.put(oid, size, chunks)
     except LfsObjectRefused as refused:
-        audit.record(ctx, "lfs-upload", [replace(change, result=str(refused))], f"refused: {refused}")
+        _record_refused(ctx, oid, refused)
         raise
-    audit.record(ctx, "lfs-upload", [change], "ok")
+    _record_kept(ctx, oid)
+
+
+def _record_kept(ctx: SessionContext, oid: str) -> None:
+    audit.record(ctx, "lfs-upload", [audit.Change(f"lfs:{oid}", "", oid)], "ok")
+
+
+def _record_refused(ctx: SessionContext, oid: str, refused: LfsObjectRefused) -> None:
+    audit.record(ctx, "lfs-upload", [audit.Change(f"lfs:{oid}", "", oid, result=str(refused))],
+                 f"refused: {refused}")
 
 
 def _read_all(content: IO[bytes]) -> Iterator[bytes]:

@@ -500,22 +500,24 @@ def decode_query(args: Mapping[bytes, Sequence[bytes]]) -> dict[str, list[str]]:
     return {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in args.items()}
 
 
-STREAMED_ROUTES = frozenset({RouteKind.GIT_RECEIVE_PACK})
-"""Routes whose handler reads its body as it arrives (``gateway.live_body``): a push's pack is
-scanned while it comes, as over git:// and SSH, not after twisted.web spooled it whole."""
+STREAMED_ROUTES = frozenset({(b"POST", RouteKind.GIT_RECEIVE_PACK), (b"PUT", RouteKind.GIT_LFS_OBJECT)})
+"""Requests (method, route) whose handler reads the body as it arrives (``gateway.live_body``): a
+push's pack is scanned while it comes, as over git:// and SSH, and an LFS upload is written beside
+its place while it comes, not after twisted.web spooled either whole to ``TMPDIR``."""
 
 
 def streams_body(command: bytes, path: bytes, headers: Headers) -> bool:
     """Whether a request, its headers just in, is one of ``STREAMED_ROUTES`` with a body as sent
     (a ``Content-Encoding`` is decoded whole first, ``gateway.git_http.BODY_DECODERS``)."""
-    if command != b"POST":
+    if command not in (b"POST", b"PUT"):
         return False
     encodings = headers.getRawHeaders(b"content-encoding") or [b""]
     if len(encodings) > 1 or encodings[0].strip().lower() not in (b"", b"identity"):
         return False
     raw, _, query = path.partition(b"?")
     segments = decode_segments([unquote_to_bytes(segment) for segment in raw[1:].split(b"/")])
-    return route("POST", segments, decode_query(http.parse_qs(query, 1))).kind in STREAMED_ROUTES
+    kind = route(command.decode("ascii"), segments, decode_query(http.parse_qs(query, 1))).kind
+    return (command, kind) in STREAMED_ROUTES
 
 
 class RootResource(resource.Resource):
