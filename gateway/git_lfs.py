@@ -26,14 +26,13 @@ only; errors are the API's JSON ``{"message": …}`` with its status codes.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
-import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import replace
 from typing import IO, Any
@@ -44,6 +43,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
+from backends.blobs import VerifiedWriter
 from backends.interfaces import Kind
 from backends.lfs import LfsLocks, LfsObjectRefused, LfsStore, LockConflict, LockNotFound, LockNotOwned
 from backends.names import strip_git_suffix
@@ -51,7 +51,6 @@ from gateway import audit
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext
 from gateway.config import ServiceConfig
-from gateway.errors import TMPDIR_ADVICE, temp_space_refusal
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
 from gateway.live_body import BodyAborted, LiveBody
@@ -512,6 +511,32 @@ class LfsAuthenticateSession(OneShotSession):
 
 MAX_TRANSFER_OBJECT = 2 * 1024**3
 """Bytes of one object put over ``git-lfs-transfer`` (the HTTP request body bound's default)."""
+UPLOAD_WRITE = 256 * 1024
+"""Bytes of an upload one write on the push threads takes at most."""
+UPLOAD_HIGH_WATER = 512 * 1024
+"""Bytes of an upload waiting to be written past which the channel is paused (the SSH window
+then holds the client)."""
+UPLOAD_LOW_WATER = 128 * 1024
+"""Bytes waiting under which a paused channel is resumed."""
+INPUT_SLICE = 256 * 1024
+"""Bytes of input handed to the protocol's reader at once (its buffer takes a MiB)."""
+
+
+class _TransferUpload:
+    """One ``put-object``'s data: written beside the object's place as it arrives (``LfsStore.upload``),
+    kept by ``finish`` when its request is answered, removed otherwise."""
+
+    def __init__(self, start: lfs_transfer.DataStart) -> None:
+        self.start = start
+        self.writer: VerifiedWriter | None = None
+        """Set once open (the request checked: the right to push, its size, its name)."""
+        self.pending: deque[bytes] = deque()
+        self.pending_bytes = 0
+        self.received = 0
+        self.writing = False
+        self.ended = False
+        self.error: Failure | None = None
+        """Why it cannot be kept (refused, the disk full): its request is answered with it."""
 
 
 class LfsTransferSession:
@@ -519,21 +544,24 @@ class LfsTransferSession:
     objects and locks of the repository over the SSH channel itself, no HTTP listener needed
     (``protocols.git_lfs_transfer``).  The door checked the access the operation needs; locking
     and uploads on a ``download`` connection are refused (403).  Requests are answered one at a
-    time, in order; an object's data is streamed with backpressure, an upload spooled to a
-    temporary file and kept only once it hashes to its name."""
+    time, in order; an object's data is streamed with backpressure; an upload is written beside
+    its place as it arrives (``_TransferUpload``: nothing in ``TMPDIR``) and kept only once it
+    hashes to its name."""
 
     def __init__(self, kind: str, ctx: SessionContext, channel: Channel) -> None:
-        from collections import deque
-
         self.ctx = ctx
         self.channel = channel
         self._writes = kind.endswith("upload")
         self._reader = lfs_transfer.TransferReader()
-        self._queue: deque[tuple[lfs_transfer.Message | lfs_transfer.Refused, IO[bytes] | None]] = deque()
+        self._queue: deque[tuple[lfs_transfer.Message | lfs_transfer.Refused, _TransferUpload | None]] = deque()
         self._busy = False
         self._closed = False
-        self._upload: tuple[lfs_transfer.DataStart, IO[bytes]] | None = None
-        self._upload_size = 0
+        self._upload: _TransferUpload | None = None
+        self._uploads: set[_TransferUpload] = set()
+        """Uploads whose writer is open or being opened: aborted when the session ends."""
+        self._paused = False
+        self._in_input = False
+        self._resume_wanted = False
         channel.write(lfs_transfer.capabilities())
 
     # -- input --------------------------------------------------------------------------------
@@ -541,33 +569,50 @@ class LfsTransferSession:
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        self._in_input = True
+        try:
+            self._take_input(data)
+        finally:
+            self._in_input = False
+        if self._resume_wanted:
+            self._resume_wanted = False
+            self._resume()
+
+    def _take_input(self, data: bytes) -> None:
+        # (a channel hands what it held while paused over as one chunk, up to its window: the reader
+        # takes at most a MiB at once, and takes slices of it whole)
+        if len(data) > INPUT_SLICE:
+            for at in range(0, len(data), INPUT_SLICE):
+                self._take_input(data[at:at + INPUT_SLICE])
+                if self._closed:
+                    return
+            return
         for event in self._reader.feed(data):
             if isinstance(event, lfs_transfer.DataStart):
-                try:
-                    spooled: IO[bytes] = tempfile.TemporaryFile(prefix="hgwire-lfs-")  # noqa: SIM115 - closed once answered
-                except OSError as exc:
-                    self._spool_failed(exc)
-                    return
-                self._upload, self._upload_size = (event, spooled), 0
+                self._upload = _TransferUpload(event)
+                self._open_upload(self._upload)
             elif isinstance(event, lfs_transfer.DataChunk):
-                if self._upload is None:  # (after a refusal: dropped)
+                upload = self._upload
+                if upload is None:  # (after a refusal: dropped)
                     continue
-                self._upload_size += len(event.data)
-                if self._upload_size > MAX_TRANSFER_OBJECT:
+                upload.received += len(event.data)
+                if upload.received > MAX_TRANSFER_OBJECT:
                     self._fail(413, f"an object larger than {MAX_TRANSFER_OBJECT >> 20} MiB")
                     return
-                try:
-                    self._upload[1].write(event.data)
-                except OSError as exc:
-                    self._spool_failed(exc)
-                    return
+                if upload.error is None:
+                    upload.pending.append(event.data)
+                    upload.pending_bytes += len(event.data)
+                    if upload.pending_bytes > UPLOAD_HIGH_WATER and not self._paused:
+                        self._paused = True
+                        self.channel.pause_input()
+                    self._write_upload(upload)
             elif isinstance(event, lfs_transfer.DataEnd):
-                if self._upload is None:
+                upload, self._upload = self._upload, None
+                if upload is None:
                     continue
-                start, spool = self._upload
-                self._upload = None
-                spool.seek(0)
-                self._queue.append((lfs_transfer.Message(start.command, start.argument, start.args), spool))
+                upload.ended = True
+                self._queue.append((lfs_transfer.Message(upload.start.command, upload.start.argument,
+                                                         upload.start.args), upload))
             else:
                 self._queue.append((event, None))
         self._next()
@@ -579,13 +624,78 @@ class LfsTransferSession:
 
     def connection_lost(self) -> None:
         self._closed = True
-        self._drop_spools()
+        self._drop_uploads()
+
+    # -- uploads, written as they arrive -------------------------------------------------------
+
+    def _open_upload(self, upload: _TransferUpload) -> None:
+        def opened(writer: VerifiedWriter) -> None:
+            upload.writer = writer
+            if self._closed:
+                self._drop_uploads()
+            else:
+                self._write_upload(upload)
+
+        self._uploads.add(upload)
+        d = run_for_hooks(self._upload_writer, upload.start)
+        d.addCallbacks(opened, lambda failure: self._upload_failed(upload, failure))
+
+    def _write_upload(self, upload: _TransferUpload) -> None:
+        """Hand what waits of ``upload`` to the push threads, one write at a time."""
+        if upload.writer is None or upload.writing or upload.error is not None or self._closed:
+            return
+        if not upload.pending:
+            self._resume()
+            if upload.ended:
+                self._next()
+            return
+        taken: list[bytes] = []
+        size = 0
+        while upload.pending and size < UPLOAD_WRITE:
+            taken.append(upload.pending.popleft())
+            size += len(taken[-1])
+        upload.pending_bytes -= size
+        upload.writing = True
+
+        def written(_: object) -> None:
+            upload.writing = False
+            self._write_upload(upload)
+
+        d = run_for_hooks(upload.writer.write, b"".join(taken))
+        d.addCallbacks(written, lambda failure: self._upload_failed(upload, failure))
+        if upload.pending_bytes < UPLOAD_LOW_WATER:
+            self._resume()  # (after the write is under way: what comes now is written after it)
+
+    def _upload_failed(self, upload: _TransferUpload, failure: Failure) -> None:
+        """The upload cannot be kept (refused, or the disk refuses it): what comes of it is dropped,
+        and its put-object is answered with the reason in its turn."""
+        upload.writing = False
+        upload.error = failure
+        upload.pending.clear()
+        upload.pending_bytes = 0
+        self._resume()
+        self._next()
+
+    def _resume(self) -> None:
+        """Resume a paused channel; inside ``data_received`` only once it is done (a channel hands
+        what it held back at once, which must not run into the input being parsed)."""
+        if not self._paused or self._closed:
+            return
+        if self._in_input:
+            self._resume_wanted = True
+            return
+        self._paused = False
+        self.channel.resume_input()
 
     # -- one request at a time ----------------------------------------------------------------
 
     def _next(self) -> None:
         if self._busy or self._closed or not self._queue:
             return
+        upload = self._queue[0][1]
+        if upload is not None and upload.error is None and (upload.writer is None or upload.writing
+                                                             or upload.pending):
+            return  # its data is still being written: answered once it is all in
         message, spool = self._queue.popleft()
         if isinstance(message, lfs_transfer.Refused):
             self._fail(400, message.message)
@@ -609,11 +719,17 @@ class LfsTransferSession:
         if not self._closed:
             self.channel.write(body)
 
-    def _done(self, _: object, spool: IO[bytes] | None) -> None:
-        if spool is not None:
-            spool.close()
+    def _done(self, _: object, upload: _TransferUpload | None) -> None:
+        if upload is not None:
+            self._release(upload)
         self._busy = False
         self._next()
+
+    def _release(self, upload: _TransferUpload) -> None:
+        """Remove what was written of an upload not kept (nothing once ``finish`` kept it)."""
+        self._uploads.discard(upload)
+        if upload.writer is not None:
+            run_for_hooks(upload.writer.abort).addErrback(lambda failure: log.failure("removing an upload", failure))
 
     def _failed_request(self, failure: Failure, message: lfs_transfer.Message) -> None:
         exc = failure.value
@@ -629,13 +745,6 @@ class LfsTransferSession:
                  outcome=f"{message.command} refused {code}: {text}")
         self._reply(lfs_transfer.error(code, text))
 
-    def _spool_failed(self, exc: OSError) -> None:
-        """An upload the temporary directory cannot hold (full, over quota): 507, nothing kept."""
-        log.error("{proto} {repo}: an upload could not be spooled to the temporary directory {tmpdir} "
-                  "({reason}); " + TMPDIR_ADVICE, proto=PROTO, repo=self.ctx.repo_name,
-                  tmpdir=tempfile.gettempdir(), reason=exc.strerror or str(exc))
-        self._fail(507, temp_space_refusal("the upload", exc, "nothing was kept"))
-
     def _fail(self, code: int, message: str) -> None:
         """A request the protocol does not allow: answered, and the session ends."""
         log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=self.ctx.repo_name,
@@ -647,19 +756,16 @@ class LfsTransferSession:
     def _end(self, status: int) -> None:
         if not self._closed:
             self._closed = True
-            self._drop_spools()
+            self._drop_uploads()
             self.channel.finish(status)
 
-    def _drop_spools(self) -> None:
-        spools = [self._upload[1]] if self._upload is not None else []
+    def _drop_uploads(self) -> None:
+        """The session ends: every upload not kept is removed (one still being opened, once open)."""
         self._upload = None
-        while self._queue:
-            spool = self._queue.popleft()[1]
-            if spool is not None:
-                spools.append(spool)
-        for spool in spools:
-            with contextlib.suppress(OSError):  # a spool on a full disk fails to flush as it closes
-                spool.close()
+        self._queue.clear()
+        for upload in list(self._uploads):
+            if upload.writer is not None:
+                self._release(upload)
 
     # -- the requests (in the pool) -----------------------------------------------------------
 
@@ -672,7 +778,7 @@ class LfsTransferSession:
             raise UnsupportedFeature("git-lfs-transfer serves git repositories only")
         return store
 
-    def _answer(self, message: lfs_transfer.Message, spool: IO[bytes] | None) -> bytes:
+    def _answer(self, message: lfs_transfer.Message, upload: _TransferUpload | None) -> bytes:
         command, args = message.command, message.args
         if command == "version":
             if message.argument.strip() != "1":
@@ -681,7 +787,7 @@ class LfsTransferSession:
         if command == "batch":
             return self._batch(message)
         if command == "put-object":
-            return self._put(message, spool)
+            return self._put(message, upload)
         if command == "verify-object":
             oid, _, size_word = message.argument.partition(" ")
             size = args.get("size") or size_word
@@ -712,17 +818,32 @@ class LfsTransferSession:
                 lines.append(f"{oid} {held if held is not None else size} {'download' if held is not None else 'noop'}")
         return lfs_transfer.status(200, ["hash-algo=sha256"], lines)
 
-    def _put(self, message: lfs_transfer.Message, spool: IO[bytes] | None) -> bytes:
-        oid = message.argument
+    def _upload_writer(self, start: lfs_transfer.DataStart) -> VerifiedWriter:
+        """Where a ``put-object``'s data goes as it arrives, its request checked first (in the pool)."""
         store = self._store(write=True)
-        if spool is None:
-            return lfs_transfer.error(400, "put-object needs the object's data")
-        declared = message.args.get("size", "")
+        declared = start.args.get("size", "")
         if not declared.isdigit() or not declared.isascii():
-            return lfs_transfer.error(400, "put-object needs a size=<bytes> argument")
-        if not git_lfs.valid_oid(oid):
+            raise ProtocolError("put-object needs a size=<bytes> argument", http_status=400)
+        if not git_lfs.valid_oid(start.argument):
             raise LfsObjectRefused("the object name is not a SHA-256 in lower-case hex")
-        _keep_upload(self.ctx, store, oid, int(declared), _read_all(spool))
+        return store.upload(start.argument, int(declared))
+
+    def _put(self, message: lfs_transfer.Message, upload: _TransferUpload | None) -> bytes:
+        if upload is None:
+            self._store(write=True)
+            return lfs_transfer.error(400, "put-object needs the object's data")
+        oid = message.argument
+        if upload.error is not None:
+            if upload.error.check(LfsObjectRefused) and git_lfs.valid_oid(oid):
+                _record_refused(self.ctx, oid, upload.error.value)  # type: ignore[arg-type]
+            upload.error.raiseException()
+        assert upload.writer is not None
+        try:
+            upload.writer.finish()
+        except LfsObjectRefused as refused:
+            _record_refused(self.ctx, oid, refused)
+            raise
+        _record_kept(self.ctx, oid)
         return lfs_transfer.status(200)
 
     def _locking(self, message: lfs_transfer.Message) -> bytes:

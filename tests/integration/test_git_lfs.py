@@ -147,7 +147,7 @@ def test_lfs_over_an_ssh_remote_needs_no_http_listener(make_server: Any, client:
     port = server.port("ssh")
     client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
     url = f"ssh://git@127.0.0.1:{port}/media.git"
-    data = os.urandom(1 << 20)
+    data = os.urandom(24 << 20)  # (larger than the channel's window: written while it comes, paused and resumed)
     work = _tracked_work(client, url, data)
     client.git("push", "origin", "HEAD:main", cwd=work)
     oid = hashlib.sha256(data).hexdigest()
@@ -323,11 +323,12 @@ def test_git_lfs_transfer_answers_hostile_input_in_its_own_protocol(make_server:
     assert pkt("size=5") + pktline.DELIM + pktline.encode(data) + pktline.FLUSH in fetched.stdout, fetched
 
 
-def test_an_upload_the_temporary_directory_cannot_hold_is_answered_507(
+def test_a_transfer_upload_needs_no_temporary_space_and_one_the_disk_cannot_hold_is_answered_507(
         make_server: Any, client: Client, ssh_keys: SshKeys, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``git-lfs-transfer`` spools an upload to TMPDIR; a full one (injected: the spool's writes fail)
-    ended the session with an internal error.  Now: ``status 507`` with the reason, nothing kept, and
-    the same upload goes through once there is room."""
+    """``git-lfs-transfer`` writes an upload beside its place as it arrives: a full ``TMPDIR``
+    (injected: every temporary file fails) does not matter; a full disk (injected: ``fsync``
+    fails) answers that ``put-object`` with ``status 507`` and the reason, keeps nothing, and the
+    session goes on; once there is room the same upload goes through."""
     import errno
     import tempfile
 
@@ -341,32 +342,82 @@ def test_an_upload_the_temporary_directory_cannot_hold_is_answered_507(
     def pkt(text: str) -> bytes:
         return pktline.encode(text.encode() + b"\n")
 
-    data = os.urandom(3000)
+    data = os.urandom(300_000)
     oid = hashlib.sha256(data).hexdigest()
     upload = (pkt("version 1") + pktline.FLUSH + pkt(f"put-object {oid}") + pkt(f"size={len(data)}")
-              + pktline.DELIM + pktline.encode(data) + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
+              + pktline.DELIM + b"".join(pktline.encode(data[at:at + 65516]) for at in range(0, len(data), 65516))
+              + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
 
     def session() -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([*ssh, "git@127.0.0.1", "git-lfs-transfer media.git upload"], input=upload,
                               capture_output=True, timeout=60, env=client.env, check=False)
 
-    class FullSpool:
-        def write(self, data: bytes) -> int:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        def close(self) -> None:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def full(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as patched:
-        patched.setattr(tempfile, "TemporaryFile", lambda *a, **k: FullSpool())
+        patched.setattr(os, "fsync", full)
         refused = session()
-    assert refused.returncode == 1 and pkt("status 507") in refused.stdout, refused
-    assert b"the server could not hold the upload (No space left on device in its temporary directory)" \
-        in refused.stdout, refused
+    assert refused.returncode == 0 and pkt("status 507") in refused.stdout, refused
+    assert b"the server could not store the upload (No space left on device)" in refused.stdout, refused
+    assert refused.stdout.endswith(pkt("status 200") + pktline.FLUSH), refused  # quit: the session went on
     assert not any(p.is_file() for p in (server.root / "media.git" / "lfs").rglob("*"))
-    stored = session()
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "TemporaryFile", full)
+        patched.setattr(tempfile, "NamedTemporaryFile", full)
+        stored = session()
     assert stored.returncode == 0 and stored.stdout.count(pkt("status 200")) == 3, stored  # version, put, quit
-    assert any(p.name == oid for p in (server.root / "media.git" / "lfs").rglob("*"))
+    kept = server.root / "media.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    assert kept.read_bytes() == data
+    assert [p for p in (server.root / "media.git" / "lfs").rglob("*") if p.is_file()] == [kept]
+
+
+def test_a_transfer_upload_is_written_as_it_arrives_and_one_cut_short_leaves_nothing(
+        make_server: Any, client: Client, ssh_keys: SshKeys) -> None:
+    import time
+
+    from protocols import pktline
+    from tests.conftest import ssh_server_settings
+
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    server.backend.create("media", Kind.GIT)
+    ssh = ssh_keys.command(server.port("ssh")).split()
+    objects = server.root / "media.git" / "lfs" / "objects"
+
+    def written() -> int:
+        return sum(p.stat().st_size for p in objects.rglob(".tmp-*")) if objects.exists() else 0
+
+    def pkt(text: str) -> bytes:
+        return pktline.encode(text.encode() + b"\n")
+
+    data = os.urandom(2 << 20)
+    oid = hashlib.sha256(data).hexdigest()
+    frames = [pktline.encode(data[at:at + 65516]) for at in range(0, len(data), 65516)]
+    head = pkt("version 1") + pktline.FLUSH + pkt(f"put-object {oid}") + pkt(f"size={len(data)}") + pktline.DELIM
+    for cut in (False, True):
+        proc = subprocess.Popen([*ssh, "git@127.0.0.1", "git-lfs-transfer media.git upload"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=client.env)
+        assert proc.stdin is not None
+        proc.stdin.write(head + b"".join(frames[:len(frames) // 2]))
+        proc.stdin.flush()
+        deadline = time.monotonic() + 20
+        while written() < len(data) // 4:
+            assert time.monotonic() < deadline, "half the upload is written before the rest is sent"
+            time.sleep(0.02)
+        assert not (objects / oid[:2] / oid[2:4] / oid).exists()
+        if cut:
+            proc.kill()  # the client gone in the middle
+            proc.communicate(timeout=30)
+            break
+        out, err = proc.communicate(b"".join(frames[len(frames) // 2:]) + pktline.FLUSH + pkt("quit")
+                                    + pktline.FLUSH, timeout=60)
+        assert proc.returncode == 0 and out.count(pkt("status 200")) == 3, (out, err)
+        assert (objects / oid[:2] / oid[2:4] / oid).read_bytes() == data
+        (objects / oid[:2] / oid[2:4] / oid).unlink()
+    deadline = time.monotonic() + 20
+    while any(p.is_file() for p in objects.rglob("*")):
+        assert time.monotonic() < deadline, "what was written of the cut upload is removed"
+        time.sleep(0.05)
 
 
 def test_a_session_that_fails_on_its_input_ends_with_an_internal_error_not_a_hang(
