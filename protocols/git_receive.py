@@ -354,7 +354,8 @@ class ReceivePack:
 
     def _add_update(self, command: bytes) -> None:
         if len(self._updates) >= self._bounds.commands:
-            raise LimitExceeded(f"more than {self._bounds.commands} ref updates in one push")
+            raise LimitExceeded(f"more than {self._bounds.commands} ref updates in one push; push the refs in "
+                                "parts, or ask the server's operator to raise max_refs under [limits]")
         parts = command.split(b" ")
         if len(parts) != 3:
             raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {command[:120]!r}")

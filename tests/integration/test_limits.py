@@ -223,6 +223,7 @@ def test_push_bounds_from_the_policy_file_refuse_with_a_clear_error_and_change_n
     url = f"ssh://git@127.0.0.1:{port}/r"
     two = client.git("push", "-q", url, "main", "side", cwd=work, check=False)
     assert two.returncode != 0 and "more than 1 ref updates" in two.stderr, two.stderr
+    assert "push the refs in parts, or ask the server's operator to raise max_refs under [limits]" in two.stderr
     assert client.git("push", "-q", url, "main", cwd=work, check=False).returncode == 0
     (work / "big.bin").write_bytes(bytes(range(256)) * 64)  # a 16 KiB blob: over max_fulltext
     client.git("add", "big.bin", cwd=work)
