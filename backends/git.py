@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, cast
 
 from dulwich.config import CaseInsensitiveOrderedMultiDict, ConfigFile
@@ -354,6 +354,18 @@ def _parse_packed_refs(data: bytes) -> PackedRefs:
     return PackedRefs(refs, peeled)
 
 
+@dataclass
+class _CheckMemo:
+    """What one ``update_refs``'s checks found, shared by its refs (a migration's thousands of tags
+    and branches mostly name objects another ref names too, and look them up in the same packs)."""
+
+    connected: set[bytes] = field(default_factory=set)
+    """Tips everything below which is there."""
+    commits: dict[bytes, bool] = field(default_factory=dict)
+    """Whether an object is a commit."""
+    presence: git_ingest.StorePresence | None = None
+
+
 PACKED_CREATIONS_MIN = 64
 """Refs one push creates from which they are written into ``packed-refs`` together
 (``DulwichGitRepository._create_packed``), not each into a file of its own."""
@@ -559,6 +571,8 @@ class DulwichGitRepository:
         ``receive.updateServerInfo`` files it could not write, for the log."""
         self._whole: bool | None = None
         """Whether every object of this push links only to pushed or stored ones (once computed)."""
+        self._memo: _CheckMemo | None = None
+        """During ``update_refs``: what the checks of its refs found, for the next ones."""
 
     @property
     def object_store(self) -> BaseObjectStore:
@@ -1045,6 +1059,14 @@ class DulwichGitRepository:
         With ``hooks``, pre-receive sees the updates that passed the checks, then
         the update hook each one; post-receive gets those that were made.
         """
+        self._memo = _CheckMemo()  # what the checks of many refs share (objects only come and stay meanwhile)
+        try:
+            return self._update_refs(updates, atomic, hooks)
+        finally:
+            self._memo = None
+
+    def _update_refs(self, updates: Sequence[RefUpdate], atomic: bool,
+                     hooks: ReceiveHooks | None) -> Sequence[RefResult]:
         try:
             rules = self.receive_rules()
         except ConfigValueError as exc:
@@ -1223,10 +1245,15 @@ class DulwichGitRepository:
         return None
 
     def _is_commit(self, oid: ObjectId) -> bool:
+        memo = self._memo
+        if memo is not None and oid in memo.commits:
+            return memo.commits[oid]
         try:
             type_num, _ = self.object_store.get_raw(ObjectID(oid))
         except KeyError:
             return False
+        if memo is not None:
+            memo.commits[oid] = type_num == COMMIT_TYPE
         return type_num == COMMIT_TYPE
 
     def _apply(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool,
@@ -1516,7 +1543,13 @@ class DulwichGitRepository:
         that no pushed ref reaches would otherwise stay, and a later push naming
         that object would pass this check.
         """
-        return self._pack_whole() and self._reaches_all([tip])
+        memo = self._memo
+        if memo is not None and tip in memo.connected:
+            return True
+        whole = self._pack_whole() and self._reaches_all([tip])
+        if whole and memo is not None:
+            memo.connected.add(tip)
+        return whole
 
     def _pack_whole(self) -> bool:
         if self._whole is None:
@@ -1526,7 +1559,13 @@ class DulwichGitRepository:
     def _reaches_all(self, tips: Iterable[bytes]) -> bool:
         store = self.object_store
         if isinstance(store, DiskObjectStore):
-            return git_ingest.connected(store, tips, self._added, self._links)
+            memo = self._memo
+            presence = None
+            if memo is not None:
+                if memo.presence is None:
+                    memo.presence = git_ingest.store_presence(store)
+                presence = memo.presence
+            return git_ingest.connected(store, tips, self._added, self._links, presence)
         return git_ingest.walk_connected(tips, self._added, lambda sha: store.get_raw(ObjectID(sha)),
                                          lambda sha: ObjectID(sha) in store, object_format=self.object_format)
 

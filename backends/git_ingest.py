@@ -2033,15 +2033,27 @@ def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: 
 ObjectReader = Callable[[bytes], tuple[int, bytes]]
 
 
+StorePresence = tuple[list[PackIndexView], Callable[[bytes], bool]]
+"""The cheap views of a store's packs and a presence test over them (``store_presence``)."""
+
+
+def store_presence(store: DiskObjectStore) -> StorePresence:
+    """``cheap_views`` and a ``Presence`` over them: what ``connected`` looks objects up with, made
+    once for the checks of many refs (each made its own: a listing of the pack directory and a
+    stat a pack, a third of the time of a push of 16,000 new refs)."""
+    views, all_viewed = cheap_views(store)
+    return views, Presence(store, views, all_viewed).__contains__
+
+
 def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[bytes],
-              links: PushLinks | None = None) -> bool:
+              links: PushLinks | None = None, presence: StorePresence | None = None) -> bool:
     """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones.
 
     ``links``: what the push's objects link to, as ``PackIngest`` checked them (their types
     too): when every link is present, no walk is needed.  The walk checks the types itself.
+    ``presence``: ``store_presence(store)``, made once for several calls (else made here).
     """
-    views, all_viewed = cheap_views(store)
-    has = Presence(store, views, all_viewed).__contains__
+    views, has = presence if presence is not None else store_presence(store)
     if links is not None and links.closed(added, has):
         return tips is added or all(tip in added or has(tip) for tip in tips)  # (added ones are there)
     with PackObjectReader(store, views + quarantine_views(store)) as reader:

@@ -179,6 +179,19 @@ class BackendContract:
         assert _push(repo, incomplete, [update]) == ["missing necessary objects"]
         assert dict(backend.open("r").refs()) == {}
 
+    def test_each_ref_of_a_push_is_checked_for_its_own_objects(self, backend: Backend) -> None:
+        """The checks of a push's refs share what they found (``update_refs``'s memo): a ref naming
+        an object that is not there is refused however many refs before it passed."""
+        repo = backend.create("r", Kind.GIT)
+        assert repo.kind is Kind.GIT
+        commit, objects = _commit(b"one", [])
+        oid = ObjectId(commit.id)
+        absent = ObjectId(b"1" * 40)
+        updates = [RefUpdate(b"refs/heads/main", ZERO_ID, oid), RefUpdate(b"refs/tags/a", ZERO_ID, oid),
+                   RefUpdate(b"refs/tags/gone", ZERO_ID, absent), RefUpdate(b"refs/tags/b", ZERO_ID, oid)]
+        assert _push(repo, objects, updates) == [None, None, "missing necessary objects", None]
+        assert set(backend.open("r").refs()) == {b"HEAD", b"refs/heads/main", b"refs/tags/a", b"refs/tags/b"}
+
     def test_a_pack_with_an_incomplete_object_lands_nothing(self, backend: Backend) -> None:
         """A pack whose objects are not all complete moves no ref and leaves nothing behind: a
         later push naming its broken commit must not find it complete in the store."""
