@@ -500,7 +500,8 @@ _BITMAPS: LruCache[str, _KeptBitmap] = LruCache(MAX_KEPT_BITMAPS_BYTES, _bitmap_
 @dataclass(frozen=True, eq=False)
 class _Found:
     """A bitmap to count from and the packs whose objects are its bits, in their bits' order: one
-    pack for a pack's own bitmap, every pack of a multi-pack index for its bitmap (``midx``)."""
+    pack for a pack's own bitmap; for a multi-pack index's (``midx``), each pack it takes objects
+    from (a pack whose every object it takes from another has no bits)."""
 
     bitmap: PackBitmap
     packs: list[PackIndexView]

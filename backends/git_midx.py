@@ -45,6 +45,7 @@ MAX_CHUNKS = 64
 """Chunks a multi-pack index may list (git writes at most seven)."""
 OID_VERSIONS = {20: 1, 32: 2}
 """The header's object id version of each name length (SHA-1, SHA-256)."""
+_NAME_LENGTHS = {version: length for length, version in OID_VERSIONS.items()}
 MAX_CACHED_LAYOUTS = 4
 """Layouts kept whatever their size (one takes about 100 bytes an object, beside its packs' views)."""
 MAX_CACHED_LAYOUT_OBJECTS = 500_000
@@ -102,7 +103,7 @@ def midx_bitmap_present(pack_dir: str) -> bool:
     try:
         with open(path, "rb") as f:
             header = f.read(HEADER_SIZE)
-            raw_len = {1: 20, 2: 32}.get(header[5]) if len(header) == HEADER_SIZE else None
+            raw_len = _NAME_LENGTHS.get(header[5]) if len(header) == HEADER_SIZE else None
             if header[:4] != MIDX_MAGIC or raw_len is None:
                 return False
             f.seek(-raw_len, os.SEEK_END)
