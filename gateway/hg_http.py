@@ -46,6 +46,7 @@ from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
 from gateway.limits import bundle2_limits, changegroup_limits
+from gateway.live_body import BodyAborted, LiveBody
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
@@ -98,13 +99,41 @@ def _header_pairs(request: server.Request) -> list[tuple[bytes, bytes]]:
     return [(name, value) for name, values in request.requestHeaders.getAllRawHeaders() for value in values]
 
 
-def _body_size(content: IO[bytes] | None) -> int:
-    """Size of the spooled body (a seek, no read)."""
+def _body_size(content: IO[bytes] | LiveBody | None, request: server.Request) -> int | None:
+    """Size of the spooled body (a seek, no read); of a body read as it arrives, its
+    ``Content-Length`` (None when it is sent in chunks)."""
     if content is None:
         return 0
+    if isinstance(content, LiveBody):
+        lengths = request.requestHeaders.getRawHeaders(b"content-length") or []
+        return int(lengths[0]) if len(lengths) == 1 and lengths[0].strip().isdigit() else None
     size = content.seek(0, 2)
     content.seek(0)
     return size
+
+
+class _LiveReader:
+    """A body read as it arrives (``LiveBody``), read from a pool thread as a file: each read waits
+    for the reactor to have bytes (the connection is paused while more than the body's high water
+    waits unread).  The thread waits on the client, as an hg push over SSH's does
+    (``gateway.hg_session.PushQueue``); ``BodyAborted`` when the client went."""
+
+    def __init__(self, body: LiveBody) -> None:
+        self._body = body
+
+    def read(self, size: int) -> bytes:
+        from twisted.internet import reactor
+        from twisted.internet.threads import blockingCallFromThread
+
+        taken: list[bytes] = []
+        left = size
+        while left > 0:
+            chunk: bytes = blockingCallFromThread(reactor, self._body.read_later, left)  # type: ignore[arg-type]
+            if not chunk:
+                break
+            taken.append(chunk)
+            left -= len(chunk)
+        return b"".join(taken)
 
 
 class HgHttpCommand:
@@ -133,7 +162,11 @@ class HgHttpCommand:
         self._gone = False
         # The body is ours: twisted.web closes request.content when the client goes
         # away, which would pull it from under a push that is running in the pool.
-        self.content, request.content = request.content, None
+        # One read as it arrives stays there: twisted.web writes into it, and its closing tells a
+        # reader waiting in the pool that the client went.
+        self.content: IO[bytes] | LiveBody | None = request.content
+        if not isinstance(request.content, LiveBody):
+            request.content = None
         request.notifyFinish().addErrback(self._request_gone)
 
     # -- the steps -----------------------------------------------------------------------
@@ -154,7 +187,7 @@ class HgHttpCommand:
 
     def _close_body(self) -> None:
         content, self.content = self.content, None
-        if content is not None:
+        if content is not None and not isinstance(content, LiveBody):  # (a live one is the request's)
             run_blocking(content.close)
 
     def _close_body_then(self, result: Answer) -> Answer:
@@ -164,7 +197,7 @@ class HgHttpCommand:
     def _read_head(self) -> Command:
         uri = self.request.uri or b""
         query = uri.partition(b"?")[2]
-        size = _body_size(self.content)
+        size = _body_size(self.content, self.request)
         self.head = hg_http.parse_head(query, _header_pairs(self.request), size, LIMITS)
         self.command = self.head.command.decode("ascii", "replace")
         cmd = hg_commands.COMMANDS.get(self.head.command)
@@ -211,10 +244,15 @@ class HgHttpCommand:
         except UnsupportedFeature as exc:  # a repository hgwire cannot serve: hg shows the reason
             return OobError(exc.message.encode("utf-8", "replace")), None
         check_web_access(repo, self.user, cmd.permission)
-        content = self.content
+        content: IO[bytes] | _LiveReader | None
+        if isinstance(self.content, LiveBody):
+            content = _LiveReader(self.content)
+        else:
+            content = self.content
+            if content is not None:
+                content.seek(0)
         prefix = b""
         if content is not None:
-            content.seek(0)
             prefix = content.read(self.head.post_args_length)
         args = hg_http.with_post_args(self.head, prefix, LIMITS) if self.head.post_args_length else self.head.args
         payload = _payload(content) if cmd.takes_payload and content is not None else None
@@ -349,6 +387,9 @@ class HgHttpCommand:
     def _fail(self, failure: Failure) -> None:
         exc = failure.value
         assert exc is not None
+        if isinstance(exc, BodyAborted):  # the client went (or its body was refused) while it sent it
+            self._log("the push did not arrive whole; nothing was changed")
+            return
         if self._gone or self.request.finished or self.request.startedWriting:
             return
         status = http_status(exc)
@@ -419,8 +460,8 @@ def check_web_access(repo: HgRepository, user: str | None, permission: Permissio
         refuse("push")
 
 
-def _payload(content: IO[bytes]) -> Iterator[bytes]:
-    """The pushed bundle: the spooled body after the POST arguments, read in the pool."""
+def _payload(content: IO[bytes] | _LiveReader) -> Iterator[bytes]:
+    """The pushed bundle: the body after the POST arguments (spooled, or as it arrives), read in the pool."""
     while chunk := content.read(BODY_CHUNK):
         yield chunk
 

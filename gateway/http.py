@@ -503,7 +503,8 @@ def decode_query(args: Mapping[bytes, Sequence[bytes]]) -> dict[str, list[str]]:
 STREAMED_ROUTES = frozenset({(b"POST", RouteKind.GIT_RECEIVE_PACK), (b"PUT", RouteKind.GIT_LFS_OBJECT)})
 """Requests (method, route) whose handler reads the body as it arrives (``gateway.live_body``): a
 push's pack is scanned while it comes, as over git:// and SSH, and an LFS upload is written beside
-its place while it comes, not after twisted.web spooled either whole to ``TMPDIR``."""
+its place while it comes, not after twisted.web spooled either whole to ``TMPDIR``; so are an hg
+push's bundle and largefile (``HG_STREAMED_COMMANDS``)."""
 
 
 def streams_body(command: bytes, path: bytes, headers: Headers) -> bool:
@@ -516,8 +517,16 @@ def streams_body(command: bytes, path: bytes, headers: Headers) -> bool:
         return False
     raw, _, query = path.partition(b"?")
     segments = decode_segments([unquote_to_bytes(segment) for segment in raw[1:].split(b"/")])
-    kind = route(command.decode("ascii"), segments, decode_query(http.parse_qs(query, 1))).kind
+    args = decode_query(http.parse_qs(query, 1))
+    kind = route(command.decode("ascii"), segments, args).kind
+    if (command, kind) == (b"POST", RouteKind.HG_COMMAND):  # a push's bundle or a largefile: not other commands' bodies
+        return args.get(HG_COMMAND_ARG, [""])[0] in HG_STREAMED_COMMANDS
     return (command, kind) in STREAMED_ROUTES
+
+
+HG_STREAMED_COMMANDS = frozenset({"unbundle", "putlfile"})
+"""The hg commands whose body (after its POST arguments) is their payload, read as it arrives
+(``gateway.hg_http``): a push's bundle, a largefile."""
 
 
 class RootResource(resource.Resource):

@@ -330,13 +330,16 @@ def _spool_on_full_tmpdir(real: Any) -> Any:
     return content_file
 
 
-def test_a_push_body_a_full_tmpdir_cannot_hold_is_answered_507_and_nothing_changes(
+def test_pushes_need_no_tmpdir_and_a_body_a_full_one_cannot_hold_is_answered_507(
         make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """twisted.web spools a body over 100 kB to TMPDIR; a full one dropped the connection (hg: "bad
-    HTTP status line", git: "unexpected disconnect") with a traceback logged.  Now: 507 with the reason
-    for hg (Content-Length), the repository as it was, and the server keeps serving.  A git push's body
-    is not spooled at all (``gateway.live_body``: its pack goes to the repository's quarantine as it
-    arrives): it goes through with TMPDIR full (git's chunked body was answered 507 too before)."""
+    HTTP status line", git: "unexpected disconnect") with a traceback logged.  A push's body is not
+    spooled at all (``gateway.live_body``: a git pack goes to the repository's quarantine as it
+    arrives, an hg bundle is applied as it arrives): both go through with TMPDIR full (they were
+    answered 507).  A body that is still spooled (here hg's POST arguments) is answered 507 with the
+    reason, and the server keeps serving."""
+    import http.client
+
     from twisted.web import http as twisted_http
 
     server, hg_url, work, repo, before = _hg_with_a_new_file(make_server, client, tmp_path, "big.bin", 300_000)
@@ -348,19 +351,24 @@ def test_a_push_body_a_full_tmpdir_cannot_hold_is_answered_507_and_nothing_chang
     (git_work / "big.bin").write_bytes(os.urandom(300_000))
     client.git("add", "big.bin", cwd=git_work)
     client.git("commit", "-qm", "big", cwd=git_work)
+    args = b"key=" + b"a" * 150_000
     with monkeypatch.context() as patched:
         patched.setattr(twisted_http, "_getContentFile", _spool_on_full_tmpdir(twisted_http._getContentFile))
-        refused = client.hg("push", hg_url, cwd=work, check=False)
+        pushed = client.hg("push", hg_url, cwd=work, check=False)
         git_pushed = client.git("push", git_url, "HEAD:main", cwd=git_work, check=False)
-    assert refused.returncode != 0
-    said = refused.stdout + refused.stderr
-    assert "HTTP Error 507: Insufficient Storage (the server's temporary space is full; try again later)" in said, said
-    assert _snapshot(repo) == before
+        conn = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=30)
+        conn.request("POST", "/h?cmd=lookup", body=args, headers={"X-HgArgs-Post": str(len(args))})
+        answer = conn.getresponse()
+        refused = (answer.status, answer.reason, answer.read())
+        conn.close()
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert _snapshot(repo) != before
+    client.hg("verify", "-q", "-R", str(server.root / "h"))
     assert git_pushed.returncode == 0, git_pushed.stderr
     client.git("--git-dir", str(git_bare), "fsck", "--full")
     assert set(remote_refs(client, "default", git_url)) == {"HEAD", "refs/heads/main"}
-    client.hg("push", "-q", hg_url, cwd=work)  # room again: the same push goes through
-    client.hg("verify", "-q", "-R", str(server.root / "h"))
+    assert refused[0] == 507 and "the server's temporary space is full" in refused[1], refused
+    client.hg("pull", "-q", hg_url, cwd=work)  # and serves on
 
 
 def test_clones_go_on_when_the_temporary_directory_is_full(

@@ -111,3 +111,32 @@ def test_one_read_at_a_time_and_no_synchronous_read() -> None:
         body.read_later(1)
     with pytest.raises(TypeError):
         body.read()
+
+
+@pytest.mark.parametrize(("method", "path", "encoding", "streamed"), [
+    (b"POST", b"/r.git/git-receive-pack", None, True),
+    (b"POST", b"/r.git/git-receive-pack", b"gzip", False),  # decoded whole first
+    (b"POST", b"/r.git/git-upload-pack", None, False),
+    (b"PUT", b"/r.git/info/lfs/objects/" + b"a" * 64, None, True),
+    (b"POST", b"/r.git/info/lfs/objects/batch", None, False),
+    (b"POST", b"/h?cmd=unbundle", None, True),
+    (b"POST", b"/h?cmd=putlfile&sha=" + b"a" * 40, None, True),
+    (b"POST", b"/h?cmd=getbundle", None, False),  # POST arguments: read whole
+    (b"POST", b"/h?cmd=batch", None, False),
+    (b"GET", b"/h?cmd=unbundle", None, False),
+])
+def test_which_bodies_are_read_as_they_arrive(method: bytes, path: bytes, encoding: bytes | None,
+                                              streamed: bool) -> None:
+    from twisted.web.http_headers import Headers
+
+    from gateway.http import streams_body
+
+    headers = Headers({b"content-encoding": [encoding]} if encoding else {})
+    assert streams_body(method, path, headers) is streamed
+
+
+def test_the_hg_commands_read_as_they_arrive_are_those_that_take_a_payload() -> None:
+    from gateway.http import HG_STREAMED_COMMANDS
+    from protocols.hg_commands import COMMANDS
+
+    assert HG_STREAMED_COMMANDS == {name.decode() for name, command in COMMANDS.items() if command.takes_payload}

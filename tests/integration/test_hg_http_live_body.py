@@ -1,0 +1,109 @@
+"""An hg push over HTTP is applied as its bundle arrives (``gateway.live_body``,
+``gateway.hg_http._LiveReader``), as over SSH, not after twisted.web spooled the whole body to
+``TMPDIR``.  What it must not change: a client gone in the middle leaves the repository as it was,
+and the server serves on; a push refused before its body is in reaches the client.
+
+A raw socket sends the body in parts (the bundle ``hg bundle`` writes, as ``hg push`` sends it)
+so that the test can look at the server between them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Client
+from tests.integration.test_full_disk import _hg_over_http, _snapshot
+
+AUTH = "Basic " + base64.b64encode(b"alice:pw").decode()
+
+
+def _bundle(client: Client, work: Path, tmp_path: Path, size: int) -> bytes:
+    """A second changeset adding 40 files of ``size`` random bytes in all, as the bundle2 a push sends
+    (uncompressed): their revlogs are written one after the other as the bundle is applied."""
+    for n in range(40):
+        (work / f"big{n:02d}.bin").write_bytes(os.urandom(size // 40))
+    client.hg("commit", "-q", "-A", "-m", "big", "-u", "u", cwd=work)
+    path = tmp_path / "push.hg"
+    client.hg("bundle", "-q", "-t", "none-v2", "-r", "tip", "--base", "0", str(path), cwd=work)
+    return path.read_bytes()
+
+
+def _head(port: int, length: int, auth: bool = True) -> bytes:
+    return (f"POST /h?cmd=unbundle HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            + (f"Authorization: {AUTH}\r\n" if auth else "")
+            + "X-HgArg-1: heads=666f726365\r\nContent-Type: application/mercurial-0.1\r\n"
+            + f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode()
+
+
+def _wait_for(predicate: Callable[[], object], what: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def _answer(sock: socket.socket) -> bytes:
+    received = b""
+    while data := sock.recv(65536):
+        received += data
+    return received
+
+
+def _data_written(repo: Path) -> int:
+    """Bytes of the new files' revlogs written so far."""
+    data = repo / "store" / "data"
+    return sum(p.stat().st_size for p in data.glob("big*")) if data.exists() else 0
+
+
+def test_a_push_over_http_is_applied_while_its_bundle_arrives(
+        make_server: Any, client: Client, tmp_path: Path) -> None:
+    server, url, work = _hg_over_http(make_server, client, tmp_path)
+    client.hg("push", "-q", url, cwd=work)
+    bundle = _bundle(client, work, tmp_path, 4 << 20)
+    repo = server.root / "h" / ".hg"
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=30) as sock:
+        sock.sendall(_head(server.port("http"), len(bundle)) + bundle[:len(bundle) // 2])
+        _wait_for(lambda: _data_written(repo) > 0, "the bundle is applied as it arrives")
+        sock.sendall(bundle[len(bundle) // 2:])
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert client.hg("log", "-R", str(server.root / "h"), "-r", "tip", "-T", "{desc}").stdout == "big"
+    client.hg("verify", "-q", "-R", str(server.root / "h"))
+
+
+def test_a_client_gone_in_the_middle_of_its_bundle_leaves_the_repository_as_it_was(
+        make_server: Any, client: Client, tmp_path: Path) -> None:
+    server, url, work = _hg_over_http(make_server, client, tmp_path)
+    client.hg("push", "-q", url, cwd=work)
+    bundle = _bundle(client, work, tmp_path, 4 << 20)
+    repo = server.root / "h" / ".hg"
+    before = _snapshot(repo)
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=30) as sock:
+        sock.sendall(_head(server.port("http"), len(bundle)) + bundle[:len(bundle) // 2])
+        _wait_for(lambda: _data_written(repo) > 0, "the bundle is applied as it arrives")
+    _wait_for(lambda: _snapshot(repo) == before, "the push is rolled back")
+    client.hg("verify", "-q", "-R", str(server.root / "h"))
+    client.hg("push", "-q", url, cwd=work)  # the same push, whole: it goes through
+    assert client.hg("log", "-R", str(server.root / "h"), "-r", "tip", "-T", "{desc}").stdout == "big"
+
+
+def test_a_push_refused_before_its_bundle_is_in_reaches_the_client(
+        make_server: Any, client: Client, tmp_path: Path) -> None:
+    """No credentials: 401 at once, the rest of the body (more than is held unread before the
+    connection is paused) read and dropped."""
+    server, url, work = _hg_over_http(make_server, client, tmp_path)
+    client.hg("push", "-q", url, cwd=work)
+    bundle = _bundle(client, work, tmp_path, 3 << 20)
+    before = _snapshot(server.root / "h" / ".hg")
+    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=30) as sock:
+        sock.sendall(_head(server.port("http"), len(bundle), auth=False) + bundle)
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:300]
+    assert _snapshot(server.root / "h" / ".hg") == before
+    client.hg("push", "-q", url, cwd=work)
