@@ -37,6 +37,10 @@ DRAIN_QUIET = 1.0
 (an hg client's next request on its keep-alive connection comes sooner)."""
 DRAIN_STEP = 0.1
 """Seconds between two looks at the open connections while the service stops."""
+CLOSE_WAIT = 5.0
+"""Seconds the stopping service waits for the connections it closed past the grace to be gone (a
+push's thread waiting on its client is let go by the loss of its connection; the threads are
+joined after)."""
 
 FIRST_USE_IMPORTS = ("email.policy", "dulwich.config", "dulwich.worktree")
 """Modules our libraries import on first use, imported when the service starts instead.
@@ -265,18 +269,29 @@ class HgwireService(service.MultiService):
         clock: Any = reactor
         deadline = clock.seconds() + grace
         done: defer.Deferred[None] = defer.Deferred()
+        closed_at: list[float] = []
 
         def step() -> None:
             left = sum(f.close_quiet(DRAIN_QUIET) for f in factories)
             if not left:
                 log.info("hgwire: every connection finished")
                 done.callback(None)
+            elif closed_at:
+                # the connections closed are lost a reactor turn later: only then is a push thread
+                # waiting on its client let go (and the shutdown joins those threads next)
+                if clock.seconds() >= closed_at[0] + CLOSE_WAIT:
+                    log.warn("hgwire: {count} connections not gone {wait} s after they were closed",  # noqa: G010
+                             count=left, wait=CLOSE_WAIT)
+                    done.callback(None)
+                else:
+                    clock.callLater(DRAIN_STEP, step)
             elif clock.seconds() >= deadline:
                 log.warn("hgwire: {count} connections still open after the {grace} s shutdown grace; "  # noqa: G010
                          "closing them", count=left, grace=grace)
                 for f in factories:
                     f.close_all()
-                done.callback(None)
+                closed_at.append(clock.seconds())
+                clock.callLater(DRAIN_STEP, step)
             else:
                 clock.callLater(DRAIN_STEP, step)
 

@@ -200,3 +200,57 @@ def test_idle_connections_are_closed_and_the_grace_ends_the_rest(make: Callable[
     assert "1 connections still open after the 1.5 s shutdown grace; closing them" in log
     ssh.kill()
     ssh.communicate()
+
+
+@pytest.mark.parametrize("transport", ["ssh", "http"])
+def test_an_hg_push_whose_client_stalls_past_the_grace_ends_and_the_server_stops(
+        make: Callable[[float], StoppingServer], tmp_path: Path, transport: str) -> None:
+    """A push's thread waits on its client for the rest of the bundle (over SSH, and over HTTP where
+    the bundle is applied as it arrives).  A client that stalls past the grace: its connection is
+    closed, which lets the thread go, before the threads are joined (the server hung there before:
+    the threads were joined in the reactor turn that closed the connections, whose loss comes a
+    turn later).  The push is rolled back."""
+    import base64
+    import socket
+
+    server: StoppingServer = make(1.5)
+    env = {**_env(tmp_path, server), "HGRCPATH": "/dev/null"}
+    repo = server.root / "r"
+    _run([HG, "init", str(repo)], env)
+    work = tmp_path / "w"
+    _run([HG, "init", str(work)], env)
+    for n in range(20):
+        (work / f"f{n}").write_bytes(bytes([n]) * 200_000)
+    _run([HG, "-R", str(work), "commit", "-q", "-A", "-m", "big", "-u", "t"], env)
+    bundle_path = tmp_path / "b.hg"
+    _run([HG, "-R", str(work), "bundle", "-q", "-t", "none-v2", "-a", str(bundle_path)], env)
+    bundle = bundle_path.read_bytes()
+    half = bundle[:len(bundle) // 2]
+    stalled: socket.socket | subprocess.Popen[bytes]
+    if transport == "http":
+        stalled = socket.create_connection((LOOPBACK, server.ports["http"]), timeout=30)
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        stalled.sendall((f"POST /r?cmd=unbundle HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+                         "X-HgArg-1: heads=666f726365\r\nContent-Type: application/mercurial-0.1\r\n"
+                         f"Content-Length: {len(bundle)}\r\nConnection: close\r\n\r\n").encode() + half)
+    else:
+        stalled = subprocess.Popen([*server.ssh_command().split(), "-p", str(server.ports["ssh"]),
+                                    f"{USER}@{LOOPBACK}", "hg -R r serve --stdio"], env=env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert stalled.stdin is not None and stalled.stdout is not None
+        stalled.stdin.write(b"unbundle\nheads 10\n666f726365" + b"%d\n" % len(half) + half)
+        stalled.stdin.flush()
+    deadline = time.monotonic() + 30
+    while not list((repo / ".hg" / "store").glob("data/f*")):  # the bundle is being applied
+        assert time.monotonic() < deadline, "the push never started"
+        time.sleep(0.05)
+    status, took, log = server.terminate_and_wait(30)
+    assert status in STOPPED and took < 15, (took, log)
+    assert "closing them" in log
+    if isinstance(stalled, socket.socket):
+        stalled.close()
+    else:
+        stalled.kill()
+        stalled.communicate()
+    _run([HG, "-R", str(repo), "verify", "-q"], env)
+    assert _run([HG, "-R", str(repo), "log", "-T", "{desc}"], env).stdout == ""
