@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from array import array
 from bisect import bisect_left
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import groupby, pairwise
 
-from backends.git_packindex import LARGE_OFFSET_FLAG, PackIndexView
+from backends.git_packindex import LARGE_OFFSET_FLAG, ObjectsBoundCache, PackIndexView
 
 MIDX_NAME = "multi-pack-index"
 MIDX_MAGIC = b"MIDX"
@@ -51,6 +49,8 @@ MAX_CACHED_LAYOUTS = 4
 MAX_CACHED_LAYOUT_OBJECTS = 500_000
 """Past ``MAX_CACHED_LAYOUTS``, more are kept while all of them hold no more objects than this."""
 MAX_LAYOUTS_KEPT = 1024
+"""Layouts kept at most, however small."""
+
 
 class MidxError(Exception):
     """The multi-pack index cannot be used: malformed, of another hash, or not matching its packs."""
@@ -118,36 +118,22 @@ ViewOf = Callable[[str], PackIndexView | None]
 
 
 class _LayoutCache:
-    """Layouts by (path, size, mtime, inode, name length), least recently used evicted: ``limit`` of
-    any size, more while they hold no more than ``max_objects`` objects in all (as the packs' views
-    are kept: ``backends.git_packindex``)."""
+    """Layouts by (path, size, mtime, inode, name length), kept as the packs' views are
+    (``git_packindex.ObjectsBoundCache``)."""
 
     def __init__(self, limit: int, max_objects: int = MAX_CACHED_LAYOUT_OBJECTS) -> None:
-        self._limit = limit
-        self._max_objects = max_objects
-        self._layouts: OrderedDict[tuple[str, int, int, int, int], MidxLayout] = OrderedDict()
-        self._objects = 0
-        self._lock = threading.Lock()
+        self._layouts: ObjectsBoundCache[tuple[str, int, int, int, int], MidxLayout] = ObjectsBoundCache(
+            limit, max_objects, lambda layout: len(layout.view), MAX_LAYOUTS_KEPT)
 
     def get(self, pack_dir: str, raw_len: int, view_of: ViewOf) -> MidxLayout | None:
         stamp = midx_stamp(pack_dir)
         if stamp is None:
             return None
         key = (os.path.join(pack_dir, MIDX_NAME), *stamp, raw_len)
-        with self._lock:
-            layout = self._layouts.get(key)
-            if layout is not None:
-                self._layouts.move_to_end(key)
+        layout = self._layouts.get(key)
         if layout is None:
             layout = read_midx(key[0], raw_len, view_of)
-            with self._lock:
-                old = self._layouts.pop(key, None)  # (read by another request meanwhile)
-                self._objects += len(layout.view) - (len(old.view) if old is not None else 0)
-                self._layouts[key] = layout
-                while len(self._layouts) > self._limit and (self._objects > self._max_objects
-                                                            or len(self._layouts) > MAX_LAYOUTS_KEPT):
-                    _, dropped = self._layouts.popitem(last=False)
-                    self._objects -= len(dropped.view)
+            self._layouts.put(key, layout)
         if not all(view_of(pack) is not None for pack in layout.packs):
             raise MidxError(f"{key[0]}: a pack it names is gone")
         return layout

@@ -22,8 +22,9 @@ import threading
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 IDX_MAGIC = b"\377tOc"
 IDX_VERSION = 2
@@ -156,41 +157,73 @@ def _resolve_large(offsets: list[int], data: bytes, large_at: int) -> list[int]:
     return result
 
 
-class _ViewCache:
-    """Views keyed by (path, size, mtime, raw_len), least recently used evicted: ``limit`` of any
-    size, more while they hold no more than ``max_objects`` objects in all (``MAX_VIEWS_KEPT`` at
-    most)."""
+K = TypeVar("K")
+V = TypeVar("V")
 
-    def __init__(self, limit: int, max_objects: int = MAX_CACHED_VIEW_OBJECTS) -> None:
+
+class ObjectsBoundCache(Generic[K, V]):
+    """Values by key, least recently used evicted: ``limit`` of any size, more while they hold no
+    more than ``max_objects`` objects in all (``objects_of`` counts a value's), ``max_kept`` at
+    most.  Index views (``_ViewCache``) and multi-pack index layouts (``backends.git_midx``) are
+    kept so: a repository's large packs whatever their size, and the many small ones of others."""
+
+    def __init__(self, limit: int, max_objects: int, objects_of: Callable[[V], int],
+                 max_kept: int = MAX_VIEWS_KEPT) -> None:
         self._limit = limit
         self._max_objects = max_objects
-        self._views: OrderedDict[tuple[str, int, int, int], PackIndexView] = OrderedDict()
+        self._objects_of = objects_of
+        self._max_kept = max_kept
+        self._values: OrderedDict[K, V] = OrderedDict()
         self._objects = 0
         self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        """The value kept for ``key`` (now the most recently used), or None."""
+        with self._lock:
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
+
+    def peek(self, key: K) -> V | None:
+        """The value kept for ``key``, its place left as it is."""
+        with self._lock:
+            return self._values.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            old = self._values.pop(key, None)  # (made by another request meanwhile)
+            self._objects += self._objects_of(value) - (self._objects_of(old) if old is not None else 0)
+            self._values[key] = value
+            while len(self._values) > self._limit and (self._objects > self._max_objects
+                                                       or len(self._values) > self._max_kept):
+                _, dropped = self._values.popitem(last=False)
+                self._objects -= self._objects_of(dropped)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class _ViewCache:
+    """Views keyed by (path, size, mtime, raw_len) in an ``ObjectsBoundCache``: ``limit`` of any
+    size, more while they hold no more than ``max_objects`` objects in all."""
+
+    def __init__(self, limit: int, max_objects: int = MAX_CACHED_VIEW_OBJECTS) -> None:
+        self._views: ObjectsBoundCache[tuple[str, int, int, int], PackIndexView] = ObjectsBoundCache(
+            limit, max_objects, len)
 
     def cached(self, idx_path: str, raw_len: int = SHA_LEN) -> PackIndexView | None:
         """The view of ``idx_path`` if one is cached for its current size and mtime; never builds."""
         st = os.stat(idx_path)
-        with self._lock:
-            return self._views.get((idx_path, st.st_size, st.st_mtime_ns, raw_len))
+        return self._views.peek((idx_path, st.st_size, st.st_mtime_ns, raw_len))
 
     def get(self, idx_path: str, pack_path: str, raw_len: int = SHA_LEN) -> PackIndexView:
         st = os.stat(idx_path)
         key = (idx_path, st.st_size, st.st_mtime_ns, raw_len)
-        with self._lock:
-            view = self._views.get(key)
-            if view is not None:
-                self._views.move_to_end(key)
-                return view
-        view = read_index(idx_path, pack_path, raw_len)
-        with self._lock:
-            old = self._views.pop(key, None)  # (built by another request meanwhile)
-            self._objects += len(view) - (len(old) if old is not None else 0)
-            self._views[key] = view
-            while len(self._views) > self._limit and (self._objects > self._max_objects
-                                                      or len(self._views) > MAX_VIEWS_KEPT):
-                _, dropped = self._views.popitem(last=False)
-                self._objects -= len(dropped)
+        view = self._views.get(key)
+        if view is None:
+            view = read_index(idx_path, pack_path, raw_len)
+            self._views.put(key, view)
         return view
 
     def __len__(self) -> int:

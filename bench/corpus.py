@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -145,16 +146,22 @@ def _sha256_copy(src: Path, dest: Path, env: dict[str, str]) -> None:
 
 def _ensure_sha256(where: Path) -> None:
     """Add the SHA-256 copy of the big git repository to a built set that lacks it."""
-    dest = where / REPOS["git"]["big256"]
+    _ensure_copy(where, "big256", "SHA-256", _sha256_copy)
+
+
+def _ensure_copy(where: Path, role: str, what: str, make: Callable[[Path, Path, dict[str, str]], None]) -> None:
+    """Add ``role``'s repository, ``make(big.git, dest, env)``, to a built set that lacks it (built
+    beside its place, then renamed there)."""
+    dest = where / REPOS["git"][role]
     if dest.exists():
         return
-    _log(f"{where.name}: git {dest.name} (SHA-256)")
-    home = where / ".home-sha256"
+    _log(f"{where.name}: git {dest.name} ({what})")
+    home = where / f".home-{role}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir()
     tmp = where / (dest.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
-    _sha256_copy(where / REPOS["git"]["big"], tmp, tool_env(home))
+    make(where / REPOS["git"]["big"], tmp, tool_env(home))
     shutil.rmtree(home)
     tmp.rename(dest)
 
@@ -188,18 +195,7 @@ def _midx_copy(src: Path, dest: Path, env: dict[str, str]) -> None:
 
 def _ensure_midx(where: Path) -> None:
     """Add the multi-pack index copy of the big git repository to a built set that lacks it."""
-    dest = where / REPOS["git"]["bigmidx"]
-    if dest.exists():
-        return
-    _log(f"{where.name}: git {dest.name} (three packs, a multi-pack index bitmap)")
-    home = where / ".home-midx"
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir()
-    tmp = where / (dest.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _midx_copy(where / REPOS["git"]["big"], tmp, tool_env(home))
-    shutil.rmtree(home)
-    tmp.rename(dest)
+    _ensure_copy(where, "bigmidx", "three packs, a multi-pack index bitmap", _midx_copy)
 
 
 def _hg_convert(src: Path, dest: Path, env: dict[str, str]) -> None:

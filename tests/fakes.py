@@ -73,3 +73,32 @@ class Consumer:
 
     def unregisterProducer(self) -> None:
         self.producer = None
+
+
+class RecordingChannel:
+    """A session's ``Channel`` that keeps what it is written and how the session ended."""
+
+    def __init__(self) -> None:
+        self.out = b""
+        self.finished: int | None = None
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def write_stderr(self, data: bytes) -> None:
+        pass
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def pause_input(self) -> None:
+        pass
+
+    def resume_input(self) -> None:
+        pass
+
+    def finish(self, exit_status: int) -> None:
+        self.finished = exit_status

@@ -16,7 +16,6 @@ import hashlib
 import io
 import os
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pytest
 
 from backends.interfaces import Kind
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_http_live_body import _answer, _wait_for
 from tests.integration.test_git_lfs import _alice, lfs_api
 from tests.integration.test_git_transports import PASSWORD
 
@@ -58,20 +58,6 @@ def _put_head(server: RunningServer, oid: str, length: int, auth: bool = True) -
             + (f"Authorization: {AUTH}\r\n" if auth else "")
             + f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
             ).encode()
-
-
-def _wait_for(predicate: Callable[[], object], what: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
-def _answer(sock: socket.socket) -> bytes:
-    received = b""
-    while data := sock.recv(65536):
-        received += data
-    return received
 
 
 def _written(server: RunningServer) -> int:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import Client
 from tests.integration.test_full_disk import _hg_over_http, _snapshot
+from tests.integration.test_git_http_live_body import _answer, _wait_for
 
 AUTH = "Basic " + base64.b64encode(b"alice:pw").decode()
 
@@ -41,35 +40,31 @@ def _head(port: int, length: int, auth: bool = True) -> bytes:
             + f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode()
 
 
-def _wait_for(predicate: Callable[[], object], what: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
-def _answer(sock: socket.socket) -> bytes:
-    received = b""
-    while data := sock.recv(65536):
-        received += data
-    return received
-
-
 def _data_written(repo: Path) -> int:
     """Bytes of the new files' revlogs written so far."""
     data = repo / "store" / "data"
     return sum(p.stat().st_size for p in data.glob("big*")) if data.exists() else 0
 
 
-def test_a_push_over_http_is_applied_while_its_bundle_arrives(
-        make_server: Any, client: Client, tmp_path: Path) -> None:
+def _half_sent(make_server: Any, client: Client, tmp_path: Path) -> tuple[Any, str, Path, bytes, dict[str, bytes],
+                                                                        socket.socket]:
+    """A server, its URL, the local repository, a 4 MB push's bundle, the server's ``.hg`` before it,
+    and a connection that sent half the bundle, which the server is applying."""
     server, url, work = _hg_over_http(make_server, client, tmp_path)
     client.hg("push", "-q", url, cwd=work)
     bundle = _bundle(client, work, tmp_path, 4 << 20)
     repo = server.root / "h" / ".hg"
-    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=30) as sock:
-        sock.sendall(_head(server.port("http"), len(bundle)) + bundle[:len(bundle) // 2])
-        _wait_for(lambda: _data_written(repo) > 0, "the bundle is applied as it arrives")
+    before = _snapshot(repo)
+    sock = socket.create_connection(("127.0.0.1", server.port("http")), timeout=30)
+    sock.sendall(_head(server.port("http"), len(bundle)) + bundle[:len(bundle) // 2])
+    _wait_for(lambda: _data_written(repo) > 0, "the bundle is applied as it arrives")
+    return server, url, work, bundle, before, sock
+
+
+def test_a_push_over_http_is_applied_while_its_bundle_arrives(
+        make_server: Any, client: Client, tmp_path: Path) -> None:
+    server, _url, _work, bundle, _before, sock = _half_sent(make_server, client, tmp_path)
+    with sock:
         sock.sendall(bundle[len(bundle) // 2:])
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
@@ -79,14 +74,9 @@ def test_a_push_over_http_is_applied_while_its_bundle_arrives(
 
 def test_a_client_gone_in_the_middle_of_its_bundle_leaves_the_repository_as_it_was(
         make_server: Any, client: Client, tmp_path: Path) -> None:
-    server, url, work = _hg_over_http(make_server, client, tmp_path)
-    client.hg("push", "-q", url, cwd=work)
-    bundle = _bundle(client, work, tmp_path, 4 << 20)
+    server, url, work, _bundle_sent, before, sock = _half_sent(make_server, client, tmp_path)
+    sock.close()
     repo = server.root / "h" / ".hg"
-    before = _snapshot(repo)
-    with socket.create_connection(("127.0.0.1", server.port("http")), timeout=30) as sock:
-        sock.sendall(_head(server.port("http"), len(bundle)) + bundle[:len(bundle) // 2])
-        _wait_for(lambda: _data_written(repo) > 0, "the bundle is applied as it arrives")
     _wait_for(lambda: _snapshot(repo) == before, "the push is rolled back")
     client.hg("verify", "-q", "-R", str(server.root / "h"))
     client.hg("push", "-q", url, cwd=work)  # the same push, whole: it goes through

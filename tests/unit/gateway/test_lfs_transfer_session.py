@@ -16,15 +16,14 @@ from backends.lfs import LfsStore
 from gateway import git_lfs
 from gateway.channel import SessionContext
 from protocols import pktline
-from tests.fakes import ManualPool
+from tests.fakes import ManualPool, RecordingChannel
 
 
-class HoldingChannel:
+class HoldingChannel(RecordingChannel):
     """A channel whose input, while paused, is held and then handed over whole on resuming."""
 
     def __init__(self) -> None:
-        self.out = b""
-        self.finished: int | None = None
+        super().__init__()
         self.paused = False
         self.pauses = 0
         self.held: list[bytes] = []
@@ -37,18 +36,6 @@ class HoldingChannel:
         else:
             self.session.data_received(data)
 
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def write_stderr(self, data: bytes) -> None:
-        pass
-
-    def registerProducer(self, producer: object, streaming: bool) -> None:
-        pass
-
-    def unregisterProducer(self) -> None:
-        pass
-
     def pause_input(self) -> None:
         self.paused = True
         self.pauses += 1
@@ -58,9 +45,6 @@ class HoldingChannel:
         held, self.held = b"".join(self.held), []
         if held and self.session is not None:
             self.session.data_received(held)  # at once, inside the call
-
-    def finish(self, exit_status: int) -> None:
-        self.finished = exit_status
 
 
 def pkt(text: str) -> bytes:

@@ -15,7 +15,7 @@ from gateway import git_session, pump
 from gateway.channel import SessionContext
 from protocols import pktline
 from protocols.git_receive import PackScanner
-from tests.fakes import ManualPool, manual_pool
+from tests.fakes import ManualPool, RecordingChannel, manual_pool
 
 
 class Sink:
@@ -44,31 +44,7 @@ class Repo:
         return self.sink
 
 
-class Channel:
-    def __init__(self) -> None:
-        self.out = b""
-        self.finished: int | None = None
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def write_stderr(self, data: bytes) -> None:
-        pass
-
-    def registerProducer(self, producer: object, streaming: bool) -> None:
-        pass
-
-    def unregisterProducer(self) -> None:
-        pass
-
-    def pause_input(self) -> None:
-        pass
-
-    def resume_input(self) -> None:
-        pass
-
-    def finish(self, exit_status: int) -> None:
-        self.finished = exit_status
+Channel = RecordingChannel
 
 
 @pytest.fixture
