@@ -135,3 +135,22 @@ def test_a_real_git_lfs_push_of_a_large_object_and_its_clone(web: RunningServer,
     clone = client.cwd / "clone"
     client.git("clone", "-q", url, str(clone))
     assert (clone / "video.bin").read_bytes() == data
+
+
+def test_an_upload_sent_in_chunks_is_kept_by_its_hash(web: RunningServer) -> None:
+    """Without a ``Content-Length`` (``Transfer-Encoding: chunked``) the size is what arrives, up
+    to the limit; the hash decides."""
+    data = os.urandom(600_000)
+    oid = hashlib.sha256(data).hexdigest()
+    for body, status in ((data[:-1], b"422"), (data, b"200")):
+        head = (f"PUT /media.git/info/lfs/objects/{oid} HTTP/1.1\r\nHost: 127.0.0.1:{web.port('http')}\r\n"
+                f"Authorization: {AUTH}\r\nContent-Type: application/octet-stream\r\n"
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+        chunks = b"".join(b"%x\r\n" % len(body[at:at + 100_000]) + body[at:at + 100_000] + b"\r\n"
+                          for at in range(0, len(body), 100_000))
+        with socket.create_connection(("127.0.0.1", web.port("http")), timeout=20) as sock:
+            sock.sendall(head + chunks + b"0\r\n\r\n")
+            answer = _answer(sock)
+        assert answer.startswith(b"HTTP/1.1 " + status), answer[:300]
+    assert [p.name for p in _files(web)] == [oid]
+    assert (_objects(web) / oid[:2] / oid[2:4] / oid).read_bytes() == data
