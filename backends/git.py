@@ -335,8 +335,7 @@ def _packed_file(container: DiskRefsContainer) -> PackedRefs:
 def _parse_packed_refs(data: bytes) -> PackedRefs:
     """A ``packed-refs`` file's refs (dulwich's parser and checks) and peeled values (``PackedRefs``)."""
     stream = io.BytesIO(data)
-    first = stream.readline().rstrip()
-    traits = first[len(b"# pack-refs with:"):].split() if first.startswith(b"# pack-refs with:") else []
+    traits = _packed_traits(stream.readline())
     refs: dict[Ref, ObjectID] = {}
     peeled: dict[bytes, ObjectId] = {}
     if b"peeled" in traits or b"fully-peeled" in traits:
@@ -369,57 +368,43 @@ class _CheckMemo:
 PACKED_CREATIONS_MIN = 64
 """Refs one push creates from which they are written into ``packed-refs`` together
 (``DulwichGitRepository._create_packed``), not each into a file of its own."""
+PACKED_HEADER = b"# pack-refs with:"
 PACKED_TRAITS = (b"peeled", b"fully-peeled")
-MAX_PEEL = 32
 
 
-def _packed_with(data: bytes | None, added: Mapping[Ref, tuple[ObjectID, ObjectID | None]]) -> bytes:
-    """The text of the ``packed-refs`` file ``data`` (None: there is none) with the refs ``added``
-    (name -> id and what it peels to, None for an object that is no annotated tag), sorted as git
-    sorts it.  The first line keeps the file's peel traits (a new file: ``peeled fully-peeled``,
-    as git's pack-refs writes): every added ref's peeled value is written, so they stay true."""
-    entries: dict[bytes, tuple[bytes, bytes | None]] = {}
-    traits: list[bytes] = list(PACKED_TRAITS)
-    if data is not None:
-        stream = io.BytesIO(data)
-        first = stream.readline().rstrip()
-        had = first[len(b"# pack-refs with:"):].split() if first.startswith(b"# pack-refs with:") else []
-        traits = [trait for trait in PACKED_TRAITS if trait in had]
-        stream.seek(0)
-        for sha, name, target in read_packed_refs_with_peeled(stream):
-            entries[name] = (sha, target)
-    for ref, (oid, peeled) in added.items():
-        entries[ref] = (oid, peeled)
-    out = [b"# pack-refs with: " + b" ".join([*traits, b"sorted"]) + b" \n"]
-    for key in sorted(entries):
-        line_id, line_peeled = entries[key]
-        out.append(line_id + b" " + key + b"\n")
-        if line_peeled is not None:
-            out.append(b"^" + line_peeled + b"\n")
+def _packed_traits(first_line: bytes) -> list[bytes]:
+    """The traits a ``packed-refs`` file's first line names (``# pack-refs with: peeled …``)."""
+    first = first_line.rstrip()
+    return first[len(PACKED_HEADER):].split() if first.startswith(PACKED_HEADER) else []
+
+
+PackedLines = dict[bytes, tuple[bytes, bytes | None]]
+"""A ``packed-refs`` file's refs as it writes them: name -> id and what it peels to (None: no line)."""
+
+
+def _packed_lines(data: bytes | None) -> tuple[list[bytes], PackedLines]:
+    """The peel traits of the ``packed-refs`` file ``data`` (None: there is none; a new file has
+    ``peeled fully-peeled``, as git's pack-refs writes) and its refs, for ``_packed_text``.  Raises
+    dulwich's ``PackedRefsException`` for a file it cannot read."""
+    if data is None:
+        return list(PACKED_TRAITS), {}
+    stream = io.BytesIO(data)
+    had = _packed_traits(stream.readline())
+    stream.seek(0)
+    lines: PackedLines = {name: (sha, target) for sha, name, target in read_packed_refs_with_peeled(stream)}
+    return [trait for trait in PACKED_TRAITS if trait in had], lines
+
+
+def _packed_text(traits: list[bytes], lines: PackedLines) -> bytes:
+    """A ``packed-refs`` file of these refs, sorted as git sorts them (so it says ``sorted`` too);
+    the traits stay true when every ref added to a file's own lines has its peeled value."""
+    out = [PACKED_HEADER + b" " + b" ".join([*traits, b"sorted"]) + b" \n"]
+    for name in sorted(lines):
+        oid, peeled = lines[name]
+        out.append(oid + b" " + name + b"\n")
+        if peeled is not None:
+            out.append(b"^" + peeled + b"\n")
     return b"".join(out)
-
-
-class _Peeler:
-    """What an object finally names through annotated tags (itself for any other object), each
-    object read once."""
-
-    def __init__(self, store: BaseObjectStore, hex_len: int) -> None:
-        self._store = store
-        self._hex_len = hex_len
-        self._known: dict[bytes, bytes] = {}
-
-    def __call__(self, oid: bytes) -> bytes:
-        found = self._known.get(oid)
-        if found is not None:
-            return found
-        target = oid
-        for _ in range(MAX_PEEL):
-            type_num, raw = self._store.get_raw(ObjectID(target))
-            if type_num != TAG_TYPE or not raw.startswith(b"object "):
-                break
-            target = raw[7:7 + self._hex_len]
-        self._known[oid] = target
-        return target
 
 
 def _loose_files(directory: bytes, prefix: bytes, found: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -1386,7 +1371,6 @@ class DulwichGitRepository:
                 or not isinstance(refs.path, bytes):
             return {}
         path = os.path.join(refs.path, b"packed-refs")
-        peeled = _Peeler(self.object_store, object_format_of(self.object_store).hex_len)
         created: dict[bytes, str | None] = {}
         try:
             with GitFile(path, "wb") as f:
@@ -1395,18 +1379,18 @@ class DulwichGitRepository:
                         data: bytes | None = current.read()
                 except FileNotFoundError:
                     data = None
-                packed = _parse_packed_refs(data) if data is not None else _NO_PACKED_REFS
-                added: dict[Ref, tuple[ObjectID, ObjectID | None]] = {}
+                traits, lines = _packed_lines(data)
+                added: PackedLines = {}
                 for update in creations:
-                    ref = Ref(update.ref)
-                    loose = refs.refpath(ref)
-                    if ref in packed.refs or ref in added or os.path.lexists(loose) \
+                    loose = refs.refpath(Ref(update.ref))
+                    if update.ref in lines or update.ref in added or os.path.lexists(loose) \
                             or os.path.lexists(loose + b".lock"):
                         continue  # (``_swap`` says what stands in its way)
-                    target = peeled(update.new)
-                    added[ref] = (ObjectID(update.new), None if target == update.new else ObjectID(target))
-                f.write(_packed_with(data, added))
-        except (FileLocked, OSError, KeyError, PackedRefsException):
+                    target = git_pack.peel(self.object_store, update.new)
+                    added[update.ref] = (update.new, None if target == update.new else target)
+                lines.update(added)
+                f.write(_packed_text(traits, lines))
+        except (FileLocked, OSError, KeyError, PackedRefsException, ProtocolError):
             return {}  # each goes the usual way, which says what is wrong (a file it cannot read: kept as it is)
         invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
         if invalidate is not None:
@@ -1672,7 +1656,6 @@ def _hiding(rules: list[bytes]) -> Callable[[bytes], bool]:
 
 
 COMMIT_TYPE = 1
-TAG_TYPE = 4
 PROC_FAILED = "fail to run proc-receive hook"
 """git's reason for a command of a proc-receive hook that could not be run (and, in an atomic
 push, for the others when it failed)."""

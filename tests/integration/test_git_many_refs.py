@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dulwich.objects import ObjectID
-from dulwich.refs import Ref
 
-from backends.git import PACKED_CREATIONS_MIN, _packed_with
+from backends.git import PACKED_CREATIONS_MIN, _packed_lines, _packed_text
 from backends.interfaces import Kind
 from tests.conftest import Client, RunningServer
 from tests.integration.test_git_daemon import assert_consistent, commit
@@ -158,9 +156,9 @@ def test_a_few_refs_are_written_loose_as_before(make_server: Any, client: Client
 def test_the_file_keeps_its_traits_and_entries(first: str | None, tmp_path: Path) -> None:
     zero, one, two = "0" * 39 + "1", "0" * 39 + "2", "0" * 39 + "3"
     data = None if first is None else (first + f"{one} refs/tags/old\n^{two}\n{two} refs/heads/z\n").encode()
-    added = {Ref(b"refs/heads/a"): (ObjectID(zero.encode()), None),
-             Ref(b"refs/tags/new"): (ObjectID(one.encode()), ObjectID(two.encode()))}
-    written = _packed_with(data, added)
+    kept_traits, packed = _packed_lines(data)
+    packed.update({b"refs/heads/a": (zero.encode(), None), b"refs/tags/new": (one.encode(), two.encode())})
+    written = _packed_text(kept_traits, packed)
     lines = written.decode().splitlines()
     traits = {None: "peeled fully-peeled", "# pack-refs with: peeled \n": "peeled", "": "",
               "# pack-refs with: fully-peeled \n": "fully-peeled"}[first]
