@@ -1938,7 +1938,6 @@ def _suspect_modes(raw: bytes, size: int, entries: Iterable[TreeEntry], raw_len:
 
 
 _MODE_OF = operator.itemgetter(1)
-_NULL_HEX = {20: b"0" * 40, 32: b"0" * 64}
 
 
 def _suspect_entries(entries: list[TreeEntry], raw_len: int) -> bool:
@@ -1946,8 +1945,8 @@ def _suspect_entries(entries: list[TreeEntry], raw_len: int) -> bool:
     written as git writes them (so no other entry can hold a null id, and the length is git's): a
     null id or a mode ``_GOOD_MODES`` lacks among them.  (Looking for the null id in the whole tree
     cost a scan of every tree of a push, 0.15 µs a KiB.)"""
-    null = _NULL_HEX[raw_len]
-    return any(entry[2] == null for entry in entries) or not _GOOD_MODES.issuperset(map(_MODE_OF, entries))
+    null_id = b"0" * (2 * raw_len)  # hex, as parse_tree gives ids (as _tree_warnings looks)
+    return any(entry[2] == null_id for entry in entries) or not _GOOD_MODES.issuperset(map(_MODE_OF, entries))
 
 
 def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> None:

@@ -53,7 +53,7 @@ from gateway.channel import Channel, OneShotSession, SessionContext
 from gateway.config import ServiceConfig
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
-from gateway.live_body import BodyAborted, LiveBody
+from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.policy import check_exported, read_base_git_config
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs, pktline
@@ -227,7 +227,7 @@ def _put_streamed(front: HttpFront, request: server.Request, route: Route, user:
     body sent in chunks may be any size up to the limit).  A client gone, a body refused, an upload
     that is not what it says or a disk that refuses it: what was written is removed."""
     ctx, store = yield run_for_hooks(_upload_target, front, request, route, user, oid)
-    writer = yield run_for_hooks(store.upload, oid, _announced_size(request))
+    writer = yield run_for_hooks(store.upload, oid, announced_length(request))
     try:
         while chunk := (yield body.read_later(UPLOAD_READ)):
             yield run_for_hooks(writer.write, chunk)
@@ -238,11 +238,6 @@ def _put_streamed(front: HttpFront, request: server.Request, route: Route, user:
     finally:
         yield run_for_hooks(writer.abort)  # (nothing left to remove once kept)
     yield run_for_hooks(_record_kept, ctx, oid)
-
-
-def _announced_size(request: server.Request) -> int | None:
-    lengths = request.requestHeaders.getRawHeaders(b"content-length") or []
-    return int(lengths[0]) if len(lengths) == 1 and lengths[0].strip().isdigit() else None
 
 
 def _keep_upload(ctx: SessionContext, store: LfsStore, oid: str, size: int, chunks: Iterator[bytes]) -> None:

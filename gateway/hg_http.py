@@ -46,7 +46,7 @@ from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
 from gateway.limits import bundle2_limits, changegroup_limits
-from gateway.live_body import BodyAborted, LiveBody
+from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
@@ -105,8 +105,7 @@ def _body_size(content: IO[bytes] | LiveBody | None, request: server.Request) ->
     if content is None:
         return 0
     if isinstance(content, LiveBody):
-        lengths = request.requestHeaders.getRawHeaders(b"content-length") or []
-        return int(lengths[0]) if len(lengths) == 1 and lengths[0].strip().isdigit() else None
+        return announced_length(request)
     size = content.seek(0, 2)
     content.seek(0)
     return size

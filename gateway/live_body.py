@@ -26,6 +26,7 @@ handler writes until ``complete``.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -158,3 +159,10 @@ class LiveBody:
         if self._paused and not self._complete and self._producer is not None:
             self._paused = False
             self._producer.resumeProducing()
+
+
+def announced_length(request: Any) -> int | None:
+    """The ``Content-Length`` of a request whose body is read as it arrives (twisted.web checked it
+    already), None for a body sent in chunks."""
+    lengths = request.requestHeaders.getRawHeaders(b"content-length") or []
+    return int(lengths[0]) if len(lengths) == 1 and lengths[0].strip().isdigit() else None
