@@ -33,6 +33,9 @@ BUNDLE1_MAGIC = b"HG10"
 DECOMPRESS_STEP = 1 << 20
 """Most bytes a decompressor may produce per call, so a tiny bomb cannot fill memory."""
 
+LARGE_READ = 1 << 20
+"""A read this much beyond what ``StreamReader`` holds gathers its chunks and joins them once."""
+
 
 @dataclass(frozen=True, slots=True)
 class ChangegroupLimits:
@@ -53,15 +56,38 @@ class StreamReader:
         self._buffer = bytearray()
 
     def read_exact(self, size: int) -> bytes:
-        """Return exactly ``size`` bytes; a short stream is a truncated bundle."""
+        """Return exactly ``size`` bytes; a short stream is a truncated bundle.
+
+        The bytes are copied once: a large read (a file's revision of 100 MB) is
+        gathered as the chunks it arrives in and joined, not grown in the buffer
+        and copied out of it twice."""
+        if size - len(self._buffer) >= LARGE_READ:
+            return self._read_large(size)
         while len(self._buffer) < size:
             chunk = next(self._chunks, None)
             if chunk is None:
                 raise ProtocolError("the bundle is truncated")
             self._buffer += chunk
-        data = bytes(self._buffer[:size])
+        with memoryview(self._buffer) as view:
+            data = view[:size].tobytes()
         del self._buffer[:size]
         return data
+
+    def _read_large(self, size: int) -> bytes:
+        parts: list[bytes | bytearray] = [self._buffer]
+        held = len(self._buffer)
+        self._buffer = bytearray()
+        while held < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                raise ProtocolError("the bundle is truncated")
+            if held + len(chunk) > size:  # the rest of it is the next read's
+                cut = size - held
+                self._buffer += memoryview(chunk)[cut:]
+                chunk = chunk[:cut]
+            parts.append(chunk)
+            held += len(chunk)
+        return b"".join(parts)
 
     def at_eof(self) -> bool:
         """True when no byte is left (pulls one chunk to find out)."""
@@ -113,9 +139,14 @@ def _delta_group(revisions: Iterator[RevisionDelta], version: bytes) -> Iterator
     previous: Node | None = None
     for rev in revisions:
         header = write_header(rev, previous)
-        # The delta goes out as its own piece: a large revision is not copied to be framed.
-        yield CHUNK_LENGTH.pack(CHUNK_LENGTH.size + len(header) + len(rev.delta)) + header
-        yield rev.delta
+        delta = rev.delta
+        # The delta goes out as its own piece: a large revision is not copied to be framed, and
+        # one the backend reads a piece at a time (``TextPieces``) is sent as it is read.
+        yield CHUNK_LENGTH.pack(CHUNK_LENGTH.size + len(header) + len(delta)) + header
+        if isinstance(delta, bytes):
+            yield delta
+        else:
+            yield from delta
         previous = rev.node
     yield EMPTY_CHUNK
 
@@ -143,17 +174,24 @@ def encode_changegroup(groups: Iterator[RevisionGroup], version: bytes) -> Itera
     yield EMPTY_CHUNK
 
 
-def _read_chunk(reader: StreamReader, limit: int) -> bytes:
-    """Read one framed chunk; b"" for the empty chunk."""
+def _read_length(reader: StreamReader, limit: int) -> int:
+    """Read one chunk's length field: the bytes that follow it (0 for the empty chunk)."""
+    length: int
     (length,) = CHUNK_LENGTH.unpack(reader.read_exact(CHUNK_LENGTH.size))
     if length == 0:
-        return b""
+        return 0
     # A length below 4 cannot count its own field: hg treats it as corrupt too.
     if length < CHUNK_LENGTH.size:
         raise ProtocolError(f"invalid changegroup chunk length {length}")
     if length - CHUNK_LENGTH.size > limit:
         raise LimitExceeded(f"a changegroup chunk of {length} bytes is over the {limit}-byte limit")
-    return reader.read_exact(length - CHUNK_LENGTH.size)
+    return length - CHUNK_LENGTH.size
+
+
+def _read_chunk(reader: StreamReader, limit: int) -> bytes:
+    """Read one framed chunk; b"" for the empty chunk."""
+    length = _read_length(reader, limit)
+    return reader.read_exact(length) if length else b""
 
 
 def _parse_v01(data: bytes, previous: Node | None) -> tuple[RevisionDelta, int]:
@@ -218,13 +256,16 @@ class ChangegroupDecoder:
             pass
 
     def _revisions(self) -> Iterator[RevisionDelta]:
+        """The group's revisions; each delta is read by itself after its header (a slice of the
+        chunk would copy a large revision once more)."""
         header_size, parse = _HEADER_READERS[self._version]
         previous: Node | None = None
-        while data := _read_chunk(self._reader, self._limits.max_chunk):
-            if len(data) < header_size:
+        while length := _read_length(self._reader, self._limits.max_chunk):
+            if length < header_size:
                 raise ProtocolError("a changegroup chunk is shorter than its delta header")
-            rev, offset = parse(data, previous)
-            yield RevisionDelta(rev.node, rev.p1, rev.p2, rev.linknode, rev.base, data[offset:], rev.flags)
+            rev, _ = parse(self._reader.read_exact(header_size), previous)
+            delta = self._reader.read_exact(length - header_size)
+            yield RevisionDelta(rev.node, rev.p1, rev.p2, rev.linknode, rev.base, delta, rev.flags)
             previous = rev.node
 
 

@@ -25,7 +25,12 @@ Piece = tuple[int, int, bytes | None]
 
 def parse_hunks(delta: bytes) -> list[Hunk]:
     """Decode a delta into hunks, refusing truncated, negative or unordered ones."""
-    hunks: list[Hunk] = []
+    return [(start, end, data.tobytes()) for start, end, data in _hunk_views(delta)]
+
+
+def _hunk_views(delta: bytes) -> list[tuple[int, int, memoryview]]:
+    """``parse_hunks`` with each hunk's bytes a view of ``delta`` (nothing copied)."""
+    hunks: list[tuple[int, int, memoryview]] = []
     pos = 0
     last_end = 0
     size = len(delta)
@@ -37,7 +42,7 @@ def parse_hunks(delta: bytes) -> list[Hunk]:
         pos += 12
         if start < last_end or end < start or length < 0 or pos + length > size:
             raise StorageError("corrupt delta: hunk out of order or out of bounds")
-        hunks.append((start, end, bytes(view[pos : pos + length])))
+        hunks.append((start, end, view[pos : pos + length]))
         pos += length
         last_end = end
     return hunks
@@ -116,7 +121,7 @@ def _apply_one(text: bytes, delta: bytes, max_size: int) -> bytes:
     size = len(text)
     pos = 0
     out_size = 0
-    for start, end, data in parse_hunks(delta):
+    for start, end, data in _hunk_views(delta):  # the text is the one copy made
         if end > size:
             raise StorageError("corrupt delta: hunk ends past the end of the text")
         parts.append(view[pos:start])
@@ -137,7 +142,7 @@ def on_line_boundaries(base: bytes, delta: bytes) -> bool:
     by line; a delta received from a client is stored as it is only if it
     passes this check.
     """
-    for start, end, data in parse_hunks(delta):
+    for start, end, data in _hunk_views(delta):
         if start and base[start - 1] != 0x0A:
             return False
         if end and end != len(base) and base[end - 1] != 0x0A:

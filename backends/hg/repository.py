@@ -9,6 +9,7 @@ dropped when the changelog file changes.
 from __future__ import annotations
 
 import binascii
+import functools
 import itertools
 import os
 import re
@@ -76,6 +77,7 @@ from backends.interfaces import (
     RevisionGroup,
     Section,
     StoreFile,
+    TextPieces,
 )
 from backends.lfs import LfsStore
 from backends.lru import LruCache
@@ -1333,7 +1335,7 @@ class _Emitter:
         previous = NULL_REV
         # Stored chunks are read ahead in windows when they may be sent as they are.
         raws: Iterator[bytes | None] = (
-            iter(revlog.raw_chunks(revs)) if self.mode is DeltaMode.ANY else itertools.repeat(None)
+            iter(revlog.sent_chunks(revs)) if self.mode is DeltaMode.ANY else itertools.repeat(None)
         )
         for rev, raw in zip(revs, raws):
             link = links[rev] if links is not None else revlog.linkrev(rev)
@@ -1349,12 +1351,15 @@ class _Emitter:
         p1, p2 = revlog.parent_revs(rev)
         entries = revlog.index.entries
         entry = entries[rev]
+        delta: bytes | TextPieces
         if self.mode is DeltaMode.PREVIOUS:
             base = previous if previous != NULL_REV else p1
             delta = self._diff(revlog, base, rev)
         else:
             stored_base = revlog.delta_parent(rev)
-            if stored_base == NULL_REV or sent[stored_base] or self._client_has(revlog, stored_base):
+            if raw is None and revlog.streams_text(rev):  # read as it is sent, never held whole
+                base, delta = NULL_REV, TextPieces(revlog.raw_size(rev), functools.partial(revlog.text_pieces, rev))
+            elif stored_base == NULL_REV or sent[stored_base] or self._client_has(revlog, stored_base):
                 base, delta = revlog.stored_delta(rev, raw)
             else:
                 base = p1 if p1 != NULL_REV and (sent[p1] or self._client_has(revlog, p1)) else NULL_REV

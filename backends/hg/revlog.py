@@ -16,6 +16,7 @@ files only ever grow.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import struct
 import tempfile
@@ -25,7 +26,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol, cast
 
 import zstandard
 
@@ -118,6 +119,33 @@ def decompress(chunk: bytes) -> bytes:
     raise StorageError(f"unknown revlog compression header {head!r}")
 
 
+COMPRESS_STEP = 1 << 20
+"""A text larger than this is compressed in steps of this size."""
+
+STREAMED_TEXT = 1 << 20
+"""A text stored whole that is this large or larger is sent a piece at a time (``Revlog.text_pieces``)."""
+
+TEXT_STEP = 1 << 20
+"""Bytes of a stored chunk read, and of its text given, at a time by ``Revlog.text_pieces``."""
+
+
+class _StepReader:
+    """A ``read(n)`` over an iterator of byte strings (what zstd's streaming reader takes)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._held = b""
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._held:
+            self._held = next(self._pieces, b"")
+        if size < 0 or size >= len(self._held):
+            data, self._held = self._held, b""
+            return data
+        data, self._held = self._held[:size], self._held[size:]
+        return data
+
+
 class Compressor:
     """Compress chunks the way the repository's requirements say (zstd, zlib, or none)."""
 
@@ -128,12 +156,31 @@ class Compressor:
     def compress(self, data: bytes) -> bytes:
         """Return the chunk to store: compressed if that helps, else raw with a ``u``/``\\0`` marker."""
         if len(data) >= 50 and self.engine != "none":
-            packed = self._zstd.compress(data) if self._zstd else zlib.compress(data)
-            if len(packed) < len(data):
+            packed = self._packed(data) if len(data) > COMPRESS_STEP else (
+                self._zstd.compress(data) if self._zstd else zlib.compress(data))
+            if packed is not None and len(packed) < len(data):
                 return packed
         if not data or data[:1] == b"\0":
             return data
         return b"u" + data
+
+    def _packed(self, data: bytes) -> bytes | None:
+        """A large text compressed a step at a time (as Mercurial does past 1 MB): what is held
+        is the output so far, not a buffer the size of the text; None once it cannot be smaller.
+        A zstd frame still names its size, so readers take it in one call."""
+        stream = self._zstd.compressobj(size=len(data)) if self._zstd else zlib.compressobj()
+        view = memoryview(data)
+        out: list[bytes] = []
+        held = 0
+        for pos in range(0, len(data), COMPRESS_STEP):
+            piece = stream.compress(view[pos:pos + COMPRESS_STEP])
+            held += len(piece)
+            if held >= len(data):
+                return None
+            if piece:
+                out.append(piece)
+        out.append(stream.flush())
+        return b"".join(out)
 
 
 @dataclass(frozen=True)
@@ -289,12 +336,77 @@ class Revlog:
         small revisions opens the ``.d`` file a few times instead of once per
         revision, and memory stays bounded by one window (or one large chunk).
         """
+        for chunk in self._windowed_chunks(revs, False):
+            assert chunk is not None
+            yield chunk
+
+    def sent_chunks(self, revs: Sequence[int]) -> Iterator[bytes | None]:
+        """``raw_chunks`` for sending: None (nothing read) for a text sent a piece at a time
+        (``streams_text``)."""
+        return self._windowed_chunks(revs, True)
+
+    def streams_text(self, rev: int) -> bool:
+        """Whether ``rev`` is stored whole and is large enough to be sent a piece at a time as it
+        is read (``text_pieces``) rather than held."""
+        entry = self.index.entries[rev]
+        return entry[2] >= STREAMED_TEXT and entry[3] == rev
+
+    def text_pieces(self, rev: int) -> Iterator[bytes]:
+        """The text of ``rev``, which is stored whole, read and decompressed ``TEXT_STEP`` bytes at
+        a time (a damaged chunk raises ``StorageError``; its size is the caller's to check)."""
+        start, length = self._chunk_span(rev)
+        inline = self.index.inline_data
+
+        def steps() -> Iterator[bytes]:
+            for pos in range(0, length, TEXT_STEP):
+                size = min(TEXT_STEP, length - pos)
+                data = (inline[start + pos:start + pos + size] if inline is not None
+                        else self.vfs.read_range(self.data_path, start + pos, size))
+                if len(data) != size:
+                    raise StorageError(f"revlog {self.data_path!r} is truncated")
+                yield data
+
+        raw = steps()
+        first = next(raw, b"")
+        try:
+            if first[:1] == b"\0":
+                yield first
+                yield from raw
+            elif first[:1] == b"u":
+                yield first[1:]
+                yield from raw
+            elif first[:1] == b"x":
+                stream = zlib.decompressobj()
+                for data in itertools.chain((first,), raw):
+                    while data:
+                        out = stream.decompress(data, TEXT_STEP)
+                        data = stream.unconsumed_tail
+                        if out:
+                            yield out
+                if not stream.eof:
+                    raise StorageError(f"corrupt revlog chunk: revision {rev} of {self.index_path!r} is cut short")
+            elif first[:4] == _ZSTD_MAGIC:
+                reader = cast("IO[bytes]", _StepReader(itertools.chain((first,), raw)))
+                yield from zstandard.ZstdDecompressor().read_to_iter(reader, read_size=TEXT_STEP,
+                                                                     write_size=TEXT_STEP)
+            else:
+                raise StorageError(f"unknown revlog compression header {first[:1]!r}")
+        except (zlib.error, zstandard.ZstdError) as exc:
+            raise StorageError(f"corrupt revlog chunk: {exc}") from exc
+
+    def _windowed_chunks(self, revs: Sequence[int], skip_streamed: bool) -> Iterator[bytes | None]:
         if self.index.inline_data is not None:
-            yield from (self.raw_chunk(r) for r in revs)
+            yield from (None if skip_streamed and self.streams_text(r) else self.raw_chunk(r) for r in revs)
             return
         pending: list[tuple[int, int]] = []
         window_start = window_end = 0
         for rev in revs:
+            if skip_streamed and self.streams_text(rev):
+                if pending:
+                    yield from self._read_window(pending, window_start, window_end)
+                    pending = []
+                yield None
+                continue
             start, length = self._chunk_span(rev)
             if pending and (start < window_end or start - window_end > READ_GAP
                             or start + length - window_start > READ_WINDOW):
@@ -610,10 +722,18 @@ class PendingChunks:
 
 
 def _batched(pieces: Iterator[bytes], limit: int = WRITE_BATCH) -> Iterator[bytes]:
-    """``pieces`` joined into blocks of about ``limit`` bytes."""
+    """``pieces`` joined into blocks of about ``limit`` bytes; a piece of that size or more goes
+    as it is (joined, a large revision's chunk would be copied whole)."""
     block: list[bytes] = []
     size = 0
     for piece in pieces:
+        if len(piece) >= limit:
+            if block:
+                yield b"".join(block)
+                block = []
+                size = 0
+            yield piece
+            continue
         block.append(piece)
         size += len(piece)
         if size >= limit:
@@ -851,6 +971,8 @@ class RevlogWriter:
         if not self.pending:
             return
         self._journal_sizes()
+        if self.inline and self._data_end() >= MAX_INLINE:
+            self._split()  # first: the buffered chunks then go to ``.d`` once, not into ``.i`` and out again
         if self.inline:
             for block in _batched(self._inline_pending()):
                 self.vfs.append(self.index_path, block)
@@ -861,8 +983,6 @@ class RevlogWriter:
         self._pending_index = bytearray()
         self._chunks.close()
         self._data_written = 0
-        if self.inline and self._data_end() >= MAX_INLINE:
-            self._split()
 
     def _journal_sizes(self) -> None:
         if not self._journaled:
@@ -896,8 +1016,10 @@ class RevlogWriter:
             yield chunk
 
     def _split(self) -> None:
-        """Convert inline ``.i`` to ``.i`` + ``.d`` (the old ``.i`` is backed up, ``.d`` is new)."""
-        index = parse_index(self.vfs.read(self.index_path), None, self.header)
+        """Convert the written inline ``.i`` to ``.i`` + ``.d`` (the old ``.i`` is backed up, ``.d`` is
+        new) before the buffered revisions are written, as a split revlog's."""
+        written = self.vfs.read(self.index_path) if self.vfs.exists(self.index_path) else b""
+        index = parse_index(written, None, self.header)
         reader = Revlog(self.vfs, self.index_path, index)
         self.journal.backup(self.logical_index)
         self.journal.record_append(self.logical_data, self.vfs.size(self.data_path))
@@ -906,5 +1028,7 @@ class RevlogWriter:
         packed = [INDEX_ENTRY.pack(*e) for e in index.entries]
         if packed:
             packed[0] = struct.pack(">I", self.header) + packed[0][4:]
+        elif self._pending_index:  # the first revision is a buffered one: its entry carries the header
+            self._pending_index[:4] = struct.pack(">I", self.header)
         self.vfs.replace(self.index_path, b"".join(packed))
         self.reader = self._written()

@@ -34,7 +34,15 @@ from backends.hg.revlog import (
     parse_index,
 )
 from backends.hg.store import encode_dir
-from backends.interfaces import NULL_NODE, IngestResult, Node, RevisionDelta, RevisionGroup, Section
+from backends.interfaces import (
+    NULL_NODE,
+    IngestResult,
+    Node,
+    RevisionDelta,
+    RevisionGroup,
+    Section,
+    delta_bytes,
+)
 from protocols import hg_obsmarkers as obs
 from protocols.errors import LimitExceeded, ProtocolError, StorageError
 from protocols.hg_obsmarkers import Marker
@@ -284,6 +292,7 @@ class Transaction:
         """
         added: list[Node] = []
         for rd in revisions:
+            delta = delta_bytes(rd.delta)  # (read whole: another backend's ``TextPieces``)
             if rd.flags and (rd.flags != REVIDX_EXTSTORED or is_changelog or lines_only or not self._lfs()):
                 raise ProtocolError(f"unsupported revision flags {rd.flags:#x} in changegroup"
                                     + ("; this repository does not serve LFS (enable hg's lfs extension in its hgrc)"
@@ -291,7 +300,7 @@ class Transaction:
             if not writer.has_node(rd.base):
                 raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
             base_text = writer.text(writer.rev(rd.base))
-            text = self._rebuild(base_text, rd.delta)
+            text = self._rebuild(base_text, delta)
             if writer.has_node(rd.node):
                 continue
             for parent in (rd.p1, rd.p2):
@@ -311,14 +320,14 @@ class Transaction:
                 linkrev = self.cl.rev(rd.linknode)
             if lines_only:
                 self._linked.setdefault(rd.linknode, []).append(rd.node)
-                self._note_manifest_lines(rd.node, text, rd.delta)
+                self._note_manifest_lines(rd.node, text, delta)
                 for rev in self._awaiting.pop(rd.node, ()):
                     manifest, files = self._new_changesets[rev]
                     for path, file_node in _listed(text, files or ()):
                         self._note_link(path, file_node)
                     self._new_changesets[rev] = (manifest, None)
-            reusable = not lines_only or mpatch.on_line_boundaries(base_text, rd.delta)
-            writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), rd.delta) if reusable else None,
+            reusable = not lines_only or mpatch.on_line_boundaries(base_text, delta)
+            writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), delta) if reusable else None,
                        rd.flags)
             added.append(rd.node)
             if not is_changelog:
