@@ -14,6 +14,7 @@ from __future__ import annotations
 import binascii
 import bz2
 import heapq
+import itertools
 import re
 import stat
 import struct
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from backends.git_archive import Spool, compressed
-from backends.hg.changelog import Changeset, iter_manifest, parse_filelog_text
+from backends.hg.changelog import META_MARKER, Changeset, iter_manifest, parse_filelog_text
 from backends.hg.graph import NULL_REV, missing
 from backends.hg.keys import BOOLEANS
 from backends.hg.repository import HgRepo
@@ -259,6 +260,18 @@ def _members(repo: HgRepo, files: Sequence[tuple[bytes, bytes, bytes]], below: s
 
 
 def _history(repo: HgRepo, path: bytes, node: bytes) -> tuple[int, Iterator[bytes]]:
+    """A file revision's size and bytes: a large one stored whole read a piece at a time as it is
+    sent (``Revlog.text_pieces``), unless its text begins with copy metadata."""
+    filelog = repo.filelog(path)
+    rev = filelog.rev(node)
+    if filelog.streams_text(rev):
+        pieces = filelog.text_pieces(rev)
+        first = b""
+        while len(first) < len(META_MARKER) and (more := next(pieces, None)) is not None:
+            first += more
+        if not first.startswith(META_MARKER):
+            return filelog.raw_size(rev), itertools.chain((first,), pieces)
+        pieces.close()
     data = file_data(repo, path, node)
     return len(data), iter([data])
 

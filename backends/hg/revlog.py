@@ -23,7 +23,7 @@ import tempfile
 import threading
 import zlib
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import IO, BinaryIO, Protocol, cast
@@ -351,9 +351,21 @@ class Revlog:
         entry = self.index.entries[rev]
         return entry[2] >= STREAMED_TEXT and entry[3] == rev
 
-    def text_pieces(self, rev: int) -> Iterator[bytes]:
+    def text_pieces(self, rev: int) -> Generator[bytes, None, None]:
         """The text of ``rev``, which is stored whole, read and decompressed ``TEXT_STEP`` bytes at
-        a time (a damaged chunk raises ``StorageError``; its size is the caller's to check)."""
+        a time; a damaged chunk, or a text of another size than the index's, raises ``StorageError``
+        (after what came before it was given)."""
+        size = self.raw_size(rev)
+        given = 0
+        for piece in self._stored_text_pieces(rev):
+            given += len(piece)
+            if given > size:
+                break
+            yield piece
+        if given != size:
+            raise StorageError(f"revision {rev} of {self.index_path!r} is not the {size} bytes its index says")
+
+    def _stored_text_pieces(self, rev: int) -> Iterator[bytes]:
         start, length = self._chunk_span(rev)
         inline = self.index.inline_data
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import random
 import struct
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import backends.hg as hgstore
+from backends.hg import archive as hg_archive
 from backends.hg.revlog import FLAG_INLINE, MAX_INLINE, TEXT_STEP
 from backends.hg.vfs import FsVfs
 from backends.interfaces import DeltaMode, RevisionGroup, TextPieces, delta_bytes
@@ -112,3 +114,25 @@ def test_a_large_first_revision_goes_to_its_data_file_once(client: Client, tmp_p
     tx.commit()
     assert [(path, size) for path, size in read_whole if size > MAX_INLINE] == []
     client.hg("verify", "-q", cwd=tmp_path / "copy")
+
+
+def test_a_large_file_s_raw_download_is_read_as_it_is_sent(make_server: Any, client: Client,
+                                                            tmp_path: Path) -> None:
+    """hgweb's ``raw-file`` of a large file: every byte, a piece at a time from the store; a copy's
+    text (copy metadata first) is given without its metadata, as before."""
+    server, url, work = _hg_over_http(make_server, client, tmp_path)
+    text = _text(TEXT_SIZE)
+    (work / "big.txt").write_bytes(text)
+    client.hg("commit", "-q", "-A", "-m", "big", "-u", "u", cwd=work)
+    client.hg("cp", "big.txt", "copy.txt", cwd=work)
+    client.hg("commit", "-q", "-m", "copied", "-u", "u", cwd=work)
+    client.hg("push", "-q", url, cwd=work)
+    base = f"http://127.0.0.1:{server.port('http')}/h/raw-file/tip/"
+    for name in ("big.txt", "copy.txt"):
+        with urllib.request.urlopen(base + name, timeout=60) as answer:
+            assert answer.headers["Content-Length"] == str(TEXT_SIZE)
+            assert answer.read() == text
+    repo = hgstore.open_repository(str(server.root / "h"), "h")
+    found = hg_archive.raw_file(repo, "tip", "big.txt")
+    assert found.size == TEXT_SIZE
+    assert max(map(len, found.chunks)) <= TEXT_STEP

@@ -155,8 +155,10 @@ def test_a_cut_zlib_chunk_and_a_truncated_file_are_storage_errors() -> None:
 @pytest.mark.parametrize("told", [len(TEXT) - 1, len(TEXT) + 1])
 def test_a_text_of_another_size_than_its_index_says_is_refused(told: int) -> None:
     _, revlog = _revlog([(Compressor("zstd").compress(TEXT), told)])
-    with pytest.raises(StorageError, match="stored text"):
-        b"".join(TextPieces(told, lambda: revlog.text_pieces(0)))
+    with pytest.raises(StorageError, match=f"not the {told} bytes its index says"):
+        b"".join(revlog.text_pieces(0))
+    with pytest.raises(StorageError, match="stored text"):  # another backend's pieces: checked as sent
+        b"".join(TextPieces(told, lambda: iter([TEXT])))
 
 
 def test_text_pieces_are_the_full_replacement_delta() -> None:
