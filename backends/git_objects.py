@@ -17,6 +17,7 @@ import os
 import re
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -402,6 +403,68 @@ def store_views(store: DiskObjectStore) -> list[PackIndexView]:
     """The cached index views of a store's packs and of those it borrows from (``pack_dirs``)."""
     raw_len = object_format_of(store).raw_len
     return [view for directory in pack_dirs(store) for view in pack_views(directory, raw_len)]
+
+
+BLOB = 3
+PIECE_STEP = 1 << 20
+"""Bytes of a blob ``blob_pieces`` gives, and of its pack entry it reads, at a time."""
+
+
+def blob_pieces(store: BaseObjectStore, hexsha: bytes, step: int = PIECE_STEP) -> Iterator[bytes] | None:
+    """A blob stored whole in one of the store's packs, inflated ``step`` bytes at a time as it is
+    read (its pack kept mapped until then); None when it is stored otherwise (as a delta, loose)."""
+    reader = size_reader(store)
+    try:
+        found = reader._locate(binascii.unhexlify(hexsha))
+        if found is not None:
+            mapped, offset, path = found
+            head = mapped[offset:offset + MAX_HEADER]
+            kind, p, _distance = _entry_header(head, offset)
+            if kind == BLOB:
+                return _inflated(reader, mapped, offset + p, _entry_size(head), step, f"{path} at {offset}")
+    except BaseException:
+        reader.close()
+        raise
+    reader.close()
+    return None
+
+
+def _inflated(reader: PackObjectReader, mapped: mmap.mmap, at: int, size: int, step: int, where: str
+              ) -> Iterator[bytes]:
+    try:
+        inflater = zlib.decompressobj()
+        pending = b""
+        given = 0
+        while not inflater.eof:
+            if not pending:
+                if at >= len(mapped):
+                    break
+                _drop_pages(mapped, at)
+                pending = mapped[at:at + step]
+                at += len(pending)
+            try:
+                out = inflater.decompress(pending, step)
+            except zlib.error as exc:
+                raise CorruptPack(f"the blob in {where} does not inflate: {exc}") from None
+            pending = inflater.unconsumed_tail
+            given += len(out)
+            if given > size:
+                break
+            if out:
+                yield out
+        if given != size or not inflater.eof:
+            raise CorruptPack(f"the blob in {where} is not the {size} bytes its header says")
+    finally:
+        reader.close()
+
+
+def _drop_pages(mapped: mmap.mmap, upto: int) -> None:
+    """Drop this process's mappings of the pages below ``upto`` that were read (they stay in the page
+    cache, out of its RSS): a 200 MB blob read through the map otherwise counted 200 MB."""
+    aligned = upto // mmap.PAGESIZE * mmap.PAGESIZE
+    if aligned and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        start = max(0, aligned - 2 * PIECE_STEP) // mmap.PAGESIZE * mmap.PAGESIZE
+        mapped.madvise(mmap.MADV_DONTNEED, start, aligned - start)
 
 
 def size_reader(store: BaseObjectStore) -> PackObjectReader:

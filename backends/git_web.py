@@ -25,7 +25,7 @@ from dulwich.errors import ObjectFormatException
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 
 from backends import git_archive, git_diff, git_pack
-from backends.git_objects import LOWER_HEX, size_reader
+from backends.git_objects import LOWER_HEX, blob_pieces, size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
@@ -474,9 +474,10 @@ class GitPages:
         blob = self._object(sha)
         return blob.as_raw_string() if isinstance(blob, Blob) else b""
 
-    def _at(self, key: str, path: str) -> tuple[bytes, bytes, Any]:
-        """Commit ``key``'s id, the path as bytes, and what is at the path: a tree, a blob, or a
-        submodule's commit id (bytes); 404 for a path the commit does not have."""
+    def _at(self, key: str, path: str, read_file: bool = True) -> tuple[bytes, bytes, Any]:
+        """Commit ``key``'s id, the path as bytes, and what is at the path: a tree, a blob (or,
+        unless ``read_file``, a file's ``_FileAt``, nothing read), or a submodule's commit id
+        (bytes); 404 for a path the commit does not have."""
         oid = self.resolve(key)
         wanted = path.strip("/").encode("utf-8", "surrogateescape")
         obj: Any = self._object(self._commit(oid).tree)
@@ -489,20 +490,37 @@ class GitPages:
                 if at < len(parts):  # nothing of a submodule's own is here
                     raise ProtocolError("path not found", 404)
                 return oid, wanted, bytes(sha)
+            if not read_file and at == len(parts) and not stat.S_ISDIR(mode):
+                return oid, wanted, _FileAt(bytes(sha))
             obj = self._object(sha)
         return oid, wanted, obj
 
     def raw_file(self, key: str, path: str) -> RawFile:
         """hgweb's ``raw-file`` for a git repository: a blob's bytes (a link's target), or a tree's
-        listing as hgweb's raw style writes one (``drwxr-xr-x NAME``, then ``-rw-r--r-- SIZE NAME``)."""
-        _oid, wanted, obj = self._at(key, path)
+        listing as hgweb's raw style writes one (``drwxr-xr-x NAME``, then ``-rw-r--r-- SIZE NAME``).
+
+        A blob stored whole in a pack is inflated a piece at a time as it is sent, whatever its
+        size; one stored otherwise (a delta, loose) is read whole, up to ``MAX_RAW_FILE`` (its
+        size is known before anything is read)."""
+        _oid, wanted, obj = self._at(key, path, read_file=False)
         if isinstance(obj, bytes):
             raise ProtocolError("a submodule has no bytes here", 404)
-        if isinstance(obj, Blob):
-            size = obj.raw_length()
+        if isinstance(obj, _FileAt):
+            name = wanted.rpartition(b"/")[2]
+            with size_reader(self.store) as reader:
+                try:
+                    size = reader.size_of(obj.sha)
+                except KeyError:
+                    raise ProtocolError("unknown object", 404) from None
+            pieces = blob_pieces(self.store, obj.sha)
+            if pieces is not None:
+                return RawFile(name, size, pieces)
             if size > MAX_RAW_FILE:
                 raise UnsupportedFeature(f"this file is larger than {MAX_RAW_FILE >> 20} MiB: clone the repository")
-            return RawFile(wanted.rpartition(b"/")[2], size, iter(obj.as_raw_chunks()))
+            blob = self._object(obj.sha)
+            if not isinstance(blob, Blob):
+                raise ProtocolError("path not found", 404)
+            return RawFile(name, blob.raw_length(), iter(blob.as_raw_chunks()))
         entries = obj.items()
         return raw_listing([e.path for e in entries if stat.S_ISDIR(e.mode)],
                            [(_flags(e.mode).encode(), 0 if S_ISGITLINK(e.mode) else self._object(e.sha).raw_length(),
@@ -583,7 +601,15 @@ class WebArchive:
 
 
 MAX_RAW_FILE = 256 << 20
-"""The largest blob ``raw-file`` sends (a blob is read whole; clone the repository for larger ones)."""
+"""The largest blob ``raw-file`` reads whole to send (one stored as a delta or loose; clone the
+repository for larger ones); one stored whole in a pack is sent as it is inflated, whatever its size."""
+
+
+@dataclass(frozen=True, slots=True)
+class _FileAt:
+    """A file's blob id at a path, its blob not read."""
+
+    sha: bytes
 
 
 def _gone(change: TreeChange, new: bool = False) -> bool:

@@ -1,0 +1,136 @@
+"""A large blob's ``raw-file``: stored whole in a pack, it is inflated a piece at a time as it is
+sent, whatever its size (it was read whole: 645 MB of server RSS for a 200 MB blob); stored as a
+delta it is read whole, and one over ``MAX_RAW_FILE`` is refused before anything is read."""
+
+from __future__ import annotations
+
+import binascii
+import random
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dulwich.repo import Repo
+
+from backends import git_web
+from backends.git_objects import PIECE_STEP, CorruptPack, blob_pieces
+from backends.git_packindex import read_index
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_daemon import commit, started_repo
+
+
+def _text(size: int) -> str:
+    rng = random.Random(4)
+    lines = []
+    total = 0
+    while total < size:
+        lines.append(f"{len(lines)} {rng.choice(['red', 'green', 'blue']) * 5}\n")
+        total += len(lines[-1])
+    return "".join(lines)
+
+
+def _large_history(server: RunningServer, client: Client) -> tuple[bytes, bytes, bytes]:
+    """A repository ``big`` with a 3 MB random file and a 2 MB text changed once (so that git's
+    pack keeps one of its two versions as a delta); the noise, and the text before and after."""
+    _url, work = started_repo(server, client, "big", push=True)
+    noise = random.Random(8).randbytes(3 * PIECE_STEP + 11)
+    (work / "noise.bin").write_bytes(noise)
+    client.git("add", "noise.bin", cwd=work)
+    before = _text(2 * PIECE_STEP)
+    commit(client, work, "text.txt", before, "large files")
+    after = before[:PIECE_STEP] + "a changed line\n" + before[PIECE_STEP:]
+    commit(client, work, "text.txt", after, "a change")
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    return noise, before.encode(), after.encode()
+
+
+def _get(url: str) -> tuple[int, bytes, str | None]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            return answer.status, answer.read(), answer.headers["Content-Length"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), None
+
+
+def _blob_id(repo: Path, spec: str, client: Client) -> bytes:
+    return client.git("--git-dir", str(repo), "rev-parse", spec).stdout.strip().encode()
+
+
+def test_large_blobs_are_sent_whole_and_a_pack_s_whole_one_a_piece_at_a_time(
+        make_server: Any, client: Client) -> None:
+    server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    noise, before, after = _large_history(server, client)
+    base = server.url("http", "big.git/raw-file/")
+    repo = server.root / "big.git"
+    first = _blob_id(repo, "main~1", client).decode()
+    for spec, expected in (("main/noise.bin", noise), ("main/text.txt", after), (f"{first}/text.txt", before)):
+        status, body, length = _get(base + spec)
+        assert (status, length) == (200, str(len(expected))), spec
+        assert body == expected, spec
+    store = Repo(str(repo)).object_store
+    pieces = blob_pieces(store, _blob_id(repo, "main:noise.bin", client))
+    assert pieces is not None
+    got = list(pieces)
+    assert b"".join(got) == noise and max(map(len, got)) <= PIECE_STEP
+    stored = [blob_pieces(store, _blob_id(repo, spec, client)) for spec in ("main:text.txt", "main~1:text.txt")]
+    assert sum(p is None for p in stored) == 1  # git keeps one version as a delta of the other
+    for p in stored:
+        if p is not None:
+            p.close()  # (its reader let go)
+
+
+def test_a_blob_too_large_to_read_whole_is_refused_before_it_is_read(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    noise, _before, _after = _large_history(server, client)
+    repo = server.root / "big.git"
+    store = Repo(str(repo)).object_store
+    delta_spec = next(spec for spec in ("main:text.txt", "main~1:text.txt")
+                      if blob_pieces(store, _blob_id(repo, spec, client)) is None)
+    monkeypatch.setattr(git_web, "MAX_RAW_FILE", PIECE_STEP)
+    read: list[bytes] = []
+    original = git_web.GitPages._object
+
+    def recording(self: git_web.GitPages, oid: bytes) -> Any:
+        read.append(oid)
+        return original(self, oid)
+
+    monkeypatch.setattr(git_web.GitPages, "_object", recording)
+    base = server.url("http", "big.git/raw-file/")
+    commit_id = _blob_id(repo, delta_spec.partition(":")[0], client).decode()
+    status, body, _length = _get(base + commit_id + "/text.txt")
+    assert status >= 400 and b"clone the repository" in body
+    assert _blob_id(repo, delta_spec, client) not in read
+    status, body, _length = _get(base + "main/noise.bin")  # stored whole: any size
+    assert status == 200 and body == noise
+
+
+@pytest.mark.parametrize("damage", ["bytes", "size"])
+def test_a_damaged_blob_entry_is_a_corrupt_pack_when_read(make_server: Any, client: Client, tmp_path: Path,
+                                                          damage: str) -> None:
+    """Bytes of its zlib stream overwritten, or a size in its header one less than it inflates to."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    noise, _before, _after = _large_history(server, client)
+    copy = tmp_path / "copy.git"
+    shutil.copytree(server.root / "big.git", copy)
+    oid = _blob_id(copy, "main:noise.bin", client)
+    piece = noise[PIECE_STEP:PIECE_STEP + 64]  # stored as it is: zlib keeps random bytes verbatim
+    pack = next(p for p in (copy / "objects" / "pack").glob("*.pack") if piece in p.read_bytes())
+    data = bytearray(pack.read_bytes())
+    if damage == "bytes":
+        at = data.find(piece)
+        data[at:at + 64] = bytes(64)
+    else:
+        view = read_index(str(pack.with_suffix(".idx")), str(pack))
+        offset = view.offsets[view.position(binascii.unhexlify(oid))]
+        assert data[offset] & 0x0F == len(noise) & 0x0F == 0x0B
+        data[offset] -= 1
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(data))
+    pieces = blob_pieces(Repo(str(copy)).object_store, oid)
+    assert pieces is not None
+    with pytest.raises(CorruptPack):
+        b"".join(pieces)
