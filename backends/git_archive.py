@@ -26,6 +26,7 @@ from typing import Protocol, cast
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
+from backends.git_objects import BLOB, CorruptPack, PackObjectReader, blob_pieces, size_reader
 from backends.git_pretty import pretty
 from backends.interfaces import OBJECT_FORMATS, GitRepository, ObjectId, object_format_of
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
@@ -235,7 +236,7 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     assert original is None or isinstance(original, Tree)
     commit = _get(store, source.commit) if source.commit is not None else None
     prefix = options.prefix.encode("utf-8")
-    entries = _entries(store, tree, prefix, 0, original, commit=commit if isinstance(commit, Commit) else None)
+    entries = _sized_entries(store, tree, prefix, original, commit if isinstance(commit, Commit) else None)
     if prefix:  # the prefix's own directory entry, first, as git writes it
         entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None, bytes(_tree_id(tree)))], entries)
     if options.kind == "zip":
@@ -250,8 +251,49 @@ TAR_FILE_MODE, TAR_EXEC_MODE, TAR_DIR_MODE = 0o664, 0o775, 0o775
 """git's modes in a tar (0666, 0777 less its default ``tar.umask`` of 002)."""
 
 
-Entries = Iterator[tuple[bytes, int, "Blob | None", bytes]]
+Entries = Iterator[tuple[bytes, int, "Blob | StoredBlob | None", bytes]]
 """(path, mode, the blob or None for a directory or submodule, the entry's object id)."""
+
+LARGE_BLOB = 1 << 20
+"""A file's blob this large or larger is not read until it is written (``StoredBlob``)."""
+
+
+class StoredBlob:
+    """A large file's blob, not read: its size from its pack entry's headers, its bytes read a
+    piece at a time as a tar writes them (``git_objects.blob_pieces``: a blob stored whole in a
+    pack; one stored otherwise is read then), or whole where a writer needs them so (a zip
+    entry is compressed whole before it is written, as git does)."""
+
+    def __init__(self, store: BaseObjectStore, hexsha: bytes, size: int) -> None:
+        self._store = store
+        self._hexsha = hexsha
+        self._size = size
+
+    def raw_length(self) -> int:
+        return self._size
+
+    @property
+    def chunked(self) -> Iterator[bytes]:
+        pieces = blob_pieces(self._store, self._hexsha)
+        return pieces if pieces is not None else iter(self._read().chunked)
+
+    def as_raw_string(self) -> bytes:
+        return self._read().as_raw_string()
+
+    def _read(self) -> Blob:
+        blob = self._store[ObjectID(self._hexsha)]
+        if not isinstance(blob, Blob) or blob.raw_length() != self._size:
+            raise ArchiveRefused(f"object {self._hexsha.decode()} changed while it was being archived")
+        return blob
+
+
+def _sized_entries(store: BaseObjectStore, tree: Tree, prefix: bytes, original: Tree | None,
+                   commit: Commit | None) -> Entries:
+    """``_entries`` with the sizes of the files' blobs read from their pack entries' headers, so
+    that a large one is left to be read as it is written (``StoredBlob``)."""
+    objects = store._store if isinstance(store, _Overlay) else store  # (the overlay adds trees only)
+    with size_reader(objects) as sizes:
+        yield from _entries(store, tree, prefix, 0, original, commit=commit, sizes=sizes, objects=objects)
 
 
 def _tar_chunks(entries: Entries, mtime: int, commit: bytes | None) -> Iterator[bytes]:
@@ -349,7 +391,8 @@ def _padded(data: bytes) -> bytes:
 
 
 def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, original: Tree | None = None,
-             rules: tuple[_AttrRule, ...] = (), base: str = "", commit: Commit | None = None) -> Entries:
+             rules: tuple[_AttrRule, ...] = (), base: str = "", commit: Commit | None = None,
+             sizes: PackObjectReader | None = None, objects: BaseObjectStore | None = None) -> Entries:
     """Every entry under ``tree`` in git-archive's order: a directory, then what is in it.
 
     Directories and submodules come with None; a missing blob is left out (as git cannot
@@ -383,16 +426,37 @@ def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, orig
                 found = _get(store, original[entry.path][1])
                 below = found if isinstance(found, Tree) else None
             if isinstance(subtree, Tree):
-                yield from _entries(store, subtree, path + b"/", depth + 1, below, rules, relative + "/", commit)
+                yield from _entries(store, subtree, path + b"/", depth + 1, below, rules, relative + "/", commit,
+                                    sizes, objects)
         elif entry.mode & 0o170000 == 0o160000:
             yield path, entry.mode, None, bytes(entry.sha)
         else:
+            if sizes is not None and objects is not None and not stat.S_ISLNK(entry.mode) and not (
+                    commit is not None and rules and _attribute(rules, "export-subst", relative, False)):
+                large = _large_blob(sizes, objects, bytes(entry.sha))
+                if large is not None:
+                    yield path, entry.mode, large, bytes(entry.sha)
+                    continue
             obj = _get(store, entry.sha)
             if isinstance(obj, Blob):
                 if commit is not None and rules and not stat.S_ISLNK(entry.mode) and \
                         _attribute(rules, "export-subst", relative, False):
                     obj = _substituted(obj, commit)
                 yield path, entry.mode, obj, bytes(entry.sha)
+
+
+def _large_blob(sizes: PackObjectReader, objects: BaseObjectStore, hexsha: bytes) -> StoredBlob | None:
+    """A ``StoredBlob`` for a blob of ``LARGE_BLOB`` bytes or more found in a pack (its type from
+    its entries' headers); None for anything else, which is read as before."""
+    try:
+        if not sizes.packed(hexsha):  # (a loose one's size and type are read by reading it)
+            return None
+        size = sizes.size_of(hexsha)
+        if size < LARGE_BLOB or sizes.type_of(hexsha) != BLOB:
+            return None
+    except (KeyError, CorruptPack):
+        return None
+    return StoredBlob(objects, hexsha, size)
 
 
 GITATTRIBUTES = b".gitattributes"

@@ -171,6 +171,10 @@ class PackObjectReader:
         self._kinds.update(dict.fromkeys(walked, kind))
         return kind
 
+    def packed(self, hexsha: bytes) -> bool:
+        """Whether the object is in one of the store's packs (a loose one is not)."""
+        return self._locate(binascii.unhexlify(hexsha)) is not None
+
     def size_of(self, hexsha: bytes) -> int:
         """The size of an object from its pack entry's header, a delta's from the first bytes of
         the delta itself (its second number; nothing else inflated), in any of the store's packs;
