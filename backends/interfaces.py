@@ -12,7 +12,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NewType, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NewType, Protocol, cast
 
 from protocols.errors import StorageError
 
@@ -333,17 +333,35 @@ class TextPieces:
     not ``size`` bytes; ``join()`` gives the delta as bytes for those that need it whole.
     """
 
-    __slots__ = ("_pieces", "size")
+    __slots__ = ("_held", "_pieces", "size")
 
     def __init__(self, size: int, pieces: Callable[[], Iterator[bytes]]) -> None:
         self.size = size
         self._pieces = pieces
+        self._held: bytes | bytearray | None = None
+
+    @classmethod
+    def held(cls, text: bytes | bytearray) -> TextPieces:
+        """A text already in memory (a pushed one, as it came off the wire): ``text()`` gives it
+        as it is, no copy."""
+        pieces = cls(len(text), lambda: iter((cast(bytes, text),)))
+        pieces._held = text
+        return pieces
+
+    def text(self) -> bytes | bytearray:
+        """The text itself (the delta less its hunk header): the held one, or the pieces joined."""
+        if self._held is not None:
+            return self._held
+        text = b"".join(self._pieces())
+        if len(text) != self.size:
+            raise StorageError(f"a stored text is {len(text)} bytes, not {self.size}")
+        return text
 
     def __len__(self) -> int:
-        return _FULL_HUNK.size + self.size
+        return FULL_HUNK.size + self.size
 
     def __iter__(self) -> Iterator[bytes]:
-        yield _FULL_HUNK.pack(0, 0, self.size)
+        yield FULL_HUNK.pack(0, 0, self.size)
         read = 0
         for piece in self._pieces():
             read += len(piece)
@@ -357,7 +375,8 @@ class TextPieces:
         return b"".join(self)
 
 
-_FULL_HUNK = struct.Struct(">lll")
+FULL_HUNK = struct.Struct(">lll")
+"""The hunk header of a delta against the empty text: (0, 0, the text's length)."""
 
 
 def delta_bytes(delta: bytes | TextPieces) -> bytes:

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from backends.interfaces import Node, RevisionDelta, RevisionGroup, Section
+from backends.interfaces import FULL_HUNK, Node, RevisionDelta, RevisionGroup, Section, TextPieces
 from protocols.errors import LimitExceeded, ProtocolError, StorageError
 
 CHUNK_LENGTH = struct.Struct(">l")
@@ -72,6 +72,35 @@ class StreamReader:
             data = view[:size].tobytes()
         del self._buffer[:size]
         return data
+
+    def peek(self, size: int) -> bytes:
+        """The next ``size`` bytes (fewer at the end of the stream), left to be read."""
+        while len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        return bytes(self._buffer[:size])
+
+    def read_held(self, size: int) -> bytearray:
+        """``read_exact`` into a buffer of its own, grown as the chunks come and given as it is (a
+        revision of many megabytes is then held once: joining its chunks held it twice)."""
+        held = self._buffer
+        self._buffer = bytearray()
+        if len(held) > size:
+            self._buffer = held[size:]
+            del held[size:]
+        while len(held) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                raise ProtocolError("the bundle is truncated")
+            cut = size - len(held)
+            if len(chunk) > cut:  # the rest of it is the next read's
+                self._buffer += memoryview(chunk)[cut:]
+                held += memoryview(chunk)[:cut]
+            else:
+                held += chunk
+        return held
 
     def _read_large(self, size: int) -> bytes:
         parts: list[bytes | bytearray] = [self._buffer]
@@ -264,7 +293,13 @@ class ChangegroupDecoder:
             if length < header_size:
                 raise ProtocolError("a changegroup chunk is shorter than its delta header")
             rev, _ = parse(self._reader.read_exact(header_size), previous)
-            delta = self._reader.read_exact(length - header_size)
+            size = length - header_size
+            delta: bytes | TextPieces
+            if size >= LARGE_READ and self._reader.peek(FULL_HUNK.size) == FULL_HUNK.pack(0, 0, size - FULL_HUNK.size):
+                self._reader.read_exact(FULL_HUNK.size)  # a whole text: held as it came, once
+                delta = TextPieces.held(self._reader.read_held(size - FULL_HUNK.size))
+            else:
+                delta = self._reader.read_exact(size)
             yield RevisionDelta(rev.node, rev.p1, rev.p2, rev.linknode, rev.base, delta, rev.flags)
             previous = rev.node
 

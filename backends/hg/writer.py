@@ -15,7 +15,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, NoReturn, Self
+from typing import TYPE_CHECKING, NoReturn, Self, cast
 
 from backends.hg import graph, mpatch
 from backends.hg import requirements as reqs
@@ -41,6 +41,7 @@ from backends.interfaces import (
     RevisionDelta,
     RevisionGroup,
     Section,
+    TextPieces,
     delta_bytes,
 )
 from protocols import hg_obsmarkers as obs
@@ -282,6 +283,17 @@ class Transaction:
             raise LimitExceeded(f"a pushed revision of {exc.size} bytes is over the {self.max_text}-byte limit "
                                 "for rebuilt texts") from None
 
+    def _whole_text(self, delta: bytes | TextPieces) -> bytes:
+        """A pushed whole text, within ``max_text`` (and mpatch's own bound) as a rebuilt one."""
+        assert isinstance(delta, TextPieces)
+        limit = mpatch.MAX_TEXT_SIZE if self.max_text is None else min(self.max_text, mpatch.MAX_TEXT_SIZE)
+        if delta.size > limit:
+            if self.max_text is None or delta.size <= self.max_text:
+                raise mpatch.TextTooLarge(delta.size, limit)
+            raise LimitExceeded(f"a pushed revision of {delta.size} bytes is over the {self.max_text}-byte limit "
+                                "for rebuilt texts")
+        return cast(bytes, delta.text())  # (a bytearray as it came off the wire: read, hashed, compressed)
+
     def _ingest(self, writer: RevlogWriter, revisions: Iterator[RevisionDelta], is_changelog: bool = False,
                 lines_only: bool = False) -> list[Node]:
         """Apply one delta group: check bases, parents, linknodes and hashes, then append.
@@ -292,7 +304,10 @@ class Transaction:
         """
         added: list[Node] = []
         for rd in revisions:
-            delta = delta_bytes(rd.delta)  # (read whole: another backend's ``TextPieces``)
+            whole = isinstance(rd.delta, TextPieces) and rd.base == NULL_NODE and not (is_changelog or lines_only)
+            # a file's whole text is taken as it came (no delta to apply, nothing copied); any other
+            # delta as bytes (another backend's ``TextPieces`` read whole)
+            delta = b"" if whole else delta_bytes(rd.delta)
             if rd.flags and (rd.flags != REVIDX_EXTSTORED or is_changelog or lines_only or not self._lfs()):
                 raise ProtocolError(f"unsupported revision flags {rd.flags:#x} in changegroup"
                                     + ("; this repository does not serve LFS (enable hg's lfs extension in its hgrc)"
@@ -300,7 +315,7 @@ class Transaction:
             if not writer.has_node(rd.base):
                 raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
             base_text = writer.text(writer.rev(rd.base))
-            text = self._rebuild(base_text, delta)
+            text = self._whole_text(rd.delta) if whole else self._rebuild(base_text, delta)
             if writer.has_node(rd.node):
                 continue
             for parent in (rd.p1, rd.p2):
@@ -326,7 +341,7 @@ class Transaction:
                     for path, file_node in _listed(text, files or ()):
                         self._note_link(path, file_node)
                     self._new_changesets[rev] = (manifest, None)
-            reusable = not lines_only or mpatch.on_line_boundaries(base_text, delta)
+            reusable = not whole and (not lines_only or mpatch.on_line_boundaries(base_text, delta))
             writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), delta) if reusable else None,
                        rd.flags)
             added.append(rd.node)

@@ -236,13 +236,16 @@ def test_push_bounds_from_the_policy_file_refuse_with_a_clear_error_and_change_n
     client.git("--git-dir", str(git_dir), "fsck", "--full")
 
 
-@pytest.mark.parametrize("limit, said", [("max_fulltext", "over the 4096-byte limit"),
-                                         ("max_delta_result", "over the 4096-byte limit for rebuilt texts")])
+@pytest.mark.parametrize("limit, value, size, said", [
+    ("max_fulltext", 4096, 16384, "over the 4096-byte limit"),
+    ("max_delta_result", 4096, 16384, "over the 4096-byte limit for rebuilt texts"),
+    # a text of megabytes is taken whole as it came (no delta applied): the same limit holds
+    ("max_delta_result", 1 << 20, 2 << 20, "over the 1048576-byte limit for rebuilt texts")])
 def test_an_hg_push_over_a_size_limit_is_refused_and_the_repository_is_unchanged(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys,
-        limit: str, said: str) -> None:
+        limit: str, value: int, size: int, said: str) -> None:
     policy = tmp_path / "policy.toml"
-    policy.write_text(f'[[repo]]\npattern = "*"\nwrite = ["*"]\n[limits]\n{limit} = 4096\n')
+    policy.write_text(f'[[repo]]\npattern = "*"\nwrite = ["*"]\n[limits]\n{limit} = {value}\n')
     server = make_server("fs", **ssh_server_settings(ssh_keys), config_file=str(policy))
     server.backend.create("h", Kind.HG)
     url = f"ssh://alice@127.0.0.1:{server.port('ssh')}/h"
@@ -252,7 +255,7 @@ def test_an_hg_push_over_a_size_limit_is_refused_and_the_repository_is_unchanged
     (work / "small.txt").write_text("small\n")
     client.hg("commit", "-q", "-A", "-m", "small", "-u", "t <t@example.com>", cwd=work)
     assert client.hg(*ssh, "push", "-q", url, cwd=work, check=False).returncode == 0
-    (work / "big.bin").write_bytes(bytes(range(256)) * 64)  # 16 KiB, stored and sent whole
+    (work / "big.bin").write_bytes(bytes(range(256)) * (size // 256))  # stored and sent whole
     client.hg("commit", "-q", "-A", "-m", "big", "-u", "t <t@example.com>", cwd=work)
     store = server.root / "h" / ".hg" / "store"
     before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}

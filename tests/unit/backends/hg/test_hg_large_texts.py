@@ -26,6 +26,7 @@ from backends.hg.revlog import (
 )
 from backends.hg.vfs import MemoryVfs
 from backends.interfaces import (
+    FULL_HUNK,
     NULL_NODE,
     Node,
     RevisionDelta,
@@ -192,7 +193,23 @@ def test_a_changegroup_sends_text_pieces_as_they_come_and_decodes_to_the_same_de
     plain = b"".join(encode_changegroup(iter([groups[0], groups[1], RevisionGroup(Section.FILE, b"big",
                                                                                    iter([whole]))]), b"02"))
     decoded = [list(g.revisions) for g in ChangegroupDecoder(StreamReader(iter([plain])), b"02").groups()]
-    assert decoded[2] == [whole]
+    [got] = decoded[2]
+    assert isinstance(got.delta, TextPieces) and got.delta.text() == TEXT  # held as it came
+    assert got._replace(delta=delta_bytes(got.delta)) == whole
+
+
+@pytest.mark.parametrize("hunks", [[(0, 0, len(TEXT))], [(0, 0, 10), (0, 0, len(TEXT) - 10)], [(0, 5, len(TEXT))]])
+def test_only_a_single_hunk_on_the_empty_text_is_taken_as_a_whole_text(hunks: list[tuple[int, int, int]]) -> None:
+    delta = b"".join(FULL_HUNK.pack(start, end, length) + TEXT[:length] for start, end, length in hunks)
+    node = Node(b"\7" * 20)
+    rev = RevisionDelta(node, NULL_NODE, NULL_NODE, node, NULL_NODE, delta)
+    groups = [RevisionGroup(Section.CHANGELOG, b"", iter([])), RevisionGroup(Section.MANIFEST, b"", iter([])),
+              RevisionGroup(Section.FILE, b"f", iter([rev]))]
+    encoded = b"".join(encode_changegroup(iter(groups), b"02"))
+    chunks = iter([encoded[i:i + 70_000] for i in range(0, len(encoded), 70_000)])
+    [got] = [rev for group in ChangegroupDecoder(StreamReader(chunks), b"02").groups() for rev in group.revisions]
+    assert isinstance(got.delta, TextPieces) == (len(hunks) == 1 and hunks[0][1] == 0)
+    assert delta_bytes(got.delta) == delta
 
 
 def test_a_large_text_is_compressed_in_steps_and_its_zstd_frame_names_its_size() -> None:
@@ -215,9 +232,16 @@ def test_reads_of_any_size_over_chunks_of_any_size_give_the_stream(
         reads: list[int], chunk: int, data: st.DataObject) -> None:
     stream = random.Random(sum(reads)).randbytes(sum(reads) + data.draw(st.integers(0, 100)))
     reader = StreamReader(iter([stream[i:i + chunk] for i in range(0, len(stream), chunk)]))
+    held = data.draw(st.lists(st.booleans(), min_size=len(reads), max_size=len(reads)))
     pos = 0
-    for size in reads:
-        assert reader.read_exact(size) == stream[pos:pos + size]
+    for size, whole in zip(reads, held, strict=True):
+        if whole:
+            assert reader.peek(3) == stream[pos:pos + 3]
+            got = reader.read_held(size)
+            assert isinstance(got, bytearray)
+        else:
+            got = reader.read_exact(size)
+        assert got == stream[pos:pos + size]
         pos += size
     assert b"".join(reader.remaining()) == stream[pos:]
 

@@ -23,6 +23,7 @@ from backends.interfaces import (
     RevisionGroup,
     Section,
     StoreFile,
+    delta_bytes,
 )
 from protocols.errors import StorageError
 
@@ -146,7 +147,7 @@ class FakeTransaction:
 
     def _add(self, revs: list[Rev], d: RevisionDelta, section: Section, added: list[Node]) -> None:
         base = b"" if d.base == NULL_NODE else self._text(revs, d.base)
-        text = apply_delta(base, d.delta)
+        text = apply_delta(base, delta_bytes(d.delta))
         if node_hash(text, d.p1, d.p2) != d.node:
             raise StorageError(f"integrity check failed on {section.value} node {d.node.hex()}")
         for parent in (d.p1, d.p2):
