@@ -274,8 +274,8 @@ class StoredBlob:
 
     @property
     def chunked(self) -> Iterator[bytes]:
-        pieces = blob_pieces(self._store, self._hexsha)
-        return pieces if pieces is not None else iter(self._read().chunked)
+        whole = blob_pieces(self._store, self._hexsha)
+        return whole[1] if whole is not None else iter(self._read().chunked)
 
     def as_raw_string(self) -> bytes:
         return self._read().as_raw_string()

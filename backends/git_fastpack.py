@@ -58,7 +58,7 @@ from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
 from backends.git_midx import MidxError, MidxLayout, midx_bitmap_present, midx_layout
-from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, pack_dirs
+from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, pack_dirs, release_pages
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
     BLOB,
@@ -858,20 +858,8 @@ def _copy(mapped: mmap.mmap, start: int, end: int, out: _Output) -> Iterator[byt
         out.write(mapped[start:start + step])
         start += step
         if out.ready():
-            _release(mapped, start)
+            release_pages(mapped, start, RELEASE_WINDOW)
             yield out.take()
-
-
-def _release(mapped: mmap.mmap, upto: int) -> None:
-    """Drop our page mappings below ``upto``: the data stays in the page cache, not in our RSS.
-
-    Entries go out in ascending offset order, so pages behind the cursor are
-    seldom read again (the delta bases of an object sent whole: read back from the page cache).
-    """
-    aligned = upto // mmap.PAGESIZE * mmap.PAGESIZE
-    start = max(0, aligned - RELEASE_WINDOW)  # earlier pages were dropped by earlier calls
-    if aligned > start and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        mapped.madvise(mmap.MADV_DONTNEED, start, aligned - start)
 
 
 _WHOLE = object()

@@ -414,9 +414,11 @@ PIECE_STEP = 1 << 20
 """Bytes of a blob ``blob_pieces`` gives, and of its pack entry it reads, at a time."""
 
 
-def blob_pieces(store: BaseObjectStore, hexsha: bytes, step: int = PIECE_STEP) -> Iterator[bytes] | None:
-    """A blob stored whole in one of the store's packs, inflated ``step`` bytes at a time as it is
-    read (its pack kept mapped until then); None when it is stored otherwise (as a delta, loose)."""
+def blob_pieces(store: BaseObjectStore, hexsha: bytes, step: int = PIECE_STEP
+                ) -> tuple[int, Iterator[bytes]] | None:
+    """A blob stored whole in one of the store's packs: its size (from its entry's header) and its
+    bytes, inflated ``step`` at a time as they are read (its pack kept mapped until then); None
+    when it is stored otherwise (as a delta, loose)."""
     reader = size_reader(store)
     try:
         found = reader._locate(binascii.unhexlify(hexsha))
@@ -425,7 +427,8 @@ def blob_pieces(store: BaseObjectStore, hexsha: bytes, step: int = PIECE_STEP) -
             head = mapped[offset:offset + MAX_HEADER]
             kind, p, _distance = _entry_header(head, offset)
             if kind == BLOB:
-                return _inflated(reader, mapped, offset + p, _entry_size(head), step, f"{path} at {offset}")
+                size = _entry_size(head)
+                return size, _inflated(reader, mapped, offset + p, size, step, f"{path} at {offset}")
     except BaseException:
         reader.close()
         raise
@@ -443,7 +446,7 @@ def _inflated(reader: PackObjectReader, mapped: mmap.mmap, at: int, size: int, s
             if not pending:
                 if at >= len(mapped):
                     break
-                _drop_pages(mapped, at)
+                release_pages(mapped, at, 2 * step)
                 pending = mapped[at:at + step]
                 at += len(pending)
             try:
@@ -462,12 +465,17 @@ def _inflated(reader: PackObjectReader, mapped: mmap.mmap, at: int, size: int, s
         reader.close()
 
 
-def _drop_pages(mapped: mmap.mmap, upto: int) -> None:
-    """Drop this process's mappings of the pages below ``upto`` that were read (they stay in the page
-    cache, out of its RSS): a 200 MB blob read through the map otherwise counted 200 MB."""
+def release_pages(mapped: mmap.mmap, upto: int, window: int) -> None:
+    """Drop our page mappings of the ``window`` bytes below ``upto``: the data stays in the page
+    cache, not in our RSS (earlier pages were dropped by earlier calls).
+
+    Entries are read in ascending offset order, so pages behind the cursor are seldom read again
+    (the delta bases of an object sent whole: read back from the page cache); a 200 MB blob read
+    through the map otherwise counted 200 MB.
+    """
     aligned = upto // mmap.PAGESIZE * mmap.PAGESIZE
-    if aligned and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        start = max(0, aligned - 2 * PIECE_STEP) // mmap.PAGESIZE * mmap.PAGESIZE
+    start = max(0, aligned - window) // mmap.PAGESIZE * mmap.PAGESIZE
+    if aligned > start and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
         mapped.madvise(mmap.MADV_DONTNEED, start, aligned - start)
 
 

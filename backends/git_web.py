@@ -507,14 +507,14 @@ class GitPages:
             raise ProtocolError("a submodule has no bytes here", 404)
         if isinstance(obj, _FileAt):
             name = wanted.rpartition(b"/")[2]
+            whole = blob_pieces(self.store, obj.sha)
+            if whole is not None:
+                return RawFile(name, *whole)
             with size_reader(self.store) as reader:
                 try:
                     size = reader.size_of(obj.sha)
                 except KeyError:
                     raise ProtocolError("unknown object", 404) from None
-            pieces = blob_pieces(self.store, obj.sha)
-            if pieces is not None:
-                return RawFile(name, size, pieces)
             if size > MAX_RAW_FILE:
                 raise UnsupportedFeature(f"this file is larger than {MAX_RAW_FILE >> 20} MiB: clone the repository")
             blob = self._object(obj.sha)

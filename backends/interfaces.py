@@ -327,7 +327,10 @@ class TextPieces:
 
     What a backend may give as a large revision's ``RevisionDelta.delta``: the
     changegroup writer sends the pieces as they come, so a revision of hundreds of
-    megabytes is never held whole (a 111 MB file held about 280 MB per clone).
+    megabytes is never held whole (a 111 MB file held about 280 MB per clone).  The
+    changegroup decoder gives a large pushed text so too, ``held`` as it came off the
+    wire, which a storage transaction takes as it is (``text()``) instead of applying a
+    delta to the empty text (a copy).
     ``len()`` is the delta's length (its hunk header and the text); iterating reads the
     text (``pieces()``, called once per iteration) and raises ``StorageError`` if it is
     not ``size`` bytes; ``join()`` gives the delta as bytes for those that need it whole.

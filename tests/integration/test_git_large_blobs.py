@@ -71,15 +71,15 @@ def test_large_blobs_are_sent_whole_and_a_pack_s_whole_one_a_piece_at_a_time(
         assert (status, length) == (200, str(len(expected))), spec
         assert body == expected, spec
     store = Repo(str(repo)).object_store
-    pieces = blob_pieces(store, _blob_id(repo, "main:noise.bin", client))
-    assert pieces is not None
-    got = list(pieces)
+    whole = blob_pieces(store, _blob_id(repo, "main:noise.bin", client))
+    assert whole is not None and whole[0] == len(noise)
+    got = list(whole[1])
     assert b"".join(got) == noise and max(map(len, got)) <= PIECE_STEP
     stored = [blob_pieces(store, _blob_id(repo, spec, client)) for spec in ("main:text.txt", "main~1:text.txt")]
     assert sum(p is None for p in stored) == 1  # git keeps one version as a delta of the other
     for p in stored:
         if p is not None:
-            p.close()  # (its reader let go)
+            p[1].close()  # (its reader let go)
 
 
 def test_a_blob_too_large_to_read_whole_is_refused_before_it_is_read(
@@ -130,7 +130,7 @@ def test_a_damaged_blob_entry_is_a_corrupt_pack_when_read(make_server: Any, clie
         data[offset] -= 1
     pack.chmod(0o644)
     pack.write_bytes(bytes(data))
-    pieces = blob_pieces(Repo(str(copy)).object_store, oid)
-    assert pieces is not None
+    whole = blob_pieces(Repo(str(copy)).object_store, oid)
+    assert whole is not None
     with pytest.raises(CorruptPack):
-        b"".join(pieces)
+        b"".join(whole[1])
