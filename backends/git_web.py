@@ -25,7 +25,7 @@ from dulwich.errors import ObjectFormatException
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 
 from backends import git_archive, git_diff, git_pack
-from backends.git_objects import LOWER_HEX, blob_pieces, size_reader
+from backends.git_objects import LOWER_HEX, CorruptPack, blob_pieces, size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
@@ -341,12 +341,12 @@ class GitPages:
             status = ("renamed" if renamed is not None else "added" if old is None else "removed" if new is None
                       else "modified")
             files.append({"file": _path(path), "status": status, **({"from": _path(renamed)} if renamed else {})})
+            sized = (self._size(old.sha, old.mode) if old is not None else 0) + (
+                self._size(new.sha, new.mode) if new is not None else 0)
+            read = _within_patch_text(read + sized)  # before the texts are read
             old_text = self._blob(old.sha, old.mode) if old is not None else b""
             new_text = self._blob(new.sha, new.mode) if new is not None else b""
-            read += len(old_text) + len(new_text)
-            if read > MAX_PATCH_TEXT:
-                raise UnsupportedFeature(f"this commit's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its diff "
-                                         "is not shown; clone the repository to see it")
+            read = _within_patch_text(read + len(old_text) + len(new_text) - sized)  # (a size not in the headers)
             diff.append({"blockno": len(diff) + 1,
                          "lines": list(_diff_lines(path, status, old_text, new_text, renamed))})
         return {**data, "children": [], "files": files, "diff": diff}
@@ -379,14 +379,15 @@ class GitPages:
         lines equal to its own (the runs git's own diff finds, ``backends.git_diff.blame_blocks``)
         and the commit keeps the rest.  A file a parent
         does not have at its path is looked for as git blame does, renamed (``_source``)."""
-        oid, wanted, obj = self._at(key, path)
-        if not isinstance(obj, Blob):
+        oid, wanted, obj = self._at(key, path, read_file=False)
+        if not isinstance(obj, _FileAt):
             raise ProtocolError("path not found", 404)
         parts = tuple(wanted.split(b"/"))
         found = self._at_path(oid, parts)
         assert found is not None
-        data = obj.as_raw_string()
-        if len(data) > MAX_FILE_TEXT:
+        data = self._file_blob(obj, MAX_FILE_TEXT, f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is "
+                               "not annotated here; clone the repository and run git blame").as_raw_string()
+        if len(data) > MAX_FILE_TEXT:  # (a loose blob's size is known once it is read)
             raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not annotated "
                                      "here; clone the repository and run git blame")
         final = [b"(binary:%s)" % guessed_type(wanted)] if b"\0" in data else split_lines(data)
@@ -465,6 +466,28 @@ class GitPages:
                 old = self._at_path(parent, tuple(old_entry.path.split(b"/")))
                 return (old_entry.path, old) if old is not None else None
         return None
+
+    def _size(self, sha: bytes | None, mode: int | None) -> int:
+        """What ``_blob`` would give's length, from the blob's pack entry headers (nothing inflated;
+        a loose one is read): so that a page refuses a file too large for it before reading it."""
+        if sha is None or mode is None:
+            return 0
+        if S_ISGITLINK(mode):
+            return len(b"Subproject commit \n") + len(sha)
+        with size_reader(self.store) as sizes:
+            try:
+                return sizes.size_of(sha)
+            except (KeyError, CorruptPack):
+                return 0  # (read, and found wanting, where it is read)
+
+    def _file_blob(self, found: _FileAt, limit: int, refusal: str) -> Blob:
+        """The blob at a file's path, refused with ``refusal`` before it is read when it is over ``limit``."""
+        if self._size(found.sha, stat.S_IFREG) > limit:
+            raise UnsupportedFeature(refusal)
+        blob = self._object(found.sha)
+        if not isinstance(blob, Blob):
+            raise ProtocolError("path not found", 404)
+        return blob
 
     def _blob(self, sha: bytes | None, mode: int | None) -> bytes:
         if sha is None or mode is None:
@@ -556,14 +579,15 @@ class GitPages:
 
     def tree(self, key: str, path: str) -> dict[str, Any]:
         """A directory's entries, or (``lines`` in it) a file's lines, at commit ``key``."""
-        oid, wanted, obj = self._at(key, path)
+        oid, wanted, obj = self._at(key, path, read_file=False)
         if isinstance(obj, bytes):  # a submodule: the commit it names, as git diff shows it
             return {"node": oid.decode(), "path": _path(wanted), "raw": False,
                     "lines": [{"line": "Subproject commit " + obj.decode()}]}
-        if isinstance(obj, Blob):
-            text = obj.as_raw_string()
-            if len(text) > MAX_FILE_TEXT:
-                raise UnsupportedFeature("this file is too large to be shown here; clone the repository")
+        if isinstance(obj, _FileAt):
+            too_large = "this file is too large to be shown here; clone the repository"
+            text = self._file_blob(obj, MAX_FILE_TEXT, too_large).as_raw_string()
+            if len(text) > MAX_FILE_TEXT:  # (a size the headers did not give is known once it is read)
+                raise UnsupportedFeature(too_large)
             if b"\0" in text:  # hgweb's stand-in for a binary file
                 text = b"(binary:%s)" % guessed_type(wanted)
             return {"node": oid.decode(), "path": _path(wanted),
@@ -603,6 +627,14 @@ class WebArchive:
 MAX_RAW_FILE = 256 << 20
 """The largest blob ``raw-file`` reads whole to send (one stored as a delta or loose; clone the
 repository for larger ones); one stored whole in a pack is sent as it is inflated, whatever its size."""
+
+
+def _within_patch_text(read: int) -> int:
+    """``read``, the bytes of a commit's files read for its diff, if within ``MAX_PATCH_TEXT``."""
+    if read > MAX_PATCH_TEXT:
+        raise UnsupportedFeature(f"this commit's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its diff "
+                                 "is not shown; clone the repository to see it")
+    return read
 
 
 @dataclass(frozen=True, slots=True)

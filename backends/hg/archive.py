@@ -22,7 +22,7 @@ import tarfile
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -31,7 +31,7 @@ from backends.hg.changelog import META_MARKER, Changeset, iter_manifest, parse_f
 from backends.hg.graph import NULL_REV, missing
 from backends.hg.keys import BOOLEANS
 from backends.hg.repository import HgRepo
-from backends.hg.revlog import REVIDX_EXTSTORED
+from backends.hg.revlog import REVIDX_EXTSTORED, Revlog
 from backends.interfaces import NULL_NODE
 from backends.lru import LruCache
 from protocols.errors import PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
@@ -184,10 +184,42 @@ def file_parents(repo: HgRepo, path: bytes, node: bytes) -> list[tuple[bytes, by
     p1, p2 = filelog.parent_revs(file_rev)
     parents: list[tuple[bytes, bytes]] = [(path, filelog.node(p)) for p in (p1, p2) if p >= 0]
     if p1 < 0:
-        meta = parse_filelog_text(filelog.revision(file_rev)).meta
+        meta = copy_metadata(filelog, file_rev)
         if b"copy" in meta and b"copyrev" in meta:
             parents.insert(0, (meta[b"copy"], binascii.unhexlify(meta[b"copyrev"])))
     return parents
+
+
+def copy_metadata(filelog: Revlog, rev: int) -> Mapping[bytes, bytes]:
+    """A file revision's metadata (``copy``, ``copyrev``): of a large text stored whole, read from
+    its first piece (``Revlog.text_pieces``), not from the whole text."""
+    head = _stored_head(filelog, rev)
+    if head is not None:
+        if not head.startswith(META_MARKER):
+            return {}
+        end = head.find(META_MARKER, len(META_MARKER))
+        if end >= 0:
+            return parse_filelog_text(head[:end + len(META_MARKER)]).meta
+    return parse_filelog_text(filelog.revision(rev)).meta
+
+
+HEAD_BYTES = 256 << 10
+"""What is read of a large text for its copy metadata (a path, a node: far less)."""
+
+
+def _stored_head(filelog: Revlog, rev: int) -> bytes | None:
+    """The first ``HEAD_BYTES`` or more of a large text stored whole, where copy metadata would
+    be; None for any other revision, which is read whole where it is needed."""
+    if not filelog.streams_text(rev):
+        return None
+    pieces = filelog.text_pieces(rev)
+    head = b""
+    try:
+        while len(head) < HEAD_BYTES and (piece := next(pieces, None)) is not None:
+            head += piece
+    finally:
+        pieces.close()
+    return head
 
 
 def adjusted_linkrev(repo: HgRepo, parents_of: Sequence[tuple[int, int]], path: bytes, node: bytes, source: int,
@@ -372,6 +404,13 @@ def file_size(repo: HgRepo, path: bytes, node: bytes) -> int:
             if line.startswith(b"size ") and line[5:].strip().isdigit():
                 return int(line[5:].strip())
     if filelog.parent_revs(rev)[0] == NULL_REV:
+        head = _stored_head(filelog, rev)
+        if head is not None:  # a large text: its metadata (if any) is in its first piece
+            end = head.find(META_MARKER, len(META_MARKER)) if head.startswith(META_MARKER) else -1
+            if end >= 0:
+                return filelog.raw_size(rev) - end - len(META_MARKER)
+            if not head.startswith(META_MARKER):
+                return filelog.raw_size(rev)
         text = filelog.revision(rev)
         if text.startswith(b"\x01\n"):
             return len(parse_filelog_text(text).data)

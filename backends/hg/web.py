@@ -25,7 +25,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from backends.hg import linediff
 from backends.hg.archive import adjusted_linkrev, file_data, file_parents, file_size, manifest_at, resolve
@@ -499,11 +499,31 @@ def guessed_type(path: bytes) -> bytes:
         "utf-8", "surrogateescape")
 
 
+MAX_COPY_META = 128 << 10
+"""What a stored file text may hold beyond its data (a copy's metadata: its source's path and
+node), so that a size from the index refuses only what its data would too."""
+
+
+def _stored_size(repo: HgRepo, path: bytes, file_node: bytes | None) -> int:
+    """A file revision's stored text's size, from its filelog's index (its data and any copy
+    metadata: at least the data's size), nothing read."""
+    if file_node is None:
+        return 0
+    filelog = repo.filelog(path)
+    return max(0, filelog.raw_size(filelog.rev(file_node)))
+
+
+def _refuse_patch() -> NoReturn:
+    raise UnsupportedFeature(f"this changeset's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its diff "
+                             "is not served; clone the repository to see it")
+
+
 def _comparison_lines(repo: HgRepo, path: bytes, file_node: bytes | None) -> list[bytes]:
     if file_node is None:
         return []
-    data = file_data(repo, path, file_node)
-    if len(data) > MAX_PATCH_TEXT:
+    too_large = _stored_size(repo, path, file_node) > MAX_PATCH_TEXT + MAX_COPY_META  # (before it is read)
+    data = b"" if too_large else file_data(repo, path, file_node)
+    if too_large or len(data) > MAX_PATCH_TEXT:
         raise UnsupportedFeature(f"this file holds more than {MAX_PATCH_TEXT >> 20} MiB: its comparison is not "
                                  "served; clone the repository to see it")
     if b"\0" in data:
@@ -1150,12 +1170,14 @@ def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes
                     header += [b"%s from %s" % (copy_op, path1), b"%s to %s" % (copy_op, path2)]
         else:
             header = [b"diff %s %s" % (revs, path1)]
+        stored = _stored_size(repo, path1, old_node) + _stored_size(repo, path2, new_node)
+        if read + stored > MAX_PATCH_TEXT + 2 * MAX_COPY_META:
+            _refuse_patch()  # (before the texts are read; their copy metadata is not counted)
         old = file_data(repo, path1, old_node) if old_node is not None else None
         new = file_data(repo, path2, new_node) if new_node is not None else None
         read += len(old or b"") + len(new or b"")
         if read > MAX_PATCH_TEXT:
-            raise UnsupportedFeature(f"this changeset's files hold more than {MAX_PATCH_TEXT >> 20} MiB: its diff "
-                                     "is not served; clone the repository to see it")
+            _refuse_patch()
         binary = b"\0" in (old or b"") or b"\0" in (new or b"")
         if binary and opts.git:
             text = git_binary_patch(old, new)

@@ -134,3 +134,32 @@ def test_a_damaged_blob_entry_is_a_corrupt_pack_when_read(make_server: Any, clie
     assert whole is not None
     with pytest.raises(CorruptPack):
         b"".join(whole[1])
+
+
+def test_pages_refuse_a_file_too_large_for_them_before_reading_it(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file, annotate and diff pages (and their JSON) of a file over their limits are refused
+    from the sizes in its pack entry's headers: no such blob is read (a 200 MB one was read whole,
+    up to 1 GB of server RSS and 5.7 s, to be refused)."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    _large_history(server, client)
+    repo = server.root / "big.git"
+    large = {_blob_id(repo, spec, client) for spec in ("main:noise.bin", "main:text.txt", "main~1:text.txt")}
+    monkeypatch.setattr(git_web, "MAX_FILE_TEXT", PIECE_STEP)
+    monkeypatch.setattr(git_web, "MAX_PATCH_TEXT", PIECE_STEP)
+    read: list[bytes] = []
+    original = git_web.GitPages._object
+
+    def recording(self: git_web.GitPages, oid: bytes) -> Any:
+        read.append(oid)
+        return original(self, oid)
+
+    monkeypatch.setattr(git_web.GitPages, "_object", recording)
+    base = server.url("http", "big.git/")
+    for page in ("file/main/noise.bin", "json-file/main/text.txt", "annotate/main/text.txt",
+                 "json-annotate/main/noise.bin", "rev/main", "json-rev/main", "diff/main/text.txt"):
+        status, body, _length = _get(base + page)
+        assert status == 403 and b"clone the repository" in body, (page, status, body[:200])
+    assert large.isdisjoint(read)
+    status, body, _length = _get(base + "file/main/a.txt")  # a small one is shown as before
+    assert status == 200 and b"a" in body

@@ -4,8 +4,10 @@ split, compressed in steps; clients get every byte, and ``hg verify`` holds on b
 
 from __future__ import annotations
 
+import json
 import random
 import struct
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ import pytest
 
 import backends.hg as hgstore
 from backends.hg import archive as hg_archive
-from backends.hg.revlog import FLAG_INLINE, MAX_INLINE, TEXT_STEP
+from backends.hg import web as hg_web
+from backends.hg.revlog import FLAG_INLINE, MAX_INLINE, TEXT_STEP, Revlog
 from backends.hg.vfs import FsVfs
 from backends.interfaces import DeltaMode, RevisionGroup, TextPieces, delta_bytes
 from protocols.changegroup import ChangegroupDecoder, StreamReader, encode_changegroup
@@ -136,3 +139,46 @@ def test_a_large_file_s_raw_download_is_read_as_it_is_sent(make_server: Any, cli
     found = hg_archive.raw_file(repo, "tip", "big.txt")
     assert found.size == TEXT_SIZE
     assert max(map(len, found.chunks)) <= TEXT_STEP
+
+
+def test_web_pages_of_large_files_read_no_whole_text_they_do_not_show(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listing's sizes and a file's copy source come from the first piece of a large text, and a
+    diff too large to show is refused before its texts are read; what they say is as before."""
+    server, url, work = _hg_over_http(make_server, client, tmp_path)
+    text = _text(TEXT_SIZE)
+    (work / "big.txt").write_bytes(text)
+    client.hg("commit", "-q", "-A", "-m", "big", "-u", "u", cwd=work)
+    client.hg("cp", "big.txt", "copy.txt", cwd=work)
+    client.hg("commit", "-q", "-m", "copied", "-u", "u", cwd=work)
+    client.hg("push", "-q", url, cwd=work)
+    read: list[bytes] = []
+    revision = Revlog.revision
+
+    def recording(self: Revlog, rev: int, *args: Any, **kwargs: Any) -> bytes:
+        read.append(self.index_path)
+        return revision(self, rev, *args, **kwargs)
+
+    monkeypatch.setattr(Revlog, "revision", recording)
+    monkeypatch.setattr(hg_web, "MAX_PATCH_TEXT", 1 << 20)
+    base = f"http://127.0.0.1:{server.port('http')}/h/"
+
+    def page(name: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(base + name, timeout=60) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    status, manifest = page("json-manifest/tip")
+    assert status == 200
+    assert {f["basename"]: int(f["size"]) for f in manifest["files"]} == {
+        "a.txt": 2, "big.txt": TEXT_SIZE, "copy.txt": TEXT_SIZE}
+    status, log = page("json-filelog/tip/copy.txt")
+    assert status == 200 and [len(e["parents"]) for e in log["entries"]] == [1]
+    made_big = client.hg("log", "-r", "1", "-T", "{node}", cwd=work).stdout
+    assert log["entries"][0]["parents"] == [made_big]  # the copy's source: big.txt's changeset
+    for name in ("json-rev/tip", "json-rev/1", "rev/tip"):
+        status, body = page(name)
+        assert status == 403 and b"its diff is not served" in body, name
+    assert [path for path in read if b"big" in path or b"copy" in path] == []
