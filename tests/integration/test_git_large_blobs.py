@@ -59,6 +59,19 @@ def _blob_id(repo: Path, spec: str, client: Client) -> bytes:
     return client.git("--git-dir", str(repo), "rev-parse", spec).stdout.strip().encode()
 
 
+def _objects_read(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The ids of the objects the web pages read from now on."""
+    read: list[bytes] = []
+    original = git_web.GitPages._object
+
+    def recording(self: git_web.GitPages, oid: bytes) -> Any:
+        read.append(oid)
+        return original(self, oid)
+
+    monkeypatch.setattr(git_web.GitPages, "_object", recording)
+    return read
+
+
 def test_large_blobs_are_sent_whole_and_a_pack_s_whole_one_a_piece_at_a_time(
         make_server: Any, client: Client) -> None:
     server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
@@ -91,14 +104,7 @@ def test_a_blob_too_large_to_read_whole_is_refused_before_it_is_read(
     delta_spec = next(spec for spec in ("main:text.txt", "main~1:text.txt")
                       if blob_pieces(store, _blob_id(repo, spec, client)) is None)
     monkeypatch.setattr(git_web, "MAX_RAW_FILE", PIECE_STEP)
-    read: list[bytes] = []
-    original = git_web.GitPages._object
-
-    def recording(self: git_web.GitPages, oid: bytes) -> Any:
-        read.append(oid)
-        return original(self, oid)
-
-    monkeypatch.setattr(git_web.GitPages, "_object", recording)
+    read = _objects_read(monkeypatch)
     base = server.url("http", "big.git/raw-file/")
     commit_id = _blob_id(repo, delta_spec.partition(":")[0], client).decode()
     status, body, _length = _get(base + commit_id + "/text.txt")
@@ -147,14 +153,7 @@ def test_pages_refuse_a_file_too_large_for_them_before_reading_it(
     large = {_blob_id(repo, spec, client) for spec in ("main:noise.bin", "main:text.txt", "main~1:text.txt")}
     monkeypatch.setattr(git_web, "MAX_FILE_TEXT", PIECE_STEP)
     monkeypatch.setattr(git_web, "MAX_PATCH_TEXT", PIECE_STEP)
-    read: list[bytes] = []
-    original = git_web.GitPages._object
-
-    def recording(self: git_web.GitPages, oid: bytes) -> Any:
-        read.append(oid)
-        return original(self, oid)
-
-    monkeypatch.setattr(git_web.GitPages, "_object", recording)
+    read = _objects_read(monkeypatch)
     base = server.url("http", "big.git/")
     for page in ("file/main/noise.bin", "json-file/main/text.txt", "annotate/main/text.txt",
                  "json-annotate/main/noise.bin", "rev/main", "json-rev/main", "diff/main/text.txt"):

@@ -119,10 +119,9 @@ def test_a_large_first_revision_goes_to_its_data_file_once(client: Client, tmp_p
     client.hg("verify", "-q", cwd=tmp_path / "copy")
 
 
-def test_a_large_file_s_raw_download_is_read_as_it_is_sent(make_server: Any, client: Client,
-                                                            tmp_path: Path) -> None:
-    """hgweb's ``raw-file`` of a large file: every byte, a piece at a time from the store; a copy's
-    text (copy metadata first) is given without its metadata, as before."""
+def _large_file_and_its_copy(make_server: Any, client: Client, tmp_path: Path) -> tuple[Any, Path, bytes]:
+    """A server whose repository ``h`` got a 9 MB text, then a copy of it (``hg cp``): the server,
+    the local repository and the text."""
     server, url, work = _hg_over_http(make_server, client, tmp_path)
     text = _text(TEXT_SIZE)
     (work / "big.txt").write_bytes(text)
@@ -130,6 +129,14 @@ def test_a_large_file_s_raw_download_is_read_as_it_is_sent(make_server: Any, cli
     client.hg("cp", "big.txt", "copy.txt", cwd=work)
     client.hg("commit", "-q", "-m", "copied", "-u", "u", cwd=work)
     client.hg("push", "-q", url, cwd=work)
+    return server, work, text
+
+
+def test_a_large_file_s_raw_download_is_read_as_it_is_sent(make_server: Any, client: Client,
+                                                            tmp_path: Path) -> None:
+    """hgweb's ``raw-file`` of a large file: every byte, a piece at a time from the store; a copy's
+    text (copy metadata first) is given without its metadata, as before."""
+    server, _work, text = _large_file_and_its_copy(make_server, client, tmp_path)
     base = f"http://127.0.0.1:{server.port('http')}/h/raw-file/tip/"
     for name in ("big.txt", "copy.txt"):
         with urllib.request.urlopen(base + name, timeout=60) as answer:
@@ -145,13 +152,7 @@ def test_web_pages_of_large_files_read_no_whole_text_they_do_not_show(
         make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A listing's sizes and a file's copy source come from the first piece of a large text, and a
     diff too large to show is refused before its texts are read; what they say is as before."""
-    server, url, work = _hg_over_http(make_server, client, tmp_path)
-    text = _text(TEXT_SIZE)
-    (work / "big.txt").write_bytes(text)
-    client.hg("commit", "-q", "-A", "-m", "big", "-u", "u", cwd=work)
-    client.hg("cp", "big.txt", "copy.txt", cwd=work)
-    client.hg("commit", "-q", "-m", "copied", "-u", "u", cwd=work)
-    client.hg("push", "-q", url, cwd=work)
+    server, work, _content = _large_file_and_its_copy(make_server, client, tmp_path)
     read: list[bytes] = []
     revision = Revlog.revision
 
