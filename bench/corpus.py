@@ -14,6 +14,10 @@ A corpus set holds six repositories, the same history in git and Mercurial:
 ``big-midx.git``       ``big.git``'s history in three packs under a multi-pack
                        index with a bitmap, as a host's geometric repacking
                        leaves it (built when missing, like the SHA-256 copy)
+``large.git``,         two commits of large files (a 96 MiB text, 40 MiB of
+``large-hg``           random bytes; then the text changed in its middle), for
+                       the opt-in ``clone-large``/``import-large`` cases; built
+                       only when one of them runs (``ensure_large``)
 =====================  =====================================================
 
 The set is rebuilt only when its recipe (``SETS``, ``RECIPE_VERSION``)
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -67,9 +72,12 @@ SETS: dict[str, CorpusSet] = {
 # role -> repository directory name, per VCS
 REPOS: dict[str, dict[str, str]] = {
     "git": {"big": "big.git", "small": "small.git", "push_src": "big-plus100.git", "big256": "big-sha256.git",
-            "bigmidx": "big-midx.git"},
-    "hg": {"big": "big-hg", "small": "small-hg", "push_src": "big-plus100-hg"},
+            "bigmidx": "big-midx.git", "large": "large.git"},
+    "hg": {"big": "big-hg", "small": "small-hg", "push_src": "big-plus100-hg", "large": "large-hg"},
 }
+
+LARGE_TEXT = 96 << 20
+LARGE_NOISE = 40 << 20
 
 
 def tool_env(home: Path) -> dict[str, str]:
@@ -196,6 +204,65 @@ def _midx_copy(src: Path, dest: Path, env: dict[str, str]) -> None:
 def _ensure_midx(where: Path) -> None:
     """Add the multi-pack index copy of the big git repository to a built set that lacks it."""
     _ensure_copy(where, "bigmidx", "three packs, a multi-pack index bitmap", _midx_copy)
+
+
+def _large_files(seed: int = 11) -> tuple[bytes, bytes]:
+    """The large-file history's first text and its random file (deterministic)."""
+    rng = random.Random(seed)
+    words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta"]
+    lines: list[bytes] = []
+    size = 0
+    while size < LARGE_TEXT:
+        line = b"%d %s %s %s\n" % (len(lines), rng.choice(words), rng.choice(words), rng.choice(words))
+        lines.append(line)
+        size += len(line)
+    return b"".join(lines)[:LARGE_TEXT], rng.randbytes(LARGE_NOISE)
+
+
+def ensure_large(where: Path) -> None:
+    """Add the large-file repositories (``large.git``, ``large-hg``) to a built set that lacks them:
+    a 96 MiB text and 40 MiB of random bytes committed, then the text changed in its middle; git's
+    packed (``repack -adf``), hg's public with a ``main`` bookmark, both on ``main``."""
+    git_dest, hg_dest = where / REPOS["git"]["large"], where / REPOS["hg"]["large"]
+    if git_dest.exists() and hg_dest.exists():
+        return
+    _log(f"{where.name}: large.git and large-hg (a 96 MiB text, 40 MiB of random bytes)")
+    home = where / ".home-large"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    env = {**tool_env(home), "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+    git, hg = git_executable(), hg_executable()
+    text, noise = _large_files()
+    changed = text[:len(text) // 2] + b"a line changed in the middle\n" + text[len(text) // 2:]
+    for dest in (git_dest, hg_dest):
+        shutil.rmtree(dest.with_name(dest.name + ".building"), ignore_errors=True)
+    work = home / "work"
+    gtmp, htmp = git_dest.with_name(git_dest.name + ".building"), hg_dest.with_name(hg_dest.name + ".building")
+    _run([git, "init", "-q", "-b", "main", str(work)], env)
+    _run([hg, "init", str(htmp)], env)
+    for step, content in enumerate((text, changed)):
+        (work / "large.txt").write_bytes(content)
+        (htmp / "large.txt").write_bytes(content)
+        if step == 0:
+            (work / "noise.bin").write_bytes(noise)
+            (htmp / "noise.bin").write_bytes(noise)
+        message = "large files" if step == 0 else "the large text changed"
+        _run([git, "-C", str(work), "add", "-A"], env)
+        _run([git, "-C", str(work), "-c", "user.name=bench", "-c", "user.email=bench@example.com",
+              "commit", "-q", "-m", message], env)
+        _run([hg, "-R", str(htmp), "commit", "-q", "-A", "-u", "bench <bench@example.com>", "-d", "1767225600 0",
+              "-m", message], env)
+    _run([git, "clone", "-q", "--bare", str(work), str(gtmp)], env)
+    _run([git, "-C", str(gtmp), "repack", "-adf", "-q"], env)
+    _run([hg, "-R", str(htmp), "bookmark", "main"], env)
+    _run([hg, "-R", str(htmp), "phase", "-p", "-r", "all()"], env)
+    _run([hg, "-R", str(htmp), "update", "-q", "null"], env)
+    for leftover in ("large.txt", "noise.bin"):
+        (htmp / leftover).unlink(missing_ok=True)
+    shutil.rmtree(home)
+    for tmp, dest in ((gtmp, git_dest), (htmp, hg_dest)):
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
 
 
 def _hg_convert(src: Path, dest: Path, env: dict[str, str]) -> None:

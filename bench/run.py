@@ -74,6 +74,13 @@ CASES: dict[str, Case] = {c.name: c for c in (
     Case("clone-midx", "bigmidx", ("git",), 5, 150, "full clone (git --no-checkout) of the big history in three "
          "packs under a multi-pack index with a bitmap", targets=("git-daemon", "git-http", "hgwire-git",
                                                                   "hgwire-git-http")),
+    # opt-in: files of many megabytes in history (no largefiles, no LFS): memory is what they measure
+    Case("clone-large", "large", ("git", "hg"), 3, 200, "full clone of two commits of large files (a 96 MiB "
+         "text, 40 MiB of random bytes, the text changed)", targets=("git-daemon", "git-http", "hgwire-git",
+                                                                     "hgwire-git-http", "hg-serve", "hgwire-hg-http",
+                                                                     "hgwire-hg-ssh")),
+    Case("import-large", "large", ("git", "hg"), 3, 200, "push of those two commits into an empty repository",
+         targets=("git-daemon", "hgwire-git", "hg-serve", "hgwire-hg-http", "hgwire-hg-ssh")),
     Case("partial", "big", ("git",), 5, 120, "blobless clone (git clone --filter=blob:none --no-checkout)",
          targets=GIT_READ_TARGETS),
     Case("partial-checkout", "big", ("git",), 5, 150, "blobless clone with its checkout, which fetches the "
@@ -102,7 +109,7 @@ CASES: dict[str, Case] = {c.name: c for c in (
 )}
 DEFAULT_CASES = ("clone", "clone-sha256", "partial", "partial-checkout", "noop", "fetch", "push", "import", "stream",
                  "concurrent", "web")
-PUSH_CASES = ("push", "import", "import-chunked")
+PUSH_CASES = ("push", "import", "import-chunked", "import-large")
 """Cases whose every run starts the server on a repository of its own, which the run writes."""
 DEFAULT_TARGETS = list(TARGET_CLASSES)
 
@@ -416,7 +423,8 @@ class Runner:
         """Start, probe and prepare one target for a read case; the reason if it cannot run."""
         repo = self.repo_name(t.vcs, case.repo)
         try:
-            self.start(t, self.read_root(t, (case.repo,) if case.repo in ("push_src", "bigmidx") else ()), repo)
+            self.start(t, self.read_root(t, (case.repo,) if case.repo in ("push_src", "bigmidx", "large") else ()),
+                       repo)
             if case.name == "noop":
                 self.noop_setup(t, repo)
             if case.name == "concurrent" and isinstance(t, DaemonTarget):
@@ -513,10 +521,10 @@ class Runner:
 
         ``import``: the server's repository is made empty and the client is the big history itself.
         """
-        repo = self.repo_name(target.vcs, "big")
+        repo = self.repo_name(target.vcs, CASES[kind].repo)
         base = self.work / target.name / kind
         root, client = base / "root", base / "client"
-        if kind in ("import", "import-chunked"):
+        if kind in ("import", "import-chunked", "import-large"):
             if (root / repo).exists():
                 self.trash.put(root / repo)
             root.mkdir(parents=True, exist_ok=True)
@@ -537,7 +545,8 @@ class Runner:
                     log(f"push: {target.name} not available: {exc}")
                     return None
                 return Measurement(rnd, warm, 0.0, False, 1, f"start: {exc}")
-            cmd = self.clients.command(kind, target, target.url(repo, write=True), client)
+            cmd = self.clients.command("import" if kind == "import-large" else kind, target,
+                                       target.url(repo, write=True), client)
             m = self.timed(target, [cmd], rnd, warm)
             target.stop()
             if m.ok and not self.push_landed(target.vcs, root / repo, client, kind):
@@ -769,6 +778,8 @@ def main(argv: list[str] | None = None, on_outcomes: Callable[[list[Outcome]], N
     cases = pick(args.cases, list(CASES), "case")
     set_name = args.corpus or ("quick" if args.quick else "full")
     corpus_dir = corpus.ensure(set_name)
+    if any(CASES[name].repo == "large" for name in cases):  # (opt-in: built only when asked for)
+        corpus.ensure_large(corpus_dir)
     work = WORK_DIR / "last"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
