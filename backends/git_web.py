@@ -25,7 +25,7 @@ from dulwich.errors import ObjectFormatException
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tag, Tree
 
 from backends import git_archive, git_diff, git_pack
-from backends.git_objects import LOWER_HEX, CorruptPack, blob_pieces, size_reader
+from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, blob_pieces, size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
 from backends.hg.archive import RawFile, archive_directory, raw_listing
@@ -331,24 +331,24 @@ class GitPages:
         diff: list[dict[str, Any]] = []
         read = 0
         paths = [only.encode("utf-8", "surrogateescape")] if only else None
-        for change in self._changes(parent_tree, commit.tree, paths):
-            old = change.old if change.old is not None and change.old.path is not None else None
-            new = change.new if change.new is not None and change.new.path is not None else None
-            if change.type == CHANGE_COPY:  # git show names no copies: the file is added
-                old = None
-            renamed = old.path if change.type == CHANGE_RENAME and old is not None else None
-            path = (new.path if new is not None else old.path if old is not None else None) or b""
-            status = ("renamed" if renamed is not None else "added" if old is None else "removed" if new is None
-                      else "modified")
-            files.append({"file": _path(path), "status": status, **({"from": _path(renamed)} if renamed else {})})
-            sized = (self._size(old.sha, old.mode) if old is not None else 0) + (
-                self._size(new.sha, new.mode) if new is not None else 0)
-            read = _within_patch_text(read + sized)  # before the texts are read
-            old_text = self._blob(old.sha, old.mode) if old is not None else b""
-            new_text = self._blob(new.sha, new.mode) if new is not None else b""
-            read = _within_patch_text(read + len(old_text) + len(new_text) - sized)  # (a size not in the headers)
-            diff.append({"blockno": len(diff) + 1,
-                         "lines": list(_diff_lines(path, status, old_text, new_text, renamed))})
+        with size_reader(self.store) as sizes:  # (one reader for the sizes of every file)
+            for change in self._changes(parent_tree, commit.tree, paths):
+                old = change.old if change.old is not None and change.old.path is not None else None
+                new = change.new if change.new is not None and change.new.path is not None else None
+                if change.type == CHANGE_COPY:  # git show names no copies: the file is added
+                    old = None
+                renamed = old.path if change.type == CHANGE_RENAME and old is not None else None
+                path = (new.path if new is not None else old.path if old is not None else None) or b""
+                status = ("renamed" if renamed is not None else "added" if old is None else "removed" if new is None
+                          else "modified")
+                files.append({"file": _path(path), "status": status, **({"from": _path(renamed)} if renamed else {})})
+                sized = sum(self._size(sizes, side.sha, side.mode) for side in (old, new) if side is not None)
+                read = _within_patch_text(read + sized)  # before the texts are read
+                old_text = self._blob(old.sha, old.mode) if old is not None else b""
+                new_text = self._blob(new.sha, new.mode) if new is not None else b""
+                read = _within_patch_text(read + len(old_text) + len(new_text) - sized)  # (a size not in the headers)
+                diff.append({"blockno": len(diff) + 1,
+                             "lines": list(_diff_lines(path, status, old_text, new_text, renamed))})
         return {**data, "children": [], "files": files, "diff": diff}
 
     def _changes(self, old_tree: ObjectID | None, new_tree: ObjectID, paths: list[bytes] | None) -> list[TreeChange]:
@@ -387,9 +387,6 @@ class GitPages:
         assert found is not None
         data = self._file_blob(obj, MAX_FILE_TEXT, f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is "
                                "not annotated here; clone the repository and run git blame").as_raw_string()
-        if len(data) > MAX_FILE_TEXT:  # (a loose blob's size is known once it is read)
-            raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not annotated "
-                                     "here; clone the repository and run git blame")
         final = [b"(binary:%s)" % guessed_type(wanted)] if b"\0" in data else split_lines(data)
         origins: list[tuple[bytes, bytes, int]] = [(oid, wanted, n) for n in range(1, len(final) + 1)]
         # suspects: for each (commit, path) still to look at, its lines: {line number there: final index}
@@ -467,26 +464,30 @@ class GitPages:
                 return (old_entry.path, old) if old is not None else None
         return None
 
-    def _size(self, sha: bytes | None, mode: int | None) -> int:
+    @staticmethod
+    def _size(sizes: PackObjectReader, sha: bytes | None, mode: int | None) -> int:
         """What ``_blob`` would give's length, from the blob's pack entry headers (nothing inflated;
         a loose one is read): so that a page refuses a file too large for it before reading it."""
         if sha is None or mode is None:
             return 0
         if S_ISGITLINK(mode):
             return len(b"Subproject commit \n") + len(sha)
-        with size_reader(self.store) as sizes:
-            try:
-                return sizes.size_of(sha)
-            except (KeyError, CorruptPack):
-                return 0  # (read, and found wanting, where it is read)
+        try:
+            return sizes.size_of(sha)
+        except (KeyError, CorruptPack):
+            return 0  # (read, and found wanting, where it is read)
 
     def _file_blob(self, found: _FileAt, limit: int, refusal: str) -> Blob:
-        """The blob at a file's path, refused with ``refusal`` before it is read when it is over ``limit``."""
-        if self._size(found.sha, stat.S_IFREG) > limit:
-            raise UnsupportedFeature(refusal)
+        """The blob at a file's path, refused with ``refusal`` when it is over ``limit``: before it is
+        read, from its pack entry's headers, or (a size they did not give) once it is read."""
+        with size_reader(self.store) as sizes:
+            if self._size(sizes, found.sha, stat.S_IFREG) > limit:
+                raise UnsupportedFeature(refusal)
         blob = self._object(found.sha)
         if not isinstance(blob, Blob):
             raise ProtocolError("path not found", 404)
+        if blob.raw_length() > limit:
+            raise UnsupportedFeature(refusal)
         return blob
 
     def _blob(self, sha: bytes | None, mode: int | None) -> bytes:
@@ -533,16 +534,8 @@ class GitPages:
             whole = blob_pieces(self.store, obj.sha)
             if whole is not None:
                 return RawFile(name, *whole)
-            with size_reader(self.store) as reader:
-                try:
-                    size = reader.size_of(obj.sha)
-                except KeyError:
-                    raise ProtocolError("unknown object", 404) from None
-            if size > MAX_RAW_FILE:
-                raise UnsupportedFeature(f"this file is larger than {MAX_RAW_FILE >> 20} MiB: clone the repository")
-            blob = self._object(obj.sha)
-            if not isinstance(blob, Blob):
-                raise ProtocolError("path not found", 404)
+            blob = self._file_blob(obj, MAX_RAW_FILE, f"this file is larger than {MAX_RAW_FILE >> 20} MiB: clone "
+                                   "the repository")
             return RawFile(name, blob.raw_length(), iter(blob.as_raw_chunks()))
         entries = obj.items()
         return raw_listing([e.path for e in entries if stat.S_ISDIR(e.mode)],
@@ -584,10 +577,8 @@ class GitPages:
             return {"node": oid.decode(), "path": _path(wanted), "raw": False,
                     "lines": [{"line": "Subproject commit " + obj.decode()}]}
         if isinstance(obj, _FileAt):
-            too_large = "this file is too large to be shown here; clone the repository"
-            text = self._file_blob(obj, MAX_FILE_TEXT, too_large).as_raw_string()
-            if len(text) > MAX_FILE_TEXT:  # (a size the headers did not give is known once it is read)
-                raise UnsupportedFeature(too_large)
+            text = self._file_blob(obj, MAX_FILE_TEXT, "this file is too large to be shown here; clone the "
+                                   "repository").as_raw_string()
             if b"\0" in text:  # hgweb's stand-in for a binary file
                 text = b"(binary:%s)" % guessed_type(wanted)
             return {"node": oid.decode(), "path": _path(wanted),

@@ -353,18 +353,17 @@ class TextPieces:
 
     def text(self) -> bytes | bytearray:
         """The text itself (the delta less its hunk header): the held one, or the pieces joined."""
-        if self._held is not None:
-            return self._held
-        text = b"".join(self._pieces())
-        if len(text) != self.size:
-            raise StorageError(f"a stored text is {len(text)} bytes, not {self.size}")
-        return text
+        return self._held if self._held is not None else b"".join(self._checked())
 
     def __len__(self) -> int:
         return FULL_HUNK.size + self.size
 
     def __iter__(self) -> Iterator[bytes]:
         yield FULL_HUNK.pack(0, 0, self.size)
+        yield from self._checked()
+
+    def _checked(self) -> Iterator[bytes]:
+        """The pieces, refused (``StorageError``) as soon as they are not ``size`` bytes."""
         read = 0
         for piece in self._pieces():
             read += len(piece)

@@ -34,7 +34,7 @@ DECOMPRESS_STEP = 1 << 20
 """Most bytes a decompressor may produce per call, so a tiny bomb cannot fill memory."""
 
 LARGE_READ = 1 << 20
-"""A read this much beyond what ``StreamReader`` holds gathers its chunks and joins them once."""
+"""A read this much beyond what ``StreamReader`` holds is gathered in a buffer of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +58,12 @@ class StreamReader:
     def read_exact(self, size: int) -> bytes:
         """Return exactly ``size`` bytes; a short stream is a truncated bundle.
 
-        The bytes are copied once: a large read (a file's revision of 100 MB) is
-        gathered as the chunks it arrives in and joined, not grown in the buffer
-        and copied out of it twice."""
+        A large read (a file's revision of 100 MB) is gathered by ``read_held``, not
+        grown in this reader's buffer and copied out of it twice."""
         if size - len(self._buffer) >= LARGE_READ:
-            return self._read_large(size)
-        while len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                raise ProtocolError("the bundle is truncated")
-            self._buffer += chunk
+            return bytes(self.read_held(size))
+        if not self._fill(size):
+            raise ProtocolError("the bundle is truncated")
         with memoryview(self._buffer) as view:
             data = view[:size].tobytes()
         del self._buffer[:size]
@@ -75,11 +71,7 @@ class StreamReader:
 
     def peek(self, size: int) -> bytes:
         """The next ``size`` bytes (fewer at the end of the stream), left to be read."""
-        while len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
+        self._fill(size)
         return bytes(self._buffer[:size])
 
     def read_held(self, size: int) -> bytearray:
@@ -102,30 +94,18 @@ class StreamReader:
                 held += chunk
         return held
 
-    def _read_large(self, size: int) -> bytes:
-        parts: list[bytes | bytearray] = [self._buffer]
-        held = len(self._buffer)
-        self._buffer = bytearray()
-        while held < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                raise ProtocolError("the bundle is truncated")
-            if held + len(chunk) > size:  # the rest of it is the next read's
-                cut = size - held
-                self._buffer += memoryview(chunk)[cut:]
-                chunk = chunk[:cut]
-            parts.append(chunk)
-            held += len(chunk)
-        return b"".join(parts)
-
     def at_eof(self) -> bool:
         """True when no byte is left (pulls one chunk to find out)."""
-        while not self._buffer:
+        return not self._fill(1)
+
+    def _fill(self, size: int) -> bool:
+        """Pull chunks until ``size`` bytes are held; False if the stream ends first."""
+        while len(self._buffer) < size:
             chunk = next(self._chunks, None)
             if chunk is None:
-                return True
+                return False
             self._buffer += chunk
-        return False
+        return True
 
     def remaining(self) -> Iterator[bytes]:
         """The unread bytes as an iterator (hand the rest to a decompressor)."""

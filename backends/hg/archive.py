@@ -22,7 +22,7 @@ import tarfile
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -193,33 +193,39 @@ def file_parents(repo: HgRepo, path: bytes, node: bytes) -> list[tuple[bytes, by
 def copy_metadata(filelog: Revlog, rev: int) -> Mapping[bytes, bytes]:
     """A file revision's metadata (``copy``, ``copyrev``): of a large text stored whole, read from
     its first piece (``Revlog.text_pieces``), not from the whole text."""
-    head = _stored_head(filelog, rev)
-    if head is not None:
-        if not head.startswith(META_MARKER):
-            return {}
-        end = head.find(META_MARKER, len(META_MARKER))
-        if end >= 0:
-            return parse_filelog_text(head[:end + len(META_MARKER)]).meta
-    return parse_filelog_text(filelog.revision(rev)).meta
+    meta = _stored_meta(filelog, rev)
+    return parse_filelog_text(meta if meta is not None else filelog.revision(rev)).meta
 
 
 HEAD_BYTES = 256 << 10
 """What is read of a large text for its copy metadata (a path, a node: far less)."""
 
 
-def _stored_head(filelog: Revlog, rev: int) -> bytes | None:
-    """The first ``HEAD_BYTES`` or more of a large text stored whole, where copy metadata would
-    be; None for any other revision, which is read whole where it is needed."""
+def _stored_meta(filelog: Revlog, rev: int) -> bytes | None:
+    """Of a large text stored whole: its copy metadata block, markers included (b"" for none),
+    from its first ``HEAD_BYTES``; None for any other revision (or a block not closed there),
+    which is read whole where it is needed."""
+    found = _head_and_rest(filelog, rev, HEAD_BYTES)
+    if found is None:
+        return None
+    head, rest = found
+    rest.close()
+    if not head.startswith(META_MARKER):
+        return b""
+    end = head.find(META_MARKER, len(META_MARKER))
+    return head[:end + len(META_MARKER)] if end >= 0 else None
+
+
+def _head_and_rest(filelog: Revlog, rev: int, least: int) -> tuple[bytes, Generator[bytes, None, None]] | None:
+    """Of a large text stored whole (``Revlog.text_pieces``): its first ``least`` bytes or more, and
+    the pieces after them (the caller closes them); None for any other revision."""
     if not filelog.streams_text(rev):
         return None
     pieces = filelog.text_pieces(rev)
     head = b""
-    try:
-        while len(head) < HEAD_BYTES and (piece := next(pieces, None)) is not None:
-            head += piece
-    finally:
-        pieces.close()
-    return head
+    while len(head) < least and (piece := next(pieces, None)) is not None:
+        head += piece
+    return head, pieces
 
 
 def adjusted_linkrev(repo: HgRepo, parents_of: Sequence[tuple[int, int]], path: bytes, node: bytes, source: int,
@@ -296,14 +302,12 @@ def _history(repo: HgRepo, path: bytes, node: bytes) -> tuple[int, Iterator[byte
     sent (``Revlog.text_pieces``), unless its text begins with copy metadata."""
     filelog = repo.filelog(path)
     rev = filelog.rev(node)
-    if filelog.streams_text(rev):
-        pieces = filelog.text_pieces(rev)
-        first = b""
-        while len(first) < len(META_MARKER) and (more := next(pieces, None)) is not None:
-            first += more
-        if not first.startswith(META_MARKER):
-            return filelog.raw_size(rev), itertools.chain((first,), pieces)
-        pieces.close()
+    found = _head_and_rest(filelog, rev, len(META_MARKER))
+    if found is not None:
+        head, rest = found
+        if not head.startswith(META_MARKER):
+            return filelog.raw_size(rev), itertools.chain((head,), rest)
+        rest.close()
     data = file_data(repo, path, node)
     return len(data), iter([data])
 
@@ -404,13 +408,9 @@ def file_size(repo: HgRepo, path: bytes, node: bytes) -> int:
             if line.startswith(b"size ") and line[5:].strip().isdigit():
                 return int(line[5:].strip())
     if filelog.parent_revs(rev)[0] == NULL_REV:
-        head = _stored_head(filelog, rev)
-        if head is not None:  # a large text: its metadata (if any) is in its first piece
-            end = head.find(META_MARKER, len(META_MARKER)) if head.startswith(META_MARKER) else -1
-            if end >= 0:
-                return filelog.raw_size(rev) - end - len(META_MARKER)
-            if not head.startswith(META_MARKER):
-                return filelog.raw_size(rev)
+        meta = _stored_meta(filelog, rev)
+        if meta is not None:  # a large text: its metadata (if any) is in its first piece
+            return filelog.raw_size(rev) - len(meta)
         text = filelog.revision(rev)
         if text.startswith(b"\x01\n"):
             return len(parse_filelog_text(text).data)

@@ -336,9 +336,7 @@ class Revlog:
         small revisions opens the ``.d`` file a few times instead of once per
         revision, and memory stays bounded by one window (or one large chunk).
         """
-        for chunk in self._windowed_chunks(revs, False):
-            assert chunk is not None
-            yield chunk
+        return cast(Iterator[bytes], self._windowed_chunks(revs, False))  # (nothing skipped: no None)
 
     def sent_chunks(self, revs: Sequence[int]) -> Iterator[bytes | None]:
         """``raw_chunks`` for sending: None (nothing read) for a text sent a piece at a time

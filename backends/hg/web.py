@@ -521,11 +521,13 @@ def _refuse_patch() -> NoReturn:
 def _comparison_lines(repo: HgRepo, path: bytes, file_node: bytes | None) -> list[bytes]:
     if file_node is None:
         return []
-    too_large = _stored_size(repo, path, file_node) > MAX_PATCH_TEXT + MAX_COPY_META  # (before it is read)
-    data = b"" if too_large else file_data(repo, path, file_node)
-    if too_large or len(data) > MAX_PATCH_TEXT:
-        raise UnsupportedFeature(f"this file holds more than {MAX_PATCH_TEXT >> 20} MiB: its comparison is not "
-                                 "served; clone the repository to see it")
+    too_large = UnsupportedFeature(f"this file holds more than {MAX_PATCH_TEXT >> 20} MiB: its comparison is "
+                                   "not served; clone the repository to see it")
+    if _stored_size(repo, path, file_node) > MAX_PATCH_TEXT + MAX_COPY_META:  # before it is read
+        raise too_large
+    data = file_data(repo, path, file_node)
+    if len(data) > MAX_PATCH_TEXT:
+        raise too_large
     if b"\0" in data:
         return [b"(binary file %s, hash: %s)" % (guessed_type(path), binascii.hexlify(file_node))]
     return data.splitlines()

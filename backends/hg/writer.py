@@ -274,25 +274,26 @@ class Transaction:
 
     def _rebuild(self, base_text: bytes, delta: bytes) -> bytes:
         """Apply a pushed delta within ``max_text`` (and mpatch's own bound), sized before it is built."""
-        limit = mpatch.MAX_TEXT_SIZE if self.max_text is None else min(self.max_text, mpatch.MAX_TEXT_SIZE)
         try:
-            return mpatch.apply(base_text, delta, limit)
+            return mpatch.apply(base_text, delta, self._text_limit())
         except mpatch.TextTooLarge as exc:
-            if self.max_text is None or exc.size <= self.max_text:
-                raise
-            raise LimitExceeded(f"a pushed revision of {exc.size} bytes is over the {self.max_text}-byte limit "
-                                "for rebuilt texts") from None
+            raise self._too_large(exc) from None
 
-    def _whole_text(self, delta: bytes | TextPieces) -> bytes:
-        """A pushed whole text, within ``max_text`` (and mpatch's own bound) as a rebuilt one."""
-        assert isinstance(delta, TextPieces)
-        limit = mpatch.MAX_TEXT_SIZE if self.max_text is None else min(self.max_text, mpatch.MAX_TEXT_SIZE)
-        if delta.size > limit:
-            if self.max_text is None or delta.size <= self.max_text:
-                raise mpatch.TextTooLarge(delta.size, limit)
-            raise LimitExceeded(f"a pushed revision of {delta.size} bytes is over the {self.max_text}-byte limit "
-                                "for rebuilt texts")
-        return cast(bytes, delta.text())  # (a bytearray as it came off the wire: read, hashed, compressed)
+    def _whole_text(self, pieces: TextPieces) -> bytes:
+        """A pushed whole text, within the bounds of a rebuilt one."""
+        if pieces.size > self._text_limit():
+            raise self._too_large(mpatch.TextTooLarge(pieces.size, self._text_limit()))
+        return cast(bytes, pieces.text())  # (a bytearray as it came off the wire: read, hashed, compressed)
+
+    def _text_limit(self) -> int:
+        return mpatch.MAX_TEXT_SIZE if self.max_text is None else min(self.max_text, mpatch.MAX_TEXT_SIZE)
+
+    def _too_large(self, exc: mpatch.TextTooLarge) -> Exception:
+        """mpatch's refusal, or, past ``max_text``, the limit's, which says what it is."""
+        if self.max_text is None or exc.size <= self.max_text:
+            return exc
+        return LimitExceeded(f"a pushed revision of {exc.size} bytes is over the {self.max_text}-byte limit "
+                             "for rebuilt texts")
 
     def _ingest(self, writer: RevlogWriter, revisions: Iterator[RevisionDelta], is_changelog: bool = False,
                 lines_only: bool = False) -> list[Node]:
@@ -304,10 +305,11 @@ class Transaction:
         """
         added: list[Node] = []
         for rd in revisions:
-            whole = isinstance(rd.delta, TextPieces) and rd.base == NULL_NODE and not (is_changelog or lines_only)
             # a file's whole text is taken as it came (no delta to apply, nothing copied); any other
             # delta as bytes (another backend's ``TextPieces`` read whole)
-            delta = b"" if whole else delta_bytes(rd.delta)
+            whole = (rd.delta if isinstance(rd.delta, TextPieces) and rd.base == NULL_NODE
+                     and not (is_changelog or lines_only) else None)
+            delta = b"" if whole is not None else delta_bytes(rd.delta)
             if rd.flags and (rd.flags != REVIDX_EXTSTORED or is_changelog or lines_only or not self._lfs()):
                 raise ProtocolError(f"unsupported revision flags {rd.flags:#x} in changegroup"
                                     + ("; this repository does not serve LFS (enable hg's lfs extension in its hgrc)"
@@ -315,7 +317,7 @@ class Transaction:
             if not writer.has_node(rd.base):
                 raise ProtocolError(f"delta base {binascii.hexlify(rd.base).decode()} is unknown")
             base_text = writer.text(writer.rev(rd.base))
-            text = self._whole_text(rd.delta) if whole else self._rebuild(base_text, delta)
+            text = self._whole_text(whole) if whole is not None else self._rebuild(base_text, delta)
             if writer.has_node(rd.node):
                 continue
             for parent in (rd.p1, rd.p2):
@@ -341,7 +343,7 @@ class Transaction:
                     for path, file_node in _listed(text, files or ()):
                         self._note_link(path, file_node)
                     self._new_changesets[rev] = (manifest, None)
-            reusable = not whole and (not lines_only or mpatch.on_line_boundaries(base_text, delta))
+            reusable = whole is None and (not lines_only or mpatch.on_line_boundaries(base_text, delta))
             writer.add(rd.node, rd.p1, rd.p2, linkrev, text, (writer.rev(rd.base), delta) if reusable else None,
                        rd.flags)
             added.append(rd.node)
