@@ -38,6 +38,9 @@ bench: $(STAMP)
 	@command -v lighttpd >/dev/null 2>&1 || test -x /usr/sbin/lighttpd || \
 		(apt-get update -q && apt-get install -y -q lighttpd) || \
 		echo "lighttpd is not installed: the git-http reference will be skipped"
+	@command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || \
+		(apt-get update -q && apt-get install -y -q openssh-server) || \
+		echo "sshd is not installed: the git-sshd and hg-sshd references will be skipped"
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-corpus: $(STAMP)
