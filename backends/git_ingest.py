@@ -59,7 +59,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple, cast
 
-from dulwich.errors import ObjectFormatException
+from dulwich.errors import ApplyDeltaError, ObjectFormatException
 from dulwich.file import adjust_shared_perm
 from dulwich.object_store import PACK_MODE, DiskObjectStore
 from dulwich.objects import ObjectID, parse_tree
@@ -74,7 +74,15 @@ from backends.git_packindex import PackIndexView
 from backends.git_reach import MissingObject, _commit_links, _tag_target
 from backends.interfaces import OBJECT_FORMATS, SHA1_FORMAT, ObjectFormat, PackedObject, object_format_of
 from protocols.errors import ProtocolError
-from protocols.git_receive import OFS_DELTA, REF_DELTA, PackScanner, hash_constructor, object_hash
+from protocols.git_receive import (
+    DELTA_HEAD_MAX,
+    OFS_DELTA,
+    REF_DELTA,
+    PackScanner,
+    delta_sizes,
+    hash_constructor,
+    object_hash,
+)
 
 S_IFMT, S_IFDIR, S_IFGITLINK = 0o170000, 0o040000, 0o160000
 _NOT_LEAVES = (S_IFDIR, S_IFGITLINK)
@@ -120,6 +128,14 @@ REBUILD_LIMIT = 64 * RESOLVE_TEXT_BUDGET
 """Bytes of dropped texts a push's chain may have rebuilt: a pack whose deltas hold bases this much
 over the budget is refused (git never writes one: its chains are at most 4,095 deep and branch
 little, and a rebuild keeps the texts it passes)."""
+HASHED_RESULT = 1 << 20
+"""A blob delta's result of this many bytes or more, which no delta of the pack takes as its base, is
+named by hashing the pieces the delta takes from its base and its own inserts (``delta_result_id``),
+never joined: a pushed large file's other version was held whole beside its base (a 96 MiB text:
+226 MB of the server's RSS over idle, git's ``index-pack`` 200).  Only a delta of at most
+``1/HASHED_DELTA_SHARE`` of its result: a delta of many inserts (127 bytes at most each) costs more
+to walk in Python than to apply."""
+HASHED_DELTA_SHARE = 8
 
 
 class _Level:
@@ -871,13 +887,17 @@ class PackIngest:
             level.next += 1
             base = level.text if level.text is not None else restore(level)
             delta = self._inflate(child)
-            rebuilt = b"".join(apply_delta(base, delta))
+            sha = self._hashed_result(type_num, child, base, delta)
+            rebuilt = None if sha is not None else _applied(base, delta)
             del base
-            sha = _object_id(type_num, rebuilt, self._new_hash)
+            if rebuilt is not None:
+                sha = _object_id(type_num, rebuilt, self._new_hash)
+            assert sha is not None
             names[child] = sha
             kinds[child] = type_num
             self._named += 1
-            own = self._check(type_num, rebuilt, sha, level.shape, delta) if type_num != BLOB else None
+            own = self._check(type_num, rebuilt, sha, level.shape, delta) if rebuilt is not None and type_num != BLOB \
+                else None
             while stack and stack[-1].next == len(stack[-1].children or ()):  # no delta below it waits
                 done = stack.pop()
                 held -= len(done.text or b"")
@@ -885,11 +905,25 @@ class PackIngest:
             below = self._below(child, sha)
             if not below:
                 continue
+            assert rebuilt is not None  # (a hashed result has no delta below it)
             if len(below) > 1:
                 below.sort(key=self._has_deltas)
             stack.append(_Level(rebuilt, below, own, child, level))
             held += len(rebuilt)
             trim()
+
+    def _hashed_result(self, type_num: int, at: int, base: bytes, delta: bytes) -> bytes | None:
+        """The id of the blob the delta at index ``at`` makes of ``base``, hashed without it being
+        held (``HASHED_RESULT``), when that is worth it and nothing in the pack has it as its base;
+        None to rebuild it."""
+        if type_num != BLOB:
+            return None
+        sizes = delta_sizes(delta[:DELTA_HEAD_MAX])
+        if sizes is None or sizes[1] < HASHED_RESULT or len(delta) * HASHED_DELTA_SHARE > sizes[1] \
+                or self._has_deltas(at):
+            return None
+        sha = delta_result_id(type_num, base, delta, self._new_hash)
+        return None if sha in self._waiting else sha  # a REF_DELTA's base: rebuilt for it
 
     def _has_deltas(self, at: int) -> bool:
         """Whether an OFS_DELTA of the pack has the object at index ``at`` as its base."""
@@ -1798,6 +1832,116 @@ def entry_offsets(entries: list[TreeEntry], raw_len: int) -> list[int] | None:
         return None
     return [0, *itertools.accumulate(len(name) + (7 if mode == S_IFDIR else 8) + raw_len
                                      for name, mode, _child in entries)]
+
+
+def delta_result_id(type_num: int, base: bytes, delta: bytes,
+                    new: Callable[[bytes], hashlib._Hash] = hashlib.sha1) -> bytes:
+    """The id of the object of type ``type_num`` that ``delta`` makes of ``base``, hashed a copy or an
+    insert at a time (views of ``base`` and ``delta``), never joined.  A delta git's ``patch_delta``
+    refuses is refused (``ApplyDeltaError``): an operation past the base's end or the result's stated
+    size (one after the result is complete too), operation 0, one cut short, a result short of its size."""
+    try:
+        return _delta_result_id(type_num, base, delta, new)
+    except IndexError:
+        raise ApplyDeltaError("delta is cut short") from None
+
+
+def _delta_result_id(type_num: int, base: bytes, delta: bytes, new: Callable[[bytes], hashlib._Hash]) -> bytes:
+    pos, sizes = 0, []
+    for _ in range(2):  # the base's size, the result's: varints
+        value = shift = 0
+        while True:
+            byte = delta[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        sizes.append(value)
+    base_size, size = sizes
+    if base_size != len(base):
+        raise ApplyDeltaError(f"Unexpected source buffer size: {base_size} vs {len(base)}")
+    digest = object_hash(type_num, size, new)
+    update = digest.update
+    base_view, delta_view = memoryview(base), memoryview(delta)
+    left, end = size, len(delta)
+    while pos < end:
+        cmd = delta[pos]
+        pos += 1
+        if cmd & 0x80:
+            offset = length = 0
+            for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
+                if cmd & bit:
+                    offset |= delta[pos] << shift
+                    pos += 1
+            for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
+                if cmd & bit:
+                    length |= delta[pos] << shift
+                    pos += 1
+            length = length or 0x10000
+            if offset + length > base_size or length > left:
+                raise _gone_wild()
+            update(base_view[offset:offset + length])
+        elif cmd:
+            length = cmd
+            if pos + length > end or length > left:
+                raise _gone_wild()
+            update(delta_view[pos:pos + length])
+            pos += length
+        else:
+            raise ApplyDeltaError("Invalid opcode 0")
+        left -= length
+    if left:
+        raise _gone_wild()
+    return digest.digest()
+
+
+def _gone_wild() -> ApplyDeltaError:
+    return ApplyDeltaError("the delta does not make its stated result (git: delta replay has gone wild)")
+
+
+def _applied(base: bytes, delta: bytes) -> bytes:
+    """``apply_delta``'s result, refused as git's ``patch_delta`` refuses it when the delta goes on
+    past it: dulwich stops reading a delta once its result is complete, so a pushed delta with
+    operations after that was stored, and every git client then failed to read it ("delta replay has
+    gone wild": a clone of the repository, its ``git fsck``)."""
+    rebuilt = b"".join(apply_delta(base, delta))
+    if not _ends_with_result(delta):
+        raise _gone_wild()
+    return rebuilt
+
+
+def _ends_with_result(delta: bytes) -> bool:
+    """Whether a delta ``apply_delta`` took ends with the operation that completes its result (the
+    walk counts lengths only: ``apply_delta`` checked each operation up to there)."""
+    sizes = delta_sizes(delta[:DELTA_HEAD_MAX])
+    assert sizes is not None
+    pos = 0
+    for _ in range(2):
+        while delta[pos] & 0x80:
+            pos += 1
+        pos += 1
+    left, end = sizes[1], len(delta)
+    while left > 0 and pos < end:
+        cmd = delta[pos]
+        pos += 1
+        if cmd & 0x80:
+            pos += (cmd & 1) + (cmd >> 1 & 1) + (cmd >> 2 & 1) + (cmd >> 3 & 1)
+            length = 0
+            if cmd & 0x10:
+                length = delta[pos]
+                pos += 1
+            if cmd & 0x20:
+                length |= delta[pos] << 8
+                pos += 1
+            if cmd & 0x40:
+                length |= delta[pos] << 16
+                pos += 1
+            left -= length or 0x10000
+        else:
+            pos += cmd
+            left -= cmd
+    return pos == end and not left
 
 
 def _in_place_inserts(delta: bytes, length: int) -> list[tuple[int, int]] | None:

@@ -239,6 +239,38 @@ def test_a_client_gone_in_the_middle_of_its_pack_leaves_nothing_behind(
     still_serving(server, client)
 
 
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_a_delta_that_goes_on_past_its_result_is_refused(server: RunningServer, client: Client, size: str) -> None:
+    """git's ``patch_delta`` refuses a delta with an operation after its result is complete ("delta
+    replay has gone wild"), so every git client would fail to read such an entry once stored (a clone,
+    ``git fsck``); a push of one is refused, small (applied) or large (hashed as it is read)."""
+    from dulwich.pack import create_delta
+
+    from tests.unit.backends.test_git_hashed_results import pack_of
+
+    if server.backend_name != "fs":
+        pytest.skip("the memory backend keeps a pushed delta's object, not the delta")
+    tip = seed(server, client)
+    base = b"".join(b"line %d of the file\n" % i for i in range(100 if size == "small" else 80_000))
+    edited = base + b"one more line\n"
+    blob = Blob.from_string(edited)
+    tree = Tree()
+    tree.add(b"f.txt", 0o100644, blob.id)
+    commit = _commit(tree.id, tip)
+    delta = b"".join(create_delta(base, edited)) + b"\x91\x00\x01"  # then a copy of one byte more
+    pack, _texts = pack_of([("whole", 3, base), ("raw-ofs", 0, delta), ("whole", 2, tree.as_raw_string()),
+                            ("whole", 1, commit.as_raw_string())])
+    packs = server.repo_path("good.git") / "objects" / "pack"
+    before = sorted(packs.iterdir())
+    reply = exchange(server, request("git-receive-pack", "/good.git"),
+                     push_commands(tip, commit.id.decode()) + pack, read_between=True)
+    assert b"unpack " in reply and b"delta replay has gone wild" in reply, reply
+    assert b"ng refs/heads/main" in reply, reply
+    assert main_of(server, client) == tip
+    assert sorted(packs.iterdir()) == before
+    still_serving(server, client)
+
+
 def _commit(tree: bytes, parent: str) -> Commit:
     commit = Commit()
     commit.tree = tree
