@@ -806,6 +806,9 @@ def make_http_site(config: ServiceConfig) -> server.Site:
     site.requestFactory = BoundedRequest
     site.protocol = HgwireHTTPChannel  # type: ignore[method-assign,assignment]
     site.displayTracebacks = False
+    # HTTP/1.1 only over TLS ALPN: twisted.web names h2 first once the h2 package is installed, and
+    # hgwire's channel, its streamed bodies and its limits are HTTP/1.1's
+    site.acceptableProtocols = lambda: [b"http/1.1"]  # type: ignore[method-assign]
     site.connection_limits = lambda: limits_for(config)  # type: ignore[attr-defined]
     site.trusted_proxies = lambda: trusted_proxies(config)  # type: ignore[attr-defined]
     return site

@@ -32,7 +32,12 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IDelayedCall, IHalfCloseableProtocol
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IProtocolNegotiationFactory,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -602,6 +607,7 @@ def tcp_address(host: str, port: int) -> IPv4Address | IPv6Address:
     return IPv6Address("TCP", host, port) if ":" in host else IPv4Address("TCP", host, port)
 
 
+@implementer(IProtocolNegotiationFactory)
 class GuardedFactory(WrappingFactory):
     """Wrap a listener's factory: bound the open connections and drop idle ones."""
 
@@ -625,6 +631,15 @@ class GuardedFactory(WrappingFactory):
         self.trusted = trusted
         """The reverse proxies in force (HTTP): their connections carry many clients' requests, so
         they are bounded by ``max_connections`` only, not per address."""
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """The protocols TLS names over ALPN on this listener: its wrapped factory's (HTTP/1.1 for
+        HTTP).  Twisted's TLS answers a client that offers ALPN with one of these and fails the
+        handshake when there is none, so the guard passes them on: hiding the HTTP factory's made
+        every ``git``, ``curl`` and browser connection to an ``ssl:`` listener fail ("internal
+        error" alert), while clients that offer no ALPN (``hg``) were served."""
+        negotiation = IProtocolNegotiationFactory(self.wrappedFactory, None)
+        return list(negotiation.acceptableProtocols()) if negotiation is not None else []
 
     def refusal(self, reason: str) -> bytes:
         """The bytes that tell this listener's client why it is refused."""

@@ -247,3 +247,37 @@ def test_a_gzip_body_the_temporary_directory_cannot_hold_is_answered_507(
     assert status == 507, (status, body)
     assert b"could not hold the request's inflated body (No space left on device in its temporary directory)" in body
     assert _raw(web, "POST", "/r.git/git-upload-pack", gzip.compress(b"0000"), gzipped)[0] == 200
+
+
+def test_git_over_https_with_alpn(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """git (libcurl), curl and browsers offer ALPN in their TLS handshake; HTTP/1.1 is chosen and a
+    push and a clone over ``https://`` work (the listener's guard once hid the protocols, and every
+    such handshake failed with an "internal error" alert)."""
+    import ssl
+
+    pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (twisted[tls])")
+    from tests.integration.test_hg_http import _tls_files
+
+    ca, key, cert = _tls_files(tmp_path)
+    htpasswd = tmp_path / "htpasswd-tls"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", http=[f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"],
+                         htpasswd=str(htpasswd), create_on_push=True)
+    port = server.port("http")
+    context = ssl.create_default_context(cafile=str(ca))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=20)
+    conn.request("GET", "/")
+    assert conn.getresponse().status == 200
+    assert conn.sock.selected_alpn_protocol() == "http/1.1"  # type: ignore[union-attr]
+    conn.close()
+
+    work = client.cwd / "tls-src"
+    client.git("init", "-q", str(work))
+    head = _commit(client, work, "a.txt", "over tls\n")
+    trust = ("-c", f"http.sslCAInfo={ca}")
+    client.git(*trust, "push", "-q", f"https://alice:s3cret@127.0.0.1:{port}/tls.git", "main", cwd=work)
+    clone = client.cwd / "tls-clone"
+    client.git(*trust, "clone", "-q", f"https://127.0.0.1:{port}/tls.git", str(clone))
+    assert client.git("rev-parse", "HEAD", cwd=clone).stdout.strip() == head
+    client.git("fsck", "--full", cwd=server.repo_path("tls.git"))
