@@ -59,6 +59,13 @@ KEX_ALGORITHMS = (
     b"ecdh-sha2-nistp256", b"ecdh-sha2-nistp384", b"ecdh-sha2-nistp521",
 )
 
+USER_SIGNATURE_ALGORITHMS = (
+    b"ssh-ed25519", b"sk-ssh-ed25519@openssh.com",
+    b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521", b"sk-ecdsa-sha2-nistp256@openssh.com",
+    b"rsa-sha2-512", b"rsa-sha2-256", b"ssh-rsa",
+)
+"""What ``server-sig-algs`` (RFC 8308) names: the signatures a user's key (or certificate, by its
+key's algorithm) may log in with, whatever the host keys are."""
 STRICT_KEX_CLIENT = b"kex-strict-c-v00@openssh.com"
 STRICT_KEX_SERVER = b"kex-strict-s-v00@openssh.com"
 
@@ -155,6 +162,14 @@ class AlgorithmTransport(transport.SSHServerTransport):
     """Packet bytes sent and received since the keys last changed (``REKEY_BYTES``)."""
 
     # --- strict key exchange
+
+    def sendExtInfo(self, extensions: list[tuple[bytes, bytes]]) -> None:
+        """Conch's ``server-sig-algs`` names its host keys' algorithms: with only an ed25519 host key
+        (the default), an OpenSSH client found no algorithm for an RSA user key and never offered
+        it ("no mutual signature algorithm"), so RSA keys and certificates could not log in.  It
+        names the algorithms user keys are checked with (``USER_SIGNATURE_ALGORITHMS``)."""
+        super().sendExtInfo([(name, b",".join(USER_SIGNATURE_ALGORITHMS) if name == b"server-sig-algs" else value)
+                             for name, value in extensions])
 
     def sendKexInit(self) -> None:
         """Name ``kex-strict-s-v00@openssh.com`` in the first KEXINIT only, and never negotiate it;

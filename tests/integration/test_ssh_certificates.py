@@ -61,6 +61,27 @@ def test_an_rsa_authority_and_its_principals_option(setup: SshSetup, tmp_path: P
     assert _login(setup, frank).returncode == 255
 
 
+@pytest.mark.parametrize("how", ["authorized-key", "certificate"])
+def test_an_rsa_user_key_logs_in_beside_an_ed25519_host_key(setup: SshSetup, tmp_path: Path, how: str) -> None:
+    """``server-sig-algs`` names the RSA signatures whatever the host keys are: it named the host
+    keys' only, and an OpenSSH client with just an ed25519 host key to talk to never offered an RSA
+    key or certificate ("no mutual signature algorithm")."""
+    key = tmp_path / "rsa_user"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "ronald", "-f", str(key)],
+                   check=True)
+    if how == "authorized-key":
+        _trust(setup, (tmp_path / "rsa_user.pub").read_text())
+        done = setup.ssh(ECHO, key=key)
+    else:
+        ca = _keygen(tmp_path / "ca", "the-ca")
+        _trust(setup, "cert-authority " + (tmp_path / "ca.pub").read_text())
+        subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-I", "ronald-id", "-n", "ronald", f"{key}.pub"],
+                       check=True, capture_output=True)
+        done = _login(setup, key)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"hello ronald team/app.git")
+
+
 @pytest.mark.parametrize(("signing", "why"), [
     (("-n", "carol", "-V", "-2h:-1h"), "not valid now"),
     (("-n", "carol", "-h"), None),  # a host certificate: ssh does not even offer it
