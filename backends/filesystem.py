@@ -150,6 +150,10 @@ class FilesystemBackend:
             if entry.name.startswith((".", "-")) or not entry.is_dir(follow_symlinks=False):
                 continue
             name = prefix + entry.name
+            try:
+                validate_name(name)  # a name no client may ask for (``~x``, a control character) is not listed
+            except UnsafeName:
+                continue
             if detect_kind(entry.path) is not None:
                 yield name
             elif depth + 1 < MAX_LIST_DEPTH:

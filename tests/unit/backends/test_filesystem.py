@@ -32,6 +32,16 @@ def test_repositories_made_by_git_are_seen_without_restart(tmp_path: Path) -> No
     assert list(backend.list()) == ["later.git"]
 
 
+def test_repositories_no_client_may_name_are_not_listed(tmp_path: Path) -> None:
+    """A listing (the SSH ``info``, the web index) shows only names a client may ask for."""
+    for name in ("~tilde.git", "team/~home.git", "tab\tname.git", "ok.git", "team/fine.git"):
+        subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / name)], check=True)
+    backend = FilesystemBackend(str(tmp_path))
+    assert list(backend.list()) == ["ok.git", "team/fine.git"]
+    with pytest.raises(UnsafeName, match="'~'"):
+        backend.open("~tilde")
+
+
 def test_symlink_out_of_root_refused(tmp_path: Path) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
     subprocess.run(["git", "init", "-q", "--bare", str(outside / "secret.git")], check=True)
