@@ -404,6 +404,17 @@ class HostCertificateFile:
         self._stamp = stamp
         return self.current is not before
 
+    def drop_if_ended(self, now: float | None = None) -> bool:
+        """No longer offer a certificate whose validity has ended (nothing read: its window is
+        known); whether it was dropped.  Checked as each connection comes, so that one arriving
+        before the next ``refresh`` is not given a certificate already past its end."""
+        now = time.time() if now is None else now
+        if self.current is None or self._window is None or now < self._window[1]:
+            return False
+        self.current = None
+        log.warn("SSH host certificate {path} is not offered: it is not valid now", path=str(self.path))  # noqa: G010
+        return True
+
 
 def _write_new_ed25519(path: Path) -> None:
     pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
@@ -1111,6 +1122,9 @@ class HgwireSSHFactory(factory.SSHFactory):
         self.privateKeys, self.publicKeys = private, public
 
     def buildProtocol(self, addr: Any) -> Any:
+        dropped = [file.drop_if_ended() for file in self._certificate_files]  # every file looked at
+        if any(dropped):
+            self._offer()
         self._look_at_certificate()
         t = super().buildProtocol(addr)
         if isinstance(t, HgwireServerTransport):

@@ -329,3 +329,31 @@ def test_a_renewed_host_certificate_is_offered_without_a_restart(
     plain = tmp_path / "known_hosts_plain"
     plain.write_text(f"[127.0.0.1]:{port} " + public.read_text())
     assert ls_remote(plain).returncode == 0
+
+
+def test_a_host_certificate_past_its_end_is_not_offered_to_the_next_connection(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """The file is looked at every ``HOST_CERT_CHECK_SECONDS``; a certificate whose validity ended
+    meanwhile is dropped as the next connection comes, not offered to it (a client that trusts only
+    the CA gets "Host key verification failed" either way, but from the plain key)."""
+    import time
+
+    (tmp_path / "host").mkdir()
+    host_key = _keygen(tmp_path / "host" / "ssh_host_ed25519_key", "host")
+    public = host_key.with_name(host_key.name + ".pub")
+    ca = _keygen(tmp_path / "ca", "ca")
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "short", "-V", "-5m:+4s", str(public)],
+                   check=True)
+    ends = time.time() + 4
+    port, url = _host_key_server(make_server, ssh_keys, host_key)
+    known = tmp_path / "known_hosts"
+    known.write_text(f"@cert-authority [127.0.0.1]:{port} " + (tmp_path / "ca.pub").read_text())
+
+    def offered() -> str:
+        command = _known_hosts_client(ssh_keys, port, known).replace("LogLevel=ERROR", "LogLevel=DEBUG1")
+        done = client.git("ls-remote", url, env={"GIT_SSH_COMMAND": command}, check=False)
+        return "certificate" if "Server host certificate:" in done.stderr else "key"
+
+    assert offered() == "certificate"
+    time.sleep(max(0.0, ends - time.time()) + 1.2)
+    assert offered() == "key"
