@@ -570,6 +570,21 @@ class HgwireConnection(connection.SSHConnection):
 
     _log = _conch_log
 
+    def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
+        """Only session channels are served: another kind (the ``direct-tcpip`` of ``ssh -L``/``-W``)
+        is refused with a reason and a log line (Conch logged each as a critical failure, with its
+        traceback)."""
+        channel_type, rest = common.getNS(packet)
+        if channel_type == b"session" or len(rest) < 12:
+            super().ssh_CHANNEL_OPEN(packet)
+            return
+        log.info("refused an SSH channel of type {channel_type} from {peer}: only sessions are served",
+                 channel_type=channel_type[:40].decode("ascii", "replace"), peer=self.transport._peer_host())
+        self.transport.sendPacket(
+            connection.MSG_CHANNEL_OPEN_FAILURE,
+            struct.pack(">2L", struct.unpack(">L", rest[:4])[0], connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+            + common.NS(b"hgwire serves git and hg sessions only; forwarding is refused") + common.NS(b""))
+
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
         local_channel, length = struct.unpack(">2L", packet[:8])
         channel = self.channels.get(local_channel)

@@ -259,7 +259,7 @@ def _check_path(path: str) -> str:
 
 
 def _supported() -> str:
-    return "this server runs only git-upload-pack, git-receive-pack, git-upload-archive and hg serve"
+    return "only git's and hg's own commands run here; 'info' lists the repositories you may use"
 
 
 def _shorten(word: str, limit: int = 64) -> str:

@@ -355,6 +355,9 @@ def test_local_port_forwarding_refused(setup: SshSetup) -> None:
     result = setup.ssh("-W", "127.0.0.1:9", options=("-o", "LogLevel=INFO"))
     assert result.returncode == 255
     assert b"forwarding failed" in result.stderr
+    said = [e for e in setup.events if "only sessions are served" in str(e.get("log_format", ""))]
+    assert said and said[-1]["channel_type"] == "direct-tcpip"
+    assert not [e for e in setup.events if e.get("log_failure") is not None], "no traceback logged"
 
 
 # --- real git over SSH, through the git sessions ----------------------------------------------
