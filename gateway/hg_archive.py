@@ -184,7 +184,7 @@ def serve_raw_file(front: HttpFront, request: server.Request, route: Route) -> N
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport_of(route.repo), Access.READ)
     d.addCallback(lambda user: run_blocking(_read_raw_file, front, route, user))
     d.addCallback(_send_raw_file, request, route)
-    d.addErrback(fail_request, request, route.repo, RAW_FILE_PROTO)
+    d.addErrback(fail_request, request, route.repo, RAW_FILE_PROTO, error_shape("raw-file"))  # hgweb's "\nerror: ...\n"
 
 
 def transport_of(name: str) -> str:

@@ -151,6 +151,22 @@ def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, 
     return node, rev, int(changeset.time), entries
 
 
+def not_in_manifest(path: bytes, node: bytes) -> ProtocolError:
+    """hgweb's 404 for a file a changeset does not have."""
+    return ProtocolError(f"{path.decode('utf-8', 'surrogateescape')}@{binascii.hexlify(node).decode()}: "
+                         "not found in manifest", 404)
+
+
+def resolve_file_revision(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
+    """``resolve`` for hgweb's file pages, whose unknown revision is ``revision not found: KEY``."""
+    try:
+        return resolve(repo, key)
+    except ProtocolError as error:
+        if error.http_status != 404:
+            raise
+        raise ProtocolError(f"revision not found: {key[:80]}", 404) from None
+
+
 MANIFESTS_KEPT = 200_000
 """Manifest entries kept parsed over all repositories (about 200 bytes each: 40 MB at most), for
 the pages, which read the same few manifests again and again (a changeset's and its parent's)."""
@@ -353,7 +369,7 @@ def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
     repository's blob store, as ``hg serve`` with the extension reads it; a large file is its
     standin, as there), or, for a directory (or no path), its listing as hgweb's raw style writes
     it: a line per subdirectory (``drwxr-xr-x NAME``), then per file (``-rw-r--r-- SIZE NAME``)."""
-    _node, _rev, _mtime, files = resolve(repo, key)
+    node, _rev, _mtime, files = resolve_file_revision(repo, key)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
     for file_path, file_node, flags in files:
         if file_path == wanted:
@@ -362,7 +378,7 @@ def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
     prefix = wanted + b"/" if wanted else b""
     below = [f for f in files if f[0].startswith(prefix)]
     if not below and files:  # as hgweb: any path of an empty manifest is its (empty) root
-        raise ProtocolError("path not found", 404)
+        raise not_in_manifest(wanted, node)
     directories = sorted({f[0][len(prefix):].partition(b"/")[0] for f in below if b"/" in f[0][len(prefix):]})
     return raw_listing(directories, [(flags, file_size(repo, file_path, file_node), file_path[len(prefix):])
                                      for file_path, file_node, flags in below if b"/" not in file_path[len(prefix):]])

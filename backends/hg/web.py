@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
 from backends.hg import linediff
-from backends.hg.archive import adjusted_linkrev, file_data, file_parents, file_size, manifest_at, resolve
+from backends.hg.archive import (
+    adjusted_linkrev,
+    file_data,
+    file_parents,
+    file_size,
+    manifest_at,
+    not_in_manifest,
+    resolve,
+    resolve_file_revision,
+)
 from backends.hg.archive import allowed as archive_allowed
 from backends.hg.blocklines import block_ancestors, block_descendants, line_range
 from backends.hg.changelog import Changeset
@@ -345,22 +354,6 @@ def _file_at(repo: HgRepo, key: str, path: str, file_page: bool = True
     found = next((file_node for file_path, file_node, _flags in files if file_path == wanted), None)
     info = _Changesets(repo)
     return info, rev, repo.changeset(info.cl, rev), files, wanted, found
-
-
-def not_in_manifest(path: bytes, node: bytes) -> ProtocolError:
-    """hgweb's 404 for a file a changeset does not have."""
-    return ProtocolError(f"{path.decode('utf-8', 'surrogateescape')}@{binascii.hexlify(node).decode()}: "
-                         "not found in manifest", 404)
-
-
-def resolve_file_revision(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
-    """``resolve`` for hgweb's file pages, whose unknown revision is ``revision not found: KEY``."""
-    try:
-        return resolve(repo, key)
-    except ProtocolError as error:
-        if error.http_status != 404:
-            raise
-        raise ProtocolError(f"revision not found: {key[:80]}", 404) from None
 
 
 def _file_head(repo: HgRepo, info: _Changesets, rev: int, changeset: Changeset, wanted: bytes,

@@ -287,7 +287,7 @@ def _hg_serve(client: Client, repo: Path, *options: str) -> Iterator[int]:
 def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningServer, Path], client: Client) -> None:
     """hgweb's ``raw-file``, side by side with the real ``hg serve`` on the same repository: a file's
     bytes (``application/binary``, its name inline), a symbolic link's target, a directory's and the
-    root's listings; an unknown path or revision, and the secret changeset, are 404."""
+    root's listings; an unknown path or revision (with hgweb's words), and the secret changeset, are 404."""
     server, repo = served
     with _hg_serve(client, repo) as port:
         for target in ("tip/a.txt", "tip/link", "v1.0/bin/run.sh", "stable/s.txt", "3/big.bin", "tip", "tip/bin",
@@ -298,9 +298,11 @@ def test_raw_files_and_listings_are_what_hg_serve_answers(served: tuple[RunningS
             for header in ("content-disposition",):
                 assert ours.headers.get(header) == theirs.headers.get(header), target
             assert ours.headers["content-type"].split(";")[0] == theirs.headers["content-type"].split(";")[0]
-        for target in ("tip/no/such", "nosuch/a.txt"):
-            assert raw(server.port("http"), "GET", f"/team/proj/raw-file/{target}").status == 404
-            assert raw(port, "GET", f"/raw-file/{target}").status == 404
+        for target in ("raw-file/tip/no/such", "raw-file/nosuch/a.txt", "file/tip/nope?style=raw",
+                       "file/nosuch/a.txt?style=raw"):  # the raw style's errors too: "\nerror: ...\n"
+            ours = raw(server.port("http"), "GET", f"/team/proj/{target}")
+            theirs = raw(port, "GET", f"/{target}")
+            assert (ours.status, ours.body) == (404, theirs.body), target
     secret = client.hg("log", "-R", str(repo), "-r", "secret()", "-T", "{node}").stdout
     assert raw(server.port("http"), "GET", f"/team/proj/raw-file/{secret}/secret.txt").status == 404
     head = raw(server.port("http"), "HEAD", "/team/proj/raw-file/tip/a.txt")
