@@ -633,7 +633,7 @@ def _zip_chunks(entries: Entries, mtime: int, level: int | None, commit: bytes |
                 packed = deflate.compress(data) + deflate.flush()
                 if len(packed) < size:
                     data, method = packed, 8
-        flags = 0x0800 if any(byte > 0x7F for byte in name) else 0  # UTF-8 names
+        flags = _name_flags(name)
         fields = struct.pack("<HHHHHLLLHH", 10, flags, method, dos_time, dos_date, crc, len(data), size, len(name),
                              len(timestamp))
         local = b"PK\x03\x04" + fields + name + timestamp
@@ -663,3 +663,14 @@ def _dos_time(mtime: int) -> tuple[int, int]:
     return (local.tm_mday + local.tm_mon * 32 + (local.tm_year - 1980) * 512,
             local.tm_sec // 2 + local.tm_min * 32 + local.tm_hour * 2048)
 
+
+def _name_flags(name: bytes) -> int:
+    """A zip entry's general purpose flags as git sets them: bit 11 (the name is UTF-8) for a name
+    that is not ASCII and is valid UTF-8; none for one that is not (git warns and writes it as it is)."""
+    if name.isascii():
+        return 0
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return 0
+    return 0x0800

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 import subprocess
 import tarfile
@@ -247,13 +248,14 @@ def test_a_tar_or_zip_is_byte_for_byte_git_archives(served: Served) -> None:
     """The archive itself equals git's, so a checksum of a release archive is the same from hgwire
     as from ``git archive``: headers, a path cut into the header's prefix, paths and a link target
     too long for any field (pax extended headers), a directory name too long, an empty file, a file
-    of exactly a record, a name that is not ASCII, a submodule, a prefix, a tree-ish with a path,
+    of exactly a record, a name that is not ASCII, one that is not UTF-8, a submodule, a prefix, a tree-ish with a path,
     pathspecs, zip's compression levels."""
     work = served.client.cwd / "src-repo"
     long_dir = "d" * 90 + "/" + "e" * 60
     files = {f"{long_dir}/f.txt": b"cut into prefix and name\n", "g" * 120: b"one name too long\n",
              f"{'h' * 150}/x": b"a directory name too long\n", "empty": b"", "record": b"r" * 512,
-             "n\u00e4me.txt": b"a name that is not ASCII\n"}
+             "n\u00e4me.txt": b"a name that is not ASCII\n",
+             os.fsdecode(b"l\xe4tin-1.txt"): b"a name that is not UTF-8 (zip: no UTF-8 flag, as git)\n"}
     for name, content in files.items():
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_bytes(content)
