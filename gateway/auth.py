@@ -134,7 +134,9 @@ def _writes_need_a_user(authorizer: Authorizer, request: AccessRequest) -> None:
         return
     if authorizer.policy is None and request.transport in ANONYMOUS_PUSH_TRANSPORTS:
         return
-    raise PermissionDenied(f"pushing to {request.repo} needs an authenticated user; push over SSH or HTTP")
+    how = "push over SSH or HTTP" if request.transport in ANONYMOUS_PUSH_TRANSPORTS else \
+        "log in with an SSH key or an HTTP password"
+    raise PermissionDenied(f"pushing to {request.repo} needs an authenticated user; {how}")
 
 
 def _reads_need_a_user_unless_anonymous(authorizer: Authorizer, request: AccessRequest) -> None:
