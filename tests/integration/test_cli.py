@@ -69,6 +69,7 @@ def test_unusable_host_keys_are_a_clear_error(tmp_path: Path) -> None:
         output = result.stdout + result.stderr
         assert result.returncode != 0 and words in output, output
         assert "Traceback" not in output and "do not print me" not in output, output
+        assert output.strip().count("\n") == 0 and "Usage:" not in output, "one line, not twistd's usage text"
 
 
 def test_a_port_it_cannot_have_stops_it_with_one_line_and_status_1(tmp_path: Path) -> None:
@@ -94,8 +95,8 @@ def test_a_root_it_cannot_make_is_a_clear_error(tmp_path: Path) -> None:
                              "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60,
                             check=False)
     output = result.stdout + result.stderr
-    assert result.returncode != 0 and "cannot be made (Not a directory); give a directory" in output, output
-    assert "Traceback" not in output, output
+    assert result.returncode == 1 and "cannot be made (Not a directory); give a directory" in output, output
+    assert "Traceback" not in output and "Usage:" not in output, output
 
 
 def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:

@@ -69,8 +69,8 @@ class Options(usage.Options):
 
         try:
             check_options(self)
-        except ValueError as exc:
-            raise usage.UsageError(str(exc)) from exc
+        except ValueError as exc:  # one line that says what to do, not twistd's whole usage text above it
+            raise SystemExit(f"twistd hgwire: {exc}") from None
 
 
 @implementer(IServiceMaker, IPlugin)
