@@ -91,13 +91,17 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
     """The archive the route names, once the repository's settings let ``user`` pull it (blocking):
     a Mercurial repository's as hgweb makes it, a git repository's of the types ``[git] archives``
     allows."""
-    last, _, path = route.service.partition("/")
-    parsed = hg_archive.split_type(last)
+    segments = route.service.split("/")
+    at = next((i for i, segment in enumerate(segments) if hg_archive.split_type(segment) is not None), -1)
+    parsed = hg_archive.split_type("/".join(segments[:at + 1])) if at >= 0 else None
     if parsed is None:
         raise ProtocolError("Unsupported archive type", 404)
-    key, kind = parsed
+    key, kind = parsed  # a git ref may hold slashes (refs/heads/main.tar.gz); a Mercurial revision, as hgweb's, not
+    path = "/".join(segments[at + 1:])
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
+        if at:
+            raise ProtocolError("Unsupported archive type", 404)
         return hg_archive.prepare(repo, route.repo, key, kind, path)
     try:
         archive = GitPages(repo).archive(route.repo, key, kind, path, git_archives(front.authorizer))

@@ -270,6 +270,10 @@ def _hgweb_page(segments: Sequence[str]) -> tuple[int, RouteKind, str] | None:
     at = next((i for i in range(1, last - 1) if segments[i] in FILE_FEEDS), None)
     if at is not None:  # a file's history as a feed
         return at, RouteKind.HG_WEB_PAGE, "/".join(segments[at:])
+    at = next((i for i in range(1, last) if segments[i] == ARCHIVE_SEGMENT and segments[i - 1].endswith(".git")
+               and any(s.endswith(ARCHIVE_EXTENSIONS) for s in segments[i + 1:])), None)
+    if at is not None:  # a git repository's archive of a ref with slashes (refs/tags/v1, feature/x)
+        return at, RouteKind.HG_ARCHIVE, "/".join(segments[at + 1:])
     at = next((i for i in range(1, last + 1) if segments[i] in HTML_PAGES), None)
     if at is not None:
         return at, RouteKind.HG_WEB_HTML, "/".join(segments[at:])

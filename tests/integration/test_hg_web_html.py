@@ -298,6 +298,12 @@ def test_git_archives_are_what_git_archive_makes(make_server: Callable[..., Runn
                           check=True).stdout.decode().strip() == commit
     part = members(raw(port, "GET", "/proj.git/archive/v1.0.zip/deep").body, "zip")
     assert part == {k: v for k, v in expected.items() if k.startswith("proj-v1.0/deep/")}
+    full = raw(port, "GET", "/proj.git/archive/refs/tags/v1.0.zip/deep")  # a full ref: slashes in the name
+    assert full.status == 200 and 'filename="proj-refs-tags-v1.0.zip"' in full.headers["content-disposition"]
+    assert members(full.body, "zip") == {k.replace("proj-v1.0/", "proj-refs-tags-v1.0/"): v for k, v in part.items()}
+    client.git("--git-dir", str(bare), "branch", "feature/x", "v1.0^{commit}")
+    branch = raw(port, "GET", "/proj.git/archive/feature/x.tar.gz")
+    assert branch.status == 200 and len(members(branch.body, "tar")) == len(expected)
     assert raw(port, "GET", "/proj.git/archive/v1.0.tar.bz2").status == 403  # not in [git] archives
     assert raw(port, "GET", "/proj.git/archive/v1.0.zip/no/such").status == 404
     assert raw(port, "GET", "/proj.git/archive/nosuch.zip").status == 404

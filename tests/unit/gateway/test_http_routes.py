@@ -286,6 +286,10 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
     ("GET", "/proj/archive/tip.zip/docs/archive/old.zip", Route(RouteKind.HG_ARCHIVE, "proj",
                                                                  "tip.zip/docs/archive/old.zip")),
     ("GET", "/team/archive/app", Route(RouteKind.REPO_PAGE, "team/archive/app")),  # no archive type: a page
+    # a git repository's ref may hold slashes, "tags" and "heads" among them (not hgweb's pages there)
+    ("GET", "/proj.git/archive/refs/tags/v1.tar.gz", Route(RouteKind.HG_ARCHIVE, "proj.git", "refs/tags/v1.tar.gz")),
+    ("GET", "/proj.git/archive/feature/x.zip/docs", Route(RouteKind.HG_ARCHIVE, "proj.git", "feature/x.zip/docs")),
+    ("GET", "/proj/file/tip/archive/x.zip", Route(RouteKind.HG_WEB_HTML, "proj", "file/tip/archive/x.zip")),
     ("GET", "/archive/tip.zip", Route(RouteKind.REPO_PAGE, "archive/tip.zip")),  # no repository before it
     ("GET", "/team/proj/raw-file/tip/src/main.c", Route(RouteKind.HG_RAW_FILE, "team/proj", "tip/src/main.c")),
     ("GET", "/proj/raw-file/v1.0/", Route(RouteKind.HG_RAW_FILE, "proj", "v1.0")),  # a listing of the root
