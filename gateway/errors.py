@@ -69,6 +69,13 @@ def unreadable_object(exc: BaseException) -> str | None:
             "tell the server's operator, 'git fsck' in the repository names it")
 
 
+def storage_fault(exc: BaseException) -> str | None:
+    """What a user is told of a ``StorageError`` (the server's own files: a git config it cannot
+    read, a damaged store), worded for them, over HTTP as git:// and SSH tell it: not a bare
+    "internal error" with a traceback in the log for each request; None for any other error."""
+    return str(exc) if isinstance(exc, StorageError) else None
+
+
 def git_message(exc: BaseException) -> bytes:
     """The one-line message a git user sees for ``exc`` (never internals)."""
     text = str(exc) if is_expected(exc) else (unreadable_object(exc) or INTERNAL_ERROR)

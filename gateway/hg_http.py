@@ -42,6 +42,7 @@ from twisted.web import server
 
 from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext
+from gateway.errors import storage_fault
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
@@ -392,9 +393,12 @@ class HgHttpCommand:
         if self._gone or self.request.finished or self.request.startedWriting:
             return
         status = http_status(exc)
-        message = str(exc) if status != 500 else "internal error"
-        if status == 500:
+        told = storage_fault(exc)
+        message = str(exc) if status != 500 else told or "internal error"
+        if status == 500 and told is None:
             log.failure("hg-http {command} on {repo}", failure, command=self.command, repo=self.route.repo)
+        elif status == 500:
+            log.error("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo, reason=told)
         self._send_error(exc, status, message)
         self._log(f"refused {status}: {message}")
 

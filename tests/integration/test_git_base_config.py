@@ -64,6 +64,8 @@ def test_the_operators_git_config_is_read_before_each_repository_s_own(
     base.write_text("[receive\n")  # git could not read it: nothing is served as if it were not there
     broken = client.git("ls-remote", url, check=False)
     assert broken.returncode != 0 and f"the server's git config {base} cannot be read" in broken.stderr
+    over_http = client.git("ls-remote", server.url("http", "r"), check=False)  # said there too, not "internal error"
+    assert over_http.returncode != 0 and f"the server's git config {base} cannot be read" in over_http.stderr
     forced = client.git("push", "origin", "+HEAD:refs/heads/other", cwd=work, check=False)
     assert forced.returncode != 0
     base.unlink()  # a missing file is none, as git takes a missing /etc/gitconfig
