@@ -162,8 +162,9 @@ class ListenerService(service.Service):
         self.listening.callback(port)
 
     def _failed(self, failure: Any) -> None:
+        unix = proxied_endpoint(self.description)[1].lower().startswith("unix:")
         log.critical("cannot listen on {endpoint}: {reason}; {advice}", endpoint=self.description,
-                     reason=_reason(failure.value), advice=_listen_advice(failure.value))
+                     reason=_reason(failure.value, unix), advice=_listen_advice(failure.value, unix))
         if not failure.check(CannotListenError, OSError, ValueError):  # the line above says all of those
             log.failure("the listener {endpoint} failed", failure, endpoint=self.description)
         self.listening.errback(failure)
@@ -381,17 +382,20 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
     return build_service(config, stop_reactor_on_failure=True)
 
 
-def _reason(exc: BaseException) -> str:
-    """What went wrong when listening, in a few words."""
+def _reason(exc: BaseException, unix: bool = False) -> str:
+    """What went wrong when listening, in a few words (a ``unix:`` socket's lock file names the
+    process id, not a file: left out)."""
     if isinstance(exc, CannotListenError) and isinstance(exc.socketError, OSError):
         return exc.socketError.strerror or str(exc.socketError)
     if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename and not unix else "")
     return str(exc) or type(exc).__name__
 
 
-def _listen_advice(exc: BaseException) -> str:
+def _listen_advice(exc: BaseException, unix: bool = False) -> str:
     """What to do about it."""
+    if unix and isinstance(exc, (CannotListenError, OSError)):
+        return "check that the socket's directory exists and that hgwire's user may write there"
     if isinstance(exc, CannotListenError):
         code = getattr(exc.socketError, "errno", None)
         if code == errno.EACCES:
