@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import socket
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -300,8 +301,21 @@ def _http_refusal(message: str) -> bytes:
 
 
 def _ssh_refusal(message: str) -> bytes:
-    # RFC 4253 4.2: the server may send lines before its version string; ssh -v shows them.
-    return ("hgwire: " + message + "\r\n").encode("utf-8")
+    """A line before the version string (RFC 4253 4.2; ``ssh -v`` shows it), then the version and
+    a disconnect message (sent in the clear: no key exchange yet), which OpenSSH prints as it is
+    ("Received disconnect from HOST port PORT:11: MESSAGE"): a user without ``-v`` saw only
+    "Connection closed by remote host"."""
+    text = message.encode("utf-8")
+    payload = (struct.pack(">BL", SSH_MSG_DISCONNECT, SSH_DISCONNECT_BY_APPLICATION) + struct.pack(">L", len(text))
+               + text + struct.pack(">L", 0))
+    padding = 8 - (len(payload) + 5) % 8
+    padding += 8 if padding < 4 else 0  # at least 4 bytes, the packet a multiple of 8
+    packet = struct.pack(">LB", len(payload) + padding + 1, padding) + payload + b"\0" * padding
+    return b"hgwire: " + text + b"\r\n" + SSH_REFUSAL_VERSION + b"\r\n" + packet
+
+
+SSH_MSG_DISCONNECT, SSH_DISCONNECT_BY_APPLICATION = 1, 11
+SSH_REFUSAL_VERSION = b"SSH-2.0-hgwire"
 
 
 REFUSALS: dict[str, Callable[[str], bytes]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,11 @@ def test_the_total_limit_refuses_http_with_503_and_ssh_with_a_line_before_the_ba
     connect(ssh)
     _, transport = connect(ssh, host="10.0.0.9")
     line = transport.value()
-    assert line.startswith(b"hgwire: ") and line.endswith(b"\r\n") and not line.startswith(b"SSH-")
+    first, version, packet = line.split(b"\r\n", 2)
+    assert first.startswith(b"hgwire: the server has") and version == b"SSH-2.0-hgwire"
+    length, padding = struct.unpack(">LB", packet[:5])  # an SSH packet in the clear: SSH_MSG_DISCONNECT, the reason
+    assert length == len(packet) - 4 and len(packet) % 8 == 0 and padding >= 4 and packet[5] == 1
+    assert packet[10:14] == struct.pack(">L", len(first) - 8) and packet[14:14 + len(first) - 8] == first[8:]
     ssh.clock.advance(REFUSAL_GRACE)
     assert transport.disconnecting, "a silent refused client is closed after the grace"
 
