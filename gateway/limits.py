@@ -501,13 +501,24 @@ class GuardedProtocol(ProtocolWrapper):
             return
         log.info("{kind} connection from {peer} idle for {seconds} s: closed", kind=self.guard.kind,
                  peer=self.address_key, seconds=round(quiet))
-        drop(self.transport)
+        self._end(f"the connection was idle for {round(quiet)} s (the server's idle_timeout); connect again")
 
     def _too_long(self) -> None:
         self._deadline = None
         log.info("{kind} connection from {peer} open for {seconds} s, the connection_timeout: closed",
                  kind=self.guard.kind, peer=self.address_key, seconds=self._lifetime)
-        drop(self.transport)
+        self._end(f"the connection was open {self._lifetime} s (the server's connection_timeout); connect again")
+
+    def _end(self, why: str) -> None:
+        """Close the connection the limits end: a protocol that can say why (SSH's disconnect message)
+        says it and is closed once that is written, or dropped after ``REFUSAL_GRACE`` if its peer
+        does not read; any other is dropped now, unsent data and all."""
+        goodbye = _own_method(self.wrappedProtocol, "goodbye")
+        if goodbye is None or self.transport is None:
+            drop(self.transport)
+            return
+        goodbye(why)
+        self._closing = self.guard.clock.callLater(REFUSAL_GRACE, drop, self.transport)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         for call in (self._timer, self._closing, self._deadline):

@@ -578,9 +578,12 @@ class HgwireConnection(connection.SSHConnection):
         if channel_type == b"session" or len(rest) < 12:
             super().ssh_CHANNEL_OPEN(packet)
             return
+        ssh = self.transport
+        assert ssh is not None
         log.info("refused an SSH channel of type {channel_type} from {peer}: only sessions are served",
-                 channel_type=channel_type[:40].decode("ascii", "replace"), peer=self.transport._peer_host())
-        self.transport.sendPacket(
+                 channel_type=channel_type[:40].decode("ascii", "replace"),
+                 peer=ssh._peer_host() if isinstance(ssh, HgwireServerTransport) else "?")
+        ssh.sendPacket(
             connection.MSG_CHANNEL_OPEN_FAILURE,
             struct.pack(">2L", struct.unpack(">L", rest[:4])[0], connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
             + common.NS(b"hgwire serves git and hg sessions only; forwarding is refused") + common.NS(b""))
@@ -1078,6 +1081,13 @@ class HgwireServerTransport(AlgorithmTransport):
         if reasonCode != transport.DISCONNECT_BY_APPLICATION:
             log.info("SSH client {peer} disconnected: {reason} (code {code})", peer=self._peer_host(),
                      reason=description[:200].decode("utf-8", "replace"), code=reasonCode)
+
+    def goodbye(self, description: str) -> None:
+        """Say why the connection ends (``gateway.limits``: idle, open too long) in a disconnect
+        message, which OpenSSH prints ("Received disconnect from HOST port PORT:11: ...") before it
+        exits, then close once it is written: a connection only dropped left ``ssh`` waiting until it
+        next wrote ("client_loop: send disconnect: Broken pipe")."""
+        self.sendDisconnect(transport.DISCONNECT_BY_APPLICATION, description.encode("utf-8"))
 
     def between_requests(self) -> bool:
         """Logged in with no channel open (``gateway.limits``: closed so while the service stops)."""

@@ -276,6 +276,28 @@ def test_a_connection_older_than_connection_timeout_is_closed(
         assert 1.0 < time.monotonic() - started < 8.0
 
 
+def test_an_idle_ssh_connection_is_told_why_it_is_closed(
+        make_server: Callable[..., RunningServer], tmp_path: Path, ssh_keys: SshKeys) -> None:
+    """The SSH client gets a disconnect message it prints (it said "client_loop: send disconnect:
+    Broken pipe"), and exits then."""
+    import subprocess
+
+    server = make_server("memory", **ssh_server_settings(ssh_keys), config_file=policy_with(tmp_path, "idle_timeout = 1\n"))
+    server.backend.create("r", Kind.GIT)
+    command = ssh_keys.command(server.port("ssh")).split()
+    started = time.monotonic()
+    quiet = subprocess.Popen([*command, "git@127.0.0.1", "git-upload-pack 'r'"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert quiet.stderr is not None
+        stderr = quiet.stderr.read()  # to its end, stdin kept open: the client sends nothing
+        quiet.wait(timeout=30)
+    finally:
+        quiet.kill()
+    assert quiet.returncode == 255 and time.monotonic() - started < 10
+    assert b"the connection was idle for 1 s (the server's idle_timeout); connect again" in stderr, stderr
+
+
 def test_one_user_s_operations_are_bounded_over_every_listener(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
     """``max_sessions_per_user``: alice's SSH session counts against her HTTP requests too; each
