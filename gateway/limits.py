@@ -501,15 +501,15 @@ class GuardedProtocol(ProtocolWrapper):
             return
         log.info("{kind} connection from {peer} idle for {seconds} s: closed", kind=self.guard.kind,
                  peer=self.address_key, seconds=round(quiet))
-        self._end(f"the connection was idle for {round(quiet)} s (the server's idle_timeout); connect again")
+        self.end(f"the connection was idle for {round(quiet)} s (the server's idle_timeout); connect again")
 
     def _too_long(self) -> None:
         self._deadline = None
         log.info("{kind} connection from {peer} open for {seconds} s, the connection_timeout: closed",
                  kind=self.guard.kind, peer=self.address_key, seconds=self._lifetime)
-        self._end(f"the connection was open {self._lifetime} s (the server's connection_timeout); connect again")
+        self.end(f"the connection was open {self._lifetime} s (the server's connection_timeout); connect again")
 
-    def _end(self, why: str) -> None:
+    def end(self, why: str) -> None:
         """Close the connection the limits end: a protocol that can say why (SSH's disconnect message)
         says it and is closed once that is written, or dropped after ``REFUSAL_GRACE`` if its peer
         does not read; any other is dropped now, unsent data and all."""
@@ -724,7 +724,7 @@ class GuardedFactory(WrappingFactory):
         connection gets to finish it); the number of connections still open."""
         for p in list(self.protocols):
             if p.between_requests() and p.quiet_for() >= quiet and p.transport is not None:
-                drop(p.transport)
+                p.end("the server is stopping; connect again in a moment")
         return len(self.protocols)
 
     def close_all(self) -> None:
