@@ -331,9 +331,15 @@ def _judge_extensions(config: ConfigFile) -> tuple[bool, list[bytes]]:
                                  "'git refs migrate --ref-format=files' to serve it")
     if storage is not None:
         ignored += names[b"refstorage"]
-    if values.get(b"partialclone"):
-        raise UnsupportedFeature("unsupported repository feature: a partial clone (extensions.partialClone: "
-                                 "objects it lacks are fetched from its promisor remote on demand); serve a "
+    promisor = values.get(b"partialclone") and b"extensions.partialClone"
+    for section in config.sections():  # git since 2.28 marks the remote instead: remote.<name>.promisor
+        with suppress(KeyError):
+            if not promisor and len(section) == 2 and section[0].lower() == b"remote" \
+                    and _config_true(config.get(section, b"promisor")):
+                promisor = b"remote.%s.promisor" % section[1]
+    if promisor:
+        raise UnsupportedFeature(f"unsupported repository feature: a partial clone ({promisor.decode('utf-8', 'replace')[:80]}"
+                                 ": objects it lacks are fetched from its promisor remote on demand); serve a "
                                  "whole copy of it, such as one made by 'git clone --mirror' without --filter")
     for name in set(values) & _IGNORED_EXTENSIONS:
         ignored += names[name]

@@ -162,6 +162,26 @@ def test_extensions_are_judged_as_git_judges_them(
     assert (path / "config").read_text().count("[extensions]") == 1  # the config file is left as it was
 
 
+def test_a_partial_clone_git_made_is_refused_by_name(tmp_path: Path) -> None:
+    """``git clone --bare --filter=blob:none`` (git 2.28 and later) marks its remote
+    (``remote.origin.promisor``) and writes no ``extensions.partialClone``: it lacks objects all the
+    same (a clone of it failed half way with "internal error"), so it is refused with what to do."""
+    source = tmp_path / "src"
+    subprocess.run(["git", "init", "-q", str(source)], check=True)
+    (source / "f").write_text("x\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a",
+           "GIT_COMMITTER_EMAIL": "a@x"}
+    subprocess.run(["git", "-C", str(source), "add", "f"], check=True, env=env)
+    subprocess.run(["git", "-C", str(source), "commit", "-qm", "one"], check=True, env=env)
+    subprocess.run(["git", "-C", str(source), "config", "uploadpack.allowFilter", "true"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", "--filter=blob:none", f"file://{source}", str(tmp_path / "pc.git")],
+                   check=True, env=env)
+    with pytest.raises(UnsupportedFeature, match=r"a partial clone \(remote.origin.promisor: .*without --filter"):
+        FilesystemBackend(str(tmp_path)).open("pc")
+    subprocess.run(["git", "-C", str(tmp_path / "pc.git"), "config", "remote.origin.promisor", "false"], check=True)
+    assert FilesystemBackend(str(tmp_path)).open("pc").kind is Kind.GIT
+
+
 def test_inline_clone_bundles_are_regular_files_under_the_bundle_root_only(tmp_path: Path) -> None:
     """``peer-bundle-cache://<path>`` names ``.hg/<[server] peer-bundle-cache-root>/<path>`` (hg's
     default ``bundle-cache``), links followed but never out of it; nothing else is ever opened."""
