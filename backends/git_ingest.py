@@ -1372,7 +1372,7 @@ FSCK_MESSAGES: dict[str, str] = {name.lower(): severity for name, severity in (
     # git's "info", which its receive-pack reports as warnings, and so does hgwire
     ("badTagName", WARN), ("missingTaggerEntry", WARN), ("gitmodulesParse", WARN),
     ("gitattributesSymlink", WARN), ("gitignoreSymlink", WARN), ("mailmapSymlink", WARN),
-    ("badFilemode", WARN),  # (a mode git's own trees never hold: 100600, 644…; 100664 passes as in git)
+    ("badFilemode", WARN),  # (a mode git's own trees never hold: 100600, 644, and 100664 as git's strict check)
     # a push's .gitmodules and .gitattributes files (backends.git_dotfiles)
     ("gitmodulesBlob", ERROR), ("gitmodulesLarge", ERROR), ("gitmodulesMissing", ERROR),
     ("gitmodulesName", ERROR), ("gitmodulesPath", ERROR), ("gitmodulesSymlink", ERROR),
@@ -2123,14 +2123,21 @@ def _explain_tree(entries: list[tuple[bytes, int, bytes]], report: Report) -> No
         names.append(name)
         previous = key
     if twice is not None:
-        report("duplicateEntries", f"contains duplicate file entries (tree has the entry {twice!r} twice)")
+        report("duplicateEntries", f"contains duplicate file entries (tree has the entry '{_shown(twice)}' twice)")
     if unsorted is not None:
-        report("treeNotSorted", f"not properly sorted ({unsorted[0]!r} after {unsorted[1]!r})")
+        report("treeNotSorted", f"not properly sorted ('{_shown(unsorted[0])}' after '{_shown(unsorted[1])}')")
     if twice is None and unsorted is None:
         raise AssertionError("a tree failed the check but no entry is wrong")
 
 
-_GOOD_MODES = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000, 0o100664})
+def _shown(name: bytes) -> str:
+    """A tree entry's name as a person reads it in a refusal (not Python's ``b'...'``)."""
+    return name[:200].decode("utf-8", "backslashreplace")
+
+
+_GOOD_MODES = frozenset({0o100644, 0o100755, 0o120000, 0o040000, 0o160000})
+"""The modes git's strict fsck (receive-pack's ``receive.fsckObjects``, ``index-pack --strict``)
+takes; ``100664``, which old gits wrote, only its lenient ``git fsck`` lets pass."""
 
 
 def _tree_warnings(raw: bytes, entries: list[tuple[bytes, int, bytes]], report: Report, modes: bool = True,

@@ -319,7 +319,7 @@ def test_a_tree_with_a_duplicate_entry_is_refused_by_a_real_push(
     commit = client.git("commit-tree", tree.decode(), "-p", tip, "-m", "bad tree", cwd=work).stdout.strip()
     pushed = client.git("push", "origin", f"{commit}:refs/heads/main", cwd=work, check=False)
     assert pushed.returncode != 0
-    assert "twice" in pushed.stderr and "unpack" in pushed.stderr, pushed.stderr
+    assert "tree has the entry 'same' twice" in pushed.stderr and "unpack" in pushed.stderr, pushed.stderr
     assert main_of(server, client) == tip
     still_serving(server, client)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -839,7 +840,8 @@ NAME_IDS = ("hasDot", "hasDotdot", "hasDotgit", "emptyName", "fullPathname")
 
 
 def git_fsck_warnings(raw: bytes) -> set[str]:
-    """The message ids ``git fsck`` warns about for a tree written as is."""
+    """The message ids ``git fsck`` warns about for a tree written as is, with ``badFilemode`` for a
+    ``100664`` mode as git's strict check (receive-pack's ``receive.fsckObjects``) warns."""
     with tempfile.TemporaryDirectory() as where:
         subprocess.run(["git", "init", "-q", "--bare", where], check=True)
         sha = subprocess.run(["git", "hash-object", "--literally", "-w", "-t", "tree", "--stdin"], cwd=where,
@@ -847,8 +849,22 @@ def git_fsck_warnings(raw: bytes) -> set[str]:
         report = subprocess.run(["git", "fsck", "--no-dangling"], cwd=where, capture_output=True, text=True,
                                 check=False)
     prefix = f"warning in tree {sha}: "
-    return {line[len(prefix):].split(":")[0] for line in (report.stdout + report.stderr).splitlines()
-            if line.startswith(prefix)}
+    strict = {"badFilemode"} if re.search(rb"(?:^|\0.{20})100664 ", raw, re.S) else set()
+    return strict | {line[len(prefix):].split(":")[0] for line in (report.stdout + report.stderr).splitlines()
+                     if line.startswith(prefix)}
+
+
+def test_a_100664_mode_is_what_git_s_strict_check_warns_about(tmp_path: Path) -> None:
+    """``git fsck --strict`` (what receive-pack runs with ``receive.fsckObjects``) warns about a mode
+    old gits wrote, which plain ``git fsck`` lets pass: so does a push's check."""
+    raw = tree_of((b"100664", b"a"))
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path)], check=True)
+    sha = subprocess.run(["git", "hash-object", "--literally", "-w", "-t", "tree", "--stdin"], cwd=tmp_path,
+                         input=raw, capture_output=True, check=True).stdout.strip().decode()
+    strict = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=tmp_path, capture_output=True,
+                            text=True, check=False)
+    assert f"warning in tree {sha}: badFilemode: contains bad file modes" in strict.stdout + strict.stderr
+    assert warnings_of(2, raw) == [f"object {'c' * 40}: badFilemode: contains bad file modes"]
 
 
 @settings(max_examples=60, deadline=None)
