@@ -849,7 +849,7 @@ def git_fsck_warnings(raw: bytes) -> set[str]:
         report = subprocess.run(["git", "fsck", "--no-dangling"], cwd=where, capture_output=True, text=True,
                                 check=False)
     prefix = f"warning in tree {sha}: "
-    strict = {"badFilemode"} if re.search(rb"(?:^|\0.{20})100664 ", raw, re.S) else set()
+    strict = {"badFilemode"} if re.search(rb"(?:^|\0.{20})100664 ", raw, re.DOTALL) else set()
     return strict | {line[len(prefix):].split(":")[0] for line in (report.stdout + report.stderr).splitlines()
                      if line.startswith(prefix)}
 
