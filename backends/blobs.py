@@ -65,9 +65,17 @@ class VerifiedWriter:
         self.written = 0
         self._tmp: str | None = None
         parent = os.path.dirname(self._final)
+        self._made = _missing_directories(parent)
+        """The directories this upload made for its object (``aa/bb/``): removed again if it is refused."""
         try:
-            os.makedirs(parent, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
+            for attempt in range(2):
+                os.makedirs(parent, exist_ok=True)
+                try:
+                    fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
+                    break
+                except FileNotFoundError:  # another refused upload removed the directory just made
+                    if attempt:
+                        raise
             self._file: BinaryIO = os.fdopen(fd, "wb")
         except OSError as exc:
             self.abort()
@@ -127,6 +135,21 @@ class VerifiedWriter:
                 file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        for directory in self._made:  # the deepest first; one another upload uses stays
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+
+
+def _missing_directories(path: str) -> list[str]:
+    """``path`` and its parents that do not exist yet, the deepest first."""
+    missing: list[str] = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 def _proc_umask() -> int | None:

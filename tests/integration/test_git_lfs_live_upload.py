@@ -108,6 +108,7 @@ def test_an_upload_refused_before_or_after_its_body_is_in_leaves_nothing(web: Ru
         assert answer.startswith(b"HTTP/1.1 422 "), answer[:300]
         assert b"do not match its hash" in answer
     assert not _files(web)
+    assert not (_objects(web) / oid[:2]).exists(), "no directory made for it either"
     _still_serving(web)
 
 
