@@ -11,7 +11,7 @@ import pytest
 
 from backends import BackendLoadError, load_backend
 from backends.interfaces import Kind
-from protocols.errors import PermissionDenied, RepositoryNotFound
+from protocols.errors import PermissionDenied, RepositoryNotFound, UnsafeName
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 
@@ -44,8 +44,11 @@ def test_example_backend_serves_public_repositories_only(example_module: str, tm
     assert backend.open("app").kind is Kind.GIT
     assert backend.open("app.git").kind is Kind.GIT
     assert list(backend.list()) == ["app.git"]
-    with pytest.raises(RepositoryNotFound):
-        backend.open("secret")
+    with pytest.raises(RepositoryNotFound, match="^repository private/secret not found$"):
+        backend.open("private/secret")  # named as the client named it, not by where it is looked for
+    for hostile in ("", "/", "../private/secret", "-x"):
+        with pytest.raises(UnsafeName):
+            backend.open(hostile)
     with pytest.raises(PermissionDenied):
         backend.create("new", Kind.GIT)
 
