@@ -173,9 +173,9 @@ class ListenerService(service.Service):
         if self.stop_reactor_on_failure:  # as git daemon: a port it cannot have stops it, exit status 1
             _exit_failed_once()
             if reactor.running:
-                reactor.stop()
+                _stop_once(reactor)
             else:  # the listen failed at once, before the reactor runs
-                reactor.callWhenRunning(reactor.stop)
+                reactor.callWhenRunning(_stop_once, reactor)
 
     def url(self, name: str) -> str:
         """The clone URL of repository ``name`` on this listener."""
@@ -245,6 +245,8 @@ class HgwireService(service.MultiService):
         if self.stop_reactor_on_failure:
             raise_descriptor_limit(reactor)
         super().startService()
+        if _exit_status_set:  # a listener could not listen: the lines above say why, and it stops
+            return
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
 
@@ -409,6 +411,13 @@ def _listen_advice(exc: BaseException, unix: bool = False) -> str:
 
 
 _exit_status_set: list[bool] = []
+
+
+def _stop_once(reactor: Any) -> None:
+    """Stop the reactor for a listener that failed; another failing too finds it stopping (two
+    stops: a ``ReactorNotRunning`` traceback after the lines that say why)."""
+    if reactor.running and not getattr(reactor, "_stopped", False):
+        reactor.stop()
 
 
 def _exit_failed_once() -> None:

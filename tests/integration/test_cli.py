@@ -91,6 +91,22 @@ def test_a_port_it_cannot_have_stops_it_with_one_line_and_status_1(tmp_path: Pat
             assert "Traceback" not in output, output
 
 
+def test_two_ports_it_cannot_have_are_two_lines_and_nothing_more(tmp_path: Path) -> None:
+    """Each listener says why it cannot listen; the process stops once (a second stop was a
+    ``ReactorNotRunning`` traceback) and does not claim to serve."""
+    with socket.socket() as one, socket.socket() as two:
+        for taken in (one, two):
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+        endpoints = [f"tcp:{s.getsockname()[1]}:interface=127.0.0.1" for s in (one, two)]
+        result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path), "--git", endpoints[0],
+                                 "--http", endpoints[1]], capture_output=True, text=True, timeout=60, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert all(f"cannot listen on {endpoint}: Address already in use" in output for endpoint in endpoints), output
+    assert "Traceback" not in output and "ReactorNotRunning" not in output and "hgwire serves" not in output, output
+
+
 def test_a_root_it_cannot_make_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path / "file" / "repos"),
