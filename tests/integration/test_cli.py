@@ -81,8 +81,8 @@ def test_a_port_it_cannot_have_stops_it_with_one_line_and_status_1(tmp_path: Pat
         port = taken.getsockname()[1]
         for endpoint, words in ((f"tcp:{port}:interface=127.0.0.1", "Address already in use; stop what uses that port"),
                                 ("tcp:notaport", "check the endpoint description"),
-                                (f"unix:{tmp_path}/nodir/x.sock", "No such file or directory; check that the socket's "
-                                 "directory exists")):
+                                (f"unix:{tmp_path}/nodir/x.sock",
+                                 ("No such file or directory; check that the socket's directory exists"))):
             result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path),
                                      "--git", endpoint], capture_output=True, text=True, timeout=60, check=False)
             output = result.stdout + result.stderr
