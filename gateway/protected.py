@@ -642,6 +642,11 @@ class GuardedHgRepository:
         config = getattr(self._repo, "hook_config", None)
         return config() if config is not None else None
 
+    def stream_turned_on(self) -> bool:
+        """The backend's ``[server] uncompressed``, if it has one (else on)."""
+        turned_on = getattr(self._repo, "stream_turned_on", None)
+        return bool(turned_on()) if turned_on is not None else True
+
     def stream_preferred(self) -> bool:
         """The backend's ``[server] preferuncompressed``, if it has one."""
         prefers = getattr(self._repo, "stream_preferred", None)

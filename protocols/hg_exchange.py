@@ -66,11 +66,17 @@ OBSMARKERS_CAPS = tuple(b"V%d" % v for v in obs.VERSIONS)
 
 def server_bundle2_caps(repo: HgRepository) -> Mapping[bytes, Sequence[bytes]]:
     """What ``bundle2=`` advertises for ``repo``: ``obsmarkers`` too where the hgrc turns on
-    their exchange (``HgRepo.obsmarkers_exchange``; optional for a backend)."""
+    their exchange (``HgRepo.obsmarkers_exchange``), no ``stream`` where it turns stream clones off
+    (``HgRepo.stream_turned_on``, ``[server] uncompressed``, as hg's ``getrepocaps``); both optional
+    for a backend."""
+    caps = dict(SERVER_BUNDLE2_CAPS)
     exchange = getattr(repo, "obsmarkers_exchange", None)
     if exchange is not None and exchange():
-        return {**SERVER_BUNDLE2_CAPS, b"obsmarkers": OBSMARKERS_CAPS}
-    return SERVER_BUNDLE2_CAPS
+        caps[b"obsmarkers"] = OBSMARKERS_CAPS
+    turned_on = getattr(repo, "stream_turned_on", None)
+    if turned_on is not None and not turned_on():
+        del caps[b"stream"]
+    return caps
 
 GETBUNDLE_ARGUMENT_TYPES: Mapping[bytes, bytes] = {
     b"heads": b"nodes",

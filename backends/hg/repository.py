@@ -935,9 +935,10 @@ class HgRepo:
     def stream_clone_allowed(self) -> bool:
         """``[server] uncompressed`` of the hgrc is not false, and no changeset is secret, archived or
         internal (``streamclone.allowservergeneration``)."""
-        return self._stream_turned_on() and self._nothing_hidden()
+        return self.stream_turned_on() and self._nothing_hidden()
 
-    def _stream_turned_on(self) -> bool:
+    def stream_turned_on(self) -> bool:
+        """``[server] uncompressed`` of the hgrc is not false (``bundle2=`` then names no ``stream``, as hg's)."""
         return self._hgrc_bool(b"server", b"uncompressed", True)
 
     def _nothing_hidden(self) -> bool:
@@ -1130,7 +1131,7 @@ class HgRepo:
         """
         self.locks.acquire()
         try:
-            if not self._stream_turned_on():
+            if not self.stream_turned_on():
                 raise UnsupportedFeature(STREAM_OFF_REFUSAL)
             if not self._nothing_hidden():
                 raise UnsupportedFeature(SECRET_STREAM_REFUSAL)

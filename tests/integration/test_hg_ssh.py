@@ -321,10 +321,12 @@ def test_server_uncompressed_and_preferuncompressed_of_the_hgrc(
     hgrc.write_text("[server]\nuncompressed = False\n")
     off = hgssh.hg("clone", "--stream", "-U", hgssh.url("settings"), str(tmp_path / "off"))
     assert "stream clone requested but server has them disabled" in off.stderr
+    assert "\n  stream\n" not in hgssh.hg("debugcapabilities", hgssh.url("settings")).stdout  # nor in bundle2=
     hgrc.write_text("[server]\npreferuncompressed = yes\n")
     preferred = hgssh.hg("clone", "--debug", "-U", hgssh.url("settings"), str(tmp_path / "preferred"))
     assert "streaming all changes" in preferred.stdout + preferred.stderr
     hgrc.write_text("[server]\npreferuncompressed = no\n")
+    assert "\n  stream\n    v2\n" in hgssh.hg("debugcapabilities", hgssh.url("settings")).stdout
     plain = hgssh.hg("clone", "--debug", "-U", hgssh.url("settings"), str(tmp_path / "plain"))
     assert "streaming all changes" not in plain.stdout + plain.stderr
     for name in ("off", "preferred", "plain"):
