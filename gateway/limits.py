@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
@@ -51,7 +51,7 @@ from protocols.bundle2 import DEFAULT_LIMITS as BUNDLE2_DEFAULTS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
 from protocols.errors import ProtocolError
-from protocols.forwarded import Trusted
+from protocols.forwarded import UNIX_PEER, Trusted
 from protocols.git_receive import ReceiveBounds
 from protocols.git_upload import RequestBounds
 from protocols.proxy_header import ProxyHeaderError, ProxyHeaderReader
@@ -339,6 +339,8 @@ def drop(transport: Any) -> None:
 
 
 def _address_key(address: IAddress | None) -> str:
+    if isinstance(address, UNIXAddress):
+        return UNIX_PEER  # (``[http] trusted_proxies = ["unix"]`` names it so)
     host = getattr(address, "host", None)
     return str(host) if host is not None else type(address).__name__
 

@@ -87,7 +87,15 @@ from gateway.config import ServiceConfig
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
 from gateway.threads import run_blocking
 from protocols.errors import RepositoryNotFound
-from protocols.forwarded import HEADERS, X_FORWARDED_FOR, Network, Trusted, in_networks, parse_network
+from protocols.forwarded import (
+    HEADERS,
+    UNIX_PEER,
+    X_FORWARDED_FOR,
+    Network,
+    Trusted,
+    in_networks,
+    parse_network,
+)
 from protocols.hg_http import ENGINE_NONE, WireSettings
 
 log = Logger()
@@ -520,13 +528,18 @@ def _parse_http(reader: _Reader, table: Any) -> Trusted:
                           'must be "x-forwarded-for" (with X-Forwarded-Proto) or "forwarded" (RFC 7239): '
                           "the header your reverse proxy writes")
     networks = []
+    unix = False
     for i, text in enumerate(reader.string_list(table.get("trusted_proxies", []), "http.trusted_proxies")):
+        if text.strip().lower() == UNIX_PEER:  # the proxies that reach a unix: listener
+            unix = True
+            continue
         try:
             networks.append(parse_network(text))
         except ValueError:
             raise reader.fail(f"http.trusted_proxies[{i}]",
-                              f"{text!r} is not an IP address or network, e.g. \"127.0.0.1\" or \"10.0.0.0/8\"") from None
-    return Trusted(tuple(networks), header.lower())
+                              f"{text!r} is not an IP address or network, e.g. \"127.0.0.1\" or \"10.0.0.0/8\" "
+                              '(or "unix": whatever reaches a unix: listener)') from None
+    return Trusted(tuple(networks), header.lower(), unix)
 
 
 def _parse_index(reader: _Reader, table: Any) -> bool:

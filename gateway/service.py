@@ -157,14 +157,14 @@ class ListenerService(service.Service):
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
-        log.info("hgwire serves {kind} at {url}", kind=self.kind, url=self.url("NAME"),
+        log.info("hgwire serves {kind} at {url}", kind=self.kind,
+                 url=self.url("NAME") if not self.unix else f"{self.description} (its clients' URL: [http] public_url)",
                  endpoint=self.description)
         self.listening.callback(port)
 
     def _failed(self, failure: Any) -> None:
-        unix = proxied_endpoint(self.description)[1].lower().startswith("unix:")
         log.critical("cannot listen on {endpoint}: {reason}; {advice}", endpoint=self.description,
-                     reason=_reason(failure.value, unix), advice=_listen_advice(failure.value, unix))
+                     reason=_reason(failure.value, self.unix), advice=_listen_advice(failure.value, self.unix))
         if not failure.check(CannotListenError, OSError, ValueError):  # the line above says all of those
             log.failure("the listener {endpoint} failed", failure, endpoint=self.description)
         self.listening.errback(failure)
@@ -176,6 +176,11 @@ class ListenerService(service.Service):
                 _stop_once(reactor)
             else:  # the listen failed at once, before the reactor runs
                 reactor.callWhenRunning(_stop_once, reactor)
+
+    @property
+    def unix(self) -> bool:
+        """Whether the listener is a ``unix:`` socket (a proxy's upstream: no URL of its own)."""
+        return proxied_endpoint(self.description)[1].lower().startswith("unix:")
 
     def url(self, name: str) -> str:
         """The clone URL of repository ``name`` on this listener."""
@@ -231,7 +236,7 @@ class HgwireService(service.MultiService):
 
     def _http_listening(self, port: IListeningPort, listener: ListenerService) -> IListeningPort:
         """The first HTTP listener's URL, for what is handed out over SSH without ``[http] public_url``."""
-        if self.config.http_url is None:
+        if self.config.http_url is None and not listener.unix:
             self.config.http_url = listener.url("NAME").removesuffix("/NAME")
         return port
 

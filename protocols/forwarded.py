@@ -41,6 +41,12 @@ HEADERS = (X_FORWARDED_FOR, FORWARDED)
 """The forwarding headers a trusted proxy may be said to write (``[http] forwarded_header``)."""
 
 
+UNIX_PEER = "unix"
+"""The name of a ``unix:`` listener's peer, which has no address: ``trusted_proxies = ["unix"]``
+believes the proxies that reach hgwire through such a socket (only processes the socket's file
+permissions let in can)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Trusted:
     """The networks whose forwarding headers are believed, and which header they write."""
@@ -48,6 +54,8 @@ class Trusted:
     networks: tuple[Network, ...] = ()
     header: str = X_FORWARDED_FOR
     """``x-forwarded-for`` (with ``X-Forwarded-Proto``) or ``forwarded`` (RFC 7239)."""
+    unix: bool = False
+    """Whether the peers of ``unix:`` listeners (``UNIX_PEER``) are trusted proxies."""
 
     @property
     def client_header(self) -> bytes:
@@ -60,10 +68,10 @@ class Trusted:
         return b"forwarded" if self.header == FORWARDED else b"x-forwarded-proto"
 
     def __bool__(self) -> bool:
-        return bool(self.networks)
+        return bool(self.networks) or self.unix
 
     def __contains__(self, host: object) -> bool:
-        return in_networks(host, self.networks)
+        return (self.unix and host == UNIX_PEER) or in_networks(host, self.networks)
 
 
 def in_networks(host: object, networks: Sequence[Network]) -> bool:

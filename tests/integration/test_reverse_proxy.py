@@ -176,3 +176,53 @@ def test_a_proxy_that_writes_rfc_7239_forwarded_is_believed_when_configured(
     client.hg("commit", "-q", "-A", "-m", "g", cwd=hgwork)
     refused = client.hg("push", _url(plain, "hgapp"), cwd=hgwork, check=False)
     assert refused.returncode != 0 and "pushing over plain HTTP is refused" in refused.stdout + refused.stderr
+
+
+class _UnixDialer:
+    """What ``ReverseProxyResource`` calls as its reactor: connects to a unix socket instead."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def connectTCP(self, _host: str, _port: int, factory: Any) -> Any:  # noqa: N802 - Twisted's name
+        from twisted.internet import reactor
+
+        return reactor.connectUNIX(self.path, factory)  # type: ignore[attr-defined]
+
+
+class UnixForwardingProxy(ForwardingProxy):
+    """``ForwardingProxy`` to hgwire's ``unix:`` listener at ``socket``, as nginx's
+    ``proxy_pass http://unix:/path:`` reaches one."""
+
+    def __init__(self, socket: str, path: bytes = b"") -> None:
+        super().__init__(0, path)
+        self.socket = socket
+        self.reactor = _UnixDialer(socket)
+
+    def getChild(self, path: bytes, request: Any) -> UnixForwardingProxy:
+        return UnixForwardingProxy(self.socket, self.path + b"/" + urllib.parse.quote_from_bytes(path, safe="").encode())
+
+
+def test_a_proxy_on_a_unix_socket_is_trusted_by_the_word_unix(
+        make_server: Callable[..., RunningServer], reactor: Any, client: Client, tmp_path: Path, htpasswd: Path) -> None:
+    """A unix: listener's peer has no address: ``trusted_proxies = ["unix"]`` believes what reaches
+    it (the client's address, https); without the word its forwarding headers are not believed."""
+    from twisted.internet.threads import blockingCallFromThread
+
+    socket_path = str(tmp_path / "hgwire.sock")
+    policy = tmp_path / "policy-unix.toml"
+    policy.write_text('[http]\ntrusted_proxies = ["unix"]\n\n[[repo]]\npattern = "*"\nread = ["*", "anonymous"]\n'
+                      'write = ["alice"]\n')
+    running = make_server("fs", http=[f"unix:{socket_path}"], htpasswd=str(htpasswd), config_file=str(policy))
+    port = blockingCallFromThread(reactor, reactor.listenTCP, 0, server.Site(UnixForwardingProxy(socket_path)),
+                                  interface="127.0.0.1")
+    try:
+        git_dir = _git_repo_with_hook(running)
+        work = client.cwd / "app"
+        client.git("clone", "-q", _url(port.getHost().port, "app.git"), str(work))
+        commit(client, work, "a.txt", "a\n", "a")
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+        assert (git_dir / "who.log").read_text().strip() == CLIENT
+        _hg_push_through(running, client, port.getHost().port)  # https as the proxy says: no --allow-push-over-http
+    finally:
+        blockingCallFromThread(reactor, port.stopListening)
