@@ -184,7 +184,7 @@ class _UnixDialer:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def connectTCP(self, _host: str, _port: int, factory: Any) -> Any:  # noqa: N802 - Twisted's name
+    def connectTCP(self, _host: str, _port: int, factory: Any) -> Any:
         from twisted.internet import reactor
 
         return reactor.connectUNIX(self.path, factory)  # type: ignore[attr-defined]
