@@ -372,9 +372,9 @@ class GuardedTransaction:
     def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:
         self._gate()
         self._tx.set_phase(phase, nodes)
-        if nodes:
-            self._changes.append(audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "",
-                                              " ".join(n.hex() for n in nodes)))
+        change = audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "", " ".join(n.hex() for n in nodes))
+        if nodes and change not in self._changes:  # (a push's phase part and its pushkey may both say it)
+            self._changes.append(change)
 
     def add_obsmarkers(self, markers: Sequence[Marker]) -> int:
         """Pushed obsolescence markers, for a backend that keeps them."""

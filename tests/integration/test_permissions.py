@@ -315,6 +315,8 @@ def test_hg_read_write_create(matrix: Matrix, transport: str) -> None:
             assert "alice may not push to other/hgx" in pushed.stdout + pushed.stderr
     (event,) = _audited(matrix, user="root", repo="other/hgx", proto=f"hg-{transport}")[-1:]
     assert event["outcome"] == "ok" and event["changes"][0]["name"] == "heads"
+    names = [change["name"] for change in event["changes"]]
+    assert len(names) == len(set(names)), names  # each change said once (the phase was said twice)
     team = matrix.fresh(f"hg-{transport}-team")
     matrix.hg("alice", "clone", "-q", _hg_url(matrix, transport, "alice", "team/hgrepo"), str(team))
     _hg_commit(matrix, team, f"team work over {transport}")
