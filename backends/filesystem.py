@@ -68,9 +68,28 @@ class FilesystemBackend:
     """Repositories below ``root``: ``NAME.git`` bare git repos (or ``NAME/.git`` with a working tree),
     ``NAME/.hg`` Mercurial repos."""
 
+    names_through_links = True
+    """Whether a name may lead through a symbolic link inside the root (an alias of a repository).
+    The service turns it off under ``--config`` rules: they are matched on the name asked for, so an
+    alias (``ROOT/pub -> private``) would serve a repository under another name's rules."""
+
     def __init__(self, root: str) -> None:
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
+
+    def _checked_path(self, name: str) -> None:
+        """Refuse a name inside another repository (``g.git/refs/heads/x.lock``: made, it would lock
+        that repository's branch; ``h/sub`` in an hg working copy), and, when ``names_through_links``
+        is off, one that leads through a symbolic link."""
+        segments = name.split("/")
+        for depth in range(1, len(segments)):
+            ancestor = "/".join(segments[:depth])
+            if detect_kind(self._confined(ancestor)) is not None:
+                raise UnsafeName(f"repository name {name!r} lies inside repository {ancestor!r}")
+        if not self.names_through_links and any(
+                os.path.islink(os.path.join(self.root, *segments[:depth])) for depth in range(1, len(segments) + 1)):
+            raise UnsafeName(f"repository name {name!r} leads through a symbolic link; with access rules "
+                             "(--config) a repository is served by its own name only")
 
     def _confined(self, relative: str) -> str:
         """The real path of ``relative`` under the root; UnsafeName if it escapes."""
@@ -87,6 +106,7 @@ class FilesystemBackend:
         name = validate_name(raw)
         existing_dir = None
         for candidate in self._candidates(name):
+            self._checked_path(candidate)
             path = self._confined(candidate)
             kind = detect_kind(path)
             if kind is not None:
@@ -112,6 +132,7 @@ class FilesystemBackend:
         name = validate_name(name)
         if kind is Kind.GIT:
             name = strip_git_suffix(name) + GIT_SUFFIX
+        self._checked_path(name)
         if any(detect_kind(self._confined(c)) for c in self._candidates(name)):
             raise FileExistsError(f"repository {name} already exists")
         path = self._confined(name)

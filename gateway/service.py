@@ -357,6 +357,9 @@ def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) 
     if config.config_file:
         from gateway.policy import PolicyReloader, authorizer_for
 
+        if getattr(config.backend, "names_through_links", False):  # rules follow names: no aliases
+            config.backend.names_through_links = False  # type: ignore[attr-defined]
+
         policy = authorizer_for(config).policy
         assert policy is not None
         PolicyReloader(policy).setServiceParent(svc)

@@ -26,7 +26,7 @@ import signal
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -465,3 +465,18 @@ def test_twistd_refuses_a_broken_config_and_rereads_on_sighup(tmp_path: Path) ->
 
 def _ls_remote_ok(url: str, env: dict[str, str]) -> bool:
     return subprocess.run(["git", "ls-remote", url], env=env, capture_output=True, timeout=60, check=False).returncode == 0
+
+
+def test_with_rules_an_alias_in_root_does_not_get_around_them(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """``private/*`` readable by bob only: a symbolic link in ROOT to it (``pub -> private``) does
+    not serve it under another name's rules."""
+    policy = tmp_path / "alias-policy.toml"
+    policy.write_text('anonymous_read = true\n[[repo]]\npattern = "private/*"\nread = ["bob"]\n')
+    server = make_server("fs", git=[LOOPBACK], config_file=str(policy))
+    subprocess.run(["git", "init", "-q", "--bare", str(server.root / "private" / "p.git")], check=True)
+    os.symlink(server.root / "private", server.root / "pub")
+    refused = client.git("ls-remote", server.git_url("private/p"), check=False)
+    assert refused.returncode != 0 and "needs an authenticated user" in refused.stderr
+    aliased = client.git("ls-remote", server.git_url("pub/p"), check=False)
+    assert aliased.returncode != 0 and "leads through a symbolic link" in aliased.stderr, aliased.stderr

@@ -57,6 +57,44 @@ def test_symlink_inside_root_allowed(tmp_path: Path) -> None:
     assert FilesystemBackend(str(tmp_path)).open("alias").kind is Kind.GIT
 
 
+def test_a_name_inside_another_repository_is_refused(tmp_path: Path) -> None:
+    """Made, ``g.git/refs/heads/main.lock`` would lock that repository's branch for every push, a git
+    repository under ``g.git/refs/heads/`` would be refs of it that no client can fetch; nothing is
+    made or opened inside a repository (a bare one, or an hg working copy)."""
+    backend = FilesystemBackend(str(tmp_path))
+    backend.create("g", Kind.GIT)
+    backend.create("h", Kind.HG)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for name, kind in (("g.git/refs/heads/main.lock", Kind.HG), ("g.git/refs/heads/x", Kind.GIT),
+                       ("g.git/hooks/pre-receive", Kind.HG), ("h/nested", Kind.HG), ("h/sub/deeper", Kind.GIT)):
+        with pytest.raises(UnsafeName, match="lies inside repository"):
+            backend.create(name, kind)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "g.git" / "refs" / "heads" / "planted.git")],
+                   check=True)  # one an operator's tool made: not served either
+    with pytest.raises(UnsafeName, match="lies inside repository 'g.git'"):
+        backend.open("g.git/refs/heads/planted")
+    assert backend.list() == ["g.git", "h"]
+
+
+def test_with_access_rules_a_name_through_a_symbolic_link_is_refused(tmp_path: Path) -> None:
+    """Rules are matched on the name asked for: an alias (``pub -> private``) would serve a
+    repository under another name's rules, so with them (``names_through_links`` off) it is refused."""
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "private" / "p.git")], check=True)
+    os.symlink(tmp_path / "private", tmp_path / "pub")
+    os.symlink(tmp_path / "private" / "p.git", tmp_path / "alias.git")
+    backend = FilesystemBackend(str(tmp_path))
+    assert backend.open("pub/p").kind is Kind.GIT and backend.open("alias").kind is Kind.GIT
+    backend.names_through_links = False
+    for name in ("pub/p", "alias", "alias.git"):
+        with pytest.raises(UnsafeName, match="leads through a symbolic link"):
+            backend.open(name)
+    with pytest.raises(UnsafeName, match="leads through a symbolic link"):
+        backend.create("pub/new", Kind.GIT)
+    assert not (tmp_path / "private" / "new.git").exists()
+    assert backend.open("private/p").kind is Kind.GIT
+
+
 def test_symlinked_object_store_refused(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "a.git")], check=True)
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "b.git")], check=True)
