@@ -70,6 +70,10 @@ DEFAULT_BRANCH = Ref(b"refs/heads/main")
 PREFERRED_BRANCHES = (Ref(b"refs/heads/main"), Ref(b"refs/heads/master"))
 KEEPALIVE_SECONDS = 5
 """git's default ``receive.keepAlive`` and ``uploadpack.keepAlive``."""
+MAX_REF_LEVELS = 256
+"""Levels (``/``) a pushed ref name may have: each is a directory of the loose ref's path, and
+dulwich makes them recursively (2,000 levels were a ``RecursionError``, "internal error" to the
+client); a file system's path limit stops git itself long before."""
 
 
 class SpooledPackSink:
@@ -1210,6 +1214,8 @@ class DulwichGitRepository:
         # as receive-pack: refs/ and then a name of two levels at least (refs/foo is "funny")
         if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref[len(b"refs/"):])):
             return "funny refname"
+        if update.ref.count(b"/") > MAX_REF_LEVELS:
+            return f"refname has more than {MAX_REF_LEVELS} levels"
         branch = update.ref.startswith(HEADS_PREFIX)
         deletion = is_zero_id(update.new)
         if not self.bare and update.ref == head and rules.deny_current_branch == REFUSE:
