@@ -66,6 +66,10 @@ USER_SIGNATURE_ALGORITHMS = (
 )
 """What ``server-sig-algs`` (RFC 8308) names: the signatures a user's key (or certificate, by its
 key's algorithm) may log in with, whatever the host keys are."""
+MALFORMED_BEFORE_LOGIN = (struct.error, TypeError, ValueError, IndexError, KeyError, AttributeError)
+"""What Conch's message parsers raise for a message cut short or sent out of order (a key exchange
+reply before KEXINIT): before login, the connection is closed with a protocol error and one log line
+(each was an "Unhandled Error" traceback: 300 hostile connections wrote 440 KB of log)."""
 STRICT_KEX_CLIENT = b"kex-strict-c-v00@openssh.com"
 STRICT_KEX_SERVER = b"kex-strict-s-v00@openssh.com"
 
@@ -205,7 +209,14 @@ class AlgorithmTransport(transport.SSHServerTransport):
             self._refuse(transport.DISCONNECT_PROTOCOL_ERROR,
                          f"strict KEX violation: unexpected message {messageNum} during the key exchange")
             return
-        super().dispatchMessage(messageNum, payload)
+        if hasattr(self, "avatar"):  # logged in: an error past here is hgwire's to see, traceback and all
+            super().dispatchMessage(messageNum, payload)
+            return
+        try:
+            super().dispatchMessage(messageNum, payload)
+        except MALFORMED_BEFORE_LOGIN as exc:  # Conch's parsers fail on a short or out-of-order message
+            self._refuse(transport.DISCONNECT_PROTOCOL_ERROR,
+                         f"malformed or unexpected message {messageNum} before login ({type(exc).__name__})")
 
     def ssh_NEWKEYS(self, packet: bytes) -> None:
         super().ssh_NEWKEYS(packet)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import subprocess
 import threading
 import time
@@ -464,3 +465,33 @@ def test_generated_host_key_is_reused(tmp_path: Path) -> None:
     first = gateway_ssh.load_host_key(path)
     assert gateway_ssh.load_host_key(path).fingerprint() == first.fingerprint()
     assert first.type() == "Ed25519"
+
+
+def _clear_packet(payload: bytes) -> bytes:
+    """An SSH binary packet before any key exchange: no cipher, no MAC."""
+    padding = 8 - (len(payload) + 5) % 8
+    padding += 8 if padding < 4 else 0
+    return struct.pack(">IB", len(payload) + padding + 1, padding) + payload + b"\0" * padding
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x14" + b"\0" * 10,                   # a KEXINIT cut short
+    b"\x1e\x00\x00",                        # a key exchange message before any KEXINIT
+    b"\x01",                                # a disconnect cut short
+    b"\x04",                                # a debug message cut short
+    b"\x05\x00\x00",                        # a service request cut short
+], ids=["kexinit-short", "kexdh-first", "disconnect-short", "debug-short", "service-short"])
+def test_a_malformed_message_before_login_is_one_log_line_not_a_traceback(setup: SshSetup, payload: bytes) -> None:
+    """Conch's parsers fail on such messages; an "Unhandled Error" traceback for each let anyone
+    who can connect fill the log (300 connections: 440 KB)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", setup.server.port("ssh")), timeout=10) as sock:
+        sock.sendall(b"SSH-2.0-x\r\n")
+        sock.recv(1000)
+        sock.sendall(_clear_packet(payload))
+        while sock.recv(65536):
+            pass
+    tracebacks = [e for e in setup.events if e.get("log_failure") is not None or e.get("isError")]
+    assert not tracebacks, [e.get("log_format") or e.get("log_text") for e in tracebacks]
+    _assert_echo_works(setup)
