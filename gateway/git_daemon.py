@@ -160,11 +160,17 @@ class GitDaemonProtocol(protocol.Protocol):
             "{proto} {service} {repo} from {peer}: {outcome} in {elapsed_ms} ms",
             proto=PROTO,
             service=request.service.value if request else None,
-            repo=request.repo_name if request else None,
+            repo=_loggable(request.repo_name) if request else None,
             peer=_peer(self.transport),
             outcome=self._outcome,
             elapsed_ms=round((time.monotonic() - self._started) * 1000),
         )
+
+
+def _loggable(name: str) -> str:
+    """A requested name as the log may show it: one the name check refused may hold control
+    characters (an escape sequence for the operator's terminal, a newline that forges a log line)."""
+    return name[:300] if name.isprintable() else name[:300].encode("unicode_escape").decode("ascii")
 
 
 def _peer(transport: ITransport | None) -> str:

@@ -104,7 +104,7 @@ class FileLock:
     def acquire(self) -> None:
         """Take the lock, waiting while a live holder has it; StorageError after the timeout."""
         if not self._thread_lock.acquire(timeout=self.timeout):
-            raise StorageError(f"repository is locked ({self.path}); try again later")
+            raise StorageError("the repository is locked by another write in progress; try again later")
         try:
             self._acquire_file()
         except BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,31 @@ def test_bad_repository_names(server: RunningServer, client: Client, path: str, 
     reply = exchange(server, request("git-upload-pack", path))
     assert reply.startswith(reply[:4]) and reply[4:8] == b"ERR ", reply
     assert message.encode() in reply
+    still_serving(server, client)
+
+
+def test_a_name_with_control_characters_is_logged_escaped(server: RunningServer, client: Client) -> None:
+    """An escape sequence or a newline in a refused name must not reach the log as it is (a colour
+    on the operator's terminal, a forged log line)."""
+    from twisted.logger import globalLogPublisher
+
+    seed(server, client)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    def logged() -> list[str]:
+        return [str(e["repo"]) for e in list(events) if e.get("proto") == "git-daemon" and e.get("repo")]
+
+    try:
+        reply = exchange(server, request("git-upload-pack", "/g\x1b[31m.git\n\tforged from 10.0.0.1"))
+        deadline = time.monotonic() + 10
+        while not logged() and time.monotonic() < deadline:  # (logged as the server sees the close)
+            time.sleep(0.05)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert reply[4:8] == b"ERR " and b"control character" in reply, reply
+    logged_names = logged()
+    assert logged_names and all(name.isprintable() for name in logged_names), logged_names
+    assert "\\x1b[31m" in logged_names[-1] and "\\n" in logged_names[-1]
     still_serving(server, client)
 
 
