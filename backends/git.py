@@ -1668,9 +1668,10 @@ push, for the others when it failed)."""
 ATOMIC_TRANSACTION_FAILED = "atomic transaction failed"
 """git's reason for the refs of an atomic push whose ref transaction could not be made (names in
 each other's way, a ref that moved meanwhile)."""
-REF_MOVED = "failed to update ref"
-"""git's receive-pack's reason when a ref is no longer what the push saw (another push moved it); in an
-atomic push every ref then gets ``ATOMIC_TRANSACTION_FAILED``."""
+REF_MOVED = "failed to update ref: another push moved it meanwhile; fetch and push again"
+"""git's receive-pack's reason when a ref is no longer what the push saw (another push moved it), with
+what happened and what to do (git says only "failed to update ref"); in an atomic push every ref then
+gets ``ATOMIC_TRANSACTION_FAILED``."""
 
 
 @dataclass(frozen=True, slots=True)
