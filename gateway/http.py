@@ -750,6 +750,28 @@ class HgwireHTTPChannel(http.HTTPChannel):
     _header_deadline: Any = None
     _partial = False
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """A request line (414) or header line (431) over ``MAX_LENGTH``, answered with why
+        (twisted.web closed the connection without a word)."""
+        if getattr(self, "_HTTPChannel__first_line", False):
+            self._refuse_request(b"414 URI Too Long", f"the request line is longer than {self.MAX_LENGTH} bytes")
+        else:
+            self._refuse_request(b"431 Request Header Fields Too Large",
+                                 f"a header line is longer than {self.MAX_LENGTH} bytes")
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """twisted.web's bare 400, with a body that says what may be wrong."""
+        self._refuse_request(b"400 Bad Request",
+                             "the request is malformed or its headers are over this server's limits "
+                             f"({self.maxHeaders} headers, {self.totalHeadersSize // 1024} KiB in all)")
+
+    def _refuse_request(self, status: bytes, why: str) -> None:
+        body = f"{why}; nothing was done\n".encode()
+        assert self.transport is not None
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                             b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        self.loseConnection()
+
     # A request's line and headers must arrive within ``request_timeout`` (slow-loris):
     # the clock runs from the connection, and again after each answered request.
 

@@ -281,3 +281,24 @@ def test_git_over_https_with_alpn(make_server: Callable[..., RunningServer], cli
     client.git(*trust, "clone", "-q", f"https://127.0.0.1:{port}/tls.git", str(clone))
     assert client.git("rev-parse", "HEAD", cwd=clone).stdout.strip() == head
     client.git("fsck", "--full", cwd=server.repo_path("tls.git"))
+
+
+@pytest.mark.parametrize(("head", "status", "why"), [
+    (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414", b"the request line is longer than"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", b"431", b"a header line is longer"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(600)) + b"\r\n", b"400",
+     b"500 headers"),
+])
+def test_requests_over_the_http_parser_s_limits_are_told_why(web: RunningServer, head: bytes, status: bytes,
+                                                           why: bytes) -> None:
+    """twisted.web closed the connection without a word for a line too long, and gave a bare 400
+    for too many headers."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", web.port("http")), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 " + status + b" ") and why in answer, answer[:300]
+    assert _raw(web, "GET", "/")[0] == 200
