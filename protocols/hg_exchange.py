@@ -421,6 +421,9 @@ def decode_bookmarks(data: bytes) -> list[tuple[bytes, Node | None]]:
         name = data[offset : offset + size]
         if len(name) != size:
             raise ProtocolError("a bookmark name is truncated")
+        if not name or any(byte in name for byte in b"\n\r\0"):  # the bookmarks file's own separators
+            raise ProtocolError(f"bookmark name {name[:80]!r} is empty or holds a newline, carriage return or "
+                                "NUL, which hg cannot store; rename it")
         offset += size
         entries.append((name, None if node == MISSING_BOOKMARK else Node(node)))
     return entries

@@ -516,3 +516,14 @@ def test_a_repository_with_lfs_pointers_sends_only_changegroup_03() -> None:
     for caps in ({b"changegroup": [b"01", b"02"]}, {}):
         with pytest.raises(UnsupportedFeature, match="no common changegroup version"):
             negotiate_changegroup_version(caps, flags=True)
+
+
+@pytest.mark.parametrize("name", [b"a\nb", b"with\rreturn", b"nul\0", b""])
+def test_a_pushed_bookmark_name_hg_cannot_store_is_refused_by_name(name: bytes) -> None:
+    """The bookmarks file separates names by newlines: such a name is refused saying why (it was
+    "remote repository changed while pushing", asking for a retry that could never succeed)."""
+    from protocols.hg_exchange import decode_bookmarks
+
+    with pytest.raises(ProtocolError, match="which hg cannot store"):
+        decode_bookmarks(encode_bookmarks([(b"fine", Node(b"\3" * 20)), (name, Node(b"\4" * 20))]))
+    assert decode_bookmarks(encode_bookmarks([(b"fine/x y", None)])) == [(b"fine/x y", None)]
