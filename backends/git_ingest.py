@@ -1869,16 +1869,7 @@ def _delta_result_id(type_num: int, base: bytes, delta: bytes, new: Callable[[by
         cmd = delta[pos]
         pos += 1
         if cmd & 0x80:
-            offset = length = 0
-            for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
-                if cmd & bit:
-                    offset |= delta[pos] << shift
-                    pos += 1
-            for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
-                if cmd & bit:
-                    length |= delta[pos] << shift
-                    pos += 1
-            length = length or 0x10000
+            offset, length, pos = _copy_operation(delta, pos, cmd)
             if offset + length > base_size or length > left:
                 raise _gone_wild()
             update(base_view[offset:offset + length])
@@ -1894,6 +1885,22 @@ def _delta_result_id(type_num: int, base: bytes, delta: bytes, new: Callable[[by
     if left:
         raise _gone_wild()
     return digest.digest()
+
+
+def _copy_operation(delta: bytes, pos: int, cmd: int) -> tuple[int, int, int]:
+    """A delta's copy operation ``cmd`` (its bytes from ``pos``): its offset in the base, its length
+    (none written is 64 KiB, as git reads it) and where the next operation starts; ``IndexError``
+    when the delta is cut short."""
+    offset = length = 0
+    for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
+        if cmd & bit:
+            offset |= delta[pos] << shift
+            pos += 1
+    for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
+        if cmd & bit:
+            length |= delta[pos] << shift
+            pos += 1
+    return offset, length or 0x10000, pos
 
 
 def _gone_wild() -> ApplyDeltaError:
@@ -1925,7 +1932,7 @@ def _ends_with_result(delta: bytes) -> bool:
     while left > 0 and pos < end:
         cmd = delta[pos]
         pos += 1
-        if cmd & 0x80:
+        if cmd & 0x80:  # (inline: this walk is on every pushed delta; only the length matters)
             pos += (cmd & 1) + (cmd >> 1 & 1) + (cmd >> 2 & 1) + (cmd >> 3 & 1)
             length = 0
             if cmd & 0x10:
@@ -1966,7 +1973,7 @@ def _inserts(delta: bytes, length: int) -> list[tuple[int, int]] | None:
     while pos < end:
         cmd = delta[pos]
         pos += 1
-        if cmd & 0x80:
+        if cmd & 0x80:  # (``_copy_operation`` inline: this walk is on every pushed tree's delta)
             offset = size = 0
             for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
                 if cmd & bit:
