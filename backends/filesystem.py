@@ -78,13 +78,15 @@ class FilesystemBackend:
         self.root = os.path.realpath(root)
 
     def _checked_path(self, name: str) -> None:
-        """Refuse a name inside another repository (``g.git/refs/heads/x.lock``: made, it would lock
-        that repository's branch; ``h/sub`` in an hg working copy), and, when ``names_through_links``
-        is off, one that leads through a symbolic link."""
+        """Refuse a name inside a bare git repository's own files (``g.git/refs/heads/x.lock``: made,
+        it would lock that repository's branch; ``g.git/refs/heads/x.git``, refs no clone can fetch),
+        and, when ``names_through_links`` is off, one that leads through a symbolic link.  A
+        repository in another's working directory is served, as hgweb serves one (``tools/log``
+        inside ``tools``: its files are not the outer repository's)."""
         segments = name.split("/")
         for depth in range(1, len(segments)):
             ancestor = "/".join(segments[:depth])
-            if detect_kind(self._confined(ancestor)) is not None:
+            if _is_git_dir(self._confined(ancestor)):
                 raise UnsafeName(f"repository name {name!r} lies inside repository {ancestor!r}")
         if not self.names_through_links and any(
                 os.path.islink(os.path.join(self.root, *segments[:depth])) for depth in range(1, len(segments) + 1)):

@@ -60,21 +60,23 @@ def test_symlink_inside_root_allowed(tmp_path: Path) -> None:
 def test_a_name_inside_another_repository_is_refused(tmp_path: Path) -> None:
     """Made, ``g.git/refs/heads/main.lock`` would lock that repository's branch for every push, a git
     repository under ``g.git/refs/heads/`` would be refs of it that no client can fetch; nothing is
-    made or opened inside a repository (a bare one, or an hg working copy)."""
+    made or opened inside a bare git repository's files (a repository in an hg working copy is
+    served, as hgweb serves one)."""
     backend = FilesystemBackend(str(tmp_path))
     backend.create("g", Kind.GIT)
     backend.create("h", Kind.HG)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for name, kind in (("g.git/refs/heads/main.lock", Kind.HG), ("g.git/refs/heads/x", Kind.GIT),
-                       ("g.git/hooks/pre-receive", Kind.HG), ("h/nested", Kind.HG), ("h/sub/deeper", Kind.GIT)):
+                       ("g.git/hooks/pre-receive", Kind.HG), ("g.git/objects/x", Kind.HG)):
         with pytest.raises(UnsafeName, match="lies inside repository"):
             backend.create(name, kind)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert backend.create("h/nested", Kind.HG).kind is Kind.HG
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "g.git" / "refs" / "heads" / "planted.git")],
                    check=True)  # one an operator's tool made: not served either
     with pytest.raises(UnsafeName, match="lies inside repository 'g.git'"):
         backend.open("g.git/refs/heads/planted")
-    assert backend.list() == ["g.git", "h"]
+    assert backend.list() == ["g.git", "h"]  # (h/nested: below a repository, as before, not listed)
 
 
 def test_with_access_rules_a_name_through_a_symbolic_link_is_refused(tmp_path: Path) -> None:
