@@ -456,9 +456,26 @@ class AuthorizedKeyChecker:
         key = keys.Key.fromString(ssh_cert.parse(blob).key_blob if ssh_cert.is_certificate(blob) else blob)
         if not key.verify(credentials.signature, credentials.sigData):
             raise UnauthorizedLogin("bad signature")
+        if key.isSecurityKey() and not _user_present(credentials.signature):
+            raise UnauthorizedLogin("security key signature without user presence")
         if restriction is not None:
             return RestrictedLogin(user.encode("utf-8"), restriction)
         return user.encode("utf-8")
+
+
+SK_USER_PRESENT = 0x01
+"""The flag of a security key's signature (OpenSSH ``PROTOCOL.u2f``) that says the key was touched."""
+
+
+def _user_present(signature: bytes) -> bool:
+    """Whether a security key's signature (its type, its signature, then a flags byte and a counter)
+    says the key was touched, as sshd requires unless a key's line says ``no-touch-required`` (an
+    option hgwire does not honour: such lines are skipped)."""
+    try:
+        _, _, trailing = common.getNS(signature, 2)
+    except (struct.error, IndexError, ValueError):
+        return False
+    return bool(trailing) and bool(trailing[0] & SK_USER_PRESENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,8 +592,20 @@ class HgwireConnection(connection.SSHConnection):
         is refused with a reason and a log line (Conch logged each as a critical failure, with its
         traceback)."""
         channel_type, rest = common.getNS(packet)
-        if channel_type == b"session" or len(rest) < 12:
+        if len(rest) < 12:
             super().ssh_CHANNEL_OPEN(packet)
+            return
+        if channel_type == b"session":
+            open_sessions = sum(isinstance(ch, ExecChannel) for ch in self.channels.values())
+            if open_sessions < MAX_SESSIONS_PER_CONNECTION:
+                super().ssh_CHANNEL_OPEN(packet)
+                return
+            log.info("refused an SSH session: {sessions} are open on this connection, the most one may have "
+                     "(OpenSSH then opens another connection)", sessions=open_sessions)
+            self.transport.sendPacket(  # type: ignore[union-attr]
+                connection.MSG_CHANNEL_OPEN_FAILURE,
+                struct.pack(">2L", struct.unpack(">L", rest[:4])[0], connection.OPEN_RESOURCE_SHORTAGE)
+                + common.NS(b"too many sessions on this connection") + common.NS(b""))
             return
         ssh = self.transport
         assert ssh is not None

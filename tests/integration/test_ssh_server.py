@@ -495,3 +495,34 @@ def test_a_malformed_message_before_login_is_one_log_line_not_a_traceback(setup:
     tracebacks = [e for e in setup.events if e.get("log_failure") is not None or e.get("isError")]
     assert not tracebacks, [e.get("log_format") or e.get("log_text") for e in tracebacks]
     _assert_echo_works(setup)
+
+
+def test_sessions_past_the_limit_of_one_connection_are_refused_with_one_line(setup: SshSetup, tmp_path: Path) -> None:
+    """An OpenSSH ControlMaster carries every session of a user's commands: past
+    ``MAX_SESSIONS_PER_CONNECTION`` one is refused (OpenSSH then opens a connection of its own for
+    it, as against sshd's MaxSessions), with one log line (it was a critical failure with its
+    traceback for each)."""
+    control = tmp_path / "cm"
+    master_options = ("-o", "ControlMaster=yes", "-o", f"ControlPath={control}", "-N")
+    master = subprocess.Popen(setup.ssh_argv(options=master_options), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    held: list[subprocess.Popen[bytes]] = []
+    try:
+        deadline = time.monotonic() + 20
+        while not control.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shared = ("-o", "ControlMaster=no", "-o", f"ControlPath={control}")
+        for _ in range(gateway_ssh.MAX_SESSIONS_PER_CONNECTION + 2):
+            session = subprocess.Popen(setup.ssh_argv("git-upload-pack '/team/app.git'", options=shared),
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            assert session.stdout is not None and session.stdout.readline().startswith(b"hello alice")
+            held.append(session)
+    finally:
+        for session in held:
+            session.kill()
+            session.wait()
+        master.kill()
+        master.wait()
+    refused = [e for e in setup.events if "refused an SSH session" in str(e.get("log_format", ""))]
+    assert refused, "the sessions past the limit went to the master and were refused"
+    assert not [e for e in setup.events if e.get("log_failure") is not None], "no traceback logged"
