@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 
-from dulwich.config import ConfigFile
+from dulwich.config import ConfigFile, StackedConfig
 from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
@@ -219,7 +219,11 @@ def default_object_format() -> str:
 
 
 def _init_git(directory: str, object_format: str | None = None) -> None:
-    repo = Repo.init_bare(directory, object_format=None if object_format in (None, "sha1") else object_format)
+    """A new bare repository, its HEAD on ``main``.  No user's config is read (dulwich reads the
+    process's ``$HOME/.gitconfig`` for ``init.defaultBranch`` otherwise: under ``twistd -u``, ``HOME``
+    is still root's, unreadable, and every create failed "Permission denied")."""
+    repo = Repo.init_bare(directory, object_format=None if object_format in (None, "sha1") else object_format,
+                          config=StackedConfig([]), default_branch=DEFAULT_BRANCH.removeprefix(b"refs/heads/"))
     try:
         repo.refs.set_symbolic_ref(HEAD, DEFAULT_BRANCH)
     finally:

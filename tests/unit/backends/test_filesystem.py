@@ -251,3 +251,15 @@ def test_inline_clone_bundles_are_regular_files_under_the_bundle_root_only(tmp_p
     (dot_hg / "bundles").mkdir()
     (dot_hg / "bundles" / "full.hg").write_bytes(b"HG20")
     assert size(b"full.hg") == 4
+
+
+def test_a_repository_is_created_without_reading_the_user_s_git_config(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``twistd -u`` the process's ``HOME`` is still root's, its ``.gitconfig`` unreadable:
+    creating a repository read it (for ``init.defaultBranch``) and failed "Permission denied"."""
+    home = tmp_path / "home"
+    (home / ".gitconfig").mkdir(parents=True)  # unreadable as a file, whoever runs the test
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    repo = FilesystemBackend(str(tmp_path / "root")).create("made", Kind.GIT)
+    assert repo.kind is Kind.GIT and dict(repo.symrefs())[b"HEAD"] == b"refs/heads/main"  # type: ignore[attr-defined]
