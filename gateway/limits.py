@@ -511,13 +511,18 @@ class GuardedProtocol(ProtocolWrapper):
                  kind=self.guard.kind, peer=self.address_key, seconds=self._lifetime)
         self.end(f"the connection was open {self._lifetime} s (the server's connection_timeout); connect again")
 
-    def end(self, why: str) -> None:
+    def end(self, why: str, orderly: bool = False) -> None:
         """Close the connection the limits end: a protocol that can say why (SSH's disconnect message)
         says it and is closed once that is written, or dropped after ``REFUSAL_GRACE`` if its peer
-        does not read; any other is dropped now, unsent data and all."""
+        does not read; any other is dropped now, unsent data and all — or, ``orderly``, closed once
+        what was written to it is sent (the service stopping: an HTTP response handed over whole,
+        its last bytes still on their way to a slow client, must arrive; the grace's end drops it)."""
         goodbye = _own_method(self.wrappedProtocol, "goodbye")
         if goodbye is None or self.transport is None:
-            drop(self.transport)
+            if orderly and self.transport is not None:
+                self.transport.loseConnection()
+            else:
+                drop(self.transport)
             return
         goodbye(why)
         self._closing = self.guard.clock.callLater(REFUSAL_GRACE, drop, self.transport)
@@ -726,7 +731,7 @@ class GuardedFactory(WrappingFactory):
         connection gets to finish it); the number of connections still open."""
         for p in list(self.protocols):
             if p.between_requests() and p.quiet_for() >= quiet and p.transport is not None:
-                p.end("the server is stopping; connect again in a moment")
+                p.end("the server is stopping; connect again in a moment", orderly=True)
         return len(self.protocols)
 
     def close_all(self) -> None:

@@ -7,9 +7,11 @@ takes a ``ServiceConfig`` and is the Python API for embedding and tests.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -252,6 +254,8 @@ class HgwireService(service.MultiService):
         super().startService()
         if _exit_status_set:  # a listener could not listen: the lines above say why, and it stops
             return
+        if self.stop_reactor_on_failure and not self.config.config_file:
+            _ignore_sighup(reactor)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
 
@@ -340,7 +344,7 @@ def raise_descriptor_limit(reactor: object, limits: Any = None) -> int | None:
     try:
         limits.setrlimit(limits.RLIMIT_NOFILE, (target, hard))
     except (ValueError, OSError) as exc:
-        log.warn("the limit on open descriptors stays at {soft} ({why}); raise it for the service "
+        log.warning("the limit on open descriptors stays at {soft} ({why}); raise it for the service "
                  "(ulimit -n, systemd's LimitNOFILE) if many clients connect at once", soft=soft, why=exc)
         return None
     log.info("raised the limit on open descriptors from {soft} to {limit}", soft=soft, limit=target)
@@ -419,6 +423,16 @@ def _listen_advice(exc: BaseException, unix: bool = False) -> str:
 
 
 _exit_status_set: list[bool] = []
+
+
+def _ignore_sighup(reactor: Any) -> None:
+    """Without ``--config`` there is nothing to read again: a SIGHUP (an operator's habit, a unit's
+    ``ExecReload=``) is logged, not left to its default, which ended the process at once."""
+    def on_sighup(signum: int, frame: Any) -> None:
+        reactor.callFromThread(log.info, "SIGHUP: there is no --config file to read again; hgwire goes on serving")
+
+    with contextlib.suppress(ValueError):  # (not the main thread: embedded)
+        signal.signal(signal.SIGHUP, on_sighup)
 
 
 def _stop_once(reactor: Any) -> None:

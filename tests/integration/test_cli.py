@@ -241,3 +241,21 @@ def test_the_limit_on_open_descriptors_is_raised_at_the_start(tmp_path: Path) ->
         assert int(row.split()[3]) == expected, row
     finally:
         stop_twistd(proc)
+
+
+def test_a_sighup_without_a_config_file_is_logged_not_fatal(tmp_path: Path) -> None:
+    """An operator's habitual ``kill -HUP`` (a unit's ``ExecReload=``) ended the process at once when
+    there was no ``--config`` file to read again."""
+    port = _free_port()
+    proc, _url = start_twistd(["--root", str(tmp_path / "repos"), "--git", f"tcp:{port}:interface=127.0.0.1"],
+                              tmp_path)
+    try:
+        read_log(proc, r"hgwire serves repositories")
+        proc.send_signal(signal.SIGHUP)
+        said = read_log(proc, r"SIGHUP: there is no --config file", seconds=15)
+        assert "SIGHUP: there is no --config file to read again" in said[-1], said
+        assert proc.poll() is None, "still serving"
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
+    finally:
+        stop_twistd(proc)

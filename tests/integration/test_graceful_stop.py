@@ -11,6 +11,7 @@ when the signal comes, so the timing does not depend on the machine's speed.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import signal
 import subprocess
@@ -254,3 +255,75 @@ def test_an_hg_push_whose_client_stalls_past_the_grace_ends_and_the_server_stops
         stalled.communicate()
     _run([HG, "-R", str(repo), "verify", "-q"], env)
     assert _run([HG, "-R", str(repo), "log", "-T", "{desc}"], env).stdout == ""
+
+
+def _slow_relay(target: int, rate: int) -> tuple[int, Callable[[], None]]:
+    """A relay to ``target`` on a port of its own that passes what the server sends ``rate`` bytes a
+    second (what a slow client's link does); its port and how to close it."""
+    import socket
+    import threading
+
+    listener = socket.create_server((LOOPBACK, 0))
+    closing: list[socket.socket] = [listener]
+
+    def pump(source: socket.socket, sink: socket.socket, limit: int | None) -> None:
+        try:
+            while data := source.recv(16384):
+                sink.sendall(data)
+                if limit:
+                    time.sleep(len(data) / limit)
+        except OSError:
+            pass
+        finally:
+            for end in (sink, source):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((LOOPBACK, target))
+            closing.extend([client, upstream])
+            threading.Thread(target=pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client, rate), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def close() -> None:
+        for sock in closing:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    return listener.getsockname()[1], close
+
+
+def test_a_slow_http_clone_in_progress_completes_after_sigterm(
+        make: Callable[[float], StoppingServer], tmp_path: Path) -> None:
+    """The response is handed over whole while a slow client's link still carries it: the
+    connection is then between requests, and the stop closes it once those bytes are sent (it was
+    dropped with them: "fetch-pack: unexpected disconnect while reading sideband packet")."""
+    import os
+
+    server: StoppingServer = make(30)
+    env = _env(tmp_path, server)
+    work = tmp_path / "big-src"
+    _run(["git", "init", "-q", "-b", "main", str(work)], env)
+    (work / "big.bin").write_bytes(os.urandom(8 << 20))
+    _run(["git", "add", "big.bin"], env, cwd=work)
+    _run(["git", "commit", "-qm", "big"], env, cwd=work)
+    _run(["git", "clone", "-q", "--bare", str(work), str(server.root / "proj.git")], env)
+    port, close = _slow_relay(server.ports["http"], 2 << 20)
+    try:
+        clone = subprocess.Popen(["git", "clone", "-q", f"http://{LOOPBACK}:{port}/proj.git", str(tmp_path / "c")],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)  # the pack is made and handed over; the relay passes it at 2 MiB/s
+        status, _took, log = server.terminate_and_wait(40)
+        _out, err = clone.communicate(timeout=60)
+    finally:
+        close()
+    assert clone.returncode == 0, err
+    assert status in STOPPED, log
+    _run(["git", "fsck", "--full"], env, cwd=tmp_path / "c")
