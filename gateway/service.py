@@ -344,7 +344,7 @@ def raise_descriptor_limit(reactor: object, limits: Any = None) -> int | None:
     try:
         limits.setrlimit(limits.RLIMIT_NOFILE, (target, hard))
     except (ValueError, OSError) as exc:
-        log.warning("the limit on open descriptors stays at {soft} ({why}); raise it for the service "
+        log.warn("the limit on open descriptors stays at {soft} ({why}); raise it for the service "
                  "(ulimit -n, systemd's LimitNOFILE) if many clients connect at once", soft=soft, why=exc)
         return None
     log.info("raised the limit on open descriptors from {soft} to {limit}", soft=soft, limit=target)
