@@ -331,6 +331,8 @@ class HgHttpCommand:
         self._producer = IteratorProducer(stream, self)
         outcome = {"joined": "ok, from a running identical clone", "kept": "ok, from a kept identical clone"}.get(
             self.shared, "ok")
+        if isinstance(response, StreamResponse) and response.refused is not None:  # a push refused in its reply
+            outcome = f"refused: {response.refused[:300]}"
         self._producer.start().addCallbacks(lambda _: self._sent(outcome), self._stream_failed)
 
     def _sent(self, outcome: str) -> None:

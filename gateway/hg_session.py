@@ -37,7 +37,7 @@ from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands
 from protocols.errors import HgwireError, NotARepository, ProtocolError, RepositoryNotFound
 from protocols.hg_commands import CommandContext, Permission, Transport
-from protocols.hg_responses import OobError, Response, StreamResponse
+from protocols.hg_responses import OobError, PushError, Response, StreamResponse
 from protocols.hg_ssh import (
     SSH_CAPS,
     CommandRequest,
@@ -293,7 +293,7 @@ class HgServeSession(PumpedSession):
         if self._push_response is None or not self._push_ended:
             return
         response, self._push_response, self._push = self._push_response, None, None
-        self.outcome = "pushed"
+        self.outcome = push_outcome(response)
         self._reply(response)
 
     # -- the end -------------------------------------------------------------------------
@@ -346,3 +346,15 @@ SESSIONS: dict[str, Callable[[SessionContext, Channel], Session]] = {
 def make_hg_session(kind: str, ctx: SessionContext, channel: Channel) -> Session:
     """The session for an ``hg`` exec route (``protocols.ssh_exec.RouteKind``)."""
     return SESSIONS[kind](ctx, channel)
+
+
+def push_outcome(response: Response) -> str:
+    """What the log says of an answered push: "pushed", or "refused: why" (the client was told so in
+    its reply; the session's log said "pushed" whatever the reply said)."""
+    if isinstance(response, StreamResponse) and response.refused is not None:
+        return f"refused: {response.refused[:300]}"
+    if isinstance(response, PushError):
+        return f"refused: {response.message.decode('utf-8', 'replace')[:300]}"
+    if isinstance(response, OobError):
+        return f"refused: {response.message.decode('utf-8', 'replace')[:300]}"
+    return "pushed"

@@ -874,7 +874,7 @@ def _unbundle2(
     try:
         tx = repo.transaction(cg_limits.max_text)
     except HgwireError as exc:  # locked too long, or a disk that takes no write: nothing read yet
-        return StreamResponse(b2.write_bundle2([error_part(exc, {})]))
+        return StreamResponse(b2.write_bundle2([error_part(exc, {})]), refused=str(exc))
     hookargs = getattr(tx, "hookargs", None)  # optional: a transaction that runs the repository's hooks
     if hookargs is not None:
         hookargs["bundle2"] = "1"  # as hg's bundle2.applybundle tells every hook of the push
@@ -892,8 +892,8 @@ def _unbundle2(
         said = _refused_output(tx, op.report)
         if capture_output and said:
             parts = [b2.OutPart(b2.PART_OUTPUT, payload=[said], mandatory=False), error_part(exc, op.reply_caps)]
-            return StreamResponse(b2.write_bundle2(parts))
-        return StreamResponse(b2.write_bundle2([error_part(exc, op.reply_caps)]), output=said)
+            return StreamResponse(b2.write_bundle2(parts), refused=str(exc))
+        return StreamResponse(b2.write_bundle2([error_part(exc, op.reply_caps)]), output=said, refused=str(exc))
     except BaseException:
         tx.abort()
         raise

@@ -50,6 +50,8 @@ class StreamResponse:
     """A getbundle answer that SSH may compress inside its bundle2 (``hg_ssh.compressed_bundle2``)."""
     outgoing: Outgoing | None = None
     """A getbundle answer's changesets, when it sends any (the same for every request that shares it)."""
+    refused: str | None = None
+    """A bundle2 push reply that refuses the push (its ``error:abort`` part): why, for the server's log."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,8 +104,17 @@ def test_a_refusing_prechangegroup_hook_refuses_the_push(make_server: Any, clien
     peer, url, server = _served(kind, make_server, client, ssh_keys, htpasswd)
     repo = _repo_with_hooks(client, server, 'prechangegroup.friday = echo "no pushes on Fridays"; exit 1\n')
     work, _ = _work(client, tmp_path, 1)
-    refused = peer.hg("push", "-R", str(work), url("hooked"), check=False)
+    logged: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        refused = peer.hg("push", "-R", str(work), url("hooked"), check=False)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
     assert refused.returncode != 0
+    if kind == "http":  # (over SSH the session's line comes when the connection ends, after the client)
+        answers = [str(e["outcome"]) for e in logged if e.get("repo") == "hooked"
+                   and e.get("log_namespace") == "gateway.hg_http" and e.get("command") == "unbundle"]
+        assert answers and answers[-1].startswith("refused: ") and "prechangegroup.friday" in answers[-1], answers
     assert "remote: no pushes on Fridays" in refused.stdout + refused.stderr, refused
     # hg shows a remote abort as "remote: <why>" and "abort: push failed on remote", whatever the server
     assert "remote: prechangegroup.friday hook exited with status 1" in refused.stderr, refused
