@@ -505,13 +505,6 @@ class HgwireAvatar(conch_avatar.ConchUser):
         self.front = front
         self.channelLookup[b"session"] = ExecChannel
 
-    def lookupChannel(self, channelType: bytes, windowSize: int, maxPacket: int, data: bytes) -> Any:
-        conn = self.conn
-        open_sessions = sum(isinstance(ch, ExecChannel) for ch in conn.channels.values())
-        if open_sessions >= MAX_SESSIONS_PER_CONNECTION:
-            raise ConchError(connection.OPEN_RESOURCE_SHORTAGE, "too many sessions")
-        return super().lookupChannel(channelType, windowSize, maxPacket, data)
-
     def gotGlobalRequest(self, requestType: bytes, data: bytes) -> int:
         return 0  # tcpip-forward and friends: refused
 
@@ -588,34 +581,35 @@ class HgwireConnection(connection.SSHConnection):
     _log = _conch_log
 
     def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
-        """Only session channels are served: another kind (the ``direct-tcpip`` of ``ssh -L``/``-W``)
-        is refused with a reason and a log line (Conch logged each as a critical failure, with its
-        traceback)."""
+        """A channel this connection may not open is refused with a reason and one log line (Conch
+        logged each refusal as a critical failure, with its traceback)."""
         channel_type, rest = common.getNS(packet)
-        if len(rest) < 12:
+        refusal = self._refusal(channel_type) if len(rest) >= 12 else None
+        if refusal is None:
             super().ssh_CHANNEL_OPEN(packet)
             return
-        if channel_type == b"session":
-            open_sessions = sum(isinstance(ch, ExecChannel) for ch in self.channels.values())
-            if open_sessions < MAX_SESSIONS_PER_CONNECTION:
-                super().ssh_CHANNEL_OPEN(packet)
-                return
-            log.info("refused an SSH session: {sessions} are open on this connection, the most one may have "
-                     "(OpenSSH then opens another connection)", sessions=open_sessions)
-            self.transport.sendPacket(  # type: ignore[union-attr]
-                connection.MSG_CHANNEL_OPEN_FAILURE,
-                struct.pack(">2L", struct.unpack(">L", rest[:4])[0], connection.OPEN_RESOURCE_SHORTAGE)
-                + common.NS(b"too many sessions on this connection") + common.NS(b""))
-            return
-        ssh = self.transport
-        assert ssh is not None
-        log.info("refused an SSH channel of type {channel_type} from {peer}: only sessions are served",
-                 channel_type=channel_type[:40].decode("ascii", "replace"),
-                 peer=ssh._peer_host() if isinstance(ssh, HgwireServerTransport) else "?")
-        ssh.sendPacket(
+        reason, description = refusal
+        self.transport.sendPacket(  # type: ignore[union-attr]
             connection.MSG_CHANNEL_OPEN_FAILURE,
-            struct.pack(">2L", struct.unpack(">L", rest[:4])[0], connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
-            + common.NS(b"hgwire serves git and hg sessions only; forwarding is refused") + common.NS(b""))
+            struct.pack(">2L", struct.unpack(">L", rest[:4])[0], reason) + common.NS(description) + common.NS(b""))
+
+    def _refusal(self, channel_type: bytes) -> tuple[int, bytes] | None:
+        """Why a channel of ``channel_type`` is not opened (logged), or None: only sessions are served
+        (not the ``direct-tcpip`` of ``ssh -L``/``-W``), at most ``MAX_SESSIONS_PER_CONNECTION`` at
+        once (an OpenSSH ControlMaster then opens a connection of its own, as with sshd's MaxSessions)."""
+        if channel_type != b"session":
+            ssh = self.transport
+            log.info("refused an SSH channel of type {channel_type} from {peer}: only sessions are served",
+                     channel_type=channel_type[:40].decode("ascii", "replace"),
+                     peer=ssh._peer_host() if isinstance(ssh, HgwireServerTransport) else "?")
+            return (connection.OPEN_ADMINISTRATIVELY_PROHIBITED,
+                    b"hgwire serves git and hg sessions only; forwarding is refused")
+        open_sessions = sum(isinstance(ch, ExecChannel) for ch in self.channels.values())
+        if open_sessions < MAX_SESSIONS_PER_CONNECTION:
+            return None
+        log.info("refused an SSH session: {sessions} are open on this connection, the most one may have "
+                 "(OpenSSH then opens another connection)", sessions=open_sessions)
+        return connection.OPEN_RESOURCE_SHORTAGE, b"too many sessions on this connection"
 
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:
         local_channel, length = struct.unpack(">2L", packet[:8])
