@@ -77,10 +77,11 @@ class FilesystemBackend:
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
 
-    def _checked_path(self, name: str) -> None:
+    def _checked_ancestors(self, name: str) -> None:
         """Refuse a name inside a bare git repository's own files (``g.git/refs/heads/x.lock``: made,
         it would lock that repository's branch; ``g.git/refs/heads/x.git``, refs no clone can fetch),
-        and, when ``names_through_links`` is off, one that leads through a symbolic link.  A
+        and, when ``names_through_links`` is off, one whose directories lead through a symbolic link
+        (``_checked_leaf`` looks at the last segment, which differs between a name's candidates).  A
         repository in another's working directory is served, as hgweb serves one (``tools/log``
         inside ``tools``: its files are not the outer repository's)."""
         segments = name.split("/")
@@ -89,9 +90,12 @@ class FilesystemBackend:
             if _is_git_dir(self._confined(ancestor)):
                 raise UnsafeName(f"repository name {name!r} lies inside repository {ancestor!r}")
         if not self.names_through_links and any(
-                os.path.islink(os.path.join(self.root, *segments[:depth])) for depth in range(1, len(segments) + 1)):
-            raise UnsafeName(f"repository name {name!r} leads through a symbolic link; with access rules "
-                             "(--config) a repository is served by its own name only")
+                os.path.islink(os.path.join(self.root, *segments[:depth])) for depth in range(1, len(segments))):
+            raise _through_link(name)
+
+    def _checked_leaf(self, candidate: str) -> None:
+        if not self.names_through_links and os.path.islink(os.path.join(self.root, candidate)):
+            raise _through_link(candidate)
 
     def _confined(self, relative: str) -> str:
         """The real path of ``relative`` under the root; UnsafeName if it escapes."""
@@ -107,8 +111,9 @@ class FilesystemBackend:
     def _locate(self, raw: str) -> tuple[str, str, Kind]:
         name = validate_name(raw)
         existing_dir = None
+        self._checked_ancestors(name)  # (a name's candidates differ in their last segment only)
         for candidate in self._candidates(name):
-            self._checked_path(candidate)
+            self._checked_leaf(candidate)
             path = self._confined(candidate)
             kind = detect_kind(path)
             if kind is not None:
@@ -134,7 +139,8 @@ class FilesystemBackend:
         name = validate_name(name)
         if kind is Kind.GIT:
             name = strip_git_suffix(name) + GIT_SUFFIX
-        self._checked_path(name)
+        self._checked_ancestors(name)
+        self._checked_leaf(name)
         if any(detect_kind(self._confined(c)) for c in self._candidates(name)):
             raise FileExistsError(f"repository {name} already exists")
         path = self._confined(name)
@@ -216,6 +222,11 @@ def default_object_format() -> str:
         raise StorageError(f"GIT_DEFAULT_HASH in the server's environment names an object format git does not know "
                            f"({name[:20]!r}); set it to sha1 or sha256")
     return name
+
+
+def _through_link(name: str) -> UnsafeName:
+    return UnsafeName(f"repository name {name!r} leads through a symbolic link; with access rules "
+                      "(--config) a repository is served by its own name only")
 
 
 def _init_git(directory: str, object_format: str | None = None) -> None:
