@@ -54,7 +54,6 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer, interfaces, protocol
-from twisted.internet.address import UNIXAddress
 from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -69,6 +68,7 @@ from gateway.limits import (
     DEFAULT_LIMITS,
     NO_PROXIES,
     RateLimited,
+    address_key,
     count_request,
     limits_for,
     tcp_address,
@@ -79,7 +79,7 @@ from gateway.live_body import LiveBody
 from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
-from protocols.forwarded import UNIX_PEER, Trusted, forwarded_client, forwarded_https
+from protocols.forwarded import Trusted, forwarded_client, forwarded_https
 
 log = Logger()
 
@@ -563,11 +563,6 @@ class RootResource(resource.Resource):
         return server.NOT_DONE_YET
 
 
-def _peer_host(peer: IAddress) -> str:
-    """The peer as ``[http] trusted_proxies`` names it: its IP address, ``unix`` on a ``unix:`` listener."""
-    return UNIX_PEER if isinstance(peer, UNIXAddress) else str(getattr(peer, "host", ""))
-
-
 class BoundedRequest(server.Request):
     """A request whose body may not exceed ``MAX_REQUEST_BODY`` (413 and close, unread).
 
@@ -584,7 +579,7 @@ class BoundedRequest(server.Request):
     def getClientAddress(self) -> IAddress:
         if self._client is None:
             peer: IAddress = super().getClientAddress()
-            host = _peer_host(peer)
+            host = address_key(peer)
             trusted = self._trusted()
             client = forwarded_client(host, self.requestHeaders.getRawHeaders(trusted.client_header, []), trusted)
             if client is None:
@@ -597,7 +592,7 @@ class BoundedRequest(server.Request):
             return True
         peer = super().getClientAddress()
         trusted = self._trusted()
-        return forwarded_https(_peer_host(peer),
+        return forwarded_https(address_key(peer),
                                self.requestHeaders.getRawHeaders(trusted.proto_header, []), trusted)
 
     def _trusted(self) -> Trusted:

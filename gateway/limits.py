@@ -338,7 +338,9 @@ def drop(transport: Any) -> None:
         transport.loseConnection()
 
 
-def _address_key(address: IAddress | None) -> str:
+def address_key(address: IAddress | None) -> str:
+    """A peer as the limits count it and ``[http] trusted_proxies`` names it: its IP address,
+    ``unix`` on a ``unix:`` listener."""
     if isinstance(address, UNIXAddress):
         return UNIX_PEER  # (``[http] trusted_proxies = ["unix"]`` names it so)
     host = getattr(address, "host", None)
@@ -571,7 +573,7 @@ class ProxiedProtocol(GuardedProtocol):
             read = self._reader.feed(data)
         except ProxyHeaderError as exc:
             self._reader = None
-            proxy = _address_key(self.transport.getPeer() if self.transport is not None else None)
+            proxy = address_key(self.transport.getPeer() if self.transport is not None else None)
             log.warn("{kind} connection from {peer} refused: {error}",  # noqa: G010 - twisted.logger
                      kind=self.guard.kind, peer=proxy, error=str(exc))
             self._refuse_now(self.guard.refusal(NOT_FROM_A_PROXY))
@@ -590,7 +592,7 @@ class ProxiedProtocol(GuardedProtocol):
         guard = self.guard
         limits = guard.limits()
         peer = self.getPeer()
-        key = _address_key(peer)
+        key = address_key(peer)
         reason = guard.per_address_refusal(key, limits)
         guard.rekey(self, key)
         if reason is not None:
@@ -615,7 +617,7 @@ class ProxiedProtocol(GuardedProtocol):
             return
         self._deadline = None
         log.info("{kind} connection from {peer} sent no PROXY header in {seconds} s: closed",
-                 kind=self.guard.kind, peer=_address_key(super().getPeer()), seconds=self._lifetime)
+                 kind=self.guard.kind, peer=address_key(super().getPeer()), seconds=self._lifetime)
         drop(self.transport)
 
     def readConnectionLost(self) -> None:
@@ -679,7 +681,7 @@ class GuardedFactory(WrappingFactory):
 
     def buildProtocol(self, addr: IAddress | None) -> ProtocolWrapper:
         limits = self.limits()
-        key = _address_key(addr)
+        key = address_key(addr)
         reason = None
         if len(self.protocols) >= limits.max_connections:
             reason = f"the server has {len(self.protocols)} open connections, its limit; try again later"
