@@ -44,7 +44,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext
 from gateway.errors import storage_fault
 from gateway.hg_hooks import PullHooks, pull_hooks_of
-from gateway.hg_session import PERMISSION_ACCESS, close_stream
+from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.live_body import BodyAborted, LiveBody, announced_length
@@ -332,7 +332,7 @@ class HgHttpCommand:
         outcome = {"joined": "ok, from a running identical clone", "kept": "ok, from a kept identical clone"}.get(
             self.shared, "ok")
         if isinstance(response, StreamResponse) and response.refused is not None:  # a push refused in its reply
-            outcome = f"refused: {response.refused[:300]}"
+            outcome = push_outcome(response)
         self._producer.start().addCallbacks(lambda _: self._sent(outcome), self._stream_failed)
 
     def _sent(self, outcome: str) -> None:
