@@ -1846,9 +1846,11 @@ def delta_result_id(type_num: int, base: bytes, delta: bytes,
         raise ApplyDeltaError("delta is cut short") from None
 
 
-def _delta_result_id(type_num: int, base: bytes, delta: bytes, new: Callable[[bytes], hashlib._Hash]) -> bytes:
+def _delta_head(delta: bytes) -> tuple[int, int, int]:
+    """A delta's base size, its result's size (two varints) and where its operations begin;
+    ``IndexError`` when it is cut short."""
     pos, sizes = 0, []
-    for _ in range(2):  # the base's size, the result's: varints
+    for _ in range(2):
         value = shift = 0
         while True:
             byte = delta[pos]
@@ -1858,7 +1860,11 @@ def _delta_result_id(type_num: int, base: bytes, delta: bytes, new: Callable[[by
             if not byte & 0x80:
                 break
         sizes.append(value)
-    base_size, size = sizes
+    return sizes[0], sizes[1], pos
+
+
+def _delta_result_id(type_num: int, base: bytes, delta: bytes, new: Callable[[bytes], hashlib._Hash]) -> bytes:
+    base_size, size, pos = _delta_head(delta)
     if base_size != len(base):
         raise ApplyDeltaError(f"Unexpected source buffer size: {base_size} vs {len(base)}")
     digest = object_hash(type_num, size, new)
@@ -1921,14 +1927,8 @@ def _applied(base: bytes, delta: bytes) -> bytes:
 def _ends_with_result(delta: bytes) -> bool:
     """Whether a delta ``apply_delta`` took ends with the operation that completes its result (the
     walk counts lengths only: ``apply_delta`` checked each operation up to there)."""
-    sizes = delta_sizes(delta[:DELTA_HEAD_MAX])
-    assert sizes is not None
-    pos = 0
-    for _ in range(2):
-        while delta[pos] & 0x80:
-            pos += 1
-        pos += 1
-    left, end = sizes[1], len(delta)
+    _base_size, left, pos = _delta_head(delta)
+    end = len(delta)
     while left > 0 and pos < end:
         cmd = delta[pos]
         pos += 1
@@ -1962,11 +1962,7 @@ def _in_place_inserts(delta: bytes, length: int) -> list[tuple[int, int]] | None
 
 
 def _inserts(delta: bytes, length: int) -> list[tuple[int, int]] | None:
-    pos = 0
-    for _ in range(2):  # the base's size, the result's: varints
-        while delta[pos] & 0x80:
-            pos += 1
-        pos += 1
+    pos = _delta_head(delta)[2]
     out = 0
     inserts: list[tuple[int, int]] = []
     end = len(delta)
