@@ -50,7 +50,8 @@ def _objects(server: RunningServer) -> Path:
 
 
 def _files(server: RunningServer) -> list[Path]:
-    return sorted(p for p in _objects(server).rglob("*") if p.is_file()) if _objects(server).exists() else []
+    """The files under the LFS store; os.walk passes over a directory the server removes as it is walked."""
+    return sorted(Path(top, name) for top, _, names in os.walk(_objects(server)) for name in names)
 
 
 def _put_head(server: RunningServer, oid: str, length: int, auth: bool = True) -> bytes:
