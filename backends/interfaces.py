@@ -92,11 +92,13 @@ class RefUpdate:
 @dataclass(frozen=True, slots=True)
 class RefResult:
     """Outcome of one ref update: ``reason`` is None for ``ok``, else the ``ng`` text.  ``reports``:
-    where a ``proc-receive`` hook put an accepted command (report-status-v2 tells the client)."""
+    where a ``proc-receive`` hook put an accepted command (report-status-v2 tells the client).
+    ``target``: for a symbolic ref, the ref its update moved (the gateway sets it, for the log)."""
 
     ref: bytes
     reason: str | None = None
     reports: tuple[RefReport, ...] = ()
+    target: bytes | None = None
 
 
 MISSING_OBJECTS = "missing necessary objects"

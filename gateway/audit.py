@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from backends.interfaces import RefResult, RefUpdate
 from gateway.channel import SessionContext
+from protocols import git_receive
 
 AUDIT_NAMESPACE = "hgwire.audit"
 log = Logger(namespace=AUDIT_NAMESPACE)
@@ -56,12 +57,17 @@ def record(ctx: SessionContext, action: str, changes: Sequence[Change], outcome:
 def git_push(ctx: SessionContext, updates: Sequence[RefUpdate], results: Sequence[RefResult],
              unpack_error: str | None) -> None:
     """The event of a git receive-pack: every ref command with its ``ok``/``ng`` result."""
-    reasons = {r.ref: r.reason for r in results}
-    changes = [Change(u.ref.decode("utf-8", "replace"), u.old.decode("ascii"), u.new.decode("ascii"),
-                      reasons.get(u.ref) or OK) for u in updates]
+    changes = [Change(_ref_name(u, r), u.old.decode("ascii"), u.new.decode("ascii"), r.reason or OK)
+               for u, r in zip(updates, results, strict=True)]
     refused = sum(c.result != OK for c in changes)
     outcome = f"unpack failed: {unpack_error}" if unpack_error else ("ok" if not refused else f"{refused} refused")
     record(ctx, "push", changes, outcome)
+
+
+def _ref_name(update: RefUpdate, result: RefResult) -> str:
+    """The ref as the log names it: a symbolic ref with the ref its update moved."""
+    name = git_receive.printable(update.ref)
+    return f"{name} -> {git_receive.printable(result.target)}" if result.target is not None else name
 
 
 def created(ctx: SessionContext, kind: str) -> None:

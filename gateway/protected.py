@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
 from dulwich.object_store import BaseObjectStore
@@ -67,6 +67,7 @@ from gateway import audit, hg_hooks
 from gateway.auth import Authorizer
 from gateway.channel import SessionContext
 from gateway.policy import Protection, Protections, first_match
+from protocols import git_receive
 from protocols import hg_obsmarkers as obs
 from protocols.errors import PermissionDenied, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
@@ -98,23 +99,26 @@ def ref_refusal(protection: Protection, store: BaseObjectStore, update: RefUpdat
     return None
 
 
-def ref_refusals(protections: Protections | None, store: BaseObjectStore,
-                 updates: Sequence[RefUpdate]) -> dict[bytes, str]:
-    """The refused updates (ref → reason) under the repository's protected refs."""
-    refused: dict[bytes, str] = {}
-    for update in updates if protections else ():
-        assert protections is not None
-        protection = first_match(protections.refs, update.ref.decode("utf-8", "replace"))
-        reason = ref_refusal(protection, store, update) if protection is not None else None
+def _protection_refusal(protections: Protections | None, store: BaseObjectStore, update: RefUpdate,
+                        target: bytes | None) -> str | None:
+    """Why the repository's protected refs refuse ``update`` (and, through a symbolic ref, the
+    same update of its ``target``), or None."""
+    if not protections:
+        return None
+    for ref in (update.ref, target) if target is not None else (update.ref,):
+        protection = first_match(protections.refs, ref.decode("utf-8", "replace"))
+        reason = ref_refusal(protection, store, replace(update, ref=ref)) if protection is not None else None
         if reason is not None:
-            refused[update.ref] = reason
-    return refused
+            return reason
+    return None
 
 
 def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
                 protections: Protections | None, hooks: ReceiveHooks | None = None) -> list[RefResult]:
-    """``repo.update_refs`` after the protections: refused refs get ``ng``, the rest go to the backend
-    (with the receive ``hooks``, which only a backend with ``hook_location`` is given)."""
+    """``repo.update_refs`` after the push's commands are screened (``git_receive.screen_commands``:
+    names, a ref named twice, symbolic refs) and the protections checked: refused refs get ``ng``, the
+    rest go to the backend (with the receive ``hooks``, which only a backend with ``hook_location`` is
+    given), each ref once, a symbolic ref's update as its target's (the backend sees no symbolic ref)."""
     def backend_update(allowed: Sequence[RefUpdate]) -> Sequence[RefResult]:
         try:
             if hooks is None:
@@ -127,14 +131,25 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
             if failures:
                 failures.clear()
 
-    refused = ref_refusals(protections, repo.object_store, updates)
-    if not refused:
-        return list(backend_update(updates))
-    allowed = [] if atomic else [u for u in updates if u.ref not in refused]
-    done = {r.ref: r for r in backend_update(allowed)}  # also with none: the push's objects then go
-    if atomic:
-        return [RefResult(u.ref, refused.get(u.ref, ATOMIC_FAILURE)) for u in updates]
-    return [RefResult(u.ref, refused[u.ref]) if u.ref in refused else done[u.ref] for u in updates]
+    screened = git_receive.screen_commands(updates, repo.symrefs() if updates else {})
+    reasons = [s.reason or _protection_refusal(protections, repo.object_store, u, s.target)
+               for u, s in zip(updates, screened, strict=True)]
+    if atomic and any(reasons):
+        backend_update([])  # also with none: the push's objects then go
+        return [RefResult(u.ref, reason or ATOMIC_FAILURE, target=s.target)
+                for u, s, reason in zip(updates, screened, reasons, strict=True)]
+    done = {r.ref: r for r in backend_update([replace(u, ref=s.target) if s.target is not None else u
+                                               for u, s, reason in zip(updates, screened, reasons, strict=True)
+                                               if reason is None and not s.skipped])}
+    results = []
+    for u, s, reason in zip(updates, screened, reasons, strict=True):
+        if reason is not None:
+            results.append(RefResult(u.ref, reason, target=s.target))
+        elif s.target is not None:  # made as its target (by the target's own command when skipped)
+            results.append(replace(done[s.target], ref=u.ref, target=s.target))
+        else:
+            results.append(done[u.ref])
+    return results
 
 
 def protections_of(ctx: SessionContext) -> Protections | None:

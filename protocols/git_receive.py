@@ -38,6 +38,8 @@ MAX_COMMANDS = 16384
 MAX_PUSH_OPTIONS = 256
 MAX_SHALLOWS = 65536
 MAX_REF_NAME = 4096
+MAX_NAMES_SIZE = 64 << 20
+"""Bytes of ref names in one push's commands (``MAX_COMMANDS`` names of ``MAX_REF_NAME`` bytes)."""
 DEFAULT_MAX_PACK = 1 << 32
 MAX_OBJECT_SIZE = 1 << 32
 PACK_HEADER = 12
@@ -177,26 +179,120 @@ def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bo
 
 
 _REF_FORBIDDEN = frozenset(b" ~^:?*[\\\x7f") | frozenset(range(0x20))
+_CONTROL = frozenset(b"\x7f") | frozenset(range(0x20))
+
+FUNNY_REFNAME = "funny refname"
+"""git's receive-pack's reason for a command whose ref name its check-ref-format refuses."""
+REFNAME_TOO_LONG = f"refname too long (more than {MAX_REF_NAME} bytes)"
+DUPLICATE_REF = "failed to update ref: the push names this ref more than once"
+"""An update of a ref an earlier command of the same push updates (git makes the first and fails the others)."""
+INCONSISTENT_ALIAS = "inconsistent aliased update"
+"""git's receive-pack's reason for a symbolic ref and its target updated differently in one push."""
+BROKEN_SYMREF = "broken symref"
+"""git's receive-pack's reason for an update of a symbolic ref that resolves to no ref name (a loop)."""
+SYMREF_DEPTH = 5
+"""Symbolic refs followed from one name, as git's resolver follows them."""
 
 
-def check_ref_name(name: bytes) -> None:
-    """Refuse ref names git's check-ref-format refuses; push commands only touch ``refs/``.
+def ref_name_refusal(name: bytes) -> str | None:
+    """Why git's receive-pack refuses a command's ref name (check-ref-format; commands only touch
+    ``refs/``), or None.
 
-    Names are data that later becomes file paths in the fs backend, so they are
-    checked here, before any backend sees them (PROTOCOL-NOTES §4.2).
+    Names are data that later becomes file paths in the fs backend, so every name is checked
+    before any backend sees it (PROTOCOL-NOTES §4.2); a refused one is refused alone, the push's
+    other commands go on, as in git.
     """
+    if len(name) > MAX_REF_NAME:
+        return REFNAME_TOO_LONG
     components = name.split(b"/")
     bad = (
         not name.startswith(b"refs/")
-        or len(name) > MAX_REF_NAME
         or any(b in _REF_FORBIDDEN for b in name)
         or b".." in name
         or b"@{" in name
         or name.endswith((b"/", b".", b".lock"))
         or any(not c or c.startswith(b".") or c.endswith(b".lock") for c in components)
     )
-    if bad:
-        raise ProtocolError(f"invalid ref name {name[:200]!r}")
+    return FUNNY_REFNAME if bad else None
+
+
+def check_ref_name(name: bytes) -> None:
+    """Raise ``ProtocolError`` for a name ``ref_name_refusal`` refuses."""
+    reason = ref_name_refusal(name)
+    if reason is not None:
+        raise ProtocolError(f"invalid ref name '{printable(name[:200])}': {reason}")
+
+
+def printable(name: bytes) -> str:
+    """A ref name for a message or a log line: UTF-8 where it is, control bytes escaped."""
+    text = name.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """What the gateway decides of one push command before a repository sees it."""
+
+    reason: str | None = None
+    """Why it is refused (its ``ng`` reason), or None."""
+    target: bytes | None = None
+    """For a command naming a symbolic ref: the ref its update moves (the repository is asked to
+    update that ref)."""
+    skipped: bool = False
+    """A symbolic ref's command that its target's own command in the push makes (git reports it
+    with the target's result)."""
+
+
+def screen_commands(updates: Sequence[RefUpdate], symrefs: Mapping[bytes, bytes]) -> list[Screened]:
+    """git's receive-pack's checks of a push's commands as a whole, one ``Screened`` per command.
+
+    A name check-ref-format refuses is refused alone (``ref_name_refusal``).  A command naming a
+    symbolic ref (``symrefs``: each one and its target) updates its target, as in git: when the
+    target's own command is in the push too, the two must agree (git's ``check_aliased_updates``:
+    the symbolic ref's command is then skipped; otherwise both are refused); deleting through a
+    symbolic ref is refused (git deletes the target and leaves the symbolic ref dangling).  A ref
+    the push would update twice (named twice, or through two symbolic refs) is updated by the
+    first command only.
+    """
+    reasons: list[str | None] = [ref_name_refusal(u.ref) for u in updates]
+    direct: dict[bytes, int] = {}
+    for i, u in enumerate(updates):
+        if reasons[i] is None and u.ref not in symrefs:
+            direct.setdefault(u.ref, i)
+    targets: list[bytes | None] = [None] * len(updates)
+    skipped = [False] * len(updates)
+    for i, u in enumerate(updates):
+        if reasons[i] is not None or u.ref not in symrefs:
+            continue
+        target = targets[i] = resolve_symref(symrefs, u.ref)
+        if target is None:
+            reasons[i] = BROKEN_SYMREF
+        elif is_zero_id(u.new):
+            reasons[i] = (f"cannot delete a symbolic ref by a push (it points to {printable(target)}); "
+                          "delete it on the server")
+        elif (j := direct.get(target)) is not None:
+            if (updates[j].old, updates[j].new) == (u.old, u.new):
+                skipped[i] = True
+            else:
+                reasons[i] = reasons[j] = INCONSISTENT_ALIAS
+    updated: set[bytes] = set()
+    for i, u in enumerate(updates):
+        if reasons[i] is None and not skipped[i]:
+            ref = targets[i] or u.ref
+            if ref in updated:
+                reasons[i] = DUPLICATE_REF
+            updated.add(ref)
+    return [Screened(reason, target, skip) for reason, target, skip in zip(reasons, targets, skipped, strict=True)]
+
+
+def resolve_symref(symrefs: Mapping[bytes, bytes], name: bytes) -> bytes | None:
+    """The ref ``name`` resolves to through ``symrefs`` (followed ``SYMREF_DEPTH`` deep at most, as
+    git does); None for a loop or a deeper chain."""
+    for _ in range(SYMREF_DEPTH):
+        name = symrefs[name]
+        if name not in symrefs:
+            return name
+    return None
 
 
 class ReceivePack:
@@ -209,6 +305,7 @@ class ReceivePack:
         self._format = object_format
         self._state = State.COMMANDS
         self._updates: list[RefUpdate] = []
+        self._names_size = 0
         self._caps: frozenset[bytes] = frozenset()
         self._shallows: list[ObjectId] = []
         self._options: list[bytes] = []
@@ -356,10 +453,14 @@ class ReceivePack:
         if len(self._updates) >= self._bounds.commands:
             raise LimitExceeded(f"more than {self._bounds.commands} ref updates in one push; push the refs in "
                                 "parts, or ask the server's operator to raise max_refs under [limits]")
-        parts = command.split(b" ")
+        parts = command.split(b" ", 2)
         if len(parts) != 3:
             raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {command[:120]!r}")
-        check_ref_name(parts[2])
+        if any(b in _CONTROL for b in parts[2]):  # no client sends them (git checks its names); never logged
+            raise ProtocolError(f"invalid ref name '{printable(parts[2][:200])}': control characters")
+        self._names_size += len(parts[2])
+        if self._names_size > MAX_NAMES_SIZE:  # names over MAX_REF_NAME are kept to be refused by name
+            raise LimitExceeded(f"more than {MAX_NAMES_SIZE >> 20} MiB of ref names in one push")
         hex_len = self._format.hex_len
         self._updates.append(RefUpdate(parts[2], parse_oid(parts[0], hex_len), parse_oid(parts[1], hex_len)))
 

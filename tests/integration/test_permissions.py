@@ -297,6 +297,27 @@ def test_git_protected_main(matrix: Matrix) -> None:
         assert _audited(matrix, user="alice", repo="team/app.git", outcome="1 refused")
 
 
+def test_git_protected_main_through_a_symbolic_ref(matrix: Matrix) -> None:
+    """A symbolic ref to a protected branch (an alias left by a rename) is checked as its target:
+    no force-push through it; a fast-forward through it lands and the audit names both refs."""
+    matrix.server.backend.open("team/app.git").dulwich_repo.refs.set_symbolic_ref(
+        b"refs/heads/old-main", b"refs/heads/main")
+    url = matrix.url("http", "alice", "team/app.git")
+    work = matrix.fresh("protected-alias")
+    matrix.git("http", "alice", "clone", "-q", url, str(work))
+    forward = _git_commit(matrix, work, "forward through the alias")
+    matrix.git("http", "alice", "push", "-q", url, "HEAD:refs/heads/old-main", cwd=work)
+    assert matrix.git("http", "alice", "ls-remote", url, "refs/heads/main").stdout.split()[0] == forward
+    matrix.client.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    _git_commit(matrix, work, "rewritten through the alias")
+    forced = matrix.git("http", "alice", "push", "--force", url, "HEAD:refs/heads/old-main", cwd=work, check=False)
+    assert forced.returncode != 0
+    assert "protected branch: force-push (non-fast-forward) is not allowed" in forced.stderr, forced.stderr
+    assert matrix.git("http", "alice", "ls-remote", url, "refs/heads/main").stdout.split()[0] == forward
+    names = [c["name"] for e in _audited(matrix, user="alice", repo="team/app.git") for c in e["changes"]]
+    assert "refs/heads/old-main -> refs/heads/main" in names
+
+
 # --- hg over SSH and HTTP ---------------------------------------------------------------------------
 
 def _hg_url(m: Matrix, transport: str, who: str | None, name: str) -> str:

@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from backends.interfaces import ZERO_ID, PackedObject
+from backends.interfaces import ZERO_ID, PackedObject, RefResult
 from gateway import git_session, pump
 from gateway.channel import SessionContext
 from protocols import pktline
@@ -69,6 +69,10 @@ def pack_of_one_blob() -> bytes:
     return body + hashlib.sha1(body).digest()
 
 
+OK_X = RefResult(b"refs/heads/x")
+"""The result of the one command ``commands()`` sends."""
+
+
 def commands() -> bytes:
     new = b"1" * 40
     return pktline.encode(ZERO_ID + b" " + new + b" refs/heads/x\0report-status") + pktline.FLUSH
@@ -99,7 +103,7 @@ def test_a_client_gone_between_pieces_has_its_pack_aborted(pool: ManualPool, mon
 
 
 def test_a_complete_pack_is_committed_not_aborted(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [], b""))[1])
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [OK_X], b""))[1])
     session, repo = started(pool, monkeypatch)
     pack = pack_of_one_blob()
     session.data_received(commands() + pack)
@@ -111,7 +115,7 @@ def test_a_complete_pack_is_committed_not_aborted(pool: ManualPool, monkeypatch:
 
 
 def test_the_sink_is_told_the_objects_the_scan_found(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_session, "_finish_push", lambda *_: (None, [], b""))
+    monkeypatch.setattr(git_session, "_finish_push", lambda *_: (None, [OK_X], b""))
     session, repo = started(pool, monkeypatch)
     seen: list[object] = []
     repo.sink.write = lambda data, objects=None: seen.append(objects)  # type: ignore[method-assign]
@@ -136,7 +140,7 @@ def _begun(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_sessi
 
 def test_pack_bytes_of_a_later_read_are_scanned_and_written_in_one_pool_step(
         pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [], b""))[1])
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [OK_X], b""))[1])
     session, repo = _begun(pool, monkeypatch)
     pack = pack_of_one_blob()
     scanned_here: list[bytes] = []
@@ -159,7 +163,7 @@ def test_pack_bytes_of_a_later_read_are_scanned_and_written_in_one_pool_step(
 
 def test_bytes_arriving_during_a_scan_wait_for_it_and_keep_their_order(
         pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [], b""))[1])
+    monkeypatch.setattr(git_session, "_finish_push", lambda repo, sink, *_: (sink.commit(), (None, [OK_X], b""))[1])
     session, repo = _begun(pool, monkeypatch)
     pack = pack_of_one_blob()
     session.data_received(pack[:7])

@@ -104,7 +104,7 @@ def test_a_flush_inside_the_certificate_ends_it_and_the_commands() -> None:
 @pytest.mark.parametrize(("cert", "error"), [
     (b"certificate version 0.1\nno empty line\n", "malformed push certificate"),
     (_cert([b"not-a-command"]), "expected '<old> <new> <ref>'"),
-    (_cert([OLD + b" " + NEW + b" refs/heads/../x"]), "invalid ref name"),
+    (_cert([OLD + b" " + NEW + b" refs/heads/\x01x"]), "invalid ref name"),
 ])
 def test_a_malformed_certificate_is_refused(cert: bytes, error: str) -> None:
     core = ReceivePack()

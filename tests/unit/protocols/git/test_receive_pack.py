@@ -7,8 +7,14 @@ import hashlib
 import pytest
 
 from backends.interfaces import ZERO_ID, ObjectId, RefResult, RefUpdate
+from protocols import git_receive
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_receive import (
+    BROKEN_SYMREF,
+    DUPLICATE_REF,
+    FUNNY_REFNAME,
+    INCONSISTENT_ALIAS,
+    REFNAME_TOO_LONG,
     NoCommands,
     PackData,
     PackEnd,
@@ -17,8 +23,9 @@ from protocols.git_receive import (
     RefCommands,
     advertisement,
     check_ref_name,
+    screen_commands,
 )
-from protocols.pktline import FLUSH, Signal
+from protocols.pktline import FLUSH, Signal, encode
 
 from .transcript import band_one, load
 
@@ -245,3 +252,82 @@ def test_receive_bounds_limit_ref_updates_and_pkt_lines() -> None:
 def _fed(core: ReceivePack, data: bytes) -> ReceivePack:
     core.receive_data(data)
     return core
+
+
+# --- a push's commands taken as a whole (screen_commands) ----------------------------------------
+
+A = ObjectId(b"a" * 40)
+B = ObjectId(b"b" * 40)
+C = ObjectId(b"c" * 40)
+ALIASES = {b"refs/heads/alias": b"refs/heads/main", b"refs/heads/other": b"refs/heads/main",
+           b"refs/heads/loop1": b"refs/heads/loop2", b"refs/heads/loop2": b"refs/heads/loop1",
+           b"refs/heads/chain": b"refs/heads/alias"}
+
+
+def _screen(*updates: tuple[bytes, ObjectId, ObjectId]) -> list[tuple[str | None, bytes | None, bool]]:
+    return [(s.reason, s.target, s.skipped)
+            for s in screen_commands([RefUpdate(ref, old, new) for ref, old, new in updates], ALIASES)]
+
+
+def test_screening_passes_plain_commands_untouched() -> None:
+    assert _screen((b"refs/heads/main", A, B), (b"refs/tags/v1", ZERO_ID, C)) == [(None, None, False)] * 2
+
+
+def test_screening_refuses_a_bad_name_alone() -> None:
+    assert _screen((b"refs/heads/a..b", A, B), (b"refs/heads/main", A, B), (b"r" * 5000, A, B)) == [
+        (FUNNY_REFNAME, None, False), (None, None, False), (REFNAME_TOO_LONG, None, False)]
+
+
+def test_screening_makes_a_ref_named_twice_once() -> None:
+    assert _screen((b"refs/heads/main", A, B), (b"refs/heads/main", A, B), (b"refs/heads/main", B, C)) == [
+        (None, None, False), (DUPLICATE_REF, None, False), (DUPLICATE_REF, None, False)]
+
+
+def test_screening_sends_a_symbolic_refs_update_to_its_target() -> None:
+    assert _screen((b"refs/heads/alias", A, B)) == [(None, b"refs/heads/main", False)]
+    assert _screen((b"refs/heads/chain", A, B)) == [(None, b"refs/heads/main", False)]  # followed through two
+
+
+def test_screening_skips_a_symbolic_ref_its_target_updates_alike_and_refuses_both_otherwise() -> None:
+    assert _screen((b"refs/heads/alias", A, B), (b"refs/heads/main", A, B)) == [
+        (None, b"refs/heads/main", True), (None, None, False)]
+    assert _screen((b"refs/heads/main", A, C), (b"refs/heads/alias", A, B)) == [
+        (INCONSISTENT_ALIAS, None, False), (INCONSISTENT_ALIAS, b"refs/heads/main", False)]
+
+
+def test_screening_makes_a_ref_reached_through_two_symbolic_refs_once() -> None:
+    """git finds no target command for either, makes the first and fails the second (its old id moved)."""
+    assert _screen((b"refs/heads/alias", A, B), (b"refs/heads/other", A, B)) == [
+        (None, b"refs/heads/main", False), (DUPLICATE_REF, b"refs/heads/main", False)]
+
+
+def test_screening_refuses_deleting_through_a_symbolic_ref_and_a_loop() -> None:
+    [(deleted, target, _)] = _screen((b"refs/heads/alias", A, ZERO_ID))
+    assert target == b"refs/heads/main" and deleted is not None
+    assert deleted.startswith("cannot delete a symbolic ref by a push (it points to refs/heads/main)")
+    assert _screen((b"refs/heads/loop1", A, B)) == [(BROKEN_SYMREF, None, False)]
+
+
+def test_a_name_git_refuses_reaches_the_commands_to_be_refused_there() -> None:
+    core = ReceivePack()
+    core.receive_data(encode(ZERO_ID + b" " + A + b" refs/heads/sp ace\0report-status") + FLUSH)
+    commands = core.next_event()
+    assert isinstance(commands, RefCommands)
+    assert commands.updates == (RefUpdate(b"refs/heads/sp ace", ZERO_ID, A),)
+
+
+def test_a_control_character_in_a_name_is_a_protocol_error_with_the_name_escaped() -> None:
+    core = ReceivePack()
+    core.receive_data(encode(ZERO_ID + b" " + A + b" refs/heads/\x1b[2J\0report-status") + FLUSH)
+    with pytest.raises(ProtocolError, match=r"invalid ref name 'refs/heads/\\x1b\[2J': control characters"):
+        core.next_event()
+
+
+def test_the_names_of_one_push_are_bounded_as_a_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_receive, "MAX_NAMES_SIZE", 100)
+    core = ReceivePack()
+    lines = [encode(ZERO_ID + b" " + A + b" refs/heads/" + b"x" * 40 + bytes([48 + i])
+                    + (b"\0report-status" if not i else b"")) for i in range(3)]
+    core.receive_data(b"".join(lines) + FLUSH)
+    with pytest.raises(LimitExceeded, match="MiB of ref names in one push"):
+        core.next_event()
