@@ -22,7 +22,7 @@ from backends import hg_support
 from backends.blobs import made_whole
 from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock, adopt_refs, symlink_ref
 from backends.git_objects import adopt_store
-from backends.interfaces import OBJECT_FORMATS, Kind, Repository
+from backends.interfaces import OBJECT_FORMATS, Kind, ObjectFormat, Repository
 from backends.names import strip_git_suffix, validate_name
 from protocols.errors import NotARepository, RepositoryNotFound, StorageError, UnsafeName, UnsupportedFeature
 
@@ -124,6 +124,15 @@ class FilesystemBackend:
             raise NotARepository(f"{existing_dir} is not a git or Mercurial repository")
         raise RepositoryNotFound(f"repository {name} not found")
 
+    def locate(self, name: str) -> tuple[str, Kind] | None:
+        """The stored name and kind of the repository a request for ``name`` reaches (``app`` may
+        reach ``app.git``), or None when there is none; ``UnsafeName`` for a name refused."""
+        try:
+            found, _, kind = self._locate(name)
+        except (RepositoryNotFound, NotARepository):
+            return None
+        return found, kind
+
     def open(self, name: str) -> Repository:
         found, path, kind = self._locate(name)
         if kind is Kind.HG:
@@ -134,6 +143,10 @@ class FilesystemBackend:
         _refuse_symlinked_stores(git_dir, found)
         return DulwichGitRepository(found, _open_git(git_dir), lock=_flock(git_dir), spool_dir=git_dir,
                                     bare=bare, work_tree=None if bare else path, owns_repo=True)
+
+    def new_git_object_format(self) -> ObjectFormat:
+        """The object format of a git repository ``create`` makes now (``default_object_format``)."""
+        return OBJECT_FORMATS[default_object_format()]
 
     def create(self, name: str, kind: Kind) -> Repository:
         name = validate_name(name)

@@ -607,7 +607,15 @@ Repository = GitRepository | HgRepository
 
 
 class Backend(Protocol):
-    """A store of named repositories; names are validated by the backend."""
+    """A store of named repositories; names are validated by the backend.
+
+    Optional: ``new_git_object_format() -> ObjectFormat``, the object format of a git repository
+    ``create`` would make now (SHA-1 when absent): a push to a name still to be made
+    (``--create-on-push``) is answered as that empty repository until its commands arrive.
+    ``locate(name) -> tuple[str, Kind] | None``: the stored name and kind of the repository a
+    request for ``name`` reaches (``app`` may reach ``app.git``), None when there is none: access
+    rules are matched on every name of a repository (without it, on the name asked for only).
+    """
 
     def open(self, name: str) -> Repository:
         """Return the repository; raise RepositoryNotFound, NotARepository or UnsafeName."""

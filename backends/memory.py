@@ -39,6 +39,12 @@ class MemoryBackend:
                 raise RepositoryNotFound(f"repository {validate_name(name)} not found")
             return _session(self._repos[key])
 
+    def locate(self, name: str) -> tuple[str, Kind] | None:
+        """The stored name and kind of the repository a request for ``name`` reaches, or None."""
+        with self._guard:
+            key = self._key(name)
+            return None if key is None else (key, self._repos[key].kind)
+
     def create(self, name: str, kind: Kind) -> Repository:
         with self._guard:
             if self._key(name) is not None:

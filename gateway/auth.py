@@ -78,6 +78,7 @@ import bcrypt
 from twisted.conch.ssh import keys as conch_keys
 from twisted.logger import Logger
 
+from backends.interfaces import Kind
 from backends.names import validate_name
 from protocols.errors import PermissionDenied, ReadOnly, UnsafeName
 from protocols.forwarded import parse_ip
@@ -113,6 +114,9 @@ class AccessRequest:
     repo: str
     transport: str  # git-daemon | git-ssh | git-http | hg-ssh | hg-http
     access: Access
+    names: tuple[str, ...] = ()
+    """Every name of the repository the request reaches, as rules match them (``rule_names``);
+    empty: ``repo`` alone."""
 
 
 Rule = Callable[["Authorizer", AccessRequest], None]
@@ -166,16 +170,39 @@ class Authorizer:
     rules: tuple[Rule, ...] = DEFAULT_RULES
     policy: PolicyFile | None = None
     """The ``--config`` rules (``gateway.policy``); with them, ``anonymous_read`` is the file's."""
+    locate: Callable[[str], tuple[str, Kind] | None] | None = None
+    """The backend's ``locate`` (optional): the stored name and kind of the repository a request
+    for a name reaches, so that rules see every name that reaches it (``rule_names``)."""
 
     def check(self, user: str | None, repo: str, transport: str, access: Access) -> None:
         """Return if allowed; raise ``PermissionDenied``/``ReadOnly`` with the reason otherwise."""
-        request = AccessRequest(user, repo, transport, access)
+        request = AccessRequest(user, repo, transport, access, self.rule_names(repo))
         for rule in self.rules:
             rule(self, request)
 
     def protections(self, repo: str) -> Protections | None:
         """The protected refs, branches and bookmarks of ``repo``; None without a policy."""
-        return None if self.policy is None else self.policy.current.protections_for(repo)
+        return None if self.policy is None else self.policy.current.protections_for(self.rule_names(repo))
+
+    def rule_names(self, repo: str) -> tuple[str, ...]:
+        """The names rules are matched on for a request naming ``repo``: that name, and for a
+        repository that exists, its stored name and, for a git repository, both ``NAME`` and
+        ``NAME.git`` (git clients may say either: a rule for ``app.git`` holds for ``app`` too).
+        Looked up only under a ``--config`` policy (a few ``stat`` calls)."""
+        if self.policy is None or self.locate is None:
+            return (repo,)
+        try:
+            located = self.locate(repo)
+        except Exception:  # noqa: BLE001 - a name the backend refuses is refused where it is opened
+            located = None
+        names = [repo]
+        if located is not None:
+            stored, kind = located
+            names.append(stored)
+            if kind is Kind.GIT:
+                bare = stored.strip("/").removesuffix(".git")
+                names += [bare, bare + ".git"]
+        return tuple(dict.fromkeys(names))
 
     def allows(self, user: str | None, repo: str, transport: str, access: Access) -> bool:
         try:

@@ -175,8 +175,12 @@ def _advertise_upload_v2(ctx: SessionContext) -> bytes:
 
 
 def _advertise_receive(ctx: SessionContext) -> bytes:
+    opened = git_session.open_for_push(ctx)
+    if isinstance(opened, git_session.PendingRepository):  # made by the POST that pushes to it
+        return _service_banner("git-receive-pack") + git_receive.advertisement(
+            {}, git_session.AGENT, object_format=opened.object_format)
     repo: GitRepository
-    with closing_git(git_session.open_git_repo(ctx, create=ctx.create_on_push)) as repo:
+    with closing_git(opened) as repo:
         signing = git_session.push_cert_settings(repo)
         nonce = git_session.cert_nonce(signing, repo) if signing is not None else None
         return _service_banner("git-receive-pack") + git_receive.advertisement(

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from dulwich.object_store import BaseObjectStore
 from twisted.internet import defer, task
@@ -29,9 +29,11 @@ from backends import git_fastpack, git_pack
 from backends.git import KEEPALIVE_SECONDS
 from backends.interfaces import (
     MISSING_OBJECTS,
+    SHA1_FORMAT,
     SHALLOW_UPDATE,
     GitRepository,
     Kind,
+    ObjectFormat,
     ObjectId,
     PackSink,
     PushCertSettings,
@@ -112,6 +114,31 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
         if enabled is not None and enabled(service) is False:
             raise PermissionDenied(f"Service not enabled: '{service.removeprefix('git-')}'")
     return repo
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRepository:
+    """A git repository a push may make (``--create-on-push``), not made yet: it is advertised as
+    an empty one, and made once the push's commands arrive, so that a dry run, a probe or an
+    advertisement over HTTP makes nothing."""
+
+    name: str
+    object_format: ObjectFormat
+    kind: Literal[Kind.GIT] = Kind.GIT
+
+
+def open_for_push(ctx: SessionContext) -> GitRepository | PendingRepository:
+    """The repository a push goes to; with ``--create-on-push``, a missing one this client may make
+    is a ``PendingRepository`` (``open_git_repo(ctx, create=True)`` makes it); blocking, for the pool."""
+    try:
+        return open_git_repo(ctx)
+    except RepositoryNotFound:
+        if not ctx.create_on_push or (ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)):
+            raise  # a repository made there could not be served there
+        if ctx.authorizer is not None:
+            ctx.authorizer.check(ctx.user, ctx.repo_name, ctx.transport, Access.CREATE)
+        new_format = getattr(ctx.backend, "new_git_object_format", None)  # optional: a backend may not have it
+        return PendingRepository(ctx.repo_name, new_format() if new_format is not None else SHA1_FORMAT)
 
 
 class _GitSession(PumpedSession):
@@ -585,6 +612,8 @@ class ReceivePackSession(_GitSession):
         self._stateless = stateless
         self._core = git_receive.ReceivePack(bounds=receive_bounds(ctx.authorizer))
         self._repo: GitRepository | None = None
+        self._pending: PendingRepository | None = None
+        """The repository the push makes once its commands arrive (``open_for_push``)."""
         self._sink: PackSink | None = None
         self._sink_step: defer.Deferred[None] | None = None
         """The last step of the pool that used the sink: an abort waits for it."""
@@ -613,14 +642,19 @@ class ReceivePackSession(_GitSession):
         self._run(self._advertise, _open_for_receive, self.ctx)
 
     def _advertise(self, opened: _Receiving) -> None:
-        self._repo, refs, max_input, signing = opened
-        self._using(self._repo)
-        object_format = object_format_of(self._repo)
+        repo, refs, max_input, signing = opened
+        if isinstance(repo, PendingRepository):
+            self._pending = repo
+        else:
+            self._repo = repo
+            self._using(repo)
+        object_format = object_format_of(repo)
         self._core.use_object_format(object_format)
         if max_input:
             self._core.limit_pack(max_input, f"receive.maxInputSize = {max_input} bytes")
         nonce = None
         if signing is not None:  # as git's receive-pack, a stateless one too: a nonce of this moment
+            assert self._repo is not None
             nonce = cert_nonce(signing, self._repo)
             self._signing = (signing, nonce)
             self._core.offer_push_cert(nonce)
@@ -691,9 +725,25 @@ class ReceivePackSession(_GitSession):
         self._handlers[type(event)](event)
 
     def _on_commands(self, commands: git_receive.RefCommands) -> None:
+        if self._pending is not None:  # the push is under way: the repository is made now
+            self._run(self._created, open_git_repo, self.ctx, True)
+            return
         assert self._repo is not None
         if commands.needs_pack:
             self._run(self._got_sink, self._repo.begin_pack)
+
+    def _created(self, repo: GitRepository) -> None:
+        assert self._pending is not None and self._core.commands is not None
+        if object_format_of(repo) != self._pending.object_format:  # another push made it meanwhile
+            raise ProtocolError(f"repository {self.ctx.repo_name} was made meanwhile with another object "
+                                "format; push again")
+        self._pending = None
+        self._repo = repo
+        self._using(repo)
+        if self._core.commands.needs_pack:
+            self._run(self._got_sink, repo.begin_pack)
+        else:
+            self._resume()
 
     def _got_sink(self, sink: PackSink) -> None:
         self._sink = sink
@@ -819,13 +869,15 @@ def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[
     return None
 
 
-_Receiving = tuple[GitRepository, Mapping[bytes, ObjectId], int, PushCertSettings | None]
+_Receiving = tuple[GitRepository | PendingRepository, Mapping[bytes, ObjectId], int, PushCertSettings | None]
 """The repository, the refs a push may see, its own bound on a pushed pack (0: none), and its
 settings for signed pushes (None: it takes none)."""
 
 
 def _open_for_receive(ctx: SessionContext) -> _Receiving:
-    repo = open_git_repo(ctx, create=ctx.create_on_push)
+    repo = open_for_push(ctx)
+    if isinstance(repo, PendingRepository):
+        return repo, {}, 0, None
     max_input = getattr(repo, "receive_max_input_size", None)  # optional: a backend may not have it
     return (repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0,
             push_cert_settings(repo))

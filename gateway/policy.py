@@ -42,7 +42,8 @@ authenticated user may read) unless a matching rule has a ``read`` list, in
 which case only the listed principals (and writers) may read.  A principal is
 a user name, ``@group``, ``*`` (any authenticated user) or, in ``read`` lists,
 ``anonymous``.  Globs are ``fnmatch`` patterns where ``*`` also matches ``/``;
-a pattern ``team/app`` also matches ``team/app.git``.
+a pattern ``team/app`` also matches ``team/app.git``, and rules are matched on every name of the
+repository a request reaches (``Authorizer.rule_names``: ``app`` and ``app.git`` of a git one).
 
 Protections (``protected_refs``, ``protected_branches``, ``protected_bookmarks``;
 enforced by ``gateway.protected``) are a pattern string or a ``{ pattern = "...",
@@ -285,16 +286,19 @@ class Policy:
         return any(self._is(user, p) for p in principals)
 
     def refusal(self, request: AccessRequest) -> str | None:
-        """Why ``request`` is refused, or None when it is allowed."""
-        matching = [r for r in self.rules if r.matches(request.repo)]
+        """Why ``request`` is refused, or None when it is allowed (rules matching any of its names)."""
+        names = request.names or (request.repo,)
+        matching = [r for r in self.rules if any(r.matches(name) for name in names)]
         writers = [p for r in matching for p in r.write]
         decide = _DECISIONS[request.access]
         return decide(self, request, matching, writers)
 
-    def protections_for(self, repo: str) -> Protections:
+    def protections_for(self, names: str | Sequence[str]) -> Protections:
+        """The protections of a repository known by ``names`` (``Authorizer.rule_names``)."""
+        names = (names,) if isinstance(names, str) else names
         found = self.protections
         for rule in self.rules:
-            if rule.matches(repo):
+            if any(rule.matches(name) for name in names):
                 found = found.merged(rule.protections)
         return found
 
@@ -727,7 +731,8 @@ def authorizer_for(config: ServiceConfig) -> Authorizer:
     """The one Authorizer of a service (built on first use, then shared by every listener)."""
     if config.authorizer is None:
         policy = PolicyFile(config.config_file) if config.config_file else None
-        config.authorizer = Authorizer(read_only=config.read_only, policy=policy)
+        config.authorizer = Authorizer(read_only=config.read_only, policy=policy,
+                                       locate=getattr(config.backend, "locate", None))  # optional in a backend
     return config.authorizer
 
 

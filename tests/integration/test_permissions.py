@@ -501,3 +501,44 @@ def test_with_rules_an_alias_in_root_does_not_get_around_them(
     assert refused.returncode != 0 and "needs an authenticated user" in refused.stderr
     aliased = client.git("ls-remote", server.git_url("pub/p"), check=False)
     assert aliased.returncode != 0 and "leads through a symbolic link" in aliased.stderr, aliased.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_rule_for_a_git_repository_holds_under_either_of_its_names(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, backend: str) -> None:
+    """A rule naming ``secret.git`` holds for a request naming ``secret`` (git clients may say
+    either), over git:// and HTTP, its protected refs too; a rule for ``notes.git`` does not reach
+    the Mercurial repository ``notes``."""
+    policy = tmp_path / "suffix-policy.toml"
+    policy.write_text('anonymous_read = true\n'
+                      '[[repo]]\npattern = "secret.git"\nread = ["alice"]\n'
+                      '[[repo]]\npattern = "open.git"\nwrite = ["*"]\n'
+                      'protected_refs = [{ pattern = "refs/heads/main", no_direct_push = true }]\n'
+                      '[[repo]]\npattern = "notes.git"\nread = ["alice"]\n')
+    server = make_server(backend, git=[LOOPBACK], http=[LOOPBACK], config_file=str(policy),
+                         htpasswd=str(_htpasswd(tmp_path)), allow_push_over_http=True)
+    for name in ("secret", "open"):
+        server.backend.create(name + ".git", Kind.GIT)
+    server.backend.create("notes", Kind.HG)
+    for url in (server.git_url("secret"), server.git_url("secret.git"),
+                f"http://127.0.0.1:{server.port('http')}/secret", f"http://127.0.0.1:{server.port('http')}/secret.git"):
+        refused = client.git("ls-remote", url, check=False)  # HTTP: 401, git asks for a user name
+        said = "reading secret" if url.startswith("git:") else "could not read Username"
+        assert refused.returncode != 0 and said in refused.stderr, (url, refused.stderr)
+    client.git("ls-remote", f"http://alice:{PASSWORDS['alice']}@127.0.0.1:{server.port('http')}/secret")
+    work = client.cwd / "open"
+    client.git("init", "-q", str(work))
+    (work / "f").write_text("f\n")
+    client.git("add", "f", cwd=work)
+    client.git("commit", "-qm", "f", cwd=work)
+    pushed = client.git("push", f"http://alice:{PASSWORDS['alice']}@127.0.0.1:{server.port('http')}/open", "main",
+                        cwd=work, check=False)
+    assert pushed.returncode != 0 and "direct pushes are not allowed" in pushed.stderr, pushed.stderr
+    client.hg("id", f"http://127.0.0.1:{server.port('http')}/notes")  # anonymous: notes.git's rule is not its
+
+
+def _htpasswd(base: Path) -> Path:
+    path = base / "htpasswd-suffix"
+    path.write_text("".join(f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
+                            for u, p in PASSWORDS.items()))
+    return path
