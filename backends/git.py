@@ -67,6 +67,8 @@ HEAD = Ref(b"HEAD")
 HEADS_PREFIX = b"refs/heads/"
 PACK_HEADER_SIZE = 12
 DEFAULT_BRANCH = Ref(b"refs/heads/main")
+MAX_LOCK_WAIT = 60.0
+"""The longest a ref update waits for another process's lock (git's negative timeout: for ever)."""
 PREFERRED_BRANCHES = (Ref(b"refs/heads/main"), Ref(b"refs/heads/master"))
 KEEPALIVE_SECONDS = 5
 """git's default ``receive.keepAlive`` and ``uploadpack.keepAlive``."""
@@ -552,6 +554,8 @@ class DulwichGitRepository:
         self._quarantines: list[git_ingest.Quarantine] = []
         """Where this push's objects wait (disk stores) until its checks and pre-receive accept it."""
         self._quarantined_packs: list[Pack] = []
+        self._keeps: list[str] = []
+        """The ``.keep`` files of this push's packs, migrated from their quarantine, until its refs are written."""
         self._config_read: ConfigFile | None | Literal[False] = False
         """``_config()``'s answer; False until asked."""
         self._reflog: tuple[str, bytes] | None = None
@@ -1069,14 +1073,24 @@ class DulwichGitRepository:
         proc = {u.ref for u in updates if git_proc_receive.matches(rules.proc_refs, u.ref, u.old, u.new)}
         checked = [(u, self._proc_refusal(u, hidden) if u.ref in proc else self._refusal(u, head, hidden, rules))
                    for u in updates]
+        if hooks is not None:
+            checked = _pre_receive_verdicts(checked, hooks)
+        try:
+            return self._make_updates(updates, checked, atomic, hooks, head, hidden, rules, proc)
+        finally:
+            git_ingest.release_keeps(self._keeps)  # the refs name the packs' objects now (or never will)
+            self._keeps.clear()
+
+    def _make_updates(self, updates: Sequence[RefUpdate], checked: list[tuple[RefUpdate, str | None]],
+                      atomic: bool, hooks: ReceiveHooks | None, head: bytes | None,
+                      hidden: Callable[[bytes], bool], rules: ReceiveRules, proc: set[bytes]) -> Sequence[RefResult]:
+        """The checked updates made (after the push's objects leave their quarantine)."""
         deploy = None  # as git's receive-pack: after the update hook, before the ref moves
         if not self.bare and head is not None and rules.deny_current_branch == UPDATE_INSTEAD:
             deploy = Deploy(head, lambda update: self._update_worktree(update, hooks))
         transaction_hook = _transaction_hook(hooks)
         # as git's receive-pack: without atomic, each ref's update hook runs just before its transaction
         update_each = hooks.update if hooks is not None and transaction_hook is not None and not atomic else None
-        if hooks is not None:
-            checked = _pre_receive_verdicts(checked, hooks)
         checked = self._settle_quarantines(checked, atomic)
         handled: dict[bytes, RefResult] = {}
         if proc:
@@ -1099,6 +1113,8 @@ class DulwichGitRepository:
                 self._discard_added()
             else:
                 self._adopted()
+        git_ingest.release_keeps(self._keeps)  # as git's receive-pack: before post-receive
+        self._keeps.clear()
         if hooks is not None:
             told = []
             for u, r in zip(updates, results, strict=True):
@@ -1189,7 +1205,7 @@ class DulwichGitRepository:
             return checked
         try:
             for quarantine in quarantines:
-                quarantine.migrate()
+                self._keeps += quarantine.migrate()
         except OSError as exc:
             for quarantine in quarantines:
                 quarantine.drop()
@@ -1341,16 +1357,14 @@ class DulwichGitRepository:
         locks = _lock_files(refs, ref)
         there = [os.path.lexists(lock) for lock in locks]
         try:
-            if is_zero_id(update.new):
-                done = old is None or refs.remove_if_equals(ref, old)
-            elif old is None:  # dulwich reads old=None as "unconditional"; a create must find no ref
-                done = refs.add_if_new(ref, new)
-            else:
-                done = refs.set_if_equals(ref, old, new)
+            done = self._retrying_locked(lambda: (
+                (old is None or refs.remove_if_equals(ref, old)) if is_zero_id(update.new)
+                else refs.add_if_new(ref, new) if old is None  # dulwich reads old=None as "unconditional"
+                else refs.set_if_equals(ref, old, new)))
         except RefFormatError:  # a name dulwich refuses that the checks above let through
             return "funny refname"
-        except FileLocked:
-            return "failed to update ref: it is locked; if no other process writes it, remove its stale .lock file"
+        except FileLocked as exc:
+            return self._locked_reason(exc)
         except OSError as exc:  # a name too long for the file system, a directory in the way, a full disk …
             for lock, was_there in zip(locks, there, strict=True):
                 if not was_there:  # dulwich's own, left when its write failed (a full disk)
@@ -1361,6 +1375,44 @@ class DulwichGitRepository:
             self._share_written(ref)
             self._log_update(update)
         return None if done else REF_MOVED
+
+    def _retrying_locked(self, change: Callable[[], bool]) -> bool:
+        """``change`` of a ref, tried again while another process holds its lock, as git's refs code
+        does: for ``core.filesRefLockTimeout`` ms (100 by default) for a ref's own lock, and
+        ``core.packedRefsTimeout`` (1,000) for ``packed-refs.lock`` (a ``git gc`` or ``git
+        pack-refs`` holds it for a moment), then ``FileLocked``."""
+        deadline: float | None = None
+        pause = 0.001
+        while True:
+            try:
+                return change()
+            except FileLocked as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._lock_timeout(exc)
+                if now >= deadline:
+                    raise
+                time.sleep(min(pause, deadline - now))
+                pause = min(pause * 2, 0.05)
+
+    def _lock_timeout(self, exc: FileLocked) -> float:
+        packed = os.fsdecode(exc.lockfilename).endswith("packed-refs.lock")
+        key, default = (b"packedrefstimeout", 1000) if packed else (b"filesreflocktimeout", 100)
+        try:
+            ms = _git_int(self._config_last(b"core", key), f"core.{key.decode()}", default)
+        except ConfigValueError:
+            ms = default
+        return MAX_LOCK_WAIT if ms < 0 else min(ms / 1000, MAX_LOCK_WAIT)  # git: negative waits for ever
+
+    def _locked_reason(self, exc: FileLocked) -> str:
+        """Why a ref could not be changed: the lock file another process holds, by its path in the
+        repository (``refs/heads/main.lock``, ``packed-refs.lock``)."""
+        lock = os.fsdecode(exc.lockfilename)
+        git_dir = self._disk_git_dir()
+        if git_dir is not None and lock.startswith(git_dir.rstrip(os.sep) + os.sep):
+            lock = lock[len(git_dir.rstrip(os.sep)) + 1:]
+        return (f"failed to update ref: {lock} exists: another git process is changing refs; push again, "
+                "or remove that file if no process is")
 
     def _create_packed(self, updates: list[RefUpdate]) -> dict[bytes, str | None]:
         """Create the refs ``updates`` makes anew in ``packed-refs`` at once, when they are

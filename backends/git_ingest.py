@@ -46,6 +46,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import struct
 import sys
 import tempfile
@@ -466,19 +467,36 @@ class Quarantine:
             self._view = DiskObjectStore(self.path, object_format=self.store.object_format)
             self.store.alternates.append(self._view)
 
-    def migrate(self) -> None:
+    def migrate(self) -> list[str]:
         """Move the quarantined packs into the store (a pack of the same name there stays), then
-        remove the quarantine.  Raises ``OSError`` when a pack cannot be moved."""
+        remove the quarantine; the ``.keep`` files made for them.  Raises ``OSError`` when a pack
+        cannot be moved.
+
+        Each pack arrives with a ``.keep`` file, as git's receive-pack has index-pack keep its
+        pack ("receive-pack PID on HOST"), made before it: a ``git repack -a -d`` the operator
+        runs meanwhile leaves the pack alone (it would drop objects no ref names yet, the push's,
+        then rewrite the refs to them).  The caller removes them once the push's refs are written
+        (``release_keeps``); a killed server leaves them, and ``sweep_stale_temporaries`` takes
+        them a day later.
+        """
         self._hide()
         names = sorted(n[: -len(".pack")] for n in os.listdir(self.pack_dir) if n.endswith(".pack"))
         target_dir = os.fspath(self.store.pack_dir)
-        for name in names:
-            source, target = os.path.join(self.pack_dir, name), os.path.join(target_dir, name)
-            if os.path.exists(target + ".pack") and os.path.exists(target + ".idx"):
-                continue  # the same objects, stored already
-            os.rename(source + ".pack", target + ".pack")
-            os.rename(source + ".idx", target + ".idx")
+        keeps: list[str] = []
+        try:
+            for name in names:
+                source, target = os.path.join(self.pack_dir, name), os.path.join(target_dir, name)
+                if os.path.exists(target + ".pack") and os.path.exists(target + ".idx"):
+                    continue  # the same objects, stored already
+                if _make_keep(target + ".keep"):
+                    keeps.append(target + ".keep")
+                os.rename(source + ".pack", target + ".pack")
+                os.rename(source + ".idx", target + ".idx")
+        except OSError:
+            release_keeps(keeps)
+            raise
         self.drop()
+        return keeps
 
     def drop(self) -> None:
         """Remove the quarantine and what is in it."""
@@ -493,6 +511,51 @@ class Quarantine:
         if view in alternates:
             alternates.remove(view)
         view.close()
+
+
+KEEP_PREFIX = b"receive-pack "
+"""How a ``.keep`` file made for a pushed pack begins, as git's receive-pack writes it."""
+
+
+def _make_keep(path: str) -> bool:
+    """A ``.keep`` file for a pack about to arrive at ``path``'s place; False when one is there
+    already (the operator's: it stays)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, KEEP_PREFIX + f"{os.getpid()} on {socket.gethostname()}\n".encode())
+    finally:
+        os.close(fd)
+    return True
+
+
+def release_keeps(keeps: Iterable[str]) -> None:
+    """Remove the ``.keep`` files ``Quarantine.migrate`` made, once refs name the packs' objects."""
+    for keep in keeps:
+        with suppress(OSError):
+            os.unlink(keep)
+
+
+def _stale_keeps(pack_dir: str, cutoff: float) -> list[str]:
+    """The ``.keep`` files of pushes a killed server left (git's receive-pack's words in them)."""
+    try:
+        names = [n for n in os.listdir(pack_dir) if n.endswith(".keep")]
+    except OSError:
+        return []
+    stale = []
+    for name in names:
+        path = os.path.join(pack_dir, name)
+        try:
+            if os.lstat(path).st_mtime >= cutoff:
+                continue
+            with open(path, "rb") as f:
+                if f.read(len(KEEP_PREFIX)) == KEEP_PREFIX:
+                    stale.append(path)
+        except OSError:
+            pass
+    return stale
 
 
 def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TEMPORARY_SECONDS) -> int:
@@ -517,6 +580,10 @@ def sweep_stale_temporaries(store: DiskObjectStore, older_than: float = STALE_TE
             removed += 1
         except OSError:  # gone already, or not removable (no permission): left as it is
             pass
+    for keep in _stale_keeps(os.fspath(store.pack_dir), cutoff):
+        with suppress(OSError):
+            os.unlink(keep)
+            removed += 1
     return removed
 
 

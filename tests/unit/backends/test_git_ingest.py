@@ -662,9 +662,14 @@ def test_a_quarantined_pack_is_read_by_its_own_store_only_until_it_moves_in(
     assert told["GIT_ALTERNATE_OBJECT_DIRECTORIES"] == str(server / "objects")
     subprocess.run(["git", "cat-file", "-e", new.decode()], cwd=server, env=told, check=True)
     pack.close()
-    quarantine.migrate()
+    keeps = quarantine.migrate()
     assert not os.path.exists(quarantine.path) and store.alternates == []
-    assert len(pack_dir_files(server) - before) == 2  # the .pack and its .idx
+    arrived = pack_dir_files(server) - before  # the .pack and its .idx, kept until refs name them
+    assert sorted(name.rsplit(".", 1)[1] for name in arrived) == ["idx", "keep", "pack"]
+    assert [os.path.basename(k) for k in keeps] == [n for n in arrived if n.endswith(".keep")]
+    assert Path(keeps[0]).read_bytes().startswith(b"receive-pack ")
+    git_ingest.release_keeps(keeps)
+    assert len(pack_dir_files(server) - before) == 2
     assert Repo(str(server)).object_store.get_raw(new)[0] == 1
     git(server, "fsck", "--full", "--strict")
 
