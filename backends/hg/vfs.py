@@ -8,6 +8,8 @@ are store-relative byte strings (already encoded by ``store.py``).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -66,11 +68,43 @@ def create_mode(store_dir: bytes) -> int | None:
     return None if mode & 0o777 == 0o777 & ~process_umask() else mode
 
 
+def break_hardlink(full: bytes) -> None:
+    """Give ``full`` a file of its own when it has other links (another repository's store file).
+
+    ``hg clone`` of a local repository and ``cp -al`` hardlink the store files, so an append or a
+    truncation in place would change the other repository too.  Like hg's vfs (which copies a file
+    with more than one link before it opens it to write), the file is copied, mode included, beside
+    itself and renamed over its name: the other links keep the old bytes.  A link count below one
+    (a filesystem that does not count) is not trusted either, as hg does not.
+    """
+    try:
+        st = os.stat(full)
+    except FileNotFoundError:
+        return
+    if st.st_nlink == 1:
+        return
+    directory, name = os.path.split(full)
+    fd, tmp = tempfile.mkstemp(prefix=b"." + name + b"-", suffix=b"~", dir=directory or b".")
+    try:
+        with open(full, "rb") as src, os.fdopen(fd, "wb") as dst:
+            os.fchmod(dst.fileno(), st.st_mode & 0o777)
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, full)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 class FsVfs:
     """A directory on disk; ``replace`` is write-to-temp then rename so readers never see half a file.
 
     ``createmode`` (``create_mode``): the files it creates get its read and write bits and the
-    directories it creates all of it, as hg's vfs gives them; a file ``replace`` rewrites keeps its mode."""
+    directories it creates all of it, as hg's vfs gives them; a file ``replace`` rewrites keeps its mode.
+    ``append`` and ``truncate`` first break a hardlink (:func:`break_hardlink`): a store shared by
+    ``hg clone`` or ``cp -al`` with another repository is written in its own files only."""
 
     def __init__(self, root: bytes, createmode: int | None = None) -> None:
         self.root = root
@@ -146,6 +180,7 @@ class FsVfs:
 
     def append(self, path: bytes, data: bytes) -> None:
         full = self.join(path)
+        break_hardlink(full)
         created = self.createmode is not None and not os.path.lexists(full)
         try:
             f = open(full, "ab")
@@ -174,7 +209,9 @@ class FsVfs:
         os.replace(tmp, full)
 
     def truncate(self, path: bytes, size: int) -> None:
-        os.truncate(self.join(path), size)
+        full = self.join(path)
+        break_hardlink(full)
+        os.truncate(full, size)
 
     def unlink(self, path: bytes) -> None:
         try:

@@ -60,3 +60,31 @@ def test_files_and_directories_get_the_create_mode_and_a_replaced_file_keeps_its
     (root / "kept").chmod(0o600)
     FsVfs(bytes(root)).replace(b"kept", b"new")
     assert stat.S_IMODE((root / "kept").stat().st_mode) == 0o600 and (root / "kept").read_bytes() == b"new"
+
+
+def test_append_and_truncate_write_a_hardlinked_file_in_a_copy_of_its_own(tmp_path: Path) -> None:
+    """As hg's vfs: a store file with other links (``hg clone``, ``cp -al``) is copied, mode kept, before
+    an append or a truncation, so the other links keep their bytes; a file of one link stays itself."""
+    import os
+
+    root = tmp_path / "store"
+    (root / "data").mkdir(parents=True)
+    for name in ("data/a.i", "data/t.i", "own.i"):
+        (root / name).write_bytes(b"0123456789")
+        (root / name).chmod(0o640)
+    os.link(root / "data" / "a.i", tmp_path / "other-a.i")
+    os.link(root / "data" / "t.i", tmp_path / "other-t.i")
+    own = (root / "own.i").stat().st_ino
+    vfs = FsVfs(bytes(root))
+    vfs.append(b"data/a.i", b"ab")
+    vfs.truncate(b"data/t.i", 4)
+    vfs.append(b"own.i", b"ab")
+    vfs.truncate(b"own.i", 11)
+    assert [(tmp_path / n).read_bytes() for n in ("other-a.i", "other-t.i")] == [b"0123456789"] * 2
+    assert [(root / n).read_bytes() for n in ("data/a.i", "data/t.i", "own.i")] == [
+        b"0123456789ab", b"0123", b"0123456789a"]
+    for name in ("data/a.i", "data/t.i"):
+        st = (root / name).stat()
+        assert (st.st_nlink, st.st_mode & 0o7777) == (1, 0o640), name
+    assert (root / "own.i").stat().st_ino == own  # no copy: a reader's cached index may grow in place
+    assert sorted(p.name for p in root.rglob("*")) == ["a.i", "data", "own.i", "t.i"]  # no temporary left
