@@ -9,8 +9,9 @@ exceptions.  Over SSH the same message also goes to stderr with exit status
 
 from __future__ import annotations
 
-from dulwich.errors import ObjectFormatException
+from dulwich.errors import ObjectFormatException, PackedRefsException
 
+from backends.git_reach import MissingObject
 from protocols import pktline
 from protocols.errors import (
     HgwireError,
@@ -69,6 +70,30 @@ def unreadable_object(exc: BaseException) -> str | None:
             "tell the server's operator, 'git fsck' in the repository names it")
 
 
+def damaged_repository(exc: BaseException) -> str | None:
+    """What a user is told when the repository itself is damaged where a request reads it: an
+    object its refs lead to is missing (a ``KeyError`` of an object id, as dulwich raises it), or
+    its ``packed-refs`` cannot be read; git refuses those too ("not our ref", "unexpected line in
+    packed-refs").  One sentence for the client and one line for the log, not "internal error"
+    and a traceback per clone; None for any other error."""
+    if isinstance(exc, PackedRefsException):
+        return (f"the repository's packed-refs file is damaged ({str(exc)[:200]}); tell the server's "
+                "operator ('git fsck' in the repository says more)")
+    if isinstance(exc, MissingObject) or (isinstance(exc, KeyError) and len(exc.args) == 1):
+        found = exc.args[0] if exc.args else None
+        if isinstance(found, bytes) and len(found) in _RAW_ID_LENGTHS:
+            found = found.hex().encode()
+        if isinstance(found, bytes) and len(found) in _HEX_ID_LENGTHS and all(c in _HEX for c in found):
+            return (f"the repository lacks object {found.decode()}, which its refs lead to; tell the "
+                    "server's operator ('git fsck' in the repository names what is damaged)")
+    return None
+
+
+_HEX = frozenset(b"0123456789abcdef")
+_HEX_ID_LENGTHS = frozenset({40, 64})
+_RAW_ID_LENGTHS = frozenset({20, 32})
+
+
 def storage_fault(exc: BaseException) -> str | None:
     """What a user is told of a ``StorageError`` (the server's own files: a git config it cannot
     read, a damaged store), worded for them, over HTTP as git:// and SSH tell it: not a bare
@@ -78,7 +103,7 @@ def storage_fault(exc: BaseException) -> str | None:
 
 def git_message(exc: BaseException) -> bytes:
     """The one-line message a git user sees for ``exc`` (never internals)."""
-    text = str(exc) if is_expected(exc) else (unreadable_object(exc) or INTERNAL_ERROR)
+    text = str(exc) if is_expected(exc) else (damaged_repository(exc) or unreadable_object(exc) or INTERNAL_ERROR)
     return text.replace("\n", " ").encode("utf-8", "replace")[: pktline.MAX_PAYLOAD - 16]
 
 

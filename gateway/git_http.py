@@ -39,7 +39,13 @@ from backends.interfaces import GitRepository, object_format_of
 from gateway import git_session
 from gateway.auth import Access
 from gateway.channel import Session, SessionContext
-from gateway.errors import INTERNAL_ERROR, storage_fault, temp_space_refusal, unreadable_object
+from gateway.errors import (
+    INTERNAL_ERROR,
+    damaged_repository,
+    storage_fault,
+    temp_space_refusal,
+    unreadable_object,
+)
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, send_unauthorized
 from gateway.limits import limits_for
 from gateway.live_body import BodyAborted, LiveBody
@@ -115,7 +121,7 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
     if request.finished or request._disconnected:
         return
     status = http_status(exc)
-    told = storage_fault(exc) if status == 500 else None
+    told = (storage_fault(exc) or damaged_repository(exc)) if status == 500 else None
     if told is not None:
         log.error("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)
         message = told

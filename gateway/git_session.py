@@ -199,7 +199,9 @@ class _GitSession(PumpedSession):
             return
         exc = error.value if isinstance(error, Failure) else error
         assert exc is not None
-        if not errors.is_expected(exc):
+        if (damage := errors.damaged_repository(exc)) is not None:
+            log.error("git session on {repo}: {reason}", repo=self.ctx.repo_name, reason=damage)
+        elif not errors.is_expected(exc):
             log.failure("git session on {repo}", _as_failure(error), repo=self.ctx.repo_name)
         self._write(self._error_bytes(exc))
         self.channel.write_stderr(errors.git_stderr(exc))

@@ -61,7 +61,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gateway.errors import TMPDIR_ADVICE
+from gateway.errors import TMPDIR_ADVICE, damaged_repository
 from gateway.threads import Chunks, Wait, reactor_time, run_blocking
 
 log = Logger()
@@ -177,7 +177,11 @@ class _Generation:
             with self._lock:
                 self.error = result.value
                 self.done = True
-            log.failure("shared stream {key}: the generation failed", result, key=self.key)
+            damage = damaged_repository(result.value) if result.value is not None else None
+            if damage is not None:  # one line, not a traceback per clone of a damaged repository
+                log.error("shared stream {key}: {reason}", key=self.key, reason=damage)
+            else:
+                log.failure("shared stream {key}: the generation failed", result, key=self.key)
             if self._spool_failed:
                 self._owner._spool_full(str(result.value))
             self._end()
