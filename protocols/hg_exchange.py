@@ -1020,8 +1020,10 @@ def _reply(part_type: bytes, in_reply_to: int, ret: int) -> b2.OutPart:
 def _handle_phase_heads(op: _PushOperation, part: b2.InPart) -> None:
     """Publish the public heads the client sends; other phases are not lowered by a push.
 
-    hg's ``updatephases`` only advances boundaries, and a client sends draft
-    heads only to move secret changesets, which exchange never carries.
+    hg's ``updatephases`` only advances boundaries, and hg's client sends public
+    heads alone (``exchange._pushb2phaseheads``).  A secret changeset of the
+    server's that the push carries again is made draft by the changegroup's own
+    transaction, as by hg's ``changegroup.apply``, not by this part.
     """
     public = [node for phase, node in decode_phase_heads(part.read_all()) if phase == PUBLIC]
     if public:

@@ -23,7 +23,7 @@ from backends.hg import transaction as journal_mod
 from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
 from backends.hg.largefiles import STANDIN_DIR
-from backends.hg.obsstore import OBSSTORE, PUBLIC, ObsStore, instabilities
+from backends.hg.obsstore import DRAFT, OBSSTORE, PUBLIC, ObsStore, instabilities
 from backends.hg.revlog import (
     NULL_REV,
     PARENT_REVS,
@@ -118,6 +118,9 @@ class Transaction:
         are appended to one byte string (20 bytes a revision; a node noted twice is checked once): a
         set of node objects per path took 100 bytes a file revision, 11 MiB of a 40,000-changeset
         migration's push."""
+        self._carried: list[int] = []
+        """The changesets a pushed changelog group carried that the repository already had (revs):
+        their phase moves as the new ones' does (``_update_phases_for_pushed``)."""
         self._new_changesets: dict[int, tuple[Node, tuple[bytes, ...] | None]] = {}
         """Each changeset this push added (rev): its manifest and the files it says it changed,
         as its text was checked (None once its pushed manifest went by and they were looked up);
@@ -209,9 +212,11 @@ class Transaction:
                 file_revisions += len(self._ingest(writer, group.revisions))
                 writer.release()  # memory: one file's revisions at a time, not the whole push's
         self._validate_new_changesets(first_new)
+        carried, self._carried = self._carried, []
         if added:
             self.changed_cl = True
-            self._update_phases_for_new(first_new)
+        if added or carried:
+            self._update_phases_for_pushed(first_new, carried)
         heads_after = self._heads()
         closing = sum(1 for rev in heads_after - heads_before
                       if parse_changeset(self.changeset_text(self.cl.node(rev))).closes_branch)
@@ -319,6 +324,8 @@ class Transaction:
             base_text = writer.text(writer.rev(rd.base))
             text = self._whole_text(whole) if whole is not None else self._rebuild(base_text, delta)
             if writer.has_node(rd.node):
+                if is_changelog:
+                    self._carried.append(writer.rev(rd.node))
                 continue
             for parent in (rd.p1, rd.p2):
                 if not writer.has_node(parent):
@@ -475,15 +482,16 @@ class Transaction:
             phases.append(max(phases[p1] if p1 >= 0 else 0, phases[p2] if p2 >= 0 else 0))
         return phases
 
-    def _update_phases_for_new(self, first_new: int) -> None:
-        """A publishing repo makes what is pushed public; otherwise new changesets are draft."""
+    def _update_phases_for_pushed(self, first_new: int, carried: Sequence[int]) -> None:
+        """New changesets are draft at least; then every changeset of the pushed group, those the
+        repository had (a secret one included) as well as the new ones, and their ancestors move
+        to draft, or to public where the repository publishes: hg's ``changegroup.apply`` for a
+        push (``registernew``, then ``advanceboundary`` over the group's revisions)."""
         phases = self._phase_array()
         new = range(first_new, len(self.cl))
-        if self.repo.publishing():
-            self._advance(0, list(new))
-        else:
-            for rev in new:
-                phases[rev] = max(phases[rev], 1)
+        for rev in new:
+            phases[rev] = max(phases[rev], DRAFT)
+        self._advance(PUBLIC if self.repo.publishing() else DRAFT, [*carried, *new])
 
     def _advance(self, phase: int, revs: Sequence[int]) -> None:
         graph.lower_phase(self._parents(), self._phase_array(), revs, phase)
