@@ -169,7 +169,9 @@ class HgRepo:
         header = VERSION_REVLOGV1 | FLAG_INLINE
         if reqs.GENERALDELTA in requirements:
             header |= FLAG_GENERALDELTA
-        self.revlogs = RevlogCache(store, header, cache_scope)
+        # hg creates the changelog split and without generaldelta, whatever the other revlogs'
+        # format (changelog.py: ``may_inline=False``; "changelogs don't benefit from generaldelta")
+        self.revlogs = RevlogCache(store, header, cache_scope, headers={CHANGELOG: VERSION_REVLOGV1})
         self.encode_path = store_encoder(reqs.DOTENCODE in requirements)
         """A store path's name on disk (``data/Foo.i`` -> ``data/_foo.i``), as this repository's
         requirements encode it."""

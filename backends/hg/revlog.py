@@ -23,7 +23,7 @@ import tempfile
 import threading
 import zlib
 from array import array
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import IO, BinaryIO, Protocol, cast
@@ -585,9 +585,12 @@ class RevlogCache:
     """
 
     def __init__(self, vfs: Vfs, default_header: int, scope: bytes | None = None,
-                 shared: IndexCache = SHARED_INDEXES) -> None:
+                 shared: IndexCache = SHARED_INDEXES, headers: Mapping[bytes, int] | None = None) -> None:
+        """``headers``: the header of a revlog created at one of these paths, where it is not
+        ``default_header`` (the changelog's)."""
         self.vfs = vfs
         self.default_header = default_header
+        self.headers = dict(headers or {})
         self.scope = scope
         self.shared = shared
         self._indexes = _OpenIndexes()
@@ -613,7 +616,7 @@ class RevlogCache:
                     break
         if index is None:
             data = self.vfs.read(index_path) if stamp is not None else b""
-            index = parse_index(data, stamp, self.default_header)
+            index = parse_index(data, stamp, self.headers.get(index_path, self.default_header))
         if self.vfs.stamp(index_path) == stamp:
             self._indexes[index_path] = index
             if self.scope is not None and stamp is not None:
@@ -769,9 +772,11 @@ class RevlogWriter:
     """
 
     def __init__(self, revlog: Revlog, journal: Journal, compressor: Compressor,
-                 spool_dir: bytes | None = None) -> None:
+                 spool_dir: bytes | None = None, changelog: bool = False) -> None:
         """``spool_dir``: where the chunks of a long buffered group wait (:class:`PendingChunks`),
-        for a writer flushed only at the commit."""
+        for a writer flushed only at the commit.  ``changelog``: write as hg writes the changelog
+        (changelog.py: ``may_inline=False``, ``_storedeltachains = False``): every revision a full
+        snapshot, and an inline changelog split at its first write whatever its size."""
         self.vfs = revlog.vfs
         self.reader = revlog
         self.index_path = revlog.index_path
@@ -796,7 +801,10 @@ class RevlogWriter:
         self._added_sizes = array("q")
         """The same of each added revision, by ``rev - _added_from`` (arrays: a dict of tuples cost a
         migration's push 90 bytes a changeset and a manifest)."""
+        self.changelog = changelog
         self._journaled = False
+        self._split_data = False
+        """``.d`` holds the written revisions of an inline revlog being split (``_write_split_data``)."""
         self.released = False
         """``release`` let go of the revisions: nothing more may be added."""
         self._data_written = 0
@@ -889,6 +897,7 @@ class RevlogWriter:
         self._pending_index = bytearray()
         self._chunks.close()
         self._data_written = 0
+        self._split_data = False
 
     def forget_texts(self) -> None:
         """Drop the kept texts and chain lengths: the revlog's group is complete, no later delta of
@@ -955,9 +964,11 @@ class RevlogWriter:
 
         A full text is a snapshot (base == rev), which sparse-revlog readers and
         writers both accept; the delta must also be much smaller than the text.
+        The changelog stores none: ``hg debugformat``'s ``plain-cl-delta`` checks that every
+        revision is its own chain base (upgrade_utils/actions.py ``removecldeltachain``).
         """
         base = p1rev if self.generaldelta else rev - 1
-        if base != NULL_REV and len(text) > 64:
+        if base != NULL_REV and len(text) > 64 and not self.changelog:
             length, size = self._chain(base)
             if length < MAX_CHAIN_LENGTH and size < 2 * len(text) + 1024:
                 raw = delta[1] if delta is not None and delta[0] == base else mpatch.diff(self.text(base), text)
@@ -981,18 +992,28 @@ class RevlogWriter:
         if not self.pending:
             return
         self._journal_sizes()
-        if self.inline and self._data_end() >= MAX_INLINE:
-            self._split()  # first: the buffered chunks then go to ``.d`` once, not into ``.i`` and out again
-        if self.inline:
+        if self._splits():
+            self._split()
+        elif self.inline:
             for block in _batched(self._inline_pending()):
                 self.vfs.append(self.index_path, block)
         else:
-            for block in _batched(self._chunks.chunks(self._data_written)):
-                self.vfs.append(self.data_path, block)
+            self._append_data()
             self.vfs.append(self.index_path, bytes(self._pending_index))
         self._pending_index = bytearray()
         self._chunks.close()
         self._data_written = 0
+
+    def _splits(self) -> bool:
+        """Whether writing the buffered revisions makes an inline revlog a split one: past
+        ``MAX_INLINE`` bytes of data (revlog.py ``_enforceinlinesize``), or at once for the changelog."""
+        return self.inline and (self.changelog or self._data_end() >= MAX_INLINE)
+
+    def _append_data(self) -> None:
+        """Append the buffered chunks not yet in ``.d`` to it."""
+        for block in _batched(self._chunks.chunks(self._data_written)):
+            self.vfs.append(self.data_path, block)
+        self._data_written = self.pending
 
     def _journal_sizes(self) -> None:
         if not self._journaled:
@@ -1004,15 +1025,19 @@ class RevlogWriter:
     def write_pending(self, name: bytes) -> None:
         """Mercurial's pending index for hooks run with ``HG_PENDING``: ``name`` (``00changelog.i.a``)
         gets the index with the buffered entries; a split revlog's new data is appended to ``.d`` now
-        (past its journaled size), while the real index stays as it is until :meth:`flush`."""
+        (past its journaled size), while the real index stays as it is until :meth:`flush`.  A revlog
+        the flush will split gets a split pending index (hg splits before it writes one); its
+        ``.d``, which no reader of the inline ``.i`` opens, is written now."""
         self._journal_sizes()
+        if self._splits():
+            self._write_split_data()
+            self.vfs.replace(name, self._split_index())
+            return
         current = self.vfs.read(self.index_path) if self.vfs.exists(self.index_path) else b""
         if self.inline:
             extra = _batched(self._inline_pending())
         else:
-            for block in _batched(self._chunks.chunks(self._data_written)):
-                self.vfs.append(self.data_path, block)
-            self._data_written = self.pending
+            self._append_data()
             extra = iter([bytes(self._pending_index)])
         self.vfs.replace(name, current)
         for block in extra:
@@ -1026,19 +1051,37 @@ class RevlogWriter:
             yield chunk
 
     def _split(self) -> None:
-        """Convert the written inline ``.i`` to ``.i`` + ``.d`` (the old ``.i`` is backed up, ``.d`` is
-        new) before the buffered revisions are written, as a split revlog's."""
-        written = self.vfs.read(self.index_path) if self.vfs.exists(self.index_path) else b""
-        index = parse_index(written, None, self.header)
-        reader = Revlog(self.vfs, self.index_path, index)
+        """Make the inline revlog ``.i`` + ``.d`` with the buffered revisions in.
+
+        ``.d`` gets every chunk first (readers of the inline ``.i`` never open it); then ``.i`` is
+        replaced whole by the split index, in one rename: a reader sees the inline revlog as it
+        was or the split one with every revision, nothing between.  The old ``.i`` is backed up
+        and ``.d`` journaled, so a rollback (or ``hg recover`` after a killed writer) puts back the
+        inline revlog alone.
+        """
+        self._write_split_data()
         self.journal.backup(self.logical_index)
-        self.journal.record_append(self.logical_data, self.vfs.size(self.data_path))
-        self.vfs.append(self.data_path, b"".join(reader.raw_chunk(r) for r in range(len(index.entries))))
+        self.vfs.replace(self.index_path, self._split_index())
         self.header &= ~FLAG_INLINE
-        packed = [INDEX_ENTRY.pack(*e) for e in index.entries]
-        if packed:
-            packed[0] = struct.pack(">I", self.header) + packed[0][4:]
-        elif self._pending_index:  # the first revision is a buffered one: its entry carries the header
-            self._pending_index[:4] = struct.pack(">I", self.header)
-        self.vfs.replace(self.index_path, b"".join(packed))
         self.reader = self._written()
+
+    def _write_split_data(self) -> None:
+        """Bring ``.d`` up to date for a split: the inline revlog's chunks (written once, in a
+        file of its own: one a past writer left beside it is backed up and replaced), then the
+        buffered ones not in it yet."""
+        if not self._split_data:
+            written = self.vfs.read(self.index_path) if self.vfs.exists(self.index_path) else b""
+            reader = Revlog(self.vfs, self.index_path, parse_index(written, None, self.header))
+            self.journal.backup(self.logical_data)
+            self.vfs.replace(self.data_path, b"".join(reader.raw_chunk(r) for r in range(len(reader))))
+            self._split_data = True
+        self._append_data()
+
+    def _split_index(self) -> bytes:
+        """Every entry, written and buffered, as a split revlog's index (the header without inline)."""
+        packed = bytearray()
+        for entry in self.entries:
+            packed += INDEX_ENTRY.pack(*entry)
+        if packed:
+            packed[:4] = struct.pack(">I", self.header & ~FLAG_INLINE)
+        return bytes(packed)

@@ -103,7 +103,7 @@ class Transaction:
         self.compressor = Compressor(engine)
         # the changelog is written at the commit: a long group's chunks wait in the store's directory
         self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor,
-                               spool_dir=getattr(repo.store, "root", None))
+                               spool_dir=getattr(repo.store, "root", None), changelog=True)
         self._base_index = self.cl.reader.index
         """The changelog snapshot the transaction started from (the one the repository's views describe)."""
         self.writers: dict[bytes, RevlogWriter] = {}

@@ -30,6 +30,7 @@ from backends.hg import writer as writer_mod
 from backends.hg.repository import HgRepo
 from backends.interfaces import DeltaMode, Node, RevisionGroup, Section
 from protocols.errors import ProtocolError, StorageError
+from tests.integration.test_hg_changelog_format import inline_changelog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +78,9 @@ def _failing_groups(groups: Iterator[RevisionGroup], after: int) -> Iterator[Rev
         yield group
 
 
-INJECTIONS = ["stream", "flush", "split", "phaseroots", "journal-close"]
+INJECTIONS = ["stream", "flush", "split", "split-changelog", "phaseroots", "journal-close"]
+"""Where a transaction fails; ``split-changelog``: splitting the changelog, inline before (as older
+writers left it), which the commit splits."""
 
 
 @pytest.mark.parametrize("where", INJECTIONS)
@@ -85,6 +88,8 @@ def test_injected_failure_rolls_back_byte_for_byte(
     hg_cli: Hg, half_copied: tuple[HgRepo, HgRepo, Path], where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source, target, path = half_copied
+    if where == "split-changelog":
+        inline_changelog(path)
     before = snapshot(path)
     nodes = _rest(source, target)
     groups: Iterator[RevisionGroup] = source.emit_groups(nodes, DeltaMode.ANY)
@@ -103,6 +108,16 @@ def test_injected_failure_rolls_back_byte_for_byte(
     elif where == "split":
         monkeypatch.setattr(revlog_mod.RevlogWriter, "_split", lambda self: (_ for _ in ()).throw(Boom("split")))
         monkeypatch.setattr(revlog_mod, "MAX_INLINE", 1)
+    elif where == "split-changelog":
+        original_split = revlog_mod.RevlogWriter._split
+
+        def split_failing_at_the_changelog(self: revlog_mod.RevlogWriter) -> None:
+            if self.changelog:
+                self._write_split_data()  # its .d written, then the replacement of its index fails
+                raise Boom("split")
+            original_split(self)
+
+        monkeypatch.setattr(revlog_mod.RevlogWriter, "_split", split_failing_at_the_changelog)
     elif where == "phaseroots":
         monkeypatch.setattr(writer_mod.Transaction, "_write_phaseroots", lambda self: (_ for _ in ()).throw(Boom()))
     else:
@@ -173,11 +188,15 @@ time.sleep(60)
 """
 
 
+@pytest.mark.parametrize("inline_cl", [False, True])
 @pytest.mark.parametrize("recover_with", ["hgwire", "hg"])
 def test_sigkilled_writer_is_rolled_back(
-    hg_cli: Hg, half_copied: tuple[HgRepo, HgRepo, Path], tmp_path: Path, recover_with: str
+    hg_cli: Hg, half_copied: tuple[HgRepo, HgRepo, Path], tmp_path: Path, recover_with: str, inline_cl: bool
 ) -> None:
+    """``inline_cl``: the changelog was inline (as older writers left it); the killed writer had split it."""
     source, _, path = half_copied
+    if inline_cl:
+        inline_changelog(path)
     before = snapshot(path)
     script = tmp_path / "writer.py"
     script.write_text(KILLED_WRITER)
@@ -191,6 +210,7 @@ def test_sigkilled_writer_is_rolled_back(
     proc.wait()
     assert (path / ".hg" / "store" / "journal").exists()
     assert snapshot(path) != before
+    assert (path / ".hg/store/00changelog.d").exists()  # split by the killed writer, when it was inline
     if recover_with == "hg":
         assert hg_cli(path, "recover") == b"rolling back interrupted transaction\n"
     else:

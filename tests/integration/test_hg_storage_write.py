@@ -22,6 +22,7 @@ from backends.hg.revlog import node_hash
 from backends.hg.writer import HASH_ON_HELPER, HASHES_AHEAD
 from backends.interfaces import NULL_NODE, DeltaMode, Kind, Node, RevisionDelta, RevisionGroup, Section
 from protocols.errors import ProtocolError
+from tests.integration.test_hg_changelog_format import inline_changelog
 
 LOG_DEBUG = ("log", "--debug", "-r", "not secret()")
 
@@ -394,11 +395,10 @@ def test_a_changelog_spooled_to_disk_is_written_as_if_held(
 ) -> None:
     """The changelog is written at the commit; a long group's chunks past ``SPILL_BYTES`` wait in an
     unnamed file of the store's directory.  The repository written, and the pending changelog a
-    hook reads, are byte for byte those of a push held in memory; an abort leaves nothing of it."""
+    hook reads, are byte for byte those of a push held in memory; an abort leaves nothing of it.
+    ``inline``: the changelog was inline before; the pending index is already the split one."""
     source = hgstore.open_repository(str(zstd_repo), "src")
     nodes = source.missing([], source.heads())
-    if not inline:  # the first transaction's commit splits the changelog: the second appends to .d
-        monkeypatch.setattr(revlog_mod, "MAX_INLINE", 1)
     spools: list[object] = []
     original = tempfile.TemporaryFile
 
@@ -415,6 +415,8 @@ def test_a_changelog_spooled_to_disk_is_written_as_if_held(
         target = make_target(path)
         with target.transaction() as tx:  # type: ignore[attr-defined]
             tx.add_changegroup(source.emit_groups(nodes[:3], DeltaMode.ANY))
+        if inline:  # as older writers left it: the second transaction splits it (its pending index too)
+            inline_changelog(path)
         assert bool(revlog_mod.FLAG_INLINE & struct.unpack(">I", (path / ".hg/store/00changelog.i").read_bytes()[:4])[0]) is inline
         before = _store_files(path)
         for commit in (False, True):
