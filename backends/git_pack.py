@@ -36,6 +36,7 @@ from backends.git_reach import tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
 from protocols.errors import ProtocolError
 from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
+from protocols.git_receive import resolve_symref
 
 CHUNK_SIZE = 1 << 16
 MAX_ANCESTRY_WALK = 1_000_000
@@ -109,8 +110,10 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
             types.close()
     if symrefs is None:
         symrefs = repo.symrefs()
-    return RefSnapshot(refs, peeled, {name: target for name, target in symrefs.items()
-                                      if name == b"HEAD" or name in refs})
+    # each names the ref it leads to in the end, as git's advertisement and ls-refs resolve it (HEAD ->
+    # refs/heads/alias -> refs/heads/main: a clone checks out main); a loop is named nowhere
+    resolved = {name: resolve_symref(symrefs, name) for name in symrefs if name == b"HEAD" or name in refs}
+    return RefSnapshot(refs, peeled, {name: target for name, target in resolved.items() if target is not None})
 
 
 def _stored_types(store: BaseObjectStore) -> StoredTypes | None:
