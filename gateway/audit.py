@@ -41,17 +41,30 @@ class Change:
 def record(ctx: SessionContext, action: str, changes: Sequence[Change], outcome: str) -> None:
     """Emit the audit event of one write."""
     log.info(
-        "audit: {proto} {action} {repo} by {user} from {peer}: {outcome} ({summary})",
+        "audit: {proto} {action} {repo} by {who} from {peer}: {outcome} ({summary})",
         audit=True,
         action=action,
         proto=ctx.transport,
         user=ctx.user,
+        who=ctx.user if ctx.user is not None else "an anonymous user",
         repo=ctx.repo_name,
         peer=ctx.peer,
         changes=[asdict(c) for c in changes],
         outcome=outcome,
-        summary=", ".join(f"{c.name} {c.old[:12]}..{c.new[:12]} {c.result}" for c in changes) or "no changes",
+        summary=", ".join(f"{c.name} {_short(c.old)}..{_short(c.new)} {c.result}" for c in changes) or "no changes",
     )
+
+
+SUMMARY_IDS = 4
+"""Ids of one change the summary line shows (the ``changes`` field holds them all)."""
+
+
+def _short(ids: str) -> str:
+    """Ids for the summary line, each cut to 12 characters: hg's heads (and a phase's changesets)
+    are several, space-separated; past ``SUMMARY_IDS``, how many more."""
+    each = ids.split(" ")
+    shown = " ".join(i[:12] for i in each[:SUMMARY_IDS])
+    return shown + (f" (+{len(each) - SUMMARY_IDS} more)" if len(each) > SUMMARY_IDS else "")
 
 
 def git_push(ctx: SessionContext, updates: Sequence[RefUpdate], results: Sequence[RefResult],
