@@ -152,7 +152,13 @@ class DiskPackSink:
         if pack is None:
             quarantine.drop()
             return
-        self._repo._landed(pack, quarantine)
+        try:
+            with _invalid_pack():  # its files gone meanwhile (a `git prune` of a quarantine it took for stale)
+                self._repo._landed(pack, quarantine)
+        except BaseException:
+            pack.close()
+            quarantine.drop()
+            raise
 
     @property
     def warnings(self) -> list[str]:

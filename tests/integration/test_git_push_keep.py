@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import LOOPBACK, Client, RunningServer
 
@@ -71,3 +72,33 @@ def test_a_keep_file_a_killed_server_left_goes_a_day_later(client: Client, tmp_p
         os.utime(path, (day_ago, day_ago))
     sweep_stale_temporaries(Repo(str(bare)).object_store)  # type: ignore[arg-type]
     assert sorted(p.name for p in pack_dir.glob("*.keep")) == ["pack-b.keep", "pack-c.keep"]
+
+
+def test_a_quarantine_removed_under_a_push_refuses_it_in_words(
+        make_server: Callable[..., RunningServer], client: Client, monkeypatch: Any) -> None:
+    """``git prune`` may take a push's quarantine for a stale one and remove it while the pack
+    lands: the push is refused saying so (it was "internal error" and a traceback)."""
+    import shutil
+
+    from backends.git import DulwichGitRepository
+
+    server = make_server("fs", git=[LOOPBACK])
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(server.root / "pruned.git")], check=True)
+    landed = DulwichGitRepository._landed
+
+    def pruned_first(self: Any, pack: Any, quarantine: Any = None) -> None:
+        if quarantine is not None:
+            shutil.rmtree(quarantine.path)
+        landed(self, pack, quarantine)
+
+    monkeypatch.setattr(DulwichGitRepository, "_landed", pruned_first)
+    work = client.cwd / "pruned"
+    client.git("init", "-q", str(work))
+    (work / "a.txt").write_text("a\n")
+    client.git("add", ".", cwd=work)
+    client.git("commit", "-qm", "a", cwd=work)
+    refused = client.git("push", server.git_url("pruned"), "main", cwd=work, check=False)
+    assert refused.returncode == 1
+    assert "the server could not store the pushed pack (No such file or directory)" in refused.stderr, refused.stderr
+    monkeypatch.setattr(DulwichGitRepository, "_landed", landed)
+    client.git("push", "-q", server.git_url("pruned"), "main", cwd=work)
