@@ -51,6 +51,7 @@ from backends.interfaces import (
     RefReport,
     RefResult,
     RefUpdate,
+    UploadSettings,
     is_zero_id,
     object_format_of,
 )
@@ -752,6 +753,16 @@ class DulwichGitRepository:
             return _git_bool(value, f"{section.decode()}.{key.decode()}")
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
+
+    def upload_settings(self) -> UploadSettings:
+        """``uploadpack.allowFilter`` and ``lsrefs.unborn`` (``UploadSettings``); ``StorageError``
+        for a value git would not read."""
+        allow = self._config_bool(b"uploadpack", b"allowfilter")
+        unborn = (self._config_last(b"lsrefs", b"unborn") or b"advertise").decode("utf-8", "replace").lower()
+        if unborn not in ("advertise", "allow", "ignore"):
+            raise StorageError(f"invalid value for lsrefs.unborn: '{unborn[:40]}'; fix it in the repository's "
+                               "config on the server (advertise, allow or ignore)")
+        return UploadSettings(allow_filter=allow is not False, unborn=unborn)
 
     def daemon_export_ok(self) -> bool:
         """Whether git daemon would serve it without ``--export-all``: its git directory holds

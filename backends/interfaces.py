@@ -298,6 +298,19 @@ class PushCertSettings:
     """Where the checking programs run (the git directory)."""
 
 
+@dataclass(frozen=True, slots=True)
+class UploadSettings:
+    """What a git repository's config says of fetches, as git's upload-pack reads it (a backend's
+    optional ``upload_settings()``; these defaults without it)."""
+
+    allow_filter: bool = True
+    """``uploadpack.allowFilter``: partial clones are served unless it is ``false`` (git's default
+    is off: hgwire serves them by default, as hosting services do)."""
+    unborn: str = "advertise"
+    """``lsrefs.unborn``: ``advertise`` (protocol v2 names an unborn HEAD's branch, and says so),
+    ``allow`` (names it when asked, without saying so), ``ignore`` (never)."""
+
+
 class ReceiveHooks(Protocol):
     """The receive hooks of one push (``gateway.git_hooks``): ``update_refs`` of a repository that
     has a ``hook_location`` calls them around its ref updates when the gateway passes them.
@@ -665,6 +678,7 @@ __all__ = [
     "Section",
     "StateStamped",
     "StoreFile",
+    "UploadSettings",
     "is_zero_id",
     "object_format_of",
 ]

@@ -171,13 +171,18 @@ def _service_banner(service: str) -> bytes:
 def _advertise_upload(ctx: SessionContext) -> bytes:
     with closing_git(git_session.open_git_repo(ctx)) as repo:
         snapshot = git_pack.snapshot_refs(repo)
+        flags = git_session.v0_upload_flags(git_session.upload_settings(repo))
         return _service_banner("git-upload-pack") + git_upload.advertisement(
-            snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, object_format=object_format_of(repo))
+            snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, flags=flags,
+            object_format=object_format_of(repo))
 
 
 def _advertise_upload_v2(ctx: SessionContext) -> bytes:
     with closing_git(git_session.open_git_repo(ctx)) as repo:  # a missing repository is a 404 here too
-        return git_v2.capability_advertisement(git_session.AGENT, object_format=object_format_of(repo))
+        settings = git_session.upload_settings(repo)
+        return git_v2.capability_advertisement(git_session.AGENT, allow_filter=settings.allow_filter,
+                                               object_format=object_format_of(repo),
+                                               unborn=settings.unborn == "advertise")
 
 
 def _advertise_receive(ctx: SessionContext) -> bytes:

@@ -38,6 +38,7 @@ from backends.interfaces import (
     PackSink,
     PushCertSettings,
     RefResult,
+    UploadSettings,
     object_format_of,
 )
 from gateway import audit, errors, git_hooks, maintenance, protected
@@ -54,7 +55,7 @@ from gateway.policy import (
 )
 from gateway.policy import maintenance as policy_maintenance
 from gateway.pump import PumpedSession
-from gateway.repo_use import RepoUse
+from gateway.repo_use import RepoUse, close_git
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_archive, git_caps, git_push_cert, git_receive, git_upload, git_v2
@@ -262,15 +263,16 @@ class UploadPackSession(_GitSession):
     def start(self) -> None:
         self._run(self._advertise, _open_for_upload, self.ctx)
 
-    def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot]) -> None:
-        self._repo, snap = opened
+    def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot, UploadSettings]) -> None:
+        self._repo, snap, settings = opened
         self._using(self._repo)
         self._snapshot = snap
         object_format = object_format_of(self._repo)
         self._core.use_object_format(object_format)
+        self._core.allow_filter = settings.allow_filter
         if not self._stateless:
             self._write(git_upload.advertisement(snap.refs, snap.peeled, snap.symrefs, AGENT,
-                                                 object_format=object_format))
+                                                 flags=v0_upload_flags(settings), object_format=object_format))
         self._advertised = True
         self._resume()
 
@@ -355,15 +357,20 @@ class UploadPackV2Session(_GitSession):
         }
 
     def start(self) -> None:
-        self._run(self._opened, open_git_repo, self.ctx)
+        self._run(self._opened, _open_for_v2, self.ctx)
 
-    def _opened(self, repo: GitRepository) -> None:
+    def _opened(self, opened: tuple[GitRepository, UploadSettings]) -> None:
+        repo, settings = opened
         self._repo = repo
         self._using(repo)
         object_format = object_format_of(repo)
         self._core.use_object_format(object_format)
+        self._core.allow_filter = settings.allow_filter
+        self._core.answer_unborn = settings.unborn != "ignore"
         if not self._stateless:
-            self._write(git_v2.capability_advertisement(AGENT, object_format=object_format))
+            self._write(git_v2.capability_advertisement(AGENT, allow_filter=settings.allow_filter,
+                                                        object_format=object_format,
+                                                        unborn=settings.unborn == "advertise"))
         self._advertised = True
         self._resume()
 
@@ -589,9 +596,30 @@ def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes], progress: 
             close()
 
 
-def _open_for_upload(ctx: SessionContext) -> tuple[GitRepository, git_pack.RefSnapshot]:
+def _open_for_upload(ctx: SessionContext) -> tuple[GitRepository, git_pack.RefSnapshot, UploadSettings]:
     repo = open_git_repo(ctx)
-    return repo, git_pack.snapshot_refs(repo)
+    return repo, git_pack.snapshot_refs(repo), upload_settings(repo)
+
+
+def upload_settings(repo: GitRepository) -> UploadSettings:
+    """The repository's settings for fetches (``UploadSettings``; the defaults where its backend
+    has none); blocking (its config is read), for the pool."""
+    settings = getattr(repo, "upload_settings", None)  # optional: a backend may not have it
+    return settings() if settings is not None else UploadSettings()
+
+
+def v0_upload_flags(settings: UploadSettings) -> tuple[bytes, ...]:
+    """The v0 capabilities offered: ``filter`` only where ``uploadpack.allowFilter`` is not false."""
+    return tuple(f for f in git_caps.UPLOAD_PACK_V0 if settings.allow_filter or f != git_caps.FILTER)
+
+
+def _open_for_v2(ctx: SessionContext) -> tuple[GitRepository, UploadSettings]:
+    repo = open_git_repo(ctx)
+    try:
+        return repo, upload_settings(repo)
+    except BaseException:
+        close_git(repo)
+        raise
 
 
 def _prepare_fetch(

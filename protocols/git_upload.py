@@ -403,6 +403,8 @@ class UploadPackV0:
         self._deepen_since: int | None = None
         self._deepen_not: list[bytes] = []
         self._object_filter: ObjectFilter | None = None
+        self.allow_filter = True
+        """Whether ``filter`` was offered (``uploadpack.allowFilter`` not false): a filter line then refused."""
         self._round: list[ObjectId] = []
         self._haves_seen = 0
         self._common: set[ObjectId] = set()
@@ -529,6 +531,8 @@ class UploadPackV0:
         self._deepen_not.append(arg)
 
     def _filter(self, arg: bytes) -> None:
+        if not self.allow_filter:
+            raise ProtocolError("git upload-pack: filtering capability not negotiated")  # git's words
         self._object_filter = parse_filter(arg)
 
     def _have(self, arg: bytes) -> None:

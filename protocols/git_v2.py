@@ -40,17 +40,19 @@ SERVER_OPTION = b"server-option"
 WAIT_FOR_DONE = b"wait-for-done"
 UNBORN = b"unborn"
 
-def capability_advertisement(agent: bytes, allow_filter: bool = True, object_format: ObjectFormat = SHA1_FORMAT) -> bytes:
+def capability_advertisement(agent: bytes, allow_filter: bool = True, object_format: ObjectFormat = SHA1_FORMAT,
+                             unborn: bool = True) -> bytes:
     """The v2 capability advertisement, shaped as git 2.39's (tests/transcripts/git/clone-v2.txt).
 
     ``filter`` is offered only because every reachable object may be wanted,
-    which the lazy fetches of a partial clone need.
+    which the lazy fetches of a partial clone need; ``unborn`` off (``lsrefs.unborn`` other than
+    ``advertise``) offers a bare ``ls-refs``.
     """
     fetch_features = [git_caps.SHALLOW, WAIT_FOR_DONE] + ([git_caps.FILTER] if allow_filter else [])
     lines = [
         b"version 2",
         git_caps.AGENT + b"=" + agent,
-        LS_REFS + b"=" + UNBORN,
+        LS_REFS + (b"=" + UNBORN if unborn else b""),
         FETCH + b"=" + b" ".join(fetch_features),
         SERVER_OPTION,
         git_caps.OBJECT_FORMAT + b"=" + object_format.name.encode(),
@@ -161,7 +163,10 @@ class UploadPackV2:
                  object_format: ObjectFormat = SHA1_FORMAT) -> None:
         self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
         self._stateless = stateless
-        self._allow_filter = allow_filter
+        self.allow_filter = allow_filter
+        """Whether ``filter`` was offered (``uploadpack.allowFilter`` not false)."""
+        self.answer_unborn = True
+        """Whether an ``unborn`` ls-refs argument is answered (``lsrefs.unborn`` not ``ignore``)."""
         self._bounds = bounds
         self._format = object_format
         self._state = State.IDLE
@@ -250,7 +255,7 @@ class UploadPackV2:
         request, self._request = self._request, None
         named = {git_caps.OBJECT_FORMAT: request.object_format} if request.object_format is not None else {}
         git_caps.check_object_format(named, self._format, unnamed=git_caps.SHA1)
-        parse = _Parse(self._allow_filter, self._bounds, self._format.hex_len)
+        parse = _Parse(self.allow_filter, self._bounds, self._format.hex_len)
         self._pending = _COMMANDS[request.command](request.args, parse)
 
     # -- responses ------------------------------------------------------------------
@@ -269,7 +274,8 @@ class UploadPackV2:
         self._responded()
         out = []
         head_target = symrefs.get(b"HEAD")
-        if request.unborn and b"HEAD" not in refs and head_target and _matches(b"HEAD", request):
+        if (request.unborn and self.answer_unborn and b"HEAD" not in refs and head_target
+                and _matches(b"HEAD", request)):
             out.append(pktline.encode(
                 b"unborn HEAD" + (b" symref-target:" + head_target if request.symrefs else b"") + b"\n"))
         with_symrefs = symrefs if request.symrefs else {}

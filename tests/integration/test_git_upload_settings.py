@@ -1,0 +1,55 @@
+"""A repository's own settings for fetches, as git's upload-pack reads them:
+``uploadpack.allowFilter = false`` offers no partial clone (git's client then warns and fetches
+everything), ``lsrefs.unborn = ignore`` names no unborn HEAD."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+
+@pytest.mark.parametrize(("transport", "version"), [("git", "0"), ("git", "2"), ("http", "0"), ("http", "2")])
+def test_allow_filter_false_serves_whole_clones(make_server: Callable[..., RunningServer], client: Client,
+                                                 transport: str, version: str) -> None:
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    bare = server.root / "whole.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    (work / "big.txt").write_text("blob\n" * 100)
+    client.git("add", ".", cwd=work)
+    client.git("commit", "-qm", "a", cwd=work)
+    client.git("push", "-q", str(bare), "main", cwd=work)
+    url = server.git_url("whole") if transport == "git" else f"http://127.0.0.1:{server.port('http')}/whole.git"
+    partial = client.cwd / f"partial-{transport}-{version}"
+    client.git("-c", f"protocol.version={version}", "clone", "-q", "--no-checkout", "--filter=blob:none", url,
+               str(partial))
+    missing = client.git("rev-list", "--objects", "--missing=print", "--all", cwd=partial).stdout
+    assert "?" in missing  # filtered: the blob was left out
+
+    client.git("--git-dir", str(bare), "config", "uploadpack.allowFilter", "false")
+    whole = client.cwd / f"whole-{transport}-{version}"
+    cloned = client.git("-c", f"protocol.version={version}", "clone", "--no-checkout", "--filter=blob:none", url,
+                        str(whole))
+    assert "filtering not recognized by server, ignoring" in cloned.stderr, cloned.stderr
+    missing = client.git("rev-list", "--objects", "--missing=print", "--all", cwd=whole).stdout
+    assert "?" not in missing, missing
+
+
+def test_lsrefs_unborn_ignore_names_no_unborn_head(make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    bare = server.root / "empty.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "trunk", str(bare)], check=True)
+    named = client.cwd / "named"
+    client.git("-c", "protocol.version=2", "-c", "init.defaultBranch=other", "clone", "-q", server.git_url("empty"),
+               str(named))
+    assert client.git("symbolic-ref", "HEAD", cwd=named).stdout.strip() == "refs/heads/trunk"
+    client.git("--git-dir", str(bare), "config", "lsrefs.unborn", "ignore")
+    unnamed = client.cwd / "unnamed"
+    client.git("-c", "protocol.version=2", "-c", "init.defaultBranch=other", "clone", "-q", server.git_url("empty"),
+               str(unnamed))
+    assert client.git("symbolic-ref", "HEAD", cwd=unnamed).stdout.strip() == "refs/heads/other"
