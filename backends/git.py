@@ -754,6 +754,11 @@ class DulwichGitRepository:
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
 
+    def push_options_offered(self) -> bool:
+        """``receive.advertisePushOptions``: offered unless it is false (``StorageError`` for a value
+        git would not read)."""
+        return self._config_bool(b"receive", b"advertisepushoptions") is not False
+
     def upload_settings(self) -> UploadSettings:
         """``uploadpack.allowFilter`` and ``lsrefs.unborn`` (``UploadSettings``); ``StorageError``
         for a value git would not read."""

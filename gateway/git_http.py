@@ -196,6 +196,7 @@ def _advertise_receive(ctx: SessionContext) -> bytes:
         nonce = git_session.cert_nonce(signing, repo) if signing is not None else None
         return _service_banner("git-receive-pack") + git_receive.advertisement(
             git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce,
+            push_options=git_session.push_options_offered(repo),
             object_format=object_format_of(repo))
 
 

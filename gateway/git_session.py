@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from dulwich.object_store import BaseObjectStore
 from twisted.internet import defer, task
@@ -672,7 +672,7 @@ class ReceivePackSession(_GitSession):
         self._run(self._advertise, _open_for_receive, self.ctx)
 
     def _advertise(self, opened: _Receiving) -> None:
-        repo, refs, max_input, signing = opened
+        repo, refs, max_input, signing, push_options = opened
         if isinstance(repo, PendingRepository):
             self._pending = repo
         else:
@@ -689,7 +689,8 @@ class ReceivePackSession(_GitSession):
             self._signing = (signing, nonce)
             self._core.offer_push_cert(nonce)
         if not self._stateless:
-            self._write(git_receive.advertisement(refs, AGENT, cert_nonce=nonce, object_format=object_format))
+            self._write(git_receive.advertisement(refs, AGENT, push_options=push_options, cert_nonce=nonce,
+                                                  object_format=object_format))
         self._advertised = True
         self._resume()
 
@@ -899,18 +900,34 @@ def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[
     return None
 
 
-_Receiving = tuple[GitRepository | PendingRepository, Mapping[bytes, ObjectId], int, PushCertSettings | None]
-"""The repository, the refs a push may see, its own bound on a pushed pack (0: none), and its
-settings for signed pushes (None: it takes none)."""
+class _Receiving(NamedTuple):
+    """What a push's session needs of its repository before it advertises."""
+
+    repo: GitRepository | PendingRepository
+    refs: Mapping[bytes, ObjectId]
+    """The refs a push may see."""
+    max_input: int = 0
+    """Its own bound on a pushed pack (0: none)."""
+    signing: PushCertSettings | None = None
+    """Its settings for signed pushes (None: it takes none)."""
+    push_options: bool = True
+    """Whether ``push-options`` is offered (``receive.advertisePushOptions`` not false)."""
 
 
 def _open_for_receive(ctx: SessionContext) -> _Receiving:
     repo = open_for_push(ctx)
     if isinstance(repo, PendingRepository):
-        return repo, {}, 0, None
+        return _Receiving(repo, {})
     max_input = getattr(repo, "receive_max_input_size", None)  # optional: a backend may not have it
-    return (repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0,
-            push_cert_settings(repo))
+    return _Receiving(repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0,
+                      push_cert_settings(repo), push_options_offered(repo))
+
+
+def push_options_offered(repo: GitRepository) -> bool:
+    """Whether a push to ``repo`` is offered ``push-options``: unless its
+    ``receive.advertisePushOptions`` is false (git's default is off; hgwire takes them by default)."""
+    offered = getattr(repo, "push_options_offered", None)  # optional: a backend may not have it
+    return offered() if offered is not None else True
 
 
 def push_cert_settings(repo: GitRepository) -> PushCertSettings | None:

@@ -1,12 +1,15 @@
-"""A repository's own settings for fetches, as git's upload-pack reads them:
+"""A repository's own settings for fetches and pushes, as git reads them:
 ``uploadpack.allowFilter = false`` offers no partial clone (git's client then warns and fetches
-everything), ``lsrefs.unborn = ignore`` names no unborn HEAD."""
+everything), ``lsrefs.unborn = ignore`` names no unborn HEAD, ``receive.advertisePushOptions =
+false`` offers no push options."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
+import bcrypt
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
@@ -53,3 +56,27 @@ def test_lsrefs_unborn_ignore_names_no_unborn_head(make_server: Callable[..., Ru
     client.git("-c", "protocol.version=2", "-c", "init.defaultBranch=other", "clone", "-q", server.git_url("empty"),
                str(unnamed))
     assert client.git("symbolic-ref", "HEAD", cwd=unnamed).stdout.strip() == "refs/heads/other"
+
+
+@pytest.mark.parametrize("transport", ["git", "http"])
+def test_advertise_push_options_false_offers_none(make_server: Callable[..., RunningServer], client: Client,
+                                                  transport: str, tmp_path: Path) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], htpasswd=str(htpasswd))
+    bare = server.root / "opts.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    work = client.cwd / "src"
+    client.git("init", "-q", str(work))
+    (work / "a.txt").write_text("a\n")
+    client.git("add", ".", cwd=work)
+    client.git("commit", "-qm", "a", cwd=work)
+    url = server.git_url("opts") if transport == "git" else f"http://alice:s3cret@127.0.0.1:{server.port('http')}/opts.git"
+    client.git("--git-dir", str(bare), "config", "receive.advertisePushOptions", "false")
+    refused = client.git("push", "-o", "ci.skip", url, "main", cwd=work, check=False)
+    assert refused.returncode != 0 and "the receiving end does not support push options" in refused.stderr
+    client.git("push", "-q", url, "main", cwd=work)
+    client.git("--git-dir", str(bare), "config", "--unset", "receive.advertisePushOptions")
+    (work / "a.txt").write_text("b\n")
+    client.git("commit", "-qam", "b", cwd=work)
+    client.git("push", "-q", "-o", "ci.skip", url, "main", cwd=work)  # offered by default
