@@ -29,6 +29,12 @@ leaves it as it is: hg checks its tip against the revlog and indexes the revisio
 memory (``revlog._register_nodemap_info``), and its next write, or ``hg debugupdatecaches``, brings it up to
 date.  It is not a stream clone requirement (hg's server leaves it out of ``streamreqs`` too)."""
 
+INTERNAL_PHASE = "internal-phase-2"
+"""Changesets may be in the internal phase (96: ``hg shelve`` keeps shelved changes there, and an
+``hg amend``'s temporaries): hidden as secret ones are, never exchanged; ``phaseroots`` lists them."""
+ARCHIVED_PHASE = "exp-archived-phase"
+"""Changesets may be archived (phase 32): hidden as secret ones are, never exchanged."""
+
 LFS = "lfs"
 """Some file revisions hold an LFS pointer (revision flag ``EXTSTORED``); the blobs are kept apart
 (``backends.lfs``).  Added by a push that brings such revisions to a repository serving LFS."""
@@ -51,14 +57,15 @@ SUPPORTED = frozenset(
         PERSISTENT_NODEMAP,
         LARGEFILES,
         LFS,
+        INTERNAL_PHASE,
+        ARCHIVED_PHASE,
         # Working-copy only: a server never reads or writes the dirstate, nor which files are checked out.
         "dirstate-v2",
         "dirstate-tracked-key-v1",
         "exp-sparse",
     }
 )
-"""Everything else (treemanifest, revlogv2, changelogv2, narrowhg, shared, internal phases, ...) is
-refused."""
+"""Everything else (treemanifest, revlogv2, changelogv2, narrowhg, shared, ...) is refused."""
 
 WORKING_COPY_DEFAULT = (SHARE_SAFE,)
 STORE_DEFAULT = (DOTENCODE, FNCACHE, GENERALDELTA, ZSTD, REVLOGV1, SPARSEREVLOG, STORE)
