@@ -1046,6 +1046,11 @@ class UploadArchiveSession(_GitSession):
 
     def _handle(self, event: object) -> None:
         assert isinstance(event, git_archive.ArchiveRequest) and self._repo is not None
+        if git_archive.wants_list(event.arguments):
+            self._write(git_archive.ack() + git_archive.listed_formats() + git_archive.end())
+            self._advertised = True
+            self._finish("ok: formats listed")
+            return
         options = git_archive.parse_arguments(event.arguments)
         self._run(lambda source: self._send(options, source), _resolve_archive, self.ctx, self._repo, options)
 

@@ -10,8 +10,9 @@ What real ``git upload-archive`` (2.39) exchanges with ``git archive --remote``
 Only a safe subset of git-archive's options is accepted (``--format``,
 ``--prefix``, ``-0``..``-9``, one tree-ish naming a ref or a ref's object, maybe
 with ``:dir`` for a directory in its tree, and pathspecs); everything else,
-notably ``--remote``, ``--exec``, ``--output`` and ``--worktree-attributes``,
-is refused with a NACK.  As in git-archive, options
+notably ``--remote``, ``--exec`` and ``--output``, is refused with a NACK
+(``--worktree-attributes`` is taken and changes nothing: a served repository has no working tree
+whose attributes git would read; ``--list`` answers the formats made here).  As in git-archive, options
 may come after the tree-ish, and everything after ``--`` is positional.
 
 A pathspec is a path in the tree (``docs``, ``docs/``, ``./src/main.c``:
@@ -171,6 +172,8 @@ def parse_arguments(arguments: tuple[str, ...]) -> ArchiveOptions:
             break
         if name in values:
             index, values[name] = _value(arguments, index)
+        elif arg == "--worktree-attributes":  # a bare repository has no working tree: nothing to read
+            index += 1
         elif len(arg) == 2 and arg[0] == "-" and arg[1].isdigit():
             level, index = int(arg[1]), index + 1
         elif not arg.startswith("-") or arg == "-":
@@ -184,6 +187,22 @@ def parse_arguments(arguments: tuple[str, ...]) -> ArchiveOptions:
     if None in specs:  # '.': every file, less what is excluded
         specs = [spec for spec in specs if spec is not None and spec.exclude]
     return _options(values, level, _treeish(positional[0]), tuple(s for s in specs if s is not None))
+
+
+LIST_OPTIONS = frozenset({"--list", "-l"})
+LISTED_FORMATS = b"tar\ntgz\ntar.gz\nzip\n"
+"""``git archive --remote --list``: the formats made here, as git's upload-archive lists its remote ones."""
+
+
+def wants_list(arguments: tuple[str, ...]) -> bool:
+    """``--list`` before any ``--``: the client asks for the formats, not an archive (git answers it
+    whatever else the arguments say)."""
+    for arg in arguments:
+        if arg == "--":
+            return False
+        if arg in LIST_OPTIONS:
+            return True
+    return False
 
 
 def _value(arguments: tuple[str, ...], index: int) -> tuple[int, str]:
@@ -306,6 +325,11 @@ def fatal(message: bytes) -> bytes:
     """A fatal error after the ACK: band 3, then the final flush."""
     return sideband.encode(sideband.Band.ERROR, message[: sideband.MAX_PAYLOAD_64K], sideband.MAX_PAYLOAD_64K) \
         + pktline.FLUSH
+
+
+def listed_formats() -> bytes:
+    """The answer to ``--list``, on band 1 (git prints what comes there)."""
+    return sideband.encode(sideband.Band.DATA, LISTED_FORMATS, sideband.MAX_PAYLOAD_64K)
 
 
 def end() -> bytes:

@@ -183,7 +183,6 @@ def test_commit_id_of_a_ref(served: Served) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (("--exec=/bin/sh", "HEAD"), "unknown command '/bin/sh'"),  # the client runs --exec itself over ssh
-    (("--worktree-attributes", "HEAD"), "NACK option not allowed: --worktree-attributes"),
     (("--format=tar", "0123456789abcdef0123456789abcdef01234567"), "NACK no such ref"),
     (("--format=tar", "HEAD~1"), "NACK tree-ish 'HEAD~1' must be a ref name"),
     (("HEAD", "src", "nope"), "NACK pathspec 'nope' did not match any files"),
@@ -191,6 +190,15 @@ def test_commit_id_of_a_ref(served: Served) -> None:
 ])
 def test_refused(served: Served, args: tuple[str, ...], message: str) -> None:
     assert message in _refused(served, *args)
+
+
+def test_list_and_worktree_attributes_as_git_takes_them(served: Served) -> None:
+    """``--list`` names the formats made here (git's upload-archive lists its remote ones);
+    ``--worktree-attributes`` changes nothing (a served repository has no working tree to read)."""
+    listed = subprocess.run(["git", "archive", f"--remote={served.url}", "--list"], env=served.client.env,
+                            cwd=served.client.cwd, capture_output=True, text=True, timeout=60, check=True)
+    assert listed.stdout.split() == ["tar", "tgz", "tar.gz", "zip"]
+    assert _archive(served, "--worktree-attributes", "HEAD") == _archive(served, "HEAD")
 
 
 def test_missing_repository(served: Served) -> None:
@@ -207,8 +215,7 @@ def _raw(served: Served, ssh_keys: SshKeys, *arguments: bytes) -> bytes:
     return result.stdout
 
 
-@pytest.mark.parametrize("argument", [b"--exec=/bin/sh", b"--remote=ssh://elsewhere/x", b"--output=/tmp/x",
-                                      b"--worktree-attributes"])
+@pytest.mark.parametrize("argument", [b"--exec=/bin/sh", b"--remote=ssh://elsewhere/x", b"--output=/tmp/x"])
 def test_dangerous_arguments_get_a_nack(served: Served, ssh_keys: SshKeys, argument: bytes) -> None:
     option = argument.split(b"=")[0]
     assert _raw(served, ssh_keys, argument, b"HEAD") == b"%04xNACK option not allowed: %s\n" % (

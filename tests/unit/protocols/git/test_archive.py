@@ -25,7 +25,7 @@ from backends import git_archive as backend
 from backends.interfaces import ObjectId
 from protocols import git_archive
 from protocols.errors import LimitExceeded, ProtocolError
-from protocols.git_archive import ArchiveOptions, ArchiveRefused, ArchiveRequest, Pathspec
+from protocols.git_archive import ArchiveOptions, ArchiveRefused, ArchiveRequest, Pathspec, wants_list
 from protocols.pktline import Signal
 
 REQUEST_TGZ = (b"001aargument --format=tgz\n0019argument --prefix=x/\n0010argument -9\n"
@@ -176,9 +176,8 @@ def test_pathspec_walk(spec: Pathspec, directory: str, walk: bool) -> None:
     (("--exec=/bin/sh", "HEAD"), "option not allowed: --exec"),
     (("--output=/etc/passwd", "HEAD"), "option not allowed: --output"),
     (("-o", "/tmp/x", "HEAD"), "option not allowed: -o"),
-    (("--worktree-attributes", "HEAD"), "option not allowed: --worktree-attributes"),
     (("--add-file=/etc/passwd", "HEAD"), "option not allowed: --add-file"),
-    (("--list",), "option not allowed: --list"),
+    (("--list",), "option not allowed: --list"),  # (the session answers it first: wants_list)
     (("-v", "HEAD"), "option not allowed: -v"),
     (("--format=tar", "-9", "HEAD"), "argument not supported for format 'tar': -9"),
     (("--format=7z", "HEAD"), "unknown archive format '7z'"),
@@ -439,3 +438,8 @@ def test_too_many_export_ignore_rules_refuse_the_archive(repo: tuple[_Repo, dict
     source = backend.ArchiveSource(tree.id, 0)
     with pytest.raises(ArchiveRefused, match="export-ignore and export-subst rules"):
         list(backend.archive_chunks(store, source, ArchiveOptions("tar", "", None, "HEAD")))
+
+
+def test_a_list_request_is_seen_before_any_double_dash() -> None:
+    assert wants_list(("--list",)) and wants_list(("--format=zip", "-l", "HEAD"))
+    assert not wants_list(("HEAD", "--", "--list")) and not wants_list(("HEAD",))
