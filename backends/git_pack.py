@@ -475,17 +475,18 @@ def _ancestors(store: BaseObjectStore, heads: Iterable[bytes]) -> set[bytes]:
     return seen
 
 
-def object_sizes(store: BaseObjectStore, oids: Sequence[ObjectId]) -> list[tuple[ObjectId, int]]:
-    """Sizes of the objects for v2 ``object-info``; an unknown object is a protocol error, as in git."""
+def object_sizes(store: BaseObjectStore, oids: Sequence[ObjectId]) -> list[tuple[ObjectId, int | None]]:
+    """Sizes of the objects for v2 ``object-info``; None for an object the store does not hold (git's
+    upload-pack answers it with an empty size)."""
     from backends.git_objects import size_reader
 
-    sizes = []
+    sizes: list[tuple[ObjectId, int | None]] = []
     with size_reader(store) as reader:
         for oid in oids:
             try:
                 sizes.append((oid, reader.size_of(_dul(oid))))
             except KeyError:
-                raise ProtocolError(f"object-info: not our object {oid.decode()}") from None
+                sizes.append((oid, None))
     return sizes
 
 

@@ -292,11 +292,13 @@ class UploadPackV2:
         out.append(pktline.FLUSH)
         return b"".join(out)
 
-    def object_info(self, request: ObjectInfo, sizes: Sequence[tuple[ObjectId, int]]) -> bytes:
-        """Answer object-info: the attribute line, then ``<oid> <size>`` per object."""
+    def object_info(self, request: ObjectInfo, sizes: Sequence[tuple[ObjectId, int | None]]) -> bytes:
+        """Answer object-info: the attribute line, then ``<oid> <size>`` per object (an unknown
+        object's size empty, as git 2.39 sends it)."""
         self._responded()
         lines = [b"size"] if request.size else []
-        lines += [oid + b" " + str(size).encode() for oid, size in sizes] if request.size else []
+        lines += [oid + b" " + (b"" if size is None else str(size).encode()) for oid, size in sizes] \
+            if request.size else []
         return b"".join(pktline.encode(line + b"\n") for line in lines) + pktline.FLUSH
 
     def acknowledgments(self, fetch: Fetch, common: Sequence[ObjectId], ready: bool) -> bytes:
