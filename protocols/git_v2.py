@@ -312,9 +312,10 @@ class UploadPackV2:
         return body + pktline.FLUSH
 
     def empty_fetch(self) -> bytes:
-        """A fetch with no wants (and no wait-for-done): nothing to send."""
+        """A fetch with no wants (and no wait-for-done): nothing is sent, as git's upload-pack sends
+        nothing (not even a flush)."""
         self._responded()
-        return pktline.FLUSH
+        return b""
 
     def pack_header(self, shallow_section: bool, shallow: Sequence[ObjectId] = (),
                     unshallow: Sequence[ObjectId] = ()) -> bytes:

@@ -105,6 +105,17 @@ def test_not_ready_ends_the_round_with_a_flush() -> None:
     assert core.next_event() == ClientDone()
 
 
+def test_a_fetch_with_no_wants_is_answered_with_nothing() -> None:
+    """git's upload-pack sends no byte for it (not a flush), and reads the next command."""
+    core = UploadPackV2()
+    core.receive_data(b"0012command=fetch\n0001" + b"0032have " + TAG + b"\n0009done\n0000")
+    fetch = core.next_event()
+    assert isinstance(fetch, Fetch) and not fetch.request.wants
+    assert core.empty_fetch() == b""
+    core.receive_data(b"0000")
+    assert core.next_event() == ClientDone()
+
+
 def test_unborn_head_and_prefixes() -> None:
     core = UploadPackV2()
     core.receive_data(b"0014command=ls-refs\n0001000csymrefs\n000bunborn\n0014ref-prefix HEAD\n0000")
