@@ -171,7 +171,7 @@ def _service_banner(service: str) -> bytes:
 def _advertise_upload(ctx: SessionContext) -> bytes:
     with closing_git(git_session.open_git_repo(ctx)) as repo:
         snapshot = git_pack.snapshot_refs(repo)
-        flags = git_session.v0_upload_flags(git_session.upload_settings(repo))
+        flags = git_session.v0_upload_flags(git_session.upload_settings(repo), stateless=True)
         return _service_banner("git-upload-pack") + git_upload.advertisement(
             snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, flags=flags,
             object_format=object_format_of(repo))

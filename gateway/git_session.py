@@ -272,7 +272,7 @@ class UploadPackSession(_GitSession):
         self._core.allow_filter = settings.allow_filter
         if not self._stateless:
             self._write(git_upload.advertisement(snap.refs, snap.peeled, snap.symrefs, AGENT,
-                                                 flags=v0_upload_flags(settings), object_format=object_format))
+                                                 flags=v0_upload_flags(settings, False), object_format=object_format))
         self._advertised = True
         self._resume()
 
@@ -608,9 +608,11 @@ def upload_settings(repo: GitRepository) -> UploadSettings:
     return settings() if settings is not None else UploadSettings()
 
 
-def v0_upload_flags(settings: UploadSettings) -> tuple[bytes, ...]:
-    """The v0 capabilities offered: ``filter`` only where ``uploadpack.allowFilter`` is not false."""
-    return tuple(f for f in git_caps.UPLOAD_PACK_V0 if settings.allow_filter or f != git_caps.FILTER)
+def v0_upload_flags(settings: UploadSettings, stateless: bool) -> tuple[bytes, ...]:
+    """The v0 capabilities offered: ``filter`` only where ``uploadpack.allowFilter`` is not false,
+    ``no-done`` only over HTTP (stateless), as git's upload-pack offers it."""
+    return tuple(f for f in git_caps.UPLOAD_PACK_V0
+                 if (settings.allow_filter or f != git_caps.FILTER) and (stateless or f != git_caps.NO_DONE))
 
 
 def _open_for_v2(ctx: SessionContext) -> tuple[GitRepository, UploadSettings]:
