@@ -172,7 +172,7 @@ def _advertise_upload(ctx: SessionContext) -> bytes:
     with closing_git(git_session.open_git_repo(ctx)) as repo:
         snapshot = git_pack.snapshot_refs(repo)
         flags = git_session.v0_upload_flags(git_session.upload_settings(repo), stateless=True)
-        return _service_banner("git-upload-pack") + git_upload.advertisement(
+        return _service_banner("git-upload-pack") + git_session.version_line(ctx) + git_upload.advertisement(
             snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, flags=flags,
             object_format=object_format_of(repo))
 
@@ -188,13 +188,13 @@ def _advertise_upload_v2(ctx: SessionContext) -> bytes:
 def _advertise_receive(ctx: SessionContext) -> bytes:
     opened = git_session.open_for_push(ctx)
     if isinstance(opened, git_session.PendingRepository):  # made by the POST that pushes to it
-        return _service_banner("git-receive-pack") + git_receive.advertisement(
+        return _service_banner("git-receive-pack") + git_session.version_line(ctx) + git_receive.advertisement(
             {}, git_session.AGENT, object_format=opened.object_format)
     repo: GitRepository
     with closing_git(opened) as repo:
         signing = git_session.push_cert_settings(repo)
         nonce = git_session.cert_nonce(signing, repo) if signing is not None else None
-        return _service_banner("git-receive-pack") + git_receive.advertisement(
+        return _service_banner("git-receive-pack") + git_session.version_line(ctx) + git_receive.advertisement(
             git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce,
             push_options=git_session.push_options_offered(repo),
             object_format=object_format_of(repo))

@@ -58,7 +58,7 @@ from gateway.pump import PumpedSession
 from gateway.repo_use import RepoUse, close_git
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
-from protocols import git_archive, git_caps, git_push_cert, git_receive, git_upload, git_v2
+from protocols import git_archive, git_caps, git_push_cert, git_receive, git_upload, git_v2, pktline
 from protocols.errors import (
     NotARepository,
     PermissionDenied,
@@ -271,8 +271,9 @@ class UploadPackSession(_GitSession):
         self._core.use_object_format(object_format)
         self._core.allow_filter = settings.allow_filter
         if not self._stateless:
-            self._write(git_upload.advertisement(snap.refs, snap.peeled, snap.symrefs, AGENT,
-                                                 flags=v0_upload_flags(settings, False), object_format=object_format))
+            self._write(version_line(self.ctx) + git_upload.advertisement(
+                snap.refs, snap.peeled, snap.symrefs, AGENT, flags=v0_upload_flags(settings, False),
+                object_format=object_format))
         self._advertised = True
         self._resume()
 
@@ -608,6 +609,12 @@ def upload_settings(repo: GitRepository) -> UploadSettings:
     return settings() if settings is not None else UploadSettings()
 
 
+def version_line(ctx: SessionContext) -> bytes:
+    """``version 1``, first of the advertisement of a client that asked for protocol v1 (v0
+    otherwise: nothing), as git's upload-pack and receive-pack send it."""
+    return pktline.encode(b"version 1\n") if ctx.protocol_version == 1 else b""
+
+
 def v0_upload_flags(settings: UploadSettings, stateless: bool) -> tuple[bytes, ...]:
     """The v0 capabilities offered: ``filter`` only where ``uploadpack.allowFilter`` is not false,
     ``no-done`` only over HTTP (stateless), as git's upload-pack offers it."""
@@ -691,8 +698,8 @@ class ReceivePackSession(_GitSession):
             self._signing = (signing, nonce)
             self._core.offer_push_cert(nonce)
         if not self._stateless:
-            self._write(git_receive.advertisement(refs, AGENT, push_options=push_options, cert_nonce=nonce,
-                                                  object_format=object_format))
+            self._write(version_line(self.ctx) + git_receive.advertisement(
+                refs, AGENT, push_options=push_options, cert_nonce=nonce, object_format=object_format))
         self._advertised = True
         self._resume()
 

@@ -141,3 +141,23 @@ def test_fetch_by_object_id_and_symref_listing(server: RunningServer, client: Cl
         assert client.git("rev-parse", "FETCH_HEAD", cwd=target).stdout.strip() == older
         listed = client.git("-c", f"protocol.version={version}", "ls-remote", "--symref", server.git_url("byid"))
         assert "ref: refs/heads/main\tHEAD" in listed.stdout
+
+
+@pytest.mark.parametrize("service", ["upload-pack", "receive-pack"])
+def test_protocol_v1_gets_its_version_line_first(server: RunningServer, client: Client, service: str) -> None:
+    """A client asking for protocol v1 (``-c protocol.version=1``) gets ``version 1`` before the
+    advertisement, as git's upload-pack and receive-pack send it; clone and push work."""
+    make_history(server, client, "v1")
+    traced = client.git("-c", "protocol.version=1", "ls-remote", server.git_url("v1"),
+                        env={"GIT_TRACE_PACKET": "1"}) if service == "upload-pack" else None
+    if traced is not None:
+        assert "ls-remote< version 1" in traced.stderr, traced.stderr
+    work = client.cwd / f"v1-{service}"
+    client.git("-c", "protocol.version=1", "clone", "-q", server.git_url("v1"), str(work))
+    if service == "receive-pack":
+        (work / "v1.txt").write_text("v1\n")
+        client.git("add", ".", cwd=work)
+        client.git("commit", "-qm", "v1", cwd=work)
+        pushed = client.git("-c", "protocol.version=1", "push", "origin", "HEAD", cwd=work,
+                            env={"GIT_TRACE_PACKET": "1"})
+        assert "push< version 1" in pushed.stderr, pushed.stderr
