@@ -391,6 +391,11 @@ class GuardedTransaction:
         if nodes and change not in self._changes:  # (a push's phase part and its pushkey may both say it)
             self._changes.append(change)
 
+    def phase_of(self, node: Node) -> int | None:
+        """The changeset's phase as the transaction has it (None where the backend cannot say)."""
+        phase_of = getattr(self._tx, "phase_of", None)  # optional: a backend may not have it
+        return phase_of(node) if phase_of is not None else None
+
     def add_obsmarkers(self, markers: Sequence[Marker]) -> int:
         """Pushed obsolescence markers, for a backend that keeps them."""
         self._gate()

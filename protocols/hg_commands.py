@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from backends.interfaces import (
+    NULL_NODE,
     AmbiguousIdentifier,
     FilteredRevision,
     HgRepository,
@@ -206,11 +207,14 @@ def _capabilities(repo: HgRepository, args: Args, ctx: CommandContext) -> Respon
 
 @command(b"between", b"pairs", permission=PULL, batchable=True)
 def _between(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    """Answer each pair with an empty line: hgwire serves no tree-discovery client.
-
-    hg 7 sends only the null pair (SSH handshake), for which this is exact.
+    """Answer the null pair (hg 7 sends only that one, in its SSH handshake) with an empty line; any
+    other pair is the legacy tree discovery of Mercurial before 1.9, refused as ``branches`` is
+    (an empty answer would be wrong data).
     """
     pairs = hg_wire.decode_pairs(args.named[b"pairs"])
+    if any(pair != (NULL_NODE, NULL_NODE) for pair in pairs):
+        raise UnsupportedFeature("the legacy 'between' command is answered for the null pair only; "
+                                 "use Mercurial 1.9 or later")
     return BytesResponse(hg_wire.format_between([] for _ in pairs))
 
 

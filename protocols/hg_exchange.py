@@ -577,24 +577,36 @@ def _stream_obsmarkers(repo: HgRepository, caps: Mapping[bytes, Sequence[bytes]]
 # ------------------------------------------------------------------ pushkey
 
 
-def _pushkey_bookmark(tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> bool:
+def _pushkey_bookmark(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> bool:
+    """Move a bookmark as ``bookmarks.pushbookmark`` does: from ``old`` (or where it is already
+    ``new``: done) to ``new``, a changeset the client may see (not secret, not hidden)."""
     old_node = hg_wire.parse_node(old) if old else None
     new_node = hg_wire.parse_node(new) if new else None
+    if new_node is not None and not repo.known([new_node])[0]:
+        return False
+    if new_node != old_node and repo.bookmarks().get(key) == new_node:
+        return True  # where the client wants it already (absent, for a deletion), as hg answers it
     return tx.set_bookmark(key, old_node, new_node)
 
 
 def _pushkey_phase(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> bool:
-    """Publish a changeset (``phases.pushphase`` with new phase 0); any other move is refused.
-
-    Exchange only ever publishes; without a per-changeset phase query another
-    move could not be checked against the current phase.
+    """Publish a changeset as ``phases.pushphase`` does: when its phase is ``old`` (the client's
+    view), it moves to ``new`` (public: exchange only ever publishes; any other move is refused);
+    when it is ``new`` already, the push raced another and got its result; otherwise the client's
+    view is stale: refused.  A changeset the client may not see (secret, hidden) is refused.
     """
     node = hg_wire.parse_node(key)
     try:
         old_phase, new_phase = abs(int(old)), abs(int(new))
     except ValueError as exc:
         raise ProtocolError("a phase must be an integer") from exc
-    if new_phase != PUBLIC or old_phase == PUBLIC or node == NULL_NODE or not repo.known([node])[0]:
+    if node == NULL_NODE or not repo.known([node])[0]:
+        return False
+    phase_of = getattr(tx, "phase_of", None)  # optional: a backend's transaction may not say
+    current = phase_of(node) if phase_of is not None else None
+    if current is not None and current == new_phase:
+        return True  # raced, but got the result asked for (hg's words)
+    if new_phase != PUBLIC or old_phase == PUBLIC or (current is not None and current != old_phase):
         return False
     tx.set_phase(PUBLIC, [node])
     return True
@@ -627,7 +639,7 @@ def apply_pushkey(
     if gate is not None:
         gate(namespace, key, old, new, compat=False)
     if namespace == b"bookmarks":
-        ok = _pushkey_bookmark(tx, key, old, new)
+        ok = _pushkey_bookmark(repo, tx, key, old, new)
     elif namespace == b"phases":
         ok = _pushkey_phase(repo, tx, key, old, new)
     elif namespace == b"obsolete":

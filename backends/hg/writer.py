@@ -509,6 +509,13 @@ class Transaction:
                 if inside and phases[rev] < phase:
                     phases[rev] = phase
 
+    def phase_of(self, node: Node) -> int | None:
+        """The changeset's phase in this transaction (its pushes and phase moves so far); None for
+        one the repository does not hold."""
+        if node == NULL_NODE or not self.cl.has_node(node):
+            return None
+        return self._phase_array()[self.cl.rev(node)]
+
     # -- bookmarks -----------------------------------------------------------------
 
     def set_bookmark(self, name: bytes, old: Node | None, new: Node | None) -> bool:
