@@ -223,6 +223,9 @@ class DiskRefs:
             self.loose[b"HEAD"] = head
         self.unreadable: set[bytes] = set()
         """Listed loose names dulwich does not read as loose files (``refs/<one component>``)."""
+        self.broken: set[bytes] = set()
+        """Loose refs whose file holds neither an object id nor ``ref: <name>`` (an empty file, a
+        damaged one): git reads them as broken, not as the packed value they hide, and so does this."""
         for name, filename in _loose_files(os.path.join(path, b"refs"), b"refs", []):
             if ref_format_ok(name):  # what dulwich lists
                 line = _loose_ref(filename)
@@ -230,10 +233,14 @@ class DiskRefs:
                     self.loose[name] = line
                     if b"/" not in name[5:] and name != b"refs/stash":  # its _check_refname: the rest
                         self.unreadable.add(name)
+                    elif loose_ref_damage(line) is not None:
+                        self.broken.add(name)
         self.packed = _packed_refs(container)
 
     def read(self, name: bytes) -> bytes | None:
-        """A ref's content without following it (dulwich's ``read_ref``)."""
+        """A ref's content without following it (dulwich's ``read_ref``); None for a broken one."""
+        if name in self.broken:
+            return None
         found = self.loose.get(name)
         return (found if found and name not in self.unreadable else None) or self.packed.get(Ref(name))
 
@@ -495,6 +502,17 @@ def adopt_refs(refs: object) -> None:
         refs.__class__ = LinkedRefsContainer
 
 
+def loose_ref_damage(line: bytes) -> str | None:
+    """What is wrong with a loose ref file's first line (git would read the ref as broken), or None."""
+    if line.startswith(_SYMREF):
+        return None if line[len(_SYMREF):].strip() else "a symbolic ref naming nothing"
+    if not line.strip():
+        return "an empty file"
+    if len(line) in HEX_ID_LENGTHS and all(c in b"0123456789abcdefABCDEF" for c in line):
+        return None
+    return "not an object id"
+
+
 def _loose_ref(filename: bytes) -> bytes | None:
     """A loose ref file's first line without its end (dulwich reads a symbolic ref's and an id's
     alike); None when it cannot be read or is longer than ``MAX_LOOSE_REF_LINE``.
@@ -596,6 +614,8 @@ class DulwichGitRepository:
     def refs(self) -> Mapping[bytes, ObjectId]:
         container = self.dulwich_repo.refs
         on_disk = disk_refs(container)
+        if on_disk is not None:
+            self.broken_refs = sorted(on_disk.broken)
         return _ids(on_disk.resolved() if on_disk is not None else container.as_dict())
 
     def refs_and_symrefs(self) -> tuple[Mapping[bytes, ObjectId], Mapping[bytes, bytes]]:
@@ -604,7 +624,20 @@ class DulwichGitRepository:
         on_disk = disk_refs(self.dulwich_repo.refs)
         if on_disk is None:
             return self.refs(), self.symrefs()
+        self.broken_refs = sorted(on_disk.broken)
         return _ids(on_disk.resolved()), on_disk.symbolic()
+
+    broken_refs: list[bytes] = []  # noqa: RUF012 - replaced, never changed in place
+    """The loose refs the last read of the refs found damaged (``DiskRefs.broken``): left out, for
+    the gateway to tell the operator."""
+
+    def ref_damage(self, ref: bytes) -> str | None:
+        """What is wrong with ``ref``'s loose file on disk (``loose_ref_damage``), or None."""
+        path = getattr(self.dulwich_repo.refs, "refpath", None)
+        if path is None or not _plain_disk_refs(self.dulwich_repo.refs):
+            return None
+        line = _loose_ref(path(Ref(ref)))
+        return loose_ref_damage(line) if line is not None else None
 
     def known_peeled(self) -> Mapping[bytes, ObjectId]:
         """What the objects of the packed refs peel to, as ``packed-refs`` records it
@@ -1254,6 +1287,10 @@ class DulwichGitRepository:
             return "funny refname"
         if update.ref.count(b"/") > MAX_REF_LEVELS:
             return f"refname has more than {MAX_REF_LEVELS} levels"
+        damage = self.ref_damage(update.ref)
+        if damage is not None:  # git: "bad object"; it hid the packed value it would overwrite
+            return (f"the server's file of this ref is damaged ({damage}); tell the server's operator "
+                    "('git fsck' in the repository names it)")
         branch = update.ref.startswith(HEADS_PREFIX)
         deletion = is_zero_id(update.new)
         if not self.bare and update.ref == head and rules.deny_current_branch == REFUSE:

@@ -170,7 +170,7 @@ def _service_banner(service: str) -> bytes:
 
 def _advertise_upload(ctx: SessionContext) -> bytes:
     with closing_git(git_session.open_git_repo(ctx)) as repo:
-        snapshot = git_pack.snapshot_refs(repo)
+        snapshot = git_session.snapshot(repo)
         flags = git_session.v0_upload_flags(git_session.upload_settings(repo), stateless=True)
         return _service_banner("git-upload-pack") + git_session.version_line(ctx) + git_upload.advertisement(
             snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, flags=flags,

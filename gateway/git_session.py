@@ -41,6 +41,7 @@ from backends.interfaces import (
     UploadSettings,
     object_format_of,
 )
+from backends.lru import LruCache
 from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
@@ -396,7 +397,7 @@ class UploadPackV2Session(_GitSession):
 
     def _on_ls_refs(self, request: git_v2.LsRefs) -> None:
         assert self._repo is not None
-        self._run(self._ls_refs_ready(request), git_pack.snapshot_refs, self._repo)
+        self._run(self._ls_refs_ready(request), snapshot, self._repo)
 
     def _ls_refs_ready(self, request: git_v2.LsRefs) -> Callable[[git_pack.RefSnapshot], None]:
         return lambda snap: self._answered(self._core.ls_refs(request, snap.refs, snap.peeled, snap.symrefs))
@@ -599,7 +600,34 @@ def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes], progress: 
 
 def _open_for_upload(ctx: SessionContext) -> tuple[GitRepository, git_pack.RefSnapshot, UploadSettings]:
     repo = open_git_repo(ctx)
-    return repo, git_pack.snapshot_refs(repo), upload_settings(repo)
+    return repo, snapshot(repo), upload_settings(repo)
+
+
+def snapshot(repo: GitRepository) -> git_pack.RefSnapshot:
+    """``git_pack.snapshot_refs``, telling the operator of refs left out as damaged (blocking)."""
+    snap = git_pack.snapshot_refs(repo)
+    broken = getattr(repo, "broken_refs", None)  # optional: a backend may not say
+    if broken:
+        warn_broken_refs(repo.name, broken)
+    return snap
+
+
+BROKEN_REFS_TOLD = LruCache[tuple[str, tuple[bytes, ...]], float](256)
+"""When each repository's damaged refs were last logged: once every ``BROKEN_REFS_EVERY`` seconds."""
+BROKEN_REFS_EVERY = 600.0
+
+
+def warn_broken_refs(repo: str, broken: Sequence[bytes]) -> None:
+    """One warning line naming a repository's damaged loose ref files, at most every ten minutes."""
+    key = (repo, tuple(broken))
+    now = time.monotonic()
+    told = BROKEN_REFS_TOLD.get(key)
+    if told is not None and now - told < BROKEN_REFS_EVERY:
+        return
+    BROKEN_REFS_TOLD.put(key, now)
+    log.warn("{repo}: {count} damaged ref files left out of what clients see ({refs}); "  # noqa: G010 - twisted's
+             "'git fsck' in the repository names them, then repair or delete them",
+             repo=repo, count=len(broken), refs=", ".join(r.decode("utf-8", "replace") for r in broken[:5]))
 
 
 def upload_settings(repo: GitRepository) -> UploadSettings:

@@ -54,3 +54,34 @@ def test_a_damaged_repository_is_named_as_such(make_server: Callable[..., Runnin
     assert not [e for e in logged if e.get("log_level") == LogLevel.critical or e.get("log_failure")]
     assert [e for e in logged if e.get("log_level") == LogLevel.error and said in str(e.get("reason", ""))]
     client.git("clone", "-q", server.git_url("fine"), str(client.cwd / "fine"))
+
+
+@pytest.mark.parametrize("content", ["", "not an id\n"])
+def test_a_damaged_loose_ref_is_left_out_logged_and_refused(
+        make_server: Callable[..., RunningServer], client: Client, logged: list[dict[str, Any]],
+        content: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty or damaged ``refs/heads/NAME`` over a packed value: git reads the ref as broken; it
+    is not served as the stale packed value it hides, the log names it, a push to it is refused
+    saying why (it was "another push moved it meanwhile", for ever)."""
+    from backends.lru import LruCache
+    from gateway import git_session
+
+    monkeypatch.setattr(git_session, "BROKEN_REFS_TOLD", LruCache(8))  # (told once every ten minutes)
+    server = make_server("fs", git=[LOOPBACK])
+    bare = _repo(client, server.root, "hurt.git")
+    work = client.cwd / "src-hurt.git"
+    client.git("push", "-q", str(bare), "main:side", cwd=work)
+    subprocess.run(["git", "--git-dir", str(bare), "pack-refs", "--all"], check=True)
+    (bare / "refs" / "heads").mkdir(parents=True, exist_ok=True)
+    (bare / "refs" / "heads" / "side").write_text(content)
+    listed = client.git("ls-remote", server.git_url("hurt")).stdout
+    assert "refs/heads/main" in listed and "refs/heads/side" not in listed, listed
+    warned = [e for e in logged if e.get("log_level") == LogLevel.warn and "damaged ref files" in e.get("log_format", "")]
+    assert warned and warned[0]["refs"] == "refs/heads/side"
+    (work / "b.txt").write_text("b\n")
+    client.git("add", ".", cwd=work)
+    client.git("commit", "-qm", "b", cwd=work)
+    refused = client.git("push", server.git_url("hurt"), "HEAD:side", cwd=work, check=False)
+    assert refused.returncode == 1
+    assert "(the server's file of this ref is damaged" in refused.stderr, refused.stderr
+    client.git("push", "-q", server.git_url("hurt"), "HEAD:main", cwd=work)  # the others are served
