@@ -298,19 +298,25 @@ def _parse_stream_params(blob: bytes) -> dict[bytes, bytes | None]:
         key, eq, value = item.partition(b"=")
         name = url_unquote(key)
         if not name[:1].isalpha():
-            raise ProtocolError(f"invalid bundle2 stream parameter name {name!r}")
+            raise ProtocolError(f"invalid bundle2 stream parameter name '{shown(name)}'")
         params[name] = url_unquote(value) if eq else None
     return params
+
+
+def shown(value: bytes) -> str:
+    """A name from the wire for a message: its text, control characters escaped, at most 60."""
+    text = value[:60].decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _check_stream_params(params: dict[bytes, bytes | None]) -> bytes:
     """Return the compression name; a mandatory (Capitalised) unknown parameter is fatal."""
     for name in params:
         if name[:1].isupper() and name != STREAM_PARAM_COMPRESSION:
-            raise UnsupportedContent(f"unsupported bundle2 stream parameter {name!r}", params=(name,))
+            raise UnsupportedContent(f"unsupported bundle2 stream parameter '{shown(name)}'", params=(name,))
     compression = params.get(STREAM_PARAM_COMPRESSION) or b"UN"
     if compression not in COMPRESSIONS:
-        raise UnsupportedContent(f"unsupported bundle2 compression {compression!r}", params=(compression,))
+        raise UnsupportedContent(f"unsupported bundle2 compression '{shown(compression)}'", params=(compression,))
     return compression
 
 
@@ -361,7 +367,7 @@ def raise_on_error_part(part: InPart, payload: bytes) -> None:
         message = part.params.get(b"message", part.type)
         raise ProtocolError(f"the peer aborted: {message.decode('utf-8', 'replace')}")
     if part.mandatory and part.type != PART_OUTPUT:
-        raise UnsupportedContent(f"unsupported interrupt part {part.type!r}", part_type=part.type)
+        raise UnsupportedContent(f"unsupported interrupt part '{shown(part.type)}'", part_type=part.type)
 
 
 class Bundle2Reader:

@@ -954,12 +954,12 @@ def _process_part(op: _PushOperation, part: b2.InPart) -> None:
     row = PUSH_PART_HANDLERS.get(part.type)
     if row is None:
         if part.mandatory:
-            raise UnsupportedContent(f"unsupported bundle2 part {part.type!r}", part_type=part.type)
+            raise UnsupportedContent(f"unsupported bundle2 part '{b2.shown(part.type)}'", part_type=part.type)
         return
     known_params, handler = row
     unknown = tuple(k for k in part.mandatory_keys if k not in known_params)
     if unknown:
-        raise UnsupportedContent(f"unsupported parameters of part {part.type!r}", part.type, unknown)
+        raise UnsupportedContent(f"unsupported parameters of part '{b2.shown(part.type)}'", part.type, unknown)
     handler(op, part)
 
 

@@ -210,7 +210,13 @@ def test_bundle2_reader_raises_only_protocol_errors(tail: bytes) -> None:
 
 def test_bundle2_unknown_mandatory_stream_parameter() -> None:
     data = b"HG20" + struct.pack(">i", 7) + b"Unknown" + b"\0\0\0\0"
-    with pytest.raises(UnsupportedContent):
+    with pytest.raises(UnsupportedContent, match="^unsupported bundle2 stream parameter 'Unknown'$"):
+        list(b2.Bundle2Reader(iter([data])).parts())
+
+
+def test_a_compression_the_server_does_not_know_is_named_as_text() -> None:
+    data = b"HG20" + struct.pack(">i", 15) + b"Compression=X\x1bY" + b"\0\0\0\0"
+    with pytest.raises(UnsupportedContent, match=r"^unsupported bundle2 compression 'X\\x1bY'$"):
         list(b2.Bundle2Reader(iter([data])).parts())
 
 
