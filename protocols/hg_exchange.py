@@ -143,10 +143,8 @@ class GetbundleRequest:
 
 
 def parse_getbundle_args(args: Mapping[bytes, bytes]) -> GetbundleRequest:
-    """Decode getbundle's ``*`` arguments by type; an unknown one aborts."""
-    unknown = sorted(k for k in args if k not in GETBUNDLE_ARGUMENT_TYPES)
-    if unknown:
-        raise ProtocolError(f"unknown getbundle argument {unknown[0].decode('ascii', 'replace')}")
+    """Decode getbundle's ``*`` arguments by type; an unknown one is ignored, as hg's server ignores
+    it ("getbundle ignored unexpected arguments"): a newer client's extra argument is no error."""
     flags = {
         k: hg_wire.decode_bool(args[k])
         for k in (b"cg", b"bookmarks", b"phases", b"stream", b"obsmarkers", b"narrow") if k in args

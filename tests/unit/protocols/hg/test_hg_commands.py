@@ -110,9 +110,12 @@ def test_lookup_variants() -> None:
     assert lookup(b"nope") == b"0 unknown revision 'nope'\n"
 
 
-def test_getbundle_unknown_argument_is_a_protocol_error() -> None:
-    with pytest.raises(ProtocolError):
-        dispatch(reference_repo(), b"getbundle", Args({}, {b"nosuch": b"1"}), ctx())
+def test_getbundle_ignores_an_unknown_argument_as_hg_does() -> None:
+    repo = reference_repo()
+    plain = dispatch(repo, b"getbundle", Args({}, {b"common": b"0" * 40}), ctx())
+    extra = dispatch(repo, b"getbundle", Args({}, {b"common": b"0" * 40, b"remote_sidedata": b"x"}), ctx())
+    assert isinstance(plain, StreamResponse) and isinstance(extra, StreamResponse)
+    assert b"".join(extra.chunks) == b"".join(plain.chunks)
 
 
 def test_clonebundles_are_empty_and_stream_out_is_uncompressed() -> None:
@@ -169,7 +172,7 @@ def test_listing_names_the_namespaces_a_command_lists() -> None:
     assert listing_of(b"heads", Args({})) == Listing()
     # what the command itself refuses lists nothing
     assert listing_of(b"batch", Args({b"cmds": b"listkeys nope=1"})) == Listing()
-    assert listing_of(b"getbundle", Args({}, {b"bundlecaps": b"HG20", b"bogus": b"1"})) == Listing()
+    assert listing_of(b"getbundle", Args({}, {b"bundlecaps": b"HG20", b"heads": b"not-a-node"})) == Listing()
 
 
 class _Bundle:
