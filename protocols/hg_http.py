@@ -207,6 +207,10 @@ def numbered_headers(headers: Iterable[tuple[bytes, bytes]], prefix: bytes, limi
     return b"".join(pieces[n] for n in sorted(pieces))
 
 
+DEFAULT_CLIENT_ENGINES = (b"zlib", b"none")
+"""What a client that names no ``comp=`` reads (hg's ``clientcompressionsupport``)."""
+
+
 def parse_proto(value: bytes, limits: HttpLimits) -> ProtoCaps:
     """``0.1 0.2 comp=zstd,zlib,none,bzip2 partial-pull`` → ``ProtoCaps``; unknown tokens are ignored.
 
@@ -221,7 +225,9 @@ def parse_proto(value: bytes, limits: HttpLimits) -> ProtoCaps:
     comps = [t[len(PROTO_COMP):] for t in tokens if t.startswith(PROTO_COMP)]
     if len(comps) > 1:
         raise ProtocolError("X-HgProto lists comp= twice")
-    engines = tuple(comps[0].split(b",")) if comps else ()
+    # without comp=, hg's server takes the client to read zlib and none; an empty comp= names no
+    # engine (the 0.1 media type is answered then)
+    engines = (tuple(e for e in comps[0].split(b",") if e) if comps else DEFAULT_CLIENT_ENGINES)
     if len(engines) > limits.engines or not all(_ENGINE_NAME.match(e) for e in engines):
         raise ProtocolError("malformed comp= list in X-HgProto")
     media = frozenset(t for t in tokens if t in (PROTO_V1, PROTO_V2))

@@ -117,7 +117,6 @@ def test_proto_split_over_headers_and_unknown_tokens() -> None:
 @pytest.mark.parametrize("value", [
     b"0.2  comp=zstd",  # an empty token
     b"0.2 comp=zstd comp=zlib",
-    b"0.2 comp=",
     b"0.2 comp=ZSTD!",
     b"0.2 comp=" + b",".join([b"e"] * 17),
     b"0.2 \x00",
@@ -130,6 +129,13 @@ def test_malformed_proto_is_refused(value: bytes) -> None:
     assert refused.value.http_status == 400
 
 
+def test_a_client_naming_no_engine_reads_zlib_and_none_and_an_empty_list_names_none() -> None:
+    """hg's server: no ``comp=`` means zlib and none (the 0.2 media type with zlib is answered);
+    an empty ``comp=`` names no engine (0.1 is answered)."""
+    assert parse_proto(b"0.1 0.2", LIMITS).engines == (b"zlib", b"none")
+    assert parse_proto(b"0.2 comp=", LIMITS).engines == ()
+
+
 @pytest.mark.parametrize("proto, prefer_uncompressed, expected", [
     (CLIENT_PROTO, False, (b"application/mercurial-0.2", b"zstd")),
     (b"0.1 0.2 comp=zlib,none", False, (b"application/mercurial-0.2", b"zlib")),
@@ -138,6 +144,8 @@ def test_malformed_proto_is_refused(value: bytes) -> None:
     (b"0.1 0.2 comp=bzip2", False, (b"application/mercurial-0.1", b"zlib")),  # nothing in common
     (b"0.1", False, (b"application/mercurial-0.1", b"zlib")),
     (b"", True, (b"application/mercurial-0.1", b"zlib")),
+    (b"0.2", False, (b"application/mercurial-0.2", b"zlib")),  # no comp=: zlib and none, as hg reads it
+    (b"0.2 comp=", False, (b"application/mercurial-0.1", b"zlib")),  # no engine named
 ])
 def test_media_type_and_engine_choice(proto: bytes, prefer_uncompressed: bool,
                                       expected: tuple[bytes, bytes]) -> None:
