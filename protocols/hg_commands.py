@@ -117,13 +117,12 @@ def command(
 
 
 def bind_args(cmd: Command, flat: Mapping[bytes, bytes]) -> Args:
-    """Split flat arguments (HTTP, batch) by the spec; unknown or missing ones abort."""
+    """Split flat arguments (HTTP, batch) by the spec; a missing one aborts, one the command does
+    not take is dropped, as hg's server drops it (a newer client may send more)."""
     named = {k: v for k, v in flat.items() if k in cmd.named_args}
     extra = {k: v for k, v in flat.items() if k not in cmd.named_args and k not in cmd.ignored}
-    if extra and not cmd.takes_extra:
-        raise ProtocolError(
-            f"unexpected arguments for {cmd.name.decode('utf-8', 'replace')}: {b' '.join(sorted(extra)).decode('utf-8', 'replace')}"
-        )
+    if not cmd.takes_extra:
+        extra = {}
     missing = [a for a in cmd.named_args if a not in named]
     if missing:
         raise ProtocolError(
