@@ -108,12 +108,12 @@ def test_chunk_headers() -> None:
         decompress(b"x\x01broken")
 
 
-@pytest.mark.parametrize("feature", ["treemanifest", "revlogv2", "changelogv2", "narrowhg",
-                                     "shared", "internal-phase-2"])
+@pytest.mark.parametrize("feature", ["treemanifest", "revlogv2", "changelogv2", "narrowhg", "shared"])
 def test_unknown_requirements_are_refused(feature: str) -> None:
     with pytest.raises(UnsupportedFeature, match=f"unsupported repository feature: {feature}"):
         reqs.check(set(reqs.STORE_DEFAULT) | {feature})
     reqs.check(set(reqs.STORE_DEFAULT) | set(reqs.WORKING_COPY_DEFAULT))
+    reqs.check(set(reqs.STORE_DEFAULT) | {"internal-phase-2", "exp-archived-phase"})  # served: hidden as secret
 
 
 def test_keys_files() -> None:
