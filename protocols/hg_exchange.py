@@ -1004,11 +1004,21 @@ def _handle_check_phases(op: _PushOperation, part: b2.InPart) -> None:
             raise PushRaced(f"{RACE_MESSAGE} ({node.hex()[:12]} is {names[0]} expected {names[1]})")
 
 
+def bookmark_race(name: bytes, expected: Node | None, current: Node | None) -> str:
+    """hg's words for a bookmark another push moved meanwhile (``bundle2.handlecheckbookmarks``)."""
+    shown = name.decode("utf-8", "replace")
+    if expected is None:
+        return f'{RACE_MESSAGE} (bookmark "{shown}" set on {current.hex()[:12] if current else "?"}, expected missing)'
+    if current is None:
+        return f'{RACE_MESSAGE} (bookmark "{shown}" is missing, expected {expected.hex()[:12]})'
+    return f'{RACE_MESSAGE} (bookmark "{shown}" move from {expected.hex()[:12]} to {current.hex()[:12]})'
+
+
 def _handle_check_bookmarks(op: _PushOperation, part: b2.InPart) -> None:
     current = op.repo.bookmarks()
     for name, node in decode_bookmarks(part.read_all()):
         if current.get(name) != node:
-            raise PushRaced(f'{RACE_MESSAGE} (bookmark "{name.decode("utf-8", "replace")}" changed)')
+            raise PushRaced(bookmark_race(name, node, current.get(name)))
 
 
 def _handle_changegroup(op: _PushOperation, part: b2.InPart) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from backends.interfaces import Node, StoreFile
 from protocols import bundle2 as b2
+from protocols import hg_exchange
 from protocols.changegroup import ChangegroupDecoder, StreamReader
 from protocols.errors import ProtocolError, StorageError, UnsupportedFeature
 from protocols.hg_exchange import (
@@ -527,3 +528,11 @@ def test_a_pushed_bookmark_name_hg_cannot_store_is_refused_by_name(name: bytes) 
     with pytest.raises(ProtocolError, match="which hg cannot store"):
         decode_bookmarks(encode_bookmarks([(b"fine", Node(b"\3" * 20)), (name, Node(b"\4" * 20))]))
     assert decode_bookmarks(encode_bookmarks([(b"fine/x y", None)])) == [(b"fine/x y", None)]
+
+
+def test_a_bookmark_race_is_told_in_hg_s_words() -> None:
+    """``check:bookmarks`` found a bookmark another push moved: hg's three sentences."""
+    a, b = Node(b"\xaa" * 20), Node(b"\xbb" * 20)
+    assert hg_exchange.bookmark_race(b"bm", a, b).endswith('(bookmark "bm" move from aaaaaaaaaaaa to bbbbbbbbbbbb)')
+    assert hg_exchange.bookmark_race(b"bm", a, None).endswith('(bookmark "bm" is missing, expected aaaaaaaaaaaa)')
+    assert hg_exchange.bookmark_race(b"bm", None, b).endswith('(bookmark "bm" set on bbbbbbbbbbbb, expected missing)')
