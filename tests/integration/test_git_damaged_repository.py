@@ -23,7 +23,9 @@ def logged() -> Iterator[list[dict[str, Any]]]:
     globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
 
 
-def _repo(client: Client, root: Path, name: str) -> Path:
+def bare_with_a_commit(client: Client, root: Path, name: str, push: bool = True) -> tuple[Path, Path]:
+    """A bare repository ``root/name`` (``git init``, on ``main``) and a working copy with one
+    commit on ``main`` (``client.cwd/src-NAME``), pushed into it unless not ``push``."""
     bare = root / name
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
     work = client.cwd / f"src-{name}"
@@ -31,8 +33,13 @@ def _repo(client: Client, root: Path, name: str) -> Path:
     (work / "a.txt").write_text("a\n")
     client.git("add", ".", cwd=work)
     client.git("commit", "-qm", "a", cwd=work)
-    client.git("push", "-q", str(bare), "main", cwd=work)
-    return bare
+    if push:
+        client.git("push", "-q", str(bare), "main", cwd=work)
+    return bare, work
+
+
+def _repo(client: Client, root: Path, name: str) -> Path:
+    return bare_with_a_commit(client, root, name)[0]
 
 
 @pytest.mark.parametrize("damage", ["missing object", "packed-refs"])

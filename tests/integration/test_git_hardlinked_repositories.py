@@ -5,14 +5,10 @@ and objects are written to new files renamed into place, never into an existing 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from tests.conftest import LOOPBACK, Client, RunningServer
 from tests.integration.test_git_daemon import commit
-
-
-def _files(repo: Path) -> dict[str, bytes]:
-    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file()}
+from tests.integration.test_git_forks import _files
 
 
 def test_a_push_leaves_the_hardlinked_copy_as_it_was(make_server: Callable[..., RunningServer],

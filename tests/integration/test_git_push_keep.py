@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_damaged_repository import bare_with_a_commit
 
 HOOK = """#!/bin/sh
 # as an operator's cron job would, in the moment before the refs are written
@@ -83,7 +84,7 @@ def test_a_quarantine_removed_under_a_push_refuses_it_in_words(
     from backends.git import DulwichGitRepository
 
     server = make_server("fs", git=[LOOPBACK])
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(server.root / "pruned.git")], check=True)
+    _, work = bare_with_a_commit(client, server.root, "pruned.git", push=False)
     landed = DulwichGitRepository._landed
 
     def pruned_first(self: Any, pack: Any, quarantine: Any = None) -> None:
@@ -92,11 +93,6 @@ def test_a_quarantine_removed_under_a_push_refuses_it_in_words(
         landed(self, pack, quarantine)
 
     monkeypatch.setattr(DulwichGitRepository, "_landed", pruned_first)
-    work = client.cwd / "pruned"
-    client.git("init", "-q", str(work))
-    (work / "a.txt").write_text("a\n")
-    client.git("add", ".", cwd=work)
-    client.git("commit", "-qm", "a", cwd=work)
     refused = client.git("push", server.git_url("pruned"), "main", cwd=work, check=False)
     assert refused.returncode == 1
     assert "the server could not store the pushed pack (No such file or directory)" in refused.stderr, refused.stderr

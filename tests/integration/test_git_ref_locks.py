@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -13,18 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_damaged_repository import bare_with_a_commit
 
 
 def _seeded(make_server: Callable[..., RunningServer], client: Client) -> tuple[RunningServer, Path, Path]:
     server = make_server("fs", git=[LOOPBACK])
-    bare = server.root / "locked.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    work = client.cwd / "locked"
-    client.git("init", "-q", str(work))
-    (work / "a.txt").write_text("a\n")
-    client.git("add", ".", cwd=work)
-    client.git("commit", "-qm", "a", cwd=work)
-    client.git("push", "-q", server.git_url("locked"), "main", cwd=work)
+    bare, work = bare_with_a_commit(client, server.root, "locked.git")
     (work / "a.txt").write_text("b\n")
     client.git("commit", "-qam", "b", cwd=work)
     return server, bare, work

@@ -13,6 +13,7 @@ import bcrypt
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_damaged_repository import bare_with_a_commit
 
 
 @pytest.mark.parametrize(("transport", "version"), [("git", "0"), ("git", "2"), ("http", "0"), ("http", "2")])
@@ -64,13 +65,7 @@ def test_advertise_push_options_false_offers_none(make_server: Callable[..., Run
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
     server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], htpasswd=str(htpasswd))
-    bare = server.root / "opts.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    work = client.cwd / "src"
-    client.git("init", "-q", str(work))
-    (work / "a.txt").write_text("a\n")
-    client.git("add", ".", cwd=work)
-    client.git("commit", "-qm", "a", cwd=work)
+    bare, work = bare_with_a_commit(client, server.root, "opts.git", push=False)
     url = server.git_url("opts") if transport == "git" else f"http://alice:s3cret@127.0.0.1:{server.port('http')}/opts.git"
     client.git("--git-dir", str(bare), "config", "receive.advertisePushOptions", "false")
     refused = client.git("push", "-o", "ci.skip", url, "main", cwd=work, check=False)
