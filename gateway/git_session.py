@@ -600,7 +600,11 @@ def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes], progress: 
 
 def _open_for_upload(ctx: SessionContext) -> tuple[GitRepository, git_pack.RefSnapshot, UploadSettings]:
     repo = open_git_repo(ctx)
-    return repo, snapshot(repo), upload_settings(repo)
+    try:
+        return repo, snapshot(repo), upload_settings(repo)
+    except BaseException:
+        close_git(repo)  # (the session never holds it)
+        raise
 
 
 def snapshot(repo: GitRepository) -> git_pack.RefSnapshot:
@@ -803,6 +807,7 @@ class ReceivePackSession(_GitSession):
     def _created(self, repo: GitRepository) -> None:
         assert self._pending is not None and self._core.commands is not None
         if object_format_of(repo) != self._pending.object_format:  # another push made it meanwhile
+            close_git(repo)
             raise ProtocolError(f"repository {self.ctx.repo_name} was made meanwhile with another object "
                                 "format; push again")
         self._pending = None
