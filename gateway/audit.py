@@ -16,14 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from twisted.logger import Logger
-
 from backends.interfaces import RefResult, RefUpdate
 from gateway.channel import SessionContext
+from gateway.logs import SafeLogger
 from protocols import git_receive
 
 AUDIT_NAMESPACE = "hgwire.audit"
-log = Logger(namespace=AUDIT_NAMESPACE)
+log = SafeLogger(namespace=AUDIT_NAMESPACE)
 
 OK = "ok"
 

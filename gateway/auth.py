@@ -76,10 +76,10 @@ from typing import TYPE_CHECKING
 
 import bcrypt
 from twisted.conch.ssh import keys as conch_keys
-from twisted.logger import Logger
 
 from backends.interfaces import Kind
 from backends.names import validate_name
+from gateway.logs import SafeLogger
 from protocols.errors import PermissionDenied, ReadOnly, UnsafeName
 from protocols.forwarded import parse_ip
 from protocols.ssh_cert import (
@@ -95,7 +95,7 @@ from protocols.ssh_cert import parse as parse_certificate
 if TYPE_CHECKING:
     from gateway.policy import PolicyFile, Protections
 
-log = Logger()
+log = SafeLogger()
 
 
 class Access(enum.Enum):

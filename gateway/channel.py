@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from gateway.logs import SafeLogger
 from protocols.errors import HgwireError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from gateway.auth import Authorizer
 
 
-log = Logger()
+log = SafeLogger()
 
 
 class Channel(Protocol):

@@ -16,7 +16,6 @@ from typing import Any
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IPushProducer, ITransport
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -26,13 +25,14 @@ from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.git_session import make_git_session
 from gateway.limits import count_request, limits_for
+from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for
 from protocols import pktline
 from protocols.errors import HgwireError, ProtocolError
 from protocols.git_request import DaemonRequest, Service, parse_daemon_request
 from protocols.pktline import Signal
 
-log = Logger()
+log = SafeLogger()
 
 PROTO = "git-daemon"
 SERVICE_ACCESS = {Service.UPLOAD_PACK: Access.READ, Service.RECEIVE_PACK: Access.WRITE}

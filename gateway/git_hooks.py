@@ -40,14 +40,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO
 
-from twisted.logger import Logger
-
 from backends.interfaces import HookLocation, PushCertSettings, RefUpdate
 from gateway import git_signatures
+from gateway.logs import SafeLogger
 from protocols import git_proc_receive, git_push_cert, pktline
 from protocols.errors import ProtocolError
 
-log = Logger()
+log = SafeLogger()
 
 HOOK_TIMEOUT = 300.0
 """Seconds a hook may run before it is killed (the client waits for it, as with git)."""

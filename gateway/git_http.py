@@ -30,7 +30,6 @@ from typing import IO, Any, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
@@ -49,6 +48,7 @@ from gateway.errors import (
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, send_unauthorized
 from gateway.limits import limits_for
 from gateway.live_body import BodyAborted, LiveBody
+from gateway.logs import SafeLogger
 from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
 from protocols import git_receive, git_upload, git_v2, pktline
@@ -64,7 +64,7 @@ from protocols.errors import (
 )
 from protocols.git_request import parse_git_protocol, protocol_version
 
-log = Logger()
+log = SafeLogger()
 
 PROTO = "git-http"
 BODY_CHUNK = 64 * 1024

@@ -39,7 +39,6 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
@@ -54,6 +53,7 @@ from gateway.config import ServiceConfig
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
 from gateway.live_body import BodyAborted, LiveBody, announced_length
+from gateway.logs import SafeLogger
 from gateway.policy import check_exported, read_base_git_config
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs, pktline
@@ -61,7 +61,7 @@ from protocols import git_lfs_transfer as lfs_transfer
 from protocols.errors import HgwireError, NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_lfs import MEDIA_TYPE
 
-log = Logger()
+log = SafeLogger()
 
 PROTO = "git-lfs"
 BODY_CHUNK = 1 << 17

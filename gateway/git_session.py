@@ -21,7 +21,6 @@ from typing import Any, Literal, NamedTuple
 
 from dulwich.object_store import BaseObjectStore
 from twisted.internet import defer, task
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from backends import git_archive as archive_backend
@@ -46,6 +45,7 @@ from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
 from gateway.channel import Channel, Session, SessionContext
 from gateway.limits import receive_bounds, request_bounds
+from gateway.logs import SafeLogger
 from gateway.policy import (
     EXPORT_CHECKED,
     Protections,
@@ -71,7 +71,7 @@ from protocols.errors import (
 from protocols.git_request import Service, parse_service
 from protocols.pktline import Signal
 
-log = Logger()
+log = SafeLogger()
 
 SCAN_AHEAD = 512 * 1024
 """Bytes of a pushed pack a session takes while the pool scans what came before, past which it

@@ -21,14 +21,13 @@ import os
 import subprocess
 import tempfile
 
-from twisted.logger import Logger
-
 from backends.interfaces import PushCertSettings
 from gateway.errors import TMPDIR_ADVICE
+from gateway.logs import SafeLogger
 from protocols import git_push_cert
 from protocols.git_push_cert import NO_SIGNATURE, SignatureCheck
 
-log = Logger()
+log = SafeLogger()
 
 CHECK_TIMEOUT = 60.0
 """Seconds one run of a checking program may take; then it is stopped and nothing is known."""

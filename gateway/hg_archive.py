@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
@@ -32,6 +31,7 @@ from gateway.auth import Access
 from gateway.git_http import fail_request
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
+from gateway.logs import SafeLogger
 from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import read_base_hgrc
 from gateway.repo_use import close_git, closed_after, closing_git
@@ -39,7 +39,7 @@ from gateway.threads import IteratorProducer, run_blocking
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.hg_commands import PULL
 
-log = Logger()
+log = SafeLogger()
 
 PROTO = "hg-archive"
 RAW_FILE_PROTO = "hg-raw-file"

@@ -72,15 +72,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import quote
 
-from twisted.logger import Logger
-
 from backends.hg.keys import BOOLEANS
 from backends.interfaces import HgRepository, Node
 from gateway import git_hooks
+from gateway.logs import SafeLogger
 from protocols.hg_commands import Listing
 from protocols.hg_responses import OobError, Outgoing, Response, StreamResponse
 
-log = Logger()
+log = SafeLogger()
 
 RUN = ("pretxnopen", "prechangegroup", "pretxnchangegroup", "prepushkey", "pretxnclose-bookmark", "pretxnclose-phase",
        "pretxnclose", "changegroup", "incoming", "txnclose", "txnclose-bookmark", "txnclose-phase", "pushkey")

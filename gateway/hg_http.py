@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, NoReturn
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
@@ -48,6 +47,7 @@ from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
 from gateway.limits import bundle2_limits, changegroup_limits
 from gateway.live_body import BodyAborted, LiveBody, announced_length
+from gateway.logs import SafeLogger
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
@@ -66,7 +66,7 @@ from protocols.errors import (
 from protocols.hg_commands import PUSH, Command, CommandContext, Permission, Transport
 from protocols.hg_responses import OobError, Response, StreamResponse
 
-log = Logger()
+log = SafeLogger()
 
 PROTO = "hg-http"
 BODY_CHUNK = 64 * 1024

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from twisted.internet import reactor as _reactor
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from backends.interfaces import HgRepository, Kind
@@ -29,6 +28,7 @@ from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, OneShotSession, Session, SessionContext
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.limits import bundle2_limits, changegroup_limits
+from gateway.logs import SafeLogger
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
@@ -49,7 +49,7 @@ from protocols.hg_ssh import (
     SshV1Server,
 )
 
-log = Logger()
+log = SafeLogger()
 
 HG_EXIT_ABORT = 255
 PERMISSION_ACCESS: dict[Permission, Access] = {"pull": Access.READ, "push": Access.WRITE}

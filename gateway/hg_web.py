@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import quote
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.web import server
 
 from backends.git_web import GitPages
@@ -44,13 +43,14 @@ from gateway.hg_archive import (
     transport_of,
 )
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, send_error, site_url
+from gateway.logs import SafeLogger
 from gateway.policy import git_archives
 from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
 from protocols import hg_web_html as html
 from protocols.errors import ProtocolError, UnsafeName
 
-log = Logger()
+log = SafeLogger()
 
 PROTO = "hg-web-html"
 LOG_PAGES = ("shortlog", "log", "changelog")

@@ -55,7 +55,6 @@ from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer, interfaces, protocol
 from twisted.internet.interfaces import IAddress
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from twisted.web.http_headers import Headers
@@ -76,12 +75,13 @@ from gateway.limits import (
     user_sessions,
 )
 from gateway.live_body import LiveBody
+from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
 
-log = Logger()
+log = SafeLogger()
 
 REALM = "hgwire"
 MAX_REQUEST_BODY = 2 * 1024**3

@@ -40,12 +40,12 @@ from twisted.internet.interfaces import (
     IProtocolNegotiationFactory,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gateway.config import ServiceConfig
+from gateway.logs import SafeLogger
 from protocols import pktline
 from protocols.bundle2 import DEFAULT_LIMITS as BUNDLE2_DEFAULTS
 from protocols.bundle2 import Bundle2Limits
@@ -56,7 +56,7 @@ from protocols.git_receive import ReceiveBounds
 from protocols.git_upload import RequestBounds
 from protocols.proxy_header import ProxyHeaderError, ProxyHeaderReader
 
-log = Logger()
+log = SafeLogger()
 
 
 @dataclass(frozen=True, slots=True)

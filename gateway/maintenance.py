@@ -37,14 +37,14 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import process, protocol, task
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from backends import git_maintenance
 from backends.interfaces import GitRepository
+from gateway.logs import SafeLogger
 from gateway.threads import run_blocking
 
-log = Logger()
+log = SafeLogger()
 
 _running: set[str] = set()
 _no_git_logged = False

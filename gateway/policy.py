@@ -79,12 +79,12 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import task
-from twisted.logger import Logger
 
 from backends.git_maintenance import AUTO_PACK_LIMIT, BITMAP_MIN_OBJECTS
 from backends.interfaces import Kind
 from gateway.auth import Access, AccessRequest, Authorizer
 from gateway.config import ServiceConfig
+from gateway.logs import SafeLogger
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
 from gateway.threads import run_blocking
 from protocols.errors import RepositoryNotFound
@@ -99,7 +99,7 @@ from protocols.forwarded import (
 )
 from protocols.hg_http import ENGINE_NONE, WireSettings
 
-log = Logger()
+log = SafeLogger()
 
 MAX_POLICY_BYTES = 1024 * 1024
 RELOAD_INTERVAL = 2.0

@@ -38,7 +38,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
 from dulwich.object_store import BaseObjectStore
-from twisted.logger import Logger
 
 from backends.git_pack import is_ancestor
 from backends.hg.changelog import parse_changeset
@@ -66,13 +65,14 @@ from backends.interfaces import (
 from gateway import audit, hg_hooks
 from gateway.auth import Authorizer
 from gateway.channel import SessionContext
+from gateway.logs import SafeLogger
 from gateway.policy import Protection, Protections, first_match
 from protocols import git_receive
 from protocols import hg_obsmarkers as obs
 from protocols.errors import PermissionDenied, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
 
-log = Logger()
+log = SafeLogger()
 
 PHASE_NAMES = {0: "public", 1: "draft", 2: "secret"}
 

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.web import server
 
 from backends.hg.keys import BOOLEANS
@@ -30,13 +29,14 @@ from gateway.git_http import fail_request
 from gateway.hg_archive import check_git_readable, page_queued, readable_any
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
+from gateway.logs import SafeLogger
 from gateway.policy import repository_index
 from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, NotARepository
 from protocols.hg_commands import PULL
 
-log = Logger()
+log = SafeLogger()
 
 PROTO = "http-page"
 """A ``Host`` header shown back in the clone command: a name or an IP literal, maybe a port."""

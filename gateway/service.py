@@ -23,7 +23,6 @@ from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, s
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -31,8 +30,9 @@ from twisted.python.failure import Failure
 from backends import load_backend
 from backends.names import strip_git_suffix
 from gateway.config import ServiceConfig
+from gateway.logs import SafeLogger
 
-log = Logger()
+log = SafeLogger()
 
 DRAIN_QUIET = 1.0
 """While the service stops, a connection between requests is closed once quiet this many seconds

@@ -58,13 +58,13 @@ from typing import IO, Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gateway.errors import TMPDIR_ADVICE, damaged_repository
+from gateway.logs import SafeLogger
 from gateway.threads import Chunks, Wait, reactor_time, run_blocking
 
-log = Logger()
+log = SafeLogger()
 
 READ_BLOCK = 1024 * 1024
 """Most bytes one reader step hands to the transport."""

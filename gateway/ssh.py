@@ -83,6 +83,7 @@ from gateway.auth import Access, AuthorizedKeys, Authorizer, KeyRestriction, res
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.limits import ConnectionLimits, count_request, drop, limits_for, user_sessions
+from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
 from gateway.ssh_transport import AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
@@ -91,7 +92,7 @@ from protocols.errors import HgwireError, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
 from protocols.ssh_exec import ExecRequest, RouteKind, check_env, parse_exec
 
-log = Logger()
+log = SafeLogger()
 
 _conch_log = Logger(observer=FilteringLogObserver(
     globalLogPublisher, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)]))

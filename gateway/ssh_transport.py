@@ -38,13 +38,13 @@ from typing import Any
 
 from twisted.conch.ssh import transport
 from twisted.conch.ssh.common import getNS
-from twisted.logger import Logger
 
+from gateway.logs import SafeLogger
 from protocols import ssh_packets
 from protocols.errors import IntegrityError, ProtocolError
 from protocols.ssh_packets import MAX_PACKET_LENGTH, PacketCodec, codec_for
 
-log = Logger()
+log = SafeLogger()
 
 CIPHERS = (
     ssh_packets.CHACHA20_POLY1305, ssh_packets.AES128_GCM, ssh_packets.AES256_GCM,

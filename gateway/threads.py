@@ -18,12 +18,13 @@ from typing import ParamSpec, Protocol, TypeVar
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-log = Logger()
+from gateway.logs import SafeLogger
+
+log = SafeLogger()
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -1,0 +1,35 @@
+"""A URL holding terminal escapes, carriage returns or newlines (``%1B``, ``%0D%0A``) reaches the
+server's log escaped: anyone may send one, an operator's ``tail -f`` must not obey it."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import formatEvent, globalLogPublisher
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+
+def test_a_hostile_path_is_logged_escaped(make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "evil"
+    client.hg("init", str(repo))
+    (repo / "a.txt").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-m", "a", cwd=repo)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)  # type: ignore[arg-type]
+    try:
+        for path in ("/evil/file/tip/zz%1B%5B31mRED%0D%0A2026-fake-line", "/evil/raw-file/tip/x%1B%5D0%3Bt%07"):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=20)
+            conn.request("GET", path)
+            assert conn.getresponse().status == 404
+            conn.close()
+    finally:
+        globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
+    lines = [formatEvent(e) for e in events]
+    told = [line for line in lines if "zz" in line or "x\\x1b" in line]
+    assert told, lines
+    assert not [line for line in lines if any(c in line for c in "\x1b\r\x07")], told
+    assert any("zz\\x1b[31mRED\\r\\n2026-fake-line" in line for line in told), told
