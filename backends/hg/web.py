@@ -822,10 +822,11 @@ def follow_lines(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, lines
             return []
         rev, node = history[0]
     count = page_count(repo, revcount, b"maxshortchanges", MAX_SHORT_CHANGES)
+    charge = _line_budget(time.monotonic() + LINE_RANGE_SECONDS)
     if lines.descend:
-        found = block_descendants(repo, info.views.parents, rev, wanted, node, (lines.start, lines.end))
+        found = block_descendants(repo, info.views.parents, rev, wanted, node, (lines.start, lines.end), charge)
     else:
-        found = block_ancestors(repo, info.views.parents, rev, wanted, node, (lines.start, lines.end))
+        found = block_ancestors(repo, info.views.parents, rev, wanted, node, (lines.start, lines.end), charge)
     out: list[tuple[int, bytes, bytes]] = []
     for entry in found:
         if info.views.visible[entry[0]]:  # a changeset pulls cannot see is never shown
@@ -835,6 +836,21 @@ def follow_lines(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, lines
     return out
 
 
+
+
+LINE_RANGE_SECONDS = 10.0
+"""The longest a page's ``?linerange=`` history may take (it diffs every revision of the file that
+it walks: a file of 3,000 revisions took a minute, holding one of the pages' threads meanwhile)."""
+
+
+def _line_budget(deadline: float) -> Callable[[int], None]:
+    """A ``blocklines`` charge that refuses the walk once ``deadline`` (``time.monotonic``) is past."""
+    def charge(_cost: int) -> None:
+        if time.monotonic() > deadline:
+            raise ProtocolError(f"this line range's history takes more than {LINE_RANGE_SECONDS:.0f} s to find; "
+                                "ask for fewer lines or a later revision, or clone the repository and use "
+                                "hg log -L", 404)
+    return charge
 
 
 def file_history(repo: HgRepo, info: _Changesets, key: str, wanted: bytes, revcount: int | None) -> list[tuple[int, bytes]]:

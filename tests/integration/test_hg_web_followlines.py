@@ -9,6 +9,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from tests.conftest import Client, RunningServer, hg_history_served
@@ -121,3 +122,18 @@ def test_a_line_range_s_history_is_hg_serve_s(make_server: Callable[..., Running
     assert any(entry["node"][:12] not in page for entry in everything if entry not in listed)
     refused = raw(port, "GET", "/web/log/tip/g.txt?linerange=0:2", {"Accept": "text/html"})
     assert refused.status == 400 and b"fromline must be strictly positive" in refused.body
+
+
+def test_a_line_range_s_history_past_its_time_is_refused_saying_so(
+        make_server: Callable[..., RunningServer], client: Client, monkeypatch: Any) -> None:
+    """The walk diffs every revision it passes: one that takes longer than a page is given is
+    refused (404 with the reason), the page threads free for the others."""
+    from backends.hg import web
+
+    server, _ = hg_history_served(make_server, client, "slow", _history)
+    port = server.port("http")
+    assert raw(port, "GET", "/slow/json-filelog/tip/g.txt?linerange=1:3").status == 200
+    monkeypatch.setattr(web, "LINE_RANGE_SECONDS", -1.0)
+    refused = raw(port, "GET", "/slow/json-filelog/tip/g.txt?linerange=1:3")
+    assert refused.status == 404 and b"this line range's history takes more than" in refused.body, refused.body
+    assert raw(port, "GET", "/slow/json-shortlog").status == 200
