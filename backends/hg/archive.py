@@ -384,14 +384,23 @@ def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
                                      for file_path, file_node, flags in below if b"/" not in file_path[len(prefix):]])
 
 
+_CONTROL_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def _listed(name: bytes) -> bytes:
+    """A name as a listing line holds it: a git tree's name may hold a newline (which would forge a
+    line of the listing for a script that reads it) or another control byte: each as ``\\xNN``."""
+    return _CONTROL_BYTES.sub(lambda m: b"\\x%02x" % m.group()[0], name)
+
+
 def raw_listing(directories: Sequence[bytes], files: Sequence[tuple[bytes, int, bytes]]) -> RawFile:
     """A directory's listing as hgweb's raw style writes it: a line per subdirectory (``drwxr-xr-x
     NAME``), then per file (``-rw-r--r-- SIZE NAME``, its mode from manifest flags ``l``/``x``),
     between the raw manifest's empty header and footer lines."""
-    lines = [b"drwxr-xr-x " + d + b"\n" for d in directories]
+    lines = [b"drwxr-xr-x " + _listed(d) + b"\n" for d in directories]
     for flags, size, name in files:
         mode = b"lrwxrwxrwx" if b"l" in flags else b"-rwxr-xr-x" if b"x" in flags else b"-rw-r--r--"
-        lines.append(b"%s %d %s\n" % (mode, size, name))
+        lines.append(b"%s %d %s\n" % (mode, size, _listed(name)))
     listing = b"\n" + b"".join(lines) + b"\n\n"
     return RawFile(None, len(listing), iter([listing]))
 
