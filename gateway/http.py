@@ -463,6 +463,7 @@ def send_error(request: server.Request, status: int, message: str, content_type:
     request.setHeader(b"Content-Type", content_type)
     request.setHeader(b"Content-Length", str(len(body)).encode())
     request.setHeader(b"Cache-Control", b"no-cache")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")  # (an error may quote the URL it was asked)
     if request.method != b"HEAD":
         request.write(body)
     request.finish()

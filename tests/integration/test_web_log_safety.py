@@ -1,5 +1,6 @@
 """A URL holding terminal escapes, carriage returns or newlines (``%1B``, ``%0D%0A``) reaches the
-server's log escaped: anyone may send one, an operator's ``tail -f`` must not obey it."""
+server's log escaped: anyone may send one, an operator's ``tail -f`` must not obey it; an error
+page that quotes such a URL is not sniffed as HTML."""
 
 from __future__ import annotations
 
@@ -33,3 +34,18 @@ def test_a_hostile_path_is_logged_escaped(make_server: Callable[..., RunningServ
     assert told, lines
     assert not [line for line in lines if any(c in line for c in "\x1b\r\x07")], told
     assert any("zz\\x1b[31mRED\\r\\n2026-fake-line" in line for line in told), told
+
+
+def test_an_error_that_quotes_the_url_is_not_sniffed(make_server: Callable[..., RunningServer],
+                                                     client: Client) -> None:
+    """A 404 quotes what was asked for: ``nosniff``, so no browser reads it as HTML."""
+    server = make_server("fs", http=[LOOPBACK])
+    client.hg("init", str(server.root / "page"))
+    conn = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=20)
+    conn.request("GET", "/page/shortlog/%3Chtml%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+    answer = conn.getresponse()
+    body = answer.read()
+    conn.close()
+    assert answer.status == 404 and b"<script>" in body
+    assert answer.getheader("X-Content-Type-Options") == "nosniff"
+    assert answer.getheader("Content-Type", "").startswith("text/plain")
