@@ -46,7 +46,7 @@ from backends.blobs import VerifiedWriter
 from backends.interfaces import Kind
 from backends.lfs import LfsLocks, LfsObjectRefused, LfsStore, LockConflict, LockNotFound, LockNotOwned
 from backends.names import strip_git_suffix
-from gateway import audit
+from gateway import audit, git_session
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext
 from gateway.config import ServiceConfig
@@ -58,7 +58,14 @@ from gateway.policy import check_exported, read_base_git_config
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_lfs, pktline
 from protocols import git_lfs_transfer as lfs_transfer
-from protocols.errors import HgwireError, NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
+from protocols.errors import (
+    HgwireError,
+    NotARepository,
+    PermissionDenied,
+    ProtocolError,
+    RepositoryNotFound,
+    UnsupportedFeature,
+)
 from protocols.git_lfs import MEDIA_TYPE
 
 log = SafeLogger()
@@ -72,14 +79,22 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
     extra = {"allow_push_over_http": "1"} if front.config.allow_push_over_http else {}
     return SessionContext(backend=front.config.backend, repo_name=route.repo, transport="git-http",
                           peer=f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}", user=user,
-                          read_only=front.config.read_only, authorizer=front.authorizer, extra=extra)
+                          read_only=front.config.read_only, authorizer=front.authorizer, extra=extra,
+                          create_on_push=front.config.create_on_push)
 
 
 def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = True) -> tuple[Kind, LfsStore]:
     """The repository's kind and LFS store, git or Mercurial; for Mercurial, hgweb's rules too: the
     repository's ``[web]`` lists, and uploads over HTTPS only unless ``--allow-push-over-http``.
     (Writes on a read-only server never get here: the authorizer refuses them at the door.)"""
-    repo = ctx.backend.open(ctx.repo_name)
+    try:
+        repo = ctx.backend.open(ctx.repo_name)
+    except RepositoryNotFound:
+        if access is not Access.WRITE or not ctx.create_on_push:
+            raise
+        # git-lfs's pre-push hook uploads a new repository's objects before its push: the push is
+        # under way, so the repository is made now (its checks and rights are the push's own)
+        repo = git_session.open_git_repo(ctx, create=True)
     if repo.kind is Kind.HG:
         from gateway.hg_http import check_web_access
 
@@ -491,7 +506,7 @@ class LfsAuthenticateSession(OneShotSession):
         super().__init__(ctx, channel)
 
     def answer(self) -> bytes:
-        _store(self.ctx)  # the repository is there and keeps LFS objects (the door checked the access)
+        _store(self.ctx, self._access)  # the repository is there and keeps LFS objects (the door checked the access)
         base = self.ctx.extra.get("http_url", "")
         if not base:
             raise UnsupportedFeature("Git LFS needs the HTTP listener (--http), which this server does not run")
@@ -863,8 +878,10 @@ class LfsTransferSession:
             lock = _release_lock(self.ctx, locks, message.argument, owner, args.get("force") == "true")
         except LockNotFound:
             return lfs_transfer.error(404, "no lock has that id")
-        except LockNotOwned as refused:
-            return lfs_transfer.error(403, str(refused))
+        except LockNotOwned as refused:  # git-lfs 3 sends no force over SSH: only HTTP can force it
+            return lfs_transfer.error(403, f"'{refused.lock.path}' is locked by {refused.lock.owner}; git-lfs "
+                                      "forces an unlock over HTTP only: run 'git lfs unlock --force' with the "
+                                      "remote.<name>.lfsurl set to https://HOST/NAME.git/info/lfs")
         return lfs_transfer.status(200, lfs_transfer.lock_args(lock))
 
     # -- get-object: streamed -----------------------------------------------------------------

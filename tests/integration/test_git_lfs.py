@@ -20,7 +20,7 @@ from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
 from gateway.audit import AUDIT_NAMESPACE
-from tests.conftest import Client, SshKeys
+from tests.conftest import LOOPBACK, Client, SshKeys
 from tests.integration.test_git_daemon import assert_consistent
 from tests.integration.test_git_transports import PASSWORD, TRANSPORTS, bcrypt
 
@@ -447,3 +447,50 @@ def test_a_session_that_fails_on_its_input_ends_with_an_internal_error_not_a_han
     assert failed.returncode == 1 and b"hgwire: internal error" in failed.stderr, failed
     served = session()
     assert served.returncode == 0 and served.stdout.endswith(pktline.encode(b"status 200\n") + pktline.FLUSH), served
+
+
+def test_the_first_push_of_a_new_repository_with_lfs_objects_makes_it(make_server: Any, client: Client,
+                                                                      tmp_path: Path) -> None:
+    """``--create-on-push``: git-lfs's pre-push hook uploads the objects before the push names the
+    repository; the upload is the push under way, and makes it (it failed "repository not found")."""
+    server = make_server("fs", http=[LOOPBACK], htpasswd=_alice(tmp_path), create_on_push=True)
+    url = f"http://alice:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{server.port('http')}/fresh.git"
+    data = os.urandom(1 << 20)
+    client.git("lfs", "install", "--skip-repo")
+    work = client.cwd / "fresh"
+    client.git("init", "-q", "-b", "main", str(work))
+    client.git("lfs", "track", "*.bin", cwd=work)
+    (work / "video.bin").write_bytes(data)
+    client.git("add", ".gitattributes", "video.bin", cwd=work)
+    client.git("commit", "-q", "-m", "media", cwd=work)
+    client.git("push", "-q", url, "main", cwd=work)
+    oid = hashlib.sha256(data).hexdigest()
+    assert (server.root / "fresh.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).read_bytes() == data
+    clone = client.cwd / "fresh-clone"
+    client.git("clone", "-q", url, str(clone))
+    assert (clone / "video.bin").read_bytes() == data
+
+
+def test_another_user_s_lock_over_ssh_says_how_to_force_it(make_server: Any, client: Client,
+                                                           ssh_keys: SshKeys) -> None:
+    """git-lfs 3 sends no ``force`` over ``git-lfs-transfer``: the refusal says where a forced unlock
+    works (it said "unlock it with --force", which the user had just done)."""
+    from backends.lfs import LfsLocks
+    from protocols import pktline
+    from tests.conftest import ssh_server_settings
+
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    server.backend.create("media", Kind.GIT)
+    lock = LfsLocks(str(server.root / "media.git")).create("cover.psd", "bob")
+    ssh = ssh_keys.command(server.port("ssh")).split()
+
+    def pkt(text: str) -> bytes:
+        return pktline.encode(text.encode() + b"\n")
+
+    stdin = (pkt("version 1") + pktline.FLUSH + pkt(f"unlock {lock.id}") + pkt("refname=refs/heads/main")
+             + pktline.FLUSH + pkt("quit") + pktline.FLUSH)
+    answered = subprocess.run([*ssh, "git@127.0.0.1", "git-lfs-transfer media.git upload"], input=stdin,
+                              capture_output=True, timeout=60, env=client.env, check=False)
+    assert pkt("status 403") in answered.stdout, answered
+    assert b"'cover.psd' is locked by bob; git-lfs forces an unlock over HTTP only" in answered.stdout, answered
+    assert [held.owner for held in LfsLocks(str(server.root / "media.git")).all()] == ["bob"]
