@@ -184,7 +184,8 @@ def _answer(front: HttpFront, request: server.Request, route: Route, user: str |
     base = f"{site_url(front, request)}/{quote(route.repo, safe='/')}/info/lfs/objects/"
     auth = request.getHeader(b"authorization")
     header = {"Authorization": auth.decode("latin-1")} if auth else {}
-    return git_lfs.batch_response(batch, store.size, lambda oid: base + oid, header)
+    return git_lfs.batch_response(batch, store.size, lambda oid: base + oid, header,
+                                  getattr(request, "max_body", None))  # (the bound its upload will meet)
 
 
 # --- basic transfers --------------------------------------------------------------------------

@@ -686,7 +686,13 @@ class BoundedRequest(server.Request):
         super().process()
 
     def _refuse_body(self) -> None:
-        """Answer before reading the body, as Twisted answers a bad header (http.py)."""
+        """Answer before reading the body, as Twisted answers a bad header (http.py); one log line."""
+        channel = self.channel
+        log.info("{method} {path} from {client}: refused 413: its body is larger than {limit} bytes "
+                 "([limits] max_request_body)",
+                 method=bytes(getattr(channel, "_command", b"?")).decode("ascii", "replace"),
+                 path=bytes(getattr(channel, "_path", b"?"))[:200].decode("ascii", "replace"),
+                 client=getattr(self.getClientAddress(), "host", "?"), limit=self.max_body)
         self._refuse(b"413 Payload Too Large", f"request body is larger than {self.max_body} bytes")
 
     def _refuse_spool(self, exc: OSError) -> None:

@@ -87,9 +87,11 @@ def parse_batch(body: bytes) -> BatchRequest:
 
 
 def batch_response(request: BatchRequest, stored_size: Callable[[str], int | None], href: Callable[[str], str],
-                   header: Mapping[str, str]) -> bytes:
+                   header: Mapping[str, str], max_upload: int | None = None) -> bytes:
     """The answer to ``request``: ``stored_size(oid)`` says what the server holds (None: nothing),
-    ``href(oid)`` where an object is put or got, ``header`` what the client sends there."""
+    ``href(oid)`` where an object is put or got, ``header`` what the client sends there; an upload
+    larger than ``max_upload`` gets its error here (422, which git-lfs shows), not a 413 for the
+    upload it would otherwise try again and again."""
     objects: list[dict[str, object]] = []
     for obj in request.objects:
         entry: dict[str, object] = {"oid": obj.oid, "size": obj.size}
@@ -100,7 +102,10 @@ def batch_response(request: BatchRequest, stored_size: Callable[[str], int | Non
         held = stored_size(obj.oid)
         action = {"href": href(obj.oid), "header": dict(header), "expires_in": ACTION_EXPIRES_IN}
         if request.operation == UPLOAD:
-            if held is None:
+            if held is None and max_upload is not None and obj.size > max_upload:
+                entry["error"] = {"code": 422, "message": f"the object is larger than this server takes "
+                                                          f"({max_upload} bytes a request)"}
+            elif held is None:
                 entry["actions"] = {UPLOAD: action}
         elif held is None:
             entry["error"] = {"code": 404, "message": "Object does not exist"}

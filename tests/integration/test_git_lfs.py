@@ -6,6 +6,7 @@ git itself."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -494,3 +495,32 @@ def test_another_user_s_lock_over_ssh_says_how_to_force_it(make_server: Any, cli
     assert pkt("status 403") in answered.stdout, answered
     assert b"'cover.psd' is locked by bob; git-lfs forces an unlock over HTTP only" in answered.stdout, answered
     assert [held.owner for held in LfsLocks(str(server.root / "media.git")).all()] == ["bob"]
+
+
+def test_an_upload_larger_than_a_request_may_be_is_refused_in_the_batch_answer(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """The batch answer refuses an object over ``max_request_body`` (422, which git-lfs shows) rather
+    than handing out an upload the server then answers 413 (git-lfs tried it again and again); a
+    413 is logged."""
+    server = TRANSPORTS["http"](make_server, "fs", client, ssh_keys, tmp_path)
+    server.running.backend.create("media", Kind.GIT)
+    batch = f"http://127.0.0.1:{server.running.port('http')}/media.git/info/lfs/objects/batch"
+    big, small = "b" * 64, "c" * 64
+    status, answer = _batch(batch, {"operation": "upload", "objects": [{"oid": big, "size": 3 << 30},
+                                                                       {"oid": small, "size": 3}]})
+    assert status == 200
+    refused, taken = answer["objects"]
+    assert refused["error"]["code"] == 422 and "larger than this server takes" in refused["error"]["message"]
+    assert "actions" not in refused and taken["actions"]["upload"]["href"].endswith(small)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)  # type: ignore[arg-type]
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.running.port("http"), timeout=20)
+        conn.putrequest("PUT", f"/media.git/info/lfs/objects/{big}")
+        conn.putheader("Content-Length", str(3 << 30))
+        conn.endheaders()
+        assert conn.getresponse().status == 413
+        conn.close()
+    finally:
+        globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
+    assert any("refused 413" in str(e.get("log_format", "")) for e in events)
