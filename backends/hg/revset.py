@@ -702,7 +702,7 @@ class _Evaluator:
             if arg is not None and arg[0] == b"keyvalue":
                 keyed = True
                 key = arg[1]
-                if key[0] != b"symbol" or key[1].decode("ascii", "replace") not in names:
+                if key is None or key[0] != b"symbol" or key[1].decode("ascii", "replace") not in names:
                     raise RevsetError(f"{function} got an unexpected keyword argument")
                 text = key[1].decode("ascii")
                 if text in out:

@@ -65,7 +65,7 @@ def seeds() -> list[bytes]:
             b"first(reverse(all()), 3)", b"limit(all(), 2, 1)", b"p2(merge())^~1", b"file('d/**') or keyword(C)",
             b"id(0) or null::1", b"descendants(null, 2)", b"bookmark()", b"present(nosuch)", b"-1:-3",
             b"children(branchpoint()) % 0", b"'a' ## b", b"ancestor(3, 4, 5)", b"max(draft()) and public()",
-            b"limit(all(), 2, (), (), (), 1)", b"adds('**') - date('<1970-01-01 00:00:05 UTC')",
+            b"limit(all(), 2, (), (), (), 1)", b"limit(all(), 2, (), ()=yes)", b"adds('**') - date('<1970-01-01 00:00:05 UTC')",
             b"matching(3, 'user date') + stack(2) + orphan() + filelog(a.txt)", b"adds('{*')",
             b"followlines(a.txt, 1:2, startrev=tip) + followlines('glob:a.*', 1, startrev=2, descend=yes)"]
 
