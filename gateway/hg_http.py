@@ -395,7 +395,8 @@ class HgHttpCommand:
         if self._gone or self.request.finished or self.request.startedWriting:
             return
         status = http_status(exc)
-        told = storage_fault(exc)
+        # a StorageError, or an error hgwire raised saying why (a largefile not there): one line, no traceback
+        told = storage_fault(exc) or (str(exc) if type(exc) is HgwireError else None)
         message = str(exc) if status != 500 else told or "internal error"
         if status == 500 and told is None:
             log.failure("hg-http {command} on {repo}", failure, command=self.command, repo=self.route.repo)

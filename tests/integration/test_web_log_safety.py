@@ -49,3 +49,23 @@ def test_an_error_that_quotes_the_url_is_not_sniffed(make_server: Callable[..., 
     assert answer.status == 404 and b"<script>" in body
     assert answer.getheader("X-Content-Type-Options") == "nosniff"
     assert answer.getheader("Content-Type", "").startswith("text/plain")
+
+
+def test_a_largefile_that_is_not_there_is_one_log_line(make_server: Callable[..., RunningServer],
+                                                       client: Client) -> None:
+    """``getlfile`` of a hash the server lacks: 500 with hg's sentence, as ``hg serve`` answers, and
+    one line in the log, not a traceback per anonymous request."""
+    server = make_server("fs", http=[LOOPBACK])
+    client.hg("init", str(server.root / "big"))
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)  # type: ignore[arg-type]
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=20)
+        conn.request("GET", "/big?cmd=getlfile&sha=" + "0" * 40)
+        answer = conn.getresponse()
+        body = answer.read()
+        conn.close()
+    finally:
+        globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
+    assert answer.status == 500 and b"requested largefile 0000" in body and b"not present in cache" in body
+    assert not [e for e in events if e.get("log_failure") is not None]
