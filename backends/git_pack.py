@@ -35,8 +35,8 @@ from backends.git_packindex import StoredTypes
 from backends.git_reach import tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
 from protocols.errors import ProtocolError
-from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
 from protocols.git_receive import resolve_symref
+from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
 
 CHUNK_SIZE = 1 << 16
 MAX_ANCESTRY_WALK = 1_000_000
