@@ -69,3 +69,34 @@ def test_a_largefile_that_is_not_there_is_one_log_line(make_server: Callable[...
         globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
     assert answer.status == 500 and b"requested largefile 0000" in body and b"not present in cache" in body
     assert not [e for e in events if e.get("log_failure") is not None]
+
+
+def test_a_page_the_client_has_is_answered_304(make_server: Callable[..., RunningServer], client: Client) -> None:
+    """Each page carries an ``ETag`` of its bytes; ``If-None-Match`` with it gets 304 and no body (a
+    feed reader polling ``atom-log``), a changed page 200 again, as hg serve answers."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "feed"
+    client.hg("init", str(repo))
+    (repo / "a.txt").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-m", "a", cwd=repo)
+
+    def get(path: str, tag: str | None = None) -> tuple[int, str | None, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=20)
+        conn.request("GET", path, headers={"If-None-Match": tag} if tag else {})
+        answer = conn.getresponse()
+        body = answer.read()
+        conn.close()
+        return answer.status, answer.getheader("ETag"), body
+
+    tags = {}
+    for page in ("/feed/atom-log", "/feed/json-shortlog", "/feed/shortlog?style=raw"):
+        status, tag, body = get(page)
+        tags[page] = tag
+        assert status == 200 and tag and tag.startswith('W/"') and body, page
+        again, same, nothing = get(page, tag)
+        assert (again, same, nothing) == (304, tag, b""), page
+        assert get(page, '"other", ' + tag)[0] == 304
+    (repo / "a.txt").write_text("b\n")
+    client.hg("commit", "-q", "-m", "b", cwd=repo)
+    assert get("/feed/json-shortlog", tags["/feed/json-shortlog"])[0] == 200  # the pages changed
+    assert get("/feed/atom-log", tags["/feed/atom-log"])[0] == 200
