@@ -178,8 +178,8 @@ class _Generation:
                 self.error = result.value
                 self.done = True
             damage = damaged_repository(result.value) if result.value is not None else None
-            if damage is not None:  # one line, not a traceback per clone of a damaged repository
-                log.error("shared stream {key}: {reason}", key=self.key, reason=damage)
+            if damage is not None:  # the sessions that read the stream log it, one line each
+                log.debug("shared stream {key}: {reason}", key=self.key, reason=damage)
             else:
                 log.failure("shared stream {key}: the generation failed", result, key=self.key)
             if self._spool_failed:
