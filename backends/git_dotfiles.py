@@ -32,6 +32,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+from protocols.text import printable
+
 MAX_GITMODULES = 4 << 20
 """A ``.gitmodules`` larger than this is refused (``gitmodulesLarge``).  git's bound is its
 ``core.bigFileThreshold`` (512 MiB); a real one, even of thousands of submodules, is some hundred
@@ -278,9 +280,9 @@ def _check_submodule_value(key: bytes, value: bytes, report: Report) -> None:
 
 
 def _shown(value: bytes) -> str:
-    """A name or value in a message: at most 200 characters, control characters escaped."""
-    text = value[:200].decode("utf-8", "replace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """A name or value in a message: at most 200 bytes, control characters escaped, a byte that is
+    not UTF-8 shown as U+FFFD."""
+    return printable(value, 200, errors="replace")
 
 
 def submodule_name_ok(name: bytes) -> bool:

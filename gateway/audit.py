@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from backends.interfaces import RefResult, RefUpdate
 from gateway.channel import SessionContext
 from gateway.logs import SafeLogger
-from protocols import git_receive
+from protocols.text import printable
 
 AUDIT_NAMESPACE = "hgwire.audit"
 log = SafeLogger(namespace=AUDIT_NAMESPACE)
@@ -78,8 +78,8 @@ def git_push(ctx: SessionContext, updates: Sequence[RefUpdate], results: Sequenc
 
 def _ref_name(update: RefUpdate, result: RefResult) -> str:
     """The ref as the log names it: a symbolic ref with the ref its update moved."""
-    name = git_receive.printable(update.ref)
-    return f"{name} -> {git_receive.printable(result.target)}" if result.target is not None else name
+    name = printable(update.ref)
+    return f"{name} -> {printable(result.target)}" if result.target is not None else name
 
 
 def created(ctx: SessionContext, kind: str) -> None:

@@ -33,6 +33,7 @@ from protocols import git_caps, git_push_cert, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import parse_oid
 from protocols.pktline import Signal, Special
+from protocols.text import printable
 
 MAX_COMMANDS = 16384
 MAX_PUSH_OPTIONS = 256
@@ -178,8 +179,8 @@ def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bo
     return b"".join(out) + pktline.FLUSH
 
 
-_REF_FORBIDDEN = frozenset(b" ~^:?*[\\\x7f") | frozenset(range(0x20))
 _CONTROL = frozenset(b"\x7f") | frozenset(range(0x20))
+_REF_FORBIDDEN = _CONTROL | frozenset(b" ~^:?*[\\")
 
 FUNNY_REFNAME = "funny refname"
 """git's receive-pack's reason for a command whose ref name its check-ref-format refuses."""
@@ -220,13 +221,7 @@ def check_ref_name(name: bytes) -> None:
     """Raise ``ProtocolError`` for a name ``ref_name_refusal`` refuses."""
     reason = ref_name_refusal(name)
     if reason is not None:
-        raise ProtocolError(f"invalid ref name '{printable(name[:200])}': {reason}")
-
-
-def printable(name: bytes) -> str:
-    """A ref name for a message or a log line: UTF-8 where it is, control bytes escaped."""
-    text = name.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+        raise ProtocolError(f"invalid ref name '{printable(name, 200)}': {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,7 +452,7 @@ class ReceivePack:
         if len(parts) != 3:
             raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {command[:120]!r}")
         if any(b in _CONTROL for b in parts[2]):  # no client sends them (git checks its names); never logged
-            raise ProtocolError(f"invalid ref name '{printable(parts[2][:200])}': control characters")
+            raise ProtocolError(f"invalid ref name '{printable(parts[2], 200)}': control characters")
         self._names_size += len(parts[2])
         if self._names_size > MAX_NAMES_SIZE:  # names over MAX_REF_NAME are kept to be refused by name
             raise LimitExceeded(f"more than {MAX_NAMES_SIZE >> 20} MiB of ref names in one push")
