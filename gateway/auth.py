@@ -199,9 +199,8 @@ class Authorizer:
         if located is not None:
             stored, kind = located
             names.append(stored)
-            if kind is Kind.GIT:
-                bare = stored.strip("/").removesuffix(".git")
-                names += [bare, bare + ".git"]
+            if kind is Kind.GIT:  # (a rule matches a name and that name without .git: NAME is in NAME.git)
+                names.append(stored.strip("/").removesuffix(".git") + ".git")
         return tuple(dict.fromkeys(names))
 
     def allows(self, user: str | None, repo: str, transport: str, access: Access) -> bool:

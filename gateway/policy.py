@@ -293,9 +293,8 @@ class Policy:
         decide = _DECISIONS[request.access]
         return decide(self, request, matching, writers)
 
-    def protections_for(self, names: str | Sequence[str]) -> Protections:
+    def protections_for(self, names: Sequence[str]) -> Protections:
         """The protections of a repository known by ``names`` (``Authorizer.rule_names``)."""
-        names = (names,) if isinstance(names, str) else names
         found = self.protections
         for rule in self.rules:
             if any(rule.matches(name) for name in names):
