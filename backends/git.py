@@ -10,6 +10,7 @@ import bisect
 import errno
 import io
 import os
+import re
 import socket
 import stat
 import tempfile
@@ -508,9 +509,11 @@ def loose_ref_damage(line: bytes) -> str | None:
         return None if line[len(_SYMREF):].strip() else "a symbolic ref naming nothing"
     if not line.strip():
         return "an empty file"
-    if len(line) in HEX_ID_LENGTHS and all(c in b"0123456789abcdefABCDEF" for c in line):
-        return None
-    return "not an object id"
+    return None if _HEX_ID.fullmatch(line) else "not an object id"
+
+
+_HEX_ID = re.compile(rb"[0-9a-fA-F]{40}(?:[0-9a-fA-F]{24})?")
+"""An object id of either format (40 or 64 hex digits): read at every loose ref of every advertisement."""
 
 
 def _loose_ref(filename: bytes) -> bytes | None:
@@ -709,6 +712,32 @@ class DulwichGitRepository:
             target = _symref_target(refs.read_ref(name))
             if target is not None:
                 found[bytes(name)] = target
+        return found
+
+    def symref_targets(self, names: Iterable[bytes]) -> dict[bytes, bytes]:
+        """``symrefs()`` of the symbolic refs among ``names`` and of the chains they start, each ref
+        read on its own: a push asks for its commands' refs, where ``symrefs()`` reads every ref."""
+        refs = self.dulwich_repo.refs
+        # git never packs a symbolic ref: a packed name is none, whatever a loose file over it says
+        packed = _packed_refs(refs) if _plain_disk_refs(refs) else refs.get_packed_refs()  # type: ignore[arg-type]
+        found: dict[bytes, bytes] = {}
+        plain: set[bytes] = set()
+        for name in names:
+            for _ in range(MAX_SYMREF_DEPTH + 1):
+                if name in found or name in plain:
+                    break
+                if Ref(name) in packed:
+                    plain.add(name)
+                    break
+                try:
+                    target = _symref_target(refs.read_ref(Ref(name)))
+                except (KeyError, RefFormatError, OSError):  # a name dulwich does not read as a ref
+                    target = None
+                if target is None:
+                    plain.add(name)
+                    break
+                found[name] = target
+                name = target
         return found
 
     def repack_candidate(self, pack_limit: int, bitmap_objects: int = 0) -> str | None:

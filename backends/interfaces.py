@@ -210,7 +210,8 @@ class GitRepository(Protocol):
         """Every symbolic ref, e.g. ``{b"HEAD": b"refs/heads/main"}`` (also when HEAD is unborn).
 
         A backend may also offer ``refs_and_symrefs()``: both from one read of its refs (used for
-        every advertisement when present), and ``known_peeled()``: object id -> the object it
+        every advertisement when present), ``symref_targets(names)``: the symbolic refs among
+        ``names`` and the chains they start, reading those refs alone (used for a push's commands), and ``known_peeled()``: object id -> the object it
         peels to (itself for one known to be no annotated tag), for those it knows without
         reading them (the filesystem backend: what ``packed-refs`` records)."""
         ...

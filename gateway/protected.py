@@ -131,7 +131,7 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
             if failures:
                 failures.clear()
 
-    screened = git_receive.screen_commands(updates, repo.symrefs() if updates else {})
+    screened = git_receive.screen_commands(updates, _symrefs_named(repo, updates))
     reasons = [s.reason or _protection_refusal(protections, repo.object_store, u, s.target)
                for u, s in zip(updates, screened, strict=True)]
     if atomic and any(reasons):
@@ -150,6 +150,17 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
         else:
             results.append(done[u.ref])
     return results
+
+
+def _symrefs_named(repo: GitRepository, updates: Sequence[RefUpdate]) -> Mapping[bytes, bytes]:
+    """The symbolic refs a push's commands name, and those they lead through: the backend's
+    optional ``symref_targets`` reads those refs alone (a name the screening refuses is not read),
+    ``symrefs()`` every ref."""
+    names = [u.ref for u in updates if git_receive.ref_name_refusal(u.ref) is None]
+    if not names:
+        return {}
+    targets = getattr(repo, "symref_targets", None)  # optional: a backend may not have it
+    return targets(names) if targets is not None else repo.symrefs()
 
 
 def protections_of(ctx: SessionContext) -> Protections | None:

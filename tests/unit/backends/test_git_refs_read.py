@@ -94,6 +94,15 @@ def test_every_ref_reads_as_dulwich_reads_it(tmp_path: Path) -> None:
             symbolic[bytes(name)] = value[5:].strip()
     assert on_disk.symbolic() == symbolic
     assert symbolic[b"HEAD"] == b"refs/heads/main" and b"refs/single" not in symbolic
+    # a push's commands' refs read on their own (symref_targets) say what symrefs() says of them
+    served = git_backend.DulwichGitRepository("r", Repo(str(git_dir)))
+    every = [bytes(n) for n in container.allkeys()]
+    assert served.symref_targets(every) == served.symrefs()
+    assert served.symref_targets([b"refs/heads/chain0"]) == {
+        b"refs/heads/chain0": b"refs/heads/chain1", b"refs/heads/chain1": b"refs/heads/chain2",
+        b"refs/heads/chain2": b"refs/heads/chain3", b"refs/heads/chain3": b"refs/heads/chain4",
+        b"refs/heads/chain4": b"refs/heads/main"}
+    assert served.symref_targets([b"refs/heads/main", b"refs/single"]) == {}
     repo.close()
 
 
