@@ -82,9 +82,6 @@ class Command:
     handler: Handler
     takes_payload: bool = False
     batchable: bool = False
-    ignored: tuple[bytes, ...] = ()
-    """Arguments a client may send over HTTP that the command does not read (dropped, as hg's
-    HTTP server drops every argument a command does not declare)."""
 
     @property
     def named_args(self) -> tuple[bytes, ...]:
@@ -104,13 +101,11 @@ def command(
     permission: Permission = PUSH,
     takes_payload: bool = False,
     batchable: bool = False,
-    ignored: bytes = b"",
 ) -> Callable[[Handler], Handler]:
     """Declare a table row; the default permission is ``push`` so a forgotten one fails closed."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, tuple(spec.split()), permission, handler, takes_payload, batchable,
-                                 tuple(ignored.split()))
+        COMMANDS[name] = Command(name, tuple(spec.split()), permission, handler, takes_payload, batchable)
         return handler
 
     return register
@@ -120,9 +115,7 @@ def bind_args(cmd: Command, flat: Mapping[bytes, bytes]) -> Args:
     """Split flat arguments (HTTP, batch) by the spec; a missing one aborts, one the command does
     not take is dropped, as hg's server drops it (a newer client may send more)."""
     named = {k: v for k, v in flat.items() if k in cmd.named_args}
-    extra = {k: v for k, v in flat.items() if k not in cmd.named_args and k not in cmd.ignored}
-    if not cmd.takes_extra:
-        extra = {}
+    extra = {k: v for k, v in flat.items() if k not in cmd.named_args} if cmd.takes_extra else {}
     missing = [a for a in cmd.named_args if a not in named]
     if missing:
         raise ProtocolError(
@@ -469,8 +462,7 @@ def _changegroupsubset(repo: HgRepository, args: Args, ctx: CommandContext) -> R
     )
 
 
-@command(b"unbundle", b"heads", permission=PUSH, takes_payload=True,
-         ignored=b"includepats excludepats")  # a narrow clone's patterns (``narrowwirepeer``), unread by hg too
+@command(b"unbundle", b"heads", permission=PUSH, takes_payload=True)  # (a narrow clone's patterns: dropped)
 def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     if ctx.payload is None:
         raise ProtocolError("unbundle needs a pushed bundle")
