@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from dulwich.object_store import BaseObjectStore
 from twisted.internet import defer, task
@@ -96,10 +96,8 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     try:
         repo = ctx.backend.open(ctx.repo_name)
     except RepositoryNotFound:
-        if not create or (ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)):
-            raise  # a repository made there could not be served there
-        if ctx.authorizer is not None:
-            ctx.authorizer.check(ctx.user, ctx.repo_name, ctx.transport, Access.CREATE)
+        if not _may_create(ctx, create):
+            raise
         try:
             repo = ctx.backend.create(ctx.repo_name, Kind.GIT)
         except FileExistsError:  # another push made it this moment
@@ -116,6 +114,17 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
         if enabled is not None and enabled(service) is False:
             raise PermissionDenied(f"Service not enabled: '{service.removeprefix('git-')}'")
     return repo
+
+
+def _may_create(ctx: SessionContext, wanted: bool) -> bool:
+    """Whether the missing repository a push names may be made: ``wanted`` (``--create-on-push``)
+    and servable where it was asked for (one made over git:// or HTTP under ``[git] export_all =
+    false`` could not be served there); ``PermissionDenied`` when the rules refuse the user."""
+    if not wanted or (ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)):
+        return False
+    if ctx.authorizer is not None:
+        ctx.authorizer.check(ctx.user, ctx.repo_name, ctx.transport, Access.CREATE)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +144,8 @@ def open_for_push(ctx: SessionContext) -> GitRepository | PendingRepository:
     try:
         return open_git_repo(ctx)
     except RepositoryNotFound:
-        if not ctx.create_on_push or (ctx.transport in EXPORT_CHECKED and not export_all(ctx.authorizer)):
-            raise  # a repository made there could not be served there
-        if ctx.authorizer is not None:
-            ctx.authorizer.check(ctx.user, ctx.repo_name, ctx.transport, Access.CREATE)
+        if not _may_create(ctx, ctx.create_on_push):
+            raise
         new_format = getattr(ctx.backend, "new_git_object_format", None)  # optional: a backend may not have it
         return PendingRepository(ctx.repo_name, new_format() if new_format is not None else SHA1_FORMAT)
 
@@ -599,11 +606,21 @@ def _framed(chunks: Iterator[bytes], frame: Callable[[bytes], bytes], progress: 
 
 
 def _open_for_upload(ctx: SessionContext) -> tuple[GitRepository, git_pack.RefSnapshot, UploadSettings]:
+    repo, (snap, settings) = _opened_reading(ctx, lambda repo: (snapshot(repo), upload_settings(repo)))
+    return repo, snap, settings
+
+
+R = TypeVar("R")
+
+
+def _opened_reading(ctx: SessionContext, read: Callable[[GitRepository], R]) -> tuple[GitRepository, R]:
+    """The session's repository and what ``read`` reads of it; closed again when that fails (the
+    session never holds it then); blocking, for the pool."""
     repo = open_git_repo(ctx)
     try:
-        return repo, snapshot(repo), upload_settings(repo)
+        return repo, read(repo)
     except BaseException:
-        close_git(repo)  # (the session never holds it)
+        close_git(repo)
         raise
 
 
@@ -655,12 +672,7 @@ def v0_upload_flags(settings: UploadSettings, stateless: bool) -> tuple[bytes, .
 
 
 def _open_for_v2(ctx: SessionContext) -> tuple[GitRepository, UploadSettings]:
-    repo = open_git_repo(ctx)
-    try:
-        return repo, upload_settings(repo)
-    except BaseException:
-        close_git(repo)
-        raise
+    return _opened_reading(ctx, upload_settings)
 
 
 def _prepare_fetch(
