@@ -204,19 +204,23 @@ def made_whole(target: str, make: Callable[[str], None], prefix: str) -> None:
         raise
 
 
-def open_chunks(path: str | bytes) -> tuple[int, Iterator[bytes]] | None:
-    """A file's size and its bytes in chunks (open until they are read or the iterator is closed);
-    None when there is no such file."""
+def open_chunks(path: str | bytes, first: int = 0, end: int | None = None) -> tuple[int, Iterator[bytes]] | None:
+    """A file's size and its bytes in chunks (open until they are read or the iterator is closed),
+    from byte ``first`` up to ``end`` (exclusive; None: its end); None when there is no such file."""
     try:
         f = open(path, "rb")  # noqa: SIM115 -- closed by the iterator
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    return os.fstat(f.fileno()).st_size, _chunks(f)
+    if first:
+        f.seek(first)
+    return os.fstat(f.fileno()).st_size, _chunks(f, None if end is None else end - first)
 
 
-def _chunks(f: BinaryIO) -> Iterator[bytes]:
+def _chunks(f: BinaryIO, left: int | None = None) -> Iterator[bytes]:
     try:
-        while chunk := f.read(CHUNK):
+        while (left is None or left > 0) and (chunk := f.read(CHUNK if left is None else min(CHUNK, left))):
+            if left is not None:
+                left -= len(chunk)
             yield chunk
     finally:
         f.close()

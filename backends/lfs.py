@@ -74,10 +74,11 @@ class LfsStore:
         except (FileNotFoundError, NotADirectoryError, LfsObjectRefused):
             return None
 
-    def open(self, oid: str) -> tuple[int, Iterator[bytes]] | None:
-        """The object's size and bytes in chunks; None when it is not here."""
+    def open(self, oid: str, first: int = 0, end: int | None = None) -> tuple[int, Iterator[bytes]] | None:
+        """The object's size and its bytes in chunks, from byte ``first`` up to ``end`` (exclusive;
+        None: the whole object); None when it is not here."""
         try:
-            return open_chunks(self._path(oid))
+            return open_chunks(self._path(oid), first, end)
         except LfsObjectRefused:
             return None
 

@@ -146,6 +146,8 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
         challenge = b'Basic realm="hgwire"'
         request.setHeader(b"LFS-Authenticate", challenge)
         request.setHeader(b"WWW-Authenticate", challenge)
+    if isinstance(exc, git_lfs.RangeNotSatisfiable):
+        request.setHeader(b"Content-Range", b"bytes */%d" % exc.size)
     retry_after(request, exc)
     _send_json(request, status, git_lfs.error_body(message))
 
@@ -202,9 +204,10 @@ def serve_object(front: HttpFront, request: server.Request, route: Route) -> Non
         # an upload may take a while to copy and hash: on the push threads, not the workers everyone shares
         d.addCallback(lambda user: run_for_hooks(_put, front, request, route, user, oid))
         d.addCallback(lambda _: _ok(request, route, b"{}", f"ok: stored {oid}"))
-    else:
-        d.addCallback(lambda user: run_blocking(_open, front, request, route, user, oid))
-        d.addCallback(lambda found: _send_object(request, route, oid, found))
+    else:  # GET, or HEAD: the same headers, no body
+        wanted = request.getHeader(b"Range")
+        d.addCallback(lambda user: run_blocking(_open, front, request, route, user, oid, wanted))
+        d.addCallback(lambda found: _send_object(request, route, oid, *found))
     d.addErrback(lambda failure: _failed(request, route, failure))
 
 
@@ -281,31 +284,50 @@ def _read_all(content: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-def _open(front: HttpFront, request: server.Request, route: Route, user: str | None,
-          oid: str) -> tuple[int, Iterator[bytes]]:
-    found = _store(_context(front, request, route, user))[1].open(oid) if git_lfs.valid_oid(oid) else None
+def _open(front: HttpFront, request: server.Request, route: Route, user: str | None, oid: str,
+          wanted: bytes | None) -> tuple[int, Iterator[bytes], tuple[int, int] | None]:
+    """The object's size and its bytes (of the one span a ``Range`` asks, ``wanted``: how git-lfs
+    resumes a download it has part of; objects never change, so no validator is needed)."""
+    store = _store(_context(front, request, route, user))[1]
+    size = store.size(oid) if git_lfs.valid_oid(oid) else None
+    span = None if size is None else git_lfs.byte_range(None if wanted is None else wanted.decode("latin-1"), size)
+    found = None if size is None else store.open(oid, *span) if span else store.open(oid)
     if found is None:
         raise ProtocolError("Object does not exist", http_status=404)
-    return found
+    return found[0], found[1], span
 
 
-def _send_object(request: server.Request, route: Route, oid: str, found: tuple[int, Iterator[bytes]]) -> None:
-    size, chunks = found
-    if request.finished or request._disconnected:
+def _send_object(request: server.Request, route: Route, oid: str, size: int, chunks: Iterator[bytes],
+                 span: tuple[int, int] | None) -> None:
+    if request.finished or request._disconnected or request.method == b"HEAD":
+        if not request.finished and not request._disconnected:  # HEAD: the headers a GET would have
+            _object_headers(request, size, span)
+            request.finish()
         run_blocking(getattr(chunks, "close", lambda: None))
         return
-    request.setResponseCode(200)
-    request.setHeader(b"Content-Type", b"application/octet-stream")
-    request.setHeader(b"Content-Length", b"%d" % size)
+    _object_headers(request, size, span)
     producer = IteratorProducer(chunks, request)
+    what = f"sent {oid}" if span is None else f"sent bytes {span[0]}-{span[1] - 1} of {oid}"
 
     def sent(_: object) -> None:  # (the producer has unregistered itself)
         if not request.finished and not request._disconnected:
             request.finish()
-        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: sent {oid}")
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: {what}")
 
     producer.start().addCallbacks(sent, lambda failure: log.failure("{proto} sending {oid} of {repo}", failure,
                                                                     proto=PROTO, oid=oid, repo=route.repo))
+
+
+def _object_headers(request: server.Request, size: int, span: tuple[int, int] | None) -> None:
+    request.setHeader(b"Content-Type", b"application/octet-stream")
+    request.setHeader(b"Accept-Ranges", b"bytes")
+    if span is None:
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Length", b"%d" % size)
+    else:
+        request.setResponseCode(206)
+        request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (span[0], span[1] - 1, size))
+        request.setHeader(b"Content-Length", b"%d" % (span[1] - span[0]))
 
 
 # --- locks ------------------------------------------------------------------------------------

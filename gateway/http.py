@@ -16,7 +16,7 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``POST /NAME(.git)/git-upload-pack``                       ``GIT_UPLOAD_PACK``
 ``POST /NAME(.git)/git-receive-pack``                      ``GIT_RECEIVE_PACK``
 ``POST /NAME(.git)/info/lfs/objects/batch`` (hg: ``NAME/.git/…``) ``GIT_LFS_BATCH``
-``GET|PUT /NAME(.git)/info/lfs/objects/<sha256>``          ``GIT_LFS_OBJECT``
+``GET|HEAD|PUT /NAME(.git)/info/lfs/objects/<sha256>``     ``GIT_LFS_OBJECT``
 ``GET|POST /NAME(.git)/info/lfs/locks[/...]``              ``GIT_LFS_LOCKS``
 ``GET|POST /NAME?cmd=COMMAND`` (the repo root only)        ``HG_COMMAND``
 ``GET  /NAME/archive/REV.{zip,tar.gz,tar.bz2}[/PATH]``     ``HG_ARCHIVE`` (hgweb's)
@@ -303,8 +303,8 @@ def _lfs_route(method: str, segments: Sequence[str]) -> Route | None:
         return Route(RouteKind.GIT_LFS_BATCH, name) if method == "POST" else _error(405, "the batch API needs POST",
                                                                                     ("POST",))
     if len(rest) == 2 and rest[0] == "objects":
-        if method not in ("GET", "PUT"):
-            return _error(405, "an LFS object is got with GET or put with PUT", ("GET", "PUT"))
+        if method not in ("GET", "HEAD", "PUT"):
+            return _error(405, "an LFS object is got with GET (or HEAD) or put with PUT", ("GET", "HEAD", "PUT"))
         return Route(RouteKind.GIT_LFS_OBJECT, name, rest[1])
     if rest and rest[0] == "locks" and len(rest) <= 3 and method in ("GET", "POST"):
         return Route(RouteKind.GIT_LFS_LOCKS, name, "/".join(rest))

@@ -46,6 +46,43 @@ def valid_oid(oid: str) -> bool:
     return _OID.fullmatch(oid) is not None
 
 
+_RANGE = re.compile(r"bytes=[ \t]*([0-9]{0,19})-([0-9]{0,19})[ \t]*")
+
+
+class RangeNotSatisfiable(ProtocolError):
+    """A ``Range`` that starts past an object's end (416, ``Content-Range: bytes */SIZE``)."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message, http_status=416)
+        self.size = size
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one span of ``size`` bytes a ``Range`` header asks for, as ``(first, end)`` (end
+    exclusive): how git-lfs resumes a download it has part of (``bytes=N-SIZE-1``).  None to send
+    the whole object, as RFC 9110 lets a server answer any range it does not serve: no header, one
+    this does not read, several ranges, a span that covers everything.  ``RangeNotSatisfiable`` for
+    one that starts at or after the end (or a suffix of none)."""
+    if header is None:
+        return None
+    match = _RANGE.fullmatch(header)
+    if match is None or not (match[1] or match[2]):
+        return None
+    if not match[1]:  # bytes=-N: the last N bytes
+        length = int(match[2])
+        if length == 0:
+            raise RangeNotSatisfiable(f"the range {header!r} asks for no bytes", size)
+        first, end = max(size - length, 0), size
+    else:
+        first = int(match[1])
+        if match[2] and int(match[2]) < first:
+            return None  # (not a valid range: ignored, as RFC 9110 says)
+        end = min(int(match[2]) + 1, size) if match[2] else size
+        if first >= size:
+            raise RangeNotSatisfiable(f"the range {header!r} starts after the object's {size} bytes", size)
+    return None if (first, end) == (0, size) else (first, end)
+
+
 @dataclass(frozen=True, slots=True)
 class LfsObject:
     oid: str

@@ -20,6 +20,7 @@ import pytest
 from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
+from backends.lfs import LfsStore
 from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import LOOPBACK, Client, SshKeys
 from tests.integration.test_git_daemon import assert_consistent
@@ -524,3 +525,66 @@ def test_an_upload_larger_than_a_request_may_be_is_refused_in_the_batch_answer(
     finally:
         globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
     assert any("refused 413" in str(e.get("log_format", "")) for e in events)
+
+
+def test_a_download_cut_short_is_resumed_where_it_stopped(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                          tmp_path: Path) -> None:
+    """git-lfs keeps what it got of an object in ``lfs/incomplete/OID.part`` and asks the rest with
+    ``Range: bytes=N-SIZE-1``; a server that answers 200 makes it start over."""
+    server = TRANSPORTS["http"](make_server, "fs", client, ssh_keys, tmp_path)
+    server.running.backend.create("media", Kind.GIT)
+    url = server.git_url("media")
+    data = os.urandom(3 << 20)
+    work = _tracked_work(client, url, data)
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    oid = hashlib.sha256(data).hexdigest()
+
+    clone = client.cwd / "clone"
+    client.git("clone", "-q", url, str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    incomplete = clone / ".git" / "lfs" / "incomplete"
+    incomplete.mkdir(parents=True, exist_ok=True)
+    (incomplete / f"{oid}.part").write_bytes(data[:1 << 20])  # what an interrupted download left
+    pulled = client.git("lfs", "pull", cwd=clone, env={"GIT_TRACE": "1"})
+    assert f'server accepted resume download request: "{oid}" from byte {1 << 20}' in pulled.stderr
+    assert (clone / "video.bin").read_bytes() == data
+    assert client.git("lfs", "fsck", cwd=clone).returncode == 0
+
+
+def test_an_object_answers_head_and_ranges_as_http_says(make_server: Any, client: Client, tmp_path: Path) -> None:
+    running = make_server("fs", http=[LOOPBACK])
+    running.backend.create("media", Kind.GIT)
+    data = bytes(range(256)) * 40
+    oid = hashlib.sha256(data).hexdigest()
+    LfsStore(str(running.root / "media.git")).put(oid, len(data), [data])
+
+    def get(method: str, range_header: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", running.port("http"), timeout=30)
+        try:
+            connection.request(method, f"/media.git/info/lfs/objects/{oid}",
+                               headers={} if range_header is None else {"Range": range_header})
+            answer = connection.getresponse()
+            return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+        finally:
+            connection.close()
+
+    status, headers, body = get("GET")
+    assert (status, body, headers["accept-ranges"]) == (200, data, "bytes")
+    status, headers, body = get("HEAD")
+    assert (status, body, headers["content-length"]) == (200, b"", str(len(data)))
+    status, headers, body = get("GET", "bytes=100-199")
+    assert (status, body, headers["content-range"]) == (206, data[100:200], f"bytes 100-199/{len(data)}")
+    status, headers, body = get("GET", "bytes=-5")
+    size = len(data)
+    assert (status, body, headers["content-range"]) == (206, data[-5:], f"bytes {size - 5}-{size - 1}/{size}")
+    status, headers, body = get("HEAD", "bytes=100-")
+    assert (status, body, headers["content-length"]) == (206, b"", str(len(data) - 100))
+    status, headers, body = get("GET", "bytes=0-1,5-6")  # several ranges: the whole object, as RFC 9110 allows
+    assert (status, body) == (200, data)
+    status, headers, body = get("GET", f"bytes={len(data)}-")
+    assert (status, headers["content-range"]) == (416, f"bytes */{len(data)}")
+    assert "starts after the object's" in json.loads(body)["message"]
+    missing = "0" * 64
+    connection = http.client.HTTPConnection("127.0.0.1", running.port("http"), timeout=30)
+    connection.request("HEAD", f"/media.git/info/lfs/objects/{missing}")
+    assert connection.getresponse().status == 404
+    connection.close()
