@@ -57,6 +57,20 @@ def read_holder(path: str) -> str | None:
         return None
 
 
+def held_message(path: str, holder: str | None) -> str:
+    """Why a write waited for the lock ``path`` in vain, and what to do: a holder on another host
+    (another machine or container sharing the disk, or one whose name changed since) may be long
+    gone, and nothing here can tell; hg's own ``debuglocks`` frees such a lock."""
+    which = "wlock" if os.path.basename(path) == "wlock" else "lock"
+    host, _, pid = (holder or "").rpartition(":")
+    if not pid.isdigit() or host == lock_prefix():
+        return ("the repository is locked by another write in progress"
+                + (f" (process {pid} on this server)" if pid.isdigit() else "") + "; try again later")
+    return (f"the repository is locked by process {pid} on host '{host.partition('/')[0][:64]}', which this "
+            f"server cannot check; if it stays locked, ask the server's operator to free it "
+            f"(hg debuglocks --force-free-{which})")
+
+
 def _is_stale(holder: str) -> bool:
     host, _, pid = holder.rpartition(":")
     if host != lock_prefix() or not pid.isdigit():
@@ -95,9 +109,9 @@ class FileLock:
     _process_locks: ClassVar[dict[str, threading.Lock]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, path: str, timeout: float | None = None) -> None:
         self.path = path
-        self.timeout = timeout
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         with FileLock._registry_lock:
             self._thread_lock = FileLock._process_locks.setdefault(path, threading.Lock())
 
@@ -128,7 +142,7 @@ class FileLock:
                 _break(self.path, holder)
                 continue
             if time.monotonic() > deadline:
-                raise StorageError(f"repository is locked by {holder}; try again later")
+                raise StorageError(held_message(self.path, holder))
             time.sleep(0.05)
 
     def try_acquire(self) -> bool:
