@@ -110,7 +110,7 @@ STYLED_PAGES = {
             "bookmarks": "rss-bookmarks", "branches": "rss-branches", "": "rss-log"},
     "raw": {"rev": "raw-rev", "changeset": "raw-rev", "annotate": "raw-annotate", "log": "raw-log",
             "changelog": "raw-log", "shortlog": "raw-shortlog", "": "raw-shortlog", "diff": "raw-filediff",
-            "filediff": "raw-filediff"},
+            "filediff": "raw-filediff", "tags": "raw-tags", "bookmarks": "raw-bookmarks", "branches": "raw-branches"},
 }
 """hgweb's ``?style=`` on a page's URL (``/NAME/rev/5?style=json``, ``/NAME?style=atom``): the page
 of that style hgwire serves (``gateway.hg_archive.serve_web_page``); the json style's default page

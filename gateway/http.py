@@ -22,6 +22,7 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET  /NAME/archive/REV.{zip,tar.gz,tar.bz2}[/PATH]``     ``HG_ARCHIVE`` (hgweb's)
 ``GET  /NAME/raw-file/REV[/PATH]``                         ``HG_RAW_FILE`` (hgweb's)
 ``GET  /NAME/json-{tags,bookmarks,branches,summary}``     ``HG_WEB_PAGE`` (hgweb's)
+``GET  /NAME/raw-{tags,bookmarks,branches}``              ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/{atom,rss}-{log,tags,bookmarks,branches}``   ``HG_WEB_PAGE`` (hgweb's feeds)
 ``GET  /NAME/{atom,rss}-log/REV/PATH``                    ``HG_WEB_PAGE`` (hgweb's file feeds)
 ``GET  /NAME/raw-rev/REV``                                 ``HG_WEB_PAGE`` (hgweb's)
@@ -215,9 +216,10 @@ ARCHIVE_SEGMENT = "archive"
 RAW_FILE_SEGMENT = "raw-file"
 RAW_REV_SEGMENT = "raw-rev"
 WEB_JSON_PAGES = frozenset({"json-tags", "json-bookmarks", "json-branches", "json-summary",
+                            "raw-tags", "raw-bookmarks", "raw-branches",
                             *(f"{style}-{page}" for style in ("atom", "rss") for page in ("log", "tags", "bookmarks",
                                                                                            "branches"))})
-"""hgweb's JSON pages of names hgwire answers (``backends.hg.web.PAGES``)."""
+"""hgweb's pages of names hgwire answers (``backends.hg.web.PAGES``: json, raw, feeds)."""
 WEB_REV_PAGES = frozenset({"json-rev", "json-changeset", "json-shortlog", "json-changelog", "json-log",
                            "json-graph"})
 """hgweb's JSON pages of changesets, alone (at the tip) or followed by a revision

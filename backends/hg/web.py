@@ -47,7 +47,7 @@ from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
 from protocols.errors import ProtocolError, UnsupportedFeature
 
-PAGES = ("json-tags", "json-bookmarks", "json-branches")
+PAGES = ("json-tags", "json-bookmarks", "json-branches", "raw-tags", "raw-bookmarks", "raw-branches")
 RAW_REV = "raw-rev"
 
 _SHORT = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
@@ -148,14 +148,39 @@ def _named(repo: HgRepo, kind: bytes, names: Mapping[bytes, bytes]) -> bytes:
 
 
 def _named_entries(repo: HgRepo, kind: bytes, names: Mapping[bytes, bytes]) -> list[bytes]:
+    return [b'{\n"%s": %s,\n"node": "%s",\n"date": %s\n}' % (kind, json_string(name), binascii.hexlify(node),
+                                                             _date(repo, rev))
+            for rev, name, node in _named_rows(repo, names)]
+
+
+def _named_rows(repo: HgRepo, names: Mapping[bytes, bytes]) -> list[tuple[int, bytes, bytes]]:
     """Tags or bookmarks on visible changesets: newest revision first, then names in reverse."""
     cl = repo.changelog()
     visible = repo.views(cl).visible
     revs = [(cl.rev(node), name, node) for name, node in names.items()
             if name != b"tip" and cl.has_node(node) and visible[cl.rev(node)]]
-    return [b'{\n"%s": %s,\n"node": "%s",\n"date": %s\n}' % (kind, json_string(name), binascii.hexlify(node),
-                                                             _date(repo, rev))
-            for rev, name, node in sorted(revs, reverse=True)]
+    return sorted(revs, reverse=True)
+
+
+def _raw_tags(repo: HgRepo) -> bytes:
+    """hgweb's raw style of ``tags``: ``NAME<TAB>NODE`` lines, ``tip`` among them (as its ``tags``
+    template lists every entry), newest first."""
+    cl = repo.changelog()
+    tip = repo.lookup(b"tip")
+    rows = [*_named_rows(repo, repo.tags()), (cl.rev(tip) if tip != NULL_NODE else NULL_REV, b"tip", tip)]
+    return b"".join(b"%s\t%s\n" % (name, binascii.hexlify(node)) for _rev, name, node in sorted(rows, reverse=True))
+
+
+def _raw_bookmarks(repo: HgRepo) -> bytes:
+    """hgweb's raw style of ``bookmarks``: ``NAME<TAB>NODE`` lines, newest first."""
+    return b"".join(b"%s\t%s\n" % (name, binascii.hexlify(node))
+                    for _rev, name, node in _named_rows(repo, dict(repo.stored_bookmarks())))
+
+
+def _raw_branches(repo: HgRepo) -> bytes:
+    """hgweb's raw style of ``branches``: ``NAME<TAB>NODE<TAB>STATUS`` lines, in the json page's order."""
+    return b"".join(b"%s\t%s\t%s\n" % (name, binascii.hexlify(node), status)
+                    for name, node, _rev, status in _branch_rows(repo))
 
 
 def _tags(repo: HgRepo) -> bytes:
@@ -171,21 +196,24 @@ def _branches(repo: HgRepo) -> bytes:
 
 
 def _branch_entries(repo: HgRepo) -> list[bytes]:
+    return [b'{\n"branch": %s,\n"node": "%s",\n"date": %s,\n"status": "%s"\n}'
+            % (json_string(name), binascii.hexlify(node), _date(repo, rev), status)
+            for name, node, rev, status in _branch_rows(repo)]
+
+
+def _branch_rows(repo: HgRepo) -> list[tuple[bytes, bytes, int, bytes]]:
     """Open branches first, then closed ones, each newest tip first; a branch whose tip is no head
     of the repository (merged away) is ``inactive``."""
     cl = repo.changelog()
     heads = set(repo.heads())
     tips = [(not closed, cl.rev(node), name, node, closed) for name, (node, closed) in repo.branch_tips().items()]
-    items = []
-    for _open, rev, name, node, closed in sorted(tips, reverse=True):
-        status = b"closed" if closed else b"inactive" if node not in heads else b"open"
-        items.append(b'{\n"branch": %s,\n"node": "%s",\n"date": %s,\n"status": "%s"\n}'
-                     % (json_string(name), binascii.hexlify(node), _date(repo, rev), status))
-    return items
+    return [(name, node, rev, b"closed" if closed else b"inactive" if node not in heads else b"open")
+            for _open, rev, name, node, closed in sorted(tips, reverse=True)]
 
 
 _WRITERS: dict[str, Callable[[HgRepo], bytes]] = {
     "json-tags": _tags, "json-bookmarks": _bookmarks, "json-branches": _branches,
+    "raw-tags": _raw_tags, "raw-bookmarks": _raw_bookmarks, "raw-branches": _raw_branches,
 }
 
 

@@ -181,7 +181,8 @@ def test_an_empty_repository_answers_as_hg_serve_does(make_server: Callable[...,
     client.hg("init", str(repo))
     pages = ["json-rev", "json-rev/null", "json-shortlog", "json-changelog", "json-manifest", "json-file/tip",
              "json-file/tip/a", "json-filelog/tip/a", "json-summary", "json-tags", "json-bookmarks", "json-branches",
-             "raw-rev/tip", "raw-rev/null", "raw-file/tip", "raw-file/tip/a"]
+             "raw-rev/tip", "raw-rev/null", "raw-file/tip", "raw-file/tip/a", "raw-tags", "raw-bookmarks",
+             "raw-branches"]
     with _hg_serve(client, repo) as port:
         for page in pages:
             ours = raw(server.port("http"), "GET", f"/empty/{page}")
@@ -271,8 +272,11 @@ RAW_PAGES = ["?style=raw", "log?style=raw", "changelog?style=raw", "shortlog?sty
              "log?style=raw&rev=user%28t%29+or+0", "log?style=raw&rev=fix+%28typo%29",
              *(f"diff/{rev}/{path}?style=raw" for rev in (0, 2, 4, 5, 6) for path in
                ("a.txt", "copied.txt", "bin.dat", "noeol.txt", "long.txt", "only/one/x.txt")),
-             "filediff/6/long.txt?style=raw", "file/tip/a.txt?style=raw", "file/2/deep?style=raw", "file/1?style=raw"]
-"""hgweb's raw style of the logs (and their search), of a file's diff, of a file and a directory."""
+             "filediff/6/long.txt?style=raw", "file/tip/a.txt?style=raw", "file/2/deep?style=raw", "file/1?style=raw",
+             "tags?style=raw", "bookmarks?style=raw", "branches?style=raw", "raw-tags", "raw-bookmarks",
+             "raw-branches"]
+"""hgweb's raw style of the logs (and their search), of a file's diff, of a file and a directory, of
+the tags, bookmarks and branches."""
 
 SEARCHES = ["merge", "MERGE", "side", "same+file", "a.txt", "DEEP/er", "t", "ann%40example", "", "+", "nosuch",
             "body+%3Cb%3E", "line", "0", "1", "v1", "book", "tip", "side", "default", "mine", "null",
