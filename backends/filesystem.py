@@ -68,10 +68,12 @@ class FilesystemBackend:
     """Repositories below ``root``: ``NAME.git`` bare git repos (or ``NAME/.git`` with a working tree),
     ``NAME/.hg`` Mercurial repos."""
 
-    names_through_links = True
+    names_through_links = False
     """Whether a name may lead through a symbolic link inside the root (an alias of a repository).
-    The service turns it off under ``--config`` rules: they are matched on the name asked for, so an
-    alias (``ROOT/pub -> private``) would serve a repository under another name's rules."""
+    Off unless the service turns it on, which it does for ``--backend fs`` without ``--config``
+    rules: they are matched on the name asked for, so an alias (``ROOT/pub -> private``) would serve
+    a repository under another name's rules; and a backend that wraps this one (the README's
+    example) may match rules of its own on names, so one it makes keeps aliases off."""
 
     def __init__(self, root: str) -> None:
         os.makedirs(root, exist_ok=True)

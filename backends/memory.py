@@ -9,7 +9,7 @@ from dulwich.repo import MemoryRepo
 
 from backends import hg_support
 from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository
-from backends.interfaces import Kind, Repository
+from backends.interfaces import SHA1_FORMAT, Kind, ObjectFormat, Repository
 from backends.names import strip_git_suffix, validate_name
 from protocols.errors import RepositoryNotFound
 
@@ -44,6 +44,10 @@ class MemoryBackend:
         with self._guard:
             key = self._key(name)
             return None if key is None else (key, self._repos[key].kind)
+
+    def new_git_object_format(self) -> ObjectFormat:
+        """The object format of a git repository ``create`` makes: SHA-1, whatever ``GIT_DEFAULT_HASH`` says."""
+        return SHA1_FORMAT
 
     def create(self, name: str, kind: Kind) -> Repository:
         with self._guard:

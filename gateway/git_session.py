@@ -25,10 +25,11 @@ from twisted.python.failure import Failure
 
 from backends import git_archive as archive_backend
 from backends import git_fastpack, git_pack
+from backends.filesystem import default_object_format
 from backends.git import KEEPALIVE_SECONDS
 from backends.interfaces import (
     MISSING_OBJECTS,
-    SHA1_FORMAT,
+    OBJECT_FORMATS,
     SHALLOW_UPDATE,
     GitRepository,
     Kind,
@@ -146,8 +147,10 @@ def open_for_push(ctx: SessionContext) -> GitRepository | PendingRepository:
     except RepositoryNotFound:
         if not _may_create(ctx, ctx.create_on_push):
             raise
-        new_format = getattr(ctx.backend, "new_git_object_format", None)  # optional: a backend may not have it
-        return PendingRepository(ctx.repo_name, new_format() if new_format is not None else SHA1_FORMAT)
+        # optional: without it, what git init would make (a backend wrapping fs makes what fs makes)
+        new_format = getattr(ctx.backend, "new_git_object_format", None)
+        return PendingRepository(ctx.repo_name, new_format() if new_format is not None
+                                 else OBJECT_FORMATS[default_object_format()])
 
 
 class _GitSession(PumpedSession):
@@ -818,10 +821,11 @@ class ReceivePackSession(_GitSession):
 
     def _created(self, repo: GitRepository) -> None:
         assert self._pending is not None and self._core.commands is not None
-        if object_format_of(repo) != self._pending.object_format:  # another push made it meanwhile
+        made = object_format_of(repo)
+        if made != self._pending.object_format:  # another push made it meanwhile, or the backend chose
             close_git(repo)
-            raise ProtocolError(f"repository {self.ctx.repo_name} was made meanwhile with another object "
-                                "format; push again")
+            raise ProtocolError(f"repository {self.ctx.repo_name} was made with the {made.name} object format, "
+                                f"not the {self._pending.object_format.name} this push was told; push again")
         self._pending = None
         self._repo = repo
         self._using(repo)

@@ -358,11 +358,12 @@ def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) 
         from gateway.git_lfs import load_token_key
 
         config.lfs_token_key = load_token_key(config.root)
+    from backends.filesystem import FilesystemBackend  # (its imports load on start: FIRST_USE_IMPORTS)
+
+    if isinstance(config.backend, FilesystemBackend):  # aliases by symbolic links, unless rules follow names
+        config.backend.names_through_links = not config.config_file
     if config.config_file:
         from gateway.policy import PolicyReloader, authorizer_for
-
-        if getattr(config.backend, "names_through_links", False):  # rules follow names: no aliases
-            config.backend.names_through_links = False  # type: ignore[attr-defined]
 
         policy = authorizer_for(config).policy
         assert policy is not None

@@ -75,3 +75,43 @@ def test_a_client_of_another_object_format_makes_nothing(
     refused = client.git("push", server.git_url("other"), "main", cwd=work, check=False)
     assert refused.returncode != 0
     assert not server.backend.exists("other")
+
+
+class WrappedFs:
+    """A custom backend that hands everything to ``fs`` and has none of the optional methods."""
+
+    def __init__(self, root: str) -> None:
+        from backends.filesystem import FilesystemBackend
+
+        self.inner = FilesystemBackend(root)
+
+    def open(self, name: str) -> object:
+        return self.inner.open(name)
+
+    def create(self, name: str, kind: object) -> object:
+        return self.inner.create(name, kind)  # type: ignore[arg-type]
+
+    def exists(self, name: str) -> bool:
+        return self.inner.exists(name)
+
+    def list(self) -> object:
+        return self.inner.list()
+
+
+def test_a_backend_without_its_object_format_makes_what_git_init_would(
+        make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend with no ``new_git_object_format`` (one wrapping ``fs``) is taken to make what
+    ``GIT_DEFAULT_HASH`` says, as ``fs`` does: a SHA-256 client's push makes its repository, a SHA-1
+    client's makes nothing."""
+    server = make_server("tests.integration.test_git_create_on_push:WrappedFs", git=[LOOPBACK], create_on_push=True)
+    monkeypatch.setenv("GIT_DEFAULT_HASH", "sha256")
+    refused = client.git("push", server.git_url("old"), "main", cwd=_source(client), check=False)
+    assert refused.returncode != 0
+    assert not (server.root / "old.git").exists()
+    work = client.cwd / "sha256"
+    client.git("init", "-q", "--object-format=sha256", "-b", "main", str(work))
+    _commit(client, work, "a.txt", "a\n")
+    client.git("push", "-q", server.git_url("new"), "main", cwd=work)
+    client.git("--git-dir", str(server.root / "new.git"), "fsck", "--full")
+    assert client.git("--git-dir", str(server.root / "new.git"), "rev-parse", "--show-object-format").stdout.strip() \
+        == "sha256"

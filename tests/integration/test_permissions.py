@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -500,6 +501,29 @@ def test_with_rules_an_alias_in_root_does_not_get_around_them(
     refused = client.git("ls-remote", server.git_url("private/p"), check=False)
     assert refused.returncode != 0 and "needs an authenticated user" in refused.stderr
     aliased = client.git("ls-remote", server.git_url("pub/p"), check=False)
+    assert aliased.returncode != 0 and "leads through a symbolic link" in aliased.stderr, aliased.stderr
+
+
+def test_with_rules_a_backend_wrapping_fs_serves_no_alias_either(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's example backend (it wraps ``fs``, serving ``public/*``) under rules: a link
+    ``public/alias.git -> secret.git`` does not serve the protected repository to anyone."""
+    from tests.unit.backends.test_readme_example import _example_source
+
+    (tmp_path / "wrapping_backend.py").write_text(_example_source())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "wrapping_backend", raising=False)
+    policy = tmp_path / "wrapped-policy.toml"
+    policy.write_text('anonymous_read = true\n[[repo]]\npattern = "secret*"\nread = ["bob"]\n')
+    server = make_server("wrapping_backend:make_backend", git=[LOOPBACK], config_file=str(policy))
+    subprocess.run(["git", "init", "-q", "--bare", str(server.root / "public" / "secret.git")], check=True)
+    subprocess.run(["git", "init", "-q", "--bare", str(server.root / "public" / "open.git")], check=True)
+    os.symlink(server.root / "public" / "secret.git", server.root / "public" / "alias.git")
+    client.git("ls-remote", server.git_url("open"))
+    refused = client.git("ls-remote", server.git_url("secret"), check=False)
+    assert refused.returncode != 0 and "needs an authenticated user" in refused.stderr
+    aliased = client.git("ls-remote", server.git_url("alias"), check=False)
     assert aliased.returncode != 0 and "leads through a symbolic link" in aliased.stderr, aliased.stderr
 
 
