@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
-from protocols.errors import ProtocolError
+from protocols.errors import ProtocolError, storage_advice
 
 CHUNK = 1 << 17
 
@@ -30,7 +30,7 @@ class NotStored(ProtocolError):
 
     def __init__(self, exc: OSError, what: str = "the upload", after: str = "nothing was kept") -> None:
         super().__init__(f"the server could not store {what} ({exc.strerror or exc}); {after}, "
-                         "try again later or tell the server's operator", http_status=507)
+                         f"{storage_advice(exc)}", http_status=507)
 
 
 def store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expected: str,

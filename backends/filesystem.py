@@ -24,7 +24,14 @@ from backends.git import DEFAULT_BRANCH, HEAD, DulwichGitRepository, RefLock, ad
 from backends.git_objects import adopt_store
 from backends.interfaces import OBJECT_FORMATS, Kind, ObjectFormat, Repository
 from backends.names import strip_git_suffix, validate_name
-from protocols.errors import NotARepository, RepositoryNotFound, StorageError, UnsafeName, UnsupportedFeature
+from protocols.errors import (
+    NotARepository,
+    RepositoryNotFound,
+    StorageError,
+    UnsafeName,
+    UnsupportedFeature,
+    storage_advice,
+)
 
 GIT_SUFFIX = ".git"
 REF_LOCK_FILE = "hgwire-refs.lock"
@@ -169,7 +176,7 @@ class FilesystemBackend:
             raise
         except OSError as exc:  # a full disk, a quota, a read-only root: nothing is left half made
             raise StorageError(f"the server could not create repository {name} ({exc.strerror or exc}); "
-                               "try again later or tell the server's operator") from exc
+                               f"{storage_advice(exc)}") from exc
         created = Repo(path)
         adopt_store(created.object_store)
         adopt_refs(created.refs)
@@ -282,7 +289,7 @@ def _flock(path: str) -> RefLock:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:  # a read-only disk
             raise StorageError(f"the server could not lock the repository's refs ({exc.strerror or exc}); "
-                               "nothing was changed, try again later or tell the server's operator") from exc
+                               f"nothing was changed, {storage_advice(exc)}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last_holder = os.fstat(fd)

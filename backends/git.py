@@ -59,7 +59,7 @@ from backends.interfaces import (
 from backends.lfs import LfsStore
 from backends.lru import LruCache
 from protocols import git_proc_receive
-from protocols.errors import ProtocolError, StorageError
+from protocols.errors import ProtocolError, StorageError, storage_advice
 from protocols.git_upload import parse_oid
 
 RefLock = Callable[[], AbstractContextManager[None]]
@@ -193,7 +193,7 @@ def _invalid_pack() -> Iterator[None]:
         raise
     except OSError as exc:  # the server's disk, not the pack: a full disk, a quota, an I/O error
         raise ProtocolError(f"the server could not store the pushed pack ({exc.strerror or exc}); "
-                            "nothing was changed, try again later or tell the server's operator") from exc
+                            f"nothing was changed, {storage_advice(exc)}") from exc
     except Exception as exc:  # dulwich raises a variety of ad-hoc errors on corrupt input
         raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
 

@@ -7,6 +7,8 @@ HTTP statuses).  Messages are one sentence a person can act on.
 
 from __future__ import annotations
 
+import errno
+
 
 class HgwireError(Exception):
     """Base of every error hgwire raises on purpose."""
@@ -97,3 +99,15 @@ class PushkeyFailed(HgwireError):
 
 class IntegrityError(ProtocolError):
     """A packet's MAC or authentication tag does not verify: the bytes were altered or the keys differ."""
+
+
+LASTING_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+"""Disk refusals that waiting does not end: a permission the service lacks, a read-only mount."""
+
+
+def storage_advice(exc: OSError) -> str:
+    """What a person told that the server's disk refused a write should do: wait (a full disk, a
+    quota, an I/O error may pass), or not, for a refusal that lasts until the operator acts."""
+    if exc.errno in LASTING_ERRNOS:
+        return "tell the server's operator"
+    return "try again later or tell the server's operator"

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import ClassVar
 
-from protocols.errors import StorageError
+from protocols.errors import StorageError, storage_advice
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -136,7 +136,7 @@ class FileLock:
                 pass
             except OSError as exc:  # a read-only or full disk: no write could follow
                 raise StorageError(f"the server could not lock the repository ({exc.strerror or exc}); "
-                                   "nothing was changed, try again later or tell the server's operator") from exc
+                                   f"nothing was changed, {storage_advice(exc)}") from exc
             holder = read_holder(self.path)
             if holder is not None and _is_stale(holder):
                 _break(self.path, holder)

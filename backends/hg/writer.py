@@ -45,7 +45,7 @@ from backends.interfaces import (
     delta_bytes,
 )
 from protocols import hg_obsmarkers as obs
-from protocols.errors import LimitExceeded, ProtocolError, StorageError
+from protocols.errors import LimitExceeded, ProtocolError, StorageError, storage_advice
 from protocols.hg_obsmarkers import Marker
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ PENDING_BOOKMARKS = b"bookmarks.pending"
 def not_stored(exc: OSError) -> StorageError:
     """A write the server's disk refused (full, a quota, an I/O error), after the rollback."""
     return StorageError(f"the server could not store the push ({exc.strerror or exc}); nothing was changed, "
-                        "try again later or tell the server's operator")
+                        f"{storage_advice(exc)}")
 
 
 class Transaction:
