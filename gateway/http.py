@@ -636,6 +636,8 @@ class BoundedRequest(server.Request):
         super().requestReceived(command, path, version)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if getattr(self, "_refused", False):  # answered (413, 507); over TLS the body came in to its end
+            return
         if not self._early:
             super().requestReceived(command, path, version)
             return
@@ -673,6 +675,8 @@ class BoundedRequest(server.Request):
             super().unregisterProducer()
 
     def handleContentChunk(self, data: bytes) -> None:
+        if getattr(self, "_refused", False):  # (TLS closes once the client stops sending: dropped meanwhile)
+            return
         self._body_bytes += len(data)
         if self._body_bytes > self.max_body:
             self._refuse_body()
@@ -724,8 +728,23 @@ class BoundedRequest(server.Request):
         head = (b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
         assert self.channel is not None
-        self.channel.transport.write(head + body)  # type: ignore[union-attr]
-        self.channel.transport.loseConnection()  # type: ignore[union-attr]
+        transport = self.channel.transport
+        transport.write(head + body)  # type: ignore[union-attr]
+        transport.loseConnection()  # type: ignore[union-attr]
+        bottom = transport
+        while getattr(bottom, "transport", None) is not None:  # TLS (and the guard's wrapper) over TCP
+            bottom = bottom.transport  # type: ignore[union-attr]
+        if bottom is not transport:
+            # TLS closes once the client's close_notify comes, which a client still sending its body
+            # sends only when done: its bytes are dropped meanwhile (handleContentChunk), for so long
+            from twisted.internet import reactor
+
+            reactor.callLater(REFUSED_LINGER, bottom.loseConnection)  # type: ignore[union-attr]
+
+
+REFUSED_LINGER = 5.0
+"""Seconds a TLS connection whose request was refused before its body was read (413, 507) keeps
+taking the body so that the client reads the answer, before it is closed under TLS's feet."""
 
 
 class _Discard:
@@ -735,6 +754,9 @@ class _Discard:
         pass
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def tell(self) -> int:
         return 0
 
     def close(self) -> None:

@@ -188,6 +188,56 @@ def test_http_body_limits_come_from_the_policy_file(
     assert b"larger than 100000 bytes" in answer
 
 
+def test_a_body_over_the_bound_on_a_tls_listener_is_refused_once(
+        make_server: Callable[..., RunningServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over TLS the connection closes once the client has sent what it was sending (or after
+    ``REFUSED_LINGER``): the rest of the body is dropped quietly (it logged the refusal for every
+    chunk, then failed on it with a traceback)."""
+    import ssl
+
+    import gateway.http
+
+    monkeypatch.setattr(gateway.http, "REFUSED_LINGER", 1.0)
+
+    from twisted.logger import globalLogPublisher
+
+    pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (twisted[tls])")
+    from tests.integration.test_hg_http import _tls_files
+
+    ca, key, cert = _tls_files(tmp_path)
+    server = make_server("memory", http=[f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"],
+                         config_file=policy_with(tmp_path, "max_request_body = 100000\n"))
+    server.backend.create("r", Kind.GIT)
+    events: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if "413" in str(event.get("log_format", "")) or event.get("log_failure") is not None:
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]
+    try:
+        context = ssl.create_default_context(cafile=str(ca))
+        for framing in (b"Content-Length: 1500000\r\n", b"Transfer-Encoding: chunked\r\n"):
+            with socket.create_connection(("127.0.0.1", server.port("http")), timeout=20) as raw_sock, \
+                    context.wrap_socket(raw_sock, server_hostname="127.0.0.1") as sock:
+                sock.sendall(b"POST /r.git/git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Type: application/x-git-upload-pack-request\r\n" + framing + b"\r\n")
+                chunk = b"0" * 16384
+                try:
+                    for _ in range(1_500_000 // len(chunk) + 1):
+                        sock.sendall(b"4000\r\n" + chunk + b"\r\n" if b"chunked" in framing else chunk)
+                    if b"chunked" in framing:
+                        sock.sendall(b"0\r\n\r\n")
+                except OSError:
+                    pass
+                answer = recv_all(sock)
+            assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        time.sleep(0.5)
+    finally:
+        globalLogPublisher.removeObserver(observe)  # type: ignore[arg-type]
+    assert [e.get("log_failure") for e in events] == [None, None], [e.get("log_format") for e in events]
+
+
 def test_a_fetch_naming_more_wants_than_the_bound_gets_a_clear_error(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
     server = make_server("fs", git=[LOOP], config_file=policy_with(tmp_path, "max_wants = 1\n"))
