@@ -23,7 +23,7 @@ import tempfile
 import threading
 import zlib
 from array import array
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import IO, BinaryIO, Protocol, cast
@@ -655,6 +655,9 @@ class RevlogCache:
 class Journal(Protocol):
     """What a writer needs from the transaction: undo information before each change."""
 
+    encode: Callable[[bytes], bytes]
+    """A store path's name on disk (``data/Foo.i`` -> ``data/_foo.i``)."""
+
     def record_append(self, path: bytes, size: int) -> None: ...
 
     def backup(self, path: bytes, location: bytes = ...) -> None: ...
@@ -757,6 +760,14 @@ def _batched(pieces: Iterator[bytes], limit: int = WRITE_BATCH) -> Iterator[byte
         yield b"".join(block)
 
 
+def split_index_path(logical_index: bytes) -> bytes:
+    """Where hg keeps the index of a revlog split inside a transaction until the transaction
+    closes (revlog.py ``_split_index_file``): ``data/a/b.i`` -> ``data-s/a/b.i``, ``00manifest.i``
+    -> ``00manifest.i.s``; hooks run by hg with ``HG_PENDING`` read a filelog from there."""
+    head, sep, rest = logical_index.partition(b"/")
+    return head + b"-s/" + rest if sep else logical_index + b".s"
+
+
 TEXT_CACHE_BYTES = 16 << 20
 """The texts a writer keeps for the next deltas' bases.  A push of the bench corpus's 5,000
 manifests (100 KB each) reads 4 bases from disk with this much; 64 MiB saved none of those reads
@@ -802,7 +813,19 @@ class RevlogWriter:
         """The same of each added revision, by ``rev - _added_from`` (arrays: a dict of tuples cost a
         migration's push 90 bytes a changeset and a manifest)."""
         self.changelog = changelog
+        self.split_index: bytes | None = None
+        """The logical path of the split index (``split_index_path``) that replaces the inline one
+        at the commit, once an inline revlog other sessions may be reading was split: until then
+        they read the inline revlog as it was, and an abort leaves it as it was."""
+        self.index_file = self.index_path
+        """Where the index entries are written: the split index's file while the split waits."""
+        self._inline_too = not self.logical_index.startswith(b"data/")
+        """A manifest split while it waits for the commit still gets every revision in its inline
+        ``.i`` too: hg's hooks read a pending manifest from there (hg looks for a split index of a
+        filelog only)."""
         self._journaled = False
+        self._index_size_before = 0
+        """The size of ``.i`` when this writer first wrote (0: a new revlog, no reader holds it)."""
         self._split_data = False
         """``.d`` holds the written revisions of an inline revlog being split (``_write_split_data``)."""
         self.released = False
@@ -898,6 +921,8 @@ class RevlogWriter:
         self._chunks.close()
         self._data_written = 0
         self._split_data = False
+        self.split_index = None
+        self.index_file = self.index_path
 
     def forget_texts(self) -> None:
         """Drop the kept texts and chain lengths: the revlog's group is complete, no later delta of
@@ -995,11 +1020,12 @@ class RevlogWriter:
         if self._splits():
             self._split()
         elif self.inline:
-            for block in _batched(self._inline_pending()):
-                self.vfs.append(self.index_path, block)
+            self._append_inline()
         else:
             self._append_data()
-            self.vfs.append(self.index_path, bytes(self._pending_index))
+            if self.split_index is not None and self._inline_too:
+                self._append_inline()
+            self.vfs.append(self.index_file, bytes(self._pending_index))
         self._pending_index = bytearray()
         self._chunks.close()
         self._data_written = 0
@@ -1017,7 +1043,8 @@ class RevlogWriter:
 
     def _journal_sizes(self) -> None:
         if not self._journaled:
-            self.journal.record_append(self.logical_index, self.vfs.size(self.index_path))
+            self._index_size_before = self.vfs.size(self.index_path)
+            self.journal.record_append(self.logical_index, self._index_size_before)
             if not self.inline:
                 self.journal.record_append(self.logical_data, self.vfs.size(self.data_path))
             self._journaled = True
@@ -1043,6 +1070,11 @@ class RevlogWriter:
         for block in extra:
             self.vfs.append(name, block)
 
+    def _append_inline(self) -> None:
+        """Append the buffered revisions to the inline ``.i``."""
+        for block in _batched(self._inline_pending()):
+            self.vfs.append(self.index_path, block)
+
     def _inline_pending(self) -> Iterator[bytes]:
         """The buffered revisions as an inline revlog stores them: each entry, then its chunk."""
         index = memoryview(self._pending_index)
@@ -1053,17 +1085,53 @@ class RevlogWriter:
     def _split(self) -> None:
         """Make the inline revlog ``.i`` + ``.d`` with the buffered revisions in.
 
-        ``.d`` gets every chunk first (readers of the inline ``.i`` never open it); then ``.i`` is
-        replaced whole by the split index, in one rename: a reader sees the inline revlog as it
-        was or the split one with every revision, nothing between.  The old ``.i`` is backed up
-        and ``.d`` journaled, so a rollback (or ``hg recover`` after a killed writer) puts back the
-        inline revlog alone.
+        ``.d`` gets every chunk first (readers of the inline ``.i`` never open it).  The
+        changelog (flushed at the commit) and a revlog this transaction made get the split
+        index in ``.i`` now, in one rename: a reader sees the inline revlog as it was or the
+        split one with every revision, nothing between.  Any other revlog other sessions may be
+        reading gets it beside ``.i`` (``_split_aside``) until the commit.  The old ``.i`` is
+        backed up and ``.d`` journaled, so a rollback (or ``hg recover`` after a killed writer)
+        puts back the inline revlog alone.
         """
         self._write_split_data()
         self.journal.backup(self.logical_index)
-        self.vfs.replace(self.index_path, self._split_index())
+        if self.changelog or not self._index_size_before:
+            self.vfs.replace(self.index_path, self._split_index())
+        else:
+            self._split_aside()
         self.header &= ~FLAG_INLINE
         self.reader = self._written()
+
+    def _split_aside(self) -> None:
+        """Write the split index to ``split_index_path`` (noted in the journal as new: a rollback or
+        ``hg recover`` removes it); ``.i`` stays the inline revlog it was (a manifest's gets the
+        buffered revisions appended, ``_inline_too``) until :meth:`finish_split` at the commit,
+        as hg's revlog.py ``_enforceinlinesize`` leaves it until its transaction closes."""
+        logical = split_index_path(self.logical_index)
+        self.journal.backup(logical)
+        if self._inline_too:
+            self._append_inline()
+        self.split_index = logical
+        self.index_file = self.journal.encode(logical)
+        self.vfs.replace(self.index_file, self._split_index())
+
+    def finish_split(self) -> None:
+        """At the commit, before the changelog that names its revisions is written: the split index
+        waiting beside ``.i`` replaces it, in one rename."""
+        if self.split_index is not None:
+            self.vfs.rename(self.index_file, self.index_path)
+            self.split_index = None
+            self.index_file = self.index_path
+
+    def successor(self) -> RevlogWriter:
+        """A writer that goes on from this released one's revisions as written, its split
+        waiting for the commit too (a second group of one file)."""
+        index = parse_index(self.vfs.read(self.index_file), None, self.header)
+        writer = RevlogWriter(Revlog(self.vfs, self.index_path, index, self.logical_index), self.journal,
+                              self.compressor)
+        writer.split_index, writer.index_file = self.split_index, self.index_file
+        writer._split_data = writer._journaled = True
+        return writer
 
     def _write_split_data(self) -> None:
         """Bring ``.d`` up to date for a split: the inline revlog's chunks (written once, in a

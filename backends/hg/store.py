@@ -118,11 +118,17 @@ def _hash_encode(path: bytes, dotencode: bool = True) -> bytes:
     return result
 
 
+ENCODED_DIRS = (b"data/", b"meta/", b"data-s/", b"meta-s/")
+"""The store directories whose paths are encoded (those of other store files need no encoding):
+the revlogs', and where hg keeps the index of a revlog split inside a transaction
+(revlog.py ``_split_index_file``, ``data-s/<file>.i``), whose name hg encodes alike."""
+
+
 def encode_store_path(path: bytes, dotencode: bool = True) -> bytes:
     """Map a store path such as ``data/Foo.txt.i`` to its on-disk name under ``.hg/store``
     (``dotencode``: as a repository with that requirement names it)."""
     escaped = encode_dir(path)
-    if not path.startswith((b"data/", b"meta/")):
+    if not path.startswith(ENCODED_DIRS):
         return escaped
     if len(path) > MAX_STORE_PATH:  # (encoding never shortens a path)
         return _hash_encode(escaped, dotencode)

@@ -50,6 +50,10 @@ class Vfs(Protocol):
 
     def truncate(self, path: bytes, size: int) -> None: ...
 
+    def rename(self, source: bytes, target: bytes) -> None:
+        """Put ``source`` in place of ``target`` in one step (readers see one or the other)."""
+        ...
+
     def unlink(self, path: bytes) -> None: ...
 
     def listdir(self, path: bytes) -> list[bytes]: ...
@@ -213,6 +217,9 @@ class FsVfs:
         break_hardlink(full)
         os.truncate(full, size)
 
+    def rename(self, source: bytes, target: bytes) -> None:
+        os.replace(self.join(source), self.join(target))
+
     def unlink(self, path: bytes) -> None:
         try:
             os.unlink(self.join(path))
@@ -284,6 +291,11 @@ class MemoryVfs:
     def truncate(self, path: bytes, size: int) -> None:
         del self.files[path][size:]
         self._touch(path)
+
+    def rename(self, source: bytes, target: bytes) -> None:
+        self.files[target] = self.files.pop(source)
+        self._touch(source)
+        self._touch(target)
 
     def unlink(self, path: bytes) -> None:
         self.files.pop(path, None)

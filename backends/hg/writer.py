@@ -257,6 +257,9 @@ class Transaction:
             index_path = self.repo.filelog_path(path)
             if writer is not None:  # a second group of one file (hg sends one): from what is written
                 del self.writers[index_path]
+                if writer.split_index is not None:
+                    writer = self._file_writers[path] = self.writers[index_path] = writer.successor()
+                    return writer
             writer = self._file_writers[path] = self._writer(index_path, b"data/" + path + b".i")
         return writer
 
@@ -264,7 +267,8 @@ class Transaction:
         """Whether the file's filelog holds ``node``, this push's revisions included: from its
         writer while it has one in hand, else from its index as written now (a written group's
         writer lets go of its revisions; a file the push did not write needs no writer), parsed
-        for this alone (the shared index cache would keep a whole push's filelogs)."""
+        for this alone (the shared index cache would keep a whole push's filelogs).  A filelog
+        split by the push is read from its split index, which replaces ``.i`` at the commit."""
         if node == NULL_NODE:
             return True
         writer = self._file_writers.get(path)
@@ -272,7 +276,7 @@ class Transaction:
             return writer.has_node(node)
         if self._read_nodes is None or self._read_nodes[0] != path:
             revlogs = self.repo.revlogs
-            index_path = self.repo.filelog_path(path)
+            index_path = self.repo.filelog_path(path) if writer is None else writer.index_file
             data = revlogs.vfs.read(index_path) if revlogs.vfs.exists(index_path) else b""
             self._read_nodes = (path, parse_index(data, None, revlogs.default_header).nodemap())
         return node in self._read_nodes[1]
@@ -675,6 +679,8 @@ class Transaction:
     def _write_all(self) -> None:
         for writer in self.writers.values():
             writer.flush()
+        for writer in self.writers.values():  # before the changelog names their revisions
+            writer.finish_split()
         self._write_fncache()
         self._write_phaseroots()
         self._write_bookmarks()

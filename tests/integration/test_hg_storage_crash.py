@@ -182,18 +182,24 @@ target = hgstore.open_repository(sys.argv[2], "t")
 revlog.MAX_INLINE = 1024  # force inline->split conversions inside the transaction too
 tx = target.transaction()
 tx.add_changegroup(source.emit_groups(source.missing(target.heads(), source.heads()), DeltaMode.ANY))
-tx._write_all()  # everything on disk, journal still present: the commit point is not reached
+if sys.argv[4] == "pending":  # as hooks run: the split indexes beside their inline .i
+    tx.write_pending()
+else:
+    tx._write_all()  # everything on disk, journal still present: the commit point is not reached
 print("written", flush=True)
 time.sleep(60)
 """
 
 
-@pytest.mark.parametrize("inline_cl", [False, True])
+@pytest.mark.parametrize(("inline_cl", "killed"), [(False, "written"), (True, "written"), (False, "pending")])
 @pytest.mark.parametrize("recover_with", ["hgwire", "hg"])
 def test_sigkilled_writer_is_rolled_back(
-    hg_cli: Hg, half_copied: tuple[HgRepo, HgRepo, Path], tmp_path: Path, recover_with: str, inline_cl: bool
+    hg_cli: Hg, half_copied: tuple[HgRepo, HgRepo, Path], tmp_path: Path, recover_with: str, inline_cl: bool,
+    killed: str
 ) -> None:
-    """``inline_cl``: the changelog was inline (as older writers left it); the killed writer had split it."""
+    """``inline_cl``: the changelog was inline (as older writers left it); the killed writer had split it.
+    ``killed``: after every write before the commit point, or while hooks would run, the inline
+    filelogs and manifest it split waiting beside their ``.i`` (``data-s/``, ``00manifest.i.s``)."""
     source, _, path = half_copied
     if inline_cl:
         inline_changelog(path)
@@ -201,7 +207,7 @@ def test_sigkilled_writer_is_rolled_back(
     script = tmp_path / "writer.py"
     script.write_text(KILLED_WRITER)
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(source_path(source)), str(path), str(ROOT)],
+        [sys.executable, str(script), str(source_path(source)), str(path), str(ROOT), killed],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
@@ -210,7 +216,10 @@ def test_sigkilled_writer_is_rolled_back(
     proc.wait()
     assert (path / ".hg" / "store" / "journal").exists()
     assert snapshot(path) != before
-    assert (path / ".hg/store/00changelog.d").exists()  # split by the killed writer, when it was inline
+    if killed == "pending":
+        assert (path / ".hg/store/00manifest.i.s").exists() and list((path / ".hg/store/data-s").iterdir())
+    else:
+        assert (path / ".hg/store/00changelog.d").exists()  # split by the killed writer, when it was inline
     if recover_with == "hg":
         assert hg_cli(path, "recover") == b"rolling back interrupted transaction\n"
     else:

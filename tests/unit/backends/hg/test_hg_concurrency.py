@@ -5,15 +5,19 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 import backends.hg as hgstore
-from backends.interfaces import DeltaMode, Node, RevisionGroup
+from backends.hg import revlog as revlog_mod
+from backends.interfaces import DeltaMode, Node, RevisionGroup, Section
 from bench.hg_storage_micro import linear_history
 from tests.integration.test_hg_changelog_format import inline_changelog
 
 
-def _batches(count: int, size: int) -> list[list[RevisionGroup]]:
-    """Changegroups of ``size`` changesets each, continuing one linear history."""
-    full = linear_history(count, files=5)
+def _batches(count: int, size: int, files: int = 5) -> list[list[RevisionGroup]]:
+    """Changegroups of ``size`` changesets each, continuing one linear history (of ``files`` files
+    at most: 7 makes seven files of several revisions each)."""
+    full = linear_history(count, files=files)
     memory = hgstore.MemoryHgRepository("src")
     tx = memory.transaction()
     tx.add_changegroup(full.groups())
@@ -94,4 +98,63 @@ def test_an_inline_changelog_is_split_in_one_step_at_the_commit(tmp_path: Path) 
     assert _read_all(path) == 20
     tx.commit()
     assert not index.read_bytes()[1] & 1  # the inline flag
+    assert _read_all(path) == 40
+
+
+def _store_files(path: Path) -> dict[str, bytes]:
+    store = path / ".hg" / "store"
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+
+
+def _halved(groups: list[RevisionGroup]) -> list[RevisionGroup]:
+    """Each file group of two revisions or more sent as two groups of that file (a second group of one
+    file goes on from the first, which a split waiting for the commit must not lose); the groups
+    given keep their revisions, for another use."""
+    out: list[RevisionGroup] = []
+    for i, g in enumerate(groups):
+        revisions = list(g.revisions)
+        groups[i] = RevisionGroup(g.section, g.path, iter(revisions))
+        if g.section is Section.FILE and len(revisions) > 1:
+            half = len(revisions) // 2
+            out += [RevisionGroup(g.section, g.path, iter(revisions[:half])),
+                    RevisionGroup(g.section, g.path, iter(revisions[half:]))]
+        else:
+            out.append(RevisionGroup(g.section, g.path, iter(revisions)))
+    return out
+
+
+def test_an_inline_filelog_or_manifest_split_waits_for_the_commit(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inline filelogs and manifest that a transaction splits (here every one it writes to) keep their
+    ``.i`` while it is open (the manifest's gets the new revisions appended) and the split index waits
+    beside it (``data-s/``, ``00manifest.i.s``), as hg's: another session reads the repository as it
+    was; an abort leaves every byte of the store as it was; the commit puts the split indexes in place."""
+    first, second = _batches(40, 20, files=7)
+    path = tmp_path / "r"
+    repo = hgstore.create_repository(str(path), "r")
+    tx = repo.transaction()
+    tx.add_changegroup(iter(_materialize(first)))
+    tx.commit()
+    before = _store_files(path)
+    monkeypatch.setattr(revlog_mod, "MAX_INLINE", 1)
+    tx = repo.transaction()
+    tx.add_changegroup(iter(_halved(second)))
+    assert tx.write_pending() is not None  # type: ignore[attr-defined]
+    during = _store_files(path)
+    filelogs = [name for name in before if name.startswith("data/")]
+    assert filelogs and all(during[name] == before[name] for name in filelogs)
+    assert during["00manifest.i"].startswith(before["00manifest.i"])
+    assert {"00manifest.i.s", "00manifest.d"} <= during.keys()
+    aside = [name for name in during if name.startswith("data-s/")]
+    assert aside and {name.replace("data-s/", "data/", 1) for name in aside} <= set(filelogs)
+    assert _read_all(path) == 20
+    tx.abort()
+    assert _store_files(path) == before
+    tx = repo.transaction()
+    tx.add_changegroup(iter(_halved(second)))
+    tx.commit()
+    after = _store_files(path)
+    assert not [name for name in after if name.startswith("data-s/") or name.endswith(".i.s")]
+    split = [name.replace("data-s/", "data/", 1) for name in aside] + ["00manifest.i"]
+    assert all(not after[name][1] & 1 and name[:-1] + "d" in after for name in split)  # the inline flag
     assert _read_all(path) == 40
