@@ -29,13 +29,15 @@ def heads(parents: Sequence[tuple[int, int]], visible: bytearray | None = None) 
     return [r for r in range(n) if not has_child[r] and (visible is None or visible[r])]
 
 
-def grown_heads(parents: Sequence[tuple[int, int]], visible: bytearray, heads: Iterable[int], start: int) -> set[int]:
+def grown_heads(parents: Sequence[tuple[int, int]], visible: bytearray | None, heads: Iterable[int],
+                start: int) -> set[int]:
     """``heads`` of the first ``start`` revisions brought up to all of them: each visible revision
-    from ``start`` on is a head and its parents no longer are.  The same answer as ``heads`` when
-    the first ``start`` revisions are as visible as they were, at the cost of the new ones."""
+    (every one, for None) from ``start`` on is a head and its parents no longer are.  The same answer
+    as ``heads`` when the first ``start`` revisions are as visible as they were, at the cost of the
+    new ones."""
     grown = set(heads)
     for rev in range(start, len(parents)):
-        if visible[rev]:
+        if visible is None or visible[rev]:
             grown.difference_update(parents[rev])
             grown.add(rev)
     return grown

@@ -139,8 +139,8 @@ class Transaction:
         self._serves_lfs: bool | None = None
         self.phases: bytearray | None = None
         self._parent_list: list[tuple[int, int]] | None = None
-        self._known_heads: tuple[bytes, frozenset[int]] | None = None
-        """The visibility of every revision when the heads were last computed, and those heads."""
+        self._known_heads: tuple[int, frozenset[int]] | None = None
+        """The number of revisions when the heads were last computed, and those heads."""
         self.marks: dict[bytes, Node] | None = None
         self.changed_cl = False
         self.done = False
@@ -448,23 +448,25 @@ class Transaction:
         return parents
 
     def _heads(self) -> set[int]:
-        """The visible heads (revs).
+        """The heads of every revision (revs), secret and hidden ones too: hg counts a push's new
+        heads in its unfiltered changelog (changegroup.py ``apply``: ``cl.diffheads``), so a new head
+        beside a secret one is one more head to it.
 
-        Computed over the whole history once; later calls start from the last answer and
-        only look at the revisions added since, unless an older revision's visibility changed.
+        Computed over the whole history once, unless the repository's view hides nothing and knows
+        its heads (the client asked for them); later calls start from the last answer and only look
+        at the revisions added since.
         """
-        visible = self._phase_array().translate(graph.VISIBLE)
         parents = self._parents()
         known = self._known_heads
         if known is None:
-            views = self.repo.views()  # its heads are usually known: the client asked for them
-            if views.index is self._base_index and visible.startswith(views.visible):
-                known = (bytes(views.visible), frozenset(self.repo.head_revs(views)))
-        if known is not None and visible.startswith(known[0]):
-            heads = graph.grown_heads(parents, visible, known[1], len(known[0]))
+            views = self.repo.views()
+            if views.index is self._base_index and views.visible.find(0) < 0:
+                known = (len(views.visible), frozenset(self.repo.head_revs(views)))
+        if known is not None:
+            heads = graph.grown_heads(parents, None, known[1], known[0])
         else:
-            heads = set(graph.heads(parents, visible))
-        self._known_heads = (bytes(visible), frozenset(heads))
+            heads = set(graph.heads(parents))
+        self._known_heads = (len(parents), frozenset(heads))
         return heads
 
     def _phase_array(self) -> bytearray:
