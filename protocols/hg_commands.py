@@ -242,12 +242,20 @@ def _statlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 
 @command(b"getlfile", b"sha", permission=PULL)
 def _getlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    """The largefile: its length on a line, then its bytes (``streamreslegacy``)."""
+    """The largefile: its length on a line, then its bytes (``streamreslegacy``).
+
+    One that is not here (gone since the client's ``statlfile``) gets the extension's sentence,
+    which aborts hg serve's command: over SSH the session ends with it (the client shows
+    ``remote: abort: …``), over HTTP it is a 500 that says it.
+    """
     store = largefiles_of(repo)
     sha = args.named[b"sha"]
     found = store.open(sha) if store is not None else None
     if found is None:
-        raise HgwireError(f"requested largefile {sha[:80].decode('ascii', 'replace')} not present in cache")
+        message = f"requested largefile {sha[:80].decode('ascii', 'replace')} not present in cache"
+        if ctx.transport is Transport.SSH:
+            return StreamResponse(_Aborting(message), prefer_uncompressed=True)
+        raise HgwireError(message)
     size, chunks = found
     return StreamResponse(_Prefixed(b"%d\n" % size, chunks), prefer_uncompressed=True)
 
