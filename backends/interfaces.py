@@ -493,7 +493,9 @@ class HgTransaction(Protocol):
         ...
 
     def set_bookmark(self, name: bytes, old: Node | None, new: Node | None) -> bool:
-        """Compare-and-swap one bookmark; None as ``new`` deletes, None as ``old`` means absent."""
+        """Compare-and-swap one bookmark; None as ``new`` deletes, None as ``old`` means absent.  A
+        ``new`` changeset the repository does not have (this transaction's included) raises
+        ``ProtocolError``: no bookmark is stored that names a missing changeset."""
         ...
 
     def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:

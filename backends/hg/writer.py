@@ -75,6 +75,13 @@ PENDING_BOOKMARKS = b"bookmarks.pending"
 """The phases and bookmarks a transaction would commit, for the same hooks (Mercurial's ``txnutil``)."""
 
 
+def unknown_bookmark_target(name: bytes, node: Node) -> str:
+    """A pushed bookmark names a changeset the server does not have (hg serve would store it; hg
+    then ignores such a bookmark)."""
+    return (f'bookmark "{name.decode("utf-8", "replace")}" names changeset {binascii.hexlify(node).decode()[:12]}, '
+            "which is unknown to the server; push that changeset with the bookmark")
+
+
 def not_stored(exc: OSError) -> StorageError:
     """A write the server's disk refused (full, a quota, an I/O error), after the rollback."""
     return StorageError(f"the server could not store the push ({exc.strerror or exc}); nothing was changed, "
@@ -530,14 +537,14 @@ class Transaction:
             self.marks = self.repo.stored_bookmarks()  # the hidden ones too: a write keeps them
         if not name or any(c in name for c in (b"\n", b"\r", b"\0")):
             return False
+        if new is not None and (new == NULL_NODE or not self.cl.has_node(new)):
+            raise ProtocolError(unknown_bookmark_target(name, new))
         if self.marks.get(name) != old:
             return False
         if new is None:
             self.marks.pop(name, None)
-        elif new != NULL_NODE and self.cl.has_node(new):
-            self.marks[name] = new
         else:
-            return False
+            self.marks[name] = new
         return True
 
     # -- obsolescence markers --------------------------------------------------------

@@ -116,7 +116,8 @@ def test_bookmarks_compare_and_swap(new_repo: HgRepo) -> None:
     assert not tx.set_bookmark(b"m", None, n["b"])  # exists already
     assert not tx.set_bookmark(b"m", n["c"], n["b"])  # wrong old value
     assert tx.set_bookmark(b"m", n["a"], n["b"])
-    assert not tx.set_bookmark(b"bad", None, Node(b"\3" * 20))  # unknown target
+    with pytest.raises(ProtocolError, match="unknown to the server"):  # no bookmark to a missing changeset
+        tx.set_bookmark(b"bad", None, Node(b"\3" * 20))
     tx.commit()
     assert new_repo.bookmarks() == {b"m": n["b"]}
     assert new_repo.listkeys(b"bookmarks") == {b"m": binascii.hexlify(n["b"])}
