@@ -668,10 +668,11 @@ class GuardedFactory(WrappingFactory):
 
     def acceptableProtocols(self) -> list[bytes]:
         """The protocols TLS names over ALPN on this listener: its wrapped factory's (HTTP/1.1 for
-        HTTP).  Twisted's TLS answers a client that offers ALPN with one of these and fails the
-        handshake when there is none, so the guard passes them on: hiding the HTTP factory's made
+        HTTP).  The ALPN choice of an ``ssl:`` listener (``gateway.tls``) answers a client that
+        offers one of these with it, so the guard passes them on: hiding the HTTP factory's made
         every ``git``, ``curl`` and browser connection to an ``ssl:`` listener fail ("internal
-        error" alert), while clients that offer no ALPN (``hg``) were served."""
+        error" alert), while clients that offer no ALPN (``hg``) were served.  A client that offers
+        none of them gets no protocol and proceeds over HTTP/1.x."""
         negotiation = IProtocolNegotiationFactory(self.wrappedFactory, None)
         return list(negotiation.acceptableProtocols()) if negotiation is not None else []
 

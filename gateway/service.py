@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 
 from backends import load_backend
 from backends.names import strip_git_suffix
+from gateway import tls
 from gateway.config import ServiceConfig
 from gateway.logs import SafeLogger
 
@@ -144,12 +145,16 @@ class ListenerService(service.Service):
         d.addCallbacks(self._listening, self._failed)
 
     def _endpoint(self, reactor: Any) -> IStreamServerEndpoint:
-        """The endpoint to listen on.  Behind a proxy, TLS (``haproxy:ssl:``) comes after the PROXY
-        header: the port listens on plain TCP and each connection is handed to TLS once the header
-        is read (the guard's wrapped factory becomes TLS over the listener's own)."""
+        """The endpoint to listen on; an ``ssl:`` one's TLS options completed by ``tls.prepare``.
+        Behind a proxy, TLS (``haproxy:ssl:``) comes after the PROXY header: the port listens on
+        plain TCP and each connection is handed to TLS once the header is read (the guard's wrapped
+        factory becomes TLS over the listener's own)."""
         proxied, text = proxied_endpoint(self.description)
         endpoint: IStreamServerEndpoint = serverFromString(reactor, text)
-        if not (proxied and isinstance(endpoint, SSL4ServerEndpoint)):
+        if not isinstance(endpoint, SSL4ServerEndpoint):
+            return endpoint
+        tls.prepare(endpoint._sslContextFactory, text)
+        if not proxied:
             return endpoint
         guard = self.factory
         if not isinstance(guard, WrappingFactory):
