@@ -407,6 +407,8 @@ def _reason(exc: BaseException, unix: bool = False) -> str:
     process id, not a file: left out)."""
     if isinstance(exc, CannotListenError) and isinstance(exc.socketError, OSError):
         return exc.socketError.strerror or str(exc.socketError)
+    if isinstance(exc, tls.TLSFilesError):
+        return exc.reason
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename and not unix else "")
     return str(exc) or type(exc).__name__
@@ -423,6 +425,8 @@ def _listen_advice(exc: BaseException, unix: bool = False) -> str:
         if code == errno.EADDRNOTAVAIL:
             return "check the interface= address: it must be one of this host's"
         return "stop what uses that port or choose another"
+    if isinstance(exc, tls.TLSFilesError):
+        return exc.advice
     if isinstance(exc, OSError):
         return "check the files the endpoint names (privateKey=, certKey=) and that hgwire's user may read them"
     return "check the endpoint description, e.g. tcp:2222:interface=127.0.0.1 or ssl:8443:privateKey=key.pem:certKey=cert.pem"

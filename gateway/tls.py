@@ -1,27 +1,79 @@
-"""What an ``ssl:`` listener needs beyond Twisted's endpoint: an ALPN choice that lets a client
-without ``http/1.1`` in its list proceed.
+"""What an ``ssl:`` listener needs beyond Twisted's endpoint: the certificate chain in ``certKey``
+and an ALPN choice that lets a client without ``http/1.1`` in its list proceed.
 
 pyOpenSSL is imported here only when an ``ssl:`` endpoint is in use (it is optional).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from twisted.internet.endpoints import _parse
 from twisted.internet.interfaces import IProtocolNegotiationFactory
+
+MAX_CHAIN = 16
+"""The most certificates read after the leaf in a ``certKey`` file (a real chain has one to three)."""
+
+PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]{1,65536}?-----END CERTIFICATE-----")
+"""One PEM certificate block (its base64 bounded: a certificate is a few KiB)."""
+
+
+class TLSFilesError(ValueError):
+    """The files of an ``ssl:`` endpoint do not go together; ``advice`` says what to check."""
+
+    def __init__(self, reason: str, advice: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.advice = advice
 
 
 def prepare(options: Any, description: str) -> None:
     """Complete the TLS options of the ``ssl:`` endpoint ``description`` before it listens.
 
+    - Without ``extraCertChain=``, the certificates that follow the leaf in the ``certKey`` file (a
+      Let's Encrypt ``fullchain.pem``) are sent with it, as lighttpd and ``hg serve`` send them:
+      Twisted kept the first and a client that trusts only the root could not verify the leaf.
     - A client whose ALPN list lacks every protocol the listener speaks (``curl --http1.0`` offers
       ``http/1.0``, an HTTP/2-only client ``h2``) gets no ALPN protocol and goes on over HTTP/1.x,
       as with lighttpd and ``hg serve``; Twisted's own choice failed those handshakes with an
       "internal error" alert.
     """
+    if not options.extraCertChain:
+        options.extraCertChain = chain_after_leaf(_cert_file(description), options.certificate)
     context = options.getContext()  # made (and cached) now, before any connection uses it
     context.set_alpn_select_callback(_select_alpn)
+
+
+def _cert_file(description: str) -> str:
+    """The file an ``ssl:`` description reads its certificate from (Twisted's defaults)."""
+    _, kwargs = _parse(description)
+    return str(kwargs.get("certKey") or kwargs.get("privateKey") or "server.pem")
+
+
+def chain_after_leaf(path: str, leaf: Any) -> list[Any]:
+    """The certificates after the leaf in the PEM file ``path`` (the leaf itself skipped wherever it
+    is), at most ``MAX_CHAIN``; TLSFilesError if there are more or one cannot be read."""
+    from OpenSSL import crypto
+
+    with open(path, "rb") as f:
+        text = f.read(MAX_CHAIN * 65536 + 65536)
+    chain = []
+    leaf_digest = leaf.digest("sha256")
+    for match in PEM_CERTIFICATE.finditer(text):
+        try:
+            cert = crypto.load_certificate(crypto.FILETYPE_PEM, match.group())
+        except crypto.Error:
+            raise TLSFilesError(f"a certificate in {path} cannot be read",
+                                "check that certKey= names a PEM file of certificates") from None
+        if cert.digest("sha256") == leaf_digest:
+            continue
+        chain.append(cert)
+        if len(chain) > MAX_CHAIN:
+            raise TLSFilesError(f"{path} holds more than {MAX_CHAIN} certificates after the server's",
+                                "check that certKey= names the server's certificate and its chain")
+    return chain
 
 
 def _select_alpn(connection: Any, offered: Sequence[bytes]) -> Any:

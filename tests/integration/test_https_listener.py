@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.conftest import Client, RunningServer
 
@@ -33,3 +39,60 @@ def test_clients_that_do_not_offer_http_1_1_over_alpn_are_served(
     both = client.run("curl", "-sS", "--http1.1", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}",
                       f"https://127.0.0.1:{port}/", check=False)
     assert both.stdout == "200", both.stderr  # http/1.1 offered: chosen
+
+
+def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey,
+                 ca: bool) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ca:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+            key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+            decipher_only=False), critical=True)
+    else:
+        builder = (builder
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _chain_files(base: Path) -> tuple[Path, Path, Path]:
+    """A root CA, an intermediate it signed and a leaf for 127.0.0.1 the intermediate signed:
+    (root.pem, key.pem, fullchain.pem), the last the leaf then the intermediate (Let's Encrypt's)."""
+    root_key, middle_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    root = _certificate("hgwire test root", root_key, "hgwire test root", root_key, ca=True)
+    middle = _certificate("hgwire test intermediate", middle_key, "hgwire test root", root_key, ca=True)
+    leaf = _certificate("127.0.0.1", leaf_key, "hgwire test intermediate", middle_key, ca=False)
+    paths = base / "root.pem", base / "leaf-key.pem", base / "fullchain.pem"
+    paths[0].write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    paths[2].write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + middle.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def test_the_intermediates_after_the_leaf_in_cert_key_are_sent(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """``certKey=fullchain.pem`` (the leaf, then its intermediate): only the leaf was sent, and git
+    and hg, trusting only the root, could not verify it.  Now the chain follows the leaf, as
+    lighttpd and ``hg serve`` send it."""
+    root, key, fullchain = _chain_files(tmp_path)
+    server = make_server("fs", http=[f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={fullchain}"])
+    port = server.port("http")
+    work = client.cwd / "src"
+    client.git("init", "-q", "--bare", str(server.root / "g.git"))
+    client.git("init", "-q", str(work))
+    client.git("commit", "-q", "--allow-empty", "-m", "one", cwd=work)
+    client.git("--git-dir", str(server.root / "g.git"), "fetch", "-q", str(work), "main:main")
+    client.git("-c", f"http.sslCAInfo={root}", "clone", "-q", f"https://127.0.0.1:{port}/g.git",
+               str(client.cwd / "g-clone"))
+    client.hg("init", str(server.root / "h"))
+    client.hg("clone", "-q", "--config", f"web.cacerts={root}", f"https://127.0.0.1:{port}/h",
+              str(client.cwd / "h-clone"))
