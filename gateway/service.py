@@ -150,7 +150,13 @@ class ListenerService(service.Service):
         plain TCP and each connection is handed to TLS once the header is read (the guard's wrapped
         factory becomes TLS over the listener's own)."""
         proxied, text = proxied_endpoint(self.description)
-        endpoint: IStreamServerEndpoint = serverFromString(reactor, text)
+        try:
+            endpoint: IStreamServerEndpoint = serverFromString(reactor, text)
+        except Exception as exc:
+            mismatch = tls.key_mismatch(exc)
+            if mismatch is None:
+                raise
+            raise mismatch from None
         if not isinstance(endpoint, SSL4ServerEndpoint):
             return endpoint
         tls.prepare(endpoint._sslContextFactory, text)

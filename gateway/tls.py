@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.endpoints import _parse
+from twisted.internet.error import VerifyError
 from twisted.internet.interfaces import IProtocolNegotiationFactory
 
 MAX_CHAIN = 16
@@ -27,6 +28,15 @@ class TLSFilesError(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.advice = advice
+
+
+def key_mismatch(exc: BaseException) -> TLSFilesError | None:
+    """The error to tell for ``exc`` when it is Twisted's refusal of a key that is not the
+    certificate's (``VerifyError``, raised while the endpoint description is read); else None."""
+    if not isinstance(exc, VerifyError):
+        return None
+    return TLSFilesError("the private key does not belong to the certificate",
+                         "check that privateKey= and certKey= name the key and certificate of one pair")
 
 
 def prepare(options: Any, description: str) -> None:

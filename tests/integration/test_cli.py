@@ -91,6 +91,26 @@ def test_a_port_it_cannot_have_stops_it_with_one_line_and_status_1(tmp_path: Pat
             assert "Traceback" not in output, output
 
 
+def test_a_key_that_is_not_the_certificate_s_is_one_line_and_status_1(tmp_path: Path) -> None:
+    """privateKey= and certKey= of two pairs: the line said "check the endpoint description, e.g.
+    tcp:2222…" and a VerifyError traceback followed.  Now one line that names the two files."""
+    pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (twisted[tls])")
+    from tests.integration.test_hg_http import _tls_files
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    _, key, _ = _tls_files(tmp_path / "one")
+    _, _, cert = _tls_files(tmp_path / "two")
+    endpoint = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path / "repos"),
+                             "--http", endpoint], capture_output=True, text=True, timeout=60, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert (f"cannot listen on {endpoint}: the private key does not belong to the certificate; check that "
+            "privateKey= and certKey= name the key and certificate of one pair") in output, output
+    assert "Traceback" not in output and "VerifyError" not in output and "hgwire serves" not in output, output
+
+
 def test_two_ports_it_cannot_have_are_two_lines_and_nothing_more(tmp_path: Path) -> None:
     """Each listener says why it cannot listen; the process stops once (a second stop was a
     ``ReactorNotRunning`` traceback) and does not claim to serve."""
