@@ -66,6 +66,27 @@ class Session(Protocol):
         ...
 
 
+def peer_text(address: object) -> str:
+    """How a session names its peer (``SessionContext.peer``): ``host:port``; the host alone,
+    an IPv6 one in ``[]``, when the port is not known (0: a client a trusted reverse proxy names,
+    whose port it does not give)."""
+    host, port = getattr(address, "host", "?"), getattr(address, "port", 0)
+    if port:
+        return f"{host}:{port}"
+    return f"[{host}]" if ":" in str(host) else str(host)
+
+
+def peer_host(peer: str) -> str | None:
+    """The address in a ``peer_text``; None when it names none (``?``)."""
+    if peer.startswith("["):
+        host = peer[1:peer.find("]")] if "]" in peer else ""
+    elif ":" not in peer:
+        host = peer
+    else:
+        host = peer.rpartition(":")[0].strip("[]")
+    return host if host and host != "?" else None
+
+
 @dataclass(frozen=True)
 class SessionContext:
     """Who asks, over what, for which repository: everything a session may decide on."""

@@ -37,7 +37,7 @@ from backends import git_pack
 from backends.interfaces import GitRepository, object_format_of
 from gateway import git_session
 from gateway.auth import Access
-from gateway.channel import Session, SessionContext
+from gateway.channel import Session, SessionContext, peer_text
 from gateway.errors import (
     INTERNAL_ERROR,
     damaged_repository,
@@ -150,7 +150,7 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
         backend=config.backend,
         repo_name=route.repo,
         transport=PROTO,
-        peer=f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}",
+        peer=peer_text(address),
         user=user,
         read_only=config.read_only,
         create_on_push=config.create_on_push,

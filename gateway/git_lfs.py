@@ -48,7 +48,7 @@ from backends.lfs import LfsLocks, LfsObjectRefused, LfsStore, LockConflict, Loc
 from backends.names import strip_git_suffix
 from gateway import audit, git_session
 from gateway.auth import Access
-from gateway.channel import Channel, OneShotSession, SessionContext
+from gateway.channel import Channel, OneShotSession, SessionContext, peer_text
 from gateway.config import ServiceConfig
 from gateway.git_http import http_status
 from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
@@ -78,7 +78,7 @@ def _context(front: HttpFront, request: server.Request, route: Route, user: str 
     address = request.getClientAddress()
     extra = {"allow_push_over_http": "1"} if front.config.allow_push_over_http else {}
     return SessionContext(backend=front.config.backend, repo_name=route.repo, transport="git-http",
-                          peer=f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}", user=user,
+                          peer=peer_text(address), user=user,
                           read_only=front.config.read_only, authorizer=front.authorizer, extra=extra,
                           create_on_push=front.config.create_on_push)
 

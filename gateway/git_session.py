@@ -44,7 +44,7 @@ from backends.interfaces import (
 from backends.lru import LruCache
 from gateway import audit, errors, git_hooks, maintenance, protected
 from gateway.auth import Access
-from gateway.channel import Channel, Session, SessionContext
+from gateway.channel import Channel, Session, SessionContext, peer_host
 from gateway.limits import receive_bounds, request_bounds
 from gateway.logs import SafeLogger
 from gateway.policy import (
@@ -1007,8 +1007,7 @@ def cert_nonce(settings: PushCertSettings, repo: GitRepository) -> bytes:
 
 def _push_context(ctx: SessionContext, commands: git_receive.RefCommands,
                   signed: git_hooks.SignedPush | None = None) -> git_hooks.PushContext:
-    host, _, port = ctx.peer.rpartition(":")
-    address = host.strip("[]") if port.isdigit() and host else None
+    address = peer_host(ctx.peer)
     options = commands.options if git_caps.PUSH_OPTIONS in commands.caps else None
     return git_hooks.PushContext(ctx.user, address, options, signed)
 

@@ -75,6 +75,7 @@ from urllib.parse import quote
 from backends.hg.keys import BOOLEANS
 from backends.interfaces import HgRepository, Node
 from gateway import git_hooks
+from gateway.channel import peer_host
 from gateway.logs import SafeLogger
 from protocols.hg_commands import Listing
 from protocols.hg_responses import OobError, Outgoing, Response, StreamResponse
@@ -260,7 +261,7 @@ def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> Hg
     if found is None:
         return None
     root, hooks = found
-    host = peer.rpartition(":")[0].strip("[]") if ":" in peer else peer
+    host = peer_host(peer) or peer
     url = f"remote:{scheme}:{quote(host)}" + (f":{quote(user or '')}" if scheme != "ssh" else "")  # as hg serve's
     return HgHooks(root, hooks, url)
 

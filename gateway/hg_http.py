@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from backends.interfaces import HgRepository, Kind
-from gateway.channel import SessionContext
+from gateway.channel import SessionContext, peer_text
 from gateway.errors import storage_fault
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
@@ -297,8 +297,7 @@ class HgHttpCommand:
         if repo.kind is not Kind.HG:
             raise NotARepository(f"repository {self.route.repo} is not a Mercurial repository")
         address = self.request.getClientAddress()
-        peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
-        ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer, self.user,
+        ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer_text(address), self.user,
                              extra={"scheme": "https" if self.secure else "http"}, authorizer=self.front.authorizer)
         return guard_hg_repository(repo, ctx)  # protected bookmarks and the audit log
 

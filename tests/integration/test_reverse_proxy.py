@@ -19,9 +19,11 @@ from typing import Any
 
 import bcrypt
 import pytest
+from twisted.logger import LogEvent, globalLogPublisher
 from twisted.web import proxy, server
 
 from backends.interfaces import Kind
+from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import LOOPBACK, Client, RunningServer
 from tests.integration.test_git_daemon import commit
 
@@ -86,6 +88,24 @@ def proxy_port(reactor: Any) -> Iterator[Callable[..., int]]:
         blockingCallFromThread(reactor, port.stopListening)
 
 
+@pytest.fixture
+def audit() -> Iterator[list[LogEvent]]:
+    """The audit events logged during the test."""
+    events: list[LogEvent] = []
+
+    def observe(event: LogEvent) -> None:
+        if event.get("log_namespace") == AUDIT_NAMESPACE:
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield events
+    globalLogPublisher.removeObserver(observe)
+
+
+def _peers(events: list[LogEvent], proto: str) -> set[str]:
+    return {str(e["peer"]) for e in events if e["proto"] == proto and e["action"] == "push"}
+
+
 def _url(port: int, name: str) -> str:
     return f"http://alice:{urllib.parse.quote(PASSWORD, safe='')}@127.0.0.1:{port}/{name}"
 
@@ -118,7 +138,9 @@ def _hg_push_through(server: RunningServer, client: Client, port: int) -> tuple[
 
 def test_through_a_trusted_proxy_git_and_hg_know_the_client_and_the_proxy_s_https(
         make_server: Callable[..., RunningServer], proxy_port: Callable[[int], int], client: Client,
-        tmp_path: Path, htpasswd: Path) -> None:
+        tmp_path: Path, htpasswd: Path, audit: list[LogEvent]) -> None:
+    """The audit log names the client by its address alone (the proxy does not give its port: it
+    said ``203.0.113.9:0``)."""
     server = _server(make_server, tmp_path, htpasswd, '"127.0.0.1"')
     port = proxy_port(server.port("http"))
     git_dir = _git_repo_with_hook(server)
@@ -132,6 +154,7 @@ def test_through_a_trusted_proxy_git_and_hg_know_the_client_and_the_proxy_s_http
     assert client.git("ls-remote", _url(port, "app.git")).stdout.startswith(tip)
 
     _repo, hgwork = _hg_push_through(server, client, port)  # plain HTTP to the proxy, which says https
+    assert _peers(audit, "git-http") == {CLIENT} and _peers(audit, "hg-http") == {CLIENT}, audit
     # straight to hgwire, plain HTTP is what it is
     (hgwork / "g").write_text("g\n")
     client.hg("commit", "-q", "-A", "-m", "g", cwd=hgwork)
@@ -153,7 +176,7 @@ def test_forwarding_headers_from_a_peer_not_trusted_are_ignored(
 
 def test_a_proxy_that_writes_rfc_7239_forwarded_is_believed_when_configured(
         make_server: Callable[..., RunningServer], proxy_port: Callable[..., int], client: Client,
-        tmp_path: Path, htpasswd: Path) -> None:
+        tmp_path: Path, htpasswd: Path, audit: list[LogEvent]) -> None:
     """``forwarded_header = "forwarded"``: the client is the proxy's ``for=`` and https its ``proto=``;
     what the client writes itself, in ``Forwarded`` or in the X-Forwarded-* headers the proxy
     passes on, is not believed."""
@@ -169,6 +192,7 @@ def test_a_proxy_that_writes_rfc_7239_forwarded_is_believed_when_configured(
     client.git("--git-dir", str(git_dir), "fsck", "--full", "--strict")
 
     _repo, hgwork = _hg_push_through(server, client, port)  # the proxy says proto=https
+    assert _peers(audit, "git-http") == {CLIENT} and _peers(audit, "hg-http") == {CLIENT}, audit
 
     # the X-Forwarded-* headers of a proxy are not read when the setting names Forwarded
     plain = proxy_port(server.port("http"))
