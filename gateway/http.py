@@ -139,7 +139,9 @@ GIT_TAILS: tuple[GitTail, ...] = (
     GitTail(("git-upload-pack",), "POST", RouteKind.GIT_UPLOAD_PACK),
     GitTail(("git-receive-pack",), "POST", RouteKind.GIT_RECEIVE_PACK),
 )
-HG_METHODS = ("GET", "POST")
+HG_METHODS = ("GET", "HEAD", "POST")
+"""A Mercurial command's methods: HEAD is GET's answer without its body (as hg serve's); a push
+needs POST all the same (``gateway.hg_http``)."""
 SERVER_HEADER = b"hgwire"
 PAGE_METHODS = ("GET", "HEAD")
 """A repository's own URL, without a command (``gateway.repo_page``): what a browser asks."""
@@ -201,8 +203,9 @@ def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
     name = _repo_name(repo_segments)
     if name is None:
         return NOT_FOUND
-    if method != tail.method:
-        return _error(405, f"{'/'.join(tail.segments)} needs {tail.method}", (tail.method,))
+    allowed = PAGE_METHODS if tail.method == "GET" else (tail.method,)  # HEAD: GET's answer without its body
+    if method not in allowed:
+        return _error(405, f"{'/'.join(tail.segments)} needs {tail.method}", allowed)
     if tail.kind is not RouteKind.GIT_INFO_REFS:
         return Route(tail.kind, name, tail.kind.value)
     services = query.get(GIT_SERVICE_ARG, ())

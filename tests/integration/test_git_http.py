@@ -249,6 +249,40 @@ def test_a_gzip_body_the_temporary_directory_cannot_hold_is_answered_507(
     assert _raw(web, "POST", "/r.git/git-upload-pack", gzip.compress(b"0000"), gzipped)[0] == 200
 
 
+def test_head_of_the_read_only_urls_is_answered_as_get_without_a_body(web: RunningServer) -> None:
+    """``HEAD info/refs?service=git-upload-pack`` and ``HEAD ?cmd=capabilities`` were 405 (``Allow:
+    GET``); git http-backend and hg serve answer 200 without a body.  A POST-only service stays
+    405, and the connection serves the next request."""
+    from backends.interfaces import Kind
+
+    web.backend.create("g.git", Kind.GIT)
+    web.backend.create("h", Kind.HG)
+    conn = http.client.HTTPConnection("127.0.0.1", web.port("http"), timeout=20)
+    try:
+        for path, content_type, body_start in (
+                ("/g.git/info/refs?service=git-upload-pack", "application/x-git-upload-pack-advertisement",
+                 b"001e# service=git-upload-pack\n"),
+                ("/h?cmd=capabilities", "application/mercurial-0.1", b"batch ")):
+            conn.request("HEAD", path)
+            head = conn.getresponse()
+            assert (head.status, head.read()) == (200, b""), (path, head.status)
+            assert head.getheader("Content-Type") == content_type
+            conn.request("GET", path)  # on the same connection: no body was left on it
+            get = conn.getresponse()
+            assert get.status == 200 and get.read().startswith(body_start), path
+        for path, allowed in (("/g.git/git-upload-pack", "POST"), ("/g.git/git-receive-pack", "POST")):
+            conn.request("HEAD", path)
+            refused = conn.getresponse()
+            refused.read()
+            assert (refused.status, refused.getheader("Allow")) == (405, allowed), path
+        conn.request("HEAD", "/h?cmd=unbundle&heads=" + "0" * 40)
+        push = conn.getresponse()
+        push.read()
+        assert push.status == 405
+    finally:
+        conn.close()
+
+
 def test_git_over_https_with_alpn(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
     """git (libcurl), curl and browsers offer ALPN in their TLS handshake; HTTP/1.1 is chosen and a
     push and a clone over ``https://`` work (the listener's guard once hid the protocols, and every
