@@ -162,7 +162,7 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
     → ``["team", "app.git", "info", "refs"]``).  A ``cmd`` query argument
     means Mercurial, and then the whole path is the repository; otherwise the
     path ends in a git tail, or it is a repository's own page (GET or HEAD).
-    Names failing ``validate_name`` are 404.
+    Names failing ``validate_name`` are 404, saying why.
     """
     segments = list(path_segments)
     while segments and segments[-1] == "":  # a trailing slash
@@ -187,8 +187,10 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
         index = set(query) == {"style"} and len(query["style"]) == 1
         return Route(RouteKind.ROOT_PAGE) if method in PAGE_METHODS and (not query or index) else NO_NAME
     inside_git_dir = any(segment.endswith(".git") for segment in segments[:-1])  # dumb-protocol paths
-    name = _repo_name(segments) if method in PAGE_METHODS and not inside_git_dir else None
-    return Route(RouteKind.REPO_PAGE, name) if name is not None else NOT_FOUND
+    if method not in PAGE_METHODS or inside_git_dir:
+        return NOT_FOUND
+    name = _repo_name(segments)
+    return Route(RouteKind.REPO_PAGE, name) if name is not None else _refused_name(segments)
 
 
 def _repo_name(segments: Sequence[str]) -> str | None:
@@ -198,11 +200,21 @@ def _repo_name(segments: Sequence[str]) -> str | None:
         return None
 
 
+def _refused_name(segments: Sequence[str]) -> Route:
+    """404 saying why a name is refused (``validate_name``'s sentence: a hidden or ``..`` segment,
+    a control character, its length), as git daemon and the other transports say it."""
+    try:
+        validate_name("/".join(segments))
+    except UnsafeName as refused:
+        return _error(404, str(refused))
+    return NOT_FOUND
+
+
 def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
                query: Mapping[str, Sequence[str]]) -> Route:
     name = _repo_name(repo_segments)
     if name is None:
-        return NOT_FOUND
+        return _refused_name(repo_segments)
     allowed = PAGE_METHODS if tail.method == "GET" else (tail.method,)  # HEAD: GET's answer without its body
     if method not in allowed:
         return _error(405, f"{'/'.join(tail.segments)} needs {tail.method}", allowed)
@@ -252,7 +264,7 @@ def _hgweb_route(method: str, segments: Sequence[str]) -> Route | None:
     at, kind, service = found
     name = _repo_name(segments[:at])
     if name is None:
-        return NOT_FOUND
+        return _refused_name(segments[:at])
     if method not in PAGE_METHODS:
         return _error(405, f"{segments[at]} is read with GET", PAGE_METHODS)
     return Route(kind, name, service)
@@ -303,7 +315,7 @@ def _lfs_route(method: str, segments: Sequence[str]) -> Route | None:
     repo = segments[:at - 1] if segments[at - 1] == ".git" else segments[:at]  # hg's lfs: NAME/.git/info/lfs
     name, rest = (_repo_name(repo) if repo else None), list(segments[at + 2:])
     if name is None:
-        return NOT_FOUND
+        return _refused_name(repo)
     if rest == ["objects", "batch"]:
         return Route(RouteKind.GIT_LFS_BATCH, name) if method == "POST" else _error(405, "the batch API needs POST",
                                                                                     ("POST",))
@@ -319,7 +331,7 @@ def _lfs_route(method: str, segments: Sequence[str]) -> Route | None:
 def _hg_route(method: str, segments: Sequence[str], query: Mapping[str, Sequence[str]]) -> Route:
     name = _repo_name(segments)
     if name is None:
-        return NOT_FOUND
+        return _refused_name(segments)
     if method not in HG_METHODS:
         return _error(405, "Mercurial commands need GET or POST", HG_METHODS)
     commands = query[HG_COMMAND_ARG]

@@ -336,3 +336,24 @@ def test_requests_over_the_http_parser_s_limits_are_told_why(web: RunningServer,
             answer += data
     assert answer.startswith(b"HTTP/1.1 " + status + b" ") and why in answer, answer[:300]
     assert _raw(web, "GET", "/")[0] == 200
+
+
+def test_a_refused_name_says_why(make_server: Callable[..., RunningServer], client: Client) -> None:
+    """A name ``validate_name`` refuses is a 404 that says why (git prints it), for every kind of
+    URL: git's, hg's, LFS's, hgweb's pages and a repository's own page."""
+    server = make_server("fs", http=[LOOPBACK])
+    refused = client.git("ls-remote", _url(server, ".hidden.git"), check=False)
+    assert refused.returncode != 0
+    assert "repository name '.hidden.git' contains a hidden segment '.hidden.git'" in refused.stderr, refused.stderr
+    for path, said in [("/-x.git/info/refs?service=git-upload-pack", b"starts with '-'"),
+                       ("/~x.git/git-upload-pack", b"segment starting with '~'"),
+                       ("/a/%2e%2e/b.git/info/refs?service=git-upload-pack", b"contains a '..' segment"),
+                       ("/x%1b.git/info/refs?service=git-upload-pack", b"contains a control character"),
+                       ("/.h?cmd=capabilities", b"hidden segment"),
+                       ("/.h/info/lfs/objects/batch", b"hidden segment"),
+                       ("/.h/json-tags", b"hidden segment"),
+                       ("/" + "a" * 300, b"is longer than")]:
+        status, headers, body = _raw(server, "POST" if "upload-pack" in path and "info" not in path
+                                     or "batch" in path else "GET", path)
+        assert status == 404 and said in body, (path, status, body)
+        assert headers["x-content-type-options"] == "nosniff"
