@@ -216,7 +216,7 @@ class _GitSession(PumpedSession):
         elif not errors.is_expected(exc):
             log.failure("git session on {repo}", _as_failure(error), repo=self.ctx.repo_name)
         self._write(self._error_bytes(exc))
-        self.channel.write_stderr(errors.git_stderr(exc))
+        self.channel.write_stderr(self._stderr_bytes(exc))
         self._finish(f"error: {type(exc).__name__}", errors.GIT_EXIT_STATUS)
 
     def _keepalive(self, service: str) -> tuple[bytes, float]:
@@ -240,6 +240,10 @@ class _GitSession(PumpedSession):
         if not self._advertised:
             return errors.git_err_line(exc)
         return self._core_fatal(errors.git_message(exc))
+
+    def _stderr_bytes(self, exc: BaseException) -> bytes:
+        """What the user's terminal gets besides (SSH's stderr; dropped where there is none)."""
+        return errors.git_stderr(exc)
 
     # -- per service -------------------------------------------------------------
 
@@ -1071,13 +1075,21 @@ def _shallow(commands: git_receive.RefCommands, results: Sequence[RefResult]) ->
 class UploadArchiveSession(_GitSession):
     """git-upload-archive (``git archive --remote``): checked arguments, ACK, the archive on side-band.
 
-    Errors before the ACK answer ``NACK <reason>``; after it, band 3.
+    git's upload-archive acknowledges as soon as it runs and reports whatever then goes wrong (a
+    missing repository over SSH, an argument refused, a ref that does not exist, a failure while
+    the archive is written) after the ACK, on bands 2 and 3 (``git_archive.failed``): the client
+    prints ``remote: fatal: <reason>`` and exits with status 1.  Over git:// it runs only once git
+    daemon found the repository and the service enabled there, and those refusals are the daemon's
+    ``ERR`` lines (status 128).  Nothing goes to stderr: the client prints what comes on the bands.
     """
 
     def __init__(self, ctx: SessionContext, channel: Channel) -> None:
         super().__init__(ctx, channel)
         self._core = git_archive.UploadArchive()
         self._repo: GitRepository | None = None
+        self._running = ctx.transport != "git-daemon"
+        """Where git's upload-archive would be running, so that it has acknowledged (or would, at
+        its first word): from the start over SSH, over git:// once the daemon's checks passed."""
 
     def start(self) -> None:
         self._run(self._opened, open_git_repo, self.ctx)
@@ -1094,22 +1106,34 @@ class UploadArchiveSession(_GitSession):
         return self._core.next_event()
 
     def _core_fatal(self, message: bytes) -> bytes:
-        return git_archive.fatal(message)
+        return git_archive.failed(message)
 
     def _error_bytes(self, exc: BaseException) -> bytes:
-        if not self._advertised:
-            return git_archive.nack(errors.git_message(exc))
-        return self._core_fatal(errors.git_message(exc))
+        if self._advertised:
+            return self._core_fatal(errors.git_message(exc))
+        if self._running:
+            self._advertised = True
+            return git_archive.ack() + self._core_fatal(errors.git_message(exc))
+        return errors.git_err_line(exc)
+
+    def _stderr_bytes(self, exc: BaseException) -> bytes:
+        return b""
 
     def _handle(self, event: object) -> None:
         assert isinstance(event, git_archive.ArchiveRequest) and self._repo is not None
-        if git_archive.wants_list(event.arguments):
+        self._run(lambda _: self._enabled(event), _check_archive_enabled, self.ctx, self._repo)
+
+    def _enabled(self, request: git_archive.ArchiveRequest) -> None:
+        assert self._repo is not None
+        self._running = True
+        if git_archive.wants_list(request.arguments):
             self._write(git_archive.ack() + git_archive.listed_formats() + git_archive.end())
             self._advertised = True
             self._finish("ok: formats listed")
             return
-        options = git_archive.parse_arguments(event.arguments)
-        self._run(lambda source: self._send(options, source), _resolve_archive, self.ctx, self._repo, options)
+        options = git_archive.parse_arguments(request.arguments)
+        self._run(lambda source: self._send(options, source), archive_backend.resolve, self._repo,
+                  options.treeish, options.pathspecs)
 
     def _send(self, options: git_archive.ArchiveOptions, source: archive_backend.ArchiveSource) -> None:
         assert self._repo is not None
@@ -1129,14 +1153,6 @@ class UploadArchiveSession(_GitSession):
         self._producer = None
         if not isinstance(failure.value, defer.CancelledError):
             self._fail(failure)
-
-
-def _resolve_archive(ctx: SessionContext, repo: GitRepository, options: git_archive.ArchiveOptions
-                     ) -> archive_backend.ArchiveSource:
-    """What to archive, once the service may run here (blocking: the config and objects are read);
-    asked once the client has sent its arguments, so that it reads a refusal."""
-    _check_archive_enabled(ctx, repo)
-    return archive_backend.resolve(repo, options.treeish, options.pathspecs)
 
 
 def _check_archive_enabled(ctx: SessionContext, repo: GitRepository) -> None:

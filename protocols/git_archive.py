@@ -4,13 +4,20 @@ What real ``git upload-archive`` (2.39) exchanges with ``git archive --remote``
 (transcript in ``tests/unit/protocols/git/test_archive.py``)::
 
     C: 0019argument --format=tar\\n  ... one pkt-line per argument ... 0000
-    S: 0008ACK\\n 0000                   (or ``NACK <reason>`` and the end)
-    S: <band 1: archive bytes> <band 2: messages> <band 3: fatal error> 0000
+    S: 0008ACK\\n 0000
+    S: <band 1: archive bytes> 0000
+    S: or, where the archive cannot be made: <band 2: fatal: <reason>\\n>
+          <band 3: git upload-archive: archiver died with error>
+
+git's upload-archive acknowledges as soon as it starts, before it reads the
+arguments or even opens the repository, so every refusal of the request comes
+after the ACK: the client prints ``remote: fatal: <reason>`` and ``remote: git
+upload-archive: archiver died with error`` and exits with status 1 (``failed()``).
 
 Only a safe subset of git-archive's options is accepted (``--format``,
 ``--prefix``, ``-0``..``-9``, one tree-ish naming a ref or a ref's object, maybe
 with ``:dir`` for a directory in its tree, and pathspecs); everything else,
-notably ``--remote``, ``--exec`` and ``--output``, is refused with a NACK
+notably ``--remote``, ``--exec`` and ``--output``, is refused
 (``--worktree-attributes`` is taken and changes nothing: a served repository has no working tree
 whose attributes git would read; ``--list`` answers the formats made here).  As in git-archive, options
 may come after the tree-ish, and everything after ``--`` is positional.
@@ -45,7 +52,7 @@ FORMATS = {"tar": "tar", "tgz": "tgz", "tar.gz": "tgz", "zip": "zip"}
 
 
 class ArchiveRefused(UnsupportedFeature):
-    """An argument the server will not run; the client sees ``NACK <message>``."""
+    """An argument the server will not run; the client sees ``remote: fatal: <message>`` (``failed()``)."""
 
 
 @dataclass(frozen=True)
@@ -307,9 +314,16 @@ def ack() -> bytes:
     return pktline.encode(b"ACK\n") + pktline.FLUSH
 
 
-def nack(reason: bytes) -> bytes:
-    """``NACK <reason>``: git prints ``fatal: git archive: NACK <reason>``."""
-    return pktline.encode(b"NACK " + reason.replace(b"\n", b" ")[: pktline.MAX_PAYLOAD - 16] + b"\n")
+ARCHIVER_DIED = b"git upload-archive: archiver died with error"
+"""What git's upload-archive sends on band 3 once its archiver failed (its own words: scripts read them)."""
+
+
+def failed(message: bytes) -> bytes:
+    """The archive cannot be made (after the ACK), as git's upload-archive reports its archiver's
+    death: ``fatal: <message>`` on band 2, then ``ARCHIVER_DIED`` on band 3, and nothing more."""
+    line = b"fatal: " + message.replace(b"\n", b" ")[: sideband.MAX_PAYLOAD_64K - 8] + b"\n"
+    return (sideband.encode(sideband.Band.PROGRESS, line, sideband.MAX_PAYLOAD_64K)
+            + sideband.encode(sideband.Band.ERROR, ARCHIVER_DIED, sideband.MAX_PAYLOAD_64K))
 
 
 def data(chunk: bytes) -> bytes:
@@ -319,12 +333,6 @@ def data(chunk: bytes) -> bytes:
 
 def progress(message: bytes) -> bytes:
     return sideband.encode(sideband.Band.PROGRESS, message, sideband.MAX_PAYLOAD_64K)
-
-
-def fatal(message: bytes) -> bytes:
-    """A fatal error after the ACK: band 3, then the final flush."""
-    return sideband.encode(sideband.Band.ERROR, message[: sideband.MAX_PAYLOAD_64K], sideband.MAX_PAYLOAD_64K) \
-        + pktline.FLUSH
 
 
 def listed_formats() -> bytes:

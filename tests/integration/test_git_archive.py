@@ -182,14 +182,24 @@ def test_commit_id_of_a_ref(served: Served) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--exec=/bin/sh", "HEAD"), "unknown command '/bin/sh'"),  # the client runs --exec itself over ssh
-    (("--format=tar", "0123456789abcdef0123456789abcdef01234567"), "NACK no such ref"),
-    (("--format=tar", "HEAD~1"), "NACK tree-ish 'HEAD~1' must be a ref name"),
-    (("HEAD", "src", "nope"), "NACK pathspec 'nope' did not match any files"),
-    (("HEAD", ":(glob)src/**"), "NACK pathspec magic 'glob' is not supported"),
+    (("--format=tar", "0123456789abcdef0123456789abcdef01234567"), "no such ref: 0123456789abcdef"),
+    (("--format=tar", "HEAD~1"), "tree-ish 'HEAD~1' must be a ref name"),
+    (("HEAD", "src", "nope"), "pathspec 'nope' did not match any files"),
+    (("HEAD", ":(glob)src/**"), "pathspec magic 'glob' is not supported"),
+    (("--format=rar", "HEAD"), "unknown archive format 'rar'"),
 ])
-def test_refused(served: Served, args: tuple[str, ...], message: str) -> None:
-    assert message in _refused(served, *args)
+def test_refused_after_the_ack_as_git_refuses(served: Served, args: tuple[str, ...], message: str) -> None:
+    """git's upload-archive acknowledges first and reports a request it cannot serve on the
+    side-band: ``remote: fatal: …``, then its archiver's death, status 1 (not ``NACK``, 128); once."""
+    result = served.client.git("archive", f"--remote={served.url}", *args, check=False)
+    assert result.returncode == 1, result.stderr
+    lines = [line.rstrip() for line in result.stderr.splitlines()]
+    assert len(lines) == 2 and lines[0].startswith("remote: fatal: " + message), lines
+    assert lines[1] == "remote: git upload-archive: archiver died with error"
+
+
+def test_exec_is_the_clients_own(served: Served) -> None:
+    assert "unknown command '/bin/sh'" in _refused(served, "--exec=/bin/sh", "HEAD")  # the client runs it over ssh
 
 
 def test_list_and_worktree_attributes_as_git_takes_them(served: Served) -> None:
@@ -202,8 +212,13 @@ def test_list_and_worktree_attributes_as_git_takes_them(served: Served) -> None:
 
 
 def test_missing_repository(served: Served) -> None:
-    message = _refused(served, "--remote=" + served.url.replace("repo.git", "nope.git"), "HEAD")
-    assert "fatal: git archive: NACK repository nope.git not found" in message
+    """Over SSH git's upload-archive acknowledges before it looks for the repository, so a missing
+    one is reported after the ACK too."""
+    result = served.client.git("archive", "--remote=" + served.url.replace("repo.git", "nope.git"), "HEAD",
+                               check=False)
+    assert result.returncode == 1
+    assert [line.rstrip() for line in result.stderr.splitlines()] == [
+        "remote: fatal: repository nope.git not found", "remote: git upload-archive: archiver died with error"]
 
 
 def _raw(served: Served, ssh_keys: SshKeys, *arguments: bytes) -> bytes:
@@ -216,10 +231,11 @@ def _raw(served: Served, ssh_keys: SshKeys, *arguments: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("argument", [b"--exec=/bin/sh", b"--remote=ssh://elsewhere/x", b"--output=/tmp/x"])
-def test_dangerous_arguments_get_a_nack(served: Served, ssh_keys: SshKeys, argument: bytes) -> None:
+def test_dangerous_arguments_are_refused_after_the_ack(served: Served, ssh_keys: SshKeys, argument: bytes) -> None:
     option = argument.split(b"=")[0]
-    assert _raw(served, ssh_keys, argument, b"HEAD") == b"%04xNACK option not allowed: %s\n" % (
-        len(option) + 30, option)
+    line = b"\x02fatal: option not allowed: %s\n" % option
+    assert _raw(served, ssh_keys, argument, b"HEAD") == (
+        b"0008ACK\n0000" + b"%04x" % (len(line) + 4) + line + b"0031\x03git upload-archive: archiver died with error")
 
 
 def test_over_git_protocol_only_where_the_repository_turns_it_on(make_server: Callable[..., RunningServer],
@@ -239,14 +255,20 @@ def test_over_git_protocol_only_where_the_repository_turns_it_on(make_server: Ca
     bare = server.root / "arch.git"
     client.git("clone", "-q", "--bare", "--no-local", str(work), str(bare))
     url = server.git_url("arch.git")
-    refused = client.git("archive", f"--remote={url}", "HEAD", check=False)
-    assert refused.returncode != 0 and "git config daemon.uploadarch true" in refused.stderr
+    refused = client.git("archive", f"--remote={url}", "HEAD", check=False)  # git daemon's ERR, before any ACK
+    assert refused.returncode == 128 and refused.stderr.startswith("fatal: remote error: service not enabled")
+    assert "git config daemon.uploadarch true" in refused.stderr
+    assert client.git("archive", f"--remote={url}", "--list", check=False).returncode == 128
+    missing = client.git("archive", f"--remote={server.git_url('nope.git')}", "HEAD", check=False)
+    assert missing.returncode == 128 and missing.stderr == "fatal: remote error: repository nope.git not found\n"
     client.git("--git-dir", str(bare), "config", "daemon.uploadarch", "true")
     remote = subprocess.run(["git", "archive", f"--remote={url}", "--format=tar", "HEAD"], env=client.env,
                             capture_output=True, check=True).stdout
     local = subprocess.run(["git", "--git-dir", str(bare), "archive", "--format=tar", "HEAD"], env=client.env,
                            capture_output=True, check=True).stdout
     assert _tar_contents(remote) == _tar_contents(local) and set(_tar_contents(remote)) == set(FILES)
+    bad_ref = client.git("archive", f"--remote={url}", "nosuch", check=False)  # served: refused after the ACK
+    assert bad_ref.returncode == 1 and bad_ref.stderr.startswith("remote: fatal: no such ref: nosuch")
     client.git("--git-dir", str(bare), "config", "daemon.uploadarch", "false")
     assert client.git("archive", f"--remote={url}", "HEAD", check=False).returncode != 0
 

@@ -5,9 +5,9 @@ Transcript (git 2.39.5, ``git archive --remote=r --exec=<tee> --format=tgz
 ``REQUEST_TGZ`` below; the server answers ``0008ACK\\n0000``, then one band-1
 line per write (``00fb\\x01...``) and ``0000``.  Real git ACKs before it looks
 at the arguments and reports a bad one as ``\\x02fatal: ...`` on band 2 plus
-``\\x03git upload-archive: archiver died with error`` on band 3; hgwire checks
-first and answers ``NACK <reason>``, which git prints as
-``fatal: git archive: NACK <reason>``.
+``\\x03git upload-archive: archiver died with error`` on band 3 (``GIT_BAD_REF``);
+hgwire checks the arguments before it acknowledges, and reports a refusal the
+same way after the ACK (the client prints ``remote: fatal: <reason>``, status 1).
 """
 
 from __future__ import annotations
@@ -85,13 +85,13 @@ def test_framing_matches_git() -> None:
     assert git_archive.data(b"") == b""
     big = git_archive.data(b"y" * 70000)
     assert big.startswith(b"fff0\x01") and big[65520:65525] == b"%04x\x01" % (70000 - 65515 + 5)
-    assert git_archive.fatal(b"no such ref: nosuch") == b"0018\x03no such ref: nosuch0000"
-    assert GIT_BAD_REF.startswith(_pkt(b"\x02fatal: no such ref: nosuch\n"))  # git's own way, for the record
 
 
-def test_nack() -> None:
-    assert git_archive.nack(b"option not allowed: --exec") == _pkt(b"NACK option not allowed: --exec\n")
-    assert len(git_archive.nack(b"x" * 70000)) <= 65520
+def test_a_failure_is_framed_as_gits_archiver_death() -> None:
+    """git's upload-archive, whose archiver died: its ``fatal:`` line on band 2, its own line on band 3."""
+    assert git_archive.failed(b"no such ref: nosuch") == GIT_BAD_REF
+    long = git_archive.failed(b"x\ny" * 40000)
+    assert long.startswith(b"fff0\x02fatal: x y") and long.count(b"\n") == 1 and long.endswith(git_archive.ARCHIVER_DIED)
 
 
 @pytest.mark.parametrize(("arguments", "expected"), [
