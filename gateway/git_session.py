@@ -215,7 +215,8 @@ class _GitSession(PumpedSession):
             log.error("git session on {repo}: {reason}", repo=self.ctx.repo_name, reason=damage)
         elif not errors.is_expected(exc):
             log.failure("git session on {repo}", _as_failure(error), repo=self.ctx.repo_name)
-        self._write(self._error_bytes(exc))
+        if self._error_in_band():
+            self._write(self._error_bytes(exc))
         self.channel.write_stderr(self._stderr_bytes(exc))
         self._finish(f"error: {type(exc).__name__}", errors.GIT_EXIT_STATUS)
 
@@ -240,6 +241,14 @@ class _GitSession(PumpedSession):
         if not self._advertised:
             return errors.git_err_line(exc)
         return self._core_fatal(errors.git_message(exc))
+
+    def _error_in_band(self) -> bool:
+        """Whether the error goes to the client in the protocol (``_error_bytes``).  Not over SSH
+        before the first word: there git's programs die before they write anything (a repository
+        that does not exist, or is not exported), and their ``fatal:`` line on stderr is all the
+        client prints, then its own "Could not read from remote repository" (an ``ERR`` line
+        too printed the refusal twice, once as ``fatal: remote error: …``)."""
+        return self._advertised or self.ctx.transport != "git-ssh"
 
     def _stderr_bytes(self, exc: BaseException) -> bytes:
         """What the user's terminal gets besides (SSH's stderr; dropped where there is none)."""
@@ -1115,6 +1124,9 @@ class UploadArchiveSession(_GitSession):
             self._advertised = True
             return git_archive.ack() + self._core_fatal(errors.git_message(exc))
         return errors.git_err_line(exc)
+
+    def _error_in_band(self) -> bool:
+        return True
 
     def _stderr_bytes(self, exc: BaseException) -> bytes:
         return b""

@@ -83,3 +83,27 @@ def test_deepen_since_and_not(transport_server: TransportServer, client: Client,
 
 def test_partial_clone_fetches_missing_blobs_lazily(transport_server: TransportServer, client: Client) -> None:
     partial_clone(transport_server, client)  # type: ignore[arg-type]
+
+
+GIT_OVER_SSHD_AFTERWORD = ["fatal: Could not read from remote repository.", "",
+                           "Please make sure you have the correct access rights", "and the repository exists."]
+"""What the git client adds when its ssh program ends before the server's first word."""
+
+
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_a_missing_repository_over_ssh_is_told_once(make_server: Callable[..., RunningServer], client: Client,
+                                                    ssh_keys: SshKeys, tmp_path: Path, proto: str) -> None:
+    """As git over sshd (and GitHub): the refusal is one ``fatal:`` line on stderr, then the
+    client's own words; no ``ERR`` line besides it, which the client printed a second time."""
+    server = _ssh(make_server, "fs", client, ssh_keys, tmp_path)
+    work = client.cwd / "pusher"
+    client.git("init", "-q", work)
+    client.git("commit", "-q", "--allow-empty", "-m", "one", cwd=work)
+    url = server.git_url("nope")
+    for args, cwd in ((["clone", url, "c"], client.cwd), (["ls-remote", url], client.cwd),
+                      (["push", url, "HEAD:refs/heads/main"], work)):
+        result = client.git(*PROTOCOLS[proto], *args, cwd=cwd, check=False)
+        lines = [line for line in result.stderr.splitlines() if not line.startswith("Cloning into")]
+        assert result.returncode == 128 and lines == ["fatal: repository nope.git not found",
+                                                      *GIT_OVER_SSHD_AFTERWORD], (args, result.stderr)
+    assert not (server.root / "nope.git").exists()
