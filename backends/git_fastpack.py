@@ -264,6 +264,8 @@ class PlanLike(Protocol):
     @property
     def common(self) -> Sequence[bytes]: ...
     @property
+    def known(self) -> Sequence[bytes]: ...
+    @property
     def shallow(self) -> ShallowInfo: ...
     @property
     def thin(self) -> bool: ...
@@ -286,7 +288,7 @@ def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, by
         if omit is None:
             return None
     wants = [*plan.wants, *plan.shallow.extra_wants]
-    return generate_pack_fast(store, wants, list(plan.common), thin_pack=plan.thin,
+    return generate_pack_fast(store, wants, list(plan.known), thin_pack=plan.thin,
                               ofs_delta=plan.ofs_delta, include_tag=plan.include_tag, refs=refs,
                               shallow_boundary=plan.shallow.boundary, progress=progress, omit=omit)
 

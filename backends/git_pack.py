@@ -361,6 +361,9 @@ class ShallowPlan:
     ``shallow``/``unshallow`` are sent to the client; ``boundary`` is where the
     pack walk stops (the client's and the new shallow commits); ``extra_wants``
     are the parents of unshallowed commits, whose history the client now needs.
+    The unshallowed commits themselves, and their trees, the client has: the pack
+    leaves them out (``PackPlan.known``), as git's upload-pack gives them to
+    pack-objects among what the client has (its "extra edges").
     """
 
     shallow: tuple[ObjectId, ...] = ()
@@ -508,6 +511,14 @@ class PackPlan:
     """Partial clone (``filter=object:type=``): omit objects of other types unless wanted."""
 
     @property
+    def known(self) -> tuple[ObjectId, ...]:
+        """The commits the client has whose objects the pack leaves out: the common commits and
+        the client's shallow commits this fetch unshallows (each with its whole tree, which a
+        shallow commit's holder has; ``git fetch --unshallow`` after a shallow fetch of another
+        branch got that branch's files again)."""
+        return (*self.common, *(s for s in self.shallow.unshallow if s not in self.common))
+
+    @property
     def filtered(self) -> bool:
         """Whether a partial-clone filter leaves objects out."""
         return self.blob_limit is not None or self.tree_depth is not None or self.object_types is not None
@@ -559,13 +570,18 @@ def generate_pack(
     view = _WithoutBitmaps(store, set() if plan.filtered else None)
     finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
         view,  # type: ignore[arg-type]  # a read-only view of the store
-        haves=_duls(plan.common),
+        haves=_duls(plan.known),
         wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
         shallow=set(_duls(plan.shallow.boundary)),
         get_tagged=(lambda: _tagged(store, refs)) if plan.include_tag else None,
     )
     other_haves = finder.get_remote_has() if plan.thin else None
     object_ids = list(finder)
+    if plan.shallow.unshallow:  # (the finder leaves out the trees of the known commits its walk meets only)
+        edges = _edge_objects(view, plan.shallow.unshallow)
+        object_ids = [(oid, hint) for oid, hint in object_ids if oid not in edges]
+        if other_haves is not None:
+            other_haves = {*other_haves, *edges}
     if plan.filtered:
         assert view.symlinks is not None
         object_ids = _filtered(store, object_ids, plan, view.symlinks)
@@ -575,6 +591,20 @@ def generate_pack(
     stats = _Stats()
     yield from _write_pack(len(object_ids), records, plan.ofs_delta, stats, object_format_of(store))
     report(b"Total %d (delta %d)\n" % (len(object_ids), stats.deltas))
+
+
+def _edge_objects(store: Any, commits: Sequence[ObjectId]) -> set[ObjectID]:
+    """The unshallowed commits and everything in their trees (what the client has of them)."""
+    present, trees = [], []
+    for oid in _duls(commits):
+        try:
+            commit = store[oid]
+        except KeyError:  # (plan_shallow kept only the client's shallow commits the store has)
+            continue
+        if isinstance(commit, Commit):
+            present.append(oid)
+            trees.append(commit.tree)
+    return {*present, *store.get_reachability_provider(prefer_bitmaps=False).get_tree_objects(trees)}
 
 
 Listed = list[tuple[ObjectID, PackHint | None]]

@@ -9,6 +9,7 @@ clone over the wire that must itself pass ``git fsck --full``.
 from __future__ import annotations
 
 import os
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -156,6 +157,41 @@ def test_shallow_clone_then_deepen(server: RunningServer, client: Client, proto:
     client.git("fsck", "--full", cwd=shallow)
     git(client, proto, "fetch", "-q", "--unshallow", cwd=shallow)
     assert client.git("rev-list", "--count", "HEAD", cwd=shallow).stdout.strip() == "14"
+
+
+@pytest.mark.parametrize("proto", list(PROTOCOLS))
+def test_unshallow_sends_nothing_the_client_has(server: RunningServer, client: Client, proto: str) -> None:
+    """``git fetch --unshallow`` after a shallow fetch of another branch unshallows that branch's
+    commit too: the client has it and its files, and git's upload-pack counts them among what
+    the client has (its "extra edges"); hgwire sent those files again."""
+    server.backend.create("edges", Kind.GIT)
+    url = server.git_url("edges")
+    work = client.cwd / "src"
+    git(client, proto, "clone", "-q", url, str(work))
+    for i in range(10):
+        commit(client, work, "f.txt", "".join(f"line {n}\n" for n in range(i + 1)), f"commit {i}")
+        commit(client, work, f"d{i % 3}/g.txt", f"{i}\n", f"commit {i}b")
+    client.git("checkout", "-q", "-b", "side", "HEAD~8", cwd=work)
+    commit(client, work, "side.txt", "s\n", "side")
+    client.git("checkout", "-q", "main", cwd=work)
+    git(client, proto, "push", "-q", "origin", "main", "side", cwd=work)
+
+    shallow = client.cwd / "shallow"
+    git(client, proto, "clone", "-q", "--depth", "1", url, str(shallow))
+    git(client, proto, "fetch", "-q", "--depth", "1", "origin", "side", cwd=shallow)  # FETCH_HEAD only: no have
+
+    def objects() -> set[str]:
+        return set(client.git("cat-file", "--batch-all-objects", "--batch-check=%(objectname)", cwd=shallow
+                              ).stdout.split())
+
+    had = objects()
+    fetched = client.git(*PROTOCOLS[proto], "-c", "fetch.unpackLimit=1", "fetch", "--progress", "--unshallow",
+                         cwd=shallow).stderr  # (index-pack counts what it receives)
+    found = re.search(r"(?:Receiving|Unpacking) objects: 100% \((\d+)/", fetched)
+    assert found is not None, fetched
+    assert int(found.group(1)) == len(objects() - had)
+    assert client.git("rev-list", "--count", "main", cwd=shallow).stdout.strip() == "20"
+    client.git("fsck", "--full", cwd=shallow)
 
 
 @pytest.mark.parametrize("proto", list(PROTOCOLS))
