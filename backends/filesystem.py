@@ -34,6 +34,8 @@ from protocols.errors import (
 )
 
 GIT_SUFFIX = ".git"
+ANY_KIND = frozenset(Kind)
+HG_ONLY = frozenset({Kind.HG})
 REF_LOCK_FILE = "hgwire-refs.lock"
 MAX_LIST_DEPTH = 4
 
@@ -113,21 +115,35 @@ class FilesystemBackend:
             raise UnsafeName(f"repository name {relative!r} leads outside the repository root")
         return path
 
-    def _candidates(self, name: str) -> list[str]:
+    def _candidates(self, name: str) -> list[tuple[str, frozenset[Kind]]]:
+        """Where a request for ``name`` may find its repository, in order, each with the kinds it
+        may find there.  As git's ``enter_repo``: ``name`` and ``name.git`` (each a bare directory
+        or one with ``.git/``); and, as hgwire's clone URLs name every git repository ``NAME.git``,
+        ``name`` without its ``.git`` (a working tree's ``work.git`` is ``work/.git``), but never
+        a name that still ends with ``.git``: ``app.git.git`` does not reach ``app.git``, which git
+        daemon and git over ssh refuse too.  A Mercurial repository is reached as it always was."""
+        candidates = [(name, ANY_KIND), (name + GIT_SUFFIX, ANY_KIND)]
+        if (bare := strip_git_suffix(name)) != name:
+            candidates.append((bare, HG_ONLY if bare.endswith(GIT_SUFFIX) else ANY_KIND))
+        return candidates
+
+    def _taken(self, name: str) -> bool:
+        """Whether a repository a request for ``name`` (or ``name`` without ``.git``) reaches exists:
+        a new repository may not take a name that another one answers to."""
         bare = strip_git_suffix(name)
-        return list(dict.fromkeys([name, bare + GIT_SUFFIX, bare]))
+        return any(detect_kind(self._confined(c)) for c in dict.fromkeys([name, bare + GIT_SUFFIX, bare]))
 
     def _locate(self, raw: str) -> tuple[str, str, Kind]:
         name = validate_name(raw)
         existing_dir = None
         self._checked_ancestors(name)  # (a name's candidates differ in their last segment only)
-        for candidate in self._candidates(name):
+        for candidate, kinds in self._candidates(name):
             self._checked_leaf(candidate)
             path = self._confined(candidate)
             kind = detect_kind(path)
-            if kind is not None:
+            if kind in kinds:
                 return candidate, path, kind
-            if os.path.isdir(path):
+            if kind is None and os.path.isdir(path) and kinds is ANY_KIND:
                 existing_dir = candidate
         if existing_dir is not None:
             raise NotARepository(f"{existing_dir} is not a git or Mercurial repository")
@@ -163,7 +179,7 @@ class FilesystemBackend:
             name = strip_git_suffix(name) + GIT_SUFFIX
         self._checked_ancestors(name)
         self._checked_leaf(name)
-        if any(detect_kind(self._confined(c)) for c in self._candidates(name)):
+        if self._taken(name):
             raise FileExistsError(f"repository {name} already exists")
         path = self._confined(name)
         object_format = default_object_format() if kind is Kind.GIT else None

@@ -15,6 +15,7 @@ from typing import Any
 import bcrypt
 import pytest
 
+from backends.interfaces import Kind
 from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_git_daemon import PROTOCOLS
 from tests.integration.test_git_daemon import test_clone_push_fetch_cycle as clone_push_fetch_cycle
@@ -107,3 +108,27 @@ def test_a_missing_repository_over_ssh_is_told_once(make_server: Callable[..., R
         assert result.returncode == 128 and lines == ["fatal: repository nope.git not found",
                                                       *GIT_OVER_SSHD_AFTERWORD], (args, result.stderr)
     assert not (server.root / "nope.git").exists()
+
+
+def test_a_second_git_suffix_reaches_no_repository(make_server: Callable[..., RunningServer], client: Client,
+                                                  ssh_keys: SshKeys) -> None:
+    """git daemon and git over ssh find NAME, NAME/.git, NAME.git or NAME.git/.git; hgwire also
+    ``NAME.git`` for a repository stored as ``NAME`` (its clone URLs end in ``.git``), but
+    ``app.git.git`` reached ``app.git``; now not, on every transport.  A Mercurial repository's
+    names are as they were."""
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], **ssh_server_settings(ssh_keys))
+    client.git("init", "-q", "--bare", str(server.root / "app.git"))
+    client.git("init", "-q", str(server.root / "work"))
+    server.backend.create("hgrepo", Kind.HG)
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
+    bases = {"git": f"git://127.0.0.1:{server.port('git')}", "ssh": f"ssh://git@127.0.0.1:{server.port('ssh')}",
+             "http": f"http://127.0.0.1:{server.port('http')}"}
+    for transport, base in bases.items():
+        for name in ("app", "app.git", "work", "work.git"):
+            assert client.git("ls-remote", f"{base}/{name}").returncode == 0, (transport, name)
+        for name in ("app.git.git", "app.git.git.git"):
+            refused = client.git("ls-remote", f"{base}/{name}", check=False)
+            assert refused.returncode != 0 and f"repository {name} not found" in refused.stderr, (transport, refused)
+    hg = [f"http://127.0.0.1:{server.port('http')}/hgrepo", f"ssh://git@127.0.0.1:{server.port('ssh')}/hgrepo"]
+    for url in hg + [url + ".git" for url in hg]:
+        assert client.hg("id", "--ssh", ssh_keys.command(server.port("ssh")), url).stdout.strip() == "000000000000"

@@ -139,6 +139,29 @@ def test_a_repository_with_a_working_tree_is_served_from_its_git_dir(tmp_path: P
         backend.open("linked")
 
 
+def test_a_name_with_a_second_git_suffix_reaches_nothing(tmp_path: Path) -> None:
+    """git's ``enter_repo`` finds NAME, NAME/.git, NAME.git or NAME.git/.git; hgwire also takes
+    ``NAME.git`` for a repository stored as ``NAME`` (its clone URLs end in ``.git``), but
+    ``app.git.git`` reached ``app.git``, which git daemon and git over ssh refuse."""
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "app.git")], check=True)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "work")], check=True)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "tree.git")], check=True)
+    backend = FilesystemBackend(str(tmp_path))
+    backend.create("hgrepo", Kind.HG)
+    backend.create("hg.git", Kind.HG)
+    reached = {"app": "app.git", "app.git": "app.git", "work": "work", "work.git": "work", "tree": "tree.git",
+               "tree.git": "tree.git", "hgrepo": "hgrepo", "hgrepo.git": "hgrepo", "hg.git.git": "hg.git"}
+    for name, stored in reached.items():
+        assert backend.locate(name) == (stored, Kind.HG if stored.startswith("hg") else Kind.GIT), name
+        assert backend.open(name).name == stored
+    for name in ("app.git.git", "tree.git.git", "app.git.git.git"):
+        assert backend.locate(name) is None and not backend.exists(name), name
+        with pytest.raises(RepositoryNotFound, match=f"repository {name} not found"):
+            backend.open(name)
+    with pytest.raises(FileExistsError):  # a name another repository answers to is not taken
+        backend.create("app.git.git", Kind.GIT)
+
+
 def test_hg_repository_recognised(tmp_path: Path) -> None:
     (tmp_path / "hgrepo" / ".hg").mkdir(parents=True)
     assert list(FilesystemBackend(str(tmp_path)).list()) == ["hgrepo"]
