@@ -310,6 +310,9 @@ class UploadSettings:
     unborn: str = "advertise"
     """``lsrefs.unborn``: ``advertise`` (protocol v2 names an unborn HEAD's branch, and says so),
     ``allow`` (names it when asked, without saying so), ``ignore`` (never)."""
+    allow_ref_in_want: bool = False
+    """``uploadpack.allowRefInWant``: protocol v2 fetches may name refs (``want-ref``); off by
+    default, as in git."""
 
 
 class ReceiveHooks(Protocol):

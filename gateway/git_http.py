@@ -182,7 +182,8 @@ def _advertise_upload_v2(ctx: SessionContext) -> bytes:
         settings = git_session.upload_settings(repo)
         return git_v2.capability_advertisement(git_session.AGENT, allow_filter=settings.allow_filter,
                                                object_format=object_format_of(repo),
-                                               unborn=settings.unborn == "advertise")
+                                               unborn=settings.unborn == "advertise",
+                                               ref_in_want=settings.allow_ref_in_want)
 
 
 def _advertise_receive(ctx: SessionContext) -> bytes:

@@ -392,10 +392,12 @@ class UploadPackV2Session(_GitSession):
         self._core.use_object_format(object_format)
         self._core.allow_filter = settings.allow_filter
         self._core.answer_unborn = settings.unborn != "ignore"
+        self._core.allow_ref_in_want = settings.allow_ref_in_want
         if not self._stateless:
             self._write(git_v2.capability_advertisement(AGENT, allow_filter=settings.allow_filter,
                                                         object_format=object_format,
-                                                        unborn=settings.unborn == "advertise"))
+                                                        unborn=settings.unborn == "advertise",
+                                                        ref_in_want=settings.allow_ref_in_want))
         self._advertised = True
         self._resume()
 
@@ -432,7 +434,7 @@ class UploadPackV2Session(_GitSession):
 
     def _on_fetch(self, fetch: git_v2.Fetch) -> None:
         assert self._repo is not None
-        if not fetch.request.wants and not fetch.wait_for_done:
+        if not fetch.wants_anything and not fetch.wait_for_done:
             self._answered(self._core.empty_fetch())
             return
         self._run(lambda prepared: self._fetch_prepared(fetch, prepared), _prepare_v2_fetch, self._repo, fetch)
@@ -443,9 +445,9 @@ class UploadPackV2Session(_GitSession):
             if self._core.state is not git_v2.State.RUNNING:
                 self._answered(b"")
                 return
-        request = fetch.request
+        request = prepared.request
         self._write(self._core.pack_header(bool(request.deepen or request.shallows),
-                                           prepared.shallow.shallow, prepared.shallow.unshallow))
+                                           prepared.shallow.shallow, prepared.shallow.unshallow, prepared.wanted_refs))
         plan = git_pack.PackPlan(request.wants, prepared.common, prepared.shallow, request.thin_pack,
                                  request.ofs_delta, request.include_tag, request.blob_limit, request.tree_depth,
                                  request.object_types)
@@ -475,24 +477,45 @@ class UploadPackV2Session(_GitSession):
 
 @dataclass(frozen=True)
 class _V2Prepared:
+    request: git_upload.FetchRequest
+    """The client's request, the objects of its ``want-ref`` refs among the wants."""
     refs: Mapping[bytes, ObjectId]
     shallow: git_pack.ShallowPlan
     common: tuple[ObjectId, ...]
     common_now: tuple[ObjectId, ...]
     ready: bool
+    wanted_refs: tuple[tuple[ObjectId, bytes], ...] = ()
 
 
 def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
-    """Check wants, plan the shallow boundary and find the common haves of this request."""
+    """Resolve the wanted refs, check wants, plan the shallow boundary and find the common haves
+    of this request."""
     snapshot = git_pack.snapshot_refs(repo)
     store = repo.object_store
-    git_pack.check_wants(store, snapshot, fetch.request.wants)
-    shallow = git_pack.plan_shallow(store, fetch.request, snapshot.refs)
-    negotiator = git_pack.Negotiator(store, fetch.request.wants)
+    wanted_refs = _wanted_refs(snapshot, fetch.want_refs)
+    request = fetch.request
+    if wanted_refs:
+        request = replace(request, wants=tuple(dict.fromkeys([*request.wants, *(oid for oid, _ in wanted_refs)])))
+    git_pack.check_wants(store, snapshot, request.wants)
+    shallow = git_pack.plan_shallow(store, request, snapshot.refs)
+    negotiator = git_pack.Negotiator(store, request.wants)
     verdicts = negotiator.negotiate(fetch.haves, readiness=False).verdicts
     common = tuple(v.oid for v in verdicts if v.common)
     ready = not fetch.sends_pack_now and negotiator.ok_to_give_up()
-    return _V2Prepared(snapshot.refs, shallow, tuple(negotiator.common), common, ready)
+    return _V2Prepared(request, snapshot.refs, shallow, tuple(negotiator.common), common, ready, wanted_refs)
+
+
+def _wanted_refs(snapshot: git_pack.RefSnapshot, names: Sequence[bytes]) -> tuple[tuple[ObjectId, bytes], ...]:
+    """Each ``want-ref`` ref with the object it names now, in the client's order (a ref named twice
+    is answered twice, as git answers it); a ref that does not exist or is hidden ends the request
+    with git's ``ERR unknown ref <name>``."""
+    resolved = []
+    for name in names:
+        oid = snapshot.refs.get(name)
+        if oid is None:
+            raise git_v2.unknown_ref(name)
+        resolved.append((oid, name))
+    return tuple(resolved)
 
 
 def _shared_outcome(how: str, plain: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from backends.interfaces import SHA1_FORMAT, ObjectFormat, ObjectId
-from protocols import git_caps, pktline, sideband
+from protocols import git_caps, pktline, sideband, text
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import (
     INFINITE_DEPTH,
@@ -39,16 +39,20 @@ OBJECT_INFO = b"object-info"
 SERVER_OPTION = b"server-option"
 WAIT_FOR_DONE = b"wait-for-done"
 UNBORN = b"unborn"
+WANT_REF = b"want-ref"
+WANTED_REFS = b"wanted-refs"
 
 def capability_advertisement(agent: bytes, allow_filter: bool = True, object_format: ObjectFormat = SHA1_FORMAT,
-                             unborn: bool = True) -> bytes:
+                             unborn: bool = True, ref_in_want: bool = False) -> bytes:
     """The v2 capability advertisement, shaped as git 2.39's (tests/transcripts/git/clone-v2.txt).
 
     ``filter`` is offered only because every reachable object may be wanted,
     which the lazy fetches of a partial clone need; ``unborn`` off (``lsrefs.unborn`` other than
-    ``advertise``) offers a bare ``ls-refs``.
+    ``advertise``) offers a bare ``ls-refs``; ``ref_in_want`` (``uploadpack.allowRefInWant``)
+    offers ``want-ref``, after ``filter`` as git orders them.
     """
-    fetch_features = [git_caps.SHALLOW, WAIT_FOR_DONE] + ([git_caps.FILTER] if allow_filter else [])
+    fetch_features = [git_caps.SHALLOW, WAIT_FOR_DONE] + ([git_caps.FILTER] if allow_filter else []) \
+        + ([git_caps.REF_IN_WANT] if ref_in_want else [])
     lines = [
         b"version 2",
         git_caps.AGENT + b"=" + agent,
@@ -73,12 +77,23 @@ class LsRefs:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """``fetch``: the wants and shallow request (as v0's FetchRequest), this round's haves, done."""
+    """``fetch``: the wants and shallow request (as v0's FetchRequest), this round's haves, done.
+
+    ``want_refs``: the refs named by ``want-ref`` lines (``ref-in-want``), in the client's order;
+    the caller resolves them (an unknown one ends the request: ``unknown_ref``), wants their
+    objects besides ``request.wants`` and names them in the ``wanted-refs`` section.
+    """
 
     request: FetchRequest
     haves: tuple[ObjectId, ...] = ()
     done: bool = False
     wait_for_done: bool = False
+    want_refs: tuple[bytes, ...] = ()
+
+    @property
+    def wants_anything(self) -> bool:
+        """Some object is wanted, by its id or through a ref."""
+        return bool(self.request.wants or self.want_refs)
 
     @property
     def sends_pack_now(self) -> bool:
@@ -167,6 +182,8 @@ class UploadPackV2:
         """Whether ``filter`` was offered (``uploadpack.allowFilter`` not false)."""
         self.answer_unborn = True
         """Whether an ``unborn`` ls-refs argument is answered (``lsrefs.unborn`` not ``ignore``)."""
+        self.allow_ref_in_want = False
+        """Whether ``want-ref`` is taken (``ref-in-want`` offered: ``uploadpack.allowRefInWant``)."""
         self._bounds = bounds
         self._format = object_format
         self._state = State.IDLE
@@ -255,7 +272,7 @@ class UploadPackV2:
         request, self._request = self._request, None
         named = {git_caps.OBJECT_FORMAT: request.object_format} if request.object_format is not None else {}
         git_caps.check_object_format(named, self._format, unnamed=git_caps.SHA1)
-        parse = _Parse(self.allow_filter, self._bounds, self._format.hex_len)
+        parse = _Parse(self.allow_filter, self._bounds, self._format.hex_len, self.allow_ref_in_want)
         self._pending = _COMMANDS[request.command](request.args, parse)
 
     # -- responses ------------------------------------------------------------------
@@ -318,13 +335,18 @@ class UploadPackV2:
         return b""
 
     def pack_header(self, shallow_section: bool, shallow: Sequence[ObjectId] = (),
-                    unshallow: Sequence[ObjectId] = ()) -> bytes:
-        """The shallow-info section (when the request is shallow) and the packfile header."""
+                    unshallow: Sequence[ObjectId] = (), wanted_refs: Sequence[tuple[ObjectId, bytes]] = ()) -> bytes:
+        """The wanted-refs section (``want-ref`` lines were sent: each ref, as asked, with the object
+        it names), the shallow-info section (when the request is shallow) and the packfile header,
+        in git's order."""
         self._advance(Input.PACK_FOLLOWS)
         out = b""
+        if wanted_refs:
+            lines = [WANTED_REFS + b"\n"] + [oid + b" " + name + b"\n" for oid, name in wanted_refs]
+            out = b"".join(map(pktline.encode, lines)) + pktline.DELIM
         if shallow_section:
             lines = [b"shallow " + oid for oid in shallow] + [b"unshallow " + oid for oid in unshallow]
-            out = pktline.encode(b"shallow-info\n") + b"".join(map(pktline.encode, lines)) + pktline.DELIM
+            out += pktline.encode(b"shallow-info\n") + b"".join(map(pktline.encode, lines)) + pktline.DELIM
         return out + pktline.encode(b"packfile\n")
 
     def pack_data(self, data: bytes) -> bytes:
@@ -393,6 +415,7 @@ class _Parse:
     allow_filter: bool
     bounds: RequestBounds
     hex_len: int
+    allow_ref_in_want: bool = False
 
 
 def _parse_ls_refs(args: list[bytes], parse: _Parse) -> LsRefs:
@@ -433,6 +456,7 @@ class _FetchArgs:
     deepen_since: int | None = None
     deepen_not: list[bytes] = field(default_factory=list)
     object_filter: ObjectFilter | None = None
+    want_refs: list[bytes] = field(default_factory=list)
     bounds: RequestBounds = RequestBounds()
     hex_len: int = 40
 
@@ -449,7 +473,8 @@ def _parse_fetch(args: list[bytes], parse: _Parse) -> Fetch:
             continue
         keyword, _, value = arg.partition(b" ")
         handler = _FETCH_ARGS.get(keyword)
-        if handler is None or (keyword == git_caps.FILTER and not parse.allow_filter):
+        if handler is None or (keyword == git_caps.FILTER and not parse.allow_filter) \
+                or (keyword == WANT_REF and not parse.allow_ref_in_want):
             raise ProtocolError(f"fetch: unexpected argument {arg[:80]!r}")
         handler(parsed, value)
     if parsed.depth and (parsed.deepen_since is not None or parsed.deepen_not):
@@ -457,13 +482,34 @@ def _parse_fetch(args: list[bytes], parse: _Parse) -> Fetch:
     caps = frozenset(parsed.flags - {b"done", WAIT_FOR_DONE}) | {git_caps.SIDE_BAND_64K}
     request = FetchRequest(tuple(parsed.wants), caps, tuple(parsed.shallows), parsed.depth,
                            parsed.deepen_since, tuple(parsed.deepen_not), parsed.object_filter)
-    return Fetch(request, tuple(parsed.haves), b"done" in parsed.flags, WAIT_FOR_DONE in parsed.flags)
+    return Fetch(request, tuple(parsed.haves), b"done" in parsed.flags, WAIT_FOR_DONE in parsed.flags,
+                 tuple(parsed.want_refs))
 
 
 def _want(args: _FetchArgs, value: bytes) -> None:
-    if len(args.wants) >= args.bounds.wants:
+    if len(args.wants) + len(args.want_refs) >= args.bounds.wants:
         raise LimitExceeded(f"more than {args.bounds.wants} wants")
     args.wants.append(parse_oid(value, args.hex_len))
+
+
+def _want_ref(args: _FetchArgs, value: bytes) -> None:
+    """``want-ref <ref>``: a ref by its full name (``refs/heads/main``, ``HEAD``), counted with the
+    wants; a name no ref could have is still only an unknown ref, as git answers it."""
+    if len(args.wants) + len(args.want_refs) >= args.bounds.wants:
+        raise LimitExceeded(f"more than {args.bounds.wants} wants")
+    if not value or len(value) > MAX_REF_NAME:
+        raise ProtocolError(f"invalid want-ref: {value[:80]!r}")
+    args.want_refs.append(value)
+
+
+def unknown_ref(name: bytes) -> ProtocolError:
+    """What a ``want-ref`` of a ref that does not exist (or is hidden) ends with: git's ``ERR
+    unknown ref <name>``."""
+    return ProtocolError("unknown ref " + text.printable(name, MAX_SHOWN_REF))
+
+
+MAX_SHOWN_REF = 200
+"""Most bytes of a ref name an error repeats."""
 
 
 def _have(args: _FetchArgs, value: bytes) -> None:
@@ -503,6 +549,7 @@ def _filter(args: _FetchArgs, value: bytes) -> None:
 
 _FETCH_ARGS: dict[bytes, Callable[[_FetchArgs, bytes], None]] = {
     b"want": _want,
+    WANT_REF: _want_ref,
     b"have": _have,
     b"shallow": _shallow,
     b"deepen": _deepen,

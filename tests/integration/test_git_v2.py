@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
 from backends.interfaces import Kind
 from protocols import pktline
-from tests.conftest import Client, RunningServer
+from tests.conftest import LOOPBACK, Client, RunningServer
 
 
 def make_history(server: RunningServer, client: Client, name: str) -> str:
@@ -161,3 +162,45 @@ def test_protocol_v1_gets_its_version_line_first(server: RunningServer, client: 
         pushed = client.git("-c", "protocol.version=1", "push", "origin", "HEAD", cwd=work,
                             env={"GIT_TRACE_PACKET": "1"})
         assert "push< version 1" in pushed.stderr, pushed.stderr
+
+
+def test_ref_in_want_where_the_repository_allows_it(make_server: Any, client: Client) -> None:
+    """``uploadpack.allowRefInWant``: git 2.39 offers ``ref-in-want``, and its client then asks for
+    refs by name (``want-ref``) and takes what they name from the ``wanted-refs`` section, over
+    git:// and HTTP alike; a ref that does not exist is git's ``ERR unknown ref``.  Off, nothing
+    is offered and the client sends ``want`` lines."""
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    tip = make_history(server, client, "riw")
+    client.git("tag", "v1", "HEAD~1", cwd=client.cwd / "src-riw")
+    client.git("push", "-q", "origin", "v1", cwd=client.cwd / "src-riw")
+    bare = str(server.root / "riw.git")
+    for url in (server.git_url("riw"), server.url("http", "riw.git")):
+        off = client.git("-c", "protocol.version=2", "ls-remote", url, env={"GIT_TRACE_PACKET": "1"}).stderr
+        assert "ref-in-want" not in off
+    client.git("--git-dir", bare, "config", "uploadpack.allowRefInWant", "true")
+    for n, url in enumerate((server.git_url("riw"), server.url("http", "riw.git"))):
+        target = client.cwd / f"riw-{n}"
+        cloned = client.git("-c", "protocol.version=2", "clone", url, str(target), env={"GIT_TRACE_PACKET": "1"})
+        assert "fetch=shallow wait-for-done filter ref-in-want" in cloned.stderr
+        assert "clone> want-ref refs/heads/main" in cloned.stderr and "clone< wanted-refs" in cloned.stderr
+        assert f"clone< {tip} refs/heads/main" in cloned.stderr
+        assert client.git("rev-parse", "origin/main", "v1", cwd=target).stdout.split() == [
+            tip, client.git("rev-parse", "v1", cwd=client.cwd / "src-riw").stdout.strip()]
+        client.git("fsck", "--full", cwd=target)
+        new = client.git("commit-tree", "-p", tip, "-m", f"n{n}", f"{tip}^{{tree}}", cwd=client.cwd / "src-riw")
+        client.git("push", "-q", "origin", f"{new.stdout.strip()}:refs/heads/side{n}", cwd=client.cwd / "src-riw")
+        fetched = client.git("-c", "protocol.version=2", "fetch", "origin", f"side{n}", cwd=target,
+                             env={"GIT_TRACE_PACKET": "1"})
+        assert f"fetch> want-ref refs/heads/side{n}" in fetched.stderr
+        assert client.git("rev-parse", "FETCH_HEAD", cwd=target).stdout.strip() == new.stdout.strip()
+        client.git("fsck", "--full", cwd=target)
+    body = (pktline.encode(b"command=fetch\n") + pktline.DELIM + pktline.encode(b"want-ref refs/heads/nosuch\n")
+            + pktline.encode(b"done\n") + pktline.FLUSH)
+    with socket.create_connection(("127.0.0.1", server.port("git")), timeout=10) as sock:
+        sock.sendall(pktline.encode(b"git-upload-pack /riw.git\0host=x\0\0version=2\0") + body)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while data := sock.recv(65536):
+            reply += data
+    assert reply.endswith(b"0000" + pktline.encode(b"ERR unknown ref refs/heads/nosuch")), reply[-100:]
+    client.git("--git-dir", bare, "fsck", "--full")

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from backends.interfaces import ObjectId
-from protocols.errors import ProtocolError
-from protocols.git_upload import ObjectFilter, parse_filter
-from protocols.git_v2 import ClientDone, Fetch, LsRefs, UploadPackV2, capability_advertisement
+from protocols.errors import LimitExceeded, ProtocolError
+from protocols.git_upload import ObjectFilter, RequestBounds, parse_filter
+from protocols.git_v2 import ClientDone, Fetch, LsRefs, UploadPackV2, capability_advertisement, unknown_ref
 from protocols.pktline import FLUSH, Signal
 
 from .transcript import load
@@ -157,3 +157,83 @@ def test_filter_specs() -> None:
                 b"combine:" + b"+".join([b"tree:1"] * 33)):
         with pytest.raises(ProtocolError):
             parse_filter(bad)
+
+
+ONE = ObjectId(b"6a81dd2f4ed0e2a5bdc9f27b3f7946fe51530c7c")
+TWO = ObjectId(b"479919141a61e5feabc4b38983a2e0393b51bf47")
+
+
+def replay_ref_in_want(name: str, refs: dict[bytes, ObjectId], answer: FetchAnswer) -> tuple[list[object], bytes]:
+    """A recorded git daemon session of a repository with ``uploadpack.allowRefInWant``."""
+    core = UploadPackV2()
+    core.allow_ref_in_want = True
+    events: list[object] = []
+    out: list[bytes] = []
+    for tag, data in load(name)[1:]:
+        if tag != "c":
+            continue
+        core.receive_data(data)
+        while (event := core.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
+            events.append(event)
+            if isinstance(event, LsRefs):
+                out.append(core.ls_refs(event, refs, {}, {b"HEAD": b"refs/heads/main"}))
+            elif isinstance(event, Fetch):
+                out.append(answer(core, event) + core.pack_sent())
+    return events, b"".join(out)
+
+
+def test_ref_in_want_is_offered_as_git_offers_it() -> None:
+    packets = [d for t, d in load("ref-in-want-clone-v2") if t == "s"]
+    assert capability_advertisement(b"AGENT", ref_in_want=True) == b"".join(packets[: packets.index(FLUSH) + 1])
+
+
+def test_a_clone_by_want_ref_gets_the_wanted_refs_section() -> None:
+    refs = {b"HEAD": ONE, b"refs/heads/main": ONE, b"refs/tags/v1": ONE}
+
+    def answer(core: UploadPackV2, fetch: Fetch) -> bytes:
+        assert fetch.want_refs == (b"HEAD", b"refs/heads/main", b"refs/tags/v1") and fetch.wants_anything
+        assert fetch.request.wants == () and fetch.done
+        return core.pack_header(False, wanted_refs=[(refs[name], name) for name in fetch.want_refs])
+
+    _, out = replay_ref_in_want("ref-in-want-clone-v2", refs, answer)
+    assert out == recorded_without_pack("ref-in-want-clone-v2")
+
+
+def test_a_fetch_by_want_ref_acknowledges_then_names_the_ref() -> None:
+    def answer(core: UploadPackV2, fetch: Fetch) -> bytes:
+        assert fetch.want_refs == (b"refs/heads/main",) and fetch.haves == (ONE,) and not fetch.done
+        return core.acknowledgments(fetch, [ONE], ready=True) + core.pack_header(
+            False, wanted_refs=[(TWO, b"refs/heads/main")])
+
+    _, out = replay_ref_in_want("ref-in-want-fetch-v2", {b"refs/heads/main": TWO, b"refs/tags/v1": ONE}, answer)
+    assert out == recorded_without_pack("ref-in-want-fetch-v2")
+
+
+def test_want_ref_only_where_offered_and_bounded() -> None:
+    request = b"0012command=fetch\n0001" + b"001dwant-ref refs/heads/main\n" + b"0009done\n0000"
+    core = UploadPackV2()
+    core.receive_data(request)
+    with pytest.raises(ProtocolError, match="unexpected argument"):  # not offered: as any unknown line
+        core.next_event()
+    core = UploadPackV2(bounds=RequestBounds(wants=2))
+    core.allow_ref_in_want = True
+    core.receive_data(b"0012command=fetch\n0001" + b"0032want " + MAIN + b"\n"
+                      + b"001dwant-ref refs/heads/main\n" * 2 + b"0000")
+    with pytest.raises(LimitExceeded):  # want and want-ref lines count together
+        core.next_event()
+    core = UploadPackV2()
+    core.allow_ref_in_want = True
+    long_ref = b"want-ref refs/" + b"r" * 4092 + b"\n"
+    core.receive_data(b"0012command=fetch\n0001" + b"%04x" % (len(long_ref) + 4) + long_ref + b"0000")
+    with pytest.raises(ProtocolError, match="invalid want-ref"):
+        core.next_event()
+
+
+def test_an_unknown_wanted_ref_is_gits_err_line() -> None:
+    core = UploadPackV2()
+    core.allow_ref_in_want = True
+    core.receive_data(b"0012command=fetch\n0001" + b"001fwant-ref refs/heads/nosuch\n" + b"0009done\n0000")
+    fetch = core.next_event()
+    assert isinstance(fetch, Fetch) and fetch.want_refs == (b"refs/heads/nosuch",)
+    assert core.fatal(str(unknown_ref(b"refs/heads/nosuch")).encode()) == b"0025ERR unknown ref refs/heads/nosuch"
+    assert str(unknown_ref(b"refs/heads/\x1b[31m")) == "unknown ref refs/heads/\\x1b[31m"
