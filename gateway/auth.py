@@ -512,29 +512,41 @@ def parse_authorized_keys(text: str, source: str = "authorized_keys") -> dict[by
     return keys
 
 
+def file_stamp(status: os.stat_result) -> tuple[int, ...]:
+    """What tells one version of a reloaded file from another: its device and inode (a file moved
+    over it), its size and mtime, and its ctime, which ``cp -p``, ``touch -r``, tar or a store that
+    sets every mtime to 1 cannot set back, so that a file replaced by one of the same size and mtime
+    is read again (it kept a removed key logging in until a restart)."""
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
 class _ReloadingFile:
-    """A small text file parsed again whenever its size or mtime changes (blocking: use the pool)."""
+    """A small text file parsed again whenever it changes (``file_stamp``; blocking: use the pool)."""
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
         self._max_bytes = max_bytes
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._text = ""
 
     def text(self) -> tuple[str, bool]:
         """The current contents and whether they changed since the last call."""
         try:
-            status = os.stat(self.path)
+            with open(self.path, "rb") as file:  # the stamp and the text of one and the same file
+                status = os.fstat(file.fileno())
+                stamp = file_stamp(status)
+                if stamp == self._stamp:
+                    return self._text, False
+                if status.st_size > self._max_bytes:
+                    raise OSError(f"{self.path} is larger than {self._max_bytes} bytes")
+                data = file.read(self._max_bytes + 1)
         except FileNotFoundError:
-            log.warn("{path} does not exist; nobody can authenticate", path=str(self.path))
+            log.warn("{path} does not exist; nobody can authenticate", path=str(self.path))  # noqa: G010
             changed, self._stamp, self._text = self._stamp is not None, None, ""
             return self._text, changed
-        stamp = (status.st_mtime_ns, status.st_size)
-        if stamp == self._stamp:
-            return self._text, False
-        if status.st_size > self._max_bytes:
+        if len(data) > self._max_bytes:
             raise OSError(f"{self.path} is larger than {self._max_bytes} bytes")
-        self._text = self.path.read_text("utf-8", errors="replace")
+        self._text = data.decode("utf-8", errors="replace")
         self._stamp = stamp
         return self._text, True
 

@@ -82,7 +82,7 @@ from twisted.internet import task
 
 from backends.git_maintenance import AUTO_PACK_LIMIT, BITMAP_MIN_OBJECTS
 from backends.interfaces import Kind
-from gateway.auth import Access, AccessRequest, Authorizer
+from gateway.auth import Access, AccessRequest, Authorizer, file_stamp
 from gateway.config import ServiceConfig
 from gateway.logs import SafeLogger
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds
@@ -665,12 +665,12 @@ class PolicyFile:
         self.current = load_policy(self.path)  # a broken file at start-up is fatal: no last good rules
         self._stamp = self._stat()
 
-    def _stat(self) -> tuple[int, int, int] | None:
+    def _stat(self) -> tuple[int, ...] | None:
         try:
             status = os.stat(self.path)
         except OSError:
             return None
-        return (status.st_mtime_ns, status.st_size, status.st_ino)
+        return file_stamp(status)
 
     def refresh(self, force: bool = False) -> bool:
         """Re-read the file if it changed (or ``force``); True if new rules are in force."""

@@ -79,7 +79,7 @@ from twisted.logger import (
 from zope.interface import implementer
 
 from backends.names import validate_name
-from gateway.auth import Access, AuthorizedKeys, Authorizer, KeyRestriction, restricted
+from gateway.auth import Access, AuthorizedKeys, Authorizer, KeyRestriction, file_stamp, restricted
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.limits import ConnectionLimits, count_request, drop, limits_for, user_sessions
@@ -376,7 +376,7 @@ class HostCertificateFile:
     def __init__(self, key_path: Path, key: keys.Key | Sequence[keys.Key], cert_path: Path | None = None) -> None:
         self.path = cert_path or key_path.with_name(key_path.name + HOST_CERT_SUFFIX)
         self._key = key
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._window: tuple[int, int] | None = None
         self.current: CertifiedHostKey | None = None
         if cert_path is not None and not cert_path.exists():  # named on purpose: say it is not there
@@ -389,7 +389,7 @@ class HostCertificateFile:
         now = time.time() if now is None else now
         try:
             status = os.stat(self.path)
-            stamp: tuple[int, int, int] | None = (status.st_mtime_ns, status.st_size, status.st_ino)
+            stamp: tuple[int, ...] | None = file_stamp(status)
         except OSError:
             stamp = None
         if stamp == self._stamp:

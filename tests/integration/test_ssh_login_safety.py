@@ -1,0 +1,77 @@
+"""SSH logins that must be refused, and what a refusal leaves in the log, with the real ``ssh``."""
+
+# ruff: noqa: F811  (the setup fixture, imported from test_ssh_server, is each test's parameter)
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gateway.auth import Htpasswd
+from gateway.policy import PolicyFile
+from tests.integration.test_ssh_server import SshSetup, setup  # noqa: F401 - a fixture
+
+SAME_MTIME_NS = 1_700_000_000_123_456_789
+
+
+def _line(public: Path) -> str:
+    """An authorized_keys line for user alice; every ed25519 key gives one of the same length."""
+    key_type, blob = public.read_text().split()[:2]
+    return f'user="alice" {key_type} {blob}\n'
+
+
+def _same_stamp_replace(path: Path, text: str, *, in_place: bool) -> None:
+    """Give ``path`` the contents ``text`` (of its old size) and its old mtime, as ``cp -p``
+    (``in_place``: the same inode) or a file moved over it (``mv``, tar, a Nix store) would."""
+    if in_place:
+        path.write_text(text)
+    else:
+        new = path.with_name(path.name + ".new")
+        new.write_text(text)
+        os.utime(new, ns=(SAME_MTIME_NS, SAME_MTIME_NS))
+        os.replace(new, path)
+    os.utime(path, ns=(SAME_MTIME_NS, SAME_MTIME_NS))
+
+
+def test_a_key_removed_by_a_file_of_the_same_size_and_mtime_is_refused(setup: SshSetup, tmp_path: Path) -> None:
+    """The keys file swapped for one of the same size and mtime (``mv``, ``cp -p``): the key it
+    removed is refused at the next login, the key it added is accepted."""
+    authorized = Path(setup.server.service.config.authorized_keys)
+    alice, mallory = _line(tmp_path / "alice_key.pub"), _line(tmp_path / "mallory_key.pub")
+    assert len(alice) == len(mallory)
+    _same_stamp_replace(authorized, alice, in_place=True)
+    assert setup.ssh("git-upload-pack 'app'", input=b"").returncode == 0
+    for in_place in (False, True):
+        _same_stamp_replace(authorized, mallory, in_place=in_place)
+        refused = setup.ssh("git-upload-pack 'app'")
+        assert refused.returncode == 255 and b"Permission denied (publickey)" in refused.stderr, in_place
+        assert setup.ssh("git-upload-pack 'app'", key=setup.stranger_key).returncode == 0
+        _same_stamp_replace(authorized, alice, in_place=in_place)
+        assert setup.ssh("git-upload-pack 'app'", key=setup.stranger_key).returncode == 255
+        assert setup.ssh("git-upload-pack 'app'").returncode == 0
+
+
+def test_the_config_and_htpasswd_are_read_again_when_swapped_for_files_of_the_same_size_and_mtime(
+        tmp_path: Path) -> None:
+    config = tmp_path / "hgwire.toml"
+    _same_stamp_replace(config, "anonymous_read = true\n", in_place=True)
+    policy = PolicyFile(config)
+    for in_place in (False, True):
+        _same_stamp_replace(config, "anonymous_read = false", in_place=in_place)
+        assert policy.refresh() and not policy.current.anonymous_read
+        _same_stamp_replace(config, "anonymous_read = true\n", in_place=in_place)
+        assert policy.refresh() and policy.current.anonymous_read
+    htpasswd = tmp_path / "htpasswd"
+    bob = "bob:$2b$04$" + "a" * 53 + "\n"
+    eve = "eve:$2b$04$" + "a" * 53 + "\n"
+    _same_stamp_replace(htpasswd, bob, in_place=True)
+    users = Htpasswd(htpasswd)
+    users.check("bob", "x")
+    assert set(users._entries) == {"bob"}
+    for in_place in (False, True):
+        _same_stamp_replace(htpasswd, eve, in_place=in_place)
+        users.check("eve", "x")
+        assert set(users._entries) == {"eve"}
+        _same_stamp_replace(htpasswd, bob, in_place=in_place)
+        users.check("bob", "x")
+        assert set(users._entries) == {"bob"}
