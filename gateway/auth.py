@@ -21,7 +21,8 @@ key with neither is skipped.  ``restrict``, ``no-pty``,
 server's time zone, or UTC with ``Z``), as sshd does.  ``from="pattern-list"`` is honoured as sshd honours it with its default
 ``UseDNS no``: the client's IP address must match one of the patterns (``*``
 and ``?`` wildcards, ``addr/len`` networks) and none of the negated ones
-(``!pattern``); a host name pattern never matches an address.  A key listed on
+(``!pattern``); a host name pattern never matches an address; a line with a network whose
+address has bits set past its length (``127.1.2.3/8``) is skipped, as sshd refuses its key.  A key listed on
 several lines is accepted if any of its lines allows the address.  A
 ``cert-authority`` line (with ``principals="a,b"`` maybe) trusts the OpenSSH user
 certificates its key signs, whose principal is then the user
@@ -325,29 +326,53 @@ def parse_expiry(value: str | None) -> float:
 
 def from_allows(patterns: Sequence[str], address: str) -> bool:
     """sshd's ``from=`` match with ``UseDNS no``: a negated pattern that matches refuses, otherwise
-    a pattern that matches allows; patterns are matched against the IP address alone."""
+    a pattern that matches allows; patterns are matched against the IP address alone.  A network
+    whose address has bits set past its length (``127.1.2.3/8``) makes the whole list refuse, as
+    sshd's "inconsistent mask length" does, negated or not (``_parse_from`` skips such a line)."""
     parsed = parse_ip(address)
     if parsed is None:
         return False
     ip = str(parsed)
     allowed = False
+    networks = {pattern: _network(pattern.lstrip("!")) for pattern in patterns if "/" in pattern}
+    if None in networks.values():
+        return False
     for pattern in patterns:
         negated = pattern.startswith("!")
         body = pattern[1:] if negated else pattern
-        if "/" in body:
-            matched = parsed in _network(body)
-        else:
-            matched = fnmatch.fnmatchcase(ip, body.lower().replace("[", "[[]"))
+        network = networks.get(pattern)
+        matched = parsed in network if network is not None else \
+            fnmatch.fnmatchcase(ip, body.lower().replace("[", "[[]"))
         if matched and negated:
             return False
         allowed = allowed or matched
     return allowed
 
 
+def cidr_list_allows(entries: Sequence[str], address: str | None) -> bool:
+    """A certificate's ``source-address``, as sshd checks it: each entry an address or an
+    ``addr/len`` network (no wildcard, no negation, no bit set past the length), one of them
+    holding ``address``; any other entry refuses the certificate."""
+    parsed = None if address is None else parse_ip(address)
+    if parsed is None or not entries:
+        return False
+    allowed = False
+    for entry in entries:
+        network = _network(entry if "/" in entry else entry + ("/128" if ":" in entry else "/32"))
+        if network is None:
+            return False
+        allowed = allowed or parsed in network
+    return allowed
+
+
 @functools.lru_cache(maxsize=4096)
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """A ``from=`` network, parsed once (``_parse_from`` checked it when the file was read)."""
-    return ipaddress.ip_network(text, strict=False)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """An ``addr/len`` network, parsed once; None if it is not one or its address has bits set past
+    its length (sshd matches nothing with ``127.1.2.3/8``: it does not mean 127.0.0.0/8)."""
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        return None
 
 
 def _parse_from(value: str | None) -> tuple[str, ...]:
@@ -356,11 +381,14 @@ def _parse_from(value: str | None) -> tuple[str, ...]:
         raise KeyLineError('from= needs a list of address patterns, e.g. from="10.0.0.0/8,192.0.2.*"')
     for pattern in patterns:
         body = pattern.lstrip("!")
-        if "/" in body:
-            try:
-                ipaddress.ip_network(body, strict=False)
-            except ValueError:
-                raise KeyLineError(f"from= pattern {body[:60]!r} is not a valid address/length") from None
+        if "/" not in body or _network(body) is not None:
+            continue
+        try:
+            network = ipaddress.ip_network(body, strict=False)
+        except ValueError:
+            raise KeyLineError(f"from= pattern {body[:60]!r} is not a valid address/length") from None
+        raise KeyLineError(f"from= pattern {body[:60]!r} has bits set past its length, so sshd matches no "
+                           f"address with it (and refuses the key): write {network} if that is meant")
     return patterns
 
 
@@ -622,7 +650,7 @@ def _certificate_refusal(cert: Certificate, lines: Sequence[AuthorizedKey], addr
     if refusal is not None:
         return refusal
     sources = source_addresses(cert)
-    if sources is not None and (address is None or not from_allows(sources, address)):
+    if sources is not None and not cidr_list_allows(sources, address):
         return "its source-address does not allow this address"
     try:
         authority = conch_keys.Key.fromString(cert.ca_blob)

@@ -75,3 +75,18 @@ def test_the_config_and_htpasswd_are_read_again_when_swapped_for_files_of_the_sa
         _same_stamp_replace(htpasswd, bob, in_place=in_place)
         users.check("bob", "x")
         assert set(users._entries) == {"bob"}
+
+
+def test_a_from_network_with_bits_set_past_its_length_lets_nobody_in(setup: SshSetup, tmp_path: Path) -> None:
+    """``from="127.1.2.3/8"`` is not 127.0.0.0/8: sshd refuses the key from anywhere ("not from a
+    permitted host"), as it does when such a network is negated; the line's problem is logged."""
+    authorized = Path(setup.server.service.config.authorized_keys)
+    public = (tmp_path / "alice_key.pub").read_text()
+    for patterns in ("127.1.2.3/8", "!10.0.0.1/8,127.0.0.1"):
+        authorized.write_text(f'from="{patterns}",user="alice" {public}')
+        refused = setup.ssh("git-upload-pack 'app'")
+        assert refused.returncode == 255 and b"Permission denied (publickey)" in refused.stderr, patterns
+        skipped = [e for e in setup.events if "key skipped" in str(e.get("log_format", ""))]
+        assert skipped and "bits set past its length" in str(skipped[-1]["reason"])
+    authorized.write_text(f'from="127.0.0.0/8,!10.0.0.0/8",user="alice" {public}')
+    assert setup.ssh("git-upload-pack 'app'").returncode == 0

@@ -15,6 +15,8 @@ from gateway.auth import (
     Authorizer,
     Htpasswd,
     KeyLineError,
+    cidr_list_allows,
+    from_allows,
     parse_authorized_keys,
     parse_key_line,
 )
@@ -179,6 +181,32 @@ def test_from_matches_the_client_address_as_sshd_does(patterns: str, address: st
     key = parse_key_line(f'from="{patterns}" ssh-ed25519 {B64} alice')
     assert key is not None and key.allows(address) is allowed
     assert not key.allows(None), "an unknown address is never allowed"
+
+
+@pytest.mark.parametrize("patterns", ["127.1.2.3/8", "!10.0.0.1/8,127.0.0.1", "127.0.0.1,::1/0,fd00::1/8"])
+def test_a_network_with_bits_set_past_its_length_allows_no_address(patterns: str) -> None:
+    """sshd reads ``127.1.2.3/8`` as an inconsistent mask length and refuses the key whatever the
+    rest of the list says: the line is skipped with the reason, and the list matches nothing."""
+    with pytest.raises(KeyLineError, match="bits set past its length"):
+        parse_key_line(f'from="{patterns}" ssh-ed25519 {B64} alice')
+    assert not from_allows(patterns.split(","), "127.0.0.1")
+    assert not from_allows(patterns.split(","), "10.0.0.1")
+
+
+@pytest.mark.parametrize(("entries", "address", "allowed"), [
+    ("10.0.0.0/8", "10.1.2.3", True),
+    ("10.0.0.0/8,192.0.2.1", "192.0.2.1", True),
+    ("192.0.2.1", "192.0.2.2", False),
+    ("2001:db8::/32", "2001:db8::5", True),
+    ("10.1.2.3/8", "10.1.2.3", False),            # bits set past the length: refused
+    ("10.0.0.0/8,127.1.2.3/8", "10.1.2.3", False),  # any bad entry refuses, as sshd
+    ("10.0.0.*", "10.0.0.1", False),              # no wildcard in a source-address
+    ("!10.0.0.2,10.0.0.0/8", "10.0.0.1", False),  # nor negation
+    ("10.0.0.0/8", None, False),
+])
+def test_a_certificate_s_source_address_is_a_list_of_networks(entries: str, address: str | None,
+                                                              allowed: bool) -> None:
+    assert cidr_list_allows(entries.split(","), address) is allowed
 
 
 def test_expiry_time_refuses_the_key_from_then_on() -> None:
