@@ -85,7 +85,7 @@ from gateway.config import ServiceConfig
 from gateway.limits import ConnectionLimits, count_request, drop, limits_for, user_sessions
 from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
-from gateway.ssh_transport import AlgorithmTransport
+from gateway.ssh_transport import SHA1_USER_ALGORITHMS, AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
 from protocols import ssh_cert
 from protocols.errors import HgwireError, UnsupportedFeature
@@ -451,6 +451,8 @@ class AuthorizedKeyChecker:
         if login is None:
             raise UnauthorizedLogin("key not authorized")
         user, restriction = login
+        if credentials.algName in SHA1_USER_ALGORITHMS or _signature_type(credentials.signature) in SHA1_USER_ALGORITHMS:
+            raise UnauthorizedLogin("an RSA signature with SHA-1 (ssh-rsa); sign with rsa-sha2-256 or rsa-sha2-512")
         if not credentials.signature:
             raise ValidPublicKey()
         blob = credentials.blob  # a certificate's own key signs the login
@@ -462,6 +464,14 @@ class AuthorizedKeyChecker:
         if restriction is not None:
             return RestrictedLogin(user.encode("utf-8"), restriction)
         return user.encode("utf-8")
+
+
+def _signature_type(signature: bytes | None) -> bytes | None:
+    """The algorithm a signature names (its first string); None without one or if unreadable."""
+    try:
+        return common.getNS(signature)[0] if signature else None
+    except (struct.error, IndexError, ValueError):
+        return None
 
 
 SK_USER_PRESENT = 0x01

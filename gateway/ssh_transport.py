@@ -16,7 +16,7 @@ codec of each direction that uses an algorithm of ours, and
 ``AlgorithmTransport.sendPacket``/``getPacket`` use it when there is one and
 Conch's own framing otherwise.  Both share Conch's sequence counters, its key
 exchange state (messages held back during a key exchange) and its zlib
-compression (whose inflater is bounded here), and the keys change where Conch
+compression (``zlib@openssh.com`` here, delayed until login; the inflater is bounded), and the keys change where Conch
 changes them: when the client's NEWKEYS arrives (Conch sends nothing between its
 own NEWKEYS and the client's).
 
@@ -62,10 +62,13 @@ KEX_ALGORITHMS = (
 USER_SIGNATURE_ALGORITHMS = (
     b"ssh-ed25519", b"sk-ssh-ed25519@openssh.com",
     b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", b"ecdsa-sha2-nistp521", b"sk-ecdsa-sha2-nistp256@openssh.com",
-    b"rsa-sha2-512", b"rsa-sha2-256", b"ssh-rsa",
+    b"rsa-sha2-512", b"rsa-sha2-256",
 )
 """What ``server-sig-algs`` (RFC 8308) names: the signatures a user's key (or certificate, by its
-key's algorithm) may log in with, whatever the host keys are."""
+key's algorithm) may log in with, whatever the host keys are.  No ``ssh-rsa`` (RSA with SHA-1),
+as OpenSSH's sshd since 8.8: an RSA key or certificate logs in with rsa-sha2-256/512."""
+SHA1_USER_ALGORITHMS = frozenset({b"ssh-rsa", b"ssh-rsa-cert-v01@openssh.com"})
+"""Public key algorithms of a login request that sign with SHA-1: refused."""
 MALFORMED_BEFORE_LOGIN = (struct.error, TypeError, ValueError, IndexError, KeyError, AttributeError)
 """What Conch's message parsers raise for a message cut short or sent out of order (a key exchange
 reply before KEXINIT): before login, the connection is closed with a protocol error and one log line
@@ -75,6 +78,13 @@ STRICT_KEX_SERVER = b"kex-strict-s-v00@openssh.com"
 
 KEX_METHOD_MESSAGES = range(30, 50)
 """RFC 4250 §4.1.2: the message numbers of the key exchange method (ECDH_INIT, KEXDH_INIT, GEX...)."""
+
+DELAYED_ZLIB = b"zlib@openssh.com"
+COMPRESSIONS = (b"none", DELAYED_ZLIB)
+"""OpenSSH's compressions since 7.4: ``zlib@openssh.com`` starts once the user has logged in (after
+the server's USERAUTH_SUCCESS), so nobody can make the server inflate before authenticating; plain
+``zlib``, from the key exchange on, is not offered."""
+MSG_USERAUTH_SUCCESS = 52
 
 REKEY_BYTES = 1 << 30
 """Packet bytes either way after which the server starts a new key exchange, as OpenSSH's sshd does
@@ -88,8 +98,8 @@ INITIAL_KEX_MESSAGES = frozenset({transport.MSG_DISCONNECT, transport.MSG_NEWKEY
 class BoundedInflater:
     """zlib's inflater for one direction that refuses a packet inflating past ``MAX_PACKET_LENGTH``.
 
-    Conch offers "zlib", which starts before authentication: without a bound, a
-    few KiB of compressed zeros from anyone become gigabytes in memory.
+    Only a logged-in user's packets are inflated (``DELAYED_ZLIB``), but without a bound a few
+    KiB of compressed zeros would still become gigabytes in memory.
     """
 
     def __init__(self) -> None:
@@ -154,6 +164,7 @@ class AlgorithmTransport(transport.SSHServerTransport):
     # Conch's own attributes: lists, which the factory and sendKexInit replace per connection.
     supportedCiphers = list(CIPHERS)  # noqa: RUF012
     supportedMACs = list(MACS)  # noqa: RUF012
+    supportedCompressions = list(COMPRESSIONS)  # noqa: RUF012
     supportedKeyExchanges = [  # noqa: RUF012
         k for k in KEX_ALGORITHMS if k in transport.SSHServerTransport.supportedKeyExchanges]
 
@@ -163,6 +174,8 @@ class AlgorithmTransport(transport.SSHServerTransport):
     _lent: list[bytes] = []  # noqa: RUF012 - replaced, never changed in place
     """MACs ``ssh_KEXINIT`` adds for one exchange (``implicit_macs``), never offered by ``sendKexInit``."""
     _since_keys = 0
+    _logged_in = False
+    """Whether USERAUTH_SUCCESS went out: delayed compression (``DELAYED_ZLIB``) is on from then."""
     """Packet bytes sent and received since the keys last changed (``REKEY_BYTES``)."""
 
     # --- strict key exchange
@@ -226,16 +239,25 @@ class AlgorithmTransport(transport.SSHServerTransport):
 
     def _newKeys(self) -> None:
         self._since_keys = 0
+        self._start_compression()  # before Conch sends what the key exchange held back, with the new keys
         super()._newKeys()
-        if self.incomingCompressionType == b"zlib":  # a new inflater for the new keys, as Conch's, but bounded
-            # Conch types the attribute as zlib's own inflater, and calls only its decompress()
-            self.incomingCompression = BoundedInflater()  # type: ignore[assignment]
+
+    def _start_compression(self) -> None:
+        """New compression contexts for the negotiated compression, as each NEWKEYS starts them (so
+        does sshd); ``DELAYED_ZLIB`` only once the user has logged in, none otherwise.  The inflater
+        is bounded (``BoundedInflater``)."""
+        on = self._logged_in
+        self.outgoingCompression = zlib.compressobj(6) if on and self.outgoingCompressionType == DELAYED_ZLIB else None
+        inflater = BoundedInflater() if on and self.incomingCompressionType == DELAYED_ZLIB else None
+        # Conch types the attribute as zlib's own inflater, and calls only its decompress()
+        self.incomingCompression = inflater  # type: ignore[assignment]
 
     # --- packets
 
     def sendPacket(self, messageType: int, payload: bytes) -> None:
         sealer = self._sealer()
-        if sealer is None or self._held_by_key_exchange(messageType):
+        held = self._held_by_key_exchange(messageType)  # queued now, sent again after NEWKEYS
+        if sealer is None or held:
             super().sendPacket(messageType, payload)  # Conch's framing, or its queue during a key exchange
         else:
             data = self._compress(bytes((messageType,)) + payload)
@@ -244,6 +266,9 @@ class AlgorithmTransport(transport.SSHServerTransport):
             self.outgoingPacketSequence += 1
         if messageType == transport.MSG_NEWKEYS and self._strict_kex:
             self.outgoingPacketSequence = 0
+        if messageType == MSG_USERAUTH_SUCCESS and not held and not self._logged_in:  # zlib@openssh.com after it
+            self._logged_in = True
+            self._start_compression()
         self._count(len(payload))
 
     def _count(self, size: int) -> None:

@@ -48,7 +48,7 @@ NEGOTIATED: dict[str, tuple[str, str, str]] = {
     "aes128-ctr-hmac-sha2-256-etm": ("aes128-ctr", "hmac-sha2-256-etm@openssh.com", "none"),
     "aes256-ctr-hmac-sha2-512-etm": ("aes256-ctr", "hmac-sha2-512-etm@openssh.com", "none"),
     "aes128-ctr-hmac-sha2-256": ("aes128-ctr", "hmac-sha2-256", "none"),
-    "chacha20-poly1305-zlib": ("chacha20-poly1305@openssh.com", "<implicit>", "zlib"),
+    "chacha20-poly1305-zlib": ("chacha20-poly1305@openssh.com", "<implicit>", "zlib@openssh.com"),
 }
 """What ``ssh -v`` then reports for both directions (its ``kex: ... cipher: C MAC: M compression: Z``)."""
 
@@ -177,7 +177,7 @@ def push_and_clone_logged(ssh: Ssh, client: Client, tmp_path: Path, options: tup
 
 
 @pytest.mark.parametrize("algorithm", ["chacha20-poly1305", "aes256-gcm", "aes128-ctr-hmac-sha2-256-etm",
-                                       "aes128-ctr-hmac-sha2-256"])
+                                       "aes128-ctr-hmac-sha2-256", "chacha20-poly1305-zlib"])
 def test_a_rekey_every_megabyte_mid_push_and_mid_clone(ssh: Ssh, client: Client, algorithm: str,
                                                        tmp_path: Path, failures: list[dict[str, Any]]) -> None:
     options = (*ALGORITHMS[algorithm], "-o", "RekeyLimit=1M")

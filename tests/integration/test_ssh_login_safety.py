@@ -5,10 +5,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
-from gateway.auth import Htpasswd
+import pytest
+from twisted.conch.ssh import keys
+from twisted.cred.credentials import SSHPrivateKey
+from twisted.cred.error import UnauthorizedLogin
+
+from gateway.auth import AuthorizedKeys, Htpasswd
 from gateway.policy import PolicyFile
+from gateway.ssh import AuthorizedKeyChecker
 from tests.integration.test_ssh_server import SshSetup, setup  # noqa: F401 - a fixture
 
 SAME_MTIME_NS = 1_700_000_000_123_456_789
@@ -90,3 +97,56 @@ def test_a_from_network_with_bits_set_past_its_length_lets_nobody_in(setup: SshS
         assert skipped and "bits set past its length" in str(skipped[-1]["reason"])
     authorized.write_text(f'from="127.0.0.0/8,!10.0.0.0/8",user="alice" {public}')
     assert setup.ssh("git-upload-pack 'app'").returncode == 0
+
+
+def _rsa_key(tmp_path: Path, name: str) -> Path:
+    key = tmp_path / name
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "ronald", "-f", str(key)],
+                   check=True)
+    return key
+
+
+@pytest.mark.parametrize("how", ["authorized-key", "certificate"])
+def test_an_rsa_key_logs_in_with_sha2_and_never_with_sha1(setup: SshSetup, tmp_path: Path, how: str) -> None:
+    """As OpenSSH's sshd since 8.8: ``ssh-rsa`` (SHA-1) signatures are refused, an RSA key or
+    certificate logs in with rsa-sha2-256/512 (what every OpenSSH client since 7.2 signs with)."""
+    authorized = Path(setup.server.service.config.authorized_keys)
+    key = _rsa_key(tmp_path, "rsa_user")
+    if how == "authorized-key":
+        authorized.write_text((tmp_path / "rsa_user.pub").read_text())
+        sha1, sha2 = ("ssh-rsa",), ("rsa-sha2-256", "rsa-sha2-512")
+        extra: tuple[str, ...] = ()
+    else:
+        ca = tmp_path / "ca"
+        subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+        authorized.write_text("cert-authority " + (tmp_path / "ca.pub").read_text())
+        subprocess.run(["/usr/bin/ssh-keygen", "-q", "-s", str(ca), "-I", "ronald-id", "-n", "ronald", f"{key}.pub"],
+                       check=True, capture_output=True)
+        # (the key's own algorithm too, or ssh reads the certificate as a private key; the key alone is not trusted)
+        sha1 = ("ssh-rsa-cert-v01@openssh.com,ssh-rsa",)
+        sha2 = ("rsa-sha2-256-cert-v01@openssh.com,rsa-sha2-256", "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-512")
+        extra = ("-o", f"CertificateFile={key}-cert.pub")
+    for algorithm in sha1:
+        refused = setup.ssh("git-upload-pack 'app'", key=key, options=(*extra, "-o", f"PubkeyAcceptedAlgorithms={algorithm}"))
+        assert refused.returncode == 255 and b"Permission denied (publickey)" in refused.stderr, algorithm
+    for algorithm in (*sha2, None):
+        chosen = () if algorithm is None else ("-o", f"PubkeyAcceptedAlgorithms={algorithm}")
+        done = setup.ssh("git-upload-pack 'app'", key=key, options=(*extra, *chosen))
+        assert done.returncode == 0 and done.stdout.startswith(b"hello ronald app"), (algorithm, done.stderr)
+
+
+def test_an_ssh_rsa_signature_is_refused_even_from_a_client_that_ignores_server_sig_algs(tmp_path: Path) -> None:
+    key = keys.Key.fromFile(str(_rsa_key(tmp_path, "rsa_user")))
+    (tmp_path / "authorized_keys").write_text((tmp_path / "rsa_user.pub").read_text())
+    checker = AuthorizedKeyChecker(AuthorizedKeys(tmp_path / "authorized_keys"))
+    blob, data = key.public().blob(), b"what a client signs"
+    login = ("ronald", None)
+    for algorithm in (b"rsa-sha2-256", b"rsa-sha2-512"):
+        signed = SSHPrivateKey(b"git", algorithm, blob, data, key.sign(data, signatureType=algorithm))
+        assert checker._verify(login, signed) == b"ronald"
+    sha1 = key.sign(data, signatureType=b"ssh-rsa")
+    for algorithm in (b"ssh-rsa", b"rsa-sha2-256"):
+        with pytest.raises(UnauthorizedLogin, match="SHA-1"):
+            checker._verify(login, SSHPrivateKey(b"git", algorithm, blob, data, sha1))
+    with pytest.raises(UnauthorizedLogin, match="SHA-1"):  # the query, before a signature
+        checker._verify(login, SSHPrivateKey(b"git", b"ssh-rsa", blob, None, None))

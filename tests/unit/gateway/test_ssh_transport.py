@@ -17,7 +17,7 @@ from twisted.conch.ssh.common import NS, getNS
 from twisted.internet.testing import StringTransport
 
 from gateway.ssh import HgwireServerTransport
-from gateway.ssh_transport import AlgorithmTransport, PacketCiphers
+from gateway.ssh_transport import MSG_USERAUTH_SUCCESS, AlgorithmTransport, PacketCiphers
 from protocols.ssh_packets import AesGcm, ChaChaPoly, EncryptThenMac, PacketCodec
 
 CLIENT_VERSION = b"SSH-2.0-OpenSSH_9.2p1 test\r\n"
@@ -213,18 +213,31 @@ def conch_framed(ciphers: transport.SSHCiphers, seq: int, payload: bytes) -> byt
     return ciphers.encrypt(packet) + ciphers.makeMAC(seq, packet)  # type: ignore[no-any-return]
 
 
+def test_only_delayed_zlib_is_offered_and_plain_zlib_is_refused() -> None:
+    """As sshd since OpenSSH 7.4: ``zlib@openssh.com``, which starts after login, and not ``zlib``,
+    which would have the server inflate what anyone sends before they log in."""
+    proto, wire = connect()
+    offered = list(getNS(server_packets(wire)[0][17:], 10)[6:8])
+    assert offered == [b"none,zlib@openssh.com"] * 2
+    proto.dataReceived(CLIENT_VERSION + plain(kexinit(STRICT_CLIENT, compression=b"zlib")))
+    assert wire.disconnecting
+
+
 @pytest.mark.parametrize("suite", ["chacha20-poly1305", "aes128-ctr-hmac-sha2-256"])
 def test_zlib_is_inflated_within_bounds(suite: str) -> None:
     cipher, mac = ((b"chacha20-poly1305@openssh.com", b"hmac-sha2-256") if suite == "chacha20-poly1305"
                    else (b"aes128-ctr", b"hmac-sha2-256"))
     proto, wire = connect()
-    proto.dataReceived(CLIENT_VERSION + plain(kexinit(STRICT_CLIENT, cipher, mac, b"zlib")))
+    proto.dataReceived(CLIENT_VERSION + plain(kexinit(STRICT_CLIENT, cipher, mac, b"zlib@openssh.com")))
     ciphers = PacketCiphers(cipher, cipher, mac, mac)
     m = MATERIAL
     ciphers.setKeys(m["B"], m["D"], m["A"], m["C"], m["F"], m["E"])
     proto.nextEncryptions = ciphers
     proto.sendPacket(transport.MSG_NEWKEYS, b"")
     proto.dataReceived(plain(bytes((transport.MSG_NEWKEYS,))))
+    assert proto.incomingCompression is None and proto.outgoingCompression is None  # not before login
+    proto.sendPacket(MSG_USERAUTH_SUCCESS, b"")
+    assert proto.incomingCompression is not None and proto.outgoingCompression is not None
     if suite == "chacha20-poly1305":
         seal = ChaChaPoly(MATERIAL["C"][:64]).seal
     else:
