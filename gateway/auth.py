@@ -579,6 +579,19 @@ class _ReloadingFile:
         return self._text, True
 
 
+UNKNOWN_KEY = "unknown key"
+NOT_FROM_A_PERMITTED_HOST = "not from a permitted host"
+EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Why a key does not log in (``AuthorizedKeys.decide``): ``UNKNOWN_KEY``,
+    ``NOT_FROM_A_PERMITTED_HOST``, ``EXPIRED`` or ``certificate refused: ...``."""
+
+    reason: str
+
+
 class AuthorizedKeys:
     """The keys of ``--authorized-keys``: who, if anyone, owns a public key blob."""
 
@@ -596,23 +609,30 @@ class AuthorizedKeys:
     def login_for(self, blob: bytes, address: str | None = None) -> tuple[str, KeyRestriction | None] | None:
         """``user_for``'s user and the restriction of the line that let the key in (sshd's
         first line that allows the client); None if none.  Blocking, as ``user_for``."""
+        decided = self.decide(blob, address)
+        return None if isinstance(decided, Refused) else decided
+
+    def decide(self, blob: bytes, address: str | None = None,
+               now: float | None = None) -> tuple[str, KeyRestriction | None] | Refused:
+        """``login_for``, or why the key is refused (``Refused``).  Blocking, as ``user_for``."""
         text, changed = self._file.text()
         if changed:
             self._keys = parse_authorized_keys(text, str(self._file.path))
+        moment = time.time() if now is None else now
         if is_certificate(blob):
-            user = self._certificate_user(blob, address)
-            return None if user is None else (user, None)
+            return self._certificate_user(blob, address, moment)
         lines = [key for key in self._keys.get(blob, []) if not key.ca]  # a CA's own key does not log in
         for key in lines:
-            if key.allows(address):
+            if key.allows(address, moment):
                 return key.user, key.restriction
-        if lines:
-            log.warn("the key of {user} was offered from {address}, which its from= or expiry-time= does not allow",  # noqa: G010
-                     user=lines[0].user, address=address or "an unknown address")
-        return None
+        if not lines:
+            return Refused(UNKNOWN_KEY)
+        log.warn("the key of {user} was offered from {address}, which its from= or expiry-time= does not allow",  # noqa: G010
+                 user=lines[0].user, address=address or "an unknown address")
+        expired = all(key.expires is not None and moment >= key.expires for key in lines)
+        return Refused(EXPIRED if expired else NOT_FROM_A_PERMITTED_HOST)
 
-
-    def _certificate_user(self, blob: bytes, address: str | None, now: float | None = None) -> str | None:
+    def _certificate_user(self, blob: bytes, address: str | None, now: float | None = None) -> tuple[str, None] | Refused:
         """The user an OpenSSH user certificate logs in as, as sshd checks one against a
         ``cert-authority`` line: signed by that CA (whose own ``from=`` and ``expiry-time=`` allow the
         client), a user certificate, valid now, its ``source-address`` allowing the client, no
@@ -622,7 +642,7 @@ class AuthorizedKeys:
             cert = parse_certificate(blob)
         except CertificateError as bad:
             log.warn("an SSH certificate was refused: {reason}", reason=str(bad))  # noqa: G010
-            return None
+            return Refused(f"certificate refused: {bad}")
         moment = time.time() if now is None else now
         lines = [key for key in self._keys.get(cert.ca_blob, []) if key.ca and key.allows(address, moment)]
         reason = _certificate_refusal(cert, lines, address, moment)
@@ -631,11 +651,11 @@ class AuthorizedKeys:
                 wanted = [p for p in cert.principals if line.principals is None or p in line.principals]
                 user = next((p for p in wanted if len(p) <= MAX_USER_LENGTH and _USER_RE.match(p)), None)
                 if user is not None:
-                    return user
+                    return user, None
             reason = "no principal of the certificate is one its authority's line allows (or a plain user name)"
         log.warn("the SSH certificate {key_id} from {address} was refused: {reason}",  # noqa: G010
                  key_id=cert.key_id, address=address or "an unknown address", reason=reason)
-        return None
+        return Refused(f"certificate refused: {reason}")
 
 
 def _certificate_refusal(cert: Certificate, lines: Sequence[AuthorizedKey], address: str | None,

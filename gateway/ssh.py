@@ -46,6 +46,7 @@ pauses input while it writes would deadlock.)
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib
 import os
 import struct
@@ -59,7 +60,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch import avatar as conch_avatar
-from twisted.conch.error import ConchError, ValidPublicKey
+from twisted.conch.error import ConchError, IgnoreAuthentication, ValidPublicKey
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import channel as conch_channel
 from twisted.conch.ssh import common, connection, factory, keys, transport, userauth
@@ -79,7 +80,16 @@ from twisted.logger import (
 from zope.interface import implementer
 
 from backends.names import validate_name
-from gateway.auth import Access, AuthorizedKeys, Authorizer, KeyRestriction, file_stamp, restricted
+from gateway.auth import (
+    UNKNOWN_KEY,
+    Access,
+    AuthorizedKeys,
+    Authorizer,
+    KeyRestriction,
+    Refused,
+    file_stamp,
+    restricted,
+)
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.limits import ConnectionLimits, count_request, drop, limits_for, user_sessions
@@ -444,15 +454,17 @@ class AuthorizedKeyChecker:
         if self._authorized is None:
             return defer.fail(UnauthorizedLogin("no --authorized-keys file is configured"))
         address = getattr(credentials, "address", None)  # HgwireUserAuth's: for from= in authorized_keys
-        d = run_blocking(self._authorized.login_for, credentials.blob, address)
+        d = run_blocking(self._authorized.decide, credentials.blob, address)
         return d.addCallback(self._verify, credentials)
 
-    def _verify(self, login: tuple[str, KeyRestriction | None] | None, credentials: Any) -> bytes | RestrictedLogin:
-        if login is None:
-            raise UnauthorizedLogin("key not authorized")
+    def _verify(self, login: tuple[str, KeyRestriction | None] | Refused | None,
+                credentials: Any) -> bytes | RestrictedLogin:
+        """The avatar id; ``UnauthorizedLogin`` whose message is the reason (``HgwireUserAuth`` logs it)."""
+        if login is None or isinstance(login, Refused):
+            raise UnauthorizedLogin(UNKNOWN_KEY if login is None else login.reason)
         user, restriction = login
         if credentials.algName in SHA1_USER_ALGORITHMS or _signature_type(credentials.signature) in SHA1_USER_ALGORITHMS:
-            raise UnauthorizedLogin("an RSA signature with SHA-1 (ssh-rsa); sign with rsa-sha2-256 or rsa-sha2-512")
+            raise UnauthorizedLogin("SHA-1 signature (ssh-rsa): sign with rsa-sha2-256 or rsa-sha2-512")
         if not credentials.signature:
             raise ValidPublicKey()
         blob = credentials.blob  # a certificate's own key signs the login
@@ -472,6 +484,22 @@ def _signature_type(signature: bytes | None) -> bytes | None:
         return common.getNS(signature)[0] if signature else None
     except (struct.error, IndexError, ValueError):
         return None
+
+
+def key_identity(blob: bytes) -> tuple[str, str]:
+    """A public key's type and SHA256 fingerprint as ``ssh-keygen -l`` shows it (a certificate's:
+    its own type, the fingerprint of the key it certifies)."""
+    try:
+        kind = common.getNS(blob)[0].decode("ascii", "replace")[:64]
+    except (struct.error, IndexError, ValueError):
+        kind = "unreadable"
+    if ssh_cert.is_certificate(blob):
+        try:
+            blob = ssh_cert.parse(blob).key_blob
+        except ssh_cert.CertificateError:
+            pass  # the fingerprint of what was sent
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
+    return kind, f"SHA256:{digest}"
 
 
 SK_USER_PRESENT = 0x01
@@ -542,7 +570,53 @@ class HgwireUserAuth(userauth.SSHUserAuthServer):
     attemptsBeforeDisconnect = MAX_AUTH_ATTEMPTS - 1  # conch disconnects after attempts > this
     loginTimeout = LOGIN_GRACE_SECONDS
 
+    _asked = False
+    """Whether the client asked to log in at all (a USERAUTH_REQUEST, even of method none)."""
+    _too_many = False
+
+    def ssh_USERAUTH_REQUEST(self, packet: bytes) -> Any:
+        self._asked = True
+        return super().ssh_USERAUTH_REQUEST(packet)
+
+    def _ebBadAuth(self, reason: Any) -> None:
+        if (self.method != b"none" and not reason.check(IgnoreAuthentication)
+                and self.loginAttempts + 1 > self.attemptsBeforeDisconnect):
+            self._too_many = True  # Conch disconnects now
+        super()._ebBadAuth(reason)
+
+    def serviceStopped(self) -> None:
+        """One log line for a connection that asked to log in and did not (``log_refusal``)."""
+        super().serviceStopped()
+        if self._asked and not hasattr(self.transport, "avatar"):
+            self.log_refusal()
+
+    def log_refusal(self) -> None:
+        """``SSH login refused from HOST port PORT for user NAME: WHY``, WHY being ``too many
+        authentication attempts; `` (when so) then each refused key, ``TYPE SHA256:... (REASON)``,
+        or ``no public key offered``: the shape fail2ban matches (README "SSH")."""
+        lower = getattr(self.transport, "transport", None)
+        peer = lower.getPeer() if lower is not None else None
+        refused = [{"type": kind, "fingerprint": fingerprint, "reason": why}
+                   for (kind, fingerprint), why in self._refused.items()]
+        keys_text = "; ".join(f"{k['type']} {k['fingerprint']} ({k['reason']})" for k in refused) \
+            or "no public key offered"
+        why = ("too many authentication attempts; " if self._too_many else "") + keys_text
+        user = (self.user or b"").decode("utf-8", "replace")[:64]
+        log.info("SSH login refused from {host} port {port} for user {user}: {why}",
+                 host=str(getattr(peer, "host", "?")), port=getattr(peer, "port", 0), user=user, why=why,
+                 refused=refused, too_many_attempts=self._too_many)
+
     def auth_publickey(self, packet: bytes) -> defer.Deferred[Any]:
+        """``_publickey``, noting why a key is refused (``log_refusal``)."""
+        blob = common.getNS(packet[1:], 2)[1]
+        return self._publickey(packet).addErrback(self._note_refusal, blob)
+
+    def _note_refusal(self, failure: Any, blob: bytes) -> Any:
+        if failure.check(UnauthorizedLogin):
+            self._refused.setdefault(key_identity(blob), failure.getErrorMessage()[:200])
+        return failure
+
+    def _publickey(self, packet: bytes) -> defer.Deferred[Any]:
         """Conch's, and OpenSSH user certificates (``*-cert-v01@openssh.com``), which Conch's key
         parser does not read: the checker reads them (``AuthorizedKeys.user_for``)."""
         has_sig = packet[0]
@@ -565,6 +639,8 @@ class HgwireUserAuth(userauth.SSHUserAuthServer):
         return logged_in
 
     def serviceStarted(self) -> None:
+        self._refused: dict[tuple[str, str], str] = {}
+        """(key type, SHA256 fingerprint) → why, of each key refused on this connection, in order."""
         limits = getattr(getattr(self.transport, "factory", None), "connection_limits", None)
         if limits is not None:  # [limits] max_auth_attempts of the policy file in force now
             self.attemptsBeforeDisconnect = limits().max_auth_attempts - 1

@@ -5,18 +5,22 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.conch.ssh import keys
 from twisted.cred.credentials import SSHPrivateKey
 from twisted.cred.error import UnauthorizedLogin
+from twisted.logger import formatEvent
 
 from gateway.auth import AuthorizedKeys, Htpasswd
 from gateway.policy import PolicyFile
 from gateway.ssh import AuthorizedKeyChecker
-from tests.integration.test_ssh_server import SshSetup, setup  # noqa: F401 - a fixture
+from tests.integration.test_ssh_server import SshSetup, _keygen, setup  # noqa: F401 - a fixture
 
 SAME_MTIME_NS = 1_700_000_000_123_456_789
 
@@ -150,3 +154,58 @@ def test_an_ssh_rsa_signature_is_refused_even_from_a_client_that_ignores_server_
             checker._verify(login, SSHPrivateKey(b"git", algorithm, blob, data, sha1))
     with pytest.raises(UnauthorizedLogin, match="SHA-1"):  # the query, before a signature
         checker._verify(login, SSHPrivateKey(b"git", b"ssh-rsa", blob, None, None))
+
+
+FAIL2BAN = re.compile(r"^SSH login refused from (?P<host>[0-9a-f.:]+) port (?P<port>\d+) for user (?P<user>.*?): (?P<why>.+)$")
+"""What a fail2ban filter matches (README "SSH"): the address first, before anything the client chose."""
+
+
+def _refusals(setup: SshSetup, count: int) -> list[dict[str, Any]]:
+    """The refusal lines logged so far, waiting (a little) for ``count`` of them."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [e for e in setup.events if str(e.get("log_format", "")).startswith("SSH login refused from")]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def _fingerprint(public: Path) -> str:
+    shown = subprocess.run(["/usr/bin/ssh-keygen", "-l", "-E", "sha256", "-f", str(public)], capture_output=True,
+                           text=True, check=True).stdout
+    return shown.split()[1]
+
+
+def test_a_refused_login_is_one_log_line_with_who_where_which_key_and_why(setup: SshSetup, tmp_path: Path) -> None:
+    authorized = Path(setup.server.service.config.authorized_keys)
+    alice = (tmp_path / "alice_key.pub").read_text()
+    assert setup.ssh("git-upload-pack 'app'", input=b"").returncode == 0
+    assert _refusals(setup, 0) == []  # a login is no refusal
+
+    refused = setup.ssh("git-upload-pack 'app'", key=setup.stranger_key)
+    assert refused.returncode == 255
+    (event,) = _refusals(setup, 1)
+    line = FAIL2BAN.match(formatEvent(event))
+    assert line is not None, formatEvent(event)
+    assert (line["host"], line["user"]) == ("127.0.0.1", "git") and int(line["port"]) > 0
+    mallory = _fingerprint(tmp_path / "mallory_key.pub")
+    assert event["refused"] == [{"type": "ssh-ed25519", "fingerprint": mallory, "reason": "unknown key"}]
+    assert line["why"] == f"ssh-ed25519 {mallory} (unknown key)" and not event["too_many_attempts"]
+
+    authorized.write_text(f'from="10.0.0.0/8",user="alice" {alice}expiry-time="20000101",user="alice" {alice}')
+    setup.ssh("git-upload-pack 'app'")
+    assert _refusals(setup, 2)[-1]["refused"][0]["reason"] == "not from a permitted host"
+    authorized.write_text(f'expiry-time="20000101",user="alice" {alice}')
+    setup.ssh("git-upload-pack 'app'")
+    assert _refusals(setup, 3)[-1]["refused"][0]["reason"] == "expired"
+
+
+def test_too_many_attempts_are_said_in_the_one_line(setup: SshSetup, tmp_path: Path) -> None:
+    strangers = [_keygen(tmp_path / f"stranger{i}", f"s{i}") for i in range(8)]
+    identities = [arg for key in strangers[1:] for arg in ("-i", str(key))]
+    assert setup.ssh("git-upload-pack 'app'", key=strangers[0], options=tuple(identities)).returncode == 255
+    (event,) = _refusals(setup, 1)
+    assert event["too_many_attempts"] and len(event["refused"]) == 6
+    assert FAIL2BAN.match(formatEvent(event))["why"].startswith("too many authentication attempts; ssh-ed25519 SHA256:")
+    assert [key["fingerprint"] for key in event["refused"]] == \
+        [_fingerprint(Path(f"{key}.pub")) for key in strangers[:6]]
