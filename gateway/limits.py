@@ -685,7 +685,8 @@ class GuardedFactory(WrappingFactory):
         key = address_key(addr)
         reason = None
         if len(self.protocols) >= limits.max_connections:
-            reason = f"the server has {len(self.protocols)} open connections, its limit; try again later"
+            # (the limit, not len(self.protocols): refused connections count while they are told so)
+            reason = f"the server has {limits.max_connections} open connections, its limit; try again later"
         elif not self.proxy_header and not (self.trusted is not None and key in self.trusted()):
             reason = self.per_address_refusal(key, limits)
         if reason is not None:
@@ -702,7 +703,7 @@ class GuardedFactory(WrappingFactory):
     def per_address_refusal(self, key: str, limits: ConnectionLimits) -> str | None:
         """Why one more connection from ``key`` is refused; None when it is not."""
         if self.per_address[key] >= limits.max_connections_per_address:
-            return (f"{self.per_address[key]} connections from your address are open, the limit; "
+            return (f"{limits.max_connections_per_address} connections from your address are open, the limit; "
                     "close some or try again later")
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from pathlib import Path
@@ -12,6 +13,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.protocols.policies import WrappingFactory
 
 from backends.memory import MemoryBackend
@@ -74,6 +76,26 @@ def test_one_connection_too_many_from_an_address_gets_a_git_err_and_is_closed() 
     other, other_transport = connect(factory, host="10.0.0.2")
     other.dataReceived(b"hi")
     assert other_transport.value() == b"hi", "another address is not limited"
+
+
+def test_a_refusal_says_the_limit_not_the_count_refused_connections_inflate() -> None:
+    """Refused connections are counted while they are told so: the fourth, fifth... refusal said
+    "4 connections", "5 connections" for a limit of 2, in the log too."""
+    for kind, limits, host in (("ssh", {"max_connections_per_address": 2}, "10.0.0.1"),
+                               ("git", {"max_connections": 2}, None)):
+        factory = make(kind, **limits)
+        seen: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(seen.append)
+        try:
+            said = [connect(factory, host=host or f"10.0.0.{port}", port=5000 + port)[1].value()
+                    for port in range(6)]
+        finally:
+            globalLogPublisher.removeObserver(seen.append)
+        assert said[:2] == [b"", b""]
+        logged = [str(e["reason"]) for e in seen if "refused" in str(e.get("log_format", ""))]
+        assert len(logged) == 4
+        for text in [*(refusal.decode("latin-1") for refusal in said[2:]), *logged]:
+            assert re.search(r"\b2 (open )?connections", text) and not re.search(r"\b[3-6]\b", text), text
 
 
 def test_the_total_limit_refuses_http_with_503_and_ssh_with_a_line_before_the_banner() -> None:
