@@ -802,7 +802,7 @@ class ExecChannel(conch_channel.SSHChannel):
     def requestReceived(self, requestType: bytes, data: bytes) -> bool:
         handler = _CHANNEL_REQUESTS.get(requestType)
         if handler is None:
-            log.debug("refused SSH channel request {request}", request=requestType[:64])
+            log.debug("refused SSH channel request {request}", request=requestType[:64].decode("utf-8", "replace"))
             return False
         return handler(self, data)
 
@@ -889,7 +889,7 @@ class ExecChannel(conch_channel.SSHChannel):
             self.refuse(str(refusal))
             return
         except Exception:
-            log.failure("starting an SSH session for {command!r}", command=command[:200])
+            log.failure("starting an SSH session for {command}", command=command[:200].decode("utf-8", "replace"))
             self.refuse("internal error")
             return
         self._deliver()

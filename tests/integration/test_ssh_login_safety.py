@@ -209,3 +209,10 @@ def test_too_many_attempts_are_said_in_the_one_line(setup: SshSetup, tmp_path: P
     assert FAIL2BAN.match(formatEvent(event))["why"].startswith("too many authentication attempts; ssh-ed25519 SHA256:")
     assert [key["fingerprint"] for key in event["refused"]] == \
         [_fingerprint(Path(f"{key}.pub")) for key in strangers[:6]]
+
+
+def test_log_lines_print_what_the_client_sent_as_text_not_python_bytes(setup: SshSetup) -> None:
+    result = setup.ssh("git-upload-pack 'app'", options=("-tt",))
+    assert b"PTY allocation request failed" in result.stderr
+    refused = [e for e in setup.events if "refused SSH channel request" in str(e.get("log_format", ""))]
+    assert refused and formatEvent(refused[0]) == "refused SSH channel request pty-req"
