@@ -1264,6 +1264,8 @@ class HgwireSSHFactory(factory.SSHFactory):
         t = super().buildProtocol(addr)
         if isinstance(t, HgwireServerTransport):
             t.host_keys = (self.publicKeys, self.privateKeys)
+            # Conch offers an RSA host key (and certificate) with SHA-1 signatures too: not sshd (8.8+)
+            t.supportedPublicKeys = [name for name in t.supportedPublicKeys if name not in SHA1_USER_ALGORITHMS]
         return t
 
     def _look_at_certificate(self) -> None:

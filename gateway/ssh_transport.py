@@ -68,7 +68,7 @@ USER_SIGNATURE_ALGORITHMS = (
 key's algorithm) may log in with, whatever the host keys are.  No ``ssh-rsa`` (RSA with SHA-1),
 as OpenSSH's sshd since 8.8: an RSA key or certificate logs in with rsa-sha2-256/512."""
 SHA1_USER_ALGORITHMS = frozenset({b"ssh-rsa", b"ssh-rsa-cert-v01@openssh.com"})
-"""Public key algorithms of a login request that sign with SHA-1: refused."""
+"""Public key algorithms that sign with SHA-1: refused for a login, never offered for a host key."""
 MALFORMED_BEFORE_LOGIN = (struct.error, TypeError, ValueError, IndexError, KeyError, AttributeError)
 """What Conch's message parsers raise for a message cut short or sent out of order (a key exchange
 reply before KEXINIT): before login, the connection is closed with a protocol error and one log line

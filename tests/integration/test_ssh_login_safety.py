@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from twisted.logger import formatEvent
 from gateway.auth import AuthorizedKeys, Htpasswd
 from gateway.policy import PolicyFile
 from gateway.ssh import AuthorizedKeyChecker
+from tests.conftest import LOOPBACK, RunningServer
 from tests.integration.test_ssh_server import SshSetup, _keygen, setup  # noqa: F401 - a fixture
 
 SAME_MTIME_NS = 1_700_000_000_123_456_789
@@ -216,3 +218,18 @@ def test_log_lines_print_what_the_client_sent_as_text_not_python_bytes(setup: Ss
     assert b"PTY allocation request failed" in result.stderr
     refused = [e for e in setup.events if "refused SSH channel request" in str(e.get("log_format", ""))]
     assert refused and formatEvent(refused[0]) == "refused SSH channel request pty-req"
+
+
+def test_an_rsa_host_key_is_offered_with_sha2_signatures_only(setup: SshSetup, tmp_path: Path,
+                                                               make_server: Callable[..., RunningServer]) -> None:
+    host_key = _rsa_key(tmp_path, "rsa_host")
+    server = make_server("memory", ssh=[LOOPBACK], host_key=str(host_key),
+                         authorized_keys=setup.server.service.config.authorized_keys)
+    rsa_setup = SshSetup(server, setup.key, setup.stranger_key, host_key, setup.events)
+    for algorithm in ("rsa-sha2-512", "rsa-sha2-256"):
+        done = rsa_setup.ssh("git-upload-pack 'app'", input=b"", options=("-o", f"HostKeyAlgorithms={algorithm}"))
+        assert done.returncode == 0, (algorithm, done.stderr)
+    argv = rsa_setup.ssh_argv("git-upload-pack 'app'", options=("-o", "HostKeyAlgorithms=ssh-rsa"))
+    argv[argv.index("LogLevel=ERROR")] = "LogLevel=INFO"  # ssh says why at INFO
+    refused = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    assert refused.returncode == 255 and b"no matching host key type found" in refused.stderr, refused.stderr
