@@ -515,9 +515,8 @@ def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
     for i, text in enumerate(reader.string_list(table.get("uncompressed_networks", []), key)):
         try:
             networks.append(parse_network(text))
-        except ValueError:
-            raise reader.fail(f"{key}[{i}]",
-                              f"{text!r} is not an IP address or network, e.g. \"10.0.0.0/8\" or \"fd00::/8\"") from None
+        except ValueError as bad:
+            raise reader.fail(f"{key}[{i}]", f"{bad}, e.g. \"10.0.0.0/8\" or \"fd00::/8\"") from None
     return HgHttp(compression, levels["zstd_level"], levels["zlib_level"], post_args, tuple(networks))
 
 
@@ -538,9 +537,9 @@ def _parse_http(reader: _Reader, table: Any) -> Trusted:
             continue
         try:
             networks.append(parse_network(text))
-        except ValueError:
+        except ValueError as bad:
             raise reader.fail(f"http.trusted_proxies[{i}]",
-                              f"{text!r} is not an IP address or network, e.g. \"127.0.0.1\" or \"10.0.0.0/8\" "
+                              f"{bad}, e.g. \"127.0.0.1\" or \"10.0.0.0/8\" "
                               '(or "unix": whatever reaches a unix: listener)') from None
     return Trusted(tuple(networks), header.lower(), unix)
 

@@ -83,8 +83,18 @@ def in_networks(host: object, networks: Sequence[Network]) -> bool:
 
 
 def parse_network(text: str) -> Network:
-    """``10.0.0.0/8``, ``192.0.2.1`` or ``::1``: ValueError if it is none of these."""
-    return ipaddress.ip_network(text.strip(), strict=False)
+    """``10.0.0.0/8``, ``192.0.2.1`` or ``::1``: ValueError if it is none of these, or a network
+    with bits set past its length (``10.0.0.5/8``: a slip that would trust all of 10/8), saying
+    which network that would be."""
+    try:
+        return ipaddress.ip_network(text.strip())
+    except ValueError:
+        try:
+            meant = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{text[:60]!r} is not an IP address or network") from None
+        raise ValueError(f"{text[:60]!r} has bits set past its length: write {meant} if all of it is meant, "
+                         "or the address alone") from None
 
 
 def parse_ip(host: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -197,7 +197,7 @@ def test_only_a_marked_git_repository_is_exported_over_git_and_http(tmp_path: Pa
 
 def test_trusted_proxies_are_networks_and_none_without_the_key() -> None:
     assert not parse_policy("", "x.toml").trusted_proxies
-    trusted = parse_policy('[http]\ntrusted_proxies = ["127.0.0.1", "10.1.2.3/8", "::1"]\n', "x.toml").trusted_proxies
+    trusted = parse_policy('[http]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8", "::1"]\n', "x.toml").trusted_proxies
     assert "127.0.0.1" in trusted and "10.200.0.1" in trusted and "::1" in trusted
     assert "127.0.0.2" not in trusted and "11.0.0.1" not in trusted
     assert trusted.header == "x-forwarded-for"
@@ -249,6 +249,10 @@ BROKEN = [
     ("clone_cache = 1\n", "write the settings under [clone_cache]"),
     ('[http]\ntrusted_proxies = ["nginx"]\n', "http.trusted_proxies[0]: 'nginx' is not an IP address or network"),
     ('[http]\ntrusted_proxies = ["10.0.0.0/33"]\n', "http.trusted_proxies[0]"),
+    ('[http]\ntrusted_proxies = ["10.0.0.5/8"]\n',  # a slip that would trust all of 10/8
+     "http.trusted_proxies[0]: '10.0.0.5/8' has bits set past its length: write 10.0.0.0/8 if all of it is meant"),
+    ('[hg_http]\nuncompressed_networks = ["192.168.1.7/16"]\n',
+     "hg_http.uncompressed_networks[0]: '192.168.1.7/16' has bits set past its length: write 192.168.0.0/16"),
     ('[http]\ntrusted_proxies = "127.0.0.1"\n', "http.trusted_proxies: must be a list of strings"),
     ("[http]\ntrust = []\n", "http.trust: unknown key"),
     ('[http]\nforwarded_header = "x-real-ip"\n', 'http.forwarded_header: must be "x-forwarded-for"'),
