@@ -38,11 +38,32 @@ PROTO = "git-daemon"
 SERVICE_ACCESS = {Service.UPLOAD_PACK: Access.READ, Service.RECEIVE_PACK: Access.WRITE}
 
 
+LINGER_SECONDS = 2.0
+"""How long a connection refused with an error (``ERR``, a failed session) keeps reading after its
+answer: the client may still be sending what it wrote before reading it (``git archive`` writes
+its arguments straight after the request line).  Closed at once, the socket would answer those
+bytes with a reset, which can cost the client the answer (or kill it with SIGPIPE)."""
+
+
+def linger(transport: Any, clock: Any) -> None:
+    """Send what is written and end our side (FIN), keep reading (and dropping) what comes, and
+    close once the client has closed too, or after ``LINGER_SECONDS``."""
+    try:
+        transport.loseWriteConnection()
+    except (AttributeError, NotImplementedError):  # a transport that cannot half-close
+        transport.loseConnection()
+        return
+    clock.callLater(LINGER_SECONDS, transport.loseConnection)
+
+
 class DaemonChannel:
     """A TCP transport as a session Channel: no stderr, no exit status."""
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Any, clock: Any = None) -> None:
         self._transport = transport
+        self._clock = clock
+        self.finished = False
+        """Whether the session ended: what the client still sends is dropped."""
 
     def write(self, data: bytes) -> None:
         self._transport.write(data)
@@ -63,7 +84,11 @@ class DaemonChannel:
         self._transport.resumeProducing()
 
     def finish(self, exit_status: int) -> None:
-        self._transport.loseConnection()
+        self.finished = True
+        if exit_status != 0 and self._clock is not None:  # refused: the client may still be sending
+            linger(self._transport, self._clock)
+        else:
+            self._transport.loseConnection()
 
 
 @implementer(IHalfCloseableProtocol)
@@ -83,11 +108,15 @@ class GitDaemonProtocol(protocol.Protocol):
         self._timeout: IDelayedCall | None = None
         self._started = time.monotonic()
         self._outcome = "no request"
+        self._channel: DaemonChannel | None = None
+        self._refused = False
 
     def connectionMade(self) -> None:
         self._timeout = self._clock.callLater(limits_for(self._config).request_timeout, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._refused or (self._channel is not None and self._channel.finished):
+            return  # answered: lingering until the client closes (``linger``)
         if self._session is not None:
             self._session.data_received(data)
             return
@@ -120,7 +149,8 @@ class GitDaemonProtocol(protocol.Protocol):
             extra={"host": request.host or ""},
             authorizer=authorizer,
         )
-        self._session = make_git_session(request.service.value, ctx, DaemonChannel(self.transport))
+        self._channel = DaemonChannel(self.transport, self._clock)
+        self._session = make_git_session(request.service.value, ctx, self._channel)
         rest = self._decoder.take_raw()
         if rest:
             self._session.data_received(rest)
@@ -128,8 +158,9 @@ class GitDaemonProtocol(protocol.Protocol):
     def _refuse(self, exc: HgwireError) -> None:
         self._cancel_timeout()
         self._outcome = f"error: {type(exc).__name__}"
+        self._refused = True
         self.transport.write(errors.git_err_line(exc))  # type: ignore[union-attr]
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        linger(self.transport, self._clock)
 
     def _timed_out(self) -> None:
         self._timeout = None
@@ -142,7 +173,7 @@ class GitDaemonProtocol(protocol.Protocol):
         self._timeout = None
 
     def readConnectionLost(self) -> None:
-        if self._session is not None:
+        if self._session is not None and not (self._channel is not None and self._channel.finished):
             self._session.eof_received()
         else:
             self.transport.loseConnection()  # type: ignore[union-attr]

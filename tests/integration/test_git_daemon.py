@@ -925,3 +925,28 @@ def test_a_push_from_a_shallow_clone_is_refused_as_git_refuses_it(make_server: A
     assert remote_refs(client, "default", server.git_url("empty")) == {}
     client.git("push", "-q", url, "HEAD:main", cwd=shallow)
     assert_consistent(server, client, "full")
+
+
+def test_a_refused_request_is_read_to_its_end_before_the_connection_closes(make_server: Any) -> None:
+    """A client that writes on before reading (``git archive`` sends its arguments straight after
+    the request line) still reads the ``ERR``: the server ends its side and drops what comes until
+    the client closes, instead of closing at once, which answers those bytes with a reset."""
+    import socket
+
+    server = make_server("fs", git=[LOOPBACK])
+
+    def pkt(data: bytes) -> bytes:
+        return b"%04x" % (len(data) + 4) + data
+
+    for request in (pkt(b"git-upload-archive /nope.git\0host=127.0.0.1\0"),  # a session's refusal
+                    pkt(b"git-upload-pack /-bad.git\0host=127.0.0.1\0")):  # the request's own
+        with socket.create_connection(("127.0.0.1", server.port("git")), timeout=10) as sock:
+            sock.sendall(request)
+            time.sleep(0.3)  # the refusal has been written (and, before, the socket closed)
+            for _ in range(20):
+                sock.sendall(pkt(b"argument --format=tar\n") * 50)
+            sock.sendall(b"0000")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"00") and answer[4:8] == b"ERR ", answer
