@@ -157,14 +157,19 @@ def test_openpgp_signed_pushes_are_checked_with_gpg(make_server: Any, client: Cl
     bare = server.root / "pgp.git"
     copy = client.cwd / "copy.git"
     client.run("cp", "-a", str(bare), str(copy))
+    import tempfile
+
+    # gpg-agent's sockets live in the home: a path of pytest's (pytest-1014/popen-gw0/test_…/
+    # gnupg-mallory/S.gpg-agent.browser) can pass the 107 bytes a socket's name may have
+    short = Path(tempfile.mkdtemp(prefix="gpg", dir="/tmp"))
     homes = {}
     for who in ("alice", "mallory"):
-        home = tmp_path / f"gnupg-{who}"
+        home = short / who
         home.mkdir(mode=0o700)
         client.run("gpg", "--homedir", str(home), "--batch", "--passphrase", "", "--quick-gen-key",
                    f"{who.title()} <{who}@example.com>", "ed25519", "sign", "never")
         homes[who] = home
-    server_home = tmp_path / "gnupg-server"
+    server_home = short / "server"
     server_home.mkdir(mode=0o700)
     exported = client.run("gpg", "--homedir", str(homes["alice"]), "--armor", "--export").stdout
     client.run("gpg", "--homedir", str(server_home), "--batch", "--import", input=exported.encode())
@@ -191,4 +196,5 @@ def test_openpgp_signed_pushes_are_checked_with_gpg(make_server: Any, client: Cl
         for home in (*homes.values(), server_home):
             subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
                            capture_output=True)
+        shutil.rmtree(short, ignore_errors=True)
     assert_consistent(server, client, "pgp")
