@@ -23,6 +23,7 @@ from protocols import pktline
 from protocols.errors import HgwireError, LimitExceeded, ProtocolError
 from protocols.git_lfs import Lock
 from protocols.pktline import MAX_PAYLOAD, PktLineDecoder, Signal, Special
+from protocols.text import quoted
 
 CAPABILITIES = ("version=1", "locking")
 MAX_ARGS = 64
@@ -202,7 +203,7 @@ def batch_objects(lines: Iterable[str]) -> list[tuple[str, int]]:
     for line in lines:
         parts = line.split(" ")
         if len(parts) < 2 or not parts[1].isdigit() or not parts[1].isascii():
-            raise ProtocolError(f"a batch line is not '<oid> <size>': {line[:100]!r}")
+            raise ProtocolError(f"a batch line is not '<oid> <size>': {quoted(line, 100)}")
         objects.append((parts[0], int(parts[1])))
     return objects
 

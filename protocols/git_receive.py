@@ -33,7 +33,7 @@ from protocols import git_caps, git_push_cert, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import parse_oid
 from protocols.pktline import Signal, Special
-from protocols.text import printable
+from protocols.text import printable, quoted
 
 MAX_COMMANDS = 16384
 MAX_PUSH_OPTIONS = 256
@@ -450,7 +450,7 @@ class ReceivePack:
                                 "parts, or ask the server's operator to raise max_refs under [limits]")
         parts = command.split(b" ", 2)
         if len(parts) != 3:
-            raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {command[:120]!r}")
+            raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {quoted(command, 120)}")
         if any(b in _CONTROL for b in parts[2]):  # no client sends them (git checks its names); never logged
             raise ProtocolError(f"invalid ref name '{printable(parts[2], 200)}': control characters")
         self._names_size += len(parts[2])

@@ -22,6 +22,7 @@ from backends.interfaces import SHA1_FORMAT, ObjectFormat, ObjectId
 from protocols import git_caps, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.pktline import Signal, Special
+from protocols.text import quoted
 
 MAX_WANTS = 65536
 MAX_SHALLOWS = 65536
@@ -39,7 +40,7 @@ def parse_oid(text: bytes, hex_len: int = 40) -> ObjectId:
     40 in a SHA-1 repository, 64 in a SHA-256 one."""
     oid = text.lower()
     if len(oid) != hex_len or not all(b in _HEX for b in oid):
-        raise ProtocolError(f"expected an object id, got {text[:80]!r}")
+        raise ProtocolError(f"expected an object id, got {quoted(text, 80)}")
     return ObjectId(oid)
 
 
@@ -95,7 +96,7 @@ def parse_filter(spec: bytes) -> ObjectFilter:
         result = ObjectFilter()
         for part in parts:
             if part.startswith(b"combine:"):
-                raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: a combine: inside a combine:")
+                raise ProtocolError(f"unsupported filter spec {quoted(spec, 80)}: a combine: inside a combine:")
             result = result.combined(_parse_one(part))
         return result
     return _parse_one(spec)
@@ -115,7 +116,7 @@ def _combined_parts(spec: bytes) -> list[bytes]:
         for piece in pieces[1:]:
             code = piece[:2]
             if len(code) != 2 or not all(c in _HEX_ANY_CASE for c in code):
-                raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: a bad %-escape")
+                raise ProtocolError(f"unsupported filter spec {quoted(spec, 80)}: a bad %-escape")
             out.append(int(code, 16))
             out += piece[2:]
         decoded.append(bytes(out))
@@ -141,7 +142,7 @@ def _parse_one(spec: bytes) -> ObjectFilter:
         kind = OBJECT_TYPES.get(spec[len(b"object:type="):])
         if kind is not None:
             return ObjectFilter(object_types=frozenset({kind}))
-    raise ProtocolError(f"unsupported filter spec {spec[:80]!r}: {_UNSUPPORTED}")
+    raise ProtocolError(f"unsupported filter spec {quoted(spec, 80)}: {_UNSUPPORTED}")
 
 
 class AckMode(enum.Enum):
@@ -461,7 +462,7 @@ class UploadPackV0:
         line = packet.removesuffix(b"\n")
         keyword, _, arg = line.partition(b" ")
         if keyword not in _LINES:
-            raise ProtocolError(f"upload-pack: unexpected line {line[:80]!r}")
+            raise ProtocolError(f"upload-pack: unexpected line {quoted(line, 80)}")
         inp, handler = _LINES[keyword]
         self._advance(inp)
         handler(self, arg)
@@ -517,12 +518,12 @@ class UploadPackV0:
     def _deepen(self, arg: bytes) -> None:
         # Bound the digits first: int() refuses (ValueError) strings over 4300 digits.
         if not arg.isdigit() or len(arg) > 10 or not 0 < int(arg) <= INFINITE_DEPTH:
-            raise ProtocolError(f"invalid deepen: {arg[:40]!r}")
+            raise ProtocolError(f"invalid deepen: {quoted(arg, 40)}")
         self._depth = int(arg)
 
     def _deepen_since_line(self, arg: bytes) -> None:
         if not arg.isdigit() or len(arg) > 20:
-            raise ProtocolError(f"invalid deepen-since: {arg[:40]!r}")
+            raise ProtocolError(f"invalid deepen-since: {quoted(arg, 40)}")
         self._deepen_since = int(arg)
 
     def _deepen_not_line(self, arg: bytes) -> None:

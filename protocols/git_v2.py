@@ -29,6 +29,7 @@ from protocols.git_upload import (
     ref_order,
 )
 from protocols.pktline import Signal, Special
+from protocols.text import quoted
 
 MAX_SERVER_OPTIONS = 256
 MAX_OBJECT_INFO = 65536
@@ -427,7 +428,7 @@ def _parse_ls_refs(args: list[bytes], parse: _Parse) -> LsRefs:
         elif arg in (b"symrefs", b"peel", UNBORN):
             flags.add(arg)
         else:
-            raise ProtocolError(f"ls-refs: unexpected argument {arg[:80]!r}")
+            raise ProtocolError(f"ls-refs: unexpected argument {quoted(arg, 80)}")
     # git's ls-refs.c: past this many prefixes, the client gets every ref rather than an error
     kept = tuple(prefixes) if len(prefixes) <= parse.bounds.ref_prefixes else ()
     return LsRefs(b"symrefs" in flags, b"peel" in flags, UNBORN in flags, kept)
@@ -442,7 +443,7 @@ def _parse_object_info(args: list[bytes], parse: _Parse) -> ObjectInfo:
         elif arg.startswith(b"oid ") and len(oids) < MAX_OBJECT_INFO:
             oids.append(parse_oid(arg[4:], parse.hex_len))
         else:
-            raise ProtocolError(f"object-info: unexpected argument {arg[:80]!r}")
+            raise ProtocolError(f"object-info: unexpected argument {quoted(arg, 80)}")
     return ObjectInfo(tuple(oids), size)
 
 
@@ -475,7 +476,7 @@ def _parse_fetch(args: list[bytes], parse: _Parse) -> Fetch:
         handler = _FETCH_ARGS.get(keyword)
         if handler is None or (keyword == git_caps.FILTER and not parse.allow_filter) \
                 or (keyword == WANT_REF and not parse.allow_ref_in_want):
-            raise ProtocolError(f"fetch: unexpected argument {arg[:80]!r}")
+            raise ProtocolError(f"fetch: unexpected argument {quoted(arg, 80)}")
         handler(parsed, value)
     if parsed.depth and (parsed.deepen_since is not None or parsed.deepen_not):
         raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
@@ -498,7 +499,7 @@ def _want_ref(args: _FetchArgs, value: bytes) -> None:
     if len(args.wants) + len(args.want_refs) >= args.bounds.wants:
         raise LimitExceeded(f"more than {args.bounds.wants} wants")
     if not value or len(value) > MAX_REF_NAME:
-        raise ProtocolError(f"invalid want-ref: {value[:80]!r}")
+        raise ProtocolError(f"invalid want-ref: {quoted(value, 80)}")
     args.want_refs.append(value)
 
 
@@ -527,13 +528,13 @@ def _shallow(args: _FetchArgs, value: bytes) -> None:
 def _deepen(args: _FetchArgs, value: bytes) -> None:
     # Bound the digits first: int() refuses (ValueError) strings over 4300 digits.
     if not value.isdigit() or len(value) > 10 or not 0 < int(value) <= INFINITE_DEPTH:
-        raise ProtocolError(f"invalid deepen: {value[:40]!r}")
+        raise ProtocolError(f"invalid deepen: {quoted(value, 40)}")
     args.depth = int(value)
 
 
 def _deepen_since(args: _FetchArgs, value: bytes) -> None:
     if not value.isdigit() or len(value) > 20:
-        raise ProtocolError(f"invalid deepen-since: {value[:40]!r}")
+        raise ProtocolError(f"invalid deepen-since: {quoted(value, 40)}")
     args.deepen_since = int(value)
 
 

@@ -48,7 +48,7 @@ from protocols.errors import (
 )
 from protocols.hg_narrow import NarrowSpec, narrow_spec
 from protocols.hg_responses import Outgoing, PushError, PushResponse, Response, StreamResponse
-from protocols.text import printable
+from protocols.text import printable, quoted
 
 SERVER_BUNDLE2_CAPS: Mapping[bytes, Sequence[bytes]] = {
     b2.MAGIC: (),
@@ -421,7 +421,7 @@ def decode_bookmarks(data: bytes) -> list[tuple[bytes, Node | None]]:
         if len(name) != size:
             raise ProtocolError("a bookmark name is truncated")
         if not name or any(byte in name for byte in b"\n\r\0"):  # the bookmarks file's own separators
-            raise ProtocolError(f"bookmark name {name[:80]!r} is empty or holds a newline, carriage return or "
+            raise ProtocolError(f"bookmark name {quoted(name, 80)} is empty or holds a newline, carriage return or "
                                 "NUL, which hg cannot store; rename it")
         offset += size
         entries.append((name, None if node == MISSING_BOOKMARK else Node(node)))
