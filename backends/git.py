@@ -1020,6 +1020,8 @@ class DulwichGitRepository:
             deny_non_fast_forwards=_git_bool(last(b"denynonfastforwards"), "receive.denynonfastforwards"),
             deny_delete_current=_deny_action(last(b"denydeletecurrent"), "receive.denydeletecurrent"),
             deny_current_branch=_deny_action(last(b"denycurrentbranch"), "receive.denycurrentbranch"),
+            delete_current_set=last(b"denydeletecurrent") is not None,
+            current_branch_set=last(b"denycurrentbranch") is not None,
         )
 
     def http_service_enabled(self, service: str) -> bool | None:
@@ -1158,6 +1160,7 @@ class DulwichGitRepository:
         proc = {u.ref for u in updates if git_proc_receive.matches(rules.proc_refs, u.ref, u.old, u.new)}
         checked = [(u, self._proc_refusal(u, hidden) if u.ref in proc else self._refusal(u, head, hidden, rules))
                    for u in updates]
+        self._told = b"".join(self._told_of(u, reason, head, rules) for u, reason in checked if u.ref not in proc)
         if hooks is not None:
             checked = _pre_receive_verdicts(checked, hooks)
         try:
@@ -1327,7 +1330,7 @@ class DulwichGitRepository:
             return "branch is currently checked out"
         if deletion and branch and rules.deny_deletes:
             return "deletion prohibited"  # git's words for receive.denyDeletes
-        if deletion and update.ref == head and rules.deny_delete_current != IGNORE:
+        if deletion and update.ref == head and rules.deny_delete_current not in (IGNORE, WARN):
             return "deletion of the current branch prohibited"
         if hidden(update.ref):
             return "deny updating a hidden ref"  # git's words
@@ -1339,6 +1342,41 @@ class DulwichGitRepository:
                 and not git_pack.is_ancestor(self.object_store, update.old, update.new)):
             return "non-fast-forward"  # git's words for receive.denyNonFastForwards
         return None
+
+    _told = b""
+
+    def take_told(self) -> bytes:
+        """What git's receive-pack would have told the pusher about the last push's refs (its
+        ``error:``/``warning:`` lines on band 2: which setting refused a ref, how to change it),
+        once; the session shows it as ``remote:`` lines."""
+        told, self._told = self._told, b""
+        return told
+
+    def _told_of(self, update: RefUpdate, reason: str | None, head: bytes | None, rules: ReceiveRules) -> bytes:
+        name = update.ref.decode("utf-8", "replace")
+        deletion = is_zero_id(update.new)
+        lines: list[str] = []
+        if reason == "branch is currently checked out":
+            lines.append(f"error: refusing to update checked out branch: {name}")
+            if not rules.current_branch_set:
+                lines.append("error: " + UNCONFIGURED_CURRENT_BRANCH)
+        elif reason == "deletion prohibited":
+            lines.append(f"error: denying ref deletion for {name}")
+        elif reason == "deletion of the current branch prohibited":
+            if not rules.delete_current_set:
+                lines.append("error: " + UNCONFIGURED_DELETE_CURRENT)
+            lines.append(f"error: refusing to delete the current branch: {name}")
+        elif reason == "non-fast-forward":
+            lines.append(f"error: denying non-fast-forward {name} (you should pull first)")
+        elif reason is None and update.ref == head and not deletion and not self.bare \
+                and rules.deny_current_branch == WARN:
+            lines.append("warning: updating the current branch")
+        elif reason is None and deletion:
+            if update.ref == head and rules.deny_delete_current == WARN:
+                lines.append("warning: deleting the current branch")
+            if self._current(update.ref) == self.object_format.zero:
+                lines.append("warning: deleting a non-existent ref")
+        return "".join(line + "\n" for line in lines).encode("utf-8")
 
     def _is_commit(self, oid: ObjectId) -> bool:
         memo = self._memo
@@ -1826,8 +1864,31 @@ class Deploy:
         """Update the tree if ``update`` moves the checked-out branch; why not, else None."""
         return self.update(update) if update.ref == self.ref else None
 
-IGNORE, REFUSE, UPDATE_INSTEAD = "ignore", "refuse", "updateInstead"
-"""``receive.denyCurrentBranch``/``denyDeleteCurrent`` actions (``warn`` lets the update through, as ``ignore``)."""
+IGNORE, WARN, REFUSE, UPDATE_INSTEAD = "ignore", "warn", "refuse", "updateInstead"
+"""``receive.denyCurrentBranch``/``denyDeleteCurrent`` actions (``warn`` lets the update through, as
+``ignore``, with git's warning)."""
+
+UNCONFIGURED_CURRENT_BRANCH = (
+    "By default, updating the current branch in a non-bare repository\n"
+    "is denied, because it will make the index and work tree inconsistent\n"
+    "with what you pushed, and will require 'git reset --hard' to match\n"
+    "the work tree to HEAD.\n\n"
+    "You can set the 'receive.denyCurrentBranch' configuration variable\n"
+    "to 'ignore' or 'warn' in the remote repository to allow pushing into\n"
+    "its current branch; however, this is not recommended unless you\n"
+    "arranged to update its work tree to match what you pushed in some\n"
+    "other way.\n\n"
+    "To squelch this message and still keep the default behaviour, set\n"
+    "'receive.denyCurrentBranch' configuration variable to 'refuse'.")
+UNCONFIGURED_DELETE_CURRENT = (
+    "By default, deleting the current branch is denied, because the next\n"
+    "'git clone' won't result in any file checked out, causing confusion.\n\n"
+    "You can set 'receive.denyDeleteCurrent' configuration variable to\n"
+    "'warn' or 'ignore' in the remote repository to allow deleting the\n"
+    "current branch, with or without a warning message.\n\n"
+    "To squelch this message, you can set it to 'refuse'.")
+"""What git's receive-pack tells the pusher when the repository's config does not set the
+setting that refused the push (its ``refuse_unconfigured_deny*`` messages)."""
 
 
 MAX_SKIP_LIST = 64 << 20
@@ -1876,6 +1937,9 @@ class ReceiveRules:
     deny_non_fast_forwards: bool = False
     deny_delete_current: str = REFUSE
     deny_current_branch: str = REFUSE
+    delete_current_set: bool = False
+    current_branch_set: bool = False
+    """Whether the config sets those two (unset, git tells the pusher how to set them)."""
     proc_refs: tuple[git_proc_receive.ProcRule, ...] = ()
     """``receive.procReceiveRefs``: the commands a ``proc-receive`` hook makes instead of the server."""
 
@@ -1915,8 +1979,10 @@ def _deny_action(value: bytes | None, key: str) -> str:
     if value is None:
         return REFUSE
     text = value.strip().lower()
-    if text in (b"ignore", b"warn"):
+    if text == b"ignore":
         return IGNORE
+    if text == b"warn":
+        return WARN
     if text == b"refuse":
         return REFUSE
     if text == b"updateinstead":

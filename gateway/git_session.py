@@ -1087,13 +1087,21 @@ def _finish_push(
         hooks = git_hooks.GitHooks(found, context or git_hooks.PushContext())
         if hooks.present():
             return hooks
-    return None, _shallow(commands, protected.update_refs(repo, commands.updates, commands.atomic, protections)), b""
+    results = protected.update_refs(repo, commands.updates, commands.atomic, protections)
+    return None, _shallow(commands, results), _told(repo)
 
 
 def _update_with_hooks(repo: GitRepository, commands: git_receive.RefCommands, protections: Protections | None,
                        hooks: git_hooks.GitHooks) -> PushOutcome:
     results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks)
-    return None, _shallow(commands, results), hooks.take_output()
+    return None, _shallow(commands, results), _told(repo) + hooks.take_output()
+
+
+def _told(repo: GitRepository) -> bytes:
+    """git's ``error:``/``warning:`` lines about the push's refs (which setting refused one and how to
+    change it), from a repository that has them (optional: ``take_told``)."""
+    take = getattr(repo, "take_told", None)
+    return take() if take is not None else b""
 
 
 def _shallow(commands: git_receive.RefCommands, results: Sequence[RefResult]) -> list[RefResult]:

@@ -1,0 +1,72 @@
+"""What git's receive-pack tells a pusher beside ``! [remote rejected]``: which setting refused a
+ref and how to change it (``remote: error: denying non-fast-forward …``, the long advice when the
+setting is unset) and its warnings (``deleting a non-existent ref``), compared line for line with
+git's own receive-pack pushing to a copy of the same repository."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+
+def _remote_lines(stderr: str) -> list[str]:
+    return [line.rstrip() for line in stderr.splitlines() if line.startswith(("remote:", " ! ", " - "))]
+
+
+def _history(client: Client, work: Path) -> None:
+    client.git("init", "-q", "-b", "main", str(work))
+    for message in ("a", "b", "c"):
+        client.git("commit", "-q", "--allow-empty", "-m", message, cwd=work)
+
+
+@pytest.mark.parametrize(("config", "refspec"), [
+    ({"receive.denyNonFastForwards": "true"}, "+main~2:refs/heads/feature"),
+    ({"receive.denyDeletes": "true"}, ":refs/heads/feature"),
+    ({}, ":refs/heads/main"),  # the current branch, the setting unset: git's advice
+    ({"receive.denyDeleteCurrent": "refuse"}, ":refs/heads/main"),
+    ({"receive.denyDeleteCurrent": "warn"}, ":refs/heads/main"),
+    ({}, ":refs/tags/nope"),  # a deletion of nothing: a warning
+])
+def test_a_bare_repository_s_refusals_say_what_git_says(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+        config: dict[str, str], refspec: str) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    work = tmp_path / "work"
+    _history(client, work)
+    bare = server.root / "r.git"
+    client.git("init", "-q", "--bare", "-b", "main", str(bare))
+    client.git("push", "-q", str(bare), "main", "main:refs/heads/feature", cwd=work)
+    for key, value in config.items():
+        client.git("--git-dir", str(bare), "config", key, value)
+    copy = tmp_path / "copy.git"
+    shutil.copytree(bare, copy, symlinks=True)
+    ours = client.git("push", server.git_url("r"), refspec, cwd=work, check=False)
+    theirs = client.git("push", f"file://{copy}", refspec, cwd=work, check=False)
+    assert ours.returncode == theirs.returncode
+    assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
+    assert any(line.startswith("remote:") for line in _remote_lines(theirs.stderr))  # (something to compare)
+    client.git("--git-dir", str(bare), "fsck", "--full")
+
+
+@pytest.mark.parametrize("setting", [None, "refuse", "warn"])
+def test_a_checked_out_branch_s_refusal_says_what_git_says(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, setting: str | None) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    repo = server.root / "site"
+    _history(client, repo)
+    if setting is not None:
+        client.git("config", "receive.denyCurrentBranch", setting, cwd=repo)
+    copy = tmp_path / "copy"
+    shutil.copytree(repo, copy, symlinks=True)
+    work = tmp_path / "work"
+    client.git("clone", "-q", str(copy), str(work))
+    client.git("commit", "-q", "--allow-empty", "-m", "d", cwd=work)
+    ours = client.git("push", server.git_url("site"), "HEAD:main", cwd=work, check=False)
+    theirs = client.git("push", f"file://{copy}", "HEAD:main", cwd=work, check=False)
+    assert ours.returncode == theirs.returncode
+    assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
