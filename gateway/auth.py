@@ -243,6 +243,10 @@ GITOLITE_SHELLS = frozenset({"gitolite-shell", "gl-auth-command"})
 HG_SSH = "hg-ssh"
 """Mercurial's restricted login command: ``hg-ssh [--read-only] REPO...``."""
 HG_SSH_TRANSPORT = "hg-ssh"
+GIT_SHELL = "git-shell"
+"""git's restricted login shell, as a forced command: ``git-shell -c "$SSH_ORIGINAL_COMMAND"``."""
+GIT_SSH_TRANSPORT = "git-ssh"
+_ORIGINAL_COMMAND = frozenset({'"$SSH_ORIGINAL_COMMAND"', '"${SSH_ORIGINAL_COMMAND}"'})
 MAX_KEY_REPOSITORIES = 1024
 _SHELL_CHARACTERS = frozenset("*?[]{}~$`'\"\\;&|<>()#")
 """What a shell would expand, quote or run in an ``hg-ssh`` command line: hgwire runs no shell."""
@@ -260,12 +264,20 @@ class KeyLineError(ValueError):
 @dataclass(frozen=True, slots=True)
 class KeyRestriction:
     """What an ``hg-ssh`` line lets its key do: hg over SSH to the repositories it lists, and
-    nothing but reading with ``--read-only``.  A rule (``Rule``): it only ever takes away."""
+    nothing but reading with ``--read-only``; or a ``git-shell`` line: git over SSH only, wherever
+    the user's rights reach.  A rule (``Rule``): it only ever takes away."""
 
     repos: frozenset[str]
     read_only: bool = False
+    program: str = "hg-ssh"
+    """The forced command it stands for: ``hg-ssh`` or ``git-shell``."""
 
     def __call__(self, authorizer: Authorizer, request: AccessRequest) -> None:
+        if self.program == GIT_SHELL:
+            if request.transport != GIT_SSH_TRANSPORT:
+                raise PermissionDenied(f"this SSH key may only run git ({GIT_SHELL} in authorized_keys); "
+                                       "ask an administrator for a key without that restriction")
+            return
         if request.transport != HG_SSH_TRANSPORT:
             raise PermissionDenied(f"this SSH key may only run Mercurial ({HG_SSH} in authorized_keys); "
                                    f"ask an administrator for a key without that restriction")
@@ -414,7 +426,8 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
         raise KeyLineError("a cert-authority line names no user: the certificate's principal is the user")
     if ca and COMMAND_OPTION in options:
         raise KeyLineError("a cert-authority line with command= cannot be honoured by hgwire")
-    restriction = _hg_ssh_restriction(options[COMMAND_OPTION]) if COMMAND_OPTION in options else None
+    restriction = ((_hg_ssh_restriction(options[COMMAND_OPTION]) or _git_shell_restriction(options[COMMAND_OPTION]))
+                   if COMMAND_OPTION in options else None)
     user = "" if ca else _user_of(options, parts[2] if len(parts) > 2 else "", restriction is not None)
     sources = _parse_from(options[FROM_OPTION]) if FROM_OPTION in options else None
     expires = parse_expiry(options[EXPIRY_OPTION]) if EXPIRY_OPTION in options else None
@@ -484,6 +497,19 @@ def _hg_ssh_restriction(command: str | None) -> KeyRestriction | None:
     return KeyRestriction(frozenset(repos), read_only)
 
 
+def _git_shell_restriction(command: str | None) -> KeyRestriction | None:
+    """A ``git-shell -c "$SSH_ORIGINAL_COMMAND"`` forced command (a key moved from a git-shell
+    account): git's commands only, as git-shell runs; None for another program.  git-shell without
+    the client's command runs nothing a key could use: refused."""
+    words = (command or "").split()
+    if not words or words[0].rsplit("/", 1)[-1] != GIT_SHELL:
+        return None
+    if len(words) != 3 or words[1] != "-c" or words[2] not in _ORIGINAL_COMMAND:
+        raise KeyLineError(f'command= runs {GIT_SHELL} without -c "$SSH_ORIGINAL_COMMAND", which lets no git '
+                           f'command through; write command="{GIT_SHELL} -c \\"$SSH_ORIGINAL_COMMAND\\""')
+    return KeyRestriction(frozenset(), program=GIT_SHELL)
+
+
 def _gitolite_user(command: str | None) -> str:
     """The user of a gitolite forced command (``/home/git/bin/gitolite-shell alice``); ``KeyLineError``
     for any other command, whose restriction hgwire cannot honour."""
@@ -499,7 +525,8 @@ def _gitolite_user(command: str | None) -> str:
                                f"cannot honour: write command=\"{HG_SSH} [--read-only] NAME...\" with the "
                                "repositories' names under --root")
         raise KeyLineError(f"command= runs {shown!r}, which hgwire cannot honour (only gitolite's "
-                           f"'gitolite-shell USER' and Mercurial's '{HG_SSH} [--read-only] NAME...')")
+                           f"'gitolite-shell USER', Mercurial's '{HG_SSH} [--read-only] NAME...' and "
+                           f"'{GIT_SHELL} -c \"$SSH_ORIGINAL_COMMAND\"')")
     if len(arguments) != 1:
         raise KeyLineError(f"command= runs {program} without exactly one user name")
     return arguments[0]

@@ -460,3 +460,29 @@ def test_a_key_of_an_hg_ssh_line_keeps_to_what_hg_ssh_allowed(make_server: Calla
     assert listed == ["team/app"] and " R    team/app" in greeting.stdout, greeting.stdout  # read, no W
     pulled = hgssh.hg("pull", "-R", str(tmp_path / "work"), check=False)
     assert pulled.returncode == 0, pulled.stderr
+
+
+def test_a_key_of_a_git_shell_line_runs_git_only(make_server: Callable[..., RunningServer], client: Client,
+                                                 ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """An operator moving from a git-shell account keeps its ``authorized_keys``
+    (``command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\""``, git's own advice): the key pushes and
+    clones git repositories with its user's rights, and is refused Mercurial, as git-shell refuses it."""
+    public = (ssh_keys.key.parent / "alice_key.pub").read_text().split()
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text(f'command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"",restrict {public[0]} {public[1]} '
+                          'alice\n')
+    server = make_server("fs", ssh=[LOOPBACK], host_key=str(ssh_keys.host_key), authorized_keys=str(authorized))
+    client.hg("init", str(server.root / "notes"))
+    client.git("init", "-q", "--bare", str(server.root / "app.git"))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    env = {"GIT_SSH_COMMAND": hgssh.ssh}
+    work = tmp_path / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    client.git("commit", "-q", "--allow-empty", "-m", "first", cwd=work)
+    url = f"ssh://alice@127.0.0.1:{server.port('ssh')}/app.git"
+    client.git("push", "-q", url, "main", cwd=work, env=env)
+    client.git("clone", "-q", url, str(tmp_path / "clone"), env=env)
+    client.git("--git-dir", str(server.root / "app.git"), "fsck", "--full")
+    refused = hgssh.hg("clone", "-q", hgssh.url("notes"), str(tmp_path / "notes"), check=False)
+    assert refused.returncode != 0 and "this SSH key may only run git (git-shell in authorized_keys)" in refused.stderr, \
+        refused.stderr

@@ -123,3 +123,21 @@ def test_any_forced_command_is_a_restriction_or_a_skipped_line(words: list[str])
     assert key is not None
     if key.restriction is not None:
         assert key.restriction.repos and all(validate_name(name) == name for name in key.restriction.repos)
+
+
+@pytest.mark.parametrize("command", ['git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"',
+                                     '/usr/bin/git-shell -c \\"${SSH_ORIGINAL_COMMAND}\\"'])
+def test_a_git_shell_line_logs_in_for_git_only(command: str) -> None:
+    key = parse_key_line(f'command="{command}",restrict ssh-ed25519 {B64} alice laptop')
+    assert key is not None and key.user == "alice"
+    assert key.restriction == KeyRestriction(frozenset(), program="git-shell")
+    authorizer = restricted(Authorizer(rules=DEFAULT_RULES, anonymous_read=False), key.restriction)
+    authorizer.check("alice", "app.git", "git-ssh", Access.WRITE)
+    with pytest.raises(PermissionDenied, match="may only run git"):
+        authorizer.check("alice", "notes", "hg-ssh", Access.READ)
+
+
+@pytest.mark.parametrize("command", ["git-shell", "git-shell -c ls", "/usr/bin/git-shell -c '$SSH_ORIGINAL_COMMAND'"])
+def test_a_git_shell_line_that_lets_no_command_through_is_skipped(command: str) -> None:
+    with pytest.raises(KeyLineError, match="git-shell without -c"):
+        parse_key_line(f'command="{command}" ssh-ed25519 {B64} alice')
