@@ -645,7 +645,7 @@ class BoundedRequest(server.Request):
         """Process the request now, its headers in: its handler reads the body as it arrives and
         what it answers is held until the body is in (``requestReceived``)."""
         assert self.channel is not None
-        self.content = LiveBody(interfaces.IPushProducer(self.channel.transport, None))
+        self.content = LiveBody(interfaces.IPushProducer(self.channel.transport, None), self._body_wanted)
         self._early = True
         self._held = []
         super().requestReceived(command, path, version)
@@ -664,34 +664,92 @@ class BoundedRequest(server.Request):
             call(*args)
 
     def write(self, data: bytes) -> None:
-        if self._held is not None:
-            self._held.append((super().write, (data,)))
+        if (held := self._holding()) is not None:
+            held.append((super().write, (data,)))
         else:
             super().write(data)
 
     def finish(self) -> None:
-        if self._held is not None:
-            self._held.append((super().finish, ()))
+        if (held := self._holding()) is not None:
+            held.append((super().finish, ()))
             if isinstance(self.content, LiveBody):
                 self.content.discard()  # answered before the body is in: the rest is read and dropped
         else:
             super().finish()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
-        if self._held is not None:
-            self._held.append((super().registerProducer, (producer, streaming)))
+        if (held := self._holding()) is not None:
+            held.append((super().registerProducer, (producer, streaming)))
         else:
             super().registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
-        if self._held is not None:
-            self._held.append((super().unregisterProducer, ()))
+        if (held := self._holding()) is not None:
+            held.append((super().unregisterProducer, ()))
         else:
             super().unregisterProducer()
+
+    # -- Expect: 100-continue on a body read as it arrives -------------------------------------
+    # twisted.web sends ``100 Continue`` as soon as the headers are in: a push refused (401, 403)
+    # then had its whole body sent for nothing.  Here the 100 waits until the handler first reads
+    # the body (its checks passed); an answer given before goes out at once, with the connection
+    # closing, and the body is never sent (RFC 9110 §10.1.1), as lighttpd with git-http-backend does.
+
+    _continue_held = False
+    _body_asked = False
+
+    def holds_continue(self) -> bool:
+        """Whether the channel's ``100 Continue`` must not go out now (``HgwireHTTPChannel``)."""
+        if getattr(self, "_refused", False):  # answered (413, 507), closing: a 100 after it would garble it
+            return True
+        if not self._early or self._body_asked or self._held is None:
+            return False
+        if self._held:  # answered while its headers came in (an anonymous push): that answer goes now
+            self._answer_now()
+        else:
+            self._continue_held = True
+        return True
+
+    def _holding(self) -> list[tuple[Callable[..., Any], tuple[Any, ...]]] | None:
+        """Where what the handler answers waits for the body, if it does; answered while the 100
+        waits: it goes now."""
+        if self._continue_held:
+            self._answer_now()
+        return self._held
+
+    def _body_wanted(self) -> None:
+        """The handler reads the body: the client that waits for a 100 is told to send it."""
+        self._body_asked = True
+        if self._continue_held:
+            self._continue_held = False
+            channel = self.channel
+            if isinstance(channel, HgwireHTTPChannel):
+                channel.send_continue()
+
+    def _answer_now(self) -> None:
+        """Send the answer given while the client waits for its ``100 Continue`` (so has not sent
+        its body): at once, the connection closing after it, whatever of the body comes dropped."""
+        self._continue_held = False
+        channel = self.channel
+        assert channel is not None
+        self.setHeader(b"Connection", b"close")
+        channel.persistent = False
+        if isinstance(channel, HgwireHTTPChannel):
+            channel.drop_input()
+        if isinstance(self.content, LiveBody):
+            self.content.discard()
+        held, self._held = self._held, None
+        for call, args in held or ():
+            call(*args)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._continue_held = False  # the client is gone: an answer its handler gives is held, never sent
+        super().connectionLost(reason)
 
     def handleContentChunk(self, data: bytes) -> None:
         if getattr(self, "_refused", False):  # (TLS closes once the client stops sending: dropped meanwhile)
             return
+        self._continue_held = False  # the client sends its body without waiting for the 100: none goes
         self._body_bytes += len(data)
         if self._body_bytes > self.max_body:
             self._refuse_body()
@@ -746,15 +804,20 @@ class BoundedRequest(server.Request):
         transport = self.channel.transport
         transport.write(head + body)  # type: ignore[union-attr]
         transport.loseConnection()  # type: ignore[union-attr]
-        bottom = transport
-        while getattr(bottom, "transport", None) is not None:  # TLS (and the guard's wrapper) over TCP
-            bottom = bottom.transport  # type: ignore[union-attr]
-        if bottom is not transport:
-            # TLS closes once the client's close_notify comes, which a client still sending its body
-            # sends only when done: its bytes are dropped meanwhile (handleContentChunk), for so long
-            from twisted.internet import reactor
+        close_under_tls(transport)
 
-            reactor.callLater(REFUSED_LINGER, bottom.loseConnection)  # type: ignore[union-attr]
+
+def close_under_tls(transport: Any) -> None:
+    """Close the TCP connection under a closing TLS one in ``REFUSED_LINGER`` seconds: TLS closes
+    once the client's close_notify comes, which a client still sending its body sends only when
+    done (its bytes are dropped meanwhile)."""
+    bottom = transport
+    while getattr(bottom, "transport", None) is not None:  # TLS (and the guard's wrapper) over TCP
+        bottom = bottom.transport
+    if bottom is not transport:
+        from twisted.internet import reactor
+
+        reactor.callLater(REFUSED_LINGER, bottom.loseConnection)
 
 
 REFUSED_LINGER = 5.0
@@ -820,10 +883,33 @@ class HgwireHTTPChannel(http.HTTPChannel):
         super().connectionMade()
         self._arm_header_deadline()
 
+    _dropping = False
+
     def dataReceived(self, data: bytes) -> None:
         if self._header_deadline is not None:
             self._partial = True
         super().dataReceived(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._dropping:  # a request answered before its body was sent: the connection is closing
+            return
+        super().rawDataReceived(data)
+
+    def _send100Continue(self) -> None:
+        """twisted.web's ``100 Continue``, unless the request holds it (``BoundedRequest.holds_continue``)."""
+        request = self.requests[-1] if self.requests else None
+        if not (isinstance(request, BoundedRequest) and request.holds_continue()):
+            super()._send100Continue()
+
+    def send_continue(self) -> None:
+        """The ``100 Continue`` a request held, once its handler reads the body."""
+        if self.transport is not None and not self._dropping:
+            super()._send100Continue()
+
+    def drop_input(self) -> None:
+        """Read nothing more: the request was answered before its body was sent, and the connection
+        closes once the answer is out (under TLS, soon even if the client does not close its side)."""
+        self._dropping = True
 
     def allHeadersReceived(self) -> None:
         self._disarm_header_deadline()
@@ -831,7 +917,9 @@ class HgwireHTTPChannel(http.HTTPChannel):
 
     def requestDone(self, request: Any) -> None:
         super().requestDone(request)
-        if self.persistent and not self.requests and self.transport is not None:
+        if self._dropping and self.transport is not None:
+            close_under_tls(self.transport)
+        elif self.persistent and not self.requests and self.transport is not None:
             self._arm_header_deadline()
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:

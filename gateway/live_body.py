@@ -20,12 +20,15 @@ headers are in; its ``content`` is a ``LiveBody``:
 
 The response may not start before the body is in (twisted.web's channel reads
 the next request only then): ``gateway.http.BoundedRequest`` holds what the
-handler writes until ``complete``.
+handler writes until ``complete``.  A client that sent ``Expect: 100-continue``
+gets its ``100 Continue`` only at the first ``read_later`` (``on_first_read``):
+a push refused before (401, 403) is answered at once, its body never sent.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -48,8 +51,11 @@ class BodyAborted(Exception):
 class LiveBody:
     """The body of one request, read by its handler as it arrives (see the module's docstring)."""
 
-    def __init__(self, producer: IPushProducer | None) -> None:
+    def __init__(self, producer: IPushProducer | None, on_first_read: Callable[[], None] | None = None) -> None:
         self._producer = producer
+        self._on_first_read = on_first_read
+        """Called when the handler first asks for the body (its checks passed): a held ``100 Continue``
+        goes out then (``gateway.http.BoundedRequest``)."""
         self._chunks: deque[bytes] = deque()
         self._queued = 0
         self._paused = False
@@ -115,6 +121,9 @@ class LiveBody:
         """Up to ``size`` bytes of the body once there are some; ``b""`` at its end."""
         if self._waiting is not None:
             raise RuntimeError("one read of a LiveBody at a time")
+        first, self._on_first_read = self._on_first_read, None
+        if first is not None:
+            first()
         if self._closed:
             return defer.fail(BodyAborted("the request's body did not arrive whole"))
         if self._chunks:

@@ -140,3 +140,16 @@ def test_the_hg_commands_read_as_they_arrive_are_those_that_take_a_payload() -> 
     from protocols.hg_commands import COMMANDS
 
     assert HG_STREAMED_COMMANDS == {name.decode() for name, command in COMMANDS.items() if command.takes_payload}
+
+
+def test_the_first_read_says_the_body_is_wanted_once() -> None:
+    """``on_first_read``: where a held ``100 Continue`` goes out (``gateway.http.BoundedRequest``)."""
+    asked: list[int] = []
+    body = LiveBody(None, lambda: asked.append(body.received))
+    assert asked == []
+    first = body.read_later(10)
+    assert asked == [0]  # before any byte came: the client waits for its 100
+    body.write(b"data")
+    assert result(first) == b"data"
+    body.read_later(10)
+    assert asked == [0]
