@@ -35,7 +35,7 @@ from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands
-from protocols.errors import HgwireError, NotARepository, ProtocolError, RepositoryNotFound
+from protocols.errors import HgwireError, NotARepository, ProtocolError
 from protocols.hg_commands import CommandContext, Permission, Transport
 from protocols.hg_responses import OobError, PushError, Response, StreamResponse
 from protocols.hg_ssh import (
@@ -302,9 +302,7 @@ class HgServeSession(PumpedSession):
         if self._closed:
             return
         exc = error.value if isinstance(error, Failure) else error
-        if isinstance(exc, RepositoryNotFound):
-            message = f"repository {self.ctx.repo_name} not found"
-        elif isinstance(exc, HgwireError):
+        if isinstance(exc, HgwireError):  # a backend's own words too, as every other transport shows them
             message = exc.message
         else:
             log.failure("hg serve --stdio for {repo}", Failure(exc), repo=self.ctx.repo_name)

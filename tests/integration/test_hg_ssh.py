@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from backends.interfaces import Kind
+from protocols.errors import PermissionDenied, RepositoryNotFound
 from tests import conftest
 from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
 
@@ -246,6 +247,35 @@ def test_bad_repository_names(hgssh: HgSsh, tmp_path: Path, name: str, message: 
     assert message in result.stderr
     hgssh.server.backend.create("still", Kind.HG)
     assert hgssh.hg("clone", "-q", hgssh.url("still"), str(tmp_path / "still")).returncode == 0
+
+
+class PrivateMemory:
+    """A custom backend whose ``open`` says in its own words that a repository is not there."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def open(self, name: str) -> object:
+        raise RepositoryNotFound(f"no project called {name} here; ask the admins for one")
+
+    def create(self, name: str, kind: Kind) -> object:
+        raise PermissionDenied("this server makes no repositories")
+
+    def exists(self, name: str) -> bool:
+        return False
+
+    def list(self) -> list[str]:
+        return []
+
+
+def test_a_backend_tells_hg_why_a_repository_is_missing(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """The backend's ``RepositoryNotFound`` message reaches hg over SSH, as it reaches every other client."""
+    server = make_server("tests.integration.test_hg_ssh:PrivateMemory", **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    result = hgssh.hg("clone", hgssh.url("team/app"), str(tmp_path / "x"), check=False)
+    assert result.returncode != 0
+    assert "remote: abort: no project called team/app here; ask the admins for one" in result.stderr
 
 
 def test_git_repository_is_not_served_to_hg(hgssh: HgSsh, tmp_path: Path) -> None:
