@@ -177,10 +177,10 @@ class _Generation:
             with self._lock:
                 self.error = result.value
                 self.done = True
-            damage = damaged_repository(result.value) if result.value is not None else None
-            if damage is not None:  # the sessions that read the stream log it, one line each
-                log.debug("shared stream {key}: {reason}", key=self.key, reason=damage)
-            else:
+            if self.readers:  # the sessions that read the stream log it, one report each, naming the repository
+                damage = damaged_repository(result.value) if result.value is not None else None
+                log.debug("shared stream {key}: {reason}", key=self.key, reason=damage or repr(result.value))
+            else:  # every reader went away while the step ran: nobody else will tell
                 log.failure("shared stream {key}: the generation failed", result, key=self.key)
             if self._spool_failed:
                 self._owner._spool_full(str(result.value))

@@ -93,3 +93,29 @@ def test_a_damaged_loose_ref_is_left_out_logged_and_refused(
     assert refused.returncode == 1
     assert "(the server's file of this ref is damaged" in refused.stderr, refused.stderr
     client.git("push", "-q", server.git_url("hurt"), "HEAD:main", cwd=work)  # the others are served
+
+
+def test_a_store_failing_mid_clone_is_logged_once(make_server: Callable[..., RunningServer], client: Client,
+                                                  logged: list[dict[str, Any]],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An object store that raises while the pack goes out: the client is told "internal error" and
+    the log holds one traceback, the session's (it names the repository), not the shared
+    generation's as well."""
+    from backends import git_fastpack
+
+    serve_pack = git_fastpack.serve_pack
+
+    def failing(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+        yield next(iter(serve_pack(*args, **kwargs)))
+        raise RuntimeError("the object store broke")
+
+    monkeypatch.setattr(git_fastpack, "serve_pack", failing)
+    server = make_server("fs", git=[LOOPBACK])
+    _repo(client, server.root, "shaky.git")
+    cloned = client.git("clone", "-q", server.git_url("shaky"), str(client.cwd / "clone"), check=False)
+    assert cloned.returncode != 0
+    assert "internal error" in cloned.stderr, cloned.stderr
+    tracebacks = [e for e in logged if e.get("log_failure") is not None]
+    assert len(tracebacks) == 1, [e.get("log_format") for e in tracebacks]
+    assert tracebacks[0]["repo"] == "shaky.git"
+    assert "in failing" in tracebacks[0]["log_failure"].getTraceback()  # where the store failed
