@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -29,6 +30,52 @@ def test_unknown_backend_is_a_clear_error(tmp_path: Path) -> None:
                              "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "--backend must be fs, memory or package.module:factory" in result.stdout + result.stderr
+
+
+FAILING_FACTORIES = """
+def typeerror(root):
+    return len(root, root)
+
+def valueerror(root):
+    raise ValueError("the storage URL in STORAGE_URL is empty; set it")
+
+def runtimeerror(root):
+    raise RuntimeError("the cluster is down")
+
+def oserror(root):
+    open(root + "/missing/settings.toml")
+
+def importerror(root):
+    import no_such_dependency
+
+def no_root():
+    pass
+"""
+
+
+@pytest.mark.parametrize("factory, said", [
+    ("typeerror", "cannot start backend 'failing_backends:typeerror': TypeError: len() takes exactly one argument"),
+    ("valueerror", ("cannot start backend 'failing_backends:valueerror': "
+                    "ValueError: the storage URL in STORAGE_URL is empty; set it")),
+    ("runtimeerror", "cannot start backend 'failing_backends:runtimeerror': RuntimeError: the cluster is down"),
+    ("oserror", "cannot start backend 'failing_backends:oserror': FileNotFoundError: [Errno 2]"),
+    ("importerror", ("cannot start backend 'failing_backends:importerror': "
+                     "ModuleNotFoundError: No module named 'no_such_dependency'")),
+    ("no_root", "backend factory 'failing_backends:no_root' must take the root directory"),
+])
+def test_a_failing_backend_factory_is_one_line_naming_it(tmp_path: Path, factory: str, said: str) -> None:
+    """Whatever a custom backend's factory raises, the operator reads one line naming the backend and
+    the error (with where a bug was raised), never a traceback nor a guess that it takes no root."""
+    (tmp_path / "failing_backends.py").write_text(FAILING_FACTORIES)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path / "root"), "--backend",
+                             f"failing_backends:{factory}", "--git", "tcp:0:interface=127.0.0.1"],
+                            capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).strip()
+    assert said in output and "\n" not in output and "Traceback" not in output, output
+    if factory in ("typeerror", "runtimeerror", "importerror"):  # a bug in the factory: where it is
+        assert "failing_backends.py:" in output, output
 
 
 def test_workers_must_be_a_sensible_count(tmp_path: Path) -> None:
