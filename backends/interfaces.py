@@ -631,6 +631,9 @@ class Backend(Protocol):
     Optional: ``new_git_object_format() -> ObjectFormat``, the object format of a git repository
     ``create`` would make now (SHA-1 when absent): a push to a name still to be made
     (``--create-on-push``) is answered as that empty repository until its commands arrive.
+    ``new_git_keeps_lfs() -> bool``: whether such a repository would keep Git LFS objects (its
+    ``lfs()`` gives a store); when False, a new repository's LFS upload is refused before anything
+    is made (without it, the repository is made and then asked).
     ``locate(name) -> tuple[str, Kind] | None``: the stored name and kind of the repository a
     request for ``name`` reaches (``app`` may reach ``app.git``), None when there is none: access
     rules are matched on every name of a repository (without it, on the name asked for only).

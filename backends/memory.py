@@ -49,6 +49,10 @@ class MemoryBackend:
         """The object format of a git repository ``create`` makes: SHA-1, whatever ``GIT_DEFAULT_HASH`` says."""
         return SHA1_FORMAT
 
+    def new_git_keeps_lfs(self) -> bool:
+        """Whether a git repository ``create`` makes keeps Git LFS objects: no, they are kept on disk only."""
+        return False
+
     def create(self, name: str, kind: Kind) -> Repository:
         with self._guard:
             if self._key(name) is not None:

@@ -72,6 +72,7 @@ log = SafeLogger()
 
 PROTO = "git-lfs"
 BODY_CHUNK = 1 << 17
+NO_GIT_LFS = "this repository cannot keep Git LFS objects (its backend keeps them on disk only)"
 
 
 def _context(front: HttpFront, request: server.Request, route: Route, user: str | None) -> SessionContext:
@@ -90,8 +91,11 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
     try:
         repo = ctx.backend.open(ctx.repo_name)
     except RepositoryNotFound:
-        if access is not Access.WRITE or not ctx.create_on_push:
+        if access is not Access.WRITE or not git_session.may_create(ctx, ctx.create_on_push):
             raise
+        keeps_lfs = getattr(ctx.backend, "new_git_keeps_lfs", None)  # optional: without it, it is found out
+        if keeps_lfs is not None and not keeps_lfs():  # by making one: refused before, nothing is made
+            raise UnsupportedFeature(NO_GIT_LFS)
         # git-lfs's pre-push hook uploads a new repository's objects before its push: the push is
         # under way, so the repository is made now (its checks and rights are the push's own)
         repo = git_session.open_git_repo(ctx, create=True)
@@ -111,7 +115,7 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
     if store is None:
         raise UnsupportedFeature("this repository does not serve LFS: enable hg's lfs extension in its hgrc "
                                  "([extensions] lfs =)" if repo.kind is Kind.HG else
-                                 "this repository cannot keep Git LFS objects (its backend keeps them on disk only)")
+                                 NO_GIT_LFS)
     return repo.kind, store
 
 

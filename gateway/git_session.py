@@ -97,7 +97,7 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     try:
         repo = ctx.backend.open(ctx.repo_name)
     except RepositoryNotFound:
-        if not _may_create(ctx, create):
+        if not may_create(ctx, create):
             raise
         try:
             repo = ctx.backend.create(ctx.repo_name, Kind.GIT)
@@ -117,7 +117,7 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     return repo
 
 
-def _may_create(ctx: SessionContext, wanted: bool) -> bool:
+def may_create(ctx: SessionContext, wanted: bool) -> bool:
     """Whether the missing repository a push names may be made: ``wanted`` (``--create-on-push``)
     and servable where it was asked for (one made over git:// or HTTP under ``[git] export_all =
     false`` could not be served there); ``PermissionDenied`` when the rules refuse the user."""
@@ -145,7 +145,7 @@ def open_for_push(ctx: SessionContext) -> GitRepository | PendingRepository:
     try:
         return open_git_repo(ctx)
     except RepositoryNotFound:
-        if not _may_create(ctx, ctx.create_on_push):
+        if not may_create(ctx, ctx.create_on_push):
             raise
         # optional: without it, what git init would make (a backend wrapping fs makes what fs makes)
         new_format = getattr(ctx.backend, "new_git_object_format", None)

@@ -473,6 +473,26 @@ def test_the_first_push_of_a_new_repository_with_lfs_objects_makes_it(make_serve
     assert (clone / "video.bin").read_bytes() == data
 
 
+def test_a_new_repository_s_lfs_upload_to_a_backend_without_lfs_makes_nothing(make_server: Any, client: Client,
+                                                                              tmp_path: Path) -> None:
+    """``--create-on-push`` on a backend that keeps no LFS objects (memory): the push is refused for
+    the reason it always was, and the upload that git-lfs's pre-push hook made first leaves no
+    empty repository behind (it made one before it was refused)."""
+    server = make_server("memory", http=[LOOPBACK], htpasswd=_alice(tmp_path), create_on_push=True)
+    url = f"http://alice:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{server.port('http')}/fresh.git"
+    client.git("lfs", "install", "--skip-repo")
+    work = client.cwd / "fresh"
+    client.git("init", "-q", "-b", "main", str(work))
+    client.git("lfs", "track", "*.bin", cwd=work)
+    (work / "video.bin").write_bytes(os.urandom(1024))
+    client.git("add", ".gitattributes", "video.bin", cwd=work)
+    client.git("commit", "-q", "-m", "media", cwd=work)
+    refused = client.git("push", url, "main", cwd=work, check=False)
+    assert refused.returncode != 0
+    assert "this repository cannot keep Git LFS objects" in refused.stderr, refused.stderr
+    assert not server.backend.exists("fresh") and list(server.backend.list()) == []
+
+
 def test_another_user_s_lock_over_ssh_says_how_to_force_it(make_server: Any, client: Client,
                                                            ssh_keys: SshKeys) -> None:
     """git-lfs 3 sends no ``force`` over ``git-lfs-transfer``: the refusal says where a forced unlock
