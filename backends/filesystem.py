@@ -8,6 +8,7 @@ point elsewhere inside ROOT, never outside it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -47,6 +48,22 @@ def detect_kind(path: str) -> Kind | None:
     if _is_git_dir(path) or _is_git_dir(os.path.join(path, ".git")):
         return Kind.GIT
     return None
+
+
+def _check_readable(name: str, path: str, kind: Kind | None) -> None:
+    """``StorageError`` when the server may not read the repository at ``path`` (its directory, or
+    the ``.hg`` or git directory and objects it is made of): not "not a repository" or "not found",
+    which is what a directory it cannot look into otherwise looks like."""
+    if kind is Kind.HG:
+        needed = [path, os.path.join(path, ".hg")]
+    elif kind is Kind.GIT:
+        git_dir = git_dir_of(path)[0]
+        needed = [path, git_dir, os.path.join(git_dir, "objects"), os.path.join(git_dir, "refs")]
+    else:
+        needed = [path]
+    if not all(os.access(directory, os.R_OK | os.X_OK) for directory in needed):
+        raise StorageError(f"repository {name} cannot be read by the server ({os.strerror(errno.EACCES)}); "
+                           "tell the server's operator")
 
 
 def _is_git_dir(path: str) -> bool:
@@ -141,6 +158,8 @@ class FilesystemBackend:
             self._checked_leaf(candidate)
             path = self._confined(candidate)
             kind = detect_kind(path)
+            if kind in kinds or (kind is None and os.path.isdir(path)):
+                _check_readable(candidate, path, kind)
             if kind in kinds:
                 return candidate, path, kind
             if kind is None and os.path.isdir(path) and kinds is ANY_KIND:
