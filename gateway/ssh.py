@@ -92,7 +92,7 @@ from gateway.auth import (
 )
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
-from gateway.limits import ConnectionLimits, count_request, drop, limits_for, user_sessions
+from gateway.limits import REFUSAL_GRACE, ConnectionLimits, count_request, drop, limits_for, user_sessions
 from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
 from gateway.ssh_transport import SHA1_USER_ALGORITHMS, AlgorithmTransport
@@ -1161,7 +1161,7 @@ class HgwireServerTransport(AlgorithmTransport):
     version and key exchanges: a client that sends its version line or its key
     exchange a byte at a time is never idle long enough for ``idle_timeout`` and
     would hold its connection for ever.  As OpenSSH's LoginGraceTime, a
-    connection still not logged in ``LOGIN_GRACE_SECONDS`` after it opened is dropped.
+    connection still not logged in ``LOGIN_GRACE_SECONDS`` after it opened is closed.
     """
 
     _log = _conch_log
@@ -1218,12 +1218,16 @@ class HgwireServerTransport(AlgorithmTransport):
         self._login_deadline = None
 
     def _login_timed_out(self) -> None:
+        """Say why in a disconnect message, then close once it is written, as sshd closes (it was
+        reset: "Connection reset by …"); dropped after ``REFUSAL_GRACE`` if the client does not read
+        (``connectionLost`` cancels that as it cancels the grace time)."""
         self._login_deadline = None
         if self.transport is None:
             return
         log.info("SSH connection from {peer} not logged in after {seconds} s: closed",
                  peer=self._peer_host(), seconds=LOGIN_GRACE_SECONDS)
-        drop(self.transport)
+        self.goodbye(f"not logged in within {LOGIN_GRACE_SECONDS:g} s (the server's login grace time); connect again")
+        self._login_deadline = reactor_time().callLater(REFUSAL_GRACE, drop, self.transport)
 
 
 class HgwireSSHFactory(factory.SSHFactory):

@@ -131,6 +131,36 @@ def test_ssh_drops_a_connection_that_drips_its_version_line_past_the_login_grace
     assert out.endswith(b"0000")
 
 
+def test_ssh_closes_a_connection_not_logged_in_at_the_login_grace_with_a_disconnect_message(
+        make_server: Callable[..., RunningServer], ssh_keys: SshKeys, monkeypatch: Any) -> None:
+    """A client still not logged in when the login grace time ends reads a disconnect message that
+    says why, then the end of the stream (OpenSSH prints "Received disconnect …"), as sshd closes
+    it; it was reset ("Connection reset by …")."""
+    import struct
+
+    import gateway.ssh
+
+    monkeypatch.setattr(gateway.ssh, "LOGIN_GRACE_SECONDS", 1.0)
+    server = make_server("memory", **ssh_server_settings(ssh_keys))
+    with socket.create_connection(("127.0.0.1", server.port("ssh")), timeout=10) as sock:
+        sock.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")  # and then nothing: no key exchange, no login
+        sock.settimeout(10)
+        received = b""
+        while chunk := sock.recv(65536):  # a ConnectionResetError fails the test
+            received += chunk
+    version, _, packets = received.partition(b"\r\n")
+    assert version.startswith(b"SSH-2.0-")
+    kinds = []
+    while packets:  # unencrypted binary packets (RFC 4253 section 6): length, padding length, payload
+        length, padding = struct.unpack(">IB", packets[:5])
+        kinds.append((packets[5], packets[6:4 + length - padding]))
+        packets = packets[4 + length:]
+    assert [kind for kind, _ in kinds] == [20, 1]  # KEXINIT, then DISCONNECT
+    reason, size = struct.unpack(">II", kinds[1][1][:8])
+    assert reason == 11  # SSH_DISCONNECT_BY_APPLICATION
+    assert kinds[1][1][8:8 + size] == b"not logged in within 1 s (the server's login grace time); connect again"
+
+
 def test_an_idle_http_connection_is_closed(
         make_server: Callable[..., RunningServer], tmp_path: Path) -> None:
     server = make_server("memory", http=[LOOP], config_file=policy_with(tmp_path, "idle_timeout = 1.0\n"))
