@@ -84,6 +84,7 @@ from backends.lru import LruCache
 from protocols import hg_obsmarkers as obs
 from protocols.errors import StorageError, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
+from protocols.text import printable
 
 CHANGELOG = b"00changelog.i"
 CHANGELOG_DATA = b"00changelog.d"
@@ -1138,23 +1139,27 @@ class HgRepo:
             if not self._nothing_hidden():
                 raise UnsupportedFeature(SECRET_STREAM_REFUSAL)
             publishing = self.publishing()
-            entries: list[tuple[bytes, bytes, int, bytes | None]] = []
+            entries: list[tuple[bytes, bytes, int, bytes | None, int]] = []
             for logical, path in self.store_file_paths():
                 if path == PHASEROOTS and publishing:
                     continue  # hg's server leaves them out too: the clone is all public
                 if path.endswith(b".d"):
                     stamp = self.store.stamp(path)
                     if stamp is not None:
-                        entries.append((logical, path, stamp[0], None))
+                        entries.append((logical, path, stamp[0], None, stamp[2]))
                     continue
                 index = path.endswith(b".i")
                 found = self.store.read_head(path, 4, _inline if index else _always)
                 if found is not None:
                     size, data = found
-                    entries.append((logical, path, size, data if not index or _inline(data) else None))
+                    if not index or _inline(data):
+                        entries.append((logical, path, size, data, 0))
+                    else:  # read later: which file it is, to tell one replaced meanwhile
+                        stamp = self.store.stamp(path)
+                        entries.append((logical, path, size, None, stamp[2] if stamp is not None else 0))
             if obsmarkers and self.store.exists(OBSSTORE):
                 data = self.store.read(OBSSTORE)
-                entries.append((OBSSTORE, OBSSTORE, len(data), data))
+                entries.append((OBSSTORE, OBSSTORE, len(data), data, 0))
             cached = self._stream_caches() if caches else []
         finally:
             self.locks.release()
@@ -1174,19 +1179,32 @@ class HgRepo:
                 continue
         return found
 
-    def _store_file(self, logical: bytes, path: bytes, size: int, copy: bytes | None) -> StoreFile:
+    def _store_file(self, logical: bytes, path: bytes, size: int, copy: bytes | None, inode: int) -> StoreFile:
         if copy is not None:
             return StoreFile(logical, size, iter([copy]))
-        return StoreFile(logical, size, self._read_chunks(path, size))
+        return StoreFile(logical, size, self._read_chunks(path, size, inode))
 
-    def _read_chunks(self, path: bytes, size: int) -> Iterator[bytes]:
+    def _read_chunks(self, path: bytes, size: int, inode: int) -> Iterator[bytes]:
+        """The first ``size`` bytes of an append-only file, read after the lock: the snapshot's,
+        unless the file was replaced meanwhile (``hg debugupgraderepo``, ``hg strip`` rewrite the
+        store): then the clone is refused, before or after its last chunk, rather than sent a new
+        index with old data or the other way round."""
+        self._same_file(path, inode)
         offset = 0
         while offset < size:
             chunk = self.store.read_range(path, offset, min(1 << 20, size - offset))
             if not chunk:
-                raise StorageError(f"store file {path!r} shrank during a stream clone")
+                raise StorageError(f"store file {printable(path)} shrank during a stream clone (the repository "
+                                   "was rewritten meanwhile); clone again")
             offset += len(chunk)
             yield chunk
+        self._same_file(path, inode)
+
+    def _same_file(self, path: bytes, inode: int) -> None:
+        stamp = self.store.stamp(path)
+        if inode and (stamp is None or stamp[2] != inode):
+            raise StorageError(f"store file {printable(path)} was replaced during a stream clone (the repository "
+                               "was rewritten meanwhile, e.g. by hg debugupgraderepo); clone again")
 
 
 _CACHE_VIEWS = (b"base", b"immutable", b"served", b"visible")

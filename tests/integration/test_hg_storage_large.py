@@ -107,3 +107,27 @@ def test_stream_files_with_caches_add_hgs_own_caches_after_the_store(hg_cli: Hg,
     assert flags == sorted(flags), "the store first, then the caches"
     assert count == plain_count + len(caches) and size == plain_size + sum(map(len, caches.values()))
     assert all(len(data) == declared for _path, _c, data, declared in entries)
+
+
+def test_a_stream_clone_of_a_store_rewritten_meanwhile_is_refused_not_mixed(hg_cli: Hg, tmp_path: Path) -> None:
+    """The files a stream clone reads after its lock are the snapshot's only if they were appended
+    to; ``hg debugupgraderepo`` (run by an operator while clients clone) replaces them: the clone
+    is refused, not sent the new index with the old data."""
+    import pytest
+
+    from protocols.errors import StorageError
+
+    src = tmp_path / "big"
+    hg_cli(tmp_path, "init", str(src))
+    for n in range(3):
+        (src / f"t{n}.txt").write_bytes(hashlib.sha256(b"%d" % n).hexdigest().encode() * 20000)
+        hg_cli(src, "commit", "-A", "-q", "-m", f"file {n}")
+    repo = hgstore.open_repository(str(src), "big")
+    _count, _size, files = repo.stream_files()
+    hg_cli(src, "debugupgraderepo", "-q", "--run", "--no-backup", "--config", "format.revlog-compression=zlib")
+    with pytest.raises(StorageError, match="was replaced during a stream clone"):
+        for entry in files:
+            b"".join(entry.chunks)
+    assert hg_cli(src, "verify", "-q", check=False) == b""
+    _count, size, files = hgstore.open_repository(str(src), "big").stream_files()
+    assert sum(len(b"".join(entry.chunks)) for entry in files) == size  # a clone after it is whole
