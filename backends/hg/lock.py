@@ -71,6 +71,18 @@ def held_message(path: str, holder: str | None) -> str:
             f"(hg debuglocks --force-free-{which})")
 
 
+def _lock_key(path: str) -> str:
+    """Which lock file ``path`` is, for the threads of this process: its directory's device and
+    inode and its name, so that two spellings of one repository (a symbolic link to it) share one
+    lock, and a repository renamed under a write is still the same one."""
+    directory, name = os.path.split(path)
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return os.path.realpath(path)
+    return f"{st.st_dev}:{st.st_ino}/{name}"
+
+
 def _is_stale(holder: str) -> bool:
     host, _, pid = holder.rpartition(":")
     if host != lock_prefix() or not pid.isdigit():
@@ -113,7 +125,7 @@ class FileLock:
         self.path = path
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         with FileLock._registry_lock:
-            self._thread_lock = FileLock._process_locks.setdefault(path, threading.Lock())
+            self._thread_lock = FileLock._process_locks.setdefault(_lock_key(path), threading.Lock())
 
     def acquire(self) -> None:
         """Take the lock, waiting while a live holder has it; StorageError after the timeout."""
@@ -138,7 +150,9 @@ class FileLock:
                 raise StorageError(f"the server could not lock the repository ({exc.strerror or exc}); "
                                    f"nothing was changed, {storage_advice(exc)}") from exc
             holder = read_holder(self.path)
-            if holder is not None and _is_stale(holder):
+            if holder is not None and (holder == me or _is_stale(holder)):
+                # ours, yet no thread here holds it (this thread holds this file's process lock):
+                # left by a write whose repository was moved or renamed under it, never released
                 _break(self.path, holder)
                 continue
             if time.monotonic() > deadline:
@@ -162,6 +176,8 @@ class FileLock:
     def release(self) -> None:
         try:
             os.unlink(self.path)
+        except FileNotFoundError:  # the repository was moved or removed meanwhile: its lock went with it
+            pass
         finally:
             self._thread_lock.release()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import backends.hg.lock
+from protocols.errors import StorageError
 from tests.conftest import Client, RunningServer
 from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401
 
@@ -63,3 +64,50 @@ def test_a_lock_held_by_a_live_process_here_is_another_write(
     assert (f"remote: the repository is locked by another write in progress (process {os.getppid()} on this "
             "server); try again later") in pushed.stdout + pushed.stderr
     assert lock.is_symlink()
+
+
+def test_a_lock_this_server_left_in_a_moved_repository_is_taken_back(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path,  # noqa: F811
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repository renamed on disk while a push of this server wrote to it carries that push's
+    lock files (``HOST:PID`` of this very process), which nothing would ever release: every push
+    after waited and was refused until a restart.  No thread here holds them, so they are broken."""
+    monkeypatch.setattr(backends.hg.lock, "DEFAULT_TIMEOUT", 0.5)
+    http = HgHttp(make_server("fs", **_settings(htpasswd)), client)
+    work = _repo_with_a_change(client, http.server.root, tmp_path)
+    me = f"{backends.hg.lock.lock_prefix()}:{os.getpid()}"
+    os.symlink(me, http.server.root / "r" / ".hg" / "wlock")
+    os.symlink(me, http.server.root / "r" / ".hg" / "store" / "lock")
+    client.hg("push", "-q", "-R", str(work), http.push_url("r"))
+    client.hg("verify", "-q", "-R", str(http.server.root / "r"))
+    assert not (http.server.root / "r" / ".hg" / "wlock").is_symlink()
+
+
+def test_a_lock_released_after_its_repository_moved_lets_the_write_end_cleanly(tmp_path: Path) -> None:
+    from backends.hg.lock import FileLock
+
+    (tmp_path / "a" / ".hg").mkdir(parents=True)
+    lock = FileLock(str(tmp_path / "a" / ".hg" / "wlock"), timeout=0.5)
+    lock.acquire()
+    os.rename(tmp_path / "a", tmp_path / "b")  # (an operator's mv while the push writes)
+    lock.release()  # its file went with the repository: nothing to release, no error
+    moved = FileLock(str(tmp_path / "b" / ".hg" / "wlock"), timeout=0.5)
+    moved.acquire()  # the leftover file of this process is taken back at once
+    moved.release()
+
+
+def test_two_spellings_of_one_repository_share_its_lock(tmp_path: Path) -> None:
+    """A symbolic link to a repository (an alias served without --config) is the same lock: a
+    write through one name is never taken for a leftover by a write through the other."""
+    from backends.hg.lock import FileLock
+
+    (tmp_path / "real" / ".hg").mkdir(parents=True)
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    held = FileLock(str(tmp_path / "real" / ".hg" / "wlock"), timeout=0.5)
+    held.acquire()
+    try:
+        assert not FileLock(str(tmp_path / "alias" / ".hg" / "wlock"), timeout=0.5).try_acquire()
+        with pytest.raises(StorageError):
+            FileLock(str(tmp_path / "alias" / ".hg" / "wlock"), timeout=0.3).acquire()
+    finally:
+        held.release()
