@@ -11,6 +11,7 @@ import enum
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NewType, Protocol, cast
 
@@ -597,6 +598,19 @@ class StateStamped(Protocol):
     """
 
     def state_stamp(self) -> bytes | None: ...
+
+
+class HgPushSpool(Protocol):
+    """Optional for an ``HgRepository``: where a pushed bundle waits until the client has sent all of it.
+
+    ``spool_push`` reads ``chunks`` to their end, keeps them (on disk: bounded memory) and gives
+    them back, to be applied, inside the ``with``; a disk that cannot hold them raises
+    ``StorageError``.  The push's ``transaction`` (and its lock) starts only then, as ``hg serve``
+    takes its locks: a slow or stalled client holds up no other push.  Without it a push is applied
+    as it arrives, the repository locked meanwhile.
+    """
+
+    def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]: ...
 
 
 class HgObsolescence(Protocol):

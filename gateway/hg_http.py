@@ -15,7 +15,8 @@ registers it.  One request runs one command of the shared table
 3. In the worker pool: open the repository, read the ``X-HgArgs-Post`` prefix
    of the spooled body (twisted.web keeps a large body in a temporary file),
    and dispatch; ``unbundle`` reads the rest of the body as its payload, chunk
-   by chunk, so a push is never held whole in memory.
+   by chunk, so a push is never held whole in memory (the repository keeps it
+   on disk until it is whole, then locks and applies it: ``backends.hg.push_spool``).
 4. ``protocols.hg_http.render`` gives the content type and the body or a
    compressed stream, which ``IteratorProducer`` writes with backpressure
    (chunked encoding); a client that goes away stops and closes the stream.

@@ -6,7 +6,9 @@ command of the shared table (``protocols.hg_commands``) in the worker pool with
 the client's input paused, writes string replies and streams bundles with
 ``IteratorProducer``.  A push (``unbundle``) is different: the handler starts
 in the pool as soon as the push is accepted and reads the pushed bundle from a
-bounded queue that the reactor fills, so the bundle is never held whole.
+bounded queue that the reactor fills, so the bundle is never held whole in
+memory; the repository keeps it on disk until it is whole and only then locks
+and applies it (``backends.hg.push_spool``).
 An answer that sends changesets runs the repository's ``preoutgoing`` hooks
 before it starts and its ``outgoing`` hooks once it is sent, on the hooks' own
 threads, before the next command (``hg_hooks.PullHooks``); what they write goes

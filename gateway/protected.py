@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
@@ -67,7 +68,7 @@ from gateway.auth import Authorizer
 from gateway.channel import SessionContext
 from gateway.logs import SafeLogger
 from gateway.policy import Protection, Protections, first_match
-from protocols import git_receive
+from protocols import git_receive, hg_exchange
 from protocols import hg_obsmarkers as obs
 from protocols.errors import PermissionDenied, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
@@ -625,6 +626,10 @@ class GuardedHgRepository:
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
         return GuardedTransaction(self._repo, self._repo.transaction(max_text), self._ctx, self._protections,
                                   hooks)
+
+    def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
+        """The backend's keeping of a pushed bundle until it is whole (``HgPushSpool``), if it has one."""
+        return hg_exchange.received(self._repo, chunks)
 
     def requirements(self) -> frozenset[str]:
         return self._repo.requirements()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 
 from backends.interfaces import (
@@ -705,28 +706,57 @@ def unbundle(
 ) -> Response:
     """Apply a pushed bundle (HG20 or HG10) in one transaction and build the reply.
 
-    The whole payload is consumed before returning, whatever happens.  Messages
-    for the user ("added 1 changesets ...") go in the response's ``output``, or
-    with ``capture_output`` into bundle2 ``output`` parts (HTTP).
+    The whole payload is consumed before returning, whatever happens.  A
+    repository that keeps a bundle until it is whole (``HgPushSpool``) takes
+    all of it before the transaction (and its lock) starts, as ``hg serve``
+    does.  Messages for the user ("added 1 changesets ...") go in the
+    response's ``output``, or with ``capture_output`` into bundle2 ``output``
+    parts (HTTP).
     """
     reader = StreamReader(_Shielded(payload))
     try:
         their_heads = decode_push_heads(heads)
         magic = reader.read_exact(4)
-        if magic == b2.MAGIC:
-            return _unbundle2(repo, their_heads, reader, capture_output, limits, cg_limits)
-        rest = StreamReader(_prefixed(magic, reader.remaining()))
-        if magic == BUNDLE1_MAGIC:
-            return _unbundle1(repo, their_heads, read_bundle1(rest, cg_limits), cg_limits.max_text)
-        # exchange.readbundle: a stream starting with NUL is a headerless HG10UN changegroup.
-        if magic.startswith(b"\0"):
-            return _unbundle1(repo, their_heads, ChangegroupDecoder(rest, b"01", cg_limits).groups(),
-                              cg_limits.max_text)
-        raise ProtocolError("the pushed data is not a Mercurial bundle")
+        if magic not in (b2.MAGIC, BUNDLE1_MAGIC) and not magic.startswith(b"\0"):
+            raise ProtocolError("the pushed data is not a Mercurial bundle")  # (refused before it is kept)
+        with ExitStack() as held:
+            try:
+                rest = held.enter_context(received(repo, reader.remaining()))
+            except HgwireError as exc:  # a disk that cannot hold it, or a client gone: nothing locked yet
+                return _not_received(magic, exc)
+            return _apply(repo, their_heads, magic, rest, capture_output, limits, cg_limits)
     except (ProtocolError, UnsupportedFeature) as exc:
         return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
     finally:
         _drain(payload)
+
+
+def received(repo: HgRepository, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
+    """The rest of the bundle, kept whole first where the repository can (``HgPushSpool``)."""
+    spool: Callable[[Iterator[bytes]], AbstractContextManager[Iterator[bytes]]] | None = getattr(
+        repo, "spool_push", None)
+    return nullcontext(chunks) if spool is None else spool(chunks)
+
+
+def _not_received(magic: bytes, exc: HgwireError) -> Response:
+    """A push refused before its transaction, in the answer its bundle's format gets."""
+    if magic == b2.MAGIC:
+        return StreamResponse(b2.write_bundle2([error_part(exc, {})]), refused=str(exc))
+    return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+
+
+def _apply(
+    repo: HgRepository, their_heads: Sequence[bytes], magic: bytes, rest: Iterator[bytes], capture_output: bool,
+    limits: b2.Bundle2Limits, cg_limits: ChangegroupLimits,
+) -> Response:
+    """Apply the bundle whose ``magic`` was read and whose ``rest`` is to come."""
+    if magic == b2.MAGIC:
+        return _unbundle2(repo, their_heads, StreamReader(rest), capture_output, limits, cg_limits)
+    whole = StreamReader(_prefixed(magic, rest))
+    if magic == BUNDLE1_MAGIC:
+        return _unbundle1(repo, their_heads, read_bundle1(whole, cg_limits), cg_limits.max_text)
+    # exchange.readbundle: a stream starting with NUL is a headerless HG10UN changegroup.
+    return _unbundle1(repo, their_heads, ChangegroupDecoder(whole, b"01", cg_limits).groups(), cg_limits.max_text)
 
 
 class _Shielded(Iterator[bytes]):

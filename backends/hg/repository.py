@@ -16,6 +16,7 @@ import re
 import stat
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -51,6 +52,7 @@ from backends.hg.obsstore import (
     hidden_revs,
     merge_pins,
 )
+from backends.hg.push_spool import spooled
 from backends.hg.revlog import (
     FLAG_GENERALDELTA,
     FLAG_INLINE,
@@ -895,6 +897,11 @@ class HgRepo:
 
     def transaction(self, max_text: int | None = None) -> HgTransaction:
         return Transaction(self, max_text)
+
+    def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
+        """The whole of a pushed bundle, kept in the repository's ``.hg`` before its transaction
+        takes the locks (``push_spool``)."""
+        return spooled(getattr(self.plain, "root", None), chunks)
 
     def recover_if_needed(self) -> None:
         """Roll back a transaction a killed writer left behind (its journal is still there)."""

@@ -14,7 +14,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import bcrypt
 import pytest
@@ -158,6 +158,53 @@ def test_an_hg_push_the_disk_cannot_hold_is_rolled_back_saying_so(
     assert "remote: the server could not store the push (No space left on device); nothing was changed" in said, said
     assert _snapshot(repo) == before
     client.hg("verify", "-q", "-R", str(server.root / "h"))
+    client.hg("push", "-q", url, cwd=work)
+    client.hg("verify", "-q", "-R", str(server.root / "h"))
+
+
+class _FullDiskFile:
+    """A file on a full disk: every write fails."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def write(self, data: bytes) -> int:
+        _full()
+        return 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._real.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_an_hg_push_whose_bundle_the_disk_cannot_keep_is_refused_saying_so(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pushed bundle is kept in the repository's ``.hg`` until it is whole, before the push
+    takes the locks (``backends.hg.push_spool``): a disk that cannot hold it refuses the push in the
+    same words, nothing is locked or left."""
+    import tempfile
+
+    from tests.integration.test_hg_push_spool import kept_bundles
+
+    server, url, work, repo, before = _hg_with_a_new_file(make_server, client, tmp_path, "b.bin", 100_000)
+    real = tempfile.TemporaryFile
+
+    def on_a_full_disk(*args: Any, **kwargs: Any) -> Any:
+        return _FullDiskFile(real(*args, **kwargs))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "TemporaryFile", on_a_full_disk)
+        refused = client.hg("push", url, cwd=work, check=False)
+    assert refused.returncode != 0
+    said = refused.stdout + refused.stderr
+    assert "remote: the server could not store the push (No space left on device); nothing was changed" in said, said
+    assert _snapshot(repo) == before
+    assert not kept_bundles(server.root / "h")
     client.hg("push", "-q", url, cwd=work)
     client.hg("verify", "-q", "-R", str(server.root / "h"))
 
@@ -335,7 +382,8 @@ def test_pushes_need_no_tmpdir_and_a_body_a_full_one_cannot_hold_is_answered_507
     """twisted.web spools a body over 100 kB to TMPDIR; a full one dropped the connection (hg: "bad
     HTTP status line", git: "unexpected disconnect") with a traceback logged.  A push's body is not
     spooled at all (``gateway.live_body``: a git pack goes to the repository's quarantine as it
-    arrives, an hg bundle is applied as it arrives): both go through with TMPDIR full (they were
+    arrives, an hg bundle is kept in the repository's ``.hg`` until it is whole): both go through with
+    TMPDIR full (they were
     answered 507).  A body that is still spooled (here hg's POST arguments) is answered 507 with the
     reason, and the server keeps serving."""
     import http.client

@@ -23,6 +23,7 @@ import pytest
 
 from bench.crash import LOOPBACK, PASSWORD, USER, Server, client_env
 from tests.conftest import VENV_BIN
+from tests.integration.test_hg_push_spool import kept_bundles
 
 STOPPED = (0, -signal.SIGTERM)
 """twistd's exit status once stopped by SIGTERM (Twisted ends with the signal that stopped it)."""
@@ -207,10 +208,10 @@ def test_idle_connections_are_closed_and_the_grace_ends_the_rest(make: Callable[
 def test_an_hg_push_whose_client_stalls_past_the_grace_ends_and_the_server_stops(
         make: Callable[[float], StoppingServer], tmp_path: Path, transport: str) -> None:
     """A push's thread waits on its client for the rest of the bundle (over SSH, and over HTTP where
-    the bundle is applied as it arrives).  A client that stalls past the grace: its connection is
+    the bundle is read as it arrives), which it keeps in the repository's ``.hg`` until it is whole.  A client that stalls past the grace: its connection is
     closed, which lets the thread go, before the threads are joined (the server hung there before:
     the threads were joined in the reactor turn that closed the connections, whose loss comes a
-    turn later).  The push is rolled back."""
+    turn later).  Nothing of the push is kept."""
     import base64
     import socket
 
@@ -242,7 +243,8 @@ def test_an_hg_push_whose_client_stalls_past_the_grace_ends_and_the_server_stops
         stalled.stdin.write(b"unbundle\nheads 10\n666f726365" + b"%d\n" % len(half) + half)
         stalled.stdin.flush()
     deadline = time.monotonic() + 30
-    while not list((repo / ".hg" / "store").glob("data/f*")):  # the bundle is being applied
+    assert server.proc is not None
+    while not kept_bundles(repo, server.proc.pid):  # the bundle is being received
         assert time.monotonic() < deadline, "the push never started"
         time.sleep(0.05)
     status, took, log = server.terminate_and_wait(30)

@@ -1,7 +1,9 @@
-"""An hg push over HTTP is applied as its bundle arrives (``gateway.live_body``,
+"""An hg push over HTTP reads its bundle as it arrives (``gateway.live_body``,
 ``gateway.hg_http._LiveReader``), as over SSH, not after twisted.web spooled the whole body to
-``TMPDIR``.  What it must not change: a client gone in the middle leaves the repository as it was,
-and the server serves on; a push refused before its body is in reaches the client.
+``TMPDIR``: the bundle is kept in the repository's ``.hg`` until it is whole and only then applied,
+under the repository's locks (``backends.hg.push_spool``, as ``hg serve`` does).  What it must not
+change: a client gone in the middle leaves the repository as it was, the kept bundle goes, and the
+server serves on; a push refused before its body is in reaches the client.
 
 A raw socket sends the body in parts (the bundle ``hg bundle`` writes, as ``hg push`` sends it)
 so that the test can look at the server between them.
@@ -18,6 +20,7 @@ from typing import Any
 from tests.conftest import Client
 from tests.integration.test_full_disk import _hg_over_http, _snapshot
 from tests.integration.test_git_http_live_body import _answer, _wait_for
+from tests.integration.test_hg_push_spool import kept_bundles
 
 AUTH = "Basic " + base64.b64encode(b"alice:pw").decode()
 
@@ -40,16 +43,10 @@ def _head(port: int, length: int, auth: bool = True) -> bytes:
             + f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode()
 
 
-def _data_written(repo: Path) -> int:
-    """Bytes of the new files' revlogs written so far."""
-    data = repo / "store" / "data"
-    return sum(p.stat().st_size for p in data.glob("big*")) if data.exists() else 0
-
-
 def _half_sent(make_server: Any, client: Client, tmp_path: Path) -> tuple[Any, str, Path, bytes, dict[str, bytes],
                                                                         socket.socket]:
     """A server, its URL, the local repository, a 4 MB push's bundle, the server's ``.hg`` before it,
-    and a connection that sent half the bundle, which the server is applying."""
+    and a connection that sent half the bundle, which the server keeps until the rest comes."""
     server, url, work = _hg_over_http(make_server, client, tmp_path)
     client.hg("push", "-q", url, cwd=work)
     bundle = _bundle(client, work, tmp_path, 4 << 20)
@@ -57,14 +54,16 @@ def _half_sent(make_server: Any, client: Client, tmp_path: Path) -> tuple[Any, s
     before = _snapshot(repo)
     sock = socket.create_connection(("127.0.0.1", server.port("http")), timeout=30)
     sock.sendall(_head(server.port("http"), len(bundle)) + bundle[:len(bundle) // 2])
-    _wait_for(lambda: _data_written(repo) > 0, "the bundle is applied as it arrives")
+    _wait_for(lambda: kept_bundles(server.root / "h"), "the bundle is read as it arrives")
     return server, url, work, bundle, before, sock
 
 
-def test_a_push_over_http_is_applied_while_its_bundle_arrives(
+def test_a_push_over_http_is_read_while_its_bundle_arrives_and_applied_once_it_is_whole(
         make_server: Any, client: Client, tmp_path: Path) -> None:
-    server, _url, _work, bundle, _before, sock = _half_sent(make_server, client, tmp_path)
+    server, _url, _work, bundle, before, sock = _half_sent(make_server, client, tmp_path)
+    repo = server.root / "h" / ".hg"
     with sock:
+        assert _snapshot(repo) == before, "nothing is written until the bundle is whole"
         sock.sendall(bundle[len(bundle) // 2:])
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
@@ -77,7 +76,8 @@ def test_a_client_gone_in_the_middle_of_its_bundle_leaves_the_repository_as_it_w
     server, url, work, _bundle_sent, before, sock = _half_sent(make_server, client, tmp_path)
     sock.close()
     repo = server.root / "h" / ".hg"
-    _wait_for(lambda: _snapshot(repo) == before, "the push is rolled back")
+    _wait_for(lambda: not kept_bundles(server.root / "h"), "the kept bundle is gone")
+    assert _snapshot(repo) == before
     client.hg("verify", "-q", "-R", str(server.root / "h"))
     client.hg("push", "-q", url, cwd=work)  # the same push, whole: it goes through
     assert client.hg("log", "-R", str(server.root / "h"), "-r", "tip", "-T", "{desc}").stdout == "big"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -285,6 +287,83 @@ def test_payload_is_always_consumed() -> None:
 
     unbundle(reference_repo(), FORCE, payload())
     assert consumed == [b"garbage!", b"more", b"and more"]
+
+
+def _chunked(data: bytes, events: list[str]) -> Iterator[bytes]:
+    """``data`` as a client sends it, in 1 KiB pieces, noting in ``events`` when the last one is read."""
+    for start in range(0, len(data), 1024):
+        yield data[start:start + 1024]
+    events.append("sent")
+
+
+def _keeping(repo: FakeRepo, events: list[str], fails: StorageError | None = None) -> None:
+    """Give ``repo`` an ``HgPushSpool`` (in memory) and note when its transactions start."""
+
+    @contextmanager
+    def spool_push(chunks: Iterator[bytes]) -> Iterator[Iterator[bytes]]:
+        kept = b"".join(chunks)
+        if fails is not None:
+            raise fails
+        events.append("kept")
+        yield iter([kept])
+
+    real = repo.transaction
+
+    def transaction(max_text: int | None = None) -> Any:
+        events.append("locked")
+        return real(max_text)
+
+    repo.spool_push = spool_push  # type: ignore[attr-defined]
+    repo.transaction = transaction  # type: ignore[method-assign]
+
+
+def test_a_repository_that_keeps_the_bundle_is_locked_only_once_the_client_sent_all_of_it() -> None:
+    """As ``hg serve``: a client that stalls in the middle of its bundle holds no lock."""
+    repo, events = reference_repo(), []
+    _keeping(repo, events)
+    bundle = b"".join(b2.write_bundle2([as_out(t) for t in real_parts()]))
+    reply = unbundle(repo, FORCE, _chunked(bundle, events))
+    assert isinstance(reply, StreamResponse)
+    assert [p.type for p, _ in parts_of(b"".join(reply.chunks))] == [b"reply:changegroup"]
+    assert events == ["sent", "kept", "locked"]
+    assert repo.heads() == [PUSHED]
+
+
+def test_heads_are_checked_against_the_repository_as_it_is_once_the_bundle_is_whole() -> None:
+    """A push made against the heads before another landed while it was sent is refused as raced."""
+    repo, events = reference_repo(), []
+    _keeping(repo, events)
+    before = repo.heads()
+    stale = b" ".join(node.hex().encode() for node in before)
+    landed = Node(b"\2" * 20)
+    repo.heads = lambda: [*before, landed] if "sent" in events else before  # type: ignore[method-assign]
+    bundle = b"".join(b2.write_bundle2([as_out(b"replycaps"), as_out(b"changegroup")]))
+    reply = unbundle(repo, stale, _chunked(bundle, events))
+    assert isinstance(reply, StreamResponse)
+    assert [p.type for p, _ in parts_of(b"".join(reply.chunks))] == [b"error:pushraced"]
+    assert events == ["sent", "kept", "locked"]
+
+
+def test_a_bundle_the_disk_cannot_keep_is_refused_in_its_format_before_any_lock() -> None:
+    repo, events = reference_repo(), []
+    refusal = StorageError("the server could not store the push (No space left on device); nothing was changed")
+    _keeping(repo, events, fails=refusal)
+    reply = unbundle(repo, FORCE, _chunked(pushed_bundle(), events))
+    assert isinstance(reply, StreamResponse)
+    [(part, _)] = parts_of(b"".join(reply.chunks))
+    assert (part.type, part.params[b"message"]) == (b"error:abort", refusal.message.encode())
+    assert events == ["sent"]
+    assert_unchanged(repo)
+    one = unbundle(repo, FORCE, iter([b"HG10UN" + b"\0" * 12]))
+    assert one == PushResponse(0, b"abort: " + refusal.message.encode() + b"\n")
+
+
+def test_what_is_no_bundle_is_refused_before_it_is_kept() -> None:
+    repo, events = reference_repo(), []
+    _keeping(repo, events)
+    reply = unbundle(repo, FORCE, _chunked(b"garbage!" * 1000, events))
+    assert reply == PushResponse(0, b"abort: the pushed data is not a Mercurial bundle\n")
+    assert events == ["sent"]
 
 
 # ---------------------------------------------------------------- getbundle
