@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
@@ -70,7 +70,7 @@ from gateway.logs import SafeLogger
 from gateway.policy import Protection, Protections, first_match
 from protocols import git_receive, hg_exchange
 from protocols import hg_obsmarkers as obs
-from protocols.errors import PermissionDenied, UnsupportedFeature
+from protocols.errors import HgwireError, PermissionDenied, StorageError, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
 
 log = SafeLogger()
@@ -610,6 +610,17 @@ class GuardedTransaction:
         audit.record(self._ctx, "push", self._changes, outcome)
 
 
+@contextmanager
+def _audited_spool(spool: AbstractContextManager[Iterator[bytes]], ctx: SessionContext) -> Iterator[Iterator[bytes]]:
+    with ExitStack() as held:
+        try:
+            kept = held.enter_context(spool)
+        except StorageError as refused:
+            audit.record(ctx, "push", [], f"refused: {refused}")
+            raise
+        yield kept
+
+
 class GuardedHgRepository:
     """An ``HgRepository`` whose transactions are ``GuardedTransaction``s; all else is the backend's."""
 
@@ -624,12 +635,17 @@ class GuardedHgRepository:
     def transaction(self, max_text: int | None = None) -> HgTransaction:
         scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
-        return GuardedTransaction(self._repo, self._repo.transaction(max_text), self._ctx, self._protections,
-                                  hooks)
+        try:
+            tx = self._repo.transaction(max_text)
+        except HgwireError as refused:  # locked, a read-only disk: the operator the client is sent to must see it
+            audit.record(self._ctx, "push", [], f"refused: {refused}")
+            raise
+        return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
 
     def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
-        """The backend's keeping of a pushed bundle until it is whole (``HgPushSpool``), if it has one."""
-        return hg_exchange.received(self._repo, chunks)
+        """The backend's keeping of a pushed bundle until it is whole (``HgPushSpool``), if it has one;
+        a disk that cannot keep it refuses the push, which the audit log says."""
+        return _audited_spool(hg_exchange.received(self._repo, chunks), self._ctx)
 
     def requirements(self) -> frozenset[str]:
         return self._repo.requirements()

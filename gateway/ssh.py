@@ -1061,7 +1061,11 @@ class ExecChannel(conch_channel.SSHChannel):
             return
         self._exit_status = exit_status
         if self._record.outcome == "disconnected":
-            self._record.outcome = "ok" if exit_status == 0 else f"exit {exit_status}"
+            said = getattr(self._session, "outcome", None)  # a refused push, a failed command: and why
+            if isinstance(said, str) and said.startswith(("refused", "error")):
+                self._record.outcome = said[:400]
+            else:
+                self._record.outcome = "ok" if exit_status == 0 else f"exit {exit_status}"
         self._maybe_exit()
 
     def _maybe_exit(self) -> None:

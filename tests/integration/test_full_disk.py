@@ -197,12 +197,29 @@ def test_an_hg_push_whose_bundle_the_disk_cannot_keep_is_refused_saying_so(
     def on_a_full_disk(*args: Any, **kwargs: Any) -> Any:
         return _FullDiskFile(real(*args, **kwargs))
 
-    with monkeypatch.context() as patched:
-        patched.setattr(tempfile, "TemporaryFile", on_a_full_disk)
-        refused = client.hg("push", url, cwd=work, check=False)
+    from twisted.logger import globalLogPublisher
+
+    from gateway.audit import AUDIT_NAMESPACE
+
+    audited: list[Any] = []
+
+    def observe(event: Any) -> None:
+        if event.get("log_namespace") == AUDIT_NAMESPACE:
+            audited.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(tempfile, "TemporaryFile", on_a_full_disk)
+            refused = client.hg("push", url, cwd=work, check=False)
+    finally:
+        globalLogPublisher.removeObserver(observe)
     assert refused.returncode != 0
     said = refused.stdout + refused.stderr
     assert "remote: the server could not store the push (No space left on device); nothing was changed" in said, said
+    assert [e["outcome"] for e in audited] == [  # the operator the client is sent to sees it too
+        "refused: the server could not store the push (No space left on device); nothing was changed, "
+        "try again later or tell the server's operator"]
     assert _snapshot(repo) == before
     assert not kept_bundles(server.root / "h")
     client.hg("push", "-q", url, cwd=work)

@@ -1,0 +1,73 @@
+"""A refused hg push is a refusal in the operator's log and in the audit log, whatever the
+transport: the client was told to "tell the server's operator", who must find why."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.logger import globalLogPublisher
+
+import backends.hg.lock
+from gateway.audit import AUDIT_NAMESPACE
+from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401
+from tests.integration.test_hg_ssh import HgSsh
+
+
+@contextmanager
+def _events() -> Iterator[list[dict[str, Any]]]:
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
+    try:
+        yield seen
+    finally:
+        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
+
+
+def _locked_repository(client: Client, root: Path, tmp_path: Path) -> Path:
+    client.hg("init", str(root / "r"))
+    os.symlink("buildhost-7/4026531836:4242", root / "r" / ".hg" / "store" / "lock")
+    work = tmp_path / "w"
+    client.hg("init", str(work))
+    (work / "a").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-m", "a", cwd=work)
+    return work
+
+
+def _said(events: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    outcomes = [str(e.get("outcome")) for e in events if "outcome" in e and e.get("log_namespace") != AUDIT_NAMESPACE]
+    audits = [str(e.get("outcome")) for e in events if e.get("log_namespace") == AUDIT_NAMESPACE]
+    return outcomes, audits
+
+
+def test_a_push_refused_over_ssh_is_logged_as_refused_with_its_reason(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends.hg.lock, "DEFAULT_TIMEOUT", 0.3)
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    work = _locked_repository(client, server.root, tmp_path)
+    with _events() as events:
+        pushed = hgssh.hg("push", "-R", str(work), hgssh.url("r"), check=False)
+    assert pushed.returncode != 0 and "locked by process 4242" in pushed.stdout + pushed.stderr
+    outcomes, audits = _said(events)
+    assert any(o.startswith("refused") and "locked by process 4242" in o for o in outcomes), outcomes
+    assert any(a.startswith("refused") and "locked by process 4242" in a for a in audits), audits
+
+
+def test_a_push_refused_over_http_is_in_the_audit_log(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path,  # noqa: F811
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends.hg.lock, "DEFAULT_TIMEOUT", 0.3)
+    http = HgHttp(make_server("fs", **_settings(htpasswd)), client)
+    work = _locked_repository(client, http.server.root, tmp_path)
+    with _events() as events:
+        pushed = client.hg("push", "-R", str(work), http.push_url("r"), check=False)
+    assert pushed.returncode != 0
+    _outcomes, audits = _said(events)
+    assert any(a.startswith("refused") and "locked by process 4242" in a for a in audits), audits
