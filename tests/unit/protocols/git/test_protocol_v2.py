@@ -31,8 +31,13 @@ def test_capability_advertisement_matches_git_daemon() -> None:
 FetchAnswer = Callable[[UploadPackV2, Fetch], bytes]
 
 
-def replay(name: str, answer: FetchAnswer) -> tuple[list[object], bytes]:
+def replay(name: str, answer: FetchAnswer, refs: dict[bytes, ObjectId] | None = None,
+           ref_in_want: bool = False) -> tuple[list[object], bytes]:
+    """The client side of a recorded session fed to the core, answered as the server would: the
+    refs of ``REFS``, or ``refs`` (then nothing peeled, ``HEAD`` -> ``main``); ``ref_in_want``:
+    the repository sets ``uploadpack.allowRefInWant``."""
     core = UploadPackV2()
+    core.allow_ref_in_want = ref_in_want
     events: list[object] = []
     out: list[bytes] = []
     for tag, data in load(name)[1:]:
@@ -42,7 +47,8 @@ def replay(name: str, answer: FetchAnswer) -> tuple[list[object], bytes]:
         while (event := core.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
             events.append(event)
             if isinstance(event, LsRefs):
-                out.append(core.ls_refs(event, REFS, PEELED, SYMREFS))
+                out.append(core.ls_refs(event, REFS, PEELED, SYMREFS) if refs is None
+                           else core.ls_refs(event, refs, {}, {b"HEAD": b"refs/heads/main"}))
             elif isinstance(event, Fetch):
                 out.append(answer(core, event) + core.pack_sent())
     return events, b"".join(out)
@@ -163,25 +169,6 @@ ONE = ObjectId(b"6a81dd2f4ed0e2a5bdc9f27b3f7946fe51530c7c")
 TWO = ObjectId(b"479919141a61e5feabc4b38983a2e0393b51bf47")
 
 
-def replay_ref_in_want(name: str, refs: dict[bytes, ObjectId], answer: FetchAnswer) -> tuple[list[object], bytes]:
-    """A recorded git daemon session of a repository with ``uploadpack.allowRefInWant``."""
-    core = UploadPackV2()
-    core.allow_ref_in_want = True
-    events: list[object] = []
-    out: list[bytes] = []
-    for tag, data in load(name)[1:]:
-        if tag != "c":
-            continue
-        core.receive_data(data)
-        while (event := core.next_event()) not in (Signal.NEED_DATA, Signal.PAUSED):
-            events.append(event)
-            if isinstance(event, LsRefs):
-                out.append(core.ls_refs(event, refs, {}, {b"HEAD": b"refs/heads/main"}))
-            elif isinstance(event, Fetch):
-                out.append(answer(core, event) + core.pack_sent())
-    return events, b"".join(out)
-
-
 def test_ref_in_want_is_offered_as_git_offers_it() -> None:
     packets = [d for t, d in load("ref-in-want-clone-v2") if t == "s"]
     assert capability_advertisement(b"AGENT", ref_in_want=True) == b"".join(packets[: packets.index(FLUSH) + 1])
@@ -195,7 +182,7 @@ def test_a_clone_by_want_ref_gets_the_wanted_refs_section() -> None:
         assert fetch.request.wants == () and fetch.done
         return core.pack_header(False, wanted_refs=[(refs[name], name) for name in fetch.want_refs])
 
-    _, out = replay_ref_in_want("ref-in-want-clone-v2", refs, answer)
+    _, out = replay("ref-in-want-clone-v2", answer, refs, ref_in_want=True)
     assert out == recorded_without_pack("ref-in-want-clone-v2")
 
 
@@ -205,7 +192,8 @@ def test_a_fetch_by_want_ref_acknowledges_then_names_the_ref() -> None:
         return core.acknowledgments(fetch, [ONE], ready=True) + core.pack_header(
             False, wanted_refs=[(TWO, b"refs/heads/main")])
 
-    _, out = replay_ref_in_want("ref-in-want-fetch-v2", {b"refs/heads/main": TWO, b"refs/tags/v1": ONE}, answer)
+    _, out = replay("ref-in-want-fetch-v2", answer, {b"refs/heads/main": TWO, b"refs/tags/v1": ONE},
+                    ref_in_want=True)
     assert out == recorded_without_pack("ref-in-want-fetch-v2")
 
 
