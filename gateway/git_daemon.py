@@ -53,6 +53,9 @@ def linger(transport: Any, clock: Any) -> None:
     except (AttributeError, NotImplementedError):  # a transport that cannot half-close
         transport.loseConnection()
         return
+    resume = getattr(transport, "resumeProducing", None)
+    if resume is not None:  # (a session that paused its input: what comes is dropped, not left unread)
+        resume()
     clock.callLater(LINGER_SECONDS, transport.loseConnection)
 
 
