@@ -217,9 +217,9 @@ def test_an_hg_push_whose_bundle_the_disk_cannot_keep_is_refused_saying_so(
     assert refused.returncode != 0
     said = refused.stdout + refused.stderr
     assert "remote: the server could not store the push (No space left on device); nothing was changed" in said, said
-    assert [e["outcome"] for e in audited] == [  # the operator the client is sent to sees it too
-        "refused: the server could not store the push (No space left on device); nothing was changed, "
-        "try again later or tell the server's operator"]
+    told = ("refused: the server could not store the push (No space left on device); nothing was changed, "
+            "try again later or tell the server's operator")
+    assert [e["outcome"] for e in audited] == [told]  # the operator the client is sent to sees it too
     assert _snapshot(repo) == before
     assert not kept_bundles(server.root / "h")
     client.hg("push", "-q", url, cwd=work)
