@@ -320,7 +320,8 @@ class HgHttpCommand:
         if reply.stream is None:
             request.setHeader(b"Content-Length", b"%d" % len(reply.body))
             self._write(reply.body)
-            self._done("ok")
+            said = push_outcome(response)  # a refusal in the answer (a repository hgwire cannot serve, a push)
+            self._done("ok" if said == "pushed" else said)
             return
         key = None
         if isinstance(response, StreamResponse) and response.share_key is not None:

@@ -71,3 +71,18 @@ def test_a_push_refused_over_http_is_in_the_audit_log(
     assert pushed.returncode != 0
     _outcomes, audits = _said(events)
     assert any(a.startswith("refused") and "locked by process 4242" in a for a in audits), audits
+
+
+def test_a_repository_refused_as_unsupported_is_a_refusal_in_the_log(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path,  # noqa: F811
+        tmp_path: Path) -> None:
+    """A repository hgwire cannot serve (a share): hg shows the reason, and the log line is the
+    refusal, not "ok"."""
+    http = HgHttp(make_server("fs", **_settings(htpasswd)), client)
+    client.hg("init", str(tmp_path / "source"))
+    client.hg("--config", "extensions.share=", "share", "-q", str(tmp_path / "source"), str(http.server.root / "sh"))
+    with _events() as events:
+        refused = client.hg("id", http.url("sh"), check=False)
+    assert refused.returncode != 0
+    outcomes, _audits = _said(events)
+    assert outcomes and all(o.startswith("refused: ") for o in outcomes), outcomes
