@@ -20,7 +20,7 @@ import zstandard
 from protocols.changegroup import DECOMPRESS_STEP, StreamReader, bz2_decompressed, zlib_decompressed
 from protocols.errors import HgwireError, LimitExceeded, ProtocolError, UnsupportedContent
 from protocols.hg_wire import url_quote, url_unquote
-from protocols.text import printable
+from protocols.text import quoted
 
 MAGIC = b"HG20"
 
@@ -299,7 +299,7 @@ def _parse_stream_params(blob: bytes) -> dict[bytes, bytes | None]:
         key, eq, value = item.partition(b"=")
         name = url_unquote(key)
         if not name[:1].isalpha():
-            raise ProtocolError(f"invalid bundle2 stream parameter name '{printable(name, 60)}'")
+            raise ProtocolError(f"invalid bundle2 stream parameter name {quoted(name, 60)}")
         params[name] = url_unquote(value) if eq else None
     return params
 
@@ -308,10 +308,10 @@ def _check_stream_params(params: dict[bytes, bytes | None]) -> bytes:
     """Return the compression name; a mandatory (Capitalised) unknown parameter is fatal."""
     for name in params:
         if name[:1].isupper() and name != STREAM_PARAM_COMPRESSION:
-            raise UnsupportedContent(f"unsupported bundle2 stream parameter '{printable(name, 60)}'", params=(name,))
+            raise UnsupportedContent(f"unsupported bundle2 stream parameter {quoted(name, 60)}", params=(name,))
     compression = params.get(STREAM_PARAM_COMPRESSION) or b"UN"
     if compression not in COMPRESSIONS:
-        raise UnsupportedContent(f"unsupported bundle2 compression '{printable(compression, 60)}'", params=(compression,))
+        raise UnsupportedContent(f"unsupported bundle2 compression {quoted(compression, 60)}", params=(compression,))
     return compression
 
 
@@ -362,7 +362,7 @@ def raise_on_error_part(part: InPart, payload: bytes) -> None:
         message = part.params.get(b"message", part.type)
         raise ProtocolError(f"the peer aborted: {message.decode('utf-8', 'replace')}")
     if part.mandatory and part.type != PART_OUTPUT:
-        raise UnsupportedContent(f"unsupported interrupt part '{printable(part.type, 60)}'", part_type=part.type)
+        raise UnsupportedContent(f"unsupported interrupt part {quoted(part.type, 60)}", part_type=part.type)
 
 
 class Bundle2Reader:

@@ -221,7 +221,7 @@ def check_ref_name(name: bytes) -> None:
     """Raise ``ProtocolError`` for a name ``ref_name_refusal`` refuses."""
     reason = ref_name_refusal(name)
     if reason is not None:
-        raise ProtocolError(f"invalid ref name '{printable(name, 200)}': {reason}")
+        raise ProtocolError(f"invalid ref name {quoted(name, 200)}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +452,7 @@ class ReceivePack:
         if len(parts) != 3:
             raise ProtocolError(f"receive-pack: expected '<old> <new> <ref>', got {quoted(command, 120)}")
         if any(b in _CONTROL for b in parts[2]):  # no client sends them (git checks its names); never logged
-            raise ProtocolError(f"invalid ref name '{printable(parts[2], 200)}': control characters")
+            raise ProtocolError(f"invalid ref name {quoted(parts[2], 200)}: control characters")
         self._names_size += len(parts[2])
         if self._names_size > MAX_NAMES_SIZE:  # names over MAX_REF_NAME are kept to be refused by name
             raise LimitExceeded(f"more than {MAX_NAMES_SIZE >> 20} MiB of ref names in one push")

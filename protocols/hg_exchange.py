@@ -49,7 +49,7 @@ from protocols.errors import (
 )
 from protocols.hg_narrow import NarrowSpec, narrow_spec
 from protocols.hg_responses import Outgoing, PushError, PushResponse, Response, StreamResponse
-from protocols.text import printable, quoted
+from protocols.text import quoted
 
 SERVER_BUNDLE2_CAPS: Mapping[bytes, Sequence[bytes]] = {
     b2.MAGIC: (),
@@ -983,12 +983,12 @@ def _process_part(op: _PushOperation, part: b2.InPart) -> None:
     row = PUSH_PART_HANDLERS.get(part.type)
     if row is None:
         if part.mandatory:
-            raise UnsupportedContent(f"unsupported bundle2 part '{printable(part.type, 60)}'", part_type=part.type)
+            raise UnsupportedContent(f"unsupported bundle2 part {quoted(part.type, 60)}", part_type=part.type)
         return
     known_params, handler = row
     unknown = tuple(k for k in part.mandatory_keys if k not in known_params)
     if unknown:
-        raise UnsupportedContent(f"unsupported parameters of part '{printable(part.type, 60)}'", part.type, unknown)
+        raise UnsupportedContent(f"unsupported parameters of part {quoted(part.type, 60)}", part.type, unknown)
     handler(op, part)
 
 
