@@ -36,7 +36,7 @@ import struct
 import zlib
 from typing import Any
 
-from twisted.conch.ssh import transport
+from twisted.conch.ssh import transport, userauth
 from twisted.conch.ssh.common import getNS
 
 from gateway.logs import SafeLogger
@@ -84,7 +84,6 @@ COMPRESSIONS = (b"none", DELAYED_ZLIB)
 """OpenSSH's compressions since 7.4: ``zlib@openssh.com`` starts once the user has logged in (after
 the server's USERAUTH_SUCCESS), so nobody can make the server inflate before authenticating; plain
 ``zlib``, from the key exchange on, is not offered."""
-MSG_USERAUTH_SUCCESS = 52
 
 REKEY_BYTES = 1 << 30
 """Packet bytes either way after which the server starts a new key exchange, as OpenSSH's sshd does
@@ -174,9 +173,9 @@ class AlgorithmTransport(transport.SSHServerTransport):
     _lent: list[bytes] = []  # noqa: RUF012 - replaced, never changed in place
     """MACs ``ssh_KEXINIT`` adds for one exchange (``implicit_macs``), never offered by ``sendKexInit``."""
     _since_keys = 0
+    """Packet bytes sent and received since the keys last changed (``REKEY_BYTES``)."""
     _logged_in = False
     """Whether USERAUTH_SUCCESS went out: delayed compression (``DELAYED_ZLIB``) is on from then."""
-    """Packet bytes sent and received since the keys last changed (``REKEY_BYTES``)."""
 
     # --- strict key exchange
 
@@ -266,7 +265,7 @@ class AlgorithmTransport(transport.SSHServerTransport):
             self.outgoingPacketSequence += 1
         if messageType == transport.MSG_NEWKEYS and self._strict_kex:
             self.outgoingPacketSequence = 0
-        if messageType == MSG_USERAUTH_SUCCESS and not held and not self._logged_in:  # zlib@openssh.com after it
+        if messageType == userauth.MSG_USERAUTH_SUCCESS and not held and not self._logged_in:  # zlib@openssh.com after it
             self._logged_in = True
             self._start_compression()
         self._count(len(payload))

@@ -12,12 +12,12 @@ import zlib
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from twisted.conch.ssh import factory, keys, transport
+from twisted.conch.ssh import factory, keys, transport, userauth
 from twisted.conch.ssh.common import NS, getNS
 from twisted.internet.testing import StringTransport
 
 from gateway.ssh import HgwireServerTransport
-from gateway.ssh_transport import MSG_USERAUTH_SUCCESS, AlgorithmTransport, PacketCiphers
+from gateway.ssh_transport import AlgorithmTransport, PacketCiphers
 from protocols.ssh_packets import AesGcm, ChaChaPoly, EncryptThenMac, PacketCodec
 
 CLIENT_VERSION = b"SSH-2.0-OpenSSH_9.2p1 test\r\n"
@@ -236,7 +236,7 @@ def test_zlib_is_inflated_within_bounds(suite: str) -> None:
     proto.sendPacket(transport.MSG_NEWKEYS, b"")
     proto.dataReceived(plain(bytes((transport.MSG_NEWKEYS,))))
     assert proto.incomingCompression is None and proto.outgoingCompression is None  # not before login
-    proto.sendPacket(MSG_USERAUTH_SUCCESS, b"")
+    proto.sendPacket(userauth.MSG_USERAUTH_SUCCESS, b"")
     assert proto.incomingCompression is not None and proto.outgoingCompression is not None
     if suite == "chacha20-poly1305":
         seal = ChaChaPoly(MATERIAL["C"][:64]).seal
