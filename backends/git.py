@@ -1327,11 +1327,11 @@ class DulwichGitRepository:
         branch = update.ref.startswith(HEADS_PREFIX)
         deletion = is_zero_id(update.new)
         if not self.bare and update.ref == head and rules.deny_current_branch == REFUSE:
-            return "branch is currently checked out"
+            return CHECKED_OUT
         if deletion and branch and rules.deny_deletes:
-            return "deletion prohibited"  # git's words for receive.denyDeletes
+            return DELETION_PROHIBITED
         if deletion and update.ref == head and rules.deny_delete_current not in (IGNORE, WARN):
-            return "deletion of the current branch prohibited"
+            return CURRENT_DELETION_PROHIBITED
         if hidden(update.ref):
             return "deny updating a hidden ref"  # git's words
         if not deletion and not self._connected(update.new):
@@ -1340,7 +1340,7 @@ class DulwichGitRepository:
             return NON_COMMIT_BRANCH  # git's refs code refuses it too: a branch names a commit
         if (branch and rules.deny_non_fast_forwards and not deletion and not is_zero_id(update.old)
                 and not git_pack.is_ancestor(self.object_store, update.old, update.new)):
-            return "non-fast-forward"  # git's words for receive.denyNonFastForwards
+            return NON_FAST_FORWARD
         return None
 
     _told = b""
@@ -1356,17 +1356,17 @@ class DulwichGitRepository:
         name = update.ref.decode("utf-8", "replace")
         deletion = is_zero_id(update.new)
         lines: list[str] = []
-        if reason == "branch is currently checked out":
+        if reason == CHECKED_OUT:
             lines.append(f"error: refusing to update checked out branch: {name}")
             if not rules.current_branch_set:
                 lines.append("error: " + UNCONFIGURED_CURRENT_BRANCH)
-        elif reason == "deletion prohibited":
+        elif reason == DELETION_PROHIBITED:
             lines.append(f"error: denying ref deletion for {name}")
-        elif reason == "deletion of the current branch prohibited":
+        elif reason == CURRENT_DELETION_PROHIBITED:
             if not rules.delete_current_set:
                 lines.append("error: " + UNCONFIGURED_DELETE_CURRENT)
             lines.append(f"error: refusing to delete the current branch: {name}")
-        elif reason == "non-fast-forward":
+        elif reason == NON_FAST_FORWARD:
             lines.append(f"error: denying non-fast-forward {name} (you should pull first)")
         elif reason is None and update.ref == head and not deletion and not self.bare \
                 and rules.deny_current_branch == WARN:
@@ -1867,6 +1867,13 @@ class Deploy:
 IGNORE, WARN, REFUSE, UPDATE_INSTEAD = "ignore", "warn", "refuse", "updateInstead"
 """``receive.denyCurrentBranch``/``denyDeleteCurrent`` actions (``warn`` lets the update through, as
 ``ignore``, with git's warning)."""
+
+CHECKED_OUT = "branch is currently checked out"
+DELETION_PROHIBITED = "deletion prohibited"
+CURRENT_DELETION_PROHIBITED = "deletion of the current branch prohibited"
+NON_FAST_FORWARD = "non-fast-forward"
+"""git's receive-pack's reasons for a ref its ``receive.deny*`` settings refuse (``_refusal``), each
+told with git's ``error:`` lines too (``_told_of``)."""
 
 UNCONFIGURED_CURRENT_BRANCH = (
     "By default, updating the current branch in a non-bare repository\n"
