@@ -158,12 +158,13 @@ class FilesystemBackend:
             self._checked_leaf(candidate)
             path = self._confined(candidate)
             kind = detect_kind(path)
-            if kind in kinds or (kind is None and os.path.isdir(path)):
-                _check_readable(candidate, path, kind)
             if kind in kinds:
+                _check_readable(candidate, path, kind)
                 return candidate, path, kind
-            if kind is None and os.path.isdir(path) and kinds is ANY_KIND:
-                existing_dir = candidate
+            if kind is None and os.path.isdir(path):
+                _check_readable(candidate, path, None)
+                if kinds is ANY_KIND:
+                    existing_dir = candidate
         if existing_dir is not None:
             raise NotARepository(f"{existing_dir} is not a git or Mercurial repository")
         raise RepositoryNotFound(f"repository {name} not found")

@@ -643,7 +643,7 @@ class Backend(Protocol):
     """A store of named repositories; names are validated by the backend.
 
     Optional: ``new_git_object_format() -> ObjectFormat``, the object format of a git repository
-    ``create`` would make now (SHA-1 when absent): a push to a name still to be made
+    ``create`` would make now (when absent: what ``GIT_DEFAULT_HASH`` says, as ``fs`` makes): a push to a name still to be made
     (``--create-on-push``) is answered as that empty repository until its commands arrive.
     ``new_git_keeps_lfs() -> bool``: whether such a repository would keep Git LFS objects (its
     ``lfs()`` gives a store); when False, a new repository's LFS upload is refused before anything

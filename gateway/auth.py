@@ -269,7 +269,7 @@ class KeyRestriction:
 
     repos: frozenset[str]
     read_only: bool = False
-    program: str = "hg-ssh"
+    program: str = HG_SSH
     """The forced command it stands for: ``hg-ssh`` or ``git-shell``."""
 
     def __call__(self, authorizer: Authorizer, request: AccessRequest) -> None:
