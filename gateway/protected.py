@@ -611,13 +611,21 @@ class GuardedTransaction:
 
 
 @contextmanager
+def _refusal_audited(ctx: SessionContext, refusal: type[HgwireError]) -> Iterator[None]:
+    """A push refused before its transaction opened (locked, a disk that cannot hold its bundle): in
+    the audit log too, for the operator the client is sent to."""
+    try:
+        yield
+    except refusal as refused:
+        audit.record(ctx, "push", [], f"refused: {refused}")
+        raise
+
+
+@contextmanager
 def _audited_spool(spool: AbstractContextManager[Iterator[bytes]], ctx: SessionContext) -> Iterator[Iterator[bytes]]:
     with ExitStack() as held:
-        try:
+        with _refusal_audited(ctx, StorageError):
             kept = held.enter_context(spool)
-        except StorageError as refused:
-            audit.record(ctx, "push", [], f"refused: {refused}")
-            raise
         yield kept
 
 
@@ -635,11 +643,8 @@ class GuardedHgRepository:
     def transaction(self, max_text: int | None = None) -> HgTransaction:
         scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
-        try:
+        with _refusal_audited(self._ctx, HgwireError):
             tx = self._repo.transaction(max_text)
-        except HgwireError as refused:  # locked, a read-only disk: the operator the client is sent to must see it
-            audit.record(self._ctx, "push", [], f"refused: {refused}")
-            raise
         return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
 
     def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
