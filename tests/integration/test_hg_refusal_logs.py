@@ -16,6 +16,7 @@ import backends.hg.lock
 from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401
+from tests.integration.test_hg_lock_wait import _repo_with_a_change
 from tests.integration.test_hg_ssh import HgSsh
 
 
@@ -30,12 +31,9 @@ def _events() -> Iterator[list[dict[str, Any]]]:
 
 
 def _locked_repository(client: Client, root: Path, tmp_path: Path) -> Path:
-    client.hg("init", str(root / "r"))
+    """``_repo_with_a_change``, the server's repository locked by a process of another host."""
+    work = _repo_with_a_change(client, root, tmp_path)
     os.symlink("buildhost-7/4026531836:4242", root / "r" / ".hg" / "store" / "lock")
-    work = tmp_path / "w"
-    client.hg("init", str(work))
-    (work / "a").write_text("a\n")
-    client.hg("commit", "-q", "-A", "-m", "a", cwd=work)
     return work
 
 
