@@ -34,7 +34,7 @@ from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.logs import SafeLogger
 from gateway.policy import check_exported, git_archives, read_base_git_config
-from gateway.protected import read_base_hgrc
+from gateway.protected import log_recovery, read_base_hgrc
 from gateway.repo_use import close_git, closed_after, closing_git
 from gateway.threads import IteratorProducer, run_blocking
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
@@ -129,6 +129,7 @@ def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | G
             raise UnsupportedFeature("archives and raw files come from repositories of hgwire's own Mercurial engine only")
         raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
     read_base_hgrc(repo, front.authorizer)
+    log_recovery(repo)
     check_web_access(repo, user, PULL)
     return repo
 

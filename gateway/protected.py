@@ -787,7 +787,17 @@ def guard_hg_repository(repo: HgRepository, ctx: SessionContext) -> HgRepository
     """The repository a session serves: protections applied, writes audited, and the ``--config``
     file's ``[hg] hgrc`` read before the repository's own (a backend with ``base_hgrc``)."""
     read_base_hgrc(repo, ctx.authorizer)
+    log_recovery(repo)
     return GuardedHgRepository(repo, ctx, protections_of(ctx))
+
+
+def log_recovery(repo: object) -> None:
+    """Say so when opening ``repo`` rolled back a transaction a killed writer left behind (an ``hg
+    commit`` on the server, a push cut short): hg would have refused and asked for ``hg recover``."""
+    if getattr(repo, "recovered", False):  # (each open that rolled one back: once per transaction)
+        log.warn("{repo}: rolled back an interrupted transaction a killed or crashed writer left "  # noqa: G010
+                 "(as 'hg recover' does); the repository is as it was before that write",
+                 repo=getattr(repo, "name", "?"))
 
 
 def read_base_hgrc(repo: object, authorizer: Authorizer | None) -> None:

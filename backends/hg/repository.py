@@ -182,6 +182,9 @@ class HgRepo:
         self._views_lock = threading.RLock()
         self._branch_cache: tuple[list[tuple[bytes, bool]], Node, int] = ([], NULL_NODE, 0)
         self._obsstore: tuple[object, ObsStore, bytes] | None = None
+        self.recovered: bool = False
+        """Whether opening it rolled back a transaction a killed writer left (``recover_if_needed``):
+        the gateway logs that, since hg itself would have stopped and asked for ``hg recover``."""
         self.base_hgrc: bytes | None = None
         """An absolute path of a config file read before ``.hg/hgrc`` (the operator's ``[hg] hgrc``,
         as ``hg serve`` reads the system's): the repository's own settings win."""
@@ -911,6 +914,7 @@ class HgRepo:
         try:
             if journal.needs_recovery(self.store):
                 journal.recover({journal.STORE: self.store, journal.PLAIN: self.plain}, self.encode_path)
+                self.recovered = True
         finally:
             self.locks.release()
 

@@ -84,3 +84,27 @@ def test_a_repository_refused_as_unsupported_is_a_refusal_in_the_log(
     assert refused.returncode != 0
     outcomes, _audits = _said(events)
     assert outcomes and all(o.startswith("refused: ") for o in outcomes), outcomes
+
+
+def test_a_transaction_a_killed_hg_left_is_rolled_back_and_logged(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path,  # noqa: F811
+        tmp_path: Path) -> None:
+    """An ``hg commit`` killed on the server leaves its journal: hg would stop and ask for ``hg
+    recover``; hgwire rolls it back on the next open, and the operator's log says so (once)."""
+    http = HgHttp(make_server("fs", **_settings(htpasswd)), client)
+    _repo_with_a_change(client, http.server.root, tmp_path)
+    served = http.server.root / "r"
+    (served / "f").write_text("f\n")
+    client.hg("commit", "-q", "-A", "-m", "kept", cwd=served)
+    (served / "f").write_text("killed\n")
+    client.hg("commit", "-q", "-m", "killed", "--config", "hooks.pretxncommit=kill -9 $PPID", cwd=served, check=False,
+              env={})  # (its own process: the hook kills it)
+    assert (served / ".hg" / "store" / "journal").exists()
+    with _events() as events:
+        client.hg("clone", "-q", "-U", http.url("r"), str(tmp_path / "c"))
+        client.hg("id", http.url("r"))
+    assert client.hg("log", "-T", "{desc}\n", cwd=tmp_path / "c").stdout.split() == ["kept"]
+    said = [e for e in events if "rolled back an interrupted transaction" in str(e.get("log_format"))]
+    assert len(said) == 1 and said[0]["repo"] == "r", said
+    assert not (served / ".hg" / "store" / "journal").exists()
+    assert client.hg("verify", "-q", cwd=served).returncode == 0
