@@ -12,11 +12,13 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 
 from dulwich.config import ConfigFile, StackedConfig
+from dulwich.file import SharedPerm, calc_shared_perm
 from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
@@ -186,8 +188,10 @@ class FilesystemBackend:
         if not bare and os.path.islink(git_dir):
             raise UnsafeName(f"repository {found} has a symlinked .git directory and is not served")
         _refuse_symlinked_stores(git_dir, found)
-        return DulwichGitRepository(found, _open_git(git_dir), lock=_flock(git_dir), spool_dir=git_dir,
-                                    bare=bare, work_tree=None if bare else path, owns_repo=True)
+        served: DulwichGitRepository = DulwichGitRepository(
+            found, _open_git(git_dir), lock=_flock(git_dir, lambda: served.shared_perm()), spool_dir=git_dir,
+            bare=bare, work_tree=None if bare else path, owns_repo=True)
+        return served
 
     def new_git_object_format(self) -> ObjectFormat:
         """The object format of a git repository ``create`` makes now (``default_object_format``)."""
@@ -216,7 +220,9 @@ class FilesystemBackend:
         created = Repo(path)
         adopt_store(created.object_store)
         adopt_refs(created.refs)
-        return DulwichGitRepository(name, created, lock=_flock(path), spool_dir=path, owns_repo=True)
+        made: DulwichGitRepository = DulwichGitRepository(
+            name, created, lock=_flock(path, lambda: made.shared_perm()), spool_dir=path, owns_repo=True)
+        return made
 
     def exists(self, name: str) -> bool:
         try:
@@ -306,7 +312,7 @@ def _refuse_symlinked_stores(path: str, name: str) -> None:
             raise UnsafeName(f"repository {name} has a symlinked {sub} directory and is not served")
 
 
-def _flock(path: str) -> RefLock:
+def _flock(path: str, shared: Callable[[], SharedPerm | None]) -> RefLock:
     """The repository's ref-update lock: an flock on ``hgwire-refs.lock``.
 
     The kernel drops the flock of a holder that dies, but not the ``NAME.lock``
@@ -315,34 +321,70 @@ def _flock(path: str) -> RefLock:
     that ref fail.  So the holder writes its pid into the lock file and empties
     it on release: a non-empty file on acquisition means the last holder died
     holding the lock, and the ref ``.lock`` files not older than its pid are
-    its leftovers.
+    its leftovers.  ``shared``: the modes ``core.sharedRepository`` asks of the
+    file, which every user who pushes to the repository must be able to lock.
     """
     lock_path = os.path.join(path, REF_LOCK_FILE)
 
     @contextmanager
     def held() -> Iterator[None]:
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:  # a read-only disk
-            raise StorageError(f"the server could not lock the repository's refs ({exc.strerror or exc}); "
-                               f"nothing was changed, {storage_advice(exc)}") from exc
+        fd, writable = _open_ref_lock(lock_path, shared())
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            last_holder = os.fstat(fd)
-            if last_holder.st_size:
-                _remove_ref_locks(path, since_ns=last_holder.st_mtime_ns)
-            try:
-                os.pwrite(fd, b"%d\n" % os.getpid(), 0)
-            except OSError:  # a full disk: the flock still holds (only a crash's leftovers go unseen),
-                pass  # and each ref's update says what fails
+            if writable:
+                last_holder = os.fstat(fd)
+                if last_holder.st_size:
+                    _remove_ref_locks(path, since_ns=last_holder.st_mtime_ns)
+                try:
+                    os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+                except OSError:  # a full disk: the flock still holds (only a crash's leftovers go unseen),
+                    pass  # and each ref's update says what fails
             try:
                 yield
             finally:
-                os.ftruncate(fd, 0)
+                if writable:
+                    os.ftruncate(fd, 0)
         finally:
             os.close(fd)
 
     return held
+
+
+def _open_ref_lock(lock_path: str, perm: SharedPerm | None) -> tuple[int, bool]:
+    """The ref-update lock file opened for writing (made as git makes a file, ``0666`` less the
+    umask, then given ``core.sharedRepository``'s modes, ``perm``, when this user owns it: one left too
+    narrow by an older hgwire is widened), and whether it was.  Another user's file this one may
+    not write (made before the repository was shared) is opened for reading: an flock holds on
+    that too, only the pid that finds a crash's leftovers is then neither written nor read."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError as exc:
+        try:
+            return os.open(lock_path, os.O_RDONLY), False
+        except OSError:
+            raise _lock_refused(exc) from exc
+    except OSError as exc:  # a read-only disk
+        raise _lock_refused(exc) from exc
+    try:
+        _share_lock(fd, perm)
+    except OSError:  # the lock holds as it is; only another user may not take it
+        pass
+    return fd, True
+
+
+def _share_lock(fd: int, perm: SharedPerm | None) -> None:
+    """Give the open lock file ``perm``'s modes if it lacks them and this user owns it."""
+    found = os.fstat(fd)
+    if perm is None or found.st_uid != os.geteuid():
+        return
+    mode = calc_shared_perm(stat.S_IMODE(found.st_mode), perm)
+    if mode != stat.S_IMODE(found.st_mode):
+        os.fchmod(fd, mode)
+
+
+def _lock_refused(exc: OSError) -> StorageError:
+    return StorageError(f"the server could not lock the repository's refs ({exc.strerror or exc}); "
+                        f"nothing was changed, {storage_advice(exc)}")
 
 
 def _remove_ref_locks(path: str, since_ns: int) -> None:

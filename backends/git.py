@@ -1227,7 +1227,7 @@ class DulwichGitRepository:
             store = self.object_store
             refs = sorted((name, oid) for name, oid in self.refs().items() if name.startswith(b"refs/"))
             git_maintenance.write_server_info(
-                git_dir, [(name, oid, git_pack.peel(store, oid)) for name, oid in refs], self._shared_perm())
+                git_dir, [(name, oid, git_pack.peel(store, oid)) for name, oid in refs], self.shared_perm())
         except (OSError, ConfigValueError, KeyError, ObjectFormatException) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.reflog_failures.append(f"info/refs for dumb HTTP clients could not be written ({why})")
@@ -1650,7 +1650,7 @@ class DulwichGitRepository:
     def _append_log(self, root: bytes, path: bytes, line: bytes) -> None:
         """One line appended (``O_APPEND``: whole lines however many writers), the directories made
         for it and the file given ``core.sharedRepository``'s modes."""
-        perm = self._shared_perm()
+        perm = self.shared_perm()
         git_maintenance.make_shared_dirs(root, os.path.dirname(path), perm)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
@@ -1659,7 +1659,7 @@ class DulwichGitRepository:
             os.close(fd)
         adjust_shared_perm(path, perm)
 
-    def _shared_perm(self) -> SharedPerm | None:
+    def shared_perm(self) -> SharedPerm | None:
         """What ``core.sharedRepository`` asks of the files hgwire writes (None: the umask's modes)."""
         value = self._config_last(b"core", b"sharedrepository")
         try:
@@ -1672,7 +1672,7 @@ class DulwichGitRepository:
         the permissions ``core.sharedRepository`` asks (git's ``adjust_shared_perm``): other
         members of the group can then update the refs hgwire wrote, as they could git's.  dulwich
         writes them with the umask's modes."""
-        perm = self._shared_perm()
+        perm = self.shared_perm()
         refs = self.dulwich_repo.refs
         refpath = getattr(refs, "refpath", None)
         root = getattr(refs, "path", None)

@@ -1,7 +1,7 @@
 """A repository shared by several users gets, from hgwire's pushes, the permissions the reference
 gives: a ``git init --shared`` one those of git's own receive-pack (``core.sharedRepository``: ref
 files and the directories made for them open to the group, or everybody, or given the explicit mode;
-the pushed packs' files likewise, read-only), a Mercurial one made
+the pushed packs' files likewise, read-only; hgwire's ref-update lock file as a ref file), a Mercurial one made
 group-writable those hg gives (the store directory's mode, for every file and directory it makes),
 so the other users can go on writing there."""
 
@@ -57,6 +57,8 @@ def test_pushed_refs_get_git_s_shared_permissions(make_server: Callable[..., Run
     client.git("push", "-q", server.git_url("shared"), *specs, cwd=work)
     client.git("push", "-q", str(twin), *specs, cwd=work)  # git's own receive-pack, for the modes it gives
     assert _modes(served) == _modes(twin)
+    lock = served / "hgwire-refs.lock"  # every user who pushes locks it (was 0644 whatever the setting)
+    assert stat.S_IMODE(lock.stat().st_mode) == _modes(twin)["refs/heads/main"]
     if shared not in ("false", "0600"):
         assert _modes(served)["refs/heads/deep/topic/x"] & stat.S_IRGRP
         assert _modes(served)["refs/heads/deep"] & stat.S_ISGID
