@@ -496,6 +496,26 @@ class LinkedRefsContainer(DiskRefsContainer):
         linked = symlink_ref(self.refpath(name))  # (no link, or one to no ref: None)
         return linked if linked is not None else super()._read_loose_ref_file(name)
 
+    def _remove_packed_ref(self, name: Ref) -> None:
+        """Take ``name`` out of ``packed-refs`` as git's receive-pack does: the file rewritten under
+        ``packed-refs.lock`` with git's first line (``_packed_text``: the peel traits the file had,
+        and ``sorted``).  dulwich's, which a deletion runs, wrote ``# pack-refs with: peeled``:
+        without ``fully-peeled`` every reader (git's upload-pack, hgwire's advertisement) peels each
+        packed ref again, and without ``sorted`` git reads the whole file to find one."""
+        if name not in self.get_packed_refs():
+            return
+        path = os.path.join(self.path, b"packed-refs")
+        try:
+            with GitFile(path, "wb") as f:  # (under the lock: read again, what another writer left)
+                with open(path, "rb") as current:
+                    traits, lines = _packed_lines(current.read())
+                if lines.pop(name, None) is None:
+                    f.abort()
+                else:
+                    f.write(_packed_text(traits, lines))
+        finally:
+            self._invalidate_packed_refs_cache()
+
 
 def adopt_refs(refs: object) -> None:
     """Make a repository's plain ``DiskRefsContainer`` a ``LinkedRefsContainer`` (behaviour only)."""
