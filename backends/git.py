@@ -789,6 +789,17 @@ class DulwichGitRepository:
         auto = self._auto_repacked()
         return auto[0] if auto is not None and git_maintenance.needs_bitmap(auto[0], min_objects) else None
 
+    def commit_graph_wanted(self) -> bool:
+        """Whether git's ``gc`` would write the repository's commit-graph after its repack
+        (``git_maintenance.COMMIT_GRAPH_ARGS``): ``gc.writeCommitGraph`` and ``core.commitGraph``,
+        both true unless set false; ``ConfigValueError`` for a value git would not read."""
+        settings = ((b"gc", b"writecommitgraph", "gc.writecommitgraph"), (b"core", b"commitgraph", "core.commitgraph"))
+        for section, key, name in settings:
+            value = self._config_last(section, key)
+            if value is not None and not _git_bool(value, name):
+                return False
+        return True
+
     def _auto_repacked(self) -> tuple[str, int] | None:
         """The git directory of a repository on disk whose config lets it be repacked on its own
         (git's ``receive.autogc`` and ``gc.auto = 0``; not where ``extensions.preciousObjects`` is

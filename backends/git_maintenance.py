@@ -38,6 +38,13 @@ it the fork's repack copied the whole history in: 16 KiB became 33 MB for the be
 writes no bitmap for such a pack then (it says so and packs anyway)."""
 
 
+COMMIT_GRAPH_ARGS = ("commit-graph", "write", "--reachable", "--no-progress")
+"""The commit-graph of every commit the refs reach, what ``git gc`` writes after its repack
+(``gc.writeCommitGraph``, true by default): git's own commands on the server (``rev-list``, an
+upload-pack's negotiation, ``git log`` of an operator) read commits from it, and one written by an
+earlier ``git gc`` would otherwise go on covering only the commits of its day."""
+
+
 PACK_REFS_ARGS = ("pack-refs", "--all", "--prune")
 """Every loose ref into ``packed-refs``, the loose files removed (what ``git gc`` does beside its repack):
 each push to a new branch or tag leaves a loose ref file, which every advertisement reads."""

@@ -8,7 +8,9 @@ default, git's ``gc.autoPackLimit``), or as many loose objects as git's ``gc.aut
 allows, first gets its loose refs packed (``git pack-refs --all --prune``, in the
 pool, under hgwire's ref-update lock), as git's gc packs them beside its repack,
 then ``git_maintenance.REPACK_ARGS`` in the background: one pack with a bitmap,
-which the fast clone path counts from.  A repository's own ``receive.autogc``,
+which the fast clone path counts from, and after it the commit-graph
+(``git_maintenance.COMMIT_GRAPH_ARGS``) where git's gc would write it
+(``gc.writeCommitGraph``, ``core.commitGraph``).  A repository's own ``receive.autogc``,
 ``gc.auto`` and ``gc.autoPackLimit`` apply to it, as git's receive-pack reads them.
 
 A repository whose packs hold ``[maintenance] bitmap_min_objects`` objects (10,000
@@ -66,13 +68,15 @@ def after_push(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: 
     if _bitmap_tried_lately(name):  # git could not write one (kept packs, say): pack limits only
         bitmap_objects = 0
 
-    def counted(path: str | None) -> None:
+    def counted(planned: tuple[str | None, bool]) -> None:
+        path, commit_graph = planned
         if path:
             if bitmap_objects > 0:
                 _bitmap_tried(name)
-            _pack_refs_then_repack(path, name, pack_refs)
+            _pack_refs_then_repack(path, name, pack_refs, commit_graph)
 
-    run_blocking(candidate, pack_limit, bitmap_objects).addCallback(counted).addErrback(_not_counted, name)
+    run_blocking(_planned, repo, candidate, pack_limit, bitmap_objects).addCallback(counted).addErrback(
+        _not_counted, name)
 
 
 def after_fetch(repo: GitRepository, name: str, pack_limit: int, bitmap_objects: int) -> None:
@@ -83,16 +87,25 @@ def after_fetch(repo: GitRepository, name: str, pack_limit: int, bitmap_objects:
         return
     pack_refs = getattr(repo, "pack_refs", None)
 
-    def counted(path: str | None) -> None:
+    def counted(planned: tuple[str | None, bool]) -> None:
+        path, commit_graph = planned
         if path and path not in _running:
             _bitmap_tried(name)
-            _pack_refs_then_repack(path, name, pack_refs)
+            _pack_refs_then_repack(path, name, pack_refs, commit_graph)
 
     def not_counted(failure: Failure) -> None:
         _bitmap_tried(name)  # a config git would not read: logged once an hour
         _not_counted(failure, name)
 
-    run_blocking(candidate, bitmap_objects).addCallback(counted).addErrback(not_counted)
+    run_blocking(_planned, repo, candidate, bitmap_objects).addCallback(counted).addErrback(not_counted)
+
+
+def _planned(repo: GitRepository, candidate: Callable[..., str | None], *limits: int) -> tuple[str | None, bool]:
+    """In the pool: the git directory to repack (``candidate(*limits)``), and whether its
+    commit-graph is written after the repack, as git's gc writes it (``commit_graph_wanted``)."""
+    path = candidate(*limits)
+    wanted = getattr(repo, "commit_graph_wanted", None)
+    return path, bool(path and wanted is not None and wanted())
 
 
 def _bitmap_tried_lately(name: str) -> bool:
@@ -106,14 +119,16 @@ def _bitmap_tried(name: str) -> None:
     _bitmap_started[name] = time.monotonic()
 
 
-def _pack_refs_then_repack(git_dir: str, name: str, pack_refs: Callable[[], object] | None) -> None:
+def _pack_refs_then_repack(git_dir: str, name: str, pack_refs: Callable[[], object] | None,
+                           commit_graph: bool) -> None:
     """The repository's ``pack_refs`` in the pool (a short step: git's pack-refs holding the ref
-    lock, which pushes wait for), then the repack; a failure to pack the refs is logged and the
-    repack runs all the same."""
+    lock, which pushes wait for), then the repack (and the commit-graph after it with
+    ``commit_graph``); a failure to pack the refs is logged and the repack runs all the same."""
     if pack_refs is None:
-        start_repack(git_dir, name)
+        start_repack(git_dir, name, commit_graph=commit_graph)
         return
-    run_blocking(pack_refs).addErrback(_refs_not_packed, name).addBoth(lambda _: start_repack(git_dir, name))
+    run_blocking(pack_refs).addErrback(_refs_not_packed, name).addBoth(
+        lambda _: start_repack(git_dir, name, commit_graph=commit_graph))
 
 
 def _refs_not_packed(failure: Failure, name: str) -> None:
@@ -130,8 +145,9 @@ def _not_counted(failure: Failure, name: str) -> None:
     log.failure("counting the packs of {repo}", failure, repo=name)
 
 
-def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
-    """Spawn ``git repack`` for ``git_dir`` unless one runs for it already; False if none started."""
+def start_repack(git_dir: str, name: str, git: str | None = None, commit_graph: bool = False) -> bool:
+    """Spawn ``git repack`` for ``git_dir`` unless one runs for it already, then with
+    ``commit_graph`` ``git commit-graph write`` once it has succeeded; False if none started."""
     global _no_git_logged
     if git_dir in _running:
         return False
@@ -142,8 +158,6 @@ def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
             log.warn("no git binary on PATH: pushed packs of {repo} are not repacked; install git",
                      repo=name)
         return False
-    from twisted.internet import reactor
-
     try:
         holder = git_maintenance.take_gc_lock(git_dir)
     except OSError as exc:  # a read-only repository, say: git could not repack it either
@@ -154,21 +168,12 @@ def start_repack(git_dir: str, name: str, git: str | None = None) -> bool:
         log.info("{repo} is not repacked now: git gc runs on it ({holder}, its gc.pid)", repo=name, holder=holder)
         return False
     _running.add(git_dir)
-    env = {**os.environ, "GIT_DIR": git_dir}
-    done = _RepackProtocol(git_dir, name)
     try:
-        reactor.spawnProcess(done, binary, [binary, *git_maintenance.REPACK_ARGS], env=env,
-                             path=git_dir)
+        _spawn(_RepackProtocol(git_dir, name, binary, commit_graph))
     except Exception:
         _running.discard(git_dir)
         git_maintenance.release_gc_lock(git_dir)
         raise
-    # A child that closes its pipes before it has exited is reaped on SIGCHLD, whose handler a
-    # reactor run without signal handlers (an embedding program's, a test's thread) does not
-    # have: without this the repack never ended for hgwire, and the repository was never repacked
-    # again.  Reaping what has exited is harmless where the handler exists.
-    done.reaper = task.LoopingCall(process.reapAllProcesses)
-    done.reaper.start(REAP_SECONDS, now=False)
     bitmap = git_maintenance.has_bitmap(git_dir)
     log.info("repacking {repo}: {packs} pack(s), {bitmap_state}", repo=name, packs=git_maintenance.count_packs(git_dir),
              bitmap=bitmap, bitmap_state="one with a bitmap" if bitmap else "no bitmap")
@@ -179,12 +184,31 @@ REAP_SECONDS = 1.0
 """How often a running repack's process is looked for among the exited children."""
 
 
-class _RepackProtocol(protocol.ProcessProtocol):
-    """Collects git's error output and logs the outcome."""
+def _spawn(done: _GitProtocol) -> None:
+    """Run ``done``'s git command in its repository, seen to its end."""
+    from twisted.internet import reactor
 
-    def __init__(self, git_dir: str, name: str) -> None:
+    reactor.spawnProcess(done, done.binary, [done.binary, *done.args], env={**os.environ, "GIT_DIR": done.git_dir},
+                         path=done.git_dir)
+    # A child that closes its pipes before it has exited is reaped on SIGCHLD, whose handler a
+    # reactor run without signal handlers (an embedding program's, a test's thread) does not
+    # have: without this the repack never ended for hgwire, and the repository was never repacked
+    # again.  Reaping what has exited is harmless where the handler exists.
+    done.reaper = task.LoopingCall(process.reapAllProcesses)
+    done.reaper.start(REAP_SECONDS, now=False)
+
+
+class _GitProtocol(protocol.ProcessProtocol):
+    """One git command of a repository's maintenance: collects git's error output, logs the
+    outcome (``succeeded``, ``failed``) and lets the repository go (``_running``, its ``gc.pid``)
+    unless a next step (``next_step``) goes on holding it."""
+
+    args: tuple[str, ...] = ()
+
+    def __init__(self, git_dir: str, name: str, binary: str) -> None:
         self.git_dir = git_dir
         self.name = name
+        self.binary = binary
         self.reaper: task.LoopingCall | None = None
         self.started = time.monotonic()
         self.errors = b""
@@ -193,18 +217,66 @@ class _RepackProtocol(protocol.ProcessProtocol):
         self.errors = (self.errors + data)[-4096:]
 
     def processEnded(self, reason: Any) -> None:
-        _running.discard(self.git_dir)
-        git_maintenance.release_gc_lock(self.git_dir)
         if self.reaper is not None and self.reaper.running:
             self.reaper.stop()
         seconds = round(time.monotonic() - self.started, 2)
         code = getattr(reason.value, "exitCode", None)
-        if code == 0:
-            log.info("repacked {repo} in {seconds} s: {packs} pack(s)", repo=self.name, seconds=seconds,
-                     packs=git_maintenance.count_packs(self.git_dir))
-        else:
-            log.error("repacking {repo} failed (exit {code}): {errors}; the repository stays as it was",
-                      repo=self.name, code=code, errors=self.errors.decode("utf-8", "replace").strip())
+        following = None
+        try:
+            if code == 0:
+                self.succeeded(seconds)
+                following = self.next_step()
+            else:
+                self.failed(code, self.errors.decode("utf-8", "replace").strip())
+            if following is not None:
+                _spawn(following)
+        finally:
+            if following is None or following.reaper is None:  # (not started: let the repository go)
+                _running.discard(self.git_dir)
+                git_maintenance.release_gc_lock(self.git_dir)
+
+    def succeeded(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    def failed(self, code: int | None, errors: str) -> None:
+        raise NotImplementedError
+
+    def next_step(self) -> _GitProtocol | None:
+        return None
+
+
+class _RepackProtocol(_GitProtocol):
+    """``git repack``, then with ``commit_graph`` the commit-graph (``_CommitGraphProtocol``)."""
+
+    args = git_maintenance.REPACK_ARGS
+
+    def __init__(self, git_dir: str, name: str, binary: str, commit_graph: bool) -> None:
+        super().__init__(git_dir, name, binary)
+        self.commit_graph = commit_graph
+
+    def succeeded(self, seconds: float) -> None:
+        log.info("repacked {repo} in {seconds} s: {packs} pack(s)", repo=self.name, seconds=seconds,
+                 packs=git_maintenance.count_packs(self.git_dir))
+
+    def failed(self, code: int | None, errors: str) -> None:
+        log.error("repacking {repo} failed (exit {code}): {errors}; the repository stays as it was",
+                  repo=self.name, code=code, errors=errors)
+
+    def next_step(self) -> _GitProtocol | None:
+        return _CommitGraphProtocol(self.git_dir, self.name, self.binary) if self.commit_graph else None
+
+
+class _CommitGraphProtocol(_GitProtocol):
+    """``git commit-graph write --reachable`` after a repack, as git's gc writes it."""
+
+    args = git_maintenance.COMMIT_GRAPH_ARGS
+
+    def succeeded(self, seconds: float) -> None:
+        log.info("wrote the commit-graph of {repo} in {seconds} s", repo=self.name, seconds=seconds)
+
+    def failed(self, code: int | None, errors: str) -> None:
+        log.error("writing the commit-graph of {repo} failed (exit {code}): {errors}; its packs are "
+                  "repacked, its commit-graph stays as it was", repo=self.name, code=code, errors=errors)
 
 
 def running() -> frozenset[str]:
