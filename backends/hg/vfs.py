@@ -85,13 +85,17 @@ def break_hardlink(full: bytes) -> None:
         st = os.stat(full)
     except FileNotFoundError:
         return
-    if st.st_nlink == 1:
-        return
+    if st.st_nlink != 1:
+        _copy_in_place(full, st.st_mode)
+
+
+def _copy_in_place(full: bytes, mode: int) -> None:
+    """Put a copy of ``full`` (with ``mode``'s permission bits), made by this process, in its place."""
     directory, name = os.path.split(full)
     fd, tmp = tempfile.mkstemp(prefix=b"." + name + b"-", suffix=b"~", dir=directory or b".")
     try:
         with open(full, "rb") as src, os.fdopen(fd, "wb") as dst:
-            os.fchmod(dst.fileno(), st.st_mode & 0o777)
+            os.fchmod(dst.fileno(), mode & 0o777)
             shutil.copyfileobj(src, dst, 1 << 20)
         os.replace(tmp, full)
     except BaseException:
@@ -102,13 +106,57 @@ def break_hardlink(full: bytes) -> None:
         raise
 
 
+STAT_CHECKED = frozenset({b"00changelog.i", b"00manifest.i", b"phaseroots", b"obsstore", b"bookmarks"})
+"""The files whose every write gets an mtime a reader cannot take for the old one (:func:`disambiguate`).
+
+hg's long-running readers (``hg serve``, hgweb, chg: hg.py ``cachedlocalrepo``) reload a repository
+only when the size or the whole-second mtime of ``00changelog.i``, ``phaseroots``, ``obsstore`` or
+``bookmarks`` changes, and its file caches (scmutil.py ``filecache``) compare the size, ctime and
+mtime in seconds; a bookmark moved or a phase root moved on rewrites its file at the same size.  hg
+writes these with ``checkambig`` (its repository's ``cachedfiles``: the bookmarks, the phase roots,
+the changelog's and root manifest's indexes; the obsstore when a rollback cuts it), and so does this
+vfs, whether it replaces, appends to, cuts or renames over one, in the store or in ``.hg`` (appends to
+the obsstore too, which hg leaves unchecked as they grow it)."""
+
+
+def _seconds(ns: int) -> int:
+    return ns // 1_000_000_000
+
+
+def disambiguate(full: bytes, old: os.stat_result | None) -> None:
+    """Give ``full``, just written, a later mtime when a reader could take it for its ``old`` self.
+
+    The rule of hg's util.py ``filestat.isambig``/``avoidambig``: when the new ctime is the old one,
+    to the second (two writes within a second), the mtime becomes the old mtime plus one second, so
+    a size that did not change no longer hides the write, however many writes that second held.
+    Beyond hg: the same when the new mtime is the old one, to the second, the ctimes apart; that is a
+    write in the second the previous write's mtime was moved to (after exactly two writes in the
+    second before), which hg's own writers leave looking unchanged to ``hg serve``.  A file another
+    user owns, whose times only its owner may set, is first replaced by a copy of this process's,
+    where hg copies it and leaves the times as they fall.  A new file (no ``old``) needs nothing.
+    """
+    if old is None:
+        return
+    new = os.stat(full)
+    old_mtime = _seconds(old.st_mtime_ns)
+    if _seconds(new.st_ctime_ns) != _seconds(old.st_ctime_ns) and _seconds(new.st_mtime_ns) != old_mtime:
+        return
+    later = ((old_mtime + 1) & 0x7FFFFFFF) * 1_000_000_000  # as hg: a time a signed 32-bit field holds
+    try:
+        os.utime(full, ns=(new.st_atime_ns, later))
+    except PermissionError:
+        _copy_in_place(full, new.st_mode)
+        os.utime(full, ns=(new.st_atime_ns, later))
+
+
 class FsVfs:
     """A directory on disk; ``replace`` is write-to-temp then rename so readers never see half a file.
 
     ``createmode`` (``create_mode``): the files it creates get its read and write bits and the
     directories it creates all of it, as hg's vfs gives them; a file ``replace`` rewrites keeps its mode.
     ``append`` and ``truncate`` first break a hardlink (:func:`break_hardlink`): a store shared by
-    ``hg clone`` or ``cp -al`` with another repository is written in its own files only."""
+    ``hg clone`` or ``cp -al`` with another repository is written in its own files only.  A write
+    to one of ``STAT_CHECKED`` leaves it an mtime hg's readers see change (:func:`disambiguate`)."""
 
     def __init__(self, root: bytes, createmode: int | None = None) -> None:
         self.root = root
@@ -116,6 +164,15 @@ class FsVfs:
 
     def join(self, path: bytes) -> bytes:
         return os.path.join(self.root, path)
+
+    def _before(self, path: bytes) -> os.stat_result | None:
+        """What :func:`disambiguate` compares a write of ``path`` with: None when not checked or new."""
+        if path not in STAT_CHECKED:
+            return None
+        try:
+            return os.stat(self.join(path))
+        except FileNotFoundError:
+            return None
 
     def stamp(self, path: bytes) -> Stamp | None:
         try:
@@ -184,6 +241,7 @@ class FsVfs:
 
     def append(self, path: bytes, data: bytes) -> None:
         full = self.join(path)
+        old = self._before(path)
         break_hardlink(full)
         created = self.createmode is not None and not os.path.lexists(full)
         try:
@@ -195,6 +253,7 @@ class FsVfs:
             if created:
                 os.fchmod(f.fileno(), self.createmode & 0o666)  # type: ignore[operator]
             f.write(data)
+        disambiguate(full, old)
 
     def replace(self, path: bytes, data: bytes) -> None:
         self._makedirs(path)
@@ -210,15 +269,22 @@ class FsVfs:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        old = self._before(path)
         os.replace(tmp, full)
+        disambiguate(full, old)
 
     def truncate(self, path: bytes, size: int) -> None:
         full = self.join(path)
+        old = self._before(path)
         break_hardlink(full)
         os.truncate(full, size)
+        disambiguate(full, old)
 
     def rename(self, source: bytes, target: bytes) -> None:
-        os.replace(self.join(source), self.join(target))
+        full = self.join(target)
+        old = self._before(target)
+        os.replace(self.join(source), full)
+        disambiguate(full, old)
 
     def unlink(self, path: bytes) -> None:
         try:
