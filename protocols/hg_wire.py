@@ -15,8 +15,10 @@ from backends.interfaces import Node
 from protocols.errors import LimitExceeded, ProtocolError
 
 NODE_HEX_LEN = 40
-MAX_BATCH_COMMANDS = 64
-"""hg clients batch two or three commands; more is a resource attack."""
+MAX_BATCH_COMMANDS = 10_000
+"""hg batches a ``lookup`` per ``hg pull -r REV`` (400 of them for 400 revisions; hg serve sets no
+bound), so the bound is the one hgwire sets on other lists: each command is bounded by itself, and
+the batch's bytes by the request's."""
 
 _BATCH_ESCAPES = ((b":", b":c"), (b",", b":o"), (b";", b":s"), (b"=", b":e"))
 
