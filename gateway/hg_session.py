@@ -323,7 +323,7 @@ class HgInitSession(OneShotSession):
     what = "hg init"
 
     def answer(self) -> bytes:
-        exists = HgwireError(f"repository {self.ctx.repo_name} already exists!")  # hg's words
+        exists = HgwireError(f"repository {self.ctx.repo_name} already exists")  # hg 7's words
         if self.ctx.backend.exists(self.ctx.repo_name):
             raise exists
         try:

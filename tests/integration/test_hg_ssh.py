@@ -110,6 +110,9 @@ def history(built_history: Path, tmp_path: Path) -> Path:
 
 def test_init_push_then_clone(hgssh: HgSsh, history: Path, tmp_path: Path) -> None:
     hgssh.hg("init", hgssh.url("team/new"))
+    again = hgssh.hg("init", hgssh.url("team/new"), check=False)
+    assert again.returncode != 0
+    assert again.stderr.startswith("abort: repository team/new already exists\n"), again.stderr  # hg 7's words
     pushed = hgssh.hg("push", "-R", str(history), "--new-branch", hgssh.url("team/new"))
     assert "remote: added 11 changesets with 10 changes to 9 files" in pushed.stdout
     hgssh.hg("push", "-q", "-R", str(history), "-B", "feature", hgssh.url("team/new"), check=False)
