@@ -46,6 +46,8 @@ RENAME_THRESHOLD = 50
 """git's default similarity for a rename (``-M``), in percent."""
 MAX_BLAME_COMMITS = 100_000
 """Commits one annotation may look at (every commit back to the file's oldest line)."""
+MAX_SKIP = 100_000
+"""Commits a log page may skip (``?skip=``, its place in the walk) before the ones it shows."""
 
 
 class GitPages:
@@ -177,14 +179,19 @@ class GitPages:
                 "tags": self.tags.get(oid, []), "bookmarks": self.branches.get(oid, []),
                 "parents": [bytes(p).decode() for p in commit.parents]}
 
-    def log(self, key: str, count: int, path: str = "") -> list[dict[str, Any]]:
-        """``count`` commits from ``key`` down, in ``git log``'s order; with ``path``, those
+    def log(self, key: str, count: int, path: str = "", skip: int = 0) -> list[dict[str, Any]]:
+        """``count`` commits from ``key`` down, in ``git log``'s order, after the first ``skip``
+        of them (``git log --skip``: a later page of the same walk); with ``path``, those
         ``git log -- PATH`` shows (its default history simplification)."""
         if key in ("tip", "HEAD") and self.head is None:
             return []  # an empty repository (or an unborn HEAD): no commit to show yet
+        if skip > MAX_SKIP:
+            raise ProtocolError(f"a log page starts at most {MAX_SKIP} commits down: open the log of an older "
+                                "commit (log/ID) instead", 400)
         start = self.resolve(key)
         parts = tuple(p for p in path.strip("/").encode("utf-8", "surrogateescape").split(b"/") if p)
-        return [self.entry(oid) for oid in self._walk(start, count, parts)]
+        walked = self._walk(start, skip + count, parts)
+        return [self.entry(oid) for oid in itertools.islice(walked, skip, None)]
 
     def _walk(self, start: bytes, count: int, path: tuple[bytes, ...] = ()) -> Iterator[bytes]:
         """``git log``'s default order: the newest commit date first, commits of the same date in

@@ -162,8 +162,9 @@ def serve_authorized(front: HttpFront, request: server.Request, name: str, page:
         return
     switches = annotate_switches(request)
     lines = line_range(request)
+    skip = _skip(request)
     d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context, query,
-                                                   switches, lines), request)
+                                                   switches, lines, skip), request)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
 
@@ -173,16 +174,23 @@ def _revcount(request: server.Request) -> int:
     return max(1, min(int(value), hg_web.MAX_REVCOUNT - 1)) if value.isdigit() and len(value) < 9 else DEFAULT_REVCOUNT
 
 
+def _skip(request: server.Request) -> int:
+    """``?skip=N``: where in a git log's walk its page starts (the "older…" link's)."""
+    value = request.args.get(b"skip", [b""])[-1]
+    return int(value) if value.isdigit() and len(value) < 9 else 0
+
+
 def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page: list[str], revcount: int,
                 context: str | None = None, query: bytes | None = None,
-                switches: dict[bytes, bytes] | None = None, lines: LineQuery | None = None) -> bytes:
+                switches: dict[bytes, bytes] | None = None, lines: LineQuery | None = None, skip: int = 0) -> bytes:
     """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
         return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query, switches=switches,
                       lines=lines)
     with closing_git(repo):
-        return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer), query=query)
+        return render(GitPages(repo), route.repo, url, page, revcount, git_archives(front.authorizer), query=query,
+                      skip=skip)
 
 
 class HgPages:
@@ -234,8 +242,9 @@ class HgPages:
 
 def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revcount: int = DEFAULT_REVCOUNT,
            archives: Collection[str] = (), context: str | None = None, query: bytes | None = None,
-           switches: dict[bytes, bytes] | None = None, lines: LineQuery | None = None) -> bytes:
-    """The HTML of ``page`` of a repository of either kind (blocking: history reads)."""
+           switches: dict[bytes, bytes] | None = None, lines: LineQuery | None = None, skip: int = 0) -> bytes:
+    """The HTML of ``page`` of a repository of either kind (blocking: history reads); a git log's
+    page starts ``skip`` commits down its walk."""
     git = isinstance(pages, GitPages)
     kind, rest = (page[0], page[1:]) if page else ("summary", [])
     if kind == "summary" and not rest:
@@ -248,6 +257,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         return html.graph(name, url, pages.graph(rest[0] if rest else "", revcount), revcount, git=git)
     if kind in LOG_PAGES and not rest and query is not None:
         return html.search(name, url, pages.search(query, revcount), git=git)
+    if kind in LOG_PAGES and len(rest) <= 1 and isinstance(pages, GitPages):
+        return _git_log(pages, name, url, rest[0] if rest else "tip", revcount, skip)
     if kind in LOG_PAGES and len(rest) <= 1:
         changesets = pages.log(rest[0] if rest else "tip", revcount + 1)
         return html.shortlog(name, url, {"changesets": changesets}, revcount, git=git)
@@ -269,6 +280,19 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
         data = pages.tree(rest[0] if rest else "tip", "/".join(rest[1:]))
         return html.file(name, url, data, git=git) if "lines" in data else html.directory(name, url, data, git=git)
     raise ProtocolError("no such page", 404)
+
+
+def _git_log(pages: GitPages, name: str, url: str, key: str, revcount: int, skip: int) -> bytes:
+    """A git log's page: ``revcount`` commits of the walk from ``key``, ``skip`` down.  Its
+    "older…" link continues that walk (``shortlog/START?skip=N``, START the commit the walk
+    starts at, so that a branch moved meanwhile does not shift it): a commit's ancestors alone
+    would leave out the commits of another branch merged later but dated before it."""
+    changesets = pages.log(key, revcount + 1, skip=skip)
+    older = None
+    if len(changesets) > revcount:
+        shown = "" if revcount == DEFAULT_REVCOUNT else f"&revcount={revcount}"
+        older = f"shortlog/{pages.resolve(key).decode()}?skip={skip + revcount}{shown}"
+    return html.shortlog(name, url, {"changesets": changesets}, revcount, git=True, older=older)
 
 
 def _send(body: bytes | None, request: server.Request, route: Route) -> None:

@@ -168,13 +168,14 @@ def names(repo: str, url: str, data: Data, kind: str, git: bool = False) -> byte
     return _page(repo, url, kind, f"<h2>{kind.capitalize()}</h2>{body}", git)
 
 
-def shortlog(repo: str, url: str, data: Data, revcount: int, git: bool = False) -> bytes:
-    """Changesets from a revision down; the one after the last shown links the next page."""
+def shortlog(repo: str, url: str, data: Data, revcount: int, git: bool = False, older: str | None = None) -> bytes:
+    """Changesets from a revision down; the next page is linked: at ``older`` (a path and query
+    under the repository's URL) when given, else at the changeset after the last shown."""
     entries = list(data["changesets"])
     more = entries[revcount] if len(entries) > revcount else None
     body = _changeset_rows(url, entries[:revcount])
     if more is not None:
-        body += "<p>" + _link(url + "/shortlog/" + more["node"], "older…") + "</p>"
+        body += "<p>" + _link(url + "/" + (older or "shortlog/" + more["node"]), "older…") + "</p>"
     form = (f'<form action="{_text(url)}/log" method="get"><input name="rev" size="30" '
             f'placeholder="{"words, a commit, a branch or a tag" if git else "words, a revision, a tag or a branch"}">'
             ' <input type="submit" value="Search"></form>')
