@@ -28,7 +28,7 @@ from backends import git_archive, git_diff, git_pack
 from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, blob_pieces, size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
-from backends.hg.archive import RawFile, archive_directory, raw_listing
+from backends.hg.archive import RawFile, archive_directory, raw_listing, url_revision
 from backends.hg.linediff import split_lines
 from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type
 from backends.interfaces import GitRepository, object_format_of
@@ -79,7 +79,9 @@ class GitPages:
 
     def resolve(self, key: str) -> bytes:
         """The commit ``key`` names: ``tip``/``HEAD``, a branch, a tag, a full ref, a full id or an
-        abbreviated one (7 digits or more, one commit's only)."""
+        abbreviated one (7 digits or more, one commit's only); ``%2F`` stands for ``/``, as in
+        hgweb's URLs (``feature%2Fx``: a page's URL names branch ``feature/x`` ``feature%252Fx``)."""
+        key = url_revision(key)
         raw = key.encode("utf-8", "surrogateescape")
         oid: bytes | None = None
         if raw in (b"tip", b"HEAD"):
@@ -557,6 +559,7 @@ class GitPages:
             raise ProtocolError("Unsupported archive type", 404)
         if kind not in allowed:
             raise PermissionDenied("Archive type not allowed")
+        key = url_revision(key)
         oid = self.resolve(key)
         commit = self._commit(oid)
         source = git_archive.ArchiveSource(bytes(commit.tree), commit.commit_time, commit=oid)

@@ -115,6 +115,7 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
         raise ProtocolError("Unsupported archive type", 404)
     if not allowed(repo, kind):
         raise PermissionDenied("Archive type not allowed")
+    key = url_revision(key)
     node, rev, mtime, files = resolve(repo, key)
     members = _members(repo, files, path)
     if path and not members:
@@ -134,9 +135,23 @@ def archive_directory(name: str, key: str, short_id: str, tips: Sequence[str]) -
     return f"{base}-{version}"
 
 
+URL_SLASH = "%2F"
+"""What stands for ``/`` in a revision named in hgweb's URLs: its links write ``release/1.0`` as
+``release%252F1.0`` (its ``revescape``), which arrives as ``release%2F1.0`` once the path is
+decoded, and hgweb reads ``%2F`` there as ``/`` (a name holding ``%2F`` itself is not reached)."""
+
+
+def url_revision(key: str) -> str:
+    """A revision as a page's URL names it (``release%2F1.0``, decoded once), as hgweb reads it
+    (``release/1.0``)."""
+    return key.replace(URL_SLASH, "/")
+
+
 def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
     """Revision ``key``'s node, number, time and manifest entries (path, file node, flags); a 404
-    for an unknown one, and for one pulls cannot see (never served: as if it were not there)."""
+    for an unknown one, and for one pulls cannot see (never served: as if it were not there).
+    ``key`` is read as hgweb's URLs name it (``url_revision``)."""
+    key = url_revision(key)
     cl = repo.changelog()
     try:
         node = repo.lookup(key.encode("utf-8", "surrogateescape"))  # (a filtered or ambiguous key is a KeyError)
@@ -164,7 +179,7 @@ def resolve_file_revision(repo: HgRepo, key: str) -> tuple[bytes, int, int, list
     except ProtocolError as error:
         if error.http_status != 404:
             raise
-        raise ProtocolError(f"revision not found: {key[:80]}", 404) from None
+        raise ProtocolError(f"revision not found: {url_revision(key)[:80]}", 404) from None
 
 
 MANIFESTS_KEPT = 200_000
@@ -590,4 +605,4 @@ def _zip(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime
 
 
 __all__ = ["TYPES", "Archive", "RawFile", "allowed", "archive_directory", "file_data", "latest_tags", "manifest_at",
-           "metadata", "prepare", "raw_file", "raw_listing", "resolve", "split_type"]
+           "metadata", "prepare", "raw_file", "raw_listing", "resolve", "split_type", "url_revision"]
