@@ -60,6 +60,7 @@ class GitPages:
         snapshot = git_pack.snapshot_refs(repo)
         self.refs = snapshot.refs
         self.head = self._head(snapshot)
+        self.head_ref = snapshot.symrefs.get(b"HEAD")
         self.branches: dict[bytes, list[str]] = {}
         self.tags: dict[bytes, list[str]] = {}
         for name, oid in sorted(self.refs.items()):
@@ -74,6 +75,20 @@ class GitPages:
         target = snapshot.symrefs.get(b"HEAD")
         oid = snapshot.refs.get(target) if target is not None else snapshot.refs.get(b"HEAD")
         return bytes(oid) if oid is not None else None
+
+    def head_note(self) -> str:
+        """Why the pages of HEAD show no commit, when they show none: an empty repository, or
+        (a repository copied in, a branch deleted) HEAD naming a branch that does not exist while
+        others do, where ``git log`` fails; "" when HEAD has its commit."""
+        if self.head is not None:
+            return ""
+        branches = [name for name in self.refs if name.startswith(b"refs/heads/")]
+        if not branches or self.head_ref is None:
+            return "This repository has no commits yet: push some to see them here."
+        missing = _text(self.head_ref.removeprefix(b"refs/heads/"))
+        return (f"HEAD names branch '{missing}', which does not exist, so there is nothing at HEAD to show: "
+                "pick one of the repository's branches, or have HEAD name one (git symbolic-ref HEAD "
+                "refs/heads/BRANCH in the repository on the server).")
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -296,7 +311,8 @@ class GitPages:
                  for kind, (_mime, extension) in ARCHIVE_TYPES.items() if kind in archives and self.head is not None]
         return {"shortlog": self.log("tip", 10),
                 "bookmarks": [], "branches": self.names("branches", 10), "tags": self.names("tags", 10),
-                "archives": links, "clone": f"git clone {url}", "description": self.description()}
+                "archives": links, "clone": f"git clone {url}", "description": self.description(),
+                "note": self.head_note()}
 
     def description(self) -> str:
         """The git directory's ``description`` file (gitweb's), unless it is still git's template text."""

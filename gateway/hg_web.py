@@ -57,6 +57,8 @@ LOG_PAGES = ("shortlog", "log", "changelog")
 FILE_PAGES = ("file", "manifest")
 NAME_PAGES = ("tags", "branches", "bookmarks")
 DEFAULT_REVCOUNT = 60
+HEAD_PAGES = frozenset({*LOG_PAGES, *FILE_PAGES, "graph"})
+"""The pages of HEAD (the header's links): a git repository without a commit there says why instead."""
 
 
 def serve_web_html(front: HttpFront, request: server.Request, route: Route) -> None:
@@ -247,6 +249,9 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
     page starts ``skip`` commits down its walk."""
     git = isinstance(pages, GitPages)
     kind, rest = (page[0], page[1:]) if page else ("summary", [])
+    if (isinstance(pages, GitPages) and pages.head is None and kind in HEAD_PAGES and rest in ([], ["tip"], ["HEAD"])
+            and query is None):
+        return html.notice(name, url, kind, pages.head_note(), git=True)  # an empty repository, a dangling HEAD
     if kind == "summary" and not rest:
         return html.summary(name, url, pages.summary(url, archives), git=git)
     if kind in NAME_PAGES and not rest:

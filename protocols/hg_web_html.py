@@ -136,7 +136,7 @@ def summary(repo: str, url: str, data: Data, git: bool = False) -> bytes:
     """The repository's front page: what it is (``description``, ``contact`` when the data has
     them), how to clone it, its latest changesets and its names."""
     clone = data.get("clone", f"hg clone {url}")
-    about = "".join(f"<p>{_text(data[key])}</p>" for key in ("description", "contact") if data.get(key))
+    about = "".join(f"<p>{_text(data[key])}</p>" for key in ("description", "contact", "note") if data.get(key))
     body = [about, f"<p>Clone it with:</p><p class=\"clone\">{_text(clone)}</p>",
             "<h3>Latest changes</h3>", _changeset_rows(url, data["shortlog"]),
             "<p>" + _link(url + "/shortlog", "more…") + "</p>"]
@@ -148,6 +148,11 @@ def summary(repo: str, url: str, data: Data, git: bool = False) -> bytes:
         links = " ".join(_link(a["url"], _text(a["type"])) for a in data["archives"])
         body.append(f"<p>Download the tip: {links}</p>")
     return _page(repo, url, "summary", "".join(body), git)
+
+
+def notice(repo: str, url: str, title: str, note: str, git: bool = False) -> bytes:
+    """A page that has nothing to show but why (``note``): a git repository's HEAD without a commit."""
+    return _page(repo, url, title, f"<h2>{_text(title.capitalize())}</h2><p>{_text(note)}</p>", git)
 
 
 def _name_rows(url: str, entries: Sequence[Data], key: str) -> str:

@@ -331,8 +331,32 @@ def test_an_empty_git_repository_has_its_pages(make_server: Callable[..., Runnin
     for page in ("/new.git", "/new.git/shortlog", "/new.git/tags", "/new.git/branches"):
         assert _get(server, page)[0] == 200, page
     assert f"git clone http://127.0.0.1:{server.port('http')}/new.git" in _get(server, "/new.git")[1]
-    for page in ("/new.git/rev/tip", "/new.git/file/tip", "/new.git/raw-file/tip/a"):
+    for page in ("/new.git/rev/tip", "/new.git/raw-file/tip/a"):
         assert _get(server, page)[0] == 404, page
+    pages = _crawl(server, "/new.git")  # every link of the header answers, saying why there is nothing
+    assert f"http://127.0.0.1:{server.port('http')}/new.git/file/tip" in pages
+    for url, body in pages.items():
+        if not url.endswith(("/tags", "/branches")):
+            assert "This repository has no commits yet: push some to see them here." in body, url
+
+
+def test_a_git_repository_whose_head_names_a_missing_branch_says_so(make_server: Callable[..., RunningServer],
+                                                                    client: Client) -> None:
+    """A repository copied in whose HEAD names a branch it lacks (git log fails there): the pages
+    of HEAD say so, and every link answers; its branches' pages show their commits."""
+    server = make_server("fs", http=[LOOPBACK])
+    _work, bare = _git_history(client, server)
+    client.git("--git-dir", str(bare), "symbolic-ref", "HEAD", "refs/heads/master")
+    assert client.git("--git-dir", str(bare), "log", check=False).returncode != 0
+    pages = _crawl(server, "/proj.git")
+    base = f"http://127.0.0.1:{server.port('http')}/proj.git"
+    note = "HEAD names branch &#x27;master&#x27;, which does not exist"
+    for page in ("", "/shortlog", "/graph", "/file/tip"):
+        assert note in pages[base + page], page
+    assert "/proj.git/rev/" in pages[base + "/branches"]
+    main = client.git("--git-dir", str(bare), "rev-parse", "main").stdout.strip()
+    assert f"/rev/{main}" in _get(server, "/proj.git/shortlog/main")[1]
+    assert f"/rev/{main}" in _get(server, "/proj.git/log?rev=main")[1]  # the search finds a branch by its name
 
 
 def test_file_names_that_are_not_utf8_are_shown_and_linked(make_server: Callable[..., RunningServer],
