@@ -38,7 +38,6 @@ from gateway.protected import log_recovery, read_base_hgrc
 from gateway.repo_use import close_git, closed_after, closing_git
 from gateway.threads import IteratorProducer, run_blocking
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
-from protocols.hg_commands import PULL
 
 log = SafeLogger()
 
@@ -113,9 +112,9 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
 
 
 def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | GitRepository:
-    """The repository the route names, of either kind, once its settings let ``user`` clone it over
-    HTTP (blocking): an hg repository's ``[web]`` lists, a git repository's ``http.uploadpack`` and
-    ``[git] export_all``."""
+    """The repository the route names, of either kind, once its settings let ``user`` read it over
+    HTTP (blocking): an hg repository's ``[web]`` read lists (not ``allow-pull``, which hgweb
+    applies to the wire protocol only), a git repository's ``http.uploadpack`` and ``[git] export_all``."""
     repo = front.config.backend.open(route.repo)
     if repo.kind is Kind.GIT:
         try:
@@ -130,7 +129,7 @@ def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | G
         raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
     read_base_hgrc(repo, front.authorizer)
     log_recovery(repo)
-    check_web_access(repo, user, PULL)
+    check_web_access(repo, user, None)  # as hgweb, its [web] read lists; allow-pull is the wire protocol's
     return repo
 
 

@@ -432,8 +432,10 @@ class HgHttpCommand:
                  elapsed_ms=int((time.monotonic() - self.started) * 1000))
 
 
-def check_web_access(repo: HgRepository, user: str | None, permission: Permission) -> None:
-    """hgweb's ``checkauthz`` over the repository's ``[web]`` lists and ``allow-pull``, where set.
+def check_web_access(repo: HgRepository, user: str | None, permission: Permission | None) -> None:
+    """hgweb's ``checkauthz`` over the repository's ``[web]`` lists and ``allow-pull``, where set;
+    ``permission`` None for what hgweb checks as an interface request (its pages, archives and raw
+    files: the read lists only, not ``allow-pull``, which gates the wire protocol's commands).
 
     They narrow what hgwire's own rules allow, never widen it: an unset
     ``allow-push`` (which hgweb reads as "nobody") leaves pushes to those rules.
@@ -455,6 +457,8 @@ def check_web_access(repo: HgRepository, user: str | None, permission: Permissio
         refuse("read")
     if allow_read and not member(allow_read):
         refuse("read")
+    if permission is None:
+        return
     if permission != PUSH:
         allows_pull = getattr(repo, "web_allows_pull", None)
         if allows_pull is not None and not allows_pull():

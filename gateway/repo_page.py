@@ -4,9 +4,9 @@
 A person who pastes a clone URL into a browser (``Accept: text/html``) gets the
 repository's summary page, as ``hg serve`` shows one (``gateway.hg_web``); anything else
 (``curl``) reads which kind of repository it is and the command that clones it.  The page is for those who may read the repository: it is
-authorized as a clone is (hgwire's rules, then an hg repository's ``[web]``
-lists, a git repository's ``http.uploadpack``), so it tells nobody else that the
-name exists.  Plain text with ``nosniff``: of the request, only a ``Host`` that
+authorized as a clone is (hgwire's rules, then an hg repository's ``[web]`` read
+lists — not ``allow-pull``, as hgweb's pages —, a git repository's ``http.uploadpack``),
+so it tells nobody else that the name exists.  Plain text with ``nosniff``: of the request, only a ``Host`` that
 looks like a host name, and the checked repository name, percent-encoded, appear.
 """
 
@@ -34,7 +34,6 @@ from gateway.policy import repository_index
 from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
 from protocols.errors import HgwireError, NotARepository
-from protocols.hg_commands import PULL
 
 log = SafeLogger()
 
@@ -69,7 +68,7 @@ def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
     """The repository's kind, once its own settings let ``user`` clone it over HTTP (blocking)."""
     with closing_git(front.config.backend.open(name)) as repo:
         if repo.kind is Kind.HG:
-            check_web_access(repo, user, PULL)
+            check_web_access(repo, user, None)  # as its pages (hgweb's: not allow-pull)
         elif repo.kind is Kind.GIT:
             check_git_readable(front, name, repo)
         else:

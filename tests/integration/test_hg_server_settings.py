@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import VENV_BIN, Client, SshKeys, ssh_server_settings
+from tests.integration.test_hg_archive import _hg_serve
 from tests.integration.test_hg_hooks import _served  # SSH, or HTTP as alice (who may also push)
-from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401 - a fixture
+from tests.integration.test_hg_http import HgHttp, _settings, htpasswd, raw  # noqa: F401 - a fixture
 from tests.integration.test_hg_ssh import HgSsh
 
 FAKE_SSH = """#!/bin/sh
@@ -177,6 +178,33 @@ def test_web_allow_pull_false_refuses_http_pulls_only(
 
     (repo / ".hg" / "hgrc").write_text("[web]\nallowpull = off\nallow-pull = yes\n")  # the new one wins
     http_peer.hg("clone", "-q", "-U", http_peer.url("closed"), str(tmp_path / "d"))
+
+
+def test_web_allow_pull_false_leaves_the_web_pages_as_hg_serve(make_server: Any, client: Client,
+                                                                htpasswd: Path) -> None:
+    """hgweb checks ``allow-pull`` for the wire protocol's commands only: its pages, raw files and
+    archives (interface requests) answer as ``hg serve`` answers them, while ``?cmd=`` is refused."""
+    server = make_server("fs", **_settings(htpasswd))
+    repo = server.root / "closed"
+    client.hg("init", str(repo))
+    _history(client, repo, 2)
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-pull = false\nallow-archive = gz\n")
+    port = server.port("http")
+    html = {"Accept": "text/html"}
+    with _hg_serve(client, repo) as reference:
+        for page in ("json-tags", "json-rev/tip", "raw-rev/tip", "raw-file/tip", "json-shortlog", "shortlog", "tags",
+                     "rev/tip", "file/tip", "graph", "archive/tip.tar.gz"):
+            theirs, ours = raw(reference, "GET", "/" + page, html), raw(port, "GET", "/closed/" + page, html)
+            assert (ours.status, theirs.status) == (200, 200), (page, ours.body[:200])
+            if page.startswith(("json-", "raw-")):
+                assert ours.body == theirs.body, page
+        for listener in (reference, port):
+            refused = raw(listener, "GET", ("/" if listener == reference else "/closed") + "?cmd=capabilities")
+            assert refused.status == 401 and b"pull not authorized" in refused.body, listener
+    assert raw(port, "GET", "/closed", html).status == 200 == raw(port, "GET", "/closed/summary", html).status
+    assert raw(port, "GET", "/closed").status == 200  # the plain page that says what it is
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-pull = false\ndeny_read = *\n")  # the read lists still hold
+    assert raw(port, "GET", "/closed/shortlog", html).status == 401
 
 
 INLINE_HOOK = """[hooks]
