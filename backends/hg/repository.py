@@ -102,6 +102,8 @@ SECRET_STREAM_REFUSAL = ("this repository has secret changesets, which a stream 
 STREAM_OFF_REFUSAL = "stream clones of this repository are turned off ([server] uncompressed): clone without --stream"
 FNCACHE = b"fncache"
 _HEXPREFIX = re.compile(rb"[0-9a-fA-F]{1,39}\Z")
+NULL_HEX = b"0" * 40
+"""The null revision's id in hex."""
 
 
 class Locks(Protocol):
@@ -645,7 +647,7 @@ class HgRepo:
         """Resolve as Mercurial's revsymbol: rev number, full hex, names, then hex prefix."""
         cl = self.changelog()
         views = self.views(cl)
-        if key == b"null" or key == b"0" * 40:  # the null revision by name or by its id, as hg takes both
+        if key == b"null" or key == NULL_HEX:  # the null revision by name or by its id, as hg takes both
             return NULL_NODE
         if key == b"tip":
             visible = [r for r in range(len(cl) - 1, -1, -1) if views.visible[r]]
@@ -722,10 +724,15 @@ class HgRepo:
 
     def _lookup_prefix(self, cl: Revlog, views: Views, prefix: bytes) -> Node | None:
         """Among every changeset, hidden ones too, as hg's ``resolvehexnodeidprefix`` (so a prefix
-        a hidden changeset shares is ambiguous); one that names a hidden changeset is filtered."""
+        a hidden changeset shares is ambiguous); one that names a hidden changeset is filtered.  The
+        null revision's id is among them, as in hg (``000000000000``, which hgweb links on an empty
+        repository, is the null revision)."""
         matches = [rev for rev, e in enumerate(cl.index.entries) if binascii.hexlify(e[7][:20]).startswith(prefix)]
-        if len(matches) > 1:
+        null = NULL_HEX.startswith(prefix)
+        if len(matches) + null > 1:
             raise AmbiguousIdentifier(prefix)
+        if null:
+            return NULL_NODE
         if matches and not views.visible[matches[0]]:
             raise FilteredRevision(prefix)
         return cl.node(matches[0]) if matches else None

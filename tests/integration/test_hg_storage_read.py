@@ -135,7 +135,8 @@ def test_lookup_forms(hg_cli: Hg, zstd_repo: Path) -> None:
     repo = hgstore.open_repository(str(zstd_repo), "src")
     served_tip = hg_cli(zstd_repo, "log", "-r", "max(not secret())", "-T", "{node}")
     assert binascii.hexlify(repo.lookup(b"tip")) == served_tip == binascii.hexlify(repo.lookup(b"default"))
-    for spec in ("0", "3", "-2", "v1.0", "main-mark", "feature/\u00e9t\u00e9", "doomed", "null"):
+    for spec in ("0", "3", "-2", "v1.0", "main-mark", "feature/\u00e9t\u00e9", "doomed", "null",
+                 "000000000000"):
         expected = hg_cli(zstd_repo, "log", "-r", spec, "-T", "{node}").strip()
         assert binascii.hexlify(repo.lookup(spec.encode())) == expected, spec
     full = binascii.hexlify(repo.lookup(b"2"))

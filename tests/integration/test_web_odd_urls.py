@@ -1,0 +1,30 @@
+"""URLs of hgweb's that hgwire answered oddly: the null revision by its 12-digit id (hgweb's links
+on an empty repository), a revision that is not UTF-8 named in an error as it was sent, hgweb's
+``help`` and ``static`` of a repository ("no such page", not "repository not found"), and the
+index's ``?sort=``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_hg_archive import _commit, _hg_serve
+from tests.integration.test_hg_http import raw
+
+BROWSER = {"Accept": "text/html"}
+
+
+def test_the_null_revision_by_its_short_id_is_as_hg_serve(make_server: Callable[..., RunningServer],
+                                                          client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    empty = server.root / "empty"
+    client.hg("init", str(empty))
+    port = server.port("http")
+    with _hg_serve(client, empty) as reference:
+        assert "/rev/000000000000" in raw(reference, "GET", "/file/tip", BROWSER).body.decode()  # hgweb's link
+        for page in ("json-rev/000000000000", "raw-rev/000000000000", "json-rev/00000"):
+            theirs, ours = raw(reference, "GET", "/" + page), raw(port, "GET", "/empty/" + page)
+            assert (ours.status, ours.body) == (theirs.status, theirs.body), page
+        assert raw(port, "GET", "/empty/rev/000000000000", BROWSER).status == 200
+    _commit(client, empty, "one", {"a.txt": b"a\n"}, 1_700_000_000)
+    assert raw(port, "GET", "/empty/rev/000000000000", BROWSER).status == 200
