@@ -28,7 +28,7 @@ from backends import git_archive, git_diff, git_pack
 from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, blob_pieces, size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
-from backends.hg.archive import RawFile, archive_directory, raw_listing, url_revision
+from backends.hg.archive import RawFile, archive_directory, raw_listing, shown_revision, url_revision
 from backends.hg.linediff import split_lines
 from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type
 from backends.interfaces import GitRepository, object_format_of
@@ -111,14 +111,14 @@ class GitPages:
         if oid is None and len(raw) < self.hex_len and _SHORT_ID.fullmatch(raw):
             oid = self._by_prefix(raw, key)
         if oid is None:
-            raise ProtocolError(f"unknown revision {key[:80]!r}", 404)
+            raise ProtocolError(f"unknown revision {shown_revision(key)}", 404)
         commit = self._object(oid)
         for _ in range(16):  # an annotated tag's chain, bounded
             if not isinstance(commit, Tag):
                 break
             commit = self._object(commit.object[1])
         if not isinstance(commit, Commit):
-            raise ProtocolError(f"{key[:80]!r} does not name a commit", 404)
+            raise ProtocolError(f"{shown_revision(key)} does not name a commit", 404)
         return bytes(commit.id)
 
     def _by_prefix(self, prefix: bytes, key: str) -> bytes | None:
@@ -128,7 +128,7 @@ class GitPages:
             if isinstance(self._object(bytes(candidate)), Commit | Tag):
                 found.append(bytes(candidate))
         if len(found) > 1:
-            raise ProtocolError(f"{key[:80]!r} is ambiguous: give more of the commit's id", 404)
+            raise ProtocolError(f"{shown_revision(key)} is ambiguous: give more of the commit's id", 404)
         return found[0] if found else None
 
     def _object(self, oid: bytes) -> Any:

@@ -36,6 +36,7 @@ from backends.interfaces import NULL_NODE
 from backends.lru import LruCache
 from protocols.errors import PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
 from protocols.git_lfs import valid_oid
+from protocols.text import quoted
 
 TYPES: dict[str, tuple[str, str]] = {
     "zip": ("application/zip", ".zip"),
@@ -147,6 +148,12 @@ def url_revision(key: str) -> str:
     return key.replace(URL_SLASH, "/")
 
 
+def shown_revision(key: str) -> str:
+    """A page's revision in quotes for its error, as the client sent its bytes (``'\\xff'``, not
+    Python's ``'\\udcff'``), at most 80 of them."""
+    return quoted(url_revision(key).encode("utf-8", "surrogateescape"), 80)
+
+
 def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
     """Revision ``key``'s node, number, time and manifest entries (path, file node, flags); a 404
     for an unknown one, and for one pulls cannot see (never served: as if it were not there).
@@ -156,12 +163,12 @@ def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, 
     try:
         node = repo.lookup(key.encode("utf-8", "surrogateescape"))  # (a filtered or ambiguous key is a KeyError)
     except KeyError:
-        raise ProtocolError(f"unknown revision {key[:80]!r}", 404) from None
+        raise ProtocolError(f"unknown revision {shown_revision(key)}", 404) from None
     if node == NULL_NODE:
         return node, NULL_REV, 0, []
     rev = cl.rev(node)
     if not repo.views(cl).visible[rev]:
-        raise ProtocolError(f"unknown revision {key[:80]!r}", 404)
+        raise ProtocolError(f"unknown revision {shown_revision(key)}", 404)
     changeset, entries = manifest_at(repo, rev)
     return node, rev, int(changeset.time), entries
 
@@ -179,7 +186,7 @@ def resolve_file_revision(repo: HgRepo, key: str) -> tuple[bytes, int, int, list
     except ProtocolError as error:
         if error.http_status != 404:
             raise
-        raise ProtocolError(f"revision not found: {url_revision(key)[:80]}", 404) from None
+        raise ProtocolError(f"revision not found: {shown_revision(key)[1:-1]}", 404) from None
 
 
 MANIFESTS_KEPT = 200_000
@@ -605,4 +612,5 @@ def _zip(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime
 
 
 __all__ = ["TYPES", "Archive", "RawFile", "allowed", "archive_directory", "file_data", "latest_tags", "manifest_at",
-           "metadata", "prepare", "raw_file", "raw_listing", "resolve", "split_type", "url_revision"]
+           "metadata", "prepare", "raw_file", "raw_listing", "resolve", "shown_revision", "split_type",
+           "url_revision"]

@@ -28,3 +28,15 @@ def test_the_null_revision_by_its_short_id_is_as_hg_serve(make_server: Callable[
         assert raw(port, "GET", "/empty/rev/000000000000", BROWSER).status == 200
     _commit(client, empty, "one", {"a.txt": b"a\n"}, 1_700_000_000)
     assert raw(port, "GET", "/empty/rev/000000000000", BROWSER).status == 200
+
+
+def test_an_unknown_revision_is_named_as_it_was_sent(make_server: Callable[..., RunningServer],
+                                                     client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    client.hg("init", str(server.root / "web"))
+    client.git("init", "-q", "--bare", str(server.root / "g.git"))
+    port = server.port("http")
+    for target in ("/web/rev/%ff", "/web/json-rev/%ff", "/web/file/%ff", "/g.git/rev/%ff"):
+        answer = raw(port, "GET", target, BROWSER)
+        assert answer.status == 404, target
+        assert b"\\xff" in answer.body and b"udcff" not in answer.body, (target, answer.body)
