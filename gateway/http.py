@@ -245,9 +245,11 @@ FILE_FEEDS = frozenset({"atom-log", "rss-log"})
 """hgweb's feeds of a file's history, followed by a revision and the file's path."""
 HTML_PAGES = frozenset({"summary", "shortlog", "log", "changelog", "filelog", "rev", "changeset", "file", "manifest",
                         "tags", "branches", "bookmarks", "diff", "filediff", "comparison", "annotate",
-                        "graph"})
+                        "graph", "help", "static"})
 """hgweb's pages for browsers (``gateway.hg_web``); its handler takes the longest repository
-before one of them, as hgweb does (``team/log/rev/5`` is repository ``team/log``'s changeset 5)."""
+before one of them, as hgweb does (``team/log/rev/5`` is repository ``team/log``'s changeset 5).
+hgweb's ``help`` and ``static`` (which hgwire has not) are here so that a repository's are "no
+such page", not a repository of that name not found."""
 """hgweb's JSON pages of a directory or file, alone (the tip's root) or followed by a revision and
 maybe a path (``backends.hg.web.FILE_PAGES``)."""
 ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")

@@ -40,3 +40,18 @@ def test_an_unknown_revision_is_named_as_it_was_sent(make_server: Callable[..., 
         answer = raw(port, "GET", target, BROWSER)
         assert answer.status == 404, target
         assert b"\\xff" in answer.body and b"udcff" not in answer.body, (target, answer.body)
+
+
+def test_hgweb_pages_hgwire_has_not_are_no_such_page(make_server: Callable[..., RunningServer],
+                                                     client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    client.hg("init", str(server.root / "web"))
+    client.git("init", "-q", "--bare", str(server.root / "g.git"))
+    port = server.port("http")
+    for target in ("/web/help", "/web/help/config", "/web/static/style.css", "/g.git/help"):
+        answer = raw(port, "GET", target, BROWSER)
+        assert (answer.status, b"no such page" in answer.body, b"not found" in answer.body) == (404, True, False), \
+            (target, answer.body)
+    assert b"not found" in raw(port, "GET", "/nosuch/help", BROWSER).body  # no repository there
+    client.hg("init", str(server.root / "web" / "help"))  # a repository of that name is its own
+    assert raw(port, "GET", "/web/help", BROWSER).status == 200
