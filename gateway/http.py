@@ -183,14 +183,19 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
     if hgweb is not None:
         return hgweb
     if not segments:  # the server's own URL: a page for browsers and load balancers' health checks
-        # ?style=json: hgweb's index for scripts; any other style: the page, as hgweb falls back to paper
-        index = set(query) == {"style"} and len(query["style"]) == 1
+        # ?style=json: hgweb's index for scripts; any other style: the page, as hgweb falls back to paper;
+        # hgweb's ?sort= (name, description, contact, lastchange): ignored, the index is in name order
+        index = bool(query) and set(query) <= INDEX_ARGS and all(len(values) == 1 for values in query.values())
         return Route(RouteKind.ROOT_PAGE) if method in PAGE_METHODS and (not query or index) else NO_NAME
     inside_git_dir = any(segment.endswith(".git") for segment in segments[:-1])  # dumb-protocol paths
     if method not in PAGE_METHODS or inside_git_dir:
         return NOT_FOUND
     name = _repo_name(segments)
     return Route(RouteKind.REPO_PAGE, name) if name is not None else _refused_name(segments)
+
+
+INDEX_ARGS = frozenset({"style", "sort"})
+"""The query arguments the server's index takes, each once."""
 
 
 def _repo_name(segments: Sequence[str]) -> str | None:

@@ -55,3 +55,14 @@ def test_hgweb_pages_hgwire_has_not_are_no_such_page(make_server: Callable[..., 
     assert b"not found" in raw(port, "GET", "/nosuch/help", BROWSER).body  # no repository there
     client.hg("init", str(server.root / "web" / "help"))  # a repository of that name is its own
     assert raw(port, "GET", "/web/help", BROWSER).status == 200
+
+
+def test_the_index_takes_hgweb_s_sort(make_server: Callable[..., RunningServer], client: Client) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    client.hg("init", str(server.root / "web"))
+    port = server.port("http")
+    for query in ("?sort=name", "?sort=-lastchange", "?sort=name&style=paper"):
+        answer = raw(port, "GET", "/" + query, BROWSER)
+        assert answer.status == 200 and b"/web" in answer.body, query
+    assert raw(port, "GET", "/?style=json&sort=name").body.startswith(b'{\n"entries": [')
+    assert raw(port, "GET", "/?other=1", BROWSER).status == 404
