@@ -65,6 +65,15 @@ MAX_WAITING_PAGES = 256
 
 _PAGE_SLOTS = defer.DeferredSemaphore(PAGE_SLOTS)
 
+PAGES_PER_REPOSITORY = 2
+"""Of the ``PAGE_SLOTS``, how many one repository's pages may hold at once: a run of slow pages of
+one repository (a crawler on a large file's annotate pages) leaves the others for every other
+repository's, whose pages waited behind it (12.5 s for a page made in 0.01 s, in a trial)."""
+
+_REPOSITORY_PAGE_SLOTS: dict[str, defer.DeferredSemaphore] = {}
+"""The repositories whose pages are being made or wait, each with its ``PAGES_PER_REPOSITORY``
+slots (an entry goes once none is taken or waited for)."""
+
 
 def serve_archive(front: HttpFront, request: server.Request, route: Route) -> None:
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport_of(route.repo), Access.READ)
@@ -248,7 +257,7 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     switches = annotate_switches(request)
     linerange = line_range(request)
     d.addCallback(page_queued, lambda user: _web_page(front, route, user, revcount, url, context, query, switches,
-                                                      linerange), request)
+                                                      linerange), request, route.repo)
     d.addCallback(_send_page, request, route)
     d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO, error_shape(route.service))
 
@@ -288,19 +297,29 @@ def error_shape(service: str) -> Callable[[str], tuple[bytes, bytes]] | None:
     return None
 
 
-def page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request
-                 ) -> defer.Deferred[bytes | None]:
-    """Make a page in the pool once one of the ``PAGE_SLOTS`` is free (None for a client gone
-    while it waited)."""
-    if not _PAGE_SLOTS.tokens and len(_PAGE_SLOTS.waiting) >= MAX_WAITING_PAGES:
+def page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request,
+                repository: str = "") -> defer.Deferred[bytes | None]:
+    """Make a page of ``repository`` in the pool once one of its ``PAGES_PER_REPOSITORY`` and one of
+    the ``PAGE_SLOTS`` are free (None for a client gone while it waited)."""
+    own = _REPOSITORY_PAGE_SLOTS.get(repository)
+    if not (_PAGE_SLOTS.tokens and (own is None or own.tokens)) and MAX_WAITING_PAGES <= (
+            len(_PAGE_SLOTS.waiting) + sum(len(slots.waiting) for slots in _REPOSITORY_PAGE_SLOTS.values())):
         raise ProtocolError("too many pages are being made right now; try again in a minute", 503)
+    if own is None:
+        own = _REPOSITORY_PAGE_SLOTS[repository] = defer.DeferredSemaphore(PAGES_PER_REPOSITORY)
 
     def made() -> defer.Deferred[bytes | None]:
         if request.finished or request._disconnected:
             return defer.succeed(None)
         return run_blocking(make, user)
 
-    return _PAGE_SLOTS.run(made)
+    def done(result: object) -> object:
+        if own.tokens == PAGES_PER_REPOSITORY and not own.waiting \
+                and _REPOSITORY_PAGE_SLOTS.get(repository) is own:
+            del _REPOSITORY_PAGE_SLOTS[repository]
+        return result
+
+    return own.run(_PAGE_SLOTS.run, made).addBoth(done)
 
 
 LineQuery = tuple[Sequence[bytes], bool]

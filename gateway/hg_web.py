@@ -166,7 +166,7 @@ def serve_authorized(front: HttpFront, request: server.Request, name: str, page:
     lines = line_range(request)
     skip = _skip(request)
     d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context, query,
-                                                   switches, lines, skip), request)
+                                                   switches, lines, skip), request, name)
     d.addCallback(_send, request, shown)
     d.addErrback(fail_request, request, name, PROTO)
 

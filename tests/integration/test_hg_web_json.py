@@ -172,6 +172,46 @@ def test_pages_are_made_a_few_at_a_time(served: tuple[RunningServer, Path], reac
     assert slots.tokens == 1
 
 
+def test_slow_pages_of_one_repository_leave_slots_for_the_others(
+        served: tuple[RunningServer, Path], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of one repository that take long (a crawler on a large file's annotate pages) hold at
+    most ``PAGES_PER_REPOSITORY`` of the slots: another repository's page is made meanwhile."""
+    import http.client
+    import threading
+
+    from twisted.internet import defer
+
+    from gateway import hg_archive
+
+    server, repo = served
+    client.hg("clone", "-q", "-U", str(repo), str(server.root / "slow"))
+    monkeypatch.setattr(hg_archive, "_PAGE_SLOTS", defer.DeferredSemaphore(3))
+    released = threading.Event()
+    started = threading.Semaphore(0)
+    real = hg_archive._web_page
+
+    def web_page(front: object, route: object, *args: object) -> bytes:
+        if route.repo == "slow":  # type: ignore[attr-defined]
+            started.release()
+            released.wait(30)
+        return real(front, route, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hg_archive, "_web_page", web_page)
+    slow = [threading.Thread(target=raw, args=(server.port("http"), "GET", "/slow/json-rev/0")) for _ in range(3)]
+    for thread in slow:
+        thread.start()
+    try:
+        assert started.acquire(timeout=10) and started.acquire(timeout=10)  # two made, the third waits
+        conn = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=5)
+        conn.request("GET", "/web/json-rev/0")
+        assert conn.getresponse().status == 200  # (a timeout when the slow pages held every slot)
+        conn.close()
+    finally:
+        released.set()
+        for thread in slow:
+            thread.join(30)
+
+
 def test_an_empty_repository_answers_as_hg_serve_does(make_server: Callable[..., RunningServer],
                                                       client: Client) -> None:
     """No changeset at all: the null revision is the tip (tagged ``tip``), any path of its empty
