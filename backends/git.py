@@ -1405,9 +1405,14 @@ class DulwichGitRepository:
         elif reason is None and deletion:
             if update.ref == head and rules.deny_delete_current == WARN:
                 lines.append("warning: deleting the current branch")
-            if self._current(update.ref) == self.object_format.zero:
+            # as git's receive-pack: only when the old id names no object (a ref another push
+            # deleted meanwhile names one, and its deletion then fails to lock it)
+            if self._current(update.ref) == self.object_format.zero and not self._has_object(update.old):
                 lines.append("warning: deleting a non-existent ref")
         return "".join(line + "\n" for line in lines).encode("utf-8")
+
+    def _has_object(self, oid: ObjectId) -> bool:
+        return not is_zero_id(oid) and ObjectID(oid) in self.object_store
 
     def _is_commit(self, oid: ObjectId) -> bool:
         memo = self._memo
@@ -1473,7 +1478,7 @@ class DulwichGitRepository:
                      ) -> list[RefResult]:
         """One ref transaction told to the ``reference-transaction`` hook (under the repo lock)."""
         if len(updates) == 1 and self._current(updates[0].ref) != updates[0].old:
-            return [RefResult(updates[0].ref, REF_MOVED)]  # git's prepare fails before the hook
+            return [RefResult(updates[0].ref, self._lost_race(updates[0]))]  # git's prepare fails before the hook
         if not hook("prepared", updates, head):
             hook("aborted", updates, head)
             return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
@@ -1532,7 +1537,25 @@ class DulwichGitRepository:
         if done:
             self._share_written(ref)
             self._log_update(update)
-        return None if done else REF_MOVED
+        return None if done else self._lost_race(update)
+
+    def _lost_race(self, update: RefUpdate) -> str:
+        """Why ``update`` cannot be made now that its ref is no longer what the push saw (another
+        push created, moved or deleted it meanwhile): hgwire's reason, and git's refs code's own
+        words added to the ``error:`` lines the pusher is told (``take_told``), as git's
+        receive-pack tells them (``cannot lock ref '…': reference already exists``, ``is at … but
+        expected …``, ``unable to resolve reference '…'``)."""
+        now = self._current(update.ref)
+        name = update.ref.decode("utf-8", "replace")
+        if is_zero_id(update.old):
+            why, reason = "reference already exists", REF_CREATED
+        elif now == self.object_format.zero:
+            why, reason = f"unable to resolve reference '{name}'", REF_DELETED if is_zero_id(update.new) \
+                else REF_DELETED + "; fetch and push again"
+        else:
+            why, reason = f"is at {now.decode('ascii')} but expected {update.old.decode('ascii')}", REF_MOVED
+        self._told += f"error: cannot lock ref '{name}': {why}\n".encode()
+        return reason
 
     def _retrying_locked(self, change: Callable[[], bool]) -> bool:
         """``change`` of a ref, tried again while another process holds its lock, as git's refs code
@@ -1882,6 +1905,10 @@ REF_MOVED = "failed to update ref: another push moved it meanwhile; fetch and pu
 """git's receive-pack's reason when a ref is no longer what the push saw (another push moved it), with
 what happened and what to do (git says only "failed to update ref"); in an atomic push every ref then
 gets ``ATOMIC_TRANSACTION_FAILED``."""
+REF_CREATED = "failed to update ref: another push created it meanwhile; fetch and push again"
+"""The same when the push would create a ref another push created meanwhile."""
+REF_DELETED = "failed to update ref: another push deleted it meanwhile"
+"""The same when the ref is gone (another push deleted it): all a deletion wanted, so no advice for it."""
 
 
 @dataclass(frozen=True, slots=True)

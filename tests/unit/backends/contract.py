@@ -162,7 +162,7 @@ class BackendContract:
         assert _push(repo, objects, [RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(first.id))]) == [None]
         second, more = _commit(b"two", [first.id])
         stale = RefUpdate(b"refs/heads/main", ZERO_ID, ObjectId(second.id))
-        assert _push(repo, more, [stale]) == ["failed to update ref: another push moved it meanwhile; fetch and push again"]
+        assert _push(repo, more, [stale]) == ["failed to update ref: another push created it meanwhile; fetch and push again"]
         good = RefUpdate(b"refs/heads/main", ObjectId(first.id), ObjectId(second.id))
         assert [r.reason for r in repo.update_refs([good], atomic=True)] == [None]
         reopened = backend.open("r")
