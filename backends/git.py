@@ -1447,9 +1447,11 @@ class DulwichGitRepository:
             return [RefResult(u.ref, reason or ATOMIC_TRANSACTION_FAILED) for u, reason in checked]
         if atomic:
             current = self.refs()
-            stale = [u for u, _ in checked if current.get(u.ref, self.object_format.zero) != u.old]
-            if stale:
-                return [RefResult(u.ref, ATOMIC_TRANSACTION_FAILED) for u, _ in checked]  # git's commit fails
+            stale = next((u for u, _ in checked if current.get(u.ref, self.object_format.zero) != u.old), None)
+            if stale is not None:  # git's commit fails at its first such ref, and says why
+                _, said = self._lost_race(stale)
+                return [RefResult(u.ref, ATOMIC_TRANSACTION_FAILED, cause=said if u is stale else None)
+                        for u, _ in checked]
             if deploy is not None:
                 refused = {u.ref: reason for u, _ in checked if (reason := deploy.before(u))}
                 if refused:
@@ -1478,7 +1480,7 @@ class DulwichGitRepository:
                      ) -> list[RefResult]:
         """One ref transaction told to the ``reference-transaction`` hook (under the repo lock)."""
         if len(updates) == 1 and self._current(updates[0].ref) != updates[0].old:
-            return [RefResult(updates[0].ref, self._lost_race(updates[0]))]  # git's prepare fails before the hook
+            return [RefResult(updates[0].ref, self._lost_race(updates[0])[0])]  # git's prepare fails before the hook
         if not hook("prepared", updates, head):
             hook("aborted", updates, head)
             return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
@@ -1537,12 +1539,12 @@ class DulwichGitRepository:
         if done:
             self._share_written(ref)
             self._log_update(update)
-        return None if done else self._lost_race(update)
+        return None if done else self._lost_race(update)[0]
 
-    def _lost_race(self, update: RefUpdate) -> str:
+    def _lost_race(self, update: RefUpdate) -> tuple[str, str]:
         """Why ``update`` cannot be made now that its ref is no longer what the push saw (another
         push created, moved or deleted it meanwhile): hgwire's reason, and git's refs code's own
-        words added to the ``error:`` lines the pusher is told (``take_told``), as git's
+        words, also added to the ``error:`` lines the pusher is told (``take_told``), as git's
         receive-pack tells them (``cannot lock ref '…': reference already exists``, ``is at … but
         expected …``, ``unable to resolve reference '…'``)."""
         now = self._current(update.ref)
@@ -1554,8 +1556,9 @@ class DulwichGitRepository:
                 else REF_DELETED + "; fetch and push again"
         else:
             why, reason = f"is at {now.decode('ascii')} but expected {update.old.decode('ascii')}", REF_MOVED
-        self._told += f"error: cannot lock ref '{name}': {why}\n".encode()
-        return reason
+        said = f"cannot lock ref '{name}': {why}"
+        self._told += f"error: {said}\n".encode()
+        return reason, said
 
     def _retrying_locked(self, change: Callable[[], bool]) -> bool:
         """``change`` of a ref, tried again while another process holds its lock, as git's refs code

@@ -94,12 +94,16 @@ class RefUpdate:
 class RefResult:
     """Outcome of one ref update: ``reason`` is None for ``ok``, else the ``ng`` text.  ``reports``:
     where a ``proc-receive`` hook put an accepted command (report-status-v2 tells the client).
-    ``target``: for a symbolic ref, the ref its update moved (the gateway sets it, for the log)."""
+    ``target``: for a symbolic ref, the ref its update moved (the gateway sets it, for the log).
+    ``cause``: for a refusal whose ``reason`` is git's word for a whole transaction (``atomic
+    transaction failed``), what failed it at this ref (for the log; the client is told it as a
+    ``remote: error:`` line)."""
 
     ref: bytes
     reason: str | None = None
     reports: tuple[RefReport, ...] = ()
     target: bytes | None = None
+    cause: str | None = None
 
 
 MISSING_OBJECTS = "missing necessary objects"

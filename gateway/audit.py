@@ -69,11 +69,18 @@ def _short(ids: str) -> str:
 def git_push(ctx: SessionContext, updates: Sequence[RefUpdate], results: Sequence[RefResult],
              unpack_error: str | None) -> None:
     """The event of a git receive-pack: every ref command with its ``ok``/``ng`` result."""
-    changes = [Change(_ref_name(u, r), u.old.decode("ascii"), u.new.decode("ascii"), r.reason or OK)
+    changes = [Change(_ref_name(u, r), u.old.decode("ascii"), u.new.decode("ascii"), _result(r))
                for u, r in zip(updates, results, strict=True)]
     refused = sum(c.result != OK for c in changes)
     outcome = f"unpack failed: {unpack_error}" if unpack_error else ("ok" if not refused else f"{refused} refused")
     record(ctx, "push", changes, outcome)
+
+
+def _result(result: RefResult) -> str:
+    """A ref's result as the log says it: with what failed its transaction there, when known."""
+    if result.reason is None:
+        return OK
+    return result.reason if result.cause is None else f"{result.reason}: {result.cause}"
 
 
 def _ref_name(update: RefUpdate, result: RefResult) -> str:

@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from twisted.logger import globalLogPublisher
 
+from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import LOOPBACK, Client, RunningServer
 
 GATE = """#!/bin/sh
@@ -91,3 +94,33 @@ def test_the_loser_of_a_race_for_a_ref_is_told_what_git_says(
     assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
     assert any("cannot lock ref" in line for line in _remote_lines(theirs.stderr))  # (something to compare)
     assert [line.split(" (", 1)[1] for line in _rejections(ours.stderr)] == [reason + ")"], ours.stderr
+
+
+def test_the_loser_of_an_atomic_race_is_told_which_ref_failed_its_transaction_and_why(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    bare, copy, first, second = _repositories(client, server.root, tmp_path)
+    atomic = ["--atomic", "HEAD:main", "HEAD:x"]
+    audited: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == AUDIT_NAMESPACE:
+            audited.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        ours = _race(client, server.git_url("r"), bare, (first, atomic), (second, ["HEAD:main"]))
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    theirs = _race(client, f"file://{copy}", copy, (first, atomic), (second, ["HEAD:main"]))
+    assert ours.returncode == theirs.returncode == 1
+    assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
+    won = client.git("--git-dir", str(bare), "rev-parse", "main").stdout.strip()
+    seen = client.git("rev-parse", "HEAD~", cwd=first).stdout.strip()
+    said = f"cannot lock ref 'refs/heads/main': is at {won} but expected {seen}"
+    assert _remote_lines(ours.stderr) == [f"remote: error: {said}"]
+    assert _rejections(ours.stderr) == ["! [remote rejected] HEAD -> main (atomic transaction failed)",
+                                        "! [remote rejected] HEAD -> x (atomic transaction failed)"]
+    lost = next(e for e in audited if e["outcome"] == "2 refused")
+    assert [c["result"] for c in lost["changes"]] == [f"atomic transaction failed: {said}",
+                                                      "atomic transaction failed"]
