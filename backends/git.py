@@ -137,14 +137,14 @@ class DiskPackSink:
             raise
 
     def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
-        with _invalid_pack():
+        with _invalid_pack(self._quarantine):
             self._ingest.write(data, objects)
 
     def commit(self) -> None:
         quarantine, self._quarantine = self._quarantine, None
         assert quarantine is not None, "a pack sink commits once"
         try:
-            with _invalid_pack():
+            with _invalid_pack(quarantine):
                 pack = self._ingest.commit()
         except BaseException:
             quarantine.drop()
@@ -155,7 +155,7 @@ class DiskPackSink:
             quarantine.drop()
             return
         try:
-            with _invalid_pack():  # its files gone meanwhile (a `git prune` of a quarantine it took for stale)
+            with _invalid_pack(quarantine):  # its files gone meanwhile (a `git prune` of a quarantine it took for stale)
                 self._repo._landed(pack, quarantine)
         except BaseException:
             pack.close()
@@ -185,12 +185,18 @@ def _lock_files(refs: object, ref: Ref) -> list[bytes]:
 
 
 @contextmanager
-def _invalid_pack() -> Iterator[None]:
-    """dulwich's and the checks' errors as one ``ProtocolError``: the client reads it in ``unpack``."""
+def _invalid_pack(quarantine: git_ingest.Quarantine | None = None) -> Iterator[None]:
+    """dulwich's and the checks' errors as one ``ProtocolError``: the client reads it in ``unpack``.
+    ``quarantine``: the push's, whose removal meanwhile is told as such."""
     try:
         yield
     except ProtocolError:
         raise
+    except FileNotFoundError as exc:
+        if quarantine is not None and not os.path.isdir(quarantine.path):
+            raise ProtocolError(QUARANTINE_REMOVED) from exc
+        raise ProtocolError(f"the server could not store the pushed pack ({exc.strerror or exc}); "
+                            f"nothing was changed, {storage_advice(exc)}") from exc
     except OSError as exc:  # the server's disk, not the pack: a full disk, a quota, an I/O error
         raise ProtocolError(f"the server could not store the pushed pack ({exc.strerror or exc}); "
                             f"nothing was changed, {storage_advice(exc)}") from exc
@@ -1326,9 +1332,11 @@ class DulwichGitRepository:
             for quarantine in quarantines:
                 self._keeps += quarantine.migrate()
         except OSError as exc:
+            gone = isinstance(exc, FileNotFoundError) and any(not os.path.isdir(q.path) for q in quarantines)
             for quarantine in quarantines:
                 quarantine.drop()
-            reason = f"unable to migrate objects to permanent storage: {exc.strerror or exc}"  # git's words
+            why = QUARANTINE_REMOVED if gone else exc.strerror or str(exc)
+            reason = f"unable to migrate objects to permanent storage: {why}"  # git's words, then why
             return [(u, reason if r is None else r) for u, r in checked]
         return checked
 
@@ -1908,6 +1916,12 @@ REF_MOVED = "failed to update ref: another push moved it meanwhile; fetch and pu
 """git's receive-pack's reason when a ref is no longer what the push saw (another push moved it), with
 what happened and what to do (git says only "failed to update ref"); in an atomic push every ref then
 gets ``ATOMIC_TRANSACTION_FAILED``."""
+QUARANTINE_REMOVED = ("the push's quarantine directory was removed while the push was stored (a `git prune "
+                      "--expire=now` on the server?); push again")
+"""Why a push fails whose ``objects/tmp_objdir-incoming-*`` went while its pack was written: git's
+``prune`` removes ``tmp_*`` entries of the object directory older than its expiry, so ``git gc
+--prune=now`` or ``git prune --expire=now`` on the server removes a push's quarantine (git's own
+receive-pack's too, which then fails "unpack-objects abnormal exit")."""
 REF_CREATED = "failed to update ref: another push created it meanwhile; fetch and push again"
 """The same when the push would create a ref another push created meanwhile."""
 REF_DELETED = "failed to update ref: another push deleted it meanwhile"
