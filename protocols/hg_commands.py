@@ -284,6 +284,15 @@ def _known(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     return BytesResponse(hg_wire.format_known(hg_exchange.known_nodes(repo, nodes)))
 
 
+@command(b"debugwireargs", b"one two *", permission=PULL)
+def _debugwireargs(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """``hg debugwireargs URL ONE TWO [--three X] [--four Y]``: the arguments as the server got
+    them, ``None`` for those not sent (``five`` never is), as hg's own answer; others are ignored."""
+    values = [args.named[b"one"], args.named[b"two"],
+              *(args.extra.get(name, b"None") for name in (b"three", b"four")), b"None"]
+    return BytesResponse(b" ".join(values))
+
+
 @command(b"branchmap", permission=PULL, batchable=True)
 def _branchmap(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     return BytesResponse(hg_wire.format_branchmap(repo.branchmap()))

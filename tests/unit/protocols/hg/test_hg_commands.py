@@ -44,12 +44,23 @@ def test_every_command_of_the_issue_is_declared_with_hg_permissions() -> None:
         b"putlfile": PUSH, b"getlfile": PULL, b"statlfile": PULL, b"lheads": PULL,
         # hg's narrow extension (hgext/narrow/narrowwirepeer.py)
         b"narrow_widen": PULL,
+        b"debugwireargs": PULL,
     }  # fmt: skip
     assert {name: cmd.permission for name, cmd in COMMANDS.items()} == expected
 
 
 def test_unknown_command_gets_the_empty_string() -> None:
     assert dispatch(reference_repo(), b"nosuch", Args({}), ctx()) == BytesResponse(b"")
+
+
+@pytest.mark.parametrize(("flat", "answer"), [
+    ({b"one": b"un", b"two": b"deux"}, b"un deux None None None"),
+    ({b"one": b"un", b"two": b"deux", b"three": b"3", b"four": b"4", b"five": b"5"}, b"un deux 3 4 None"),
+    ({b"one": b"a b", b"two": b""}, b"a b  None None None"),
+])  # (hg serve's answers to hg debugwireargs URL ONE TWO [--three 3 --four 4])
+def test_debugwireargs_answers_what_it_got_as_hg_serve(flat: dict[bytes, bytes], answer: bytes) -> None:
+    args = bind_args(COMMANDS[b"debugwireargs"], flat)
+    assert dispatch(reference_repo(), b"debugwireargs", args, ctx()) == BytesResponse(answer)
 
 
 def test_dispatch_checks_the_command_permission() -> None:
