@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 from backends.blobs import made_whole
 from backends.hg import requirements as reqs
@@ -49,9 +50,11 @@ class FsLocks:
         self.lock = FileLock(os.path.join(hg_dir, "store", "lock"))
 
     def acquire(self) -> None:
-        self.wlock.acquire()
+        """Both, within one wait (``FileLock.timeout``) for the two together."""
+        deadline = time.monotonic() + self.wlock.timeout
+        self.wlock.acquire(deadline)
         try:
-            self.lock.acquire()
+            self.lock.acquire(deadline)
         except BaseException:
             self.wlock.release()
             raise

@@ -13,11 +13,13 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from typing import ClassVar
 
 from protocols.errors import StorageError, storage_advice
 
 DEFAULT_TIMEOUT = 30.0
+"""Seconds a write waits in all for a lock someone else holds, then is refused (hg's ``ui.timeout``: 600)."""
 
 
 def lock_prefix() -> str:
@@ -63,9 +65,9 @@ def held_message(path: str, holder: str | None) -> str:
     gone, and nothing here can tell; hg's own ``debuglocks`` frees such a lock."""
     which = "wlock" if os.path.basename(path) == "wlock" else "lock"
     host, _, pid = (holder or "").rpartition(":")
-    if not pid.isdigit() or host == lock_prefix():
+    if not pid.isdigit() or host == lock_prefix():  # this server, or another program here (hg itself)
         return ("the repository is locked by another write in progress"
-                + (f" (process {pid} on this server)" if pid.isdigit() else "") + "; try again later")
+                + (f" (held by process {pid} on this host)" if pid.isdigit() else "") + "; try again later")
     return (f"the repository is locked by process {pid} on host '{host.partition('/')[0][:64]}', which this "
             f"server cannot check; if it stays locked, ask the server's operator to free it "
             f"(hg debuglocks --force-free-{which})")
@@ -115,31 +117,77 @@ def _break(path: str, holder: str) -> None:
         os.unlink(breaker)
 
 
-class FileLock:
-    """One Mercurial lock file, re-entrant within this process thread by thread."""
+class _Gate:
+    """The threads of this process that want one lock file, let through one at a time in the order
+    they came (a ticket queue): a write arriving later never overtakes one that waits already."""
 
-    _process_locks: ClassVar[dict[str, threading.Lock]] = {}
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.queue: deque[object] = deque()
+        self.held = False
+
+    def enter(self, deadline: float) -> bool:
+        """Wait for this thread's turn until ``deadline``; False if it did not come."""
+        ticket = object()
+        with self.changed:
+            self.queue.append(ticket)
+            try:
+                while self.held or self.queue[0] is not ticket:
+                    now = time.monotonic()
+                    if now >= deadline:
+                        return False
+                    self.changed.wait(deadline - now)
+                self.held = True
+                return True
+            finally:
+                self.queue.remove(ticket)
+                self.changed.notify_all()  # the next in line may be the head now
+
+    def try_enter(self) -> bool:
+        with self.changed:
+            if self.held or self.queue:
+                return False
+            self.held = True
+            return True
+
+    def leave(self) -> None:
+        with self.changed:
+            self.held = False
+            self.changed.notify_all()
+
+
+class FileLock:
+    """One Mercurial lock file; the threads of this process take it one at a time, in arrival order."""
+
+    _gates: ClassVar[dict[str, _Gate]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str, timeout: float | None = None) -> None:
         self.path = path
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         with FileLock._registry_lock:
-            self._thread_lock = FileLock._process_locks.setdefault(_lock_key(path), threading.Lock())
+            self._gate = FileLock._gates.setdefault(_lock_key(path), _Gate())
 
-    def acquire(self) -> None:
-        """Take the lock, waiting while a live holder has it; StorageError after the timeout."""
-        if not self._thread_lock.acquire(timeout=self.timeout):
-            raise StorageError("the repository is locked by another write in progress; try again later")
+    def acquire(self, deadline: float | None = None) -> None:
+        """Take the lock, waiting while a thread here or a live process has it; StorageError, naming
+        the holder, at ``deadline`` (``time.monotonic()``; by default ``timeout`` from now), one
+        deadline for the turn among this process's threads and for the file."""
+        deadline = time.monotonic() + self.timeout if deadline is None else deadline
+        if not self._gate.enter(deadline):
+            raise StorageError(held_message(self.path, self.holder()))
         try:
-            self._acquire_file()
+            self._acquire_file(deadline)
         except BaseException:
-            self._thread_lock.release()
+            self._gate.leave()
             raise
 
-    def _acquire_file(self) -> None:
+    def holder(self) -> str:
+        """Who holds the lock now: its file's ``host:pid``, or this process while a thread here has
+        its turn and has not written the file yet."""
+        return read_holder(self.path) or f"{lock_prefix()}:{os.getpid()}"
+
+    def _acquire_file(self, deadline: float) -> None:
         me = f"{lock_prefix()}:{os.getpid()}"
-        deadline = time.monotonic() + self.timeout
         while True:
             try:
                 os.symlink(me, self.path)
@@ -151,7 +199,7 @@ class FileLock:
                                    f"nothing was changed, {storage_advice(exc)}") from exc
             holder = read_holder(self.path)
             if holder is not None and (holder == me or _is_stale(holder)):
-                # ours, yet no thread here holds it (this thread holds this file's process lock):
+                # ours, yet no thread here holds it (this thread has this file's turn):
                 # left by a write whose repository was moved or renamed under it, never released
                 _break(self.path, holder)
                 continue
@@ -160,16 +208,16 @@ class FileLock:
             time.sleep(0.05)
 
     def try_acquire(self) -> bool:
-        """Take the lock only if nobody (no thread here, no other process) holds it now."""
-        if not self._thread_lock.acquire(blocking=False):
+        """Take the lock only if nobody (no thread here, no other process) holds it or waits for it now."""
+        if not self._gate.try_enter():
             return False
         try:
             os.symlink(f"{lock_prefix()}:{os.getpid()}", self.path)
         except FileExistsError:
-            self._thread_lock.release()
+            self._gate.leave()
             return False
         except BaseException:
-            self._thread_lock.release()
+            self._gate.leave()
             raise
         return True
 
@@ -179,7 +227,7 @@ class FileLock:
         except FileNotFoundError:  # the repository was moved or removed meanwhile: its lock went with it
             pass
         finally:
-            self._thread_lock.release()
+            self._gate.leave()
 
     def held_by_other(self) -> bool:
         """True if a live process (a real ``hg`` or another writer) holds the lock now."""

@@ -61,8 +61,8 @@ def test_a_lock_held_by_a_live_process_here_is_another_write(
     pushed = client.hg("push", "-R", str(work), http.push_url("r"), check=False)
 
     assert pushed.returncode != 0
-    assert (f"remote: the repository is locked by another write in progress (process {os.getppid()} on this "
-            "server); try again later") in pushed.stdout + pushed.stderr
+    assert (f"remote: the repository is locked by another write in progress (held by process {os.getppid()} "
+            "on this host); try again later") in pushed.stdout + pushed.stderr
     assert lock.is_symlink()
 
 
