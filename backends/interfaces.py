@@ -31,6 +31,16 @@ NULL_NODE = Node(b"\0" * 20)
 
 
 @dataclass(frozen=True, slots=True)
+class LockWait:
+    """How a write waits for its repository's locks while someone else holds them
+    (``HgRepository.transaction``)."""
+
+    timeout: float | None = None
+    """Seconds in all before the write is refused (the server's ``[limits] hg_lock_timeout``);
+    None: the backend's own default."""
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectFormat:
     """A git repository's object format (``extensions.objectformat``): the hash that names its
     objects and checks its packs and indexes.  Ids are hex in the protocol and in our ``ObjectId``,
@@ -568,11 +578,12 @@ class HgRepository(Protocol):
         """
         ...
 
-    def transaction(self, max_text: int | None = None) -> HgTransaction:
+    def transaction(self, max_text: int | None = None, wait: LockWait | None = None) -> HgTransaction:
         """Take the store lock and start a write transaction.
 
         ``max_text``: the largest revision text a pushed delta may rebuild
         (the server's ``[limits] max_delta_result``); None leaves the engine's own bound.
+        ``wait``: how to wait for a lock someone else holds; None: the backend's own way.
         """
         ...
 

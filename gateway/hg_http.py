@@ -46,7 +46,7 @@ from gateway.errors import storage_fault
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
-from gateway.limits import bundle2_limits, changegroup_limits
+from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
 from gateway.policy import clone_cache, wire_settings
@@ -259,7 +259,8 @@ class HgHttpCommand:
         payload = _payload(content) if cmd.takes_payload and content is not None else None
         caps = hg_http.http_capabilities(self.settings)
         ctx = CommandContext(Transport.HTTP, self.check_permission, caps, payload,
-                             bundle2_limits(self.front.authorizer), changegroup_limits(self.front.authorizer))
+                             bundle2_limits(self.front.authorizer), changegroup_limits(self.front.authorizer),
+                             lock_wait(self.front.authorizer))
         bound = hg_commands.bind_args(cmd, args)
         try:
             response = hg_commands.dispatch(repo, cmd.name, bound, ctx)

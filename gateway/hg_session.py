@@ -29,7 +29,7 @@ from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, OneShotSession, Session, SessionContext
 from gateway.hg_hooks import PullHooks, pull_hooks_of
-from gateway.limits import bundle2_limits, changegroup_limits
+from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.logs import SafeLogger
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
@@ -178,7 +178,8 @@ class HgServeSession(PumpedSession):
 
     def _context(self, payload: Iterator[bytes] | None = None) -> CommandContext:
         return CommandContext(Transport.SSH, self._check_permission, SSH_CAPS, payload,
-                              bundle2_limits(self.ctx.authorizer), changegroup_limits(self.ctx.authorizer))
+                              bundle2_limits(self.ctx.authorizer), changegroup_limits(self.ctx.authorizer),
+                              lock_wait(self.ctx.authorizer))
 
     def _check_permission(self, permission: Permission) -> None:
         authorizer = self.ctx.authorizer or Authorizer(read_only=self.ctx.read_only)

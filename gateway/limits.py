@@ -44,6 +44,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from backends.interfaces import LockWait
 from gateway.config import ServiceConfig
 from gateway.logs import SafeLogger
 from protocols import pktline
@@ -107,8 +108,12 @@ BUNDLE2_KEYS = {"max_bundle2_part": "max_small_payload", "max_bundle2_chunk": "m
 CHANGEGROUP_KEYS = {"max_fulltext": "max_chunk", "max_delta_result": "max_text"}
 """``[limits]`` keys → ``protocols.changegroup.ChangegroupLimits`` fields (a pushed hg changegroup)."""
 
+LOCK_WAIT_KEYS = {"hg_lock_timeout": "timeout"}
+"""``[limits]`` keys → ``backends.interfaces.LockWait`` fields (an hg push waiting for a locked repository)."""
+
 CONFIGURABLE = (frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
-                | frozenset(RECEIVE_KEYS) | frozenset(BUNDLE2_KEYS) | frozenset(CHANGEGROUP_KEYS))
+                | frozenset(RECEIVE_KEYS) | frozenset(BUNDLE2_KEYS) | frozenset(CHANGEGROUP_KEYS)
+                | frozenset(LOCK_WAIT_KEYS))
 """The ``[limits]`` keys that take effect; the file may name others, which are logged as fixed."""
 
 NO_PROXIES = Trusted()
@@ -123,7 +128,7 @@ CHANGEGROUP_DEFAULTS = ChangegroupLimits()
 
 CONNECTION_KEYS = {name: name for name in ConnectionLimits.__dataclass_fields__}
 
-_T = TypeVar("_T", ConnectionLimits, RequestBounds, ReceiveBounds, Bundle2Limits, ChangegroupLimits)
+_T = TypeVar("_T", ConnectionLimits, RequestBounds, ReceiveBounds, Bundle2Limits, ChangegroupLimits, LockWait)
 
 
 def _configured(authorizer: object, keys: Mapping[str, str], defaults: _T) -> _T:
@@ -161,6 +166,11 @@ def receive_bounds(authorizer: object) -> ReceiveBounds:
 def bundle2_limits(authorizer: object) -> Bundle2Limits:
     """The bounds of a pushed bundle2 in force: ``max_bundle2_part``, ``max_bundle2_chunk``."""
     return _configured(authorizer, BUNDLE2_KEYS, BUNDLE2_DEFAULTS)
+
+
+def lock_wait(authorizer: object) -> LockWait:
+    """How an hg push waits for its repository's lock: ``hg_lock_timeout`` (else the backend's default)."""
+    return _configured(authorizer, LOCK_WAIT_KEYS, LockWait())
 
 
 def changegroup_limits(authorizer: object) -> ChangegroupLimits:

@@ -192,6 +192,7 @@ class Limits:
     idle_timeout: float | None = None
     request_timeout: float | None = None
     connection_timeout: float | None = None
+    hg_lock_timeout: float | None = None
 
 
 HG_ENGINES = ("zstd", "zlib", "none")

@@ -53,6 +53,7 @@ from backends.interfaces import (
     InlineBundleFile,
     Kind,
     Largefiles,
+    LockWait,
     Node,
     ReceiveHooks,
     RefResult,
@@ -640,11 +641,11 @@ class GuardedHgRepository:
         self._protections = protections
         self.name = repo.name
 
-    def transaction(self, max_text: int | None = None) -> HgTransaction:
+    def transaction(self, max_text: int | None = None, wait: LockWait | None = None) -> HgTransaction:
         scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
         with _refusal_audited(self._ctx, HgwireError):
-            tx = self._repo.transaction(max_text)
+            tx = self._repo.transaction(max_text, wait)
         return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
 
     def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:

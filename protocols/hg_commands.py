@@ -21,6 +21,7 @@ from backends.interfaces import (
     HgRepository,
     LargefileRefused,
     Largefiles,
+    LockWait,
 )
 from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
@@ -67,6 +68,8 @@ class CommandContext:
     """Bounds of a pushed bundle2 (the server's ``[limits]``)."""
     changegroup_limits: ChangegroupLimits = ChangegroupLimits()
     """Bounds of a pushed changegroup (the server's ``[limits]``)."""
+    lock_wait: LockWait | None = None
+    """How a push waits for the repository's lock (the server's ``[limits] hg_lock_timeout``)."""
 
 
 Handler = Callable[[HgRepository, Args, CommandContext], Response]
@@ -486,7 +489,7 @@ def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     # exchange.unbundle: over HTTP the server output travels in bundle2 ``output`` parts.
     return hg_exchange.unbundle(
         repo, args.named[b"heads"], ctx.payload, capture_output=ctx.transport is Transport.HTTP,
-        limits=ctx.bundle2_limits, cg_limits=ctx.changegroup_limits,
+        limits=ctx.bundle2_limits, cg_limits=ctx.changegroup_limits, wait=ctx.lock_wait,
     )
 
 

@@ -19,6 +19,7 @@ from backends.interfaces import (
     DeltaMode,
     HgRepository,
     HgTransaction,
+    LockWait,
     Node,
     RevisionDelta,
     RevisionGroup,
@@ -703,6 +704,7 @@ def _drain(chunks: Iterator[bytes]) -> None:
 def unbundle(
     repo: HgRepository, heads: bytes, payload: Iterator[bytes], capture_output: bool = False,
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
+    wait: LockWait | None = None,
 ) -> Response:
     """Apply a pushed bundle (HG20 or HG10) in one transaction and build the reply.
 
@@ -724,7 +726,7 @@ def unbundle(
                 rest = held.enter_context(received(repo, reader.remaining()))
             except HgwireError as exc:  # a disk that cannot hold it, or a client gone: nothing locked yet
                 return _not_received(magic, exc)
-            return _apply(repo, their_heads, magic, rest, capture_output, limits, cg_limits)
+            return _apply(repo, their_heads, magic, rest, capture_output, limits, cg_limits, wait)
     except (ProtocolError, UnsupportedFeature) as exc:
         return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
     finally:
@@ -747,16 +749,17 @@ def _not_received(magic: bytes, exc: HgwireError) -> Response:
 
 def _apply(
     repo: HgRepository, their_heads: Sequence[bytes], magic: bytes, rest: Iterator[bytes], capture_output: bool,
-    limits: b2.Bundle2Limits, cg_limits: ChangegroupLimits,
+    limits: b2.Bundle2Limits, cg_limits: ChangegroupLimits, wait: LockWait | None = None,
 ) -> Response:
     """Apply the bundle whose ``magic`` was read and whose ``rest`` is to come."""
     if magic == b2.MAGIC:
-        return _unbundle2(repo, their_heads, StreamReader(rest), capture_output, limits, cg_limits)
+        return _unbundle2(repo, their_heads, StreamReader(rest), capture_output, limits, cg_limits, wait)
     whole = StreamReader(_prefixed(magic, rest))
     if magic == BUNDLE1_MAGIC:
-        return _unbundle1(repo, their_heads, read_bundle1(whole, cg_limits), cg_limits.max_text)
+        return _unbundle1(repo, their_heads, read_bundle1(whole, cg_limits), cg_limits.max_text, wait)
     # exchange.readbundle: a stream starting with NUL is a headerless HG10UN changegroup.
-    return _unbundle1(repo, their_heads, ChangegroupDecoder(whole, b"01", cg_limits).groups(), cg_limits.max_text)
+    return _unbundle1(repo, their_heads, ChangegroupDecoder(whole, b"01", cg_limits).groups(), cg_limits.max_text,
+                      wait)
 
 
 class _Shielded(Iterator[bytes]):
@@ -780,9 +783,9 @@ def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup],
-               max_text: int | None = None) -> Response:
+               max_text: int | None = None, wait: LockWait | None = None) -> Response:
     try:
-        tx = repo.transaction(max_text)
+        tx = repo.transaction(max_text, wait)
     except HgwireError as exc:  # locked too long, or a disk that takes no write
         return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
     report = IngestReport()
@@ -911,9 +914,10 @@ class _PushOperation:
 def _unbundle2(
     repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool,
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
+    wait: LockWait | None = None,
 ) -> Response:
     try:
-        tx = repo.transaction(cg_limits.max_text)
+        tx = repo.transaction(cg_limits.max_text, wait)
     except HgwireError as exc:  # locked too long, or a disk that takes no write: nothing read yet
         return StreamResponse(b2.write_bundle2([error_part(exc, {})]), refused=str(exc))
     hookargs = getattr(tx, "hookargs", None)  # optional: a transaction that runs the repository's hooks

@@ -36,6 +36,7 @@ from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo
 from backends.hg.vfs import FsVfs, create_mode
+from backends.interfaces import LockWait
 from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
 
 DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo layout"
@@ -49,9 +50,10 @@ class FsLocks:
         self.wlock = FileLock(os.path.join(hg_dir, "wlock"))
         self.lock = FileLock(os.path.join(hg_dir, "store", "lock"))
 
-    def acquire(self) -> None:
-        """Both, within one wait (``FileLock.timeout``) for the two together."""
-        deadline = time.monotonic() + self.wlock.timeout
+    def acquire(self, wait: LockWait | None = None) -> None:
+        """Both, within one wait for the two together (``wait.timeout``, else ``FileLock.timeout``)."""
+        timeout = wait.timeout if wait is not None and wait.timeout is not None else self.wlock.timeout
+        deadline = time.monotonic() + timeout
         self.wlock.acquire(deadline)
         try:
             self.lock.acquire(deadline)

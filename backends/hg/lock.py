@@ -18,8 +18,11 @@ from typing import ClassVar
 
 from protocols.errors import StorageError, storage_advice
 
-DEFAULT_TIMEOUT = 30.0
-"""Seconds a write waits in all for a lock someone else holds, then is refused (hg's ``ui.timeout``: 600)."""
+DEFAULT_TIMEOUT = 120.0
+"""Seconds a write waits in all for a lock someone else holds, then is refused.  hg's ``ui.timeout``
+is 600, but a waiting push holds one of the server's push threads (``gateway.threads.HOOK_POOL_SIZE``,
+shared with git hooks and LFS uploads) and a connection that may see no byte meanwhile, which
+``idle_timeout`` (600 s) would drop: two minutes lets a burst of pushes through a slow hook each."""
 
 
 def lock_prefix() -> str:

@@ -74,6 +74,7 @@ from backends.interfaces import (
     FilteredRevision,
     HgTransaction,
     Kind,
+    LockWait,
     Node,
     RevisionDelta,
     RevisionGroup,
@@ -109,7 +110,7 @@ NULL_HEX = b"0" * 40
 class Locks(Protocol):
     """The repository's write locks (wlock, then store lock), taken and released together."""
 
-    def acquire(self) -> None: ...
+    def acquire(self, wait: LockWait | None = None) -> None: ...
 
     def release(self) -> None: ...
 
@@ -122,8 +123,11 @@ class ThreadLocks:
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
-        self._lock.acquire()
+    def acquire(self, wait: LockWait | None = None) -> None:
+        """Wait while another write holds it, up to ``wait.timeout`` if given."""
+        timeout = wait.timeout if wait is not None and wait.timeout is not None else -1
+        if not self._lock.acquire(timeout=timeout):
+            raise StorageError("the repository is locked by another write in progress; try again later")
 
     def release(self) -> None:
         self._lock.release()
@@ -905,8 +909,8 @@ class HgRepo:
 
     # -- writing --------------------------------------------------------------
 
-    def transaction(self, max_text: int | None = None) -> HgTransaction:
-        return Transaction(self, max_text)
+    def transaction(self, max_text: int | None = None, wait: LockWait | None = None) -> HgTransaction:
+        return Transaction(self, max_text, wait)
 
     def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
         """The whole of a pushed bundle, kept in the repository's ``.hg`` before its transaction

@@ -37,6 +37,7 @@ from backends.hg.store import encode_dir
 from backends.interfaces import (
     NULL_NODE,
     IngestResult,
+    LockWait,
     Node,
     RevisionDelta,
     RevisionGroup,
@@ -91,11 +92,11 @@ def not_stored(exc: OSError) -> StorageError:
 class Transaction:
     """One write transaction on an :class:`HgRepo`; locks are held from creation to commit/abort."""
 
-    def __init__(self, repo: HgRepo, max_text: int | None = None) -> None:
+    def __init__(self, repo: HgRepo, max_text: int | None = None, wait: LockWait | None = None) -> None:
         self.repo = repo
         self.max_text = max_text
         """The largest text a pushed delta may rebuild (``[limits] max_delta_result``); None: mpatch's own."""
-        repo.locks.acquire()
+        repo.locks.acquire(wait)
         try:
             store = repo.store
             vfsmap = {journal_mod.STORE: store, journal_mod.PLAIN: repo.plain}

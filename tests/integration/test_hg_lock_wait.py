@@ -5,6 +5,8 @@ one under an older name) may be long gone, and only the operator can tell."""
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,3 +113,29 @@ def test_two_spellings_of_one_repository_share_its_lock(tmp_path: Path) -> None:
             FileLock(str(tmp_path / "alias" / ".hg" / "wlock"), timeout=0.3).acquire()
     finally:
         held.release()
+
+
+def test_how_long_a_push_waits_for_a_lock_comes_from_the_config_file(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path,  # noqa: F811
+        tmp_path: Path) -> None:
+    """``[limits] hg_lock_timeout``: an operator whose hooks are slow waits longer (hg waits 600 s,
+    hgwire two minutes by default), one who would rather refuse at once shorter."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["*"]\n[limits]\nhg_lock_timeout = 0.5\n')
+    http = HgHttp(make_server("fs", **_settings(htpasswd), config_file=str(policy)), client)
+    work = _repo_with_a_change(client, http.server.root, tmp_path)
+    sleeper = subprocess.Popen(["sleep", "60"])  # (a live process of this host: a real hg holding it)
+    try:
+        os.symlink(f"{backends.hg.lock.lock_prefix()}:{sleeper.pid}", http.server.root / "r" / ".hg" / "store" / "lock")
+        start = time.monotonic()
+        pushed = client.hg("push", "-R", str(work), http.push_url("r"), check=False)
+        assert time.monotonic() - start < 10
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert pushed.returncode != 0
+    assert (f"remote: the repository is locked by another write in progress (held by process {sleeper.pid} "
+            "on this host); try again later") in pushed.stdout + pushed.stderr
+    os.unlink(http.server.root / "r" / ".hg" / "store" / "lock")
+    client.hg("push", "-q", "-R", str(work), http.push_url("r"))
+    client.hg("verify", "-q", "-R", str(http.server.root / "r"))

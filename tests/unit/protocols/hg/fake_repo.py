@@ -18,6 +18,7 @@ from backends.interfaces import (
     DeltaMode,
     IngestResult,
     Kind,
+    LockWait,
     Node,
     RevisionDelta,
     RevisionGroup,
@@ -344,7 +345,7 @@ class FakeRepo:
         repo.state.phases, repo.state.bookmarks = phases, bookmarks
         return repo
 
-    def transaction(self, max_text: int | None = None) -> FakeTransaction:
+    def transaction(self, max_text: int | None = None, wait: LockWait | None = None) -> FakeTransaction:
         return FakeTransaction(self)
 
     def stream_clone_allowed(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from backends.interfaces import Node, StoreFile
+from backends.interfaces import LockWait, Node, StoreFile
 from protocols import bundle2 as b2
 from protocols import hg_exchange
 from protocols.changegroup import ChangegroupDecoder, StreamReader
@@ -309,9 +309,9 @@ def _keeping(repo: FakeRepo, events: list[str], fails: StorageError | None = Non
 
     real = repo.transaction
 
-    def transaction(max_text: int | None = None) -> Any:
+    def transaction(max_text: int | None = None, wait: LockWait | None = None) -> Any:
         events.append("locked")
-        return real(max_text)
+        return real(max_text, wait)
 
     repo.spool_push = spool_push  # type: ignore[attr-defined]
     repo.transaction = transaction  # type: ignore[method-assign]
