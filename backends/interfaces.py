@@ -38,6 +38,10 @@ class LockWait:
     timeout: float | None = None
     """Seconds in all before the write is refused (the server's ``[limits] hg_lock_timeout``);
     None: the backend's own default."""
+    notify: Callable[[str], None] | None = None
+    """Told, on the waiting thread, what hg tells a writer that waits (``lock.trylock``): ``waiting
+    for lock on repository NAME held by process '123' on host 'HOST'`` once the wait passes a second,
+    then ``got lock after N seconds``.  None: a backend says nothing."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet import reactor as _reactor
@@ -179,7 +180,16 @@ class HgServeSession(PumpedSession):
     def _context(self, payload: Iterator[bytes] | None = None) -> CommandContext:
         return CommandContext(Transport.SSH, self._check_permission, SSH_CAPS, payload,
                               bundle2_limits(self.ctx.authorizer), changegroup_limits(self.ctx.authorizer),
-                              lock_wait(self.ctx.authorizer))
+                              replace(lock_wait(self.ctx.authorizer), notify=self._lock_notice))
+
+    def _lock_notice(self, line: str) -> None:
+        """hg's ``waiting for lock …``/``got lock after N seconds``, told by a push's thread while it
+        waits: on stderr at once, as hg serve's ``ui.warn`` writes it (the client shows ``remote: …``)."""
+        _reactor.callFromThread(self._write_notice, f"{line}\n".encode("utf-8", "replace"))  # type: ignore[attr-defined]
+
+    def _write_notice(self, data: bytes) -> None:
+        if not self._closed:
+            self.channel.write_stderr(data)
 
     def _check_permission(self, permission: Permission) -> None:
         authorizer = self.ctx.authorizer or Authorizer(read_only=self.ctx.read_only)

@@ -12,7 +12,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from backends.interfaces import (
     NULL_NODE,
@@ -784,10 +784,11 @@ def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup],
                max_text: int | None = None, wait: LockWait | None = None) -> Response:
+    wait, waited = kept_lock_messages(wait)
     try:
         tx = repo.transaction(max_text, wait)
     except HgwireError as exc:  # locked too long, or a disk that takes no write
-        return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+        return PushResponse(0, b"".join(waited) + b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
     report = IngestReport()
     try:
         check_push_heads(repo, their_heads, "preparing changes")
@@ -798,12 +799,23 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
         return PushError(exc.message.encode("utf-8"))
     except HgwireError as exc:
         tx.abort()
-        return PushResponse(0, b"".join(hook_output(tx)) + b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+        return PushResponse(0, b"".join([*waited, *hook_output(tx)]) + b"abort: "
+                            + exc.message.encode("utf-8", "replace") + b"\n")
     except BaseException:
         tx.abort()
         raise
     before, after = hook_output(tx)
-    return PushResponse(ret, before + report.output() + after)
+    return PushResponse(ret, b"".join(waited) + before + report.output() + after)
+
+
+def kept_lock_messages(wait: LockWait | None) -> tuple[LockWait, list[bytes]]:
+    """``wait``, told to keep hg's ``waiting for lock …`` lines for the push's output where the
+    transport tells the client none as they come (HTTP: hg serve sends them with the rest of
+    the push's output), and the list they go to."""
+    kept: list[bytes] = []
+    if wait is not None and wait.notify is not None:
+        return wait, kept
+    return replace(wait or LockWait(), notify=lambda line: kept.append(line.encode("utf-8", "replace") + b"\n")), kept
 
 
 def hook_output(tx: HgTransaction) -> tuple[bytes, bytes]:
@@ -916,10 +928,11 @@ def _unbundle2(
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
     wait: LockWait | None = None,
 ) -> Response:
+    wait, waited = kept_lock_messages(wait)
     try:
         tx = repo.transaction(cg_limits.max_text, wait)
     except HgwireError as exc:  # locked too long, or a disk that takes no write: nothing read yet
-        return StreamResponse(b2.write_bundle2([error_part(exc, {})]), refused=str(exc))
+        return _refused_reply([error_part(exc, {})], b"".join(waited), capture_output, str(exc))
     hookargs = getattr(tx, "hookargs", None)  # optional: a transaction that runs the repository's hooks
     if hookargs is not None:
         hookargs["bundle2"] = "1"  # as hg's bundle2.applybundle tells every hook of the push
@@ -934,16 +947,13 @@ def _unbundle2(
         tx.commit()
     except HgwireError as exc:
         tx.abort()
-        said = _refused_output(tx, op.report)
-        if capture_output and said:
-            parts = [b2.OutPart(b2.PART_OUTPUT, payload=[said], mandatory=False), error_part(exc, op.reply_caps)]
-            return StreamResponse(b2.write_bundle2(parts), refused=str(exc))
-        return StreamResponse(b2.write_bundle2([error_part(exc, op.reply_caps)]), output=said, refused=str(exc))
+        said = b"".join(waited) + _refused_output(tx, op.report)
+        return _refused_reply([error_part(exc, op.reply_caps)], said, capture_output, str(exc))
     except BaseException:
         tx.abort()
         raise
     before, after = hook_output(tx)
-    output = before + op.report.output() + after
+    output = b"".join(waited) + before + op.report.output() + after
     if capture_output and output:
         op.replies.append(b2.OutPart(b2.PART_OUTPUT, payload=[output], mandatory=False))
         output = b""
@@ -951,6 +961,15 @@ def _unbundle2(
 
 
 ABORT_MESSAGE = b"transaction abort!\nrollback completed\n"
+
+
+def _refused_reply(parts: list[b2.OutPart], said: bytes, capture_output: bool, refused: str) -> StreamResponse:
+    """A refused bundle2 push's reply: what the server said first (in an ``output`` part where the
+    transport captures it), then the error."""
+    if capture_output and said:
+        return StreamResponse(b2.write_bundle2([b2.OutPart(b2.PART_OUTPUT, payload=[said], mandatory=False), *parts]),
+                              refused=refused)
+    return StreamResponse(b2.write_bundle2(parts), output=said, refused=refused)
 
 
 def _refused_output(tx: HgTransaction, report: IngestReport) -> bytes:

@@ -46,17 +46,19 @@ DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo l
 class FsLocks:
     """``.hg/wlock`` then ``.hg/store/lock``, exactly the files a real ``hg`` takes."""
 
-    def __init__(self, hg_dir: str) -> None:
-        self.wlock = FileLock(os.path.join(hg_dir, "wlock"))
-        self.lock = FileLock(os.path.join(hg_dir, "store", "lock"))
+    def __init__(self, hg_dir: str, name: str) -> None:
+        # (named as hg names them in its waiting message, the repository by its name here, not its path)
+        self.wlock = FileLock(os.path.join(hg_dir, "wlock"), desc=f"working directory of {name}")
+        self.lock = FileLock(os.path.join(hg_dir, "store", "lock"), desc=f"repository {name}")
 
     def acquire(self, wait: LockWait | None = None) -> None:
         """Both, within one wait for the two together (``wait.timeout``, else ``FileLock.timeout``)."""
         timeout = wait.timeout if wait is not None and wait.timeout is not None else self.wlock.timeout
         deadline = time.monotonic() + timeout
-        self.wlock.acquire(deadline)
+        notify = wait.notify if wait is not None else None
+        self.wlock.acquire(deadline, notify)
         try:
-            self.lock.acquire(deadline)
+            self.lock.acquire(deadline, notify)
         except BaseException:
             self.wlock.release()
             raise
@@ -115,7 +117,7 @@ def open_repository(path: str, name: str) -> HgRepo:
     createmode = create_mode(store_dir)  # (hg's: the working directory's vfs takes the store's too)
     store = FsVfs(store_dir, createmode)
     # Index snapshots are shared with every other open of this store (same directory).
-    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir), createmode), found, FsLocks(hg_dir), cache_scope=store_dir)
+    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir), createmode), found, FsLocks(hg_dir, name), cache_scope=store_dir)
     repo.recover_if_needed()
     return repo
 

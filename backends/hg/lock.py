@@ -9,11 +9,13 @@ same makes a real ``hg`` and hgwire exclude each other.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import ClassVar
 
 from protocols.errors import StorageError, storage_advice
@@ -23,6 +25,8 @@ DEFAULT_TIMEOUT = 120.0
 is 600, but a waiting push holds one of the server's push threads (``gateway.threads.HOOK_POOL_SIZE``,
 shared with git hooks and LFS uploads) and a connection that may see no byte meanwhile, which
 ``idle_timeout`` (600 s) would drop: two minutes lets a burst of pushes through a slow hook each."""
+WARN_AFTER = 1.0
+"""Seconds of waiting after which the writer is told who holds the lock (hg tells at once)."""
 
 
 def lock_prefix() -> str:
@@ -74,6 +78,15 @@ def held_message(path: str, holder: str | None) -> str:
     return (f"the repository is locked by process {pid} on host '{host.partition('/')[0][:64]}', which this "
             f"server cannot check; if it stays locked, ask the server's operator to free it "
             f"(hg debuglocks --force-free-{which})")
+
+
+def waiting_message(desc: str, holder: str) -> str:
+    """hg's words for a writer that waits (``lock.trylock``): ``waiting for lock on repository NAME
+    held by process '123' on host 'HOST'``."""
+    host, colon, pid = holder.rpartition(":")
+    if not colon:
+        return f"waiting for lock on {desc} held by {holder[:80]!r}"
+    return f"waiting for lock on {desc} held by process {pid[:20]!r} on host {host[:80]!r}"
 
 
 def _lock_key(path: str) -> str:
@@ -129,7 +142,7 @@ class _Gate:
         self.queue: deque[object] = deque()
         self.held = False
 
-    def enter(self, deadline: float) -> bool:
+    def enter(self, deadline: float, waited: _Waiting) -> bool:
         """Wait for this thread's turn until ``deadline``; False if it did not come."""
         ticket = object()
         with self.changed:
@@ -139,7 +152,8 @@ class _Gate:
                     now = time.monotonic()
                     if now >= deadline:
                         return False
-                    self.changed.wait(deadline - now)
+                    waited.tick()
+                    self.changed.wait(min(deadline, waited.next_tick()) - now)
                 self.held = True
                 return True
             finally:
@@ -159,37 +173,67 @@ class _Gate:
             self.changed.notify_all()
 
 
+class _Waiting:
+    """What a waiting writer is told, as hg's ``lock.trylock`` tells it (``ui.warn``): who holds the
+    lock once the wait passes ``WARN_AFTER``, and how long it took once it is taken."""
+
+    def __init__(self, lock: FileLock, notify: Callable[[str], None] | None) -> None:
+        self._lock = lock
+        self._notify = notify
+        self._started = time.monotonic()
+        self._announced = False
+
+    def next_tick(self) -> float:
+        """When ``tick`` next has something to say (a wait without a listener: never)."""
+        return self._started + WARN_AFTER if self._notify is not None and not self._announced else math.inf
+
+    def tick(self) -> None:
+        if self._notify is not None and not self._announced and time.monotonic() >= self.next_tick():
+            self._announced = True
+            self._notify(waiting_message(self._lock.desc, self._lock.holder()))
+
+    def got(self) -> None:
+        if self._notify is not None and self._announced:
+            self._notify(f"got lock after {int(time.monotonic() - self._started)} seconds")
+
+
 class FileLock:
     """One Mercurial lock file; the threads of this process take it one at a time, in arrival order."""
 
     _gates: ClassVar[dict[str, _Gate]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: str, timeout: float | None = None) -> None:
+    def __init__(self, path: str, timeout: float | None = None, desc: str | None = None) -> None:
         self.path = path
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.desc = desc or path
+        """What hg's waiting message calls it: ``repository NAME``, ``working directory of NAME``."""
         with FileLock._registry_lock:
             self._gate = FileLock._gates.setdefault(_lock_key(path), _Gate())
 
-    def acquire(self, deadline: float | None = None) -> None:
+    def acquire(self, deadline: float | None = None, notify: Callable[[str], None] | None = None) -> None:
         """Take the lock, waiting while a thread here or a live process has it; StorageError, naming
         the holder, at ``deadline`` (``time.monotonic()``; by default ``timeout`` from now), one
-        deadline for the turn among this process's threads and for the file."""
+        deadline for the turn among this process's threads and for the file.  ``notify`` is told
+        hg's ``waiting for lock …`` once the wait passes ``WARN_AFTER``, then ``got lock after N
+        seconds``."""
         deadline = time.monotonic() + self.timeout if deadline is None else deadline
-        if not self._gate.enter(deadline):
+        waited = _Waiting(self, notify)
+        if not self._gate.enter(deadline, waited):
             raise StorageError(held_message(self.path, self.holder()))
         try:
-            self._acquire_file(deadline)
+            self._acquire_file(deadline, waited)
         except BaseException:
             self._gate.leave()
             raise
+        waited.got()
 
     def holder(self) -> str:
         """Who holds the lock now: its file's ``host:pid``, or this process while a thread here has
         its turn and has not written the file yet."""
         return read_holder(self.path) or f"{lock_prefix()}:{os.getpid()}"
 
-    def _acquire_file(self, deadline: float) -> None:
+    def _acquire_file(self, deadline: float, waited: _Waiting) -> None:
         me = f"{lock_prefix()}:{os.getpid()}"
         while True:
             try:
@@ -208,6 +252,7 @@ class FileLock:
                 continue
             if time.monotonic() > deadline:
                 raise StorageError(held_message(self.path, holder))
+            waited.tick()
             time.sleep(0.05)
 
     def try_acquire(self) -> bool:

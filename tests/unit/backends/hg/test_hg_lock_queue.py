@@ -67,7 +67,7 @@ def test_the_two_locks_of_a_write_share_one_deadline(tmp_path: Path, live_pid: i
     os.symlink(f"{lock_prefix()}:{live_pid}", hg / "wlock")
     os.symlink(f"{lock_prefix()}:{live_pid}", hg / "store" / "lock")
     threading.Timer(0.6, os.unlink, (hg / "wlock",)).start()  # the wlock is freed, the lock stays
-    locks = FsLocks(str(hg))
+    locks = FsLocks(str(hg), "r")
     locks.wlock.timeout = locks.lock.timeout = 1.0
     start = time.monotonic()
     with pytest.raises(StorageError):
