@@ -610,6 +610,12 @@ class GuardedTransaction:
         outcome = f"refused: {self._refusal}" if self._refusal else "aborted"
         audit.record(self._ctx, "push", self._changes, outcome)
 
+    def abort_for(self, reason: str) -> None:
+        """Abort, refused for ``reason`` (a push race, a bad bundle, …: what the client is told),
+        unless a refusal of this transaction's own came first."""
+        self._refusal = self._refusal or reason
+        self.abort()
+
 
 @contextmanager
 def _refusal_audited(ctx: SessionContext, refusal: type[HgwireError]) -> Iterator[None]:

@@ -795,10 +795,10 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
         ret = apply_changegroup(repo, tx, groups, report)
         tx.commit()
     except PushRaced as exc:
-        tx.abort()
+        _abort_for(tx, exc)
         return PushError(exc.message.encode("utf-8"))
     except HgwireError as exc:
-        tx.abort()
+        _abort_for(tx, exc)
         return PushResponse(0, b"".join([*waited, *hook_output(tx)]) + b"abort: "
                             + exc.message.encode("utf-8", "replace") + b"\n")
     except BaseException:
@@ -806,6 +806,16 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
         raise
     before, after = hook_output(tx)
     return PushResponse(ret, b"".join(waited) + before + report.output() + after)
+
+
+def _abort_for(tx: HgTransaction, exc: HgwireError) -> None:
+    """Abort ``tx``, refused for ``exc``: a transaction that records why (``abort_for``, optional: the
+    gateway's, for the audit log) is told the reason the client is told."""
+    abort_for: Callable[[str], None] | None = getattr(tx, "abort_for", None)
+    if abort_for is not None:
+        abort_for(exc.message)
+    else:
+        tx.abort()
 
 
 def kept_lock_messages(wait: LockWait | None) -> tuple[LockWait, list[bytes]]:
@@ -946,7 +956,7 @@ def _unbundle2(
             op.report.obsolescence = summary()
         tx.commit()
     except HgwireError as exc:
-        tx.abort()
+        _abort_for(tx, exc)
         said = b"".join(waited) + _refused_output(tx, op.report)
         return _refused_reply([error_part(exc, op.reply_caps)], said, capture_output, str(exc))
     except BaseException:

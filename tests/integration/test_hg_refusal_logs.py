@@ -108,3 +108,34 @@ def test_a_transaction_a_killed_hg_left_is_rolled_back_and_logged(
     assert len(said) == 1 and said[0]["repo"] == "r", said
     assert not (served / ".hg" / "store" / "journal").exists()
     assert client.hg("verify", "-q", cwd=served).returncode == 0
+
+
+def test_a_push_that_lost_a_race_is_a_refusal_with_its_reason_in_the_audit_log(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """The client was told "remote repository changed while pushing - please try again (bookmark …)"
+    and the audit event said "aborted"."""
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    served = server.root / "r"
+    client.hg("init", str(served))
+    (served / "a").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-m", "a", cwd=served)
+    client.hg("bookmark", "bm", cwd=served)
+    work = tmp_path / "w"
+    hgssh.hg("clone", "-q", hgssh.url("r"), str(work))
+    (work / "b").write_text("b\n")
+    client.hg("commit", "-q", "-A", "-m", "b", cwd=work)
+    client.hg("bookmark", "-f", "bm", cwd=work)
+    # while the client makes its bundle (after it read the server's bookmarks), bm moves on the server
+    (served / "c").write_text("c\n")
+    moved = f"hg -R {served} commit -q -A -m c"
+    with _events() as events:
+        pushed = hgssh.hg("push", "-R", str(work), "-B", "bm", hgssh.url("r"), "--config",
+                          f"hooks.preoutgoing={moved}", check=False)
+    told = pushed.stdout + pushed.stderr
+    assert pushed.returncode != 0 and "remote repository changed while pushing - please try again" in told, told
+    _outcomes, audits = _said(events)
+    assert any(a.startswith("refused: remote repository changed while pushing - please try again (bookmark \"bm\" "
+                            "move from ")
+               for a in audits), audits
+    client.hg("verify", "-q", "-R", str(served))
