@@ -651,7 +651,8 @@ class GuardedHgRepository:
         scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
         with _refusal_audited(self._ctx, HgwireError):
-            tx = self._repo.transaction(max_text, wait)
+            # (a backend written before ``wait`` takes max_text only: it is given wait when one is set)
+            tx = self._repo.transaction(max_text, wait) if wait is not None else self._repo.transaction(max_text)
         return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
 
     def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
