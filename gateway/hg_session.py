@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from twisted.internet import reactor as _reactor
+from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 
 from backends.interfaces import HgRepository, Kind
@@ -272,11 +273,20 @@ class HgServeSession(PumpedSession):
         self._producer = IteratorProducer(stream, self.channel)
         d = self._producer.start()
         d.addCallback(lambda _: self._streamed(then))
-        d.addErrback(self._fail)
+        d.addErrback(self._stream_failed)
 
     def _streamed(self, then: Callable[[], None]) -> None:
         self._producer = None
         then()
+
+    def _stream_failed(self, failure: Failure) -> None:
+        """A stream not sent whole: a ``CancelledError`` is its channel stopping it as the client went
+        away (killed, Ctrl-C, the network, the idle timeout), which ``connection_lost`` then records
+        as "client-gone", as git over SSH does, not a critical traceback and "internal error" for
+        every such clone; anything else (or a failure of what follows the stream) is a failure."""
+        self._producer = None
+        if not failure.check(CancelledError):
+            self._fail(failure)
 
     # -- push ----------------------------------------------------------------------------
 
