@@ -626,6 +626,10 @@ class AuthorizedKeys:
         self._file = _ReloadingFile(path, MAX_KEYS_FILE_BYTES)
         self._keys: dict[bytes, list[AuthorizedKey]] = {}
 
+    @property
+    def path(self) -> Path:
+        return self._file.path
+
     def user_for(self, blob: bytes, address: str | None = None) -> str | None:
         """The user of ``blob`` for a client at ``address`` (its ``from=`` allowing); None if none.
 

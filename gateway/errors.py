@@ -9,6 +9,8 @@ exceptions.  Over SSH the same message also goes to stderr with exit status
 
 from __future__ import annotations
 
+import errno
+
 from dulwich.errors import ObjectFormatException, PackedRefsException
 
 from backends.git_reach import MissingObject
@@ -39,6 +41,20 @@ def temp_space_refusal(what: str, exc: OSError, outcome: str = "nothing was chan
     over quota): one sentence, the reason and what to do."""
     return (f"the server could not hold {what} ({exc.strerror or exc} in its temporary directory); "
             f"{outcome}, try again later or tell the server's operator")
+
+
+OUT_OF_FILES = "the server has too many open files right now; try again later"
+"""What a client is told when the process ran out of descriptors (EMFILE, ENFILE) for its request."""
+OUT_OF_FILES_ADVICE = ("raise the service's limit on open files (LimitNOFILE= of its systemd unit, "
+                       "ulimit -n) or lower [limits] max_connections")
+"""What the log tells the operator then: the clients are refused until descriptors are free again."""
+
+
+def out_of_files(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the process (EMFILE) or the system (ENFILE) out of open files: a
+    refusal to retry, not an internal error with a traceback per request."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)
+
 
 GIT_EXPECTED: tuple[type[HgwireError], ...] = (
     RepositoryNotFound,
@@ -103,7 +119,8 @@ def storage_fault(exc: BaseException) -> str | None:
 
 def git_message(exc: BaseException) -> bytes:
     """The one-line message a git user sees for ``exc`` (never internals)."""
-    text = str(exc) if is_expected(exc) else (damaged_repository(exc) or unreadable_object(exc) or INTERNAL_ERROR)
+    text = str(exc) if is_expected(exc) else (damaged_repository(exc) or unreadable_object(exc)
+                                              or (OUT_OF_FILES if out_of_files(exc) else INTERNAL_ERROR))
     return text.replace("\n", " ").encode("utf-8", "replace")[: pktline.MAX_PAYLOAD - 16]
 
 

@@ -40,7 +40,10 @@ from gateway.auth import Access
 from gateway.channel import Session, SessionContext, peer_text
 from gateway.errors import (
     INTERNAL_ERROR,
+    OUT_OF_FILES,
+    OUT_OF_FILES_ADVICE,
     damaged_repository,
+    out_of_files,
     storage_fault,
     temp_space_refusal,
     unreadable_object,
@@ -122,7 +125,11 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
         return
     status = http_status(exc)
     told = (storage_fault(exc) or damaged_repository(exc)) if status == 500 else None
-    if told is not None:
+    if out_of_files(exc):
+        log.warn("{proto} on {repo} refused: {error}; {advice}", proto=proto, repo=repo, error=str(exc),  # noqa: G010
+                 advice=OUT_OF_FILES_ADVICE)
+        status, message = 503, OUT_OF_FILES
+    elif told is not None:
         log.error("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)
         message = told
     elif status == 500:

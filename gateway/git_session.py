@@ -213,6 +213,9 @@ class _GitSession(PumpedSession):
         assert exc is not None
         if (damage := errors.damaged_repository(exc)) is not None:
             log.error("git session on {repo}: {reason}", repo=self.ctx.repo_name, reason=damage)
+        elif errors.out_of_files(exc):
+            log.warn("git session on {repo} refused: {error}; {advice}", repo=self.ctx.repo_name,  # noqa: G010
+                     error=str(exc), advice=errors.OUT_OF_FILES_ADVICE)
         elif not errors.is_expected(exc):
             log.failure("git session on {repo}", _as_failure(error), repo=self.ctx.repo_name)
         if self._error_in_band():

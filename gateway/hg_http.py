@@ -42,7 +42,7 @@ from twisted.web import server
 
 from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext, peer_text
-from gateway.errors import storage_fault
+from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, storage_fault
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
 from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
@@ -400,7 +400,11 @@ class HgHttpCommand:
         # a StorageError, or an error hgwire raised saying why (a largefile not there): one line, no traceback
         told = storage_fault(exc) or (str(exc) if type(exc) is HgwireError else None)
         message = str(exc) if status != 500 else told or "internal error"
-        if status == 500 and told is None:
+        if out_of_files(exc):
+            log.warn("hg-http {command} on {repo} refused: {error}; {advice}", command=self.command,  # noqa: G010
+                     repo=self.route.repo, error=str(exc), advice=OUT_OF_FILES_ADVICE)
+            status, message = 503, OUT_OF_FILES
+        elif status == 500 and told is None:
             log.failure("hg-http {command} on {repo}", failure, command=self.command, repo=self.route.repo)
         elif status == 500:
             log.error("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo, reason=told)

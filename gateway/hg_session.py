@@ -30,6 +30,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, OneShotSession, Session, SessionContext
+from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.logs import SafeLogger
@@ -327,6 +328,10 @@ class HgServeSession(PumpedSession):
         exc = error.value if isinstance(error, Failure) else error
         if isinstance(exc, HgwireError):  # a backend's own words too, as every other transport shows them
             message = exc.message
+        elif out_of_files(exc):
+            log.warn("hg serve --stdio for {repo} refused: {error}; {advice}", repo=self.ctx.repo_name,  # noqa: G010
+                     error=str(exc), advice=OUT_OF_FILES_ADVICE)
+            message = OUT_OF_FILES
         else:
             log.failure("hg serve --stdio for {repo}", Failure(exc), repo=self.ctx.repo_name)
             message = "internal error"

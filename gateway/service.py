@@ -262,6 +262,10 @@ class HgwireService(service.MultiService):
         import_first_use_modules()
         if self.stop_reactor_on_failure:
             raise_descriptor_limit(reactor)
+            from gateway.limits import limits_for
+
+            listeners = len(self.config.git) + len(self.config.ssh) + len(self.config.http)
+            warn_low_descriptor_limit(descriptors_needed(listeners, limits_for(self.config).max_connections))
         super().startService()
         if _exit_status_set:  # a listener could not listen: the lines above say why, and it stops
             return
@@ -360,6 +364,34 @@ def raise_descriptor_limit(reactor: object, limits: Any = None) -> int | None:
         return None
     log.info("raised the limit on open descriptors from {soft} to {limit}", soft=soft, limit=target)
     return int(target)
+
+
+DESCRIPTOR_RESERVE = 256
+"""Descriptors beyond one a connection: the pool's pack maps and spool files, repositories, logs."""
+
+
+def descriptors_needed(listeners: int, max_connections: int) -> int:
+    """What ``listeners`` listeners holding ``max_connections`` connections each need open at once."""
+    return listeners * max_connections + DESCRIPTOR_RESERVE
+
+
+def warn_low_descriptor_limit(needed: int, limits: Any = None) -> bool:
+    """Warn when the limit on open descriptors (once raised: ``raise_descriptor_limit``) is below
+    ``needed``: the hard limit is low, and a burst of clients would be refused with "too many open
+    files" long before ``max_connections`` refuses them.  Whether it warned."""
+    if limits is None:
+        try:
+            import resource as limits
+        except ImportError:  # not a Unix
+            return False
+    soft, _hard = limits.getrlimit(limits.RLIMIT_NOFILE)
+    if soft == limits.RLIM_INFINITY or soft >= needed:
+        return False
+    log.warn("the limit on open descriptors is {limit}, below the {needed} the listeners' max_connections "  # noqa: G010
+             "may need: clients past it are refused with \"too many open files\"; raise the hard limit "
+             "(LimitNOFILE=65536 of the systemd unit, ulimit -Hn) or lower [limits] max_connections",
+             limit=soft, needed=needed)
+    return True
 
 
 def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) -> HgwireService:

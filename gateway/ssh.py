@@ -77,6 +77,7 @@ from twisted.logger import (
     LogLevelFilterPredicate,
     globalLogPublisher,
 )
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from backends.names import validate_name
@@ -92,6 +93,7 @@ from gateway.auth import (
 )
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
+from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files
 from gateway.limits import REFUSAL_GRACE, ConnectionLimits, count_request, drop, limits_for, user_sessions
 from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
@@ -437,6 +439,16 @@ def _write_new_ed25519(path: Path) -> None:
         out.write(pem)
 
 
+class KeysUnreadable(UnauthorizedLogin):
+    """A key refused because the authorized keys file could not be read; ``busy``: for want of
+    open files, which the client is told (a disconnect: try again later) instead of a bare
+    "Permission denied"."""
+
+    def __init__(self, message: str, busy: bool) -> None:
+        super().__init__(message)
+        self.busy = busy
+
+
 @implementer(ICredentialsChecker)
 class AuthorizedKeyChecker:
     """Accept a key listed in authorized_keys whose signature verifies; the avatar id is its user.
@@ -455,7 +467,21 @@ class AuthorizedKeyChecker:
             return defer.fail(UnauthorizedLogin("no --authorized-keys file is configured"))
         address = getattr(credentials, "address", None)  # HgwireUserAuth's: for from= in authorized_keys
         d = run_blocking(self._authorized.decide, credentials.blob, address)
+        d.addErrback(self._unreadable)
         return d.addCallback(self._verify, credentials)
+
+    def _unreadable(self, failure: Failure) -> None:
+        """The authorized keys file could not be read: the key is refused for that reason (the
+        login line says so, not "no public key offered"), with one line for the operator instead
+        of Conch's critical "Error checking auth" traceback."""
+        failure.trap(OSError)
+        exc = failure.value
+        assert isinstance(exc, OSError) and self._authorized is not None
+        busy = out_of_files(exc)
+        log.warn("{path} could not be read ({error}); {advice}", path=str(self._authorized.path),  # noqa: G010
+                 error=exc.strerror or str(exc),
+                 advice=OUT_OF_FILES_ADVICE if busy else "nobody can log in by SSH until it can")
+        raise KeysUnreadable(f"the authorized keys file could not be read: {exc.strerror or exc}", busy)
 
     def _verify(self, login: tuple[str, KeyRestriction | None] | Refused | None,
                 credentials: Any) -> bytes | RestrictedLogin:
@@ -579,6 +605,10 @@ class HgwireUserAuth(userauth.SSHUserAuthServer):
         return super().ssh_USERAUTH_REQUEST(packet)
 
     def _ebBadAuth(self, reason: Any) -> None:
+        if reason.check(KeysUnreadable) and reason.value.busy and self.transport is not None:
+            # the client is told why, as a disconnect reason ssh prints, not "Permission denied (publickey)"
+            self.transport.sendDisconnect(transport.DISCONNECT_TOO_MANY_CONNECTIONS, OUT_OF_FILES.encode())
+            return
         if (self.method != b"none" and not reason.check(IgnoreAuthentication)
                 and self.loginAttempts + 1 > self.attemptsBeforeDisconnect):
             self._too_many = True  # Conch disconnects now

@@ -90,3 +90,23 @@ def test_the_limit_is_left_under_the_select_reactor_or_when_refused() -> None:
     assert raise_descriptor_limit(AsyncioSelectorReactor(), _Limits(1024, 4096)) == 4096
     refused = _Limits(1024, 4096, refuse=True)
     assert raise_descriptor_limit(EPollReactor(), refused) is None and refused.limit == (1024, 4096)
+
+
+def test_a_low_hard_limit_on_descriptors_is_warned_of(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hard limit of 64 (``prlimit --nofile=64:64``) stays 64 once raised: the operator is told it
+    is below what the listeners' ``max_connections`` need, and what to raise."""
+    from twisted.logger import globalLogPublisher
+
+    from gateway.service import descriptors_needed, warn_low_descriptor_limit
+
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
+    try:
+        assert warn_low_descriptor_limit(descriptors_needed(2, 1000), _Limits(64, 64))
+        assert not warn_low_descriptor_limit(descriptors_needed(2, 1000), _Limits(65536, 524288))
+        assert not warn_low_descriptor_limit(descriptors_needed(2, 1000), _Limits(-1, -1))
+    finally:
+        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
+    warned = [e for e in seen if "limit on open descriptors" in str(e.get("log_format"))]
+    assert len(warned) == 1 and warned[0]["limit"] == 64 and warned[0]["needed"] == 2256
+    assert "LimitNOFILE" in str(warned[0]["log_format"])
