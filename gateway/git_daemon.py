@@ -191,7 +191,9 @@ class GitDaemonProtocol(protocol.Protocol):
             self._outcome = str(getattr(self._session, "outcome", "done"))
         request = self._request
         log.info(
-            "{proto} {service} {repo} from {peer}: {outcome} in {elapsed_ms} ms",
+            # a connection that never sent a request has no service or repository to name
+            "{proto} {service} {repo} from {peer}: {outcome} in {elapsed_ms} ms" if request
+            else "{proto} (no request) from {peer}: {outcome} in {elapsed_ms} ms",
             proto=PROTO,
             service=request.service.value if request else None,
             repo=_loggable(request.repo_name) if request else None,

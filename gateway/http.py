@@ -62,6 +62,7 @@ from twisted.web.http_headers import Headers
 
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
+from gateway.channel import peer_text
 from gateway.config import ServiceConfig
 from gateway.errors import TMPDIR_ADVICE, temp_space_refusal
 from gateway.limits import (
@@ -955,7 +956,7 @@ class HgwireHTTPChannel(http.HTTPChannel):
             return
         if self._partial:  # a request was begun and not finished in time: say so
             log.info("HTTP request from {peer} too slow: its headers did not arrive in time",
-                     peer=str(self.transport.getPeer()))
+                     peer=peer_text(self.transport.getPeer()))
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                                  b"Content-Type: text/plain\r\nContent-Length: 41\r\n\r\n"
                                  b"the request headers took too long; retry\n")
