@@ -384,6 +384,8 @@ class HttpChannel:
 
     def _read_failed(self, failure: Failure) -> None:
         self._reading = False
+        if self._done:  # answered meanwhile: its body was closed under the read (a v0 fetch's rest)
+            return
         if failure.check(BodyAborted):  # the connection went (or the body was refused) while it came
             self._request_gone(None)
             return
