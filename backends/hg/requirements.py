@@ -80,7 +80,7 @@ def format_requirements(reqs: frozenset[str] | tuple[str, ...]) -> bytes:
     return b"".join(r.encode("ascii") + b"\n" for r in sorted(reqs))
 
 
-_UPGRADE = (" (a repository of Mercurial 1.0 or older); upgrade it where it lies with "
+_UPGRADE = (" (a repository of Mercurial 1.0 or older, or made with format.usefncache=false); upgrade it where it lies with "
             "'hg debugupgraderepo --run' to serve it")
 _RECLONE = (" (a repository of Mercurial 0.9.1 or older); make a new one of it with "
             "'hg clone --pull OLD NEW' to serve it")

@@ -29,7 +29,7 @@ def test_mercurial_1_1_to_1_6_layout_is_served() -> None:
 @pytest.mark.parametrize(("found", "message"), [
     (MODERN | {"treemanifest"}, "unsupported repository feature: treemanifest$"),
     (MODERN | {"shared"}, "unsupported repository feature: shared$"),
-    (MODERN - {"fncache", "dotencode"}, "missing fncache .*'hg debugupgraderepo --run'"),
+    (MODERN - {"fncache", "dotencode"}, "missing fncache .*format.usefncache=false.*'hg debugupgraderepo --run'"),
     (MODERN - {"store", "fncache", "dotencode"}, "missing store .*'hg clone --pull OLD NEW'"),
     (MODERN - {"revlogv1"}, "missing revlogv1$"),
 ])
