@@ -248,6 +248,8 @@ def render(pages: HgPages | GitPages, name: str, url: str, page: list[str], revc
     """The HTML of ``page`` of a repository of either kind (blocking: history reads); a git log's
     page starts ``skip`` commits down its walk."""
     git = isinstance(pages, GitPages)
+    if isinstance(pages, HgPages):
+        name = pages.repo.web_name(name)  # hgweb titles its pages with the hgrc's [web] name
     kind, rest = (page[0], page[1:]) if page else ("summary", [])
     if (isinstance(pages, GitPages) and pages.head is None and kind in HEAD_PAGES and rest in ([], ["tip"], ["HEAD"])
             and query is None):

@@ -165,7 +165,7 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
             contact = settings.get(b"contact", b"").decode("utf-8", "replace")
             labels = [label.decode("utf-8", "replace") for label in config_list(settings.get(b"labels", b""))]
             changed = _hg_last_change(repo)
-            shown = name
+            path, shown = name, repo.web_name(name)  # as hgwebdir's index names it; its link is its path
         else:
             from backends.git_web import GitPages
 
@@ -175,12 +175,12 @@ def _index_entry(front: HttpFront, name: str, user: str | None) -> dict[str, Any
                 pages = GitPages(repo)
                 description = pages.description()
                 changed = pages.last_change()
-            shown = name if git_named else name + ".git"
+            path = shown = name if git_named else name + ".git"
             contact, labels = "", []
     except (HgwireError, OSError):  # unreadable, refused, or removed meanwhile: not listed
         return None
-    return {"name": shown, "kind": "git" if repo.kind is Kind.GIT else "hg", "description": description[:300],
-            "date": changed, "contact": contact[:300], "labels": labels[:20]}
+    return {"name": shown, "path": path, "kind": "git" if repo.kind is Kind.GIT else "hg",
+            "description": description[:300], "date": changed, "contact": contact[:300], "labels": labels[:20]}
 
 
 def _hg_last_change(repo: Any) -> list[Any] | None:

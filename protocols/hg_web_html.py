@@ -123,7 +123,7 @@ def index(url: str, entries: Sequence[Data], more: int = 0) -> bytes:
     for entry in entries:
         shown = entry["name"]
         when = _text(_date(entry["date"])) if entry.get("date") else ""
-        rows.append(f"<tr><td>{_path_link(url + '/', shown, _text(shown))}</td><td>{_text(entry['kind'])}</td>"
+        rows.append(f"<tr><td>{_path_link(url + '/', entry.get('path', shown), _text(shown))}</td><td>{_text(entry['kind'])}</td>"
                     f"<td>{_text(entry['description'])}</td><td>{when}</td></tr>")
     body = ("<table><tr><th>repository</th><th>kind</th><th>description</th><th>last change</th></tr>"
             + "".join(rows) + "</table>") if rows else "<p>There is no repository you may read here yet.</p>"

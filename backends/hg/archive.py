@@ -121,16 +121,16 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
     members = _members(repo, files, path)
     if path and not members:
         raise ProtocolError("file(s) not found", 404)
-    directory = archive_directory(name, key, binascii.hexlify(node)[:12].decode(), ("tip",))
+    directory = archive_directory(repo.web_name(name), key, binascii.hexlify(node)[:12].decode(), ("tip",))
     wanted = not path or _under(b".hg_archival.txt", path)  # as hg, a path leaves the file out unless it is its own
     described = metadata(repo, rev, node) if wanted and repo.hgrc_bool(b"ui", b"archivemeta", True) else b""
     return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime, described, members)
 
 
 def archive_directory(name: str, key: str, short_id: str, tips: Sequence[str]) -> str:
-    """An archive's top directory and file name, ``NAME-REV``: the repository's last name segment
-    and the revision as asked for (its short id for one of ``tips``), each with only characters a
-    header's file name may hold."""
+    """An archive's top directory and file name, ``NAME-REV``: the last segment of the repository's
+    name (an hg one's ``[web] name`` when set, as hgweb's) and the revision as asked for (its short
+    id for one of ``tips``), each with only characters a header's file name may hold."""
     base = re.sub(r"\W+", "-", name.rstrip("/").rsplit("/", 1)[-1], flags=re.ASCII)
     version = short_id if key in tips else re.sub(r"[^\w.+-]+", "-", key, flags=re.ASCII)
     return f"{base}-{version}"

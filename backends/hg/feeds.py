@@ -3,9 +3,9 @@
 ``atom-bookmarks``/``rss-bookmarks`` and ``atom-branches``/``rss-branches``, written as
 ``hg serve`` writes them (its ``atom`` and ``rss`` styles), over what pulls can see.
 
-The feed names the repository by its hgwire name and links under ``url`` (the repository's own
-URL, ending in ``/``); a changeset's author is written as hgweb writes it (its name, and the
-whole author as numeric character references).  Blocking (revlog reads).
+The feed names the repository by its hgwire name, or its hgrc's ``[web] name`` when set (as
+hgweb), and links under ``url`` (the repository's own URL, ending in ``/``); a changeset's author
+is written as hgweb writes it (its name, and the whole author as numeric character references).  Blocking (revlog reads).
 """
 
 from __future__ import annotations

@@ -1132,6 +1132,13 @@ class HgRepo:
         """The hgrc's ``[web]`` section (``allow-archive``, ``deny_read``...), read once."""
         return self.hgrc_section(b"web")
 
+    def web_name(self, name: str | None = None) -> str:
+        """The name hgweb shows the repository by: its hgrc's ``[web] name`` when set (hgweb_mod's
+        ``reponame``: archives' directory and file name, feeds' and pages' titles, the index's
+        name), else ``name`` (by default its own)."""
+        shown = self.web_settings().get(b"name", b"").decode("utf-8", "surrogateescape")
+        return shown or (self.name if name is None else name)
+
     def hgrc_section(self, section: bytes) -> dict[bytes, bytes]:
         """One section of the hgrc (``[web]``, ``[graph]``...), in hg's order."""
         data = self._hgrc()

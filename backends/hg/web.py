@@ -105,8 +105,8 @@ def page(repo: HgRepo, name: str, revcount: int | None = None, url: str = "/", c
         from backends.hg import feeds
 
         if key:  # a file's history: atom-log/REV/PATH
-            return feeds.file_feed(repo, repo.name, kind, key, url)
-        return feeds.feed(repo, repo.name, kind, url)
+            return feeds.file_feed(repo, repo.web_name(), kind, key, url)
+        return feeds.feed(repo, repo.web_name(), kind, url)
     if kind == FILELOG:
         revision, _, path = key.partition("/")
         lines = LineRange.parse(*linerange) if linerange is not None else None

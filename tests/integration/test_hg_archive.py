@@ -22,7 +22,7 @@ import pytest
 
 from backends.interfaces import Kind
 from tests.conftest import LOOPBACK, VENV_BIN, Client, RunningServer
-from tests.integration.test_hg_http import raw
+from tests.integration.test_hg_http import Answer, raw
 
 Tree = dict[str, tuple[str, bytes]]
 """path -> (kind: "file", "exec" or "link", bytes or link target)."""
@@ -441,3 +441,37 @@ def test_raw_rev_is_the_patch_hg_serve_sends_and_it_imports_exactly(
         client.hg("import", "-q", "--exact", "-R", str(target), str(patch))
         node = client.hg("log", "-R", str(repo), "-r", str(rev), "-T", "{node}").stdout
         assert client.hg("log", "-R", str(target), "-r", "tip", "-T", "{node}").stdout == node
+
+
+def test_the_hgrc_s_web_name_names_archives_feeds_and_the_index_as_hg_serve(
+        served: tuple[RunningServer, Path], client: Client, tmp_path: Path) -> None:
+    """``[web] name`` of the repository's hgrc is the name hgweb gives it: an archive's top
+    directory and file name are hg serve's (alone and under ``--web-conf``), byte for byte, and so
+    are the feeds' titles and the index's name, whose link stays the repository's path."""
+    server, repo = served
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip, gz bz2\nname = nice-a\n")
+    web_conf = tmp_path / "web.conf"
+    web_conf.write_text(f"[paths]\nteam/proj = {repo}\n")
+    ours = raw(server.port("http"), "GET", "/team/proj/archive/tip.tar.gz")
+    for options, prefix in (((), ""), (("--web-conf", str(web_conf)), "/team/proj")):
+        with _hg_serve(client, repo, *options) as port:
+            theirs = raw(port, "GET", f"{prefix}/archive/tip.tar.gz")
+            assert theirs.status == ours.status == 200, options
+            assert _file_name(ours) == _file_name(theirs), options  # hg serve leaves it unquoted
+            assert ours.body == theirs.body, options
+            if options:
+                index = raw(port, "GET", "/?style=json").body
+    assert _file_name(ours).startswith("nice-a-") and _from_tar(ours.body, "r:gz")[0] == [_file_name(ours)[:-7]]
+    assert b'"name": "nice-a"' in index
+    ours_index = raw(server.port("http"), "GET", "/?style=json").body
+    assert b'"name": "nice-a"' in ours_index and b'"name": "team/proj"' not in ours_index
+    assert b'/team/proj">nice-a</a>' in raw(server.port("http"), "GET", "/", {"Accept": "text/html"}).body
+    assert b"<title>nice-a Changelog</title>" in raw(server.port("http"), "GET", "/team/proj/atom-log").body
+    assert b"<title>nice-a: tags</title>" in raw(server.port("http"), "GET", "/team/proj/rss-tags").body
+    assert b"<title>nice-a: summary</title>" in raw(server.port("http"), "GET", "/team/proj",
+                                                     {"Accept": "text/html"}).body
+
+
+def _file_name(answer: Answer) -> str:
+    """The file name of an archive's ``Content-Disposition``, quoted or not."""
+    return str(answer.headers["content-disposition"].partition("filename=")[2].strip('"'))
