@@ -19,9 +19,9 @@ from urllib.parse import quote
 from twisted.internet import defer
 from twisted.web import server
 
-from backends.hg.keys import BOOLEANS
+from backends.hg.keys import BOOLEANS, config_list
 from backends.hg.repository import HgRepo
-from backends.hg.web import config_list, json_string
+from backends.hg.web import json_string
 from backends.interfaces import NULL_NODE, Kind
 from backends.names import strip_git_suffix
 from gateway.auth import Access

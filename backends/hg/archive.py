@@ -29,7 +29,7 @@ from functools import partial
 from backends.git_archive import Spool, compressed
 from backends.hg.changelog import META_MARKER, Changeset, iter_manifest, parse_filelog_text
 from backends.hg.graph import NULL_REV, missing
-from backends.hg.keys import BOOLEANS
+from backends.hg.keys import BOOLEANS, config_list
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import REVIDX_EXTSTORED, Revlog
 from backends.interfaces import NULL_NODE
@@ -69,7 +69,7 @@ def allowed(repo: HgRepo, kind: str) -> bool:
     allow<type>`` is true.  Archives are off unless the repository's hgrc turns them on."""
     web = repo.web_settings()
     listed = web.get(b"allow-archive", web.get(b"allow_archive"))
-    if listed is not None and kind in re.split(r"[\s,]+", listed.decode("utf-8", "replace")):
+    if listed is not None and kind.encode() in config_list(listed):
         return True
     flag = web.get(b"allow" + kind.encode())
     return flag is not None and BOOLEANS.get(flag.strip().lower(), False)

@@ -70,6 +70,98 @@ def config_bool(hgrc: bytes, section: bytes, name: bytes, include: Callable[[byt
     return parsed
 
 
+def config_list(value: bytes) -> list[bytes]:
+    """A list setting (``[web] allow-push = "alice" bob``) as hg's ``ui.configlist`` reads it
+    (``stringutil.parselist``): items apart at commas and white space; an item that starts with
+    ``"`` runs to the next ``"`` not escaped as ``\\"`` (commas and spaces in it kept, ``""`` an
+    empty item); a quote inside a plain item is kept, ``\\"`` there as ``"``; a quote left open
+    keeps its ``"`` and its text is read again as a list."""
+    return _list_items(value.lstrip(b" ,\n"), 0)
+
+
+LIST_SEPARATORS = frozenset(b" \t\n\r\x0b\x0c,")
+"""What parts the items of a list setting: ASCII white space (``bytes.isspace``) and commas."""
+_AFTER_QUOTE = frozenset(b" ,")
+"""What hg skips after an item's closing quote: spaces and commas only (a tab then starts an empty item)."""
+MAX_OPEN_QUOTES = 64
+"""Quotes left open one inside another's text that are read again; past them the text is one item
+(hg recurses for each, and fails near a thousand)."""
+
+
+def _list_items(text: bytes, depth: int) -> list[bytes]:
+    text = text.rstrip(b" ,")
+    if not text:
+        return []
+    items, at, quoted = [b""], 0, False
+    while quoted or at < len(text):
+        if not quoted:
+            at, quoted = _plain_step(text, at, items)
+            continue
+        at, left_open = _quoted_item(text, at, items)
+        if left_open:
+            return items[:-1] + _reopened(items[-1], depth)
+        quoted = False
+    return items
+
+
+def _plain_step(text: bytes, at: int, items: list[bytes]) -> tuple[int, bool]:
+    """Read on from ``at`` outside quotes: separators start a new item, then a run of plain bytes
+    or one quote; whether a quoted item starts there."""
+    start = at
+    while at < len(text) and text[at] in LIST_SEPARATORS:
+        at += 1
+    if at >= len(text):
+        return at, False
+    if at > start:
+        items.append(b"")
+    if text[at] == 0x22:  # '"'
+        if not items[-1]:
+            return at + 1, True
+        items[-1] = (items[-1][:-1] if items[-1].endswith(b"\\") else items[-1]) + b'"'
+        return at + 1, False
+    end = at
+    while end < len(text) and text[end] not in LIST_SEPARATORS and text[end] != 0x22:
+        end += 1
+    items[-1] += text[at:end]
+    return end, False
+
+
+def _quoted_item(text: bytes, at: int, items: list[bytes]) -> tuple[int, bool]:
+    """Read the quoted item starting at ``at`` (past its opening quote) into ``items[-1]``; whether
+    it is left open (its text, unescaped, is then ``items[-1]``)."""
+    if text[at:at + 1] == b'"':  # "": hg adds an empty item
+        items.append(b"")
+        at += 1
+        while at < len(text) and text[at] in LIST_SEPARATORS:
+            at += 1
+        return at, False
+    content = bytearray()
+    while at < len(text) and text[at] != 0x22:
+        escaped = text[at:at + 2] == b'\\"'
+        content += b'"' if escaped else text[at:at + 1]
+        at += 2 if escaped else 1
+    items[-1] = bytes(content)
+    if at >= len(text):
+        return at, True
+    at += 1
+    while at < len(text) and text[at] in _AFTER_QUOTE:
+        at += 1
+    if at == len(text) - 1 and text[at] == 0x22:  # a last lone quote joins the item
+        items[-1] += b'"'
+        return at + 1, False
+    if at < len(text):
+        items.append(b"")
+    return at, False
+
+
+def _reopened(text: bytes, depth: int) -> list[bytes]:
+    """The items of a quote left open: its text read again as a list, the first item keeping the quote."""
+    inner = _list_items(text, depth + 1) if depth < MAX_OPEN_QUOTES else [text.rstrip(b" ,")]
+    if not inner:
+        return [b'"']
+    return [b'"' + inner[0], *inner[1:]]
+
+
 BOOLEANS = {b"1": True, b"yes": True, b"true": True, b"on": True, b"always": True,
             b"0": False, b"no": False, b"false": False, b"off": False, b"never": False}
 """Mercurial's ``parsebool``."""

@@ -35,6 +35,7 @@ from backends.hg.keys import (
     HEX40,
     absolute_includes,
     config_bool,
+    config_list,
     config_section,
     config_value,
     parse_bookmarks,
@@ -412,7 +413,7 @@ class HgRepo:
         as_bool = BOOLEANS.get(general.lower())
         if as_bool is not None:  # hg reads it as a boolean first, then as a list
             return as_bool
-        values = set(general.replace(b",", b" ").split())
+        values = set(config_list(general))
         return b"all" in values or option in values
 
     def obsmarkers_version(self) -> int | None:
@@ -1463,5 +1464,5 @@ def _divergent(name: bytes) -> bool:
 
 
 def _config_list(value: bytes) -> list[str]:
-    """A Mercurial config list: names separated by commas or white space (``alice, bob carol``)."""
-    return [item for item in re.split(r"[\s,]+", value.decode("utf-8", "replace")) if item]
+    """A Mercurial config list as hg reads it (``keys.config_list``: ``alice, "bob" carol``), as text."""
+    return [item.decode("utf-8", "replace") for item in config_list(value)]

@@ -42,7 +42,7 @@ from backends.hg.archive import allowed as archive_allowed
 from backends.hg.blocklines import block_ancestors, block_descendants, line_range
 from backends.hg.changelog import Changeset
 from backends.hg.graph import NULL_REV
-from backends.hg.keys import BOOLEANS
+from backends.hg.keys import BOOLEANS, config_list
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
 from protocols.errors import ProtocolError, UnsupportedFeature
@@ -947,34 +947,6 @@ def json_summary(repo: HgRepo, url: str) -> bytes:
         ("archives", _list(archives)),
         ("labels", _list([json_string(label) for label in labels])),
     ])
-
-
-def config_list(value: bytes) -> list[bytes]:
-    """A list setting as hg reads the common forms: items split at commas and whitespace, a
-    double-quoted item kept whole (``\\"`` inside it is a quote)."""
-    items: list[bytes] = []
-    at = 0
-    while at < len(value):
-        if value[at:at + 1] in b", \t\r\n":
-            at += 1
-            continue
-        if value[at:at + 1] == b'"':
-            item = bytearray()
-            at += 1
-            while at < len(value) and value[at:at + 1] != b'"':
-                if value[at:at + 2] == b'\\"':
-                    at += 1
-                item += value[at:at + 1]
-                at += 1
-            items.append(bytes(item))
-            at += 1
-            continue
-        end = at
-        while end < len(value) and value[end:end + 1] not in b", \t\r\n":
-            end += 1
-        items.append(value[at:end])
-        at = end
-    return items
 
 
 # --- json-manifest, json-file: a directory or a file at a revision ---------------------------

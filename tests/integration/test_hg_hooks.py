@@ -231,7 +231,7 @@ def test_web_access_lists_of_the_hgrc_narrow_http_access(make_server: Any, clien
     assert refused.returncode != 0 and "push not authorized" in refused.stderr, refused
     assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
 
-    hgrc.write_text("[web]\nallow_push = bob alice\ndeny_read = mallory\n")
+    hgrc.write_text('[web]\nallow_push = "alice" bob\ndeny_read = mallory\n')  # hg's list: quotes are not names
     peer.hg("push", "-R", str(work), push_url("acl"))
     denied = peer.hg("clone", "-U", anonymous, str(tmp_path / "anonymous"), check=False)
     assert denied.returncode != 0 and "authorization" in denied.stderr, denied  # 401: who are you?
