@@ -28,6 +28,7 @@ from backends.git_objects import adopt_store
 from backends.interfaces import OBJECT_FORMATS, Kind, ObjectFormat, Repository
 from backends.names import strip_git_suffix, validate_name
 from protocols.errors import (
+    HgwireError,
     NotARepository,
     RepositoryNotFound,
     StorageError,
@@ -106,6 +107,9 @@ class FilesystemBackend:
     def __init__(self, root: str) -> None:
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
+        # the root's absolute paths (as given, and without links) as a name holds them: "srv/hg/"
+        self._root_names = tuple(dict.fromkeys(path.strip("/") + "/" for path in (os.path.abspath(root), self.root)
+                                               if path.strip("/")))
 
     def _checked_ancestors(self, name: str) -> None:
         """Refuse a name inside a bare git repository's own files (``g.git/refs/heads/x.lock``: made,
@@ -169,7 +173,21 @@ class FilesystemBackend:
                     existing_dir = candidate
         if existing_dir is not None:
             raise NotARepository(f"{existing_dir} is not a git or Mercurial repository")
-        raise RepositoryNotFound(f"repository {name} not found")
+        raise RepositoryNotFound(f"repository {name} not found{self._root_hint(name)}")
+
+    def _root_hint(self, name: str) -> str:
+        """For a name that starts with the root's own absolute path, what an older setup's URL
+        holds (``ssh://host//srv/hg/a`` of hg-ssh, a git-shell's or a git daemon's without
+        ``--base-path``), and whose rest names a repository: that rest, as the refusal's hint.
+        Nothing otherwise, so the root's path is never told to a client who did not send it."""
+        for own in self._root_names:
+            rest = name[len(own):] if name.startswith(own) else ""
+            try:
+                if rest and self.locate(rest) is not None:
+                    return f"; this server names repositories by their path under its root: {rest}"
+            except HgwireError:  # the rest is no name this server takes: no hint
+                continue
+        return ""
 
     def locate(self, name: str) -> tuple[str, Kind] | None:
         """The stored name and kind of the repository a request for ``name`` reaches (``app`` may
