@@ -178,15 +178,16 @@ class FilesystemBackend:
     def _root_hint(self, name: str) -> str:
         """For a name that starts with the root's own absolute path, what an older setup's URL
         holds (``ssh://host//srv/hg/a`` of hg-ssh, a git-shell's or a git daemon's without
-        ``--base-path``), and whose rest names a repository: that rest, as the refusal's hint.
-        Nothing otherwise, so the root's path is never told to a client who did not send it."""
+        ``--base-path``): its rest, as the refusal's hint, whether or not a repository is there (so
+        the hint tells nobody which names exist, which access rules may hide). Nothing otherwise,
+        so the root's path is never told to a client who did not send it."""
         for own in self._root_names:
             rest = name[len(own):] if name.startswith(own) else ""
             try:
-                if rest and self.locate(rest) is not None:
-                    return f"; this server names repositories by their path under its root: {rest}"
-            except HgwireError:  # the rest is no name this server takes: no hint
+                validate_name(rest)
+            except HgwireError:  # no rest, or no name this server takes: no hint
                 continue
+            return f"; this server names repositories by their path under its root: {rest}"
         return ""
 
     def locate(self, name: str) -> tuple[str, Kind] | None:
