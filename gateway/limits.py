@@ -5,7 +5,8 @@ wrapper counts open connections in total and per client address and refuses
 one over either bound with a short message in the listener's own protocol
 (git ``ERR``, HTTP 503, a text line before the SSH banner), and it drops a
 connection that neither sends nor receives a byte for ``idle_timeout``
-seconds (a stalled or abandoned client holds no slot for ever).
+seconds (a stalled or abandoned client holds no slot for ever); SSH counts
+only its sessions' and logins' messages, not keepalives (``own_activity``).
 
 Slow requests (slow-loris) are bounded where the request is read:
 ``request_timeout`` for the git:// request line (``gateway.git_daemon``) and
@@ -428,6 +429,8 @@ class GuardedProtocol(ProtocolWrapper):
         self._refusal = refusal
         self._lifetime = lifetime
         self._last = 0.0
+        self._bytes_are_activity = True
+        """Whether every byte keeps the connection from being idle (see ``own_activity``)."""
         self._timer: IDelayedCall | None = None
         self._closing: IDelayedCall | None = None
         self._deadline: IDelayedCall | None = None
@@ -462,8 +465,18 @@ class GuardedProtocol(ProtocolWrapper):
         self.transport.write(refusal)
         self._closing = self.guard.clock.callLater(REFUSAL_GRACE, self.transport.loseConnection)
 
-    def dataReceived(self, data: bytes) -> None:
+    def own_activity(self) -> Callable[[], None]:
+        """For a protocol that tells its work from its keepalives (SSH): bytes no longer keep the
+        connection from being idle, only calls of the function returned do."""
+        self._bytes_are_activity = False
+        return self._active
+
+    def _active(self) -> None:
         self._last = self.guard.clock.seconds()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._bytes_are_activity:
+            self._last = self.guard.clock.seconds()
         if self._socket is not None and _TCP_QUICKACK is not None:
             _set_tcp_option(self._socket, _TCP_QUICKACK)
         if self._refusal is None:
@@ -472,11 +485,13 @@ class GuardedProtocol(ProtocolWrapper):
             self._closing.reset(0.1)
 
     def write(self, data: bytes) -> None:
-        self._last = self.guard.clock.seconds()
+        if self._bytes_are_activity:
+            self._last = self.guard.clock.seconds()
         super().write(data)
 
     def writeSequence(self, data: Any) -> None:
-        self._last = self.guard.clock.seconds()
+        if self._bytes_are_activity:
+            self._last = self.guard.clock.seconds()
         super().writeSequence(data)
 
     def readConnectionLost(self) -> None:
@@ -493,7 +508,7 @@ class GuardedProtocol(ProtocolWrapper):
             half.writeConnectionLost()
 
     def quiet_for(self) -> float:
-        """Seconds since the last byte in either direction."""
+        """Seconds since the last byte in either direction (the last activity, for ``own_activity``)."""
         return float(self.guard.clock.seconds() - self._last)
 
     def between_requests(self) -> bool:

@@ -1187,6 +1187,14 @@ def greeting(backend: Any, authorizer: Authorizer, user: str) -> bytes:
 
 # --- the factory ------------------------------------------------------------------------------
 
+ACTIVITY_MESSAGES = frozenset({*range(50, 80), *range(90, 128)})
+"""The messages that keep an SSH connection from being idle (``idle_timeout``): user authentication
+(RFC 4250 §4.1.2: 50-79) and channels (90-127).  Not the transport's own (ignore, debug, key
+exchange) nor global requests and their replies (80-82): OpenSSH's ``ServerAliveInterval`` asks
+``keepalive@openssh.com`` every so often (every 300 s in Debian's ssh under ``BatchMode``), PuTTY
+sends ignore messages, and their bytes kept a clone whose output nobody read open for ever."""
+
+
 class HgwireServerTransport(AlgorithmTransport):
     """Conch's server transport with OpenSSH's algorithms (``gateway.ssh_transport``) and the login grace
     time counted from the connection.
@@ -1200,6 +1208,8 @@ class HgwireServerTransport(AlgorithmTransport):
 
     _log = _conch_log
     _login_deadline: IDelayedCall | None = None
+    _active: Callable[[], None] | None = None
+    """Marks the connection active (``ACTIVITY_MESSAGES``) for the connection limits that wrap it."""
 
     host_keys: tuple[dict[bytes, Any], dict[bytes, Any]] | None = None
     """The factory's public and private key tables when this connection was made (a host
@@ -1217,8 +1227,20 @@ class HgwireServerTransport(AlgorithmTransport):
         return public[key_format], private[key_format]
 
     def connectionMade(self) -> None:
+        claim = getattr(self.transport, "own_activity", None)  # gateway.limits: keepalives are not activity
+        self._active = claim() if callable(claim) else None
         super().connectionMade()
         self._login_deadline = reactor_time().callLater(LOGIN_GRACE_SECONDS, self._login_timed_out)
+
+    def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
+        if messageNum in ACTIVITY_MESSAGES and self._active is not None:
+            self._active()
+        super().dispatchMessage(messageNum, payload)
+
+    def sendPacket(self, messageType: int, payload: bytes) -> None:
+        if messageType in ACTIVITY_MESSAGES and self._active is not None:
+            self._active()
+        super().sendPacket(messageType, payload)
 
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         """The client said why it disconnects: quiet when it simply hung up."""

@@ -378,6 +378,37 @@ def test_an_idle_ssh_connection_is_told_why_it_is_closed(
     assert b"the connection was idle for 1 s (the server's idle_timeout); connect again" in stderr, stderr
 
 
+@pytest.mark.parametrize(("kind", "command", "request_bytes"), [
+    (Kind.GIT, "git-upload-pack 'r'", b""),
+    (Kind.HG, "hg -R r serve --stdio", b"hello\n"),
+])
+def test_an_ssh_session_whose_client_only_sends_keepalives_is_closed_when_idle(
+        make_server: Callable[..., RunningServer], tmp_path: Path, ssh_keys: SshKeys, kind: Kind, command: str,
+        request_bytes: bytes) -> None:
+    """OpenSSH's ``ServerAliveInterval`` (300 s under ``BatchMode`` in Debian's ssh) asks the server for
+    a reply while the session does nothing: a stalled clone whose output nobody read was never idle
+    past 300 s, and was never closed at the default idle_timeout of 600 s.  Only a session's own
+    traffic keeps it open."""
+    server = make_server("memory", **ssh_server_settings(ssh_keys), config_file=policy_with(tmp_path, "idle_timeout = 2\n"))
+    server.backend.create("r", kind)
+    ssh = [*ssh_keys.command(server.port("ssh")).split(), "-o", "ServerAliveInterval=1"]
+    started = time.monotonic()
+    quiet = subprocess.Popen([*ssh, "git@127.0.0.1", command], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    try:
+        assert quiet.stdin is not None and quiet.stderr is not None
+        quiet.stdin.write(request_bytes)
+        quiet.stdin.flush()  # then nothing more, stdin kept open: only the client's keepalives go out
+        quiet.wait(timeout=12)
+        stderr = quiet.stderr.read()
+    except subprocess.TimeoutExpired:
+        pytest.fail("the session was still open 12 s into an idle_timeout of 2 s")
+    finally:
+        quiet.kill()
+    assert quiet.returncode == 255 and time.monotonic() - started < 12
+    assert b"the connection was idle for 2 s (the server's idle_timeout); connect again" in stderr, stderr
+
+
 def test_one_user_s_operations_are_bounded_over_every_listener(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys) -> None:
     """``max_sessions_per_user``: alice's SSH session counts against her HTTP requests too; each

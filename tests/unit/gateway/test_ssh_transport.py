@@ -12,10 +12,13 @@ import zlib
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from twisted.conch.ssh import factory, keys, transport, userauth
+from twisted.conch.ssh import connection, factory, keys, transport, userauth
 from twisted.conch.ssh.common import NS, getNS
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from gateway.limits import ConnectionLimits, GuardedFactory
 from gateway.ssh import HgwireServerTransport
 from gateway.ssh_transport import AlgorithmTransport, PacketCiphers
 from protocols.ssh_packets import AesGcm, ChaChaPoly, EncryptThenMac, PacketCodec
@@ -125,6 +128,41 @@ def test_a_client_without_strict_kex_keeps_rfc_4253_rules() -> None:
     assert len(server_packets(wire)) == 1  # its KEXINIT, nothing else
     assert not wire.disconnecting
     assert proto._strict_kex is False
+
+
+class _HgwireFactory(_Factory):
+    protocol = HgwireServerTransport
+
+
+def test_keepalives_do_not_keep_a_connection_from_its_idle_timeout() -> None:
+    """A client's ignore messages (PuTTY's keepalives) and global requests (OpenSSH's
+    ``ServerAliveInterval``, answered with a failure) every 100 s kept a connection open for ever
+    under an idle_timeout of 600 s; a login or channel message still counts as activity."""
+    clock = Clock()
+    bounds = ConnectionLimits(idle_timeout=600.0)
+    guarded = GuardedFactory("ssh", _HgwireFactory(), lambda: bounds, clock)
+    guarded.wrappedFactory.startFactory()
+    proto = guarded.buildProtocol(IPv4Address("TCP", "10.0.0.1", 5000))
+    wire = StringTransport()
+    proto.makeConnection(wire)
+    server = proto.wrappedProtocol
+    assert isinstance(server, HgwireServerTransport)
+    try:
+        proto.dataReceived(CLIENT_VERSION + plain(kexinit(PLAIN_CLIENT)))
+        clock.advance(300)
+        proto.dataReceived(plain(bytes((userauth.MSG_USERAUTH_REQUEST,)) + NS(b"alice")))  # counts
+        keepalives = [plain(bytes((transport.MSG_IGNORE,)) + NS(b"")),
+                      plain(bytes((connection.MSG_GLOBAL_REQUEST,)) + NS(b"keepalive@openssh.com") + b"\x01")]
+        for second in range(100, 600, 100):
+            clock.advance(100)
+            proto.dataReceived(keepalives[second // 100 % 2])
+        assert not any(packet[0] == transport.MSG_DISCONNECT for packet in server_packets(wire))
+        clock.advance(100)  # 600 s after the login message
+        reason, text = disconnect_of(server_packets(wire)[-1])
+        assert (reason, text) == (transport.DISCONNECT_BY_APPLICATION,
+                                  b"the connection was idle for 600 s (the server's idle_timeout); connect again")
+    finally:
+        server._cancel_login_deadline()
 
 
 MATERIAL = {letter: bytes(range(n, n + 128)) for n, letter in zip(range(0, 120, 20), "ABCDEF", strict=True)}
