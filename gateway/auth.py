@@ -66,6 +66,7 @@ import hashlib
 import hmac
 import importlib
 import ipaddress
+import itertools
 import os
 import re
 import secrets
@@ -547,14 +548,44 @@ def _user_of(options: Mapping[str, str | None], comment: str, hg_ssh: bool) -> s
     return user
 
 
-def parse_authorized_keys(text: str, source: str = "authorized_keys") -> dict[bytes, list[AuthorizedKey]]:
+def _skipped_blob(line: str) -> bytes | None:
+    """The key blob of a line ``parse_key_line`` refused, when one can be told: a word naming a key
+    type followed by base64 whose own type field is that word (options may hold anything)."""
+    words = line.split()
+    for kind, text in itertools.pairwise(words):
+        if not kind.startswith(("ssh-", "ecdsa-", "sk-")):
+            continue
+        try:
+            blob = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        name = kind.encode("utf-8", "replace")
+        if blob.startswith(len(name).to_bytes(4, "big") + name):
+            return blob
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedKeys:
+    """An authorized_keys file read: its usable lines by key blob, and why the lines of other
+    keys were skipped (the first such line's reason), for the login that offers such a key."""
+
+    keys: dict[bytes, list[AuthorizedKey]]
+    skipped: dict[bytes, str]
+
+
+def parse_authorized_keys(text: str, source: str = "authorized_keys") -> ParsedKeys:
     """Map key blob → its usable lines (one user); log why any other line is skipped."""
     keys: dict[bytes, list[AuthorizedKey]] = {}
+    skipped: dict[bytes, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         try:
             key = parse_key_line(line)
         except KeyLineError as reason:
-            log.warn("{source}:{line}: key skipped: {reason}", source=source, line=number, reason=reason)
+            log.warn("{source}:{line}: key skipped: {reason}", source=source, line=number, reason=reason)  # noqa: G010
+            blob = _skipped_blob(line)
+            if blob is not None:
+                skipped.setdefault(blob, f"its authorized_keys line {number} was skipped: {reason}")
             continue
         if key is None:
             continue
@@ -564,7 +595,7 @@ def parse_authorized_keys(text: str, source: str = "authorized_keys") -> dict[by
                      line=number, user=known[0].user)
             continue
         known.append(key)
-    return keys
+    return ParsedKeys(keys, {blob: why for blob, why in skipped.items() if blob not in keys})
 
 
 def file_stamp(status: os.stat_result) -> tuple[int, ...]:
@@ -614,7 +645,8 @@ EXPIRED = "expired"
 @dataclass(frozen=True, slots=True)
 class Refused:
     """Why a key does not log in (``AuthorizedKeys.decide``): ``UNKNOWN_KEY``,
-    ``NOT_FROM_A_PERMITTED_HOST``, ``EXPIRED`` or ``certificate refused: ...``."""
+    ``NOT_FROM_A_PERMITTED_HOST``, ``EXPIRED``, ``certificate refused: ...`` or, for a key
+    whose only lines were skipped, ``its authorized_keys line N was skipped: ...``."""
 
     reason: str
 
@@ -624,7 +656,7 @@ class AuthorizedKeys:
 
     def __init__(self, path: Path) -> None:
         self._file = _ReloadingFile(path, MAX_KEYS_FILE_BYTES)
-        self._keys: dict[bytes, list[AuthorizedKey]] = {}
+        self._keys = ParsedKeys({}, {})
 
     @property
     def path(self) -> Path:
@@ -652,12 +684,12 @@ class AuthorizedKeys:
         moment = time.time() if now is None else now
         if is_certificate(blob):
             return self._certificate_user(blob, address, moment)
-        lines = [key for key in self._keys.get(blob, []) if not key.ca]  # a CA's own key does not log in
+        lines = [key for key in self._keys.keys.get(blob, []) if not key.ca]  # a CA's own key does not log in
         for key in lines:
             if key.allows(address, moment):
                 return key.user, key.restriction
-        if not lines:
-            return Refused(UNKNOWN_KEY)
+        if not lines:  # a key whose line was skipped is named so in the login line, not "unknown key"
+            return Refused(self._keys.skipped.get(blob, UNKNOWN_KEY))
         log.warn("the key of {user} was offered from {address}, which its from= or expiry-time= does not allow",  # noqa: G010
                  user=lines[0].user, address=address or "an unknown address")
         expired = all(key.expires is not None and moment >= key.expires for key in lines)
@@ -675,7 +707,7 @@ class AuthorizedKeys:
             log.warn("an SSH certificate was refused: {reason}", reason=str(bad))  # noqa: G010
             return Refused(f"certificate refused: {bad}")
         moment = time.time() if now is None else now
-        lines = [key for key in self._keys.get(cert.ca_blob, []) if key.ca and key.allows(address, moment)]
+        lines = [key for key in self._keys.keys.get(cert.ca_blob, []) if key.ca and key.allows(address, moment)]
         reason = _certificate_refusal(cert, lines, address, moment)
         if reason is None:
             for line in lines:

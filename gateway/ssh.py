@@ -643,7 +643,8 @@ class HgwireUserAuth(userauth.SSHUserAuthServer):
 
     def _note_refusal(self, failure: Any, blob: bytes) -> Any:
         if failure.check(UnauthorizedLogin):
-            self._refused.setdefault(key_identity(blob), failure.getErrorMessage()[:200])
+            # 400: the longest reason, a skipped authorized_keys line's, whole (they are ours, bounded)
+            self._refused.setdefault(key_identity(blob), failure.getErrorMessage()[:400])
         return failure
 
     def _publickey(self, packet: bytes) -> defer.Deferred[Any]:

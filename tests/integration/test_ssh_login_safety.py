@@ -105,6 +105,21 @@ def test_a_from_network_with_bits_set_past_its_length_lets_nobody_in(setup: SshS
     assert setup.ssh("git-upload-pack 'app'").returncode == 0
 
 
+def test_a_key_whose_line_was_skipped_says_so_in_the_refused_login_line(setup: SshSetup, tmp_path: Path) -> None:
+    """An hg-ssh line with absolute paths is skipped when read; each login with its key says why, not
+    "unknown key", so that the operator reading the login log finds the line to mend."""
+    authorized = Path(setup.server.service.config.authorized_keys)
+    public = (tmp_path / "alice_key.pub").read_text()
+    authorized.write_text(f'command="/usr/bin/hg-ssh /srv/hg/a /srv/hg/b" {public}')
+    assert setup.ssh("git-upload-pack 'app'").returncode == 255
+    (event,) = _refusals(setup, 1)
+    alice = _fingerprint(tmp_path / "alice_key.pub")
+    line = FAIL2BAN.match(formatEvent(event))
+    assert line is not None and line["host"] == "127.0.0.1", formatEvent(event)
+    assert line["why"] == (f"ssh-ed25519 {alice} (its authorized_keys line 1 was skipped: command= runs hg-ssh "
+                           "with the absolute path '/srv/hg/a': name the repository as it is named under --root)")
+
+
 def _rsa_key(tmp_path: Path, name: str) -> Path:
     key = tmp_path / name
     subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "ronald", "-f", str(key)],

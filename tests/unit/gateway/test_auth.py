@@ -10,11 +10,14 @@ import bcrypt
 import pytest
 
 from gateway.auth import (
+    NOT_FROM_A_PERMITTED_HOST,
+    UNKNOWN_KEY,
     Access,
     AuthorizedKeys,
     Authorizer,
     Htpasswd,
     KeyLineError,
+    Refused,
     cidr_list_allows,
     from_allows,
     parse_authorized_keys,
@@ -146,7 +149,23 @@ def test_parse_authorized_keys_skips_bad_lines_and_duplicates() -> None:
             "garbage",
         ]
     )
-    assert {blob: [k.user for k in keys] for blob, keys in parse_authorized_keys(text).items()} == {BLOB: ["alice"]}
+    assert {blob: [k.user for k in keys] for blob, keys in parse_authorized_keys(text).keys.items()} == {BLOB: ["alice"]}
+
+
+def test_a_key_whose_line_was_skipped_is_refused_with_that_lines_reason(tmp_path: Path) -> None:
+    path = tmp_path / "authorized_keys"
+    other = base64.b64encode(BLOB[:-1] + b"\x01").decode()
+    path.write_text(f"ssh-ed25519 {other} bob\n"
+                    f'command="/usr/bin/hg-ssh /srv/hg/a /srv/hg/b" ssh-ed25519 {B64} alice\n'
+                    f"ssh-ed25519 {B64} -rf\n")
+    refused = AuthorizedKeys(path).decide(BLOB, "192.0.2.7")
+    assert refused == Refused("its authorized_keys line 2 was skipped: command= runs hg-ssh with the absolute "
+                              "path '/srv/hg/a': name the repository as it is named under --root")
+    assert AuthorizedKeys(path).decide(base64.b64decode(other)) == ("bob", None)
+    path.write_text(f"ssh-ed25519 {other} bob\n")
+    assert AuthorizedKeys(path).decide(BLOB) == Refused(UNKNOWN_KEY)
+    path.write_text(f'from="10.0.0.0/8" ssh-ed25519 {B64} alice\nssh-ed25519 {B64} -rf\n')
+    assert AuthorizedKeys(path).decide(BLOB, "192.0.2.7") == Refused(NOT_FROM_A_PERMITTED_HOST)
 
 
 def test_authorized_keys_reloads_on_change(tmp_path: Path) -> None:
