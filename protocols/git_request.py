@@ -70,8 +70,17 @@ def parse_daemon_request(payload: bytes) -> DaemonRequest:
 
 
 def decode_repo_path(path: bytes) -> str:
-    """Decode an absolute request path to a repository name (strict UTF-8, no leading '/')."""
-    if not path.startswith(b"/") or len(path) > MAX_PATH:
+    """Decode an absolute request path to a repository name (strict UTF-8, no leading '/').
+
+    git sends ``git://host/~alice/r.git`` as ``~alice/r.git`` (its connect.c drops the ``/``
+    before a ``~``) for git daemon's ``--user-path``, the users' home directories: a root of its
+    own, which this server does not have, so that path is refused as such, not as a relative one."""
+    if len(path) > MAX_PATH:
+        raise UnsafeName(f"repository paths are at most {MAX_PATH} bytes long")
+    if path.startswith(b"~"):
+        raise UnsafeName("~user paths (git daemon's --user-path) are not served here: name the repository "
+                         "by its path under the server's root, e.g. /team/project.git")
+    if not path.startswith(b"/"):
         raise UnsafeName("repository paths must be absolute, e.g. /team/project.git")
     try:
         return path[1:].decode("utf-8")

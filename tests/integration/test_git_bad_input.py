@@ -126,6 +126,20 @@ def test_hostile_names_through_the_real_client(server: RunningServer, client: Cl
     still_serving(server, client)
 
 
+def test_a_user_path_is_refused_as_one_not_as_a_relative_path(server: RunningServer, client: Client) -> None:
+    """``git://host/~alice/proj.git`` (git daemon's ``--user-path``) reaches the server as
+    ``~alice/proj.git``: the client is told that such paths are not served, not that its path is
+    relative."""
+    seed(server, client)
+    result = client.git("ls-remote", f"git://127.0.0.1:{server.port('git')}/~alice/proj.git", check=False)
+    assert result.returncode != 0, result.stderr
+    assert ("remote error: ~user paths (git daemon's --user-path) are not served here: name the repository by "
+            "its path under the server's root, e.g. /team/project.git") in result.stderr, result.stderr
+    reply = exchange(server, request("git-upload-pack", "/" + "a" * 4100))
+    assert reply[4:8] == b"ERR " and b"at most 4096 bytes" in reply, reply
+    still_serving(server, client)
+
+
 @pytest.mark.parametrize("first", [
     b"zzzzgit-upload-pack /good.git\0",      # malformed length
     b"-001git-upload-pack /good.git\0",      # negative length
