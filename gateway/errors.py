@@ -124,6 +124,13 @@ def git_message(exc: BaseException) -> bytes:
     return text.replace("\n", " ").encode("utf-8", "replace")[: pktline.MAX_PAYLOAD - 16]
 
 
+def git_outcome(exc: BaseException) -> str:
+    """A git session's outcome, for its log line: the message its client was given, so that the
+    log says why (``error: repository name 'wt/.git' contains a hidden segment '.git'``), not only
+    the exception's class; ``error: internal error`` for what was logged with its traceback."""
+    return "error: " + git_message(exc).decode("utf-8", "replace")
+
+
 def git_err_line(exc: BaseException) -> bytes:
     """``ERR <message>`` as a pkt-line: git prints ``fatal: remote error: <message>``."""
     return pktline.encode(b"ERR " + git_message(exc))

@@ -160,7 +160,7 @@ class GitDaemonProtocol(protocol.Protocol):
 
     def _refuse(self, exc: HgwireError) -> None:
         self._cancel_timeout()
-        self._outcome = f"error: {type(exc).__name__}"
+        self._outcome = errors.git_outcome(exc)
         self._refused = True
         self.transport.write(errors.git_err_line(exc))  # type: ignore[union-attr]
         linger(self.transport, self._clock)

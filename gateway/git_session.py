@@ -221,7 +221,7 @@ class _GitSession(PumpedSession):
         if self._error_in_band():
             self._write(self._error_bytes(exc))
         self.channel.write_stderr(self._stderr_bytes(exc))
-        self._finish(f"error: {type(exc).__name__}", errors.GIT_EXIT_STATUS)
+        self._finish(errors.git_outcome(exc), errors.GIT_EXIT_STATUS)
 
     def _keepalive(self, service: str) -> tuple[bytes, float]:
         """What the client gets while nothing is written (``service`` "upload": a pack counted, a

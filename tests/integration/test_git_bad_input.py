@@ -115,6 +115,33 @@ def test_a_name_with_control_characters_is_logged_escaped(server: RunningServer,
     still_serving(server, client)
 
 
+def test_a_refused_request_logs_the_reason_its_client_was_given(server: RunningServer, client: Client) -> None:
+    """The log line of a refused git:// request says why, as its client was told, not only the
+    exception's class (``error: UnsafeName``): refused reading the request line, and refused by
+    the session."""
+    from twisted.logger import globalLogPublisher
+
+    seed(server, client)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+
+    def outcomes() -> list[str]:
+        return [str(e["outcome"]) for e in list(events) if e.get("proto") == "git-daemon" and "outcome" in e]
+
+    try:
+        replies = [exchange(server, request("git-upload-pack", path)) for path in ("/wt/.git", "~alice/proj.git")]
+        deadline = time.monotonic() + 10
+        while len(outcomes()) < 2 and time.monotonic() < deadline:  # (logged as the server sees the close)
+            time.sleep(0.05)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert all(reply[4:8] == b"ERR " for reply in replies), replies
+    assert sorted(outcomes()) == ["error: repository name 'wt/.git' contains a hidden segment '.git'",
+                                  ("error: ~user paths (git daemon's --user-path) are not served here: name "
+                                   "the repository by its path under the server's root, e.g. /team/project.git")]
+    still_serving(server, client)
+
+
 def test_hostile_names_through_the_real_client(server: RunningServer, client: Client) -> None:
     seed(server, client)
     port = server.port("git")
