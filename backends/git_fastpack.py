@@ -335,12 +335,12 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     bitmap's type bitsets in the bitmapped pack, by each object's pack entry headers elsewhere.
     ``maps``: where the packs are read (the writer's, so that a pack is mapped once).
     """
-    if any(ObjectID(w) not in store for w in wants):
+    views = _pack_views(store)
+    if any(ObjectID(w) not in store for w in _not_in_packs(views, wants)):
         raise _CannotServe("unknown want")
     if set(wants) <= set(haves):  # a fetch with nothing new (a shallow client's --depth): no walk at all
         return PackPlan(sources=[], whole=[], have=Reached(), have_view=None, thin_pack=thin_pack,
                         ofs_delta=ofs_delta, store=store)
-    views = _pack_views(store)
     found = _find_bitmap(store, views)  # (with a shallow boundary, only bitmaps that hold none of it count)
     bitmap = found.bitmap if found is not None else None
     bitmapped = bitmap.view if bitmap is not None else None
@@ -433,6 +433,14 @@ def _leave_out(send: Reached, omit: Omit, bitmap: PackBitmap | None, reader: Pac
             continue
         kept.add(hexsha)
     send.others = kept
+
+
+def _not_in_packs(views: Sequence[PackIndexView], shas: Iterable[bytes]) -> list[bytes]:
+    """The hex ``shas`` none of ``views`` holds (loose objects, or unknown): a dict lookup per pack
+    each, where dulwich's ``in store`` searches every pack's index and stats a loose file (half of a
+    clone's server time for 20,000 refs: one want each)."""
+    return [sha for sha in shas
+            if not any(view.position(binascii.unhexlify(sha)) is not None for view in views)]
 
 
 def _pack_views(store: DiskObjectStore) -> list[PackIndexView]:
