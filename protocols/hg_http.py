@@ -201,7 +201,9 @@ def numbered_headers(headers: Iterable[tuple[bytes, bytes]], prefix: bytes, limi
                                 http_status=431)
         pieces[number] = value
     if len(pieces) > limits.header_count:
-        raise LimitExceeded(f"more than {limits.header_count} {prefix.decode()}-N headers", http_status=431)
+        raise LimitExceeded(f"more than {limits.header_count} {prefix.decode()}-N headers (a request naming very many "
+                            "heads: pull over SSH, or ask the server's operator to turn on [hg_http] httppostargs)",
+                            http_status=431)
     if sorted(pieces) != list(range(1, len(pieces) + 1)):
         raise ProtocolError(f"{prefix.decode()}-N headers must be numbered 1, 2, 3… without gaps")
     return b"".join(pieces[n] for n in sorted(pieces))

@@ -302,7 +302,8 @@ def test_any_stream_round_trips(chunks: list[bytes], engine: bytes) -> None:
 
 
 def test_limit_errors_are_limit_exceeded() -> None:
-    with pytest.raises(LimitExceeded):
+    with pytest.raises(LimitExceeded, match=r"X-HgArg-N headers \(a request naming very many heads: pull over SSH, "
+                                            r"or ask the server's operator to turn on \[hg_http\] httppostargs\)"):
         numbered_headers(_split(b"a" * (LIMITS.header_count + 1) * 100, 100), b"X-HgArg", LIMITS)
 
 
