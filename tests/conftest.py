@@ -13,12 +13,14 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+from twisted.logger import globalLogPublisher
 
 from backends import load_backend
 from backends.interfaces import Backend
@@ -239,3 +241,25 @@ def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SshKeys:
 def ssh_server_settings(keys: SshKeys) -> dict[str, Any]:
     """``make_server`` settings for an SSH listener that lets ``keys.key`` in."""
     return {"ssh": [LOOPBACK], "host_key": str(keys.host_key), "authorized_keys": str(keys.authorized_keys)}
+
+
+@contextmanager
+def log_events() -> Iterator[list[dict[str, Any]]]:
+    """Every log event emitted while the block runs (the in-process server's included)."""
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
+    try:
+        yield seen
+    finally:
+        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def live_pid() -> Iterator[int]:
+    """A live process of this host, not this one: what a real ``hg`` holding a lock looks like."""
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        yield sleeper.pid
+    finally:
+        sleeper.kill()
+        sleeper.wait()

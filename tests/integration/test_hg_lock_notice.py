@@ -9,27 +9,14 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from backends.hg.lock import lock_prefix
 from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401
 from tests.integration.test_hg_lock_wait import _repo_with_a_change
 from tests.integration.test_hg_ssh import HgSsh
-
-
-@pytest.fixture
-def live_pid() -> Iterator[int]:
-    """A live process of this host: what a real ``hg`` holding the lock looks like."""
-    sleeper = subprocess.Popen(["sleep", "60"])
-    try:
-        yield sleeper.pid
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 def _waiting_line(pid: int) -> str:

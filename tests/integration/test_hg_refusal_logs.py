@@ -4,30 +4,18 @@ transport: the client was told to "tell the server's operator", who must find wh
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.logger import globalLogPublisher
 
 import backends.hg.lock
 from gateway.audit import AUDIT_NAMESPACE
-from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import Client, RunningServer, SshKeys, log_events, ssh_server_settings
 from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401
 from tests.integration.test_hg_lock_wait import _repo_with_a_change
 from tests.integration.test_hg_ssh import HgSsh
-
-
-@contextmanager
-def _events() -> Iterator[list[dict[str, Any]]]:
-    seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
-    try:
-        yield seen
-    finally:
-        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
 
 
 def _locked_repository(client: Client, root: Path, tmp_path: Path) -> Path:
@@ -50,7 +38,7 @@ def test_a_push_refused_over_ssh_is_logged_as_refused_with_its_reason(
     server = make_server("fs", **ssh_server_settings(ssh_keys))
     hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
     work = _locked_repository(client, server.root, tmp_path)
-    with _events() as events:
+    with log_events() as events:
         pushed = hgssh.hg("push", "-R", str(work), hgssh.url("r"), check=False)
     assert pushed.returncode != 0 and "locked by process 4242" in pushed.stdout + pushed.stderr
     outcomes, audits = _said(events)
@@ -64,7 +52,7 @@ def test_a_push_refused_over_http_is_in_the_audit_log(
     monkeypatch.setattr(backends.hg.lock, "DEFAULT_TIMEOUT", 0.3)
     http = HgHttp(make_server("fs", **_settings(htpasswd)), client)
     work = _locked_repository(client, http.server.root, tmp_path)
-    with _events() as events:
+    with log_events() as events:
         pushed = client.hg("push", "-R", str(work), http.push_url("r"), check=False)
     assert pushed.returncode != 0
     _outcomes, audits = _said(events)
@@ -79,7 +67,7 @@ def test_a_repository_refused_as_unsupported_is_a_refusal_in_the_log(
     http = HgHttp(make_server("fs", **_settings(htpasswd)), client)
     client.hg("init", str(tmp_path / "source"))
     client.hg("--config", "extensions.share=", "share", "-q", str(tmp_path / "source"), str(http.server.root / "sh"))
-    with _events() as events:
+    with log_events() as events:
         refused = client.hg("id", http.url("sh"), check=False)
     assert refused.returncode != 0
     outcomes, _audits = _said(events)
@@ -100,7 +88,7 @@ def test_a_transaction_a_killed_hg_left_is_rolled_back_and_logged(
     client.hg("commit", "-q", "-m", "killed", "--config", "hooks.pretxncommit=kill -9 $PPID", cwd=served, check=False,
               env={})  # (its own process: the hook kills it)
     assert (served / ".hg" / "store" / "journal").exists()
-    with _events() as events:
+    with log_events() as events:
         client.hg("clone", "-q", "-U", http.url("r"), str(tmp_path / "c"))
         client.hg("id", http.url("r"))
     assert client.hg("log", "-T", "{desc}\n", cwd=tmp_path / "c").stdout.split() == ["kept"]
@@ -129,7 +117,7 @@ def test_a_push_that_lost_a_race_is_a_refusal_with_its_reason_in_the_audit_log(
     # while the client makes its bundle (after it read the server's bookmarks), bm moves on the server
     (served / "c").write_text("c\n")
     moved = f"hg -R {served} commit -q -A -m c"
-    with _events() as events:
+    with log_events() as events:
         pushed = hgssh.hg("push", "-R", str(work), "-B", "bm", hgssh.url("r"), "--config",
                           f"hooks.preoutgoing={moved}", check=False)
     told = pushed.stdout + pushed.stderr

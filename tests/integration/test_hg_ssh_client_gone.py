@@ -7,25 +7,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
-from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, log_events, ssh_server_settings
 from tests.integration.test_hg_ssh import HgSsh
-
-
-@contextmanager
-def _events() -> Iterator[list[dict[str, Any]]]:
-    seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
-    try:
-        yield seen
-    finally:
-        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
 
 
 def _big_repository(client: Client, repo: Path) -> None:
@@ -51,7 +40,7 @@ def test_a_killed_hg_ssh_clone_is_a_client_gone_without_a_traceback(
     hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
     _big_repository(client, server.root / "big")
     target = tmp_path / "clone"
-    with _events() as events:
+    with log_events() as events:
         clone = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "--config", f"ui.ssh={hgssh.ssh}", "clone", "-U",
                                   hgssh.url("big"), str(target)], env=client.env, cwd=client.cwd,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

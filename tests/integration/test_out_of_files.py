@@ -8,29 +8,18 @@ from __future__ import annotations
 import errno
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from gateway.auth import AuthorizedKeys
-from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, log_events, ssh_server_settings
 from tests.integration.test_hg_ssh import HgSsh
 
 TOLD = "the server has too many open files right now; try again later"
-
-
-@contextmanager
-def _events() -> Iterator[list[dict[str, Any]]]:
-    seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
-    try:
-        yield seen
-    finally:
-        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
 
 
 def _out_of_files(*_: object, **__: object) -> NoReturn:
@@ -59,7 +48,7 @@ def test_a_git_clone_out_of_files_is_told_to_try_again(
     server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
     client.git("init", "-q", "--bare", str(server.root / "r.git"))
     monkeypatch.setattr(server.backend, "open", _out_of_files)
-    with _events() as events:
+    with log_events() as events:
         daemon = client.git("clone", server.git_url("r.git"), str(tmp_path / "a"), check=False)
         web = client.git("clone", server.url("http", "r.git"), str(tmp_path / "b"), check=False)
     assert daemon.returncode != 0 and f"remote error: {TOLD}" in daemon.stderr, daemon.stderr
@@ -74,7 +63,7 @@ def test_an_hg_ssh_clone_out_of_files_is_told_to_try_again(
     hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
     client.hg("init", str(server.root / "r"))
     monkeypatch.setattr(server.backend, "open", _out_of_files)
-    with _events() as events:
+    with log_events() as events:
         cloned = hgssh.hg("clone", hgssh.url("r"), str(tmp_path / "c"), check=False)
     assert cloned.returncode != 0 and f"abort: {TOLD}" in cloned.stdout + cloned.stderr, cloned
     _no_traceback_and_advice(events)
@@ -87,7 +76,7 @@ def test_an_ssh_login_out_of_files_is_told_to_try_again_and_logged_as_such(
     (publickey)", and the login line names the key and the reason, not "no public key offered"."""
     server = make_server("fs", **ssh_server_settings(ssh_keys))
     monkeypatch.setattr(AuthorizedKeys, "decide", _out_of_files)
-    with _events() as events:
+    with log_events() as events:
         login = subprocess.run([*ssh_keys.command(server.port("ssh")).split(), "-o", "LogLevel=INFO",
                                 "alice@127.0.0.1", "git-upload-pack 'r.git'"], check=False, env=client.env,
                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)

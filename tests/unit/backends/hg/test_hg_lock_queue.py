@@ -5,10 +5,8 @@ one refused is told who holds the lock."""
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +14,6 @@ import pytest
 from backends.hg import FsLocks
 from backends.hg.lock import FileLock, lock_prefix
 from protocols.errors import StorageError
-
-
-@pytest.fixture
-def live_pid() -> Iterator[int]:
-    """A live process of this host, not this one: what a real ``hg`` holding the lock looks like."""
-    sleeper = subprocess.Popen(["sleep", "60"])
-    try:
-        yield sleeper.pid
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 def _repo(tmp_path: Path) -> Path:
