@@ -30,11 +30,17 @@ def test_the_null_revision_by_its_short_id_is_as_hg_serve(make_server: Callable[
     assert raw(port, "GET", "/empty/rev/000000000000", BROWSER).status == 200
 
 
-def test_an_unknown_revision_is_named_as_it_was_sent(make_server: Callable[..., RunningServer],
-                                                     client: Client) -> None:
+def _an_hg_and_a_git_repository(make_server: Callable[..., RunningServer], client: Client) -> RunningServer:
+    """An HTTP server holding an empty hg repository ``web`` and an empty git one ``g.git``."""
     server = make_server("fs", http=[LOOPBACK])
     client.hg("init", str(server.root / "web"))
     client.git("init", "-q", "--bare", str(server.root / "g.git"))
+    return server
+
+
+def test_an_unknown_revision_is_named_as_it_was_sent(make_server: Callable[..., RunningServer],
+                                                     client: Client) -> None:
+    server = _an_hg_and_a_git_repository(make_server, client)
     port = server.port("http")
     for target in ("/web/rev/%ff", "/web/json-rev/%ff", "/web/file/%ff", "/g.git/rev/%ff"):
         answer = raw(port, "GET", target, BROWSER)
@@ -44,9 +50,7 @@ def test_an_unknown_revision_is_named_as_it_was_sent(make_server: Callable[..., 
 
 def test_hgweb_pages_hgwire_has_not_are_no_such_page(make_server: Callable[..., RunningServer],
                                                      client: Client) -> None:
-    server = make_server("fs", http=[LOOPBACK])
-    client.hg("init", str(server.root / "web"))
-    client.git("init", "-q", "--bare", str(server.root / "g.git"))
+    server = _an_hg_and_a_git_repository(make_server, client)
     port = server.port("http")
     for target in ("/web/help", "/web/help/config", "/web/static/style.css", "/g.git/help"):
         answer = raw(port, "GET", target, BROWSER)
