@@ -352,10 +352,13 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
         try:
             provided = _wanted_blobs(wants, reader, object_format_of(store).hex_len) if omit is not None else []
             blobs = frozenset(provided)
-            want = walker.closure(w for w in wants if w not in blobs)
+            # the haves first: the wants' walk stops at what they reach (a fetch of one commit into a
+            # tree of 100,000 files read each tree since the bitmap twice, and walked it twice)
+            have = walker.closure(h for h in haves if ObjectID(h) in store)
+            want = walker.closure((w for w in wants if w not in blobs), stop=have)
+            have.listings = []
             for blob in provided:  # a blob reaches nothing: marked, not read (a checkout asks for thousands)
                 _add(want, blob, walker.view)
-            have = walker.closure(h for h in haves if ObjectID(h) in store)
             send = Reached(want.bits & ~have.bits, want.others - have.others)
             if tag_refs is not None:
                 _add_tags(tag_refs, store, reader, walker, send, have)

@@ -22,9 +22,11 @@ import binascii
 import struct
 import sys
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import parse_tree
 
@@ -46,6 +48,14 @@ S_IFMT = 0o170000
 S_IFDIR = 0o040000
 S_IFGITLINK = 0o160000
 
+
+LARGE_TREE_BYTES = 16 << 10
+"""A tree this large (about 400 entries) is compared with the large trees its closure walked before:
+only the entries where it differs from the most alike are looked at (see ``_Listing``)."""
+KEPT_LISTINGS = 8
+KEPT_LISTING_BYTES = 64 << 20
+"""Large trees a closure keeps to compare with: this many at most, holding no more bytes than this."""
+PREFIX_BLOCK = 1024
 
 MAX_DECODED_BYTES = 8 << 20
 """Decoded commit bitsets one ``PackBitmap`` keeps (a pack of a million objects: 64 of them)."""
@@ -199,6 +209,8 @@ class Reached:
 
     bits: int = 0
     others: set[bytes] = field(default_factory=set)
+    listings: list[_Listing] = field(default_factory=list, repr=False)
+    """The large trees its walk kept to compare with (for a walk that stops at this set)."""
 
     def contains(self, hexsha: bytes, view: PackIndexView | None) -> bool:
         pos = view.position(binascii.unhexlify(hexsha)) if view is not None else None
@@ -207,16 +219,45 @@ class Reached:
         return hexsha in self.others
 
 
+class _Listing:
+    """A large tree a closure has walked (every entry marked or queued): its bytes and where each
+    of its entries starts (and, last, where the tree ends)."""
+
+    __slots__ = ("bounds", "raw")
+
+    def __init__(self, raw: bytes, bounds: array[int]) -> None:
+        self.raw = raw
+        self.bounds = bounds
+
+
 class _Marking:
     """A closure being walked: a byte array of bits over the bitmapped pack (a bit tested or set
     in place; on a Python int each test or set copies the whole set: a quarter of the counting of
-    a fetch of 100 commits on the bench corpus), hex names elsewhere."""
+    a fetch of 100 commits on the bench corpus), hex names elsewhere; and the large trees walked
+    last (``_Listing``), most recent first."""
 
-    __slots__ = ("marks", "others")
+    __slots__ = ("listings", "marks", "others", "stop_marks", "stop_others")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, stop: Reached | None = None) -> None:
         self.marks = bytearray((size + 7) // 8)
         self.others: set[bytes] = set()
+        self.listings: list[_Listing] = []
+        self.stop_marks: bytes | None = None
+        self.stop_others: set[bytes] = set()
+        if stop is not None:  # (its large trees' entries are all in it: skipping them is stopping at them)
+            self.stop_marks = stop.bits.to_bytes(len(self.marks), "little")
+            self.stop_others = stop.others
+            self.listings = list(stop.listings)
+
+    def keep(self, listing: _Listing) -> None:
+        listings = self.listings
+        listings.insert(0, listing)
+        total = 0
+        for n, kept in enumerate(listings):
+            total += len(kept.raw)
+            if n >= KEPT_LISTINGS or total > KEPT_LISTING_BYTES:
+                del listings[n:]
+                break
 
 
 class MissingObject(Exception):
@@ -253,9 +294,13 @@ class Walker:
     def view(self) -> PackIndexView | None:
         return self._view
 
-    def closure(self, tips: Iterable[bytes]) -> Reached:
-        """Everything reachable from the hex names ``tips`` (which must exist)."""
-        reached = _Marking(len(self._view) if self._view is not None else 0)
+    def closure(self, tips: Iterable[bytes], stop: Reached | None = None) -> Reached:
+        """Everything reachable from the hex names ``tips`` (which must exist).
+
+        ``stop``: a closure of this walker's (the client's haves), whose objects the walk does not
+        enter; the result then holds what the tips reach outside it (what they reach, less ``stop``,
+        is the same): the trees the haves' walk read are not read again."""
+        reached = _Marking(len(self._view) if self._view is not None else 0, stop)
         trees: list[bytes] = []
         commits = list(tips)
         while commits:
@@ -264,7 +309,7 @@ class Walker:
                 self._expand(reached, sha, commits, trees)
         while trees:
             self._walk_tree(reached, trees.pop(), trees)
-        return Reached(int.from_bytes(reached.marks, "little"), reached.others)
+        return Reached(int.from_bytes(reached.marks, "little"), reached.others, reached.listings)
 
     def _pos(self, hexsha: bytes) -> int | None:
         if self._view is None:
@@ -275,12 +320,15 @@ class Walker:
         """Mark ``sha``; True if it was new and its children still need a look."""
         pos = self._pos(sha)
         if pos is None:
-            if sha in reached.others:
+            if sha in reached.others or sha in reached.stop_others:
                 return False
             reached.others.add(sha)
             return True
         marks = reached.marks
         if marks[pos >> 3] >> (pos & 7) & 1:
+            return False
+        stop = reached.stop_marks
+        if stop is not None and stop[pos >> 3] >> (pos & 7) & 1:
             return False
         if use_bitmap and self._bitmap is not None:
             bits = self._bitmap.bitmap(binascii.unhexlify(sha))
@@ -318,24 +366,159 @@ class Walker:
         self._tree_children(raw, trees, reached)
 
     def _tree_children(self, raw: bytes, trees: list[bytes], reached: _Marking) -> None:
-        """Queue unseen subtrees, mark blobs (never read), skip gitlinks."""
+        """Queue unseen subtrees, mark blobs (never read), skip gitlinks.
+
+        Of a large tree, only the entries where it differs from a large tree walked before (its
+        parent commit's at the same path, mostly): a one-file commit into a directory of 100,000
+        files had each of its 100,000 entries looked up in the pack index, each fetch as many
+        times as it had such commits to count (``_new_entries``)."""
+        entries = self._new_entries(raw, reached) if len(raw) >= LARGE_TREE_BYTES else parse_tree(raw, self._raw_len)
         if self._view is not None:
-            for _name, mode, child in parse_tree(raw, self._raw_len):
+            for _name, mode, child in entries:
                 kind = mode & S_IFMT
                 if kind == S_IFDIR:
                     trees.append(child)
                 elif kind != S_IFGITLINK:
                     self._mark(reached, child)
             return
-        seen = reached.others  # no bitmapped pack: everything is a name in one set (hot loop)
-        for _name, mode, child in parse_tree(raw, self._raw_len):
-            if child in seen:
+        seen, stop = reached.others, reached.stop_others  # no bitmapped pack: names in sets (hot loop)
+        for _name, mode, child in entries:
+            if child in seen or child in stop:
                 continue
             kind = mode & S_IFMT
             if kind == S_IFDIR:
                 trees.append(child)
             elif kind != S_IFGITLINK:
                 seen.add(child)
+
+
+    def _new_entries(self, raw: bytes, reached: _Marking) -> list[tuple[bytes, int, bytes]]:
+        """The entries of the large tree ``raw`` that are not those of a large tree this closure
+        walked before (or, if it differs from all of them too much, all of them); ``raw`` is kept
+        to compare with.
+
+        Of the trees walked before, the one that shares the longest prefix and suffix of bytes
+        with ``raw`` is taken.  Both are read from an entry start in each: the bytes they share
+        from there are the same entries up to the last entry start of the old tree within them
+        (parsing is the same from the same bytes), all of them marked or queued by this closure.
+        Then one entry of ``raw`` is parsed, and the old tree's entry where ``raw``'s next one
+        sorts is sought (a binary search over its entry starts) to compare from again."""
+        raw_len = self._raw_len
+        best: tuple[int, _Listing] | None = None
+        for listing in reached.listings:
+            covered = _common_prefix(raw, 0, listing.raw, 0) + _common_suffix(raw, listing.raw)
+            if best is None or covered > best[0]:
+                best = covered, listing
+        if best is not None:
+            try:
+                found = _differing_entries(raw, best[1], raw_len)
+            except (ObjectFormatException, ValueError):
+                found = None  # (parsed whole below, which says what is wrong with it)
+            if found is not None:
+                reached.keep(found[1])
+                return found[0]
+        entries = list(parse_tree(raw, raw_len))  # (a list from the C parser, a generator from the Python one)
+        ends = _entry_ends(entries, 0, raw_len)
+        if ends is not None and (ends[-1] if ends else 0) == len(raw):
+            reached.keep(_Listing(raw, array("q", [0]) + ends))
+        return entries
+
+
+def _differing_entries(raw: bytes, old: _Listing,
+                       raw_len: int) -> tuple[list[tuple[bytes, int, bytes]], _Listing] | None:
+    """The entries of ``raw`` that ``old`` does not have at the same place, and ``raw``'s listing;
+    None once more than a 64th of ``old``'s entries are looked at one by one (too different)."""
+    prior, bounds = old.raw, old.bounds
+    limit = max(64, len(bounds) // 64)
+    entries: list[tuple[bytes, int, bytes]] = []
+    starts: list[array[int]] = []
+    at, there, index = 0, 0, 0  # entry starts in raw and in prior; bounds[index] == there
+    while at < len(raw):
+        if there < len(prior):
+            same = _common_prefix(raw, at, prior, there)
+            last = bisect_right(bounds, there + same) - 1
+            if last > index:  # whole entries in common: the old tree's, shifted
+                shift = at - there
+                run = bounds[index:last]
+                starts.append(run if not shift else array("q", [b + shift for b in run]))
+                at, there, index = bounds[last] + shift, bounds[last], last
+                continue
+        end = raw.index(b"\0", at) + 1 + raw_len
+        if end > len(raw):
+            return None
+        entries.extend(parse_tree(raw[at:end], raw_len))
+        starts.append(array("q", [at]))
+        at = end
+        if len(entries) > limit:
+            return None
+        if at < len(raw):
+            key = _sort_key(raw, at)
+            index = bisect_left(range(len(bounds) - 1), key, index, len(bounds) - 1,
+                                key=lambda n: _sort_key(prior, bounds[n]))
+            there = bounds[index]
+    listing = array("q")
+    for run in starts:
+        listing += run
+    listing.append(len(raw))
+    return entries, _Listing(raw, listing)
+
+
+def _sort_key(raw: bytes, at: int) -> bytes:
+    """The name of the tree entry at ``raw[at:]`` as trees are sorted: a subtree's with a ``/``."""
+    space = raw.index(b" ", at)
+    name = raw[space + 1:raw.index(b"\0", space)]
+    return name + b"/" if raw[at:space].lstrip(b"0") == b"40000" else name
+
+
+def _entry_ends(entries: list[tuple[bytes, int, bytes]], start: int, raw_len: int) -> array[int] | None:
+    """Where each of ``entries`` ends, parsed from ``start``, if their modes were written as git
+    writes them (octal, no leading zero: ``40000``, ``100644``); None for a mode of 0."""
+    ends = array("q", bytes(8 * len(entries)))
+    at = start
+    for n, (name, mode, _child) in enumerate(entries):
+        if not mode:
+            return None
+        at += (mode.bit_length() + 2) // 3 + len(name) + 2 + raw_len
+        ends[n] = at
+    return ends
+
+
+def _common_prefix(a: bytes, at: int, b: bytes, there: int) -> int:
+    """How many bytes ``a[at:]`` and ``b[there:]`` share first (slices compared as blocks that
+    double, then halve)."""
+    size = min(len(a) - at, len(b) - there)
+    lo, block = 0, PREFIX_BLOCK
+    while lo < size:
+        hi = min(size, lo + block)
+        if a[at + lo:at + hi] != b[there + lo:there + hi]:
+            while hi - lo > 1:  # the first lo bytes are the same, the first hi are not
+                mid = (lo + hi) // 2
+                if a[at + lo:at + mid] == b[there + lo:there + mid]:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        lo, block = hi, block * 2
+    return size
+
+
+def _common_suffix(a: bytes, b: bytes) -> int:
+    """How many last bytes ``a`` and ``b`` share."""
+    size = min(len(a), len(b))
+    la, lb = len(a), len(b)
+    lo, block = 0, PREFIX_BLOCK
+    while lo < size:
+        hi = min(size, lo + block)
+        if a[la - hi:la - lo] != b[lb - hi:lb - lo]:
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if a[la - mid:la - lo] == b[lb - mid:lb - lo]:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        lo, block = hi, block * 2
+    return size
 
 
 def _commit_links(raw: bytes, hex_len: int = 40) -> tuple[bytes, list[bytes]]:
