@@ -155,9 +155,20 @@ def shown_revision(key: str) -> str:
 
 
 def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, bytes, bytes]]]:
-    """Revision ``key``'s node, number, time and manifest entries (path, file node, flags); a 404
-    for an unknown one, and for one pulls cannot see (never served: as if it were not there).
-    ``key`` is read as hgweb's URLs name it (``url_revision``)."""
+    """Revision ``key``'s node, number, time and manifest entries (path, file node, flags), as
+    ``resolve_revision`` finds it."""
+    node, rev = resolve_revision(repo, key)
+    if rev == NULL_REV:
+        return node, NULL_REV, 0, []
+    changeset, entries = manifest_at(repo, rev)
+    return node, rev, int(changeset.time), entries
+
+
+def resolve_revision(repo: HgRepo, key: str) -> tuple[bytes, int]:
+    """Revision ``key``'s node and number; a 404 for an unknown one, and for one pulls cannot see
+    (never served: as if it were not there).  ``key`` is read as hgweb's URLs name it
+    (``url_revision``).  No manifest is read: the logs and the graph need none, and one of
+    100,000 files took a log page 0.25 s to parse."""
     key = url_revision(key)
     cl = repo.changelog()
     try:
@@ -165,12 +176,11 @@ def resolve(repo: HgRepo, key: str) -> tuple[bytes, int, int, list[tuple[bytes, 
     except KeyError:
         raise ProtocolError(f"unknown revision {shown_revision(key)}", 404) from None
     if node == NULL_NODE:
-        return node, NULL_REV, 0, []
+        return node, NULL_REV
     rev = cl.rev(node)
     if not repo.views(cl).visible[rev]:
         raise ProtocolError(f"unknown revision {shown_revision(key)}", 404)
-    changeset, entries = manifest_at(repo, rev)
-    return node, rev, int(changeset.time), entries
+    return node, rev
 
 
 def not_in_manifest(path: bytes, node: bytes) -> ProtocolError:

@@ -37,6 +37,7 @@ from backends.hg.archive import (
     not_in_manifest,
     resolve,
     resolve_file_revision,
+    resolve_revision,
 )
 from backends.hg.archive import allowed as archive_allowed
 from backends.hg.blocklines import block_ancestors, block_descendants, line_range
@@ -605,7 +606,7 @@ def json_log(repo: HgRepo, key: str, short: bool, revcount: int | None = None) -
     ``maxchanges``, 60 and 10), and ``changeset_count``, hgweb's number of revisions (hidden ones too)."""
     info = _Changesets(repo)
     if key:
-        node, start, _mtime, _files = resolve(repo, key)
+        node, start = resolve_revision(repo, key)
     else:
         node, start = info.tip, info.tip_rev
     count = page_count(repo, revcount, *((b"maxshortchanges", MAX_SHORT_CHANGES) if short else
@@ -700,7 +701,7 @@ def json_graph(repo: HgRepo, key: str, revcount: int | None = None) -> bytes:
     from backends.hg import webgraph
 
     info = _Changesets(repo)
-    node, start, _mtime, _files = resolve(repo, key or "tip")
+    node, start = resolve_revision(repo, key or "tip")
     count = page_count(repo, revcount, b"maxshortchanges", MAX_SHORT_CHANGES)
     revs = info.recent(start, count) if start >= 0 else []
     window = set(revs)
@@ -750,7 +751,7 @@ def raw_log(repo: HgRepo, key: str, revcount: int | None = None, query: bytes | 
         head = b'\n# HG changesets search\n# Node ID %s\n# Query "%s"\n# Mode %s\n\n' % (
             binascii.hexlify(info.tip), query, mode)
     else:
-        node, start, _mtime, _files = resolve(repo, key) if key else (info.tip, info.tip_rev, 0, [])
+        node, start = resolve_revision(repo, key) if key else (info.tip, info.tip_rev)
         revs = info.recent(start, count) if start >= 0 else []
         head = b"\n# HG changelog\n# Node ID %s\n\n" % binascii.hexlify(node)
     tips = feeds.branch_at_tip(repo)
