@@ -484,35 +484,27 @@ def _entry_ends(entries: list[tuple[bytes, int, bytes]], start: int, raw_len: in
 
 
 def _common_prefix(a: bytes, at: int, b: bytes, there: int) -> int:
-    """How many bytes ``a[at:]`` and ``b[there:]`` share first (slices compared as blocks that
-    double, then halve)."""
-    size = min(len(a) - at, len(b) - there)
-    lo, block = 0, PREFIX_BLOCK
-    while lo < size:
-        hi = min(size, lo + block)
-        if a[at + lo:at + hi] != b[there + lo:there + hi]:
-            while hi - lo > 1:  # the first lo bytes are the same, the first hi are not
-                mid = (lo + hi) // 2
-                if a[at + lo:at + mid] == b[there + lo:there + mid]:
-                    lo = mid
-                else:
-                    hi = mid
-            return lo
-        lo, block = hi, block * 2
-    return size
+    """How many bytes ``a[at:]`` and ``b[there:]`` share first."""
+    return _common_run(min(len(a) - at, len(b) - there),
+                       lambda lo, hi: a[at + lo:at + hi] == b[there + lo:there + hi])
 
 
 def _common_suffix(a: bytes, b: bytes) -> int:
     """How many last bytes ``a`` and ``b`` share."""
-    size = min(len(a), len(b))
     la, lb = len(a), len(b)
+    return _common_run(min(la, lb), lambda lo, hi: a[la - hi:la - lo] == b[lb - hi:lb - lo])
+
+
+def _common_run(size: int, same: Callable[[int, int], bool]) -> int:
+    """How many of ``size`` bytes two strings share from one end (``same(lo, hi)``: whether bytes
+    ``lo`` to ``hi`` from that end are the same), compared as blocks that double, then halve."""
     lo, block = 0, PREFIX_BLOCK
     while lo < size:
         hi = min(size, lo + block)
-        if a[la - hi:la - lo] != b[lb - hi:lb - lo]:
-            while hi - lo > 1:
+        if not same(lo, hi):
+            while hi - lo > 1:  # the first lo bytes are the same, the first hi are not
                 mid = (lo + hi) // 2
-                if a[la - mid:la - lo] == b[lb - mid:lb - lo]:
+                if same(lo, mid):
                     lo = mid
                 else:
                     hi = mid
