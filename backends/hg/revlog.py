@@ -291,8 +291,8 @@ class Revlog:
         entries = self.index.entries
         if len(entries) > SCANNED_ENTRIES or len(node) != 20:
             return self.index.nodemap()[node]
-        for rev, entry in enumerate(entries):  # a filelog's one or two revisions: no node map to keep
-            if entry[7].startswith(node):
+        for rev in range(len(entries) - 1, -1, -1):  # a filelog's one or two revisions: no node map to
+            if entries[rev][7][:20] == node:  # keep; the last of a node given twice, as the node map has it
                 return rev
         raise KeyError(node)
 
