@@ -192,16 +192,19 @@ def _invalid_pack(quarantine: git_ingest.Quarantine | None = None) -> Iterator[N
         yield
     except ProtocolError:
         raise
-    except FileNotFoundError as exc:
-        if quarantine is not None and not os.path.isdir(quarantine.path):
-            raise ProtocolError(QUARANTINE_REMOVED) from exc
-        raise ProtocolError(f"the server could not store the pushed pack ({exc.strerror or exc}); "
-                            f"nothing was changed, {storage_advice(exc)}") from exc
     except OSError as exc:  # the server's disk, not the pack: a full disk, a quota, an I/O error
+        if quarantine is not None and _quarantine_removed(exc, [quarantine]):
+            raise ProtocolError(QUARANTINE_REMOVED) from exc
         raise ProtocolError(f"the server could not store the pushed pack ({exc.strerror or exc}); "
                             f"nothing was changed, {storage_advice(exc)}") from exc
     except Exception as exc:  # dulwich raises a variety of ad-hoc errors on corrupt input
         raise ProtocolError(f"the pushed pack is invalid: {exc}") from exc
+
+
+def _quarantine_removed(exc: OSError, quarantines: Sequence[git_ingest.Quarantine]) -> bool:
+    """Whether ``exc`` is a file not found because one of a push's ``quarantines`` was removed
+    under it (``QUARANTINE_REMOVED``)."""
+    return isinstance(exc, FileNotFoundError) and any(not os.path.isdir(q.path) for q in quarantines)
 
 
 MAX_SYMREF_DEPTH = 5
@@ -1332,7 +1335,7 @@ class DulwichGitRepository:
             for quarantine in quarantines:
                 self._keeps += quarantine.migrate()
         except OSError as exc:
-            gone = isinstance(exc, FileNotFoundError) and any(not os.path.isdir(q.path) for q in quarantines)
+            gone = _quarantine_removed(exc, quarantines)
             for quarantine in quarantines:
                 quarantine.drop()
             why = QUARANTINE_REMOVED if gone else exc.strerror or str(exc)
