@@ -12,13 +12,12 @@ import errno
 import fcntl
 import os
 import shutil
-import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 
 from dulwich.config import ConfigFile, StackedConfig
-from dulwich.file import SharedPerm, calc_shared_perm
+from dulwich.file import SharedPerm, adjust_shared_perm
 from dulwich.repo import Repo, UnsupportedExtension, UnsupportedVersion
 
 from backends import hg_support
@@ -385,20 +384,10 @@ def _open_ref_lock(lock_path: str, perm: SharedPerm | None) -> tuple[int, bool]:
     except OSError as exc:  # a read-only disk
         raise _lock_refused(exc) from exc
     try:
-        _share_lock(fd, perm)
-    except OSError:  # the lock holds as it is; only another user may not take it
+        adjust_shared_perm(lock_path, perm)
+    except OSError:  # another user's file (only its owner may change its modes): the lock holds as it is
         pass
     return fd, True
-
-
-def _share_lock(fd: int, perm: SharedPerm | None) -> None:
-    """Give the open lock file ``perm``'s modes if it lacks them and this user owns it."""
-    found = os.fstat(fd)
-    if perm is None or found.st_uid != os.geteuid():
-        return
-    mode = calc_shared_perm(stat.S_IMODE(found.st_mode), perm)
-    if mode != stat.S_IMODE(found.st_mode):
-        os.fchmod(fd, mode)
 
 
 def _lock_refused(exc: OSError) -> StorageError:
