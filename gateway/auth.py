@@ -227,6 +227,8 @@ KEY_TYPES = frozenset(
     }
 )
 """Key types accepted in authorized_keys (no DSA: OpenSSH dropped it)."""
+KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-")
+"""How a word naming a key type (accepted or not) begins."""
 
 IGNORED_KEY_OPTIONS = frozenset(
     {"restrict", "no-pty", "no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding", "no-user-rc"}
@@ -412,7 +414,7 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
         return None
     options: dict[str, str | None] = {}
     first = line.split(None, 1)[0]
-    if first.startswith(("ssh-", "ecdsa-", "sk-")) and first not in KEY_TYPES:
+    if first.startswith(KEY_TYPE_PREFIXES) and first not in KEY_TYPES:
         raise KeyLineError(f"key type {first[:40]!r} is not supported")
     if first not in KEY_TYPES:
         options, line = _parse_options(line)
@@ -553,7 +555,7 @@ def _skipped_blob(line: str) -> bytes | None:
     type followed by base64 whose own type field is that word (options may hold anything)."""
     words = line.split()
     for kind, text in itertools.pairwise(words):
-        if not kind.startswith(("ssh-", "ecdsa-", "sk-")):
+        if not kind.startswith(KEY_TYPE_PREFIXES):
             continue
         try:
             blob = base64.b64decode(text, validate=True)
