@@ -32,6 +32,7 @@ the date line), read back from the transaction right after the revision went in.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -636,6 +637,16 @@ def _audited_spool(spool: AbstractContextManager[Iterator[bytes]], ctx: SessionC
         yield kept
 
 
+def open_transaction(repo: HgRepository, max_text: int | None, wait: LockWait | None) -> HgTransaction:
+    """``repo.transaction(max_text, wait)``; a backend's ``transaction`` written before the lock wait
+    existed takes ``max_text`` only, and is called so (it waits for its locks as it always did)."""
+    try:
+        takes_wait = "wait" in inspect.signature(repo.transaction).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, a C extension's): as declared
+        takes_wait = True
+    return repo.transaction(max_text, wait) if takes_wait else repo.transaction(max_text)
+
+
 class GuardedHgRepository:
     """An ``HgRepository`` whose transactions are ``GuardedTransaction``s; all else is the backend's."""
 
@@ -651,8 +662,7 @@ class GuardedHgRepository:
         scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
         with _refusal_audited(self._ctx, HgwireError):
-            # (a backend written before ``wait`` takes max_text only: it is given wait when one is set)
-            tx = self._repo.transaction(max_text, wait) if wait is not None else self._repo.transaction(max_text)
+            tx = open_transaction(self._repo, max_text, wait)
         return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
 
     def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:

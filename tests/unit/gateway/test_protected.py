@@ -229,3 +229,27 @@ def test_refused_push_is_audited_on_abort(events: list[LogEvent]) -> None:
     tx.abort()
     assert inner.state == "aborted"
     assert events[0]["outcome"] == 'refused: bookmark "stable" is protected: deletion is not allowed'
+
+
+def test_a_backend_transaction_without_the_lock_wait_is_called_as_it_was_written() -> None:
+    """A backend's ``HgRepository.transaction`` of before ``wait`` (max_text only) still opens its
+    transaction; one that takes ``wait`` is given it."""
+    from backends.interfaces import LockWait
+    from gateway.protected import open_transaction
+
+    calls: list[tuple[object, ...]] = []
+
+    class Before:
+        def transaction(self, max_text: int | None = None) -> object:
+            calls.append((max_text,))
+            return "tx"
+
+    class After:
+        def transaction(self, max_text: int | None = None, wait: LockWait | None = None) -> object:
+            calls.append((max_text, wait))
+            return "tx"
+
+    wait = LockWait(timeout=5.0)
+    assert open_transaction(Before(), 10, wait) == "tx"  # type: ignore[arg-type]
+    assert open_transaction(After(), 10, wait) == "tx"  # type: ignore[arg-type]
+    assert calls == [(10,), (10, wait)]
