@@ -1482,3 +1482,43 @@ def test_the_scan_s_texts_spare_inflating_again_and_index_the_same_pack(
                       if b" blob " in line and len(line.split()) == 5)
     assert counts[everything] <= blobs_whole, "only whole blobs (bases of deltas) are inflated again"
     assert counts[everything] < counts[300] < counts[0], counts
+
+
+def test_reads_that_jump_across_the_mapped_pack_release_its_pages_as_often_as_they_map_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read through the map maps the kernel's fault-around window of pages, however few bytes it
+    reads: small trees between large blobs (a migration's push reads so, jumping across its pack)
+    hold at most ``VIEW_RELEASE`` of the pack's pages mapped, not every window they touched."""
+    import hashlib
+    import mmap
+    import random
+
+    window = 64 << 10  # Linux's fault_around_bytes
+    monkeypatch.setattr(git_ingest, "VIEW_RELEASE", 4 * window)
+    monkeypatch.setattr(git_ingest, "KEPT_TEXT_BYTES", 0)  # every tree read through the map
+    rng = random.Random(7)
+    entries = []
+    for i in range(40):
+        blob = rng.randbytes(window + 4096)  # incompressible: each tree in a window of its own
+        blob_id = hashlib.sha1(b"blob %d\0" % len(blob) + blob).digest()
+        entries += [(2, b"100644 f%d\0" % i + blob_id), (3, blob)]
+    mapped: list[set[int]] = [set()]
+
+    class CountingMap(mmap.mmap):
+        def __getitem__(self, key: slice) -> bytes:  # type: ignore[override]
+            if key.start is not None and key.stop is not None:
+                mapped[-1].update(range(key.start // window, (key.stop - 1) // window + 1))
+            return super().__getitem__(key)
+
+        def madvise(self, option: int, start: int = 0, length: int = 0) -> None:
+            mapped.append(set())
+            super().madvise(option, start, length)
+
+    monkeypatch.setattr(git_ingest.mmap, "mmap", CountingMap)
+    server = tmp_path / "s.git"
+    Repo.init_bare(str(server), mkdir=True)
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(raw_pack(entries)))  # type: ignore[arg-type]
+    assert pack is not None and len(pack) == 80
+    assert sum(map(len, mapped)) >= 40, "every tree was read through the map"
+    assert max(map(len, mapped)) * window <= git_ingest.VIEW_RELEASE + window, [len(m) for m in mapped]
+    git(server, "fsck", "--full", "--strict")
