@@ -1522,3 +1522,40 @@ def test_reads_that_jump_across_the_mapped_pack_release_its_pages_as_often_as_th
     assert sum(map(len, mapped)) >= 40, "every tree was read through the map"
     assert max(map(len, mapped)) * window <= git_ingest.VIEW_RELEASE + window, [len(m) for m in mapped]
     git(server, "fsck", "--full", "--strict")
+
+
+def test_the_scan_s_kept_texts_cost_their_own_bytes_and_a_few_per_object(tmp_path: Path) -> None:
+    """What the ingest keeps of a scanned pack (the columns, the ids, the texts it will not inflate
+    again) is the texts' bytes and about 130 bytes an object besides: a dict of the texts by index
+    took 220 (the dict, its keys, a bytes object each), in the server and in the helper it forks."""
+    import gc
+    import hashlib
+    import tracemalloc
+
+    count = 4000
+    entries = [(2, b"100644 f%d\0" % i + hashlib.sha1(b"%d" % i).digest()) for i in range(count)]
+    texts = sum(len(body) for _type, body in entries)
+    data = raw_pack(entries)
+    server = tmp_path / "s.git"
+    Repo.init_bare(str(server), mkdir=True)
+    store = Repo(str(server)).object_store
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ingest = git_ingest.PackIngest(store)  # type: ignore[arg-type]
+        for at in range(0, len(data), 1 << 16):
+            ingest.write(data[at:at + (1 << 16)])
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    try:
+        assert held - texts < 160 * count, (held - texts) / count
+        pack = ingest.commit()
+        assert pack is not None and len(pack) == count
+        git(server, "fsck", "--full", "--strict")
+    finally:
+        ingest.abort()
