@@ -174,8 +174,18 @@ spends most of its time there, one object after another, under one interpreter l
 
 
 class _HalfResult(NamedTuple):
-    named: list[tuple[int, bytes, int]]
-    links: dict[int, set[bytes]] | None
+    """The helper's answer, in a few flat pieces: unpickled as tuples and sets (a tuple, an int and
+    a bytes object for each delta named, a set entry and a bytes object for each link) the corpus's
+    answer took 5.9 MB of the server's memory at its peak, besides what the merge makes of it."""
+
+    named: array[int]
+    """The indexes of the deltas the helper named ..."""
+    named_ids: bytes
+    """... their ids, raw, one after another ..."""
+    named_kinds: bytes
+    """... and their types."""
+    links: dict[int, bytes] | None
+    """The links of its objects by type, raw ids one after another."""
     links_kept: bool
     gitmodules: set[bytes]
     gitattributes: set[bytes]
@@ -219,7 +229,7 @@ class _ForkedHalf:
         ``HALF_WAIT_SECONDS`` or twice the time the parent's half took, whichever is longer: it is
         then stopped); a pack error it met is raised."""
         deadline = time.monotonic() + max(HALF_WAIT_SECONDS, 2 * (time.monotonic() - started))
-        chunks = []
+        data = bytearray()
         try:
             while (left := deadline - time.monotonic()) > 0:
                 if not select.select([self.fd], [], [], left)[0]:
@@ -227,18 +237,18 @@ class _ForkedHalf:
                 chunk = os.read(self.fd, 1 << 20)
                 if not chunk:
                     break
-                chunks.append(chunk)
+                data += chunk
             else:
-                chunks = []
+                data.clear()
                 with suppress(OSError):
                     os.kill(self.pid, signal.SIGKILL)
         except OSError:
-            chunks = []
+            data.clear()
         finally:
             os.close(self.fd)
             self._reap()
         try:
-            answer = pickle.loads(b"".join(chunks)) if chunks else None  # (its own fork's bytes)
+            answer = pickle.loads(data) if data else None  # (its own fork's bytes)
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError):
             return None  # (a helper cut short)
         if isinstance(answer, _HalfResult):
@@ -868,9 +878,11 @@ class PackIngest:
         self._dotfiles = DotFiles()
         self.warnings = FsckWarnings()
         self._resolve_roots(roots)
-        named = [(i, names[i], kinds[i]) for i in unnamed if names[i] is not None]
-        return _HalfResult(named=cast("list[tuple[int, bytes, int]]", named),
-                           links=None if links is None else links._sets,
+        named = array("Q", [i for i in unnamed if names[i] is not None])
+        return _HalfResult(named=named, named_ids=b"".join(map(names.__getitem__, named)),  # type: ignore[arg-type]
+                           named_kinds=bytes(map(kinds.__getitem__, named)),
+                           links=None if links is None or links._sets is None else
+                           {kind: b"".join(ids) for kind, ids in links._sets.items()},
                            links_kept=links is None or links._sets is not None,
                            gitmodules=self._dotfiles.gitmodules, gitattributes=self._dotfiles.gitattributes,
                            warnings=self.warnings.lines, more_warnings=self.warnings.more,
@@ -878,9 +890,10 @@ class PackIngest:
 
     def _merge(self, half: _HalfResult) -> None:
         """Take what the helper process found (``_resolved_half``) as if this process had."""
-        names, kinds = self._names, self._kinds
-        for i, sha, kind in half.named:
-            names[i] = sha
+        names, kinds, width = self._names, self._kinds, self._format.raw_len
+        ids = half.named_ids
+        for n, (i, kind) in enumerate(zip(half.named, half.named_kinds)):
+            names[i] = ids[n * width:(n + 1) * width]
             kinds[i] = kind
         self._named = len(names) - names.count(None)
         links = self._links
@@ -888,8 +901,8 @@ class PackIngest:
             if not half.links_kept or half.links is None:
                 links._sets = None
             else:
-                for kind, ids in half.links.items():
-                    links._sets[kind] |= ids
+                for kind, joined in half.links.items():
+                    links._sets[kind].update(joined[at:at + width] for at in range(0, len(joined), width))
                 links._check_bound()
         self._dotfiles.gitmodules |= half.gitmodules
         self._dotfiles.gitattributes |= half.gitattributes
