@@ -1325,7 +1325,10 @@ class _SortedIds:
 
 
 MAX_LINKS = 4_000_000
-"""Links (ids by type) a push's objects may make before the connectivity check walks instead (about 300 MB)."""
+"""Links (ids by type) a push's objects may make before the connectivity check walks instead (about
+440 MB: 110 bytes a link, a bytes object and its set entry).  The walk reads every object the push
+added again through the store: for the bench corpus's migration push (54,500 links, 6 MiB) 25 s
+of CPU against 0.02 s for the links, and more memory, not less."""
 
 
 class PushLinks:
