@@ -51,7 +51,7 @@ from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext, peer_text
 from gateway.config import ServiceConfig
 from gateway.git_http import http_status
-from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, site_url
+from gateway.http import HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after, site_url
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
 from gateway.policy import check_exported, read_base_git_config
@@ -119,10 +119,13 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
     return repo.kind, store
 
 
-def _send_json(request: server.Request, status: int, body: bytes) -> None:
+def _send_json(request: server.Request, status: int, body: bytes, reason: str | None = None) -> None:
+    """``body`` with ``status``; ``reason``, a refusal's message, is the status line's reason phrase
+    too: hg's LFS client prints only that (``abort: LFS HTTP error: HTTP Error 403: <phrase>``),
+    git-lfs the body's message."""
     if request.finished or request._disconnected:
         return
-    request.setResponseCode(status)
+    request.setResponseCode(status, None if reason is None else reason_phrase(reason))
     request.setHeader(b"Content-Type", MEDIA_TYPE.encode())
     request.setHeader(b"Content-Length", b"%d" % len(body))
     request.setHeader(b"Cache-Control", b"no-cache")
@@ -153,7 +156,7 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
     if isinstance(exc, git_lfs.RangeNotSatisfiable):
         request.setHeader(b"Content-Range", b"bytes */%d" % exc.size)
     retry_after(request, exc)
-    _send_json(request, status, git_lfs.error_body(message))
+    _send_json(request, status, git_lfs.error_body(message), message)
 
 
 def _body(request: server.Request) -> bytes:

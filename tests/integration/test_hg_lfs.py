@@ -15,9 +15,9 @@ from pathlib import Path
 from twisted.logger import globalLogPublisher
 
 from gateway.audit import AUDIT_NAMESPACE
-from tests.conftest import Client, RunningServer, SshKeys
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
 from tests.integration.test_hg_hooks import _served
-from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
+from tests.integration.test_hg_http import HgHttp, htpasswd  # noqa: F401 - a fixture
 
 LFS = ("--config", "extensions.lfs=", "--config", 'lfs.track=size(">1KB")')
 
@@ -75,3 +75,27 @@ def test_a_repository_without_the_extension_takes_no_lfs_pointers(
     assert refused.returncode != 0
     assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
     assert not (repo / ".hg" / "store" / "lfs").exists()
+
+
+def test_an_lfs_refusal_tells_hg_users_why(make_server: Callable[..., RunningServer], client: Client,
+                                            htpasswd: Path, tmp_path: Path) -> None:
+    """hg's LFS client prints only the status line (``HTTP Error 403: <phrase>``), never the JSON
+    message git-lfs shows: the reason is the phrase too."""
+    work = tmp_path / "work"
+    client.hg("init", str(work))
+    (work / "big.bin").write_bytes(os.urandom(4096))
+    client.hg(*LFS, "commit", "-q", "-A", "-m", "big", cwd=work)
+    refusals = [({}, "", ("pushing over plain HTTP is refused; use https:// (or start hgwire with "
+                          "--allow-push-over-http)")),
+                ({"allow_push_over_http": True}, "[web]\nallow_push = bob\n",
+                 "push not authorized by the repository's [web] settings")]
+    for settings, web, reason in refusals:
+        server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), **settings)
+        repo = server.root / "blobs"
+        client.hg("init", str(repo))
+        (repo / ".hg" / "hgrc").write_text("[extensions]\nlfs =\n" + web)
+        refused = client.hg(*LFS, "push", "-R", str(work), HgHttp(server, client).push_url("blobs"), check=False)
+        assert refused.returncode != 0
+        assert f"abort: LFS HTTP error: HTTP Error 403: {reason}\n" in refused.stderr, refused.stderr
+        assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
+        assert not (repo / ".hg" / "store" / "lfs").exists()
