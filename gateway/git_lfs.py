@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import secrets
@@ -159,18 +160,19 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
     _send_json(request, status, git_lfs.error_body(message), message)
 
 
-def _body(request: server.Request) -> bytes:
+def _body(request: server.Request, limit: int) -> bytes:
+    """The request's body, up to one byte past ``limit`` (which its parser then refuses)."""
     content: IO[bytes] | None = request.content
     if content is None:
         return b""
     content.seek(0)
-    return content.read(git_lfs.MAX_BATCH_BODY + 1)
+    return content.read(limit + 1)
 
 
 # --- the batch API ----------------------------------------------------------------------------
 
 def serve_batch(front: HttpFront, request: server.Request, route: Route) -> None:
-    d: defer.Deferred[Any] = run_blocking(lambda: git_lfs.parse_batch(_body(request)))
+    d: defer.Deferred[Any] = run_blocking(lambda: git_lfs.parse_batch(_body(request, git_lfs.MAX_BATCH_BODY)))
 
     def authorized(batch: git_lfs.BatchRequest) -> defer.Deferred[bytes]:
         access = Access.WRITE if batch.operation == git_lfs.UPLOAD else Access.READ
@@ -178,7 +180,7 @@ def serve_batch(front: HttpFront, request: server.Request, route: Route) -> None
         return d2.addCallback(lambda user: run_blocking(_answer, front, request, route, user, batch, access))
 
     d.addCallback(authorized)
-    d.addCallback(lambda body: _ok(request, route, body, "ok: batch"))
+    d.addCallback(lambda answer: _send_batch(request, route, *answer))
     d.addErrback(lambda failure: _failed(request, route, failure))
 
 
@@ -188,13 +190,45 @@ def _ok(request: server.Request, route: Route, body: bytes, outcome: str) -> Non
 
 
 def _answer(front: HttpFront, request: server.Request, route: Route, user: str | None,
-            batch: git_lfs.BatchRequest, access: Access) -> bytes:
+            batch: git_lfs.BatchRequest, access: Access) -> tuple[bytes, Iterator[bytes] | None]:
+    """The batch answer's first chunk, and the chunks after it when there are more (a batch of
+    thousands of objects, as hg asks: streamed rather than held whole)."""
     _, store = _store(_context(front, request, route, user), access, request.isSecure())
     base = f"{site_url(front, request)}/{quote(route.repo, safe='/')}/info/lfs/objects/"
     auth = request.getHeader(b"authorization")
     header = {"Authorization": auth.decode("latin-1")} if auth else {}
-    return git_lfs.batch_response(batch, store.size, lambda oid: base + oid, header,
-                                  getattr(request, "max_body", None))  # (the bound its upload will meet)
+    chunks = git_lfs.batch_response(batch, store.size, lambda oid: base + oid, header,
+                                    getattr(request, "max_body", None))  # (the bound its upload will meet)
+    first = next(chunks)
+    following = next(chunks, None)
+    return first, None if following is None else itertools.chain((following,), chunks)
+
+
+def _send_batch(request: server.Request, route: Route, first: bytes, rest: Iterator[bytes] | None) -> None:
+    """A batch answer: whole with its length when it is one chunk, else streamed from the pool with
+    backpressure (a failure then can only cut it, so the client sees no answer rather than a wrong one)."""
+    if rest is None:
+        _ok(request, route, first, "ok: batch")
+        return
+    if request.finished or request._disconnected:
+        return
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", MEDIA_TYPE.encode())
+    request.setHeader(b"Cache-Control", b"no-cache")
+    request.write(first)
+
+    def sent(_: object) -> None:
+        if not request.finished and not request._disconnected:
+            request.finish()
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome="ok: batch (streamed)")
+
+    def broke(failure: Failure) -> None:
+        if not failure.check(defer.CancelledError):
+            log.failure("{proto} answering a batch of {repo}", failure, proto=PROTO, repo=route.repo)
+        if not request.finished and not request._disconnected:
+            request.loseConnection()
+
+    IteratorProducer(rest, request).start().addCallbacks(sent, broke)
 
 
 # --- basic transfers --------------------------------------------------------------------------
@@ -401,7 +435,7 @@ def _locks(front: HttpFront, request: server.Request, route: Route, user: str | 
         path, lock_id, cursor, limit = git_lfs.parse_lock_query(args)
         page, following = git_lfs.lock_page(_matching(locks, path, lock_id), cursor, limit)
         return 200, git_lfs.locks_response(page, following), f"ok: {len(page)} locks listed"
-    body = _body(request)
+    body = _body(request, git_lfs.MAX_LOCK_BODY)
     if len(parts) == 1:
         path = git_lfs.parse_lock_create(body)
         try:

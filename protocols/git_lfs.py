@@ -21,16 +21,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from protocols.errors import ProtocolError
 
 MEDIA_TYPE = "application/vnd.git-lfs+json"
-MAX_BATCH_BODY = 4 << 20
-"""Bytes of one batch request (git-lfs asks about 100 objects at a time)."""
-MAX_BATCH_OBJECTS = 10_000
+MAX_BATCH_OBJECTS = 500_000
+"""Objects of one batch request: git-lfs asks about 100 at a time, but hg's client about every
+object of a push (or of a checkout) at once, so a repository of a few hundred thousand LFS files
+must fit (``hg serve`` sets no bound)."""
+MAX_BATCH_BODY = 64 << 20
+"""Bytes of one batch request: ``MAX_BATCH_OBJECTS`` as hg writes them (about 95 bytes each)."""
+ANSWER_CHUNK = 64 << 10
+"""Bytes of a batch answer made at a time (``batch_response``)."""
 MAX_OBJECT_SIZE = 1 << 40
 """Largest size an object may claim (the request body bound keeps real uploads far smaller)."""
 ACTION_EXPIRES_IN = 3600
@@ -111,7 +116,8 @@ def parse_batch(body: bytes) -> BatchRequest:
     if not isinstance(objects, list):
         raise ProtocolError("the batch request has no objects list", http_status=422)
     if len(objects) > MAX_BATCH_OBJECTS:
-        raise ProtocolError(f"more than {MAX_BATCH_OBJECTS} objects in one batch request", http_status=413)
+        raise ProtocolError(f"more than {MAX_BATCH_OBJECTS} objects in one batch request; send fewer at a time "
+                            "(with hg, push fewer changesets at once: hg push -r REV)", http_status=413)
     parsed = []
     for item in objects:
         oid = item.get("oid") if isinstance(item, dict) else None
@@ -124,35 +130,49 @@ def parse_batch(body: bytes) -> BatchRequest:
 
 
 def batch_response(request: BatchRequest, stored_size: Callable[[str], int | None], href: Callable[[str], str],
-                   header: Mapping[str, str], max_upload: int | None = None) -> bytes:
-    """The answer to ``request``: ``stored_size(oid)`` says what the server holds (None: nothing),
-    ``href(oid)`` where an object is put or got, ``header`` what the client sends there; an upload
-    larger than ``max_upload`` gets its error here (422, which git-lfs shows), not a 413 for the
-    upload it would otherwise try again and again."""
-    objects: list[dict[str, object]] = []
-    for obj in request.objects:
-        entry: dict[str, object] = {"oid": obj.oid, "size": obj.size}
-        if not valid_oid(obj.oid):
-            entry["error"] = {"code": 422, "message": "the object name is not a SHA-256 in lower-case hex"}
-            objects.append(entry)
-            continue
-        held = stored_size(obj.oid)
-        action = {"href": href(obj.oid), "header": dict(header), "expires_in": ACTION_EXPIRES_IN}
-        if request.operation == UPLOAD:
-            if held is None and max_upload is not None and obj.size > max_upload:
-                entry["error"] = {"code": 422, "message": f"the object is larger than this server takes "
-                                                          f"({max_upload} bytes a request)"}
-            elif held is None:
-                entry["actions"] = {UPLOAD: action}
+                   header: Mapping[str, str], max_upload: int | None = None) -> Iterator[bytes]:
+    """The answer to ``request``, in chunks of about ``ANSWER_CHUNK`` bytes: ``stored_size(oid)``
+    says what the server holds (None: nothing), ``href(oid)`` where an object is put or got,
+    ``header`` what the client sends there; an upload larger than ``max_upload`` gets its error
+    here (422, which git-lfs shows), not a 413 for the upload it would otherwise try again and
+    again.  Each object's entry is made as it is reached: hg asks about a whole push's objects in
+    one request, and its answer (some 300 bytes an object) is never held whole."""
+    pieces = [b'{"transfer":"%s","hash_algo":"sha256","objects":[' % BASIC.encode()]
+    held_bytes = len(pieces[0])
+    for index, obj in enumerate(request.objects):
+        entry = _json(_batch_entry(request.operation, obj, stored_size, href, header, max_upload))
+        pieces.append(b"," + entry if index else entry)
+        held_bytes += len(pieces[-1])
+        if held_bytes >= ANSWER_CHUNK:
+            yield b"".join(pieces)
+            pieces, held_bytes = [], 0
+    pieces.append(b"]}")
+    yield b"".join(pieces)
+
+
+def _batch_entry(operation: str, obj: LfsObject, stored_size: Callable[[str], int | None],
+                 href: Callable[[str], str], header: Mapping[str, str], max_upload: int | None) -> dict[str, object]:
+    """One object's part of a batch answer: its action, none (an upload the server has), or its error."""
+    entry: dict[str, object] = {"oid": obj.oid, "size": obj.size}
+    if not valid_oid(obj.oid):
+        entry["error"] = {"code": 422, "message": "the object name is not a SHA-256 in lower-case hex"}
+        return entry
+    held = stored_size(obj.oid)
+    action = {"href": href(obj.oid), "header": dict(header), "expires_in": ACTION_EXPIRES_IN}
+    if operation == UPLOAD:
+        if held is None and max_upload is not None and obj.size > max_upload:
+            entry["error"] = {"code": 422, "message": f"the object is larger than this server takes "
+                                                      f"({max_upload} bytes a request)"}
         elif held is None:
-            entry["error"] = {"code": 404, "message": "Object does not exist"}
-        else:
-            entry["size"] = held
-            entry["actions"] = {DOWNLOAD: action}
-        if "actions" in entry:
-            entry["authenticated"] = True
-        objects.append(entry)
-    return _json({"transfer": BASIC, "objects": objects, "hash_algo": "sha256"})
+            entry["actions"] = {UPLOAD: action}
+    elif held is None:
+        entry["error"] = {"code": 404, "message": "Object does not exist"}
+    else:
+        entry["size"] = held
+        entry["actions"] = {DOWNLOAD: action}
+    if "actions" in entry:
+        entry["authenticated"] = True
+    return entry
 
 
 def _json_object(body: bytes, limit: int, what: str, limit_text: str) -> dict[str, Any]:

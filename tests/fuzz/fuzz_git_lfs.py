@@ -27,8 +27,8 @@ def run(data: bytes) -> None:
         if refused.http_status not in (409, 413, 422):
             raise Finding(f"a refusal with status {refused.http_status}") from None
         return
-    answer = json.loads(git_lfs.batch_response(request, lambda oid: 3 if oid.startswith("a") else None,
-                                               lambda oid: "https://h/o/" + oid, {}))
+    answer = json.loads(b"".join(git_lfs.batch_response(request, lambda oid: 3 if oid.startswith("a") else None,
+                                                        lambda oid: "https://h/o/" + oid, {})))
     if len(answer["objects"]) != len(request.objects):
         raise Finding("the answer does not list every object asked about")
     for obj in answer["objects"]:

@@ -7,8 +7,11 @@ gets the files back.  A repository whose hgrc does not enable the extension take
 # ruff: noqa: F811  (the htpasswd fixture, imported from test_hg_http, is each test's parameter)
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from twisted.logger import globalLogPublisher
 from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
 from tests.integration.test_hg_hooks import _served
-from tests.integration.test_hg_http import HgHttp, htpasswd  # noqa: F401 - a fixture
+from tests.integration.test_hg_http import PASSWORD, HgHttp, htpasswd  # noqa: F401 - a fixture
 
 LFS = ("--config", "extensions.lfs=", "--config", 'lfs.track=size(">1KB")')
 
@@ -99,3 +102,26 @@ def test_an_lfs_refusal_tells_hg_users_why(make_server: Callable[..., RunningSer
         assert f"abort: LFS HTTP error: HTTP Error 403: {reason}\n" in refused.stderr, refused.stderr
         assert client.hg("log", "-R", str(repo), "-T", "{node}\n").stdout == ""
         assert not (repo / ".hg" / "store" / "lfs").exists()
+
+
+def test_a_batch_of_a_whole_push_is_answered(make_server: Callable[..., RunningServer], client: Client,
+                                             htpasswd: Path) -> None:
+    """hg's client asks about every LFS object of a push in one batch request, as its urllib writes
+    it: 20,000 objects (twice the bound there was) get their actions, the answer streamed in chunks."""
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), allow_push_over_http=True)
+    repo = server.root / "many"
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text("[extensions]\nlfs =\n")
+    oids = [hashlib.sha256(b"%d" % index).hexdigest() for index in range(20_000)]
+    body = json.dumps({"objects": [{"oid": oid, "size": 9} for oid in oids], "operation": "upload"}).encode()
+    request = urllib.request.Request(HgHttp(server, client).url("many") + "/.git/info/lfs/objects/batch", data=body,
+                                     headers={"Accept": "application/vnd.git-lfs+json",
+                                              "Content-Type": "application/vnd.git-lfs+json",
+                                              "Authorization": "Basic " + base64.b64encode(
+                                                  f"alice:{PASSWORD}".encode()).decode()})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        assert answer.status == 200 and answer.headers["Transfer-Encoding"] == "chunked"
+        objects = json.loads(answer.read())["objects"]
+    assert [entry["oid"] for entry in objects] == oids
+    assert {entry["actions"]["upload"]["href"] for entry in objects} == {
+        HgHttp(server, client).url("many") + "/info/lfs/objects/" + oid for oid in oids}

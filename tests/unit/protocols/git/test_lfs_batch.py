@@ -22,7 +22,7 @@ def _answer(operation: str, objects: list[dict[str, object]], held: dict[str, in
     request = git_lfs.parse_batch(json.dumps({"operation": operation, "objects": objects}).encode())
     body = git_lfs.batch_response(request, held.get, lambda oid: "https://h/r.git/info/lfs/objects/" + oid,
                                   {"Authorization": "Basic x"})
-    return json.loads(body)
+    return json.loads(b"".join(body))
 
 
 def test_uploads_get_an_action_only_for_what_the_server_lacks() -> None:
@@ -58,6 +58,28 @@ def test_malformed_batch_requests_are_refused_with_the_apis_status(body: bytes, 
     with pytest.raises(ProtocolError) as refused:
         git_lfs.parse_batch(body)
     assert refused.value.http_status == status
+
+
+def test_a_batch_of_a_whole_hg_push_is_answered_a_piece_at_a_time() -> None:
+    """hg's client asks about every object of a push in one request (json.dumps' own spacing):
+    30,000 objects (three times the old bound) are taken, and the answer comes in pieces of tens of KiB, not one string."""
+    oids = [hashlib.sha256(b"%d" % index).hexdigest() for index in range(30_000)]
+    body = json.dumps({"objects": [{"oid": oid, "size": 10} for oid in oids], "operation": "upload"}).encode()
+    request = git_lfs.parse_batch(body)
+    pieces = list(git_lfs.batch_response(request, lambda oid: None, lambda oid: "https://h/r/.git/info/lfs/objects/"
+                                         + oid, {"Authorization": "Basic x"}))
+    assert len(pieces) > 20 and max(map(len, pieces)) < 128 << 10
+    answer = json.loads(b"".join(pieces))
+    assert [entry["oid"] for entry in answer["objects"]] == oids
+    assert all(entry["actions"]["upload"]["href"].endswith(entry["oid"]) for entry in answer["objects"])
+
+
+def test_a_batch_over_the_bound_says_what_to_do() -> None:
+    with pytest.raises(ProtocolError) as refused:
+        git_lfs.parse_batch(b'{"operation": "upload", "objects": [' + b",".join([b"{}"] * 500_001) + b"]}")
+    assert refused.value.http_status == 413
+    assert str(refused.value) == ("more than 500000 objects in one batch request; send fewer at a time (with hg, "
+                                  "push fewer changesets at once: hg push -r REV)")
 
 
 @given(st.binary(max_size=300))
