@@ -616,8 +616,9 @@ class _TransferUpload:
 class LfsTransferSession:
     """``git-lfs-transfer PATH upload|download`` (git-lfs 3, for an ``ssh://`` remote): the
     objects and locks of the repository over the SSH channel itself, no HTTP listener needed
-    (``protocols.git_lfs_transfer``).  The door checked the access the operation needs; locking
-    and uploads on a ``download`` connection are refused (403).  Requests are answered one at a
+    (``protocols.git_lfs_transfer``).  The door checked the right to read; each request that
+    uploads, locks, unlocks or verifies locks needs the right to push and an ``upload``
+    connection, else it is refused (403) with the reason, and the session goes on.  Requests are answered one at a
     time, in order; an object's data is streamed with backpressure; an upload is written beside
     its place as it arrives (``_TransferUpload``: nothing in ``TMPDIR``) and kept only once it
     hashes to its name."""
@@ -844,9 +845,15 @@ class LfsTransferSession:
     # -- the requests (in the pool) -----------------------------------------------------------
 
     def _store(self, write: bool = False) -> LfsStore:
+        """The repository's store, for a request that reads or (``write``) changes it.  The right to
+        push is checked here, per request, not at the door: git-lfs shows the message of a refused
+        request (``Locking x.bin failed: bob may not push …``) but of a refused session only its
+        exit status."""
         if write and not self._writes:
             raise PermissionDenied("this connection was opened for download; git-lfs opens one for upload to "
                                    "put objects or change locks")
+        if write and self.ctx.authorizer is not None:
+            self.ctx.authorizer.check(self.ctx.user, self.ctx.repo_name, self.ctx.transport, Access.WRITE)
         kind, store = _store(self.ctx, Access.WRITE if write else Access.READ)
         if kind is not Kind.GIT:
             raise UnsupportedFeature("git-lfs-transfer serves git repositories only")
@@ -923,6 +930,8 @@ class LfsTransferSession:
     def _locking(self, message: lfs_transfer.Message) -> bytes:
         command, args = message.command, message.args
         listing = command in ("list-lock", "list-locks")
+        # (a listing needs only the right to read, on an upload connection too, where it is git-lfs's
+        # locks --verify: git-lfs would show a refusal of it only as "Error")
         locks = self._store(write=not listing).locks()
         assert locks is not None  # a git repository's store
         owner = self.ctx.user or LOCK_OWNER_ANONYMOUS

@@ -193,7 +193,7 @@ ROUTE_ACCESS: dict[RouteKind, Access] = {
     RouteKind.GIT_LFS_AUTH_DOWNLOAD: Access.READ,
     RouteKind.GIT_LFS_AUTH_UPLOAD: Access.WRITE,
     RouteKind.GIT_LFS_TRANSFER_DOWNLOAD: Access.READ,
-    RouteKind.GIT_LFS_TRANSFER_UPLOAD: Access.WRITE,
+    RouteKind.GIT_LFS_TRANSFER_UPLOAD: Access.READ,  # writes checked per request, answered in its protocol
 }
 """What a route needs at the door; the authorizer decides."""
 

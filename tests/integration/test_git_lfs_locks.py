@@ -15,7 +15,7 @@ from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
 from gateway.audit import AUDIT_NAMESPACE
-from tests.conftest import LOOPBACK, Client
+from tests.conftest import LOOPBACK, Client, SshKeys, ssh_server_settings
 from tests.integration.test_git_daemon import remote_refs
 from tests.integration.test_git_lfs import lfs_api
 from tests.integration.test_git_transports import PASSWORD, bcrypt
@@ -135,3 +135,31 @@ def test_the_locking_api_refuses_what_it_should(make_server: Any, tmp_path: Path
     status, gone = _api(server, "POST", f"locks/{lock_id}/unlock", {})
     assert status == 200 and gone["lock"]["id"] == lock_id
     assert _api(server, "GET", f"locks?id={lock_id}")[1]["locks"] == []
+
+
+def test_a_readers_lock_over_ssh_is_refused_with_the_reason(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                            tmp_path: Path) -> None:
+    """git-lfs shows the message of a refused git-lfs-transfer request but of a refused session only
+    ``exit status 1``: a reader's upload connection opens, and its lock is refused inside it."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["carol"]\n')  # alice (the SSH key's user) reads only
+    server = make_server("fs", config_file=str(policy), **ssh_server_settings(ssh_keys))
+    seed = tmp_path / "seed"
+    client.git("init", "-q", str(seed))
+    (seed / "other.bin").write_text("data\n")
+    client.git("add", "other.bin", cwd=seed)
+    client.git("commit", "-q", "-m", "one", cwd=seed)
+    client.git("clone", "-q", "--bare", str(seed), str(server.root / "art.git"))
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
+    client.git("lfs", "install", "--skip-repo")
+    work = _clone(client, f"ssh://git@127.0.0.1:{server.port('ssh')}/art.git", "reader")
+    refusal = "alice may not push to art.git; ask the server administrator for write access"
+
+    locked = client.git("lfs", "lock", "other.bin", cwd=work, check=False)
+    assert locked.returncode != 0
+    assert f"Locking other.bin failed: server unable to create lock: {refusal}" in locked.stderr, locked.stderr
+    # listing needs only the right to read, on the upload connection locks --verify opens too
+    assert client.git("lfs", "locks", "--verify", cwd=work).returncode == 0
+    assert client.git("lfs", "locks", cwd=work).returncode == 0
+    assert not (server.root / "art.git" / "lfs").exists()
+    client.git("--git-dir", str(server.root / "art.git"), "fsck", "--full")
