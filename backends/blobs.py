@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
+from dulwich.file import SharedPerm, adjust_shared_perm
+
 from protocols.errors import ProtocolError, storage_advice
 
 CHUNK = 1 << 17
@@ -34,11 +36,12 @@ class NotStored(ProtocolError):
 
 
 def store_verified(final: str | bytes, data: Iterable[bytes], digest: Any, expected: str,
-                   refuse: Callable[[str], Exception], max_size: int, exact_size: int | None = None) -> None:
+                   refuse: Callable[[str], Exception], max_size: int, exact_size: int | None = None,
+                   perm: SharedPerm | None = None) -> None:
     """Write ``data`` to ``final`` once it hashes (``digest``, a fresh hashlib object) to the hex
     ``expected`` and is ``exact_size`` bytes (or at most ``max_size``); else raise ``refuse(why)``,
-    or ``NotStored`` when the disk refuses it."""
-    writer = VerifiedWriter(final, digest, expected, refuse, max_size, exact_size)
+    or ``NotStored`` when the disk refuses it.  ``perm``: as ``VerifiedWriter``'s."""
+    writer = VerifiedWriter(final, digest, expected, refuse, max_size, exact_size, perm)
     try:
         for chunk in data:
             writer.write(chunk)
@@ -51,10 +54,13 @@ class VerifiedWriter:
     """``store_verified`` a chunk at a time, for an upload read as it arrives: ``write`` each chunk,
     then ``finish`` (the checks, the rename); ``abort`` (a no-op once finished) removes what was
     written.  Each raises ``refuse(why)`` for an upload that is not what it says, ``NotStored`` when
-    the disk refuses it; either way nothing is kept."""
+    the disk refuses it; either way nothing is kept.  ``perm``: the modes a git repository's
+    ``core.sharedRepository`` asks, given to the file and the directories made for it, as git
+    gives them to what it writes (dulwich's ``adjust_shared_perm``), so that the other members of
+    the group can write there too; None: the umask's."""
 
     def __init__(self, final: str | bytes, digest: Any, expected: str, refuse: Callable[[str], Exception],
-                 max_size: int, exact_size: int | None = None) -> None:
+                 max_size: int, exact_size: int | None = None, perm: SharedPerm | None = None) -> None:
         self._final = os.fsdecode(final)
         self._digest = digest
         self._expected = expected
@@ -62,6 +68,7 @@ class VerifiedWriter:
         self._max_size = max_size
         self._exact_size = exact_size
         self._limit = max_size if exact_size is None else min(max_size, exact_size)
+        self._perm = perm
         self.written = 0
         self._tmp: str | None = None
         parent = os.path.dirname(self._final)
@@ -70,6 +77,7 @@ class VerifiedWriter:
         try:
             for attempt in range(2):
                 os.makedirs(parent, exist_ok=True)
+                _share_directories(reversed(self._made), perm)
                 try:
                     fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
                     break
@@ -118,6 +126,7 @@ class VerifiedWriter:
             raise self._refuse("the upload's contents do not match its hash")
         try:
             os.chmod(self._tmp, 0o644 & ~process_umask())  # as a file the service made (mkstemp's is 0600)
+            adjust_shared_perm(self._tmp, self._perm)
             os.replace(self._tmp, self._final)
         except OSError as exc:
             self.abort()
@@ -150,6 +159,21 @@ def _missing_directories(path: str) -> list[str]:
             break
         path = parent
     return missing
+
+
+def make_directory(path: str, perm: SharedPerm | None) -> None:
+    """Make ``path`` and the directories above it that are missing, each given ``perm``'s modes."""
+    made = _missing_directories(path)
+    os.makedirs(path, exist_ok=True)
+    _share_directories(reversed(made), perm)
+
+
+def _share_directories(directories: Iterable[str], perm: SharedPerm | None) -> None:
+    """Give directories just made ``core.sharedRepository``'s modes (``perm``), the topmost first;
+    one another process made meanwhile, and owns, keeps the modes it gave it."""
+    for directory in directories:
+        with contextlib.suppress(OSError):
+            adjust_shared_perm(directory, perm)
 
 
 def _proc_umask() -> int | None:

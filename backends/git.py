@@ -1145,7 +1145,7 @@ class DulwichGitRepository:
     def lfs(self) -> LfsStore | None:
         """The repository's Git LFS objects (``<git dir>/lfs/objects``); None for one not on disk."""
         git_dir = self._disk_git_dir()
-        return LfsStore(git_dir) if git_dir is not None else None
+        return LfsStore(git_dir, perm=self.shared_perm()) if git_dir is not None else None
 
     def hook_location(self) -> HookLocation | None:
         """Where this repository's receive hooks are: on disk only (``core.hooksPath`` or ``hooks/``).

@@ -28,7 +28,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
-from backends.blobs import NotStored, VerifiedWriter, open_chunks, store_verified
+from dulwich.file import SharedPerm, adjust_shared_perm
+
+from backends.blobs import NotStored, VerifiedWriter, make_directory, open_chunks, store_verified
 from protocols.errors import StorageError
 from protocols.git_lfs import Lock
 
@@ -50,16 +52,19 @@ def _checked(oid: str) -> str:
 
 
 class LfsStore:
-    """The LFS objects of one repository: ``root/lfs/objects``; ``hg_layout``: Mercurial's names."""
+    """The LFS objects of one repository: ``root/lfs/objects``; ``hg_layout``: Mercurial's names;
+    ``perm``: the modes a git repository's ``core.sharedRepository`` asks of what is written (its
+    objects, its locks and the directories made for them), as git gives its own files."""
 
-    def __init__(self, root: str, hg_layout: bool = False) -> None:
+    def __init__(self, root: str, hg_layout: bool = False, perm: SharedPerm | None = None) -> None:
         self._root = root
         self._dir = os.path.join(root, OBJECTS_DIR)
         self._hg = hg_layout
+        self._perm = perm
 
     def locks(self) -> LfsLocks | None:
         """The repository's file locks; None for a Mercurial one (hg's lfs extension has none)."""
-        return None if self._hg else LfsLocks(self._root)
+        return None if self._hg else LfsLocks(self._root, self._perm)
 
     def _path(self, oid: str) -> str:
         oid = _checked(oid)
@@ -85,13 +90,13 @@ class LfsStore:
     def put(self, oid: str, size: int, data: Iterable[bytes]) -> None:
         """Keep an upload once it is ``size`` bytes that hash to ``oid``; raises ``LfsObjectRefused``
         (nothing kept) otherwise."""
-        store_verified(self._path(oid), data, hashlib.sha256(), oid, LfsObjectRefused, MAX_OBJECT, size)
+        store_verified(self._path(oid), data, hashlib.sha256(), oid, LfsObjectRefused, MAX_OBJECT, size, self._perm)
 
     def upload(self, oid: str, size: int | None) -> VerifiedWriter:
         """``put`` a chunk at a time (an upload read as it arrives): written beside the object's place,
         kept by ``finish`` once it is ``size`` bytes (None: any size up to the limit) that hash to
         ``oid``.  ``LfsObjectRefused`` for a name that is not an object's."""
-        return VerifiedWriter(self._path(oid), hashlib.sha256(), oid, LfsObjectRefused, MAX_OBJECT, size)
+        return VerifiedWriter(self._path(oid), hashlib.sha256(), oid, LfsObjectRefused, MAX_OBJECT, size, self._perm)
 
 
 MAX_LOCKS = 100_000
@@ -121,11 +126,13 @@ class LockNotOwned(PermissionError):
 
 
 class LfsLocks:
-    """The file locks of one git repository, in ``<git dir>/lfs/locks.json``, oldest first."""
+    """The file locks of one git repository, in ``<git dir>/lfs/locks.json``, oldest first;
+    ``perm``: as ``LfsStore``'s."""
 
-    def __init__(self, git_dir: str) -> None:
+    def __init__(self, git_dir: str, perm: SharedPerm | None = None) -> None:
         self._dir = os.path.join(git_dir, "lfs")
         self._file = os.path.join(self._dir, "locks.json")
+        self._perm = perm
 
     def all(self) -> list[Lock]:
         with self._held(write=False):
@@ -161,11 +168,14 @@ class LfsLocks:
     @contextmanager
     def _held(self, write: bool) -> Iterator[None]:
         if write:
-            os.makedirs(self._dir, exist_ok=True)
+            make_directory(self._dir, self._perm)
         elif not os.path.exists(self._file):
             yield
             return
         with _THREADS, open(os.path.join(self._dir, "locks.lock"), "a+b") as guard:
+            if write:
+                with suppress(OSError):  # (one another user made keeps its modes)
+                    adjust_shared_perm(guard.name, self._perm)
             fcntl.flock(guard.fileno(), fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             yield
 
@@ -193,6 +203,7 @@ class LfsLocks:
                 f.write(body)
                 f.flush()
                 os.fsync(f.fileno())
+            adjust_shared_perm(temporary, self._perm)  # (mkstemp's 0600, widened as git's files are)
             os.replace(temporary, self._file)
         except BaseException as exc:
             with suppress(FileNotFoundError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,34 @@ def test_a_readers_lock_over_ssh_is_refused_with_the_reason(make_server: Any, cl
     assert client.git("lfs", "locks", cwd=work).returncode == 0
     assert not (server.root / "art.git" / "lfs").exists()
     client.git("--git-dir", str(server.root / "art.git"), "fsck", "--full")
+
+
+def test_lfs_files_of_a_shared_repository_are_writable_by_its_group(make_server: Any, client: Client,
+                                                                    tmp_path: Path) -> None:
+    """In a ``git init --shared=group`` repository another member of the group (their own hgwire,
+    git-lfs on the server) must be able to add objects and locks: hgwire gives the LFS directories
+    and files the modes git gives its own (``objects/``: group-writable, setgid)."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode() + "\n")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd))
+    git_dir = server.root / "art.git"
+    client.git("init", "-q", "--bare", "--shared=group", str(git_dir))
+    client.git("lfs", "install", "--skip-repo")
+    alice = _clone(client, _url(server, "alice"), "alice")
+    client.git("lfs", "track", "*.psd", cwd=alice)
+    (alice / "cover.psd").write_bytes(b"layers\n" * 100)
+    client.git("add", ".gitattributes", "cover.psd", cwd=alice)
+    client.git("commit", "-q", "-m", "cover", cwd=alice)
+    client.git("push", "-q", "origin", "HEAD:main", cwd=alice)
+    client.git("lfs", "lock", "cover.psd", cwd=alice)
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(git_dir / "objects") & 0o2070 == 0o2070  # (as git init made it)
+    oid = next((git_dir / "lfs" / "objects").glob("*/*/*"))
+    for directory in (git_dir / "lfs", git_dir / "lfs" / "objects", oid.parent.parent, oid.parent):
+        assert mode(directory) & 0o2070 == 0o2070, (directory, oct(mode(directory)))
+    for made in (oid, git_dir / "lfs" / "locks.json", git_dir / "lfs" / "locks.lock"):
+        assert mode(made) & 0o060 == 0o060, (made, oct(mode(made)))
+    client.git("--git-dir", str(git_dir), "fsck", "--full")
