@@ -85,6 +85,8 @@ class Command:
     handler: Handler
     takes_payload: bool = False
     batchable: bool = False
+    payload_name: str = "push"
+    """What the payload is called to a person (a connection cut in its middle is logged so)."""
 
     @property
     def named_args(self) -> tuple[bytes, ...]:
@@ -104,11 +106,13 @@ def command(
     permission: Permission = PUSH,
     takes_payload: bool = False,
     batchable: bool = False,
+    payload_name: str = "push",
 ) -> Callable[[Handler], Handler]:
     """Declare a table row; the default permission is ``push`` so a forgotten one fails closed."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, tuple(spec.split()), permission, handler, takes_payload, batchable)
+        COMMANDS[name] = Command(name, tuple(spec.split()), permission, handler, takes_payload, batchable,
+                                 payload_name)
         return handler
 
     return register
@@ -263,7 +267,7 @@ def _getlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     return StreamResponse(_Prefixed(b"%d\n" % size, chunks), prefer_uncompressed=True)
 
 
-@command(b"putlfile", b"sha", permission=PUSH, takes_payload=True)
+@command(b"putlfile", b"sha", permission=PUSH, takes_payload=True, payload_name="largefile upload")
 def _putlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     """Keep an uploaded largefile once it hashes to its name: ``0``, else ``1`` with hg's warning."""
     store = largefiles_of(repo)

@@ -243,6 +243,8 @@ class SshV1Server:
         self._eof = False
         self._state = State.IDLE
         self._frame_left = 0
+        self._payload_name = "push"
+        """What the payload being read is (``Command.payload_name``): a cut one is named so."""
         self.protocaps: frozenset[bytes] = frozenset()
 
     @property
@@ -303,6 +305,8 @@ class SshV1Server:
             return ConnectionClosed()
         cmd = self._commands.get(request.name)
         self._move(Input.PUSH_COMMAND if cmd is not None and cmd.takes_payload else Input.COMMAND)
+        if cmd is not None and cmd.takes_payload:
+            self._payload_name = cmd.payload_name
         if request.name == PROTOCAPS_COMMAND:
             self.protocaps = frozenset(request.args.named[b"caps"].split(b" "))
         return request
@@ -375,7 +379,7 @@ class SshV1Server:
             line, pos = self._line(0)
         except _Incomplete:
             if self._eof:
-                raise ProtocolError("the connection closed in the middle of a push") from None
+                raise ProtocolError(f"the connection closed in the middle of a {self._payload_name}") from None
             return Signal.NEED_DATA
         if not line.isdigit() or len(line) > _MAX_DIGITS:
             raise ProtocolError("a push frame must start with its decimal length")
@@ -395,7 +399,7 @@ class SshV1Server:
         """Hand out what has arrived of the current frame, so no frame is buffered whole."""
         if not self._buffer:
             if self._eof:
-                raise ProtocolError("the connection closed in the middle of a push")
+                raise ProtocolError(f"the connection closed in the middle of a {self._payload_name}")
             return Signal.NEED_DATA
         data = bytes(self._buffer[: self._frame_left])
         del self._buffer[: len(data)]

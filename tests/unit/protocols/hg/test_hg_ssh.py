@@ -193,6 +193,23 @@ def test_eof_inside_a_push_is_a_protocol_error() -> None:
         server.next_event()
 
 
+@pytest.mark.parametrize(("request_", "what"), [(b"unbundle\nheads 0\n", "push"),
+                                                (b"putlfile\nsha 40\n" + b"a" * 40, "largefile upload")])
+@pytest.mark.parametrize("sent", [b"", b"10\nabc"])
+def test_a_cut_payload_is_named_for_what_it_was(request_: bytes, what: str, sent: bytes) -> None:
+    server = SshV1Server()
+    server.receive_data(request_)
+    server.next_event()
+    server.accept_push()
+    server.receive_data(sent)
+    if sent:
+        assert server.next_event() == PushPayload(b"abc")
+    server.receive_data(b"")
+    with pytest.raises(ProtocolError) as cut:
+        server.next_event()
+    assert str(cut.value) == f"the connection closed in the middle of a {what}"
+
+
 def test_transitions_out_of_order_are_protocol_errors() -> None:
     server = SshV1Server()
     with pytest.raises(ProtocolError):
