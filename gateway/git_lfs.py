@@ -558,6 +558,13 @@ def lfs_authorize(front: HttpFront, request: server.Request, route: Route, acces
     return defer.succeed(front.counted(user, request))
 
 
+def lfs_http_url(ctx: SessionContext) -> str | None:
+    """The repository's LFS API over HTTP, for a session over SSH (``[http] public_url``, else the
+    first ``--http`` listener: ``extra["http_url"]``); None when this server has none."""
+    base = ctx.extra.get("http_url", "")
+    return f"{base}/{quote(ctx.repo_name, safe='/')}/info/lfs" if base else None
+
+
 class LfsAuthenticateSession(OneShotSession):
     """``git-lfs-authenticate PATH upload|download`` (git-lfs, for an ``ssh://`` remote): where the
     repository's LFS API is over HTTP and a token that opens it, as JSON, exit 0; the door
@@ -571,10 +578,9 @@ class LfsAuthenticateSession(OneShotSession):
 
     def answer(self) -> bytes:
         _store(self.ctx, self._access)  # the repository is there and keeps LFS objects (the door checked the access)
-        base = self.ctx.extra.get("http_url", "")
-        if not base:
+        href = lfs_http_url(self.ctx)
+        if href is None:
             raise UnsupportedFeature("Git LFS needs the HTTP listener (--http), which this server does not run")
-        href = f"{base}/{quote(self.ctx.repo_name, safe='/')}/info/lfs"
         token = issue_token(self.ctx.user, self.ctx.repo_name, self._access,
                             bytes.fromhex(self.ctx.extra.get("lfs_token_key", "")) or _process_key())
         return json.dumps({"href": href, "header": {"Authorization": f"{TOKEN_SCHEME} {token}"},
@@ -952,9 +958,10 @@ class LfsTransferSession:
         except LockNotFound:
             return lfs_transfer.error(404, "no lock has that id")
         except LockNotOwned as refused:  # git-lfs 3 sends no force over SSH: only HTTP can force it
+            href = lfs_http_url(self.ctx) or "https://HOST/NAME.git/info/lfs"
             return lfs_transfer.error(403, f"'{refused.lock.path}' is locked by {refused.lock.owner}; git-lfs "
                                       "forces an unlock over HTTP only: run 'git lfs unlock --force' with the "
-                                      "remote.<name>.lfsurl set to https://HOST/NAME.git/info/lfs")
+                                      f"remote.<name>.lfsurl set to {href}")
         return lfs_transfer.status(200, lfs_transfer.lock_args(lock))
 
     # -- get-object: streamed -----------------------------------------------------------------

@@ -209,6 +209,11 @@ ROUTE_PROTO: dict[RouteKind, str] = {
     RouteKind.GIT_LFS_TRANSFER_UPLOAD: "git-ssh",
 }
 
+LFS_ROUTES = frozenset({RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD,
+                        RouteKind.GIT_LFS_TRANSFER_DOWNLOAD, RouteKind.GIT_LFS_TRANSFER_UPLOAD})
+"""git-lfs's routes: their sessions get the HTTP API's URL (``extra["http_url"]``)."""
+
+
 @dataclass(frozen=True)
 class SessionProvider:
     """A module that serves some route kinds with ``maker(kind, ctx, channel) -> Session``."""
@@ -222,9 +227,7 @@ SESSION_PROVIDERS: tuple[SessionProvider, ...] = (
     SessionProvider("gateway.git_session", "make_git_session",
                     (RouteKind.GIT_UPLOAD_PACK, RouteKind.GIT_RECEIVE_PACK, RouteKind.GIT_UPLOAD_ARCHIVE)),
     SessionProvider("gateway.hg_session", "make_hg_session", (RouteKind.HG_SERVE, RouteKind.HG_INIT)),
-    SessionProvider("gateway.git_lfs", "make_lfs_session",
-                    (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD,
-                     RouteKind.GIT_LFS_TRANSFER_DOWNLOAD, RouteKind.GIT_LFS_TRANSFER_UPLOAD)),
+    SessionProvider("gateway.git_lfs", "make_lfs_session", tuple(LFS_ROUTES)),
 )
 """Where the rows of ``EXEC_SESSIONS`` come from; a provider that is not there yet is skipped."""
 
@@ -931,8 +934,9 @@ class ExecChannel(conch_channel.SSHChannel):
         extra = {"git_protocol": raw_protocol.decode("ascii", "replace")} if raw_protocol else {}
         if request.hidden:
             extra["hidden"] = "1"
-        if request.kind in (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD):
+        if request.kind in LFS_ROUTES:  # (the HTTP API: where git-lfs-authenticate sends it, a refusal points)
             extra["http_url"] = public_url(self._front.authorizer) or config.http_url or ""
+        if request.kind in (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD):
             extra["lfs_token_key"] = (config.lfs_token_key or b"").hex()
         return SessionContext(
             backend=config.backend,

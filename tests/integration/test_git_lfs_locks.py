@@ -15,6 +15,7 @@ import pytest
 from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
+from backends.lfs import LfsLocks
 from gateway.audit import AUDIT_NAMESPACE
 from tests.conftest import LOOPBACK, Client, SshKeys, ssh_server_settings
 from tests.integration.test_git_daemon import remote_refs
@@ -195,3 +196,25 @@ def test_lfs_files_of_a_shared_repository_are_writable_by_its_group(make_server:
     for made in (oid, git_dir / "lfs" / "locks.json", git_dir / "lfs" / "locks.lock"):
         assert mode(made) & 0o060 == 0o060, (made, oct(mode(made)))
     client.git("--git-dir", str(git_dir), "fsck", "--full")
+
+
+def test_a_refused_unlock_over_ssh_names_this_servers_lfs_url(make_server: Any, client: Client, ssh_keys: SshKeys,
+                                                             tmp_path: Path) -> None:
+    """git-lfs 3 cannot force an unlock over SSH: the refusal says where the HTTP API is, this
+    server's own URL for the repository when it runs an HTTP listener."""
+    server = make_server("fs", http=[LOOPBACK], **ssh_server_settings(ssh_keys))
+    seed = tmp_path / "seed"
+    client.git("init", "-q", str(seed))
+    (seed / "other.bin").write_text("data\n")
+    client.git("add", "other.bin", cwd=seed)
+    client.git("commit", "-q", "-m", "one", cwd=seed)
+    client.git("clone", "-q", "--bare", str(seed), str(server.root / "art.git"))
+    LfsLocks(str(server.root / "art.git")).create("other.bin", "bob")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
+    client.git("lfs", "install", "--skip-repo")
+    work = _clone(client, f"ssh://git@127.0.0.1:{server.port('ssh')}/art.git", "alice")
+    refused = client.git("lfs", "unlock", "--force", "other.bin", cwd=work, check=False)
+    assert refused.returncode != 0
+    assert (f"set to http://127.0.0.1:{server.port('http')}/art.git/info/lfs" in refused.stderr
+            and "HOST/NAME" not in refused.stderr), refused.stderr
+    assert [lock.owner for lock in LfsLocks(str(server.root / "art.git")).all()] == ["bob"]
