@@ -64,12 +64,14 @@ TOLD_OPTIONS = ("pre-receive", "post-receive")
 @dataclass(frozen=True, slots=True)
 class SignedPush:
     """A signed push's certificate and what checking it needs: the nonce the server issued for
-    the repository at ``path``, and whether that was in another request (smart HTTP)."""
+    the repository at ``path`` (whose objects are named by ``algorithm``, the nonce's hash), and
+    whether that was in another request (smart HTTP)."""
 
     cert: bytes
     settings: PushCertSettings
     nonce: bytes
     path: bytes
+    algorithm: str
     stateless: bool = False
 
 
@@ -222,7 +224,7 @@ class GitHooks:
             payload, _ = git_push_cert.split(signed.cert)
             signature = git_signatures.check(signed.cert, signed.settings)
             nonce = git_push_cert.check_nonce(payload, signed.nonce, signed.settings.seed, signed.path,
-                                              signed.stateless, signed.settings.slop)
+                                              signed.stateless, signed.settings.slop, algorithm=signed.algorithm)
             told = {"GIT_PUSH_CERT": blob, "GIT_PUSH_CERT_SIGNER": signature.signer or "",
                     "GIT_PUSH_CERT_KEY": signature.key or "", "GIT_PUSH_CERT_STATUS": signature.result}
             if nonce.nonce is not None:

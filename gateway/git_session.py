@@ -894,7 +894,8 @@ class ReceivePackSession(_GitSession):
         if not commands.cert or self._signing is None or self._repo is None:
             return None
         settings, nonce = self._signing
-        return git_hooks.SignedPush(commands.cert, settings, nonce, _cert_path(self._repo), self._stateless)
+        return git_hooks.SignedPush(commands.cert, settings, nonce, _cert_path(self._repo),
+                                    object_format_of(self._repo).name, self._stateless)
 
     def _start_keepalive(self) -> None:
         """While the pack is checked and committed (and hooks run) the client hears nothing: every
@@ -1040,8 +1041,9 @@ def _cert_path(repo: GitRepository) -> bytes:
 
 
 def cert_nonce(settings: PushCertSettings, repo: GitRepository) -> bytes:
-    """A nonce for a signed push to ``repo``, issued now."""
-    return git_push_cert.nonce(settings.seed, _cert_path(repo), int(time.time()))
+    """A nonce for a signed push to ``repo``, issued now (made with its hash, as git's)."""
+    return git_push_cert.nonce(settings.seed, _cert_path(repo), int(time.time()),
+                               algorithm=object_format_of(repo).name)
 
 
 def _push_context(ctx: SessionContext, commands: git_receive.RefCommands,

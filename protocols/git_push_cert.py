@@ -18,8 +18,9 @@ The server does not judge the signature: it tells the ``pre-receive`` and
 ``post-receive`` hooks what it found (``GIT_PUSH_CERT_*``), as git's
 receive-pack does, and they decide.
 
-A nonce is ``<seconds>-<HMAC-SHA1 of the seed, keyed with "<path>:<seconds>">``
-in hex, as git's receive-pack makes it, so a stateless server (smart HTTP, where
+A nonce is ``<seconds>-<HMAC of the seed, keyed with "<path>:<seconds>">`` in hex, made
+with the repository's own hash (HMAC-SHA1 in a SHA-1 repository, HMAC-SHA256 in a SHA-256
+one), as git's receive-pack makes it, so a stateless server (smart HTTP, where
 the advertisement and the push are two requests) can check one it issued a
 moment ago: it is then "SLOP" by so many seconds, or "OK" within
 ``receive.certNonceSlop``.  Pure functions: no I/O here; running the signature
@@ -28,7 +29,6 @@ program is ``gateway.git_signatures``'s.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,9 +51,11 @@ NONCE_UNSOLICITED = "UNSOLICITED"
 NONCE_SLOP = "SLOP"
 
 
-def nonce(seed: bytes, path: bytes, stamp: int) -> bytes:
-    """The nonce a server with ``receive.certNonceSeed = seed`` issues for ``path`` at ``stamp``."""
-    mac = hmac.new(path + b":" + str(stamp).encode(), seed, hashlib.sha1).hexdigest()
+def nonce(seed: bytes, path: bytes, stamp: int, *, algorithm: str) -> bytes:
+    """The nonce a server with ``receive.certNonceSeed = seed`` issues for ``path`` at ``stamp``,
+    in a repository whose objects are named by ``algorithm`` (``sha1`` or ``sha256``): git's
+    receive-pack makes its HMAC with the repository's hash (``the_hash_algo``)."""
+    mac = hmac.new(path + b":" + str(stamp).encode(), seed, algorithm).hexdigest()
     return f"{stamp}-{mac}".encode()
 
 
@@ -70,13 +72,13 @@ class NonceCheck:
 
 
 def check_nonce(payload: bytes, issued: bytes | None, seed: bytes | None, path: bytes, stateless: bool,
-                slop_limit: int = 0) -> NonceCheck:
+                slop_limit: int = 0, *, algorithm: str) -> NonceCheck:
     """The certificate's nonce against the one the server issued, as git's receive-pack checks it.
 
     Over a stateful connection the nonce must be the one issued.  In stateless mode it may come
     from an earlier request: it is checked against what the server would have issued at its
     time, and is ``SLOP`` by the seconds between, or ``OK`` when that is within ``slop_limit``
-    (``receive.certNonceSlop``; 0: never).
+    (``receive.certNonceSlop``; 0: never).  ``algorithm`` is the repository's hash, as for ``nonce``.
     """
     found = header(payload, b"nonce")
     if found is None:
@@ -91,7 +93,7 @@ def check_nonce(payload: bytes, issued: bytes | None, seed: bytes | None, path: 
     if not digits or digits.startswith(b"0") or found[len(digits):len(digits) + 1] != b"-":
         return NonceCheck(NONCE_BAD, issued)
     stamp = int(digits)
-    if not hmac.compare_digest(nonce(seed, path, stamp), found):
+    if not hmac.compare_digest(nonce(seed, path, stamp, algorithm=algorithm), found):
         return NonceCheck(NONCE_BAD, issued)  # not one this server made
     slop = int(_leading_digits(issued) or b"0") - stamp
     if slop_limit and abs(slop) <= slop_limit:

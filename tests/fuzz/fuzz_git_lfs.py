@@ -71,7 +71,7 @@ def _cert(cert: bytes) -> None:
     except ValueError:
         pass
     git_push_cert.push_options(payload)
-    git_push_cert.check_nonce(payload, b"1-a", b"seed", b"repo", True, 5)
+    git_push_cert.check_nonce(payload, b"1-a", b"seed", b"repo", True, 5, algorithm="sha1")
     git_push_cert.parse_gpg_status(cert)
     git_push_cert.parse_ssh_output(cert)
 

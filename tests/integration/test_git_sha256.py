@@ -9,6 +9,7 @@ and tags, deletions) that leave the repository passing ``git fsck --full
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import pytest
 from protocols import pktline
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys
 from tests.integration.test_git_daemon import BINARY, NON_ASCII, PROTOCOLS, commit, git, remote_refs
+from tests.integration.test_git_hooks import _server
 from tests.integration.test_git_signed_push import _install, _ssh_signer, _told
 from tests.integration.test_git_transports import TRANSPORTS, TransportServer
 from tests.integration.test_hg_http import raw
@@ -216,6 +218,30 @@ def test_hooks_and_a_signed_push_see_what_git_shows_them(make_server: Callable[.
         zero_line = [line for line in told if line.endswith(" refs/heads/new")]
         assert zero_line and "0" * 64 in zero_line[0]
     assert "GIT_PUSH_CERT_STATUS=G" in told and "GIT_PUSH_CERT_SIGNER=alice@example.com" in told
+    _fsck(client, bare)
+
+
+@pytest.mark.parametrize("transport", ["git", "http"])
+def test_a_signed_push_to_a_sha256_repository_gets_an_hmac_sha256_nonce(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
+        transport: str) -> None:
+    """git's receive-pack makes a SHA-256 repository's nonce with SHA-256 (64 hex digits after the
+    time); the hooks are told it and that it is OK, over a connection of its own (git://) and
+    when it comes back in a later request (HTTP, within ``receive.certNonceSlop``)."""
+    server = _server(make_server, transport, client, ssh_keys, tmp_path)
+    origin = _sha256_history(client, server, "proj")
+    bare = server.root / "proj.git"
+    key = _ssh_signer(client, "known", "alice@example.com")
+    signers = client.cwd / "allowed_signers"
+    signers.write_text("alice@example.com " + (key.parent / f"{key.name}.pub").read_text())
+    _install(bare, signers, slop="60")
+    commit(client, origin, "signed.txt", "signed\n", "signed")
+    client.git("-c", "gpg.format=ssh", "-c", f"user.signingKey={key}", "push", "-q", "--signed",
+               server.git_url("proj"), "HEAD:main", cwd=origin)
+    told = (bare / "cert.log").read_text().splitlines()
+    nonces = [line.split("=", 1)[1] for line in told if line.startswith("GIT_PUSH_CERT_NONCE=")]
+    assert nonces and all(re.fullmatch(r"[1-9][0-9]*-[0-9a-f]{64}", n) for n in nonces), told
+    assert "GIT_PUSH_CERT_NONCE_STATUS=OK" in told and "GIT_PUSH_CERT_STATUS=G" in told
     _fsck(client, bare)
 
 

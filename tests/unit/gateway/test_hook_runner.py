@@ -78,9 +78,9 @@ def test_a_signed_push_is_told_to_pre_receive_and_post_receive_once_checked(
         (hooks_dir / name).write_text("#!/bin/sh\n" + told)
         (hooks_dir / name).chmod(0o755)
     settings = PushCertSettings(seed=b"seed")
-    nonce = git_push_cert.nonce(b"seed", b"repo", 1700000000)
+    nonce = git_push_cert.nonce(b"seed", b"repo", 1700000000, algorithm="sha1")
     cert = b"certificate version 0.1\nnonce " + nonce + b"\n\n" + OLD + b" " + NEW + b" refs/heads/main\n"
-    signed = git_hooks.SignedPush(cert, settings, nonce, b"repo")
+    signed = git_hooks.SignedPush(cert, settings, nonce, b"repo", "sha1")
     location = HookLocation(str(hooks_dir), str(tmp_path), str(tmp_path), store_blob=store)
     hooks = git_hooks.GitHooks(location, git_hooks.PushContext(signed=signed))
     update = RefUpdate(b"refs/heads/main", OLD, NEW)

@@ -20,6 +20,9 @@ NEW = ObjectId(b"1efbd66be675827f81da34a3c285d247455581d0")
 NONCE = b"1796324306-7eccef3f94c74e3703f86eb5d9de3a0c8f608114"
 """What git daemon offered (``receive.certNonceSeed = seed``, its directory ``.``)."""
 SEED = b"seed"
+NONCE_SHA256 = b"1796569550-7b4bf0b4c284ba5fad764b87b782ff49446fe7415ad03b7d07bafa699ffb6c07"
+"""What git 2.39's receive-pack offered for a SHA-256 repository (``git init --object-format=sha256``,
+the same seed and directory): an HMAC-SHA256."""
 
 
 def _events(core: ReceivePack, packets: list[bytes]) -> list[object]:
@@ -32,7 +35,24 @@ def _events(core: ReceivePack, packets: list[bytes]) -> list[object]:
 
 
 def test_the_nonce_is_the_one_git_issues() -> None:
-    assert pc.nonce(SEED, b".", 1796324306) == NONCE
+    assert pc.nonce(SEED, b".", 1796324306, algorithm="sha1") == NONCE
+
+
+def test_a_sha256_repositorys_nonce_is_the_one_git_issues_and_checks_as_git_checks_it() -> None:
+    assert pc.nonce(SEED, b".", 1796569550, algorithm="sha256") == NONCE_SHA256
+    older = pc.nonce(SEED, b".", 1796569540, algorithm="sha256")
+    assert len(older) == len(b"1796569540-") + 64
+
+    def check(found: bytes, stateless: bool, slop: int = 0) -> pc.NonceCheck:
+        return pc.check_nonce(b"nonce " + found + b"\n\n", NONCE_SHA256, SEED, b".", stateless, slop,
+                              algorithm="sha256")
+
+    assert check(NONCE_SHA256, False) == pc.NonceCheck(pc.NONCE_OK, NONCE_SHA256)
+    assert check(older, False) == pc.NonceCheck(pc.NONCE_BAD, NONCE_SHA256)
+    assert check(older, True) == pc.NonceCheck(pc.NONCE_SLOP, NONCE_SHA256, 10)
+    assert check(older, True, slop=10) == pc.NonceCheck(pc.NONCE_OK, older)
+    sha1_made = pc.nonce(SEED, b".", 1796569540, algorithm="sha1")  # not what this repository issues
+    assert check(sha1_made, True, slop=10) == pc.NonceCheck(pc.NONCE_BAD, NONCE_SHA256)
 
 
 def test_advertisement_offers_push_cert_where_git_daemon_does() -> None:
@@ -58,7 +78,7 @@ def test_a_recorded_signed_push_gives_the_certificates_commands() -> None:
     assert signature.startswith(b"-----BEGIN SSH SIGNATURE-----\n")
     assert pc.header(payload, b"nonce") == NONCE
     assert pc.push_options(payload) == [b"ci.skip"]
-    assert pc.check_nonce(payload, NONCE, SEED, b".", stateless=False) == pc.NonceCheck(pc.NONCE_OK, NONCE)
+    assert pc.check_nonce(payload, NONCE, SEED, b".", stateless=False, algorithm="sha1") == pc.NonceCheck(pc.NONCE_OK, NONCE)
     assert isinstance(events[1], PackData) and isinstance(events[-1], PackEnd)
 
 
@@ -137,21 +157,21 @@ def test_push_options_must_be_those_the_certificate_signs() -> None:
 def test_nonce_checks_as_git_receive_pack() -> None:
     def check(found: bytes | None, stateless: bool, slop: int = 0, issued: bytes = NONCE) -> pc.NonceCheck:
         payload = b"nonce " + found + b"\n\n" if found is not None else b"pusher x\n\n"
-        return pc.check_nonce(payload, issued, SEED, b".", stateless, slop)
+        return pc.check_nonce(payload, issued, SEED, b".", stateless, slop, algorithm="sha1")
 
-    older = pc.nonce(SEED, b".", 1796324300)
+    older = pc.nonce(SEED, b".", 1796324300, algorithm="sha1")
     assert check(None, False) == pc.NonceCheck(pc.NONCE_MISSING, NONCE)
     assert check(older, False) == pc.NonceCheck(pc.NONCE_BAD, NONCE)  # a connection of its own: must be ours
     assert check(older, True) == pc.NonceCheck(pc.NONCE_SLOP, NONCE, 6)
     assert check(older, True, slop=5) == pc.NonceCheck(pc.NONCE_SLOP, NONCE, 6)
     assert check(older, True, slop=6) == pc.NonceCheck(pc.NONCE_OK, older)  # as if issued now
-    newer = pc.nonce(SEED, b".", 1796324310)
+    newer = pc.nonce(SEED, b".", 1796324310, algorithm="sha1")
     assert check(newer, True) == pc.NonceCheck(pc.NONCE_SLOP, NONCE, -4)
-    assert check(pc.nonce(b"other seed", b".", 1796324300), True) == pc.NonceCheck(pc.NONCE_BAD, NONCE)
-    assert check(pc.nonce(SEED, b"other/repo", 1796324300), True) == pc.NonceCheck(pc.NONCE_BAD, NONCE)
+    assert check(pc.nonce(b"other seed", b".", 1796324300, algorithm="sha1"), True) == pc.NonceCheck(pc.NONCE_BAD, NONCE)
+    assert check(pc.nonce(SEED, b"other/repo", 1796324300, algorithm="sha1"), True) == pc.NonceCheck(pc.NONCE_BAD, NONCE)
     for forged in (b"0" + older, b"x" + older, older.replace(b"-", b"+"), older[:-1], b""):
         assert check(forged, True).status == pc.NONCE_BAD, forged
-    assert pc.check_nonce(b"nonce " + NONCE + b"\n\n", None, None, b".", False).status == pc.NONCE_UNSOLICITED
+    assert pc.check_nonce(b"nonce " + NONCE + b"\n\n", None, None, b".", False, algorithm="sha1").status == pc.NONCE_UNSOLICITED
 
 
 def test_headers_end_at_the_empty_line() -> None:
