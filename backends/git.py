@@ -1201,18 +1201,24 @@ class DulwichGitRepository:
         checked = [(u, self._proc_refusal(u, hidden) if u.ref in proc else self._refusal(u, head, hidden, rules))
                    for u in updates]
         self._told = b"".join(self._told_of(u, reason, head, rules) for u, reason in checked if u.ref not in proc)
+        # as git's receive-pack: a deletion of a ref that was not there is not told to post-receive
+        # and post-update (its ``did_not_exist``), though pre-receive and update hear of it
+        absent = frozenset(u.ref for u, reason in checked
+                           if reason is None and u.ref not in proc and self._deletes_nothing(u))
         if hooks is not None:
             checked = _pre_receive_verdicts(checked, hooks)
         try:
-            return self._make_updates(updates, checked, atomic, hooks, head, hidden, rules, proc)
+            return self._make_updates(updates, checked, atomic, hooks, head, hidden, rules, proc, absent)
         finally:
             git_ingest.release_keeps(self._keeps)  # the refs name the packs' objects now (or never will)
             self._keeps.clear()
 
     def _make_updates(self, updates: Sequence[RefUpdate], checked: list[tuple[RefUpdate, str | None]],
                       atomic: bool, hooks: ReceiveHooks | None, head: bytes | None,
-                      hidden: Callable[[bytes], bool], rules: ReceiveRules, proc: set[bytes]) -> Sequence[RefResult]:
-        """The checked updates made (after the push's objects leave their quarantine)."""
+                      hidden: Callable[[bytes], bool], rules: ReceiveRules, proc: set[bytes],
+                      absent: frozenset[bytes]) -> Sequence[RefResult]:
+        """The checked updates made (after the push's objects leave their quarantine); post-receive
+        is told those made, but for deletions of the ``absent`` refs."""
         deploy = None  # as git's receive-pack: after the update hook, before the ref moves
         if not self.bare and head is not None and rules.deny_current_branch == UPDATE_INSTEAD:
             deploy = Deploy(head, lambda update: self._update_worktree(update, hooks))
@@ -1246,7 +1252,7 @@ class DulwichGitRepository:
         if hooks is not None:
             told = []
             for u, r in zip(updates, results, strict=True):
-                if r.reason is None:  # where a proc-receive hook put it, as git tells post-receive
+                if r.reason is None and u.ref not in absent:  # where a proc-receive hook put it, as git tells it
                     told += [RefUpdate(p.refname or u.ref, ObjectId(p.old or u.old), ObjectId(p.new or u.new))
                              for p in r.reports] or [u]
             hooks.post_receive(told)
@@ -1416,11 +1422,16 @@ class DulwichGitRepository:
         elif reason is None and deletion:
             if update.ref == head and rules.deny_delete_current == WARN:
                 lines.append("warning: deleting the current branch")
-            # as git's receive-pack: only when the old id names no object (a ref another push
-            # deleted meanwhile names one, and its deletion then fails to lock it)
-            if self._current(update.ref) == self.object_format.zero and not self._has_object(update.old):
+            if self._deletes_nothing(update):
                 lines.append("warning: deleting a non-existent ref")
         return "".join(line + "\n" for line in lines).encode("utf-8")
+
+    def _deletes_nothing(self, update: RefUpdate) -> bool:
+        """Whether ``update`` deletes a ref that is not there, as git's receive-pack finds it: only
+        when the old id names no object either (a ref another push deleted meanwhile names one, and
+        its deletion then fails to lock it)."""
+        return (is_zero_id(update.new) and self._current(update.ref) == self.object_format.zero
+                and not self._has_object(update.old))
 
     def _has_object(self, oid: ObjectId) -> bool:
         return not is_zero_id(oid) and ObjectID(oid) in self.object_store

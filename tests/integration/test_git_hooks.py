@@ -252,6 +252,36 @@ def test_receive_hooks_are_told_what_git_tells_them(make_server: Any, client: Cl
     assert ours == theirs, "\n".join(difflib.unified_diff(ours, theirs, lineterm=""))
 
 
+STDIN_HOOK = """#!/bin/sh
+{ echo "-- $(basename "$0") $*"; case "$0" in *receive) cat;; esac; } >> "$GIT_DIR/hooks.log"
+"""
+
+
+def test_a_deletion_of_a_ref_that_is_not_there_is_not_told_to_post_receive_or_post_update(
+        make_server: Any, client: Client) -> None:
+    """As git's receive-pack (``warning: deleting a non-existent ref``): pre-receive and update are
+    told of it, post-receive and post-update are not, alone or beside a ref that is made."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "gone", push=True)
+    ours_dir = server.root / "gone.git"
+    copy = client.cwd / "copy.git"
+    client.run("cp", "-a", str(ours_dir), str(copy))
+    for git_dir in (ours_dir, copy):
+        for name in ("pre-receive", "update", "post-receive", "post-update"):
+            (git_dir / "hooks" / name).write_text(STDIN_HOOK)
+            (git_dir / "hooks" / name).chmod(0o755)
+    for refspecs in ([":refs/heads/nonexist"], [":refs/heads/nothing", "HEAD:refs/heads/made"]):
+        for target in (url, f"file://{copy}"):
+            pushed = client.git("push", target, *refspecs, cwd=work, check=False)
+            assert pushed.returncode == 0 and "deleting a non-existent ref" in pushed.stderr, pushed.stderr
+    ours, theirs = ((d / "hooks.log").read_text().splitlines() for d in (ours_dir, copy))
+    assert ours == theirs
+    told_after = ours[ours.index("-- post-receive "):]
+    assert not any("nonexist" in line or "nothing" in line for line in told_after), ours
+    assert any("nonexist" in line for line in ours) and "-- post-update refs/heads/made" in ours
+    assert_consistent(server, client, "gone")
+
+
 TRANSACTION_HOOK = """#!/bin/sh
 (echo "== $*"; cat) >> "$GIT_DIR/transactions.log"
 echo "told $1"
