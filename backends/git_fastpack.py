@@ -331,8 +331,9 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     """Count the objects to send and choose where each is read from.
 
     With ``omit`` (a partial clone): the objects it names are taken out of what the wants reach,
-    after include-tag has added its tags, as git's upload-pack does with its bitmaps: by the
-    bitmap's type bitsets in the bitmapped pack, by each object's pack entry headers elsewhere.
+    as git's upload-pack does with its bitmaps: by the bitmap's type bitsets in the bitmapped pack,
+    by each object's pack entry headers elsewhere; include-tag adds its tags after that, as git's
+    pack-objects does (a tag whose object the filter left out is not sent).
     ``maps``: where the packs are read (the writer's, so that a pack is mapped once).
     """
     views = _pack_views(store)
@@ -360,13 +361,13 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
             for blob in provided:  # a blob reaches nothing: marked, not read (a checkout asks for thousands)
                 _add(want, blob, walker.view)
             send = Reached(want.bits & ~have.bits, want.others - have.others)
-            if tag_refs is not None:
-                _add_tags(tag_refs, store, reader, walker, send, have)
             if omit is not None:
                 provided = [blob for blob in provided if send.contains(blob, walker.view)]
                 _leave_out(send, omit, bitmap, reader)
                 for blob in provided:
                     _add(send, blob, walker.view)
+            if tag_refs is not None:  # after the filter: a tag of an object it left out stays out
+                _add_tags(tag_refs, store, reader, walker, send, have)
         except (CorruptPack, KeyError) as exc:
             raise _CannotServe(str(exc)) from exc
     sources = [_Source(v) for v in views]

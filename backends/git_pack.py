@@ -637,8 +637,23 @@ def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan, symlin
                           if oid in exempt or type_of(oid, hint) != Blob.type_num
                           or reader.size_of(oid) < limit]  # (git: "at least" the limit goes)
         if plan.object_types is not None:
-            object_ids = _filter_types(store, object_ids, plan.object_types, exempt, type_of)
-    return object_ids
+            object_ids = _filter_types(object_ids, plan.object_types, exempt, type_of)
+        return _without_stranded_tags(store, object_ids, exempt, type_of)
+
+
+def _without_stranded_tags(store: BaseObjectStore, object_ids: Listed, exempt: set[bytes],
+                           type_of: TypeOf) -> Listed:
+    """The filtered pack without the tags include-tag added whose object (through tags of tags)
+    the filter left out: git's pack-objects adds a tag ref's tags only when the object it peels to
+    is in the pack, after the filtered walk (``add_ref_tag``), where the walk here adds them first."""
+    sent = {bytes(oid) for oid, _hint in object_ids}
+    kept: Listed = []
+    for oid, hint in object_ids:
+        if hint is None and oid not in exempt and type_of(oid, hint) == Tag.type_num \
+                and peel(store, ObjectId(oid)) not in sent:
+            continue
+        kept.append((oid, hint))
+    return kept
 
 
 def _named(store: BaseObjectStore, object_ids: Listed, wants: Sequence[bytes]) -> tuple[set[bytes], set[bytes]]:
@@ -693,27 +708,15 @@ def _type_of(hint: PackHint | None, reader: Any, oid: ObjectID, symlinks: set[by
 TypeOf = Callable[[ObjectID, "PackHint | None"], int]
 
 
-def _filter_types(store: BaseObjectStore, object_ids: Listed, types: frozenset[int], exempt: set[bytes],
+def _filter_types(object_ids: Listed, types: frozenset[int], exempt: set[bytes],
                   type_of: TypeOf) -> Listed:
-    """``object:type=``: keep the objects of ``types`` and those the client named; a tag
-    ``include-tag`` adds stays when the object it names does."""
+    """``object:type=``: keep the objects of ``types`` and those the client named, and the tags
+    ``include-tag`` adds (``_without_stranded_tags`` judges those once every filter ran)."""
     kept: Listed = []
-    followed: Listed = []
     for oid, hint in object_ids:
-        if oid in exempt:
+        kind = None if oid in exempt else type_of(oid, hint)
+        if kind is None or kind in types or (hint is None and kind == Tag.type_num):
             kept.append((oid, hint))
-            continue
-        kind = type_of(oid, hint)
-        if kind in types:
-            kept.append((oid, hint))
-        elif hint is None and kind == Tag.type_num:
-            followed.append((oid, hint))
-    if followed:
-        sent = {oid for oid, _hint in kept}
-        for oid, hint in followed:
-            tag = _lookup(store, oid)
-            if isinstance(tag, Tag) and _dul(tag.object[1]) in sent:
-                kept.append((oid, hint))
     return kept
 
 

@@ -73,6 +73,31 @@ def test_each_filter_sends_what_git_sends(history: tuple[Path, str], client: Cli
     assert not differ, differ
 
 
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_a_shallow_filtered_clone_follows_only_the_tags_of_what_it_gets(history: tuple[Path, str], client: Client,
+                                                                         version: str) -> None:
+    """``--depth=1`` (no ``refs/tags/*`` wanted: the client asks ``include-tag``) with each filter: a
+    tag comes along only when the object it peels to is in the pack sent, as git's pack-objects adds
+    it (``blob-tag`` names a blob ``blob:none`` leaves out; ``tree-tag`` the tree ``tree:0`` does)."""
+    src, url = history
+    reference = client.cwd / "reference.git"
+    client.git("clone", "-q", "--bare", str(src), str(reference))
+    client.git("config", "uploadpack.allowFilter", "true", cwd=reference)
+    differ = {}
+    for spec in SPECS:
+        got = {}
+        for side, source in (("ours", url), ("git's", f"file://{reference}")):
+            target = client.cwd / f"{side}-{spec}"
+            client.git("-c", f"protocol.version={version}", "clone", "-q", "--no-checkout", "--depth=1",
+                       f"--filter={spec}", source, str(target))
+            got[side] = (client.git("tag", cwd=target).stdout.split(), _objects(client, target))
+        if got["ours"] != got["git's"]:
+            differ[spec] = {"tags": (got["ours"][0], got["git's"][0]),
+                            "only ours": sorted(got["ours"][1] - got["git's"][1]),
+                            "only git's": sorted(got["git's"][1] - got["ours"][1])}
+    assert not differ, differ
+
+
 def test_filters_given_twice_are_combined_by_the_client(history: tuple[Path, str], client: Client) -> None:
     """``git clone --filter=A --filter=B`` sends ``combine:A+B``: trees one level deep; of the blobs,
     only the one a wanted tag names (the client named it)."""

@@ -812,8 +812,10 @@ def assert_filtered_exact(src: Path, tmp_path: Path, spec: str) -> None:
         haves = [rev(src, s + "^{}") for s in have_specs]
         expected = filtered_objects(src, wants, haves, spec)
         client, have_objects = client_with(tmp_path, src, haves)
+        # git's pack-objects follows the tags of what the filter let through: a blob it left out
+        # takes its tag with it
         if options.get("include_tag"):
-            expected |= tags_to_include(src, expected_objects(src, wants, haves), have_objects)
+            expected |= tags_to_include(src, expected, have_objects)
         chunks = generate_pack_fast(store, wants, haves, chunk_size=4096, refs=Repo(str(src)).get_refs(),
                                     omit=FILTERS[spec], **options)
         assert chunks is not None, case
