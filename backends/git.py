@@ -856,6 +856,11 @@ class DulwichGitRepository:
         except ConfigValueError as exc:
             raise StorageError(str(exc)) from None
 
+    def archive_allows_unreachable(self) -> bool:
+        """``uploadArchive.allowUnreachable``: whether ``git archive --remote`` may name any object
+        by its id, not only a ref (``StorageError`` for a value git would not read)."""
+        return self._config_bool(b"uploadarchive", b"allowunreachable") is True
+
     def push_options_offered(self) -> bool:
         """``receive.advertisePushOptions``: offered unless it is false (``StorageError`` for a value
         git would not read)."""

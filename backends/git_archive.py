@@ -55,15 +55,23 @@ class ArchiveSource:
     """The tree before pathspecs filtered it: its ``.gitattributes`` files apply (None: ``tree``)."""
 
 
-def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] = ()) -> ArchiveSource:
-    """Resolve a ref name, or the id of an object a ref points at, to a tree; refuse anything else.
+def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] = (), *,
+            allow_unreachable: bool = False) -> ArchiveSource:
+    """Resolve a ref name to a tree, as git's upload-archive does; with ``allow_unreachable``
+    (``uploadArchive.allowUnreachable``) the full id of any object of the repository as well.
 
+    git's archive looks up what comes before the colon as a ref (``dwim_ref``) unless that setting
+    is true, and refuses anything else with "no such ref" (a commit id among them, even a ref's).
     With pathspecs, the tree keeps only what they select, and each must select something.
     """
     refs = repo.refs()
     store = repo.object_store
     ref, colon, path = treeish.partition(":")
-    oid = _by_name(refs, ref) or _by_id(store, refs, ref)
+    oid = _by_name(refs, ref)
+    if oid is None and allow_unreachable:
+        oid = _by_id(store, ref)
+        if oid is None:
+            raise ArchiveRefused(f"not a valid object name: {ref}")
     if oid is None:
         raise ArchiveRefused(f"no such ref: {ref}")
     source = _to_tree(store, oid, ref)
@@ -183,25 +191,12 @@ def _by_name(refs: Mapping[bytes, ObjectId], name: str) -> bytes | None:
     return None
 
 
-def _by_id(store: BaseObjectStore, refs: Mapping[bytes, ObjectId], name: str) -> bytes | None:
-    """A full id is allowed only if a ref points at it, directly or through its tags."""
+def _by_id(store: BaseObjectStore, name: str) -> bytes | None:
+    """The full id ``name`` (of the repository's format) of an object the repository holds."""
     if len(name) != object_format_of(store).hex_len or not _HEX.fullmatch(name):
         return None
-    wanted = name.encode("ascii")
-    for oid in set(refs.values()):
-        for step in _peel_chain(store, bytes(oid)):
-            if step == wanted:
-                return wanted
-    return None
-
-
-def _peel_chain(store: BaseObjectStore, oid: bytes) -> Iterator[bytes]:
-    for _ in range(MAX_PEEL):
-        yield oid
-        obj = _get(store, oid)
-        if not isinstance(obj, Tag):
-            return
-        oid = obj.object[1]
+    oid = name.encode("ascii")
+    return oid if ObjectID(oid) in store else None
 
 
 def _to_tree(store: BaseObjectStore, oid: bytes, name: str) -> ArchiveSource:

@@ -1180,8 +1180,7 @@ class UploadArchiveSession(_GitSession):
             self._finish("ok: formats listed")
             return
         options = git_archive.parse_arguments(request.arguments)
-        self._run(lambda source: self._send(options, source), archive_backend.resolve, self._repo,
-                  options.treeish, options.pathspecs)
+        self._run(lambda source: self._send(options, source), _archive_source, self._repo, options)
 
     def _send(self, options: git_archive.ArchiveOptions, source: archive_backend.ArchiveSource) -> None:
         assert self._repo is not None
@@ -1213,6 +1212,14 @@ def _check_archive_enabled(ctx: SessionContext, repo: GitRepository) -> None:
         if enabled is None or enabled("uploadarch") is not True:
             raise PermissionDenied("service not enabled: upload-archive is off over git:// for this repository "
                                    "(its config can turn it on: git config daemon.uploadarch true)")
+
+
+def _archive_source(repo: GitRepository, options: git_archive.ArchiveOptions) -> archive_backend.ArchiveSource:
+    """What ``options`` ask to archive, resolved as the repository's ``uploadArchive.allowUnreachable``
+    lets it be (a ref name only, unless it is true)."""
+    allows = getattr(repo, "archive_allows_unreachable", None)  # optional: a backend may not have it
+    return archive_backend.resolve(repo, options.treeish, options.pathspecs,
+                                   allow_unreachable=allows() if allows is not None else False)
 
 
 ARCHIVE_WRITE_SIZE = 1 << 20

@@ -244,15 +244,18 @@ def _prefix(value: str) -> str:
 
 
 def _treeish(name: str) -> str:
-    """A ref name or a ref's object id, maybe with ``:path`` to a directory in its tree (``HEAD:docs``).
+    """A ref name, or an object id, maybe with ``:path`` to a directory in its tree (``HEAD:docs``).
 
-    git's upload-archive takes the same by default (``uploadArchive.allowUnreachable``
-    off): what comes before the colon must name a ref.
+    git's upload-archive takes a ref name by default; an object id only where the repository sets
+    ``uploadArchive.allowUnreachable`` (the backend's ``resolve`` decides).  Revision expressions
+    (``main~1``, ``main^{tree}``, ``main@{1}``), which git takes only with that setting, are not
+    evaluated here: they are refused with what is taken.
     """
     ref, colon, path = name.partition(":")
     if not ref or any(c in ref for c in "~^{}\\*?[") or "@{" in ref:
-        raise ArchiveRefused(f"tree-ish '{name}' must be a ref name or the id of a ref's object, "
-                             "maybe followed by ':' and a directory")
+        raise ArchiveRefused(f"tree-ish '{name}' must be a ref name (a branch or tag, maybe followed by ':' "
+                             "and a directory) or, where the repository sets uploadArchive.allowUnreachable, "
+                             "a full object id")
     if not colon:
         return ref
     path = path.rstrip("/")

@@ -177,13 +177,57 @@ def test_pathspecs(served: Served) -> None:
         assert archive.namelist() == ["src/", "src/deep/", "src/deep/data.bin"]
 
 
-def test_commit_id_of_a_ref(served: Served) -> None:
-    assert "README" in _tar_contents(_archive(served, served.head))
+def test_a_commit_id_is_refused_as_git_refuses_it(served: Served) -> None:
+    """git's upload-archive takes a ref name, not an id (not even a ref's own), unless the
+    repository sets ``uploadArchive.allowUnreachable``."""
+    result = served.client.git("archive", f"--remote={served.url}", served.head, check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0].rstrip() == f"remote: fatal: no such ref: {served.head}"
+
+
+def test_upload_archive_allow_unreachable_lets_ids_through_as_in_git(make_server: Callable[..., RunningServer],
+                                                                     client: Client) -> None:
+    """Each tree-ish archived (or refused: status and words) as git's own upload-archive does for
+    the same repository (``git archive --remote=<its path>``), without and with
+    ``uploadArchive.allowUnreachable``: a ref's commit id, an id with a path, a commit no ref
+    reaches, a tree's id."""
+    from tests.conftest import LOOPBACK
+
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "ids-src"
+    client.git("init", "-q", "-b", "main", work)
+    for name, content in FILES.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_bytes(content)
+    client.git("add", ".", cwd=work)
+    client.git("commit", "-qm", "first", cwd=work)
+    bare = server.root / "ids.git"
+    client.git("clone", "-q", "--bare", "--no-local", str(work), str(bare))
+    client.git("--git-dir", str(bare), "config", "daemon.uploadarch", "true")
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    tree = client.git("rev-parse", "HEAD^{tree}", cwd=work).stdout.strip()
+    dangling = client.git("--git-dir", str(bare), "commit-tree", "-m", "no ref", tree).stdout.strip()
+    treeishes = ["main", "main:src", head, f"{head}:src", dangling, tree, "nosuch"]
+
+    def archived(remote: str, treeish: str) -> tuple[int, bytes, list[str]]:
+        ran = subprocess.run(["git", "archive", f"--remote={remote}", "--format=tar", treeish], env=client.env,
+                             cwd=client.cwd, capture_output=True, timeout=60, check=False)
+        told = [line.rstrip() for line in ran.stderr.decode().splitlines()]
+        return ran.returncode, ran.stdout, [line for line in told if line.startswith("remote:")]  # (not the
+        # local upload-archive's own stderr)
+
+    for allow in ("false", "true"):
+        client.git("--git-dir", str(bare), "config", "uploadArchive.allowUnreachable", allow)
+        for treeish in treeishes:
+            ours, theirs = archived(server.git_url("ids.git"), treeish), archived(str(bare), treeish)
+            assert ours == theirs, (allow, treeish)
+        assert [archived(str(bare), t)[0] for t in treeishes] == ([0, 0, 1, 1, 1, 1, 1] if allow == "false"
+                                                                  else [0, 0, 0, 0, 0, 0, 1])
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (("--format=tar", "0123456789abcdef0123456789abcdef01234567"), "no such ref: 0123456789abcdef"),
-    (("--format=tar", "HEAD~1"), "tree-ish 'HEAD~1' must be a ref name"),
+    (("--format=tar", "HEAD~1"), "tree-ish 'HEAD~1' must be a ref name (a branch or tag"),
     (("HEAD", "src", "nope"), "pathspec 'nope' did not match any files"),
     (("HEAD", ":(glob)src/**"), "pathspec magic 'glob' is not supported"),
     (("--format=rar", "HEAD"), "unknown archive format 'rar'"),

@@ -63,9 +63,9 @@ def hex_len(served: Served) -> int:
     return 64 if served.object_format == "sha256" else 40
 
 
-def ours(served: Served, *args: str) -> bytes:
+def ours(served: Served, *args: str, allow_unreachable: bool = False) -> bytes:
     options = parse_arguments(args)
-    source = git_archive.resolve(served.repo, options.treeish, options.pathspecs)
+    source = git_archive.resolve(served.repo, options.treeish, options.pathspecs, allow_unreachable=allow_unreachable)
     return b"".join(git_archive.archive_chunks(served.repo.object_store, source, options))
 
 
@@ -83,9 +83,12 @@ def test_archives_are_git_archive_s(served: Served, args: tuple[str, ...]) -> No
 def test_an_archive_by_full_id(served: Served, hex_len: int) -> None:
     head = git(served.work, "rev-parse", "HEAD").strip().decode()
     assert len(head) == hex_len
-    assert ours(served, "--format=tar", head) == git(served.work, "archive", "--format=tar", head)
+    with pytest.raises(ArchiveRefused, match="no such ref"):  # as git's upload-archive, by default
+        ours(served, "--format=tar", head)
+    archived = ours(served, "--format=tar", head, allow_unreachable=True)  # uploadArchive.allowUnreachable
+    assert archived == git(served.work, "archive", "--format=tar", head)
     with pytest.raises(ArchiveRefused):  # an id of the other length is no id here
-        ours(served, "--format=tar", head[:40] if hex_len == 64 else head + "0" * 24)
+        ours(served, "--format=tar", head[:40] if hex_len == 64 else head + "0" * 24, allow_unreachable=True)
 
 
 def test_export_subst_prints_the_format_s_ids(served: Served, hex_len: int) -> None:

@@ -360,16 +360,30 @@ def test_resolve_names(repo: tuple[_Repo, dict[str, bytes]], name: str) -> None:
     assert source == backend.ArchiveSource(repo[1]["tree"], 1_700_000_000, commit=repo[1]["commit"])
 
 
-@pytest.mark.parametrize("which", ["commit", "tag"])
-def test_resolve_ids_of_ref_objects(repo: tuple[_Repo, dict[str, bytes]], which: str) -> None:
-    assert backend.resolve(repo[0], repo[1][which].decode()).tree == repo[1]["tree"]  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(("which", "message"), [("unreachable", "no such ref"), ("tree", "no such ref"),
-                                                ("blob", "no such ref")])
-def test_resolve_refuses_other_ids(repo: tuple[_Repo, dict[str, bytes]], which: str, message: str) -> None:
-    with pytest.raises(ArchiveRefused, match=message):
+@pytest.mark.parametrize("which", ["commit", "tag", "unreachable", "tree", "blob"])
+def test_resolve_refuses_ids_as_git_upload_archive_does_by_default(repo: tuple[_Repo, dict[str, bytes]],
+                                                                   which: str) -> None:
+    """Not even a ref's own commit or tag: git's archive looks the name up as a ref (``dwim_ref``)."""
+    with pytest.raises(ArchiveRefused, match="no such ref"):
         backend.resolve(repo[0], repo[1][which].decode())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("which", "tree"), [("commit", "tree"), ("tag", "tree"), ("tree", "tree"),
+                                             ("unreachable", "unreachable")])
+def test_resolve_takes_any_id_with_allow_unreachable(repo: tuple[_Repo, dict[str, bytes]], which: str,
+                                                     tree: str) -> None:
+    """``uploadArchive.allowUnreachable``: the id of any object of the repository that names a tree."""
+    source = backend.resolve(repo[0], repo[1][which].decode(), allow_unreachable=True)  # type: ignore[arg-type]
+    assert source.tree == repo[1][tree]
+
+
+@pytest.mark.parametrize(("name", "message"), [("blob", "does not name a tree"), ("nosuch", "not a valid object name"),
+                                               ("a" * 40, "not a valid object name")])
+def test_resolve_with_allow_unreachable_refuses_what_names_no_tree(repo: tuple[_Repo, dict[str, bytes]], name: str,
+                                                                   message: str) -> None:
+    treeish = repo[1][name].decode() if name in repo[1] else name
+    with pytest.raises(ArchiveRefused, match=message):
+        backend.resolve(repo[0], treeish, allow_unreachable=True)  # type: ignore[arg-type]
 
 
 def test_resolve_unknown_name(repo: tuple[_Repo, dict[str, bytes]]) -> None:
