@@ -6,6 +6,7 @@ differs (``Repo`` on disk, ``MemoryRepo`` in memory).
 
 from __future__ import annotations
 
+import binascii
 import bisect
 import errno
 import io
@@ -25,8 +26,8 @@ from dulwich.config import CaseInsensitiveOrderedMultiDict, ConfigFile
 from dulwich.errors import ObjectFormatException, PackedRefsException, RefFormatError
 from dulwich.file import FileLocked, GitFile, SharedPerm, adjust_shared_perm
 from dulwich.object_store import BaseObjectStore, DiskObjectStore, MemoryObjectStore
-from dulwich.objects import Blob, ObjectID
-from dulwich.pack import Pack, PackData, PackInflater
+from dulwich.objects import Blob, ObjectID, ShaFile, Tree
+from dulwich.pack import Pack, PackData, PackInflater, UnpackedObject
 from dulwich.refs import (
     DiskRefsContainer,
     Ref,
@@ -182,6 +183,23 @@ def _lock_files(refs: object, ref: Ref) -> list[bytes]:
     if refpath is None or not isinstance(path, bytes):
         return []
     return [refpath(ref) + b".lock", os.path.join(path, b"packed-refs.lock")]
+
+
+class _NamingInflater(PackInflater):
+    """dulwich's ``PackInflater``, but a tree its parser refuses ("SHA truncated") is git's
+    ``badTree``, named, as ``git_ingest.check_tree`` refuses it on disk: dulwich parses each object
+    as it makes it, before the memory store's push is checked."""
+
+    def _result(self, unpacked: UnpackedObject) -> ShaFile:
+        try:
+            return super()._result(unpacked)
+        except git_ingest.FsckError:
+            raise
+        except ObjectFormatException as exc:
+            if unpacked.obj_type_num != Tree.type_num:
+                raise
+            oid = binascii.hexlify(unpacked.sha())
+            raise git_ingest.FsckError("badTree", git_ingest.UNPARSABLE_TREE, oid) from exc
 
 
 @contextmanager
@@ -952,7 +970,7 @@ class DulwichGitRepository:
             try:
                 with _invalid_pack():
                     data.check()
-                    objects = list(PackInflater.for_pack_data(data, store.get_raw))
+                    objects = list(_NamingInflater.for_pack_data(data, store.get_raw))
             finally:
                 data.close()
             with claims.lock:

@@ -1635,9 +1635,20 @@ def check_tree(raw: bytes, rules: FsckRules = DEFAULT_FSCK, oid: bytes | None = 
     same rules, which this one is a delta of, ``delta`` that delta (``_check_tree``)."""
     report = _Findings(rules, oid, warnings)
     # parses the entries itself: no dulwich Tree object as well
-    shape = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings, object_format,
-                        base, delta)
+    try:
+        shape = _check_tree(raw, report, rules, dotfiles, warnings is not None and rules.mode_warnings,
+                            object_format, base, delta)
+    except FsckError:
+        raise
+    except ObjectFormatException as exc:  # dulwich's parser's words ("SHA truncated"): git's instead
+        raise FsckError("badTree", UNPARSABLE_TREE, oid) from exc
     return shape, not report.found
+
+
+UNPARSABLE_TREE = "cannot be parsed as a tree"
+"""git's words (``fsck_tree``) for a tree its reader refuses: an entry without its mode's end, its
+name's NUL or a whole id.  No setting lets such a tree through (nothing could read it), a
+``receive.fsck.skipList`` entry either."""
 
 
 def tree_links(entries: Iterable[TreeEntry]) -> list[Link]:

@@ -7,6 +7,7 @@ covers hostile repository names.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import socket
 import subprocess
@@ -335,6 +336,45 @@ def test_a_delta_that_goes_on_past_its_result_is_refused(server: RunningServer, 
     assert b"ng refs/heads/main" in reply, reply
     assert main_of(server, client) == tip
     assert sorted(packs.iterdir()) == before
+    still_serving(server, client)
+
+
+def _snapshot(server: RunningServer, client: Client) -> tuple[str, dict[str, bytes]]:
+    """The repository's main, and (fs) every file of its refs and its packs, byte for byte."""
+    files: dict[str, bytes] = {}
+    if server.backend_name == "fs":
+        git_dir = server.repo_path("good.git")
+        for path in [*(git_dir / "refs").rglob("*"), *(git_dir / "objects" / "pack").rglob("*"),
+                     git_dir / "packed-refs", git_dir / "HEAD"]:
+            if path.is_file():
+                files[str(path.relative_to(git_dir))] = path.read_bytes()
+    return main_of(server, client), files
+
+
+@pytest.mark.parametrize("raw", [
+    b"100644 f.txt\0" + b"\x01" * 10,  # an id cut short
+    b"100644",  # a mode without its end
+    b"100644 f.txt",  # a name without its NUL
+    b"1x0644 f.txt\0" + b"\x01" * 20,  # a mode not in octal
+], ids=["short-id", "mode-unended", "name-unended", "mode-not-octal"])
+def test_a_tree_that_cannot_be_parsed_is_refused_naming_it_as_git_fsck_does(server: RunningServer, client: Client,
+                                                                              raw: bytes) -> None:
+    """git's receive-pack with fsck says ``error: object <id>: badTree: cannot be parsed as a
+    tree``; hgwire says the same of the tree in its ``unpack`` line (not its pack parser's words),
+    and the repository is as it was: its refs and pack files byte for byte."""
+    from tests.unit.backends.test_git_hashed_results import pack_of
+
+    tip = seed(server, client)
+    before = _snapshot(server, client)
+    tree_id = hashlib.sha1(b"tree %d\0" % len(raw) + raw).hexdigest()
+    commit = _commit(tree_id.encode(), tip)
+    pack, _texts = pack_of([("whole", 2, raw), ("whole", 1, commit.as_raw_string())])
+    reply = exchange(server, request("git-receive-pack", "/good.git"),
+                     push_commands(tip, commit.id.decode()) + pack, read_between=True)
+    assert f"unpack the pushed pack is invalid: object {tree_id}: badTree: cannot be parsed as a tree\n".encode() \
+        in reply, reply
+    assert b"ng refs/heads/main" in reply, reply
+    assert _snapshot(server, client) == before
     still_serving(server, client)
 
 
