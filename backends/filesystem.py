@@ -298,11 +298,16 @@ def _sweep_creating(parent: str) -> None:
 
 def default_object_format() -> str:
     """The object format of a git repository made here (a push to a new name): ``GIT_DEFAULT_HASH``
-    in the service's environment, as ``git init`` reads it (``sha1`` or ``sha256``), else SHA-1."""
-    name = os.environ.get("GIT_DEFAULT_HASH", "").strip().lower() or "sha1"
+    in the service's environment, as ``git init`` reads it, else SHA-1.
+
+    As git (``hash_algo_by_name``): ``sha1`` or ``sha256`` exactly, in lower case; any other value,
+    an empty one among them, is refused (``git init`` dies: "unknown hash algorithm 'SHA256'")."""
+    name = os.environ.get("GIT_DEFAULT_HASH")
+    if name is None:
+        return "sha1"
     if name not in OBJECT_FORMATS:
-        raise StorageError(f"GIT_DEFAULT_HASH in the server's environment names an object format git does not know "
-                           f"({name[:20]!r}); set it to sha1 or sha256")
+        raise StorageError(f"GIT_DEFAULT_HASH in the server's environment is {name[:20]!r}, which git does not "
+                           "know, so no git repository can be made; set it to sha1 or sha256 (lower case) or unset it")
     return name
 
 

@@ -32,6 +32,7 @@ from backends.names import strip_git_suffix
 from gateway import tls
 from gateway.config import ServiceConfig
 from gateway.logs import SafeLogger
+from protocols.errors import StorageError
 
 log = SafeLogger()
 
@@ -273,6 +274,8 @@ class HgwireService(service.MultiService):
             _ignore_sighup(reactor)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
+        if self.config.create_on_push:
+            warn_unknown_default_hash(self.config.backend)
 
     def stopService(self) -> defer.Deferred[None]:
         """Stop listening, then let the open connections finish (``shutdown_grace`` at most), as
@@ -392,6 +395,22 @@ def warn_low_descriptor_limit(needed: int, limits: Any = None) -> bool:
              "(LimitNOFILE=65536 of the systemd unit, ulimit -Hn) or lower [limits] max_connections",
              limit=soft, needed=needed)
     return True
+
+
+def warn_unknown_default_hash(backend: object) -> bool:
+    """Warn, once at start, when the object format of the git repositories a push would make
+    (``--create-on-push``; ``GIT_DEFAULT_HASH`` for ``fs``) cannot be known: each such push is
+    refused, as ``git init`` refuses, and the operator would otherwise hear of it from a client
+    only.  Whether it warned."""
+    new_format = getattr(backend, "new_git_object_format", None)  # optional: a backend may not say
+    if new_format is None:
+        return False
+    try:
+        new_format()
+    except StorageError as exc:
+        log.warn("{why}", why=str(exc))  # noqa: G010
+        return True
+    return False
 
 
 def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) -> HgwireService:

@@ -300,7 +300,9 @@ def test_a_push_to_a_new_name_makes_a_sha256_repository_where_git_default_hash_s
     assert client.git("--git-dir", str(made), "rev-parse", "main").stdout.strip() == first
     _fsck(client, made)
 
-    monkeypatch.setenv("GIT_DEFAULT_HASH", "sha512")
-    refused = client.git("push", server.git_url("other"), "main", cwd=work, check=False)
-    assert refused.returncode != 0 and "GIT_DEFAULT_HASH" in refused.stderr
-    assert not (server.root / "other.git").exists()
+    for unknown in ("sha512", "SHA256"):  # as git init: "unknown hash algorithm 'SHA256'"
+        monkeypatch.setenv("GIT_DEFAULT_HASH", unknown)
+        refused = client.git("push", server.git_url("other"), "main", cwd=work, check=False)
+        assert refused.returncode != 0 and f"GIT_DEFAULT_HASH in the server's environment is '{unknown}'" \
+            in refused.stderr, refused.stderr
+        assert not (server.root / "other.git").exists()

@@ -110,3 +110,40 @@ def test_a_low_hard_limit_on_descriptors_is_warned_of(monkeypatch: pytest.Monkey
     warned = [e for e in seen if "limit on open descriptors" in str(e.get("log_format"))]
     assert len(warned) == 1 and warned[0]["limit"] == 64 and warned[0]["needed"] == 2256
     assert "LimitNOFILE" in str(warned[0]["log_format"])
+
+
+@pytest.mark.parametrize(("value", "unknown"), [
+    (None, False), ("sha1", False), ("sha256", False),
+    ("SHA256", True), ("sha512", True), ("", True), (" sha256", True),  # git init: "unknown hash algorithm"
+])
+def test_an_unknown_git_default_hash_is_warned_of_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                           value: str | None, unknown: bool) -> None:
+    """``GIT_DEFAULT_HASH`` is read as ``git init`` reads it (lower case, nothing around it): a value
+    git does not know refuses every push that would make a repository, so under
+    ``--create-on-push`` the operator is told once at start, in one sentence saying what to set."""
+    from twisted.logger import globalLogPublisher
+
+    from backends import load_backend
+    from backends.filesystem import default_object_format
+    from gateway.service import warn_unknown_default_hash
+    from protocols.errors import StorageError
+
+    if value is None:
+        monkeypatch.delenv("GIT_DEFAULT_HASH", raising=False)
+    else:
+        monkeypatch.setenv("GIT_DEFAULT_HASH", value)
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
+    try:
+        assert warn_unknown_default_hash(load_backend("fs", str(tmp_path))) is unknown
+        assert not warn_unknown_default_hash(load_backend("memory", str(tmp_path)))  # (SHA-1 whatever it says)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
+    warned = [str(e.get("why")) for e in seen if "GIT_DEFAULT_HASH" in str(e.get("why"))]
+    if unknown:
+        assert warned == [(f"GIT_DEFAULT_HASH in the server's environment is {value!r}, which git does not know, "
+                          "so no git repository can be made; set it to sha1 or sha256 (lower case) or unset it")]
+        with pytest.raises(StorageError):
+            default_object_format()
+    else:
+        assert warned == [] and default_object_format() == (value or "sha1")
