@@ -56,7 +56,8 @@ class GitPages:
     def __init__(self, repo: GitRepository) -> None:
         self.repo = repo
         self.store = repo.object_store
-        self.hex_len = object_format_of(self.store).hex_len
+        self.object_format = object_format_of(self.store)
+        self.hex_len = self.object_format.hex_len
         snapshot = git_pack.snapshot_refs(repo)
         self.refs = snapshot.refs
         self.head = self._head(snapshot)
@@ -83,6 +84,11 @@ class GitPages:
         if self.head is not None:
             return ""
         branches = [name for name in self.refs if name.startswith(b"refs/heads/")]
+        if not branches and self.object_format.name == "sha256":
+            # git 2.39 clones an empty repository as SHA-1, and such a clone cannot push here
+            return ("This repository has no commits yet and keeps SHA-256 objects: start with git init "
+                    "--object-format=sha256, commit, and push to it (a clone of it would be SHA-1 and "
+                    "could not push).")
         if not branches or self.head_ref is None:
             return "This repository has no commits yet: push some to see them here."
         missing = _text(self.head_ref.removeprefix(b"refs/heads/"))

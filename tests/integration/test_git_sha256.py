@@ -285,6 +285,20 @@ def test_web_pages_of_a_sha256_repository(make_server: Callable[..., RunningServ
     assert history.status == 200 and all(oid.encode() in history.body for oid in grows)
 
 
+def test_an_empty_sha256_repository_s_summary_says_how_to_start_it(make_server: Callable[..., RunningServer],
+                                                                    client: Client) -> None:
+    """git 2.39 clones an empty SHA-256 repository as SHA-1, and that clone cannot push to it: the
+    summary page says to start from ``git init --object-format=sha256``; an empty SHA-1 one does not."""
+    server = make_server("fs", http=[LOOPBACK])
+    for name, object_format in (("new256", "sha256"), ("new1", "sha1")):
+        client.git("init", "-q", "--bare", f"--object-format={object_format}", str(server.root / f"{name}.git"))
+    port = server.port("http")
+    page = raw(port, "GET", "/new256.git/summary")
+    assert page.status == 200 and b"keeps SHA-256 objects: start with git init --object-format=sha256" in page.body
+    plain = raw(port, "GET", "/new1.git/summary")
+    assert plain.status == 200 and b"no commits yet" in plain.body and b"SHA-256" not in plain.body
+
+
 def test_a_push_to_a_new_name_makes_a_sha256_repository_where_git_default_hash_says_so(
         make_server: Callable[..., RunningServer], client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``--create-on-push``, the repository a first push makes follows ``GIT_DEFAULT_HASH`` in
