@@ -809,11 +809,19 @@ def _scheme_for(hashed: str, schemes: Sequence[HashScheme]) -> HashScheme:
     return HashScheme((), None, "is plaintext or DES crypt, which is not accepted; use bcrypt (htpasswd -B)")
 
 
-def parse_htpasswd(
-    text: str, schemes: Sequence[HashScheme], source: str = "htpasswd"
-) -> dict[str, tuple[Verifier, bytes]]:
+@dataclass(frozen=True, slots=True)
+class ParsedPasswords:
+    """An htpasswd file read: its usable entries by user, and why the entries of other users were
+    skipped, for the login of such a user (its refusal's log line says why, not only "wrong")."""
+
+    entries: dict[str, tuple[Verifier, bytes]]
+    skipped: dict[str, str]
+
+
+def parse_htpasswd(text: str, schemes: Sequence[HashScheme], source: str = "htpasswd") -> ParsedPasswords:
     """Map user → (verifier, hash) for entries with an accepted hash; log why others are refused."""
     entries: dict[str, tuple[Verifier, bytes]] = {}
+    skipped: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -826,9 +834,10 @@ def parse_htpasswd(
         if scheme.verifier is None:
             log.warn("{source}:{line}: entry for {user} refused: the hash {reason}", source=source,
                      line=number, user=user, reason=scheme.refusal)
+            skipped.setdefault(user, f"its --htpasswd line {number} was skipped: the hash {scheme.refusal}")
             continue
         entries[user] = (scheme.verifier, hashed.encode("ascii", "replace"))
-    return entries
+    return ParsedPasswords(entries, {user: why for user, why in skipped.items() if user not in entries})
 
 
 class Htpasswd:
@@ -838,6 +847,7 @@ class Htpasswd:
         self._file = _ReloadingFile(path, MAX_HTPASSWD_BYTES)
         self._schemes = hash_schemes()
         self._entries: dict[str, tuple[Verifier, bytes]] = {}
+        self._skipped: dict[str, str] = {}
         self._cache_key = secrets.token_bytes(32)
         self._recent: dict[bytes, None] = {}
         self._decoy_hash: bytes | None = None
@@ -850,13 +860,28 @@ class Htpasswd:
             self._decoy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=rounds))
         return self._decoy_hash
 
-    def check(self, user: str, password: str) -> bool:
-        """True when ``password`` is the user's; good answers are cached (keyed HMAC) per file version."""
+    @property
+    def path(self) -> Path:
+        return self._file.path
+
+    def refresh(self) -> None:
+        """Read the file again if it changed (logging the entries it refuses); ``OSError`` if it
+        cannot be read (then nobody logs in).  Blocking: call through ``run_blocking``."""
         text, changed = self._file.text()
         if changed:
-            self._entries = parse_htpasswd(text, self._schemes, str(self._file.path))
+            parsed = parse_htpasswd(text, self._schemes, str(self._file.path))
+            self._entries, self._skipped = parsed.entries, parsed.skipped
             self._recent.clear()
             self._decoy_hash = None
+
+    def skipped(self, user: str) -> str | None:
+        """Why ``user``'s entry was skipped when the file was read (a hash hgwire refuses); None if it was not."""
+        return self._skipped.get(user)
+
+    def check(self, user: str, password: str) -> bool:
+        """True when ``password`` is the user's; good answers are cached (keyed HMAC) per file version.
+        ``OSError`` when the file cannot be read (``refresh``)."""
+        self.refresh()
         entry = self._entries.get(user)
         secret = password.encode("utf-8")
         if len(secret) > MAX_PASSWORD_BYTES:

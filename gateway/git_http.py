@@ -48,7 +48,16 @@ from gateway.errors import (
     temp_space_refusal,
     unreadable_object,
 )
-from gateway.http import HttpFront, Route, RouteKind, Unauthorized, retry_after, send_error, send_unauthorized
+from gateway.http import (
+    HttpFront,
+    Route,
+    RouteKind,
+    Unauthorized,
+    refusal_outcome,
+    retry_after,
+    send_error,
+    send_unauthorized,
+)
 from gateway.limits import limits_for
 from gateway.live_body import BodyAborted, LiveBody
 from gateway.logs import SafeLogger
@@ -137,7 +146,7 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
         message = unreadable_object(exc) or INTERNAL_ERROR
     else:
         message = str(exc)
-    log.info("{proto} {repo}: {outcome}", proto=proto, repo=repo, outcome=f"refused {status}: {message}")
+    log.info("{proto} {repo}: {outcome}", proto=proto, repo=repo, outcome=refusal_outcome(status, message, exc))
     if isinstance(exc, Unauthorized):
         send_unauthorized(request, message)
     else:

@@ -52,7 +52,7 @@ from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext, peer_text
 from gateway.config import ServiceConfig
 from gateway.git_http import http_status
-from gateway.http import HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after, site_url
+from gateway.http import HttpFront, Route, RouteKind, Unauthorized, reason_phrase, refusal_outcome, retry_after, site_url
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
 from gateway.policy import check_exported, read_base_git_config
@@ -149,7 +149,7 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
         message = "internal error" if status == 500 else str(exc)
     if status == 500:
         log.failure("{proto} on {repo}", failure, proto=PROTO, repo=route.repo)
-    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"refused {status}: {message}")
+    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=refusal_outcome(status, message, exc))
     if isinstance(exc, Unauthorized):
         challenge = b'Basic realm="hgwire"'
         request.setHeader(b"LFS-Authenticate", challenge)

@@ -45,7 +45,16 @@ from gateway.channel import SessionContext, peer_text
 from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, storage_fault
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
-from gateway.http import REALM, HttpFront, Route, RouteKind, Unauthorized, reason_phrase, retry_after
+from gateway.http import (
+    REALM,
+    HttpFront,
+    Route,
+    RouteKind,
+    Unauthorized,
+    reason_phrase,
+    refusal_outcome,
+    retry_after,
+)
 from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
@@ -409,7 +418,7 @@ class HgHttpCommand:
         elif status == 500:
             log.error("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo, reason=told)
         self._send_error(exc, status, message)
-        self._log(f"refused {status}: {message}")
+        self._log(refusal_outcome(status, message, exc))
 
     def _send_error(self, exc: BaseException, status: int, message: str) -> None:
         request = self.request

@@ -51,7 +51,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet import defer, interfaces, protocol
@@ -64,7 +64,7 @@ from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.channel import peer_text
 from gateway.config import ServiceConfig
-from gateway.errors import TMPDIR_ADVICE, temp_space_refusal
+from gateway.errors import TMPDIR_ADVICE, out_of_files, temp_space_refusal
 from gateway.limits import (
     DEFAULT_LIMITS,
     NO_PROXIES,
@@ -371,7 +371,24 @@ def parse_basic(header: bytes | None) -> tuple[str, str] | None:
 
 
 class Unauthorized(PermissionDenied):
-    """Credentials are missing or wrong: answer 401 with a Basic challenge."""
+    """Credentials are missing or wrong: answer 401 with a Basic challenge.  ``detail``: why, for
+    the log only (a user whose entry was skipped: the client is not told that the user exists)."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+PASSWORDS_UNREADABLE = "the server cannot read its password file; tell the server's operator"
+"""What a client that logs in is told while the ``--htpasswd`` file cannot be read (403, not a
+challenge: its credentials may be right, and a 401 makes git's credential helper forget them)."""
+
+
+def refusal_outcome(status: int, message: str, exc: BaseException) -> str:
+    """A refused request's outcome for its log line: what its client was told and, for a login
+    refused because the user's entry was skipped, why (``Unauthorized.detail``)."""
+    detail = exc.detail if isinstance(exc, Unauthorized) else None
+    return f"refused {status}: {message}" + (f" ({detail})" if detail else "")
 
 
 @dataclass(frozen=True)
@@ -394,7 +411,8 @@ class HttpFront:
             return defer.fail(Unauthorized("no --htpasswd file is configured; nobody can log in over HTTP"))
         user, password = credentials
         d = run_blocking(self.users.check, user, password)
-        return d.addCallback(_user_if_valid, user)
+        d.addErrback(_passwords_unreadable, self.users)
+        return d.addCallback(_user_if_valid, user, self.users)
 
     def authorize(self, request: server.Request, repo: str, transport: str, access: Access) -> defer.Deferred[str | None]:
         """Authenticate, then ask the authorizer; fails with ``Unauthorized``/``PermissionDenied``.
@@ -445,10 +463,28 @@ def site_url(front: HttpFront, request: server.Request) -> str:
     return f"{scheme}://{host}"
 
 
-def _user_if_valid(valid: bool, user: str) -> str:
+def _user_if_valid(valid: bool, user: str, users: Htpasswd) -> str:
     if not valid:
-        raise Unauthorized("wrong user name or password")
+        raise Unauthorized("wrong user name or password", detail=users.skipped(user))
     return user
+
+
+def _passwords_unreadable(failure: Failure, users: Htpasswd) -> NoReturn:
+    """The ``--htpasswd`` file could not be read: the login is refused for that reason, with one
+    line for the operator, instead of a traceback and a 500 for every request that logs in (out of
+    open files: left to the request's own 503)."""
+    failure.trap(OSError)
+    exc = failure.value
+    assert isinstance(exc, OSError)
+    if out_of_files(exc):
+        failure.raiseException()
+    warn_passwords_unreadable(users.path, exc)
+    raise PermissionDenied(PASSWORDS_UNREADABLE)
+
+
+def warn_passwords_unreadable(path: Path, exc: OSError) -> None:
+    log.warn("--htpasswd {path} could not be read ({error}); nobody can log in over HTTP until it can",  # noqa: G010
+             path=str(path), error=exc.strerror or str(exc))
 
 
 def send_unauthorized(request: server.Request, message: str) -> None:
@@ -970,6 +1006,11 @@ def make_http_site(config: ServiceConfig) -> server.Site:
     if config.htpasswd and not os.path.exists(config.htpasswd):
         log.warn("--htpasswd {path} does not exist (yet): nobody can log in over HTTP until it does",  # noqa: G010
                  path=config.htpasswd)
+    elif users is not None:  # read now: what cannot be read, and the entries refused, are told at the start
+        try:
+            users.refresh()
+        except OSError as exc:
+            warn_passwords_unreadable(users.path, exc)
     front = HttpFront(config, authorizer_for(config), users)
     site = server.Site(RootResource(front))
     site.requestFactory = BoundedRequest
