@@ -267,6 +267,9 @@ def load_host_keys(paths: Sequence[Path]) -> list[keys.Key]:
             key = load_host_key(path, create=len(paths) == 1)
         except OSError as exc:
             raise ConchError(f"host key {path} cannot be read or made ({exc.strerror or exc}); check the path") from None
+        except keys.EncryptedKeyError:
+            raise ConchError(f"host key {path} is encrypted with a passphrase, which hgwire cannot be given: "
+                             f"remove the passphrase (ssh-keygen -p -N '' -f {path})") from None
         except (keys.BadKeyError, ValueError):  # its words may quote the file: not shown
             raise ConchError(f"{path} is not an ed25519, RSA or ECDSA private key (an OpenSSH private key file "
                              "without a passphrase)") from None
@@ -274,6 +277,20 @@ def load_host_keys(paths: Sequence[Path]) -> list[keys.Key]:
             raise ConchError(f"{path} is a second {key.sshType().decode()} host key: give one key of each type")
         host_keys.append(key)
     return host_keys
+
+
+def warn_open_host_keys(paths: Sequence[Path]) -> None:
+    """Warn of a host key that other users than its owner may read or write (sshd refuses such a
+    key: "UNPROTECTED PRIVATE KEY FILE"); warned, not refused, so that a service that ran with it
+    keeps running, but whoever can read it can pose as this server."""
+    for path in paths:
+        try:
+            mode = path.stat().st_mode
+        except OSError:  # load_host_keys has said why
+            continue
+        if mode & 0o077:
+            log.warn("SSH host key {path} is open to other users (mode {mode:04o}): whoever reads it can pose as "  # noqa: G010
+                     "this server; chmod 600 {path}", path=str(path), mode=mode & 0o7777)
 
 
 def _listed(value: str | Sequence[str] | None) -> list[str]:
@@ -1368,6 +1385,7 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     register_sessions()
     key_paths = host_key_paths(config.host_key, config.root)
     host_keys = load_host_keys(key_paths)
+    warn_open_host_keys(key_paths)
     if config.authorized_keys is None:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
     elif not os.path.exists(config.authorized_keys):

@@ -107,7 +107,12 @@ def test_unusable_host_keys_are_a_clear_error(tmp_path: Path) -> None:
     key = tmp_path / "ssh_host_ed25519_key"
     subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     (tmp_path / "secret.txt").write_text("do not print me\n")
+    locked = tmp_path / "locked_key"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(locked)], check=True)
     for args, words in ([["--host-key", str(key), "--host-key", str(key)], "is a second ssh-ed25519 host key"],
+                        [["--host-key", str(locked)], (f"host key {locked} is encrypted with a passphrase, which "
+                                                       f"hgwire cannot be given: remove the passphrase (ssh-keygen "
+                                                       f"-p -N '' -f {locked})")],
                         [["--host-key", str(key), "--host-key", str(tmp_path / "nope")], "does not exist: make it"],
                         [["--host-key", str(tmp_path / "secret.txt")], "is not an ed25519, RSA or ECDSA private key"]):
         result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path / "root"), *args,
@@ -117,6 +122,24 @@ def test_unusable_host_keys_are_a_clear_error(tmp_path: Path) -> None:
         assert result.returncode != 0 and words in output, output
         assert "Traceback" not in output and "do not print me" not in output, output
         assert output.strip().count("\n") == 0 and "Usage:" not in output, "one line, not twistd's usage text"
+
+
+def test_a_host_key_others_may_read_is_warned_of(tmp_path: Path) -> None:
+    """sshd refuses a host key of mode 0644 ("UNPROTECTED PRIVATE KEY FILE"); hgwire serves with it,
+    as it did, and says at the start what to do."""
+    key = tmp_path / "ssh_host_ed25519_key"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    key.chmod(0o644)
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"), "--host-key",
+                             str(key), "--ssh", "tcp:0:interface=127.0.0.1"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = "".join(read_log(proc, r"worker threads"))
+    finally:
+        stop_twistd(proc)
+    assert (f"SSH host key {key} is open to other users (mode 0644): whoever reads it can pose as this server; "
+            f"chmod 600 {key}") in seen, seen
+    assert "hgwire serves ssh at" in seen, seen
 
 
 def test_a_port_it_cannot_have_stops_it_with_one_line_and_status_1(tmp_path: Path) -> None:
