@@ -241,6 +241,8 @@ EXPIRY_OPTION = "expiry-time"
 CA_OPTION = "cert-authority"
 PRINCIPALS_OPTION = "principals"
 COMMAND_OPTION = "command"
+KNOWN_KEY_OPTIONS = frozenset({USER_OPTION, FROM_OPTION, EXPIRY_OPTION, CA_OPTION, PRINCIPALS_OPTION, COMMAND_OPTION,
+                               *IGNORED_KEY_OPTIONS})
 GITOLITE_SHELLS = frozenset({"gitolite-shell", "gl-auth-command"})
 """The forced commands of gitolite 3 and 2: ``PROGRAM [-s] USER`` names the key's user."""
 HG_SSH = "hg-ssh"
@@ -452,13 +454,11 @@ def _parse_options(line: str) -> tuple[dict[str, str | None], str]:
         match = _OPTION_RE.match(line, position)
         if match is None:
             raise KeyLineError("malformed options")
-        value = match.group(2)
-        options[match.group(1).lower()] = None if value is None else value.replace('\\"', '"')
+        name, value = match.group(1).lower(), match.group(2)
+        if name not in KNOWN_KEY_OPTIONS:  # quoted as written, and only its beginning (a pasted secret?)
+            raise KeyLineError(f"option {shown_token(match.group(1))} cannot be honoured by hgwire")
+        options[name] = None if value is None else value.replace('\\"', '"')
         position = match.end()
-    for name in options:
-        if name not in (USER_OPTION, FROM_OPTION, EXPIRY_OPTION, CA_OPTION, PRINCIPALS_OPTION, COMMAND_OPTION) \
-                and name not in IGNORED_KEY_OPTIONS:
-            raise KeyLineError(f"option {name!r} cannot be honoured by hgwire")
     return options, line[position:]
 
 
@@ -576,11 +576,57 @@ class ParsedKeys:
     skipped: dict[bytes, str]
 
 
+PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+"""The first line of a private key (OpenSSH's, PEM's, PKCS#8's), pasted where a public one belongs."""
+_PRIVATE_KEY_BODY = re.compile(r"[A-Za-z0-9+/=]*\Z|[A-Za-z-]+: ")
+"""A line inside such a key: base64 (or blank), or a PEM header (``Proc-Type: 4,ENCRYPTED``)."""
+SHOWN_TOKEN = 20
+"""At most this many characters of a word hgwire cannot read are quoted in the log: such a word
+may be a secret pasted in (a private key, a password)."""
+
+
+def private_key_blocks(lines: Sequence[str]) -> list[tuple[int, int]]:
+    """The (first, last) line numbers (from 1) of each private key pasted among ``lines``: from its
+    ``-----BEGIN ... PRIVATE KEY-----`` to its ``-----END`` line, or to its last base64 line when
+    the end is missing."""
+    blocks: list[tuple[int, int]] = []
+    index = 0
+    while index < len(lines):
+        if not PRIVATE_KEY_BEGIN.match(lines[index].strip()):
+            index += 1
+            continue
+        first = last = index
+        while last + 1 < len(lines):
+            following = lines[last + 1].strip()
+            if not following.startswith("-----END") and not _PRIVATE_KEY_BODY.match(following):
+                break
+            last += 1
+            if following.startswith("-----END"):
+                break
+        blocks.append((first + 1, last + 1))
+        index = last + 1
+    return blocks
+
+
+def shown_token(word: str) -> str:
+    """``word`` quoted for the log, cut to ``SHOWN_TOKEN`` characters."""
+    return repr(word[:SHOWN_TOKEN]) + ("…" if len(word) > SHOWN_TOKEN else "")
+
+
 def parse_authorized_keys(text: str, source: str = "authorized_keys") -> ParsedKeys:
-    """Map key blob → its usable lines (one user); log why any other line is skipped."""
+    """Map key blob → its usable lines (one user); log why any other line is skipped (a private
+    key pasted in: one line naming its lines, none of its content)."""
     keys: dict[bytes, list[AuthorizedKey]] = {}
     skipped: dict[bytes, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    hidden: set[int] = set()
+    for first, last in private_key_blocks(lines):
+        log.warn("{source}: lines {first}–{last} look like a private key, not a public one: remove them (and "  # noqa: G010
+                 "treat that key as exposed)", source=source, first=first, last=last)
+        hidden.update(range(first, last + 1))
+    for number, line in enumerate(lines, start=1):
+        if number in hidden:
+            continue
         try:
             key = parse_key_line(line)
         except KeyLineError as reason:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
 import pytest
+from twisted.logger import formatEvent, globalLogPublisher
 
 from gateway.auth import (
     NOT_FROM_A_PERMITTED_HOST,
@@ -17,6 +20,7 @@ from gateway.auth import (
     Authorizer,
     Htpasswd,
     KeyLineError,
+    ParsedKeys,
     Refused,
     cidr_list_allows,
     from_allows,
@@ -150,6 +154,44 @@ def test_parse_authorized_keys_skips_bad_lines_and_duplicates() -> None:
         ]
     )
     assert {blob: [k.user for k in keys] for blob, keys in parse_authorized_keys(text).keys.items()} == {BLOB: ["alice"]}
+
+
+def _logged_while(parse: Callable[[], object]) -> list[str]:
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
+    try:
+        parse()
+    finally:
+        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
+    return [formatEvent(event) for event in seen]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ended", [True, False])
+def test_a_private_key_pasted_in_is_one_line_without_its_content(tmp_path: Path, ended: bool) -> None:
+    """A private key pasted into authorized_keys was logged line by line, each base64 line quoted
+    (lowercased) as an option hgwire could not honour: secret material in the log.  Now one line
+    names its lines and says what to do; the keys around it still count."""
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bob", "-f", str(tmp_path / "k")],
+                   check=True)
+    private = (tmp_path / "k").read_text().splitlines()
+    if not ended:  # a paste cut short: the key's lines end where base64 ends
+        private = private[:-1]
+    text = "\n".join([f"ssh-ed25519 {B64} alice", *private, (tmp_path / "k.pub").read_text().strip()]) + "\n"
+    parsed: list[ParsedKeys] = []
+    lines = _logged_while(lambda: parsed.append(parse_authorized_keys(text, "ak")))
+    last = len(private) + 1
+    assert lines == [(f"ak: lines 2–{last} look like a private key, not a public one: remove them (and treat "
+                      "that key as exposed)")]
+    secret = "".join(private[1:-1] if ended else private[1:])
+    logged = "".join(lines).lower()
+    assert not any(secret[i:i + 12].lower() in logged for i in range(0, len(secret) - 12, 6))
+    assert sorted(keys[0].user for keys in parsed[0].keys.values()) == ["alice", "bob"]
+
+
+def test_an_unknown_option_is_quoted_by_its_beginning_only() -> None:
+    line = f"Hunter2-my-password-is-long-and-secret ssh-ed25519 {B64} eve"
+    assert _logged_while(lambda: parse_authorized_keys(line, "ak")) == [
+        "ak:1: key skipped: option 'Hunter2-my-password-'… cannot be honoured by hgwire"]
 
 
 def test_a_key_whose_line_was_skipped_is_refused_with_that_lines_reason(tmp_path: Path) -> None:
