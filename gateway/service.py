@@ -31,6 +31,7 @@ from backends import load_backend
 from backends.names import strip_git_suffix
 from gateway import tls
 from gateway.config import ServiceConfig
+from gateway.listen_checks import EndpointError, endpoint_problem
 from gateway.logs import SafeLogger
 from protocols.errors import StorageError
 
@@ -151,13 +152,16 @@ class ListenerService(service.Service):
         plain TCP and each connection is handed to TLS once the header is read (the guard's wrapped
         factory becomes TLS over the listener's own)."""
         proxied, text = proxied_endpoint(self.description)
+        problem = endpoint_problem(text)
+        if problem is not None:
+            raise problem
         try:
             endpoint: IStreamServerEndpoint = serverFromString(reactor, text)
         except Exception as exc:
-            mismatch = tls.key_mismatch(exc)
-            if mismatch is None:
+            told = tls.key_mismatch(exc) or tls.files_error(exc, text)
+            if told is None:
                 raise
-            raise mismatch from None
+            raise told from None
         if not isinstance(endpoint, SSL4ServerEndpoint):
             return endpoint
         tls.prepare(endpoint._sslContextFactory, text)
@@ -464,7 +468,7 @@ def _reason(exc: BaseException, unix: bool = False) -> str:
     process id, not a file: left out)."""
     if isinstance(exc, CannotListenError) and isinstance(exc.socketError, OSError):
         return exc.socketError.strerror or str(exc.socketError)
-    if isinstance(exc, tls.TLSFilesError):
+    if isinstance(exc, (tls.TLSFilesError, EndpointError)):
         return exc.reason
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename and not unix else "")
@@ -482,7 +486,7 @@ def _listen_advice(exc: BaseException, unix: bool = False) -> str:
         if code == errno.EADDRNOTAVAIL:
             return "check the interface= address: it must be one of this host's"
         return "stop what uses that port or choose another"
-    if isinstance(exc, tls.TLSFilesError):
+    if isinstance(exc, (tls.TLSFilesError, EndpointError)):
         return exc.advice
     if isinstance(exc, OSError):
         return "check the files the endpoint names (privateKey=, certKey=) and that hgwire's user may read them"

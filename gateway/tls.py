@@ -39,6 +39,43 @@ def key_mismatch(exc: BaseException) -> TLSFilesError | None:
                          "check that privateKey= and certKey= name the key and certificate of one pair")
 
 
+MAX_PEM_FILE = 1024 * 1024
+"""The most read of a TLS file to tell what it lacks (a key and its chain are a few KiB)."""
+
+
+def files_error(exc: BaseException, description: str) -> TLSFilesError | None:
+    """The error to tell for ``exc`` when it is OpenSSL's refusal of the files of the ``ssl:``
+    endpoint ``description`` (its codes, ``[('PEM routines', '', 'no start line')]``, say nothing to
+    an operator): which file holds no certificate, or no private key; else None."""
+    if not type(exc).__module__.startswith("OpenSSL"):
+        return None
+    from OpenSSL import crypto
+
+    _, kwargs = _parse(description)
+    key_file = str(kwargs.get("privateKey") or "server.pem")
+    cert_file = str(kwargs.get("certKey") or key_file)
+    try:
+        crypto.load_certificate(crypto.FILETYPE_PEM, _head(cert_file))
+    except (crypto.Error, OSError):
+        if "certKey" not in kwargs:
+            return TLSFilesError(f"{key_file} holds no certificate, and without certKey= the certificate is read "
+                                 "from the privateKey= file", "add certKey= naming the server's certificate (PEM)")
+        return TLSFilesError(f"{cert_file} holds no PEM certificate",
+                             "check that certKey= names the server's certificate (PEM)")
+    try:
+        crypto.load_privatekey(crypto.FILETYPE_PEM, _head(key_file), passphrase=lambda *_: b"")
+    except (crypto.Error, OSError):
+        return TLSFilesError(f"{key_file} holds no PEM private key without a passphrase",
+                             "check that privateKey= names the server's private key (PEM, without a passphrase)")
+    return TLSFilesError("OpenSSL refused the TLS files", "check that privateKey= names the server's private key "
+                         "and certKey= its certificate, both PEM")
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(MAX_PEM_FILE)
+
+
 def prepare(options: Any, description: str) -> None:
     """Complete the TLS options of the ``ssl:`` endpoint ``description`` before it listens.
 

@@ -150,7 +150,7 @@ def test_a_port_it_cannot_have_stops_it_with_one_line_and_status_1(tmp_path: Pat
         taken.listen()
         port = taken.getsockname()[1]
         for endpoint, words in ((f"tcp:{port}:interface=127.0.0.1", "Address already in use; stop what uses that port"),
-                                ("tcp:notaport", "check the endpoint description"),
+                                ("tcp:notaport", "the port 'notaport' is not a number from 0 to 65535"),
                                 (f"unix:{tmp_path}/nodir/x.sock",
                                  ("No such file or directory; check that the socket's directory exists"))):
             result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path),
@@ -179,6 +179,42 @@ def test_a_key_that_is_not_the_certificate_s_is_one_line_and_status_1(tmp_path: 
     assert (f"cannot listen on {endpoint}: the private key does not belong to the certificate; check that "
             "privateKey= and certKey= name the key and certificate of one pair") in output, output
     assert "Traceback" not in output and "VerifyError" not in output and "hgwire serves" not in output, output
+
+
+def test_endpoint_mistakes_are_one_line_each_without_internals(tmp_path: Path) -> None:
+    """An IPv6 interface with its colons unescaped, a port past 65535 or not a number, an ssl: key
+    without certKey= or files that are not PEM: each listener's line says which and what to write,
+    not Twisted's or OpenSSL's internals (``_parseTCP() got multiple values``, ``bind(): port must
+    be 0-65535.``, ``[('PEM routines', '', 'no start line')]``) and a traceback."""
+    pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (twisted[tls])")
+    from tests.integration.test_hg_http import _tls_files
+
+    _, key, cert = _tls_files(tmp_path)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(os.urandom(300))
+    told = {
+        "tcp:0:interface=::1": r"the IPv6 address in interface= is cut at its first colon; escape each colon: "
+                               r"interface=\:\:1",
+        "tcp:99999": "the port '99999' is not a number from 0 to 65535; write the port as a number",
+        "tcp:abc": "the port 'abc' is not a number from 0 to 65535; write the port as a number",
+        f"ssl:0:interface=127.0.0.1:privateKey={key}": (f"{key} holds no certificate, and without certKey= the "
+                                                        "certificate is read from the privateKey= file; add certKey= "
+                                                        "naming the server's certificate (PEM)"),
+        f"ssl:0:interface=127.0.0.1:privateKey={garbage}:certKey={cert}": (
+            f"{garbage} holds no PEM private key without a passphrase; check that privateKey= names the "
+            "server's private key"),
+        f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={garbage}": (
+            f"{garbage} holds no PEM certificate; check that certKey= names the server's certificate"),
+    }
+    listeners = [arg for endpoint in told for arg in ("--http", endpoint)]
+    result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path / "repos"), *listeners],
+                            capture_output=True, text=True, timeout=60, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    for endpoint, words in told.items():
+        assert f"cannot listen on {endpoint}: {words}" in output, (endpoint, output)
+    for internal in ("Traceback", "routines", "_parseTCP", "bind()", "invalid literal", "hgwire serves"):
+        assert internal not in output, output
 
 
 def test_two_ports_it_cannot_have_are_two_lines_and_nothing_more(tmp_path: Path) -> None:
