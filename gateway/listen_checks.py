@@ -4,18 +4,27 @@ Twisted reads ``tcp:``/``ssl:`` descriptions and answers mistakes with its inter
 (``_parseTCP() got multiple values for argument 'interface'`` for an IPv6 address whose colons
 are not escaped, ``invalid literal for int()`` for a port that is not a number, an
 ``OverflowError`` traceback for one past 65535).  ``endpoint_problem`` finds those before Twisted
-reads the description.
+reads the description; ``shared_port`` finds two of hgwire's own listeners on one port before
+either binds.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 from twisted.internet.endpoints import _parse
 
 MAX_PORT = 65535
 PORTED_TYPES = frozenset({"tcp", "ssl"})
 """Endpoint types that name a port and an interface (``interface=``, empty: every address)."""
+INTERFACE_POSITION = {"tcp": 1, "ssl": 4}
+"""Where a positional interface comes after the port: Twisted's ``_parseTCP(port, interface, ...)``
+and ``_parseSSL(port, privateKey, certKey, sslmethod, interface, ...)``."""
+IPV4_WILDCARDS = frozenset({"", "0.0.0.0"})
+PROXY_PREFIX = "haproxy:"
+"""Before an endpoint description: its connections come from a proxy that sends the PROXY protocol
+header first (Twisted's own spelling for that)."""
 
 
 class EndpointError(ValueError):
@@ -55,4 +64,47 @@ def endpoint_problem(description: str) -> EndpointError | None:
     if not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > MAX_PORT:
         return EndpointError(f"the port {port[:20]!r} is not a number from 0 to {MAX_PORT}",
                              "write the port as a number, e.g. tcp:9418:interface=127.0.0.1")
+    return None
+
+
+def port_and_interface(description: str) -> tuple[int, str] | None:
+    """The port and interface a ``tcp:``/``ssl:`` description binds (behind ``haproxy:`` too);
+    None for another type, port 0 (any free port) or a description ``endpoint_problem`` refuses."""
+    text = description[len(PROXY_PREFIX):] if description.lower().startswith(PROXY_PREFIX) else description
+    parsed = _ported(text)
+    if parsed is None or endpoint_problem(text) is not None:
+        return None
+    positional, kwargs = parsed
+    port = int(kwargs.get("port", positional[0] if positional else "0"))
+    at = INTERFACE_POSITION[text.split(":", 1)[0].lower()]
+    interface = kwargs.get("interface", positional[at] if len(positional) > at else "")
+    return (port, interface) if port else None
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether two interfaces cannot both bind one port: the same address, or an IPv4 address and
+    IPv4's wildcard, or IPv6's wildcard ``::`` (which takes IPv4 too on a dual-stack host)."""
+    if one == other or "::" in (one, other):
+        return True
+    if one in IPV4_WILDCARDS:
+        return ":" not in other
+    return other in IPV4_WILDCARDS and ":" not in one
+
+
+def shared_port(listeners: Mapping[str, Sequence[str]]) -> str | None:
+    """One sentence naming two listeners (option → descriptions) that would bind one port, which
+    the second could not have ("Address already in use", which sent operators looking for another
+    program); None if there are none."""
+    seen: list[tuple[str, str, int, str]] = []
+    for option, descriptions in listeners.items():
+        for description in descriptions:
+            bound = port_and_interface(description)
+            if bound is None:
+                continue
+            port, interface = bound
+            for other_option, other, other_port, other_interface in seen:
+                if port == other_port and _overlap(interface, other_interface):
+                    return (f"{other_option} {other} and {option} {description} both listen on port {port}: "
+                            "give each listener a port of its own")
+            seen.append((option, description, port, interface))
     return None

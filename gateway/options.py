@@ -8,6 +8,7 @@ from typing import Any
 
 from backends import BackendLoadError, load_backend
 from gateway.config import ServiceConfig
+from gateway.listen_checks import shared_port
 from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
 from gateway.threads import MAX_POOL_SIZE
@@ -33,6 +34,9 @@ def check_options(options: MutableMapping[str, Any]) -> None:
         raise ValueError(f"--shutdown-grace must be a number of seconds from 0 to {MAX_SHUTDOWN_GRACE}, "
                          f"not {options.get('shutdown-grace')!r}")
     options["shutdown-grace"] = grace
+    shared = shared_port({row.option: options[kind] for kind, row in LISTENERS.items()})
+    if shared:  # told before either binds: the second's "Address already in use" named no culprit
+        raise ValueError(shared)
     serves_ssh = bool(options.get("ssh")) or not any(options[kind] for kind in LISTENERS)  # given, or a default
     if options.get("host-cert") and not serves_ssh:
         raise ValueError("--host-cert is for the SSH listener: add --ssh ENDPOINT, or leave the certificate out")

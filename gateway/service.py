@@ -12,6 +12,7 @@ import errno
 import importlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from backends import load_backend
 from backends.names import strip_git_suffix
 from gateway import tls
 from gateway.config import ServiceConfig
-from gateway.listen_checks import EndpointError, endpoint_problem
+from gateway.listen_checks import PROXY_PREFIX, EndpointError, endpoint_problem
 from gateway.logs import SafeLogger
 from protocols.errors import StorageError
 
@@ -102,11 +103,6 @@ def implemented(kind: str) -> bool:
     except NotImplementedYet:
         return False
     return True
-
-
-PROXY_PREFIX = "haproxy:"
-"""Before an endpoint description: its connections come from a proxy that sends the PROXY protocol
-header first (Twisted's own spelling for that)."""
 
 
 def proxied_endpoint(description: str) -> tuple[bool, str]:
@@ -466,6 +462,8 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
 def _reason(exc: BaseException, unix: bool = False) -> str:
     """What went wrong when listening, in a few words (a ``unix:`` socket's lock file names the
     process id, not a file: left out)."""
+    if isinstance(exc, CannotListenError) and isinstance(exc.socketError, socket.gaierror):
+        return f"interface={exc.interface} is not an address and cannot be resolved ({exc.socketError.strerror})"
     if isinstance(exc, CannotListenError) and isinstance(exc.socketError, OSError):
         return exc.socketError.strerror or str(exc.socketError)
     if isinstance(exc, (tls.TLSFilesError, EndpointError)):
@@ -483,7 +481,7 @@ def _listen_advice(exc: BaseException, unix: bool = False) -> str:
         code = getattr(exc.socketError, "errno", None)
         if code == errno.EACCES:
             return "a port below 1024 needs privileges: choose a higher one, or let systemd open it (systemd:...)"
-        if code == errno.EADDRNOTAVAIL:
+        if code == errno.EADDRNOTAVAIL or isinstance(exc.socketError, socket.gaierror):
             return "check the interface= address: it must be one of this host's"
         return "stop what uses that port or choose another"
     if isinstance(exc, (tls.TLSFilesError, EndpointError)):

@@ -217,6 +217,30 @@ def test_endpoint_mistakes_are_one_line_each_without_internals(tmp_path: Path) -
         assert internal not in output, output
 
 
+def test_two_of_its_own_listeners_on_one_port_are_named_before_either_binds(tmp_path: Path) -> None:
+    """``--git tcp:P --http tcp:P``: the second said "Address already in use; stop what uses that
+    port", after the first had logged that it serves; now one line names both, and nothing binds."""
+    port = _free_port()
+    git, web = f"tcp:{port}:interface=127.0.0.1", f"tcp:{port}"
+    result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path / "repos"), "--git", git,
+                             "--http", web], capture_output=True, text=True, timeout=60, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert output.strip() == (f"twistd hgwire: --git {git} and --http {web} both listen on port {port}: give each "
+                              "listener a port of its own"), output
+
+
+def test_an_interface_that_is_no_address_is_told_so(tmp_path: Path) -> None:
+    endpoint = f"tcp:{_free_port()}:interface=nonsense.invalid"
+    result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path / "repos"), "--git",
+                             endpoint], capture_output=True, text=True, timeout=60, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert (f"cannot listen on {endpoint}: interface=nonsense.invalid is not an address and cannot be resolved ("
+            in output and "; check the interface= address: it must be one of this host's" in output), output
+    assert "stop what uses that port" not in output and "Traceback" not in output, output
+
+
 def test_two_ports_it_cannot_have_are_two_lines_and_nothing_more(tmp_path: Path) -> None:
     """Each listener says why it cannot listen; the process stops once (a second stop was a
     ``ReactorNotRunning`` traceback) and does not claim to serve."""
