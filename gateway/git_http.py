@@ -139,7 +139,10 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
                  advice=OUT_OF_FILES_ADVICE)
         status, message = 503, OUT_OF_FILES
     elif told is not None:
-        log.error("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)
+        if storage_fault(exc) is not None:  # the server's own files (a repository it may not read): as git:// logs it
+            log.warn("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)  # noqa: G010
+        else:
+            log.error("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)
         message = told
     elif status == 500:
         log.failure("{proto} on {repo}", failure, proto=proto, repo=repo)

@@ -475,13 +475,15 @@ def load_token_key(root: str) -> bytes:
     called once, when the service is built."""
     path = os.path.join(root, TOKEN_KEY_NAME)
     try:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as made:
-                made.write(secrets.token_hex(_TOKEN_KEY_BYTES) + "\n")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:  # missing, and ROOT does not let it be made: removing it would not help
+        return _own_token_key(path, exc, f"let the service's user write {root}, where it is made")
+    else:
+        with os.fdopen(fd, "w") as made:
+            made.write(secrets.token_hex(_TOKEN_KEY_BYTES) + "\n")
+    try:
         for _ in range(50):  # another process may be writing it this moment
             with open(path, encoding="ascii") as kept:
                 text = kept.read(4 * _TOKEN_KEY_BYTES).strip()
@@ -492,11 +494,18 @@ def load_token_key(root: str) -> bytes:
         if len(key) < _TOKEN_KEY_BYTES:
             raise ValueError(f"it holds {len(key)} bytes, not {_TOKEN_KEY_BYTES}")
         return key
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        log.warn("{path} cannot sign Git LFS tokens ({error}); this process signs its own, which other "  # noqa: G010
-                 "processes and a restart do not take (remove the file to have it made again)", path=path,
-                 error=str(exc))
-        return secrets.token_bytes(_TOKEN_KEY_BYTES)
+    except OSError as exc:
+        return _own_token_key(path, exc, "let the service's user read it, or remove it to have it made again")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _own_token_key(path, exc, "remove the file to have it made again")
+
+
+def _own_token_key(path: str, exc: Exception, advice: str) -> bytes:
+    """A key of this process's own, for want of ``path``, with one line that says why and what to do."""
+    error = f"{exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+    log.warn("{path} cannot sign Git LFS tokens ({error}); this process signs its own, which other "  # noqa: G010
+             "processes and a restart do not take: {advice}", path=path, error=error, advice=advice)
+    return secrets.token_bytes(_TOKEN_KEY_BYTES)
 
 
 def issue_token(user: str | None, repo: str, access: Access, key: bytes, now: float | None = None) -> str:

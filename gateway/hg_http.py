@@ -415,6 +415,9 @@ class HgHttpCommand:
             status, message = 503, OUT_OF_FILES
         elif status == 500 and told is None:
             log.failure("hg-http {command} on {repo}", failure, command=self.command, repo=self.route.repo)
+        elif status == 500 and storage_fault(exc) is not None:  # as every transport logs it: a warning
+            log.warn("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo,  # noqa: G010
+                     reason=told)
         elif status == 500:
             log.error("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo, reason=told)
         self._send_error(exc, status, message)

@@ -40,7 +40,7 @@ from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands
-from protocols.errors import HgwireError, NotARepository, ProtocolError
+from protocols.errors import HgwireError, NotARepository, ProtocolError, StorageError
 from protocols.hg_commands import CommandContext, Permission, Transport
 from protocols.hg_responses import OobError, PushError, Response, StreamResponse
 from protocols.hg_ssh import (
@@ -328,6 +328,8 @@ class HgServeSession(PumpedSession):
         exc = error.value if isinstance(error, Failure) else error
         if isinstance(exc, HgwireError):  # a backend's own words too, as every other transport shows them
             message = exc.message
+            if isinstance(exc, StorageError):  # the server's own files: as every transport logs them, a warning
+                log.warn("hg serve --stdio for {repo}: {reason}", repo=self.ctx.repo_name, reason=message)  # noqa: G010
         elif out_of_files(exc):
             log.warn("hg serve --stdio for {repo} refused: {error}; {advice}", repo=self.ctx.repo_name,  # noqa: G010
                      error=str(exc), advice=OUT_OF_FILES_ADVICE)

@@ -272,6 +272,7 @@ class HgwireService(service.MultiService):
             return
         if self.stop_reactor_on_failure and not self.config.config_file:
             _ignore_sighup(reactor)
+        warn_unusable_root(self.config)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
         if self.config.create_on_push:
@@ -335,6 +336,34 @@ class HgwireService(service.MultiService):
 
     def listener(self, kind: str) -> ListenerService:
         return next(l for l in self.listeners if l.kind == kind)
+
+
+def warn_unusable_root(config: ServiceConfig) -> None:
+    """Warn at the start, once twistd runs as the service's user (``-u``), of a ROOT that user
+    cannot list (every client would read "not found", and nothing else said why) or cannot write
+    (repositories cannot be made, nor the Git LFS token key)."""
+    from backends.filesystem import FilesystemBackend
+    from gateway.git_lfs import TOKEN_KEY_NAME
+
+    root = config.root
+    repositories = isinstance(config.backend, FilesystemBackend)
+    if repositories:
+        try:
+            with os.scandir(root) as entries:
+                next(entries, None)
+        except OSError as exc:
+            log.warn("--root {root} cannot be read by the service's user ({error}): every repository is "  # noqa: G010
+                     "\"not found\" to clients; give that user read and search rights on it", root=root,
+                     error=exc.strerror or str(exc))
+            return
+    if os.access(root, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        return
+    needs = ["pushes that create repositories"] if repositories and not config.read_only else []
+    if (config.ssh or config.http) and not os.path.exists(os.path.join(root, TOKEN_KEY_NAME)):
+        needs.append("the Git LFS token key")
+    if needs:
+        log.warn("--root {root} is not writable by the service's user: {needs} need it writable; give that "  # noqa: G010
+                 "user write rights on it", root=root, needs=" and ".join(needs))
 
 
 DESCRIPTOR_LIMIT = 65536

@@ -1,0 +1,85 @@
+"""A ROOT the service's user cannot read or write, as the operator reads it at the start, and a
+repository it cannot read, as each transport logs it.
+
+The service runs in a subprocess; as root it runs without the capabilities that let root read
+and write any file (``setpriv``), so that the modes apply to it as to any other user.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Client
+from tests.integration.test_cli import TWISTD, read_log, stop_twistd
+from tests.integration.test_unreadable_repositories import TOLD, WITHOUT_ROOT_READS, _git_repository
+
+WITHOUT_ROOT_RIGHTS = WITHOUT_ROOT_READS if os.geteuid() == 0 else []
+
+
+def _start(root: Path, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([*WITHOUT_ROOT_RIGHTS, TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(root), "--git",
+                             "tcp:0:interface=127.0.0.1", "--http", "tcp:0:interface=127.0.0.1"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _started(root: Path, cwd: Path) -> str:
+    proc = _start(root, cwd)
+    try:
+        return "".join(read_log(proc, r"worker threads"))
+    finally:
+        stop_twistd(proc)
+
+
+@pytest.mark.parametrize(("mode", "told"), [
+    (0o000, ("cannot be read by the service's user (Permission denied): every repository is \"not found\" to "
+             "clients; give that user read and search rights on it")),
+    (0o555, ("is not writable by the service's user: pushes that create repositories and the Git LFS token key "
+             "need it writable; give that user write rights on it")),
+])
+def test_a_root_it_cannot_read_or_write_is_told_at_the_start(tmp_path: Path, mode: int, told: str) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    root.chmod(mode)
+    try:
+        seen = _started(root, tmp_path)
+    finally:
+        root.chmod(0o755)
+    assert f"--root {root} {told}" in seen, seen
+    assert (f"{root}/.lfs_token_key cannot sign Git LFS tokens (Permission denied); this process signs its own, "
+            f"which other processes and a restart do not take: let the service's user write {root}, where it is "
+            "made") in seen, seen
+    assert "remove the file" not in seen, seen  # there is none: removing it was the wrong advice
+
+
+def test_a_usable_root_is_not_warned_of(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    seen = _started(root, tmp_path)
+    assert "--root" not in seen and "Git LFS tokens" not in seen, seen
+
+
+def test_an_unreadable_repository_is_a_warning_on_every_transport(tmp_path: Path, client: Client) -> None:
+    """git:// logged it at info, HTTP at error: one problem, two levels.  Both warn now."""
+    root = tmp_path / "root"
+    root.mkdir()
+    bare = _git_repository(client, root, "app.git")
+    bare.chmod(0)
+    proc = _start(root, tmp_path)
+    try:
+        urls = dict(re.findall(r"hgwire serves (\w+) at (\S+)/NAME", "".join(read_log(proc, r"worker threads"))))
+        for url in (urls["git"], urls["http"]):
+            refused = client.git("ls-remote", f"{url}/app.git", check=False)
+            assert refused.returncode != 0 and f"repository app.git {TOLD}" in refused.stderr, refused.stderr
+    finally:
+        stop_twistd(proc)
+        bare.chmod(0o755)
+    assert proc.stdout is not None
+    seen = proc.stdout.read()
+    said = [line for line in seen.splitlines() if f"repository app.git {TOLD}" in line and "#info]" not in line]
+    assert [re.search(r"\[(\S+)#(\w+)\]", line).groups() for line in said] == [  # type: ignore[union-attr]
+        ("gateway.git_session", "warn"), ("gateway.git_http", "warn")], seen
