@@ -6,12 +6,16 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
+from twisted.logger import Logger
+
 from backends import BackendLoadError, load_backend
 from gateway.config import ServiceConfig
 from gateway.listen_checks import shared_port
 from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
 from gateway.threads import MAX_POOL_SIZE
+
+log = Logger()
 
 MAX_SHUTDOWN_GRACE = 86400
 """A day: a longer wait for open connections would look like a hung stop."""
@@ -40,6 +44,7 @@ def check_options(options: MutableMapping[str, Any]) -> None:
     serves_ssh = bool(options.get("ssh")) or not any(options[kind] for kind in LISTENERS)  # given, or a default
     if options.get("host-cert") and not serves_ssh:
         raise ValueError("--host-cert is for the SSH listener: add --ssh ENDPOINT, or leave the certificate out")
+    _warn_unused_files(options)
     if options["backend"] == "fs" or serves_ssh:  # the repositories, or the host key kept in the root
         _make_root(options["root"])
     if serves_ssh:
@@ -62,6 +67,21 @@ def check_options(options: MutableMapping[str, Any]) -> None:
                 raise ValueError(str(exc)) from None
 
 
+LISTENER_FILES = {"htpasswd": "http", "authorized-keys": "ssh", "host-key": "ssh"}
+"""A file option → the listener that reads it; without that listener it does nothing."""
+
+
+def _warn_unused_files(options: MutableMapping[str, Any]) -> None:
+    """Warn of a file option given without the listener that reads it (listeners given, that one
+    not): the operator likely meant that listener, and nothing else would say it is missing."""
+    if not any(options[kind] for kind in LISTENERS):  # the defaults run every listener
+        return
+    for name, kind in LISTENER_FILES.items():
+        if options.get(name) and not options[kind]:
+            log.warn("--{name} has no effect without an {option} listener: add {option} ENDPOINT, or leave "  # noqa: G010
+                     "--{name} out", name=name, option=LISTENERS[kind].option)
+
+
 def _check_host_keys(options: MutableMapping[str, Any]) -> None:
     """The SSH host keys load (a single missing one is made): a bad one is a usage error, not a traceback."""
     from twisted.conch.error import ConchError
@@ -75,6 +95,8 @@ def _check_host_keys(options: MutableMapping[str, Any]) -> None:
 
 
 def _make_root(root: str) -> None:
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ValueError(f"--root {root} is not a directory; give the directory of the repositories (made if missing)")
     try:
         os.makedirs(root, exist_ok=True)
     except OSError as exc:

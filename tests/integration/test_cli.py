@@ -267,6 +267,31 @@ def test_a_root_it_cannot_make_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in output and "Usage:" not in output, output
 
 
+def test_a_root_that_is_a_file_is_told_so(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path / "file"), "--git",
+                             "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert output.strip() == (f"twistd hgwire: --root {tmp_path / 'file'} is not a directory; give the directory of "
+                              "the repositories (made if missing)"), output  # it said "cannot be made (File exists)"
+
+
+def test_file_options_without_their_listener_are_warned_of(tmp_path: Path) -> None:
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"), "--git",
+                             "tcp:0:interface=127.0.0.1", "--htpasswd", str(tmp_path / "passwords"),
+                             "--authorized-keys", str(tmp_path / "keys"), "--host-key", str(tmp_path / "host_key")],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = "".join(read_log(proc, r"worker threads"))
+    finally:
+        stop_twistd(proc)
+    for name, option in (("htpasswd", "--http"), ("authorized-keys", "--ssh"), ("host-key", "--ssh")):
+        assert (f"--{name} has no effect without an {option} listener: add {option} ENDPOINT, or leave --{name} "
+                "out") in seen, seen
+    assert "hgwire serves git at" in seen and not (tmp_path / "host_key").exists(), seen
+
+
 def test_the_worker_pool_has_the_size_asked_for(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"), "--workers",
