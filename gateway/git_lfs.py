@@ -52,7 +52,16 @@ from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext, peer_text
 from gateway.config import ServiceConfig
 from gateway.git_http import http_status
-from gateway.http import HttpFront, Route, RouteKind, Unauthorized, reason_phrase, refusal_outcome, retry_after, site_url
+from gateway.http import (
+    HttpFront,
+    Route,
+    RouteKind,
+    Unauthorized,
+    reason_phrase,
+    refusal_outcome,
+    retry_after,
+    site_url,
+)
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
 from gateway.policy import check_exported, read_base_git_config
