@@ -271,7 +271,10 @@ def _web_page(front: HttpFront, route: Route, user: str | None, revcount: int | 
     if isinstance(repo, HgRepo):
         return hg_web.page(repo, route.service, revcount, url, context, query, switches, linerange)
     if not route.service.startswith("json-"):
-        raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
+        close_git(repo)
+        page = route.service.split("/", 1)[0]
+        raise NotARepository(f"'{route.repo}' is a git repository, and hgweb's {page} page is served for Mercurial "
+                             f"repositories only: read its history on its pages or as JSON (json-shortlog)")
     with closing_git(repo):
         return git_web.json_page(GitPages(repo), route.service, revcount, url, query)
 

@@ -294,4 +294,7 @@ def test_a_git_repository_has_hgweb_s_json_pages(make_server: Callable[..., Runn
     assert missing.status == 404 and "error" in json.loads(missing.body)
     assert raw(port, "GET", "/j.git/json-comparison/main/c2.txt").status == 404
     assert raw(port, "GET", "/j.git/raw-rev/main").status == 404  # hg's raw style: for hg repositories
+    feed = raw(port, "GET", "/j.git/atom-log/main/c2.txt")  # and its feeds: said so, not "not Mercurial"
+    assert feed.status == 404 and b"'j.git' is a git repository, and hgweb's atom-log page is served for " \
+        b"Mercurial repositories only" in feed.body, feed.body
     repo.dulwich_repo.close()
