@@ -463,6 +463,24 @@ def _differing_entries(raw: bytes, old: _Listing,
     return entries, _Listing(raw, listing)
 
 
+def entries_not_in(raw: bytes, old: bytes, raw_len: int) -> list[tuple[bytes, int, bytes]] | None:
+    """The entries of the tree ``raw`` that are not, byte for byte, whole entries of the tree
+    ``old`` (``_differing_entries``); None when ``old`` is malformed, has a mode written otherwise
+    than git writes it (its entries' starts are not known then), or the trees differ too much.
+
+    Whole entries of both only: bytes of ``raw`` found inside ``old`` across its entries' bounds
+    (a name holding ``40000 x``, an id's bytes) are not an entry ``old`` holds."""
+    try:
+        entries = list(parse_tree(old, raw_len))  # (a list from the C parser, a generator from the Python one)
+        ends = _entry_ends(entries, 0, raw_len)
+        if ends is None or (ends[-1] if ends else 0) != len(old):
+            return None
+        found = _differing_entries(raw, _Listing(old, array("q", [0]) + ends), raw_len)
+    except (ObjectFormatException, ValueError):
+        return None
+    return None if found is None else found[0]
+
+
 def _sort_key(raw: bytes, at: int) -> bytes:
     """The name of the tree entry at ``raw[at:]`` as trees are sorted: a subtree's with a ``/``."""
     space = raw.index(b" ", at)
