@@ -132,7 +132,8 @@ class DiskPackSink:
             self._quarantine: git_ingest.Quarantine | None = git_ingest.Quarantine(store)
         try:
             with _invalid_pack():
-                self._ingest = git_ingest.PackIngest(store, repo._links, self._quarantine, rules)
+                self._ingest = git_ingest.PackIngest(store, repo._links, self._quarantine, rules,
+                                                     repo.thin_base_level())
         except BaseException:
             self._quarantine.drop()
             raise
@@ -1031,6 +1032,22 @@ class DulwichGitRepository:
         if listed:
             skip = self._skip_list(listed[-1])
         return git_ingest.fsck_rules([(k, v) for k, v in settings if k.lower() != b"skiplist"], skip)
+
+    def thin_base_level(self) -> int:
+        """The zlib level of the bases a pushed thin pack left out, as git's ``index-pack`` appends
+        them: ``core.looseCompression``, else ``core.compression`` (-1 to 9), else
+        ``git_ingest.THIN_BASE_LEVEL``; a value git would not read counts as none."""
+        config = self._config()
+        if config is None:
+            return git_ingest.THIN_BASE_LEVEL
+        for key in (b"looseCompression", b"compression"):
+            try:
+                level = int(config.get((b"core",), key))
+            except (KeyError, ValueError):
+                continue
+            if -1 <= level <= 9:
+                return level
+        return git_ingest.THIN_BASE_LEVEL
 
     def _config_path(self, value: bytes) -> str:
         """A file a config value names, as git's ``git_config_pathname`` reads it: ``~`` expanded,

@@ -622,6 +622,11 @@ def ingest_pack(store: DiskObjectStore, read: Callable[[int], bytes],
 
 
 READ_CHUNK = 1 << 16
+THIN_BASE_LEVEL = 1
+"""The zlib level git's ``index-pack --fix-thin`` writes the bases a thin pack left out at when the
+repository sets neither ``core.looseCompression`` nor ``core.compression`` (its
+``zlib_compression_level``, not ``pack.compression``'s default 6): a one-file push into a directory of
+100,000 files appends its 3.9 MB tree, 0.14 s of the server's CPU at 6, 0.05 s at 1."""
 
 
 class PackIngest:
@@ -640,7 +645,8 @@ class PackIngest:
     is invisible to readers).  Errors raise
     ``ProtocolError`` (or dulwich's ``ObjectFormatException`` and
     ``ApplyDeltaError``); nothing is left in the object directory then.
-    ``links`` collects what the checked commits, trees and tags link to, for ``connected``.
+    ``links`` collects what the checked commits, trees and tags link to, for ``connected``;
+    ``base_level``: the zlib level of the appended bases (``THIN_BASE_LEVEL``).
 
     The objects are kept in columns (arrays of offsets, sizes, CRC-32s…, a list of ids), about
     100 bytes an object with its id: a record per object cost 500 and more, which a migration's
@@ -648,8 +654,10 @@ class PackIngest:
     """
 
     def __init__(self, store: DiskObjectStore, links: PushLinks | None = None,
-                 into: Quarantine | None = None, rules: FsckRules | None = None) -> None:
+                 into: Quarantine | None = None, rules: FsckRules | None = None,
+                 base_level: int = THIN_BASE_LEVEL) -> None:
         self._rules = rules or DEFAULT_FSCK
+        self._base_level = base_level
         if into is None:
             sweep_stale_temporaries(store)  # a quarantine swept when it was made
         self._store = store
@@ -1145,7 +1153,7 @@ class PackIngest:
         if external:
             pack_sha, extra = extend_pack(self._file, set(external), get_raw=get_raw,  # type: ignore[arg-type]
                                           object_format=store.object_format,
-                                          compression_level=store.pack_compression_level)
+                                          compression_level=self._base_level)
             for sha, offset, crc in extra:  # the bases a thin pack left out, appended from the store
                 self._names.append(sha)
                 self._offsets.append(offset)
