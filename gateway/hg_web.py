@@ -195,9 +195,23 @@ def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page
                       skip=skip)
 
 
+def _text(raw: bytes) -> str:
+    """History's bytes as the renderer takes them, as json.loads gives them from hgweb's JSON:
+    UTF-8, any other byte as ``\\udcXX``."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _directory_row(prefix: str, name: str, empty: bytes) -> dict[str, str]:
+    return {"abspath": f"/{prefix}{name}", "basename": name, "emptydirs": _text(empty)}
+
+
+def _file_row(prefix: str, name: str, size: int, flags: bytes) -> dict[str, Any]:
+    return {"abspath": prefix + name, "basename": name, "size": size, "flags": _text(flags)}
+
+
 class HgPages:
-    """A Mercurial repository's page data, from hgweb's JSON pages (``backends.hg.web``), with the
-    methods ``backends.git_web.GitPages`` has."""
+    """A Mercurial repository's page data, from hgweb's JSON pages (``backends.hg.web``; a file or
+    directory from what json-file is written from), with the methods ``backends.git_web.GitPages`` has."""
 
     def __init__(self, repo: HgRepo) -> None:
         self.repo = repo
@@ -224,7 +238,19 @@ class HgPages:
         return list(self._data(f"json-shortlog/{key}", count)["changesets"])
 
     def tree(self, key: str, path: str) -> dict[str, Any]:
-        return dict(self._data(f"json-file/{key}/{path}" if path else f"json-manifest/{key}"))
+        """A file's lines or a directory's entries, in the shapes of json-file and json-manifest and
+        only what the page shows, made from what those pages are written from: no JSON between
+        (a directory of 100,000 files was written as 10 MB of JSON and parsed back); a directory's
+        files and a file's lines are made one at a time as the page is rendered (``html.directory``
+        and ``html.file`` read them once)."""
+        shown = hg_web.file_or_directory(self.repo, key or "tip", path)
+        node = shown.node.hex()
+        if isinstance(shown, hg_web.FileLines):
+            return {"node": node, "path": _text(shown.path), "lines": ({"line": _text(line)} for line in shown.lines)}
+        prefix = _text(shown.prefix)
+        return {"node": node, "abspath": "/" + prefix,
+                "directories": [_directory_row(prefix, _text(name), empty) for name, empty in shown.directories],
+                "files": (_file_row(prefix, _text(name), size, flags) for name, size, flags in shown.files)}
 
     def filediff(self, key: str, path: str) -> dict[str, Any]:
         return dict(self._data(f"json-diff/{key}/{path}"))

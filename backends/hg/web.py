@@ -957,23 +957,59 @@ MAX_FILE_TEXT = 64 << 20
 """The largest file ``json-file`` shows (it is built whole in memory; hgweb has no bound)."""
 
 
+@dataclass(frozen=True)
+class Directory:
+    """A directory at revision ``rev`` as hgweb lists one: its subdirectories, each its name and
+    hgweb's ``emptydirs`` (the chain of directories below it that hold one directory alone), and
+    its files, each its name, size (as ``filelog.size``) and flags, by name; names are what
+    follows ``prefix`` (the directory's path and ``/``, empty for the root)."""
+
+    node: bytes
+    rev: int
+    prefix: bytes
+    directories: list[tuple[bytes, bytes]]
+    files: list[tuple[bytes, int, bytes]]
+
+
+@dataclass(frozen=True)
+class FileLines:
+    """A file at revision ``rev`` as hgweb's file page shows it: its lines (hgweb's stand-in
+    ``(binary:TYPE)`` for a binary file)."""
+
+    node: bytes
+    rev: int
+    path: bytes
+    file_node: bytes
+    lines: list[bytes]
+
+
+def file_or_directory(repo: HgRepo, key: str, path: str, manifest_only: bool = False) -> FileLines | Directory:
+    """What ``json-file/REV/PATH`` shows, for its JSON (``json_file``) and for the browser's page
+    (``gateway.hg_web``, which renders it as it is, with no JSON between): the file at that
+    revision, or a directory (any path with ``manifest_only``, ``json-manifest``)."""
+    node, rev, _mtime, files = resolve(repo, key)
+    wanted = path.strip("/").encode("utf-8", "surrogateescape")
+    if not manifest_only and wanted:
+        for file_path, file_node, _flags in files:
+            if file_path == wanted and rev >= 0:
+                return FileLines(node, rev, file_path, file_node, _file_lines(repo, file_path, file_node))
+        try:
+            return _directory(repo, node, rev, files, wanted)
+        except ProtocolError:  # neither a file nor a directory: hgweb's file error
+            raise not_in_manifest(wanted, node) from None
+    return _directory(repo, node, rev, files, wanted)
+
+
 def json_file(repo: HgRepo, key: str, path: str, manifest_only: bool) -> bytes:
     """hgweb's ``json-file/REV/PATH``: the file at that revision, its lines and the changesets
     hgweb names as its parents; a directory (or no path) is ``json-manifest/REV/PATH``, its
     subdirectories (with hgweb's ``emptydirs``, the chain of directories holding one directory
     alone) and files (size as ``filelog.size``, flags, the revision's date)."""
-    node, rev, _mtime, files = resolve(repo, key)
+    shown = file_or_directory(repo, key, path, manifest_only)
     info = _Changesets(repo)
-    wanted = path.strip("/").encode("utf-8", "surrogateescape")
-    if not manifest_only and wanted:
-        for file_path, file_node, _flags in files:
-            if file_path == wanted and rev >= 0:
-                return _file_revision(repo, info, rev, file_path, file_node)
-        try:
-            return _manifest(repo, info, node, rev, files, wanted)
-        except ProtocolError:  # neither a file nor a directory: hgweb's file error
-            raise not_in_manifest(wanted, node) from None
-    return _manifest(repo, info, node, rev, files, wanted)
+    if isinstance(shown, FileLines):
+        return _file_json(repo, info, shown)
+    return _directory_json(info, shown)
 
 
 def _names_of(info: _Changesets, node: bytes) -> list[tuple[str, bytes]]:
@@ -981,8 +1017,8 @@ def _names_of(info: _Changesets, node: bytes) -> list[tuple[str, bytes]]:
             ("tags", _list([json_string(n) for n in info.tags.get(node, [])]))]
 
 
-def _manifest(repo: HgRepo, info: _Changesets, node: bytes, rev: int, files: Sequence[tuple[bytes, bytes, bytes]],
-              wanted: bytes) -> bytes:
+def _directory(repo: HgRepo, node: bytes, rev: int, files: Sequence[tuple[bytes, bytes, bytes]],
+               wanted: bytes) -> Directory:
     prefix = wanted + b"/" if wanted else b""
     tree: dict[bytes | None, Any] = {}
     found: dict[bytes, tuple[bytes, bytes, bytes]] = {}
@@ -1001,10 +1037,7 @@ def _manifest(repo: HgRepo, info: _Changesets, node: bytes, rev: int, files: Seq
         level[None] = None  # files here
     if files and not found and not tree:
         raise ProtocolError("path not found", 404)
-    date = info.date(rev) if rev >= 0 else b"[0.0, 0]"
-    entries = [_object([("abspath", json_string(path)), ("basename", json_string(base)), ("date", date),
-                        ("size", b"%d" % file_size(repo, path, file_node)), ("flags", json_string(flags))])
-               for base, (path, file_node, flags) in sorted(found.items())]
+    listed = [(base, file_size(repo, path, file_node), flags) for base, (path, file_node, flags) in sorted(found.items())]
     directories = []
     for name in sorted(d for d in tree if d is not None):
         empty: list[bytes] = []
@@ -1014,13 +1047,23 @@ def _manifest(repo: HgRepo, info: _Changesets, node: bytes, rev: int, files: Seq
             if below:  # a directory (the None key, files, holds None)
                 empty.append(cast(bytes, only))
             level = below
-        directories.append(_object([("abspath", json_string(b"/" + prefix + name)), ("basename", json_string(name)),
-                                    ("emptydirs", json_string(b"/".join(empty)))]))
-    return _object([("node", b'"%s"' % binascii.hexlify(node)), ("abspath", json_string(b"/" + prefix)),
-                    ("directories", _list(directories)), ("files", _list(entries)), *_names_of(info, node)])
+        directories.append((name, b"/".join(empty)))
+    return Directory(node, rev, prefix, directories, listed)
 
 
-def _file_revision(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_node: bytes) -> bytes:
+def _directory_json(info: _Changesets, shown: Directory) -> bytes:
+    prefix = shown.prefix
+    date = info.date(shown.rev) if shown.rev >= 0 else b"[0.0, 0]"
+    files = _list([_object([("abspath", json_string(prefix + base)), ("basename", json_string(base)), ("date", date),
+                            ("size", b"%d" % size), ("flags", json_string(flags))])
+                   for base, size, flags in shown.files])
+    directories = _list([_object([("abspath", json_string(b"/" + prefix + name)), ("basename", json_string(name)),
+                                  ("emptydirs", json_string(empty))]) for name, empty in shown.directories])
+    return _object([("node", b'"%s"' % binascii.hexlify(shown.node)), ("abspath", json_string(b"/" + prefix)),
+                    ("directories", directories), ("files", files), *_names_of(info, shown.node)])
+
+
+def _file_lines(repo: HgRepo, path: bytes, file_node: bytes) -> list[bytes]:
     filelog = repo.filelog(path)
     if filelog.raw_size(filelog.rev(file_node)) > MAX_FILE_TEXT:
         raise UnsupportedFeature(f"this file holds more than {MAX_FILE_TEXT >> 20} MiB: it is not shown here; "
@@ -1028,14 +1071,19 @@ def _file_revision(repo: HgRepo, info: _Changesets, rev: int, path: bytes, file_
     text = file_data(repo, path, file_node)
     if b"\0" in text:  # hgweb's stand-in for a binary file
         text = b"(binary:%s)" % guessed_type(path)
+    return text.splitlines(True)
+
+
+def _file_json(repo: HgRepo, info: _Changesets, shown: FileLines) -> bytes:
+    rev, path = shown.rev, shown.path
     changeset = repo.changeset(info.cl, rev)
     common = info.common(rev, changeset)
-    lines = [_object([("line", json_string(line))]) for line in text.splitlines(True)]
+    lines = [_object([("line", json_string(line))]) for line in shown.lines]
     return _object([
         ("node", common["node"]), ("path", json_string(path)),
         *((k, common[k]) for k in ("date", "desc", "branch", "bookmarks", "tags", "user")),
         ("parents", _list([b'"%s"' % binascii.hexlify(info.cl.node(p))
-                           for p in _file_parents(repo, info, rev, path, file_node)])),
+                           for p in _file_parents(repo, info, rev, path, shown.file_node)])),
         ("phase", common["phase"]), ("lines", _list(lines))])
 
 
