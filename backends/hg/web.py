@@ -21,6 +21,7 @@ import binascii
 import difflib
 import hashlib
 import mimetypes
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,9 +55,18 @@ RAW_REV = "raw-rev"
 _SHORT = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
 
 
+_PLAIN = re.compile(rb"[\x20\x21\x23-\x3b\x3d\x3f-\x5b\x5d-\x7e]*")
+"""What hg's ``json`` filter writes as it is: printable ASCII but ``"``, ``\\``, ``<`` and ``>``."""
+
+
 def json_string(raw: bytes) -> bytes:
     """hg's ``json`` filter on bytes (paranoid): UTF-8 as ``\\uXXXX`` beyond ASCII (surrogate pairs
     past the BMP), a byte that is not UTF-8 as ``\\udcXX``, controls, DEL, ``<`` and ``>`` escaped."""
+    plain = found.end() if (found := _PLAIN.match(raw)) else 0  # most names and lines: nothing to look at
+    if plain == len(raw):
+        return b'"%s"' % raw
+    if plain == len(raw) - 1 and raw[-1:] == b"\n":  # a line
+        return b'"%s\\n"' % raw[:-1]
     out = ['"']
     for ch in raw.decode("utf-8", "surrogateescape"):
         code = ord(ch)
@@ -1054,13 +1064,20 @@ def _directory(repo: HgRepo, node: bytes, rev: int, files: Sequence[tuple[bytes,
 def _directory_json(info: _Changesets, shown: Directory) -> bytes:
     prefix = shown.prefix
     date = info.date(shown.rev) if shown.rev >= 0 else b"[0.0, 0]"
-    files = _list([_object([("abspath", json_string(prefix + base)), ("basename", json_string(base)), ("date", date),
-                            ("size", b"%d" % size), ("flags", json_string(flags))])
+    quoted_prefix = json_string(prefix)[:-1]
+    files = _list([_file_entry(quoted_prefix, json_string(base), date, size, flags)
                    for base, size, flags in shown.files])
     directories = _list([_object([("abspath", json_string(b"/" + prefix + name)), ("basename", json_string(name)),
                                   ("emptydirs", json_string(empty))]) for name, empty in shown.directories])
     return _object([("node", b'"%s"' % binascii.hexlify(shown.node)), ("abspath", json_string(b"/" + prefix)),
                     ("directories", directories), ("files", files), *_names_of(info, shown.node)])
+
+
+def _file_entry(quoted_prefix: bytes, quoted_name: bytes, date: bytes, size: int, flags: bytes) -> bytes:
+    """A file of json-manifest; its path's JSON is its directory's and its name's, as a name
+    follows a ``/``, which no character's UTF-8 holds (the name is escaped once)."""
+    return _object([("abspath", quoted_prefix + quoted_name[1:]), ("basename", quoted_name), ("date", date),
+                    ("size", b"%d" % size), ("flags", json_string(flags))])
 
 
 def _file_lines(repo: HgRepo, path: bytes, file_node: bytes) -> list[bytes]:

@@ -90,6 +90,9 @@ def test_json_strings_escape_as_hg_does() -> None:
     assert json_string(b"<a>&'") == b"\"\\u003ca\\u003e&'\""
     assert json_string("café \U0001d11e".encode()) == b'"caf\\u00e9 \\ud834\\udd1e"'
     assert json_string(b"bad \xdd byte \x7f \x00") == b'"bad \\udcdd byte \\u007f \\u0000"'
+    plain = bytes(range(0x20, 0x7F)).translate(None, b'"\\<>')  # written as it is, with nothing looked at
+    assert json_string(plain) == b'"%s"' % plain and json_string(b"") == b'""'
+    assert json_string(plain + b"\n") == b'"%s\\n"' % plain and json_string(b"\n\n") == b'"\\n\\n"'
 
 
 def test_a_change_among_many_equal_lines_is_cut_as_hg_cuts_it() -> None:
