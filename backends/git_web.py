@@ -569,9 +569,10 @@ class GitPages:
                                    "the repository")
             return RawFile(name, blob.raw_length(), iter(blob.as_raw_chunks()))
         entries = obj.items()
-        return raw_listing([e.path for e in entries if stat.S_ISDIR(e.mode)],
-                           [(_flags(e.mode).encode(), 0 if S_ISGITLINK(e.mode) else self._object(e.sha).raw_length(),
-                             e.path) for e in entries if not stat.S_ISDIR(e.mode)])
+        with size_reader(self.store) as sizes:  # from the packs' entry headers, as the file page: no blob inflated
+            files = [(_flags(e.mode).encode(), 0 if S_ISGITLINK(e.mode) else self._listed_size(sizes, e.sha), e.path)
+                     for e in entries if not stat.S_ISDIR(e.mode)]
+        return raw_listing([e.path for e in entries if stat.S_ISDIR(e.mode)], files)
 
     def archive(self, name: str, key: str, kind: str, path: str, allowed: Collection[str]) -> WebArchive:
         """hgweb's archive URL for a git repository: commit ``key``'s tree (only ``path`` below it,
@@ -602,6 +603,14 @@ class GitPages:
 
         return WebArchive(prefix.rstrip("/") + extension, content_type, chunks)
 
+    @staticmethod
+    def _listed_size(sizes: PackObjectReader, sha: bytes) -> int:
+        """A listed file's size, from its pack entry's headers (a loose one is read); 404 for a missing one."""
+        try:
+            return sizes.size_of(sha)
+        except KeyError:
+            raise ProtocolError("unknown object", 404) from None
+
     def tree(self, key: str, path: str) -> dict[str, Any]:
         """A directory's entries, or (``lines`` in it) a file's lines, at commit ``key``."""
         oid, wanted, obj = self._at(key, path, read_file=False)
@@ -624,12 +633,7 @@ class GitPages:
                     directories.append({"abspath": _path(b"/" + prefix + name), "basename": _path(name),
                                         "emptydirs": ""})
                     continue
-                size = 0
-                if not S_ISGITLINK(entry_mode):
-                    try:
-                        size = sizes.size_of(sha)
-                    except KeyError:
-                        raise ProtocolError("unknown object", 404) from None
+                size = 0 if S_ISGITLINK(entry_mode) else self._listed_size(sizes, sha)
                 files.append({"abspath": _path(prefix + name), "basename": _path(name), "size": size,
                               "flags": "m" if S_ISGITLINK(entry_mode) else _flags(entry_mode)})
         return {"node": oid.decode(), "abspath": _path(b"/" + prefix), "directories": directories, "files": files}

