@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from backends.git_archive import Spool, compressed
-from backends.hg.changelog import META_MARKER, Changeset, iter_manifest, parse_filelog_text
+from backends.hg.changelog import META_MARKER, Changeset, manifest_entries, parse_filelog_text
 from backends.hg.graph import NULL_REV, missing
 from backends.hg.keys import BOOLEANS, config_list
 from backends.hg.repository import HgRepo
@@ -218,7 +218,7 @@ def manifest_at(repo: HgRepo, rev: int) -> tuple[Changeset, list[tuple[bytes, by
             return changeset, list(found)
     manifests = repo.manifestlog()
     text = manifests.revision(manifests.rev(changeset.manifest))
-    entries: list[tuple[bytes, bytes, bytes]] = [(e.path, e.node, e.flags) for e in iter_manifest(text)]
+    entries: list[tuple[bytes, bytes, bytes]] = list(manifest_entries(text))
     if key is not None:
         _MANIFESTS.put(key, list(entries))
     return changeset, entries

@@ -25,7 +25,7 @@ from backends.hg import requirements as reqs
 from backends.hg import transaction as journal
 from backends.hg.changelog import (
     Changeset,
-    iter_manifest,
+    manifest_entries,
     manifest_lookup,
     parse_changeset,
     parse_filelog_text,
@@ -1450,10 +1450,10 @@ def _changed_entries(ml: Revlog, mrev: int) -> list[tuple[bytes, Node]] | None:
     _, delta = ml.stored_delta(mrev)
     inserted = b"".join(data for _start, _end, data in mpatch.parse_hunks(delta))
     if len(inserted) > CHANGED_ENTRIES_BYTES or inserted[-1:] not in (b"", b"\n") or \
-            inserted[:1] == b"\n" or b"\n\n" in inserted:  # (iter_manifest skips an empty line)
+            inserted[:1] == b"\n" or b"\n\n" in inserted:  # (manifest_entries skips an empty line)
         return None
     try:
-        return [(entry.path, entry.node) for entry in iter_manifest(inserted)]
+        return [(path, node) for path, node, _flags in manifest_entries(inserted)]
     except StorageError:
         return None
 

@@ -17,6 +17,7 @@ from backends.hg.changelog import (
     format_changeset,
     format_filelog_text,
     format_manifest,
+    manifest_entries,
     manifest_lookup,
     parse_changeset,
     parse_filelog_text,
@@ -64,6 +65,17 @@ def test_manifest_and_lookup() -> None:
     assert parse_manifest(text) == entries
     assert manifest_lookup(text, b"a") == manifest_lookup(text, b"l") == N1
     assert manifest_lookup(text, b"b") is None
+
+
+def test_manifest_entries_are_tuples_in_stored_order() -> None:
+    """The pages' parse (``manifest_entries``: a tuple per line, the lines as stored, an empty one
+    skipped) and its refusals of a damaged line, as the parse that made an object per line had."""
+    text = format_manifest({b"b/x": (N1, b"x"), b"a": (N1, b""), b"l": (N1, b"l")})
+    assert manifest_entries(text + b"\n") == [(b"a", N1, b""), (b"b/x", N1, b"x"), (b"l", N1, b"l")]
+    for damaged, reason in ((b"a" + N1.hex().encode(), "line"), (b"a\0" + N1.hex()[:39].encode(), "line"),
+                            (b"a\0" + b"g" * 40, "node")):
+        with pytest.raises(StorageError, match=f"corrupt manifest {reason}"):
+            manifest_entries(text + damaged + b"\n")
 
 
 _PATHS = st.binary(min_size=1, max_size=6).filter(lambda p: b"\n" not in p and b"\0" not in p)

@@ -38,7 +38,7 @@ def test_a_log_page_reads_no_manifest(path: Path, page: str, monkeypatch: pytest
     def no_manifest(_text: bytes) -> None:
         raise AssertionError("a log page parsed a manifest")
 
-    monkeypatch.setattr(archive, "iter_manifest", no_manifest)
+    monkeypatch.setattr(archive, "manifest_entries", no_manifest)
     shown = web.page(open_repository(str(path), "r"), page)
     monkeypatch.undo()
     assert shown == web.page(open_repository(str(path), "r"), page)
