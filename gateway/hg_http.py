@@ -48,6 +48,7 @@ from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
 from gateway.http import (
     REALM,
     HttpFront,
+    LoginNeeded,
     Route,
     RouteKind,
     Unauthorized,
@@ -242,7 +243,7 @@ class HgHttpCommand:
             raise
         except PermissionDenied as refusal:
             if self.user is None and not isinstance(refusal, Unauthorized):
-                raise Unauthorized(str(refusal)) from None
+                raise LoginNeeded(str(refusal)) from None
             raise
 
     def _execute(self, cmd: Command) -> Answer:
@@ -467,7 +468,7 @@ def check_web_access(repo: HgRepository, user: str | None, permission: Permissio
 
     def refuse(what: str) -> NoReturn:
         message = f"{what} not authorized by the repository's [web] settings"
-        raise (Unauthorized(message) if user is None else PermissionDenied(message))
+        raise (LoginNeeded(message) if user is None else PermissionDenied(message))
 
     deny_read, allow_read = found.get("deny_read"), found.get("allow_read")
     if deny_read and (user is None or member(deny_read)):

@@ -379,6 +379,11 @@ class Unauthorized(PermissionDenied):
         self.detail = detail
 
 
+class LoginNeeded(Unauthorized):
+    """A client that sent no credentials asked for what needs a user: the challenge every HTTP push
+    of git and hg meets before it sends its password (logged as that, not as a refusal)."""
+
+
 PASSWORDS_UNREADABLE = "the server cannot read its password file; tell the server's operator"
 """What a client that logs in is told while the ``--htpasswd`` file cannot be read (403, not a
 challenge: its credentials may be right, and a 401 makes git's credential helper forget them)."""
@@ -386,7 +391,11 @@ challenge: its credentials may be right, and a 401 makes git's credential helper
 
 def refusal_outcome(status: int, message: str, exc: BaseException) -> str:
     """A refused request's outcome for its log line: what its client was told and, for a login
-    refused because the user's entry was skipped, why (``Unauthorized.detail``)."""
+    refused because the user's entry was skipped, why (``Unauthorized.detail``).  A 401 to a client
+    that sent no credentials is the challenge every HTTP push of git and hg meets before its
+    password is sent: "asked to log in", not "refused", which an operator's alerts look for."""
+    if isinstance(exc, LoginNeeded):
+        return f"asked to log in ({status}): {message}"
     detail = exc.detail if isinstance(exc, Unauthorized) else None
     return f"refused {status}: {message}" + (f" ({detail})" if detail else "")
 
@@ -439,7 +448,7 @@ class HttpFront:
             self.authorizer.check(user, repo, transport, access)
         except PermissionDenied as refusal:
             if user is None and not isinstance(refusal, Unauthorized):
-                raise Unauthorized(str(refusal)) from None
+                raise LoginNeeded(str(refusal)) from None
             raise
         return user
 

@@ -84,3 +84,26 @@ def test_refused_entries_are_told_at_the_start_and_in_their_user_s_refused_login
     assert any("(its --htpasswd line 2 was skipped: the hash is unsalted SHA-1, which is not accepted; use "
                "bcrypt (htpasswd -B))" in line for line in lines), lines
     assert any(line.endswith("refused 401: wrong user name or password") for line in lines), lines  # alice's
+
+
+def test_the_login_challenge_of_a_good_push_is_not_logged_as_a_refusal(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """git (and hg) send a push without credentials first and theirs only after the 401: that
+    challenge, met by every HTTP push, was logged "refused 401", which an operator's alerts on
+    refusals then met ~26 times a minute in a team's day; a wrong password still is a refusal."""
+    passwords = tmp_path / "htpasswd"
+    passwords.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(passwords))
+    subprocess.run(["git", "init", "-q", "--bare", str(server.root / "app.git")], check=True)
+    work = _work(client)
+    with log_events() as seen:
+        client.git("push", "-q", _url(server, "alice:s3cret"), "main", cwd=work)
+    lines = [line for line in _lines(seen) if "git-http app.git: " in line]
+    assert any(line.endswith("asked to log in (401): pushing to app.git needs an authenticated user; log in with "
+                             "an SSH key or an HTTP password") for line in lines), lines
+    assert not any("refused" in line for line in lines), lines
+    with log_events() as seen:
+        wrong = client.git("push", _url(server, "alice:nope"), "main", cwd=work, check=False)
+    assert wrong.returncode != 0
+    assert any(line.endswith("refused 401: wrong user name or password") for line in _lines(seen)), _lines(seen)
+    subprocess.run(["git", "fsck", "--full"], cwd=server.root / "app.git", capture_output=True, check=True)
