@@ -30,6 +30,7 @@ from protocols.errors import (
 )
 
 GIT_EXIT_STATUS = 128
+HG_EXIT_ABORT = 255
 INTERNAL_ERROR = "internal error"
 
 TMPDIR_ADVICE = "make room there or point TMPDIR elsewhere"
@@ -139,3 +140,20 @@ def git_err_line(exc: BaseException) -> bytes:
 def git_stderr(exc: BaseException) -> bytes:
     """The stderr line for transports that have one (SSH), as git's ``fatal:`` prefix."""
     return b"fatal: " + git_message(exc) + b"\n"
+
+
+SSH_REFUSALS: dict[str, tuple[str, int]] = {
+    "git-ssh": ("fatal: ", GIT_EXIT_STATUS),  # git's die(); the client adds "Could not read from remote repository"
+    "hg-ssh": ("abort: ", HG_EXIT_ABORT),  # hg's abort; the client shows "remote: abort: …"
+}
+"""How a command refused at the SSH door ends, by the client that sent it: what its own server
+says before it dies, so the refusal reads as git's and hg's others do (``repository X not found``)."""
+SSH_REFUSAL_OTHER = ("hgwire: ", 1)
+"""The same for a command that is neither git's nor hg's (``ls``, an unknown command)."""
+
+
+def ssh_refusal(proto: str, message: str) -> tuple[bytes, int]:
+    """The stderr line and exit status of a command ``proto`` (``git-ssh``, ``hg-ssh``, ``ssh``)
+    refused at the door with ``message``."""
+    prefix, status = SSH_REFUSALS.get(proto, SSH_REFUSAL_OTHER)
+    return f"{prefix}{message.replace(chr(10), ' ')}\n".encode("utf-8", "replace"), status

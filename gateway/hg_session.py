@@ -30,7 +30,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, OneShotSession, Session, SessionContext
-from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files
+from gateway.errors import HG_EXIT_ABORT, OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.logs import SafeLogger
@@ -56,7 +56,6 @@ from protocols.hg_ssh import (
 
 log = SafeLogger()
 
-HG_EXIT_ABORT = 255
 PERMISSION_ACCESS: dict[Permission, Access] = {"pull": Access.READ, "push": Access.WRITE}
 QUEUE_HIGH = 64
 """Pushed chunks waiting for the pool before the client's input is paused."""

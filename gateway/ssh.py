@@ -93,7 +93,7 @@ from gateway.auth import (
 )
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
-from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files
+from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, ssh_refusal
 from gateway.limits import REFUSAL_GRACE, ConnectionLimits, count_request, drop, limits_for, user_sessions
 from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
@@ -102,7 +102,7 @@ from gateway.threads import reactor_time, run_blocking
 from protocols import ssh_cert
 from protocols.errors import HgwireError, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
-from protocols.ssh_exec import ExecRequest, RouteKind, check_env, parse_exec
+from protocols.ssh_exec import ExecRequest, RouteKind, UnsafeExecPath, check_env, parse_exec
 
 log = SafeLogger()
 
@@ -924,9 +924,9 @@ class ExecChannel(conch_channel.SSHChannel):
             return
         try:
             request = parse_exec(command)
-            self._record.service = str(request.kind)
-            self._record.proto = ROUTE_PROTO[request.kind]
-            name = validate_name(request.path)
+            self._route(request.kind)
+            # the name as the user wrote it: git sends ssh://host/x as '/x', and x is what git:// and HTTP quote
+            name = validate_name(request.path.removeprefix("/"))
             self._record.repo = name
             factory_ = EXEC_SESSIONS.get(request.kind)
             if factory_ is None:
@@ -937,13 +937,20 @@ class ExecChannel(conch_channel.SSHChannel):
             self._leave = user_sessions(config).enter(self._user, limits_for(config).max_sessions_per_user)
             self._session = factory_(self._context(request, name), self)
         except HgwireError as refusal:
-            self.refuse(str(refusal))
+            if isinstance(refusal, UnsafeExecPath):
+                self._route(refusal.kind)
+            self.refuse(str(refusal), as_client=True)
             return
         except Exception:
             log.failure("starting an SSH session for {command}", command=command[:200].decode("utf-8", "replace"))
-            self.refuse("internal error")
+            self.refuse("internal error", as_client=True)
             return
         self._deliver()
+
+    def _route(self, kind: RouteKind) -> None:
+        """What the session runs, for its log line and for the words of a refusal."""
+        self._record.service = str(kind)
+        self._record.proto = ROUTE_PROTO[kind]
 
     def _context(self, request: ExecRequest, name: str) -> SessionContext:
         config = self._front.config
@@ -968,11 +975,14 @@ class ExecChannel(conch_channel.SSHChannel):
             authorizer=self._front.authorizer,
         )
 
-    def refuse(self, message: str) -> None:
-        """One line on stderr, exit status 1: how a refused command ends."""
+    def refuse(self, message: str, as_client: bool = False) -> None:
+        """One line on stderr, exit status 1: how a refused command ends; ``as_client``, a git or hg
+        command refused before it started, with its client's own words (``gateway.errors.ssh_refusal``):
+        git's ``fatal:`` and hg's ``abort:``, as every other refusal of theirs reads."""
         self._record.outcome, self._record.reason = "refused", message
-        self.write_stderr(f"hgwire: {message}\n".encode("utf-8", "replace"))
-        self.finish(1)
+        line, status = ssh_refusal(self._record.proto if as_client else "ssh", message)
+        self.write_stderr(line)
+        self.finish(status)
 
     # input, with backpressure
 

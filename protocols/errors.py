@@ -38,6 +38,11 @@ class UnsafeName(HgwireError):
 NO_REPOSITORY_NAMED = "no repository is named in the URL: add its name after the host, as in HOST/NAME"
 """What a client that named no repository (``git clone ssh://host/``, ``hg clone ssh://host``) reads."""
 
+USER_PATHS_NOT_SERVED = ("~user paths (home directories, as git daemon's --user-path serves) are not served here: "
+                         "name the repository by its path under the server's root, e.g. team/project")
+"""What a name starting with ``~user`` reads (``git://host/~alice/r.git``, ``ssh://host/~alice/r``) on every
+transport: git and hg read it as a home directory, which this server does not have."""
+
 
 class PermissionDenied(HgwireError):
     """The user may not do this to this repository."""

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from protocols.errors import ProtocolError, UnsafeName, UnsupportedFeature
+from protocols.errors import USER_PATHS_NOT_SERVED, ProtocolError, UnsafeName, UnsupportedFeature
 
 MAX_PATH = 4096
 MAX_EXTRA_PARAMETERS = 32
@@ -78,8 +78,7 @@ def decode_repo_path(path: bytes) -> str:
     if len(path) > MAX_PATH:
         raise UnsafeName(f"repository paths are at most {MAX_PATH} bytes long")
     if path.startswith(b"~"):
-        raise UnsafeName("~user paths (git daemon's --user-path) are not served here: name the repository "
-                         "by its path under the server's root, e.g. /team/project.git")
+        raise UnsafeName(USER_PATHS_NOT_SERVED)
     if not path.startswith(b"/"):
         raise UnsafeName("repository paths must be absolute, e.g. /team/project.git")
     try:

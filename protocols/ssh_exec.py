@@ -102,6 +102,16 @@ class ExecRequest:
     hidden: bool = False
 
 
+class UnsafeExecPath(UnsafeName):
+    """A path refused before the name check (an option-like one), with the route it came in: the
+    refusal is worded for that route's client and the log names both."""
+
+    def __init__(self, message: str, kind: RouteKind, path: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.path = path
+
+
 def _git_rows(service: str, kind: RouteKind) -> tuple[ExecPattern, ExecPattern]:
     return (
         ExecPattern(kind, (f"git-{service}", PATH)),
@@ -233,7 +243,7 @@ def match_words(words: list[str]) -> ExecRequest:
     for pattern in patterns:
         path = _fit(pattern, words)
         if path is not None:
-            return ExecRequest(pattern.kind, _check_path(path), pattern.hidden)
+            return ExecRequest(pattern.kind, _check_path(path, pattern.kind), pattern.hidden)
     usages = " | ".join(pattern.usage() for pattern in patterns)
     raise UnsupportedFeature(f"unsupported arguments to {words[0]!r}; usage: {usages}")
 
@@ -250,11 +260,12 @@ def _fit(pattern: ExecPattern, words: list[str]) -> str | None:
     return path
 
 
-def _check_path(path: str) -> str:
+def _check_path(path: str, kind: RouteKind) -> str:
+    """Refuse an empty path and an option-like one, in ``backends.names``' words for them."""
     if not path:
-        raise UnsafeName(NO_REPOSITORY_NAMED)
+        raise UnsafeExecPath(NO_REPOSITORY_NAMED, kind, path)
     if path.startswith("-"):
-        raise UnsafeName(f"repository path {_shorten(path)!r} starts with '-'")
+        raise UnsafeExecPath(f"repository name {_shorten(path)!r} starts with '-'", kind, path)
     return path
 
 

@@ -216,21 +216,22 @@ def test_other_env_ignored(setup: SshSetup) -> None:
 
 
 @pytest.mark.parametrize(
-    ("command", "message"),
-    [
-        ("ls", b"hgwire: unknown command 'ls'"),
-        ("sh -c 'git-upload-pack /r.git'", b"hgwire: unknown command 'sh'"),
-        ("git-upload-pack '../x'", b"hgwire: repository name '../x' contains a '..' segment"),
-        ("git-upload-pack '--help'", b"hgwire: repository path '--help' starts with '-'"),
-        ("git-upload-pack '/r.git'; rm -rf /", b"hgwire: command uses shell syntax ';'"),
-        ("hg -R --debugger serve --stdio", b"hgwire: repository path '--debugger' starts with '-'"),
-        ("git-upload-archive '/r.git'", b"hgwire: git-upload-archive is not available on this server yet"),
-        ("git-upload-pack '/" + "a" * 5000 + "'", b"hgwire: command is longer than 4096 bytes"),
+    ("command", "message", "status"),
+    [  # a git or hg command refused in its client's words (git's die(), hg's abort), anything else as hgwire's
+        ("ls", b"hgwire: unknown command 'ls'", 1),
+        ("sh -c 'git-upload-pack /r.git'", b"hgwire: unknown command 'sh'", 1),
+        ("git-upload-pack '../x'", b"fatal: repository name '../x' contains a '..' segment", 128),
+        ("git-upload-pack '/../x'", b"fatal: repository name '../x' contains a '..' segment", 128),
+        ("git-upload-pack '--help'", b"fatal: repository name '--help' starts with '-'", 128),
+        ("git-upload-pack '/r.git'; rm -rf /", b"hgwire: command uses shell syntax ';'", 1),
+        ("hg -R --debugger serve --stdio", b"abort: repository name '--debugger' starts with '-'", 255),
+        ("git-upload-archive '/r.git'", b"fatal: git-upload-archive is not available on this server yet", 128),
+        ("git-upload-pack '/" + "a" * 5000 + "'", b"hgwire: command is longer than 4096 bytes", 1),
     ],
 )
-def test_refused_commands(setup: SshSetup, command: str, message: bytes) -> None:
+def test_refused_commands(setup: SshSetup, command: str, message: bytes, status: int) -> None:
     result = setup.ssh(command)
-    assert result.returncode == 1
+    assert result.returncode == status
     assert result.stdout == b""
     assert result.stderr.startswith(message), result.stderr
     assert result.stderr.count(b"\n") == 1
@@ -244,8 +245,8 @@ def test_read_only_refuses_receive_pack_at_the_door(make_server: Callable[..., R
                             authorized_keys=str(authorized), read_only=True)
     ro = SshSetup(read_only, setup.key, setup.stranger_key, setup.host_key, [])
     result = ro.ssh("git-receive-pack '/r.git'")
-    assert result.returncode == 1
-    assert result.stderr == b"hgwire: this server is read-only; pushes and repository creation are refused\n"
+    assert result.returncode == 128
+    assert result.stderr == b"fatal: this server is read-only; pushes and repository creation are refused\n"
     assert ro.ssh("git-upload-pack '/r.git'").returncode == 0
 
 
@@ -396,7 +397,7 @@ def test_git_over_ssh(make_server: Callable[..., RunningServer], tmp_path: Path,
         assert ("< version 2" in result.stderr) == (version == "2")  # GIT_PROTOCOL reached the session
     refused = client.git("ls-remote", "ssh://git@127.0.0.1/../etc", check=False)
     assert refused.returncode != 0
-    assert "hgwire: repository name" in refused.stderr
+    assert "fatal: repository name '../etc' contains a '..' segment" in refused.stderr
     assert client.git("ls-remote", url).stdout.split()[0] == head
 
 

@@ -6,13 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocols.errors import HgwireError, LimitExceeded, ProtocolError, UnsafeName, UnsupportedFeature
+from protocols.errors import HgwireError, LimitExceeded, ProtocolError, UnsupportedFeature
 from protocols.ssh_exec import (
     MAX_COMMAND_BYTES,
     ExecRequest,
     RouteKind,
-    parse_exec,
+    UnsafeExecPath,
     check_env,
+    parse_exec,
     split_words,
 )
 
@@ -70,14 +71,14 @@ REFUSED: list[tuple[bytes, type[HgwireError]]] = [
     (b"hg serve --stdio -R repo", UnsupportedFeature),
     (b"hg -R repo --config=ui.debugger=1 serve --stdio", UnsupportedFeature),
     # option-like paths (CVE-2017-9462, CVE-2017-1000117)
-    (b"git-upload-pack '--help'", UnsafeName),
-    (b"git-upload-pack --help", UnsafeName),
-    (b"git-receive-pack '-oProxyCommand=x'", UnsafeName),
-    (b"hg -R --debugger serve --stdio", UnsafeName),
-    (b"hg -R --config=ui.debugger=1 serve --stdio", UnsafeName),
-    (b"hg -R -q serve --stdio", UnsafeName),
-    (b"hg init --config=x", UnsafeName),
-    (b"git-upload-pack ''", UnsafeName),
+    (b"git-upload-pack '--help'", UnsafeExecPath),
+    (b"git-upload-pack --help", UnsafeExecPath),
+    (b"git-receive-pack '-oProxyCommand=x'", UnsafeExecPath),
+    (b"hg -R --debugger serve --stdio", UnsafeExecPath),
+    (b"hg -R --config=ui.debugger=1 serve --stdio", UnsafeExecPath),
+    (b"hg -R -q serve --stdio", UnsafeExecPath),
+    (b"hg init --config=x", UnsafeExecPath),
+    (b"git-upload-pack ''", UnsafeExecPath),
     # shell syntax we never interpret
     (b"git-upload-pack '/r.git'; ls", ProtocolError),
     (b"git-upload-pack /r.git && ls", ProtocolError),

@@ -1,0 +1,146 @@
+"""What the real clients print for a user's mistake, the same on every transport.
+
+One server per backend for the module (git://, SSH, HTTP; ``--config``; ``--create-on-push``):
+alice may push everywhere and create ``new-*``, reads ``private/*``; bob reads what is not
+private and writes nothing.  A wrong name, a refusal or a repository of the other kind reads as
+one sentence, the same one over git://, SSH and HTTP, in each client's own words around it
+(git's ``fatal:``, hg's ``abort:``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+
+from backends.interfaces import Kind
+from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, start_server, stop_server
+from tests.integration.test_permissions import _client, _ssh_key
+
+POLICY = """
+[[repo]]
+pattern = "*"
+write = ["alice"]
+
+[[repo]]
+pattern = "new-*"
+create = ["alice"]
+
+[[repo]]
+pattern = "private/*"
+read = ["alice"]
+"""
+
+USERS = ("alice", "bob")
+
+
+@dataclass
+class Mistakes:
+    """The running server and how each user reaches it."""
+
+    server: RunningServer
+    client: Client
+    keys: dict[str, Path]
+    events: list[LogEvent]
+
+    def ssh_command(self, user: str) -> str:
+        return (f"/usr/bin/ssh -F /dev/null -p {self.server.port('ssh')} -i {self.keys[user]} "
+                "-o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no "
+                "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
+
+    def url(self, transport: str, name: str) -> str:
+        scheme = {"git": "git://", "ssh": "ssh://git@", "http": "http://"}[transport]
+        return f"{scheme}127.0.0.1:{self.server.port(transport)}/{name}"
+
+    def git(self, transport: str, user: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        env = {"GIT_SSH_COMMAND": self.ssh_command(user)} if transport == "ssh" else {}
+        return self.client.git(*args, env=env, check=False, **kw)
+
+    def hg(self, user: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        return self.client.hg("--config", f"ui.ssh={self.ssh_command(user)}", *args, check=False)
+
+    def ssh(self, user: str, *command: str) -> subprocess.CompletedProcess[str]:
+        argv = [*self.ssh_command(user).split(), "git@127.0.0.1", *command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    def ssh_sessions(self, count: int) -> list[LogEvent]:
+        """The last ``count`` SSH session log events (logged when the server sees the channel close)."""
+        deadline = time.monotonic() + 10
+        while True:
+            sessions = [e for e in self.events if e.get("log_namespace") == "gateway.ssh" and "outcome" in e]
+            if len(sessions) >= count or time.monotonic() > deadline:
+                return sessions[-count:]
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def mistakes(request: pytest.FixtureRequest, reactor: Any,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mistakes]:
+    base = tmp_path_factory.mktemp(f"mistakes-{request.param}")
+    keys = {user: _ssh_key(base, user) for user in USERS}
+    authorized = base / "authorized_keys"
+    authorized.write_text("".join((base / f"{u}_key.pub").read_text() for u in USERS))
+    policy = base / "hgwire.toml"
+    policy.write_text(POLICY)
+    server = start_server(reactor, request.param, base / "root", git=[LOOPBACK], ssh=[LOOPBACK],
+                          http=[LOOPBACK], host_key=str(base / "host_key"), authorized_keys=str(authorized),
+                          config_file=str(policy), create_on_push=True)
+    for name in ("app.git", "private/secret.git"):
+        server.backend.create(name, Kind.GIT)
+    server.backend.create("hgapp", Kind.HG)
+    events: list[LogEvent] = []
+    observer = cast(ILogObserver, events.append)
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield Mistakes(server, _client(base), keys, events)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        stop_server(reactor, server)
+
+
+def _git_remote_error(m: Mistakes, name: str) -> str:
+    """What git:// tells git of ``name``: the sentence after ``fatal: remote error: ``."""
+    said = m.git("git", "bob", "ls-remote", m.url("git", name)).stderr
+    assert said.startswith("fatal: remote error: "), said
+    return said.removeprefix("fatal: remote error: ").splitlines()[0]
+
+
+@pytest.mark.parametrize("name", ["../app.git", "-app.git", "~alice/r.git", "a/.hidden/r.git"])
+def test_a_bad_name_reads_the_same_over_ssh_as_over_git_daemon(mistakes: Mistakes, name: str) -> None:
+    """git over SSH says it as git's own ``fatal:`` line, with the name as written (no leading
+    ``/``), in git://'s sentence; hg over SSH as ``remote: abort:`` (exit 255 on the server)."""
+    sentence = _git_remote_error(mistakes, name)
+    assert sentence.startswith(("repository name ", "~user paths")), sentence
+    over_ssh = mistakes.git("ssh", "bob", "ls-remote", mistakes.url("ssh", name))
+    assert over_ssh.returncode != 0
+    assert over_ssh.stderr.splitlines()[0] == f"fatal: {sentence}", over_ssh.stderr
+    hg_name = name.removesuffix(".git")
+    hg_said = mistakes.hg("bob", "identify", mistakes.url("ssh", hg_name))
+    assert f"remote: abort: {sentence.replace(name, hg_name)}" in hg_said.stderr.splitlines(), hg_said.stderr
+    raw = mistakes.ssh("bob", "hg", "-R", f"'{hg_name}'", "serve", "--stdio")
+    assert (raw.returncode, raw.stderr) == (255, f"abort: {sentence.replace(name, hg_name)}\n")
+
+
+def test_a_user_path_is_told_so_over_http_too(mistakes: Mistakes) -> None:
+    sentence = _git_remote_error(mistakes, "~alice/r.git")
+    over_http = mistakes.git("http", "bob", "ls-remote", mistakes.url("http", "~alice/r.git"))
+    assert f"remote: {sentence}" in over_http.stderr.splitlines(), over_http.stderr
+    hg_said = mistakes.client.hg("identify", mistakes.url("http", "~alice/r"), check=False)
+    assert sentence in hg_said.stderr, hg_said.stderr
+
+
+def test_a_permission_refusal_over_ssh_is_the_client_s_own_error(mistakes: Mistakes) -> None:
+    """Not ``hgwire: …`` (which git printed as it was, and hg as ``remote: hgwire: …``)."""
+    git_said = mistakes.git("ssh", "bob", "ls-remote", mistakes.url("ssh", "private/secret.git"))
+    assert git_said.stderr.splitlines()[0].startswith("fatal: bob may not read private/secret.git; "), git_said.stderr
+    hg_said = mistakes.hg("bob", "identify", mistakes.url("ssh", "private/secret.git"))
+    assert hg_said.stderr.splitlines()[0].startswith("remote: abort: bob may not read private/secret.git; "), \
+        hg_said.stderr
+    raw = mistakes.ssh("bob", "git-upload-pack", "'/private/secret.git'")
+    assert raw.returncode == 128 and raw.stderr.startswith("fatal: bob may not read"), raw
