@@ -25,7 +25,7 @@ from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.git_session import make_git_session
 from gateway.limits import count_request, limits_for
-from gateway.logs import SafeLogger
+from gateway.logs import SafeLogger, loggable_name
 from gateway.policy import authorizer_for
 from protocols import pktline
 from protocols.errors import HgwireError, ProtocolError
@@ -196,17 +196,11 @@ class GitDaemonProtocol(protocol.Protocol):
             else "{proto} (no request) from {peer}: {outcome} in {elapsed_ms} ms",
             proto=PROTO,
             service=request.service.value if request else None,
-            repo=_loggable(request.repo_name) if request else None,
+            repo=loggable_name(request.repo_name) if request else None,
             peer=_peer(self.transport),
             outcome=self._outcome,
             elapsed_ms=round((time.monotonic() - self._started) * 1000),
         )
-
-
-def _loggable(name: str) -> str:
-    """A requested name as the log may show it: one the name check refused may hold control
-    characters (an escape sequence for the operator's terminal, a newline that forges a log line)."""
-    return name[:300] if name.isprintable() else name[:300].encode("unicode_escape").decode("ascii")
 
 
 def _peer(transport: ITransport | None) -> str:

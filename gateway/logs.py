@@ -26,6 +26,18 @@ def log_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+MAX_LOGGED_NAME = 300
+"""Characters of a requested repository name a log line shows (a refused one may be long)."""
+
+
+def loggable_name(name: str) -> str:
+    """A requested name as the log may show it, before or after the name check refused it: bounded,
+    and with what is not printable escaped (an escape sequence for the operator's terminal, a
+    newline that forges a log line)."""
+    name = name[:MAX_LOGGED_NAME]
+    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
+
+
 class SafeLogger(Logger):
     """A ``Logger`` whose events' text fields hold no control characters (``log_safe``)."""
 

@@ -95,7 +95,7 @@ from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig
 from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, ssh_refusal
 from gateway.limits import REFUSAL_GRACE, ConnectionLimits, count_request, drop, limits_for, user_sessions
-from gateway.logs import SafeLogger
+from gateway.logs import SafeLogger, loggable_name
 from gateway.policy import authorizer_for, public_url
 from gateway.ssh_transport import SHA1_USER_ALGORITHMS, AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
@@ -924,8 +924,8 @@ class ExecChannel(conch_channel.SSHChannel):
             return
         try:
             request = parse_exec(command)
-            self._route(request.kind)
             # the name as the user wrote it: git sends ssh://host/x as '/x', and x is what git:// and HTTP quote
+            self._route(request.kind, request.path.removeprefix("/"))
             name = validate_name(request.path.removeprefix("/"))
             self._record.repo = name
             factory_ = EXEC_SESSIONS.get(request.kind)
@@ -938,7 +938,7 @@ class ExecChannel(conch_channel.SSHChannel):
             self._session = factory_(self._context(request, name), self)
         except HgwireError as refusal:
             if isinstance(refusal, UnsafeExecPath):
-                self._route(refusal.kind)
+                self._route(refusal.kind, refusal.path)
             self.refuse(str(refusal), as_client=True)
             return
         except Exception:
@@ -947,10 +947,12 @@ class ExecChannel(conch_channel.SSHChannel):
             return
         self._deliver()
 
-    def _route(self, kind: RouteKind) -> None:
-        """What the session runs, for its log line and for the words of a refusal."""
+    def _route(self, kind: RouteKind, name: str) -> None:
+        """What the session runs and on which name, for its log line (a refused name too: an
+        operator sees a ``..`` attempt) and for the words of a refusal."""
         self._record.service = str(kind)
         self._record.proto = ROUTE_PROTO[kind]
+        self._record.repo = loggable_name(name) or "-"
 
     def _context(self, request: ExecRequest, name: str) -> SessionContext:
         config = self._front.config
@@ -979,7 +981,8 @@ class ExecChannel(conch_channel.SSHChannel):
         """One line on stderr, exit status 1: how a refused command ends; ``as_client``, a git or hg
         command refused before it started, with its client's own words (``gateway.errors.ssh_refusal``):
         git's ``fatal:`` and hg's ``abort:``, as every other refusal of theirs reads."""
-        self._record.outcome, self._record.reason = "refused", message
+        # the reason in the line itself, as git:// ("error: …") and HTTP ("refused 403: …") log it
+        self._record.outcome, self._record.reason = f"refused: {message}", message
         line, status = ssh_refusal(self._record.proto if as_client else "ssh", message)
         self.write_stderr(line)
         self.finish(status)

@@ -144,3 +144,24 @@ def test_a_permission_refusal_over_ssh_is_the_client_s_own_error(mistakes: Mista
         hg_said.stderr
     raw = mistakes.ssh("bob", "git-upload-pack", "'/private/secret.git'")
     assert raw.returncode == 128 and raw.stderr.startswith("fatal: bob may not read"), raw
+
+
+def test_ssh_logs_say_why_and_which_name(mistakes: Mistakes) -> None:
+    """An operator reads traversal attempts and permission refusals in the SSH log line, as in
+    git://'s and HTTP's: the name asked for and the reason (it said ``- …: refused``)."""
+    from twisted.logger import formatEvent
+
+    mistakes.git("ssh", "bob", "ls-remote", mistakes.url("ssh", "../../etc/passwd"))
+    mistakes.git("ssh", "bob", "ls-remote", mistakes.url("ssh", "private/secret.git"))
+    mistakes.hg("bob", "identify", mistakes.url("ssh", "-hgapp"))
+    traversal, private, option = mistakes.ssh_sessions(3)
+    assert (traversal["proto"], traversal["service"], traversal["repo"], traversal["user"]) == \
+        ("git-ssh", "git-upload-pack", "../../etc/passwd", "bob")
+    assert traversal["outcome"] == "refused: repository name '../../etc/passwd' contains a '..' segment"
+    assert private["repo"] == "private/secret.git"
+    assert private["outcome"].startswith("refused: bob may not read private/secret.git; ")
+    assert (option["proto"], option["service"], option["repo"]) == ("hg-ssh", "hg-serve", "-hgapp")
+    assert option["outcome"] == "refused: repository name '-hgapp' starts with '-'"
+    line = formatEvent(traversal)
+    assert line.startswith("git-ssh git-upload-pack ../../etc/passwd user=bob peer=127.0.0.1:"), line
+    assert ": refused: repository name '../../etc/passwd' contains a '..' segment in " in line, line
