@@ -102,7 +102,16 @@ from gateway.threads import reactor_time, run_blocking
 from protocols import ssh_cert
 from protocols.errors import HgwireError, UnsupportedFeature
 from protocols.git_request import parse_git_protocol, protocol_version
-from protocols.ssh_exec import ExecRequest, RouteKind, UnsafeExecPath, check_env, parse_exec
+from protocols.ssh_exec import (
+    ExecRequest,
+    RouteKind,
+    UnsafeExecPath,
+    check_env,
+    info_matches,
+    is_info,
+    parse_exec,
+    parse_info,
+)
 
 log = SafeLogger()
 
@@ -864,8 +873,8 @@ class ExecChannel(conch_channel.SSHChannel):
         clock = reactor_time(self.clock)
         self._fit_windows(clock.seconds() - self._opened_at)
         command = common.getNS(data)[0]
-        if command.strip() in GREETING_COMMANDS:  # ``ssh git@host info``, as gitolite users ask
-            clock.callLater(0, self._greet)
+        if is_info(command):  # ``ssh git@host info [PATTERN]``, as gitolite users ask
+            clock.callLater(0, self._greet, command)
             return True
         clock.callLater(0, self._start, command)  # after the exec reply is sent
         return True
@@ -875,20 +884,22 @@ class ExecChannel(conch_channel.SSHChannel):
         if self._exec_seen:
             return False
         self._exec_seen = True
-        reactor_time(self.clock).callLater(0, self._greet)  # after the shell reply is sent
+        reactor_time(self.clock).callLater(0, self._greet, b"")  # after the shell reply is sent
         return True
 
-    def _greet(self) -> None:
+    def _greet(self, command: bytes) -> None:
+        """The greeting, for a shell request (no command) or ``info [PATTERN]``."""
         if self._done or self.localClosed:
             return
-        self._record.service = "shell"
+        self._record.service = "shell" if not command else "info"
         front = self._front
         try:
+            pattern = parse_info(command) if command else ""
             count_request(front.config, self._user, self._peer.rpartition(":")[0])
         except HgwireError as refusal:
             self.refuse(str(refusal))
             return
-        d = run_blocking(greeting, front.config.backend, front.authorizer, self._user)
+        d = run_blocking(greeting, front.config.backend, front.authorizer, self._user, pattern)
         d.addCallbacks(self._greeted, self._greeting_failed)
 
     def _greeted(self, text: bytes) -> None:
@@ -1189,21 +1200,21 @@ _CHANNEL_REQUESTS: dict[bytes, Callable[[ExecChannel, bytes], bool]] = {
 """Every channel request a session accepts; pty-req, subsystem, x11-req and
 auth-agent-req@openssh.com are absent, so they fail."""
 
-GREETING_COMMANDS = frozenset({b"info"})
-"""Commands answered with the greeting: gitolite's ``info``, which its users run to list their access."""
-
 MAX_GREETING_REPOSITORIES = 200
 """Repositories a greeting lists; it says how many more there are."""
 
 
-def greeting(backend: Any, authorizer: Authorizer, user: str) -> bytes:
+def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "") -> bytes:
     """What ``ssh -T git@host`` is told (blocking: the backend lists its repositories): who the
     key logged in as, that there is no shell, and the repositories the user may read, ``W`` where
-    they may push too (as gitolite's ``info``)."""
+    they may push too (as gitolite's ``info``); with ``pattern`` (``info PATTERN``), those it
+    matches (``info_matches``)."""
     lines = [f"hello {user}, this is hgwire: it serves git and Mercurial repositories and gives no shell."]
     readable: list[str] = []
     more = 0
     for name in backend.list():
+        if not info_matches(name, pattern):
+            continue
         transport = "git-ssh" if name.endswith(".git") else "hg-ssh"
         if not authorizer.allows(user, name, transport, Access.READ):
             continue
@@ -1215,6 +1226,8 @@ def greeting(backend: Any, authorizer: Authorizer, user: str) -> bytes:
         lines += ["", "You may read (R) and push to (W):", *readable]
         if more:
             lines.append(f" … and {more} more")
+    elif pattern:
+        lines += ["", f"There is no repository you may read that matches {pattern!r}."]
     else:
         lines += ["", "There is no repository you may read yet."]
     return ("\n".join(lines) + "\n").encode("utf-8", "replace")

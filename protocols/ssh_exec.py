@@ -27,6 +27,7 @@ before the name check of ``backends.names`` even sees it.
 from __future__ import annotations
 
 import enum
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -267,6 +268,39 @@ def _check_path(path: str, kind: RouteKind) -> str:
     if path.startswith("-"):
         raise UnsafeExecPath(f"repository name {_shorten(path)!r} starts with '-'", kind, path)
     return path
+
+
+INFO_COMMAND = "info"
+"""gitolite's command that lists what the user may read (``ssh git@host info [PATTERN]``)."""
+MAX_INFO_PATTERN = 255
+"""Longest ``info`` pattern: a repository name is no longer (``backends.names.MAX_NAME_LENGTH``)."""
+_GLOB = frozenset("*?[")
+
+
+def is_info(command: bytes) -> bool:
+    """Whether the exec command is gitolite's ``info`` (with or without arguments)."""
+    return command.strip().split(b" ", 1)[0] == INFO_COMMAND.encode()
+
+
+def parse_info(command: bytes) -> str:
+    """The pattern of ``info [PATTERN]`` ("" for none), as gitolite's ``info`` takes one to list only
+    the repositories it matches; anything more is refused with the usage."""
+    words = split_words(_decode(command))
+    if len(words) > 2 or any(word.startswith("-") for word in words[1:]):
+        raise UnsupportedFeature("'info' takes one pattern at most and no options; usage: info [PATTERN]")
+    pattern = words[1] if len(words) == 2 else ""
+    if len(pattern) > MAX_INFO_PATTERN:
+        raise LimitExceeded(f"the pattern of 'info' is longer than {MAX_INFO_PATTERN} characters")
+    return pattern
+
+
+def info_matches(name: str, pattern: str) -> bool:
+    """Whether ``info PATTERN`` lists ``name``: one holding PATTERN (``info team`` lists
+    ``team/app.git``, as gitolite's unanchored match does), or matching it whole as a glob when it
+    has ``*``, ``?`` or ``[`` (``info '*.git'``); every name for no pattern."""
+    if _GLOB.isdisjoint(pattern):
+        return pattern in name
+    return fnmatch.fnmatchcase(name, pattern)
 
 
 def _supported() -> str:

@@ -165,3 +165,25 @@ def test_ssh_logs_say_why_and_which_name(mistakes: Mistakes) -> None:
     line = formatEvent(traversal)
     assert line.startswith("git-ssh git-upload-pack ../../etc/passwd user=bob peer=127.0.0.1:"), line
     assert ": refused: repository name '../../etc/passwd' contains a '..' segment in " in line, line
+
+
+def test_info_takes_a_pattern_as_gitolite_s_does(mistakes: Mistakes) -> None:
+    """``ssh git@host info PATTERN`` lists the repositories it matches (it said "unknown command
+    'info'; … 'info' lists the repositories you may use")."""
+    def listed(user: str, *command: str) -> list[str]:
+        result = mistakes.ssh(user, *command)
+        assert result.returncode == 0, result.stderr
+        # (the memory backend lists a git repository without its .git)
+        return [line.split()[-1].removesuffix(".git") for line in result.stdout.splitlines() if line.startswith(" R")]
+
+    assert listed("alice", "info") == ["app", "hgapp", "private/secret"]
+    assert listed("alice", "info", "private") == ["private/secret"]
+    assert listed("alice", "info", "app") == ["app", "hgapp"]
+    assert listed("alice", "info", "'h*'") == ["hgapp"]
+    nothing = mistakes.ssh("bob", "info", "private")
+    assert nothing.returncode == 0
+    assert nothing.stdout.splitlines()[-1] == "There is no repository you may read that matches 'private'."
+    for extra in (("info", "a", "b"), ("info", "-lc")):
+        refused = mistakes.ssh("alice", *extra)
+        assert (refused.returncode, refused.stderr) == (
+            1, "hgwire: 'info' takes one pattern at most and no options; usage: info [PATTERN]\n"), extra
