@@ -82,7 +82,7 @@ from twisted.conch.ssh import keys as conch_keys
 from backends.interfaces import Kind
 from backends.names import validate_name
 from gateway.logs import SafeLogger
-from protocols.errors import PermissionDenied, ReadOnly, UnsafeName
+from protocols.errors import HgwireError, PermissionDenied, ReadOnly, RepositoryNotFound, UnsafeName
 from protocols.forwarded import parse_ip
 from protocols.ssh_cert import (
     USER_CERT,
@@ -95,7 +95,7 @@ from protocols.ssh_cert import (
 from protocols.ssh_cert import parse as parse_certificate
 
 if TYPE_CHECKING:
-    from gateway.policy import PolicyFile, Protections
+    from gateway.policy import Policy, PolicyFile, Protections
 
 log = SafeLogger()
 
@@ -151,8 +151,44 @@ def _reads_need_a_user_unless_anonymous(authorizer: Authorizer, request: AccessR
 
 
 def _the_policy_grants(authorizer: Authorizer, request: AccessRequest) -> None:
-    if authorizer.policy is not None and (reason := authorizer.policy.current.refusal(request)):
-        raise PermissionDenied(reason)
+    if authorizer.policy is None:
+        return
+    policy = authorizer.policy.current
+    if reason := policy.refusal(request):
+        raise _existence_refusal(authorizer, policy, request) or PermissionDenied(reason)
+
+
+PUSH_CREATES = frozenset({"git-daemon", "git-ssh", "git-http"})
+"""Transports whose create is a push to a name that is not there (``--create-on-push``), maybe
+mistyped, not a request to create (``hg init``, which the policy's words answer)."""
+
+
+def _existence_refusal(authorizer: Authorizer, policy: Policy, request: AccessRequest) -> HgwireError | None:
+    """A refused write or create whose real cause is whether the repository exists, said so to a user
+    who may read the name (to anyone else the refusal says nothing of which names exist): a push to
+    one that does not exist is "not found", as without ``--config``, or under ``--create-on-push``
+    that it does not exist and the user may not create it (not "may not push"); a create of one that
+    does (``hg init``) says it exists, as hg does (not "may not create").  None: the policy's words."""
+    if request.access is Access.READ or policy.refusal(replace(request, access=Access.READ)) is not None:
+        return None
+    exists = authorizer.exists(request.repo)
+    if exists is None:
+        return None
+    if request.access is Access.CREATE:
+        if exists:
+            return HgwireError(f"repository {request.repo} already exists")
+        return _may_not_create(request) if request.transport in PUSH_CREATES else None
+    if exists:
+        return None
+    if not authorizer.create_on_push:
+        return RepositoryNotFound(f"repository {request.repo} not found")
+    creating = policy.refusal(replace(request, access=Access.CREATE))
+    return None if creating is None else _may_not_create(request)
+
+
+def _may_not_create(request: AccessRequest) -> RepositoryNotFound:
+    return RepositoryNotFound(f"repository {request.repo} does not exist, and {request.user or 'an anonymous user'} "
+                              "may not create it; check the name, or ask the server's operator to create it")
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
@@ -175,6 +211,8 @@ class Authorizer:
     locate: Callable[[str], tuple[str, Kind] | None] | None = None
     """The backend's ``locate`` (optional): the stored name and kind of the repository a request
     for a name reaches, so that rules see every name that reaches it (``rule_names``)."""
+    create_on_push: bool = False
+    """``--create-on-push``: a push to a repository that does not exist may make it."""
 
     def check(self, user: str | None, repo: str, transport: str, access: Access) -> None:
         """Return if allowed; raise ``PermissionDenied``/``ReadOnly`` with the reason otherwise."""
@@ -205,10 +243,20 @@ class Authorizer:
                 names.append(stored.strip("/").removesuffix(".git") + ".git")
         return tuple(dict.fromkeys(names))
 
+    def exists(self, repo: str) -> bool | None:
+        """Whether a request for ``repo`` reaches a repository (``locate``); None when the backend
+        cannot say or refuses the name (it is refused where it is opened)."""
+        if self.locate is None:
+            return None
+        try:
+            return self.locate(repo) is not None
+        except Exception:  # noqa: BLE001 - as in rule_names
+            return None
+
     def allows(self, user: str | None, repo: str, transport: str, access: Access) -> bool:
         try:
             self.check(user, repo, transport, access)
-        except PermissionDenied:
+        except HgwireError:  # a permission refused, or a push to a repository that is not there
             return False
         return True
 

@@ -571,8 +571,8 @@ def lfs_authorize(front: HttpFront, request: server.Request, route: Route, acces
     try:
         user = check_token(token.strip(), route.repo, access, token_key(front.config))
         front.authorizer.check(user, route.repo, "git-http", access)
-    except (PermissionDenied, ValueError) as refusal:
-        return defer.fail(refusal if isinstance(refusal, PermissionDenied) else Unauthorized("a malformed LFS token"))
+    except (PermissionDenied, RepositoryNotFound, ValueError) as refusal:  # (not found: a push to no repository)
+        return defer.fail(refusal if not isinstance(refusal, ValueError) else Unauthorized("a malformed LFS token"))
     return defer.succeed(front.counted(user, request))
 
 

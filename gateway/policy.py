@@ -731,7 +731,8 @@ def authorizer_for(config: ServiceConfig) -> Authorizer:
     if config.authorizer is None:
         policy = PolicyFile(config.config_file) if config.config_file else None
         config.authorizer = Authorizer(read_only=config.read_only, policy=policy,
-                                       locate=getattr(config.backend, "locate", None))  # optional in a backend
+                                       locate=getattr(config.backend, "locate", None),  # optional in a backend
+                                       create_on_push=config.create_on_push)
     return config.authorizer
 
 

@@ -249,8 +249,8 @@ def test_git_writes(matrix: Matrix) -> None:
 
 
 GIT_CREATES = [
-    ("alice", "ssh", "team/new-a.git", False, "alice may not create team/new-a.git"),
-    ("alice", "http", "team/new-b.git", False, "403"),
+    ("alice", "ssh", "team/new-a.git", False, "repository team/new-a.git does not exist, and alice may not create it"),
+    ("alice", "http", "team/new-b.git", False, "remote: repository team/new-b.git does not exist, and alice may not"),
     (None, "git", "team/new-c.git", False, "push over SSH or HTTP"),
     ("root", "ssh", "team/new-d.git", True, ""),
     ("root", "http", "team/new-e.git", True, ""),

@@ -187,3 +187,28 @@ def test_info_takes_a_pattern_as_gitolite_s_does(mistakes: Mistakes) -> None:
         refused = mistakes.ssh("alice", *extra)
         assert (refused.returncode, refused.stderr) == (
             1, "hgwire: 'info' takes one pattern at most and no options; usage: info [PATTERN]\n"), extra
+
+
+def test_a_push_to_a_mistyped_name_says_it_does_not_exist(mistakes: Mistakes, tmp_path: Path) -> None:
+    """Under ``--config`` and ``--create-on-push``, a push to a name that is not there, by a user
+    who may not create it, says so (it said "bob may not push to typo.git; ask … for write access",
+    and alice "may not create"); ``hg init`` of a repository that is there says it exists (it said
+    "alice may not create hgapp").  A name the user may not read is refused in the words that do
+    not tell whether it exists."""
+    work = tmp_path / "work"
+    mistakes.client.git("init", "-q", str(work))
+    mistakes.client.git("commit", "-q", "--allow-empty", "-m", "one", cwd=work)
+    for user, transport in (("alice", "ssh"), ("bob", "ssh")):
+        pushed = mistakes.git(transport, user, "push", mistakes.url(transport, "typo.git"), "HEAD:main", cwd=work)
+        assert pushed.returncode != 0
+        assert pushed.stderr.splitlines()[0] == (
+            f"fatal: repository typo.git does not exist, and {user} may not create it; check the name, or ask "
+            "the server's operator to create it"), pushed.stderr
+    for name in ("private/secret.git", "private/typo.git"):
+        hidden = mistakes.git("ssh", "bob", "push", mistakes.url("ssh", name), "HEAD:main", cwd=work)
+        assert hidden.stderr.splitlines()[0].startswith(f"fatal: bob may not push to {name}; "), hidden.stderr
+    assert not mistakes.server.backend.exists("typo.git")
+    made = mistakes.hg("alice", "init", mistakes.url("ssh", "hgapp"))
+    assert made.returncode != 0 and "abort: repository hgapp already exists" in made.stderr, made.stderr
+    hidden_hg = mistakes.hg("bob", "init", mistakes.url("ssh", "private/secret.git"))
+    assert "bob may not create private/secret.git" in hidden_hg.stderr, hidden_hg.stderr

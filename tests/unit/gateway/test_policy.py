@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from backends.interfaces import Kind
 from gateway.auth import Access, Authorizer
 from gateway.config import ServiceConfig
 from gateway.policy import (
@@ -26,7 +27,7 @@ from gateway.policy import (
     parse_policy,
 )
 from gateway.shared_streams import KeepBounds
-from protocols.errors import PermissionDenied, ReadOnly, RepositoryNotFound
+from protocols.errors import HgwireError, PermissionDenied, ReadOnly, RepositoryNotFound
 
 EXAMPLE = """
 anonymous_read = false
@@ -101,6 +102,39 @@ def test_refusals_say_what_to_do(tmp_path: Path) -> None:
         authorizer.check("carol", "team/app", "git-ssh", W)
     with pytest.raises(PermissionDenied, match="needs an authenticated user"):
         authorizer.check(None, "team/app", "git-http", R)
+
+
+def test_a_push_to_no_repository_says_so_to_whoever_may_read_the_name(tmp_path: Path) -> None:
+    """A push to a name that is not there is "not found" (as without ``--config``), or under
+    ``--create-on-push`` "does not exist, and … may not create it" (it said "may not push"); a
+    create of one that is there (``hg init``) "already exists" (it said "may not create").  To a
+    user who may not read the name the policy's words stay: they are the same whether it exists."""
+    path = tmp_path / "hgwire.toml"
+    path.write_text(EXAMPLE + '[[repo]]\npattern = "secret/*"\nread = ["root"]\n')
+    there = {"team/app", "secret/plans"}
+
+    def locate(name: str) -> tuple[str, Kind] | None:
+        return (name, Kind.HG) if name in there else None
+
+    plain = Authorizer(policy=PolicyFile(path), locate=locate)
+    creating = Authorizer(policy=PolicyFile(path), locate=locate, create_on_push=True)
+    with pytest.raises(RepositoryNotFound, match="^repository team/typo not found$"):
+        plain.check("carol", "team/typo", "git-ssh", W)
+    with pytest.raises(RepositoryNotFound, match="^repository team/typo does not exist, and carol may not create it; "
+                                                 "check the name, or ask the server's operator to create it$"):
+        creating.check("carol", "team/typo", "git-ssh", W)
+    with pytest.raises(RepositoryNotFound, match="^repository team/typo does not exist, and alice may not create"):
+        creating.check("alice", "team/typo", "git-http", C)  # may push, may not create: the session's check
+    with pytest.raises(HgwireError, match="^repository team/app already exists$"):
+        creating.check("alice", "team/app", "hg-ssh", C)
+    with pytest.raises(PermissionDenied, match="^alice may not create team/typo; "):
+        creating.check("alice", "team/typo", "hg-ssh", C)  # hg init: asked to create, told so
+    for name in ("secret/plans", "secret/typo"):  # alice may not read secret/*: exists or not, the same words
+        with pytest.raises(PermissionDenied, match=f"^alice may not push to {name}; "):
+            creating.check("alice", name, "git-ssh", W)
+    with pytest.raises(PermissionDenied, match="^carol may not push to team/app; "):
+        creating.check("carol", "team/app", "git-ssh", W)
+    assert not creating.allows("carol", "team/typo", "git-ssh", W)
 
 
 def test_read_only_flag_wins_over_the_file(tmp_path: Path) -> None:
