@@ -14,6 +14,7 @@ import errno
 from dulwich.errors import ObjectFormatException, PackedRefsException
 
 from backends.git_reach import MissingObject
+from backends.interfaces import Kind
 from protocols import pktline
 from protocols.errors import (
     HgwireError,
@@ -116,6 +117,20 @@ def storage_fault(exc: BaseException) -> str | None:
     read, a damaged store), worded for them, over HTTP as git:// and SSH tell it: not a bare
     "internal error" with a traceback in the log for each request; None for any other error."""
     return str(exc) if isinstance(exc, StorageError) else None
+
+
+KIND_ADVICE: dict[Kind, str] = {
+    Kind.GIT: "a Git repository, not a Mercurial one; use git for it (git clone, git fetch, git push)",
+    Kind.HG: "a Mercurial repository, not a Git one; use hg for it (hg clone, hg pull, hg push)",
+}
+"""What a client that asked a repository of the other kind is told it is, and what to use instead."""
+
+
+def wrong_kind(name: str, kind: Kind) -> NotARepository:
+    """A git client's request of a Mercurial repository or an hg client's of a git one, on every
+    transport: one sentence naming the kind it is and the command to use (DESIGN.md "Repositories
+    and URLs"), as its plain-text HTTP page says."""
+    return NotARepository(f"{name} is {KIND_ADVICE[kind]}")
 
 
 def git_message(exc: BaseException) -> bytes:

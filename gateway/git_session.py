@@ -62,7 +62,6 @@ from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_archive, git_caps, git_push_cert, git_receive, git_upload, git_v2, pktline
 from protocols.errors import (
-    NotARepository,
     PermissionDenied,
     ProtocolError,
     ReadOnly,
@@ -106,7 +105,7 @@ def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
         else:
             audit.created(ctx, "git")
     if repo.kind is not Kind.GIT:
-        raise NotARepository(f"'{ctx.repo_name}' is not a git repository")
+        raise errors.wrong_kind(ctx.repo_name, repo.kind)
     read_base_git_config(ctx.authorizer, repo)
     check_exported(ctx.authorizer, ctx.transport, ctx.repo_name, repo)
     service = ctx.extra.get("http_service")

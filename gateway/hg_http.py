@@ -42,7 +42,7 @@ from twisted.web import server
 
 from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext, peer_text
-from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, storage_fault
+from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, storage_fault, wrong_kind
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
 from gateway.http import (
@@ -307,7 +307,7 @@ class HgHttpCommand:
     def _open(self) -> HgRepository:
         repo = self.front.config.backend.open(self.route.repo)
         if repo.kind is not Kind.HG:
-            raise NotARepository(f"repository {self.route.repo} is not a Mercurial repository")
+            raise wrong_kind(self.route.repo, repo.kind)
         address = self.request.getClientAddress()
         ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer_text(address), self.user,
                              extra={"scheme": "https" if self.secure else "http"}, authorizer=self.front.authorizer)

@@ -30,7 +30,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, OneShotSession, Session, SessionContext
-from gateway.errors import HG_EXIT_ABORT, OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files
+from gateway.errors import HG_EXIT_ABORT, OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, wrong_kind
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.logs import SafeLogger
@@ -40,7 +40,7 @@ from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands
-from protocols.errors import HgwireError, NotARepository, ProtocolError, StorageError
+from protocols.errors import HgwireError, ProtocolError, StorageError
 from protocols.hg_commands import CommandContext, Permission, Transport
 from protocols.hg_responses import OobError, PushError, Response, StreamResponse
 from protocols.hg_ssh import (
@@ -73,7 +73,7 @@ def open_hg_repo(ctx: SessionContext) -> HgRepository:
     """Open the repository and make sure it is a Mercurial one; blocking, for the pool."""
     repo = ctx.backend.open(ctx.repo_name)
     if repo.kind is not Kind.HG:
-        raise NotARepository(f"repository {ctx.repo_name} is not a Mercurial repository")
+        raise wrong_kind(ctx.repo_name, repo.kind)
     return guard_hg_repository(repo, ctx)
 
 

@@ -285,7 +285,7 @@ def test_git_repository_is_not_served_to_hg(hgssh: HgSsh, tmp_path: Path) -> Non
     hgssh.server.backend.create("gitrepo", Kind.GIT)
     result = hgssh.hg("clone", hgssh.url("gitrepo"), str(tmp_path / "x"), check=False)
     assert result.returncode != 0
-    assert "not a Mercurial repository" in result.stderr
+    assert "remote: abort: gitrepo is a Git repository, not a Mercurial one; use git for it" in result.stderr
 
 
 def test_repository_written_by_hg_is_served_and_hg_keeps_working(

@@ -212,3 +212,19 @@ def test_a_push_to_a_mistyped_name_says_it_does_not_exist(mistakes: Mistakes, tm
     assert made.returncode != 0 and "abort: repository hgapp already exists" in made.stderr, made.stderr
     hidden_hg = mistakes.hg("bob", "init", mistakes.url("ssh", "private/secret.git"))
     assert "bob may not create private/secret.git" in hidden_hg.stderr, hidden_hg.stderr
+
+
+def test_a_repository_of_the_other_kind_says_which_and_what_to_use(mistakes: Mistakes) -> None:
+    """A git URL to an hg repository, an hg URL to a git one: one sentence naming the kind and the
+    command, on every transport (it said "'hgapp' is not a git repository" and "repository app is
+    not a Mercurial repository")."""
+    to_hg = "hgapp is a Mercurial repository, not a Git one; use hg for it (hg clone, hg pull, hg push)"
+    expected = {"git": f"fatal: remote error: {to_hg}", "ssh": f"fatal: {to_hg}", "http": f"remote: {to_hg}"}
+    for transport, line in expected.items():
+        said = mistakes.git(transport, "alice", "ls-remote", mistakes.url(transport, "hgapp"))
+        assert said.returncode != 0 and line in said.stderr.splitlines(), (transport, said.stderr)
+    to_git = "app is a Git repository, not a Mercurial one; use git for it (git clone, git fetch, git push)"
+    over_ssh = mistakes.hg("alice", "identify", mistakes.url("ssh", "app"))
+    assert f"remote: abort: {to_git}" in over_ssh.stderr.splitlines(), over_ssh.stderr
+    over_http = mistakes.client.hg("identify", mistakes.url("http", "app"), check=False)
+    assert f"abort: HTTP Error 404: {to_git}" in over_http.stderr.splitlines(), over_http.stderr
