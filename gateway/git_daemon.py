@@ -29,7 +29,7 @@ from gateway.logs import SafeLogger, loggable_name
 from gateway.policy import authorizer_for
 from protocols import pktline
 from protocols.errors import HgwireError, ProtocolError
-from protocols.git_request import DaemonRequest, Service, parse_daemon_request
+from protocols.git_request import DaemonRequest, Service, check_not_http, parse_daemon_request
 from protocols.pktline import Signal
 
 log = SafeLogger()
@@ -113,6 +113,8 @@ class GitDaemonProtocol(protocol.Protocol):
         self._outcome = "no request"
         self._channel: DaemonChannel | None = None
         self._refused = False
+        self._head: bytes | None = b""
+        """The connection's first bytes until there are four: an HTTP request line is told where HTTP is."""
 
     def connectionMade(self) -> None:
         self._timeout = self._clock.callLater(limits_for(self._config).request_timeout, self._timed_out)
@@ -124,6 +126,11 @@ class GitDaemonProtocol(protocol.Protocol):
             self._session.data_received(data)
             return
         try:
+            if self._head is not None:  # the first four bytes, which may come in pieces
+                self._head += data[:4]
+                if len(self._head) >= 4:
+                    check_not_http(self._head)
+                    self._head = None
             self._decoder.receive_data(data)
             packet = self._decoder.next_packet()
             if isinstance(packet, Signal):

@@ -45,6 +45,23 @@ class DaemonRequest:
         return protocol_version(self.extra)
 
 
+HTTP_REQUEST_STARTS = frozenset(
+    {b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC"})
+"""The first four bytes of an HTTP/1 request line (RFC 9110 §9 methods): a browser, curl or an http://
+URL sent to the git:// port, whose first bytes are no pkt-line length."""
+
+SPEAKS_GIT_PROTOCOL = ("this port speaks the git:// protocol, not HTTP; use a git:// URL here, "
+                       "or the server's HTTP listener for an http:// URL")
+"""What an HTTP request sent to a git:// port is told."""
+
+
+def check_not_http(first: bytes) -> None:
+    """Refuse a git:// connection whose first bytes are an HTTP request line, saying where HTTP is
+    served (the pkt-line decoder would call them a bad length)."""
+    if first[:4] in HTTP_REQUEST_STARTS:
+        raise ProtocolError(SPEAKS_GIT_PROTOCOL)
+
+
 def parse_service(name: bytes) -> Service:
     """Map a wire service name to a Service; anything else is unsupported."""
     try:

@@ -67,7 +67,10 @@ def parse_length(header: bytes, max_line: int = MAX_PKT) -> int:
     longer than any git writes; a server may accept less (``max_line``).
     """
     if len(header) != HEADER_SIZE or not all(b in _HEX_DIGITS for b in header):
-        raise ProtocolError(f"bad pkt-line length {header!r}: expected four hex digits")
+        # shown as text ('GET '), not as a bytes literal (b'GET '): a person reads it; what is not
+        # printable ASCII as \xNN, so no byte reaches their terminal as it came
+        shown = "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in header)
+        raise ProtocolError(f"bad pkt-line length '{shown}': expected four hex digits")
     length = int(header, 16)
     if length == 3:
         raise ProtocolError("bad pkt-line length 0003: shorter than its own header")

@@ -184,6 +184,21 @@ def test_bad_request_line(server: RunningServer, client: Client, first: bytes) -
     still_serving(server, client)
 
 
+def test_http_sent_to_the_git_port_is_told_where_http_is(server: RunningServer, client: Client) -> None:
+    """A browser, curl or an http:// URL sent to the git:// port: told that this port speaks git://
+    (it was told "bad pkt-line length b'GET '", a Python bytes literal); other bytes that are no
+    pkt-line length are shown as text."""
+    seed(server, client)
+    for first in (b"GET /good.git/info/refs HTTP/1.1\r\nHost: x\r\n\r\n", b"POST /good.git/git-upload-pack HTTP/1.1\r\n"):
+        reply = exchange(server, first)
+        assert reply[4:] == (b"ERR this port speaks the git:// protocol, not HTTP; use a git:// URL here, or the "
+                             b"server's HTTP listener for an http:// URL"), reply
+    assert exchange(server, b"GE", b"T / HTTP/1.0\r\n\r\n")[4:8] == b"ERR "
+    said = exchange(server, b"zzzzgit-upload-pack /good.git\0")
+    assert said[4:] == b"ERR bad pkt-line length 'zzzz': expected four hex digits", said
+    still_serving(server, client)
+
+
 @pytest.mark.parametrize("after", [b"00zzwant", b"fff1" + b"w" * 200, b"0032want " + b"f" * 40 + b"\n0000"])
 def test_bad_pkt_lines_after_the_advertisement(server: RunningServer, client: Client, after: bytes) -> None:
     seed(server, client)

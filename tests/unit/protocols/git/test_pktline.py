@@ -46,6 +46,16 @@ def test_rejects_non_hex_lengths(header: bytes) -> None:
         decode_all(header + b"x" * 300)
 
 
+@pytest.mark.parametrize(("header", "shown"), [
+    (b"zzzz", "'zzzz'"), (b"\x1b[2J", "'\\x1b[2J'"), (b"\xff000", "'\\xff000'"), (b"'0\n0", "''0\\x0a0'"),
+])
+def test_a_bad_length_is_shown_as_text(header: bytes, shown: str) -> None:
+    """As text a person reads ('zzzz'), not as a bytes literal (b'zzzz'); what is not ASCII escaped."""
+    with pytest.raises(ProtocolError) as raised:
+        decode_all(header + b"x" * 10)
+    assert str(raised.value) == f"bad pkt-line length {shown}: expected four hex digits"
+
+
 @pytest.mark.parametrize("header", [b"0003"])
 def test_rejects_lengths_shorter_than_the_header(header: bytes) -> None:
     with pytest.raises(ProtocolError):
