@@ -329,11 +329,11 @@ class KeyRestriction:
         if self.program == GIT_SHELL:
             if request.transport != GIT_SSH_TRANSPORT:
                 raise PermissionDenied(f"this SSH key may only run git ({GIT_SHELL} in authorized_keys); "
-                                       "ask an administrator for a key without that restriction")
+                                       "ask the server's operator for a key without that restriction")
             return
         if request.transport != HG_SSH_TRANSPORT:
             raise PermissionDenied(f"this SSH key may only run Mercurial ({HG_SSH} in authorized_keys); "
-                                   f"ask an administrator for a key without that restriction")
+                                   f"ask the server's operator for a key without that restriction")
         if request.repo not in self.repos:
             raise PermissionDenied(f"this SSH key may not reach {request.repo}: its authorized_keys line "
                                    f"({HG_SSH}) names the repositories it may reach")

@@ -145,7 +145,7 @@ class HgHooks:
         for hook in self.hooks:
             if cannot_run(hook):
                 return (f"the repository's {hook.name} hook cannot be run by this server, so {what} are "
-                        "refused; ask the server administrator")
+                        "refused; ask the server's operator")
         return None
 
     def has(self, kind: str) -> bool:

@@ -314,14 +314,14 @@ def _decide_read(policy: Policy, request: AccessRequest, matching: Sequence[Repo
         return None
     if user is None:
         return f"reading {request.repo} needs an authenticated user; log in with an SSH key or HTTP password"
-    return f"{user} may not read {request.repo}; ask the server administrator for read access"
+    return f"{user} may not read {request.repo}; ask the server's operator for read access"
 
 
 def _decide_write(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str]) -> str | None:
     if request.user is not None and policy._granted(request.user, writers):
         return None
     who = request.user or "an anonymous user"
-    return f"{who} may not push to {request.repo}; ask the server administrator for write access"
+    return f"{who} may not push to {request.repo}; ask the server's operator for write access"
 
 
 def _decide_create(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str]) -> str | None:
@@ -329,7 +329,7 @@ def _decide_create(policy: Policy, request: AccessRequest, matching: Sequence[Re
     if request.user is not None and policy._granted(request.user, creators):
         return None
     who = request.user or "an anonymous user"
-    return f"{who} may not create {request.repo}; ask the server administrator, or push to an existing repository"
+    return f"{who} may not create {request.repo}; ask the server's operator, or push to an existing repository"
 
 
 _DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule], list[str]], str | None]] = {

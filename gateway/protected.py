@@ -313,7 +313,7 @@ class GuardedTransaction:
         """Note the branch heads before anything is added; fail closed when branches cannot be read."""
         if not isinstance(self._tx, ChangesetReader):
             self._refuse("protected branches cannot be checked by this storage backend; "
-                         "ask the server administrator")
+                         "ask the server's operator")
         self._reader = self._tx
         self._branch_heads = self._repo.branchmap()
 
@@ -532,7 +532,7 @@ class GuardedTransaction:
         changes = getattr(self._tx, "phase_changes", None)  # optional: a backend may not tell
         if changes is None:
             self._refuse("the repository's phase hooks cannot be run by this storage backend, "
-                         "so pushes are refused; ask the server administrator")
+                         "so pushes are refused; ask the server's operator")
         last = {"node_last": self._added[-1].hex()} if self._added else {}
         return [{**closing, **last, "node": node.hex(),
                  "oldphase": PHASE_NAMES.get(old, "") if old is not None else "",
@@ -578,7 +578,7 @@ class GuardedTransaction:
         pending = self._pending_now() if now else self._pending_root()
         if pending is None:
             self._refuse(f"the repository's {kind} hook cannot be run by this storage backend, "
-                         "so pushes are refused; ask the server administrator")
+                         "so pushes are refused; ask the server's operator")
         try:
             hooks.run(kind, throw=True, nodes=nodes, pending=pending, extra=extra)
         except hg_hooks.HookFailed as exc:

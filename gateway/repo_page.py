@@ -101,7 +101,7 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
     base = site_url(front, request)
     body = ("This is hgwire: it serves Git and Mercurial repositories.\n\nClone one with:\n\n"
             f"    git clone {base}/NAME.git\n    hg clone {base}/NAME\n\n"
-            "where NAME is the repository's name; ask the server's administrator for it.\n")
+            "where NAME is the repository's name; ask the server's operator for it.\n")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     send_error(request, 200, body)
 

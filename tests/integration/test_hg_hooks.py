@@ -489,12 +489,12 @@ def test_a_python_preoutgoing_hook_refuses_pulls(make_server: Any, client: Clien
     refused = peer.hg("clone", "-U", url, str(tmp_path / "refused"), check=False)
     assert refused.returncode == 255, refused
     assert refused.stderr == ("remote: abort: the repository's preoutgoing.py hook cannot be run by this server, "
-                              "so pulls are refused; ask the server administrator\n"
+                              "so pulls are refused; ask the server's operator\n"
                               "abort: pull failed on remote\n"), refused
     (repo / ".hg" / "hgrc").write_text("[hooks]\nprelistkeys.py = python:some.module.hook\n")
     refused = peer.hg("clone", "-U", url, str(tmp_path / "refused"), check=False)
     assert refused.stderr == ("remote: abort: the repository's prelistkeys.py hook cannot be run by this server, "
-                              "so clones, pulls and pushes are refused; ask the server administrator\n"
+                              "so clones, pulls and pushes are refused; ask the server's operator\n"
                               "abort: pull failed on remote\n"), refused
     (repo / ".hg" / "hgrc").write_text("[hooks]\noutgoing.py = python:some.module.hook\n"
                                        "listkeys.py = python:some.module.hook\n")

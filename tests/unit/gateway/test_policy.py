@@ -98,7 +98,7 @@ def test_decisions(tmp_path: Path, user: str | None, repo: str, access: Access, 
 
 def test_refusals_say_what_to_do(tmp_path: Path) -> None:
     authorizer = _authorizer(tmp_path)
-    with pytest.raises(PermissionDenied, match="carol may not push to team/app; ask the server administrator"):
+    with pytest.raises(PermissionDenied, match="carol may not push to team/app; ask the server's operator"):
         authorizer.check("carol", "team/app", "git-ssh", W)
     with pytest.raises(PermissionDenied, match="needs an authenticated user"):
         authorizer.check(None, "team/app", "git-http", R)
