@@ -25,6 +25,29 @@ def test_help_documents_every_option() -> None:
         assert option in result.stdout
 
 
+def test_help_says_the_defaults_and_rules_the_readme_says() -> None:
+    """Where the host key is without ``--host-key``, what a ``--config`` file does to writes and
+    git://, what ``--workers`` bounds (it said "requests served at once"; README: steps of disk and
+    CPU work, the rest queue)."""
+    result = subprocess.run([TWISTD, "hgwire", "--help"], capture_output=True, text=True, check=True)
+    text = " ".join(result.stdout.split())
+    assert "without the option ROOT/.ssh_host_ed25519_key" in text
+    assert ("With one, pushes and creating need a rule that grants them (a repository no rule names is "
+            "read-only) and git:// is read-only (nobody logs in there).") in text
+    assert "at most this many such steps run at once, the rest queue" in text
+    assert "requests served at once" not in text
+
+
+def test_version_names_hgwire_s_own() -> None:
+    """``twistd hgwire --version`` printed Twisted's version alone (usage.Options' own)."""
+    import importlib.metadata
+
+    from twisted import copyright
+
+    result = subprocess.run([TWISTD, "hgwire", "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout == f"hgwire {importlib.metadata.version('hgwire')} (Twisted {copyright.version})\n"
+
+
 def test_unknown_backend_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path), "--backend", "nope",
                              "--git", "tcp:0:interface=127.0.0.1"], capture_output=True, text=True, timeout=60)

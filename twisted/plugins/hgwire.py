@@ -27,8 +27,11 @@ class Options(usage.Options):
         ["backend", "b", "fs", "Storage: fs | memory | package.module:factory."],
         ["authorized-keys", None, None, "OpenSSH authorized_keys file of users who may log in over SSH."],
         ["htpasswd", None, None, "Password file (bcrypt hashes) for HTTP Basic authentication."],
-        ["config", "c", None, "TOML file with users, groups, repository rules and limits."],
-        ["workers", None, "8", "Worker threads for disk and CPU work (requests served at once)."],
+        ["config", "c", None, ("TOML file with users, groups, repository rules and limits. With one, pushes "
+                               "and creating need a rule that grants them (a repository no rule names is "
+                               "read-only) and git:// is read-only (nobody logs in there).")],
+        ["workers", None, "8", ("Worker threads for disk and CPU work (pack and bundle generation, push "
+                                "ingest): at most this many such steps run at once, the rest queue.")],
         ["shutdown-grace", None, "30", "Seconds open connections get to finish when the service stops "
                                        "(SIGTERM, SIGINT); 0 closes them at once."],
     ]
@@ -53,12 +56,26 @@ class Options(usage.Options):
         self["http"].append(endpoint)
 
     def opt_host_key(self, path: str) -> None:
-        """SSH host key file (generated as ed25519 if missing); repeat for keys of other types."""
+        """SSH host key file (generated as ed25519 if missing; without the option
+        ROOT/.ssh_host_ed25519_key); repeat for keys of other types."""
         self["host-key"].append(path)
 
     def opt_host_cert(self, path: str) -> None:
         """SSH host certificate of a host key (besides HOST_KEY-cert.pub when it exists); may repeat."""
         self["host-cert"].append(path)
+
+    def opt_version(self) -> None:
+        """Display hgwire's and Twisted's versions and exit."""
+        import importlib.metadata
+
+        from twisted import copyright
+
+        try:
+            version = importlib.metadata.version("hgwire")
+        except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+            version = "(not installed)"
+        print(f"hgwire {version} (Twisted {copyright.version})")
+        raise SystemExit(0)
 
     opt_git.__doc__ = "Serve git:// on " + LISTENER_HELP.format(port=9418)
     opt_ssh.__doc__ = "Serve SSH (git and hg) on " + LISTENER_HELP.format(port=2222)
