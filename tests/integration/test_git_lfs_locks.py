@@ -155,7 +155,7 @@ def test_a_readers_lock_over_ssh_is_refused_with_the_reason(make_server: Any, cl
     client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
     client.git("lfs", "install", "--skip-repo")
     work = _clone(client, f"ssh://git@127.0.0.1:{server.port('ssh')}/art.git", "reader")
-    refusal = "alice may not push to art.git; ask the server administrator for write access"
+    refusal = "alice may not push to art.git; ask the server's operator for write access"
 
     locked = client.git("lfs", "lock", "other.bin", cwd=work, check=False)
     assert locked.returncode != 0
