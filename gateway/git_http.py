@@ -434,7 +434,7 @@ class HttpChannel:
         if self._done:
             return
         self._done = True
-        self._log("disconnected")
+        self._log("client gone")
         self._close_body()
         if self._session is not None:
             self._session.connection_lost()

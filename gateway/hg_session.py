@@ -282,7 +282,7 @@ class HgServeSession(PumpedSession):
     def _stream_failed(self, failure: Failure) -> None:
         """A stream not sent whole: a ``CancelledError`` is its channel stopping it as the client went
         away (killed, Ctrl-C, the network, the idle timeout), which ``connection_lost`` then records
-        as "client-gone", as git over SSH does, not a critical traceback and "internal error" for
+        as "client gone", as git over SSH does, not a critical traceback and "internal error" for
         every such clone; anything else (or a failure of what follows the stream) is a failure."""
         self._producer = None
         if not failure.check(CancelledError):

@@ -46,7 +46,7 @@ class PumpedSession:
     def connection_lost(self) -> None:
         self._closed = True
         if self.outcome == "started":
-            self.outcome = "client-gone"
+            self.outcome = "client gone"
         if self._producer is not None:
             self._producer.stopProducing()
 

@@ -785,7 +785,7 @@ class _Record:
     proto: str = "ssh"
     service: str = "-"
     repo: str = "-"
-    outcome: str = "disconnected"
+    outcome: str = "client gone"
     reason: str = ""
     bytes_in: int = 0
     bytes_out: int = 0
@@ -1136,7 +1136,7 @@ class ExecChannel(conch_channel.SSHChannel):
         if self._exit_status is not None or self._done:
             return
         self._exit_status = exit_status
-        if self._record.outcome == "disconnected":
+        if self._record.outcome == "client gone":
             said = getattr(self._session, "outcome", None)  # a refused push, a failed command: and why
             if isinstance(said, str) and said.startswith(("refused", "error")):
                 self._record.outcome = said[:400]

@@ -58,4 +58,4 @@ def test_a_killed_hg_ssh_clone_is_a_client_gone_without_a_traceback(
     critical = [e for e in events if e.get("log_level") in (LogLevel.critical, LogLevel.error)]
     assert not critical, critical
     assert "internal error" not in str(logged["outcome"]) and "error" not in str(logged["outcome"]), logged
-    assert logged["outcome"] == "disconnected", logged
+    assert logged["outcome"] == "client gone", logged
