@@ -124,10 +124,11 @@ def _set_headers(request: server.Request, content_type: str) -> None:
 
 
 def fail_request(failure: Failure, request: server.Request, repo: str, proto: str = PROTO,
-                 shape: Callable[[str], tuple[bytes, bytes]] | None = None) -> None:
+                 shape: Callable[[str], tuple[bytes, bytes]] | None = None, logger: SafeLogger = log) -> None:
     """Answer an error that happened before any response byte was written (also the
     repository page's, ``gateway.repo_page``, logged as its ``proto``); ``shape``: the body and
-    content type the message is sent as (else plain text; a 401 is always plain)."""
+    content type the message is sent as (else plain text; a 401 is always plain); ``logger``: the
+    handler's own, so that an hg page's refusal is not logged under ``gateway.git_http``."""
     exc = failure.value
     assert exc is not None
     if request.finished or request._disconnected:
@@ -135,21 +136,21 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
     status = http_status(exc)
     told = (storage_fault(exc) or damaged_repository(exc)) if status == 500 else None
     if out_of_files(exc):
-        log.warn("{proto} on {repo} refused: {error}; {advice}", proto=proto, repo=repo, error=str(exc),  # noqa: G010
+        logger.warn("{proto} on {repo} refused: {error}; {advice}", proto=proto, repo=repo, error=str(exc),  # noqa: G010
                  advice=OUT_OF_FILES_ADVICE)
         status, message = 503, OUT_OF_FILES
     elif told is not None:
         if storage_fault(exc) is not None:  # the server's own files (a repository it may not read): as git:// logs it
-            log.warn("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)  # noqa: G010
+            logger.warn("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)  # noqa: G010
         else:
-            log.error("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)
+            logger.error("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)
         message = told
     elif status == 500:
-        log.failure("{proto} on {repo}", failure, proto=proto, repo=repo)
+        logger.failure("{proto} on {repo}", failure, proto=proto, repo=repo)
         message = unreadable_object(exc) or INTERNAL_ERROR
     else:
         message = str(exc)
-    log.info("{proto} {repo}: {outcome}", proto=proto, repo=repo, outcome=refusal_outcome(status, message, exc))
+    logger.info("{proto} {repo}: {outcome}", proto=proto, repo=repo, outcome=refusal_outcome(status, message, exc))
     if isinstance(exc, Unauthorized):
         send_unauthorized(request, message)
     else:

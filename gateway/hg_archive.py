@@ -78,7 +78,7 @@ slots (an entry goes once none is taken or waited for)."""
 def serve_archive(front: HttpFront, request: server.Request, route: Route) -> None:
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport_of(route.repo), Access.READ)
     d.addCallback(_queued, front, request, route)
-    d.addErrback(fail_request, request, route.repo, PROTO)
+    d.addErrback(fail_request, request, route.repo, PROTO, logger=log)
 
 
 def _queued(user: str | None, front: HttpFront, request: server.Request, route: Route) -> defer.Deferred[None]:
@@ -198,7 +198,7 @@ def serve_raw_file(front: HttpFront, request: server.Request, route: Route) -> N
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport_of(route.repo), Access.READ)
     d.addCallback(lambda user: run_blocking(_read_raw_file, front, route, user))
     d.addCallback(_send_raw_file, request, route)
-    d.addErrback(fail_request, request, route.repo, RAW_FILE_PROTO, error_shape("raw-file"))  # hgweb's "\nerror: ...\n"
+    d.addErrback(fail_request, request, route.repo, RAW_FILE_PROTO, error_shape("raw-file"), logger=log)  # hgweb's "\nerror: ...\n"
 
 
 def transport_of(name: str) -> str:
@@ -259,7 +259,7 @@ def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> N
     d.addCallback(page_queued, lambda user: _web_page(front, route, user, revcount, url, context, query, switches,
                                                       linerange), request, route.repo)
     d.addCallback(_send_page, request, route)
-    d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO, error_shape(route.service))
+    d.addErrback(fail_request, request, route.repo, WEB_PAGE_PROTO, error_shape(route.service), logger=log)
 
 
 def _web_page(front: HttpFront, route: Route, user: str | None, revcount: int | None, url: str,

@@ -65,7 +65,7 @@ def serve_web_html(front: HttpFront, request: server.Request, route: Route) -> N
     """Find the repository the path names (blocking: which names exist), then serve its page."""
     d: defer.Deferred[Any] = run_blocking(_resolve, front, [*route.repo.split("/"), *route.service.split("/")])
     d.addCallback(_serve_resolved, front, request, route)
-    d.addErrback(fail_request, request, route.repo, PROTO)
+    d.addErrback(fail_request, request, route.repo, PROTO, logger=log)
 
 
 def _resolve(front: HttpFront, segments: Sequence[str]) -> tuple[str, list[str]] | None:
@@ -148,7 +148,7 @@ def serve_page(front: HttpFront, request: server.Request, name: str, page: Seque
     """Page ``page`` (its segments: ``["rev", "tip"]``; empty for the summary) of repository ``name``."""
     d: defer.Deferred[Any] = front.authorize(request, name, transport_of(name), Access.READ)
     d.addCallback(lambda user: serve_authorized(front, request, name, page, user))
-    d.addErrback(fail_request, request, name, PROTO)
+    d.addErrback(fail_request, request, name, PROTO, logger=log)
 
 
 def serve_authorized(front: HttpFront, request: server.Request, name: str, page: Sequence[str],
@@ -168,7 +168,7 @@ def serve_authorized(front: HttpFront, request: server.Request, name: str, page:
     d = page_queued(user, lambda user: _render_for(front, shown, user, url, list(page), revcount, context, query,
                                                    switches, lines, skip), request, name)
     d.addCallback(_send, request, shown)
-    d.addErrback(fail_request, request, name, PROTO)
+    d.addErrback(fail_request, request, name, PROTO, logger=log)
 
 
 def _revcount(request: server.Request) -> int:

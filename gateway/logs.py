@@ -14,16 +14,31 @@ from typing import Any
 
 from twisted.logger import Logger, LogLevel
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-"""Control characters (a tab aside), the C1 set, line and paragraph separators and the bidi
-controls that reorder what a terminal shows."""
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""Control characters (a tab aside), the C1 set, line and paragraph separators, the bidi
+controls that reorder what a terminal shows, and lone surrogates: a URL's or a name's bytes that
+are not UTF-8, decoded with ``surrogateescape``, go out to the log file as those very bytes
+(``%9B`` is the 8-bit CSI, which starts a terminal escape as ``ESC [`` does)."""
+
+_SURROGATE_ESCAPES = range(0xDC80, 0xDD00)
+"""The lone surrogates ``surrogateescape`` makes of the bytes 0x80-0xFF that are not UTF-8."""
+
+
+def _escape(char: str) -> str:
+    """One character as its escape: ``\\xNN`` of the byte a ``surrogateescape`` surrogate stands
+    for, else Python's (``\\x1b``, ``\\n``, ``\\u202e``, ``\\ud800``)."""
+    code = ord(char)
+    if code in _SURROGATE_ESCAPES:
+        return f"\\x{code - 0xDC00:02x}"
+    return char.encode("unicode_escape").decode("ascii")
 
 
 def log_safe(text: str) -> str:
-    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``, ``\\u202e``,
+    ``\\x9b`` for a byte that is not UTF-8)."""
     if not _CONTROL.search(text):
         return text
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return _CONTROL.sub(lambda m: _escape(m.group()), text)
 
 
 MAX_LOGGED_NAME = 300
@@ -35,7 +50,7 @@ def loggable_name(name: str) -> str:
     and with what is not printable escaped (an escape sequence for the operator's terminal, a
     newline that forges a log line)."""
     name = name[:MAX_LOGGED_NAME]
-    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
+    return name if name.isprintable() else "".join(c if c.isprintable() else _escape(c) for c in name)
 
 
 class SafeLogger(Logger):

@@ -51,7 +51,7 @@ def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> 
     transport = "git-http" if route.repo.endswith(".git") else "hg-http"
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport, Access.READ)
     d.addCallback(_page_for, front, request, route)
-    d.addErrback(fail_request, request, route.repo, PROTO)
+    d.addErrback(fail_request, request, route.repo, PROTO, logger=log)
 
 
 def _page_for(user: str | None, front: HttpFront, request: server.Request, route: Route) -> Any:
@@ -93,7 +93,7 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
         d.addCallback(lambda user: page_queued(
             user, lambda user: _index(front, user, site_url(front, request), as_json), request))
         d.addCallback(_send_index, request, as_json)
-        d.addErrback(fail_request, request, "(index)", PROTO)
+        d.addErrback(fail_request, request, "(index)", PROTO, logger=log)
         return
     if as_json:
         send_error(request, 404, "the index of repositories is turned off here ([http] index = false)")
