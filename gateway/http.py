@@ -46,7 +46,6 @@ import contextlib
 import enum
 import importlib
 import os
-import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -82,6 +81,7 @@ from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
+from protocols.http_head import HOST_HEADER, origin_form
 
 log = SafeLogger()
 
@@ -453,8 +453,6 @@ class HttpFront:
         return user
 
 
-
-HOST_HEADER = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 def site_url(front: HttpFront, request: server.Request) -> str:
@@ -840,6 +838,12 @@ class BoundedRequest(server.Request):
         self._refuse(b"507 Insufficient Storage (the server's temporary space is full; try again later)",
                      temp_space_refusal("the request's body", exc))
 
+    def refuse_head(self, bad: ProtocolError) -> None:
+        """Answer a request whose head breaks HTTP/1.1 (``protocols.http_head``) with its status,
+        the connection closing: it is not run, and what follows it on the connection is not read."""
+        phrase = http.RESPONSES.get(bad.http_status, b"Bad Request")
+        self._refuse(b"%d %s" % (bad.http_status, phrase), f"{bad}; nothing was done")
+
     def _refuse(self, status: bytes, message: str) -> None:
         """Answer now, with the connection closing, and drop the rest of the body."""
         if getattr(self, "_refused", False):
@@ -966,7 +970,25 @@ class HgwireHTTPChannel(http.HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         self._disarm_header_deadline()
-        super().allHeadersReceived()
+        if not self._head_refused():
+            super().allHeadersReceived()
+
+    def _head_refused(self) -> bool:
+        """Check the request's head as twisted.web does not (``protocols.http_head``): answered and
+        True if it breaks HTTP/1.1; an absolute-form target becomes the path it names, its host the
+        request's ``Host`` (RFC 9112 §3.2.2)."""
+        request = self.requests[-1] if self.requests else None
+        command, target = getattr(self, "_command", None), getattr(self, "_path", None)
+        if not (isinstance(request, BoundedRequest) and isinstance(command, bytes) and isinstance(target, bytes)):
+            return False
+        try:
+            self._path, authority = origin_form(command, target)
+        except ProtocolError as bad:
+            request.refuse_head(bad)
+            return True
+        if authority is not None:
+            request.requestHeaders.setRawHeaders(b"host", [authority])
+        return False
 
     def requestDone(self, request: Any) -> None:
         super().requestDone(request)

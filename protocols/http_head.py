@@ -1,0 +1,38 @@
+"""Checks of an HTTP/1.1 request's head that twisted.web's parser does not make (RFC 9112).
+
+twisted.web takes any request target and drops its first byte to make the path
+(``path[1:].split(b"/")``): ``GET hgr/a HTTP/1.1`` asked for repository ``gr``, and
+``GET http://host/hgr/a`` for one named ``ttp:``.  What the head must be is decided here,
+from its bytes, and a head that is not is a ``ProtocolError`` carrying its status.
+"""
+
+from __future__ import annotations
+
+import re
+
+from protocols.errors import ProtocolError
+
+HOST_HEADER = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+"""A ``Host`` value that looks like one: a name or an address, maybe a port (RFC 9110 §7.2)."""
+
+ABSOLUTE_TARGET = re.compile(rb"(?i:https?)://([^/?#]*)([^#]*)")
+"""The absolute-form of a request target (RFC 9112 §3.2.2): ``http://host:port/path?query``."""
+
+
+def origin_form(method: bytes, target: bytes) -> tuple[bytes, bytes | None]:
+    """The request target as the path the server serves, and the authority an absolute-form
+    target named (the request's host, whatever its ``Host`` says: RFC 9112 §3.2.2), or None.
+
+    A target is origin-form (``/NAME...``), absolute-form (``http(s)://host/NAME...``, which a
+    server must accept, §3.2.2) or ``*`` for ``OPTIONS`` (§3.2.4); anything else is refused
+    (400) rather than read as a path whose first byte is dropped.
+    """
+    if target.startswith(b"/") or (target == b"*" and method == b"OPTIONS"):
+        return target, None
+    absolute = ABSOLUTE_TARGET.fullmatch(target)
+    if absolute is None:
+        raise ProtocolError("the request target must be a path that starts with '/' or an http(s):// URL")
+    authority, path = absolute.groups()
+    if not HOST_HEADER.fullmatch(authority.decode("ascii", "replace")):
+        raise ProtocolError("the request target's URL does not name a host (host or host:port, no user)")
+    return (path if path.startswith(b"/") else b"/" + path), authority

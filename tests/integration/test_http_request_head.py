@@ -1,0 +1,76 @@
+"""Hostile or odd HTTP/1.1 request heads sent on a raw socket: what RFC 9112 says a server does
+with them is what hgwire does, where twisted.web alone guessed (a target without its leading
+"/", an absolute-form URL)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+
+@pytest.fixture
+def port(make_server: Callable[..., RunningServer], client: Client) -> int:
+    """An HTTP listener serving an hg repository ``hgr`` holding ``a.txt`` ("hi"), and an empty
+    one ``gr`` (which a target that lost its first byte would name)."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "hgr"
+    client.hg("init", str(repo))
+    (repo / "a.txt").write_text("hi\n")
+    client.hg("commit", "-q", "-A", "-m", "a", cwd=repo)
+    client.hg("init", str(server.root / "gr"))
+    return server.port("http")
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """What the server sends back to ``data`` until it closes the connection (or goes quiet)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else 0
+
+
+def body_of(answer: bytes) -> bytes:
+    return answer.partition(b"\r\n\r\n")[2]
+
+
+def get(target: str, *headers: str, version: str = "HTTP/1.1") -> bytes:
+    """A request head: ``Host`` and ``Connection: close`` unless ``headers`` say otherwise."""
+    lines = [f"GET {target} {version}", *headers]
+    if not any(h.lower().startswith("host:") for h in headers) and "-host" not in headers:
+        lines.append("Host: example.test")
+    lines.append("Connection: close")
+    return ("\r\n".join(line for line in lines if line != "-host") + "\r\n\r\n").encode()
+
+
+def test_a_target_without_its_leading_slash_is_refused_not_shortened(port: int) -> None:
+    """twisted.web dropped its first byte: ``hgr/...`` served repository ``gr``, ``xhgr/...`` hgr."""
+    for target in ("hgr/raw-file/tip/a.txt", "xhgr/raw-file/tip/a.txt", "*", "evil.example:80",
+                   "ftp://evil.example/hgr/raw-file/tip/a.txt", "http://user@evil.example/hgr/raw-file/tip/a.txt"):
+        answer = exchange(port, get(target))
+        assert status_of(answer) == 400, (target, answer)
+        assert b"nothing was done" in body_of(answer), answer
+
+
+def test_an_absolute_form_target_is_served_as_its_path_and_host(port: int) -> None:
+    """RFC 9112 §3.2.2: a server accepts ``http://host/path`` and takes the host from it (it was
+    404 "'ttp://evil.example/hgr' contains an empty path segment")."""
+    answer = exchange(port, get("http://hg.example.test/hgr/raw-file/tip/a.txt"))
+    assert (status_of(answer), body_of(answer)) == (200, b"hi\n"), answer
+    index = exchange(port, get("HTTPS://hg.example.test:8443?x", "Host: other.test"))
+    assert status_of(index) == 200 and b"hg clone http://hg.example.test:8443/NAME" in body_of(index), index
+    assert b"other.test" not in index
+    options = exchange(port, b"OPTIONS * HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+    assert status_of(options) not in (0, 400), options

@@ -1,0 +1,30 @@
+"""The HTTP/1.1 request-head checks twisted.web does not make (RFC 9112), bytes in, verdict out."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols.errors import ProtocolError
+from protocols.http_head import origin_form
+
+
+@pytest.mark.parametrize(("method", "target", "expected"), [
+    (b"GET", b"/hgr/raw-file/tip/a.txt", (b"/hgr/raw-file/tip/a.txt", None)),
+    (b"GET", b"http://evil.example/hgr/a?x=1", (b"/hgr/a?x=1", b"evil.example")),
+    (b"POST", b"HTTPS://[::1]:8443/r?cmd=unbundle", (b"/r?cmd=unbundle", b"[::1]:8443")),
+    (b"GET", b"http://host.test", (b"/", b"host.test")),
+    (b"GET", b"http://host.test?cmd=heads", (b"/?cmd=heads", b"host.test")),
+    (b"OPTIONS", b"*", (b"*", None)),
+])
+def test_origin_and_absolute_forms_give_the_path(method: bytes, target: bytes,
+                                                 expected: tuple[bytes, bytes | None]) -> None:
+    assert origin_form(method, target) == expected
+
+
+@pytest.mark.parametrize("target", [b"hgr/a", b"xhgr/a", b"*", b"host.test:443", b"ftp://host.test/a",
+                                    b"http:///a", b"http://user@host.test/a", b"http://host.test/a#frag",
+                                    b"http://ho st/a"])
+def test_other_targets_are_a_bad_request(target: bytes) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        origin_form(b"GET", target)
+    assert refused.value.http_status == 400
