@@ -81,7 +81,7 @@ from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
-from protocols.http_head import HOST_HEADER, origin_form
+from protocols.http_head import HOST_HEADER, check_host, origin_form
 
 log = SafeLogger()
 
@@ -974,14 +974,16 @@ class HgwireHTTPChannel(http.HTTPChannel):
             super().allHeadersReceived()
 
     def _head_refused(self) -> bool:
-        """Check the request's head as twisted.web does not (``protocols.http_head``): answered and
-        True if it breaks HTTP/1.1; an absolute-form target becomes the path it names, its host the
-        request's ``Host`` (RFC 9112 §3.2.2)."""
+        """Check the request's head as twisted.web does not (``protocols.http_head``: its target,
+        its ``Host``): answered and True if it breaks HTTP/1.1; an absolute-form target becomes the
+        path it names, its host the request's ``Host`` (RFC 9112 §3.2.2)."""
         request = self.requests[-1] if self.requests else None
-        command, target = getattr(self, "_command", None), getattr(self, "_path", None)
-        if not (isinstance(request, BoundedRequest) and isinstance(command, bytes) and isinstance(target, bytes)):
+        command, target, version = (getattr(self, name, None) for name in ("_command", "_path", "_version"))
+        if not (isinstance(request, BoundedRequest) and isinstance(command, bytes) and isinstance(target, bytes)
+                and isinstance(version, bytes)):
             return False
         try:
+            check_host(version, request.requestHeaders.getRawHeaders(b"host", []))
             self._path, authority = origin_form(command, target)
         except ProtocolError as bad:
             request.refuse_head(bad)

@@ -9,6 +9,7 @@ from its bytes, and a head that is not is a ``ProtocolError`` carrying its statu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from protocols.errors import ProtocolError
 
@@ -36,3 +37,13 @@ def origin_form(method: bytes, target: bytes) -> tuple[bytes, bytes | None]:
     if not HOST_HEADER.fullmatch(authority.decode("ascii", "replace")):
         raise ProtocolError("the request target's URL does not name a host (host or host:port, no user)")
     return (path if path.startswith(b"/") else b"/" + path), authority
+
+
+def check_host(version: bytes, hosts: Sequence[bytes]) -> None:
+    """Refuse (400) a request with more than one ``Host``, or an HTTP/1.1 one with none (RFC 9112
+    §3.2, as nginx and lighttpd do): which one twisted.web believes (the last) is where the pages'
+    clone URLs and Git LFS's actions point, and a cache in front may have believed the other."""
+    if len(hosts) > 1:
+        raise ProtocolError("the request has more than one Host header; send one")
+    if not hosts and version != b"HTTP/1.0":
+        raise ProtocolError("an HTTP/1.1 request needs a Host header naming the server; send one")

@@ -74,3 +74,16 @@ def test_an_absolute_form_target_is_served_as_its_path_and_host(port: int) -> No
     assert b"other.test" not in index
     options = exchange(port, b"OPTIONS * HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
     assert status_of(options) not in (0, 400), options
+
+
+def test_a_missing_or_second_host_is_a_bad_request(port: int) -> None:
+    """The last of two ``Host`` lines was the one in the pages' clone URLs (a cache in front may key
+    on the first); an HTTP/1.1 request without one was served.  RFC 9112 §3.2: 400, as nginx."""
+    for head in (get("/", "-host"), get("/", "Host: good.test", "Host: evil.test"),
+                 get("/", "Host: evil.test", "Host: good.test", version="HTTP/1.0"),
+                 get("http://good.test/", "-host")):
+        answer = exchange(port, head)
+        assert status_of(answer) == 400 and b"Host header" in body_of(answer), (head, answer)
+        assert b"evil.test" not in answer
+    assert status_of(exchange(port, get("/", "-host", version="HTTP/1.0"))) == 200
+    assert b"git clone http://good.test/NAME.git" in body_of(exchange(port, get("/", "Host: good.test")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocols.errors import ProtocolError
-from protocols.http_head import origin_form
+from protocols.http_head import check_host, origin_form
 
 
 @pytest.mark.parametrize(("method", "target", "expected"), [
@@ -28,3 +28,13 @@ def test_other_targets_are_a_bad_request(target: bytes) -> None:
     with pytest.raises(ProtocolError) as refused:
         origin_form(b"GET", target)
     assert refused.value.http_status == 400
+
+
+def test_one_host_is_needed_on_http11_and_never_two() -> None:
+    check_host(b"HTTP/1.1", [b"example.test"])
+    check_host(b"HTTP/1.0", [])
+    check_host(b"HTTP/1.1", [b""])  # an empty Host: a URI without an authority (RFC 9112 §3.2)
+    for version, hosts in ((b"HTTP/1.1", []), (b"HTTP/1.1", [b"a.test", b"b.test"]), (b"HTTP/1.0", [b"a", b"a"])):
+        with pytest.raises(ProtocolError) as refused:
+            check_host(version, hosts)
+        assert refused.value.http_status == 400
