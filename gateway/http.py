@@ -81,7 +81,7 @@ from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
-from protocols.http_head import HOST_HEADER, check_host, origin_form
+from protocols.http_head import HOST_HEADER, check_framing, check_host, origin_form
 
 log = SafeLogger()
 
@@ -975,8 +975,9 @@ class HgwireHTTPChannel(http.HTTPChannel):
 
     def _head_refused(self) -> bool:
         """Check the request's head as twisted.web does not (``protocols.http_head``: its target,
-        its ``Host``): answered and True if it breaks HTTP/1.1; an absolute-form target becomes the
-        path it names, its host the request's ``Host`` (RFC 9112 §3.2.2)."""
+        its ``Host``, its body's framing): answered, nothing more read, and True if it breaks
+        HTTP/1.1; an absolute-form target becomes the path it names, its host the request's
+        ``Host`` (RFC 9112 §3.2.2)."""
         request = self.requests[-1] if self.requests else None
         command, target, version = (getattr(self, name, None) for name in ("_command", "_path", "_version"))
         if not (isinstance(request, BoundedRequest) and isinstance(command, bytes) and isinstance(target, bytes)
@@ -984,8 +985,10 @@ class HgwireHTTPChannel(http.HTTPChannel):
             return False
         try:
             check_host(version, request.requestHeaders.getRawHeaders(b"host", []))
+            check_framing(version, request.requestHeaders.getRawHeaders(b"transfer-encoding", []))
             self._path, authority = origin_form(command, target)
         except ProtocolError as bad:
+            self.drop_input()  # its body, and whatever follows it, may be framed another way than it says
             request.refuse_head(bad)
             return True
         if authority is not None:

@@ -47,3 +47,24 @@ def check_host(version: bytes, hosts: Sequence[bytes]) -> None:
         raise ProtocolError("the request has more than one Host header; send one")
     if not hosts and version != b"HTTP/1.0":
         raise ProtocolError("an HTTP/1.1 request needs a Host header naming the server; send one")
+
+
+def check_framing(version: bytes, transfer_encodings: Sequence[bytes]) -> None:
+    """Refuse a body framed any way but one ``Transfer-Encoding: chunked`` on HTTP/1.1 (or by
+    ``Content-Length`` alone), as nginx does: 501 for a coding this server does not decode, 400 for
+    two ``Transfer-Encoding`` lines or one on HTTP/1.0 (RFC 9112 §6.1: its framing is faulty).
+
+    twisted.web decoded chunked whichever other ``Transfer-Encoding`` line came with it
+    (``identity``), read ``Content-Length`` beside ``identity`` and took chunked on HTTP/1.0: a
+    proxy in front that framed the same bytes the other way passes a second request hidden in the
+    first's body (request smuggling).
+    """
+    if not transfer_encodings:
+        return
+    if len(transfer_encodings) > 1:
+        raise ProtocolError("the request has more than one Transfer-Encoding header; send one")
+    if version == b"HTTP/1.0":
+        raise ProtocolError("an HTTP/1.0 request may not have a Transfer-Encoding header; send Content-Length")
+    if transfer_encodings[0].lower() != b"chunked":
+        raise ProtocolError("the request's Transfer-Encoding is not chunked, the only one this server decodes; "
+                            "send the body chunked or with Content-Length", http_status=501)

@@ -87,3 +87,30 @@ def test_a_missing_or_second_host_is_a_bad_request(port: int) -> None:
         assert b"evil.test" not in answer
     assert status_of(exchange(port, get("/", "-host", version="HTTP/1.0"))) == 200
     assert b"git clone http://good.test/NAME.git" in body_of(exchange(port, get("/", "Host: good.test")))
+
+
+SMUGGLED = b"GET /hgr/raw-file/tip/a.txt HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n"
+"""A second request hidden in the first's body, for a proxy in front that frames it the other way."""
+
+
+@pytest.mark.parametrize(("framing", "status"), [
+    (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n", 400),
+    (b"Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n", 400),
+    (b"Transfer-Encoding: identity\r\nContent-Length: 5\r\n", 501),
+    (b"Transfer-Encoding: chunked\r\n", 400),  # on HTTP/1.0
+])
+def test_a_body_framed_two_ways_is_refused_and_nothing_after_it_is_served(port: int, framing: bytes,
+                                                                          status: int) -> None:
+    """twisted.web decoded chunked beside ``identity``, took ``Content-Length`` beside ``identity``
+    and chunked on HTTP/1.0, then served the request smuggled after the body."""
+    version = b"HTTP/1.0" if framing == b"Transfer-Encoding: chunked\r\n" else b"HTTP/1.1"
+    answer = exchange(port, b"POST /hgr?cmd=heads " + version + b"\r\nHost: example.test\r\n" + framing
+                      + b"\r\n0\r\n\r\n" + SMUGGLED)
+    assert status_of(answer) == status and answer.count(b"\r\n\r\n") == 1, answer
+    assert b"Transfer-Encoding" in body_of(answer) and b"hi\n" not in answer
+
+
+def test_a_chunked_body_on_http11_is_read(port: int) -> None:
+    answer = exchange(port, b"POST /hgr?cmd=heads HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n"
+                      b"Transfer-Encoding: Chunked\r\n\r\n0\r\n\r\n")
+    assert status_of(answer) == 200 and len(body_of(answer).strip()) == 40, answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocols.errors import ProtocolError
-from protocols.http_head import check_host, origin_form
+from protocols.http_head import check_framing, check_host, origin_form
 
 
 @pytest.mark.parametrize(("method", "target", "expected"), [
@@ -38,3 +38,19 @@ def test_one_host_is_needed_on_http11_and_never_two() -> None:
         with pytest.raises(ProtocolError) as refused:
             check_host(version, hosts)
         assert refused.value.http_status == 400
+
+
+def test_a_body_is_chunked_only_by_one_chunked_on_http11() -> None:
+    check_framing(b"HTTP/1.1", [])
+    check_framing(b"HTTP/1.0", [])
+    check_framing(b"HTTP/1.1", [b"chunked"])
+    check_framing(b"HTTP/1.1", [b"Chunked"])
+    for version, codings, status in ((b"HTTP/1.1", [b"chunked", b"identity"], 400),
+                                     (b"HTTP/1.1", [b"identity", b"chunked"], 400),
+                                     (b"HTTP/1.1", [b"chunked", b"chunked"], 400),
+                                     (b"HTTP/1.0", [b"chunked"], 400),
+                                     (b"HTTP/1.1", [b"identity"], 501),
+                                     (b"HTTP/1.1", [b"gzip, chunked"], 501)):
+        with pytest.raises(ProtocolError) as refused:
+            check_framing(version, codings)
+        assert refused.value.http_status == status, (version, codings)
