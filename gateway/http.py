@@ -81,7 +81,7 @@ from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
-from protocols.http_head import HOST_HEADER, check_framing, check_host, origin_form
+from protocols.http_head import HOST_HEADER, check_framing, check_host, connection_options, origin_form
 
 log = SafeLogger()
 
@@ -994,6 +994,13 @@ class HgwireHTTPChannel(http.HTTPChannel):
         if authority is not None:
             request.requestHeaders.setRawHeaders(b"host", [authority])
         return False
+
+    def checkPersistence(self, request: Any, version: bytes) -> bool:
+        """twisted.web's, with ``Connection`` read as the list of options it is (``close, foo``)."""
+        if b"close" in connection_options(request.requestHeaders.getRawHeaders(b"connection", [])):
+            request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+            return False
+        return bool(super().checkPersistence(request, version))
 
     def requestDone(self, request: Any) -> None:
         super().requestDone(request)

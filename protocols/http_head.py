@@ -68,3 +68,10 @@ def check_framing(version: bytes, transfer_encodings: Sequence[bytes]) -> None:
     if transfer_encodings[0].lower() != b"chunked":
         raise ProtocolError("the request's Transfer-Encoding is not chunked, the only one this server decodes; "
                             "send the body chunked or with Content-Length", http_status=501)
+
+
+def connection_options(values: Sequence[bytes]) -> frozenset[bytes]:
+    """The options of every ``Connection`` line, lower-cased: a comma-separated list of tokens
+    (RFC 9110 §7.6.1), where twisted.web split the first line on spaces (``close, foo`` gave the
+    token ``close,``, and the connection stayed open)."""
+    return frozenset(token.strip(b" \t").lower() for value in values for token in value.split(b",")) - {b""}

@@ -114,3 +114,16 @@ def test_a_chunked_body_on_http11_is_read(port: int) -> None:
     answer = exchange(port, b"POST /hgr?cmd=heads HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n"
                       b"Transfer-Encoding: Chunked\r\n\r\n0\r\n\r\n")
     assert status_of(answer) == 200 and len(body_of(answer).strip()) == 40, answer
+
+
+@pytest.mark.parametrize("connection", [b"close, foo", b"foo,Close", b"keep-alive\r\nConnection: close"])
+def test_connection_close_among_other_options_closes(port: int, connection: bytes) -> None:
+    """twisted.web split ``Connection`` on spaces (``close,``) and read its first line only: the
+    connection stayed open after the answer, the client waiting for it to close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /hgr/raw-file/tip/a.txt HTTP/1.1\r\nHost: example.test\r\nConnection: " + connection
+                     + b"\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):  # TimeoutError if the server keeps the connection open
+            answer += chunk
+    assert status_of(answer) == 200 and b"Connection: close\r\n" in answer and body_of(answer) == b"hi\n", answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocols.errors import ProtocolError
-from protocols.http_head import check_framing, check_host, origin_form
+from protocols.http_head import check_framing, check_host, connection_options, origin_form
 
 
 @pytest.mark.parametrize(("method", "target", "expected"), [
@@ -54,3 +54,10 @@ def test_a_body_is_chunked_only_by_one_chunked_on_http11() -> None:
         with pytest.raises(ProtocolError) as refused:
             check_framing(version, codings)
         assert refused.value.http_status == status, (version, codings)
+
+
+def test_connection_is_a_list_of_options() -> None:
+    assert connection_options([b"close, foo"]) == {b"close", b"foo"}
+    assert connection_options([b"TE,Close"]) == {b"te", b"close"}
+    assert connection_options([b"keep-alive", b"close"]) == {b"keep-alive", b"close"}
+    assert connection_options([b" , ,"]) == frozenset()
