@@ -81,7 +81,14 @@ from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
-from protocols.http_head import HOST_HEADER, check_framing, check_host, connection_options, origin_form
+from protocols.http_head import (
+    HOST_HEADER,
+    check_framing,
+    check_host,
+    connection_options,
+    origin_form,
+    request_line_version,
+)
 
 log = SafeLogger()
 
@@ -823,7 +830,7 @@ class BoundedRequest(server.Request):
                  method=bytes(getattr(channel, "_command", b"?")).decode("ascii", "replace"),
                  path=bytes(getattr(channel, "_path", b"?"))[:200].decode("ascii", "replace"),
                  client=getattr(self.getClientAddress(), "host", "?"), limit=self.max_body)
-        self._refuse(b"413 Payload Too Large", f"request body is larger than {self.max_body} bytes")
+        self._refuse(b"413 " + http.RESPONSES[413], f"request body is larger than {self.max_body} bytes")
 
     def _refuse_spool(self, exc: OSError) -> None:
         """The body cannot be held where twisted.web spools it (``TMPDIR``): 507, nothing was run."""
@@ -921,10 +928,33 @@ class HgwireHTTPChannel(http.HTTPChannel):
                                  f"a header line is longer than {self.MAX_LENGTH} bytes")
 
     def _respondToBadRequestAndDisconnect(self) -> None:
-        """twisted.web's bare 400, with a body that says what may be wrong."""
-        self._refuse_request(b"400 Bad Request",
-                             "the request is malformed or its headers are over this server's limits "
-                             f"({self.maxHeaders} headers, {self.totalHeadersSize // 1024} KiB in all)")
+        """twisted.web's bare 400, with a body that says what is wrong: over the limits of the
+        headers, 431 (as a header line too long is)."""
+        if self._headers_over_limits():
+            self._refuse_request(b"431 Request Header Fields Too Large",
+                                 f"the request's headers are over this server's limits ({self.maxHeaders} "
+                                 f"headers, {self.totalHeadersSize // 1024} KiB in all); send fewer")
+        else:
+            self._refuse_request(b"400 Bad Request", "the request line or one of its headers is malformed")
+
+    def _headers_over_limits(self) -> bool:
+        """Whether twisted.web refuses the request for its count of headers or their size."""
+        return bool(self._receivedHeaderCount > self.maxHeaders or self._receivedHeaderSize > self.totalHeadersSize)
+
+    def lineReceived(self, line: bytes) -> None:
+        """twisted.web's, with the empty lines before a request line ignored (RFC 9112 §2.2; it
+        ignored one and answered 400 to a second) and its version read as ``request_line_version``
+        reads it (``HTTP/1.2`` as 1.1: twisted.web's 400; ``HTTP/2.0``: 505)."""
+        if getattr(self, "_HTTPChannel__first_line", 0) and self.persistent:
+            if not line:
+                return
+            try:
+                line = request_line_version(line)
+            except ProtocolError as bad:
+                status = b"%d %s" % (bad.http_status, http.RESPONSES.get(bad.http_status, b"Bad Request"))
+                self._refuse_request(status, str(bad))
+                return
+        super().lineReceived(line)
 
     def _refuse_request(self, status: bytes, why: str) -> None:
         body = f"{why}; nothing was done\n".encode()

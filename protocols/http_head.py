@@ -16,6 +16,9 @@ from protocols.errors import ProtocolError
 HOST_HEADER = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 """A ``Host`` value that looks like one: a name or an address, maybe a port (RFC 9110 §7.2)."""
 
+REQUEST_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
+"""A request line's HTTP-version (RFC 9112 §2.3)."""
+
 ABSOLUTE_TARGET = re.compile(rb"(?i:https?)://([^/?#]*)([^#]*)")
 """The absolute-form of a request target (RFC 9112 §3.2.2): ``http://host:port/path?query``."""
 
@@ -75,3 +78,19 @@ def connection_options(values: Sequence[bytes]) -> frozenset[bytes]:
     (RFC 9110 §7.6.1), where twisted.web split the first line on spaces (``close, foo`` gave the
     token ``close,``, and the connection stayed open)."""
     return frozenset(token.strip(b" \t").lower() for value in values for token in value.split(b",")) - {b""}
+
+
+def request_line_version(line: bytes) -> bytes:
+    """The request line as this server reads it: a later HTTP/1 minor version (``HTTP/1.2``) as
+    ``HTTP/1.1`` (RFC 9110 §2.5: a recipient processes it as the highest minor version it has),
+    another major version refused with 505; a line without a version, as it is (twisted.web's 400).
+    """
+    head, sep, version = line.rpartition(b" ")
+    match = REQUEST_VERSION.fullmatch(version)
+    if not sep or match is None:
+        return line
+    major, minor = match.groups()
+    if major != b"1":
+        raise ProtocolError(f"this server speaks HTTP/1.1, not {version.decode()}; send the request "
+                            "in HTTP/1.1", http_status=505)
+    return head + b" HTTP/1.1" if minor > b"1" else line

@@ -320,8 +320,10 @@ def test_git_over_https_with_alpn(make_server: Callable[..., RunningServer], cli
 @pytest.mark.parametrize(("head", "status", "why"), [
     (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414", b"the request line is longer than"),
     (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", b"431", b"a header line is longer"),
-    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(600)) + b"\r\n", b"400",
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(600)) + b"\r\n", b"431",
      b"500 headers"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(300)) + b"\r\n",
+     b"431", b"256 KiB in all"),
 ])
 def test_requests_over_the_http_parser_s_limits_are_told_why(web: RunningServer, head: bytes, status: bytes,
                                                            why: bytes) -> None:

@@ -127,3 +127,19 @@ def test_connection_close_among_other_options_closes(port: int, connection: byte
         while chunk := sock.recv(65536):  # TimeoutError if the server keeps the connection open
             answer += chunk
     assert status_of(answer) == 200 and b"Connection: close\r\n" in answer and body_of(answer) == b"hi\n", answer
+
+
+def test_empty_lines_before_a_request_line_are_ignored(port: int) -> None:
+    """RFC 9112 §2.2: a server ignores at least one; twisted.web ignored one and answered 400 to two."""
+    answer = exchange(port, b"\r\n\r\n\r\n" + get("/hgr/raw-file/tip/a.txt"))
+    assert (status_of(answer), body_of(answer)) == (200, b"hi\n"), answer
+
+
+def test_http_versions_are_read_as_rfc_9110_says(port: int) -> None:
+    """``HTTP/1.2`` is answered as 1.1 (§2.5; it was 400), another major version 505 (it was 400)."""
+    answer = exchange(port, get("/hgr/raw-file/tip/a.txt", version="HTTP/1.2"))
+    assert answer.startswith(b"HTTP/1.1 200 ") and body_of(answer) == b"hi\n", answer
+    for version in ("HTTP/2.0", "HTTP/0.9"):
+        answer = exchange(port, get("/hgr/raw-file/tip/a.txt", version=version))
+        assert status_of(answer) == 505 and b"HTTP/1.1" in body_of(answer), answer
+

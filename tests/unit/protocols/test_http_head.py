@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from protocols.errors import ProtocolError
-from protocols.http_head import check_framing, check_host, connection_options, origin_form
+from protocols.http_head import (
+    check_framing,
+    check_host,
+    connection_options,
+    origin_form,
+    request_line_version,
+)
 
 
 @pytest.mark.parametrize(("method", "target", "expected"), [
@@ -61,3 +67,15 @@ def test_connection_is_a_list_of_options() -> None:
     assert connection_options([b"TE,Close"]) == {b"te", b"close"}
     assert connection_options([b"keep-alive", b"close"]) == {b"keep-alive", b"close"}
     assert connection_options([b" , ,"]) == frozenset()
+
+
+def test_a_later_http1_minor_version_is_read_as_11_and_another_major_refused() -> None:
+    assert request_line_version(b"GET / HTTP/1.1") == b"GET / HTTP/1.1"
+    assert request_line_version(b"GET / HTTP/1.0") == b"GET / HTTP/1.0"
+    assert request_line_version(b"GET /a HTTP/1.2") == b"GET /a HTTP/1.1"
+    assert request_line_version(b"GET / http/1.1") == b"GET / http/1.1"  # not a version: twisted.web's 400
+    assert request_line_version(b"GET /") == b"GET /"
+    for line in (b"GET / HTTP/2.0", b"PRI * HTTP/2.0", b"GET / HTTP/0.9", b"GET / HTTP/3.0"):
+        with pytest.raises(ProtocolError) as refused:
+            request_line_version(line)
+        assert refused.value.http_status == 505
