@@ -39,6 +39,7 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
     IProtocolNegotiationFactory,
+    ISSLTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -349,6 +350,39 @@ def drop(transport: Any) -> None:
         transport.loseConnection()
 
 
+def tcp_under_tls(transport: Any) -> Any:
+    """The TCP transport under ``transport`` when a TLS layer lies on the way down to it; else None."""
+    tls = False
+    for _ in range(4):  # TLS, the guard's wrapper and the PROXY reader over TCP
+        tls = tls or ISSLTransport.providedBy(transport)
+        below = getattr(transport, "transport", None)
+        if below is None:
+            return transport if tls else None
+        transport = below
+    return None
+
+
+def close_sent(transport: Any, call_later: Callable[..., Any], grace: float = 0.0) -> None:
+    """Close ``transport`` once what was written to it is sent, TLS or not.
+
+    TLS's close (Twisted's) sends close_notify, then keeps the connection until
+    the client's close_notify comes back; a client idle between requests (git's
+    curl, hg, a browser keeping the connection for its next request) answers only
+    when it reads again, so the connection stayed open, and counted, until the
+    client left.  Under TLS the TCP connection below is closed too, ``grace``
+    seconds later (at once for 0), once what was written to it (close_notify
+    last) is sent: the side that closes need not wait for the answer (RFC 8446
+    6.1, RFC 5246 7.2.1)."""
+    transport.loseConnection()
+    bottom = tcp_under_tls(transport)
+    if bottom is None:
+        return
+    if grace > 0:
+        call_later(grace, bottom.loseConnection)
+    else:
+        bottom.loseConnection()
+
+
 def address_key(address: IAddress | None) -> str:
     """A peer as the limits count it and ``[http] trusted_proxies`` names it: its IP address,
     ``unix`` on a ``unix:`` listener."""
@@ -547,7 +581,7 @@ class GuardedProtocol(ProtocolWrapper):
         goodbye = _own_method(self.wrappedProtocol, "goodbye")
         if goodbye is None or self.transport is None:
             if orderly and self.transport is not None:
-                self.transport.loseConnection()
+                close_sent(self.transport, self.guard.clock.callLater)
             else:
                 drop(self.transport)
             return

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
+import ssl
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -96,3 +101,45 @@ def test_the_intermediates_after_the_leaf_in_cert_key_are_sent(
     client.hg("init", str(server.root / "h"))
     client.hg("clone", "-q", "--config", f"web.cacerts={root}", f"https://127.0.0.1:{port}/h",
               str(client.cwd / "h-clone"))
+
+
+def _tls_server(make_server: Callable[..., RunningServer], tmp_path: Path, **settings: Any) -> tuple[RunningServer, Path]:
+    """An ``ssl:`` HTTP listener of its own CA: the server and the CA's file."""
+    from tests.integration.test_hg_http import _tls_files
+
+    ca, key, cert = _tls_files(tmp_path)
+    return make_server("memory", http=[f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"], **settings), ca
+
+
+def _tls_connection(server: RunningServer, ca: Path) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=str(ca))
+    raw = socket.create_connection(("127.0.0.1", server.port("http")), timeout=30)
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _connections(server: RunningServer) -> int:
+    """The connections the HTTP listener holds (its guard counts them until they are gone)."""
+    return len(server.service.listener("http").factory.protocols)
+
+
+def _until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_an_idle_tls_keep_alive_connection_does_not_hold_the_stop(
+        make_server: Callable[..., RunningServer], reactor: Any, tmp_path: Path) -> None:
+    """One HTTPS keep-alive connection left idle after its answer (a client keeping it for its next
+    request) held the stop for the whole 30 s grace: its close waited for the client's TLS
+    close_notify, which an idle client does not send.  It is closed once quiet, as a plain one."""
+    server, ca = _tls_server(make_server, tmp_path, shutdown_grace=30)
+    idle = _tls_connection(server, ca)
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.recv(100).startswith(b"HTTP/1.1 200 ")
+    stopped = threading.Event()
+    reactor.callFromThread(lambda: server.service.stopService().addBoth(lambda _: stopped.set()))
+    assert stopped.wait(15), "the stop waited for the idle TLS connection"
+    assert _connections(server) == 0
+    idle.close()
