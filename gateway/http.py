@@ -67,8 +67,10 @@ from gateway.errors import TMPDIR_ADVICE, out_of_files, temp_space_refusal
 from gateway.limits import (
     DEFAULT_LIMITS,
     NO_PROXIES,
+    TLS_CLOSE_GRACE,
     RateLimited,
     address_key,
+    close_sent,
     count_request,
     limits_for,
     tcp_address,
@@ -875,13 +877,9 @@ def close_under_tls(transport: Any) -> None:
     """Close the TCP connection under a closing TLS one in ``REFUSED_LINGER`` seconds: TLS closes
     once the client's close_notify comes, which a client still sending its body sends only when
     done (its bytes are dropped meanwhile)."""
-    bottom = transport
-    while getattr(bottom, "transport", None) is not None:  # TLS (and the guard's wrapper) over TCP
-        bottom = bottom.transport
-    if bottom is not transport:
-        from twisted.internet import reactor
+    from twisted.internet import reactor
 
-        reactor.callLater(REFUSED_LINGER, bottom.loseConnection)
+    close_sent(transport, reactor.callLater, REFUSED_LINGER)
 
 
 REFUSED_LINGER = 5.0
@@ -1069,7 +1067,9 @@ class HgwireHTTPChannel(http.HTTPChannel):
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                                  b"Content-Type: text/plain\r\nContent-Length: 41\r\n\r\n"
                                  b"the request headers took too long; retry\n")
-        self.transport.loseConnection()  # a peer that does not read is dropped by the idle limit
+        # a peer that does not read is dropped by the idle limit; under TLS, one that does not
+        # answer close_notify is not waited for (it held its slot until it left)
+        close_sent(self.transport, self.callLater, TLS_CLOSE_GRACE)
 
 
 def make_http_site(config: ServiceConfig) -> server.Site:

@@ -123,6 +123,10 @@ NO_PROXIES = Trusted()
 REFUSAL_GRACE = 2.0
 """Seconds a refused connection stays open for its client to send its request and read the refusal."""
 
+TLS_CLOSE_GRACE = 2.0
+"""Seconds a TLS connection closed for a timeout or a refusal keeps its TCP connection for its
+client's close_notify; then TCP closes it, as a plain connection is closed (``close_sent``)."""
+
 
 DEFAULT_BOUNDS = RequestBounds()
 DEFAULT_RECEIVE_BOUNDS = ReceiveBounds()
@@ -497,7 +501,8 @@ class GuardedProtocol(ProtocolWrapper):
         if self.transport is None:
             return
         self.transport.write(refusal)
-        self._closing = self.guard.clock.callLater(REFUSAL_GRACE, self.transport.loseConnection)
+        clock = self.guard.clock
+        self._closing = clock.callLater(REFUSAL_GRACE, close_sent, self.transport, clock.callLater, TLS_CLOSE_GRACE)
 
     def own_activity(self) -> Callable[[], None]:
         """For a protocol that tells its work from its keepalives (SSH): bytes no longer keep the

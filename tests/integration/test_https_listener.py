@@ -143,3 +143,22 @@ def test_an_idle_tls_keep_alive_connection_does_not_hold_the_stop(
     assert stopped.wait(15), "the stop waited for the idle TLS connection"
     assert _connections(server) == 0
     idle.close()
+
+
+def test_a_tls_connection_hgwire_closes_for_a_timeout_is_gone_without_the_clients_close_notify(
+        make_server: Callable[..., RunningServer], tmp_path: Path) -> None:
+    """A request whose headers came too slowly (408) and a keep-alive connection idle past
+    ``request_timeout`` after its answer were closed over TCP only when the client answered TLS's
+    close_notify (it left 45 s later): 2.5 times as long as plain connections, each counted against
+    ``max_connections_per_address`` meanwhile.  Now TCP closes them a short grace after."""
+    from tests.integration.test_limits import policy_with
+
+    server, ca = _tls_server(make_server, tmp_path, config_file=policy_with(tmp_path, "request_timeout = 1.0\n"))
+    slow, idle = _tls_connection(server, ca), _tls_connection(server, ca)
+    slow.sendall(b"GET / HTTP/1.1\r\n")
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.recv(100).startswith(b"HTTP/1.1 200 ")
+    assert slow.recv(100).startswith(b"HTTP/1.1 408 ")
+    assert _until(lambda: _connections(server) == 0, 15), "TLS kept the connections for the client's close_notify"
+    slow.close()
+    idle.close()
