@@ -27,6 +27,7 @@ from gateway.git_session import make_git_session
 from gateway.limits import count_request, limits_for
 from gateway.logs import SafeLogger, loggable_name
 from gateway.policy import authorizer_for
+from gateway.tls import tls_handshake
 from protocols import pktline
 from protocols.errors import HgwireError, ProtocolError
 from protocols.git_request import DaemonRequest, Service, check_not_http, parse_daemon_request
@@ -127,6 +128,8 @@ class GitDaemonProtocol(protocol.Protocol):
             return
         try:
             if self._head is not None:  # the first four bytes, which may come in pieces
+                if not self._head and tls_handshake(data):
+                    raise ProtocolError(NOT_TLS)
                 self._head += data[:4]
                 if len(self._head) >= 4:
                     check_not_http(self._head)
@@ -208,6 +211,11 @@ class GitDaemonProtocol(protocol.Protocol):
             outcome=self._outcome,
             elapsed_ms=round((time.monotonic() - self._started) * 1000),
         )
+
+
+NOT_TLS = ("this port speaks git://, not TLS (a client used an https:// URL for it); "
+           "use git://HOST:PORT/NAME.git here, or the server's HTTPS port for https://")
+"""The refusal of a TLS handshake on a git:// port (its log line; a TLS client shows its own error)."""
 
 
 def _peer(transport: ITransport | None) -> str:

@@ -81,6 +81,7 @@ from gateway.live_body import LiveBody
 from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
+from gateway.tls import tls_handshake
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
 from protocols.http_head import (
@@ -969,11 +970,29 @@ class HgwireHTTPChannel(http.HTTPChannel):
         self._arm_header_deadline()
 
     _dropping = False
+    _first = True
 
     def dataReceived(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            if tls_handshake(data) and not interfaces.ISSLTransport.providedBy(self.transport):
+                self._refuse_tls()
+                return
         if self._header_deadline is not None:
             self._partial = True
         super().dataReceived(data)
+
+    def _refuse_tls(self) -> None:
+        """A TLS handshake on a plain listener: the client used ``https://`` for an ``http://`` port.
+        Answered at once (as ``hg serve`` does), where it waited ``request_timeout`` for a request
+        line and then logged it as too slow; git and hg report their TLS error, ``curl -v`` shows
+        the answer."""
+        assert self.transport is not None
+        log.info("HTTP request from {peer}: a TLS handshake on the plain HTTP listener "
+                 "(the client used https:// for an http:// port)", peer=peer_text(self.transport.getPeer()))
+        self._disarm_header_deadline()
+        self._refuse_request(b"400 Bad Request", "this port speaks plain HTTP, not TLS: use an http:// URL for it, "
+                                                 "or the server's HTTPS port for https://")
 
     def rawDataReceived(self, data: bytes) -> None:
         if self._dropping:  # a request answered before its body was sent: the connection is closing

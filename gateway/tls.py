@@ -21,6 +21,17 @@ PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\
 """One PEM certificate block (its base64 bounded: a certificate is a few KiB)."""
 
 
+TLS_HANDSHAKE = b"\x16"
+"""The first byte of a TLS handshake record, which a TLS client's first bytes (its ClientHello)
+are (RFC 8446 5.1, content type 22); no git:// request or HTTP request line begins with it."""
+
+
+def tls_handshake(first: bytes) -> bool:
+    """Whether the first bytes a plain listener got are a TLS client's: an ``https://`` URL (or
+    ``git`` with ``http.sslVerify``'s TLS) pointed at a port that does not speak TLS."""
+    return first[:1] == TLS_HANDSHAKE
+
+
 class TLSFilesError(ValueError):
     """The files of an ``ssl:`` endpoint do not go together; ``advice`` says what to check."""
 
