@@ -148,6 +148,8 @@ class ListenerService(service.Service):
         plain TCP and each connection is handed to TLS once the header is read (the guard's wrapped
         factory becomes TLS over the listener's own)."""
         proxied, text = proxied_endpoint(self.description)
+        if text[:4].lower() == "ssl:" and (warning := tls.check_files(text)) is not None:
+            log.warn("{endpoint}: {warning}", endpoint=self.description, warning=warning)  # noqa: G010
         problem = endpoint_problem(text)
         if problem is not None:
             raise problem

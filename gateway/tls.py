@@ -6,6 +6,8 @@ pyOpenSSL is imported here only when an ``ssl:`` endpoint is in use (it is optio
 
 from __future__ import annotations
 
+import datetime
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +41,106 @@ class TLSFilesError(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.advice = advice
+
+
+MAX_PEM_FILE = MAX_CHAIN * 65536 + 65536
+"""The most bytes read of a ``privateKey``/``certKey`` file for the checks below (a key and a
+chain are a few KiB)."""
+
+EXPIRY_WARNING = datetime.timedelta(days=14)
+"""How long before its end a certificate's coming expiry is warned of at start."""
+
+ENCRYPTED_KEY = re.compile(rb"-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED")
+"""A passphrase-protected PEM key: PKCS#8's own block, or the traditional block's header."""
+
+DEFAULT_KEY_FILE = "server.pem"
+"""Where Twisted's ``ssl:`` endpoint reads the key when ``privateKey=`` is not given."""
+
+
+def check_files(description: str, now: datetime.datetime | None = None) -> str | None:
+    """Check the key and certificate files of the ``ssl:`` endpoint ``description`` before Twisted
+    reads them: TLSFilesError for what Twisted would report obscurely (or, for an encrypted key,
+    prompt for on the terminal: "Enter PEM pass phrase:"); the warning to log about the server's
+    certificate's dates, if any.
+
+    Files that cannot be read or parsed are left to Twisted, which reports them."""
+    _, kwargs = _parse(description)
+    key_file, cert_file = kwargs.get("privateKey"), kwargs.get("certKey")
+    if key_file is None and cert_file is not None and not os.path.exists(DEFAULT_KEY_FILE):
+        raise TLSFilesError(f"certKey= is given without privateKey=, so the key would be read from "
+                            f"{DEFAULT_KEY_FILE} in {os.getcwd()}, which is not there",
+                            "add privateKey=KEY naming the server's private key (a file holding the key "
+                            "and the certificates may be named by privateKey= alone)")
+    key_file = str(key_file or DEFAULT_KEY_FILE)
+    cert_file = str(cert_file or key_file)
+    key_pem, cert_pem = _read(key_file), _read(cert_file)
+    if key_pem is None or cert_pem is None:
+        return None
+    if ENCRYPTED_KEY.search(key_pem):
+        raise TLSFilesError(f"the private key in {key_file} is encrypted with a passphrase",
+                            f"hgwire needs it without one: openssl pkey -in {key_file} -out NEWKEY, "
+                            "then name NEWKEY in privateKey=")
+    certificates = _certificates(cert_pem)
+    if not certificates:
+        return None
+    _check_order(key_pem, certificates, cert_file)
+    return _date_warning(certificates[0], cert_file, now or datetime.datetime.now(datetime.UTC))
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_PEM_FILE)
+    except OSError:
+        return None
+
+
+def _certificates(pem: bytes) -> list[Any]:
+    """The certificates of a PEM file that can be read, in their order (at most ``MAX_CHAIN`` + 1)."""
+    from cryptography import x509
+
+    certificates = []
+    for match in PEM_CERTIFICATE.finditer(pem):
+        try:
+            certificates.append(x509.load_pem_x509_certificate(match.group()))
+        except ValueError:
+            return []  # Twisted says what is wrong with the file
+        if len(certificates) > MAX_CHAIN:
+            break
+    return certificates
+
+
+def _check_order(key_pem: bytes, certificates: list[Any], cert_file: str) -> None:
+    """TLSFilesError when the key is not the first certificate's but a later one's: the chain is
+    in the wrong order (intermediate first), which Twisted reports as a key of another pair."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return  # Twisted says what is wrong with the key
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    public = key.public_key().public_bytes(*spki)
+    owners = [n for n, cert in enumerate(certificates, 1) if cert.public_key().public_bytes(*spki) == public]
+    if owners and owners[0] != 1:
+        raise TLSFilesError(f"the private key belongs to certificate {owners[0]} of {cert_file}, not to the first",
+                            "the first certificate in certKey= must be the server's own, followed by its chain "
+                            "(the intermediates)")
+
+
+def _date_warning(certificate: Any, cert_file: str, now: datetime.datetime) -> str | None:
+    """What to tell about the server's certificate's dates: expired, not valid yet, or soon to expire."""
+    not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if now >= not_after:
+        return (f"the certificate in {cert_file} expired on {not_after:%Y-%m-%d %H:%M} UTC: clients refuse it; "
+                "renew it")
+    if now < not_before:
+        return (f"the certificate in {cert_file} is not valid until {not_before:%Y-%m-%d %H:%M} UTC: clients "
+                "refuse it until then; check the host's clock or the certificate")
+    if not_after - now < EXPIRY_WARNING:
+        return (f"the certificate in {cert_file} expires on {not_after:%Y-%m-%d %H:%M} UTC, in "
+                f"{(not_after - now).days} days: renew it")
+    return None
 
 
 def key_mismatch(exc: BaseException) -> TLSFilesError | None:

@@ -264,6 +264,28 @@ def test_an_interface_that_is_no_address_is_told_so(tmp_path: Path) -> None:
     assert "stop what uses that port" not in output and "Traceback" not in output, output
 
 
+def test_an_encrypted_key_is_one_line_not_a_passphrase_prompt(tmp_path: Path) -> None:
+    """A passphrase-protected key: OpenSSL asked "Enter PEM pass phrase:" on stderr (twice, with no
+    terminal), then the listener failed with nine OpenSSL tuples.  Now one line says how to
+    decrypt it, before Twisted reads it."""
+    pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (twisted[tls])")
+    from tests.integration.test_hg_http import _tls_files
+
+    _, key, cert = _tls_files(tmp_path)
+    encrypted = tmp_path / "encrypted.pem"
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-out", str(encrypted), "-aes256", "-passout", "pass:secret"],
+                   check=True)
+    endpoint = f"ssl:0:interface=127.0.0.1:privateKey={encrypted}:certKey={cert}"
+    result = subprocess.run([TWISTD, "-n", "--pidfile", "", "hgwire", "--root", str(tmp_path / "repos"),
+                             "--http", endpoint], capture_output=True, text=True, timeout=60, check=False,
+                            stdin=subprocess.DEVNULL)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert (f"cannot listen on {endpoint}: the private key in {encrypted} is encrypted with a passphrase; "
+            f"hgwire needs it without one: openssl pkey -in {encrypted} -out NEWKEY") in output, output
+    assert "pass phrase" not in output and "Traceback" not in output and "hgwire serves" not in output, output
+
+
 def test_two_ports_it_cannot_have_are_two_lines_and_nothing_more(tmp_path: Path) -> None:
     """Each listener says why it cannot listen; the process stops once (a second stop was a
     ``ReactorNotRunning`` traceback) and does not claim to serve."""
