@@ -129,6 +129,8 @@ class ListenerService(service.Service):
         self.stop_reactor_on_failure = stop_reactor_on_failure
         self.port: IListeningPort | None = None
         self.listening: defer.Deferred[IListeningPort] = defer.Deferred()
+        self.tls: tls.ReloadableContext | None = None
+        """An ``ssl:`` listener's certificate and key, read again on SIGHUP (``reload_tls``)."""
 
     def startService(self) -> None:
         from twisted.internet import reactor
@@ -163,12 +165,13 @@ class ListenerService(service.Service):
         if not isinstance(endpoint, SSL4ServerEndpoint):
             return endpoint
         tls.prepare(endpoint._sslContextFactory, text)
+        self.tls = endpoint._sslContextFactory = tls.ReloadableContext(text, endpoint._sslContextFactory)
         if not proxied:
             return endpoint
         guard = self.factory
         if not isinstance(guard, WrappingFactory):
             raise ValueError(f"{self.description}: TLS behind the PROXY header needs a guarded listener")
-        guard.wrappedFactory = TLSMemoryBIOFactory(endpoint._sslContextFactory, False, guard.wrappedFactory)
+        guard.wrappedFactory = TLSMemoryBIOFactory(self.tls, False, guard.wrappedFactory)
         return TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
 
     def _listening(self, port: IListeningPort) -> None:
@@ -192,6 +195,24 @@ class ListenerService(service.Service):
                 _stop_once(reactor)
             else:  # the listen failed at once, before the reactor runs
                 reactor.callWhenRunning(_stop_once, reactor)
+
+    def reload_tls(self) -> None:
+        """Read an ``ssl:`` listener's certificate and key again (a renewal): new connections get
+        them; a pair that cannot be used is logged and the one in use kept."""
+        from twisted.internet import reactor
+
+        if self.tls is None:
+            return
+        try:
+            warning = self.tls.reload(reactor)
+        except Exception as exc:  # noqa: BLE001 - Twisted's and OpenSSL's errors too: the old pair serves on
+            log.warn("{endpoint}: the certificate and key were not read again: {reason}; {advice}; "  # noqa: G010
+                     "it goes on with the ones it had", endpoint=self.description,
+                     reason=_reason(exc), advice=_listen_advice(exc))
+            return
+        log.info("{endpoint}: certificate and key read again; new connections get them", endpoint=self.description)
+        if warning is not None:
+            log.warn("{endpoint}: {warning}", endpoint=self.description, warning=warning)  # noqa: G010
 
     @property
     def unix(self) -> bool:
@@ -272,13 +293,22 @@ class HgwireService(service.MultiService):
         super().startService()
         if _exit_status_set:  # a listener could not listen: the lines above say why, and it stops
             return
-        if self.stop_reactor_on_failure and not self.config.config_file:
-            _ignore_sighup(reactor)
+        if self.stop_reactor_on_failure:
+            _on_sighup(reactor, self._sighup, chain=bool(self.config.config_file))
         warn_unusable_root(self.config)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
         if self.config.create_on_push:
             warn_unknown_default_hash(self.config.backend)
+
+    def _sighup(self) -> None:
+        """SIGHUP: the ``ssl:`` listeners' certificates and keys are read again (the ``--config``
+        file is, by its own reloader); with neither, it is logged and changes nothing."""
+        listeners = [l for l in self.listeners if l.tls is not None]
+        for listener in listeners:
+            listener.reload_tls()
+        if not listeners and not self.config.config_file:
+            log.info("SIGHUP: there is no --config file or ssl: listener to read again; hgwire goes on serving")
 
     def stopService(self) -> defer.Deferred[None]:
         """Stop listening, then let the open connections finish (``shutdown_grace`` at most), as
@@ -525,11 +555,16 @@ def _listen_advice(exc: BaseException, unix: bool = False) -> str:
 _exit_status_set: list[bool] = []
 
 
-def _ignore_sighup(reactor: Any) -> None:
-    """Without ``--config`` there is nothing to read again: a SIGHUP (an operator's habit, a unit's
-    ``ExecReload=``) is logged, not left to its default, which ended the process at once."""
+def _on_sighup(reactor: Any, handle: Callable[[], None], chain: bool) -> None:
+    """Call ``handle`` on the reactor at each SIGHUP (an operator's ``kill -HUP``, a unit's
+    ``ExecReload=``, a certificate renewal's hook), then, with ``chain``, the handler installed before
+    (the ``--config`` file's reloader).  Without this, SIGHUP's default ended the process at once."""
+    previous = signal.getsignal(signal.SIGHUP)
+
     def on_sighup(signum: int, frame: Any) -> None:
-        reactor.callFromThread(log.info, "SIGHUP: there is no --config file to read again; hgwire goes on serving")
+        reactor.callFromThread(handle)
+        if chain and callable(previous):
+            previous(signum, frame)
 
     with contextlib.suppress(ValueError):  # (not the main thread: embedded)
         signal.signal(signal.SIGHUP, on_sighup)

@@ -12,9 +12,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.endpoints import _parse
+from twisted.internet.endpoints import _parse, serverFromString
 from twisted.internet.error import VerifyError
-from twisted.internet.interfaces import IProtocolNegotiationFactory
+from twisted.internet.interfaces import IOpenSSLContextFactory, IProtocolNegotiationFactory
+from zope.interface import implementer
 
 MAX_CHAIN = 16
 """The most certificates read after the leaf in a ``certKey`` file (a real chain has one to three)."""
@@ -133,13 +134,13 @@ def _date_warning(certificate: Any, cert_file: str, now: datetime.datetime) -> s
     not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     if now >= not_after:
         return (f"the certificate in {cert_file} expired on {not_after:%Y-%m-%d %H:%M} UTC: clients refuse it; "
-                "renew it")
+                "renew it, then send hgwire a SIGHUP")
     if now < not_before:
         return (f"the certificate in {cert_file} is not valid until {not_before:%Y-%m-%d %H:%M} UTC: clients "
                 "refuse it until then; check the host's clock or the certificate")
     if not_after - now < EXPIRY_WARNING:
         return (f"the certificate in {cert_file} expires on {not_after:%Y-%m-%d %H:%M} UTC, in "
-                f"{(not_after - now).days} days: renew it")
+                f"{(not_after - now).days} days: renew it, then send hgwire a SIGHUP")
     return None
 
 
@@ -187,6 +188,35 @@ def files_error(exc: BaseException, description: str) -> TLSFilesError | None:
 def _head(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read(MAX_PEM_FILE)
+
+
+@implementer(IOpenSSLContextFactory)
+class ReloadableContext:
+    """The TLS settings of an ``ssl:`` listener, which ``reload`` reads again from its files.
+
+    Twisted asks its context factory for the context of each new connection, so
+    a renewed certificate and key serve the connections after ``reload`` while
+    the open ones keep theirs, as nginx's reload does."""
+
+    def __init__(self, description: str, options: Any) -> None:
+        self.description = description
+        self.options = options
+
+    def getContext(self) -> Any:
+        return self.options.getContext()
+
+    def reload(self, reactor: Any) -> str | None:
+        """Read the endpoint's files again and use them for new connections; the warning about the
+        new certificate's dates, if any.  A pair that cannot be used raises (TLSFilesError, OSError,
+        OpenSSL's errors) and leaves the one in use."""
+        warning = check_files(self.description)
+        try:
+            options = serverFromString(reactor, self.description)._sslContextFactory
+        except VerifyError as exc:
+            raise key_mismatch(exc) or exc from None
+        prepare(options, self.description)
+        self.options = options
+        return warning
 
 
 def prepare(options: Any, description: str) -> None:

@@ -473,9 +473,68 @@ def test_a_sighup_without_a_config_file_is_logged_not_fatal(tmp_path: Path) -> N
         read_log(proc, r"hgwire serves repositories")
         proc.send_signal(signal.SIGHUP)
         said = read_log(proc, r"SIGHUP: there is no --config file", seconds=15)
-        assert "SIGHUP: there is no --config file to read again" in said[-1], said
+        assert "SIGHUP: there is no --config file or ssl: listener to read again" in said[-1], said
         assert proc.poll() is None, "still serving"
         with socket.create_connection(("127.0.0.1", port), timeout=10):
             pass
+    finally:
+        stop_twistd(proc)
+
+
+def _served_certificate(port: int) -> bytes:
+    """The certificate an ``ssl:`` listener on ``port`` sends a new connection (DER)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        served = tls.getpeercert(binary_form=True)
+    assert served is not None
+    return served
+
+
+def test_a_sighup_reads_a_renewed_certificate_and_a_broken_one_keeps_the_old(tmp_path: Path) -> None:
+    """A renewed certificate (certbot's, written over the files) was served only after a restart:
+    SIGHUP said "there is no --config file to read again".  Now SIGHUP reads the ``ssl:``
+    listener's files again for the connections after it; a pair that does not go together is
+    logged and the one in use kept."""
+    pytest.importorskip("OpenSSL", reason="ssl: endpoints need pyOpenSSL (twisted[tls])")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.integration.test_hg_http import _tls_files
+
+    for pair in ("one", "two", "three"):
+        (tmp_path / pair).mkdir()
+        _tls_files(tmp_path / pair)
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    key.write_bytes((tmp_path / "one" / "key.pem").read_bytes())
+    cert.write_bytes((tmp_path / "one" / "cert.pem").read_bytes())
+
+    def der(pair: str) -> bytes:
+        pem = x509.load_pem_x509_certificate((tmp_path / pair / "cert.pem").read_bytes())
+        return pem.public_bytes(serialization.Encoding.DER)
+
+    port = _free_port()
+    endpoint = f"ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    proc, _url = start_twistd(["--root", str(tmp_path / "repos"), "--http", endpoint], tmp_path)
+    try:
+        read_log(proc, r"hgwire serves repositories")
+        assert _served_certificate(port) == der("one")
+        key.write_bytes((tmp_path / "two" / "key.pem").read_bytes())
+        cert.write_bytes((tmp_path / "two" / "cert.pem").read_bytes())
+        proc.send_signal(signal.SIGHUP)
+        said = read_log(proc, r"read again", seconds=15)
+        assert f"{endpoint}: certificate and key read again; new connections get them" in said[-1], said
+        assert _served_certificate(port) == der("two")
+        cert.write_bytes((tmp_path / "three" / "cert.pem").read_bytes())  # the key is still two's
+        proc.send_signal(signal.SIGHUP)
+        said = read_log(proc, r"read again", seconds=15)
+        assert (f"{endpoint}: the certificate and key were not read again: the private key does not belong to "
+                "the certificate;") in said[-1] and "goes on with the ones it had" in said[-1], said
+        assert _served_certificate(port) == der("two")
+        assert proc.poll() is None, "still serving"
     finally:
         stop_twistd(proc)
