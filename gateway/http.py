@@ -237,10 +237,11 @@ def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
     if tail.kind is not RouteKind.GIT_INFO_REFS:
         return Route(tail.kind, name, tail.kind.value)
     services = query.get(GIT_SERVICE_ARG, ())
-    if len(services) != 1 or services[0] not in GIT_SERVICES:
-        shown = services[0][:40] if services else "none"
+    service = services[-1] if services else None  # repeated: the last, as git http-backend's get_parameters
+    if service not in GIT_SERVICES:
+        shown = service[:40] if service is not None else "none"
         return _error(403, f"Unsupported service: {shown!r}; hgwire speaks only the smart HTTP protocol")
-    return Route(RouteKind.GIT_INFO_REFS, name, services[0])
+    return Route(RouteKind.GIT_INFO_REFS, name, service)
 
 
 ARCHIVE_SEGMENT = "archive"

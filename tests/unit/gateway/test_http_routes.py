@@ -43,6 +43,11 @@ ROUTES: list[tuple[str, str, Q, Route]] = [
      Route(RouteKind.GIT_INFO_REFS, "r", "git-receive-pack")),
     ("GET", "/team/app.git/info/refs", {"service": ["git-upload-pack"]},
      Route(RouteKind.GIT_INFO_REFS, "team/app.git", "git-upload-pack")),
+    # service= repeated: the last one, as git http-backend reads it (not a refusal naming a service it speaks)
+    ("GET", "/r.git/info/refs", {"service": ["git-upload-pack", "git-receive-pack"]},
+     Route(RouteKind.GIT_INFO_REFS, "r.git", "git-receive-pack")),
+    ("GET", "/r.git/info/refs", {"service": ["bogus", "git-upload-pack"]},
+     Route(RouteKind.GIT_INFO_REFS, "r.git", "git-upload-pack")),
     ("POST", "/r.git/git-upload-pack", {}, Route(RouteKind.GIT_UPLOAD_PACK, "r.git", "git-upload-pack")),
     ("POST", "/team/app/git-upload-pack", {}, Route(RouteKind.GIT_UPLOAD_PACK, "team/app", "git-upload-pack")),
     ("POST", "/r.git/git-receive-pack", {}, Route(RouteKind.GIT_RECEIVE_PACK, "r.git", "git-receive-pack")),
@@ -67,7 +72,7 @@ ERRORS: list[tuple[str, str, Q, int]] = [
     ("GET", "/r.git/HEAD", {}, 404),
     ("GET", "/r.git/info/refs", {}, 403),  # dumb-protocol discovery
     ("GET", "/r.git/info/refs", {"service": ["git-upload-archive"]}, 403),
-    ("GET", "/r.git/info/refs", {"service": ["git-upload-pack", "git-receive-pack"]}, 403),
+    ("GET", "/r.git/info/refs", {"service": ["git-receive-pack", "git-upload-archive"]}, 403),  # the last one
     ("POST", "/r.git/info/refs", {"service": ["git-upload-pack"]}, 405),
     ("GET", "/r.git/git-upload-pack", {}, 405),
     ("PUT", "/r.git/git-receive-pack", {}, 405),
