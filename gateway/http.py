@@ -164,6 +164,10 @@ def _error(status: int, message: str, allowed: tuple[str, ...] = ()) -> Route:
 
 NOT_FOUND = _error(404, "Not Found")
 NO_NAME = _error(404, NO_REPOSITORY_NAMED)
+PAGE_METHOD_NOT_ALLOWED = _error(405, "this URL answers GET and HEAD only; git and hg clients add their own "
+                                 "path or ?cmd= to a repository's URL", PAGE_METHODS)
+"""The server's and a repository's own URL with another method: 405 with ``Allow``, as every other
+page answers it (not 404, which said the URL named nothing while GET answers 200)."""
 
 
 def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequence[str]]) -> Route:
@@ -197,12 +201,15 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
         # ?style=json: hgweb's index for scripts; any other style: the page, as hgweb falls back to paper;
         # hgweb's ?sort= (name, description, contact, lastchange): ignored, the index is in name order
         index = bool(query) and set(query) <= INDEX_ARGS and all(len(values) == 1 for values in query.values())
-        return Route(RouteKind.ROOT_PAGE) if method in PAGE_METHODS and (not query or index) else NO_NAME
-    inside_git_dir = any(segment.endswith(".git") for segment in segments[:-1])  # dumb-protocol paths
-    if method not in PAGE_METHODS or inside_git_dir:
+        if method not in PAGE_METHODS:
+            return PAGE_METHOD_NOT_ALLOWED
+        return Route(RouteKind.ROOT_PAGE) if not query or index else NO_NAME
+    if any(segment.endswith(".git") for segment in segments[:-1]):  # dumb-protocol paths
         return NOT_FOUND
     name = _repo_name(segments)
-    return Route(RouteKind.REPO_PAGE, name) if name is not None else _refused_name(segments)
+    if name is None:
+        return _refused_name(segments)
+    return Route(RouteKind.REPO_PAGE, name) if method in PAGE_METHODS else PAGE_METHOD_NOT_ALLOWED
 
 
 INDEX_ARGS = frozenset({"style", "sort"})

@@ -63,9 +63,7 @@ ROUTES: list[tuple[str, str, Q, Route]] = [
 ]
 
 ERRORS: list[tuple[str, str, Q, int]] = [
-    ("POST", "/", {}, 404),
     ("GET", "/", {"x": ["1"]}, 404),
-    ("POST", "/r.git", {}, 404),
     ("GET", "/.hg/requires", {}, 404),
     ("GET", "/info/refs", {"service": ["git-upload-pack"]}, 404),  # no repository name
     ("GET", "/r.git/objects/info/packs", {}, 404),  # dumb protocol: not served
@@ -100,6 +98,20 @@ def test_route(method: str, path: str, query: Q, expected: Route) -> None:
 def test_a_url_naming_no_repository_says_what_to_add(path: str, query: Q) -> None:
     result = route("GET", _segments(path), query)
     assert (result.status, result.message) == (404, NO_REPOSITORY_NAMED)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+@pytest.mark.parametrize("path", ["/", "/repo", "/r.git", "/team/repo/", "/nothing/here"])
+def test_a_page_s_url_with_another_method_is_405_with_allow(method: str, path: str) -> None:
+    """As every page answers it: the server's and a repository's own URL (GET 200) are not "not found"."""
+    result = route(method, _segments(path), {})
+    assert (result.kind, result.status, result.allowed) == (RouteKind.ERROR, 405, ("GET", "HEAD"))
+    assert "GET" in result.message
+
+
+@pytest.mark.parametrize("path", ["/r.git/objects/info/packs", "/.hg/requires", "/-x"])
+def test_what_is_no_page_stays_404_whatever_the_method(path: str) -> None:
+    assert route("PUT", _segments(path), {}).status == 404
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/"), ("HEAD", "/"), ("GET", "//")])
@@ -268,6 +280,9 @@ def test_listener_answers_404_and_405(http_server: RunningServer) -> None:
     status, _, body = _request(http_server, "GET", "/r.git/info/refs?service=bogus")
     assert status == 403 and b"Unsupported service" in body
     assert _request(http_server, "GET", "/%ff/info/refs?service=git-upload-pack")[0] == 404
+    for method, path in (("OPTIONS", "/"), ("POST", "/r.git"), ("DELETE", "/hgr"), ("PUT", "/")):
+        status, headers, body = _request(http_server, method, path)
+        assert (status, headers["allow"]) == (405, "GET, HEAD"), (method, path, body)
 
 
 def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
