@@ -33,6 +33,7 @@ from gateway.logs import SafeLogger
 from gateway.policy import repository_index
 from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
+from protocols import http_accept
 from protocols.errors import HgwireError, NotARepository
 
 log = SafeLogger()
@@ -49,6 +50,7 @@ def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> 
         hg_web.serve_styled(front, request, route.repo, [])
         return
     transport = "git-http" if route.repo.endswith(".git") else "hg-http"
+    request.setHeader(b"Vary", b"Accept")  # HTML or plain text by it (``wants_html``): caches keep both apart
     d: defer.Deferred[Any] = front.authorize(request, route.repo, transport, Access.READ)
     d.addCallback(_page_for, front, request, route)
     d.addErrback(fail_request, request, route.repo, PROTO, logger=log)
@@ -76,10 +78,14 @@ def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
         return repo.kind
 
 
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
 def wants_html(request: server.Request) -> bool:
-    """Whether the client reads HTML (a browser says so in ``Accept``; git, hg and curl do not)."""
-    accept = (request.getHeader(b"accept") or b"").lower()
-    return b"text/html" in accept or b"application/xhtml+xml" in accept
+    """Whether the client reads HTML: a browser names it in ``Accept`` with a weight above zero
+    (preferred to plain text whatever their weights); git, hg and curl (``*/*``) do not name it."""
+    accept = b",".join(request.requestHeaders.getRawHeaders(b"accept") or [])
+    return http_accept.names_any(accept, HTML_TYPES)
 
 
 def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> None:
@@ -87,7 +93,10 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
     so it costs nothing and tells nothing (it is also what a load balancer's health check reads).
     A browser gets the index instead (``[http] index``): the repositories it may read."""
     as_json = request.args.get(b"style") == [b"json"]
-    if (as_json or wants_html(request)) and repository_index(front.authorizer):
+    index = repository_index(front.authorizer)
+    if index and not as_json:
+        request.setHeader(b"Vary", b"Accept")  # the index or the plain text by it (``wants_html``)
+    if (as_json or wants_html(request)) and index:
         d: defer.Deferred[Any] = front.authenticate(request)
         d.addCallback(front.counted, request)
         d.addCallback(lambda user: page_queued(

@@ -178,3 +178,23 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
         assert time.monotonic() < deadline, "[http] index = false did not take effect"
         time.sleep(0.5)
     assert raw(port, "GET", "/?style=json").status == 404
+
+
+def test_html_or_text_follows_accept_s_weights_and_says_so_in_vary(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    """A repository's URL (and the index at the root) answers HTML only to a client that names HTML
+    with a weight above zero, and every such answer carries ``Vary: Accept`` so that a cache keeps
+    a browser's page apart from curl's text."""
+    server = make_server("fs", http=[LOOPBACK])
+    port = server.port("http")
+    client.hg("init", str(server.root / "notes"))
+    for accept, html in (("text/html,application/xhtml+xml,*/*;q=0.8", True), ("text/plain, text/html;q=0.2", True),
+                         ("text/html;q=0, text/plain", False), ("text/htmlx", False), ("*/*", False)):
+        for path in ("/notes", "/"):
+            page = raw(port, "GET", path, {"Accept": accept})
+            assert page.status == 200 and page.headers.get("vary") == "Accept", (path, accept, page.headers)
+            assert page.headers["content-type"].startswith("text/html" if html else "text/plain"), (path, accept)
+    browser = raw(port, "GET", "/notes", BROWSER)
+    again = raw(port, "GET", "/notes", {**BROWSER, "If-None-Match": browser.headers["etag"]})
+    assert (again.status, again.headers.get("vary")) == (304, "Accept")
+    assert raw(port, "GET", "/notes/summary", BROWSER).headers.get("vary") is None  # HTML whatever it accepts
