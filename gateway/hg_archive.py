@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -225,8 +226,7 @@ def _send_raw_file(found: hg_archive.RawFile, request: server.Request, route: Ro
         request.setHeader(b"Content-Type", b"text/plain; charset=UTF-8")
     else:
         request.setHeader(b"Content-Type", b"application/binary")
-        quoted = found.name.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-        request.setHeader(b"Content-Disposition", b'inline; filename="%s"' % _header_safe(quoted))
+        request.setHeader(b"Content-Disposition", content_disposition(b"inline", found.name))
     request.setHeader(b"Content-Length", b"%d" % found.size)
     if request.method == b"HEAD":
         run_blocking(getattr(found.chunks, "close", lambda: None))
@@ -235,9 +235,27 @@ def _send_raw_file(found: hg_archive.RawFile, request: server.Request, route: Ro
     _stream(found.chunks, request, route, RAW_FILE_PROTO, f"{route.service} ({found.size} bytes)")
 
 
-def _header_safe(value: bytes) -> bytes:
-    """No byte a header line cannot carry (a file name may hold any but NUL and '/')."""
-    return bytes(b if 0x20 <= b < 0x7F else 0x3F for b in value)
+def content_disposition(disposition: bytes, name: bytes) -> bytes:
+    """``Content-Disposition`` naming a file: ``filename="..."`` with quotes and backslashes
+    escaped, as hgweb names it; a name beyond printable ASCII (which a header line cannot carry)
+    has each such character as ``_`` there (what ``curl -J`` saves it as) and the name itself in
+    RFC 6266's ``filename*=UTF-8''caf%C3%A9.txt`` (RFC 8187), which browsers save it by (bytes
+    that are not UTF-8 as U+FFFD, as the pages show such a name)."""
+    if all(0x20 <= b < 0x7F for b in name):
+        return b'%s; filename="%s"' % (disposition, _quoted(name))
+    text = name.decode("utf-8", "replace")
+    fallback = "".join(c if " " <= c <= "~" else "_" for c in text).encode("ascii")
+    encoded = quote(text, safe=EXT_VALUE_SAFE, encoding="utf-8").encode("ascii")
+    return b"%s; filename=\"%s\"; filename*=UTF-8''%s" % (disposition, _quoted(fallback), encoded)
+
+
+def _quoted(name: bytes) -> bytes:
+    """Printable ASCII as the inside of a quoted-string (RFC 9110 §5.6.4)."""
+    return name.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+
+
+EXT_VALUE_SAFE = "!#$&+-.^_`|~"
+"""RFC 8187's ``attr-char`` punctuation (letters and digits aside): left as they are in ``filename*``."""
 
 
 def serve_web_page(front: HttpFront, request: server.Request, route: Route) -> None:

@@ -10,10 +10,12 @@ import contextlib
 import http.client
 import io
 import os
+import re
 import socket
 import subprocess
 import tarfile
 import time
+import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -475,3 +477,46 @@ def test_the_hgrc_s_web_name_names_archives_feeds_and_the_index_as_hg_serve(
 def _file_name(answer: Answer) -> str:
     """The file name of an archive's ``Content-Disposition``, quoted or not."""
     return str(answer.headers["content-disposition"].partition("filename=")[2].strip('"'))
+
+
+def test_a_raw_file_s_name_beyond_ascii_is_given_as_rfc_6266_says(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    """``café.txt`` of either kind is ``filename*=UTF-8''caf%C3%A9.txt`` (browsers save it by that)
+    with an ASCII ``filename="caf_.txt"`` for ``curl -J``; a name that is not UTF-8 has U+FFFD there,
+    and a quote, ``;`` or newline never leaves the quoted string.  An ASCII name stays as hgweb's."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "names"
+    client.hg("init", str(repo))
+    for name in ("café.txt".encode(), b"caf\xe9.txt", b'q"u;o\\te.txt', b"plain.txt"):
+        with open(bytes(repo) + b"/" + name, "wb") as f:
+            f.write(b"x\n")
+    client.hg("commit", "-q", "-A", "-R", str(repo), "-u", "t", "-d", "1700000000 0", "-m", "names")
+    work = client.cwd / "names-work"
+    client.git("init", "-q", "-b", "main", str(work))
+    for name in ("café.txt".encode(), b"nl\nx.txt"):
+        with open(bytes(work) + b"/" + name, "wb") as f:
+            f.write(b"x\n")
+    client.git("add", "-A", cwd=work)
+    client.git("commit", "-qm", "names", cwd=work)
+    client.git("clone", "-q", "--bare", str(work), str(server.root / "names.git"))
+
+    def disposition(path: str) -> str:
+        answer = raw(server.port("http"), "GET", path)
+        assert answer.status == 200 and answer.body == b"x\n", path
+        return str(answer.headers["content-disposition"])
+
+    def saved_as(header: str) -> str:  # as a browser reads it: filename* over filename (RFC 6266 §4.3)
+        extended = re.search(r"; filename\*=UTF-8''([^;\s]+)$", header)
+        assert extended is not None, header
+        return urllib.parse.unquote(extended[1], errors="strict")
+
+    for path in ("/names/raw-file/tip/caf%C3%A9.txt", "/names.git/raw-file/main/caf%C3%A9.txt"):
+        header = disposition(path)
+        assert header == "inline; filename=\"caf_.txt\"; filename*=UTF-8''caf%C3%A9.txt", path
+        assert saved_as(header) == "café.txt"
+    assert saved_as(disposition("/names/raw-file/tip/caf%E9.txt")) == "caf\ufffd.txt"
+    assert disposition("/names/raw-file/tip/q%22u%3Bo%5Cte.txt") == 'inline; filename="q\\"u;o\\\\te.txt"'
+    header = disposition("/names.git/raw-file/main/nl%0Ax.txt")
+    assert "\n" not in header and saved_as(header) == "nl\nx.txt"
+    assert header.startswith('inline; filename="nl_x.txt"; ')
+    assert disposition("/names/raw-file/tip/plain.txt") == 'inline; filename="plain.txt"'
