@@ -310,12 +310,19 @@ def error_shape(service: str) -> Callable[[str], tuple[bytes, bytes]] | None:
     """How a page's error is written: a JSON page's as hgweb's json style writes one (``{"error":
     MESSAGE}``), a raw page's as its raw style does (``error: MESSAGE``); None for plain text."""
     if service.startswith("json-"):
-        return lambda message: (b'{\n"error": %s\n}' % hg_web.json_string(message.encode("utf-8", "surrogateescape")),
-                                b"application/json")
+        return lambda message: (b'{\n"error": %s\n}' % hg_web.json_string(_valid_utf8(message)), b"application/json")
     if service.startswith("raw-"):
         return lambda message: (b"\nerror: %s\n" % message.encode("utf-8", "surrogateescape"),
                                 b"text/plain; charset=UTF-8")
     return None
+
+
+def _valid_utf8(message: str) -> bytes:
+    """An error's sentence as UTF-8, a byte of the URL that was not UTF-8 (``json-file/tip/%ff``,
+    held as a lone surrogate) as U+FFFD, as the pages show such a name: hg's ``\\udcff`` for it is
+    no character, and strict JSON parsers refuse the whole answer (the pages' own fields keep
+    hg's escape, byte for byte as ``hg serve`` writes them, for scripts that read the bytes back)."""
+    return message.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
 
 
 def page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request,

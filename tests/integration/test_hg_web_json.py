@@ -350,3 +350,20 @@ def test_a_log_s_search_finds_what_hg_serve_finds(served: tuple[RunningServer, P
     refused = raw(server.port("http"), "GET", "/web/json-changelog?rev=wdir()")  # a revset not evaluated
     assert refused.status == 404 and b"revset" in refused.body
     assert raw(server.port("http"), "GET", "/web/json-changelog?rev=" + "x" * 2000).status == 414
+
+
+def test_an_error_quoting_bytes_that_are_not_utf8_is_strict_json(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    """``json-file/tip/%ff`` is hgweb's ``{"error": ...}`` with the byte as U+FFFD, as the pages
+    show such a name, not as ``\\udcff``, a lone surrogate strict JSON parsers refuse (hg serve: 500)."""
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "bytes"
+    client.hg("init", str(repo))
+    _commit(client, repo, "a", {"a.txt": b"a\n"}, 1700000000)
+    for page in ("/bytes/json-file/tip/%ff", "/bytes/json-filelog/tip/caf%E9.txt", "/bytes/file/tip/%ff?style=json"):
+        answer = raw(server.port("http"), "GET", page)
+        assert (answer.status, answer.headers["content-type"]) == (404, "application/json"), page
+        assert b"\\udc" not in answer.body, answer.body
+        error = json.loads(answer.body)["error"]
+        error.encode("utf-8")  # no lone surrogate
+        assert "\ufffd" in error and "not found in manifest" in error, error
