@@ -75,7 +75,7 @@ from protocols.errors import (
     UnsupportedFeature,
 )
 from protocols.hg_commands import PUSH, Command, CommandContext, Permission, Transport
-from protocols.hg_responses import OobError, Response, StreamResponse
+from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
 
 log = SafeLogger()
 
@@ -86,6 +86,9 @@ LIMITS = hg_http.HttpLimits()
 
 Answer = tuple[Response, PullHooks | None]
 """A command's answer, and the repository's pull hooks to run around it."""
+
+HEAD_ANSWER = BytesResponse(b"")
+"""What a HEAD request's command "answers": nothing was run (``HgHttpCommand._respond_to_head``)."""
 
 HTTP_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Unauthorized, 401),
@@ -272,6 +275,8 @@ class HgHttpCommand:
                              bundle2_limits(self.front.authorizer), changegroup_limits(self.front.authorizer),
                              lock_wait(self.front.authorizer))
         bound = hg_commands.bind_args(cmd, args)
+        if self.method == b"HEAD":  # checked as GET is; the command is not run (``_respond_to_head``)
+            return HEAD_ANSWER, None
         try:
             response = hg_commands.dispatch(repo, cmd.name, bound, ctx)
         except UnsupportedFeature as exc:
@@ -315,6 +320,9 @@ class HgHttpCommand:
 
     def _respond(self, response: Response, cmd: Command) -> None:
         assert self.head is not None
+        if response is HEAD_ANSWER:
+            self._respond_to_head()
+            return
         reply = hg_http.render(response, cmd.name, self.head.proto, self.settings)
         if self._gone:
             close = getattr(reply.stream, "close", None)
@@ -346,6 +354,21 @@ class HgHttpCommand:
         if isinstance(response, StreamResponse) and response.refused is not None:  # a push refused in its reply
             outcome = push_outcome(response)
         self._producer.start().addCallbacks(lambda _: self._sent(outcome), self._stream_failed)
+
+    def _respond_to_head(self) -> None:
+        """HEAD: GET's status once every check GET makes has passed (the request, the user, the
+        repository and its ``[web]`` lists, the arguments), and hg's media type, with no body and
+        nothing run: a getbundle's bundle was made whole to be dropped (hg serve makes it too)."""
+        assert self.head is not None
+        if self._gone:
+            self._log("client gone")
+            return
+        self.media_type = hg_http.MEDIA_TYPE_V1  # what GET answers a client that does not negotiate 0.2
+        self.request.setResponseCode(200)
+        self.request.setHeader(b"Content-Type", self.media_type)
+        if self.head.vary:
+            self.request.setHeader(b"Vary", b",".join(self.head.vary))
+        self._done("ok: HEAD, not run")
 
     def _sent(self, outcome: str) -> None:
         """The whole answer is written: run ``outgoing`` (if it sent changesets), then end the response."""

@@ -151,8 +151,8 @@ GIT_TAILS: tuple[GitTail, ...] = (
     GitTail(("git-receive-pack",), "POST", RouteKind.GIT_RECEIVE_PACK),
 )
 HG_METHODS = ("GET", "HEAD", "POST")
-"""A Mercurial command's methods: HEAD is GET's answer without its body (as hg serve's); a push
-needs POST all the same (``gateway.hg_http``)."""
+"""A Mercurial command's methods: HEAD is checked as GET is and answers its status without running
+the command (``gateway.hg_http``); a push needs POST all the same."""
 SERVER_HEADER = b"hgwire"
 PAGE_METHODS = ("GET", "HEAD")
 """A repository's own URL, without a command (``gateway.repo_page``): what a browser asks."""

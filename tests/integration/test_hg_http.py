@@ -735,3 +735,35 @@ def test_clone_and_push_over_https(make_server: Callable[..., RunningServer], cl
     conn.request("GET", "/r?cmd=capabilities")
     assert b"httpmediatype=0.1rx,0.1tx,0.2tx" in conn.getresponse().read()
     conn.close()
+
+
+def test_head_of_a_command_runs_nothing_and_answers_as_get_would(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """``HEAD ?cmd=getbundle`` made the whole bundle (and ran the repository's ``preoutgoing``
+    hook) to drop it; now it is checked as GET is and answered 200 with hg's media type and no
+    body, running nothing; GET still runs the command, and HEAD's refusals are GET's."""
+    server = make_server("fs", http=[LOOPBACK])
+    port = server.port("http")
+    repo = server.root / "heads"
+    client.hg("init", str(repo))
+    (repo / "a.txt").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-R", str(repo), "-u", "t", "-d", "1700000000 0", "-m", "a")
+    marker = tmp_path / "bundled"
+    (repo / ".hg" / "hgrc").write_text(f"[hooks]\npreoutgoing.mark = touch {marker}\n")
+    tip = client.hg("log", "-R", str(repo), "-r", "tip", "-T", "{node}").stdout
+    target = f"/heads?cmd=getbundle&common={'0' * 40}&heads={tip}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("HEAD", target)
+        head = conn.getresponse()
+        assert (head.status, head.read(), head.getheader("Content-Type")) == (200, b"", "application/mercurial-0.1")
+        assert not marker.exists()  # nothing was bundled
+        conn.request("GET", target)  # the same connection: nothing was left on it
+        get = conn.getresponse()
+        assert get.status == 200 and get.getheader("Content-Type") == "application/mercurial-0.1" and get.read()
+        assert marker.exists()
+    finally:
+        conn.close()
+    assert raw(port, "HEAD", "/nothing?cmd=getbundle").status == 404
+    (repo / ".hg" / "hgrc").write_text("[web]\ndeny_read = *\n")
+    assert raw(port, "HEAD", target).status == 401
