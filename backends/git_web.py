@@ -28,7 +28,14 @@ from backends import git_archive, git_diff, git_pack
 from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, blob_pieces, size_reader
 from backends.hg import webgraph
 from backends.hg.archive import TYPES as ARCHIVE_TYPES
-from backends.hg.archive import RawFile, archive_directory, raw_listing, shown_revision, url_revision
+from backends.hg.archive import (
+    RawFile,
+    archive_directory,
+    content_tag,
+    raw_listing,
+    shown_revision,
+    url_revision,
+)
 from backends.hg.linediff import split_lines
 from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type
 from backends.interfaces import GitRepository, object_format_of
@@ -562,12 +569,13 @@ class GitPages:
             raise ProtocolError("a submodule has no bytes here", 404)
         if isinstance(obj, _FileAt):
             name = wanted.rpartition(b"/")[2]
+            tag = bytes(obj.sha).decode("ascii")  # a blob's id names its bytes
             whole = blob_pieces(self.store, obj.sha)
             if whole is not None:
-                return RawFile(name, *whole)
+                return RawFile(name, *whole, tag)
             blob = self._file_blob(obj, MAX_RAW_FILE, f"this file is larger than {MAX_RAW_FILE >> 20} MiB: clone "
                                    "the repository")
-            return RawFile(name, blob.raw_length(), iter(blob.as_raw_chunks()))
+            return RawFile(name, blob.raw_length(), iter(blob.as_raw_chunks()), tag)
         entries = obj.items()
         with size_reader(self.store) as sizes:  # from the packs' entry headers, as the file page: no blob inflated
             files = [(_flags(e.mode).encode(), 0 if S_ISGITLINK(e.mode) else self._listed_size(sizes, e.sha), e.path)
@@ -601,7 +609,9 @@ class GitPages:
             made = git_archive.archive_chunks(store, source, options)
             return git_archive.compressed(made, bz2.BZ2Compressor(9)) if kind == "bz2" else made
 
-        return WebArchive(prefix.rstrip("/") + extension, content_type, chunks)
+        tag = content_tag(b"git-archive", oid, kind.encode(), prefix.encode(), path.strip("/").encode("utf-8",
+                                                                                                   "surrogateescape"))
+        return WebArchive(prefix.rstrip("/") + extension, content_type, chunks, tag)
 
     @staticmethod
     def _listed_size(sizes: PackObjectReader, sha: bytes) -> int:
@@ -646,6 +656,9 @@ class WebArchive:
     filename: str
     content_type: str
     _chunks: Callable[[], Iterator[bytes]]
+    tag: str = ""
+    """Names the archive's bytes (``content_tag``): its commit, type, top directory and path (an
+    ``export-subst`` file's ``$Format:$`` is the commit's own details)."""
 
     def chunks(self) -> Iterator[bytes]:
         return self._chunks()

@@ -31,12 +31,13 @@ from backends.hg.repository import HgRepo
 from backends.interfaces import GitRepository, Kind
 from gateway.auth import Access
 from gateway.git_http import fail_request
+from gateway.git_session import PackStream
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
 from gateway.logs import SafeLogger
 from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import log_recovery, read_base_hgrc
-from gateway.repo_use import close_git, closed_after, closing_git
+from gateway.repo_use import close_git, closing_git
 from gateway.threads import IteratorProducer, run_blocking
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
 
@@ -118,7 +119,9 @@ def _prepare(front: HttpFront, route: Route, user: str | None) -> hg_archive.Arc
     except BaseException:
         close_git(repo)
         raise
-    return WebArchive(archive.filename, archive.content_type, lambda: closed_after(repo, archive.chunks()))
+    # (closed once read, or closed unread: a HEAD, a 304)
+    return WebArchive(archive.filename, archive.content_type,
+                      lambda: PackStream(archive.chunks(), on_end=lambda: close_git(repo)), archive.tag)
 
 
 def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | GitRepository:
@@ -158,14 +161,22 @@ def _send(archive: hg_archive.Archive | WebArchive, request: server.Request, rou
     once the headers are out, a failure can only cut the download, which ``broke`` does)."""
     if request.finished or request._disconnected:
         return defer.succeed(None)
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    if not_modified(request, b'W/"%s"' % archive.tag.encode("ascii")):  # weak: the same files, as hg serve's
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: {archive.filename} (304)")
+        return run_blocking(_unread, archive.chunks)
     request.setResponseCode(200)
     request.setHeader(b"Content-Type", archive.content_type.encode("ascii"))
     request.setHeader(b"Content-Disposition", b'attachment; filename="%s"' % archive.filename.encode("ascii"))
-    request.setHeader(b"X-Content-Type-Options", b"nosniff")
     if request.method == b"HEAD":
         request.finish()
-        return defer.succeed(None)
+        return run_blocking(_unread, archive.chunks)
     return _stream(archive.chunks(), request, route, PROTO, archive.filename)
+
+
+def _unread(chunks: Callable[[], Iterator[bytes]]) -> None:
+    """An archive that is not sent (HEAD, 304): what its chunks hold let go (a git repository), unread."""
+    getattr(chunks(), "close", lambda: None)()
 
 
 def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, proto: str, what: str
@@ -220,8 +231,12 @@ def _send_raw_file(found: hg_archive.RawFile, request: server.Request, route: Ro
     if request.finished or request._disconnected:
         run_blocking(getattr(found.chunks, "close", lambda: None))
         return
-    request.setResponseCode(200)
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    if found.tag and not_modified(request, b'"%s"' % found.tag.encode("ascii")):
+        run_blocking(getattr(found.chunks, "close", lambda: None))
+        log.info("{proto} {repo}: {outcome}", proto=RAW_FILE_PROTO, repo=route.repo, outcome=f"ok: {route.service} (304)")
+        return
+    request.setResponseCode(200)
     if found.name is None:
         request.setHeader(b"Content-Type", b"text/plain; charset=UTF-8")
     else:
@@ -401,13 +416,9 @@ def send_page(body: bytes | None, request: server.Request, route: Route, content
     for name, value in (headers or {}).items():
         request.setHeader(name, value)
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
-    if tag is not None:
-        request.setHeader(b"ETag", tag)
-        if tag_matches(request.getHeader(b"if-none-match"), tag):
-            request.setResponseCode(304)
-            request.finish()
-            log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo, outcome=f"ok: {route.service} (304)")
-            return
+    if tag is not None and not_modified(request, tag):
+        log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo, outcome=f"ok: {route.service} (304)")
+        return
     request.setResponseCode(200)
     request.setHeader(b"Content-Type", content_type)
     request.setHeader(b"Content-Length", b"%d" % len(body))
@@ -427,6 +438,17 @@ def page_tag(body: bytes) -> bytes | None:
     if len(body) > MAX_TAGGED:
         return None
     return b'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest().encode("ascii") + b'"'
+
+
+def not_modified(request: server.Request, tag: bytes) -> bool:
+    """Send ``tag`` as the answer's ``ETag``; when ``If-None-Match`` names it, answer 304 with no
+    body (the caller sends nothing more) and say so."""
+    request.setHeader(b"ETag", tag)
+    if not tag_matches(request.getHeader(b"if-none-match"), tag):
+        return False
+    request.setResponseCode(304)
+    request.finish()
+    return True
 
 
 def tag_matches(header: bytes | None, tag: bytes) -> bool:

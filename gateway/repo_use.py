@@ -44,14 +44,6 @@ def closing_git(repo: R) -> Iterator[R]:
         close_git(repo)
 
 
-def closed_after(repo: object, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """``chunks`` read from ``repo``, which is closed once they end, fail or are closed."""
-    try:
-        yield from chunks
-    finally:
-        close_git(repo)
-
-
 class RepoUse:
     """Who still uses a repository opened for one session: the session and the pack streams it
     started.  The last to let go closes it (``close_git``)."""

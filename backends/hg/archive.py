@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import bz2
+import hashlib
 import heapq
 import itertools
 import re
@@ -87,6 +88,9 @@ class Archive:
     """``.hg_archival.txt``; empty: none (``[ui] archivemeta = false``)."""
     members: Sequence[tuple[bytes, bytes, Content]]
     """(name in the archive, manifest flags, its content) in the manifest's order."""
+    tag: str = ""
+    """Names the archive's bytes (``content_tag``): the same for the same changeset, path, type,
+    top directory and ``.hg_archival.txt`` (which a new tag changes), whatever name found it."""
 
     @property
     def content_type(self) -> str:
@@ -124,7 +128,10 @@ def prepare(repo: HgRepo, name: str, key: str, kind: str, path: str = "") -> Arc
     directory = archive_directory(repo.web_name(name), key, binascii.hexlify(node)[:12].decode(), ("tip",))
     wanted = not path or _under(b".hg_archival.txt", path)  # as hg, a path leaves the file out unless it is its own
     described = metadata(repo, rev, node) if wanted and repo.hgrc_bool(b"ui", b"archivemeta", True) else b""
-    return Archive(directory + TYPES[kind][1], kind, directory.encode() + b"/", mtime, described, members)
+    prefix = directory.encode() + b"/"
+    return Archive(directory + TYPES[kind][1], kind, prefix, mtime, described, members,
+                   content_tag(b"hg-archive", node, kind.encode(), prefix, described, path.strip("/").encode("utf-8",
+                                                                                              "surrogateescape")))
 
 
 def archive_directory(name: str, key: str, short_id: str, tips: Sequence[str]) -> str:
@@ -394,6 +401,19 @@ class RawFile:
     name: bytes | None
     size: int
     chunks: Iterator[bytes]
+    tag: str = ""
+    """Names these bytes whatever revision name found them (an ``ETag``): a file's id (hg's file
+    node, git's blob id: its bytes, an LFS pointer's blob included, follow from it), a listing's
+    ``content_tag``; empty: none."""
+
+
+def content_tag(*parts: bytes) -> str:
+    """A name for bytes made from ``parts`` (each length-prefixed, so no two lists meet)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(b"%d:" % len(part))
+        digest.update(part)
+    return digest.hexdigest()
 
 
 def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
@@ -406,7 +426,7 @@ def raw_file(repo: HgRepo, key: str, path: str) -> RawFile:
     for file_path, file_node, flags in files:
         if file_path == wanted:
             size, chunks = _content(repo, file_path, file_node)()
-            return RawFile(file_path.rpartition(b"/")[2], size, chunks)
+            return RawFile(file_path.rpartition(b"/")[2], size, chunks, binascii.hexlify(file_node).decode())
     prefix = wanted + b"/" if wanted else b""
     below = [f for f in files if f[0].startswith(prefix)]
     if not below and files:  # as hgweb: any path of an empty manifest is its (empty) root
@@ -434,7 +454,7 @@ def raw_listing(directories: Sequence[bytes], files: Sequence[tuple[bytes, int, 
         mode = b"lrwxrwxrwx" if b"l" in flags else b"-rwxr-xr-x" if b"x" in flags else b"-rw-r--r--"
         lines.append(b"%s %d %s\n" % (mode, size, _listed(name)))
     listing = b"\n" + b"".join(lines) + b"\n\n"
-    return RawFile(None, len(listing), iter([listing]))
+    return RawFile(None, len(listing), iter([listing]), content_tag(b"raw-listing", listing))
 
 
 def _content(repo: HgRepo, path: bytes, node: bytes) -> Content:

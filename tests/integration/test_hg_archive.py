@@ -520,3 +520,67 @@ def test_a_raw_file_s_name_beyond_ascii_is_given_as_rfc_6266_says(
     assert "\n" not in header and saved_as(header) == "nl\nx.txt"
     assert header.startswith('inline; filename="nl_x.txt"; ')
     assert disposition("/names/raw-file/tip/plain.txt") == 'inline; filename="plain.txt"'
+
+
+def _tag_and_again(port: int, path: str) -> str:
+    """The ``ETag`` a raw file or archive is sent with, checked by asking again with it (GET and
+    HEAD: 304, no body) and with another (200)."""
+    first = raw(port, "GET", path)
+    assert first.status == 200, (path, first.status)
+    tag = first.headers["etag"]
+    for method in ("GET", "HEAD"):
+        again = raw(port, method, path, {"If-None-Match": tag})
+        assert (again.status, again.body, again.headers.get("etag")) == (304, b"", tag), (method, path)
+    assert raw(port, "GET", path, {"If-None-Match": '"other", W/"else"'}).status == 200
+    return tag
+
+
+def test_raw_files_and_archives_carry_an_etag_of_what_is_served(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """A raw file's ``ETag`` is its file's id (hg's file node, git's blob id), so ``tip`` keeps it
+    while the file is unchanged and changes with it; a listing's and an archive's follow their
+    bytes (an archive's ``.hg_archival.txt`` too: a new tag of the archived changeset changes it).
+    hg serve tags both with the repository's modification time: every push changed them."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[git]\narchives = ["zip"]\n')
+    server = make_server("fs", http=[LOOPBACK], config_file=str(policy))
+    port = server.port("http")
+    repo = server.root / "tagged"
+    client.hg("init", str(repo))
+    (repo / ".hg" / "hgrc").write_text("[web]\nallow-archive = zip\n")
+    _commit(client, repo, "one", {"a.txt": b"a\n", "d/b.txt": b"b\n"}, 1700000000)
+    manifest = client.hg("manifest", "--debug", "-R", str(repo), "-r", "tip").stdout.splitlines()
+    node = next(line.split()[0] for line in manifest if line.endswith(" a.txt"))  # hg's file node
+    a_tag = _tag_and_again(port, "/tagged/raw-file/tip/a.txt")
+    assert a_tag == f'"{node}"'
+    listing = _tag_and_again(port, "/tagged/raw-file/tip/d")
+    archive = _tag_and_again(port, "/tagged/archive/tip.zip")
+    first = _tag_and_again(port, "/tagged/archive/0.zip")
+    assert archive.startswith('W/"') and first.startswith('W/"')
+    _commit(client, repo, "two", {"d/c.txt": b"c\n"}, 1700000100)  # a.txt unchanged, d changed
+    assert _tag_and_again(port, "/tagged/raw-file/tip/a.txt") == a_tag
+    assert raw(port, "GET", "/tagged/raw-file/tip/a.txt", {"If-None-Match": a_tag}).status == 304
+    assert _tag_and_again(port, "/tagged/raw-file/tip/d") != listing
+    assert _tag_and_again(port, "/tagged/archive/tip.zip") != archive  # tip moved: what it names is new
+    assert _tag_and_again(port, "/tagged/archive/0.zip") == first
+    client.hg("tag", "-q", "-R", str(repo), "-r", "0", "-u", "t", "-d", "1700000200 0", "v0")
+    assert _tag_and_again(port, "/tagged/archive/0.zip") != first  # its .hg_archival.txt names v0 now
+    _commit(client, repo, "three", {"a.txt": b"A\n"}, 1700000300)
+    changed = raw(port, "GET", "/tagged/raw-file/tip/a.txt", {"If-None-Match": a_tag})
+    assert changed.status == 200 and changed.body == b"A\n" and changed.headers["etag"] != a_tag
+
+    work = tmp_path / "gitwork"
+    client.git("init", "-q", "-b", "main", str(work))
+    (work / "a.txt").write_text("a\n")
+    client.git("add", "-A", cwd=work)
+    client.git("commit", "-qm", "one", cwd=work)
+    client.git("clone", "-q", "--bare", str(work), str(server.root / "tagged.git"))
+    blob = client.git("rev-parse", "HEAD:a.txt", cwd=work).stdout.strip()
+    assert _tag_and_again(port, "/tagged.git/raw-file/main/a.txt") == f'"{blob}"'
+    git_archive = _tag_and_again(port, "/tagged.git/archive/main.zip")
+    (work / "b.txt").write_text("b\n")
+    client.git("add", "-A", cwd=work)
+    client.git("commit", "-qm", "two", cwd=work)
+    client.git("push", "-q", str(server.root / "tagged.git"), "main", cwd=work)
+    assert _tag_and_again(port, "/tagged.git/raw-file/main/a.txt") == f'"{blob}"'
+    assert _tag_and_again(port, "/tagged.git/archive/main.zip") != git_archive
