@@ -108,7 +108,10 @@ class InPart:
         for chunk in self.payload:
             data += chunk
             if len(data) > limit:
-                raise LimitExceeded(f"a {self.type.decode('ascii', 'replace')} part is over {limit} bytes")
+                name = self.type.decode("ascii", "replace")
+                raise LimitExceeded(f"{'an' if name[:1] in 'aeiou' else 'a'} {name} part is over {limit} bytes"
+                                    + ("; the server's operator can raise [limits] max_bundle2_part"
+                                       if limit == self.max_small else ""))
         return bytes(data)
 
 

@@ -111,6 +111,39 @@ def test_an_amended_changeset_is_replaced_everywhere(kind: str, make_server: Cal
 
 
 @pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_pushes_after_an_amended_draft_was_pushed_are_not_told_the_repository_changed(
+        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, htpasswd: Path,
+        tmp_path: Path) -> None:
+    """The basic evolve workflow: push a draft, amend it, push again, commit on and push.  The
+    client's check:phases names the draft roots ``listkeys phases`` gave it, the amended (hidden)
+    one among them, which hg looks up unfiltered; hgwire took it for a changeset it does not know and
+    refused every later push from any clone that had it: "remote repository changed while pushing"."""
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd)
+    work, other = tmp_path / "work", tmp_path / "other"
+    peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
+    _commit(client, work, "base")
+    client.hg("phase", "-q", "-p", "-R", str(work), ".")
+    _commit(client, work, "d1")
+    peer.hg(*EVOLVE, "push", "-q", "-R", str(work), url("evo"))
+    peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(other))  # a colleague who had d1 before it was amended
+    _amend(client, work, "d1")
+    peer.hg(*EVOLVE, "push", "-q", "-R", str(work), url("evo"))
+
+    _commit(client, work, "d2")
+    pushed = peer.hg(*EVOLVE, "push", "-R", str(work), url("evo"), check=False)
+    assert pushed.returncode == 0 and "changed while pushing" not in pushed.stderr, pushed
+    nothing = peer.hg(*EVOLVE, "push", "-R", str(work), url("evo"), check=False)
+    assert nothing.returncode == 1 and "no changes found" in nothing.stdout, nothing  # not exit 255
+    peer.hg(*EVOLVE, "pull", "-q", "-R", str(other), url("evo"))
+    client.hg(*EVOLVE, "update", "-q", "-R", str(other), "tip")
+    _commit(client, other, "theirs")
+    theirs = peer.hg(*EVOLVE, "push", "-r", ".", "-R", str(other), url("evo"), check=False)
+    assert theirs.returncode == 0 and "changed while pushing" not in theirs.stderr, theirs
+    client.hg("verify", "-q", "-R", str(repo))
+    assert _markers(client, repo) == _markers(client, work)
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
 def test_a_prune_pushed_alone_reaches_other_clones(kind: str, make_server: Callable[..., RunningServer],
                                                    client: Client, ssh_keys: SshKeys, htpasswd: Path,
                                                    tmp_path: Path) -> None:
