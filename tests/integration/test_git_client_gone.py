@@ -5,7 +5,6 @@ the log for clients that left met one transport in three."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import pytest
 from twisted.logger import LogLevel
 
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, log_events, ssh_server_settings
+from tests.integration.test_hg_ssh_client_gone import kill_mid_transfer
 
 PROTOS = {"git": "git-daemon", "http": "git-http", "ssh": "git-ssh"}
 
@@ -53,16 +53,7 @@ def test_a_killed_git_clone_is_a_client_gone_on_every_transport(
     with log_events() as events:
         clone = subprocess.Popen(["git", "clone", "-q", "--bare", url, str(target)], env=env, cwd=client.cwd,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while not list((target / "objects" / "pack").glob("tmp_pack_*")):
-                assert clone.poll() is None and time.monotonic() < deadline, "the clone never started receiving"
-                time.sleep(0.02)
-            os.killpg(clone.pid, signal.SIGSTOP)  # the server fills the socket and waits: mid-transfer
-            time.sleep(0.5)
-        finally:
-            os.killpg(clone.pid, signal.SIGKILL)
-            clone.wait(30)
+        kill_mid_transfer(clone, lambda: bool(list((target / "objects" / "pack").glob("tmp_pack_*"))))
         logged = _session_line(events, PROTOS[kind], time.monotonic() + 30)
     assert not [e for e in events if e.get("log_level") in (LogLevel.critical, LogLevel.error)], events
     assert logged["outcome"] == "client gone", logged

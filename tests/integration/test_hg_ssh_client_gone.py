@@ -34,6 +34,21 @@ def _session_logged(events: list[dict[str, Any]], deadline: float) -> dict[str, 
     raise AssertionError(f"no session line was logged: {events}")
 
 
+def kill_mid_transfer(clone: subprocess.Popen[bytes], started: Callable[[], bool]) -> None:
+    """Stop the client (its own session of processes) once ``started`` says the transfer is under
+    way, so the server fills the window and waits, then kill it: a client gone mid-transfer."""
+    try:
+        deadline = time.monotonic() + 60
+        while not started():
+            assert clone.poll() is None and time.monotonic() < deadline, "the transfer never started"
+            time.sleep(0.02)
+        os.killpg(clone.pid, signal.SIGSTOP)
+        time.sleep(0.5)
+    finally:
+        os.killpg(clone.pid, signal.SIGKILL)
+        clone.wait(30)
+
+
 def test_a_killed_hg_ssh_clone_is_a_client_gone_without_a_traceback(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
     server = make_server("fs", **ssh_server_settings(ssh_keys))
@@ -44,16 +59,7 @@ def test_a_killed_hg_ssh_clone_is_a_client_gone_without_a_traceback(
         clone = subprocess.Popen([os.path.join(VENV_BIN, "hg"), "--config", f"ui.ssh={hgssh.ssh}", "clone", "-U",
                                   hgssh.url("big"), str(target)], env=client.env, cwd=client.cwd,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while not any("clone stream" in str(e.get("log_format")) for e in events):
-                assert clone.poll() is None and time.monotonic() < deadline, "the clone never started streaming"
-                time.sleep(0.02)
-            os.killpg(clone.pid, signal.SIGSTOP)  # the server fills the window and waits: mid-transfer
-            time.sleep(0.5)
-        finally:
-            os.killpg(clone.pid, signal.SIGKILL)
-            clone.wait(30)
+        kill_mid_transfer(clone, lambda: any("clone stream" in str(e.get("log_format")) for e in events))
         logged = _session_logged(events, time.monotonic() + 30)
     critical = [e for e in events if e.get("log_level") in (LogLevel.critical, LogLevel.error)]
     assert not critical, critical
