@@ -82,7 +82,7 @@ from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
 from gateway.tls import tls_handshake
-from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, UnsafeName
+from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, ReadOnly, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
 from protocols.http_head import (
     HOST_HEADER,
@@ -464,6 +464,8 @@ class HttpFront:
     def _check(self, user: str | None, repo: str, transport: str, access: Access) -> str | None:
         try:
             self.authorizer.check(user, repo, transport, access)
+        except ReadOnly:
+            raise  # no user may write: a password would not help, so none is asked for
         except PermissionDenied as refusal:
             if user is None and not isinstance(refusal, Unauthorized):
                 raise LoginNeeded(str(refusal)) from None

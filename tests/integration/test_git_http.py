@@ -84,6 +84,9 @@ def test_read_only_refuses_push(make_server: Callable[..., RunningServer], clien
     result = client.git("push", _url(server, "app.git", "alice:s3cret"), "main", cwd=work, check=False)
     assert result.returncode != 0
     assert "read-only" in result.stderr
+    # no user may push: an anonymous push is told so at once, not asked for a password first
+    status, headers, body = _raw(server, "GET", "/app.git/info/refs?service=git-receive-pack")
+    assert status == 403 and "www-authenticate" not in headers and b"read-only" in body, (status, headers, body)
 
 
 def test_smart_headers(web: RunningServer) -> None:
