@@ -916,6 +916,7 @@ def parse_htpasswd(text: str, schemes: Sequence[HashScheme], source: str = "htpa
     """Map user → (verifier, hash) for entries with an accepted hash; log why others are refused."""
     entries: dict[str, tuple[Verifier, bytes]] = {}
     skipped: dict[str, str] = {}
+    first: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -924,6 +925,12 @@ def parse_htpasswd(text: str, schemes: Sequence[HashScheme], source: str = "htpa
         if not sep or not user or not _USER_RE.match(user) or len(user) > MAX_USER_LENGTH:
             log.warn("{source}:{line}: entry refused: not a 'user:hash' line", source=source, line=number)
             continue
+        if user in first:  # Apache's and nginx's basic authentication take a user's first line too
+            log.warn(  # noqa: G010
+                "{source}:{line}: a second entry for {user} is ignored: line {first} is the one used; remove one of them",
+                source=source, line=number, user=user, first=first[user])
+            continue
+        first[user] = number
         scheme = _scheme_for(hashed, schemes)
         if scheme.verifier is None:
             log.warn("{source}:{line}: entry for {user} refused: the hash {reason}", source=source,

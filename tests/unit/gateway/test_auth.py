@@ -321,6 +321,25 @@ def test_htpasswd_bcrypt(tmp_path: Path) -> None:
     assert not users.check("alice", "s3cret" + "x" * 80)
 
 
+def test_a_user_s_first_htpasswd_line_is_the_one_used_and_a_second_is_told(tmp_path: Path) -> None:
+    """As Apache's and nginx's basic authentication read the file (hgwire took the last line, so a
+    line appended to change a password "worked" here and not behind them, and nothing said so)."""
+    path = tmp_path / "htpasswd"
+    path.write_text(f"alice:{_bcrypt('old')}\nbob:{_bcrypt('pw')}\nalice:{_bcrypt('new')}\n")
+    seen: list[str] = []
+
+    def observe(event: dict[str, object]) -> None:
+        seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        users = Htpasswd(path)
+        assert users.check("alice", "old") and not users.check("alice", "new") and users.check("bob", "pw")
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert f"{path}:3: a second entry for alice is ignored: line 1 is the one used; remove one of them" in seen, seen
+
+
 @pytest.mark.parametrize(
     "entry",
     [
