@@ -427,7 +427,9 @@ class HttpChannel:
         if self._done:
             return
         self._done = True
-        self._log("ok" if exit_status == 0 else f"exit {exit_status}")
+        said = getattr(self._session, "outcome", None)  # why a session failed, as git over SSH logs it
+        self._log(said[:400] if exit_status and isinstance(said, str) and said.startswith(("refused", "error"))
+                  else "ok" if exit_status == 0 else f"exit {exit_status}")
         self._close_body()
         self._request.finish()
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from twisted.logger import formatEvent
 
-from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer
+from tests.conftest import BACKENDS, LOOPBACK, Client, RunningServer, log_events
 
 
 @pytest.fixture(params=BACKENDS)
@@ -363,3 +364,15 @@ def test_a_refused_name_says_why(make_server: Callable[..., RunningServer], clie
                                      or "batch" in path else "GET", path)
         assert status == 404 and said in body, (path, status, body)
         assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_post_to_a_repository_that_is_not_there_is_logged_with_why(web: RunningServer) -> None:
+    """git reaches this POST only when the repository went after its info/refs; it is told
+    ``ERR repository … not found`` (which git shows, where it shows nothing of a 404's body), and
+    the log said only "exit 128": it now says why, as git over SSH's log line does."""
+    with log_events() as seen:
+        status, _, body = _raw(web, "POST", "/gone.git/git-upload-pack", b"0000",
+                               {"Content-Type": "application/x-git-upload-pack-request"})
+    assert status == 200 and b"ERR repository gone.git not found" in body, (status, body)
+    lines = [formatEvent(e) for e in seen if e.get("proto") == "git-http"]
+    assert any("git-upload-pack gone.git: error: repository gone.git not found in " in line for line in lines), lines
