@@ -162,21 +162,31 @@ def _send(archive: hg_archive.Archive | WebArchive, request: server.Request, rou
     if request.finished or request._disconnected:
         return defer.succeed(None)
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
-    if not_modified(request, b'W/"%s"' % archive.tag.encode("ascii")):  # weak: the same files, as hg serve's
+    if not_modified(request, b'W/"%s"' % archive.tag.encode("ascii"), finish=False):  # weak: the same files
         log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: {archive.filename} (304)")
-        return run_blocking(_unread, archive.chunks)
+        return _unread_then_finish(archive.chunks, request)
     request.setResponseCode(200)
     request.setHeader(b"Content-Type", archive.content_type.encode("ascii"))
     request.setHeader(b"Content-Disposition", b'attachment; filename="%s"' % archive.filename.encode("ascii"))
     if request.method == b"HEAD":
-        request.finish()
-        return run_blocking(_unread, archive.chunks)
+        return _unread_then_finish(archive.chunks, request)
     return _stream(archive.chunks(), request, route, PROTO, archive.filename)
 
 
 def _unread(chunks: Callable[[], Iterator[bytes]]) -> None:
     """An archive that is not sent (HEAD, 304): what its chunks hold let go (a git repository), unread."""
     getattr(chunks(), "close", lambda: None)()
+
+
+def _unread_then_finish(chunks: Callable[[], Iterator[bytes]], request: server.Request) -> defer.Deferred[None]:
+    """Let an archive that is not sent go, then answer: answered first, a client's next request
+    could find the archive's slot still held (503) while its repository was being let go."""
+
+    def answer(_: object) -> None:
+        if not request.finished and not request._disconnected:
+            request.finish()
+
+    return run_blocking(_unread, chunks).addBoth(answer)
 
 
 def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, proto: str, what: str
@@ -440,14 +450,15 @@ def page_tag(body: bytes) -> bytes | None:
     return b'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest().encode("ascii") + b'"'
 
 
-def not_modified(request: server.Request, tag: bytes) -> bool:
+def not_modified(request: server.Request, tag: bytes, finish: bool = True) -> bool:
     """Send ``tag`` as the answer's ``ETag``; when ``If-None-Match`` names it, answer 304 with no
-    body (the caller sends nothing more) and say so."""
+    body (the caller sends nothing more; ``finish=False``: the caller finishes it) and say so."""
     request.setHeader(b"ETag", tag)
     if not tag_matches(request.getHeader(b"if-none-match"), tag):
         return False
     request.setResponseCode(304)
-    request.finish()
+    if finish:
+        request.finish()
     return True
 
 
