@@ -343,7 +343,17 @@ class Server:
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.work, start_new_session=True)
-        text = self._wait_ready(self.proc, log)
+        try:
+            text = self._wait_ready(self.proc, log)
+        except RuntimeError as exc:
+            if not self.ports or "Address already in use" not in str(exc):
+                raise
+            # A port of the last start was taken meanwhile (another process's outgoing connection
+            # got it as its own): bind new ones; clients reach the server through the relays, which
+            # follow self.ports.
+            self.ports.clear()
+            self.start()
+            return
         self.ports.update({kind: int(port) for kind, port in SERVES_LINE.findall(text)})
         for kind in self.ports.keys() - self.relays.keys():
             self.relays[kind] = Relay(functools.partial(self.ports.__getitem__, kind))
