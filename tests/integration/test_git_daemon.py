@@ -661,7 +661,7 @@ def test_refs_that_cannot_be_packed_stay_loose_and_the_next_repack_packs_them(
         make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """git's pack-refs refuses to run past a ``packed-refs.lock`` another git left: that is logged,
     the loose refs stay, pushes go on, and the next repack packs them."""
-    from gateway import git_session
+    from gateway import git_session, maintenance
     from gateway.policy import Maintenance
 
     monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: Maintenance(auto_pack_limit=2))
@@ -689,9 +689,11 @@ def test_refs_that_cannot_be_packed_stay_loose_and_the_next_repack_packs_them(
         failed = next(e for e in events if "packing the refs of" in str(e.get("log_format", "")))
         assert failed["repo"] == "stuck.git" and "packed-refs.lock" in failed["errors"]
         assert (git_dir / "refs" / "heads" / "b1").is_file()
-        # the repack that follows the refused pack-refs ends before the next push: one running then
-        # makes that push start none (on a loaded machine it did, and b1 stayed loose)
-        assert settled(lambda: len(repacked()) == 1)
+        # the repack that follows the refused pack-refs ends, and the commit-graph step after it,
+        # before the next push: one running then makes that push start none (on a loaded machine it
+        # did, and b1 stayed loose; once the commit-graph step was still running, and that push
+        # packed its refs but started no repack)
+        assert settled(lambda: len(repacked()) == 1 and not maintenance.running())
         (git_dir / "packed-refs.lock").unlink()
         commit(client, work, "a.txt", "2\n", "step 2")
         client.git("push", "-q", "origin", "HEAD:main", "HEAD:refs/heads/b2", cwd=work)  # two packs again
