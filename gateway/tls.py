@@ -44,7 +44,7 @@ class TLSFilesError(ValueError):
         self.advice = advice
 
 
-MAX_PEM_FILE = MAX_CHAIN * 65536 + 65536
+MAX_PEM_FILE = 1024 * 1024
 """The most bytes read of a ``privateKey``/``certKey`` file for the checks below (a key and a
 chain are a few KiB)."""
 
@@ -65,15 +65,12 @@ def check_files(description: str, now: datetime.datetime | None = None) -> str |
     certificate's dates, if any.
 
     Files that cannot be read or parsed are left to Twisted, which reports them."""
-    _, kwargs = _parse(description)
-    key_file, cert_file = kwargs.get("privateKey"), kwargs.get("certKey")
-    if key_file is None and cert_file is not None and not os.path.exists(DEFAULT_KEY_FILE):
+    kwargs, key_file, cert_file = _files(description)
+    if "privateKey" not in kwargs and "certKey" in kwargs and not os.path.exists(DEFAULT_KEY_FILE):
         raise TLSFilesError(f"certKey= is given without privateKey=, so the key would be read from "
                             f"{DEFAULT_KEY_FILE} in {os.getcwd()}, which is not there",
                             "add privateKey=KEY naming the server's private key (a file holding the key "
                             "and the certificates may be named by privateKey= alone)")
-    key_file = str(key_file or DEFAULT_KEY_FILE)
-    cert_file = str(cert_file or key_file)
     key_pem, cert_pem = _read(key_file), _read(cert_file)
     if key_pem is None or cert_pem is None:
         return None
@@ -86,6 +83,14 @@ def check_files(description: str, now: datetime.datetime | None = None) -> str |
         return None
     _check_order(key_pem, certificates, cert_file)
     return _date_warning(certificates[0], cert_file, now or datetime.datetime.now(datetime.UTC))
+
+
+def _files(description: str) -> tuple[dict[str, Any], str, str]:
+    """The ``ssl:`` description's arguments, and the files it reads its key and its certificate
+    from, with Twisted's defaults (the key from ``server.pem``, the certificate from the key's file)."""
+    _, kwargs = _parse(description)
+    key_file = str(kwargs.get("privateKey") or DEFAULT_KEY_FILE)
+    return kwargs, key_file, str(kwargs.get("certKey") or key_file)
 
 
 def _read(path: str) -> bytes | None:
@@ -153,10 +158,6 @@ def key_mismatch(exc: BaseException) -> TLSFilesError | None:
                          "check that privateKey= and certKey= name the key and certificate of one pair")
 
 
-MAX_PEM_FILE = 1024 * 1024
-"""The most read of a TLS file to tell what it lacks (a key and its chain are a few KiB)."""
-
-
 def files_error(exc: BaseException, description: str) -> TLSFilesError | None:
     """The error to tell for ``exc`` when it is OpenSSL's refusal of the files of the ``ssl:``
     endpoint ``description`` (its codes, ``[('PEM routines', '', 'no start line')]``, say nothing to
@@ -165,29 +166,22 @@ def files_error(exc: BaseException, description: str) -> TLSFilesError | None:
         return None
     from OpenSSL import crypto
 
-    _, kwargs = _parse(description)
-    key_file = str(kwargs.get("privateKey") or "server.pem")
-    cert_file = str(kwargs.get("certKey") or key_file)
+    kwargs, key_file, cert_file = _files(description)
     try:
-        crypto.load_certificate(crypto.FILETYPE_PEM, _head(cert_file))
-    except (crypto.Error, OSError):
+        crypto.load_certificate(crypto.FILETYPE_PEM, _read(cert_file) or b"")
+    except crypto.Error:
         if "certKey" not in kwargs:
             return TLSFilesError(f"{key_file} holds no certificate, and without certKey= the certificate is read "
                                  "from the privateKey= file", "add certKey= naming the server's certificate (PEM)")
         return TLSFilesError(f"{cert_file} holds no PEM certificate",
                              "check that certKey= names the server's certificate (PEM)")
     try:
-        crypto.load_privatekey(crypto.FILETYPE_PEM, _head(key_file), passphrase=lambda *_: b"")
-    except (crypto.Error, OSError):
+        crypto.load_privatekey(crypto.FILETYPE_PEM, _read(key_file) or b"", passphrase=lambda *_: b"")
+    except crypto.Error:
         return TLSFilesError(f"{key_file} holds no PEM private key without a passphrase",
                              "check that privateKey= names the server's private key (PEM, without a passphrase)")
     return TLSFilesError("OpenSSL refused the TLS files", "check that privateKey= names the server's private key "
                          "and certKey= its certificate, both PEM")
-
-
-def _head(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(MAX_PEM_FILE)
 
 
 @implementer(IOpenSSLContextFactory)
@@ -238,8 +232,7 @@ def prepare(options: Any, description: str) -> None:
 
 def _cert_file(description: str) -> str:
     """The file an ``ssl:`` description reads its certificate from (Twisted's defaults)."""
-    _, kwargs = _parse(description)
-    return str(kwargs.get("certKey") or kwargs.get("privateKey") or "server.pem")
+    return _files(description)[2]
 
 
 def chain_after_leaf(path: str, leaf: Any) -> list[Any]:
