@@ -27,6 +27,19 @@ PROXY_PREFIX = "haproxy:"
 header first (Twisted's own spelling for that)."""
 
 
+def proxied_endpoint(description: str) -> tuple[bool, str]:
+    """Whether ``description`` asks for the PROXY protocol header, and the endpoint without the prefix.
+
+    hgwire reads the header itself rather than through Twisted's ``haproxy:``
+    wrapper, so that a connection is counted and bounded by the client's
+    address, not the proxy's, and the listener's protocol (an SSH banner) starts
+    only once the client is known.
+    """
+    if description[:len(PROXY_PREFIX)].lower() == PROXY_PREFIX:
+        return True, description[len(PROXY_PREFIX):]
+    return False, description
+
+
 class EndpointError(ValueError):
     """An endpoint description hgwire can tell is wrong; ``advice`` says what to write instead."""
 
@@ -70,7 +83,7 @@ def endpoint_problem(description: str) -> EndpointError | None:
 def port_and_interface(description: str) -> tuple[int, str] | None:
     """The port and interface a ``tcp:``/``ssl:`` description binds (behind ``haproxy:`` too);
     None for another type, port 0 (any free port) or a description ``endpoint_problem`` refuses."""
-    text = description[len(PROXY_PREFIX):] if description.lower().startswith(PROXY_PREFIX) else description
+    text = proxied_endpoint(description)[1]
     parsed = _ported(text)
     if parsed is None or endpoint_problem(text) is not None:
         return None

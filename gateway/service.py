@@ -32,7 +32,7 @@ from backends import load_backend
 from backends.names import strip_git_suffix
 from gateway import tls
 from gateway.config import ServiceConfig
-from gateway.listen_checks import PROXY_PREFIX, EndpointError, endpoint_problem
+from gateway.listen_checks import EndpointError, endpoint_problem, proxied_endpoint
 from gateway.logs import SafeLogger
 from protocols.errors import StorageError
 
@@ -103,19 +103,6 @@ def implemented(kind: str) -> bool:
     except NotImplementedYet:
         return False
     return True
-
-
-def proxied_endpoint(description: str) -> tuple[bool, str]:
-    """Whether ``description`` asks for the PROXY protocol header, and the endpoint without the prefix.
-
-    hgwire reads the header itself rather than through Twisted's ``haproxy:``
-    wrapper, so that a connection is counted and bounded by the client's
-    address, not the proxy's, and the listener's protocol (an SSH banner) starts
-    only once the client is known.
-    """
-    if description[:len(PROXY_PREFIX)].lower() == PROXY_PREFIX:
-        return True, description[len(PROXY_PREFIX):]
-    return False, description
 
 
 class ListenerService(service.Service):
