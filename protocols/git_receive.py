@@ -32,6 +32,7 @@ from backends.interfaces import (
 from protocols import git_caps, git_push_cert, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import parse_oid
+from protocols.pkt_machine import step
 from protocols.pktline import Signal, Special
 from protocols.text import printable, quoted
 
@@ -370,10 +371,7 @@ class ReceivePack:
         return taken
 
     def _advance(self, inp: Input) -> None:
-        try:
-            self._state = _TRANSITIONS[(self._state, inp)]
-        except KeyError:
-            raise ProtocolError(f"receive-pack: unexpected {inp.value} while in {self._state.value}") from None
+        self._state = step(_TRANSITIONS, self._state, inp, "receive-pack")
 
     def _on_eof(self) -> None:
         if self._state is not State.COMMANDS or self._updates:

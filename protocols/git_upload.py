@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from backends.interfaces import SHA1_FORMAT, ObjectFormat, ObjectId
 from protocols import git_caps, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
+from protocols.pkt_machine import RequestReader
 from protocols.pktline import Signal, Special
 from protocols.text import quoted
 
@@ -386,17 +387,15 @@ class RequestBounds:
     """Longest pkt-line taken from the client (git's own limit by default; never above it)."""
 
 
-class UploadPackV0:
+class UploadPackV0(RequestReader[State, Input, Event]):
     """The server side of one v0/v1 upload-pack exchange (or one stateless-RPC request)."""
 
     def __init__(self, stateless: bool = False, max_buffer: int = pktline.DEFAULT_MAX_BUFFER,
                  bounds: RequestBounds = RequestBounds(), object_format: ObjectFormat = SHA1_FORMAT) -> None:
-        self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
+        super().__init__("upload-pack", _TRANSITIONS, _READING, State.WANTS,
+                         pktline.PktLineDecoder(max_buffer, bounds.pkt_line), object_format)
         self._stateless = stateless
         self._bounds = bounds
-        self._format = object_format
-        self._state = State.WANTS
-        self._pending: Event | None = None
         self._wants: list[ObjectId] = []
         self._caps: set[bytes] = set()
         self._shallows: list[ObjectId] = []
@@ -413,39 +412,6 @@ class UploadPackV0:
         self._sent_ready = False
         self._round_done = False
         self.request: FetchRequest | None = None
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    def use_object_format(self, object_format: ObjectFormat) -> None:
-        """The repository's object format, once it is open (before the client's request is read)."""
-        self._format = object_format
-
-    def receive_data(self, data: bytes) -> None:
-        """Buffer bytes from the client; b"" is EOF."""
-        self._decoder.receive_data(data)
-
-    def next_event(self) -> Event | Signal:
-        """Parse until an event is complete; NEED_DATA or PAUSED otherwise."""
-        while self._pending is None:
-            if self._state not in _READING:
-                return Signal.PAUSED
-            packet = self._decoder.next_packet()
-            if packet is Signal.NEED_DATA:
-                if not self._decoder.eof:
-                    return Signal.NEED_DATA
-                self._on_eof()
-            else:
-                self._on_packet(packet)
-        event, self._pending = self._pending, None
-        return event
-
-    def _advance(self, inp: Input) -> None:
-        try:
-            self._state = _TRANSITIONS[(self._state, inp)]
-        except KeyError:
-            raise ProtocolError(f"upload-pack: unexpected {inp.value} while in {self._state.value}") from None
 
     def _on_eof(self) -> None:
         if self._state is State.WANTS and (self._wants or self._shallows):

@@ -28,6 +28,7 @@ from protocols.git_upload import (
     parse_oid,
     ref_order,
 )
+from protocols.pkt_machine import RequestReader
 from protocols.pktline import Signal, Special
 from protocols.text import quoted
 
@@ -171,13 +172,14 @@ class _Request:
     object_format: bytes | None = None
 
 
-class UploadPackV2:
+class UploadPackV2(RequestReader[State, Input, Event]):
     """The server side of a v2 session (or, ``stateless``, of one HTTP request)."""
 
     def __init__(self, stateless: bool = False, allow_filter: bool = True,
                  max_buffer: int = pktline.DEFAULT_MAX_BUFFER, bounds: RequestBounds = RequestBounds(),
                  object_format: ObjectFormat = SHA1_FORMAT) -> None:
-        self._decoder = pktline.PktLineDecoder(max_buffer, bounds.pkt_line)
+        super().__init__("protocol v2", _TRANSITIONS, _READING, State.IDLE,
+                         pktline.PktLineDecoder(max_buffer, bounds.pkt_line), object_format)
         self._stateless = stateless
         self.allow_filter = allow_filter
         """Whether ``filter`` was offered (``uploadpack.allowFilter`` not false)."""
@@ -186,43 +188,7 @@ class UploadPackV2:
         self.allow_ref_in_want = False
         """Whether ``want-ref`` is taken (``ref-in-want`` offered: ``uploadpack.allowRefInWant``)."""
         self._bounds = bounds
-        self._format = object_format
-        self._state = State.IDLE
         self._request: _Request | None = None
-        self._pending: Event | None = None
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    def use_object_format(self, object_format: ObjectFormat) -> None:
-        """The repository's object format, once it is open (before the client's request is read)."""
-        self._format = object_format
-
-    def receive_data(self, data: bytes) -> None:
-        """Buffer bytes from the client; b"" is EOF."""
-        self._decoder.receive_data(data)
-
-    def next_event(self) -> Event | Signal:
-        """Parse until a request is complete; NEED_DATA or PAUSED otherwise."""
-        while self._pending is None:
-            if self._state not in _READING:
-                return Signal.PAUSED
-            packet = self._decoder.next_packet()
-            if packet is Signal.NEED_DATA:
-                if not self._decoder.eof:
-                    return Signal.NEED_DATA
-                self._on_eof()
-            else:
-                self._on_packet(packet)
-        event, self._pending = self._pending, None
-        return event
-
-    def _advance(self, inp: Input) -> None:
-        try:
-            self._state = _TRANSITIONS[(self._state, inp)]
-        except KeyError:
-            raise ProtocolError(f"protocol v2: unexpected {inp.value} while in {self._state.value}") from None
 
     def _on_eof(self) -> None:
         if self._state is not State.IDLE:
