@@ -118,11 +118,27 @@ class ListenerService(service.Service):
         self.listening: defer.Deferred[IListeningPort] = defer.Deferred()
         self.tls: tls.ReloadableContext | None = None
         """An ``ssl:`` listener's certificate and key, read again on SIGHUP (``reload_tls``)."""
+        self._listen_started = False
+
+    def privilegedStartService(self) -> None:
+        """Listen here, before twistd switches to ``--uid``/``--gid``: a port below 1024 (22, 80,
+        443, 9418's 418…) is bound while the process may still bind it, and the TLS files are first
+        read as the user that started it, as sshd, nginx and Apache bind and read them before they
+        drop their privileges.  (It listened in ``startService``, after the switch: every such port
+        failed "Permission denied".)"""
+        super().privilegedStartService()
+        self._listen()
 
     def startService(self) -> None:
+        super().startService()
+        self._listen()  # embedded (build_service without twistd): nothing called privilegedStartService
+
+    def _listen(self) -> None:
         from twisted.internet import reactor
 
-        super().startService()
+        if self._listen_started:
+            return
+        self._listen_started = True
         try:
             endpoint = self._endpoint(reactor)
         except Exception:
@@ -263,6 +279,20 @@ class HgwireService(service.MultiService):
         if self.config.http_url is None and not listener.unix:
             self.config.http_url = listener.url("NAME").removesuffix("/NAME")
         return port
+
+    def privilegedStartService(self) -> None:
+        """The listeners listen (``ListenerService.privilegedStartService``).  One that could not
+        ends the start here, with exit status 1, before twistd switches users or starts the reactor:
+        a daemonized twistd (no ``-n``) then exits 1 itself instead of 0 ("An error has occurred…
+        look at log file", where each listener's line says why), as ``hg serve -d`` fails when it
+        cannot listen; an init system sees the failure of the command it ran."""
+        super().privilegedStartService()
+        failed = [l.description for l in self.listeners if l.listening.called and l.port is None]
+        if failed and self.stop_reactor_on_failure:
+            # an Exception, not SystemExit: twistd passes its words to the daemon's parent, which
+            # waits for them (a SystemExit left it waiting forever)
+            _quiet_exit_for(ListenFailed)
+            raise ListenFailed(f"cannot listen on {failed[0]}")
 
     def startService(self) -> None:
         from twisted.internet import reactor
@@ -540,6 +570,22 @@ def _listen_advice(exc: BaseException, unix: bool = False) -> str:
 
 
 _exit_status_set: list[bool] = []
+
+
+class ListenFailed(Exception):
+    """A listener could not listen while the service started (its line, logged, says why)."""
+
+
+def _quiet_exit_for(kind: type[BaseException]) -> None:
+    """Let an uncaught ``kind`` end the process with status 1 and no traceback (the logged lines
+    said why, in words; a traceback under them said nothing more); other exceptions as before."""
+    previous = sys.excepthook
+
+    def hook(exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not issubclass(exc_type, kind):
+            previous(exc_type, value, tb)
+
+    sys.excepthook = hook
 
 
 def _on_sighup(reactor: Any, handle: Callable[[], None], chain: bool) -> None:
