@@ -313,6 +313,7 @@ class HgwireService(service.MultiService):
         if self.stop_reactor_on_failure:
             _on_sighup(reactor, self._sighup, chain=bool(self.config.config_file))
         warn_unusable_root(self.config)
+        warn_unreadable_files(self.config)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
         if self.config.create_on_push:
@@ -413,6 +414,35 @@ def warn_unusable_root(config: ServiceConfig) -> None:
     if needs:
         log.warn("--root {root} is not writable by the service's user: {needs} need it writable; give that "  # noqa: G010
                  "user write rights on it", root=root, needs=" and ".join(needs))
+
+
+def unreadable_files(config: ServiceConfig) -> list[tuple[str, str]]:
+    """The files hgwire reads again while it runs that its user cannot read now, each with what
+    that stops: (what, consequence).  Read at the start as the user that started twistd, they
+    pass; under ``--uid`` the service's user may not read them, and only a login would tell."""
+    files = [(f"--htpasswd {config.htpasswd}", config.htpasswd, "nobody can log in over HTTP"),
+             (f"--authorized-keys {config.authorized_keys}", config.authorized_keys, "nobody can log in over SSH"),
+             (f"--config {config.config_file}", config.config_file,
+              "its changes are not read (the rules read at the start stay in force)")]
+    for description in config.http:
+        text = proxied_endpoint(description)[1]
+        if text[:4].lower() == "ssl:":
+            with contextlib.suppress(Exception):  # (a description it cannot read is told at the start)
+                _, key_file, cert_file = tls._files(text)
+                for path in dict.fromkeys((key_file, cert_file)):
+                    files.append((f"{path} of {description}", path,
+                                  "a SIGHUP cannot read a renewed certificate (the one in use serves on)"))
+    effective = os.access in os.supports_effective_ids
+    return [(what, consequence) for what, path, consequence in files
+            if path and os.path.exists(path) and not os.access(path, os.R_OK, effective_ids=effective)]
+
+
+def warn_unreadable_files(config: ServiceConfig) -> None:
+    """Warn at the start, once twistd runs as the service's user, of each file it will read again
+    and cannot (``unreadable_files``)."""
+    for what, consequence in unreadable_files(config):
+        log.warn("{what} cannot be read by the service's user: {consequence}; give that user read rights "  # noqa: G010
+                 "on it (chgrp GROUP FILE; chmod 640 FILE)", what=what, consequence=consequence)
 
 
 DESCRIPTOR_LIMIT = 65536

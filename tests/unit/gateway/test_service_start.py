@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -147,3 +148,45 @@ def test_an_unknown_git_default_hash_is_warned_of_at_start(monkeypatch: pytest.M
             default_object_format()
     else:
         assert warned == [] and default_object_format() == (value or "sha1")
+
+
+def test_files_the_service_s_user_cannot_read_are_warned_of_at_start(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """Under ``twistd --uid git``, an ``--htpasswd`` or ``--authorized-keys`` file only root may
+    read passed the start (read as root) and then refused every login ("the server cannot read its
+    password file"), the operator hearing of it from the first user.  Once running as the service's
+    user, each file it reads again and cannot is warned of, with what that stops."""
+    from twisted.logger import globalLogPublisher
+
+    from backends import load_backend
+    from gateway import service as service_module
+    from gateway.config import ServiceConfig
+
+    files = {name: tmp_path / name for name in ("htpasswd", "keys", "rules.toml", "key.pem", "cert.pem", "ok")}
+    for path in files.values():
+        path.write_text("")
+    denied = {str(files[name]) for name in ("htpasswd", "keys", "key.pem")}
+    real_access = os.access
+
+    def access(path: str, mode: int, **kwargs: object) -> bool:  # the service's user, not root
+        return str(path) not in denied and real_access(path, mode)
+
+    monkeypatch.setattr(os, "access", access)
+    config = ServiceConfig(backend=load_backend("memory", str(tmp_path)), root=str(tmp_path),
+                           htpasswd=str(files["htpasswd"]), authorized_keys=str(files["keys"]),
+                           config_file=str(files["rules.toml"]),
+                           http=[f"ssl:0:privateKey={files['key.pem']}:certKey={files['cert.pem']}", "tcp:0"])
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)  # type: ignore[arg-type]
+    try:
+        service_module.warn_unreadable_files(config)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)  # type: ignore[arg-type]
+    warned = {str(e["what"]): str(e["consequence"]) for e in seen if "cannot be read by the service's user" in
+              str(e.get("log_format"))}
+    assert warned == {
+        f"--htpasswd {files['htpasswd']}": "nobody can log in over HTTP",
+        f"--authorized-keys {files['keys']}": "nobody can log in over SSH",
+        f"{files['key.pem']} of ssl:0:privateKey={files['key.pem']}:certKey={files['cert.pem']}":
+            "a SIGHUP cannot read a renewed certificate (the one in use serves on)",
+    }, warned
