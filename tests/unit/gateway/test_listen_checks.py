@@ -20,6 +20,27 @@ def test_a_wrong_port_or_interface_is_named(description: str, reason: str) -> No
     assert problem is not None and problem.reason == reason
 
 
+@pytest.mark.parametrize(("description", "reason", "advice"), [
+    ("ssl:8443:privateKey=k.pem:caCertsDir=/etc/ssl/clients",
+     "hgwire's ssl: listeners do not ask clients for certificates (caCertsDir=)",
+     ("leave it out; to require client certificates, let a TLS proxy in front check them (README, HTTP: HTTPS "
+      "client certificates)")),
+    ("ssl:8443:privateKey=k.pem:verify=yes", "hgwire's ssl: listeners do not ask clients for certificates (verify=)",
+     None),
+    ("ssl:8443:privateKey=k.pem:certkey=c.pem", "ssl: has no option certkey=",
+     ("its options are port, interface, backlog, privateKey, certKey, extraCertChain, dhParameters, sslmethod; "
+      "check the spelling")),
+    ("tcp:9418:inteface=127.0.0.1", "tcp: has no option inteface=",
+     "its options are port, interface, backlog; check the spelling"),
+])
+def test_an_option_twisted_does_not_take_is_named(description: str, reason: str, advice: str | None) -> None:
+    """Twisted refused them as ``_parseSSL() got an unexpected keyword argument 'caCertsDir'`` with
+    a traceback; an operator asking for client certificates is told hgwire asks for none."""
+    problem = endpoint_problem(description)
+    assert problem is not None and problem.reason == reason
+    assert advice is None or problem.advice == advice
+
+
 def test_the_escaped_address_is_what_to_write() -> None:
     problem = endpoint_problem("tcp:9418:interface=fe80::1")
     assert problem is not None and problem.advice == r"escape each colon: interface=fe80\:\:1"
