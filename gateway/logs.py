@@ -53,11 +53,19 @@ def loggable_name(name: str) -> str:
     return name if name.isprintable() else "".join(c if c.isprintable() else _escape(c) for c in name)
 
 
+SYSLOG_PRIORITIES = {LogLevel.debug: 7, LogLevel.info: 6, LogLevel.warn: 4, LogLevel.error: 3, LogLevel.critical: 2}
+"""Each level's syslog priority (RFC 5424: debug, info, warning, err, crit), which ``twistd
+--syslog`` reads from an event's ``syslogPriority``: without it, it writes every event at ``info``
+but errors and failures, at ``alert``."""
+
+
 class SafeLogger(Logger):
-    """A ``Logger`` whose events' text fields hold no control characters (``log_safe``)."""
+    """A ``Logger`` whose events' text fields hold no control characters (``log_safe``), and that
+    carry their level's syslog priority (``SYSLOG_PRIORITIES``)."""
 
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: Any) -> None:
         for key, value in kwargs.items():
             if type(value) is str and not key.startswith("log_"):
                 kwargs[key] = log_safe(value)
+        kwargs.setdefault("syslogPriority", SYSLOG_PRIORITIES.get(level, 6))
         super().emit(level, format, **kwargs)

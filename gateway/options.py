@@ -6,16 +6,15 @@ import os
 from collections.abc import MutableMapping
 from typing import Any
 
-from twisted.logger import Logger
-
 from backends import BackendLoadError, load_backend
 from gateway.config import ServiceConfig
 from gateway.listen_checks import shared_port
+from gateway.logs import SafeLogger
 from gateway.policy import load_policy
 from gateway.service import LISTENERS, NotImplementedYet, factory_maker, implemented
 from gateway.threads import MAX_POOL_SIZE
 
-log = Logger()
+log = SafeLogger()
 
 MAX_SHUTDOWN_GRACE = 86400
 """A day: a longer wait for open connections would look like a hung stop."""

@@ -53,3 +53,30 @@ def test_no_logged_text_holds_a_control_or_a_lone_surrogate(raw: bytes, text: st
         for line in (formatEvent(events[0]) or "", loggable_name(value)):
             assert not UNSAFE_IN_A_LOG.search(line), ascii(line)
             line.encode("utf-8")  # strict: nothing the file observer would write as raw bytes
+
+
+def test_under_twistd_syslog_each_level_has_its_own_priority() -> None:
+    """``twistd --syslog`` wrote every warning ("nobody can log in over HTTP") at ``info``, below
+    what ``journalctl -p warning`` or an rsyslog rule on ``*.warning`` shows, and every critical
+    line ("cannot listen on …") and error at ``alert``, what pages someone at night."""
+    import syslog
+
+    from twisted.logger import LegacyLogObserverWrapper, LogPublisher
+    from twisted.python.syslog import SyslogObserver
+
+    written: list[tuple[int, str]] = []
+
+    class Observer(SyslogObserver):
+        openlog = staticmethod(lambda *args: None)
+        syslog = staticmethod(lambda priority, line: written.append((priority, line)))
+
+    observer: Any = Observer("hgwire")  # type: ignore[no-untyped-call]  # (twisted.python.syslog is untyped)
+    log = SafeLogger(namespace="gateway.service", observer=LogPublisher(LegacyLogObserverWrapper(observer.emit)))
+    log.debug("one")
+    log.info("two")
+    log.warn("three")  # noqa: G010
+    log.error("four")
+    log.critical("five")
+    priorities = {line.split("] ", 1)[-1]: priority & 7 for priority, line in written}
+    assert priorities == {"one": syslog.LOG_DEBUG, "two": syslog.LOG_INFO, "three": syslog.LOG_WARNING,
+                          "four": syslog.LOG_ERR, "five": syslog.LOG_CRIT}, written
