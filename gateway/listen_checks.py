@@ -10,8 +10,11 @@ either binds.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from twisted.internet.endpoints import _parse
 
@@ -70,8 +73,78 @@ def _ported(description: str) -> tuple[list[str], dict[str, str]] | None:
     return [str(a) for a in args[1:]], {str(k): str(v) for k, v in kwargs.items()}
 
 
+SYSTEMD_DOMAINS = {"INET": socket.AF_INET, "INET6": socket.AF_INET6, "UNIX": socket.AF_UNIX}
+"""The ``domain=`` of a ``systemd:`` description → the address family of the socket it names."""
+
+
+def _systemd_problem(description: str, sockets: Any = None) -> EndpointError | None:
+    """What is wrong with a ``systemd:`` description, given the sockets systemd passed
+    (``sockets``: Twisted's ``ListenFDs``, read from the environment when twistd started).
+
+    Twisted answers these with ``list index out of range`` or ``KeyError`` and a traceback, and
+    adopts an IPv6 socket (what ``ListenStream=9418`` makes) under ``domain=INET`` without a word,
+    every client's address read as garbage (``::58cb:7530:e57f:0%809267118``) in the logs and the
+    per-address limits."""
+    from twisted.internet.endpoints import _SystemdParser
+
+    try:
+        args, kwargs = _parse(description)
+    except Exception:  # noqa: BLE001 - Twisted's error is told where it reads the description
+        return None
+    fields = dict(zip(("domain", "index", "name"), (str(a) for a in args[1:]), strict=False))
+    fields.update({str(k): str(v) for k, v in kwargs.items()})
+    unknown = [key for key in fields if key not in ("domain", "index", "name")]
+    if unknown or len(args) > 4:
+        return EndpointError(f"systemd: has no option {unknown[0] if unknown else args[4]}",
+                             "its options are domain, index, name: systemd:domain=INET6:name=git")
+    domain = fields.get("domain", "")
+    if domain not in SYSTEMD_DOMAINS:
+        return EndpointError(f"domain={domain} is not a socket domain", "write domain=INET6, INET or UNIX")
+    if ("index" in fields) == ("name" in fields):
+        return EndpointError("it names its socket by neither or both of index= and name=",
+                             "give one: name= (the .socket unit's FileDescriptorName=) or index= (from 0)")
+    listen = sockets if sockets is not None else _SystemdParser._sddaemon
+    descriptors, names = listen.inheritedDescriptors(), listen.inheritedNamedDescriptors()
+    if not descriptors:
+        return EndpointError("systemd passed this process no socket (LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES, "
+                             "which systemd 227 and later set, are not all there)",
+                             "start it through its .socket unit (systemd-socket-activate needs --fdname=NAME), "
+                             "or listen on tcp:PORT instead")
+    if "index" in fields:
+        index = fields["index"]
+        if not index.isdigit() or int(index) >= len(descriptors):
+            count = f"{len(descriptors)} socket" + ("s" if len(descriptors) > 1 else "")
+            return EndpointError(f"systemd passed {count}, so index={index[:20]} names none "
+                                 "(they are counted from 0)",
+                                 "check the .socket unit's Listen lines, or name the socket: name= and FileDescriptorName=")
+        fd = descriptors[int(index)]
+    else:
+        if fields["name"] not in names:
+            return EndpointError(f"systemd passed no socket named {fields['name']} (it passed "
+                                 f"{', '.join(sorted(names))})", "give name= one of those, FileDescriptorName= of "
+                                 "the .socket unit")
+        fd = names[fields["name"]]
+    try:
+        with socket.socket(fileno=os.dup(fd)) as passed:
+            family, address = passed.family, passed.getsockname()
+    except OSError:
+        return None  # Twisted says what is wrong with it
+    if family != SYSTEMD_DOMAINS[domain]:
+        right = next(key for key, value in SYSTEMD_DOMAINS.items() if value == family) if family in \
+            SYSTEMD_DOMAINS.values() else None
+        where = (f"[{address[0]}]:{address[1]}" if family == socket.AF_INET6 else
+                 f"{address[0]}:{address[1]}" if family == socket.AF_INET else str(address))
+        return EndpointError(f"the socket systemd passed is {family.name[3:]} ({where}), not domain={domain}"
+                             + (" (ListenStream=PORT listens on IPv6 and IPv4 both)" if right == "INET6" else ""),
+                             f"write domain={right}" if right else "pass a stream socket of INET, INET6 or UNIX")
+    return None
+
+
 def endpoint_problem(description: str) -> EndpointError | None:
-    """What is wrong with the port or interface of a ``tcp:``/``ssl:`` description, if anything."""
+    """What is wrong with the port or interface of a ``tcp:``/``ssl:`` description, or with the
+    socket a ``systemd:`` one names, if anything."""
+    if description[:8].lower() == "systemd:":
+        return _systemd_problem(description)
     parsed = _ported(description)
     if parsed is None:
         return None

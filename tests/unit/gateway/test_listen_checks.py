@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from gateway.listen_checks import endpoint_problem, shared_port
@@ -48,8 +53,8 @@ def test_the_escaped_address_is_what_to_write() -> None:
 
 @pytest.mark.parametrize("description", [
     "tcp:9418:interface=127.0.0.1", r"tcp:9418:interface=\:\:1", "tcp:0", "tcp:port=8080",
-    "ssl:8443:privateKey=k.pem:certKey=c.pem", "unix:/run/hgwire.sock", "systemd:domain=INET:index=0",
-])
+    "ssl:8443:privateKey=k.pem:certKey=c.pem", "unix:/run/hgwire.sock",
+])  # (a systemd: one is checked against the sockets systemd passed: test_systemd_sockets_of_their_domain_pass)
 def test_good_descriptions_pass(description: str) -> None:
     assert endpoint_problem(description) is None
 
@@ -78,3 +83,62 @@ def test_two_listeners_on_one_port_are_named(git: list[str], http: list[str], sh
 def test_one_option_given_twice_is_named() -> None:
     assert shared_port({"--ssh": ["tcp:2222", "tcp:2222"]}) == (
         "--ssh tcp:2222 and --ssh tcp:2222 both listen on port 2222: give each listener a port of its own")
+
+
+@pytest.fixture
+def passed_sockets() -> Iterator[Any]:
+    """What systemd passes: an IPv6 socket named ``git`` (``ListenStream=9418``), an IPv4 one
+    named ``http`` (``ListenStream=127.0.0.1:8080``)."""
+    from twisted.python.systemd import ListenFDs
+
+    with socket.socket(socket.AF_INET6) as six, socket.socket(socket.AF_INET) as four:
+        six.bind(("::", 0))
+        four.bind(("127.0.0.1", 0))
+        yield ListenFDs([six.fileno(), four.fileno()], ["git", "http"]), six.getsockname()[1]
+
+
+@pytest.mark.parametrize(("description", "reason", "advice"), [
+    ("systemd:domain=INET:name=git", ("the socket systemd passed is INET6 ([::]:{port}), not domain=INET (ListenStream="
+                                      "PORT listens on IPv6 and IPv4 both)"), "write domain=INET6"),
+    ("systemd:domain=INET6:index=1", "the socket systemd passed is INET (127.0.0.1:{four}), not domain=INET6",
+     "write domain=INET"),
+    ("systemd:domain=INET:index=2", "systemd passed 2 sockets, so index=2 names none (they are counted from 0)", None),
+    ("systemd:domain=INET:name=gti", "systemd passed no socket named gti (it passed git, http)",
+     "give name= one of those, FileDescriptorName= of the .socket unit"),
+    ("systemd:domain=INET6:index=0:name=git", "it names its socket by neither or both of index= and name=", None),
+    ("systemd:domain=IPV6:index=0", "domain=IPV6 is not a socket domain", "write domain=INET6, INET or UNIX"),
+    ("systemd:domain=INET6:fd=3", "systemd: has no option fd", None),
+])
+def test_a_systemd_socket_it_cannot_use_is_named(passed_sockets: Any, description: str, reason: str,
+                                                 advice: str | None) -> None:
+    """Twisted answered these ``list index out of range`` or ``KeyError: 'gti'`` with a traceback,
+    and adopted an IPv6 socket under ``domain=INET`` silently, every client's address garbage."""
+    from gateway.listen_checks import _systemd_problem
+
+    sockets, port = passed_sockets
+    four = socket.socket(fileno=os.dup(sockets.inheritedDescriptors()[1]))
+    with four:
+        problem = _systemd_problem(description, sockets)
+        assert problem is not None
+        assert problem.reason == reason.format(port=port, four=four.getsockname()[1])
+    assert advice is None or problem.advice == advice
+
+
+def test_systemd_sockets_of_their_domain_pass(passed_sockets: Any) -> None:
+    from gateway.listen_checks import _systemd_problem
+
+    sockets, _ = passed_sockets
+    assert _systemd_problem("systemd:domain=INET6:name=git", sockets) is None
+    assert _systemd_problem("systemd:INET:1", sockets) is None
+
+
+def test_no_socket_passed_is_told_so() -> None:
+    """Started by hand, or by a launcher that sets no LISTEN_FDNAMES (systemd before 227,
+    ``systemd-socket-activate`` without ``--fdname``), which Twisted then ignores."""
+    from twisted.python.systemd import ListenFDs
+
+    from gateway.listen_checks import _systemd_problem
+
+    problem = _systemd_problem("systemd:domain=INET:index=0", ListenFDs([], ()))
+    assert problem is not None and problem.reason.startswith("systemd passed this process no socket")
+    assert "--fdname=NAME" in problem.advice and "tcp:PORT" in problem.advice
