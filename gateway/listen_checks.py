@@ -127,8 +127,13 @@ def _systemd_problem(description: str, sockets: Any = None) -> EndpointError | N
     try:
         with socket.socket(fileno=os.dup(fd)) as passed:
             family, address = passed.family, passed.getsockname()
+            listening = passed.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     except OSError:
         return None  # Twisted says what is wrong with it
+    if not listening:  # Twisted's port spun on accept() failing EINVAL, a traceback each time
+        return EndpointError("the socket systemd passed is one client's connection, not a listening socket "
+                             "(Accept=yes in the .socket unit: hgwire has no inetd mode)",
+                             "set Accept=no (the default) in the .socket unit: one hgwire serves every connection")
     if family != SYSTEMD_DOMAINS[domain]:
         right = next(key for key, value in SYSTEMD_DOMAINS.items() if value == family) if family in \
             SYSTEMD_DOMAINS.values() else None

@@ -94,6 +94,8 @@ def passed_sockets() -> Iterator[Any]:
     with socket.socket(socket.AF_INET6) as six, socket.socket(socket.AF_INET) as four:
         six.bind(("::", 0))
         four.bind(("127.0.0.1", 0))
+        six.listen()
+        four.listen()
         yield ListenFDs([six.fileno(), four.fileno()], ["git", "http"]), six.getsockname()[1]
 
 
@@ -142,3 +144,21 @@ def test_no_socket_passed_is_told_so() -> None:
     problem = _systemd_problem("systemd:domain=INET:index=0", ListenFDs([], ()))
     assert problem is not None and problem.reason.startswith("systemd passed this process no socket")
     assert "--fdname=NAME" in problem.advice and "tcp:PORT" in problem.advice
+
+
+def test_a_connection_passed_for_a_listening_socket_is_told_so() -> None:
+    """``Accept=yes`` (inetd's way, git daemon's ``--inetd``) passes each client's connection:
+    Twisted's port tried to accept on it, failing ``EINVAL`` with a traceback thousands of times a
+    second (33 MB of log in 6 s) while the client waited."""
+    from twisted.python.systemd import ListenFDs
+
+    from gateway.listen_checks import _systemd_problem
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()) as client, listener.accept()[0] as connection:
+            problem = _systemd_problem("systemd:domain=INET:name=git", ListenFDs([connection.fileno()], ["git"]))
+            assert client.fileno() >= 0
+    assert problem is not None and "not a listening socket (Accept=yes" in problem.reason
+    assert problem.advice.startswith("set Accept=no")
