@@ -30,7 +30,7 @@ def test_listeners_listen_in_the_privileged_start(reactor: Any, tmp_path: Path) 
     root.mkdir()
     config = ServiceConfig(backend=load_backend("fs", str(root)), root=str(root), git=[LOOPBACK],
                            shutdown_grace=0)
-    service = build_service(config)
+    service: Any = build_service(config)
 
     def privileged() -> Any:
         service.privilegedStartService()
