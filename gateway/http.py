@@ -85,10 +85,12 @@ from gateway.tls import tls_handshake
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, ReadOnly, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
 from protocols.http_head import (
+    BARE_LF,
     HOST_HEADER,
     check_framing,
     check_host,
     connection_options,
+    line_ends_in_bare_lf,
     origin_form,
     request_line_version,
 )
@@ -914,6 +916,32 @@ class _Discard:
         pass
 
 
+class _StrictChunks(http._ChunkedTransferDecoder):
+    """twisted.web's chunked decoder, refusing a chunk-size, chunk-end or trailer line that ends
+    in LF alone (``protocols.http_head.line_ends_in_bare_lf``) as soon as it comes: twisted.web
+    waited for a CRLF, and took a trailer line ``X: a<LF>`` up to the CRLF after it and went on
+    waiting for the section's end, reading the next request as trailers."""
+
+    bare_lf = False
+
+    def _refuse_bare_lf(self) -> None:
+        if line_ends_in_bare_lf(self._buffer):
+            self.bare_lf = True
+            raise http._MalformedChunkedDataError(BARE_LF)
+
+    def _dataReceived_CHUNK_LENGTH(self) -> bool:
+        self._refuse_bare_lf()
+        return super()._dataReceived_CHUNK_LENGTH()
+
+    def _dataReceived_CRLF(self) -> bool:
+        self._refuse_bare_lf()
+        return super()._dataReceived_CRLF()
+
+    def _dataReceived_TRAILER(self) -> bool:
+        self._refuse_bare_lf()
+        return super()._dataReceived_TRAILER()
+
+
 class HgwireHTTPChannel(http.HTTPChannel):
     """twisted.web's channel with room for Mercurial's ``X-HgArg-N`` headers.
 
@@ -939,7 +967,9 @@ class HgwireHTTPChannel(http.HTTPChannel):
     def _respondToBadRequestAndDisconnect(self) -> None:
         """twisted.web's bare 400, with a body that says what is wrong: over the limits of the
         headers, 431 (as a header line too long is)."""
-        if self._headers_over_limits():
+        if getattr(self._transferDecoder, "bare_lf", False):
+            self._refuse_request(b"400 Bad Request", BARE_LF)
+        elif self._headers_over_limits():
             self._refuse_request(b"431 Request Header Fields Too Large",
                                  f"the request's headers are over this server's limits ({self.maxHeaders} "
                                  f"headers, {self.totalHeadersSize // 1024} KiB in all); send fewer")
@@ -953,7 +983,11 @@ class HgwireHTTPChannel(http.HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         """twisted.web's, with the empty lines before a request line ignored (RFC 9112 §2.2; it
         ignored one and answered 400 to a second) and its version read as ``request_line_version``
-        reads it (``HTTP/1.2`` as 1.1: twisted.web's 400; ``HTTP/2.0``: 505)."""
+        reads it (``HTTP/1.2`` as 1.1: twisted.web's 400; ``HTTP/2.0``: 505), and a line holding a
+        bare LF (``GET / HTTP/1.1<LF>Host: h<CR><LF>``) refused (400, ``BARE_LF``)."""
+        if b"\n" in line:
+            self._refuse_bare_lf()
+            return
         if getattr(self, "_HTTPChannel__first_line", 0) and self.persistent:
             if not line:
                 return
@@ -991,6 +1025,28 @@ class HgwireHTTPChannel(http.HTTPChannel):
         if self._header_deadline is not None:
             self._partial = True
         super().dataReceived(data)
+        if (self.line_mode and not self._busyReceiving and not self.paused and line_ends_in_bare_lf(self._buffer)
+                and self.transport is not None and not getattr(self.transport, "disconnecting", False)):
+            # the head's line not yet ended holds a LF without its CR: refused now, where it
+            # waited request_timeout for the CRLF (``printf 'GET / HTTP/1.1\nHost: h\n\n' | nc``)
+            self._refuse_bare_lf()
+
+    def _refuse_bare_lf(self) -> None:
+        """A line of the request's head ends in LF alone: 400 (``BARE_LF``), the connection closing,
+        nothing of the request run and nothing after it read (read another way by a proxy in front,
+        its bytes are not this server's to guess)."""
+        assert self.transport is not None
+        log.info("HTTP request from {peer} refused (400): a line of its head ends in LF alone, not CRLF",
+                 peer=peer_text(self.transport.getPeer()))
+        self._disarm_header_deadline()
+        self._refuse_request(b"400 Bad Request", BARE_LF)
+
+    def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
+        """twisted.web's, with its chunked decoder made ``_StrictChunks``."""
+        chosen = bool(super()._maybeChooseTransferDecoder(header, data))
+        if chosen and type(self._transferDecoder) is http._ChunkedTransferDecoder:
+            self._transferDecoder = _StrictChunks(self.requests[-1].handleContentChunk, self._finishRequestBody)
+        return chosen
 
     def _refuse_tls(self) -> None:
         """A TLS handshake on a plain listener: the client used ``https://`` for an ``http://`` port.

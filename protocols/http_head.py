@@ -94,3 +94,24 @@ def request_line_version(line: bytes) -> bytes:
         raise ProtocolError(f"this server speaks HTTP/1.1, not {version.decode()}; send the request "
                             "in HTTP/1.1", http_status=505)
     return head + b" HTTP/1.1" if minor > b"1" else line
+
+
+BARE_LF = ("a line of the request ends in LF alone; HTTP/1.1 ends each line of the request line, the headers "
+           "and a chunked body's framing in CRLF (\\r\\n): send CRLF")
+"""Why a request with a bare LF is refused (400), at once."""
+
+
+def line_ends_in_bare_lf(pending: bytes | bytearray) -> bool:
+    """Whether the line that ``pending`` begins with ends in LF alone, not CRLF: its first LF has
+    no CR before it.
+
+    RFC 9112 §2.2 lets a recipient take a bare LF as a line's end; hgwire refuses it (400, as
+    lighttpd in front of git http-backend does) rather than waiting, as it did, for a CRLF that
+    never comes until ``request_timeout``.  Taking it as a line's end is what it does not do: a
+    proxy in front that passes a bare LF on inside what it reads as one header or trailer line
+    would frame the request one way and hgwire another (a header it did not see, ``Content-Length``
+    say, or a trailer section ended where it did not end it), the next request on that connection
+    read as part of this one.  Refusing it and closing leaves nothing to read another way.
+    """
+    end = pending.find(b"\n")
+    return end == 0 or (end > 0 and pending[end - 1] != 0x0D)

@@ -143,3 +143,36 @@ def test_http_versions_are_read_as_rfc_9110_says(port: int) -> None:
         answer = exchange(port, get("/hgr/raw-file/tip/a.txt", version=version))
         assert status_of(answer) == 505 and b"HTTP/1.1" in body_of(answer), answer
 
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /hgr?cmd=capabilities HTTP/1.1\nHost: example.test\n\n",  # printf '...\n' | nc
+    b"GET /hgr?cmd=capabilities HTTP/1.1\n",
+    b"GET /hgr?cmd=capabilities HTTP/1.1\r\nHost: example.test\nConnection: close\r\n\r\n",
+    b"\n",
+    # a chunked body's size line, a chunk's end, a trailer line that ends in LF alone
+    b"POST /hgr?cmd=heads HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n0\n\n",
+    b"POST /hgr?cmd=heads HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\n",
+    b"POST /hgr?cmd=heads HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\n\r\n"
+    + SMUGGLED,
+])
+def test_a_line_that_ends_in_lf_alone_is_refused_at_once(port: int, request_bytes: bytes) -> None:
+    """RFC 9112 §2.2 lets a server take a bare LF as a line's end: hgwire waited request_timeout
+    (30 s) for a CRLF instead, and read a request after a trailer line ``X: a<LF>`` as more trailers.
+    Now 400 at once, as lighttpd in front of git http-backend answers (``hg serve`` serves it), and
+    nothing after it read: taken as a line's end, a proxy in front that passes it on inside a line
+    would frame the request another way."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):  # TimeoutError if the server waits for more
+            answer += chunk
+    assert status_of(answer) == 400 and b"ends in LF alone" in body_of(answer), answer
+    assert answer.count(b"\r\n\r\n") == 1 and b"hi\n" not in answer, answer
+
+
+def test_lfs_inside_a_body_are_its_bytes(port: int) -> None:
+    """Only the head's and the chunked framing's lines are held to CRLF, not the body they frame."""
+    for body in (b"Content-Length: 3\r\n\r\na\n\n", b"Transfer-Encoding: chunked\r\n\r\n2\r\n\n\n\r\n0\r\n\r\n"):
+        answer = exchange(port, b"POST /hgr?cmd=heads HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n" + body)
+        assert status_of(answer) == 200 and len(body_of(answer).strip()) == 40, answer

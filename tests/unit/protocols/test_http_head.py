@@ -9,6 +9,7 @@ from protocols.http_head import (
     check_framing,
     check_host,
     connection_options,
+    line_ends_in_bare_lf,
     origin_form,
     request_line_version,
 )
@@ -79,3 +80,18 @@ def test_a_later_http1_minor_version_is_read_as_11_and_another_major_refused() -
         with pytest.raises(ProtocolError) as refused:
             request_line_version(line)
         assert refused.value.http_status == 505
+
+
+@pytest.mark.parametrize(("pending", "bare"), [
+    (b"GET / HTTP/1.1\nHost: h\n\n", True),
+    (b"\n", True),
+    (b"Host: h\nX: y\r\n", True),
+    (b"GET / HTTP/1.1\r\n", False),
+    (b"GET / HTTP/1.1\r", False),  # its LF may come in the next read
+    (b"GET / HTTP/1.1", False),
+    (b"", False),
+    (bytearray(b"0\n\n"), True),
+    (bytearray(b"\r\n0\r\n"), False),
+])
+def test_a_line_that_ends_in_lf_alone_is_told(pending: bytes | bytearray, bare: bool) -> None:
+    assert line_ends_in_bare_lf(pending) is bare
