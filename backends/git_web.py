@@ -337,25 +337,53 @@ class GitPages:
 
     def names(self, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Branches or tags (the ``limit`` newest): newest commit first (``bookmarks``: none in
-        git).  Each commit is read once, however many names point at it."""
+        git).  Each commit is read once, however many names point at it.
+
+        A tag of a tree or a blob (``git tag t HEAD^{tree}``) is listed too, as gitweb lists it,
+        with its ``type``: dated by its tagger when it is an annotated tag, else undated (``date``
+        None) and after the dated ones, by name, as ``git for-each-ref --sort=-creatordate``
+        orders them for gitweb; the object's type is read from its pack entry's header, so a
+        large blob is not read."""
         found = []
+        undated: list[tuple[bytes, bytes, str]] = []
         dates: dict[bytes, tuple[int, int] | None] = {}
+        kinds: dict[bytes, str] = {}
         prefix = {"branches": b"refs/heads/", "tags": b"refs/tags/"}.get(kind)
-        for name, oid in self.refs.items():
-            if prefix is None or not name.startswith(prefix):
-                continue
-            target = bytes(self.peeled.get(name, oid))
-            if target not in dates:
-                commit = self._object(target)
-                dates[target] = (commit.author_time, commit.author_timezone) if isinstance(commit, Commit) else None
-            date = dates[target]
-            if date is not None:
-                found.append((date[0], name, target, date[1]))
+        with size_reader(self.store) as types:
+            for name, oid in self.refs.items():
+                if prefix is None or not name.startswith(prefix):
+                    continue
+                target = bytes(self.peeled.get(name, oid))
+                if target not in dates:
+                    kinds[target] = _type_name(types, target)
+                    commit = self._object(target) if kinds[target] == "commit" else None
+                    dates[target] = (commit.author_time, commit.author_timezone) if isinstance(commit, Commit) else None
+                date = dates[target]
+                if date is None and kind == "tags" and kinds[target] in ("tree", "blob"):
+                    date = self._tag_date(bytes(oid)) if bytes(oid) != target else None
+                    if date is None:
+                        undated.append((name, target, kinds[target]))
+                        continue
+                if date is not None:
+                    found.append((date[0], name, target, date[1]))
         newest = heapq.nlargest(limit, found) if limit is not None else sorted(found, reverse=True)
         key = {"branches": "branch", "tags": "tag"}.get(kind, "bookmark")
-        return [{key: _text(name[len(prefix or b""):]), "node": target.decode(), "date": [float(when), -tz],
-                 **({"status": "open"} if kind == "branches" else {})}
-                for when, name, target, tz in newest]
+        entries: list[dict[str, Any]] = [
+            {key: _text(name[len(prefix or b""):]), "node": target.decode(), "date": [float(when), -tz],
+             **({"status": "open"} if kind == "branches" else {}),
+             **({"type": kinds[target]} if kinds[target] != "commit" else {})}
+            for when, name, target, tz in newest]
+        room = len(undated) if limit is None else max(0, limit - len(entries))
+        entries += [{key: _text(name[len(prefix or b""):]), "node": target.decode(), "date": None, "type": type_name}
+                    for name, target, type_name in sorted(undated)[:room]]
+        return entries
+
+    def _tag_date(self, oid: bytes) -> tuple[int, int] | None:
+        """An annotated tag's tagger time and offset; None when it has none (or is no tag)."""
+        tag = self._object(oid)
+        if not isinstance(tag, Tag) or tag.tagger is None:
+            return None
+        return tag.tag_time, tag.tag_timezone
 
     def changeset(self, key: str, only: str = "") -> dict[str, Any]:
         """A commit with its files and diff against its first parent (``only``: that path's), as
@@ -541,8 +569,11 @@ class GitPages:
         unless ``read_file``, a file's ``_FileAt``, nothing read), or a submodule's commit id
         (bytes); 404 for a path the commit does not have."""
         oid = self.resolve(key)
+        return self._down(oid, self._object(self._commit(oid).tree), path, read_file)
+
+    def _down(self, oid: bytes, obj: Any, path: str, read_file: bool) -> tuple[bytes, bytes, Any]:
+        """``_at`` from tree ``obj`` (of commit or tree ``oid``) down ``path``."""
         wanted = path.strip("/").encode("utf-8", "surrogateescape")
-        obj: Any = self._object(self._commit(oid).tree)
         parts = wanted.split(b"/") if wanted else []
         for at, part in enumerate(parts, 1):
             if not isinstance(obj, Tree) or part not in obj:
@@ -557,6 +588,20 @@ class GitPages:
             obj = self._object(sha)
         return oid, wanted, obj
 
+    def _tagged_object(self, key: str) -> tuple[str, bytes] | None:
+        """The type (``tree`` or ``blob``) and id of what the ref ``key`` names, when it is a tag
+        of a tree or a blob (``git tag t HEAD^{tree}``; peeled), looked up as ``resolve`` looks
+        refs up; None when ``key`` names no ref, or one of a commit.  Nothing is read but the
+        object's type."""
+        raw = url_revision(key).encode("utf-8", "surrogateescape")
+        for candidate in (b"refs/heads/" + raw, b"refs/tags/" + raw, b"refs/" + raw, raw):
+            if candidate in self.refs:
+                target = bytes(self.peeled.get(candidate, self.refs[candidate]))
+                with size_reader(self.store) as types:
+                    kind = _type_name(types, target)
+                return (kind, target) if kind in ("tree", "blob") else None
+        return None
+
     def raw_file(self, key: str, path: str) -> RawFile:
         """hgweb's ``raw-file`` for a git repository: a blob's bytes (a link's target), or a tree's
         listing as hgweb's raw style writes one (``drwxr-xr-x NAME``, then ``-rw-r--r-- SIZE NAME``).
@@ -564,11 +609,19 @@ class GitPages:
         A blob stored whole in a pack is inflated a piece at a time as it is sent, whatever its
         size; one stored otherwise (a delta, loose) is read whole, up to ``MAX_RAW_FILE`` (its
         size is known before anything is read)."""
-        _oid, wanted, obj = self._at(key, path, read_file=False)
+        tagged = self._tagged_object(key)
+        if tagged is not None and tagged[0] == "blob":  # a tag of a blob: its bytes (gitweb's blob link)
+            if path.strip("/"):
+                raise ProtocolError("path not found", 404)
+            wanted, obj = b"", _FileAt(tagged[1])
+        elif tagged is not None:  # a tag of a tree: its listing, or what is below it (gitweb's tree link)
+            _oid, wanted, obj = self._down(tagged[1], self._object(tagged[1]), path, read_file=False)
+        else:
+            _oid, wanted, obj = self._at(key, path, read_file=False)
         if isinstance(obj, bytes):
             raise ProtocolError("a submodule has no bytes here", 404)
         if isinstance(obj, _FileAt):
-            name = wanted.rpartition(b"/")[2]
+            name = wanted.rpartition(b"/")[2] or url_revision(key).encode("utf-8", "surrogateescape").rpartition(b"/")[2]
             tag = bytes(obj.sha).decode("ascii")  # a blob's id names its bytes
             whole = blob_pieces(self.store, obj.sha)
             if whole is not None:
@@ -767,6 +820,18 @@ def _path(raw: bytes) -> str:
     a lone surrogate, shown as U+FFFD and linked as its own byte)."""
     return raw.decode("utf-8", "surrogateescape")
 
+
+_TYPE_NAMES = {Commit.type_num: "commit", Tree.type_num: "tree", Blob.type_num: "blob", Tag.type_num: "tag"}
+
+
+def _type_name(types: PackObjectReader, oid: bytes) -> str:
+    """``commit``, ``tree``, ``blob`` or ``tag``: an object's type from its pack entry's header
+    (read from the store when loose); ``commit`` for one that is nowhere, read (and refused) as
+    before."""
+    try:
+        return _TYPE_NAMES.get(types.type_of(oid), "commit")
+    except (KeyError, CorruptPack):
+        return "commit"
 
 JSON_LOGS = ("json-shortlog", "json-changelog", "json-log")
 JSON_DEFAULT_COUNT = 60

@@ -162,13 +162,28 @@ def notice(repo: str, url: str, title: str, note: str, git: bool = False) -> byt
 
 
 def _name_rows(url: str, entries: Sequence[Data], key: str) -> str:
+    """One row a name: linked to its changeset, its date, its short id (and a branch's status).
+    A git tag of a tree or a blob (its ``type``) links to that tree's listing or that blob's bytes
+    (``raw-file/TAG``, gitweb's tree and blob links), its type beside its id, its date blank when
+    it has none (a lightweight tag)."""
     rows = []
     for entry in entries:
         status = f"<td>{_text(entry['status'])}</td>" if "status" in entry else ""
-        rows.append(f"<tr><td>{_link(url + '/rev/' + entry['node'], _text(entry[key]))}</td>"
-                    f"<td>{_text(_date(entry['date']))}</td><td class=\"node\">{_short(entry['node'])}</td>"
-                    f"{status}</tr>")
+        target = url + "/rev/" + entry["node"]
+        shown = _short(entry["node"])
+        if "type" in entry:
+            target = url + "/raw-file/" + _revision_quoted(entry[key])
+            shown = _text(entry["type"]) + " " + shown
+        when = _text(_date(entry["date"])) if entry.get("date") else ""
+        rows.append(f"<tr><td>{_link(target, _text(entry[key]))}</td>"
+                    f"<td>{when}</td><td class=\"node\">{shown}</td>{status}</tr>")
     return "<table>" + "".join(rows) + "</table>"
+
+
+def _revision_quoted(name: str) -> str:
+    """A revision's name for a URL's revision slot: its own bytes percent-encoded, each ``/`` as
+    ``%252F`` as hgweb's links write it (decoded once, ``%2F`` stands for ``/`` in a revision)."""
+    return quote(name.encode("utf-8", "surrogateescape"), safe="").replace("%2F", "%252F")
 
 
 def names(repo: str, url: str, data: Data, kind: str, git: bool = False) -> bytes:
