@@ -1113,6 +1113,12 @@ class DulwichGitRepository:
         key = {"git-upload-pack": b"uploadpack", "git-receive-pack": b"receivepack"}.get(service)
         return self._config_bool(b"http", key) if key is not None else None
 
+    def use_replace_refs(self) -> bool:
+        """``core.useReplaceRefs`` (true unless set false): whether the repository's pages show a
+        replaced commit's replacement, as ``git log`` in it does (``backends.git_web``).  A value
+        git would not read refuses the page (``StorageError``)."""
+        return self._config_bool(b"core", b"usereplacerefs") is not False
+
     def receive_max_input_size(self) -> int:
         """``receive.maxInputSize``: the largest pack a push may send, in bytes (0: no bound of its own).
 

@@ -53,6 +53,8 @@ RENAME_THRESHOLD = 50
 """git's default similarity for a rename (``-M``), in percent."""
 MAX_BLAME_COMMITS = 100_000
 """Commits one annotation may look at (every commit back to the file's oldest line)."""
+MAX_REPLACE_DEPTH = 5
+"""Replacements of replacements git follows (its ``MAXREPLACEDEPTH``)."""
 MAX_SKIP = 100_000
 """Commits a log page may skip (``?skip=``, its place in the walk) before the ones it shows."""
 
@@ -78,6 +80,33 @@ class GitPages:
             elif name.startswith(b"refs/tags/"):
                 self.tags.setdefault(target, []).append(_text(name[len(b"refs/tags/"):]))
         self.peeled = snapshot.peeled
+        self.replacements = self._replacements(repo)
+
+    def _replacements(self, repo: GitRepository) -> dict[bytes, bytes]:
+        """The commits replaced (``git replace A B``, ``git replace --graft``, pushed as
+        ``refs/replace/A``), as ``git log`` in the repository and gitweb honour them: each
+        replaced id and its replacement's, from the refs a fetch sees; none when the repository's
+        ``core.useReplaceRefs`` is false."""
+        use = getattr(repo, "use_replace_refs", None)
+        if use is not None and use() is False:
+            return {}
+        found = {}
+        for name, oid in self.refs.items():
+            replaced = name.removeprefix(b"refs/replace/")
+            if replaced is not name and len(replaced) == self.hex_len and LOWER_HEX.fullmatch(replaced):
+                found[replaced] = bytes(oid)
+        return found
+
+    def _replaced(self, oid: bytes) -> bytes:
+        """The id whose object stands for ``oid`` (``oid`` when none does): its replacement's, its
+        replacement's replacement's, at most five deep, as git follows them (deeper, or round in
+        a circle, git stops with an error: the object is shown as it is)."""
+        target = oid
+        for _ in range(MAX_REPLACE_DEPTH):
+            target = self.replacements.get(target, target)
+            if target not in self.replacements:
+                return target
+        return oid
 
     def _head(self, snapshot: git_pack.RefSnapshot) -> bytes | None:
         target = snapshot.symrefs.get(b"HEAD")
@@ -129,10 +158,11 @@ class GitPages:
         for _ in range(16):  # an annotated tag's chain, bounded
             if not isinstance(commit, Tag):
                 break
-            commit = self._object(commit.object[1])
+            oid = bytes(commit.object[1])
+            commit = self._object(oid)
         if not isinstance(commit, Commit):
             raise ProtocolError(f"{shown_revision(key)} does not name a commit", 404)
-        return bytes(commit.id)
+        return oid  # a replaced commit keeps its own id, as git log shows it
 
     def _by_prefix(self, prefix: bytes, key: str) -> bytes | None:
         """The one commit (or tag) whose id starts with ``prefix``; None if none; 404 if several."""
@@ -145,6 +175,15 @@ class GitPages:
         return found[0] if found else None
 
     def _object(self, oid: bytes) -> Any:
+        """The object ``oid`` names, a commit's replacement in its stead (``replacements``: a tree
+        or blob replaced is read as it is)."""
+        if oid in self.replacements:
+            replacement = self._read(self._replaced(oid))
+            if isinstance(replacement, Commit):
+                return replacement
+        return self._read(oid)
+
+    def _read(self, oid: bytes) -> Any:
         try:
             return self.store[oid]  # type: ignore[index]
         except KeyError:
@@ -177,7 +216,9 @@ class GitPages:
         """A commit's committer time and offset (seconds east of UTC), from its header as git
         writes it (dulwich parses any other); None for what is no commit."""
         try:
-            type_num, raw = self.store.get_raw(oid)  # type: ignore[arg-type]
+            type_num, raw = self.store.get_raw(self._replaced(oid))  # type: ignore[arg-type]
+            if type_num != Commit.type_num and oid in self.replacements:  # not a commit's replacement
+                type_num, raw = self.store.get_raw(oid)  # type: ignore[arg-type]
         except KeyError:
             return None
         if type_num != Commit.type_num:
