@@ -210,6 +210,15 @@ class _GitSession(PumpedSession):
             return
         exc = error.value if isinstance(error, Failure) else error
         assert exc is not None
+        self._log_failure(error, exc)
+        if self._error_in_band():
+            self._write(self._error_bytes(exc))
+        self.channel.write_stderr(self._stderr_bytes(exc))
+        self._finish(errors.git_outcome(exc), errors.GIT_EXIT_STATUS)
+
+    def _log_failure(self, error: Failure | BaseException, exc: BaseException) -> None:
+        """Log what ended the session as its kind is logged (a damaged repository, the server's own
+        files, no file descriptors left, the unexpected with its traceback); the expected not."""
         if (damage := errors.damaged_repository(exc)) is not None:
             log.error("git session on {repo}: {reason}", repo=self.ctx.repo_name, reason=damage)
         elif (fault := errors.storage_fault(exc)) is not None:  # (as every transport logs it: a warning)
@@ -219,10 +228,6 @@ class _GitSession(PumpedSession):
                      error=str(exc), advice=errors.OUT_OF_FILES_ADVICE)
         elif not errors.is_expected(exc):
             log.failure("git session on {repo}", _as_failure(error), repo=self.ctx.repo_name)
-        if self._error_in_band():
-            self._write(self._error_bytes(exc))
-        self.channel.write_stderr(self._stderr_bytes(exc))
-        self._finish(errors.git_outcome(exc), errors.GIT_EXIT_STATUS)
 
     def _keepalive(self, service: str) -> tuple[bytes, float]:
         """What the client gets while nothing is written (``service`` "upload": a pack counted, a
@@ -753,6 +758,9 @@ class ReceivePackSession(_GitSession):
         """Their length (kept: a sum at each arrival would cost as much as their count squared)."""
         self._keepalive_call: task.LoopingCall | None = None
         self._scanning = False
+        self._refused: tuple[git_receive.RefusedPush, BaseException] | None = None
+        """A stateless push that could not start (``_refuse_after_commands``): why, and the reader
+        of its commands that answers it."""
         self._handlers: dict[type, Callable[[Any], None]] = {
             git_receive.RefCommands: self._on_commands,
             git_receive.PackData: self._on_pack_data,
@@ -791,6 +799,9 @@ class ReceivePackSession(_GitSession):
         self._resume()
 
     def _core_receive(self, data: bytes) -> None:
+        if self._refused is not None:
+            self._refused[0].receive_data(data)
+            return
         if self._scanning or (self._sink is not None and self._core.state is git_receive.State.PACK):
             # Scanning the pack inflates and hashes every object: that runs in the
             # pool, with the write, and the core is not touched here meanwhile.
@@ -837,6 +848,8 @@ class ReceivePackSession(_GitSession):
         super()._resume()
 
     def _core_next(self) -> object:
+        if self._refused is not None:
+            return _RefusalReady() if self._refused[0].answer() is not None else Signal.NEED_DATA
         try:
             return self._core.next_event()
         except ProtocolError as exc:
@@ -849,6 +862,11 @@ class ReceivePackSession(_GitSession):
         return self._core.fatal(message)
 
     def _handle(self, event: object) -> None:
+        if isinstance(event, _RefusalReady) and self._refused is not None:
+            refusal, exc = self._refused
+            self._write(refusal.answer() or b"")
+            self._finish(errors.git_outcome(exc), errors.GIT_EXIT_STATUS)
+            return
         self._handlers[type(event)](event)
 
     def _on_commands(self, commands: git_receive.RefCommands) -> None:
@@ -938,7 +956,21 @@ class ReceivePackSession(_GitSession):
     def _fail(self, error: Failure | BaseException) -> None:
         self._stop_keepalive()
         self._drop_sink()
+        if self._stateless and not self._advertised and self._refused is None and not self._closed:
+            self._refuse_after_commands(error)
+            return
         super()._fail(error)
+
+    def _refuse_after_commands(self, error: Failure | BaseException) -> None:
+        """A push over smart HTTP that cannot start (its repository removed after its info/refs was
+        answered, or no longer one it may push to): refused once its commands are read, in the
+        terms the client asked for (``git_receive.RefusedPush``), where an ``ERR`` line sent at once
+        showed ``send-pack: protocol error: bad band #69``.  Its pack is not read."""
+        exc = error.value if isinstance(error, Failure) else error
+        assert exc is not None
+        self._log_failure(error, exc)
+        self._refused = (git_receive.RefusedPush(errors.git_message(exc)), exc)
+        self._resume()
 
     def _drop_sink(self) -> None:
         """A pack that will never be committed: the sink's temporaries go once no pool step uses them."""
@@ -978,6 +1010,10 @@ class ReceivePackSession(_GitSession):
         audit.git_push(self.ctx, commands.updates, results, str(exc))
         self._write(self._core.report_status(str(exc), results))
         self._finish(f"error: bad pack: {exc}", 0)
+
+
+class _RefusalReady:
+    """The commands of a refused stateless push are read: its answer can go (``ReceivePackSession``)."""
 
 
 def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[bytes]) -> ProtocolError | None:

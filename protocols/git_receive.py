@@ -513,16 +513,7 @@ class ReceivePack:
         sent.  ``ng`` reasons are single lines (newlines would break framing).
         """
         self._advance(Input.REPORTED)
-        if not self._caps & {git_caps.REPORT_STATUS, git_caps.REPORT_STATUS_V2}:
-            return b""
-        lines = [b"unpack " + (b"ok" if unpack_error is None else _one_line(unpack_error)) + b"\n"]
-        v2 = git_caps.REPORT_STATUS_V2 in self._caps
-        lines += [line for r in results for line in _result_lines(r, v2)]
-        report = b"".join(pktline.encode(line) for line in lines) + pktline.FLUSH
-        limit = self._band_limit
-        if limit is None:
-            return report
-        return sideband.encode(sideband.Band.DATA, report, limit) + pktline.FLUSH
+        return _report(self._caps, unpack_error, results)
 
     def progress(self, message: bytes) -> bytes:
         """Text for the client's terminal (hook output): band 2 with side-band-64k, else nothing."""
@@ -544,6 +535,84 @@ class ReceivePack:
         if limit is None:
             return pktline.encode(b"ERR " + message)
         return sideband.encode(sideband.Band.ERROR, message, limit)
+
+
+def _report(caps: frozenset[bytes], unpack_error: str | None, results: Sequence[RefResult]) -> bytes:
+    """``ReceivePack.report_status`` for a request that asked for ``caps``."""
+    if not caps & {git_caps.REPORT_STATUS, git_caps.REPORT_STATUS_V2}:
+        return b""
+    lines = [b"unpack " + (b"ok" if unpack_error is None else _one_line(unpack_error)) + b"\n"]
+    v2 = git_caps.REPORT_STATUS_V2 in caps
+    lines += [line for r in results for line in _result_lines(r, v2)]
+    report = b"".join(pktline.encode(line) for line in lines) + pktline.FLUSH
+    if git_caps.SIDE_BAND_64K not in caps:
+        return report
+    return sideband.encode(sideband.Band.DATA, report, sideband.MAX_PAYLOAD_64K) + pktline.FLUSH
+
+
+class RefusedPush:
+    """A push over smart HTTP refused as a whole before it could start (its repository was removed
+    after its ``info/refs`` was answered, say): its request's commands are read, for the
+    capabilities and ref names they carry, and ``answer`` says why in the terms the client reads.
+
+    The ``ERR`` line sent at once before was read by a client that asked for side-band-64k (git
+    does) as a packet of band 69: ``send-pack: protocol error: bad band #69``, the reason lost.
+    With report-status, each ref is refused with the reason (``error: remote unpack failed:
+    REASON``, ``! [remote rejected] REF (REASON)``); else band 3 with side-band-64k (``remote:
+    REASON``); else the ``ERR`` line.  Nothing of the commands is checked but their shape: they
+    are not run.
+    """
+
+    def __init__(self, reason: bytes) -> None:
+        self._reason = reason.replace(b"\n", b" ")
+        self._decoder = pktline.PktLineDecoder()
+        self._caps: frozenset[bytes] = frozenset()
+        self._refs: list[bytes] = []
+        self._first = True
+        self._in_cert = False
+        self._read = False
+
+    def receive_data(self, data: bytes) -> None:
+        """The request's bytes as they come (b"": its end); ``ProtocolError`` for what is no request.
+        What follows the commands (the pack) is not kept."""
+        if self._read:
+            return
+        self._decoder.receive_data(data)
+        while not self._read:
+            packet = self._decoder.next_packet()
+            if packet is Signal.NEED_DATA:
+                self._read = self._decoder.eof
+                return
+            if packet is Special.FLUSH and not self._in_cert:
+                self._read = True
+            elif isinstance(packet, bytes):
+                self._line(packet)
+
+    def _line(self, packet: bytes) -> None:
+        line, nul, caps = packet.removesuffix(b"\n").partition(b"\0")
+        if self._first and nul:
+            self._caps = frozenset(git_caps.parse_caps(caps))
+        self._first = False
+        if line == b"push-cert":
+            self._in_cert = True
+        elif line == b"push-cert-end":
+            self._in_cert = False
+        else:
+            fields = line.split(b" ")
+            if (len(fields) == 3 and len(self._refs) < MAX_COMMANDS and len(fields[0]) == len(fields[1])
+                    and len(fields[0]) in (40, 64) and fields[2].startswith(b"refs/")):
+                self._refs.append(fields[2][:MAX_REF_NAME])
+
+    def answer(self) -> bytes | None:
+        """What the client is sent, once the commands are read (None before)."""
+        if not self._read:
+            return None
+        reason = self._reason.decode("utf-8", "replace")
+        if self._refs and self._caps & {git_caps.REPORT_STATUS, git_caps.REPORT_STATUS_V2}:
+            return _report(self._caps, reason, [RefResult(ref, reason) for ref in self._refs])
+        if git_caps.SIDE_BAND_64K in self._caps:
+            return sideband.encode(sideband.Band.ERROR, self._reason, sideband.MAX_PAYLOAD_64K) + pktline.FLUSH
+        return pktline.encode(b"ERR " + self._reason)
 
 
 def _one_line(text: str) -> bytes:

@@ -118,7 +118,7 @@ def test_a_client_gone_in_the_middle_of_its_body_leaves_nothing_behind(web: Runn
 
 @pytest.mark.parametrize("path, headers, status, said", [
     ("/good.git/git-receive-pack", {}, 401, b""),                                 # no credentials
-    ("/nope.git/git-receive-pack", {"Authorization": AUTH}, 200, b"ERR repository nope.git not found"),
+    ("/nope.git/git-receive-pack", {"Authorization": AUTH}, 200, b"ng refs/heads/main repository nope.git not found"),
     ("/good.git/git-receive-pack", {"Authorization": AUTH, "Content-Type": "text/plain"}, 415, b"expected"),
 ])
 def test_an_answer_decided_before_a_large_body_is_in_reaches_the_client(
