@@ -45,7 +45,15 @@ from twisted.web import server
 
 from backends.blobs import VerifiedWriter
 from backends.interfaces import Kind
-from backends.lfs import LfsLocks, LfsObjectRefused, LfsStore, LockConflict, LockNotFound, LockNotOwned
+from backends.lfs import (
+    LfsLocks,
+    LfsObjectCorrupt,
+    LfsObjectRefused,
+    LfsStore,
+    LockConflict,
+    LockNotFound,
+    LockNotOwned,
+)
 from backends.names import strip_git_suffix
 from gateway import audit, git_session
 from gateway.auth import Access
@@ -151,14 +159,18 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
         log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
                  outcome="the upload did not arrive whole; nothing was kept")
         return
-    if isinstance(exc, LfsObjectRefused):
+    if isinstance(exc, LfsObjectRefused | LfsObjectCorrupt):  # (a corrupt object: 422, as hg serve answers)
         status, message = 422, str(exc)
     else:
         status = http_status(exc)
         message = "internal error" if status == 500 else str(exc)
     if status == 500:
         log.failure("{proto} on {repo}", failure, proto=PROTO, repo=route.repo)
-    log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=refusal_outcome(status, message, exc))
+    if isinstance(exc, LfsObjectCorrupt):
+        _log_corrupt(route.repo, exc, "it was not sent")
+    else:
+        log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
+                 outcome=refusal_outcome(status, message, exc))
     if isinstance(exc, Unauthorized):
         challenge = b'Basic realm="hgwire"'
         request.setHeader(b"LFS-Authenticate", challenge)
@@ -167,6 +179,38 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
         request.setHeader(b"Content-Range", b"bytes */%d" % exc.size)
     retry_after(request, exc)
     _send_json(request, status, git_lfs.error_body(message), message)
+
+
+def _log_corrupt(repo: str, exc: LfsObjectCorrupt, what: str) -> None:
+    """The operator's one line about a corrupt object found as it was about to be sent."""
+    log.error("{proto} {repo}: LFS object {oid} is corrupt on disk ({path}: its contents do not match its hash); "
+              "{what}. Restore the file from a backup, or push the object again from a clone that has it "
+              "(the upload replaces it)", proto=PROTO, repo=repo, oid=exc.oid, path=exc.path, what=what)
+
+
+BATCH_CHECK_BYTES = 1 << 30
+"""Bytes of held objects one batch request hashes at most, to check them as ``hg serve`` does
+(about 0.7 s at SHA-256's 1.5 GB/s here); those past it are listed unchecked (a download is
+checked before it is sent all the same).  git-lfs gives up on an answer silent for 30 s."""
+
+
+def _intact_within(store: LfsStore, repo: str, upload: bool) -> Callable[[str], bool | None] | None:
+    """``store.intact`` with one batch's budget of hashing, each corrupt object logged for the
+    operator; None for a store that cannot check."""
+    intact = getattr(store, "intact", None)
+    if intact is None:
+        return None
+    budget = [BATCH_CHECK_BYTES]
+
+    def checked(oid: str) -> bool | None:
+        found: bool | None = intact(oid, budget)
+        if found is False:
+            path = getattr(store, "path_of", lambda _: "?")(oid)
+            _log_corrupt(repo, LfsObjectCorrupt(oid, path), "the client was asked to upload it again" if upload
+                         else "the client was told so and not given it")
+        return found
+
+    return checked
 
 
 def _body(request: server.Request, limit: int) -> bytes:
@@ -207,7 +251,8 @@ def _answer(front: HttpFront, request: server.Request, route: Route, user: str |
     auth = request.getHeader(b"authorization")
     header = {"Authorization": auth.decode("latin-1")} if auth else {}
     chunks = git_lfs.batch_response(batch, store.size, lambda oid: base + oid, header,
-                                    getattr(request, "max_body", None))  # (the bound its upload will meet)
+                                    getattr(request, "max_body", None),  # (the bound its upload will meet)
+                                    _intact_within(store, route.repo, batch.operation == git_lfs.UPLOAD))
     first = next(chunks)
     following = next(chunks, None)
     return first, None if following is None else itertools.chain((following,), chunks)
@@ -341,7 +386,8 @@ def _open(front: HttpFront, request: server.Request, route: Route, user: str | N
     store = _store(_context(front, request, route, user))[1]
     size = store.size(oid) if git_lfs.valid_oid(oid) else None
     span = None if size is None else git_lfs.byte_range(None if wanted is None else wanted.decode("latin-1"), size)
-    found = None if size is None else store.open(oid, *span) if span else store.open(oid)
+    opener = getattr(store, "open_checked", store.open)  # (a backend's own store may not check)
+    found = None if size is None else opener(oid, *span) if span else opener(oid)
     if found is None:
         raise ProtocolError("Object does not exist", http_status=404)
     return found[0], found[1], span
@@ -364,8 +410,16 @@ def _send_object(request: server.Request, route: Route, oid: str, size: int, chu
             request.finish()
         log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo, outcome=f"ok: {what}")
 
-    producer.start().addCallbacks(sent, lambda failure: log.failure("{proto} sending {oid} of {repo}", failure,
-                                                                    proto=PROTO, oid=oid, repo=route.repo))
+    def broke(failure: Failure) -> None:
+        corrupt = failure.check(LfsObjectCorrupt)
+        if corrupt:  # changed on disk since it was found intact: cut short, its last bytes never sent
+            _log_corrupt(route.repo, failure.value, "its download was cut short before its end")  # type: ignore[arg-type]
+        elif not failure.check(defer.CancelledError):
+            log.failure("{proto} sending {oid} of {repo}", failure, proto=PROTO, oid=oid, repo=route.repo)
+        if not request.finished and not request._disconnected:
+            request.loseConnection()
+
+    producer.start().addCallbacks(sent, broke)
 
 
 def _object_headers(request: server.Request, size: int, span: tuple[int, int] | None) -> None:
@@ -832,6 +886,10 @@ class LfsTransferSession:
 
     def _failed_request(self, failure: Failure, message: lfs_transfer.Message) -> None:
         exc = failure.value
+        if isinstance(exc, LfsObjectCorrupt):
+            _log_corrupt(self.ctx.repo_name, exc, "it was not sent")
+            self._reply(lfs_transfer.error(422, str(exc)))
+            return
         if isinstance(exc, LfsObjectRefused):
             code, text = 422, str(exc)
         elif isinstance(exc, HgwireError):
@@ -912,11 +970,14 @@ class LfsTransferSession:
         objects = lfs_transfer.batch_objects(message.lines)
         upload = self._writes
         store = self._store(write=upload)
-        lines = []
+        intact = _intact_within(store, self.ctx.repo_name, True) if upload else None  # (a corrupt one is uploaded again; a download
+        lines = []                                          # of one is refused by its get-object)
         for oid, size in objects:
             if not git_lfs.valid_oid(oid):
                 return lfs_transfer.error(422, f"the object name {oid[:80]!r} is not a SHA-256 in lower-case hex")
             held = store.size(oid)
+            if held is not None and intact is not None and intact(oid) is False:
+                held = None
             if upload:
                 lines.append(f"{oid} {size} {'noop' if held is not None else 'upload'}")
             else:
@@ -986,7 +1047,8 @@ class LfsTransferSession:
 
     def _open_object(self, message: lfs_transfer.Message) -> tuple[int, Iterator[bytes]] | None:
         oid = message.argument
-        return self._store().open(oid) if git_lfs.valid_oid(oid) else None
+        store = self._store()
+        return getattr(store, "open_checked", store.open)(oid) if git_lfs.valid_oid(oid) else None
 
     def _stream(self, found: tuple[int, Iterator[bytes]] | None) -> defer.Deferred[None] | None:
         if found is None:
@@ -998,7 +1060,16 @@ class LfsTransferSession:
             return None
         self.channel.write(lfs_transfer.data_head(size))
         producer = IteratorProducer(lfs_transfer.framed(chunks), self.channel)
-        return producer.start().addCallback(lambda _: self._reply(pktline.FLUSH))
+        return producer.start().addCallbacks(lambda _: self._reply(pktline.FLUSH), self._cut)
+
+    def _cut(self, failure: Failure) -> Failure | None:
+        """An object found corrupt while it was sent (changed on disk since it was found intact):
+        its last bytes are never sent and the session ends, since its data cannot be taken back."""
+        if not failure.check(LfsObjectCorrupt):
+            return failure
+        _log_corrupt(self.ctx.repo_name, failure.value, "its download was cut short before its end")  # type: ignore[arg-type]
+        self._end(1)
+        return None
 
 
 def make_lfs_session(kind: str, ctx: SessionContext, channel: Channel) -> LfsAuthenticateSession | LfsTransferSession:

@@ -129,18 +129,27 @@ def parse_batch(body: bytes) -> BatchRequest:
     return BatchRequest(operation, tuple(parsed))
 
 
+CORRUPT_MESSAGE = ("The object is corrupt: the server's copy does not match its hash; tell the server's "
+                   "operator, who can restore it or have it pushed again")
+"""A batch answer's error for a download of a corrupt object (``hg serve``'s words first)."""
+
+
 def batch_response(request: BatchRequest, stored_size: Callable[[str], int | None], href: Callable[[str], str],
-                   header: Mapping[str, str], max_upload: int | None = None) -> Iterator[bytes]:
+                   header: Mapping[str, str], max_upload: int | None = None,
+                   intact: Callable[[str], bool | None] | None = None) -> Iterator[bytes]:
     """The answer to ``request``, in chunks of about ``ANSWER_CHUNK`` bytes: ``stored_size(oid)``
     says what the server holds (None: nothing), ``href(oid)`` where an object is put or got,
     ``header`` what the client sends there; an upload larger than ``max_upload`` gets its error
     here (422, which git-lfs shows), not a 413 for the upload it would otherwise try again and
     again.  Each object's entry is made as it is reached: hg asks about a whole push's objects in
-    one request, and its answer (some 300 bytes an object) is never held whole."""
+    one request, and its answer (some 300 bytes an object) is never held whole.  ``intact(oid)``
+    says whether a held object's bytes still hash to its name (None: not checked), as ``hg serve``
+    checks them: a corrupt one is a download's error (422) and an upload's action again, which
+    puts a good copy in its place."""
     pieces = [b'{"transfer":"%s","hash_algo":"sha256","objects":[' % BASIC.encode()]
     held_bytes = len(pieces[0])
     for index, obj in enumerate(request.objects):
-        entry = _json(_batch_entry(request.operation, obj, stored_size, href, header, max_upload))
+        entry = _json(_batch_entry(request.operation, obj, stored_size, href, header, max_upload, intact))
         pieces.append(b"," + entry if index else entry)
         held_bytes += len(pieces[-1])
         if held_bytes >= ANSWER_CHUNK:
@@ -151,13 +160,19 @@ def batch_response(request: BatchRequest, stored_size: Callable[[str], int | Non
 
 
 def _batch_entry(operation: str, obj: LfsObject, stored_size: Callable[[str], int | None],
-                 href: Callable[[str], str], header: Mapping[str, str], max_upload: int | None) -> dict[str, object]:
+                 href: Callable[[str], str], header: Mapping[str, str], max_upload: int | None,
+                 intact: Callable[[str], bool | None] | None = None) -> dict[str, object]:
     """One object's part of a batch answer: its action, none (an upload the server has), or its error."""
     entry: dict[str, object] = {"oid": obj.oid, "size": obj.size}
     if not valid_oid(obj.oid):
         entry["error"] = {"code": 422, "message": "the object name is not a SHA-256 in lower-case hex"}
         return entry
     held = stored_size(obj.oid)
+    if held is not None and intact is not None and intact(obj.oid) is False:
+        if operation != UPLOAD:
+            entry["error"] = {"code": 422, "message": CORRUPT_MESSAGE}
+            return entry
+        held = None  # uploaded again: the good copy replaces it
     action = {"href": href(obj.oid), "header": dict(header), "expires_in": ACTION_EXPIRES_IN}
     if operation == UPLOAD:
         if held is None and max_upload is not None and obj.size > max_upload:
