@@ -277,6 +277,8 @@ class GuardedTransaction:
         self._branch_heads: Mapping[bytes, Sequence[Node]] | None = None
         self._branches: dict[Node, tuple[bytes, bool]] = {}
         self._added: list[Node] = []
+        self._phases_logged: dict[int, set[Node]] = {}
+        """The changesets each phase's audit changes name so far: each once."""
         self._pushkeys: list[dict[str, str]] = []
         """The arguments of each ``pushkey`` hook to run after the commit (one per pushed key)."""
         self._changegroup_args: dict[str, str] | None = None
@@ -400,10 +402,18 @@ class GuardedTransaction:
 
     def set_phase(self, phase: int, nodes: Sequence[Node]) -> None:
         self._gate()
+        # each changeset once: a publishing repository makes a push's changesets public, and the
+        # client's phase part or pushkey then asks the same of the pushed head
+        before = [self.phase_of(node) for node in nodes]
         self._tx.set_phase(phase, nodes)
-        change = audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "", " ".join(n.hex() for n in nodes))
-        if nodes and change not in self._changes:  # (a push's phase part and its pushkey may both say it)
-            self._changes.append(change)
+        logged = self._phases_logged.setdefault(phase, set())
+        added = set(self._added)
+        moved = [node for node, was in zip(nodes, before, strict=True)
+                 if node not in logged and (was is None or was > phase or node in added)]
+        logged.update(moved)
+        if moved:
+            self._changes.append(audit.Change(f"phase {PHASE_NAMES.get(phase, phase)}", "",
+                                              " ".join(n.hex() for n in moved)))
 
     def phase_of(self, node: Node) -> int | None:
         """The changeset's phase as the transaction has it (None where the backend cannot say)."""

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from gateway.audit import AUDIT_NAMESPACE
+from tests.conftest import Client, RunningServer, SshKeys, log_events, ssh_server_settings
 from tests.integration.test_hg_http import PASSWORD, _settings, htpasswd  # noqa: F401
 
 EXCHANGES = {"bundle2": (), "bundle1": ("--config", "devel.legacy.exchange=bundle1")}
@@ -93,3 +94,29 @@ def test_a_secret_changeset_pushed_again_leaves_secret(served: tuple[RunningServ
     assert client.hg("log", "-R", str(clone), "-T", "{rev} ").stdout.strip() == "4 3 2 1 0"
     outgoing = client.hg("outgoing", "-R", str(work), *options, url, check=False)
     assert outgoing.returncode == 1, outgoing.stdout
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+@pytest.mark.parametrize("transport", ["http", "ssh"])
+@pytest.mark.parametrize("publish", [False, True])
+def test_the_audit_log_lists_each_phase_move_once(served: tuple[RunningServer, SshKeys], client: Client,
+                                                  tmp_path: Path, transport: str, exchange: str,
+                                                  publish: bool) -> None:
+    """A publishing repository makes a push's changesets public, and the client's phase part or
+    pushkey then asks the same of its head: one move, listed once (it was listed twice)."""
+    server, keys = served
+    url, options = _urls(server, keys, transport, "a")
+    work = tmp_path / "work"
+    client.hg("init", str(work))
+    for name in "abc":
+        _commit(client, work, name)
+    client.hg("phase", "-q", "-p", "-r", "0", "-R", str(work))
+    client.hg("init", str(server.root / "a"))
+    if not publish:
+        (server.root / "a" / ".hg" / "hgrc").write_text("[phases]\npublish = False\n")
+    with log_events() as events:
+        client.hg("push", "-q", "-R", str(work), *options, *EXCHANGES[exchange], url)
+    nodes = client.hg("log", "-R", str(work), "-r", "0:2" if publish else "0", "-T", "{node} ").stdout.split()
+    audits = [e for e in events if e.get("log_namespace") == AUDIT_NAMESPACE]  # (bundle1: a pushkey of its own)
+    phases = [c for e in audits for c in e["changes"] if c["name"].startswith("phase")]
+    assert [(c["name"], c["new"].split()) for c in phases] == [("phase public", nodes)], phases
