@@ -326,8 +326,10 @@ def _listkeys(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 @command(b"pushkey", b"namespace key old new", permission=PUSH, batchable=True)
 def _pushkey(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     a = args.named
-    ok = hg_exchange.pushkey(repo, a[b"namespace"], a[b"key"], a[b"old"], a[b"new"])
-    return BytesResponse(hg_wire.format_pushkey(ok))
+    ok, output = hg_exchange.pushkey_reported(repo, a[b"namespace"], a[b"key"], a[b"old"], a[b"new"])
+    if ctx.transport is Transport.HTTP:  # after the result, as hg's client reads it ("remote: " lines)
+        return BytesResponse(hg_wire.format_pushkey(ok, output))
+    return BytesResponse(hg_wire.format_pushkey(ok), output=output)  # over SSH: its stderr
 
 
 @command(b"protocaps", b"caps", permission=PULL)
@@ -501,6 +503,7 @@ def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 def _batch(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     """Run batched commands; each one's permission is checked (CVE-2018-1000132)."""
     results = []
+    output = []
     for name, flat in hg_wire.parse_batch(args.named[b"cmds"]):
         cmd = COMMANDS.get(name)
         if cmd is None or not cmd.batchable:
@@ -513,4 +516,5 @@ def _batch(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
         if not isinstance(response, BytesResponse):
             return response
         results.append(response.data)
-    return BytesResponse(hg_wire.format_batch_reply(results))
+        output.append(response.output)
+    return BytesResponse(hg_wire.format_batch_reply(results), output=b"".join(output))

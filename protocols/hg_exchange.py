@@ -655,17 +655,30 @@ def apply_pushkey(
 
 def pushkey(repo: HgRepository, namespace: bytes, key: bytes, old: bytes, new: bytes) -> bool:
     """The ``pushkey`` wire command: one compare-and-swap in its own transaction."""
+    return pushkey_reported(repo, namespace, key, old, new)[0]
+
+
+def pushkey_reported(repo: HgRepository, namespace: bytes, key: bytes, old: bytes, new: bytes) -> tuple[bool, bytes]:
+    """``pushkey``, and what hg's server prints as its transaction commits: the repository's hooks'
+    output and what markers did (``N new obsolescence markers``, ``obsoleted N changesets``, new
+    instabilities: ``scmutil.registersummarycallback`` reports a ``pushkey`` transaction's, which is
+    how a bundle1 push sends its markers)."""
     tx = repo.transaction()
     try:
         ok = apply_pushkey(repo, tx, namespace, key, old, new)
+        report = IngestReport()
+        summary = getattr(tx, "obsolescence_summary", None) if ok else None
+        if summary is not None:
+            report.obsolescence = summary()
     except BaseException:
         tx.abort()
         raise
-    if ok:
-        tx.commit()
-    else:
+    if not ok:
         tx.abort()
-    return ok
+        return False, b""
+    tx.commit()
+    before, after = hook_output(tx)
+    return True, before + report.output() + after
 
 
 # ------------------------------------------------------------------ unbundle

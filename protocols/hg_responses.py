@@ -15,9 +15,11 @@ from backends.interfaces import Node
 
 @dataclass(frozen=True, slots=True)
 class BytesResponse:
-    """A string response: SSH frames it as ``<len>\\n<data>``."""
+    """A string response: SSH frames it as ``<len>\\n<data>``, after ``output`` (server output for
+    the user, SSH stderr's ``remote:`` lines; over HTTP a command puts it in ``data`` if anywhere)."""
 
     data: bytes
+    output: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,8 +211,8 @@ def render(response: Response, engine: bytes | None = None, settings: WireSettin
     ``engine`` (``bundle_engine``) compresses a getbundle answer that is not a stream clone.
     """
     match response:
-        case BytesResponse(data=data):
-            return SshOutput(frame(data))
+        case BytesResponse(data=data, output=output):
+            return SshOutput(frame(data), stderr=output)
         case StreamResponse(chunks=chunks, output=output, compressible_bundle=True) if engine is not None:
             return SshOutput(b"", stderr=output, stream=compressed_bundle2(chunks, engine, settings), engine=engine)
         case StreamResponse(chunks=chunks, output=output):

@@ -73,10 +73,18 @@ def _push_to_reference(client: Client, tmp_path: Path, work: Path, reference: Pa
                      *args, "-R", str(work), f"ssh://ref/{reference}", check=False)
 
 
+EXCHANGES = {"bundle2": (), "bundle1": ("--config", "devel.legacy.exchange=bundle1")}
+"""bundle1 pushes the markers with a pushkey of their own after its changegroup, whose transaction
+hg's server reports as it reports a bundle2 push's."""
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
 @pytest.mark.parametrize("kind", ["ssh", "http"])
-def test_an_amended_changeset_is_replaced_everywhere(kind: str, make_server: Callable[..., RunningServer],
+def test_an_amended_changeset_is_replaced_everywhere(kind: str, exchange: str,
+                                                      make_server: Callable[..., RunningServer],
                                                       client: Client, ssh_keys: SshKeys, htpasswd: Path,
                                                       tmp_path: Path) -> None:
+    flags = EXCHANGES[exchange]
     peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd)
     work = tmp_path / "work"
     peer.hg(*EVOLVE, "clone", "-q", url("evo"), str(work))
@@ -89,12 +97,13 @@ def test_an_amended_changeset_is_replaced_everywhere(kind: str, make_server: Cal
     client.hg(*EVOLVE, "update", "-q", "-R", str(work), child)
     amended = _amend(client, work, "b")
 
-    pushed = peer.hg(*EVOLVE, "push", "-f", "-r", ".", "-R", str(work), url("evo"), check=False)  # c stays a head
+    pushed = peer.hg(*EVOLVE, *flags, "push", "-f", "-r", ".", "-R", str(work), url("evo"),  # c stays a head
+                     check=False)
     assert pushed.returncode == 0, pushed.stderr
     lines = _remote_lines(pushed)
     assert "remote: 1 new obsolescence markers" in lines and "remote: obsoleted 1 changesets" in lines
     assert "remote: 1 new orphan changesets" in lines  # c, whose parent b was rewritten
-    assert lines == _remote_lines(_push_to_reference(client, tmp_path, work, reference, "-f", "-r", "."))
+    assert lines == _remote_lines(_push_to_reference(client, tmp_path, work, reference, *flags, "-f", "-r", "."))
     client.hg("verify", "-q", "-R", str(repo))
     assert _markers(client, repo) == _markers(client, work) == _markers(client, reference)
     # b is obsolete but not hidden: c, an orphan now, still descends from it (as hg's served view says)
