@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes, urlencode
 
 from twisted.internet import defer, interfaces, protocol
 from twisted.internet.interfaces import IAddress
@@ -123,6 +123,7 @@ class RouteKind(enum.Enum):
     HG_WEB_HTML = "hg-web-html"
     REPO_PAGE = "repository-page"
     ROOT_PAGE = "root-page"
+    REDIRECT = "redirect"
     ERROR = "error"
 
 
@@ -182,11 +183,15 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
     Names failing ``validate_name`` are 404, saying why.
     """
     segments = list(path_segments)
+    slash = bool(segments) and segments[-1] == ""
     while segments and segments[-1] == "":  # a trailing slash
         segments.pop()
     if len(segments) > MAX_PATH_SEGMENTS:
         return NOT_FOUND
     if HG_COMMAND_ARG in query:
+        old_style = _old_style_page(method, segments, query, slash) if segments else None
+        if old_style is not None:
+            return old_style
         return _hg_route(method, segments, query) if segments else NO_NAME
     lfs = _lfs_route(method, segments)
     if lfs is not None:
@@ -354,6 +359,55 @@ def _lfs_route(method: str, segments: Sequence[str]) -> Route | None:
     if rest and rest[0] == "locks" and len(rest) <= 3 and method in ("GET", "POST"):
         return Route(RouteKind.GIT_LFS_LOCKS, name, "/".join(rest))
     return NOT_FOUND
+
+
+OLD_STYLE_PAGES = frozenset({"log", "changelog", "shortlog", "changeset", "rev", "manifest", "file", "filelog",
+                             "summary", "tags", "bookmarks", "filediff", "diff", "comparison", "annotate",
+                             "graph", "help", "static", "rawfile", "archive"})
+"""hgweb's pages named by ``?cmd=`` (its ``webcommands``), as old hgweb linked them and hgweb still
+serves them: ``NAME?cmd=changeset&node=X`` is ``NAME/changeset/X``.  ``branches`` is not among
+them: it is a Mercurial command first, for hgweb too."""
+OLD_STYLE_ARCHIVES = {"gz": ".tar.gz", "bz2": ".tar.bz2", "zip": ".zip"}
+"""hgweb's archive ``type=`` argument and the extension of its path form."""
+
+
+def _old_style_page(method: str, segments: Sequence[str], query: Mapping[str, Sequence[str]],
+                    slash: bool) -> Route | None:
+    """A redirect (301) from ``NAME?cmd=PAGE&node=REV&file=PATH&…`` (or with ``;`` between them, as
+    hgweb's oldest links have them) to the page's own URL, ``NAME/PAGE/REV/PATH?…``; None when
+    ``cmd`` is not one of hgweb's pages (a Mercurial command) or the method is not GET or HEAD.
+    The location is relative to the request's, so that it holds behind a proxy's path."""
+    commands = query[HG_COMMAND_ARG]
+    if method not in PAGE_METHODS or len(commands) != 1:
+        return None
+    page, *pairs = commands[0].split(";")
+    if page not in OLD_STYLE_PAGES or _repo_name(segments) is None:
+        return None
+    args: dict[str, list[str]] = {key: list(values) for key, values in query.items() if key != HG_COMMAND_ARG}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key:
+            args.setdefault(key, []).append(value)
+    node = (args.pop("node", None) or [""])[0]
+    path = (args.pop("file", None) or [""])[0].strip("/")
+    if page == "rawfile":
+        page = "raw-file"
+    if page == "archive":
+        extension = OLD_STYLE_ARCHIVES.get((args.pop("type", None) or [""])[0])
+        if extension is None or not node:
+            return None
+        node += extension
+    elif path and not node:
+        node = "tip"  # hgweb's changeset when none is named
+    parts = [page]
+    if node:
+        parts.append(quote(node.replace("/", "%2F"), safe=""))  # a name with "/" as hgweb's links name it
+        if path:
+            parts.append(quote(path, safe="/"))
+    here = "./" if slash else "./" + quote(segments[-1], safe="") + "/"
+    extra = urlencode([(key, value) for key, values in args.items() for value in values])
+    return Route(RouteKind.REDIRECT, "/".join(segments), here + "/".join(parts) + ("?" + extra if extra else ""),
+                 status=301)
 
 
 def _hg_route(method: str, segments: Sequence[str], query: Mapping[str, Sequence[str]]) -> Route:
@@ -643,7 +697,10 @@ class RootResource(resource.Resource):
         query = decode_query(request.args or {})
         matched = route(method, segments, query)
         handler = HTTP_HANDLERS.get(matched.kind)
-        if matched.kind is RouteKind.ERROR:
+        if matched.kind is RouteKind.REDIRECT:
+            request.setHeader(b"Location", matched.service.encode("ascii"))
+            send_error(request, matched.status, f"this page is at {matched.service}")
+        elif matched.kind is RouteKind.ERROR:
             if matched.allowed:
                 request.setHeader(b"Allow", ", ".join(matched.allowed).encode())
             send_error(request, matched.status, matched.message, phrase=HG_COMMAND_ARG in query)

@@ -346,3 +346,31 @@ def test_an_archive_is_read_with_get_and_its_name_is_checked() -> None:
     assert (refused.kind, refused.status, refused.allowed) == (RouteKind.ERROR, 405, ("GET", "HEAD"))
     assert route("GET", _segments("/.hg/archive/tip.zip"), {}).status == 404
     assert route("GET", _segments("/-x/archive/tip.zip"), {}).status == 404
+
+
+OLD_STYLE: list[tuple[str, Q, str]] = [
+    ("/r", {"cmd": ["changelog"]}, "./r/changelog"),
+    ("/team/r/", {"cmd": ["changeset"], "node": ["abc"]}, "./changeset/abc"),
+    ("/r", {"cmd": ["changeset;node=abc;style=raw"]}, "./r/changeset/abc?style=raw"),  # hgweb's oldest links
+    ("/r", {"cmd": ["file"], "file": ["/d/f 1.txt"], "node": ["release/1.0"]},
+     "./r/file/release%252F1.0/d/f%201.txt"),
+    ("/r", {"cmd": ["filelog"], "file": ["d/f.txt"]}, "./r/filelog/tip/d/f.txt"),
+    ("/r", {"cmd": ["shortlog"], "revcount": ["5"]}, "./r/shortlog?revcount=5"),
+    ("/r", {"cmd": ["rawfile"], "file": ["f"], "node": ["tip"]}, "./r/raw-file/tip/f"),
+    ("/r", {"cmd": ["archive"], "node": ["tip"], "type": ["gz"]}, "./r/archive/tip.tar.gz"),
+    ("/r", {"cmd": ["summary"]}, "./r/summary"),
+]
+
+
+@pytest.mark.parametrize(("path", "query", "location"), OLD_STYLE)
+def test_hgweb_pages_named_by_cmd_are_redirected_to_their_own_urls(path: str, query: Q, location: str) -> None:
+    for method in ("GET", "HEAD"):
+        found = route(method, _segments(path), query)
+        assert (found.kind, found.service, found.status) == (RouteKind.REDIRECT, location, 301)
+
+
+@pytest.mark.parametrize(("method", "query"), [("GET", {"cmd": ["branches"], "nodes": [""]}),  # hg's command first
+                                               ("POST", {"cmd": ["changelog"]}),
+                                               ("GET", {"cmd": ["archive"], "node": ["tip"], "type": ["rar"]})])
+def test_what_is_not_an_hgweb_page_stays_a_mercurial_command(method: str, query: Q) -> None:
+    assert route(method, ["r"], query).kind is RouteKind.HG_COMMAND
