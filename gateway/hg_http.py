@@ -44,7 +44,7 @@ from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext, peer_text
 from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, storage_fault, wrong_kind
 from gateway.hg_hooks import PullHooks, pull_hooks_of
-from gateway.hg_session import PERMISSION_ACCESS, close_stream, push_outcome
+from gateway.hg_session import PERMISSION_ACCESS, close_stream, hidden_access_refusal, push_outcome
 from gateway.http import (
     REALM,
     HttpFront,
@@ -258,6 +258,9 @@ class HgHttpCommand:
         except UnsupportedFeature as exc:  # a repository hgwire cannot serve: hg shows the reason
             return OobError(exc.message.encode("utf-8", "replace")), None
         check_web_access(repo, self.user, cmd.permission)
+        if (self.request.args or {}).get(b"access-hidden", [b""])[0]:  # hg pull --remote-hidden: in the log
+            log.info("{proto} {command} {repo}: {outcome}", proto=PROTO, command=self.command,  # (as hgweb's
+                     repo=self.route.repo, outcome=hidden_access_refusal(repo, self.user))   # ui.warn says it)
         content: IO[bytes] | _LiveReader | None
         if isinstance(self.content, LiveBody):
             content = _LiveReader(self.content)

@@ -77,6 +77,20 @@ def open_hg_repo(ctx: SessionContext) -> HgRepository:
     return guard_hg_repository(repo, ctx)
 
 
+def hidden_access_refusal(repo: HgRepository, user: str | None) -> str:
+    """What a client asking for the repository's hidden changesets (``hg pull --remote-hidden``:
+    ``serve --stdio --hidden`` over SSH, ``access-hidden=1`` over HTTP) is told: hgwire serves them
+    to nobody, so they stay hidden, as ``hg serve`` keeps them from users its ``[experimental]
+    server.allow-hidden-access`` does not name (by default, everyone), in ``hg serve``'s words;
+    where that setting names users, the sentence says this server does not honour it."""
+    section = getattr(repo, "hgrc_section", None)  # optional: a backend may read no hgrc
+    settings = section(b"experimental") if section is not None else {}
+    if settings.get(b"server.allow-hidden-access", b"").strip():
+        return ("ignoring request to access hidden changeset: this server does not serve hidden changesets, "
+                "whatever [experimental] server.allow-hidden-access says; pull them from the repository itself")
+    return f"ignoring request to access hidden changeset by unauthorized user: {user or 'anonymous'}"
+
+
 def close_stream(response: Response) -> None:
     """Release an answer that will not be sent: its generator is closed in the pool."""
     close = getattr(response.chunks, "close", None) if isinstance(response, StreamResponse) else None
@@ -143,7 +157,7 @@ class HgServeSession(PumpedSession):
         self._push: PushQueue | None = None
         self._push_response: Response | None = None
         self._push_ended = False
-        self._run(self._opened, open_hg_repo, ctx)
+        self._run(self._opened, self._open, ctx)
 
     def connection_lost(self) -> None:
         super().connection_lost()
@@ -172,8 +186,17 @@ class HgServeSession(PumpedSession):
         elif isinstance(event, ConnectionClosed):
             self._finish("ok" if self.outcome == "started" else self.outcome, 0)
 
-    def _opened(self, repo: HgRepository) -> None:
-        self.repo = repo
+    def _open(self, ctx: SessionContext) -> tuple[HgRepository, str | None]:
+        repo = open_hg_repo(ctx)
+        hidden = ctx.extra.get("hidden") == "1"  # serve --stdio --hidden: hg pull --remote-hidden
+        return repo, hidden_access_refusal(repo, ctx.user) if hidden else None
+
+    def _opened(self, opened: tuple[HgRepository, str | None]) -> None:
+        self.repo, refusal = opened
+        if refusal is not None:  # as hg serve --stdio warns, before any command: "remote: ignoring …"
+            log.info("{proto} {repo}: {outcome}", proto=self.ctx.transport, repo=self.ctx.repo_name,
+                     outcome=refusal)
+            self.channel.write_stderr(f"{refusal}\n".encode("utf-8", "replace"))
         self._resume()
 
     # -- commands ------------------------------------------------------------------------

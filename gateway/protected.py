@@ -717,6 +717,11 @@ class GuardedHgRepository:
     def stream_clone_allowed(self) -> bool:
         return self._repo.stream_clone_allowed()
 
+    def hgrc_section(self, section: bytes) -> dict[bytes, bytes]:
+        """One section of the repository's hgrc, where its backend reads one (else none)."""
+        read = getattr(self._repo, "hgrc_section", None)
+        return dict(read(section)) if read is not None else {}
+
     def web_access(self) -> Mapping[str, Sequence[str] | None]:
         """The backend's hgweb access lists (``[web] allow-push`` …), if it has them."""
         lists = getattr(self._repo, "web_access", None)
