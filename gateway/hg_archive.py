@@ -39,7 +39,7 @@ from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import log_recovery, read_base_hgrc
 from gateway.repo_use import close_git, closing_git
 from gateway.threads import IteratorProducer, run_blocking
-from protocols.errors import NotARepository, PermissionDenied, ProtocolError, UnsupportedFeature
+from protocols.errors import NotARepository, PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
 
 log = SafeLogger()
 
@@ -206,7 +206,12 @@ def _stream(chunks: Iterator[bytes], request: server.Request, route: Route, prot
             log.info("{proto} {repo}: {outcome}", proto=proto, repo=route.repo,
                      outcome=f"the client went away during {what}")
             return
-        log.failure("{proto} sending {what} of {repo}", failure, proto=proto, what=what, repo=route.repo)
+        if failure.check(StorageError):  # a file gone from its store, an LFS blob corrupt on disk (its path)
+            where = getattr(failure.value, "path", None)
+            log.error("{proto} {repo}: {what} cut short: {error}{where}", proto=proto, repo=route.repo, what=what,
+                      error=str(failure.value), where=f" ({where})" if where else "")
+        else:
+            log.failure("{proto} sending {what} of {repo}", failure, proto=proto, what=what, repo=route.repo)
         if not request.finished and not request._disconnected:
             request.loseConnection()
 

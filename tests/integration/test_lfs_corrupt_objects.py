@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import io
 import os
 import shutil
+import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -85,6 +88,19 @@ def test_hg_clone_of_a_corrupt_blob_is_told_so_and_gets_none_of_it(
     port = server.port("http")
     status, reason, body = _get(f"http://127.0.0.1:{port}/blobs/.git/info/lfs/objects/{oid}", None)
     assert status == 422 and "corrupt" in reason and data[:100] not in body
+    # hgweb's raw file of it: refused (hg serve: 500 too), not the corrupt bytes
+    status, _reason, body = _get(f"http://127.0.0.1:{port}/blobs/raw-file/tip/big.bin", None)
+    assert status == 500 and b"corrupt" in body and data[:100] not in body
+    # an archive holding it is cut short: never a whole archive with the wrong bytes
+    (repo / ".hg" / "hgrc").write_text("[extensions]\nlfs =\n[web]\nallow-archive = gz\n")
+    try:
+        status, _reason, body = _get(f"http://127.0.0.1:{port}/blobs/archive/tip.tar.gz", None)
+    except http.client.IncompleteRead:
+        pass
+    else:
+        with pytest.raises((OSError, EOFError, tarfile.TarError)), \
+                tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+            archive.getmembers()
 
 
 @pytest.mark.skipif(shutil.which("git-lfs") is None, reason="the git-lfs client is not installed")
