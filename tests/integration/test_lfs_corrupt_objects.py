@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from backends.interfaces import Kind
-from tests.conftest import Client, RunningServer, SshKeys
+from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
 from tests.conftest import log_events as logged
 from tests.integration.test_git_lfs import _batch, _tracked_work
 from tests.integration.test_git_transports import PASSWORD, TRANSPORTS
@@ -137,3 +137,27 @@ def test_git_lfs_download_of_a_corrupt_object_is_refused_and_a_push_repairs_it(
     again = client.cwd / "again"
     client.git("clone", "-q", url, str(again))
     assert (again / "video.bin").read_bytes() == data
+
+
+@pytest.mark.skipif(shutil.which("git-lfs") is None, reason="the git-lfs client is not installed")
+def test_a_corrupt_object_over_git_lfs_transfer_is_refused_and_a_push_repairs_it(
+        make_server: Any, client: Client, ssh_keys: SshKeys, log_events: list[dict[str, Any]]) -> None:
+    """The same over git-lfs's pure SSH protocol (``git-lfs-transfer``), with no HTTP listener."""
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    server.backend.create("media", Kind.GIT)
+    port = server.port("ssh")
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(port)
+    url = f"ssh://git@127.0.0.1:{port}/media.git"
+    data = os.urandom(1 << 20)
+    work = _tracked_work(client, url, data)
+    client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+    oid = hashlib.sha256(data).hexdigest()
+    stored = server.root / "media.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    _corrupt(stored)
+
+    # (git-lfs tries a refused download again, waiting longer each time: once is enough here)
+    refused = client.git("-c", "lfs.transfer.maxretries=1", "clone", url, str(client.cwd / "clone"), check=False)
+    assert "corrupt" in refused.stderr, refused.stderr
+    assert _corrupt_lines(log_events, oid)
+    client.git("lfs", "push", "--all", "origin", cwd=work)
+    assert stored.read_bytes() == data
