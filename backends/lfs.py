@@ -202,7 +202,7 @@ class LfsStore:
     def open_checked(self, oid: str, first: int = 0, end: int | None = None) -> tuple[int, Iterator[bytes]] | None:
         """``open``, but an object whose bytes do not hash to its name raises ``LfsObjectCorrupt``
         before any of it is given out: it is hashed first (what is sent is read from the same open
-        file), unless it was found intact before and its file is unchanged since (then, sent whole,
+        file), unless it is sent whole and was found intact before, its file unchanged since (then
         it is hashed as it goes and its last chunk held back until the hash matches)."""
         try:
             path = self._path(oid)
@@ -215,7 +215,7 @@ class LfsStore:
             known = _remembered(path, st)
             if known and whole:
                 return st.st_size, _hashed_chunks(f, oid, path, st.st_size)
-            if known is None:
+            if known is None or not whole:  # (a span cannot be checked as it goes: the whole is, first)
                 known = _hash_file(f) == oid
                 _remember(path, st, known)
             if not known:

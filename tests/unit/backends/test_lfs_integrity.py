@@ -59,6 +59,19 @@ def test_an_object_changed_in_place_after_its_check_is_cut_before_its_last_chunk
     assert store.intact(oid) is False, "forgotten, then hashed again"
 
 
+def test_a_span_of_an_object_is_sent_only_once_the_whole_is_hashed(tmp_path: Path) -> None:
+    """A span (a resumed download) cannot be checked as it goes: the whole object is hashed first,
+    even when a check found it intact before."""
+    data = os.urandom(2 * blobs.CHUNK)
+    store, oid, path = _stored(tmp_path, data)
+    assert store.intact(oid) is True
+    _flip(path, len(data) - 1)
+    with lfs._CHECKED_LOCK:
+        lfs._CHECKED[str(path)] = (lfs._stamp(os.stat(path)), True)
+    with pytest.raises(LfsObjectCorrupt):
+        store.open_checked(oid, 0, 10)
+
+
 def test_a_batch_budget_leaves_large_objects_unchecked(tmp_path: Path) -> None:
     data = os.urandom(1000)
     store, oid, _ = _stored(tmp_path, data)
