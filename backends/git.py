@@ -886,15 +886,21 @@ class DulwichGitRepository:
         return self._config_bool(b"receive", b"advertisepushoptions") is not False
 
     def upload_settings(self) -> UploadSettings:
-        """``uploadpack.allowFilter``, ``lsrefs.unborn`` and ``uploadpack.allowRefInWant``
-        (``UploadSettings``); ``StorageError`` for a value git would not read."""
+        """``uploadpack.allowFilter``, ``lsrefs.unborn``, ``uploadpack.allowRefInWant`` and
+        ``transfer.advertiseSID`` (``UploadSettings``); ``StorageError`` for a value git would not read."""
         allow = self._config_bool(b"uploadpack", b"allowfilter")
         ref_in_want = self._config_bool(b"uploadpack", b"allowrefinwant") is True
         unborn = (self._config_last(b"lsrefs", b"unborn") or b"advertise").decode("utf-8", "replace").lower()
         if unborn not in ("advertise", "allow", "ignore"):
             raise StorageError(f"invalid value for lsrefs.unborn: '{unborn[:40]}'; fix it in the repository's "
                                "config on the server (advertise, allow or ignore)")
-        return UploadSettings(allow_filter=allow is not False, unborn=unborn, allow_ref_in_want=ref_in_want)
+        return UploadSettings(allow_filter=allow is not False, unborn=unborn, allow_ref_in_want=ref_in_want,
+                              advertise_session_id=self.advertises_session_id())
+
+    def advertises_session_id(self) -> bool:
+        """``transfer.advertiseSID``: whether fetches and pushes are offered a ``session-id``
+        (``StorageError`` for a value git would not read)."""
+        return self._config_bool(b"transfer", b"advertisesid") is True
 
     def daemon_export_ok(self) -> bool:
         """Whether git daemon would serve it without ``--export-all``: its git directory holds

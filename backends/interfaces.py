@@ -333,6 +333,9 @@ class UploadSettings:
     allow_ref_in_want: bool = False
     """``uploadpack.allowRefInWant``: protocol v2 fetches may name refs (``want-ref``); off by
     default, as in git."""
+    advertise_session_id: bool = False
+    """``transfer.advertiseSID``: the server offers a ``session-id`` of its own and logs the one the
+    client sends back; off by default, as in git."""
 
 
 class ReceiveHooks(Protocol):

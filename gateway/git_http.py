@@ -191,10 +191,11 @@ def _service_banner(service: str) -> bytes:
 def _advertise_upload(ctx: SessionContext) -> bytes:
     with closing_git(git_session.open_git_repo(ctx)) as repo:
         snapshot = git_session.snapshot(repo)
-        flags = git_session.v0_upload_flags(git_session.upload_settings(repo), stateless=True)
+        settings = git_session.upload_settings(repo)
+        flags = git_session.v0_upload_flags(settings, stateless=True)
         return _service_banner("git-upload-pack") + git_session.version_line(ctx) + git_upload.advertisement(
             snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, flags=flags,
-            object_format=object_format_of(repo))
+            object_format=object_format_of(repo), session_id=_session_id(settings.advertise_session_id))
 
 
 def _advertise_upload_v2(ctx: SessionContext) -> bytes:
@@ -203,7 +204,8 @@ def _advertise_upload_v2(ctx: SessionContext) -> bytes:
         return git_v2.capability_advertisement(git_session.AGENT, allow_filter=settings.allow_filter,
                                                object_format=object_format_of(repo),
                                                unborn=settings.unborn == "advertise",
-                                               ref_in_want=settings.allow_ref_in_want)
+                                               ref_in_want=settings.allow_ref_in_want,
+                                               session_id=_session_id(settings.advertise_session_id))
 
 
 def _advertise_receive(ctx: SessionContext) -> bytes:
@@ -218,7 +220,14 @@ def _advertise_receive(ctx: SessionContext) -> bytes:
         return _service_banner("git-receive-pack") + git_session.version_line(ctx) + git_receive.advertisement(
             git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce,
             push_options=git_session.push_options_offered(repo),
-            object_format=object_format_of(repo))
+            object_format=object_format_of(repo),
+            session_id=_session_id(git_session.session_id_advertised(repo)))
+
+
+def _session_id(offered: bool) -> bytes | None:
+    """The ``session-id`` of an advertisement (``transfer.advertiseSID``); each POST that follows
+    is a session of its own, with its own id, as each of git http-backend's processes has."""
+    return git_session.new_session_id() if offered else None
 
 
 ADVERTISERS: Mapping[tuple[str, int], Callable[[SessionContext], bytes]] = {

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -89,6 +92,17 @@ def _agent() -> bytes:
 
 
 AGENT = _agent()
+
+_HOST_TAG = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def new_session_id() -> bytes:
+    """A ``session-id`` for one git request (``transfer.advertiseSID``), shaped as git's trace2
+    ids (UTC time, ``-H`` a hash of the host name, ``-P`` the process id) and ended by random
+    digits, since one process serves many requests: printable, without spaces, unique."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    return f"{stamp}-H{_HOST_TAG}-P{os.getpid():08x}-{secrets.token_hex(4)}".encode()
 
 
 def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
@@ -167,6 +181,8 @@ class _GitSession(PumpedSession):
         self._leave: Callable[[], None] | None = None
         self._steps = 0
         """Steps of this session in the pool or their callbacks (``_run``)."""
+        self._session_id: bytes | None = None
+        """The ``session-id`` offered to the client (``transfer.advertiseSID``; None: none)."""
 
     def _using(self, repo: GitRepository) -> None:
         """The session's repository: closed once the session, its steps in the pool and the pack
@@ -192,8 +208,26 @@ class _GitSession(PumpedSession):
         return result
 
     def _finish(self, outcome: str, status: int = 0) -> None:
+        if not self._closed:
+            self._log_session_ids(outcome)
         super()._finish(outcome, status)
         self._over()
+
+    def _offer_session_id(self, offered: bool) -> bytes | None:
+        """The ``session-id`` this session offers where the repository says so (None otherwise)."""
+        self._session_id = new_session_id() if offered else None
+        return self._session_id
+
+    def _log_session_ids(self, outcome: str) -> None:
+        """With ``transfer.advertiseSID``: the session ids of both sides, so that a client's trace2
+        log (its ``server-sid``) and the server's meet."""
+        core: Any = getattr(self, "_core", None)
+        client = getattr(core, "client_session_id", None)
+        if self._session_id is None and client is None:
+            return
+        log.info("{transport} {repo}: session-id {session_id}, the client's {client_session_id}: {outcome}",
+                 transport=self.ctx.transport, repo=self.ctx.repo_name,
+                 session_id=(self._session_id or b"-").decode(), client_session_id=client or "-", outcome=outcome)
 
     def connection_lost(self) -> None:
         super().connection_lost()
@@ -303,10 +337,11 @@ class UploadPackSession(_GitSession):
         object_format = object_format_of(self._repo)
         self._core.use_object_format(object_format)
         self._core.allow_filter = settings.allow_filter
+        session_id = self._offer_session_id(settings.advertise_session_id)
         if not self._stateless:
             self._write(version_line(self.ctx) + git_upload.advertisement(
                 snap.refs, snap.peeled, snap.symrefs, AGENT, flags=v0_upload_flags(settings, False),
-                object_format=object_format))
+                object_format=object_format, session_id=session_id))
         self._advertised = True
         self._resume()
 
@@ -402,11 +437,13 @@ class UploadPackV2Session(_GitSession):
         self._core.allow_filter = settings.allow_filter
         self._core.answer_unborn = settings.unborn != "ignore"
         self._core.allow_ref_in_want = settings.allow_ref_in_want
+        session_id = self._offer_session_id(settings.advertise_session_id)
         if not self._stateless:
             self._write(git_v2.capability_advertisement(AGENT, allow_filter=settings.allow_filter,
                                                         object_format=object_format,
                                                         unborn=settings.unborn == "advertise",
-                                                        ref_in_want=settings.allow_ref_in_want))
+                                                        ref_in_want=settings.allow_ref_in_want,
+                                                        session_id=session_id))
         self._advertised = True
         self._resume()
 
@@ -776,7 +813,7 @@ class ReceivePackSession(_GitSession):
         self._run(self._advertise, _open_for_receive, self.ctx)
 
     def _advertise(self, opened: _Receiving) -> None:
-        repo, refs, max_input, signing, push_options = opened
+        repo, refs, max_input, signing, push_options, advertise_sid = opened
         if isinstance(repo, PendingRepository):
             self._pending = repo
         else:
@@ -792,9 +829,11 @@ class ReceivePackSession(_GitSession):
             nonce = cert_nonce(signing, self._repo)
             self._signing = (signing, nonce)
             self._core.offer_push_cert(nonce)
+        session_id = self._offer_session_id(advertise_sid)
         if not self._stateless:
             self._write(version_line(self.ctx) + git_receive.advertisement(
-                refs, AGENT, push_options=push_options, cert_nonce=nonce, object_format=object_format))
+                refs, AGENT, push_options=push_options, cert_nonce=nonce, object_format=object_format,
+                session_id=session_id))
         self._advertised = True
         self._resume()
 
@@ -1047,6 +1086,8 @@ class _Receiving(NamedTuple):
     """Its settings for signed pushes (None: it takes none)."""
     push_options: bool = True
     """Whether ``push-options`` is offered (``receive.advertisePushOptions`` not false)."""
+    advertise_session_id: bool = False
+    """Whether a ``session-id`` is offered (``transfer.advertiseSID``)."""
 
 
 def _open_for_receive(ctx: SessionContext) -> _Receiving:
@@ -1055,7 +1096,7 @@ def _open_for_receive(ctx: SessionContext) -> _Receiving:
         return _Receiving(repo, {})
     max_input = getattr(repo, "receive_max_input_size", None)  # optional: a backend may not have it
     return _Receiving(repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0,
-                      push_cert_settings(repo), push_options_offered(repo))
+                      push_cert_settings(repo), push_options_offered(repo), session_id_advertised(repo))
 
 
 def push_options_offered(repo: GitRepository) -> bool:
@@ -1063,6 +1104,13 @@ def push_options_offered(repo: GitRepository) -> bool:
     ``receive.advertisePushOptions`` is false (git's default is off; hgwire takes them by default)."""
     offered = getattr(repo, "push_options_offered", None)  # optional: a backend may not have it
     return offered() if offered is not None else True
+
+
+def session_id_advertised(repo: GitRepository) -> bool:
+    """Whether ``repo`` offers a ``session-id`` (``transfer.advertiseSID``; off by default, as in
+    git); blocking (its config is read), for the pool."""
+    advertised = getattr(repo, "advertises_session_id", None)  # optional: a backend may not have it
+    return advertised() if advertised is not None else False
 
 
 def push_cert_settings(repo: GitRepository) -> PushCertSettings | None:

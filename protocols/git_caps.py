@@ -39,12 +39,14 @@ QUIET = b"quiet"
 ATOMIC = b"atomic"
 PUSH_OPTIONS = b"push-options"
 PUSH_CERT = b"push-cert"
+SESSION_ID = b"session-id"
 
 SHA1 = b"sha1"
 AGENT_PRODUCT = b"hgwire"
 
 MAX_CAPS_LENGTH = 8192
 MAX_CAPS = 64
+MAX_SESSION_ID = 256
 
 UPLOAD_PACK_V0 = (
     MULTI_ACK,
@@ -59,12 +61,13 @@ UPLOAD_PACK_V0 = (
     NO_PROGRESS,
     INCLUDE_TAG,
     MULTI_ACK_DETAILED,
-    NO_DONE,
     ALLOW_TIP_SHA1_IN_WANT,
     ALLOW_REACHABLE_SHA1_IN_WANT,
+    NO_DONE,
     FILTER,
 )
-"""upload-pack's advertised flags, in git 2.39's order; symref/object-format/agent follow."""
+"""upload-pack's advertised flags, in git 2.39's order; ``symref=`` goes before ``filter``, and
+``session-id=``, ``object-format=`` and ``agent=`` follow (``git_upload.advertisement``)."""
 
 RECEIVE_PACK_V0 = (
     REPORT_STATUS,
@@ -82,6 +85,15 @@ RECEIVE_PACK_V0 = (
 def agent_value(version: str) -> bytes:
     """``hgwire/<version>``: what follows ``agent=``."""
     return AGENT_PRODUCT + b"/" + version.encode("ascii")
+
+
+def session_id_of(caps: Mapping[bytes, bytes | None]) -> str | None:
+    """The ``session-id=`` a client sent (git's ``transfer.advertiseSID``, answering the server's),
+    for the log: printable ASCII (anything else made ``?``), at most 256 characters; None without one."""
+    value = caps.get(SESSION_ID)
+    if not value:
+        return None
+    return "".join(chr(b) if 0x21 <= b < 0x7F else "?" for b in value[:MAX_SESSION_ID])
 
 
 def format_caps(flags: Iterable[bytes], values: Iterable[tuple[bytes, bytes]] = ()) -> bytes:

@@ -162,16 +162,20 @@ _TRANSITIONS: dict[tuple[State, Input], State] = {
 
 
 def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bool = True,
-                  cert_nonce: bytes | None = None, object_format: ObjectFormat = SHA1_FORMAT) -> bytes:
+                  cert_nonce: bytes | None = None, object_format: ObjectFormat = SHA1_FORMAT,
+                  session_id: bytes | None = None) -> bytes:
     """The receive-pack advertisement: refs sorted without HEAD or peeled lines, caps on the first.
 
     An empty repository advertises ``capabilities^{}`` with the zero id
     (tests/transcripts/git/push-empty-repo.txt).  With ``cert_nonce`` (a repository with
-    ``receive.certNonceSeed``) ``push-cert=<nonce>`` follows ``ofs-delta``, where git puts it.
+    ``receive.certNonceSeed``) ``push-cert=<nonce>`` follows ``ofs-delta``, where git puts it;
+    ``session_id`` (``transfer.advertiseSID``) goes after the flags, before ``object-format=``.
     """
     flags = [f for f in git_caps.RECEIVE_PACK_V0 if push_options or f != git_caps.PUSH_OPTIONS]
     if cert_nonce is not None:
         flags.insert(flags.index(git_caps.OFS_DELTA) + 1, git_caps.PUSH_CERT + b"=" + cert_nonce)
+    if session_id is not None:
+        flags.append(git_caps.SESSION_ID + b"=" + session_id)
     caps = git_caps.format_caps(flags, [(git_caps.OBJECT_FORMAT, object_format.name.encode()), (git_caps.AGENT, agent)])
     lines = ([(refs[n], n) for n in sorted(refs) if n.startswith(b"refs/")]
              or [(object_format.zero, b"capabilities^{}")])
@@ -312,6 +316,8 @@ class ReceivePack:
         self._scanner = PackScanner(max_pack, bounds.object_size, bounds.delta_result, object_format=object_format)
         self._pending: list[Event] = []
         self.commands: RefCommands | None = None
+        self.client_session_id: str | None = None
+        """The ``session-id=`` the client sent with its first command (``git_caps.session_id_of``), if any."""
 
     @property
     def state(self) -> State:
@@ -404,6 +410,7 @@ class ReceivePack:
             parsed = git_caps.parse_caps(caps)
             git_caps.check_object_format(parsed, self._format)
             self._caps = frozenset(parsed)
+            self.client_session_id = git_caps.session_id_of(parsed)
         return text
 
     def _on_cert_start(self, line: bytes) -> None:

@@ -328,18 +328,24 @@ def advertisement(
     agent: bytes,
     flags: tuple[bytes, ...] = git_caps.UPLOAD_PACK_V0,
     object_format: ObjectFormat = SHA1_FORMAT,
+    session_id: bytes | None = None,
 ) -> bytes:
     """The v0 ref advertisement: HEAD first, refs sorted, peeled tags as ``^{}``, then flush.
 
-    Capabilities ride on the first line.  An empty repository gets a bare flush,
+    Capabilities ride on the first line, in git 2.39's order: the flags but ``filter``, HEAD's
+    ``symref=``, ``filter``, ``session-id=`` (``transfer.advertiseSID``), ``object-format=``,
+    ``agent=``.  An empty repository gets a bare flush,
     as git 2.39's upload-pack sends (tests/transcripts/git/clone-empty-v0.txt).
     Only HEAD's symref is sent, as git does, so the line cannot overflow.
     """
-    values: list[tuple[bytes, bytes]] = []
+    words = [f for f in flags if f != git_caps.FILTER]
     if b"HEAD" in refs and b"HEAD" in symrefs:
-        values.append((git_caps.SYMREF, b"HEAD:" + symrefs[b"HEAD"]))
-    values += [(git_caps.OBJECT_FORMAT, object_format.name.encode()), (git_caps.AGENT, agent)]
-    caps = git_caps.format_caps(flags, values)
+        words.append(git_caps.SYMREF + b"=HEAD:" + symrefs[b"HEAD"])
+    if git_caps.FILTER in flags:
+        words.append(git_caps.FILTER)
+    if session_id is not None:
+        words.append(git_caps.SESSION_ID + b"=" + session_id)
+    caps = git_caps.format_caps(words, [(git_caps.OBJECT_FORMAT, object_format.name.encode()), (git_caps.AGENT, agent)])
     names = ref_order(refs)
     if not names:
         return pktline.FLUSH
@@ -412,6 +418,8 @@ class UploadPackV0(RequestReader[State, Input, Event]):
         self._sent_ready = False
         self._round_done = False
         self.request: FetchRequest | None = None
+        self.client_session_id: str | None = None
+        """The ``session-id=`` the client sent with its wants (``git_caps.session_id_of``), if any."""
 
     def _on_eof(self) -> None:
         if self._state is State.WANTS and (self._wants or self._shallows):
@@ -475,6 +483,8 @@ class UploadPackV0(RequestReader[State, Input, Event]):
         caps = git_caps.parse_caps(features)
         git_caps.check_object_format(caps, self._format)
         self._caps.update(caps)
+        if self.client_session_id is None:
+            self.client_session_id = git_caps.session_id_of(caps)
 
     def _shallow(self, arg: bytes) -> None:
         if len(self._shallows) >= MAX_SHALLOWS:

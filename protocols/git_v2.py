@@ -45,13 +45,14 @@ WANT_REF = b"want-ref"
 WANTED_REFS = b"wanted-refs"
 
 def capability_advertisement(agent: bytes, allow_filter: bool = True, object_format: ObjectFormat = SHA1_FORMAT,
-                             unborn: bool = True, ref_in_want: bool = False) -> bytes:
+                             unborn: bool = True, ref_in_want: bool = False, session_id: bytes | None = None) -> bytes:
     """The v2 capability advertisement, shaped as git 2.39's (tests/transcripts/git/clone-v2.txt).
 
     ``filter`` is offered only because every reachable object may be wanted,
     which the lazy fetches of a partial clone need; ``unborn`` off (``lsrefs.unborn`` other than
     ``advertise``) offers a bare ``ls-refs``; ``ref_in_want`` (``uploadpack.allowRefInWant``)
-    offers ``want-ref``, after ``filter`` as git orders them.
+    offers ``want-ref``, after ``filter`` as git orders them; ``session_id``
+    (``transfer.advertiseSID``) is offered after ``object-format``, where git offers it.
     """
     fetch_features = [git_caps.SHALLOW, WAIT_FOR_DONE] + ([git_caps.FILTER] if allow_filter else []) \
         + ([git_caps.REF_IN_WANT] if ref_in_want else [])
@@ -62,6 +63,7 @@ def capability_advertisement(agent: bytes, allow_filter: bool = True, object_for
         FETCH + b"=" + b" ".join(fetch_features),
         SERVER_OPTION,
         git_caps.OBJECT_FORMAT + b"=" + object_format.name.encode(),
+        *([git_caps.SESSION_ID + b"=" + session_id] if session_id is not None else []),
         OBJECT_INFO,
     ]
     return b"".join(pktline.encode(line + b"\n") for line in lines) + pktline.FLUSH
@@ -170,6 +172,7 @@ class _Request:
     server_options: list[bytes] = field(default_factory=list)
     args: list[bytes] = field(default_factory=list)
     object_format: bytes | None = None
+    session_id: bytes | None = None
 
 
 class UploadPackV2(RequestReader[State, Input, Event]):
@@ -189,6 +192,8 @@ class UploadPackV2(RequestReader[State, Input, Event]):
         """Whether ``want-ref`` is taken (``ref-in-want`` offered: ``uploadpack.allowRefInWant``)."""
         self._bounds = bounds
         self._request: _Request | None = None
+        self.client_session_id: str | None = None
+        """The ``session-id=`` the client sent with a request (``git_caps.session_id_of``), if any."""
 
     def _on_eof(self) -> None:
         if self._state is not State.IDLE:
@@ -239,6 +244,8 @@ class UploadPackV2(RequestReader[State, Input, Event]):
         request, self._request = self._request, None
         named = {git_caps.OBJECT_FORMAT: request.object_format} if request.object_format is not None else {}
         git_caps.check_object_format(named, self._format, unnamed=git_caps.SHA1)
+        if request.session_id is not None and self.client_session_id is None:
+            self.client_session_id = git_caps.session_id_of({git_caps.SESSION_ID: request.session_id})
         parse = _Parse(self.allow_filter, self._bounds, self._format.hex_len, self.allow_ref_in_want)
         self._pending = _COMMANDS[request.command](request.args, parse)
 
@@ -340,9 +347,12 @@ class UploadPackV2(RequestReader[State, Input, Event]):
 
 
 def _check_capability(name: bytes, value: bytes, request: _Request) -> None:
-    """Request capabilities: agent, object-format (checked once the request is read) and
-    server-option; nothing else."""
+    """Request capabilities: agent, object-format (checked once the request is read),
+    server-option and session-id (``transfer.advertiseSID``: kept for the log); nothing else."""
     if name == git_caps.AGENT:
+        return
+    if name == git_caps.SESSION_ID:
+        request.session_id = value
         return
     if name == git_caps.OBJECT_FORMAT:
         request.object_format = value

@@ -18,7 +18,8 @@ from protocols.pktline import FLUSH, encode
 TIP = ObjectId(b"307a1d90a76abb442f1bf704d7077ed410b9062f9fca394b5d66558def7f834f")
 OLD = ObjectId(b"8aac70d78eecc423af5a944c9c72c89bcac4ff106689c1470858b5675218cef0")
 AGENT = b"git/2.39.5"
-UPLOAD_FLAGS = (*git_caps.UPLOAD_PACK_V0[:13],)  # git 2.39's, up to no-done
+UPLOAD_FLAGS = tuple(f for f in git_caps.UPLOAD_PACK_V0  # git 2.39's without allowTipSHA1InWant & co., allowFilter
+                     if f not in (git_caps.ALLOW_TIP_SHA1_IN_WANT, git_caps.ALLOW_REACHABLE_SHA1_IN_WANT, git_caps.FILTER))
 
 
 def test_upload_pack_advertisement_names_sha256_as_git_does() -> None:
