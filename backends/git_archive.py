@@ -81,7 +81,12 @@ def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] =
 
 
 def select(store: BaseObjectStore, source: ArchiveSource, pathspecs: tuple[Pathspec, ...]) -> ArchiveSource:
-    """``source`` keeping only what the pathspecs select (each must select something)."""
+    """``source`` keeping only what the pathspecs select together.
+
+    As git's archive checks them, each pathspec alone must select something (an exclusion alone
+    selects what it does not exclude), in the order given; what they leave together may be
+    nothing, an empty archive (``docs ':!docs/a.md'``, ``'*.md' ':!docs'``), as git makes it.
+    """
     if not pathspecs:
         return source
     tree = store[ObjectID(source.tree)]
@@ -89,12 +94,38 @@ def select(store: BaseObjectStore, source: ArchiveSource, pathspecs: tuple[Paths
     filtered: dict[bytes, Tree] = {}
     selection = _Selection(store, pathspecs, filtered)
     kept = selection.select(tree, "", not selection.includes, 0)
-    for spec in selection.includes:
-        if spec not in selection.used:
+    for spec in pathspecs:
+        if spec not in selection.used and not _selects_alone(store, tree, spec, "", 0):
             raise ArchiveRefused(f"pathspec '{spec.given or spec.text}' did not match any files")
     if kept is None:
-        raise ArchiveRefused("the pathspecs leave no file to archive")
+        kept = Tree()
+        kept.object_format = tree.object_format
+        filtered[_tree_id(kept)] = kept
     return ArchiveSource(_tree_id(kept), source.mtime, filtered, source.commit, source.tree)
+
+
+def _selects_alone(store: BaseObjectStore, tree: Tree, spec: Pathspec, base: str, depth: int) -> bool:
+    """Whether ``spec`` by itself selects an entry of ``tree`` (a file, or a directory it matches
+    whole): what git's archive asks of each pathspec before it archives what they select together.
+    An exclusion alone selects any file it does not exclude (``:!*`` selects none)."""
+    if depth > MAX_DEPTH:
+        raise ArchiveRefused(f"tree deeper than {MAX_DEPTH} directories")
+    for entry in tree.iteritems():
+        path = base + entry.path.decode("utf-8", "surrogateescape")
+        directory = stat.S_ISDIR(entry.mode)
+        if spec.exclude:  # a file it leaves, or one in a directory it does not exclude whole
+            if spec.matches(path, directory):
+                continue
+            if not directory:
+                return True
+        elif spec.matches(path, directory):
+            return True
+        elif not directory or not spec.may_select_below(path):
+            continue
+        subtree = _get(store, entry.sha)
+        if isinstance(subtree, Tree) and _selects_alone(store, subtree, spec, path + "/", depth + 1):
+            return True
+    return False
 
 
 def _subtree(store: BaseObjectStore, tree: bytes, path: str, treeish: str) -> bytes:

@@ -96,6 +96,26 @@ def test_the_same_archive_as_git_makes(served: Served, args: tuple[str, ...]) ->
     assert ours == theirs
 
 
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+@pytest.mark.parametrize("paths", [("src", ":!src"), ("*.py", ":!src"), ("src/deep", ":!*.bin"), (":!*",),
+                                   ("nope", ":!src"), (":!src", "nope"), (":!README", ":!src")])
+def test_pathspecs_are_checked_one_by_one_as_git_checks_them(served: Served, kind: str,
+                                                              paths: tuple[str, ...]) -> None:
+    """Each pathspec alone must select something (an exclusion alone, what it leaves), in the order
+    given; what they leave together may be nothing: git's archive is then empty, and hgwire's
+    was refused ("did not match any files" for ``'*.py' ':!src'``, "the pathspecs leave no file")."""
+    args = (f"--format={kind}", "HEAD", "--", *paths)
+    ours = subprocess.run(["git", "archive", f"--remote={served.url}", *args], env=served.client.env,
+                          cwd=served.client.cwd, capture_output=True, timeout=60, check=False)
+    theirs = subprocess.run(["git", "archive", *args], cwd=served.client.cwd / "src-repo", env=served.client.env,
+                            capture_output=True, timeout=60, check=False)
+    if theirs.returncode == 0:
+        assert (ours.returncode, ours.stdout) == (0, theirs.stdout), ours.stderr
+    else:
+        assert ours.returncode != 0
+        assert ours.stderr.decode().splitlines()[0].rstrip() == "remote: " + theirs.stderr.decode().splitlines()[0]
+
+
 ATTRIBUTES = {
     ".gitattributes": "*.sh export-ignore\nlink export-ignore\ndocs/** export-ignore\n/src/deep/ export-ignore\n"
                       "# a comment\nREADME text\nversion.txt export-subst\n",
