@@ -19,7 +19,7 @@ import stat
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -252,8 +252,10 @@ def _get(store: BaseObjectStore, oid: bytes) -> ShaFile | None:
         return None
 
 
-def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: ArchiveOptions) -> Iterator[bytes]:
-    """The archive as a stream of chunks, in the requested kind."""
+def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: ArchiveOptions,
+                   note: Callable[[bytes], None] | None = None) -> Iterator[bytes]:
+    """The archive as a stream of chunks, in the requested kind; ``note`` is given each entry's
+    path as the writer takes it (a directory's and a submodule's ending in ``/``), for ``--verbose``."""
     if source.filtered:
         store = cast(BaseObjectStore, _Overlay(store, source.filtered))
     tree = store[ObjectID(source.tree)]
@@ -265,12 +267,21 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     entries = _sized_entries(store, tree, prefix, original, commit if isinstance(commit, Commit) else None)
     if prefix:  # the prefix's own directory entry, first, as git writes it
         entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None, bytes(_tree_id(tree)))], entries)
+    if note is not None:
+        entries = _noting(entries, note)
     if options.kind == "zip":
         return _zip_chunks(entries, source.mtime, options.level, source.commit)
     tar = _tar_chunks(entries, source.mtime, source.commit)
     if options.kind == "tgz":
         return gzipped(tar, 6 if options.level is None else options.level)
     return tar
+
+
+def _noting(entries: Entries, note: Callable[[bytes], None]) -> Entries:
+    for entry in entries:
+        path, _, obj, _ = entry
+        note(path + b"/" if obj is None else path)
+        yield entry
 
 
 TAR_FILE_MODE, TAR_EXEC_MODE, TAR_DIR_MODE = 0o664, 0o775, 0o775

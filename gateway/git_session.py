@@ -1271,9 +1271,12 @@ class UploadArchiveSession(_GitSession):
         assert self._repo is not None
         self._write(git_archive.ack())
         self._advertised = True
-        chunks = archive_backend.archive_chunks(self._repo.object_store, source, options)
+        paths: list[bytes] = []
+        chunks = archive_backend.archive_chunks(self._repo.object_store, source, options,
+                                                note=paths.append if options.verbose else None)
         consumer: Any = self.channel
-        self._producer = IteratorProducer(PackStream(_archive_framed(chunks), on_end=self._stream_use()), consumer)
+        self._producer = IteratorProducer(PackStream(_archive_framed(chunks, paths), on_end=self._stream_use()),
+                                          consumer)
         self._producer.start().addCallbacks(self._sent, self._send_failed)
 
     def _sent(self, _: None) -> None:
@@ -1311,12 +1314,19 @@ ARCHIVE_WRITE_SIZE = 1 << 20
 """Largest piece of archive framed and written at once."""
 
 
-def _archive_framed(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Frame archive chunks on band 1; runs in the pool with the archive generator."""
+def _archive_framed(chunks: Iterator[bytes], paths: list[bytes]) -> Iterator[bytes]:
+    """Frame archive chunks on band 1, and before them on band 2 the paths of the entries the
+    writer took meanwhile (``paths``, which it fills under ``--verbose``); runs in the pool with
+    the archive generator."""
     try:
         for chunk in chunks:
+            if paths:
+                yield git_archive.noted(paths)
+                paths.clear()
             for start in range(0, len(chunk), ARCHIVE_WRITE_SIZE):  # a big file's entry comes in one chunk
                 yield git_archive.data(chunk[start:start + ARCHIVE_WRITE_SIZE])
+        if paths:
+            yield git_archive.noted(paths)
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:

@@ -15,7 +15,7 @@ after the ACK: the client prints ``remote: fatal: <reason>`` and ``remote: git
 upload-archive: archiver died with error`` and exits with status 1 (``failed()``).
 
 Only a safe subset of git-archive's options is accepted (``--format``,
-``--prefix``, ``-0``..``-9``, one tree-ish naming a ref or a ref's object, maybe
+``--prefix``, ``-0``..``-9``, ``-v``/``--verbose``, one tree-ish naming a ref or a ref's object, maybe
 with ``:dir`` for a directory in its tree, and pathspecs); everything else,
 notably ``--remote``, ``--exec`` and ``--output``, is refused
 (``--worktree-attributes`` is taken and changes nothing: a served repository has no working tree
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from protocols import pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError, UnsupportedFeature
@@ -101,7 +101,8 @@ class Pathspec:
 class ArchiveOptions:
     """The checked request: kind (``tar``, ``tgz``, ``zip``), prefix, level, tree-ish and pathspecs.
 
-    No pathspecs (or ``.`` among them) is the whole tree.
+    No pathspecs (or ``.`` among them) is the whole tree.  ``verbose`` (``-v``, ``--verbose``):
+    each entry's path is told on band 2 as it is written (``remote: docs/a.md``), as git's does.
     """
 
     kind: str
@@ -109,6 +110,7 @@ class ArchiveOptions:
     level: int | None
     treeish: str
     pathspecs: tuple[Pathspec, ...] = field(default=())
+    verbose: bool = False
 
 
 class State(enum.Enum):
@@ -169,6 +171,7 @@ def parse_arguments(arguments: tuple[str, ...]) -> ArchiveOptions:
     """
     values: dict[str, str] = {"--format": "tar", "--prefix": ""}
     level: int | None = None
+    verbose = False
     positional: list[str] = []
     index = 0
     while index < len(arguments):
@@ -181,6 +184,8 @@ def parse_arguments(arguments: tuple[str, ...]) -> ArchiveOptions:
             index, values[name] = _value(arguments, index)
         elif arg == "--worktree-attributes":  # a bare repository has no working tree: nothing to read
             index += 1
+        elif arg in ("-v", "--verbose"):
+            verbose, index = True, index + 1
         elif len(arg) == 2 and arg[0] == "-" and arg[1].isdigit():
             level, index = int(arg[1]), index + 1
         elif not arg.startswith("-") or arg == "-":
@@ -193,7 +198,8 @@ def parse_arguments(arguments: tuple[str, ...]) -> ArchiveOptions:
     specs = [_pathspec(p) for p in positional[1:]]
     if None in specs:  # '.': every file, less what is excluded
         specs = [spec for spec in specs if spec is not None and spec.exclude]
-    return _options(values, level, _treeish(positional[0]), tuple(s for s in specs if s is not None))
+    options = _options(values, level, _treeish(positional[0]), tuple(s for s in specs if s is not None))
+    return replace(options, verbose=verbose)
 
 
 LIST_OPTIONS = frozenset({"--list", "-l"})
@@ -336,6 +342,25 @@ def data(chunk: bytes) -> bytes:
 
 def progress(message: bytes) -> bytes:
     return sideband.encode(sideband.Band.PROGRESS, message, sideband.MAX_PAYLOAD_64K)
+
+
+def noted(paths: list[bytes]) -> bytes:
+    """``--verbose``: the paths of the entries written, one line each on band 2, as git's archive
+    writes them to its standard error (a directory's and a submodule's with a ``/``); lines are
+    gathered into packets without being cut, but for one longer than a packet."""
+    out: list[bytes] = []
+    lines: list[bytes] = []
+    size = 0
+    for path in paths:
+        line = path + b"\n"
+        if lines and size + len(line) > sideband.MAX_PAYLOAD_64K:
+            out.append(progress(b"".join(lines)))
+            lines, size = [], 0
+        lines.append(line)
+        size += len(line)
+    if lines:
+        out.append(progress(b"".join(lines)))
+    return b"".join(out)
 
 
 def listed_formats() -> bytes:

@@ -116,6 +116,24 @@ def test_pathspecs_are_checked_one_by_one_as_git_checks_them(served: Served, kin
         assert ours.stderr.decode().splitlines()[0].rstrip() == "remote: " + theirs.stderr.decode().splitlines()[0]
 
 
+@pytest.mark.parametrize("args", [("-v", "HEAD"), ("--verbose", "--format=zip", "--prefix=p/", "v1", "src"),
+                                  ("--format=tgz", "-v", "HEAD:src")])
+def test_verbose_names_each_entry_as_git_does(served: Served, args: tuple[str, ...]) -> None:
+    """``git archive --remote -v``: the archive, and each entry's path on the client's stderr
+    (``remote: src/main.py``), as git's own archive writes them; it was refused, "option not allowed: -v"."""
+    ours = subprocess.run(["git", "archive", f"--remote={served.url}", *args], env=served.client.env,
+                          cwd=served.client.cwd, capture_output=True, timeout=60, check=False)
+    theirs = subprocess.run(["git", "archive", *args], cwd=served.client.cwd / "src-repo", env=served.client.env,
+                            capture_output=True, timeout=60, check=True)
+    assert ours.returncode == 0, ours.stderr
+    said = [line.rstrip() for line in ours.stderr.decode().splitlines()]
+    assert said == ["remote: " + line for line in theirs.stderr.decode().splitlines()]
+    if "HEAD:src" not in args:  # (a tree's archive is stamped with the second it is made)
+        assert ours.stdout == theirs.stdout
+    else:
+        assert sorted(_tar_contents(ours.stdout)) == sorted(_tar_contents(theirs.stdout))
+
+
 ATTRIBUTES = {
     ".gitattributes": "*.sh export-ignore\nlink export-ignore\ndocs/** export-ignore\n/src/deep/ export-ignore\n"
                       "# a comment\nREADME text\nversion.txt export-subst\n",
