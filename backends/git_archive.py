@@ -74,7 +74,7 @@ def resolve(repo: GitRepository, treeish: str, pathspecs: tuple[Pathspec, ...] =
             raise ArchiveRefused(f"not a valid object name: {ref}")
     if oid is None:
         raise ArchiveRefused(f"no such ref: {ref}")
-    source = _to_tree(store, oid, ref)
+    source = _to_tree(store, oid)
     if colon and path:
         source = ArchiveSource(_subtree(store, source.tree, path, treeish), int(time.time()))  # git: no commit
     return select(store, source, pathspecs)
@@ -136,8 +136,8 @@ def _subtree(store: BaseObjectStore, tree: bytes, path: str, treeish: str) -> by
         if not isinstance(obj, Tree) or name not in obj:
             raise ArchiveRefused(f"not a valid object name: {treeish}")
         oid = obj[name][1]
-    if not isinstance(_get(store, oid), Tree):
-        raise ArchiveRefused(f"'{treeish}' does not name a tree")
+    if not isinstance(_get(store, oid), Tree):  # a file, a submodule: git's words, with the id it names
+        raise ArchiveRefused(f"not a tree object: {bytes(oid).decode('ascii', 'replace')}")
     return oid
 
 
@@ -230,7 +230,8 @@ def _by_id(store: BaseObjectStore, name: str) -> bytes | None:
     return oid if ObjectID(oid) in store else None
 
 
-def _to_tree(store: BaseObjectStore, oid: bytes, name: str) -> ArchiveSource:
+def _to_tree(store: BaseObjectStore, oid: bytes) -> ArchiveSource:
+    named = oid
     mtime = int(time.time())
     for _ in range(MAX_PEEL):
         obj = _get(store, oid)
@@ -242,7 +243,7 @@ def _to_tree(store: BaseObjectStore, oid: bytes, name: str) -> ArchiveSource:
             return ArchiveSource(oid, mtime)
         else:
             break
-    raise ArchiveRefused(f"'{name}' does not name a tree")
+    raise ArchiveRefused(f"not a tree object: {bytes(named).decode('ascii', 'replace')}")  # git's words
 
 
 def _get(store: BaseObjectStore, oid: bytes) -> ShaFile | None:

@@ -186,8 +186,8 @@ def parse_arguments(arguments: tuple[str, ...]) -> ArchiveOptions:
             index += 1
         elif arg in ("-v", "--verbose"):
             verbose, index = True, index + 1
-        elif len(arg) == 2 and arg[0] == "-" and arg[1].isdigit():
-            level, index = int(arg[1]), index + 1
+        elif len(arg) >= 2 and arg[0] == "-" and arg[1:].isascii() and arg[1:].isdigit():
+            level, index = int(arg[1:]), index + 1
         elif not arg.startswith("-") or arg == "-":
             positional.append(arg)
             index += 1
@@ -231,8 +231,8 @@ def _value(arguments: tuple[str, ...], index: int) -> tuple[int, str]:
 def _options(values: dict[str, str], level: int | None, treeish: str,
              pathspecs: tuple[Pathspec, ...]) -> ArchiveOptions:
     kind = _format(values["--format"])
-    if level is not None and kind == "tar":
-        raise ArchiveRefused(f"argument not supported for format 'tar': -{level}")
+    if level is not None and (kind == "tar" or level > 9):  # git's words
+        raise ArchiveRefused(f"Argument not supported for format '{values['--format']}': -{level}")
     return ArchiveOptions(kind, _prefix(values["--prefix"]), level, treeish, pathspecs)
 
 
@@ -273,6 +273,8 @@ def _treeish(name: str) -> str:
 
 def _pathspec(text: str) -> Pathspec | None:
     """A checked pathspec; None for one that names the whole tree (``.``, ``./``)."""
+    if not text:  # git's words
+        raise ArchiveRefused("empty string is not a valid pathspec. please use . instead if you meant to match all paths")
     path, words = _magic(text)
     exclude, literal, icase = "exclude" in words, "literal" in words, "icase" in words
     if "\0" in path or "\\" in path:

@@ -134,6 +134,18 @@ def test_verbose_names_each_entry_as_git_does(served: Served, args: tuple[str, .
         assert sorted(_tar_contents(ours.stdout)) == sorted(_tar_contents(theirs.stdout))
 
 
+@pytest.mark.parametrize("args", [("--format=tar", "-9", "HEAD"), ("--format=zip", "-10", "HEAD"), ("HEAD", ""),
+                                  ("HEAD:README",), ("v1:link",)])
+def test_refusals_in_gits_words(served: Served, args: tuple[str, ...]) -> None:
+    """A compression level a format does not take, an empty pathspec, a tree-ish that names a file:
+    git's own refusal (a level past 9 was "option not allowed", an empty pathspec archived
+    everything, a file "'HEAD:README' does not name a tree")."""
+    ours = served.client.git("archive", f"--remote={served.url}", *args, check=False)
+    theirs = served.client.git("archive", *args, cwd=served.client.cwd / "src-repo", check=False)
+    assert ours.returncode == 1 and theirs.returncode == 128, (ours.stderr, theirs.stderr)
+    assert ours.stderr.splitlines()[0].rstrip() == "remote: " + theirs.stderr.splitlines()[0]
+
+
 ATTRIBUTES = {
     ".gitattributes": "*.sh export-ignore\nlink export-ignore\ndocs/** export-ignore\n/src/deep/ export-ignore\n"
                       "# a comment\nREADME text\nversion.txt export-subst\n",
