@@ -266,7 +266,7 @@ def archive_chunks(store: BaseObjectStore, source: ArchiveSource, options: Archi
     commit = _get(store, source.commit) if source.commit is not None else None
     prefix = options.prefix.encode("utf-8")
     entries = _sized_entries(store, tree, prefix, original, commit if isinstance(commit, Commit) else None)
-    if prefix:  # the prefix's own directory entry, first, as git writes it
+    if prefix.endswith(b"/"):  # the prefix's own directory entry, first, as git writes it (not for --prefix=x)
         entries = itertools.chain([(prefix.rstrip(b"/"), stat.S_IFDIR, None, bytes(_tree_id(tree)))], entries)
     if note is not None:
         entries = _noting(entries, note)

@@ -87,9 +87,12 @@ def test_tar_piped_to_tar_t(served: Served) -> None:
 
 
 @pytest.mark.parametrize("args", [("--format=tar", "HEAD"), ("--format=zip", "--prefix=p/", "v1"),
-                                  ("HEAD", "src", ":!*.bin"), ("--format=zip", "HEAD:src")])
+                                  ("HEAD", "src", ":!*.bin"), ("--format=zip", "HEAD:src"),
+                                  ("--prefix=x", "HEAD"), ("--format=zip", "--prefix=a/b", "v1", "src")])
 def test_the_same_archive_as_git_makes(served: Served, args: tuple[str, ...]) -> None:
-    """Entries, their kinds, modes, link targets and contents, and the commit id, as git-archive's own."""
+    """Entries, their kinds, modes, link targets and contents, and the commit id, as git-archive's own.
+    A prefix not ending in ``/`` (``--prefix=x``: ``xREADME``) gets no directory entry of its own, as
+    in git's (hgwire's began with an ``x/`` one)."""
     ours = _entries(_archive(served, *args))
     theirs = _entries(subprocess.run(["git", "archive", *args], cwd=served.client.cwd / "src-repo",
                                      env=served.client.env, capture_output=True, check=True).stdout)
