@@ -279,16 +279,21 @@ def _pathspec(text: str) -> Pathspec | None:
     exclude, literal, icase = "exclude" in words, "literal" in words, "icase" in words
     if "\0" in path or "\\" in path:
         raise ArchiveRefused(f"pathspec '{text}' has a character this server does not accept")
-    while path.startswith("./"):
-        path = path[2:].lstrip("/")
-    path = path.rstrip("/")
-    if path in ("", "."):
-        if exclude:
-            raise ArchiveRefused(f"pathspec '{text}' leaves out every file")
+    if path.startswith("/"):
+        raise ArchiveRefused(f"pathspec '{text}' is outside the repository")
+    kept: list[str] = []  # normalised as git normalises it: no '.' or empty part, '..' taking one away
+    for part in path.split("/"):
+        if part == "..":
+            if not kept:
+                raise ArchiveRefused(f"pathspec '{text}' is outside the repository")
+            kept.pop()
+        elif part not in ("", "."):
+            kept.append(part)
+    path = "/".join(kept)
+    if not path:
+        if exclude:  # leaves out every file: git's words
+            raise ArchiveRefused(f"pathspec '{text}' did not match any files")
         return None
-    parts = path.split("/")
-    if path.startswith("/") or ".." in parts or "." in parts or "" in parts:
-        raise ArchiveRefused(f"pathspec '{text}' is outside the repository or not a plain path")
     return Pathspec(path.lower() if icase else path, not literal and any(c in WILDCARDS for c in path), exclude,
                     icase, text)
 

@@ -101,7 +101,9 @@ def test_the_same_archive_as_git_makes(served: Served, args: tuple[str, ...]) ->
 
 @pytest.mark.parametrize("kind", ["tar", "zip"])
 @pytest.mark.parametrize("paths", [("src", ":!src"), ("*.py", ":!src"), ("src/deep", ":!*.bin"), (":!*",),
-                                   ("nope", ":!src"), (":!src", "nope"), (":!README", ":!src")])
+                                   ("nope", ":!src"), (":!src", "nope"), (":!README", ":!src"),
+                                   ("src/.", "src//main.py", "src/deep/../main.py", "./README"), (":!.",),
+                                   ("src/..", ":!src")])
 def test_pathspecs_are_checked_one_by_one_as_git_checks_them(served: Served, kind: str,
                                                               paths: tuple[str, ...]) -> None:
     """Each pathspec alone must select something (an exclusion alone, what it leaves), in the order
