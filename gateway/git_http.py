@@ -22,6 +22,7 @@ An ``HttpChannel`` adapts a ``twisted.web`` request to ``gateway.channel.Channel
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import time
 import zlib
@@ -257,8 +258,19 @@ def _send_advertisement(body: bytes, request: server.Request, route: Route) -> N
     _set_headers(request, f"application/x-{route.service}-advertisement")
     request.write(body)
     request.finish()
-    log.info("{proto} {service} {repo}: {outcome}", proto=PROTO, service="info/refs " + route.service,
-             repo=route.repo, outcome="ok", bytes_out=len(body))
+    offered = _OFFERED_SESSION_ID.search(body[:_CAPS_SPAN])  # transfer.advertiseSID: what the client's trace2 notes
+    if offered is None:
+        log.info("{proto} {service} {repo}: {outcome}", proto=PROTO, service="info/refs " + route.service,
+                 repo=route.repo, outcome="ok", bytes_out=len(body))
+    else:
+        log.info("{proto} {service} {repo}: {outcome}, session-id {session_id}", proto=PROTO,
+                 service="info/refs " + route.service, repo=route.repo, outcome="ok", bytes_out=len(body),
+                 session_id=offered.group(1).decode("ascii"))
+
+
+_OFFERED_SESSION_ID = re.compile(rb"(?:[\0 ]|\n[0-9a-f]{4})session-id=([!-~]+)")
+_CAPS_SPAN = 70000
+"""Where an advertisement's capabilities are: its first pkt-lines (v2's, or v0's first ref line)."""
 
 
 # --- POST: stateless RPC ----------------------------------------------------------------------
