@@ -981,7 +981,10 @@ class LfsTransferSession:
             if upload:
                 lines.append(f"{oid} {size} {'noop' if held is not None else 'upload'}")
             else:
-                lines.append(f"{oid} {held if held is not None else size} {'download' if held is not None else 'noop'}")
+                # (one the server does not hold is offered all the same: its get-object is answered 404,
+                # which git-lfs reports for that object; ``noop``, which the protocol's text suggests,
+                # makes git-lfs skip it without a word, and a clone's smudge then crashes git-lfs 3.3)
+                lines.append(f"{oid} {held if held is not None else size} download")
         return lfs_transfer.status(200, ["hash-algo=sha256"], lines)
 
     def _upload_writer(self, start: lfs_transfer.DataStart) -> VerifiedWriter:
@@ -1052,6 +1055,8 @@ class LfsTransferSession:
 
     def _stream(self, found: tuple[int, Iterator[bytes]] | None) -> defer.Deferred[None] | None:
         if found is None:
+            log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=self.ctx.repo_name,
+                     outcome="get-object refused 404: the repository holds no such LFS object")
             self._reply(lfs_transfer.error(404, "Object does not exist"))
             return None
         size, chunks = found

@@ -608,3 +608,33 @@ def test_an_object_answers_head_and_ranges_as_http_says(make_server: Any, client
     connection.request("HEAD", f"/media.git/info/lfs/objects/{missing}")
     assert connection.getresponse().status == 404
     connection.close()
+
+
+def test_an_object_missing_on_the_server_is_named_over_ssh_as_over_http(make_server: Any, client: Client,
+                                                                         ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """A pointer whose object the server lost: over SSH the batch offers it for download all the
+    same and its get-object is answered 404, so ``git lfs fetch`` fails naming that object, as over
+    HTTP (where the batch answer carries the 404), and still fetches the others.  A ``noop`` for it,
+    as the reference git-lfs-transfer answers, made git-lfs skip it and exit 0."""
+    client.git("config", "--global", "lfs.transfer.maxretries", "1")  # (git-lfs retries a 404 8 times, ~36 s)
+    for transport in ("ssh", "http"):
+        server = TRANSPORTS[transport](make_server, "fs", client, ssh_keys, tmp_path)
+        name = f"lost-{transport}"
+        server.running.backend.create(name, Kind.GIT)
+        url = server.git_url(name)
+        data = os.urandom(1000)
+        work = _tracked_work(client, url, data)
+        (work / "kept.bin").write_bytes(b"kept")
+        client.git("add", "kept.bin", cwd=work)
+        client.git("commit", "-q", "-m", "kept", cwd=work)
+        client.git("push", "-q", "origin", "HEAD:main", cwd=work)
+        oid = hashlib.sha256(data).hexdigest()
+        (server.running.root / f"{name}.git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).unlink()
+        clone = client.cwd / f"clone-{transport}"
+        client.git("clone", "-q", url, str(clone), env={"GIT_LFS_SKIP_SMUDGE": "1"})
+        fetched = client.git("lfs", "fetch", cwd=clone, check=False)
+        assert fetched.returncode != 0, (transport, fetched.stdout, fetched.stderr)
+        assert oid in fetched.stderr and "Object does not exist" in fetched.stderr, (transport, fetched.stderr)
+        kept = hashlib.sha256(b"kept").hexdigest()
+        assert (clone / ".git" / "lfs" / "objects" / kept[:2] / kept[2:4] / kept).read_bytes() == b"kept"
+        shutil.rmtree(work)
