@@ -1436,11 +1436,13 @@ class DulwichGitRepository:
             return "deny updating a hidden ref"  # git's words
         if not deletion and not self._connected(update.new):
             return MISSING_OBJECTS
-        if not deletion and branch and not self._is_commit(update.new):
-            return NON_COMMIT_BRANCH  # git's refs code refuses it too: a branch names a commit
-        if (branch and rules.deny_non_fast_forwards and not deletion and not is_zero_id(update.old)
-                and not git_pack.is_ancestor(self.object_store, update.old, update.new)):
-            return NON_FAST_FORWARD
+        # (a branch naming a tree, blob or tag fails later, where git's refs code fails it: its hooks run first)
+        if branch and rules.deny_non_fast_forwards and not deletion and not is_zero_id(update.old):
+            if not (self._is_commit(update.old) and self._is_commit(update.new)):
+                self._told += f"error: bad sha1 objects for {update.ref.decode('utf-8', 'replace')}\n".encode()
+                return BAD_REF  # git's words, where it compares the two
+            if not git_pack.is_ancestor(self.object_store, update.old, update.new):
+                return NON_FAST_FORWARD
         return None
 
     _told = b""
@@ -1516,9 +1518,10 @@ class DulwichGitRepository:
         """
         if atomic and any(reason for _, reason in checked):  # git's words: one ref refused, the others are not made
             return [RefResult(u.ref, reason or ATOMIC_FAILURE) for u, reason in checked]
-        checked = _name_conflicts(checked, self.dulwich_repo.refs.allkeys())
+        checked = self._non_commit_branches(_name_conflicts(checked, self.dulwich_repo.refs.allkeys()), atomic)
         if atomic and any(reason for _, reason in checked):  # their transaction cannot be made
-            return [RefResult(u.ref, reason or ATOMIC_TRANSACTION_FAILED) for u, reason in checked]
+            return [RefResult(u.ref, reason if reason and reason != NON_COMMIT_BRANCH else ATOMIC_TRANSACTION_FAILED)
+                    for u, reason in checked]
         if atomic:
             current = self.refs()
             stale = next((u for u, _ in checked if current.get(u.ref, self.object_format.zero) != u.old), None)
@@ -1549,6 +1552,23 @@ class DulwichGitRepository:
                                else self._transaction(transaction_hook, [u], head)[0])
         self._repair_head()
         return results
+
+    def _non_commit_branches(self, checked: list[tuple[RefUpdate, str | None]], atomic: bool
+                             ) -> list[tuple[RefUpdate, str | None]]:
+        """Refuse a branch that would name a tree, blob or tag, as git's refs code refuses to write
+        it (after the hooks): ``failed to update ref``, and its words in an ``error:`` line the
+        pusher is told (``take_told``); an atomic transaction stops at the first."""
+        out: list[tuple[RefUpdate, str | None]] = []
+        for update, reason in checked:
+            if (reason is None and update.ref.startswith(HEADS_PREFIX) and not is_zero_id(update.new)
+                    and not self._is_commit(update.new)):
+                if not (atomic and any(r == NON_COMMIT_BRANCH for _, r in out)):
+                    name, oid = update.ref.decode("utf-8", "replace"), update.new.decode("ascii")
+                    self._told += (f"error: cannot update ref '{name}': trying to write non-commit object "
+                                   f"{oid} to branch '{name}'\n").encode()
+                reason = NON_COMMIT_BRANCH
+            out.append((update, reason))
+        return out
 
     def _transaction(self, hook: TransactionHook, updates: list[RefUpdate], head: bytes | None
                      ) -> list[RefResult]:
@@ -2136,7 +2156,12 @@ def _deny_action(value: bytes | None, key: str) -> str:
     if text == b"updateinstead":
         return UPDATE_INSTEAD
     return REFUSE if _git_bool(value, key) else IGNORE
-NON_COMMIT_BRANCH = "failed to update ref: a branch must name a commit, not a tree, blob or tag"
+NON_COMMIT_BRANCH = "failed to update ref"
+"""git's receive-pack's reason for a branch that would name a tree, blob or tag (its ``error:`` line
+says which)."""
+BAD_REF = "bad ref"
+"""git's receive-pack's reason when ``receive.denyNonFastForwards`` compares a branch's old and new
+ids and one is not a commit."""
 
 
 def _name_conflicts(checked: list[tuple[RefUpdate, str | None]], existing: Iterable[bytes]

@@ -70,3 +70,42 @@ def test_a_checked_out_branch_s_refusal_says_what_git_says(
     theirs = client.git("push", f"file://{copy}", "HEAD:main", cwd=work, check=False)
     assert ours.returncode == theirs.returncode
     assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
+
+
+@pytest.mark.parametrize(("config", "options", "refspecs"), [
+    ({}, [], ["main^{tree}:refs/heads/tree"]),
+    ({}, [], ["main:refs/heads/fine", "main:a:refs/heads/blob"]),
+    ({}, ["--atomic"], ["main^{tree}:refs/heads/tree", "main:refs/heads/fine", "main:a:refs/heads/blob"]),
+    ({"receive.denyNonFastForwards": "true"}, ["-f"], ["main^{tree}:refs/heads/feature"]),
+])
+def test_a_branch_naming_a_tree_or_blob_is_refused_as_git_refuses_it(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+        config: dict[str, str], options: list[str], refspecs: list[str]) -> None:
+    """git's refs code refuses it once the hooks ran (pre-receive is told of it): ``remote: error:
+    cannot update ref '…': trying to write non-commit object …`` and ``failed to update ref``
+    (every ref ``atomic transaction failed`` in an atomic push); with ``denyNonFastForwards``
+    over an existing branch, ``bad ref``.  hgwire refused it before the hooks, in words of its own."""
+    server = make_server("fs", git=[LOOPBACK])
+    work = tmp_path / "work"
+    _history(client, work)
+    (work / "a").write_text("a\n")
+    client.git("add", "a", cwd=work)
+    client.git("commit", "-q", "-m", "a", cwd=work)
+    bare = server.root / "r.git"
+    client.git("init", "-q", "--bare", "-b", "main", str(bare))
+    client.git("push", "-q", str(bare), "main", "main:refs/heads/feature", cwd=work)
+    for key, value in config.items():
+        client.git("--git-dir", str(bare), "config", key, value)
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\ncat >> told\n")
+    hook.chmod(0o755)
+    copy = tmp_path / "copy.git"
+    shutil.copytree(bare, copy, symlinks=True)
+    ours = client.git("push", *options, server.git_url("r"), *refspecs, cwd=work, check=False)
+    theirs = client.git("push", *options, f"file://{copy}", *refspecs, cwd=work, check=False)
+    assert ours.returncode == theirs.returncode == 1
+    assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
+    if not config:  # (hgwire checks receive.denyNonFastForwards before the hooks, git after pre-receive)
+        assert (bare / "told").read_text() == (copy / "told").read_text()  # the hook heard of them
+    assert client.git("--git-dir", str(bare), "for-each-ref").stdout == \
+        client.git("--git-dir", str(copy), "for-each-ref").stdout
