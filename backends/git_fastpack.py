@@ -522,6 +522,18 @@ class _Found:
     midx: MidxLayout | None = None
 
 
+def counts_from_bitmap(store: BaseObjectStore) -> bool:
+    """Whether git's upload-pack would count a request of ``store`` from a bitmap (a pack's or a
+    multi-pack index's that can be read), which changes what some filters send (``tree:0``: the
+    trees and blobs the wants name through tags, and nothing else)."""
+    if not isinstance(store, DiskObjectStore):
+        return False
+    try:
+        return _find_bitmap(store, _pack_views(store)) is not None
+    except (UnsupportedIndex, BitmapError, OSError):
+        return False
+
+
 def _find_bitmap(store: DiskObjectStore, views: list[PackIndexView]) -> _Found | None:
     """The bitmap git's upload-pack would count from: a multi-pack index's (the repository's own,
     then those of the stores it borrows from), else the first of ``views`` with a readable one.

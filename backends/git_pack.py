@@ -30,6 +30,7 @@ from dulwich.pack import (
     pack_object_chunks,
 )
 
+from backends import git_fastpack
 from backends.git_objects import LOWER_HEX, pack_dirs
 from backends.git_packindex import StoredTypes
 from backends.git_reach import tag_object
@@ -618,19 +619,25 @@ def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan, symlin
 
     What the client named is sent whatever the filter (git's "provided objects"): the wanted
     objects, and what a wanted tag names (through tags of tags), but for a commit or a tree that is
-    a commit's root (which git's walk finds as it walks).  Tree depths count from the pack's
-    commits' root trees, and from a tree the client named.  ``symlinks``: the symbolic links' blobs
-    the walk found (it hints them as trees).
+    a commit's root (which git's walk finds as it walks) -- where git counts from a bitmap, those
+    too.  ``tree:<n>``: ``_filter_tree_depth``.  ``symlinks``: the symbolic links' blobs the walk
+    found (it hints them as trees).
     """
     from backends.git_objects import size_reader
 
-    exempt, roots = _named(store, object_ids, plan.wants)
+    # git's bitmap walk (none for a shallow request, nor for tree:<n> past 0) keeps every object the
+    # wants name through tags (its "tips"), a commit's root tree among them
+    bitmapped = plan.tree_depth in (None, 0) and not plan.shallow.boundary and git_fastpack.counts_from_bitmap(store)
+    exempt = _tips(store, plan.wants) if bitmapped else _named(store, object_ids, plan.wants)[0]
     with size_reader(store) as reader:  # sizes and types from the pack entries' headers: nothing inflated
         def type_of(oid: ObjectID, hint: PackHint | None) -> int:
             return _type_of(hint, reader, oid, symlinks)
 
-        if plan.tree_depth is not None:  # (first: it walks the trees the others may drop)
-            object_ids = _filter_tree_depth(store, object_ids, plan.tree_depth, exempt, roots, type_of)
+        if plan.tree_depth == 0 and bitmapped:  # every tree and blob goes but the tips
+            object_ids = [(oid, hint) for oid, hint in object_ids if oid in exempt
+                          or type_of(oid, hint) not in (Tree.type_num, Blob.type_num)]
+        elif plan.tree_depth is not None:  # (first: it walks the trees the others may drop)
+            object_ids = _filter_tree_depth(store, object_ids, plan.tree_depth, plan.wants, type_of)
         if plan.blob_limit is not None:
             limit = plan.blob_limit
             object_ids = [(oid, hint) for oid, hint in object_ids
@@ -720,35 +727,97 @@ def _filter_types(object_ids: Listed, types: frozenset[int], exempt: set[bytes],
     return kept
 
 
-def _filter_tree_depth(store: BaseObjectStore, object_ids: Listed, depth: int, exempt: set[bytes],
-                       roots: set[bytes], type_of: TypeOf) -> Listed:
-    """``tree:<depth>``: keep the trees and blobs found below ``roots`` at a depth under ``depth``.
+def _filter_tree_depth(store: BaseObjectStore, object_ids: Listed, depth: int, wants: Sequence[bytes],
+                       type_of: TypeOf) -> Listed:
+    """``tree:<depth>``: the trees and blobs git's walk (without bitmaps) lets through.
 
-    A root tree is at depth 0 and the entries of a tree at depth d are at d + 1;
-    an object found at several depths counts at its shallowest (the walk goes
-    level by level).  Commits, tags and what the client named stay.
+    git walks what the wants name through tags first, in the wants' order, then the root trees of
+    the pack's commits.  A tree or blob a want names is sent whatever its depth, and the entries of
+    such a tree count from depth 0, unless the walk already met it as a commit's root tree or as an
+    entry of a tree it walked (then it is filtered as the others).  Any other tree counts its
+    depth (a commit's root tree is at 0, the entries of a tree at d at d + 1) and is sent, and
+    walked, when under ``depth``, at the shallowest depth the walk meets it; a blob likewise.
+    Commits and tags stay.
     """
-    in_pack = {oid for oid, _hint in object_ids}
-    keep: set[bytes] = set()  # a tree in it was walked already, at a depth no greater
-    level = [ObjectID(root) for root in roots]
-    for at in range(depth):
-        below: list[ObjectID] = []
-        for tree_id in level:
-            if tree_id in keep or tree_id not in in_pack:
+    in_pack = {bytes(oid) for oid, _hint in object_ids}
+    commits = [oid for oid, hint in object_ids if hint is not None and hint[0] == Commit.type_num]
+    met: set[bytes] = set()  # git's NOT_USER_GIVEN: a commit's root tree, an entry of a tree walked
+    for oid in commits:
+        commit = _lookup(store, oid)
+        if isinstance(commit, Commit):
+            met.add(bytes(commit.tree))
+    done: set[bytes] = set()  # git's SEEN: what a want named, and the blobs kept
+    shallowest: dict[bytes, int] = {}
+    keep: set[bytes] = set()
+
+    def walk(tree_id: bytes, at: int | None) -> None:
+        """One tree and what it holds; ``at``: its depth, None for a tree a want names."""
+        stack: list[tuple[bytes, int | None]] = [(tree_id, at)]
+        while stack:
+            oid, level = stack.pop()
+            if oid in done or oid not in in_pack:
                 continue
-            keep.add(tree_id)
-            if at + 1 >= depth:
+            if level is None:
+                keep.add(oid)
+                done.add(oid)
+                inner = 0
+            else:
+                if oid in shallowest and level >= shallowest[oid]:
+                    continue
+                shallowest[oid] = level
+                if level >= depth:
+                    continue
+                keep.add(oid)
+                inner = level + 1
+            tree = _lookup(store, oid)
+            if not isinstance(tree, Tree):
                 continue
-            tree = store[tree_id]
-            assert isinstance(tree, Tree)
             for _name, mode, sha in tree.iteritems():
+                entry = bytes(sha)
+                if S_ISGITLINK(mode):
+                    continue
+                met.add(entry)
                 if stat.S_ISDIR(mode):
-                    below.append(sha)
-                elif not S_ISGITLINK(mode):
-                    keep.add(sha)
-        level = below
+                    stack.append((entry, inner))
+                elif entry not in done and entry in in_pack and inner < depth:
+                    keep.add(entry)
+                    done.add(entry)
+
+    for want in wants:
+        obj = _lookup(store, want)
+        target = bytes(want)
+        for _ in range(MAX_TAG_CHAIN):
+            if not isinstance(obj, Tag):
+                break
+            target = bytes(obj.object[1])
+            obj = _lookup(store, target)
+        if isinstance(obj, Tree):
+            walk(target, None if target not in met else 0)
+        elif isinstance(obj, Blob) and target not in done and target in in_pack and (target not in met or depth > 0):
+            keep.add(target)
+            done.add(target)
+    for oid in commits:
+        commit = _lookup(store, oid)
+        if isinstance(commit, Commit):
+            walk(bytes(commit.tree), 0)
     return [(oid, hint) for oid, hint in object_ids
-            if oid in exempt or oid in keep or type_of(oid, hint) in (Commit.type_num, Tag.type_num)]
+            if oid in keep or type_of(oid, hint) in (Commit.type_num, Tag.type_num)]
+
+
+def _tips(store: BaseObjectStore, wants: Sequence[bytes]) -> set[bytes]:
+    """The wants and what they name through tags (of tags)."""
+    tips: set[bytes] = set()
+    for want in wants:
+        target = bytes(want)
+        tips.add(target)
+        obj = _lookup(store, target)
+        for _ in range(MAX_TAG_CHAIN):
+            if not isinstance(obj, Tag):
+                break
+            target = bytes(obj.object[1])
+            tips.add(target)
+            obj = _lookup(store, target)
+    return tips
 
 
 def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[ObjectID, ObjectID]:

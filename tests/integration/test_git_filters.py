@@ -169,3 +169,36 @@ def test_a_bitmapped_repository_s_filtered_clones_and_fetches_are_git_s(
             client.git("fetch", "-q", "origin", "+refs/heads/*:refs/heads/*", cwd=client.cwd / target)
         assert _objects(client, client.cwd / f"ours-{spec}") == _objects(client, client.cwd / f"theirs-{spec}"), spec
     assert len(left_out) == 2 * len(specs)
+
+
+@pytest.mark.parametrize("bitmap", [False, True], ids=["walked", "bitmapped"])
+def test_trees_tags_name_are_sent_as_git_sends_them(history: tuple[Path, str], server: RunningServer,
+                                                     client: Client, bitmap: bool) -> None:
+    """Tags of a directory's tree (not a commit's root) and of a deeper one: git sends a tree a
+    wanted tag names whatever the filter, unless its walk met it first below a root tree, and counts
+    the depth of its entries from 0; with a bitmap, ``tree:0`` sends the trees and blobs the tags
+    name and nothing else.  hgwire counted such a tree as depth 0 and its entries from 1, and left
+    the tagged root tree out of a bitmapped repository's ``tree:0``."""
+    if bitmap and server.backend_name != "fs":
+        pytest.skip("bitmaps are on disk")
+    src, url = history
+    client.git("tag", "-a", "-m", "a directory", "dir-tag", "HEAD:d", cwd=src)
+    client.git("tag", "-a", "-m", "a deeper one", "deep-tag", "HEAD~2:d/e", cwd=src)
+    client.git("push", "-q", url, "refs/tags/*:refs/tags/*", cwd=src)
+    reference = client.cwd / "reference.git"
+    client.git("clone", "-q", "--bare", str(src), str(reference))
+    client.git("config", "uploadpack.allowFilter", "true", cwd=reference)
+    if bitmap:
+        for repo in (reference, server.repo_path("filters.git")):
+            client.git("repack", "-adq", "--write-bitmap-index", cwd=repo)
+    store = server.backend.open("filters").object_store  # type: ignore[union-attr]
+    assert git_fastpack.counts_from_bitmap(store) is bitmap
+    differ = {}
+    for spec in SPECS:
+        ours, theirs = client.cwd / f"ours-{spec}", client.cwd / f"theirs-{spec}"
+        for source, target in ((url, ours), (f"file://{reference}", theirs)):
+            client.git("clone", "-q", "--bare", f"--filter={spec}", source, str(target))
+        got, expected = _objects(client, ours), _objects(client, theirs)
+        if got != expected:
+            differ[spec] = {"only ours": sorted(got - expected), "only git's": sorted(expected - got)}
+    assert not differ, differ
