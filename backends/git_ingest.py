@@ -302,6 +302,7 @@ def _run_half(ingest: PackIngest, roots: Sequence[int], read_end: int, write_end
                           (max(keep, write_end) + 1, _MAX_FD)):
             if low < high:
                 os.closerange(low, high)
+        ingest._in_helper = True  # (its links go back to the parent as they are: none deferred)
         try:
             answer: object = ingest._resolved_half(roots)
         except ProtocolError as exc:
@@ -664,6 +665,11 @@ class PackIngest:
         self._format = object_format_of(store)
         self._new_hash = hash_constructor(self._format)
         self._links = links
+        self._deferred: list[tuple[bytes, bytes, list[TreeEntry]]] = []
+        """Large whole trees (hex id, raw, entries) whose links wait for the store's tree at their
+        path (``_link_deferred``)."""
+        self._deferred_bytes = 0
+        self._in_helper = False
         self._pack_dir = into.pack_dir if into is not None else os.fspath(store.pack_dir)
         fd, self._path = tempfile.mkstemp(dir=into.path if into is not None else store.path, prefix="tmp_pack_")
         self._file: BinaryIO | None = os.fdopen(fd, "w+b")
@@ -772,6 +778,7 @@ class PackIngest:
                 external = self._resolve(get_raw)
                 self._sort_names()
                 check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings)
+                self._link_deferred(get_raw)
             finally:
                 self._close_view()
             self._check_link_types(reader)
@@ -1140,9 +1147,88 @@ class PackIngest:
         if self._links is not None:
             fresh = shape.fresh if shape.fresh is not None else \
                 changed_entries(shape.entries, base.entries) if base is not None else \
-                _not_stored(raw, stored, shape.entries, self._format.raw_len) if stored is not None else shape.entries
+                _not_stored(raw, stored, shape.entries, self._format.raw_len) if stored is not None else \
+                self._deferring(sha, raw, shape.entries)
             self._links.link(tree_links(fresh))
         return shape if clean else None
+
+    def _deferring(self, sha: bytes, raw: bytes, entries: list[TreeEntry]) -> list[TreeEntry]:
+        """The entries of a whole tree to link now: none for a large one, kept to be linked once
+        every object is named, against the store's tree at its path (``_link_deferred``)."""
+        if (len(raw) < LARGE_TREE_BYTES or self._in_helper
+                or self._deferred_bytes + len(raw) > MAX_DEFERRED_TREE_BYTES):
+            return entries
+        self._deferred.append((binascii.hexlify(sha), raw, entries))
+        self._deferred_bytes += len(raw)
+        return []
+
+    def _link_deferred(self, get_raw: Callable[[bytes], tuple[int, bytes]]) -> None:
+        """Link the large whole trees ``_deferring`` kept, each against the tree the store holds at
+        its path in a pushed commit's parent, as a thin pack's tree against its stored base
+        (``_not_stored``): the entries that tree holds byte for byte link to objects the store holds,
+        of the types they say, by its invariant; every other entry is linked and checked.  A
+        one-file commit into a directory of 100,000 files pushed without a thin pack (``git push
+        --no-thin``, a client with no base) had its 100,000 links typed and looked up, 1 s of the
+        push's 1.4 s of server CPU.  A tree with no such counterpart is linked whole."""
+        deferred, self._deferred, self._deferred_bytes = self._deferred, [], 0
+        if not deferred or self._links is None:
+            return
+        waiting = {oid: entries for oid, _raw, entries in deferred}
+        read = self._reader_of_own(get_raw)
+        found: dict[bytes, bytes] = {}
+        with suppress(KeyError, ValueError, ObjectFormatException, MissingObject):
+            self._pair_with_stored(waiting, read, get_raw, found)
+        raw_len = self._format.raw_len
+        for oid, raw, entries in deferred:
+            stored = found.get(oid)
+            self._links.link(tree_links(entries if stored is None else _not_stored(raw, stored, entries, raw_len)))
+
+    def _pair_with_stored(self, waiting: Mapping[bytes, list[TreeEntry]], read: Callable[[bytes], tuple[int, bytes]],
+                          get_raw: Callable[[bytes], tuple[int, bytes]], found: dict[bytes, bytes]) -> None:
+        """Into ``found``: for each tree of ``waiting`` (hex id), the raw tree the store (not this
+        push) holds at its path in the parent of a pushed commit, walking down the pushed trees
+        only, by name."""
+        hex_len = self._format.hex_len
+        names = cast("list[bytes]", self._names)
+        commits = list(itertools.islice(itertools.compress(names, map(COMMIT.__eq__, self._kinds)),
+                                        MAX_PAIRED_COMMITS + 1))
+        if len(commits) > MAX_PAIRED_COMMITS:
+            return  # (a migration's push: its trees are mostly deltas of one another, linked where they differ)
+        pairs: list[tuple[bytes, bytes]] = []
+        for name in commits:
+            tree, parents = _commit_links(read(binascii.hexlify(name))[1], hex_len)
+            for parent in parents:
+                if self._index_of(binascii.unhexlify(parent)) is None:
+                    try:
+                        kind, text = get_raw(parent)
+                    except KeyError:
+                        continue  # (missing: the connectivity check refuses the push)
+                    if kind == COMMIT:
+                        pairs.append((tree, _commit_links(text, hex_len)[0]))
+        walked: set[bytes] = set()
+        while pairs and len(found) < len(waiting):
+            pushed, stored = pairs.pop()
+            if pushed == stored or pushed in walked or self._index_of(binascii.unhexlify(pushed)) is None \
+                    or self._index_of(binascii.unhexlify(stored)) is not None:
+                continue  # (not pushed, walked already, or no stored counterpart: the push has it too)
+            walked.add(pushed)
+            try:
+                kind, stored_raw = get_raw(stored)
+            except KeyError:
+                continue
+            if kind != TREE:
+                continue
+            if pushed in waiting:
+                found.setdefault(pushed, stored_raw)
+            entries = waiting.get(pushed)
+            if entries is None:
+                entries = list(parse_tree(read(pushed)[1], self._format.raw_len))
+            subtrees = [(name, child) for name, mode, child in entries if mode & S_IFMT == S_IFDIR]
+            if not subtrees:
+                continue
+            theirs = {name: child for name, mode, child in parse_tree(stored_raw, self._format.raw_len)
+                      if mode & S_IFMT == S_IFDIR}
+            pairs += [(child, theirs[name]) for name, child in subtrees if name in theirs]
 
     # -- into the store ---------------------------------------------------------------
 
@@ -1191,6 +1277,14 @@ class PackIngest:
             os.rename(idx_path, base + ".idx")
         # else this very pack is stored already; abort() removes the temporaries
         return Pack(base, object_format=store.object_format)
+
+
+MAX_PAIRED_COMMITS = 10_000
+"""A push of more commits links its large whole trees whole (reading every commit for their
+parents would cost more than it saves)."""
+MAX_DEFERRED_TREE_BYTES = 256 << 20
+"""The large whole trees of a push kept until every object is named (``PackIngest._deferring``);
+past it a tree is linked whole as it is checked."""
 
 
 def _not_stored(raw: bytes, stored: bytes, entries: list[TreeEntry], raw_len: int) -> Iterable[TreeEntry]:
