@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.objects import Blob, Commit, ShaFile, Tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.pack import pack_object_header
 from dulwich.repo import Repo
 
 from backends import git_ingest
+from backends.git_objects import PackObjectReader
+from protocols.errors import ProtocolError
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
@@ -35,7 +37,7 @@ def _whole_pack(objects: list[ShaFile]) -> bytes:
     return out + hashlib.sha1(out).digest()
 
 
-def _commit(tree: Tree, parents: list[bytes]) -> Commit:
+def _commit(tree: Tree, parents: list[ObjectID]) -> Commit:
     commit = Commit()
     commit.tree, commit.parents = tree.id, parents
     commit.author = commit.committer = b"A U Thor <a@example.com>"
@@ -70,7 +72,7 @@ def stored(tmp_path: Path) -> tuple[Path, Commit, Tree, list[Blob], Tree, Blob]:
     return server, parent, directory, blobs, small, loose
 
 
-def _edited(base: Tree, *changes: tuple[bytes, int, bytes] | bytes) -> Tree:
+def _edited(base: Tree, *changes: tuple[bytes, int, ObjectID] | bytes) -> Tree:
     tree = Tree()
     for name, mode, sha in base.iteritems():
         tree.add(name, mode, sha)
@@ -84,13 +86,13 @@ def _edited(base: Tree, *changes: tuple[bytes, int, bytes] | bytes) -> Tree:
 
 def _ingest(server: Path, data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[git_ingest.PushLinks, list[bytes]]:
     typed: list[bytes] = []
-    type_of = git_ingest.PackObjectReader.type_of
+    type_of = PackObjectReader.type_of
 
-    def counting(self: git_ingest.PackObjectReader, hexsha: bytes) -> int:
+    def counting(self: PackObjectReader, hexsha: bytes) -> int:
         typed.append(hexsha)
         return type_of(self, hexsha)
 
-    monkeypatch.setattr(git_ingest.PackObjectReader, "type_of", counting)
+    monkeypatch.setattr(PackObjectReader, "type_of", counting)
     links = git_ingest.PushLinks()
     git_ingest.ingest_pack(Repo(str(server)).object_store, io.BytesIO(data).read, links)
     return links, typed
@@ -149,7 +151,7 @@ def test_a_differing_entry_of_the_wrong_type_is_refused(
     root = _root(tree)
     commit = _commit(root, [parent.id])
     expected = "a tree, not the blob" if target == "small" else "a blob, not the tree"
-    with pytest.raises(git_ingest.ProtocolError, match=f"object {sha.decode()} is ({expected})"):
+    with pytest.raises(ProtocolError, match=f"object {sha.decode()} is ({expected})"):
         _ingest(server, _whole_pack([commit, root, tree]), monkeypatch)
 
 
