@@ -95,10 +95,14 @@ class GitHooks:
     output: list[bytes] = field(default_factory=list)
     _kept: int = 0
     _cert_told: dict[str, str] | None = None
+    _after_pre_receive: int = 0
+    """How many pieces of ``output`` the hooks up to pre-receive wrote."""
 
     def pre_receive(self, updates: Sequence[RefUpdate]) -> bool:
         """True when there is no pre-receive hook or it accepts every update."""
-        return self._run("pre-receive", (), _lines(updates)) in (None, 0)
+        status = self._run("pre-receive", (), _lines(updates))
+        self._after_pre_receive = len(self.output)
+        return status in (None, 0)
 
     def update(self, update: RefUpdate) -> bool:
         """True when there is no update hook or it accepts this ref's update."""
@@ -165,8 +169,12 @@ class GitHooks:
             self._run("post-receive", (), _lines(updates))
             self._run("post-update", tuple(u.ref.decode("utf-8", "surrogateescape") for u in updates), b"")
 
-    def take_output(self) -> bytes:
-        out, self.output, self._kept = b"".join(self.output), [], 0
+    def take_output(self, told: bytes = b"") -> bytes:
+        """What the hooks wrote, with ``told`` (receive-pack's own ``error:`` lines about the refs,
+        which git prints as it updates them) after what pre-receive wrote, as git has them."""
+        cut = self._after_pre_receive
+        out = b"".join(self.output[:cut]) + told + b"".join(self.output[cut:])
+        self.output, self._kept, self._after_pre_receive = [], 0, 0
         return out
 
     def present(self) -> bool:

@@ -1184,7 +1184,7 @@ def _finish_push(
 def _update_with_hooks(repo: GitRepository, commands: git_receive.RefCommands, protections: Protections | None,
                        hooks: git_hooks.GitHooks) -> PushOutcome:
     results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks)
-    return None, _shallow(commands, results), _told(repo) + hooks.take_output()
+    return None, _shallow(commands, results), hooks.take_output(_told(repo))
 
 
 def _told(repo: GitRepository) -> bytes:
