@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import traceback
@@ -30,9 +31,15 @@ def load_backend(spec: str, root: str) -> Backend:
     if not module_name or not attr:
         raise BackendLoadError(f"--backend must be fs, memory or package.module:factory, not {spec!r}")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise BackendLoadError(f"cannot load backend {spec!r}: {exc}") from exc
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a module that fails to import is told in one line, as a factory that raises
+        raise BackendLoadError(f"cannot load backend {spec!r}: {_import_failure(exc, module_name)}") from exc
+    try:
+        factory = getattr(module, attr)
+    except AttributeError as exc:
+        close = difflib.get_close_matches(attr, [n for n in dir(module) if not n.startswith("_")], n=1)
+        hint = f"; did you mean {module_name}:{close[0]}?" if close else ""
+        raise BackendLoadError(f"cannot load backend {spec!r}: {exc}{hint}") from exc
     if not callable(factory):
         raise BackendLoadError(f"backend factory {spec!r} is not callable")
     if not _takes_one_argument(factory):
@@ -67,3 +74,24 @@ def _told(exc: Exception) -> str:
     if isinstance(exc, SELF_EXPLAINED) or not raised:
         return told
     return f"{told} (raised at {raised[-1].filename}:{raised[-1].lineno}, in {raised[-1].name})"
+
+
+def _import_failure(exc: Exception, module_name: str) -> str:
+    """Why ``module_name`` did not import: that it is not found (with what to check), or what its own
+    code raised (a dependency it imports that is missing, a syntax error, an exception at module
+    level) with the file and line, which a bare message would hide (a missing dependency read as
+    the backend's own module missing; a syntax error was a traceback of twistd's option parsing)."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name is not None and (
+            module_name == exc.name or module_name.startswith(exc.name + ".")):
+        hint = "name a module by its dotted path (package.module), not a file" if (
+            "/" in module_name or module_name.endswith(".py")) else \
+            "check its spelling and that its directory is on PYTHONPATH (twistd does not look in the current directory)"
+        return f"{exc}; {hint}"
+    message = " ".join(str(exc).split())
+    told = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    if isinstance(exc, SyntaxError) and exc.filename:  # (its message would name the file again)
+        return f"{type(exc).__name__}: {exc.msg} (at {exc.filename}:{exc.lineno})"
+    raised = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.startswith("<frozen")]
+    if raised:
+        return f"{told} (raised at {raised[-1].filename}:{raised[-1].lineno}, in {raised[-1].name})"
+    return told

@@ -101,6 +101,42 @@ def test_a_failing_backend_factory_is_one_line_naming_it(tmp_path: Path, factory
         assert "failing_backends.py:" in output, output
 
 
+BROKEN_MODULES = {
+    "syntax_backend": "def make(root)\n    return None\n",
+    "dependency_backend": "import no_such_dependency_of_a_backend\n\ndef make(root):\n    return None\n",
+    "setting_backend": "import os\nSETTING = os.environ['NO_SUCH_BACKEND_SETTING']\n\ndef make(root):\n    return None\n",
+    "spelt_backend": "def make_backend(root):\n    return None\n",
+}
+
+
+@pytest.mark.parametrize("spec, said", [
+    ("syntax_backend:make", "cannot load backend 'syntax_backend:make': SyntaxError: expected ':' (at {dir}/syntax_backend.py:1)"),
+    ("dependency_backend:make", ("cannot load backend 'dependency_backend:make': ModuleNotFoundError: No module named "
+                                 "'no_such_dependency_of_a_backend' (raised at {dir}/dependency_backend.py:1, in <module>)")),
+    ("setting_backend:make", ("cannot load backend 'setting_backend:make': KeyError: 'NO_SUCH_BACKEND_SETTING' "
+                              "(raised at {dir}/setting_backend.py:2, in <module>)")),
+    ("spelt_backen:make_backend", ("cannot load backend 'spelt_backen:make_backend': No module named 'spelt_backen'; "
+                                   "check its spelling and that its directory is on PYTHONPATH")),
+    ("spelt_backend:make_backnd", ("cannot load backend 'spelt_backend:make_backnd': module 'spelt_backend' has no "
+                                   "attribute 'make_backnd'; did you mean spelt_backend:make_backend?")),
+    ("spelt_backend.py:make_backend", "name a module by its dotted path (package.module), not a file"),
+])
+def test_a_backend_module_that_does_not_import_is_one_line_naming_it(tmp_path: Path, spec: str, said: str) -> None:
+    """A backend module with a syntax error, a missing dependency or an exception at module level was
+    a traceback of twistd's option parsing (a syntax error), or a "No module named" that read as the
+    backend's own module missing: now one line naming the file and line, as for a failing factory."""
+    for name, source in BROKEN_MODULES.items():
+        (tmp_path / f"{name}.py").write_text(source)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env.pop("NO_SUCH_BACKEND_SETTING", None)
+    result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path / "root"), "--backend", spec,
+                             "--git", "tcp:0:interface=127.0.0.1"],
+                            capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).strip()
+    assert said.format(dir=tmp_path) in output and "\n" not in output and "Traceback" not in output, output
+
+
 def test_workers_must_be_a_sensible_count(tmp_path: Path) -> None:
     for bad in ("0", "many", "100000"):
         result = subprocess.run([TWISTD, "-n", "hgwire", "--root", str(tmp_path), "--workers", bad,
