@@ -137,9 +137,14 @@ def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | G
             raise
         return repo
     if not isinstance(repo, HgRepo):
-        if getattr(repo, "kind", None) is not None and repo.kind.value == "hg":
-            raise UnsupportedFeature("archives and raw files come from repositories of hgwire's own Mercurial engine only")
-        raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
+        engine = getattr(repo, "__wrapped__", None)  # a backend's wrapper of an engine repository: pages read that
+        if isinstance(engine, HgRepo):
+            repo = engine
+        elif getattr(repo, "kind", None) is not None and repo.kind.value == "hg":
+            raise UnsupportedFeature(f"the web pages, archives and raw files of {route.repo} are not served: they "
+                                     "come from repositories of hgwire's own Mercurial engine only; clone it to read it")
+        else:
+            raise NotARepository(f"'{route.repo}' is not a Mercurial repository")
     read_base_hgrc(repo, front.authorizer)
     log_recovery(repo)
     check_web_access(repo, user, None)  # as hgweb, its [web] read lists; allow-pull is the wire protocol's
