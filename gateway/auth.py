@@ -231,10 +231,7 @@ class Authorizer:
         Looked up only under a ``--config`` policy (a few ``stat`` calls)."""
         if self.policy is None or self.locate is None:
             return (repo,)
-        try:
-            located = self.locate(repo)
-        except Exception:  # noqa: BLE001 - a name the backend refuses is refused where it is opened
-            located = None
+        located = _located(self.locate, repo)
         names = [repo]
         if located is not None:
             stored, kind = located
@@ -249,8 +246,8 @@ class Authorizer:
         if self.locate is None:
             return None
         try:
-            return self.locate(repo) is not None
-        except Exception:  # noqa: BLE001 - as in rule_names
+            return _located(self.locate, repo, raising=True) is not None
+        except Exception:  # noqa: BLE001 - as in _located
             return None
 
     def allows(self, user: str | None, repo: str, transport: str, access: Access) -> bool:
@@ -259,6 +256,54 @@ class Authorizer:
         except HgwireError:  # a permission refused, or a push to a repository that is not there
             return False
         return True
+
+
+SLOW_LOCATE = 0.25
+"""Seconds past which a backend's ``locate`` is warned of: it runs on the reactor's thread (the rules
+are asked there), where every connection of the service waits for it."""
+LOCATE_WARNING_INTERVAL = 60.0
+"""At most one warning of a slow or failing ``locate`` in this many seconds (it runs per request)."""
+_locate_warned: dict[str, float] = {}
+_clock = time.monotonic
+
+
+def _located(locate: Callable[[str], tuple[str, Kind] | None], repo: str,
+             raising: bool = False) -> tuple[str, Kind] | None:
+    """The backend's ``locate(repo)``; None when it refuses the name (refused again where it is opened).
+    A ``locate`` that takes long (a backend asking a database or the network) holds up the whole
+    service and one that raises anything but hgwire's errors is a bug the rules would silently pass
+    over: both are logged, at most once a minute, with what to do.  ``raising``: an exception is
+    raised after it is logged."""
+    started = _clock()
+    try:
+        found = locate(repo)
+    except HgwireError:  # a name the backend refuses is refused where it is opened
+        if raising:
+            raise
+        return None
+    except Exception as exc:  # a bug in a backend's locate: logged, then taken as a refusal
+        if _locate_warning_due("failed"):
+            log.failure("the backend's locate({repo!r}) raised {error}; access rules were matched on the name "
+                        "asked for only: fix the backend (locate returns None for a name it does not hold)",
+                        repo=repo, error=type(exc).__name__)
+        if raising:
+            raise
+        return None
+    took = _clock() - started
+    if took > SLOW_LOCATE and _locate_warning_due("slow"):
+        log.warn("the backend's locate({repo!r}) took {seconds:.2f} s on the service's event loop, where every "  # noqa: G010
+                 "connection waited for it: make locate answer from memory or a few stat calls",
+                 repo=repo, seconds=took)
+    return found
+
+
+def _locate_warning_due(what: str) -> bool:
+    now = _clock()
+    last = _locate_warned.get(what)
+    if last is not None and now - last < LOCATE_WARNING_INTERVAL:
+        return False
+    _locate_warned[what] = now
+    return True
 
 
 # --- authorized_keys -------------------------------------------------------------------------
