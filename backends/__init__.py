@@ -8,7 +8,7 @@ import inspect
 import traceback
 from collections.abc import Callable
 
-from backends.interfaces import Backend
+from backends.interfaces import Backend, Kind, Repository
 from protocols.errors import HgwireError
 
 BUILTIN = {
@@ -52,6 +52,17 @@ def load_backend(spec: str, root: str) -> Backend:
     if missing:
         raise BackendLoadError(f"backend {spec!r} lacks {', '.join(missing)}; see the README's backend section")
     return backend  # type: ignore[no-any-return]
+
+
+def returned_repository(found: object, call: str) -> Repository:
+    """What a backend's ``open``/``create`` returned (``call``: ``open('NAME')``), once it is a
+    repository, an object whose ``kind`` is a ``Kind``; a ``TypeError`` saying so otherwise, which
+    the operator reads as the last line of its traceback (it was an ``AttributeError`` on ``kind``
+    deep in the gateway, which read as hgwire's bug).  The client is told "internal error"."""
+    if isinstance(getattr(found, "kind", None), Kind):
+        return found  # type: ignore[return-value]
+    raise TypeError(f"the backend's {call} returned {type(found).__name__}, not a repository (an object whose kind is "
+                    "Kind.GIT or Kind.HG, as backends/interfaces.py describes): fix the backend")
 
 
 def _takes_one_argument(factory: Callable[..., object]) -> bool:

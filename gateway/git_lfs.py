@@ -43,6 +43,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.web import server
 
+from backends import returned_repository
 from backends.blobs import VerifiedWriter
 from backends.interfaces import Kind
 from backends.lfs import (
@@ -107,7 +108,7 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
     repository's ``[web]`` lists, and uploads over HTTPS only unless ``--allow-push-over-http``.
     (Writes on a read-only server never get here: the authorizer refuses them at the door.)"""
     try:
-        repo = ctx.backend.open(ctx.repo_name)
+        repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
     except RepositoryNotFound:
         if access is not Access.WRITE or not git_session.may_create(ctx, ctx.create_on_push):
             raise

@@ -27,7 +27,7 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 from backends import git_archive as archive_backend
-from backends import git_fastpack, git_pack
+from backends import git_fastpack, git_pack, returned_repository
 from backends.filesystem import default_object_format
 from backends.git import KEEPALIVE_SECONDS
 from backends.interfaces import (
@@ -108,14 +108,14 @@ def new_session_id() -> bytes:
 def open_git_repo(ctx: SessionContext, create: bool = False) -> GitRepository:
     """Open (or, for a permitted push, create) the repository; blocking, for the pool."""
     try:
-        repo = ctx.backend.open(ctx.repo_name)
+        repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
     except RepositoryNotFound:
         if not may_create(ctx, create):
             raise
         try:
-            repo = ctx.backend.create(ctx.repo_name, Kind.GIT)
+            repo = returned_repository(ctx.backend.create(ctx.repo_name, Kind.GIT), f"create({ctx.repo_name!r})")
         except FileExistsError:  # another push made it this moment
-            repo = ctx.backend.open(ctx.repo_name)
+            repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
         else:
             audit.created(ctx, "git")
     if repo.kind is not Kind.GIT:

@@ -23,7 +23,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.web import server
 
-from backends import git_web
+from backends import git_web, returned_repository
 from backends.git_web import GitPages, WebArchive
 from backends.hg import archive as hg_archive
 from backends.hg import web as hg_web
@@ -128,7 +128,7 @@ def readable_any(front: HttpFront, route: Route, user: str | None) -> HgRepo | G
     """The repository the route names, of either kind, once its settings let ``user`` read it over
     HTTP (blocking): an hg repository's ``[web]`` read lists (not ``allow-pull``, which hgweb
     applies to the wire protocol only), a git repository's ``http.uploadpack`` and ``[git] export_all``."""
-    repo = front.config.backend.open(route.repo)
+    repo = returned_repository(front.config.backend.open(route.repo), f"open({route.repo!r})")
     if repo.kind is Kind.GIT:
         try:
             check_git_readable(front, route.repo, repo)

@@ -40,6 +40,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.web import server
 
+from backends import returned_repository
 from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext, peer_text
 from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, storage_fault, wrong_kind
@@ -313,7 +314,7 @@ class HgHttpCommand:
                      command=self.command, repo=self.route.repo, output=out.decode("utf-8", "replace").rstrip())
 
     def _open(self) -> HgRepository:
-        repo = self.front.config.backend.open(self.route.repo)
+        repo = returned_repository(self.front.config.backend.open(self.route.repo), f"open({self.route.repo!r})")
         if repo.kind is not Kind.HG:
             raise wrong_kind(self.route.repo, repo.kind)
         address = self.request.getClientAddress()

@@ -26,6 +26,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 
+from backends import returned_repository
 from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
@@ -71,7 +72,7 @@ def _abort_line(message: str) -> bytes:
 
 def open_hg_repo(ctx: SessionContext) -> HgRepository:
     """Open the repository and make sure it is a Mercurial one; blocking, for the pool."""
-    repo = ctx.backend.open(ctx.repo_name)
+    repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
     if repo.kind is not Kind.HG:
         raise wrong_kind(ctx.repo_name, repo.kind)
     return guard_hg_repository(repo, ctx)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from twisted.internet import defer
 from twisted.web import server
 
+from backends import returned_repository
 from backends.hg.keys import BOOLEANS, config_list
 from backends.hg.repository import HgRepo
 from backends.hg.web import json_string
@@ -68,7 +69,7 @@ def _page_for(user: str | None, front: HttpFront, request: server.Request, route
 
 def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
     """The repository's kind, once its own settings let ``user`` clone it over HTTP (blocking)."""
-    with closing_git(front.config.backend.open(name)) as repo:
+    with closing_git(returned_repository(front.config.backend.open(name), f"open({name!r})")) as repo:
         if repo.kind is Kind.HG:
             check_web_access(repo, user, None)  # as its pages (hgweb's: not allow-pull)
         elif repo.kind is Kind.GIT:
