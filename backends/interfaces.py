@@ -242,7 +242,9 @@ class GitRepository(Protocol):
         """Apply compare-and-swap ref updates; with ``atomic`` all or none.
 
         Called once per push after its pack (if any) was committed, also with no updates when
-        every ref was refused before it: objects the push added that no ref names may go then."""
+        every ref was refused before it: objects the push added that no ref names may go then.
+        A repository with ``hook_location`` whose hooks exist is called with a keyword argument
+        more, ``hooks`` (``ReceiveHooks``), to run around its updates: a wrapper passes it on."""
         ...
 
 
