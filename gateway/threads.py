@@ -11,8 +11,11 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import sysconfig
+import threading
 import time
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import ParamSpec, Protocol, TypeVar
 
 from twisted.internet import defer, task
@@ -40,6 +43,7 @@ TRIM_DELAY = 2.0
 
 _pool: ThreadPool | None = None
 _trimmer: HeapTrimmer | None = None
+_watch: PoolWatch | None = None
 
 
 def _glibc_function(name: str) -> Callable[..., int] | None:
@@ -120,13 +124,103 @@ class HeapTrimmer:
         self._call = None
 
 
+STALL_SECONDS = 10.0
+"""Seconds every worker may stay busy on one step while requests wait before the log says so."""
+STALL_WARNING_INTERVAL = 60.0
+"""At most one such warning in this many seconds."""
+
+
+class PoolWatch:
+    """Tells the operator when every worker is held and requests queue behind them.
+
+    The pool serves every repository: a backend call that hangs (a mount that stopped answering, a
+    custom backend waiting on the network) holds a worker per request that reaches it, and once it
+    holds them all every other repository's clones and pushes wait too, which nothing said.  While
+    work waits (``waiting()``), every ``stall`` seconds: if the oldest running step has run that
+    long, one warning (at most one a minute) naming how many workers, how many waiting, and where
+    that step is (its thread's innermost frame: the backend's file and line).  ``started`` and
+    ``finished`` are called on the worker thread around each step, ``queued`` on the reactor's.
+    """
+
+    def __init__(self, clock: IReactorTime, size: int, waiting: Callable[[], int],
+                 where: Callable[[int], str | None] | None = None, stall: float = STALL_SECONDS) -> None:
+        self._clock = clock
+        self._size = size
+        self._waiting = waiting
+        self._where = where or _innermost_frame
+        self._stall = stall
+        self._running: dict[object, tuple[float, int]] = {}
+        self._call: IDelayedCall | None = None
+        self._warned: float | None = None
+
+    def started(self, job: object, thread: int) -> None:
+        self._running[job] = (self._clock.seconds(), thread)
+
+    def finished(self, job: object) -> None:
+        self._running.pop(job, None)
+
+    def queued(self) -> None:
+        if self._call is None and self._waiting():
+            self._call = self._clock.callLater(self._stall, self._check)
+
+    def _check(self) -> None:
+        self._call = None
+        waiting = self._waiting()
+        if not waiting:
+            return
+        running = sorted(self._running.values())
+        now = self._clock.seconds()
+        if running and now - running[0][0] >= self._stall and (
+                self._warned is None or now - self._warned >= STALL_WARNING_INTERVAL):
+            self._warned = now
+            where = self._where(running[0][1])
+            log.warn("all {workers} worker threads are busy and {waiting} requests wait for one, every repository's "  # noqa: G010
+                     "alike: a step has run {seconds:.0f} s{where}; find what it waits for (a backend call, a disk), "
+                     "or raise --workers", workers=self._size, waiting=waiting, seconds=now - running[0][0],
+                     where=f", now at {where}" if where else "")
+        self._call = self._clock.callLater(self._stall, self._check)
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
+
+
+def _innermost_frame(thread: int) -> str | None:
+    """``FILE:LINE in FUNCTION`` where ``thread`` is now, past Python's own library (a wait in
+    ``threading`` or ``socket`` is named by its caller), or None when the thread is gone."""
+    frame = sys._current_frames().get(thread)
+    if frame is None:
+        return None
+    found: FrameType | None = frame
+    while found is not None and (found.f_code.co_filename.startswith(_STDLIB)
+                                 or found.f_code.co_filename.startswith("<")):
+        found = found.f_back
+    at = found or frame
+    return f"{at.f_code.co_filename}:{at.f_lineno} in {at.f_code.co_name}"
+
+
+def _watched(watch: PoolWatch, f: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """In the pool: ``f`` with its start and end told to ``watch``."""
+    job = object()
+    watch.started(job, threading.get_ident())
+    try:
+        return f(*args, **kwargs)
+    finally:
+        watch.finished(job)
+
+
 def start_pool(reactor: IReactorThreads, size: int = DEFAULT_POOL_SIZE) -> ThreadPool:
     """Create and start the worker pool of ``size`` threads; stopped with the reactor."""
-    global _pool, _trimmer
+    global _pool, _trimmer, _watch
     if _pool is None:
         limit_malloc_arenas()
         _pool = ThreadPool(minthreads=0, maxthreads=size, name="hgwire-worker")
         _pool.start()
+        _watch = PoolWatch(reactor, size, _pool.q.qsize)  # type: ignore[arg-type]
         trim = malloc_trim()
         if trim is not None:
             _trimmer = HeapTrimmer(reactor, _pool.callInThread, trim)  # type: ignore[arg-type]
@@ -135,7 +229,10 @@ def start_pool(reactor: IReactorThreads, size: int = DEFAULT_POOL_SIZE) -> Threa
 
 
 def _stop_pool() -> None:
-    global _pool, _trimmer
+    global _pool, _trimmer, _watch
+    if _watch is not None:
+        _watch.stop()
+        _watch = None
     if _trimmer is not None:
         _trimmer.stop()
         _trimmer = None
@@ -184,11 +281,15 @@ def run_blocking(f: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> defer.
     from twisted.internet import reactor
 
     pool = start_pool(reactor)  # type: ignore[arg-type]
-    trimmer = _trimmer
+    trimmer, watch = _trimmer, _watch
+    if watch is None:
+        d = deferToThreadPool(reactor, pool, f, *args, **kwargs)  # type: ignore[arg-type]
+    else:
+        d = deferToThreadPool(reactor, pool, _watched, watch, f, *args, **kwargs)  # type: ignore[arg-type]
+        watch.queued()
     if trimmer is None:
-        return deferToThreadPool(reactor, pool, f, *args, **kwargs)  # type: ignore[arg-type]
+        return d
     trimmer.job_started()
-    d = deferToThreadPool(reactor, pool, f, *args, **kwargs)  # type: ignore[arg-type]
     return d.addBoth(_job_finished, trimmer)
 
 
