@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -38,9 +39,11 @@ from backends.interfaces import (
     Kind,
     ObjectFormat,
     ObjectId,
+    PackedObject,
     PackSink,
     PushCertSettings,
     RefResult,
+    RefUpdate,
     UploadSettings,
     object_format_of,
 )
@@ -65,10 +68,12 @@ from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import git_archive, git_caps, git_push_cert, git_receive, git_upload, git_v2, pktline
 from protocols.errors import (
+    HgwireError,
     PermissionDenied,
     ProtocolError,
     ReadOnly,
     RepositoryNotFound,
+    StorageError,
     UnsupportedFeature,
 )
 from protocols.git_request import Service, parse_service
@@ -865,7 +870,7 @@ class ReceivePackSession(_GitSession):
         # SCAN_AHEAD): the next step then takes all of it, not one read of the connection
         self._sink_step = self._run(self._scanned, _scan_and_write, self._core, self._sink, chunks, pause=False)
 
-    def _scanned(self, error: ProtocolError | None) -> None:
+    def _scanned(self, error: HgwireError | None) -> None:
         self._scanning = False
         if error is not None:
             self._pack_input = []
@@ -914,7 +919,7 @@ class ReceivePackSession(_GitSession):
             return
         assert self._repo is not None
         if commands.needs_pack:
-            self._run(self._got_sink, self._repo.begin_pack)
+            self._run(self._got_sink, _begin_pack, self._repo)
 
     def _created(self, repo: GitRepository) -> None:
         assert self._pending is not None and self._core.commands is not None
@@ -927,7 +932,7 @@ class ReceivePackSession(_GitSession):
         self._repo = repo
         self._using(repo)
         if self._core.commands.needs_pack:
-            self._run(self._got_sink, repo.begin_pack)
+            self._run(self._got_sink, _begin_pack, repo)
         else:
             self._resume()
 
@@ -937,7 +942,13 @@ class ReceivePackSession(_GitSession):
 
     def _on_pack_data(self, event: git_receive.PackData) -> None:
         assert self._sink is not None
-        self._sink_step = self._run(lambda _: self._resume(), self._sink.write, event.data, event.objects)
+        self._sink_step = self._run(self._written, _write_pack, self._sink, event.data, event.objects)
+
+    def _written(self, refused: HgwireError | None) -> None:
+        if refused is not None:
+            self._bad_pack(refused)
+            return
+        self._resume()
 
     def _on_pack_end(self, _: git_receive.PackEnd) -> None:
         assert self._repo is not None and self._core.commands is not None
@@ -1039,8 +1050,9 @@ class ReceivePackSession(_GitSession):
                                    settings.bitmap_min_objects)
         self._finish("ok: pushed" if not refused and unpack_error is None else f"refused: {refused} refs")
 
-    def _bad_pack(self, exc: ProtocolError) -> None:
-        """A malformed pack: abort the sink, report ``unpack <reason>`` and ``ng`` for every ref."""
+    def _bad_pack(self, exc: HgwireError) -> None:
+        """A malformed pack, or one the backend's sink refused (``BACKEND_REFUSALS``): abort the sink,
+        report ``unpack <reason>`` and ``ng`` for every ref."""
         commands = self._core.commands
         self._drop_sink()
         if commands is None or self._closed:
@@ -1055,10 +1067,56 @@ class _RefusalReady:
     """The commands of a refused stateless push are read: its answer can go (``ReceivePackSession``)."""
 
 
-def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[bytes]) -> ProtocolError | None:
+BACKEND_REFUSALS = (PermissionDenied, StorageError)
+"""What a backend raises to refuse a push (a read-only mirror, a quota, a full store) from
+``begin_pack``, its sink's ``write`` or ``commit``, or ``update_refs``: each ref is refused with its
+message in the report (``! [remote rejected] main -> main (MESSAGE)``), as a hook's refusal is;
+it ended the session, and git said "the remote end hung up unexpectedly"."""
+
+
+class _RefusedSink:
+    """The sink of a push whose ``begin_pack`` refused it: the pack is read (the client sends it
+    all the same) and dropped; its ``commit`` raises the refusal, which each ref is told."""
+
+    def __init__(self, refusal: HgwireError) -> None:
+        self.refusal = refusal
+
+    def write(self, data: bytes, objects: Sequence[PackedObject] | None = None) -> None:
+        pass
+
+    def commit(self) -> None:
+        raise self.refusal
+
+    def abort(self) -> None:
+        pass
+
+
+def _begin_pack(repo: GitRepository) -> PackSink:
+    try:
+        return repo.begin_pack()
+    except BACKEND_REFUSALS as refusal:
+        return _RefusedSink(refusal)
+
+
+def _write_pack(sink: PackSink, data: bytes, objects: Sequence[PackedObject] | None) -> HgwireError | None:
+    """In the pool: ``sink.write``; a refusal of the backend's is returned, for the session to answer."""
+    try:
+        sink.write(data, objects)
+    except BACKEND_REFUSALS as refusal:
+        return refusal
+    return None
+
+
+def _backend_refused(updates: Sequence[RefUpdate], refusal: HgwireError) -> list[RefResult]:
+    reason = " ".join(str(refusal).split())
+    return [RefResult(u.ref, reason) for u in updates]
+
+
+def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[bytes]) -> HgwireError | None:
     """In the pool: the pack pieces the core already holds, then ``chunks`` scanned and written, in order.
 
-    A malformed pack is returned, not raised: the session answers it in the client's protocol.
+    A malformed pack, or one the sink refused, is returned, not raised: the session answers it in
+    the client's protocol.
     """
     def write_scanned() -> None:
         for event in core.take_pack_data():
@@ -1069,7 +1127,7 @@ def _scan_and_write(core: git_receive.ReceivePack, sink: PackSink, chunks: list[
         for data in chunks:
             core.receive_data(data)
             write_scanned()
-    except ProtocolError as exc:
+    except (ProtocolError, *BACKEND_REFUSALS) as exc:
         return exc
     return None
 
@@ -1171,19 +1229,29 @@ def _finish_push(
             sink.commit()
         except ProtocolError as exc:
             return str(exc), [RefResult(u.ref, "unpacker error") for u in commands.updates], b""
+        except BACKEND_REFUSALS as refusal:
+            with suppress(Exception):
+                sink.abort()
+            return None, _backend_refused(commands.updates, refusal), b""
     location = getattr(repo, "hook_location", None)
     found = location() if location is not None else None
     if found is not None:
         hooks = git_hooks.GitHooks(found, context or git_hooks.PushContext())
         if hooks.present():
             return hooks
-    results = protected.update_refs(repo, commands.updates, commands.atomic, protections)
+    try:
+        results = protected.update_refs(repo, commands.updates, commands.atomic, protections)
+    except BACKEND_REFUSALS as refusal:
+        return None, _backend_refused(commands.updates, refusal), _told(repo)
     return None, _shallow(commands, results), _told(repo)
 
 
 def _update_with_hooks(repo: GitRepository, commands: git_receive.RefCommands, protections: Protections | None,
                        hooks: git_hooks.GitHooks) -> PushOutcome:
-    results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks)
+    try:
+        results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks)
+    except BACKEND_REFUSALS as refusal:
+        return None, _backend_refused(commands.updates, refusal), hooks.take_output(_told(repo))
     return None, _shallow(commands, results), hooks.take_output(_told(repo))
 
 

@@ -83,8 +83,8 @@ def test_a_client_gone_while_a_piece_is_written_has_its_pack_aborted_after_the_w
     session, repo = started(pool, monkeypatch)
     pack = pack_of_one_blob()
     session.data_received(commands() + pack[:10])
-    assert pool.run_next() == "begin_pack"
-    assert [f for f, _, _ in pool.steps] == [repo.sink.write], "the first piece is being written"
+    assert pool.run_next() == "_begin_pack"
+    assert [f for f, _, _ in pool.steps] == [git_session._write_pack], "the first piece is being written"
     session.eof_received()
     session.connection_lost()
     assert repo.sink.aborts == 0, "not while the write may still use the file"
@@ -133,7 +133,7 @@ def _begun(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_sessi
     """A session whose commands are read and whose sink is open: the pack comes in later reads."""
     session, repo = started(pool, monkeypatch)
     session.data_received(commands())
-    assert pool.run_next() == "begin_pack"
+    assert pool.run_next() == "_begin_pack"
     assert not pool.steps
     return session, repo
 
