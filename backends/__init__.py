@@ -51,7 +51,29 @@ def load_backend(spec: str, root: str) -> Backend:
     missing = [m for m in REQUIRED_METHODS if not callable(getattr(backend, m, None))]
     if missing:
         raise BackendLoadError(f"backend {spec!r} lacks {', '.join(missing)}; see the README's backend section")
+    misfit = [f"{method}({', '.join(args)})" for method, args in CALLED_AS.items()
+              if callable(getattr(backend, method, None)) and not _takes(getattr(backend, method), args)]
+    if misfit:
+        raise BackendLoadError(f"backend {spec!r} cannot be called as hgwire calls it: {', '.join(misfit)}; "
+                               "see the README's backend section")
     return backend  # type: ignore[no-any-return]
+
+
+CALLED_AS: dict[str, tuple[str, ...]] = {
+    "open": ("name",), "create": ("name", "kind"), "exists": ("name",), "list": (), "locate": ("name",),
+}
+"""How hgwire calls a backend's methods (``locate`` when there is one): a method that cannot take
+those arguments is told at the start, not as a ``TypeError`` in every request."""
+
+
+def _takes(method: Callable[..., object], args: tuple[str, ...]) -> bool:
+    try:
+        inspect.signature(method).bind(*args)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read: the call itself tells
+        return True
+    return True
 
 
 def returned_repository(found: object, call: str) -> Repository:

@@ -106,6 +106,9 @@ BROKEN_MODULES = {
     "dependency_backend": "import no_such_dependency_of_a_backend\n\ndef make(root):\n    return None\n",
     "setting_backend": "import os\nSETTING = os.environ['NO_SUCH_BACKEND_SETTING']\n\ndef make(root):\n    return None\n",
     "spelt_backend": "def make_backend(root):\n    return None\n",
+    "misfit_backend": ("class B:\n    def open(self):\n        pass\n    def create(self, name):\n        pass\n"
+                       "    def exists(self, name):\n        pass\n    def list(self):\n        return []\n"
+                       "    def locate(self, name, kind):\n        pass\n\ndef make(root):\n    return B()\n"),
 }
 
 
@@ -120,11 +123,14 @@ BROKEN_MODULES = {
     ("spelt_backend:make_backnd", ("cannot load backend 'spelt_backend:make_backnd': module 'spelt_backend' has no "
                                    "attribute 'make_backnd'; did you mean spelt_backend:make_backend?")),
     ("spelt_backend.py:make_backend", "name a module by its dotted path (package.module), not a file"),
+    ("misfit_backend:make", ("backend 'misfit_backend:make' cannot be called as hgwire calls it: open(name), "
+                             "create(name, kind), locate(name); see the README's backend section")),
 ])
 def test_a_backend_module_that_does_not_import_is_one_line_naming_it(tmp_path: Path, spec: str, said: str) -> None:
     """A backend module with a syntax error, a missing dependency or an exception at module level was
     a traceback of twistd's option parsing (a syntax error), or a "No module named" that read as the
-    backend's own module missing: now one line naming the file and line, as for a failing factory."""
+    backend's own module missing: now one line naming the file and line, as for a failing factory.
+    A backend whose methods cannot take hgwire's arguments is told at the start too, not per request."""
     for name, source in BROKEN_MODULES.items():
         (tmp_path / f"{name}.py").write_text(source)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
