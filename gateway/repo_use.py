@@ -22,17 +22,33 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from backends.interfaces import Kind
+from twisted.python import threadable
 
+from backends.interfaces import Kind
+from gateway.logs import SafeLogger
+
+log = SafeLogger()
 R = TypeVar("R")
 
 
 def close_git(repo: object) -> None:
-    """Close a git repository opened for one request, where its backend can (a Mercurial one is left)."""
-    if getattr(repo, "kind", None) is Kind.GIT:
-        close = getattr(repo, "close", None)
-        if close is not None:
-            close()
+    """Close a git repository opened for one request, where its backend can (a Mercurial one is left).
+
+    On the reactor's thread (a session's end, a stream's) the close runs in the worker pool, as
+    every backend call does: a backend's ``close`` may wait (a custom one flushing to the network),
+    and one that slept 3 s there held every client of the service as long."""
+    if getattr(repo, "kind", None) is not Kind.GIT:
+        return
+    close = getattr(repo, "close", None)
+    if close is None:
+        return
+    if not threadable.isInIOThread():
+        close()
+        return
+    from gateway.threads import run_blocking
+
+    run_blocking(close).addErrback(lambda failure: log.failure("closing repository {repo}", failure,
+                                                               repo=getattr(repo, "name", "?")))
 
 
 @contextmanager

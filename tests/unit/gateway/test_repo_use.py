@@ -72,3 +72,38 @@ def test_a_pack_stream_lets_go_once_when_it_ends(how: str) -> None:
                 next(stream)
     stream.close()
     assert ended == [1]
+
+
+def test_a_close_on_the_reactor_thread_runs_in_the_pool(reactor: Any) -> None:
+    """A backend's ``close`` may wait (a custom one flushing to the network): let go of on the
+    reactor's thread, as a session's end does, it runs in the worker pool, not on the reactor."""
+    import threading
+    import time
+
+    from twisted.internet.threads import blockingCallFromThread
+
+    ran_on: list[str] = []
+    reactor_thread: list[str] = []
+
+    class Slow(Repo):
+        def close(self) -> None:
+            ran_on.append(threading.current_thread().name)
+            super().close()
+
+    repo = Slow()
+    use = RepoUse(repo)
+    leave = use.join()
+
+    def on_reactor() -> None:
+        reactor_thread.append(threading.current_thread().name)
+        leave()
+
+    blockingCallFromThread(reactor, on_reactor)
+    deadline = time.monotonic() + 10
+    while not repo.closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert repo.closed == 1
+    assert ran_on and ran_on != reactor_thread and "hgwire-worker" in ran_on[0], (ran_on, reactor_thread)
+    with closing_git(Slow()) as off_reactor:  # off the reactor (a step in the pool): closed there and then
+        pass
+    assert off_reactor.closed == 1
