@@ -81,7 +81,7 @@ from gateway.live_body import LiveBody
 from gateway.logs import SafeLogger
 from gateway.policy import authorizer_for, public_url
 from gateway.threads import run_blocking
-from gateway.tls import tls_handshake
+from gateway.tls import client_certificate_subject, no_client_certificate, tls_handshake
 from protocols.errors import NO_REPOSITORY_NAMED, PermissionDenied, ProtocolError, ReadOnly, UnsafeName
 from protocols.forwarded import Trusted, forwarded_client, forwarded_https
 from protocols.http_head import (
@@ -1181,6 +1181,9 @@ class HgwireHTTPChannel(http.HTTPChannel):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self._disarm_header_deadline()
+        if no_client_certificate(reason):  # (one it refused is logged by the check: tls._client_verified)
+            log.info("TLS handshake from {peer} refused: it presented no client certificate, which the "
+                     "listener's clientCA= requires", peer=peer_text(getattr(self.transport, "getPeer", lambda: None)()))
         super().connectionLost(reason)
 
     def between_requests(self) -> bool:
@@ -1214,6 +1217,30 @@ class HgwireHTTPChannel(http.HTTPChannel):
         close_sent(self.transport, self.callLater, TLS_CLOSE_GRACE)
 
 
+access_log = SafeLogger(namespace="gateway.http.access")
+
+
+class HgwireSite(server.Site):
+    """twisted.web's site, whose access line (one a request, in the combined log format) is a
+    structured event: its text as before, with ``method``, ``path``, ``status``, ``peer`` and
+    ``client_certificate`` (the subject of the certificate the client presented on an ``ssl:``
+    listener with ``clientCA=``, else None) as fields; the subject also ends the text."""
+
+    def log(self, request: Any) -> None:
+        if self._logFile is None:  # stopped: as twisted.web's
+            return
+        line = self._logFormatter(self._logDateTime, request)
+        subject = client_certificate_subject(getattr(request.channel, "transport", None))
+        text = line if subject is None else line + ' client certificate "' + subject.replace('"', '\\"') + '"'
+        access_log.info("{access_line}", access_line=text, client_certificate=subject,
+                        method=request.method.decode("latin-1"), path=request.uri.decode("latin-1")[:MAX_LOGGED_PATH],
+                        status=request.code, peer=peer_text(request.getClientAddress()))
+
+
+MAX_LOGGED_PATH = 2000
+"""Characters of a request's target an access event's ``path`` field holds (its line holds all)."""
+
+
 def make_http_site(config: ServiceConfig) -> server.Site:
     """The protocol factory of one ``--http`` listener."""
     register_handlers()
@@ -1227,7 +1254,7 @@ def make_http_site(config: ServiceConfig) -> server.Site:
         except OSError as exc:
             warn_passwords_unreadable(users.path, exc)
     front = HttpFront(config, authorizer_for(config), users)
-    site = server.Site(RootResource(front))
+    site = HgwireSite(RootResource(front))
     site.requestFactory = BoundedRequest
     site.protocol = HgwireHTTPChannel  # type: ignore[method-assign,assignment]
     site.displayTracebacks = False

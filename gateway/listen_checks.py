@@ -27,13 +27,13 @@ and ``_parseSSL(port, privateKey, certKey, sslmethod, interface, ...)``."""
 IPV4_WILDCARDS = frozenset({"", "0.0.0.0"})
 OPTIONS = {"tcp": ("port", "interface", "backlog"),
            "ssl": ("port", "interface", "backlog", "privateKey", "certKey", "extraCertChain", "dhParameters",
-                   "sslmethod")}
+                   "sslmethod", "clientCA")}
 """The keywords Twisted's ``tcp:`` and ``ssl:`` server descriptions take; another is refused by
 Twisted with its parser's name (``_parseSSL() got an unexpected keyword argument``) and a traceback."""
 CLIENT_CERTIFICATE_OPTIONS = frozenset({"cacertsdir", "cacerts", "cacert", "ca", "cafile", "clientca", "verify",
                                         "verifyclient", "requirecertificate", "trustroot", "trustroots"})
 """Keywords an operator writes to ask for TLS client certificates (Twisted's client endpoints'
-``caCertsDir=``, OpenSSL's and the proxies' words), lowercased: hgwire's ``ssl:`` asks for none."""
+``caCertsDir=``, OpenSSL's and the proxies' words), lowercased: hgwire's ``ssl:`` spells it ``clientCA=``."""
 PROXY_PREFIX = "haproxy:"
 """Before an endpoint description: its connections come from a proxy that sends the PROXY protocol
 header first (Twisted's own spelling for that)."""
@@ -157,9 +157,12 @@ def endpoint_problem(description: str) -> EndpointError | None:
     kind = description.split(":", 1)[0].lower()
     unknown = [key for key in kwargs if key not in OPTIONS[kind]]
     if unknown and unknown[0].lower() in CLIENT_CERTIFICATE_OPTIONS and kind == "ssl":
-        return EndpointError(f"hgwire's ssl: listeners do not ask clients for certificates ({unknown[0]}=)",
-                             "leave it out; to require client certificates, let a TLS proxy in front check them "
-                             "(README, HTTP: HTTPS client certificates)")
+        return EndpointError(f"ssl: has no option {unknown[0]}=",
+                             "to require client certificates signed by your CA, write clientCA=FILE, a file of "
+                             "the CA's PEM certificates (README, HTTP: HTTPS client certificates)")
+    if unknown and unknown[0].lower() in CLIENT_CERTIFICATE_OPTIONS:
+        return EndpointError(f"{kind}: has no option {unknown[0]}=: client certificates come with TLS",
+                             "listen on ssl:PORT:privateKey=KEY:certKey=CERT:clientCA=FILE")
     if unknown:
         return EndpointError(f"{kind}: has no option {unknown[0]}=",
                              f"its options are {', '.join(OPTIONS[kind])}; check the spelling")

@@ -25,7 +25,6 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.protocols.policies import WrappingFactory
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from backends import load_backend
@@ -119,6 +118,8 @@ class ListenerService(service.Service):
         self.tls: tls.ReloadableContext | None = None
         """An ``ssl:`` listener's certificate and key, read again on SIGHUP (``reload_tls``)."""
         self._listen_started = False
+        self._listen_factory: IProtocolFactory | None = None
+        """What an ``ssl:`` listener listens with: TLS over ``factory``."""
 
     def privilegedStartService(self) -> None:
         """Listen here, before twistd switches to ``--uid``/``--gid``: a port below 1024 (22, 80,
@@ -144,7 +145,7 @@ class ListenerService(service.Service):
         except Exception:
             self._failed(Failure())
             return
-        d = endpoint.listen(self.factory)
+        d = endpoint.listen(self._listen_factory or self.factory)
         d.addCallbacks(self._listening, self._failed)
 
     def _endpoint(self, reactor: Any) -> IStreamServerEndpoint:
@@ -153,13 +154,18 @@ class ListenerService(service.Service):
         plain TCP and each connection is handed to TLS once the header is read (the guard's wrapped
         factory becomes TLS over the listener's own)."""
         proxied, text = proxied_endpoint(self.description)
-        if text[:4].lower() == "ssl:" and (warning := tls.check_files(text)) is not None:
-            log.warn("{endpoint}: {warning}", endpoint=self.description, warning=warning)  # noqa: G010
         problem = endpoint_problem(text)
         if problem is not None:
             raise problem
+        client_cas: list[Any] = []
+        if text[:4].lower() == "ssl:":
+            if (warning := tls.check_files(text)) is not None:
+                log.warn("{endpoint}: {warning}", endpoint=self.description, warning=warning)  # noqa: G010
+            client_cas, warning = tls.client_cas(text)
+            if warning is not None:
+                log.warn("{endpoint}: {warning}", endpoint=self.description, warning=warning)  # noqa: G010
         try:
-            endpoint: IStreamServerEndpoint = serverFromString(reactor, text)
+            endpoint: IStreamServerEndpoint = serverFromString(reactor, tls.twisted_description(text))
         except Exception as exc:
             told = tls.key_mismatch(exc) or tls.files_error(exc, text)
             if told is None:
@@ -167,18 +173,22 @@ class ListenerService(service.Service):
             raise told from None
         if not isinstance(endpoint, SSL4ServerEndpoint):
             return endpoint
-        tls.prepare(endpoint._sslContextFactory, text)
-        self.tls = endpoint._sslContextFactory = tls.ReloadableContext(text, endpoint._sslContextFactory)
-        if not proxied:
-            return endpoint
+        tls.prepare(endpoint._sslContextFactory, text, client_cas)
+        self.tls = tls.ReloadableContext(text, endpoint._sslContextFactory)
+        plain = TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
+        if not proxied:  # TLS over the guard, as Twisted's ssl: endpoint, with hgwire's end of a failed handshake
+            self._listen_factory = tls.LingeringTLSFactory(self.tls, False, self.factory)
+            return plain
         guard = self.factory
         if not isinstance(guard, WrappingFactory):
             raise ValueError(f"{self.description}: TLS behind the PROXY header needs a guarded listener")
-        guard.wrappedFactory = TLSMemoryBIOFactory(self.tls, False, guard.wrappedFactory)
-        return TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
+        guard.wrappedFactory = tls.LingeringTLSFactory(self.tls, False, guard.wrappedFactory)
+        return plain
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
+        if self._listen_factory is not None:
+            port._type = "TLS"  # type: ignore[attr-defined]  # its log lines' word, as Twisted's listenSSL
         log.info("hgwire serves {kind} at {url}", kind=self.kind,
                  url=self.url("NAME") if not self.unix else f"{self.description} (its clients' URL: [http] public_url)",
                  endpoint=self.description)
@@ -429,7 +439,7 @@ def unreadable_files(config: ServiceConfig) -> list[tuple[str, str]]:
         if text[:4].lower() == "ssl:":
             with contextlib.suppress(Exception):  # (a description it cannot read is told at the start)
                 _, key_file, cert_file = tls._files(text)
-                for path in dict.fromkeys((key_file, cert_file)):
+                for path in dict.fromkeys((key_file, cert_file, tls.split_client_ca(text)[1] or "")):
                     files.append((f"{path} of {description}", path,
                                   "a SIGHUP cannot read a renewed certificate (the one in use serves on)"))
     effective = os.access in os.supports_effective_ids

@@ -15,7 +15,14 @@ from typing import Any
 from twisted.internet.endpoints import _parse, serverFromString
 from twisted.internet.error import VerifyError
 from twisted.internet.interfaces import IOpenSSLContextFactory, IProtocolNegotiationFactory
+from twisted.internet.protocol import connectionDone
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from gateway.logs import SafeLogger
+
+log = SafeLogger()
 
 MAX_CHAIN = 16
 """The most certificates read after the leaf in a ``certKey`` file (a real chain has one to three)."""
@@ -149,6 +156,167 @@ def _date_warning(certificate: Any, cert_file: str, now: datetime.datetime) -> s
     return None
 
 
+CLIENT_CA = "clientCA"
+"""The ``ssl:`` option hgwire reads itself (Twisted's server endpoint has none such): the file of the
+PEM certificates of the CAs whose certificates clients must present."""
+
+
+def _fields(description: str) -> list[str]:
+    """The raw fields of an endpoint description, parted at the colons that are not escaped."""
+    fields, start, escaped = [], 0, False
+    for at, char in enumerate(description):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            fields.append(description[start:at])
+            start = at + 1
+    fields.append(description[start:])
+    return fields
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def split_client_ca(description: str) -> tuple[str, str | None]:
+    """The ``ssl:`` description Twisted reads (without ``clientCA=``), and the file ``clientCA=``
+    names ("" when it names none), None without it."""
+    fields = _fields(description)
+    kept = [field for field in fields if not field.startswith(CLIENT_CA + "=")]
+    if len(kept) == len(fields):
+        return description, None
+    given = [field for field in fields if field.startswith(CLIENT_CA + "=")]
+    return ":".join(kept), _unescape(given[-1][len(CLIENT_CA) + 1:])
+
+
+def twisted_description(description: str) -> str:
+    """``description`` as Twisted's ``serverFromString`` takes it (``clientCA=`` is hgwire's)."""
+    return split_client_ca(description)[0]
+
+
+def client_cas(description: str, now: datetime.datetime | None = None) -> tuple[list[Any], str | None]:
+    """The CA certificates of the ``clientCA=`` file of the ``ssl:`` description ``description``
+    (none without the option), and the warning to log about their dates, if any; TLSFilesError for
+    a file that cannot serve, each mistake in one sentence with what to do."""
+    path = split_client_ca(description)[1]
+    if path is None:
+        return [], None
+    what = "a file of the PEM certificates of the CAs that sign your clients' certificates"
+    if not path:
+        raise TLSFilesError("clientCA= names no file", f"write clientCA=FILE, {what}")
+    try:
+        with open(path, "rb") as f:
+            pem = f.read(MAX_PEM_FILE)
+    except OSError as exc:
+        advice = (f"name {what} (cat a directory's certificates into one file)" if os.path.isdir(path) else
+                  f"check that clientCA= names {what}, and that hgwire's user may read it")
+        raise TLSFilesError(f"the clientCA= file {path} cannot be read ({exc.strerror or exc})", advice) from None
+    from cryptography import x509
+
+    blocks = PEM_CERTIFICATE.findall(pem)
+    if not blocks:
+        raise TLSFilesError(f"the clientCA= file {path} holds no PEM certificate",
+                            f"check that clientCA= names {what} (-----BEGIN CERTIFICATE-----)")
+    certificates = []
+    for number, block in enumerate(blocks, 1):
+        try:
+            certificate = x509.load_pem_x509_certificate(block)
+        except ValueError:
+            raise TLSFilesError(f"certificate {number} of the clientCA= file {path} cannot be read",
+                                f"check that clientCA= names {what}") from None
+        if not _may_sign(certificate):
+            raise TLSFilesError(f"certificate {number} of the clientCA= file {path} "
+                                f"({certificate.subject.rfc4514_string()}) is neither a CA's nor self-signed, so no "
+                                "client's certificate can be checked against it",
+                                "put the certificate of the CA that signs your clients' certificates in that "
+                                "file, not a client's or the server's own")
+        certificates.append(certificate)
+    now = now or datetime.datetime.now(datetime.UTC)
+    expired = [c for c in certificates if now >= c.not_valid_after_utc]
+    warning = None
+    if expired:
+        warning = (f"the CA certificate {expired[0].subject.rfc4514_string()} in the clientCA= file {path} expired "
+                   f"on {expired[0].not_valid_after_utc:%Y-%m-%d %H:%M} UTC: the clients it signed are refused; "
+                   "put the CA's renewed certificate in the file, then send hgwire a SIGHUP")
+    return certificates, warning
+
+
+def _may_sign(certificate: Any) -> bool:
+    """Whether a client certificate can be checked against ``certificate``: a CA's (basicConstraints
+    CA:TRUE) or a self-signed one (a client's own, trusted as it is)."""
+    from cryptography import x509
+
+    try:
+        if certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return True
+    except x509.ExtensionNotFound:
+        pass
+    return bool(certificate.issuer == certificate.subject)
+
+
+VERIFY_ERRORS = {2: "its issuer is not among the clientCA= certificates",
+                 9: "it is not valid yet", 10: "it has expired",
+                 18: "it is self-signed and not among the clientCA= certificates",
+                 19: "its chain ends in a CA not among the clientCA= certificates",
+                 20: "its issuer is not among the clientCA= certificates",
+                 21: "its issuer is not among the clientCA= certificates",
+                 24: "a certificate of its chain is not a CA's", 26: "it is not for a client (its extendedKeyUsage)"}
+"""OpenSSL's verify errors (``X509_V_ERR_*``) a client certificate meets, in words."""
+
+
+def _client_verified(connection: Any, certificate: Any, error: int, depth: int, ok: int) -> bool:
+    """OpenSSL's verdict on a client's certificate (one call for each of its chain), logged when it
+    is refused: the client reads only a TLS alert."""
+    if not ok:
+        transport = connection.get_app_data()
+        peer = getattr(transport, "getPeer", lambda: None)()
+        log.info("TLS handshake from {peer} refused: the client certificate {client_certificate}: {error}",
+                 peer=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}",
+                 client_certificate=certificate.to_cryptography().subject.rfc4514_string(),
+                 error=VERIFY_ERRORS.get(error, f"OpenSSL verify error {error}"), depth=depth)
+    return bool(ok)
+
+
+def require_client_certificates(context: Any, certificates: list[Any]) -> None:
+    """Make the TLS ``context`` ask each client for a certificate, name ``certificates`` (CAs) to it,
+    and end the handshake of a client that sends none or one none of them signed."""
+    from OpenSSL import SSL, crypto
+
+    store = context.get_cert_store()
+    for certificate in certificates:
+        store.add_cert(crypto.X509.from_cryptography(certificate))
+        context.add_client_ca(certificate)  # named in the certificate request: a client picks its certificate by it
+    context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT | SSL.VERIFY_CLIENT_ONCE, _client_verified)
+
+
+def no_client_certificate(reason: Any) -> bool:
+    """Whether a connection was lost (``reason``, a Failure) because its client sent no certificate
+    to a listener that requires one: OpenSSL's "peer did not return a certificate" (TLS 1.2),
+    "certificate required" (1.3)."""
+    error = getattr(reason, "value", None)
+    if not type(error).__module__.startswith("OpenSSL"):
+        return False
+    said = str(error)
+    return "peer did not return a certificate" in said or "certificate required" in said
+
+
+def client_certificate_subject(transport: Any) -> str | None:
+    """The subject (RFC 4514: ``CN=alice,O=Example``) of the certificate the client of ``transport``
+    presented over TLS, None without one (a plain connection, a listener without ``clientCA=``)."""
+    getter = getattr(transport, "getPeerCertificate", None)
+    if getter is None:
+        return None
+    try:
+        certificate = getter()
+    except Exception:  # noqa: BLE001 - a connection without TLS, or one gone
+        return None
+    if certificate is None:
+        return None
+    return str(certificate.to_cryptography().subject.rfc4514_string())
+
+
 def key_mismatch(exc: BaseException) -> TLSFilesError | None:
     """The error to tell for ``exc`` when it is Twisted's refusal of a key that is not the
     certificate's (``VerifyError``, raised while the endpoint description is read); else None."""
@@ -184,6 +352,55 @@ def files_error(exc: BaseException, description: str) -> TLSFilesError | None:
                          "and certKey= its certificate, both PEM")
 
 
+HANDSHAKE_LINGER = 2.0
+"""Seconds a connection whose handshake failed is kept open, reading and dropping what its client
+still sends, after the alert and the end of what hgwire sends (``LingeringTLSProtocol``)."""
+
+
+class LingeringTLSProtocol(TLSMemoryBIOProtocol):
+    """TLS whose failed handshake ends as lighttpd's does: the alert, then the end of what hgwire
+    sends, then what the client still sends read and dropped until it closes (or
+    ``HANDSHAKE_LINGER`` passes).
+
+    Twisted closed the socket at once.  A TLS 1.3 client sends its request right after its
+    certificate, before it reads the server's verdict: arriving at a closed socket, the request made
+    the kernel reset the connection, and git said "getpeername() failed with errno 107: Transport
+    endpoint is not connected" or "Send failure: Broken pipe" (half of the tries) instead of the
+    alert's "GnuTLS recv error (-12): A TLS fatal alert has been received"."""
+
+    _lingering: Any = None
+
+    def _tlsShutdownFinished(self, reason: Any) -> None:
+        if reason is None or self._handshakeDone or self._lingering is not None \
+                or not hasattr(self.transport, "loseWriteConnection"):
+            super()._tlsShutdownFinished(reason)
+            return
+        from twisted.internet import reactor
+
+        if self._reason is None:
+            self._reason = reason
+        self._lostTLSConnection = True
+        self._flushSendBIO()  # the alert
+        tcp: Any = self.transport
+        self._lingering = reactor.callLater(HANDSHAKE_LINGER, tcp.abortConnection)
+        tcp.loseWriteConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._lingering is None:
+            super().dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._lingering is not None and self._lingering.active():
+            self._lingering.cancel()
+        super().connectionLost(reason)
+
+
+class LingeringTLSFactory(TLSMemoryBIOFactory):
+    """``TLSMemoryBIOFactory`` of ``LingeringTLSProtocol``: what an ``ssl:`` listener listens with."""
+
+    protocol = LingeringTLSProtocol
+
+
 @implementer(IOpenSSLContextFactory)
 class ReloadableContext:
     """The TLS settings of an ``ssl:`` listener, which ``reload`` reads again from its files.
@@ -204,16 +421,17 @@ class ReloadableContext:
         new certificate's dates, if any.  A pair that cannot be used raises (TLSFilesError, OSError,
         OpenSSL's errors) and leaves the one in use."""
         warning = check_files(self.description)
+        cas, ca_warning = client_cas(self.description)
         try:
-            options = serverFromString(reactor, self.description)._sslContextFactory
+            options = serverFromString(reactor, twisted_description(self.description))._sslContextFactory
         except VerifyError as exc:
             raise key_mismatch(exc) or exc from None
-        prepare(options, self.description)
+        prepare(options, self.description, cas)
         self.options = options
-        return warning
+        return "; ".join(w for w in (warning, ca_warning) if w) or None
 
 
-def prepare(options: Any, description: str) -> None:
+def prepare(options: Any, description: str, client_certificates: Sequence[Any] = ()) -> None:
     """Complete the TLS options of the ``ssl:`` endpoint ``description`` before it listens.
 
     - Without ``extraCertChain=``, the certificates that follow the leaf in the ``certKey`` file (a
@@ -223,11 +441,15 @@ def prepare(options: Any, description: str) -> None:
       ``http/1.0``, an HTTP/2-only client ``h2``) gets no ALPN protocol and goes on over HTTP/1.x,
       as with lighttpd and ``hg serve``; Twisted's own choice failed those handshakes with an
       "internal error" alert.
+    - With ``clientCA=`` (``client_certificates``, read by ``client_cas``), each client must present
+      a certificate one of those CAs signed, or its handshake fails.
     """
     if not options.extraCertChain:
         options.extraCertChain = chain_after_leaf(_cert_file(description), options.certificate)
     context = options.getContext()  # made (and cached) now, before any connection uses it
     context.set_alpn_select_callback(_select_alpn)
+    if client_certificates:
+        require_client_certificates(context, list(client_certificates))
 
 
 def _cert_file(description: str) -> str:

@@ -26,21 +26,22 @@ def test_a_wrong_port_or_interface_is_named(description: str, reason: str) -> No
 
 
 @pytest.mark.parametrize(("description", "reason", "advice"), [
-    ("ssl:8443:privateKey=k.pem:caCertsDir=/etc/ssl/clients",
-     "hgwire's ssl: listeners do not ask clients for certificates (caCertsDir=)",
-     ("leave it out; to require client certificates, let a TLS proxy in front check them (README, HTTP: HTTPS "
-      "client certificates)")),
-    ("ssl:8443:privateKey=k.pem:verify=yes", "hgwire's ssl: listeners do not ask clients for certificates (verify=)",
-     None),
+    ("ssl:8443:privateKey=k.pem:caCertsDir=/etc/ssl/clients", "ssl: has no option caCertsDir=",
+     ("to require client certificates signed by your CA, write clientCA=FILE, a file of the CA's PEM "
+      "certificates (README, HTTP: HTTPS client certificates)")),
+    ("ssl:8443:privateKey=k.pem:verify=yes", "ssl: has no option verify=", None),
+    ("ssl:8443:privateKey=k.pem:clientca=ca.pem", "ssl: has no option clientca=", None),
+    ("tcp:8080:clientCA=ca.pem", "tcp: has no option clientCA=: client certificates come with TLS",
+     "listen on ssl:PORT:privateKey=KEY:certKey=CERT:clientCA=FILE"),
     ("ssl:8443:privateKey=k.pem:certkey=c.pem", "ssl: has no option certkey=",
-     ("its options are port, interface, backlog, privateKey, certKey, extraCertChain, dhParameters, sslmethod; "
-      "check the spelling")),
+     ("its options are port, interface, backlog, privateKey, certKey, extraCertChain, dhParameters, sslmethod, "
+      "clientCA; check the spelling")),
     ("tcp:9418:inteface=127.0.0.1", "tcp: has no option inteface=",
      "its options are port, interface, backlog; check the spelling"),
 ])
 def test_an_option_twisted_does_not_take_is_named(description: str, reason: str, advice: str | None) -> None:
     """Twisted refused them as ``_parseSSL() got an unexpected keyword argument 'caCertsDir'`` with
-    a traceback; an operator asking for client certificates is told hgwire asks for none."""
+    a traceback; an operator asking for client certificates in another's words is told hgwire's (clientCA=)."""
     problem = endpoint_problem(description)
     assert problem is not None and problem.reason == reason
     assert advice is None or problem.advice == advice
@@ -54,6 +55,7 @@ def test_the_escaped_address_is_what_to_write() -> None:
 @pytest.mark.parametrize("description", [
     "tcp:9418:interface=127.0.0.1", r"tcp:9418:interface=\:\:1", "tcp:0", "tcp:port=8080",
     "ssl:8443:privateKey=k.pem:certKey=c.pem", "unix:/run/hgwire.sock",
+    "ssl:8443:privateKey=k.pem:certKey=c.pem:clientCA=ca.pem",
 ])  # (a systemd: one is checked against the sockets systemd passed: test_systemd_sockets_of_their_domain_pass)
 def test_good_descriptions_pass(description: str) -> None:
     assert endpoint_problem(description) is None
