@@ -2,6 +2,11 @@
 they are what their name says, and read back in chunks; and directories made whole beside their
 place, then renamed there (``made_whole``: a new repository).
 
+``open_checked`` reads one back only once its bytes still hash to its name (``intact`` checks one
+without reading it out): a file the disk (or someone) changed raises ``BlobCorrupt`` before its
+first byte is given out, and a file found intact before and unchanged since is hashed as it goes
+instead, its last chunk held back until the hash is known.
+
 ``store_verified`` writes an upload to a temporary beside its final name, hashes it as it
 goes, checks its size and hash, fsyncs it and renames it into place: a reader never sees half
 of one, and a wrong, oversized or cut upload leaves nothing behind.  ``VerifiedWriter`` does the
@@ -16,12 +21,14 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from dulwich.file import SharedPerm, adjust_shared_perm
 
-from protocols.errors import ProtocolError, storage_advice
+from protocols.errors import ProtocolError, StorageError, storage_advice
 
 CHUNK = 1 << 17
 
@@ -248,3 +255,146 @@ def _chunks(f: BinaryIO, left: int | None = None) -> Iterator[bytes]:
             yield chunk
     finally:
         f.close()
+
+
+class BlobCorrupt(StorageError):
+    """A stored file whose bytes no longer hash to its name (the disk, or someone, changed them):
+    it is not sent.  ``name`` is its hash, ``path`` where it lies (for the operator's log); the
+    message is the client's; ``kind`` says what it is, in the operator's words."""
+
+    kind = "stored file"
+
+    def __init__(self, message: str, name: str, path: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.path = path
+
+
+CHECKED_MAX = 65536
+"""Files whose check ``_CHECKED`` remembers (the least recently checked forgotten first)."""
+_CHECKED: OrderedDict[str, tuple[tuple[int, int, int, int, int], bool]] = OrderedDict()
+"""A file's path -> the stamp of the file when its bytes were hashed (device, inode, size,
+modification and change times) and whether they matched its name: a file unchanged since is not
+hashed again before it is sent (it is hashed as it goes out instead, its last chunk held back
+until the hash is known).  Shared by the threads: ``_CHECKED_LOCK``."""
+_CHECKED_LOCK = threading.Lock()
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _remembered(path: str, st: os.stat_result) -> bool | None:
+    """What the last check of ``path`` found, if the file is as it was then; else None."""
+    with _CHECKED_LOCK:
+        known = _CHECKED.get(path)
+        if known is None or known[0] != _stamp(st):
+            return None
+        _CHECKED.move_to_end(path)
+        return known[1]
+
+
+def _remember(path: str, st: os.stat_result, intact: bool) -> None:
+    with _CHECKED_LOCK:
+        _CHECKED[path] = (_stamp(st), intact)
+        _CHECKED.move_to_end(path)
+        while len(_CHECKED) > CHECKED_MAX:
+            _CHECKED.popitem(last=False)
+
+
+def _hash_file(f: BinaryIO, new_digest: Callable[[], Any]) -> str:
+    digest = new_digest()
+    f.seek(0)
+    while chunk := f.read(CHUNK):
+        digest.update(chunk)
+    return str(digest.hexdigest())
+
+
+def _hashed_chunks(f: BinaryIO, name: str, path: str, size: int, new_digest: Callable[[], Any],
+                   corrupt: Callable[[str, str], BlobCorrupt]) -> Iterator[bytes]:
+    """The whole of a file checked before (``_CHECKED``), hashed as it is read, each chunk given
+    out only once the next is read: the last one only once the hash matches, so that a file
+    changed in place since its check is cut short (``corrupt(name, path)``), never sent whole."""
+    digest = new_digest()
+    held = b""
+    read = 0
+    try:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            read += len(chunk)
+            if held:
+                yield held
+            held = chunk
+        if read != size or digest.hexdigest() != name:
+            with _CHECKED_LOCK:
+                _CHECKED.pop(path, None)
+            raise corrupt(name, path)
+        if held:
+            yield held
+    finally:
+        f.close()
+
+
+_ABSENT = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def remembered_intact(path: str) -> bool | None:
+    """What the last check of the file at ``path`` found, if it is unchanged since; None when it
+    was not checked, changed since, or is not there (nothing is hashed: as cheap as a stat)."""
+    try:
+        st = os.stat(path)
+    except (*_ABSENT, PermissionError):
+        return None
+    return _remembered(path, st)
+
+
+def check_intact(path: str, name: str, new_digest: Callable[[], Any], budget: list[int] | None = None) -> bool | None:
+    """Whether the bytes of the file at ``path`` hash (``new_digest()``, a fresh hashlib object)
+    to the hex ``name`` (remembered while its file is unchanged); None when it is not there, or
+    when hashing it would take more than what is left of ``budget`` (a one-item list of bytes,
+    lowered by what is hashed)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 -- closed below
+    except _ABSENT:
+        return None
+    with f:
+        st = os.fstat(f.fileno())
+        known = _remembered(path, st)
+        if known is not None:
+            return known
+        if budget is not None:
+            if st.st_size > budget[0]:
+                return None
+            budget[0] -= st.st_size
+        intact = _hash_file(f, new_digest) == name
+        _remember(path, st, intact)
+        return intact
+
+
+def open_checked(path: str, name: str, new_digest: Callable[[], Any], corrupt: Callable[[str, str], BlobCorrupt],
+                 first: int = 0, end: int | None = None) -> tuple[int, Iterator[bytes]] | None:
+    """``open_chunks``, but a file whose bytes do not hash (``new_digest()``) to the hex ``name``
+    raises ``corrupt(name, path)`` before any of it is given out: it is hashed first (what is sent
+    is read from the same open file), unless it is sent whole and was found intact before, its
+    file unchanged since (then it is hashed as it goes and its last chunk held back until the
+    hash matches).  None when there is no such file."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 -- closed by the iterator
+    except _ABSENT:
+        return None
+    try:
+        st = os.fstat(f.fileno())
+        whole = first == 0 and (end is None or end >= st.st_size)
+        known = _remembered(path, st)
+        if known and whole:
+            return st.st_size, _hashed_chunks(f, name, path, st.st_size, new_digest, corrupt)
+        if known is None or not whole:  # (a span cannot be checked as it goes: the whole is, first)
+            known = _hash_file(f, new_digest) == name
+            _remember(path, st, known)
+        if not known:
+            raise corrupt(name, path)
+        f.seek(first)
+    except BaseException:
+        f.close()
+        raise
+    return st.st_size, _chunks(f, None if end is None else end - first)

@@ -24,15 +24,22 @@ import os
 import secrets
 import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import BinaryIO
 
 from dulwich.file import SharedPerm, adjust_shared_perm
 
-from backends.blobs import CHUNK, NotStored, VerifiedWriter, make_directory, open_chunks, store_verified
+from backends.blobs import (
+    BlobCorrupt,
+    NotStored,
+    VerifiedWriter,
+    check_intact,
+    make_directory,
+    open_checked,
+    open_chunks,
+    store_verified,
+)
 from protocols.errors import StorageError
 from protocols.git_lfs import Lock
 
@@ -47,89 +54,15 @@ class LfsObjectRefused(ValueError):
     """An upload that is not what its name and size say: the message says why."""
 
 
-class LfsObjectCorrupt(StorageError):
-    """A stored object whose bytes do not hash to its name (the disk, or someone, changed them):
-    it is not sent.  ``path`` is where it lies, for the operator's log; the message is the client's."""
+class LfsObjectCorrupt(BlobCorrupt):
+    """A stored object whose bytes do not hash to its name (``backends.blobs.BlobCorrupt``)."""
+
+    kind = "LFS object"
 
     def __init__(self, oid: str, path: str) -> None:
         super().__init__(f"the server's copy of LFS object {oid} is corrupt (its contents do not match "
-                         "its hash), so it was not sent; tell the server's operator")
+                         "its hash), so it was not sent; tell the server's operator", oid, path)
         self.oid = oid
-        self.path = path
-
-
-CHECKED_MAX = 65536
-"""Objects whose check ``_CHECKED`` remembers (the least recently checked forgotten first)."""
-_CHECKED: OrderedDict[str, tuple[tuple[int, int, int, int, int], bool]] = OrderedDict()
-"""An object's path -> the stamp of the file when its bytes were hashed (device, inode, size,
-modification and change times) and whether they matched its name: a file unchanged since is not
-hashed again before it is sent (it is hashed as it goes out instead, its last chunk held back
-until the hash is known).  Shared by the threads: ``_CHECKED_LOCK``."""
-_CHECKED_LOCK = threading.Lock()
-
-
-def _stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
-def _remembered(path: str, st: os.stat_result) -> bool | None:
-    """What the last check of ``path`` found, if the file is as it was then; else None."""
-    with _CHECKED_LOCK:
-        known = _CHECKED.get(path)
-        if known is None or known[0] != _stamp(st):
-            return None
-        _CHECKED.move_to_end(path)
-        return known[1]
-
-
-def _remember(path: str, st: os.stat_result, intact: bool) -> None:
-    with _CHECKED_LOCK:
-        _CHECKED[path] = (_stamp(st), intact)
-        _CHECKED.move_to_end(path)
-        while len(_CHECKED) > CHECKED_MAX:
-            _CHECKED.popitem(last=False)
-
-
-def _hash_file(f: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    f.seek(0)
-    while chunk := f.read(CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _hashed_chunks(f: BinaryIO, oid: str, path: str, size: int) -> Iterator[bytes]:
-    """The whole of an object checked before (``_CHECKED``), hashed as it is read, each chunk given
-    out only once the next is read: the last one only once the hash matches, so that a file
-    changed in place since its check is cut short (``LfsObjectCorrupt``), never sent whole."""
-    digest = hashlib.sha256()
-    held = b""
-    read = 0
-    try:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-            read += len(chunk)
-            if held:
-                yield held
-            held = chunk
-        if read != size or digest.hexdigest() != oid:
-            with _CHECKED_LOCK:
-                _CHECKED.pop(path, None)
-            raise LfsObjectCorrupt(oid, path)
-        if held:
-            yield held
-    finally:
-        f.close()
-
-
-def _plain_chunks(f: BinaryIO, left: int | None) -> Iterator[bytes]:
-    try:
-        while (left is None or left > 0) and (chunk := f.read(CHUNK if left is None else min(CHUNK, left))):
-            if left is not None:
-                left -= len(chunk)
-            yield chunk
-    finally:
-        f.close()
 
 
 def _checked(oid: str) -> str:
@@ -179,52 +112,22 @@ class LfsStore:
             return None
 
     def intact(self, oid: str, budget: list[int] | None = None) -> bool | None:
-        """Whether the stored object's bytes hash to its name (remembered while its file is
-        unchanged); None when it is not here, or when hashing it would take more than what is left
-        of ``budget`` (a one-item list of bytes, lowered by what is hashed)."""
+        """Whether the stored object's bytes hash to its name (``backends.blobs.check_intact``:
+        remembered while its file is unchanged; None when it is not here or past ``budget``)."""
         try:
-            f = open(self._path(oid), "rb")  # noqa: SIM115 -- closed below
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, LfsObjectRefused):
+            path = self._path(oid)
+        except LfsObjectRefused:
             return None
-        with f:
-            st = os.fstat(f.fileno())
-            known = _remembered(f.name, st)
-            if known is not None:
-                return known
-            if budget is not None:
-                if st.st_size > budget[0]:
-                    return None
-                budget[0] -= st.st_size
-            intact = _hash_file(f) == oid
-            _remember(f.name, st, intact)
-            return intact
+        return check_intact(path, oid, hashlib.sha256, budget)
 
     def open_checked(self, oid: str, first: int = 0, end: int | None = None) -> tuple[int, Iterator[bytes]] | None:
         """``open``, but an object whose bytes do not hash to its name raises ``LfsObjectCorrupt``
-        before any of it is given out: it is hashed first (what is sent is read from the same open
-        file), unless it is sent whole and was found intact before, its file unchanged since (then
-        it is hashed as it goes and its last chunk held back until the hash matches)."""
+        before any of it is given out (``backends.blobs.open_checked``)."""
         try:
             path = self._path(oid)
-            f = open(path, "rb")  # noqa: SIM115 -- closed by the iterator
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, LfsObjectRefused):
+        except LfsObjectRefused:
             return None
-        try:
-            st = os.fstat(f.fileno())
-            whole = first == 0 and (end is None or end >= st.st_size)
-            known = _remembered(path, st)
-            if known and whole:
-                return st.st_size, _hashed_chunks(f, oid, path, st.st_size)
-            if known is None or not whole:  # (a span cannot be checked as it goes: the whole is, first)
-                known = _hash_file(f) == oid
-                _remember(path, st, known)
-            if not known:
-                raise LfsObjectCorrupt(oid, path)
-            f.seek(first)
-        except BaseException:
-            f.close()
-            raise
-        return st.st_size, _plain_chunks(f, None if end is None else end - first)
+        return open_checked(path, oid, hashlib.sha256, LfsObjectCorrupt, first, end)
 
     def put(self, oid: str, size: int, data: Iterable[bytes]) -> None:
         """Keep an upload once it is ``size`` bytes that hash to ``oid``; raises ``LfsObjectRefused``

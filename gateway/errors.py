@@ -13,6 +13,7 @@ import errno
 
 from dulwich.errors import ObjectFormatException, PackedRefsException
 
+from backends.blobs import BlobCorrupt
 from backends.git_reach import MissingObject
 from backends.interfaces import Kind
 from protocols import pktline
@@ -110,6 +111,17 @@ def damaged_repository(exc: BaseException) -> str | None:
 _HEX = frozenset(b"0123456789abcdef")
 _HEX_ID_LENGTHS = frozenset({40, 64})
 _RAW_ID_LENGTHS = frozenset({20, 32})
+
+
+def corrupt_on_disk(exc: BaseException | None) -> str | None:
+    """The operator's account of a stored file found corrupt as it was about to be sent
+    (``backends.blobs.BlobCorrupt``: which, where, and what to do), for one log line; None for
+    any other error."""
+    if not isinstance(exc, BlobCorrupt):
+        return None
+    return (f"{exc.kind} {exc.name} is corrupt on disk ({exc.path}: its contents do not match its hash), so it "
+            "was not sent; restore the file from a backup, or copy it there from a clone or cache that holds it "
+            "(a file named by its hash)")
 
 
 def storage_fault(exc: BaseException) -> str | None:

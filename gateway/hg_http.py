@@ -43,7 +43,14 @@ from twisted.web import server
 from backends import returned_repository
 from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext, peer_text
-from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, storage_fault, wrong_kind
+from gateway.errors import (
+    OUT_OF_FILES,
+    OUT_OF_FILES_ADVICE,
+    corrupt_on_disk,
+    out_of_files,
+    storage_fault,
+    wrong_kind,
+)
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.hg_session import PERMISSION_ACCESS, close_stream, hidden_access_refusal, push_outcome
 from gateway.http import (
@@ -420,6 +427,12 @@ class HgHttpCommand:
         if not self.request.startedWriting:
             self._fail(failure)
             return
+        if corrupt_on_disk(failure.value) is not None:  # changed on disk since it was found intact: cut short
+            log.error("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo,
+                      reason=corrupt_on_disk(failure.value))
+            self._log("stream broken")
+            self.request.loseConnection()
+            return
         log.failure("hg-http {command} on {repo}: the stream broke", failure, command=self.command,
                     repo=self.route.repo)
         self._log("stream broken")
@@ -443,6 +456,9 @@ class HgHttpCommand:
             status, message = 503, OUT_OF_FILES
         elif status == 500 and told is None:
             log.failure("hg-http {command} on {repo}", failure, command=self.command, repo=self.route.repo)
+        elif corrupt_on_disk(exc) is not None:  # which file, where: the operator's one line
+            log.error("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo,
+                      reason=corrupt_on_disk(exc))
         elif status == 500 and storage_fault(exc) is not None:  # as every transport logs it: a warning
             log.warn("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo,  # noqa: G010
                      reason=told)

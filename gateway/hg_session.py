@@ -31,7 +31,14 @@ from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
 from gateway.channel import Channel, OneShotSession, Session, SessionContext
-from gateway.errors import HG_EXIT_ABORT, OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, wrong_kind
+from gateway.errors import (
+    HG_EXIT_ABORT,
+    OUT_OF_FILES,
+    OUT_OF_FILES_ADVICE,
+    corrupt_on_disk,
+    out_of_files,
+    wrong_kind,
+)
 from gateway.hg_hooks import PullHooks, pull_hooks_of
 from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.logs import SafeLogger
@@ -351,7 +358,9 @@ class HgServeSession(PumpedSession):
         exc = error.value if isinstance(error, Failure) else error
         if isinstance(exc, HgwireError):  # a backend's own words too, as every other transport shows them
             message = exc.message
-            if isinstance(exc, StorageError):  # the server's own files: as every transport logs them, a warning
+            if corrupt_on_disk(exc) is not None:  # which file, where: the operator's one line
+                log.error("hg serve --stdio for {repo}: {reason}", repo=self.ctx.repo_name, reason=corrupt_on_disk(exc))
+            elif isinstance(exc, StorageError):  # the server's own files: as every transport logs them, a warning
                 log.warn("hg serve --stdio for {repo}: {reason}", repo=self.ctx.repo_name, reason=message)  # noqa: G010
         elif out_of_files(exc):
             log.warn("hg serve --stdio for {repo} refused: {error}; {advice}", repo=self.ctx.repo_name,  # noqa: G010

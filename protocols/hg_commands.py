@@ -27,7 +27,7 @@ from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
-from protocols.errors import HgwireError, ProtocolError, UnsupportedFeature
+from protocols.errors import HgwireError, ProtocolError, StorageError, UnsupportedFeature
 from protocols.hg_responses import BytesResponse, OobError, PushResponse, Response, StreamResponse
 
 Permission = Literal["pull", "push"]
@@ -239,12 +239,17 @@ def _lheads(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 
 @command(b"statlfile", b"sha", permission=PULL, batchable=True)
 def _statlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    """``0`` when the largefile is here, ``2`` when it is not (``1``, a damaged one, is left to a
-    check on the server, as with hg)."""
+    """``0`` when the largefile is here, ``2`` when it is not; ``1`` (hg's word for a damaged one)
+    only where a ``getlfile`` found it corrupt and it is unchanged since: it is not hashed here, as
+    hg serve does not hash it (a client's ``hg verify --large`` then says "contents differ")."""
     store = largefiles_of(repo)
     if store is None:
         return BytesResponse(b"")
-    return BytesResponse(b"0\n" if store.has(args.named[b"sha"]) else b"2\n")
+    sha = args.named[b"sha"]
+    if not store.has(sha):
+        return BytesResponse(b"2\n")
+    known_corrupt = getattr(store, "known_corrupt", None)  # (optional: a backend's own store may not check)
+    return BytesResponse(b"1\n" if known_corrupt is not None and known_corrupt(sha) else b"0\n")
 
 
 @command(b"getlfile", b"sha", permission=PULL)
@@ -253,11 +258,18 @@ def _getlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 
     One that is not here (gone since the client's ``statlfile``) gets the extension's sentence,
     which aborts hg serve's command: over SSH the session ends with it (the client shows
-    ``remote: abort: …``), over HTTP it is a 500 that says it.
+    ``remote: abort: …``), over HTTP it is a 500 that says it.  One whose bytes no longer hash to
+    its name (the store's ``open_checked``) is refused so too, before its first byte, where hg
+    serve sends it as it is and the client finds it corrupt.
     """
     store = largefiles_of(repo)
     sha = args.named[b"sha"]
-    found = store.open(sha) if store is not None else None
+    try:
+        found = None if store is None else getattr(store, "open_checked", store.open)(sha)
+    except StorageError as exc:  # a corrupt one (the gateway logs where it lies)
+        if ctx.transport is Transport.SSH:
+            return StreamResponse(_Aborting(exc), prefer_uncompressed=True)
+        raise
     if found is None:
         message = f"requested largefile {sha[:80].decode('ascii', 'replace')} not present in cache"
         if ctx.transport is Transport.SSH:
@@ -394,16 +406,17 @@ class _Prefixed:
 
 
 class _Aborting:
-    """A stream answer that ends the session with hg's abort before its first byte (SSH)."""
+    """A stream answer that ends the session with hg's abort before its first byte (SSH): the
+    message, or the error itself."""
 
-    def __init__(self, message: str) -> None:
-        self._message = message
+    def __init__(self, message: str | HgwireError) -> None:
+        self._error = message if isinstance(message, HgwireError) else HgwireError(message)
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        raise HgwireError(self._message)
+        raise self._error
 
 
 @command(b"getbundle", b"*", permission=PULL)

@@ -346,7 +346,9 @@ def _members(repo: HgRepo, files: Sequence[tuple[bytes, bytes, bytes]], below: s
             if not large.has(sha):
                 raise UnsupportedFeature(f"the large file {shown} is not on this server (its owner has not "
                                          "pushed it): the archive cannot hold it")
-            members.append((path[len(STANDIN_DIR):], flags, partial(_kept, large.open, sha, shown)))
+            # (a file whose bytes no longer hash to its name is refused, not sent: LargefileCorrupt)
+            members.append((path[len(STANDIN_DIR):], flags, partial(_kept, getattr(large, "open_checked", large.open),
+                                                                    sha, shown)))
         else:
             members.append((path, flags, _content(repo, path, node)))
     return members

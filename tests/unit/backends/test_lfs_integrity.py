@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backends import blobs, lfs
+from backends import blobs
+from backends.hg.largefiles import LargefileCorrupt, LargefileStore
 from backends.lfs import LfsObjectCorrupt, LfsStore
 
 
@@ -48,8 +49,8 @@ def test_an_object_changed_in_place_after_its_check_is_cut_before_its_last_chunk
     store, oid, path = _stored(tmp_path, data)
     assert store.intact(oid) is True
     _flip(path, 7)
-    with lfs._CHECKED_LOCK:  # the stamp of the changed file, as if nothing showed the change
-        lfs._CHECKED[str(path)] = (lfs._stamp(os.stat(path)), True)
+    with blobs._CHECKED_LOCK:  # the stamp of the changed file, as if nothing showed the change
+        blobs._CHECKED[str(path)] = (blobs._stamp(os.stat(path)), True)
     size, chunks = store.open_checked(oid) or (0, iter(()))
     assert size == len(data)
     given = []
@@ -66,8 +67,8 @@ def test_a_span_of_an_object_is_sent_only_once_the_whole_is_hashed(tmp_path: Pat
     store, oid, path = _stored(tmp_path, data)
     assert store.intact(oid) is True
     _flip(path, len(data) - 1)
-    with lfs._CHECKED_LOCK:
-        lfs._CHECKED[str(path)] = (lfs._stamp(os.stat(path)), True)
+    with blobs._CHECKED_LOCK:
+        blobs._CHECKED[str(path)] = (blobs._stamp(os.stat(path)), True)
     with pytest.raises(LfsObjectCorrupt):
         store.open_checked(oid, 0, 10)
 
@@ -79,3 +80,20 @@ def test_a_batch_budget_leaves_large_objects_unchecked(tmp_path: Path) -> None:
     budget = [1500]
     assert store.intact(oid, budget) is True and budget == [500]
     assert store.intact(oid, [0]) is True, "a remembered check costs nothing"
+
+
+def test_a_largefile_is_checked_by_the_same_code_under_its_sha1(tmp_path: Path) -> None:
+    """hg's largefiles store (``.hg/largefiles/<sha1>``) sends a file only while it hashes to its
+    name, as the LFS store does, and remembers one found corrupt (``statlfile`` says 1)."""
+    store = LargefileStore(str(tmp_path).encode())
+    data = os.urandom(2 * blobs.CHUNK + 3)
+    sha = hashlib.sha1(data).hexdigest().encode()
+    store.put(sha, [data])
+    _size, chunks = store.open_checked(sha) or (0, iter(()))
+    assert b"".join(chunks) == data and not store.known_corrupt(sha)
+    _flip(Path(store.path_of(sha)), 1)
+    assert not store.known_corrupt(sha), "not hashed by a stat"
+    with pytest.raises(LargefileCorrupt) as refused:
+        store.open_checked(sha)
+    assert refused.value.path == store.path_of(sha) and refused.value.kind == "largefile"
+    assert store.known_corrupt(sha) and store.open_checked(b"0" * 40) is None
