@@ -222,7 +222,10 @@ def made_whole(target: str, make: Callable[[str], None], prefix: str) -> None:
     parent = os.path.dirname(target)
     building = tempfile.mkdtemp(dir=parent, prefix=prefix)
     try:
-        os.chmod(building, stat.S_IMODE(os.stat(parent).st_mode))  # as a directory made there (not 0700)
+        # as ``mkdir`` would make it there (mkdtemp's is 0700): the umask's mode, and a setgid
+        # parent's group bit, which the new directory inherited (not the parent's whole mode)
+        inherited = os.stat(building).st_mode & stat.S_ISGID
+        os.chmod(building, (0o777 & ~process_umask()) | inherited)
         make(building)
         try:
             os.rename(building, target)
