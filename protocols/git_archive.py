@@ -243,9 +243,14 @@ def _format(value: str) -> str:
 
 
 def _prefix(value: str) -> str:
+    """A prefix that keeps every entry inside the directory the archive is extracted in.  git
+    takes any (``../x/``, ``/abs/``), which a careless extractor follows out of its directory (GNU
+    tar strips them, saying so; others do not): refused here, in one sentence that says what to use."""
     parts = value.split("/")
     if value.startswith("/") or ".." in parts or "\0" in value:
-        raise ArchiveRefused(f"unsafe prefix '{value}'")
+        shown = value.replace("\0", "\\0")
+        raise ArchiveRefused(f"refusing prefix '{shown}': it would put files outside the directory the archive is "
+                             "extracted in; use a relative prefix without '..', such as 'project-1.0/'")
     return value
 
 

@@ -208,9 +208,10 @@ def test_pathspec_walk(spec: Pathspec, directory: str, walk: bool) -> None:
     (("--format=zip", "-10", "HEAD"), "Argument not supported for format 'zip': -10"),
     (("HEAD", ""), "empty string is not a valid pathspec. please use . instead if you meant to match all paths"),
     (("--format=7z", "HEAD"), "unknown archive format '7z'"),
-    (("--prefix=../", "HEAD"), "unsafe prefix '../'"),
-    (("--prefix=/abs/", "HEAD"), "unsafe prefix '/abs/'"),
-    (("--prefix=a/../../b/", "HEAD"), "unsafe prefix"),
+    (("--prefix=../", "HEAD"), ("refusing prefix '../': it would put files outside the directory the archive is "
+                               "extracted in; use a relative prefix without '..', such as 'project-1.0/'")),
+    (("--prefix=/abs/", "HEAD"), "refusing prefix '/abs/': it would put files outside the directory"),
+    (("--prefix=a/../../b/", "HEAD"), "refusing prefix 'a/../../b/'"),
     ((), "no tree-ish given"),
     (("--prefix",), "option '--prefix' needs a value"),
     (("--format", "7z", "HEAD"), "unknown archive format '7z'"),
