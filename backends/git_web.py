@@ -377,19 +377,22 @@ class GitPages:
         return _text(text[:4096].strip())
 
     def names(self, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """Branches or tags (the ``limit`` newest): newest commit first (``bookmarks``: none in
-        git).  Each commit is read once, however many names point at it.
+        """Branches or tags (the ``limit`` newest), newest first (``bookmarks``: none in git).
+        Each commit is read once, however many names point at it.
 
-        A tag of a tree or a blob (``git tag t HEAD^{tree}``) is listed too, as gitweb lists it,
-        with its ``type``: dated by its tagger when it is an annotated tag, else undated (``date``
-        None) and after the dated ones, by name, as ``git for-each-ref --sort=-creatordate``
-        orders them for gitweb; the object's type is read from its pack entry's header, so a
-        large blob is not read."""
+        Branches are dated by their commit's author.  Tags are dated and ordered as gitweb lists
+        them, by ``git for-each-ref --sort=-creatordate``: an annotated tag by its tagger, a
+        lightweight one by its commit's committer, names of one date in name order.  A tag of a
+        tree or a blob (``git tag t HEAD^{tree}``) is listed too, with its ``type``; a lightweight
+        one (or a tag object with no tagger) has no date (``date`` None) and comes after the dated
+        ones, by name, as for-each-ref puts it.  An object's type is read from its pack entry's
+        header, so a large blob is not read."""
         found = []
         undated: list[tuple[bytes, bytes, str]] = []
         dates: dict[bytes, tuple[int, int] | None] = {}
         kinds: dict[bytes, str] = {}
         prefix = {"branches": b"refs/heads/", "tags": b"refs/tags/"}.get(kind)
+        tags = kind == "tags"
         with size_reader(self.store) as types:
             for name, oid in self.refs.items():
                 if prefix is None or not name.startswith(prefix):
@@ -398,16 +401,22 @@ class GitPages:
                 if target not in dates:
                     kinds[target] = _type_name(types, target)
                     commit = self._object(target) if kinds[target] == "commit" else None
-                    dates[target] = (commit.author_time, commit.author_timezone) if isinstance(commit, Commit) else None
+                    dates[target] = None if not isinstance(commit, Commit) else \
+                        (commit.commit_time, commit.commit_timezone) if tags else \
+                        (commit.author_time, commit.author_timezone)
                 date = dates[target]
-                if date is None and kind == "tags" and kinds[target] in ("tree", "blob"):
-                    date = self._tag_date(bytes(oid)) if bytes(oid) != target else None
-                    if date is None:
+                if tags and bytes(oid) != target:  # an annotated tag: its tagger's date (gitweb's creatordate)
+                    date = self._tag_date(bytes(oid))
+                if date is None:
+                    if tags:
                         undated.append((name, target, kinds[target]))
-                        continue
-                if date is not None:
-                    found.append((date[0], name, target, date[1]))
-        newest = heapq.nlargest(limit, found) if limit is not None else sorted(found, reverse=True)
+                    continue
+                found.append((date[0], name, target, date[1]))
+        if tags:  # newest first, a date's names in name order (for-each-ref's tie-break)
+            newest = heapq.nsmallest(limit, found, key=lambda row: (-row[0], row[1])) if limit is not None \
+                else sorted(found, key=lambda row: (-row[0], row[1]))
+        else:
+            newest = heapq.nlargest(limit, found) if limit is not None else sorted(found, reverse=True)
         key = {"branches": "branch", "tags": "tag"}.get(kind, "bookmark")
         entries: list[dict[str, Any]] = [
             {key: _text(name[len(prefix or b""):]), "node": target.decode(), "date": [float(when), -tz],
@@ -415,7 +424,8 @@ class GitPages:
              **({"type": kinds[target]} if kinds[target] != "commit" else {})}
             for when, name, target, tz in newest]
         room = len(undated) if limit is None else max(0, limit - len(entries))
-        entries += [{key: _text(name[len(prefix or b""):]), "node": target.decode(), "date": None, "type": type_name}
+        entries += [{key: _text(name[len(prefix or b""):]), "node": target.decode(), "date": None,
+                     **({"type": type_name} if type_name != "commit" else {})}
                     for name, target, type_name in sorted(undated)[:room]]
         return entries
 
