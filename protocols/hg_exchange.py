@@ -110,8 +110,8 @@ _BOOKMARK_ENTRY = struct.Struct(">20sH")
 _PHASE_ENTRY = struct.Struct(">i20s")
 MISSING_BOOKMARK = Node(b"\xff" * 20)
 """``wdirid``: the node of an absent bookmark in binary bookmark parts."""
-PUBLIC, DRAFT = 0, 1
-PHASE_NAMES = {PUBLIC: "public", DRAFT: "draft", 2: "secret"}
+PUBLIC, DRAFT, SECRET = 0, 1, 2
+PHASE_NAMES = {PUBLIC: "public", DRAFT: "draft", SECRET: "secret"}
 RACE_MESSAGE = "remote repository changed while pushing - please try again"
 STREAM_SOURCE_STORE = b"s"
 STREAM_SOURCE_CACHE = b"c"
@@ -578,12 +578,30 @@ def _stream_obsmarkers(repo: HgRepository, caps: Mapping[bytes, Sequence[bytes]]
 # ------------------------------------------------------------------ pushkey
 
 
+def _phase_in(tx: HgTransaction, node: Node) -> int | None:
+    """The changeset's phase as ``tx`` has it so far; None where it holds no such changeset or the
+    backend's transaction cannot say."""
+    phase_of = getattr(tx, "phase_of", None)  # optional: a backend's transaction may not say
+    return phase_of(node) if phase_of is not None else None
+
+
+def _visible(repo: HgRepository, tx: HgTransaction, node: Node) -> bool:
+    """A changeset a pushkey may name: one the repository shows its clients, or one this
+    transaction holds below secret, which the same push's changegroup brought (bundle2 clients
+    before hg 4.4, whose pushed phases, and before 4.6 bookmarks, come as ``pushkey`` parts after
+    the changegroup, in its transaction; the repository alone does not have them yet)."""
+    if repo.known([node])[0]:
+        return True
+    phase = _phase_in(tx, node)
+    return phase is not None and phase < SECRET
+
+
 def _pushkey_bookmark(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes, new: bytes) -> bool:
     """Move a bookmark as ``bookmarks.pushbookmark`` does: from ``old`` (or where it is already
     ``new``: done) to ``new``, a changeset the client may see (not secret, not hidden)."""
     old_node = hg_wire.parse_node(old) if old else None
     new_node = hg_wire.parse_node(new) if new else None
-    if new_node is not None and not repo.known([new_node])[0]:
+    if new_node is not None and not _visible(repo, tx, new_node):
         return False
     if new_node != old_node and repo.bookmarks().get(key) == new_node:
         return True  # where the client wants it already (absent, for a deletion), as hg answers it
@@ -601,10 +619,9 @@ def _pushkey_phase(repo: HgRepository, tx: HgTransaction, key: bytes, old: bytes
         old_phase, new_phase = abs(int(old)), abs(int(new))
     except ValueError as exc:
         raise ProtocolError("a phase must be an integer") from exc
-    if node == NULL_NODE or not repo.known([node])[0]:
+    if node == NULL_NODE or not _visible(repo, tx, node):
         return False
-    phase_of = getattr(tx, "phase_of", None)  # optional: a backend's transaction may not say
-    current = phase_of(node) if phase_of is not None else None
+    current = _phase_in(tx, node)
     if current is not None and current == new_phase:
         return True  # raced, but got the result asked for (hg's words)
     if new_phase != PUBLIC or old_phase == PUBLIC or (current is not None and current != old_phase):

@@ -54,4 +54,15 @@ for type in none-v1 gzip-v1 bzip2-v1 none-v2 gzip-v2 bzip2-v2 zstd-v2; do
     "$HG" -R srv bundle -q -a --type "$type" "$WORK/b.hg"
     "$PY" -c 'import sys; print("c: " + repr(open(sys.argv[1], "rb").read()))' "$WORK/b.hg" > "$OUT/bundle-$type.txt"
 done
+# Old clients' pushes (push-hgVERSION.txt), where OLD_HG names their hg commands, e.g.
+# OLD_HG="/path/to/hg-4.0.2 /path/to/hg-4.4.2" (pip install mercurial==4.0.2 under Python 2.7).
+for old in ${OLD_HG:-}; do
+    version=$("$old" version -q | sed 's/.*version \([^)]*\)).*/\1/')
+    rm -rf "$WORK/old-srv" "$WORK/old-cl"
+    "$HG" init "$WORK/old-srv"
+    "$old" init "$WORK/old-cl"
+    (cd "$WORK/old-cl" && echo a > a && "$old" add -q a && "$old" ci -qm 'add a' -d '0 0' &&
+        "$old" bookmark -q pushed-bm &&
+        "$old" push -q -B pushed-bm --ssh "env -u PYTHONPATH $(rec push-hg$version)" ssh://h/"$WORK"/old-srv)
+done
 echo recorded into "$OUT"
