@@ -1405,7 +1405,7 @@ class _Emitter:
         delta: bytes | TextPieces
         if self.mode is DeltaMode.PREVIOUS:
             base = previous if previous != NULL_REV else p1
-            delta = self._diff(revlog, base, rev)
+            delta = self._diff(revlog, base, rev, mpatch.line_diff)
         else:
             stored_base = revlog.delta_parent(rev)
             if raw is None and revlog.streams_text(rev):  # read as it is sent, never held whole
@@ -1425,11 +1425,12 @@ class _Emitter:
             entry[0] & 0xFFFF,
         )
 
-    def _diff(self, revlog: Revlog, base: int, rev: int) -> bytes:
+    def _diff(self, revlog: Revlog, base: int, rev: int,
+              diff: Callable[[bytes, bytes], bytes] = mpatch.diff) -> bytes:
         if base == NULL_REV:
             return mpatch.full_replacement(0, revlog.revision(rev))
         base_text = revlog.revision(base)  # first: the chain of ``rev`` usually passes through it
-        return mpatch.diff(base_text, revlog.revision(rev))
+        return diff(base_text, revlog.revision(rev))
 
 
 CHANGED_ENTRIES_BYTES = 64 << 10

@@ -52,6 +52,39 @@ def test_diff_round_trips(old: bytes, new: bytes) -> None:
     assert mpatch.apply(old, mpatch.diff(old, new)) == new
 
 
+LINES = st.sampled_from([b"a\n", b"b\n", b"cc\n", b"\n", b"d\r\n", b"e\r", b"f"])
+
+
+@given(st.lists(LINES, max_size=14), st.lists(LINES, max_size=14))
+def test_line_diff_round_trips(old_lines: list[bytes], new_lines: list[bytes]) -> None:
+    old, new = b"".join(old_lines), b"".join(new_lines)
+    assert mpatch.apply(old, mpatch.line_diff(old, new)) == new
+
+
+@given(st.binary(max_size=300), st.binary(max_size=300))
+def test_line_diff_round_trips_any_bytes(old: bytes, new: bytes) -> None:
+    assert mpatch.apply(old, mpatch.line_diff(old, new)) == new
+
+
+@given(st.lists(st.sampled_from([b"a\n", b"b\n", b"cc\n"]), max_size=12),
+       st.lists(st.sampled_from([b"a\n", b"b\n", b"cc\n"]), max_size=12))
+def test_line_diff_is_on_line_boundaries(old_lines: list[bytes], new_lines: list[bytes]) -> None:
+    old, new = b"".join(old_lines) + b"\n", b"".join(new_lines) + b"\n"
+    assert mpatch.on_line_boundaries(old, mpatch.line_diff(old, new))
+
+
+def test_line_diff_replaces_each_changed_line_of_a_manifest_alone() -> None:
+    """Two changed lines far apart: two small hunks, not everything between them."""
+    lines = [b"dir%02d/file\0%040x\n" % (i, i) for i in range(100)]
+    changed = list(lines)
+    changed[3] = b"dir03/file\0" + b"f" * 40 + b"\n"
+    changed[96] = b"dir96/file\0" + b"e" * 40 + b"\n"
+    old, new = b"".join(lines), b"".join(changed)
+    hunks = mpatch.parse_hunks(mpatch.line_diff(old, new))
+    assert [data for _, _, data in hunks] == [changed[3], changed[96]]
+    assert mpatch.apply(old, mpatch.line_diff(old, new)) == new
+
+
 @pytest.mark.parametrize(
     "delta",
     [

@@ -56,8 +56,18 @@ for type in none-v1 gzip-v1 bzip2-v1 none-v2 gzip-v2 bzip2-v2 zstd-v2; do
 done
 # Old clients' pushes (push-hgVERSION.txt), where OLD_HG names their hg commands, e.g.
 # OLD_HG="/path/to/hg-4.0.2 /path/to/hg-4.4.2" (pip install mercurial==4.0.2 under Python 2.7).
+"$HG" init "$WORK/spread"
+(cd "$WORK/spread" &&
+    for d in 1 2 3 4 5 6 7 8; do mkdir d$d; for f in 1 2 3 4 5; do echo "$d $f" > d$d/f$f; done; done &&
+    "$HG" add -q && "$HG" ci -qm base -d '0 0' &&
+    for c in $(seq 1 30); do
+        echo "$c" >> d$((c % 8 + 1))/f$((c % 5 + 1)); echo "$c" >> d$(((c + 4) % 8 + 1))/f$((c % 5 + 1))
+        "$HG" ci -qm "change $c" -d "$c 0"
+    done)
 for old in ${OLD_HG:-}; do
     version=$("$old" version -q | sed 's/.*version \([^)]*\)).*/\1/')
+    rm -rf "$WORK/old-clone"
+    "$old" clone -q -U --ssh "env -u PYTHONPATH $(rec clone-hg$version)" ssh://h/"$WORK"/spread "$WORK/old-clone"
     rm -rf "$WORK/old-srv" "$WORK/old-cl"
     "$HG" init "$WORK/old-srv"
     "$old" init "$WORK/old-cl"
