@@ -355,12 +355,22 @@ def cheap_views(store: DiskObjectStore) -> tuple[list[PackIndexView], bool]:
 
 
 class Presence:
-    """``hexsha in presence``: in a viewed pack, else in the store's other packs, loose or in an alternate."""
+    """``hexsha in presence``: in a viewed pack, else in the store's other packs, loose or in an alternate.
+
+    The other packs (too large to view for one push, and not viewed yet) are looked up through their
+    mapped indexes (``git_packindex.MappedPacks``, unmapped when the presence is collected), as
+    dulwich would find them: a pack that arrived since is looked in when an object is not found.  dulwich itself is asked only about packs whose
+    index those do not read.  A new history's push (a whole tree linked: 100,000 links to stored
+    files) spent 1.9 s of server CPU, two fifths of it in dulwich's lookups (a ``stat`` of the
+    multi-pack index at every one)."""
 
     def __init__(self, store: DiskObjectStore, views: list[PackIndexView], all_viewed: bool) -> None:
         self._store = store
         self._views = views
-        self._all_viewed = all_viewed
+        self._others: git_packindex.MappedPacks | None = None
+        if not all_viewed:
+            self._others = git_packindex.MappedPacks(os.fspath(store.pack_dir), object_format_of(store).raw_len,
+                                                     skip={view.pack_path for view in views})
 
     def __contains__(self, hexsha: object) -> bool:
         assert isinstance(hexsha, bytes)
@@ -368,8 +378,12 @@ class Presence:
         if any(view.position(binsha) is not None for view in self._views):
             return True
         sha = ObjectID(hexsha)
-        if not self._all_viewed and self._store.contains_packed(sha):
-            return True
+        others = self._others
+        if others is not None:
+            if others.find(binsha, rescan=True) is not None:
+                return True
+            if not others.complete and self._store.contains_packed(sha):
+                return True
         if self._store.contains_loose(sha):
             return True
         return any(sha in alternate for alternate in self._store.alternates)  # a push's quarantine, info/alternates

@@ -30,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - dulwich built without its C extension
     from dulwich.pack import apply_delta
 
-from backends.git_packindex import PackIndexView, pack_views
+from backends.git_packindex import MappedPacks, PackIndexView, pack_views
 from backends.interfaces import object_format_of
 from protocols.git_receive import DELTA_HEAD_MAX, delta_sizes
 
@@ -99,6 +99,23 @@ def read_outside_packs(store: BaseObjectStore, hexsha: bytes) -> tuple[int, byte
     return store.get_raw(ObjectID(hexsha))
 
 
+class _OtherPacks:
+    """A reader's packs outside its views: their mapped indexes (None for a store with no pack
+    directory), and dulwich's packs, listed when first asked for."""
+
+    def __init__(self, store: BaseObjectStore, viewed: set[str], mapped: MappedPacks | None) -> None:
+        self._store = store
+        self._viewed = viewed
+        self.mapped = mapped
+        self._dulwich: list[Any] | None = None
+
+    def dulwich_packs(self) -> list[Any]:
+        if self._dulwich is None:
+            self._dulwich = [pack for pack in getattr(self._store, "packs", ())
+                             if getattr(pack, "_data_path", None) and pack._data_path not in self._viewed]
+        return self._dulwich
+
+
 class PackObjectReader:
     """``read(hexsha) -> (type_num, raw)`` over a fixed list of packs, then the store.
 
@@ -119,7 +136,10 @@ class PackObjectReader:
         self._cached_bytes = 0
         self._kinds: dict[tuple[str, int], int] = {}
         """The type of pack entries ``type_of`` went through, by pack path and offset."""
-        self._others: list[Any] | None = None
+        self._others: _OtherPacks | None = None
+        """The store's packs that have no view here (on the first lookup outside the views)."""
+        self._checked: set[str] = set()
+        """Packs found through a mapped index whose trailer matched that index."""
         self._gone: set[int] = set()
         """Views whose pack file was removed (by a repack) before this reader mapped it."""
 
@@ -133,6 +153,10 @@ class PackObjectReader:
     def close(self) -> None:
         if self._own_maps:
             self._packs.close()
+        if self._others is not None and self._others.mapped is not None:
+            self._others.mapped.close()
+        self._others = None
+        self._checked.clear()
         self._maps = [None] * len(self._views)
         self._cache.clear()
         self._cached_bytes = 0
@@ -229,8 +253,9 @@ class PackObjectReader:
         raise CorruptPack("delta chain too long")
 
     def _locate(self, binsha: bytes) -> tuple[mmap.mmap, int, str] | None:
-        """Where an object's entry is: a viewed pack's map, else another pack of the store (found by
-        its dulwich index, a pack whose view would cost more to build than this lookup)."""
+        """Where an object's entry is: a viewed pack's map, else another pack of the store, found
+        through its mapped index (``MappedPacks``: a pack whose view would cost more to build than
+        this lookup); dulwich's index only for a pack whose index that does not read."""
         for i, view in enumerate(self._views):
             pos = view.position(binsha)
             if pos is not None and i not in self._gone:
@@ -239,10 +264,20 @@ class PackObjectReader:
                 except _PackGone:
                     continue
         if self._others is None:
-            viewed = {view.pack_path for view in self._views}
-            self._others = [pack for pack in getattr(self._store, "packs", ())
-                            if getattr(pack, "_data_path", None) and pack._data_path not in viewed]
-        for pack in self._others:
+            self._others = self._other_packs()
+        others = self._others.mapped
+        if others is not None:
+            found = others.find(binsha)
+            while found is not None:
+                path, offset = found
+                mapped = self._mapped_pack(path)
+                if mapped is not None:
+                    return mapped, offset, path
+                others.drop(path)  # gone (a repack): its successor is listed now
+                found = others.find(binsha, rescan=True)
+            if others.complete:
+                return None
+        for pack in self._others.dulwich_packs():
             try:
                 offset = pack.index.object_offset(binsha)
             except KeyError:
@@ -253,6 +288,27 @@ class PackObjectReader:
             except FileNotFoundError:  # removed by a repack meanwhile
                 continue
         return None
+
+    def _other_packs(self) -> _OtherPacks:
+        viewed = {view.pack_path for view in self._views}
+        pack_dir = getattr(self._store, "pack_dir", None)
+        mapped = MappedPacks(os.fspath(pack_dir), self._raw_len, skip=viewed) if pack_dir is not None else None
+        return _OtherPacks(self._store, viewed, mapped)
+
+    def _mapped_pack(self, path: str) -> mmap.mmap | None:
+        """The map of a pack found through its mapped index, once its trailer is seen to be the
+        checksum that index names; None when it is gone (or is another pack by now)."""
+        try:
+            mapped = self._packs.get(path)
+        except FileNotFoundError:  # removed by a repack meanwhile: read from its successor
+            return None
+        if path not in self._checked:
+            assert self._others is not None and self._others.mapped is not None
+            index = self._others.mapped.index_of(path)
+            if index is None or mapped[len(mapped) - self._raw_len:] != index.checksum:
+                return None
+            self._checked.add(path)
+        return mapped
 
     def _map(self, i: int) -> mmap.mmap:
         mapped = self._maps[i]

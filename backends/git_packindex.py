@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 import sys
 import threading
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, TypeVar
 
 IDX_MAGIC = b"\377tOc"
@@ -259,11 +261,218 @@ def cached_view(pack_basename: str, raw_len: int = SHA_LEN) -> PackIndexView | N
     return _CACHE.cached(pack_basename + ".idx", raw_len)
 
 
+class MappedIndex:
+    """One pack's version-2 ``.idx`` mapped read-only and looked up in place: a binary search of the
+    name table between the fanout's bounds, run by ``bisect`` in C (the names read through a
+    ``struct``), with no view built and nothing held but the map (the page cache's pages, not the
+    server's memory).  A lookup costs a few microseconds: dulwich's own (``contains_packed``) took
+    three times that, a ``stat`` of ``multi-pack-index`` at every call half of it.
+
+    The map is made when the index is opened: a pack replaced meanwhile is looked up as it was,
+    and its objects are then in its successor (``MappedPacks`` rescans for it)."""
+
+    __slots__ = ("_fanout", "_idx", "_key", "_large_at", "_names", "_offsets_at", "base", "checksum", "count")
+
+    def __init__(self, base: str, idx: mmap.mmap, raw_len: int = SHA_LEN) -> None:
+        """``idx``: the map of ``<base>.idx``, closed by ``close``.  ``UnsupportedIndex`` when it is not a
+        version-2 index of ``raw_len``-byte names (the map is then the caller's to close)."""
+        header_end = 8 + FANOUT_SIZE
+        if len(idx) < header_end or idx[:4] != IDX_MAGIC or int.from_bytes(idx[4:8], "big") != IDX_VERSION:
+            raise UnsupportedIndex(f"{base}.idx: not a version-2 pack index")
+        fanout = (0, *_FANOUT.unpack_from(idx, 8))
+        count = fanout[-1]
+        offsets_at = header_end + count * (raw_len + 4)
+        large_at = offsets_at + count * 4
+        if len(idx) < large_at + 2 * raw_len or any(map(int.__gt__, fanout, fanout[1:])):
+            raise UnsupportedIndex(f"{base}.idx: truncated, or not of {raw_len}-byte names")
+        self.base = base
+        self.count = count
+        self.checksum = idx[len(idx) - 2 * raw_len:len(idx) - raw_len]
+        """The pack's trailing checksum, as the index says it."""
+        self._idx = idx
+        self._fanout = fanout
+        self._names = range(header_end, header_end + count * raw_len, raw_len)
+        """Where each name starts, by index position."""
+        self._key = partial(_name_struct(raw_len).unpack_from, idx)
+        """Offset in the index -> ``(name,)``."""
+        self._offsets_at = offsets_at
+        self._large_at = large_at
+
+    @classmethod
+    def open(cls, base: str, raw_len: int = SHA_LEN) -> MappedIndex | None:
+        """The index of the pack ``base`` mapped; None when it is gone (``UnsupportedIndex`` when it
+        is empty or not a version-2 index of ``raw_len``-byte names)."""
+        try:
+            fd = os.open(base + ".idx", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        try:
+            idx = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        except ValueError as exc:  # (an empty file)
+            raise UnsupportedIndex(f"{base}.idx: empty") from exc
+        finally:
+            os.close(fd)
+        try:
+            return cls(base, idx, raw_len)
+        except UnsupportedIndex:
+            idx.close()
+            raise
+
+    def position(self, binsha: bytes) -> int | None:
+        """The index (name order) position of a binary object name, or None."""
+        first = binsha[0]
+        lo, hi = self._fanout[first], self._fanout[first + 1]
+        key = (binsha,)
+        i = bisect_left(self._names, key, lo, hi, key=self._key)
+        if i < hi and self._key(self._names[i]) == key:
+            return i
+        return None
+
+    def offset_at(self, i: int) -> int:
+        """The pack offset of the object at index position ``i``."""
+        offset: int = _U32.unpack_from(self._idx, self._offsets_at + i * 4)[0]
+        if offset & LARGE_OFFSET_FLAG:
+            large: int = _U64.unpack_from(self._idx, self._large_at + (offset & ~LARGE_OFFSET_FLAG) * 8)[0]
+            return large
+        return offset
+
+    def offset(self, binsha: bytes) -> int | None:
+        """The pack offset of the object named ``binsha``, or None when the pack does not hold it."""
+        i = self.position(binsha)
+        return None if i is None else self.offset_at(i)
+
+    def close(self) -> None:
+        self._idx.close()
+
+
+_FANOUT = struct.Struct(">256I")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_NAME_STRUCTS: dict[int, struct.Struct] = {}
+
+
+def _name_struct(raw_len: int) -> struct.Struct:
+    found = _NAME_STRUCTS.get(raw_len)
+    if found is None:
+        found = _NAME_STRUCTS.setdefault(raw_len, struct.Struct(f"{raw_len}s"))
+    return found
+
+
+class MappedPacks:
+    """Lookups in the packs of one pack directory through their mapped indexes (``MappedIndex``),
+    those of ``skip`` left out (packs looked up through a view): where ``Presence`` and
+    ``PackObjectReader`` find the objects of packs too large to view for one push.
+
+    The directory is listed, and the indexes mapped, on the first lookup.  ``complete``: whether
+    every pack is looked up here.  It is not when an index is not one ``MappedIndex`` reads (a
+    version-1 index, a damaged one), or a multi-pack index may name a pack with no ``.idx`` of its
+    own; the caller then asks dulwich about what is not found here.  ``find(…, rescan=True)`` lists
+    the directory again when an object is not found (as dulwich does): a pack that arrived since
+    (another push's, a repack's that replaced packs mapped here) is mapped and looked in.
+    """
+
+    def __init__(self, pack_dir: str, raw_len: int = SHA_LEN, skip: Collection[str] = ()) -> None:
+        self._pack_dir = pack_dir
+        self._raw_len = raw_len
+        self._skip = frozenset(skip)
+        self._listed: set[str] | None = None
+        self._indexes: list[MappedIndex] = []
+        self._last = 0
+        """The index of the pack that held the last object found (looked in first)."""
+        self.complete = True
+
+    def _add_new(self) -> bool:
+        """Map the indexes of the packs listed now and not before; whether there was one."""
+        try:
+            names = set(os.listdir(self._pack_dir))
+        except FileNotFoundError:
+            names = set()
+        listed = self._listed if self._listed is not None else set()
+        first = self._listed is None
+        self._listed = listed
+        added = False
+        for name in sorted(names):
+            if not name.endswith(".pack"):
+                continue
+            base = os.path.join(self._pack_dir, name[:-5])
+            if base in listed or base + ".pack" in self._skip:
+                continue
+            if name[:-5] + ".idx" not in names:
+                if MIDX_FILE in names:
+                    self.complete = False  # (a multi-pack index may hold its objects)
+                continue
+            listed.add(base)
+            try:
+                index = MappedIndex.open(base, self._raw_len)
+            except UnsupportedIndex:
+                self.complete = False
+                continue
+            if index is not None:
+                self._indexes.append(index)
+                added = True
+        if first:  # largest first: most objects are there
+            self._indexes.sort(key=lambda index: -index.count)
+        return added
+
+    def find(self, binsha: bytes, rescan: bool = False) -> tuple[str, int] | None:
+        """``(pack path, offset)`` of an object (a binary name), or None."""
+        if self._listed is None:
+            self._add_new()
+        if len(binsha) != self._raw_len:
+            return None
+        indexes = self._indexes
+        if indexes:
+            last = indexes[self._last]
+            offset = last.offset(binsha)
+            if offset is not None:
+                return last.base + ".pack", offset
+        for n, index in enumerate(indexes):
+            if n != self._last:
+                offset = index.offset(binsha)
+                if offset is not None:
+                    self._last = n
+                    return index.base + ".pack", offset
+        if rescan:
+            known = len(indexes)
+            if self._add_new():
+                for n in range(known, len(indexes)):
+                    offset = indexes[n].offset(binsha)
+                    if offset is not None:
+                        self._last = n
+                        return indexes[n].base + ".pack", offset
+        return None
+
+    def index_of(self, pack_path: str) -> MappedIndex | None:
+        """The mapped index of the pack at ``pack_path`` (``…/pack-<hash>.pack``), if it is mapped."""
+        for index in self._indexes:
+            if index.base + ".pack" == pack_path:
+                return index
+        return None
+
+    def drop(self, pack_path: str) -> None:
+        """Look no more in the pack at ``pack_path`` (it is gone); it stays listed."""
+        kept = [index for index in self._indexes if index.base + ".pack" != pack_path]
+        for index in self._indexes:
+            if index.base + ".pack" == pack_path:
+                index.close()
+        self._indexes = kept
+        self._last = 0
+
+    def close(self) -> None:
+        indexes, self._indexes = self._indexes, []
+        self._last = 0
+        for index in indexes:
+            index.close()
+
+
+MIDX_FILE = "multi-pack-index"
+
+
 class StoredTypes:
     """The type each object's pack entry says it is stored as, looked up in the ``.idx`` files in
-    place (a binary search between the fanout's bounds) and read from the entry's first byte:
-    no view is built and nothing inflated.  A cold advertisement peels every ref: 5,000 branches
-    read as dulwich reads them (each commit found and inflated) took 85 ms, this 9.
+    place (``MappedIndex``) and read from the entry's first byte: no view is built and nothing
+    inflated.  A cold advertisement peels every ref: 5,000 branches read as dulwich reads them
+    (each commit found and inflated) took 85 ms, this 9.
 
     One per look (``close`` it): the files are mapped when it is made (a pack replaced meanwhile
     stays readable as it was).  A pack whose files are not a version 2 index and its pack is
@@ -272,66 +481,41 @@ class StoredTypes:
     def __init__(self, pack_dir: str | Sequence[str], raw_len: int = SHA_LEN) -> None:
         """``pack_dir``: a pack directory, or several (a fork's own, then those it borrows from)."""
         self._raw_len = raw_len
-        self._packs: list[tuple[mmap.mmap, mmap.mmap, tuple[int, ...], int, int]] = []
+        self._packs: list[tuple[MappedIndex, mmap.mmap]] = []
         directories = [pack_dir] if isinstance(pack_dir, str) else list(pack_dir)
         for base in (name for directory in directories for name in pack_basenames(directory)):
-            maps = []
             try:
-                for path in (base + ".idx", base + ".pack"):
-                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                    try:
-                        maps.append(mmap.mmap(fd, 0, prot=mmap.PROT_READ))
-                    finally:
-                        os.close(fd)
+                index = MappedIndex.open(base, raw_len)
+            except UnsupportedIndex:
+                continue
+            if index is None:
+                continue
+            try:
+                fd = os.open(base + ".pack", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    pack = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+                finally:
+                    os.close(fd)
             except (OSError, ValueError):  # gone meanwhile, empty, unmappable: not looked in
-                for mapped in maps:
-                    mapped.close()
+                index.close()
                 continue
-            idx, pack = maps
-            header_end = 8 + FANOUT_SIZE
-            if len(idx) < header_end or idx[:4] != IDX_MAGIC or int.from_bytes(idx[4:8], "big") != IDX_VERSION:
-                idx.close()
-                pack.close()
-                continue
-            fanout = tuple(int.from_bytes(idx[at:at + 4], "big") for at in range(8, header_end, 4))
-            count = fanout[-1]
-            offsets_at = header_end + count * (raw_len + 4)
-            if len(idx) < offsets_at + count * 4 + 2 * raw_len:
-                idx.close()
-                pack.close()
-                continue
-            self._packs.append((idx, pack, fanout, header_end, offsets_at))
+            self._packs.append((index, pack))
 
     def type_of(self, binsha: bytes) -> int | None:
         """The stored type of the object named ``binsha`` (1-4, or a delta's 6 or 7); None when no
         pack holds it (or its entry lies outside its pack)."""
-        raw_len = self._raw_len
-        if len(binsha) != raw_len:
+        if len(binsha) != self._raw_len:
             return None
-        first = binsha[0]
-        for idx, pack, fanout, names_at, offsets_at in self._packs:
-            lo, hi = (fanout[first - 1] if first else 0), fanout[first]
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                at = names_at + mid * raw_len
-                name = idx[at:at + raw_len]
-                if name < binsha:
-                    lo = mid + 1
-                elif name > binsha:
-                    hi = mid
-                else:
-                    at = offsets_at + mid * 4
-                    offset = int.from_bytes(idx[at:at + 4], "big")
-                    if offset & LARGE_OFFSET_FLAG:
-                        at = offsets_at + fanout[-1] * 4 + (offset & ~LARGE_OFFSET_FLAG) * 8
-                        offset = int.from_bytes(idx[at:at + 8], "big")
-                    if offset + 1 > len(pack) - raw_len:
-                        return None
-                    return (pack[offset] >> 4) & 7
+        for index, pack in self._packs:
+            offset = index.offset(binsha)
+            if offset is not None:
+                if offset + 1 > len(pack) - self._raw_len:
+                    return None
+                return (pack[offset] >> 4) & 7
         return None
 
     def close(self) -> None:
         packs, self._packs = self._packs, []
-        for idx, pack, *_ in packs:
-            idx.close()
+        for index, pack in packs:
+            index.close()
             pack.close()
