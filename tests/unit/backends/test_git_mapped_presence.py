@@ -18,7 +18,7 @@ from dulwich.objects import ObjectID, RawObjectID
 from dulwich.pack import FilePackIndex
 from dulwich.repo import Repo
 
-from backends import git_ingest
+from backends import git_ingest, git_packindex
 from backends.git_objects import PackObjectReader
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
@@ -193,5 +193,28 @@ def test_a_repack_that_replaces_the_packs_while_lookups_run(repo: Path, dulwich_
             assert [sha in presence for sha in ids] == expected
             assert [reader.type_of(sha) for sha in objects] == list(objects.values())
         assert dulwich_lookups == []
+    finally:
+        store.close()
+
+
+def test_a_pack_looked_up_often_gets_its_view(repo: Path) -> None:
+    """Past a quarter of a pack's objects in lookups, the pack's view is built and kept (in the
+    views' cache, within its budget): the rest of the push's lookups, and the next push's, are
+    answered from it, the same answers."""
+    objects = _objects(repo)
+    raw_len = len(next(iter(objects))) // 2
+    bases = git_packindex.pack_basenames(str(repo / "objects" / "pack"))
+    assert len(bases) == 2 and all(git_packindex.cached_view(base, raw_len) is None for base in bases)
+    ids = [*objects, *_absent(objects)]
+    expected = _dulwich_answers(repo, ids)
+    store = Repo(str(repo)).object_store
+    try:
+        presence = git_ingest.Presence(store, [], False)
+        assert [sha in presence for sha in ids] == expected
+        assert [sha in presence for sha in ids] == expected
+        assert all(git_packindex.cached_view(base, raw_len) is not None for base in bases)
+        with PackObjectReader(store, []) as reader:
+            assert {sha: reader.type_of(sha) for sha in objects if sha not in _loose(repo)} == \
+                {sha: kind for sha, kind in objects.items() if sha not in _loose(repo)}
     finally:
         store.close()
