@@ -11,6 +11,7 @@ Blocking (object reads); texts are bounded as the Mercurial pages bound them.
 from __future__ import annotations
 
 import bz2
+import codecs
 import heapq
 import itertools
 import json
@@ -246,7 +247,8 @@ class GitPages:
         """A commit as the log pages list a changeset."""
         commit = self._commit(oid)
         return {"node": oid.decode(), "date": [float(commit.author_time), -commit.author_timezone],
-                "desc": _text(commit.message), "user": _text(commit.author), "branch": "default",
+                "desc": _commit_text(commit, commit.message), "user": _commit_text(commit, commit.author),
+                "branch": "default",
                 "tags": self.tags.get(oid, []), "bookmarks": self.branches.get(oid, []),
                 "parents": [bytes(p).decode() for p in commit.parents]}
 
@@ -306,7 +308,8 @@ class GitPages:
             if self.head is not None:
                 for oid in self._walk(self.head, MAX_SEARCHED):
                     commit = self._commit(oid)
-                    fields = (fold(commit.author), fold(commit.committer), fold(commit.message))
+                    fields = tuple(fold(_commit_text(commit, raw).encode("utf-8") if commit.encoding else raw)
+                                   for raw in (commit.author, commit.committer, commit.message))
                     if all(any(word in field for field in fields) for word in words):
                         entries.append(self.entry(oid))
                         if len(entries) >= count:
@@ -864,6 +867,27 @@ def lenient_object(store: Any, oid: bytes) -> Commit | Tag | None:
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
+
+
+# Codecs Python knows that are no character set git's iconv would name (and punycode's decoding
+# grows with the square of its input): a commit naming one is read as UTF-8.
+_NOT_CHARSETS = frozenset({"punycode", "idna", "unicode-escape", "raw-unicode-escape", "undefined"})
+
+
+def _commit_text(commit: Commit, raw: bytes) -> str:
+    """A commit's message or person as ``git log`` shows it: converted from the charset its
+    ``encoding`` header names (``i18n.commitEncoding``, e.g. ISO-8859-1) when Python knows that
+    charset and the text is valid in it, else read as UTF-8 (a byte that is not: U+FFFD), as git
+    keeps the bytes it cannot convert."""
+    named = commit.encoding
+    if named:
+        try:
+            codec = codecs.lookup(bytes(named).decode("ascii").strip())
+            if codec.name not in _NOT_CHARSETS:
+                return raw.decode(codec.name)
+        except (LookupError, UnicodeError, ValueError):
+            pass
+    return _text(raw)
 
 
 def _path(raw: bytes) -> str:
