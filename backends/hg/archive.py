@@ -622,13 +622,35 @@ def _gzipped(chunks: Iterator[bytes], mtime: int) -> Iterator[bytes]:
     yield deflate.flush() + struct.pack("<LL", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
 
 
+class _BytesNamedInfo(zipfile.ZipInfo):
+    """A zip member whose name is not UTF-8 (``caf\xe9.txt`` of a Latin-1 system): written as its
+    own bytes without the UTF-8 flag, as ``git archive`` writes such a name, since zipfile cannot
+    encode it (the download broke off after the members before it, with no directory at its end)."""
+
+    def __init__(self, raw: bytes, date_time: tuple[int, int, int, int, int, int]) -> None:
+        super().__init__(raw.decode("utf-8", "surrogateescape"), date_time=date_time)
+        self.raw_name = raw
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:  # zipfile's name writer, in headers and directory
+        return self.raw_name, self.flag_bits & ~0x800
+
+
+def _member(path: bytes, date: tuple[int, ...]) -> zipfile.ZipInfo:
+    stamp = (date[0], date[1], date[2], date[3], date[4], date[5])
+    try:
+        path.decode("utf-8")
+    except UnicodeDecodeError:
+        return _BytesNamedInfo(path, stamp)
+    return zipfile.ZipInfo(path.decode("utf-8"), date_time=stamp)
+
+
 def _zip(entries: Iterator[tuple[bytes, int, bool, int, Iterator[bytes]]], mtime: int) -> Iterator[bytes]:
     """A zip as ``hg archive`` writes one: deflated files with their Unix modes, links as links."""
     spool = Spool()
     date = time.gmtime(max(mtime, ZIP_EPOCH))[:6]
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         for path, mode, link, size, chunks in entries:
-            info = zipfile.ZipInfo(path.decode("utf-8", "surrogateescape"), date_time=date)
+            info = _member(path, date)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             info.extra = struct.pack("<hhBl", 0x5455, 5, 1, max(mtime, ZIP_EPOCH))  # hg's extended timestamp
