@@ -425,9 +425,21 @@ def decode_bookmarks(data: bytes) -> list[tuple[bytes, Node | None]]:
         if not name or any(byte in name for byte in b"\n\r\0"):  # the bookmarks file's own separators
             raise ProtocolError(f"bookmark name {quoted(name, 80)} is empty or holds a newline, carriage return or "
                                 "NUL, which hg cannot store; rename it")
+        _utf8_bookmark(name)
         offset += size
         entries.append((name, None if node == MISSING_BOOKMARK else Node(node)))
     return entries
+
+
+def _utf8_bookmark(name: bytes) -> None:
+    """Refuse a bookmark name that is not UTF-8, as hg serve refuses it ("decoding near …"): hg
+    stores and sends names in UTF-8, and a clone would abort on it.  hg's client sends a bookmark
+    in its local encoding (``HGENCODING=latin1``) in a bookmarks part."""
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(f"bookmark name {quoted(name, 80)} is not UTF-8, in which hg stores names (an hg "
+                            "client under HGENCODING=latin1 sends it so); push it with HGENCODING=utf-8") from None
 
 
 def encode_phase_heads(entries: Sequence[tuple[int, Node]]) -> bytes:
@@ -601,6 +613,7 @@ def _pushkey_bookmark(repo: HgRepository, tx: HgTransaction, key: bytes, old: by
     ``new``: done) to ``new``, a changeset the client may see (not secret, not hidden)."""
     old_node = hg_wire.parse_node(old) if old else None
     new_node = hg_wire.parse_node(new) if new else None
+    _utf8_bookmark(key)
     if new_node is not None and not _visible(repo, tx, new_node):
         return False
     if new_node != old_node and repo.bookmarks().get(key) == new_node:

@@ -32,12 +32,24 @@ def parse_phaseroots(data: bytes, rev_of: Mapping[bytes, int]) -> dict[int, int]
 
 
 def parse_bookmarks(data: bytes) -> dict[bytes, Node]:
+    """The bookmarks file's names and nodes; a name that is not UTF-8 (written by an old hg or
+    another tool in Latin-1) is read as Latin-1, as hg reads it (``encoding.tolocal``'s fallback),
+    so that clients get it in UTF-8 and the next write stores it so."""
     marks: dict[bytes, Node] = {}
     for line in data.splitlines():
         hexnode, _, name = line.partition(b" ")
         if name and HEX40.match(hexnode):
-            marks[name] = Node(binascii.unhexlify(hexnode))
+            marks[latin1_fallback(name)] = Node(binascii.unhexlify(hexnode))
     return marks
+
+
+def latin1_fallback(text: bytes) -> bytes:
+    """``text`` when it is UTF-8, else its bytes read as Latin-1 and written in UTF-8."""
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return text.decode("latin-1").encode("utf-8")
+    return text
 
 
 def format_bookmarks(marks: Mapping[bytes, Node]) -> bytes:
