@@ -8,7 +8,7 @@ command-line option, or reach inside a repository's own metadata is refused.
 
 from __future__ import annotations
 
-from protocols.errors import NO_REPOSITORY_NAMED, USER_PATHS_NOT_SERVED, UnsafeName
+from protocols.errors import NAMES_ARE_UTF8, NO_REPOSITORY_NAMED, USER_PATHS_NOT_SERVED, UnsafeName
 
 MAX_NAME_LENGTH = 255
 MAX_SEGMENTS = 16
@@ -25,6 +25,8 @@ def validate_name(raw: str) -> str:
     """
     if len(raw) > MAX_NAME_LENGTH:
         raise UnsafeName(f"repository name is longer than {MAX_NAME_LENGTH} characters")
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):  # bytes that were not UTF-8 (surrogateescape)
+        raise UnsafeName(NAMES_ARE_UTF8)
     if any(_is_control(ch) for ch in raw):
         raise UnsafeName("repository name contains a control character or is not valid Unicode")
     if "\\" in raw:

@@ -38,6 +38,11 @@ class UnsafeName(HgwireError):
 NO_REPOSITORY_NAMED = "no repository is named in the URL: add its name after the host, as in HOST/NAME"
 """What a client that named no repository (``git clone ssh://host/``, ``hg clone ssh://host``) reads."""
 
+NAMES_ARE_UTF8 = ("repository names must be UTF-8: a repository whose name is in another charset (Latin-1) is not "
+                  "served; the server's operator can rename it in UTF-8")
+"""What a name that is not UTF-8 reads on every transport (``git://host/caf%E9.git``, the same bytes in an SSH
+command, ``http://host/caf%E9.git``)."""
+
 USER_PATHS_NOT_SERVED = ("~user paths (home directories, as git daemon's --user-path serves) are not served here: "
                          "name the repository by its path under the server's root, e.g. team/project")
 """What a name starting with ``~user`` reads (``git://host/~alice/r.git``, ``ssh://host/~alice/r``) on every

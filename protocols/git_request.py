@@ -13,7 +13,13 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from protocols.errors import USER_PATHS_NOT_SERVED, ProtocolError, UnsafeName, UnsupportedFeature
+from protocols.errors import (
+    NAMES_ARE_UTF8,
+    USER_PATHS_NOT_SERVED,
+    ProtocolError,
+    UnsafeName,
+    UnsupportedFeature,
+)
 
 MAX_PATH = 4096
 MAX_EXTRA_PARAMETERS = 32
@@ -101,7 +107,7 @@ def decode_repo_path(path: bytes) -> str:
     try:
         return path[1:].decode("utf-8")
     except UnicodeDecodeError:
-        raise UnsafeName("repository names must be UTF-8") from None
+        raise UnsafeName(NAMES_ARE_UTF8) from None
 
 
 def _parse_parameters(rest: bytes) -> tuple[str | None, tuple[bytes, ...]]:

@@ -31,7 +31,14 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from protocols.errors import NO_REPOSITORY_NAMED, LimitExceeded, ProtocolError, UnsafeName, UnsupportedFeature
+from protocols.errors import (
+    NAMES_ARE_UTF8,
+    NO_REPOSITORY_NAMED,
+    LimitExceeded,
+    ProtocolError,
+    UnsafeName,
+    UnsupportedFeature,
+)
 
 MAX_COMMAND_BYTES = 4096
 """Longest exec command accepted; git and hg send well under 300 bytes."""
@@ -171,7 +178,7 @@ def _decode(command: bytes) -> str:
     try:
         text = command.decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError("command is not valid UTF-8") from None
+        raise ProtocolError(NAMES_ARE_UTF8) from None  # a repository's path is the only free text of a command
     if "\0" in text:
         raise ProtocolError("command contains a NUL byte")
     if any(_is_control(ch) for ch in text):
