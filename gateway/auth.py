@@ -352,6 +352,9 @@ MAX_FROM_PATTERNS = 256
 MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
 MAX_USER_LENGTH = 64
 _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]*\Z")
+PLAIN_NAMES = (f"ASCII letters, digits and . _ @ + - (not first: . @ + -), at most {MAX_USER_LENGTH} of them; "
+               "a name beyond ASCII (bøb) is not taken")
+"""What a user name may hold (in hooks' REMOTE_USER, logs and rules), told where one is refused."""
 _OPTION_RE = re.compile(r'([A-Za-z0-9-]+)(?:="((?:[^"\\]|\\.)*)")?(?:,|(?=\s)|\Z)')
 
 
@@ -639,7 +642,8 @@ def _user_of(options: Mapping[str, str | None], comment: str, hg_ssh: bool) -> s
     if not user:
         raise KeyLineError('no user: add a comment or a user="NAME" option')
     if len(user) > MAX_USER_LENGTH or not _USER_RE.match(user):
-        raise KeyLineError(f"user name {user[:MAX_USER_LENGTH]!r} is not a plain name")
+        raise KeyLineError(f"user name {user[:MAX_USER_LENGTH]!r} is not a plain name ({PLAIN_NAMES}): give the "
+                           'line user="NAME" with such a name')
     return user
 
 
@@ -967,8 +971,15 @@ def parse_htpasswd(text: str, schemes: Sequence[HashScheme], source: str = "htpa
         if not line or line.startswith("#"):
             continue
         user, sep, hashed = line.partition(":")
-        if not sep or not user or not _USER_RE.match(user) or len(user) > MAX_USER_LENGTH:
+        if not sep or not user:
             log.warn("{source}:{line}: entry refused: not a 'user:hash' line", source=source, line=number)
+            continue
+        if not _USER_RE.match(user) or len(user) > MAX_USER_LENGTH:
+            log.warn(  # noqa: G010
+                "{source}:{line}: entry refused: user name {user} is not a plain name ({plain})", source=source,
+                line=number, user=repr(user[:MAX_USER_LENGTH]), plain=PLAIN_NAMES)
+            skipped.setdefault(user, f"its --htpasswd line {number} was skipped: the user name is not a plain name "
+                                     f"({PLAIN_NAMES})")
             continue
         if user in first:  # Apache's and nginx's basic authentication take a user's first line too
             log.warn(  # noqa: G010

@@ -340,6 +340,28 @@ def test_a_user_s_first_htpasswd_line_is_the_one_used_and_a_second_is_told(tmp_p
     assert f"{path}:3: a second entry for alice is ignored: line 1 is the one used; remove one of them" in seen, seen
 
 
+def test_an_htpasswd_user_name_beyond_ascii_is_told_as_such(tmp_path: Path) -> None:
+    """``bøb:$2b$…`` (Apache and lighttpd take it) is refused for its name, and said so: it was
+    logged as "not a 'user:hash' line", and bøb's refused login said nothing of why."""
+    path = tmp_path / "htpasswd"
+    path.write_text(f"bøb:{_bcrypt('pw')}\nno colon here\n", encoding="utf-8")
+    seen: list[str] = []
+
+    def observe(event: dict[str, object]) -> None:
+        seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        users = Htpasswd(path)
+        assert not users.check("bøb", "pw")
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    plain = "ASCII letters, digits and . _ @ + - (not first: . @ + -), at most 64 of them; a name beyond ASCII (bøb) is not taken"
+    assert f"{path}:1: entry refused: user name 'bøb' is not a plain name ({plain})" in seen, seen
+    assert f"{path}:2: entry refused: not a 'user:hash' line" in seen, seen
+    assert users.skipped("bøb") == f"its --htpasswd line 1 was skipped: the user name is not a plain name ({plain})"
+
+
 @pytest.mark.parametrize(
     "entry",
     [
