@@ -263,6 +263,7 @@ class GuardedTransaction:
         self._gated = False
         self._opened = False
         self._said_before = b""
+        self._said_closing = b""
         self._moved_marks: dict[bytes, tuple[Node | None, Node | None]] = {}
         self._pending: str | None = None
         """The root ``write_pending`` returned, once the commit's gating hooks had it written."""
@@ -502,6 +503,8 @@ class GuardedTransaction:
             if self._hooks.has("txnclose-phase"):
                 phase_args = self._phase_args(closing)
         self._tx.commit()
+        if self._hooks is not None:  # what the pretxn… hooks said: before hg's "added N changesets"
+            self._said_closing += self._hooks.take_output()
         after = self._repo.heads()
         if after != self._heads_before:
             self._changes.insert(0, audit.Change("heads", " ".join(n.hex() for n in self._heads_before),
@@ -610,11 +613,12 @@ class GuardedTransaction:
         self._pending = None
         return root
 
-    def take_output(self) -> tuple[bytes, bytes]:
-        """What the repository's hooks wrote before the changesets were applied, and after the
-        commit, for the client (``protocols.hg_exchange``)."""
+    def take_output(self) -> tuple[bytes, bytes, bytes]:
+        """What the repository's hooks wrote before the changesets were applied, then until the
+        commit, then after it, for the client (``protocols.hg_exchange``)."""
         before, self._said_before = self._said_before, b""
-        return before, self._hooks.take_output() if self._hooks is not None else b""
+        closing, self._said_closing = self._said_closing, b""
+        return before, closing, self._hooks.take_output() if self._hooks is not None else b""
 
     def abort(self) -> None:
         self._tx.abort()

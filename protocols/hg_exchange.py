@@ -707,8 +707,8 @@ def pushkey_reported(repo: HgRepository, namespace: bytes, key: bytes, old: byte
         tx.abort()
         return False, b""
     tx.commit()
-    before, after = hook_output(tx)
-    return True, before + report.output() + after
+    before, closing, after = hook_output(tx)
+    return True, before + closing + report.summary() + after
 
 
 # ------------------------------------------------------------------ unbundle
@@ -847,8 +847,8 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
     except BaseException:
         tx.abort()
         raise
-    before, after = hook_output(tx)
-    return PushResponse(ret, b"".join(waited) + before + report.output() + after)
+    before, closing, after = hook_output(tx)
+    return PushResponse(ret, b"".join(waited) + before + report.progress() + closing + report.summary() + after)
 
 
 def _abort_for(tx: HgTransaction, exc: HgwireError) -> None:
@@ -871,11 +871,13 @@ def kept_lock_messages(wait: LockWait | None) -> tuple[LockWait, list[bytes]]:
     return replace(wait or LockWait(), notify=lambda line: kept.append(line.encode("utf-8", "replace") + b"\n")), kept
 
 
-def hook_output(tx: HgTransaction) -> tuple[bytes, bytes]:
-    """What the repository's hooks wrote before the changegroup was applied and after the commit
-    (a transaction with ``take_output``, such as the gateway's), else nothing."""
+def hook_output(tx: HgTransaction) -> tuple[bytes, bytes, bytes]:
+    """What the repository's hooks wrote before the changegroup was applied, from then until the
+    transaction closed (``pretxnchangegroup``, ``pretxnclose``…: hg prints its ``added N
+    changesets`` after it), and after (``txnclose``, ``changegroup``, ``incoming``); from a
+    transaction with ``take_output``, such as the gateway's, else nothing."""
     take = getattr(tx, "take_output", None)
-    return take() if take is not None else (b"", b"")
+    return take() if take is not None else (b"", b"", b"")
 
 
 PROGRESS_MESSAGE = b"adding changesets\nadding manifests\nadding file changes\n"
@@ -902,7 +904,16 @@ class IngestReport:
     def output(self) -> bytes:
         """``adding ...`` progress per changegroup, then ``added N changesets with M changes to F files``,
         then what markers did (``scmutil.registersummarycallback``)."""
-        lines = PROGRESS_MESSAGE * self.groups
+        return self.progress() + self.summary()
+
+    def progress(self) -> bytes:
+        """``adding ...`` per changegroup, as hg prints it while it applies one."""
+        return PROGRESS_MESSAGE * self.groups
+
+    def summary(self) -> bytes:
+        """What hg prints once the transaction has closed: ``added N changesets …``, then what
+        markers did."""
+        lines = b""
         if self.changesets or self.revisions or self.files:
             heads = b" (%+d heads)" % self.heads_delta if self.heads_delta else b""
             lines += b"added %d changesets with %d changes to %d files%s\n" % (
@@ -1005,8 +1016,8 @@ def _unbundle2(
     except BaseException:
         tx.abort()
         raise
-    before, after = hook_output(tx)
-    output = b"".join(waited) + before + op.report.output() + after
+    before, closing, after = hook_output(tx)
+    output = b"".join(waited) + before + op.report.progress() + closing + op.report.summary() + after
     if capture_output and output:
         op.replies.append(b2.OutPart(b2.PART_OUTPUT, payload=[output], mandatory=False))
         output = b""
@@ -1029,9 +1040,9 @@ def _refused_output(tx: HgTransaction, report: IngestReport) -> bytes:
     """What hg's server says of a push it refuses, before the error: the hooks' words, with
     ``adding ...`` for each changegroup it began to add (after the ``prechangegroup`` hooks), then,
     once its transaction was open (``opened``, told by the gateway's transaction), the rollback."""
-    before, after = hook_output(tx)
-    closing = ABORT_MESSAGE if getattr(tx, "opened", False) else b""
-    return before + PROGRESS_MESSAGE * report.started + after + closing
+    before, closing, after = hook_output(tx)
+    rollback = ABORT_MESSAGE if getattr(tx, "opened", False) else b""
+    return before + PROGRESS_MESSAGE * report.started + closing + after + rollback
 
 
 def error_part(exc: HgwireError, reply_caps: Mapping[bytes, Sequence[bytes]]) -> b2.OutPart:

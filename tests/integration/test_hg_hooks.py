@@ -691,3 +691,24 @@ def test_push_hooks_of_an_amend_are_told_what_hg_serve_tells_them(
 
     assert "HG_NEW_OBSMARKERS=1" in told(reference)
     assert told(repo) == told(reference), "\n".join(difflib.unified_diff(told(repo), told(reference), lineterm=""))
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_what_a_push_s_hooks_say_comes_where_hg_serve_puts_it(
+        make_server: Any, client: Client, ssh_keys: SshKeys, htpasswd: Path, tmp_path: Path, kind: str) -> None:
+    """A push that lands, with a hook of each stage writing a line (one beyond ASCII): hg serve says
+    ``added N changesets`` once its transaction has closed, after what ``pretxnchangegroup`` and
+    ``pretxnclose`` wrote and before ``txnclose``, ``changegroup`` and ``incoming``; hgwire said it
+    before them all."""
+    hooks = "".join(f"{name}.say = echo '{name} dit: été ✓'\n" for name in
+                    ("prechangegroup", "pretxnchangegroup", "pretxnclose", "txnclose", "changegroup", "incoming"))
+    peer, push_url, _repo, reference = _pushable_with_reference(kind, make_server, client, ssh_keys, htpasswd,
+                                                                tmp_path, hooks)
+    work = tmp_path / "work-hg"
+    (work / "said.txt").write_text("x\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", "said")
+    ours = peer.hg("push", "-R", str(work), push_url)
+    with _real_hg_serve(client, kind, reference, tmp_path) as (real, real_url):
+        theirs = real.hg("push", "-R", str(work), real_url)
+    assert _seen(ours)[1] == _seen(theirs)[1], (ours.stdout, theirs.stdout)
+    assert "remote: txnclose dit: été ✓" in ours.stdout
