@@ -195,7 +195,8 @@ def split_words(text: str) -> list[str]:
 
     Words are separated by spaces.  Inside single quotes every character is
     literal.  Outside them a backslash takes the next character literally and
-    only ``_BARE_SAFE`` characters may appear, so no expansion, globbing,
+    only ``_BARE_SAFE`` characters and those beyond ASCII (none of which sh reads
+    as syntax; controls are refused before) may appear, so no expansion, globbing,
     redirection or command separator can ever be meant.
     """
     words: list[str] = []
@@ -232,7 +233,7 @@ def _read_piece(text: str, index: int, out: list[str]) -> int:
             raise ProtocolError("command ends with a backslash")
         out.append(text[index + 1])
         return index + 2
-    if ch not in _BARE_SAFE:
+    if ch not in _BARE_SAFE and ch <= "\x7f":  # beyond ASCII: a letter to sh (git-lfs leaves dépôt unquoted)
         raise ProtocolError(f"command uses shell syntax {ch!r}; only single quotes are understood")
     out.append(ch)
     return index + 1

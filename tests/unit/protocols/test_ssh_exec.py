@@ -33,6 +33,11 @@ ACCEPTED: list[tuple[bytes, ExecRequest]] = [
     ("git-upload-pack '/caf\u00e9.git'".encode(), ExecRequest(RouteKind.GIT_UPLOAD_PACK, "/caf\u00e9.git")),
     # the unquoted form
     (b"git-upload-pack /r.git", ExecRequest(RouteKind.GIT_UPLOAD_PACK, "/r.git")),
+    # beyond ASCII unquoted, as git-lfs 3.3 sends a path (sh reads no such character as syntax)
+    ("git-lfs-authenticate /d\u00e9p\u00f4t.git upload".encode(),
+     ExecRequest(RouteKind.GIT_LFS_AUTH_UPLOAD, "/d\u00e9p\u00f4t.git")),
+    ("git-lfs-transfer /cafe\u0301/\u65e5\u672c.git download".encode(),
+     ExecRequest(RouteKind.GIT_LFS_TRANSFER_DOWNLOAD, "/cafe\u0301/\u65e5\u672c.git")),
     (b"git-upload-pack  /r.git ", ExecRequest(RouteKind.GIT_UPLOAD_PACK, "/r.git")),
     # hg sshpeer: _serverquote leaves [A-Za-z0-9@%_+=:,./-] bare, quotes the rest
     (b"hg -R repo serve --stdio", ExecRequest(RouteKind.HG_SERVE, "repo")),
@@ -96,6 +101,7 @@ REFUSED: list[tuple[bytes, type[HgwireError]]] = [
     (b"git-upload-pack\t'/r.git'", ProtocolError),
     (b"git-upload-pack '/r\x1b[31m.git'", ProtocolError),
     (b"git-upload-pack '/r\xff.git'", ProtocolError),
+    ("git-upload-pack /r\u0085.git".encode(), ProtocolError),  # a C1 control (NEL) unquoted: still refused
     # bounds (CVE-2022-39260)
     (b"git-upload-pack '/" + b"a" * MAX_COMMAND_BYTES + b"'", LimitExceeded),
     (b"a " * 20, LimitExceeded),
