@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from backends.hg.writer import not_stored
 
@@ -39,11 +40,24 @@ def spooled(directory: bytes | None, chunks: Iterator[bytes]) -> Iterator[Iterat
         spool = tempfile.TemporaryFile(dir=where, prefix="hgwire-unbundle-")  # noqa: SIM115 (closed below)
     except OSError as exc:
         raise not_stored(exc) from exc
+    try:
+        for chunk in chunks:
+            spool.write(chunk)
+        spool.seek(0)  # (writes out what the buffer holds)
+    except OSError as exc:
+        _discard(spool)
+        raise not_stored(exc) from exc
+    except BaseException:
+        _discard(spool)
+        raise
     with spool:
-        try:
-            for chunk in chunks:
-                spool.write(chunk)
-            spool.seek(0)  # (writes out what the buffer holds)
-        except OSError as exc:
-            raise not_stored(exc) from exc
         yield iter(functools.partial(spool.read, READ_BACK), b"")
+
+
+def _discard(spool: IO[bytes]) -> None:
+    """Close a spool whose bytes are no longer wanted.  Closing flushes the buffer first, which a full
+    disk refuses again (the descriptor is let go all the same): that refusal is not the push's error."""
+    try:
+        spool.close()
+    except OSError:
+        pass

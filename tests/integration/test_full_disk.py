@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import shutil
 from pathlib import Path
@@ -458,3 +459,41 @@ def test_clones_go_on_when_the_temporary_directory_is_full(
     assert (tmp_path / "git-clone" / "a.txt").read_text() == "a\n"
     client.hg("clone", "-q", hg_url.replace("alice:pw@", ""), str(tmp_path / "hg-clone"))
     assert (tmp_path / "hg-clone" / "a.txt").read_text() == "a\n"
+
+
+class _FullDiskRaw(io.FileIO):
+    """A file's descriptor on a full disk: every write to it fails (what a buffered file's flush meets)."""
+
+    def write(self, data: Any) -> int:
+        _full()
+        return 0
+
+
+def test_a_small_hg_bundle_whose_flush_the_disk_refuses_is_refused_saying_so(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small pushed bundle fits in the spool's buffer: the disk refuses it only when the buffer is
+    flushed, and again when the file is closed. The push is refused in the client's words (it was an
+    internal error: a 500 over HTTP, the connection dropped over SSH, found on a full tmpfs)."""
+    import tempfile
+
+    from tests.integration.test_hg_push_spool import kept_bundles
+
+    server, url, work, repo, before = _hg_with_a_new_file(make_server, client, tmp_path, "small.txt", 100)
+    real = tempfile.TemporaryFile
+
+    def on_a_full_disk(*args: Any, **kwargs: Any) -> Any:
+        made = real(*args, **kwargs)
+        raw = _FullDiskRaw(os.dup(made.fileno()), "r+")
+        made.close()
+        return io.BufferedRandom(raw)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "TemporaryFile", on_a_full_disk)
+        refused = client.hg("push", url, cwd=work, check=False)
+    assert refused.returncode != 0
+    said = refused.stdout + refused.stderr
+    assert "remote: the server could not store the push (No space left on device); nothing was changed" in said, said
+    assert _snapshot(repo) == before
+    assert not kept_bundles(server.root / "h")
+    client.hg("push", "-q", url, cwd=work)
+    client.hg("verify", "-q", "-R", str(server.root / "h"))
