@@ -93,13 +93,30 @@ def read_requirements(hg_dir: str) -> frozenset[str]:
         raise UnsupportedFeature("unsupported repository feature: a share of another repository (hg share); "
                                  "serve the repository its .hg/sharedpath names instead")
     if reqs.SHARE_SAFE in found:
-        try:
-            with open(os.path.join(hg_dir, "store", "requires"), "rb") as f:
-                found |= reqs.parse(f.read())
-        except FileNotFoundError:
-            raise StorageError("share-safe repository without .hg/store/requires") from None
+        found |= _store_requirements(hg_dir)
     reqs.check(found)
     return frozenset(found)
+
+
+STORE_REQUIRES_WAIT = 0.5
+"""Seconds a share-safe repository's missing ``.hg/store/requires`` is waited for: ``hg
+debugupgraderepo`` making a repository share-safe writes ``.hg/requires`` first and the store's file
+just after, and a clone opening the repository in between waits rather than fails."""
+
+
+def _store_requirements(hg_dir: str) -> set[str]:
+    path = os.path.join(hg_dir, "store", "requires")
+    deadline = time.monotonic() + STORE_REQUIRES_WAIT
+    while True:
+        try:
+            with open(path, "rb") as f:
+                return reqs.parse(f.read())
+        except FileNotFoundError:
+            if time.monotonic() >= deadline:
+                raise StorageError("the repository's .hg/requires says share-safe but its .hg/store/requires is "
+                                   "missing (an hg debugupgraderepo under way?); try again, or tell the server's "
+                                   "operator") from None
+        time.sleep(0.02)
 
 
 def open_repository(path: str, name: str) -> HgRepo:
