@@ -383,9 +383,10 @@ class GitPages:
         """Branches or tags (the ``limit`` newest), newest first (``bookmarks``: none in git).
         Each commit is read once, however many names point at it.
 
-        Branches are dated by their commit's author.  Tags are dated and ordered as gitweb lists
-        them, by ``git for-each-ref --sort=-creatordate``: an annotated tag by its tagger, a
-        lightweight one by its commit's committer, names of one date in name order.  A tag of a
+        Both are dated and ordered as gitweb lists them, names of one date in name order:
+        branches by ``git for-each-ref --sort=-committerdate refs/heads`` (their commit's
+        committer), tags by ``git for-each-ref --sort=-creatordate`` (an annotated tag by its
+        tagger, a lightweight one by its commit's committer).  A tag of a
         tree or a blob (``git tag t HEAD^{tree}``) is listed too, with its ``type``; a lightweight
         one (or a tag object with no tagger) has no date (``date`` None) and comes after the dated
         ones, by name, as for-each-ref puts it.  An object's type is read from its pack entry's
@@ -404,9 +405,7 @@ class GitPages:
                 if target not in dates:
                     kinds[target] = _type_name(types, target)
                     commit = self._object(target) if kinds[target] == "commit" else None
-                    dates[target] = None if not isinstance(commit, Commit) else \
-                        (commit.commit_time, commit.commit_timezone) if tags else \
-                        (commit.author_time, commit.author_timezone)
+                    dates[target] = (commit.commit_time, commit.commit_timezone) if isinstance(commit, Commit) else None
                 date = dates[target]
                 if tags and bytes(oid) != target:  # an annotated tag: its tagger's date (gitweb's creatordate)
                     date = self._tag_date(bytes(oid))
@@ -415,11 +414,9 @@ class GitPages:
                         undated.append((name, target, kinds[target]))
                     continue
                 found.append((date[0], name, target, date[1]))
-        if tags:  # newest first, a date's names in name order (for-each-ref's tie-break)
-            newest = heapq.nsmallest(limit, found, key=lambda row: (-row[0], row[1])) if limit is not None \
-                else sorted(found, key=lambda row: (-row[0], row[1]))
-        else:
-            newest = heapq.nlargest(limit, found) if limit is not None else sorted(found, reverse=True)
+        # newest first, a date's names in name order (for-each-ref's tie-break)
+        newest = heapq.nsmallest(limit, found, key=lambda row: (-row[0], row[1])) if limit is not None \
+            else sorted(found, key=lambda row: (-row[0], row[1]))
         key = {"branches": "branch", "tags": "tag"}.get(kind, "bookmark")
         entries: list[dict[str, Any]] = [
             {key: _text(name[len(prefix or b""):]), "node": target.decode(), "date": [float(when), -tz],
