@@ -50,7 +50,7 @@ from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands
 from protocols.errors import HgwireError, ProtocolError, StorageError
 from protocols.hg_commands import CommandContext, Permission, Transport
-from protocols.hg_responses import OobError, PushError, Response, StreamResponse
+from protocols.hg_responses import BrokenPush, OobError, PushError, Response, StreamResponse
 from protocols.hg_ssh import (
     SSH_CAPS,
     CommandRequest,
@@ -165,6 +165,7 @@ class HgServeSession(PumpedSession):
         self._push: PushQueue | None = None
         self._push_response: Response | None = None
         self._push_ended = False
+        self._push_broke = False
         self._run(self._opened, self._open, ctx)
 
     def connection_lost(self) -> None:
@@ -331,10 +332,26 @@ class HgServeSession(PumpedSession):
         self._push = PushQueue(self.channel.pause_input, self.channel.resume_input)
         self._push_response = None
         self._push_ended = False
+        self._push_broke = False
         # on the push threads: the repository's hooks may hold it for minutes (``run_for_hooks``)
         d = run_for_hooks(self._dispatch, request, self._context(self._push.chunks()))
         d.addCallback(lambda response: self._guard(self._push_done, response))
-        d.addErrback(self._fail)
+        d.addErrback(self._push_failed)
+
+    def _push_failed(self, failure: Failure) -> None:
+        """The push's handler raised.  A push that broke inside its transaction (a backend's or the
+        engine's bug, rolled back) is logged with its traceback and answered with the reply it
+        carries, as a refusal is, so the client prints its ``abort:`` line and the session goes on;
+        anything else ends the session (``_fail``)."""
+        exc = failure.value
+        if not isinstance(exc, BrokenPush) or self._push is None or self._closed:
+            self._fail(failure)
+            return
+        cause = exc.__cause__
+        log.failure("hg serve --stdio for {repo}: the push broke and was rolled back",
+                    Failure(cause) if cause is not None else failure, repo=self.ctx.repo_name)
+        self._push_broke = True
+        self._guard(self._push_done, exc.reply)
 
     def _push_done(self, response: Response) -> None:
         """The handler is done; the client may still be sending (a refused bundle): drain it first."""
@@ -347,7 +364,7 @@ class HgServeSession(PumpedSession):
         if self._push_response is None or not self._push_ended:
             return
         response, self._push_response, self._push = self._push_response, None, None
-        self.outcome = push_outcome(response)
+        self.outcome = "error: internal error" if self._push_broke else push_outcome(response)
         self._reply(response)
 
     # -- the end -------------------------------------------------------------------------

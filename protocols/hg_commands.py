@@ -509,6 +509,7 @@ def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     return hg_exchange.unbundle(
         repo, args.named[b"heads"], ctx.payload, capture_output=ctx.transport is Transport.HTTP,
         limits=ctx.bundle2_limits, cg_limits=ctx.changegroup_limits, wait=ctx.lock_wait,
+        answer_failures=ctx.transport is Transport.SSH,  # HTTP's answer to a failure is its 500
     )
 
 

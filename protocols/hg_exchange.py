@@ -49,7 +49,15 @@ from protocols.errors import (
     UnsupportedFeature,
 )
 from protocols.hg_narrow import NarrowSpec, narrow_spec
-from protocols.hg_responses import Outgoing, PushError, PushResponse, Response, StreamResponse
+from protocols.hg_responses import (
+    BROKEN_PUSH,
+    BrokenPush,
+    Outgoing,
+    PushError,
+    PushResponse,
+    Response,
+    StreamResponse,
+)
 from protocols.text import quoted
 
 SERVER_BUNDLE2_CAPS: Mapping[bytes, Sequence[bytes]] = {
@@ -747,7 +755,7 @@ def _drain(chunks: Iterator[bytes]) -> None:
 def unbundle(
     repo: HgRepository, heads: bytes, payload: Iterator[bytes], capture_output: bool = False,
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
-    wait: LockWait | None = None,
+    wait: LockWait | None = None, answer_failures: bool = False,
 ) -> Response:
     """Apply a pushed bundle (HG20 or HG10) in one transaction and build the reply.
 
@@ -756,7 +764,11 @@ def unbundle(
     all of it before the transaction (and its lock) starts, as ``hg serve``
     does.  Messages for the user ("added 1 changesets ...") go in the
     response's ``output``, or with ``capture_output`` into bundle2 ``output``
-    parts (HTTP).
+    parts (HTTP).  An unexpected error inside the transaction (no
+    ``HgwireError``: a bug) rolls it back and is raised again; with
+    ``answer_failures`` it is raised as the cause of a ``BrokenPush`` that
+    carries the reply telling the client (SSH, whose client has no status
+    line to read a failure from).
     """
     reader = StreamReader(_Shielded(payload))
     try:
@@ -769,7 +781,7 @@ def unbundle(
                 rest = held.enter_context(received(repo, reader.remaining()))
             except HgwireError as exc:  # a disk that cannot hold it, or a client gone: nothing locked yet
                 return _not_received(magic, exc)
-            return _apply(repo, their_heads, magic, rest, capture_output, limits, cg_limits, wait)
+            return _apply(repo, their_heads, magic, rest, capture_output, limits, cg_limits, wait, answer_failures)
     except (ProtocolError, UnsupportedFeature) as exc:
         return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
     finally:
@@ -793,16 +805,19 @@ def _not_received(magic: bytes, exc: HgwireError) -> Response:
 def _apply(
     repo: HgRepository, their_heads: Sequence[bytes], magic: bytes, rest: Iterator[bytes], capture_output: bool,
     limits: b2.Bundle2Limits, cg_limits: ChangegroupLimits, wait: LockWait | None = None,
+    answer_failures: bool = False,
 ) -> Response:
     """Apply the bundle whose ``magic`` was read and whose ``rest`` is to come."""
     if magic == b2.MAGIC:
-        return _unbundle2(repo, their_heads, StreamReader(rest), capture_output, limits, cg_limits, wait)
+        return _unbundle2(repo, their_heads, StreamReader(rest), capture_output, limits, cg_limits, wait,
+                          answer_failures)
     whole = StreamReader(_prefixed(magic, rest))
     if magic == BUNDLE1_MAGIC:
-        return _unbundle1(repo, their_heads, read_bundle1(whole, cg_limits), cg_limits.max_text, wait)
+        return _unbundle1(repo, their_heads, read_bundle1(whole, cg_limits), cg_limits.max_text, wait,
+                          answer_failures)
     # exchange.readbundle: a stream starting with NUL is a headerless HG10UN changegroup.
     return _unbundle1(repo, their_heads, ChangegroupDecoder(whole, b"01", cg_limits).groups(), cg_limits.max_text,
-                      wait)
+                      wait, answer_failures)
 
 
 class _Shielded(Iterator[bytes]):
@@ -826,7 +841,7 @@ def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup],
-               max_text: int | None = None, wait: LockWait | None = None) -> Response:
+               max_text: int | None = None, wait: LockWait | None = None, answer_failures: bool = False) -> Response:
     wait, waited = kept_lock_messages(wait)
     try:
         tx = repo.transaction(max_text, wait)
@@ -844,6 +859,13 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
         _abort_for(tx, exc)
         return PushResponse(0, b"".join([*waited, *hook_output(tx)]) + b"abort: "
                             + exc.message.encode("utf-8", "replace") + b"\n")
+    except Exception as exc:
+        tx.abort()
+        if not answer_failures:
+            raise
+        # hg serve's answer to an abort while it applies a bundle1: result 0, the abort line on stderr
+        said = b"".join(waited) + _refused_output(tx, report)
+        raise BrokenPush(PushResponse(0, said + b"abort: " + BROKEN_PUSH.encode() + b"\n")) from exc
     except BaseException:
         tx.abort()
         raise
@@ -990,7 +1012,7 @@ class _PushOperation:
 def _unbundle2(
     repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool,
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
-    wait: LockWait | None = None,
+    wait: LockWait | None = None, answer_failures: bool = False,
 ) -> Response:
     wait, waited = kept_lock_messages(wait)
     try:
@@ -1013,6 +1035,14 @@ def _unbundle2(
         _abort_for(tx, exc)
         said = b"".join(waited) + _refused_output(tx, op.report)
         return _refused_reply([error_part(exc, op.reply_caps)], said, capture_output, str(exc))
+    except Exception as exc:
+        tx.abort()
+        if not answer_failures:
+            raise
+        # hg serve's answer to an abort raised while it applies a bundle2: its error:abort part
+        said = b"".join(waited) + _refused_output(tx, op.report)
+        reply = _refused_reply([error_part(HgwireError(BROKEN_PUSH), {})], said, capture_output, BROKEN_PUSH)
+        raise BrokenPush(reply) from exc
     except BaseException:
         tx.abort()
         raise

@@ -80,3 +80,19 @@ class OobError:
 
 
 Response = BytesResponse | StreamResponse | PushResponse | PushError | OobError
+
+
+BROKEN_PUSH = ("internal error: the push was rolled back and nothing changed; "
+               "tell the server's administrator, whose log says what went wrong")
+"""What the client is told of a push that failed inside its transaction for no reason a refusal names."""
+
+
+class BrokenPush(Exception):
+    """A push that failed inside its transaction for no reason a refusal names (a backend's or the
+    engine's bug): the transaction was rolled back and ``reply`` tells the client so, in its
+    bundle's format, as hg serve answers an abort raised while it applies a bundle.  Raised ``from``
+    the error, for the server's log."""
+
+    def __init__(self, reply: Response) -> None:
+        super().__init__(BROKEN_PUSH)
+        self.reply = reply
