@@ -6,9 +6,11 @@ pyOpenSSL is imported here only when an ``ssl:`` endpoint is in use (it is optio
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -214,33 +216,105 @@ def client_cas(description: str, now: datetime.datetime | None = None) -> tuple[
                   f"check that clientCA= names {what}, and that hgwire's user may read it")
         raise TLSFilesError(f"the clientCA= file {path} cannot be read ({exc.strerror or exc})", advice) from None
     from cryptography import x509
+    from cryptography.utils import CryptographyDeprecationWarning
 
     blocks = PEM_CERTIFICATE.findall(pem)
     if not blocks:
         raise TLSFilesError(f"the clientCA= file {path} holds no PEM certificate",
                             f"check that clientCA= names {what} (-----BEGIN CERTIFICATE-----)")
     certificates = []
-    for number, block in enumerate(blocks, 1):
-        try:
-            certificate = x509.load_pem_x509_certificate(block)
-        except ValueError:
-            raise TLSFilesError(f"certificate {number} of the clientCA= file {path} cannot be read",
-                                f"check that clientCA= names {what}") from None
-        if not _may_sign(certificate):
-            raise TLSFilesError(f"certificate {number} of the clientCA= file {path} "
-                                f"({certificate.subject.rfc4514_string()}) is neither a CA's nor self-signed, so no "
-                                "client's certificate can be checked against it",
-                                "put the certificate of the CA that signs your clients' certificates in that "
-                                "file, not a client's or the server's own")
-        certificates.append(certificate)
+    with warnings.catch_warnings():  # a public root's odd serial number: cryptography's warning, not the operator's
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        for number, block in enumerate(blocks, 1):
+            try:
+                certificate = x509.load_pem_x509_certificate(block)
+            except ValueError:
+                raise TLSFilesError(f"certificate {number} of the clientCA= file {path} cannot be read",
+                                    f"check that clientCA= names {what}") from None
+            if not _may_sign(certificate):
+                raise TLSFilesError(f"certificate {number} of the clientCA= file {path} "
+                                    f"({certificate.subject.rfc4514_string()}) is neither a CA's nor self-signed, so no "
+                                    "client's certificate can be checked against it",
+                                    "put the certificate of the CA that signs your clients' certificates in that "
+                                    "file, not a client's or the server's own")
+            certificates.append(certificate)
     now = now or datetime.datetime.now(datetime.UTC)
     expired = [c for c in certificates if now >= c.not_valid_after_utc]
-    warning = None
+    public = public_cas_warning(path, certificates)
+    if public is not None and len(certificates) > CLIENT_CA_HANDFUL:  # (a bundle's expired roots are beside the point)
+        return certificates, public
+    said = [public]
     if expired:
-        warning = (f"the CA certificate {expired[0].subject.rfc4514_string()} in the clientCA= file {path} expired "
-                   f"on {expired[0].not_valid_after_utc:%Y-%m-%d %H:%M} UTC: the clients it signed are refused; "
-                   "put the CA's renewed certificate in the file, then send hgwire a SIGHUP")
-    return certificates, warning
+        said.append(f"the CA certificate {expired[0].subject.rfc4514_string()} in the clientCA= file {path} expired "
+                        f"on {expired[0].not_valid_after_utc:%Y-%m-%d %H:%M} UTC: the clients it signed are refused; "
+                        "put the CA's renewed certificate in the file, then send hgwire a SIGHUP")
+    return certificates, "; ".join(w for w in said if w) or None
+
+
+CLIENT_CA_HANDFUL = 8
+"""The most certificates a ``clientCA=`` file holds without a warning: one organisation's CA, its
+intermediates, a renewal's overlap; a bundle of many is the public CAs' (any client gets in)."""
+
+SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                  "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem",
+                  "/usr/local/share/certs/ca-root-nss.crt", "/usr/local/etc/ssl/cert.pem",
+                  "/etc/ca-certificates/extracted/tls-ca-bundle.pem")
+"""Where systems keep their bundle of public CAs (Debian, Fedora/RHEL, SUSE, Alpine/macOS, FreeBSD,
+Arch); OpenSSL's own default file is looked at too."""
+
+
+def system_bundles() -> list[str]:
+    """The system's bundles of public CAs that exist here, OpenSSL's default first."""
+    import ssl
+
+    defaults = ssl.get_default_verify_paths()
+    paths = [defaults.cafile, defaults.openssl_cafile, *SYSTEM_BUNDLES]
+    return [path for path in dict.fromkeys(p for p in paths if p) if os.path.isfile(path)]
+
+
+def _der_certificates(pem: bytes) -> set[bytes]:
+    """The certificates of a PEM bundle, as DER bytes (unparsed: a bundle holds some 150)."""
+    import base64
+    import binascii
+
+    found = set()
+    for block in PEM_CERTIFICATE.findall(pem):
+        body = block.split(b"-----")[2]
+        with contextlib.suppress(binascii.Error):
+            found.add(base64.b64decode(b"".join(body.split()), validate=True))
+    return found
+
+
+def public_cas_warning(path: str, certificates: Sequence[Any], bundles: Sequence[str] | None = None) -> str | None:
+    """The warning for a ``clientCA=`` file that lets in clients of the public CAs: the system's
+    bundle itself (``bundles``: ``system_bundles()``), more than ``CLIENT_CA_HANDFUL`` CAs, or a CA
+    of the system's bundle (a public CA signs certificates for anyone who asks); else None."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    bundles = system_bundles() if bundles is None else bundles
+    real = os.path.realpath(path)
+    public: set[bytes] = set()
+    for bundle in bundles:
+        with contextlib.suppress(OSError), open(bundle, "rb") as f:
+            public |= _der_certificates(f.read(MAX_PEM_FILE))
+    ours = [c.public_bytes(Encoding.DER) for c in certificates]
+    known = [c for c, der in zip(certificates, ours, strict=True) if der in public]
+    instead = ("write clientCA= with a file of your own CA's certificates only (its root, and the intermediates "
+               "that sign your clients' certificates if clients do not send them), then send hgwire a SIGHUP")
+    meaning = ("a certificate any of them issued to anyone who asked passes the TLS handshake, so clientCA= keeps "
+               "no one out")
+    if any(real == os.path.realpath(bundle) for bundle in bundles):
+        return (f"the clientCA= file {path} is the system's bundle of public CAs ({len(ours)} of them): {meaning}; "
+                f"{instead}")
+    if len(ours) > CLIENT_CA_HANDFUL:
+        some = f", {len(known)} of them public CAs of the system's bundle" if known else ""
+        return f"the clientCA= file {path} holds {len(ours)} CA certificates{some}: {meaning}; {instead}"
+    if known:
+        names = ", ".join(c.subject.rfc4514_string() for c in known)
+        which = f"{names}, a public CA" if len(known) == 1 else f"{len(known)} public CAs ({names})"
+        return (f"the clientCA= file {path} holds {which} of the system's bundle: a client certificate it issued to "
+                f"anyone who asked passes the TLS handshake; {instead}")
+    return None
 
 
 def _may_sign(certificate: Any) -> bool:

@@ -226,3 +226,36 @@ def test_client_ca_mistakes_stop_the_start_with_one_line_each(tmp_path: Path) ->
     for endpoint, words in told.items():
         assert f"cannot listen on {endpoint}: {words}" in output, (endpoint, output)
     assert "Traceback" not in output and "hgwire serves" not in output, output
+
+
+def test_a_client_ca_file_of_public_cas_is_warned_of_at_start_and_on_sighup(
+        make_server: Callable[..., RunningServer], tmp_path: Path, reactor: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``clientCA=`` naming the system's bundle (here one of the test's own, as the system's) lets in
+    anyone a public CA gave a certificate: said at the start and on each SIGHUP, the listener serving."""
+    from twisted.internet.threads import blockingCallFromThread
+
+    from gateway import tls
+
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    bundle = tmp_path / "ca-certificates.crt"
+    bundle.write_bytes(b"".join(_ca(pki, f"public {n}")[0].read_bytes() for n in range(tls.CLIENT_CA_HANDFUL + 1)))
+    monkeypatch.setattr(tls, "system_bundles", lambda: [str(bundle)])
+    words = f"the clientCA= file {bundle} is the system's bundle of public CAs ({tls.CLIENT_CA_HANDFUL + 1} of them)"
+
+    def warned(events: list[dict[str, Any]]) -> list[str]:
+        return [str(e["log_format"]).format(**e) for e in events
+                if e.get("log_level") is not None and e["log_level"].name == "warn" and "clientCA=" in str(e.get("warning"))]
+
+    from tests.integration.test_hg_http import _tls_files
+
+    _, key, cert = _tls_files(pki)
+    endpoint = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}:clientCA={bundle}"
+    with log_events() as events:
+        server = make_server("memory", http=[endpoint])
+    said = warned(events)
+    assert len(said) == 1 and words in said[0] and "keeps no one out" in said[0], said
+    with log_events() as events:
+        blockingCallFromThread(reactor, server.service.listener("http").reload_tls)
+    said = warned(events)
+    assert len(said) == 1 and words in said[0], said
