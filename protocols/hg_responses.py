@@ -83,7 +83,7 @@ Response = BytesResponse | StreamResponse | PushResponse | PushError | OobError
 
 
 BROKEN_PUSH = ("internal error: the push was rolled back and nothing changed; "
-               "tell the server's administrator, whose log says what went wrong")
+               "tell the server's operator, whose log says what went wrong")
 """What the client is told of a push that failed inside its transaction for no reason a refusal names."""
 
 
