@@ -13,6 +13,7 @@ import itertools
 import struct
 from collections.abc import Iterable, Sequence
 
+from backends.hg.linediff import split_lines
 from protocols.errors import StorageError
 
 HUNK_HEADER = struct.Struct(">lll")
@@ -232,8 +233,8 @@ def line_diff(old: bytes, new: bytes) -> bytes:
     if suffix:
         first_newline = old.find(b"\n", len(old) - suffix)
         suffix = 0 if first_newline < 0 else len(old) - first_newline - 1
-    a = _lines(old[prefix : len(old) - suffix])
-    b = _lines(new[prefix : len(new) - suffix])
+    a = split_lines(old[prefix : len(old) - suffix])
+    b = split_lines(new[prefix : len(new) - suffix])
     offsets = list(itertools.accumulate(map(len, a), initial=prefix))  # of each line of ``a`` in ``old``
     in_a, in_b = set(a), set(b)
     out: list[bytes] = []
@@ -266,15 +267,6 @@ def line_diff(old: bytes, new: bytes) -> bytes:
 
 _SKIP = 64
 """Equal lines are passed over this many at a time (one list comparison) before one at a time."""
-
-
-def _lines(text: bytes) -> list[bytes]:
-    """``text`` cut after each newline (only ``\\n``: ``bytes.splitlines`` also cuts at ``\\r``)."""
-    parts = text.split(b"\n")
-    lines = [part + b"\n" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
 
 
 _BLOCK = 4096

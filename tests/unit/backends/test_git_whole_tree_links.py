@@ -6,7 +6,6 @@ missing object); without such a tree every entry is linked."""
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 import struct
 import subprocess
@@ -20,8 +19,8 @@ from dulwich.pack import pack_object_header
 from dulwich.repo import Repo
 
 from backends import git_ingest
-from backends.git_objects import PackObjectReader
 from protocols.errors import ProtocolError
+from tests.unit.backends.test_git_stored_tree_links import _edited, _ingest
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
@@ -70,32 +69,6 @@ def stored(tmp_path: Path) -> tuple[Path, Commit, Tree, list[Blob], Tree, Blob]:
     loose = Blob.from_string(b"stored, named by no tree\n")
     Repo(str(server)).object_store.add_objects([(o, None) for o in (*blobs, directory, root, parent, small, loose)])
     return server, parent, directory, blobs, small, loose
-
-
-def _edited(base: Tree, *changes: tuple[bytes, int, ObjectID] | bytes) -> Tree:
-    tree = Tree()
-    for name, mode, sha in base.iteritems():
-        tree.add(name, mode, sha)
-    for change in changes:
-        if isinstance(change, bytes):
-            del tree[change]
-        else:
-            tree.add(*change)
-    return tree
-
-
-def _ingest(server: Path, data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[git_ingest.PushLinks, list[bytes]]:
-    typed: list[bytes] = []
-    type_of = PackObjectReader.type_of
-
-    def counting(self: PackObjectReader, hexsha: bytes) -> int:
-        typed.append(hexsha)
-        return type_of(self, hexsha)
-
-    monkeypatch.setattr(PackObjectReader, "type_of", counting)
-    links = git_ingest.PushLinks()
-    git_ingest.ingest_pack(Repo(str(server)).object_store, io.BytesIO(data).read, links)
-    return links, typed
 
 
 def test_only_the_entries_the_parent_s_tree_lacks_are_typed_and_looked_up(
