@@ -613,6 +613,21 @@ class HgRepository(Protocol):
         ...
 
 
+class RefusesPush(Protocol):
+    """Optional for a ``GitRepository`` or an ``HgRepository``: whether it takes no push at all.
+
+    ``refuses_push`` returns None when pushes are welcome, or one sentence saying why they are
+    not and what to do (``"app.git is a read-only mirror; push to git.example.com instead"``).
+    hgwire asks it, in the pool, once the repository is open and before a push starts: git's
+    receive-pack is then not advertised (git://, SSH, ``info/refs?service=git-receive-pack``),
+    hg's ``unbundle`` is refused before the bundle is sent, and Git LFS uploads are refused, each
+    as ``--read-only`` refuses them, with this sentence; fetches go on.  Without it a backend can
+    refuse only once the client has sent its pack (``begin_pack``, ``update_refs``, ``transaction``).
+    """
+
+    def refuses_push(self) -> str | None: ...
+
+
 class StateStamped(Protocol):
     """Optional for an ``HgRepository``: a stamp of its visible state.
 

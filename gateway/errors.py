@@ -145,6 +145,19 @@ def wrong_kind(name: str, kind: Kind) -> NotARepository:
     return NotARepository(f"{name} is {KIND_ADVICE[kind]}")
 
 
+def push_refusal(repo: object, name: str) -> ReadOnly | None:
+    """The refusal of every push to ``repo`` its backend gives up front (the optional
+    ``refuses_push() -> str | None`` of a repository: a read-only mirror's reason), answered as
+    ``--read-only`` is, before the client sends anything; None when it takes pushes.  Blocking
+    (the backend may ask its storage), for the pool."""
+    refuses = getattr(repo, "refuses_push", None)  # optional: a backend may not have it
+    reason = refuses() if refuses is not None else None
+    if reason is None or reason is False:
+        return None
+    text = str(reason).strip() if isinstance(reason, str) else ""
+    return ReadOnly(text or f"{name} is read-only; pushes to it are refused")
+
+
 def git_message(exc: BaseException) -> bytes:
     """The one-line message a git user sees for ``exc`` (never internals)."""
     text = str(exc) if is_expected(exc) else (damaged_repository(exc) or unreadable_object(exc)

@@ -60,6 +60,7 @@ from gateway import audit, git_session
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext, peer_text
 from gateway.config import ServiceConfig
+from gateway.errors import push_refusal
 from gateway.git_http import http_status
 from gateway.http import (
     HttpFront,
@@ -129,6 +130,8 @@ def _store(ctx: SessionContext, access: Access = Access.READ, secure: bool = Tru
         raise NotARepository(f"'{ctx.repo_name}' is not a repository hgwire serves")
     read_base_git_config(ctx.authorizer, repo)
     check_exported(ctx.authorizer, ctx.transport, ctx.repo_name, repo)
+    if access is Access.WRITE and (refusal := push_refusal(repo, ctx.repo_name)) is not None:
+        raise refusal  # a read-only mirror (``refuses_push``): its uploads are refused as its pushes
     opener = getattr(repo, "lfs", None)  # optional: a backend may keep no LFS objects
     store: LfsStore | None = opener() if opener is not None else None
     if store is None:

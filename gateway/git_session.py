@@ -159,9 +159,11 @@ class PendingRepository:
 
 def open_for_push(ctx: SessionContext) -> GitRepository | PendingRepository:
     """The repository a push goes to; with ``--create-on-push``, a missing one this client may make
-    is a ``PendingRepository`` (``open_git_repo(ctx, create=True)`` makes it); blocking, for the pool."""
+    is a ``PendingRepository`` (``open_git_repo(ctx, create=True)`` makes it); blocking, for the pool.
+    A repository whose backend refuses every push (``refuses_push``) is refused here, before the
+    advertisement, as ``--read-only`` refuses it: the client sends nothing."""
     try:
-        return open_git_repo(ctx)
+        repo = open_git_repo(ctx)
     except RepositoryNotFound:
         if not may_create(ctx, ctx.create_on_push):
             raise
@@ -169,6 +171,15 @@ def open_for_push(ctx: SessionContext) -> GitRepository | PendingRepository:
         new_format = getattr(ctx.backend, "new_git_object_format", None)
         return PendingRepository(ctx.repo_name, new_format() if new_format is not None
                                  else OBJECT_FORMATS[default_object_format()])
+    try:
+        refusal = errors.push_refusal(repo, ctx.repo_name)
+    except BaseException:
+        close_git(repo)
+        raise
+    if refusal is not None:
+        close_git(repo)
+        raise refusal
+    return repo
 
 
 class _GitSession(PumpedSession):

@@ -48,6 +48,7 @@ from gateway.errors import (
     OUT_OF_FILES_ADVICE,
     corrupt_on_disk,
     out_of_files,
+    push_refusal,
     storage_fault,
     wrong_kind,
 )
@@ -266,6 +267,8 @@ class HgHttpCommand:
         except UnsupportedFeature as exc:  # a repository hgwire cannot serve: hg shows the reason
             return OobError(exc.message.encode("utf-8", "replace")), None
         check_web_access(repo, self.user, cmd.permission)
+        if cmd.permission == PUSH and (refusal := push_refusal(repo, self.route.repo)) is not None:
+            raise refusal  # a read-only mirror (``refuses_push``): 403, as --read-only is
         if (self.request.args or {}).get(b"access-hidden", [b""])[0]:  # hg pull --remote-hidden: in the log
             log.info("{proto} {command} {repo}: {outcome}", proto=PROTO, command=self.command,  # (as hgweb's
                      repo=self.route.repo, outcome=hidden_access_refusal(repo, self.user))   # ui.warn says it)

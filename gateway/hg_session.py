@@ -37,6 +37,7 @@ from gateway.errors import (
     OUT_OF_FILES_ADVICE,
     corrupt_on_disk,
     out_of_files,
+    push_refusal,
     wrong_kind,
 )
 from gateway.hg_hooks import PullHooks, pull_hooks_of
@@ -48,8 +49,8 @@ from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands
-from protocols.errors import HgwireError, ProtocolError, StorageError
-from protocols.hg_commands import CommandContext, Permission, Transport
+from protocols.errors import HgwireError, ProtocolError, ReadOnly, StorageError
+from protocols.hg_commands import PUSH, CommandContext, Permission, Transport
 from protocols.hg_responses import BrokenPush, OobError, PushError, Response, StreamResponse
 from protocols.hg_ssh import (
     SSH_CAPS,
@@ -162,6 +163,8 @@ class HgServeSession(PumpedSession):
         # the compression order and levels of [hg_http] apply to the bundles of hg over SSH too
         self.server = SshV1Server(settings=wire_settings(ctx.authorizer, ctx.peer.rpartition(":")[0]))
         self.repo: HgRepository | None = None
+        self._push_refusal: ReadOnly | None = None
+        """The backend's refusal of every push to the repository (``refuses_push``), asked once it is open."""
         self._push: PushQueue | None = None
         self._push_response: Response | None = None
         self._push_ended = False
@@ -195,13 +198,13 @@ class HgServeSession(PumpedSession):
         elif isinstance(event, ConnectionClosed):
             self._finish("ok" if self.outcome == "started" else self.outcome, 0)
 
-    def _open(self, ctx: SessionContext) -> tuple[HgRepository, str | None]:
+    def _open(self, ctx: SessionContext) -> tuple[HgRepository, str | None, ReadOnly | None]:
         repo = open_hg_repo(ctx)
         hidden = ctx.extra.get("hidden") == "1"  # serve --stdio --hidden: hg pull --remote-hidden
-        return repo, hidden_access_refusal(repo, ctx.user) if hidden else None
+        return repo, hidden_access_refusal(repo, ctx.user) if hidden else None, push_refusal(repo, ctx.repo_name)
 
-    def _opened(self, opened: tuple[HgRepository, str | None]) -> None:
-        self.repo, refusal = opened
+    def _opened(self, opened: tuple[HgRepository, str | None, ReadOnly | None]) -> None:
+        self.repo, refusal, self._push_refusal = opened
         if refusal is not None:  # as hg serve --stdio warns, before any command: "remote: ignoring …"
             log.info("{proto} {repo}: {outcome}", proto=self.ctx.transport, repo=self.ctx.repo_name,
                      outcome=refusal)
@@ -227,6 +230,8 @@ class HgServeSession(PumpedSession):
     def _check_permission(self, permission: Permission) -> None:
         authorizer = self.ctx.authorizer or Authorizer(read_only=self.ctx.read_only)
         authorizer.check(self.ctx.user, self.ctx.repo_name, self.ctx.transport, PERMISSION_ACCESS[permission])
+        if permission == PUSH and self._push_refusal is not None:  # a read-only mirror: before the bundle is sent
+            raise self._push_refusal
 
     def _command(self, request: CommandRequest) -> None:
         cmd = hg_commands.COMMANDS.get(request.name)

@@ -679,6 +679,11 @@ class GuardedHgRepository:
             tx = open_transaction(self._repo, max_text, wait)
         return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
 
+    def refuses_push(self) -> str | None:
+        """The backend's refusal of every push (its optional ``refuses_push``: a read-only mirror's reason)."""
+        refuses = getattr(self._repo, "refuses_push", None)  # optional: a backend may not have it
+        return refuses() if refuses is not None else None
+
     def spool_push(self, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
         """The backend's keeping of a pushed bundle until it is whole (``HgPushSpool``), if it has one;
         a disk that cannot keep it refuses the push, which the audit log says."""
