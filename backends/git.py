@@ -153,8 +153,8 @@ class DiskPackSink:
             raise
         finally:
             self._ingest.abort()
-        if pack is None:
-            quarantine.drop()
+        if pack is None:  # an empty pack (a new branch at a commit the store has): as git's receive-pack,
+            self._repo._waiting(quarantine)  # pre-receive still gets its quarantine, empty, removed after
             return
         try:
             with _invalid_pack(quarantine):  # its files gone meanwhile (a `git prune` of a quarantine it took for stale)
@@ -928,6 +928,11 @@ class DulwichGitRepository:
         if isinstance(store, DiskObjectStore):
             return DiskPackSink(self, store)
         return SpooledPackSink(self, self._spool_dir)
+
+    def _waiting(self, quarantine: git_ingest.Quarantine) -> None:
+        """An empty pack's quarantine: nothing to read in it, but the push's hooks are told it
+        (``GIT_QUARANTINE_PATH``...), as git tells them, until the refs are settled."""
+        self._quarantines.append(quarantine)
 
     def _landed(self, pack: Pack, quarantine: git_ingest.Quarantine | None = None) -> None:
         """A pushed pack is in the store, or in ``quarantine`` (which this push's reads see from now

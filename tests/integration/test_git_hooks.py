@@ -252,6 +252,39 @@ def test_receive_hooks_are_told_what_git_tells_them(make_server: Any, client: Cl
     assert ours == theirs, "\n".join(difflib.unified_diff(ours, theirs, lineterm=""))
 
 
+@pytest.mark.parametrize("refspecs", [["HEAD:refs/heads/other"], ["HEAD:refs/heads/other", "HEAD:refs/tags/t"],
+                                      [":refs/heads/side"]])
+def test_a_push_of_no_new_objects_is_told_its_quarantine_as_git_tells_it(make_server: Any, client: Client,
+                                                                        refspecs: list[str]) -> None:
+    """A new branch at a commit the repository has: git's client sends an empty pack, and git's
+    receive-pack tells pre-receive of its (empty) quarantine all the same; a push that only deletes
+    sends no pack and hears of none.  hgwire told no quarantine to the first; now as git, the
+    quarantine removed after."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    url, work = started_repo(server, client, "same", push=True)
+    client.git("push", "-q", url, "HEAD:refs/heads/side", cwd=work)
+    ours_dir = server.root / "same.git"
+    copy = client.cwd / "copy" / "same.git"
+    client.run("mkdir", "-p", str(copy.parent))
+    client.run("cp", "-a", str(ours_dir), str(copy))
+    for git_dir in (ours_dir, copy):
+        (git_dir / "hooks" / "pre-receive").write_text(ENV_HOOK)
+        (git_dir / "hooks" / "pre-receive").chmod(0o755)
+    client.git("push", "-q", url, *refspecs, cwd=work)
+    client.git("push", "-q", f"file://{copy}", *refspecs, cwd=work)
+
+    def told(git_dir: Path) -> list[str]:
+        lines = (git_dir / "hooks.env").read_text().splitlines()
+        kept = [line.replace("/./", "/").replace(str(git_dir.resolve() / "objects"), "<objects>")
+                for line in lines if line.startswith(("-- ", *QUARANTINE))]
+        return [re.sub(r"tmp_objdir-incoming-\w+", "tmp_objdir-incoming-*", line) for line in kept]
+
+    ours, theirs = told(ours_dir), told(copy)
+    assert any(line.startswith("GIT_QUARANTINE_PATH=") for line in theirs) == (refspecs[0][0] != ":"), theirs
+    assert ours == theirs, "\n".join(difflib.unified_diff(ours, theirs, lineterm=""))
+    assert not list((ours_dir / "objects").glob("tmp_objdir-incoming-*")), "the quarantine is removed after"
+
+
 STDIN_HOOK = """#!/bin/sh
 { echo "-- $(basename "$0") $*"; case "$0" in *receive) cat;; esac; } >> "$GIT_DIR/hooks.log"
 """
