@@ -46,3 +46,19 @@ class ServiceConfig:
     lfs_token_key: bytes | None = None
     """Signs the Git LFS tokens ``git-lfs-authenticate`` hands out over SSH for the HTTP API:
     ``ROOT/.lfs_token_key``, read (made when missing) by ``gateway.service.build_service``."""
+    file_owner: tuple[int, int] | None = None
+    """The uid and gid twistd switches to after the privileged start (``twistd --uid U --gid G``
+    started as root): the files hgwire makes before then (ROOT, the host key, the LFS token key)
+    are given to them, so that a later start as that user reads them; None: left as made."""
+
+
+def user_name(uid: int) -> str:
+    """The name of user ``uid`` (its number when it has none), for what to run (``chown NAME FILE``)."""
+    try:
+        import pwd
+    except ImportError:  # not a Unix
+        return str(uid)
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -59,7 +59,7 @@ from backends.names import strip_git_suffix
 from gateway import audit, git_session
 from gateway.auth import Access
 from gateway.channel import Channel, OneShotSession, SessionContext, peer_text
-from gateway.config import ServiceConfig
+from gateway.config import ServiceConfig, user_name
 from gateway.errors import push_refusal
 from gateway.git_http import http_status
 from gateway.http import (
@@ -536,10 +536,10 @@ address, each with its SSH or HTTP listener) takes the others' tokens, and a res
 _TOKEN_KEY_BYTES = 32
 
 
-def load_token_key(root: str) -> bytes:
-    """The secret of ``ROOT/.lfs_token_key``, made (mode 0600, 32 random bytes as hex) when
-    missing; a process of its own when the file can neither be read nor made (logged).  Blocking:
-    called once, when the service is built."""
+def load_token_key(root: str, owner: tuple[int, int] | None = None) -> bytes:
+    """The secret of ``ROOT/.lfs_token_key``, made (mode 0600, 32 random bytes as hex, given to
+    ``owner``) when missing; a process of its own when the file can neither be read nor made
+    (logged).  Blocking: called once, when the service is built."""
     path = os.path.join(root, TOKEN_KEY_NAME)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -548,6 +548,8 @@ def load_token_key(root: str) -> bytes:
     except OSError as exc:  # missing, and ROOT does not let it be made: removing it would not help
         return _own_token_key(path, exc, f"let the service's user write {root}, where it is made")
     else:
+        if owner is not None:  # before the secret is in it
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "w") as made:
             made.write(secrets.token_hex(_TOKEN_KEY_BYTES) + "\n")
     try:
@@ -561,10 +563,24 @@ def load_token_key(root: str) -> bytes:
         if len(key) < _TOKEN_KEY_BYTES:
             raise ValueError(f"it holds {len(key)} bytes, not {_TOKEN_KEY_BYTES}")
         return key
+    except PermissionError as exc:
+        return _own_token_key(path, exc, _unreadable_token_key_advice(path))
     except OSError as exc:
         return _own_token_key(path, exc, "let the service's user read it, or remove it to have it made again")
     except (ValueError, UnicodeDecodeError) as exc:
         return _own_token_key(path, exc, "remove the file to have it made again")
+
+
+def _unreadable_token_key_advice(path: str) -> str:
+    """What to run when the key file is another user's (one a start as root under ``twistd --uid``
+    made before hgwire gave it to that user): give it to this process's user."""
+    try:
+        owner = os.stat(path).st_uid
+    except OSError:
+        owner = os.geteuid()
+    if owner == os.geteuid():
+        return "let the service's user read it, or remove it to have it made again"
+    return f"give it to the service's user (chown {user_name(os.geteuid())} {path}), keeping it mode 600"
 
 
 def _own_token_key(path: str, exc: Exception, advice: str) -> bytes:

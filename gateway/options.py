@@ -44,8 +44,9 @@ def check_options(options: MutableMapping[str, Any]) -> None:
     if options.get("host-cert") and not serves_ssh:
         raise ValueError("--host-cert is for the SSH listener: add --ssh ENDPOINT, or leave the certificate out")
     _warn_unused_files(options)
+    options["file-owner"] = file_owner(options)
     if options["backend"] == "fs" or serves_ssh:  # the repositories, or the host key kept in the root
-        _make_root(options["root"])
+        _make_root(options["root"], options["file-owner"])
     if serves_ssh:
         _check_host_keys(options)
     if options.get("config"):
@@ -81,6 +82,28 @@ def _warn_unused_files(options: MutableMapping[str, Any]) -> None:
                      "--{name} out", name=name, option=LISTENERS[kind].option)
 
 
+def file_owner(options: MutableMapping[str, Any]) -> tuple[int, int] | None:
+    """The uid and gid twistd switches to once the service has started as root (``twistd --uid U
+    [--gid G] hgwire …``; without ``--gid``, U's own group, as twistd picks it): what hgwire makes
+    before then is given to them.  None when this process is not root or stays so.  twistd has
+    parsed its own options, before the plugin's name, when the plugin's are checked."""
+    parent = getattr(options, "parent", None)
+    if parent is None:
+        return None
+    uid = parent.get("uid")
+    if uid is None or not hasattr(os, "geteuid") or os.geteuid() != 0 or uid == 0:
+        return None
+    gid = parent.get("gid")
+    if gid is None:
+        import pwd
+
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:  # twistd itself will refuse the switch
+            return None
+    return int(uid), int(gid)
+
+
 def _check_host_keys(options: MutableMapping[str, Any]) -> None:
     """The SSH host keys load (a single missing one is made): a bad one is a usage error, not a traceback."""
     from twisted.conch.error import ConchError
@@ -88,16 +111,20 @@ def _check_host_keys(options: MutableMapping[str, Any]) -> None:
     from gateway.ssh import host_key_paths, load_host_keys
 
     try:
-        load_host_keys(host_key_paths(options.get("host-key"), options["root"]))
+        load_host_keys(host_key_paths(options.get("host-key"), options["root"]), options.get("file-owner"))
     except ConchError as exc:
         raise ValueError(str(exc.args[0] if exc.args else exc)) from None
 
 
-def _make_root(root: str) -> None:
+def _make_root(root: str, owner: tuple[int, int] | None = None) -> None:
+    """ROOT, made when missing (given to ``owner``, the user the service switches to)."""
     if os.path.exists(root) and not os.path.isdir(root):
         raise ValueError(f"--root {root} is not a directory; give the directory of the repositories (made if missing)")
     try:
+        existed = os.path.isdir(root)
         os.makedirs(root, exist_ok=True)
+        if owner is not None and not existed:
+            os.chown(root, *owner)
     except OSError as exc:
         raise ValueError(f"--root {root} cannot be made ({exc.strerror or exc}); "
                          "give a directory hgwire's user may write") from None

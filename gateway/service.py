@@ -537,7 +537,7 @@ def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) 
     if config.lfs_token_key is None and (config.ssh or config.http):
         from gateway.git_lfs import load_token_key
 
-        config.lfs_token_key = load_token_key(config.root)
+        config.lfs_token_key = load_token_key(config.root, config.file_owner)
     from backends.filesystem import FilesystemBackend  # (its imports load on start: FIRST_USE_IMPORTS)
 
     if isinstance(config.backend, FilesystemBackend):  # aliases by symbolic links, unless rules follow names
@@ -573,6 +573,7 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
         http=list(options["http"]),
         workers=int(options["workers"]),
         shutdown_grace=float(options.get("shutdown-grace", ServiceConfig.shutdown_grace)),
+        file_owner=options.get("file-owner"),
     )
     return build_service(config, stop_reactor_on_failure=True)
 

@@ -92,7 +92,7 @@ from gateway.auth import (
     restricted,
 )
 from gateway.channel import Session, SessionContext
-from gateway.config import ServiceConfig
+from gateway.config import ServiceConfig, user_name
 from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, ssh_refusal
 from gateway.limits import REFUSAL_GRACE, ConnectionLimits, count_request, drop, limits_for, user_sessions
 from gateway.logs import SafeLogger, loggable_name
@@ -267,13 +267,15 @@ def host_key_paths(host_key: str | Sequence[str] | None, root: str) -> list[Path
     return [Path(p) for p in _listed(host_key)] or [Path(root, DEFAULT_HOST_KEY_NAME)]
 
 
-def load_host_keys(paths: Sequence[Path]) -> list[keys.Key]:
-    """Every host key (one of each type; a single missing one is made, as ``load_host_key``);
-    ``ConchError`` with the reason and what to do when one cannot be used."""
+def load_host_keys(paths: Sequence[Path], owner: tuple[int, int] | None = None) -> list[keys.Key]:
+    """Every host key (one of each type; a single missing one is made, as ``load_host_key``, given
+    to ``owner``); ``ConchError`` with the reason and what to do when one cannot be used."""
     host_keys: list[keys.Key] = []
     for path in paths:
         try:
-            key = load_host_key(path, create=len(paths) == 1)
+            key = load_host_key(path, create=len(paths) == 1, owner=owner)
+        except PermissionError as exc:
+            raise ConchError(_unreadable_host_key(path, exc)) from None
         except OSError as exc:
             raise ConchError(f"host key {path} cannot be read or made ({exc.strerror or exc}); check the path") from None
         except keys.EncryptedKeyError:
@@ -307,14 +309,30 @@ def _listed(value: str | Sequence[str] | None) -> list[str]:
     return [] if not value else [value] if isinstance(value, str) else list(value)
 
 
-def load_host_key(path: Path, create: bool = True) -> keys.Key:
-    """Read the host key, creating a new ed25519 key (mode 0600) if the file does not exist (and
-    ``create``: one key of several is never made up)."""
+def _unreadable_host_key(path: Path, exc: OSError) -> str:
+    """Why the host key cannot be read, and what to run: a key another user owns (one made by a
+    start as root under ``twistd --uid``, before hgwire gave such keys to that user) is given to
+    this process's user."""
+    reason = exc.strerror or str(exc)
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        owner = os.geteuid()
+    if owner != os.geteuid():
+        user = user_name(os.geteuid())
+        return (f"host key {path} cannot be read by {user} ({reason}): it is {user_name(owner)}'s; "
+                f"give it to the service's user (chown {user} {path}), keeping it mode 600")
+    return f"host key {path} cannot be read or made ({reason}); check the path and its directory's rights"
+
+
+def load_host_key(path: Path, create: bool = True, owner: tuple[int, int] | None = None) -> keys.Key:
+    """Read the host key, creating a new ed25519 key (mode 0600, given to ``owner``) if the file
+    does not exist (and ``create``: one key of several is never made up)."""
     if not path.exists():
         if not create:
             raise ConchError(f"host key {path} does not exist: make it (ssh-keygen -t TYPE -N '' -f {path}) "
                              "or leave it out")
-        _write_new_ed25519(path)
+        _write_new_ed25519(path, owner)
         log.info("created SSH host key {path}", path=str(path))
     key: keys.Key = keys.Key.fromFile(str(path))
     if not key.isPublic() and key.type() in ("Ed25519", "RSA", "EC"):
@@ -458,12 +476,14 @@ class HostCertificateFile:
         return True
 
 
-def _write_new_ed25519(path: Path) -> None:
+def _write_new_ed25519(path: Path, owner: tuple[int, int] | None = None) -> None:
     pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if owner is not None:  # before the secret is in it
+        os.fchown(fd, *owner)
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
 
@@ -1410,7 +1430,7 @@ def make_ssh_factory(config: ServiceConfig) -> HgwireSSHFactory:
     """The protocol factory of one ``--ssh`` listener."""
     register_sessions()
     key_paths = host_key_paths(config.host_key, config.root)
-    host_keys = load_host_keys(key_paths)
+    host_keys = load_host_keys(key_paths, config.file_owner)
     warn_open_host_keys(key_paths)
     if config.authorized_keys is None:
         log.warn("no --authorized-keys file: nobody can log in over SSH")
