@@ -886,8 +886,9 @@ class DulwichGitRepository:
         return self._config_bool(b"receive", b"advertisepushoptions") is not False
 
     def upload_settings(self) -> UploadSettings:
-        """``uploadpack.allowFilter``, ``lsrefs.unborn``, ``uploadpack.allowRefInWant`` and
-        ``transfer.advertiseSID`` (``UploadSettings``); ``StorageError`` for a value git would not read."""
+        """``uploadpack.allowFilter``, ``lsrefs.unborn``, ``uploadpack.allowRefInWant``,
+        ``transfer.advertiseSID`` and ``pack.useBitmaps`` (``UploadSettings``); ``StorageError`` for
+        a value git would not read."""
         allow = self._config_bool(b"uploadpack", b"allowfilter")
         ref_in_want = self._config_bool(b"uploadpack", b"allowrefinwant") is True
         unborn = (self._config_last(b"lsrefs", b"unborn") or b"advertise").decode("utf-8", "replace").lower()
@@ -895,7 +896,8 @@ class DulwichGitRepository:
             raise StorageError(f"invalid value for lsrefs.unborn: '{unborn[:40]}'; fix it in the repository's "
                                "config on the server (advertise, allow or ignore)")
         return UploadSettings(allow_filter=allow is not False, unborn=unborn, allow_ref_in_want=ref_in_want,
-                              advertise_session_id=self.advertises_session_id())
+                              advertise_session_id=self.advertises_session_id(),
+                              use_bitmaps=self._config_bool(b"pack", b"usebitmaps") is not False)
 
     def advertises_session_id(self) -> bool:
         """``transfer.advertiseSID``: whether fetches and pushes are offered a ``session-id``

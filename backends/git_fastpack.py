@@ -208,6 +208,7 @@ def generate_pack_fast(
     progress: Progress | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     omit: Omit | None = None,
+    use_bitmaps: bool = True,
 ) -> Iterator[bytes] | None:
     """The pack for ``wants`` minus ``haves`` (hex names) as byte chunks, or None.
 
@@ -218,6 +219,7 @@ def generate_pack_fast(
     names commits that are sent or known without their parents: the walks of
     wants and haves both stop there, and bitmaps (which cover whole
     histories) are not used.  ``omit``: what a partial-clone filter leaves out.
+    ``use_bitmaps``: ``pack.useBitmaps``; False counts by walking, as git then does.
     Returns None, having sent nothing, when the
     generic path must serve the request: an object store that is not on disk
     (memory repositories), no wants, an unknown want, an object missing from
@@ -230,7 +232,7 @@ def generate_pack_fast(
     try:
         plan = plan_pack(store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
                          tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary, omit=omit,
-                         maps=maps)
+                         maps=maps, use_bitmaps=use_bitmaps)
         _open_maps(plan, maps)
         maps.drop_pages()
     except (_CannotServe, UnsupportedIndex, MissingObject, BitmapError, OSError):
@@ -256,7 +258,7 @@ class PlanLike(Protocol):
 
     ``filtered`` (a partial-clone filter) and its fields (``blob_limit``, ``tree_depth``,
     ``object_types``) are read with ``getattr``: a filter ``omission`` does not serve sends the
-    request to the generic path.
+    request to the generic path; so is ``use_bitmaps`` (``pack.useBitmaps``; True without it).
     """
 
     @property
@@ -290,7 +292,8 @@ def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, by
     wants = [*plan.wants, *plan.shallow.extra_wants]
     return generate_pack_fast(store, wants, list(plan.known), thin_pack=plan.thin,
                               ofs_delta=plan.ofs_delta, include_tag=plan.include_tag, refs=refs,
-                              shallow_boundary=plan.shallow.boundary, progress=progress, omit=omit)
+                              shallow_boundary=plan.shallow.boundary, progress=progress, omit=omit,
+                              use_bitmaps=getattr(plan, "use_bitmaps", True))
 
 
 def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
@@ -327,7 +330,7 @@ def with_fast_path(generic: GenericPack) -> GenericPack:
 def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
               thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[Any, bytes] | None = None,
               shallow_boundary: Collection[bytes] = (), omit: Omit | None = None,
-              maps: PackMaps | None = None) -> PackPlan:
+              maps: PackMaps | None = None, use_bitmaps: bool = True) -> PackPlan:
     """Count the objects to send and choose where each is read from.
 
     With ``omit`` (a partial clone): the objects it names are taken out of what the wants reach,
@@ -335,6 +338,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     by each object's pack entry headers elsewhere; include-tag adds its tags after that, as git's
     pack-objects does (a tag whose object the filter left out is not sent).
     ``maps``: where the packs are read (the writer's, so that a pack is mapped once).
+    ``use_bitmaps``: False (``pack.useBitmaps=false``) walks, as git's pack-objects then does.
     """
     views = _pack_views(store)
     if any(ObjectID(w) not in store for w in _not_in_packs(views, wants)):
@@ -342,7 +346,8 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     if set(wants) <= set(haves):  # a fetch with nothing new (a shallow client's --depth): no walk at all
         return PackPlan(sources=[], whole=[], have=Reached(), have_view=None, thin_pack=thin_pack,
                         ofs_delta=ofs_delta, store=store)
-    found = _find_bitmap(store, views)  # (with a shallow boundary, only bitmaps that hold none of it count)
+    # (with a shallow boundary, only bitmaps that hold none of it count)
+    found = _find_bitmap(store, views) if use_bitmaps else None
     bitmap = found.bitmap if found is not None else None
     bitmapped = bitmap.view if bitmap is not None else None
     covered = found.packs if found is not None else []

@@ -510,6 +510,8 @@ class PackPlan:
     """Partial clone (``filter=tree:<depth>``): omit trees and blobs this deep or deeper unless wanted."""
     object_types: frozenset[int] | None = None
     """Partial clone (``filter=object:type=``): omit objects of other types unless wanted."""
+    use_bitmaps: bool = True
+    """``pack.useBitmaps`` (``UploadSettings``): False counts by walking, bitmaps or not, as git does."""
 
     @property
     def known(self) -> tuple[ObjectId, ...]:
@@ -627,7 +629,8 @@ def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan, symlin
 
     # git's bitmap walk (none for a shallow request, nor for tree:<n> past 0) keeps every object the
     # wants name through tags (its "tips"), a commit's root tree among them
-    bitmapped = plan.tree_depth in (None, 0) and not plan.shallow.boundary and git_fastpack.counts_from_bitmap(store)
+    bitmapped = (plan.tree_depth in (None, 0) and not plan.shallow.boundary and plan.use_bitmaps
+                 and git_fastpack.counts_from_bitmap(store))
     exempt = _tips(store, plan.wants) if bitmapped else _named(store, object_ids, plan.wants)[0]
     with size_reader(store) as reader:  # sizes and types from the pack entries' headers: nothing inflated
         def type_of(oid: ObjectID, hint: PackHint | None) -> int:

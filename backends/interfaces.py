@@ -338,6 +338,10 @@ class UploadSettings:
     advertise_session_id: bool = False
     """``transfer.advertiseSID``: the server offers a ``session-id`` of its own and logs the one the
     client sends back; off by default, as in git."""
+    use_bitmaps: bool = True
+    """``pack.useBitmaps``: a pack's (or multi-pack index's) bitmap counts the objects a fetch
+    sends unless it is ``false``, when git's pack-objects walks the history instead -- which
+    changes what some filters send (``tree:0`` beside a tag of a tree)."""
 
 
 class ReceiveHooks(Protocol):

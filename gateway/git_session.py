@@ -334,6 +334,7 @@ class UploadPackSession(_GitSession):
         self._snapshot: git_pack.RefSnapshot | None = None
         self._negotiator: git_pack.Negotiator | None = None
         self._plan: git_pack.ShallowPlan | None = None
+        self._use_bitmaps = True  # pack.useBitmaps, read with the repository
         self._handlers: dict[type, Callable[[Any], None]] = {
             git_upload.FetchRequest: self._on_request,
             git_upload.Haves: self._on_haves,
@@ -348,6 +349,7 @@ class UploadPackSession(_GitSession):
 
     def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot, UploadSettings]) -> None:
         self._repo, snap, settings = opened
+        self._use_bitmaps = settings.use_bitmaps
         self._using(self._repo)
         self._snapshot = snap
         object_format = object_format_of(self._repo)
@@ -398,7 +400,7 @@ class UploadPackSession(_GitSession):
         assert request is not None and self._snapshot is not None
         plan = git_pack.PackPlan(request.wants, tuple(self._negotiator.common), self._plan,
                                  request.thin_pack, request.ofs_delta, request.include_tag, request.blob_limit,
-                                 request.tree_depth, request.object_types)
+                                 request.tree_depth, request.object_types, self._use_bitmaps)
         progress = ProgressQueue(self._core.progress)
         chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
         stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use())
@@ -434,6 +436,7 @@ class UploadPackV2Session(_GitSession):
         self._stateless = stateless
         self._core = git_v2.UploadPackV2(stateless=stateless, bounds=request_bounds(ctx.authorizer))
         self._repo: GitRepository | None = None
+        self._use_bitmaps = True  # pack.useBitmaps, read with the repository
         self._handlers: dict[type, Callable[[Any], None]] = {
             git_v2.LsRefs: self._on_ls_refs,
             git_v2.Fetch: self._on_fetch,
@@ -447,6 +450,7 @@ class UploadPackV2Session(_GitSession):
     def _opened(self, opened: tuple[GitRepository, UploadSettings]) -> None:
         repo, settings = opened
         self._repo = repo
+        self._use_bitmaps = settings.use_bitmaps
         self._using(repo)
         object_format = object_format_of(repo)
         self._core.use_object_format(object_format)
@@ -512,7 +516,7 @@ class UploadPackV2Session(_GitSession):
                                            prepared.shallow.shallow, prepared.shallow.unshallow, prepared.wanted_refs))
         plan = git_pack.PackPlan(request.wants, prepared.common, prepared.shallow, request.thin_pack,
                                  request.ofs_delta, request.include_tag, request.blob_limit, request.tree_depth,
-                                 request.object_types)
+                                 request.object_types, self._use_bitmaps)
         assert self._repo is not None
         no_progress = git_caps.NO_PROGRESS in request.caps
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
@@ -599,7 +603,8 @@ def clone_share_key(version: bytes, caps: frozenset[bytes], plan: git_pack.PackP
     for name, oid in sorted(refs.items()):
         refs_digest.update(b"%d:%s%d:%s" % (len(name), name, len(oid), oid))
     return ("git-upload-pack", version, tuple(sorted(caps)), tuple(sorted(set(plan.wants))), plan.thin,
-            plan.ofs_delta, plan.include_tag, plan.blob_limit, plan.tree_depth, plan.object_types, refs_digest.digest())
+            plan.ofs_delta, plan.include_tag, plan.blob_limit, plan.tree_depth, plan.object_types, plan.use_bitmaps,
+            refs_digest.digest())
 
 
 def _as_failure(error: Failure | BaseException) -> Failure:

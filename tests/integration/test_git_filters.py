@@ -171,14 +171,17 @@ def test_a_bitmapped_repository_s_filtered_clones_and_fetches_are_git_s(
     assert len(left_out) == 2 * len(specs)
 
 
-@pytest.mark.parametrize("bitmap", [False, True], ids=["walked", "bitmapped"])
+@pytest.mark.parametrize(("bitmap", "use_bitmaps"), [(False, True), (True, True), (True, False)],
+                         ids=["walked", "bitmapped", "bitmaps-unused"])
 def test_trees_tags_name_are_sent_as_git_sends_them(history: tuple[Path, str], server: RunningServer,
-                                                     client: Client, bitmap: bool) -> None:
+                                                     client: Client, bitmap: bool, use_bitmaps: bool) -> None:
     """Tags of a directory's tree (not a commit's root) and of a deeper one: git sends a tree a
     wanted tag names whatever the filter, unless its walk met it first below a root tree, and counts
     the depth of its entries from 0; with a bitmap, ``tree:0`` sends the trees and blobs the tags
     name and nothing else.  hgwire counted such a tree as depth 0 and its entries from 1, and left
-    the tagged root tree out of a bitmapped repository's ``tree:0``."""
+    the tagged root tree out of a bitmapped repository's ``tree:0``.  With ``pack.useBitmaps``
+    false git walks though a bitmap is there: hgwire counted from the bitmap all the same, and its
+    ``tree:0`` clone missed the trees git's walk sends."""
     if bitmap and server.backend_name != "fs":
         pytest.skip("bitmaps are on disk")
     src, url = history
@@ -191,6 +194,8 @@ def test_trees_tags_name_are_sent_as_git_sends_them(history: tuple[Path, str], s
     if bitmap:
         for repo in (reference, server.repo_path("filters.git")):
             client.git("repack", "-adq", "--write-bitmap-index", cwd=repo)
+            if not use_bitmaps:
+                client.git("config", "pack.useBitmaps", "false", cwd=repo)
     store = server.backend.open("filters").object_store  # type: ignore[union-attr]
     assert git_fastpack.counts_from_bitmap(store) is bitmap
     differ = {}

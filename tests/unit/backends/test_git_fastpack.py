@@ -277,6 +277,25 @@ def test_pack_is_accepted_and_exact(sources: dict[str, Source], tmp_path: Path, 
     assert_case_exact(sources[variant].path, tmp_path, case)
 
 
+def test_without_pack_use_bitmaps_the_count_walks(sources: dict[str, Source], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pack.useBitmaps = false``: git's pack-objects walks though the repository has a bitmap, and
+    so does the fast path (it counted from the bitmap); the pack is the same exact one."""
+    from backends import git_fastpack
+
+    def looked_for(*_args: object) -> None:
+        raise AssertionError("a bitmap was looked for")
+
+    monkeypatch.setattr(git_fastpack, "_find_bitmap", looked_for)
+    src = sources["mixed"].path
+    wants, haves = sorted({rev(src, "main"), rev(src, "dev")}), [rev(src, "main~6^{}")]
+    expected = expected_objects(src, wants, haves)
+    client, have_objects = client_with(tmp_path, src, haves)
+    pack, count = generate(src, wants, haves, thin_pack=True, use_bitmaps=False)
+    assert count == len(expected)
+    assert receive(client, pack, wants) - have_objects == expected
+
+
 def entry_types(pack: bytes, raw_len: int = 20) -> list[int]:
     """Types of all entries of a pack of ``raw_len``-byte ids, read with zlib only (an independent
     parser); checks that the trailing checksum is all that follows them."""
