@@ -802,7 +802,7 @@ class DulwichGitRepository:
         if auto is None:
             return None
         path, loose_limit = auto
-        if git_maintenance.needs_bitmap(path, bitmap_objects):
+        if self._counts_from_bitmaps() and git_maintenance.needs_bitmap(path, bitmap_objects):
             return path
         own_limit = _git_int(self._config_last(b"gc", b"autopacklimit"), "gc.autopacklimit", pack_limit)
         if own_limit <= 0:  # packs are not counted, loose objects still are
@@ -813,9 +813,17 @@ class DulwichGitRepository:
         """The repository's directory if it is on disk, its packs hold ``min_objects`` objects or more
         and none of them has a bitmap, so that every clone walks its history (after a migration's
         push, or a copy an operator put in place); None otherwise, or when its config turns automatic
-        repacks off (``receive.autogc = false``, ``gc.auto = 0``).  ``ConfigValueError`` as above."""
+        repacks off (``receive.autogc = false``, ``gc.auto = 0``) or its fetches walk whatever the
+        bitmaps (``pack.useBitmaps = false``).  ``ConfigValueError`` as above."""
         auto = self._auto_repacked()
-        return auto[0] if auto is not None and git_maintenance.needs_bitmap(auto[0], min_objects) else None
+        if auto is None or not self._counts_from_bitmaps():
+            return None
+        return auto[0] if git_maintenance.needs_bitmap(auto[0], min_objects) else None
+
+    def _counts_from_bitmaps(self) -> bool:
+        """``pack.useBitmaps``: unless it is false, a bitmap counts what a fetch sends (git's
+        pack-objects then walks, bitmaps or not, and a repack for one would be of no use)."""
+        return self._config_bool(b"pack", b"usebitmaps") is not False
 
     def commit_graph_wanted(self) -> bool:
         """Whether git's ``gc`` would write the repository's commit-graph after its repack
@@ -897,7 +905,7 @@ class DulwichGitRepository:
                                "config on the server (advertise, allow or ignore)")
         return UploadSettings(allow_filter=allow is not False, unborn=unborn, allow_ref_in_want=ref_in_want,
                               advertise_session_id=self.advertises_session_id(),
-                              use_bitmaps=self._config_bool(b"pack", b"usebitmaps") is not False)
+                              use_bitmaps=self._counts_from_bitmaps())
 
     def advertises_session_id(self) -> bool:
         """``transfer.advertiseSID``: whether fetches and pushes are offered a ``session-id``

@@ -673,6 +673,7 @@ def test_objects_without_a_bitmap_are_counted_from_the_index_sizes(sources: dict
     ({"receive.autogc": "false"}, 0, False),             # the repository's config turns repacks off
     ({"gc.auto": "0"}, 0, False),
     ({"gc.autoPackLimit": "0"}, 0, True),                # packs not counted: a bitmap is another matter
+    ({"pack.useBitmaps": "false"}, 0, False),            # fetches walk whatever the bitmaps: no use for one
 ])
 def test_a_big_repository_without_a_bitmap_is_a_candidate_for_one(
         sources: dict[str, Source], tmp_path: Path, settings: dict[str, str], more: int, candidate: bool) -> None:
