@@ -110,17 +110,22 @@ class FilesystemBackend:
         self._root_names = tuple(dict.fromkeys(path.strip("/") + "/" for path in (os.path.abspath(root), self.root)
                                                if path.strip("/")))
 
-    def _checked_ancestors(self, name: str) -> None:
+    def _checked_ancestors(self, name: str, creating: bool = False) -> None:
         """Refuse a name inside a bare git repository's own files (``g.git/refs/heads/x.lock``: made,
         it would lock that repository's branch; ``g.git/refs/heads/x.git``, refs no clone can fetch),
         and, when ``names_through_links`` is off, one whose directories lead through a symbolic link
         (``_checked_leaf`` looks at the last segment, which differs between a name's candidates).  A
         repository in another's working directory is served, as hgweb serves one (``tools/log``
-        inside ``tools``: its files are not the outer repository's)."""
+        inside ``tools``: its files are not the outer repository's).  Only ``creating`` is told
+        that the name lies inside a repository: a request for it is answered as for a name nothing
+        is at (``g.git/x`` "not found"), so that it tells nobody whom access rules keep from
+        ``g.git`` that ``g.git`` exists."""
         segments = name.split("/")
         for depth in range(1, len(segments)):
             ancestor = "/".join(segments[:depth])
             if _is_git_dir(self._confined(ancestor)):
+                if not creating:  # as a name nothing is at: it must not tell who may not read it of its ancestor
+                    raise RepositoryNotFound(f"repository {name} not found{self._root_hint(name)}")
                 raise UnsafeName(f"repository name {name!r} lies inside repository {ancestor!r}")
         if not self.names_through_links and any(
                 os.path.islink(os.path.join(self.root, *segments[:depth])) for depth in range(1, len(segments))):
@@ -219,7 +224,7 @@ class FilesystemBackend:
         name = validate_name(name)
         if kind is Kind.GIT:
             name = strip_git_suffix(name) + GIT_SUFFIX
-        self._checked_ancestors(name)
+        self._checked_ancestors(name, creating=True)
         self._checked_leaf(name)
         if self._taken(name):
             raise FileExistsError(f"repository {name} already exists")

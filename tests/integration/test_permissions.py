@@ -566,3 +566,27 @@ def _htpasswd(base: Path) -> Path:
     path.write_text("".join(f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
                             for u, p in PASSWORDS.items()))
     return path
+
+
+def test_a_name_inside_a_private_repository_answers_as_one_nothing_is_at(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """``secret.git`` readable by alice only: ``secret.git/x`` (which no rule covers) was answered
+    "repository name 'secret.git/x' lies inside repository 'secret.git'" over every transport, where
+    ``nothere.git/x`` is "not found", telling anyone that the private repository exists; both are
+    now "repository NAME not found", as git daemon answers both."""
+    policy = tmp_path / "inside-policy.toml"
+    policy.write_text('anonymous_read = true\n[[repo]]\npattern = "secret.git"\nread = ["alice"]\n')
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], config_file=str(policy))
+    server.backend.create("secret.git", Kind.GIT)
+    for name in ("secret.git/x", "secret.git/refs/heads", "nothere.git/x"):
+        for url in (server.git_url(name), f"http://127.0.0.1:{server.port('http')}/{name}"):
+            refused = client.git("ls-remote", url, check=False)
+            assert refused.returncode != 0, url
+            assert "secret.git'" not in refused.stderr and "lies inside" not in refused.stderr, refused.stderr
+            assert f"repository {name.removesuffix('.git')}" in refused.stderr or f"repository {name}" in refused.stderr, \
+                refused.stderr
+        page = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=30)
+        page.request("GET", f"/{name}/log")
+        answer = page.getresponse()
+        assert (answer.status, answer.read()) == (404, f"repository {name} not found\n".encode()), name
+        page.close()

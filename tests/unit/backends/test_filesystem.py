@@ -80,8 +80,9 @@ def test_a_name_inside_another_repository_is_refused(tmp_path: Path) -> None:
     assert backend.create("h/nested", Kind.HG).kind is Kind.HG
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "g.git" / "refs" / "heads" / "planted.git")],
                    check=True)  # one an operator's tool made: not served either
-    with pytest.raises(UnsafeName, match="lies inside repository 'g.git'"):
-        backend.open("g.git/refs/heads/planted")
+    with pytest.raises(RepositoryNotFound, match=r"\Arepository g.git/refs/heads/planted not found\Z"):
+        backend.open("g.git/refs/heads/planted")  # (as a name nothing is at: it names no other repository)
+    assert backend.locate("g.git/x") is None
     assert backend.list() == ["g.git", "h"]  # (h/nested: below a repository, as before, not listed)
 
 
