@@ -169,7 +169,10 @@ def _existence_refusal(authorizer: Authorizer, policy: Policy, request: AccessRe
     one that does not exist is "not found", as without ``--config``, or under ``--create-on-push``
     that it does not exist and the user may not create it (not "may not push"); a create of one that
     does (``hg init``) says it exists, as hg does (not "may not create").  None: the policy's words."""
-    if request.access is Access.READ or policy.refusal(replace(request, access=Access.READ)) is not None:
+    if request.access is Access.READ:
+        return None
+    reading = replace(request, access=Access.READ, names=authorizer.rule_names(request.repo, reading=True))
+    if policy.refusal(reading) is not None:
         return None
     exists = authorizer.exists(request.repo)
     if exists is None:
@@ -216,7 +219,7 @@ class Authorizer:
 
     def check(self, user: str | None, repo: str, transport: str, access: Access) -> None:
         """Return if allowed; raise ``PermissionDenied``/``ReadOnly`` with the reason otherwise."""
-        request = AccessRequest(user, repo, transport, access, self.rule_names(repo))
+        request = AccessRequest(user, repo, transport, access, self.rule_names(repo, reading=access is Access.READ))
         for rule in self.rules:
             rule(self, request)
 
@@ -224,15 +227,21 @@ class Authorizer:
         """The protected refs, branches and bookmarks of ``repo``; None without a policy."""
         return None if self.policy is None else self.policy.current.protections_for(self.rule_names(repo))
 
-    def rule_names(self, repo: str) -> tuple[str, ...]:
+    def rule_names(self, repo: str, reading: bool = False) -> tuple[str, ...]:
         """The names rules are matched on for a request naming ``repo``: that name, and for a
         repository that exists, its stored name and, for a git repository, both ``NAME`` and
         ``NAME.git`` (git clients may say either: a rule for ``app.git`` holds for ``app`` too).
-        Looked up only under a ``--config`` policy (a few ``stat`` calls)."""
+        ``reading``, for a name that reaches nothing: ``NAME.git`` too, the repository a git client
+        saying ``NAME`` would reach, so that a read list on ``secret.git`` refuses ``secret``
+        whether or not ``secret.git`` exists (answered "not found" when it did not, the answer told
+        anyone it kept out whether it does).  Looked up only under a ``--config`` policy (a few
+        ``stat`` calls)."""
         if self.policy is None or self.locate is None:
             return (repo,)
         located = _located(self.locate, repo)
         names = [repo]
+        if located is None and reading:
+            names.append(repo.strip("/").removesuffix(".git") + ".git")
         if located is not None:
             stored, kind = located
             names.append(stored)

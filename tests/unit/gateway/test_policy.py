@@ -137,6 +137,35 @@ def test_a_push_to_no_repository_says_so_to_whoever_may_read_the_name(tmp_path: 
     assert not creating.allows("carol", "team/typo", "git-ssh", W)
 
 
+def test_a_read_list_on_name_git_answers_name_alike_whether_or_not_it_exists(tmp_path: Path) -> None:
+    """A read list on ``plans.git`` (and on ``ghost.git``, which is not there): a request for
+    ``plans`` was refused ("may not read") and one for ``ghost`` answered "not found" (the name
+    ``ghost`` matched no rule), so that comparing the two told carol which private repositories
+    exist; both are now refused alike, reads and pushes, over every transport."""
+    path = tmp_path / "hgwire.toml"
+    path.write_text(EXAMPLE + '[[repo]]\npattern = "plans.git"\nread = ["root"]\n'
+                    '[[repo]]\npattern = "ghost.git"\nread = ["root"]\n')
+    there = {"plans.git": Kind.GIT, "notes": Kind.HG}
+
+    def locate(name: str) -> tuple[str, Kind] | None:
+        for stored in (name, name + ".git", name.removesuffix(".git")):
+            if stored in there:
+                return stored, there[stored]
+        return None
+
+    for create_on_push in (False, True):
+        authorizer = Authorizer(policy=PolicyFile(path), locate=locate, create_on_push=create_on_push)
+        for name in ("plans", "ghost"):
+            with pytest.raises(PermissionDenied, match=f"^carol may not read {name}; "):
+                authorizer.check("carol", name, "git-http", R)
+            with pytest.raises(PermissionDenied, match=f"^carol may not push to {name}; "):
+                authorizer.check("carol", name, "git-ssh", W)
+        authorizer.check("root", "ghost", "git-ssh", R)
+    authorizer.check("carol", "notes", "hg-ssh", R)  # a Mercurial repository is not reached as notes.git
+    with pytest.raises(RepositoryNotFound):
+        authorizer.check("carol", "typo", "git-ssh", W)
+
+
 def test_read_only_flag_wins_over_the_file(tmp_path: Path) -> None:
     authorizer = _authorizer(tmp_path, read_only=True)
     with pytest.raises(ReadOnly):
