@@ -156,6 +156,32 @@ def _the_policy_grants(authorizer: Authorizer, request: AccessRequest) -> None:
     policy = authorizer.policy.current
     if reason := policy.refusal(request):
         raise _existence_refusal(authorizer, policy, request) or PermissionDenied(reason)
+    if request.access is Access.READ and (reason := _hidden_below(policy, request)) \
+            and authorizer.exists(request.repo) is False:
+        raise PermissionDenied(reason)
+
+
+def _hidden_below(policy: Policy, request: AccessRequest) -> str | None:
+    """A read of ``request.repo`` refused as one of a repository below it would be (``private``
+    under a read list on ``private/*`` or ``private/plans``), or None.  Asked of a name that
+    reaches no repository: a directory of them was "not a git or Mercurial repository" where a
+    name nothing is at was "not found", telling who may read none of them that the directory
+    exists; both are now refused alike (a glob that first matches at a later segment,
+    ``*/plans``, is not seen)."""
+    name = request.repo.strip("/")
+    for prefix in dict.fromkeys((name + "/", name.removesuffix(".git") + "/")):  # (git's app.git reaches app/)
+        for rule in policy.rules:
+            if rule.read is None:
+                continue
+            if rule.pattern.startswith(prefix):
+                below = rule.pattern
+            elif fnmatch.fnmatchcase(prefix + "\x00", rule.pattern):  # a glob that matches anything below
+                below = prefix + "\x00"
+            else:
+                continue
+            if reason := policy.refusal(replace(request, names=(below,))):
+                return reason
+    return None
 
 
 PUSH_CREATES = frozenset({"git-daemon", "git-ssh", "git-http"})

@@ -590,3 +590,37 @@ def test_a_name_inside_a_private_repository_answers_as_one_nothing_is_at(
         answer = page.getresponse()
         assert (answer.status, answer.read()) == (404, f"repository {name} not found\n".encode()), name
         page.close()
+
+
+def test_a_directory_of_private_repositories_answers_as_one_that_is_not_there(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """Read lists on ``private/*`` and ``vault/*`` (``vault`` holds nothing) and on ``sub/plans``:
+    ``private`` and ``sub`` were "not a git or Mercurial repository" where ``vault`` was "not
+    found", telling anyone kept out which of them exist; all are now refused alike, and alice,
+    who may read them, is still told what ``private`` is."""
+    policy = tmp_path / "directory-policy.toml"
+    policy.write_text('anonymous_read = true\n'
+                      '[[repo]]\npattern = "private/*"\nread = ["alice"]\n'
+                      '[[repo]]\npattern = "vault/*"\nread = ["alice"]\n'
+                      '[[repo]]\npattern = "sub/plans"\nread = ["alice"]\n')
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], config_file=str(policy),
+                         htpasswd=str(_htpasswd(tmp_path)))
+    server.backend.create("private/p.git", Kind.GIT)
+    server.backend.create("sub/plans", Kind.HG)
+    for name in ("private", "vault", "sub"):
+        refused = client.git("ls-remote", server.git_url(name), check=False)
+        assert refused.returncode != 0 and f"reading {name}.git needs an authenticated user" in refused.stderr, \
+            refused.stderr
+        page = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=30)
+        page.request("GET", f"/{name}/log", headers={"Authorization": "Basic " + base64.b64encode(
+            f"carol:{PASSWORDS['carol']}".encode()).decode()})
+        answer = page.getresponse()
+        assert (answer.status, answer.read()) == (403, f"carol may not read {name}; ask the server's operator "
+                                                       "for read access\n".encode()), name
+        page.close()
+    page = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=30)
+    page.request("GET", "/private/log", headers={"Authorization": "Basic " + base64.b64encode(
+        f"alice:{PASSWORDS['alice']}".encode()).decode()})
+    answer = page.getresponse()
+    assert answer.status == 404 and b"private is not a git or Mercurial repository" in answer.read()
+    page.close()
