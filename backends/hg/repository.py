@@ -591,14 +591,28 @@ class HgRepo:
         return {k: v for k, v in parse_bookmarks(data).items() if cl.has_node(v)}
 
     def _visible_bookmarks(self) -> dict[bytes, Node]:
+        """The file's bookmarks on visible changesets, parsed and filtered once per version of the
+        file and snapshot of the changelog's views: pollers (``hg id``, ``hg incoming``) ask for a
+        repository of a thousand bookmarks many times a second, and the file is read anyway."""
         cl = self.changelog()
         views = self.views(cl)
+        vfs = self.bookmarks_vfs()
+        data = vfs.read(b"bookmarks") if vfs.exists(b"bookmarks") else b""
+        scope = self.revlogs.scope
+        if scope is not None:
+            cached = SHARED_BOOKMARKS.get(scope)
+            # views is one object per changelog index and phases/obsolescence state; the bytes
+            # themselves are compared, so shares of one store with files of their own stay apart
+            if cached is not None and cached[0] is views and cached[1] == data:
+                return dict(cached[2])
         nodemap = cl.index.nodemap()
         marks = {}
-        for name, node in self._bookmarks_in(cl).items():
+        for name, node in parse_bookmarks(data).items():
             rev = nodemap.get(node)
             if rev is not None and views.visible[rev]:
                 marks[name] = node
+        if scope is not None:
+            SHARED_BOOKMARKS.put(scope, (views, data, dict(marks)))
         return marks
 
     def bookmarks(self) -> Mapping[bytes, Node]:
@@ -1341,6 +1355,10 @@ SHARED_TAGS: LruCache[bytes, tuple[object, dict[bytes, Node]]] = LruCache(64)
 length, its heads, ``localtags``' stamp)."""
 SHARED_VIEWS: LruCache[bytes, Views] = LruCache(64)
 """Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
+SHARED_BOOKMARKS: LruCache[bytes, tuple[Views, bytes, dict[bytes, Node]]] = LruCache(
+    32 << 20, lambda value: 1024 + 4 * len(value[1]))
+"""Per store directory: the views and the bookmarks file's bytes the visible bookmarks were found from, and them
+(counted as about four times the file's size: its bytes, and the names and nodes parsed from it)."""
 SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore, bytes]] = LruCache(16)
 """Per store directory: the obsstore's stamp, its parsed markers, and its last bytes (``BOUNDARY``)."""
 SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(64)
