@@ -67,7 +67,6 @@ from gateway.http import (
     Route,
     RouteKind,
     Unauthorized,
-    reason_phrase,
     refusal_outcome,
     retry_after,
     site_url,
@@ -87,6 +86,7 @@ from protocols.errors import (
     UnsupportedFeature,
 )
 from protocols.git_lfs import MEDIA_TYPE
+from protocols.http_head import reason_phrase
 
 log = SafeLogger()
 

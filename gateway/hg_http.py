@@ -61,7 +61,6 @@ from gateway.http import (
     Route,
     RouteKind,
     Unauthorized,
-    reason_phrase,
     refusal_outcome,
     retry_after,
 )
@@ -85,6 +84,7 @@ from protocols.errors import (
 )
 from protocols.hg_commands import PUSH, Command, CommandContext, Permission, Transport
 from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
+from protocols.http_head import reason_phrase
 
 log = SafeLogger()
 

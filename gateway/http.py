@@ -92,6 +92,7 @@ from protocols.http_head import (
     connection_options,
     line_ends_in_bare_lf,
     origin_form,
+    reason_phrase,
     request_line_version,
 )
 
@@ -574,16 +575,6 @@ def send_unauthorized(request: server.Request, message: str) -> None:
     """401 with ``WWW-Authenticate: Basic realm="hgwire"``: git and hg then ask for credentials."""
     request.setHeader(b"WWW-Authenticate", f'Basic realm="{REALM}"'.encode())
     send_error(request, 401, message)
-
-
-MAX_REASON = 200
-"""The longest status-line reason phrase sent (hg prints it: ``abort: HTTP Error 404: <phrase>``)."""
-
-
-def reason_phrase(message: str) -> bytes:
-    """The message as a status-line reason: printable ASCII, one line, bounded."""
-    text = "".join(c if " " <= c <= "~" else "?" for c in message.replace("\n", " "))
-    return text[:MAX_REASON].encode("ascii")
 
 
 MISSING_PHRASES = {429: b"Too Many Requests"}

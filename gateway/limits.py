@@ -57,6 +57,7 @@ from protocols.errors import ProtocolError
 from protocols.forwarded import UNIX_PEER, Trusted
 from protocols.git_receive import ReceiveBounds
 from protocols.git_upload import RequestBounds
+from protocols.http_head import reason_phrase
 from protocols.proxy_header import ProxyHeaderError, ProxyHeaderReader
 
 log = SafeLogger()
@@ -305,9 +306,11 @@ def _git_refusal(message: str) -> bytes:
 
 
 def _http_refusal(message: str) -> bytes:
+    """A 503 whose reason phrase is the message: hg prints only that ("abort: HTTP Error 503: …"),
+    git only the body (``remote: …``)."""
     body = (message + "\n").encode("utf-8")
     head = (
-        "HTTP/1.1 503 Service Unavailable\r\n"
+        f"HTTP/1.1 503 {reason_phrase(message).decode('ascii')}\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
         "Retry-After: 10\r\n"
         "Connection: close\r\n"

@@ -115,3 +115,13 @@ def line_ends_in_bare_lf(pending: bytes | bytearray) -> bool:
     """
     end = pending.find(b"\n")
     return end == 0 or (end > 0 and pending[end - 1] != 0x0D)
+
+
+MAX_REASON = 200
+"""The longest status-line reason phrase sent (hg prints it: ``abort: HTTP Error 404: <phrase>``)."""
+
+
+def reason_phrase(message: str) -> bytes:
+    """The message as a status-line reason: printable ASCII, one line, bounded."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in message.replace("\n", " "))
+    return text[:MAX_REASON].encode("ascii")

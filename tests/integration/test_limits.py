@@ -494,3 +494,21 @@ def test_requests_per_minute_bound_each_user_and_each_anonymous_address_over_eve
     client.git("ls-remote", ssh_url)
     client.git("ls-remote", server.git_url("r"))
     assert client.git("ls-remote", ssh_url, check=False).returncode != 0
+
+
+def test_an_hg_client_over_the_per_address_limit_is_told_why(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """hg prints a refused HTTP request's status and reason phrase, not its body: the phrase is the
+    message (it was "Service Unavailable", which said nothing of the limit or what to do)."""
+    server = make_server("memory", http=[LOOP],
+                         config_file=policy_with(tmp_path, "max_connections_per_address = 2\n"))
+    server.backend.create("r", Kind.HG)
+    url = server.url("http", "r")
+    with open_sockets(server.port("http"), 2):
+        refused = client.hg("identify", url, check=False)
+        assert refused.returncode != 0
+        assert ("HTTP Error 503: 2 connections from your address are open, the limit; close some or try again later"
+                in refused.stderr), refused.stderr
+        refused_git = client.git("ls-remote", url, check=False)
+        assert "connections from your address are open, the limit" in refused_git.stderr
+    assert eventually(lambda: client.hg("identify", url, check=False).returncode == 0)
