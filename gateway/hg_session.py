@@ -344,17 +344,17 @@ class HgServeSession(PumpedSession):
         d.addErrback(self._push_failed)
 
     def _push_failed(self, failure: Failure) -> None:
-        """The push's handler raised.  A push that broke inside its transaction (a backend's or the
-        engine's bug, rolled back) is logged with its traceback and answered with the reply it
-        carries, as a refusal is, so the client prints its ``abort:`` line and the session goes on;
-        anything else ends the session (``_fail``)."""
+        """The push's handler raised.  A push that broke for no reason a refusal names (a backend's
+        or the engine's bug: inside its transaction, rolled back, or outside it) is logged with its
+        traceback and answered with the reply it carries, as a refusal is, so the client prints its
+        ``abort:`` line and the session goes on; anything else ends the session (``_fail``)."""
         exc = failure.value
         if not isinstance(exc, BrokenPush) or self._push is None or self._closed:
             self._fail(failure)
             return
         cause = exc.__cause__
-        log.failure("hg serve --stdio for {repo}: the push broke and was rolled back",
-                    Failure(cause) if cause is not None else failure, repo=self.ctx.repo_name)
+        log.failure("hg serve --stdio for {repo}: {what}", Failure(cause) if cause is not None else failure,
+                    repo=self.ctx.repo_name, what=exc.what)
         self._push_broke = True
         self._guard(self._push_done, exc.reply)
 

@@ -677,7 +677,11 @@ class GuardedHgRepository:
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
         with _refusal_audited(self._ctx, HgwireError):
             tx = open_transaction(self._repo, max_text, wait)
-        return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
+        try:
+            return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
+        except BaseException:  # it reads the repository (its heads): a failure must not keep the lock
+            tx.abort()
+            raise
 
     def refuses_push(self) -> str | None:
         """The backend's refusal of every push (its optional ``refuses_push``: a read-only mirror's reason)."""

@@ -51,6 +51,8 @@ from protocols.errors import (
 from protocols.hg_narrow import NarrowSpec, narrow_spec
 from protocols.hg_responses import (
     BROKEN_PUSH,
+    PUSH_FAILED_EARLY,
+    PUSH_FAILED_UNSURE,
     BrokenPush,
     Outgoing,
     PushError,
@@ -768,9 +770,13 @@ def unbundle(
     ``HgwireError``: a bug) rolls it back and is raised again; with
     ``answer_failures`` it is raised as the cause of a ``BrokenPush`` that
     carries the reply telling the client (SSH, whose client has no status
-    line to read a failure from).
+    line to read a failure from).  So is one outside it (keeping the bundle,
+    opening the transaction, reading the bundle's header; answering once it
+    closed), with a reply saying nothing changed if no transaction opened.
     """
     reader = StreamReader(_Shielded(payload))
+    magic = b""
+    stage = _Stage()
     try:
         their_heads = decode_push_heads(heads)
         magic = reader.read_exact(4)
@@ -781,11 +787,39 @@ def unbundle(
                 rest = held.enter_context(received(repo, reader.remaining()))
             except HgwireError as exc:  # a disk that cannot hold it, or a client gone: nothing locked yet
                 return _not_received(magic, exc)
-            return _apply(repo, their_heads, magic, rest, capture_output, limits, cg_limits, wait, answer_failures)
+            return _apply(repo, their_heads, magic, rest, capture_output, limits, cg_limits, wait, answer_failures,
+                          stage)
     except (ProtocolError, UnsupportedFeature) as exc:
         return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+    except BrokenPush:
+        raise
+    except Exception as exc:
+        if not answer_failures or not magic:
+            raise
+        if stage.opened:  # after its transaction (answering it), or one that would not end
+            raise BrokenPush(_failed_outside(magic, PUSH_FAILED_UNSURE, capture_output),
+                             "the push failed outside its transaction and may have landed",
+                             PUSH_FAILED_UNSURE) from exc
+        raise BrokenPush(_failed_outside(magic, PUSH_FAILED_EARLY, capture_output),
+                         "the push failed before its transaction opened; nothing changed",
+                         PUSH_FAILED_EARLY) from exc
     finally:
         _drain(payload)
+
+
+@dataclass
+class _Stage:
+    """How far a push went: ``opened`` once the repository gave it a transaction."""
+
+    opened: bool = False
+
+
+def _failed_outside(magic: bytes, message: str, capture_output: bool) -> Response:
+    """The answer to a push that failed outside its transaction for no reason a refusal names, in
+    its bundle's format: an ``error:abort`` part, or bundle1's result 0 and abort line."""
+    if magic == b2.MAGIC:
+        return _refused_reply([error_part(HgwireError(message), {})], b"", capture_output, message)
+    return PushResponse(0, b"abort: " + message.encode() + b"\n")
 
 
 def received(repo: HgRepository, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
@@ -805,19 +839,19 @@ def _not_received(magic: bytes, exc: HgwireError) -> Response:
 def _apply(
     repo: HgRepository, their_heads: Sequence[bytes], magic: bytes, rest: Iterator[bytes], capture_output: bool,
     limits: b2.Bundle2Limits, cg_limits: ChangegroupLimits, wait: LockWait | None = None,
-    answer_failures: bool = False,
+    answer_failures: bool = False, stage: _Stage | None = None,
 ) -> Response:
     """Apply the bundle whose ``magic`` was read and whose ``rest`` is to come."""
     if magic == b2.MAGIC:
         return _unbundle2(repo, their_heads, StreamReader(rest), capture_output, limits, cg_limits, wait,
-                          answer_failures)
+                          answer_failures, stage)
     whole = StreamReader(_prefixed(magic, rest))
     if magic == BUNDLE1_MAGIC:
         return _unbundle1(repo, their_heads, read_bundle1(whole, cg_limits), cg_limits.max_text, wait,
-                          answer_failures)
+                          answer_failures, stage)
     # exchange.readbundle: a stream starting with NUL is a headerless HG10UN changegroup.
     return _unbundle1(repo, their_heads, ChangegroupDecoder(whole, b"01", cg_limits).groups(), cg_limits.max_text,
-                      wait, answer_failures)
+                      wait, answer_failures, stage)
 
 
 class _Shielded(Iterator[bytes]):
@@ -841,12 +875,15 @@ def _prefixed(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterator[RevisionGroup],
-               max_text: int | None = None, wait: LockWait | None = None, answer_failures: bool = False) -> Response:
+               max_text: int | None = None, wait: LockWait | None = None, answer_failures: bool = False,
+               stage: _Stage | None = None) -> Response:
     wait, waited = kept_lock_messages(wait)
     try:
         tx = repo.transaction(max_text, wait)
     except HgwireError as exc:  # locked too long, or a disk that takes no write
         return PushResponse(0, b"".join(waited) + b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+    if stage is not None:
+        stage.opened = True
     report = IngestReport()
     try:
         check_push_heads(repo, their_heads, "preparing changes")
@@ -1012,13 +1049,15 @@ class _PushOperation:
 def _unbundle2(
     repo: HgRepository, their_heads: Sequence[bytes], reader: StreamReader, capture_output: bool,
     limits: b2.Bundle2Limits = b2.DEFAULT_LIMITS, cg_limits: ChangegroupLimits = ChangegroupLimits(),
-    wait: LockWait | None = None, answer_failures: bool = False,
+    wait: LockWait | None = None, answer_failures: bool = False, stage: _Stage | None = None,
 ) -> Response:
     wait, waited = kept_lock_messages(wait)
     try:
         tx = repo.transaction(cg_limits.max_text, wait)
     except HgwireError as exc:  # locked too long, or a disk that takes no write: nothing read yet
         return _refused_reply([error_part(exc, {})], b"".join(waited), capture_output, str(exc))
+    if stage is not None:
+        stage.opened = True
     hookargs = getattr(tx, "hookargs", None)  # optional: a transaction that runs the repository's hooks
     if hookargs is not None:
         hookargs["bundle2"] = "1"  # as hg's bundle2.applybundle tells every hook of the push

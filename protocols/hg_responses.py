@@ -86,13 +86,25 @@ BROKEN_PUSH = ("internal error: the push was rolled back and nothing changed; "
                "tell the server's operator, whose log says what went wrong")
 """What the client is told of a push that failed inside its transaction for no reason a refusal names."""
 
+PUSH_FAILED_EARLY = ("internal error: the push failed before anything was changed; "
+                     "tell the server's operator, whose log says what went wrong")
+"""What the client is told of a push that failed for no reason a refusal names before its transaction
+opened (keeping the bundle, opening the transaction, reading the bundle's header)."""
+
+PUSH_FAILED_UNSURE = ("internal error: the push failed and may or may not have landed; run 'hg outgoing' "
+                      "to see, and tell the server's operator, whose log says what went wrong")
+"""What the client is told of a push that failed for no reason a refusal names once its transaction
+had opened but not inside it (answering, or ending a transaction that would not end)."""
+
 
 class BrokenPush(Exception):
-    """A push that failed inside its transaction for no reason a refusal names (a backend's or the
-    engine's bug): the transaction was rolled back and ``reply`` tells the client so, in its
-    bundle's format, as hg serve answers an abort raised while it applies a bundle.  Raised ``from``
-    the error, for the server's log."""
+    """A push that failed for no reason a refusal names (a backend's or the engine's bug): ``reply``
+    tells the client so, in its bundle's format, as hg serve answers an abort raised while it applies
+    a bundle; ``what`` says what became of the push, for the server's log.  Raised ``from`` the
+    error, for the server's log."""
 
-    def __init__(self, reply: Response) -> None:
-        super().__init__(BROKEN_PUSH)
+    def __init__(self, reply: Response, what: str = "the push broke and was rolled back",
+                 message: str = BROKEN_PUSH) -> None:
+        super().__init__(message)
         self.reply = reply
+        self.what = what

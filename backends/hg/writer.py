@@ -106,12 +106,19 @@ class Transaction:
         except BaseException:
             repo.locks.release()
             raise
-        found = repo.requirements()
-        engine = "zstd" if reqs.ZSTD in found else "none" if reqs.NO_COMPRESSION in found else "zlib"
-        self.compressor = Compressor(engine)
-        # the changelog is written at the commit: a long group's chunks wait in the store's directory
-        self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor,
-                               spool_dir=getattr(repo.store, "root", None), changelog=True)
+        try:  # reading the repository may fail too (a bug, a changelog that cannot be read): let go of it
+            found = repo.requirements()
+            engine = "zstd" if reqs.ZSTD in found else "none" if reqs.NO_COMPRESSION in found else "zlib"
+            self.compressor = Compressor(engine)
+            # the changelog is written at the commit: a long group's chunks wait in the store's directory
+            self.cl = RevlogWriter(repo.changelog(), self.journal, self.compressor,
+                                   spool_dir=getattr(repo.store, "root", None), changelog=True)
+        except BaseException:
+            try:
+                self.journal.rollback()
+            finally:
+                repo.locks.release()
+            raise
         self._base_index = self.cl.reader.index
         """The changelog snapshot the transaction started from (the one the repository's views describe)."""
         self.writers: dict[bytes, RevlogWriter] = {}

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from backends.hg import writer
 from backends.interfaces import Kind
-from protocols.hg_responses import BROKEN_PUSH
+from gateway import protected
+from protocols import hg_exchange
+from protocols.hg_responses import BROKEN_PUSH, PUSH_FAILED_EARLY, PUSH_FAILED_UNSURE
 from tests.conftest import BACKENDS, Client, RunningServer, SshKeys, log_events, ssh_server_settings
 from tests.integration.test_hg_ssh import HgSsh, _commit
 
@@ -67,6 +70,86 @@ def test_an_unexpected_error_in_a_push_is_a_clean_abort(make_server: Callable[..
     if backend == "fs":
         store = server.repo_path("r") / ".hg" / "store"
         assert not (store / "lock").exists() and not (store / "journal").exists()
+    hgssh.hg("push", "-q", "-R", str(work), *legacy)
+    assert hgssh.hg("outgoing", "-q", "-R", str(work), hgssh.url("r"), check=False).returncode == 1
+    hgssh.verify_server("r", tmp_path)
+
+
+# the step of a push that fails, outside its transaction: what the client is told, and whether it landed
+OUTSIDE_STEPS = {
+    "spool": (PUSH_FAILED_EARLY, False),  # keeping the whole bundle before the transaction
+    "transaction": (PUSH_FAILED_EARLY, False),  # opening it, the lock taken
+    "guard": (PUSH_FAILED_EARLY, False),  # the gateway's transaction around the backend's, the lock taken
+    "changegroup": (PUSH_FAILED_EARLY, False),  # starting to read a bundle1's changegroup
+    "answer": (PUSH_FAILED_UNSURE, True),  # building the answer, once the transaction closed
+}
+
+
+def _break(step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kw: object) -> NoReturn:
+        raise EngineBug(f"the engine broke at {step}")
+
+    if step == "spool":
+        monkeypatch.setattr(hg_exchange, "received", broken)
+    elif step == "transaction":
+        monkeypatch.setattr(writer, "Compressor", broken)
+    elif step == "guard":
+        monkeypatch.setattr(protected.GuardedTransaction, "__init__", broken)
+    elif step == "changegroup":  # hg sends a bare changegroup, HG10 bundles have a header
+        monkeypatch.setattr(hg_exchange, "read_bundle1", broken)
+        monkeypatch.setattr(hg_exchange, "ChangegroupDecoder", broken)
+    else:
+        monkeypatch.setattr(hg_exchange, "hook_output", broken)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("exchange", ["bundle2", "bundle1"])
+@pytest.mark.parametrize("step", sorted(OUTSIDE_STEPS))
+def test_an_unexpected_error_outside_a_push_transaction_is_a_clean_abort(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path, backend: str,
+        exchange: str, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keeping the bundle, opening the transaction (the lock taken), a bundle1's changegroup, the answer
+    once the transaction closed: an unexpected error there used to end the session with no reply
+    ("stream ended unexpectedly"); it is answered, saying nothing changed where no transaction
+    opened, and that the push may have landed once one had, the traceback logged once, no lock left."""
+    if step == "changegroup" and exchange == "bundle2":
+        pytest.skip("a bundle2's parts are read inside its transaction (the test above)")
+    message, lands = OUTSIDE_STEPS[step]
+    server = make_server(backend, **ssh_server_settings(ssh_keys))
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    legacy = ("--config", "devel.legacy.exchange=bundle1") if exchange == "bundle1" else ()
+    server.backend.create("r", Kind.HG)
+    work = tmp_path / "work"
+    hgssh.hg("clone", "-q", hgssh.url("r"), str(work))
+    _commit(client, work, "a", "a\n", "first")
+    hgssh.hg("push", "-q", "-R", str(work), *legacy)
+    _commit(client, work, "a", "b\n", "second")
+
+    _break(step, monkeypatch)
+    with log_events() as events:
+        failed = hgssh.hg("push", "-R", str(work), *legacy, check=False)
+    monkeypatch.undo()
+    said = failed.stdout + failed.stderr
+    assert "stream ended unexpectedly" not in said and "unexpected response" not in said, said
+    assert ("transaction abort!" in said) is False, said
+    if exchange == "bundle2":
+        assert failed.returncode == 255, said
+        assert failed.stderr == f"remote: {message}\nabort: push failed on remote\n", said
+    else:
+        assert failed.returncode == 1, said
+        assert f"remote: abort: {message}\n" in failed.stdout and not failed.stderr, said
+    logged = [e for e in events if e.get("log_failure") is not None]
+    assert len(logged) == 1 and logged[0]["log_failure"].check(EngineBug), events
+    outcomes = [e["outcome"] for e in events if "outcome" in e]
+    assert "error: internal error" in outcomes, outcomes
+
+    outgoing = hgssh.hg("outgoing", "-q", "-R", str(work), "-T", "{desc}\n", check=False).stdout.split()
+    assert outgoing == ([] if lands else ["second"])
+    hgssh.verify_server("r", tmp_path)
+    if backend == "fs":
+        store = server.repo_path("r") / ".hg" / "store"
+        assert not (store / "lock").exists() and not (store / "journal").exists()
+    _commit(client, work, "a", "c\n", "third")
     hgssh.hg("push", "-q", "-R", str(work), *legacy)
     assert hgssh.hg("outgoing", "-q", "-R", str(work), hgssh.url("r"), check=False).returncode == 1
     hgssh.verify_server("r", tmp_path)
