@@ -51,7 +51,7 @@ from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands
 from protocols.errors import HgwireError, ProtocolError, ReadOnly, StorageError
 from protocols.hg_commands import PUSH, CommandContext, Permission, Transport
-from protocols.hg_responses import BrokenPush, OobError, PushError, Response, StreamResponse
+from protocols.hg_responses import BrokenPush, OobError, PushError, PushResponse, Response, StreamResponse
 from protocols.hg_ssh import (
     SSH_CAPS,
     CommandRequest,
@@ -434,6 +434,8 @@ def push_outcome(response: Response) -> str:
     """What the log says of an answered push: "pushed", or "refused: why" (the client was told so in
     its reply; the session's log said "pushed" whatever the reply said)."""
     if isinstance(response, StreamResponse) and response.refused is not None:
+        return f"refused: {response.refused[:300]}"
+    if isinstance(response, PushResponse) and response.refused is not None:  # bundle1's result 0 and abort
         return f"refused: {response.refused[:300]}"
     if isinstance(response, PushError):
         return f"refused: {response.message.decode('utf-8', 'replace')[:300]}"

@@ -790,7 +790,7 @@ def unbundle(
             return _apply(repo, their_heads, magic, rest, capture_output, limits, cg_limits, wait, answer_failures,
                           stage)
     except (ProtocolError, UnsupportedFeature) as exc:
-        return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+        return _refused1(b"", exc.message)
     except BrokenPush:
         raise
     except Exception as exc:
@@ -819,7 +819,7 @@ def _failed_outside(magic: bytes, message: str, capture_output: bool) -> Respons
     its bundle's format: an ``error:abort`` part, or bundle1's result 0 and abort line."""
     if magic == b2.MAGIC:
         return _refused_reply([error_part(HgwireError(message), {})], b"", capture_output, message)
-    return PushResponse(0, b"abort: " + message.encode() + b"\n")
+    return _refused1(b"", message)
 
 
 def received(repo: HgRepository, chunks: Iterator[bytes]) -> AbstractContextManager[Iterator[bytes]]:
@@ -833,7 +833,13 @@ def _not_received(magic: bytes, exc: HgwireError) -> Response:
     """A push refused before its transaction, in the answer its bundle's format gets."""
     if magic == b2.MAGIC:
         return StreamResponse(b2.write_bundle2([error_part(exc, {})]), refused=str(exc))
-    return PushResponse(0, b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+    return _refused1(b"", exc.message)
+
+
+def _refused1(said: bytes, message: str) -> PushResponse:
+    """A refused bundle1 push's answer, as hg serve's: result 0, what the server said, then the
+    ``abort:`` line; ``message`` is also kept for the server's log."""
+    return PushResponse(0, said + b"abort: " + message.encode("utf-8", "replace") + b"\n", refused=message)
 
 
 def _apply(
@@ -881,7 +887,7 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
     try:
         tx = repo.transaction(max_text, wait)
     except HgwireError as exc:  # locked too long, or a disk that takes no write
-        return PushResponse(0, b"".join(waited) + b"abort: " + exc.message.encode("utf-8", "replace") + b"\n")
+        return _refused1(b"".join(waited), exc.message)
     if stage is not None:
         stage.opened = True
     report = IngestReport()
@@ -894,15 +900,14 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
         return PushError(exc.message.encode("utf-8"))
     except HgwireError as exc:
         _abort_for(tx, exc)
-        return PushResponse(0, b"".join([*waited, *hook_output(tx)]) + b"abort: "
-                            + exc.message.encode("utf-8", "replace") + b"\n")
+        return _refused1(b"".join([*waited, *hook_output(tx)]), exc.message)
     except Exception as exc:
         tx.abort()
         if not answer_failures:
             raise
         # hg serve's answer to an abort while it applies a bundle1: result 0, the abort line on stderr
         said = b"".join(waited) + _refused_output(tx, report)
-        raise BrokenPush(PushResponse(0, said + b"abort: " + BROKEN_PUSH.encode() + b"\n")) from exc
+        raise BrokenPush(_refused1(said, BROKEN_PUSH)) from exc
     except BaseException:
         tx.abort()
         raise

@@ -8,7 +8,7 @@ The SSH and HTTP adapters render these per transport, as
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from backends.interfaces import Node
 
@@ -62,6 +62,9 @@ class PushResponse:
 
     result: int
     output: bytes = b""
+    refused: str | None = field(default=None, compare=False)
+    """A push refused in its answer (result 0 and an ``abort:`` line): why, for the server's log (not
+    part of the answer: two answers that say the same are equal)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,3 +127,29 @@ def test_a_push_that_lost_a_race_is_a_refusal_with_its_reason_in_the_audit_log(
                             "move from ")
                for a in audits), audits
     client.hg("verify", "-q", "-R", str(served))
+
+
+@pytest.mark.parametrize("transport", ["ssh", "http"])
+def test_a_bundle1_push_a_hook_refuses_is_logged_as_refused_with_its_reason(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, htpasswd: Path,  # noqa: F811
+        tmp_path: Path, transport: str) -> None:
+    """A bundle1 push is answered with a result and the server's words: refused, result 0 and an
+    ``abort:`` line, the client exits 1; the session's log said "pushed" (SSH) or "ok" (HTTP) all the same."""
+    if transport == "ssh":
+        server = make_server("fs", **ssh_server_settings(ssh_keys))
+        hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+        url, hg = hgssh.url("r"), hgssh.hg
+    else:
+        http = HgHttp(make_server("fs", **_settings(htpasswd)), client)
+        server, url, hg = http.server, http.push_url("r"), client.hg
+    work = _repo_with_a_change(client, server.root, tmp_path)
+    (server.root / "r" / ".hg" / "hgrc").write_text("[hooks]\npretxnchangegroup.no = false\n")
+    with log_events() as events:
+        pushed = hg("push", "-R", str(work), url, "--config", "devel.legacy.exchange=bundle1", check=False)
+    told = pushed.stdout + pushed.stderr
+    assert pushed.returncode == 1 and "remote: abort: pretxnchangegroup.no hook exited with status 1" in told, told
+    outcomes, audits = _said(events)
+    # (HTTP logs each request: capabilities, heads… "ok", the unbundle its outcome)
+    refused = [o for o in outcomes if o not in ("ok", "pushed") and not o.startswith("asked to log in")]
+    assert refused == ["refused: pretxnchangegroup.no hook exited with status 1"], outcomes
+    assert any(a.startswith("refused") for a in audits), audits
