@@ -1274,6 +1274,7 @@ class DulwichGitRepository:
                            if reason is None and u.ref not in proc and self._deletes_nothing(u))
         if hooks is not None:
             checked = _pre_receive_verdicts(checked, hooks)
+        checked = self._bad_refs(checked, rules, proc)
         try:
             return self._make_updates(updates, checked, atomic, hooks, head, hidden, rules, proc, absent)
         finally:
@@ -1451,14 +1452,33 @@ class DulwichGitRepository:
             return "deny updating a hidden ref"  # git's words
         if not deletion and not self._connected(update.new):
             return MISSING_OBJECTS
-        # (a branch naming a tree, blob or tag fails later, where git's refs code fails it: its hooks run first)
-        if branch and rules.deny_non_fast_forwards and not deletion and not is_zero_id(update.old):
-            if not (self._is_commit(update.old) and self._is_commit(update.new)):
-                self._told += f"error: bad sha1 objects for {update.ref.decode('utf-8', 'replace')}\n".encode()
-                return BAD_REF  # git's words, where it compares the two
-            if not git_pack.is_ancestor(self.object_store, update.old, update.new):
-                return NON_FAST_FORWARD
+        # (a branch naming a tree, blob or tag fails later, where git's refs code fails it: its hooks run
+        # first; with denyNonFastForwards, where git compares the two, after pre-receive: ``_bad_refs``)
+        if self._compares_non_commits(update, rules):
+            return None
+        if (branch and rules.deny_non_fast_forwards and not deletion and not is_zero_id(update.old)
+                and not git_pack.is_ancestor(self.object_store, update.old, update.new)):
+            return NON_FAST_FORWARD
         return None
+
+    def _compares_non_commits(self, update: RefUpdate, rules: ReceiveRules) -> bool:
+        """``receive.denyNonFastForwards`` would compare a branch's old and new ids, one of which is
+        no commit (a tree or blob pushed to it, or one it named)."""
+        return (update.ref.startswith(HEADS_PREFIX) and rules.deny_non_fast_forwards and not is_zero_id(update.new)
+                and not is_zero_id(update.old) and not (self._is_commit(update.old) and self._is_commit(update.new)))
+
+    def _bad_refs(self, checked: list[tuple[RefUpdate, str | None]], rules: ReceiveRules, proc: set[bytes]
+                  ) -> list[tuple[RefUpdate, str | None]]:
+        """As git's receive-pack, once pre-receive ran and before the update hook: a branch whose old
+        or new id is no commit, compared for ``receive.denyNonFastForwards``, is refused ("bad ref").
+        (git's ``error: bad sha1 objects for …`` goes to its own standard error, not to the client's
+        sideband: git daemon's and http-backend's pushers never see it, so hgwire's do not either.)"""
+        verdicts: list[tuple[RefUpdate, str | None]] = []
+        for update, reason in checked:
+            if reason is None and update.ref not in proc and self._compares_non_commits(update, rules):
+                reason = BAD_REF  # git's words, where it compares the two
+            verdicts.append((update, reason))
+        return verdicts
 
     _told = b""
 
