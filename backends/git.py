@@ -1267,14 +1267,16 @@ class DulwichGitRepository:
         proc = {u.ref for u in updates if git_proc_receive.matches(rules.proc_refs, u.ref, u.old, u.new)}
         checked = [(u, self._proc_refusal(u, hidden) if u.ref in proc else self._refusal(u, head, hidden, rules))
                    for u in updates]
-        self._told = b"".join(self._told_of(u, reason, head, rules) for u, reason in checked if u.ref not in proc)
         # as git's receive-pack: a deletion of a ref that was not there is not told to post-receive
         # and post-update (its ``did_not_exist``), though pre-receive and update hear of it
         absent = frozenset(u.ref for u, reason in checked
                            if reason is None and u.ref not in proc and self._deletes_nothing(u))
         if hooks is not None:
             checked = _pre_receive_verdicts(checked, hooks)
-        checked = self._bad_refs(checked, rules, proc)
+        # as git's receive-pack: the receive.* settings refuse what pre-receive let through
+        checked = [(u, self._late_refusal(u, head, rules) if reason is None and u.ref not in proc else reason)
+                   for u, reason in checked]
+        self._told = b"".join(self._told_of(u, reason, head, rules) for u, reason in checked if u.ref not in proc)
         try:
             return self._make_updates(updates, checked, atomic, hooks, head, hidden, rules, proc, absent)
         finally:
@@ -1386,7 +1388,8 @@ class DulwichGitRepository:
         out = []
         for u, reason in checked:
             if u.ref in falling:
-                reason = PROC_FAILED if atomic and not ok else self._refusal(u, head, hidden, rules)
+                reason = PROC_FAILED if atomic and not ok else (self._refusal(u, head, hidden, rules)
+                                                                 or self._late_refusal(u, head, rules))
             elif u.ref not in proc and reason is None and atomic and not ok:
                 reason = PROC_FAILED
             out.append((u, reason))
@@ -1440,6 +1443,16 @@ class DulwichGitRepository:
         if damage is not None:  # git: "bad object"; it hid the packed value it would overwrite
             return (f"the server's file of this ref is damaged ({damage}); tell the server's operator "
                     "('git fsck' in the repository names it)")
+        deletion = is_zero_id(update.new)
+        if hidden(update.ref):
+            return "deny updating a hidden ref"  # git's words
+        if not deletion and not self._connected(update.new):
+            return MISSING_OBJECTS
+        return None
+
+    def _late_refusal(self, update: RefUpdate, head: bytes | None, rules: ReceiveRules) -> str | None:
+        """What git's receive-pack refuses once pre-receive ran, before the update hook: the
+        repository's ``receive.*`` settings (a checked-out branch, a deletion, a non-fast-forward)."""
         branch = update.ref.startswith(HEADS_PREFIX)
         deletion = is_zero_id(update.new)
         if not self.bare and update.ref == head and rules.deny_current_branch == REFUSE:
@@ -1448,14 +1461,10 @@ class DulwichGitRepository:
             return DELETION_PROHIBITED
         if deletion and update.ref == head and rules.deny_delete_current not in (IGNORE, WARN):
             return CURRENT_DELETION_PROHIBITED
-        if hidden(update.ref):
-            return "deny updating a hidden ref"  # git's words
-        if not deletion and not self._connected(update.new):
-            return MISSING_OBJECTS
-        # (a branch naming a tree, blob or tag fails later, where git's refs code fails it: its hooks run
-        # first; with denyNonFastForwards, where git compares the two, after pre-receive: ``_bad_refs``)
+        # (a branch naming a tree, blob or tag fails later, where git's refs code fails it; with
+        # denyNonFastForwards, here, where git compares the two)
         if self._compares_non_commits(update, rules):
-            return None
+            return BAD_REF  # git's words (its "error: bad sha1 objects for …" goes to its own stderr)
         if (branch and rules.deny_non_fast_forwards and not deletion and not is_zero_id(update.old)
                 and not git_pack.is_ancestor(self.object_store, update.old, update.new)):
             return NON_FAST_FORWARD
@@ -1466,19 +1475,6 @@ class DulwichGitRepository:
         no commit (a tree or blob pushed to it, or one it named)."""
         return (update.ref.startswith(HEADS_PREFIX) and rules.deny_non_fast_forwards and not is_zero_id(update.new)
                 and not is_zero_id(update.old) and not (self._is_commit(update.old) and self._is_commit(update.new)))
-
-    def _bad_refs(self, checked: list[tuple[RefUpdate, str | None]], rules: ReceiveRules, proc: set[bytes]
-                  ) -> list[tuple[RefUpdate, str | None]]:
-        """As git's receive-pack, once pre-receive ran and before the update hook: a branch whose old
-        or new id is no commit, compared for ``receive.denyNonFastForwards``, is refused ("bad ref").
-        (git's ``error: bad sha1 objects for …`` goes to its own standard error, not to the client's
-        sideband: git daemon's and http-backend's pushers never see it, so hgwire's do not either.)"""
-        verdicts: list[tuple[RefUpdate, str | None]] = []
-        for update, reason in checked:
-            if reason is None and update.ref not in proc and self._compares_non_commits(update, rules):
-                reason = BAD_REF  # git's words, where it compares the two
-            verdicts.append((update, reason))
-        return verdicts
 
     _told = b""
 

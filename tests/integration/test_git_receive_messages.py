@@ -43,6 +43,7 @@ def test_a_bare_repository_s_refusals_say_what_git_says(
     client.git("push", "-q", str(bare), "main", "main:refs/heads/feature", cwd=work)
     for key, value in config.items():
         client.git("--git-dir", str(bare), "config", key, value)
+    _pre_receive_that_prints(bare)
     copy = tmp_path / "copy.git"
     shutil.copytree(bare, copy, symlinks=True)
     ours = client.git("push", server.git_url("r"), refspec, cwd=work, check=False)
@@ -50,6 +51,8 @@ def test_a_bare_repository_s_refusals_say_what_git_says(
     assert ours.returncode == theirs.returncode
     assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
     assert any(line.startswith("remote:") for line in _remote_lines(theirs.stderr))  # (something to compare)
+    # git runs pre-receive before the receive.* settings refuse (hgwire refused first, and it never ran)
+    assert (bare / "told").read_text() == (copy / "told").read_text() != ""
     client.git("--git-dir", str(bare), "fsck", "--full")
 
 
@@ -61,6 +64,7 @@ def test_a_checked_out_branch_s_refusal_says_what_git_says(
     _history(client, repo)
     if setting is not None:
         client.git("config", "receive.denyCurrentBranch", setting, cwd=repo)
+    _pre_receive_that_prints(repo / ".git")
     copy = tmp_path / "copy"
     shutil.copytree(repo, copy, symlinks=True)
     work = tmp_path / "work"
@@ -70,6 +74,14 @@ def test_a_checked_out_branch_s_refusal_says_what_git_says(
     theirs = client.git("push", f"file://{copy}", "HEAD:main", cwd=work, check=False)
     assert ours.returncode == theirs.returncode
     assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
+    assert (repo / ".git" / "told").read_text() == (copy / ".git" / "told").read_text() != ""
+
+
+def _pre_receive_that_prints(git_dir: Path) -> None:
+    """A pre-receive hook that keeps what it is told (in ``told``) and says it ran."""
+    hook = git_dir / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\ncat >> told\necho pre-receive ran >&2\n")
+    hook.chmod(0o755)
 
 
 @pytest.mark.parametrize(("config", "options", "refspecs"), [
