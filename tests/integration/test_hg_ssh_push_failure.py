@@ -29,20 +29,29 @@ class EngineBug(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("exchange", ["bundle2", "bundle1"])
-def test_an_unexpected_error_in_a_push_is_a_clean_abort(make_server: Callable[..., RunningServer], client: Client,
-                                                         ssh_keys: SshKeys, tmp_path: Path, backend: str,
-                                                         exchange: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _pushed_once_then_committed(make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+                                tmp_path: Path, backend: str, exchange: str
+                                ) -> tuple[RunningServer, HgSsh, Path, tuple[str, ...]]:
+    """A server with hg repository r, a clone of it that pushed one changeset and holds a second not
+    pushed yet; the hg options of ``exchange``."""
     server = make_server(backend, **ssh_server_settings(ssh_keys))
     hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
-    legacy = ("--config", "devel.legacy.exchange=bundle1") if exchange == "bundle1" else ()
+    legacy: tuple[str, ...] = ("--config", "devel.legacy.exchange=bundle1") if exchange == "bundle1" else ()
     server.backend.create("r", Kind.HG)
     work = tmp_path / "work"
     hgssh.hg("clone", "-q", hgssh.url("r"), str(work))
     _commit(client, work, "a", "a\n", "first")
     hgssh.hg("push", "-q", "-R", str(work), *legacy)
     _commit(client, work, "a", "b\n", "second")
+    return server, hgssh, work, legacy
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("exchange", ["bundle2", "bundle1"])
+def test_an_unexpected_error_in_a_push_is_a_clean_abort(make_server: Callable[..., RunningServer], client: Client,
+                                                         ssh_keys: SshKeys, tmp_path: Path, backend: str,
+                                                         exchange: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    server, hgssh, work, legacy = _pushed_once_then_committed(make_server, client, ssh_keys, tmp_path, backend, exchange)
 
     write_all = writer.Transaction._write_all
 
@@ -115,15 +124,7 @@ def test_an_unexpected_error_outside_a_push_transaction_is_a_clean_abort(
     if step == "changegroup" and exchange == "bundle2":
         pytest.skip("a bundle2's parts are read inside its transaction (the test above)")
     message, lands = OUTSIDE_STEPS[step]
-    server = make_server(backend, **ssh_server_settings(ssh_keys))
-    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
-    legacy = ("--config", "devel.legacy.exchange=bundle1") if exchange == "bundle1" else ()
-    server.backend.create("r", Kind.HG)
-    work = tmp_path / "work"
-    hgssh.hg("clone", "-q", hgssh.url("r"), str(work))
-    _commit(client, work, "a", "a\n", "first")
-    hgssh.hg("push", "-q", "-R", str(work), *legacy)
-    _commit(client, work, "a", "b\n", "second")
+    server, hgssh, work, legacy = _pushed_once_then_committed(make_server, client, ssh_keys, tmp_path, backend, exchange)
 
     _break(step, monkeypatch)
     with log_events() as events:
