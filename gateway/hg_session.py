@@ -330,7 +330,8 @@ class HgServeSession(PumpedSession):
     def _start_push(self, request: CommandRequest) -> None:
         try:
             self._check_permission("push")
-        except HgwireError as exc:
+        except HgwireError as exc:  # the session's log says so, not "ok" (a read-only repository's putlfile)
+            self.outcome = f"refused: {exc.message[:300]}"
             self._reply(OobError(exc.message.encode("utf-8", "replace")))
             return
         self.channel.write(self.server.accept_push())

@@ -287,14 +287,19 @@ def _putlfile(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     if ctx.payload is None:
         raise ProtocolError("putlfile needs the file's bytes")
     if store is None:
-        return PushResponse(1, b"largefiles: this repository does not serve largefiles; ask its operator to "
-                               b"enable the extension in its hgrc\n")
+        return _lfile_refused("largefiles: this repository does not serve largefiles; ask its operator to "
+                              "enable the extension in its hgrc")
     try:
         store.put(sha, ctx.payload)
     except LargefileRefused as exc:
-        return PushResponse(1, b"largefiles: failed to put %s into store: %s\n"
-                            % (sha[:80], str(exc).encode("utf-8", "replace")))
+        return _lfile_refused(f"largefiles: failed to put {sha[:80].decode('ascii', 'replace')} into store: {exc}")
     return PushResponse(0)
+
+
+def _lfile_refused(message: str) -> PushResponse:
+    """``putlfile``'s refusal: ``1`` and hg's warning line, ``message`` kept for the server's log (a
+    refused upload is logged "refused: …", not "pushed")."""
+    return PushResponse(1, message.encode("utf-8", "replace") + b"\n", refused=message)
 
 
 @command(b"known", b"nodes *", permission=PULL, batchable=True)

@@ -12,6 +12,7 @@ import pytest
 from backends import load_backend
 from backends.hg import largefiles
 from backends.interfaces import Kind
+from gateway.hg_session import push_outcome
 from protocols import hg_commands
 from protocols.errors import HgwireError
 from protocols.hg_commands import Args, CommandContext, Transport
@@ -51,6 +52,7 @@ def test_an_upload_that_is_not_what_its_name_says_leaves_nothing(tmp_path: Path,
     answer = _run(repo, b"putlfile", [DATA], sha=sha)
     assert isinstance(answer, PushResponse) and answer.result == 1
     assert answer.output.startswith(b"largefiles: failed to put ")
+    assert push_outcome(answer) == "refused: " + answer.output.decode().rstrip("\n")  # not "pushed"
     store = tmp_path / "r" / ".hg" / "largefiles"
     assert not store.exists() or list(store.iterdir()) == []
     assert _run(repo, b"statlfile", sha=sha) == BytesResponse(b"2\n")
@@ -64,6 +66,7 @@ def test_an_upload_over_the_bound_is_refused(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(largefiles, "MAX_LARGEFILE", 100)
     answer = _run(_repo(tmp_path), b"putlfile", [DATA], sha=SHA)
     assert isinstance(answer, PushResponse) and answer.result == 1 and b"larger than" in answer.output
+    assert push_outcome(answer).startswith("refused: largefiles: failed to put ")
 
 
 def test_a_repository_without_the_extension_serves_no_largefiles(tmp_path: Path) -> None:
@@ -72,6 +75,8 @@ def test_a_repository_without_the_extension_serves_no_largefiles(tmp_path: Path)
     assert _run(repo, b"lheads") == BytesResponse(b"")
     answer = _run(repo, b"putlfile", [DATA], sha=SHA)
     assert isinstance(answer, PushResponse) and answer.result == 1
+    assert push_outcome(answer) == "refused: " + answer.output.decode().rstrip("\n")
+    assert "does not serve largefiles" in push_outcome(answer)
     assert not (tmp_path / "r" / ".hg" / "largefiles").exists()
     assert b"largefiles" not in hg_commands.capabilities_string(repo, CommandContext(Transport.SSH, print))
     memory = load_backend("memory", str(tmp_path / "m"))
