@@ -735,6 +735,8 @@ class LfsTransferSession:
         self._paused = False
         self._in_input = False
         self._resume_wanted = False
+        self.outcome = "ok"
+        """The session's, for its log line (``gateway.ssh``): a refused upload's "refused: …", not "ok"."""
         channel.write(lfs_transfer.capabilities())
 
     # -- input --------------------------------------------------------------------------------
@@ -920,6 +922,8 @@ class LfsTransferSession:
             code, text = 500, "internal error"
         log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=self.ctx.repo_name,
                  outcome=f"{message.command} refused {code}: {text}")
+        if message.command == "put-object":
+            self.outcome = f"refused: put-object {code}: {text}"[:400]
         self._reply(lfs_transfer.error(code, text))
 
     def _fail(self, code: int, message: str) -> None:
