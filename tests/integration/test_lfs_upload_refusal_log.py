@@ -6,6 +6,7 @@ whose SSH session line said "ok" of a session that refused its upload."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -87,3 +88,30 @@ def test_a_git_lfs_upload_the_disk_cannot_hold_is_logged_refused(
         refusals = [o for o in sessions if o.startswith("refused: put-object 507: " + FULL)]
         assert refusals, sessions
         assert len(refusals) + sessions.count("ok") == len(sessions), sessions
+
+
+@needs_git_lfs
+def test_a_git_lfs_transfer_upload_that_does_not_hash_to_its_name_is_logged_refused(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path,
+        log_events: list[dict[str, Any]]) -> None:
+    """The client's copy of the object damaged after its commit: git-lfs sends it as it is, the
+    server refuses it (422), and the session that carried it says so."""
+    from tests.integration.test_git_lfs import _tracked_work
+    from tests.integration.test_git_transports import TRANSPORTS
+
+    server = TRANSPORTS["ssh"](make_server, "fs", client, ssh_keys, tmp_path)
+    server.running.backend.create("media", Kind.GIT)
+    data = os.urandom(300_000)
+    work = _tracked_work(client, server.git_url("media"), data)
+    oid = hashlib.sha256(data).hexdigest()
+    kept = work / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    kept.chmod(0o644)
+    kept.write_bytes(os.urandom(len(data)))
+    refused = client.git("-c", "lfs.transfer.maxretries=1", "push", "origin", "HEAD:main", cwd=work, check=False)
+    assert refused.returncode != 0
+    assert "the upload's contents do not match its hash" in refused.stderr, refused.stderr
+    sessions = [str(e["outcome"]) for e in log_events
+                if e.get("service") == "git-lfs-transfer-upload" and "outcome" in e]
+    told = "refused: put-object 422: the upload's contents do not match its hash"
+    assert told in sessions, sessions
+    assert sessions.count(told) + sessions.count("ok") == len(sessions), sessions
