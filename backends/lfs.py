@@ -53,6 +53,9 @@ _HEX = frozenset("0123456789abcdef")
 class LfsObjectRefused(ValueError):
     """An upload that is not what its name and size say: the message says why."""
 
+    status = 422
+    """The HTTP status it is answered with (the gateway sets another for Git LFS uploads)."""
+
 
 class LfsObjectCorrupt(BlobCorrupt):
     """A stored object whose bytes do not hash to its name (``backends.blobs.BlobCorrupt``)."""

@@ -163,7 +163,9 @@ def _failed(request: server.Request, route: Route, failure: Failure) -> None:
         log.info("{proto} {repo}: {outcome}", proto=PROTO, repo=route.repo,
                  outcome="the upload did not arrive whole; nothing was kept")
         return
-    if isinstance(exc, LfsObjectRefused | LfsObjectCorrupt):  # (a corrupt object: 422, as hg serve answers)
+    if isinstance(exc, LfsObjectRefused):
+        status, message = exc.status, str(exc)
+    elif isinstance(exc, LfsObjectCorrupt):  # (a corrupt object: 422, as hg serve answers)
         status, message = 422, str(exc)
     else:
         status = http_status(exc)
@@ -373,7 +375,16 @@ def _record_kept(ctx: SessionContext, oid: str) -> None:
     audit.record(ctx, "lfs-upload", [audit.Change(f"lfs:{oid}", "", oid)], "ok")
 
 
+GIT_UPLOAD_REFUSED = 400
+"""The status of a Git LFS upload refused over HTTP (its bytes not what its name and size say).
+git-lfs 3.3 reads a 422 to a basic-transfer upload as "unsupported Content-Type header(s)", goes on,
+and the push lands a ref whose object the server does not have; a 400 fails its push with the
+reason.  An hg LFS upload keeps 422, as hg serve answers it (hg's client fails on either)."""
+
+
 def _record_refused(ctx: SessionContext, oid: str, refused: LfsObjectRefused) -> None:
+    if ctx.transport != "hg-http":
+        refused.status = GIT_UPLOAD_REFUSED
     audit.record(ctx, "lfs-upload", [audit.Change(f"lfs:{oid}", "", oid, result=str(refused))],
                  f"refused: {refused}")
 

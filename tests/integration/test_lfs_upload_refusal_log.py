@@ -115,3 +115,30 @@ def test_a_git_lfs_transfer_upload_that_does_not_hash_to_its_name_is_logged_refu
     told = "refused: put-object 422: the upload's contents do not match its hash"
     assert told in sessions, sessions
     assert sessions.count(told) + sessions.count("ok") == len(sessions), sessions
+
+
+@needs_git_lfs
+def test_a_git_lfs_http_upload_that_does_not_hash_to_its_name_fails_the_push(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path,
+        log_events: list[dict[str, Any]]) -> None:
+    """The client's copy of the object damaged after its commit, pushed over HTTP: git-lfs 3.3 read the
+    422 hgwire answered as "unsupported Content-Type header(s)", went on, and the push landed a ref
+    whose LFS object the server does not have; the refusal is now one git-lfs fails the push on."""
+    from tests.integration.test_git_lfs import _tracked_work
+    from tests.integration.test_git_transports import TRANSPORTS
+
+    server = TRANSPORTS["http"](make_server, "fs", client, ssh_keys, tmp_path)
+    server.running.backend.create("media", Kind.GIT)
+    data = os.urandom(300_000)
+    work = _tracked_work(client, server.git_url("media"), data)
+    oid = hashlib.sha256(data).hexdigest()
+    kept = work / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    kept.chmod(0o644)
+    kept.write_bytes(os.urandom(len(data)))
+    refused = client.git("-c", "lfs.transfer.maxretries=1", "push", "origin", "HEAD:main", cwd=work, check=False)
+    assert refused.returncode != 0, refused.stderr
+    assert "the upload's contents do not match its hash" in refused.stderr, refused.stderr
+    listed = client.git("ls-remote", server.git_url("media"), cwd=work).stdout
+    assert "refs/heads/main" not in listed, listed
+    assert any(str(e.get("outcome", "")).startswith("refused 4") and "do not match its hash" in str(e.get("outcome"))
+               for e in log_events), [e.get("outcome") for e in log_events if "outcome" in e]
