@@ -32,6 +32,7 @@ the message (hg prints ``abort: HTTP Error 403: <reason>``), with hgweb's
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, NoReturn
@@ -210,7 +211,9 @@ class HgHttpCommand:
 
     def _close_body(self) -> None:
         content, self.content = self.content, None
-        if content is not None and not isinstance(content, LiveBody):  # (a live one is the request's)
+        if isinstance(content, io.BytesIO):  # a GET's or a small POST's: nothing to wait for, no worker's turn
+            content.close()
+        elif content is not None and not isinstance(content, LiveBody):  # (a live one is the request's)
             run_blocking(content.close)
 
     def _close_body_then(self, result: Answer) -> Answer:
