@@ -232,7 +232,7 @@ def format_lookup(node: Node | None, error: bytes = b"") -> bytes:
 
 def format_listkeys(keys: Mapping[bytes, bytes]) -> bytes:
     """The ``listkeys`` reply: sorted ``key\\tvalue`` lines (``pushkey.encodekeys``)."""
-    return b"\n".join(k + b"\t" + v for k, v in sorted(keys.items()))
+    return b"\n".join(map(b"\t".join, sorted(keys.items())))
 
 
 def format_pushkey(ok: bool, output: bytes = b"") -> bytes:

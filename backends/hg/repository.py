@@ -618,7 +618,10 @@ class HgRepo:
     def bookmarks(self) -> Mapping[bytes, Node]:
         """The bookmarks hg's server lists: on a changeset pulls can see (not secret), and not
         the divergent copies ``name@path`` a pull leaves behind (``bookmarks.listbinbookmarks``)."""
-        return {k: v for k, v in self._visible_bookmarks().items() if not _divergent(k)}
+        marks = self._visible_bookmarks()
+        if b"@" not in b"".join(marks):  # (a poll lists them all: most repositories have no name with one)
+            return marks
+        return {k: v for k, v in marks.items() if not _divergent(k)}
 
     def tags(self, local: bool = True) -> dict[bytes, Node]:
         """The tags hg resolves: ``.hgtags`` of every head, oldest head first, then ``.hg/localtags``
@@ -765,7 +768,8 @@ class HgRepo:
         if namespace == b"obsolete":
             return self._listmarkers() if self.obsmarkers_exchange() else {}
         if namespace == b"bookmarks":
-            return {name: binascii.hexlify(node) for name, node in self.bookmarks().items()}
+            marks = self.bookmarks()
+            return dict(zip(marks, map(binascii.hexlify, marks.values())))
         if namespace == b"phases":
             return self._listphases()
         return {}

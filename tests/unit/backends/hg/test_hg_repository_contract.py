@@ -249,6 +249,18 @@ def test_bookmarks_on_secret_changesets_and_divergent_ones_are_not_listed_but_ke
     assert new_repo.stored_bookmarks() == {**hidden, **shown, b"new": n["a"]}
 
 
+def test_bookmarks_without_an_at_sign_are_all_listed(new_repo: HgRepo) -> None:
+    """The common case a poller meets (no ``@`` in any name) lists what the general one does."""
+    h, n = sample_history()
+    ingest(new_repo, h.groups())
+    shown = {b"main": n["c"], b"feature/x": n["b"], b"a": n["a"]}
+    lines = b"".join(b"%s %s\n" % (binascii.hexlify(node), name) for name, node in shown.items())
+    new_repo.bookmarks_vfs().replace(b"bookmarks", lines)
+    assert dict(new_repo.bookmarks()) == shown
+    assert new_repo.listkeys(b"bookmarks") == {k: binascii.hexlify(v) for k, v in shown.items()}
+    assert dict(new_repo.bookmarks()) == shown  # (a second time, from the shared cache)
+
+
 def test_the_number_of_a_secret_revision_is_not_read_as_a_hex_prefix(new_repo: HgRepo) -> None:
     """hg's lookup takes a number in range as a revision, visible or not: "7" for a secret
     revision 7 is unknown, not the changeset whose hash starts with 7."""

@@ -140,3 +140,10 @@ def test_reply_formats_match_recorded_hg_replies() -> None:
 
 def test_branch_names_are_url_quoted() -> None:
     assert hg_wire.format_branchmap({"bränch x".encode(): []}) == b"br%C3%A4nch%20x "
+
+
+@given(st.dictionaries(st.binary(max_size=12).filter(lambda k: b"\t" not in k and b"\n" not in k),
+                       st.binary(max_size=12)))
+def test_listkeys_reply_is_sorted_key_tab_value_lines(keys: dict[bytes, bytes]) -> None:
+    lines = [k + b"\t" + v for k, v in sorted(keys.items())]
+    assert hg_wire.format_listkeys(keys) == b"\n".join(lines)
