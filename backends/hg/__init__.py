@@ -35,7 +35,7 @@ from backends.hg import requirements as reqs
 from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo
-from backends.hg.vfs import FsVfs, create_mode
+from backends.hg.vfs import FsVfs
 from backends.interfaces import LockWait
 from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
 
@@ -131,10 +131,11 @@ def open_repository(path: str, name: str) -> HgRepo:
     hg_dir = os.path.join(path, ".hg")
     found = read_requirements(hg_dir)
     store_dir = os.fsencode(os.path.realpath(os.path.join(hg_dir, "store")))
-    createmode = create_mode(store_dir)  # (hg's: the working directory's vfs takes the store's too)
-    store = FsVfs(store_dir, createmode)
+    # (hg's: the working directory's vfs takes the store's mode too; read at the first write)
+    store = FsVfs(store_dir, mode_of=store_dir)
     # Index snapshots are shared with every other open of this store (same directory).
-    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir), createmode), found, FsLocks(hg_dir, name), cache_scope=store_dir)
+    repo = HgRepo(name, store, FsVfs(os.fsencode(hg_dir), mode_of=store_dir), found, FsLocks(hg_dir, name),
+                  cache_scope=store_dir)
     repo.recover_if_needed()
     return repo
 

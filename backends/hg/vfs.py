@@ -158,9 +158,18 @@ class FsVfs:
     ``hg clone`` or ``cp -al`` with another repository is written in its own files only.  A write
     to one of ``STAT_CHECKED`` leaves it an mtime hg's readers see change (:func:`disambiguate`)."""
 
-    def __init__(self, root: bytes, createmode: int | None = None) -> None:
+    def __init__(self, root: bytes, createmode: int | None = None, *, mode_of: bytes | None = None) -> None:
         self.root = root
-        self.createmode = createmode
+        self._createmode = createmode
+        self._mode_of = mode_of
+        """A directory whose ``create_mode`` is ``createmode``, asked when first needed: a read-only
+        request (most of them) never writes, and asking costs a stat and a read of /proc."""
+
+    @property
+    def createmode(self) -> int | None:
+        if self._mode_of is not None:
+            self._createmode, self._mode_of = create_mode(self._mode_of), None
+        return self._createmode
 
     def join(self, path: bytes) -> bytes:
         return os.path.join(self.root, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,28 @@ def test_disambiguate_moves_the_mtime_on_from_the_old_one_only_when_a_reader_cou
     monkeypatch.undo()
     assert os.stat(full).st_mtime_ns == 101 * 10**9 and os.stat(full).st_ino != inode
     assert full.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["bookmarks"]
+
+
+def test_a_repository_opened_to_read_never_asks_the_umask_and_one_written_gives_the_store_mode(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's mode is what a write needs; a poll's four requests only read (a stat and a read
+    of /proc each, before)."""
+    from backends import hg
+    from backends.hg import vfs as vfs_module
+
+    hg.create_repository(str(tmp_path / "r"), "r")
+    store = tmp_path / "r" / ".hg" / "store"
+    os.chmod(store, 0o2770)
+    asked: list[int] = []
+    real = vfs_module.process_umask
+
+    def counted() -> int:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(vfs_module, "process_umask", counted)
+    repo = hg.open_repository(str(tmp_path / "r"), "r")
+    assert repo.heads() is not None and dict(repo.listkeys(b"bookmarks")) == {}
+    assert asked == []
+    repo.store.replace(b"written", b"x")
+    assert stat.S_IMODE(os.stat(store / "written").st_mode) == 0o660 and asked
