@@ -9,6 +9,7 @@ import errno
 import hashlib
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,16 +91,15 @@ def test_a_git_lfs_upload_the_disk_cannot_hold_is_logged_refused(
         assert len(refusals) + sessions.count("ok") == len(sessions), sessions
 
 
-@needs_git_lfs
-def test_a_git_lfs_transfer_upload_that_does_not_hash_to_its_name_is_logged_refused(
-        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path,
-        log_events: list[dict[str, Any]]) -> None:
-    """The client's copy of the object damaged after its commit: git-lfs sends it as it is, the
-    server refuses it (422), and the session that carried it says so."""
+
+def _push_damaged(kind: str, make_server: Any, client: Client, ssh_keys: SshKeys,
+                  tmp_path: Path) -> tuple[Any, Path, subprocess.CompletedProcess[str]]:
+    """A push over ``kind`` of a commit whose LFS object's copy in the clone was damaged after the
+    commit (git-lfs sends it as it is): the server, the clone, and what the push gave."""
     from tests.integration.test_git_lfs import _tracked_work
     from tests.integration.test_git_transports import TRANSPORTS
 
-    server = TRANSPORTS["ssh"](make_server, "fs", client, ssh_keys, tmp_path)
+    server = TRANSPORTS[kind](make_server, "fs", client, ssh_keys, tmp_path)
     server.running.backend.create("media", Kind.GIT)
     data = os.urandom(300_000)
     work = _tracked_work(client, server.git_url("media"), data)
@@ -107,7 +107,16 @@ def test_a_git_lfs_transfer_upload_that_does_not_hash_to_its_name_is_logged_refu
     kept = work / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
     kept.chmod(0o644)
     kept.write_bytes(os.urandom(len(data)))
-    refused = client.git("-c", "lfs.transfer.maxretries=1", "push", "origin", "HEAD:main", cwd=work, check=False)
+    pushed = client.git("-c", "lfs.transfer.maxretries=1", "push", "origin", "HEAD:main", cwd=work, check=False)
+    return server, work, pushed
+
+
+@needs_git_lfs
+def test_a_git_lfs_transfer_upload_that_does_not_hash_to_its_name_is_logged_refused(
+        make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path,
+        log_events: list[dict[str, Any]]) -> None:
+    """The server refuses the damaged upload (422), and the session that carried it says so."""
+    _server, _work, refused = _push_damaged("ssh", make_server, client, ssh_keys, tmp_path)
     assert refused.returncode != 0
     assert "the upload's contents do not match its hash" in refused.stderr, refused.stderr
     sessions = [str(e["outcome"]) for e in log_events
@@ -121,21 +130,10 @@ def test_a_git_lfs_transfer_upload_that_does_not_hash_to_its_name_is_logged_refu
 def test_a_git_lfs_http_upload_that_does_not_hash_to_its_name_fails_the_push(
         make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path,
         log_events: list[dict[str, Any]]) -> None:
-    """The client's copy of the object damaged after its commit, pushed over HTTP: git-lfs 3.3 read the
-    422 hgwire answered as "unsupported Content-Type header(s)", went on, and the push landed a ref
-    whose LFS object the server does not have; the refusal is now one git-lfs fails the push on."""
-    from tests.integration.test_git_lfs import _tracked_work
-    from tests.integration.test_git_transports import TRANSPORTS
-
-    server = TRANSPORTS["http"](make_server, "fs", client, ssh_keys, tmp_path)
-    server.running.backend.create("media", Kind.GIT)
-    data = os.urandom(300_000)
-    work = _tracked_work(client, server.git_url("media"), data)
-    oid = hashlib.sha256(data).hexdigest()
-    kept = work / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
-    kept.chmod(0o644)
-    kept.write_bytes(os.urandom(len(data)))
-    refused = client.git("-c", "lfs.transfer.maxretries=1", "push", "origin", "HEAD:main", cwd=work, check=False)
+    """Over HTTP git-lfs 3.3 read the 422 hgwire answered as "unsupported Content-Type header(s)",
+    went on, and the push landed a ref whose LFS object the server does not have; the refusal is now
+    one git-lfs fails the push on."""
+    server, work, refused = _push_damaged("http", make_server, client, ssh_keys, tmp_path)
     assert refused.returncode != 0, refused.stderr
     assert "the upload's contents do not match its hash" in refused.stderr, refused.stderr
     listed = client.git("ls-remote", server.git_url("media"), cwd=work).stdout
