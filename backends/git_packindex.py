@@ -293,7 +293,7 @@ class MappedIndex:
         self._fanout = fanout
         self._names = range(header_end, header_end + count * raw_len, raw_len)
         """Where each name starts, by index position."""
-        self._key = partial(_name_struct(raw_len).unpack_from, idx)
+        self._key = partial(struct.Struct(f"{raw_len}s").unpack_from, idx)
         """Offset in the index -> ``(name,)``."""
         self._offsets_at = offsets_at
         self._large_at = large_at
@@ -348,14 +348,6 @@ class MappedIndex:
 _FANOUT = struct.Struct(">256I")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_NAME_STRUCTS: dict[int, struct.Struct] = {}
-
-
-def _name_struct(raw_len: int) -> struct.Struct:
-    found = _NAME_STRUCTS.get(raw_len)
-    if found is None:
-        found = _NAME_STRUCTS.setdefault(raw_len, struct.Struct(f"{raw_len}s"))
-    return found
 
 
 class MappedPacks:
