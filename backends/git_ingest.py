@@ -1482,6 +1482,13 @@ class PushLinks:
     their types; ``mismatch`` says whether a linked object is of another type than its link says
     (a tree entry with a file's mode naming a tree, a parent that is a tree…), which
     ``git fsck`` reports and no checkout survives.
+
+    Each link to a stored object is looked up once, as git's receive-pack checks connectivity once
+    (before pre-receive, not again when the refs are written): the lookup that gives its type
+    (``mismatch``) finds it, and ``closed`` looks up only the links it did not find, and those
+    linked since.  An object that a ``git prune`` removes between the two is not seen missing, as
+    by git.  (A new root commit over a stored directory of 100,000 files had each of its 100,000
+    links looked up twice: 0.3 s of the push's 0.87 s of server CPU.)
     """
 
     def __init__(self, max_links: int = MAX_LINKS) -> None:
@@ -1489,6 +1496,9 @@ class PushLinks:
         self._max_links = max_links
         self._calls = 0
         self._closed: tuple[int, bool] | None = None
+        self._unfound: set[bytes] | None = None
+        """Once ``mismatch`` looked every link up: those it did not find, and those linked since (raw
+        ids), which are all ``closed`` looks up; None before."""
 
     def linked(self) -> set[bytes] | None:
         """Every id (hex) linked to and not settled; None when the links outgrew the bound."""
@@ -1501,8 +1511,13 @@ class PushLinks:
         sets = self._sets
         if sets is None:
             return
+        unfound = self._unfound
         for sha, kind in linked:
-            sets[kind].add(binascii.unhexlify(sha))
+            raw = binascii.unhexlify(sha)
+            sets[kind].add(raw)
+            if unfound is not None:  # (after the lookups: looked up by ``closed``)
+                unfound.add(raw)
+        self._closed = None
         self._bound()
 
     def _bound(self) -> None:
@@ -1549,38 +1564,49 @@ class PushLinks:
         for kind, ids in own.items():
             sets[kind].difference_update(ids)
             sets[ANY].difference_update(ids)
+            if self._unfound is not None:
+                self._unfound.difference_update(ids)
         self._closed = None
         return None
 
     def mismatch(self, type_of: Callable[[bytes], int]) -> str | None:
         """What is wrong when an object the push links to is not of the type its link says
         (``type_of(hex id)``, ``KeyError`` when the object is nowhere, which the connectivity check
-        reports); None when all agree or the links were not kept (the connectivity walk looks then)."""
+        reports); None when all agree or the links were not kept (the connectivity walk looks then).
+
+        Every link is looked up here, those that say no type too: ``closed`` then looks up only
+        the ones not found (``_unfound``)."""
         sets, wrong = self._checked_sets()
         if sets is None or wrong is not None:
             return wrong
-        for expected in (COMMIT, TREE, BLOB, TAG):
+        unfound: set[bytes] = set()
+        for expected in (ANY, COMMIT, TREE, BLOB, TAG):
             for sha in sets[expected]:
                 hexsha = binascii.hexlify(sha)
                 try:
                     actual = type_of(hexsha)
                 except KeyError:
+                    unfound.add(sha)
                     continue
-                if actual != expected:
+                if actual != expected and expected != ANY:
                     return (f"object {hexsha.decode()} is a {TYPE_NAMES.get(actual, 'bad object')}, "
                             f"not the {TYPE_NAMES[expected]} that a pushed object links to it as")
+        self._unfound = unfound
+        self._closed = None
         return None
 
     def closed(self, added: Collection[bytes], has: Callable[[bytes], bool]) -> bool:
         """Whether every link is to an ``added`` object (hex ids) or one ``has`` finds (remembered
-        per ``added``)."""
+        per ``added``).  After ``mismatch``, only the links it did not find are looked at: the others
+        were found then."""
         if not self._check_bound():
             return False
         sets = self._sets
         assert sets is not None
         if self._closed is None or self._closed[0] != len(added):
-            self._closed = (len(added), all(hexsha in added or has(hexsha)
-                                            for ids in sets.values() for hexsha in map(binascii.hexlify, ids)))
+            ids: Iterable[bytes] = (self._unfound if self._unfound is not None
+                                    else itertools.chain.from_iterable(sets.values()))
+            self._closed = (len(added), all(hexsha in added or has(hexsha) for hexsha in map(binascii.hexlify, ids)))
         return self._closed[1]
 
 
