@@ -133,7 +133,7 @@ class DiskPackSink:
         try:
             with _invalid_pack():
                 self._ingest = git_ingest.PackIngest(store, repo._links, self._quarantine, rules,
-                                                     repo.thin_base_level())
+                                                     repo.thin_base_level(), repo._store_lookups(store))
         except BaseException:
             self._quarantine.drop()
             raise
@@ -150,6 +150,7 @@ class DiskPackSink:
                 pack = self._ingest.commit()
         except BaseException:
             quarantine.drop()
+            self._repo._close_lookups()
             raise
         finally:
             self._ingest.abort()
@@ -174,6 +175,7 @@ class DiskPackSink:
         quarantine, self._quarantine = self._quarantine, None
         if quarantine is not None:
             quarantine.drop()
+        self._repo._close_lookups()
 
 
 def _lock_files(refs: object, ref: Ref) -> list[bytes]:
@@ -642,6 +644,8 @@ class DulwichGitRepository:
         """Whether every object of this push links only to pushed or stored ones (once computed)."""
         self._memo: _CheckMemo | None = None
         """During ``update_refs``: what the checks of its refs found, for the next ones."""
+        self._lookups: git_ingest.StoreLookups | None = None
+        """What this push looks a disk store's objects up with, its ingest and its checks alike."""
 
     @property
     def object_store(self) -> BaseObjectStore:
@@ -652,6 +656,7 @@ class DulwichGitRepository:
         opened for this object alone; a later read opens them again.  A dulwich repository is kept
         alive by reference cycles of its own: left to the cyclic collector, the packs of finished
         requests piled up (60 maps of a pack, 250 descriptors and 190 MiB more after 60 shallow fetches)."""
+        self._close_lookups()
         close = getattr(self.dulwich_repo, "close", None)
         if self._owns_repo and close is not None:
             with suppress(Exception):  # a pack in use elsewhere stays open: the collector's, then
@@ -1911,12 +1916,13 @@ class DulwichGitRepository:
         store = self.object_store
         if isinstance(store, DiskObjectStore):
             memo = self._memo
+            lookups = self._store_lookups(store)
             presence = None
             if memo is not None:
                 if memo.presence is None:
-                    memo.presence = git_ingest.store_presence(store)
+                    memo.presence = git_ingest.store_presence(store, lookups)
                 presence = memo.presence
-            return git_ingest.connected(store, tips, self._added, self._links, presence)
+            return git_ingest.connected(store, tips, self._added, self._links, presence, lookups)
         return git_ingest.walk_connected(tips, self._added, lambda sha: store.get_raw(ObjectID(sha)),
                                          lambda sha: ObjectID(sha) in store, object_format=self.object_format)
 
@@ -1930,11 +1936,23 @@ class DulwichGitRepository:
                     claims.release(_object_key(store, sha), accepted=True)
         self._forget_push()
 
+    def _store_lookups(self, store: DiskObjectStore) -> git_ingest.StoreLookups:
+        """This push's lookups in ``store`` (made at the first need, closed when the push is over)."""
+        if self._lookups is None:
+            self._lookups = git_ingest.StoreLookups(store)
+        return self._lookups
+
+    def _close_lookups(self) -> None:
+        lookups, self._lookups = self._lookups, None
+        if lookups is not None:
+            lookups.close()
+
     def _forget_push(self) -> None:
         self._added_packs.clear()
         self._added.clear()
         self._links = git_ingest.PushLinks()
         self._whole = None
+        self._close_lookups()
 
     def _discard_added(self) -> None:
         """Remove what this push added that refs will never point to: its quarantine, the packs it

@@ -354,23 +354,65 @@ def cheap_views(store: DiskObjectStore) -> tuple[list[PackIndexView], bool]:
     return views, len(views) == len(bases)
 
 
+class StoreLookups:
+    """What one push looks the store's objects up with, made when first asked for: the cheap views
+    of its packs (``cheap_views``), whether every pack has one, and one ``git_packindex.MappedPacks``
+    over the packs those leave out.  The reader that names and types the pushed pack's objects
+    (``PackObjectReader``) and the connectivity check's ``Presence`` (and its walk) share them:
+    each made its own ``MappedPacks`` over the same packs, listing the directory and mapping the
+    indexes again.  ``close`` unmaps the indexes (once the push is over)."""
+
+    def __init__(self, store: DiskObjectStore) -> None:
+        self._store = store
+        self._made: tuple[list[PackIndexView], bool, git_packindex.MappedPacks] | None = None
+
+    def _make(self) -> tuple[list[PackIndexView], bool, git_packindex.MappedPacks]:
+        if self._made is None:
+            views, all_viewed = cheap_views(self._store)
+            mapped = git_packindex.MappedPacks(os.fspath(self._store.pack_dir), object_format_of(self._store).raw_len,
+                                               skip={view.pack_path for view in views})
+            self._made = (views, all_viewed, mapped)
+        return self._made
+
+    @property
+    def views(self) -> list[PackIndexView]:
+        return self._make()[0]
+
+    @property
+    def all_viewed(self) -> bool:
+        return self._make()[1]
+
+    @property
+    def mapped(self) -> git_packindex.MappedPacks:
+        """Lookups in the packs ``views`` leave out, through their mapped indexes."""
+        return self._make()[2]
+
+    def close(self) -> None:
+        made, self._made = self._made, None
+        if made is not None:
+            made[2].close()
+
+
 class Presence:
     """``hexsha in presence``: in a viewed pack, else in the store's other packs, loose or in an alternate.
 
     The other packs (too large to view for one push, and not viewed yet) are looked up through their
-    mapped indexes (``git_packindex.MappedPacks``, unmapped when the presence is collected), as
+    mapped indexes (``git_packindex.MappedPacks``: the push's, ``StoreLookups.mapped``, else one
+    of its own, unmapped when the presence is collected), as
     dulwich would find them: a pack that arrived since is looked in when an object is not found.  dulwich itself is asked only about packs whose
     index those do not read.  A new history's push (a whole tree linked: 100,000 links to stored
     files) spent 1.9 s of server CPU, two fifths of it in dulwich's lookups (a ``stat`` of the
     multi-pack index at every one)."""
 
-    def __init__(self, store: DiskObjectStore, views: list[PackIndexView], all_viewed: bool) -> None:
+    def __init__(self, store: DiskObjectStore, views: list[PackIndexView], all_viewed: bool,
+                 mapped: git_packindex.MappedPacks | None = None) -> None:
+        """``mapped``: a ``MappedPacks`` made with the packs of ``views`` skipped, to share."""
         self._store = store
         self._views = views
         self._others: git_packindex.MappedPacks | None = None
         if not all_viewed:
-            self._others = git_packindex.MappedPacks(os.fspath(store.pack_dir), object_format_of(store).raw_len,
-                                                     skip={view.pack_path for view in views})
+            self._others = mapped if mapped is not None else git_packindex.MappedPacks(
+                os.fspath(store.pack_dir), object_format_of(store).raw_len, skip={view.pack_path for view in views})
 
     def __contains__(self, hexsha: object) -> bool:
         assert isinstance(hexsha, bytes)
@@ -670,7 +712,9 @@ class PackIngest:
 
     def __init__(self, store: DiskObjectStore, links: PushLinks | None = None,
                  into: Quarantine | None = None, rules: FsckRules | None = None,
-                 base_level: int = THIN_BASE_LEVEL) -> None:
+                 base_level: int = THIN_BASE_LEVEL, lookups: StoreLookups | None = None) -> None:
+        """``lookups``: the push's (its connectivity check looks up with them too), else made here."""
+        self._lookups = lookups
         self._rules = rules or DEFAULT_FSCK
         self._base_level = base_level
         if into is None:
@@ -783,8 +827,16 @@ class PackIngest:
         if not self._names:
             return None
         self._file.flush()
-        views, _ = cheap_views(self._store)
-        with PackObjectReader(self._store, views) as reader:
+        lookups = self._lookups or StoreLookups(self._store)
+        try:
+            return self._commit(lookups)
+        finally:
+            if lookups is not self._lookups:
+                lookups.close()
+
+    def _commit(self, lookups: StoreLookups) -> Pack:
+        assert self._file is not None
+        with PackObjectReader(self._store, lookups.views, mapped=lookups.mapped) as reader:
             get_raw = _raw_reader(reader, self._format.raw_len)
             with suppress(OSError, ValueError):  # (a file system that maps no file: read it)
                 self._view = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ)
@@ -2462,26 +2514,32 @@ StorePresence = tuple[list[PackIndexView], Callable[[bytes], bool]]
 """The cheap views of a store's packs and a presence test over them (``store_presence``)."""
 
 
-def store_presence(store: DiskObjectStore) -> StorePresence:
+def store_presence(store: DiskObjectStore, lookups: StoreLookups | None = None) -> StorePresence:
     """``cheap_views`` and a ``Presence`` over them: what ``connected`` looks objects up with, made
     once for the checks of many refs (each made its own: a listing of the pack directory and a
-    stat a pack, a third of the time of a push of 16,000 new refs)."""
+    stat a pack, a third of the time of a push of 16,000 new refs).  ``lookups``: the push's,
+    whose views and mapped indexes it uses."""
+    if lookups is not None:
+        return lookups.views, Presence(store, lookups.views, lookups.all_viewed, lookups.mapped).__contains__
     views, all_viewed = cheap_views(store)
     return views, Presence(store, views, all_viewed).__contains__
 
 
 def connected(store: DiskObjectStore, tips: Iterable[bytes], added: Collection[bytes],
-              links: PushLinks | None = None, presence: StorePresence | None = None) -> bool:
+              links: PushLinks | None = None, presence: StorePresence | None = None,
+              lookups: StoreLookups | None = None) -> bool:
     """Whether every object reachable from ``tips`` (hex) is in ``store``, reading only ``added`` ones.
 
     ``links``: what the push's objects link to, as ``PackIngest`` checked them (their types
     too): when every link is present, no walk is needed.  The walk checks the types itself.
-    ``presence``: ``store_presence(store)``, made once for several calls (else made here).
+    ``presence``: ``store_presence(store, lookups)``, made once for several calls (else made here).
+    ``lookups``: the push's, which the walk reads with too (``presence`` must be made from them).
     """
-    views, has = presence if presence is not None else store_presence(store)
+    views, has = presence if presence is not None else store_presence(store, lookups)
     if links is not None and links.closed(added, has):
         return tips is added or all(tip in added or has(tip) for tip in tips)  # (added ones are there)
-    with PackObjectReader(store, views + quarantine_views(store)) as reader:
+    with PackObjectReader(store, views + quarantine_views(store),
+                          mapped=lookups.mapped if lookups is not None else None) as reader:
         return walk_connected(tips, added, reader.read, has, reader.type_of, object_format=object_format_of(store))
 
 

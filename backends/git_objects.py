@@ -122,10 +122,15 @@ class PackObjectReader:
     The views must be read with the store's ``raw_len`` (``object_format_of(store)``).
     """
 
-    def __init__(self, store: BaseObjectStore, views: list[PackIndexView], maps: PackMaps | None = None) -> None:
+    def __init__(self, store: BaseObjectStore, views: list[PackIndexView], maps: PackMaps | None = None,
+                 mapped: MappedPacks | None = None) -> None:
         """``maps``: the request's pack maps, which stay open when this reader closes (by default
-        the reader has maps of its own)."""
+        the reader has maps of its own).  ``mapped``: the mapped indexes of the store's packs that
+        ``views`` leave out (``MappedPacks`` made with those views' packs skipped), a push's
+        (``git_ingest.StoreLookups``), which stay open too (by default the reader maps its own
+        on the first lookup outside the views)."""
         self._store = store
+        self._shared_mapped = mapped
         self._views = views
         self._raw_len = object_format_of(store).raw_len
         """Bytes of a REF_DELTA's base name."""
@@ -153,8 +158,9 @@ class PackObjectReader:
     def close(self) -> None:
         if self._own_maps:
             self._packs.close()
-        if self._others is not None and self._others.mapped is not None:
-            self._others.mapped.close()
+        others = self._others.mapped if self._others is not None else None
+        if others is not None and others is not self._shared_mapped:
+            others.close()
         self._others = None
         self._checked.clear()
         self._maps = [None] * len(self._views)
@@ -292,7 +298,9 @@ class PackObjectReader:
     def _other_packs(self) -> _OtherPacks:
         viewed = {view.pack_path for view in self._views}
         pack_dir = getattr(self._store, "pack_dir", None)
-        mapped = MappedPacks(os.fspath(pack_dir), self._raw_len, skip=viewed) if pack_dir is not None else None
+        mapped = self._shared_mapped
+        if mapped is None and pack_dir is not None:
+            mapped = MappedPacks(os.fspath(pack_dir), self._raw_len, skip=viewed)
         return _OtherPacks(self._store, viewed, mapped)
 
     def _mapped_pack(self, path: str) -> mmap.mmap | None:

@@ -1,6 +1,8 @@
 """A push's links to stored objects are looked up once, as git's receive-pack checks connectivity
 once: the lookup that types each link at ingest (``PushLinks.mismatch``) finds it, and the check
-of the refs (``PushLinks.closed``) looks up only what that one did not find.  And nothing is accepted that the two lookups refused: a missing object, an object of another type
+of the refs (``PushLinks.closed``) looks up only what that one did not find.  The reader that
+types them and the refs' check share one ``MappedPacks`` per push (``git_ingest.StoreLookups``).
+And nothing is accepted that the two lookups refused: a missing object, an object of another type
 than its link says, a tree naming a commit outside a submodule entry."""
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dulwich.object_format import SHA1
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.pack import write_pack_objects
 
-from backends import git_ingest
+from backends import git_ingest, git_packindex
 from backends.filesystem import FilesystemBackend
 from backends.git_objects import PackObjectReader
 from backends.interfaces import MISSING_OBJECTS, ZERO_ID, GitRepository, Kind, ObjectId, RefUpdate
@@ -135,6 +137,39 @@ def test_a_new_root_over_a_stored_directory_looks_each_link_up_once(stored: Stor
     linked = {bytes(blob.id) for blob in stored.blobs}
     assert {sha: n for sha, n in lookups.items() if sha in linked} == dict.fromkeys(linked, 1)
     assert (stored.git_dir / "refs" / "heads" / "other").read_bytes().strip() == commit.id
+    _fsck(stored.git_dir)
+
+
+def test_one_push_makes_one_mapped_packs(stored: Stored, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored pack is too large to view for the push (no view is cached for it): the reader that
+    types the links and the refs' check each made a ``MappedPacks`` over it, listing the directory
+    and mapping its index twice."""
+    monkeypatch.setattr(git_ingest, "SMALL_INDEX", 0)
+    made: list[git_packindex.MappedPacks] = []
+    listed: list[git_packindex.MappedPacks] = []
+    init, add_new = git_packindex.MappedPacks.__init__, git_packindex.MappedPacks._add_new
+
+    def counting_init(self: git_packindex.MappedPacks, *args: object, **kwargs: object) -> None:
+        made.append(self)
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_add_new(self: git_packindex.MappedPacks) -> bool:
+        listed.append(self)
+        return add_new(self)
+
+    monkeypatch.setattr(git_packindex.MappedPacks, "__init__", counting_init)
+    monkeypatch.setattr(git_packindex.MappedPacks, "_add_new", counting_add_new)
+    new = Blob.from_string(b"changed\n")
+    tree = Tree()
+    tree.add(b"changed.txt", 0o100644, new.id)
+    tree.add(b"kept.txt", 0o100644, stored.blobs[3].id)
+    commit = _commit(tree, [stored.commit.id], b"on top")
+    results = _push(stored.open(), [new, tree, commit],
+                    [RefUpdate(MAIN, ObjectId(stored.commit.id), ObjectId(commit.id)),
+                     RefUpdate(b"refs/heads/old", ZERO_ID, ObjectId(stored.commit.id))])  # (a stored tip)
+    assert results == [None, None]
+    assert len(made) == 1 and {id(m) for m in listed} == {id(made[0])}
+    assert stored.main() == commit.id
     _fsck(stored.git_dir)
 
 
