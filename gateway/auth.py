@@ -71,6 +71,7 @@ import os
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -387,9 +388,35 @@ MAX_FROM_PATTERNS = 256
 MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
 MAX_USER_LENGTH = 64
 _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]*\Z")
-PLAIN_NAMES = (f"ASCII letters, digits and . _ @ + - (not first: . @ + -), at most {MAX_USER_LENGTH} of them; "
-               "a name beyond ASCII (bøb) is not taken")
+_USER_PUNCTUATION = frozenset("._@+-")
+PLAIN_NAMES = (f"letters and digits of any script (bøb, josé), _ and . @ + - (not first: . @ + -), at most "
+               f"{MAX_USER_LENGTH} of them; no space, no control or invisible character, no other punctuation")
 """What a user name may hold (in hooks' REMOTE_USER, logs and rules), told where one is refused."""
+
+
+def plain_user(name: str) -> str | None:
+    """``name`` as hgwire keeps a user name, or None if it is not one (``PLAIN_NAMES``).
+
+    Beyond ASCII, a name is taken in Unicode's composed form (NFC): ``josé`` typed on one system
+    and ``jose`` + a combining accent from another are one user, in the password file, the keys
+    file, the rules, the logs and the hooks' ``REMOTE_USER`` (UTF-8).  Letters (any script),
+    combining marks (not first) and digits pass; spaces, controls, invisible format characters
+    (bidi marks), symbols and punctuation other than ``. _ @ + -`` do not, so a name cannot
+    break a ``user:hash`` line, an ``authorized_keys`` option, a rule's ``@group``/``*``, a log
+    line or a hook's shell."""
+    if name.isascii():
+        return name if len(name) <= MAX_USER_LENGTH and _USER_RE.match(name) else None
+    name = unicodedata.normalize("NFC", name)
+    if not name or len(name) > MAX_USER_LENGTH:
+        return None
+    for position, char in enumerate(name):
+        category = unicodedata.category(char)
+        if category[0] in "LN" or char == "_":
+            continue
+        if position and (category[0] == "M" or char in _USER_PUNCTUATION):
+            continue
+        return None
+    return name
 _OPTION_RE = re.compile(r'([A-Za-z0-9-]+)(?:="((?:[^"\\]|\\.)*)")?(?:,|(?=\s)|\Z)')
 
 
@@ -572,7 +599,7 @@ def parse_key_line(line: str) -> AuthorizedKey | None:
 
 
 def _parse_principals(value: str | None) -> tuple[str, ...]:
-    names = tuple(p.strip() for p in (value or "").split(","))
+    names = tuple(unicodedata.normalize("NFC", p.strip()) for p in (value or "").split(","))
     if not value or not all(names) or len(names) > MAX_FROM_PATTERNS:
         raise KeyLineError('principals= needs a list of names, e.g. principals="alice,bob"')
     return names
@@ -676,10 +703,11 @@ def _user_of(options: Mapping[str, str | None], comment: str, hg_ssh: bool) -> s
         user = options.get(USER_OPTION) or (comment.split() or [""])[0]
     if not user:
         raise KeyLineError('no user: add a comment or a user="NAME" option')
-    if len(user) > MAX_USER_LENGTH or not _USER_RE.match(user):
+    plain = plain_user(user)
+    if plain is None:
         raise KeyLineError(f"user name {user[:MAX_USER_LENGTH]!r} is not a plain name ({PLAIN_NAMES}): give the "
                            'line user="NAME" with such a name')
-    return user
+    return plain
 
 
 def _skipped_blob(line: str) -> bytes | None:
@@ -891,8 +919,8 @@ class AuthorizedKeys:
         reason = _certificate_refusal(cert, lines, address, moment)
         if reason is None:
             for line in lines:
-                wanted = [p for p in cert.principals if line.principals is None or p in line.principals]
-                user = next((p for p in wanted if len(p) <= MAX_USER_LENGTH and _USER_RE.match(p)), None)
+                plain = [p for p in map(plain_user, cert.principals) if p is not None]
+                user = next((p for p in plain if line.principals is None or p in line.principals), None)
                 if user is not None:
                     return user, None
             reason = "no principal of the certificate is one its authority's line allows (or a plain user name)"
@@ -1009,13 +1037,15 @@ def parse_htpasswd(text: str, schemes: Sequence[HashScheme], source: str = "htpa
         if not sep or not user:
             log.warn("{source}:{line}: entry refused: not a 'user:hash' line", source=source, line=number)
             continue
-        if not _USER_RE.match(user) or len(user) > MAX_USER_LENGTH:
+        plain = plain_user(user)
+        if plain is None:
             log.warn(  # noqa: G010
                 "{source}:{line}: entry refused: user name {user} is not a plain name ({plain})", source=source,
                 line=number, user=repr(user[:MAX_USER_LENGTH]), plain=PLAIN_NAMES)
             skipped.setdefault(user, f"its --htpasswd line {number} was skipped: the user name is not a plain name "
                                      f"({PLAIN_NAMES})")
             continue
+        user = plain
         if user in first:  # Apache's and nginx's basic authentication take a user's first line too
             log.warn(  # noqa: G010
                 "{source}:{line}: a second entry for {user} is ignored: line {first} is the one used; remove one of them",

@@ -251,7 +251,7 @@ class GitHooks:
             env.pop(key, None)
         env.update(self.location.object_env())  # a push's objects waiting in quarantine, as git tells
         if self.context.user:
-            env["REMOTE_USER"] = self.context.user
+            env["REMOTE_USER"] = os.fsdecode(self.context.user.encode("utf-8"))  # UTF-8 whatever the locale, as http-backend's
         if self.context.address:
             env["REMOTE_ADDR"] = self.context.address
         if told_options:  # as git's run_receive_hook: a count (0 without options) and each option

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, NoReturn
 
@@ -513,7 +514,8 @@ def check_web_access(repo: HgRepository, user: str | None, permission: Permissio
     def member(names: Sequence[str] | None) -> bool:
         if not names:
             return False
-        return list(names) == ["*"] or (user is not None and user in names)
+        # a name as logins name it: josé however the hgrc composes it (auth.plain_user)
+        return list(names) == ["*"] or (user is not None and user in {unicodedata.normalize("NFC", n) for n in names})
 
     def refuse(what: str) -> NoReturn:
         message = f"{what} not authorized by the repository's [web] settings"

@@ -47,6 +47,7 @@ import enum
 import importlib
 import os
 import tempfile
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -436,13 +437,18 @@ def parse_basic(header: bytes | None) -> tuple[str, str] | None:
     if scheme.lower() != b"basic" or len(value) > MAX_CREDENTIALS_BYTES:
         raise ProtocolError("only HTTP Basic authentication is supported", http_status=401)
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        raw = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ProtocolError("malformed Basic credentials", http_status=401) from None
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:  # an old client's Latin-1 (RFC 7617 leaves the charset open; git and hg send UTF-8)
+        raise ProtocolError("Basic credentials that are not UTF-8 (a client sending Latin-1?): the user name and "
+                            "password must be sent in UTF-8", http_status=401) from None
     user, sep, password = decoded.partition(":")
     if not sep or not user:
         raise ProtocolError("malformed Basic credentials", http_status=401)
-    return user, password
+    return unicodedata.normalize("NFC", user), password
 
 
 class Unauthorized(PermissionDenied):

@@ -71,6 +71,7 @@ import os
 import re
 import signal
 import tomllib
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -429,11 +430,11 @@ def _parse_groups(reader: _Reader, groups: Any, users: Any) -> dict[str, frozens
         for i, member in enumerate(reader.string_list(listed, f"groups.{name}")):
             if member.startswith(GROUP_PREFIX):
                 raise reader.fail(f"groups.{name}[{i}]", "groups cannot contain groups; list the users")
-            members.setdefault(name, set()).add(member)
+            members.setdefault(name, set()).add(_nfc(member))
         members.setdefault(name, set())
     for user, listed in users.items():
         for group in reader.string_list(listed, f"users.{user}"):
-            members.setdefault(group.removeprefix(GROUP_PREFIX), set()).add(user)
+            members.setdefault(group.removeprefix(GROUP_PREFIX), set()).add(_nfc(user))
     return {name: frozenset(users_) for name, users_ in members.items()}
 
 
@@ -445,7 +446,12 @@ def _principals(reader: _Reader, rule: Mapping[str, Any], key: str, where: str,
             raise reader.fail(f"{where}.{key}[{i}]", f"group {principal[1:]!r} is not defined; add it under [groups]")
         if principal == ANONYMOUS and key != "read":
             raise reader.fail(f"{where}.{key}[{i}]", "anonymous users can only be granted read")
-    return frozenset(found)
+    return frozenset(map(_nfc, found))
+
+
+def _nfc(name: str) -> str:
+    """A user name as logins name it (``auth.plain_user``): ``josé`` however the file composes it."""
+    return unicodedata.normalize("NFC", name)
 
 
 def _parse_rule(reader: _Reader, rule: Mapping[str, Any], where: str,

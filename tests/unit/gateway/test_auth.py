@@ -14,6 +14,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 
 from gateway.auth import (
     NOT_FROM_A_PERMITTED_HOST,
+    PLAIN_NAMES,
     UNKNOWN_KEY,
     Access,
     AuthorizedKeys,
@@ -26,6 +27,7 @@ from gateway.auth import (
     from_allows,
     parse_authorized_keys,
     parse_key_line,
+    plain_user,
 )
 from protocols.errors import PermissionDenied, ReadOnly
 
@@ -340,11 +342,36 @@ def test_a_user_s_first_htpasswd_line_is_the_one_used_and_a_second_is_told(tmp_p
     assert f"{path}:3: a second entry for alice is ignored: line 1 is the one used; remove one of them" in seen, seen
 
 
-def test_an_htpasswd_user_name_beyond_ascii_is_told_as_such(tmp_path: Path) -> None:
-    """``bøb:$2b$…`` (Apache and lighttpd take it) is refused for its name, and said so: it was
-    logged as "not a 'user:hash' line", and bøb's refused login said nothing of why."""
+def test_an_htpasswd_user_name_beyond_ascii_logs_in(tmp_path: Path) -> None:
+    """``bøb:$2b$…`` and ``josé`` (Apache and lighttpd take them; git and hg send them in UTF-8)
+    log in: they were refused at start as not plain names.  ``josé`` written decomposed in the
+    file and sent composed (or the other way) is the same user, named composed."""
     path = tmp_path / "htpasswd"
-    path.write_text(f"bøb:{_bcrypt('pw')}\nno colon here\n", encoding="utf-8")
+    path.write_text(f"bøb:{_bcrypt('pw')}\njose\u0301:{_bcrypt('pj')}\n", encoding="utf-8")
+    users = Htpasswd(path)
+    assert users.check("bøb", "pw")
+    assert not users.check("bøb", "wrong")
+    assert users.check("josé", "pj")
+    assert users.skipped("bøb") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "plain"),
+    [
+        ("alice", "alice"), ("bøb", "bøb"), ("josé", "josé"), ("jose\u0301", "josé"), ("Алиса", "Алиса"),
+        ("李雷", "李雷"), ("ana.maría@example.org", "ana.maría@example.org"), ("_ø", "_ø"),
+        ("a b", None), ("bøb\x1b[2J", None), ("bø\u202eb", None), ("bø\u200bb", None), ("bø:b", None),
+        ("@bøb", None), ("-bøb", None), ("\u0301e", None), ("bø*", None), ("bø/b", None), ("bø\nb", None),
+        ("ø" * 64, "ø" * 64), ("ø" * 65, None), ("", None), ("b\ufffdb", None), ("bø\u00a0b", None),
+    ],
+)
+def test_plain_user_takes_letters_of_any_script_and_nothing_that_breaks_a_line(name: str, plain: str | None) -> None:
+    assert plain_user(name) == plain
+
+
+def test_a_second_htpasswd_entry_for_the_same_composed_name_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    path.write_text(f"josé:{_bcrypt('first')}\njose\u0301:{_bcrypt('second')}\n", encoding="utf-8")
     seen: list[str] = []
 
     def observe(event: dict[str, object]) -> None:
@@ -353,13 +380,41 @@ def test_an_htpasswd_user_name_beyond_ascii_is_told_as_such(tmp_path: Path) -> N
     globalLogPublisher.addObserver(observe)
     try:
         users = Htpasswd(path)
-        assert not users.check("bøb", "pw")
+        users.refresh()
     finally:
         globalLogPublisher.removeObserver(observe)
-    plain = "ASCII letters, digits and . _ @ + - (not first: . @ + -), at most 64 of them; a name beyond ASCII (bøb) is not taken"
-    assert f"{path}:1: entry refused: user name 'bøb' is not a plain name ({plain})" in seen, seen
+    assert users.check("josé", "first")
+    assert not users.check("josé", "second")
+    assert f"{path}:2: a second entry for josé is ignored: line 1 is the one used; remove one of them" in seen, seen
+
+
+def test_an_htpasswd_user_name_with_a_control_character_is_told_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    path.write_text(f"bø\x1bb:{_bcrypt('pw')}\nno colon here\n", encoding="utf-8")
+    seen: list[str] = []
+
+    def observe(event: dict[str, object]) -> None:
+        seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        users = Htpasswd(path)
+        assert not users.check("bø\x1bb", "pw")
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert any(f"{path}:1: entry refused: user name " in line and f"is not a plain name ({PLAIN_NAMES})" in line
+               for line in seen), seen
     assert f"{path}:2: entry refused: not a 'user:hash' line" in seen, seen
-    assert users.skipped("bøb") == f"its --htpasswd line 1 was skipped: the user name is not a plain name ({plain})"
+    assert users.skipped("bø\x1bb") == (f"its --htpasswd line 1 was skipped: the user name is not a plain name "
+                                         f"({PLAIN_NAMES})")
+
+
+def test_a_key_line_names_a_user_beyond_ascii() -> None:
+    assert parse_key_line(f'user="jose\u0301" ssh-ed25519 {B64}').user == "josé"
+    assert parse_key_line(f"ssh-ed25519 {B64} bøb@laptop").user == "bøb@laptop"
+    assert parse_key_line(f'command="gitolite-shell Алиса",no-pty ssh-ed25519 {B64}').user == "Алиса"
+    with pytest.raises(KeyLineError, match="not a plain name"):
+        parse_key_line(f'user="bø\u202eb" ssh-ed25519 {B64}')
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,8 @@ def _basic(text: str) -> bytes:
         (_basic("alice:with:colons"), ("alice", "with:colons")),
         (_basic("alice:"), ("alice", "")),
         (b"basic " + base64.b64encode(b"bob:pw"), ("bob", "pw")),
+        (_basic("bøb:pw"), ("bøb", "pw")),
+        (_basic("jose\u0301:pw\u0301"), ("josé", "pw\u0301")),  # the name composed, the password as sent
     ],
 )
 def test_parse_basic(header: bytes | None, expected: tuple[str, str] | None) -> None:
@@ -177,6 +179,12 @@ def test_parse_basic(header: bytes | None, expected: tuple[str, str] | None) -> 
 def test_parse_basic_refuses(header: bytes) -> None:
     with pytest.raises(ProtocolError) as raised:
         parse_basic(header)
+    assert raised.value.http_status == 401
+
+
+def test_parse_basic_refuses_latin_1_credentials_saying_so() -> None:
+    with pytest.raises(ProtocolError, match="not UTF-8") as raised:
+        parse_basic(b"Basic " + base64.b64encode("bøb:pw".encode("latin-1")))
     assert raised.value.http_status == 401
 
 

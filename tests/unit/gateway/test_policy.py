@@ -96,6 +96,18 @@ def test_decisions(tmp_path: Path, user: str | None, repo: str, access: Access, 
     assert _authorizer(tmp_path).allows(user, repo, "git-ssh", access) is allowed
 
 
+def test_a_rule_names_a_user_beyond_ascii_however_the_file_composes_it(tmp_path: Path) -> None:
+    """``josé`` written decomposed in the file is the user who logs in as ``josé`` (composed, as
+    the password and keys files' names are taken), in a group, a ``[users]`` entry and a rule."""
+    text = ('[groups]\ndev = ["jose\u0301"]\n[users]\n"bo\u0308b" = ["dev"]\n'
+            '[[repo]]\npattern = "*"\nwrite = ["@dev"]\n[[repo]]\npattern = "lab/*"\nwrite = ["Ame\u0301lie"]\n')
+    authorizer = _authorizer(tmp_path, text)
+    assert authorizer.allows("josé", "app", "git-http", W)
+    assert authorizer.allows("böb", "app", "git-http", W)
+    assert authorizer.allows("Amélie", "lab/x", "git-http", W)
+    assert not authorizer.allows("Amélie", "app", "git-http", W)
+
+
 def test_refusals_say_what_to_do(tmp_path: Path) -> None:
     authorizer = _authorizer(tmp_path)
     with pytest.raises(PermissionDenied, match="carol may not push to team/app; ask the server's operator"):
