@@ -27,13 +27,17 @@ and ``_parseSSL(port, privateKey, certKey, sslmethod, interface, ...)``."""
 IPV4_WILDCARDS = frozenset({"", "0.0.0.0"})
 OPTIONS = {"tcp": ("port", "interface", "backlog"),
            "ssl": ("port", "interface", "backlog", "privateKey", "certKey", "extraCertChain", "dhParameters",
-                   "sslmethod", "clientCA")}
+                   "sslmethod", "clientCA", "clientCRL", "clientCertificate")}
 """The keywords Twisted's ``tcp:`` and ``ssl:`` server descriptions take; another is refused by
 Twisted with its parser's name (``_parseSSL() got an unexpected keyword argument``) and a traceback."""
 CLIENT_CERTIFICATE_OPTIONS = frozenset({"cacertsdir", "cacerts", "cacert", "ca", "cafile", "clientca", "verify",
                                         "verifyclient", "requirecertificate", "trustroot", "trustroots"})
 """Keywords an operator writes to ask for TLS client certificates (Twisted's client endpoints'
 ``caCertsDir=``, OpenSSL's and the proxies' words), lowercased: hgwire's ``ssl:`` spells it ``clientCA=``."""
+REVOCATION_OPTIONS = frozenset({"crl", "crlfile", "cacrl", "cacrlfile", "crlpath", "cacrlpath", "sslcrl",
+                                "revocationfile", "carevocationfile"})
+"""Keywords an operator writes for a certificate revocation list (lighttpd's ``ssl.ca-crl-file``,
+nginx's ``ssl_crl``, Apache's ``SSLCARevocationFile``), lowercased: hgwire's ``ssl:`` spells it ``clientCRL=``."""
 PROXY_PREFIX = "haproxy:"
 """Before an endpoint description: its connections come from a proxy that sends the PROXY protocol
 header first (Twisted's own spelling for that)."""
@@ -156,6 +160,10 @@ def endpoint_problem(description: str) -> EndpointError | None:
     positional, kwargs = parsed
     kind = description.split(":", 1)[0].lower()
     unknown = [key for key in kwargs if key not in OPTIONS[kind]]
+    if unknown and unknown[0].lower() in REVOCATION_OPTIONS and kind == "ssl":
+        return EndpointError(f"ssl: has no option {unknown[0]}=",
+                             "to refuse the client certificates your CA revoked, write clientCRL=FILE, a file of "
+                             "its revocation lists, beside clientCA=FILE (README, HTTP: HTTPS client certificates)")
     if unknown and unknown[0].lower() in CLIENT_CERTIFICATE_OPTIONS and kind == "ssl":
         return EndpointError(f"ssl: has no option {unknown[0]}=",
                              "to require client certificates signed by your CA, write clientCA=FILE, a file of "

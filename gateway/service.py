@@ -157,11 +157,11 @@ class ListenerService(service.Service):
         problem = endpoint_problem(text)
         if problem is not None:
             raise problem
-        client_cas: list[Any] = []
+        client_checks = tls.ClientChecks()
         if text[:4].lower() == "ssl:":
             if (warning := tls.check_files(text)) is not None:
                 log.warn("{endpoint}: {warning}", endpoint=self.description, warning=warning)  # noqa: G010
-            client_cas, warning = tls.client_cas(text)
+            client_checks, warning = tls.client_checks(text)
             if warning is not None:
                 log.warn("{endpoint}: {warning}", endpoint=self.description, warning=warning)  # noqa: G010
         try:
@@ -173,7 +173,7 @@ class ListenerService(service.Service):
             raise told from None
         if not isinstance(endpoint, SSL4ServerEndpoint):
             return endpoint
-        tls.prepare(endpoint._sslContextFactory, text, client_cas)
+        tls.prepare(endpoint._sslContextFactory, text, client_checks)
         self.tls = tls.ReloadableContext(text, endpoint._sslContextFactory)
         plain = TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
         if not proxied:  # TLS over the guard, as Twisted's ssl: endpoint, with hgwire's end of a failed handshake
@@ -439,7 +439,7 @@ def unreadable_files(config: ServiceConfig) -> list[tuple[str, str]]:
         if text[:4].lower() == "ssl:":
             with contextlib.suppress(Exception):  # (a description it cannot read is told at the start)
                 _, key_file, cert_file = tls._files(text)
-                for path in dict.fromkeys((key_file, cert_file, tls.split_client_ca(text)[1] or "")):
+                for path in dict.fromkeys((key_file, cert_file, *tls.client_files(text))):
                     files.append((f"{path} of {description}", path,
                                   "a SIGHUP cannot read a renewed certificate (the one in use serves on)"))
     effective = os.access in os.supports_effective_ids

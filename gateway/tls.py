@@ -12,6 +12,7 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.endpoints import _parse, serverFromString
@@ -182,20 +183,47 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
+CLIENT_CRL = "clientCRL"
+"""The ``ssl:`` option naming the certificate revocation lists (PEM or DER) of the ``clientCA=``
+CAs: a client certificate one of them lists is refused at the handshake."""
+CLIENT_CERTIFICATE = "clientCertificate"
+"""``required`` (the default with ``clientCA=``) or ``optional``: a client without a certificate
+is let through, one with a certificate must pass the same checks."""
+OPTIONAL = "optional"
+REQUIRED = "required"
+OWN_OPTIONS = (CLIENT_CA, CLIENT_CRL, CLIENT_CERTIFICATE)
+"""The ``ssl:`` options hgwire reads itself and takes out before Twisted reads the description."""
+
+
+def own_options(description: str) -> tuple[str, dict[str, str]]:
+    """The ``ssl:`` description Twisted reads (without hgwire's ``OWN_OPTIONS``), and the values of
+    those it has, unescaped (the last one when one is given twice)."""
+    kept, own = [], {}
+    for part in _fields(description):
+        name, sep, value = part.partition("=")
+        if sep and name in OWN_OPTIONS:
+            own[name] = _unescape(value)
+        else:
+            kept.append(part)
+    return (description if not own else ":".join(kept)), own
+
+
 def split_client_ca(description: str) -> tuple[str, str | None]:
-    """The ``ssl:`` description Twisted reads (without ``clientCA=``), and the file ``clientCA=``
+    """The ``ssl:`` description Twisted reads (without hgwire's options), and the file ``clientCA=``
     names ("" when it names none), None without it."""
-    fields = _fields(description)
-    kept = [field for field in fields if not field.startswith(CLIENT_CA + "=")]
-    if len(kept) == len(fields):
-        return description, None
-    given = [field for field in fields if field.startswith(CLIENT_CA + "=")]
-    return ":".join(kept), _unescape(given[-1][len(CLIENT_CA) + 1:])
+    twisted, own = own_options(description)
+    return twisted, own.get(CLIENT_CA)
 
 
 def twisted_description(description: str) -> str:
     """``description`` as Twisted's ``serverFromString`` takes it (``clientCA=`` is hgwire's)."""
-    return split_client_ca(description)[0]
+    return own_options(description)[0]
+
+
+def client_files(description: str) -> list[str]:
+    """The files of hgwire's own ``ssl:`` options (``clientCA=``, ``clientCRL=``) that name one."""
+    own = own_options(description)[1]
+    return [own[key] for key in (CLIENT_CA, CLIENT_CRL) if own.get(key)]
 
 
 def client_cas(description: str, now: datetime.datetime | None = None) -> tuple[list[Any], str | None]:
@@ -249,6 +277,122 @@ def client_cas(description: str, now: datetime.datetime | None = None) -> tuple[
                         f"on {expired[0].not_valid_after_utc:%Y-%m-%d %H:%M} UTC: the clients it signed are refused; "
                         "put the CA's renewed certificate in the file, then send hgwire a SIGHUP")
     return certificates, "; ".join(w for w in said if w) or None
+
+
+PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----\r?\n[A-Za-z0-9+/=\r\n]{1,16777216}?-----END X509 CRL-----")
+"""One PEM revocation list block (``openssl ca -gencrl``'s output)."""
+MAX_CRL_FILE = 16 * 1024 * 1024
+"""The most bytes read of a ``clientCRL=`` file (a small CA's list is a few KiB; a big one's MiBs)."""
+
+
+@dataclass(frozen=True)
+class ClientChecks:
+    """What an ``ssl:`` listener checks of its clients' certificates: the ``clientCA=`` CAs, the
+    ``clientCRL=`` revocation lists, and whether a client must present one."""
+
+    cas: list[Any] = field(default_factory=list)
+    crls: list[Any] = field(default_factory=list)
+    required: bool = True
+
+
+def client_checks(description: str, now: datetime.datetime | None = None) -> tuple[ClientChecks, str | None]:
+    """``client_cas``, ``client_crls`` and ``clientCertificate=`` of the ``ssl:`` description:
+    what ``prepare`` needs, and the warnings to log; TLSFilesError for an option that cannot serve."""
+    own = own_options(description)[1]
+    mode = own.get(CLIENT_CERTIFICATE, REQUIRED)
+    if mode not in (REQUIRED, OPTIONAL):
+        raise TLSFilesError(f"{CLIENT_CERTIFICATE}={mode} is neither {REQUIRED} nor {OPTIONAL}",
+                            f"write {CLIENT_CERTIFICATE}={OPTIONAL} to let clients without a certificate in "
+                            f"(those with one are checked), or leave it out to require one")
+    if CLIENT_CERTIFICATE in own and CLIENT_CA not in own:
+        raise TLSFilesError(f"{CLIENT_CERTIFICATE}= is given without {CLIENT_CA}=",
+                            f"add {CLIENT_CA}=FILE, the certificates of the CAs that sign your clients' certificates")
+    cas, ca_warning = client_cas(description, now)
+    crls, crl_warning = client_crls(description, cas, now)
+    warning = "; ".join(w for w in (ca_warning, crl_warning) if w) or None
+    return ClientChecks(cas, crls, mode == REQUIRED), warning
+
+
+def client_crls(description: str, cas: Sequence[Any], now: datetime.datetime | None = None
+                ) -> tuple[list[Any], str | None]:
+    """The revocation lists of the ``clientCRL=`` file of ``description`` (none without the option),
+    each signed by one of ``cas`` (the ``clientCA=`` certificates), and the warning to log (a list
+    out of date, which refuses every client of its CA; a CA without a list); TLSFilesError for a
+    file that cannot serve, each mistake in one sentence with what to do."""
+    path = own_options(description)[1].get(CLIENT_CRL)
+    if path is None:
+        return [], None
+    what = "a file of the revocation lists (PEM or DER) of the CAs in clientCA="
+    if not cas:
+        raise TLSFilesError("clientCRL= is given without clientCA=",
+                            "add clientCA=FILE, the certificates of the CAs whose revocation lists clientCRL= names")
+    if not path:
+        raise TLSFilesError("clientCRL= names no file", f"write clientCRL=FILE, {what}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CRL_FILE + 1)
+    except OSError as exc:
+        raise TLSFilesError(f"the clientCRL= file {path} cannot be read ({exc.strerror or exc})",
+                            f"check that clientCRL= names {what}, and that hgwire's user may read it") from None
+    if len(data) > MAX_CRL_FILE:
+        raise TLSFilesError(f"the clientCRL= file {path} is larger than {MAX_CRL_FILE} bytes",
+                            f"check that clientCRL= names {what}")
+    from cryptography import x509
+
+    blocks = PEM_CRL.findall(data) or ([data] if data[:1] == b"\x30" else [])  # DER: an ASN.1 SEQUENCE
+    if not blocks:
+        raise TLSFilesError(f"the clientCRL= file {path} holds no revocation list",
+                            f"check that clientCRL= names {what} (-----BEGIN X509 CRL-----)")
+    crls, signers = [], []
+    for number, block in enumerate(blocks, 1):
+        try:
+            crl = x509.load_pem_x509_crl(block) if block[:1] == b"-" else x509.load_der_x509_crl(block)
+        except ValueError:
+            raise TLSFilesError(f"revocation list {number} of the clientCRL= file {path} cannot be read",
+                                f"check that clientCRL= names {what}") from None
+        signer = next((ca for ca in cas if ca.subject == crl.issuer and _signed_by(crl, ca)), None)
+        if signer is None:
+            raise TLSFilesError(f"revocation list {number} of the clientCRL= file {path} (of "
+                                f"{crl.issuer.rfc4514_string()}) is not signed by a CA of the clientCA= file",
+                                "put in clientCRL= the revocation lists of the CAs in clientCA= (openssl crl -in "
+                                "FILE -noout -issuer names a list's CA)")
+        crls.append(crl)
+        signers.append(signer)
+    return crls, _crl_warning(path, crls, signers, cas, now or datetime.datetime.now(datetime.UTC))
+
+
+def _signed_by(crl: Any, ca: Any) -> bool:
+    try:
+        return bool(crl.is_signature_valid(ca.public_key()))
+    except (TypeError, ValueError):
+        return False
+
+
+def _crl_warning(path: str, crls: Sequence[Any], signers: Sequence[Any], cas: Sequence[Any],
+                 now: datetime.datetime) -> str | None:
+    """What to tell of the revocation lists at the start and on SIGHUP: one out of date (OpenSSL then
+    refuses every client its CA signed), not valid yet, or a CA that signs clients without a list
+    (its clients are refused: their revocation cannot be checked)."""
+    said = []
+    for crl, ca in zip(crls, signers, strict=True):
+        issuer = ca.subject.rfc4514_string()
+        if crl.next_update_utc is not None and now >= crl.next_update_utc:
+            said.append(f"the revocation list of {issuer} in the clientCRL= file {path} is out of date since "
+                        f"{crl.next_update_utc:%Y-%m-%d %H:%M} UTC: every client certificate that CA signed is "
+                        "refused until a fresh list is in the file; put it there, then send hgwire a SIGHUP")
+        elif now < crl.last_update_utc:
+            said.append(f"the revocation list of {issuer} in the clientCRL= file {path} is not valid until "
+                        f"{crl.last_update_utc:%Y-%m-%d %H:%M} UTC: every client certificate that CA signed is "
+                        "refused until then; check the host's clock or the list")
+    listed = {ca.subject for ca in signers}
+    issuers = {ca.issuer for ca in cas if ca.issuer != ca.subject}  # a CA that signed another signs CAs
+    missing = [ca for ca in cas if ca.subject not in listed and ca.subject not in issuers]
+    if missing:
+        names = ", ".join(ca.subject.rfc4514_string() for ca in missing)
+        said.append(f"the clientCRL= file {path} has no revocation list of {names} (in the clientCA= file): the "
+                    "client certificates it signs are refused, as their revocation cannot be checked; add its list "
+                    "to the file, then send hgwire a SIGHUP")
+    return "; ".join(said) or None
 
 
 CLIENT_CA_HANDFUL = 8
@@ -331,6 +475,11 @@ def _may_sign(certificate: Any) -> bool:
 
 
 VERIFY_ERRORS = {2: "its issuer is not among the clientCA= certificates",
+                 3: "the clientCRL= file has no revocation list of its CA, so its revocation cannot be checked",
+                 11: "the revocation list of its CA in the clientCRL= file is not valid yet",
+                 12: "the revocation list of its CA in the clientCRL= file is out of date (a fresh one is needed, "
+                     "then a SIGHUP)",
+                 23: "it is revoked (the clientCRL= file lists it)",
                  9: "it is not valid yet", 10: "it has expired",
                  18: "it is self-signed and not among the clientCA= certificates",
                  19: "its chain ends in a CA not among the clientCA= certificates",
@@ -353,16 +502,23 @@ def _client_verified(connection: Any, certificate: Any, error: int, depth: int, 
     return bool(ok)
 
 
-def require_client_certificates(context: Any, certificates: list[Any]) -> None:
+def require_client_certificates(context: Any, certificates: list[Any], crls: Sequence[Any] = (),
+                                required: bool = True) -> None:
     """Make the TLS ``context`` ask each client for a certificate, name ``certificates`` (CAs) to it,
-    and end the handshake of a client that sends none or one none of them signed."""
+    and end the handshake of a client that sends one none of them signed, one that ``crls`` (their
+    revocation lists) list, or (``required``) none at all."""
     from OpenSSL import SSL, crypto
 
     store = context.get_cert_store()
     for certificate in certificates:
         store.add_cert(crypto.X509.from_cryptography(certificate))
         context.add_client_ca(certificate)  # named in the certificate request: a client picks its certificate by it
-    context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT | SSL.VERIFY_CLIENT_ONCE, _client_verified)
+    for crl in crls:
+        store.add_crl(crl)
+    if crls:  # the client's own certificate is looked up in its CA's list (not the CAs': they are the operator's)
+        store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
+    demand = SSL.VERIFY_FAIL_IF_NO_PEER_CERT if required else 0
+    context.set_verify(SSL.VERIFY_PEER | demand | SSL.VERIFY_CLIENT_ONCE, _client_verified)
 
 
 def no_client_certificate(reason: Any) -> bool:
@@ -495,17 +651,17 @@ class ReloadableContext:
         new certificate's dates, if any.  A pair that cannot be used raises (TLSFilesError, OSError,
         OpenSSL's errors) and leaves the one in use."""
         warning = check_files(self.description)
-        cas, ca_warning = client_cas(self.description)
+        checks, ca_warning = client_checks(self.description)
         try:
             options = serverFromString(reactor, twisted_description(self.description))._sslContextFactory
         except VerifyError as exc:
             raise key_mismatch(exc) or exc from None
-        prepare(options, self.description, cas)
+        prepare(options, self.description, checks)
         self.options = options
         return "; ".join(w for w in (warning, ca_warning) if w) or None
 
 
-def prepare(options: Any, description: str, client_certificates: Sequence[Any] = ()) -> None:
+def prepare(options: Any, description: str, client_certificates: Sequence[Any] | ClientChecks = ()) -> None:
     """Complete the TLS options of the ``ssl:`` endpoint ``description`` before it listens.
 
     - Without ``extraCertChain=``, the certificates that follow the leaf in the ``certKey`` file (a
@@ -515,15 +671,18 @@ def prepare(options: Any, description: str, client_certificates: Sequence[Any] =
       ``http/1.0``, an HTTP/2-only client ``h2``) gets no ALPN protocol and goes on over HTTP/1.x,
       as with lighttpd and ``hg serve``; Twisted's own choice failed those handshakes with an
       "internal error" alert.
-    - With ``clientCA=`` (``client_certificates``, read by ``client_cas``), each client must present
-      a certificate one of those CAs signed, or its handshake fails.
+    - With ``clientCA=`` (``client_certificates``, read by ``client_checks``), each client must present
+      a certificate one of those CAs signed, which no ``clientCRL=`` list revokes, or its handshake
+      fails (``clientCertificate=optional``: a client may also present none).
     """
+    checks = (client_certificates if isinstance(client_certificates, ClientChecks)
+              else ClientChecks(list(client_certificates)))
     if not options.extraCertChain:
         options.extraCertChain = chain_after_leaf(_cert_file(description), options.certificate)
     context = options.getContext()  # made (and cached) now, before any connection uses it
     context.set_alpn_select_callback(_select_alpn)
-    if client_certificates:
-        require_client_certificates(context, list(client_certificates))
+    if checks.cas:
+        require_client_certificates(context, list(checks.cas), checks.crls, checks.required)
 
 
 def _cert_file(description: str) -> str:

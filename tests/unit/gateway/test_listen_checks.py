@@ -35,7 +35,7 @@ def test_a_wrong_port_or_interface_is_named(description: str, reason: str) -> No
      "listen on ssl:PORT:privateKey=KEY:certKey=CERT:clientCA=FILE"),
     ("ssl:8443:privateKey=k.pem:certkey=c.pem", "ssl: has no option certkey=",
      ("its options are port, interface, backlog, privateKey, certKey, extraCertChain, dhParameters, sslmethod, "
-      "clientCA; check the spelling")),
+      "clientCA, clientCRL, clientCertificate; check the spelling")),
     ("tcp:9418:inteface=127.0.0.1", "tcp: has no option inteface=",
      "its options are port, interface, backlog; check the spelling"),
 ])
