@@ -502,7 +502,7 @@ class HttpFront:
         user, password = credentials
         d = run_blocking(self.users.check, user, password)
         d.addErrback(_passwords_unreadable, self.users)
-        return d.addCallback(_user_if_valid, user, self.users)
+        return d.addCallback(_user_if_valid, user, self.users, request)
 
     def authorize(self, request: server.Request, repo: str, transport: str, access: Access) -> defer.Deferred[str | None]:
         """Authenticate, then ask the authorizer; fails with ``Unauthorized``/``PermissionDenied``.
@@ -553,9 +553,15 @@ def site_url(front: HttpFront, request: server.Request) -> str:
     return f"{scheme}://{host}"
 
 
-def _user_if_valid(valid: bool, user: str, users: Htpasswd) -> str:
+LOGGED_USER = "_hgwire_user"
+"""The request attribute that holds the user its credentials named, once checked: its access
+line's user field (``HgwireSite.log``), ``-`` without one, as lighttpd's and Apache's ``%u``."""
+
+
+def _user_if_valid(valid: bool, user: str, users: Htpasswd, request: server.Request) -> str:
     if not valid:
         raise Unauthorized("wrong user name or password", detail=users.skipped(user))
+    setattr(request, LOGGED_USER, user)
     return user
 
 
@@ -1219,7 +1225,8 @@ access_log = SafeLogger(namespace="gateway.http.access")
 
 class HgwireSite(server.Site):
     """twisted.web's site, whose access line (one a request, in the combined log format) is a
-    structured event: its text as before, with ``method``, ``path``, ``status``, ``peer`` and
+    structured event: its text as before, with ``method``, ``path``, ``status``, ``peer``, ``user``
+    (the user whose credentials the request carried, checked; else None, ``-`` in the text) and
     ``client_certificate`` (the subject of the certificate the client presented on an ``ssl:``
     listener with ``clientCA=``, else None) as fields; the subject also ends the text."""
 
@@ -1227,9 +1234,12 @@ class HgwireSite(server.Site):
         if self._logFile is None:  # stopped: as twisted.web's
             return
         line = self._logFormatter(self._logDateTime, request)
+        user = getattr(request, LOGGED_USER, None)
+        if user is not None:  # a plain name (auth.plain_user): no space, quote or control character to escape
+            line = line.replace(" - - ", f" - {user} ", 1)  # '"IP" - USER [date] …', the combined format's user
         subject = client_certificate_subject(getattr(request.channel, "transport", None))
         text = line if subject is None else line + ' client certificate "' + subject.replace('"', '\\"') + '"'
-        access_log.info("{access_line}", access_line=text, client_certificate=subject,
+        access_log.info("{access_line}", access_line=text, client_certificate=subject, user=user,
                         method=request.method.decode("latin-1"), path=request.uri.decode("latin-1")[:MAX_LOGGED_PATH],
                         status=request.code, peer=peer_text(request.getClientAddress()))
 

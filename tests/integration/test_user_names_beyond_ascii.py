@@ -72,6 +72,10 @@ def test_git_pushes_as_a_user_named_beyond_ascii(make_server: Callable[..., Runn
     assert [e["user"] for e in pushes] == ["bøb", "josé", "bøb"], pushes
     lines = [formatEvent(e) for e in events]
     assert any("not UTF-8" in line for line in lines), lines
+    access = [e for e in events if e.get("log_namespace") == "gateway.http.access"]
+    assert {e["user"] for e in access} == {None, "bøb", "josé", "Алиса"}, access  # None: the 401 before a password
+    pushed = [e["access_line"] for e in access if e["user"] == "bøb" and e["method"] == "POST"]
+    assert pushed and all(line.startswith('"127.0.0.1" - bøb [') for line in pushed), pushed
 
 
 def test_hg_and_git_push_over_ssh_as_a_key_s_user_named_beyond_ascii(
