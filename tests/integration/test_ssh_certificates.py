@@ -61,6 +61,17 @@ def test_an_rsa_authority_and_its_principals_option(setup: SshSetup, tmp_path: P
     assert _login(setup, frank).returncode == 255
 
 
+def test_a_principal_beyond_ascii_is_the_user_however_composed(setup: SshSetup, tmp_path: Path) -> None:
+    """``ssh-keygen -n josé``: the user josé (it was refused as not a plain name), whichever form the
+    certificate and the line's ``principals=`` write it in."""
+    ca = _keygen(tmp_path / "ca", "the-ca")
+    _trust(setup, 'cert-authority,principals="josé" ' + (tmp_path / "ca.pub").read_text())
+    jose = _certified(tmp_path, ca, "jose_key", "-n", "jose\u0301")
+    done = _login(setup, jose)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("hello josé team/app.git".encode()), done.stdout
+
+
 @pytest.mark.parametrize("how", ["authorized-key", "certificate"])
 def test_an_rsa_user_key_logs_in_beside_an_ed25519_host_key(setup: SshSetup, tmp_path: Path, how: str) -> None:
     """``server-sig-algs`` names the RSA signatures whatever the host keys are: it named the host
