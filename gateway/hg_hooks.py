@@ -18,7 +18,7 @@ exit.  After the commit: ``pushkey`` per pushed key (with ``HG_RET`` for a pushk
 ``changegroup`` (once, with ``HG_NODE`` the first added changeset and ``HG_NODE_LAST`` the last)
 and ``incoming`` (once per added changeset).  Each is a shell command run in the repository's root
 with ``HG_HOOKTYPE``, ``HG_HOOKNAME``, ``HG_SOURCE=serve``, ``HG_URL=remote:<ssh|http>:<address>``
-(``:<user>`` for HTTP), ``HG_TXNID``, ``HGPLAIN=1`` (empty for a hook whose ``<name>:run-with-plain``
+(``:<user>`` for HTTP), ``REMOTE_USER`` (the pushing user, as hgweb under a web server tells it), ``HG_TXNID``, ``HGPLAIN=1`` (empty for a hook whose ``<name>:run-with-plain``
 is false), the nodes, and what hg's ``tr.hookargs`` add
 (``GuardedTransaction.hookargs``: ``HG_BUNDLE2=1`` for every hook of a bundle2 push;
 ``HG_PHASES_MOVED`` from ``prepushkey`` on, ``HG_BOOKMARK_MOVED`` from ``pretxnclose-bookmark``
@@ -125,6 +125,9 @@ class HgHooks:
     txnid: str | None = field(default_factory=lambda: "TXN:" + secrets.token_hex(20))
     """``HG_TXNID``; None for a pull, which has no transaction."""
     output: list[bytes] = field(default_factory=list)
+    user: str | None = None
+    """The pushing user, told as ``REMOTE_USER`` (in UTF-8), as hgweb run as a CGI under a web
+    server that checked the password tells its hooks (a pushlog reads it); None: not told."""
 
     def unsupported_gate(self) -> str | None:
         """Why a push must be refused because a gating hook cannot be run, or None."""
@@ -178,8 +181,10 @@ class HgHooks:
 
     def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None,
              extra: Mapping[str, str] | None = None, bare: bool = False) -> int | None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HG_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HG_") and k != "REMOTE_USER"}
         env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HGPLAIN="1" if hook.plain else "")
+        if self.user:
+            env["REMOTE_USER"] = os.fsdecode(self.user.encode("utf-8"))  # UTF-8 whatever the locale
         if not bare:
             env["HG_SOURCE"] = "serve"
             if self.url is not None:
@@ -263,7 +268,7 @@ def hooks_of(repo: HgRepository, scheme: str, peer: str, user: str | None) -> Hg
     root, hooks = found
     host = peer_host(peer) or peer
     url = f"remote:{scheme}:{quote(host)}" + (f":{quote(user or '')}" if scheme != "ssh" else "")  # as hg serve's
-    return HgHooks(root, hooks, url)
+    return HgHooks(root, hooks, url, user=user)
 
 
 @dataclass(slots=True)

@@ -91,6 +91,8 @@ def test_hg_and_git_push_over_ssh_as_a_key_s_user_named_beyond_ascii(
     port = server.port("ssh")
     repo = server.root / "h"
     client.hg("init", str(repo))
+    hg_seen = tmp_path / "hg_remote_user"
+    (repo / ".hg" / "hgrc").write_text(f"[hooks]\nchangegroup.x = printf '%s' \"$REMOTE_USER\" > {hg_seen}\n")
     server.backend.create("g", Kind.GIT)
     seen = tmp_path / "remote_user"
     hook = server.root / "g.git" / "hooks" / "post-receive"
@@ -109,5 +111,25 @@ def test_hg_and_git_push_over_ssh_as_a_key_s_user_named_beyond_ascii(
         client.git("push", "-q", f"ssh://x@127.0.0.1:{port}/g", "HEAD:refs/heads/main", cwd=gwork,
                    env={"GIT_SSH_COMMAND": ssh_keys.command(port)})
     assert seen.read_bytes() == "josé".encode()
+    assert hg_seen.read_bytes() == "josé".encode()  # as hgweb's hooks under a web server (hg serve tells none)
     pushes = [e for e in events if e.get("log_namespace") == audit.AUDIT_NAMESPACE]
     assert [(e["user"], e["proto"]) for e in pushes] == [("josé", "hg-ssh"), ("josé", "git-ssh")], pushes
+
+
+def test_an_hg_push_over_http_tells_its_hooks_the_user(make_server: Callable[..., RunningServer], client: Client,
+                                                       tmp_path: Path) -> None:
+    """``REMOTE_USER``, as hgweb run as a CGI (lighttpd's mod_cgi, Apache) tells a pushlog hook."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"ana:{_hash(b'pa')}\n", encoding="utf-8")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(htpasswd), allow_push_over_http=True)
+    repo = server.root / "h"
+    client.hg("init", str(repo))
+    seen = tmp_path / "remote_user"
+    (repo / ".hg" / "hgrc").write_text(f"[hooks]\nchangegroup.x = printf '%s' \"$REMOTE_USER\" > {seen}\n"
+                                       "[web]\nallow-push = *\n")
+    work = client.cwd / "hw"
+    client.hg("init", str(work))
+    (work / "a").write_text("a\n")
+    client.hg("commit", "-qAm", "a", cwd=work)
+    client.hg("push", "-q", _with(server.url("http", "h"), "ana:pa"), cwd=work)
+    assert seen.read_bytes() == b"ana"
