@@ -705,9 +705,17 @@ def _user_of(options: Mapping[str, str | None], comment: str, hg_ssh: bool) -> s
         raise KeyLineError('no user: add a comment or a user="NAME" option')
     plain = plain_user(user)
     if plain is None:
-        raise KeyLineError(f"user name {user[:MAX_USER_LENGTH]!r} is not a plain name ({PLAIN_NAMES}): give the "
-                           'line user="NAME" with such a name')
+        raise KeyLineError(f"user name {user[:MAX_USER_LENGTH]!r} is not a plain name ({_why_not_plain(user)}): "
+                           'give the line user="NAME" with such a name')
     return plain
+
+
+NOT_UTF8 = "it is not UTF-8: save the file in UTF-8 (iconv -f latin1 -t utf-8)"
+
+
+def _why_not_plain(user: str) -> str:
+    """Why ``user`` is not a plain name: a file read as UTF-8 that was not (Latin-1), or ``PLAIN_NAMES``."""
+    return NOT_UTF8 if "\ufffd" in user else PLAIN_NAMES
 
 
 def _skipped_blob(line: str) -> bytes | None:
@@ -1041,9 +1049,9 @@ def parse_htpasswd(text: str, schemes: Sequence[HashScheme], source: str = "htpa
         if plain is None:
             log.warn(  # noqa: G010
                 "{source}:{line}: entry refused: user name {user} is not a plain name ({plain})", source=source,
-                line=number, user=repr(user[:MAX_USER_LENGTH]), plain=PLAIN_NAMES)
+                line=number, user=repr(user[:MAX_USER_LENGTH]), plain=_why_not_plain(user))
             skipped.setdefault(user, f"its --htpasswd line {number} was skipped: the user name is not a plain name "
-                                     f"({PLAIN_NAMES})")
+                                     f"({_why_not_plain(user)})")
             continue
         user = plain
         if user in first:  # Apache's and nginx's basic authentication take a user's first line too

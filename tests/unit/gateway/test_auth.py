@@ -409,6 +409,26 @@ def test_an_htpasswd_user_name_with_a_control_character_is_told_as_such(tmp_path
                                          f"({PLAIN_NAMES})")
 
 
+def test_an_htpasswd_file_in_latin_1_is_told_as_such(tmp_path: Path) -> None:
+    """``bøb`` saved in Latin-1 (read as UTF-8: ``b\ufffdb``) is not "not a plain name (letters …)"."""
+    path = tmp_path / "htpasswd"
+    path.write_bytes(f"bøb:{_bcrypt('pw')}\n".encode("latin-1"))
+    seen: list[str] = []
+
+    def observe(event: dict[str, object]) -> None:
+        seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        Htpasswd(path).refresh()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert (f"{path}:1: entry refused: user name 'b\ufffdb' is not a plain name (it is not UTF-8: save the file in "
+            "UTF-8 (iconv -f latin1 -t utf-8))") in seen, seen
+    with pytest.raises(KeyLineError, match="it is not UTF-8"):
+        parse_key_line(f'user="b\ufffdb" ssh-ed25519 {B64}')
+
+
 def test_a_key_line_names_a_user_beyond_ascii() -> None:
     assert parse_key_line(f'user="jose\u0301" ssh-ed25519 {B64}').user == "josé"
     assert parse_key_line(f"ssh-ed25519 {B64} bøb@laptop").user == "bøb@laptop"
