@@ -439,9 +439,11 @@ def unreadable_files(config: ServiceConfig) -> list[tuple[str, str]]:
         if text[:4].lower() == "ssl:":
             with contextlib.suppress(Exception):  # (a description it cannot read is told at the start)
                 _, key_file, cert_file = tls._files(text)
+                crl = tls.own_options(text)[1].get(tls.CLIENT_CRL)
                 for path in dict.fromkeys((key_file, cert_file, *tls.client_files(text))):
                     files.append((f"{path} of {description}", path,
-                                  "a SIGHUP cannot read a renewed certificate (the one in use serves on)"))
+                                  "a SIGHUP cannot read a fresh revocation list (the one in use stays)" if path == crl
+                                  else "a SIGHUP cannot read a renewed certificate (the one in use serves on)"))
     effective = os.access in os.supports_effective_ids
     return [(what, consequence) for what, path, consequence in files
             if path and os.path.exists(path) and not os.access(path, os.R_OK, effective_ids=effective)]

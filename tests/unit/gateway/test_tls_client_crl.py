@@ -74,3 +74,24 @@ def test_a_list_without_its_ca_or_a_mode_without_a_ca_is_refused(tmp_path: Path)
         client_checks(f"{BASE}:clientCertificate=optional", NOW)
     with pytest.raises(TLSFilesError, match="clientCRL= names no file"):
         client_crls(f"{BASE}:clientCRL=", [ca[0]], NOW)
+
+
+def test_a_client_crl_file_the_service_s_user_cannot_read_is_warned_of_at_start(monkeypatch: pytest.MonkeyPatch,
+                                                                                 tmp_path: Path) -> None:
+    """As the clientCA= file: under ``twistd --uid`` a SIGHUP could not read a fresh list."""
+    import os
+
+    from backends import load_backend
+    from gateway.config import ServiceConfig
+    from gateway.service import unreadable_files
+
+    crl = tmp_path / "clients.crl"
+    crl.write_bytes(_crl(_ca("ca"), NOW))
+    (tmp_path / "ca.pem").write_text("")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: str(path) != str(crl) and real_access(path, mode))
+    endpoint = f"ssl:0:privateKey={tmp_path / 'k.pem'}:certKey={tmp_path / 'c.pem'}:clientCA={tmp_path / 'ca.pem'}" \
+               f":clientCRL={crl}"
+    config = ServiceConfig(backend=load_backend("memory", str(tmp_path)), root=str(tmp_path), http=[endpoint])
+    assert unreadable_files(config) == [
+        (f"{crl} of {endpoint}", "a SIGHUP cannot read a fresh revocation list (the one in use stays)")]
