@@ -176,6 +176,19 @@ def in_flight_bound(client_version: bytes, window: int, max_packet: int, round_t
 INBOUND_WINDOW_MAX = 2 * 1024 * 1024
 """The most a client may send ahead of its session's reads: OpenSSH's own window."""
 
+EARLY_FAILURE_CLOSE_GRACE = 0.5
+"""How long the channel of a command that failed before a JSch client sent anything (a repository
+not found, a refusal) stays open after its stderr, EOF and exit status, unless the client sends
+its own EOF or close first (JGit does, once it has read the refusal).  JSch, the SSH library of
+JGit, Gerrit's replication and many Java tools, checks that the channel is still open once its
+exec request was answered, polling every 10 ms: a channel already closed by then made JGit say
+"connection failed" (one time in five on loopback) instead of the refusal it had been sent.  sshd
+never meets this (starting git takes it longer than that), and OpenSSH's client waits for the
+close before it exits, so other clients are closed at once, as before."""
+
+JSCH_VERSION_PREFIX = b"SSH-2.0-JSCH"
+"""How JSch (``SSH-2.0-JSCH-0.1.54``) and its maintained fork (``SSH-2.0-JSCH_0.2.x``) name themselves."""
+
 
 def inbound_window(window: int, round_trip: float) -> int:
     """The window a session channel gives its client: a round trip's worth, within bounds.
@@ -835,6 +848,8 @@ class ExecChannel(conch_channel.SSHChannel):
         self._eof_pending = False
         self._exit_status: int | None = None
         self._done = False
+        self._client_eof = False
+        self._close_later: IDelayedCall | None = None
         self._record = _Record()
         self._peer = "?"
         self._opened_at = 0.0
@@ -1029,6 +1044,10 @@ class ExecChannel(conch_channel.SSHChannel):
         self._deliver()
 
     def eofReceived(self) -> None:
+        self._client_eof = True
+        if self._close_later is not None:  # a failed command's channel, held open for the client
+            self._close_now()
+            return
         self._eof_pending = True
         self._deliver()
 
@@ -1171,9 +1190,29 @@ class ExecChannel(conch_channel.SSHChannel):
         self._end_count()  # before the client can hear of the end and start its next operation
         self._connection.sendEOF(self)
         self._connection.sendRequest(self, b"exit-status", struct.pack(">L", self._exit_status))
+        if self._exit_status != 0 and self._record.bytes_in == 0 and not self._client_eof and self._jsch_client():
+            # failed before its client said anything: JSch may not have seen its exec answered yet
+            # (``EARLY_FAILURE_CLOSE_GRACE``); its EOF or close ends the wait
+            clock = reactor_time(self.clock)
+            self._close_later = clock.callLater(EARLY_FAILURE_CLOSE_GRACE, self._close_now)
+            return
         self.loseConnection()
 
+    def _jsch_client(self) -> bool:
+        version = getattr(self._connection.transport, "otherVersionString", b"") or b""
+        return version.upper().startswith(JSCH_VERSION_PREFIX)
+
+    def _close_now(self) -> None:
+        later, self._close_later = self._close_later, None
+        if later is not None and later.active():
+            later.cancel()
+        if not self.localClosed:
+            self.loseConnection()
+
     def closed(self) -> None:
+        later, self._close_later = self._close_later, None
+        if later is not None and later.active():
+            later.cancel()
         producer, self._producer = self._producer, None
         self._queue.clear()
         if producer is not None:

@@ -12,6 +12,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 
 from gateway.ssh import (
+    EARLY_FAILURE_CLOSE_GRACE,
     IN_FLIGHT_FLOOR,
     IN_FLIGHT_RATE,
     INBOUND_WINDOW_MAX,
@@ -101,6 +102,79 @@ def test_exit_status_and_close_wait_for_queued_output() -> None:
     chan.addWindowBytes(3)
     assert b"".join(conn.packets) == b"0123456789abcdef"
     assert conn.events == ["eof", "exit-status", "close"]
+
+
+# ---------------------------------------------------------------- a command that fails at once
+
+JSCH = b"SSH-2.0-JSCH-0.1.54"  # JGit 4.11's, as it introduced itself to hgwire
+
+
+class StderrConnection(FakeConnection):
+    def __init__(self, client_version: bytes) -> None:
+        super().__init__()
+        self.transport = SimpleNamespace(otherVersionString=client_version)
+
+    def sendExtendedData(self, channel: Any, data_type: int, data: bytes) -> None:
+        self.events.append("stderr")
+
+    def sendClose(self, channel: Any) -> None:
+        super().sendClose(channel)
+        channel.localClosed = True
+
+
+def failing_channel(client_version: bytes) -> tuple[ExecChannel, StderrConnection, Clock]:
+    """A channel whose command fails before its client sent a byte, as ``git-upload-pack
+    'nope.git'`` does: the refusal on stderr, exit status 128."""
+    conn = StderrConnection(client_version)
+    chan = ExecChannel(remoteWindow=1 << 20, remoteMaxPacket=32768, conn=conn)
+    chan.clock = clock = Clock()
+    return chan, conn, clock
+
+
+def test_a_jsch_client_still_has_its_channel_when_it_looks_after_its_exec_reply() -> None:
+    # JSch polls for the exec reply every 10 ms, then JGit checks the channel is open: closed
+    # already, it said "connection failed" and dropped the refusal (one ls-remote in five)
+    chan, conn, clock = failing_channel(JSCH)
+    chan.write_stderr(b"fatal: repository nope.git not found\n")
+    chan.finish(128)
+    assert conn.events == ["stderr", "eof", "exit-status"]
+    clock.advance(EARLY_FAILURE_CLOSE_GRACE / 2)
+    assert conn.events == ["stderr", "eof", "exit-status"]
+    chan.eofReceived()  # JGit has read the refusal and closes its side: the channel closes then
+    assert conn.events == ["stderr", "eof", "exit-status", "close"]
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_jsch_client_that_never_answers_is_closed_after_the_grace() -> None:
+    chan, conn, clock = failing_channel(b"SSH-2.0-JSCH_0.2.20")
+    chan.finish(1)
+    clock.advance(EARLY_FAILURE_CLOSE_GRACE)
+    assert conn.events == ["eof", "exit-status", "close"]
+    chan.eofReceived()
+    assert conn.events == ["eof", "exit-status", "close"]
+
+
+def test_a_jsch_client_closing_first_leaves_no_timer_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    chan, _conn, clock = failing_channel(JSCH)
+    monkeypatch.setattr(chan, "_log_session", lambda: None)  # (no avatar here to name the user)
+    chan.finish(128)
+    chan.closed()
+    assert clock.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize(("version", "status", "read_input"), [
+    (b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10", 128, False),  # waits for the close to exit: git would wait
+    (b"SSH-2.0-libssh2_1.11.0", 128, False),
+    (JSCH, 0, False),  # a command that succeeded
+    (JSCH, 1, True),  # failed after its client spoke: the client is long past its exec reply
+])
+def test_other_ends_close_at_once(version: bytes, status: int, read_input: bool) -> None:
+    chan, conn, clock = failing_channel(version)
+    if read_input:
+        chan.dataReceived(b"0000")
+    chan.finish(status)
+    assert conn.events == ["eof", "exit-status", "close"]
+    assert clock.getDelayedCalls() == []
 
 
 # ---------------------------------------------------------------- the in-flight bound
