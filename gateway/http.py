@@ -94,6 +94,7 @@ from protocols.http_head import (
     line_ends_in_bare_lf,
     origin_form,
     reason_phrase,
+    request_line_target,
     request_line_version,
 )
 
@@ -1043,8 +1044,10 @@ class HgwireHTTPChannel(http.HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         """twisted.web's, with the empty lines before a request line ignored (RFC 9112 §2.2; it
         ignored one and answered 400 to a second) and its version read as ``request_line_version``
-        reads it (``HTTP/1.2`` as 1.1: twisted.web's 400; ``HTTP/2.0``: 505), and a line holding a
-        bare LF (``GET / HTTP/1.1<LF>Host: h<CR><LF>``) refused (400, ``BARE_LF``)."""
+        reads it (``HTTP/1.2`` as 1.1: twisted.web's 400; ``HTTP/2.0``: 505), its target's bytes past
+        ASCII read as their percent-encoding (``request_line_target``: libgit2's unescaped UTF-8 names;
+        twisted.web's 400), and a line holding a bare LF (``GET / HTTP/1.1<LF>Host: h<CR><LF>``)
+        refused (400, ``BARE_LF``)."""
         if b"\n" in line:
             self._refuse_bare_lf()
             return
@@ -1052,7 +1055,7 @@ class HgwireHTTPChannel(http.HTTPChannel):
             if not line:
                 return
             try:
-                line = request_line_version(line)
+                line = request_line_target(request_line_version(line))
             except ProtocolError as bad:
                 status = b"%d %s" % (bad.http_status, http.RESPONSES.get(bad.http_status, b"Bad Request"))
                 self._refuse_request(status, str(bad))

@@ -96,6 +96,27 @@ def request_line_version(line: bytes) -> bytes:
     return head + b" HTTP/1.1" if minor > b"1" else line
 
 
+def request_line_target(line: bytes) -> bytes:
+    """The request line with the bytes of its request target past ASCII percent-encoded.
+
+    libgit2 (pygit2, and the tools built on it) puts a repository name's UTF-8 bytes in the
+    request line as they are (``GET /\xc3\xbcn\xc3\xaf.git/info/refs``), where git's own client,
+    JGit and browsers send ``/%C3%BCn%C3%AF.git``.  RFC 9112 allows only ASCII there and
+    twisted.web answers 400 to anything else; lighttpd and nginx in front of git http-backend
+    read such bytes as their percent-encoding, and so does this server now: the same name as if
+    the client had encoded it, checked as every name is.  Spaces and control characters are left
+    alone (refused, as nginx and Apache refuse them).
+    """
+    first, last = line.find(b" "), line.rfind(b" ")
+    if first < 0 or last <= first:
+        return line
+    target = line[first + 1:last]
+    if target.isascii():
+        return line
+    encoded = b"".join(b"%%%02X" % byte if byte >= 0x80 else bytes((byte,)) for byte in target)
+    return line[:first + 1] + encoded + line[last:]
+
+
 BARE_LF = ("a line of the request ends in LF alone; HTTP/1.1 ends each line of the request line, the headers "
            "and a chunked body's framing in CRLF (\\r\\n): send CRLF")
 """Why a request with a bare LF is refused (400), at once."""

@@ -176,3 +176,30 @@ def test_lfs_inside_a_body_are_its_bytes(port: int) -> None:
     for body in (b"Content-Length: 3\r\n\r\na\n\n", b"Transfer-Encoding: chunked\r\n\r\n2\r\n\n\n\r\n0\r\n\r\n"):
         answer = exchange(port, b"POST /hgr?cmd=heads HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n" + body)
         assert status_of(answer) == 200 and len(body_of(answer).strip()) == 40, answer
+
+
+# What pygit2 (libgit2 1.9.7) sent for ``list_heads()`` of ``http://127.0.0.1:PORT/ünï.git``,
+# recorded byte for byte: the name's UTF-8 as it is, where git, JGit and browsers percent-encode it.
+LIBGIT2_UTF8_NAME = (b"GET /\xc3\xbcn\xc3\xaf.git/info/refs?service=git-upload-pack HTTP/1.1\r\n"
+                     b"User-Agent: git/2.0 (libgit2 1.9.7)\r\n"
+                     b"Host: 127.0.0.1:%d\r\n"
+                     b"Accept: */*\r\n"
+                     b"Connection: close\r\n\r\n")
+
+
+def test_libgit2_s_unescaped_utf8_repository_name_is_served(make_server: Callable[..., RunningServer],
+                                                             client: Client) -> None:
+    """twisted.web answered 400 ("the request line … is malformed"); lighttpd and nginx in front of
+    git http-backend read those bytes as their percent-encoding, and so does hgwire now."""
+    server = make_server("fs", http=[LOOPBACK])
+    client.git("init", "-q", "--bare", str(server.root / "ünï.git"))
+    port = server.port("http")
+    answer = exchange(port, LIBGIT2_UTF8_NAME % port)
+    assert status_of(answer) == 200, answer[:300]
+    assert b"application/x-git-upload-pack-advertisement" in answer.partition(b"\r\n\r\n")[0]
+    assert b"# service=git-upload-pack" in body_of(answer)
+    # the same name, encoded as git sends it, is the same repository; a space is still refused
+    encoded = exchange(port, get("/%C3%BCn%C3%AF.git/info/refs?service=git-upload-pack"))
+    assert status_of(encoded) == 200
+    assert body_of(encoded) == body_of(answer)
+    assert status_of(exchange(port, get("/my app.git/info/refs?service=git-upload-pack"))) == 400

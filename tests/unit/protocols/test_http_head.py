@@ -11,6 +11,7 @@ from protocols.http_head import (
     connection_options,
     line_ends_in_bare_lf,
     origin_form,
+    request_line_target,
     request_line_version,
 )
 
@@ -95,3 +96,15 @@ def test_a_later_http1_minor_version_is_read_as_11_and_another_major_refused() -
 ])
 def test_a_line_that_ends_in_lf_alone_is_told(pending: bytes | bytearray, bare: bool) -> None:
     assert line_ends_in_bare_lf(pending) is bare
+
+
+def test_a_target_s_bytes_past_ascii_are_read_as_their_percent_encoding() -> None:
+    # libgit2 sends a UTF-8 repository name as it is; twisted.web refuses such a line (400)
+    assert (request_line_target(b"GET /\xc3\xbcn\xc3\xaf.git/info/refs?service=git-upload-pack HTTP/1.1")
+            == b"GET /%C3%BCn%C3%AF.git/info/refs?service=git-upload-pack HTTP/1.1")
+    assert request_line_target(b"POST /t/\xe4\xbb\x93.git/git-upload-pack HTTP/1.1") == \
+        b"POST /t/%E4%BB%93.git/git-upload-pack HTTP/1.1"
+    # ASCII lines, and lines without a target between two spaces, are left to twisted.web as they are
+    for line in (b"GET /a%20b.git HTTP/1.1", b"GET /my app.git HTTP/1.1", b"GET /\xc3\xbc", b"\xc3\xbc",
+                 b"GET / HTTP/1.1"):
+        assert request_line_target(line) == line
