@@ -80,6 +80,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from backends.lru import LruCache
 from backends.names import validate_name
 from gateway.auth import (
     UNKNOWN_KEY,
@@ -93,7 +94,7 @@ from gateway.auth import (
 )
 from gateway.channel import Session, SessionContext
 from gateway.config import ServiceConfig, user_name
-from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, ssh_refusal
+from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, push_refusal, ssh_refusal
 from gateway.limits import REFUSAL_GRACE, ConnectionLimits, count_request, drop, limits_for, user_sessions
 from gateway.logs import SafeLogger, loggable_name
 from gateway.policy import authorizer_for, public_url
@@ -1280,7 +1281,8 @@ def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "")
         if len(readable) >= MAX_GREETING_REPOSITORIES:
             more += 1
             continue
-        readable.append(f" R {'W' if authorizer.allows(user, name, transport, Access.WRITE) else ' '}  {name}")
+        writable = authorizer.allows(user, name, transport, Access.WRITE) and not refuses_every_push(backend, name)
+        readable.append(f" R {'W' if writable else ' '}  {name}")
     if readable:
         lines += ["", "You may read (R) and push to (W):", *readable]
         if more:
@@ -1290,6 +1292,48 @@ def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "")
     else:
         lines += ["", "There is no repository you may read yet."]
     return ("\n".join(lines) + "\n").encode("utf-8", "replace")
+
+
+PUSH_REFUSAL_TTL = 300.0
+"""Seconds a greeting remembers whether a repository's backend refuses every push to it."""
+_push_refusals: LruCache[tuple[int, str], tuple[float, bool]] = LruCache(4096)
+"""(the backend's id, a repository name) -> (when asked, whether ``refuses_push`` refused)."""
+
+
+def refuses_every_push(backend: Any, name: str, now: Callable[[], float] = time.monotonic) -> bool:
+    """Whether the backend's repository ``name`` refuses every push (its optional ``refuses_push``,
+    a read-only mirror), for the greeting's ``W`` (blocking: it may open the repository).  hgwire's
+    own backends never refuse and are not asked; another's repository is opened once and its answer
+    kept ``PUSH_REFUSAL_TTL`` seconds, so that a greeting opens at most the repositories it lists
+    (``MAX_GREETING_REPOSITORIES``) and the next logins none.  A repository that cannot be opened
+    keeps its ``W`` (the push would say why)."""
+    if _never_refuses(backend):
+        return False
+    key = (id(backend), name)
+    known = _push_refusals.get(key)
+    if known is not None and now() - known[0] < PUSH_REFUSAL_TTL:
+        return known[1]
+    try:
+        repo = backend.open(name)
+    except Exception:  # noqa: BLE001 - a greeting shows what it can; the push itself reports the error
+        return False
+    try:
+        refused = push_refusal(repo, name) is not None
+    except Exception:  # noqa: BLE001 - as above
+        refused = False
+    finally:
+        close = getattr(repo, "close", None)  # optional: a backend may not have it
+        if close is not None:
+            close()
+    _push_refusals.put(key, (now(), refused))
+    return refused
+
+
+def _never_refuses(backend: Any) -> bool:
+    """The ``fs`` and ``memory`` backends, whose repositories have no ``refuses_push``."""
+    from backends.filesystem import FilesystemBackend
+    from backends.memory import MemoryBackend
+    return type(backend) in (FilesystemBackend, MemoryBackend)  # (a subclass may wrap what it opens)
 
 
 # --- the factory ------------------------------------------------------------------------------

@@ -55,8 +55,10 @@ class Mirror:
         self.inner = FilesystemBackend(root)
         self.reached: list[str] = []
         """What of a push reached the repositories' write methods (nothing, when it is refused up front)."""
+        self.opened: list[str] = []
 
     def open(self, name: str) -> Repository:
+        self.opened.append(name)
         return _Mirrored(self.inner.open(name), self.reached)
 
     def create(self, name: str, kind: Kind) -> Repository:
@@ -161,3 +163,17 @@ def test_git_lfs_uploads_to_a_mirror_are_refused(make_server: Callable[..., Runn
     assert status == 403 and answer["message"] == "media.git is a read-only mirror; push to the primary instead", answer
     status, _ = _batch(batch, {"operation": "download", "objects": [{"oid": "a" * 64, "size": 3}]})
     assert status == 200
+
+
+def test_the_ssh_greeting_shows_no_w_for_a_mirror(make_server: Callable[..., RunningServer], client: Client,
+                                                  ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """``ssh git@host`` listed a mirror's repositories ``R W``, though every push to them is refused:
+    they are ``R`` only now, each opened once for its ``refuses_push`` and the answer kept, so that
+    the next login opens none."""
+    server = _server(make_server, client, ssh_keys, tmp_path)
+    client.git("init", "-q", "--bare", "-b", "main", str(server.root / "app.git"))
+    ssh = [*ssh_keys.command(server.port("ssh")).split(), "git@127.0.0.1", "info"]
+    listed = [client.run(*ssh).stdout.splitlines() for _ in range(2)]
+    assert listed[0][-1] == " R    app.git", listed[0]
+    assert listed[1] == listed[0]
+    assert server.backend.opened == ["app.git"], server.backend.opened  # type: ignore[attr-defined]
