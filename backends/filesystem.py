@@ -8,8 +8,10 @@ point elsewhere inside ROOT, never outside it.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import fcntl
+import itertools
 import os
 import shutil
 import time
@@ -257,9 +259,40 @@ class FilesystemBackend:
     def list(self) -> Iterable[str]:
         return sorted(self._walk(self.root, "", 0))
 
-    def _walk(self, path: str, prefix: str, depth: int) -> Iterator[str]:
+    def names_below(self, name: str, limit: int) -> builtins.list[str] | None:
+        """The names of repositories inside the directory a request for ``name`` reaches when it
+        reaches no repository (``team`` holding ``team/plans.git``), at most ``limit`` of them and
+        at most ``limit`` directories looked at (a few ``stat`` calls: access rules ask it on the
+        event loop, to answer a directory that holds only repositories a user may not read as a
+        name nothing is at); None when ``name`` reaches no directory."""
         try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name)
+            name = validate_name(name)
+            self._checked_ancestors(name)
+            folder = next((c for c, kinds in self._candidates(name) if kinds is ANY_KIND
+                           and not os.path.islink(os.path.join(self.root, c))
+                           and os.path.isdir(self._confined(c)) and detect_kind(self._confined(c)) is None), None)
+        except HgwireError:
+            return None
+        if folder is None:
+            return None
+        found: builtins.list[str] = []
+        budget = [limit]
+        for below in self._walk(self._confined(folder), folder + "/", 0, budget):
+            found.append(below)
+            if len(found) >= limit:
+                break
+        return found
+
+    def _walk(self, path: str, prefix: str, depth: int, budget: builtins.list[int] | None = None) -> Iterator[str]:
+        """Repository names below ``path``; ``budget``: how many directory entries (files too) may
+        still be read, counted down, in the directories' own order (unbounded and by name without one)."""
+        try:
+            with os.scandir(path) as scan:
+                if budget is None:
+                    entries = sorted(scan, key=lambda e: e.name)
+                else:
+                    entries = list(itertools.islice(scan, max(budget[0], 0)))
+                    budget[0] -= len(entries)
         except OSError:
             return
         for entry in entries:
@@ -273,7 +306,7 @@ class FilesystemBackend:
             if detect_kind(entry.path) is not None:
                 yield name
             elif depth + 1 < MAX_LIST_DEPTH:
-                yield from self._walk(entry.path, name + "/", depth + 1)
+                yield from self._walk(entry.path, name + "/", depth + 1, budget)
 
 
 CREATING_PREFIX = ".tmp-create-"

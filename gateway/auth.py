@@ -157,9 +157,43 @@ def _the_policy_grants(authorizer: Authorizer, request: AccessRequest) -> None:
     policy = authorizer.policy.current
     if reason := policy.refusal(request):
         raise _existence_refusal(authorizer, policy, request) or PermissionDenied(reason)
-    if request.access is Access.READ and (reason := _hidden_below(policy, request)) \
-            and authorizer.exists(request.repo) is False:
-        raise PermissionDenied(reason)
+    if request.access is not Access.READ or not any(rule.read is not None for rule in policy.rules):
+        return  # (nothing is hidden without a read list: no lookup)
+    if reason := _hidden_below(policy, request):
+        if authorizer.exists(request.repo) is False:
+            raise PermissionDenied(reason)
+    elif _holds_nothing_readable(authorizer, policy, request) and authorizer.exists(request.repo) is False:
+        raise RepositoryNotFound(f"repository {request.repo} not found")
+
+
+FOLDER_SCAN_LIMIT = 64
+"""Directory entries read below a directory a request names (and repositories asked of), to tell whether the
+user may read any of them (``_holds_nothing_readable``): on the event loop, a few ``stat`` calls each."""
+
+
+def _holds_nothing_readable(authorizer: Authorizer, policy: Policy, request: AccessRequest) -> bool:
+    """Whether ``request.repo`` reaches a directory (no repository) in which the user may read no
+    repository: it is then answered as a name nothing is at, "not found", on every transport.  It
+    was "team is not a git or Mercurial repository", telling someone a rule on ``*/plans`` keeps
+    from ``team/plans`` that ``team`` exists.  Asked of the backend's optional
+    ``names_below(name, limit)``, only where some rule has a read list (the caller then asks
+    whether the name reaches a repository); a directory holding a repository the user may read is
+    still "not a … repository"."""
+    below = authorizer.names_below
+    if below is None:
+        return False
+    try:
+        names = below(request.repo, FOLDER_SCAN_LIMIT)
+    except Exception:  # noqa: BLE001 - the directory is answered as the backend answers it
+        return False
+    if names is None:
+        return False
+    for name in names:
+        reading = AccessRequest(request.user, name, request.transport, Access.READ,
+                                authorizer.rule_names(name, reading=True))
+        if policy.refusal(reading) is None:
+            return False
+    return True
 
 
 def _hidden_below(policy: Policy, request: AccessRequest) -> str | None:
@@ -243,6 +277,9 @@ class Authorizer:
     for a name reaches, so that rules see every name that reaches it (``rule_names``)."""
     create_on_push: bool = False
     """``--create-on-push``: a push to a repository that does not exist may make it."""
+    names_below: Callable[[str, int], list[str] | None] | None = None
+    """The backend's ``names_below`` (optional): the repositories inside the directory a name
+    reaches, at most so many, or None when it reaches none (``_holds_nothing_readable``)."""
 
     def check(self, user: str | None, repo: str, transport: str, access: Access) -> None:
         """Return if allowed; raise ``PermissionDenied``/``ReadOnly`` with the reason otherwise."""

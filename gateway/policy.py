@@ -738,7 +738,8 @@ def authorizer_for(config: ServiceConfig) -> Authorizer:
         policy = PolicyFile(config.config_file) if config.config_file else None
         config.authorizer = Authorizer(read_only=config.read_only, policy=policy,
                                        locate=getattr(config.backend, "locate", None),  # optional in a backend
-                                       create_on_push=config.create_on_push)
+                                       create_on_push=config.create_on_push,
+                                       names_below=getattr(config.backend, "names_below", None))  # optional too
     return config.authorizer
 
 

@@ -38,7 +38,17 @@ from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 
 from backends.interfaces import Kind
 from gateway.audit import AUDIT_NAMESPACE
-from tests.conftest import BACKENDS, LOOPBACK, VENV_BIN, Client, RunningServer, start_server, stop_server
+from tests.conftest import (
+    BACKENDS,
+    LOOPBACK,
+    VENV_BIN,
+    Client,
+    RunningServer,
+    SshKeys,
+    ssh_server_settings,
+    start_server,
+    stop_server,
+)
 from tests.integration.test_cli import start_twistd, stop_twistd
 
 POLICY = """
@@ -590,6 +600,42 @@ def test_a_name_inside_a_private_repository_answers_as_one_nothing_is_at(
         answer = page.getresponse()
         assert (answer.status, answer.read()) == (404, f"repository {name} not found\n".encode()), name
         page.close()
+
+
+def test_a_directory_holding_only_repositories_one_may_not_read_is_not_found(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    """A read list on ``*/plans`` (a glob that first matches at a later segment) and only
+    ``team/plans.git`` in ``team``: ``team`` was "team is not a git or Mercurial repository" to
+    those the list keeps out, where ``nothere`` is "not found", telling them ``team`` exists; it
+    is now answered byte for byte as ``nothere`` over git://, SSH, HTTP (git, hg, the pages).  A
+    directory holding a repository they may read (``other``) is still "not a … repository"."""
+    policy = tmp_path / "later-glob-policy.toml"
+    policy.write_text('anonymous_read = true\n[[repo]]\npattern = "*/plans"\nread = ["root"]\n')
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], config_file=str(policy),
+                         htpasswd=str(_htpasswd(tmp_path)), **ssh_server_settings(ssh_keys))
+    server.backend.create("team/plans.git", Kind.GIT)
+    server.backend.create("other/app.git", Kind.GIT)
+    client.env["GIT_SSH_COMMAND"] = ssh_keys.command(server.port("ssh"))
+    http_base = f"127.0.0.1:{server.port('http')}"
+
+    def told(name: str) -> list[str]:
+        said = []
+        for url in (server.git_url(name), f"ssh://git@127.0.0.1:{server.port('ssh')}/{name}",
+                    f"http://{http_base}/{name}", f"http://carol:{PASSWORDS['carol']}@{http_base}/{name}"):
+            said.append(client.git("ls-remote", url, check=False).stderr)
+        said.append(client.hg("id", f"http://carol:{PASSWORDS['carol']}@{http_base}/{name}", check=False).stderr)
+        for path in (f"/{name}", f"/{name}/log", f"/{name}?cmd=capabilities"):
+            page = http.client.HTTPConnection("127.0.0.1", server.port("http"), timeout=30)
+            page.request("GET", path)
+            answer = page.getresponse()
+            said.append(f"{answer.status} {answer.read()!r}")
+            page.close()
+        return [line.replace(name, "NAME") for line in said]
+
+    assert told("team") == told("tean"), "a directory of private repositories answers as a name nothing is at"
+    assert told("team.git") == told("tean.git")
+    assert "other is not a git or Mercurial repository" in client.git("ls-remote", server.git_url("other"),
+                                                                      check=False).stderr
 
 
 def test_a_directory_of_private_repositories_answers_as_one_that_is_not_there(

@@ -42,6 +42,27 @@ def test_repositories_no_client_may_name_are_not_listed(tmp_path: Path) -> None:
         backend.open("~tilde")
 
 
+def test_names_below_a_directory_are_bounded(tmp_path: Path) -> None:
+    """What the access rules ask of a name that reaches a directory: the repositories in it, at
+    most ``limit`` of them and ``limit`` directories looked at; None for a repository or nothing."""
+    backend = FilesystemBackend(str(tmp_path))
+    for n in range(10):
+        backend.create(f"team/r{n}", Kind.GIT)
+    backend.create("team/deep/er/plans", Kind.HG)
+    everything = ["team/deep/er/plans", *(f"team/r{n}.git" for n in range(10))]
+    assert sorted(backend.names_below("team", 100) or ()) == everything
+    few = backend.names_below("team.git", 4)  # 4 entries read, in the directory's order
+    assert few is not None and 1 <= len(few) <= 4 and set(few) <= set(everything)
+    big = tmp_path / "big"
+    big.mkdir()
+    for n in range(5000):  # files are entries too: a directory of many is not read whole
+        (big / f"f{n}").write_bytes(b"")
+    assert backend.names_below("big", 64) == []
+    assert backend.names_below("team/r1", 5) is None
+    assert backend.names_below("nothere", 5) is None
+    assert backend.names_below("team/r1.git/refs", 5) is None
+
+
 def test_symlink_out_of_root_refused(tmp_path: Path) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
     subprocess.run(["git", "init", "-q", "--bare", str(outside / "secret.git")], check=True)
