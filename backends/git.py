@@ -62,6 +62,7 @@ from backends.lru import LruCache
 from protocols import git_proc_receive
 from protocols.errors import ProtocolError, StorageError, storage_advice
 from protocols.git_upload import parse_oid
+from protocols.text import quoted
 
 RefLock = Callable[[], AbstractContextManager[None]]
 """Takes the repository's ref-update lock for the duration of a ``with``."""
@@ -1248,8 +1249,8 @@ class DulwichGitRepository:
                     hooks: ReceiveHooks | None = None) -> Sequence[RefResult]:
         """Check names and connectivity, then compare-and-swap each ref under the repo lock.
 
-        With ``hooks``, pre-receive sees the updates that passed the checks, then
-        the update hook each one; post-receive gets those that were made.
+        With ``hooks``, pre-receive sees every update (as git's, those its early checks refused too),
+        then the update hook each one still standing; post-receive gets those that were made.
         """
         self._memo = _CheckMemo()  # what the checks of many refs share (objects only come and stay meanwhile)
         try:
@@ -1270,8 +1271,11 @@ class DulwichGitRepository:
         # as git's receive-pack: the commands a proc-receive hook takes are checked for hidden refs
         # and missing objects only, then handed to it instead of being made (unless it lets them fall through)
         proc = {u.ref for u in updates if git_proc_receive.matches(rules.proc_refs, u.ref, u.old, u.new)}
-        checked = [(u, self._proc_refusal(u, hidden) if u.ref in proc else self._refusal(u, head, hidden, rules))
-                   for u in updates]
+        # as git's receive-pack: a name it refuses (funny, too deep) is refused once pre-receive has
+        # seen it, as each ref is updated; meanwhile nothing reads the storage by that name
+        names = {u.ref: named for u in updates if u.ref not in proc and (named := _name_refusal(u.ref)) is not None}
+        checked = [(u, NAME_PENDING if u.ref in names else self._proc_refusal(u, hidden) if u.ref in proc
+                    else self._refusal(u, head, hidden, rules)) for u in updates]
         # as git's receive-pack: a deletion of a ref that was not there is not told to post-receive
         # and post-update (its ``did_not_exist``), though pre-receive and update hear of it
         absent = frozenset(u.ref for u, reason in checked
@@ -1279,7 +1283,8 @@ class DulwichGitRepository:
         if hooks is not None:
             checked = _pre_receive_verdicts(checked, hooks)
         # as git's receive-pack: the receive.* settings refuse what pre-receive let through
-        checked = [(u, self._late_refusal(u, head, rules) if reason is None and u.ref not in proc else reason)
+        checked = [(u, names[u.ref] if reason is NAME_PENDING
+                    else self._late_refusal(u, head, rules) if reason is None and u.ref not in proc else reason)
                    for u, reason in checked]
         self._told = b"".join(self._told_of(u, reason, head, rules) for u, reason in checked if u.ref not in proc)
         try:
@@ -1439,11 +1444,6 @@ class DulwichGitRepository:
 
     def _refusal(self, update: RefUpdate, head: bytes | None, hidden: Callable[[bytes], bool],
                  rules: ReceiveRules) -> str | None:
-        # as receive-pack: refs/ and then a name of two levels at least (refs/foo is "funny")
-        if not update.ref.startswith(b"refs/") or not check_ref_format(Ref(update.ref[len(b"refs/"):])):
-            return "funny refname"
-        if update.ref.count(b"/") > MAX_REF_LEVELS:
-            return f"refname has more than {MAX_REF_LEVELS} levels"
         damage = self.ref_damage(update.ref)
         if damage is not None:  # git: "bad object"; it hid the packed value it would overwrite
             return (f"the server's file of this ref is damaged ({damage}); tell the server's operator "
@@ -1494,7 +1494,9 @@ class DulwichGitRepository:
         name = update.ref.decode("utf-8", "replace")
         deletion = is_zero_id(update.new)
         lines: list[str] = []
-        if reason == CHECKED_OUT:
+        if reason == FUNNY_REFNAME:
+            lines.append(f"error: refusing to create funny ref {quoted(update.ref, MAX_TOLD_NAME)} remotely")
+        elif reason == CHECKED_OUT:
             lines.append(f"error: refusing to update checked out branch: {name}")
             if not rules.current_branch_set:
                 lines.append("error: " + UNCONFIGURED_CURRENT_BRANCH)
@@ -2007,11 +2009,30 @@ def _transaction_hook(hooks: ReceiveHooks | None) -> TransactionHook | None:
 
 def _pre_receive_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks
                           ) -> list[tuple[RefUpdate, str | None]]:
-    """pre-receive over the updates still standing: a refusal declines them all."""
-    standing = [u for u, reason in checked if reason is None]
-    if not standing or hooks.pre_receive(standing):
+    """pre-receive over every update, as git's receive-pack tells it those its checks refused
+    already (a hidden ref, missing objects) too: a refusal declines those still standing (a name
+    to be refused after it among them)."""
+    if not checked or hooks.pre_receive([u for u, _ in checked]):
         return checked
-    return [(u, PRE_RECEIVE_DECLINED if reason is None else reason) for u, reason in checked]
+    return [(u, PRE_RECEIVE_DECLINED if reason is None or reason is NAME_PENDING else reason) for u, reason in checked]
+
+
+FUNNY_REFNAME = "funny refname"
+MAX_TOLD_NAME = 4096
+"""Bytes of a ref name an ``error:`` line about it shows."""
+NAME_PENDING = "(a name refused once pre-receive has run)"
+"""The verdict of a command whose ref name is refused (``_name_refusal``) until pre-receive has run."""
+
+
+def _name_refusal(ref: bytes) -> str | None:
+    """Why git's receive-pack refuses a pushed ref's name as it updates the ref: ``refs/`` and then
+    a name of two levels at least (``refs/foo`` is "funny"), and, hgwire's own bound, at most
+    ``MAX_REF_LEVELS`` levels; None for a name it takes."""
+    if not ref.startswith(b"refs/") or not check_ref_format(Ref(ref[len(b"refs/"):])):
+        return FUNNY_REFNAME
+    if ref.count(b"/") > MAX_REF_LEVELS:
+        return f"refname has more than {MAX_REF_LEVELS} levels"
+    return None
 
 
 def _update_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks

@@ -1255,20 +1255,22 @@ def _finish_push(
         hooks = git_hooks.GitHooks(found, context or git_hooks.PushContext())
         if hooks.present():
             return hooks
+    said: list[bytes] = []  # the gateway's own error: lines (a funny refname), before the backend's
     try:
-        results = protected.update_refs(repo, commands.updates, commands.atomic, protections)
+        results = protected.update_refs(repo, commands.updates, commands.atomic, protections, said=said)
     except BACKEND_REFUSALS as refusal:
-        return None, _backend_refused(commands.updates, refusal), _told(repo)
-    return None, _shallow(commands, results), _told(repo)
+        return None, _backend_refused(commands.updates, refusal), b"".join(said) + _told(repo)
+    return None, _shallow(commands, results), b"".join(said) + _told(repo)
 
 
 def _update_with_hooks(repo: GitRepository, commands: git_receive.RefCommands, protections: Protections | None,
                        hooks: git_hooks.GitHooks) -> PushOutcome:
+    said: list[bytes] = []
     try:
-        results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks)
+        results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks, said)
     except BACKEND_REFUSALS as refusal:
-        return None, _backend_refused(commands.updates, refusal), hooks.take_output(_told(repo))
-    return None, _shallow(commands, results), hooks.take_output(_told(repo))
+        return None, _backend_refused(commands.updates, refusal), hooks.take_output(b"".join(said) + _told(repo))
+    return None, _shallow(commands, results), hooks.take_output(b"".join(said) + _told(repo))
 
 
 def _told(repo: GitRepository) -> bytes:

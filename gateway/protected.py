@@ -41,6 +41,7 @@ from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
 from dulwich.object_store import BaseObjectStore
 
+from backends.git import MAX_TOLD_NAME, PRE_RECEIVE_DECLINED
 from backends.git_pack import is_ancestor
 from backends.hg.changelog import parse_changeset
 from backends.interfaces import (
@@ -74,6 +75,7 @@ from protocols import git_receive, hg_exchange
 from protocols import hg_obsmarkers as obs
 from protocols.errors import HgwireError, PermissionDenied, StorageError, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
+from protocols.text import quoted
 
 log = SafeLogger()
 
@@ -117,16 +119,24 @@ def _protection_refusal(protections: Protections | None, store: BaseObjectStore,
 
 
 def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
-                protections: Protections | None, hooks: ReceiveHooks | None = None) -> list[RefResult]:
+                protections: Protections | None, hooks: ReceiveHooks | None = None,
+                said: list[bytes] | None = None) -> list[RefResult]:
     """``repo.update_refs`` after the push's commands are screened (``git_receive.screen_commands``:
     names, a ref named twice, symbolic refs) and the protections checked: refused refs get ``ng``, the
     rest go to the backend (with the receive ``hooks``, which only a backend with ``hook_location`` is
-    given), each ref once, a symbolic ref's update as its target's (the backend sees no symbolic ref)."""
+    given), each ref once, a symbolic ref's update as its target's (the backend sees no symbolic ref).
+
+    As git's receive-pack, the pre-receive hook is told every command as the client sent it, those
+    refused here too (a funny refname, a protected ref): git checks them after the hook, as it
+    updates each ref, so a hook that declines has them all "pre-receive hook declined", and one that
+    accepts has its output before git's ``error: refusing to create funny ref`` lines (added to
+    ``said``).  The backend is never given a refused command: the hook hears of them through
+    ``_EveryCommand``, which the backend asks as it asks the hooks."""
     def backend_update(allowed: Sequence[RefUpdate]) -> Sequence[RefResult]:
         try:
-            if hooks is None:
+            if feed is None:
                 return repo.update_refs(allowed, atomic)
-            return repo.update_refs(allowed, atomic, hooks=hooks)  # type: ignore[call-arg]
+            return repo.update_refs(allowed, atomic, hooks=feed)  # type: ignore[call-arg]
         finally:
             failures = getattr(repo, "reflog_failures", None)  # optional: a backend may keep no reflogs
             for failure in failures or ():
@@ -137,13 +147,20 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
     screened = git_receive.screen_commands(updates, _symrefs_named(repo, updates))
     reasons = [s.reason or _protection_refusal(protections, repo.object_store, u, s.target)
                for u, s in zip(updates, screened, strict=True)]
+    feed = _EveryCommand(hooks, updates) if hooks is not None and any(reasons) else hooks
+    allowed = [replace(u, ref=s.target) if s.target is not None else u
+               for u, s, reason in zip(updates, screened, reasons, strict=True) if reason is None and not s.skipped]
+    if isinstance(feed, _EveryCommand) and (atomic or not allowed):
+        feed.pre_receive(())  # the backend is given nothing to run it over
     if atomic and any(reasons):
         backend_update([])  # also with none: the push's objects then go
-        return [RefResult(u.ref, reason or ATOMIC_FAILURE, target=s.target)
+        reasons = _late(reasons, feed, said, updates)
+        otherwise = PRE_RECEIVE_DECLINED if isinstance(feed, _EveryCommand) and feed.accepted is False \
+            else ATOMIC_FAILURE
+        return [RefResult(u.ref, reason or otherwise, target=s.target)
                 for u, s, reason in zip(updates, screened, reasons, strict=True)]
-    done = {r.ref: r for r in backend_update([replace(u, ref=s.target) if s.target is not None else u
-                                               for u, s, reason in zip(updates, screened, reasons, strict=True)
-                                               if reason is None and not s.skipped])}
+    done = {r.ref: r for r in backend_update(allowed)}
+    reasons = _late(reasons, feed, said, updates)
     results = []
     for u, s, reason in zip(updates, screened, reasons, strict=True):
         if reason is not None:
@@ -153,6 +170,39 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
         else:
             results.append(done[u.ref])
     return results
+
+
+class _EveryCommand:
+    """The push's receive hooks, with pre-receive told every command the client sent (in its order,
+    as sent: a symbolic ref by its own name), whatever the backend asks it over: the backend is
+    given only the commands the gateway let through.  Run once; the rest is passed on."""
+
+    def __init__(self, hooks: ReceiveHooks, updates: Sequence[RefUpdate]) -> None:
+        self._hooks = hooks
+        self._updates = list(updates)
+        self.accepted: bool | None = None
+        """What pre-receive said (None: not run yet)."""
+
+    def pre_receive(self, updates: Sequence[RefUpdate]) -> bool:
+        if self.accepted is None:
+            self.accepted = self._hooks.pre_receive(self._updates)
+        return self.accepted
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._hooks, attr)
+
+
+def _late(reasons: list[str | None], feed: ReceiveHooks | None, said: list[bytes] | None,
+          updates: Sequence[RefUpdate]) -> list[str | None]:
+    """The gateway's refusals as git's receive-pack gives them after its pre-receive hook: all
+    "pre-receive hook declined" when the hook declined, else as they are, a funny refname with
+    git's ``error:`` line (in ``said``)."""
+    if isinstance(feed, _EveryCommand) and feed.accepted is False:
+        return [PRE_RECEIVE_DECLINED if reason is not None else None for reason in reasons]
+    if said is not None:
+        said += [f"error: refusing to create funny ref {quoted(u.ref, MAX_TOLD_NAME)} remotely\n".encode()
+                 for u, reason in zip(updates, reasons, strict=True) if reason == git_receive.FUNNY_REFNAME]
+    return reasons
 
 
 def _symrefs_named(repo: GitRepository, updates: Sequence[RefUpdate]) -> Mapping[bytes, bytes]:

@@ -121,3 +121,42 @@ def test_a_branch_naming_a_tree_or_blob_is_refused_as_git_refuses_it(
     assert (bare / "told").read_text() == (copy / "told").read_text()  # the hook heard of them
     assert client.git("--git-dir", str(bare), "for-each-ref").stdout == \
         client.git("--git-dir", str(copy), "for-each-ref").stdout
+
+
+@pytest.mark.parametrize("hook", [None, "accepts", "declines"])
+@pytest.mark.parametrize(("options", "refspecs"), [
+    ([], ["main:refs/x"]),  # a name of one level under refs/: git's "funny refname"
+    ([], ["main:refs/heads/fine", "main:refs/y"]),
+    ([], ["main:refs/hidden/x", "main:refs/z"]),  # receive.hideRefs: refused before pre-receive, which hears of it
+    (["--atomic"], ["main:refs/heads/fine", "main:refs/y"]),
+])
+def test_a_refused_name_is_refused_after_pre_receive_as_git_refuses_it(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+        hook: str | None, options: list[str], refspecs: list[str]) -> None:
+    """git's receive-pack tells pre-receive every command (a hidden ref's too) and refuses a funny
+    name as it updates the ref, after the hook: the hook's output, then ``remote: error: refusing
+    to create funny ref 'refs/x' remotely``, then the ref ``(funny refname)``, or ``(pre-receive
+    hook declined)`` when the hook declined.  hgwire refused such names before the hook, which never
+    heard of them, without git's line, and ``funny refname`` even when the hook declined."""
+    server = make_server("fs", git=[LOOPBACK])
+    work = tmp_path / "work"
+    _history(client, work)
+    bare = server.root / "r.git"
+    client.git("init", "-q", "--bare", "-b", "main", str(bare))
+    client.git("push", "-q", str(bare), "main", cwd=work)
+    client.git("--git-dir", str(bare), "config", "receive.hideRefs", "refs/hidden")
+    if hook is not None:
+        script = bare / "hooks" / "pre-receive"
+        script.write_text("#!/bin/sh\necho pre-receive saw:\ntee -a told\n"
+                          + ("exit 1\n" if hook == "declines" else ""))
+        script.chmod(0o755)
+    copy = tmp_path / "copy.git"
+    shutil.copytree(bare, copy, symlinks=True)
+    ours = client.git("push", *options, server.git_url("r"), *refspecs, cwd=work, check=False)
+    theirs = client.git("push", *options, f"file://{copy}", *refspecs, cwd=work, check=False)
+    assert ours.returncode == theirs.returncode == 1
+    assert _remote_lines(ours.stderr) == _remote_lines(theirs.stderr), ours.stderr
+    if hook is not None:
+        assert (bare / "told").read_text() == (copy / "told").read_text() != ""
+    assert client.git("--git-dir", str(bare), "for-each-ref").stdout == \
+        client.git("--git-dir", str(copy), "for-each-ref").stdout

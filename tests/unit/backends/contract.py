@@ -230,7 +230,8 @@ class BackendContract:
                    RefUpdate(b"refs/heads/frozen", ZERO_ID, ObjectId(first.id)),
                    RefUpdate(b"main", ZERO_ID, ObjectId(first.id))]
         assert _push(repo, objects, updates, hooks) == [None, "hook declined", "funny refname"]
-        assert hooks.seen == ["pre-receive refs/heads/main refs/heads/frozen", "update refs/heads/main",
+        # as git's receive-pack: pre-receive hears of every command, the funny one too (refused after it)
+        assert hooks.seen == ["pre-receive refs/heads/main refs/heads/frozen main", "update refs/heads/main",
                               "update refs/heads/frozen", "post-receive refs/heads/main"]
         second, more = _commit(b"two", [first.id])
         declined = backend.open("r")

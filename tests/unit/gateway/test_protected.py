@@ -108,6 +108,54 @@ def test_without_protections_the_backend_decides(git_repo: tuple[GitRepository, 
         RefResult(MAIN, "deletion of the current branch prohibited"), RefResult(TOPIC)]  # HEAD names main
 
 
+class _Told:
+    """Receive hooks that note what they are told; pre-receive says ``accept``."""
+
+    def __init__(self, accept: bool) -> None:
+        self.accept = accept
+        self.seen: list[str] = []
+
+    def pre_receive(self, updates: Sequence[RefUpdate]) -> bool:
+        self.seen.append("pre-receive " + " ".join(u.ref.decode() for u in updates))
+        return self.accept
+
+    def update(self, update: RefUpdate) -> bool:
+        self.seen.append("update " + update.ref.decode())
+        return True
+
+    def post_receive(self, updates: Sequence[RefUpdate]) -> None:
+        self.seen.append("post-receive " + " ".join(u.ref.decode() for u in updates))
+
+
+@pytest.mark.parametrize("atomic", [False, True])
+@pytest.mark.parametrize("accept", [True, False])
+def test_pre_receive_hears_of_the_commands_the_gateway_refuses(
+        git_repo: tuple[GitRepository, dict[str, ObjectId]], accept: bool, atomic: bool) -> None:
+    """As git's receive-pack: pre-receive is told every command as sent (a funny name, a
+    protected ref's force-push) before they are refused, and a hook that declines has them all
+    "pre-receive hook declined"; one that accepts is followed by git's ``error:`` line for a funny
+    name.  The backend is never given them.  hgwire refused them before the hook, which never
+    heard of them (and ran not at all when every command was refused)."""
+    repo, ids = git_repo
+    commands = [[RefUpdate(b"refs/heads/a..b", ZERO_ID, ids["base"]), RefUpdate(MAIN, ids["base"], ZERO_ID)],
+                [RefUpdate(TOPIC, ids["base"], ids["ahead"]), RefUpdate(b"refs/heads/a..b", ZERO_ID, ids["base"])]]
+    for updates in commands:
+        hooks, said = _Told(accept), []  # type: ignore[var-annotated]
+        results = protected.update_refs(repo, updates, atomic, PROTECTIONS, hooks, said)
+        assert hooks.seen[0] == "pre-receive " + " ".join(u.ref.decode() for u in updates)
+        assert [s for s in hooks.seen if s.startswith("pre-receive")] == hooks.seen[:1]  # once
+        assert "a..b" not in " ".join(hooks.seen[1:])  # nothing else, and not the backend, heard of it
+        reasons = {r.ref: r.reason for r in results}
+        if not accept:
+            assert set(reasons.values()) == {"pre-receive hook declined"}
+            assert said == []
+        else:
+            assert reasons[b"refs/heads/a..b"] == "funny refname"
+            assert said == [b"error: refusing to create funny ref 'refs/heads/a..b' remotely\n"]
+    assert repo.refs()[TOPIC] == (ids["ahead"] if accept and not atomic else ids["base"])
+    assert b"refs/heads/a..b" not in repo.refs()
+
+
 def _ctx() -> SessionContext:
     return SessionContext(backend=None, repo_name="team/hg", transport="hg-ssh",  # type: ignore[arg-type]
                           peer="127.0.0.1:5", user="alice")
