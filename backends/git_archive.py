@@ -475,12 +475,31 @@ def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, orig
                 if large is not None:
                     yield path, entry.mode, large, bytes(entry.sha)
                     continue
-            obj = _get(store, entry.sha)
-            if isinstance(obj, Blob):
+            obj = _blob(store, objects, entry.sha)
+            if obj is not None:
                 if commit is not None and rules and not stat.S_ISLNK(entry.mode) and \
                         _attribute(rules, "export-subst", relative, False):
                     obj = _substituted(obj, commit)
                 yield path, entry.mode, obj, bytes(entry.sha)
+
+
+def _blob(store: BaseObjectStore, objects: BaseObjectStore | None, oid: bytes) -> Blob | None:
+    """A file's blob, or None when it is missing or no blob.  Read from ``objects`` (the store
+    under an overlay of filtered trees) without hashing its bytes again, as git's archive reads
+    them: dulwich's ``store[id]`` checks each object's id, a fifth of an archive's time."""
+    get_raw = getattr(objects if objects is not None else store, "get_raw", None)
+    if get_raw is None:
+        found = _get(store, oid)
+        return found if isinstance(found, Blob) else None
+    try:
+        type_num, raw = get_raw(ObjectID(oid))
+    except KeyError:
+        return None
+    if type_num != Blob.type_num:
+        return None
+    blob = Blob.from_raw_string(type_num, raw, sha=ObjectID(oid))
+    assert isinstance(blob, Blob)
+    return blob
 
 
 def _large_blob(sizes: PackObjectReader, objects: BaseObjectStore, hexsha: bytes) -> StoredBlob | None:
