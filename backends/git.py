@@ -420,6 +420,9 @@ class _CheckMemo:
 PACKED_CREATIONS_MIN = 64
 """Refs one push creates from which they are written into ``packed-refs`` together
 (``DulwichGitRepository._create_packed``), not each into a file of its own."""
+PACKED_DELETIONS_MIN = 2
+"""Packed refs one push deletes from which they leave ``packed-refs`` together
+(``DulwichGitRepository._delete_packed``), not each in a rewrite of the whole file."""
 PACKED_HEADER = b"# pack-refs with:"
 PACKED_TRAITS = (b"peeled", b"fully-peeled")
 
@@ -1573,7 +1576,8 @@ class DulwichGitRepository:
                     return [RefResult(u.ref, refused.get(u.ref, ATOMIC_FAILURE)) for u, _ in checked]
                 deploy = None
         if transaction_hook is None:
-            packed = self._create_packed([u for u, reason in checked if reason is None]) if deploy is None else {}
+            ready = [u for u, reason in checked if reason is None]
+            packed = {**self._delete_packed(ready), **self._create_packed(ready)} if deploy is None else {}
             results = [RefResult(u.ref, packed[u.ref] if u.ref in packed
                                  else reason or (deploy and deploy.before(u)) or self._swap(u))
                        for u, reason in checked]
@@ -1776,6 +1780,59 @@ class DulwichGitRepository:
         if created:
             self._share_written(next(iter(created)))  # (the packed-refs file)
         return created
+
+    def _delete_packed(self, updates: list[RefUpdate]) -> dict[bytes, str | None]:
+        """Delete the packed refs ``updates`` deletes from ``packed-refs`` at once, when they are
+        ``PACKED_DELETIONS_MIN`` or more (a rewritten history's mirror push, ``git push --prune``):
+        one file written, where each deletion rewrote the whole file (6,000 deletions from a file
+        of 6,750 refs took 550 s).  Only refs that exist packed alone (no loose file, no ``.lock``)
+        and still name the id the push saw, checked under ``packed-refs.lock``, are deleted here; a
+        packed value hidden by a loose file that names that id leaves the file too (as git's
+        receive-pack deletes: the packed values first, then the loose files), its loose file being
+        ``_swap``'s.  The others, and all of them when the lock is held or the file cannot be read
+        or written, are left to ``_swap``, which says what stands in the way.  The file keeps its traits (``_packed_text``), as git's
+        receive-pack leaves it.  The result of each ref deleted: None."""
+        refs = self.dulwich_repo.refs
+        deletions = [u for u in updates if is_zero_id(u.new) and not is_zero_id(u.old) and u.ref != HEAD]
+        if len(deletions) < PACKED_DELETIONS_MIN or not isinstance(refs, DiskRefsContainer) \
+                or not isinstance(refs.path, bytes):
+            return {}
+        path = os.path.join(refs.path, b"packed-refs")
+        if not os.path.exists(path):
+            return {}
+        removed: list[RefUpdate] = []
+        shadowed = 0
+        try:
+            with GitFile(path, "wb") as f:
+                with open(path, "rb") as current:
+                    traits, lines = _packed_lines(current.read())
+                for update in deletions:
+                    entry = lines.get(update.ref)
+                    loose = refs.refpath(Ref(update.ref))
+                    if entry is None or os.path.lexists(loose + b".lock"):
+                        continue
+                    if os.path.lexists(loose):  # its loose file goes in ``_swap``, and its packed value here
+                        if _loose_ref(loose) == update.old:
+                            del lines[update.ref]
+                            shadowed += 1
+                        continue
+                    if entry[0] == update.old:
+                        del lines[update.ref]
+                        removed.append(update)
+                if removed or shadowed:
+                    f.write(_packed_text(traits, lines))
+                else:
+                    f.abort()
+        except (FileLocked, OSError, PackedRefsException):
+            return {}  # each goes the usual way (a file it cannot read: kept as it is)
+        invalidate = getattr(refs, "_invalidate_packed_refs_cache", None)
+        if invalidate is not None:
+            invalidate()
+        for update in removed:
+            self._log_update(update)
+        if removed:
+            self._share_written(removed[0].ref)  # (the packed-refs file)
+        return {update.ref: None for update in removed}
 
     def _reflog_rule(self) -> tuple[str, bytes]:
         """``core.logAllRefUpdates`` (``always``, ``true`` or ``false``; unset: false in a bare
