@@ -361,6 +361,13 @@ def _init_git(directory: str, object_format: str | None = None) -> None:
     repo = Repo.init_bare(directory, object_format=None if object_format in (None, "sha1") else object_format,
                           config=StackedConfig([]), default_branch=DEFAULT_BRANCH.removeprefix(b"refs/heads/"))
     try:
+        # dulwich writes ``core.logAllRefUpdates = true``, which ``git init --bare`` leaves unset
+        # (false in a bare repository): every push then kept a reflog of each branch and of HEAD,
+        # which also keeps a rewritten history's old objects (a purged secret) from ``git gc``.
+        config = repo.get_config()
+        if config.has_section((b"core",)) and b"logallrefupdates" in config[(b"core",)]:
+            config.remove((b"core",), b"logallrefupdates")
+            config.write_to_path()
         repo.refs.set_symbolic_ref(HEAD, DEFAULT_BRANCH)
     finally:
         repo.close()
