@@ -1620,7 +1620,8 @@ class DulwichGitRepository:
         if not hook("prepared", updates, head):
             hook("aborted", updates, head)
             return [RefResult(u.ref, REFERENCE_TRANSACTION_DECLINED) for u in updates]
-        results = [RefResult(u.ref, self._swap(u)) for u in updates]
+        packed = self._delete_packed(updates)  # (an atomic push's: one rewrite of packed-refs)
+        results = [RefResult(u.ref, None if u.ref in packed else self._swap(u)) for u in updates]
         made = [u for u, r in zip(updates, results, strict=True) if r.reason is None]
         failed = [u for u, r in zip(updates, results, strict=True) if r.reason is not None]
         if made:

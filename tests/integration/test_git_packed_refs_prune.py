@@ -17,6 +17,7 @@ import backends.git
 from backends.interfaces import Kind
 from tests.conftest import Client, RunningServer
 from tests.integration.test_git_daemon import assert_consistent, commit
+from tests.integration.test_git_hooks import _transactions
 
 COUNT = 80
 
@@ -139,3 +140,36 @@ def test_one_deletion_goes_the_usual_way(make_server: Any, client: Client, tmp_p
     client.git("push", "-q", server.git_url("one"), ":refs/heads/topic/b007", cwd=work)
     assert "topic/b007" not in (served / "packed-refs").read_text()
     assert "topic/b008" in (served / "packed-refs").read_text()
+
+
+HOOK = """#!/bin/sh
+(echo "== $*"; cat) >> "$GIT_DIR/transactions.log"
+"""
+
+
+def test_an_atomic_push_under_a_transaction_hook_rewrites_the_file_once(
+        make_server: Any, client: Client, tmp_path: Path, rewrites: list[int]) -> None:
+    """One transaction for the whole push, as git's: the hook is told the same lines as git's
+    receive-pack tells it, and ``packed-refs`` is written once, as git leaves it."""
+    server: RunningServer = make_server("fs")
+    server.backend.create("hooked", Kind.GIT)
+    served, twin = server.root / "hooked.git", tmp_path / "twin.git"
+    work = _work(client, tmp_path)
+    client.git("push", "-q", server.git_url("hooked"), "--mirror", cwd=work)
+    client.git("--git-dir", str(served), "pack-refs", "--all", "--prune")
+    shutil.copytree(served, twin, symlinks=True)
+    for git_dir in (served, twin):
+        (git_dir / "hooks").mkdir(exist_ok=True)
+        (git_dir / "hooks" / "reference-transaction").write_text(HOOK)
+        (git_dir / "hooks" / "reference-transaction").chmod(0o755)
+    doomed = [f":refs/heads/topic/b{i:03d}" for i in range(0, COUNT, 2)] + [":refs/tags/v003", ":refs/tags/light004"]
+    rewrites.clear()
+    client.git("push", "-q", "--atomic", server.git_url("hooked"), *doomed, cwd=work)
+    client.git("push", "-q", "--atomic", f"file://{twin}", *doomed, cwd=work)  # git's own receive-pack
+
+    assert len(rewrites) == 1
+    assert (served / "packed-refs").read_bytes() == (twin / "packed-refs").read_bytes()
+    told, git_told = _transactions(served), _transactions(twin)  # (git's own of packed-refs left out)
+    assert told == git_told
+    assert [block.split("\n")[0] for block in told] == ["prepared", "committed"]
+    assert_consistent(server, client, "hooked")
