@@ -205,9 +205,7 @@ def _hidden_below(policy: Policy, request: AccessRequest) -> str | None:
     ``*/plans``, is not seen)."""
     name = request.repo.strip("/")
     for prefix in dict.fromkeys((name + "/", name.removesuffix(".git") + "/")):  # (git's app.git reaches app/)
-        for rule in policy.rules:
-            if rule.read is None:
-                continue
+        for rule in policy.read_rules_below(prefix):
             if rule.pattern.startswith(prefix):
                 below = rule.pattern
             elif fnmatch.fnmatchcase(prefix + "\x00", rule.pattern):  # a glob that matches anything below

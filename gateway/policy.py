@@ -65,6 +65,7 @@ whatever the file grants.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import fnmatch
 import os
@@ -164,6 +165,71 @@ class RepoRule:
         name = repo.strip("/")
         alias = name.removesuffix(".git")
         return fnmatch.fnmatchcase(name, self.pattern) or fnmatch.fnmatchcase(alias, self.pattern)
+
+
+GLOB_CHARACTERS = "*?["
+"""What makes a rule's pattern a glob (``fnmatch``); a pattern without any is one name."""
+
+
+def literal_start(pattern: str) -> str:
+    """The part of ``pattern`` before its first glob character: every name it matches begins so."""
+    cut = min((at for at in map(pattern.find, GLOB_CHARACTERS) if at >= 0), default=len(pattern))
+    return pattern[:cut]
+
+
+class RuleIndex:
+    """The ``[[repo]]`` rules of a policy by the literal start of their patterns, so that a
+    request tries only the rules that can match its names: with 2,000 rules (one per team and per
+    repository) each access check matched every pattern, several times a request and on the event
+    loop (3.5 ms for an anonymous read), and the index page or an SSH greeting that checks 10,000
+    repositories took 25 s.  A name is looked up once per distinct length of those starts."""
+
+    def __init__(self, rules: Sequence[RepoRule]) -> None:
+        self._rules = tuple(rules)
+        self._by_start: dict[str, list[int]] = {}
+        for at, rule in enumerate(self._rules):
+            self._by_start.setdefault(literal_start(rule.pattern), []).append(at)
+        self._lengths = sorted({len(start) for start in self._by_start})
+        readers = [(rule.pattern, at) for at, rule in enumerate(self._rules) if rule.read is not None]
+        self._read_patterns = sorted(readers)
+        self._read_keys = [pattern for pattern, _ in self._read_patterns]
+
+    def _candidates(self, name: str, into: set[int]) -> None:
+        for length in self._lengths:
+            if length > len(name):
+                break
+            found = self._by_start.get(name[:length])
+            if found is not None:
+                into.update(found)
+
+    def matching(self, names: Iterable[str]) -> list[RepoRule]:
+        """The rules matching any of ``names`` (``RepoRule.matches``), in their order."""
+        candidates: set[int] = set()
+        wanted = []
+        for name in names:
+            stripped = name.strip("/")
+            wanted.append(name)
+            self._candidates(stripped, candidates)
+            alias = stripped.removesuffix(".git")
+            if alias != stripped:
+                self._candidates(alias, candidates)
+        return [rule for rule in (self._rules[at] for at in sorted(candidates))
+                if any(rule.matches(name) for name in wanted)]
+
+    def read_rules_below(self, prefix: str) -> list[RepoRule]:
+        """The rules with a read list whose pattern starts with ``prefix`` or matches
+        ``prefix`` followed by anything, in their order (``_hidden_below``)."""
+        found: set[int] = set()
+        start = bisect.bisect_left(self._read_keys, prefix)
+        for pattern, at in self._read_patterns[start:]:
+            if not pattern.startswith(prefix):
+                break
+            found.add(at)
+        below: set[int] = set()
+        self._candidates(prefix + "\x00", below)
+        found.update(at for at in below if self._rules[at].read is not None
+                     and fnmatch.fnmatchcase(prefix + "\x00", self._rules[at].pattern))
+        return [self._rules[at] for at in sorted(found)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +339,22 @@ class Policy:
     """``[http] trusted_proxies``: reverse proxies whose ``X-Forwarded-For``/``-Proto`` (or, with
     ``forwarded_header = "forwarded"``, RFC 7239 ``Forwarded``) are believed."""
 
+    _index: RuleIndex = field(init=False, repr=False, compare=False)
+    """The rules by the literal start of their patterns (``RuleIndex``), built with the policy."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", RuleIndex(self.rules))
+
+    def matching(self, names: Iterable[str]) -> list[RepoRule]:
+        """The rules matching any of ``names``, in the file's order, each once; only the rules
+        whose pattern's literal start begins a name are tried (``RuleIndex``)."""
+        return self._index.matching(names)
+
+    def read_rules_below(self, prefix: str) -> list[RepoRule]:
+        """The rules with a read list whose pattern starts with ``prefix`` (a directory's name and
+        ``/``) or matches anything below it (``_hidden_below``), in the file's order."""
+        return self._index.read_rules_below(prefix)
+
     def _is(self, user: str | None, principal: str) -> bool:
         if principal == ANONYMOUS:
             return user is None
@@ -289,8 +371,7 @@ class Policy:
 
     def refusal(self, request: AccessRequest) -> str | None:
         """Why ``request`` is refused, or None when it is allowed (rules matching any of its names)."""
-        names = request.names or (request.repo,)
-        matching = [r for r in self.rules if any(r.matches(name) for name in names)]
+        matching = self.matching(request.names or (request.repo,))
         writers = [p for r in matching for p in r.write]
         decide = _DECISIONS[request.access]
         return decide(self, request, matching, writers)
@@ -298,9 +379,8 @@ class Policy:
     def protections_for(self, names: Sequence[str]) -> Protections:
         """The protections of a repository known by ``names`` (``Authorizer.rule_names``)."""
         found = self.protections
-        for rule in self.rules:
-            if any(rule.matches(name) for name in names):
-                found = found.merged(rule.protections)
+        for rule in self.matching(names):
+            found = found.merged(rule.protections)
         return found
 
 

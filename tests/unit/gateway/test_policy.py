@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from gateway.policy import (
     PolicyError,
     PolicyFile,
     Protection,
+    RepoRule,
     authorizer_for,
     check_exported,
     clone_cache,
@@ -406,3 +408,61 @@ def test_the_readme_example_file_parses() -> None:
     policy = parse_policy(example.group(1), "README.md")
     assert policy.clone_cache == KeepBounds(1 << 30, 300.0)
     assert policy.limits.max_connections_per_address == 32
+
+
+def _operator_rules(repositories: int = 2000) -> str:
+    """An operator's file: a glob per team, a read list on each team's private folder, a grant per repository."""
+    lines = ['[[repo]]\npattern = "*"\nwrite = ["root"]\n']
+    for team in range(50):
+        lines.append(f'[[repo]]\npattern = "team{team:02d}/g*"\nread = ["anonymous", "*"]\nwrite = ["u{team}"]\n')
+        lines.append(f'[[repo]]\npattern = "team{team:02d}/private/*"\nread = ["u{team}"]\n')
+    lines += [f'[[repo]]\npattern = "team{n % 50:02d}/g{n:04d}.git"\nwrite = ["w{n}"]\n' for n in range(repositories)]
+    return "\n".join(lines)
+
+
+def test_an_access_check_tries_only_the_rules_that_can_match_its_name(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each check matched every [[repo]] pattern: with 2,000 rules 3.5 ms of the event loop per read,
+    # several times a request, and 25 s for an index page or SSH greeting over 10,000 repositories.
+    path = tmp_path / "hgwire.toml"
+    path.write_text(_operator_rules())
+
+    def locate(name: str) -> tuple[str, Kind] | None:  # the git repositories exist, nothing else
+        stored = name.strip("/").removesuffix(".git") + ".git"
+        return (stored, Kind.GIT) if "/g" in name else None
+
+    authorizer = Authorizer(policy=PolicyFile(path), locate=locate)
+    tried: list[str] = []
+    matches = RepoRule.matches
+
+    def counted(rule: RepoRule, repo: str) -> bool:
+        tried.append(rule.pattern)
+        return matches(rule, repo)
+
+    monkeypatch.setattr(RepoRule, "matches", counted)
+    assert authorizer.allows(None, "team07/g0007.git", "git-http", R)
+    assert authorizer.allows("w7", "team07/g0007.git", "git-ssh", W)
+    assert not authorizer.allows("w8", "team07/g0007.git", "git-ssh", W)
+    assert authorizer.allows("u7", "team07/private/plans", "hg-ssh", R)
+    assert not authorizer.allows("u8", "team07/private/plans", "hg-ssh", R)
+    assert not authorizer.allows("u8", "team07/private", "hg-ssh", R)  # the directory a read list hides
+    assert authorizer.allows("u7", "team07/private", "hg-ssh", R)
+    assert authorizer.protections("team07/g0007.git") is not None
+    assert len(tried) < 100, f"{len(tried)} patterns tried for 8 questions"
+
+
+PATTERNS = ["*", "a*", "a/*", "a/b", "a/b.git", "a/?", "a/[bc]*", "a/[!b]", "*.git", "*/b", "a/b/*", "b*",
+            "a[", "a/b.git/*", "a/**/c"]
+NAMES = ["a", "a/b", "a/b.git", "a/c", "a/b/c", "b", "b.git", "a/bx", "/a/b/", "a[", "c/b", "a/b/x/c", "a/b.git/x"]
+
+
+def test_the_rules_an_index_finds_are_the_rules_that_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = "\n".join(f'[[repo]]\npattern = "{p}"\nread = ["r{i}"]\nwrite = ["w{i}"]\n' for i, p in enumerate(PATTERNS))
+    policy = parse_policy(body, "test")
+    for name in NAMES:
+        for names in ((name,), (name, name.strip("/").removesuffix(".git") + ".git")):
+            assert policy.matching(names) == [r for r in policy.rules if any(r.matches(n) for n in names)], names
+    for prefix in ("a/", "a/b/", "a/b.git/", "b/", "c/"):
+        assert policy.read_rules_below(prefix) == [
+            r for r in policy.rules if r.read is not None
+            and (r.pattern.startswith(prefix) or fnmatch.fnmatchcase(prefix + "\x00", r.pattern))], prefix
