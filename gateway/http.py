@@ -222,7 +222,7 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
     return Route(RouteKind.REPO_PAGE, name) if method in PAGE_METHODS else PAGE_METHOD_NOT_ALLOWED
 
 
-INDEX_ARGS = frozenset({"style", "sort"})
+INDEX_ARGS = frozenset({"style", "sort", "after"})
 """The query arguments the server's index takes, each once."""
 
 

@@ -94,15 +94,23 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
     so it costs nothing and tells nothing (it is also what a load balancer's health check reads).
     A browser gets the index instead (``[http] index``): the repositories it may read."""
     as_json = request.args.get(b"style") == [b"json"]
+    after = (request.args.get(b"after") or [b""])[0].decode("utf-8", "surrogateescape")
     index = repository_index(front.authorizer)
     if index and not as_json:
         request.setHeader(b"Vary", b"Accept")  # the index or the plain text by it (``wants_html``)
     if (as_json or wants_html(request)) and index:
         d: defer.Deferred[Any] = front.authenticate(request)
         d.addCallback(front.counted, request)
-        d.addCallback(lambda user: page_queued(
-            user, lambda user: _index(front, user, site_url(front, request), as_json), request))
-        d.addCallback(_send_index, request, as_json)
+        following: list[str] = []
+
+        def make(user: str | None) -> bytes:
+            body, next_page = _index(front, user, base, as_json, after)
+            following.extend([next_page] if next_page else [])
+            return body
+
+        base = site_url(front, request)
+        d.addCallback(lambda user: page_queued(user, make, request))
+        d.addCallback(_send_index, request, as_json, following)
         d.addErrback(fail_request, request, "(index)", PROTO, logger=log)
         return
     if as_json:
@@ -117,31 +125,45 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
 
 
 MAX_INDEX = 1000
-"""Repositories the index lists at most (in name order); it says how many more there are."""
+"""Repositories a page of the index lists at most (in name order); the next page starts after the
+last one (``?after=NAME``)."""
 MAX_INDEX_LOOKED_AT = 20_000
-"""Names the index looks at (most a visitor may not read) before it stops."""
+"""Names a page of the index looks at (most a visitor may not read) before it stops."""
 
 
-def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False) -> bytes:
-    """The index page for ``user`` (blocking: the backend lists and opens repositories); with
-    ``as_json``, hgweb's JSON index (``/?style=json``)."""
+def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
+           after: str = "") -> tuple[bytes, str | None]:
+    """A page of the index for ``user``: the first ``MAX_INDEX`` repositories it may read whose
+    names sort after ``after`` (blocking: the backend lists and opens repositories); with
+    ``as_json``, hgweb's JSON index (``/?style=json``).  Each repository listed is opened (its
+    description, its last change); those past the page are not: the page looked at every one
+    before, to count them (10,000 repositories opened, 25 s, for a page of 1,000).  Returns the
+    page and, when more follow, the path of the next page (``/?after=NAME``, of the last name listed)."""
     from protocols import hg_web_html as html
 
     entries: list[dict[str, Any]] = []
-    more = 0
-    for looked, name in enumerate(front.config.backend.list()):
-        if looked >= MAX_INDEX_LOOKED_AT:
+    more = False
+    looked = 0
+    last = after
+    for name in sorted(front.config.backend.list()):
+        if name <= after:
+            continue
+        if looked >= MAX_INDEX_LOOKED_AT:  # (a next page only when this one moved on: names not shown stay unnamed)
+            more = last != after
             break
+        looked += 1
         entry = _index_entry(front, name, user)
         if entry is None:
             continue
         if len(entries) >= MAX_INDEX:
-            more += 1
-            continue
+            more = True
+            break
         entries.append(entry)
+        last = name
+    following = "/?after=" + quote(last, safe="/", errors="surrogateescape") if more else None
     if as_json:
-        return _json_index(entries)
-    return html.index(base, entries, more)
+        return _json_index(entries), following and following + "&style=json"
+    return html.index(base, entries, following), following
 
 
 def _json_index(entries: list[dict[str, Any]]) -> bytes:
@@ -210,10 +232,14 @@ def _hg_last_change(repo: Any) -> list[Any] | None:
     return [float(changeset.time), changeset.tz]
 
 
-def _send_index(body: bytes | None, request: server.Request, as_json: bool) -> None:
+def _send_index(body: bytes | None, request: server.Request, as_json: bool, following: list[str]) -> None:
+    """The index page; a ``Link: <…>; rel="next"`` header names the next page when there is one
+    (the JSON index's body is hgweb's, which has no place for it)."""
     from gateway.hg_archive import send_page
     from protocols import hg_web_html as html
 
+    if following:
+        request.setHeader(b"Link", b'<%s>; rel="next"' % following[0].encode("ascii"))
     if as_json:
         send_page(body, request, Route(RouteKind.ROOT_PAGE, "(index)"), b"application/json", PROTO)
         return

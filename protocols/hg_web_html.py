@@ -122,9 +122,10 @@ def _changeset_rows(url: str, entries: Sequence[Data]) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def index(url: str, entries: Sequence[Data], more: int = 0) -> bytes:
+def index(url: str, entries: Sequence[Data], following: str | None = None) -> bytes:
     """The server's index: the repositories the visitor may read, each linked to its summary,
-    with its kind, description and last change."""
+    with its kind, description and last change; ``following``: the path (quoted) of the page
+    that lists the next ones."""
     rows = []
     for entry in entries:
         shown = entry["name"]
@@ -133,8 +134,8 @@ def index(url: str, entries: Sequence[Data], more: int = 0) -> bytes:
                     f"<td>{_text(entry['description'])}</td><td>{when}</td></tr>")
     body = ("<table><tr><th>repository</th><th>kind</th><th>description</th><th>last change</th></tr>"
             + "".join(rows) + "</table>") if rows else "<p>There is no repository you may read here yet.</p>"
-    if more:
-        body += f"<p>… and {more} more.</p>"
+    if following:
+        body += f"<p>{_link(url + following, 'More repositories…')}</p>"
     return _document("Repositories", _link(url + "/", '<span class="repo">hgwire</span>'), f"<h2>Repositories</h2>{body}")
 
 

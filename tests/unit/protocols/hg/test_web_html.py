@@ -62,7 +62,7 @@ def test_logs_and_summaries_hold_only_their_own_markup(entries: list[dict[str, A
     _check(html.filelog(name, URL, label, {"entries": entries}))
     _check(html.search(name, URL, {"query": label, "entries": entries}))
     _check(html.index(URL, [{"name": e["user"], "kind": "hg", "description": e["desc"], "date": e["date"]}
-                            for e in entries], len(entries)))
+                            for e in entries], "/?after=" + label if entries else None))
     graph_entries = [{**e, "col": n % 3, "color": n + 1, "row": n,
                       "edges": [{"col": n % 3, "nextcol": (n + 1) % 3, "color": n, "width": -1, "bcolor": label},
                                 {"col": 0, "nextcol": 2, "color": 7, "width": 3, "bcolor": "00ff00"}]}

@@ -1,0 +1,63 @@
+"""The index page of a large root: a page opens only the repositories it lists (``gateway.repo_page``)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gateway import repo_page
+
+
+class _Listing:
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def list(self) -> list[str]:
+        return list(reversed(self.names))  # a backend need not list in order: the index sorts
+
+
+def _front(names: list[str]) -> Any:
+    return SimpleNamespace(config=SimpleNamespace(backend=_Listing(names)), authorizer=None)
+
+
+@pytest.fixture
+def looked_at(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names whose entries were made (each one opens its repository); ``secret`` ones are not shown."""
+    looked: list[str] = []
+
+    def entry(front: Any, name: str, user: str | None) -> dict[str, Any] | None:
+        looked.append(name)
+        if "secret" in name:
+            return None
+        return {"name": name, "path": name, "kind": "git", "description": "", "date": None}
+
+    monkeypatch.setattr(repo_page, "_index_entry", entry)
+    return looked
+
+
+def test_a_page_of_the_index_opens_only_the_repositories_it_lists(looked_at: list[str]) -> None:
+    # 10,000 repositories: the page of 1,000 opened every one of them to count the rest (25 s)
+    names = [f"team{n // 200:02d}/r{n:05d}.git" for n in range(5000)] + ["team99/secret.git", "zz/last.git"]
+    front = _front(names)
+    body, following = repo_page._index(front, None, "http://host")
+    assert len(looked_at) == repo_page.MAX_INDEX + 1  # the page's, and one to know that more follow
+    assert following == "/?after=team04/r00999.git"
+    assert b'href="http://host/?after=team04/r00999.git"' in body
+    looked_at.clear()
+    body, following = repo_page._index(front, None, "http://host", as_json=True, after="team24/r04999.git")
+    assert looked_at == ["team99/secret.git", "zz/last.git"] and following is None
+    assert b"zz/last.git" in body and b"secret" not in body
+    _, following = repo_page._index(front, None, "http://host", as_json=True, after="team04/r00999.git")
+    assert following == "/?after=team09/r01999.git&style=json"
+
+
+def test_a_next_page_never_names_a_repository_the_visitor_may_not_read(looked_at: list[str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repo_page, "MAX_INDEX_LOOKED_AT", 10)
+    names = ["a.git"] + [f"b/secret{n:02d}.git" for n in range(20)] + ["c.git"]
+    body, following = repo_page._index(_front(names), None, "http://host")
+    assert following == "/?after=a.git" and b"secret" not in body
+    body, following = repo_page._index(_front(names), None, "http://host", after="a.git")
+    assert following is None and b"There is no repository" in body
