@@ -360,7 +360,7 @@ def _valid_utf8(message: str) -> bytes:
     return message.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
 
 
-def page_queued(user: str | None, make: Callable[[str | None], bytes], request: server.Request,
+def page_queued(user: str | None, make: Callable[[str | None], bytes | None], request: server.Request,
                 repository: str = "") -> defer.Deferred[bytes | None]:
     """Make a page of ``repository`` in the pool once one of its ``PAGES_PER_REPOSITORY`` and one of
     the ``PAGE_SLOTS`` are free (None for a client gone while it waited)."""

@@ -59,12 +59,54 @@ def serve_repo_page(front: HttpFront, request: server.Request, route: Route) -> 
 
 def _page_for(user: str | None, front: HttpFront, request: server.Request, route: Route) -> Any:
     if wants_html(request):  # a browser: the repository's summary, as hg serve shows one
-        from gateway import hg_web
-
-        hg_web.serve_authorized(front, request, route.repo, [], user)
+        if repository_index(front.authorizer):  # or, for a folder of repositories, its index
+            found: defer.Deferred[bool] = run_blocking(_is_repository, front, route.repo)
+            found.addCallback(_summary_or_folder, front, request, route, user)
+            found.addErrback(fail_request, request, route.repo, PROTO, logger=log)
+            return None
+        _summary(None, front, request, route, user)
         return None
     d: defer.Deferred[Kind] = run_blocking(_kind_for, front, route.repo, user)
     return d.addCallback(_send_page, request, route, site_url(front, request))
+
+
+def _is_repository(front: HttpFront, name: str) -> bool:
+    """Whether ``name`` reaches a repository (blocking); a name the backend refuses, or an
+    ``exists`` that fails, is taken for one: opening it says what is wrong."""
+    try:
+        return bool(front.config.backend.exists(name))
+    except Exception:  # noqa: BLE001 - answered where it is opened, as before
+        return True
+
+
+def _summary_or_folder(is_repository: bool, front: HttpFront, request: server.Request, route: Route,
+                       user: str | None) -> None:
+    """A repository's summary; for a name that is none, the index of the repositories below it that
+    ``user`` may read (``/team/``, as hgweb's under ``[paths] / = root/**``), or, with none, the
+    summary page's own refusal (not found, not a repository)."""
+    if is_repository:
+        _summary(None, front, request, route, user)
+        return
+    following: list[str] = []
+    folder = route.repo.strip("/")
+    base = site_url(front, request)
+    after = (request.args.get(b"after") or [b""])[0].decode("utf-8", "surrogateescape")
+
+    def make(user: str | None) -> bytes | None:
+        body, next_page = _index(front, user, base, False, after, folder + "/")
+        following.extend([next_page] if next_page else [])
+        return body
+
+    d: defer.Deferred[Any] = page_queued(user, make, request)
+    d.addCallback(lambda body: _summary(None, front, request, route, user) if body is None
+                  else _send_index(body, request, False, following))
+    d.addErrback(fail_request, request, route.repo, PROTO, logger=log)
+
+
+def _summary(_: object, front: HttpFront, request: server.Request, route: Route, user: str | None) -> None:
+    from gateway import hg_web
+
+    hg_web.serve_authorized(front, request, route.repo, [], user)
 
 
 def _kind_for(front: HttpFront, name: str, user: str | None) -> Kind:
@@ -103,7 +145,7 @@ def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> 
         d.addCallback(front.counted, request)
         following: list[str] = []
 
-        def make(user: str | None) -> bytes:
+        def make(user: str | None) -> bytes | None:
             body, next_page = _index(front, user, base, as_json, after)
             following.extend([next_page] if next_page else [])
             return body
@@ -132,13 +174,15 @@ MAX_INDEX_LOOKED_AT = 20_000
 
 
 def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
-           after: str = "") -> tuple[bytes, str | None]:
+           after: str = "", folder: str = "") -> tuple[bytes | None, str | None]:
     """A page of the index for ``user``: the first ``MAX_INDEX`` repositories it may read whose
     names sort after ``after`` (blocking: the backend lists and opens repositories); with
     ``as_json``, hgweb's JSON index (``/?style=json``).  Each repository listed is opened (its
     description, its last change); those past the page are not: the page looked at every one
     before, to count them (10,000 repositories opened, 25 s, for a page of 1,000).  Returns the
-    page and, when more follow, the path of the next page (``/?after=NAME``, of the last name listed)."""
+    page and, when more follow, the path of the next page (``/?after=NAME``, of the last name listed).
+    ``folder`` (``team/``): only the repositories below it, and None for a page of none (the
+    folder is not one, or holds nothing ``user`` may read: answered as the name alone is)."""
     from protocols import hg_web_html as html
 
     entries: list[dict[str, Any]] = []
@@ -146,7 +190,7 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
     looked = 0
     last = after
     for name in sorted(front.config.backend.list()):
-        if name <= after:
+        if name <= after or not name.startswith(folder):
             continue
         if looked >= MAX_INDEX_LOOKED_AT:  # (a next page only when this one moved on: names not shown stay unnamed)
             more = last != after
@@ -160,7 +204,10 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
             break
         entries.append(entry)
         last = name
-    following = "/?after=" + quote(last, safe="/", errors="surrogateescape") if more else None
+    if folder and not entries:
+        return None, None
+    following = "/" + quote(folder, safe="/", errors="surrogateescape") + "?after=" + \
+        quote(last, safe="/", errors="surrogateescape") if more else None
     if as_json:
         return _json_index(entries), following and following + "&style=json"
     return html.index(base, entries, following), following

@@ -180,6 +180,30 @@ def test_a_browser_at_the_root_gets_the_repositories_it_may_read(
     assert raw(port, "GET", "/?style=json").status == 404
 
 
+def test_a_browser_at_a_folder_gets_the_repositories_below_it(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """/team/ lists team's repositories, as hgweb's index of a folder under [paths] / = root/**
+    (it was 404, "team is not a git or Mercurial repository"); a folder holding none the visitor
+    may read, or a name nothing is at, is answered as before."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('anonymous_read = true\n\n[[repo]]\npattern = "private/*"\nread = ["alice"]\n')
+    server = make_server("fs", http=[LOOPBACK], config_file=str(policy))
+    port = server.port("http")
+    for name in ("team/app.git", "private/plans.git", "team-other.git", "other/lib.git"):
+        server.backend.create(name, Kind.GIT)
+    client.hg("init", str(server.root / "team" / "tools" / "hgapp"))
+    page = raw(port, "GET", "/team/", BROWSER)
+    assert page.status == 200 and page.headers["content-type"] == "text/html; charset=UTF-8"
+    assert _listed(page.body) == ["team/app.git", "team/tools/hgapp"]
+    assert b'href="http://127.0.0.1:%d/team/app.git"' % port in page.body
+    assert _listed(raw(port, "GET", "/team/tools", BROWSER).body) == ["team/tools/hgapp"]
+    assert _listed(raw(port, "GET", "/team/?after=team/app.git", BROWSER).body) == ["team/tools/hgapp"]
+    assert raw(port, "GET", "/private/", BROWSER).status == 401  # a read list keeps the folder too
+    assert raw(port, "GET", "/nothing/", BROWSER).status == 404
+    assert raw(port, "GET", "/team/app.git", BROWSER).status == 200  # a repository: its summary
+    assert b"This is hgwire" not in raw(port, "GET", "/team/").body  # not a browser: no index
+
+
 def test_html_or_text_follows_accept_s_weights_and_says_so_in_vary(
         make_server: Callable[..., RunningServer], client: Client) -> None:
     """A repository's URL (and the index at the root) answers HTML only to a client that names HTML
