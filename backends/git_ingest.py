@@ -22,7 +22,8 @@ over the cached index views of the store's packs (dict lookups and a delta
 cache) instead of the store's own lookups, which bisect every index in Python.  A malformed commit, tree or
 tag is refused before any ref can name it, and so is a link to an object of
 another type than the link says (``PushLinks.mismatch``; a stored object's
-type is read from its pack entry's headers, ``PackObjectReader.type_of``).  Of
+type is read from its pack entry's headers, ``PackObjectReader.types_of``: every
+pack looked in once for all of a push's links).  Of
 a tree that is a delta of one the store holds (a thin pack's), only the entries
 that tree lacks are linked (``_not_stored``).
 
@@ -863,7 +864,7 @@ class PackIngest:
         wrong = self._links.settle(own)
         del own
         if wrong is None:
-            wrong = self._links.mismatch(reader.type_of)
+            wrong = self._links.mismatch(reader.type_of, reader.types_of)
         if wrong is not None:
             raise ProtocolError(f"the pushed pack is invalid: {wrong}")
 
@@ -1621,10 +1622,13 @@ class PushLinks:
         self._closed = None
         return None
 
-    def mismatch(self, type_of: Callable[[bytes], int]) -> str | None:
+    def mismatch(self, type_of: Callable[[bytes], int],
+                 types_of: Callable[[set[bytes]], Mapping[int, Collection[bytes]]] | None = None) -> str | None:
         """What is wrong when an object the push links to is not of the type its link says
         (``type_of(hex id)``, ``KeyError`` when the object is nowhere, which the connectivity check
         reports); None when all agree or the links were not kept (the connectivity walk looks then).
+        ``types_of(raw ids)``: the same for many at once, the ids found by type (those found nowhere
+        in none), which is asked instead of ``type_of`` (``PackObjectReader.types_of``).
 
         Every link is looked up here, those that say no type too: ``closed`` then looks up only
         the ones not found (``_unfound``)."""
@@ -1633,16 +1637,17 @@ class PushLinks:
             return wrong
         unfound: set[bytes] = set()
         for expected in (ANY, COMMIT, TREE, BLOB, TAG):
-            for sha in sets[expected]:
-                hexsha = binascii.hexlify(sha)
-                try:
-                    actual = type_of(hexsha)
-                except KeyError:
-                    unfound.add(sha)
-                    continue
-                if actual != expected and expected != ANY:
-                    return (f"object {hexsha.decode()} is a {TYPE_NAMES.get(actual, 'bad object')}, "
+            ids = sets[expected]
+            if not ids:
+                continue
+            found = types_of(ids) if types_of is not None else _types_one_by_one(type_of, ids)
+            for actual in sorted(found):
+                if found[actual] and actual != expected and expected != ANY:
+                    sha = min(found[actual])
+                    return (f"object {binascii.hexlify(sha).decode()} is a {TYPE_NAMES.get(actual, 'bad object')}, "
                             f"not the {TYPE_NAMES[expected]} that a pushed object links to it as")
+            if sum(map(len, found.values())) < len(ids):  # (each found one is of ``ids``)
+                unfound.update(ids.difference(*found.values()))
         self._unfound = unfound
         self._closed = None
         return None
@@ -1660,6 +1665,18 @@ class PushLinks:
                                     else itertools.chain.from_iterable(sets.values()))
             self._closed = (len(added), all(hexsha in added or has(hexsha) for hexsha in map(binascii.hexlify, ids)))
         return self._closed[1]
+
+
+def _types_one_by_one(type_of: Callable[[bytes], int], ids: Iterable[bytes]) -> dict[int, set[bytes]]:
+    """``ids`` (raw) by the type ``type_of(hex id)`` says, those it raises ``KeyError`` for in none."""
+    found: dict[int, set[bytes]] = {}
+    for sha in ids:
+        try:
+            actual = type_of(binascii.hexlify(sha))
+        except KeyError:
+            continue
+        found.setdefault(actual, set()).add(sha)
+    return found
 
 
 ERROR, WARN, IGNORE = "error", "warn", "ignore"

@@ -18,8 +18,9 @@ import re
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
+from itertools import compress
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from dulwich.errors import ObjectFormatException
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
@@ -42,6 +43,12 @@ BASE_CACHE_BYTES = 16 << 20
 MAX_CHAIN = 10000
 DELTA_FEED = 64
 """Compressed bytes of a delta fed to the inflater at a time (``size_of``)."""
+MAX_RESCANS = 3
+"""Passes of ``types_of`` over the mapped indexes when a pack found there was removed meanwhile (a
+repack: its objects are in its successor); what is left is looked up one by one."""
+_KIND_OF_FIRST_BYTE = bytes((byte >> 4) & 7 for byte in range(256))
+"""A pack entry's first byte -> the type it is stored as (``bytes.translate``)."""
+_DELTAS = frozenset({OFS_DELTA, REF_DELTA})
 MAX_KINDS = 1 << 20
 """Pack entries whose type ``type_of`` remembers (a few tens of MB at most)."""
 
@@ -200,6 +207,80 @@ class PackObjectReader:
             self._kinds.clear()
         self._kinds.update(dict.fromkeys(walked, kind))
         return kind
+
+    def types_of(self, binshas: set[bytes]) -> dict[int, set[bytes]]:
+        """The objects of ``binshas`` (binary names) by type (1-4; 0 or 5 for an entry of no valid
+        type), as ``type_of`` says each: one not found anywhere is in none.
+
+        Each pack is looked in once for all of them (``PackIndexView.find_many``, ``MappedPacks.find_many``:
+        no lookup per object, and no view built for the push), and each type read from its entry's
+        first byte by C-level maps; only deltas follow their chain one by one, and only the objects
+        no pack holds (loose, an alternate's, a pack the mapped indexes do not read) are looked up
+        one by one (``type_of``).  A push linking every file of a stored directory of 100,000 files
+        spent 0.4 s of its server CPU typing them one by one."""
+        found: dict[int, set[bytes]] = {}
+        remaining = binshas
+        for i, view in enumerate(self._views):
+            if not remaining:
+                break
+            if i in self._gone:
+                continue
+            names, offsets = view.find_many(remaining)
+            if not names:
+                continue
+            try:
+                viewed = self._map(i)
+            except _PackGone:  # its objects are found in the pack that replaced it, below
+                continue
+            self._type_entries(viewed, view.pack_path, names, offsets, found)
+            remaining = set() if len(names) == len(remaining) else remaining.difference(names)
+        if remaining and self._others is None:
+            self._others = self._other_packs()
+        others = self._others.mapped if self._others is not None else None
+        for _ in range(MAX_RESCANS):
+            if not remaining or others is None:
+                break
+            gone = False
+            for path, names, offsets in others.find_many(remaining, rescan=True):
+                mapped = self._mapped_pack(path)
+                if mapped is None:  # removed by a repack meanwhile: its successor is listed at the next pass
+                    others.drop(path)
+                    gone = True
+                    continue
+                self._type_entries(mapped, path, names, offsets, found)
+                remaining = set() if len(names) == len(remaining) else remaining.difference(names)
+            if not gone:
+                break
+        for binsha in remaining:
+            try:
+                kind = self.type_of(binascii.hexlify(binsha))
+            except KeyError:
+                continue
+            found.setdefault(kind, set()).add(binsha)
+        return found
+
+    def _type_entries(self, mapped: mmap.mmap, path: str, names: list[bytes], offsets: list[int],
+                      found: dict[int, set[bytes]]) -> None:
+        """Add ``names`` (their entries at ``offsets`` of the pack ``mapped``) to ``found`` by type:
+        a whole object's from its entry's first byte, a delta's at the end of its chain."""
+        if max(offsets) >= len(mapped) - self._raw_len:
+            raise CorruptPack(f"truncated entry header at offset {max(offsets)} of {path}")
+        kinds = bytes(map(mapped.__getitem__, offsets)).translate(_KIND_OF_FIRST_BYTE)
+        for kind in set(kinds):
+            if kind in (OFS_DELTA, REF_DELTA):
+                continue
+            into = found.setdefault(kind, set())
+            into.update(names if kinds.count(kind) == len(kinds) else compress(names, map(kind.__eq__, kinds)))
+        if OFS_DELTA in kinds or REF_DELTA in kinds:
+            for at in compress(range(len(kinds)), map(_DELTAS.__contains__, kinds)):
+                walked: list[tuple[str, int]] = []
+                chained, base = self._chain_type(mapped, offsets[at], path, walked)
+                # (a REF_DELTA's base: its type, wherever it is)
+                kind = self.type_of(binascii.hexlify(base)) if base is not None else cast(int, chained)
+                if len(self._kinds) + len(walked) > MAX_KINDS:
+                    self._kinds.clear()
+                self._kinds.update(dict.fromkeys(walked, kind))
+                found.setdefault(kind, set()).add(names[at])
 
     def packed(self, hexsha: bytes) -> bool:
         """Whether the object is in one of the store's packs (a loose one is not)."""

@@ -25,7 +25,8 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
+from itertools import compress
 from typing import Generic, TypeVar
 
 IDX_MAGIC = b"\377tOc"
@@ -68,6 +69,16 @@ class PackIndexView:
     def position(self, sha: bytes) -> int | None:
         """Pack-order position of a binary object name, or None."""
         return self._pos_of.get(sha)
+
+    def find_many(self, wanted: set[bytes]) -> tuple[list[bytes], list[int]]:
+        """The names of ``wanted`` this pack holds, and the pack offset of each (C-level maps over
+        the fewer of ``wanted`` and the pack's names, no per-name Python step: of a store's many
+        small packs, each costs its size, not the push's links)."""
+        if len(self.names) < len(wanted):
+            found = list(filter(wanted.__contains__, self.names))
+        else:
+            found = list(filter(self._pos_of.__contains__, wanted))
+        return found, list(map(self.offsets.__getitem__, map(self._pos_of.__getitem__, found)))
 
     def position_at_offset(self, offset: int) -> int | None:
         """Pack-order position of the entry starting exactly at ``offset``."""
@@ -271,7 +282,8 @@ class MappedIndex:
     The map is made when the index is opened: a pack replaced meanwhile is looked up as it was,
     and its objects are then in its successor (``MappedPacks`` rescans for it)."""
 
-    __slots__ = ("_fanout", "_idx", "_key", "_large_at", "_names", "_offsets_at", "base", "checksum", "count")
+    __slots__ = ("_fanout", "_idx", "_key", "_large_at", "_names", "_offsets_at", "_raw_len", "base", "checksum",
+                 "count")
 
     def __init__(self, base: str, idx: mmap.mmap, raw_len: int = SHA_LEN) -> None:
         """``idx``: the map of ``<base>.idx``, closed by ``close``.  ``UnsupportedIndex`` when it is not a
@@ -297,6 +309,7 @@ class MappedIndex:
         """Offset in the index -> ``(name,)``."""
         self._offsets_at = offsets_at
         self._large_at = large_at
+        self._raw_len = raw_len
 
     @classmethod
     def open(cls, base: str, raw_len: int = SHA_LEN) -> MappedIndex | None:
@@ -341,8 +354,56 @@ class MappedIndex:
         i = self.position(binsha)
         return None if i is None else self.offset_at(i)
 
+    def find_many(self, wanted: set[bytes]) -> tuple[list[bytes], list[int]]:
+        """The names of ``wanted`` this pack holds, and the pack offset of each.
+
+        Few names against a large index are looked up one by one (``position``, a binary search each);
+        many are found in one pass over the name table, ``SCAN_CHUNK`` names at a time, each chunk
+        unpacked, tested against ``wanted`` and its offsets read by C-level maps (every name of an index
+        of 100,000: a fifteenth of the time one by one takes, and no view built)."""
+        if not wanted or not self.count:
+            return [], []
+        names: list[bytes] = []
+        offsets: list[int] = []
+        if len(wanted) * SCAN_RATIO < self.count:
+            for sha in wanted:
+                i = self.position(sha)
+                if i is not None:
+                    names.append(sha)
+                    offsets.append(self.offset_at(i))
+            return names, offsets
+        idx, raw_len, contains = self._idx, self._raw_len, wanted.__contains__
+        names_at = self._names.start
+        for start in range(0, self.count, SCAN_CHUNK):
+            n = min(SCAN_CHUNK, self.count - start)
+            chunk = _names_of(raw_len, n).unpack_from(idx, names_at + start * raw_len)
+            mask = bytes(map(contains, chunk))
+            if 1 not in mask:
+                continue
+            names += compress(chunk, mask)
+            at = self._offsets_at + start * 4
+            offsets += compress(_big_endian_u32(idx[at:at + n * 4]), mask)
+        if offsets and max(offsets) & LARGE_OFFSET_FLAG:
+            offsets = [o if not o & LARGE_OFFSET_FLAG
+                       else _U64.unpack_from(idx, self._large_at + (o & ~LARGE_OFFSET_FLAG) * 8)[0] for o in offsets]
+        return names, offsets
+
     def close(self) -> None:
         self._idx.close()
+
+
+SCAN_CHUNK = 4096
+"""Names of an index unpacked at a time by ``MappedIndex.find_many`` (80 KB of SHA-1 names)."""
+SCAN_RATIO = 40
+"""``MappedIndex.find_many`` reads the whole name table when it looks for at least one name in this
+many of the index's objects (a binary search costs about as much as reading 50 names: of 100,000,
+1,000 names took 11 ms one by one and 27 ms in a pass, 4,000 60 ms and 32 ms)."""
+
+
+@lru_cache(maxsize=16)
+def _names_of(raw_len: int, count: int) -> struct.Struct:
+    """A ``struct`` that unpacks ``count`` names of ``raw_len`` bytes in one call."""
+    return struct.Struct(f"{raw_len}s" * count)
 
 
 _FANOUT = struct.Struct(">256I")
@@ -365,7 +426,8 @@ class MappedPacks:
     A pack looked in more than ``VIEW_AFTER_LOOKUPS`` times its object count gets its view (built
     and kept in the views' cache, within its budget), which answers from then on: a lookup in a
     view is a tenth of one in place, and building it costs about as much as a third of its objects'
-    lookups (a push that links to every file of a large directory looks each one up twice).
+    lookups.  A batch (``find_many``: a push's links, typed at once) neither counts nor builds one:
+    it reads the index's name table in one pass, which costs less than the view.
     """
 
     def __init__(self, pack_dir: str, raw_len: int = SHA_LEN, skip: Collection[str] = ()) -> None:
@@ -466,6 +528,32 @@ class MappedPacks:
                         self._last = n
                         return indexes[n].base + ".pack", offset
         return None
+
+    def find_many(self, wanted: set[bytes], rescan: bool = False) -> list[tuple[str, list[bytes], list[int]]]:
+        """The objects of ``wanted`` (binary names) found here: for each pack that holds some, its
+        path, their names and their offsets, each pack looked in once for all of them (its view's
+        dictionary, else ``MappedIndex.find_many``); no lookup is counted towards a view, none is
+        built.  ``rescan``: the directory is listed again when some are not found, as ``find`` does."""
+        if self._listed is None:
+            self._add_new()
+        found: list[tuple[str, list[bytes], list[int]]] = []
+        remaining = wanted
+        known = 0
+        while True:
+            for n in range(known, len(self._indexes)):
+                if not remaining:
+                    break
+                view = self._views[n]
+                names, offsets = (view if view is not None else self._indexes[n]).find_many(remaining)
+                if names:
+                    found.append((self._indexes[n].base + ".pack", names, offsets))
+                    remaining = set() if len(names) == len(remaining) else remaining.difference(names)
+            if not (rescan and remaining):
+                return found
+            known = len(self._indexes)
+            rescan = False
+            if not self._add_new():
+                return found
 
     def index_of(self, pack_path: str) -> MappedIndex | None:
         """The mapped index of the pack at ``pack_path`` (``…/pack-<hash>.pack``), if it is mapped."""

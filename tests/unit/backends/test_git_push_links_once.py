@@ -7,6 +7,7 @@ than its link says, a tree naming a commit outside a submodule entry."""
 
 from __future__ import annotations
 
+import binascii
 import io
 import os
 import subprocess
@@ -102,14 +103,25 @@ def stored(tmp_path: Path) -> Stored:
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[bytes]]:
-    """Every lookup of an object by id a push makes: its type (``PackObjectReader.type_of``) or its
-    presence (``Presence``), counted by id."""
+    """Every lookup of an object by id a push makes: its type (``PackObjectReader.type_of``, or
+    ``types_of`` for many), or its presence (``Presence``), counted by id."""
     counted: Counter[bytes] = Counter()
     type_of, contains = PackObjectReader.type_of, git_ingest.Presence.__contains__
+    types_of = PackObjectReader.types_of
+    batch: list[bool] = []
 
     def counting_type_of(self: PackObjectReader, hexsha: bytes) -> int:
-        counted[hexsha] += 1
+        if not batch:  # (one the batch looks up one by one is counted there)
+            counted[hexsha] += 1
         return type_of(self, hexsha)
+
+    def counting_types_of(self: PackObjectReader, binshas: set[bytes]) -> dict[int, set[bytes]]:
+        counted.update(map(binascii.hexlify, binshas))
+        batch.append(True)
+        try:
+            return types_of(self, binshas)
+        finally:
+            batch.pop()
 
     def counting_contains(self: git_ingest.Presence, hexsha: object) -> bool:
         assert isinstance(hexsha, bytes)
@@ -117,6 +129,7 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[bytes]]:
         return contains(self, hexsha)
 
     monkeypatch.setattr(PackObjectReader, "type_of", counting_type_of)
+    monkeypatch.setattr(PackObjectReader, "types_of", counting_types_of)
     monkeypatch.setattr(git_ingest.Presence, "__contains__", counting_contains)
     yield counted
 

@@ -5,6 +5,7 @@ whole tree's check."""
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import io
 import shutil
@@ -20,6 +21,7 @@ from dulwich.pack import create_delta, pack_object_header
 from dulwich.repo import Repo
 
 from backends import git_ingest
+from backends.git_objects import PackObjectReader
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
@@ -75,13 +77,24 @@ def _edited(base: Tree, *changes: tuple[bytes, int, bytes] | bytes) -> Tree:
 def _ingest(server: Path, data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[git_ingest.PushLinks, list[bytes]]:
     """Ingest ``data`` into the store with links kept; the links and every id typed meanwhile."""
     typed: list[bytes] = []
-    type_of = git_ingest.PackObjectReader.type_of
+    type_of, types_of = PackObjectReader.type_of, PackObjectReader.types_of
+    batch: list[bool] = []
 
-    def counting(self: git_ingest.PackObjectReader, hexsha: bytes) -> int:
-        typed.append(hexsha)
+    def counting(self: PackObjectReader, hexsha: bytes) -> int:
+        if not batch:  # (one the batch looks up one by one is counted there)
+            typed.append(hexsha)
         return type_of(self, hexsha)
 
-    monkeypatch.setattr(git_ingest.PackObjectReader, "type_of", counting)
+    def counting_many(self: PackObjectReader, binshas: set[bytes]) -> dict[int, set[bytes]]:
+        typed.extend(map(binascii.hexlify, binshas))
+        batch.append(True)
+        try:
+            return types_of(self, binshas)
+        finally:
+            batch.pop()
+
+    monkeypatch.setattr(PackObjectReader, "type_of", counting)
+    monkeypatch.setattr(PackObjectReader, "types_of", counting_many)
     links = git_ingest.PushLinks()
     git_ingest.ingest_pack(Repo(str(server)).object_store, io.BytesIO(data).read, links)
     return links, typed
