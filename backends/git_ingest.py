@@ -153,7 +153,7 @@ class _Level:
     those deltas (pack indexes) and how many were taken, its tree shape, its own pack index (-1 for
     the chain's base) and the object it is a delta of."""
 
-    __slots__ = ("at", "children", "next", "parent", "shape", "text")
+    __slots__ = ("at", "children", "depth", "next", "parent", "shape", "text")
 
     def __init__(self, text: bytes, children: list[int], shape: TreeShape | None, at: int,
                  parent: _Level | None) -> None:
@@ -163,6 +163,20 @@ class _Level:
         self.shape = shape
         self.at = at
         self.parent = parent
+        self.depth: int = 0 if parent is None else parent.depth + 1
+        """Deltas between it and the chain's whole base (0: the base itself)."""
+
+
+MAX_DEPTH = 4095
+"""The longest delta chain a pushed pack may have: git's ``pack-objects`` never writes a longer one
+(it caps ``pack.depth`` there), and a stored chain deeper than ``git_objects.MAX_CHAIN`` cannot be
+read back here (a pushed chain of 12,000 deltas was accepted, then every fetch of it failed with
+``remote: internal error``)."""
+
+
+def _too_deep() -> ProtocolError:
+    return ProtocolError(f"the pushed pack has a delta chain more than {MAX_DEPTH} deltas deep; repack with a "
+                         "smaller depth (git repack -adf --depth=50) and push again")
 
 
 def _too_costly(rebuilt_bytes: int) -> ProtocolError:
@@ -1064,6 +1078,8 @@ class PackIngest:
             assert level.children is not None
             child = level.children[level.next]
             level.next += 1
+            if level.depth >= MAX_DEPTH:
+                raise _too_deep()
             base = level.text if level.text is not None else restore(level)
             delta = self._inflate(child)
             sha = self._hashed_result(type_num, child, base, delta)

@@ -1559,3 +1559,69 @@ def test_the_scan_s_kept_texts_cost_their_own_bytes_and_a_few_per_object(tmp_pat
         git(server, "fsck", "--full", "--strict")
     finally:
         ingest.abort()
+
+
+def _growing_chain(deltas: int) -> tuple[bytes, bytes]:
+    """A pack of a 100-byte blob and ``deltas`` OFS_DELTAs, each of the one before it, copying it
+    whole and adding a byte: a chain ``deltas`` deep in a pack of some 20 bytes a delta; and the
+    text of its last object."""
+    import hashlib
+    import struct
+    import zlib
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    def entry_header(kind: int, size: int) -> bytes:
+        out = bytearray([(kind << 4) | (size & 0x0F) | (0x80 if size > 0x0F else 0)])
+        size >>= 4
+        while size:
+            out.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
+            size >>= 7
+        return bytes(out)
+
+    def distance(n: int) -> bytes:
+        out = [n & 0x7F]
+        n >>= 7
+        while n:
+            n -= 1
+            out.append(0x80 | (n & 0x7F))
+            n >>= 7
+        return bytes(reversed(out))
+
+    text = b"x" * 100
+    out = bytearray(b"PACK" + struct.pack(">II", 2, deltas + 1))
+    previous = len(out)
+    out += entry_header(3, len(text)) + zlib.compress(text)
+    for _ in range(deltas):
+        n = len(text)  # copy bytes 0..n of the base (offset omitted, two size bytes), insert one byte
+        delta = varint(n) + varint(n + 1) + bytes([0x80 | 0x10 | 0x20]) + n.to_bytes(2, "little") + b"\x01y"
+        at = len(out)
+        out += entry_header(6, len(delta)) + distance(at - previous) + zlib.compress(delta)
+        previous, text = at, text + b"y"
+    return bytes(out + hashlib.sha1(out).digest()), text
+
+
+def test_a_pushed_delta_chain_deeper_than_git_writes_is_refused(tmp_path: Path) -> None:
+    """git's pack-objects writes chains at most 4,095 deep; a deeper one was taken in, and one past
+    the readers' bound (12,000) then failed every fetch with ``remote: internal error``."""
+    deepest, text = _growing_chain(git_ingest.MAX_DEPTH)
+    server = tmp_path / "s.git"
+    Repo.init_bare(str(server), mkdir=True)
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(deepest))  # type: ignore[arg-type]
+    assert pack is not None and Blob.from_string(text).id in {bytes(s) for s in pack}
+    assert git(server, "cat-file", "-p", Blob.from_string(text).id.decode()) == text
+    server = tmp_path / "t.git"
+    Repo.init_bare(str(server), mkdir=True)
+    before = {p: p.read_bytes() for p in server.rglob("*") if p.is_file()}
+    too_deep, _ = _growing_chain(git_ingest.MAX_DEPTH + 1)
+    with pytest.raises(git_ingest.ProtocolError, match=r"delta chain more than 4095 deltas deep; repack with a "
+                                                       r"smaller depth \(git repack -adf --depth=50\)"):
+        git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(too_deep))  # type: ignore[arg-type]
+    assert {p: p.read_bytes() for p in server.rglob("*") if p.is_file()} == before
+
