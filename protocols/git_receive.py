@@ -681,6 +681,10 @@ TEXT_BATCH_BYTES = 4 << 20
 """Bytes of texts the records of one ``take_objects`` may carry in all: a few KiB of a pushed pack
 can inflate to MiBs, which the records would hold until taken."""
 _BLOB = 3
+INFLATE_STEP = 1 << 20
+"""Inflated bytes one step of the scan asks zlib for: 64 KiB of a pushed object of zeros inflate
+to 64 MiB, which a step asking for all of them held (twice over, with the next answer) only to
+hash and drop it: a 1 GiB blob of zeros in a 1 MB pack took 140 MB of the server's memory."""
 
 
 class PackScanner:
@@ -893,10 +897,14 @@ class PackScanner:
         assert self._inflater is not None
         # Rarely more input than the rest of the object needs: zlib copies what follows its end.
         piece = view[: max(512, min(len(view), self._declared - self._inflated + 1024, 65536))]
-        out = self._inflater.decompress(piece, self._declared + 1 - self._inflated)
+        asked = min(self._declared + 1 - self._inflated, INFLATE_STEP)
+        out = self._inflater.decompress(piece, asked)
         self._took(out)
-        while self._inflater.unconsumed_tail and self._inflated <= self._declared:
-            out = self._inflater.decompress(self._inflater.unconsumed_tail, self._declared + 1 - self._inflated)
+        # more while input waits, or while zlib may hold output it had no room for (a full answer)
+        while (self._inflater.unconsumed_tail or len(out) == asked) and self._inflated <= self._declared \
+                and not self._inflater.eof:
+            asked = min(self._declared + 1 - self._inflated, INFLATE_STEP)
+            out = self._inflater.decompress(self._inflater.unconsumed_tail, asked)
             self._took(out)
         if self._inflated > self._declared:
             raise ProtocolError("receive-pack: an object in the pushed pack inflates past its declared size")

@@ -223,3 +223,37 @@ def test_a_record_with_its_text_is_the_record_without_it() -> None:
     assert carrying == bare and operator.ne(carrying, bare) is False and hash(carrying) == hash(bare)
     assert len({bare, carrying}) == 1 and b"tree text" not in repr(carrying).encode()
     assert bare != bare._replace(crc32=8) and bare != (*bare[:8], None) and bare != bare._replace(sha=None)
+
+
+@pytest.mark.parametrize("step", [1 << 16, 1 << 20])
+def test_a_highly_compressed_object_is_inflated_a_bounded_piece_at_a_time(step: int) -> None:
+    """64 MiB of zeros deflate to 64 KiB: the scan asked zlib for all that a piece of the stream
+    held at once (a 1 GiB blob of zeros, a 1 MB pack, took 140 MB of the server's memory); the
+    record and its id stay the same."""
+    import hashlib
+    import struct
+    import tracemalloc
+
+    size = 64 << 20
+    squeezed = zlib.compress(bytes(size), 9)
+    head = bytearray([(3 << 4) | (size & 0x0F) | 0x80])
+    rest = size >> 4
+    while rest:
+        head.append((rest & 0x7F) | (0x80 if rest > 0x7F else 0))
+        rest >>= 7
+    body = b"PACK" + struct.pack(">II", 2, 1) + bytes(head) + squeezed
+    pack = body + hashlib.sha1(body).digest()
+    wanted = hashlib.sha1(b"blob %d\0" % size)
+    wanted.update(bytes(size))
+    scanner = PackScanner()
+    tracemalloc.start()
+    try:
+        for at in range(0, len(pack), step):
+            scanner.feed(pack[at:at + step])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert scanner.complete
+    [record] = scanner.take_objects()
+    assert (record.size, record.sha) == (size, wanted.digest())
+    assert peak < 8 << 20, f"{peak >> 20} MiB held"
