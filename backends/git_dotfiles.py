@@ -199,14 +199,22 @@ class DotFiles:
             if "mailmap" in kinds:
                 report("mailmapSymlink", ".mailmap is a symlink")
 
-    def finish(self, read: ObjectReader, report_for: Callable[[bytes], Report]) -> None:
+    def finish(self, read: ObjectReader, report_for: Callable[[bytes], Report],
+               sized: Callable[[bytes], tuple[int, int] | None] | None = None) -> None:
         """Check every noted file: ``read`` finds it (in the push or the repository),
-        ``report_for(hex id)`` reports a finding against it."""
+        ``report_for(hex id)`` reports a finding against it.  ``sized(hex id)``, when given, is its
+        type and size without reading it (None: unknown), so that a blob too large to parse is
+        reported as such without being inflated (a pushed 1 GiB ``.gitattributes`` of zeros, a
+        1 MB pack, was read whole: 1.1 GB of the server's memory to refuse it)."""
         for kind, found, check, limit in (("gitmodules", self.gitmodules, check_gitmodules, MAX_GITMODULES),
                                           ("gitattributes", self.gitattributes, check_gitattributes,
                                            MAX_GITATTRIBUTES)):
             for oid in sorted(found):
                 report = report_for(oid)
+                known = sized(oid) if sized is not None else None
+                if known is not None and known[0] == BLOB and known[1] > limit:
+                    report(f"{kind}Large", f".{kind} too large to parse")
+                    continue
                 try:
                     type_num, raw = read(oid)
                 except KeyError:

@@ -73,7 +73,7 @@ from dulwich.refs import Ref, check_ref_format
 from backends import git_packindex
 from backends.blobs import process_umask
 from backends.git_dotfiles import DotFiles, is_dotgit
-from backends.git_objects import PackObjectReader
+from backends.git_objects import CorruptPack, PackObjectReader
 from backends.git_packindex import PackIndexView
 from backends.git_reach import LARGE_TREE_BYTES, MissingObject, _commit_links, _tag_target, entries_not_in
 from backends.interfaces import OBJECT_FORMATS, SHA1_FORMAT, ObjectFormat, PackedObject, object_format_of
@@ -146,6 +146,9 @@ never joined: a pushed large file's other version was held whole beside its base
 ``1/HASHED_DELTA_SHARE`` of its result: a delta of many inserts (127 bytes at most each) costs more
 to walk in Python than to apply."""
 HASHED_DELTA_SHARE = 8
+DELTA_HEAD_FEED = 4096
+"""Compressed bytes of a delta inflated for its sizes (``_delta_result_size``): a deflate block's
+code tables come first, a few hundred bytes at most."""
 
 
 class _Level:
@@ -858,7 +861,8 @@ class PackIngest:
             try:
                 external = self._resolve(get_raw)
                 self._sort_names()
-                check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings)
+                check_dotfiles(self._dotfiles, self._reader_of_own(get_raw), self._rules, self.warnings,
+                               self._sized_of_own(reader))
                 self._link_deferred(get_raw)
             finally:
                 self._close_view()
@@ -1209,6 +1213,47 @@ class PackIngest:
             return type_num, text
 
         return read
+
+    def _sized_of_own(self, reader: PackObjectReader) -> Callable[[bytes], tuple[int, int] | None]:
+        """``sized(hex id) -> (type, size)`` of an object of this pack once named (a whole one's
+        size from its entry, a delta's from the delta's first bytes), else of the store's packs,
+        nothing inflated past a delta's head; None when it cannot say (``read`` then tells)."""
+        def sized(hexsha: bytes) -> tuple[int, int] | None:
+            try:
+                at = self._index_of(binascii.unhexlify(hexsha))
+            except binascii.Error:
+                return None
+            if at is None:
+                try:
+                    return reader.type_of(hexsha), reader.size_of(hexsha)
+                except (KeyError, CorruptPack, ValueError):
+                    return None
+            if self._base_at[at] < 0 and at not in self._ref_bases:
+                return self._kinds[at], self._sizes[at]
+            size = self._delta_result_size(at)
+            return None if size is None else (self._kinds[at], size)
+
+        return sized
+
+    def _delta_result_size(self, at: int) -> int | None:
+        """The size of the object the delta at index ``at`` rebuilds, from its first bytes."""
+        if at < len(self._text_at) and (start := self._text_at[at]) >= 0:
+            head = bytes(self._texts[start:start + DELTA_HEAD_MAX])
+        else:
+            assert self._file is not None
+            start = self._offsets[at] + self._heads[at]
+            length = min(self._lengths[at], DELTA_HEAD_FEED)
+            raw = self._view[start:start + length] if self._view is not None \
+                else os.pread(self._file.fileno(), length, start)
+            try:
+                head = zlib.decompressobj().decompress(raw, DELTA_HEAD_MAX)
+            except zlib.error:
+                return None
+        try:
+            sizes = delta_sizes(head)
+        except ProtocolError:
+            return None
+        return None if sizes is None else sizes[1]
 
     def _check(self, type_num: int, raw: bytes, sha: bytes, base: TreeShape | None = None,
                delta: bytes | None = None, stored: bytes | None = None) -> TreeShape | None:
@@ -1919,11 +1964,12 @@ Report = Callable[[str, str], None]
 
 
 def check_dotfiles(dotfiles: DotFiles, read: Callable[[bytes], tuple[int, bytes]],
-                   rules: FsckRules = DEFAULT_FSCK, warnings: FsckWarnings | None = None) -> None:
+                   rules: FsckRules = DEFAULT_FSCK, warnings: FsckWarnings | None = None,
+                   sized: Callable[[bytes], tuple[int, int] | None] | None = None) -> None:
     """Check the ``.gitmodules`` and ``.gitattributes`` files a push's trees named (``read``: hex
     id → type and raw, ``KeyError`` when nowhere), each finding against the file, as git's
-    ``fsck_finish``."""
-    dotfiles.finish(read, lambda oid: _Findings(rules, oid, warnings))
+    ``fsck_finish``; ``sized``: hex id → type and size without reading it, None when unknown."""
+    dotfiles.finish(read, lambda oid: _Findings(rules, oid, warnings), sized)
 
 
 def _header_end(raw: bytes, report: Report) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import hashlib
 import itertools
 import os
 import re
@@ -1625,3 +1626,82 @@ def test_a_pushed_delta_chain_deeper_than_git_writes_is_refused(tmp_path: Path) 
         git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(too_deep))  # type: ignore[arg-type]
     assert {p: p.read_bytes() for p in server.rglob("*") if p.is_file()} == before
 
+
+@pytest.mark.parametrize("how", ["whole", "delta", "stored"])
+def test_a_dotfile_too_large_to_parse_is_refused_without_being_inflated(tmp_path: Path, how: str) -> None:
+    """A ``.gitmodules`` of 64 MiB of zeros is 64 KiB in a pack (or a delta of a few bytes rebuilds
+    it from a small base): it was inflated or rebuilt whole to be found too large (a 1 GiB
+    ``.gitattributes`` pushed in a 1 MB pack took 1.1 GB of the server's memory)."""
+    import tracemalloc
+    import zlib
+
+    from backends import git_dotfiles
+    big = 64 << 20
+    assert big > git_dotfiles.MAX_GITMODULES
+    hasher = hashlib.sha1(b"blob %d\0" % big)
+    hasher.update(bytes(big))
+    big_id = hasher.digest()
+    tree = b"100644 .gitmodules\0" + big_id
+    base = bytes(1 << 20)
+    squeezed = zlib.compress(bytes(big), 9)
+    if how == "delta":  # 64 copies of the whole 1 MiB base
+        ops = (bytes([0x80 | 0x40]) + b"\x10") * (big // len(base))
+        delta = _delta_varint(len(base)) + _delta_varint(big) + bytes(ops)
+        entries = [_entry(3, len(base), zlib.compress(base)), ("ofs", len(delta), zlib.compress(delta)),
+                   _entry(2, len(tree), zlib.compress(tree))]
+    else:
+        entries = [_entry(3, big, squeezed)] if how == "whole" else []
+        entries.append(_entry(2, len(tree), zlib.compress(tree)))
+    server = tmp_path / "s.git"
+    Repo.init_bare(str(server), mkdir=True)
+    if how == "stored":
+        stored = git_ingest.ingest_pack(Repo(str(server)).object_store,  # type: ignore[arg-type]
+                                        reader_of(_packed([_entry(3, big, squeezed)])))
+        assert stored is not None and binascii.hexlify(big_id) in {bytes(s) for s in stored}
+    before = {p: p.read_bytes() for p in server.rglob("*") if p.is_file()}
+    tracemalloc.start()
+    try:
+        with pytest.raises(ObjectFormatException, match="gitmodulesLarge: .gitmodules too large to parse"):
+            git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(_packed(entries)))  # type: ignore[arg-type]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak >> 20} MiB held to refuse it"
+    assert {p: p.read_bytes() for p in server.rglob("*") if p.is_file()} == before
+
+
+def _delta_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _entry(kind: int, size: int, deflated: bytes) -> tuple[int | str, int, bytes]:
+    return kind, size, deflated
+
+
+def _packed(entries: list[tuple[int | str, int, bytes]]) -> bytes:
+    """A pack of entries given as (type, declared size, deflated data); an ``"ofs"`` entry is an
+    OFS_DELTA of the entry before it."""
+    import struct
+    out = bytearray(b"PACK" + struct.pack(">II", 2, len(entries)))
+    previous = 0
+    for kind, size, deflated in entries:
+        at = len(out)
+        type_num = 6 if kind == "ofs" else kind
+        assert isinstance(type_num, int)
+        head = bytearray([(type_num << 4) | (size & 0x0F) | (0x80 if size > 0x0F else 0)])
+        size >>= 4
+        while size:
+            head.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
+            size >>= 7
+        out += head
+        if kind == "ofs":
+            out += bytes([at - previous]) if at - previous < 0x80 else bytes([0x80 | ((at - previous) >> 7) - 1,
+                                                                               (at - previous) & 0x7F])
+        out += deflated
+        previous = at
+    return bytes(out + hashlib.sha1(out).digest())
