@@ -27,7 +27,7 @@ from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
-from protocols.errors import HgwireError, ProtocolError, StorageError, UnsupportedFeature
+from protocols.errors import HgwireError, LimitExceeded, ProtocolError, StorageError, UnsupportedFeature
 from protocols.hg_responses import BytesResponse, OobError, PushResponse, Response, StreamResponse
 
 Permission = Literal["pull", "push"]
@@ -523,6 +523,7 @@ def _batch(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     """Run batched commands; each one's permission is checked (CVE-2018-1000132)."""
     results = []
     output = []
+    size = 0
     for name, flat in hg_wire.parse_batch(args.named[b"cmds"]):
         cmd = COMMANDS.get(name)
         if cmd is None or not cmd.batchable:
@@ -534,6 +535,11 @@ def _batch(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
             return OobError(exc.message.encode("utf-8"))
         if not isinstance(response, BytesResponse):
             return response
-        results.append(response.data)
+        escaped = hg_wire.escape_batch(response.data)
+        size += len(escaped) + 1
+        if size > hg_wire.MAX_BATCH_REPLY:
+            raise LimitExceeded(f"the answers of this batch add up to more than {hg_wire.MAX_BATCH_REPLY >> 20} MiB; "
+                                "send its commands in smaller batches")
+        results.append(escaped)
         output.append(response.output)
-    return BytesResponse(hg_wire.format_batch_reply(results), output=b"".join(output))
+    return BytesResponse(b";".join(results), output=b"".join(output))

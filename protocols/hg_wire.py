@@ -19,6 +19,12 @@ MAX_BATCH_COMMANDS = 10_000
 """hg batches a ``lookup`` per ``hg pull -r REV`` (400 of them for 400 revisions; hg serve sets no
 bound), so the bound is the one hgwire sets on other lists: each command is bounded by itself, and
 the batch's bytes by the request's."""
+MAX_BATCH_REPLY = 128 << 20
+"""Bytes of answers one ``batch`` may add up to: its commands are each bounded, but the same one
+may come 10,000 times (200 ``listkeys namespace=bookmarks`` of a repository of 100,000 bookmarks, a
+7 KB request, made a 980 MB answer and took 2 GB of the server's memory to build it; hg serve's
+batch builds its answer whole as well).  A real client's batch is a few ``heads``, ``known`` and
+``lookup`` calls."""
 
 _BATCH_ESCAPES = ((b":", b":c"), (b",", b":o"), (b";", b":s"), (b"=", b":e"))
 

@@ -244,3 +244,21 @@ def test_an_inline_clone_bundle_is_listed_and_sent_only_when_the_backend_has_it(
     assert dispatch(repo, b"get_cached_bundle_inline", Args({b"path": b"gone.hg"}), http) == OobError(
         b"clonebundle gone.hg does not exist\n")
     assert listing_of(b"get_cached_bundle_inline", Args({b"path": b"full.hg"})) == Listing(inline_bundle=b"full.hg")
+
+
+def test_a_batch_whose_answers_add_up_past_the_bound_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each listing is bounded, but a 7 KB batch of 200 ``listkeys namespace=bookmarks`` of a
+    repository of 100,000 bookmarks made a 980 MB answer (2 GB of the server's memory)."""
+    from protocols import hg_wire
+    from protocols.errors import LimitExceeded
+
+    repo = reference_repo()
+    listing = {b"bm%d" % i: b"9208083d387257c95aee3971473b53c399035b46" for i in range(2000)}
+    monkeypatch.setattr(repo, "listkeys", lambda namespace: listing, raising=False)
+    one = dispatch(repo, b"batch", Args({b"cmds": b"listkeys namespace=bookmarks"}), ctx())
+    assert isinstance(one, BytesResponse)
+    monkeypatch.setattr(hg_wire, "MAX_BATCH_REPLY", 10 * len(one.data))
+    ten = dispatch(repo, b"batch", Args({b"cmds": b";".join([b"listkeys namespace=bookmarks"] * 9)}), ctx())
+    assert isinstance(ten, BytesResponse) and ten.data == b";".join([one.data] * 9)
+    with pytest.raises(LimitExceeded, match=r"add up to more than \d+ MiB; send its commands in smaller batches"):
+        dispatch(repo, b"batch", Args({b"cmds": b";".join([b"listkeys namespace=bookmarks"] * 200)}), ctx())
