@@ -36,10 +36,22 @@ def parse_bookmarks(data: bytes) -> dict[bytes, Node]:
     another tool in Latin-1) is read as Latin-1, as hg reads it (``encoding.tolocal``'s fallback),
     so that clients get it in UTF-8 and the next write stores it so."""
     marks: dict[bytes, Node] = {}
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        fallback: Callable[[bytes], bytes] | None = latin1_fallback
+    else:
+        fallback = None  # (every name is UTF-8: no line needs its own look)
+    unhexlify, error = binascii.unhexlify, binascii.Error
     for line in data.splitlines():
         hexnode, _, name = line.partition(b" ")
-        if name and HEX40.match(hexnode):
-            marks[latin1_fallback(name)] = Node(binascii.unhexlify(hexnode))
+        if not name or len(hexnode) != 40:
+            continue
+        try:
+            node = unhexlify(hexnode)  # (what ``HEX40`` matches, either case, and only that)
+        except error:
+            continue
+        marks[name if fallback is None else fallback(name)] = Node(node)
     return marks
 
 

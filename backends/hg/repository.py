@@ -588,7 +588,8 @@ class HgRepo:
     def _bookmarks_in(self, cl: Revlog) -> dict[bytes, Node]:
         vfs = self.bookmarks_vfs()
         data = vfs.read(b"bookmarks") if vfs.exists(b"bookmarks") else b""
-        return {k: v for k, v in parse_bookmarks(data).items() if cl.has_node(v)}
+        nodemap = cl.index.nodemap()
+        return {k: v for k, v in parse_bookmarks(data).items() if v in nodemap or v == NULL_NODE}
 
     def _visible_bookmarks(self) -> dict[bytes, Node]:
         """The file's bookmarks on visible changesets, parsed and filtered once per version of the

@@ -157,6 +157,9 @@ class Transaction:
         self._known_heads: tuple[int, frozenset[int]] | None = None
         """The number of revisions when the heads were last computed, and those heads."""
         self.marks: dict[bytes, Node] | None = None
+        self._marks_read: dict[bytes, Node] = {}
+        """``marks`` as the repository held them when they were read (under the lock): what a
+        write that changed nothing leaves alone."""
         self.changed_cl = False
         self.done = False
         self.first_new = len(self.cl)
@@ -543,6 +546,7 @@ class Transaction:
         self._guard()
         if self.marks is None:
             self.marks = self.repo.stored_bookmarks()  # the hidden ones too: a write keeps them
+            self._marks_read = dict(self.marks)
         if not name or any(c in name for c in (b"\n", b"\r", b"\0")):
             return False
         if new is not None and (new == NULL_NODE or not self.cl.has_node(new)):
@@ -765,7 +769,7 @@ class Transaction:
         self.repo.store.replace(name, data)
 
     def _write_bookmarks(self, name: bytes = b"bookmarks") -> None:
-        if self.marks is None or self.marks == self.repo.stored_bookmarks():
+        if self.marks is None or self.marks == self._marks_read:
             return
         vfs = self.repo.bookmarks_vfs()
         location = journal_mod.STORE if vfs is self.repo.store else journal_mod.PLAIN
