@@ -524,7 +524,11 @@ def _batch(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     results = []
     output = []
     size = 0
-    for name, flat in hg_wire.parse_batch(args.named[b"cmds"]):
+    calls = hg_wire.parse_batch(args.named[b"cmds"])
+    if sum(name == b"pushkey" for name, _ in calls) > hg_wire.MAX_BATCH_PUSHKEYS:
+        raise LimitExceeded(f"a batch may hold at most {hg_wire.MAX_BATCH_PUSHKEYS} pushkey commands; "
+                            "send them in several batches")
+    for name, flat in calls:
         cmd = COMMANDS.get(name)
         if cmd is None or not cmd.batchable:
             raise ProtocolError(f"command {name.decode('ascii', 'replace')} cannot be batched")

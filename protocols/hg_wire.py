@@ -25,6 +25,11 @@ may come 10,000 times (200 ``listkeys namespace=bookmarks`` of a repository of 1
 7 KB request, made a 980 MB answer and took 2 GB of the server's memory to build it; hg serve's
 batch builds its answer whole as well).  A real client's batch is a few ``heads``, ``known`` and
 ``lookup`` calls."""
+MAX_BATCH_PUSHKEYS = 100
+"""``pushkey`` commands one ``batch`` may hold: each is a transaction of its own (a repository of
+100,000 bookmarks rewrites its 5 MB file for each, 0.14 s of CPU), and hg's client sends each of its
+pushkeys in a request of its own, so only a hostile batch holds 10,000 of them (over half an hour
+of a worker thread, run to the end after the client is gone)."""
 
 _BATCH_ESCAPES = ((b":", b":c"), (b",", b":o"), (b";", b":s"), (b"=", b":e"))
 

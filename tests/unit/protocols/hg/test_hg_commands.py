@@ -262,3 +262,28 @@ def test_a_batch_whose_answers_add_up_past_the_bound_is_refused(monkeypatch: pyt
     assert isinstance(ten, BytesResponse) and ten.data == b";".join([one.data] * 9)
     with pytest.raises(LimitExceeded, match=r"add up to more than \d+ MiB; send its commands in smaller batches"):
         dispatch(repo, b"batch", Args({b"cmds": b";".join([b"listkeys namespace=bookmarks"] * 200)}), ctx())
+
+
+def test_a_batch_of_more_pushkeys_than_the_bound_is_refused_before_any_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pushkey is a transaction (0.14 s of CPU in a repository of 100,000 bookmarks); hg's client
+    sends each in a request of its own, a hostile batch 10,000 of them."""
+    from protocols import hg_exchange
+    from protocols.errors import LimitExceeded
+
+    ran: list[bytes] = []
+
+    def pushkey(repo: object, namespace: bytes, key: bytes, old: bytes, new: bytes) -> tuple[bool, bytes]:
+        ran.append(key)
+        return True, b""
+
+    monkeypatch.setattr(hg_exchange, "pushkey_reported", pushkey)
+
+    def batch(count: int) -> bytes:
+        return b";".join(b"pushkey namespace=bookmarks,key=k%d,old=,new=" % i for i in range(count)) + b";heads "
+
+    reply = dispatch(reference_repo(), b"batch", Args({b"cmds": batch(100)}), ctx())
+    assert isinstance(reply, BytesResponse) and len(ran) == 100
+    ran.clear()
+    with pytest.raises(LimitExceeded, match=r"at most 100 pushkey commands; send them in several batches"):
+        dispatch(reference_repo(), b"batch", Args({b"cmds": batch(5_000)}), ctx())
+    assert ran == []
