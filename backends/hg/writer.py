@@ -58,6 +58,12 @@ rev-branch-cache (``rbc-*``) stays: a record per revision, checked against its n
 revisions leaves true (see :mod:`backends.hg.branchcache`)."""
 
 
+def _shown(path: bytes) -> str:
+    """A file path as a person reads it in a refusal: its text, quoted, cut at 200 bytes (not a
+    Python bytes literal); bytes that are not UTF-8 are shown as escapes."""
+    return repr(path[:200].decode("utf-8", "backslashreplace"))
+
+
 def _check_path(path: bytes) -> None:
     """Refuse file names that cannot be stored (they would corrupt line-based formats)."""
     if (
@@ -66,7 +72,7 @@ def _check_path(path: bytes) -> None:
         or any(c in path for c in (b"\0", b"\n", b"\r"))
         or b"" in path.split(b"/")
     ):
-        raise ProtocolError(f"invalid file name in changegroup: {path!r}")
+        raise ProtocolError(f"invalid file name in changegroup: {_shown(path)}")
 
 
 PENDING_CHANGELOG = b"00changelog.i.a"
@@ -418,7 +424,7 @@ class Transaction:
                 except binascii.Error:
                     refuse(f"has a malformed node in {line[:120]!r}")
                 if file_node == NULL_NODE:
-                    refuse(f"lists {path[:200]!r} with the null revision")
+                    refuse(f"lists {_shown(path)} with the null revision")
                 self._note_link(path, file_node)
                 paths.append(path)
             following = text[last:text.find(b"\n", last)].partition(b"\0")[0] if last < len(text) else None
@@ -434,7 +440,7 @@ class Transaction:
         for path, noted in self._manifest_links.items():
             for file_node in {Node(bytes(noted[i:i + 20])) for i in range(0, len(noted), 20)}:
                 if not self._file_has(path, file_node):
-                    raise ProtocolError(f"a pushed manifest refers to a missing revision of {path[:200]!r}")
+                    raise ProtocolError(f"a pushed manifest refers to a missing revision of {_shown(path)}")
         self._manifest_links.clear()
         linked, self._linked = self._linked, {}
         manifests = self._writer(b"00manifest.i")
@@ -445,7 +451,7 @@ class Transaction:
             if changed is not None and manifest != NULL_NODE:  # a manifest stored before this push: read it now
                 for path, node in _listed(manifests.text(manifests.rev(manifest)), changed):
                     if not self._file_has(path, node):
-                        raise ProtocolError(f"changeset {rev} refers to a missing revision of {path!r}")
+                        raise ProtocolError(f"changeset {rev} refers to a missing revision of {_shown(path)}")
             _check_linked(linked.pop(self.cl.node(rev), []), manifest)
         for linknode, introduced in linked.items():  # said to come from a changeset stored before
             _check_linked(introduced, parse_changeset(self.cl.text(self.cl.rev(linknode))).manifest)
