@@ -322,6 +322,10 @@ class HgwireService(service.MultiService):
             return
         if self.stop_reactor_on_failure:
             _on_sighup(reactor, self._sighup, chain=bool(self.config.config_file))
+            from gateway.log_file import manage_log_file
+
+            with contextlib.suppress(ValueError):  # (not the main thread: embedded)
+                manage_log_file(reactor)
         warn_unusable_root(self.config)
         warn_unreadable_files(self.config)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",

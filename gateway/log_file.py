@@ -1,0 +1,114 @@
+"""``twistd --logfile FILE`` under an outside log rotator (logrotate).
+
+twistd writes FILE through its own ``LogFile``: opened at its end without ``O_APPEND``, rotated by
+itself at 1,000,000 bytes and on SIGUSR1 (FILE to FILE.1, FILE.1 to FILE.2…).  Under logrotate
+that went wrong both ways an operator configures it:
+
+- ``copytruncate``: the file was truncated under a descriptor that went on writing at its old
+  offset, so the file began with that many NUL bytes (``grep`` called it a binary file, and its
+  size on disk was back where it was before the truncation);
+- a rename and ``postrotate kill -USR1``: twistd's rotation did nothing when FILE had gone (it
+  checks it may write FILE), so the service wrote into the renamed file forever; with logrotate's
+  ``create`` it renamed the new empty FILE to FILE.1 and logrotate's own FILE.1 to FILE.2.
+
+``manage_log_file`` takes over the ``LogFile`` twistd made (the one its SIGUSR1 handler rotates):
+its descriptor writes in append mode (after a truncation the next line lands at the start), its
+size is the file's own, and SIGUSR1 reopens FILE when the file at that path is no longer the one
+written (moved or removed: nginx's ``kill -USR1``), and rotates it as twistd did otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+from typing import Any
+
+from twisted.python import logfile
+
+from gateway.logs import SafeLogger
+
+log = SafeLogger()
+
+RotatingFile = logfile.LogFile | logfile.DailyLogFile
+"""What twistd's ``--logfile`` writes through (``LogFile``), and its daily sibling."""
+
+
+def twistd_log_file(handler: Any) -> RotatingFile | None:
+    """The ``LogFile`` twistd's SIGUSR1 handler (``rotateLog``) rotates, or None (no ``--logfile``:
+    standard output, syslog, or a handler that is not twistd's)."""
+    for cell in getattr(handler, "__closure__", None) or ():
+        with contextlib.suppress(ValueError):  # an empty cell
+            if isinstance(cell.cell_contents, (logfile.LogFile, logfile.DailyLogFile)):
+                return cell.cell_contents
+    return None
+
+
+def _append(log_file: logfile.BaseLogFile) -> None:
+    """The open file's descriptor writes at the file's end whatever was done to it meanwhile."""
+    fd = log_file._file.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+
+
+def _same_file(log_file: logfile.BaseLogFile) -> bool:
+    """Whether the path still names the file being written."""
+    try:
+        at_path = os.stat(log_file.path)
+    except OSError:
+        return False
+    written = os.fstat(log_file._file.fileno())
+    return (at_path.st_dev, at_path.st_ino) == (written.st_dev, written.st_ino)
+
+
+def rotate_or_reopen(log_file: RotatingFile) -> None:
+    """SIGUSR1's work: reopen the path when the file was moved or removed (an outside rotator's
+    ``postrotate``), else rotate it as twistd does (FILE to FILE.1)."""
+    path = log_file.path
+    if _same_file(log_file):
+        log_file.rotate()
+        if _same_file(log_file):  # twistd's rotate gives up without a word
+            log.warn("SIGUSR1: the log file {path} could not be rotated: the service's user may not "  # noqa: G010
+                     "write it or its directory {directory}; make them that user's, or let logrotate "
+                     "move the file and send SIGUSR1", path=path, directory=log_file.directory)
+        return
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        log.warn("SIGUSR1: the log file {path} was moved or removed and cannot be opened again "  # noqa: G010
+                 "({reason}); hgwire goes on writing the old one: let the service's user create it "
+                 "(logrotate's create with that user) and send SIGUSR1 again",
+                 path=path, reason=e.strerror or str(e))
+        return
+    log_file.reopen()
+    log.info("SIGUSR1: the log file {path} was moved or removed; hgwire writes a new one there", path=path)
+
+
+def manage_log_file(reactor: Any) -> RotatingFile | None:
+    """Take over twistd's ``--logfile`` (see the module's text); None when there is none."""
+    log_file = twistd_log_file(signal.getsignal(signal.SIGUSR1))
+    if log_file is None:
+        return None
+    opened = log_file._openFile
+
+    def open_appending() -> None:
+        opened()
+        _append(log_file)
+
+    log_file._openFile = open_appending  # type: ignore[method-assign]
+    _append(log_file)
+    if isinstance(log_file, logfile.LogFile):
+        sized = log_file
+
+        def should_rotate() -> bool:
+            # the file's own size: a truncation by copytruncate starts it again at 0
+            return bool(sized.rotateLength) and os.fstat(sized._file.fileno()).st_size >= sized.rotateLength
+
+        sized.shouldRotate = should_rotate  # type: ignore[method-assign]
+
+    def on_usr1(signum: int, frame: Any) -> None:
+        reactor.callFromThread(rotate_or_reopen, log_file)
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+    return log_file

@@ -1,0 +1,112 @@
+"""``twistd --logfile FILE hgwire`` under logrotate: ``copytruncate``, and a rename with
+``postrotate kill -USR1`` (with and without logrotate's ``create``), done here by hand as logrotate
+does them, against the real twistd process."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VENV_BIN
+
+TWISTD = f"{VENV_BIN}/twistd"
+
+
+class Logging:
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
+        self.proc, self.log, self.port = proc, log, port
+
+    def request(self, path: str) -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/{path}", timeout=10) as answer:
+            answer.read()
+
+    def logged(self, path: Path, text: str) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if path.exists() and text.encode() in path.read_bytes():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def signal_and_mark(self, mark: str) -> None:
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.3)  # (the reactor handles it a turn later)
+        self.request(f"?{mark}")
+
+
+@pytest.fixture
+def logging(tmp_path: Path) -> Iterator[Logging]:
+    log = tmp_path / "logs" / "hgwire.log"
+    log.parent.mkdir()
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "--logfile", str(log), "hgwire", "--root",
+                             str(tmp_path / "repos"), "--http", "tcp:0:interface=127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        found = None
+        while found is None:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text() if log.exists() else ""
+            time.sleep(0.05)
+            text = log.read_text() if log.exists() else ""
+            # (the last line of the start, once its signal handlers are in place)
+            found = re.search(r"serves http at http://127\.0\.0\.1:(\d+)/", text) if "serves repositories" in text else None
+        yield Logging(proc, log, int(found.group(1)))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_copytruncate_leaves_no_nul_bytes(logging: Logging) -> None:
+    """The file was truncated under a descriptor that went on writing at its old offset: the file
+    began with as many NUL bytes as it had held."""
+    logging.request("?before")
+    assert logging.logged(logging.log, "GET /?before")
+    shutil.copyfile(logging.log, f"{logging.log}-1")
+    with open(logging.log, "r+b") as truncated:  # logrotate's copytruncate
+        truncated.truncate(0)
+    logging.request("?after")
+    assert logging.logged(logging.log, "GET /?after")
+    written = logging.log.read_bytes()
+    assert b"\0" not in written and written.startswith(b"20"), written[:80]
+    assert b"GET /?before" not in written
+
+
+def test_sigusr1_after_a_rename_writes_a_new_file(logging: Logging) -> None:
+    """logrotate without ``create`` renames FILE and sends SIGUSR1: twistd's rotation gave up (FILE
+    was gone) and the service went on writing the renamed file."""
+    moved = logging.log.with_name("hgwire.log-20261206")
+    logging.log.rename(moved)
+    logging.signal_and_mark("renamed")
+    assert logging.logged(logging.log, "GET /?renamed"), "nothing was written to a new FILE"
+    assert "GET /?renamed" not in moved.read_text()
+    assert "was moved or removed; hgwire writes a new one there" in logging.log.read_text()
+    assert not logging.log.with_name("hgwire.log.1").exists()
+
+
+def test_sigusr1_after_logrotate_create_keeps_logrotate_names(logging: Logging) -> None:
+    """With ``create``, logrotate's new empty FILE was renamed FILE.1 by twistd's rotation (and an
+    earlier FILE.1 FILE.2): an empty file more at each rotation, under twistd's names."""
+    moved = logging.log.with_name("hgwire.log-20261206")
+    logging.log.rename(moved)
+    logging.log.touch()
+    logging.signal_and_mark("created")
+    assert logging.logged(logging.log, "GET /?created")
+    assert not logging.log.with_name("hgwire.log.1").exists()
+    assert sorted(p.name for p in logging.log.parent.iterdir()) == ["hgwire.log", "hgwire.log-20261206"]
+
+
+def test_sigusr1_alone_still_rotates_as_twistd_does(logging: Logging) -> None:
+    logging.request("?first")
+    assert logging.logged(logging.log, "GET /?first")
+    logging.signal_and_mark("second")
+    assert logging.logged(logging.log, "GET /?second")
+    rotated = logging.log.with_name("hgwire.log.1")
+    assert "GET /?first" in rotated.read_text() and "GET /?first" not in logging.log.read_text()
