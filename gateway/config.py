@@ -39,6 +39,9 @@ class ServiceConfig:
     """The service's ``gateway.limits.UserSessions`` (every listener's), made on first use."""
     request_rates: Any = None
     """The service's ``gateway.limits.RequestRates`` (every listener's), made on first use."""
+    guards: list[Any] = field(default_factory=list)
+    """The listeners' connection guards (``gateway.limits.GuardedFactory``), which ``/.health``
+    counts open connections from (``gateway.service``)."""
     http_url: str | None = None
     """The first HTTP listener's URL (``scheme://host:port``) once it listens (``gateway.service``)."""
     authorizer: Authorizer | None = None

@@ -126,6 +126,7 @@ class RouteKind(enum.Enum):
     HG_WEB_HTML = "hg-web-html"
     REPO_PAGE = "repository-page"
     ROOT_PAGE = "root-page"
+    HEALTH = "health"
     REDIRECT = "redirect"
     ERROR = "error"
 
@@ -196,6 +197,8 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
         if old_style is not None:
             return old_style
         return _hg_route(method, segments, query) if segments else NO_NAME
+    if segments == [HEALTH_PATH] and not query:  # a hidden name: never a repository's
+        return Route(RouteKind.HEALTH) if method in PAGE_METHODS else PAGE_METHOD_NOT_ALLOWED
     lfs = _lfs_route(method, segments)
     if lfs is not None:
         return lfs
@@ -221,6 +224,9 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
         return _refused_name(segments)
     return Route(RouteKind.REPO_PAGE, name) if method in PAGE_METHODS else PAGE_METHOD_NOT_ALLOWED
 
+
+HEALTH_PATH = ".health"
+"""``GET /.health``: the service's state for a load balancer or a monitor (``gateway.health``)."""
 
 INDEX_ARGS = frozenset({"style", "sort", "after"})
 """The query arguments the server's index takes, each once."""
@@ -627,7 +633,7 @@ HTTP_HANDLERS: dict[RouteKind, Handler] = {}
 
 
 HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.git_lfs", "gateway.hg_http", "gateway.hg_archive",
-                                     "gateway.hg_web", "gateway.repo_page")
+                                     "gateway.hg_web", "gateway.repo_page", "gateway.health")
 """Modules whose ``HANDLERS: Mapping[RouteKind, Handler]`` fill ``HTTP_HANDLERS``; absent ones are skipped."""
 
 
@@ -1225,6 +1231,10 @@ class HgwireHTTPChannel(http.HTTPChannel):
 
 access_log = SafeLogger(namespace="gateway.http.access")
 
+QUIET_ACCESS = "_hgwire_quiet_access"
+"""Set on a request whose access line is not written (``/.health`` answering 200: a load
+balancer asking every few seconds wrote tens of thousands of lines a day)."""
+
 
 class HgwireSite(server.Site):
     """twisted.web's site, whose access line (one a request, in the combined log format) is a
@@ -1235,6 +1245,8 @@ class HgwireSite(server.Site):
 
     def log(self, request: Any) -> None:
         if self._logFile is None:  # stopped: as twisted.web's
+            return
+        if getattr(request, QUIET_ACCESS, False):  # a health check that found all well
             return
         line = self._logFormatter(self._logDateTime, request)
         user = getattr(request, LOGGED_USER, None)

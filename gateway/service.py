@@ -277,6 +277,7 @@ class HgwireService(service.MultiService):
 
         factory = guard(kind, factory_maker(kind)(self.config), self.config,
                         proxy_header=proxied_endpoint(description)[0])
+        self.config.guards.append(factory)
         listener = ListenerService(kind, description, factory, self.stop_reactor_on_failure)
         listener.setServiceParent(self)
         self.listeners.append(listener)

@@ -228,6 +228,19 @@ def start_pool(reactor: IReactorThreads, size: int = DEFAULT_POOL_SIZE) -> Threa
     return _pool
 
 
+def pool_load() -> tuple[int, int, int]:
+    """The worker pool's threads running a step, its size and the steps waiting for a thread
+    (``--workers``: what ``/.health`` shows); zeros before the pool starts."""
+    if _pool is None:
+        return (0, 0, 0)
+    return (len(_pool.working), _pool.max, _pool.q.qsize())
+
+
+def hook_threads_busy() -> int:
+    """Pushes running their repository's hooks, waiting for an hg lock, or storing an LFS upload."""
+    return 0 if _hook_pool is None else len(_hook_pool.working)
+
+
 def _stop_pool() -> None:
     global _pool, _trimmer, _watch
     if _watch is not None:

@@ -1,0 +1,133 @@
+"""``GET /.health`` (and ``HEAD``) on every HTTP listener: whether this hgwire can serve, for a
+load balancer or a monitor, and the work in flight, for an operator.
+
+``GET /`` answered 200 whatever the state of the storage: with ROOT gone, read-only or full, every
+clone said "not found" and every push failed while the load balancer kept sending clients, and
+nothing showed the open connections or the worker pool's load short of reading the log.  Here:
+
+- ``200`` and ``ok``, or ``503`` and one line that says what is wrong and what to do: ROOT missing,
+  not a directory, unreadable, not writable or on a read-only file system (unless ``--read-only``),
+  its file system nearly full (``MIN_FREE_BYTES``, or no inode left), for the ``fs`` backend; and,
+  for every backend, a check that runs in the worker pool and did not end within
+  ``CHECK_TIMEOUT`` seconds (every worker busy, or the storage hanging);
+- then, one a line, the open connections of each kind, the worker threads busy, the steps
+  waiting for one, and the pushes running their hooks.
+
+A 200 writes no access line (a load balancer asking every 2 s wrote 43,200 a day); a 503 writes
+its access line, and a change of state (ok to failing, failing to ok) one warning or info line.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet import defer
+from twisted.web import server
+
+from gateway.config import ServiceConfig
+from gateway.http import QUIET_ACCESS, HttpFront, Route, RouteKind, send_error
+from gateway.logs import SafeLogger
+from gateway.threads import hook_threads_busy, pool_load, run_blocking
+
+log = SafeLogger()
+
+CHECK_TIMEOUT = 5.0
+"""Seconds the check in the worker pool may take before the answer is 503."""
+
+MIN_FREE_BYTES = 64 * 1024 * 1024
+"""Free space on ROOT's file system under which the answer is 503 (a push would fail)."""
+
+_last_problem: dict[int, str | None] = {}
+"""Per service (its config's id): the problem the last check found, to log changes only."""
+
+
+def storage_problem(config: ServiceConfig) -> str | None:
+    """What is wrong with the ``fs`` backend's ROOT, in one sentence that says what to do; None if
+    nothing is (other backends: None, once a worker thread ran this)."""
+    from backends.filesystem import FilesystemBackend
+
+    if not isinstance(config.backend, FilesystemBackend):
+        return None
+    root = config.backend.root
+    try:
+        if not os.path.isdir(root):
+            return (f"the repositories' directory {root} is gone or is not a directory; "
+                    "restore it (or the mount it is on) and no restart is needed")
+        with os.scandir(root) as entries:
+            next(entries, None)
+        found = os.statvfs(root)
+    except OSError as e:
+        return f"the repositories' directory {root} cannot be read ({e.strerror or e}); check its mount and permissions"
+    if config.read_only:
+        return None
+    if found.f_flag & os.ST_RDONLY:
+        return (f"the repositories' directory {root} is on a read-only file system, so every push fails; "
+                "remount it read-write, or run hgwire with --read-only")
+    if not os.access(root, os.W_OK):
+        return (f"the repositories' directory {root} is not writable by the service's user, so pushes "
+                "that create files fail; give it to that user")
+    free = found.f_bavail * found.f_frsize
+    if free < MIN_FREE_BYTES:
+        return (f"the file system of {root} has {free // (1024 * 1024)} MiB free, so pushes may fail; "
+                "free some space")
+    if found.f_files and not found.f_favail:
+        return f"the file system of {root} has no inode free, so pushes fail; free some files"
+    return None
+
+
+def load_lines(config: ServiceConfig) -> list[str]:
+    """The work in flight, one a line."""
+    kinds: dict[str, int] = {}
+    for guard in config.guards:
+        kinds[guard.kind] = kinds.get(guard.kind, 0) + len(guard.protocols)
+    each = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
+    busy, size, waiting = pool_load()
+    return [f"connections: {sum(kinds.values())} open ({each})",
+            f"workers: {busy} of {size} busy, {waiting} waiting",
+            f"hooks: {hook_threads_busy()} pushes running hooks or waiting for a lock"]
+
+
+def serve_health(front: HttpFront, request: server.Request, route: Route) -> None:
+    from twisted.internet import reactor
+
+    config = front.config
+    answered: list[bool] = []
+
+    def answer(problem: str | None) -> None:
+        if answered or request.finished or request._disconnected:
+            return
+        answered.append(True)
+        if timer.active():
+            timer.cancel()
+        _log_change(config, problem)
+        if problem is None:
+            setattr(request, QUIET_ACCESS, True)
+        body = "\n".join(["ok" if problem is None else f"failing: {problem}", *load_lines(config)])
+        send_error(request, 200 if problem is None else 503, body)
+
+    def too_slow() -> None:
+        busy, size, waiting = pool_load()
+        answer(f"the check did not end within {CHECK_TIMEOUT:.0f} s in the worker pool ({busy} of {size} "
+               f"threads busy, {waiting} waiting): the storage hangs or every worker is held; see the log's "
+               "'all worker threads are busy' line, or raise --workers")
+
+    clock: Any = reactor
+    timer = clock.callLater(CHECK_TIMEOUT, too_slow)
+    d: defer.Deferred[str | None] = run_blocking(storage_problem, config)
+    d.addCallbacks(answer, lambda failure: answer(f"the check failed: {failure.getErrorMessage()}"))
+
+
+def _log_change(config: ServiceConfig, problem: str | None) -> None:
+    key = id(config)
+    if key in _last_problem and _last_problem[key] == problem:
+        return
+    before = _last_problem.get(key)
+    _last_problem[key] = problem
+    if problem is not None:
+        log.warn("health check: {problem}", problem=problem)  # noqa: G010
+    elif before is not None:
+        log.info("health check: ok again")
+
+
+HANDLERS = {RouteKind.HEALTH: serve_health}
