@@ -10,13 +10,17 @@ instead, its last chunk held back until the hash is known.
 ``store_verified`` writes an upload to a temporary beside its final name, hashes it as it
 goes, checks its size and hash, fsyncs it and renames it into place: a reader never sees half
 of one, and a wrong, oversized or cut upload leaves nothing behind.  ``VerifiedWriter`` does the
-same a chunk at a time, for an upload read as it arrives.
+same a chunk at a time, for an upload read as it arrives.  The temporary is ``flock``ed while it
+is written: one that nobody holds any more is a dead upload's (the service killed, ``kill -9`` or
+the machine's end, mid-upload), and the next upload into its directory removes it, where each
+such upload left its bytes (up to 2 GiB an object) for good.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -86,15 +90,17 @@ class VerifiedWriter:
                 os.makedirs(parent, exist_ok=True)
                 _share_directories(reversed(self._made), perm)
                 try:
-                    fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-")
+                    fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=TEMPORARY_PREFIX)
                     break
                 except FileNotFoundError:  # another refused upload removed the directory just made
                     if attempt:
                         raise
             self._file: BinaryIO = os.fdopen(fd, "wb")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (its own new file: never held by another)
         except OSError as exc:
             self.abort()
             raise NotStored(exc) from exc
+        remove_dead_temporaries(parent)
 
     def write(self, chunk: bytes) -> None:
         if self._tmp is None:
@@ -154,6 +160,47 @@ class VerifiedWriter:
         for directory in self._made:  # the deepest first; one another upload uses stays
             with contextlib.suppress(OSError):
                 os.rmdir(directory)
+
+
+TEMPORARY_PREFIX = ".tmp-"
+
+DEAD_AFTER = 5.0
+"""Seconds since a temporary was last written before it may be found dead (no ``flock`` on it):
+the moment between another upload's ``mkstemp`` and its ``flock`` is not mistaken for death."""
+
+
+def remove_dead_temporaries(directory: str, now: float | None = None) -> list[str]:
+    """Remove the temporaries in ``directory`` that no upload writes any more (no ``flock`` on them,
+    unwritten for ``DEAD_AFTER`` seconds); their names.  Best effort: whatever cannot be looked at
+    or removed stays."""
+    import time
+
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(TEMPORARY_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode) or now - found.st_mtime < DEAD_AFTER:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # an upload writes it
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed.append(name)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _missing_directories(path: str) -> list[str]:

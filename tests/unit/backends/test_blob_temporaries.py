@@ -1,0 +1,41 @@
+"""``remove_dead_temporaries``: an upload's temporary is removed only once nobody writes it."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from backends.blobs import DEAD_AFTER, VerifiedWriter, remove_dead_temporaries
+
+
+def test_a_temporary_being_written_or_just_made_is_kept_a_dead_one_removed(tmp_path: Path) -> None:
+    data = b"x" * 10
+    final = tmp_path / "aa" / hashlib.sha256(data).hexdigest()
+    writer = VerifiedWriter(str(final), hashlib.sha256(), final.name, ValueError, max_size=100)
+    writer.write(data[:5])
+    (live,) = (tmp_path / "aa").glob(".tmp-*")
+    dead = tmp_path / "aa" / ".tmp-dead"
+    dead.write_bytes(b"half")
+    young = tmp_path / "aa" / ".tmp-young"
+    young.write_bytes(b"half")
+    long_ago = time.time() - DEAD_AFTER - 10
+    for path in (live, dead):
+        os.utime(path, (long_ago, long_ago))
+    assert remove_dead_temporaries(str(tmp_path / "aa")) == [".tmp-dead"]
+    assert live.exists() and young.exists()
+    writer.write(data[5:])
+    writer.finish()
+    assert final.read_bytes() == data
+
+
+def test_another_process_s_lock_keeps_its_temporary(tmp_path: Path) -> None:
+    held = tmp_path / ".tmp-held"
+    held.write_bytes(b"half")
+    os.utime(held, (0, 0))
+    with open(held, "rb") as other:  # another open file: as another process's upload
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        assert remove_dead_temporaries(str(tmp_path)) == []
+    assert remove_dead_temporaries(str(tmp_path)) == [".tmp-held"]
