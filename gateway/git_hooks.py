@@ -276,6 +276,59 @@ def _lines(updates: Sequence[RefUpdate]) -> bytes:
     return b"".join(b"%s %s %s\n" % (u.old, u.new, u.ref) for u in updates)
 
 
+HOOK_STOP_WAIT = 5.0
+"""Seconds a hook stopped by the service's shutdown gets between SIGTERM and SIGKILL."""
+
+_running: dict[subprocess.Popen[bytes], tuple[str, float]] = {}
+"""The hook processes running now: what each runs and since when (``time.monotonic``)."""
+_running_lock = threading.Lock()
+
+
+def _track(proc: subprocess.Popen[bytes], args: list[str] | str) -> None:
+    import time
+
+    with _running_lock:
+        _running[proc] = (args if isinstance(args, str) else args[0], time.monotonic())
+
+
+def _untrack(proc: subprocess.Popen[bytes]) -> None:
+    with _running_lock:
+        _running.pop(proc, None)
+
+
+def running_hooks() -> list[tuple[str, float]]:
+    """What each hook process running now runs, and for how many seconds it has run."""
+    import time
+
+    now = time.monotonic()
+    with _running_lock:
+        return [(what, now - since) for what, since in _running.values()]
+
+
+def stop_running_hooks() -> list[tuple[str, float]]:
+    """Stop every hook process running now (the service stops past its grace): SIGTERM to its
+    process group, SIGKILL ``HOOK_STOP_WAIT`` seconds later if it is still there.  A hook so stopped
+    fails as a killed hook does: a pre-receive or update hook refuses its push, which wrote nothing;
+    a post-receive hook's work is cut.  What each ran, and for how long."""
+    stopped = running_hooks()
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            continue
+        timer = threading.Timer(HOOK_STOP_WAIT, _kill_if_running, (proc,))
+        timer.daemon = True
+        timer.start()
+    return stopped
+
+
+def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        _kill_group(proc)
+
+
 def run_hook_process(args: list[str] | str, cwd: str, env: dict[str, str], stdin: bytes | None
                      ) -> tuple[int | None, bytes]:
     """Run one hook (a shell command when ``args`` is a string) in a session of its own, standard
@@ -285,12 +338,15 @@ def run_hook_process(args: list[str] | str, cwd: str, env: dict[str, str], stdin
         args, shell=isinstance(args, str), cwd=cwd, env=env,
         stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    _track(proc, args)
     try:
         out, _ = proc.communicate(stdin, timeout=HOOK_TIMEOUT)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         out, _ = proc.communicate()
         return None, out
+    finally:
+        _untrack(proc)
     return proc.returncode, out
 
 
@@ -302,6 +358,7 @@ def run_proc_receive(path: str, cwd: str, env: dict[str, str], updates: Sequence
     each fault."""
     proc = subprocess.Popen([path], cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
+    _track(proc, path)
     timed_out: list[bool] = []
 
     def stop() -> None:
@@ -354,6 +411,7 @@ def run_proc_receive(path: str, cwd: str, env: dict[str, str], updates: Sequence
             except OSError:
                 pass
         status = proc.wait()
+        _untrack(proc)
         timer.cancel()
         reader.join()
     said = b"".join(written)

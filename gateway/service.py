@@ -249,6 +249,49 @@ class ListenerService(service.Service):
         return None
 
 
+class _HookWait:
+    """The stopping service's wait for the repository hooks still running once its connections
+    are gone (a push whose client left, or was closed at the grace's end, goes on with its hooks):
+    until the grace ends, then the hooks are stopped (``git_hooks.stop_running_hooks``) and waited
+    for ``HOOK_STOP_WAIT`` more seconds, so that ``--shutdown-grace`` bounds the stop.  The
+    process waited for such a hook before, up to its 300 s limit, saying nothing."""
+
+    def __init__(self, clock: Any, deadline: float, grace: float) -> None:
+        self.clock, self.deadline, self.grace = clock, deadline, grace
+        self.told = False
+        self.stopped_at: float | None = None
+
+    def ended(self) -> bool:
+        """Whether the stop need wait no longer for hooks (none runs, or the stopped ones had
+        their time); logs what it waits for and what it stops."""
+        from gateway.git_hooks import HOOK_STOP_WAIT, running_hooks, stop_running_hooks
+
+        running = running_hooks()
+        if not running:
+            return True
+        now = self.clock.seconds()
+        if self.stopped_at is not None:
+            if now < self.stopped_at + HOOK_STOP_WAIT + 1:
+                return False
+            log.warn("hgwire: {count} hooks still running after SIGKILL; exiting without them",  # noqa: G010
+                     count=len(running))
+            return True
+        if now < self.deadline:
+            if not self.told:
+                self.told = True
+                log.info("hgwire waits for {count} repository hooks still running, up to the {grace} s "
+                         "shutdown grace: {hooks}", count=len(running), grace=self.grace,
+                         hooks=", ".join(f"{what} ({ran:.0f} s)" for what, ran in running))
+            return False
+        self.stopped_at = now
+        for what, ran in stop_running_hooks():
+            log.warn("hgwire: stopping the hook {hook} (running {seconds:.0f} s) at the end of the {grace} s "  # noqa: G010
+                     "shutdown grace: its push is refused if the hook had to accept it, or its work after "
+                     "the push is cut; raise --shutdown-grace to let such hooks finish",
+                     hook=what, seconds=ran, grace=self.grace)
+        return False
+
+
 def _host_port(port: IListeningPort | None) -> tuple[str, int]:
     if port is None:
         return ("?", 0)
@@ -353,25 +396,34 @@ class HgwireService(service.MultiService):
     def _drain(self) -> defer.Deferred[None] | None:
         from twisted.internet import reactor
 
+        from gateway.git_hooks import running_hooks
         from gateway.limits import GuardedFactory
 
         factories = [l.factory for l in self.listeners if isinstance(l.factory, GuardedFactory)]
         grace = self.config.shutdown_grace
         open_now = sum(f.close_quiet(DRAIN_QUIET) for f in factories)
-        if not open_now:
+        if not open_now and not running_hooks():
             return None
-        log.info("hgwire stopped listening; {count} open connections get up to {grace} s to finish",
-                 count=open_now, grace=grace)
+        if open_now:
+            log.info("hgwire stopped listening; {count} open connections get up to {grace} s to finish",
+                     count=open_now, grace=grace)
         clock: Any = reactor
         deadline = clock.seconds() + grace
         done: defer.Deferred[None] = defer.Deferred()
         closed_at: list[float] = []
+        connections_gone: list[bool] = [] if open_now else [True]
+        hooks = _HookWait(clock, deadline, grace)
 
         def step() -> None:
             left = sum(f.close_quiet(DRAIN_QUIET) for f in factories)
             if not left:
-                log.info("hgwire: every connection finished")
-                done.callback(None)
+                if not connections_gone:
+                    connections_gone.append(True)
+                    log.info("hgwire: every connection finished")
+                if hooks.ended():
+                    done.callback(None)
+                else:
+                    clock.callLater(DRAIN_STEP, step)
             elif closed_at:
                 # the connections closed are lost a reactor turn later: only then is a push thread
                 # waiting on its client let go (and the shutdown joins those threads next)

@@ -12,6 +12,7 @@ when the signal comes, so the timing does not depend on the machine's speed.
 from __future__ import annotations
 
 import contextlib
+import os
 import http.client
 import signal
 import subprocess
@@ -329,3 +330,72 @@ def test_a_slow_http_clone_in_progress_completes_after_sigterm(
     assert clone.returncode == 0, err
     assert status in STOPPED, log
     _run(["git", "fsck", "--full"], env, cwd=tmp_path / "c")
+
+
+@pytest.mark.parametrize("vcs", ["git", "hg"])
+def test_a_hook_that_outlives_the_grace_is_stopped_and_the_push_refused(
+        make: Callable[[float], StoppingServer], tmp_path: Path, vcs: str) -> None:
+    """A push whose hook runs on past the grace: its connection is closed at the grace's end, and
+    the process waited for the hook (up to its 300 s limit) saying nothing.  Now the hook is stopped
+    at the grace's end, the push is refused with nothing written, and the next start takes pushes."""
+    server: StoppingServer = make(2)
+    env = _env(tmp_path, server)
+    marker = tmp_path / "in-hook"
+    hook = f"#!/bin/sh\ncat > /dev/null\necho $$ > {marker}\nsleep 60\n"
+    work = tmp_path / "work"
+    if vcs == "git":
+        repo = server.root / "proj.git"
+        _run(["git", "init", "-q", "--bare", str(repo)], env)
+        (repo / "hooks" / "pre-receive").write_text(hook)
+        (repo / "hooks" / "pre-receive").chmod(0o755)
+        _run(["git", "init", "-q", "-b", "main", str(work)], env)
+        (work / "a.txt").write_text("a\n")
+        _run(["git", "add", "a.txt"], env, work)
+        _run(["git", "commit", "-q", "-m", "a"], env, work)
+        push_argv = ["git", "push", "-q", server.direct("git", "proj"), "HEAD:main"]
+    else:
+        repo = server.root / "proj"
+        _run([HG, "init", str(repo)], env)
+        script = tmp_path / "hook.sh"
+        script.write_text(hook.replace("cat > /dev/null\n", ""))
+        script.chmod(0o755)
+        (repo / ".hg" / "hgrc").write_text(f"[hooks]\npretxnchangegroup.slow = {script}\n")
+        _run([HG, "init", str(work)], env)
+        (work / "a.txt").write_text("a\n")
+        _run([HG, "-R", str(work), "commit", "-q", "-A", "-m", "a", "-u", "t"], env)
+        push_argv = [HG, "-R", str(work), "push", server.direct("ssh", "proj"),
+                     "--ssh", server.ssh_command() + f" -p {server.ports['ssh']}"]
+    push = subprocess.Popen(push_argv, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(marker, push)
+    time.sleep(0.2)  # (the pid written)
+    hook_pid = int(marker.read_text())
+    status, took, log = server.terminate_and_wait(20)
+    assert status in STOPPED and took < 15, log  # 2 s of grace, the hook's SIGTERM, not its 60 s
+    assert "hgwire: stopping the hook" in log and "at the end of the 2.0 s shutdown grace" in log, log
+    push.communicate(timeout=30)
+    assert push.returncode != 0
+    assert _gone(hook_pid), Path(f"/proc/{hook_pid}/status").read_text()
+    if vcs == "git":
+        assert _run(["git", "--git-dir", str(repo), "for-each-ref"], env).stdout == ""
+        _run(["git", "--git-dir", str(repo), "fsck", "--full", "--strict"], env)
+        (repo / "hooks" / "pre-receive").unlink()
+    else:
+        assert _run([HG, "-R", str(repo), "log", "-T", "{node}\\n"], env).stdout == ""
+        _run([HG, "-R", str(repo), "verify", "-q"], env)
+        (repo / ".hg" / "hgrc").write_text("")
+    server.start()
+    _run(push_argv, env, work)
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has ended (a zombie left to an init that does not reap counts as ended)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
