@@ -12,7 +12,6 @@ when the signal comes, so the timing does not depend on the machine's speed.
 from __future__ import annotations
 
 import contextlib
-import os
 import http.client
 import signal
 import subprocess
