@@ -100,7 +100,7 @@ class VerifiedWriter:
         except OSError as exc:
             self.abort()
             raise NotStored(exc) from exc
-        remove_dead_temporaries(parent)
+        _sweep_now_and_then(parent)
 
     def write(self, chunk: bytes) -> None:
         if self._tmp is None:
@@ -167,6 +167,27 @@ TEMPORARY_PREFIX = ".tmp-"
 DEAD_AFTER = 5.0
 """Seconds since a temporary was last written before it may be found dead (no ``flock`` on it):
 the moment between another upload's ``mkstemp`` and its ``flock`` is not mistaken for death."""
+
+
+SWEEP_INTERVAL = 3600.0
+"""Seconds between two looks for dead temporaries in one directory (hg's largefiles share one
+directory, of maybe 100,000 files: listing it took 0.1 s, too much for every upload)."""
+
+_swept: dict[str, float] = {}
+"""When each directory was last looked at for dead temporaries (this process's uploads)."""
+
+
+def _sweep_now_and_then(directory: str) -> None:
+    import time
+
+    now = time.monotonic()
+    last = _swept.get(directory)
+    if last is not None and now - last < SWEEP_INTERVAL:
+        return
+    if len(_swept) >= 65536:
+        _swept.clear()
+    _swept[directory] = now
+    remove_dead_temporaries(directory)
 
 
 def remove_dead_temporaries(directory: str, now: float | None = None) -> list[str]:

@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from backends.blobs import DEAD_AFTER, VerifiedWriter, remove_dead_temporaries
 
 
@@ -39,3 +41,24 @@ def test_another_process_s_lock_keeps_its_temporary(tmp_path: Path) -> None:
         fcntl.flock(other.fileno(), fcntl.LOCK_EX)
         assert remove_dead_temporaries(str(tmp_path)) == []
     assert remove_dead_temporaries(str(tmp_path)) == [".tmp-held"]
+
+
+def test_a_directory_is_looked_at_once_an_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hg's largefiles share one directory: it is not listed again for every upload."""
+    from backends import blobs
+
+    def upload(data: bytes) -> None:
+        writer = VerifiedWriter(str(tmp_path / hashlib.sha256(data).hexdigest()), hashlib.sha256(),
+                                hashlib.sha256(data).hexdigest(), ValueError, max_size=100)
+        writer.write(data)
+        writer.finish()
+
+    upload(b"one")
+    dead = tmp_path / ".tmp-dead"
+    dead.write_bytes(b"half")
+    os.utime(dead, (0, 0))
+    upload(b"two")
+    assert dead.exists()
+    monkeypatch.setattr(blobs, "SWEEP_INTERVAL", 0.0)
+    upload(b"three")
+    assert not dead.exists()
