@@ -108,7 +108,7 @@ def serve_health(front: HttpFront, request: server.Request, route: Route) -> Non
 
     def too_slow() -> None:
         busy, size, waiting = pool_load()
-        answer(f"the check did not end within {CHECK_TIMEOUT:.0f} s in the worker pool ({busy} of {size} "
+        answer(f"the check did not end within {CHECK_TIMEOUT:g} s in the worker pool ({busy} of {size} "
                f"threads busy, {waiting} waiting): the storage hangs or every worker is held; see the log's "
                "'all worker threads are busy' line, or raise --workers")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -101,3 +102,32 @@ def test_a_repository_cannot_take_the_health_path(make_server: Callable[..., Run
     server = make_server("fs", http=[LOOPBACK])
     assert _get(server, "/.health/info/refs?service=git-upload-pack")[0] == 404
     assert _get(server, "/.health?cmd=capabilities")[0] == 404
+
+
+def test_health_fails_while_every_worker_is_held(make_server: Callable[..., RunningServer], reactor: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storage call that hangs holds its worker; once all are held, every request waits."""
+    import threading
+
+    from gateway import health
+    from gateway.threads import pool_load, run_blocking
+
+    server = make_server("fs", http=[LOOPBACK])
+    monkeypatch.setattr(health, "CHECK_TIMEOUT", 0.5)
+    release = threading.Event()
+    size = pool_load()[1]
+    for _ in range(size + 1):  # every worker, and one more waiting
+        reactor.callFromThread(run_blocking, release.wait)
+    try:
+        deadline = time.monotonic() + 10
+        while pool_load()[0] < size and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status, body = _get(server)
+    finally:
+        release.set()
+    assert status == 503, body
+    assert body.startswith(f"failing: the check did not end within 0.5 s in the worker pool ({size} of {size} threads busy"), body
+    deadline = time.monotonic() + 10
+    while _get(server)[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
