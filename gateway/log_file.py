@@ -15,6 +15,9 @@ that went wrong both ways an operator configures it:
 its descriptor writes in append mode (after a truncation the next line lands at the start), its
 size is the file's own, and SIGUSR1 reopens FILE when the file at that path is no longer the one
 written (moved or removed: nginx's ``kill -USR1``), and rotates it as twistd did otherwise.
+Without ``--logfile`` (``-n`` to the journal, ``--syslog``), SIGUSR1 is logged and changes nothing:
+its default action ended the process at once, every clone and push with it (a logrotate
+``postrotate`` or a habit from nginx).
 """
 
 from __future__ import annotations
@@ -85,10 +88,18 @@ def rotate_or_reopen(log_file: RotatingFile) -> None:
     log.info("SIGUSR1: the log file {path} was moved or removed; hgwire writes a new one there", path=path)
 
 
+def _no_log_file() -> None:
+    log.info("SIGUSR1: hgwire writes no --logfile (its log goes to standard output or syslog), so there "
+             "is nothing to rotate or reopen; hgwire goes on serving")
+
+
 def manage_log_file(reactor: Any) -> RotatingFile | None:
     """Take over twistd's ``--logfile`` (see the module's text); None when there is none."""
-    log_file = twistd_log_file(signal.getsignal(signal.SIGUSR1))
+    handler = signal.getsignal(signal.SIGUSR1)
+    log_file = twistd_log_file(handler)
     if log_file is None:
+        if handler in (signal.SIG_DFL, None):  # its default ended the process at once, clients and all
+            signal.signal(signal.SIGUSR1, lambda signum, frame: reactor.callFromThread(_no_log_file))
         return None
     opened = log_file._openFile
 

@@ -110,3 +110,31 @@ def test_sigusr1_alone_still_rotates_as_twistd_does(logging: Logging) -> None:
     assert logging.logged(logging.log, "GET /?second")
     rotated = logging.log.with_name("hgwire.log.1")
     assert "GET /?first" in rotated.read_text() and "GET /?first" not in logging.log.read_text()
+
+
+def test_sigusr1_without_a_log_file_does_not_end_the_service(tmp_path: Path) -> None:
+    """``-n`` logging to standard output (the journal): SIGUSR1's default action ended the process
+    at once (status 138), clones and pushes with it."""
+    log = tmp_path / "out.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"),
+                                 "--http", "tcp:0:interface=127.0.0.1"], stdout=out, stderr=subprocess.STDOUT,
+                                cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while "serves repositories" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while "nothing to rotate or reopen; hgwire goes on serving" not in log.read_text():
+            assert proc.poll() is None, (proc.returncode, log.read_text())
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        port = re.search(r"serves http at http://127\.0\.0\.1:(\d+)/", log.read_text())
+        assert port is not None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
