@@ -567,9 +567,17 @@ line's user field (``HgwireSite.log``), ``-`` without one, as lighttpd's and Apa
 
 def _user_if_valid(valid: bool, user: str, users: Htpasswd, request: server.Request) -> str:
     if not valid:
+        # one line with who tried from where, as sshd's "Failed password for …": what fail2ban and
+        # the like match (the refusal's own line names the repository, not the client)
+        log.info("HTTP login refused for user {tried} from {peer}: wrong user name or password",
+                 tried=user[:MAX_LOGGED_USER], peer=peer_text(request.getClientAddress()))
         raise Unauthorized("wrong user name or password", detail=users.skipped(user))
     setattr(request, LOGGED_USER, user)
     return user
+
+
+MAX_LOGGED_USER = 200
+"""Characters of a refused login's user name its log line shows."""
 
 
 def _passwords_unreadable(failure: Failure, users: Htpasswd) -> NoReturn:

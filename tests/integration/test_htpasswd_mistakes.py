@@ -107,3 +107,24 @@ def test_the_login_challenge_of_a_good_push_is_not_logged_as_a_refusal(
     assert wrong.returncode != 0
     assert any(line.endswith("refused 401: wrong user name or password") for line in _lines(seen)), _lines(seen)
     subprocess.run(["git", "fsck", "--full"], cwd=server.root / "app.git", capture_output=True, check=True)
+
+
+def test_a_wrong_password_is_logged_with_the_user_and_the_client_address(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """The refusal's line named the repository only ("git-http app.git: refused 401: wrong user name
+    or password"), and the access line's 401 is also every push's first, credential-less request:
+    nothing told fail2ban (or an operator) who failed from where.  The password is never logged."""
+    passwords = tmp_path / "htpasswd"
+    passwords.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(passwords))
+    subprocess.run(["git", "init", "-q", "--bare", str(server.root / "app.git")], check=True)
+    work = _work(client)
+    with log_events() as seen:
+        wrong = client.git("push", _url(server, "alice:n0pe-guess"), "main", cwd=work, check=False)
+        client.git("push", "-q", _url(server, "alice:s3cret"), "main", cwd=work)
+    assert wrong.returncode != 0
+    lines = _lines(seen)
+    failed = [line for line in lines if line.startswith("HTTP login refused for user alice from 127.0.0.1:")]
+    assert len(failed) == 1 and failed[0].endswith(": wrong user name or password"), lines
+    assert not any("n0pe-guess" in line or "s3cret" in line for line in lines), lines
+    assert not any("n0pe-guess" in str(e) or "s3cret" in str(e) for e in seen)
