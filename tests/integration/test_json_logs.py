@@ -4,6 +4,7 @@ collector.  ``--logger twisted.logger.jsonFileLogObserver`` stopped the start wi
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import subprocess
 import time
@@ -15,21 +16,33 @@ from tests.conftest import VENV_BIN
 TWISTD = f"{VENV_BIN}/twistd"
 
 
-def _next_event(proc: subprocess.Popen[str], want: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=1):
-                continue
-            line = proc.stdout.readline()
-            assert line, ("twistd ended", proc.stderr.read() if proc.stderr else "", seen)
-            event: dict[str, Any] = json.loads(line)  # every line is one JSON object
-            seen.append(event)
-            if want in event["text"]:
-                return event
-    raise AssertionError(f"no event with {want!r}: {seen}")
+class _Lines:
+    """Lines of a pipe as they arrive: read from the descriptor itself, so that lines that came in
+    one read are not left in a file object's buffer while the selector waits for more."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.fd = proc.stdout.fileno()
+        self.pending = b""
+
+    def next_event(self, want: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.fd, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                while b"\n" in self.pending:
+                    line, _, self.pending = self.pending.partition(b"\n")
+                    event: dict[str, Any] = json.loads(line)  # every line is one JSON object
+                    seen.append(event)
+                    if want in event["text"]:
+                        return event
+                if not selector.select(timeout=1):
+                    continue
+                data = os.read(self.fd, 65536)
+                assert data, ("twistd ended", self.proc.stderr.read() if self.proc.stderr else b"", seen)
+                self.pending += data
+        raise AssertionError(f"no event with {want!r}: {seen}")
 
 
 def test_every_event_is_a_line_of_json_with_its_fields(tmp_path: Path) -> None:
@@ -37,15 +50,16 @@ def test_every_event_is_a_line_of_json_with_its_fields(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "repos" / "app.git")], check=True)
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "--logger", "gateway.logs.json_lines", "hgwire",
                              "--root", str(tmp_path / "repos"), "--git", "tcp:0:interface=127.0.0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    lines = _Lines(proc)
     seen: list[dict[str, Any]] = []
     try:
-        serving = _next_event(proc, "hgwire serves git at", seen)
+        serving = lines.next_event("hgwire serves git at", seen)
         assert serving["level"] == "info" and serving["namespace"] == "gateway.service"
         assert serving["time"].endswith("Z") and serving["kind"] == "git"
         url = serving["url"].replace("NAME.git", "app.git")
         subprocess.run(["git", "ls-remote", url], check=True, capture_output=True, timeout=60)
-        served = _next_event(proc, "git-upload-pack app.git", seen)
+        served = lines.next_event("git-upload-pack app.git", seen)
         assert served["repo"] == "app.git" and served["outcome"] == "ok"
         assert isinstance(served["elapsed_ms"], int) and served["peer"].startswith("127.0.0.1:")
         assert not any(key.startswith("log_") for key in served)
