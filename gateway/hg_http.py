@@ -55,7 +55,13 @@ from gateway.errors import (
     wrong_kind,
 )
 from gateway.hg_hooks import PullHooks, pull_hooks_of
-from gateway.hg_session import PERMISSION_ACCESS, close_stream, hidden_access_refusal, push_outcome
+from gateway.hg_session import (
+    PERMISSION_ACCESS,
+    close_stream,
+    grant_hidden_access,
+    hidden_access_needs_login,
+    push_outcome,
+)
 from gateway.http import (
     REALM,
     HttpFront,
@@ -273,9 +279,6 @@ class HgHttpCommand:
         check_web_access(repo, self.user, cmd.permission)
         if cmd.permission == PUSH and (refusal := push_refusal(repo, self.route.repo)) is not None:
             raise refusal  # a read-only mirror (``refuses_push``): 403, as --read-only is
-        if (self.request.args or {}).get(b"access-hidden", [b""])[0]:  # hg pull --remote-hidden: in the log
-            log.info("{proto} {command} {repo}: {outcome}", proto=PROTO, command=self.command,  # (as hgweb's
-                     repo=self.route.repo, outcome=hidden_access_refusal(repo, self.user))   # ui.warn says it)
         content: IO[bytes] | _LiveReader | None
         if isinstance(self.content, LiveBody):
             content = _LiveReader(self.content)
@@ -331,10 +334,25 @@ class HgHttpCommand:
         repo = returned_repository(self.front.config.backend.open(self.route.repo), f"open({self.route.repo!r})")
         if repo.kind is not Kind.HG:
             raise wrong_kind(self.route.repo, repo.kind)
+        if (self.request.args or {}).get(b"access-hidden", [b""])[0]:  # hg pull --remote-hidden
+            self._hidden_access(repo)
         address = self.request.getClientAddress()
         ctx = SessionContext(self.front.config.backend, self.route.repo, PROTO, peer_text(address), self.user,
                              extra={"scheme": "https" if self.secure else "http"}, authorizer=self.front.authorizer)
         return guard_hg_repository(repo, ctx)  # protected bookmarks and the audit log
+
+    def _hidden_access(self, repo: HgRepository) -> None:
+        """Serve ``repo``'s hidden changesets to a user ``[experimental] server.allow-hidden-access``
+        names; an anonymous client is asked to log in when it names users (hg's client sends its
+        credentials only when challenged), anyone else's request is ignored and logged, as hgweb
+        warns in its log."""
+        refusal = grant_hidden_access(repo, self.user)
+        if refusal is None:
+            return
+        if self.user is None and hidden_access_needs_login(repo):
+            raise LoginNeeded("access to hidden changesets needs a login")
+        log.info("{proto} {command} {repo}: {outcome}", proto=PROTO, command=self.command,
+                 repo=self.route.repo, outcome=refusal)
 
     def _respond(self, response: Response, cmd: Command) -> None:
         assert self.head is not None

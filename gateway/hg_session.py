@@ -78,26 +78,38 @@ def _abort_line(message: str) -> bytes:
     return f"abort: {message}\n".encode("utf-8", "replace")
 
 
-def open_hg_repo(ctx: SessionContext) -> HgRepository:
-    """Open the repository and make sure it is a Mercurial one; blocking, for the pool."""
+def open_hg_repo(ctx: SessionContext, hidden: bool = False) -> tuple[HgRepository, str | None]:
+    """Open the repository and make sure it is a Mercurial one; blocking, for the pool.  With
+    ``hidden`` (``serve --stdio --hidden``: ``hg pull --remote-hidden``) it serves its hidden
+    changesets if the session's user may see them (``grant_hidden_access``); the second item is what
+    the client is told when not."""
     repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
     if repo.kind is not Kind.HG:
         raise wrong_kind(ctx.repo_name, repo.kind)
-    return guard_hg_repository(repo, ctx)
+    refusal = grant_hidden_access(repo, ctx.user) if hidden else None
+    return guard_hg_repository(repo, ctx), refusal
 
 
-def hidden_access_refusal(repo: HgRepository, user: str | None) -> str:
-    """What a client asking for the repository's hidden changesets (``hg pull --remote-hidden``:
-    ``serve --stdio --hidden`` over SSH, ``access-hidden=1`` over HTTP) is told: hgwire serves them
-    to nobody, so they stay hidden, as ``hg serve`` keeps them from users its ``[experimental]
-    server.allow-hidden-access`` does not name (by default, everyone), in ``hg serve``'s words;
-    where that setting names users, the sentence says this server does not honour it."""
-    section = getattr(repo, "hgrc_section", None)  # optional: a backend may read no hgrc
-    settings = section(b"experimental") if section is not None else {}
-    if settings.get(b"server.allow-hidden-access", b"").strip():
-        return ("ignoring request to access hidden changeset: this server does not serve hidden changesets, "
-                "whatever [experimental] server.allow-hidden-access says; pull them from the repository itself")
+def grant_hidden_access(repo: HgRepository, user: str | None) -> str | None:
+    """A client asks for the repository's hidden changesets (``hg pull --remote-hidden``: ``serve
+    --stdio --hidden`` over SSH, ``access-hidden=1`` over HTTP): served to the users the hgrc's
+    ``[experimental] server.allow-hidden-access`` names (``*``: everyone), as by ``hg serve``; then
+    ``repo`` (the backend's, before it is guarded) serves them and None is returned.  Otherwise the
+    request is ignored and what the client is told is returned, in ``hg serve``'s words."""
+    allows = getattr(repo, "allows_hidden_access", None)  # optional: a backend may keep no markers
+    if allows is None or not hasattr(repo, "serve_hidden"):
+        return f"ignoring request to access hidden changeset by unauthorized user: {user or 'anonymous'}"
+    if allows(user):
+        repo.serve_hidden = True
+        return None
     return f"ignoring request to access hidden changeset by unauthorized user: {user or 'anonymous'}"
+
+
+def hidden_access_needs_login(repo: HgRepository) -> bool:
+    """``[experimental] server.allow-hidden-access`` names users: an anonymous HTTP client asking
+    for hidden changesets is asked for its credentials (hg sends them only when challenged)."""
+    names = getattr(repo, "hidden_access_names_users", None)
+    return bool(names()) if names is not None and hasattr(repo, "serve_hidden") else False
 
 
 def close_stream(response: Response) -> None:
@@ -199,9 +211,9 @@ class HgServeSession(PumpedSession):
             self._finish("ok" if self.outcome == "started" else self.outcome, 0)
 
     def _open(self, ctx: SessionContext) -> tuple[HgRepository, str | None, ReadOnly | None]:
-        repo = open_hg_repo(ctx)
         hidden = ctx.extra.get("hidden") == "1"  # serve --stdio --hidden: hg pull --remote-hidden
-        return repo, hidden_access_refusal(repo, ctx.user) if hidden else None, push_refusal(repo, ctx.repo_name)
+        repo, refusal = open_hg_repo(ctx, hidden)
+        return repo, refusal, push_refusal(repo, ctx.repo_name)
 
     def _opened(self, opened: tuple[HgRepository, str | None, ReadOnly | None]) -> None:
         self.repo, refusal, self._push_refusal = opened

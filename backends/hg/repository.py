@@ -187,6 +187,10 @@ class HgRepo:
         requirements encode it."""
         self._views: Views | None = None
         self._views_lock = threading.RLock()
+        self.serve_hidden = False
+        """Serve the changesets obsolescence markers hide (hg's ``served.hidden`` view, secret ones
+        still hidden): set for a client ``allows_hidden_access`` lets in (``hg pull --remote-hidden``)."""
+        self._hidden_views: tuple[Views, Views] | None = None
         self._branch_cache: tuple[list[tuple[bytes, bool]], Node, int] = ([], NULL_NODE, 0)
         self._obsstore: tuple[object, ObsStore, bytes] | None = None
         self.recovered: bool = False
@@ -236,14 +240,15 @@ class HgRepo:
             return None
 
     def state_stamp(self) -> bytes:
-        """Changes whenever what a pull can see changes: the changelog, phases, bookmarks, publishing.
+        """Changes whenever what a pull can see changes: the changelog, phases, bookmarks, publishing,
+        and whether hidden changesets are served (``serve_hidden``).
 
         Size, modification time and inode of those files (a version counter in
         memory): two equal stamps mean the same answer to the same pull.
         """
         stamps = (self.store.stamp(CHANGELOG), self.store.stamp(CHANGELOG_DATA), self.store.stamp(PHASEROOTS),
                   self.bookmarks_vfs().stamp(b"bookmarks"), self.plain.stamp(b"hgrc"), self._obs_stamp(),
-                  _file_stamp(self.base_hgrc))
+                  _file_stamp(self.base_hgrc), self.serve_hidden)
         return repr(stamps).encode("ascii")
 
     def filelog_path(self, path: bytes) -> bytes:
@@ -264,9 +269,25 @@ class HgRepo:
     # -- derived views ------------------------------------------------------
 
     def views(self, cl: Revlog | None = None) -> Views:
-        """Views of the current changelog snapshot (recomputed only when it changed)."""
+        """Views of the current changelog snapshot (recomputed only when it changed): hg's ``served``
+        view, or ``served.hidden`` (obsoleted changesets visible, secret ones not) under
+        ``serve_hidden``."""
         if cl is None:  # not "cl or ...": an empty revlog is falsy
             cl = self.changelog()
+        views = self._served_views(cl)
+        if not self.serve_hidden:
+            return views
+        with self._views_lock:
+            derived = self._hidden_views
+            if derived is not None and derived[0] is views:
+                return derived[1]
+            unhidden = views.phases.translate(graph.VISIBLE)
+            shown = views if unhidden == views.visible else Views(views.index, views.parents, views.phases,
+                                                                   unhidden, views.phase_stamp)
+            self._hidden_views = (views, shown)
+            return shown
+
+    def _served_views(self, cl: Revlog) -> Views:
         scope = self.revlogs.scope
         with self._views_lock:
             views = self._views
@@ -1158,6 +1179,21 @@ class HgRepo:
         name), else ``name`` (by default its own)."""
         shown = self.web_settings().get(b"name", b"").decode("utf-8", "surrogateescape")
         return shown or (self.name if name is None else name)
+
+    def allows_hidden_access(self, user: str | None) -> bool:
+        """Whether ``user`` may see hidden changesets (``hg pull --remote-hidden``): named by the hgrc's
+        ``[experimental] server.allow-hidden-access``, or any user (anonymous too) when it is ``*``
+        alone, as ``hg serve`` decides (``scmutil.ismember``); nobody when it is unset."""
+        value = self.hgrc_section(b"experimental").get(b"server.allow-hidden-access")
+        allowed = _config_list(value) if value is not None else []
+        return allowed == ["*"] or (user is not None and user in allowed)
+
+    def hidden_access_names_users(self) -> bool:
+        """``[experimental] server.allow-hidden-access`` names users (not ``*`` alone): an anonymous
+        client asking for hidden changesets is asked to log in."""
+        value = self.hgrc_section(b"experimental").get(b"server.allow-hidden-access")
+        allowed = _config_list(value) if value is not None else []
+        return bool(allowed) and allowed != ["*"]
 
     def hgrc_section(self, section: bytes) -> dict[bytes, bytes]:
         """One section of the hgrc (``[web]``, ``[graph]``...), in hg's order."""

@@ -364,5 +364,7 @@ def test_the_state_stamp_moves_with_everything_a_pull_can_see(new_repo: HgRepo) 
     seen.append(new_repo.state_stamp())
     new_repo.plain.replace(b"hgrc", b"")  # publishing again
     seen.append(new_repo.state_stamp())
+    new_repo.serve_hidden = True  # hg pull --remote-hidden: no clone of the served view may be shared with it
+    seen.append(new_repo.state_stamp())
     assert len(set(seen)) == len(seen)
     assert new_repo.state_stamp() == seen[-1]
