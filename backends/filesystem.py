@@ -207,6 +207,18 @@ class FilesystemBackend:
 
     def open(self, name: str) -> Repository:
         found, path, kind = self._locate(name)
+        return self._open_located(found, path, kind)
+
+    def open_for_reading(self, name: str) -> Repository:
+        """``open`` for a request that only reads the repository and sets nothing on it: the name is
+        checked and found as by ``open``, and an hg repository opened before for it is given again
+        while nothing an open reads has changed on disk (``backends.hg.open_for_reading``)."""
+        found, path, kind = self._locate(name)
+        if kind is Kind.HG:
+            return hg_support.open_hg_for_reading(path, found)
+        return self._open_located(found, path, kind)
+
+    def _open_located(self, found: str, path: str, kind: Kind) -> Repository:
         if kind is Kind.HG:
             return hg_support.open_hg(path, found)
         git_dir, bare = git_dir_of(path)

@@ -18,6 +18,17 @@ def open_hg(path: str, name: str) -> HgRepository:
     return repo
 
 
+def open_hg_for_reading(path: str, name: str) -> HgRepository:
+    """``open_hg`` for a request that only reads: an open repository may be given again."""
+    from backends import hg
+
+    opener = getattr(hg, "open_for_reading", None) or getattr(hg, "open_repository", None)
+    if opener is None:
+        raise UnsupportedFeature(NOT_YET)
+    repo: HgRepository = opener(path, name)
+    return repo
+
+
 def create_hg(path: str, name: str) -> HgRepository:
     from backends import hg
 

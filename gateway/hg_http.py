@@ -79,7 +79,7 @@ from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
-from protocols import hg_commands, hg_http
+from protocols import hg_commands, hg_http, hg_wire
 from protocols.errors import (
     HgwireError,
     NotARepository,
@@ -90,7 +90,7 @@ from protocols.errors import (
     UnsafeName,
     UnsupportedFeature,
 )
-from protocols.hg_commands import PUSH, Command, CommandContext, Permission, Transport
+from protocols.hg_commands import PULL, PUSH, Command, CommandContext, Permission, Transport
 from protocols.hg_responses import BytesResponse, OobError, Response, StreamResponse
 from protocols.http_head import reason_phrase
 
@@ -273,7 +273,7 @@ class HgHttpCommand:
         pull hooks come with an answer that sends changesets."""
         assert self.head is not None
         try:
-            repo = self._open()
+            repo = self._open(self._reads_only(cmd))
         except UnsupportedFeature as exc:  # a repository hgwire cannot serve: hg shows the reason
             return OobError(exc.message.encode("utf-8", "replace")), None
         check_web_access(repo, self.user, cmd.permission)
@@ -330,8 +330,26 @@ class HgHttpCommand:
             log.info("{proto} {command} {repo}: the repository's hooks wrote: {output}", proto=PROTO,
                      command=self.command, repo=self.route.repo, output=out.decode("utf-8", "replace").rstrip())
 
-    def _open(self) -> HgRepository:
-        repo = returned_repository(self.front.config.backend.open(self.route.repo), f"open({self.route.repo!r})")
+    def _reads_only(self, cmd: Command) -> bool:
+        """Whether the request only reads the repository (a poll's ``capabilities``, ``batch`` of
+        ``heads``/``known``/``listkeys``...): no push, no ``pushkey`` in a batch, no hidden access."""
+        assert self.head is not None
+        if cmd.permission != PULL or cmd.takes_payload or (self.request.args or {}).get(b"access-hidden"):
+            return False
+        if cmd.name != b"batch":
+            return True
+        if self.head.post_args_length:  # its commands are in the body, not read yet
+            return False
+        batched = hg_wire.parse_batch(self.head.args.get(b"cmds", b""))
+        return all((found := hg_commands.COMMANDS.get(name)) is not None and found.permission == PULL
+                   for name, _ in batched)
+
+    def _open(self, reads_only: bool = False) -> HgRepository:
+        """The repository, opened (for a request that ``reads_only``, through the backend's optional
+        ``open_for_reading``, which may give one opened before while nothing changed on disk)."""
+        backend = self.front.config.backend
+        opener = getattr(backend, "open_for_reading", None) if reads_only else None
+        repo = returned_repository((opener or backend.open)(self.route.repo), f"open({self.route.repo!r})")
         if repo.kind is not Kind.HG:
             raise wrong_kind(self.route.repo, repo.kind)
         if (self.request.args or {}).get(b"access-hidden", [b""])[0]:  # hg pull --remote-hidden

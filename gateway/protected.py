@@ -901,5 +901,5 @@ def read_base_hgrc(repo: object, authorizer: Authorizer | None) -> None:
     its own, as ``hg serve`` reads the system's: for sessions and for hgweb's pages alike."""
     policy = authorizer.policy if authorizer is not None else None
     base = policy.current.hg_hgrc if policy is not None else None
-    if base is not None and hasattr(repo, "base_hgrc"):
-        repo.base_hgrc = os.fsencode(base)
+    if hasattr(repo, "base_hgrc"):  # (None too: a repository opened before may be given again)
+        repo.base_hgrc = os.fsencode(base) if base is not None else None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 
 from backends.blobs import made_whole
@@ -37,6 +38,7 @@ from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo
 from backends.hg.vfs import FsVfs
 from backends.interfaces import LockWait
+from backends.lru import LruCache
 from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
 
 DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo layout"
@@ -140,6 +142,58 @@ def open_repository(path: str, name: str) -> HgRepo:
     return repo
 
 
+READ_REUSE = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo]](16)
+"""Repositories ``open_for_reading`` gave, by path and name, with what their files said when opened:
+the most recently asked 16 (each keeps its changelog's and manifest's indexes while it is kept)."""
+_READ_REUSE_LOCK = threading.Lock()
+
+
+def open_for_reading(path: str, name: str) -> HgRepo:
+    """``open_repository``'s repository for a request that only reads it and sets nothing on it
+    (the HTTP wire commands a poll sends: ``capabilities``, ``batch``, ``listkeys``...): the one
+    opened before for ``path`` is given again while nothing an open reads has changed on disk
+    (``_open_state``), so that such requests stop paying an open each.  What it answers is read
+    afresh from disk as with any open (the changelog, phases, bookmarks, markers, the hgrc: by
+    their stamps), so a push through hgwire or a commit by ``hg`` in the repository is seen by the
+    next request.  Threads may share it: it keeps its derived data under its own lock.  Never for
+    a push (``transaction``) or a request that changes what it serves (``serve_hidden``)."""
+    state = _open_state(path)
+    key = (path, name)
+    if state is not None:
+        with _READ_REUSE_LOCK:
+            kept = READ_REUSE.get(key)
+        if kept is not None and kept[0] == state and not kept[1].serve_hidden:
+            return kept[1]
+    repo = open_repository(path, name)
+    if state is not None and not repo.recovered and state == _open_state(path):
+        with _READ_REUSE_LOCK:
+            READ_REUSE.put(key, (state, repo))
+    return repo
+
+
+def _open_state(path: str) -> tuple[int, ...] | None:
+    """What ``open_repository`` reads and keeps, as stamps: the identity of ``.hg`` and of its store
+    (a moved, replaced or upgraded repository is another), the requirements files' (inode, size,
+    modification time); None while the store has a journal (a write under way or interrupted: an
+    open then rolls a killed one back) or when one cannot be read (an open says why)."""
+    hg_dir = os.path.join(path, ".hg")
+    store = os.path.join(hg_dir, "store")
+    try:
+        own, linked, real, requires = os.lstat(hg_dir), os.lstat(store), os.stat(store), os.stat(
+            os.path.join(hg_dir, "requires"))
+        if os.path.lexists(os.path.join(store, "journal")):
+            return None
+        try:
+            shared = os.stat(os.path.join(store, "requires"))
+            store_requires: tuple[int, ...] = (shared.st_ino, shared.st_size, shared.st_mtime_ns, shared.st_ctime_ns)
+        except FileNotFoundError:
+            store_requires = ()
+    except OSError:
+        return None
+    return (own.st_ino, own.st_dev, linked.st_ino, linked.st_mode, real.st_ino, real.st_dev, requires.st_ino,
+            requires.st_size, requires.st_mtime_ns, requires.st_ctime_ns, *store_requires)
+
+
 def create_repository(path: str, name: str) -> HgRepo:
     """Create a repository laid out exactly as ``hg init`` of Mercurial 7.2 does."""
     made = not os.path.isdir(path)
@@ -166,4 +220,6 @@ def create_repository(path: str, name: str) -> HgRepo:
     return open_repository(path, name)
 
 
-__all__ = ["HgRepo", "MemoryHgRepository", "create_repository", "is_hg_repository", "open_repository"]
+__all__ = [
+    "HgRepo", "MemoryHgRepository", "create_repository", "is_hg_repository", "open_for_reading", "open_repository",
+]
