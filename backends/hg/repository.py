@@ -570,6 +570,31 @@ class HgRepo:
         except StorageError:
             pass  # the push is committed; a cache that cannot be built is hg's to rebuild
 
+    def save_served_branchmap(self) -> None:
+        """Called by a transaction that changed the repository, after its commit and under its
+        locks: ``.hg/cache/branch2-served``, the heads of every branch as hg writes them when its
+        own transactions close (``hg serve``'s pushes), so that hg on the server and a stream clone
+        (which copies the file) need not read every changeset to know them.  Only while no
+        changeset is secret, archived, internal or obsolete: hg's file then carries a hash of those,
+        which is not written here (the file stays removed and hg rebuilds it, as before)."""
+        if getattr(self.locks, "try_acquire_wlock", None) is None:
+            return  # in memory: no files
+        try:
+            cl = self.changelog()
+            views = self._served_views(cl)
+            if not len(cl) or views.visible.find(0) >= 0 or self.obsstore() is not None:
+                return
+            branches = self._branches(cl, views, wlock_held=True)
+            tip = len(cl) - 1
+            lines = [b"%s %d\n" % (binascii.hexlify(cl.node(tip)), tip)]
+            heads = self._branch_head_revs(cl, views)
+            for name in sorted(heads):
+                lines.extend(b"%s %s %s\n" % (binascii.hexlify(cl.node(rev)), b"c" if branches[rev][1] else b"o", name)
+                             for rev in heads[name])
+            self.plain.replace(b"cache/" + SERVED_BRANCHMAP, b"".join(lines))
+        except (StorageError, OSError):
+            pass  # the push is committed; a cache that cannot be written is hg's to rebuild
+
     # -- HgRepository: queries ----------------------------------------------
 
     def heads(self) -> list[Node]:
@@ -1293,6 +1318,9 @@ class HgRepo:
 
 
 _CACHE_VIEWS = (b"base", b"immutable", b"served", b"visible")
+SERVED_BRANCHMAP = b"branch2-served"
+"""hg's branch heads of the ``served`` view (format v2, which hg 7.2 writes and reads by default)."""
+
 STREAM_CACHES = (
     b"branch2", *(b"branch2-" + v for v in _CACHE_VIEWS), b"branch3", *(b"branch3-" + v for v in _CACHE_VIEWS),
     b"rbc-names-v2", b"rbc-revs-v2", b"tags2", *(b"tags2-" + v for v in _CACHE_VIEWS), b"hgtagsfnodes1",

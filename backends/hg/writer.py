@@ -689,6 +689,8 @@ class Transaction:
             self._drop_undo()
             if self.changed_cl:
                 self.repo.save_branches_after_commit()
+            if self.changed_cl or self.phases is not None or self.new_markers:
+                self.repo.save_served_branchmap()
             if self.standins:
                 self.repo.require_largefiles()
             if self.extstored:
