@@ -57,6 +57,7 @@ from typing import Any, NamedTuple, Protocol
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
+from backends.git_deltachain import DeltaError, Pieces, compose, encode_delta, parse_delta
 from backends.git_midx import MidxError, MidxLayout, midx_bitmap_present, midx_layout
 from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, pack_dirs, release_pages
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
@@ -770,8 +771,9 @@ class WriteStats:
     """How each entry went out (for progress and the micro-benchmark)."""
 
     verbatim: int = 0
-    rebased: int = 0          # OFS distance recomputed, or turned into REF_DELTA
+    rebased: int = 0          # OFS distance recomputed, turned into REF_DELTA, or composed
     whole: int = 0
+    composed: int = 0         # of the rebased: a delta against an ancestor of the stored chain (_ChainDeltas)
 
 
 def write_pack(plan: PackPlan, maps: PackMaps, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -792,8 +794,8 @@ def write_pack(plan: PackPlan, maps: PackMaps, *, chunk_size: int = DEFAULT_CHUN
                 yield out.take()
         yield out.finish()
         if progress is not None:
-            progress(b"Total %d (reused %d, rebased %d, whole %d)\n"
-                     % (plan.count, stats.verbatim, stats.rebased, stats.whole))
+            progress(b"Total %d (reused %d, rebased %d, composed %d, whole %d)\n"
+                     % (plan.count, stats.verbatim, stats.rebased - stats.composed, stats.composed, stats.whole))
     finally:
         resolver.close()
         maps.close()
@@ -815,6 +817,7 @@ def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap
     new_offset = _NewOffsets(source.positions)
     record = new_offset.append
     chunk_size = out.chunk_size
+    chains = _ChainDeltas(view)
     run_start = run_end = -1        # bytes of the pending verbatim run
     span_start = -1                 # where the current back-to-back span began (-1: none)
     for pos in source.positions:
@@ -837,6 +840,10 @@ def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap
                 out.write(header[0])
                 stats.rebased += 1
                 yield from _copy(mapped, header[1], end, out)
+            elif (entry := chains.entry(plan, index, source, mapped, pos, new_offset)) is not None:
+                out.write(entry)
+                stats.rebased += 1
+                stats.composed += 1
             else:
                 _write_whole(resolver, binascii.hexlify(view.names[pos]), out)
                 stats.whole += 1
@@ -926,6 +933,108 @@ def _ofs_header(plan: PackPlan, index: int, source: _Source, entry: _Entry, pos:
     if plan.base_usable(base_name, index, same_pack_ok=False):
         return (_as_ref_delta(entry.size_header) + base_name, entry.data_start)
     return _WHOLE
+
+
+MAX_CHAIN_WALK = 64
+"""Stored delta links followed from an object whose base is not sent, looking for one that is."""
+MAX_COMPOSED_PIECES = 1 << 14
+"""Pieces (copies and inserts) of a composed delta past which the object goes whole."""
+CHAIN_CACHE_BYTES = 16 << 20
+"""Parsed deltas and composed pieces kept while one pack's entries are written (estimated bytes)."""
+
+
+class _ChainDeltas:
+    """Deltas against an ancestor of an object's stored delta chain, for the objects whose own base
+    is neither sent nor the client's (a shallow fetch of many branches: the stored base of a tip's
+    blob is often an older version, itself a delta against another branch's tip).
+
+    The chain is followed through the pack's headers to the first ancestor that is sent earlier in
+    this pack (OFS_DELTA, or REF_DELTA without ``ofs-delta``), from an earlier pack or whole, or that
+    the client has in a thin pack (REF_DELTA); the stored deltas on the way are composed
+    (``backends.git_deltachain``) without resolving any text.  An ancestor sent from this pack is
+    at a lower offset (OFS_DELTA bases are), so it is written before the delta and the sent deltas
+    stay acyclic.  The chain's deltas are parsed once and the pieces composed for each link are
+    kept (bounded): the objects of one directory share most of their chains.
+    """
+
+    def __init__(self, view: PackIndexView) -> None:
+        self._view = view
+        self._parsed: LruCache[int, Pieces] = LruCache(CHAIN_CACHE_BYTES, _pieces_cost)
+        self._composed: LruCache[tuple[int, int], Pieces] = LruCache(CHAIN_CACHE_BYTES, _pieces_cost)
+
+    def entry(self, plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, pos: int,
+              new_offset: _NewOffsets) -> bytes | None:
+        """The pack entry (header and compressed delta) for the object at ``pos``, or None."""
+        view = self._view
+        chain = [pos]
+        at = pos
+        prefix = b""
+        try:
+            for _ in range(MAX_CHAIN_WALK):
+                entry = parse_entry(mapped, int(view.offsets[at]), view.raw_len)
+                if entry.type_num == OFS_DELTA:
+                    base = view.position_at_offset(entry.base_offset)
+                elif entry.type_num == REF_DELTA:
+                    base = view.position(entry.base_name)
+                else:
+                    return None  # a whole object none of the chain could use
+                if base is None or base in chain:
+                    return None
+                name = view.names[base]
+                if source.selected[base] and base < pos:  # written before this entry
+                    if plan.ofs_delta:
+                        prefix, kind = encode_ofs(new_offset[pos] - new_offset[base]), OFS_DELTA
+                    else:
+                        prefix, kind = name, REF_DELTA
+                    break
+                if plan.base_usable(name, index, same_pack_ok=False):
+                    prefix, kind = name, REF_DELTA
+                    break
+                chain.append(base)
+                at = base
+            else:
+                return None
+            pieces = self._compose(mapped, chain)
+            if pieces.target_size and len(pieces) > MAX_COMPOSED_PIECES:
+                return None
+            delta = encode_delta(pieces)
+        except (DeltaError, zlib.error, IndexError):
+            return None  # a chain this cannot follow: the object goes whole, resolved by the store
+        if len(delta) > pieces.target_size // 2 + 32:
+            return None  # hardly a delta: whole compresses as well and reads faster
+        return encode_entry_header(kind, len(delta)) + prefix + zlib.compress(delta)
+
+    def _compose(self, mapped: mmap.mmap, chain: list[int]) -> Pieces:
+        """Pieces of ``chain[0]`` in terms of the base of ``chain[-1]`` (chain: each entry's base next)."""
+        bottom = chain[-1]
+        # the highest link already composed against this base
+        start = len(chain) - 1
+        pieces = None
+        for i, at in enumerate(chain[:-1]):
+            found = self._composed.get((at, bottom))
+            if found is not None:
+                start, pieces = i, found
+                break
+        if pieces is None:
+            pieces = self._parse(mapped, bottom)
+        for i in range(start - 1, -1, -1):
+            pieces = compose(self._parse(mapped, chain[i]), pieces, MAX_COMPOSED_PIECES)
+            if i:
+                self._composed.put((chain[i], bottom), pieces)
+        return pieces
+
+    def _parse(self, mapped: mmap.mmap, pos: int) -> Pieces:
+        parsed = self._parsed.get(pos)
+        if parsed is None:
+            view = self._view
+            entry = parse_entry(mapped, int(view.offsets[pos]), view.raw_len)
+            parsed = parse_delta(zlib.decompress(mapped[entry.data_start:view.entry_end(pos)]))
+            self._parsed.put(pos, parsed)
+        return parsed
+
+
+def _pieces_cost(pieces: Pieces) -> int:
+    return 64 + 40 * len(pieces) + sum(map(len, pieces.literal))
 
 
 class _Resolver:

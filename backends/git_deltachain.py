@@ -1,0 +1,224 @@
+"""Git pack deltas (copy/insert instruction streams): reading, writing and composing them.
+
+A delta turns a base into a target: after two sizes (base, target; little-endian 7-bit
+groups), each instruction either copies a range of the base (a byte with the high bit set,
+whose low seven bits say which offset and size bytes follow) or inserts the 1 to 127 bytes
+that follow its length byte.
+
+``compose_chain`` makes one delta out of a stored chain ``A -> B1 -> ... -> X`` without
+resolving any of the texts: the innermost delta is kept as a list of pieces of its target
+(each a range of ``A`` or literal bytes), and each outer delta's copies are mapped through the
+pieces of the target they copy from.  The pack writer (``backends/git_fastpack.py``) uses it to
+send an object as a delta against an ancestor of its stored chain that the pack holds, where
+it sent the object whole.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MAX_COPY_SIZE = 0xFFFFFF        # three size bytes
+MAX_COPY_OFFSET = 0xFFFFFFFF    # four offset bytes
+MAX_INSERT = 0x7F
+
+
+class DeltaError(ValueError):
+    """A delta that does not parse, or does not fit the base it is applied or composed to."""
+
+
+@dataclass(slots=True)
+class Pieces:
+    """A target described as consecutive pieces: ``source[i] >= 0`` copies ``length[i]`` bytes of
+    the base from that offset; ``source[i] == -1`` inserts ``literal[i]``."""
+
+    base_size: int
+    starts: list[int]           # target offset where each piece starts (ascending)
+    source: list[int]
+    length: list[int]
+    literal: list[bytes]
+
+    @property
+    def target_size(self) -> int:
+        return self.starts[-1] + self.length[-1] if self.starts else 0
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data):
+            raise DeltaError("the delta ends inside its header")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
+        if shift > 63:
+            raise DeltaError("a delta size does not fit in 64 bits")
+
+
+def parse_delta(delta: bytes) -> Pieces:
+    """The pieces of a delta's target in terms of its base (checked against the declared sizes)."""
+    base_size, at = _varint(delta, 0)
+    target_size, at = _varint(delta, at)
+    pieces = Pieces(base_size, [], [], [], [])
+    starts, source, length, literal = pieces.starts, pieces.source, pieces.length, pieces.literal
+    out = 0
+    end = len(delta)
+    while at < end:
+        op = delta[at]
+        at += 1
+        if op & 0x80:
+            offset = size = 0
+            for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
+                if op & bit:
+                    if at >= end:
+                        raise DeltaError("the delta ends inside a copy instruction")
+                    offset |= delta[at] << shift
+                    at += 1
+            for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
+                if op & bit:
+                    if at >= end:
+                        raise DeltaError("the delta ends inside a copy instruction")
+                    size |= delta[at] << shift
+                    at += 1
+            if size == 0:
+                size = 0x10000
+            if offset + size > base_size:
+                raise DeltaError("a copy instruction reads past the end of the base")
+            if source and source[-1] >= 0 and source[-1] + length[-1] == offset:
+                length[-1] += size  # contiguous with the previous copy: one piece
+            else:
+                starts.append(out)
+                source.append(offset)
+                length.append(size)
+                literal.append(b"")
+        elif op:
+            if at + op > end:
+                raise DeltaError("the delta ends inside an insert instruction")
+            starts.append(out)
+            source.append(-1)
+            length.append(op)
+            literal.append(delta[at:at + op])
+            size = op
+            at += op
+        else:
+            raise DeltaError("a delta holds the reserved instruction 0")
+        out += size
+    if out != target_size:
+        raise DeltaError("the delta's instructions do not make its declared target size")
+    return pieces
+
+
+def compose(parsed: Pieces, inner: Pieces, max_pieces: int | None = None) -> Pieces:
+    """The pieces of ``parsed``'s target (a parsed outer delta) in terms of ``inner``'s base, where
+    the outer delta's base is ``inner``'s target.  ``max_pieces``: DeltaError past that many."""
+    if parsed.base_size != inner.target_size:
+        raise DeltaError("the outer delta's base size is not the inner delta's target size")
+    result = Pieces(inner.base_size, [], [], [], [])
+    starts, source, length, literal = result.starts, result.source, result.length, result.literal
+    i_starts, i_source, i_length, i_literal = inner.starts, inner.source, inner.length, inner.literal
+    out = 0
+
+    def add(src: int, size: int, lit: bytes) -> None:
+        nonlocal out
+        if src >= 0:
+            if source and source[-1] >= 0 and source[-1] + length[-1] == src:
+                length[-1] += size
+                out += size
+                return
+        elif source and source[-1] < 0:
+            literal[-1] += lit
+            length[-1] += size
+            out += size
+            return
+        starts.append(out)
+        source.append(src)
+        length.append(size)
+        literal.append(lit)
+        out += size
+
+    for src, size, lit in zip(parsed.source, parsed.length, parsed.literal, strict=True):
+        if src < 0:
+            add(-1, size, lit)
+            continue
+        k = bisect_right(i_starts, src) - 1
+        while size:
+            skip = src - i_starts[k]
+            take = min(i_length[k] - skip, size)
+            if i_source[k] >= 0:
+                add(i_source[k] + skip, take, b"")
+            else:
+                add(-1, take, i_literal[k][skip:skip + take])
+            src += take
+            size -= take
+            k += 1
+        if max_pieces is not None and len(starts) > max_pieces:
+            raise DeltaError("the composed delta has too many pieces")
+    return result
+
+
+def compose_chain(deltas: Sequence[bytes]) -> Pieces:
+    """One delta's pieces for a chain given target first: ``deltas[0]`` makes the target from
+    the target of ``deltas[1]``, ..., ``deltas[-1]`` is against the base the result is against."""
+    if not deltas:
+        raise DeltaError("no delta to compose")
+    pieces = parse_delta(deltas[-1])
+    for outer in reversed(deltas[:-1]):
+        pieces = compose(parse_delta(outer), pieces)
+    return pieces
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    while value >= 0x80:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+
+
+def encode_delta(pieces: Pieces) -> bytes:
+    """The delta for ``pieces`` (copies split at 16 MiB, inserts at 127 bytes)."""
+    out = bytearray()
+    _put_varint(out, pieces.base_size)
+    _put_varint(out, pieces.target_size)
+    for src, size, lit in zip(pieces.source, pieces.length, pieces.literal, strict=True):
+        if src < 0:
+            for at in range(0, size, MAX_INSERT):
+                part = lit[at:at + MAX_INSERT]
+                out.append(len(part))
+                out += part
+            continue
+        while size:
+            take = min(size, MAX_COPY_SIZE)
+            if src > MAX_COPY_OFFSET:
+                raise DeltaError("a copy reaches past the 4 GiB a delta instruction can address")
+            op = 0x80
+            args = bytearray()
+            for bit, shift in ((0x01, 0), (0x02, 8), (0x04, 16), (0x08, 24)):
+                byte = (src >> shift) & 0xFF
+                if byte:
+                    op |= bit
+                    args.append(byte)
+            for bit, shift in ((0x10, 0), (0x20, 8), (0x40, 16)):
+                byte = (take >> shift) & 0xFF
+                if byte:
+                    op |= bit
+                    args.append(byte)
+            out.append(op)
+            out += args
+            src += take
+            size -= take
+    return bytes(out)
+
+
+def apply_pieces(pieces: Pieces, base: bytes) -> bytes:
+    """The target the pieces describe over ``base`` (for tests and checks)."""
+    if len(base) != pieces.base_size:
+        raise DeltaError("the base is not the size the delta expects")
+    return b"".join(lit if src < 0 else base[src:src + size]
+                    for src, size, lit in zip(pieces.source, pieces.length, pieces.literal, strict=True))
