@@ -174,6 +174,68 @@ def compose_chain(deltas: Sequence[bytes]) -> Pieces:
     return pieces
 
 
+MIN_COPY = 8
+"""Copies shorter than this go as inserted bytes in ``rebase`` (an instruction costs up to 8)."""
+
+
+def rebase(target: Pieces, sibling: Pieces, base: bytes, max_pieces: int | None = None) -> Pieces:
+    """The pieces of ``target`` in terms of ``sibling``, where both are pieces against ``base``
+    (two objects whose stored chains end at the same whole object, ``base`` its text).
+
+    A range of ``base`` that ``target`` copies is copied from where ``sibling`` holds the same
+    bytes of ``base`` (the sibling's copy reaching furthest at each point); what the sibling does
+    not hold is inserted, from ``base``; ``target``'s own inserts stay.  DeltaError past
+    ``max_pieces``.
+    """
+    if len(base) != target.base_size or len(base) != sibling.base_size:
+        raise DeltaError("the texts are not against the same base")
+    # the sibling's copies by where they read the base, each with the furthest end reached so far
+    spans = sorted((src, src + size, at) for src, size, at in zip(sibling.source, sibling.length, sibling.starts,
+                                                                   strict=True) if src >= 0)
+    starts = [span[0] for span in spans]
+    best: list[int] = []   # index of the span with the furthest end among spans[:i + 1]
+    for i, span in enumerate(spans):
+        best.append(i if not best or span[1] > spans[best[-1]][1] else best[-1])
+    result = Pieces(sibling.target_size, [], [], [], [])
+    r_starts, r_source, r_length, r_literal = result.starts, result.source, result.length, result.literal
+    out = 0
+
+    def add(src: int, size: int, lit: bytes) -> None:
+        nonlocal out
+        if src >= 0 and size < MIN_COPY:
+            src = -1
+        if src < 0 and r_source and r_source[-1] < 0:
+            r_literal[-1] += lit
+            r_length[-1] += size
+        elif src >= 0 and r_source and r_source[-1] >= 0 and r_source[-1] + r_length[-1] == src:
+            r_length[-1] += size
+        else:
+            r_starts.append(out)
+            r_source.append(src)
+            r_length.append(size)
+            r_literal.append(lit)
+        out += size
+
+    for src, size, lit in zip(target.source, target.length, target.literal, strict=True):
+        if src < 0:
+            add(-1, size, lit)
+            continue
+        end = src + size
+        while src < end:
+            k = bisect_right(starts, src) - 1
+            if k >= 0 and spans[best[k]][1] > src:
+                s_start, s_end, s_at = spans[best[k]]
+                take = min(end, s_end) - src
+                add(s_at + src - s_start, take, base[src:src + take] if take < MIN_COPY else b"")
+            else:
+                take = min(end, starts[k + 1] if k + 1 < len(starts) else end) - src
+                add(-1, take, base[src:src + take])
+            src += take
+        if max_pieces is not None and len(r_starts) > max_pieces:
+            raise DeltaError("the rebased delta has too many pieces")
+    return result
+
+
 def _put_varint(out: bytearray, value: int) -> None:
     while value >= 0x80:
         out.append(0x80 | (value & 0x7F))

@@ -20,12 +20,20 @@ module does what git's own upload-pack does instead:
      was skipped); without the ``ofs-delta`` capability it becomes REF_DELTA;
    * a delta whose base is sent from an earlier pack, or that the client has
      and ``thin-pack`` was asked: REF_DELTA naming the base;
-   * otherwise (base neither sent nor usable): the object is resolved and sent
-     whole, zlib-compressed.  Objects outside packs (loose, alternates) are
-     always sent whole.
+   * otherwise (base neither sent nor usable), a delta made without resolving
+     any text (``_ChainDeltas``, ``backends/git_deltachain.py``): against the
+     first ancestor of its stored chain that one of the rules above allows, the
+     chain's deltas composed; or, when the chain ends at a whole object that is
+     not sent, against an object sent earlier from this pack whose chain ends
+     there too (its copies of that object reused).  A shallow fetch of many
+     branch tips is where this happens: their versions' stored bases are the
+     versions between them.  Failing both (or a delta over half the object's
+     size), the object is resolved and sent whole, zlib-compressed.  Objects
+     outside packs (loose, alternates) are always sent whole.
 
    A delta's base is always sent from the same or an earlier pack in the
-   fixed pack order (or whole), so the sent deltas cannot form a cycle.
+   fixed pack order (or whole), and a made delta's from earlier in its own pack,
+   so the sent deltas cannot form a cycle.
 3. **Streaming**: the header's object count is known after counting; the
    entries follow in chunks of ``chunk_size`` bytes and the trailing checksum
    (SHA-1, or SHA-256 in a SHA-256 repository) is computed over what was sent.
@@ -57,7 +65,7 @@ from typing import Any, NamedTuple, Protocol
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
-from backends.git_deltachain import DeltaError, Pieces, compose, encode_delta, parse_delta
+from backends.git_deltachain import DeltaError, Pieces, compose, encode_delta, parse_delta, rebase
 from backends.git_midx import MidxError, MidxLayout, midx_bitmap_present, midx_layout
 from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, pack_dirs, release_pages
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
@@ -773,7 +781,7 @@ class WriteStats:
     verbatim: int = 0
     rebased: int = 0          # OFS distance recomputed, turned into REF_DELTA, or composed
     whole: int = 0
-    composed: int = 0         # of the rebased: a delta against an ancestor of the stored chain (_ChainDeltas)
+    composed: int = 0         # of the rebased: a delta made from the stored chain or a sibling's (_ChainDeltas)
 
 
 def write_pack(plan: PackPlan, maps: PackMaps, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -939,6 +947,12 @@ MAX_CHAIN_WALK = 64
 """Stored delta links followed from an object whose base is not sent, looking for one that is."""
 MAX_COMPOSED_PIECES = 1 << 14
 """Pieces (copies and inserts) of a composed delta past which the object goes whole."""
+MAX_SIBLINGS = 16
+"""Objects sent before, of the same stored family, weighed as the base of one whose chain has none sent."""
+MAX_SIBLINGS_TRIED = 3
+"""Of those, the nearest (their chains meet this one's soonest, then the latest sent) tried as bases."""
+MAX_SIBLING_BASE = 16 << 20
+"""A family's whole object (inflated to fill what the sibling lacks) larger than this: sent whole."""
 CHAIN_CACHE_BYTES = 16 << 20
 """Parsed deltas and composed pieces kept while one pack's entries are written (estimated bytes)."""
 
@@ -954,13 +968,15 @@ class _ChainDeltas:
     (``backends.git_deltachain``) without resolving any text.  An ancestor sent from this pack is
     at a lower offset (OFS_DELTA bases are), so it is written before the delta and the sent deltas
     stay acyclic.  The chain's deltas are parsed once and the pieces composed for each link are
-    kept (bounded): the objects of one directory share most of their chains.
+    kept (bounded): the objects of one directory share most of their chains.  A chain that ends
+    at a whole object not sent is tried against a sibling (``_sibling_entry``).
     """
 
     def __init__(self, view: PackIndexView) -> None:
         self._view = view
         self._parsed: LruCache[int, Pieces] = LruCache(CHAIN_CACHE_BYTES, _pieces_cost)
         self._composed: LruCache[tuple[int, int], Pieces] = LruCache(CHAIN_CACHE_BYTES, _pieces_cost)
+        self._families: dict[int, list[int]] | None = None
 
     def entry(self, plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, pos: int,
               new_offset: _NewOffsets) -> bytes | None:
@@ -976,8 +992,8 @@ class _ChainDeltas:
                     base = view.position_at_offset(entry.base_offset)
                 elif entry.type_num == REF_DELTA:
                     base = view.position(entry.base_name)
-                else:
-                    return None  # a whole object none of the chain could use
+                else:  # a whole object that is not sent: a sibling of the chain's may be
+                    return self._sibling_entry(source, mapped, chain, new_offset, plan.ofs_delta)
                 if base is None or base in chain:
                     return None
                 name = view.names[base]
@@ -1003,6 +1019,94 @@ class _ChainDeltas:
         if len(delta) > pieces.target_size // 2 + 32:
             return None  # hardly a delta: whole compresses as well and reads faster
         return encode_entry_header(kind, len(delta)) + prefix + zlib.compress(delta)
+
+    def _sibling_entry(self, source: _Source, mapped: mmap.mmap, chain: list[int], new_offset: _NewOffsets,
+                       ofs_delta: bool) -> bytes | None:
+        """The object at ``chain[0]`` as a delta against an object sent before it whose stored chain
+        ends at the same whole object (``chain[-1]``, not sent), or None.
+
+        Both are composed against that object and the object's copies are read from the sibling
+        where it holds the same bytes (``git_deltachain.rebase``).  The sibling is the one of the
+        ``MAX_SIBLINGS_TRIED`` whose chains meet this one nearest (close versions), among the
+        ``MAX_SIBLINGS`` of the family sent last before it, that gives the smallest delta.
+        """
+        root = chain[-1]
+        pos = chain[0]
+        view = self._view
+        if self._families is None:
+            self._families = self._family_map(source, mapped)
+        family = self._families.get(root)
+        if not family or len(chain) < 2:
+            return None
+        at = bisect_left(family, pos)
+        candidates = family[max(0, at - MAX_SIBLINGS):at]
+        if not candidates:
+            return None
+        depth_in = {node: i for i, node in enumerate(chain)}
+        ranked: list[tuple[int, int, list[int]]] = []
+        for candidate in candidates:
+            walk = [candidate]
+            node: int | None = candidate
+            while node is not None and node not in depth_in and len(walk) <= MAX_CHAIN_WALK:
+                node = self._base_of(mapped, node)
+                if node is not None:
+                    walk.append(node)
+            if node is None or node not in depth_in:
+                continue
+            ranked.append((len(walk) - 1 + depth_in[node], -candidate, walk + chain[depth_in[node] + 1:]))
+        if not ranked:
+            return None
+        entry = parse_entry(mapped, int(view.offsets[root]), view.raw_len)
+        if entry.type_num not in (COMMIT, TREE, BLOB, TAG) or _declared_size(entry.size_header) > MAX_SIBLING_BASE:
+            return None
+        text = zlib.decompress(mapped[entry.data_start:view.entry_end(root)])
+        target = self._compose(mapped, chain[:-1])
+        best: tuple[bytes, int] | None = None
+        for _distance, _latest, sibling_chain in sorted(ranked)[:MAX_SIBLINGS_TRIED]:
+            pieces = rebase(target, self._compose(mapped, sibling_chain[:-1]), text, MAX_COMPOSED_PIECES)
+            delta = encode_delta(pieces)
+            if len(delta) <= pieces.target_size // 2 + 32 and (best is None or len(delta) < len(best[0])):
+                best = (delta, sibling_chain[0])
+        if best is None:
+            return None
+        delta, sibling = best
+        if ofs_delta:
+            prefix, kind = encode_ofs(new_offset[pos] - new_offset[sibling]), OFS_DELTA
+        else:
+            prefix, kind = view.names[sibling], REF_DELTA
+        return encode_entry_header(kind, len(delta)) + prefix + zlib.compress(delta)
+
+    def _base_of(self, mapped: mmap.mmap, pos: int) -> int | None:
+        """The stored delta base of the entry at ``pos`` in this pack; None for a whole object."""
+        view = self._view
+        entry = parse_entry(mapped, int(view.offsets[pos]), view.raw_len)
+        if entry.type_num == OFS_DELTA:
+            return view.position_at_offset(entry.base_offset)
+        if entry.type_num == REF_DELTA:
+            return view.position(entry.base_name)
+        return None
+
+    def _family_map(self, source: _Source, mapped: mmap.mmap) -> dict[int, list[int]]:
+        """For each whole object of this pack, the sent objects (positions, ascending) whose stored
+        chains end at it: one header read per entry on the chains, the first time it is needed."""
+        unknown = -2
+        roots = array("i", [unknown]) * len(self._view)   # 4 bytes an entry of the pack, not a dict's 100
+        families: dict[int, list[int]] = {}
+        for pos in source.positions:
+            path: list[int] = []
+            node: int | None = pos
+            while node is not None and roots[node] == unknown and len(path) <= MAX_CHAIN_WALK:
+                path.append(node)
+                node = self._base_of(mapped, node)
+            if node is None:       # the last of the path is whole: its own root
+                root = path[-1]
+            else:                  # known already, or a chain too long (-1: no family)
+                root = roots[node] if roots[node] != unknown else -1
+            for at in path:
+                roots[at] = root
+            if root >= 0 and root != pos:
+                families.setdefault(root, []).append(pos)
+        return families
 
     def _compose(self, mapped: mmap.mmap, chain: list[int]) -> Pieces:
         """Pieces of ``chain[0]`` in terms of the base of ``chain[-1]`` (chain: each entry's base next)."""
@@ -1031,6 +1135,16 @@ class _ChainDeltas:
             parsed = parse_delta(zlib.decompress(mapped[entry.data_start:view.entry_end(pos)]))
             self._parsed.put(pos, parsed)
         return parsed
+
+
+def _declared_size(size_header: bytes) -> int:
+    """The size a pack entry's type-and-size varint gives."""
+    size = size_header[0] & 0x0F
+    shift = 4
+    for byte in size_header[1:]:
+        size |= (byte & 0x7F) << shift
+        shift += 7
+    return size
 
 
 def _pieces_cost(pieces: Pieces) -> int:

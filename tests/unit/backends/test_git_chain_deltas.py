@@ -54,6 +54,10 @@ def history(root: Path) -> Path:
             path = work / name
             path.parent.mkdir(exist_ok=True)
             path.write_text("".join(lines))
+        # peak.txt is largest at c10, which git's repack then stores whole: every tip's copy is a
+        # chain ending at a version no shallow fetch of the tips sends
+        peak = [f"version {n}\n"] + [f"peak line {i}\n" for i in range(600 - 25 * abs(n - 10))]
+        (work / "peak.txt").write_text("".join(peak))
         git(work, "add", "-A")
         git(work, "commit", "-q", "-m", f"c{n}")
         if n == 4:
@@ -79,7 +83,7 @@ def shallow_pack(src: Path, names: list[str], *, ofs_delta: bool = True) -> tupl
     return pack, stats, tips
 
 
-def accepted(root: Path, pack: bytes, tips: list[bytes]) -> None:
+def accepted(root: Path, pack: bytes, tips: list[bytes]) -> Path:
     client = root / f"client-{len(list(root.iterdir()))}"
     git(root, "init", "-q", "--bare", str(client))
     git(client, "index-pack", "--stdin", input=pack)
@@ -87,6 +91,14 @@ def accepted(root: Path, pack: bytes, tips: list[bytes]) -> None:
     for i, tip in enumerate(tips):
         git(client, "update-ref", f"refs/heads/b{i}", tip.decode())
     git(client, "fsck", "--full", "--strict", "--no-dangling")
+    return client
+
+
+def delta_bases(client: Path) -> dict[bytes, bytes]:
+    """Object -> its delta base, in the pack the client received (``git verify-pack -v``)."""
+    (idx,) = (client / "objects" / "pack").glob("*.idx")
+    listed = git(client, "verify-pack", "-v", str(idx))
+    return {fields[0]: fields[6] for fields in map(bytes.split, listed.splitlines()) if len(fields) == 7}
 
 
 @pytest.mark.parametrize("ofs_delta", [True, False])
@@ -109,7 +121,22 @@ def test_the_pack_is_about_the_size_of_git_s_own(source: Path, tmp_path: Path) -
     accepted(tmp_path, pack, tips)
 
 
+@pytest.mark.parametrize("ofs_delta", [True, False])
+def test_a_version_whose_chain_ends_at_an_unsent_object_is_a_delta_against_a_sibling(
+        source: Path, tmp_path: Path, ofs_delta: bool) -> None:
+    # peak.txt of c4 (old) and c14 (mid) are both stored against c10's (the largest, stored whole,
+    # not sent): mid's goes whole, old's as a delta against mid's
+    pack, stats, tips = shallow_pack(source, ["main", "mid", "old"], ofs_delta=ofs_delta)
+    client = accepted(tmp_path, pack, tips)
+    old, mid = (git(source, "rev-parse", f"{name}:peak.txt").strip() for name in ("old", "mid"))
+    bases = delta_bases(client)
+    assert old in bases, "old's peak.txt was sent whole"
+    assert bases[old] in {mid, git(source, "rev-parse", "main:peak.txt").strip()}
+    assert stats.whole <= 2
+
+
 def test_a_single_tip_is_still_reused_verbatim(source: Path, tmp_path: Path) -> None:
     pack, stats, tips = shallow_pack(source, ["main"])
-    assert stats.composed == 0 and stats.whole == 0 and stats.rebased == 0
+    # main's peak.txt is stored against c10's, not sent, and has no sibling: whole, as git sends it
+    assert stats.composed == 0 and stats.whole == 1 and stats.rebased == 0
     accepted(tmp_path, pack, tips)

@@ -17,6 +17,7 @@ from backends.git_deltachain import (
     compose_chain,
     encode_delta,
     parse_delta,
+    rebase,
 )
 
 
@@ -72,6 +73,29 @@ def test_a_composed_chain_applies_as_the_chain_does(data: st.DataObject, base: b
     assert composed.base_size == len(base) and composed.target_size == len(texts[-1])
     assert apply_pieces(composed, base) == texts[-1]
     assert applied(base, encode_delta(composed)) == texts[-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.binary(min_size=0, max_size=1500))
+def test_a_delta_rebased_on_a_sibling_makes_the_same_text(data: st.DataObject, base: bytes) -> None:
+    """Two texts made from one base: the first as a delta against the second."""
+    target_delta = data.draw(delta_over(base))
+    sibling_delta = data.draw(delta_over(base))
+    target, sibling = applied(base, target_delta), applied(base, sibling_delta)
+    pieces = rebase(parse_delta(target_delta), parse_delta(sibling_delta), base)
+    assert pieces.base_size == len(sibling) and pieces.target_size == len(target)
+    assert applied(sibling, encode_delta(pieces)) == target
+
+
+def test_a_rebased_delta_copies_what_the_sibling_holds() -> None:
+    base = bytes(range(256))
+    target = parse_delta(encode_delta(Pieces(256, [0, 100], [0, 150], [100, 100], [b"", b""])))
+    sibling = parse_delta(encode_delta(Pieces(256, [0, 5, 105], [-1, 50, 200], [5, 100, 40], [b"xxxxx", b"", b""])))
+    pieces = rebase(target, sibling, base)
+    # the sibling: 5 bytes of its own, base[50:150] at 5, base[200:240] at 105.  The target's
+    # base[0:50], base[150:200] and base[240:250] are inserted; base[50:100] and base[200:240] copied
+    assert applied(applied(base, encode_delta(sibling)), encode_delta(pieces)) == base[:100] + base[150:250]
+    assert [(src, size) for src, size in zip(pieces.source, pieces.length, strict=True) if src >= 0] == [(5, 50), (105, 40)]
 
 
 def test_long_copies_and_offsets_are_split_and_read_back() -> None:
