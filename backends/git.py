@@ -1614,7 +1614,10 @@ class DulwichGitRepository:
 
     def _transaction(self, hook: TransactionHook, updates: list[RefUpdate], head: bytes | None
                      ) -> list[RefResult]:
-        """One ref transaction told to the ``reference-transaction`` hook (under the repo lock)."""
+        """One ref transaction told to the ``reference-transaction`` hook (under the repo lock); one
+        of no ref (an atomic push whose every command was refused first) is not told of."""
+        if not updates:  # (it was told "prepared" of nothing, then neither "committed" nor "aborted")
+            return []
         if len(updates) == 1 and self._current(updates[0].ref) != updates[0].old:
             return [RefResult(updates[0].ref, self._lost_race(updates[0])[0])]  # git's prepare fails before the hook
         if not hook("prepared", updates, head):

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from tests.conftest import LOOPBACK, Client, RunningServer
@@ -160,3 +161,33 @@ def test_a_refused_name_is_refused_after_pre_receive_as_git_refuses_it(
         assert (bare / "told").read_text() == (copy / "told").read_text() != ""
     assert client.git("--git-dir", str(bare), "for-each-ref").stdout == \
         client.git("--git-dir", str(copy), "for-each-ref").stdout
+
+
+
+def test_an_atomic_push_refused_before_its_transaction_tells_the_transaction_hook_nothing(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+    """An atomic push forcing a protected ref is refused whole after pre-receive, before any ref transaction is prepared: as git's, whose transaction
+    is dropped unprepared, the ``reference-transaction`` hook hears of nothing.  hgwire told it
+    ``prepared`` (of no ref) and then neither ``committed`` nor ``aborted``, so a hook holding
+    something from ``prepared`` to the end (a lock, a replication) held it for ever."""
+    policy = tmp_path / "atomic-policy.toml"
+    policy.write_text('[[repo]]\npattern = "r.git"\nread = ["*"]\nwrite = ["*"]\n'
+                      'protected_refs = ["refs/heads/main"]\n')
+    htpasswd = tmp_path / "atomic-htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(b'secret', bcrypt.gensalt(rounds=4)).decode()}\n")
+    server = make_server("fs", http=[LOOPBACK], config_file=str(policy), htpasswd=str(htpasswd),
+                         allow_push_over_http=True)
+    work = tmp_path / "work"
+    _history(client, work)
+    bare = server.root / "r.git"
+    client.git("init", "-q", "--bare", "-b", "main", str(bare))
+    client.git("push", "-q", str(bare), "main~1:refs/heads/main", cwd=work)
+    (bare / "hooks" / "reference-transaction").write_text(f'#!/bin/sh\necho "$1" >> {bare / "told"}\n')
+    (bare / "hooks" / "reference-transaction").chmod(0o755)
+    url = f"http://alice:secret@127.0.0.1:{server.port('http')}/r.git"
+    refused = client.git("push", "--atomic", url, "main:refs/heads/fine", "+main~2:refs/heads/main",
+                         cwd=work, check=False)
+    assert refused.returncode == 1 and "protected" in refused.stderr, refused.stderr
+    assert not (bare / "told").exists(), (bare / "told").read_text()
+    client.git("push", url, "main:refs/heads/fine", cwd=work)  # (the hook is run: a transaction is told)
+    assert (bare / "told").read_text() == "prepared\ncommitted\n"
