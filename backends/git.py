@@ -1315,7 +1315,7 @@ class DulwichGitRepository:
         own = [(u, reason) for u, reason in checked if u.ref not in handled]
         standing = [u.ref for u, reason in own if reason is None]  # an update hook's refusal fails an atomic push
         if hooks is not None and update_each is None:
-            own = _update_verdicts(own, hooks)
+            own = _update_verdicts(own, hooks, atomic)
         with self._lock():
             made_here = dict(zip([u.ref for u, _ in own],
                                  self._apply(own, atomic, transaction_hook, head, update_each, deploy), strict=True))
@@ -2096,10 +2096,21 @@ def _name_refusal(ref: bytes) -> str | None:
     return None
 
 
-def _update_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks
+def _update_verdicts(checked: list[tuple[RefUpdate, str | None]], hooks: ReceiveHooks, atomic: bool = False
                      ) -> list[tuple[RefUpdate, str | None]]:
-    """The update hook for each update still standing (when they do not run with each ref's transaction)."""
-    return [(u, reason if reason is not None or hooks.update(u) else UPDATE_DECLINED) for u, reason in checked]
+    """The update hook for each update still standing (when they do not run with each ref's transaction).
+
+    In an ``atomic`` push, as git's receive-pack, none past the first update refused (by a check or
+    by the hook): git adds the commands to its one transaction in order and stops there, so the
+    hook never hears of the later ones, which the push does not make (their verdict stays None)."""
+    verdicts: list[tuple[RefUpdate, str | None]] = []
+    failed = False
+    for u, reason in checked:
+        if reason is None and not failed and not hooks.update(u):
+            reason = UPDATE_DECLINED
+        failed = failed or (atomic and reason is not None)
+        verdicts.append((u, reason))
+    return verdicts
 
 
 def _hiding(rules: list[bytes]) -> Callable[[bytes], bool]:

@@ -191,3 +191,38 @@ def test_an_atomic_push_refused_before_its_transaction_tells_the_transaction_hoo
     assert not (bare / "told").exists(), (bare / "told").read_text()
     client.git("push", url, "main:refs/heads/fine", cwd=work)  # (the hook is run: a transaction is told)
     assert (bare / "told").read_text() == "prepared\ncommitted\n"
+
+
+@pytest.mark.parametrize("refspecs", [
+    ["main:refs/y", "main:refs/heads/fine"],  # a funny name first: no update hook runs
+    ["main:refs/heads/no", "main:refs/heads/fine"],  # the hook declines the first: the second's never runs
+    ["main:refs/heads/fine", "main:refs/y"],  # the first's runs, then the name is refused
+    ["+main~2:refs/heads/main", "main:refs/heads/fine"],  # receive.denyNonFastForwards
+])
+def test_an_atomic_push_runs_no_update_hook_past_its_first_refused_command(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, refspecs: list[str]) -> None:
+    """git's receive-pack makes an atomic push's commands one by one into its transaction, each
+    checked (its name, the receive.* settings) and then given to the update hook, and stops at the
+    first refused: the update hook never hears of the commands after it, which no push makes.
+    hgwire ran it for every command still standing (a hook that starts a build or sends mail for
+    each ref did it for refs never updated)."""
+    server = make_server("fs", git=[LOOPBACK])
+    work = tmp_path / "work"
+    _history(client, work)
+    bare = server.root / "r.git"
+    client.git("init", "-q", "--bare", "-b", "main", str(bare))
+    client.git("push", "-q", str(bare), "main", cwd=work)
+    client.git("--git-dir", str(bare), "config", "receive.denyNonFastForwards", "true")
+    copy = tmp_path / "copy.git"
+    shutil.copytree(bare, copy, symlinks=True)
+    for git_dir in (bare, copy):
+        script = git_dir / "hooks" / "update"
+        script.write_text(f'#!/bin/sh\necho "$1" >> {git_dir / "told"}\ntest "$1" != refs/heads/no\n')
+        script.chmod(0o755)
+    ours = client.git("push", "--atomic", server.git_url("r"), *refspecs, cwd=work, check=False)
+    theirs = client.git("push", "--atomic", f"file://{copy}", *refspecs, cwd=work, check=False)
+    assert ours.returncode == theirs.returncode == 1
+    told = [(git_dir / "told").read_text() if (git_dir / "told").exists() else "" for git_dir in (bare, copy)]
+    assert told[0] == told[1], told
+    assert client.git("--git-dir", str(bare), "for-each-ref").stdout == \
+        client.git("--git-dir", str(copy), "for-each-ref").stdout
