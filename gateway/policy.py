@@ -505,16 +505,16 @@ def _parse_groups(reader: _Reader, groups: Any, users: Any) -> dict[str, frozens
         raise reader.fail("groups", 'must be a table of group = ["user", ...]')
     if not isinstance(users, dict):
         raise reader.fail("users", 'must be a table of user = ["group", ...]')
-    members: dict[str, set[str]] = {}
+    members: dict[str, set[str]] = {}  # (group names composed too: "@équipe" names "équipe" however spelt)
     for name, listed in groups.items():
         for i, member in enumerate(reader.string_list(listed, f"groups.{name}")):
             if member.startswith(GROUP_PREFIX):
                 raise reader.fail(f"groups.{name}[{i}]", "groups cannot contain groups; list the users")
-            members.setdefault(name, set()).add(_nfc(member))
-        members.setdefault(name, set())
+            members.setdefault(_nfc(name), set()).add(_nfc(member))
+        members.setdefault(_nfc(name), set())
     for user, listed in users.items():
         for group in reader.string_list(listed, f"users.{user}"):
-            members.setdefault(group.removeprefix(GROUP_PREFIX), set()).add(_nfc(user))
+            members.setdefault(_nfc(group.removeprefix(GROUP_PREFIX)), set()).add(_nfc(user))
     return {name: frozenset(users_) for name, users_ in members.items()}
 
 
@@ -522,7 +522,7 @@ def _principals(reader: _Reader, rule: Mapping[str, Any], key: str, where: str,
                 groups: Mapping[str, frozenset[str]]) -> frozenset[str]:
     found = reader.string_list(rule[key], f"{where}.{key}")
     for i, principal in enumerate(found):
-        if principal.startswith(GROUP_PREFIX) and principal[1:] not in groups:
+        if principal.startswith(GROUP_PREFIX) and _nfc(principal[1:]) not in groups:
             raise reader.fail(f"{where}.{key}[{i}]", f"group {principal[1:]!r} is not defined; add it under [groups]")
         if principal == ANONYMOUS and key != "read":
             raise reader.fail(f"{where}.{key}[{i}]", "anonymous users can only be granted read")
@@ -530,7 +530,7 @@ def _principals(reader: _Reader, rule: Mapping[str, Any], key: str, where: str,
 
 
 def _nfc(name: str) -> str:
-    """A user name as logins name it (``auth.plain_user``): ``josé`` however the file composes it."""
+    """A user (or group) name as logins name it (``auth.plain_user``): ``josé`` however the file composes it."""
     return unicodedata.normalize("NFC", name)
 
 

@@ -110,6 +110,25 @@ def test_a_rule_names_a_user_beyond_ascii_however_the_file_composes_it(tmp_path:
     assert not authorizer.allows("Amélie", "app", "git-http", W)
 
 
+@pytest.mark.parametrize(("defined", "named", "joined"), [
+    ("e\u0301quipe", "e\u0301quipe", "e\u0301quipe"),  # decomposed throughout (a name pasted from macOS)
+    ("\u00e9quipe", "e\u0301quipe", "\u00e9quipe"),  # two spellings of one name
+    ("e\u0301quipe", "\u00e9quipe", "\u00e9quipe"),
+])
+def test_a_group_named_beyond_ascii_is_one_group_however_the_file_composes_its_name(
+        tmp_path: Path, defined: str, named: str, joined: str) -> None:
+    """A rule's ``@équipe`` is the group ``[groups] équipe`` (and ``[users]`` entries naming it)
+    whether each spelling is composed or decomposed.  Once the rules' principals were composed
+    (NFC), a group whose name was decomposed everywhere granted nobody anything, silently, and
+    two spellings of one name were refused at load as a group that is not defined."""
+    text = (f'[groups]\n"{defined}" = ["alice"]\n[users]\nbob = ["@{joined}"]\n'
+            f'[[repo]]\npattern = "*"\nwrite = ["@{named}"]\n')
+    authorizer = _authorizer(tmp_path, text)
+    assert authorizer.allows("alice", "app", "git-http", W)
+    assert authorizer.allows("bob", "app", "git-http", W)
+    assert not authorizer.allows("carol", "app", "git-http", W)
+
+
 def test_refusals_say_what_to_do(tmp_path: Path) -> None:
     authorizer = _authorizer(tmp_path)
     with pytest.raises(PermissionDenied, match="carol may not push to team/app; ask the server's operator"):
