@@ -424,6 +424,11 @@ MAX_KEYS_FILE_BYTES = 4 * 1024 * 1024
 MAX_USER_LENGTH = 64
 _USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]*\Z")
 _USER_PUNCTUATION = frozenset("._@+-")
+_SHOWS_NOTHING = frozenset(map(chr, (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x3164,
+                                     *range(0xFE00, 0xFE10), 0xFFA0, *range(0xE0100, 0xE01F0))))
+"""The letters and marks among Unicode's default-ignorable code points (a grapheme joiner,
+variation selectors, Hangul fillers): they show nothing, so a user name may not hold them (the
+others, format characters, are refused by their category)."""
 PLAIN_NAMES = (f"letters and digits of any script (bøb, josé), _ and . @ + - (not first: . @ + -), at most "
                f"{MAX_USER_LENGTH} of them; no space, no control or invisible character, no other punctuation")
 """What a user name may hold (in hooks' REMOTE_USER, logs and rules), told where one is refused."""
@@ -446,6 +451,8 @@ def plain_user(name: str) -> str | None:
         return None
     for position, char in enumerate(name):
         category = unicodedata.category(char)
+        if char in _SHOWS_NOTHING:
+            return None
         if category[0] in "LN" or char == "_":
             continue
         if position and (category[0] == "M" or char in _USER_PUNCTUATION):

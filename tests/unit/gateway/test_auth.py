@@ -369,6 +369,21 @@ def test_plain_user_takes_letters_of_any_script_and_nothing_that_breaks_a_line(n
     assert plain_user(name) == plain
 
 
+@pytest.mark.parametrize("name", [
+    "bob\u034f", "b\u034fob",  # a combining grapheme joiner: a mark, and nothing to see
+    "bob\ufe0f", "\u845b\U000e0100",  # variation selectors (the second an ideographic one)
+    "\u3164", "bob\u3164", "\uffa0bob", "\u115fbob", "bob\u1160",  # Hangul fillers: letters that show nothing
+    "bo\u17b4b", "bob\u180b",  # a Khmer inherent vowel, a Mongolian variation selector
+])
+def test_plain_user_refuses_a_character_that_shows_nothing(name: str) -> None:
+    """A user name may hold no invisible character (README): ``bob`` and ``bob`` followed by a
+    mark or a letter that shows nothing (Unicode's default-ignorable code points) would be two
+    users that read the same in the logs, the audit log and a hook's ``REMOTE_USER``.  Spaces,
+    controls and format characters (bidi marks, zero-width space) were refused; these passed,
+    being letters or combining marks."""
+    assert plain_user(name) is None
+
+
 def test_a_second_htpasswd_entry_for_the_same_composed_name_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "htpasswd"
     path.write_text(f"josé:{_bcrypt('first')}\njose\u0301:{_bcrypt('second')}\n", encoding="utf-8")
