@@ -24,6 +24,7 @@ leaves out keeps the default below.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import socket
 import struct
@@ -390,6 +391,21 @@ def close_sent(transport: Any, call_later: Callable[..., Any], grace: float = 0.
         bottom.loseConnection()
 
 
+def plain_address(address: IAddress | None) -> Any:
+    """``address`` with an IPv4 client of a dual-stack listener (``tcp:…:interface=\\:\\:``) named
+    as the IPv4 address it is: its socket reports ``::ffff:10.0.0.7``, which the logs, the audit log,
+    hooks' ``REMOTE_ADDR`` and the per-address limits then showed, as sshd never does (it names
+    ``10.0.0.7``).  Any other address is returned as it is."""
+    if isinstance(address, IPv6Address) and address.host.lower().startswith("::ffff:"):
+        try:
+            mapped = ipaddress.IPv6Address(address.host).ipv4_mapped
+        except ValueError:
+            mapped = None
+        if mapped is not None:
+            return IPv4Address(address.type, str(mapped), address.port)
+    return address
+
+
 def address_key(address: IAddress | None) -> str:
     """A peer as the limits count it and ``[http] trusted_proxies`` names it: its IP address,
     ``unix`` on a ``unix:`` listener."""
@@ -476,6 +492,12 @@ class GuardedProtocol(ProtocolWrapper):
         self._closing: IDelayedCall | None = None
         self._deadline: IDelayedCall | None = None
         self._socket: socket.socket | None = None
+
+    def getPeer(self) -> IAddress:
+        return plain_address(super().getPeer())  # type: ignore[no-any-return]
+
+    def getHost(self) -> IAddress:
+        return plain_address(super().getHost())  # type: ignore[no-any-return]
 
     def makeConnection(self, transport: Any) -> None:
         clock = self.guard.clock
@@ -705,7 +727,7 @@ class ProxiedProtocol(GuardedProtocol):
 
 def tcp_address(host: str, port: int) -> IPv4Address | IPv6Address:
     """Twisted's address of a TCP peer at ``host`` (an IP address in text) and ``port``."""
-    return IPv6Address("TCP", host, port) if ":" in host else IPv4Address("TCP", host, port)
+    return plain_address(IPv6Address("TCP", host, port)) if ":" in host else IPv4Address("TCP", host, port)
 
 
 @implementer(IProtocolNegotiationFactory)
@@ -748,6 +770,7 @@ class GuardedFactory(WrappingFactory):
         return self._refuse(reason)
 
     def buildProtocol(self, addr: IAddress | None) -> ProtocolWrapper:
+        addr = plain_address(addr)
         limits = self.limits()
         key = address_key(addr)
         reason = None

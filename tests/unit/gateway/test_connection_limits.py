@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -535,3 +535,34 @@ def test_a_half_close_under_a_wrapper_that_copies_our_interfaces_closes_instead_
     proto.readConnectionLost()  # the peer shut down its sending side
     assert transport.disconnecting
     proto.writeConnectionLost()
+
+
+def test_an_ipv4_client_of_a_dual_stack_listener_is_named_by_its_ipv4_address() -> None:
+    """A listener on ``interface=\\:\\:`` takes IPv4 clients too; their socket reports ``::ffff:…``.
+    The listener's protocol (logs, hooks, the audit log) and the limits see the IPv4 address, as
+    sshd names it; a real IPv6 client keeps its own."""
+    bounds = ConnectionLimits(max_connections_per_address=1)
+    inner = RecorderFactory()
+    factory = GuardedFactory("git", inner, lambda: bounds, Clock())
+    mapped = IPv6Address("TCP", "::ffff:10.47.6.2", 40000)
+    proto = factory.buildProtocol(mapped)
+    proto.makeConnection(StringTransport(peerAddress=mapped, hostAddress=IPv6Address("TCP", "::ffff:10.47.6.1", 9418)))
+    [(addr, listener)] = inner.built
+    assert isinstance(addr, IPv4Address) and (addr.host, addr.port) == ("10.47.6.2", 40000)
+    assert isinstance(listener.peer, IPv4Address) and (listener.peer.host, listener.peer.port) == ("10.47.6.2", 40000)
+    assert (listener.host.host, listener.host.port) == ("10.47.6.1", 9418)
+    assert factory.per_address == {"10.47.6.2": 1}
+    v6 = IPv6Address("TCP", "fd47:6::2", 40001)
+    other = factory.buildProtocol(v6)
+    other.makeConnection(StringTransport(peerAddress=v6))
+    assert inner.built[1][1].peer.host == "fd47:6::2"
+    assert factory.per_address == {"10.47.6.2": 1, "fd47:6::2": 1}
+
+
+def test_a_proxy_header_naming_a_mapped_address_names_the_ipv4_client() -> None:
+    factory, inner = proxied()
+    proto, _ = from_proxy(factory)
+    proto.dataReceived(b"PROXY TCP6 ::ffff:203.0.113.7 ::ffff:192.0.2.1 56324 2222\r\n")
+    [(addr, listener)] = inner.built
+    assert addr.host == "203.0.113.7" and listener.peer.host == "203.0.113.7"
+    assert factory.per_address == {"203.0.113.7": 1}
