@@ -67,13 +67,13 @@ class Session(Protocol):
 
 
 def peer_text(address: object) -> str:
-    """How a session names its peer (``SessionContext.peer``): ``host:port``; the host alone,
-    an IPv6 one in ``[]``, when the port is not known (0: a client a trusted reverse proxy names,
-    whose port it does not give)."""
+    """How a session names its peer (``SessionContext.peer``): ``host:port``, an IPv6 host in
+    ``[]`` (``[2001:db8::7]:51234``, as git daemon logs it: ``2001:db8::7:51234`` is itself an
+    address); the host alone, an IPv6 one in ``[]`` too, when the port is not known (0: a client a
+    trusted reverse proxy names, whose port it does not give)."""
     host, port = getattr(address, "host", "?"), getattr(address, "port", 0)
-    if port:
-        return f"{host}:{port}"
-    return f"[{host}]" if ":" in str(host) else str(host)
+    shown = f"[{host}]" if ":" in str(host) else str(host)
+    return f"{shown}:{port}" if port else shown
 
 
 def peer_host(peer: str) -> str | None:

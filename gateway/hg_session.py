@@ -30,7 +30,7 @@ from backends import returned_repository
 from backends.interfaces import HgRepository, Kind
 from gateway import audit
 from gateway.auth import Access, Authorizer
-from gateway.channel import Channel, OneShotSession, Session, SessionContext
+from gateway.channel import Channel, OneShotSession, Session, SessionContext, peer_host
 from gateway.errors import (
     HG_EXIT_ABORT,
     OUT_OF_FILES,
@@ -173,7 +173,7 @@ class HgServeSession(PumpedSession):
     def __init__(self, ctx: SessionContext, channel: Channel) -> None:
         super().__init__(ctx, channel)
         # the compression order and levels of [hg_http] apply to the bundles of hg over SSH too
-        self.server = SshV1Server(settings=wire_settings(ctx.authorizer, ctx.peer.rpartition(":")[0]))
+        self.server = SshV1Server(settings=wire_settings(ctx.authorizer, peer_host(ctx.peer)))
         self.repo: HgRepository | None = None
         self._push_refusal: ReadOnly | None = None
         """The backend's refusal of every push to the repository (``refuses_push``), asked once it is open."""

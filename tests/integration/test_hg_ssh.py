@@ -519,3 +519,24 @@ def test_a_key_of_a_git_shell_line_runs_git_only(make_server: Callable[..., Runn
     refused = hgssh.hg("clone", "-q", hgssh.url("notes"), str(tmp_path / "notes"), check=False)
     assert refused.returncode != 0 and "this SSH key may only run git (git-shell in authorized_keys)" in refused.stderr, \
         refused.stderr
+
+
+def test_an_ipv6_client_of_an_uncompressed_network_gets_the_bundle_as_it_is(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, history: Path,
+        tmp_path: Path) -> None:
+    """``uncompressed_networks = ["::1"]`` and a client at ``::1``: its session is named
+    ``[::1]:PORT``, and the network is matched on the address inside the brackets."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[repo]]\npattern = "*"\nwrite = ["*"]\ncreate = ["*"]\n'
+                      '[hg_http]\nuncompressed_networks = ["::1"]\n')
+    settings = {**ssh_server_settings(ssh_keys), "ssh": ["tcp:0:interface=\\:\\:1"]}
+    server = make_server("fs", **settings, config_file=str(policy))
+    # hg hands ssh an IPv6 URL's host with its brackets, which ssh cannot resolve: a name, and
+    # ssh's HostName option to reach it at ::1
+    hgssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")) + " -o HostName=::1")
+    url = f"ssh://alice@v6host:{server.port('ssh')}/lan6"
+    hgssh.hg("init", url)
+    hgssh.hg("push", "-q", "-R", str(history), "--new-branch", url)
+    cloned = hgssh.hg("clone", "--debug", "-U", url, str(tmp_path / "lan6"))
+    assert "bundle2-input-bundle: with-transaction" in cloned.stdout + cloned.stderr
+    assert hgssh.log(tmp_path / "lan6") == hgssh.log(history).replace(" draft ", " public ")
