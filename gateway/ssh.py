@@ -92,7 +92,7 @@ from gateway.auth import (
     file_stamp,
     restricted,
 )
-from gateway.channel import Session, SessionContext
+from gateway.channel import Session, SessionContext, peer_host, peer_text
 from gateway.config import ServiceConfig, user_name
 from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, push_refusal, ssh_refusal
 from gateway.limits import REFUSAL_GRACE, ConnectionLimits, count_request, drop, limits_for, user_sessions
@@ -864,7 +864,7 @@ class ExecChannel(conch_channel.SSHChannel):
 
     def channelOpen(self, specificData: bytes) -> None:
         address = self._connection.transport.transport.getPeer()  # type: ignore[union-attr]
-        self._peer = f"{getattr(address, 'host', '?')}:{getattr(address, 'port', 0)}"
+        self._peer = peer_text(address)
         self._opened_at = reactor_time(self.clock).seconds()  # Conch has just sent the open confirmation
 
     def _fit_windows(self, round_trip: float) -> None:
@@ -931,7 +931,7 @@ class ExecChannel(conch_channel.SSHChannel):
         front = self._front
         try:
             pattern = parse_info(command) if command else ""
-            count_request(front.config, self._user, self._peer.rpartition(":")[0])
+            count_request(front.config, self._user, peer_host(self._peer) or "?")
         except HgwireError as refusal:
             self.refuse(str(refusal))
             return
@@ -980,7 +980,7 @@ class ExecChannel(conch_channel.SSHChannel):
                 raise UnsupportedFeature(f"{request.kind} is not available on this server yet")
             self._front.authorizer.check(self._user, name, self._record.proto, ROUTE_ACCESS[request.kind])
             config = self._front.config
-            count_request(config, self._user, self._peer.rpartition(":")[0])
+            count_request(config, self._user, peer_host(self._peer) or "?")
             self._leave = user_sessions(config).enter(self._user, limits_for(config).max_sessions_per_user)
             self._session = factory_(self._context(request, name), self)
         except HgwireError as refusal:

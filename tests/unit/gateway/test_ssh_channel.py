@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from twisted.conch.ssh import common
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 
 from gateway.ssh import (
@@ -290,3 +290,17 @@ def test_the_inbound_window_reopens_as_the_session_takes_input_and_bounds_what_i
     assert [len(c) for c in session.taken][-1] == 4 * packet and conn.events == [f"adjust {size}"] * 2
     session.done()  # idle, nothing waits: the whole window is open
     assert chan.localWindowLeft == size and len(session.taken) == 3
+
+
+class FakeTCP6:
+    def getPeer(self) -> Any:
+        return IPv6Address("TCP", "fd47:6::2", 40000)
+
+
+def test_an_ipv6_client_s_session_names_its_address_in_brackets() -> None:
+    """The session's log line and audit ``peer``: ``[fd47:6::2]:40000``, not ``fd47:6::2:40000``
+    (itself an address), as the other transports name it."""
+    chan, conn, _ = channel(window=WINDOW, max_packet=32768)
+    conn.transport = SimpleNamespace(otherVersionString=OPENSSH, transport=FakeTCP6())
+    chan.channelOpen(b"")
+    assert chan._peer == "[fd47:6::2]:40000"
