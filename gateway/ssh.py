@@ -202,6 +202,23 @@ def inbound_window(window: int, round_trip: float) -> int:
     return max(window, min(INBOUND_WINDOW_MAX, int(round_trip * IN_FLIGHT_RATE)))
 
 
+ADJUST_AFTER_PACKETS = 3
+"""Packets' worth of input taken after which the window is re-opened (OpenSSH's sshd and client
+adjust after three: ``channel_check_window``)."""
+
+
+def adjust_threshold(window: int, max_packet: int) -> int:
+    """Bytes the session must have taken before the client's window is re-opened by what it took.
+
+    Half the window (Conch's rule, and ours before) kept a distant client's sender
+    between half and all of its window in flight, three quarters on average: a
+    33 MB git push 200 ms away took 11.6-12.3 s against sshd's 8.3-9.3 s, each
+    limited by its 2 MiB window.  After three packets, as OpenSSH, the window is
+    kept nearly full, at the cost of a window adjust message per 96 KiB.
+    """
+    return min(window // 2, ADJUST_AFTER_PACKETS * max_packet)
+
+
 SessionFactory = Callable[[SessionContext, "ExecChannel"], Session]
 
 EXEC_SESSIONS: dict[str, SessionFactory] = {}
@@ -1084,7 +1101,7 @@ class ExecChannel(conch_channel.SSHChannel):
         took, not only once it took all (the client then waited a round trip each window, and the
         session for it: a push's scan idled)."""
         credit = self.localWindowSize - self.localWindowLeft - self._pending_bytes
-        if not self.localClosed and credit >= self.localWindowSize // 2:
+        if not self.localClosed and credit >= adjust_threshold(self.localWindowSize, self.localMaxPacket):
             self._connection.adjustWindow(self, credit)
 
     def pause_input(self) -> None:
