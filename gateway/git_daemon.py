@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from gateway import errors
 from gateway.auth import Access
-from gateway.channel import Session, SessionContext
+from gateway.channel import Session, SessionContext, peer_text
 from gateway.config import ServiceConfig
 from gateway.git_session import make_git_session
 from gateway.limits import count_request, limits_for
@@ -222,8 +222,7 @@ def _peer(transport: ITransport | None) -> str:
     if transport is None:
         return "?"
     address = transport.getPeer()
-    host, port = getattr(address, "host", None), getattr(address, "port", None)
-    return f"{host}:{port}" if host is not None else str(address)
+    return peer_text(address) if getattr(address, "host", None) is not None else str(address)
 
 
 class GitDaemonFactory(protocol.ServerFactory):

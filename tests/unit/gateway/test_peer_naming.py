@@ -21,3 +21,14 @@ def test_a_peer_is_named_so_that_its_address_and_port_can_be_told_apart(address:
     port from the address; git daemon writes ``[fd47:6::2]:53408``."""
     assert peer_text(address) == text
     assert peer_host(text) == host
+
+
+def test_a_git_daemon_session_names_an_ipv6_client_in_brackets() -> None:
+    """The git:// log line (``git-daemon git-upload-pack r.git from [fe80::2%eth0]:50070``) and the
+    session's ``peer``, as git daemon's own ``Connection from [fe80::2%eth0]:50070``."""
+    from twisted.internet.testing import StringTransport
+
+    from gateway.git_daemon import _peer
+
+    assert _peer(StringTransport(peerAddress=IPv6Address("TCP", "fe80::2%eth0", 50070))) == "[fe80::2%eth0]:50070"
+    assert _peer(StringTransport(peerAddress=IPv4Address("TCP", "10.47.6.2", 50070))) == "10.47.6.2:50070"
