@@ -73,7 +73,7 @@ from dulwich.refs import Ref, check_ref_format
 from backends import git_packindex
 from backends.blobs import process_umask
 from backends.git_dotfiles import DotFiles, is_dotgit
-from backends.git_objects import CorruptPack, PackObjectReader
+from backends.git_objects import CorruptPack, PackObjectReader, pack_dirs
 from backends.git_packindex import PackIndexView
 from backends.git_reach import LARGE_TREE_BYTES, MissingObject, _commit_links, _tag_target, entries_not_in
 from backends.interfaces import OBJECT_FORMATS, SHA1_FORMAT, ObjectFormat, PackedObject, object_format_of
@@ -372,10 +372,20 @@ def cheap_views(store: DiskObjectStore) -> tuple[list[PackIndexView], bool]:
     return views, len(views) == len(bases)
 
 
+def lookup_dirs(store: DiskObjectStore) -> list[str]:
+    """The pack directories a push looks stored objects up in: the store's own, then those of the
+    stores it borrows from (``objects/info/alternates``, as deep as git follows them:
+    ``git_objects.pack_dirs``), never a push's quarantine (its objects are the push's own).  A fork's
+    push linking 100,000 borrowed files had each looked up and inflated by dulwich, one by one:
+    3.3 s of server CPU against 0.12 s for git."""
+    return [directory for directory in pack_dirs(store)
+            if not os.path.basename(os.path.dirname(os.path.abspath(directory))).startswith(QUARANTINE_PREFIX)]
+
+
 class StoreLookups:
     """What one push looks the store's objects up with, made when first asked for: the cheap views
     of its packs (``cheap_views``), whether every pack has one, and one ``git_packindex.MappedPacks``
-    over the packs those leave out.  The reader that names and types the pushed pack's objects
+    over the packs those leave out, the packs of the stores it borrows from as well (``lookup_dirs``).  The reader that names and types the pushed pack's objects
     (``PackObjectReader``) and the connectivity check's ``Presence`` (and its walk) share them:
     each made its own ``MappedPacks`` over the same packs, listing the directory and mapping the
     indexes again.  ``close`` unmaps the indexes (once the push is over)."""
@@ -387,7 +397,7 @@ class StoreLookups:
     def _make(self) -> tuple[list[PackIndexView], bool, git_packindex.MappedPacks]:
         if self._made is None:
             views, all_viewed = cheap_views(self._store)
-            mapped = git_packindex.MappedPacks(os.fspath(self._store.pack_dir), object_format_of(self._store).raw_len,
+            mapped = git_packindex.MappedPacks(lookup_dirs(self._store), object_format_of(self._store).raw_len,
                                                skip={view.pack_path for view in views})
             self._made = (views, all_viewed, mapped)
         return self._made

@@ -430,8 +430,10 @@ class MappedPacks:
     it reads the index's name table in one pass, which costs less than the view.
     """
 
-    def __init__(self, pack_dir: str, raw_len: int = SHA_LEN, skip: Collection[str] = ()) -> None:
-        self._pack_dir = pack_dir
+    def __init__(self, pack_dir: str | Sequence[str], raw_len: int = SHA_LEN, skip: Collection[str] = ()) -> None:
+        """``pack_dir``: a pack directory, or several (a fork's own, then those it borrows from:
+        ``git_objects.pack_dirs``), each listed and rescanned alike."""
+        self._pack_dirs = [pack_dir] if isinstance(pack_dir, str) else list(pack_dir)
         self._raw_len = raw_len
         self._skip = frozenset(skip)
         self._listed: set[str] | None = None
@@ -446,33 +448,34 @@ class MappedPacks:
 
     def _add_new(self) -> bool:
         """Map the indexes of the packs listed now and not before; whether there was one."""
-        try:
-            names = set(os.listdir(self._pack_dir))
-        except FileNotFoundError:
-            names = set()
         listed = self._listed if self._listed is not None else set()
         first = self._listed is None
         self._listed = listed
         added = False
-        for name in sorted(names):
-            if not name.endswith(".pack"):
-                continue
-            base = os.path.join(self._pack_dir, name[:-5])
-            if base in listed or base + ".pack" in self._skip:
-                continue
-            if name[:-5] + ".idx" not in names:
-                if MIDX_FILE in names:
-                    self.complete = False  # (a multi-pack index may hold its objects)
-                continue
-            listed.add(base)
+        for pack_dir in self._pack_dirs:
             try:
-                index = MappedIndex.open(base, self._raw_len)
-            except UnsupportedIndex:
-                self.complete = False
-                continue
-            if index is not None:
-                self._indexes.append(index)
-                added = True
+                names = set(os.listdir(pack_dir))
+            except (FileNotFoundError, NotADirectoryError):
+                names = set()
+            for name in sorted(names):
+                if not name.endswith(".pack"):
+                    continue
+                base = os.path.join(pack_dir, name[:-5])
+                if base in listed or base + ".pack" in self._skip:
+                    continue
+                if name[:-5] + ".idx" not in names:
+                    if MIDX_FILE in names:
+                        self.complete = False  # (a multi-pack index may hold its objects)
+                    continue
+                listed.add(base)
+                try:
+                    index = MappedIndex.open(base, self._raw_len)
+                except UnsupportedIndex:
+                    self.complete = False
+                    continue
+                if index is not None:
+                    self._indexes.append(index)
+                    added = True
         if first:  # largest first: most objects are there
             self._indexes.sort(key=lambda index: -index.count)
         missing = len(self._indexes) - len(self._views)
