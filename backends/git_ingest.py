@@ -1287,7 +1287,7 @@ class PackIngest:
                 changed_entries(shape.entries, base.entries) if base is not None else \
                 _not_stored(raw, stored, shape.entries, self._format.raw_len) if stored is not None else \
                 self._deferring(sha, raw, shape.entries)
-            self._links.link(tree_links(fresh))
+            self._links.link_entries(fresh)
         return shape if clean else None
 
     def _deferring(self, sha: bytes, raw: bytes, entries: list[TreeEntry]) -> list[TreeEntry]:
@@ -1319,7 +1319,7 @@ class PackIngest:
         raw_len = self._format.raw_len
         for oid, raw, entries in deferred:
             stored = found.get(oid)
-            self._links.link(tree_links(entries if stored is None else _not_stored(raw, stored, entries, raw_len)))
+            self._links.link_entries(entries if stored is None else _not_stored(raw, stored, entries, raw_len))
 
     def _pair_with_stored(self, waiting: Mapping[bytes, list[TreeEntry]], read: Callable[[bytes], tuple[int, bytes]],
                           get_raw: Callable[[bytes], tuple[int, bytes]], found: dict[bytes, bytes]) -> None:
@@ -1643,6 +1643,35 @@ class PushLinks:
                 unfound.add(raw)
         self._closed = None
         self._bound()
+
+    def link_entries(self, entries: Iterable[TreeEntry]) -> None:
+        """Add the links of tree entries (``tree_links``: subtrees' and files' ids, a submodule's
+        commit not), sorted by type with C-level maps and added as raw ids in one step a type: a
+        tree of 100,000 files took 0.1 s through ``link`` (a tuple, a Python step and an
+        ``unhexlify`` each)."""
+        sets = self._sets
+        if sets is None:
+            return
+        listed = entries if isinstance(entries, list) else list(entries)
+        hexes = list(map(_ID_OF, listed))
+        if not any(mode & S_IFMT in _NOT_LEAVES for mode in set(map(_MODE_OF, listed))):
+            by_kind = [(BLOB, hexes)]
+        else:
+            kinds = list(map(S_IFMT.__and__, map(_MODE_OF, listed)))
+            by_kind = [(TREE, list(itertools.compress(hexes, map(S_IFDIR.__eq__, kinds)))),
+                       (BLOB, list(itertools.compress(hexes, map(operator.not_, map(_IS_NOT_LEAF, kinds)))))]
+        unfound = self._unfound
+        for kind, ids in by_kind:
+            raw = list(map(binascii.unhexlify, ids))
+            sets[kind].update(raw)
+            if unfound is not None:  # (after the lookups: looked up by ``closed``)
+                unfound.update(raw)
+        self._closed = None
+        if len(listed) >= 256:
+            self._calls += 1
+            self._check_bound()
+        else:
+            self._bound()
 
     def _bound(self) -> None:
         self._calls += 1
@@ -2161,22 +2190,47 @@ def _check_tree(raw: bytes, report: Report, rules: FsckRules = DEFAULT_FSCK, dot
         checked = _checked_in_place(raw, entries, base, dotfiles, report, mode_warnings, raw_len)
         if checked is not None:
             return checked
-    keys = [name + b"/" if mode & S_IFMT == S_IFDIR else name for name, mode, _child in entries]
-    names = {e[0] for e in entries}
+    # every step over the entries a C-level map: a tree of 100,000 files took 0.1 s in Python loops
+    name_list = list(map(_NAME_OF, entries))
+    mode_set = set(map(_MODE_OF, entries))
+    dirs: list[bool] = []
+    if any(mode & S_IFMT == S_IFDIR for mode in mode_set):
+        dirs = list(map(S_IFDIR.__eq__, map(S_IFMT.__and__, map(_MODE_OF, entries))))
+    subtrees = dirs.count(True)
+    keys = list(map(bytes.__add__, name_list, map(_KEY_SUFFIX.__getitem__, dirs))) if subtrees else name_list
+    names = set(name_list)
     if b"" in names:  # git's tree reader refuses it before its fsck looks at names (emptyName)
         report("badTree", "empty filename in tree entry")
-    if keys != sorted(keys) or len(set(keys)) != len(keys) or len(names) != len(keys):
+    if len(names) != len(keys) or keys != sorted(keys) or (subtrees and len(set(keys)) != len(keys)):
         _explain_tree(entries, report)
     joined = b"\0".join(names).lower() if rules.tree_names or dotfiles is not None else b""
-    size = _canonical_size(names, keys, raw_len)
+    size = (_canonical_size(names, keys, raw_len) if len(names) != len(keys)
+            else sum(map(len, name_list)) + (8 + raw_len) * len(keys) - subtrees)
     if len(raw) != size:
         _check_written_modes(raw, raw_len, report)
-    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, size, entries, raw_len))
+    modes = rules.tree_modes or (mode_warnings and _suspect_modes(raw, size, mode_set, raw_len))
     if modes or (rules.tree_names and _suspect_names(joined)):
         _tree_warnings(raw, entries, report, modes=modes, raw_len=raw_len)
     if dotfiles is not None:
         dotfiles.tree(entries, report, joined)
-    return TreeShape(entries, size, offsets=entry_offsets(entries, raw_len) if len(raw) == size else None)
+    return TreeShape(entries, size, offsets=_offsets(name_list, mode_set, dirs, subtrees, raw_len) if len(raw) == size
+                     else None)
+
+
+_KEY_SUFFIX = (b"", b"/")
+"""What a tree entry's name takes to be its sort key, by whether it is a subtree's (``_tree_key``)."""
+
+
+def _offsets(names: list[bytes], modes: Collection[int], dirs: list[bool], subtrees: int,
+             raw_len: int) -> list[int] | None:
+    """``entry_offsets`` from a tree's names, the modes it holds and which entries are subtrees (when
+    ``subtrees``), by C-level maps."""
+    if not CANONICAL_MODE_VALUES.issuperset(modes):
+        return None
+    lengths: Iterable[int] = map((8 + raw_len).__add__, map(len, names))
+    if subtrees:
+        lengths = map(operator.sub, lengths, dirs)  # a subtree's mode, 40000, is a byte shorter
+    return [0, *itertools.accumulate(lengths)]
 
 
 def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dotfiles: DotFiles | None,
@@ -2210,7 +2264,7 @@ def _checked_in_place(raw: bytes, entries: list[TreeEntry], base: TreeShape, dot
             if (at and _tree_key(entries[at - 1]) >= key) or (at < last and key >= _tree_key(entries[at + 1])):
                 return None  # the whole check says what is wrong
     fresh = [entries[at] for at in changed]
-    if len(raw) != size or (mode_warnings and _suspect_modes(raw, size, fresh, raw_len)):
+    if len(raw) != size or (mode_warnings and _suspect_modes(raw, size, set(map(_MODE_OF, fresh)), raw_len)):
         return None  # (the base's modes had no finding; a mode written otherwise than git writes it is looked at)
     if dotfiles is not None and fresh:
         dotfiles.tree(fresh, report)
@@ -2241,10 +2295,8 @@ def entry_offsets(entries: list[TreeEntry], raw_len: int) -> list[int] | None:
     one git writes (``CANONICAL_MODES``); None otherwise.  Only for a tree whose length is its
     ``_canonical_size``: no mode string is shorter than git's for its value (the parser takes octal
     digits, maybe a sign), so with the lengths summing up each is git's own."""
-    if not CANONICAL_MODE_VALUES.issuperset(map(_MODE_OF, entries)):
-        return None
-    return [0, *itertools.accumulate(len(name) + (7 if mode == S_IFDIR else 8) + raw_len
-                                     for name, mode, _child in entries)]
+    dirs = list(map(S_IFDIR.__eq__, map(_MODE_OF, entries)))
+    return _offsets(list(map(_NAME_OF, entries)), set(map(_MODE_OF, entries)), dirs, dirs.count(True), raw_len)
 
 
 def delta_result_id(type_num: int, base: bytes, delta: bytes,
@@ -2489,15 +2541,18 @@ def _canonical_size(names: set[bytes], keys: list[bytes], raw_len: int = 20) -> 
     return names_size + (8 + raw_len) * len(keys) - subtrees
 
 
-def _suspect_modes(raw: bytes, size: int, entries: Iterable[TreeEntry], raw_len: int = 20) -> bool:
+def _suspect_modes(raw: bytes, size: int, modes: Collection[int], raw_len: int = 20) -> bool:
     """Whether a tree may write a mode with a leading zero, hold a null id or a mode git's fsck
     calls bad: a tree of another length than its ``_canonical_size`` is looked at, one holding
     ``raw_len`` NUL bytes in a row (a substring test), and one with a mode ``_GOOD_MODES`` lacks
-    (a C-level subset test)."""
-    return len(raw) != size or b"\0" * raw_len in raw or not _GOOD_MODES.issuperset(map(_MODE_OF, entries))
+    (``modes``: the set of its entries' modes)."""
+    return len(raw) != size or b"\0" * raw_len in raw or not _GOOD_MODES.issuperset(modes)
 
 
+_NAME_OF = operator.itemgetter(0)
 _MODE_OF = operator.itemgetter(1)
+_ID_OF = operator.itemgetter(2)
+_IS_NOT_LEAF = frozenset(_NOT_LEAVES).__contains__
 
 
 def _suspect_entries(entries: list[TreeEntry], raw_len: int) -> bool:
