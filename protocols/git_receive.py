@@ -675,8 +675,9 @@ def object_hash(type_num: int, size: int, new: Callable[[bytes], hashlib._Hash] 
     return new(_TYPE_NAMES[type_num] + b" %d\0" % size)
 
 _WHOLE_OBJECT_MAX = 1 << 20
-"""Objects up to this size are inflated in one call when they lie wholly in the data at hand; the
-text of such an object, but a blob, goes with its record (``PackedObject.text``)."""
+"""Objects up to this size are inflated in one call when they lie wholly in the data at hand, the
+others piece by piece; the text of either, but a blob, goes with its record (``PackedObject.text``),
+within ``TEXT_BATCH_BYTES``."""
 TEXT_BATCH_BYTES = 4 << 20
 """Bytes of texts the records of one ``take_objects`` may carry in all: a few KiB of a pushed pack
 can inflate to MiBs, which the records would hold until taken."""
@@ -731,6 +732,10 @@ class PackScanner:
         self._objects: list[PackedObject] = []
         self._text_room = TEXT_BATCH_BYTES
         """What more texts the records not yet taken may carry (``PackedObject.text``)."""
+        self._pieces: list[bytes] | None = None
+        """The inflated pieces of the object being inflated in pieces (not a blob), when its text
+        goes with its record: a tree of 100,000 files (3.9 MB, always inflated as it arrives) was
+        inflated again by the store to be checked, 15% of its push's server CPU."""
         self._at = 0
         """Pack offset of the view the current phase is given."""
         self._starts = array("Q")
@@ -744,7 +749,7 @@ class PackScanner:
     def take_objects(self) -> list[PackedObject]:
         """The objects completed since the last call, in pack order."""
         objects, self._objects = self._objects, []
-        self._text_room = TEXT_BATCH_BYTES
+        self._text_room = TEXT_BATCH_BYTES - (self._declared if self._pieces is not None else 0)
         return objects
 
     def feed(self, data: bytes) -> int:
@@ -864,6 +869,10 @@ class PackScanner:
             self._delta_head, self._hash = bytearray(), None
         else:
             self._delta_head, self._hash = None, object_hash(type_num, size, self._new_hash)
+        self._pieces = None
+        if type_num != _BLOB and size <= self._text_room:
+            self._pieces = []
+            self._text_room -= size
         return header_len - before
 
     def _object_at(self, buf: bytes | memoryview, offset: int) -> tuple[int, int, int, int | bytes | None] | None:
@@ -918,6 +927,8 @@ class PackScanner:
 
     def _took(self, out: bytes) -> None:
         self._inflated += len(out)
+        if self._pieces is not None and out:
+            self._pieces.append(out)
         if self._hash is not None:
             self._hash.update(out)
         else:
@@ -927,7 +938,10 @@ class PackScanner:
         assert self._object is not None
         offset, data_offset, type_num, base = self._object
         sha = self._hash.digest() if self._hash is not None else None
-        self._objects.append(PackedObject(offset, data_offset, end, type_num, self._declared, base, self._crc, sha))
+        pieces, self._pieces = self._pieces, None
+        text = None if pieces is None else pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._objects.append(PackedObject(offset, data_offset, end, type_num, self._declared, base, self._crc, sha,
+                                          text))
         self._object, self._crc = None, 0
 
     def _watch_delta(self, out: bytes) -> None:
