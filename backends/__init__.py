@@ -6,7 +6,7 @@ import difflib
 import importlib
 import inspect
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from backends.interfaces import Backend, Kind, Repository
 from protocols.errors import HgwireError
@@ -61,9 +61,22 @@ def load_backend(spec: str, root: str) -> Backend:
 
 CALLED_AS: dict[str, tuple[str, ...]] = {
     "open": ("name",), "create": ("name", "kind"), "exists": ("name",), "list": (), "locate": ("name",),
+    "list_folder": ("folder", "after"),
 }
-"""How hgwire calls a backend's methods (``locate`` when there is one): a method that cannot take
-those arguments is told at the start, not as a ``TypeError`` in every request."""
+"""How hgwire calls a backend's methods (``locate`` and ``list_folder`` when there are): a method that
+cannot take those arguments is told at the start, not as a ``TypeError`` in every request."""
+
+
+def names_in_folder(backend: object, folder: str = "", after: str = "") -> Iterable[str]:
+    """The repository names below ``folder`` (``team/``; ``""``: all) that sort after ``after``, in
+    name order (blocking): the backend's optional ``list_folder``, which reads only as far as the
+    caller goes (``fs``), or else its whole ``list()``, filtered and sorted."""
+    folder = folder.strip("/") + "/" if folder.strip("/") else ""
+    listing = getattr(backend, "list_folder", None)
+    if callable(listing):
+        return listing(folder, after)  # type: ignore[no-any-return]
+    return sorted(name for name in backend.list()  # type: ignore[attr-defined]
+                  if name.startswith(folder) and name > after)
 
 
 def _takes(method: Callable[..., object], args: tuple[str, ...]) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import errno
 import fcntl
+import heapq
 import itertools
 import os
 import shutil
@@ -294,6 +295,64 @@ class FilesystemBackend:
             if len(found) >= limit:
                 break
         return found
+
+    def list_folder(self, folder: str = "", after: str = "") -> Iterator[str]:
+        """The names ``list()`` gives that lie below ``folder`` (``team/``; ``""``: the whole root)
+        and sort after ``after``, in name order, read as they are asked for: a directory is listed
+        when the walk reaches it, an entry whose names all sort before ``after`` is passed over
+        without a ``stat``, and one is looked into (is it a repository?) only once it is the next
+        in order.  So a caller that stops after so many names (the SSH greeting, a page of the
+        index, ``/team/``) reads the directories that hold them, not the whole root.  Nothing for
+        a folder a client may not name, a link (as ``list()`` never follows one) or a repository."""
+        path, depth = self.root, 0
+        prefix = folder.strip("/")
+        if prefix:
+            try:
+                if validate_name(prefix) != prefix:
+                    return
+            except UnsafeName:
+                return
+            for segment in prefix.split("/"):
+                path = os.path.join(path, segment)
+                depth += 1
+                if (depth >= MAX_LIST_DEPTH or os.path.islink(path) or not os.path.isdir(path)
+                        or detect_kind(path) is not None):
+                    return
+            prefix += "/"
+        yield from self._ordered_walk(path, prefix, depth, after)
+
+    def _ordered_walk(self, path: str, prefix: str, depth: int, after: str) -> Iterator[str]:
+        """``_walk``'s names below ``path`` that sort after ``after``, in name order, lazily.
+
+        The names from an entry ``E`` are ``E`` itself (a repository) or ``E/…`` (a folder): each
+        entry waits in a heap under ``E``, the least its names can be; once it is the least, it
+        is looked into, and a folder goes back under ``E/``, where all its names sort (no name of
+        another entry falls among them), to be walked when it is the least again."""
+        try:
+            with os.scandir(path) as scan:
+                entries = [(prefix + entry.name, entry.path) for entry in scan
+                           if not entry.name.startswith((".", "-")) and entry.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        waiting: builtins.list[tuple[str, bool, str]] = []
+        for name, entry_path in entries:
+            if after and name + "0" <= after:  # (every name from it, NAME or NAME/…, sorts before NAME0)
+                continue
+            try:
+                validate_name(name)  # a name no client may ask for (``~x``, a control character) is not listed
+            except UnsafeName:
+                continue
+            waiting.append((name, False, entry_path))
+        heapq.heapify(waiting)
+        while waiting:
+            key, is_folder, entry_path = heapq.heappop(waiting)
+            if is_folder:
+                yield from self._ordered_walk(entry_path, key, depth + 1, after)
+            elif detect_kind(entry_path) is not None:
+                if key > after:
+                    yield key
+            elif depth + 1 < MAX_LIST_DEPTH:
+                heapq.heappush(waiting, (key + "/", True, entry_path))
 
     def _walk(self, path: str, prefix: str, depth: int, budget: builtins.list[int] | None = None) -> Iterator[str]:
         """Repository names below ``path``; ``budget``: how many directory entries (files too) may

@@ -695,6 +695,9 @@ class Backend(Protocol):
     ``locate(name) -> tuple[str, Kind] | None``: the stored name and kind of the repository a
     request for ``name`` reaches (``app`` may reach ``app.git``), None when there is none: access
     rules are matched on every name of a repository (without it, on the name asked for only).
+    ``list_folder(folder, after) -> Iterable[str]``: the names ``list()`` gives that start with
+    ``folder`` (``team/``, or ``""``) and sort after ``after``, in name order, read lazily: the SSH
+    greeting and the index pages stop once they have what they show (without it, ``list()`` whole).
     """
 
     def open(self, name: str) -> Repository:

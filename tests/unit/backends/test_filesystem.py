@@ -315,3 +315,28 @@ def test_a_repository_is_created_without_reading_the_user_s_git_config(tmp_path:
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     repo = FilesystemBackend(str(tmp_path / "root")).create("made", Kind.GIT)
     assert repo.kind is Kind.GIT and dict(repo.symrefs())[b"HEAD"] == b"refs/heads/main"  # type: ignore[attr-defined]
+
+
+def test_list_folder_gives_what_list_gives_in_the_same_order(tmp_path: Path) -> None:
+    """``list_folder(folder, after)``: the names of ``list()`` below ``folder`` after ``after``, in
+    name order (``a-b/…`` and ``a.git`` sort before ``a/…``), read lazily; a link is followed by
+    neither, a hidden or unnameable directory is listed by neither."""
+    root = tmp_path / "root"
+    for name in ("a.git", "a-b/x.git", "a/x.git", "a b/c.git", "a/b/c/d.git", "a/b/c/d/e.git", "b/a/c.git",
+                 "b/a-c/d.git", "b/a.git", "b/a!/x.git", "é/x.git", "z/.hidden/x.git", "-z.git", "~u.git",
+                 "q/~u.git", "n/1/2/3.git", "n/1.git/x.git"):
+        subprocess.run(["git", "init", "-q", "--bare", str(root / name)], check=True)
+    for name in ("c", "a/y", "b/a.b"):
+        (root / name / ".hg").mkdir(parents=True)
+    os.symlink(root / "a", root / "alias")
+    os.symlink(root / "b" / "a.git", root / "b" / "same.git")
+    backend = FilesystemBackend(str(root))
+    backend.names_through_links = True
+    everything = list(backend.list())
+    assert list(backend.list_folder()) == everything and "a/b/c/d/e.git" not in everything
+    for after in ["", *everything, "a", "a/", "a-", "b/a", "b/a/", "zz", "n/1"]:
+        assert list(backend.list_folder("", after)) == [n for n in everything if n > after], after
+    for folder in ("a", "b/", "b/a", "n/1", "a/b/c", "alias", "z/.hidden", "q", "a.git", "nothere", "a/b/c/d"):
+        below = folder.strip("/") + "/"
+        assert list(backend.list_folder(folder)) == [n for n in everything if n.startswith(below)], folder
+    assert list(backend.list_folder("b", "b/a.git")) == ["b/a/c.git"]
