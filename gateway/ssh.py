@@ -80,6 +80,7 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from backends import names_in_folder
 from backends.lru import LruCache
 from backends.names import validate_name
 from gateway.auth import (
@@ -108,6 +109,7 @@ from protocols.ssh_exec import (
     RouteKind,
     UnsafeExecPath,
     check_env,
+    info_folder,
     info_matches,
     is_info,
     parse_exec,
@@ -1278,7 +1280,8 @@ _CHANNEL_REQUESTS: dict[bytes, Callable[[ExecChannel, bytes], bool]] = {
 auth-agent-req@openssh.com are absent, so they fail."""
 
 MAX_GREETING_REPOSITORIES = 200
-"""Repositories a greeting lists; it says how many more there are."""
+"""Repositories a greeting lists, the first in name order; it says when there are more (it stops
+at the next one the user may read, so a login reads the folders that hold those, not the root)."""
 
 
 def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "") -> bytes:
@@ -1288,22 +1291,22 @@ def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "")
     matches (``info_matches``)."""
     lines = [f"hello {user}, this is hgwire: it serves git and Mercurial repositories and gives no shell."]
     readable: list[str] = []
-    more = 0
-    for name in backend.list():
+    more = False
+    for name in names_in_folder(backend, info_folder(pattern)):  # in name order, read as far as needed
         if not info_matches(name, pattern):
             continue
         transport = "git-ssh" if name.endswith(".git") else "hg-ssh"
         if not authorizer.allows(user, name, transport, Access.READ):
             continue
         if len(readable) >= MAX_GREETING_REPOSITORIES:
-            more += 1
-            continue
+            more = True  # (counting the rest checked every repository of the root: 3.7 s for 10,000)
+            break
         writable = authorizer.allows(user, name, transport, Access.WRITE) and not refuses_every_push(backend, name)
         readable.append(f" R {'W' if writable else ' '}  {name}")
     if readable:
         lines += ["", "You may read (R) and push to (W):", *readable]
         if more:
-            lines.append(f" … and {more} more")
+            lines.append(" … and more ('info PATTERN' lists those whose names hold PATTERN)")
     elif pattern:
         lines += ["", f"There is no repository you may read that matches {pattern!r}."]
     else:

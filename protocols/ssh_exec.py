@@ -311,6 +311,15 @@ def info_matches(name: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
 
+def info_folder(pattern: str) -> str:
+    """The folder every name ``info PATTERN`` lists lies in (``team/`` for ``team/*.git``), so that
+    only it is listed; ``""`` (the whole root) for a pattern that is not a glob, matched anywhere."""
+    if _GLOB.isdisjoint(pattern):
+        return ""
+    literal = pattern[:min(at for at in (pattern.find(c) for c in _GLOB) if at >= 0)]
+    return literal[:literal.rfind("/") + 1]
+
+
 def _supported() -> str:
     return "only git's and hg's own commands run here; 'info' lists the repositories you may use"
 
