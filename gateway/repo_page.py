@@ -19,7 +19,7 @@ from urllib.parse import quote
 from twisted.internet import defer
 from twisted.web import server
 
-from backends import returned_repository
+from backends import names_in_folder, returned_repository
 from backends.hg.keys import BOOLEANS, config_list
 from backends.hg.repository import HgRepo
 from backends.hg.web import json_string
@@ -189,9 +189,9 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
     more = False
     looked = 0
     last = after
-    for name in sorted(front.config.backend.list()):
-        if name <= after or not name.startswith(folder):
-            continue
+    # in name order from ``after`` on, below ``folder``: the ``fs`` backend reads only the directories
+    # that hold this page's names (it listed the whole root for every page: 0.8 s for 10,000)
+    for name in names_in_folder(front.config.backend, folder, after):
         if looked >= MAX_INDEX_LOOKED_AT:  # (a next page only when this one moved on: names not shown stay unnamed)
             more = last != after
             break
