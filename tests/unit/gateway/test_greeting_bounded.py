@@ -113,3 +113,28 @@ def test_a_backend_without_list_folder_is_listed_whole_then_cut(counted: _Counte
     assert text.splitlines()[3:] == [" R W  r000.git", " R W  r001.git",
                                      " … and more ('info PATTERN' lists those whose names hold PATTERN)"]
     assert counted.checked == ["r000.git", "r000.git", "r001.git", "r001.git", "r002.git"]
+
+
+def test_a_read_of_a_repository_does_not_look_into_it_as_a_folder(tmp_path: Path) -> None:
+    """Under rules with a read list, a read of a name looked below it (``names_below``) to tell a
+    folder nobody may read from one that holds something: for a repository too, 0.6 ms of the
+    event loop each read, 6 s of a greeting over 10,000 repositories."""
+    backend = _root(tmp_path, teams=1, each=2)
+    policy = tmp_path / "rules.toml"
+    policy.write_text('[[repo]]\npattern = "private/*"\nread = ["bob"]\n')
+    asked: list[str] = []
+
+    def locate(name: str) -> tuple[str, Kind] | None:
+        asked.append("locate " + name)
+        return backend.locate(name)
+
+    def names_below(name: str, limit: int) -> list[str] | None:
+        asked.append("names_below " + name)
+        return backend.names_below(name, limit)
+
+    authorizer = Authorizer(policy=PolicyFile(str(policy)), locate=locate, names_below=names_below)
+    assert authorizer.allows("alice", "team00/r1.git", "git-ssh", Access.READ)
+    assert asked == ["locate team00/r1.git"]
+    asked.clear()
+    assert authorizer.allows("alice", "team00", "hg-ssh", Access.READ)  # a folder still is looked into
+    assert asked[:2] == ["locate team00", "names_below team00"]
