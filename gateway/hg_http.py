@@ -81,6 +81,7 @@ from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
 from protocols import hg_commands, hg_http, hg_wire
 from protocols.errors import (
+    ClientGone,
     HgwireError,
     NotARepository,
     PermissionDenied,
@@ -294,7 +295,7 @@ class HgHttpCommand:
         caps = hg_http.http_capabilities(self.settings)
         ctx = CommandContext(Transport.HTTP, self.check_permission, caps, payload,
                              bundle2_limits(self.front.authorizer), changegroup_limits(self.front.authorizer),
-                             lock_wait(self.front.authorizer))
+                             lock_wait(self.front.authorizer), gone=lambda: self._gone)
         bound = hg_commands.bind_args(cmd, args)
         if self.method == b"HEAD":  # checked as GET is; the command is not run (``_respond_to_head``)
             return HEAD_ANSWER, None
@@ -486,6 +487,9 @@ class HgHttpCommand:
         assert exc is not None
         if isinstance(exc, BodyAborted):  # the client went (or its body was refused) while it sent it
             self._log("the push did not arrive whole; nothing was changed")
+            return
+        if isinstance(exc, ClientGone):
+            self._log(f"client gone: {exc.message}")
             return
         if self._gone or self.request.finished or self.request.startedWriting:
             return

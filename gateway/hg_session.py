@@ -228,7 +228,8 @@ class HgServeSession(PumpedSession):
     def _context(self, payload: Iterator[bytes] | None = None) -> CommandContext:
         return CommandContext(Transport.SSH, self._check_permission, SSH_CAPS, payload,
                               bundle2_limits(self.ctx.authorizer), changegroup_limits(self.ctx.authorizer),
-                              replace(lock_wait(self.ctx.authorizer), notify=self._lock_notice))
+                              replace(lock_wait(self.ctx.authorizer), notify=self._lock_notice),
+                              gone=lambda: self._closed)
 
     def _lock_notice(self, line: str) -> None:
         """hg's ``waiting for lock …``/``got lock after N seconds``, told by a push's thread while it

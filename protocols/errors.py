@@ -107,6 +107,11 @@ class PushkeyFailed(HgwireError):
         self.key = key
 
 
+class ClientGone(HgwireError):
+    """The client closed the connection while its request was being answered: what is left of a
+    read-only request (the rest of a batch) is not run."""
+
+
 class IntegrityError(ProtocolError):
     """A packet's MAC or authentication tag does not verify: the bytes were altered or the keys differ."""
 

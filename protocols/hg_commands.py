@@ -27,7 +27,14 @@ from protocols import hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
-from protocols.errors import HgwireError, LimitExceeded, ProtocolError, StorageError, UnsupportedFeature
+from protocols.errors import (
+    ClientGone,
+    HgwireError,
+    LimitExceeded,
+    ProtocolError,
+    StorageError,
+    UnsupportedFeature,
+)
 from protocols.hg_responses import BytesResponse, OobError, PushResponse, Response, StreamResponse
 
 Permission = Literal["pull", "push"]
@@ -70,6 +77,9 @@ class CommandContext:
     """Bounds of a pushed changegroup (the server's ``[limits]``)."""
     lock_wait: LockWait | None = None
     """How a push waits for the repository's lock (the server's ``[limits] hg_lock_timeout``)."""
+    gone: Callable[[], bool] = lambda: False
+    """Whether the client has closed the connection (asked from the worker between the commands of
+    a batch that writes nothing: the rest is not run for nobody)."""
 
 
 Handler = Callable[[HgRepository, Args, CommandContext], Response]
@@ -521,18 +531,22 @@ def _unbundle(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 @command(b"batch", b"cmds *", permission=PULL)
 def _batch(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     """Run batched commands; each one's permission is checked (CVE-2018-1000132)."""
-    results = []
+    results: list[bytes] = []
     output = []
     size = 0
     calls = hg_wire.parse_batch(args.named[b"cmds"])
     if sum(name == b"pushkey" for name, _ in calls) > hg_wire.MAX_BATCH_PUSHKEYS:
         raise LimitExceeded(f"a batch may hold at most {hg_wire.MAX_BATCH_PUSHKEYS} pushkey commands; "
                             "send them in several batches")
+    writes = any(name == b"pushkey" for name, _ in calls)  # (finished as it started: never cut)
     for name, flat in calls:
         cmd = COMMANDS.get(name)
         if cmd is None or not cmd.batchable:
             raise ProtocolError(f"command {name.decode('ascii', 'replace')} cannot be batched")
         ctx.check_permission(cmd.permission)
+        if not writes and ctx.gone():
+            raise ClientGone(f"the client closed the connection; {len(calls) - len(results)} commands of its "
+                             "batch were not run")
         try:
             response = cmd.handler(repo, bind_args(cmd, flat), ctx)
         except UnsupportedFeature as exc:
