@@ -218,6 +218,7 @@ def generate_pack_fast(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     omit: Omit | None = None,
     use_bitmaps: bool = True,
+    abandoned: Callable[[], bool] | None = None,
 ) -> Iterator[bytes] | None:
     """The pack for ``wants`` minus ``haves`` (hex names) as byte chunks, or None.
 
@@ -229,6 +230,7 @@ def generate_pack_fast(
     wants and haves both stop there, and bitmaps (which cover whole
     histories) are not used.  ``omit``: what a partial-clone filter leaves out.
     ``use_bitmaps``: ``pack.useBitmaps``; False counts by walking, as git then does.
+    ``abandoned``: asked while counting; True stops it (``WalkAbandoned``: the client went away).
     Returns None, having sent nothing, when the
     generic path must serve the request: an object store that is not on disk
     (memory repositories), no wants, an unknown want, an object missing from
@@ -241,7 +243,7 @@ def generate_pack_fast(
     try:
         plan = plan_pack(store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
                          tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary, omit=omit,
-                         maps=maps, use_bitmaps=use_bitmaps)
+                         maps=maps, use_bitmaps=use_bitmaps, abandoned=abandoned)
         _open_maps(plan, maps)
         maps.drop_pages()
     except (_CannotServe, UnsupportedIndex, MissingObject, BitmapError, OSError):
@@ -302,7 +304,8 @@ def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, by
     return generate_pack_fast(store, wants, list(plan.known), thin_pack=plan.thin,
                               ofs_delta=plan.ofs_delta, include_tag=plan.include_tag, refs=refs,
                               shallow_boundary=plan.shallow.boundary, progress=progress, omit=omit,
-                              use_bitmaps=getattr(plan, "use_bitmaps", True))
+                              use_bitmaps=getattr(plan, "use_bitmaps", True),
+                              abandoned=getattr(plan, "abandoned", None))
 
 
 def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
@@ -339,7 +342,8 @@ def with_fast_path(generic: GenericPack) -> GenericPack:
 def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[bytes], *,
               thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[Any, bytes] | None = None,
               shallow_boundary: Collection[bytes] = (), omit: Omit | None = None,
-              maps: PackMaps | None = None, use_bitmaps: bool = True) -> PackPlan:
+              maps: PackMaps | None = None, use_bitmaps: bool = True,
+              abandoned: Callable[[], bool] | None = None) -> PackPlan:
     """Count the objects to send and choose where each is read from.
 
     With ``omit`` (a partial clone): the objects it names are taken out of what the wants reach,
@@ -363,7 +367,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     if covered:  # the bitmapped packs come first, in their bits' order: their objects are bits
         views = covered + [v for v in views if v not in covered]
     with PackObjectReader(store, views, maps) as reader:
-        walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary))
+        walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary), abandoned=abandoned)
         try:
             provided = _wanted_blobs(wants, reader, object_format_of(store).hex_len) if omit is not None else []
             blobs = frozenset(provided)

@@ -15,7 +15,7 @@ import os
 import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dulwich.object_format import OBJECT_FORMATS as DULWICH_FORMATS
@@ -578,6 +578,9 @@ class PackPlan:
     """Partial clone (``filter=object:type=``): omit objects of other types unless wanted."""
     use_bitmaps: bool = True
     """``pack.useBitmaps`` (``UploadSettings``): False counts by walking, bitmaps or not, as git does."""
+    abandoned: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
+    """Whether nobody waits for the pack any more (its client went away): the counting asks it
+    and stops (``git_reach.WalkAbandoned``); not part of what the pack is."""
 
     @property
     def known(self) -> tuple[ObjectId, ...]:

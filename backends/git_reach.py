@@ -264,12 +264,21 @@ class MissingObject(Exception):
     """A tip or a reachable object is not in the object store."""
 
 
+class WalkAbandoned(Exception):
+    """A walk stopped because nobody waits for its answer any more (the client went away)."""
+
+
+ABANDON_CHECK = 256
+"""Commits or trees a walk takes between two looks at whether it is still wanted."""
+
+
 class Walker:
     """Computes ``Reached`` sets over one object store (and its bitmapped pack, if any)."""
 
     def __init__(self, store: BaseObjectStore, bitmap: PackBitmap | None,
                  read: Callable[[bytes], tuple[int, bytes]] | None = None,
-                 boundary: frozenset[bytes] = frozenset()) -> None:
+                 boundary: frozenset[bytes] = frozenset(),
+                 abandoned: Callable[[], bool] | None = None) -> None:
         """``boundary``: shallow commits, taken with their trees but never their parents.
 
         A commit's bitmap stands for its walk only when it holds no boundary commit: then the
@@ -278,6 +287,9 @@ class Walker:
         pack is in no bitmap (a bitmap's closure lies in its pack)."""
         self._store = store
         self._boundary = boundary
+        self._abandoned = abandoned
+        """Asked every ``ABANDON_CHECK`` steps of a walk: True stops it with ``WalkAbandoned``
+        (it only reads: nothing is left half done)."""
         self._read_raw = read if read is not None else self._store_read
         self._bitmap = bitmap
         self._view = bitmap.view if bitmap is not None else None
@@ -303,13 +315,24 @@ class Walker:
         reached = _Marking(len(self._view) if self._view is not None else 0, stop)
         trees: list[bytes] = []
         commits = list(tips)
+        steps = 0
         while commits:
             sha = commits.pop()
+            steps += 1
+            if steps % ABANDON_CHECK == 0:
+                self._check_wanted()
             if self._mark(reached, sha, use_bitmap=True):
                 self._expand(reached, sha, commits, trees)
         while trees:
+            steps += 1
+            if steps % ABANDON_CHECK == 0:
+                self._check_wanted()
             self._walk_tree(reached, trees.pop(), trees)
         return Reached(int.from_bytes(reached.marks, "little"), reached.others, reached.listings)
+
+    def _check_wanted(self) -> None:
+        if self._abandoned is not None and self._abandoned():
+            raise WalkAbandoned("the client went away while its pack was being counted")
 
     def _pos(self, hexsha: bytes) -> int | None:
         if self._view is None:

@@ -398,12 +398,14 @@ class UploadPackSession(_GitSession):
         assert self._repo is not None and self._negotiator is not None and self._plan is not None
         request = self._core.request
         assert request is not None and self._snapshot is not None
+        abandoned = threading.Event()
         plan = git_pack.PackPlan(request.wants, tuple(self._negotiator.common), self._plan,
                                  request.thin_pack, request.ofs_delta, request.include_tag, request.blob_limit,
-                                 request.tree_depth, request.object_types, self._use_bitmaps)
+                                 request.tree_depth, request.object_types, self._use_bitmaps, abandoned.is_set)
         progress = ProgressQueue(self._core.progress)
         chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
-        stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use())
+        stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use(),
+                            abandoned=abandoned)
         key = clone_share_key(b"v0", request.caps, plan, self._snapshot.refs)
         self._busy = True
         consumer: Any = self.channel  # a Channel is an IConsumer (gateway/channel.py)
@@ -514,14 +516,16 @@ class UploadPackV2Session(_GitSession):
         request = prepared.request
         self._write(self._core.pack_header(bool(request.deepen or request.shallows),
                                            prepared.shallow.shallow, prepared.shallow.unshallow, prepared.wanted_refs))
+        abandoned = threading.Event()
         plan = git_pack.PackPlan(request.wants, prepared.common, prepared.shallow, request.thin_pack,
                                  request.ofs_delta, request.include_tag, request.blob_limit, request.tree_depth,
-                                 request.object_types, self._use_bitmaps)
+                                 request.object_types, self._use_bitmaps, abandoned.is_set)
         assert self._repo is not None
         no_progress = git_caps.NO_PROGRESS in request.caps
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
         chunks = pack_stream(self._repo.object_store, plan, prepared.refs, progress)
-        stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use())
+        stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use(),
+                            abandoned=abandoned)
         key = clone_share_key(b"v2", request.caps, plan, prepared.refs)
         self._busy = True
         consumer: Any = self.channel
@@ -647,12 +651,15 @@ class PackStream:
     the end of that ``next()``.
     """
 
-    def __init__(self, chunks: Iterator[bytes], on_end: Callable[[], None] | None = None) -> None:
+    def __init__(self, chunks: Iterator[bytes], on_end: Callable[[], None] | None = None,
+                 abandoned: threading.Event | None = None) -> None:
         """``on_end``: called once when the stream is exhausted, fails or is closed (it lets go of the
         repository the chunks read from: a generation other clients joined outlives the session that
-        started it)."""
+        started it).  ``abandoned``: the event the pack's counting looks at (``PackPlan.abandoned``),
+        set by ``abandon``."""
         self._chunks = chunks
         self._on_end = on_end
+        self._abandoned = abandoned
         self._lock = threading.Lock()
         self._running = False
         self._closed = False
@@ -683,6 +690,13 @@ class PackStream:
             if self._running:
                 return
         self._close_chunks()
+
+    def abandon(self) -> None:
+        """Nobody will read the stream (its client, or every client of a shared one, went away),
+        maybe while a ``next()`` runs in the pool: the pack's counting stops at its next look
+        (reading only, it leaves nothing half done); ``close`` follows once that ``next()`` ends."""
+        if self._abandoned is not None:
+            self._abandoned.set()
 
     def _close_chunks(self) -> None:
         close = getattr(self._chunks, "close", None)

@@ -526,5 +526,9 @@ class IteratorProducer:
         self._stop_ticker()
         if not self._in_flight:
             self._close_iterator()
+        else:  # the step in the pool may be long (a pack being counted): tell it nobody waits
+            abandon = getattr(self._iterator, "abandon", None)
+            if abandon is not None:
+                abandon()
         if not self.done.called:
             self.done.errback(Failure(defer.CancelledError("the client went away")))

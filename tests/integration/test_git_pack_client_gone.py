@@ -1,0 +1,129 @@
+"""A git fetch whose client goes away while the server counts its pack (Ctrl-C, a CI job
+cancelled, a network cut): the counting ran in a worker to its end for nobody, however large the
+pack.  It now stops at its next look (every ``ABANDON_CHECK`` commits or trees), over git://, SSH
+and HTTP, protocol v0 and v2; it only reads, so nothing is left half done."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends import git_fastpack, git_reach
+from gateway import git_session
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+
+COMMITS = 3000
+WAIT = 20  # seconds: a bound for a broken run only; every wait below ends on an event
+
+
+def _history(repo: Path) -> None:
+    """``COMMITS`` commits on main, each changing a file of 50; ``old`` at the tenth."""
+    stream = []
+    for i in range(1, COMMITS + 1):
+        data = b"line %d\n" % i
+        msg = b"commit %d\n" % i
+        stream.append(b"blob\nmark :%d\ndata %d\n%s\n" % (2 * i, len(data), data))
+        stream.append(b"commit refs/heads/main\nmark :%d\ncommitter T <t@x> %d +0000\ndata %d\n%s"
+                      % (2 * i + 1, 1_700_000_000 + 60 * i, len(msg), msg))
+        if i > 1:
+            stream.append(b"from :%d\n" % (2 * i - 1))
+        stream.append(b"M 100644 :%d f%d.txt\n\n" % (2 * i, i % 50))
+    stream.append(b"reset refs/heads/old\nfrom :21\n\n")
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], input=b"".join(stream), check=True)
+
+
+class Watch:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.counting = threading.Event()
+        self.gone = threading.Event()
+        self.ended = threading.Event()
+        self.walked = 0
+        self.outcome: BaseException | None = None
+        self.armed = False
+        """Whether the next pack is the one watched (not the first clone's)."""
+        plan_pack = git_fastpack.plan_pack
+        expand = git_reach.Walker._expand
+        lost = git_session._GitSession.connection_lost
+
+        def held_plan(*args: Any, **kwargs: Any) -> Any:
+            if not self.armed:
+                return plan_pack(*args, **kwargs)
+            self.walked = 0
+            self.counting.set()
+            self.gone.wait(WAIT)  # the client leaves as the counting starts
+            try:
+                return plan_pack(*args, **kwargs)
+            except BaseException as exc:
+                self.outcome = exc
+                raise
+            finally:
+                self.ended.set()
+
+        def counted_expand(walker: Any, *args: Any) -> Any:
+            self.walked += 1
+            return expand(walker, *args)
+
+        def noticed(session: Any) -> None:
+            lost(session)
+            if self.armed:
+                self.gone.set()
+
+        monkeypatch.setattr(git_fastpack, "plan_pack", held_plan)
+        monkeypatch.setattr(git_reach.Walker, "_expand", counted_expand)
+        monkeypatch.setattr(git_session._GitSession, "connection_lost", noticed)
+
+    def fetch_then_leave(self, client: Client, url: str, version: str, work: Path,
+                         env: dict[str, str] | None = None) -> None:
+        client.git("clone", "-q", "--bare", "--single-branch", "-b", "old", url, str(work), env=env)
+        self.armed = True
+        proc = subprocess.Popen(["git", "-C", str(work), "-c", f"protocol.version={version}", "fetch", "-q", url,
+                                 "main:main"], env={**client.env, **(env or {})}, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert self.counting.wait(WAIT), "the pack was never counted"
+            os.killpg(proc.pid, signal.SIGKILL)  # git and its ssh or curl helper
+            proc.wait()
+            assert self.gone.wait(WAIT), "the server never saw the client go"
+            assert self.ended.wait(WAIT), "the counting never ended"
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert isinstance(self.outcome, git_reach.WalkAbandoned), self.outcome
+        assert self.walked <= 2 * git_reach.ABANDON_CHECK, self.walked  # was all 3,000 commits
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_git_daemon_fetch(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    server = make_server("fs", git=[LOOPBACK])
+    _history(server.root / "big.git")
+    watch = Watch(monkeypatch)
+    watch.fetch_then_leave(client, server.git_url("big.git"), version, tmp_path / "work.git")
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_http_fetch(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+                    monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    _history(server.root / "big.git")
+    watch = Watch(monkeypatch)
+    watch.fetch_then_leave(client, server.url("http", "big.git"), version, tmp_path / "work.git")
+
+
+def test_ssh_fetch(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, ssh_keys: SshKeys,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    _history(server.root / "big.git")
+    watch = Watch(monkeypatch)
+    url = f"ssh://alice@127.0.0.1:{server.port('ssh')}/big.git"
+    env = {"GIT_SSH_COMMAND": ssh_keys.command(server.port("ssh"))}
+    watch.fetch_then_leave(client, url, "2", tmp_path / "work.git", env=env)
