@@ -23,9 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backends.hg.archive import adjusted_linkrev, file_data, file_parents
+from backends.hg.changelog import parse_filelog_text
 from backends.hg.graph import ancestors_mask
 from backends.hg.linediff import Whitespace, blocks, split_lines
 from backends.hg.repository import HgRepo
+from backends.hg.revlog import Revlog
 from protocols.errors import UnsupportedFeature
 
 MAX_FILE_REVISIONS = 10000
@@ -79,6 +81,17 @@ class _Walk:
         self.whitespace = whitespace
         self.parents_of = parents_of
         self.ancestry = ancestors_mask(parents_of, [rev])  # hg's "ancestry context": the annotated changeset's
+        self.filelogs: dict[bytes, Revlog] = {}
+        """One open filelog a path for the whole walk: its last text is what the next revision, met
+        after its parent, is patched onto (a filelog opened anew for each revision rebuilt every
+        text from its chain's start, the whole history's deltas again for each revision)."""
+
+    def text(self, path: bytes, node: bytes) -> bytes:
+        """A file revision's data, its copy metadata left out."""
+        filelog = self.filelogs.get(path)
+        if filelog is None:
+            filelog = self.filelogs[path] = self.repo.filelog(path)
+        return parse_filelog_text(filelog.revision(filelog.rev(node))).data
 
     def adjusted(self, path: bytes, node: bytes, source: int, inclusive: bool = False) -> int:
         """hg's adjusted linkrev of a file revision met from changeset ``source``: for the walk's
@@ -121,7 +134,7 @@ class _Walk:
                 visit.extend(waiting)
                 continue
             visit.pop()
-            text = base_text if here is base else file_data(self.repo, here.path, here.node)
+            text = base_text if here is base else self.text(here.path, here.node)
             lines = split_lines(text)
             compared = split_lines(self.whitespace.clean(text)) if self.whitespace.cleans else lines
             current = _Annotated([here] * len(lines), list(range(1, len(lines) + 1)), lines, compared)
