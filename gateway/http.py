@@ -1045,9 +1045,16 @@ class HgwireHTTPChannel(http.HTTPChannel):
         if getattr(self._transferDecoder, "bare_lf", False):
             self._refuse_request(b"400 Bad Request", BARE_LF)
         elif self._headers_over_limits():
-            self._refuse_request(b"431 Request Header Fields Too Large",
-                                 f"the request's headers are over this server's limits ({self.maxHeaders} "
-                                 f"headers, {self.totalHeadersSize // 1024} KiB in all); send fewer")
+            why = (f"the request's headers are over this server's limits ({self.maxHeaders} headers, "
+                   f"{self.totalHeadersSize // 1024} KiB in all)")
+            if b"cmd=" in (getattr(self, "_path", None) or b""):
+                # an hg command whose arguments (a pull's or clone's thousands of heads) came as
+                # X-HgArg-N headers: hg prints only the reason phrase, so it says what to do
+                why += ("; a request naming very many heads: pull over SSH, or ask the server's operator "
+                        "to turn on [hg_http] httppostargs")
+                self._refuse_request(b"431 " + why.encode(), why)
+            else:
+                self._refuse_request(b"431 Request Header Fields Too Large", why + "; send fewer")
         else:
             self._refuse_request(b"400 Bad Request", "the request line or one of its headers is malformed")
 

@@ -559,6 +559,10 @@ def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(raw_repo: Hg
     cases: list[tuple[str, str, dict[str, str], bytes | None, int, str]] = [
         ("GET", "/raw?cmd=frobnicate", {}, None, 400, "no such method: frobnicate"),
         ("GET", "/raw?cmd=heads", {f"X-HgArg-{n}": "a" * 500 for n in range(1, 202)}, None, 431, "more than 200"),
+        # a clone naming 10,000 heads: more than 256 KiB of X-HgArg-N headers, refused before they
+        # are read as hg's; hg prints the reason phrase alone, which said only "Request Header Fields Too Large"
+        ("GET", "/raw?cmd=getbundle", {f"X-HgArg-{n}": "a" * 1000 for n in range(1, 300)}, None, 431,
+         "httppostargs"),
         ("GET", "/raw?cmd=unbundle", {"X-HgArg-1": "heads=666f726365"}, None, 405, "push requires POST request"),
         ("GET", "/raw?cmd=heads", {"X-HgProto-1": "0.2 comp=zstd comp=zlib"}, None, 400, "comp= twice"),
         ("GET", "/raw?cmd=known&nodes=zz", {}, None, 400, ""),
