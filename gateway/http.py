@@ -554,8 +554,9 @@ def site_url(front: HttpFront, request: server.Request) -> str:
         return public
     host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
     if not HOST_HEADER.fullmatch(host):
-        local = request.getHost()
-        host = f"{getattr(local, 'host', 'localhost')}:{getattr(local, 'port', 80)}"
+        local = request.getHost()  # the address the client reached: an IPv6 one is bracketed in a URL
+        address = getattr(local, "host", "localhost")
+        host = f"{f'[{address}]' if ':' in address else address}:{getattr(local, 'port', 80)}"
     scheme = "https" if request.isSecure() else "http"
     return f"{scheme}://{host}"
 

@@ -222,3 +222,20 @@ def test_html_or_text_follows_accept_s_weights_and_says_so_in_vary(
     again = raw(port, "GET", "/notes", {**BROWSER, "If-None-Match": browser.headers["etag"]})
     assert (again.status, again.headers.get("vary")) == (304, "Accept")
     assert raw(port, "GET", "/notes/summary", BROWSER).headers.get("vary") is None  # HTML whatever it accepts
+
+
+def test_a_request_without_host_on_ipv6_gets_a_bracketed_clone_url(
+        make_server: Callable[..., RunningServer]) -> None:
+    """An HTTP/1.0 request names no ``Host``: the page's URL is the address the client reached,
+    and an IPv6 one is bracketed (``http://::1:PORT`` was no URL git or hg could use)."""
+    import socket
+
+    server = make_server("fs", http=["tcp:0:interface=\\:\\:1"])
+    port = server.port("http")
+    with socket.create_connection(("::1", port), timeout=30) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert f"git clone http://[::1]:{port}/NAME.git".encode() in answer, answer
+    assert f"hg clone http://[::1]:{port}/NAME".encode() in answer, answer
