@@ -189,9 +189,9 @@ class ListenerService(service.Service):
         self.port = port
         if self._listen_factory is not None:
             port._type = "TLS"  # type: ignore[attr-defined]  # its log lines' word, as Twisted's listenSSL
-        log.info("hgwire serves {kind} at {url}", kind=self.kind,
+        log.info("hgwire serves {kind} at {url}{bound}", kind=self.kind,
                  url=self.url("NAME") if not self.unix else f"{self.description} (its clients' URL: [http] public_url)",
-                 endpoint=self.description)
+                 bound="" if self.unix else _bound_text(port), endpoint=self.description)
         self.listening.callback(port)
 
     def _failed(self, failure: Any) -> None:
@@ -292,16 +292,42 @@ class _HookWait:
         return False
 
 
+EVERY_ADDRESS = ("0.0.0.0", "::", "")
+"""The hosts of a listener bound to every address of its family (``interface=\\:\\:``, or none)."""
+
+
 def _host_port(port: IListeningPort | None) -> tuple[str, int]:
+    """The host and port of a listener's URLs: a listener on every address is named by this
+    machine's host name (as ``hg serve`` does), since ``localhost`` is the one name remote
+    clients cannot use."""
     if port is None:
         return ("?", 0)
     address = port.getHost()
     host = getattr(address, "host", "localhost")
-    if host in ("0.0.0.0", "::", ""):
-        host = "localhost"
+    if host in EVERY_ADDRESS:
+        host = socket.gethostname() or "localhost"
     if ":" in host:
         host = f"[{host}]"
     return host, int(getattr(address, "port", 0))
+
+
+def _bound_text(port: IListeningPort) -> str:
+    """What the start line adds for a listener on every address (its URL names only one of
+    them): which family's addresses, and the port; nothing for a listener on one address."""
+    address = port.getHost()
+    host = getattr(address, "host", None)
+    if host not in EVERY_ADDRESS:
+        return ""
+    number = getattr(address, "port", 0)
+    if host != "::":
+        return f" (listening on every IPv4 address, port {number})"
+    sock = getattr(port, "socket", None)
+    try:
+        v6only = bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)) if sock is not None else False
+    except OSError:
+        v6only = False
+    families = "IPv6 address" if v6only else "IPv6 and IPv4 address"
+    return f" (listening on every {families}, port {number})"
 
 
 class HgwireService(service.MultiService):

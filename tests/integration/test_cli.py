@@ -580,3 +580,22 @@ def test_a_sighup_reads_a_renewed_certificate_and_a_broken_one_keeps_the_old(tmp
         assert proc.poll() is None, "still serving"
     finally:
         stop_twistd(proc)
+
+
+def test_a_listener_on_every_address_says_so_and_names_the_host_not_localhost(tmp_path: Path) -> None:
+    """``interface=\\:\\:`` binds every address: the start line's URL names this machine (as
+    ``hg serve`` does), never ``localhost``, and says which addresses and port it listens on."""
+    port, other = _free_port(), _free_port()
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "hgwire", "--root", str(tmp_path / "repos"),
+                             "--http", f"tcp:{port}:interface=\\:\\:", "--git", f"tcp:{other}"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = "".join(read_log(proc, r"worker threads"))
+    finally:
+        stop_twistd(proc)
+    host = socket.gethostname()
+    assert (f"hgwire serves http at http://{host}:{port}/NAME (listening on every IPv6 and IPv4 address, "
+            f"port {port})") in seen, seen
+    assert f"hgwire serves git at git://{host}:{other}/NAME.git (listening on every IPv4 address, port {other})" \
+        in seen, seen
+    assert "localhost" not in seen, seen
