@@ -36,7 +36,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO
 
@@ -45,6 +45,7 @@ from gateway import git_signatures
 from gateway.logs import SafeLogger
 from protocols import git_proc_receive, git_push_cert, pktline
 from protocols.errors import ProtocolError
+from protocols.git_receive import SYMREF_DEPTH
 
 log = SafeLogger()
 
@@ -116,14 +117,21 @@ class GitHooks:
         """``reference_transaction`` when the repository has that hook, else None (nothing to tell)."""
         return self.reference_transaction if self._find("reference-transaction") is not None else None
 
-    def reference_transaction(self, state: str, updates: Sequence[RefUpdate], head: bytes | None) -> bool:
+    def reference_transaction(self, state: str, updates: Sequence[RefUpdate], head: bytes | None,
+                              symrefs: Mapping[bytes, bytes] | None = None) -> bool:
         """Tell the ``reference-transaction`` hook a ref transaction's ``state`` ("prepared",
-        "committed" or "aborted") with one ``<old> <new> <ref>`` line per update, and a ``HEAD``
-        line after the branch HEAD names, as git's ref store tells it.  True when there is no such
-        hook or it lets a prepared transaction through."""
-        lines = b"".join(_lines([u]) + (_lines([replace(u, ref=b"HEAD")]) if u.ref == head else b"")
-                         for u in updates)
-        return self._run("reference-transaction", (state,), lines) in (None, 0)
+        "committed" or "aborted") with one ``<old> <new> <ref>`` line per update, as git's ref
+        store tells it: the updates in order, then the ones it adds as it goes through them (and
+        through those it added): a ``HEAD`` line for the branch HEAD names, and for an update of a
+        symbolic ref (``symrefs``: a push's command named one) the same update of its target.
+        True when there is no such hook or it lets a prepared transaction through."""
+        told = list(updates)
+        for update in told:  # grows as it goes, as git's store splits its updates
+            if update.ref == head:
+                told.append(replace(update, ref=b"HEAD"))
+            if symrefs and update.ref in symrefs and len(told) < len(updates) * (SYMREF_DEPTH + 2):  # no loop
+                told.append(replace(update, ref=symrefs[update.ref]))
+        return self._run("reference-transaction", (state,), _lines(told)) in (None, 0)
 
     def push_to_checkout(self, new: bytes, work_tree: str) -> bool | None:
         """Run the ``push-to-checkout`` hook for a push to the checked-out branch of a working tree

@@ -144,13 +144,16 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
             if failures:
                 failures.clear()
 
-    screened = git_receive.screen_commands(updates, _symrefs_named(repo, updates))
+    symrefs = _symrefs_named(repo, updates)
+    screened = git_receive.screen_commands(updates, symrefs)
     reasons = [s.reason or _protection_refusal(protections, repo.object_store, u, s.target)
                for u, s in zip(updates, screened, strict=True)]
-    feed = _EveryCommand(hooks, updates) if hooks is not None and any(reasons) else hooks
+    aliased = any(s.target is not None for s in screened)
+    feed = _EveryCommand(hooks, updates, screened, reasons, symrefs) \
+        if hooks is not None and (any(reasons) or aliased) else hooks
     allowed = [replace(u, ref=s.target) if s.target is not None else u
                for u, s, reason in zip(updates, screened, reasons, strict=True) if reason is None and not s.skipped]
-    if isinstance(feed, _EveryCommand) and (atomic or not allowed):
+    if isinstance(feed, _EveryCommand) and any(reasons) and (atomic or not allowed):
         feed.pre_receive(())  # the backend is given nothing to run it over
     if atomic and any(reasons):
         backend_update([])  # also with none: the push's objects then go
@@ -173,13 +176,26 @@ def update_refs(repo: GitRepository, updates: Sequence[RefUpdate], atomic: bool,
 
 
 class _EveryCommand:
-    """The push's receive hooks, with pre-receive told every command the client sent (in its order,
-    as sent: a symbolic ref by its own name), whatever the backend asks it over: the backend is
-    given only the commands the gateway let through.  Run once; the rest is passed on."""
+    """The push's receive hooks told the commands as the client sent them, whatever the backend
+    asks them over (it is given only the commands the gateway let through, a symbolic ref's as its
+    target's, since it sees no symbolic ref), as git's receive-pack tells them: pre-receive every
+    command in the client's order (run once); ``update`` a symbolic ref's command by its own name;
+    post-receive and post-update every command made, a symbolic ref's that its target's own
+    command made too; ``reference-transaction`` a symbolic ref's line, then its target's after the
+    transaction's other refs, as git's ref store adds it.  The rest is passed on."""
 
-    def __init__(self, hooks: ReceiveHooks, updates: Sequence[RefUpdate]) -> None:
+    def __init__(self, hooks: ReceiveHooks, updates: Sequence[RefUpdate],
+                 screened: Sequence[git_receive.Screened] = (), reasons: Sequence[str | None] = (),
+                 symrefs: Mapping[bytes, bytes] | None = None) -> None:
         self._hooks = hooks
         self._updates = list(updates)
+        self._screened = list(screened) or [git_receive.Screened()] * len(self._updates)
+        self._reasons = list(reasons) or [None] * len(self._updates)
+        self._symrefs = dict(symrefs or {})
+        self._named = {s.target: u.ref for u, s, reason in zip(self._updates, self._screened, self._reasons,
+                                                               strict=True)
+                       if s.target is not None and reason is None and not s.skipped}
+        """A target the backend updates for a symbolic ref's command → the name the client sent."""
         self.accepted: bool | None = None
         """What pre-receive said (None: not run yet)."""
 
@@ -187,6 +203,32 @@ class _EveryCommand:
         if self.accepted is None:
             self.accepted = self._hooks.pre_receive(self._updates)
         return self.accepted
+
+    def _as_sent(self, update: RefUpdate) -> RefUpdate:
+        name = self._named.get(update.ref)
+        return replace(update, ref=name) if name is not None else update
+
+    def update(self, update: RefUpdate) -> bool:
+        return self._hooks.update(self._as_sent(update))
+
+    def post_receive(self, updates: Sequence[RefUpdate]) -> None:
+        made = {u.ref for u in updates}
+        told = [u for u, s, reason in zip(self._updates, self._screened, self._reasons, strict=True)
+                if reason is None and (s.target or u.ref) in made]
+        self._hooks.post_receive(told)
+
+    def transaction_hook(self) -> Callable[[str, Sequence[RefUpdate], bytes | None], bool] | None:
+        find = getattr(self._hooks, "transaction_hook", None)
+        hook: Callable[..., bool] | None = find() if find is not None else None
+        if hook is None or not self._named:
+            return hook
+        if "symrefs" not in inspect.signature(hook).parameters:  # hooks not hgwire's own: as the backend asks
+            return hook
+        symrefs = self._symrefs
+
+        def told(state: str, updates: Sequence[RefUpdate], head: bytes | None) -> bool:
+            return bool(hook(state, [self._as_sent(u) for u in updates], head, symrefs=symrefs))
+        return told
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._hooks, attr)

@@ -392,8 +392,8 @@ def test_reference_transaction_hook_declines_in_prepared(make_server: Any, clien
     assert (bare / "blocked.seen").exists() and "told aborted" in refused.stderr
     # the hook removed its "prepared" lines of blocked; what stays: the aborted transaction's
     assert _transactions(bare) == [f"prepared\n{old} {tip} refs/heads/main\n{old} {tip} HEAD\n",
-                                   f"aborted\n{old} {tip} refs/heads/main\n{old} {tip} HEAD\n"
-                                   f"{'0' * 40} {tip} refs/heads/blocked\n"]  # in the order the client sent them
+                                   f"aborted\n{old} {tip} refs/heads/main\n{'0' * 40} {tip} refs/heads/blocked\n"
+                                   f"{old} {tip} HEAD\n"]  # as the client sent them, HEAD's line last as git's
     assert "refs/heads/blocked" not in remote_refs(client, "default", url)
     # as git's receive-pack: the objects left the quarantine after pre-receive, before any ref
     # transaction, and stay (no ref names them; git gc removes them in time)
