@@ -144,7 +144,8 @@ def open_repository(path: str, name: str) -> HgRepo:
 
 READ_REUSE = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo]](16)
 """Repositories ``open_for_reading`` gave, by path and name, with what their files said when opened:
-the most recently asked 16 (each keeps its changelog's and manifest's indexes while it is kept)."""
+the most recently asked 16 (each keeps its changelog's and manifest's indexes while it is kept; its
+filelogs' only the shared cache keeps, within its budget: ``RevlogCache.share_filelogs_only``)."""
 _READ_REUSE_LOCK = threading.Lock()
 
 
@@ -165,6 +166,7 @@ def open_for_reading(path: str, name: str) -> HgRepo:
         if kept is not None and kept[0] == state and not kept[1].serve_hidden:
             return kept[1]
     repo = open_repository(path, name)
+    repo.revlogs.share_filelogs_only()  # (what one request read must not stay with it for the next ones)
     if state is not None and not repo.recovered and state == _open_state(path):
         with _READ_REUSE_LOCK:
             READ_REUSE.put(key, (state, repo))

@@ -549,9 +549,10 @@ class _OpenIndexes:
 
     __slots__ = ("_files", "_kept")
 
-    def __init__(self) -> None:
+    def __init__(self, filelogs: int | None = None) -> None:
+        """``filelogs``: how many filelog indexes it keeps (``FILELOG_INDEXES_PER_OPEN`` by default)."""
         self._kept: dict[bytes, Index] = {}
-        self._files: LruCache[bytes, Index] = LruCache(FILELOG_INDEXES_PER_OPEN)
+        self._files: LruCache[bytes, Index] = LruCache(FILELOG_INDEXES_PER_OPEN if filelogs is None else filelogs)
 
     def get(self, index_path: bytes) -> Index | None:
         return self._files.get(index_path) if is_filelog(index_path) else self._kept.get(index_path)
@@ -721,6 +722,12 @@ class RevlogCache:
         self.scope = None if scope is None else shared.intern_scope(scope)
         self.shared = shared
         self._indexes = _OpenIndexes()
+
+    def share_filelogs_only(self) -> None:
+        """Keep no filelog index for this open itself, only in the shared cache (within its budget):
+        for a repository given to request after request (``backends.hg.open_for_reading``), whose
+        own ones, kept for good, would be beside that budget.  Before it is shared."""
+        self._indexes = _OpenIndexes(0)
 
     def open(self, index_path: bytes, logical: bytes | None = None) -> Revlog:
         return Revlog(self.vfs, index_path, self.index(index_path), logical)

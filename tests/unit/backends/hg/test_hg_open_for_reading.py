@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from backends.hg import create_repository, open_for_reading
+from backends.hg.revlog import SHARED_INDEXES
+from tests.unit.backends.hg.test_hg_small_indexes import SPLIT, revisions
 
 
 def test_the_same_repository_until_its_files_change(tmp_path: Path) -> None:
@@ -30,3 +36,33 @@ def test_a_repository_serving_hidden_changesets_is_never_given_again(tmp_path: P
     first = open_for_reading(path, "r")
     first.serve_hidden = True  # (the gateway never asks it for such a request; were it set anyway)
     assert open_for_reading(path, "r") is not first
+
+
+def test_a_repository_kept_for_reading_holds_no_filelog_index_once_its_request_is_done(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone reads every filelog's index; the repository it was given is kept for the next
+    requests (16 of them), and kept the last 32 filelog indexes it read, beside the shared cache's
+    budget: 16 x 32 indexes of any size, for good.  Filelog indexes are now only the shared cache's."""
+    path = str(tmp_path / "r")
+    create_repository(path, "r")
+    data = tmp_path / "r" / ".hg" / "store" / "data"
+    data.mkdir()
+    for n in range(8):
+        (data / f"f{n}.i").write_bytes(revisions(2000, SPLIT, salt=n * 7, inline=False))
+    monkeypatch.setattr(SHARED_INDEXES, "budget", 0)  # (taken by other repositories' indexes)
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        repo = open_for_reading(path, "r")
+        assert sum(len(repo.filelog(b"f%d" % n).index.entries) for n in range(8)) == 16000  # a clone's reads
+        del repo
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    assert held < 1_000_000, held  # (16,000 parsed entries are about 6 MB)
+    assert open_for_reading(path, "r").filelog(b"f3").index.entries[5][4] == 5 + 21  # read again when asked
