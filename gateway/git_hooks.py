@@ -32,7 +32,9 @@ seconds is killed and counts as a refusal.
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -60,6 +62,21 @@ MAX_OUTPUT = 1 << 20
 TOLD_OPTIONS = ("pre-receive", "post-receive")
 """The hooks git's receive-pack tells the push options (``run_receive_hook``); ``update`` and
 ``post-update`` are not told them."""
+
+
+@functools.cache
+def git_exec_path() -> str | None:
+    """Where git keeps its own commands (``git --exec-path``: ``/usr/lib/git-core``), which git's
+    receive-pack names in its hooks' ``GIT_EXEC_PATH`` and puts first on their ``PATH``, so that a
+    hook can run ``git-rev-list``-style dashed commands; None without a git to ask."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        out = subprocess.run([git, "--exec-path"], capture_output=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return os.fsdecode(out.strip()) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +275,12 @@ class GitHooks:
         for key in ("REMOTE_USER", "REMOTE_ADDR", *QUARANTINE_VARIABLES):
             env.pop(key, None)
         env.update(self.location.object_env())  # a push's objects waiting in quarantine, as git tells
+        exec_path = env.get("GIT_EXEC_PATH") or git_exec_path()
+        if exec_path:  # as git's receive-pack: its own commands first on the hooks' PATH
+            env["GIT_EXEC_PATH"] = exec_path
+            path = env.get("PATH", os.defpath).split(os.pathsep)
+            if path[0] != exec_path:
+                env["PATH"] = os.pathsep.join([exec_path, *path])
         if self.context.user:
             env["REMOTE_USER"] = os.fsdecode(self.context.user.encode("utf-8"))  # UTF-8 whatever the locale, as http-backend's
         if self.context.address:

@@ -241,7 +241,8 @@ def test_receive_hooks_are_told_what_git_tells_them(make_server: Any, client: Cl
 
     def told(git_dir: Path) -> list[str]:  # what receive-pack sets, not what the process inherits
         lines = (git_dir / "hooks.env").read_text().splitlines()
-        kept = [line for line in lines if line.startswith(("-- ", "GIT_DIR=", "GIT_PUSH_OPTION_", *QUARANTINE))]
+        kept = [line for line in lines
+                if line.startswith(("-- ", "GIT_DIR=", "GIT_EXEC_PATH=", "GIT_PUSH_OPTION_", *QUARANTINE))]
         objects = str(git_dir.resolve() / "objects")
         kept = [line.replace("/./", "/").replace(objects, "<objects>") for line in kept]  # git writes <git dir>/./objects
         return [re.sub(r"tmp_objdir-incoming-\w+", "tmp_objdir-incoming-*", line) for line in kept]
@@ -430,6 +431,17 @@ def _with_pre_receive(make_server: Any, client: Client, name: str, hook: str
     (bare / "hooks" / "pre-receive").write_text(hook)
     (bare / "hooks" / "pre-receive").chmod(0o755)
     return server, url, work, bare
+
+
+def test_a_hook_runs_git_s_dashed_commands_as_under_git_s_receive_pack(make_server: Any, client: Client) -> None:
+    """git's receive-pack puts its own commands' directory first on its hooks' PATH (and names it in
+    ``GIT_EXEC_PATH``): an old hook that runs ``git-rev-parse`` works there, and works here."""
+    hook = "#!/bin/sh\ngit-rev-parse --git-dir > dashed.out 2>&1 || { echo 'no git-rev-parse' >&2; exit 1; }\n"
+    server, url, work, bare = _with_pre_receive(make_server, client, "dashed", hook)
+    commit(client, work, "b.txt", "b\n", "b")
+    client.git("push", "-q", url, "HEAD:main", cwd=work)
+    assert (bare / "dashed.out").read_text().strip() == "."
+    assert_consistent(server, client, "dashed")
 
 
 def _wait_for(path: Path, seconds: float = 60.0) -> None:
