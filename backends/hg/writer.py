@@ -842,6 +842,10 @@ lock while it hashes them (a migration's manifests, 360 KB each for 6,000 files,
 push's time), so the ingest goes on meanwhile.  Smaller ones cost less than the hand-over."""
 HASHES_AHEAD = 8
 """Texts handed over and not checked yet, at most (their memory)."""
+HASH_BYTES_AHEAD = 32 << 20
+"""Bytes of texts handed over and not checked yet, at most, but for the last one: a large file's
+revisions, each a delta on the one before, were held eight at a time (4 GB for a 512 MiB file),
+where the last alone is also the base of the next delta."""
 
 
 class NodeChecks:
@@ -852,7 +856,8 @@ class NodeChecks:
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[tuple[Node, Future[Node]]] = deque()
+        self._pending: deque[tuple[Node, Future[Node], int]] = deque()
+        self._pending_bytes = 0
 
     def check(self, text: bytes, p1: Node, p2: Node, node: Node) -> None:
         if len(text) < HASH_ON_HELPER:
@@ -861,12 +866,14 @@ class NodeChecks:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="hgwire-node-check")
-        self._pending.append((node, self._pool.submit(node_hash, text, p1, p2)))
-        if len(self._pending) > HASHES_AHEAD:
+        self._pending.append((node, self._pool.submit(node_hash, text, p1, p2), len(text)))
+        self._pending_bytes += len(text)
+        while len(self._pending) > HASHES_AHEAD or (self._pending_bytes > HASH_BYTES_AHEAD and len(self._pending) > 1):
             self._settle_one()
 
     def _settle_one(self) -> None:
-        node, computed = self._pending.popleft()
+        node, computed, size = self._pending.popleft()
+        self._pending_bytes -= size
         if computed.result() != node:
             raise _fails_hash(node)
 
@@ -876,6 +883,7 @@ class NodeChecks:
 
     def close(self) -> None:
         self._pending.clear()
+        self._pending_bytes = 0
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

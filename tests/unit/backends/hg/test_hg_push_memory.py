@@ -5,6 +5,7 @@ per file."""
 from __future__ import annotations
 
 import binascii
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,11 +13,13 @@ from pathlib import Path
 import pytest
 
 import backends.hg as hgstore
+from backends.hg import writer as writer_mod
 from backends.hg.changelog import Changeset, format_changeset
-from backends.hg.mpatch import full_replacement
+from backends.hg.mpatch import HUNK_HEADER, full_replacement
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import node_hash
 from backends.interfaces import NULL_NODE, Node, RevisionDelta, RevisionGroup, Section
+from bench.hg_storage_micro import HistoryBuilder
 from protocols.errors import ProtocolError
 
 
@@ -95,3 +98,43 @@ def test_a_push_of_many_files_holds_no_writer_per_file_until_its_commit(tmp_path
     assert repo.heads() == [push.changeset]
     revlog = repo.filelog(push.paths[-1])
     assert revlog.revision(0) == push.texts[-1]
+
+
+def test_a_large_file_changed_by_deltas_holds_its_last_text_and_the_next(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each revision's node was checked on a helper thread with up to eight texts waiting for it:
+    a 512 MiB file's chain of deltas held 4 GB.  Now the texts waiting are bounded in bytes; the
+    last one, the next delta's base, and the text it makes are what the push holds."""
+    size = 40 << 20
+    line = b"%s\n" % (b"0123456789abcdef" * 4095)
+    text = (line * (size // len(line) + 1))[:size - 1] + b"\n"
+    history = HistoryBuilder()
+    parent = history.commit({b"big": text})
+    for i in range(4):
+        text = text[:1000] + b"changed %d\n" % i + text[1000:]
+        parent = history.commit({b"big": text}, parent)
+    del text
+    revisions = history.files[b"big"]
+    for i in range(1, len(revisions)):  # each a delta on the one before, as hg sends them
+        added = b"changed %d\n" % (i - 1)
+        revisions[i] = revisions[i]._replace(base=revisions[i - 1].node,
+                                             delta=HUNK_HEADER.pack(1000, 1000, len(added)) + added)
+    history.contents.clear()
+    groups = list(history.groups())
+    slow_hash = node_hash
+
+    def hash_slowly(text: bytes, p1: Node, p2: Node) -> bytes:  # a slower core: the checks fall behind
+        if len(text) > 1 << 20:
+            time.sleep(0.3)
+        return slow_hash(text, p1, p2)
+
+    monkeypatch.setattr(writer_mod, "node_hash", hash_slowly)
+    repo = hgstore.create_repository(str(tmp_path / "r"), "r")
+
+    def pushed() -> None:
+        tx = repo.transaction()
+        tx.add_changegroup(iter(groups))
+        tx.commit()
+
+    assert _peak(pushed) < 2.5 * size
+    assert repo.heads() == [parent]
