@@ -61,7 +61,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple, cast
+from typing import BinaryIO, NamedTuple
 
 from dulwich.errors import ApplyDeltaError, ObjectFormatException
 from dulwich.file import adjust_shared_perm
@@ -751,9 +751,11 @@ class PackIngest:
         self._format = object_format_of(store)
         self._new_hash = hash_constructor(self._format)
         self._links = links
-        self._deferred: list[tuple[bytes, bytes, list[TreeEntry]]] = []
-        """Large whole trees (hex id, raw, entries) whose links wait for the store's tree at their
-        path (``_link_deferred``)."""
+        self._deferred: list[tuple[bytes, bytes]] = []
+        """Large whole trees (hex id, raw) whose links wait for the store's tree at their path
+        (``_link_deferred``), which parses them again: their parsed entries took 200 bytes an entry
+        (a tuple, a name and a hex id each), 20 GB for the 256 MB of trees ``MAX_DEFERRED_TREE_BYTES``
+        lets wait."""
         self._deferred_bytes = 0
         self._in_helper = False
         self._pack_dir = into.pack_dir if into is not None else os.fspath(store.pack_dir)
@@ -782,8 +784,9 @@ class PackIngest:
         """An ``OFS_DELTA``'s base offset; -1 for any other object."""
         self._ref_bases: dict[int, bytes] = {}
         """A ``REF_DELTA``'s base id, by the delta's index."""
-        self._names: list[bytes | None] = []
-        """Each object's id: a whole object's from the scan, a delta's once it is named."""
+        self._names = _IdColumn(self._format.raw_len)
+        """Each object's id: a whole object's from the scan, a delta's once it is named (a delta not
+        named yet has a kind of ``OFS_DELTA`` or more)."""
         self._texts = bytearray()
         """The scan's texts (``KEPT_TEXT_BYTES`` of them) one after another: a dict of them by index
         held 11 MB for the corpus's 5.6 MB of texts (a bytes object each, the dict, its int keys),
@@ -800,7 +803,7 @@ class PackIngest:
         """The REF_DELTAs below each base id not named yet."""
         # Built once every object is named: the indices in the order of their ids, and those ids.
         self._by_name = array("Q")
-        self._sorted_names: list[bytes] = []
+        self._sorted_names = _SortedIds(b"", self._format.raw_len)
         self._dotfiles = DotFiles()
         self.warnings = FsckWarnings()
         """The findings the rules let through as warnings, for the client."""
@@ -887,10 +890,8 @@ class PackIngest:
         says (git's index-pack, strict, dies of it: ``Error on reachable objects``)."""
         if self._links is None:
             return
-        names = cast("list[bytes]", self._names)  # every one named by now
-        own = {kind: set(itertools.compress(names, map(kind.__eq__, self._kinds))) for kind in (COMMIT, TREE, BLOB, TAG)}
+        own = {kind: self._names.of_kind(self._kinds, kind) for kind in (COMMIT, TREE, BLOB, TAG)}
         wrong = self._links.settle(own)
-        del own
         if wrong is None:
             wrong = self._links.mismatch(reader.type_of, reader.types_of)
         if wrong is not None:
@@ -983,7 +984,7 @@ class PackIngest:
         """In the helper process: ``_resolve_roots`` of ``roots``, and what it found besides what the
         parent knows (the names of deltas, links, dotfiles, warnings, the REF_DELTA bases it took)."""
         names, kinds = self._names, self._kinds
-        unnamed = [i for i, name in enumerate(names) if name is None]
+        unnamed = array("Q", itertools.compress(range(len(names)), map(OFS_DELTA.__le__, kinds)))
         waiting = set(self._waiting)
         links = self._links
         if links is not None and links._sets is not None:
@@ -991,8 +992,8 @@ class PackIngest:
         self._dotfiles = DotFiles()
         self.warnings = FsckWarnings()
         self._resolve_roots(roots)
-        named = array("Q", [i for i in unnamed if names[i] is not None])
-        return _HalfResult(named=named, named_ids=b"".join(map(names.__getitem__, named)),  # type: ignore[arg-type]
+        named = array("Q", [i for i in unnamed if kinds[i] < OFS_DELTA])
+        return _HalfResult(named=named, named_ids=b"".join(map(names.__getitem__, named)),
                            named_kinds=bytes(map(kinds.__getitem__, named)),
                            links=None if links is None or links._sets is None else
                            {kind: b"".join(ids) for kind, ids in links._sets.items()},
@@ -1008,7 +1009,7 @@ class PackIngest:
         for n, (i, kind) in enumerate(zip(half.named, half.named_kinds)):
             names[i] = ids[n * width:(n + 1) * width]
             kinds[i] = kind
-        self._named = len(names) - names.count(None)
+        self._named = len(names) - sum(map(OFS_DELTA.__le__, kinds))
         links = self._links
         if links is not None and links._sets is not None:
             if not half.links_kept or half.links is None:
@@ -1169,13 +1170,10 @@ class PackIngest:
         """Order the (named) objects by id: for the index, and to find one by its id.  An object
         twice refuses the pack, as git's strict index-pack refuses it (its ``verify-pack``, and so
         ``git fsck``, fails the index of such a pack)."""
-        names = self._names
-        order = sorted(range(len(names)), key=names.__getitem__)  # type: ignore[arg-type]
-        ordered = self._sorted_names = list(map(names.__getitem__, order))  # type: ignore[arg-type]
-        self._by_name = array("Q", order)
-        twice = next((a for a, b in itertools.pairwise(ordered) if a == b), None)
+        ids, order, twice = self._names.sorted()
         if twice is not None:
             raise ProtocolError(f"the same object {binascii.hexlify(twice).decode()} appears twice in the pushed pack")
+        self._sorted_names, self._by_name = ids, order
 
     def _index_of(self, sha: bytes) -> int | None:
         """The index of the object of this pack named ``sha`` (raw), None if there is none."""
@@ -1296,7 +1294,7 @@ class PackIngest:
         if (len(raw) < LARGE_TREE_BYTES or self._in_helper
                 or self._deferred_bytes + len(raw) > MAX_DEFERRED_TREE_BYTES):
             return entries
-        self._deferred.append((binascii.hexlify(sha), raw, entries))
+        self._deferred.append((binascii.hexlify(sha), raw))
         self._deferred_bytes += len(raw)
         return []
 
@@ -1311,25 +1309,27 @@ class PackIngest:
         deferred, self._deferred, self._deferred_bytes = self._deferred, [], 0
         if not deferred or self._links is None:
             return
-        waiting = {oid: entries for oid, _raw, entries in deferred}
+        waiting = dict(deferred)
         read = self._reader_of_own(get_raw)
         found: dict[bytes, bytes] = {}
         with suppress(KeyError, ValueError, ObjectFormatException, MissingObject):
             self._pair_with_stored(waiting, read, get_raw, found)
+        del waiting
         raw_len = self._format.raw_len
-        for oid, raw, entries in deferred:
-            stored = found.get(oid)
+        while deferred:
+            oid, raw = deferred.pop()
+            entries = list(parse_tree(raw, raw_len))  # (checked already)
+            stored = found.pop(oid, None)
             self._links.link_entries(entries if stored is None else _not_stored(raw, stored, entries, raw_len))
+            del entries, raw
 
-    def _pair_with_stored(self, waiting: Mapping[bytes, list[TreeEntry]], read: Callable[[bytes], tuple[int, bytes]],
+    def _pair_with_stored(self, waiting: Mapping[bytes, bytes], read: Callable[[bytes], tuple[int, bytes]],
                           get_raw: Callable[[bytes], tuple[int, bytes]], found: dict[bytes, bytes]) -> None:
-        """Into ``found``: for each tree of ``waiting`` (hex id), the raw tree the store (not this
+        """Into ``found``: for each tree of ``waiting`` (hex id: raw tree), the raw tree the store (not this
         push) holds at its path in the parent of a pushed commit, walking down the pushed trees
         only, by name."""
         hex_len = self._format.hex_len
-        names = cast("list[bytes]", self._names)
-        commits = list(itertools.islice(itertools.compress(names, map(COMMIT.__eq__, self._kinds)),
-                                        MAX_PAIRED_COMMITS + 1))
+        commits = list(itertools.islice(self._names.of_kind(self._kinds, COMMIT), MAX_PAIRED_COMMITS + 1))
         if len(commits) > MAX_PAIRED_COMMITS:
             return  # (a migration's push: its trees are mostly deltas of one another, linked where they differ)
         pairs: list[tuple[bytes, bytes]] = []
@@ -1358,9 +1358,8 @@ class PackIngest:
                 continue
             if pushed in waiting:
                 found.setdefault(pushed, stored_raw)
-            entries = waiting.get(pushed)
-            if entries is None:
-                entries = list(parse_tree(read(pushed)[1], self._format.raw_len))
+            raw = waiting.get(pushed)
+            entries = list(parse_tree(raw if raw is not None else read(pushed)[1], self._format.raw_len))
             subtrees = [(name, child) for name, mode, child in entries if mode & S_IFMT == S_IFDIR]
             if not subtrees:
                 continue
@@ -1400,9 +1399,10 @@ class PackIngest:
         idx_path = self._path + ".idx"
         with open(idx_path, "wb") as idx:
             if store.pack_index_version in (None, 2) or self._format is not SHA1_FORMAT:
-                write_index_v2(idx, names, offsets, crcs, pack_sha, self._format)
+                write_index_v2(idx, names.blob, offsets, crcs, pack_sha, self._format)
             else:
-                write_pack_index(idx, list(zip(names, offsets, crcs)), pack_sha, version=store.pack_index_version)
+                write_pack_index(idx, list(zip(map(names.__getitem__, range(len(names))), offsets, crcs)), pack_sha,
+                                 version=store.pack_index_version)
             if store.fsync_object_files:
                 idx.flush()
                 os.fsync(idx.fileno())
@@ -1461,17 +1461,17 @@ _U32 = "I" if array("I").itemsize == 4 else "L"
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
-def write_index_v2(out: BinaryIO, names: Sequence[bytes], offsets: Sequence[int], crcs: Sequence[int],
+def write_index_v2(out: BinaryIO, names: Sequence[bytes] | bytes, offsets: Sequence[int], crcs: Sequence[int],
                    pack_sha: bytes, object_format: ObjectFormat = SHA1_FORMAT) -> None:
     """A version 2 pack index (gitformat-pack(5)) of objects sorted by id (``names``, raw, with
-    their ``offsets`` and ``crcs``, in that order): each table in one piece.
+    their ``offsets`` and ``crcs``, in that order; or the ids joined already): each table in one piece.
 
     Fan-out, ids, CRC-32s, 31-bit offsets (or a pointer into the 64-bit table
     that follows), then the pack's checksum and the index's own.  A SHA-256
     repository's index has the same layout with 32-byte ids and checksums
     (``object_format`` sums it).
     """
-    joined = b"".join(names)
+    joined = names if isinstance(names, bytes) else b"".join(names)
     firsts = joined[::object_format.raw_len]
     fanout = list(itertools.accumulate(firsts.count(byte) for byte in range(256)))
     small, large = array(_U32), array("Q")
@@ -1549,6 +1549,10 @@ class _SortedIds:
         self._blob = blob
         self._width = width
 
+    @property
+    def blob(self) -> bytes:
+        return self._blob
+
     @classmethod
     def of(cls, pack: Pack) -> _SortedIds:
         """The ids of ``pack``: the table of a version 2 index as it is, else as dulwich lists them."""
@@ -1585,6 +1589,85 @@ class _SortedIds:
     def __iter__(self) -> Iterator[bytes]:
         blob, width = self._blob, self._width
         return (binascii.hexlify(blob[at:at + width]) for at in range(0, len(blob), width))
+
+
+class _IdColumn:
+    """The id of each object of a pushed pack, by index, ``width`` bytes each in one bytearray (20
+    bytes an object: a list of bytes objects took 64, and a pack of millions of tiny objects
+    holds millions).  A delta's stays zeros until it is named (its kind says which are)."""
+
+    __slots__ = ("_blob", "_width", "_zero")
+
+    def __init__(self, width: int) -> None:
+        self._blob = bytearray()
+        self._width = width
+        self._zero = bytes(width)
+
+    def __len__(self) -> int:
+        return len(self._blob) // self._width
+
+    def __getitem__(self, at: int) -> bytes:
+        width = self._width
+        return bytes(self._blob[at * width:(at + 1) * width])
+
+    def __setitem__(self, at: int, sha: bytes) -> None:
+        width = self._width
+        assert len(sha) == width
+        self._blob[at * width:(at + 1) * width] = sha
+
+    def append(self, sha: bytes | None) -> None:
+        self._blob += self._zero if sha is None else sha
+
+    def extend(self, shas: Iterable[bytes | None]) -> None:
+        zero = self._zero
+        self._blob += b"".join([zero if sha is None else sha for sha in shas])
+
+    def of_kind(self, kinds: bytes | bytearray, kind: int) -> _OfKind:
+        """The ids of the objects whose kind is ``kind``, iterated afresh each time (none held)."""
+        return _OfKind(self, kinds, kind)
+
+    def sorted(self) -> tuple[_SortedIds, array[int], bytes | None]:
+        """The ids sorted (``_SortedIds``), the index of each in that order, and an id that is there
+        twice (None when none is).  Sorted a first byte at a time: only a 256th of the ids is ever held as bytes
+        objects (sorting them all at once held 100 bytes an object more)."""
+        blob, width = self._blob, self._width
+        buckets: list[array[int]] = [array("Q") for _ in range(256)]
+        appends = [bucket.append for bucket in buckets]
+        for at, first in enumerate(blob[::width]):
+            appends[first](at)
+        del appends
+        joined, order, twice = bytearray(), array("Q"), None
+        for first in range(256):
+            bucket, buckets[first] = buckets[first], array("Q")
+            if not bucket:
+                continue
+            keys = [bytes(blob[at * width:(at + 1) * width]) for at in bucket]
+            ranked = sorted(range(len(keys)), key=keys.__getitem__)
+            ordered = list(map(keys.__getitem__, ranked))
+            if twice is None and len(ordered) > 1:
+                twice = next((a for a, b in zip(ordered, itertools.islice(ordered, 1, None)) if a == b), None)
+            joined += b"".join(ordered)
+            order.extend(map(bucket.__getitem__, ranked))
+            del keys, ranked, ordered, bucket
+        return _SortedIds(bytes(joined), width), order, twice
+
+
+class _OfKind(Collection[bytes]):
+    """The ids of a pushed pack's objects of one kind (``_IdColumn.of_kind``), for ``PushLinks.settle``."""
+
+    __slots__ = ("_ids", "_kind", "_kinds")
+
+    def __init__(self, ids: _IdColumn, kinds: bytes | bytearray, kind: int) -> None:
+        self._ids, self._kinds, self._kind = ids, kinds, kind
+
+    def __iter__(self) -> Iterator[bytes]:
+        return map(self._ids.__getitem__, itertools.compress(range(len(self._kinds)), map(self._kind.__eq__, self._kinds)))
+
+    def __len__(self) -> int:
+        return self._kinds.count(self._kind)
+
+    def __contains__(self, sha: object) -> bool:
+        return any(sha == own for own in self)
 
 
 MAX_LINKS = 4_000_000
@@ -1701,8 +1784,9 @@ class PushLinks:
                         f"and as a {TYPE_NAMES[second]}; it cannot be both")
         return None
 
-    def settle(self, own: Mapping[int, Collection[bytes]]) -> str | None:
-        """The pushed pack's objects (raw ids, by type): what is wrong when one of them is linked to
+    def settle(self, own: Mapping[int, Iterable[bytes]]) -> str | None:
+        """The pushed pack's objects (raw ids, by type; each iterated more than once, never held as a
+        set): what is wrong when one of them is linked to
         as another type, or an object as two (None when all agree).  The links to them are dropped:
         the connectivity check needs only those to objects outside the pack (``closed``)."""
         sets, wrong = self._checked_sets()
@@ -1710,15 +1794,18 @@ class PushLinks:
             return wrong
         for kind, ids in own.items():
             for other in (COMMIT, TREE, BLOB, TAG):
-                if other != kind and not sets[other].isdisjoint(ids):
+                if other != kind and sets[other] and not sets[other].isdisjoint(ids):
                     sha = min(sets[other].intersection(ids))
                     return (f"object {binascii.hexlify(sha).decode()} is a {TYPE_NAMES[kind]}, "
                             f"not the {TYPE_NAMES[other]} that a pushed object links to it as")
-        for kind, ids in own.items():
-            sets[kind].difference_update(ids)
-            sets[ANY].difference_update(ids)
-            if self._unfound is not None:
+        for kind, ids in own.items():  # (each pass over ``ids`` costs: an empty set needs none)
+            for linked in (sets[kind], sets[ANY]):
+                if linked:
+                    linked.difference_update(ids)
+            if self._unfound:
                 self._unfound.difference_update(ids)
+        for kind, ids in sets.items():  # (a set keeps its table as large as it was: 32 MB for a million links)
+            sets[kind] = set(ids)
         self._closed = None
         return None
 

@@ -1,0 +1,85 @@
+"""backends.git_ingest: what a push of many tiny objects holds for each of them while it is indexed."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import subprocess
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import pytest
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.pack import pack_object_header
+from dulwich.repo import Repo
+
+from backends import git_ingest
+from protocols.git_receive import PackScanner
+
+OBJECTS = 40_000
+BYTES_AN_OBJECT = 300
+"""git's index-pack held about 130 bytes an object for a million tiny blobs; hgwire held 300 and
+more (a bytes object and a list slot for each id, a set of each kind's ids, the sort's keys)."""
+
+
+def _whole(type_num: int, body: bytes) -> bytes:
+    return bytes(pack_object_header(type_num, None, len(body), DEFAULT_OBJECT_FORMAT)) + zlib.compress(body, 1)
+
+
+def _object_id(type_name: bytes, body: bytes) -> bytes:
+    return hashlib.sha1(type_name + b" %d\0" % len(body) + body).digest()
+
+
+def _tree(entries: list[tuple[bytes, bytes, bytes]]) -> bytes:
+    return b"".join(mode + b" " + name + b"\0" + sha for name, mode, sha in sorted(entries))
+
+
+def _tiny_blobs_pack(count: int, per_tree: int = 100) -> tuple[bytes, bytes]:
+    """A pack of ``count`` tiny blobs, ``per_tree`` to a directory, the trees and a commit of them;
+    the commit's id."""
+    out = bytearray(b"PACK" + struct.pack(">II", 2, 0))
+    directories = []
+    for start in range(0, count, per_tree):
+        blobs = [b"%d\n" % i for i in range(start, min(start + per_tree, count))]
+        tree = _tree([(b"f%d" % i, b"100644", _object_id(b"blob", blob)) for i, blob in enumerate(blobs)])
+        directories.append((b"d%d" % start, b"40000", _object_id(b"tree", tree)))
+        out += _whole(2, tree) + b"".join(_whole(3, blob) for blob in blobs)
+    root = _tree(directories)
+    commit = b"tree " + _object_id(b"tree", root).hex().encode() + b"\nauthor A <a@example.com> 1700000000 +0000\n" \
+        b"committer A <a@example.com> 1700000000 +0000\n\nmany\n"
+    out += _whole(2, root) + _whole(1, commit)
+    out[8:12] = struct.pack(">I", count + len(directories) + 2)
+    return bytes(out + hashlib.sha1(out).digest()), _object_id(b"commit", commit).hex().encode()
+
+
+def test_a_push_of_many_tiny_blobs_holds_little_for_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scanned as the server scans a push, indexed and its links checked: the peak of what Python
+    held, over the objects, stays under ``BYTES_AN_OBJECT`` (a pack of a hundred million tiny objects
+    is 1.5 GB, under the bound on a pushed pack)."""
+    monkeypatch.setattr(git_ingest, "PARALLEL_MIN_OBJECTS", 10 * OBJECTS)  # (a forked helper is not traced)
+    data, commit = _tiny_blobs_pack(OBJECTS)
+    server = tmp_path / "server.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(server)], check=True)
+    store = Repo(str(server)).object_store
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        links = git_ingest.PushLinks()
+        scanner = PackScanner()
+        ingest = git_ingest.PackIngest(store, links)
+        for at in range(0, len(data), 1 << 14):
+            chunk = data[at:at + (1 << 14)]
+            ingest.write(chunk[:scanner.feed(chunk)], scanner.take_objects())
+        pack = ingest.commit()
+        ingest.abort()
+        assert links.closed(git_ingest.PushedObjects(), lambda _hexsha: False)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert pack is not None and len(pack) == OBJECTS + OBJECTS // 100 + 2
+    assert peak / OBJECTS < BYTES_AN_OBJECT, f"{peak / OBJECTS:.0f} bytes an object"
+    fsck = subprocess.run(["git", "-C", str(server), "fsck", "--strict", "--no-dangling", commit.decode()],
+                          check=False, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr
