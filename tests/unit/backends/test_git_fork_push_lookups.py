@@ -8,7 +8,6 @@ through, never an error; what a push was refused it still is."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -17,15 +16,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from dulwich.object_format import SHA1
 from dulwich.object_store import DiskObjectStore
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
-from dulwich.pack import write_pack_objects
+from dulwich.objects import Blob, Commit, Tree
 
 from backends import git_ingest, git_objects, git_packindex
 from backends.filesystem import FilesystemBackend
 from backends.interfaces import MISSING_OBJECTS, ZERO_ID, GitRepository, Kind, ObjectId, RefUpdate
-from protocols.errors import ProtocolError
+from tests.unit.backends.test_git_push_links_once import _commit, _push
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
@@ -37,33 +34,6 @@ def _git(*args: str) -> bytes:
     return subprocess.run(["git", *args], capture_output=True, check=True,
                           env={"GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
                                "PATH": "/usr/bin:/bin:/usr/local/bin"}).stdout.strip()
-
-
-def _pack(objects: list[ShaFile]) -> bytes:
-    buf = io.BytesIO()
-    write_pack_objects(buf, [(o, None) for o in objects], object_format=SHA1)
-    return buf.getvalue()
-
-
-def _commit(tree: Tree, parents: list[ObjectID], message: bytes) -> Commit:
-    commit = Commit()
-    commit.tree, commit.parents = tree.id, parents
-    commit.author = commit.committer = b"Test <test@example.com>"
-    commit.author_time = commit.commit_time = 1700000000
-    commit.author_timezone = commit.commit_timezone = 0
-    commit.message = message
-    return commit
-
-
-def _push(repo: GitRepository, objects: list[ShaFile], updates: list[RefUpdate]) -> list[str | None]:
-    sink = repo.begin_pack()
-    try:
-        sink.write(_pack(objects))
-        sink.commit()
-    except ProtocolError as exc:
-        sink.abort()
-        return [str(exc)] * len(updates)
-    return [r.reason for r in repo.update_refs(updates, atomic=False)]
 
 
 class _SlowPath:

@@ -9,7 +9,6 @@ multi-pack index, a version-1 index, absent objects, and a repack that replaces 
 from __future__ import annotations
 
 import binascii
-import io
 import os
 import shutil
 import subprocess
@@ -18,16 +17,14 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from dulwich.object_format import SHA1
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
-from dulwich.pack import write_pack_objects
+from dulwich.objects import Blob, Tree
 from dulwich.repo import Repo
 
 from backends import git_ingest, git_objects, git_packindex
 from backends.filesystem import FilesystemBackend
 from backends.git_objects import PackObjectReader
 from backends.interfaces import MISSING_OBJECTS, ZERO_ID, GitRepository, Kind, ObjectId, RefUpdate
-from protocols.errors import ProtocolError
+from tests.unit.backends.test_git_push_links_once import _commit, _push
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
@@ -43,33 +40,6 @@ def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> str:
 
 
 # -- the push ------------------------------------------------------------------------------------
-
-
-def _pack(objects: list[ShaFile]) -> bytes:
-    buf = io.BytesIO()
-    write_pack_objects(buf, [(o, None) for o in objects], object_format=SHA1)
-    return buf.getvalue()
-
-
-def _commit(tree: Tree, parents: list[ObjectID], message: bytes) -> Commit:
-    commit = Commit()
-    commit.tree, commit.parents = tree.id, parents
-    commit.author = commit.committer = b"Test <test@example.com>"
-    commit.author_time = commit.commit_time = 1700000000
-    commit.author_timezone = commit.commit_timezone = 0
-    commit.message = message
-    return commit
-
-
-def _push(repo: GitRepository, objects: list[ShaFile], updates: list[RefUpdate]) -> list[str | None]:
-    sink = repo.begin_pack()
-    try:
-        sink.write(_pack(objects))
-        sink.commit()
-    except ProtocolError as exc:
-        sink.abort()
-        return [str(exc)] * len(updates)
-    return [r.reason for r in repo.update_refs(updates, atomic=False)]
 
 
 class _Calls:
