@@ -262,6 +262,9 @@ class HgServeSession(PumpedSession):
 
     def _answered(self, answer: tuple[Response, PullHooks | None]) -> None:
         response, hooks = answer
+        if self._closed:  # the client went away while the command ran: no pull hooks, nothing sent
+            close_stream(response)
+            return
         if hooks is None:
             self._reply(response)
             return
@@ -300,6 +303,9 @@ class HgServeSession(PumpedSession):
             return OobError(exc.message.encode("utf-8", "replace"))
 
     def _reply(self, response: Response, then: Callable[[], None] | None = None) -> None:
+        if self._closed:  # the client went away (during the pull hooks): its generator releases what it holds
+            close_stream(response)
+            return
         share_key = response.share_key if isinstance(response, StreamResponse) else None
         self._write_output(self.server.send(response), then or self._resume, share_key)
 
