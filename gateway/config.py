@@ -44,6 +44,10 @@ class ServiceConfig:
     counts open connections from (``gateway.service``)."""
     http_url: str | None = None
     """The first HTTP listener's URL (``scheme://host:port``) once it listens (``gateway.service``)."""
+    http_every: tuple[str, str, int] | None = None
+    """The first HTTP listener's scheme, bound host (``0.0.0.0``, ``::``) and port when it listens on
+    every address: ``http_url`` then names this host's name, and an SSH session names the address
+    its client reached instead (``gateway.ssh``)."""
     authorizer: Authorizer | None = None
     """Built once from the flags and ``config_file`` by ``gateway.policy.authorizer_for``."""
     lfs_token_key: bytes | None = None

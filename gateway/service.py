@@ -358,6 +358,11 @@ class HgwireService(service.MultiService):
         """The first HTTP listener's URL, for what is handed out over SSH without ``[http] public_url``."""
         if self.config.http_url is None and not listener.unix:
             self.config.http_url = listener.url("NAME").removesuffix("/NAME")
+            address = port.getHost()
+            host = getattr(address, "host", None)
+            if host in EVERY_ADDRESS:
+                scheme = self.config.http_url.split("://", 1)[0]
+                self.config.http_every = (scheme, host, int(getattr(address, "port", 0)))
         return port
 
     def privilegedStartService(self) -> None:

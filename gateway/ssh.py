@@ -256,6 +256,22 @@ LFS_ROUTES = frozenset({RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_
 """git-lfs's routes: their sessions get the HTTP API's URL (``extra["http_url"]``)."""
 
 
+def reached_http_url(config: ServiceConfig, local: Any) -> str | None:
+    """The first HTTP listener's URL named by the address the SSH client reached (``local``, the
+    connection's own end), when that listener is on every address: its URL otherwise names this
+    host's name, which the client may not resolve.  None when it is not, or cannot take that address
+    (an IPv6 one for an IPv4 listener)."""
+    if config.http_every is None:
+        return None
+    scheme, bound, port = config.http_every
+    host = str(getattr(local, "host", ""))
+    if host.startswith("::ffff:") and "." in host:  # IPv4 reached through a dual-stack listener
+        host = host.removeprefix("::ffff:")
+    if not host or "%" in host or (":" in host and bound != "::"):
+        return None
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
 @dataclass(frozen=True)
 class SessionProvider:
     """A module that serves some route kinds with ``maker(kind, ctx, channel) -> Session``."""
@@ -1027,7 +1043,9 @@ class ExecChannel(conch_channel.SSHChannel):
         if request.hidden:
             extra["hidden"] = "1"
         if request.kind in LFS_ROUTES:  # (the HTTP API: where git-lfs-authenticate sends it, a refusal points)
-            extra["http_url"] = public_url(self._front.authorizer) or config.http_url or ""
+            local = self._connection.transport.transport.getHost()  # type: ignore[union-attr]
+            extra["http_url"] = (public_url(self._front.authorizer) or reached_http_url(config, local)
+                                 or config.http_url or "")
         if request.kind in (RouteKind.GIT_LFS_AUTH_DOWNLOAD, RouteKind.GIT_LFS_AUTH_UPLOAD):
             extra["lfs_token_key"] = (config.lfs_token_key or b"").hex()
         return SessionContext(
