@@ -117,7 +117,7 @@ LOCK_WAIT_KEYS = {"hg_lock_timeout": "timeout"}
 
 CONFIGURABLE = (frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
                 | frozenset(RECEIVE_KEYS) | frozenset(BUNDLE2_KEYS) | frozenset(CHANGEGROUP_KEYS)
-                | frozenset(LOCK_WAIT_KEYS))
+                | frozenset(LOCK_WAIT_KEYS) | {"hg_kept_repositories_bytes"})
 """The ``[limits]`` keys that take effect; the file may name others, which are logged as fixed."""
 
 NO_PROXIES = Trusted()
@@ -179,6 +179,13 @@ def bundle2_limits(authorizer: object) -> Bundle2Limits:
 def lock_wait(authorizer: object) -> LockWait:
     """How an hg push waits for its repository's lock: ``hg_lock_timeout`` (else the backend's default)."""
     return _configured(authorizer, LOCK_WAIT_KEYS, LockWait())
+
+
+def hg_kept_repositories_bytes(authorizer: object) -> int | None:
+    """``hg_kept_repositories_bytes``: what the hg repositories kept for the next read-only requests
+    may hold in all (``backends.hg.READ_REUSE_BUDGET``); None: the backend's default."""
+    policy_file = getattr(authorizer, "policy", None)
+    return None if policy_file is None else policy_file.current.limits.hg_kept_repositories_bytes
 
 
 def changegroup_limits(authorizer: object) -> ChangegroupLimits:

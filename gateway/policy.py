@@ -260,6 +260,7 @@ class Limits:
     request_timeout: float | None = None
     connection_timeout: float | None = None
     hg_lock_timeout: float | None = None
+    hg_kept_repositories_bytes: int | None = None
 
 
 HG_ENGINES = ("zstd", "zlib", "none")

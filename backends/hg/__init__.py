@@ -142,10 +142,30 @@ def open_repository(path: str, name: str) -> HgRepo:
     return repo
 
 
-READ_REUSE = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo]](16)
-"""Repositories ``open_for_reading`` gave, by path and name, with what their files said when opened:
-the most recently asked 16 (each keeps its changelog's and manifest's indexes while it is kept; its
-filelogs' only the shared cache keeps, within its budget: ``RevlogCache.share_filelogs_only``)."""
+READ_REUSE_BUDGET = 128 << 20
+"""Bytes the repositories ``open_for_reading`` keeps may hold in all (their changelog's and
+manifest's parsed indexes), at most 16 of them: see ``_kept_weight``; the HTTP gateway sets
+``READ_REUSE.budget`` from ``[limits] hg_kept_repositories_bytes``, else this."""
+
+READ_PARSED_PER_INDEX_BYTE = 6
+"""What a kept repository is reckoned to hold per byte of its changelog's and manifest's index
+files: a split index's 64-byte entry parses into 356 bytes (tracemalloc), more once its node map
+is built (``IndexCache.ENTRY_COST``); an inline index's file holds its data too, so it is overcounted."""
+
+
+def _kept_weight(kept: tuple[tuple[int, ...], HgRepo, int]) -> int:
+    """A kept repository's cost against ``READ_REUSE.budget``: what its indexes hold, and a
+    sixteenth of the budget at least, so that no more than 16 are kept however small."""
+    return max(kept[2], READ_REUSE.budget // 16)
+
+
+READ_REUSE = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo, int]](READ_REUSE_BUDGET, _kept_weight)
+"""Repositories ``open_for_reading`` gave, by path and name, with what their files said when opened
+and what they are reckoned to hold (``_index_weight``): the most recently asked 16 within
+``READ_REUSE_BUDGET`` (each keeps its changelog's and manifest's indexes while it is kept, about 300
+bytes a revision, so a repository reckoned over a quarter of the budget, some 40,000 changesets, is
+not kept: each request opens it, as before; its filelogs' indexes only the shared cache keeps,
+within its budget: ``RevlogCache.share_filelogs_only``)."""
 _READ_REUSE_LOCK = threading.Lock()
 
 
@@ -169,8 +189,18 @@ def open_for_reading(path: str, name: str) -> HgRepo:
     repo.revlogs.share_filelogs_only()  # (what one request read must not stay with it for the next ones)
     if state is not None and not repo.recovered and state == _open_state(path):
         with _READ_REUSE_LOCK:
-            READ_REUSE.put(key, (state, repo))
+            READ_REUSE.put(key, (state, repo, _index_weight(path)))
     return repo
+
+
+def _index_weight(path: str) -> int:
+    """What a repository opened at ``path`` will hold while kept, reckoned from the sizes of its
+    changelog's and manifest's index files (``READ_PARSED_PER_INDEX_BYTE``)."""
+    size = 0
+    for name in ("00changelog.i", "00manifest.i"):
+        with contextlib.suppress(OSError):
+            size += os.stat(os.path.join(path, ".hg", "store", name)).st_size
+    return size * READ_PARSED_PER_INDEX_BYTE
 
 
 def _open_state(path: str) -> tuple[int, ...] | None:

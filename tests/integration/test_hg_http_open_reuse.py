@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 import backends.hg as hg_engine
+from backends.hg import HgRepo
+from backends.lru import LruCache
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_ssh import HgSsh
 
@@ -63,3 +65,33 @@ def test_a_poll_reuses_the_open_repository_and_sees_every_change(
     requires.write_bytes(requires.read_bytes())  # rewritten (hg debugupgraderepo writes it): opened again
     assert client.hg("id", url).stdout.split()[0] == tip
     assert len(opened) == before + 1
+
+
+def test_a_repository_over_the_configured_budget_is_opened_by_each_request(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``[limits] hg_kept_repositories_bytes`` bounds what the kept repositories' indexes may hold:
+    a repository reckoned over a quarter of it is not kept, and each request opens it, as before."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[repo]]\npattern = "*"\n[limits]\nhg_kept_repositories_bytes = 4000\n')
+    kept = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo, int]](hg_engine.READ_REUSE_BUDGET,
+                                                                          hg_engine._kept_weight)
+    monkeypatch.setattr(hg_engine, "READ_REUSE", kept)
+    server = make_server("fs", http=[LOOPBACK], config_file=str(policy))
+    repo = server.root / "polled"
+    client.hg("init", str(repo))
+    for name in ("a", "b", "c"):  # (a changelog and a manifest of three revisions: some 1,600 bytes reckoned)
+        tip = _commit(client, repo, name)
+    opened: list[str] = []
+    real_open = hg_engine.open_repository
+
+    def counted(path: str, name: str) -> object:
+        opened.append(name)
+        return real_open(path, name)
+
+    monkeypatch.setattr(hg_engine, "open_repository", counted)
+    url = server.url("http", "polled")
+    for _ in range(2):
+        assert client.hg("id", url).stdout.strip() == tip
+    assert len(opened) >= 6, opened  # (every request: none kept)
+    assert kept.budget == 4000 and kept.held == 0

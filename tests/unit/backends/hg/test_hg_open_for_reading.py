@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from backends.hg import create_repository, open_for_reading
+from backends import hg
+from backends.hg import HgRepo, create_repository, open_for_reading
 from backends.hg.revlog import SHARED_INDEXES
+from backends.lru import LruCache
 from tests.unit.backends.hg.test_hg_small_indexes import SPLIT, revisions
 
 
@@ -66,3 +68,39 @@ def test_a_repository_kept_for_reading_holds_no_filelog_index_once_its_request_i
             tracemalloc.stop()
     assert held < 1_000_000, held  # (16,000 parsed entries are about 6 MB)
     assert open_for_reading(path, "r").filelog(b"f3").index.entries[5][4] == 5 + 21  # read again when asked
+
+
+def test_repositories_kept_for_reading_hold_their_indexes_within_a_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each kept repository holds its changelog's and manifest's parsed indexes (about 300 bytes a
+    revision) for as long as it is kept: 16 of 100,000 revisions held some 480 MB for good.  They are
+    now kept within ``READ_REUSE.budget``, weighed by their index files; a small one is still reused."""
+    kept = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo, int]](16 << 20, hg._kept_weight)
+    monkeypatch.setattr(hg, "READ_REUSE", kept)
+    monkeypatch.setattr(SHARED_INDEXES, "budget", 0)  # (only what the kept repositories hold)
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(10):
+            path = str(tmp_path / f"r{n}")
+            create_repository(path, "r")
+            store = tmp_path / f"r{n}" / ".hg" / "store"
+            (store / "00changelog.i").write_bytes(revisions(4000, SPLIT, salt=n, inline=False))
+            (store / "00manifest.i").write_bytes(revisions(4000, SPLIT, salt=n + 100, inline=False))
+            repo = open_for_reading(path, "r")
+            assert len(repo.changelog().index.entries) + len(repo.manifestlog().index.entries) == 8000  # (a clone's)
+            del repo
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    assert kept.held <= kept.budget
+    assert held < 16 << 20, held  # (10 x 8,000 parsed entries are about 28 MB)
+    assert kept.get((path, "r")) is not None  # (the last asked is kept: a large one too, within the budget)
+    small = str(tmp_path / "small")
+    create_repository(small, "small")
+    assert open_for_reading(small, "small") is open_for_reading(small, "small")
