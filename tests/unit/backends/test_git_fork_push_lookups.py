@@ -22,7 +22,7 @@ from dulwich.objects import Blob, Commit, Tree
 from backends import git_ingest, git_objects, git_packindex
 from backends.filesystem import FilesystemBackend
 from backends.interfaces import MISSING_OBJECTS, ZERO_ID, GitRepository, Kind, ObjectId, RefUpdate
-from tests.unit.backends.test_git_push_links_once import _commit, _push
+from tests.unit.backends.test_git_push_links_once import _commit, _new_root_over, _push
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
@@ -89,17 +89,8 @@ def test_a_fork_s_push_types_its_borrowed_links_in_one_batch(tmp_path: Path, mon
     backend, _blobs, directory, stored = _stored(tmp_path)
     fork = _fork(tmp_path, depth)
     slow = _SlowPath(monkeypatch)
-    new = Blob.from_string(b"one more\n")
-    pushed = cast(Tree, directory.copy())
-    pushed.add(b"new.txt", 0o100644, new.id)
-    if bad == "missing":
-        pushed.add(b"gone.txt", 0o100644, Blob.from_string(b"never sent\n").id)
-    elif bad == "a-commit-as-a-blob":
-        pushed.add(b"x.txt", 0o100644, stored.id)
-    new_root = Tree()
-    new_root.add(b"d", 0o040000, pushed.id)
-    commit = _commit(new_root, [], b"a new root")
-    results = _push(cast(GitRepository, backend.open(fork)), [new, pushed, new_root, commit],
+    objects, commit = _new_root_over(directory, bad, stored)
+    results = _push(cast(GitRepository, backend.open(fork)), objects,
                     [RefUpdate(MAIN, ObjectId(stored.id), ObjectId(commit.id))])
     one_by_one = slow.counts["type_of"] + slow.counts["read_outside_packs"]
     assert one_by_one < 10, f"{one_by_one} lookups one by one for {FILES} borrowed links ({dict(slow.counts)})"
@@ -166,13 +157,8 @@ def test_a_repack_of_the_borrowed_repository_during_the_push_is_read_through(
 
     monkeypatch.setattr(git_packindex.MappedPacks, "drop", counted_drop)
     slow = _SlowPath(monkeypatch)
-    new = Blob.from_string(b"one more\n")
-    pushed = cast(Tree, directory.copy())
-    pushed.add(b"new.txt", 0o100644, new.id)
-    new_root = Tree()
-    new_root.add(b"d", 0o040000, pushed.id)
-    commit = _commit(new_root, [], b"a new root")
-    results = _push(cast(GitRepository, backend.open(fork)), [new, pushed, new_root, commit],
+    objects, commit = _new_root_over(directory)
+    results = _push(cast(GitRepository, backend.open(fork)), objects,
                     [RefUpdate(b"refs/heads/other", ZERO_ID, ObjectId(commit.id))])
     assert repacked and not old & set((origin / "objects" / "pack").glob("*.pack")), "the borrowed pack was replaced"
     assert results == [None]

@@ -24,7 +24,7 @@ from backends import git_ingest, git_objects, git_packindex
 from backends.filesystem import FilesystemBackend
 from backends.git_objects import PackObjectReader
 from backends.interfaces import MISSING_OBJECTS, ZERO_ID, GitRepository, Kind, ObjectId, RefUpdate
-from tests.unit.backends.test_git_push_links_once import _commit, _push
+from tests.unit.backends.test_git_push_links_once import _commit, _new_root_over, _push
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
@@ -91,17 +91,8 @@ def test_a_new_root_over_a_large_stored_directory_types_its_links_in_one_batch(
     (stored_pack,) = map(os.fspath, (tmp_path / "r.git" / "objects" / "pack").glob("*.pack"))
 
     calls = _Calls(monkeypatch)
-    new = Blob.from_string(b"one more\n")
-    pushed = cast(Tree, directory.copy())
-    pushed.add(b"new.txt", 0o100644, new.id)
-    if bad == "missing":
-        pushed.add(b"gone.txt", 0o100644, Blob.from_string(b"never sent\n").id)
-    elif bad == "a-commit-as-a-blob":
-        pushed.add(b"x.txt", 0o100644, stored.id)
-    new_root = Tree()
-    new_root.add(b"d", 0o040000, pushed.id)
-    commit = _commit(new_root, [], b"a new root")
-    results = _push(cast(GitRepository, backend.open("r")), [new, pushed, new_root, commit],
+    objects, commit = _new_root_over(directory, bad, stored)
+    results = _push(cast(GitRepository, backend.open("r")), objects,
                     [RefUpdate(main, ObjectId(stored.id), ObjectId(commit.id))])
     per_link = calls.counts["type_of"] + calls.counts["find"] + calls.counts["position"]
     assert per_link < 10, f"{per_link} lookups one by one for {FILES} links"

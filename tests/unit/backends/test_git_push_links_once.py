@@ -47,6 +47,25 @@ def _commit(tree: Tree, parents: list[ObjectID], message: bytes = b"c") -> Commi
     return commit
 
 
+def _new_root_over(directory: Tree, bad: str | None = None, stored: Commit | None = None
+                   ) -> tuple[list[ShaFile], Commit]:
+    """The objects of a new root commit whose tree holds ``directory`` as ``d`` with one file more
+    (``new.txt``), and, as ``bad`` says, a link to a file never sent (``missing``) or to the commit
+    ``stored`` named as a file (``a-commit-as-a-blob``); the commit last."""
+    new = Blob.from_string(b"one more\n")
+    pushed = cast(Tree, directory.copy())
+    pushed.add(b"new.txt", 0o100644, new.id)
+    if bad == "missing":
+        pushed.add(b"gone.txt", 0o100644, Blob.from_string(b"never sent\n").id)
+    elif bad == "a-commit-as-a-blob":
+        assert stored is not None
+        pushed.add(b"x.txt", 0o100644, stored.id)
+    root = Tree()
+    root.add(b"d", 0o040000, pushed.id)
+    commit = _commit(root, [], b"a new root")
+    return [new, pushed, root, commit], commit
+
+
 def _push(repo: GitRepository, objects: list[ShaFile], updates: list[RefUpdate]) -> list[str | None]:
     """The pack and the updates, as a session sends them; each ref's result (the unpack error as
     every ref's, when the pack is refused)."""
@@ -138,14 +157,9 @@ def test_a_new_root_over_a_stored_directory_looks_each_link_up_once(stored: Stor
     """A new history over the stored directory and one file more: its tree is sent whole, and links
     to every stored file.  Each was looked up twice, typed at ingest and looked for again by the
     refs' check (0.3 s of the 0.87 s of server CPU of such a push over 100,000 files)."""
-    new = Blob.from_string(b"one more\n")
-    directory = cast(Tree, stored.directory.copy())
-    directory.add(b"new.txt", 0o100644, new.id)
-    root = Tree()
-    root.add(b"d", 0o040000, directory.id)
-    commit = _commit(root, [], b"a new root")
+    objects, commit = _new_root_over(stored.directory)
     lookups.clear()
-    assert _push(stored.open(), [new, directory, root, commit],
+    assert _push(stored.open(), objects,
                  [RefUpdate(b"refs/heads/other", ZERO_ID, ObjectId(commit.id))]) == [None]
     linked = {bytes(blob.id) for blob in stored.blobs}
     assert {sha: n for sha, n in lookups.items() if sha in linked} == dict.fromkeys(linked, 1)
