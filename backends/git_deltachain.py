@@ -46,6 +46,22 @@ class Pieces:
     def __len__(self) -> int:
         return len(self.starts)
 
+    def append(self, src: int, size: int, lit: bytes) -> None:
+        """One more piece at the end: a copy of ``size`` bytes of the base from ``src``, or (``src``
+        -1) the inserted ``lit``; merged into the last piece where it continues it (a copy from
+        where the last copy ended, an insert after an insert)."""
+        source, length = self.source, self.length
+        if source and src >= 0 and source[-1] >= 0 and source[-1] + length[-1] == src:
+            length[-1] += size
+        elif source and src < 0 and source[-1] < 0:
+            self.literal[-1] += lit
+            length[-1] += size
+        else:
+            self.starts.append(self.target_size)
+            source.append(src)
+            length.append(size)
+            self.literal.append(lit)
+
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:
     value = shift = 0
@@ -121,27 +137,8 @@ def compose(parsed: Pieces, inner: Pieces, max_pieces: int | None = None) -> Pie
     if parsed.base_size != inner.target_size:
         raise DeltaError("the outer delta's base size is not the inner delta's target size")
     result = Pieces(inner.base_size, [], [], [], [])
-    starts, source, length, literal = result.starts, result.source, result.length, result.literal
+    add, starts = result.append, result.starts
     i_starts, i_source, i_length, i_literal = inner.starts, inner.source, inner.length, inner.literal
-    out = 0
-
-    def add(src: int, size: int, lit: bytes) -> None:
-        nonlocal out
-        if src >= 0:
-            if source and source[-1] >= 0 and source[-1] + length[-1] == src:
-                length[-1] += size
-                out += size
-                return
-        elif source and source[-1] < 0:
-            literal[-1] += lit
-            length[-1] += size
-            out += size
-            return
-        starts.append(out)
-        source.append(src)
-        length.append(size)
-        literal.append(lit)
-        out += size
 
     for src, size, lit in zip(parsed.source, parsed.length, parsed.literal, strict=True):
         if src < 0:
@@ -197,24 +194,10 @@ def rebase(target: Pieces, sibling: Pieces, base: bytes, max_pieces: int | None 
     for i, span in enumerate(spans):
         best.append(i if not best or span[1] > spans[best[-1]][1] else best[-1])
     result = Pieces(sibling.target_size, [], [], [], [])
-    r_starts, r_source, r_length, r_literal = result.starts, result.source, result.length, result.literal
-    out = 0
+    r_starts = result.starts
 
     def add(src: int, size: int, lit: bytes) -> None:
-        nonlocal out
-        if src >= 0 and size < MIN_COPY:
-            src = -1
-        if src < 0 and r_source and r_source[-1] < 0:
-            r_literal[-1] += lit
-            r_length[-1] += size
-        elif src >= 0 and r_source and r_source[-1] >= 0 and r_source[-1] + r_length[-1] == src:
-            r_length[-1] += size
-        else:
-            r_starts.append(out)
-            r_source.append(src)
-            r_length.append(size)
-            r_literal.append(lit)
-        out += size
+        result.append(-1 if src >= 0 and size < MIN_COPY else src, size, lit)  # a short copy goes as its bytes
 
     for src, size, lit in zip(target.source, target.length, target.literal, strict=True):
         if src < 0:
