@@ -14,23 +14,15 @@ import pytest
 from dulwich.repo import Repo
 
 from backends.git_fastpack import WriteStats, _open_maps, plan_pack, write_pack
+from tests.unit.backends.test_git_fastpack import GIT_ENV
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
 
-ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "A U Thor",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "C O Mitter",
-    "GIT_COMMITTER_EMAIL": "committer@example.com",
-    "GIT_AUTHOR_DATE": "1700000000 +0000",
-    "GIT_COMMITTER_DATE": "1700000000 +0000",
-}
 FILES = [f"dir{i % 3}/file{i}.txt" for i in range(8)]
 
 
 def git(cwd: Path, *args: str, input: bytes | None = None) -> bytes:
-    done = subprocess.run(["git", *args], cwd=cwd, input=input, env={**os.environ, **ENV, "HOME": str(cwd)},
+    done = subprocess.run(["git", *args], cwd=cwd, input=input, env={**os.environ, **GIT_ENV, "HOME": str(cwd)},
                           capture_output=True, check=False)
     if done.returncode:
         raise AssertionError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')}")
