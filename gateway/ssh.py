@@ -96,7 +96,15 @@ from gateway.auth import (
 from gateway.channel import Session, SessionContext, peer_host, peer_text
 from gateway.config import ServiceConfig, user_name
 from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, push_refusal, ssh_refusal
-from gateway.limits import REFUSAL_GRACE, ConnectionLimits, count_request, drop, limits_for, user_sessions
+from gateway.limits import (
+    REFUSAL_GRACE,
+    ConnectionLimits,
+    count_request,
+    drop,
+    limits_for,
+    plain_address,
+    user_sessions,
+)
 from gateway.logs import SafeLogger, loggable_name
 from gateway.policy import authorizer_for, public_url
 from gateway.ssh_transport import SHA1_USER_ALGORITHMS, AlgorithmTransport
@@ -264,9 +272,7 @@ def reached_http_url(config: ServiceConfig, local: Any) -> str | None:
     if config.http_every is None:
         return None
     scheme, bound, port = config.http_every
-    host = str(getattr(local, "host", ""))
-    if host.startswith("::ffff:") and "." in host:  # IPv4 reached through a dual-stack listener
-        host = host.removeprefix("::ffff:")
+    host = str(getattr(plain_address(local), "host", ""))  # IPv4 through a dual-stack listener: as IPv4
     if not host or "%" in host or (":" in host and bound != "::"):
         return None
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

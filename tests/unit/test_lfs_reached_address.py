@@ -6,6 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
+
 from gateway.ssh import reached_http_url
 
 
@@ -14,8 +16,8 @@ def _config(bound: str) -> Any:
 
 
 def test_reached_http_url_brackets_ipv6_and_keeps_families_apart() -> None:
-    def at(host: str) -> Any:
-        return SimpleNamespace(host=host, port=22)
+    def at(host: str) -> Any:  # the SSH connection's own end, as Twisted gives it
+        return IPv6Address("TCP", host, 22) if ":" in host else IPv4Address("TCP", host, 22)
 
     assert reached_http_url(_config("::"), at("2001:db8::5")) == "https://[2001:db8::5]:8443"
     assert reached_http_url(_config("::"), at("::ffff:192.0.2.7")) == "https://192.0.2.7:8443"
