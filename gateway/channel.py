@@ -72,8 +72,13 @@ def peer_text(address: object) -> str:
     address); the host alone, an IPv6 one in ``[]`` too, when the port is not known (0: a client a
     trusted reverse proxy names, whose port it does not give)."""
     host, port = getattr(address, "host", "?"), getattr(address, "port", 0)
-    shown = f"[{host}]" if ":" in str(host) else str(host)
+    shown = url_host(str(host))
     return f"{shown}:{port}" if port else shown
+
+
+def url_host(host: str) -> str:
+    """``host`` as a URL or a ``host:port`` names it: an IPv6 address in ``[]``, anything else as it is."""
+    return f"[{host}]" if ":" in host else host
 
 
 def peer_host(peer: str) -> str | None:

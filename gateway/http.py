@@ -62,7 +62,7 @@ from twisted.web.http_headers import Headers
 
 from backends.names import validate_name
 from gateway.auth import Access, Authorizer, Htpasswd
-from gateway.channel import peer_text
+from gateway.channel import peer_text, url_host
 from gateway.config import ServiceConfig
 from gateway.errors import TMPDIR_ADVICE, out_of_files, temp_space_refusal
 from gateway.limits import (
@@ -556,7 +556,7 @@ def site_url(front: HttpFront, request: server.Request) -> str:
     if not HOST_HEADER.fullmatch(host):
         local = request.getHost()  # the address the client reached: an IPv6 one is bracketed in a URL
         address = getattr(local, "host", "localhost")
-        host = f"{f'[{address}]' if ':' in address else address}:{getattr(local, 'port', 80)}"
+        host = f"{url_host(address)}:{getattr(local, 'port', 80)}"
     scheme = "https" if request.isSecure() else "http"
     return f"{scheme}://{host}"
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from twisted.internet.endpoints import _parse
 
+from gateway.channel import url_host
+
 MAX_PORT = 65535
 PORTED_TYPES = frozenset({"tcp", "ssl"})
 """Endpoint types that name a port and an interface (``interface=``, empty: every address)."""
@@ -141,8 +143,8 @@ def _systemd_problem(description: str, sockets: Any = None) -> EndpointError | N
     if family != SYSTEMD_DOMAINS[domain]:
         right = next(key for key, value in SYSTEMD_DOMAINS.items() if value == family) if family in \
             SYSTEMD_DOMAINS.values() else None
-        where = (f"[{address[0]}]:{address[1]}" if family == socket.AF_INET6 else
-                 f"{address[0]}:{address[1]}" if family == socket.AF_INET else str(address))
+        where = (f"{url_host(address[0])}:{address[1]}" if family in (socket.AF_INET6, socket.AF_INET) else
+                 str(address))
         return EndpointError(f"the socket systemd passed is {family.name[3:]} ({where}), not domain={domain}"
                              + (" (ListenStream=PORT listens on IPv6 and IPv4 both)" if right == "INET6" else ""),
                              f"write domain={right}" if right else "pass a stream socket of INET, INET6 or UNIX")

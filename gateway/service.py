@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from backends import load_backend
 from backends.names import strip_git_suffix
 from gateway import tls
+from gateway.channel import url_host
 from gateway.config import ServiceConfig
 from gateway.listen_checks import EndpointError, endpoint_problem, proxied_endpoint
 from gateway.logs import SafeLogger
@@ -306,9 +307,7 @@ def _host_port(port: IListeningPort | None) -> tuple[str, int]:
     host = getattr(address, "host", "localhost")
     if host in EVERY_ADDRESS:
         host = socket.gethostname() or "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    return host, int(getattr(address, "port", 0))
+    return url_host(host), int(getattr(address, "port", 0))
 
 
 def _bound_text(port: IListeningPort) -> str:

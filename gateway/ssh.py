@@ -93,7 +93,7 @@ from gateway.auth import (
     file_stamp,
     restricted,
 )
-from gateway.channel import Session, SessionContext, peer_host, peer_text
+from gateway.channel import Session, SessionContext, peer_host, peer_text, url_host
 from gateway.config import ServiceConfig, user_name
 from gateway.errors import OUT_OF_FILES, OUT_OF_FILES_ADVICE, out_of_files, push_refusal, ssh_refusal
 from gateway.limits import (
@@ -275,7 +275,7 @@ def reached_http_url(config: ServiceConfig, local: Any) -> str | None:
     host = str(getattr(plain_address(local), "host", ""))  # IPv4 through a dual-stack listener: as IPv4
     if not host or "%" in host or (":" in host and bound != "::"):
         return None
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    return f"{scheme}://{url_host(host)}:{port}"
 
 
 @dataclass(frozen=True)
