@@ -110,6 +110,7 @@ MAX_CREDENTIALS_BYTES = 4096
 GIT_SERVICES = frozenset({"git-upload-pack", "git-receive-pack"})
 HG_COMMAND_ARG = "cmd"
 GIT_SERVICE_ARG = "service"
+GO_GET_ARG = "go-get"
 
 
 class RouteKind(enum.Enum):
@@ -128,6 +129,7 @@ class RouteKind(enum.Enum):
     ROOT_PAGE = "root-page"
     HEALTH = "health"
     REDIRECT = "redirect"
+    GO_GET = "go-get"
     ERROR = "error"
 
 
@@ -199,6 +201,8 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
         return _hg_route(method, segments, query) if segments else NO_NAME
     if segments == [HEALTH_PATH] and not query:  # a hidden name: never a repository's
         return Route(RouteKind.HEALTH) if method in PAGE_METHODS else PAGE_METHOD_NOT_ALLOWED
+    if segments and method in PAGE_METHODS and dict(query) == {GO_GET_ARG: ["1"]}:
+        return Route(RouteKind.GO_GET, "/".join(segments))  # the go command's look-up (gateway.go_get)
     lfs = _lfs_route(method, segments)
     if lfs is not None:
         return lfs
@@ -642,7 +646,7 @@ HTTP_HANDLERS: dict[RouteKind, Handler] = {}
 
 
 HANDLER_MODULES: tuple[str, ...] = ("gateway.git_http", "gateway.git_lfs", "gateway.hg_http", "gateway.hg_archive",
-                                     "gateway.hg_web", "gateway.repo_page", "gateway.health")
+                                     "gateway.hg_web", "gateway.repo_page", "gateway.health", "gateway.go_get")
 """Modules whose ``HANDLERS: Mapping[RouteKind, Handler]`` fill ``HTTP_HANDLERS``; absent ones are skipped."""
 
 

@@ -60,6 +60,10 @@ ROUTES: list[tuple[str, str, Q, Route]] = [
     # a repository's own URL, as a browser asks it: its page (gateway.repo_page)
     ("GET", "/r.git", {}, Route(RouteKind.REPO_PAGE, "r.git")),
     ("HEAD", "/team/repo/", {}, Route(RouteKind.REPO_PAGE, "team/repo")),
+    # the go command's look-up of an import path (gateway.go_get): the whole path, whatever pages it names
+    ("GET", "/team/app/sub/pkg", {"go-get": ["1"]}, Route(RouteKind.GO_GET, "team/app/sub/pkg")),
+    ("HEAD", "/team/app/log/", {"go-get": ["1"]}, Route(RouteKind.GO_GET, "team/app/log")),
+    ("GET", "/team/app", {"go-get": ["0"]}, Route(RouteKind.REPO_PAGE, "team/app")),
 ]
 
 ERRORS: list[tuple[str, str, Q, int]] = [
