@@ -160,8 +160,8 @@ def _the_policy_grants(authorizer: Authorizer, request: AccessRequest) -> None:
     policy = authorizer.policy.current
     if reason := policy.refusal(request):
         raise _existence_refusal(authorizer, policy, request) or PermissionDenied(reason)
-    if request.access is not Access.READ or not any(rule.read is not None for rule in policy.rules):
-        return  # (nothing is hidden without a read list: no lookup)
+    if request.access is not Access.READ or not policy.restricts_reading():
+        return  # (nothing is hidden without a read list or a deny_read list: no lookup)
     if reason := _hidden_below(policy, request):
         if _reaches(authorizer, request) is False:
             raise PermissionDenied(reason)

@@ -8,6 +8,7 @@ The file is TOML (read with ``tomllib``)::
     [groups]
     admins = ["root"]
     dev = ["alice", "bob"]
+    interns = ["bob"]
 
     [users]
     carol = ["dev"]                            # the same membership, written from the user's side
@@ -25,6 +26,10 @@ The file is TOML (read with ``tomllib``)::
     protected_branches = ["default", { pattern = "stable", no_direct_push = true }]  # hg named branches
     protected_bookmarks = ["main"]             # hg bookmarks: no deletion, no non-fast-forward move
 
+    [[repo]]
+    pattern = "team/secret"
+    deny_read = ["@interns"]                   # whatever any rule grants; also deny_write, deny_create
+
     [git]
     export_all = false                         # git:// and HTTP serve only git repositories marked with
                                                # git-daemon-export-ok, as git daemon without --export-all
@@ -35,13 +40,16 @@ The file is TOML (read with ``tomllib``)::
     max_connections_per_address = 32
     idle_timeout = 300.0
 
-Every ``[[repo]]`` whose pattern matches grants what it lists (grants add up;
-nothing is taken away).  Writing and creating are denied unless a rule grants
+Every ``[[repo]]`` whose pattern matches grants what it lists (grants add up),
+and every deny list of a matching rule takes away what it names, whatever any
+rule grants; denies are checked first, as hgweb checks ``deny_read`` before
+``allow_read`` (``deny_read`` refuses reading, writing and creating,
+``deny_write`` writing and creating, ``deny_create`` creating).  Writing and creating are denied unless a rule grants
 them; write implies read.  Reading follows ``anonymous_read`` (and any
 authenticated user may read) unless a matching rule has a ``read`` list, in
 which case only the listed principals (and writers) may read.  A principal is
-a user name, ``@group``, ``*`` (any authenticated user) or, in ``read`` lists,
-``anonymous``.  Globs are ``fnmatch`` patterns where ``*`` also matches ``/``;
+a user name, ``@group``, ``*`` (any authenticated user) or, in ``read`` and deny
+lists, ``anonymous``.  Globs are ``fnmatch`` patterns where ``*`` also matches ``/``;
 a pattern ``team/app`` also matches ``team/app.git``, and rules are matched on every name of the
 repository a request reaches (``Authorizer.rule_names``: ``app`` and ``app.git`` of a git one).
 
@@ -160,6 +168,17 @@ class RepoRule:
     write: frozenset[str] = frozenset()
     create: frozenset[str] = frozenset()
     protections: Protections = Protections()
+    deny_read: frozenset[str] = frozenset()
+    """Who may not read (nor write, nor create) what the pattern matches, whatever any rule grants."""
+    deny_write: frozenset[str] = frozenset()
+    """Who may not push to (nor create) what the pattern matches, whatever any rule grants; reading stays."""
+    deny_create: frozenset[str] = frozenset()
+    """Who may not create what the pattern matches, whatever any rule grants."""
+
+    @property
+    def restricts_reading(self) -> bool:
+        """Whether the rule keeps anyone from reading: a read list, or a ``deny_read`` list."""
+        return self.read is not None or bool(self.deny_read)
 
     def matches(self, repo: str) -> bool:
         name = repo.strip("/")
@@ -190,7 +209,7 @@ class RuleIndex:
         for at, rule in enumerate(self._rules):
             self._by_start.setdefault(literal_start(rule.pattern), []).append(at)
         self._lengths = sorted({len(start) for start in self._by_start})
-        readers = [(rule.pattern, at) for at, rule in enumerate(self._rules) if rule.read is not None]
+        readers = [(rule.pattern, at) for at, rule in enumerate(self._rules) if rule.restricts_reading]
         self._read_patterns = sorted(readers)
         self._read_keys = [pattern for pattern, _ in self._read_patterns]
 
@@ -216,9 +235,14 @@ class RuleIndex:
         return [rule for rule in (self._rules[at] for at in sorted(candidates))
                 if any(rule.matches(name) for name in wanted)]
 
+    @property
+    def restricts_reading(self) -> bool:
+        """Whether any rule keeps anyone from reading (``RepoRule.restricts_reading``)."""
+        return bool(self._read_patterns)
+
     def read_rules_below(self, prefix: str) -> list[RepoRule]:
-        """The rules with a read list whose pattern starts with ``prefix`` or matches
-        ``prefix`` followed by anything, in their order (``_hidden_below``)."""
+        """The rules with a read list or a ``deny_read`` list whose pattern starts with ``prefix``
+        or matches ``prefix`` followed by anything, in their order (``_hidden_below``)."""
         found: set[int] = set()
         start = bisect.bisect_left(self._read_keys, prefix)
         for pattern, at in self._read_patterns[start:]:
@@ -227,7 +251,7 @@ class RuleIndex:
             found.add(at)
         below: set[int] = set()
         self._candidates(prefix + "\x00", below)
-        found.update(at for at in below if self._rules[at].read is not None
+        found.update(at for at in below if self._rules[at].restricts_reading
                      and fnmatch.fnmatchcase(prefix + "\x00", self._rules[at].pattern))
         return [self._rules[at] for at in sorted(found)]
 
@@ -352,9 +376,15 @@ class Policy:
         return self._index.matching(names)
 
     def read_rules_below(self, prefix: str) -> list[RepoRule]:
-        """The rules with a read list whose pattern starts with ``prefix`` (a directory's name and
-        ``/``) or matches anything below it (``_hidden_below``), in the file's order."""
+        """The rules with a read list or a ``deny_read`` list whose pattern starts with ``prefix``
+        (a directory's name and ``/``) or matches anything below it (``_hidden_below``), in the
+        file's order."""
         return self._index.read_rules_below(prefix)
+
+    def restricts_reading(self) -> bool:
+        """Whether any rule has a read list or a ``deny_read`` list: without one, no name is
+        hidden from anyone (``_the_policy_grants`` looks no further)."""
+        return self._index.restricts_reading
 
     def _is(self, user: str | None, principal: str) -> bool:
         if principal == ANONYMOUS:
@@ -371,11 +401,17 @@ class Policy:
         return any(self._is(user, p) for p in principals)
 
     def refusal(self, request: AccessRequest) -> str | None:
-        """Why ``request`` is refused, or None when it is allowed (rules matching any of its names)."""
+        """Why ``request`` is refused, or None when it is allowed (rules matching any of its names).
+        The deny lists come first, as hgweb checks ``deny_read`` before ``allow_read``: a user one
+        of them names is refused whatever any rule grants, in the words a missing grant gets."""
         matching = self.matching(request.names or (request.repo,))
-        writers = [p for r in matching for p in r.write]
+        denied = self._denied(request.user, matching, request.access)
+        writers = [] if denied else [p for r in matching for p in r.write]
         decide = _DECISIONS[request.access]
-        return decide(self, request, matching, writers)
+        return decide(self, request, matching, writers, denied)
+
+    def _denied(self, user: str | None, matching: Sequence[RepoRule], access: Access) -> bool:
+        return any(self._granted(user, getattr(rule, key)) for rule in matching for key in DENIALS[access])
 
     def protections_for(self, names: Sequence[str]) -> Protections:
         """The protections of a repository known by ``names`` (``Authorizer.rule_names``)."""
@@ -385,10 +421,22 @@ class Policy:
         return found
 
 
-def _decide_read(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str]) -> str | None:
+DENIALS: Mapping[Access, tuple[str, ...]] = {
+    Access.READ: ("deny_read",),
+    Access.WRITE: ("deny_read", "deny_write"),
+    Access.CREATE: ("deny_read", "deny_write", "deny_create"),
+}
+"""The deny lists that refuse each access: ``deny_read`` takes everything away, ``deny_write``
+pushing and creating, ``deny_create`` creating only."""
+
+
+def _decide_read(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str],
+                 denied: bool) -> str | None:
     listed = [r.read for r in matching if r.read is not None]
     user = request.user
-    if listed:
+    if denied:
+        allowed = False
+    elif listed:
         allowed = policy._granted(user, [p for read in listed for p in read] + writers)
     else:
         allowed = user is not None or policy.anonymous_read
@@ -399,22 +447,24 @@ def _decide_read(policy: Policy, request: AccessRequest, matching: Sequence[Repo
     return f"{user} may not read {request.repo}; ask the server's operator for read access"
 
 
-def _decide_write(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str]) -> str | None:
-    if request.user is not None and policy._granted(request.user, writers):
+def _decide_write(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str],
+                  denied: bool) -> str | None:
+    if not denied and request.user is not None and policy._granted(request.user, writers):
         return None
     who = request.user or "an anonymous user"
     return f"{who} may not push to {request.repo}; ask the server's operator for write access"
 
 
-def _decide_create(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str]) -> str | None:
+def _decide_create(policy: Policy, request: AccessRequest, matching: Sequence[RepoRule], writers: list[str],
+                   denied: bool) -> str | None:
     creators = [p for r in matching for p in r.create]
-    if request.user is not None and policy._granted(request.user, creators):
+    if not denied and request.user is not None and policy._granted(request.user, creators):
         return None
     who = request.user or "an anonymous user"
     return f"{who} may not create {request.repo}; ask the server's operator, or push to an existing repository"
 
 
-_DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule], list[str]], str | None]] = {
+_DECISIONS: Mapping[Access, Callable[[Policy, AccessRequest, Sequence[RepoRule], list[str], bool], str | None]] = {
     Access.READ: _decide_read,
     Access.WRITE: _decide_write,
     Access.CREATE: _decide_create,
@@ -428,8 +478,11 @@ TOP_KEYS = frozenset(
      "protected_bookmarks", "limits", "hg_http", "clone_cache", "maintenance", "http", "hg", "git"}
 )
 RULE_KEYS = frozenset(
-    {"pattern", "read", "write", "create", "protected_refs", "protected_branches", "protected_bookmarks"}
+    {"pattern", "read", "write", "create", "deny_read", "deny_write", "deny_create", "protected_refs",
+     "protected_branches", "protected_bookmarks"}
 )
+DENY_KEYS = ("deny_read", "deny_write", "deny_create")
+"""The deny lists of a rule: they take the grant lists' principals, ``anonymous`` in each."""
 PROTECTION_KEYS = frozenset({"pattern", "no_direct_push"})
 LIMIT_TYPES: Mapping[str, type] = {f.name: float if "timeout" in f.name else int for f in fields(Limits)}
 LIMIT_MAXIMA: Mapping[str, tuple[int, str]] = {"max_pkt_line": (65520, "git's own pkt-line limit")}
@@ -525,7 +578,7 @@ def _principals(reader: _Reader, rule: Mapping[str, Any], key: str, where: str,
     for i, principal in enumerate(found):
         if principal.startswith(GROUP_PREFIX) and _nfc(principal[1:]) not in groups:
             raise reader.fail(f"{where}.{key}[{i}]", f"group {principal[1:]!r} is not defined; add it under [groups]")
-        if principal == ANONYMOUS and key != "read":
+        if principal == ANONYMOUS and key != "read" and key not in DENY_KEYS:
             raise reader.fail(f"{where}.{key}[{i}]", "anonymous users can only be granted read")
     return frozenset(map(_nfc, found))
 
@@ -540,13 +593,17 @@ def _parse_rule(reader: _Reader, rule: Mapping[str, Any], where: str,
     reader.known_keys(rule, RULE_KEYS, f"{where}.")
     if "pattern" not in rule:
         raise reader.fail(f"{where}.pattern", 'is missing; every [[repo]] needs a pattern such as "team/*"')
-    granted = {key: _principals(reader, rule, key, where, groups) for key in ("read", "write", "create") if key in rule}
+    listed = {key: _principals(reader, rule, key, where, groups)
+              for key in ("read", "write", "create", *DENY_KEYS) if key in rule}
     return RepoRule(
         pattern=reader.string(rule["pattern"], f"{where}.pattern").strip("/"),
-        read=granted.get("read"),
-        write=granted.get("write", frozenset()),
-        create=granted.get("create", frozenset()),
+        read=listed.get("read"),
+        write=listed.get("write", frozenset()),
+        create=listed.get("create", frozenset()),
         protections=_parse_protections(reader, rule, f"{where}."),
+        deny_read=listed.get("deny_read", frozenset()),
+        deny_write=listed.get("deny_write", frozenset()),
+        deny_create=listed.get("deny_create", frozenset()),
     )
 
 
