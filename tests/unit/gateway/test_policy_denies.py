@@ -139,6 +139,16 @@ def test_a_folder_a_deny_read_keeps_someone_from_is_refused_to_them_whole(tmp_pa
     authorizer.check("alice", "team", "hg-http", R)  # left to the opening: "not a repository"
 
 
+def test_a_folder_is_refused_under_a_deny_read_alone(tmp_path: Path) -> None:
+    """With no read list in the file (nothing hidden before), the folder of a ``deny_read`` is
+    still refused, not looked past as a file without read restrictions is."""
+    authorizer = _authorizer(tmp_path, '[[repo]]\npattern = "archive/*"\ndeny_read = ["*", "anonymous"]\n',
+                             locate=lambda name: None if name.strip("/") == "archive" else (name, Kind.GIT))
+    with pytest.raises(PermissionDenied, match="^alice may not read archive; "):
+        authorizer.check("alice", "archive", "git-http", R)
+    authorizer.check("alice", "team", "git-http", R)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('[[repo]]\npattern = "*"\ndeny_read = ["@ghosts"]\n', "repo[0].deny_read[0]: group 'ghosts' is not defined"),
     ('[[repo]]\npattern = "*"\ndeny_write = ["@ghosts"]\n', "repo[0].deny_write[0]: group 'ghosts' is not defined"),
@@ -248,6 +258,7 @@ def test_the_readme_example_denies_what_it_says() -> None:
         return policy.refusal(AccessRequest(user, name, "git-ssh", access)) is None
 
     assert allowed("alice", "team/secret", W) and not allowed("bob", "team/secret", R)
+    assert not allowed(None, "team/secret", R)  # or bob would read it without logging in
     assert allowed("bob", "team/app", W) and not allowed("bob", "team/secret", W)
     assert allowed(None, "team/app", R) and not allowed(None, "archive/old", R)
     assert not allowed("root", "archive/old", R) and not allowed("root", "archive/old", W)
