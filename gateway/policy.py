@@ -44,7 +44,8 @@ Every ``[[repo]]`` whose pattern matches grants what it lists (grants add up),
 and every deny list of a matching rule takes away what it names, whatever any
 rule grants; denies are checked first, as hgweb checks ``deny_read`` before
 ``allow_read`` (``deny_read`` refuses reading, writing and creating,
-``deny_write`` writing and creating, ``deny_create`` creating).  Writing and creating are denied unless a rule grants
+``deny_write`` writing and creating, ``deny_create`` creating), and, as in hgweb,
+a deny list that names anyone refuses anonymous requests too.  Writing and creating are denied unless a rule grants
 them; write implies read.  Reading follows ``anonymous_read`` (and any
 authenticated user may read) unless a matching rule has a ``read`` list, in
 which case only the listed principals (and writers) may read.  A principal is
@@ -411,6 +412,12 @@ class Policy:
         return decide(self, request, matching, writers, denied)
 
     def _denied(self, user: str | None, matching: Sequence[RepoRule], access: Access) -> bool:
+        """Whether a deny list of a matching rule refuses ``user`` this access.  An anonymous
+        request is refused by any deny list that is not empty, as hgweb refuses it by a
+        ``deny_read`` naming anyone: it may come from a user the list names who did not log in
+        (git://, or HTTP, where clients send a password only once asked for one)."""
+        if user is None:
+            return any(getattr(rule, key) for rule in matching for key in DENIALS[access])
         return any(self._granted(user, getattr(rule, key)) for rule in matching for key in DENIALS[access])
 
     def protections_for(self, names: Sequence[str]) -> Protections:

@@ -1,7 +1,8 @@
 """The policy's deny lists with the real clients over every transport: ``deny_read`` keeps the
-interns (and, on ``archive/*``, everyone) from reading, pushing and creating whatever ``team/*``
-grants them, answered as a name the rules refuse that nothing is at; ``deny_write`` keeps them
-from pushing, not from reading.  One server (git://, SSH, HTTP) for the module."""
+interns (and anonymous requests; on ``archive/*``, everyone) from reading, pushing and creating
+whatever ``team/*`` grants them, answered as a name the rules refuse that nothing is at;
+``deny_write`` keeps them from pushing, not from reading.  One server (git://, SSH, HTTP) for the
+module."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ write = ["@dev"]
 
 [[repo]]
 pattern = "team/*secret*"
-deny_read = ["@interns", "anonymous"]   # (or ivan reads it without logging in)
+deny_read = ["@interns"]                # (and anonymous requests: one may be ivan's)
 
 [[repo]]
 pattern = "team/*frozen*"
@@ -47,11 +48,11 @@ deny_write = ["@interns"]
 
 [[repo]]
 pattern = "archive/*"
-deny_read = ["*", "anonymous"]
+deny_read = ["*"]
 
 [[repo]]
 pattern = "attic/*"
-deny_read = ["*", "anonymous"]
+deny_read = ["*"]
 """
 
 USERS = ("alice", "ivan")
@@ -182,6 +183,10 @@ def test_git_daemon_a_repository_everyone_is_denied_answers_as_one_not_there(ser
     ghost = s.git("git", None, "ls-remote", s.url("git", None, "archive/ghost.git"), check=False)
     assert denied.returncode != 0 and "reading archive/old.git needs an authenticated user" in denied.stderr
     _alike(denied.stderr, ghost.stderr, "archive/old.git", "archive/ghost.git")
+    unlogged = s.git("git", None, "ls-remote", s.url("git", None, "team/secret.git"), check=False)  # ivan, maybe
+    assert unlogged.returncode != 0 and "reading team/secret.git needs an authenticated user" in unlogged.stderr
+    _alike(unlogged.stderr, s.git("git", None, "ls-remote", s.url("git", None, "team/topsecret.git"),
+                                  check=False).stderr, "team/secret.git", "team/topsecret.git")
     cloned = s.git("git", None, "clone", "-q", s.url("git", None, "archive/old.git"), str(s.fresh("c")), check=False)
     assert cloned.returncode != 0 and not (s.work / "c" / ".git").exists()
     folder = s.git("git", None, "ls-remote", s.url("git", None, "archive"), check=False).stderr

@@ -51,7 +51,7 @@ deny_create = ["ivan"]
 
 [[repo]]
 pattern = "archive/*"
-deny_read = ["*", "anonymous"]
+deny_read = ["*"]
 
 [[repo]]
 pattern = "archive/*"
@@ -76,7 +76,9 @@ DECISIONS = [
     ("ivan", "team/newapp", W, True),       # leaves write
     ("ivan", "team/newapp", R, True),
     ("alice", "team/newapp", C, True),
-    (None, "archive/old", R, False),        # "anonymous" denied
+    (None, "archive/old", R, False),        # a deny list refuses anonymous requests, as hgweb's
+    (None, "team/secret", R, False),        # even one naming only the interns: it may be ivan unlogged
+    (None, "team/app", R, True),
     ("alice", "archive/old", R, False),     # "*": every authenticated user
     ("root", "archive/old", R, False),      # granted write by two rules: the deny still wins
     ("root", "archive/old", W, False),
@@ -142,7 +144,7 @@ def test_a_folder_a_deny_read_keeps_someone_from_is_refused_to_them_whole(tmp_pa
 def test_a_folder_is_refused_under_a_deny_read_alone(tmp_path: Path) -> None:
     """With no read list in the file (nothing hidden before), the folder of a ``deny_read`` is
     still refused, not looked past as a file without read restrictions is."""
-    authorizer = _authorizer(tmp_path, '[[repo]]\npattern = "archive/*"\ndeny_read = ["*", "anonymous"]\n',
+    authorizer = _authorizer(tmp_path, '[[repo]]\npattern = "archive/*"\ndeny_read = ["*"]\n',
                              locate=lambda name: None if name.strip("/") == "archive" else (name, Kind.GIT))
     with pytest.raises(PermissionDenied, match="^alice may not read archive; "):
         authorizer.check("alice", "archive", "git-http", R)
@@ -165,6 +167,12 @@ def test_a_deny_list_takes_anonymous_as_read_lists_do() -> None:
     policy = parse_policy('[[repo]]\npattern = "*"\ndeny_read = ["anonymous"]\ndeny_write = ["anonymous"]\n', "x")
     assert policy.rules[0].deny_read == frozenset({"anonymous"})
     assert policy.refusal(AccessRequest(None, "app", "git-http", R)) is not None
+    assert policy.refusal(AccessRequest("bob", "app", "git-http", R)) is None
+
+
+def test_a_deny_write_or_create_list_leaves_anonymous_reading() -> None:
+    policy = parse_policy('[[repo]]\npattern = "*"\ndeny_write = ["bob"]\ndeny_create = ["carol"]\n', "x")
+    assert policy.refusal(AccessRequest(None, "app", "git-http", R)) is None
     assert policy.refusal(AccessRequest("bob", "app", "git-http", R)) is None
 
 
@@ -206,7 +214,7 @@ def _plain_refused(policy: Policy, user: str | None, names_: tuple[str, ...], ac
             m == "*" or m == user or m == "@g" and user in GROUP) for m in members)
 
     keys = {R: ("deny_read",), W: ("deny_read", "deny_write"), C: ("deny_read", "deny_write", "deny_create")}[access]
-    if any(named(getattr(r, key)) for r in matching for key in keys):
+    if any(named(getattr(r, key)) or user is None and getattr(r, key) for r in matching for key in keys):
         return True
     writers = frozenset().union(*(r.write for r in matching))
     if access is W:
