@@ -213,6 +213,8 @@ class RuleIndex:
         readers = [(rule.pattern, at) for at, rule in enumerate(self._rules) if rule.restricts_reading]
         self._read_patterns = sorted(readers)
         self._read_keys = [pattern for pattern, _ in self._read_patterns]
+        self.denies = any(rule.deny_read or rule.deny_write or rule.deny_create for rule in self._rules)
+        """Whether any rule has a deny list (without one, no request looks for them)."""
 
     def _candidates(self, name: str, into: set[int]) -> None:
         for length in self._lengths:
@@ -416,6 +418,8 @@ class Policy:
         request is refused by any deny list that is not empty, as hgweb refuses it by a
         ``deny_read`` naming anyone: it may come from a user the list names who did not log in
         (git://, or HTTP, where clients send a password only once asked for one)."""
+        if not self._index.denies:
+            return False
         if user is None:
             return any(getattr(rule, key) for rule in matching for key in DENIALS[access])
         return any(self._granted(user, getattr(rule, key)) for rule in matching for key in DENIALS[access])
