@@ -45,10 +45,11 @@ and every deny list of a matching rule takes away what it names, whatever any
 rule grants; denies are checked first, as hgweb checks ``deny_read`` before
 ``allow_read`` (``deny_read`` refuses reading, writing and creating,
 ``deny_write`` writing and creating, ``deny_create`` creating), and, as in hgweb,
-a deny list that names anyone refuses anonymous requests too.  Writing and creating are denied unless a rule grants
-them; write implies read.  Reading follows ``anonymous_read`` (and any
-authenticated user may read) unless a matching rule has a ``read`` list, in
-which case only the listed principals (and writers) may read.  A principal is
+a deny list that names anyone refuses anonymous requests too.  Writing and
+creating are denied unless a rule grants them; write implies read.  Reading
+follows ``anonymous_read`` (and any authenticated user may read) unless a
+matching rule has a ``read`` list, in which case only the listed principals
+(and writers) may read.  A principal is
 a user name, ``@group``, ``*`` (any authenticated user) or, in ``read`` and deny
 lists, ``anonymous``.  Globs are ``fnmatch`` patterns where ``*`` also matches ``/``;
 a pattern ``team/app`` also matches ``team/app.git``, and rules are matched on every name of the
