@@ -105,7 +105,7 @@ from gateway.limits import (
     plain_address,
     user_sessions,
 )
-from gateway.logs import SafeLogger, loggable_name
+from gateway.logs import SafeLogger, log_safe, loggable_name
 from gateway.policy import authorizer_for, public_url
 from gateway.ssh_transport import SHA1_USER_ALGORITHMS, AlgorithmTransport
 from gateway.threads import reactor_time, run_blocking
@@ -695,6 +695,10 @@ class HgwireRealm:
         return IConchUser, HgwireAvatar(avatarId.decode("utf-8"), front), lambda: None
 
 
+MAX_ALGORITHM_SHOWN = 64
+"""Characters of a key algorithm name a client offered that a refusal names (OpenSSH's are under 40)."""
+
+
 class HgwireUserAuth(userauth.SSHUserAuthServer):
     _log = _conch_log
     attemptsBeforeDisconnect = MAX_AUTH_ATTEMPTS - 1  # conch disconnects after attempts > this
@@ -757,6 +761,13 @@ class HgwireUserAuth(userauth.SSHUserAuthServer):
         has_sig = packet[0]
         algorithm, blob, rest = common.getNS(packet[1:], 2)
         if not ssh_cert.is_certificate(blob):
+            try:
+                keys.Key.fromString(blob)
+            except keys.BadKeyError:
+                # (Conch's refusal put the client's algorithm name into its log line's format: its
+                # newlines and escapes went to the log as they were, and {log_source...} was looked up)
+                named = log_safe(algorithm[:MAX_ALGORITHM_SHOWN].decode("ascii", "replace"))
+                return defer.fail(UnauthorizedLogin(f'unsupported key type "{named}" or bad key'))
             return super().auth_publickey(packet)
         user: bytes = self.user or b""
         if not has_sig:
