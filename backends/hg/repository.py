@@ -64,9 +64,10 @@ from backends.hg.revlog import (
     Index,
     Revlog,
     RevlogCache,
+    index_lineage,
 )
 from backends.hg.store import decode_dir, store_encoder
-from backends.hg.vfs import Vfs
+from backends.hg.vfs import Stamp, Vfs
 from backends.hg.writer import Transaction
 from backends.interfaces import (
     NULL_NODE,
@@ -191,7 +192,7 @@ class HgRepo:
         """Serve the changesets obsolescence markers hide (hg's ``served.hidden`` view, secret ones
         still hidden): set for a client ``allows_hidden_access`` lets in (``hg pull --remote-hidden``)."""
         self._hidden_views: tuple[Views, Views] | None = None
-        self._branch_cache: tuple[list[tuple[bytes, bool]], Node, int] = ([], NULL_NODE, 0)
+        self._branch_cache: BranchList = ([], NULL_NODE, 0, None)
         self._obsstore: tuple[object, ObsStore, bytes] | None = None
         self.recovered: bool = False
         """Whether opening it rolled back a transaction a killed writer left (``recover_if_needed``):
@@ -330,6 +331,10 @@ class HgRepo:
         known = len(old.parents)
         if not known or len(entries) <= known or entries[known - 1] != old.index.entries[known - 1]:
             return None
+        if self.revlogs.scope is not None and not _appended(
+                (old.index.stamp, index_lineage(self.store, CHANGELOG, old.index)),
+                (cl.index.stamp, index_lineage(self.store, CHANGELOG, cl.index))):
+            return None  # (its old last entry may be back where it was after a strip: not enough)
         if stamp[1] is not None or old.phase_stamp != (stamp[0], None):
             return None
         parents = old.parents + _checked_parents(entries, known)
@@ -516,11 +521,12 @@ class HgRepo:
         when revisions had to be read (:mod:`backends.hg.branchcache`).
         """
         scope = self.revlogs.scope
+        snapshot = (cl.index.stamp, index_lineage(self.store, CHANGELOG, cl.index)) if scope is not None else None
         with self._views_lock:
-            known, tip, saved = self._branch_cache
+            known, tip, saved, seen = self._branch_cache
             if not known and scope is not None:
-                known, tip, saved = SHARED_BRANCHES.get(scope) or ([], NULL_NODE, 0)
-            if len(known) > len(cl) or (known and cl.node(len(known) - 1) != tip):
+                known, tip, saved, seen = SHARED_BRANCHES.get(scope) or ([], NULL_NODE, 0, None)
+            if len(known) > len(cl) or (known and cl.node(len(known) - 1) != tip) or not _appended(seen, snapshot):
                 known, saved = [], 0
             if not known:
                 known = branchcache.read(self.plain, cl)
@@ -531,8 +537,8 @@ class HgRepo:
             if saved < len(known):
                 saved = self._save_branches(cl, known, saved, wlock_held)
             if scope is not None:
-                SHARED_BRANCHES.put(scope, (known, tip, saved))
-            self._branch_cache = (known, tip, saved)
+                SHARED_BRANCHES.put(scope, (known, tip, saved, snapshot))
+            self._branch_cache = (known, tip, saved, snapshot)
             return known
 
     def _save_branches(self, cl: Revlog, known: list[tuple[bytes, bool]], saved: int, wlock_held: bool) -> int:
@@ -1416,7 +1422,21 @@ def _always(_head: bytes) -> bool:
     return True
 
 
-SHARED_BRANCHES: LruCache[bytes, tuple[list[tuple[bytes, bool]], Node, int]] = LruCache(64)
+BranchList = tuple[list[tuple[bytes, bool]], Node, int, "tuple[Stamp | None, int | None] | None"]
+"""``HgRepo._branches``' list: (branch, closes) of each revision, the node of the last, how many of
+them the files hold, and the changelog snapshot it was made for (its stamp and ``index_lineage``)."""
+SHARED_BRANCHES: LruCache[bytes, BranchList] = LruCache(64)
+
+
+def _appended(before: tuple[Stamp | None, int | None] | None, now: tuple[Stamp | None, int | None] | None) -> bool:
+    """Whether a changelog snapshot ``now`` holds the revisions of ``before`` as they were (the same
+    snapshot, or one of its lineage: only appended to since); True for a store in memory (None: no
+    one but hgwire writes it).  A strip by ``hg`` on the server, then revisions added again, may leave
+    the old last one where it was (two heads stripped, one committed, the other unbundled from its
+    backup): the revisions before it are others then."""
+    if before is None or now is None:
+        return before is None and now is None
+    return before[0] == now[0] or (before[1] is not None and before[1] == now[1])
 """Per store directory: the per-revision (branch, closes) list, the changelog node it ends at, and
 how many of its revisions the rev-branch-cache files vouch for."""
 SHARED_TAGS: LruCache[bytes, tuple[object, dict[bytes, Node]]] = LruCache(64)

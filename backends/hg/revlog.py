@@ -703,6 +703,41 @@ opens every filelog once, and keeping them all held a store's inline revlogs who
 6,000 files of a 40,000-changeset history) beside the shared cache's budget."""
 
 
+APPEND_RECORDS = 4096
+"""Snapshots of split (not inline) indexes whose bytes ``_APPENDS`` remembers (a digest each)."""
+_APPENDS: LruCache[tuple[bytes, Stamp], tuple[bytes, int]] = LruCache(APPEND_RECORDS)
+"""(the ``.i`` file's path, its stamp) -> (SHA-256 of the bytes its entries were parsed from, its
+lineage): an index grown from a snapshot (``RevlogCache._grown``) is checked against the digest of
+the bytes that snapshot was parsed from, and shares its lineage."""
+_APPENDS_LOCK = threading.Lock()
+_LINEAGES = itertools.count(1)
+
+
+def _append_key(vfs: Vfs, index_path: bytes, stamp: Stamp | None) -> tuple[bytes, Stamp] | None:
+    join = getattr(vfs, "join", None)  # (a store on disk: one in memory has no outside writer)
+    if stamp is None or not stamp[2] or join is None:
+        return None
+    return (join(index_path), stamp)
+
+
+def index_lineage(vfs: Vfs, index_path: bytes, index: Index) -> int | None:
+    """The lineage of a split index's snapshot on disk: two snapshots of the same file with one
+    lineage hold the same entries where both have them (the later was only appended to); None when
+    that is not known (inline, in memory, or no longer remembered), for a caller to start over."""
+    key = _append_key(vfs, index_path, index.stamp)
+    if key is None:
+        return None
+    with _APPENDS_LOCK:
+        found = _APPENDS.get(key)
+    return None if found is None else found[1]
+
+
+def _remember_appends(key: tuple[bytes, Stamp] | None, digest: bytes, lineage: int) -> None:
+    if key is not None:
+        with _APPENDS_LOCK:
+            _APPENDS.put(key, (digest, lineage))
+
+
 class RevlogCache:
     """Index snapshots per revlog path, reparsed only when the ``.i`` stamp changes.
 
@@ -751,6 +786,10 @@ class RevlogCache:
         if index is None:
             data = self.vfs.read(index_path) if stamp is not None else b""
             index = parse_index(data, stamp, self.headers.get(index_path, self.default_header))
+            if not index.inline and index.entries and len(data) == (stamp or (0,))[0]:
+                _remember_appends(_append_key(self.vfs, index_path, stamp),
+                                  hashlib.sha256(memoryview(data)[:len(index.entries) * ENTRY_SIZE]).digest(),
+                                  next(_LINEAGES))
         if self.vfs.stamp(index_path) == stamp:
             self._indexes[index_path] = index
             if self.scope is not None and stamp is not None:
@@ -764,20 +803,34 @@ class RevlogCache:
         A push appends to the changelog's and manifest's indexes: reading and
         parsing only the new entries (and extending the old node map) keeps what
         every later request pays for the new snapshot proportional to the push.
-        Only for the same file (inode), grown, not inline, whose old last entry
-        is still there as it was (a strip or rollback followed by new revisions
-        rewrites it).
+        Only for the same file (inode), grown, not inline, whose old bytes are
+        still there as they were: the digest of those ``_APPENDS`` remembers is
+        checked (its last entry alone was not enough: ``hg strip`` of two heads,
+        a commit, then ``hg unbundle`` of the second's backup put that entry back
+        where it was, and a stripped changeset went on being served as the first
+        one's); reading and hashing them (SHA-256) costs a sixth of parsing them.
         """
         old_stamp = older.stamp
         if (old_stamp is None or older.inline or not older.entries or not stamp[2] or old_stamp[2] != stamp[2]
-                or stamp[0] <= old_stamp[0] or old_stamp[0] % ENTRY_SIZE):
+                or stamp[0] <= old_stamp[0] or old_stamp[0] % ENTRY_SIZE
+                or old_stamp[0] != len(older.entries) * ENTRY_SIZE):
             return None
-        start = old_stamp[0] - ENTRY_SIZE
-        data = self.vfs.read_range(index_path, start, stamp[0] - start)
+        with _APPENDS_LOCK:
+            known = _APPENDS.get(key) if (key := _append_key(self.vfs, index_path, old_stamp)) is not None else None
+        if known is None:
+            return None
+        data = self.vfs.read_range(index_path, 0, stamp[0])
         usable = len(data) - len(data) % ENTRY_SIZE  # a trailing partial entry: an append in progress
-        if usable < ENTRY_SIZE or INDEX_ENTRY.unpack_from(data) != older.entries[-1]:
+        start = old_stamp[0]
+        if usable <= start:
             return None
-        added = list(INDEX_ENTRY.iter_unpack(memoryview(data)[ENTRY_SIZE:usable]))
+        digest = hashlib.sha256(memoryview(data)[:start])
+        if digest.digest() != known[0]:
+            return None
+        added = list(INDEX_ENTRY.iter_unpack(memoryview(data)[start:usable]))
+        if usable == stamp[0]:
+            digest.update(memoryview(data)[start:usable])
+            _remember_appends(_append_key(self.vfs, index_path, stamp), digest.digest(), known[1])
         entries = older.entries + added
         nodemap: dict[bytes, int] = {}
         if len(older._nodemap) == len(older.entries):

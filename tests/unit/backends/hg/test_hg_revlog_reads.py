@@ -174,10 +174,10 @@ def test_branch_lists_are_shared_between_opens_and_dropped_when_history_changes(
     assert sorted(open_repository(path, "b").branchmap()) == [b"default", b"stable"]
     scope = open_repository(path, "b").revlogs.scope
     assert scope is not None
-    known, _, _ = repository.SHARED_BRANCHES.get(scope) or ([], b"", 0)
+    known = (repository.SHARED_BRANCHES.get(scope) or ([], b"", 0, None))[0]
     assert [name for name, _ in known] == [b"default", b"stable"]
     # A stale list (its last node no longer in the changelog at that place) is not trusted.
-    repository.SHARED_BRANCHES.put(scope, ([(b"bogus", False), (b"bogus", False)], b"\x01" * 20, 2))
+    repository.SHARED_BRANCHES.put(scope, ([(b"bogus", False), (b"bogus", False)], b"\x01" * 20, 2, None))
     assert sorted(open_repository(path, "b").branchmap()) == [b"default", b"stable"]
 
 
