@@ -180,11 +180,17 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
     ``as_json``, hgweb's JSON index (``/?style=json``).  Each repository listed is opened (its
     description, its last change); those past the page are not: the page looked at every one
     before, to count them (10,000 repositories opened, 25 s, for a page of 1,000).  Returns the
-    page and, when more follow, the path of the next page (``/?after=NAME``, of the last name listed).
+    page and, when more follow, the path of the next page (``/?after=NAME``, of the last name listed;
+    an ``after`` that is no name ``user`` may read gives the first page).
     ``folder`` (``team/``): only the repositories below it, and None for a page of none (the
     folder is not one, or holds nothing ``user`` may read: answered as the name alone is)."""
     from protocols import hg_web_html as html
 
+    if after and _index_entry(front, after, user) is None:
+        # a page follows only a name the visitor may read (the last its previous page listed), else it
+        # is the first: after a name of their choosing, the time a page took (the names it looked
+        # past, 0.45 ms each) told anyone, name by name, which repositories they may not read exist
+        after = ""
     entries: list[dict[str, Any]] = []
     more = False
     looked = 0

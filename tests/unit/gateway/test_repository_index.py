@@ -50,7 +50,7 @@ def test_a_page_of_the_index_opens_only_the_repositories_it_lists(looked_at: lis
     assert b'href="http://host/?after=team04/r00999.git"' in body
     looked_at.clear()
     body, following = repo_page._index(front, None, "http://host", as_json=True, after="team24/r04999.git")
-    assert looked_at == ["team99/secret.git", "zz/last.git"] and following is None
+    assert looked_at == ["team24/r04999.git", "team99/secret.git", "zz/last.git"] and following is None
     assert b"zz/last.git" in body and b"secret" not in body
     _, following = repo_page._index(front, None, "http://host", as_json=True, after="team04/r00999.git")
     assert following == "/?after=team09/r01999.git&style=json"
@@ -108,5 +108,20 @@ def test_a_next_page_of_the_index_lists_from_where_the_last_one_ended(
     looked_at.clear()
     listed.clear()
     _, following = repo_page._index(front, None, "http://host", after="team2/r1.git")
-    assert looked_at == ["team2/r2.git", "team3/r0.git", "team3/r1.git", "team3/r2.git", "team4/r0.git"]
+    assert looked_at == ["team2/r1.git", "team2/r2.git", "team3/r0.git", "team3/r1.git", "team3/r2.git", "team4/r0.git"]
     assert following == "/?after=team3/r2.git" and listed == [".", "team2", "team3", "team4"]
+
+
+def test_a_page_after_a_name_the_visitor_may_not_read_is_the_first(looked_at: list[str]) -> None:
+    """The names a page looked past, and so the time it took, told anyone which repositories they may
+    not read exist, name by name (after=secret0500 then after=secret0501...): a page follows only a
+    name the visitor may read, the last one its previous page listed."""
+    names = ["pub.git"] + [f"secret{n:04d}.git" for n in range(3000)]
+    front = _front(names)
+    first, _ = repo_page._index(front, None, "http://host")
+    looked_first = len(looked_at)
+    for after in ("secret0500.git", "secret2999", "secret9", "secret-none"):
+        looked_at.clear()
+        body, following = repo_page._index(front, None, "http://host", after=after)
+        assert body == first and following is None, after
+        assert len(looked_at) == looked_first + 1, after  # (the name asked for, then the first page's)
