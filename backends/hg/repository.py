@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -1217,7 +1218,8 @@ class HgRepo:
         alone, as ``hg serve`` decides (``scmutil.ismember``); nobody when it is unset."""
         value = self.hgrc_section(b"experimental").get(b"server.allow-hidden-access")
         allowed = _config_list(value) if value is not None else []
-        return allowed == ["*"] or (user is not None and user in allowed)
+        # a name as logins name it: josé however the hgrc composes it (auth.plain_user, as the [web] lists)
+        return allowed == ["*"] or (user is not None and user in {unicodedata.normalize("NFC", n) for n in allowed})
 
     def hidden_access_names_users(self) -> bool:
         """``[experimental] server.allow-hidden-access`` names users (not ``*`` alone): an anonymous
