@@ -736,7 +736,7 @@ def _parse_clone_cache(reader: _Reader, table: Any) -> KeepBounds:
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
         raise reader.fail("clone_cache.max_bytes", "must be an integer of bytes, 0 or more (0 keeps nothing)")
     max_age = table.get("max_age", KEEP_NOTHING.max_age)
-    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or max_age <= 0:
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age > 0:  # (nan too)
         raise reader.fail("clone_cache.max_age", "must be a positive number of seconds")
     return KeepBounds(max_bytes, float(max_age))
 
@@ -780,7 +780,7 @@ def _parse_limits(reader: _Reader, table: Any) -> Limits:
     values: dict[str, Any] = {}
     for key, value in table.items():
         kind = LIMIT_TYPES[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or (  # (nan too)
                 kind is int and not isinstance(value, int)):
             raise reader.fail(f"limits.{key}", f"must be a positive {'number' if kind is float else 'integer'}")
         if key in LIMIT_MAXIMA and value > LIMIT_MAXIMA[key][0]:

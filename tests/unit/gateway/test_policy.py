@@ -327,6 +327,9 @@ BROKEN = [
     ('protected_refs = [{ pattern = "refs/x", force = true }]\n', "protected_refs[0].force: unknown key"),
     ("[limits]\nmax_refs = -1\n", "limits.max_refs: must be a positive integer"),
     ("[limits]\nrequests_per_minute = 0.5\n", "limits.requests_per_minute: must be a positive integer"),
+    # TOML's nan passed "positive": every connection then failed with a traceback (its timer's delay)
+    ("[limits]\nidle_timeout = nan\n", "limits.idle_timeout: must be a positive number"),
+    ("[clone_cache]\nmax_age = nan\n", "clone_cache.max_age: must be a positive number of seconds"),
     ("[limits]\nmax_bananas = 1\n", "limits.max_bananas: unknown key"),
     ("[clone_cache]\nmax_bytes = -1\n", "clone_cache.max_bytes: must be an integer of bytes, 0 or more"),
     ("[maintenance]\nauto_pack_limit = 1\n", "maintenance.auto_pack_limit: must be an integer of packs, 2 or more"),
