@@ -24,7 +24,11 @@ A request joins only while its generation runs, so an answer is never older
 than a request that arrived during its computation could have got anyway.
 The key must say everything the bytes depend on (the repository's state,
 the arguments, the encoding): the callers build it.  If every reader goes
-away the generation stops; its file disappears with the last reader.  A
+away the generation stops; its file disappears with the last reader.  A step
+running then (a git pack's counting, an hg changegroup's making) is told to
+stop at its next look (the stream's ``abandon``), so the work goes on for
+nobody no longer than a single client's would; such a generation is never
+kept, and a request that comes after starts a generation of its own.  A
 generation that fails hands the same error to every reader at the point it
 reached.  Memory stays bounded: one step in flight per generation (about
 ``WRITE_STEP``) and per reader (at most ``READ_BLOCK``); the spool is on disk (``TMPDIR``), as twisted.web spools bodies.
@@ -63,6 +67,7 @@ from twisted.python.failure import Failure
 from gateway.errors import TMPDIR_ADVICE, damaged_repository
 from gateway.logs import SafeLogger
 from gateway.threads import Chunks, Wait, reactor_time, run_blocking
+from protocols.errors import ClientGone
 
 log = SafeLogger()
 
@@ -130,6 +135,8 @@ class _Generation:
         """Waiting for a reader to come within ``lead`` (under ``_lock``)."""
         self._stepping = False
         self._stopped = False
+        self._abandoned = False
+        """The stream was told nobody reads it (``abandon``) while a step ran: that step may fail for it."""
         self._spool_failed = False
         self._waiters: list[defer.Deferred[None]] = []
 
@@ -180,6 +187,10 @@ class _Generation:
             if self.readers:  # the sessions that read the stream log it, one report each, naming the repository
                 damage = damaged_repository(result.value) if result.value is not None else None
                 log.debug("shared stream {key}: {reason}", key=self.key, reason=damage or repr(result.value))
+            elif self._stopped and self._abandoned:  # its last client left and the step stopped early, as asked
+                if not isinstance(result.value, ClientGone):  # (an hg stream's says so itself, naming the repository)
+                    log.info("a shared clone answer was stopped: its last client left after {written} bytes",
+                             key=self.key, written=self.written)
             else:  # every reader went away while the step ran: nobody else will tell
                 log.failure("shared stream {key}: the generation failed", result, key=self.key)
             if self._spool_failed:
@@ -226,11 +237,18 @@ class _Generation:
         """On the reactor: a reader finished or went away."""
         self.readers -= 1
         if self.readers == 0 and not self.done:
-            # Nobody reads any more: stop computing (a running step ends first).
+            # Nobody reads any more: stop computing.  A running step (a pack being counted, an hg
+            # changegroup being made) is told to stop at its next look, if its stream can be told;
+            # what it wrote is never kept, and a request for the key from now on starts afresh.
             self._stopped = True
             self._owner._generation_ended(self)
             if not self._stepping:
                 self._close_stream()
+            else:
+                abandon = getattr(self._stream, "abandon", None)
+                if abandon is not None:
+                    self._abandoned = True
+                    abandon()
         self._maybe_release()
 
     def _maybe_release(self) -> None:
@@ -272,18 +290,26 @@ class _Reader:
     """One request's view of a generation: an iterator of chunks and ``Wait``s.
 
     Its steps run in the pool (``IteratorProducer``); when it ends, fails or
-    is closed it detaches from the generation, on the reactor.
+    is closed it detaches from the generation, on the reactor; and when its
+    request's client leaves while it waits for the generation (``abandon``),
+    at once: the generation's step may be long (a pack being counted), and
+    the last reader to go tells it to stop.
     """
 
     def __init__(self, generation: _Generation) -> None:
         self._generation: _Generation | None = generation
         self._offset = 0
+        self._lock = threading.Lock()
+        self._waiting = False
+        """A ``Wait`` was handed out and no step of ours runs (under ``_lock``)."""
 
     def __iter__(self) -> _Reader:
         return self
 
     def __next__(self) -> bytes | Wait:
-        generation = self._generation
+        with self._lock:
+            self._waiting = False
+            generation = self._generation
         if generation is None:
             raise StopIteration
         try:
@@ -296,9 +322,21 @@ class _Reader:
             raise StopIteration
         if not data:
             offset = self._offset
+            with self._lock:
+                self._waiting = True
             return Wait(lambda: generation.ready(offset))
         self._offset += len(data)
         return data
+
+    def abandon(self) -> None:
+        """On the reactor: nobody reads this any more (``IteratorProducer.stopProducing`` with a step
+        or a wait in flight).  A reader that waits detaches now; one whose step runs, when it ends."""
+        with self._lock:
+            if not self._waiting:
+                return
+            generation, self._generation = self._generation, None
+        if generation is not None:
+            generation.detach()
 
     def close(self) -> None:
         generation, self._generation = self._generation, None
