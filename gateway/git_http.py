@@ -66,6 +66,7 @@ from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
 from protocols import git_receive, git_upload, git_v2, pktline
 from protocols.errors import (
+    ClientGone,
     HgwireError,
     LimitExceeded,
     NotARepository,
@@ -132,6 +133,9 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
     handler's own, so that an hg page's refusal is not logged under ``gateway.git_http``."""
     exc = failure.value
     assert exc is not None
+    if isinstance(exc, ClientGone):  # a page stopped in the middle: its client had gone
+        logger.info("{proto} {repo}: client gone: {reason}", proto=proto, repo=repo, reason=exc.message)
+        return
     if request.finished or request._disconnected:
         return
     status = http_status(exc)

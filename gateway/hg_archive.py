@@ -39,6 +39,7 @@ from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import log_recovery, read_base_hgrc
 from gateway.repo_use import close_git, closing_git
 from gateway.threads import IteratorProducer, run_blocking
+from protocols import client_gone
 from protocols.errors import NotARepository, PermissionDenied, ProtocolError, StorageError, UnsupportedFeature
 
 log = SafeLogger()
@@ -371,10 +372,17 @@ def page_queued(user: str | None, make: Callable[[str | None], bytes | None], re
     if own is None:
         own = _REPOSITORY_PAGE_SLOTS[repository] = defer.DeferredSemaphore(PAGES_PER_REPOSITORY)
 
+    def gone() -> bool:  # (asked from the worker: a long log stops once its client has gone)
+        return bool(request.finished or request._disconnected)
+
+    def watched(user: str | None) -> bytes | None:
+        with client_gone.watching(gone):
+            return make(user)
+
     def made() -> defer.Deferred[bytes | None]:
-        if request.finished or request._disconnected:
+        if gone():
             return defer.succeed(None)
-        return run_blocking(make, user)
+        return run_blocking(watched, user)
 
     def done(result: object) -> object:
         if own.tokens == PAGES_PER_REPOSITORY and not own.waiting \

@@ -80,6 +80,7 @@ from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
+from gateway.watched_stream import WatchedStream
 from protocols import hg_commands, hg_http, hg_wire
 from protocols.errors import (
     ClientGone,
@@ -405,7 +406,8 @@ class HgHttpCommand:
         if isinstance(response, StreamResponse) and response.share_key is not None:
             # the encoding is part of the bytes
             key = (PROTO, reply.content_type, *self.settings.encoding_key(reply.engine), response.share_key)
-        stream, self.shared = share(self.front.config.backend, self.route.repo, key, reply.stream,
+        watched = WatchedStream(reply.stream, PROTO, self.command, self.route.repo)  # stopped once nobody reads it
+        stream, self.shared = share(self.front.config.backend, self.route.repo, key, watched,
                                    clone_cache(self.front.authorizer))
         self._producer = IteratorProducer(stream, self)
         outcome = {"joined": "ok, from a running identical clone", "kept": "ok, from a kept identical clone"}.get(

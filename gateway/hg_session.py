@@ -48,8 +48,9 @@ from gateway.protected import guard_hg_repository
 from gateway.pump import PumpedSession
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
+from gateway.watched_stream import WatchedStream
 from protocols import hg_commands
-from protocols.errors import HgwireError, ProtocolError, ReadOnly, StorageError
+from protocols.errors import ClientGone, HgwireError, ProtocolError, ReadOnly, StorageError
 from protocols.hg_commands import PUSH, CommandContext, Permission, Transport
 from protocols.hg_responses import BrokenPush, OobError, PushError, PushResponse, Response, StreamResponse
 from protocols.hg_ssh import (
@@ -178,6 +179,8 @@ class HgServeSession(PumpedSession):
         self._push_refusal: ReadOnly | None = None
         """The backend's refusal of every push to the repository (``refuses_push``), asked once it is open."""
         self._push: PushQueue | None = None
+        self._command_name = ""
+        """The command being answered (for a log line)."""
         self._push_response: Response | None = None
         self._push_ended = False
         self._push_broke = False
@@ -247,6 +250,7 @@ class HgServeSession(PumpedSession):
             raise self._push_refusal
 
     def _command(self, request: CommandRequest) -> None:
+        self._command_name = request.name.decode("ascii", "replace")[:60]
         cmd = hg_commands.COMMANDS.get(request.name)
         if cmd is not None and cmd.takes_payload:
             self._start_push(request)
@@ -299,6 +303,10 @@ class HgServeSession(PumpedSession):
         assert self.repo is not None
         try:
             return hg_commands.dispatch(self.repo, request.name, request.args, ctx)
+        except ClientGone as exc:  # a read stopped in the middle: nobody is told but the log
+            log.info("{proto} {command} {repo}: client gone: {reason}", proto=self.ctx.transport,
+                     command=self._command_name, repo=self.ctx.repo_name, reason=exc.message)
+            return OobError(exc.message.encode("utf-8", "replace"))
         except HgwireError as exc:
             return OobError(exc.message.encode("utf-8", "replace"))
 
@@ -322,7 +330,8 @@ class HgServeSession(PumpedSession):
         # a clone: identical concurrent ones share one generation
         key = None if share_key is None else ("hg-ssh", *self.server.settings.encoding_key(out.engine), share_key)
         keep = clone_cache(self.ctx.authorizer)
-        stream, shared = share(self.ctx.backend, self.ctx.repo_name, key, out.stream, keep)
+        watched = WatchedStream(out.stream, self.ctx.transport, self._command_name, self.ctx.repo_name)
+        stream, shared = share(self.ctx.backend, self.ctx.repo_name, key, watched, keep)
         if shared:
             log.debug("hg-ssh {repo}: clone stream {shared}", repo=self.ctx.repo_name, shared=shared)
         self._busy = True

@@ -18,7 +18,7 @@ from typing import IO, cast
 import zstandard
 
 from protocols.changegroup import DECOMPRESS_STEP, StreamReader, bz2_decompressed, zlib_decompressed
-from protocols.errors import HgwireError, LimitExceeded, ProtocolError, UnsupportedContent
+from protocols.errors import ClientGone, HgwireError, LimitExceeded, ProtocolError, UnsupportedContent
 from protocols.hg_wire import url_quote, url_unquote
 from protocols.text import quoted
 
@@ -219,13 +219,16 @@ def write_bundle2(
 
     If a payload fails with an ``HgwireError`` mid-stream, the part is
     interrupted with ``error:abort`` (as hg's ``bundlepart.getchunks``) and the
-    stream ends cleanly; any other exception propagates after the interrupt.
+    stream ends cleanly; any other exception propagates after the interrupt, and
+    ``ClientGone`` (nobody reads it) at once: a stream stopped so is never whole.
     """
     yield MAGIC + _encode_stream_params(params)
     for part_id, part in enumerate(parts):
         yield encode_part_header(part, part_id)
         try:
             yield from _payload_frames(part.payload)
+        except ClientGone:
+            raise
         except HgwireError as exc:
             yield from _abort_interrupt(exc.message.encode("utf-8", "replace"))
             yield END_OF_STREAM

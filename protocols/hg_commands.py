@@ -23,7 +23,7 @@ from backends.interfaces import (
     Largefiles,
     LockWait,
 )
-from protocols import hg_exchange, hg_wire
+from protocols import client_gone, hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
 from protocols.bundle2 import Bundle2Limits
 from protocols.changegroup import ChangegroupLimits
@@ -79,7 +79,7 @@ class CommandContext:
     """How a push waits for the repository's lock (the server's ``[limits] hg_lock_timeout``)."""
     gone: Callable[[], bool] = lambda: False
     """Whether the client has closed the connection (asked from the worker between the commands of
-    a batch that writes nothing: the rest is not run for nobody)."""
+    a batch that writes nothing, and in a read command's long loops: ``protocols.client_gone``)."""
 
 
 Handler = Callable[[HgRepository, Args, CommandContext], Response]
@@ -147,7 +147,10 @@ def dispatch(repo: HgRepository, name: bytes, args: Args, ctx: CommandContext) -
     if cmd is None:
         return BytesResponse(b"")
     ctx.check_permission(cmd.permission)
-    return cmd.handler(repo, args, ctx)
+    if cmd.permission != PULL or cmd.takes_payload:  # a write finishes or rolls back, as hg's do
+        return cmd.handler(repo, args, ctx)
+    with client_gone.watching(ctx.gone):  # a read's long loops stop once nobody waits for it
+        return cmd.handler(repo, args, ctx)
 
 
 def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
@@ -548,7 +551,8 @@ def _batch(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
             raise ClientGone(f"the client closed the connection; {len(calls) - len(results)} commands of its "
                              "batch were not run")
         try:
-            response = cmd.handler(repo, bind_args(cmd, flat), ctx)
+            with client_gone.watching(None if writes else ctx.gone):
+                response = cmd.handler(repo, bind_args(cmd, flat), ctx)
         except UnsupportedFeature as exc:
             return OobError(exc.message.encode("utf-8"))
         if not isinstance(response, BytesResponse):

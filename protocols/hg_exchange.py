@@ -39,6 +39,7 @@ from protocols.changegroup import (
     read_bundle1,
 )
 from protocols.errors import (
+    ClientGone,
     HgwireError,
     PermissionDenied,
     ProtocolError,
@@ -199,6 +200,8 @@ def getbundle(repo: HgRepository, request: GetbundleRequest) -> tuple[Iterator[b
     try:
         check_full_bundle(repo, request)
         parts, first = _getbundle_parts(repo, request, caps)
+    except ClientGone:  # nobody to tell
+        raise
     except HgwireError as exc:
         parts, first = [_abort_part(exc.message, exc.hint)], None
     return b2.coalesce(b2.write_bundle2(parts)), None if first is None else Outgoing(first, bundle2=True)

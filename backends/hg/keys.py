@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from backends.interfaces import Node
+from protocols.client_gone import checked
 from protocols.errors import StorageError
 
 HEX40 = re.compile(rb"[0-9a-fA-F]{40}\Z")
@@ -43,7 +44,7 @@ def parse_bookmarks(data: bytes) -> dict[bytes, Node]:
     else:
         fallback = None  # (every name is UTF-8: no line needs its own look)
     unhexlify, error = binascii.unhexlify, binascii.Error
-    for line in data.splitlines():
+    for line in checked(data.splitlines(), "the bookmarks list"):
         hexnode, _, name = line.partition(b" ")
         if not name or len(hexnode) != 40:
             continue

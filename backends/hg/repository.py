@@ -88,6 +88,7 @@ from backends.interfaces import (
 from backends.lfs import LfsStore
 from backends.lru import LruCache
 from protocols import hg_obsmarkers as obs
+from protocols.client_gone import checked
 from protocols.errors import StorageError, UnsupportedFeature
 from protocols.hg_obsmarkers import Marker
 from protocols.text import printable
@@ -614,7 +615,7 @@ class HgRepo:
         views = self.views(cl)
         nodemap = cl.index.nodemap()
         out = []
-        for node in nodes:
+        for node in checked(nodes, "the known answer"):
             rev = nodemap.get(node)
             out.append(node == NULL_NODE or (rev is not None and bool(views.visible[rev])))
         return out
@@ -661,7 +662,7 @@ class HgRepo:
                 return dict(cached[2])
         nodemap = cl.index.nodemap()
         marks = {}
-        for name, node in parse_bookmarks(data).items():
+        for name, node in checked(parse_bookmarks(data).items(), "the bookmarks list"):
             rev = nodemap.get(node)
             if rev is not None and views.visible[rev]:
                 marks[name] = node
@@ -960,7 +961,7 @@ class HgRepo:
         """
         manifests: dict[Node, int] = {}
         files: dict[bytes, dict[Node, int]] = {}
-        for rev in revs:
+        for rev in checked(revs, "the changegroup"):
             cs = self.changeset(cl, rev)
             if cs.manifest == NULL_NODE:
                 continue
@@ -1497,7 +1498,7 @@ class _Emitter:
         raws: Iterator[bytes | None] = (
             iter(revlog.sent_chunks(revs)) if self.mode is DeltaMode.ANY else itertools.repeat(None)
         )
-        for rev, raw in zip(revs, raws):
+        for rev, raw in checked(zip(revs, raws), "the changegroup"):
             link = links[rev] if links is not None else revlog.linkrev(rev)
             yield self._delta(revlog, rev, raw, sent, previous, link)
             sent[rev] = 1

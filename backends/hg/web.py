@@ -47,6 +47,7 @@ from backends.hg.graph import NULL_REV
 from backends.hg.keys import BOOLEANS, config_list
 from backends.hg.repository import HgRepo
 from backends.interfaces import NULL_NODE, Node
+from protocols.client_gone import tick
 from protocols.errors import ProtocolError, UnsupportedFeature
 
 PAGES = ("json-tags", "json-bookmarks", "json-branches", "raw-tags", "raw-bookmarks", "raw-branches")
@@ -315,6 +316,7 @@ class _Changesets:
 
     def log_fields(self, rev: int, parents: Sequence[int] | None = None) -> list[tuple[str, bytes]]:
         """``log_entry``'s fields, the parents last."""
+        tick("the page")  # a long log's entries: stopped once its client has gone
         common = self.common(rev, self.repo.changeset(self.cl, rev))
         named = self.parents(rev) if parents is None else [binascii.hexlify(self.cl.node(p)) for p in parents]
         return [*((k, common[k]) for k in ("node", "date", "desc", "branch", "bookmarks", "tags", "user", "phase")),
@@ -682,6 +684,7 @@ def search_mode(repo: HgRepo, info: _Changesets, query: bytes, count: int) -> tu
         for rev in range(top, max(0, top - 99) - 1, -1):
             if not visible[rev]:
                 continue
+            tick("the search")
             changeset = repo.changeset(info.cl, rev)
             fields = (fold(changeset.user), fold(changeset.description), fold(b" ".join(changeset.files)))
             if all(any(word in field for field in fields) for word in words):
@@ -771,6 +774,7 @@ def raw_log(repo: HgRepo, key: str, revcount: int | None = None, query: bytes | 
             out.append(b"changeset:   %s\nrevision:    -1\nuser:        \ndate:        %s\nsummary:     \n\n"
                        % (binascii.hexlify(NULL_NODE), feeds.rfc822(None)))
             continue
+        tick("the page")
         node = info.cl.node(rev)
         changeset = repo.changeset(info.cl, rev)
         out.append(b"changeset:   %s\nrevision:    %d\nuser:        %s\ndate:        %s\nsummary:     %s\n"
