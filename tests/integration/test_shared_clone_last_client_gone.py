@@ -110,7 +110,7 @@ def _two_sharing(client: Client, url: str, tmp_path: Path,
 
 def test_the_count_stops_when_every_sharer_leaves(served: tuple[RunningServer, str], client: Client,
                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    server, url = served
+    _, url = served
     held = HeldCount(monkeypatch)
     first, second = _two_sharing(client, url, tmp_path, held)
     try:
@@ -137,7 +137,7 @@ def test_the_count_stops_when_every_sharer_leaves(served: tuple[RunningServer, s
 
 def test_a_sharer_that_stays_gets_the_whole_pack(served: tuple[RunningServer, str], client: Client,
                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    server, url = served
+    _, url = served
     held = HeldCount(monkeypatch)
     first, second = _two_sharing(client, url, tmp_path, held)
     try:
