@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from gateway import shared_streams, threads
 from gateway.shared_streams import KEEP_NOTHING, KeepBounds, SharedStreams
 from gateway.threads import IteratorProducer
+from protocols.errors import ClientGone
 from tests.fakes import Consumer, ManualPool, manual_pool
 
 
@@ -373,3 +374,45 @@ def test_a_nearly_full_spool_directory_is_not_used(pool: ManualPool, monkeypatch
     consumer, outcome, how = _read(shared, b"k", Source(CHUNKS))
     pool.run_all()
     assert how == "" and consumer.data == WHOLE and outcome == [None] and shared.files == []
+
+
+class Abandonable:
+    """A stream whose step can be told nobody reads it (as a pack's counting, an hg changegroup)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.source = Source(chunks)
+        self.abandoned = False
+
+    def __iter__(self) -> Abandonable:
+        return self
+
+    def __next__(self) -> bytes:
+        if self.abandoned:
+            raise ClientGone("the client closed the connection; making the answer was stopped")
+        return next(self.source.stream)
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+    def close(self) -> None:
+        self.source.stream.close()
+
+
+def test_the_last_reader_leaving_while_it_waits_for_a_step_stops_that_step(pool: ManualPool) -> None:
+    shared = Spools()
+    stream = Abandonable(CHUNKS)
+    reader, _ = shared.open(b"k", stream, KeepBounds(max_bytes=1 << 20, max_age=60))
+    producer = IteratorProducer(reader, Consumer())
+    outcome: list[object] = []
+    producer.start().addBoth(outcome.append)
+    step = pool.steps.pop(0)  # the generation's first step, long (a count): it has not ended
+    pool.run_next()  # the reader finds nothing written: it waits
+    producer.stopProducing()  # its client goes away while it waits
+    assert stream.abandoned  # the step is told at once (it ran to its end for nobody)
+    assert shared.running() == 0
+    pool.steps.insert(0, step)
+    pool.run_all()
+    assert isinstance(outcome[0], Failure) and isinstance(outcome[0].value, defer.CancelledError)
+    assert stream.source.taken == 0
+    assert shared.kept() == 0  # nothing half made is kept
+    assert all(f.closed for f in shared.files)
