@@ -12,7 +12,9 @@ Worked out as hg works it out, so that the answer is ``hg serve``'s line for lin
   the nearest ancestor of the child's changeset that touched the file and holds this revision;
 - a file revision's lines start as its own; the lines equal to a parent's, in the runs Mercurial's
   line matching finds (``backends.hg.linediff``), take that parent's answer, the second parent
-  last (it wins where both match);
+  last (it wins where both match); the lines the revision's stored delta keeps of that parent (or
+  the lines both texts start and end with) are where that matching starts, taken only where they
+  are proven to be its answer (``linediff.hinted_blocks``), the rest searched as hg searches;
 - a file that holds a NUL byte is one line, ``(binary:TYPE)``, of its revision's linkrev.
 
 Blocking (revlog reads); the whole history of the file is read (``MAX_FILE_REVISIONS``).
@@ -20,12 +22,14 @@ Blocking (revlog reads); the whole history of the file is read (``MAX_FILE_REVIS
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
+from backends.hg import mpatch
 from backends.hg.archive import adjusted_linkrev, file_data, file_parents
 from backends.hg.changelog import parse_filelog_text
 from backends.hg.graph import ancestors_mask
-from backends.hg.linediff import Whitespace, blocks, split_lines
+from backends.hg.linediff import Lines, Run, Whitespace, hinted_blocks, split_lines, trimmed_hints
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import Revlog
 from protocols.errors import UnsupportedFeature
@@ -57,7 +61,8 @@ class _Annotated:
     origins: list[Origin]
     numbers: list[int]
     lines: list[bytes]
-    compared: list[bytes]  # the lines as matched (whitespace cleaned under the switches)
+    compared: Lines  # the lines as matched (whitespace cleaned under the switches)
+    meta: int  # the length of the revision's copy metadata, which its stored text starts with
 
 
 def annotate(repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, path: bytes, file_node: bytes,
@@ -72,7 +77,7 @@ def annotate(repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, path: by
         return [Line(Origin(path, file_node, filelog.linkrev(filelog.rev(file_node))), 1, binary_text)]
     walk = _Walk(repo, parents_of, rev, whitespace or Whitespace())
     base = Origin(path, file_node, walk.adjusted(path, file_node, rev, inclusive=True))
-    return walk.run(base, text)
+    return walk.run(base)
 
 
 class _Walk:
@@ -86,12 +91,29 @@ class _Walk:
         after its parent, is patched onto (a filelog opened anew for each revision rebuilt every
         text from its chain's start, the whole history's deltas again for each revision)."""
 
-    def text(self, path: bytes, node: bytes) -> bytes:
-        """A file revision's data, its copy metadata left out."""
+    def text(self, path: bytes, node: bytes) -> tuple[bytes, int]:
+        """A file revision's data, its copy metadata left out, and that metadata's length."""
+        filelog = self.filelog(path)
+        stored = filelog.revision(filelog.rev(node))
+        data = parse_filelog_text(stored).data
+        return data, len(stored) - len(data)
+
+    def filelog(self, path: bytes) -> Revlog:
         filelog = self.filelogs.get(path)
         if filelog is None:
             filelog = self.filelogs[path] = self.repo.filelog(path)
-        return parse_filelog_text(filelog.revision(filelog.rev(node))).data
+        return filelog
+
+    def hints(self, parent: Origin, before: _Annotated, child: Origin, after: _Annotated) -> list[Run]:
+        """The lines a file revision is thought to keep of its parent, for the line matching to
+        check: those its stored delta keeps, when it is stored against that parent (hg's usual
+        case), else the lines both start and end with."""
+        if parent.path == child.path and not self.whitespace.cleans:
+            filelog = self.filelog(child.path)
+            rev = filelog.rev(child.node)
+            if filelog.delta_parent(rev) == filelog.rev(parent.node):
+                return _kept(mpatch.parse_hunks(filelog.stored_delta(rev)[1]), before, after)
+        return trimmed_hints(before.compared, after.compared)
 
     def adjusted(self, path: bytes, node: bytes, source: int, inclusive: bool = False) -> int:
         """hg's adjusted linkrev of a file revision met from changeset ``source``: for the walk's
@@ -103,7 +125,7 @@ class _Walk:
         return [Origin(path, node, self.adjusted(path, node, child.rev))
                 for path, node in file_parents(self.repo, child.path, child.node)]
 
-    def run(self, base: Origin, base_text: bytes) -> list[Line]:
+    def run(self, base: Origin) -> list[Line]:
         """hg's two walks: the first finds every revision's parents and how many children need it,
         the second annotates each revision once its parents are (depth first, parents in order)."""
         key = _key
@@ -134,13 +156,15 @@ class _Walk:
                 visit.extend(waiting)
                 continue
             visit.pop()
-            text = base_text if here is base else self.text(here.path, here.node)
-            lines = split_lines(text)
-            compared = split_lines(self.whitespace.clean(text)) if self.whitespace.cleans else lines
-            current = _Annotated([here] * len(lines), list(range(1, len(lines) + 1)), lines, compared)
+            text, meta = self.text(here.path, here.node)
+            compared = Lines.of(self.whitespace.clean(text) if self.whitespace.cleans else text)
+            count = len(compared.lines)
+            lines = split_lines(text) if here is base else []  # (only the annotated revision's are shown)
+            current = _Annotated([here] * count, list(range(1, count + 1)), lines, compared, meta)
             for parent in parents[key(here)]:
                 before = done[key(parent)]
-                for a1, a2, b1, b2 in blocks(before.compared, current.compared):
+                hints = self.hints(parent, before, here, current)
+                for a1, a2, b1, b2 in hinted_blocks(before.compared, current.compared, hints):
                     current.origins[b1:b2] = before.origins[a1:a2]
                     current.numbers[b1:b2] = before.numbers[a1:a2]
             for parent in parents[key(here)]:
@@ -153,6 +177,28 @@ class _Walk:
         result = done[key(base)]
         return [Line(origin, number, text) for origin, number, text in zip(result.origins, result.numbers,
                                                                            result.lines, strict=True)]
+
+
+def _kept(hunks: list[mpatch.Hunk], before: _Annotated, after: _Annotated) -> list[Run]:
+    """The runs of whole lines a delta from one stored text to another leaves as they are (in
+    the texts' data, past their copy metadata)."""
+    old, new = before.compared.offsets, after.compared.offsets
+    runs: list[Run] = []
+    pos = shift = 0
+    for start, end, data in [*hunks, (old[-1] + before.meta, old[-1] + before.meta, b"")]:
+        first, last = pos - before.meta, start - before.meta  # the kept bytes, in the data
+        first_new = first + shift + before.meta - after.meta
+        skipped = max(0, -first, -first_new)
+        first, first_new = first + skipped, first_new + skipped
+        line = bisect_left(old, first)
+        if line < len(old):
+            line_new = bisect_left(new, first_new + old[line] - first)
+            count = bisect_right(old, last) - 1 - line
+            if count > 0 and line_new < len(new) and new[line_new] == first_new + old[line] - first:
+                runs.append((line, line_new, count))
+        shift += len(data) - (end - start)
+        pos = end
+    return runs
 
 
 def _key(origin: Origin) -> tuple[bytes, bytes]:

@@ -20,6 +20,10 @@ at both ends, as Mercurial's ``bdiff.blocks``.  Pure; a pair of texts is read wh
 Python costs about a hundred times Mercurial's C: past ``MAX_STEPS`` steps (texts of tens of
 thousands of lines drawn from a few distinct ones, changed all over) the answer is difflib's
 longest-match diff instead, valid but maybe cut otherwise than hg's.
+
+``hinted_blocks`` gives the same answer from runs the texts are thought to share (annotate's: a
+stored delta's unchanged lines), searching only the regions where no such run is proven to be the
+search's pick: a small edit of a long file costs its changed lines, not the file.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -206,9 +211,14 @@ def blocks(old: Sequence[bytes], new: Sequence[bytes]) -> list[Block]:
         runs = _Matcher(old, new).runs(an, bn)
     except _TooCostly:
         runs = generic_runs(old, new)
+    return _slid(runs, old, new)
+
+
+def _slid(runs: list[list[int]], old: Sequence[bytes], new: Sequence[bytes]) -> list[Block]:
+    """The runs, closed by the empty one at both ends, each change slid towards the end while the
+    line after the run before it equals the one after it on the other side."""
+    an, bn = len(old), len(new)
     runs.append([an, an, bn, bn])
-    # slide each change towards the end while the line after the run before it equals the one
-    # after it on the other side
     for here, after in itertools.pairwise(runs):
         if here[1] == after[0] or here[3] == after[2]:
             while (here[1] < an and here[3] < bn and after[0] < after[1] and after[2] < after[3]
@@ -244,3 +254,214 @@ def generic_runs(old: Sequence[bytes], new: Sequence[bytes]) -> list[list[int]]:
     if suffix:
         runs.append([len(old) - suffix, len(old), len(new) - suffix, len(new)])
     return runs
+
+
+Run = tuple[int, int, int]
+"""(old start, new start, length) of lines equal on both sides."""
+
+MAX_PROBES = 16
+"""Pieces of a region's old lines ``hinted_blocks`` looks for in its new lines to prove its longest
+run; a region that would need more (a short run in a long region) is searched instead."""
+
+
+@dataclass
+class Lines:
+    """A text's lines as they are compared, with the text they were split from and where each
+    line starts in it (``offsets``: one more than the lines, the text's length last), for
+    ``hinted_blocks``.  ``lines`` are keys, equal where the lines are: each line without its
+    newline, a last line that has none with one (no other key holds a newline)."""
+
+    lines: list[bytes]
+    text: bytes
+    offsets: list[int]
+    repeats: int | None = None
+    """At least as many as the most frequent line's copies (None: not known)."""
+
+    @classmethod
+    def of(cls, text: bytes) -> Lines:
+        lines = text.split(b"\n")
+        if lines[-1]:
+            lines[-1] += b"\n"
+        else:
+            lines.pop()
+        offsets = list(itertools.accumulate(map(_ONE.__add__, map(len, lines)), initial=0))
+        offsets[-1] = len(text)
+        return cls(lines, text, offsets)
+
+    def most_repeated(self) -> int:
+        """How many times the most frequent line is there (1 for lines all unlike)."""
+        lines = self.lines
+        if len(set(lines)) == len(lines):
+            self.repeats = 1 if lines else 0
+        else:
+            self.repeats = Counter(lines).most_common(1)[0][1]
+        return self.repeats
+
+
+_ONE = 1
+
+
+def trimmed_hints(old: Lines, new: Lines) -> list[Run]:
+    """The lines both texts start with and end with, as runs (found on the bytes)."""
+    limit = min(len(old.text), len(new.text))
+    start = _common_prefix(old.text, new.text, limit)
+    prefix = min(bisect_right(old.offsets, start), bisect_right(new.offsets, start)) - 1
+    end = _common_suffix(old.text, new.text, limit)
+    an, bn = len(old.lines), len(new.lines)
+    suffix = min(an - bisect_left(old.offsets, len(old.text) - end, 0, an),
+                 bn - bisect_left(new.offsets, len(new.text) - end, 0, bn), min(an, bn) - prefix)
+    hints = [(0, 0, prefix)] if prefix > 0 else []
+    if suffix > 0:
+        hints.append((an - suffix, bn - suffix, suffix))
+    return hints
+
+
+def hinted_blocks(old: Lines, new: Lines, hints: Sequence[Run]) -> list[Block]:
+    """``blocks(old.lines, new.lines)``, the same answer, from runs the texts are thought to share
+    (a stored delta's unchanged lines, or the common start and end: ``hints``, checked, never
+    trusted) without searching the whole texts.
+
+    Mercurial's search (see the module) picks a region's longest run, then goes on before and
+    after it; where no line is popular and the regions fit the window, what it picks in a region
+    depends on that region's lines only.  So each region takes its longest hint, lengthened over
+    the equal lines around it, when no other run as long is in the region: proven by looking for
+    each piece of half its length of the region's old lines (pieces that any run as long holds
+    one of whole) in the region's new bytes, found only on the run itself.  A region with no hint,
+    or whose proof fails, is searched as ``blocks`` searches it."""
+    an, bn = len(old.lines), len(new.lines)
+    if max(an, bn) > WINDOW:
+        return blocks(old.lines, new.lines)
+    hints = _checked(old, new, _clipped(hints, 0, an, 0, bn))
+    if bn >= 1000:  # the threshold a line is popular past is below the lines' count
+        if old.repeats is not None:  # the new lines outside the runs are all that can add copies
+            bound = old.repeats + bn - sum(k for _i, _j, k in hints)
+            if new.repeats is None or bound < new.repeats:
+                new.repeats = bound
+        threshold = 1000000 // (bn + 1)
+        if (new.repeats is None or new.repeats > threshold) and new.most_repeated() > threshold:
+            return blocks(old.lines, new.lines)
+    runs: list[list[int]] = []
+    stack: list[tuple[int, int, int, int, list[Run]] | list[int]] = [(0, an, 0, bn, hints)]
+    steps = 0
+    try:
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                runs.append(item)
+                continue
+            a1, a2, b1, b2, inside = item
+            if a1 == a2 or b1 == b2:
+                continue
+            found = _proven_longest(old, new, (a1, a2, b1, b2), inside) if inside else None
+            if found is None:
+                matcher = _Matcher(old.lines[a1:a2], new.lines[b1:b2])
+                matcher.steps = steps
+                runs.extend([i + a1, i2 + a1, j + b1, j2 + b1] for i, i2, j, j2 in matcher.runs(a2 - a1, b2 - b1))
+                steps = matcher.steps
+                continue
+            i, j, k = found
+            stack.append((i + k, a2, j + k, b2, _clipped(inside, i + k, a2, j + k, b2)))
+            stack.append([i, i + k, j, j + k])
+            stack.append((a1, i, b1, j, _clipped(inside, a1, i, b1, j)))
+    except _TooCostly:
+        return blocks(old.lines, new.lines)
+    return _slid(runs, old.lines, new.lines)
+
+
+def _checked(old: Lines, new: Lines, hints: Sequence[Run]) -> list[Run]:
+    """The runs that are runs of equal lines, in order on both sides and apart (others left out)."""
+    out = []
+    old_end = new_end = 0
+    for i, j, k in sorted(hints):
+        if i >= old_end and j >= new_end and old.lines[i:i + k] == new.lines[j:j + k]:
+            out.append((i, j, k))
+            old_end, new_end = i + k, j + k
+    return out
+
+
+def _clipped(hints: Sequence[Run], a1: int, a2: int, b1: int, b2: int) -> list[Run]:
+    """The parts of the runs inside a region."""
+    out = []
+    for i, j, k in hints:
+        low, high = max(0, a1 - i, b1 - j), min(k, a2 - i, b2 - j)
+        if high > low:
+            out.append((i + low, j + low, high - low))
+    return out
+
+
+def _proven_longest(old: Lines, new: Lines, region: Block, hints: Sequence[Run]) -> Run | None:
+    """The run Mercurial's search picks in a region when it is the longest hint, lengthened, and
+    no other run is as long; None when that is not proven."""
+    a1, a2, b1, b2 = region
+    i, j, k = max(hints, key=lambda run: run[2])
+    while i > a1 and j > b1 and old.lines[i - 1] == new.lines[j - 1]:
+        i, j, k = i - 1, j - 1, k + 1
+    while i + k < a2 and j + k < b2 and old.lines[i + k] == new.lines[j + k]:
+        k += 1
+    span = a2 - a1
+    if span < 2 * k:  # every run of k lines in the region holds the lines from a2 - k to a1 + k
+        size = 2 * k - span
+        firsts: Sequence[int] = (a2 - k,)
+    else:  # any run of k lines holds one piece of ``size`` lines starting at a1 + n * size whole
+        size = (k + 1) // 2
+        if span // size > MAX_PROBES:
+            return None
+        firsts = range(a1, a1 + span // size * size, size)
+    old_lines, new_lines = old.lines, new.lines
+    old_text, new_text, old_at, new_at = old.text, new.text, old.offsets, new.offsets
+    low = new_at[b1]
+    looks = MAX_PROBES * 4
+    for first in firsts:
+        # where the piece's first lines are (up to a few hundred bytes): where it may be
+        start = old_at[first]
+        piece = old_text[start:old_at[max(first + 1, min(first + size, bisect_right(old_at, start + 256) - 1))]]
+        high = new_at[b2] - (old_at[first + size] - start) + len(piece)
+        expected = new_at[first - i + j] if i <= first and first + size <= i + k else -1
+        where = new_text.find(piece, low, high)
+        while where >= 0:
+            if where != expected and (where == low or new_text[where - 1] == 0x0A):
+                # the run of lines this copy of the piece is part of, if it is one
+                looks -= 1
+                if looks < 0:
+                    return None
+                at = bisect_left(new_at, where, b1, b2)
+                if old_lines[first:first + size] == new_lines[at:at + size]:
+                    start, start_new = first, at
+                    while start > a1 and start_new > b1 and old_lines[start - 1] == new_lines[start_new - 1]:
+                        start, start_new = start - 1, start_new - 1
+                    end, end_new = first + size, at + size
+                    while end < a2 and end_new < b2 and old_lines[end] == new_lines[end_new]:
+                        end, end_new = end + 1, end_new + 1
+                    if end - start >= k and (start, start_new) != (i, j):
+                        return None  # another run as long
+            where = new_text.find(piece, where + 1, high)
+    return i, j, k
+
+
+def _common_prefix(old: bytes, new: bytes, limit: int) -> int:
+    """Length of the bytes both texts start with (at most ``limit``)."""
+    low, high = 0, limit
+    if old[:high] == new[:high]:
+        return high
+    while low < high:  # old[:low] == new[:low], old[:high + 1] != new[:high + 1]
+        middle = (low + high + 1) // 2
+        if old[low:middle] == new[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _common_suffix(old: bytes, new: bytes, limit: int) -> int:
+    """Length of the bytes both texts end with (at most ``limit``)."""
+    an, bn = len(old), len(new)
+    low, high = 0, limit
+    if old[an - high:] == new[bn - high:]:
+        return high
+    while low < high:
+        middle = (low + high + 1) // 2
+        if old[an - middle:an - low] == new[bn - middle:bn - low]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
