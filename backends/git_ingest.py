@@ -751,8 +751,8 @@ class PackIngest:
         self._format = object_format_of(store)
         self._new_hash = hash_constructor(self._format)
         self._links = links
-        self._deferred: list[tuple[bytes, bytes]] = []
-        """Large whole trees (hex id, raw) whose links wait for the store's tree at their path
+        self._deferred: list[tuple[bytes, bytes | int]] = []
+        """Large whole trees (hex id, raw or index) whose links wait for the store's tree at their path
         (``_link_deferred``), which parses them again: their parsed entries took 200 bytes an entry
         (a tuple, a name and a hex id each), 20 GB for the 256 MB of trees ``MAX_DEFERRED_TREE_BYTES``
         lets wait."""
@@ -891,7 +891,8 @@ class PackIngest:
         if self._links is None:
             return
         own = {kind: self._names.of_kind(self._kinds, kind) for kind in (COMMIT, TREE, BLOB, TAG)}
-        wrong = self._links.settle(own)
+        wrong = self._links.settle(own, lambda: (self._sorted_names.blob,
+                                                 bytes(map(self._kinds.__getitem__, self._by_name))))
         if wrong is None:
             wrong = self._links.mismatch(reader.type_of, reader.types_of)
         if wrong is not None:
@@ -976,7 +977,7 @@ class PackIngest:
             children = self._below(at, sha)
             if kind != BLOB or children:
                 text = self._inflate(at)
-                shape = self._check(kind, text, sha) if kind != BLOB else None
+                shape = self._check(kind, text, sha, at=at) if kind != BLOB else None
                 if children:
                     self._resolve_chains(kind, text, children, functools.partial(self._inflate, at), shape)
 
@@ -987,16 +988,15 @@ class PackIngest:
         unnamed = array("Q", itertools.compress(range(len(names)), map(OFS_DELTA.__le__, kinds)))
         waiting = set(self._waiting)
         links = self._links
-        if links is not None and links._sets is not None:
-            links._sets = {kind: set() for kind in links._sets}
+        if links is not None:
+            links.forget()
         self._dotfiles = DotFiles()
         self.warnings = FsckWarnings()
         self._resolve_roots(roots)
         named = array("Q", [i for i in unnamed if kinds[i] < OFS_DELTA])
         return _HalfResult(named=named, named_ids=b"".join(map(names.__getitem__, named)),
                            named_kinds=bytes(map(kinds.__getitem__, named)),
-                           links=None if links is None or links._sets is None else
-                           {kind: b"".join(ids) for kind, ids in links._sets.items()},
+                           links=None if links is None else links.joined(),
                            links_kept=links is None or links._sets is not None,
                            gitmodules=self._dotfiles.gitmodules, gitattributes=self._dotfiles.gitattributes,
                            warnings=self.warnings.lines, more_warnings=self.warnings.more,
@@ -1016,7 +1016,7 @@ class PackIngest:
                 links._sets = None
             else:
                 for kind, joined in half.links.items():
-                    links._sets[kind].update(joined[at:at + width] for at in range(0, len(joined), width))
+                    links.add_joined(kind, joined, width)
                 links._check_bound()
         self._dotfiles.gitmodules |= half.gitmodules
         self._dotfiles.gitattributes |= half.gitattributes
@@ -1264,14 +1264,15 @@ class PackIngest:
         return None if sizes is None else sizes[1]
 
     def _check(self, type_num: int, raw: bytes, sha: bytes, base: TreeShape | None = None,
-               delta: bytes | None = None, stored: bytes | None = None) -> TreeShape | None:
+               delta: bytes | None = None, stored: bytes | None = None, at: int = -1) -> TreeShape | None:
         """Check an object and note its links.  A tree without a finding is returned, for the deltas
         below it: with ``base``, such a tree that this push checked and linked, which the tree is a
         delta of, a tree whose entries keep their names is checked where it differs, and links only
         the entries that differ.  (A history's trees mostly change an id or two of 60 entries:
         the checks and links of every entry were half of a migration's push.)  With ``stored``, the
         store's tree it is a delta of, the tree is checked whole (nothing says that tree had no
-        finding) and links only the entries that tree lacks (``_not_stored``)."""
+        finding) and links only the entries that tree lacks (``_not_stored``).  ``at``: the index of a
+        whole object (a large tree whose text the scan kept waits as that index, ``_deferring``)."""
         if type_num != TREE:
             linked = check_object(type_num, raw, self._rules, binascii.hexlify(sha), self._dotfiles, self.warnings,
                                   object_format=self._format)
@@ -1284,17 +1285,20 @@ class PackIngest:
             fresh = shape.fresh if shape.fresh is not None else \
                 changed_entries(shape.entries, base.entries) if base is not None else \
                 _not_stored(raw, stored, shape.entries, self._format.raw_len) if stored is not None else \
-                self._deferring(sha, raw, shape.entries)
+                self._deferring(sha, raw, shape.entries, at)
             self._links.link_entries(fresh)
         return shape if clean else None
 
-    def _deferring(self, sha: bytes, raw: bytes, entries: list[TreeEntry]) -> list[TreeEntry]:
+    def _deferring(self, sha: bytes, raw: bytes, entries: list[TreeEntry], at: int = -1) -> list[TreeEntry]:
         """The entries of a whole tree to link now: none for a large one, kept to be linked once
-        every object is named, against the store's tree at its path (``_link_deferred``)."""
+        every object is named, against the store's tree at its path (``_link_deferred``): as its
+        index ``at`` when the scan's texts hold it (a thousand trees of a thousand tiny files held
+        32 MB twice, 16 of them), else as ``raw``."""
         if (len(raw) < LARGE_TREE_BYTES or self._in_helper
                 or self._deferred_bytes + len(raw) > MAX_DEFERRED_TREE_BYTES):
             return entries
-        self._deferred.append((binascii.hexlify(sha), raw))
+        kept = 0 <= at < len(self._text_at) and self._text_at[at] >= 0
+        self._deferred.append((binascii.hexlify(sha), at if kept else raw))
         self._deferred_bytes += len(raw)
         return []
 
@@ -1309,7 +1313,8 @@ class PackIngest:
         deferred, self._deferred, self._deferred_bytes = self._deferred, [], 0
         if not deferred or self._links is None:
             return
-        waiting = dict(deferred)
+        waiting = {oid: raw for oid, raw in deferred if isinstance(raw, bytes)}
+        waiting.update((oid, b"") for oid, raw in deferred if not isinstance(raw, bytes))  # (read when paired)
         read = self._reader_of_own(get_raw)
         found: dict[bytes, bytes] = {}
         with suppress(KeyError, ValueError, ObjectFormatException, MissingObject):
@@ -1317,7 +1322,8 @@ class PackIngest:
         del waiting
         raw_len = self._format.raw_len
         while deferred:
-            oid, raw = deferred.pop()
+            oid, kept = deferred.pop()
+            raw = kept if isinstance(kept, bytes) else self._inflate(kept)
             entries = list(parse_tree(raw, raw_len))  # (checked already)
             stored = found.pop(oid, None)
             self._links.link_entries(entries if stored is None else _not_stored(raw, stored, entries, raw_len))
@@ -1359,7 +1365,7 @@ class PackIngest:
             if pushed in waiting:
                 found.setdefault(pushed, stored_raw)
             raw = waiting.get(pushed)
-            entries = list(parse_tree(raw if raw is not None else read(pushed)[1], self._format.raw_len))
+            entries = list(parse_tree(raw if raw else read(pushed)[1], self._format.raw_len))
             subtrees = [(name, child) for name, mode, child in entries if mode & S_IFMT == S_IFDIR]
             if not subtrees:
                 continue
@@ -1677,6 +1683,50 @@ added again through the store: for the bench corpus's migration push (54,500 lin
 of CPU against 0.02 s for the links, and more memory, not less."""
 
 
+SPILL_LINKS = 1 << 17
+"""Links of one type kept in a set before they move to ``_Spilled`` (20 bytes a link there, about 95
+in a set: a bytes object and its slot).  A push of a million tiny blobs held its million links to
+them in sets, 94 MB at the peak of its ingest; a push of fewer links (a directory of 100,000 files)
+keeps its sets and pays nothing for them."""
+
+
+class _Spilled:
+    """Links of one type as raw ids in 256 buffers by their first byte, ``width`` bytes each, in no
+    order and maybe twice (``bucket`` drops the second): sorted out one first byte at a time, so
+    that only a 256th of them is ever held as bytes objects in a set."""
+
+    __slots__ = ("_buckets", "count", "width")
+
+    def __init__(self, width: int) -> None:
+        self._buckets = [bytearray() for _ in range(256)]
+        self.count = 0
+        """How many were added (an id added twice counts twice)."""
+        self.width = width
+
+    def add(self, ids: Iterable[bytes]) -> None:
+        buckets, count = self._buckets, 0
+        for sha in ids:
+            buckets[sha[0]] += sha
+            count += 1
+        self.count += count
+
+    def add_joined(self, joined: bytes) -> None:
+        """Add the ids of ``joined``, ``width`` bytes each one after another."""
+        buckets, width = self._buckets, self.width
+        for at in range(0, len(joined), width):
+            buckets[joined[at]] += joined[at:at + width]
+        self.count += len(joined) // width
+
+    def take(self, first: int) -> set[bytes]:
+        """The ids whose first byte is ``first``, as a set, no longer held here."""
+        blob, width = bytes(self._buckets[first]), self.width
+        self._buckets[first] = bytearray()
+        return {blob[at:at + width] for at in range(0, len(blob), width)}
+
+    def joined(self) -> bytes:
+        return b"".join(self._buckets)
+
+
 class PushLinks:
     """Every id the commits, trees and tags of a push link to, as their checks parsed them, by
     the type each link says the object has (raw ids, one set per type).
@@ -1701,6 +1751,8 @@ class PushLinks:
     def __init__(self, max_links: int = MAX_LINKS) -> None:
         self._sets: dict[int, set[bytes]] | None = {kind: set() for kind in (ANY, COMMIT, TREE, BLOB, TAG)}
         self._max_links = max_links
+        self._spilled: dict[int, _Spilled] = {}
+        """Links moved out of ``_sets`` (``SPILL_LINKS``), by type; ``_gather`` brings them back."""
         self._calls = 0
         self._closed: tuple[int, bool] | None = None
         self._unfound: set[bytes] | None = None
@@ -1709,6 +1761,7 @@ class PushLinks:
 
     def linked(self) -> set[bytes] | None:
         """Every id (hex) linked to and not settled; None when the links outgrew the bound."""
+        self._gather()
         if self._sets is None:
             return None
         return {binascii.hexlify(sha) for ids in self._sets.values() for sha in ids}
@@ -1749,6 +1802,8 @@ class PushLinks:
             sets[kind].update(raw)
             if unfound is not None:  # (after the lookups: looked up by ``closed``)
                 unfound.update(raw)
+            if len(sets[kind]) > SPILL_LINKS:
+                self._spill(kind)
         self._closed = None
         if len(listed) >= 256:
             self._calls += 1
@@ -1763,9 +1818,64 @@ class PushLinks:
 
     def _check_bound(self) -> bool:
         """Whether the links are kept (not past the bound)."""
-        if self._sets is not None and sum(map(len, self._sets.values())) > self._max_links:
+        if self._sets is not None and sum(map(len, self._sets.values())) + sum(
+                spilled.count for spilled in self._spilled.values()) > self._max_links:
             self._sets = None
+            self._spilled = {}
         return self._sets is not None
+
+    def _spill(self, kind: int) -> None:
+        """Move the links of type ``kind`` out of their set into ``_spilled``."""
+        sets = self._sets
+        assert sets is not None
+        if not sets[kind]:
+            return
+        spilled = self._spilled.get(kind)
+        if spilled is None:
+            spilled = self._spilled[kind] = _Spilled(len(next(iter(sets[kind]))))
+        spilled.add(sets[kind])
+        sets[kind] = set()
+
+    def _gather(self) -> None:
+        """Bring the spilled links back into the sets (for the checks that look at every link)."""
+        spilled, self._spilled = self._spilled, {}
+        if self._sets is None:
+            return
+        for kind, ids in spilled.items():
+            into = self._sets[kind]
+            for first in range(256):
+                into |= ids.take(first)
+
+    def add_joined(self, kind: int, joined: bytes, width: int) -> None:
+        """Add links of type ``kind``: raw ids ``width`` bytes each, one after another (a forked
+        helper's, ``PackIngest._merge``)."""
+        sets = self._sets
+        if sets is None or not joined:
+            return
+        if len(joined) // width > SPILL_LINKS:
+            spilled = self._spilled.get(kind)
+            if spilled is None:
+                spilled = self._spilled[kind] = _Spilled(width)
+            spilled.add_joined(joined)
+        else:
+            sets[kind].update(joined[at:at + width] for at in range(0, len(joined), width))
+            if len(sets[kind]) > SPILL_LINKS:
+                self._spill(kind)
+        self._closed = None
+
+    def joined(self) -> dict[int, bytes] | None:
+        """Every link by type as raw ids one after another (for a forked helper's answer); None when
+        the links outgrew the bound."""
+        if self._sets is None:
+            return None
+        return {kind: b"".join(ids) + (self._spilled[kind].joined() if kind in self._spilled else b"")
+                for kind, ids in self._sets.items()}
+
+    def forget(self) -> None:
+        """Drop every link (a forked helper starts afresh); the bound stays as it was."""
+        if self._sets is not None:
+            self._sets = {kind: set() for kind in self._sets}
+        self._spilled = {}
 
     def _checked_sets(self) -> tuple[dict[int, set[bytes]] | None, str | None]:
         """The links by type (None when they outgrew the bound), and what is wrong when one object
@@ -1784,11 +1894,19 @@ class PushLinks:
                         f"and as a {TYPE_NAMES[second]}; it cannot be both")
         return None
 
-    def settle(self, own: Mapping[int, Iterable[bytes]]) -> str | None:
+    def settle(self, own: Mapping[int, Iterable[bytes]],
+               ordered: Callable[[], tuple[bytes, bytes]] | None = None) -> str | None:
         """The pushed pack's objects (raw ids, by type; each iterated more than once, never held as a
         set): what is wrong when one of them is linked to
         as another type, or an object as two (None when all agree).  The links to them are dropped:
-        the connectivity check needs only those to objects outside the pack (``closed``)."""
+        the connectivity check needs only those to objects outside the pack (``closed``).
+        ``ordered()``: the same objects' ids sorted, one after another, and the type of each in
+        that order, with which links that were spilled are settled a first byte at a time
+        (``_settle_spilled``), never all held in sets."""
+        if self._spilled:
+            if ordered is not None and self._check_bound():
+                return self._settle_spilled(own, *ordered())
+            self._gather()
         sets, wrong = self._checked_sets()
         if sets is None or wrong is not None:
             return wrong
@@ -1809,6 +1927,68 @@ class PushLinks:
         self._closed = None
         return None
 
+    def _settle_spilled(self, own: Mapping[int, Iterable[bytes]], ids: bytes, kinds: bytes) -> str | None:
+        """``settle`` with every link spilled, and the pack's objects as ``ids`` (sorted, one after
+        another) and ``kinds`` (the type of each): one first byte at a time, the links of that byte
+        and the pack's objects of that byte are made sets, checked as ``settle`` checks them and
+        what is left of the links kept (the same findings, each with its smallest id, as the links'
+        first bytes come in order).  After a finding the links are given up (the pack is refused;
+        a check that went on would walk, ``closed``)."""
+        sets = self._sets
+        assert sets is not None
+        for kind in list(sets):
+            self._spill(kind)
+        spilled, self._spilled = self._spilled, {}
+        width = next(iter(spilled.values())).width
+        firsts = ids[::width]
+        typed = (COMMIT, TREE, BLOB, TAG)
+        pairs = list(itertools.combinations(typed, 2))
+        clashes: dict[tuple[int, int], bytes] = {}
+        wrong: dict[tuple[int, int], bytes] = {}
+        kept: dict[int, set[bytes]] = {kind: set() for kind in sets}
+        lo = 0
+        for first in range(256):
+            linked = {kind: links.take(first) for kind, links in spilled.items()}
+            for pair in pairs:
+                one, two = linked.get(pair[0]), linked.get(pair[1])
+                if one and two and pair not in clashes and not one.isdisjoint(two):
+                    clashes[pair] = min(one & two)
+            hi = bisect_right(firsts, first, lo)
+            if hi > lo:
+                chunk, of_kind = ids[lo * width:hi * width], kinds[lo:hi]
+                ours = [chunk[at:at + width] for at in range(0, len(chunk), width)]
+                for kind in typed:
+                    if kind not in of_kind:
+                        continue
+                    mine = set(itertools.compress(ours, map(kind.__eq__, of_kind)))
+                    for other in typed:
+                        theirs = linked.get(other)
+                        if other != kind and theirs and (kind, other) not in wrong and not theirs.isdisjoint(mine):
+                            wrong[(kind, other)] = min(theirs & mine)
+                    if kind in linked:
+                        linked[kind] -= mine
+                if ANY in linked:
+                    linked[ANY].difference_update(ours)
+                lo = hi
+            for kind, left in linked.items():
+                kept[kind] |= left
+        clash = next((pair for pair in pairs if pair in clashes), None)
+        if clash is not None:
+            self._sets = None
+            return (f"object {binascii.hexlify(clashes[clash]).decode()} is linked to as a {TYPE_NAMES[clash[0]]} "
+                    f"and as a {TYPE_NAMES[clash[1]]}; it cannot be both")
+        found = next(((kind, other) for kind in own for other in typed if (kind, other) in wrong), None)
+        if found is not None:
+            self._sets = None
+            return (f"object {binascii.hexlify(wrong[found]).decode()} is a {TYPE_NAMES[found[0]]}, "
+                    f"not the {TYPE_NAMES[found[1]]} that a pushed object links to it as")
+        self._sets = kept
+        if self._unfound:
+            for of_own in own.values():
+                self._unfound.difference_update(of_own)
+        self._closed = None
+        return None
+
     def mismatch(self, type_of: Callable[[bytes], int],
                  types_of: Callable[[set[bytes]], Mapping[int, Collection[bytes]]] | None = None) -> str | None:
         """What is wrong when an object the push links to is not of the type its link says
@@ -1819,6 +1999,7 @@ class PushLinks:
 
         Every link is looked up here, those that say no type too: ``closed`` then looks up only
         the ones not found (``_unfound``)."""
+        self._gather()
         sets, wrong = self._checked_sets()
         if sets is None or wrong is not None:
             return wrong
@@ -1845,6 +2026,7 @@ class PushLinks:
         were found then."""
         if not self._check_bound():
             return False
+        self._gather()
         sets = self._sets
         assert sets is not None
         if self._closed is None or self._closed[0] != len(added):

@@ -967,6 +967,7 @@ class PackScanner:
                 raise ProtocolError("receive-pack: the pushed pack's checksum does not match its content")
             self._buffer.clear()
             self._phase = _Phase.COMPLETE
+            self._starts = array("Q")  # (8 bytes an object, which the ingest's columns hold too)
         return used
 
 

@@ -66,8 +66,8 @@ def test_two_processes_index_what_one_indexes(history: tuple[Path, bytes, bytes]
     data = git(work, "pack-objects", "--stdout", "--revs", "--delta-base-offset", input=last + b"\n")
     linked: list[dict[int, set[bytes]] | None] = []  # every link the checks found, before the pack's own are settled
     settle = git_ingest.PushLinks.settle
-    monkeypatch.setattr(git_ingest.PushLinks, "settle", lambda self, own: linked.append(
-        None if self._sets is None else {kind: set(ids) for kind, ids in self._sets.items()}) or settle(self, own))
+    monkeypatch.setattr(git_ingest.PushLinks, "settle", lambda self, own, *ordered: linked.append(
+        None if self._sets is None else {kind: set(ids) for kind, ids in self._sets.items()}) or settle(self, own, *ordered))
     one, warned_one, alone = _ingest(tmp_path, "one.git", data, False, monkeypatch)
     forks: list[int] = []
     real_fork = os.fork
