@@ -751,8 +751,8 @@ class PackIngest:
         self._format = object_format_of(store)
         self._new_hash = hash_constructor(self._format)
         self._links = links
-        self._deferred: list[tuple[bytes, bytes | int]] = []
-        """Large whole trees (hex id, raw or index) whose links wait for the store's tree at their path
+        self._deferred: list[tuple[bytes, bytes | int, int, bool]] = []
+        """Large whole trees (hex id, raw or index, how many entries, whether all are files) whose links wait for the store's tree at their path
         (``_link_deferred``), which parses them again: their parsed entries took 200 bytes an entry
         (a tuple, a name and a hex id each), 20 GB for the 256 MB of trees ``MAX_DEFERRED_TREE_BYTES``
         lets wait."""
@@ -1298,7 +1298,8 @@ class PackIngest:
                 or self._deferred_bytes + len(raw) > MAX_DEFERRED_TREE_BYTES):
             return entries
         kept = 0 <= at < len(self._text_at) and self._text_at[at] >= 0
-        self._deferred.append((binascii.hexlify(sha), at if kept else raw))
+        files = not any(mode & S_IFMT in _NOT_LEAVES for mode in set(map(_MODE_OF, entries)))
+        self._deferred.append((binascii.hexlify(sha), at if kept else raw, len(entries), files))
         self._deferred_bytes += len(raw)
         return []
 
@@ -1313,8 +1314,8 @@ class PackIngest:
         deferred, self._deferred, self._deferred_bytes = self._deferred, [], 0
         if not deferred or self._links is None:
             return
-        waiting = {oid: raw for oid, raw in deferred if isinstance(raw, bytes)}
-        waiting.update((oid, b"") for oid, raw in deferred if not isinstance(raw, bytes))  # (read when paired)
+        waiting = {oid: raw for oid, raw, _count, _files in deferred if isinstance(raw, bytes)}
+        waiting.update((oid, b"") for oid, raw, _count, _files in deferred if not isinstance(raw, bytes))  # (read when paired)
         read = self._reader_of_own(get_raw)
         found: dict[bytes, bytes] = {}
         with suppress(KeyError, ValueError, ObjectFormatException, MissingObject):
@@ -1322,10 +1323,16 @@ class PackIngest:
         del waiting
         raw_len = self._format.raw_len
         while deferred:
-            oid, kept = deferred.pop()
+            oid, kept, count, files = deferred.pop()
             raw = kept if isinstance(kept, bytes) else self._inflate(kept)
-            entries = list(parse_tree(raw, raw_len))  # (checked already)
             stored = found.pop(oid, None)
+            if stored is None and files:  # (all links to blobs: their raw ids, nothing parsed)
+                ids = entry_ids(raw, raw_len)
+                if len(ids) == count:
+                    self._links.link_ids(BLOB, ids)
+                    del ids, raw
+                    continue
+            entries = list(parse_tree(raw, raw_len))  # (checked already)
             self._links.link_entries(entries if stored is None else _not_stored(raw, stored, entries, raw_len))
             del entries, raw
 
@@ -1816,6 +1823,20 @@ class PushLinks:
         if self._calls % 256 == 0 or self._max_links < 256:  # (a sum of five lengths at every call costs)
             self._check_bound()
 
+    def link_ids(self, kind: int, ids: list[bytes]) -> None:
+        """Add links of type ``kind``: raw ids (``entry_ids``)."""
+        sets = self._sets
+        if sets is None:
+            return
+        sets[kind].update(ids)
+        if self._unfound is not None:  # (after the lookups: looked up by ``closed``)
+            self._unfound.update(ids)
+        if len(sets[kind]) > SPILL_LINKS:
+            self._spill(kind)
+        self._closed = None
+        self._calls += 1
+        self._check_bound()
+
     def _check_bound(self) -> bool:
         """Whether the links are kept (not past the bound)."""
         if self._sets is not None and sum(map(len, self._sets.values())) + sum(
@@ -2252,6 +2273,22 @@ UNPARSABLE_TREE = "cannot be parsed as a tree"
 """git's words (``fsck_tree``) for a tree its reader refuses: an entry without its mode's end, its
 name's NUL or a whole id.  No setting lets such a tree through (nothing could read it), a
 ``receive.fsck.skipList`` entry either."""
+
+
+_ENTRY_IDS: dict[int, re.Pattern[bytes]] = {}
+
+
+def entry_ids(raw: bytes, raw_len: int) -> list[bytes]:
+    """The raw ids of the entries of the tree ``raw``, checked already (``check_tree``), in order:
+    one scan in C (a mode's digits, a space, a name up to its NUL, then ``raw_len`` bytes of id),
+    a bytes object an entry and no other.  ``parse_tree`` made a name, a hex id, a mode and a
+    tuple of each, and the links made the hex id raw again: for a directory of 100,000 files 225 ms
+    against 48 (on a loaded host), 1 s for a million tiny blobs' thousand trees.  A caller compares the count
+    with the tree's entries (a tree this does not read as ``parse_tree`` does gets fewer or more)."""
+    pattern = _ENTRY_IDS.get(raw_len)
+    if pattern is None:
+        pattern = _ENTRY_IDS[raw_len] = re.compile(rb"[0-7]+ [^\0]*\0(.{%d})" % raw_len, re.DOTALL)
+    return pattern.findall(raw)
 
 
 def tree_links(entries: Iterable[TreeEntry]) -> list[Link]:
