@@ -1619,6 +1619,14 @@ class _IdColumn:
     def __len__(self) -> int:
         return len(self._blob) // self._width
 
+    @property
+    def blob(self) -> bytearray:
+        return self._blob
+
+    @property
+    def width(self) -> int:
+        return self._width
+
     def __getitem__(self, at: int) -> bytes:
         width = self._width
         return bytes(self._blob[at * width:(at + 1) * width])
@@ -1665,6 +1673,16 @@ class _IdColumn:
         return _SortedIds(bytes(joined), width), order, twice
 
 
+ID_CHUNK = 4096
+"""Ids unpacked at a time by ``_OfKind`` (80 KB of SHA-1 ids)."""
+
+
+@functools.lru_cache(maxsize=8)
+def _ids_of(width: int, count: int) -> struct.Struct:
+    """A ``struct`` that unpacks ``count`` ids of ``width`` bytes in one call."""
+    return struct.Struct(f"{width}s" * count)
+
+
 class _OfKind(Collection[bytes]):
     """The ids of a pushed pack's objects of one kind (``_IdColumn.of_kind``), for ``PushLinks.settle``."""
 
@@ -1674,7 +1692,19 @@ class _OfKind(Collection[bytes]):
         self._ids, self._kinds, self._kind = ids, kinds, kind
 
     def __iter__(self) -> Iterator[bytes]:
-        return map(self._ids.__getitem__, itertools.compress(range(len(self._kinds)), map(self._kind.__eq__, self._kinds)))
+        """The ids unpacked ``ID_CHUNK`` at a time by C-level calls (an ``_IdColumn.__getitem__`` an
+        object was 0.1 s of a push of 100,000 files, iterated by ``settle`` two or three times)."""
+        count = min(len(self._kinds), len(self._ids))
+        return itertools.chain.from_iterable(map(self._chunk, range(0, count, ID_CHUNK)))
+
+    def _chunk(self, start: int) -> Iterator[bytes]:
+        """The ids of the kind among ``ID_CHUNK`` objects from index ``start``."""
+        ids, kind = self._ids, self._kind
+        n = min(ID_CHUNK, len(self._kinds) - start, len(ids) - start)
+        marks = self._kinds[start:start + n]
+        if kind not in marks:
+            return iter(())
+        return itertools.compress(_ids_of(ids.width, n).unpack_from(ids.blob, start * ids.width), map(kind.__eq__, marks))
 
     def __len__(self) -> int:
         return self._kinds.count(self._kind)

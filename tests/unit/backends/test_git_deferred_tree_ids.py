@@ -7,6 +7,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import random
+import sys
 from pathlib import Path
 from typing import cast
 
@@ -87,3 +88,40 @@ def test_a_large_directory_of_files_is_linked_from_its_raw_ids(
         assert results[0] is not None and refusal in results[0]
         assert ref == stored.id
 
+
+def test_settling_a_packs_own_objects_makes_no_python_call_for_each() -> None:
+    """A pack of 20,000 files its trees link to: ``settle`` iterates its own blobs (two or three
+    times) in chunks unpacked by C-level calls, not an ``_IdColumn.__getitem__`` an object, and
+    drops the links to them, keeping those to objects outside the pack."""
+    count = 20_000
+    column = git_ingest._IdColumn(20)
+    ids = [hashlib.sha1(b"%d" % n).digest() for n in range(count)]
+    column.extend(ids)
+    kinds = bytearray([git_ingest.BLOB]) * count
+    outside = [hashlib.sha1(b"outside %d" % n).digest() for n in range(3)]
+    links = git_ingest.PushLinks()
+    links.link_entries([(b"f%d" % n, 0o100644, sha.hex().encode()) for n, sha in enumerate(ids + outside)])
+    links.link_entries([(b"d", 0o040000, outside[0].hex().encode())])
+    own = {kind: column.of_kind(kinds, kind) for kind in (git_ingest.COMMIT, git_ingest.TREE, git_ingest.BLOB)}
+    calls = 0
+
+    def counted(_frame: object, event: str, _arg: object) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(counted)
+    try:
+        wrong = links.settle(own)
+    finally:
+        sys.setprofile(None)
+    assert wrong is not None and outside[0].hex() in wrong  # (a file and a directory: both cannot be)
+    links = git_ingest.PushLinks()
+    links.link_entries([(b"f%d" % n, 0o100644, sha.hex().encode()) for n, sha in enumerate(ids + outside)])
+    sys.setprofile(counted)
+    try:
+        calls = 0
+        assert links.settle(own) is None
+    finally:
+        sys.setprofile(None)
+    assert calls < count // 10, f"{calls} Python calls for {count} objects"
+    assert links.linked() == {sha.hex().encode() for sha in outside}
