@@ -31,6 +31,11 @@ class LruCache(Generic[K, V]):
     def held(self) -> int:
         return self._held
 
+    def values(self) -> list[V]:
+        """The values kept now, least recently used first (a copy: for a report, ``/.metrics``)."""
+        with self._lock:
+            return [value for value, _ in self._entries.values()]
+
     def get(self, key: K) -> V | None:
         with self._lock:
             found = self._entries.get(key)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from backends.interfaces import RefResult, RefUpdate
+from gateway import metrics
 from gateway.channel import SessionContext
 from gateway.logs import SafeLogger
 from protocols.text import printable
@@ -38,7 +39,9 @@ class Change:
 
 
 def record(ctx: SessionContext, action: str, changes: Sequence[Change], outcome: str) -> None:
-    """Emit the audit event of one write."""
+    """Emit the audit event of one write (a push's is counted too: ``/.metrics``)."""
+    if action == "push":
+        metrics.count_push(ctx.transport, outcome)
     log.info(
         "audit: {proto} {action} {repo} by {who} from {peer}: {outcome} ({summary})",
         audit=True,

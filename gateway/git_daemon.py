@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IP
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from gateway import errors
+from gateway import errors, metrics
 from gateway.auth import Access
 from gateway.channel import Session, SessionContext, peer_text
 from gateway.config import ServiceConfig
@@ -211,6 +211,7 @@ class GitDaemonProtocol(protocol.Protocol):
             outcome=self._outcome,
             elapsed_ms=round((time.monotonic() - self._started) * 1000),
         )
+        metrics.count_request("git", request.service.value if request else "none", self._outcome)
 
 
 NOT_TLS = ("this port speaks git://, not TLS (a client used an https:// URL for it); "

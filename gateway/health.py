@@ -15,6 +15,11 @@ nothing showed the open connections or the worker pool's load short of reading t
 
 A 200 writes no access line (a load balancer asking every 2 s wrote 43,200 a day); a 503 writes
 its access line, and a change of state (ok to failing, failing to ok) one warning or info line.
+
+The counts, the reason of a 503 (it names ROOT) and ``GET /.metrics`` (``gateway.metrics``) are for
+the clients ``[http] status_from`` names (this host's own by default: ``status_reader``); anyone
+else reached them all.  Others get ``ok`` or ``failing`` alone, with the same status, which is all
+a load balancer's probe reads, and for ``/.metrics`` the 404 of a name nothing is at.
 """
 
 from __future__ import annotations
@@ -25,10 +30,23 @@ from typing import Any
 from twisted.internet import defer
 from twisted.web import server
 
+from gateway import metrics
 from gateway.config import ServiceConfig
-from gateway.http import QUIET_ACCESS, HttpFront, Route, RouteKind, send_error
+from gateway.http import (
+    METRICS_PATH,
+    PAGE_METHODS,
+    QUIET_ACCESS,
+    HttpFront,
+    Route,
+    RouteKind,
+    _refused_name,
+    send_error,
+)
+from gateway.limits import address_key, trusted_proxies
 from gateway.logs import SafeLogger
+from gateway.policy import in_force
 from gateway.threads import hook_threads_busy, pool_load, run_blocking
+from protocols.forwarded import forwarded_client
 
 log = SafeLogger()
 
@@ -88,10 +106,31 @@ def load_lines(config: ServiceConfig) -> list[str]:
             f"hooks: {hook_threads_busy()} pushes running hooks or waiting for a lock"]
 
 
+FORWARDING_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+"""Headers a reverse proxy adds to name its client: a request that carries one came through a proxy."""
+
+
+def status_reader(front: HttpFront, request: server.Request) -> bool:
+    """Whether the client of ``request`` may read ``/.health``'s counts and ``/.metrics``: its
+    address (or ``unix``, on a ``unix:`` listener) is in ``[http] status_from`` (this host's own,
+    127.0.0.0/8 and ::1, by default).  A request that a proxy forwarded is judged by the client the
+    proxy names when the proxy is among ``[http] trusted_proxies``, and is nobody's otherwise: a
+    reverse proxy on this host would else pass anyone's request as its own loopback one."""
+    readers = in_force(front.authorizer).status_from
+    peer = address_key(server.Request.getClientAddress(request))
+    headers = request.requestHeaders
+    if not any(headers.hasHeader(name) for name in FORWARDING_HEADERS):
+        return peer in readers
+    trusted = trusted_proxies(front.config)
+    client = forwarded_client(peer, headers.getRawHeaders(trusted.client_header, []), trusted)
+    return client is not None and client in readers
+
+
 def serve_health(front: HttpFront, request: server.Request, route: Route) -> None:
     from twisted.internet import reactor
 
     config = front.config
+    full = status_reader(front, request)
     answered: list[bool] = []
 
     def answer(problem: str | None) -> None:
@@ -103,7 +142,10 @@ def serve_health(front: HttpFront, request: server.Request, route: Route) -> Non
         _log_change(config, problem)
         if problem is None:
             setattr(request, QUIET_ACCESS, True)
-        body = "\n".join(["ok" if problem is None else f"failing: {problem}", *load_lines(config)])
+        if not full:  # the state alone, for a load balancer anywhere: no path, no counts
+            body = "ok" if problem is None else "failing"
+        else:
+            body = "\n".join(["ok" if problem is None else f"failing: {problem}", *load_lines(config)])
         send_error(request, 200 if problem is None else 503, body)
 
     def too_slow() -> None:
@@ -130,4 +172,26 @@ def _log_change(config: ServiceConfig, problem: str | None) -> None:
         log.info("health check: ok again")
 
 
-HANDLERS = {RouteKind.HEALTH: serve_health}
+def serve_metrics(front: HttpFront, request: server.Request, route: Route) -> None:
+    """``GET /.metrics`` (``gateway.metrics``) for ``[http] status_from``; anyone else gets what a
+    hidden name answers (the 404 of ``/.anything``), whatever the method, so the page is not seen."""
+    if not status_reader(front, request):
+        refused = _refused_name([METRICS_PATH])
+        send_error(request, refused.status, refused.message)
+        return
+    if (request.method or b"").decode("ascii", "replace") not in PAGE_METHODS:
+        request.setHeader(b"Allow", ", ".join(PAGE_METHODS).encode())
+        send_error(request, 405, "/.metrics answers GET and HEAD only")
+        return
+    setattr(request, QUIET_ACCESS, True)  # scraped every 15 s: 5,760 access lines a day said nothing
+    body = metrics.render(front.config)
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", metrics.CONTENT_TYPE)
+    request.setHeader(b"Content-Length", str(len(body)).encode())
+    request.setHeader(b"Cache-Control", b"no-cache")
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
+HANDLERS = {RouteKind.HEALTH: serve_health, RouteKind.METRICS: serve_metrics}

@@ -61,6 +61,7 @@ from twisted.web import http, resource, server
 from twisted.web.http_headers import Headers
 
 from backends.names import validate_name
+from gateway import metrics
 from gateway.auth import Access, Authorizer, Htpasswd
 from gateway.channel import peer_text, url_host
 from gateway.config import ServiceConfig
@@ -128,6 +129,7 @@ class RouteKind(enum.Enum):
     REPO_PAGE = "repository-page"
     ROOT_PAGE = "root-page"
     HEALTH = "health"
+    METRICS = "metrics"
     REDIRECT = "redirect"
     GO_GET = "go-get"
     ERROR = "error"
@@ -201,6 +203,8 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
         return _hg_route(method, segments, query) if segments else NO_NAME
     if segments == [HEALTH_PATH] and not query:  # a hidden name: never a repository's
         return Route(RouteKind.HEALTH) if method in PAGE_METHODS else PAGE_METHOD_NOT_ALLOWED
+    if segments == [METRICS_PATH] and not query:  # any method: who may not read it gets a name's 404
+        return Route(RouteKind.METRICS)
     if segments and method in PAGE_METHODS and dict(query) == {GO_GET_ARG: ["1"]}:
         return Route(RouteKind.GO_GET, "/".join(segments))  # the go command's look-up (gateway.go_get)
     lfs = _lfs_route(method, segments)
@@ -231,6 +235,8 @@ def route(method: str, path_segments: Sequence[str], query: Mapping[str, Sequenc
 
 HEALTH_PATH = ".health"
 """``GET /.health``: the service's state for a load balancer or a monitor (``gateway.health``)."""
+METRICS_PATH = ".metrics"
+"""``GET /.metrics``: the counters and gauges in Prometheus' format (``gateway.health``, ``gateway.metrics``)."""
 
 INDEX_ARGS = frozenset({"style", "sort", "after"})
 """The query arguments the server's index takes, each once."""
@@ -574,6 +580,7 @@ def _user_if_valid(valid: bool, user: str, users: Htpasswd, request: server.Requ
     if not valid:
         # one line with who tried from where, as sshd's "Failed password for …": what fail2ban and
         # the like match (the refusal's own line names the repository, not the client)
+        metrics.count_auth_failure("http")
         log.info("HTTP login refused for user {tried} from {peer}: wrong user name or password",
                  tried=user[:MAX_LOGGED_USER], peer=peer_text(request.getClientAddress()))
         raise Unauthorized("wrong user name or password", detail=users.skipped(user))
@@ -719,6 +726,7 @@ class RootResource(resource.Resource):
         method = (request.method or b"").decode("ascii", "replace")
         query = decode_query(request.args or {})
         matched = route(method, segments, query)
+        setattr(request, METRICS_SERVICE, metrics.http_service(matched.kind.value, matched.service))
         handler = HTTP_HANDLERS.get(matched.kind)
         if matched.kind is RouteKind.REDIRECT:
             request.setHeader(b"Location", matched.service.encode("ascii"))
@@ -1251,6 +1259,9 @@ class HgwireHTTPChannel(http.HTTPChannel):
 
 access_log = SafeLogger(namespace="gateway.http.access")
 
+METRICS_SERVICE = "_hgwire_metrics_service"
+"""Set on a request once routed: its ``service`` label in ``/.metrics`` (``metrics.http_service``)."""
+
 QUIET_ACCESS = "_hgwire_quiet_access"
 """Set on a request whose access line is not written (``/.health`` answering 200: a load
 balancer asking every few seconds wrote tens of thousands of lines a day)."""
@@ -1266,6 +1277,9 @@ class HgwireSite(server.Site):
     def log(self, request: Any) -> None:
         if self._logFile is None:  # stopped: as twisted.web's
             return
+        metrics.count_request("http", getattr(request, METRICS_SERVICE, "none"))
+        if (kind := metrics.http_error_kind(request.code)) is not None:
+            metrics.count_error("http", kind)
         if getattr(request, QUIET_ACCESS, False):  # a health check that found all well
             return
         line = self._logFormatter(self._logDateTime, request)

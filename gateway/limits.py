@@ -546,6 +546,7 @@ class GuardedProtocol(ProtocolWrapper):
         self._last = self.guard.clock.seconds()
 
     def dataReceived(self, data: bytes) -> None:
+        self.guard.bytes_in += len(data)
         if self._bytes_are_activity:
             self._last = self.guard.clock.seconds()
         if self._socket is not None and _TCP_QUICKACK is not None:
@@ -556,11 +557,14 @@ class GuardedProtocol(ProtocolWrapper):
             self._closing.reset(0.1)
 
     def write(self, data: bytes) -> None:
+        self.guard.bytes_out += len(data)
         if self._bytes_are_activity:
             self._last = self.guard.clock.seconds()
         super().write(data)
 
     def writeSequence(self, data: Any) -> None:
+        data = list(data)
+        self.guard.bytes_out += sum(len(chunk) for chunk in data)
         if self._bytes_are_activity:
             self._last = self.guard.clock.seconds()
         super().writeSequence(data)
@@ -692,6 +696,7 @@ class ProxiedProtocol(GuardedProtocol):
         reason = guard.per_address_refusal(key, limits)
         guard.rekey(self, key)
         if reason is not None:
+            guard.refused += 1
             log.warn("{kind} connection from {peer} refused: {reason}",  # noqa: G010 - twisted.logger
                      kind=guard.kind, peer=key, reason=reason)
             self._refuse_now(guard.refusal(reason))
@@ -761,6 +766,14 @@ class GuardedFactory(WrappingFactory):
         self.trusted = trusted
         """The reverse proxies in force (HTTP): their connections carry many clients' requests, so
         they are bounded by ``max_connections`` only, not per address."""
+        self.accepted = 0
+        """Connections accepted (``/.metrics``; those then refused for a limit too)."""
+        self.refused = 0
+        """Connections refused for a connection limit (``/.metrics``)."""
+        self.bytes_in = 0
+        """Bytes received on this listener's connections (inside TLS, ``/.metrics``)."""
+        self.bytes_out = 0
+        """Bytes sent on them."""
 
     def acceptableProtocols(self) -> list[bytes]:
         """The protocols TLS names over ALPN on this listener: its wrapped factory's (HTTP/1.1 for
@@ -787,6 +800,7 @@ class GuardedFactory(WrappingFactory):
         elif not self.proxy_header and not (self.trusted is not None and key in self.trusted()):
             reason = self.per_address_refusal(key, limits)
         if reason is not None:
+            self.refused += 1
             log.warn("{kind} connection from {peer} refused: {reason}",  # noqa: G010 - twisted.logger
                      kind=self.kind, peer=key, reason=reason)
             return GuardedProtocol(self, Protocol(), key, limits.request_timeout, self._refuse(reason))
@@ -812,6 +826,7 @@ class GuardedFactory(WrappingFactory):
 
     def registerProtocol(self, p: Any) -> None:
         super().registerProtocol(p)
+        self.accepted += 1
         self.per_address[p.address_key] += 1
 
     def unregisterProtocol(self, p: Any) -> None:

@@ -338,6 +338,23 @@ class Maintenance:
     after a push or a fetch that sent a pack (0: never)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StatusReaders:
+    """``[http] status_from``: the clients that read ``/.health``'s counts and ``/.metrics``."""
+
+    networks: tuple[Network, ...] = ()
+    unix: bool = False
+    """Whether the clients of ``unix:`` listeners (``UNIX_PEER``) are among them."""
+
+    def __contains__(self, host: object) -> bool:
+        return (self.unix and host == UNIX_PEER) or in_networks(host, self.networks)
+
+
+LOOPBACK_READERS = StatusReaders((parse_network("127.0.0.0/8"), parse_network("::1")))
+"""``status_from``'s default: this host's own clients (a monitoring agent, ``curl`` on the host);
+not ``unix:`` listeners, whose clients are a reverse proxy's, so anyone's."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """A parsed policy file: decides access and names the protections of a repository."""
@@ -367,6 +384,9 @@ class Policy:
     trusted_proxies: Trusted = field(default_factory=Trusted)
     """``[http] trusted_proxies``: reverse proxies whose ``X-Forwarded-For``/``-Proto`` (or, with
     ``forwarded_header = "forwarded"``, RFC 7239 ``Forwarded``) are believed."""
+    status_from: StatusReaders = LOOPBACK_READERS
+    """``[http] status_from``: who reads ``/.health``'s counts and ``/.metrics`` (others get a bare
+    ``ok``/``failing`` and a 404)."""
 
     _index: RuleIndex = field(init=False, repr=False, compare=False)
     """The rules by the literal start of their patterns (``RuleIndex``), built with the policy."""
@@ -556,6 +576,7 @@ def parse_policy(text: str, source: str) -> Policy:
         hg_hgrc=_parse_hg(reader, data.get("hg", {})),
         public_url=_parse_public_url(reader, data.get("http", {})),
         index=_parse_index(reader, data.get("http", {})),
+        status_from=_parse_status_from(reader, data.get("http", {})),
     )
 
 
@@ -680,7 +701,8 @@ def _parse_hg_http(reader: _Reader, table: Any) -> HgHttp:
 def _parse_http(reader: _Reader, table: Any) -> Trusted:
     if not isinstance(table, dict):
         raise reader.fail("http", "must be a table: write the settings under [http]")
-    reader.known_keys(table, frozenset({"trusted_proxies", "forwarded_header", "public_url", "index"}), "http.")
+    reader.known_keys(table, frozenset({"trusted_proxies", "forwarded_header", "public_url", "index",
+                                                  "status_from"}), "http.")
     header = table.get("forwarded_header", X_FORWARDED_FOR)
     if not isinstance(header, str) or header.lower() not in HEADERS:
         raise reader.fail("http.forwarded_header",
@@ -699,6 +721,24 @@ def _parse_http(reader: _Reader, table: Any) -> Trusted:
                               f"{bad}, e.g. \"127.0.0.1\" or \"10.0.0.0/8\" "
                               '(or "unix": whatever reaches a unix: listener)') from None
     return Trusted(tuple(networks), header.lower(), unix)
+
+
+def _parse_status_from(reader: _Reader, table: Any) -> StatusReaders:
+    if not isinstance(table, dict) or "status_from" not in table:
+        return LOOPBACK_READERS
+    networks = []
+    unix = False
+    for i, text in enumerate(reader.string_list(table["status_from"], "http.status_from")):
+        if text.strip().lower() == UNIX_PEER:  # whatever reaches a unix: listener
+            unix = True
+            continue
+        try:
+            networks.append(parse_network(text))
+        except ValueError as bad:
+            raise reader.fail(f"http.status_from[{i}]",
+                              f"{bad}, e.g. \"127.0.0.1\" or \"10.0.0.0/8\" "
+                              '(or "unix": whatever reaches a unix: listener)') from None
+    return StatusReaders(tuple(networks), unix)
 
 
 def _parse_index(reader: _Reader, table: Any) -> bool:

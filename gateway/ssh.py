@@ -83,6 +83,7 @@ from zope.interface import implementer
 from backends import names_in_folder
 from backends.lru import LruCache
 from backends.names import validate_name
+from gateway import metrics
 from gateway.auth import (
     UNKNOWN_KEY,
     Access,
@@ -740,6 +741,7 @@ class HgwireUserAuth(userauth.SSHUserAuthServer):
             or "no public key offered"
         why = ("too many authentication attempts; " if self._too_many else "") + keys_text
         user = (self.user or b"").decode("utf-8", "replace")[:64]
+        metrics.count_auth_failure("ssh")
         log.info("SSH login refused from {host} port {port} for user {user}: {why}",
                  host=str(getattr(peer, "host", "?")), port=getattr(peer, "port", 0), user=user, why=why,
                  refused=refused, too_many_attempts=self._too_many)
@@ -1304,6 +1306,7 @@ class ExecChannel(conch_channel.SSHChannel):
             round_trip_ms=record.round_trip_ms,
             elapsed_ms=int((time.monotonic() - record.started) * 1000),
         )
+        metrics.count_request("ssh", record.service if record.service != "-" else "none", record.outcome)
 
 
 _CHANNEL_REQUESTS: dict[bytes, Callable[[ExecChannel, bytes], bool]] = {
