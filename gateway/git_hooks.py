@@ -45,6 +45,7 @@ from typing import IO
 from backends.interfaces import HookLocation, PushCertSettings, RefUpdate
 from gateway import git_signatures
 from gateway.logs import SafeLogger
+from gateway.sd_notify import SYSTEMD_VARIABLES
 from protocols import git_proc_receive, git_push_cert, pktline
 from protocols.errors import ProtocolError
 from protocols.git_receive import SYMREF_DEPTH
@@ -272,7 +273,7 @@ class GitHooks:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_PUSH_OPTION_", "GIT_PUSH_CERT"))}
         # as git's receive-pack: relative to where the hook runs (the git directory, so ".")
         env["GIT_DIR"] = os.path.relpath(self.location.git_dir, self.location.cwd)
-        for key in ("REMOTE_USER", "REMOTE_ADDR", *QUARANTINE_VARIABLES):
+        for key in ("REMOTE_USER", "REMOTE_ADDR", *QUARANTINE_VARIABLES, *SYSTEMD_VARIABLES):
             env.pop(key, None)
         env.update(self.location.object_env())  # a push's objects waiting in quarantine, as git tells
         exec_path = env.get("GIT_EXEC_PATH") or git_exec_path()

@@ -77,6 +77,7 @@ from backends.interfaces import HgRepository, Node
 from gateway import git_hooks
 from gateway.channel import peer_host
 from gateway.logs import SafeLogger
+from gateway.sd_notify import SYSTEMD_VARIABLES
 from protocols.hg_commands import Listing
 from protocols.hg_responses import OobError, Outgoing, Response, StreamResponse
 
@@ -181,7 +182,8 @@ class HgHooks:
 
     def _run(self, hook: HgHook, nodes: Sequence[Node], pending: str | None = None,
              extra: Mapping[str, str] | None = None, bare: bool = False) -> int | None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HG_") and k != "REMOTE_USER"}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("HG_") and k != "REMOTE_USER" and k not in SYSTEMD_VARIABLES}
         env.update(HG_HOOKTYPE=hook.kind, HG_HOOKNAME=hook.name, HGPLAIN="1" if hook.plain else "")
         if self.user:
             env["REMOTE_USER"] = os.fsdecode(self.user.encode("utf-8"))  # UTF-8 whatever the locale

@@ -905,6 +905,10 @@ class PolicyReloader(service.Service):
             signal.signal(signal.SIGHUP, self._previous_handler)
             self._previous_handler = None
 
+    def reload(self) -> Any:
+        """Read the file again now (SIGHUP); a Deferred that fires once it is read (or failed, logged)."""
+        return self._check(True)
+
     def _check(self, force: bool = False) -> Any:
         d = run_blocking(self.policy.refresh, force)
         d.addErrback(lambda failure: log.failure("re-reading {path}", failure, path=str(self.policy.path)))

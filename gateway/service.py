@@ -34,6 +34,7 @@ from gateway.channel import url_host
 from gateway.config import ServiceConfig
 from gateway.listen_checks import EndpointError, endpoint_problem, proxied_endpoint
 from gateway.logs import SafeLogger
+from gateway.sd_notify import NO_NOTIFIER, Notifier
 from protocols.errors import StorageError
 
 log = SafeLogger()
@@ -43,6 +44,8 @@ DRAIN_QUIET = 1.0
 (an hg client's next request on its keep-alive connection comes sooner)."""
 DRAIN_STEP = 0.1
 """Seconds between two looks at the open connections while the service stops."""
+STATUS_EVERY = 5.0
+"""Seconds between two looks at the work in flight for systemd's ``STATUS=`` (sent when it changed)."""
 CLOSE_WAIT = 5.0
 """Seconds the stopping service waits for the connections it closed past the grace to be gone (a
 push's thread waiting on its client is let go by the loss of its connection; the threads are
@@ -121,6 +124,8 @@ class ListenerService(service.Service):
         self._listen_started = False
         self._listen_factory: IProtocolFactory | None = None
         """What an ``ssl:`` listener listens with: TLS over ``factory``."""
+        self.error: BaseException | None = None
+        """Why the listener could not listen (None while it could)."""
 
     def privilegedStartService(self) -> None:
         """Listen here, before twistd switches to ``--uid``/``--gid``: a port below 1024 (22, 80,
@@ -196,6 +201,7 @@ class ListenerService(service.Service):
         self.listening.callback(port)
 
     def _failed(self, failure: Any) -> None:
+        self.error = failure.value
         log.critical("cannot listen on {endpoint}: {reason}; {advice}", endpoint=self.description,
                      reason=_reason(failure.value, self.unix), advice=_listen_advice(failure.value, self.unix))
         if not failure.check(CannotListenError, OSError, ValueError):  # the line above says all of those
@@ -339,6 +345,9 @@ class HgwireService(service.MultiService):
         self.config = config
         self.stop_reactor_on_failure = stop_reactor_on_failure
         self.listeners: list[ListenerService] = []
+        self.notifier: Notifier = NO_NOTIFIER
+        """What tells systemd the service's state (``$NOTIFY_SOCKET``: ``make_service`` under twistd)."""
+        self._status_loop: Any = None
 
     def add_listener(self, kind: str, description: str) -> ListenerService:
         from gateway.limits import guard
@@ -372,6 +381,8 @@ class HgwireService(service.MultiService):
         cannot listen; an init system sees the failure of the command it ran."""
         super().privilegedStartService()
         failed = [l.description for l in self.listeners if l.listening.called and l.port is None]
+        if failed:
+            self._notify_failed()
         if failed and self.stop_reactor_on_failure:
             # an Exception, not SystemExit: twistd passes its words to the daemon's parent, which
             # waits for them (a SystemExit left it waiting forever)
@@ -395,7 +406,7 @@ class HgwireService(service.MultiService):
         if _exit_status_set:  # a listener could not listen: the lines above say why, and it stops
             return
         if self.stop_reactor_on_failure:
-            _on_sighup(reactor, self._sighup, chain=bool(self.config.config_file))
+            _on_sighup(reactor, self._sighup, chain=False)  # (the --config file's reloader is called by _sighup)
             from gateway.log_file import manage_log_file
 
             with contextlib.suppress(ValueError):  # (not the main thread: embedded)
@@ -406,20 +417,80 @@ class HgwireService(service.MultiService):
                  root=self.config.root, backend=type(self.config.backend).__name__, workers=self.config.workers)
         if self.config.create_on_push:
             warn_unknown_default_hash(self.config.backend)
+        if self.notifier.enabled:  # READY=1 once every listener is bound and the reactor runs
+            listening = self.listening()
+            listening.addCallbacks(lambda _: reactor.callWhenRunning(self._ready), lambda _: self._notify_failed())
+
+    def _notify_failed(self) -> None:
+        """Tell systemd why the start fails (the first listener that could not listen, its errno)."""
+        failed = next((l for l in self.listeners if l.error is not None), None)
+        if failed is None or failed.error is None:
+            return
+        error = failed.error
+        code = getattr(getattr(error, "socketError", None), "errno", None) or getattr(error, "errno", None)
+        self.notifier.failed(f"cannot listen on {failed.description}: {_reason(error, failed.unix)}",
+                             code if isinstance(code, int) else None)
+
+    def _ready(self) -> None:
+        """Every listener listens and the reactor runs: READY=1, then the watchdog's pings and the
+        work in flight every ``STATUS_EVERY`` seconds, for ``systemctl status``."""
+        from twisted.internet import reactor, task
+
+        if not self.running or _exit_status_set:
+            return
+        self.notifier.ready(self.status_text())
+        self.notifier.start_watchdog(reactor)
+        self._status_loop = task.LoopingCall(self._tell_status)
+        self._status_loop.start(STATUS_EVERY, now=False)
+
+    def _tell_status(self) -> None:
+        if self.running:
+            self.notifier.status(self.status_text())
+
+    def status_text(self) -> str:
+        """What ``systemctl status`` shows of a running service: its listeners and the work in flight."""
+        from gateway.threads import hook_threads_busy, pool_load
+
+        kinds: dict[str, int] = {}
+        for guard in self.config.guards:
+            kinds[guard.kind] = kinds.get(guard.kind, 0) + len(guard.protocols)
+        busy, size, waiting = pool_load()
+        hooks = hook_threads_busy()
+        count = len(self.listeners)
+        text = (f"serving {count} listener{'s' if count != 1 else ''}; {_plural(sum(kinds.values()), 'connection')} "
+                f"open ({', '.join(f'{kind} {n}' for kind, n in kinds.items())}), {busy} of {size} workers busy")
+        if waiting:
+            text += f", {waiting} steps waiting for one"
+        if hooks:
+            text += f", {_plural(hooks, 'push')} in hooks"
+        return text
 
     def _sighup(self) -> None:
-        """SIGHUP: the ``ssl:`` listeners' certificates and keys are read again (the ``--config``
-        file is, by its own reloader); with neither, it is logged and changes nothing."""
+        """SIGHUP: the ``ssl:`` listeners' certificates and keys are read again, and the ``--config``
+        file (by its reloader); with neither, it is logged and changes nothing.  systemd is told
+        ``RELOADING=1`` first and ``READY=1`` once all is read (``Type=notify-reload``)."""
+        from gateway.policy import PolicyReloader
+
+        self.notifier.reloading("reloading: reading the --config file and the certificates again")
         listeners = [l for l in self.listeners if l.tls is not None]
         for listener in listeners:
             listener.reload_tls()
-        if not listeners and not self.config.config_file:
+        reloader = next((s for s in self if isinstance(s, PolicyReloader)), None)
+        if not listeners and reloader is None:
             log.info("SIGHUP: there is no --config file or ssl: listener to read again; hgwire goes on serving")
+        read: defer.Deferred[Any] = reloader.reload() if reloader is not None else defer.succeed(None)
+        read.addBoth(lambda _: self.notifier.ready(self.status_text()) if self.running else None)
 
     def stopService(self) -> defer.Deferred[None]:
         """Stop listening, then let the open connections finish (``shutdown_grace`` at most), as
         git daemon's and sshd's sessions outlive their listener: a clone or push in progress
         completes; connections between requests are closed once quiet for ``DRAIN_QUIET``."""
+        loop, self._status_loop = self._status_loop, None
+        if loop is not None and loop.running:
+            loop.stop()
+        still = sum(len(guard.protocols) for guard in self.config.guards)
+        self.notifier.stopping("stopping: no longer listening" + (
+            f"; {_plural(still, 'open connection')} get up to {self.config.shutdown_grace:g} s to finish" if still else ""))
         stopped = defer.maybeDeferred(super().stopService)
         return stopped.addCallback(lambda _: self._drain())
 
@@ -446,6 +517,9 @@ class HgwireService(service.MultiService):
 
         def step() -> None:
             left = sum(f.close_quiet(DRAIN_QUIET) for f in factories)
+            if self.notifier.enabled:
+                self.notifier.status(_drain_status(left, len(running_hooks()), grace,
+                                                   deadline - clock.seconds(), bool(closed_at)))
             if not left:
                 if not connections_gone:
                     connections_gone.append(True)
@@ -483,6 +557,27 @@ class HgwireService(service.MultiService):
 
     def listener(self, kind: str) -> ListenerService:
         return next(l for l in self.listeners if l.kind == kind)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "es" if word.endswith("sh") else "s")
+
+
+def _drain_status(connections: int, hooks: int, grace: float, left: float, cut: bool) -> str:
+    """What a stopping service waits for, for ``systemctl status``."""
+    from gateway.threads import hook_threads_busy
+
+    if connections and cut:
+        return f"stopping: closing {_plural(connections, 'connection')} still open after the {grace:g} s grace"
+    if connections:
+        pushes = hook_threads_busy()
+        busy = f", {_plural(pushes, 'push')} in hooks" if pushes else ""
+        return (f"stopping: waiting for {_plural(connections, 'connection')} to finish{busy} "
+                f"(grace {grace:g} s, {max(0, round(left))} s left)")
+    if hooks:
+        return (f"stopping: waiting for {_plural(hooks, 'repository hook')} still running "
+                f"(grace {grace:g} s, {max(0, round(left))} s left)")
+    return "stopping"
 
 
 def warn_unusable_root(config: ServiceConfig) -> None:
@@ -664,7 +759,11 @@ def make_service(options: Mapping[str, Any]) -> HgwireService:
         shutdown_grace=float(options.get("shutdown-grace", ServiceConfig.shutdown_grace)),
         file_owner=options.get("file-owner"),
     )
-    return build_service(config, stop_reactor_on_failure=True)
+    svc = build_service(config, stop_reactor_on_failure=True)
+    # read now, in the process systemd started (twistd without -n forks later), and taken out of
+    # the environment: no hook or git command of ours talks to systemd
+    svc.notifier = Notifier.from_environment()
+    return svc
 
 
 def _reason(exc: BaseException, unix: bool = False) -> str:
