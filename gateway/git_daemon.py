@@ -12,6 +12,7 @@ log event per request.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import protocol
@@ -109,6 +110,8 @@ class GitDaemonProtocol(protocol.Protocol):
         self._decoder = pktline.PktLineDecoder(max_buffer=pktline.MAX_PKT)
         self._session: Session | None = None
         self._request: DaemonRequest | None = None
+        self._in_progress: Callable[[], None] | None = None
+        """Ends this request's count among those under way (``/.metrics``, systemd's status)."""
         self._timeout: IDelayedCall | None = None
         self._started = time.monotonic()
         self._outcome = "no request"
@@ -148,6 +151,7 @@ class GitDaemonProtocol(protocol.Protocol):
             raise ProtocolError("the git:// request must be a pkt-line, not a special packet")
         request = parse_daemon_request(packet)
         self._request = request
+        self._in_progress = metrics.started("git", request.service.value)
         authorizer = authorizer_for(self._config)
         authorizer.check(None, request.repo_name, PROTO, SERVICE_ACCESS.get(request.service, Access.READ))
         count_request(self._config, None, str(getattr(self.transport.getPeer(), "host", "?")))  # type: ignore[union-attr]
@@ -212,6 +216,8 @@ class GitDaemonProtocol(protocol.Protocol):
             elapsed_ms=round((time.monotonic() - self._started) * 1000),
         )
         metrics.count_request("git", request.service.value if request else "none", self._outcome)
+        if self._in_progress is not None:
+            self._in_progress()
 
 
 NOT_TLS = ("this port speaks git://, not TLS (a client used an https:// URL for it); "

@@ -726,7 +726,9 @@ class RootResource(resource.Resource):
         method = (request.method or b"").decode("ascii", "replace")
         query = decode_query(request.args or {})
         matched = route(method, segments, query)
-        setattr(request, METRICS_SERVICE, metrics.http_service(matched.kind.value, matched.service))
+        service = metrics.http_service(matched.kind.value, matched.service)
+        setattr(request, METRICS_SERVICE, service)
+        request.notifyFinish().addBoth(_ended, metrics.started("http", service))  # finished, or its client gone
         handler = HTTP_HANDLERS.get(matched.kind)
         if matched.kind is RouteKind.REDIRECT:
             request.setHeader(b"Location", matched.service.encode("ascii"))
@@ -740,6 +742,10 @@ class RootResource(resource.Resource):
         else:
             handler(self._front, request, matched)
         return server.NOT_DONE_YET
+
+
+def _ended(result: object, end: Callable[[], None]) -> None:
+    end()
 
 
 class BoundedRequest(server.Request):

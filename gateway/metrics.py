@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ PUSHES: Counter[tuple[str, str]] = Counter()
 """(transport, ``accepted``/``refused``) → pushes that proposed changes (the audit's push events)."""
 AUTH_FAILURES: Counter[str] = Counter()
 """transport → logins refused (a wrong HTTP password, an SSH connection that did not log in)."""
+IN_PROGRESS: Counter[tuple[str, str]] = Counter()
+"""(transport, service) → requests under way now (``started``)."""
 
 
 def _bump(counter: Counter[Any], key: Any) -> None:
@@ -54,6 +56,40 @@ def count_request(transport: str, service: str, outcome: str | None = None) -> N
     kind = outcome_kind(outcome) if outcome is not None else None
     if kind is not None:
         _bump(ERRORS, (transport, kind))
+
+
+def started(transport: str, service: str) -> Callable[[], None]:
+    """One more request of ``transport`` for ``service`` under way; the function that ends it
+    (once, whatever the number of calls)."""
+    key = (transport, service or "none")
+    _bump(IN_PROGRESS, key)
+    ended: list[bool] = []
+
+    def end() -> None:
+        if not ended:
+            ended.append(True)
+            with _lock:
+                IN_PROGRESS[key] -= 1
+
+    return end
+
+
+FETCHES = frozenset({"git-upload-pack", "git-upload-archive", "hg-getbundle"})
+PUSHES_SERVICES = frozenset({"git-receive-pack", "hg-unbundle"})
+
+
+def in_progress_text() -> str:
+    """The fetches, pushes and hg SSH sessions under way, for a person (``systemctl status``):
+    ``2 fetches, 1 push``; "" when there are none."""
+    with _lock:
+        now = list(IN_PROGRESS.items())
+    fetches = sum(n for (_, service), n in now if service in FETCHES)
+    pushes = sum(n for (_, service), n in now if service in PUSHES_SERVICES)
+    sessions = sum(n for (_, service), n in now if service == "hg-serve")
+    parts = [f"{fetches} fetch{'es' if fetches != 1 else ''}" if fetches else "",
+             f"{pushes} push{'es' if pushes != 1 else ''}" if pushes else "",
+             f"{sessions} hg ssh session{'s' if sessions != 1 else ''}" if sessions else ""]
+    return ", ".join(part for part in parts if part)
 
 
 def count_error(transport: str, kind: str) -> None:
@@ -262,6 +298,8 @@ def families(config: Any) -> list[Family]:
                [((), SHARED.started)]),
         Family("hgwire_clone_joins_total", "counter",
                "Full clones that joined an identical clone's answer being computed.", [((), SHARED.joined)]),
+        Family("hgwire_requests_in_progress", "gauge", "Requests under way now, by transport and service.",
+               _counted(IN_PROGRESS, ("transport", "service"))),
         Family("hgwire_open_connections", "gauge", "Connections open now, by transport.",
                [((("transport", kind),), sum(len(g.protocols) for g in guards.get(kind, []))) for kind in kinds]),
         Family("hgwire_workers", "gauge", "Worker threads (--workers).", [((), size)]),

@@ -449,6 +449,7 @@ class HgwireService(service.MultiService):
 
     def status_text(self) -> str:
         """What ``systemctl status`` shows of a running service: its listeners and the work in flight."""
+        from gateway.metrics import in_progress_text
         from gateway.threads import hook_threads_busy, pool_load
 
         kinds: dict[str, int] = {}
@@ -457,8 +458,10 @@ class HgwireService(service.MultiService):
         busy, size, waiting = pool_load()
         hooks = hook_threads_busy()
         count = len(self.listeners)
-        text = (f"serving {count} listener{'s' if count != 1 else ''}; {_plural(sum(kinds.values()), 'connection')} "
-                f"open ({', '.join(f'{kind} {n}' for kind, n in kinds.items())}), {busy} of {size} workers busy")
+        work = in_progress_text()
+        text = (f"serving {count} listener{'s' if count != 1 else ''}; {work + '; ' if work else ''}"
+                f"{_plural(sum(kinds.values()), 'connection')} open "
+                f"({', '.join(f'{kind} {n}' for kind, n in kinds.items())}), {busy} of {size} workers busy")
         if waiting:
             text += f", {waiting} steps waiting for one"
         if hooks:
@@ -565,13 +568,15 @@ def _plural(count: int, word: str) -> str:
 
 def _drain_status(connections: int, hooks: int, grace: float, left: float, cut: bool) -> str:
     """What a stopping service waits for, for ``systemctl status``."""
+    from gateway.metrics import in_progress_text
     from gateway.threads import hook_threads_busy
 
     if connections and cut:
         return f"stopping: closing {_plural(connections, 'connection')} still open after the {grace:g} s grace"
     if connections:
         pushes = hook_threads_busy()
-        busy = f", {_plural(pushes, 'push')} in hooks" if pushes else ""
+        work = in_progress_text()
+        busy = (f" ({work})" if work else "") + (f", {_plural(pushes, 'push')} in hooks" if pushes else "")
         return (f"stopping: waiting for {_plural(connections, 'connection')} to finish{busy} "
                 f"(grace {grace:g} s, {max(0, round(left))} s left)")
     if hooks:

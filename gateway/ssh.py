@@ -906,6 +906,8 @@ class ExecChannel(conch_channel.SSHChannel):
         self._client_eof = False
         self._close_later: IDelayedCall | None = None
         self._record = _Record()
+        self._in_progress: Callable[[], None] | None = None
+        """Ends the session's count among the requests under way (``/.metrics``, systemd's status)."""
         self._peer = "?"
         self._opened_at = 0.0
         self._queue: deque[memoryview] = deque()
@@ -1053,6 +1055,9 @@ class ExecChannel(conch_channel.SSHChannel):
         operator sees a ``..`` attempt) and for the words of a refusal."""
         self._record.service = str(kind)
         self._record.proto = ROUTE_PROTO[kind]
+        if self._in_progress is not None:
+            self._in_progress()
+        self._in_progress = metrics.started("ssh", str(kind))
         self._record.repo = loggable_name(name) or "-"
 
     def _context(self, request: ExecRequest, name: str) -> SessionContext:
@@ -1307,6 +1312,8 @@ class ExecChannel(conch_channel.SSHChannel):
             elapsed_ms=int((time.monotonic() - record.started) * 1000),
         )
         metrics.count_request("ssh", record.service if record.service != "-" else "none", record.outcome)
+        if self._in_progress is not None:
+            self._in_progress()
 
 
 _CHANNEL_REQUESTS: dict[bytes, Callable[[ExecChannel, bytes], bool]] = {

@@ -104,6 +104,9 @@ def test_metrics_count_clones_pushes_bytes_and_logins_without_names(
     assert grew('hgwire_received_bytes_total{transport="http"}') > 8000  # the pushed pack
     assert grew('hgwire_connections_total{transport="git"}') == 2
     assert after['hgwire_open_connections{transport="http"}'] == 1  # (the scrape's own)
+    assert after['hgwire_requests_in_progress{transport="http",service="metrics"}'] == 1  # (the scrape)
+    assert after['hgwire_requests_in_progress{transport="git",service="git-upload-pack"}'] == 0
+    assert after['hgwire_requests_in_progress{transport="http",service="git-receive-pack"}'] == 0
     assert after["hgwire_workers{}"] == 8
     assert after["process_start_time_seconds{}"] > 1.6e9
     assert "secret-project" not in body and "nothing-here" not in body and "alice" not in body

@@ -130,16 +130,31 @@ def test_ready_watchdog_reload_status_and_stop(notify: Listener, tmp_path: Path,
         assert abs(int(reloading["MONOTONIC_USEC"]) - before) < 5_000_000
         assert notify.wait_for("READY")["READY"] == "1"
 
-        held = socket.create_connection(("127.0.0.1", git_port))  # a client in the middle of its request
-        held.sendall(b"0032git-upload-pack /app.git")
-        time.sleep(0.3)
+        # a push held in its pre-receive hook: the status says so, and the stop waits for it
+        (repo / "hooks" / "pre-receive").write_text(
+            f"#!/bin/sh\ntouch {tmp_path / 'in-hook'}\n"
+            f"for i in $(seq 200); do [ -e {tmp_path / 'release'} ] && exit 0; sleep 0.1; done\nexit 1\n")
+        (repo / "hooks" / "pre-receive").chmod(0o755)
+        (work / "b.txt").write_text("b\n")
+        client.git("add", "b.txt", cwd=work)
+        client.git("commit", "-qm", "b", cwd=work)
+        push = subprocess.Popen(["git", "push", "-q", f"git://127.0.0.1:{git_port}/app.git", "main"], cwd=work,
+                                env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "in-hook").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = notify.wait_for("STATUS", timeout=10)["STATUS"]  # (every 5 s, when it changed)
+        assert status.startswith("serving 2 listeners; 1 push; 1 connection open (git 1, http 0), "), status
+        assert status.endswith(", 1 push in hooks"), status
         proc.send_signal(signal.SIGTERM)
         stopping = notify.wait_for("STOPPING")
         assert stopping["STATUS"] == "stopping: no longer listening; 1 open connection get up to 3 s to finish"
-        waiting = notify.wait_for("STATUS")
-        assert waiting["STATUS"].startswith("stopping: waiting for 1 connection to finish (grace 3 s, "), waiting
+        waiting = notify.wait_for("STATUS")["STATUS"]
+        assert waiting.startswith("stopping: waiting for 1 connection to finish (1 push), 1 push in hooks "
+                                  "(grace 3 s, "), waiting
+        (tmp_path / "release").touch()
+        assert push.wait(20) == 0, push.communicate()
         assert proc.wait(20) in (0, -signal.SIGTERM)
-        held.close()
     finally:
         _stop(proc)
 

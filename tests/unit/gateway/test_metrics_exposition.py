@@ -5,6 +5,7 @@ error read from the outcomes the log lines already say, the labels kept to short
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 
 import pytest
 
@@ -78,6 +79,21 @@ def test_counting_a_request_and_its_error() -> None:
     metrics.count_request("ssh", "git-receive-pack", "ok")
     assert metrics.REQUESTS[("ssh", "git-receive-pack")] - before[0].get(("ssh", "git-receive-pack"), 0) == 2
     assert metrics.ERRORS[("ssh", "refused")] - before[1].get(("ssh", "refused"), 0) == 1
+
+
+def test_requests_in_progress_and_their_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "IN_PROGRESS", Counter())  # (other tests' servers in this process)
+    assert metrics.in_progress_text() == ""
+    ends = [metrics.started("git", "git-upload-pack"), metrics.started("http", "hg-getbundle"),
+            metrics.started("ssh", "git-receive-pack"), metrics.started("ssh", "hg-serve")]
+    assert metrics.in_progress_text() == "2 fetches, 1 push, 1 hg ssh session"
+    ends[0]()
+    ends[0]()  # (once only)
+    assert metrics.IN_PROGRESS[("git", "git-upload-pack")] == 0
+    assert metrics.in_progress_text() == "1 fetch, 1 push, 1 hg ssh session"
+    for end in ends:
+        end()
+    assert metrics.in_progress_text() == ""
 
 
 def test_pushes_by_transport() -> None:
