@@ -10,12 +10,14 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
 
-from tests.conftest import LOOPBACK, Client, RunningServer, log_events
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, log_events, ssh_server_settings
 
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$')
 
@@ -142,3 +144,29 @@ def test_health_counts_and_metrics_by_default_for_this_host_only(
     assert _get(proxied, "/.metrics", {"X-Forwarded-For": "203.0.113.7"})[0] == 404
     assert _get(proxied, "/.health", {"X-Forwarded-For": "::1"})[2].startswith("ok\nconnections: ")
     assert _get(proxied, "/.metrics")[0] == 200
+
+
+def test_metrics_count_ssh_sessions_and_refused_logins(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    server = make_server("fs", http=[LOOPBACK], **ssh_server_settings(ssh_keys))
+    subprocess.run(["git", "init", "-q", "--bare", str(server.root / "app.git")], check=True)
+    before = _metrics(server)
+    ssh = ssh_keys.command(server.port("ssh"))
+    url = f"ssh://alice@127.0.0.1:{server.port('ssh')}/app.git"
+    client.git("ls-remote", url, env={"GIT_SSH_COMMAND": ssh})
+    stranger = tmp_path / "stranger_key"
+    subprocess.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    refused = client.git("ls-remote", url, env={"GIT_SSH_COMMAND": ssh.replace(str(ssh_keys.key), str(stranger))},
+                         check=False)
+    assert refused.returncode != 0
+    deadline = time.monotonic() + 10  # (the refused connection's line comes once it is closed)
+    while True:
+        after = _metrics(server)
+        if after.get('hgwire_auth_failures_total{transport="ssh"}', 0) > before['hgwire_auth_failures_total{transport="ssh"}'] \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert after['hgwire_auth_failures_total{transport="ssh"}'] - before['hgwire_auth_failures_total{transport="ssh"}'] == 1
+    key = 'hgwire_requests_total{transport="ssh",service="git-upload-pack"}'
+    assert after[key] - before.get(key, 0) == 1
+    assert after['hgwire_sent_bytes_total{transport="ssh"}'] > before['hgwire_sent_bytes_total{transport="ssh"}']
