@@ -314,7 +314,36 @@ def families(config: Any) -> list[Family]:
         *_hg_kept(),
         Family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
                [((), _START[0])]),
+        *_process(),
     ]
+    return found
+
+
+def _process() -> list[Family]:
+    """The process's CPU time, memory and descriptors, as Prometheus' client libraries name them
+    (from ``/proc``; none where there is no ``/proc``)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / ticks
+        resident = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        virtual = int(fields[20])
+        descriptors = len(os.listdir("/proc/self/fd"))
+    except (OSError, ValueError, IndexError):
+        return []
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    found = [
+        Family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+               [((), cpu)]),
+        Family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [((), resident)]),
+        Family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", [((), virtual)]),
+        Family("process_open_fds", "gauge", "Number of open file descriptors.", [((), descriptors)]),
+    ]
+    if soft != resource.RLIM_INFINITY:
+        found.append(Family("process_max_fds", "gauge", "Maximum number of open file descriptors.", [((), soft)]))
     return found
 
 

@@ -111,6 +111,8 @@ def test_metrics_count_clones_pushes_bytes_and_logins_without_names(
     assert after['hgwire_requests_in_progress{transport="http",service="git-receive-pack"}'] == 0
     assert after["hgwire_workers{}"] == 8
     assert after["process_start_time_seconds{}"] > 1.6e9
+    assert after["process_cpu_seconds_total{}"] > 0 and after["process_resident_memory_bytes{}"] > 10 << 20
+    assert 0 < after["process_open_fds{}"] < after["process_max_fds{}"]
     assert "secret-project" not in body and "nothing-here" not in body and "alice" not in body
     assert _get(server, "/.metrics", method="HEAD")[0] == 200
     assert _get(server, "/.metrics", method="POST")[0] == 405
