@@ -26,7 +26,7 @@ from typing import Protocol, cast
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 
-from backends.git_objects import BLOB, CorruptPack, PackObjectReader, blob_pieces, size_reader
+from backends.git_objects import BLOB, PackObjectReader, blob_pieces, size_reader
 from backends.git_pretty import pretty
 from backends.interfaces import OBJECT_FORMATS, GitRepository, ObjectId, object_format_of
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
@@ -207,10 +207,10 @@ class _Overlay:
 
     def __init__(self, store: BaseObjectStore, filtered: Mapping[bytes, Tree]) -> None:
         self._store = store
-        self._filtered = filtered
+        self.filtered = filtered
 
     def __getitem__(self, oid: bytes) -> ShaFile:
-        found = self._filtered.get(oid)
+        found = self.filtered.get(oid)
         return found if found is not None else self._store[ObjectID(oid)]
 
 
@@ -390,16 +390,28 @@ TAR_RECORD, TAR_BLOCK = 512, 512 * 20
 def _tar_header(name: bytes, mode: int, size: int, mtime: int, kind: bytes, link: bytes = b"",
                 prefix: bytes = b"") -> bytes:
     """A ustar header as git fills one: octal fields of fixed widths, owner root, its checksum."""
+    size = size if stat.S_ISREG(mode) else 0
+    if size < _OCTAL_11 and 0 <= mtime < _OCTAL_11:  # packed in one C call; the fields as below
+        header = _TAR_HEADER.pack(name, b"%07o" % (mode & 0o7777), b"0000000", b"0000000", b"%011o" % size,
+                                  b"%011o" % mtime, b"        ", kind, link, b"ustar", b"00", b"root", b"root",
+                                  b"0000000", b"0000000", prefix)
+        return header[:148] + b"%07o\0" % sum(header) + header[156:]
+
     def octal(value: int, width: int) -> bytes:
         return b"%0*o\0" % (width - 1, value)
 
     fields = [name.ljust(100, b"\0")[:100], octal(mode & 0o7777, 8), octal(0, 8), octal(0, 8),
-              octal(size if stat.S_ISREG(mode) else 0, 12), octal(mtime, 12), b" " * 8, kind,
+              octal(size, 12), octal(mtime, 12), b" " * 8, kind,
               link.ljust(100, b"\0")[:100], b"ustar\0", b"00", b"root".ljust(32, b"\0"), b"root".ljust(32, b"\0"),
               octal(0, 8), octal(0, 8), prefix.ljust(155, b"\0")[:155]]
     header = b"".join(fields).ljust(TAR_RECORD, b"\0")
     checksum = octal(sum(header), 8)
     return header[:148] + checksum + header[156:]
+
+
+_OCTAL_11 = 8 ** 11
+_TAR_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
+"""A ustar header's fields, each padded with NULs to its width (``_tar_header``)."""
 
 
 def _path_prefix(path: bytes) -> int:
@@ -458,27 +470,26 @@ def _entries(store: BaseObjectStore, tree: Tree, prefix: bytes, depth: int, orig
         path = prefix + entry.path
         if stat.S_ISDIR(entry.mode):
             yield path, entry.mode, None, bytes(entry.sha)
-            subtree = _get(store, entry.sha)
+            subtree = _tree(store, sizes, objects, entry.sha)
             below = None
             if original is not None and entry.path in original:
-                found = _get(store, original[entry.path][1])
-                below = found if isinstance(found, Tree) else None
+                below = _tree(store, sizes, objects, original[entry.path][1])
             if isinstance(subtree, Tree):
                 yield from _entries(store, subtree, path + b"/", depth + 1, below, rules, relative + "/", commit,
                                     sizes, objects)
         elif entry.mode & 0o170000 == 0o160000:
             yield path, entry.mode, None, bytes(entry.sha)
         else:
-            if sizes is not None and objects is not None and not stat.S_ISLNK(entry.mode) and not (
-                    commit is not None and rules and _attribute(rules, "export-subst", relative, False)):
-                large = _large_blob(sizes, objects, bytes(entry.sha))
-                if large is not None:
-                    yield path, entry.mode, large, bytes(entry.sha)
-                    continue
-            obj = _blob(store, objects, entry.sha)
+            substituted = commit is not None and bool(rules) and not stat.S_ISLNK(entry.mode) and \
+                _attribute(rules, "export-subst", relative, False)
+            if sizes is not None and objects is not None:
+                obj = _read_blob(sizes, objects, bytes(entry.sha),
+                                 stat.S_ISLNK(entry.mode) or substituted)  # (those are read whole)
+            else:
+                obj = _blob(store, objects, entry.sha)
             if obj is not None:
-                if commit is not None and rules and not stat.S_ISLNK(entry.mode) and \
-                        _attribute(rules, "export-subst", relative, False):
+                if substituted and commit is not None:
+                    assert isinstance(obj, Blob)
                     obj = _substituted(obj, commit)
                 yield path, entry.mode, obj, bytes(entry.sha)
 
@@ -502,18 +513,41 @@ def _blob(store: BaseObjectStore, objects: BaseObjectStore | None, oid: bytes) -
     return blob
 
 
-def _large_blob(sizes: PackObjectReader, objects: BaseObjectStore, hexsha: bytes) -> StoredBlob | None:
-    """A ``StoredBlob`` for a blob of ``LARGE_BLOB`` bytes or more found in a pack (its type from
-    its entries' headers); None for anything else, which is read as before."""
+def _read_blob(sizes: PackObjectReader, objects: BaseObjectStore, hexsha: bytes, whole: bool
+               ) -> Blob | StoredBlob | None:
+    """A file's blob read through the archive's pack reader (``read_below``: one lookup, each entry
+    of its delta chain inflated once, its bytes not hashed again, as git's archive reads them), or
+    a ``StoredBlob`` for one of ``LARGE_BLOB`` bytes or more stored whole in a pack (unless
+    ``whole``: a link's target, a file ``export-subst`` rewrites); None when it is missing or no blob."""
     try:
-        if not sizes.packed(hexsha):  # (a loose one's size and type are read by reading it)
-            return None
-        size = sizes.size_of(hexsha)
-        if size < LARGE_BLOB or sizes.type_of(hexsha) != BLOB:
-            return None
-    except (KeyError, CorruptPack):
+        type_num, raw, size = sizes.read_below(hexsha, (1 << 63) if whole else LARGE_BLOB)
+    except KeyError:
         return None
-    return StoredBlob(objects, hexsha, size)
+    if type_num != BLOB:
+        return None
+    if raw is None:
+        return StoredBlob(objects, hexsha, size)
+    blob = Blob.from_raw_string(type_num, raw, sha=ObjectID(hexsha))
+    assert isinstance(blob, Blob)
+    return blob
+
+
+def _tree(store: BaseObjectStore, sizes: PackObjectReader | None, objects: BaseObjectStore | None, oid: bytes
+          ) -> Tree | None:
+    """A tree of the archive (a filtered one from the overlay), read through the pack reader
+    when there is one, its bytes not hashed again; None when it is missing or no tree."""
+    if sizes is None or objects is None or (isinstance(store, _Overlay) and oid in store.filtered):
+        found = _get(store, oid)
+        return found if isinstance(found, Tree) else None
+    try:
+        type_num, raw = sizes.read(bytes(oid))
+    except KeyError:
+        return None
+    if type_num != Tree.type_num:
+        return None
+    tree = Tree.from_raw_string(type_num, raw, sha=ObjectID(oid), object_format=objects.object_format)
+    assert isinstance(tree, Tree)
+    return tree
 
 
 GITATTRIBUTES = b".gitattributes"

@@ -185,6 +185,31 @@ class PackObjectReader:
                     continue
         return read_outside_packs(self._store, hexsha)
 
+    def read_below(self, hexsha: bytes, large: int) -> tuple[int, bytes | None, int]:
+        """``(type_num, raw, size)`` of an object, as ``read`` gives it, but for one stored whole
+        in a viewed pack whose header says it has ``large`` bytes or more: ``raw`` is None then and
+        nothing is inflated (``blob_pieces`` reads it a piece at a time).  One index lookup, each
+        entry of the chain inflated at most once (an archive read each file's blob through three
+        lookups, a delta's first bytes inflated for its size, and then dulwich's reader)."""
+        binsha = binascii.unhexlify(hexsha)
+        for i, view in enumerate(self._views):
+            pos = view.position(binsha)
+            if pos is not None and i not in self._gone:
+                try:
+                    mapped = self._map(i)
+                except _PackGone:
+                    continue
+                start = view.offsets[pos]
+                head = mapped[start:start + MAX_HEADER]
+                if head and (head[0] >> 4) & 7 not in _DELTAS:
+                    size = _entry_size(head)
+                    if size >= large:
+                        return (head[0] >> 4) & 7, None, size
+                kind, raw = self._read_at(i, pos, keep=False)
+                return kind, raw, len(raw)
+        kind, raw = read_outside_packs(self._store, hexsha)
+        return kind, raw, len(raw)
+
     def type_of(self, hexsha: bytes) -> int:
         """The type of an object, from the headers of its pack entry and its delta chain (nothing
         inflated), in any of the store's packs; an object outside them is read from the store.
@@ -412,12 +437,13 @@ class PackObjectReader:
             self._maps[i] = mapped
         return mapped
 
-    def _read_at(self, i: int, pos: int) -> tuple[int, bytes]:
+    def _read_at(self, i: int, pos: int, keep: bool = True) -> tuple[int, bytes]:
         """Resolve the entry at pack position ``pos`` of pack ``i``, following its delta chain.
 
         Every object resolved on the way is cached: walks go from new to old
         history and git stores new versions whole and old ones as deltas
         against them, so the base of the next tree is usually in the cache.
+        Without ``keep``, the object asked for is not (an archive's files: each read once).
         """
         view = self._views[i]
         mapped = self._map(i)
@@ -439,14 +465,16 @@ class PackObjectReader:
                 break
             else:
                 base = (kind, data)
-                self._remember((i, at), base)
+                if keep or chain:
+                    self._remember((i, at), base)
                 break
         else:
             raise CorruptPack("delta chain too long")
         kind, raw = base
         for at, delta in reversed(chain):
             raw = b"".join(apply_delta(raw, delta))
-            self._remember((i, at), (kind, raw))
+            if keep or at != pos:
+                self._remember((i, at), (kind, raw))
         return kind, raw
 
     def _entry(self, view: PackIndexView, mapped: mmap.mmap, pos: int) -> tuple[int, bytes, int]:

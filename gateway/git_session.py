@@ -1439,11 +1439,11 @@ def _archive_framed(chunks: Iterator[bytes], paths: list[bytes]) -> Iterator[byt
 
     def framed() -> Iterator[bytes]:
         nonlocal held
-        whole = b"".join(gathered)
+        whole = memoryview(gathered[0] if len(gathered) == 1 else b"".join(gathered))
         gathered.clear()
         held = 0
         for start in range(0, len(whole), ARCHIVE_WRITE_SIZE):  # a big file's entry comes in one chunk
-            yield git_archive.data(whole[start:start + ARCHIVE_WRITE_SIZE])
+            yield git_archive.data(whole[start:start + ARCHIVE_WRITE_SIZE])  # (framed from a view: no copy)
 
     try:
         for chunk in chunks:

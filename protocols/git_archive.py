@@ -347,7 +347,7 @@ def failed(message: bytes) -> bytes:
             + sideband.encode(sideband.Band.ERROR, ARCHIVER_DIED, sideband.MAX_PAYLOAD_64K))
 
 
-def data(chunk: bytes) -> bytes:
+def data(chunk: bytes | memoryview) -> bytes:
     """Archive bytes on band 1 (as many 64k pkt-lines as needed)."""
     return sideband.encode(sideband.Band.DATA, chunk, sideband.MAX_PAYLOAD_64K) if chunk else b""
 
