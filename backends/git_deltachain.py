@@ -133,25 +133,60 @@ def parse_delta(delta: bytes) -> Pieces:
 
 def compose(parsed: Pieces, inner: Pieces, max_pieces: int | None = None) -> Pieces:
     """The pieces of ``parsed``'s target (a parsed outer delta) in terms of ``inner``'s base, where
-    the outer delta's base is ``inner``'s target.  ``max_pieces``: DeltaError past that many."""
+    the outer delta's base is ``inner``'s target.  ``max_pieces``: DeltaError past that many.
+
+    Pieces are merged as ``Pieces.append`` merges them, written out here on the result's lists
+    (a shallow fetch of every branch composes 150,000 pieces; a method call each was a tenth of it).
+    """
     if parsed.base_size != inner.target_size:
         raise DeltaError("the outer delta's base size is not the inner delta's target size")
     result = Pieces(inner.base_size, [], [], [], [])
-    add, starts = result.append, result.starts
+    starts, source, length, literal = result.starts, result.source, result.length, result.literal
     i_starts, i_source, i_length, i_literal = inner.starts, inner.source, inner.length, inner.literal
+    out = 0          # where the next piece starts in the target
+    last = -2        # the last piece's source (-1: an insert; -2: none yet)
+    last_end = -1    # where the last copy ended in the base
 
     for src, size, lit in zip(parsed.source, parsed.length, parsed.literal, strict=True):
         if src < 0:
-            add(-1, size, lit)
+            if last == -1:
+                literal[-1] += lit
+                length[-1] += size
+            else:
+                starts.append(out)
+                source.append(-1)
+                length.append(size)
+                literal.append(lit)
+                last = -1
+            out += size
             continue
         k = bisect_right(i_starts, src) - 1
         while size:
             skip = src - i_starts[k]
-            take = min(i_length[k] - skip, size)
-            if i_source[k] >= 0:
-                add(i_source[k] + skip, take, b"")
+            take = i_length[k] - skip
+            take = min(take, size)
+            copied = i_source[k]
+            if copied >= 0:
+                copied += skip
+                if last >= 0 and last_end == copied:
+                    length[-1] += take
+                else:
+                    starts.append(out)
+                    source.append(copied)
+                    length.append(take)
+                    literal.append(b"")
+                    last = copied
+                last_end = copied + take
+            elif last == -1:
+                literal[-1] += i_literal[k][skip:skip + take]
+                length[-1] += take
             else:
-                add(-1, take, i_literal[k][skip:skip + take])
+                starts.append(out)
+                source.append(-1)
+                length.append(take)
+                literal.append(i_literal[k][skip:skip + take])
+                last = -1
+            out += take
             src += take
             size -= take
             k += 1

@@ -957,7 +957,11 @@ MAX_SIBLINGS_TRIED = 3
 """Of those, the nearest (their chains meet this one's soonest, then the latest sent) tried as bases."""
 MAX_SIBLING_BASE = 16 << 20
 """A family's whole object (inflated to fill what the sibling lacks) larger than this: sent whole."""
+_UNREAD_LINK, _WHOLE_LINK, _LOST_LINK = -3, -1, -2
+"""``_ChainDeltas._link``: a header not read yet, a whole object, a base not in the pack."""
 CHAIN_CACHE_BYTES = 16 << 20
+ROOT_CACHE_BYTES = 4 << 20
+"""Whole texts of chain families' roots kept while one pack's entries are written (``_sibling_entry``)."""
 """Parsed deltas and composed pieces kept while one pack's entries are written (estimated bytes)."""
 
 
@@ -981,6 +985,43 @@ class _ChainDeltas:
         self._parsed: LruCache[int, Pieces] = LruCache(CHAIN_CACHE_BYTES, _pieces_cost)
         self._composed: LruCache[tuple[int, int], Pieces] = LruCache(CHAIN_CACHE_BYTES, _pieces_cost)
         self._families: dict[int, list[int]] | None = None
+        self._roots: LruCache[int, bytes] = LruCache(ROOT_CACHE_BYTES, len)
+        """The whole texts of families' roots that siblings were rebased on: the objects of a family
+        come near each other in the pack, and each inflated the root again (352 of the corpus's 996)."""
+        self._links: array[int] | None = None
+        """Each entry's stored base (its position; ``_WHOLE_LINK``, ``_LOST_LINK``), read from its
+        header the first time a walk reaches it (4 bytes an entry of the pack): the objects of one
+        family walk the same chain, and each step was a header parsed and an offset looked up."""
+        self._usable = bytearray()
+        """Whether a base outside this pack's sent entries is usable (``PackPlan.base_usable``), by
+        position: 0 not asked yet, 1 yes, 2 no."""
+
+    def _link(self, mapped: mmap.mmap, pos: int) -> int:
+        """The position of the stored base of the entry at ``pos``; ``_WHOLE_LINK`` for a whole
+        object, ``_LOST_LINK`` for a base this pack does not hold (or a bad offset)."""
+        links = self._links
+        if links is None:
+            links = self._links = array("i", [_UNREAD_LINK]) * len(self._view)
+        found = links[pos]
+        if found == _UNREAD_LINK:
+            view = self._view
+            entry = parse_entry(mapped, int(view.offsets[pos]), view.raw_len)
+            if entry.type_num == OFS_DELTA:
+                base = view.position_at_offset(entry.base_offset)
+            elif entry.type_num == REF_DELTA:
+                base = view.position(entry.base_name)
+            else:
+                base = _WHOLE_LINK
+            found = links[pos] = _LOST_LINK if base is None else base
+        return found
+
+    def _base_usable(self, plan: PackPlan, index: int, base: int) -> bool:
+        usable = self._usable
+        if not usable:
+            usable.extend(bytes(len(self._view)))
+        if not usable[base]:
+            usable[base] = 1 if plan.base_usable(self._view.names[base], index, same_pack_ok=False) else 2
+        return usable[base] == 1
 
     def entry(self, plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap, pos: int,
               new_offset: _NewOffsets) -> bytes | None:
@@ -991,24 +1032,19 @@ class _ChainDeltas:
         prefix = b""
         try:
             for _ in range(MAX_CHAIN_WALK):
-                entry = parse_entry(mapped, int(view.offsets[at]), view.raw_len)
-                if entry.type_num == OFS_DELTA:
-                    base = view.position_at_offset(entry.base_offset)
-                elif entry.type_num == REF_DELTA:
-                    base = view.position(entry.base_name)
-                else:  # a whole object that is not sent: a sibling of the chain's may be
+                base = self._link(mapped, at)
+                if base == _WHOLE_LINK:  # a whole object that is not sent: a sibling of the chain's may be
                     return self._sibling_entry(source, mapped, chain, new_offset, plan.ofs_delta)
-                if base is None or base in chain:
+                if base == _LOST_LINK or base in chain:
                     return None
-                name = view.names[base]
                 if source.selected[base] and base < pos:  # written before this entry
                     if plan.ofs_delta:
                         prefix, kind = encode_ofs(new_offset[pos] - new_offset[base]), OFS_DELTA
                     else:
-                        prefix, kind = name, REF_DELTA
+                        prefix, kind = view.names[base], REF_DELTA
                     break
-                if plan.base_usable(name, index, same_pack_ok=False):
-                    prefix, kind = name, REF_DELTA
+                if self._base_usable(plan, index, base):
+                    prefix, kind = view.names[base], REF_DELTA
                     break
                 chain.append(base)
                 at = base
@@ -1060,10 +1096,13 @@ class _ChainDeltas:
             ranked.append((len(walk) - 1 + depth_in[node], -candidate, walk + chain[depth_in[node] + 1:]))
         if not ranked:
             return None
-        entry = parse_entry(mapped, int(view.offsets[root]), view.raw_len)
-        if entry.type_num not in (COMMIT, TREE, BLOB, TAG) or _declared_size(entry.size_header) > MAX_SIBLING_BASE:
-            return None
-        text = zlib.decompress(mapped[entry.data_start:view.entry_end(root)])
+        text = self._roots.get(root)
+        if text is None:
+            entry = parse_entry(mapped, int(view.offsets[root]), view.raw_len)
+            if entry.type_num not in (COMMIT, TREE, BLOB, TAG) or _declared_size(entry.size_header) > MAX_SIBLING_BASE:
+                return None
+            text = zlib.decompress(mapped[entry.data_start:view.entry_end(root)])
+            self._roots.put(root, text)
         target = self._compose(mapped, chain[:-1])
         best: tuple[bytes, int] | None = None
         for _distance, _latest, sibling_chain in sorted(ranked)[:MAX_SIBLINGS_TRIED]:
@@ -1082,13 +1121,8 @@ class _ChainDeltas:
 
     def _base_of(self, mapped: mmap.mmap, pos: int) -> int | None:
         """The stored delta base of the entry at ``pos`` in this pack; None for a whole object."""
-        view = self._view
-        entry = parse_entry(mapped, int(view.offsets[pos]), view.raw_len)
-        if entry.type_num == OFS_DELTA:
-            return view.position_at_offset(entry.base_offset)
-        if entry.type_num == REF_DELTA:
-            return view.position(entry.base_name)
-        return None
+        base = self._link(mapped, pos)
+        return None if base < 0 else base
 
     def _family_map(self, source: _Source, mapped: mmap.mmap) -> dict[int, list[int]]:
         """For each whole object of this pack, the sent objects (positions, ascending) whose stored
