@@ -392,10 +392,13 @@ def _tar_header(name: bytes, mode: int, size: int, mtime: int, kind: bytes, link
     """A ustar header as git fills one: octal fields of fixed widths, owner root, its checksum."""
     size = size if stat.S_ISREG(mode) else 0
     if size < _OCTAL_11 and 0 <= mtime < _OCTAL_11:  # packed in one C call; the fields as below
-        header = _TAR_HEADER.pack(name, b"%07o" % (mode & 0o7777), b"0000000", b"0000000", b"%011o" % size,
-                                  b"%011o" % mtime, b"        ", kind, link, b"ustar", b"00", b"root", b"root",
-                                  b"0000000", b"0000000", prefix)
-        return header[:148] + b"%07o\0" % sum(header) + header[156:]
+        octals = b"%07o%011o%011o" % (mode & 0o7777, size, mtime)
+        header = _TAR_HEADER.pack(name, octals[:7], b"0000000", b"0000000", octals[7:18], octals[18:],
+                                  b"        ", kind, link, b"ustar", b"00", b"root", b"root", b"0000000", b"0000000",
+                                  prefix)
+        # the checksum: the bytes of the fields that vary, and of those that do not (summed once)
+        total = _TAR_HEADER_SUM + sum(octals) + sum(name[:100]) + sum(kind) + sum(link[:100]) + sum(prefix[:155])
+        return header[:148] + b"%07o\0" % total + header[156:]
 
     def octal(value: int, width: int) -> bytes:
         return b"%0*o\0" % (width - 1, value)
@@ -412,6 +415,8 @@ def _tar_header(name: bytes, mode: int, size: int, mtime: int, kind: bytes, link
 _OCTAL_11 = 8 ** 11
 _TAR_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
 """A ustar header's fields, each padded with NULs to its width (``_tar_header``)."""
+_TAR_HEADER_SUM = sum(_TAR_HEADER.pack(b"", b"", b"0000000", b"0000000", b"", b"", b"        ", b"\0", b"", b"ustar",
+                                       b"00", b"root", b"root", b"0000000", b"0000000", b""))
 
 
 def _path_prefix(path: bytes) -> int:
