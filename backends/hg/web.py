@@ -32,6 +32,7 @@ from backends.hg import linediff
 from backends.hg.archive import (
     adjusted_linkrev,
     file_data,
+    file_node_at,
     file_parents,
     file_size,
     manifest_at,
@@ -1001,16 +1002,18 @@ def file_or_directory(repo: HgRepo, key: str, path: str, manifest_only: bool = F
     """What ``json-file/REV/PATH`` shows, for its JSON (``json_file``) and for the browser's page
     (``gateway.hg_web``, which renders it as it is, with no JSON between): the file at that
     revision, or a directory (any path with ``manifest_only``, ``json-manifest``)."""
-    node, rev, _mtime, files = resolve(repo, key)
     wanted = path.strip("/").encode("utf-8", "surrogateescape")
     if not manifest_only and wanted:
-        for file_path, file_node, _flags in files:
-            if file_path == wanted and rev >= 0:
-                return FileLines(node, rev, file_path, file_node, _file_lines(repo, file_path, file_node))
+        node, rev = resolve_revision(repo, key)
+        file_node = file_node_at(repo, rev, wanted) if rev >= 0 else None
+        if file_node is not None:  # (the manifest is parsed only for a directory)
+            return FileLines(node, rev, wanted, file_node, _file_lines(repo, wanted, file_node))
+        node, rev, _mtime, files = resolve(repo, key)
         try:
             return _directory(repo, node, rev, files, wanted)
         except ProtocolError:  # neither a file nor a directory: hgweb's file error
             raise not_in_manifest(wanted, node) from None
+    node, rev, _mtime, files = resolve(repo, key)
     return _directory(repo, node, rev, files, wanted)
 
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from backends.hg import open_repository
+from backends.hg import archive, open_repository
 from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
+from backends.lru import LruCache
 from gateway import hg_web as pages
 from protocols import hg_web_html as html
 from tests import hg_command_server
@@ -63,3 +64,21 @@ def test_a_file_page_is_rendered_without_json(repo: HgRepo, path: bytes, monkeyp
     monkeypatch.setattr(json, "loads", no_json)
     segments = ["file", "tip", *path.decode("utf-8", "surrogateescape").split("/")] if path else ["file", "tip"]
     assert pages.render(pages.HgPages(repo), "r", URL, segments) == expected
+
+
+@pytest.mark.parametrize("path", [b"d/x.txt", b"plain.txt", b"only/one/chain/leaf.txt"])
+def test_a_file_page_does_not_parse_a_manifest_too_large_to_keep(repo: HgRepo, path: bytes,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest too large to be kept parsed (over 50,000 files) was parsed whole for each page
+    of one of its files (50 ms of CPU, where hg serve took 10); the file is found in its text."""
+    expected = _from_json(repo, path)
+    monkeypatch.setattr(archive, "_MANIFESTS", LruCache(0))  # keeps nothing, as for a large manifest
+
+    def parsed(_text: bytes) -> Any:
+        raise AssertionError("a whole manifest was parsed for the page of one file")
+
+    monkeypatch.setattr(archive, "manifest_entries", parsed)
+    segments = ["file", "tip", *path.decode().split("/")]
+    assert pages.render(pages.HgPages(repo), "r", URL, segments) == expected
+    with pytest.raises(AssertionError):  # a directory is still listed from the parsed manifest
+        pages.render(pages.HgPages(repo), "r", URL, ["file", "tip", "d"])
