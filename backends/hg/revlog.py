@@ -767,6 +767,15 @@ class RevlogCache:
     def open(self, index_path: bytes, logical: bytes | None = None) -> Revlog:
         return Revlog(self.vfs, index_path, self.index(index_path), logical)
 
+    def adopt(self, index_path: bytes, index: Index) -> None:
+        """Take ``index``, a snapshot another open parsed, as this open's while its file's stamp is
+        still the one it was parsed at (as a snapshot of the shared cache is taken); else nothing.
+        For an index the shared cache does not keep (too large for its budget) that something else
+        holds anyway: the changelog's, which ``HgRepo``'s views kept between requests hold."""
+        if self._indexes.get(index_path) is None and index.stamp is not None \
+                and self.vfs.stamp(index_path) == index.stamp:
+            self._indexes[index_path] = index
+
     def index(self, index_path: bytes) -> Index:
         stamp = self.vfs.stamp(index_path)
         cached = self._indexes.get(index_path)
