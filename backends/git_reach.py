@@ -314,8 +314,23 @@ class Walker:
         is the same): the trees the haves' walk read are not read again."""
         reached = _Marking(len(self._view) if self._view is not None else 0, stop)
         trees: list[bytes] = []
-        commits = list(tips)
+        commits: list[bytes] = []
         steps = 0
+        # every tip's own bitmap first, then the walks from the tips without one, which stop where
+        # those bitmaps cover them: a fetch's 16 haves, newest first, had the oldest walked first,
+        # 732 commits down to a bitmapped one, all but a few of them in the next have's bitmap
+        unmapped = []
+        for sha in tips:
+            steps += 1
+            if steps % ABANDON_CHECK == 0:
+                self._check_wanted()
+            if self._mark(reached, sha, use_bitmap=True):
+                unmapped.append(sha)
+        for sha in reversed(unmapped):
+            steps += 1
+            if steps % ABANDON_CHECK == 0:
+                self._check_wanted()
+            self._expand(reached, sha, commits, trees)
         while commits:
             sha = commits.pop()
             steps += 1
