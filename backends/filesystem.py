@@ -552,6 +552,9 @@ class _ServedRepo(Repo):
 
     precious_objects = False
 
+    opened_config: ConfigFile | None = None
+    """The config the open read (without the extensions hgwire ignores), until a session takes it."""
+
     def __init__(self, path: str) -> None:
         self._judging = True
         try:
@@ -566,6 +569,13 @@ class _ServedRepo(Repo):
             for name in ignored:
                 with suppress(KeyError):
                     config.remove((b"extensions",), name)
+            self.opened_config = config
+        return config
+
+    def take_opened_config(self) -> ConfigFile | None:
+        """The config the open read, once (None after): a request's settings are read from it, where
+        each git request parsed the file three times (the open, its object format, its settings)."""
+        config, self.opened_config = self.opened_config, None
         return config
 
 
@@ -637,8 +647,9 @@ def _open_git(path: str) -> Repo:
         repo.close()
         raise UnsupportedFeature("unsupported repository feature: a shallow repository (its history was cut, "
                                  "as by clone --depth); run 'git fetch --unshallow' in it to serve it")
+    config = repo.opened_config if repo.opened_config is not None else repo.get_config()
     try:  # dulwich reads a value it does not know as SHA-1: git refuses the repository
-        name = repo.get_config().get((b"extensions",), b"objectformat").decode("utf-8", "replace").lower()
+        name = config.get((b"extensions",), b"objectformat").decode("utf-8", "replace").lower()
     except KeyError:
         name = "sha1"
     adopt_store(repo.object_store)

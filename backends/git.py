@@ -730,8 +730,11 @@ class DulwichGitRepository:
         A ``base_config`` git could not read raises ``StorageError``: guessing could let through what
         the operator meant to deny."""
         if self._config_read is False:
-            try:
-                own = self.dulwich_repo.get_config()
+            try:  # (the one the open read, if the open was the fs backend's)
+                take = getattr(self.dulwich_repo, "take_opened_config", None)
+                own = take() if take is not None else None
+                if own is None:
+                    own = self.dulwich_repo.get_config()
             except Exception:
                 own = None
             if own is not None and self.base_config is not None:
