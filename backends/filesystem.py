@@ -71,6 +71,17 @@ def _check_readable(name: str, path: str, kind: Kind | None) -> None:
                            "tell the server's operator")
 
 
+def _has_gitfile(path: str) -> bool:
+    """Whether ``path/.git`` is a gitfile (``gitdir: DIR``), which git daemon follows to a git
+    directory kept elsewhere: hgwire serves none (it could name a directory outside the root, or
+    another repository's under another name's rules), and says so."""
+    try:
+        with open(os.path.join(path, ".git"), "rb") as gitfile:
+            return gitfile.read(8) == b"gitdir: "
+    except OSError:  # none, a directory, unreadable: no gitfile to tell of
+        return False
+
+
 def _is_git_dir(path: str) -> bool:
     return (_head_ok(os.path.join(path, "HEAD"))
             and os.path.isdir(os.path.join(path, "objects"))
@@ -166,6 +177,7 @@ class FilesystemBackend:
     def _locate(self, raw: str) -> tuple[str, str, Kind]:
         name = validate_name(raw)
         existing_dir = None
+        elsewhere = False
         self._checked_ancestors(name)  # (a name's candidates differ in their last segment only)
         for candidate, kinds in self._candidates(name):
             self._checked_leaf(candidate)
@@ -178,6 +190,12 @@ class FilesystemBackend:
                 _check_readable(candidate, path, None)
                 if kinds is ANY_KIND:
                     existing_dir = candidate
+                    elsewhere = elsewhere or _has_gitfile(path)
+        if elsewhere:
+            raise UnsupportedFeature(
+                "unsupported repository feature: a working tree whose git directory lies elsewhere (its .git is "
+                "a file naming it, as git clone --separate-git-dir and git worktree add write); serve the git "
+                "directory it names instead, or move that directory back into its .git")
         if existing_dir is not None:
             raise NotARepository(f"{existing_dir} is not a git or Mercurial repository")
         raise RepositoryNotFound(f"repository {name} not found{self._root_hint(name)}")
@@ -202,7 +220,7 @@ class FilesystemBackend:
         reach ``app.git``), or None when there is none; ``UnsafeName`` for a name refused."""
         try:
             found, _, kind = self._locate(name)
-        except (RepositoryNotFound, NotARepository):
+        except (RepositoryNotFound, NotARepository, UnsupportedFeature):  # (a gitfile's working tree)
             return None
         return found, kind
 

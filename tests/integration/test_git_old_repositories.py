@@ -123,3 +123,25 @@ def test_a_head_linked_to_a_branch_never_pushed_is_repaired_by_the_first_push(
     served = client.git("ls-remote", "--symref", server.git_url("fresh"), "HEAD").stdout
     assert served.startswith("ref: refs/heads/main\tHEAD\n"), served
     assert client.git("--git-dir", str(repo), "symbolic-ref", "HEAD").stdout.strip() == "refs/heads/main"
+
+
+def test_a_working_tree_whose_git_directory_is_elsewhere_is_refused_saying_so(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    """``git clone --separate-git-dir`` leaves a ``.git`` file (``gitdir: …``) in the working tree,
+    which git daemon follows; hgwire serves no such pointer (it may lead out of the root, or into
+    another repository under another name), and said only "sep is not a git or Mercurial
+    repository" of it, a 404 over HTTP: each transport now says what it is and what to do."""
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    _history(client, work, 2)
+    (server.root / "gitdirs").mkdir()
+    client.git("clone", "-q", "--separate-git-dir", str(server.root / "gitdirs" / "sep.git"), str(work),
+               str(server.root / "sep"))
+    assert (server.root / "sep" / ".git").read_text().startswith("gitdir: ")
+    for url in (server.git_url("sep"), server.url("http", "sep")):
+        refused = client.git("ls-remote", url, check=False)
+        assert refused.returncode != 0
+        assert ("a working tree whose git directory lies elsewhere" in refused.stderr
+                and "serve the git directory it names instead" in refused.stderr), refused.stderr
+    assert client.git("ls-remote", server.git_url("gitdirs/sep.git")).stdout  # the directory it names is served

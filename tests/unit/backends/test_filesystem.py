@@ -145,7 +145,7 @@ def test_plain_directory_is_not_a_repository(tmp_path: Path) -> None:
 
 
 def test_a_repository_with_a_working_tree_is_served_from_its_git_dir(tmp_path: Path) -> None:
-    """As git daemon serves ``NAME/.git``; a ``.git`` file (a worktree's pointer) is no repository."""
+    """As git daemon serves ``NAME/.git``; a ``.git`` file (a worktree's pointer) is refused saying so."""
     subprocess.run(["git", "init", "-q", str(tmp_path / "work")], check=True)
     (tmp_path / "pointer").mkdir()
     (tmp_path / "pointer" / ".git").write_text("gitdir: ../work/.git\n")
@@ -155,8 +155,9 @@ def test_a_repository_with_a_working_tree_is_served_from_its_git_dir(tmp_path: P
     repo = backend.open("work")
     assert repo.kind is Kind.GIT and not repo.bare  # type: ignore[union-attr]
     assert "work" in list(backend.list())
-    with pytest.raises(NotARepository):
+    with pytest.raises(UnsupportedFeature, match="git directory lies elsewhere"):
         backend.open("pointer")
+    assert backend.locate("pointer") is None
     with pytest.raises(UnsafeName, match="symlinked .git"):
         backend.open("linked")
 
