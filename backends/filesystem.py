@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from typing import BinaryIO
 
 from dulwich.config import ConfigFile, StackedConfig
 from dulwich.file import SharedPerm, adjust_shared_perm
@@ -579,6 +580,16 @@ class _ServedRepo(Repo):
             super().__init__(path)
         finally:
             self._judging = False
+
+    def get_named_file(self, path: str | bytes, basedir: str | None = None) -> BinaryIO | None:
+        """dulwich's, but for ``info/grafts``, which dulwich parses as it opens the repository and
+        no step of hgwire's uses: a comment, a blank line or a line of ids git skips there (git
+        reads them all) made the repository unservable ("the repository holds an object the server
+        cannot read (Invalid graftpoint b'#')").  The web pages read the file as git does
+        (``DulwichGitRepository.grafts``)."""
+        if getattr(self, "_judging", False) and os.fsdecode(path) == os.path.join("info", "grafts"):
+            return None
+        return super().get_named_file(path, basedir)
 
     def get_config(self) -> ConfigFile:
         config = super().get_config()

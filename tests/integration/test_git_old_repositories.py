@@ -145,3 +145,21 @@ def test_a_working_tree_whose_git_directory_is_elsewhere_is_refused_saying_so(
         assert ("a working tree whose git directory lies elsewhere" in refused.stderr
                 and "serve the git directory it names instead" in refused.stderr), refused.stderr
     assert client.git("ls-remote", server.git_url("gitdirs/sep.git")).stdout  # the directory it names is served
+
+
+def test_a_repository_with_a_commented_grafts_file_is_served(make_server: Callable[..., RunningServer],
+                                                              client: Client) -> None:
+    """``info/grafts`` (what git before replace refs read to join or cut a history) with a comment,
+    a blank line or a line git skips as bad: git serves the repository, and clones get the history
+    as stored; hgwire refused every request to it ("the repository holds an object the server
+    cannot read (Invalid graftpoint b'#')", a 500 over HTTP)."""
+    server, repo = _served_history(make_server, client, "grafted", 3, "main")
+    ids = client.git("--git-dir", str(repo), "rev-list", "main").stdout.split()
+    (repo / "info").mkdir(exist_ok=True)
+    (repo / "info" / "grafts").write_text(f"# history before this was cut\n\n{ids[1]}\nnot-an-id {ids[0]}\n")
+    for url in (server.git_url("grafted"), server.url("http", "grafted")):
+        served = client.git("ls-remote", url).stdout
+        assert served == client.git("ls-remote", f"file://{repo}").stdout
+        copy = client.cwd / f"copy-{url[:3]}"
+        client.git("clone", "-q", url, str(copy))
+        assert client.git("rev-list", "--count", "main", cwd=copy).stdout.strip() == "3"  # as stored
