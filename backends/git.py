@@ -231,6 +231,10 @@ def _quarantine_removed(exc: OSError, quarantines: Sequence[git_ingest.Quarantin
 
 MAX_SYMREF_DEPTH = 5
 """Symbolic refs followed before giving up on a chain (dulwich's ``SymrefLoop`` depth)."""
+MAX_GRAFTS_FILE = 16 << 20
+"""What of a repository's ``info/grafts`` is read (a line a commit: some 300,000 of them)."""
+_GRAFT_BLANK = re.compile(rb"[ \t\r]")
+"""What parts the ids of a graft line (git's ``isspace``; a line ends at its newline)."""
 
 
 class DiskRefs:
@@ -1151,6 +1155,33 @@ class DulwichGitRepository:
         replaced commit's replacement, as ``git log`` in it does (``backends.git_web``).  A value
         git would not read refuses the page (``StorageError``)."""
         return self._config_bool(b"core", b"usereplacerefs") is not False
+
+    def grafts(self) -> dict[bytes, list[bytes]]:
+        """The repository's ``info/grafts`` (what older tools wrote to join or cut a history; git
+        deprecates it but ``git log`` and gitweb still read it): each grafted commit's id and the
+        parents its pages show instead of its own, in hex; empty without the file or off disk.  As
+        git reads it: blank lines and ``#`` comments are skipped, so is a line that is not ids
+        parted by single blanks (git says "bad graft data"), and a commit grafted twice keeps its
+        first line."""
+        path = self._disk_git_dir()
+        if path is None:
+            return {}
+        try:
+            with open(os.path.join(path, "info", "grafts"), "rb") as file:
+                text = file.read(MAX_GRAFTS_FILE)
+        except OSError:  # none (nearly every repository), or unreadable: no grafts, as git
+            return {}
+        width = object_format_of(self.object_store).hex_len
+        found: dict[bytes, list[bytes]] = {}
+        for line in text.split(b"\n"):
+            line = line.rstrip()
+            if not line or line.startswith(b"#"):
+                continue
+            ids = _GRAFT_BLANK.split(line)
+            if not all(len(oid) == width and _HEX_ID.fullmatch(oid) for oid in ids):
+                continue
+            found.setdefault(ids[0].lower(), [oid.lower() for oid in ids[1:]])
+        return found
 
     def receive_max_input_size(self) -> int:
         """``receive.maxInputSize``: the largest pack a push may send, in bytes (0: no bound of its own).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import copy
 import heapq
 import itertools
 import json
@@ -82,6 +83,9 @@ class GitPages:
                 self.tags.setdefault(target, []).append(_text(name[len(b"refs/tags/"):]))
         self.peeled = snapshot.peeled
         self.replacements = self._replacements(repo)
+        grafts = getattr(repo, "grafts", None)
+        self.grafts: dict[bytes, list[bytes]] = grafts() if grafts is not None else {}
+        """Commits ``info/grafts`` gives other parents, as ``git log`` and gitweb show them."""
 
     def _replacements(self, repo: GitRepository) -> dict[bytes, bytes]:
         """The commits replaced (``git replace A B``, ``git replace --graft``, pushed as
@@ -177,12 +181,19 @@ class GitPages:
 
     def _object(self, oid: bytes) -> Any:
         """The object ``oid`` names, a commit's replacement in its stead (``replacements``: a tree
-        or blob replaced is read as it is)."""
+        or blob replaced is read as it is), a grafted commit with its graft's parents (``grafts``)."""
+        found = None
         if oid in self.replacements:
             replacement = self._read(self._replaced(oid))
             if isinstance(replacement, Commit):
-                return replacement
-        return self._read(oid)
+                found = replacement
+        if found is None:
+            found = self._read(oid)
+        if oid in self.grafts and isinstance(found, Commit):  # under its own id, with the graft's parents
+            grafted = copy.copy(found)
+            grafted.parents = [ObjectID(parent) for parent in self.grafts[oid]]
+            return grafted
+        return found
 
     def _read(self, oid: bytes) -> Any:
         try:

@@ -71,3 +71,34 @@ def test_the_log_follows_replaced_commits_as_git_log_does(make_server: Callable[
         subprocess.run(["git", "--git-dir", str(bare), "config", "core.useReplaceRefs", "false"], check=True)
         plain = _git_log(client, "--git-dir", str(bare))
         assert len(plain) == 4 and _shortlog(port) == plain
+
+
+def test_the_log_follows_an_info_grafts_file_as_git_log_does(make_server: Callable[..., RunningServer],
+                                                             client: Client) -> None:
+    """``info/grafts``, which older tools wrote to join a history to its past or to cut it (git
+    reads it still, as gitweb does, whatever ``core.useReplaceRefs`` says): the pages read every
+    commit as stored, where ``git log`` in the repository shows the grafted history."""
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], create_on_push=True)
+    work = client.cwd / "work"
+    client.git("init", "-q", "-b", "main", str(work))
+    first = _commit(client, work, "1", 1_700_000_001)
+    _commit(client, work, "2", 1_700_000_002)
+    third = _commit(client, work, "3", 1_700_000_003)
+    fourth = _commit(client, work, "4", 1_700_000_004)
+    url = f"git://127.0.0.1:{server.port('git')}/r.git"
+    client.git("push", "-q", url, "main", cwd=work)
+    bare = server.root / "r.git"
+    (bare / "info").mkdir(exist_ok=True)
+    (bare / "info" / "grafts").write_text(  # 3's parent is 1; a comment, a line git refuses, a second line for 3
+        f"# joined by hand\n{third} {first}\n{fourth}  {first}\n{third}\n")
+    port = server.port("http")
+
+    expected = _git_log(client, "--git-dir", str(bare))
+    assert [e[0] for e in expected] == [fourth, third, first]
+    assert _shortlog(port) == expected
+    graph = json.loads(raw(port, "GET", "/r.git/json-graph").body)["changesets"]
+    assert [c["node"] for c in graph] == [fourth, third, first]
+    rev = json.loads(raw(port, "GET", f"/r.git/json-rev/{third}").body)
+    assert rev["parents"] == [first]
+    subprocess.run(["git", "--git-dir", str(bare), "config", "core.useReplaceRefs", "false"], check=True)
+    assert _shortlog(port) == _git_log(client, "--git-dir", str(bare)) == expected
