@@ -189,6 +189,26 @@ def _lock_files(refs: object, ref: Ref) -> list[bytes]:
     return [refpath(ref) + b".lock", os.path.join(path, b"packed-refs.lock")]
 
 
+def _clear_way(refs: object, ref: Ref) -> str | None:
+    """Make way for ``ref``'s file as git's refs code does before it writes one: a directory there,
+    left by refs another tool deleted (git removes the directories it empties; an ``rm``, JGit or
+    libgit2 may not), is removed when it holds nothing but empty directories.  None once nothing
+    is in the way; git's reason when the directory holds anything else."""
+    refpath = getattr(refs, "refpath", None)
+    if refpath is None:
+        return None
+    path = refpath(ref)
+    if os.path.islink(path) or not os.path.isdir(path):
+        return None
+    for directory, _dirs, _files in os.walk(path, topdown=False):
+        try:
+            os.rmdir(directory)
+        except OSError:  # a file, a link or a directory not empty: git's refusal
+            name = ref.decode("utf-8", "replace")
+            return f"there is a non-empty directory '{name}' blocking reference '{name}'"
+    return None
+
+
 class _NamingInflater(PackInflater):
     """dulwich's ``PackInflater``, but a tree its parser refuses ("SHA truncated") is git's
     ``badTree``, named, as ``git_ingest.check_tree`` refuses it on disk: dulwich parses each object
@@ -1696,6 +1716,8 @@ class DulwichGitRepository:
         locks = _lock_files(refs, ref)
         there = [os.path.lexists(lock) for lock in locks]
         try:
+            if not is_zero_id(update.new) and (blocked := _clear_way(refs, ref)) is not None:
+                return f"failed to update ref: {blocked}"
             done = self._retrying_locked(lambda: (
                 (old is None or refs.remove_if_equals(ref, old)) if is_zero_id(update.new)
                 else refs.add_if_new(ref, new) if old is None  # dulwich reads old=None as "unconditional"

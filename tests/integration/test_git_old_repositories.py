@@ -163,3 +163,26 @@ def test_a_repository_with_a_commented_grafts_file_is_served(make_server: Callab
         copy = client.cwd / f"copy-{url[:3]}"
         client.git("clone", "-q", url, str(copy))
         assert client.git("rev-list", "--count", "main", cwd=copy).stdout.strip() == "3"  # as stored
+
+
+def test_empty_directories_where_a_pushed_ref_goes_are_removed_as_git_removes_them(
+        make_server: Callable[..., RunningServer], client: Client) -> None:
+    """Directories under ``refs/`` emptied by another tool (an ``rm`` of loose refs, a tool that
+    leaves the directories of the refs it deletes): git's receive-pack removes the empty ones in a
+    pushed ref's way.  hgwire refused such a push, for ever, with "another push created it
+    meanwhile; fetch and push again" (and a packed branch with a directory at its loose file's
+    place could not be moved: "Is a directory")."""
+    server, repo = _served_history(make_server, client, "emptied", 2, "main", "main:refs/heads/old")
+    client.git("--git-dir", str(repo), "pack-refs", "--all")
+    for empty in ("topic", "nest/deeper/deepest", "old"):
+        (repo / "refs" / "heads" / empty).mkdir(parents=True)
+    work = client.cwd / "work"
+    commit(client, work, "new.txt", "new\n", "after")
+    url = server.git_url("emptied")
+    pushed = client.git("push", url, "HEAD:refs/heads/topic", "HEAD:refs/heads/nest", "HEAD:refs/heads/old",
+                        cwd=work, check=False)
+    assert pushed.returncode == 0, pushed.stderr
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    for name in ("topic", "nest", "old"):
+        assert client.git("--git-dir", str(repo), "rev-parse", f"refs/heads/{name}").stdout.strip() == head
+    client.git("--git-dir", str(repo), "fsck", "--full")
