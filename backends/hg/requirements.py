@@ -85,6 +85,11 @@ _UPGRADE = (" (a repository of Mercurial 1.0 or older, or made with format.usefn
 _RECLONE = (" (a repository of Mercurial 0.9.1 or older); make a new one of it with "
             "'hg clone --pull OLD NEW' to serve it")
 
+_EXPERIMENTAL = (" (an experimental format of hg's, which hg makes only when told it may corrupt the data); make "
+                 "a new one of it in today's format with 'hg clone --pull OLD NEW' to serve it")
+_EXPERIMENTAL_FILES = frozenset({"fileindex-v1"})
+"""Requirements of hg's experimental formats not named ``exp-…`` (``revlogv2``'s file index)."""
+
 
 def check(reqs: set[str] | frozenset[str]) -> None:
     """Refuse a repository with any requirement outside SUPPORTED, or older than Mercurial 1.1's layout.
@@ -94,7 +99,8 @@ def check(reqs: set[str] | frozenset[str]) -> None:
     """
     for req in sorted(reqs):
         if req not in SUPPORTED:
-            raise UnsupportedFeature(f"unsupported repository feature: {req}")
+            raise UnsupportedFeature(f"unsupported repository feature: {req}"
+                                     + (_EXPERIMENTAL if req.startswith("exp-") or req in _EXPERIMENTAL_FILES else ""))
     for needed in (REVLOGV1, STORE, FNCACHE):
         if needed not in reqs:
             raise UnsupportedFeature(f"unsupported repository feature: missing {needed}"

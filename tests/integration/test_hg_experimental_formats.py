@@ -1,0 +1,34 @@
+"""Repositories of hg's experimental formats (``format.exp-use-changelog-v2``,
+``experimental.revlogv2``, each made only when told ``enable-unstable-format-and-corrupt-my-data``),
+which hgwire does not read: the refusal named the requirement and no way on; it now says to make a
+new one in today's format, which ``hg clone --pull`` does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import LOOPBACK, Client, RunningServer
+
+UNSTABLE = "enable-unstable-format-and-corrupt-my-data"
+
+
+@pytest.mark.parametrize(("setting", "requirement"), [
+    ("format.exp-use-changelog-v2", "exp-changelog-v2"),
+    ("experimental.revlogv2", "exp-revlogv2.2"),
+])
+def test_an_experimental_format_is_refused_saying_how_to_serve_it(make_server: Callable[..., RunningServer],
+                                                                  client: Client, setting: str,
+                                                                  requirement: str) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    repo = server.root / "exp"
+    client.hg("init", "--config", f"{setting}={UNSTABLE}", "--config", "storage.fileindex.slow-path=allow", repo)
+    assert requirement in (repo / ".hg" / "store" / "requires").read_text()
+    refused = client.hg("clone", "-U", server.url("http", "exp"), client.cwd / "copy", check=False)
+    assert refused.returncode != 0
+    assert f"unsupported repository feature: {requirement} (an experimental format" in refused.stderr, refused.stderr
+    assert "'hg clone --pull OLD NEW' to serve it" in refused.stderr
+    client.hg("clone", "-q", "-U", "--pull", "--config", "storage.fileindex.slow-path=allow", repo,
+              server.root / "today")  # what the refusal says does serve it
+    client.hg("clone", "-q", "-U", server.url("http", "today"), client.cwd / "served")
