@@ -37,6 +37,20 @@ history from another repository's objects (``objects/info/alternates``) keeps bo
 it the fork's repack copied the whole history in: 16 KiB became 33 MB for the bench corpus); git
 writes no bitmap for such a pack then (it says so and packs anyway)."""
 
+CRUFT_REPACK_ARGS = ("repack", "-a", "-d", "-l", "-q", "--write-bitmap-index", "--cruft")
+"""``REPACK_ARGS`` for a repository that keeps its unreachable objects in a cruft pack (``git gc
+--cruft``, ``gc.cruftPacks``: a ``.mtimes`` file beside the pack): they are kept all the same, in
+a cruft pack again with the times they were last written, which the operator's ``git gc
+--prune=…`` expires them by.  ``--keep-unreachable`` moved them into the new pack, whose time
+every later repack renewed: they were never pruned."""
+
+
+def repack_args(git_dir: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The ``git repack`` arguments for the repository at ``git_dir``: ``CRUFT_REPACK_ARGS`` when
+    it holds a cruft pack, else ``REPACK_ARGS``."""
+    pack_dir = Path(git_dir) / "objects" / "pack"
+    return CRUFT_REPACK_ARGS if any(pack_dir.glob("pack-*.mtimes")) else REPACK_ARGS
+
 
 COMMIT_GRAPH_ARGS = ("commit-graph", "write", "--reachable", "--no-progress")
 """The commit-graph of every commit the refs reach, what ``git gc`` writes after its repack
@@ -138,7 +152,7 @@ def write_bitmap(git_dir: str | os.PathLike[str], git: str | None = None,
     Raises ``subprocess.CalledProcessError`` / ``TimeoutExpired`` when git fails.
     Readers that mapped the old packs keep reading them until they finish.
     """
-    return _run_git(git_dir, REPACK_ARGS, git, timeout)
+    return _run_git(git_dir, repack_args(git_dir), git, timeout)
 
 
 GC_PID = "gc.pid"

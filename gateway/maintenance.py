@@ -248,11 +248,12 @@ class _GitProtocol(protocol.ProcessProtocol):
 class _RepackProtocol(_GitProtocol):
     """``git repack``, then with ``commit_graph`` the commit-graph (``_CommitGraphProtocol``)."""
 
-    args = git_maintenance.REPACK_ARGS
+    args: tuple[str, ...] = git_maintenance.REPACK_ARGS
 
     def __init__(self, git_dir: str, name: str, binary: str, commit_graph: bool) -> None:
         super().__init__(git_dir, name, binary)
         self.commit_graph = commit_graph
+        self.args = git_maintenance.repack_args(git_dir)  # (a cruft pack's repository: --cruft)
 
     def succeeded(self, seconds: float) -> None:
         log.info("repacked {repo} in {seconds} s: {packs} pack(s)", repo=self.name, seconds=seconds,

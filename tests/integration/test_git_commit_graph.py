@@ -70,3 +70,44 @@ def test_the_automatic_repack_writes_the_commit_graph_as_git_gc_does(
     assert at_last_repack == 6  # (the last push made no repack, as it would make git's gc --auto run none)
     assert _graph_commits(served) == (2 if write_commit_graph == "false" else at_last_repack)
     client.git("--git-dir", str(served), "fsck", "--full")
+
+
+def test_the_automatic_repack_keeps_a_cruft_pack_with_its_times(make_server: Callable[..., RunningServer],
+                                                                 client: Client) -> None:
+    """A repository whose unreachable objects an operator's ``git gc --cruft`` keeps in a cruft pack
+    (each with the time it was last written, in ``.mtimes``, by which a later ``git gc --prune``
+    expires it): hgwire's repack moved them into its new pack, whose time every repack renewed,
+    so that they were never pruned; they stay in a cruft pack, with their times."""
+    from gateway import maintenance
+
+    server = make_server("fs", git=[LOOPBACK])
+    served = server.root / "cruft.git"
+    work = client.cwd / "work"
+    client.git("init", "-q", "--bare", str(served))
+    client.git("--git-dir", str(served), "config", "gc.autoPackLimit", "3")
+    client.git("init", "-q", "-b", "main", str(work))
+    commit(client, work, "f.txt", "1\n", "first")
+    client.git("push", "-q", str(served), "main", cwd=work)
+    commit(client, work, "f.txt", "2\n", "dropped")
+    dropped = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    client.git("push", "-q", str(served), "main:dropped", cwd=work)
+    client.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    client.git("--git-dir", str(served), "update-ref", "-d", "refs/heads/dropped")
+    client.git("--git-dir", str(served), "gc", "-q", "--cruft", "--prune=1.year.ago")  # an operator's
+    pack_dir = served / "objects" / "pack"
+    assert len(list(pack_dir.glob("*.mtimes"))) == 1
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for step in range(2):  # 3 packs with the two gc left: repacked
+            commit(client, work, f"g{step}.txt", f"{step}\n", f"through hgwire {step}")
+            client.git("push", "-q", server.git_url("cruft"), f"HEAD:refs/heads/b{step}", cwd=work)
+        assert _waited(lambda: len(_repacked(events)) >= 1 and str(served) not in maintenance.running(), 60)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert len(list(pack_dir.glob("*.mtimes"))) == 1
+    assert len(list(pack_dir.glob("*.bitmap"))) == 1
+    assert client.git("--git-dir", str(served), "cat-file", "-t", dropped).stdout.strip() == "commit"
+    client.git("--git-dir", str(served), "fsck", "--full")
+    client.git("--git-dir", str(served), "gc", "-q", "--cruft", "--prune=now")  # the operator's expiry still works
+    assert client.git("--git-dir", str(served), "cat-file", "-t", dropped, check=False).returncode != 0
