@@ -1763,6 +1763,19 @@ class _Spilled:
     def joined(self) -> bytes:
         return b"".join(self._buckets)
 
+    def compact(self) -> int:
+        """Drop the ids held twice, a first byte at a time; how many are left (``count``)."""
+        buckets, width, count = self._buckets, self.width, 0
+        for first in range(256):
+            if buckets[first]:
+                held = bytes(buckets[first])
+                ids = {held[at:at + width] for at in range(0, len(held), width)}
+                del held
+                buckets[first] = bytearray().join(ids)
+                count += len(ids)
+        self.count = count
+        return count
+
 
 class PushLinks:
     """Every id the commits, trees and tags of a push link to, as their checks parsed them, by
@@ -1790,6 +1803,8 @@ class PushLinks:
         self._max_links = max_links
         self._spilled: dict[int, _Spilled] = {}
         """Links moved out of ``_sets`` (``SPILL_LINKS``), by type; ``_gather`` brings them back."""
+        self._compact_past = 0
+        """How many links (an id named again counted again) the next ``_compacted`` waits for."""
         self._calls = 0
         self._closed: tuple[int, bool] | None = None
         self._unfound: set[bytes] | None = None
@@ -1868,12 +1883,31 @@ class PushLinks:
         self._check_bound()
 
     def _check_bound(self) -> bool:
-        """Whether the links are kept (not past the bound)."""
-        if self._sets is not None and sum(map(len, self._sets.values())) + sum(
-                spilled.count for spilled in self._spilled.values()) > self._max_links:
+        """Whether the links are kept (not past the bound): the objects they name, as in sets.
+        Spilled links hold an id each time a tree named it (each whole version of a directory
+        names all of it again): past the bound they are compacted and counted again, and after that
+        only once as many more have come as were left, or a quarter of the bound (linear in the
+        links, not quadratic; at most twice the bound held, 20 bytes a link)."""
+        if self._sets is None:
+            return False
+        total = sum(map(len, self._sets.values())) + sum(spilled.count for spilled in self._spilled.values())
+        if total > self._max_links and self._spilled:
+            if total <= self._compact_past:
+                return True  # (named again or anew since the count: counted at ``_compact_past``)
+            total = self._compacted()
+            self._compact_past = max(self._max_links, total + max(total, self._max_links // 4))
+        if total > self._max_links:
             self._sets = None
             self._spilled = {}
         return self._sets is not None
+
+    def _compacted(self) -> int:
+        """Every link spilled, each id once: how many links are kept."""
+        sets = self._sets
+        assert sets is not None
+        for kind in list(sets):
+            self._spill(kind)
+        return sum(spilled.compact() for spilled in self._spilled.values())
 
     def _spill(self, kind: int) -> None:
         """Move the links of type ``kind`` out of their set into ``_spilled``."""
@@ -1927,6 +1961,7 @@ class PushLinks:
         if self._sets is not None:
             self._sets = {kind: set() for kind in self._sets}
         self._spilled = {}
+        self._compact_past = 0
 
     def _checked_sets(self) -> tuple[dict[int, set[bytes]] | None, str | None]:
         """The links by type (None when they outgrew the bound), and what is wrong when one object
