@@ -960,9 +960,9 @@ MAX_SIBLING_BASE = 16 << 20
 _UNREAD_LINK, _WHOLE_LINK, _LOST_LINK = -3, -1, -2
 """``_ChainDeltas._link``: a header not read yet, a whole object, a base not in the pack."""
 CHAIN_CACHE_BYTES = 16 << 20
+"""Parsed deltas and composed pieces kept while one pack's entries are written (estimated bytes)."""
 ROOT_CACHE_BYTES = 4 << 20
 """Whole texts of chain families' roots kept while one pack's entries are written (``_sibling_entry``)."""
-"""Parsed deltas and composed pieces kept while one pack's entries are written (estimated bytes)."""
 
 
 class _ChainDeltas:
