@@ -6,7 +6,7 @@ import difflib
 import importlib
 import inspect
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from backends.interfaces import Backend, Kind, Repository
 from protocols.errors import HgwireError
@@ -67,16 +67,45 @@ CALLED_AS: dict[str, tuple[str, ...]] = {
 cannot take those arguments is told at the start, not as a ``TypeError`` in every request."""
 
 
-def names_in_folder(backend: object, folder: str = "", after: str = "") -> Iterable[str]:
+def names_in_folder(backend: object, folder: str = "", after: str = "",
+                    starts: Sequence[str] | None = None) -> Iterable[str]:
     """The repository names below ``folder`` (``team/``; ``""``: all) that sort after ``after``, in
     name order (blocking): the backend's optional ``list_folder``, which reads only as far as the
-    caller goes (``fs``), or else its whole ``list()``, filtered and sorted."""
+    caller goes (``fs``), or else its whole ``list()``, filtered and sorted.  ``starts`` (in name
+    order, none the start of another: ``Authorizer.readable_starts``): only the names that begin
+    with one of them, and only the folders those lie in are listed."""
     folder = folder.strip("/") + "/" if folder.strip("/") else ""
     listing = getattr(backend, "list_folder", None)
-    if callable(listing):
+    if not callable(listing):
+        return sorted(name for name in backend.list()  # type: ignore[attr-defined]
+                      if name.startswith(folder) and name > after
+                      and (starts is None or name.startswith(tuple(starts))))
+    if starts is None:
         return listing(folder, after)  # type: ignore[no-any-return]
-    return sorted(name for name in backend.list()  # type: ignore[attr-defined]
-                  if name.startswith(folder) and name > after)
+    return _names_starting(listing, folder, after, starts)
+
+
+def _names_starting(listing: Callable[[str, str], Iterable[str]], folder: str, after: str,
+                    starts: Sequence[str]) -> Iterator[str]:
+    """``list_folder``'s names below ``folder`` after ``after`` that begin with one of ``starts``:
+    each start's names follow the previous one's (none is the start of another), so each is read
+    from the folder it lies in (``team17/`` of ``team17/app``), from just before it, until a name
+    no longer begins with it."""
+    for start in starts:
+        if start.startswith(folder):
+            within = start
+        elif folder.startswith(start):
+            within = folder
+        else:
+            continue
+        # (every name that begins with ``within`` sorts after this, and those before it are passed over)
+        since = max(after, within[:-1] + chr(ord(within[-1]) - 1) + "\U0010ffff") if within else after
+        for name in listing(within[:within.rfind("/") + 1], since):
+            if name < within:
+                continue
+            if not name.startswith(within):
+                break
+            yield name
 
 
 def _takes(method: Callable[..., object], args: tuple[str, ...]) -> bool:

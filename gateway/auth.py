@@ -334,6 +334,14 @@ class Authorizer:
                 names.append(stored.strip("/").removesuffix(".git") + ".git")
         return tuple(dict.fromkeys(names)), reaches
 
+    def readable_starts(self, user: str | None) -> tuple[str, ...] | None:
+        """What the names of the repositories ``user`` may read begin with (``Policy.readable_starts``),
+        for a listing to read only the folders those lie in; None where that is not bounded (no
+        ``--config``, rules that grant reading everywhere, or rules of the Authorizer's own)."""
+        if self.policy is None or _the_policy_grants not in self.rules:
+            return None
+        return self.policy.current.readable_starts(user)
+
     def exists(self, repo: str) -> bool | None:
         """Whether a request for ``repo`` reaches a repository (``locate``); None when the backend
         cannot say or refuses the name (it is refused where it is opened)."""

@@ -198,6 +198,23 @@ def literal_start(pattern: str) -> str:
     return pattern[:cut]
 
 
+def _matches_all_from(pattern: str, prefix: str) -> bool:
+    """Whether ``pattern`` matches every name that begins with ``prefix``: its literal start
+    begins ``prefix`` and only ``*`` follow (``*``, ``team/*``)."""
+    start = literal_start(pattern)
+    rest = pattern[len(start):]
+    return bool(rest) and rest.count("*") == len(rest) and prefix.startswith(start)
+
+
+def _without_git_part(start: str) -> str:
+    """``start`` less a trailing part of ``.git`` (``app.g`` -> ``app``): a rule matches a git
+    repository stored as ``app`` under its name ``app.git`` too (``Authorizer.rule_names``)."""
+    for part in (".git", ".gi", ".g", "."):
+        if start.endswith(part):
+            return start[:-len(part)]
+    return start
+
+
 class RuleIndex:
     """The ``[[repo]]`` rules of a policy by the literal start of their patterns, so that a
     request tries only the rules that can match its names: with 2,000 rules (one per team and per
@@ -409,6 +426,52 @@ class Policy:
         """Whether any rule has a read list or a ``deny_read`` list: without one, no name is
         hidden from anyone (``_the_policy_grants`` looks no further)."""
         return self._index.restricts_reading
+
+    def readable_starts(self, user: str | None) -> tuple[str, ...] | None:
+        """What the name of every repository ``user`` may read begins with (one of these, in name
+        order, none the start of another), so that a listing for them (the SSH greeting, the web
+        index) reads only the folders those lie in; None when the rules do not bound it.
+
+        A name is read where a matching rule's ``read`` or ``write`` list names the user, or where
+        no rule with a read list matches it (any authenticated user then reads it, and anyone under
+        ``anonymous_read``).  So the names are bounded only when a read list matches every name
+        (``pattern = "*"``), or for an anonymous user without ``anonymous_read``: then they begin
+        with the literal start of a granting rule's pattern (``team17/`` of ``team17/*``), less a
+        trailing part of ``.git`` (``app.git`` is the rule name of a git repository stored as
+        ``app``).  A granting pattern that starts with a glob (``*/docs``) is read everywhere:
+        None.  A ``deny_read`` that refuses the user everything below a start takes it away."""
+        denying = [rule for rule in self.rules
+                   if rule.deny_read and (user is None or self._granted(user, rule.deny_read))]
+        if any(_matches_all_from(rule.pattern, "") for rule in denying):
+            return ()
+        if not self._read_by_grant_only(user, ""):
+            return None
+        starts = set()
+        for rule in self.rules:
+            if not self._grants_reading(user, rule):
+                continue
+            start = literal_start(rule.pattern)
+            if not start:
+                return None
+            if not any(_matches_all_from(deny.pattern, start) for deny in denying):
+                starts.add(_without_git_part(start))
+        kept: list[str] = []
+        for start in sorted(starts):
+            if not (kept and start.startswith(kept[-1])):
+                kept.append(start)
+        return tuple(kept)
+
+    def _grants_reading(self, user: str | None, rule: RepoRule) -> bool:
+        """Whether ``rule`` lets ``user`` read what it matches where read lists hold (its ``read``
+        list, or its ``write`` list: writers read)."""
+        return (rule.read is not None and self._granted(user, rule.read)) or self._granted(user, rule.write)
+
+    def _read_by_grant_only(self, user: str | None, prefix: str) -> bool:
+        """Whether ``user`` reads a name beginning with ``prefix`` only where a rule grants it: an
+        anonymous user without ``anonymous_read``, or a read list matching every such name."""
+        if user is None and not self.anonymous_read:
+            return True
+        return any(rule.read is not None and _matches_all_from(rule.pattern, prefix) for rule in self.rules)
 
     def _is(self, user: str | None, principal: str) -> bool:
         if principal == ANONYMOUS:

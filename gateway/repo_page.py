@@ -196,8 +196,10 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
     looked = 0
     last = after
     # in name order from ``after`` on, below ``folder``: the ``fs`` backend reads only the directories
-    # that hold this page's names (it listed the whole root for every page: 0.8 s for 10,000)
-    for name in names_in_folder(front.config.backend, folder, after):
+    # that hold this page's names (it listed the whole root for every page: 0.8 s for 10,000), and
+    # only those where the rules let ``user`` read (``Authorizer.readable_starts``)
+    bound = getattr(front.authorizer, "readable_starts", None)
+    for name in names_in_folder(front.config.backend, folder, after, bound(user) if bound is not None else None):
         if looked >= MAX_INDEX_LOOKED_AT:  # (a next page only when this one moved on: names not shown stay unnamed)
             more = last != after
             break

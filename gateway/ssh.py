@@ -1337,7 +1337,8 @@ def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "")
     lines = [f"hello {user}, this is hgwire: it serves git and Mercurial repositories and gives no shell."]
     readable: list[str] = []
     more = False
-    for name in names_in_folder(backend, info_folder(pattern)):  # in name order, read as far as needed
+    starts = authorizer.readable_starts(user)  # (only the folders where the rules let the user read are listed)
+    for name in names_in_folder(backend, info_folder(pattern), starts=starts):  # in name order, as far as needed
         if not info_matches(name, pattern):
             continue
         transport = "git-ssh" if name.endswith(".git") else "hg-ssh"
