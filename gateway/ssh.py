@@ -52,7 +52,7 @@ import os
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -1327,6 +1327,10 @@ auth-agent-req@openssh.com are absent, so they fail."""
 MAX_GREETING_REPOSITORIES = 200
 """Repositories a greeting lists, the first in name order; it says when there are more (it stops
 at the next one the user may read, so a login reads the folders that hold those, not the root)."""
+MAX_GREETING_COUNTED = 1000
+"""Names past those a greeting lists that it checks to count the rest (``… and 57 more``), where
+the rules bound what the user may read to some folders (``Authorizer.readable_starts``); past
+these, or where they do not (every name of the root would be checked), ``… and more``."""
 
 
 def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "") -> bytes:
@@ -1337,8 +1341,10 @@ def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "")
     lines = [f"hello {user}, this is hgwire: it serves git and Mercurial repositories and gives no shell."]
     readable: list[str] = []
     more = False
+    counted: int | None = None  # (how many more past the next, once the rest was counted)
     starts = authorizer.readable_starts(user)  # (only the folders where the rules let the user read are listed)
-    for name in names_in_folder(backend, info_folder(pattern), starts=starts):  # in name order, as far as needed
+    names = iter(names_in_folder(backend, info_folder(pattern), starts=starts))  # in name order, as far as needed
+    for name in names:
         if not info_matches(name, pattern):
             continue
         transport = "git-ssh" if name.endswith(".git") else "hg-ssh"
@@ -1346,18 +1352,34 @@ def greeting(backend: Any, authorizer: Authorizer, user: str, pattern: str = "")
             continue
         if len(readable) >= MAX_GREETING_REPOSITORIES:
             more = True  # (counting the rest checked every repository of the root: 3.7 s for 10,000)
+            if starts is not None:
+                counted = _count_the_rest(authorizer, user, pattern, names)
             break
         writable = authorizer.allows(user, name, transport, Access.WRITE) and not refuses_every_push(backend, name)
         readable.append(f" R {'W' if writable else ' '}  {name}")
     if readable:
         lines += ["", "You may read (R) and push to (W):", *readable]
         if more:
-            lines.append(" … and more ('info PATTERN' lists those whose names hold PATTERN)")
+            how_many = "more" if counted is None else f"{1 + counted} more"
+            lines.append(f" … and {how_many} ('info PATTERN' lists those whose names hold PATTERN)")
     elif pattern:
         lines += ["", f"There is no repository you may read that matches {pattern!r}."]
     else:
         lines += ["", "There is no repository you may read yet."]
     return ("\n".join(lines) + "\n").encode("utf-8", "replace")
+
+
+def _count_the_rest(authorizer: Authorizer, user: str, pattern: str, names: Iterator[str]) -> int | None:
+    """How many of ``names`` (the rest of a bounded walk) ``user`` may read and ``pattern`` lists;
+    None once ``MAX_GREETING_COUNTED`` were checked and more are left."""
+    found = 0
+    for checked, name in enumerate(names):
+        if checked >= MAX_GREETING_COUNTED:
+            return None
+        if info_matches(name, pattern) and authorizer.allows(
+                user, name, "git-ssh" if name.endswith(".git") else "hg-ssh", Access.READ):
+            found += 1
+    return found
 
 
 PUSH_REFUSAL_TTL = 300.0

@@ -129,6 +129,26 @@ def test_a_grant_everywhere_still_walks_the_root(tmp_path: Path, counted: _Count
         assert "team05/r3.git" in text
 
 
+def test_the_rest_past_the_greeting_is_counted_where_the_rules_bound_it(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``… and more`` gave no count, as counting checked every name of the root; where the rules
+    bound the walk, the rest is counted (up to ``MAX_GREETING_COUNTED`` names checked)."""
+    backend, authorizer = _setup(tmp_path, RULES.replace('team07 = ["carol"]', 'team07 = ["carol", "ivan"]'))
+    monkeypatch.setattr(ssh, "MAX_GREETING_REPOSITORIES", 2)
+    lines = ssh.greeting(backend, authorizer, "ivan").decode().splitlines()
+    assert lines[3:] == [" R    team03/r1.git", " R    team05/r0",
+                         " … and 6 more ('info PATTERN' lists those whose names hold PATTERN)"]
+    monkeypatch.setattr(ssh, "MAX_GREETING_COUNTED", 5)
+    assert ssh.greeting(backend, authorizer, "ivan").decode().splitlines()[-1] == \
+        " … and more ('info PATTERN' lists those whose names hold PATTERN)", "7 names were left"
+    monkeypatch.setattr(ssh, "MAX_GREETING_COUNTED", 6)
+    assert " … and 6 more" in ssh.greeting(backend, authorizer, "ivan").decode()
+    unbounded = RULES.replace('pattern = "*"\n', 'pattern = "team0[0-8]/*"\n')
+    backend, authorizer = _setup(tmp_path, unbounded)
+    assert ssh.greeting(backend, authorizer, "ivan").decode().splitlines()[-1] == \
+        " … and more ('info PATTERN' lists those whose names hold PATTERN)", "not counted over the whole root"
+
+
 # --- the bounded walk against the whole walk's check ------------------------------------------
 
 SEGMENTS = ["a", "ab", "b", "app", "app.git", "a.g", "x-y", "é"]
