@@ -194,8 +194,17 @@ def _holds_nothing_readable(authorizer: Authorizer, policy: Policy, request: Acc
     below = authorizer.names_below
     if below is None:
         return False
+    name = request.repo.strip("/")
+    # (the folders names_below may find: NAME, NAME.git and NAME without .git, as a request reaches them)
+    folders = dict.fromkeys(folder + "/" for folder in (name, name + ".git", name.removesuffix(".git")))
+    if all(policy.reads_nothing_below(request.user, folder) for folder in folders):
+        # the rules alone refuse every name below: only whether it is a folder is asked, for the time
+        # the answer takes to be a missing name's (its entries, up to 64 checked, told it was a folder)
+        limit = 0
+    else:
+        limit = FOLDER_SCAN_LIMIT
     try:
-        names = below(request.repo, FOLDER_SCAN_LIMIT)
+        names = below(request.repo, limit)
     except Exception:  # noqa: BLE001 - the directory is answered as the backend answers it
         return False
     if names is None:

@@ -206,6 +206,15 @@ def _matches_all_from(pattern: str, prefix: str) -> bool:
     return bool(rest) and rest.count("*") == len(rest) and prefix.startswith(start)
 
 
+def _may_match_below(pattern: str, prefix: str) -> bool:
+    """Whether ``pattern`` may match a name (or that name with ``.git``, as ``RepoRule.matches``
+    does) that begins with ``prefix``; True where it cannot be told from its literal start."""
+    start = literal_start(pattern)
+    if start == pattern:  # one name, and that name with .git
+        return pattern.startswith(prefix) or (pattern + ".git").startswith(prefix)
+    return start.startswith(prefix) or prefix.startswith(start)
+
+
 def _without_git_part(start: str) -> str:
     """``start`` less a trailing part of ``.git`` (``app.g`` -> ``app``): a rule matches a git
     repository stored as ``app`` under its name ``app.git`` too (``Authorizer.rule_names``)."""
@@ -460,6 +469,19 @@ class Policy:
             if not (kept and start.startswith(kept[-1])):
                 kept.append(start)
         return tuple(kept)
+
+    def reads_nothing_below(self, user: str | None, prefix: str) -> bool:
+        """Whether the rules alone refuse ``user`` every name that begins with ``prefix`` (a
+        folder's name and ``/``): a read list (or ``anonymous_read = false`` for an anonymous
+        user) holds everywhere below it and no rule that grants the user reading can match there,
+        or a ``deny_read`` refusing the user matches everything below it."""
+        if any(rule.deny_read and (user is None or self._granted(user, rule.deny_read))
+               and _matches_all_from(rule.pattern, prefix) for rule in self.rules):
+            return True
+        if not self._read_by_grant_only(user, prefix):
+            return False
+        return not any(self._grants_reading(user, rule) and _may_match_below(rule.pattern, prefix)
+                       for rule in self.rules)
 
     def _grants_reading(self, user: str | None, rule: RepoRule) -> bool:
         """Whether ``rule`` lets ``user`` read what it matches where read lists hold (its ``read``

@@ -21,6 +21,7 @@ from backends.filesystem import FilesystemBackend
 from gateway import ssh
 from gateway.auth import Access, Authorizer
 from gateway.policy import Policy, PolicyFile, RepoRule
+from protocols.errors import RepositoryNotFound
 
 RULES = """anonymous_read = false
 [groups]
@@ -199,6 +200,11 @@ def test_the_bounded_walk_keeps_what_the_whole_walk_keeps(
         assert bounded == whole, (starts, sorted(set(names)))
         listed_only = _ListOnly(backend.list())  # a backend without list_folder: its list() filtered
         assert [name for name in names_in_folder(listed_only, folder, after, starts) if reads(name)] == whole
+        for name in backend.list():  # a folder the rules alone keep the user out of holds nothing they read
+            parts = name.split("/")
+            for depth in range(1, len(parts)):
+                below = "/".join(parts[:depth]) + "/"
+                assert not (policy.reads_nothing_below(user, below) and reads(name)), (below, name)
 
 
 class _ListOnly:
@@ -207,3 +213,49 @@ class _ListOnly:
 
     def list(self) -> list[str]:
         return list(reversed(self.names))
+
+
+# --- a folder whose every name the rules refuse ------------------------------------------------
+
+def _folder_check(tmp_path: Path, rules: str) -> tuple[Authorizer, list[tuple[str, int]]]:
+    root = tmp_path / "root"
+    _make(root, [f"hidden-team/secret-{n:02d}.git" for n in range(80)] + ["open/app.git"])
+    policy = tmp_path / "folder-rules.toml"
+    policy.write_text(rules)
+    backend = FilesystemBackend(str(root))
+    asked: list[tuple[str, int]] = []
+
+    def names_below(name: str, limit: int) -> list[str] | None:
+        asked.append((name, limit))
+        return backend.names_below(name, limit)
+
+    return Authorizer(policy=PolicyFile(str(policy)), locate=backend.locate, names_below=names_below), asked
+
+
+def test_a_folder_the_rules_keep_a_user_out_of_is_answered_without_reading_it(tmp_path: Path) -> None:
+    """``hidden-team`` (a name the rules let anyone read, no rule letting an anonymous user read
+    below it, under ``anonymous_read = false``) was answered "not found" as ``hidden-tean`` is, but
+    after up to 64 of its entries were read and checked (12.7 ms against 2.5 over git://); the rules
+    alone tell now, and only whether it is a folder is asked."""
+    rules = ('anonymous_read = false\n[[repo]]\npattern = "open/*"\nread = ["anonymous"]\n'
+             + "".join(f'[[repo]]\npattern = "{name}"\nread = ["anonymous"]\n'
+                       for name in ("hidden-team", "hidden-tean")))
+    authorizer, asked = _folder_check(tmp_path, rules)
+    with pytest.raises(RepositoryNotFound, match="repository hidden-team not found"):
+        authorizer.check(None, "hidden-team", "git-daemon", Access.READ)
+    authorizer.check(None, "hidden-tean", "git-daemon", Access.READ)  # (nothing there: its open says "not found")
+    assert asked == [("hidden-team", 0), ("hidden-tean", 0)], "the folder's entries were read and checked"
+    assert authorizer.allows(None, "open/app.git", "git-daemon", Access.READ)
+
+
+def test_a_folder_the_rules_cannot_tell_of_is_still_read(tmp_path: Path) -> None:
+    """A read list on ``*/secret-*``: an hg repository ``hidden-team/docs`` would be read by anyone,
+    so only the folder's entries tell (``FOLDER_SCAN_LIMIT``)."""
+    authorizer, asked = _folder_check(tmp_path, 'anonymous_read = true\n[[repo]]\npattern = "*/secret-*"\n'
+                                      'read = ["root"]\n')
+    with pytest.raises(RepositoryNotFound, match="repository hidden-team not found"):
+        authorizer.check(None, "hidden-team", "git-daemon", Access.READ)
+    assert asked == [("hidden-team", 64)]
+    authorizer, asked = _folder_check(tmp_path, 'anonymous_read = false\n[[repo]]\npattern = "hidden-team*"\n'
+                                      'read = ["anonymous"]\n')
+    assert authorizer.allows(None, "hidden-team/secret-01.git", "git-daemon", Access.READ)
