@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from backends import names_in_folder
 from backends.filesystem import FilesystemBackend
-from gateway import ssh
+from gateway import repo_page, ssh
 from gateway.auth import Access, Authorizer
 from gateway.policy import Policy, PolicyFile, RepoRule
 from protocols.errors import RepositoryNotFound
@@ -116,6 +116,30 @@ def test_a_greeting_lists_only_the_folders_the_rules_let_the_user_read(tmp_path:
     counted.listed.clear()
     ssh.greeting(backend, authorizer, "carol").decode()
     assert counted.listed == [os.path.join(root, "team07")]
+
+
+def test_the_web_index_for_a_logged_in_user_lists_only_their_folders(tmp_path: Path, counted: _Counted,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index (and a folder's page) shares the walk: ivan's page listed every folder of the root."""
+    backend, authorizer = _setup(tmp_path)
+    shown: list[str] = []
+
+    def entry(front: Any, name: str, user: str | None) -> dict[str, Any] | None:
+        shown.append(name)
+        return {"name": name, "path": name, "kind": "git", "description": "", "date": None} \
+            if authorizer.allows(user, name, "git-http", Access.READ) else None
+
+    monkeypatch.setattr(repo_page, "_index_entry", entry)
+    front: Any = SimpleNamespace(config=SimpleNamespace(backend=backend), authorizer=authorizer)
+    root = str(tmp_path / "root")
+    counted.listed.clear()
+    body, following = repo_page._index(front, "ivan", "http://host", as_json=True)
+    assert following is None and body is not None and b"team05/r3.git" in body
+    assert shown == ["team03/r1.git", "team05/r0", "team05/r1.git", "team05/r2", "team05/r3.git"]
+    assert counted.listed == [os.path.join(root, "team03"), os.path.join(root, "team05")]
+    counted.listed.clear()
+    assert repo_page._index(front, "ivan", "http://host", folder="team04/") == (None, None)
+    assert counted.listed == [], "a folder page where the rules let ivan read nothing reads no folder"
 
 
 def test_a_grant_everywhere_still_walks_the_root(tmp_path: Path, counted: _Counted) -> None:
