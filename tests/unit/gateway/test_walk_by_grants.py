@@ -283,3 +283,22 @@ def test_a_folder_the_rules_cannot_tell_of_is_still_read(tmp_path: Path) -> None
     authorizer, asked = _folder_check(tmp_path, 'anonymous_read = false\n[[repo]]\npattern = "hidden-team*"\n'
                                       'read = ["anonymous"]\n')
     assert authorizer.allows(None, "hidden-team/secret-01.git", "git-daemon", Access.READ)
+
+
+def test_the_rules_that_grant_a_user_reading_are_found_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked of every name that reaches no repository, on the event loop: each ask scanned every rule
+    (2,000 rules: 1.4 ms a folder, three folders a name); a policy now finds them once a user."""
+    rules = tuple(RepoRule(f"team{n:04d}/*", read=frozenset({f"@team{n % 50}"})) for n in range(2000))
+    policy = Policy(anonymous_read=False, rules=(RepoRule("*", read=frozenset({"root"})), *rules))
+    scanned: list[str] = []
+    grants = Policy._grants_reading
+
+    def counting(self: Policy, user: str | None, rule: RepoRule) -> bool:
+        scanned.append(rule.pattern)
+        return grants(self, user, rule)
+
+    monkeypatch.setattr(Policy, "_grants_reading", counting)
+    for folder in ("hidden-team/", "hidden-team.git/", "team0007/", "nothere/") * 5:
+        policy.reads_nothing_below("ivan", folder)
+    assert policy.readable_starts("ivan") == ()
+    assert len(scanned) == 2001
