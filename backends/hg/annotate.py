@@ -17,7 +17,8 @@ Worked out as hg works it out, so that the answer is ``hg serve``'s line for lin
   are proven to be its answer (``linediff.hinted_blocks``), the rest searched as hg searches;
 - a file that holds a NUL byte is one line, ``(binary:TYPE)``, of its revision's linkrev.
 
-Blocking (revlog reads); the whole history of the file is read (``MAX_FILE_REVISIONS``).
+Blocking (revlog reads); the whole history of the file is read (``MAX_FILE_REVISIONS``), a look
+at each revision whether the page's client has gone (``protocols.client_gone``: it stops then).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from backends.hg.graph import ancestors_mask
 from backends.hg.linediff import Lines, Run, Whitespace, hinted_blocks, split_lines, trimmed_hints
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import Revlog
+from protocols.client_gone import check
 from protocols.errors import UnsupportedFeature
 
 MAX_FILE_REVISIONS = 10000
@@ -136,6 +138,7 @@ class _Walk:
             here = visit.pop()
             if key(here) in parents:
                 continue
+            check("the annotation")  # (a page whose client has gone stops here: each step reads a revision)
             if len(parents) >= MAX_FILE_REVISIONS:
                 raise UnsupportedFeature(f"this file has more than {MAX_FILE_REVISIONS} revisions: it is not "
                                          "annotated here; clone the repository and run hg annotate")
@@ -156,6 +159,7 @@ class _Walk:
                 visit.extend(waiting)
                 continue
             visit.pop()
+            check("the annotation")
             text, meta = self.text(here.path, here.node)
             compared = Lines.of(self.whitespace.clean(text) if self.whitespace.cleans else text)
             count = len(compared.lines)
