@@ -186,12 +186,32 @@ class _Walk:
 def _kept(hunks: list[mpatch.Hunk], before: _Annotated, after: _Annotated) -> list[Run]:
     """The runs of whole lines a delta from one stored text to another leaves as they are (in
     the texts' data, past their copy metadata)."""
-    old, new = before.compared.offsets, after.compared.offsets
+    return kept_runs(hunks, before.compared, before.meta, after.compared, after.meta)
+
+
+def stored_hints(filelog: Revlog, old_rev: int, old: Lines, old_meta: int, new_rev: int, new: Lines,
+                 new_meta: int) -> list[Run]:
+    """The runs two revisions of one file are thought to share, for ``linediff.hinted_blocks`` to
+    check: those the stored delta of one against the other keeps (either way round), else the
+    lines both start and end with.  ``old_meta``, ``new_meta``: their copy metadata's lengths."""
+    if filelog.delta_parent(new_rev) == old_rev != new_rev:
+        return kept_runs(mpatch.parse_hunks(filelog.stored_delta(new_rev)[1]), old, old_meta, new, new_meta)
+    if filelog.delta_parent(old_rev) == new_rev != old_rev:
+        runs = kept_runs(mpatch.parse_hunks(filelog.stored_delta(old_rev)[1]), new, new_meta, old, old_meta)
+        return [(j, i, k) for i, j, k in runs]
+    return trimmed_hints(old, new)
+
+
+def kept_runs(hunks: list[mpatch.Hunk], before: Lines, before_meta: int, after: Lines, after_meta: int
+              ) -> list[Run]:
+    """The runs of whole lines a delta from one stored text (``before``'s data after
+    ``before_meta`` bytes of copy metadata) to another leaves as they are."""
+    old, new = before.offsets, after.offsets
     runs: list[Run] = []
     pos = shift = 0
-    for start, end, data in [*hunks, (old[-1] + before.meta, old[-1] + before.meta, b"")]:
-        first, last = pos - before.meta, start - before.meta  # the kept bytes, in the data
-        first_new = first + shift + before.meta - after.meta
+    for start, end, data in [*hunks, (old[-1] + before_meta, old[-1] + before_meta, b"")]:
+        first, last = pos - before_meta, start - before_meta  # the kept bytes, in the data
+        first_new = first + shift + before_meta - after_meta
         skipped = max(0, -first, -first_new)
         first, first_new = first + skipped, first_new + skipped
         line = bisect_left(old, first)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
 from backends.hg import linediff
+from backends.hg.annotate import stored_hints
 from backends.hg.archive import (
     adjusted_linkrev,
     file_data,
@@ -1270,7 +1271,8 @@ def file_diffs(repo: HgRepo, rev: int, files: Sequence[tuple[bytes, bytes, bytes
                                                    _git_index(new) if f2 is not None else b"0" * 40))
             yield FileDiff(path2, header[0], header[1:], [text])
             continue
-        more, hunks = _unidiff(old, old_date, new, new_date, path1, path2, binary, opts, a_prefix, b_prefix)
+        hints = _delta_hints(repo, path1, old_node, old, new_node, new) if path1 == path2 else None
+        more, hunks = _unidiff(old, old_date, new, new_date, path1, path2, binary, opts, a_prefix, b_prefix, hints)
         yield FileDiff(path2, header[0], header[1:] + more, hunks)
 
 
@@ -1332,8 +1334,25 @@ def _file_pairs(modified: list[bytes], added: list[bytes], removed: list[bytes],
             yield path, path, None
 
 
+def _delta_hints(repo: HgRepo, path: bytes, old_node: bytes | None, old: bytes | None, new_node: bytes | None,
+                 new: bytes | None) -> Callable[[linediff.Lines, linediff.Lines], list[linediff.Run]] | None:
+    """The runs the stored delta between two revisions of a file keeps (``annotate.stored_hints``),
+    once their lines are split; None for a file added or removed."""
+    if old_node is None or new_node is None or old is None or new is None:
+        return None
+    filelog = repo.filelog(path)
+    old_rev, new_rev = filelog.rev(old_node), filelog.rev(new_node)
+
+    def hints(old_lines: linediff.Lines, new_lines: linediff.Lines) -> list[linediff.Run]:
+        return stored_hints(filelog, old_rev, old_lines, filelog.raw_size(old_rev) - len(old), new_rev, new_lines,
+                            filelog.raw_size(new_rev) - len(new))
+    return hints
+
+
 def _unidiff(old: bytes | None, old_date: bytes, new: bytes | None, new_date: bytes, path1: bytes, path2: bytes,
-             binary: bool, opts: DiffOptions, a_prefix: bytes, b_prefix: bytes) -> tuple[list[bytes], list[bytes]]:
+             binary: bool, opts: DiffOptions, a_prefix: bytes, b_prefix: bytes,
+             hints: Callable[[linediff.Lines, linediff.Lines], list[linediff.Run]] | None = None
+             ) -> tuple[list[bytes], list[bytes]]:
     """hg's ``mdiff.unidiff``: the ``---``/``+++`` lines and the hunks (none for equal sides)."""
     if not old and not new:
         return [], []
@@ -1350,7 +1369,7 @@ def _unidiff(old: bytes | None, old_date: bytes, new: bytes | None, new_date: by
         return [], [b"Binary file %s has changed\n" % path1]
     first = b"--- /dev/null%s" % tag(epoch) if old is None else b"--- %s%s%s" % (a_prefix, path1, tag(old_date, path1))
     second = b"+++ /dev/null%s" % tag(epoch) if new is None else b"+++ %s%s%s" % (b_prefix, path2, tag(new_date, path2))
-    hunks = unified_hunks(old or b"", new or b"", opts.context, opts.showfunc, opts.whitespace)
+    hunks = unified_hunks(old or b"", new or b"", opts.context, opts.showfunc, opts.whitespace, hints)
     if not hunks:
         return [], []
     return [first, second], hunks
@@ -1388,7 +1407,8 @@ def _diff_date(when: float, tz: int) -> bytes:
 
 
 def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show_function: bool = False,
-                  whitespace: linediff.Whitespace | None = None) -> list[bytes]:
+                  whitespace: linediff.Whitespace | None = None,
+                  hints: Callable[[linediff.Lines, linediff.Lines], list[linediff.Run]] | None = None) -> list[bytes]:
     """The ``@@ -a,b +c,d @@`` hunks between two texts, as hg writes them: ``context`` lines (3),
     changes closer than that joined into one hunk, counts always written, a last line without
     its end followed by the line ``\\ No newline at end of file``; each line is one item.  With
@@ -1396,15 +1416,20 @@ def unified_hunks(old_text: bytes, new_text: bytes, context: int = CONTEXT, show
     hunk that starts with a letter, ``_`` or ``$`` (since the previous hunk's start), as hg's.
     ``whitespace``'s switches (hg's ``allblocks``): lines are matched once their whitespace is
     cleaned, and with ``ignoreblanklines`` a change that differs only by blank lines is left out
-    (the new side's line numbers of the hunks after it counted as if it had not changed)."""
+    (the new side's line numbers of the hunks after it counted as if it had not changed).  The
+    lines are matched from ``hints`` (runs the texts are thought to share: a stored delta's, else
+    their common start and end; checked, ``linediff.hinted_blocks``)."""
     old, new = linediff.split_lines(old_text), linediff.split_lines(new_text)
     ws = whitespace or linediff.Whitespace()
-    matched_old, matched_new = old, new
     if ws.cleans:
-        matched_old, matched_new = linediff.split_lines(ws.clean(old_text)), linediff.split_lines(ws.clean(new_text))
+        matched_old, matched_new = linediff.Lines.of(ws.clean(old_text)), linediff.Lines.of(ws.clean(new_text))
+        found = linediff.trimmed_hints(matched_old, matched_new)
+    else:
+        matched_old, matched_new = linediff.Lines.of(old_text), linediff.Lines.of(new_text)
+        found = (hints or linediff.trimmed_hints)(matched_old, matched_new)
     changes = []  # (old start, old end, new start, new end, new start shown, new end shown)
     a_end = b_end = ignored = 0
-    for a1, a2, b1, b2 in linediff.blocks(matched_old, matched_new):
+    for a1, a2, b1, b2 in linediff.hinted_blocks(matched_old, matched_new, found):
         if a1 > a_end or b1 > b_end:
             if ws.ignoreblanklines and ws.blank_only(old[a_end:a1], new[b_end:b1]):
                 ignored += (b1 - b_end) - (a1 - a_end)
