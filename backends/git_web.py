@@ -41,6 +41,7 @@ from backends.hg.archive import (
 from backends.hg.linediff import split_lines
 from backends.hg.web import MAX_PATCH_TEXT, fold, guessed_type
 from backends.interfaces import GitRepository, object_format_of
+from protocols.client_gone import tick
 from protocols.errors import PermissionDenied, ProtocolError, UnsupportedFeature
 from protocols.git_archive import ArchiveOptions, ArchiveRefused, Pathspec
 
@@ -288,6 +289,7 @@ class GitPages:
         reached = 1
         while queue and count > 0:
             _when, _order, oid = heapq.heappop(queue)
+            tick("the page")  # a long walk (a path's history): stopped once the page's client has gone
             parents = [bytes(p) for p in self._commit(oid).parents if p in self.store]
             follow = parents
             shown = True
@@ -528,6 +530,7 @@ class GitPages:
             if not lines:
                 continue
             visited += 1
+            tick("the annotation")
             if visited > MAX_BLAME_COMMITS:
                 raise UnsupportedFeature(f"this file's history passes {MAX_BLAME_COMMITS} commits: it is not "
                                          "annotated here; clone the repository and run git blame")
@@ -753,6 +756,7 @@ class GitPages:
         prefix = wanted + b"/" if wanted else b""
         with size_reader(self.store) as sizes:  # from the packs' entry headers: no blob is inflated
             for entry in obj.items():
+                tick("the page")  # a directory of 100,000 files
                 name, entry_mode, sha = entry.path, entry.mode, entry.sha
                 if stat.S_ISDIR(entry_mode):
                     directories.append({"abspath": _path(b"/" + prefix + name), "basename": _path(name),

@@ -25,6 +25,7 @@ from backends.hg.archive import adjusted_linkrev, file_parents
 from backends.hg.changelog import parse_filelog_text
 from backends.hg.repository import HgRepo
 from backends.hg.revlog import Revlog
+from protocols.client_gone import tick
 from protocols.errors import ProtocolError
 
 Found = tuple[int, bytes, bytes]
@@ -154,6 +155,7 @@ def block_ancestors(repo: HgRepo, parents_of: Sequence[tuple[int, int]], rev: in
         (log.linkrev(log.rev(node)), node): (path, node, intro, wanted)}
     while visit:
         c_path, c_node, c_rev, c_range = visit.pop(max(visit))
+        tick("the line range's history")  # stopped once the page's client has gone
         parents = file_parents(repo, c_path, c_node)
         if not parents:  # the lines began here
             yield c_rev, c_path, c_node
@@ -183,6 +185,7 @@ def block_descendants(repo: HgRepo, parents_of: Sequence[tuple[int, int]], rev: 
     seen: dict[int, tuple[int, int]] = {first: wanted}
     texts = _Texts(repo, downward=False)
     for file_rev in range(first + 1, len(filelog)):
+        tick("the line range's history")
         touched = False
         for parent in filelog.parent_revs(file_rev):
             if parent not in seen:
