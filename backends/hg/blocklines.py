@@ -124,7 +124,12 @@ def range_before(repo: HgRepo, old: tuple[bytes, bytes], new: tuple[bytes, bytes
     high_a: int | None = None
     changed = False
     previous = (0, 0, 0, 0)
-    for run in linediff.hinted_blocks(old_lines, new_lines, hints):
+    runs = linediff.hinted_blocks(old_lines, new_lines, hints)
+    if new_lines.repeats is not None:  # each copy of a line in old is matched to one in new, or unmatched
+        bound = new_lines.repeats + len(old_lines.lines) - sum(a2 - a1 for a1, a2, _b1, _b2 in runs)
+        if old_lines.repeats is None or bound < old_lines.repeats:
+            old_lines.repeats = bound  # (so that the next step, where old is new, need not count its lines)
+    for run in runs:
         gap = (previous[1], run[0], previous[3], run[2])
         typed = [(gap, False)] if gap[0] != gap[1] or gap[2] != gap[3] else []
         for (a1, a2, b1, b2), equal in [*typed, (run, True)]:

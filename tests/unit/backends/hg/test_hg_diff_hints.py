@@ -98,3 +98,29 @@ def test_stored_deltas_are_hints_never_trusted(long_history: Path, monkeypatch: 
 
     monkeypatch.setattr(annotate, "kept_runs", wrong)
     assert pages() == want
+
+
+def test_a_walk_counts_a_long_file_s_lines_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a file of 1,000 lines or more the matching must know no line is popular: each step of a
+    line range's walk counted the copies of every line of its child; the parent's count is now
+    bounded from the child's (its lines the step did not match, added), and only the first step
+    counts."""
+    path = tmp_path / "r"
+    path.mkdir()
+    hg = os.path.join(VENV_BIN, "hg")
+    hg_command_server.subprocess_run([hg, "init", str(path)], cwd=tmp_path, env=ENV, check=True)
+    hg_command_server.subprocess_run([hg, "-R", str(path), "debugbuilddag", "-m", "+520"], cwd=path, env=ENV,
+                                     check=True)  # "mf": 1,040 lines
+    counted = 0
+    real = Lines.most_repeated
+
+    def counting(lines: Lines) -> int:
+        nonlocal counted
+        counted += 1
+        return real(lines)
+
+    monkeypatch.setattr(Lines, "most_repeated", counting)
+    repo = open_repository(str(path), "r")
+    entries = json.loads(web.json_filelog(repo, "tip", "mf", lines=web.LineRange(9, 20)))["entries"]
+    assert len(entries) == 6
+    assert counted <= 2, counted  # was one a revision
