@@ -5,11 +5,85 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+Parts = Callable[[Any], Iterable[tuple[object, int]]]
+"""What a pooled cache's value holds, as (object, bytes) pairs: an object held by several
+values (of one cache or of several) is counted once (``BudgetPool``)."""
+
+
+class BudgetPool:
+    """One budget in bytes over several caches' values, least recently used first out across them.
+
+    Each value is weighed as the objects it holds (``Parts``), every object counted once however
+    many values hold it (a changelog's parsed index is held by the views computed from it, by a
+    kept repository and by the shared index cache: one copy in memory, counted once).  A value is
+    weighed again when its cache is asked to (``LruCache(regrow=True)``, at each ``get``): what
+    it holds may grow after it was kept (a node map built, heads computed).  A value holding more
+    than the whole budget is not kept.  The caches of a pool share its lock.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self.lock = threading.RLock()
+        self._order: OrderedDict[tuple[int, object], LruCache[Any, Any]] = OrderedDict()
+        self._objects: dict[int, list[Any]] = {}
+        """id -> [the object, its bytes, how many kept values hold it]."""
+        self._held = 0
+
+    @property
+    def held(self) -> int:
+        """Bytes the kept values hold in all, each object counted once."""
+        return self._held
+
+    @property
+    def budget(self) -> int:
+        return self._budget
+
+    @budget.setter
+    def budget(self, budget: int) -> None:
+        """A new budget, applied at once (a lowered one lets go of the least recently used)."""
+        with self.lock:
+            self._budget = budget
+            self._shrink(None)
+
+    def _hold(self, parts: list[tuple[object, int]]) -> tuple[int, ...]:
+        ids = []
+        for obj, size in parts:
+            key = id(obj)
+            found = self._objects.get(key)
+            if found is None:
+                self._objects[key] = [obj, size, 1]
+                self._held += size
+            else:
+                found[2] += 1
+                self._held += size - found[1]  # (weighed again: it grew)
+                found[1] = size
+            ids.append(key)
+        return tuple(ids)
+
+    def _release(self, ids: tuple[int, ...]) -> None:
+        for key in ids:
+            found = self._objects[key]
+            found[2] -= 1
+            if not found[2]:
+                del self._objects[key]
+                self._held -= found[1]
+
+    def _shrink(self, keep: tuple[int, object] | None) -> None:
+        while self._held > self._budget and self._order:
+            first = next(iter(self._order))
+            if first == keep:
+                if len(self._order) == 1:
+                    return
+                self._order.move_to_end(first)
+                continue
+            cache = self._order.pop(first)
+            cache._drop(first[1])
 
 
 class LruCache(Generic[K, V]):
@@ -18,14 +92,27 @@ class LruCache(Generic[K, V]):
     ``cost`` says what a value counts against the budget (1 each by default);
     a value costing over a quarter of it is not kept, so that one cannot push
     out everything else.  Safe to share between threads.
+
+    In a ``pool`` (``BudgetPool``), its values are weighed by what they hold (``parts``; else
+    ``cost``) against the pool's budget, with every other cache's of the pool, and one holding
+    more than the whole pool's budget is not kept; ``budget`` still bounds this cache's values
+    alone (their parts summed), a quarter of it each.
+    ``regrow``: weigh a value again at each ``get``; ``max_entries``: keep no more than these.
     """
 
-    def __init__(self, budget: int, cost: Callable[[V], int] = lambda value: 1) -> None:
+    def __init__(self, budget: int, cost: Callable[[V], int] = lambda value: 1, *,
+                 pool: BudgetPool | None = None, parts: Callable[[V], Iterable[tuple[object, int]]] | None = None,
+                 regrow: bool = False, max_entries: int | None = None) -> None:
         self.budget = budget
+        self._pool = pool
+        self._parts: Callable[[V], Iterable[tuple[object, int]]] = parts or (lambda value: ((value, cost(value)),))
+        self._regrow = regrow
+        self._max_entries = max_entries
         self._cost = cost
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._held_ids: dict[K, tuple[int, ...]] = {}
         self._held = 0
-        self._lock = threading.Lock()
+        self._lock: threading.Lock | threading.RLock = threading.Lock() if pool is None else pool.lock
 
     @property
     def held(self) -> int:
@@ -42,9 +129,44 @@ class LruCache(Generic[K, V]):
             if found is None:
                 return None
             self._entries.move_to_end(key)
+            pool = self._pool
+            if pool is not None:
+                pool._order.move_to_end((id(self), key))
+                if self._regrow:
+                    self._weigh(key, found[0])
             return found[0]
 
+    def reweigh(self, key: K) -> None:
+        """Weigh the value kept for ``key`` again (it holds more, or less, than when it was kept)."""
+        if self._pool is None:
+            return
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._weigh(key, found[0])
+
+    def _weigh(self, key: K, value: V) -> None:
+        """(Under the pool's lock) weigh a kept value again, letting go of others (or of it) for
+        what it grew by."""
+        pool = self._pool
+        assert pool is not None
+        parts = list(self._parts(value))
+        cost = sum(size for _, size in parts)
+        old_ids = self._held_ids[key]
+        self._held_ids[key] = pool._hold(parts)
+        pool._release(old_ids)
+        self._held += cost - self._entries[key][1]
+        self._entries[key] = (value, cost)
+        if self._too_large(cost):
+            self._forget(key)
+            return
+        self._evict_own()
+        pool._shrink((id(self), key))
+
     def put(self, key: K, value: V) -> None:
+        if self._pool is not None:
+            self._put_pooled(key, value)
+            return
         cost = self._cost(value)
         with self._lock:
             old = self._entries.pop(key, None)
@@ -57,3 +179,43 @@ class LruCache(Generic[K, V]):
             while self._held > self.budget:
                 _, (_, dropped) = self._entries.popitem(last=False)
                 self._held -= dropped
+
+    def _put_pooled(self, key: K, value: V) -> None:
+        pool = self._pool
+        assert pool is not None
+        parts = list(self._parts(value))
+        cost = sum(size for _, size in parts)
+        with self._lock:
+            if key in self._entries:
+                self._forget(key)
+            if self._too_large(cost):
+                return  # (larger than the whole budget: served, not kept)
+            self._entries[key] = (value, cost)
+            self._held += cost
+            self._held_ids[key] = pool._hold(parts)
+            pool._order[(id(self), key)] = self
+            self._evict_own()
+            pool._shrink((id(self), key))
+
+    def _too_large(self, cost: int) -> bool:
+        """Whether a pooled value costing ``cost`` is not kept: over a quarter of this cache's
+        ``budget``, or over the whole pool's."""
+        assert self._pool is not None
+        return cost > self.budget // 4 or cost > self._pool.budget
+
+    def _evict_own(self) -> None:
+        while (self._held > self.budget or (self._max_entries is not None and len(self._entries) > self._max_entries)) \
+                and len(self._entries) > 1:
+            self._forget(next(iter(self._entries)))
+
+    def _forget(self, key: K) -> None:
+        """(Under the pool's lock) let go of a kept value."""
+        assert self._pool is not None
+        self._pool._order.pop((id(self), key), None)
+        self._drop(key)
+
+    def _drop(self, key: object) -> None:
+        _, cost = self._entries.pop(key)  # type: ignore[arg-type]
+        self._held -= cost
+        assert self._pool is not None
+        self._pool._release(self._held_ids.pop(key))  # type: ignore[arg-type]

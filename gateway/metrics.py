@@ -348,7 +348,7 @@ def _process() -> list[Family]:
 
 
 def _hg_kept() -> list[Family]:
-    """The hg repositories kept open for the next read-only requests, and what they are reckoned to hold."""
+    """The hg repositories kept open for the next read-only requests, and what the engine keeps parsed in all."""
     try:
         from backends import hg as hg_backend
     except ImportError:  # pragma: no cover - the hg engine is part of hgwire
@@ -358,8 +358,9 @@ def _hg_kept() -> list[Family]:
         Family("hgwire_hg_kept_repositories", "gauge",
                "Mercurial repositories kept open for the next read-only requests.", [((), len(kept))]),
         Family("hgwire_hg_kept_repositories_bytes", "gauge",
-               "What the kept Mercurial repositories are reckoned to hold, in bytes "
-               "([limits] hg_kept_repositories_bytes bounds it).", [((), sum(entry[2] for entry in kept))]),
+               "What the Mercurial engine keeps parsed between requests, in bytes: the kept repositories, "
+               "every store's views, indexes, branches, tags, markers ([limits] hg_kept_repositories_bytes "
+               "bounds it).", [((), hg_backend.kept.KEPT.held)]),
     ]
 
 

@@ -27,15 +27,17 @@ memory files), ``memory`` (the in-memory repository).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
 
 from backends.blobs import made_whole
+from backends.hg import kept
 from backends.hg import requirements as reqs
 from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
-from backends.hg.repository import HgRepo
+from backends.hg.repository import HgRepo, views_parts
 from backends.hg.vfs import FsVfs
 from backends.interfaces import LockWait
 from backends.lru import LruCache
@@ -142,30 +144,64 @@ def open_repository(path: str, name: str) -> HgRepo:
     return repo
 
 
-READ_REUSE_BUDGET = 128 << 20
-"""Bytes the repositories ``open_for_reading`` keeps may hold in all (their changelog's and
-manifest's parsed indexes), at most 16 of them: see ``_kept_weight``; the HTTP gateway sets
-``READ_REUSE.budget`` from ``[limits] hg_kept_repositories_bytes``, else this."""
+READ_REUSE_BUDGET = kept.KEPT_BYTES
+"""Bytes the engine keeps parsed between requests in all (``kept.KEPT``): the repositories
+``open_for_reading`` keeps (at most ``READ_KEPT``), the views, indexes, branches, tags... of
+every store; the HTTP gateway sets ``READ_REUSE.budget`` (the pool's) from ``[limits]
+hg_kept_repositories_bytes``, else this."""
 
-READ_PARSED_PER_INDEX_BYTE = 6
-"""What a kept repository is reckoned to hold per byte of its changelog's and manifest's index
-files: a split index's 64-byte entry parses into 356 bytes (tracemalloc), more once its node map
-is built (``IndexCache.ENTRY_COST``); an inline index's file holds its data too, so it is overcounted."""
+READ_KEPT = 16
+"""Repositories ``open_for_reading`` keeps at most (the most recently asked)."""
 
-
-def _kept_weight(kept: tuple[tuple[int, ...], HgRepo, int]) -> int:
-    """A kept repository's cost against ``READ_REUSE.budget``: what its indexes hold, and a
-    sixteenth of the budget at least, so that no more than 16 are kept however small."""
-    return max(kept[2], READ_REUSE.budget // 16)
+REPO_BYTES = 20_000
+"""A kept ``HgRepo`` itself, beside its indexes and views: its vfs, locks, caches' records."""
 
 
-READ_REUSE = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo, int]](READ_REUSE_BUDGET, _kept_weight)
-"""Repositories ``open_for_reading`` gave, by path and name, with what their files said when opened
-and what they are reckoned to hold (``_index_weight``): the most recently asked 16 within
-``READ_REUSE_BUDGET`` (each keeps its changelog's and manifest's indexes while it is kept, about 300
-bytes a revision, so a repository reckoned over a quarter of the budget, some 40,000 changesets, is
-not kept: each request opens it, as before; its filelogs' indexes only the shared cache keeps,
-within its budget: ``RevlogCache.share_filelogs_only``)."""
+def _kept_parts(kept_repo: tuple[tuple[int, ...], HgRepo]) -> list[tuple[object, int]]:
+    """What a kept repository holds (``kept.KEPT``), as it holds it now: its changelog's and
+    manifest's snapshots (every index it keeps but filelogs'), its views, branches and markers;
+    weighed again each time it is given to a request, since requests make it hold more."""
+    repo = kept_repo[1]
+    parts: list[tuple[object, int]] = [(repo, REPO_BYTES)]
+    parts.extend((index, kept.index_bytes(index)) for index in repo.revlogs.kept_indexes())
+    views, hidden, branches, markers = repo._views, repo._hidden_views, repo._branch_cache[0], repo._obsstore
+    if views is not None:
+        parts.extend(views_parts(views))
+    if hidden is not None and hidden[1] is not views:
+        parts.extend(views_parts(hidden[1]))
+    if branches:
+        parts.append((branches, kept.branches_bytes(branches)))
+    if markers is not None:
+        parts.append((markers[1], kept.markers_bytes(markers[1])))
+    return parts
+
+
+class _KeptRepositories(LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo]]):
+    """``READ_REUSE``: its ``budget`` is the whole pool's (``kept.KEPT``), and a repository
+    holding more than that is not kept (no quarter rule: one large repository polled often may be
+    kept alone)."""
+
+    @property
+    def budget(self) -> int:
+        return kept.KEPT.budget
+
+    @budget.setter
+    def budget(self, budget: int) -> None:
+        if budget != kept.KEPT.budget:
+            kept.KEPT.budget = budget
+
+    def _too_large(self, cost: int) -> bool:
+        return cost > kept.KEPT.budget
+
+
+READ_REUSE = _KeptRepositories(READ_REUSE_BUDGET, pool=kept.KEPT, parts=_kept_parts, regrow=True,
+                               max_entries=READ_KEPT)
+"""Repositories ``open_for_reading`` gave, by path and name, with what their files said when
+opened: the most recently asked ``READ_KEPT`` within ``kept.KEPT``, weighed by what they hold
+(``_kept_parts``: about 500 bytes a changeset for the changelog's index, node map and views, 440
+a manifest revision once its index is read), a repository holding more than the whole budget not
+kept: each request opens it, as before; its filelogs' indexes only the shared cache keeps
+(``RevlogCache.share_filelogs_only``)."""
 _READ_REUSE_LOCK = threading.Lock()
 
 
@@ -189,18 +225,9 @@ def open_for_reading(path: str, name: str) -> HgRepo:
     repo.revlogs.share_filelogs_only()  # (what one request read must not stay with it for the next ones)
     if state is not None and not repo.recovered and state == _open_state(path):
         with _READ_REUSE_LOCK:
-            READ_REUSE.put(key, (state, repo, _index_weight(path)))
+            READ_REUSE.put(key, (state, repo))
+        repo.revlogs.on_grow = functools.partial(READ_REUSE.reweigh, key)  # (weighed again as it grows)
     return repo
-
-
-def _index_weight(path: str) -> int:
-    """What a repository opened at ``path`` will hold while kept, reckoned from the sizes of its
-    changelog's and manifest's index files (``READ_PARSED_PER_INDEX_BYTE``)."""
-    size = 0
-    for name in ("00changelog.i", "00manifest.i"):
-        with contextlib.suppress(OSError):
-            size += os.stat(os.path.join(path, ".hg", "store", name)).st_size
-    return size * READ_PARSED_PER_INDEX_BYTE
 
 
 def _open_state(path: str) -> tuple[int, ...] | None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from backends.git_archive import Spool, compressed
+from backends.hg import kept
 from backends.hg.changelog import (
     META_MARKER,
     Changeset,
@@ -214,9 +215,11 @@ def resolve_file_revision(repo: HgRepo, key: str) -> tuple[bytes, int, int, list
 
 MANIFESTS_KEPT = 200_000
 """Manifest entries kept parsed over all repositories (about 200 bytes each: 40 MB at most), for
-the pages, which read the same few manifests again and again (a changeset's and its parent's)."""
+the pages, which read the same few manifests again and again (a changeset's and its parent's);
+weighed by their paths too, within ``kept.KEPT`` with the rest of what is kept parsed."""
 _MANIFESTS: LruCache[tuple[bytes, bytes], list[tuple[bytes, bytes, bytes]]] = LruCache(
-    MANIFESTS_KEPT, lambda entries: len(entries) + 1)
+    MANIFESTS_KEPT * 200, pool=kept.KEPT, parts=lambda entries: (
+        (entries, sum(kept.MANIFEST_ENTRY_BYTES + len(path) for path, _node, _flags in entries)),))
 
 
 def manifest_at(repo: HgRepo, rev: int) -> tuple[Changeset, list[tuple[bytes, bytes, bytes]]]:

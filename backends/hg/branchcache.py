@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backends.hg import kept
 from backends.hg.changelog import DEFAULT_BRANCH, parse_changeset, parse_extra
 from backends.hg.revlog import Revlog
 from backends.hg.vfs import Stamp, Vfs
@@ -140,8 +142,11 @@ class _Written:
     count: int
 
 
-_WRITTEN: LruCache[bytes, _Written] = LruCache(64)
-"""By ``.hg`` directory: the next push appends without checking every record again."""
+_WRITTEN: LruCache[bytes, _Written] = LruCache(
+    sys.maxsize, pool=kept.KEPT, parts=lambda written: (
+        (written, 300 + sum(kept.TAG_BYTES + len(name) for name in written.names)),))
+"""By ``.hg`` directory: the next push appends without checking every record again (within
+``kept.KEPT``: a repository of many branches' names are many)."""
 
 
 def _unchanged(plain: Vfs, cl: Revlog, written: _Written) -> bool:

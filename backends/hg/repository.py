@@ -14,6 +14,7 @@ import itertools
 import os
 import re
 import stat
+import sys
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from backends.hg import branchcache, graph, mpatch
+from backends.hg import branchcache, graph, kept, mpatch
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal
 from backends.hg.changelog import (
@@ -167,6 +168,16 @@ class Views:
     branch heads where they were computed, so that these are brought up to date, not recomputed."""
 
 
+def views_parts(views: Views | None) -> tuple[tuple[object, int], ...]:
+    """What ``views`` holds (``kept.KEPT``): its own lists, and the changelog snapshot they were
+    computed from (counted once however many hold it)."""
+    if views is None:  # (a store's views forgotten)
+        return ()
+    own = kept.VIEWS_ENTRY_BYTES * len(views.parents) + kept.HEAD_BYTES * (
+        len(views._heads or ()) + sum(map(len, (views._branch_heads or {}).values())))
+    return (views, own + 300), (views.index, kept.index_bytes(views.index))
+
+
 class HgRepo:
     """The native engine: ``HgRepository`` over a store vfs and a ``.hg`` vfs."""
 
@@ -297,6 +308,7 @@ class HgRepo:
             shown = views if unhidden == views.visible else Views(views.index, views.parents, views.phases,
                                                                    unhidden, views.phase_stamp)
             self._hidden_views = (views, shown)
+            self._grew()
             return shown
 
     def _served_views(self, cl: Revlog) -> Views:
@@ -308,7 +320,9 @@ class HgRepo:
             phase_stamp = self.store.stamp(PHASEROOTS)
             stamp = (phase_stamp, self._obs_stamp())
             if views is not None and views.index is cl.index and views.phase_stamp == stamp:
-                self._views = views
+                if self._views is not views:
+                    self._views = views
+                    self._grew()
                 return views
             extended = self._extended_views(views, cl, stamp) if views is not None else None
             if extended is not None:
@@ -326,6 +340,7 @@ class HgRepo:
             self._views = views
             if scope is not None:
                 SHARED_VIEWS.put(scope, views)
+            self._grew()
             return views
 
     def _extended_views(self, old: Views, cl: Revlog, stamp: tuple[object, object]) -> Views | None:
@@ -357,6 +372,11 @@ class HgRepo:
         visible = old.visible + phases[known:].translate(graph.VISIBLE)
         return Views(cl.index, parents, phases, visible, stamp,
                      _grown_from=(known, old._heads, old._branch_heads))
+
+    def _grew(self) -> None:
+        """This open holds more derived data (or other): a kept repository is weighed again."""
+        if self.revlogs.on_grow is not None:
+            self.revlogs.on_grow()
 
     # -- obsolescence ---------------------------------------------------------
 
@@ -393,6 +413,7 @@ class HgRepo:
                                    "repair it with hg debugobsolete or restore it from a backup") from None
         parsed, boundary = found
         self._obsstore = (stamp, parsed, boundary)
+        self._grew()
         if self.revlogs.scope is not None:
             SHARED_OBSSTORES.put(self.revlogs.scope, self._obsstore)
         return parsed
@@ -549,7 +570,11 @@ class HgRepo:
                 saved = self._save_branches(cl, known, saved, wlock_held)
             if scope is not None:
                 SHARED_BRANCHES.put(scope, (known, tip, saved, snapshot))
-            self._branch_cache = (known, tip, saved, snapshot)
+            if self._branch_cache[0] is not known:
+                self._branch_cache = (known, tip, saved, snapshot)
+                self._grew()
+            else:
+                self._branch_cache = (known, tip, saved, snapshot)
             return known
 
     def _save_branches(self, cl: Revlog, known: list[tuple[bytes, bool]], saved: int, wlock_held: bool) -> int:
@@ -1451,7 +1476,8 @@ def _always(_head: bytes) -> bool:
 BranchList = tuple[list[tuple[bytes, bool]], Node, int, "tuple[Stamp | None, int | None] | None"]
 """``HgRepo._branches``' list: (branch, closes) of each revision, the node of the last, how many of
 them the files hold, and the changelog snapshot it was made for (its stamp and ``index_lineage``)."""
-SHARED_BRANCHES: LruCache[bytes, BranchList] = LruCache(64)
+SHARED_BRANCHES: LruCache[bytes, BranchList] = LruCache(
+    sys.maxsize, pool=kept.KEPT, parts=lambda value: ((value[0], kept.branches_bytes(value[0])),))
 
 
 def _appended(before: tuple[Stamp | None, int | None] | None, now: tuple[Stamp | None, int | None] | None) -> bool:
@@ -1465,18 +1491,28 @@ def _appended(before: tuple[Stamp | None, int | None] | None, now: tuple[Stamp |
     return before[0] == now[0] or (before[1] is not None and before[1] == now[1])
 """Per store directory: the per-revision (branch, closes) list, the changelog node it ends at, and
 how many of its revisions the rev-branch-cache files vouch for."""
-SHARED_TAGS: LruCache[bytes, tuple[object, dict[bytes, Node]]] = LruCache(64)
+SHARED_TAGS: LruCache[bytes, tuple[object, dict[bytes, Node]]] = LruCache(
+    sys.maxsize, pool=kept.KEPT, parts=lambda value: (
+        (value[1], sum(kept.TAG_BYTES + len(name) for name in value[1]) + 200),))
 """Per store directory: the tags (``HgRepo.tags``) and what they were read from (the changelog's
 length, its heads, ``localtags``' stamp)."""
-SHARED_VIEWS: LruCache[bytes, Views] = LruCache(64)
-"""Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots stamp match)."""
+SHARED_VIEWS: LruCache[bytes, Views] = LruCache(sys.maxsize, pool=kept.KEPT, parts=views_parts, regrow=True)
+"""Parents, phases and heads of a changelog snapshot (valid while the index object and phaseroots
+stamp match), with the snapshot: weighed by both (``views_parts``), again as its heads and node
+map are built, within ``kept.KEPT`` (64 stores' were kept whatever they held: 64 of 200,000
+changesets, 100 MB each)."""
 SHARED_BOOKMARKS: LruCache[bytes, tuple[Views, bytes, dict[bytes, Node]]] = LruCache(
-    32 << 20, lambda value: 1024 + 4 * len(value[1]))
+    sys.maxsize, pool=kept.KEPT, parts=lambda value: (
+        *views_parts(value[0]), (value[1], 33 + len(value[1])),
+        (value[2], sum(kept.TAG_BYTES + len(name) for name in value[2]) + 200)))
 """Per store directory: the views and the bookmarks file's bytes the visible bookmarks were found from, and them
-(counted as about four times the file's size: its bytes, and the names and nodes parsed from it)."""
-SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore, bytes]] = LruCache(16)
+(weighed as the views, the file's bytes, and the names and nodes parsed from it)."""
+SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore, bytes]] = LruCache(
+    sys.maxsize, pool=kept.KEPT, parts=lambda value: ((value[1], kept.markers_bytes(value[1])),))
 """Per store directory: the obsstore's stamp, its parsed markers, and its last bytes (``BOUNDARY``)."""
-SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(64)
+SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(
+    sys.maxsize, pool=kept.KEPT, parts=lambda value: (
+        (value[1], sum(kept.STORE_PATH_BYTES + len(name) + len(path) for name, path in value[1])),))
 """Per store directory: the fncache's stamp and the (store path, file name) pairs it lists (for stream clones)."""
 
 

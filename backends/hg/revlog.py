@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import os
 import struct
+import sys
 import tempfile
 import threading
 import zlib
@@ -30,10 +31,10 @@ from typing import IO, BinaryIO, Protocol, cast
 
 import zstandard
 
-from backends.hg import mpatch
+from backends.hg import kept, mpatch
 from backends.hg.vfs import Stamp, Vfs
 from backends.interfaces import NULL_NODE, Node
-from backends.lru import LruCache
+from backends.lru import BudgetPool, LruCache
 from protocols.errors import StorageError
 
 INDEX_ENTRY = struct.Struct(">Qiiiiii20s12x")
@@ -598,14 +599,13 @@ class IndexCache(LruCache[tuple[bytes, bytes], Index | bytes]):
     and the bytes object's header.  Measured over 100,000 one-revision filelogs of one directory
     (115 bytes kept each): 401 bytes held each with tracemalloc, 425 of RSS."""
 
-    ENTRY_COST = 160
-    """What an ``Index`` is counted per entry (and once more for the object itself).  It holds more:
-    356 bytes an entry (tracemalloc, a 40,000-entry index), 61 more once its node map is built.
-    Counted so, a changelog of 45,000 changesets would cost over a quarter of the budget and never
-    be kept: that is left as it is here."""
+    ENTRY_COST = kept.INDEX_ENTRY_BYTES
+    """What an ``Index`` is counted per entry, beside its node map (``kept.index_bytes``): 356 bytes
+    an entry (tracemalloc, a 40,000-entry index), 80 more once its node map is built.  It was
+    counted 160 and the node map not at all: the 64 MiB budget held some 170 MB."""
 
-    def __init__(self, budget: int) -> None:
-        super().__init__(budget, self._index_cost)
+    def __init__(self, budget: int, pool: BudgetPool | None = None) -> None:
+        super().__init__(budget, self._index_cost, pool=pool)
         self._scopes: dict[bytes, bytes] = {}
         self._scopes_lock = threading.Lock()
 
@@ -613,7 +613,7 @@ class IndexCache(LruCache[tuple[bytes, bytes], Index | bytes]):
     def _index_cost(cls, held: Index | bytes) -> int:
         if isinstance(held, bytes):
             return len(held) + cls.SMALL_ENTRY_OVERHEAD
-        return len(held.inline_data or b"") + cls.ENTRY_COST * (len(held.entries) + 1)
+        return kept.index_bytes(held)
 
     def intern_scope(self, scope: bytes) -> bytes:
         """One bytes object per store directory for every key of it: each open of a repository
@@ -693,8 +693,9 @@ def _packed_entries(index: Index) -> bytes:
     return bytes(packed)
 
 
-SHARED_INDEXES = IndexCache(64 << 20)
-"""The process-wide cache of on-disk index snapshots, keyed by store directory and path."""
+SHARED_INDEXES = IndexCache(sys.maxsize, kept.KEPT)
+"""The process-wide cache of on-disk index snapshots, keyed by store directory and path, within
+the budget of everything the engine keeps parsed (``kept.KEPT``)."""
 
 
 FILELOG_INDEXES_PER_OPEN = 32
@@ -757,6 +758,9 @@ class RevlogCache:
         self.scope = None if scope is None else shared.intern_scope(scope)
         self.shared = shared
         self._indexes = _OpenIndexes()
+        self.on_grow: Callable[[], None] | None = None
+        """Called when this open keeps another snapshot but a filelog's, or its repository more
+        derived data (``HgRepo``): a kept repository is weighed again (``backends.hg.READ_REUSE``)."""
 
     def share_filelogs_only(self) -> None:
         """Keep no filelog index for this open itself, only in the shared cache (within its budget):
@@ -767,6 +771,10 @@ class RevlogCache:
     def open(self, index_path: bytes, logical: bytes | None = None) -> Revlog:
         return Revlog(self.vfs, index_path, self.index(index_path), logical)
 
+    def kept_indexes(self) -> list[Index]:
+        """The snapshots this open keeps for itself but its filelogs' (what a kept repository holds)."""
+        return list(self._indexes._kept.values())
+
     def adopt(self, index_path: bytes, index: Index) -> None:
         """Take ``index``, a snapshot another open parsed, as this open's while its file's stamp is
         still the one it was parsed at (as a snapshot of the shared cache is taken); else nothing.
@@ -775,6 +783,7 @@ class RevlogCache:
         if self._indexes.get(index_path) is None and index.stamp is not None \
                 and self.vfs.stamp(index_path) == index.stamp:
             self._indexes[index_path] = index
+            self._grew(index_path)
 
     def index(self, index_path: bytes) -> Index:
         stamp = self.vfs.stamp(index_path)
@@ -786,6 +795,7 @@ class RevlogCache:
             shared = self.shared.snapshot((self.scope, index_path), stamp)
             if shared is not None and shared.stamp == stamp:
                 self._indexes[index_path] = shared
+                self._grew(index_path)
                 return shared
         index = None
         if stamp is not None:
@@ -801,10 +811,15 @@ class RevlogCache:
                                   next(_LINEAGES))
         if self.vfs.stamp(index_path) == stamp:
             self._indexes[index_path] = index
+            self._grew(index_path)
             if self.scope is not None and stamp is not None:
                 self.shared.keep((self.scope, index_path), index)
         return index
 
+
+    def _grew(self, index_path: bytes) -> None:
+        if self.on_grow is not None and not is_filelog(index_path):
+            self.on_grow()
 
     def _grown(self, index_path: bytes, older: Index, stamp: Stamp) -> Index | None:
         """``older`` with the entries appended to its file since, or None to parse the file whole.

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 import backends.hg as hg_engine
-from backends.hg import HgRepo
-from backends.lru import LruCache
 from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_ssh import HgSsh
 
@@ -71,12 +69,11 @@ def test_a_repository_over_the_configured_budget_is_opened_by_each_request(
         make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``[limits] hg_kept_repositories_bytes`` bounds what the kept repositories' indexes may hold:
-    a repository reckoned over a quarter of it is not kept, and each request opens it, as before."""
+    a repository holding more than it is not kept, and each request opens it, as before."""
     policy = tmp_path / "policy.toml"
     policy.write_text('[[repo]]\npattern = "*"\n[limits]\nhg_kept_repositories_bytes = 4000\n')
-    kept = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo, int]](hg_engine.READ_REUSE_BUDGET,
-                                                                          hg_engine._kept_weight)
-    monkeypatch.setattr(hg_engine, "READ_REUSE", kept)
+    kept = hg_engine.READ_REUSE
+    monkeypatch.setattr(hg_engine.kept.KEPT, "budget", hg_engine.kept.KEPT.budget)  # (restored after)
     server = make_server("fs", http=[LOOPBACK], config_file=str(policy))
     repo = server.root / "polled"
     client.hg("init", str(repo))
@@ -94,4 +91,4 @@ def test_a_repository_over_the_configured_budget_is_opened_by_each_request(
     for _ in range(2):
         assert client.hg("id", url).stdout.strip() == tip
     assert len(opened) >= 6, opened  # (every request: none kept)
-    assert kept.budget == 4000 and kept.held == 0
+    assert kept.budget == 4000 and not [entry for entry in kept.values() if entry[1].name == "polled"]

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from backends import hg
-from backends.hg import HgRepo, create_repository, open_for_reading
+from backends.hg import create_repository, open_for_reading
 from backends.hg.revlog import SHARED_INDEXES
-from backends.lru import LruCache
 from tests.unit.backends.hg.test_hg_small_indexes import SPLIT, revisions
 
 
@@ -74,9 +73,10 @@ def test_repositories_kept_for_reading_hold_their_indexes_within_a_budget(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each kept repository holds its changelog's and manifest's parsed indexes (about 300 bytes a
     revision) for as long as it is kept: 16 of 100,000 revisions held some 480 MB for good.  They are
-    now kept within ``READ_REUSE.budget``, weighed by their index files; a small one is still reused."""
-    kept = LruCache[tuple[str, str], tuple[tuple[int, ...], HgRepo, int]](16 << 20, hg._kept_weight)
-    monkeypatch.setattr(hg, "READ_REUSE", kept)
+    now kept within ``READ_REUSE.budget``, weighed by what they hold as they come to hold it (each
+    was opened, kept, then made to parse its indexes); a small one is still reused."""
+    kept = hg.READ_REUSE
+    monkeypatch.setattr(kept, "budget", 16 << 20)
     monkeypatch.setattr(SHARED_INDEXES, "budget", 0)  # (only what the kept repositories hold)
     tracing = tracemalloc.is_tracing()
     if not tracing:
@@ -98,7 +98,7 @@ def test_repositories_kept_for_reading_hold_their_indexes_within_a_budget(
     finally:
         if not tracing:
             tracemalloc.stop()
-    assert kept.held <= kept.budget
+    assert hg.kept.KEPT.held <= kept.budget
     assert held < 16 << 20, held  # (10 x 8,000 parsed entries are about 28 MB)
     assert kept.get((path, "r")) is not None  # (the last asked is kept: a large one too, within the budget)
     small = str(tmp_path / "small")
