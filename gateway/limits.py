@@ -182,10 +182,20 @@ def lock_wait(authorizer: object) -> LockWait:
 
 
 def hg_kept_repositories_bytes(authorizer: object) -> int | None:
-    """``hg_kept_repositories_bytes``: what the hg repositories kept for the next read-only requests
-    may hold in all (``backends.hg.READ_REUSE_BUDGET``); None: the backend's default."""
+    """``hg_kept_repositories_bytes``: what the hg engine keeps parsed between requests may hold in
+    all, the repositories kept for the next read-only requests among it (``backends.hg.kept.KEPT``);
+    None: the backend's default (``backends.hg.READ_REUSE_BUDGET``)."""
     policy_file = getattr(authorizer, "policy", None)
     return None if policy_file is None else policy_file.current.limits.hg_kept_repositories_bytes
+
+
+def apply_hg_kept_budget(authorizer: object) -> None:
+    """Give the hg engine's kept parsed data the budget the policy says now (as an HTTP read-only
+    request does through ``READ_REUSE.budget``): for an SSH session, whose opens use it too."""
+    from backends import hg as hg_backend
+
+    configured = hg_kept_repositories_bytes(authorizer)
+    hg_backend.READ_REUSE.budget = configured if configured is not None else hg_backend.READ_REUSE_BUDGET
 
 
 def changegroup_limits(authorizer: object) -> ChangegroupLimits:
