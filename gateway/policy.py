@@ -819,37 +819,33 @@ def _parse_http(reader: _Reader, table: Any) -> Trusted:
         raise reader.fail("http.forwarded_header",
                           'must be "x-forwarded-for" (with X-Forwarded-Proto) or "forwarded" (RFC 7239): '
                           "the header your reverse proxy writes")
-    networks = []
-    unix = False
-    for i, text in enumerate(reader.string_list(table.get("trusted_proxies", []), "http.trusted_proxies")):
-        if text.strip().lower() == UNIX_PEER:  # the proxies that reach a unix: listener
-            unix = True
-            continue
-        try:
-            networks.append(parse_network(text))
-        except ValueError as bad:
-            raise reader.fail(f"http.trusted_proxies[{i}]",
-                              f"{bad}, e.g. \"127.0.0.1\" or \"10.0.0.0/8\" "
-                              '(or "unix": whatever reaches a unix: listener)') from None
-    return Trusted(tuple(networks), header.lower(), unix)
+    networks, unix = _peer_networks(reader, table.get("trusted_proxies", []), "http.trusted_proxies")
+    return Trusted(networks, header.lower(), unix)
 
 
 def _parse_status_from(reader: _Reader, table: Any) -> StatusReaders:
     if not isinstance(table, dict) or "status_from" not in table:
         return LOOPBACK_READERS
+    networks, unix = _peer_networks(reader, table["status_from"], "http.status_from")
+    return StatusReaders(networks, unix)
+
+
+def _peer_networks(reader: _Reader, value: Any, key: str) -> tuple[tuple[Network, ...], bool]:
+    """A list of networks (``"10.0.0.0/8"``, ``"::1"``) and ``"unix"`` (whatever reaches a unix:
+    listener) at ``key``: the networks, and whether ``unix`` was among them."""
     networks = []
     unix = False
-    for i, text in enumerate(reader.string_list(table["status_from"], "http.status_from")):
-        if text.strip().lower() == UNIX_PEER:  # whatever reaches a unix: listener
+    for i, text in enumerate(reader.string_list(value, key)):
+        if text.strip().lower() == UNIX_PEER:
             unix = True
             continue
         try:
             networks.append(parse_network(text))
         except ValueError as bad:
-            raise reader.fail(f"http.status_from[{i}]",
+            raise reader.fail(f"{key}[{i}]",
                               f"{bad}, e.g. \"127.0.0.1\" or \"10.0.0.0/8\" "
                               '(or "unix": whatever reaches a unix: listener)') from None
-    return StatusReaders(tuple(networks), unix)
+    return tuple(networks), unix
 
 
 def _parse_index(reader: _Reader, table: Any) -> bool:
