@@ -304,9 +304,9 @@ _ONE = 1
 def trimmed_hints(old: Lines, new: Lines) -> list[Run]:
     """The lines both texts start with and end with, as runs (found on the bytes)."""
     limit = min(len(old.text), len(new.text))
-    start = _common_prefix(old.text, new.text, limit)
+    start = common_prefix(old.text, new.text, limit)
     prefix = min(bisect_right(old.offsets, start), bisect_right(new.offsets, start)) - 1
-    end = _common_suffix(old.text, new.text, limit)
+    end = common_suffix(old.text, new.text, limit)
     an, bn = len(old.lines), len(new.lines)
     suffix = min(an - bisect_left(old.offsets, len(old.text) - end, 0, an),
                  bn - bisect_left(new.offsets, len(new.text) - end, 0, bn), min(an, bn) - prefix)
@@ -438,30 +438,38 @@ def _proven_longest(old: Lines, new: Lines, region: Block, hints: Sequence[Run])
     return i, j, k
 
 
-def _common_prefix(old: bytes, new: bytes, limit: int) -> int:
-    """Length of the bytes both texts start with (at most ``limit``)."""
-    low, high = 0, limit
-    if old[:high] == new[:high]:
-        return high
-    while low < high:  # old[:low] == new[:low], old[:high + 1] != new[:high + 1]
-        middle = (low + high + 1) // 2
-        if old[low:middle] == new[low:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+_BLOCK = 4096
+"""Bytes compared at a time before the binary search (one C-level comparison a block)."""
 
 
-def _common_suffix(old: bytes, new: bytes, limit: int) -> int:
-    """Length of the bytes both texts end with (at most ``limit``)."""
-    an, bn = len(old), len(new)
-    low, high = 0, limit
-    if old[an - high:] == new[bn - high:]:
-        return high
-    while low < high:
-        middle = (low + high + 1) // 2
-        if old[an - middle:an - low] == new[bn - middle:bn - low]:
-            low = middle
+def common_prefix(old: bytes, new: bytes, limit: int) -> int:
+    """Length of the common prefix: block-wise, then a binary search inside the first differing block."""
+    a, b = memoryview(old), memoryview(new)
+    pos = 0
+    while pos + _BLOCK <= limit and a[pos : pos + _BLOCK] == b[pos : pos + _BLOCK]:
+        pos += _BLOCK
+    lo, hi = pos, min(pos + _BLOCK, limit)
+    while lo < hi:  # invariant: old[:lo] == new[:lo]
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
         else:
-            high = middle - 1
-    return low
+            hi = mid - 1
+    return lo
+
+
+def common_suffix(old: bytes, new: bytes, limit: int) -> int:
+    """Length of the common suffix, at most ``limit`` so it never overlaps the prefix."""
+    a, b = memoryview(old), memoryview(new)
+    lo_a, lo_b = len(old), len(new)
+    n = 0
+    while n + _BLOCK <= limit and a[lo_a - n - _BLOCK : lo_a - n] == b[lo_b - n - _BLOCK : lo_b - n]:
+        n += _BLOCK
+    lo, hi = n, min(n + _BLOCK, limit)
+    while lo < hi:  # invariant: the last ``lo`` bytes are equal
+        mid = (lo + hi + 1) // 2
+        if a[lo_a - mid : lo_a - lo] == b[lo_b - mid : lo_b - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -13,7 +13,7 @@ import itertools
 import struct
 from collections.abc import Iterable, Sequence
 
-from backends.hg.linediff import split_lines
+from backends.hg.linediff import common_prefix, common_suffix, split_lines
 from protocols.errors import StorageError
 
 HUNK_HEADER = struct.Struct(">lll")
@@ -200,9 +200,9 @@ def diff(old: bytes, new: bytes) -> bytes:
     if old == new:
         return b""
     limit = min(len(old), len(new))
-    prefix = _common_prefix(old, new, limit)
+    prefix = common_prefix(old, new, limit)
     prefix = old.rfind(b"\n", 0, prefix) + 1
-    suffix = _common_suffix(old, new, limit - prefix)
+    suffix = common_suffix(old, new, limit - prefix)
     if suffix:
         # Start the kept suffix on a line boundary: Mercurial reads manifest
         # deltas as whole manifest lines (manifest.py readdelta).
@@ -228,8 +228,8 @@ def line_diff(old: bytes, new: bytes) -> bytes:
     if old == new:
         return b""
     limit = min(len(old), len(new))
-    prefix = old.rfind(b"\n", 0, _common_prefix(old, new, limit)) + 1
-    suffix = _common_suffix(old, new, limit - prefix)
+    prefix = old.rfind(b"\n", 0, common_prefix(old, new, limit)) + 1
+    suffix = common_suffix(old, new, limit - prefix)
     if suffix:
         first_newline = old.find(b"\n", len(old) - suffix)
         suffix = 0 if first_newline < 0 else len(old) - first_newline - 1
@@ -267,39 +267,3 @@ def line_diff(old: bytes, new: bytes) -> bytes:
 
 _SKIP = 64
 """Equal lines are passed over this many at a time (one list comparison) before one at a time."""
-
-
-_BLOCK = 4096
-
-
-def _common_prefix(old: bytes, new: bytes, limit: int) -> int:
-    """Length of the common prefix: block-wise, then a binary search inside the first differing block."""
-    a, b = memoryview(old), memoryview(new)
-    pos = 0
-    while pos + _BLOCK <= limit and a[pos : pos + _BLOCK] == b[pos : pos + _BLOCK]:
-        pos += _BLOCK
-    lo, hi = pos, min(pos + _BLOCK, limit)
-    while lo < hi:  # invariant: old[:lo] == new[:lo]
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _common_suffix(old: bytes, new: bytes, limit: int) -> int:
-    """Length of the common suffix, at most ``limit`` so it never overlaps the prefix."""
-    a, b = memoryview(old), memoryview(new)
-    lo_a, lo_b = len(old), len(new)
-    n = 0
-    while n + _BLOCK <= limit and a[lo_a - n - _BLOCK : lo_a - n] == b[lo_b - n - _BLOCK : lo_b - n]:
-        n += _BLOCK
-    lo, hi = n, min(n + _BLOCK, limit)
-    while lo < hi:  # invariant: the last ``lo`` bytes are equal
-        mid = (lo + hi + 1) // 2
-        if a[lo_a - mid : lo_a - lo] == b[lo_b - mid : lo_b - lo]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
