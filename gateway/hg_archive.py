@@ -25,6 +25,7 @@ from twisted.web import server
 
 from backends import git_web, returned_repository
 from backends.git_web import GitPages, WebArchive
+from backends.hg import annotate as hg_annotate
 from backends.hg import archive as hg_archive
 from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
@@ -34,6 +35,7 @@ from gateway.git_http import fail_request
 from gateway.git_session import PackStream
 from gateway.hg_http import check_web_access
 from gateway.http import HttpFront, Route, RouteKind, send_error, site_url
+from gateway.limits import annotate_max_revisions
 from gateway.logs import SafeLogger
 from gateway.policy import check_exported, git_archives, read_base_git_config
 from gateway.protected import log_recovery, read_base_hgrc
@@ -323,6 +325,7 @@ def _web_page(front: HttpFront, route: Route, user: str | None, revcount: int | 
     repository, its JSON pages (``backends.git_web.json_page``), for scripts reading either kind."""
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
+        hg_annotate.LIMIT.revisions = annotate_max_revisions(front.authorizer)  # ([limits], as the policy says now)
         return hg_web.page(repo, route.service, revcount, url, context, query, switches, linerange)
     if not route.service.startswith("json-"):
         close_git(repo)

@@ -23,6 +23,7 @@ from twisted.internet import defer
 from twisted.web import server
 
 from backends.git_web import GitPages
+from backends.hg import annotate as hg_annotate
 from backends.hg import web as hg_web
 from backends.hg.repository import HgRepo
 from backends.names import validate_name
@@ -43,6 +44,7 @@ from gateway.hg_archive import (
     transport_of,
 )
 from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, send_error, site_url
+from gateway.limits import annotate_max_revisions
 from gateway.logs import SafeLogger
 from gateway.policy import git_archives
 from gateway.repo_use import closing_git
@@ -188,6 +190,7 @@ def _render_for(front: HttpFront, route: Route, user: str | None, url: str, page
     """The page of the repository ``route`` names, once its settings let ``user`` clone it (blocking)."""
     repo = readable_any(front, route, user)
     if isinstance(repo, HgRepo):
+        hg_annotate.LIMIT.revisions = annotate_max_revisions(front.authorizer)  # ([limits], as the policy says now)
         return render(HgPages(repo), route.repo, url, page, revcount, context=context, query=query, switches=switches,
                       lines=lines)
     with closing_git(repo):

@@ -47,6 +47,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from backends.hg import annotate as hg_annotate
 from backends.interfaces import LockWait
 from gateway.config import ServiceConfig
 from gateway.logs import SafeLogger
@@ -117,7 +118,7 @@ LOCK_WAIT_KEYS = {"hg_lock_timeout": "timeout"}
 
 CONFIGURABLE = (frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
                 | frozenset(RECEIVE_KEYS) | frozenset(BUNDLE2_KEYS) | frozenset(CHANGEGROUP_KEYS)
-                | frozenset(LOCK_WAIT_KEYS) | {"hg_kept_repositories_bytes"})
+                | frozenset(LOCK_WAIT_KEYS) | {"hg_kept_repositories_bytes", "annotate_max_revisions"})
 """The ``[limits]`` keys that take effect; the file may name others, which are logged as fixed."""
 
 NO_PROXIES = Trusted()
@@ -196,6 +197,14 @@ def apply_hg_kept_budget(authorizer: object) -> None:
 
     configured = hg_kept_repositories_bytes(authorizer)
     hg_backend.READ_REUSE.budget = configured if configured is not None else hg_backend.READ_REUSE_BUDGET
+
+
+def annotate_max_revisions(authorizer: object) -> int:
+    """``annotate_max_revisions``: the most revisions of a file an hg annotate page reads (else the
+    backend's default, ``backends.hg.annotate.MAX_FILE_REVISIONS``)."""
+    policy_file = getattr(authorizer, "policy", None)
+    configured = None if policy_file is None else policy_file.current.limits.annotate_max_revisions
+    return configured if configured is not None else hg_annotate.MAX_FILE_REVISIONS
 
 
 def changegroup_limits(authorizer: object) -> ChangegroupLimits:

@@ -328,6 +328,7 @@ class Limits:
     connection_timeout: float | None = None
     hg_lock_timeout: float | None = None
     hg_kept_repositories_bytes: int | None = None
+    annotate_max_revisions: int | None = None
 
 
 HG_ENGINES = ("zstd", "zlib", "none")
