@@ -1,0 +1,190 @@
+"""Several real hg clients push to and pull from one repository at once, over HTTP and SSH, while
+some pushes are refused by a ``pretxnchangegroup`` hook (their revisions written, then rolled
+back): the engine's caches (the kept repositories, the shared views and indexes, the writer's
+snapshot handed to the next open) must never serve a pull anything but a committed, consistent
+repository, and ``hg verify`` passes on the server's copy and every clone after."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backends import hg as hg_backend
+from backends.hg import kept, revlog
+from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401
+from tests.integration.test_hg_ssh import HgSsh
+
+ROUNDS = 6
+"""Pushes each pusher makes."""
+
+
+def _check_pool() -> None:
+    """``kept.KEPT``'s accounting adds up: each object counted once, as many times held as values
+    hold it, each cache's total its values' costs, within the budget."""
+    pool = kept.KEPT
+    with pool.lock:
+        assert pool.held == sum(found[1] for found in pool._objects.values())
+        holders: dict[int, int] = {}
+        for (_, key), cache in pool._order.items():
+            for held in cache._held_ids[key]:
+                holders[held] = holders.get(held, 0) + 1
+        assert holders == {key: found[2] for key, found in pool._objects.items()}
+        for cache in {id(cache): cache for cache in pool._order.values()}.values():
+            assert cache.held == sum(cost for _, cost in cache._entries.values())
+            assert set(cache._entries) == set(cache._held_ids)
+        assert pool.held <= pool.budget or len(pool._order) <= 1, (pool.held, pool.budget)
+
+
+@pytest.mark.parametrize("budget", [kept.KEPT_BYTES, 150_000])
+def test_concurrent_pushes_and_pulls_over_http_and_ssh_stay_consistent(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path, budget: int, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setattr(kept.KEPT, "budget", kept.KEPT.budget)  # (restored after)
+    monkeypatch.setattr(hg_backend, "READ_REUSE_BUDGET", budget)
+    taken: list[bytes] = []  # (the indexes whose writer's snapshot was taken: ``RevlogCache.appended``)
+    original = revlog.RevlogCache.appended
+
+    def appended(self: revlog.RevlogCache, index_path: bytes, *args: Any) -> None:
+        original(self, index_path, *args)
+        now = self._indexes.get(index_path)
+        if now is not None and now.entries is args[2].entries:
+            taken.append(index_path)
+
+    monkeypatch.setattr(revlog.RevlogCache, "appended", appended)
+    server = make_server("fs", **_settings(htpasswd), **ssh_server_settings(ssh_keys))
+    http = HgHttp(server, client)
+    ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    served = server.root / "r"
+    client.hg("init", str(served))
+    client.hg("debugbuilddag", "-q", "-R", str(served), "+300")
+    hg = Path(sys.executable).parent / "hg"
+    hook = tmp_path / "refuse.sh"
+    hook.write_text(f'#!/bin/sh\n"{hg}" log -r "$HG_NODE:" -T "{{desc}}\\n" | grep -q refuse && exit 1\nexit 0\n')
+    hook.chmod(0o755)
+    (served / ".hg" / "hgrc").write_text(f"[hooks]\npretxnchangegroup.refuse = {hook}\n")
+    errors: list[str] = []
+    refused = [0]
+    done = threading.Event()
+
+    def run(peer: Any, *args: str | Path, cwd: Path | None = None, check: bool = True) -> Any:
+        result = peer.hg(*args, cwd=cwd, check=False) if cwd is not None else peer.hg(*args, check=False)
+        if check and result.returncode:
+            errors.append(f"{args}: {result.stdout} {result.stderr}")
+        return result
+
+    def pusher(n: int, peer: Any, url: str) -> None:
+        try:
+            work = tmp_path / f"push{n}"
+            run(peer, "clone", "-q", url, str(work))
+            run(client, "branch", "-q", f"b{n}", cwd=work)
+            for round_ in range(ROUNDS):
+                run(client, "pull", "-q", url, cwd=work, check=False)
+                run(client, "update", "-q", "--clean", f"b{n}", cwd=work, check=False)
+                (work / f"f{n}").write_text(f"{n} {round_}\n" * (round_ + 1))
+                if n == 0 and round_ == 1:  # (the manifest's inline revlog splits in this push)
+                    (work / "wide").mkdir()
+                    for i in range(5000):
+                        (work / "wide" / os.urandom(16).hex()).write_text(f"{i}\n")
+                refuse = round_ % 3 == 2
+                run(client, "commit", "-q", "-A", "-m", f"{'refuse' if refuse else 'ok'} {n} {round_}", cwd=work)
+                pushed = run(peer, "push", "-f", "--new-branch", url, cwd=work, check=False)
+                if refuse:
+                    if pushed.returncode == 0:
+                        errors.append(f"a refused push went in: {pushed.stdout} {pushed.stderr}")
+                    refused[0] += 1
+                    run(client, "--config", "extensions.strip=", "strip", "-q", "--no-backup", "-r", ".", cwd=work)
+                elif pushed.returncode != 0 and "creates new remote head" not in pushed.stderr:
+                    errors.append(f"push {n} {round_}: {pushed.stdout} {pushed.stderr}")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(repr(exc))
+
+    def puller(n: int, peer: Any, url: str) -> None:
+        work = tmp_path / f"pull{n}"
+        run(peer, "clone", "-q", "-U", url, str(work))
+        while not done.is_set():
+            run(peer, "pull", "-q", url, cwd=work)
+            descs = run(client, "log", "-R", str(work), "-T", "{desc}\n").stdout
+            if "refuse" in descs:
+                errors.append(f"a pull saw a refused changeset: {descs}")
+                return
+        run(peer, "pull", "-q", url, cwd=work)
+        run(client, "verify", "-q", "-R", str(work))
+
+    pushers = [threading.Thread(target=pusher, args=(0, http, http.push_url("r"))),
+               threading.Thread(target=pusher, args=(1, http, http.push_url("r"))),
+               threading.Thread(target=pusher, args=(2, ssh, ssh.url("r")))]
+    pullers = [threading.Thread(target=puller, args=(0, http, http.url("r"))),
+               threading.Thread(target=puller, args=(1, ssh, ssh.url("r")))]
+    for thread in pushers + pullers:
+        thread.start()
+    for thread in pushers:
+        thread.join()
+    done.set()
+    for thread in pullers:
+        thread.join()
+    assert not errors, "\n".join(errors)
+    _check_pool()
+    assert b"00changelog.i" in taken and b"00manifest.i" in taken, taken
+    client.hg("verify", "-q", "-R", str(served))
+    log = client.hg("log", "-R", str(served), "-T", "{desc}\n").stdout
+    assert "refuse" not in log and refused[0] == 3 * (ROUNDS // 3)
+    assert sum(line.startswith("ok ") for line in log.splitlines()) == 3 * (ROUNDS - ROUNDS // 3)
+    for n in range(2):
+        assert client.hg("log", "-R", str(tmp_path / f"pull{n}"), "-T", "{node}\n").stdout \
+            == client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
+    assert os.path.exists(served / ".hg" / "store" / "00changelog.i")
+
+
+@pytest.mark.parametrize("kind", ["http", "ssh"])
+def test_an_interrupted_push_leaves_no_snapshot_behind(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path, kind: str) -> None:  # noqa: F811
+    """A push whose client goes away mid-bundle is rolled back: the next pulls and pushes see the
+    repository as it was, then as the next push made it, and ``hg verify`` passes."""
+    server = make_server("fs", **_settings(htpasswd), **ssh_server_settings(ssh_keys))
+    http = HgHttp(server, client)
+    ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    peer: Any = http if kind == "http" else ssh
+    url = http.push_url("r") if kind == "http" else ssh.url("r")
+    served = server.root / "r"
+    client.hg("init", str(served))
+    client.hg("debugbuilddag", "-q", "-R", str(served), "+200")
+    work = tmp_path / "work"
+    peer.hg("clone", "-q", url, str(work))
+    for n in range(3):
+        (work / f"big{n}").write_bytes(os.urandom(12 << 20))
+        client.hg("commit", "-q", "-A", "-m", f"big {n}", cwd=work)
+    hg = Path(sys.executable).parent / "hg"
+    args = [str(hg), "push", "-f", url] if kind == "http" else \
+        [str(hg), "--config", f"ui.ssh={ssh.ssh}", "push", "-f", url]
+    proc = subprocess.Popen(args, cwd=work, env=client.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (served / ".hg" / "store" / "journal").exists() and proc.poll() is None \
+            and time.monotonic() < deadline:  # (the server began its transaction)
+        time.sleep(0.001)
+    assert proc.poll() is None, "the push ended before it could be interrupted"
+    proc.kill()
+    proc.wait()
+    while (served / ".hg" / "store" / "journal").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # (a bundle received whole before the client went is applied, as by hg serve)
+    before = client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
+    pulled = tmp_path / "pulled"
+    http.hg("clone", "-q", "-U", http.url("r"), str(pulled))
+    assert client.hg("log", "-R", str(pulled), "-T", "{node}\n").stdout == before
+    (work / "small").write_text("s\n")
+    client.hg("commit", "-q", "-A", "-m", "small", cwd=work)
+    peer.hg("push", "-q", "-f", url, cwd=work)
+    http.hg("pull", "-q", http.url("r"), cwd=pulled)
+    assert client.hg("log", "-R", str(pulled), "-T", "{node}\n").stdout \
+        == client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
+    client.hg("verify", "-q", "-R", str(served))
+    client.hg("verify", "-q", "-R", str(pulled))
