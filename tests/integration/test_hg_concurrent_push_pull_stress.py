@@ -188,3 +188,45 @@ def test_an_interrupted_push_leaves_no_snapshot_behind(
         == client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
     client.hg("verify", "-q", "-R", str(served))
     client.hg("verify", "-q", "-R", str(pulled))
+
+
+def test_the_writers_snapshot_gives_way_to_another_process_push_strip_and_rollback(
+        make_server: Callable[..., RunningServer], client: Client, htpasswd: Path, tmp_path: Path) -> None:  # noqa: F811
+    """After a push through hgwire (its writer's snapshot kept for the next open), a push by hg
+    itself into the directory, an ``hg strip`` there and an ``hg rollback`` are each seen by the next pull."""
+    http = HgHttp(make_server("fs", **_settings(htpasswd)), client)
+    served = http.server.root / "r"
+    client.hg("init", str(served))
+    client.hg("debugbuilddag", "-q", "-R", str(served), "+300")
+    work, pulled = tmp_path / "work", tmp_path / "pulled"
+    http.hg("clone", "-q", http.url("r"), str(work))
+    http.hg("clone", "-q", "-U", http.url("r"), str(pulled))
+    strip = ("--config", "extensions.strip=", "strip", "-q", "--no-backup")
+
+    def served_matches_pull() -> None:
+        fresh = tmp_path / "fresh"
+        subprocess.run(["rm", "-rf", str(fresh)], check=True)
+        http.hg("clone", "-q", "-U", http.url("r"), str(fresh))
+        assert client.hg("log", "-R", str(fresh), "-T", "{node}\n").stdout \
+            == client.hg("log", "-R", str(served), "-T", "{node}\n").stdout
+        client.hg("verify", "-q", "-R", str(fresh))
+
+    for step in ("strip", "local push", "rollback"):
+        (work / "f").write_text(step + "\n")
+        client.hg("commit", "-q", "-A", "-m", f"via hgwire before {step}", cwd=work)
+        http.hg("push", "-q", "-f", http.push_url("r"), cwd=work)
+        http.hg("id", http.url("r"))  # (the next open takes the writer's snapshot)
+        if step == "strip":
+            client.hg(*strip, "-R", str(served), "-r", "tip")
+        elif step == "local push":
+            (work / "f").write_text("local\n")
+            client.hg("commit", "-q", "-m", "by hg", cwd=work)
+            client.hg("push", "-q", "-f", str(served), cwd=work)
+        else:
+            (work / "g").write_text("r\n")
+            client.hg("commit", "-q", "-A", "-m", "to roll back", cwd=work)
+            client.hg("push", "-q", "-f", str(served), cwd=work)
+            http.hg("id", http.url("r"))
+            client.hg("--config", "ui.rollback=true", "rollback", "-q", "-R", str(served))
+        served_matches_pull()
+    client.hg("verify", "-q", "-R", str(served))
