@@ -148,8 +148,9 @@ def test_concurrent_pushes_and_pulls_over_http_and_ssh_stay_consistent(
 def test_an_interrupted_push_leaves_no_snapshot_behind(
         make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
         htpasswd: Path, tmp_path: Path, kind: str) -> None:  # noqa: F811
-    """A push whose client goes away mid-bundle is rolled back: the next pulls and pushes see the
-    repository as it was, then as the next push made it, and ``hg verify`` passes."""
+    """A push whose client goes away once the server's transaction began (the bundle is spooled
+    whole before the lock, ``backends.hg.push_spool``, so it is then applied, over HTTP and SSH
+    alike): the next pulls and pushes see the repository as the files say, and ``hg verify`` passes."""
     server = make_server("fs", **_settings(htpasswd), **ssh_server_settings(ssh_keys))
     http = HgHttp(server, client)
     ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
