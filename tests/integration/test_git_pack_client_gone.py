@@ -38,6 +38,9 @@ def _history(repo: Path) -> None:
     stream.append(b"reset refs/heads/old\nfrom :21\n\n")
     subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
     subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], input=b"".join(stream), check=True)
+    # git:// notices a killed client when a write fails: its keepalives, every 5 s by default, took two
+    # (10 s), which a loaded host stretched past WAIT; one a second keeps it within a few seconds
+    subprocess.run(["git", "-C", str(repo), "config", "uploadpack.keepAlive", "1"], check=True)
 
 
 class Watch:
