@@ -86,14 +86,14 @@ class VerifiedWriter:
         self._made = _missing_directories(parent)
         """The directories this upload made for its object (``aa/bb/``): removed again if it is refused."""
         try:
-            for attempt in range(2):
-                os.makedirs(parent, exist_ok=True)
-                _share_directories(reversed(self._made), perm)
+            for attempt in range(3):
                 try:
+                    os.makedirs(parent, exist_ok=True)
+                    _share_directories(reversed(self._made), perm)
                     fd, self._tmp = tempfile.mkstemp(dir=parent, prefix=TEMPORARY_PREFIX)
                     break
-                except FileNotFoundError:  # another refused upload removed the directory just made
-                    if attempt:
+                except FileNotFoundError:  # another refused upload removed a directory on the way meanwhile
+                    if attempt == 2:
                         raise
             self._file: BinaryIO = os.fdopen(fd, "wb")
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (its own new file: never held by another)

@@ -62,3 +62,26 @@ def test_a_directory_is_looked_at_once_an_interval(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(blobs, "SWEEP_INTERVAL", 0.0)
     upload(b"three")
     assert not dead.exists()
+
+
+def test_an_upload_whose_directory_another_refused_upload_removes_meanwhile_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused or abandoned upload removes the directories it made (``lfs/objects/aa/``); another
+    upload making its own below them at that moment found one gone inside ``os.makedirs`` and was
+    refused (507, "the server's temporary space is full") though nothing was full."""
+    data = b"y" * 10
+    final = tmp_path / "lfs" / "objects" / "bb" / hashlib.sha256(data).hexdigest()
+    makedirs = os.makedirs
+    raced: list[str] = []
+
+    def racing(name: str, *args: object, **kwargs: object) -> None:
+        if not raced:  # the first time: the parent is removed between makedirs' look and its mkdir
+            raced.append(str(name))
+            raise FileNotFoundError(2, "No such file or directory", str(name))
+        makedirs(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "makedirs", racing)
+    writer = VerifiedWriter(str(final), hashlib.sha256(), final.name, ValueError, max_size=100)
+    writer.write(data)
+    writer.finish()
+    assert raced and final.read_bytes() == data
