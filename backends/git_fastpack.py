@@ -67,7 +67,7 @@ from dulwich.objects import ObjectID
 
 from backends.git_deltachain import DeltaError, Pieces, compose, encode_delta, parse_delta, rebase
 from backends.git_midx import MidxError, MidxLayout, midx_bitmap_present, midx_layout
-from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, pack_dirs, release_pages
+from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, entry_size, pack_dirs, release_pages
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
     BLOB,
@@ -1099,7 +1099,7 @@ class _ChainDeltas:
         text = self._roots.get(root)
         if text is None:
             entry = parse_entry(mapped, int(view.offsets[root]), view.raw_len)
-            if entry.type_num not in (COMMIT, TREE, BLOB, TAG) or _declared_size(entry.size_header) > MAX_SIBLING_BASE:
+            if entry.type_num not in (COMMIT, TREE, BLOB, TAG) or entry_size(entry.size_header) > MAX_SIBLING_BASE:
                 return None
             text = zlib.decompress(mapped[entry.data_start:view.entry_end(root)])
             self._roots.put(root, text)
@@ -1173,16 +1173,6 @@ class _ChainDeltas:
             parsed = parse_delta(zlib.decompress(mapped[entry.data_start:view.entry_end(pos)]))
             self._parsed.put(pos, parsed)
         return parsed
-
-
-def _declared_size(size_header: bytes) -> int:
-    """The size a pack entry's type-and-size varint gives."""
-    size = size_header[0] & 0x0F
-    shift = 4
-    for byte in size_header[1:]:
-        size |= (byte & 0x7F) << shift
-        shift += 7
-    return size
 
 
 PIECE_COST = 88

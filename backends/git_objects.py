@@ -202,7 +202,7 @@ class PackObjectReader:
                 start = view.offsets[pos]
                 head = mapped[start:start + MAX_HEADER]
                 if head and (head[0] >> 4) & 7 not in _DELTAS:
-                    size = _entry_size(head)
+                    size = entry_size(head)
                     if size >= large:
                         return (head[0] >> 4) & 7, None, size
                 kind, raw = self._read_at(i, pos, keep=False)
@@ -322,7 +322,7 @@ class PackObjectReader:
         head = mapped[offset:offset + MAX_HEADER]
         kind, p, _distance = _entry_header(head, offset)
         if kind not in (OFS_DELTA, REF_DELTA):
-            return _entry_size(head)
+            return entry_size(head)
         at = offset + p + (self._raw_len if kind == REF_DELTA else 0)
         inflater = zlib.decompressobj()
         inflated = pending = b""
@@ -532,7 +532,7 @@ def _entry_header(head: bytes, offset: int) -> tuple[int, int, int]:
     return kind, p, distance
 
 
-def _entry_size(head: bytes) -> int:
+def entry_size(head: bytes) -> int:
     """The object size a pack entry's type-and-size header holds."""
     size = head[0] & 0x0F
     shift = 4
@@ -600,7 +600,7 @@ def blob_pieces(store: BaseObjectStore, hexsha: bytes, step: int = PIECE_STEP
             head = mapped[offset:offset + MAX_HEADER]
             kind, p, _distance = _entry_header(head, offset)
             if kind == BLOB:
-                size = _entry_size(head)
+                size = entry_size(head)
                 return size, _inflated(reader, mapped, offset + p, size, step, f"{path} at {offset}")
     except BaseException:
         reader.close()
