@@ -42,7 +42,6 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.web import server
 
-from backends import hg as hg_backend
 from backends import returned_repository
 from backends.interfaces import HgRepository, Kind
 from gateway.channel import SessionContext, peer_text
@@ -73,7 +72,7 @@ from gateway.http import (
     refusal_outcome,
     retry_after,
 )
-from gateway.limits import bundle2_limits, changegroup_limits, hg_kept_repositories_bytes, lock_wait
+from gateway.limits import apply_hg_kept_budget, bundle2_limits, changegroup_limits, lock_wait
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
 from gateway.policy import clone_cache, wire_settings
@@ -353,8 +352,7 @@ class HgHttpCommand:
         backend = self.front.config.backend
         opener = getattr(backend, "open_for_reading", None) if reads_only else None
         if opener is not None:  # ([limits] hg_kept_repositories_bytes, as the policy says now)
-            kept = hg_kept_repositories_bytes(self.front.authorizer)
-            hg_backend.READ_REUSE.budget = kept if kept is not None else hg_backend.READ_REUSE_BUDGET
+            apply_hg_kept_budget(self.front.authorizer)
         repo = returned_repository((opener or backend.open)(self.route.repo), f"open({self.route.repo!r})")
         if repo.kind is not Kind.HG:
             raise wrong_kind(self.route.repo, repo.kind)
