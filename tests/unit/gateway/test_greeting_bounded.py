@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,30 +16,8 @@ from gateway import ssh
 from gateway.auth import Access, Authorizer
 from gateway.policy import PolicyFile
 
-
-class _Counted:
-    def __init__(self) -> None:
-        self.listed: list[str] = []
-        self.checked: list[str] = []
-
-
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Counted]:
-    """The directories the ``fs`` backend lists and the names the access rules are asked of."""
-    seen = _Counted()
-    scandir, allows = os.scandir, Authorizer.allows
-
-    def listing(path: str) -> object:
-        seen.listed.append(path)
-        return scandir(path)
-
-    def checking(self: Authorizer, user: str | None, repo: str, transport: str, access: Access) -> bool:
-        seen.checked.append(repo)
-        return allows(self, user, repo, transport, access)
-
-    monkeypatch.setattr(os, "scandir", listing)
-    monkeypatch.setattr(Authorizer, "allows", checking)
-    yield seen
+if TYPE_CHECKING:
+    from tests.unit.gateway.conftest import Counted
 
 
 def _root(tmp_path: Path, teams: int = 12, each: int = 4) -> FilesystemBackend:
@@ -50,7 +28,7 @@ def _root(tmp_path: Path, teams: int = 12, each: int = 4) -> FilesystemBackend:
     return backend
 
 
-def test_a_greeting_stops_at_the_repositories_it_shows(tmp_path: Path, counted: _Counted,
+def test_a_greeting_stops_at_the_repositories_it_shows(tmp_path: Path, counted: Counted,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # 10,000 repositories: every one was listed and checked (3.7 s) to show 200 and count the rest
     backend = _root(tmp_path)
@@ -104,7 +82,7 @@ class _ListOnly:
         return list(reversed(self.names))
 
 
-def test_a_backend_without_list_folder_is_listed_whole_then_cut(counted: _Counted,
+def test_a_backend_without_list_folder_is_listed_whole_then_cut(counted: Counted,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ssh, "MAX_GREETING_REPOSITORIES", 2)
     monkeypatch.setattr(ssh, "refuses_every_push", lambda backend, name: False)

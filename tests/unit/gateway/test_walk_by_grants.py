@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -22,6 +21,9 @@ from gateway import repo_page, ssh
 from gateway.auth import Access, Authorizer
 from gateway.policy import Policy, PolicyFile, RepoRule
 from protocols.errors import RepositoryNotFound
+
+if TYPE_CHECKING:
+    from tests.unit.gateway.conftest import Counted
 
 RULES = """anonymous_read = false
 [groups]
@@ -51,31 +53,6 @@ deny_read = ["ivan"]
 """
 
 
-class _Counted:
-    def __init__(self) -> None:
-        self.listed: list[str] = []
-        self.checked: list[str] = []
-
-
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Counted]:
-    """The directories the ``fs`` backend lists and the names the access rules are asked of."""
-    seen = _Counted()
-    scandir, allows = os.scandir, Authorizer.allows
-
-    def listing(path: str) -> Any:
-        seen.listed.append(path)
-        return scandir(path)
-
-    def checking(self: Authorizer, user: str | None, repo: str, transport: str, access: Access) -> bool:
-        seen.checked.append(repo)
-        return allows(self, user, repo, transport, access)
-
-    monkeypatch.setattr(os, "scandir", listing)
-    monkeypatch.setattr(Authorizer, "allows", checking)
-    yield seen
-
-
 def _make(root: Path, names: list[str], git: frozenset[str] | None = None) -> None:
     """Repositories as the ``fs`` backend tells them (an hg one's ``.hg``, a bare git directory),
     without git or hg: cheap enough for many examples; git ones those ending with ``.git``, or
@@ -100,7 +77,7 @@ def _setup(tmp_path: Path, rules: str = RULES) -> tuple[FilesystemBackend, Autho
                                names_below=backend.names_below)
 
 
-def test_a_greeting_lists_only_the_folders_the_rules_let_the_user_read(tmp_path: Path, counted: _Counted) -> None:
+def test_a_greeting_lists_only_the_folders_the_rules_let_the_user_read(tmp_path: Path, counted: Counted) -> None:
     backend, authorizer = _setup(tmp_path)
     root = str(tmp_path / "root")
     counted.listed.clear()
@@ -118,7 +95,7 @@ def test_a_greeting_lists_only_the_folders_the_rules_let_the_user_read(tmp_path:
     assert counted.listed == [os.path.join(root, "team07")]
 
 
-def test_the_web_index_for_a_logged_in_user_lists_only_their_folders(tmp_path: Path, counted: _Counted,
+def test_the_web_index_for_a_logged_in_user_lists_only_their_folders(tmp_path: Path, counted: Counted,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The index (and a folder's page) shares the walk: ivan's page listed every folder of the root."""
     backend, authorizer = _setup(tmp_path)
@@ -142,7 +119,7 @@ def test_the_web_index_for_a_logged_in_user_lists_only_their_folders(tmp_path: P
     assert counted.listed == [], "a folder page where the rules let ivan read nothing reads no folder"
 
 
-def test_a_grant_everywhere_still_walks_the_root(tmp_path: Path, counted: _Counted) -> None:
+def test_a_grant_everywhere_still_walks_the_root(tmp_path: Path, counted: Counted) -> None:
     """A granting pattern that starts with a glob, or names no read list covers (any logged-in user
     reads them): every folder is listed, as before."""
     for rules in (RULES + '[[repo]]\npattern = "*/r3.git"\nread = ["ivan"]\n',
