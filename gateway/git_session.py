@@ -508,6 +508,8 @@ class UploadPackV2Session(_GitSession):
         self._run(lambda prepared: self._fetch_prepared(fetch, prepared), _prepare_v2_fetch, self._repo, fetch)
 
     def _fetch_prepared(self, fetch: git_v2.Fetch, prepared: _V2Prepared) -> None:
+        if self._closed:  # the client left while its haves were read: no pack for nobody
+            return
         if not fetch.sends_pack_now:
             self._write(self._core.acknowledgments(fetch, prepared.common_now, prepared.ready))
             if self._core.state is not git_v2.State.RUNNING:

@@ -120,6 +120,63 @@ class Watch:
         assert self.walked <= 2 * git_reach.ABANDON_CHECK, self.walked  # was all 3,000 commits
 
 
+class PreparedWatch(Watch):
+    """A v2 fetch whose client leaves while the server reads its haves (the step before the pack):
+    that step is held until the server has seen the client go."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__(monkeypatch)
+        self.preparing = threading.Event()
+        self.prepared = threading.Event()
+        self.packs = 0
+        """Packs the watched fetch's sessions started."""
+        prepare = git_session._prepare_v2_fetch
+        fetch_prepared = git_session.UploadPackV2Session._fetch_prepared
+        pack_stream = git_session.pack_stream
+
+        def held_prepare(*args: Any) -> Any:
+            if self.armed:
+                self.preparing.set()
+                self.gone.wait(WAIT)
+            return prepare(*args)
+
+        def after_prepared(session: Any, *args: Any) -> None:
+            try:
+                fetch_prepared(session, *args)
+            finally:
+                if any(session is watched for watched in self.sessions):
+                    self.prepared.set()
+
+        def counted_stream(*args: Any) -> Any:
+            if self.armed:
+                self.packs += 1
+            return pack_stream(*args)
+
+        monkeypatch.setattr(git_session, "_prepare_v2_fetch", held_prepare)
+        monkeypatch.setattr(git_session.UploadPackV2Session, "_fetch_prepared", after_prepared)
+        monkeypatch.setattr(git_session, "pack_stream", counted_stream)
+
+    def leave_while_prepared(self, client: Client, url: str, work: Path, env: dict[str, str] | None = None) -> None:
+        client.git("clone", "-q", "--bare", "--single-branch", "-b", "old", url, str(work), env=env)
+        self.armed = True
+        proc = subprocess.Popen(["git", "-C", str(work), "-c", "protocol.version=2", "fetch", "-q", url,
+                                 "main:main"], env={**client.env, **(env or {})}, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert self.preparing.wait(WAIT), "the fetch was never prepared"
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert self.gone.wait(WAIT), "the server never saw the client go"
+            assert self.prepared.wait(WAIT), "the prepared fetch was never answered"
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.packs:  # (was: the pack's counting ran to its end, every commit walked, for nobody)
+            self.ended.wait(WAIT)
+        assert not self.packs, f"a pack was started for a client that had gone: {self.outcome!r}, {self.walked} walked"
+
+
 @pytest.mark.parametrize("version", ["0", "2"])
 def test_git_daemon_fetch(make_server: Callable[..., RunningServer], client: Client, tmp_path: Path,
                           monkeypatch: pytest.MonkeyPatch, version: str) -> None:
@@ -146,3 +203,23 @@ def test_ssh_fetch(make_server: Callable[..., RunningServer], client: Client, tm
     url = f"ssh://alice@127.0.0.1:{server.port('ssh')}/big.git"
     env = {"GIT_SSH_COMMAND": ssh_keys.command(server.port("ssh"))}
     watch.fetch_then_leave(client, url, "2", tmp_path / "work.git", env=env)
+
+
+# git:// is not among them: while a step runs the session reads nothing, so a client that leaves
+# then is seen at the first write, which is the pack's (and its counting stops, as above)
+def test_http_fetch_gone_before_counting(make_server: Callable[..., RunningServer], client: Client,
+                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = make_server("fs", http=[LOOPBACK])
+    _history(server.root / "big.git")
+    watch = PreparedWatch(monkeypatch)
+    watch.leave_while_prepared(client, server.url("http", "big.git"), tmp_path / "work.git")
+
+
+def test_ssh_fetch_gone_before_counting(make_server: Callable[..., RunningServer], client: Client,
+                                        tmp_path: Path, ssh_keys: SshKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    _history(server.root / "big.git")
+    watch = PreparedWatch(monkeypatch)
+    url = f"ssh://alice@127.0.0.1:{server.port('ssh')}/big.git"
+    env = {"GIT_SSH_COMMAND": ssh_keys.command(server.port("ssh"))}
+    watch.leave_while_prepared(client, url, tmp_path / "work.git", env=env)
