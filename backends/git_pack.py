@@ -20,7 +20,12 @@ from typing import Any
 
 from dulwich.object_format import OBJECT_FORMATS as DULWICH_FORMATS
 from dulwich.object_format import ObjectFormat as DulwichFormat
-from dulwich.object_store import BaseObjectStore, DiskObjectStore, MissingObjectFinder
+from dulwich.object_store import (
+    BaseObjectStore,
+    DiskObjectStore,
+    GraphTraversalReachability,
+    MissingObjectFinder,
+)
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.pack import (
     OFS_DELTA,
@@ -34,7 +39,7 @@ from dulwich.pack import (
 from backends import git_fastpack
 from backends.git_objects import LOWER_HEX, pack_dirs
 from backends.git_packindex import MappedPacks, StoredTypes
-from backends.git_reach import tag_object
+from backends.git_reach import ABANDON_CHECK, WalkAbandoned, tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
 from protocols.errors import ProtocolError
 from protocols.git_receive import resolve_symref
@@ -605,17 +610,26 @@ class _WithoutBitmaps:
     this generic path serves what the fast path declines and needs correctness.
     """
 
-    def __init__(self, store: BaseObjectStore, symlinks: set[bytes] | None = None) -> None:
+    def __init__(self, store: BaseObjectStore, symlinks: set[bytes] | None = None,
+                 abandoned: Callable[[], bool] | None = None) -> None:
+        """``abandoned`` (``PackPlan.abandoned``): asked every ``ABANDON_CHECK`` objects the walk
+        reads or commits whose parents it takes from the commit-graph, the haves' walk included;
+        True stops it with ``WalkAbandoned``."""
         self._store = store
         self.symlinks = symlinks
         """When a set: the ids of the symbolic links' blobs of every tree the walk reads (its hint
         calls them trees)."""
+        self._watched = _Watched(store, abandoned)
 
     def get_reachability_provider(self, prefer_bitmaps: bool = True) -> Any:
-        return self._store.get_reachability_provider(prefer_bitmaps=False)
+        # (what dulwich's stores give without bitmaps, over the watched reads)
+        return GraphTraversalReachability(self._watched)  # type: ignore[arg-type]
+
+    def get_commit_graph(self) -> Any:
+        return self._watched.get_commit_graph()
 
     def __getitem__(self, sha: bytes) -> Any:
-        obj = self._store[sha]  # type: ignore[index]
+        obj = self._watched[sha]
         if self.symlinks is not None and isinstance(obj, Tree) and b"120000 " in obj.as_raw_string():
             self.symlinks.update(bytes(child) for _name, mode, child in obj.iteritems() if stat.S_ISLNK(mode))
         return obj
@@ -625,6 +639,50 @@ class _WithoutBitmaps:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+class _Watched:
+    """An object store whose reads (and a commit-graph's parent lookups) count the steps of a walk:
+    every ``ABANDON_CHECK`` of them it asks ``abandoned`` and stops the walk once it is True."""
+
+    def __init__(self, store: BaseObjectStore, abandoned: Callable[[], bool] | None) -> None:
+        self._store = store
+        self._abandoned = abandoned
+        self._steps = 0
+
+    def step(self) -> None:
+        self._steps += 1
+        if self._abandoned is not None and not self._steps % ABANDON_CHECK and self._abandoned():
+            raise WalkAbandoned("the client went away while its pack was being counted")
+
+    def __getitem__(self, sha: bytes) -> Any:
+        self.step()
+        return self._store[sha]  # type: ignore[index]
+
+    def __contains__(self, sha: bytes) -> bool:
+        return sha in self._store  # type: ignore[operator]
+
+    def get_commit_graph(self) -> Any:
+        graph = self._store.get_commit_graph()
+        return graph if graph is None or self._abandoned is None else _WatchedGraph(graph, self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _WatchedGraph:
+    """A commit-graph whose parent lookups are steps of a ``_Watched`` walk."""
+
+    def __init__(self, graph: Any, watched: _Watched) -> None:
+        self._graph = graph
+        self._watched = watched
+
+    def get_parents(self, sha: bytes) -> Any:
+        self._watched.step()
+        return self._graph.get_parents(sha)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._graph, name)
 
 
 def generate_pack(
@@ -639,7 +697,7 @@ def generate_pack(
     shallow boundary), then written one at a time: stored deltas are reused when
     their base is in the pack (or, for thin packs, known to the client).
     """
-    view = _WithoutBitmaps(store, set() if plan.filtered else None)
+    view = _WithoutBitmaps(store, set() if plan.filtered else None, plan.abandoned)
     finder = MissingObjectFinder(  # in the first next(), i.e. in the pool, like every step
         view,  # type: ignore[arg-type]  # a read-only view of the store
         haves=_duls(plan.known),
