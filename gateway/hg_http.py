@@ -72,7 +72,7 @@ from gateway.http import (
     refusal_outcome,
     retry_after,
 )
-from gateway.limits import apply_hg_kept_budget, bundle2_limits, changegroup_limits, lock_wait
+from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.live_body import BodyAborted, LiveBody, announced_length
 from gateway.logs import SafeLogger
 from gateway.policy import clone_cache, wire_settings
@@ -351,8 +351,6 @@ class HgHttpCommand:
         ``open_for_reading``, which may give one opened before while nothing changed on disk)."""
         backend = self.front.config.backend
         opener = getattr(backend, "open_for_reading", None) if reads_only else None
-        if opener is not None:  # ([limits] hg_kept_repositories_bytes, as the policy says now)
-            apply_hg_kept_budget(self.front.authorizer)
         repo = returned_repository((opener or backend.open)(self.route.repo), f"open({self.route.repo!r})")
         if repo.kind is not Kind.HG:
             raise wrong_kind(self.route.repo, repo.kind)

@@ -41,7 +41,7 @@ from gateway.errors import (
     wrong_kind,
 )
 from gateway.hg_hooks import PullHooks, pull_hooks_of
-from gateway.limits import apply_hg_kept_budget, bundle2_limits, changegroup_limits, lock_wait
+from gateway.limits import bundle2_limits, changegroup_limits, lock_wait
 from gateway.logs import SafeLogger
 from gateway.policy import clone_cache, wire_settings
 from gateway.protected import guard_hg_repository
@@ -84,7 +84,6 @@ def open_hg_repo(ctx: SessionContext, hidden: bool = False) -> tuple[HgRepositor
     ``hidden`` (``serve --stdio --hidden``: ``hg pull --remote-hidden``) it serves its hidden
     changesets if the session's user may see them (``grant_hidden_access``); the second item is what
     the client is told when not."""
-    apply_hg_kept_budget(ctx.authorizer)  # ([limits] hg_kept_repositories_bytes, as the policy says now)
     repo = returned_repository(ctx.backend.open(ctx.repo_name), f"open({ctx.repo_name!r})")
     if repo.kind is not Kind.HG:
         raise wrong_kind(ctx.repo_name, repo.kind)

@@ -191,8 +191,10 @@ def hg_kept_repositories_bytes(authorizer: object) -> int | None:
 
 
 def apply_hg_kept_budget(authorizer: object) -> None:
-    """Give the hg engine's kept parsed data the budget the policy says now (as an HTTP read-only
-    request does through ``READ_REUSE.budget``): for an SSH session, whose opens use it too."""
+    """Give the hg engine's kept parsed data the budget the policy says now (the default without
+    one): as the service is built and each time a reload puts new rules in force
+    (``gateway.service.build_service``), so that a lowered budget lets go at once, not at the next
+    hg request (a server serving git alone never made one)."""
     from backends import hg as hg_backend
 
     configured = hg_kept_repositories_bytes(authorizer)

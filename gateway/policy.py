@@ -992,10 +992,15 @@ class PolicyFile:
 
 
 class PolicyReloader(service.Service):
-    """Look at the policy file every ``RELOAD_INTERVAL`` seconds and on SIGHUP; connections stay up."""
+    """Look at the policy file every ``RELOAD_INTERVAL`` seconds and on SIGHUP; connections stay up.
 
-    def __init__(self, policy: PolicyFile, interval: float = RELOAD_INTERVAL) -> None:
+    ``in_force``: called (in the pool) each time new rules are in force, for what takes effect
+    when the policy is read rather than when a request reads it (``gateway.limits.apply_hg_kept_budget``)."""
+
+    def __init__(self, policy: PolicyFile, interval: float = RELOAD_INTERVAL,
+                 in_force: Callable[[], None] | None = None) -> None:
         self.policy = policy
+        self._in_force = in_force
         self._loop = task.LoopingCall(self._check)
         self._interval = interval
         self._previous_handler: Any = None
@@ -1018,9 +1023,15 @@ class PolicyReloader(service.Service):
         return self._check(True)
 
     def _check(self, force: bool = False) -> Any:
-        d = run_blocking(self.policy.refresh, force)
+        d = run_blocking(self._refresh, force)
         d.addErrback(lambda failure: log.failure("re-reading {path}", failure, path=str(self.policy.path)))
         return d
+
+    def _refresh(self, force: bool) -> bool:
+        changed = self.policy.refresh(force)
+        if changed and self._in_force is not None:
+            self._in_force()
+        return changed
 
     def _install_sighup(self) -> None:
         from twisted.internet import reactor

@@ -147,8 +147,8 @@ def open_repository(path: str, name: str) -> HgRepo:
 READ_REUSE_BUDGET = kept.KEPT_BYTES
 """Bytes the engine keeps parsed between requests in all (``kept.KEPT``): the repositories
 ``open_for_reading`` keeps (at most ``READ_KEPT``), the views, indexes, branches, tags... of
-every store; the HTTP gateway sets ``READ_REUSE.budget`` (the pool's) from ``[limits]
-hg_kept_repositories_bytes``, else this."""
+every store; the gateway sets ``READ_REUSE.budget`` (the pool's) from ``[limits]
+hg_kept_repositories_bytes``, else this, as the policy is read (``gateway.limits.apply_hg_kept_budget``)."""
 
 READ_KEPT = 16
 """Repositories ``open_for_reading`` keeps at most (the most recently asked)."""

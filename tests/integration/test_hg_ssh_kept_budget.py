@@ -1,6 +1,7 @@
 """``[limits] hg_kept_repositories_bytes`` bounds what the hg engine keeps parsed between requests,
 which SSH sessions use as much as HTTP requests: it was applied by an HTTP read-only request only,
-so a server serving hg over SSH alone kept the default budget whatever the policy said."""
+so a server serving hg over SSH alone kept the default budget whatever the policy said.  (It is now
+applied as the policy is read: ``test_hg_kept_budget_reload``.)"""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_an_ssh_session_applies_the_configured_budget(
     (repo / "f").write_text("a\n")
     client.hg("commit", "-q", "-A", "-R", str(repo), "-m", "a")
     ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
-    assert kept.KEPT.budget != 3_000_000
+    assert kept.KEPT.budget == 3_000_000  # (applied as the service is built: test_hg_kept_budget_reload)
     assert len(ssh.hg("id", ssh.url("r")).stdout.split()[0]) == 12
     assert kept.KEPT.budget == 3_000_000
     assert kept.KEPT.held <= 3_000_000
