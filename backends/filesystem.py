@@ -15,7 +15,9 @@ import heapq
 import itertools
 import os
 import shutil
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import BinaryIO
@@ -45,6 +47,37 @@ ANY_KIND = frozenset(Kind)
 HG_ONLY = frozenset({Kind.HG})
 REF_LOCK_FILE = "hgwire-refs.lock"
 MAX_LIST_DEPTH = 4
+SERVED_REMEMBERED = 8192
+"""Paths of the repositories opened that ``_SERVED`` remembers, the most recently opened."""
+
+_SERVED: OrderedDict[str, bool] = OrderedDict()
+"""Where this process opened repositories (any backend instance: the paths are absolute): a request
+that finds nothing there any more lets go of what the process-wide caches keep of the one that was
+(``_found_gone``).  A path pushed out of it by ``SERVED_REMEMBERED`` newer ones leaves that to
+the caches' own bounds."""
+_SERVED_LOCK = threading.Lock()
+
+
+def _served(path: str) -> None:
+    with _SERVED_LOCK:
+        _SERVED[path] = True
+        _SERVED.move_to_end(path)
+        if len(_SERVED) > SERVED_REMEMBERED:
+            _SERVED.popitem(last=False)
+
+
+def _found_gone(path: str) -> None:
+    """No repository is at ``path`` now: if one was opened there, let go of what the process keeps
+    parsed of it (the hg engine's kept repository, indexes, views..., git's packed refs, pack views,
+    bitmaps), held until the caches' bounds pushed it out before: removed or renamed on disk (or
+    removed, then made again: the new one's files are read afresh all the same, by their stamps)."""
+    with _SERVED_LOCK:
+        if not _SERVED.pop(path, False):
+            return
+    from backends.git import forget_kept
+
+    hg_support.forget_hg(path)
+    forget_kept(path)
 
 
 def detect_kind(path: str) -> Kind | None:
@@ -187,6 +220,8 @@ class FilesystemBackend:
             if kind in kinds:
                 _check_readable(candidate, path, kind)
                 return candidate, path, kind
+            if kind is None:
+                _found_gone(path)
             if kind is None and os.path.isdir(path):
                 _check_readable(candidate, path, None)
                 if kinds is ANY_KIND:
@@ -235,10 +270,12 @@ class FilesystemBackend:
         while nothing an open reads has changed on disk (``backends.hg.open_for_reading``)."""
         found, path, kind = self._locate(name)
         if kind is Kind.HG:
+            _served(path)
             return hg_support.open_hg_for_reading(path, found)
         return self._open_located(found, path, kind)
 
     def _open_located(self, found: str, path: str, kind: Kind) -> Repository:
+        _served(path)
         if kind is Kind.HG:
             return hg_support.open_hg(path, found)
         git_dir, bare = git_dir_of(path)
@@ -263,6 +300,7 @@ class FilesystemBackend:
         if self._taken(name):
             raise FileExistsError(f"repository {name} already exists")
         path = self._confined(name)
+        _served(path)
         object_format = default_object_format() if kind is Kind.GIT else None
         try:
             if kind is Kind.HG:

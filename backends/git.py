@@ -58,7 +58,7 @@ from backends.interfaces import (
     object_format_of,
 )
 from backends.lfs import LfsStore
-from backends.lru import LruCache
+from backends.lru import LruCache, naming_under
 from protocols import git_proc_receive
 from protocols.errors import ProtocolError, StorageError, storage_advice
 from protocols.git_upload import parse_oid
@@ -374,6 +374,18 @@ def _packed_cost(kept: tuple[tuple[int, int, int, int], PackedRefs]) -> int:
 
 _PACKED_REFS: LruCache[bytes, tuple[tuple[int, int, int, int], PackedRefs]] = LruCache(
     MAX_PACKED_REFS_KEPT, _packed_cost)
+
+
+def forget_kept(path: str) -> int:
+    """Let go of what the process keeps parsed of the git repository that was at ``path``, found
+    gone (removed or renamed: an open of it failed): its ``packed-refs``, its packs' index views,
+    its multi-pack index's layout and its bitmaps, which were held until newer ones pushed them out.
+    (No pack or index stays open or mapped between requests.)  How many values went."""
+    from backends import git_fastpack, git_midx, git_packindex
+
+    match = naming_under(path)
+    return (_PACKED_REFS.drop_where(match) + git_packindex.forget_views(match) + git_midx.forget_layouts(match)
+            + git_fastpack.forget_bitmaps(match))
 
 
 def _packed_refs(container: DiskRefsContainer) -> Mapping[Ref, ObjectID]:

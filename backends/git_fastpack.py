@@ -529,6 +529,11 @@ def _bitmap_cost(kept: _KeptBitmap) -> int:
 _BITMAPS: LruCache[str, _KeptBitmap] = LruCache(MAX_KEPT_BITMAPS_BYTES, _bitmap_cost)
 
 
+def forget_bitmaps(match: Callable[[object], bool]) -> int:
+    """Let go of the kept bitmaps of the files whose paths ``match`` (a repository found gone)."""
+    return _BITMAPS.drop_where(match)
+
+
 @dataclass(frozen=True, eq=False)
 class _Found:
     """A bitmap to count from and the packs whose objects are its bits, in their bits' order: one

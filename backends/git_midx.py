@@ -145,6 +145,11 @@ class _LayoutCache:
 _CACHE = _LayoutCache(MAX_CACHED_LAYOUTS)
 
 
+def forget_layouts(match: Callable[[object], bool]) -> int:
+    """Let go of the kept layouts of the multi-pack indexes whose paths ``match`` (a repository found gone)."""
+    return _CACHE._layouts.drop_where(match)
+
+
 def midx_layout(pack_dir: str, raw_len: int, view_of: ViewOf) -> MidxLayout | None:
     """The (cached) layout of ``pack_dir``'s multi-pack index; None without one.  ``view_of`` gives
     the views of the packs it names.  Raises ``MidxError`` when the index cannot be used."""

@@ -213,6 +213,14 @@ class ObjectsBoundCache(Generic[K, V]):
                 _, dropped = self._values.popitem(last=False)
                 self._objects -= self._objects_of(dropped)
 
+    def drop_where(self, match: Callable[[K], bool]) -> int:
+        """Let go of the values whose key ``match`` (``backends.lru.naming_under``); how many went."""
+        with self._lock:
+            gone = [key for key in self._values if match(key)]
+            for key in gone:
+                self._objects -= self._objects_of(self._values.pop(key))
+            return len(gone)
+
     def __len__(self) -> int:
         return len(self._values)
 
@@ -244,6 +252,11 @@ class _ViewCache:
 
 
 _CACHE = _ViewCache(MAX_CACHED_VIEWS)
+
+
+def forget_views(match: Callable[[object], bool]) -> int:
+    """Let go of the kept views of the ``.idx`` files whose paths ``match`` (a repository found gone)."""
+    return _CACHE._views.drop_where(match)
 
 
 def index_view(pack_basename: str, raw_len: int = SHA_LEN) -> PackIndexView:

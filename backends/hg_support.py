@@ -47,3 +47,12 @@ def new_memory_hg(name: str) -> HgRepository:
         raise UnsupportedFeature(NOT_YET)
     repo: HgRepository = factory(name)
     return repo
+
+
+def forget_hg(path: str) -> None:
+    """Let go of what the engine keeps of the repository that was at ``path`` (found gone)."""
+    from backends import hg
+
+    forget = getattr(hg, "forget", None)
+    if forget is not None:
+        forget(path)

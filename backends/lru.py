@@ -3,6 +3,7 @@ revlog indexes and views of the Mercurial engine, parsed packed-refs of git repo
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -34,6 +35,8 @@ class BudgetPool:
         self._objects: dict[int, list[Any]] = {}
         """id -> [the object, its bytes, how many kept values hold it]."""
         self._held = 0
+        self._named: dict[str | bytes, set[tuple[int, object]]] = {}
+        """The kept values' places in ``_order`` by the path their key names (``named_path``)."""
 
     @property
     def held(self) -> int:
@@ -50,6 +53,34 @@ class BudgetPool:
         with self.lock:
             self._budget = budget
             self._shrink(None)
+
+    def drop_named(self, *paths: str | bytes) -> int:
+        """Let go of every kept value, in whichever cache of the pool, whose key names one of
+        ``paths`` (``named_path``: a repository found gone); how many went.  Costs what they are,
+        not what the pool holds (the event loop may ask it: a backend's ``locate``)."""
+        dropped = 0
+        with self.lock:
+            for path in paths:
+                for entry in list(self._named.get(path, ())):
+                    cache = self._order.pop(entry, None)
+                    if cache is not None:
+                        cache._drop(entry[1])
+                        dropped += 1
+        return dropped
+
+    def _enter(self, entry: tuple[int, object], cache: LruCache[Any, Any]) -> None:
+        self._order[entry] = cache
+        path = named_path(entry[1])
+        if path is not None:
+            self._named.setdefault(path, set()).add(entry)
+
+    def _leave(self, entry: tuple[int, object]) -> None:
+        path = named_path(entry[1])
+        named = self._named.get(path) if path is not None else None
+        if named is not None:
+            named.discard(entry)
+            if not named:
+                del self._named[path]  # type: ignore[arg-type]
 
     def _hold(self, parts: list[tuple[object, int]]) -> tuple[int, ...]:
         ids = []
@@ -193,9 +224,20 @@ class LruCache(Generic[K, V]):
             self._entries[key] = (value, cost)
             self._held += cost
             self._held_ids[key] = pool._hold(parts)
-            pool._order[(id(self), key)] = self
+            pool._enter((id(self), key), self)
             self._evict_own()
             pool._shrink((id(self), key))
+
+    def drop_where(self, match: Callable[[K], bool]) -> int:
+        """Let go of every kept value whose key ``match`` (``naming_under``); how many went."""
+        with self._lock:
+            gone = [key for key in self._entries if match(key)]
+            for key in gone:
+                if self._pool is not None:
+                    self._forget(key)
+                else:
+                    self._held -= self._entries.pop(key)[1]
+            return len(gone)
 
     def _too_large(self, cost: int) -> bool:
         """Whether a pooled value costing ``cost`` is not kept: over a quarter of this cache's
@@ -219,3 +261,29 @@ class LruCache(Generic[K, V]):
         self._held -= cost
         assert self._pool is not None
         self._pool._release(self._held_ids.pop(key))  # type: ignore[arg-type]
+        self._pool._leave((id(self), key))
+
+
+def named_path(key: object) -> str | bytes | None:
+    """The path a cache's key names, as str or bytes, alone or first in a tuple (a repository's
+    directory, an hg store's: ``BudgetPool.drop_named``); None for a key that names none."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    return first if isinstance(first, (str, bytes)) else None
+
+
+def naming_under(path: str) -> Callable[[object], bool]:
+    """Whether a cache's key names a file at or below directory ``path`` (as str or bytes, alone or
+    first in a tuple): what the process-wide caches keep of a repository there, by its files'
+    paths (an hg store's directory, a pack's index, ``packed-refs``) or its own."""
+    text = path.rstrip(os.sep)
+    below = text + os.sep
+    raw, raw_below = os.fsencode(text), os.fsencode(below)
+
+    def match(key: object) -> bool:
+        first = key[0] if isinstance(key, tuple) and key else key
+        if isinstance(first, str):
+            return first == text or first.startswith(below)
+        if isinstance(first, bytes):
+            return first == raw or first.startswith(raw_below)
+        return False
+    return match

@@ -33,14 +33,14 @@ import threading
 import time
 
 from backends.blobs import made_whole
-from backends.hg import kept
+from backends.hg import kept, revlog
 from backends.hg import requirements as reqs
 from backends.hg.lock import FileLock
 from backends.hg.memory import MemoryHgRepository
 from backends.hg.repository import HgRepo, views_parts
 from backends.hg.vfs import FsVfs
 from backends.interfaces import LockWait
-from backends.lru import LruCache
+from backends.lru import LruCache, naming_under
 from protocols.errors import RepositoryNotFound, StorageError, UnsupportedFeature
 
 DUMMY_CHANGELOG = b"\0\0\xff\xff dummy changelog to prevent using the old repo layout"
@@ -230,6 +230,18 @@ def open_for_reading(path: str, name: str) -> HgRepo:
     return repo
 
 
+def forget(path: str) -> int:
+    """Let go of everything the engine keeps of the repository that was at ``path``, found gone
+    (removed or renamed: an open of it failed): the repository ``open_for_reading`` kept, and in every
+    cache of ``kept.KEPT`` its store's indexes, views, branches, tags, bookmarks, markers and store
+    paths, the manifests its pages read, what the branch cache last wrote, and the digests of its
+    split indexes.  They were held until the budget pushed them out.  How many values went."""
+    hg_dir = os.path.join(path, ".hg")
+    # (the keys name the repository's path, its store's as ``open_repository`` names it, or its ``.hg``)
+    named = (path, os.fsencode(os.path.join(hg_dir, "store")), os.fsencode(hg_dir))
+    return kept.KEPT.drop_named(*named) + revlog.forget_appends(naming_under(path))
+
+
 def _open_state(path: str) -> tuple[int, ...] | None:
     """What ``open_repository`` reads and keeps, as stamps: the identity of ``.hg`` and of its store
     (a moved, replaced or upgraded repository is another), the requirements files' (inode, size,
@@ -280,5 +292,6 @@ def create_repository(path: str, name: str) -> HgRepo:
 
 
 __all__ = [
-    "HgRepo", "MemoryHgRepository", "create_repository", "is_hg_repository", "open_for_reading", "open_repository",
+    "HgRepo", "MemoryHgRepository", "create_repository", "forget", "is_hg_repository", "open_for_reading",
+    "open_repository",
 ]

@@ -734,6 +734,13 @@ def index_lineage(vfs: Vfs, index_path: bytes, index: Index) -> int | None:
     return None if found is None else found[1]
 
 
+def forget_appends(match: Callable[[object], bool]) -> int:
+    """Forget the digests ``_APPENDS`` remembers of the index files whose paths ``match`` (a
+    repository found gone)."""
+    with _APPENDS_LOCK:
+        return _APPENDS.drop_where(match)
+
+
 def _remember_appends(key: tuple[bytes, Stamp] | None, digest: hashlib._Hash, lineage: int) -> None:
     """Remember ``digest``, the hash of a snapshot's bytes, never updated after."""
     if key is not None:

@@ -47,3 +47,29 @@ def test_a_value_holding_more_than_the_budget_is_not_kept_and_a_grown_one_is_wei
     assert cache.get("small") is None and pool.held == 0  # ... but no longer kept
     pool.budget = 0
     assert pool.held == 0
+
+
+def test_the_values_whose_keys_name_a_path_are_let_go_in_every_cache_and_nothing_else() -> None:
+    """``drop_named``: what a repository found gone left in the pool (keys naming its path, alone
+    or first in a tuple), however the values came and went before."""
+    pool = BudgetPool(10**6)
+    stores = LruCache[bytes, tuple[Held, ...]](10**9, pool=pool, parts=_parts)
+    indexes = LruCache[tuple[bytes, bytes], tuple[Held, ...]](10**9, pool=pool, parts=_parts)
+    repos = LruCache[tuple[str, str], tuple[Held, ...]](10**9, pool=pool, parts=_parts)
+    shared = Held(500)  # (held by a value of the gone store and one of another: stays counted once)
+    stores.put(b"/r/gone/.hg/store", (Held(100), shared))
+    stores.put(b"/r/gone/.hg/store", (Held(10), shared))  # (put again: one value)
+    stores.put(b"/r/gone2/.hg/store", (Held(1),))
+    indexes.put((b"/r/gone/.hg/store", b"00changelog.i"), (Held(200),))
+    indexes.put((b"/r/other/.hg/store", b"00changelog.i"), (Held(300), shared))
+    repos.put(("/r/gone", "gone"), (Held(20),))
+    repos.put(("/r/gone-not", "gone-not"), (Held(40),))
+    assert pool.drop_named("/r/gone", b"/r/gone/.hg/store", b"/r/nothing") == 3
+    assert stores.get(b"/r/gone/.hg/store") is None and repos.get(("/r/gone", "gone")) is None
+    assert indexes.get((b"/r/gone/.hg/store", b"00changelog.i")) is None
+    assert stores.get(b"/r/gone2/.hg/store") and repos.get(("/r/gone-not", "gone-not"))
+    assert indexes.get((b"/r/other/.hg/store", b"00changelog.i"))
+    assert pool.held == 1 + 300 + 500 + 40
+    assert pool.drop_named(b"/r/gone/.hg/store") == 0
+    pool.budget = 0  # (what is left goes as before)
+    assert pool.held == 0 and not pool._named and not pool._order
