@@ -19,7 +19,8 @@ from backends import git as git_backend
 from backends import git_fastpack, git_midx, git_packindex
 from backends.hg import kept, revlog
 from backends.lru import naming_under
-from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.conftest import LOOPBACK, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_hg_ssh import HgSsh
 
 
 def _hg_kept_under(path: Path) -> list[object]:
@@ -107,15 +108,17 @@ def test_a_removed_or_renamed_hg_repository_lets_go_of_its_kept_data(
 
 
 def test_a_replaced_hg_repository_is_served_from_its_own_files(
-        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path) -> None:
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
     """Replaced with no request in between (nothing found it gone): by ``rm -rf`` and ``hg init``, and
     by a rename of another repository of the same shape (as many changesets, files of the same
     sizes: its index files the same sizes too) over it."""
-    server = make_server("fs", http=[LOOPBACK])
+    server = make_server("fs", http=[LOOPBACK], **ssh_server_settings(ssh_keys))
+    ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
     repo = server.root / "r"
     url = server.url("http", "r")
     old = _hg_history(client, repo, "old")
     _read_everything(client, url, tmp_path, "old")
+    assert ssh.hg("id", "-r", "tip", ssh.url("r")).stdout.split()[0] == old[0][:12]
     assert len(_hg_kept_under(repo)) >= 8
 
     for label, replace in (("new", lambda: shutil.rmtree(repo)),
@@ -128,6 +131,7 @@ def test_a_replaced_hg_repository_is_served_from_its_own_files(
             shutil.rmtree(repo)
             os.rename(tmp_path / "made", repo)
         assert client.hg("id", "-r", "tip", url).stdout.split()[0] == new[0][:12]
+        assert ssh.hg("id", "-r", "tip", ssh.url("r")).stdout.split()[0] == new[0][:12]
         clone = tmp_path / f"clone-{label}"
         client.hg("clone", "-q", url, str(clone))
         assert client.hg("log", "-R", str(clone), "-T", "{node}\n").stdout.split() == new
