@@ -19,6 +19,7 @@ import pytest
 
 from backends import hg as hg_backend
 from backends.hg import kept, revlog
+from backends.lru import named_path
 from tests.conftest import Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_http import HgHttp, _settings, htpasswd  # noqa: F401
 from tests.integration.test_hg_ssh import HgSsh
@@ -42,6 +43,8 @@ def _check_pool() -> None:
             assert cache.held == sum(cost for _, cost in cache._entries.values())
             assert set(cache._entries) == set(cache._held_ids)
         assert pool.held <= pool.budget or len(pool._order) <= 1, (pool.held, pool.budget)
+        named = {entry for entry in pool._order if named_path(entry[1]) is not None}
+        assert {entry for entries in pool._named.values() for entry in entries} == named
 
 
 @pytest.mark.parametrize("budget", [kept.KEPT_BYTES, 150_000])
