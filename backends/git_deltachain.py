@@ -254,6 +254,58 @@ def rebase(target: Pieces, sibling: Pieces, base: bytes, max_pieces: int | None 
     return result
 
 
+def tree_pieces(target: bytes, base: bytes, raw_len: int) -> Pieces:
+    """The pieces of the tree ``target`` in terms of the tree ``base`` (``raw_len``: the bytes of an
+    object name), one entry at a time: an entry ``base`` holds byte for byte is copied from there
+    (the next entry from where the last copy ended, when it holds it there too), an entry whose
+    mode and name ``base`` holds with another object name has that prefix copied and the name
+    inserted, any other entry is inserted.  A few dict lookups an entry, where composing the stored
+    chain between two versions of a tree went through each of its deltas' pieces.  DeltaError for
+    bytes that are not a tree."""
+    at_entry: dict[bytes, int] = {}
+    at_name: dict[bytes, int] = {}
+    at, end = 0, len(base)
+    find = base.find
+    while at < end:
+        nul = find(b"\0", at)
+        if nul < 0 or nul + 1 + raw_len > end:
+            raise DeltaError("the base is not a tree")
+        stop = nul + 1 + raw_len
+        at_entry.setdefault(base[at:stop], at)
+        at_name.setdefault(base[at:nul + 1], at)
+        at = stop
+    pieces = Pieces(end, [], [], [], [])
+    append = pieces.append
+    at, end = 0, len(target)
+    find = target.find
+    follows = -1   # where the base continues after the last entry copied
+    while at < end:
+        nul = find(b"\0", at)
+        if nul < 0 or nul + 1 + raw_len > end:
+            raise DeltaError("the target is not a tree")
+        stop = nul + 1 + raw_len
+        size = stop - at
+        entry = target[at:stop]
+        if follows >= 0 and base[follows:follows + size] == entry:
+            src = follows
+        else:
+            src = at_entry.get(entry, -1)
+        if src >= 0:
+            append(src, size, b"")
+            follows = src + size
+        else:
+            named = at_name.get(target[at:nul + 1], -1)
+            if named >= 0:
+                append(named, nul + 1 - at, b"")
+                append(-1, raw_len, target[nul + 1:stop])
+                follows = named + size
+            else:
+                append(-1, size, entry)
+                follows = -1
+        at = stop
+    return pieces
+
+
 def _put_varint(out: bytearray, value: int) -> None:
     while value >= 0x80:
         out.append(0x80 | (value & 0x7F))

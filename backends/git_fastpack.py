@@ -25,7 +25,9 @@ module does what git's own upload-pack does instead:
      first ancestor of its stored chain that one of the rules above allows, the
      chain's deltas composed; or, when the chain ends at a whole object that is
      not sent, against an object sent earlier from this pack whose chain ends
-     there too (its copies of that object reused).  A shallow fetch of many
+     there too (its copies of that object reused).  A tree goes against the
+     same base, but its delta is made from the two trees' entries, read whole
+     (``git_deltachain.tree_pieces``).  A shallow fetch of many
      branch tips is where this happens: their versions' stored bases are the
      versions between them.  Failing both (or a delta over half the object's
      size), the object is resolved and sent whole, zlib-compressed.  Objects
@@ -65,7 +67,15 @@ from typing import Any, NamedTuple, Protocol
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import ObjectID
 
-from backends.git_deltachain import DeltaError, Pieces, compose, encode_delta, parse_delta, rebase
+from backends.git_deltachain import (
+    DeltaError,
+    Pieces,
+    compose,
+    encode_delta,
+    parse_delta,
+    rebase,
+    tree_pieces,
+)
 from backends.git_midx import MidxError, MidxLayout, midx_bitmap_present, midx_layout
 from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, entry_size, pack_dirs, release_pages
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
@@ -134,6 +144,9 @@ class PackPlan:
     thin_pack: bool
     ofs_delta: bool
     store: DiskObjectStore
+    reader: PackObjectReader | None = None
+    """The counting's reader (over the writer's maps), whose cache holds the trees it walked: the
+    writer reads what it sends whole, and the trees it makes deltas of, through it; closed with the pack."""
 
     @property
     def count(self) -> int:
@@ -240,17 +253,19 @@ def generate_pack_fast(
     if not wants or not isinstance(store, DiskObjectStore):
         return None
     maps = PackMaps()  # one map of each pack for the counting, the writing and the objects sent whole
+    plan: PackPlan | None = None
     try:
         plan = plan_pack(store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
                          tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary, omit=omit,
                          maps=maps, use_bitmaps=use_bitmaps, abandoned=abandoned)
         _open_maps(plan, maps)
         maps.drop_pages()
-    except (_CannotServe, UnsupportedIndex, MissingObject, BitmapError, OSError):
+    except BaseException as exc:
+        if plan is not None and plan.reader is not None:
+            plan.reader.close()
         maps.close()
-        return None
-    except BaseException:
-        maps.close()
+        if isinstance(exc, (_CannotServe, UnsupportedIndex, MissingObject, BitmapError, OSError)):
+            return None
         raise
     if progress is not None:
         progress(b"Enumerating objects: %d, done.\n" % plan.count)
@@ -366,7 +381,8 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     covered = found.packs if found is not None else []
     if covered:  # the bitmapped packs come first, in their bits' order: their objects are bits
         views = covered + [v for v in views if v not in covered]
-    with PackObjectReader(store, views, maps) as reader:
+    reader = PackObjectReader(store, views, maps)
+    try:
         walker = Walker(store, bitmap, reader.read, boundary=frozenset(shallow_boundary), abandoned=abandoned)
         try:
             provided = _wanted_blobs(wants, reader, object_format_of(store).hex_len) if omit is not None else []
@@ -388,17 +404,23 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
                 _add_tags(tag_refs, store, reader, walker, send, have)
         except (CorruptPack, KeyError) as exc:
             raise _CannotServe(str(exc)) from exc
-    sources = [_Source(v) for v in views]
-    if found is not None:
-        assert bitmapped is not None
-        positions = _bit_positions(send.bits, len(bitmapped))
-        runs = found.midx.split(positions) if found.midx is not None else [positions]
-        for source, run in zip(sources[:len(covered)], runs, strict=True):
-            if run:
-                source.select(run)
-    whole = _place_others(store, sources[len(covered):], send.others)
+        sources = [_Source(v) for v in views]
+        if found is not None:
+            assert bitmapped is not None
+            positions = _bit_positions(send.bits, len(bitmapped))
+            runs = found.midx.split(positions) if found.midx is not None else [positions]
+            for source, run in zip(sources[:len(covered)], runs, strict=True):
+                if run:
+                    source.select(run)
+        whole = _place_others(store, sources[len(covered):], send.others)
+    except BaseException:
+        reader.close()
+        raise
+    if maps is None:  # (a reader with maps of its own: not kept past the counting)
+        reader.close()
     return PackPlan(sources=[s for s in sources if s.positions], whole=whole, have=have,
-                    have_view=bitmapped, thin_pack=thin_pack, ofs_delta=ofs_delta, store=store)
+                    have_view=bitmapped, thin_pack=thin_pack, ofs_delta=ofs_delta, store=store,
+                    reader=reader if maps is not None else None)
 
 
 def _wanted_blobs(wants: Sequence[bytes], reader: PackObjectReader, hex_len: int) -> list[bytes]:
@@ -798,7 +820,7 @@ def write_pack(plan: PackPlan, maps: PackMaps, *, chunk_size: int = DEFAULT_CHUN
     """Stream the planned pack from ``maps`` (``_open_maps``); closes them when done or closed early."""
     stats = stats if stats is not None else WriteStats()
     out = _Output(chunk_size, object_format_of(plan.store))
-    resolver = _Resolver(plan.store, maps)
+    resolver = _Resolver(plan.store, maps, plan.reader)
     try:
         out.write(PACK_SIGNATURE + PACK_VERSION.to_bytes(4, "big") + plan.count.to_bytes(4, "big"))
         for index, source in enumerate(plan.sources):
@@ -815,6 +837,7 @@ def write_pack(plan: PackPlan, maps: PackMaps, *, chunk_size: int = DEFAULT_CHUN
                      % (plan.count, stats.verbatim, stats.rebased - stats.composed, stats.composed, stats.whole))
     finally:
         resolver.close()
+        plan.reader = None
         maps.close()
 
 
@@ -834,7 +857,7 @@ def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap
     new_offset = _NewOffsets(source.positions)
     record = new_offset.append
     chunk_size = out.chunk_size
-    chains = _ChainDeltas(view)
+    chains = _ChainDeltas(view, resolver)
     run_start = run_end = -1        # bytes of the pending verbatim run
     span_start = -1                 # where the current back-to-back span began (-1: none)
     for pos in source.positions:
@@ -982,11 +1005,17 @@ class _ChainDeltas:
     at a lower offset (OFS_DELTA bases are), so it is written before the delta and the sent deltas
     stay acyclic.  The chain's deltas are parsed once and the pieces composed for each link are
     kept (bounded): the objects of one directory share most of their chains.  A chain that ends
-    at a whole object not sent is tried against a sibling (``_sibling_entry``).
+    at a whole object not sent is tried against a sibling (``_sibling_entry``).  A tree is read
+    whole instead, with the base chosen (``_tree_pieces``): the counting has just read it.
     """
 
-    def __init__(self, view: PackIndexView) -> None:
+    def __init__(self, view: PackIndexView, resolver: _Resolver | None = None) -> None:
         self._view = view
+        self._resolver = resolver
+        """Reads trees whole (``_tree_entry``); None: every object's chain is composed."""
+        self._kinds = bytearray()
+        """The type of each entry's stored family (its chain's whole object), by position: 0 not
+        known yet (``_kind``)."""
         self._parsed: LruCache[int, Pieces] = LruCache(CHAIN_CACHE_BYTES, _pieces_cost)
         self._composed: LruCache[tuple[int, int], Pieces] = LruCache(CHAIN_CACHE_BYTES, _pieces_cost)
         self._families: dict[int, list[int]] | None = None
@@ -1055,11 +1084,14 @@ class _ChainDeltas:
                 at = base
             else:
                 return None
-            pieces = self._compose(mapped, chain)
+            if self._resolver is not None and self._kind(mapped, base) == TREE:
+                pieces = self._tree_pieces(pos, base)
+            else:
+                pieces = self._compose(mapped, chain)
             if pieces.target_size and len(pieces) > MAX_COMPOSED_PIECES:
                 return None
             delta = encode_delta(pieces)
-        except (DeltaError, zlib.error, IndexError):
+        except (DeltaError, zlib.error, IndexError, KeyError, CorruptPack):
             return None  # a chain this cannot follow: the object goes whole, resolved by the store
         if len(delta) > pieces.target_size // 2 + 32:
             return None  # hardly a delta: whole compresses as well and reads faster
@@ -1101,6 +1133,9 @@ class _ChainDeltas:
             ranked.append((len(walk) - 1 + depth_in[node], -candidate, walk + chain[depth_in[node] + 1:]))
         if not ranked:
             return None
+        if self._resolver is not None and self._kind(mapped, root) == TREE:
+            return self._sibling_tree(pos, [walk[0] for *_, walk in sorted(ranked)[:MAX_SIBLINGS_TRIED]],
+                                      new_offset, ofs_delta)
         text = self._roots.get(root)
         if text is None:
             entry = parse_entry(mapped, int(view.offsets[root]), view.raw_len)
@@ -1122,6 +1157,59 @@ class _ChainDeltas:
             prefix, kind = encode_ofs(new_offset[pos] - new_offset[sibling]), OFS_DELTA
         else:
             prefix, kind = view.names[sibling], REF_DELTA
+        return encode_entry_header(kind, len(delta)) + prefix + zlib.compress(delta)
+
+    def _kind(self, mapped: mmap.mmap, pos: int) -> int:
+        """The type of the object at ``pos`` (its stored chain's whole object's), from the links
+        already read and one entry header per family; 0 for a chain that does not end in this pack."""
+        kinds = self._kinds
+        if not kinds:
+            kinds.extend(bytes(len(self._view)))
+        path: list[int] = []
+        node = pos
+        while not kinds[node] and len(path) <= MAX_CHAIN_WALK:
+            path.append(node)
+            base = self._link(mapped, node)
+            if base < 0:
+                break
+            node = base
+        kind = kinds[node]
+        if not kind:
+            if self._link(mapped, node) != _WHOLE_LINK:
+                return 0
+            view = self._view
+            kind = parse_entry(mapped, int(view.offsets[node]), view.raw_len).type_num
+        for node in path:
+            kinds[node] = kind
+        return kind
+
+    def _tree_pieces(self, pos: int, base: int) -> Pieces:
+        """The tree at ``pos`` in terms of the one at ``base``, both read whole (``tree_pieces``)."""
+        assert self._resolver is not None
+        names = self._view.names
+        kind, target = self._resolver.read(binascii.hexlify(names[pos]))
+        base_kind, base_text = self._resolver.read(binascii.hexlify(names[base]))
+        if kind != TREE or base_kind != TREE:
+            raise DeltaError("not two trees")
+        return tree_pieces(target, base_text, self._view.raw_len)
+
+    def _sibling_tree(self, pos: int, siblings: list[int], new_offset: _NewOffsets, ofs_delta: bool) -> bytes | None:
+        """``_sibling_entry`` for a tree: against the sibling whose entries give the smallest delta
+        (``tree_pieces``), the trees read whole, where the family's root was read and both chains
+        composed and rebased on it."""
+        best: tuple[bytes, int] | None = None
+        for sibling in siblings:
+            pieces = self._tree_pieces(pos, sibling)
+            delta = encode_delta(pieces)
+            if len(delta) <= pieces.target_size // 2 + 32 and (best is None or len(delta) < len(best[0])):
+                best = (delta, sibling)
+        if best is None:
+            return None
+        delta, sibling = best
+        if ofs_delta:
+            prefix, kind = encode_ofs(new_offset[pos] - new_offset[sibling]), OFS_DELTA
+        else:
+            prefix, kind = self._view.names[sibling], REF_DELTA
         return encode_entry_header(kind, len(delta)) + prefix + zlib.compress(delta)
 
     def _base_of(self, mapped: mmap.mmap, pos: int) -> int | None:
@@ -1202,10 +1290,10 @@ class _Resolver:
     the repository object, which outlived the request: a partial clone's checkout (1,500 blobs sent
     whole) left the server's RSS 100 MiB higher."""
 
-    def __init__(self, store: DiskObjectStore, maps: PackMaps) -> None:
+    def __init__(self, store: DiskObjectStore, maps: PackMaps, reader: PackObjectReader | None = None) -> None:
         self._store = store
         self._maps = maps
-        self._reader: PackObjectReader | None = None
+        self._reader: PackObjectReader | None = reader
 
     def read(self, hexsha: bytes) -> tuple[int, bytes]:
         if self._reader is None:
