@@ -658,6 +658,8 @@ OFS_DELTA = 6
 REF_DELTA = 7
 _MAX_HEADER = 64
 _TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+_HEADS = (b"", b"commit ", b"tree ", b"blob ", b"tag ")
+"""What a whole object's id hashes before its size, by type."""
 
 
 _HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
@@ -759,8 +761,8 @@ class PackScanner:
         while pos < len(view) and self._phase is not _Phase.COMPLETE:
             phase = self._phase
             if phase is _Phase.OBJECT_HEADER and not self._buffer:
-                end = self._whole_object(view, pos)
-                if end >= 0:
+                end = self._whole_objects(view, pos)
+                if end > pos:
                     pos = end
                     continue
             self._at = self._offset + pos
@@ -784,53 +786,75 @@ class PackScanner:
             self._max_pack = max_pack
             self._too_large = f"pack exceeds maximum allowed size ({why})"
 
-    def _whole_object(self, view: memoryview, pos: int) -> int:
-        """Scan a small object that lies wholly in ``view`` at ``pos`` in one go; its end, or -1.
+    def _whole_objects(self, view: memoryview, pos: int) -> int:
+        """Scan the small objects that lie wholly in ``view`` from ``pos``, one after another, in one
+        call; where the last ends (``pos`` when the first is not such an object).
 
-        The common case, without the phase machine's per-piece steps; -1 (an
-        object cut by the end of ``view``, a large one, or bytes that do not
-        inflate as declared) leaves it to them, which raise the precise error.
-        The header is read and checked as they read it (``_object_at``).
+        The common case, without the phase machine's per-piece steps: an object cut by the end of
+        ``view``, a large one, or bytes that do not inflate as declared stop the run and are left
+        to them, which raise the precise error.  A whole object's header is read here; a delta's,
+        or any header out of the ordinary, as they read it (``_object_at``).  The pack's checksum
+        takes the run's bytes in one update.  (A call an object, its header read by two more, its
+        hash begun by a third, its record made by a fourth and the checksum updated apart: the scan
+        of a push of 100,000 small files took 0.28 s of CPU in process, 0.19-0.20 s since.)
         """
-        offset = self._offset + pos
-        parsed = self._object_at(view[pos:pos + _MAX_HEADER], offset)
-        if parsed is None:
-            return -1
-        header_len, size, type_num, base = parsed
-        if size > _WHOLE_OBJECT_MAX:
-            return -1
-        i = pos + header_len
-        inflater = zlib.decompressobj()
-        piece = view[i:i + size + (size >> 11) + 64]  # zlib's bound on what ``size`` bytes deflate to
-        try:
-            out = inflater.decompress(piece, size + 1)
-        except zlib.error:
-            return -1
-        if not inflater.eof or len(out) != size:
-            return -1
-        if base is None:
-            sha = object_hash(type_num, size, self._new_hash)
-            sha.update(out)
-            digest: bytes | None = sha.digest()
-        else:
-            sizes = delta_sizes(out[:DELTA_HEAD_MAX])
-            if sizes is None or sizes[1] > self._max_delta_result:
-                return -1
-            digest = None
-        end = i + len(piece) - len(inflater.unused_data)
-        whole = view[pos:end]
-        self._checksum.update(whole)
-        self._starts.append(offset)
-        text = None
-        if type_num != _BLOB and len(out) <= self._text_room:
-            text = out
-            self._text_room -= len(out)
-        self._objects.append(PackedObject(offset, offset + i - pos, self._offset + end, type_num, size, base,
-                                          zlib.crc32(whole), digest, text))
-        self._remaining_objects -= 1
-        if not self._remaining_objects:
-            self._phase = _Phase.TRAILER
-        return end
+        start, stop = pos, len(view)
+        starts, append, crc32 = self._starts, self._objects.append, zlib.crc32
+        new_hash, decompressobj, record = self._new_hash, zlib.decompressobj, tuple.__new__
+        base_offset, max_small = self._offset, min(self._max_object, _WHOLE_OBJECT_MAX)
+        remaining = self._remaining_objects
+        while remaining and pos < stop:
+            offset = base_offset + pos
+            byte = view[pos]
+            type_num, size, shift, i = (byte >> 4) & 7, byte & 0x0F, 4, pos + 1
+            base: int | bytes | None = None
+            if 0 < type_num < 5:
+                while byte & 0x80 and shift < 32 and i < stop:  # (more than 32 bits: ``_object_at``'s)
+                    byte = view[i]
+                    size |= (byte & 0x7F) << shift
+                    shift += 7
+                    i += 1
+                if byte & 0x80 or size > max_small:
+                    break
+            else:
+                parsed = self._object_at(view[pos:pos + _MAX_HEADER], offset)
+                if parsed is None:
+                    break
+                header_len, size, type_num, base = parsed
+                if size > _WHOLE_OBJECT_MAX:
+                    break
+                i = pos + header_len
+            inflater = decompressobj()
+            piece = view[i:i + size + (size >> 11) + 64]  # zlib's bound on what ``size`` bytes deflate to
+            try:
+                out = inflater.decompress(piece, size + 1)
+            except zlib.error:
+                break
+            if not inflater.eof or len(out) != size:
+                break
+            if base is None:
+                digest: bytes | None = new_hash(_HEADS[type_num] + b"%d\0" % size + out).digest()
+            else:
+                sizes = delta_sizes(out[:DELTA_HEAD_MAX])
+                if sizes is None or sizes[1] > self._max_delta_result:
+                    break
+                digest = None
+            end = i + len(piece) - len(inflater.unused_data)
+            starts.append(offset)
+            text = None
+            if type_num != _BLOB and size <= self._text_room:
+                text = out
+                self._text_room -= size
+            append(record(PackedObject, (offset, base_offset + i, base_offset + end, type_num, size, base,
+                                         crc32(view[pos:end]), digest, text)))
+            remaining -= 1
+            pos = end
+        if pos > start:
+            self._checksum.update(view[start:pos])
+            self._remaining_objects = remaining
+            if not remaining:
+                self._phase = _Phase.TRAILER
+        return pos
 
     def _buffered(self, view: memoryview, want: int) -> int:
         take = min(want - len(self._buffer), len(view))
