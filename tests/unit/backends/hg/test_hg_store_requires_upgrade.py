@@ -5,12 +5,14 @@ HTTP, found with clones running beside the upgrade). The store's file is now wai
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+import backends.hg as hg_backend
 from backends.hg import read_requirements
 from protocols.errors import StorageError
 
@@ -25,22 +27,35 @@ def _half_upgraded(tmp_path: Path) -> Path:
     return hg_dir
 
 
-def test_a_store_requires_written_just_after_the_working_one_is_read(tmp_path: Path) -> None:
+def _sleeps(monkeypatch: pytest.MonkeyPatch, then: Callable[[int], object] = lambda n: None) -> list[float]:
+    """The reader's waits between its looks for the store's file; ``then(n)`` after the n-th."""
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+        then(len(slept))
+
+    monkeypatch.setattr(hg_backend, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    return slept
+
+
+def test_a_store_requires_written_just_after_the_working_one_is_read(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     hg_dir = _half_upgraded(tmp_path)
-    writer = threading.Timer(0.05, (hg_dir / "store" / "requires").write_bytes, args=(STORE,))
-    writer.start()
-    try:
-        found = read_requirements(str(hg_dir))
-    finally:
-        writer.join()
+    monkeypatch.setattr(hg_backend, "STORE_REQUIRES_WAIT", 600.0)  # (a loaded host's stalls are no part of it)
+    slept = _sleeps(monkeypatch, lambda n: n == 1 and (hg_dir / "store" / "requires").write_bytes(STORE))
+    found = read_requirements(str(hg_dir))  # missing when first looked for, there once it waited
     assert {"share-safe", "store", "fncache", "dotencode", "generaldelta", "revlogv1", "sparserevlog"} <= found
+    assert len(slept) == 1
 
 
-def test_a_store_requires_that_never_comes_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+def test_a_store_requires_that_never_comes_is_refused_saying_what_to_do(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     hg_dir = _half_upgraded(tmp_path)
-    started = time.monotonic()
+    slept = _sleeps(monkeypatch)
     with pytest.raises(StorageError) as refused:
         read_requirements(str(hg_dir))
-    assert time.monotonic() - started < 2
+    assert slept and sum(slept) <= hg_backend.STORE_REQUIRES_WAIT + max(slept)  # no longer than it says (wall: no)
     said = str(refused.value)
     assert ".hg/store/requires is missing" in said and "try again" in said and "operator" in said, said
