@@ -25,10 +25,11 @@ import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from backends.hg import kept
 from backends.hg.changelog import DEFAULT_BRANCH, parse_changeset, parse_extra
-from backends.hg.revlog import Revlog
+from backends.hg.revlog import Entry, Revlog
 from backends.hg.vfs import Stamp, Vfs
 from backends.lru import LruCache
 
@@ -98,16 +99,31 @@ def _vouched_count(names: list[bytes], records: bytes, cl: Revlog) -> int:
         return 0
     words = memoryview(records)[: count * RBC_RECORD.size].cast("I")  # native order: only compared as bytes
     prefixes = words[0::2].tobytes()
-    entries = cl.index.entries
-    expected = b"".join([e[7][:4] for e in entries[:count]])
+    expected = node_prefixes(cl.index.entries[:count])
     if prefixes != expected:
         count = next(i for i in range(count) if prefixes[4 * i:4 * i + 4] != expected[4 * i:4 * i + 4])
     values = _values(words[1::2].tobytes()[: 4 * count])
     limit = len(names)
+    if all(value & ~CLOSED_BIT < limit for value in set(values)):  # (a repository has few names)
+        return count
     for rev, value in enumerate(values):
         if value & ~CLOSED_BIT >= limit:
             return rev
     return count
+
+
+_NODE_FIELD = itemgetter(7)
+
+
+def node_prefixes(entries: Sequence[Entry]) -> bytes:
+    """The first 4 bytes of each entry's node, joined: the nodes joined by one C-level call, then
+    every fifth 4-byte word of them (a writer's entries pad a node to 32 bytes: cut to 20 first).
+    A slice an entry in a list comprehension cost 15 ms for 200,000 changesets, twice a push."""
+    nodes = map(_NODE_FIELD, entries)
+    joined = b"".join(nodes)
+    if len(joined) != 20 * len(entries):
+        joined = b"".join(node[:20] for node in map(_NODE_FIELD, entries))
+    return memoryview(joined).cast("I")[0::5].tobytes()
 
 
 def _values(data: bytes) -> tuple[int, ...]:
@@ -115,20 +131,34 @@ def _values(data: bytes) -> tuple[int, ...]:
     return struct.unpack(f">{len(data) // 4}I", data)
 
 
-def _vouched(names: list[bytes], records: bytes, cl: Revlog) -> Branches:
-    count = _vouched_count(names, records, cl)
+def _vouched(names: list[bytes], records: bytes, cl: Revlog, count: int | None = None) -> Branches:
+    if count is None:
+        count = _vouched_count(names, records, cl)
     values = _values(memoryview(records)[: count * RBC_RECORD.size].cast("I")[1::2].tobytes())
-    return [(names[value & ~CLOSED_BIT], value >= CLOSED_BIT) for value in values]
+    # one (name, closed) a value, shared by its revisions, looked up by a C-level map
+    pairs = {value: (names[value & ~CLOSED_BIT], value >= CLOSED_BIT) for value in set(values)}
+    return list(map(pairs.__getitem__, values))
 
 
 def read(plain: Vfs, cl: Revlog) -> Branches:
     """The leading revisions the files vouch for: the first record whose node prefix does not
-    match the changelog (or whose name index is out of range) ends what is taken."""
+    match the changelog (or whose name index is out of range) ends what is taken.
+
+    Files that vouch for every record they hold (``rbc-*-v2``, as ``write`` leaves them) are
+    remembered as ``write`` remembers what it wrote: the next push's ``write`` appends to them
+    without checking every record against the changelog again."""
+    stamps = (plain.stamp(NAMES_V2), plain.stamp(REVS_V2))
     found = _names_and_records(plain, cl)
     if found is None:
         return []
-    _, _, names, records = found
-    return _vouched(names, records, cl)
+    names_path, _, names, records = found
+    count = _vouched_count(names, records, cl)
+    key = getattr(plain, "root", None)
+    if (isinstance(key, bytes) and names_path == NAMES_V2 and names != [b""] and stamps[1] is not None
+            and count and stamps[1][0] == count * RBC_RECORD.size
+            and (plain.stamp(NAMES_V2), plain.stamp(REVS_V2)) == stamps):
+        _WRITTEN.put(key, _Written(stamps[0], stamps[1], tuple(names), count))
+    return _vouched(names, records, cl, count)
 
 
 @dataclass(frozen=True)

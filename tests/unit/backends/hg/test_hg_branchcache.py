@@ -262,3 +262,33 @@ def test_the_records_vouched_for_are_those_matching_one_by_one(
         records[cut * RBC_RECORD.size + 7] = 7
     data = bytes(records) + b"\1" * trailing  # a torn last record
     assert _vouched(names, data, _Changelog(nodes)) == _one_by_one(names, data, nodes)  # type: ignore[arg-type]
+
+
+def test_files_hg_wrote_are_appended_to_by_the_first_push_after_a_start(
+        branchy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server started on a repository whose rev-branch-cache hg wrote: the push's discovery reads
+    the files (each record checked against the changelog) and its commit appends to them without
+    checking every record again (a second pass over 200,000 of them at the first push after a start)."""
+    hg(branchy, "debugupdatecaches")
+    source = tmp_path / "source"
+    shutil.copytree(branchy, source, symlinks=True)
+    commit_on(source, ["hotfix", "stable"], start=len(BRANCHES))
+    monkeypatch.setattr(repository, "SHARED_BRANCHES", LruCache(4))  # as after a restart
+    monkeypatch.setattr(branchcache, "_WRITTEN", LruCache(4))
+    target = open_repository(str(branchy), "b")
+    origin = open_repository(str(source), "s")
+    target.branchmap()  # the push's discovery
+    tx = target.transaction()
+    tx.add_changegroup(origin.emit_groups(origin.missing(target.heads(), origin.heads()), DeltaMode.ANY))
+    checked: list[tuple[object, ...]] = []
+    real = branchcache._vouched_count
+
+    def counted(*args: object) -> int:
+        checked.append(args)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(branchcache, "_vouched_count", counted)
+    tx.commit()
+    assert checked == []
+    assert files(branchy) == hg_s_own(branchy, tmp_path)
+    hg(branchy, "verify", "-q")
