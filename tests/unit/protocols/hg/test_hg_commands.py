@@ -287,3 +287,28 @@ def test_a_batch_of_more_pushkeys_than_the_bound_is_refused_before_any_runs(monk
     with pytest.raises(LimitExceeded, match=r"at most 100 pushkey commands; send them in several batches"):
         dispatch(reference_repo(), b"batch", Args({b"cmds": batch(5_000)}), ctx())
     assert ran == []
+
+
+def test_the_capabilities_of_the_same_repository_and_transport_are_encoded_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every poll, pull and push asks for the capabilities first: the string is kept for what it
+    depends on (the bundle2 caps, requirements, transport caps, stream clones), and changes with it."""
+    from protocols import hg_commands, hg_wire
+
+    hg_commands._capabilities_text.cache_clear()
+    encoded: list[bytes] = []
+    real = hg_wire.format_capabilities
+
+    def counted(*args: object, **kwargs: object) -> bytes:
+        encoded.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return encoded[-1]
+
+    monkeypatch.setattr(hg_wire, "format_capabilities", counted)
+    repo = reference_repo()
+    first = dispatch(repo, b"capabilities", Args({}), ctx())
+    assert dispatch(repo, b"capabilities", Args({}), ctx()) == first
+    assert isinstance(first, BytesResponse) and encoded == [first.data]
+    repo.stream_clone_allowed = lambda: False  # type: ignore[method-assign]  # (secret changesets, say)
+    other = dispatch(repo, b"capabilities", Args({}), ctx())
+    assert isinstance(other, BytesResponse) and len(encoded) == 2 and other.data == encoded[1]
+    assert not any(cap.startswith(b"streamreqs=") for cap in other.data.split(b" "))
