@@ -766,6 +766,9 @@ class BoundedRequest(server.Request):
             peer: IAddress = super().getClientAddress()
             host = address_key(peer)
             trusted = self._trusted()
+            if host not in trusted:  # no proxy's headers count: the peer is the client, whatever comes
+                self._client = peer  # (asked five times a request: by the handler, its logs, the access line)
+                return peer
             client = forwarded_client(host, self.requestHeaders.getRawHeaders(trusted.client_header, []), trusted)
             if client is None:
                 return peer  # not cached: the headers may not be in yet
@@ -777,8 +780,10 @@ class BoundedRequest(server.Request):
             return True
         peer = super().getClientAddress()
         trusted = self._trusted()
-        return forwarded_https(address_key(peer),
-                               self.requestHeaders.getRawHeaders(trusted.proto_header, []), trusted)
+        host = address_key(peer)
+        if host not in trusted:
+            return False
+        return forwarded_https(host, self.requestHeaders.getRawHeaders(trusted.proto_header, []), trusted)
 
     def _trusted(self) -> Trusted:
         trusted = getattr(getattr(self.channel, "site", None), "trusted_proxies", None)

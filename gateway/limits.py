@@ -585,7 +585,7 @@ class GuardedProtocol(ProtocolWrapper):
 
     def writeSequence(self, data: Any) -> None:
         data = list(data)
-        self.guard.bytes_out += sum(len(chunk) for chunk in data)
+        self.guard.bytes_out += sum(map(len, data))
         if self._bytes_are_activity:
             self._last = self.guard.clock.seconds()
         super().writeSequence(data)
