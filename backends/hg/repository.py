@@ -167,6 +167,8 @@ class Views:
     _heads: list[int] | None = None
     _branch_heads: dict[bytes, list[int]] | None = None
     """Per branch, its visible heads (revs, ascending), in the order ``branchmap`` lists the branches."""
+    _branch_tips: dict[bytes, tuple[Node, bool]] | None = None
+    """Per branch, its tip-most open head (else tip-most head) and whether all its heads are closed."""
     _grown_from: tuple[int, list[int] | None, dict[bytes, list[int]] | None] | None = None
     """For views grown from older ones (a push): how many revisions those had, and their heads and
     branch heads where they were computed, so that these are brought up to date, not recomputed."""
@@ -679,11 +681,15 @@ class HgRepo:
         return self._branch_tips(cl, self.views(cl))
 
     def _branch_tips(self, cl: Revlog, views: Views) -> dict[bytes, tuple[Node, bool]]:
+        """Computed once per snapshot (a poll's ``hg id -r BRANCH`` asked for them at each lookup)."""
+        if views._branch_tips is not None:
+            return views._branch_tips
         branches = self._branches(cl, views)
         tips: dict[bytes, tuple[Node, bool]] = {}
         for name, heads in self._branchmap(cl, views).items():
             open_heads = [h for h in heads if not branches[cl.rev(h)][1]]
             tips[name] = ((open_heads or list(heads))[-1], not open_heads)
+        views._branch_tips = tips
         return tips
 
     def stored_bookmarks(self) -> dict[bytes, Node]:

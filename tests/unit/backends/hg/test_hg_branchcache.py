@@ -292,3 +292,24 @@ def test_files_hg_wrote_are_appended_to_by_the_first_push_after_a_start(
     assert checked == []
     assert files(branchy) == hg_s_own(branchy, tmp_path)
     hg(branchy, "verify", "-q")
+
+
+def test_the_branch_tips_are_worked_out_once_a_snapshot(branchy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poller's ``hg id -r stable`` looks the branch up at each poll: its tip comes from the
+    branches' heads worked out for the changelog's snapshot, again only once it has changed."""
+    repo = open_repository(str(branchy), "b")
+    worked: list[int] = []
+    real = repo._branchmap
+
+    def counted(cl: object, views: object) -> object:
+        worked.append(1)
+        return real(cl, views)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repo, "_branchmap", counted)
+    stable = repo.lookup(b"stable")
+    assert [repo.lookup(b"stable") for _ in range(3)] == [stable] * 3
+    assert repo.lookup(b"feature") != stable
+    assert worked == [1]
+    commit_on(branchy, ["stable"], start=len(BRANCHES) + 1)
+    assert repo.lookup(b"stable") not in (stable, repo.lookup(b"feature"))
+    assert worked == [1, 1]
