@@ -1015,7 +1015,10 @@ class _Discard:
         pass
 
 
-class _StrictChunks(http._ChunkedTransferDecoder):
+_CHUNKED_DECODER = http._ChunkedTransferDecoder
+
+
+class _StrictChunks(_CHUNKED_DECODER):
     """twisted.web's chunked decoder, refusing a chunk-size, chunk-end or trailer line that ends
     in LF alone (``protocols.http_head.line_ends_in_bare_lf``) as soon as it comes: twisted.web
     waited for a CRLF, and took a trailer line ``X: a<LF>`` up to the CRLF after it and went on
@@ -1150,9 +1153,12 @@ class HgwireHTTPChannel(http.HTTPChannel):
         self._refuse_request(b"400 Bad Request", BARE_LF)
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
-        """twisted.web's, with its chunked decoder made ``_StrictChunks``."""
+        """twisted.web's, with its chunked decoder made ``_StrictChunks``.  Called for each header
+        (and true for each that lets the request go on): only ``Transfer-Encoding`` is looked at
+        again, the decoder's class taken once (through ``twisted.web.http``'s deprecation proxy each
+        attribute costs a Python call: six a request)."""
         chosen = bool(super()._maybeChooseTransferDecoder(header, data))
-        if chosen and type(self._transferDecoder) is http._ChunkedTransferDecoder:
+        if chosen and header == b"Transfer-Encoding" and type(self._transferDecoder) is _CHUNKED_DECODER:
             self._transferDecoder = _StrictChunks(self.requests[-1].handleContentChunk, self._finishRequestBody)
         return chosen
 
