@@ -11,6 +11,7 @@ streams the pack as byte chunks, reusing stored deltas where dulwich offers them
 from __future__ import annotations
 
 import binascii
+import contextlib
 import os
 import stat
 from collections import deque
@@ -37,7 +38,7 @@ from dulwich.pack import (
 )
 
 from backends import git_fastpack
-from backends.git_objects import LOWER_HEX, pack_dirs
+from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, pack_dirs, store_views
 from backends.git_packindex import MappedPacks, StoredTypes
 from backends.git_reach import ABANDON_CHECK, WalkAbandoned, tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
@@ -238,20 +239,22 @@ class _CommitLinks:
         self.commit_time = commit_time
 
 
-def _commit(store: BaseObjectStore, oid: bytes, read: tuple[int, bytes] | None = None) -> _CommitLinks | None:
+def _commit(store: BaseObjectStore, oid: bytes, read: tuple[int, bytes] | None = None,
+            get_raw: Callable[[bytes], tuple[int, bytes]] | None = None) -> _CommitLinks | None:
     """The commit ``oid`` names (through annotated tags), read raw as git's ``parse_commit`` reads
     it: the header's parent lines and committer time, the rest not parsed (negotiation walks a
     fetch's new commits and reads each have; shallow requests walk from the wants).  A committer
     line without a readable time gives 0, as git's ``parse_commit_date``: a commit an old tool
     wrote with a date git's fsck faults is served, not an internal error.  None when there is
-    no such commit.  ``read``: ``oid``'s type and raw text, when the caller read them already."""
+    no such commit.  ``read``: ``oid``'s type and raw text, when the caller read them already;
+    ``get_raw``: what reads an object by its hex id (dulwich's store by default)."""
     for _ in range(MAX_PEEL):
         if read is not None:
             type_num, raw = read
             read = None
         else:
             try:
-                type_num, raw = store.get_raw(_dul(oid))
+                type_num, raw = get_raw(oid) if get_raw is not None else store.get_raw(_dul(oid))
             except KeyError:
                 return None
         if type_num == Tag.type_num:
@@ -343,27 +346,52 @@ class Negotiator:
         self._seen_common: set[ObjectId] = set()
         self._answer: bool | None = None  # ok_to_give_up, valid until THEY_HAVE grows
         self._read: dict[bytes, _CommitLinks | None] = {}
+        self._reader: PackObjectReader | None = None
+        """The store's packs read through their cached index views while a round or a question
+        runs (``_reading``), closed after it: dulwich's ``get_raw`` looked for a multi-pack index
+        (a ``stat``) and went through its own pack list for each commit a fetch's walk read."""
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self._reader is not None or not isinstance(self._store, DiskObjectStore):
+            yield
+            return
+        self._reader = PackObjectReader(self._store, store_views(self._store))
+        try:
+            yield
+        finally:
+            reader, self._reader = self._reader, None
+            reader.close()
+
+    def _get_raw(self, oid: bytes) -> tuple[int, bytes]:
+        """``oid``'s type and raw text, through the round's reader when there is one (KeyError when
+        the store lacks it; a pack the reader finds damaged is left to dulwich, which says how)."""
+        if self._reader is not None:
+            with contextlib.suppress(CorruptPack):
+                return self._reader.read(oid)
+        return self._store.get_raw(_dul(oid))
 
     def negotiate(self, haves: Sequence[ObjectId], readiness: bool) -> Negotiation:
         """Answer one round of haves (and, if asked, ``ready`` for each miss and at the end)."""
-        verdicts = []
-        stored = stored_among(self._store, haves)
-        for oid in haves:
-            common = (stored is None or oid in stored) and self._add_have(oid)
-            ready = readiness and not common and self.ok_to_give_up()
-            verdicts.append(HaveVerdict(oid, common, ready))
-        return Negotiation(tuple(verdicts), readiness and self.ok_to_give_up())
+        with self._reading():
+            verdicts = []
+            stored = stored_among(self._store, haves)
+            for oid in haves:
+                common = (stored is None or oid in stored) and self._add_have(oid)
+                ready = readiness and not common and self.ok_to_give_up()
+                verdicts.append(HaveVerdict(oid, common, ready))
+            return Negotiation(tuple(verdicts), readiness and self.ok_to_give_up())
 
     def _add_have(self, oid: ObjectId) -> bool:
         try:
-            read = self._store.get_raw(_dul(oid))
+            read = self._get_raw(oid)
         except KeyError:
             return False
         if oid not in self._seen_common:
             self._seen_common.add(oid)
             self.common.append(oid)
         if read[0] == Commit.type_num:
-            commit = _commit(self._store, oid, read)
+            commit = _commit(self._store, oid, read, self._get_raw)
             if commit is not None:
                 self._mark_they_have(commit)
         return True
@@ -383,11 +411,13 @@ class Negotiator:
         if not self.common:
             return False
         if self._answer is None:
-            if self._uncovered is None:
-                self._uncovered = {c.id for w in self._wants if (c := _commit(self._store, w)) is not None}
-            dead: set[bytes] = set()
-            self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w, dead)}
-            self._answer = not self._uncovered
+            with self._reading():
+                if self._uncovered is None:
+                    self._uncovered = {c.id for w in self._wants
+                                       if (c := _commit(self._store, w, get_raw=self._get_raw)) is not None}
+                dead: set[bytes] = set()
+                self._uncovered = {w for w in self._uncovered if not self._reaches_they_have(w, dead)}
+                self._answer = not self._uncovered
         return self._answer
 
     def _reaches_they_have(self, start: bytes, dead: set[bytes]) -> bool:
@@ -420,7 +450,7 @@ class Negotiator:
         same commits again), up to ``MAX_NEGOTIATION_COMMITS`` of them kept."""
         if oid in self._read:
             return self._read[oid]
-        commit = _commit(self._store, oid)
+        commit = _commit(self._store, oid, get_raw=self._get_raw)
         if len(self._read) < MAX_NEGOTIATION_COMMITS:
             self._read[oid] = commit
         return commit
