@@ -66,6 +66,33 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     return bool(mallopt(ctypes.c_int(m_arena_max), ctypes.c_int(arenas)))
 
 
+MMAP_THRESHOLD = 32 << 20
+TRIM_THRESHOLD = 64 << 20
+"""glibc's malloc thresholds from the start (``settle_malloc_thresholds``): where glibc's own moving
+thresholds end once a 32 MiB buffer has been freed (its largest ``mmap`` threshold, the trim threshold
+twice that).  Below them, a freed buffer of a few MiB at a heap's top went back to the system at
+once and the next one faulted its pages in again: about 5,000 page faults an archive of the bench
+corpus's tag, a seventh of its server CPU.  Freed pages still go back when the workers go idle
+(``HeapTrimmer``)."""
+_MALLOC_TUNABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+
+
+def settle_malloc_thresholds(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
+    """Set glibc's ``mmap`` and trim thresholds (``MMAP_THRESHOLD``), unless the environment sets
+    one of them (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``,
+    ``MALLOC_MMAP_MAX_``, a ``glibc.malloc`` threshold in ``GLIBC_TUNABLES``); whether it did."""
+    if any(name in os.environ for name in _MALLOC_TUNABLES) or any(
+            f"glibc.malloc.{name}" in os.environ.get("GLIBC_TUNABLES", "")
+            for name in ("mmap_threshold", "trim_threshold", "top_pad", "mmap_max")):
+        return False
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(mmap_threshold))) and \
+        bool(mallopt(ctypes.c_int(m_trim_threshold), ctypes.c_int(trim_threshold)))
+
+
 def malloc_trim() -> Callable[[], object] | None:
     """glibc's ``malloc_trim(0)`` (every arena's free pages back to the system), or None without glibc."""
     trim = _glibc_function("malloc_trim")
@@ -218,6 +245,7 @@ def start_pool(reactor: IReactorThreads, size: int = DEFAULT_POOL_SIZE) -> Threa
     global _pool, _trimmer, _watch
     if _pool is None:
         limit_malloc_arenas()
+        settle_malloc_thresholds()
         _pool = ThreadPool(minthreads=0, maxthreads=size, name="hgwire-worker")
         _pool.start()
         _watch = PoolWatch(reactor, size, _pool.q.qsize)  # type: ignore[arg-type]
