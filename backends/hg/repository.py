@@ -108,6 +108,8 @@ SECRET_STREAM_REFUSAL = ("this repository has secret changesets, which a stream 
 STREAM_OFF_REFUSAL = "stream clones of this repository are turned off ([server] uncompressed): clone without --stream"
 FNCACHE = b"fncache"
 _HEXPREFIX = re.compile(rb"[0-9a-fA-F]{1,39}\Z")
+_NOT_PUBLIC = re.compile(rb"[^\x00]")
+_STACK_ALIAS = re.compile(rb"[st][0-9]+\Z")
 NULL_HEX = b"0" * 40
 """The null revision's id in hex."""
 
@@ -861,6 +863,26 @@ class HgRepo:
         tips = self._branch_tips(cl, views)
         if key in tips:
             return tips[key][0]
+        if self.serves_topics():
+            return self._lookup_topic(cl, views, key)
+        return None
+
+    def serves_topics(self) -> bool:
+        """The repository's hgrc (or ``[hg] hgrc``) enables hg-evolve's ``topic`` extension
+        (``[extensions] topic =`` or ``hgext3rd.topic =``), as ``hg serve`` would load it."""
+        return self._extension_enabled(b"topic") or self._extension_enabled(b"hgext3rd.topic")
+
+    def _lookup_topic(self, cl: Revlog, views: Views, key: bytes) -> Node | None:
+        """A topic's name, after the bookmarks, tags and branches, as the ``topics`` namespace the
+        extension adds to hg's names: the newest visible changeset that is not public and carries
+        that topic (a public changeset has none, whatever its ``topic`` extra says).  ``s1``, ``t2``
+        and the like are none: the extension reads them as the server's working directory's stack."""
+        if not key or _STACK_ALIAS.match(key):
+            return None
+        for found in reversed(list(_NOT_PUBLIC.finditer(views.phases))):
+            rev = found.start()
+            if rev < len(views.visible) and views.visible[rev] and self.changeset(cl, rev).extra.get(b"topic") == key:
+                return cl.node(rev)
         return None
 
     def _lookup_prefix(self, cl: Revlog, views: Views, prefix: bytes) -> Node | None:
