@@ -551,6 +551,11 @@ class GuardedTransaction:
         summary = getattr(self._tx, "obsolescence_summary", None)
         return summary() if summary is not None else (0, 0, 0, 0, 0)
 
+    def bare_new_drafts(self) -> list[Node]:
+        """The backend's new drafts without a topic (none where it cannot say)."""
+        bare = getattr(self._tx, "bare_new_drafts", None)
+        return list(bare()) if bare is not None else []
+
     def _branch_refusal(self) -> str | None:
         if self._branch_heads is None:
             return None
@@ -869,6 +874,16 @@ class GuardedHgRepository:
         """The backend's markers relevant to ``::heads``; none if it keeps no markers."""
         relevant = getattr(self._repo, "obsmarkers_for", None)
         return relevant(heads) if relevant is not None else (obs.DEFAULT_VERSION, [])
+
+    def topic_publish_mode(self) -> bytes | None:
+        """The backend's ``ext-topics-publish`` mode, if it serves hg-evolve's topics."""
+        mode = getattr(self._repo, "topic_publish_mode", None)
+        return mode() if mode is not None else None
+
+    def publishes_bare_drafts(self) -> bool:
+        """The backend's ``topic.publish-bare-branch``, if it has it."""
+        publishes = getattr(self._repo, "publishes_bare_drafts", None)
+        return bool(publishes()) if publishes is not None else False
 
     def full_bundle_disabled(self) -> bool:
         """The backend's ``[server] disablefullbundle``, if it has one."""

@@ -166,6 +166,10 @@ def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     if lfs is not None and lfs() is not None:
         required = getattr(repo, "lfs_required", None)
         caps += (b"lfs", b"lfs-serve") if required is not None and required() else (b"lfs",)
+    topics = getattr(repo, "topic_publish_mode", None)  # optional: hg-evolve's topics, where served
+    mode = topics() if topics is not None else None
+    if mode is not None:
+        caps += (b"ext-topics-publish=" + mode,)
     bundle2 = tuple((key, tuple(values)) for key, values in hg_exchange.server_bundle2_caps(repo).items())
     return _capabilities_text(bundle2, frozenset(repo.requirements()), caps, repo.stream_clone_allowed(),
                               bool(prefers()) if prefers is not None else False)

@@ -897,6 +897,7 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
     try:
         check_push_heads(repo, their_heads, "preparing changes")
         ret = apply_changegroup(repo, tx, groups, report)
+        publish_bare_drafts(repo, tx)
         tx.commit()
     except PushRaced as exc:
         _abort_for(tx, exc)
@@ -1034,6 +1035,19 @@ def apply_changegroup(
     return delta + 1 if delta >= 0 else delta - 1
 
 
+def publish_bare_drafts(repo: HgRepository, tx: HgTransaction) -> None:
+    """hg-evolve's ``[experimental] topic.publish-bare-branch`` (heptapod's default): on a repository
+    that does not publish but serves topics, the push's new drafts without a topic become public,
+    their ancestors too, as the push commits (before its ``pretxnclose`` hooks)."""
+    wanted = getattr(repo, "publishes_bare_drafts", None)  # optional: a backend may not have them
+    bare = getattr(tx, "bare_new_drafts", None)
+    if wanted is None or bare is None or not wanted():
+        return
+    nodes = bare()
+    if nodes:
+        tx.set_phase(PUBLIC, nodes)
+
+
 @dataclass
 class _PushOperation:
     """State of one bundle2 push: the open transaction and the reply being built."""
@@ -1074,6 +1088,7 @@ def _unbundle2(
         for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():
             _process_part(op, part)
         op.check_heads()
+        publish_bare_drafts(repo, tx)
         summary = getattr(tx, "obsolescence_summary", None)  # also without markers: new orphans, ...
         if summary is not None:
             op.report.obsolescence = summary()

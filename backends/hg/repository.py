@@ -872,6 +872,27 @@ class HgRepo:
         (``[extensions] topic =`` or ``hgext3rd.topic =``), as ``hg serve`` would load it."""
         return self._extension_enabled(b"topic") or self._extension_enabled(b"hgext3rd.topic")
 
+    def topic_publish_mode(self) -> bytes | None:
+        """What a push publishes, as hg-evolve's ``ext-topics-publish`` capability names it, where
+        the repository serves topics (None where it does not): ``all`` where it publishes, ``auto``
+        with ``[experimental] topic.publish-bare-branch`` (the pushed drafts without a topic),
+        otherwise ``none``."""
+        if not self.serves_topics():
+            return None
+        if self.publishing():
+            return b"all"
+        return b"auto" if self._hgrc_bool(b"experimental", b"topic.publish-bare-branch", False) else b"none"
+
+    def publishes_bare_drafts(self) -> bool:
+        """A push's new drafts without a topic become public as it commits (``topic_publish_mode``
+        ``auto``), unless ``[experimental] topic-mode.server`` is set to something but ``ignore``,
+        which the extension then lets take over."""
+        if self.topic_publish_mode() != b"auto":
+            return False
+        data = self._hgrc()
+        mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
+        return mode is None or mode.strip() in (b"", b"ignore")
+
     def _lookup_topic(self, cl: Revlog, views: Views, key: bytes) -> Node | None:
         """A topic's name, after the bookmarks, tags and branches, as the ``topics`` namespace the
         extension adds to hg's names: the newest visible changeset that is not public and carries

@@ -641,6 +641,25 @@ class Transaction:
             new = tuple(max(b - a, 0) for a, b in zip(old, now, strict=True))
         return len(self.new_markers), len(obsoleted), new[0], new[1], new[2]
 
+    def bare_new_drafts(self) -> list[Node]:
+        """The changesets this transaction added that are not public, not obsolete (its markers
+        too) and carry no topic: what hg-evolve's ``topic.publish-bare-branch`` publishes as a push
+        commits (``not public() and (FIRST:) - hidden() - topic()``)."""
+        self._guard()
+        before = self._markers_before if self._markers_before is not None else self.repo.obsstore()
+        if before is None:
+            before = ObsStore(obs.DEFAULT_VERSION, [])
+        obsolete = (before.extended(self.new_markers) if self.new_markers else before).successors
+        phases = self._phase_array()
+        bare: list[Node] = []
+        for rev in range(self.first_new, len(self.cl)):
+            node = self.cl.node(rev)
+            if phases[rev] == PUBLIC or node in obsolete:
+                continue
+            if not parse_changeset(self.changeset_text(node)).extra.get(b"topic"):
+                bare.append(node)
+        return bare
+
     def _store_version(self) -> int:
         """The obsstore's format (its first byte), the default for a new one."""
         store = self.repo.store

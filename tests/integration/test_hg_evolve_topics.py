@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,83 @@ def test_without_the_topic_extension_a_topic_is_no_name(
     _pushed_topic(peer, client, url, tmp_path)
     done = peer.hg(*EXTENSIONS, "id", "-r", "feat", url("team"), check=False)
     assert done.returncode == 255 and "unknown revision 'feat'" in done.stderr
+
+
+FAKE_SSH = """#!/bin/sh
+# ssh HOST COMMAND: run COMMAND here, as hg serve --stdio behind a real ssh would
+for last; do :; done
+exec sh -c "$last"
+"""
+
+
+def _push_to_reference(client: Client, tmp_path: Path, work: Path, reference: Path, *args: str) -> Any:
+    """``hg push ARGS`` of ``work`` to hg's own ``hg serve --stdio`` on ``reference`` (hg-evolve loaded
+    by its hgrc, as on a team's server)."""
+    fake = tmp_path / "fake-ssh"
+    fake.write_text(FAKE_SSH)
+    fake.chmod(0o755)
+    return client.hg(*EXTENSIONS, "--config", f"ui.ssh={fake}", "push", *args, "-R", str(work),
+                     f"ssh://ref/{reference}", check=False)
+
+
+def _phases(client: Client, repo: Path) -> list[str]:
+    return client.hg(*EXTENSIONS, "log", "-R", str(repo), "-T", "{phase} {topic} {desc}\n").stdout.splitlines()
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_publish_bare_branch_publishes_the_pushed_drafts_without_a_topic(
+        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    """``[experimental] topic.publish-bare-branch = yes`` (heptapod's way): a pushed draft without a
+    topic became public on ``hg serve`` and stayed draft on hgwire, which did not say
+    ``ext-topics-publish=auto`` either, so ``experimental.auto-publish=warn`` warned of nothing."""
+    hgrc = SERVER_HGRC + "[experimental]\ntopic.publish-bare-branch = yes\n"
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
+    reference = tmp_path / "reference"
+    client.hg("init", str(reference))
+    (reference / ".hg" / "hgrc").write_text(hgrc)
+    assert "ext-topics-publish=auto" in peer.hg(*EXTENSIONS, "debugcapabilities", url("team")).stdout.split()
+
+    work = tmp_path / "work"
+    peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
+    _commit(client, work, "base")  # no topic
+    client.hg(*EXTENSIONS, "topic", "-q", "-R", str(work), "feat")
+    _commit(client, work, "f1")
+    client.hg(*EXTENSIONS, "topic", "-q", "-R", str(work), "--clear")
+    client.hg(*EXTENSIONS, "update", "-q", "-R", str(work), "null")
+    _commit(client, work, "other")  # a second root, no topic
+    theirs = tmp_path / "theirs"
+    shutil.copytree(work, theirs)  # a copy: a clone of a publishing local repository would be public
+
+    warn = ("--config", "experimental.auto-publish=warn")
+    pushed = peer.hg(*EXTENSIONS, *warn, "push", "-f", "-R", str(work), url("team"), check=False)
+    expected = _push_to_reference(client, tmp_path, theirs, reference, *warn, "-f")
+    assert pushed.returncode == expected.returncode == 0, pushed.stderr + expected.stderr
+    assert "2 changesets about to be published" in expected.stdout + expected.stderr
+    assert "2 changesets about to be published" in pushed.stdout + pushed.stderr
+    assert _phases(client, repo) == _phases(client, reference) == [
+        "public  other", "draft feat f1", "public  base"]
+    assert _phases(client, work) == _phases(client, theirs)
+
+    # a later push of a topic's draft leaves it draft; a bare child of it publishes it too
+    client.hg(*EXTENSIONS, "update", "-q", "-R", str(work), "desc(f1)")
+    _commit(client, work, "on-top")  # the working directory's topic is feat again
+    client.hg(*EXTENSIONS, "topic", "-q", "-R", str(work), "--clear")
+    _commit(client, work, "bare-child")
+    peer.hg(*EXTENSIONS, "push", "-q", "-R", str(work), url("team"))
+    assert _phases(client, repo) == [
+        "public  bare-child", "public  on-top", "public  other", "public  f1", "public  base"]
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_without_publish_bare_branch_drafts_stay_drafts(
+        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    """A non-publishing repository serving topics without the setting publishes nothing (``none``)."""
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, SERVER_HGRC)
+    assert "ext-topics-publish=none" in peer.hg(*EXTENSIONS, "debugcapabilities", url("team")).stdout.split()
+    work = tmp_path / "work"
+    peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
+    _commit(client, work, "base")
+    peer.hg(*EXTENSIONS, "push", "-q", "-R", str(work), url("team"))
+    assert _phases(client, repo) == ["draft  base"]
