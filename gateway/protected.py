@@ -885,6 +885,11 @@ class GuardedHgRepository:
         publishes = getattr(self._repo, "publishes_bare_drafts", None)
         return bool(publishes()) if publishes is not None else False
 
+    def rejects_bare_drafts(self) -> bool:
+        """The backend's ``topic-mode.server = enforce``, if it has it."""
+        rejects = getattr(self._repo, "rejects_bare_drafts", None)
+        return bool(rejects()) if rejects is not None else False
+
     def full_bundle_disabled(self) -> bool:
         """The backend's ``[server] disablefullbundle``, if it has one."""
         disabled = getattr(self._repo, "full_bundle_disabled", None)

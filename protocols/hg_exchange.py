@@ -897,6 +897,7 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
     try:
         check_push_heads(repo, their_heads, "preparing changes")
         ret = apply_changegroup(repo, tx, groups, report)
+        reject_bare_drafts(repo, tx)
         publish_bare_drafts(repo, tx)
         tx.commit()
     except PushRaced as exc:
@@ -1035,6 +1036,22 @@ def apply_changegroup(
     return delta + 1 if delta >= 0 else delta - 1
 
 
+def reject_bare_drafts(repo: HgRepository, tx: HgTransaction) -> None:
+    """hg-evolve's ``[experimental] topic-mode.server = enforce``: a push that would leave a new draft
+    without a topic (once its phase parts are in: ``--publish`` passes) is refused, in the
+    extension's words and with what to do."""
+    wanted = getattr(repo, "rejects_bare_drafts", None)  # optional: a backend may not have them
+    bare = getattr(tx, "bare_new_drafts", None)
+    if wanted is None or bare is None or not wanted():
+        return
+    nodes = bare()
+    if nodes:
+        more = f" and {len(nodes) - 1} more" if len(nodes) > 1 else ""
+        raise PermissionDenied(f"rejecting draft changesets: {nodes[0].hex()[:12]}{more}; this repository takes "
+                               "drafts only on a topic: set one with 'hg topic NAME' (or 'hg topic -r REVS NAME') "
+                               "and push again, or publish them with 'hg push --publish'")
+
+
 def publish_bare_drafts(repo: HgRepository, tx: HgTransaction) -> None:
     """hg-evolve's ``[experimental] topic.publish-bare-branch`` (heptapod's default): on a repository
     that does not publish but serves topics, the push's new drafts without a topic become public,
@@ -1088,6 +1105,7 @@ def _unbundle2(
         for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():
             _process_part(op, part)
         op.check_heads()
+        reject_bare_drafts(repo, tx)
         publish_bare_drafts(repo, tx)
         summary = getattr(tx, "obsolescence_summary", None)  # also without markers: new orphans, ...
         if summary is not None:

@@ -893,6 +893,15 @@ class HgRepo:
         mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
         return mode is None or mode.strip() in (b"", b"ignore")
 
+    def rejects_bare_drafts(self) -> bool:
+        """``[experimental] topic-mode.server = enforce`` where the repository serves topics: a push
+        that leaves a new draft without a topic is refused, as the extension refuses it."""
+        if not self.serves_topics():
+            return False
+        data = self._hgrc()
+        mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
+        return mode is not None and mode.strip() == b"enforce"
+
     def _lookup_topic(self, cl: Revlog, views: Views, key: bytes) -> Node | None:
         """A topic's name, after the bookmarks, tags and branches, as the ``topics`` namespace the
         extension adds to hg's names: the newest visible changeset that is not public and carries

@@ -202,3 +202,38 @@ def test_without_publish_bare_branch_drafts_stay_drafts(
     _commit(client, work, "base")
     peer.hg(*EXTENSIONS, "push", "-q", "-R", str(work), url("team"))
     assert _phases(client, repo) == ["draft  base"]
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_topic_mode_enforce_refuses_drafts_without_a_topic(
+        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    """``[experimental] topic-mode.server = enforce``: ``hg serve`` refuses a push leaving drafts
+    without a topic ("rejecting draft changesets: X and 1 more"); hgwire took them."""
+    hgrc = SERVER_HGRC + "[experimental]\ntopic-mode.server = enforce\n"
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
+    reference = tmp_path / "reference"
+    client.hg("init", str(reference))
+    (reference / ".hg" / "hgrc").write_text(hgrc)
+    work = tmp_path / "work"
+    peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
+    first = _commit(client, work, "bare1")
+    _commit(client, work, "bare2")
+    theirs = tmp_path / "theirs"
+    shutil.copytree(work, theirs)
+
+    refused = peer.hg(*EXTENSIONS, "push", "-R", str(work), url("team"), check=False)
+    expected = _push_to_reference(client, tmp_path, theirs, reference)
+    words = f"rejecting draft changesets: {first[:12]} and 1 more"
+    assert refused.returncode == expected.returncode == 255
+    assert f"remote: {words}\n" in expected.stdout + expected.stderr
+    assert f"remote: {words}; " in refused.stdout + refused.stderr
+    assert "hg push --publish" in refused.stdout + refused.stderr
+    assert _phases(client, repo) == _phases(client, reference) == []
+
+    published = peer.hg(*EXTENSIONS, "push", "--publish", "-R", str(theirs), url("team"), check=False)
+    assert published.returncode == 0, published.stderr  # published by the same push: taken, as by hg serve
+    client.hg(*EXTENSIONS, "topic", "-q", "-R", str(work), "feat")  # on a topic: taken
+    _commit(client, work, "f1")
+    peer.hg(*EXTENSIONS, "push", "-q", "-R", str(work), url("team"))
+    assert _phases(client, repo) == ["draft feat f1", "public  bare2", "public  bare1"]
