@@ -885,6 +885,11 @@ class GuardedHgRepository:
         publishes = getattr(self._repo, "publishes_bare_drafts", None)
         return bool(publishes()) if publishes is not None else False
 
+    def topic_branchmap(self) -> Mapping[bytes, Sequence[Node]] | None:
+        """The backend's topic-aware branch map, if it serves topics (None: the plain one)."""
+        topical = getattr(self._repo, "topic_branchmap", None)
+        return topical() if topical is not None else None
+
     def rejects_bare_drafts(self) -> bool:
         """The backend's ``topic-mode.server = enforce``, if it has it."""
         rejects = getattr(self._repo, "rejects_bare_drafts", None)

@@ -169,7 +169,7 @@ def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     topics = getattr(repo, "topic_publish_mode", None)  # optional: hg-evolve's topics, where served
     mode = topics() if topics is not None else None
     if mode is not None:
-        caps += (b"ext-topics-publish=" + mode,)
+        caps += (b"topics", b"ext-topics-publish=" + mode)
     bundle2 = tuple((key, tuple(values)) for key, values in hg_exchange.server_bundle2_caps(repo).items())
     return _capabilities_text(bundle2, frozenset(repo.requirements()), caps, repo.stream_clone_allowed(),
                               bool(prefers()) if prefers is not None else False)
@@ -345,7 +345,7 @@ def _debugwireargs(repo: HgRepository, args: Args, ctx: CommandContext) -> Respo
 
 @command(b"branchmap", permission=PULL, batchable=True)
 def _branchmap(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
-    return BytesResponse(hg_wire.format_branchmap(repo.branchmap()))
+    return BytesResponse(hg_wire.format_branchmap(hg_exchange.served_branchmap(repo)))
 
 
 @command(b"lookup", b"key", permission=PULL, batchable=True)

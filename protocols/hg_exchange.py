@@ -1200,13 +1200,22 @@ def _handle_replycaps(op: _PushOperation, part: b2.InPart) -> None:
     op.reply_caps = hg_wire.decode_bundle2_caps(part.read_all())
 
 
+def served_branchmap(repo: HgRepository) -> Mapping[bytes, Sequence[Node]]:
+    """What ``branchmap`` answers, and what a push's ``check:updated-heads`` is checked against: the
+    topic-aware map where the repository serves hg-evolve's topics and does not publish (the heads
+    the client was told), otherwise the branch map."""
+    topical = getattr(repo, "topic_branchmap", None)  # optional: a backend may not serve topics
+    found = topical() if topical is not None else None
+    return repo.branchmap() if found is None else found
+
+
 def _handle_check_heads(op: _PushOperation, part: b2.InPart) -> None:
     if sorted(_read_nodes(part)) != sorted(wire_heads(op.repo)):
         raise PushRaced(RACE_MESSAGE)
 
 
 def _handle_check_updated_heads(op: _PushOperation, part: b2.InPart) -> None:
-    current = {node for heads in op.repo.branchmap().values() for node in heads}
+    current = {node for heads in served_branchmap(op.repo).values() for node in heads}
     if not set(_read_nodes(part)) <= current:
         raise PushRaced(RACE_MESSAGE)
 

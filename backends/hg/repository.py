@@ -677,6 +677,40 @@ class HgRepo:
     def _branchmap(self, cl: Revlog, views: Views) -> dict[bytes, list[Node]]:
         return {name: [cl.node(rev) for rev in revs] for name, revs in self._branch_head_revs(cl, views).items()}
 
+    def topic_branchmap(self) -> dict[bytes, list[Node]] | None:
+        """The branch map ``hg serve`` with hg-evolve's topic extension answers ``branchmap`` with,
+        where the repository serves topics and does not publish: a visible draft with a topic is on
+        ``BRANCH:TOPIC`` (the extension's old form, which every client with topic reads), and each
+        such name has its own heads, so that a push of a second topic on a branch is no new head.
+        None where it is the plain map.  Only the revisions from the first topic's (or its parent's)
+        on are walked: before them every head is the plain map's."""
+        if not self.serves_topics() or self.publishing():
+            return None
+        cl = self.changelog()
+        views = self.views(cl)
+        plain = self._branch_head_revs(cl, views)
+        branches = self._branches(cl, views)
+        keys: dict[int, bytes] = {}
+        for found in _NOT_PUBLIC.finditer(views.phases):
+            rev = found.start()
+            if rev < len(views.visible) and views.visible[rev]:
+                topic = self.changeset(cl, rev).extra.get(b"topic")
+                if topic:
+                    keys[rev] = branches[rev][0] + b":" + topic
+        if not keys:
+            return None
+        start = min([*keys, *(p for rev in keys for p in views.parents[rev] if p >= 0)])
+        heads: dict[bytes, set[int]] = {name: {rev for rev in revs if rev < start} for name, revs in plain.items()}
+        for rev in range(start, len(views.parents)):
+            if not views.visible[rev]:
+                continue
+            key = keys.get(rev, branches[rev][0])
+            heads.setdefault(key, set()).add(rev)
+            for parent in views.parents[rev]:
+                if parent >= start and keys.get(parent, branches[parent][0]) == key:
+                    heads[key].discard(parent)
+        return {name: [cl.node(rev) for rev in sorted(revs)] for name, revs in heads.items() if revs}
+
     def branch_tips(self) -> dict[bytes, tuple[Node, bool]]:
         """Branch -> (tip-most open head, or tip-most head if all are closed; all closed?)."""
         cl = self.changelog()

@@ -237,3 +237,41 @@ def test_topic_mode_enforce_refuses_drafts_without_a_topic(
     _commit(client, work, "f1")
     peer.hg(*EXTENSIONS, "push", "-q", "-R", str(work), url("team"))
     assert _phases(client, repo) == ["draft feat f1", "public  bare2", "public  bare1"]
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+def test_a_second_topic_on_a_branch_is_no_new_head(
+        kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    """Topics on a non-publishing repository: ``hg serve`` with the extension answers ``branchmap``
+    per ``BRANCH:TOPIC`` and advertises ``topics``, so a push of a second topic (or of a bare draft
+    beside them) on a branch is taken without ``-f``; hgwire answered "push creates new remote
+    head" as for any second head, and, once told the topics' heads, had to check a push's
+    ``check:updated-heads`` against the same map."""
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, SERVER_HGRC)
+    reference = tmp_path / "reference"
+    client.hg("init", str(reference))
+    (reference / ".hg" / "hgrc").write_text(SERVER_HGRC)
+    assert "topics" in peer.hg(*EXTENSIONS, "debugcapabilities", url("team")).stdout.split()
+    work = tmp_path / "work"
+    peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
+    base = _commit(client, work, "base")
+    peer.hg(*EXTENSIONS, "push", "-q", "--publish", "-R", str(work), url("team"))
+    _push_to_reference(client, tmp_path, work, reference, "-q")
+    for name in ("ta", "tb", ""):  # two topics, then a bare draft, each a head of its own on default
+        client.hg(*EXTENSIONS, "update", "-q", "-R", str(work), base)
+        client.hg(*EXTENSIONS, "topic", "-q", "-R", str(work), *([name] if name else ["--clear"]))
+        _commit(client, work, f"on-{name or 'default'}")
+        theirs = tmp_path / f"theirs-{name}"
+        shutil.copytree(work, theirs)
+        pushed = peer.hg(*EXTENSIONS, "push", "-R", str(work), url("team"), check=False)
+        expected = _push_to_reference(client, tmp_path, theirs, reference)
+        assert pushed.returncode == expected.returncode == 0, pushed.stdout + pushed.stderr
+        assert _remote_lines(pushed) == _remote_lines(expected)
+    assert _phases(client, repo) == _phases(client, reference)
+    branchmap = client.hg(*EXTENSIONS, "log", "-R", str(repo), "-r", "head()", "-T", "{topic}\n").stdout.split()
+    assert sorted(branchmap) == ["ta", "tb"]
+
+
+def _remote_lines(done: Any) -> list[str]:
+    return [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("remote:")]
