@@ -416,11 +416,16 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     except BaseException:
         reader.close()
         raise
-    if maps is None:  # (a reader with maps of its own: not kept past the counting)
+    # The writer reads through the counting's reader (its cache holds the trees the walk read) only
+    # where trees may go as deltas against bases the pack does not send: a shallow pack, or one
+    # above the client's haves.  A full clone's cache (up to BASE_CACHE_BYTES) was otherwise held
+    # for nothing while the pack streamed to the client, for as long as the client took.
+    kept = maps is not None and bool(haves or shallow_boundary)
+    if not kept:  # (a reader with maps of its own, or a full clone's: not kept past the counting)
         reader.close()
     return PackPlan(sources=[s for s in sources if s.positions], whole=whole, have=have,
                     have_view=bitmapped, thin_pack=thin_pack, ofs_delta=ofs_delta, store=store,
-                    reader=reader if maps is not None else None)
+                    reader=reader if kept else None)
 
 
 def _wanted_blobs(wants: Sequence[bytes], reader: PackObjectReader, hex_len: int) -> list[bytes]:
