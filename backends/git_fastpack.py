@@ -80,6 +80,7 @@ from backends.git_midx import MidxError, MidxLayout, midx_bitmap_present, midx_l
 from backends.git_objects import CorruptPack, PackMaps, PackObjectReader, entry_size, pack_dirs, release_pages
 from backends.git_packindex import PackIndexView, UnsupportedIndex, pack_views
 from backends.git_reach import (
+    ABANDON_CHECK,
     BLOB,
     COMMIT,
     MAX_DECODED_BYTES,
@@ -669,10 +670,14 @@ def _place_others(store: DiskObjectStore, sources: list[_Source], others: Iterab
 
 def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, reader: PackObjectReader, walker: Walker,
               send: Reached, have: Reached) -> None:
-    """include-tag: annotated tags (and tags of tags) that point at an object being sent."""
+    """include-tag: annotated tags (and tags of tags) that point at an object being sent; the
+    walker is asked every ``ABANDON_CHECK`` refs whether the pack is still wanted (a mirror's
+    100,000 tags, each peeled)."""
     view = walker.view
     hex_len = object_format_of(store).hex_len
-    for ref, sha in sorted(refs.items()):
+    for count, (ref, sha) in enumerate(sorted(refs.items()), 1):
+        if not count % ABANDON_CHECK:
+            walker.check_wanted()
         if not ref.startswith(TAGS_PREFIX) or send.contains(sha, view) or have.contains(sha, view):
             continue  # not a tag ref, or a tag already sent / known (a clone wants every tag)
         if ObjectID(sha) not in store:

@@ -649,17 +649,18 @@ class _WithoutBitmaps:
         self.symlinks = symlinks
         """When a set: the ids of the symbolic links' blobs of every tree the walk reads (its hint
         calls them trees)."""
-        self._watched = _Watched(store, abandoned)
+        self.watched = _Watched(store, abandoned)
+        """The store's reads as steps of the walk (the filters' passes after it read through it too)."""
 
     def get_reachability_provider(self, prefer_bitmaps: bool = True) -> Any:
         # (what dulwich's stores give without bitmaps, over the watched reads)
-        return GraphTraversalReachability(self._watched)  # type: ignore[arg-type]
+        return GraphTraversalReachability(self.watched)  # type: ignore[arg-type]
 
     def get_commit_graph(self) -> Any:
-        return self._watched.get_commit_graph()
+        return self.watched.get_commit_graph()
 
     def __getitem__(self, sha: bytes) -> Any:
-        obj = self._watched[sha]
+        obj = self.watched[sha]
         if self.symlinks is not None and isinstance(obj, Tree) and b"120000 " in obj.as_raw_string():
             self.symlinks.update(bytes(child) for _name, mode, child in obj.iteritems() if stat.S_ISLNK(mode))
         return obj
@@ -733,7 +734,7 @@ def generate_pack(
         haves=_duls(plan.known),
         wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
         shallow=set(_duls(plan.shallow.boundary)),
-        get_tagged=(lambda: _tagged(store, refs)) if plan.include_tag else None,
+        get_tagged=(lambda: _tagged(view, refs)) if plan.include_tag else None,  # type: ignore[arg-type]  # (watched)
     )
     other_haves = finder.get_remote_has() if plan.thin else None
     object_ids = list(finder)
@@ -744,7 +745,7 @@ def generate_pack(
             other_haves = {*other_haves, *edges}
     if plan.filtered:
         assert view.symlinks is not None
-        object_ids = _filtered(store, object_ids, plan, view.symlinks)
+        object_ids = _filtered(store, object_ids, plan, view.symlinks, view.watched)
     records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
     report = progress or (lambda message: None)
     report(b"Enumerating objects: %d, done.\n" % len(object_ids))
@@ -772,7 +773,8 @@ Listed = list[tuple[ObjectID, PackHint | None]]
 for an object wanted by id, or a tag ``include-tag`` adds)."""
 
 
-def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan, symlinks: set[bytes]) -> Listed:
+def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan, symlinks: set[bytes],
+              watched: _Watched | None = None) -> Listed:
     """A partial clone's pack (``filter``): the objects each of the plan's filters lets through, as
     git's upload-pack has them.
 
@@ -780,24 +782,29 @@ def _filtered(store: BaseObjectStore, object_ids: Listed, plan: PackPlan, symlin
     objects, and what a wanted tag names (through tags of tags), but for a commit or a tree that is
     a commit's root (which git's walk finds as it walks) -- where git counts from a bitmap, those
     too.  ``tree:<n>``: ``_filter_tree_depth``.  ``symlinks``: the symbolic links' blobs the walk
-    found (it hints them as trees).
+    found (it hints them as trees).  ``watched``: the walk's store, whose reads (and each object's
+    type looked up here) are steps that stop the passes once the client has gone (``_Watched``).
     """
     from backends.git_objects import size_reader
+
+    steps = watched if watched is not None else _Watched(store, None)
 
     # git's bitmap walk (none for a shallow request, nor for tree:<n> past 0) keeps every object the
     # wants name through tags (its "tips"), a commit's root tree among them
     bitmapped = (plan.tree_depth in (None, 0) and not plan.shallow.boundary and plan.use_bitmaps
                  and git_fastpack.counts_from_bitmap(store))
-    exempt = _tips(store, plan.wants) if bitmapped else _named(store, object_ids, plan.wants)[0]
+    lookups: Any = steps  # (read as a store)
+    exempt = _tips(lookups, plan.wants) if bitmapped else _named(lookups, object_ids, plan.wants)[0]
     with size_reader(store) as reader:  # sizes and types from the pack entries' headers: nothing inflated
         def type_of(oid: ObjectID, hint: PackHint | None) -> int:
+            steps.step()
             return _type_of(hint, reader, oid, symlinks)
 
         if plan.tree_depth == 0 and bitmapped:  # every tree and blob goes but the tips
             object_ids = [(oid, hint) for oid, hint in object_ids if oid in exempt
                           or type_of(oid, hint) not in (Tree.type_num, Blob.type_num)]
         elif plan.tree_depth is not None:  # (first: it walks the trees the others may drop)
-            object_ids = _filter_tree_depth(store, object_ids, plan.tree_depth, plan.wants, type_of)
+            object_ids = _filter_tree_depth(lookups, object_ids, plan.tree_depth, plan.wants, type_of)
         if plan.blob_limit is not None:
             limit = plan.blob_limit
             object_ids = [(oid, hint) for oid, hint in object_ids

@@ -345,6 +345,11 @@ class Walker:
             self._walk_tree(reached, trees.pop(), trees)
         return Reached(int.from_bytes(reached.marks, "little"), reached.others, reached.listings)
 
+    def check_wanted(self) -> None:
+        """Raise ``WalkAbandoned`` if nobody waits for the walk's answer any more (a pass over its
+        result looks too, every ``ABANDON_CHECK`` steps)."""
+        self._check_wanted()
+
     def _check_wanted(self) -> None:
         if self._abandoned is not None and self._abandoned():
             raise WalkAbandoned("the client went away while its pack was being counted")
