@@ -16,6 +16,7 @@ from dulwich.objects import Blob, Commit, Tag, Tree
 from dulwich.repo import Repo
 
 from backends import git_fastpack, git_pack
+from backends.git_objects import PackObjectReader
 from backends.git_reach import ABANDON_CHECK, WalkAbandoned
 
 COMMITS = 600
@@ -185,5 +186,58 @@ def test_fast_include_tag_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         plan = git_fastpack.plan_pack(repo.object_store, [main], [], thin_pack=False, ofs_delta=True,
                                       tag_refs=tags, abandoned=asked)
         assert plan.count == 3 * 10 + TAGS and peeled == TAGS
+    finally:
+        repo.close()
+
+
+def _history_repo(path: Path, bitmap: bool) -> bytes:
+    """``COMMITS`` commits, each with a file of its own (two directories deep): main's id."""
+    stream = []
+    for i in range(1, COMMITS + 1):
+        stream.append(b"commit refs/heads/main\ncommitter T <t@x> %d +0000\ndata 2\n%d\n" % (1_700_000_000 + i, i % 10))
+        stream.append(b"M 100644 inline d%d/f%d\ndata 6\n%06d\n\n" % (i % 7, i, i))
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
+    subprocess.run(["git", "-C", str(path), "fast-import", "--quiet"], input=b"".join(stream), check=True)
+    subprocess.run(["git", "-C", str(path), "repack", "-adq", *(["-b"] if bitmap else [])], check=True)
+    return subprocess.run(["git", "-C", str(path), "rev-parse", "main"], check=True,
+                          capture_output=True).stdout.strip()
+
+
+@pytest.mark.parametrize(("bitmap", "blob_limit", "left_at"), [
+    (False, None, "_place_others"),  # a walked pack's objects placed in their packs (a shallow clone's: all)
+    (False, 3, "_leave_out"),  # blob:limit, each blob's size read from its entry
+    (True, 3, "_leave_out"),  # the bitmapped pack's blobs, likewise
+])
+def test_fast_passes_after_the_walk_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bitmap: bool,
+                                         blob_limit: int | None, left_at: str) -> None:
+    main = _history_repo(tmp_path / "r.git", bitmap)
+    asked = Asked(gone=False)
+    original = getattr(git_fastpack, left_at)
+    looked = 0
+    size_of = PackObjectReader.size_of
+
+    def left(*args: Any) -> Any:
+        asked.gone = True  # the client leaves as the pass starts: the walk is done
+        return original(*args)
+
+    def counted(reader: Any, sha: Any) -> Any:
+        nonlocal looked
+        looked += 1
+        return size_of(reader, sha)
+
+    monkeypatch.setattr(git_fastpack, left_at, left)
+    monkeypatch.setattr(PackObjectReader, "size_of", counted)
+    omit = git_fastpack.omission(blob_limit, None, None) if blob_limit is not None else None
+    repo = Repo(str(tmp_path / "r.git"))
+    try:
+        with pytest.raises(WalkAbandoned):  # (was: every object placed, or its size read, for nobody)
+            git_fastpack.plan_pack(repo.object_store, [main], [], thin_pack=False, ofs_delta=True, omit=omit,
+                                   use_bitmaps=bitmap, abandoned=asked)
+        assert looked < ABANDON_CHECK, looked
+        monkeypatch.setattr(git_fastpack, left_at, original)
+        asked.gone = False
+        plan = git_fastpack.plan_pack(repo.object_store, [main], [], thin_pack=False, ofs_delta=True, omit=omit,
+                                      use_bitmaps=bitmap, abandoned=asked)
+        assert plan.count == (COMMITS * 4 if omit is None else COMMITS * 3)  # (blobs of 7 bytes: none sent)
     finally:
         repo.close()
