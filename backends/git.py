@@ -10,6 +10,7 @@ import binascii
 import bisect
 import errno
 import io
+import itertools
 import os
 import re
 import socket
@@ -60,6 +61,7 @@ from backends.interfaces import (
 from backends.lfs import LfsStore
 from backends.lru import LruCache, naming_under
 from protocols import git_proc_receive
+from protocols.client_gone import CHECK_EVERY, check
 from protocols.errors import ProtocolError, StorageError, storage_advice
 from protocols.git_upload import parse_oid
 from protocols.text import quoted
@@ -422,23 +424,39 @@ def _packed_file(container: DiskRefsContainer) -> PackedRefs:
 
 def _parse_packed_refs(data: bytes) -> PackedRefs:
     """A ``packed-refs`` file's refs (dulwich's parser and checks) and peeled values (``PackedRefs``)."""
-    stream = io.BytesIO(data)
-    traits = _packed_traits(stream.readline())
+    stream = _watched_lines(data)
+    traits = _packed_traits(next(iter(stream), b""))
     refs: dict[Ref, ObjectID] = {}
     peeled: dict[bytes, ObjectId] = {}
     if b"peeled" in traits or b"fully-peeled" in traits:
         fully = b"fully-peeled" in traits
-        for sha, name, target in read_packed_refs_with_peeled(stream):
+        for sha, name, target in read_packed_refs_with_peeled(stream):  # type: ignore[arg-type]  # (lines)
             refs[name] = sha
             if target is not None:
                 peeled[sha] = ObjectId(target)
             elif fully:
                 peeled.setdefault(sha, ObjectId(sha))
     else:
-        stream.seek(0)
-        for sha, name in read_packed_refs(stream):
+        for sha, name in read_packed_refs(_watched_lines(data)):  # type: ignore[arg-type]  # (lines)
             refs[name] = sha
     return PackedRefs(refs, peeled)
+
+
+def _watched_lines(data: bytes) -> Iterator[bytes]:
+    """The lines of ``data``, read in a worker watched for its client (``protocols.client_gone``):
+    one look every ``CHECK_EVERY`` lines, which stops the parse once it has gone (a mirror's
+    100,000 tags take 0.35 s).  The look is the only Python call of a run of lines."""
+    stream = io.BytesIO(data)
+    looks = 0
+
+    def run() -> list[bytes]:
+        nonlocal looks
+        if looks:
+            check("the ref advertisement")
+        looks += 1
+        return list(itertools.islice(stream, CHECK_EVERY))
+
+    return itertools.chain.from_iterable(iter(run, []))
 
 
 @dataclass

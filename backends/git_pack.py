@@ -42,6 +42,7 @@ from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, pack_
 from backends.git_packindex import MappedPacks, StoredTypes
 from backends.git_reach import ABANDON_CHECK, WalkAbandoned, tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
+from protocols.client_gone import CHECK_EVERY, check
 from protocols.errors import ProtocolError
 from protocols.git_receive import resolve_symref
 from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
@@ -94,7 +95,9 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     """Read refs and peel every annotated tag, so the advertisement needs no further lookups.
 
     A backend with ``refs_and_symrefs()`` reads both in one pass (and they agree with each other);
-    one with ``known_peeled()`` says what some objects peel to without their being read."""
+    one with ``known_peeled()`` says what some objects peel to without their being read.  A worker
+    watched for its client (``protocols.client_gone``) stops every ``CHECK_EVERY`` refs once it has
+    gone (a mirror's 100,000 tags: 0.8 s)."""
     both = getattr(repo, "refs_and_symrefs", None)
     all_refs, symrefs = both() if both is not None else (repo.refs(), None)
     refs = visible_refs(repo, refs=all_refs)
@@ -105,7 +108,9 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     on_file = recorded() if recorded is not None else {}
     types: StoredTypes | None = None
     try:
-        for name, oid in refs.items():
+        for count, (name, oid) in enumerate(refs.items(), 1):
+            if not count % CHECK_EVERY:
+                check("the ref advertisement")
             target = on_file.get(oid) or known.get(oid)  # the caches looked up here: a call less per ref
             if target is None:
                 if types is None:  # the packs' indexes mapped once, only when some ref is not known

@@ -64,7 +64,7 @@ from gateway.live_body import BodyAborted, LiveBody
 from gateway.logs import SafeLogger
 from gateway.repo_use import closing_git
 from gateway.threads import run_blocking
-from protocols import git_receive, git_upload, git_v2, pktline
+from protocols import client_gone, git_receive, git_upload, git_v2, pktline
 from protocols.errors import (
     ClientGone,
     HgwireError,
@@ -251,9 +251,21 @@ def serve_info_refs(front: HttpFront, request: server.Request, route: Route) -> 
     """``GET /NAME/info/refs?service=S``: the smart advertisement, as git-http-backend."""
     d: Deferred[Any] = front.authorize(request, route.repo, PROTO, SERVICE_ACCESS[route.service])
     d.addCallback(lambda user: _context(front, request, route, user))
-    d.addCallback(lambda ctx: run_blocking(_pick(ADVERTISERS, route.service, ctx.protocol_version), ctx))
+    d.addCallback(lambda ctx: run_blocking(_watched(request, _pick(ADVERTISERS, route.service, ctx.protocol_version)),
+                                           ctx))
     d.addCallback(_send_advertisement, request, route)
     d.addErrback(fail_request, request, route.repo)
+
+
+def _watched(request: server.Request, advertise: Callable[[SessionContext], bytes]) -> Callable[[SessionContext], bytes]:
+    """``advertise`` for the pool, its ref snapshot's loop (``git_pack.snapshot_refs``: a mirror's
+    100,000 tags) stopped with ``ClientGone`` once the request's client has gone."""
+
+    def run(ctx: SessionContext) -> bytes:
+        with client_gone.watching(lambda: bool(request.finished or request._disconnected)):
+            return advertise(ctx)
+
+    return run
 
 
 def _send_advertisement(body: bytes, request: server.Request, route: Route) -> None:

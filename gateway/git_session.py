@@ -66,7 +66,16 @@ from gateway.pump import PumpedSession
 from gateway.repo_use import RepoUse, close_git
 from gateway.shared_streams import share
 from gateway.threads import IteratorProducer, run_blocking, run_for_hooks
-from protocols import git_archive, git_caps, git_push_cert, git_receive, git_upload, git_v2, pktline
+from protocols import (
+    client_gone,
+    git_archive,
+    git_caps,
+    git_push_cert,
+    git_receive,
+    git_upload,
+    git_v2,
+    pktline,
+)
 from protocols.errors import (
     HgwireError,
     PermissionDenied,
@@ -218,6 +227,16 @@ class _GitSession(PumpedSession):
         d.addBoth(self._step_done)
         return d
 
+    def _watched(self, step: Callable[..., R]) -> Callable[..., R]:
+        """``step`` for the pool, its long loops (a ref snapshot's: ``git_pack.snapshot_refs``)
+        stopped with ``ClientGone`` once the session's client has gone (``protocols.client_gone``)."""
+
+        def run(*args: Any) -> R:
+            with client_gone.watching(lambda: self._closed):
+                return step(*args)
+
+        return run
+
     def _step_done(self, result: object) -> object:
         self._steps -= 1
         self._over()
@@ -345,7 +364,7 @@ class UploadPackSession(_GitSession):
         }
 
     def start(self) -> None:
-        self._run(self._advertise, _open_for_upload, self.ctx)
+        self._run(self._advertise, self._watched(_open_for_upload), self.ctx)
 
     def _advertise(self, opened: tuple[GitRepository, git_pack.RefSnapshot, UploadSettings]) -> None:
         self._repo, snap, settings = opened
@@ -490,7 +509,7 @@ class UploadPackV2Session(_GitSession):
 
     def _on_ls_refs(self, request: git_v2.LsRefs) -> None:
         assert self._repo is not None
-        self._run(self._ls_refs_ready(request), snapshot, self._repo)
+        self._run(self._ls_refs_ready(request), self._watched(snapshot), self._repo)
 
     def _ls_refs_ready(self, request: git_v2.LsRefs) -> Callable[[git_pack.RefSnapshot], None]:
         return lambda snap: self._answered(self._core.ls_refs(request, snap.refs, snap.peeled, snap.symrefs))

@@ -18,6 +18,8 @@ from dulwich.repo import Repo
 from backends import git_fastpack, git_pack
 from backends.git_objects import PackObjectReader
 from backends.git_reach import ABANDON_CHECK, WalkAbandoned
+from protocols import client_gone
+from protocols.errors import ClientGone
 
 COMMITS = 600
 TAGS = 2000
@@ -241,3 +243,31 @@ def test_fast_passes_after_the_walk_stop(tmp_path: Path, monkeypatch: pytest.Mon
         assert plan.count == (COMMITS * 4 if omit is None else COMMITS * 3)  # (blobs of 7 bytes: none sent)
     finally:
         repo.close()
+
+
+class _Refs:
+    """A repository as ``snapshot_refs`` reads it: ``TAGS`` annotated tags in a store of its own."""
+
+    def __init__(self) -> None:
+        self.object_store = CountedStore()
+        ids = _chain(self.object_store, 1)
+        self._refs = _tags(self.object_store, ids[0], TAGS)
+
+    def refs(self) -> dict[bytes, Any]:
+        return dict(self._refs)
+
+    def symrefs(self) -> dict[bytes, bytes]:
+        return {}
+
+
+def test_ref_snapshot_stops_for_a_gone_client() -> None:
+    """A ref advertisement's snapshot (each tag peeled, read here) in a worker watched for its client."""
+    repo = _Refs()
+    git_pack._peeled.clear()
+    repo.object_store.reads = 0
+    with client_gone.watching(lambda: True), pytest.raises(ClientGone):  # (was: every tag read)
+        git_pack.snapshot_refs(repo)  # type: ignore[arg-type]
+    assert repo.object_store.reads < 2 * ABANDON_CHECK, repo.object_store.reads  # (a tag and its commit each)
+    git_pack._peeled.clear()
+    with client_gone.watching(lambda: False):
+        assert len(git_pack.snapshot_refs(repo).peeled) == TAGS  # type: ignore[arg-type]
