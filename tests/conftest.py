@@ -71,6 +71,29 @@ class RunningServer:
         """Where the fs backend keeps ``name`` (only meaningful for the fs backend)."""
         return self.root / name
 
+    def settled(self, kinds: tuple[str, ...] = ("git", "ssh"), seconds: float = 30) -> None:
+        """Wait until the server has seen every connection of its ``kinds`` listeners close.
+
+        A git:// request's line and an SSH session's line (and their ``/.metrics`` counts) are
+        logged when the server sees the connection or the channel close, which on a loaded host
+        comes after the client has exited: a test reading them waits here first.  The count is
+        read on the reactor's thread, between its events, so a close is either not seen yet or
+        logged already.  (HTTP clients may keep a connection open: not waited for by default.)"""
+        import time
+
+        from twisted.internet import reactor as the_reactor
+        from twisted.internet.threads import blockingCallFromThread
+
+        reactor: Any = the_reactor
+
+        def still_open() -> int:
+            return sum(len(guard.protocols) for guard in self.service.config.guards if guard.kind in kinds)
+
+        deadline = time.monotonic() + seconds
+        while (left := blockingCallFromThread(reactor, still_open)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not left, f"{left} connections to the server were still open after {seconds} s"
+
 
 def start_server(reactor: Any, backend_name: str, root: Path, **settings: Any) -> RunningServer:
     from twisted.internet.threads import blockingCallFromThread

@@ -70,6 +70,7 @@ def test_a_failing_open_leaves_the_other_repositories_served(make_server: Callab
     with log_events() as events:
         boom = client.git("ls-remote", server.git_url("boom.git"), check=False)
         client.git("clone", "-q", server.git_url("ok.git"), str(tmp_path / "ok"))
+        server.settled()  # (a git:// request's line comes when the server sees its connection close)
     assert "fatal: remote error: internal error" in boom.stderr, boom.stderr
     lines = [formatEvent(e) for e in events]
     assert any("boom.git" in line and "error: internal error" in line for line in lines), lines

@@ -47,9 +47,10 @@ def _read_only_served(kind: str, make_server: Any, client: Client, ssh_keys: Ssh
     return http, http.push_url, server
 
 
-def _pushes(events: list[dict[str, Any]], kind: str) -> list[str]:
+def _pushes(events: list[dict[str, Any]], kind: str, server: RunningServer) -> list[str]:
     """The outcome of each SSH session (the push is the last), or of each HTTP putlfile."""
     if kind == "ssh":
+        server.settled()  # (a session's line comes when the server sees it close, maybe after the client)
         return [str(e["outcome"]) for e in events if e.get("proto") == "hg-ssh" and "outcome" in e]
     return [str(e["outcome"]) for e in events if e.get("command") == "putlfile" and "outcome" in e]
 
@@ -66,7 +67,7 @@ def test_a_largefile_that_does_not_hash_to_its_name_is_logged_refused(
     refused = peer.hg(*LF, "push", "-R", str(work), url("big"), check=False)
     assert refused.returncode != 0
     assert "largefiles: failed to put" in refused.stdout + refused.stderr
-    outcomes = _pushes(log_events, kind)
+    outcomes = _pushes(log_events, kind, server)
     assert outcomes[-1].startswith("refused: largefiles: failed to put "), outcomes
     assert outcomes[-1].endswith("into store: the upload's contents do not match its hash"), outcomes
     assert not (repo / ".hg" / "largefiles").exists() or not list((repo / ".hg" / "largefiles").iterdir())
@@ -81,7 +82,7 @@ def test_a_largefile_pushed_to_a_read_only_server_is_logged_refused(
     _committed(client, work)
     refused = peer.hg(*LF, "push", "-R", str(work), url("big"), check=False)
     assert refused.returncode != 0
-    outcomes = _pushes(log_events, kind)
+    outcomes = _pushes(log_events, kind, server)
     assert outcomes[-1].startswith("refused") or "(403)" in outcomes[-1], outcomes
     assert "read-only" in outcomes[-1], outcomes
 
@@ -97,7 +98,7 @@ def test_a_largefile_the_disk_cannot_hold_is_logged_refused(
         patched.setattr(os, "fsync", _full)
         refused = peer.hg(*LF, "push", "-R", str(work), url("big"), check=False)
     assert refused.returncode != 0
-    outcomes = _pushes(log_events, kind)
+    outcomes = _pushes(log_events, kind, server)
     assert "could not store the upload (No space left on device)" in outcomes[-1], outcomes
     assert not outcomes[-1].startswith(("ok", "pushed")), outcomes
 

@@ -40,6 +40,7 @@ def test_a_push_refused_over_ssh_is_logged_as_refused_with_its_reason(
     work = _locked_repository(client, server.root, tmp_path)
     with log_events() as events:
         pushed = hgssh.hg("push", "-R", str(work), hgssh.url("r"), check=False)
+        server.settled()  # (the session's line comes when the server sees it close, maybe after the client)
     assert pushed.returncode != 0 and "locked by process 4242" in pushed.stdout + pushed.stderr
     outcomes, audits = _said(events)
     assert any(o.startswith("refused") and "locked by process 4242" in o for o in outcomes), outcomes
@@ -146,6 +147,7 @@ def test_a_bundle1_push_a_hook_refuses_is_logged_as_refused_with_its_reason(
     (server.root / "r" / ".hg" / "hgrc").write_text("[hooks]\npretxnchangegroup.no = false\n")
     with log_events() as events:
         pushed = hg("push", "-R", str(work), url, "--config", "devel.legacy.exchange=bundle1", check=False)
+        server.settled()  # (over SSH the session's line comes when the server sees it close)
     told = pushed.stdout + pushed.stderr
     assert pushed.returncode == 1 and "remote: abort: pretxnchangegroup.no hook exited with status 1" in told, told
     outcomes, audits = _said(events)

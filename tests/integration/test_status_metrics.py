@@ -85,6 +85,7 @@ def test_metrics_count_clones_pushes_bytes_and_logins_without_names(
     client.git("clone", "-q", server.git_url("secret-project"), str(client.cwd / "clone"))
     missing = client.git("ls-remote", server.git_url("nothing-here"), check=False)
     assert missing.returncode != 0
+    server.settled()  # (a git:// request is counted when the server sees its connection close)
 
     with log_events() as events:
         status, _, body = _get(server, "/.metrics")

@@ -10,7 +10,6 @@ one sentence, the same one over git://, SSH and HTTP, in each client's own words
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,14 +68,17 @@ class Mistakes:
         argv = [*self.ssh_command(user).split(), "git@127.0.0.1", *command]
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
-    def ssh_sessions(self, count: int) -> list[LogEvent]:
-        """The last ``count`` SSH session log events (logged when the server sees the channel close)."""
-        deadline = time.monotonic() + 10
-        while True:
-            sessions = [e for e in self.events if e.get("log_namespace") == "gateway.ssh" and "outcome" in e]
-            if len(sessions) >= count or time.monotonic() > deadline:
-                return sessions[-count:]
-            time.sleep(0.05)
+    def mark(self) -> int:
+        """Where the test's own events begin: after the lines of the earlier tests' sessions, which
+        the server logs when it sees each close (``ssh_sessions``)."""
+        self.server.settled()
+        return len(self.events)
+
+    def ssh_sessions(self, since: int) -> list[LogEvent]:
+        """The SSH session log events after ``since`` (``mark``), once the server has seen every
+        session close: it logs a session then, which may be after its client exited."""
+        self.server.settled()
+        return [e for e in self.events[since:] if e.get("log_namespace") == "gateway.ssh" and "outcome" in e]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -151,10 +153,11 @@ def test_ssh_logs_say_why_and_which_name(mistakes: Mistakes) -> None:
     git://'s and HTTP's: the name asked for and the reason (it said ``- …: refused``)."""
     from twisted.logger import formatEvent
 
+    since = mistakes.mark()
     mistakes.git("ssh", "bob", "ls-remote", mistakes.url("ssh", "../../etc/passwd"))
     mistakes.git("ssh", "bob", "ls-remote", mistakes.url("ssh", "private/secret.git"))
     mistakes.hg("bob", "identify", mistakes.url("ssh", "-hgapp"))
-    traversal, private, option = mistakes.ssh_sessions(3)
+    traversal, private, option = mistakes.ssh_sessions(since)
     assert (traversal["proto"], traversal["service"], traversal["repo"], traversal["user"]) == \
         ("git-ssh", "git-upload-pack", "../../etc/passwd", "bob")
     assert traversal["outcome"] == "refused: repository name '../../etc/passwd' contains a '..' segment"
