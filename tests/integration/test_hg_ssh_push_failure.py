@@ -129,6 +129,7 @@ def test_an_unexpected_error_outside_a_push_transaction_is_a_clean_abort(
     _break(step, monkeypatch)
     with log_events() as events:
         failed = hgssh.hg("push", "-R", str(work), *legacy, check=False)
+        server.settled()  # (the session's line comes when the server sees it close, maybe after the client)
     monkeypatch.undo()
     said = failed.stdout + failed.stderr
     assert "stream ended unexpectedly" not in said and "unexpected response" not in said, said
