@@ -84,6 +84,7 @@ def test_a_git_lfs_upload_the_disk_cannot_hold_is_logged_refused(
     assert [o for o in outcomes if FULL in o], outcomes
     assert not [o for o in outcomes if o.startswith("ok: stored")], outcomes
     if kind == "ssh":
+        server.running.settled()  # (a session's line comes when the server sees it close, maybe after git)
         sessions = [str(e["outcome"]) for e in log_events
                     if e.get("service") == "git-lfs-transfer-upload" and "outcome" in e]
         refusals = [o for o in sessions if o.startswith("refused: put-object 507: " + FULL)]
@@ -116,8 +117,9 @@ def test_a_git_lfs_transfer_upload_that_does_not_hash_to_its_name_is_logged_refu
         make_server: Any, client: Client, ssh_keys: SshKeys, tmp_path: Path,
         log_events: list[dict[str, Any]]) -> None:
     """The server refuses the damaged upload (422), and the session that carried it says so."""
-    _server, _work, refused = _push_damaged("ssh", make_server, client, ssh_keys, tmp_path)
+    server, _work, refused = _push_damaged("ssh", make_server, client, ssh_keys, tmp_path)
     assert refused.returncode != 0
+    server.running.settled()  # (a session's line comes when the server sees it close, maybe after git)
     assert "the upload's contents do not match its hash" in refused.stderr, refused.stderr
     sessions = [str(e["outcome"]) for e in log_events
                 if e.get("service") == "git-lfs-transfer-upload" and "outcome" in e]
