@@ -46,18 +46,32 @@ def test_a_slowly_counted_pack_is_preceded_by_keepalives(make_server: Callable[.
     """A pack whose counting takes a while (a large history without a bitmap): the client hears
     git's keepalive every ``uploadpack.keepAlive`` seconds until the pack starts, in v0 (with
     side-band) and in v2's packfile section, and the clone is whole."""
-    import time
+    import threading
 
-    from gateway import git_session
+    from gateway import git_session, threads
 
     real = git_session.pack_stream
+    real_tick = threads.IteratorProducer._tick
+    ticks: list[None] = []
+    two_ticks = threading.Event()
+
+    def counted_tick(producer: threads.IteratorProducer) -> None:
+        sends = not producer._wrote and not producer._paused and producer._keepalive is not None
+        real_tick(producer)
+        if sends and not producer._stopped:
+            ticks.append(None)
+            if len(ticks) >= 2:
+                two_ticks.set()
 
     def slowly_counted(*args: object) -> object:
         def chunks() -> object:
-            time.sleep(2.6)  # (in the pool, as the counting walk runs there)
+            # (in the pool, as the counting walk runs there) until two keepalives went out: a fixed
+            # 2.6 s let a reactor late on a loaded host send its second one after the pack
+            assert two_ticks.wait(60), "no two keepalives while the pack was counted"
             yield from real(*args)  # type: ignore[arg-type]
         return chunks()
 
+    monkeypatch.setattr(threads.IteratorProducer, "_tick", counted_tick)
     monkeypatch.setattr(git_session, "pack_stream", slowly_counted)
     server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
     served = server.root / "counted.git"
