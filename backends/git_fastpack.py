@@ -1170,19 +1170,26 @@ class _ChainDeltas:
             text = zlib.decompress(mapped[entry.data_start:view.entry_end(root)])
             self._roots.put(root, text)
         target = self._compose(mapped, chain[:-1])
+        return self._smallest_delta(pos, (
+            (rebase(target, self._compose(mapped, sibling_chain[:-1]), text, MAX_COMPOSED_PIECES), sibling_chain[0])
+            for _distance, _latest, sibling_chain in sorted(ranked)[:MAX_SIBLINGS_TRIED]), new_offset, ofs_delta)
+
+    def _smallest_delta(self, pos: int, tried: Iterable[tuple[Pieces, int]], new_offset: _NewOffsets,
+                        ofs_delta: bool) -> bytes | None:
+        """The entry of the object at ``pos`` as the smallest of the deltas ``tried`` (each against
+        the sibling it names) not over half the object, or None."""
         best: tuple[bytes, int] | None = None
-        for _distance, _latest, sibling_chain in sorted(ranked)[:MAX_SIBLINGS_TRIED]:
-            pieces = rebase(target, self._compose(mapped, sibling_chain[:-1]), text, MAX_COMPOSED_PIECES)
+        for pieces, sibling in tried:
             delta = encode_delta(pieces)
             if len(delta) <= pieces.target_size // 2 + 32 and (best is None or len(delta) < len(best[0])):
-                best = (delta, sibling_chain[0])
+                best = (delta, sibling)
         if best is None:
             return None
         delta, sibling = best
         if ofs_delta:
             prefix, kind = encode_ofs(new_offset[pos] - new_offset[sibling]), OFS_DELTA
         else:
-            prefix, kind = view.names[sibling], REF_DELTA
+            prefix, kind = self._view.names[sibling], REF_DELTA
         return encode_entry_header(kind, len(delta)) + prefix + zlib.compress(delta)
 
     def _kind(self, mapped: mmap.mmap, pos: int) -> int:
@@ -1223,20 +1230,8 @@ class _ChainDeltas:
         """``_sibling_entry`` for a tree: against the sibling whose entries give the smallest delta
         (``tree_pieces``), the trees read whole, where the family's root was read and both chains
         composed and rebased on it."""
-        best: tuple[bytes, int] | None = None
-        for sibling in siblings:
-            pieces = self._tree_pieces(pos, sibling)
-            delta = encode_delta(pieces)
-            if len(delta) <= pieces.target_size // 2 + 32 and (best is None or len(delta) < len(best[0])):
-                best = (delta, sibling)
-        if best is None:
-            return None
-        delta, sibling = best
-        if ofs_delta:
-            prefix, kind = encode_ofs(new_offset[pos] - new_offset[sibling]), OFS_DELTA
-        else:
-            prefix, kind = self._view.names[sibling], REF_DELTA
-        return encode_entry_header(kind, len(delta)) + prefix + zlib.compress(delta)
+        return self._smallest_delta(pos, ((self._tree_pieces(pos, sibling), sibling) for sibling in siblings),
+                                    new_offset, ofs_delta)
 
     def _base_of(self, mapped: mmap.mmap, pos: int) -> int | None:
         """The stored delta base of the entry at ``pos`` in this pack; None for a whole object."""

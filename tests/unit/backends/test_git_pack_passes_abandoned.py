@@ -20,29 +20,10 @@ from backends.git_objects import PackObjectReader
 from backends.git_reach import ABANDON_CHECK, WalkAbandoned
 from protocols import client_gone
 from protocols.errors import ClientGone
+from tests.unit.backends.test_git_generic_pack_abandoned import Asked, CountedStore
 
 COMMITS = 600
 TAGS = 2000
-
-
-class CountedStore(MemoryObjectStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    def __getitem__(self, sha: Any) -> Any:
-        self.reads += 1
-        return super().__getitem__(sha)
-
-
-class Asked:
-    def __init__(self, gone: bool) -> None:
-        self.gone = gone
-        self.times = 0
-
-    def __call__(self) -> bool:
-        self.times += 1
-        return self.gone
 
 
 def _chain(store: MemoryObjectStore, commits: int) -> list[bytes]:
