@@ -254,6 +254,8 @@ class AlgorithmTransport(transport.SSHServerTransport):
     # --- packets
 
     def sendPacket(self, messageType: int, payload: bytes) -> None:
+        if not self._allowedKeyExchangeMessageType(messageType):
+            self._rekey_if_due(len(payload))  # before the packet, which then waits for the new keys
         sealer = self._sealer()
         held = self._held_by_key_exchange(messageType)  # queued now, sent again after NEWKEYS
         if sealer is None or held:
@@ -268,13 +270,22 @@ class AlgorithmTransport(transport.SSHServerTransport):
         if messageType == userauth.MSG_USERAUTH_SUCCESS and not held and not self._logged_in:  # zlib@openssh.com after it
             self._logged_in = True
             self._start_compression()
-        self._count(len(payload))
+        if not held:
+            self._since_keys += len(payload)
 
     def _count(self, size: int) -> None:
-        """Count a packet's bytes; past ``REKEY_BYTES`` since the keys changed, start a key exchange
-        (data waits in Conch's queue meanwhile, as during one the client starts)."""
+        """Count a received packet's bytes, and start a key exchange if they reach ``REKEY_BYTES``."""
         self._since_keys += size
-        if (self._since_keys >= REKEY_BYTES and self._initial_kex_done
+        self._rekey_if_due(0)
+
+    def _rekey_if_due(self, size: int) -> None:
+        """Start a key exchange if the bytes since the keys changed, with ``size`` more, reach
+        ``REKEY_BYTES`` (data waits in Conch's queue meanwhile, as during one the client starts).
+
+        As sshd, a packet going out that would cross the limit starts the exchange before it, and
+        waits for the new keys: a rekey started after the packet crossing it, when that was the
+        session's CHANNEL_CLOSE, sent a KEXINIT the exiting client never finished."""
+        if (self._since_keys + size >= REKEY_BYTES and self._initial_kex_done
                 and self._keyExchangeState == self._KEY_EXCHANGE_NONE):
             self._since_keys = 0
             log.debug("SSH rekey started by the server for {peer}", peer=self._peer_host())

@@ -17,11 +17,13 @@ from __future__ import annotations
 import random
 import re
 import subprocess
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.conch.ssh import connection
 from twisted.logger import globalLogPublisher
 
 from backends.interfaces import Kind
@@ -204,6 +206,33 @@ def test_the_server_rekeys_a_client_that_does_not(ssh: Ssh, client: Client, algo
     pushed, cloned = push_and_clone_logged(ssh, client, tmp_path, ALGORITHMS[algorithm], 3_000_000)
     for log in (pushed, cloned):
         assert server_started(log) >= 2, log
+        assert log.count("SSH2_MSG_KEXINIT received") == log.count("SSH2_MSG_NEWKEYS received"), log
+    assert failures == []
+
+
+@pytest.mark.parametrize("algorithm", ["chacha20-poly1305", "aes128-ctr-hmac-sha2-256"])
+def test_a_rekey_due_at_the_sessions_last_packet_is_finished_before_it(
+        ssh: Ssh, client: Client, algorithm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        failures: list[dict[str, Any]]) -> None:
+    """As sshd: when the packet about to go out would cross ``REKEY_BYTES``, the key exchange starts
+    before it and the packet waits for the new keys.  Here each session's CHANNEL_CLOSE, its last
+    packet, is made the one that crosses (where a loaded host's packet sizes can put it): a KEXINIT
+    sent after it was one the exiting client answered and never finished."""
+    monkeypatch.setattr(ssh_transport, "REKEY_BYTES", 1 << 40)
+    send = ssh_transport.AlgorithmTransport.sendPacket
+    crossed: weakref.WeakSet[ssh_transport.AlgorithmTransport] = weakref.WeakSet()
+
+    def the_close_crosses_the_limit(transport: ssh_transport.AlgorithmTransport, message: int,
+                                    payload: bytes) -> None:
+        if message == connection.MSG_CHANNEL_CLOSE and transport not in crossed:  # not when sent after NEWKEYS
+            crossed.add(transport)
+            transport._since_keys = ssh_transport.REKEY_BYTES - len(payload)
+        send(transport, message, payload)
+
+    monkeypatch.setattr(ssh_transport.AlgorithmTransport, "sendPacket", the_close_crosses_the_limit)
+    pushed, cloned = push_and_clone_logged(ssh, client, tmp_path, ALGORITHMS[algorithm], 200_000)
+    for log in (pushed, cloned):
+        assert server_started(log) >= 1, log
         assert log.count("SSH2_MSG_KEXINIT received") == log.count("SSH2_MSG_NEWKEYS received"), log
     assert failures == []
 
