@@ -273,7 +273,7 @@ class DiskRefs:
     ``HEAD``, as by git (dulwich read the file it leads to, and listed it).
     """
 
-    def __init__(self, container: DiskRefsContainer) -> None:
+    def __init__(self, container: DiskRefsContainer, held: HeldPacked | None = None) -> None:
         path = container.path
         self.loose: dict[bytes, bytes] = {}
         head = _loose_ref(os.path.join(path, b"HEAD"))
@@ -293,7 +293,7 @@ class DiskRefs:
                         self.unreadable.add(name)
                     elif loose_ref_damage(line) is not None:
                         self.broken.add(name)
-        self.packed = _packed_refs(container)
+        self.packed = _packed_refs(container, held)
 
     def read(self, name: bytes) -> bytes | None:
         """A ref's content without following it (dulwich's ``read_ref``); None for a broken one."""
@@ -331,12 +331,12 @@ class DiskRefs:
         return found
 
 
-def disk_refs(container: object) -> DiskRefs | None:
+def disk_refs(container: object, held: HeldPacked | None = None) -> DiskRefs | None:
     """``DiskRefs`` of a repository on disk; None for another container or a linked worktree (its
-    refs live in two places): dulwich answers then."""
+    refs live in two places): dulwich answers then.  ``held``: ``_packed_file``'s."""
     if not _plain_disk_refs(container):
         return None
-    return DiskRefs(cast(DiskRefsContainer, container))
+    return DiskRefs(cast(DiskRefsContainer, container), held)
 
 
 def _plain_disk_refs(container: object) -> bool:
@@ -390,25 +390,36 @@ def forget_kept(path: str) -> int:
             + git_fastpack.forget_bitmaps(match))
 
 
-def _packed_refs(container: DiskRefsContainer) -> Mapping[Ref, ObjectID]:
+HeldPacked = dict[bytes, tuple[tuple[int, int, int, int], PackedRefs]]
+"""The last ``packed-refs`` a repository object parsed, by path, held for its request alone (the
+object is opened for one and let go after it): a file too big for ``_PACKED_REFS`` is parsed
+once a request, not once for the refs and again for their peeled values (0.35 s each for a
+mirror's 100,000 tags)."""
+
+
+def _packed_refs(container: DiskRefsContainer, held: HeldPacked | None = None) -> Mapping[Ref, ObjectID]:
     """The repository's packed refs (``_packed_file``)."""
-    return _packed_file(container).refs
+    return _packed_file(container, held).refs
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-def _packed_file(container: DiskRefsContainer) -> PackedRefs:
+def _packed_file(container: DiskRefsContainer, held: HeldPacked | None = None) -> PackedRefs:
     """The repository's ``packed-refs``, parsed once per version of the file (size, mtime, inode,
     ctime; git replaces it by a rename whenever it changes) and shared by every request.  The file
-    is read through one descriptor, so that its stamp, first line and refs are of one version."""
+    is read through one descriptor, so that its stamp, first line and refs are of one version.
+    ``held`` (a request's ``HeldPacked``) keeps the last parse for the rest of the request too,
+    for a file too big to keep for all of them."""
     path = os.path.join(container.path, b"packed-refs")
     try:
         stamp = _stamp(os.stat(path))
     except FileNotFoundError:
         return _NO_PACKED_REFS
     kept = _PACKED_REFS.get(path)
+    if kept is None and held is not None:
+        kept = held.get(path)
     if kept is not None and kept[0] == stamp:
         return kept[1]
     try:
@@ -419,6 +430,9 @@ def _packed_file(container: DiskRefsContainer) -> PackedRefs:
         return _NO_PACKED_REFS
     parsed = _parse_packed_refs(data)
     _PACKED_REFS.put(path, (stamp, parsed))
+    if held is not None:
+        held.clear()  # one version of one file: the request's repository
+        held[path] = (stamp, parsed)
     return parsed
 
 
@@ -704,6 +718,8 @@ class DulwichGitRepository:
         """During ``update_refs``: what the checks of its refs found, for the next ones."""
         self._lookups: git_ingest.StoreLookups | None = None
         """What this push looks a disk store's objects up with, its ingest and its checks alike."""
+        self._held_packed: HeldPacked = {}
+        """``packed-refs`` as this object last parsed it (``HeldPacked``), until ``close()``."""
 
     @property
     def object_store(self) -> BaseObjectStore:
@@ -715,6 +731,7 @@ class DulwichGitRepository:
         alive by reference cycles of its own: left to the cyclic collector, the packs of finished
         requests piled up (60 maps of a pack, 250 descriptors and 190 MiB more after 60 shallow fetches)."""
         self._close_lookups()
+        self._held_packed = {}
         close = getattr(self.dulwich_repo, "close", None)
         if self._owns_repo and close is not None:
             with suppress(Exception):  # a pack in use elsewhere stays open: the collector's, then
@@ -727,7 +744,7 @@ class DulwichGitRepository:
 
     def refs(self) -> Mapping[bytes, ObjectId]:
         container = self.dulwich_repo.refs
-        on_disk = disk_refs(container)
+        on_disk = disk_refs(container, self._held_packed)
         if on_disk is not None:
             self.broken_refs = sorted(on_disk.broken)
         return _ids(on_disk.resolved() if on_disk is not None else container.as_dict())
@@ -735,7 +752,7 @@ class DulwichGitRepository:
     def refs_and_symrefs(self) -> tuple[Mapping[bytes, ObjectId], Mapping[bytes, bytes]]:
         """``refs()`` and ``symrefs()`` from one read of the refs (an advertisement needs both: a
         repository of 5,000 loose refs takes about 0.3 s to read)."""
-        on_disk = disk_refs(self.dulwich_repo.refs)
+        on_disk = disk_refs(self.dulwich_repo.refs, self._held_packed)
         if on_disk is None:
             return self.refs(), self.symrefs()
         self.broken_refs = sorted(on_disk.broken)
@@ -759,7 +776,9 @@ class DulwichGitRepository:
         upload-pack does the same).  A repository of 5,000 annotated tags took 0.3 s to advertise
         the first time its tags were read, against ``git daemon``'s 0.06."""
         container = self.dulwich_repo.refs
-        return _packed_file(container).peeled if _plain_disk_refs(container) else {}  # type: ignore[arg-type]
+        if not _plain_disk_refs(container):
+            return {}
+        return _packed_file(container, self._held_packed).peeled  # type: ignore[arg-type]
 
     def hidden_refs(self, service: str) -> Callable[[bytes], bool]:
         """Which refs the repository's config hides from ``upload-pack`` or ``receive-pack``.
@@ -815,7 +834,7 @@ class DulwichGitRepository:
     def symrefs(self) -> Mapping[bytes, bytes]:
         """Every symbolic ref and its target: protocol v2's ``ls-refs`` names them all, as git does."""
         refs = self.dulwich_repo.refs
-        on_disk = disk_refs(refs)
+        on_disk = disk_refs(refs, self._held_packed)
         if on_disk is not None:
             return on_disk.symbolic()
         packed = refs.get_packed_refs()  # git never packs a symbolic ref: only loose ones are read
@@ -833,7 +852,8 @@ class DulwichGitRepository:
         read on its own: a push asks for its commands' refs, where ``symrefs()`` reads every ref."""
         refs = self.dulwich_repo.refs
         # git never packs a symbolic ref: a packed name is none, whatever a loose file over it says
-        packed = _packed_refs(refs) if _plain_disk_refs(refs) else refs.get_packed_refs()  # type: ignore[arg-type]
+        packed = (_packed_refs(refs, self._held_packed)  # type: ignore[arg-type]
+                  if _plain_disk_refs(refs) else refs.get_packed_refs())
         found: dict[bytes, bytes] = {}
         plain: set[bytes] = set()
         for name in names:

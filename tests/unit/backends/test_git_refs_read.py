@@ -149,9 +149,9 @@ def test_an_advertisement_reads_the_refs_once(tmp_path: Path, monkeypatch: pytes
     reads = []
     real = git_backend.DiskRefs.__init__
 
-    def counted(self: git_backend.DiskRefs, container: object) -> None:
+    def counted(self: git_backend.DiskRefs, container: object, *held: object) -> None:
         reads.append(container)
-        real(self, container)  # type: ignore[arg-type]
+        real(self, container, *held)  # type: ignore[arg-type]
 
     monkeypatch.setattr(git_backend.DiskRefs, "__init__", counted)
     monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None: oid)  # the ids name no objects here
