@@ -233,6 +233,7 @@ def generate_pack_fast(
     omit: Omit | None = None,
     use_bitmaps: bool = True,
     abandoned: Callable[[], bool] | None = None,
+    peeled: Mapping[Any, bytes] | None = None,
 ) -> Iterator[bytes] | None:
     """The pack for ``wants`` minus ``haves`` (hex names) as byte chunks, or None.
 
@@ -245,6 +246,7 @@ def generate_pack_fast(
     histories) are not used.  ``omit``: what a partial-clone filter leaves out.
     ``use_bitmaps``: ``pack.useBitmaps``; False counts by walking, as git then does.
     ``abandoned``: asked while counting; True stops it (``WalkAbandoned``: the client went away).
+    ``peeled``: what the advertisement peeled ``refs``' annotated tags to (``plan_pack``).
     Returns None, having sent nothing, when the
     generic path must serve the request: an object store that is not on disk
     (memory repositories), no wants, an unknown want, an object missing from
@@ -258,7 +260,7 @@ def generate_pack_fast(
     try:
         plan = plan_pack(store, wants, haves, thin_pack=thin_pack, ofs_delta=ofs_delta,
                          tag_refs=refs if include_tag else None, shallow_boundary=shallow_boundary, omit=omit,
-                         maps=maps, use_bitmaps=use_bitmaps, abandoned=abandoned)
+                         maps=maps, use_bitmaps=use_bitmaps, abandoned=abandoned, peeled=peeled)
         _open_maps(plan, maps)
         maps.drop_pages()
     except BaseException as exc:
@@ -308,7 +310,8 @@ GenericPack = Callable[[BaseObjectStore, Any, Any, Any], Iterator[bytes]]
 
 
 def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
-                   progress: Progress | None = None) -> Iterator[bytes] | None:
+                   progress: Progress | None = None, peeled: Mapping[Any, bytes] | None = None
+                   ) -> Iterator[bytes] | None:
     """``generate_pack_fast`` for the generic path's ``PackPlan``; None when the generic path must serve."""
     omit = None
     if getattr(plan, "filtered", False):
@@ -321,17 +324,19 @@ def pack_from_plan(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, by
                               ofs_delta=plan.ofs_delta, include_tag=plan.include_tag, refs=refs,
                               shallow_boundary=plan.shallow.boundary, progress=progress, omit=omit,
                               use_bitmaps=getattr(plan, "use_bitmaps", True),
-                              abandoned=getattr(plan, "abandoned", None))
+                              abandoned=getattr(plan, "abandoned", None), peeled=peeled)
 
 
 def serve_pack(store: BaseObjectStore, plan: PlanLike, refs: Mapping[Any, bytes],
-               progress: Progress | None = None, *, generic: GenericPack) -> Iterator[bytes]:
+               progress: Progress | None = None, *, generic: GenericPack,
+               peeled: Mapping[Any, bytes] | None = None) -> Iterator[bytes]:
     """The fast path if it can serve ``plan``, else ``generic(store, plan, refs, progress)``.
+    ``peeled``: the advertisement's peeled tags of ``refs`` (``plan_pack``).
 
     A generator: nothing (not even counting) runs before the first ``next()``,
     so the caller's worker pool does all the work, as with the generic path.
     """
-    chunks = pack_from_plan(store, plan, refs, progress)
+    chunks = pack_from_plan(store, plan, refs, progress, peeled)
     if chunks is None:
         chunks = generic(store, plan, refs, progress)
     try:
@@ -359,7 +364,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
               thin_pack: bool, ofs_delta: bool, tag_refs: Mapping[Any, bytes] | None = None,
               shallow_boundary: Collection[bytes] = (), omit: Omit | None = None,
               maps: PackMaps | None = None, use_bitmaps: bool = True,
-              abandoned: Callable[[], bool] | None = None) -> PackPlan:
+              abandoned: Callable[[], bool] | None = None, peeled: Mapping[Any, bytes] | None = None) -> PackPlan:
     """Count the objects to send and choose where each is read from.
 
     With ``omit`` (a partial clone): the objects it names are taken out of what the wants reach,
@@ -368,6 +373,8 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
     pack-objects does (a tag whose object the filter left out is not sent).
     ``maps``: where the packs are read (the writer's, so that a pack is mapped once).
     ``use_bitmaps``: False (``pack.useBitmaps=false``) walks, as git's pack-objects then does.
+    ``peeled``: what the advertisement peeled ``tag_refs``' annotated tags to (every other ref of
+    it is no annotated tag); with it include-tag reads only the tags of objects being sent.
     """
     views = _pack_views(store)
     if any(ObjectID(w) not in store for w in _not_in_packs(views, wants)):
@@ -402,7 +409,7 @@ def plan_pack(store: DiskObjectStore, wants: Sequence[bytes], haves: Sequence[by
                 for blob in provided:
                     _add(send, blob, walker.view)
             if tag_refs is not None:  # after the filter: a tag of an object it left out stays out
-                _add_tags(tag_refs, store, reader, walker, send, have)
+                _add_tags(tag_refs, store, reader, walker, send, have, peeled)
         except (CorruptPack, KeyError) as exc:
             raise _CannotServe(str(exc)) from exc
         sources = [_Source(v) for v in views]
@@ -685,13 +692,18 @@ def _place_others(store: DiskObjectStore, sources: list[_Source], others: Iterab
 
 
 def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, reader: PackObjectReader, walker: Walker,
-              send: Reached, have: Reached) -> None:
+              send: Reached, have: Reached, targets: Mapping[Any, bytes] | None = None) -> None:
     """include-tag: annotated tags (and tags of tags) that point at an object being sent; the
     walker is asked every ``ABANDON_CHECK`` refs whether the pack is still wanted (a mirror's
-    100,000 tags, each peeled)."""
+    100,000 tags, each peeled).  With ``targets`` (the advertisement's peeled tags), a tag whose object is not
+    sent costs a dict lookup: only the others are read (each tag of 100,000 sorted, looked up in the
+    store and peeled took 1.7 s for a fetch of 10 commits)."""
     view = walker.view
     hex_len = object_format_of(store).hex_len
-    for count, (ref, sha) in enumerate(sorted(refs.items()), 1):
+    tags: Iterable[tuple[Any, bytes]] = refs.items()
+    if targets is not None:
+        tags = _tags_of_sent(refs, targets, walker, send)
+    for count, (ref, sha) in enumerate(sorted(tags), 1):
         if not count % ABANDON_CHECK:
             walker.check_wanted()
         if not ref.startswith(TAGS_PREFIX) or send.contains(sha, view) or have.contains(sha, view):
@@ -706,6 +718,29 @@ def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, reader: PackObj
             for tag in chain:
                 if not send.contains(tag, view) and not have.contains(tag, view):
                     _add(send, tag, view)
+
+
+def _tags_of_sent(refs: Mapping[Any, bytes], peeled: Mapping[Any, bytes], walker: Walker,
+                  send: Reached) -> list[tuple[Any, bytes]]:
+    """The tag refs among ``refs`` that ``peeled`` says are annotated tags of an object ``send``
+    holds, each target looked up once."""
+    view = walker.view
+    sent: dict[bytes, bool] = {}
+    found = []
+    for count, (ref, target) in enumerate(peeled.items(), 1):
+        if not count % ABANDON_CHECK:
+            walker.check_wanted()
+        if not ref.startswith(TAGS_PREFIX):
+            continue
+        sha = refs.get(ref)
+        if sha is None:
+            continue
+        there = sent.get(target)
+        if there is None:
+            there = sent[target] = send.contains(target, view)
+        if there:
+            found.append((ref, sha))
+    return found
 
 
 def _add(reached: Reached, hexsha: bytes, view: PackIndexView | None) -> None:

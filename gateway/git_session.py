@@ -422,7 +422,7 @@ class UploadPackSession(_GitSession):
                                  request.thin_pack, request.ofs_delta, request.include_tag, request.blob_limit,
                                  request.tree_depth, request.object_types, self._use_bitmaps, abandoned.is_set)
         progress = ProgressQueue(self._core.progress)
-        chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress)
+        chunks = pack_stream(self._repo.object_store, plan, self._snapshot.refs, progress, self._snapshot.peeled)
         stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use(),
                             abandoned=abandoned)
         key = clone_share_key(b"v0", request.caps, plan, self._snapshot.refs)
@@ -544,7 +544,7 @@ class UploadPackV2Session(_GitSession):
         assert self._repo is not None
         no_progress = git_caps.NO_PROGRESS in request.caps
         progress = ProgressQueue(lambda message: self._core.progress(message, no_progress))
-        chunks = pack_stream(self._repo.object_store, plan, prepared.refs, progress)
+        chunks = pack_stream(self._repo.object_store, plan, prepared.refs, progress, prepared.peeled)
         stream = PackStream(_framed(chunks, self._core.pack_data, progress), on_end=self._stream_use(),
                             abandoned=abandoned)
         key = clone_share_key(b"v2", request.caps, plan, prepared.refs)
@@ -576,6 +576,8 @@ class _V2Prepared:
     common_now: tuple[ObjectId, ...]
     ready: bool
     wanted_refs: tuple[tuple[ObjectId, bytes], ...] = ()
+    peeled: Mapping[bytes, ObjectId] | None = None
+    """The snapshot's peeled annotated tags of ``refs`` (include-tag reads only those of sent objects)."""
 
 
 def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
@@ -593,7 +595,8 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     verdicts = negotiator.negotiate(fetch.haves, readiness=False).verdicts
     common = tuple(v.oid for v in verdicts if v.common)
     ready = not fetch.sends_pack_now and negotiator.ok_to_give_up()
-    return _V2Prepared(request, snapshot.refs, shallow, tuple(negotiator.common), common, ready, wanted_refs)
+    return _V2Prepared(request, snapshot.refs, shallow, tuple(negotiator.common), common, ready, wanted_refs,
+                       snapshot.peeled)
 
 
 def _wanted_refs(snapshot: git_pack.RefSnapshot, names: Sequence[bytes]) -> tuple[tuple[ObjectId, bytes], ...]:
@@ -637,7 +640,8 @@ def _as_failure(error: Failure | BaseException) -> Failure:
 
 
 def pack_stream(
-    store: BaseObjectStore, plan: git_pack.PackPlan, refs: Mapping[bytes, ObjectId], progress: ProgressQueue
+    store: BaseObjectStore, plan: git_pack.PackPlan, refs: Mapping[bytes, ObjectId], progress: ProgressQueue,
+    peeled: Mapping[bytes, ObjectId] | None = None,
 ) -> Iterator[bytes]:
     """The one place that picks the pack writer for both protocol versions (a generator: no work yet).
 
@@ -645,7 +649,7 @@ def pack_stream(
     fast path can serve the request; partial-clone filters and stores without
     packs (the memory backend) take the generic path.
     """
-    return git_fastpack.serve_pack(store, plan, refs, progress, generic=git_pack.generate_pack)
+    return git_fastpack.serve_pack(store, plan, refs, progress, generic=git_pack.generate_pack, peeled=peeled)
 
 
 class ProgressQueue:
