@@ -1040,11 +1040,7 @@ def reject_bare_drafts(repo: HgRepository, tx: HgTransaction) -> None:
     """hg-evolve's ``[experimental] topic-mode.server = enforce``: a push that would leave a new draft
     without a topic (once its phase parts are in: ``--publish`` passes) is refused, in the
     extension's words and with what to do."""
-    wanted = getattr(repo, "rejects_bare_drafts", None)  # optional: a backend may not have them
-    bare = getattr(tx, "bare_new_drafts", None)
-    if wanted is None or bare is None or not wanted():
-        return
-    nodes = bare()
+    nodes = _bare_new_drafts(repo, tx, "rejects_bare_drafts")
     if nodes:
         more = f" and {len(nodes) - 1} more" if len(nodes) > 1 else ""
         raise PermissionDenied(f"rejecting draft changesets: {nodes[0].hex()[:12]}{more}; this repository takes "
@@ -1056,13 +1052,19 @@ def publish_bare_drafts(repo: HgRepository, tx: HgTransaction) -> None:
     """hg-evolve's ``[experimental] topic.publish-bare-branch`` (heptapod's default): on a repository
     that does not publish but serves topics, the push's new drafts without a topic become public,
     their ancestors too, as the push commits (before its ``pretxnclose`` hooks)."""
-    wanted = getattr(repo, "publishes_bare_drafts", None)  # optional: a backend may not have them
-    bare = getattr(tx, "bare_new_drafts", None)
-    if wanted is None or bare is None or not wanted():
-        return
-    nodes = bare()
+    nodes = _bare_new_drafts(repo, tx, "publishes_bare_drafts")
     if nodes:
         tx.set_phase(PUBLIC, nodes)
+
+
+def _bare_new_drafts(repo: HgRepository, tx: HgTransaction, setting: str) -> list[Node]:
+    """The push's new drafts without a topic, where the repository's ``setting`` (a method, optional:
+    a backend may not have it) asks for them; none otherwise."""
+    wanted = getattr(repo, setting, None)
+    bare = getattr(tx, "bare_new_drafts", None)
+    if wanted is None or bare is None or not wanted():
+        return []
+    return list(bare())
 
 
 @dataclass
