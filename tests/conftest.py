@@ -35,6 +35,14 @@ BACKENDS = ["memory", "fs"]
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 VENV_BIN = str(Path(__file__).resolve().parent.parent / ".venv" / "bin")
 
+# git packs with one delta-search thread per core, and which bases the threads pick depends on how
+# they are scheduled: the same history repacked (or pushed) gives other deltas on a loaded host,
+# and tests that build a delta structure and check what the server makes of it failed by chance
+# (a CI run: a shallow pack's trees composed once where twice were wanted).  Every git the tests
+# run, theirs and the server's, searches with one thread (git's documented GIT_CONFIG_COUNT).
+if "GIT_CONFIG_COUNT" not in os.environ:
+    os.environ.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "pack.threads", "GIT_CONFIG_VALUE_0": "1"})
+
 
 @pytest.fixture(scope="session")
 def reactor() -> Iterator[Any]:
@@ -179,6 +187,7 @@ def client_env(tmp_path: Path) -> dict[str, str]:
         "HGENCODING": "utf-8",
     }
     subprocess.run(["git", "config", "--global", "init.defaultBranch", "main"], env=env, check=True)
+    subprocess.run(["git", "config", "--global", "pack.threads", "1"], env=env, check=True)  # (see GIT_CONFIG_COUNT)
     return env
 
 
