@@ -25,7 +25,10 @@ from protocols.pkt_machine import RequestReader
 from protocols.pktline import Signal, Special
 from protocols.text import quoted
 
-MAX_WANTS = 65536
+MAX_WANTS = 1 << 20
+"""A clone wants every tag and branch it is shown: a repository of 100,000 annotated tags (a mirror,
+a CI that tags every build) has its clone name 100,000 objects; 65,536 refused it ("more than
+65536 wants"), where git daemon has no bound.  About 60 MB held at most for a request naming this many."""
 MAX_SHALLOWS = 65536
 MAX_HAVES = 1 << 18
 MAX_REF_PREFIXES = 65536

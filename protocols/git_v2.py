@@ -20,7 +20,7 @@ from protocols.git_upload import (
     INFINITE_DEPTH,
     MAX_DEEPEN_NOT,
     MAX_REF_NAME,
-    MAX_WANTS,
+    MAX_SHALLOWS,
     FetchRequest,
     ObjectFilter,
     RequestBounds,
@@ -496,7 +496,7 @@ def _have(args: _FetchArgs, value: bytes) -> None:
 
 
 def _shallow(args: _FetchArgs, value: bytes) -> None:
-    if len(args.shallows) >= MAX_WANTS:
+    if len(args.shallows) >= MAX_SHALLOWS:
         raise LimitExceeded("too many shallow lines")
     args.shallows.append(parse_oid(value, args.hex_len))
 

@@ -52,3 +52,23 @@ def test_v2_ls_refs_past_the_prefix_bound_lists_every_ref() -> None:
     assert isinstance(within[0], LsRefs) and len(within[0].prefixes) == 3
     past = events(UploadPackV2(bounds=RequestBounds(ref_prefixes=2)), wire)
     assert isinstance(past[0], LsRefs) and past[0].prefixes == ()
+
+
+def test_a_clone_of_100000_tags_is_within_the_default_bounds() -> None:
+    """A clone wants every tag it is shown: a mirror of 100,000 annotated tags had its clone refused
+    "more than 65536 wants" (git daemon has no bound), over v0 and v2 alike."""
+    many = [bytes(f"{i:040x}", "ascii") for i in range(1, 100_002)]
+    v0 = pkt(b"want " + many[0] + b" ofs-delta") + b"".join(pkt(b"want " + o) for o in many[1:]) + FLUSH
+    assert fed(UploadPackV0(), v0)
+    v2 = (pkt(b"command=fetch") + pktline.DELIM + b"".join(pkt(b"want " + o) for o in many) + pkt(b"done")
+          + FLUSH)
+    found = fed(UploadPackV2(), v2)
+    assert isinstance(found[0], Fetch) and len(found[0].request.wants) == len(many)
+
+
+def fed(core: UploadPackV0 | UploadPackV2, wire: bytes, piece: int = 65536) -> list[object]:
+    """``events`` of ``wire`` given as a connection gives it, a piece at a time."""
+    seen: list[object] = []
+    for start in range(0, len(wire), piece):
+        seen += events(core, wire[start:start + piece])
+    return seen
