@@ -260,12 +260,7 @@ def serve_info_refs(front: HttpFront, request: server.Request, route: Route) -> 
 def _watched(request: server.Request, advertise: Callable[[SessionContext], bytes]) -> Callable[[SessionContext], bytes]:
     """``advertise`` for the pool, its ref snapshot's loop (``git_pack.snapshot_refs``: a mirror's
     100,000 tags) stopped with ``ClientGone`` once the request's client has gone."""
-
-    def run(ctx: SessionContext) -> bytes:
-        with client_gone.watching(lambda: bool(request.finished or request._disconnected)):
-            return advertise(ctx)
-
-    return run
+    return client_gone.watched(advertise, lambda: bool(request.finished or request._disconnected))
 
 
 def _send_advertisement(body: bytes, request: server.Request, route: Route) -> None:

@@ -230,12 +230,7 @@ class _GitSession(PumpedSession):
     def _watched(self, step: Callable[..., R]) -> Callable[..., R]:
         """``step`` for the pool, its long loops (a ref snapshot's: ``git_pack.snapshot_refs``)
         stopped with ``ClientGone`` once the session's client has gone (``protocols.client_gone``)."""
-
-        def run(*args: Any) -> R:
-            with client_gone.watching(lambda: self._closed):
-                return step(*args)
-
-        return run
+        return client_gone.watched(step, lambda: self._closed)
 
     def _step_done(self, result: object) -> object:
         self._steps -= 1

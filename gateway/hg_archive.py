@@ -378,14 +378,10 @@ def page_queued(user: str | None, make: Callable[[str | None], bytes | None], re
     def gone() -> bool:  # (asked from the worker: a long log stops once its client has gone)
         return bool(request.finished or request._disconnected)
 
-    def watched(user: str | None) -> bytes | None:
-        with client_gone.watching(gone):
-            return make(user)
-
     def made() -> defer.Deferred[bytes | None]:
         if gone():
             return defer.succeed(None)
-        return run_blocking(watched, user)
+        return run_blocking(client_gone.watched(make, gone), user)
 
     def done(result: object) -> object:
         if own.tokens == PAGES_PER_REPOSITORY and not own.waiting \

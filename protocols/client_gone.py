@@ -42,6 +42,16 @@ def watching(gone: Callable[[], bool] | None) -> Iterator[None]:
         _local.gone = previous
 
 
+def watched(work: Callable[..., T], gone: Callable[[], bool]) -> Callable[..., T]:
+    """``work`` to be run in a worker ``watching`` ``gone`` (a session's or a request's client)."""
+
+    def run(*args: object) -> T:
+        with watching(gone):
+            return work(*args)
+
+    return run
+
+
 def check(what: str = "its answer") -> None:
     """Raise ``ClientGone`` if the client of the work this thread runs has gone."""
     gone = getattr(_local, "gone", None)
