@@ -323,34 +323,31 @@ class Walker:
         for sha in tips:
             steps += 1
             if steps % ABANDON_CHECK == 0:
-                self._check_wanted()
+                self.check_wanted()
             if self._mark(reached, sha, use_bitmap=True):
                 unmapped.append(sha)
         for sha in reversed(unmapped):
             steps += 1
             if steps % ABANDON_CHECK == 0:
-                self._check_wanted()
+                self.check_wanted()
             self._expand(reached, sha, commits, trees)
         while commits:
             sha = commits.pop()
             steps += 1
             if steps % ABANDON_CHECK == 0:
-                self._check_wanted()
+                self.check_wanted()
             if self._mark(reached, sha, use_bitmap=True):
                 self._expand(reached, sha, commits, trees)
         while trees:
             steps += 1
             if steps % ABANDON_CHECK == 0:
-                self._check_wanted()
+                self.check_wanted()
             self._walk_tree(reached, trees.pop(), trees)
         return Reached(int.from_bytes(reached.marks, "little"), reached.others, reached.listings)
 
     def check_wanted(self) -> None:
-        """Raise ``WalkAbandoned`` if nobody waits for the walk's answer any more (a pass over its
-        result looks too, every ``ABANDON_CHECK`` steps)."""
-        self._check_wanted()
-
-    def _check_wanted(self) -> None:
+        """Raise ``WalkAbandoned`` if nobody waits for the walk's answer any more (the walk looks
+        every ``ABANDON_CHECK`` steps, and so does a pass over its result)."""
         if self._abandoned is not None and self._abandoned():
             raise WalkAbandoned("the client went away while its pack was being counted")
 
