@@ -40,7 +40,7 @@ from dulwich.pack import (
 from backends import git_fastpack
 from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, pack_dirs, store_views
 from backends.git_packindex import MappedPacks, StoredTypes
-from backends.git_reach import ABANDON_CHECK, WalkAbandoned, tag_object
+from backends.git_reach import ABANDON_CHECK, check_abandoned, tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
 from protocols.client_gone import CHECK_EVERY, check
 from protocols.errors import ProtocolError
@@ -688,8 +688,8 @@ class _Watched:
 
     def step(self) -> None:
         self._steps += 1
-        if self._abandoned is not None and not self._steps % ABANDON_CHECK and self._abandoned():
-            raise WalkAbandoned("the client went away while its pack was being counted")
+        if not self._steps % ABANDON_CHECK:
+            check_abandoned(self._abandoned)
 
     def __getitem__(self, sha: bytes) -> Any:
         self.step()

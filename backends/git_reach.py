@@ -272,6 +272,12 @@ ABANDON_CHECK = 256
 """Commits or trees a walk takes between two looks at whether it is still wanted."""
 
 
+def check_abandoned(abandoned: Callable[[], bool] | None) -> None:
+    """Raise ``WalkAbandoned`` if ``abandoned`` (``PackPlan.abandoned``) says nobody waits any more."""
+    if abandoned is not None and abandoned():
+        raise WalkAbandoned("the client went away while its pack was being counted")
+
+
 class Walker:
     """Computes ``Reached`` sets over one object store (and its bitmapped pack, if any)."""
 
@@ -348,8 +354,7 @@ class Walker:
     def check_wanted(self) -> None:
         """Raise ``WalkAbandoned`` if nobody waits for the walk's answer any more (the walk looks
         every ``ABANDON_CHECK`` steps, and so does a pass over its result)."""
-        if self._abandoned is not None and self._abandoned():
-            raise WalkAbandoned("the client went away while its pack was being counted")
+        check_abandoned(self._abandoned)
 
     def _pos(self, hexsha: bytes) -> int | None:
         if self._view is None:
