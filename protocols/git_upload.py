@@ -28,8 +28,11 @@ from protocols.text import quoted
 MAX_WANTS = 1 << 20
 """A clone wants every tag and branch it is shown: a repository of 100,000 annotated tags (a mirror,
 a CI that tags every build) has its clone name 100,000 objects; 65,536 refused it ("more than
-65536 wants"), where git daemon has no bound.  About 60 MB held at most for a request naming this many."""
+65536 wants"), where git daemon has no bound.  About 90 MB held at most for a request naming this many
+(a 40-byte id and its list's and tuple's slots each, over v0 and v2 alike)."""
 MAX_SHALLOWS = 65536
+_KNOWN_CAPS = frozenset(git_caps.UPLOAD_PACK_V0) | {git_caps.AGENT, git_caps.OBJECT_FORMAT, git_caps.SESSION_ID}
+"""The capabilities a want line after the first adds to the request (``UploadPackV0._want``)."""
 MAX_HAVES = 1 << 18
 MAX_REF_PREFIXES = 65536
 MAX_DEEPEN_NOT = 256
@@ -485,7 +488,10 @@ class UploadPackV0(RequestReader[State, Input, Event]):
         self._wants.append(parse_oid(oid, self._format.hex_len))
         caps = git_caps.parse_caps(features)
         git_caps.check_object_format(caps, self._format)
-        self._caps.update(caps)
+        # The first want line's capabilities are kept whole (64 at most); a later line's only where
+        # upload-pack knows them, as git reads them: a million want lines each naming 64 made-up
+        # ones held 64 million names (8 GB).
+        self._caps.update(caps if len(self._wants) == 1 else _KNOWN_CAPS.intersection(caps))
         if self.client_session_id is None:
             self.client_session_id = git_caps.session_id_of(caps)
 

@@ -34,6 +34,10 @@ from protocols.text import quoted
 
 MAX_SERVER_OPTIONS = 256
 MAX_OBJECT_INFO = 65536
+MAX_NAMES_BYTES = 64 << 20
+"""Bytes of ``ref-prefix`` (past them, as past ``max_ref_prefixes`` of them, every ref is listed) or of
+``want-ref`` names (past them, the request is refused) one request may hold: the bounds of their
+count alone let a client make a request hold 4 GB of names of 64 KiB each."""
 
 LS_REFS = b"ls-refs"
 FETCH = b"fetch"
@@ -170,7 +174,10 @@ class _Request:
 
     command: bytes
     server_options: list[bytes] = field(default_factory=list)
-    args: list[bytes] = field(default_factory=list)
+    arguments: _Arguments | None = None
+    """The command's arguments parsed so far, from the end of the capabilities on (each line as it
+    comes: a request holds what it names, not its lines)."""
+    argument_count: int = 0
     object_format: bytes | None = None
     session_id: bytes | None = None
 
@@ -206,6 +213,7 @@ class UploadPackV2(RequestReader[State, Input, Event]):
             self._on_flush()
         elif packet is Special.DELIM:
             self._advance(Input.DELIM)
+            self._end_capabilities()
         elif not isinstance(packet, bytes):
             raise ProtocolError(f"protocol v2: unexpected {packet} packet")
         elif self._state is State.ARGUMENTS:
@@ -229,10 +237,23 @@ class UploadPackV2(RequestReader[State, Input, Event]):
 
     def _on_argument(self, line: bytes) -> None:
         self._advance(Input.ARGUMENT)
-        assert self._request is not None
-        if len(self._request.args) >= self._bounds.haves + self._bounds.wants + self._bounds.ref_prefixes:
+        assert self._request is not None and self._request.arguments is not None
+        if self._request.argument_count >= self._bounds.haves + self._bounds.wants + self._bounds.ref_prefixes:
             raise LimitExceeded("too many arguments in one protocol v2 request")
-        self._request.args.append(line)
+        self._request.argument_count += 1
+        self._request.arguments.add(line)
+
+    def _end_capabilities(self) -> None:
+        """The request's capabilities are read (its delim, or its flush without arguments): check its
+        object format and start parsing its arguments."""
+        assert self._request is not None
+        request = self._request
+        named = {git_caps.OBJECT_FORMAT: request.object_format} if request.object_format is not None else {}
+        git_caps.check_object_format(named, self._format, unnamed=git_caps.SHA1)
+        if request.session_id is not None and self.client_session_id is None:
+            self.client_session_id = git_caps.session_id_of({git_caps.SESSION_ID: request.session_id})
+        parse = _Parse(self.allow_filter, self._bounds, self._format.hex_len, self.allow_ref_in_want)
+        request.arguments = _COMMANDS[request.command](parse)
 
     def _on_flush(self) -> None:
         if self._state is State.IDLE:
@@ -241,13 +262,11 @@ class UploadPackV2(RequestReader[State, Input, Event]):
             return
         self._advance(Input.FLUSH)
         assert self._request is not None
+        if self._request.arguments is None:
+            self._end_capabilities()
         request, self._request = self._request, None
-        named = {git_caps.OBJECT_FORMAT: request.object_format} if request.object_format is not None else {}
-        git_caps.check_object_format(named, self._format, unnamed=git_caps.SHA1)
-        if request.session_id is not None and self.client_session_id is None:
-            self.client_session_id = git_caps.session_id_of({git_caps.SESSION_ID: request.session_id})
-        parse = _Parse(self.allow_filter, self._bounds, self._format.hex_len, self.allow_ref_in_want)
-        self._pending = _COMMANDS[request.command](request.args, parse)
+        assert request.arguments is not None
+        self._pending = request.arguments.event()
 
     # -- responses ------------------------------------------------------------------
 
@@ -395,32 +414,59 @@ class _Parse:
     allow_ref_in_want: bool = False
 
 
-def _parse_ls_refs(args: list[bytes], parse: _Parse) -> LsRefs:
-    flags: set[bytes] = set()
-    prefixes: list[bytes] = []
-    for arg in args:
+class _Arguments:
+    """One command's arguments, parsed a line at a time as they arrive (``add``), then its event."""
+
+    def add(self, arg: bytes) -> None:
+        raise NotImplementedError
+
+    def event(self) -> Event:
+        raise NotImplementedError
+
+
+class _LsRefsArguments(_Arguments):
+    def __init__(self, parse: _Parse) -> None:
+        self._bound = parse.bounds.ref_prefixes
+        self._flags: set[bytes] = set()
+        self._prefixes: list[bytes] = []
+        self._prefix_bytes = 0
+        self._past_bound = False
+
+    def add(self, arg: bytes) -> None:
         if arg.startswith(b"ref-prefix "):
-            prefixes.append(arg[len(b"ref-prefix ") :])
+            # git's ls-refs.c: past this many prefixes, the client gets every ref rather than an error
+            if not self._past_bound:
+                self._prefixes.append(arg[len(b"ref-prefix ") :])
+                self._prefix_bytes += len(arg)
+                if len(self._prefixes) > self._bound or self._prefix_bytes > MAX_NAMES_BYTES:
+                    self._past_bound = True
+                    self._prefixes = []
         elif arg in (b"symrefs", b"peel", UNBORN):
-            flags.add(arg)
+            self._flags.add(arg)
         else:
             raise ProtocolError(f"ls-refs: unexpected argument {quoted(arg, 80)}")
-    # git's ls-refs.c: past this many prefixes, the client gets every ref rather than an error
-    kept = tuple(prefixes) if len(prefixes) <= parse.bounds.ref_prefixes else ()
-    return LsRefs(b"symrefs" in flags, b"peel" in flags, UNBORN in flags, kept)
+
+    def event(self) -> LsRefs:
+        flags = self._flags
+        return LsRefs(b"symrefs" in flags, b"peel" in flags, UNBORN in flags, tuple(self._prefixes))
 
 
-def _parse_object_info(args: list[bytes], parse: _Parse) -> ObjectInfo:
-    size = False
-    oids: list[ObjectId] = []
-    for arg in args:
+class _ObjectInfoArguments(_Arguments):
+    def __init__(self, parse: _Parse) -> None:
+        self._hex_len = parse.hex_len
+        self._size = False
+        self._oids: list[ObjectId] = []
+
+    def add(self, arg: bytes) -> None:
         if arg == b"size":
-            size = True
-        elif arg.startswith(b"oid ") and len(oids) < MAX_OBJECT_INFO:
-            oids.append(parse_oid(arg[4:], parse.hex_len))
+            self._size = True
+        elif arg.startswith(b"oid ") and len(self._oids) < MAX_OBJECT_INFO:
+            self._oids.append(parse_oid(arg[4:], self._hex_len))
         else:
             raise ProtocolError(f"object-info: unexpected argument {quoted(arg, 80)}")
-    return ObjectInfo(tuple(oids), size)
+
+    def event(self) -> ObjectInfo:
+        return ObjectInfo(tuple(self._oids), self._size)
 
 
 @dataclass
@@ -434,6 +480,7 @@ class _FetchArgs:
     deepen_not: list[bytes] = field(default_factory=list)
     object_filter: ObjectFilter | None = None
     want_refs: list[bytes] = field(default_factory=list)
+    want_ref_bytes: int = 0
     bounds: RequestBounds = RequestBounds()
     hex_len: int = 40
 
@@ -442,25 +489,32 @@ _FETCH_FLAGS = frozenset({git_caps.THIN_PACK, git_caps.NO_PROGRESS, git_caps.INC
                           git_caps.DEEPEN_RELATIVE, b"done", WAIT_FOR_DONE})
 
 
-def _parse_fetch(args: list[bytes], parse: _Parse) -> Fetch:
-    parsed = _FetchArgs(bounds=parse.bounds, hex_len=parse.hex_len)
-    for arg in args:
+class _FetchArguments(_Arguments):
+    def __init__(self, parse: _Parse) -> None:
+        self._parse = parse
+        self._parsed = _FetchArgs(bounds=parse.bounds, hex_len=parse.hex_len)
+
+    def add(self, arg: bytes) -> None:
+        parse, parsed = self._parse, self._parsed
         if arg in _FETCH_FLAGS:
             parsed.flags.add(arg)
-            continue
+            return
         keyword, _, value = arg.partition(b" ")
         handler = _FETCH_ARGS.get(keyword)
         if handler is None or (keyword == git_caps.FILTER and not parse.allow_filter) \
                 or (keyword == WANT_REF and not parse.allow_ref_in_want):
             raise ProtocolError(f"fetch: unexpected argument {quoted(arg, 80)}")
         handler(parsed, value)
-    if parsed.depth and (parsed.deepen_since is not None or parsed.deepen_not):
-        raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
-    caps = frozenset(parsed.flags - {b"done", WAIT_FOR_DONE}) | {git_caps.SIDE_BAND_64K}
-    request = FetchRequest(tuple(parsed.wants), caps, tuple(parsed.shallows), parsed.depth,
-                           parsed.deepen_since, tuple(parsed.deepen_not), parsed.object_filter)
-    return Fetch(request, tuple(parsed.haves), b"done" in parsed.flags, WAIT_FOR_DONE in parsed.flags,
-                 tuple(parsed.want_refs))
+
+    def event(self) -> Fetch:
+        parsed = self._parsed
+        if parsed.depth and (parsed.deepen_since is not None or parsed.deepen_not):
+            raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
+        caps = frozenset(parsed.flags - {b"done", WAIT_FOR_DONE}) | {git_caps.SIDE_BAND_64K}
+        request = FetchRequest(tuple(parsed.wants), caps, tuple(parsed.shallows), parsed.depth,
+                               parsed.deepen_since, tuple(parsed.deepen_not), parsed.object_filter)
+        return Fetch(request, tuple(parsed.haves), b"done" in parsed.flags, WAIT_FOR_DONE in parsed.flags,
+                     tuple(parsed.want_refs))
 
 
 def _want(args: _FetchArgs, value: bytes) -> None:
@@ -476,6 +530,9 @@ def _want_ref(args: _FetchArgs, value: bytes) -> None:
         raise LimitExceeded(f"more than {args.bounds.wants} wants")
     if not value or len(value) > MAX_REF_NAME:
         raise ProtocolError(f"invalid want-ref: {quoted(value, 80)}")
+    args.want_ref_bytes += len(value)
+    if args.want_ref_bytes > MAX_NAMES_BYTES:
+        raise LimitExceeded(f"more than {MAX_NAMES_BYTES >> 20} MiB of want-ref names")
     args.want_refs.append(value)
 
 
@@ -536,9 +593,9 @@ _FETCH_ARGS: dict[bytes, Callable[[_FetchArgs, bytes], None]] = {
 }
 """fetch argument keyword -> parser; one row per argument that carries a value."""
 
-_COMMANDS: dict[bytes, Callable[[list[bytes], _Parse], Event]] = {
-    LS_REFS: _parse_ls_refs,
-    FETCH: _parse_fetch,
-    OBJECT_INFO: _parse_object_info,
+_COMMANDS: dict[bytes, Callable[[_Parse], _Arguments]] = {
+    LS_REFS: _LsRefsArguments,
+    FETCH: _FetchArguments,
+    OBJECT_INFO: _ObjectInfoArguments,
 }
-"""The v2 commands hgwire serves; each parses its argument list into an event."""
+"""The v2 commands hgwire serves; each parses its arguments, as they come, into an event."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from protocols import pktline
-from protocols.errors import LimitExceeded
-from protocols.git_upload import RequestBounds, UploadPackV0
+from protocols.errors import LimitExceeded, ProtocolError
+from protocols.git_upload import FetchRequest, RequestBounds, UploadPackV0
 from protocols.git_v2 import Fetch, LsRefs, UploadPackV2
 from protocols.pktline import FLUSH, Signal
 
@@ -72,3 +72,48 @@ def fed(core: UploadPackV0 | UploadPackV2, wire: bytes, piece: int = 65536) -> l
     for start in range(0, len(wire), piece):
         seen += events(core, wire[start:start + piece])
     return seen
+
+
+def test_v2_fetch_arguments_are_parsed_as_they_come() -> None:
+    """A v2 request's argument lines were all kept as sent until its flush (1,376,256 of them, each up
+    to 64 KiB: tens of GB a connection); each is parsed as it comes, and a bad one refused at once."""
+    core = UploadPackV2()
+    assert events(core, pkt(b"command=fetch") + pktline.DELIM + pkt(b"want " + OIDS[0])) == []
+    with pytest.raises(ProtocolError, match="expected an object id"):
+        events(core, pkt(b"want " + b"0" * 60_000))  # no flush: refused as it arrives
+
+
+def test_v2_ls_refs_past_64_mib_of_prefixes_lists_every_ref() -> None:
+    """Prefixes under the count bound but of 64 KiB each were held whole (4 GB at 65,536); past
+    64 MiB of them, as past their count, every ref is listed (and none kept)."""
+    core = UploadPackV2()
+    assert events(core, pkt(b"command=ls-refs") + pktline.DELIM) == []
+    long_prefix = pkt(b"ref-prefix refs/" + b"p" * 65_000)
+    for _ in range(1040):  # 67.6 MB
+        assert events(core, long_prefix) == []
+    found = events(core, FLUSH)
+    assert isinstance(found[0], LsRefs) and found[0].prefixes == ()
+
+
+def test_v2_want_ref_names_past_64_mib_are_refused() -> None:
+    """want-ref names are counted with the wants (1,048,576) and may be 4 KiB each: 4 GB held until
+    the request's flush; past 64 MiB of them the request is refused."""
+    core = UploadPackV2()
+    core.allow_ref_in_want = True
+    assert events(core, pkt(b"command=fetch") + pktline.DELIM) == []
+    name = pkt(b"want-ref refs/heads/" + b"n" * 4000)
+    with pytest.raises(LimitExceeded, match="MiB of want-ref names"):
+        for _ in range(17_000):  # 68 MB
+            events(core, name)
+
+
+def test_v0_later_want_lines_add_only_known_capabilities() -> None:
+    """Every want line's capabilities were kept: a million want lines naming 64 made-up ones each held
+    64 million names (8 GB); a later line adds only those upload-pack knows, as git reads them."""
+    first = pkt(b"want " + OIDS[0] + b" ofs-delta agent=git/2.39 made-up")
+    later = b"".join(pkt(b"want %040x " % i + b" ".join(b"x%d_%d" % (i, j) for j in range(63)) + b" thin-pack")
+                     for i in range(2, 1002))
+    found = events(UploadPackV0(), first + later + FLUSH)
+    request = found[0]
+    assert isinstance(request, FetchRequest) and len(request.wants) == 1001
+    assert request.caps == {b"ofs-delta", b"agent", b"made-up", b"thin-pack"}
