@@ -466,6 +466,7 @@ def test_a_repository_whose_objects_are_precious_is_served_and_never_repacked(
     from gateway.policy import Maintenance
 
     monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: Maintenance(auto_pack_limit=2))
+    plans = _RepackPlans(monkeypatch)
     server: RunningServer = make_server("fs")
     server.backend.create("base", Kind.GIT)
     base = server.root / "base.git"
@@ -479,11 +480,12 @@ def test_a_repository_whose_objects_are_precious_is_served_and_never_repacked(
         for step in range(3):
             commit(client, work, f"f{step}.txt", f"{step}\n", f"step {step}")
             client.git("push", "-q", "origin", "HEAD:main", cwd=work)
-        time.sleep(0.5)  # (without the extension, the third push's repack starts and fails at once)
+        # each push's planning has answered (without the extension, the third names base.git)
+        assert plans.all_answered(3) == [None, None, None]
     finally:
         globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
     client.git("clone", "-q", "--bare", "--shared", str(base), str(server.root / "fork.git"))
-    assert _waited(lambda: not maintenance.running(), 60)
+    assert not maintenance.running()
     assert not any("repack" in str(event.get("log_format", "")) for event in events), events
     assert len(list((base / "objects" / "pack").glob("*.pack"))) == 3
     for name in ("base", "fork"):
@@ -503,6 +505,41 @@ def _waited(done: Any, seconds: float) -> bool:
     return bool(done())
 
 
+class _RepackPlans:
+    """Every repack planning the server schedules (``gateway.maintenance._planned``, put in the pool
+    on the reactor as a push reports or a fetch's pack ends, before the client can read the end) and
+    what each answered once made: the git directory to repack, or None.  A repack starts only from
+    an answer that names one, so a test that waits for the answers knows that none will start,
+    however slow the host, where watching the log for a while proved nothing."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from gateway import maintenance
+        from gateway.threads import run_blocking as real
+
+        self.scheduled = 0
+        self.answers: list[str | None] = []
+        planned = maintenance._planned
+
+        def recorded(work: Any, *args: Any, **kwargs: Any) -> Any:
+            deferred = real(work, *args, **kwargs)
+            if work is planned:
+                self.scheduled += 1
+                deferred.addCallback(self._answered)  # before the maintenance's own: it then acts on it
+            return deferred
+
+        monkeypatch.setattr(maintenance, "run_blocking", recorded)
+
+    def _answered(self, plan: tuple[str | None, bool]) -> tuple[str | None, bool]:
+        self.answers.append(plan[0])
+        return plan
+
+    def all_answered(self, count: int) -> list[str | None]:
+        """The answers, once ``count`` plannings were scheduled and all answered (60 s at most)."""
+        assert _waited(lambda: self.scheduled == count and len(self.answers) == count, 60), \
+            (self.scheduled, self.answers)
+        return self.answers
+
+
 def test_a_big_repository_without_a_bitmap_gets_one_after_a_push_or_a_fetch(
         make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """A migration's push lands as one pack without a bitmap, and so does a repository copied in
@@ -515,6 +552,7 @@ def test_a_big_repository_without_a_bitmap_gets_one_after_a_push_or_a_fetch(
     settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=40)
     monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: settings)
     monkeypatch.setattr(maintenance, "_bitmap_started", {})
+    plans = _RepackPlans(monkeypatch)
     server: RunningServer = make_server("fs")
     _url, work = started_repo(server, client, "migrated")
     for step in range(15):  # 45 objects: a commit, a tree and a blob each
@@ -529,11 +567,14 @@ def test_a_big_repository_without_a_bitmap_gets_one_after_a_push_or_a_fetch(
     client.git("clone", "-q", "--mirror", "--no-local", str(migrated), str(copied))
     assert not _bitmaps(copied) and len(list((copied / "objects" / "pack").glob("*.pack"))) == 1
     settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=0)
+    planned = plans.scheduled
     client.git("clone", "-q", server.git_url("copied"), str(client.cwd / "first"))
-    assert not _waited(lambda: _bitmaps(copied), 2)  # turned off
+    server.settled()  # the pack's end was handled (a planning, had there been one, scheduled then)
+    assert plans.scheduled == planned and not maintenance.running() and not _bitmaps(copied)  # turned off
     settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=40)
     client.git("ls-remote", server.git_url("copied"))  # no pack sent: not looked at
-    assert not _waited(lambda: _bitmaps(copied), 1)
+    server.settled()
+    assert plans.scheduled == planned and not maintenance.running() and not _bitmaps(copied)
     client.git("clone", "-q", server.git_url("copied"), str(client.cwd / "second"))
     assert _waited(lambda: _bitmaps(copied) and not maintenance.running(), 60)
     assert client.git("rev-parse", "HEAD", cwd=client.cwd / "second").stdout.strip() == \
@@ -552,6 +593,7 @@ def test_a_repository_repacked_geometrically_is_served_from_its_multi_pack_bitma
     settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=0)  # the host's history comes in
     monkeypatch.setattr(git_session, "policy_maintenance", lambda _authorizer: settings)
     monkeypatch.setattr(maintenance, "_bitmap_started", {})
+    plans = _RepackPlans(monkeypatch)
     server: RunningServer = make_server("fs")
     _url, work = started_repo(server, client, "geo")
     for batch, count in enumerate((30, 5, 1)):  # packs of 90, 15 and 3 objects: a geometric progression
@@ -566,6 +608,7 @@ def test_a_repository_repacked_geometrically_is_served_from_its_multi_pack_bitma
     assert not list(pack_dir.glob("pack-*.bitmap"))
     layout = sorted(p.name for p in pack_dir.iterdir())
     settings = Maintenance(auto_pack_limit=50, bitmap_min_objects=10)  # (without the index's bitmap: a repack)
+    planned = plans.scheduled
     events: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(events.append)  # type: ignore[arg-type]  # a callable is an ILogObserver
     try:
@@ -574,10 +617,12 @@ def test_a_repository_repacked_geometrically_is_served_from_its_multi_pack_bitma
         client.git("push", "-q", "origin", "HEAD:main", cwd=work)  # a pack outside the index
         client.git("fetch", "-q", "origin", cwd=client.cwd / "copy")
         client.git("clone", "-q", "--no-local", server.git_url("geo"), str(client.cwd / "again"))
-        time.sleep(0.5)
+        server.settled()  # every pack's end and the push's report handled: their plannings scheduled
+        # a clone, the push, a fetch and a clone: each planning has answered, none naming geo.git
+        assert plans.all_answered(planned + 4)[planned:] == [None] * 4
     finally:
         globalLogPublisher.removeObserver(events.append)  # type: ignore[arg-type]
-    assert _waited(lambda: not maintenance.running(), 60)
+    assert not maintenance.running()
     assert not any("repack" in str(event.get("log_format", "")) for event in events), events
     assert set(layout) <= {p.name for p in pack_dir.iterdir()}, "the host's packs and index stay as they were"
     head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
