@@ -424,14 +424,24 @@ def test_policy_reload_without_restart_and_broken_file_keeps_rules(matrix: Matri
     _git_commit(matrix, work, "carol")
     push = ["push", "-q", url, "HEAD:refs/heads/carol"]
     assert matrix.git("http", "carol", *push, cwd=work, check=False).returncode != 0
+    kept: list[LogEvent] = []
+
+    def observe(event: LogEvent) -> None:
+        if str(event.get("log_format", "")).startswith("keeping the last good rules") \
+                and event.get("path") == str(matrix.policy):
+            kept.append(event)
+
+    observer = cast(ILogObserver, observe)
+    globalLogPublisher.addObserver(observer)
     try:
         _rewrite(matrix.policy, POLICY.replace('write = ["@dev"]', 'write = ["@dev", "carol"]'))
         _eventually(lambda: matrix.git("http", "carol", *push, cwd=work, check=False).returncode == 0)
         _rewrite(matrix.policy, "[[repo]\nbroken")
-        time.sleep(2.5)  # one reload period: the broken file is logged and ignored
+        _eventually(lambda: bool(kept), message="the broken file was not read")  # logged, and ignored
         _git_commit(matrix, work, "carol again")
         matrix.git("http", "carol", *push, cwd=work)
     finally:
+        globalLogPublisher.removeObserver(observer)
         _rewrite(matrix.policy, POLICY)
         _eventually(lambda: matrix.git("http", "carol", *push, cwd=work, check=False).returncode != 0)
 
@@ -442,10 +452,10 @@ def _rewrite(path: Path, text: str) -> None:
     os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000_000))
 
 
-def _eventually(check: Any, timeout: float = 30.0) -> None:
+def _eventually(check: Any, timeout: float = 30.0, message: str = "the new policy did not take effect") -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, "the new policy did not take effect"
+        assert time.monotonic() < deadline, message
         time.sleep(0.3)
 
 
