@@ -890,6 +890,11 @@ class GuardedHgRepository:
         topical = getattr(self._repo, "topic_branchmap", None)
         return topical() if topical is not None else None
 
+    def topic_server_mode(self) -> bytes | None:
+        """The backend's ``topic-mode.server``, if it has it."""
+        mode = getattr(self._repo, "topic_server_mode", None)
+        return mode() if mode is not None else None
+
     def rejects_bare_drafts(self) -> bool:
         """The backend's ``topic-mode.server = enforce``, if it has it."""
         rejects = getattr(self._repo, "rejects_bare_drafts", None)

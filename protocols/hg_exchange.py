@@ -898,6 +898,7 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
         check_push_heads(repo, their_heads, "preparing changes")
         ret = apply_changegroup(repo, tx, groups, report)
         reject_bare_drafts(repo, tx)
+        warn_bare_drafts(repo, tx, report)
         publish_bare_drafts(repo, tx)
         tx.commit()
     except PushRaced as exc:
@@ -917,7 +918,8 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
         tx.abort()
         raise
     before, closing, after = hook_output(tx)
-    return PushResponse(ret, b"".join(waited) + before + report.progress() + closing + report.summary() + after)
+    return PushResponse(ret, b"".join(waited) + before + report.progress() + report.notes + closing + report.summary()
+                        + after)
 
 
 def _abort_for(tx: HgTransaction, exc: HgwireError) -> None:
@@ -969,11 +971,13 @@ class IngestReport:
     obsolescence: tuple[int, ...] = (0, 0, 0, 0, 0)
     """New markers, changesets they obsoleted, new orphan, phase-divergent and content-divergent
     changesets (the transaction's optional ``obsolescence_summary``)."""
+    notes: bytes = b""
+    """What hg-evolve's checks said as the push closed, before its hooks' (``warn_bare_drafts``)."""
 
     def output(self) -> bytes:
         """``adding ...`` progress per changegroup, then ``added N changesets with M changes to F files``,
         then what markers did (``scmutil.registersummarycallback``)."""
-        return self.progress() + self.summary()
+        return self.progress() + self.notes + self.summary()
 
     def progress(self) -> bytes:
         """``adding ...`` per changegroup, as hg prints it while it applies one."""
@@ -1048,6 +1052,25 @@ def reject_bare_drafts(repo: HgRepository, tx: HgTransaction) -> None:
                                "and push again, or publish them with 'hg push --publish'")
 
 
+def warn_bare_drafts(repo: HgRepository, tx: HgTransaction, report: IngestReport) -> None:
+    """hg-evolve's ``[experimental] topic-mode.server = warning`` (or a mode the extension does not
+    know): the push is taken, and its new drafts without a topic named, in the extension's words
+    (``topic_server_mode``: optional, a backend may not have it)."""
+    mode_of = getattr(repo, "topic_server_mode", None)
+    mode = mode_of() if mode_of is not None else None
+    if mode is None or mode in (b"ignore", b"enforce"):
+        return
+    bare = getattr(tx, "bare_new_drafts", None)
+    nodes = list(bare()) if bare is not None else []
+    if not nodes:
+        return
+    if mode == b"warning":
+        more = b" and %d more" % (len(nodes) - 1) if len(nodes) > 1 else b""
+        report.notes += b"pushed draft changeset without topic: %s%s\n" % (nodes[0].hex()[:12].encode(), more)
+    else:
+        report.notes += b"unknown 'topic-mode.server': %s\n" % mode
+
+
 def publish_bare_drafts(repo: HgRepository, tx: HgTransaction) -> None:
     """hg-evolve's ``[experimental] topic.publish-bare-branch`` (heptapod's default): on a repository
     that does not publish but serves topics, the push's new drafts without a topic become public,
@@ -1108,6 +1131,7 @@ def _unbundle2(
             _process_part(op, part)
         op.check_heads()
         reject_bare_drafts(repo, tx)
+        warn_bare_drafts(repo, tx, op.report)
         publish_bare_drafts(repo, tx)
         summary = getattr(tx, "obsolescence_summary", None)  # also without markers: new orphans, ...
         if summary is not None:
@@ -1129,7 +1153,8 @@ def _unbundle2(
         tx.abort()
         raise
     before, closing, after = hook_output(tx)
-    output = b"".join(waited) + before + op.report.progress() + closing + op.report.summary() + after
+    output = (b"".join(waited) + before + op.report.progress() + op.report.notes + closing + op.report.summary()
+              + after)
     if capture_output and output:
         op.replies.append(b2.OutPart(b2.PART_OUTPUT, payload=[output], mandatory=False))
         output = b""

@@ -923,6 +923,15 @@ class HgRepo:
         mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
         return mode is None or mode.strip() in (b"", b"ignore")
 
+    def topic_server_mode(self) -> bytes | None:
+        """hg-evolve's ``[experimental] topic-mode.server`` where the repository serves topics and it
+        is set (None otherwise; ``ignore`` is the extension's default)."""
+        if not self.serves_topics():
+            return None
+        data = self._hgrc()
+        mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
+        return mode.strip() if mode is not None else None
+
     def rejects_bare_drafts(self) -> bool:
         """``[experimental] topic-mode.server = enforce`` where the repository serves topics: a push
         that leaves a new draft without a topic is refused, as the extension refuses it."""

@@ -240,6 +240,45 @@ def test_topic_mode_enforce_refuses_drafts_without_a_topic(
 
 
 @pytest.mark.parametrize("kind", ["ssh", "http"])
+@pytest.mark.parametrize("mode", ["warning", "stern"])
+def test_topic_mode_warning_takes_drafts_without_a_topic_and_names_them(
+        kind: str, mode: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+        htpasswd: Path, tmp_path: Path) -> None:
+    """``[experimental] topic-mode.server = warning``: ``hg serve`` takes a push leaving drafts without
+    a topic and says so ("pushed draft changeset without topic: X and 1 more"); a mode the extension
+    does not know, "unknown 'topic-mode.server': X".  hgwire took them and said nothing."""
+    hgrc = SERVER_HGRC + f"[experimental]\ntopic-mode.server = {mode}\n"
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
+    reference = tmp_path / "reference"
+    client.hg("init", str(reference))
+    (reference / ".hg" / "hgrc").write_text(hgrc)
+    work = tmp_path / "work"
+    peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
+    first = _commit(client, work, "bare1")
+    _commit(client, work, "bare2")
+    client.hg(*EXTENSIONS, "topic", "-q", "-R", str(work), "feat")
+    _commit(client, work, "f1")
+    theirs = tmp_path / "theirs"
+    shutil.copytree(work, theirs)
+
+    pushed = peer.hg(*EXTENSIONS, "push", "-R", str(work), url("team"), check=False)
+    expected = _push_to_reference(client, tmp_path, theirs, reference)
+    assert pushed.returncode == expected.returncode == 0, pushed.stderr + expected.stderr
+    words = (f"pushed draft changeset without topic: {first[:12]} and 1 more" if mode == "warning"
+             else f"unknown 'topic-mode.server': {mode}")
+    said = [line for line in (pushed.stdout + pushed.stderr).splitlines() if line.startswith("remote: ")]
+    assert said == [line for line in (expected.stdout + expected.stderr).splitlines() if line.startswith("remote: ")]
+    assert f"remote: {words}" in said
+    assert _phases(client, repo) == _phases(client, reference) == ["draft feat f1", "draft  bare2", "draft  bare1"]
+
+    client.hg(*EXTENSIONS, "update", "-q", "-R", str(work), "desc(bare2)")
+    client.hg(*EXTENSIONS, "topic", "-q", "-R", str(work), "other")
+    _commit(client, work, "on-a-topic-again")  # nothing bare: nothing said
+    quiet = peer.hg(*EXTENSIONS, "push", "-f", "-R", str(work), url("team"))
+    assert "without topic" not in quiet.stdout + quiet.stderr and "unknown" not in quiet.stdout + quiet.stderr
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
 def test_a_second_topic_on_a_branch_is_no_new_head(
         kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
         htpasswd: Path, tmp_path: Path) -> None:
