@@ -39,14 +39,14 @@ MAX_DEEPEN_NOT = 256
 MAX_REF_NAME = 4096
 INFINITE_DEPTH = 0x7FFFFFFF
 
-_HEX = frozenset(b"0123456789abcdef")
+_HEX_BYTES = b"0123456789abcdef"
 
 
 def parse_oid(text: bytes, hex_len: int = 40) -> ObjectId:
     """Parse ``hex_len`` hex digits (either case, as git's get_oid_hex) to a lowercase ObjectId:
     40 in a SHA-1 repository, 64 in a SHA-256 one."""
     oid = text.lower()
-    if len(oid) != hex_len or not all(b in _HEX for b in oid):
+    if len(oid) != hex_len or oid.translate(None, _HEX_BYTES):  # what is left is not hex
         raise ProtocolError(f"expected an object id, got {quoted(text, 80)}")
     return ObjectId(oid)
 
