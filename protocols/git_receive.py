@@ -36,7 +36,7 @@ from protocols.pkt_machine import step
 from protocols.pktline import Signal, Special
 from protocols.text import printable, quoted
 
-MAX_COMMANDS = 16384
+MAX_COMMANDS = 262144
 MAX_PUSH_OPTIONS = 256
 MAX_SHALLOWS = 65536
 MAX_REF_NAME = 4096
