@@ -42,8 +42,10 @@ from backends import git_ingest, git_maintenance, git_pack, git_worktree
 from backends.git_dotfiles import DotFiles
 from backends.interfaces import (
     ATOMIC_FAILURE,
+    FILTER_NAMES,
     HEX_ID_LENGTHS,
     MISSING_OBJECTS,
+    FilterRules,
     HookLocation,
     Kind,
     ObjectFormat,
@@ -991,7 +993,31 @@ class DulwichGitRepository:
                                "config on the server (advertise, allow or ignore)")
         return UploadSettings(allow_filter=allow is not False, unborn=unborn, allow_ref_in_want=ref_in_want,
                               advertise_session_id=self.advertises_session_id(),
-                              use_bitmaps=self._counts_from_bitmaps())
+                              filter_rules=self._filter_rules(), use_bitmaps=self._counts_from_bitmaps())
+
+    def _filter_rules(self) -> FilterRules:
+        """``uploadpackfilter.allow``, ``uploadpackfilter.<filter>.allow`` and
+        ``uploadpackfilter.tree.maxDepth`` (a max depth allows ``tree``, as in git); ``StorageError``
+        for a value git would not read."""
+        allow_others = self._config_bool(b"uploadpackfilter", b"allow")
+        allowed = []
+        for name in FILTER_NAMES:
+            value = self._config_last((b"uploadpackfilter", name.encode()), b"allow")
+            if value is not None:
+                try:
+                    allowed.append((name, _git_bool(value, f"uploadpackfilter.{name}.allow")))
+                except ConfigValueError as exc:
+                    raise StorageError(str(exc)) from None
+        depth_value = self._config_last((b"uploadpackfilter", b"tree"), b"maxdepth")
+        depth = None
+        if depth_value is not None:
+            try:
+                depth = max(0, _git_int(depth_value, "uploadpackfilter.tree.maxdepth", 0))
+            except ConfigValueError as exc:
+                raise StorageError(str(exc)) from None
+            if "tree" not in dict(allowed):
+                allowed.append(("tree", True))
+        return FilterRules(allow_others is not False, tuple(allowed), depth)
 
     def advertises_session_id(self) -> bool:
         """``transfer.advertiseSID``: whether fetches and pushes are offered a ``session-id``

@@ -321,6 +321,28 @@ class PushCertSettings:
     """Where the checking programs run (the git directory)."""
 
 
+FILTER_NAMES = ("blob:none", "blob:limit", "tree", "sparse:oid", "object:type", "combine")
+"""The partial-clone filters by the names git's ``uploadpackfilter.<filter>`` settings give them."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilterRules:
+    """``uploadpackfilter.*`` of a git repository's config: which partial-clone filters a fetch may
+    name, as git's upload-pack reads them (every one by default)."""
+
+    allow_others: bool = True
+    """``uploadpackfilter.allow``: whether a filter its own ``allow`` does not name is taken."""
+    allowed: tuple[tuple[str, bool], ...] = ()
+    """``uploadpackfilter.<filter>.allow`` by git's name of the filter (``blob:none``,
+    ``blob:limit``, ``tree``, ``object:type``, ``combine``); a ``tree.maxDepth`` allows ``tree``."""
+    tree_max_depth: int | None = None
+    """``uploadpackfilter.tree.maxDepth``: the deepest ``tree:<depth>`` taken; None: any."""
+
+    def allows(self, name: str) -> bool:
+        """Whether the filter git names ``name`` may be asked for."""
+        return dict(self.allowed).get(name, self.allow_others)
+
+
 @dataclass(frozen=True, slots=True)
 class UploadSettings:
     """What a git repository's config says of fetches, as git's upload-pack reads it (a backend's
@@ -338,6 +360,9 @@ class UploadSettings:
     advertise_session_id: bool = False
     """``transfer.advertiseSID``: the server offers a ``session-id`` of its own and logs the one the
     client sends back; off by default, as in git."""
+    filter_rules: FilterRules = FilterRules()
+    """``uploadpackfilter.*``: the filters a fetch may name (a filter refused has the fetch refused
+    in git's words, before anything is counted)."""
     use_bitmaps: bool = True
     """``pack.useBitmaps``: a pack's (or multi-pack index's) bitmap counts the objects a fetch
     sends unless it is ``false``, when git's pack-objects walks the history instead -- which

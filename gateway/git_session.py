@@ -369,6 +369,7 @@ class UploadPackSession(_GitSession):
         object_format = object_format_of(self._repo)
         self._core.use_object_format(object_format)
         self._core.allow_filter = settings.allow_filter
+        self._core.filter_rules = settings.filter_rules
         session_id = self._offer_session_id(settings.advertise_session_id)
         if not self._stateless:
             self._write(version_line(self.ctx) + git_upload.advertisement(
@@ -471,6 +472,7 @@ class UploadPackV2Session(_GitSession):
         object_format = object_format_of(repo)
         self._core.use_object_format(object_format)
         self._core.allow_filter = settings.allow_filter
+        self._core.filter_rules = settings.filter_rules
         self._core.answer_unborn = settings.unborn != "ignore"
         self._core.allow_ref_in_want = settings.allow_ref_in_want
         session_id = self._offer_session_id(settings.advertise_session_id)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from backends.interfaces import SHA1_FORMAT, ObjectFormat, ObjectId
+from backends.interfaces import SHA1_FORMAT, FilterRules, ObjectFormat, ObjectId
 from protocols import git_caps, pktline, sideband
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.pkt_machine import RequestReader
@@ -81,6 +81,9 @@ class ObjectFilter:
     """Omit trees and blobs at this depth or deeper (a commit's root tree is at 0) unless wanted."""
     object_types: frozenset[int] | None = None
     """Omit objects of other types (type numbers) unless wanted; None: every type."""
+    chosen: tuple[tuple[str, int], ...] = field(default=(), compare=False)
+    """The filters the spec named, by git's names for them (``combine``, then each of its parts),
+    each with its ``tree:`` depth (0 for the others): what ``uploadpackfilter.*`` rules judge."""
 
     def combined(self, other: ObjectFilter) -> ObjectFilter:
         """What both filters let through."""
@@ -107,9 +110,21 @@ def parse_filter(spec: bytes) -> ObjectFilter:
         for part in parts:
             if part.startswith(b"combine:"):
                 raise ProtocolError(f"unsupported filter spec {quoted(spec, 80)}: a combine: inside a combine:")
-            result = result.combined(_parse_one(part))
-        return result
+            one = _parse_one(part)
+            result = replace(result.combined(one), chosen=result.chosen + one.chosen)
+        return replace(result, chosen=(("combine", 0),) + result.chosen)
     return _parse_one(spec)
+
+
+def filter_refusal(rules: FilterRules, object_filter: ObjectFilter) -> str | None:
+    """Why git's upload-pack, with these ``uploadpackfilter.*`` rules, refuses a fetch naming
+    ``object_filter`` (in its words), or None when it takes it."""
+    for name, depth in object_filter.chosen:
+        if not rules.allows(name):
+            return f"filter '{name}' not supported"
+        if name == "tree" and rules.tree_max_depth is not None and depth > rules.tree_max_depth:
+            return f"tree filter allows max depth {rules.tree_max_depth}, but got {depth}"
+    return None
 
 
 def _combined_parts(spec: bytes) -> list[bytes]:
@@ -138,20 +153,20 @@ _HEX_ANY_CASE = frozenset(b"0123456789abcdefABCDEF")
 
 def _parse_one(spec: bytes) -> ObjectFilter:
     if spec == b"blob:none":
-        return ObjectFilter(blob_limit=-1)
+        return ObjectFilter(blob_limit=-1, chosen=(("blob:none", 0),))
     if spec.startswith(b"blob:limit="):
         value = spec[len(b"blob:limit=") :].lower()
         digits, unit = (value[:-1], value[-1:]) if value[-1:] in (b"k", b"m", b"g") else (value, b"")
         if digits.isdigit() and len(digits) <= 18:
-            return ObjectFilter(blob_limit=int(digits) * _SIZE_UNITS[unit])
+            return ObjectFilter(blob_limit=int(digits) * _SIZE_UNITS[unit], chosen=(("blob:limit", 0),))
     if spec.startswith(b"tree:"):
         digits = spec[len(b"tree:") :]
         if digits.isdigit() and len(digits) <= 7 and int(digits) <= MAX_TREE_DEPTH:
-            return ObjectFilter(tree_depth=int(digits))
+            return ObjectFilter(tree_depth=int(digits), chosen=(("tree", int(digits)),))
     if spec.startswith(b"object:type="):
         kind = OBJECT_TYPES.get(spec[len(b"object:type="):])
         if kind is not None:
-            return ObjectFilter(object_types=frozenset({kind}))
+            return ObjectFilter(object_types=frozenset({kind}), chosen=(("object:type", 0),))
     raise ProtocolError(f"unsupported filter spec {quoted(spec, 80)}: {_UNSUPPORTED}")
 
 
@@ -420,6 +435,8 @@ class UploadPackV0(RequestReader[State, Input, Event]):
         self._object_filter: ObjectFilter | None = None
         self.allow_filter = True
         """Whether ``filter`` was offered (``uploadpack.allowFilter`` not false): a filter line then refused."""
+        self.filter_rules = FilterRules()
+        """``uploadpackfilter.*``: a filter they do not allow is refused in git's words."""
         self._round: list[ObjectId] = []
         self._haves_seen = 0
         self._common: set[ObjectId] = set()
@@ -523,6 +540,9 @@ class UploadPackV0(RequestReader[State, Input, Event]):
         if not self.allow_filter:
             raise ProtocolError("git upload-pack: filtering capability not negotiated")  # git's words
         self._object_filter = parse_filter(arg)
+        refusal = filter_refusal(self.filter_rules, self._object_filter)
+        if refusal is not None:
+            raise ProtocolError(refusal)
 
     def _have(self, arg: bytes) -> None:
         self._haves_seen += 1

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from backends.interfaces import SHA1_FORMAT, ObjectFormat, ObjectId
+from backends.interfaces import SHA1_FORMAT, FilterRules, ObjectFormat, ObjectId
 from protocols import git_caps, pktline, sideband, text
 from protocols.errors import LimitExceeded, ProtocolError
 from protocols.git_upload import (
@@ -24,6 +24,7 @@ from protocols.git_upload import (
     FetchRequest,
     ObjectFilter,
     RequestBounds,
+    filter_refusal,
     parse_filter,
     parse_oid,
     ref_order,
@@ -197,6 +198,8 @@ class UploadPackV2(RequestReader[State, Input, Event]):
         """Whether an ``unborn`` ls-refs argument is answered (``lsrefs.unborn`` not ``ignore``)."""
         self.allow_ref_in_want = False
         """Whether ``want-ref`` is taken (``ref-in-want`` offered: ``uploadpack.allowRefInWant``)."""
+        self.filter_rules = FilterRules()
+        """``uploadpackfilter.*``: a fetch naming a filter they do not allow is refused in git's words."""
         self._bounds = bounds
         self._request: _Request | None = None
         self.client_session_id: str | None = None
@@ -252,7 +255,8 @@ class UploadPackV2(RequestReader[State, Input, Event]):
         git_caps.check_object_format(named, self._format, unnamed=git_caps.SHA1)
         if request.session_id is not None and self.client_session_id is None:
             self.client_session_id = git_caps.session_id_of({git_caps.SESSION_ID: request.session_id})
-        parse = _Parse(self.allow_filter, self._bounds, self._format.hex_len, self.allow_ref_in_want)
+        parse = _Parse(self.allow_filter, self._bounds, self._format.hex_len, self.allow_ref_in_want,
+                       self.filter_rules)
         request.arguments = _COMMANDS[request.command](parse)
 
     def _on_flush(self) -> None:
@@ -404,6 +408,10 @@ def _ref_line(
     return line
 
 
+ANY_FILTER = FilterRules()
+"""No ``uploadpackfilter.*`` rule: every filter hgwire implements is taken."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Parse:
     """What parsing a command's arguments depends on: the server's settings and id length."""
@@ -412,6 +420,7 @@ class _Parse:
     bounds: RequestBounds
     hex_len: int
     allow_ref_in_want: bool = False
+    filter_rules: FilterRules = ANY_FILTER
 
 
 class _Arguments:
@@ -510,6 +519,10 @@ class _FetchArguments(_Arguments):
         parsed = self._parsed
         if parsed.depth and (parsed.deepen_since is not None or parsed.deepen_not):
             raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
+        if parsed.object_filter is not None:
+            refusal = filter_refusal(self._parse.filter_rules, parsed.object_filter)
+            if refusal is not None:
+                raise ProtocolError(refusal)
         caps = frozenset(parsed.flags - {b"done", WAIT_FOR_DONE}) | {git_caps.SIDE_BAND_64K}
         request = FetchRequest(tuple(parsed.wants), caps, tuple(parsed.shallows), parsed.depth,
                                parsed.deepen_since, tuple(parsed.deepen_not), parsed.object_filter)
