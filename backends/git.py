@@ -976,6 +976,11 @@ class DulwichGitRepository:
         by its id, not only a ref (``StorageError`` for a value git would not read)."""
         return self._config_bool(b"uploadarchive", b"allowunreachable") is True
 
+    def atomic_offered(self) -> bool:
+        """``receive.advertiseAtomic``: ``atomic`` pushes are offered unless it is false, as in git
+        (``StorageError`` for a value git would not read)."""
+        return self._config_bool(b"receive", b"advertiseatomic") is not False
+
     def push_options_offered(self) -> bool:
         """``receive.advertisePushOptions``: offered unless it is false (``StorageError`` for a value
         git would not read)."""

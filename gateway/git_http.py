@@ -224,7 +224,7 @@ def _advertise_receive(ctx: SessionContext) -> bytes:
         nonce = git_session.cert_nonce(signing, repo) if signing is not None else None
         return _service_banner("git-receive-pack") + git_session.version_line(ctx) + git_receive.advertisement(
             git_pack.visible_refs(repo, "receive-pack"), git_session.AGENT, cert_nonce=nonce,
-            push_options=git_session.push_options_offered(repo),
+            push_options=git_session.push_options_offered(repo), atomic=git_session.atomic_offered(repo),
             object_format=object_format_of(repo),
             session_id=_session_id(git_session.session_id_advertised(repo)))
 

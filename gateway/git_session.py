@@ -870,7 +870,7 @@ class ReceivePackSession(_GitSession):
         self._run(self._advertise, _open_for_receive, self.ctx)
 
     def _advertise(self, opened: _Receiving) -> None:
-        repo, refs, max_input, signing, push_options, advertise_sid = opened
+        repo, refs, max_input, signing, push_options, advertise_sid, atomic = opened
         if isinstance(repo, PendingRepository):
             self._pending = repo
         else:
@@ -890,7 +890,7 @@ class ReceivePackSession(_GitSession):
         if not self._stateless:
             self._write(version_line(self.ctx) + git_receive.advertisement(
                 refs, AGENT, push_options=push_options, cert_nonce=nonce, object_format=object_format,
-                session_id=session_id))
+                session_id=session_id, atomic=atomic))
         self._advertised = True
         self._resume()
 
@@ -1198,6 +1198,8 @@ class _Receiving(NamedTuple):
     """Whether ``push-options`` is offered (``receive.advertisePushOptions`` not false)."""
     advertise_session_id: bool = False
     """Whether a ``session-id`` is offered (``transfer.advertiseSID``)."""
+    atomic: bool = True
+    """Whether ``atomic`` is offered (``receive.advertiseAtomic`` not false)."""
 
 
 def _open_for_receive(ctx: SessionContext) -> _Receiving:
@@ -1206,7 +1208,15 @@ def _open_for_receive(ctx: SessionContext) -> _Receiving:
         return _Receiving(repo, {})
     max_input = getattr(repo, "receive_max_input_size", None)  # optional: a backend may not have it
     return _Receiving(repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0,
-                      push_cert_settings(repo), push_options_offered(repo), session_id_advertised(repo))
+                      push_cert_settings(repo), push_options_offered(repo), session_id_advertised(repo),
+                      atomic_offered(repo))
+
+
+def atomic_offered(repo: GitRepository) -> bool:
+    """Whether a push to ``repo`` is offered ``atomic``: unless its ``receive.advertiseAtomic`` is
+    false (git's client then refuses ``git push --atomic``, as with git's receive-pack)."""
+    offered = getattr(repo, "atomic_offered", None)  # optional: a backend may not have it
+    return offered() if offered is not None else True
 
 
 def push_options_offered(repo: GitRepository) -> bool:

@@ -163,15 +163,17 @@ _TRANSITIONS: dict[tuple[State, Input], State] = {
 
 def advertisement(refs: Mapping[bytes, ObjectId], agent: bytes, push_options: bool = True,
                   cert_nonce: bytes | None = None, object_format: ObjectFormat = SHA1_FORMAT,
-                  session_id: bytes | None = None) -> bytes:
+                  session_id: bytes | None = None, atomic: bool = True) -> bytes:
     """The receive-pack advertisement: refs sorted without HEAD or peeled lines, caps on the first.
 
     An empty repository advertises ``capabilities^{}`` with the zero id
     (tests/transcripts/git/push-empty-repo.txt).  With ``cert_nonce`` (a repository with
     ``receive.certNonceSeed``) ``push-cert=<nonce>`` follows ``ofs-delta``, where git puts it;
-    ``session_id`` (``transfer.advertiseSID``) goes after the flags, before ``object-format=``.
+    ``session_id`` (``transfer.advertiseSID``) goes after the flags, before ``object-format=``;
+    without ``atomic`` (``receive.advertiseAtomic = false``) no ``atomic`` is offered.
     """
-    flags = [f for f in git_caps.RECEIVE_PACK_V0 if push_options or f != git_caps.PUSH_OPTIONS]
+    flags = [f for f in git_caps.RECEIVE_PACK_V0
+             if (push_options or f != git_caps.PUSH_OPTIONS) and (atomic or f != git_caps.ATOMIC)]
     if cert_nonce is not None:
         flags.insert(flags.index(git_caps.OFS_DELTA) + 1, git_caps.PUSH_CERT + b"=" + cert_nonce)
     if session_id is not None:
