@@ -544,7 +544,7 @@ def _age(view: PackIndexView) -> tuple[int, str]:
 MAX_KEPT_BITMAPS_BYTES = 64 << 20
 """Bitmap files kept read, with the bitsets decoded from them, over all repositories (each counts
 its file's size and the most its decoded bitsets may take: all of them, or ``MAX_DECODED_BYTES``,
-and its four type bitsets)."""
+its four type bitsets and the walked closures it may keep, ``PackBitmap.closure_budget``)."""
 
 
 class _KeptBitmap(NamedTuple):
@@ -570,7 +570,8 @@ _NO_VIEW = PackIndexView(pack_path="", pack_size=0, checksum=b"", names=(), offs
 
 def _bitmap_cost(kept: _KeptBitmap) -> int:
     bitset = kept.objects // 8 + 1
-    return len(kept.bitmap.data) + min(MAX_DECODED_BYTES, len(kept.bitmap.entries) * bitset) + TYPE_BITMAPS * bitset
+    return (len(kept.bitmap.data) + min(MAX_DECODED_BYTES, len(kept.bitmap.entries) * bitset)
+            + TYPE_BITMAPS * bitset + kept.bitmap.closure_budget(kept.objects))
 
 
 _BITMAPS: LruCache[str, _KeptBitmap] = LruCache(MAX_KEPT_BITMAPS_BYTES, _bitmap_cost)

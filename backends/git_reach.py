@@ -60,6 +60,16 @@ PREFIX_BLOCK = 1024
 MAX_DECODED_BYTES = 8 << 20
 """Decoded commit bitsets one ``PackBitmap`` keeps (a pack of a million objects: 64 of them)."""
 
+MAX_KEPT_CLOSURES = 32
+MAX_KEPT_CLOSURE_BYTES = 4 << 20
+"""Walked closures one ``PackBitmap`` keeps (``Walker.closure``): this many at most, holding no more
+bytes than this (a bitset each, and about ``OTHER_BYTES`` for each object outside the pack)."""
+KEEP_CLOSURE_STEPS = 256
+"""A closure is kept when its walk took this many commits and trees or more (fewer cost less to walk
+again than to keep)."""
+CLOSURE_BYTES = 200
+OTHER_BYTES = 100
+
 
 class BitmapError(Exception):
     """The ``.bitmap`` file is malformed or belongs to another pack."""
@@ -115,6 +125,33 @@ class PackBitmap:
     """Where the type bitmaps of the pack's commits, trees, blobs and tags start."""
     _decoded: dict[int, int] = field(default_factory=dict, repr=False)
     _types: dict[int, int] = field(default_factory=dict, repr=False)
+    _closures: dict[tuple[frozenset[bytes], frozenset[bytes]], tuple[int, frozenset[bytes]]] = field(
+        default_factory=dict, repr=False)
+    """Closures walked over this pack (``Walker.closure``), by their tips and shallow boundary."""
+
+    def closure_budget(self, objects: int) -> int:
+        """The bytes the closures kept over a pack of ``objects`` objects may take."""
+        return min(MAX_KEPT_CLOSURE_BYTES, MAX_KEPT_CLOSURES * (objects // 8 + 1 + CLOSURE_BYTES))
+
+    def kept_closure(self, key: tuple[frozenset[bytes], frozenset[bytes]]) -> tuple[int, frozenset[bytes]] | None:
+        """The closure of the tips and boundary ``key`` a walk kept, as bits and names outside the pack."""
+        return self._closures.get(key)
+
+    def keep_closure(self, key: tuple[frozenset[bytes], frozenset[bytes]], bits: int, others: frozenset[bytes]) -> None:
+        """Keep a walked closure for the next requests with the same tips and boundary (a shallow
+        client's haves are its tips' whole trees, walked at every fetch: the same for every clone of
+        the same tips).  Past the budget the ones kept are forgotten all at once, as the decoded
+        bitsets are; requests in several threads may keep at once (a closure is the same whoever
+        walked it)."""
+        bitset = len(self.view) // 8 + 1 + CLOSURE_BYTES
+        budget = self.closure_budget(len(self.view))
+        cost = bitset + OTHER_BYTES * len(others)
+        if cost > budget:
+            return
+        closures = self._closures
+        if sum(bitset + OTHER_BYTES * len(kept[1]) for kept in list(closures.values())) + cost > budget:
+            closures.clear()
+        closures[key] = bits, others
 
     def of_type(self, type_num: int) -> int:
         """The bitset of the pack's objects of one type (COMMIT, TREE, BLOB or TAG)."""
@@ -318,6 +355,13 @@ class Walker:
         ``stop``: a closure of this walker's (the client's haves), whose objects the walk does not
         enter; the result then holds what the tips reach outside it (what they reach, less ``stop``,
         is the same): the trees the haves' walk read are not read again."""
+        key = None
+        if stop is None and self._bitmap is not None:  # (a walk that stops at another is that one's)
+            tips = tuple(tips)
+            key = frozenset(tips), self._boundary
+            kept = self._bitmap.kept_closure(key)
+            if kept is not None:
+                return Reached(kept[0], set(kept[1]))
         reached = _Marking(len(self._view) if self._view is not None else 0, stop)
         trees: list[bytes] = []
         commits: list[bytes] = []
@@ -349,7 +393,13 @@ class Walker:
             if steps % ABANDON_CHECK == 0:
                 self.check_wanted()
             self._walk_tree(reached, trees.pop(), trees)
-        return Reached(int.from_bytes(reached.marks, "little"), reached.others, reached.listings)
+        bits = int.from_bytes(reached.marks, "little")
+        if key is not None and steps >= KEEP_CLOSURE_STEPS and not reached.listings:
+            # (a walk that kept large trees to compare with is not kept: the walk that stops at it
+            # compares with them, which a kept closure could not give)
+            assert self._bitmap is not None
+            self._bitmap.keep_closure(key, bits, frozenset(reached.others))
+        return Reached(bits, reached.others, reached.listings)
 
     def check_wanted(self) -> None:
         """Raise ``WalkAbandoned`` if nobody waits for the walk's answer any more (the walk looks

@@ -58,3 +58,43 @@ def test_a_shallow_clone_of_every_branch_is_about_git_s_size(make_server: Callab
     # sent whole, the two older tips' files made it over twice git's (29 KB against 13)
     assert received_pack_size(ours) < 1.1 * received_pack_size(reference), (
         received_pack_size(ours), received_pack_size(reference))
+
+
+def test_deepening_a_shallow_clone_of_every_branch_is_git_s_deepen(make_server: Callable[..., RunningServer],
+                                                                  client: Client) -> None:
+    """``git fetch --deepen=1`` of such a clone: the client's tips are walked whole for what it has,
+    and that walk is kept for the next client of the same tips; both clients get git's boundary
+    and git's objects."""
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "dirs"
+    client.git("init", "-q", "-b", "main", str(work))
+    for n in range(130):  # (enough directories for the walk of the tips' trees to be kept)
+        (work / f"d{n}").mkdir()
+        (work / f"d{n}" / "f.txt").write_text(f"{n}\n")
+    for n in range(6):
+        if n == 3:
+            client.git("checkout", "-q", "-b", "side", cwd=work)
+        for d in (n, 40 + n, 90 + n):
+            (work / f"d{d}" / "f.txt").write_text(f"{d} changed in {n}\n")
+        client.git("add", "-A", cwd=work)
+        client.git("commit", "-q", "-m", f"c{n}", cwd=work)
+    client.git("checkout", "-q", "-b", "topic", "main~1", cwd=work)
+    (work / "topic.txt").write_text("t\n")
+    client.git("add", "-A", cwd=work)
+    client.git("commit", "-q", "-m", "topic", cwd=work)
+    client.git("clone", "-q", "--bare", str(work), str(server.root / "dirs.git"))
+    client.git("repack", "-adbq", cwd=server.root / "dirs.git")
+
+    def objects(clone: Path) -> set[str]:
+        return set(client.git("cat-file", "--batch-all-objects", "--batch-check=%(objectname)", cwd=clone
+                              ).stdout.split())
+
+    found = []
+    for name, url in [("first", server.git_url("dirs")), ("second", server.git_url("dirs")),
+                      ("reference", f"file://{server.root / 'dirs.git'}")]:
+        clone = client.cwd / name
+        client.git("clone", "-q", "-n", "--depth", "1", "--no-single-branch", url, str(clone))
+        client.git("fetch", "-q", "--deepen=1", cwd=clone)
+        client.git("fsck", "--full", "--strict", cwd=clone)
+        found.append((sorted((clone / ".git" / "shallow").read_text().split()), objects(clone)))
+    assert found[0] == found[2] and found[1] == found[2]

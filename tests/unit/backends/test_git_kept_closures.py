@@ -1,0 +1,103 @@
+"""A shallow client's haves are its tips, each walked whole (its tree and everything below it) at
+every fetch: ``git fetch --deepen=1`` of a shallow clone of every branch of the bench corpus read
+5,600 trees through 50,000 entries for them, twice ``git daemon``'s server CPU.  The walked closure
+is kept with the pack's bitmap, by its tips and boundary, for the next client of the same tips."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dulwich.repo import Repo
+
+from backends import git_fastpack, git_reach
+from backends.git_fastpack import generate_pack_fast, plan_pack
+from tests.unit.backends.test_git_fastpack import (  # noqa: F401 - ``sources`` is a fixture
+    _counting_bitmap_reads,
+    expected_objects,
+    parents,
+    rev,
+    sources,
+    with_shallow_file,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs a git binary")
+
+TIPS = ["main", "dev", "feature"]
+
+
+def deepen_by_one(src: Path) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """A shallow clone of every branch (its tips are its boundary) deepening by one: the wants (the
+    tips and their parents), the haves (the tips) and the new boundary (both)."""
+    tips = [rev(src, name) for name in TIPS]
+    grown = sorted({p for tip in tips for p in parents(src, tip)})
+    return sorted(set(tips) | set(grown)), tips, sorted(set(tips) | set(grown))
+
+
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    reads: list[bytes] = []
+    real_read = git_reach.Walker._read
+
+    def counted(self: Any, sha: bytes) -> tuple[int, bytes]:
+        reads.append(sha)
+        return real_read(self, sha)
+
+    monkeypatch.setattr(git_reach.Walker, "_read", counted)
+    return reads
+
+
+def test_a_deepen_s_haves_are_walked_once_for_the_next_clients(
+        sources: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    src = tmp_path / "kept-closure.git"
+    shutil.copytree(sources["tipbitmaps"].path, src)
+    _counting_bitmap_reads(monkeypatch)
+    monkeypatch.setattr(git_reach, "KEEP_CLOSURE_STEPS", 1, raising=False)  # (the corpus's walk takes thousands)
+    reads = counted_reads(monkeypatch)
+    wants, haves, boundary = deepen_by_one(src)
+    oracle = with_shallow_file(tmp_path, src, boundary, "oracle.git")
+    have_objects = expected_objects(oracle, haves, [])
+    expected = expected_objects(oracle, wants, []) - have_objects
+
+    def pack() -> bytes:
+        repo = Repo(str(src))
+        chunks = generate_pack_fast(repo.object_store, wants, haves, thin_pack=True, refs=repo.get_refs(),
+                                    shallow_boundary=boundary)
+        assert chunks is not None
+        return b"".join(chunks)
+
+    first = pack()
+    assert int.from_bytes(first[8:12], "big") == len(expected)
+    assert set(reads) & have_objects, "the first client's haves are walked"
+    reads.clear()
+    assert pack() == first, "the next client of the same tips gets the same pack"
+    assert not set(reads) & have_objects, "its haves are not walked again"
+
+    reads.clear()  # another boundary (a deeper client of the same tips) is another closure
+    deeper = boundary + sorted({p for c in boundary for p in parents(src, c)} - set(boundary))
+    plan = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True,
+                     shallow_boundary=deeper)
+    assert set(reads) & have_objects
+    assert plan.count == len(expected_objects(with_shallow_file(tmp_path, src, deeper, "deeper.git"), wants, haves)
+                             - expected_objects(with_shallow_file(tmp_path, src, deeper, "deeper2.git"), haves, []))
+
+
+def test_the_closures_kept_of_a_bitmap_are_bounded(
+        sources: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    src = tmp_path / "bounded-closures.git"
+    shutil.copytree(sources["tipbitmaps"].path, src)
+    _counting_bitmap_reads(monkeypatch)
+    monkeypatch.setattr(git_reach, "KEEP_CLOSURE_STEPS", 1)
+    monkeypatch.setattr(git_reach, "MAX_KEPT_CLOSURES", 2)
+    for _ in range(2):
+        for n in range(1, 5):  # four shallow clients of main, each its own depth
+            boundary = [rev(src, f"main~{n}")]
+            haves = [rev(src, f"main~{n}")]
+            wants = [rev(src, "main")]
+            plan = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True,
+                             shallow_boundary=boundary)
+            oracle = with_shallow_file(tmp_path, src, boundary, f"oracle-{n}-{_}.git")
+            assert plan.count == len(expected_objects(oracle, wants, []) - expected_objects(oracle, haves, []))
+            kept = git_fastpack._BITMAPS.get(str(next((src / "objects" / "pack").glob("*.bitmap"))))
+            assert kept is not None and 1 <= len(kept.bitmap._closures) <= 2
