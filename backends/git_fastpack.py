@@ -53,8 +53,11 @@ cases.
 from __future__ import annotations
 
 import binascii
+import collections
 import dataclasses
+import itertools
 import mmap
+import operator
 import os
 import zlib
 from array import array
@@ -129,9 +132,12 @@ class _Source:
 
     def select(self, positions: Iterable[int]) -> None:
         self.positions = array("q", positions)
+        # (C-level passes: a clone of a million objects took a Python step for each)
+        if len(self.positions) == len(self.view):  # (sorted, each once: every object of the pack)
+            self.selected = bytearray(b"\x01") * len(self.view)
+            return
         self.selected = bytearray(len(self.view))
-        for pos in self.positions:
-            self.selected[pos] = 1
+        collections.deque(map(self.selected.__setitem__, self.positions, itertools.repeat(1)), maxlen=0)
 
 
 @dataclass(eq=False)
@@ -654,17 +660,17 @@ def _kept_bitmap(path: str, view: PackIndexView) -> PackBitmap | None:
     return bitmap
 
 
-_BYTE_BITS = tuple(tuple(b for b in range(8) if byte >> b & 1) for byte in range(256))
+_BIT_FLAGS = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def _bit_positions(bits: int, size: int) -> array[int]:
-    """Set bit numbers of ``bits``, ascending."""
-    out: array[int] = array("q")
-    for i, byte in enumerate(bits.to_bytes((size + 7) // 8, "little")):
-        if byte:
-            base = i * 8
-            out.extend(base + b for b in _BYTE_BITS[byte])
-    return out
+    """Set bit numbers of ``bits`` below ``size``, ascending: its binary digits, lowest first, made
+    flags over the positions, all in C-level passes (a Python step for each byte of the bitset
+    and a generator for its bits took 0.1 s for a clone of a million objects)."""
+    if bits <= 0:
+        return array("q")
+    flags = format(bits, "b").encode("ascii")[::-1][:size].translate(_BIT_FLAGS)
+    return array("q", itertools.compress(range(len(flags)), flags))
 
 
 def _place_others(store: DiskObjectStore, sources: list[_Source], others: Iterable[bytes],
@@ -917,13 +923,25 @@ def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap
     offsets = view.offsets
     last = len(offsets) - 1
     pack_end = view.pack_size - view.raw_len
-    new_offset = _NewOffsets(source.positions)
+    new_offset = _NewOffsets(source.positions, offsets)
     record = new_offset.append
     chunk_size = out.chunk_size
     chains = _ChainDeltas(view, resolver)
     run_start = run_end = -1        # bytes of the pending verbatim run
     span_start = -1                 # where the current back-to-back span began (-1: none)
-    for pos in source.positions:
+    done = 0
+    if len(source.positions) == len(offsets):  # every entry of the pack (a clone): see _plain_entries
+        for done, verbatim_end in _plain_entries(mapped, offsets, pack_end, plan.ofs_delta):
+            if run_start < 0:
+                new_offset.shift = out.offset - offsets[0]
+                run_start = span_start = offsets[0]
+            run_end = verbatim_end
+            if run_end - run_start >= chunk_size:  # keep streaming: never hold a long run back
+                yield from _copy(mapped, run_start, run_end, out)
+                run_start = run_end
+        new_offset.plain = done
+        stats.verbatim += done
+    for pos in source.positions[done:] if done else source.positions:
         start = offsets[pos]
         end = offsets[pos + 1] if pos < last else pack_end
         record(out.offset + (run_end - run_start))
@@ -959,6 +977,44 @@ def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap
     yield from _copy(mapped, run_start, run_end, out)
 
 
+PLAIN_BLOCK = 4096
+PLAIN_BLOCK_BYTES = 256 << 10
+"""Entries of a pack sent whole whose types ``_plain_entries`` reads at once: this many at most,
+starting within this many bytes of the first (each read maps a page ahead of the copy)."""
+_ENTRY_KINDS = bytes((byte >> 4) & 7 for byte in range(256))
+
+
+def _plain_entries(mapped: mmap.mmap, offsets: array[int], pack_end: int, ofs_delta: bool
+                   ) -> Iterator[tuple[int, int]]:
+    """For a pack every entry of which is sent, in its order: how many of its first entries go out
+    as stored, and where they end, growing a block (``PLAIN_BLOCK``) at a time.
+
+    From the first entry, a whole object, on, as long as each entry is a whole object or (for a
+    client that takes them) an OFS_DELTA, the pack is one back-to-back span: each entry keeps its
+    distance to its base, which lies before it in the pack, as ``_write_source`` would find entry
+    by entry (``_keeps_distance``).  Each block's types are read from its entries' first bytes by
+    C-level maps, with no step an entry (a clone of a million tiny objects took 0.25 s of them); the
+    first entry of any other kind (a REF_DELTA, an OFS_DELTA for a client without ofs-delta) ends
+    it, and ``_write_source`` goes on from there entry by entry."""
+    plain = b"\x01\x02\x03\x04\x06" if ofs_delta else b"\x01\x02\x03\x04"
+    count = len(offsets)
+    done = 0
+    while done < count:
+        block = offsets[done:max(done + 1, min(done + PLAIN_BLOCK,
+                                               bisect_left(offsets, offsets[done] + PLAIN_BLOCK_BYTES, done)))]
+        heads = operator.itemgetter(*block)(mapped) if len(block) > 1 else (mapped[block[0]],)
+        kinds = bytes(heads).translate(_ENTRY_KINDS)
+        if done == 0 and kinds[:1] == b"\x06":
+            return  # (an OFS_DELTA first has no base before it: entry by entry, as stored packs never have it)
+        odd = kinds.translate(None, plain)
+        take = min(kinds.find(bytes([kind])) for kind in set(odd)) if odd else len(block)
+        if take:
+            done += take
+            yield done, int(offsets[done]) if done < count else pack_end
+        if take < len(block):
+            return
+
+
 def _keeps_distance(mapped: mmap.mmap, start: int, span_start: int, ofs_delta: bool) -> bool:
     """A whole object, or an OFS_DELTA whose base is in the current back-to-back span."""
     byte = mapped[start]
@@ -983,13 +1039,24 @@ def _keeps_distance(mapped: mmap.mmap, start: int, span_start: int, ofs_delta: b
 class _NewOffsets:
     """Output offsets of the entries written so far from one source, looked up by pack position."""
 
-    def __init__(self, positions: array[int]) -> None:
+    def __init__(self, positions: array[int], stored: array[int] | None = None) -> None:
+        """``stored``: the pack's offsets, for ``plain``."""
         self._positions = positions
         self._offsets: array[int] = array("q")
         self.append = self._offsets.append
+        self._stored = stored
+        self.plain = 0
+        """The first ``plain`` positions (of a pack sent whole, ``_plain_entries``: the pack's first
+        entries) went out as one run: their new offsets are their stored ones plus ``shift``, not
+        recorded one by one."""
+        self.shift = 0
 
     def __getitem__(self, pos: int) -> int:
-        return self._offsets[bisect_left(self._positions, pos)]
+        at = bisect_left(self._positions, pos)
+        if at < self.plain:
+            assert self._stored is not None
+            return self._stored[pos] + self.shift
+        return self._offsets[at - self.plain]
 
 
 def _copy(mapped: mmap.mmap, start: int, end: int, out: _Output) -> Iterator[bytes]:
