@@ -43,7 +43,7 @@ from gateway.hg_archive import (
     serve_web_page,
     transport_of,
 )
-from gateway.http import HTML_PAGES, HttpFront, Route, RouteKind, send_error, site_url
+from gateway.http import HTML_PAGES, RAW_STYLED_PAGES, HttpFront, Route, RouteKind, send_error, site_url
 from gateway.limits import annotate_max_revisions
 from gateway.logs import SafeLogger
 from gateway.policy import git_archives
@@ -96,6 +96,9 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
         repo_page.serve_repo_page(front, request, Route(RouteKind.REPO_PAGE, f"{route.repo}/{route.service}"))
         return
     name, page = found
+    if page and page[0] in RAW_STYLED_PAGES:  # hgweb's /NAME/raw-annotate/REV/PATH: the raw style named in the path
+        serve_styled(front, request, name, [page[0].removeprefix("raw-"), *page[1:]], style="raw")
+        return
     if styled(request):
         serve_styled(front, request, name, page)
         return
@@ -129,11 +132,15 @@ def styled(request: server.Request) -> bool:
     return request.args.get(b"style", [b""])[-1].decode("ascii", "replace") in STYLED_PAGES
 
 
-def serve_styled(front: HttpFront, request: server.Request, name: str, page: Sequence[str]) -> None:
-    """A page asked for in another of hgweb's styles, as that style's page; 404 for a style or a
-    page of it hgwire does not serve."""
-    style = request.args.get(b"style", [b""])[-1].decode("ascii", "replace")
+def serve_styled(front: HttpFront, request: server.Request, name: str, page: Sequence[str],
+                 style: str | None = None) -> None:
+    """A page asked for in another of hgweb's styles (``?style=``, or ``style`` when the path named
+    it), as that style's page; 404 for a style or a page of it hgwire does not serve."""
+    if style is None:
+        style = request.args.get(b"style", [b""])[-1].decode("ascii", "replace")
     kind, rest = (page[0], list(page[1:])) if page else ("", [])
+    if style == "raw" and kind in ("rev", "changeset") and not rest:
+        rest = ["tip"]  # hgweb's changeset when none is named
     if kind in ("log", "changelog") and len(rest) > 1:
         kind = "filelog"  # a log with a file
     if style == "raw" and kind in FILE_PAGES:  # hgweb's raw style of a file or directory: raw-file

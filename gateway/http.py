@@ -293,9 +293,15 @@ WEB_FILE_PAGES = frozenset({"json-manifest", "json-file", "json-filelog", "json-
                             "json-comparison"})
 FILE_FEEDS = frozenset({"atom-log", "rss-log"})
 """hgweb's feeds of a file's history, followed by a revision and the file's path."""
+RAW_STYLED_PAGES = frozenset(f"raw-{page}" for page in ("summary", "shortlog", "log", "changelog", "filelog", "rev",
+                                                         "changeset", "manifest", "diff", "filediff", "comparison",
+                                                         "annotate", "graph", "help"))
+"""hgweb's ``raw`` style named in the path, as hgweb takes ``STYLE-PAGE`` for any page
+(``/NAME/raw-annotate/REV/PATH`` is ``/NAME/annotate/REV/PATH?style=raw``); ``raw-rev/REV``,
+``raw-file`` and ``raw-tags``, ``raw-bookmarks``, ``raw-branches`` have routes of their own."""
 HTML_PAGES = frozenset({"summary", "shortlog", "log", "changelog", "filelog", "rev", "changeset", "file", "manifest",
                         "tags", "branches", "bookmarks", "diff", "filediff", "comparison", "annotate",
-                        "graph", "help", "static"})
+                        "graph", "help", "static", *RAW_STYLED_PAGES})
 """hgweb's pages for browsers (``gateway.hg_web``); its handler takes the longest repository
 before one of them, as hgweb does (``team/log/rev/5`` is repository ``team/log``'s changeset 5).
 hgweb's ``help`` and ``static`` (which hgwire has not) are here so that a repository's are "no
