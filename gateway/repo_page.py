@@ -134,28 +134,30 @@ def wants_html(request: server.Request) -> bool:
 def serve_root_page(front: HttpFront, request: server.Request, route: Route) -> None:
     """What this server is and what its clone URLs look like; no repository is named or looked up,
     so it costs nothing and tells nothing (it is also what a load balancer's health check reads).
-    A browser gets the index instead (``[http] index``): the repositories it may read."""
+    A browser gets the index instead (``[http] index``): the repositories it may read; a script
+    asks for hgweb's JSON index (``?style=json``) or its raw one (``?style=raw``: a path a line)."""
     as_json = request.args.get(b"style") == [b"json"]
+    as_raw = request.args.get(b"style") == [b"raw"]
     after = (request.args.get(b"after") or [b""])[0].decode("utf-8", "surrogateescape")
     index = repository_index(front.authorizer)
-    if index and not as_json:
+    if index and not as_json and not as_raw:
         request.setHeader(b"Vary", b"Accept")  # the index or the plain text by it (``wants_html``)
-    if (as_json or wants_html(request)) and index:
+    if (as_json or as_raw or wants_html(request)) and index:
         d: defer.Deferred[Any] = front.authenticate(request)
         d.addCallback(front.counted, request)
         following: list[str] = []
 
         def make(user: str | None) -> bytes | None:
-            body, next_page = _index(front, user, base, as_json, after)
+            body, next_page = _index(front, user, base, as_json, after, raw=as_raw)
             following.extend([next_page] if next_page else [])
             return body
 
         base = site_url(front, request)
         d.addCallback(lambda user: page_queued(user, make, request))
-        d.addCallback(_send_index, request, as_json, following)
+        d.addCallback(_send_index, request, as_json, following, as_raw)
         d.addErrback(fail_request, request, "(index)", PROTO, logger=log)
         return
-    if as_json:
+    if as_json or as_raw:
         send_error(request, 404, "the index of repositories is turned off here ([http] index = false)")
         return
     base = site_url(front, request)
@@ -174,7 +176,7 @@ MAX_INDEX_LOOKED_AT = 20_000
 
 
 def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
-           after: str = "", folder: str = "") -> tuple[bytes | None, str | None]:
+           after: str = "", folder: str = "", raw: bool = False) -> tuple[bytes | None, str | None]:
     """A page of the index for ``user``: the first ``MAX_INDEX`` repositories it may read whose
     names sort after ``after`` (blocking: the backend lists and opens repositories); with
     ``as_json``, hgweb's JSON index (``/?style=json``).  Each repository listed is opened (its
@@ -218,6 +220,9 @@ def _index(front: HttpFront, user: str | None, base: str, as_json: bool = False,
         quote(last, safe="/", errors="surrogateescape") if more else None
     if as_json:
         return _json_index(entries), following and following + "&style=json"
+    if raw:  # hgweb's raw index: its empty header's line, each repository's path between slashes, a last line
+        return (b"\n" + b"".join(b"/%s/\n" % e["path"].encode("utf-8", "surrogateescape") for e in entries) + b"\n",
+                following and following + "&style=raw")
     return html.index(base, entries, following), following
 
 
@@ -287,7 +292,8 @@ def _hg_last_change(repo: Any) -> list[Any] | None:
     return [float(changeset.time), changeset.tz]
 
 
-def _send_index(body: bytes | None, request: server.Request, as_json: bool, following: list[str]) -> None:
+def _send_index(body: bytes | None, request: server.Request, as_json: bool, following: list[str],
+                raw: bool = False) -> None:
     """The index page; a ``Link: <…>; rel="next"`` header names the next page when there is one
     (the JSON index's body is hgweb's, which has no place for it)."""
     from gateway.hg_archive import send_page
@@ -297,6 +303,9 @@ def _send_index(body: bytes | None, request: server.Request, as_json: bool, foll
         request.setHeader(b"Link", b'<%s>; rel="next"' % following[0].encode("ascii"))
     if as_json:
         send_page(body, request, Route(RouteKind.ROOT_PAGE, "(index)"), b"application/json", PROTO)
+        return
+    if raw:
+        send_page(body, request, Route(RouteKind.ROOT_PAGE, "(index)"), b"text/plain; charset=UTF-8", PROTO)
         return
     send_page(body, request, Route(RouteKind.ROOT_PAGE, "(index)"), b"text/html; charset=UTF-8", PROTO,
               {b"Content-Security-Policy": html.CONTENT_SECURITY_POLICY})
