@@ -384,6 +384,17 @@ class GuardedTransaction:
         self._refusal = reason
         raise PermissionDenied(reason)
 
+    def add_push_vars(self, pairs: Sequence[tuple[bytes, bytes]]) -> None:
+        """``hg push --pushvars KEY=VALUE``: every later hook of the push is told ``HG_USERVAR_KEY``
+        where the repository's ``[push] pushvars.server`` is true, as hg's ``bundle2getvars`` does;
+        otherwise nothing.  A name or value no environment can hold (empty, ``=``, NUL) is left out."""
+        setting = getattr(self._repo, "hgrc_bool", None)  # optional: a backend may have no hgrc
+        if setting is None or not setting(b"push", b"pushvars.server", False):
+            return
+        for key, value in pairs:
+            if key and b"=" not in key and b"\0" not in key and b"\0" not in value:
+                self.hookargs["USERVAR_" + os.fsdecode(key.upper())] = os.fsdecode(value)
+
     def add_changegroup(self, groups: Iterator[RevisionGroup]) -> IngestResult:
         if self._branch_rules and self._reader is None:
             self._start_branch_checks()

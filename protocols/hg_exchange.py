@@ -1374,6 +1374,15 @@ def _ignore_part(op: _PushOperation, part: b2.InPart) -> None:
 
 PartHandler = Callable[[_PushOperation, b2.InPart], None]
 
+def _handle_pushvars(op: _PushOperation, part: b2.InPart) -> None:
+    """``hg push --pushvars KEY=VALUE``: its advisory parameters, handed to the transaction, which
+    tells them to the push's hooks where the repository allows it (hg's ``bundle2getvars``); a
+    transaction that runs no hooks ignores them, as hg does without ``[push] pushvars.server``."""
+    add = getattr(op.tx, "add_push_vars", None)  # optional: a transaction that runs the repository's hooks
+    if add is not None:
+        add([(key, value) for key, value in part.params.items() if key not in part.mandatory_keys])
+
+
 PUSH_PART_HANDLERS: Mapping[bytes, tuple[frozenset[bytes], PartHandler]] = {
     b2.PART_REPLYCAPS: (frozenset(), _handle_replycaps),
     b2.PART_CHECK_HEADS: (frozenset(), _handle_check_heads),
@@ -1386,5 +1395,6 @@ PUSH_PART_HANDLERS: Mapping[bytes, tuple[frozenset[bytes], PartHandler]] = {
     b2.PART_PUSHKEY: (frozenset({b"namespace", b"key", b"old", b"new"}), _handle_pushkey),
     b2.PART_OUTPUT: (frozenset(), _ignore_part),
     b"obsmarkers": (frozenset(), _handle_obsmarkers),
+    b"pushvars": (frozenset(), _handle_pushvars),
 }
 """One row per bundle2 part a push may carry: the mandatory parameters understood, and the handler."""
