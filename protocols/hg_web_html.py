@@ -124,15 +124,15 @@ def _changeset_rows(url: str, entries: Sequence[Data]) -> str:
 
 def index(url: str, entries: Sequence[Data], following: str | None = None) -> bytes:
     """The server's index: the repositories the visitor may read, each linked to its summary,
-    with its kind, description and last change; ``following``: the path (quoted) of the page
-    that lists the next ones."""
+    with its kind, description, contact (an hg repository's ``[web] contact``, as hgweb's index
+    shows it) and last change; ``following``: the path (quoted) of the page that lists the next ones."""
     rows = []
     for entry in entries:
         shown = entry["name"]
         when = _text(_date(entry["date"])) if entry.get("date") else ""
         rows.append(f"<tr><td>{_path_link(url + '/', entry.get('path', shown), _text(shown))}</td><td>{_text(entry['kind'])}</td>"
-                    f"<td>{_text(entry['description'])}</td><td>{when}</td></tr>")
-    body = ("<table><tr><th>repository</th><th>kind</th><th>description</th><th>last change</th></tr>"
+                    f"<td>{_text(entry['description'])}</td><td>{_text(entry.get('contact', ''))}</td><td>{when}</td></tr>")
+    body = ("<table><tr><th>repository</th><th>kind</th><th>description</th><th>contact</th><th>last change</th></tr>"
             + "".join(rows) + "</table>") if rows else "<p>There is no repository you may read here yet.</p>"
     if following:
         body += f"<p>{_link(url + following, 'More repositories…')}</p>"

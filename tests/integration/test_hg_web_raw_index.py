@@ -30,3 +30,15 @@ def test_the_raw_index_is_hg_serve_s(make_server: Callable[..., RunningServer], 
     assert theirs.body == b"\n/solo/\n/team/app/\n/team/lib/\n\n"
     assert (ours.status, ours.body) == (200, theirs.body)
     assert ours.headers["content-type"].lower() == theirs.headers["content-type"].lower() == "text/plain; charset=utf-8"
+
+
+def test_the_browser_index_shows_each_repository_s_contact(make_server: Callable[..., RunningServer],
+                                                           client: Client) -> None:
+    """An hg repository's ``[web] contact`` is in the index's row, beside its description, as in
+    hgweb's index (it was on the repository's summary only)."""
+    server = make_server("fs", http=[LOOPBACK])
+    client.hg("init", str(server.root / "app"))
+    (server.root / "app" / ".hg" / "hgrc").write_text("[web]\ndescription = the app\ncontact = Jane <jane@example.com>\n")
+    page = raw(server.port("http"), "GET", "/", {"Accept": "text/html"}).body.decode()
+    assert "<th>description</th><th>contact</th>" in page
+    assert "<td>the app</td><td>Jane &lt;jane@example.com&gt;</td>" in page
