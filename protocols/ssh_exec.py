@@ -159,6 +159,8 @@ EXEC_TABLE: Mapping[str, tuple[ExecPattern, ...]] = {
     ),
 }
 """Command name (first word) → the shapes accepted for it.  Add a row to serve more."""
+CHG = frozenset({"chg"})
+"""Names of hg's own client that users set as ``[ui] remotecmd``, taken as ``hg``."""
 
 
 def parse_exec(command: bytes) -> ExecRequest:
@@ -244,8 +246,11 @@ def match_words(words: list[str]) -> ExecRequest:
     if not words:
         raise UnsupportedFeature("empty command; this server runs git and hg services only")
     program = words[0].rsplit("/", 1)[-1]
-    if "/" in words[0] and program in EXEC_TABLE:  # hg --remotecmd /usr/bin/hg, git --upload-pack /x/git-upload-pack
+    if "/" in words[0] and (program in EXEC_TABLE or program in CHG):  # hg --remotecmd /usr/bin/hg, git
+        # --upload-pack /x/git-upload-pack
         words = [program, *words[1:]]  # the path to a program is the client's idea: hgwire runs none
+    if words[0] in CHG:  # hg's [ui] remotecmd = chg (its command server, to start faster): hg's commands
+        words = ["hg", *words[1:]]
     patterns = EXEC_TABLE.get(words[0])
     if patterns is None:
         raise UnsupportedFeature(f"unknown command {_shorten(words[0])!r}; {_supported()}")
