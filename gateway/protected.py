@@ -567,6 +567,22 @@ class GuardedTransaction:
         bare = getattr(self._tx, "bare_new_drafts", None)
         return list(bare()) if bare is not None else []
 
+    def phase_changes(self) -> list[tuple[Node, int | None, int]]:
+        """The backend's phase moves of this push (none where it cannot say)."""
+        changes = getattr(self._tx, "phase_changes", None)
+        return list(changes()) if changes is not None else []
+
+    def new_drafts_with_namespace(self) -> list[Node]:
+        """The backend's new drafts naming a topic namespace (none where it cannot say)."""
+        named = getattr(self._tx, "new_drafts_with_namespace", None)
+        return list(named()) if named is not None else []
+
+    def branch_heads_now(self, rule: Any) -> list[tuple[bytes, list[tuple[Node, bool]]]]:
+        """The backend's branch heads as the push leaves them, as ``rule`` looks at them (none where
+        it cannot say)."""
+        heads = getattr(self._tx, "branch_heads_now", None)
+        return list(heads(rule)) if heads is not None else []
+
     def _branch_refusal(self) -> str | None:
         if self._branch_heads is None:
             return None
@@ -905,6 +921,21 @@ class GuardedHgRepository:
         """The backend's ``topic-mode.server``, if it has it."""
         mode = getattr(self._repo, "topic_server_mode", None)
         return mode() if mode is not None else None
+
+    def allows_publishing(self) -> bool:
+        """The backend's ``topic.allow-publish``, if it has it (yes otherwise)."""
+        allows = getattr(self._repo, "allows_publishing", None)
+        return bool(allows()) if allows is not None else True
+
+    def rejects_topic_namespaces(self) -> bool:
+        """The backend's ``tns-reject-push``, if it has it."""
+        rejects = getattr(self._repo, "rejects_topic_namespaces", None)
+        return bool(rejects()) if rejects is not None else False
+
+    def single_head_rules(self) -> list[Any]:
+        """The backend's one-head-per-branch checks, if it has them."""
+        rules = getattr(self._repo, "single_head_rules", None)
+        return list(rules()) if rules is not None else []
 
     def rejects_bare_drafts(self) -> bool:
         """The backend's ``topic-mode.server = enforce``, if it has it."""

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from backends.interfaces import (
     NULL_NODE,
@@ -839,10 +840,13 @@ def _not_received(magic: bytes, exc: HgwireError) -> Response:
     return _refused1(b"", exc.message)
 
 
-def _refused1(said: bytes, message: str) -> PushResponse:
+def _refused1(said: bytes, message: str, hint: str | None = None) -> PushResponse:
     """A refused bundle1 push's answer, as hg serve's: result 0, what the server said, then the
-    ``abort:`` line; ``message`` is also kept for the server's log."""
-    return PushResponse(0, said + b"abort: " + message.encode("utf-8", "replace") + b"\n", refused=message)
+    ``abort:`` line (and the ``(hint)`` line); ``message`` is also kept for the server's log."""
+    told = b"abort: " + message.encode("utf-8", "replace") + b"\n"
+    if hint:
+        told += b"(" + hint.encode("utf-8", "replace") + b")\n"
+    return PushResponse(0, said + told, refused=message)
 
 
 def _apply(
@@ -897,16 +901,14 @@ def _unbundle1(repo: HgRepository, their_heads: Sequence[bytes], groups: Iterato
     try:
         check_push_heads(repo, their_heads, "preparing changes")
         ret = apply_changegroup(repo, tx, groups, report)
-        reject_bare_drafts(repo, tx)
-        warn_bare_drafts(repo, tx, report)
-        publish_bare_drafts(repo, tx)
+        check_push_rules(repo, tx, report)
         tx.commit()
     except PushRaced as exc:
         _abort_for(tx, exc)
         return PushError(exc.message.encode("utf-8"))
     except HgwireError as exc:
         _abort_for(tx, exc)
-        return _refused1(b"".join([*waited, *hook_output(tx)]), exc.message)
+        return _refused1(b"".join([*waited, *hook_output(tx)]), exc.message, exc.hint)
     except Exception as exc:
         tx.abort()
         if not answer_failures:
@@ -968,6 +970,8 @@ class IngestReport:
     """File revisions of the changegroup being applied, as sent (the backend may count the added ones)."""
     started: int = 0
     """Changegroups whose changesets the backend began to read (past ``prechangegroup``)."""
+    markers: int = 0
+    """Obsolescence markers the push's parts added (written to the transaction's journal as they come)."""
     obsolescence: tuple[int, ...] = (0, 0, 0, 0, 0)
     """New markers, changesets they obsoleted, new orphan, phase-divergent and content-divergent
     changesets (the transaction's optional ``obsolescence_summary``)."""
@@ -1038,6 +1042,75 @@ def apply_changegroup(
     delta = after - before - result.closing_heads  # a head that closes its branch is no new head to hg
     report.heads_delta += delta
     return delta + 1 if delta >= 0 else delta - 1
+
+
+def check_push_rules(repo: HgRepository, tx: HgTransaction, report: IngestReport) -> None:
+    """What hg serve with hg-evolve's topic extension (and core hg) checks as a push's transaction
+    closes, in its order (the validators' names sort them): the topics' publishing first
+    (``topic.publish-bare-branch``), then ``enforce-single-head``, ``tns-reject-push``,
+    ``topic.allow-publish``, ``topic-mode.server``, and core's ``single-head-per-branch``; a
+    refusal raises, a warning goes to ``report.notes`` (said before the hooks' closing words)."""
+    publish_bare_drafts(repo, tx)
+    rules = getattr(repo, "single_head_rules", None)  # each optional: a backend may not have them
+    heads_now: Callable[[Any], Sequence[tuple[bytes, Sequence[tuple[Node, bool]]]]] | None = getattr(
+        tx, "branch_heads_now", None)
+    checks = list(rules()) if rules is not None and heads_now is not None else []
+    for rule in (r for r in checks if r.extension):
+        _check_single_heads(rule, heads_now(rule) if heads_now is not None else [])
+    _reject_topic_namespaces(repo, tx)
+    _reject_publishing(repo, tx)
+    reject_bare_drafts(repo, tx)
+    warn_bare_drafts(repo, tx, report)
+    for rule in (r for r in checks if not r.extension):
+        _check_single_heads(rule, heads_now(rule) if heads_now is not None else [])
+
+
+def _check_single_heads(rule: Any, heads: Sequence[tuple[bytes, Sequence[tuple[Node, bool]]]]) -> None:
+    """Refuse a push leaving a branch with more than one head, in the words of the setting's owner:
+    hg-evolve's ``N heads on "NAME"`` (the heads, comma-separated), or core hg's ``rejecting
+    multiple heads on branch "NAME"`` (``N heads:`` the first four and how many others)."""
+    for name, found in heads:
+        if len(found) < 2:
+            continue
+        shown = name.decode("utf-8", "replace")
+        short = [node.hex()[:12] for node, _closed in found]
+        if rule.extension:
+            raise PermissionDenied(f'{len(found)} heads on "{shown}"', hint=", ".join(short))
+        listed = " ".join(short[:4]) + (f" and {len(short) - 4} others" if len(short) > 4 else "")
+        raise PermissionDenied(f'rejecting multiple heads on branch "{shown}"',
+                               hint=f"{len(found)} heads: {listed}")
+
+
+def _reject_topic_namespaces(repo: HgRepository, tx: HgTransaction) -> None:
+    """hg-evolve's ``[experimental] tns-reject-push``: a push leaving a new draft that names a topic
+    namespace is refused, in the extension's words."""
+    wanted = getattr(repo, "rejects_topic_namespaces", None)
+    named = getattr(tx, "new_drafts_with_namespace", None)
+    if wanted is None or named is None or not wanted():
+        return
+    nodes = named()
+    if nodes:
+        more = f" and {len(nodes) - 1} more" if len(nodes) > 1 else ""
+        raise PermissionDenied(f"rejecting draft changesets with topic namespace: {nodes[0].hex()[:12]}{more}",
+                               hint="this repository takes no topic namespaces: clear yours with "
+                                    "'hg debug-topic-namespace --clear', amend these changesets (they then "
+                                    "carry none) and push again")
+
+
+def _reject_publishing(repo: HgRepository, tx: HgTransaction) -> None:
+    """hg-evolve's ``[experimental] topic.allow-publish = no``: a push that makes any changeset
+    public (``--publish``, a publishing repository, drafts it publishes itself, or changesets the
+    client has public) is refused, in the extension's words."""
+    allows = getattr(repo, "allows_publishing", None)
+    changes = getattr(tx, "phase_changes", None)
+    if allows is None or changes is None or allows():
+        return
+    published = [node for node, _old, new in changes() if new == PUBLIC]
+    if published:
+        others = f" and {len(published) - 1} others" if len(published) > 1 else ""
+        raise PermissionDenied(f"rejecting publishing of changeset {published[0].hex()[:12]}{others}",
+                               hint="this repository takes drafts only: push without --publish, "
+                                    "and only changesets that are drafts on your side")
 
 
 def reject_bare_drafts(repo: HgRepository, tx: HgTransaction) -> None:
@@ -1130,9 +1203,7 @@ def _unbundle2(
         for part in b2.Bundle2Reader(reader.remaining(), limits=limits, magic_read=True).parts():
             _process_part(op, part)
         op.check_heads()
-        reject_bare_drafts(repo, tx)
-        warn_bare_drafts(repo, tx, op.report)
-        publish_bare_drafts(repo, tx)
+        check_push_rules(repo, tx, op.report)
         summary = getattr(tx, "obsolescence_summary", None)  # also without markers: new orphans, ...
         if summary is not None:
             op.report.obsolescence = summary()
@@ -1178,8 +1249,11 @@ def _refused_output(tx: HgTransaction, report: IngestReport) -> bytes:
     ``adding ...`` for each changegroup it began to add (after the ``prechangegroup`` hooks), then,
     once its transaction was open (``opened``, told by the gateway's transaction), the rollback."""
     before, closing, after = hook_output(tx)
-    rollback = ABORT_MESSAGE if getattr(tx, "opened", False) else b""
-    return before + PROGRESS_MESSAGE * report.started + closing + after + rollback
+    # hg's transaction aborts silently where nothing went to its journal yet: a push of phases or
+    # bookmarks only (they are written as it closes), refused
+    wrote = report.started or report.markers
+    rollback = ABORT_MESSAGE if getattr(tx, "opened", False) and wrote else b""
+    return before + PROGRESS_MESSAGE * report.started + report.notes + closing + after + rollback
 
 
 def error_part(exc: HgwireError, reply_caps: Mapping[bytes, Sequence[bytes]]) -> b2.OutPart:
@@ -1198,7 +1272,7 @@ def error_part(exc: HgwireError, reply_caps: Mapping[bytes, Sequence[bytes]]) ->
             [(b"in-reply-to", b"%d" % exc.part_id)],
             [(b"namespace", exc.namespace), (b"key", exc.key[: b2.MAX_PARAM_LEN])],
         )
-    return _abort_part(exc.message)
+    return _abort_part(exc.message, exc.hint)
 
 
 def _process_part(op: _PushOperation, part: b2.InPart) -> None:
@@ -1361,6 +1435,7 @@ def _handle_obsmarkers(op: _PushOperation, part: b2.InPart) -> None:
                                  hint="the server's hgrc needs [experimental] evolution = all")
     _version, markers = obs.decode(data)
     new = add(markers)
+    op.report.markers += new
     hookargs = getattr(op.tx, "hookargs", None)
     if hookargs is not None:  # hg's tr.hookargs: every later hook of the push is told the count
         hookargs["new_obsmarkers"] = str(int(hookargs.get("new_obsmarkers", "0")) + new)

@@ -70,7 +70,7 @@ from backends.hg.revlog import (
 )
 from backends.hg.store import decode_dir, store_encoder
 from backends.hg.vfs import Stamp, Vfs
-from backends.hg.writer import Transaction
+from backends.hg.writer import SingleHeadRule, Transaction
 from backends.interfaces import (
     NULL_NODE,
     AmbiguousIdentifier,
@@ -457,6 +457,19 @@ class HgRepo:
         states = [self.plain.read(name) if self.plain.exists(name) else None for name in MERGE_STATES]
         nodes.extend(merge_pins(*states))
         return {rev for rev in (nodemap.get(n) for n in nodes) if rev is not None}
+
+    def pinned_revs(self) -> set[int]:
+        """The revisions no marker hides, in the current changelog (``_pinned``)."""
+        return self._pinned(self.changelog())
+
+    def changeset_branches(self) -> list[tuple[bytes, bool]]:
+        """(branch, closes it) of every revision of the current changelog (``_branches``)."""
+        return self._branches(self.changelog())
+
+    def draft_topics(self) -> dict[int, bytes]:
+        """The topic of each served non-public revision that has one (``_draft_topics``)."""
+        cl = self.changelog()
+        return self._draft_topics(cl, self._served_views(cl))
 
     def obsolescence_enabled(self, option: bytes) -> bool:
         """An option of ``[experimental] evolution`` in the hgrc, as hg's server reads it
@@ -940,6 +953,32 @@ class HgRepo:
         data = self._hgrc()
         mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
         return mode is not None and mode.strip() == b"enforce"
+
+    def allows_publishing(self) -> bool:
+        """hg-evolve's ``[experimental] topic.allow-publish`` (default yes), where the repository
+        serves topics: with ``no``, a push that makes any changeset public is refused."""
+        return not self.serves_topics() or self._hgrc_bool(b"experimental", b"topic.allow-publish", True)
+
+    def rejects_topic_namespaces(self) -> bool:
+        """hg-evolve's ``[experimental] tns-reject-push``, where the repository serves topics: a push
+        leaving a new draft that names a topic namespace is refused."""
+        return self.serves_topics() and self._hgrc_bool(b"experimental", b"tns-reject-push", False)
+
+    def single_head_rules(self) -> list[SingleHeadRule]:
+        """The one-head-per-branch checks a push's transaction goes through, in hg's order:
+        hg-evolve's ``[experimental] enforce-single-head`` (where the repository serves topics;
+        closed heads count), then core hg's ``[experimental] single-head-per-branch`` with its
+        ``:account-closed-heads`` and ``:public-changes-only`` sub-options.  Where topics are
+        served, a draft with a topic is on a branch of its own (``BRANCH//TOPIC``), as for hg."""
+        rules: list[SingleHeadRule] = []
+        topics = self.serves_topics()
+        if topics and self._hgrc_bool(b"experimental", b"enforce-single-head", False):
+            rules.append(SingleHeadRule(extension=True, closed=True, public_only=False, topics=True))
+        if self._hgrc_bool(b"experimental", b"single-head-per-branch", False):
+            closed = self._hgrc_bool(b"experimental", b"single-head-per-branch:account-closed-heads", False)
+            public = self._hgrc_bool(b"experimental", b"single-head-per-branch:public-changes-only", False)
+            rules.append(SingleHeadRule(extension=False, closed=closed, public_only=public, topics=topics))
+        return rules
 
     def _lookup_topic(self, cl: Revlog, views: Views, key: bytes) -> Node | None:
         """A topic's name, after the bookmarks, tags and branches, as the ``topics`` namespace the

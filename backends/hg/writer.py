@@ -18,15 +18,15 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, NoReturn, Self, cast
+from typing import TYPE_CHECKING, NamedTuple, NoReturn, Self, cast
 
-from backends.hg import graph, mpatch
+from backends.hg import branchcache, graph, mpatch
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
 from backends.hg.changelog import manifest_lookup, parse_changeset
 from backends.hg.keys import format_bookmarks
 from backends.hg.largefiles import STANDIN_DIR
-from backends.hg.obsstore import DRAFT, OBSSTORE, PUBLIC, ObsStore, instabilities
+from backends.hg.obsstore import DRAFT, OBSSTORE, PUBLIC, ObsStore, hidden_revs, instabilities
 from backends.hg.revlog import (
     NULL_REV,
     PARENT_REVS,
@@ -97,6 +97,19 @@ def not_stored(exc: OSError) -> StorageError:
     """A write the server's disk refused (full, a quota, an I/O error), after the rollback."""
     return StorageError(f"the server could not store the push ({exc.strerror or exc}); nothing was changed, "
                         f"{storage_advice(exc)}")
+
+
+class SingleHeadRule(NamedTuple):
+    """One of the repository's one-head-per-branch checks of a push (``HgRepo.single_head_rules``)."""
+
+    extension: bool
+    """hg-evolve's ``enforce-single-head`` (its words), else core hg's ``single-head-per-branch``."""
+    closed: bool
+    """Heads that close their branch count."""
+    public_only: bool
+    """Only public changesets are looked at (hg's ``immutable`` view)."""
+    topics: bool
+    """A draft with a topic is on ``BRANCH//TOPIC`` (``BRANCH//NAMESPACE/TOPIC``), as hg-evolve names it."""
 
 
 class Transaction:
@@ -659,6 +672,74 @@ class Transaction:
             if not parse_changeset(self.changeset_text(node)).extra.get(b"topic"):
                 bare.append(node)
         return bare
+
+    def new_drafts_with_namespace(self) -> list[Node]:
+        """The changesets this transaction added that are not public, not hidden and name a topic
+        namespace: what hg-evolve's ``tns-reject-push`` refuses (``not public() and
+        extra("topic-namespace") and (FIRST:) - hidden()``)."""
+        self._guard()
+        phases = self._phase_array()
+        hidden = self._hidden_now(phases)
+        return [self.cl.node(rev) for rev in range(self.first_new, len(self.cl))
+                if phases[rev] != PUBLIC and rev not in hidden
+                and b"topic-namespace" in parse_changeset(self.changeset_text(self.cl.node(rev))).extra]
+
+    def _hidden_now(self, phases: bytearray) -> set[int]:
+        """The revisions hg's ``visible`` view filters out as this transaction leaves the repository
+        (its markers and phases too)."""
+        before = self._markers_before if self._markers_before is not None else self.repo.obsstore()
+        if before is None and not self.new_markers:
+            return set()
+        if before is None:
+            before = ObsStore(obs.DEFAULT_VERSION, [])
+        after = before.extended(self.new_markers) if self.new_markers else before
+        return hidden_revs(after, self.cl.nodemap, self._parents(), phases, self.repo.pinned_revs())
+
+    def branch_heads_now(self, rule: SingleHeadRule) -> list[tuple[bytes, list[tuple[Node, bool]]]]:
+        """Each branch's heads as this transaction leaves the repository, as ``rule`` looks at them:
+        the names in order of their first changeset, the heads ascending, each with whether it closes
+        its branch (those that do left out unless ``rule.closed``).  hg's ``visible`` view, or
+        only the public changesets (``rule.public_only``); with ``rule.topics`` a draft's topic
+        (and namespace) is part of its branch's name."""
+        self._guard()
+        phases = self._phase_array()
+        parents = self._parents()
+        hidden = self._hidden_now(phases) if not rule.public_only else set()
+        old = self.repo.changeset_branches()
+        topics = self.repo.draft_topics() if rule.topics and not rule.public_only else {}
+        names: list[bytes] = []
+        closes = bytearray(len(self.cl))
+        for rev in range(len(self.cl)):
+            if rev < self.first_new and rev < len(old):
+                branch, closes[rev] = old[rev]
+            else:
+                branch, closes[rev] = branchcache.branch_of(self.changeset_text(self.cl.node(rev)))
+            # a served draft without a topic (not in ``topics``) is read no more
+            if rule.topics and phases[rev] != PUBLIC and (rev >= self.first_new or rev in topics
+                                                            or phases[rev] != DRAFT):
+                branch += self._fqbn_suffix(rev)
+            names.append(branch)
+        shown = [rev not in hidden and (not rule.public_only or phases[rev] == PUBLIC) for rev in range(len(names))]
+        has_child = bytearray(len(names))
+        for rev, (p1, p2) in enumerate(parents):
+            if shown[rev]:
+                for p in (p1, p2):
+                    if p >= 0 and names[p] == names[rev]:
+                        has_child[p] = 1
+        heads: dict[bytes, list[tuple[Node, bool]]] = {}
+        for rev, name in enumerate(names):
+            if shown[rev] and not has_child[rev] and (rule.closed or not closes[rev]):
+                heads.setdefault(name, []).append((self.cl.node(rev), bool(closes[rev])))
+        return list(heads.items())
+
+    def _fqbn_suffix(self, rev: int) -> bytes:
+        """``//TOPIC`` or ``//NAMESPACE/TOPIC`` of a changeset with a topic (hg-evolve's fully
+        qualified branch name, the branch left out), else nothing."""
+        extra = parse_changeset(self.changeset_text(self.cl.node(rev))).extra
+        topic, namespace = extra.get(b"topic", b""), extra.get(b"topic-namespace", b"")
+        if namespace in (b"", b"none"):
+            return b"//" + topic if topic else b""
+        return b"//" + namespace + b"/" + topic
 
     def _store_version(self) -> int:
         """The obsstore's format (its first byte), the default for a new one."""
