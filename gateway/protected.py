@@ -917,6 +917,21 @@ class GuardedHgRepository:
         topical = getattr(self._repo, "topic_branchmap", None)
         return topical() if topical is not None else None
 
+    def serves_topics(self) -> bool:
+        """The backend serves hg-evolve's topics, if it can say."""
+        serves = getattr(self._repo, "serves_topics", None)
+        return bool(serves()) if serves is not None else False
+
+    def gates_topic_changesets(self) -> bool:
+        """The backend's ``topic.server-gate-topic-changesets``, if it has it."""
+        gated = getattr(self._repo, "gates_topic_changesets", None)
+        return bool(gated()) if gated is not None else False
+
+    def heads_without_topics(self) -> list[Node]:
+        """The backend's heads without the topics' drafts (all its heads where it cannot say)."""
+        without = getattr(self._repo, "heads_without_topics", None)
+        return list(without()) if without is not None else self._repo.heads()
+
     def topic_server_mode(self) -> bytes | None:
         """The backend's ``topic-mode.server``, if it has it."""
         mode = getattr(self._repo, "topic_server_mode", None)

@@ -169,7 +169,7 @@ def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     topics = getattr(repo, "topic_publish_mode", None)  # optional: hg-evolve's topics, where served
     mode = topics() if topics is not None else None
     if mode is not None:
-        caps += (b"topics", b"ext-topics-publish=" + mode)
+        caps += (b"topics", b"ext-topics-publish=" + mode, b"_exttopics_heads")
     bundle2 = tuple((key, tuple(values)) for key, values in hg_exchange.server_bundle2_caps(repo).items())
     return _capabilities_text(bundle2, frozenset(repo.requirements()), caps, repo.stream_clone_allowed(),
                               bool(prefers()) if prefers is not None else False)
@@ -252,6 +252,21 @@ def _branches(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
 def _heads(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     if _largefiles_required(repo) and largefiles_of(repo) is not None:
         return OobError(LARGEFILES_REQUIRED)
+    gated = getattr(repo, "gates_topic_changesets", None)  # optional: hg-evolve's topics, where served
+    without = getattr(repo, "heads_without_topics", None)
+    if gated is not None and without is not None and gated():
+        return BytesResponse(hg_wire.format_heads(without() or [NULL_NODE]))
+    return BytesResponse(hg_wire.format_heads(hg_exchange.wire_heads(repo)))
+
+
+@command(b"_exttopics_heads", permission=PULL, batchable=True)
+def _exttopics_heads(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """hg-evolve's ``heads`` for a client with the topic extension: every head, also where
+    ``topic.server-gate-topic-changesets`` hides the topics' from ``heads`` (unknown, as ``lheads``,
+    where topics are not served)."""
+    serves = getattr(repo, "serves_topics", None)
+    if serves is None or not serves():
+        return BytesResponse(b"")
     return BytesResponse(hg_wire.format_heads(hg_exchange.wire_heads(repo)))
 
 

@@ -954,6 +954,25 @@ class HgRepo:
         mode = config_value(data, b"experimental", b"topic-mode.server", self._hgrc_include) if data else None
         return mode is not None and mode.strip() == b"enforce"
 
+    def gates_topic_changesets(self) -> bool:
+        """hg-evolve's ``[experimental] topic.server-gate-topic-changesets``, where the repository
+        serves topics: ``heads`` leaves out the drafts with a topic and their descendants (a client
+        with the extension asks ``_exttopics_heads``, which does not)."""
+        return self.serves_topics() and self._hgrc_bool(b"experimental", b"topic.server-gate-topic-changesets",
+                                                        False)
+
+    def heads_without_topics(self) -> list[Node]:
+        """The visible heads once the drafts with a topic and their descendants are left out (the
+        extension's ``served-no-topic`` view)."""
+        cl = self.changelog()
+        views = self.views(cl)
+        topics = self._draft_topics(cl, views)
+        if not topics:
+            return self._heads(cl, views)
+        gated = graph.descendants_mask(views.parents, topics)
+        shown = bytearray(v and not g for v, g in zip(views.visible, gated, strict=True))
+        return [cl.node(rev) for rev in graph.heads(views.parents, shown)]
+
     def allows_publishing(self) -> bool:
         """hg-evolve's ``[experimental] topic.allow-publish`` (default yes), where the repository
         serves topics: with ``no``, a push that makes any changeset public is refused."""

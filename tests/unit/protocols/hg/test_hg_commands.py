@@ -45,6 +45,8 @@ def test_every_command_of_the_issue_is_declared_with_hg_permissions() -> None:
         # hg's narrow extension (hgext/narrow/narrowwirepeer.py)
         b"narrow_widen": PULL,
         b"debugwireargs": PULL,
+        # hg-evolve's topic extension (hgext3rd/topic/server.py)
+        b"_exttopics_heads": PULL,
     }  # fmt: skip
     assert {name: cmd.permission for name, cmd in COMMANDS.items()} == expected
 
