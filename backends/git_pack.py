@@ -45,6 +45,7 @@ from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, Object
 from protocols.client_gone import CHECK_EVERY, check
 from protocols.errors import ProtocolError
 from protocols.git_receive import resolve_symref
+from protocols.git_reflines import RefRun
 from protocols.git_upload import INFINITE_DEPTH, FetchRequest, HaveVerdict, Negotiation
 
 CHUNK_SIZE = 1 << 16
@@ -71,6 +72,8 @@ class RefSnapshot:
     refs: Mapping[bytes, ObjectId]
     peeled: Mapping[bytes, ObjectId]
     symrefs: Mapping[bytes, bytes]
+    run: RefRun | None = None
+    """The refs as a run of encoded lines and its differences, when the backend keeps one."""
 
 
 def visible_refs(repo: GitRepository, service: str = "upload-pack",
@@ -106,9 +109,15 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     known = _peeled
     recorded = getattr(repo, "known_peeled", None)
     on_file = recorded() if recorded is not None else {}
+    by_name = getattr(repo, "peeled_by_name", None)  # optional: what a backend knows by name already
+    vouched = by_name(refs) if by_name is not None else None
+    rest: Iterable[tuple[bytes, ObjectId]] = refs.items()
+    if vouched is not None:
+        peeled, names = vouched
+        rest = [(name, refs[name]) for name in names]
     types: StoredTypes | None = None
     try:
-        for count, (name, oid) in enumerate(refs.items(), 1):
+        for count, (name, oid) in enumerate(rest, 1):
             if not count % CHECK_EVERY:
                 check("the ref advertisement")
             target = on_file.get(oid) or known.get(oid)  # the caches looked up here: a call less per ref
@@ -126,7 +135,9 @@ def snapshot_refs(repo: GitRepository) -> RefSnapshot:
     # each names the ref it leads to in the end, as git's advertisement and ls-refs resolve it (HEAD ->
     # refs/heads/alias -> refs/heads/main: a clone checks out main); a loop is named nowhere
     resolved = {name: resolve_symref(symrefs, name) for name in symrefs if name == b"HEAD" or name in refs}
-    return RefSnapshot(refs, peeled, {name: target for name, target in resolved.items() if target is not None})
+    run_of = getattr(repo, "ref_run", None)  # optional: only with peeled_by_name's values
+    run = run_of(refs) if run_of is not None and vouched is not None else None
+    return RefSnapshot(refs, peeled, {name: target for name, target in resolved.items() if target is not None}, run)
 
 
 def _stored_types(store: BaseObjectStore) -> StoredTypes | None:

@@ -200,7 +200,8 @@ def _advertise_upload(ctx: SessionContext) -> bytes:
         flags = git_session.v0_upload_flags(settings, stateless=True)
         return _service_banner("git-upload-pack") + git_session.version_line(ctx) + git_upload.advertisement(
             snapshot.refs, snapshot.peeled, snapshot.symrefs, git_session.AGENT, flags=flags,
-            object_format=object_format_of(repo), session_id=_session_id(settings.advertise_session_id))
+            object_format=object_format_of(repo), session_id=_session_id(settings.advertise_session_id),
+            run=snapshot.run)
 
 
 def _advertise_upload_v2(ctx: SessionContext) -> bytes:

@@ -374,7 +374,7 @@ class UploadPackSession(_GitSession):
         if not self._stateless:
             self._write(version_line(self.ctx) + git_upload.advertisement(
                 snap.refs, snap.peeled, snap.symrefs, AGENT, flags=v0_upload_flags(settings, False),
-                object_format=object_format, session_id=session_id))
+                object_format=object_format, session_id=session_id, run=snap.run))
         self._advertised = True
         self._resume()
 
@@ -509,7 +509,7 @@ class UploadPackV2Session(_GitSession):
         self._run(self._ls_refs_ready(request), self._watched(snapshot), self._repo)
 
     def _ls_refs_ready(self, request: git_v2.LsRefs) -> Callable[[git_pack.RefSnapshot], None]:
-        return lambda snap: self._answered(self._core.ls_refs(request, snap.refs, snap.peeled, snap.symrefs))
+        return lambda snap: self._answered(self._core.ls_refs(request, snap.refs, snap.peeled, snap.symrefs, snap.run))
 
     def _on_object_info(self, request: git_v2.ObjectInfo) -> None:
         assert self._repo is not None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from backends.interfaces import SHA1_FORMAT, FilterRules, ObjectFormat, ObjectId
 from protocols import git_caps, pktline, sideband, text
 from protocols.errors import LimitExceeded, ProtocolError
+from protocols.git_reflines import V2, V2_PEELED, RefRun
 from protocols.git_upload import (
     INFINITE_DEPTH,
     MAX_DEEPEN_NOT,
@@ -283,8 +284,11 @@ class UploadPackV2(RequestReader[State, Input, Event]):
         refs: Mapping[bytes, ObjectId],
         peeled: Mapping[bytes, ObjectId],
         symrefs: Mapping[bytes, bytes],
+        run: RefRun | None = None,
     ) -> bytes:
-        """Answer ls-refs: HEAD first, then refs sorted, filtered by prefix, then flush."""
+        """Answer ls-refs: HEAD first, then refs sorted, filtered by prefix, then flush.  ``run``:
+        ``refs`` as a run of lines encoded once (``git_reflines``), a prefix's refs found in it by
+        bisection, the others' lines written here."""
         self._responded()
         out = []
         head_target = symrefs.get(b"HEAD")
@@ -292,6 +296,16 @@ class UploadPackV2(RequestReader[State, Input, Event]):
                 and _matches(b"HEAD", request)):
             out.append(pktline.encode(
                 b"unborn HEAD" + (b" symref-target:" + head_target if request.symrefs else b"") + b"\n"))
+        if run is not None and run.lines.encodable:
+            if b"HEAD" in refs and _matches(b"HEAD", request):
+                out.append(pktline.encode(_ref_line(b"HEAD", refs[b"HEAD"], request, peeled, symrefs) + b"\n"))
+
+            def line(name: bytes) -> bytes:
+                return pktline.encode(_ref_line(name, refs[name], request, peeled, symrefs) + b"\n")
+
+            out.append(run.spliced(V2_PEELED if request.peel else V2, line, request.prefixes, frozenset([b"HEAD"])))
+            out.append(pktline.FLUSH)
+            return b"".join(out)
         with_symrefs = symrefs if request.symrefs else {}
         with_peeled = peeled if request.peel else {}
         # one formatting per plain line (pktline.encode per line costs three times as much: 26 ms
