@@ -750,10 +750,11 @@ def generate_pack(
         haves=_duls(plan.known),
         wants=_duls([*plan.wants, *plan.shallow.extra_wants]),
         shallow=set(_duls(plan.shallow.boundary)),
-        get_tagged=(lambda: _tagged(view, refs)) if plan.include_tag else None,  # type: ignore[arg-type]  # (watched)
     )
     other_haves = finder.get_remote_has() if plan.thin else None
     object_ids = list(finder)
+    if plan.include_tag:
+        object_ids += _included_tags(view, refs, {oid for oid, _ in object_ids}, finder.sha_done)  # type: ignore[arg-type]  # (watched)
     if plan.shallow.unshallow:  # (the finder leaves out the trees of the known commits its walk meets only)
         edges = _edge_objects(view, plan.shallow.unshallow)
         object_ids = [(oid, hint) for oid, hint in object_ids if oid not in edges]
@@ -1003,14 +1004,30 @@ def _tips(store: BaseObjectStore, wants: Sequence[bytes]) -> set[bytes]:
     return tips
 
 
-def _tagged(store: BaseObjectStore, refs: Mapping[bytes, ObjectId]) -> dict[ObjectID, ObjectID]:
-    """include-tag: annotated tag objects keyed by the object they point at."""
-    tagged: dict[ObjectID, ObjectID] = {}
+def _included_tags(store: BaseObjectStore, refs: Mapping[bytes, ObjectId], sent: set[ObjectID],
+                   done: set[ObjectID]) -> Listed:
+    """include-tag: every annotated tag a tag ref names whose chain of tags ends at an object in
+    ``sent``, and the tags of its chain, as git's pack-objects adds them; none in ``done`` (sent or
+    known to the client already).  dulwich's ``get_tagged`` maps an object to one tag: of two tags
+    of a sent commit one was sent, and the tag of a tag whose inner tag has no ref was not."""
+    found: Listed = []
     for name, oid in refs.items():
-        obj = _lookup(store, oid) if name.startswith(b"refs/tags/") else None
-        if isinstance(obj, Tag):
-            tagged[_dul(obj.object[1])] = _dul(oid)
-    return tagged
+        if not name.startswith(b"refs/tags/"):
+            continue
+        chain: list[ObjectID] = []
+        obj = _lookup(store, oid)
+        while isinstance(obj, Tag) and len(chain) < MAX_PEEL:
+            chain.append(_dul(obj.id))
+            kind, target = obj.object
+            if kind is not Tag:
+                if target in sent:
+                    for tag in chain:
+                        if tag not in done:
+                            done.add(tag)
+                            found.append((tag, None))
+                break
+            obj = _lookup(store, target)
+    return found
 
 
 @dataclass
