@@ -287,7 +287,9 @@ class DiskRefs:
         self.broken: set[bytes] = set()
         """Loose refs whose file holds neither an object id nor ``ref: <name>`` (an empty file, a
         damaged one): git reads them as broken, not as the packed value they hide, and so does this."""
-        for name, filename in _loose_files(os.path.join(path, b"refs"), b"refs", []):
+        for count, (name, filename) in enumerate(_loose_files(os.path.join(path, b"refs"), b"refs", []), 1):
+            if not count % CHECK_EVERY:  # (a worker watched for its client: 100,000 loose tags were all
+                check("the ref advertisement")  # read for a client that had gone)
             if ref_format_ok(name):  # what dulwich lists
                 line = _loose_ref(filename)
                 if line is not None:
