@@ -731,24 +731,20 @@ def _add_tags(refs: Mapping[Any, bytes], store: DiskObjectStore, reader: PackObj
 def _tags_of_sent(refs: Mapping[Any, bytes], peeled: Mapping[Any, bytes], walker: Walker,
                   send: Reached) -> list[tuple[Any, bytes]]:
     """The tag refs among ``refs`` that ``peeled`` says are annotated tags of an object ``send``
-    holds, each target looked up once."""
+    holds: each target looked up once, then the refs of those found picked out by a C-level pass
+    (a mirror's 100,000 tags took a dict lookup, a prefix test and a lookup in ``refs`` each, a
+    third of a fetch's CPU)."""
     view = walker.view
-    sent: dict[bytes, bool] = {}
-    found = []
-    for count, (ref, target) in enumerate(peeled.items(), 1):
+    there = set()
+    for count, target in enumerate(set(peeled.values()), 1):
         if not count % ABANDON_CHECK:
             walker.check_wanted()
-        if not ref.startswith(TAGS_PREFIX):
-            continue
-        sha = refs.get(ref)
-        if sha is None:
-            continue
-        there = sent.get(target)
-        if there is None:
-            there = sent[target] = send.contains(target, view)
-        if there:
-            found.append((ref, sha))
-    return found
+        if send.contains(target, view):
+            there.add(target)
+    if not there:
+        return []
+    return [(ref, refs[ref]) for ref, target in peeled.items()
+            if target in there and ref.startswith(TAGS_PREFIX) and ref in refs]
 
 
 def _add(reached: Reached, hexsha: bytes, view: PackIndexView | None) -> None:
