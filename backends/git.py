@@ -432,7 +432,7 @@ def _ref_lines(path: bytes, packed: PackedRefs) -> RefLines:
             def may_keep(size: int) -> bool:
                 kept = _PACKED_REFS.get(path)
                 return (kept is not None and kept[1] is packed
-                        and _packed_cost(kept) + size // PACKED_REF_BYTES <= _PACKED_REFS.budget // 4)
+                        and _packed_cost(kept) + size // PACKED_REF_BYTES + 1 <= _PACKED_REFS.budget // 4)
 
             def counted() -> None:
                 kept = _PACKED_REFS.get(path)

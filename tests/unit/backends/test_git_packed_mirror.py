@@ -208,3 +208,24 @@ def test_a_new_version_of_the_file_is_read_at_once(tmp_path: Path, monkeypatch: 
     assert len(after.refs) == len(before.refs) + 1
     assert b"0000000000000000000000000000000000000259 refs/tags/v000600\n" in advertisement(
         after.refs, after.peeled, after.symrefs, b"git/x", run=after.run)
+
+
+def test_lines_that_would_not_fit_are_made_for_the_request_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_pack, "peel", lambda store, oid, types=None: oid)
+    git_dir = _repo(tmp_path, _mirror(600))
+    path = os.path.join(bytes(git_dir), b"packed-refs")
+    parsed_cost = 601 + 601 // 2 + 600 // 4 + 1
+    lines_cost = len(_mirror(600)) // git_backend.PACKED_REF_BYTES  # (about: the v0 form is larger)
+    for budget, kept_forms in ((4 * parsed_cost, 0), (4 * (parsed_cost + 2 * lines_cost), 1)):
+        monkeypatch.setattr(git_backend, "_PACKED_REFS", LruCache(budget, git_backend._packed_cost))
+        for _ in range(2):
+            repo = _open(git_dir)
+            snapshot = git_pack.snapshot_refs(repo)
+            repo.close()
+            assert snapshot.run is not None
+            advertised = advertisement(snapshot.refs, snapshot.peeled, snapshot.symrefs, b"git/x", run=snapshot.run)
+            assert advertised == advertisement(snapshot.refs, snapshot.peeled, snapshot.symrefs, b"git/x")
+            kept = git_backend._PACKED_REFS.get(path)
+            assert kept is not None, "the parse stays kept"
+            assert len(kept[1].lines[0]._forms) == kept_forms
+            assert git_backend._PACKED_REFS.held <= budget // 4
