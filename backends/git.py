@@ -364,9 +364,9 @@ MAX_PACKED_REFS_KEPT = 1_200_000
 """Packed refs kept parsed, over all repositories (``_packed_cost``: about ``PACKED_REF_BYTES``
 each, measured with tracemalloc: 300 MB at most, held only while repositories that large are
 served); a file of more than a quarter of that is parsed at each request (with its encoded lines,
-a mirror of some 120,000 annotated tags).  A mirror of 100,000 annotated tags counts 175,000 parsed,
-255,000 with the lines of both protocols (``_ref_lines``); its parse costs 0.1 s (dulwich's, with
-its checks of each name, 0.37 s).  (400,000 before, 60 MB said, 100 MB held: such a mirror was
+a mirror of some 108,000 annotated tags).  A mirror of 100,000 annotated tags counts 175,000 parsed
+(40 MB), 277,000 with the lines of both protocols (``_ref_lines``); its parse costs 0.1 s (dulwich's,
+with its checks of each name, 0.37 s).  (400,000 before, 60 MB said, 100 MB held: such a mirror was
 parsed at every request.)"""
 PACKED_REF_BYTES = 250
 """What a unit of ``_packed_cost`` holds (a ref's name and id in a dict, half a peeled value's)."""
