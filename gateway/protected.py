@@ -796,6 +796,12 @@ class GuardedHgRepository:
         self._protections = protections
         self.name = repo.name
 
+    def _optional(self, name: str, default: Any) -> Any:
+        """What the backend's optional method ``name`` (one without arguments) answers; ``default``
+        where the backend has no such method."""
+        method = getattr(self._repo, name, None)
+        return method() if method is not None else default
+
     def transaction(self, max_text: int | None = None, wait: LockWait | None = None) -> HgTransaction:
         scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
@@ -871,13 +877,11 @@ class GuardedHgRepository:
 
     def stream_turned_on(self) -> bool:
         """The backend's ``[server] uncompressed``, if it has one (else on)."""
-        turned_on = getattr(self._repo, "stream_turned_on", None)
-        return bool(turned_on()) if turned_on is not None else True
+        return bool(self._optional("stream_turned_on", True))
 
     def stream_preferred(self) -> bool:
         """The backend's ``[server] preferuncompressed``, if it has one."""
-        prefers = getattr(self._repo, "stream_preferred", None)
-        return bool(prefers()) if prefers is not None else False
+        return bool(self._optional("stream_preferred", False))
 
     def stream_files(self, caches: bool = False, obsmarkers: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         if obsmarkers:  # only asked of a backend that has markers (``obsmarkers_version``)
@@ -909,8 +913,7 @@ class GuardedHgRepository:
 
     def publishes_bare_drafts(self) -> bool:
         """The backend's ``topic.publish-bare-branch``, if it has it."""
-        publishes = getattr(self._repo, "publishes_bare_drafts", None)
-        return bool(publishes()) if publishes is not None else False
+        return bool(self._optional("publishes_bare_drafts", False))
 
     def topic_branchmap(self) -> Mapping[bytes, Sequence[Node]] | None:
         """The backend's topic-aware branch map, if it serves topics (None: the plain one)."""
@@ -919,13 +922,11 @@ class GuardedHgRepository:
 
     def serves_topics(self) -> bool:
         """The backend serves hg-evolve's topics, if it can say."""
-        serves = getattr(self._repo, "serves_topics", None)
-        return bool(serves()) if serves is not None else False
+        return bool(self._optional("serves_topics", False))
 
     def gates_topic_changesets(self) -> bool:
         """The backend's ``topic.server-gate-topic-changesets``, if it has it."""
-        gated = getattr(self._repo, "gates_topic_changesets", None)
-        return bool(gated()) if gated is not None else False
+        return bool(self._optional("gates_topic_changesets", False))
 
     def heads_without_topics(self) -> list[Node]:
         """The backend's heads without the topics' drafts (all its heads where it cannot say)."""
@@ -939,33 +940,27 @@ class GuardedHgRepository:
 
     def allows_publishing(self) -> bool:
         """The backend's ``topic.allow-publish``, if it has it (yes otherwise)."""
-        allows = getattr(self._repo, "allows_publishing", None)
-        return bool(allows()) if allows is not None else True
+        return bool(self._optional("allows_publishing", True))
 
     def rejects_topic_namespaces(self) -> bool:
         """The backend's ``tns-reject-push``, if it has it."""
-        rejects = getattr(self._repo, "rejects_topic_namespaces", None)
-        return bool(rejects()) if rejects is not None else False
+        return bool(self._optional("rejects_topic_namespaces", False))
 
     def single_head_rules(self) -> list[Any]:
         """The backend's one-head-per-branch checks, if it has them."""
-        rules = getattr(self._repo, "single_head_rules", None)
-        return list(rules()) if rules is not None else []
+        return list(self._optional("single_head_rules", []))
 
     def rejects_bare_drafts(self) -> bool:
         """The backend's ``topic-mode.server = enforce``, if it has it."""
-        rejects = getattr(self._repo, "rejects_bare_drafts", None)
-        return bool(rejects()) if rejects is not None else False
+        return bool(self._optional("rejects_bare_drafts", False))
 
     def full_bundle_disabled(self) -> bool:
         """The backend's ``[server] disablefullbundle``, if it has one."""
-        disabled = getattr(self._repo, "full_bundle_disabled", None)
-        return bool(disabled()) if disabled is not None else False
+        return bool(self._optional("full_bundle_disabled", False))
 
     def web_allows_pull(self) -> bool:
         """The backend's ``[web] allow-pull``, if it has one."""
-        allows = getattr(self._repo, "web_allows_pull", None)
-        return bool(allows()) if allows is not None else True
+        return bool(self._optional("web_allows_pull", True))
 
     def clonebundles_manifest(self) -> bytes | None:
         """The backend's clone bundles manifest, if it keeps one."""
@@ -994,13 +989,11 @@ class GuardedHgRepository:
 
     def lfs_required(self) -> bool:
         """The backend's ``lfs`` requirement, if it knows of one."""
-        required = getattr(self._repo, "lfs_required", None)
-        return bool(required()) if required is not None else False
+        return bool(self._optional("lfs_required", False))
 
     def largefiles_required(self) -> bool:
         """The backend's ``largefiles`` requirement, if it knows of one."""
-        required = getattr(self._repo, "largefiles_required", None)
-        return bool(required()) if required is not None else False
+        return bool(self._optional("largefiles_required", False))
 
     def state_stamp(self) -> bytes | None:
         """The backend's, if it has one (``backends.interfaces.StateStamped``)."""
