@@ -32,6 +32,10 @@ INDEX_ENTRY_BYTES = 360
 bytes in a 50,000-changeset index whose small ints are shared, 356 in a real 40,000-entry one."""
 NODEMAP_ENTRY_BYTES = 80
 """A node map's entry once it is built (the dict's slot; its keys are the entries' nodes)."""
+NODE_KEY_BYTES = 56
+"""A node map's key made for it (a 20-byte bytes object), where a lazy index has no entry's node to share."""
+COLUMN_ENTRY_BYTES = 28
+"""A lazy index's node column (20 bytes a revision) and parent columns (two 4-byte ints)."""
 INDEX_OBJECT_BYTES = 200
 """An ``Index`` itself, its list's and node map's headers."""
 VIEWS_ENTRY_BYTES = 67
@@ -55,10 +59,24 @@ MANIFEST_ENTRY_BYTES = 150
 def index_bytes(index: Index) -> int:
     """What a parsed index holds: its entries, its node map (counted as built for an index that
     has one, over ``revlog.SCANNED_ENTRIES``: the first lookup of a node builds it, which nearly
-    every request on a changelog does), an inline file's bytes."""
-    entries = len(index.entries)
-    return (INDEX_OBJECT_BYTES + INDEX_ENTRY_BYTES * entries + len(index.inline_data or b"")
-            + NODEMAP_ENTRY_BYTES * max(len(index._nodemap), entries if entries > 4 else 0))
+    every request on a changelog does), an inline file's bytes.
+
+    A lazy one (``revlog.Index``: a split index of more than ``revlog.LAZY_ENTRIES``) holds its
+    file's bytes and its node and parent columns (counted as made: nearly every use of a changelog
+    makes them), and what it has worked out so far: its entries parsed whole, its node map (whose
+    keys are bytes objects of its own).  It is weighed again when it makes those
+    (``IndexCache.snapshot``, the views' and kept repositories' caches at each use)."""
+    packed = index.packed
+    entries = len(index)
+    if packed is None:
+        return (INDEX_OBJECT_BYTES + INDEX_ENTRY_BYTES * entries + len(index.inline_data or b"")
+                + NODEMAP_ENTRY_BYTES * max(len(index._nodemap), entries if entries > 4 else 0))
+    held = INDEX_OBJECT_BYTES + len(packed) + COLUMN_ENTRY_BYTES * entries
+    if not index.lazy:
+        held += INDEX_ENTRY_BYTES * entries
+    if index._nodemap:
+        held += (NODEMAP_ENTRY_BYTES + NODE_KEY_BYTES) * len(index._nodemap)
+    return held
 
 
 def branches_bytes(known: list[tuple[bytes, bool]]) -> int:

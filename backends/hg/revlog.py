@@ -25,9 +25,8 @@ import threading
 import zlib
 from array import array
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import IO, BinaryIO, Protocol, cast
+from typing import IO, BinaryIO, Protocol, cast, overload
 
 import zstandard
 
@@ -184,22 +183,113 @@ class Compressor:
         return b"".join(out)
 
 
-@dataclass(slots=True)
 class Index:
     """An immutable parsed index; ``inline_data`` is the whole ``.i`` when inline.
 
     Slotted, and its node map built only for more than ``SCANNED_ENTRIES`` entries: a wide store's
     shared cache held 100,000 snapshots of one entry each, and a ``__dict__`` and a node map
     made each take 1,160 bytes instead of 960.  Never assigned to once made (snapshots are shared
-    between threads), but not a frozen dataclass: a small filelog's is made anew at each use from
-    the bytes the shared cache keeps (``IndexCache``), and a frozen one took 0.8 µs to make
-    instead of 0.25 (0.06 s more for each listing or clone of 100,000 files)."""
+    between threads) but for what it works out when first asked (its entries, columns, node map:
+    each the same whoever works it out), and not frozen: a small filelog's is made anew at each use
+    from the bytes the shared cache keeps (``IndexCache``), and a frozen one took 0.8 µs to make
+    instead of 0.25 (0.06 s more for each listing or clone of 100,000 files).
 
-    entries: list[Entry]
-    header: int
-    stamp: Stamp | None
-    inline_data: bytes | None
-    _nodemap: dict[bytes, int] = field(default_factory=dict, repr=False)
+    A split index of more than ``LAZY_ENTRIES`` entries (``parse_index``) keeps its file's bytes
+    and parses an entry only when asked (``entry``), as hg's C index does: the first open of a
+    200,000-changeset changelog parsed it into 200,000 tuples (55 ms) and built its node map whole
+    (40 ms) though a push reads a few entries.  What reads every revision takes columns read from
+    the bytes by C-level passes (``nodes``, ``parent_columns``); a node is found by scanning the
+    node column (``find``) until ``MAPPED_AFTER_SCANS`` scans, when the node map pays for itself.
+    ``entries`` still gives the list (parsed whole at the first use), and past
+    ``len // 8 + 256`` single entries asked the list is made for the rest."""
+
+    __slots__ = ("_count", "_list", "_nodemap", "_nodes", "_packed", "_parents", "_reads", "_scans", "header",
+                 "inline_data", "stamp")
+
+    def __init__(self, entries: list[Entry] | None, header: int, stamp: Stamp | None, inline_data: bytes | None,
+                 _nodemap: dict[bytes, int] | None = None, packed: bytes | None = None) -> None:
+        """``entries``, or None and ``packed``: the entries as a split index's file holds them (the
+        header over the first entry's offset), parsed when asked."""
+        self._list = entries
+        self.header = header
+        self.stamp = stamp
+        self.inline_data = inline_data
+        self._nodemap: dict[bytes, int] = {} if _nodemap is None else _nodemap
+        self._packed = packed if entries is None else None
+        self._count = len(entries) if entries is not None else len(packed or b"") // ENTRY_SIZE
+        """How many entries (a list given is never added to after)."""
+        self._nodes: bytes | None = None
+        self._parents: tuple[array[int], array[int]] | None = None
+        self._scans = 0
+        self._reads = 0
+
+    def __repr__(self) -> str:
+        return f"Index({len(self)} entries, header={self.header:#x}, stamp={self.stamp!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Index):
+            return NotImplemented
+        return (self.header, self.stamp, self.inline_data, len(self)) == (
+            other.header, other.stamp, other.inline_data, len(other)) and self.entries == other.entries
+
+    __hash__ = None  # type: ignore[assignment]  # (as the dataclass it was: compared by value)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def lazy(self) -> bool:
+        """Whether its entries are still read from its file's bytes as asked (not parsed whole)."""
+        return self._list is None
+
+    @property
+    def entries(self) -> list[Entry]:
+        """Every entry, parsed whole at the first use of a lazy index."""
+        found = self._list
+        if found is None:
+            packed = self._packed
+            assert packed is not None
+            found = list(INDEX_ENTRY.iter_unpack(packed))
+            if found:
+                found[0] = (found[0][0] & 0xFFFF,) + found[0][1:]
+            self._list = found
+        return found
+
+    @property
+    def parsed(self) -> list[Entry] | None:
+        """The entries if parsed whole (always, but for a lazy index not yet asked for them all)."""
+        return self._list
+
+    @property
+    def packed(self) -> bytes | None:
+        """The entries as the file holds them, for an index parsed lazily (kept once parsed whole:
+        a reader may be reading an entry from them); None for one made from its entries."""
+        return self._packed
+
+    def entry(self, rev: int) -> Entry:
+        """The entry of ``rev`` (an ``IndexError`` past either end, as ``entries[rev]``)."""
+        found = self._list
+        if found is not None:
+            return found[rev]
+        count = self._count
+        if rev < 0:
+            rev += count
+        if not 0 <= rev < count:
+            raise IndexError("revlog index out of range")
+        self._reads += 1
+        if self._reads > (count >> 3) + 256:  # read all over: the list answers the rest faster
+            return self.entries[rev]
+        entry: Entry = INDEX_ENTRY.unpack_from(self._packed, rev * ENTRY_SIZE)  # type: ignore[arg-type]
+        return entry if rev else (entry[0] & 0xFFFF, *entry[1:])
+
+    def node(self, rev: int) -> bytes:
+        """The node of ``rev`` (20 bytes), without parsing its entry."""
+        nodes = self._nodes
+        if nodes is not None:
+            return nodes[rev * 20:rev * 20 + 20] if 0 <= rev < self._count else self.entry(rev)[7][:20]
+        if self._list is not None:
+            return self._list[rev][7][:20]
+        return self.entry(rev)[7][:20]
 
     @property
     def inline(self) -> bool:
@@ -209,11 +299,162 @@ class Index:
     def generaldelta(self) -> bool:
         return bool(self.header & FLAG_GENERALDELTA)
 
+    def restamped(self, header: int, stamp: Stamp | None) -> Index:
+        """The same entries (and what was worked out of them) with another header and stamp."""
+        index = Index(self._list, header, stamp, self.inline_data, self._nodemap, self._packed)
+        index._nodes, index._parents = self._nodes, self._parents
+        return index
+
+    def grown(self, packed: bytes, stamp: Stamp | None) -> Index:
+        """A lazy index of ``packed``: this one's file's bytes, then more entries; what was worked
+        out of this one (node column, parents, node map) is carried and extended by the new ones."""
+        index = Index(None, self.header, stamp, None, None, packed)
+        new = Index(None, self.header, None, None, None, packed[len(self) * ENTRY_SIZE:])
+        if self._nodes is not None:
+            index._nodes = self._nodes + new.nodes()
+        if self._parents is not None:
+            p1, p2 = self._parents
+            n1, n2 = new.parent_columns()
+            index._parents = (p1 + n1, p2 + n2)
+        if len(self._nodemap) == len(self):
+            index._nodemap = dict(self._nodemap)
+            index.nodemap()  # (extended by the new nodes)
+        return index
+
+    def nodes(self) -> bytes:
+        """Every revision's node joined (20 bytes each): copied out of the file's bytes by five
+        strided C-level copies for a lazy index, else joined from the entries."""
+        nodes = self._nodes
+        if nodes is None:
+            nodes = self._nodes = _node_column(self._packed) if self._list is None else _joined_nodes(self._list)
+        return nodes
+
+    def parent_columns(self) -> tuple[array[int], array[int]]:
+        """(p1, p2) of every revision, as two ``array('i')``: read from the file's bytes by C-level
+        passes for a lazy index."""
+        found = self._parents
+        if found is None:
+            if self._list is None:
+                words = memoryview(self._packed or b"").cast("I")
+                p1, p2 = array("i", words[6::16].tobytes()), array("i", words[7::16].tobytes())
+                if sys.byteorder == "little":
+                    p1.byteswap()
+                    p2.byteswap()
+            else:
+                p1, p2 = array("i", map(_P1, self._list)), array("i", map(_P2, self._list))
+            found = self._parents = (p1, p2)
+        return found
+
     def nodemap(self) -> dict[bytes, int]:
-        """node -> rev, built on first use (one pass, kept with the snapshot)."""
-        if len(self._nodemap) != len(self.entries):
-            self._nodemap.update((e[7][:20], rev) for rev, e in enumerate(self.entries))
+        """node -> rev, built on first use and kept with the snapshot (from the entries' nodes when
+        parsed whole, else by C-level passes over the node column); of a node given twice, the last."""
+        count = len(self)
+        if len(self._nodemap) != count:
+            done = len(self._nodemap)
+            nodemap = dict(self._nodemap)
+            if self._list is not None:  # (its entries' nodes are the keys: no bytes object more)
+                nodemap.update((e[7][:20], rev) for rev, e in enumerate(self._list[done:], done))
+            else:
+                nodes = self.nodes()
+                for start in range(done, count, NODE_BATCH):
+                    stop = min(start + NODE_BATCH, count)
+                    nodemap.update(zip(_node_batch(stop - start).unpack_from(nodes, start * 20), range(start, stop)))
+            self._nodemap = nodemap
         return self._nodemap
+
+    def lookup(self) -> NodeLookup:
+        """node -> rev as a read-only mapping that finds each node as ``find`` does (no node map
+        built for a few lookups of a lazy index)."""
+        return NodeLookup(self)
+
+    def find(self, node: bytes) -> int | None:
+        """The revision of ``node`` (the last, should it be there twice), or None: the node map's
+        answer once built, else a scan of the node column, the map built at the
+        ``MAPPED_AFTER_SCANS``-th (or at once for an index that is not lazy)."""
+        nodemap = self._nodemap
+        if len(nodemap) == self._count:
+            return nodemap.get(node)
+        if self._list is not None or len(node) != 20 or self._scans >= MAPPED_AFTER_SCANS:
+            return self.nodemap().get(node)
+        self._scans += 1
+        nodes = self.nodes()
+        end = len(nodes)
+        while True:
+            at = nodes.rfind(node, 0, end)
+            if at < 0:
+                return None
+            if at % 20 == 0:
+                return at // 20
+            end = at + 19
+
+
+class NodeLookup(Mapping[bytes, int]):
+    """An index's node -> rev (``Index.lookup``): each node found by ``Index.find``."""
+
+    __slots__ = ("_index",)
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+
+    def __getitem__(self, node: bytes) -> int:
+        found = self._index.find(node)
+        if found is None:
+            raise KeyError(node)
+        return found
+
+    def get(self, node: bytes, default: int | None = None) -> int | None:  # type: ignore[override]
+        found = self._index.find(node)
+        return default if found is None else found
+
+    def __contains__(self, node: object) -> bool:
+        return isinstance(node, bytes) and self._index.find(node) is not None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._index.nodemap())
+
+    def __len__(self) -> int:
+        return len(self._index.nodemap())
+
+
+LAZY_ENTRIES = 4096
+"""A split index of more entries than this is parsed lazily (``Index``)."""
+MAPPED_AFTER_SCANS = 16
+"""Scans of a lazy index's node column (``Index.find``) before its node map is built: a scan of
+200,000 nodes costs about a tenth of building the map."""
+NODE_BATCH = 4096
+"""Nodes made into bytes objects by one C-level call when a node map is built."""
+
+_P1 = itemgetter(5)
+_P2 = itemgetter(6)
+_NODE = itemgetter(7)
+_NODE_BATCHES: dict[int, struct.Struct] = {}
+
+
+def _node_batch(count: int) -> struct.Struct:
+    found = _NODE_BATCHES.get(count)
+    if found is None:
+        found = struct.Struct("20s" * count)
+        if len(_NODE_BATCHES) < 64:
+            _NODE_BATCHES[count] = found
+    return found
+
+
+def _node_column(packed: bytes | None) -> bytes:
+    """The nodes of packed entries, joined: each entry's bytes 32-51, five 4-byte words a node."""
+    words = memoryview(packed or b"").cast("I")
+    column = bytearray(len(words) // 16 * 20)
+    out = memoryview(column).cast("I")
+    for word in range(5):
+        out[word::5] = words[8 + word::16]
+    return bytes(column)
+
+
+def _joined_nodes(entries: Sequence[Entry]) -> bytes:
+    """The nodes of parsed entries, joined (a writer's entries pad a node to 32 bytes: cut to 20)."""
+    joined = b"".join(map(_NODE, entries))
+    if len(joined) != 20 * len(entries):
+        joined = b"".join(node[:20] for node in map(_NODE, entries))
+    return joined
 
 
 SCANNED_ENTRIES = 4
@@ -239,6 +480,8 @@ def parse_index(data: bytes, stamp: Stamp | None, default_header: int) -> Index:
     else:
         # A trailing partial entry is an append in progress by a writer: not there yet.
         usable = len(data) - len(data) % ENTRY_SIZE
+        if usable > LAZY_ENTRIES * ENTRY_SIZE:
+            return Index(None, header, stamp, None, packed=bytes(data[:usable]))
         entries = list(INDEX_ENTRY.iter_unpack(memoryview(data)[:usable]))
         inline_data = None
     if entries:
@@ -278,33 +521,41 @@ class Revlog:
         self._cache: tuple[int, bytes] | None = None
 
     def __len__(self) -> int:
-        return len(self.index.entries)
+        return self.index._count
 
     def tip(self) -> int:
-        return len(self.index.entries) - 1
+        return self.index._count - 1
 
     def node(self, rev: int) -> Node:
         if rev == NULL_REV:
             return NULL_NODE
-        return self.index.entries[rev][7][:20]  # type: ignore[return-value]  # (a Node: no call to say so, per revision)
+        entries = self.index._list  # (an index parsed whole, as most are, indexed here: no call per revision)
+        if entries is not None:
+            return entries[rev][7][:20]  # type: ignore[return-value]  # (a Node: no call to say so, per revision)
+        return self.index.node(rev)  # type: ignore[return-value]
 
     def rev(self, node: bytes) -> int:
         """Revision number of ``node``; raise KeyError if absent."""
         if node == NULL_NODE:
             return NULL_REV
-        entries = self.index.entries
-        if len(entries) > SCANNED_ENTRIES or len(node) != 20:
-            return self.index.nodemap()[node]
+        index = self.index
+        if len(index) > SCANNED_ENTRIES or len(node) != 20:
+            found = index.find(node)
+            if found is None:
+                raise KeyError(node)
+            return found
+        entries = index.entries
         for rev in range(len(entries) - 1, -1, -1):  # a filelog's one or two revisions: no node map to
             if entries[rev][7][:20] == node:  # keep; the last of a node given twice, as the node map has it
                 return rev
         raise KeyError(node)
 
     def has_node(self, node: bytes) -> bool:
-        return node == NULL_NODE or node in self.index.nodemap()
+        return node == NULL_NODE or self.index.find(node) is not None
 
     def parent_revs(self, rev: int) -> tuple[int, int]:
-        e = self.index.entries[rev]
+        entries = self.index._list
+        e = entries[rev] if entries is not None else self.index.entry(rev)
         # Parents precede their child; anything else (a negative index included) is corruption.
         if not (NULL_REV <= e[5] < rev and NULL_REV <= e[6] < rev):
             raise StorageError(f"corrupt revlog index: revision {rev} has parents {e[5]}, {e[6]}")
@@ -315,23 +566,28 @@ class Revlog:
         return self.node(p1), self.node(p2)
 
     def linkrev(self, rev: int) -> int:
-        return self.index.entries[rev][4]
+        entries = self.index._list
+        return (entries[rev] if entries is not None else self.index.entry(rev))[4]
 
     def flags(self, rev: int) -> int:
-        return self.index.entries[rev][0] & 0xFFFF
+        entries = self.index._list
+        return (entries[rev] if entries is not None else self.index.entry(rev))[0] & 0xFFFF
 
     def raw_size(self, rev: int) -> int:
-        return self.index.entries[rev][2]
+        entries = self.index._list
+        return (entries[rev] if entries is not None else self.index.entry(rev))[2]
 
     def delta_parent(self, rev: int) -> int:
         """The revision the stored chunk of ``rev`` is a delta against, or NULL_REV for a full text."""
-        base = self.index.entries[rev][3]
+        entries = self.index._list
+        base = (entries[rev] if entries is not None else self.index.entry(rev))[3]
         if base == rev:
             return NULL_REV
         return base if self.index.generaldelta else rev - 1
 
     def _chunk_span(self, rev: int) -> tuple[int, int]:
-        entry = self.index.entries[rev]
+        entries = self.index._list
+        entry = entries[rev] if entries is not None else self.index.entry(rev)
         start = entry[0] >> 16
         if self.index.inline:
             start += (rev + 1) * ENTRY_SIZE
@@ -365,7 +621,8 @@ class Revlog:
     def streams_text(self, rev: int) -> bool:
         """Whether ``rev`` is stored whole and is large enough to be sent a piece at a time as it
         is read (``text_pieces``) rather than held."""
-        entry = self.index.entries[rev]
+        entries = self.index._list
+        entry = entries[rev] if entries is not None else self.index.entry(rev)
         return entry[2] >= STREAMED_TEXT and entry[3] == rev
 
     def text_pieces(self, rev: int) -> Generator[bytes, None, None]:
@@ -463,13 +720,13 @@ class Revlog:
         """Revisions whose chunks rebuild ``rev``, oldest first; True if it stopped at ``stop``."""
         chain: list[int] = []
         current = rev
-        entries = self.index.entries
+        entry = self.index.entry
         generaldelta = self.index.generaldelta
         while True:
             if current == stop:
                 return chain[::-1], True
             chain.append(current)
-            base = entries[current][3]
+            base = entry(current)[3]
             if base == current:
                 return chain[::-1], False
             # The base precedes the revision, so the walk always ends.
@@ -640,10 +897,21 @@ class IndexCache(LruCache[tuple[bytes, bytes], Index | bytes]):
         stamp; an ``Index`` whatever its stamp (an older one may be extended, ``_grown``)."""
         found = self.get(key)
         if not isinstance(found, bytes):
+            if found is not None and found.packed is not None:
+                self._weigh_lazy(key, found)
             return found
         if _PACKED_STAMP.unpack_from(found) != stamp:
             return None
         return _kept_index(found[_PACKED_STAMP.size:], stamp)
+
+    def _weigh_lazy(self, key: tuple[bytes, bytes], index: Index) -> None:
+        """Weigh a lazy index again if it has worked out more since it was weighed (its node map,
+        its entries parsed whole)."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0] is not index or found[1] == self._index_cost(index):
+                return
+        self.reweigh(key)
 
     def get_valid(self, key: tuple[bytes, bytes], stamp: Stamp) -> Index | None:
         found = self.snapshot(key, stamp)
@@ -656,7 +924,7 @@ MAX_SCOPES = 4096
 
 def _small_form(index: Index) -> bytes | None:
     """The bytes a small index is kept as (its stamp, then its file), or None to keep it parsed."""
-    if index.stamp is None or not index.entries or len(index.entries) > SCANNED_ENTRIES:
+    if index.stamp is None or not len(index) or len(index) > SCANNED_ENTRIES:
         return None
     data = index.inline_data if index.inline else _packed_entries(index)
     if data is None or len(data) > SMALL_INDEX_BYTES:
@@ -814,9 +1082,9 @@ class RevlogCache:
         if index is None:
             data = self.vfs.read(index_path) if stamp is not None else b""
             index = parse_index(data, stamp, self.headers.get(index_path, self.default_header))
-            if not index.inline and index.entries and len(data) == (stamp or (0,))[0]:
+            if not index.inline and len(index) and len(data) == (stamp or (0,))[0]:
                 _remember_appends(_append_key(self.vfs, index_path, stamp),
-                                  hashlib.sha256(memoryview(data)[:len(index.entries) * ENTRY_SIZE]),
+                                  hashlib.sha256(memoryview(data)[:len(index) * ENTRY_SIZE]),
                                   next(_LINEAGES))
         if self.vfs.stamp(index_path) == stamp:
             self._indexes[index_path] = index
@@ -839,9 +1107,9 @@ class RevlogCache:
         repository.  Nothing when the file is not ``before``'s grown by those bytes, same inode, or
         ``before``'s digest is no longer remembered (the next open then reads it as before)."""
         old, stamp = before.stamp, self.vfs.stamp(index_path)
-        if (not added or old is None or stamp is None or before.inline or not before.entries or not old[2]
-                or stamp[2] != old[2] or old[0] != len(before.entries) * ENTRY_SIZE
-                or stamp[0] != old[0] + len(added) or len(after.entries) * ENTRY_SIZE != stamp[0]):
+        if (not added or old is None or stamp is None or before.inline or not len(before) or not old[2]
+                or stamp[2] != old[2] or old[0] != len(before) * ENTRY_SIZE
+                or stamp[0] != old[0] + len(added) or len(after) * ENTRY_SIZE != stamp[0]):
             return
         with _APPENDS_LOCK:
             known = _APPENDS.get(key) if (key := _append_key(self.vfs, index_path, old)) is not None else None
@@ -850,7 +1118,7 @@ class RevlogCache:
         digest = known[2].copy()
         digest.update(added)
         _remember_appends(_append_key(self.vfs, index_path, stamp), digest, known[1])
-        index = Index(after.entries, before.header, stamp, None, after._nodemap)
+        index = after.restamped(before.header, stamp)
         self._indexes[index_path] = index
         self._grew(index_path)
         if self.scope is not None:
@@ -870,9 +1138,9 @@ class RevlogCache:
         one's); reading and hashing them (SHA-256) costs a sixth of parsing them.
         """
         old_stamp = older.stamp
-        if (old_stamp is None or older.inline or not older.entries or not stamp[2] or old_stamp[2] != stamp[2]
+        if (old_stamp is None or older.inline or not len(older) or not stamp[2] or old_stamp[2] != stamp[2]
                 or stamp[0] <= old_stamp[0] or old_stamp[0] % ENTRY_SIZE
-                or old_stamp[0] != len(older.entries) * ENTRY_SIZE):
+                or old_stamp[0] != len(older) * ENTRY_SIZE):
             return None
         with _APPENDS_LOCK:
             known = _APPENDS.get(key) if (key := _append_key(self.vfs, index_path, old_stamp)) is not None else None
@@ -886,10 +1154,12 @@ class RevlogCache:
         digest = hashlib.sha256(memoryview(data)[:start])
         if digest.digest() != known[0]:
             return None
-        added = list(INDEX_ENTRY.iter_unpack(memoryview(data)[start:usable]))
         if usable == stamp[0]:
             digest.update(memoryview(data)[start:usable])
             _remember_appends(_append_key(self.vfs, index_path, stamp), digest, known[1])
+        if older.packed is not None:  # (the old bytes were just checked to be these: no copy to concatenate)
+            return older.grown(bytes(data[:usable]) if usable != len(data) else data, stamp)
+        added = list(INDEX_ENTRY.iter_unpack(memoryview(data)[start:usable]))
         entries = older.entries + added
         nodemap: dict[bytes, int] = {}
         if len(older._nodemap) == len(older.entries):
@@ -1020,6 +1290,56 @@ manifests (100 KB each) reads 4 bases from disk with this much; 64 MiB saved non
 and held 64 MiB per push."""
 
 
+class _WriterEntries:
+    """A writer's entries: those of the snapshot it started from (``base``), read from it as
+    asked, then the ones it added (``added``, each node padded to 32 bytes)."""
+
+    __slots__ = ("_base_count", "added", "base")
+
+    def __init__(self, base: Index) -> None:
+        self.base = base
+        self._base_count = len(base)
+        self.added: list[Entry] = []
+
+    def __len__(self) -> int:
+        return self._base_count + len(self.added)
+
+    @overload
+    def __getitem__(self, rev: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, rev: slice) -> list[Entry]: ...
+
+    def __getitem__(self, rev: int | slice) -> Entry | list[Entry]:
+        if isinstance(rev, slice):
+            start, stop, step = rev.indices(len(self))
+            if step == 1 and start >= self._base_count:
+                return self.added[start - self._base_count:stop - self._base_count]
+            return [self[r] for r in range(start, stop, step)]
+        if rev < 0:
+            rev += len(self)
+            if rev < 0:
+                raise IndexError("revlog index out of range")
+        if rev >= self._base_count:
+            return self.added[rev - self._base_count]
+        return self.base.entry(rev)
+
+    def __iter__(self) -> Iterator[Entry]:
+        yield from self.base.entries
+        yield from self.added
+
+    def append(self, entry: Entry) -> None:
+        self.added.append(entry)
+
+    def snapshot(self, header: int) -> Index:
+        """An index of every entry (a lazy one over its base's bytes and the added ones packed)."""
+        base = self.base
+        if base.packed is not None and self._base_count:
+            added = b"".join(INDEX_ENTRY.pack(*entry) for entry in self.added)
+            return base.grown(base.packed + added, None)
+        return Index(base.entries + self.added, header, None, None)
+
+
 class RevlogWriter:
     """Append revisions to one revlog inside a transaction.
 
@@ -1043,8 +1363,10 @@ class RevlogWriter:
         self.journal = journal
         self.compressor = compressor
         self.header = revlog.index.header
-        self.entries: list[Entry] = list(revlog.index.entries)
-        self.nodemap: dict[bytes, int] = dict(revlog.index.nodemap())
+        self.entries = _WriterEntries(revlog.index)
+        """Its snapshot's entries, read from it as asked (a push into 200,000 changesets copied them
+        all, and their node map), then the ones it added."""
+        self._added_nodes: dict[bytes, int] = {}
         self._pending_index = bytearray()
         """The packed index entries of the buffered revisions."""
         self._chunks = PendingChunks(spool_dir)
@@ -1107,13 +1429,23 @@ class RevlogWriter:
     def rev(self, node: bytes) -> int:
         if node == NULL_NODE:
             return NULL_REV
-        return self.nodemap[node]
+        found = self._added_nodes.get(node)
+        if found is None:
+            found = self.entries.base.find(node)
+            if found is None:
+                raise KeyError(node)
+        return found
 
     def node(self, rev: int) -> Node:
         return NULL_NODE if rev == NULL_REV else Node(self.entries[rev][7][:20])
 
     def has_node(self, node: bytes) -> bool:
-        return node == NULL_NODE or node in self.nodemap
+        return node == NULL_NODE or node in self._added_nodes or self.entries.base.find(node) is not None
+
+    @property
+    def nodemap(self) -> dict[bytes, int]:
+        """node -> rev of every revision, the added ones too (made whole for each call)."""
+        return {**self.entries.base.nodemap(), **self._added_nodes}
 
     def _data_end(self) -> int:
         if not self.entries:
@@ -1141,7 +1473,7 @@ class RevlogWriter:
         the file again held a second copy of a migration's 40,000-entry manifest index)."""
         if self.inline:
             return Revlog(self.vfs, self.index_path, self._snapshot(), self.logical_index)
-        return Revlog(self.vfs, self.index_path, Index(self.entries[:], self.header, None, None), self.logical_index)
+        return Revlog(self.vfs, self.index_path, self.entries.snapshot(self.header), self.logical_index)
 
     def _snapshot(self) -> Index:
         data = self.vfs.read(self.index_path) if self.vfs.exists(self.index_path) else b""
@@ -1162,8 +1494,8 @@ class RevlogWriter:
         names its files; read the revlog from the store to see its revisions."""
         self.flush()
         self.forget_texts()
-        self.entries = []
-        self.nodemap = {}
+        self.entries = _WriterEntries(Index([], self.header, None, None))
+        self._added_nodes = {}
         self.released = True
 
     def discard(self) -> None:
@@ -1225,7 +1557,7 @@ class RevlogWriter:
         entry: Entry = ((offset << 16) | flags, len(chunk), len(text), base, linkrev, p1rev, p2rev,
                         node + b"\0" * 12)
         self.entries.append(entry)
-        self.nodemap[node] = rev
+        self._added_nodes[node] = rev
         packed = INDEX_ENTRY.pack(*entry)
         if rev == 0:
             packed = struct.pack(">I", self.header) + packed[4:]
@@ -1296,11 +1628,17 @@ class RevlogWriter:
         if not added or self.pending or self.released or self.split_index is not None:
             return None
         start = len(self.entries) - len(added) // ENTRY_SIZE
-        if start != len(self._before.entries):
+        if start != len(self._before) or self.entries.base is not self._before:
             return None
         self.released = True
-        self.entries[start:] = INDEX_ENTRY.iter_unpack(added)  # as parsed: 20-byte nodes, like the old ones
-        return self._before, bytes(added), Index(self.entries, self.header, None, None, self.nodemap)
+        before, packed = self._before, bytes(added)
+        if before.packed is not None:  # lazy: the file's bytes, what was worked out of them extended
+            return before, packed, before.grown(before.packed + packed, None)
+        nodemap = None
+        if len(before._nodemap) == len(before):
+            nodemap = {**before._nodemap, **self._added_nodes}
+        entries = before.entries + list(INDEX_ENTRY.iter_unpack(added))  # as parsed: 20-byte nodes, like the old ones
+        return before, packed, Index(entries, self.header, None, None, nodemap)
 
     def _splits(self) -> bool:
         """Whether writing the buffered revisions makes an inline revlog a split one: past

@@ -18,6 +18,7 @@ from backends.hg import branchcache, open_repository, repository
 from backends.hg.branchcache import NAMES_V2, RBC_RECORD, REVS_V2, _vouched, branch_of, read
 from backends.hg.changelog import Changeset, format_changeset, parse_changeset
 from backends.hg.lock import lock_prefix
+from backends.hg.revlog import Index
 from backends.interfaces import DeltaMode
 from backends.lru import LruCache
 from protocols.errors import StorageError
@@ -223,17 +224,12 @@ def test_a_write_brings_the_files_up_to_date_as_it_commits(branchy: Path, tmp_pa
 # -- what the files vouch for ---------------------------------------------------------------------
 
 
-class _Index:
-    def __init__(self, nodes: list[bytes]) -> None:
-        self.entries = [(0, 0, 0, 0, 0, -1, -1, node + b"\0" * 12) for node in nodes]
-
-
 class _Changelog:
     def __init__(self, nodes: list[bytes]) -> None:
-        self.index = _Index(nodes)
+        self.index = Index([(0, 0, 0, 0, 0, -1, -1, node + b"\0" * 12) for node in nodes], 1, None, None)
 
     def __len__(self) -> int:
-        return len(self.index.entries)
+        return len(self.index)
 
 
 def _one_by_one(names: list[bytes], records: bytes, nodes: list[bytes]) -> list[tuple[bytes, bool]]:

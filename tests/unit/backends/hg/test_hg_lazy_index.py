@@ -1,0 +1,239 @@
+"""A large split revlog index read lazily (``revlog.Index``): columns taken from the file's bytes,
+an entry parsed when asked, a node found by scanning the node column before a node map is built.
+
+Transcripts of index bytes -> columns, a property (the lazy index answers every query the index
+parsed whole answers, on random indexes, damaged ones too), and the first open of a changelog past
+``LAZY_ENTRIES``: a push's discovery and commit leave it unparsed, with ``hg verify`` clean after.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends.hg import kept, open_repository, repository, revlog
+from backends.hg.repository import _checked_parents
+from backends.hg.revlog import (
+    ENTRY_SIZE,
+    FLAG_GENERALDELTA,
+    INDEX_ENTRY,
+    Index,
+    Revlog,
+    _WriterEntries,
+    parse_index,
+)
+from backends.hg.vfs import MemoryVfs
+from backends.interfaces import DeltaMode
+from backends.lru import LruCache
+from protocols.errors import StorageError
+from tests import hg_command_server
+from tests.conftest import VENV_BIN
+
+ENV = {**os.environ, "HGRCPATH": "", "HGPLAIN": "1", "HGUSER": "t <t@example.com>"}
+HEADER = 1 | FLAG_GENERALDELTA  # revlog v1, generaldelta, split (not inline)
+
+
+def _hg(path: Path, *args: str) -> str:
+    done = hg_command_server.subprocess_run([os.path.join(VENV_BIN, "hg"), "-R", str(path), *args], cwd=path,
+                                            env=ENV, check=True, text=True)
+    return str(done.stdout)
+
+
+def _packed(entries: list[tuple[int, int, int, int, int, int, int, bytes]], header: int = HEADER) -> bytes:
+    data = bytearray(b"".join(INDEX_ENTRY.pack(*entry) for entry in entries))
+    if data:
+        data[:4] = struct.pack(">I", header)
+    return bytes(data)
+
+
+def _whole(data: bytes, header: int = HEADER) -> Index:
+    """The index parsed whole, as ``parse_index`` made every split index before."""
+    entries = list(INDEX_ENTRY.iter_unpack(data))
+    if entries:
+        entries[0] = (entries[0][0] & 0xFFFF, *entries[0][1:])
+    return Index(entries, header, None, None)
+
+
+def _old_checked_parents(entries: list[tuple[int, ...]], start: int) -> list[tuple[int, int]]:
+    """``repository._checked_parents`` as it was: a tuple an entry, a Python step a revision."""
+    parents = [(e[5], e[6]) for e in entries[start:]]
+    for rev, (p1, p2) in enumerate(parents, start):
+        if not (-1 <= p1 < rev and -1 <= p2 < rev):
+            raise StorageError(f"corrupt changelog: revision {rev} has parents {p1}, {p2}")
+    return parents
+
+
+NODE_A = bytes(range(1, 21))
+NODE_B = bytes(range(21, 41))
+NODE_C = bytes(range(41, 61))
+TRANSCRIPT = [
+    ((0 << 16) | 0, 11, 12, 0, 0, -1, -1, NODE_A),
+    ((11 << 16) | 0x2000, 13, 14, 1, 1, 0, -1, NODE_B),
+    ((24 << 16) | 0, 15, 16, 2, 2, 1, 0, NODE_C),
+]
+
+
+def test_transcript_of_index_bytes_to_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _packed(TRANSCRIPT)
+    assert data[:4] == b"\x00\x02\x00\x01" and len(data) == 3 * ENTRY_SIZE
+    monkeypatch.setattr(revlog, "LAZY_ENTRIES", 2)
+    index = parse_index(data + b"\x01" * 10, None, HEADER)  # a partial entry being appended: not there yet
+    assert index.lazy and len(index) == 3 and index.packed == data
+    assert index.nodes() == NODE_A + NODE_B + NODE_C
+    p1, p2 = index.parent_columns()
+    assert (list(p1), list(p2)) == ([-1, 0, 1], [-1, -1, 0])
+    assert index.entry(0) == (0, 11, 12, 0, 0, -1, -1, NODE_A)  # the header is not the first offset
+    assert index.entry(1) == ((11 << 16) | 0x2000, 13, 14, 1, 1, 0, -1, NODE_B)
+    assert index.entry(-1) == index.entry(2) == ((24 << 16), 15, 16, 2, 2, 1, 0, NODE_C)
+    assert [index.node(r) for r in range(3)] == [NODE_A, NODE_B, NODE_C]
+    assert (index.find(NODE_C), index.find(NODE_A), index.find(b"\1" * 20), index.find(NODE_A[1:] + NODE_B[:1])) \
+        == (2, 0, None, None)  # (a match across two nodes is none)
+    assert index.lazy and index._nodemap == {}  # nothing parsed whole, no node map
+    with pytest.raises(IndexError):
+        index.entry(3)
+    with pytest.raises(IndexError):
+        index.entry(-4)
+    cl = Revlog(MemoryVfs(), b"00changelog.i", index)
+    assert (cl.parent_revs(2), cl.flags(1), cl.linkrev(2), cl.raw_size(1), cl.node(1)) == ((1, 0), 0x2000, 2, 14, NODE_B)
+    assert _checked_parents(index, 0) == [(-1, -1), (0, -1), (1, 0)]
+    assert index.lazy
+    assert cl.rev(NODE_B) == 1  # (an index of at most SCANNED_ENTRIES looks at each entry)
+    assert index.entries == _whole(data).entries and not index.lazy
+    assert index.nodemap() == {NODE_A: 0, NODE_B: 1, NODE_C: 2}
+
+
+def test_a_node_found_by_scans_until_the_map_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    index = Index(None, HEADER, None, None, packed=_packed(TRANSCRIPT))
+    for _ in range(revlog.MAPPED_AFTER_SCANS):
+        assert index.find(NODE_B) == 1
+    assert index._nodemap == {}
+    assert index.find(NODE_C) == 2
+    assert index._nodemap == {NODE_A: 0, NODE_B: 1, NODE_C: 2}
+
+
+def test_damaged_parents_give_the_error_they_gave() -> None:
+    for bad in ((-1, 2), (-2, -1), (2, -1), (0, 5)):
+        entries = [*TRANSCRIPT[:2], (*TRANSCRIPT[2][:5], *bad, NODE_C)]
+        lazy = Index(None, HEADER, None, None, packed=_packed(entries))
+        with pytest.raises(StorageError) as old:
+            _old_checked_parents(_whole(_packed(entries)).entries, 0)  # type: ignore[arg-type]
+        with pytest.raises(StorageError) as new:
+            _checked_parents(lazy, 0)
+        assert str(new.value) == str(old.value) == f"corrupt changelog: revision 2 has parents {bad[0]}, {bad[1]}"
+
+
+NODES = st.sampled_from([bytes([n]) * 20 for n in range(12)])
+"""Few nodes: random indexes name some twice (damaged ones), where the last must be found."""
+
+
+@st.composite
+def indexes(draw: st.DrawFn) -> list[tuple[int, int, int, int, int, int, int, bytes]]:
+    count = draw(st.integers(0, 40))
+    small = st.integers(-3, count + 2)
+    return [(draw(st.integers(0, 2**48 - 1)), draw(st.integers(-(2**31), 2**31 - 1)), draw(st.integers(0, 2**31 - 1)),
+             draw(small), draw(small), draw(small), draw(small), draw(NODES)) for _ in range(count)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(indexes(), st.lists(NODES, max_size=6), st.integers(0, 40), st.integers(0, 4))
+def test_the_lazy_index_answers_as_the_index_parsed_whole(
+        entries: list[tuple[int, int, int, int, int, int, int, bytes]], asked: list[bytes], start: int,
+        appended: int) -> None:
+    data = _packed(entries)
+    lazy = Index(None, HEADER, None, None, packed=data)
+    whole = _whole(data)
+    count = len(entries)
+    assert len(lazy) == len(whole) == count
+    for rev in range(-count, count):
+        assert lazy.entry(rev) == whole.entries[rev]
+        assert lazy.node(rev % count) == whole.entries[rev][7]
+    p1, p2 = lazy.parent_columns()
+    assert list(zip(p1, p2, strict=True)) == [(e[5], e[6]) for e in whole.entries]
+    assert lazy.nodes() == b"".join(e[7] for e in whole.entries)
+    start = min(start, count)
+    try:
+        expected: object = _old_checked_parents(whole.entries, start)  # type: ignore[arg-type]
+    except StorageError as exc:
+        expected = str(exc)
+    try:
+        found: object = _checked_parents(lazy, start)
+    except StorageError as exc:
+        found = str(exc)
+    assert found == expected
+    for node in asked:
+        assert lazy.find(node) == whole.nodemap().get(node)
+        lazy_cl, whole_cl = Revlog(MemoryVfs(), b"x.i", lazy), Revlog(MemoryVfs(), b"x.i", whole)
+        assert lazy_cl.has_node(node) == whole_cl.has_node(node)
+    assert lazy.nodemap() == whole.nodemap()
+    # a writer's entries over it, and the snapshot of them appended to
+    added = [(0, 1, 2, count + i, count + i, count + i - 1, -1, bytes([200 + i]) * 20) for i in range(appended)]
+    writer_entries = _WriterEntries(Index(None, HEADER, None, None, packed=data))
+    for entry in added:
+        writer_entries.append(entry)
+    assert list(writer_entries) == whole.entries + added
+    assert [writer_entries[r] for r in range(-len(writer_entries), len(writer_entries))] == (whole.entries + added) * 2
+    assert writer_entries[count:] == added
+    if count:
+        grown = writer_entries.snapshot(HEADER)
+        assert grown.entries == _whole(data + b"".join(INDEX_ENTRY.pack(*e) for e in added)).entries
+        assert grown.nodemap() == {**whole.nodemap(), **{e[7]: r for r, e in enumerate(added, count)}}
+
+
+def test_a_lazy_index_is_weighed_by_what_it_holds() -> None:
+    """Its file's bytes and columns while nothing else is made: a fifth of an index parsed whole."""
+    count = 10_000
+    entries = [(0, 1, 2, r, r, r - 1, -1, r.to_bytes(20, "big")) for r in range(count)]
+    data = _packed(entries)
+    lazy, whole = Index(None, HEADER, None, None, packed=data), _whole(data)
+    assert kept.index_bytes(whole) == kept.INDEX_OBJECT_BYTES + (kept.INDEX_ENTRY_BYTES + kept.NODEMAP_ENTRY_BYTES) * count
+    assert kept.index_bytes(lazy) == kept.INDEX_OBJECT_BYTES + (ENTRY_SIZE + kept.COLUMN_ENTRY_BYTES) * count
+    lazy.nodemap()
+    assert kept.index_bytes(lazy) == kept.INDEX_OBJECT_BYTES + (
+        ENTRY_SIZE + kept.COLUMN_ENTRY_BYTES + kept.NODEMAP_ENTRY_BYTES + kept.NODE_KEY_BYTES) * count
+    assert lazy.entries
+    assert kept.index_bytes(lazy) > kept.index_bytes(whole)  # (its bytes are kept for readers)
+
+
+def test_the_first_push_after_a_start_parses_no_changelog_entry_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changelog past ``LAZY_ENTRIES``, two branches and a merge: the push's discovery (heads,
+    branch map, known) and its commit (phases, heads, branches, the rev-branch-cache) read it
+    lazily; ``hg verify`` is clean and the pushed changesets are served after."""
+    monkeypatch.setattr(revlog, "LAZY_ENTRIES", 8)
+    target = tmp_path / "target"
+    target.mkdir()
+    _hg(target, "init")
+    _hg(target, "debugbuilddag", "-q", "+10:a @stable +5 <a +3 /a")  # (-m-less: empty manifests)
+    _hg(target, "phase", "-p", "tip")
+    _hg(target, "debugupdatecaches")
+    source = tmp_path / "source"
+    shutil.copytree(target, source, symlinks=True)
+    _hg(source, "update", "-q", "tip")
+    for n in range(3):
+        (source / f"f{n}").write_text(f"{n}\n")
+        _hg(source, "commit", "-q", "-A", "-m", f"c{n}")
+    monkeypatch.setattr(repository, "SHARED_VIEWS", LruCache(4))  # (as after a start)
+    monkeypatch.setattr(revlog, "SHARED_INDEXES", revlog.IndexCache(1 << 30, kept.KEPT))
+    repo = open_repository(str(target), "t")
+    origin = open_repository(str(source), "s")
+    cl = repo.changelog()
+    assert cl.index.lazy and len(cl) == 19
+    heads = repo.heads()
+    assert sorted(repo.branchmap()) == [b"default", b"stable"]
+    assert sorted(repo.known(list(origin.heads()))) == [False, True]
+    tx = repo.transaction()
+    tx.add_changegroup(origin.emit_groups(origin.missing(heads, origin.heads()), DeltaMode.ANY))
+    tx.commit()
+    assert cl.index.lazy
+    after = open_repository(str(target), "t")
+    assert sorted(after.heads()) == sorted(origin.heads())
+    assert after.changelog().index.lazy
+    _hg(target, "verify", "-q")
+    assert _hg(target, "log", "-r", "tip", "-T", "{desc} {phase}") == "c2 public"
+
