@@ -199,7 +199,8 @@ READ_REUSE = _KeptRepositories(READ_REUSE_BUDGET, pool=kept.KEPT, parts=_kept_pa
 """Repositories ``open_for_reading`` gave, by path and name, with what their files said when
 opened: the most recently asked ``READ_KEPT`` within ``kept.KEPT``, weighed by what they hold
 (``_kept_parts``: about 500 bytes a changeset for the changelog's index, node map and views, 440
-a manifest revision once its index is read), a repository holding more than the whole budget not
+a manifest revision once its index is read; an index of more than ``revlog.LAZY_ENTRIES`` entries,
+read lazily, 92 bytes an entry and 136 more once its node map is built), a repository holding more than the whole budget not
 kept: each request opens it, as before; its filelogs' indexes only the shared cache keeps
 (``RevlogCache.share_filelogs_only``)."""
 _READ_REUSE_LOCK = threading.Lock()
