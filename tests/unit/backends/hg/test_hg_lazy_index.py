@@ -237,3 +237,39 @@ def test_the_first_push_after_a_start_parses_no_changelog_entry_whole(
     _hg(target, "verify", "-q")
     assert _hg(target, "log", "-r", "tip", "-T", "{desc} {phase}") == "c2 public"
 
+
+
+def test_a_lazy_changelog_hg_appends_to_is_extended_not_parsed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit by hg on the server's disk appends to a lazy changelog: the next open takes the old
+    snapshot's bytes and columns, extended by the new entry (its old bytes checked by their digest),
+    and answers as the file parsed whole."""
+    monkeypatch.setattr(revlog, "LAZY_ENTRIES", 8)
+    path = tmp_path / "r"
+    path.mkdir()
+    _hg(path, "init")
+    _hg(path, "debugbuilddag", "-q", "+20")
+    first = open_repository(str(path), "r")
+    before = first.changelog().index
+    assert before.lazy and len(first.heads()) == 1 and before._parents is not None
+    before.nodes()
+    _hg(path, "update", "-q", "tip")
+    (path / "f").write_text("f\n")
+    _hg(path, "commit", "-q", "-A", "-m", "c")
+    parsed: list[int] = []
+    parse = revlog.parse_index
+
+    def counted(data: bytes, *args: object) -> Index:
+        parsed.append(len(data))
+        return parse(data, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(revlog, "parse_index", counted)
+    again = open_repository(str(path), "r")
+    index = again.changelog().index
+    assert index is not before and index.lazy and len(index) == 21 and parsed == []
+    assert index._nodes is not None and index._parents is not None  # (carried, extended)
+    whole = _whole(index.packed or b"", index.header)
+    assert index.nodes() == b"".join(e[7] for e in whole.entries)
+    assert list(zip(*index.parent_columns(), strict=True)) == [(e[5], e[6]) for e in whole.entries]
+    tip = bytes.fromhex(_hg(path, "log", "-r", "tip", "-T", "{node}"))
+    assert again.heads() == [tip] and index.find(tip) == 20
