@@ -34,8 +34,10 @@ NODEMAP_ENTRY_BYTES = 80
 """A node map's entry once it is built (the dict's slot; its keys are the entries' nodes)."""
 NODE_KEY_BYTES = 56
 """A node map's key made for it (a 20-byte bytes object), where a lazy index has no entry's node to share."""
-COLUMN_ENTRY_BYTES = 28
-"""A lazy index's node column (20 bytes a revision) and parent columns (two 4-byte ints)."""
+NODE_COLUMN_BYTES = 20
+PARENT_COLUMNS_BYTES = 8
+COLUMN_ENTRY_BYTES = NODE_COLUMN_BYTES + PARENT_COLUMNS_BYTES
+"""An index's node column (20 bytes a revision) and parent columns (two 4-byte ints)."""
 INDEX_OBJECT_BYTES = 200
 """An ``Index`` itself, its list's and node map's headers."""
 VIEWS_ENTRY_BYTES = 67
@@ -68,9 +70,11 @@ def index_bytes(index: Index) -> int:
     (``IndexCache.snapshot``, the views' and kept repositories' caches at each use)."""
     packed = index.packed
     entries = len(index)
-    if packed is None:
+    if packed is None:  # (and its node and parent columns, once a reader of every revision made them)
         return (INDEX_OBJECT_BYTES + INDEX_ENTRY_BYTES * entries + len(index.inline_data or b"")
-                + NODEMAP_ENTRY_BYTES * max(len(index._nodemap), entries if entries > 4 else 0))
+                + NODEMAP_ENTRY_BYTES * max(len(index._nodemap), entries if entries > 4 else 0)
+                + NODE_COLUMN_BYTES * (index._nodes is not None) * entries
+                + PARENT_COLUMNS_BYTES * (index._parents is not None) * entries)
     held = INDEX_OBJECT_BYTES + len(packed) + COLUMN_ENTRY_BYTES * entries
     if not index.lazy:
         held += INDEX_ENTRY_BYTES * entries

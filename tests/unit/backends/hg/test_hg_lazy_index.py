@@ -273,3 +273,14 @@ def test_a_lazy_changelog_hg_appends_to_is_extended_not_parsed_again(
     assert list(zip(*index.parent_columns(), strict=True)) == [(e[5], e[6]) for e in whole.entries]
     tip = bytes.fromhex(_hg(path, "log", "-r", "tip", "-T", "{node}"))
     assert again.heads() == [tip] and index.find(tip) == 20
+
+
+def test_an_index_parsed_whole_is_weighed_with_the_columns_made_of_it() -> None:
+    """A small changelog's node and parent columns (made by the views and the rev-branch-cache's
+    check) are kept with it, and counted."""
+    entries = [(0, 1, 2, r, r, r - 1, -1, r.to_bytes(20, "big")) for r in range(100)]
+    index = _whole(_packed(entries))
+    bare = kept.index_bytes(index)
+    index.nodes()
+    index.parent_columns()
+    assert kept.index_bytes(index) == bare + kept.COLUMN_ENTRY_BYTES * 100
