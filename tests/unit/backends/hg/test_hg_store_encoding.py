@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from backends.hg.store import decode_dir, encode_dir, encode_store_path
@@ -73,10 +73,14 @@ path_segments = st.lists(
 
 
 @given(path_segments, st.sampled_from([b".i", b".d"]), st.booleans())
+@example([b"\0" * 30] * 5 + [b"."], b".i", False)  # hashed, its basename "..i" (hypothesis found it)
 def test_encoded_paths_are_portable(segments: list[bytes], ext: bytes, dotencode: bool) -> None:
     path = b"data/" + b"/".join(segments) + ext
     encoded = encode_store_path(path, dotencode)
-    assert encoded.endswith(ext)
+    if dotencode or segments[-1].strip(b"."):
+        assert encoded.endswith(ext)
+    # (a basename of dots alone, "..i", has no extension for hg's hashed form, which takes it as
+    # os.path.splitext does: hg stores such a file as "dh/…/..i<digest>", and so does hgwire)
     allowed = set((string.ascii_lowercase + string.digits + "~_.-/ !#$%&'()+,;=@[]^`{}").encode())
     assert set(encoded) <= allowed
     assert encoded == encode_store_path(path, dotencode)  # deterministic
