@@ -6,7 +6,8 @@ Every event has ``log_namespace`` ``hgwire.audit`` and the fields ``audit``
 ``{"name", "old", "new", "result"}`` dicts: git refs with hex ids, hg heads,
 bookmarks and phases with hex nodes, an LFS object as ``lfs:<sha256>``, ``result`` "ok" or the
 refusal) and
-``outcome``.  Filter on the namespace to ship them elsewhere, e.g. a JSON file
+``outcome``; ``changes_total`` and ``changes_refused`` count the changes, of which ``changes`` keeps
+the first ``KEPT_CHANGES`` (and the text line names the first ``SUMMARY_CHANGES``).  Filter on the namespace to ship them elsewhere, e.g. a JSON file
 observer: ``twistd --logger`` with ``jsonFileLogObserver`` and a
 ``FilteringLogObserver`` on ``log_namespace == "hgwire.audit"``.
 """
@@ -38,10 +39,26 @@ class Change:
     result: str = OK
 
 
+SUMMARY_CHANGES = 20
+"""Changes the text line names; past them, "and N more" (a ``git push --mirror`` names every ref:
+100,000 made one line of 5.3 MB, which journald splits and syslog cuts)."""
+
+KEPT_CHANGES = 100
+"""Changes the structured ``changes`` field keeps (the first); ``changes_total`` and
+``changes_refused`` count them all."""
+
+KEPT_IDS = 100
+"""Ids one change keeps in the ``changes`` field (a phase a push of 100,000 changesets made public);
+past them, ``(+N more)``."""
+
+
 def record(ctx: SessionContext, action: str, changes: Sequence[Change], outcome: str) -> None:
-    """Emit the audit event of one write (a push's is counted too: ``/.metrics``)."""
+    """Emit the audit event of one write (a push's is counted too: ``/.metrics``), bounded however
+    many names it moved: its line names the first ``SUMMARY_CHANGES`` and counts the rest, its
+    ``changes`` field keeps the first ``KEPT_CHANGES``."""
     if action == "push":
         metrics.count_push(ctx.transport, outcome)
+    refused = sum(c.result != OK for c in changes)
     log.info(
         "audit: {proto} {action} {repo} by {who} from {peer}: {outcome} ({summary})",
         audit=True,
@@ -51,14 +68,46 @@ def record(ctx: SessionContext, action: str, changes: Sequence[Change], outcome:
         who=ctx.user if ctx.user is not None else "an anonymous user",
         repo=ctx.repo_name,
         peer=ctx.peer,
-        changes=[asdict(c) for c in changes],
+        changes=[{**asdict(c), "old": _kept(c.old), "new": _kept(c.new)} for c in changes[:KEPT_CHANGES]],
+        changes_total=len(changes),
+        changes_refused=refused,
         outcome=outcome,
-        summary=", ".join(f"{c.name} {_short(c.old)}..{_short(c.new)} {c.result}" for c in changes) or "no changes",
+        summary=_summary(changes, refused),
     )
 
 
+def _summary(changes: Sequence[Change], refused: int) -> str:
+    """The line's list of changes: the first ``SUMMARY_CHANGES``, then how many more (and how many
+    of those were refused)."""
+    if not changes:
+        return "no changes"
+    shown = changes[:SUMMARY_CHANGES]
+    text = ", ".join(f"{_short_name(c.name)} {_short(c.old)}..{_short(c.new)} {c.result}" for c in shown)
+    more = len(changes) - len(shown)
+    if more:
+        refused_more = refused - sum(c.result != OK for c in shown)
+        text += f", and {more} more" + (f" ({refused_more} of them refused)" if refused_more else "")
+    return text
+
+
+NAME_CHARS = 256
+"""Characters of one name the text line shows (a git ref name may be as long as a pkt-line)."""
+
+
+def _short_name(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else f"{name[:NAME_CHARS]}… ({len(name)} characters)"
+
+
+def _kept(ids: str) -> str:
+    """Ids for the ``changes`` field: whole, the first ``KEPT_IDS`` of them, then how many more."""
+    if ids.count(" ") < KEPT_IDS:
+        return ids
+    each = ids.split(" ")
+    return " ".join(each[:KEPT_IDS]) + f" (+{len(each) - KEPT_IDS} more)"
+
+
 SUMMARY_IDS = 4
-"""Ids of one change the summary line shows (the ``changes`` field holds them all)."""
+"""Ids of one change the summary line shows (the ``changes`` field keeps up to ``KEPT_IDS``)."""
 
 
 def _short(ids: str) -> str:

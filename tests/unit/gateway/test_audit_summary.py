@@ -37,3 +37,13 @@ def test_a_long_list_of_ids_is_counted_and_an_anonymous_pusher_named() -> None:
     assert f"..{'0' * 12} {'1' * 12} {'2' * 12} {'3' * 12} (+2 more) ok" in line, line
     assert " by an anonymous user from " in line and event["user"] is None
     assert event["changes"][0]["new"] == nodes
+
+
+def test_a_phase_of_many_changesets_and_a_long_ref_name_are_bounded() -> None:
+    nodes = " ".join(f"{i:040x}" for i in range(audit.KEPT_IDS + 50))
+    name = "refs/heads/" + "x" * 5000
+    event = _recorded("alice", [audit.Change("phase public", "", nodes), audit.Change(name, "", "a" * 40)])
+    assert event["changes"][0]["new"].endswith(f"{audit.KEPT_IDS - 1:040x} (+50 more)")
+    assert event["changes"][1]["name"] == name
+    line = formatEvent(event)
+    assert f"{'x' * 10}… ({len(name)} characters) " in line and len(line) < 1000, line
