@@ -271,9 +271,12 @@ def _git_route(method: str, repo_segments: Sequence[str], tail: GitTail,
         return Route(tail.kind, name, tail.kind.value)
     services = query.get(GIT_SERVICE_ARG, ())
     service = services[-1] if services else None  # repeated: the last, as git http-backend's get_parameters
+    if service is None:  # a dumb-HTTP client, or a person with a browser: 403, as http-backend's without getanyfile
+        path = "/".join(repo_segments)
+        return _error(403, f"{path} is served over git's smart HTTP protocol only: clone it with `git clone` "
+                      "and this URL without its /info/refs, using git 1.6.6 or later")
     if service not in GIT_SERVICES:
-        shown = service[:40] if service is not None else "none"
-        return _error(403, f"Unsupported service: {shown!r}; hgwire speaks only the smart HTTP protocol")
+        return _error(403, f"Unsupported service: {service[:40]!r}; hgwire speaks only the smart HTTP protocol")
     return Route(RouteKind.GIT_INFO_REFS, name, service)
 
 

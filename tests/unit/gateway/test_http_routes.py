@@ -291,6 +291,10 @@ def test_listener_answers_404_and_405(http_server: RunningServer) -> None:
     assert (status, headers["allow"]) == (405, "POST")
     status, _, body = _request(http_server, "GET", "/r.git/info/refs?service=bogus")
     assert status == 403 and b"Unsupported service" in body
+    status, _, body = _request(http_server, "GET", "/team/r.git/info/refs")  # a dumb probe, or a browser
+    told = (b"team/r.git is served over git's smart HTTP protocol only: clone it with `git clone` and this URL "
+            b"without its /info/refs, using git 1.6.6 or later")
+    assert (status, body.strip()) == (403, told), body  # 403: git http-backend's, its http.getanyfile off
     assert _request(http_server, "GET", "/%ff/info/refs?service=git-upload-pack")[0] == 404
     for method, path in (("OPTIONS", "/"), ("POST", "/r.git"), ("DELETE", "/hgr"), ("PUT", "/")):
         status, headers, body = _request(http_server, method, path)
