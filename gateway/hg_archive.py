@@ -491,5 +491,5 @@ def tag_matches(header: bytes | None, tag: bytes) -> bool:
     return False
 
 
-HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive, RouteKind.HG_RAW_FILE: serve_raw_file,
-            RouteKind.HG_WEB_PAGE: serve_web_page}
+HANDLERS = {RouteKind.HG_ARCHIVE: serve_archive, RouteKind.HG_WEB_PAGE: serve_web_page}
+"""(``HG_RAW_FILE`` is ``gateway.hg_web``'s: it finds the repository, then calls ``serve_raw_file``.)"""

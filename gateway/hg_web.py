@@ -43,7 +43,16 @@ from gateway.hg_archive import (
     serve_web_page,
     transport_of,
 )
-from gateway.http import HTML_PAGES, RAW_STYLED_PAGES, HttpFront, Route, RouteKind, send_error, site_url
+from gateway.http import (
+    HTML_PAGES,
+    RAW_FILE_SEGMENT,
+    RAW_STYLED_PAGES,
+    HttpFront,
+    Route,
+    RouteKind,
+    send_error,
+    site_url,
+)
 from gateway.limits import annotate_max_revisions
 from gateway.logs import SafeLogger
 from gateway.policy import git_archives
@@ -70,13 +79,25 @@ def serve_web_html(front: HttpFront, request: server.Request, route: Route) -> N
     d.addErrback(fail_request, request, route.repo, PROTO, logger=log)
 
 
+def serve_raw_file_found(front: HttpFront, request: server.Request, route: Route) -> None:
+    """hgweb's ``raw-file`` (``/NAME/raw-file[/REV[/PATH]]``): the repository found as for a page
+    (``/X/raw-file`` is repository ``X/raw-file``'s own page when there is one), then the file, or
+    the directory's listing; no revision is the tip's root, as hgweb's raw manifest."""
+    segments = [*route.repo.split("/"), RAW_FILE_SEGMENT, *filter(None, route.service.split("/"))]
+    d: defer.Deferred[Any] = run_blocking(_resolve, front, segments)
+    d.addCallback(_serve_resolved, front, request, Route(RouteKind.HG_WEB_HTML, route.repo,
+                                                         "/".join(segments[len(route.repo.split("/")):])))
+    d.addErrback(fail_request, request, route.repo, PROTO, logger=log)
+
+
 def _resolve(front: HttpFront, segments: Sequence[str]) -> tuple[str, list[str]] | None:
     """The repository and the page's segments: None when the whole path is a repository (its own
-    page); else the longest existing name before a page's name, or the shortest if none exists."""
+    page); else the longest existing name before a page's name (``raw-file`` among them), or the
+    shortest if none exists."""
     backend = front.config.backend
     if _exists(backend, "/".join(segments)):
         return None
-    cuts = [i for i in range(1, len(segments)) if segments[i] in HTML_PAGES]
+    cuts = [i for i in range(1, len(segments)) if segments[i] in HTML_PAGES or segments[i] == RAW_FILE_SEGMENT]
     for at in reversed(cuts):
         if _exists(backend, "/".join(segments[:at])):
             return "/".join(segments[:at]), list(segments[at:])
@@ -96,6 +117,9 @@ def _serve_resolved(found: tuple[str, list[str]] | None, front: HttpFront, reque
         repo_page.serve_repo_page(front, request, Route(RouteKind.REPO_PAGE, f"{route.repo}/{route.service}"))
         return
     name, page = found
+    if page and page[0] == RAW_FILE_SEGMENT:
+        serve_raw_file(front, request, Route(RouteKind.HG_RAW_FILE, name, "/".join(page[1:] or ["tip"])))
+        return
     if page and page[0] in RAW_STYLED_PAGES:  # hgweb's /NAME/raw-annotate/REV/PATH: the raw style named in the path
         serve_styled(front, request, name, [page[0].removeprefix("raw-"), *page[1:]], style="raw")
         return
@@ -343,4 +367,5 @@ def _send(body: bytes | None, request: server.Request, route: Route) -> None:
               {b"Content-Security-Policy": html.CONTENT_SECURITY_POLICY})
 
 
-HANDLERS: dict[RouteKind, Callable[[HttpFront, server.Request, Route], None]] = {RouteKind.HG_WEB_HTML: serve_web_html}
+HANDLERS: dict[RouteKind, Callable[[HttpFront, server.Request, Route], None]] = {RouteKind.HG_WEB_HTML: serve_web_html,
+                                                                                 RouteKind.HG_RAW_FILE: serve_raw_file_found}

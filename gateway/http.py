@@ -20,7 +20,7 @@ Request shapes (git-http-backend(1), PROTOCOL-NOTES §1.1 and §2.1):
 ``GET|POST /NAME(.git)/info/lfs/locks[/...]``              ``GIT_LFS_LOCKS``
 ``GET|POST /NAME?cmd=COMMAND`` (the repo root only)        ``HG_COMMAND``
 ``GET  /NAME/archive/REV.{zip,tar.gz,tar.bz2}[/PATH]``     ``HG_ARCHIVE`` (hgweb's)
-``GET  /NAME/raw-file/REV[/PATH]``                         ``HG_RAW_FILE`` (hgweb's)
+``GET  /NAME/raw-file[/REV[/PATH]]``                       ``HG_RAW_FILE`` (hgweb's)
 ``GET  /NAME/json-{tags,bookmarks,branches,summary}``     ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/raw-{tags,bookmarks,branches}``              ``HG_WEB_PAGE`` (hgweb's)
 ``GET  /NAME/{atom,rss}-{log,tags,bookmarks,branches}``   ``HG_WEB_PAGE`` (hgweb's feeds)
@@ -318,7 +318,8 @@ ARCHIVE_EXTENSIONS = (".zip", ".tar.gz", ".tar.bz2")
 def _hgweb_route(method: str, segments: Sequence[str]) -> Route | None:
     """hgweb's URLs that scripts use (``gateway.hg_archive``); None for any other path.  The segment
     that names the page ends the repository's name: a last ``json-*`` page, ``raw-rev/REV``, the
-    first ``archive`` followed by an archive's name, the first ``raw-file``."""
+    first ``archive`` followed by an archive's name, the first ``raw-file`` (its handler then takes
+    the longest repository before a page's name, as hgweb does: ``gateway.hg_web``)."""
     found = _hgweb_page(segments)
     if found is None:
         return None
@@ -359,8 +360,8 @@ def _hgweb_page(segments: Sequence[str]) -> tuple[int, RouteKind, str] | None:
     at = next((i for i in range(1, last) if segments[i] == ARCHIVE_SEGMENT
                and segments[i + 1].endswith(ARCHIVE_EXTENSIONS)), None)
     kind = RouteKind.HG_ARCHIVE
-    if at is None:
-        at = next((i for i in range(1, last) if segments[i] == RAW_FILE_SEGMENT), None)
+    if at is None:  # raw-file, bare (the tip's root), with a revision, with a path; gateway.hg_web finds the name
+        at = next((i for i in range(1, last + 1) if segments[i] == RAW_FILE_SEGMENT), None)
         kind = RouteKind.HG_RAW_FILE
     return None if at is None else (at, kind, "/".join(segments[at + 1:]))
 

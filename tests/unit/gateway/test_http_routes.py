@@ -329,7 +329,9 @@ def test_listener_refuses_huge_body_unread(http_server: RunningServer) -> None:
     ("GET", "/archive/tip.zip", Route(RouteKind.REPO_PAGE, "archive/tip.zip")),  # no repository before it
     ("GET", "/team/proj/raw-file/tip/src/main.c", Route(RouteKind.HG_RAW_FILE, "team/proj", "tip/src/main.c")),
     ("GET", "/proj/raw-file/v1.0/", Route(RouteKind.HG_RAW_FILE, "proj", "v1.0")),  # a listing of the root
-    ("GET", "/proj/raw-file", Route(RouteKind.REPO_PAGE, "proj/raw-file")),  # no revision: not hgweb's
+    # no revision: hgweb's raw manifest of the tip's root (a repository named proj/raw-file wins: gateway.hg_web)
+    ("GET", "/proj/raw-file", Route(RouteKind.HG_RAW_FILE, "proj", "")),
+    ("GET", "/raw-file", Route(RouteKind.REPO_PAGE, "raw-file")),  # no repository before it
     ("GET", "/team/proj/json-tags", Route(RouteKind.HG_WEB_PAGE, "team/proj", "json-tags")),
     ("HEAD", "/proj/json-branches", Route(RouteKind.HG_WEB_PAGE, "proj", "json-branches")),
     ("GET", "/json-tags", Route(RouteKind.REPO_PAGE, "json-tags")),  # no repository before it
