@@ -63,12 +63,14 @@ MAX_DECODED_BYTES = 8 << 20
 MAX_KEPT_CLOSURES = 32
 MAX_KEPT_CLOSURE_BYTES = 4 << 20
 """Walked closures one ``PackBitmap`` keeps (``Walker.closure``): this many at most, holding no more
-bytes than this (a bitset each, and about ``OTHER_BYTES`` for each object outside the pack)."""
+bytes than this (a bitset each, and about ``OTHER_BYTES`` for each name it keeps: an object outside
+the pack, a tip or a boundary commit of its key)."""
 KEEP_CLOSURE_STEPS = 256
 """A closure is kept when its walk took this many commits and trees or more (fewer cost less to walk
 again than to keep)."""
 CLOSURE_BYTES = 200
-OTHER_BYTES = 100
+OTHER_BYTES = 160
+"""A hex name kept in a set: the bytes object (73 bytes for SHA-1, 97 for SHA-256) and its slots."""
 
 
 class BitmapError(Exception):
@@ -145,11 +147,17 @@ class PackBitmap:
         walked it)."""
         bitset = len(self.view) // 8 + 1 + CLOSURE_BYTES
         budget = self.closure_budget(len(self.view))
-        cost = bitset + OTHER_BYTES * len(others)
-        if cost > budget:
+
+        def cost(key: tuple[frozenset[bytes], frozenset[bytes]], others: frozenset[bytes]) -> int:
+            # (the key's names count: a fetch may name 262,144 haves, each set of them kept as a
+            # key of some 30 MB, uncounted, 32 of them a bitmap)
+            return bitset + OTHER_BYTES * (len(key[0]) + len(key[1]) + len(others))
+
+        this = cost(key, others)
+        if this > budget:
             return
         closures = self._closures
-        if sum(bitset + OTHER_BYTES * len(kept[1]) for kept in list(closures.values())) + cost > budget:
+        if sum(cost(kept_key, kept[1]) for kept_key, kept in list(closures.items())) + this > budget:
             closures.clear()
         closures[key] = bits, others
 

@@ -6,6 +6,7 @@ is kept with the pack's bitmap, by its tips and boundary, for the next client of
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ def test_the_closures_kept_of_a_bitmap_are_bounded(
     _counting_bitmap_reads(monkeypatch)
     monkeypatch.setattr(git_reach, "KEEP_CLOSURE_STEPS", 1)
     monkeypatch.setattr(git_reach, "MAX_KEPT_CLOSURES", 2)
+    monkeypatch.setattr(git_reach, "OTHER_BYTES", 0)  # (the count is bounded here; names: below)
     for _ in range(2):
         for n in range(1, 5):  # four shallow clients of main, each its own depth
             boundary = [rev(src, f"main~{n}")]
@@ -101,3 +103,38 @@ def test_the_closures_kept_of_a_bitmap_are_bounded(
             assert plan.count == len(expected_objects(oracle, wants, []) - expected_objects(oracle, haves, []))
             kept = git_fastpack._BITMAPS.get(str(next((src / "objects" / "pack").glob("*.bitmap"))))
             assert kept is not None and 1 <= len(kept.bitmap._closures) <= 2
+
+
+def _held_bytes(closures: dict[Any, Any]) -> int:
+    """What the kept closures hold: their keys' and others' names and sets, and their bitsets."""
+    total = 0
+    for (tips, boundary), (bits, others) in closures.items():
+        for names in (tips, boundary, others):
+            total += sys.getsizeof(names) + sum(sys.getsizeof(name) for name in names)
+        total += sys.getsizeof(bits)
+    return total
+
+
+def test_a_client_naming_every_object_as_a_have_cannot_make_a_bitmap_hold_more_than_its_budget(
+        sources: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    # A fetch may name 262,144 haves (``max_haves``), any object the repository has: each set of
+    # them was kept as its closure's key, uncounted, 32 of them a bitmap (some 800 MB for a
+    # repository of a million objects, against the 4 MiB counted for it).
+    src = tmp_path / "many-haves.git"
+    shutil.copytree(sources["tipbitmaps"].path, src)
+    monkeypatch.setattr(git_reach, "KEEP_CLOSURE_STEPS", 1)
+    every = sorted(expected_objects(src, [rev(src, "main~1")], []))
+    wants = [rev(src, "main")]
+    bitmap_path = str(next((src / "objects" / "pack").glob("*.bitmap")))
+    for n in range(4):  # four clients, each its own subset of the objects as haves
+        haves = every[n:]
+        plan = plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True)
+        assert plan.count == len(expected_objects(src, wants, [rev(src, "main~1")]))
+        kept = git_fastpack._BITMAPS.get(bitmap_path)
+        assert kept is not None
+        assert _held_bytes(kept.bitmap._closures) <= kept.bitmap.closure_budget(kept.objects)
+    # a few tips (a shallow clone of every branch) are still kept
+    haves = [rev(src, "main~1"), rev(src, "dev"), rev(src, "feature")]
+    plan_pack(Repo(str(src)).object_store, wants, haves, thin_pack=True, ofs_delta=True)
+    kept = git_fastpack._BITMAPS.get(bitmap_path)
+    assert kept is not None and (frozenset(haves), frozenset()) in kept.bitmap._closures
