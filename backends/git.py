@@ -1195,9 +1195,22 @@ class DulwichGitRepository:
                 depth = max(0, _git_int(depth_value, "uploadpackfilter.tree.maxdepth", 0))
             except ConfigValueError as exc:
                 raise StorageError(str(exc)) from None
-            if "tree" not in dict(allowed):
-                allowed.append(("tree", True))
+            if self._tree_depth_set_last():  # git: a maxDepth allows tree, unless an allow comes after it
+                allowed = [(name, value) for name, value in allowed if name != "tree"] + [("tree", True)]
         return FilterRules(allow_others is not False, tuple(allowed), depth)
+
+    def _tree_depth_set_last(self) -> bool:
+        """Whether ``uploadpackfilter.tree.maxDepth`` comes after every ``uploadpackfilter.tree.allow``
+        in the config: git reads them in order, a max depth setting ``tree`` allowed, an ``allow``
+        setting it as it says."""
+        config = self._config()
+        if config is None:
+            return True
+        last = None
+        for name, _value in config.items((b"uploadpackfilter", b"tree")):
+            if name.lower() in (b"allow", b"maxdepth"):
+                last = name.lower()
+        return last != b"allow"
 
     def advertises_session_id(self) -> bool:
         """``transfer.advertiseSID``: whether fetches and pushes are offered a ``session-id``
