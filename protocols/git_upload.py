@@ -117,6 +117,10 @@ def parse_filter(spec: bytes) -> ObjectFilter:
     return _parse_one(spec)
 
 
+MULTIPLE_FILTERS = "multiple filter-specs cannot be combined"
+"""git's upload-pack's refusal of a second ``filter`` line in one request (the first one stays)."""
+
+
 def filter_refusal(rules: FilterRules, object_filter: ObjectFilter) -> str | None:
     """Why git's upload-pack, with these ``uploadpackfilter.*`` rules, refuses a fetch naming
     ``object_filter`` (in its words), or None when it takes it."""
@@ -553,6 +557,8 @@ class UploadPackV0(RequestReader[State, Input, Event]):
     def _filter(self, arg: bytes) -> None:
         if not self.allow_filter:
             raise ProtocolError("git upload-pack: filtering capability not negotiated")  # git's words
+        if self._object_filter is not None:
+            raise ProtocolError(MULTIPLE_FILTERS)
         self._object_filter = parse_filter(arg)
         refusal = filter_refusal(self.filter_rules, self._object_filter)
         if refusal is not None:

@@ -22,6 +22,7 @@ from protocols.git_upload import (
     MAX_DEEPEN_NOT,
     MAX_REF_NAME,
     MAX_SHALLOWS,
+    MULTIPLE_FILTERS,
     FetchRequest,
     ObjectFilter,
     RequestBounds,
@@ -506,6 +507,7 @@ class _FetchArgs:
     want_ref_bytes: int = 0
     bounds: RequestBounds = RequestBounds()
     hex_len: int = 40
+    filter_rules: FilterRules = ANY_FILTER
 
 
 _FETCH_FLAGS = frozenset({git_caps.THIN_PACK, git_caps.NO_PROGRESS, git_caps.INCLUDE_TAG, git_caps.OFS_DELTA,
@@ -515,7 +517,7 @@ _FETCH_FLAGS = frozenset({git_caps.THIN_PACK, git_caps.NO_PROGRESS, git_caps.INC
 class _FetchArguments(_Arguments):
     def __init__(self, parse: _Parse) -> None:
         self._parse = parse
-        self._parsed = _FetchArgs(bounds=parse.bounds, hex_len=parse.hex_len)
+        self._parsed = _FetchArgs(bounds=parse.bounds, hex_len=parse.hex_len, filter_rules=parse.filter_rules)
 
     def add(self, arg: bytes) -> None:
         parse, parsed = self._parse, self._parsed
@@ -533,10 +535,6 @@ class _FetchArguments(_Arguments):
         parsed = self._parsed
         if parsed.depth and (parsed.deepen_since is not None or parsed.deepen_not):
             raise ProtocolError("deepen and deepen-since (or deepen-not) cannot be used together")
-        if parsed.object_filter is not None:
-            refusal = filter_refusal(self._parse.filter_rules, parsed.object_filter)
-            if refusal is not None:
-                raise ProtocolError(refusal)
         caps = frozenset(parsed.flags - {b"done", WAIT_FOR_DONE}) | {git_caps.SIDE_BAND_64K}
         request = FetchRequest(tuple(parsed.wants), caps, tuple(parsed.shallows), parsed.depth,
                                parsed.deepen_since, tuple(parsed.deepen_not), parsed.object_filter)
@@ -605,7 +603,14 @@ def _deepen_not(args: _FetchArgs, value: bytes) -> None:
 
 
 def _filter(args: _FetchArgs, value: bytes) -> None:
+    # as git's upload-pack: a second filter line is refused (a banned one followed by an allowed one
+    # was served), and a filter the uploadpackfilter.* rules refuse is refused at its line
+    if args.object_filter is not None:
+        raise ProtocolError(MULTIPLE_FILTERS)
     args.object_filter = parse_filter(value)
+    refusal = filter_refusal(args.filter_rules, args.object_filter)
+    if refusal is not None:
+        raise ProtocolError(refusal)
 
 
 _FETCH_ARGS: dict[bytes, Callable[[_FetchArgs, bytes], None]] = {
