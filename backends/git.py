@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Literal, cast
 
 from dulwich.config import CaseInsensitiveOrderedMultiDict, ConfigFile
@@ -370,6 +370,10 @@ with its checks of each name, 0.37 s).  (400,000 before, 60 MB said, 100 MB held
 parsed at every request.)"""
 PACKED_REF_BYTES = 250
 """What a unit of ``_packed_cost`` holds (a ref's name and id in a dict, half a peeled value's)."""
+NAME_BYTES_IN_A_UNIT = 64
+"""The bytes of a ref's name a unit of ``_packed_cost`` covers; the rest of its name is counted at
+``PACKED_REF_BYTES`` a unit.  (A name may be 4 KB: 300,000 refs of such names, each a tag, held
+2.4 GB counted as 75 MB, and the budget held several such repositories.)"""
 RUN_MIN_REFS = 512
 """Packed refs from which an advertisement is spliced from their encoded lines (``ref_run``)."""
 
@@ -394,6 +398,9 @@ class PackedRefs:
     """The file says ``fully-peeled``: a packed ref outside ``tags`` is no annotated tag."""
     lines: list[RefLines] = field(default_factory=list)
     """Its refs' advertisement lines (``_ref_lines``), once made for a kept file."""
+    long_names: int = 0
+    """The bytes its ref names hold past ``NAME_BYTES_IN_A_UNIT`` each (``refs``' and ``tags``'), over
+    all of them: what a unit of ``_packed_cost`` does not cover."""
 
 
 _NO_PACKED_REFS = PackedRefs({}, {})
@@ -401,10 +408,12 @@ _NO_PACKED_REFS = PackedRefs({}, {})
 
 def _packed_cost(kept: tuple[tuple[int, int, int, int], PackedRefs]) -> int:
     """What a parsed file counts against ``MAX_PACKED_REFS_KEPT``: a ref each, half one a peeled
-    value, a quarter one a tag's peeled value by name, and its encoded lines at ``PACKED_REF_BYTES``."""
+    value, a quarter one a tag's peeled value by name, and its encoded lines and the bytes of its long
+    names (``PackedRefs.long_names``) at ``PACKED_REF_BYTES``."""
     packed = kept[1]
     lines = packed.lines[0].size if packed.lines else 0
-    return len(packed.refs) + len(packed.peeled) // 2 + len(packed.tags) // 4 + lines // PACKED_REF_BYTES + 1
+    return (len(packed.refs) + len(packed.peeled) // 2 + len(packed.tags) // 4
+            + (lines + packed.long_names) // PACKED_REF_BYTES + 1)
 
 
 _PACKED_REFS: LruCache[bytes, tuple[tuple[int, int, int, int], PackedRefs]] = LruCache(
@@ -497,9 +506,18 @@ def _parse_packed_refs(data: bytes) -> PackedRefs:
     """A ``packed-refs`` file's refs and peeled values (``PackedRefs``): ``_plain_packed``'s for a
     file as git writes it, else dulwich's parser and checks (whose refusal names what is wrong)."""
     check("the ref advertisement")
-    plain = _plain_packed(data)
-    if plain is not None:
-        return plain
+    parsed = _plain_packed(data)
+    if parsed is None:
+        parsed = _dulwich_packed(data)
+    names = len(parsed.refs) + len(parsed.tags)
+    held = sum(map(len, parsed.refs)) + sum(map(len, parsed.tags))  # (C-level: 3 ms for 100,000 tags)
+    if held > NAME_BYTES_IN_A_UNIT * names:
+        parsed = replace(parsed, long_names=held - NAME_BYTES_IN_A_UNIT * names)
+    return parsed
+
+
+def _dulwich_packed(data: bytes) -> PackedRefs:
+    """``data`` parsed by dulwich, with its checks (a refusal names what is wrong)."""
     stream = _watched_lines(data)
     traits = _packed_traits(next(iter(stream), b""))
     refs: dict[Ref, ObjectID] = {}
