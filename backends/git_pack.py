@@ -220,7 +220,9 @@ def check_wants(store: BaseObjectStore, snapshot: RefSnapshot, wants: Iterable[O
     objects for long), so the check is presence — what git's ``not our ref`` guards.
     """
     tips = set(snapshot.refs.values()) | set(snapshot.peeled.values())
-    for oid in wants:
+    # each distinct want looked up once, the first unknown one named: a client may name one object
+    # that is no tip a quarter of a million times (a store look-up each: 2.4 s of server CPU)
+    for oid in dict.fromkeys(wants):
         if oid not in tips and _dul(oid) not in store:
             raise ProtocolError(f"upload-pack: not our ref {oid.decode()}")
 
