@@ -361,9 +361,10 @@ def _plain_disk_refs(container: object) -> bool:
 
 
 MAX_PACKED_REFS_KEPT = 1_200_000
-"""Packed refs kept parsed, over all repositories (``_packed_cost``: about ``PACKED_REF_BYTES``
+"""Packed refs kept parsed, over all repositories, by default (``_packed_cost``: about ``PACKED_REF_BYTES``
 each, measured with tracemalloc: 300 MB at most, held only while repositories that large are
-served); a file of more than a quarter of that is parsed at each request (with its encoded lines,
+served; ``[limits] git_kept_refs_bytes`` sets it, ``keep_packed_refs_within``); a file of more
+than a quarter of that is parsed at each request (with its encoded lines,
 a mirror of some 108,000 annotated tags).  A mirror of 100,000 annotated tags counts 175,000 parsed
 (40 MB), 277,000 with the lines of both protocols (``_ref_lines``); its parse costs 0.1 s (dulwich's,
 with its checks of each name, 0.37 s).  (400,000 before, 60 MB said, 100 MB held: such a mirror was
@@ -418,6 +419,21 @@ def _packed_cost(kept: tuple[tuple[int, int, int, int], PackedRefs]) -> int:
 
 _PACKED_REFS: LruCache[bytes, tuple[tuple[int, int, int, int], PackedRefs]] = LruCache(
     MAX_PACKED_REFS_KEPT, _packed_cost)
+
+KEPT_REFS_BYTES = MAX_PACKED_REFS_KEPT * PACKED_REF_BYTES
+"""``[limits] git_kept_refs_bytes``'s default: what the packed refs kept parsed may hold (300 MB)."""
+
+
+def keep_packed_refs_within(budget: int) -> None:
+    """Bound the packed refs kept parsed between requests (``_PACKED_REFS``) to ``budget`` bytes,
+    at ``PACKED_REF_BYTES`` a unit of ``_packed_cost``, at once: a lowered one lets go of the
+    least recently used now; a file over a quarter of it is parsed by each request; 0 keeps none."""
+    _PACKED_REFS.resize(budget // PACKED_REF_BYTES)
+
+
+def packed_refs_kept() -> tuple[int, int]:
+    """The ``packed-refs`` files kept parsed now, and about what they hold in bytes (``/.metrics``)."""
+    return len(_PACKED_REFS.values()), _PACKED_REFS.held * PACKED_REF_BYTES
 
 
 def forget_kept(path: str) -> int:

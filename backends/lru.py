@@ -239,6 +239,24 @@ class LruCache(Generic[K, V]):
                     self._held -= self._entries.pop(key)[1]
             return len(gone)
 
+    def resize(self, budget: int) -> None:
+        """A new ``budget``, applied at once: a value costing more than a quarter of it goes (0
+        keeps nothing), then the least recently used until the rest fit (a raised one keeps more
+        from the next ``put``)."""
+        with self._lock:
+            self.budget = budget
+            for key in [key for key, (_, cost) in self._entries.items() if cost > budget // 4]:
+                self._let_go(key)
+            while self._held > budget and self._entries:
+                self._let_go(next(iter(self._entries)))
+
+    def _let_go(self, key: K) -> None:
+        """(Under the lock) let go of a kept value, pooled or not."""
+        if self._pool is not None:
+            self._forget(key)
+        else:
+            self._held -= self._entries.pop(key)[1]
+
     def _too_large(self, cost: int) -> bool:
         """Whether a pooled value costing ``cost`` is not kept: over a quarter of this cache's
         ``budget``, or over the whole pool's."""

@@ -118,7 +118,7 @@ LOCK_WAIT_KEYS = {"hg_lock_timeout": "timeout"}
 
 CONFIGURABLE = (frozenset(ConnectionLimits.__dataclass_fields__) | frozenset(REQUEST_BOUND_KEYS)
                 | frozenset(RECEIVE_KEYS) | frozenset(BUNDLE2_KEYS) | frozenset(CHANGEGROUP_KEYS)
-                | frozenset(LOCK_WAIT_KEYS) | {"hg_kept_repositories_bytes", "annotate_max_revisions"})
+                | frozenset(LOCK_WAIT_KEYS) | {"hg_kept_repositories_bytes", "git_kept_refs_bytes", "annotate_max_revisions"})
 """The ``[limits]`` keys that take effect; the file may name others, which are logged as fixed."""
 
 NO_PROXIES = Trusted()
@@ -199,6 +199,23 @@ def apply_hg_kept_budget(authorizer: object) -> None:
 
     configured = hg_kept_repositories_bytes(authorizer)
     hg_backend.READ_REUSE.budget = configured if configured is not None else hg_backend.READ_REUSE_BUDGET
+
+
+def apply_git_kept_budget(authorizer: object) -> None:
+    """Bound the git ``packed-refs`` parses kept between requests (``backends.git._PACKED_REFS``)
+    to ``git_kept_refs_bytes`` as the policy says now (``backends.git.KEPT_REFS_BYTES`` without
+    it), when ``apply_hg_kept_budget`` is: a lowered bound lets go at once."""
+    from backends import git as git_backend
+
+    policy_file = getattr(authorizer, "policy", None)
+    configured = None if policy_file is None else policy_file.current.limits.git_kept_refs_bytes
+    git_backend.keep_packed_refs_within(configured if configured is not None else git_backend.KEPT_REFS_BYTES)
+
+
+def apply_kept_budgets(authorizer: object) -> None:
+    """What the policy says the engines may keep parsed between requests, applied now (hg, git)."""
+    apply_hg_kept_budget(authorizer)
+    apply_git_kept_budget(authorizer)
 
 
 def annotate_max_revisions(authorizer: object) -> int:

@@ -312,6 +312,7 @@ def families(config: Any) -> list[Family]:
         Family("hgwire_clone_cache_bytes", "gauge", "Bytes of the clone answers kept now (spool files in TMPDIR).",
                [((), SHARED.kept_bytes)]),
         *_hg_kept(),
+        *_git_kept(),
         Family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
                [((), _START[0])]),
         *_process(),
@@ -361,6 +362,21 @@ def _hg_kept() -> list[Family]:
                "What the Mercurial engine keeps parsed between requests, in bytes: the kept repositories, "
                "every store's views, indexes, branches, tags, markers ([limits] hg_kept_repositories_bytes "
                "bounds it).", [((), hg_backend.kept.KEPT.held)]),
+    ]
+
+
+def _git_kept() -> list[Family]:
+    """The git ``packed-refs`` files kept parsed between requests, and what they hold."""
+    from backends import git as git_backend
+
+    files, held = git_backend.packed_refs_kept()
+    return [
+        Family("hgwire_git_kept_refs", "gauge",
+               "Git packed-refs files kept parsed (with their advertisement lines) between requests.",
+               [((), files)]),
+        Family("hgwire_git_kept_refs_bytes", "gauge",
+               "What the kept git packed-refs parses hold, in bytes, as weighed ([limits] git_kept_refs_bytes "
+               "bounds it).", [((), held)]),
     ]
 
 

@@ -328,6 +328,7 @@ class Limits:
     connection_timeout: float | None = None
     hg_lock_timeout: float | None = None
     hg_kept_repositories_bytes: int | None = None
+    git_kept_refs_bytes: int | None = None
     annotate_max_revisions: int | None = None
 
 
@@ -630,6 +631,8 @@ DENY_KEYS = ("deny_read", "deny_write", "deny_create")
 PROTECTION_KEYS = frozenset({"pattern", "no_direct_push"})
 LIMIT_TYPES: Mapping[str, type] = {f.name: float if "timeout" in f.name else int for f in fields(Limits)}
 LIMIT_MAXIMA: Mapping[str, tuple[int, str]] = {"max_pkt_line": (65520, "git's own pkt-line limit")}
+LIMIT_ZERO_TAKEN = frozenset({"git_kept_refs_bytes"})
+"""``[limits]`` keys that may be 0 (keep nothing)."""
 
 
 class _Reader:
@@ -928,9 +931,11 @@ def _parse_limits(reader: _Reader, table: Any) -> Limits:
     values: dict[str, Any] = {}
     for key, value in table.items():
         kind = LIMIT_TYPES[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or (  # (nan too)
-                kind is int and not isinstance(value, int)):
-            raise reader.fail(f"limits.{key}", f"must be a positive {'number' if kind is float else 'integer'}")
+        zero = key in LIMIT_ZERO_TAKEN
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero else value > 0) or (
+                kind is int and not isinstance(value, int)):  # (nan too)
+            raise reader.fail(f"limits.{key}", f"must be {'0 or ' if zero else ''}a positive "
+                                               f"{'number' if kind is float else 'integer'}")
         if key in LIMIT_MAXIMA and value > LIMIT_MAXIMA[key][0]:
             raise reader.fail(f"limits.{key}", f"must be at most {LIMIT_MAXIMA[key][0]} ({LIMIT_MAXIMA[key][1]})")
         values[key] = kind(value)
@@ -995,7 +1000,7 @@ class PolicyReloader(service.Service):
     """Look at the policy file every ``RELOAD_INTERVAL`` seconds and on SIGHUP; connections stay up.
 
     ``in_force``: called (in the pool) each time new rules are in force, for what takes effect
-    when the policy is read rather than when a request reads it (``gateway.limits.apply_hg_kept_budget``)."""
+    when the policy is read rather than when a request reads it (``gateway.limits.apply_kept_budgets``)."""
 
     def __init__(self, policy: PolicyFile, interval: float = RELOAD_INTERVAL,
                  in_force: Callable[[], None] | None = None) -> None:

@@ -731,17 +731,17 @@ def build_service(config: ServiceConfig, stop_reactor_on_failure: bool = False) 
 
     if isinstance(config.backend, FilesystemBackend):  # aliases by symbolic links, unless rules follow names
         config.backend.names_through_links = not config.config_file
-    from gateway.limits import apply_hg_kept_budget
+    from gateway.limits import apply_kept_budgets
 
     if config.config_file:
         from gateway.policy import PolicyReloader, authorizer_for
 
         authorizer = authorizer_for(config)
         assert authorizer.policy is not None
-        PolicyReloader(authorizer.policy, in_force=lambda: apply_hg_kept_budget(authorizer)).setServiceParent(svc)
+        PolicyReloader(authorizer.policy, in_force=lambda: apply_kept_budgets(authorizer)).setServiceParent(svc)
     # What takes effect when the policy is read, not at each request: as it loads, and as each
     # reload puts new rules in force (the reloader's ``in_force``); without a file, the defaults.
-    apply_hg_kept_budget(config.authorizer)
+    apply_kept_budgets(config.authorizer)
     for kind in LISTENERS:
         for description in getattr(config, kind):
             svc.add_listener(kind, description)
