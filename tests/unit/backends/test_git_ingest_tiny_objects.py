@@ -86,3 +86,30 @@ def test_a_push_of_many_tiny_blobs_holds_little_for_each(tmp_path: Path, monkeyp
     fsck = subprocess.run(["git", "-C", str(server), "fsck", "--strict", "--no-dangling", commit.decode()],
                           check=False, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
+
+
+SORT_BYTES_AN_ID = 36
+"""What sorting a pack's ids may hold beside their column: the sorted ids (20 bytes) and each one's
+index (4); the sort held 50 (8-byte indexes, and the sorted ids grown in a buffer, then copied)."""
+
+
+def test_sorting_the_ids_of_many_objects_holds_little_beside_them() -> None:
+    """The ids of 200,000 objects sorted (as a push sorts them for its index): the peak of what
+    Python held on top of their column stays under ``SORT_BYTES_AN_ID`` an id, and the order is right."""
+    count = 200_000
+    ids = [hashlib.sha1(b"%d" % i).digest() for i in range(count)]
+    column = git_ingest._IdColumn(20)
+    column.extend(ids)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        ordered, order, twice = column.sorted()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert twice is None
+    assert bytes(ordered.blob) == b"".join(sorted(ids))
+    assert [ids[at] for at in order[:1000]] == sorted(ids)[:1000]
+    assert ordered[5] == sorted(ids)[5] and isinstance(ordered[5], bytes)
+    assert peak / count < SORT_BYTES_AN_ID, f"{peak / count:.0f} bytes an id"
