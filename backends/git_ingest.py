@@ -769,18 +769,20 @@ class PackIngest:
         a ``pread``); its pages are released every ``VIEW_RELEASE`` bytes read (``VIEW_FAULT_AROUND``)."""
         self._viewed = 0
         # The pack's objects in pack order, by index:
-        self._offsets = array("Q")
+        self._offsets = array(_U32)
+        """4 bytes an offset, or 8 once one is past 4 GiB (``_extended``); so are ``_lengths``,
+        ``_sizes`` and ``_base_at``: 8 bytes each held 16 MB more for a million tiny objects."""
         self._heads = bytearray()
         """The length of each object's header: its compressed data follows."""
-        self._lengths = array("Q")
+        self._lengths = array(_U32)
         """Of each object's compressed data."""
         self._kinds = bytearray()
         """Each object's type as stored (1-4, ``OFS_DELTA``, ``REF_DELTA``); a delta's is its
         object's once it is named."""
-        self._sizes = array("Q")
+        self._sizes = array(_U32)
         """Inflated (a delta's: the delta's)."""
         self._crcs = array(_U32)
-        self._base_at = array("q")
+        self._base_at = array("i")
         """An ``OFS_DELTA``'s base offset; -1 for any other object."""
         self._ref_bases: dict[int, bytes] = {}
         """A ``REF_DELTA``'s base id, by the delta's index."""
@@ -791,7 +793,7 @@ class PackIngest:
         """The scan's texts (``KEPT_TEXT_BYTES`` of them) one after another: a dict of them by index
         held 11 MB for the corpus's 5.6 MB of texts (a bytes object each, the dict, its int keys),
         in the server and again in the helper it forks."""
-        self._text_at = array("q")
+        self._text_at = array("i")
         """Where each object's text starts in ``_texts`` (its length is the object's size), by index;
         -1 when it is not kept.  It covers the objects scanned until the budget is nearly spent
         (``KEPT_TEXT_BYTES``), not the whole pack: none after them is kept."""
@@ -830,20 +832,20 @@ class PackIngest:
             return
         first = len(self._names)
         offsets = list(map(_OFFSET, objects))
-        self._offsets.extend(offsets)
+        self._offsets = _extended(self._offsets, offsets, "Q")
         data_offsets = list(map(_DATA_OFFSET, objects))
         self._heads.extend(map(operator.sub, data_offsets, offsets))
-        self._lengths.extend(map(operator.sub, map(_END, objects), data_offsets))
+        self._lengths = _extended(self._lengths, list(map(operator.sub, map(_END, objects), data_offsets)), "Q")
         kinds = bytes(map(_TYPE, objects))
         self._kinds += kinds
-        self._sizes.extend(map(_SIZE, objects))
+        self._sizes = _extended(self._sizes, list(map(_SIZE, objects)), "Q")
         self._crcs.extend(map(_CRC, objects))
         self._names.extend(list(map(_SHA, objects)))
         if OFS_DELTA in kinds or REF_DELTA in kinds:
-            self._base_at.extend([-1 if base is None or base.__class__ is bytes else base
-                                  for base in map(_BASE, objects)])
+            self._base_at = _extended(self._base_at, [-1 if base is None or base.__class__ is bytes else base
+                                                      for base in map(_BASE, objects)], "q")
         else:
-            self._base_at.extend(array("q", _NO_BASE) * len(kinds))
+            self._base_at.extend(itertools.repeat(-1, len(kinds)))
         if REF_DELTA in kinds:
             for at, obj in enumerate(objects, first):
                 if obj.type_num == REF_DELTA:
@@ -853,7 +855,7 @@ class PackIngest:
             text_at = self._text_at
             carried = list(map(_TEXT, objects))
             start = len(text_at)
-            text_at.extend(array("q", _NO_BASE) * len(carried))
+            text_at.extend(array("i", _NO_BASE) * len(carried))  # (its values are under KEPT_TEXT_BYTES)
             if carried.count(None) == len(carried):  # (a blob's record never carries one)
                 return
             for n in itertools.compress(range(len(carried)), map(operator.is_not, carried, itertools.repeat(None))):
@@ -1427,7 +1429,7 @@ class PackIngest:
                                           compression_level=self._base_level)
             for sha, offset, crc in extra:  # the bases a thin pack left out, appended from the store
                 self._names.append(sha)
-                self._offsets.append(offset)
+                self._offsets = _extended(self._offsets, [offset], "Q")
                 self._crcs.append(crc or 0)
             self._sort_names()
         else:  # the scan checked the trailer against the content
@@ -1515,6 +1517,19 @@ _NO_BASE = (-1,)
 """What ``_base_at`` holds for an object that is not an OFS_DELTA, and ``_text_at`` for one whose
 text is not kept (an array of it times a count is made at once)."""
 _BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _extended(column: array[int], values: list[int], wide: str) -> array[int]:
+    """``column`` with ``values`` appended: itself, or a copy of type ``wide`` (8 bytes a value)
+    when one of them does not fit its type (an offset or size past 4 GiB)."""
+    start = len(column)
+    try:
+        column.extend(values)
+    except OverflowError:
+        del column[start:]  # (``extend`` appended the values before the one that did not fit)
+        column = array(wide, column)
+        column.extend(values)
+    return column
 
 
 def write_index_v2(out: BinaryIO, names: Sequence[bytes] | bytes | bytearray, offsets: Sequence[int], crcs: Sequence[int],

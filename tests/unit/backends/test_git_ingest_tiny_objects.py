@@ -165,3 +165,21 @@ def test_writing_the_index_of_many_objects_copies_none_of_it(tmp_path: Path) -> 
     assert hashlib.sha1(written[:-20]).digest() == written[-20:]
     assert written[8 + 256 * 4:8 + 256 * 4 + 20 * count] == names
     assert peak / count < 12, f"{peak / count:.0f} bytes an object"
+
+
+def test_the_columns_of_offsets_and_sizes_take_4_bytes_until_one_is_past_4_gib(tmp_path: Path) -> None:
+    """The pack's columns of offsets, lengths, sizes and base offsets are 4 bytes a value (8 held 16 MB
+    more for a million tiny objects); a value past 4 GiB makes its column 8 bytes, every value kept."""
+    column = array("I", [1, 2])
+    assert git_ingest._extended(column, [3, 4], "Q") is column and column.itemsize == 4
+    wide = git_ingest._extended(column, [5, 1 << 33, 6], "Q")
+    assert wide.itemsize == 8 and list(wide) == [1, 2, 3, 4, 5, 1 << 33, 6]
+    signed = git_ingest._extended(array("i", [-1]), [-1, 1 << 31], "q")
+    assert list(signed) == [-1, -1, 1 << 31]
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "s.git")], check=True)
+    ingest = git_ingest.PackIngest(Repo(str(tmp_path / "s.git")).object_store)
+    try:
+        assert {ingest._offsets.itemsize, ingest._lengths.itemsize, ingest._sizes.itemsize,
+                ingest._base_at.itemsize, ingest._text_at.itemsize} == {4}
+    finally:
+        ingest.abort()
