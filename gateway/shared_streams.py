@@ -71,8 +71,10 @@ from protocols.errors import ClientGone
 
 log = SafeLogger()
 
-READ_BLOCK = 1024 * 1024
-"""Most bytes one reader step hands to the transport."""
+READ_BLOCK = 64 * 1024
+"""Most bytes one read hands to the transport, as one write: the transport pauses past 64 KiB, and
+a 1 MiB write sat whole in its buffer (and in its copies) however slowly the client read.  One pool
+step still gathers several reads (``gateway.threads.BATCH_BYTES``)."""
 WRITE_STEP = 512 * 1024
 """Bytes one generation step writes before it hands back to the reactor (several of the stream's
 chunks: a pool round trip costs more CPU than writing a 64 KiB chunk to the spool)."""

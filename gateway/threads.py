@@ -418,6 +418,10 @@ class IteratorProducer:
     pauses its producer past 64 KiB of buffer and resumes it only once that is
     drained, so without a batch at hand the client would wait for a pool step
     at every resume (about 0.1 s over a stream clone of the bench corpus).
+    A pause in the middle of a batch holds the rest of it instead: the
+    transport is never handed more than one chunk past its pause, so what a
+    connection holds (its transport's buffer, the batch held, the step in the
+    pool) does not grow with how slowly its client reads.
     Then we stop asking; ``stopProducing`` closes the iterator so that a
     generator releases its locks (``GeneratorExit``).
     ``done`` fires with None when the iterator is exhausted, or errbacks.
@@ -482,8 +486,11 @@ class IteratorProducer:
         self._deliver(batch)
 
     def _deliver(self, batch: list[object]) -> None:
-        for item in batch:
+        for at, item in enumerate(batch):
             if isinstance(item, bytes):
+                if self._paused and not self._stopped:  # the transport holds enough: the rest waits here
+                    self._ready = batch[at:]
+                    return
                 if item:
                     self._consumer.write(item)
                     self._wrote = True

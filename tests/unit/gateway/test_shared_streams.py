@@ -416,3 +416,12 @@ def test_the_last_reader_leaving_while_it_waits_for_a_step_stops_that_step(pool:
     assert stream.source.taken == 0
     assert shared.kept() == 0  # nothing half made is kept
     assert all(f.closed for f in shared.files)
+
+
+def test_a_reader_hands_the_transport_at_most_a_chunk_s_worth_per_write(pool: ManualPool) -> None:
+    whole = bytes(range(256)) * (12 << 10)  # 3 MiB in one chunk of the stream
+    shared = Spools(write_step=4 << 20)
+    consumer, outcome, _ = _read(shared, b"k", Source([whole]))
+    pool.run_all()
+    assert consumer.data == whole and outcome == [None]
+    assert max(len(c) for c in consumer.chunks) <= 64 * 1024  # was 1 MiB, buffered whole by the transport

@@ -258,26 +258,59 @@ def test_a_stop_while_a_batch_is_held_writes_nothing_more_and_closes_the_iterato
     producer = IteratorProducer(stream, consumer, batch=250)
     outcome: list[Any] = []
     producer.start().addBoth(outcome.append)
-    pool.run_next()
-    pool.run_next()  # the batch taken ahead, held
+    pool.run_next()  # one chunk written, the rest of the batch held
+    assert pool.steps == []
     producer.stopProducing()
     producer.resumeProducing()  # a transport may still resume a stopped producer: nothing happens
     pool.run_all()
-    assert len(consumer.chunks) == 3
+    assert len(consumer.chunks) == 1
     assert isinstance(outcome[0], Failure) and isinstance(outcome[0].value, defer.CancelledError)
     assert inspect.getgeneratorstate(stream) == inspect.GEN_CLOSED
 
 
-def test_a_pause_during_a_batch_keeps_its_chunks_and_takes_one_batch_ahead_then_no_more(pool: ManualPool) -> None:
+def test_a_pause_during_a_batch_holds_its_rest_and_a_pause_after_it_takes_one_batch_ahead(pool: ManualPool) -> None:
     source, consumer = Counted(10), PausingConsumer()
     producer = IteratorProducer(iter(source), consumer, batch=250)
     producer.start()
     pool.run_next()
-    assert len(consumer.chunks) == 3  # computed already: written, the transport buffers them
-    assert len(pool.steps) == 1  # the next batch is taken while paused...
+    assert len(consumer.chunks) == 1 and source.taken == 3  # the transport paused: the rest is held...
+    assert pool.steps == []  # ...and nothing more is asked for while paused
+    producer.resumeProducing()
+    assert len(consumer.chunks) == 2 and pool.steps == []  # one more written at once, no pool step first
+    producer.resumeProducing()
+    assert len(consumer.chunks) == 3  # the batch's last chunk: the next batch is taken ahead...
     pool.run_next()
     assert len(consumer.chunks) == 3 and source.taken == 6  # ...and held, not written
-    assert pool.steps == []  # nothing more while paused
+    assert pool.steps == []
     producer.resumeProducing()
-    assert len(consumer.chunks) == 6  # written at once on resume, no pool step first
-    assert len(pool.steps) == 1
+    assert len(consumer.chunks) == 4 and pool.steps == []
+
+
+class BufferingTransport(Consumer):
+    """A client that reads nothing: the buffer grows with every write and pauses the producer past
+    ``buffer_size``, as Twisted's TCP transport does (``FileDescriptor.bufferSize``, 64 KiB)."""
+
+    buffer_size = 64 * 1024
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(self.data) > self.buffer_size and self.producer is not None:
+            self.producer.pauseProducing()
+
+
+def test_a_client_that_reads_nothing_holds_one_chunk_past_the_transport_pause_and_one_batch(
+        pool: ManualPool) -> None:
+    chunk = 64 * 1024
+    taken = [0]
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            taken[0] += chunk
+            yield b"p" * chunk
+
+    consumer = BufferingTransport()
+    IteratorProducer(endless(), consumer).start()
+    pool.run_all()
+    written = len(consumer.data)
+    assert written <= consumer.buffer_size + chunk  # was a whole batch, 512 KiB, however slow the client
+    assert taken[0] - written <= threads.BATCH_BYTES  # held for the resume: at most one batch
