@@ -3,6 +3,7 @@ size, and more while they hold few objects in all (a repository gathers a pack a
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,31 @@ def test_a_changed_index_file_is_read_again(tmp_path: Path, built: list[str]) ->
     Path(path).write_bytes(b"grown")  # another size: another version of the file
     assert cache.get(path, "") is not first
     assert len(built) == 2 and len(cache) == 2
+
+
+def test_requests_that_want_a_view_being_built_wait_for_that_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = git_packindex._ViewCache(limit=4, max_objects=1000)
+    path = _index(tmp_path, 10, 0)
+    started, release = threading.Event(), threading.Event()
+    made: list[str] = []
+
+    def read_index(idx_path: str, pack_path: str, raw_len: int = 20) -> Any:
+        made.append(idx_path)
+        started.set()
+        assert release.wait(30)
+        return FakeView(10)
+
+    monkeypatch.setattr(git_packindex, "read_index", read_index)
+    got: list[Any] = []
+    first = threading.Thread(target=lambda: got.append(cache.get(path, "")))
+    first.start()
+    assert started.wait(30)
+    others = [threading.Thread(target=lambda: got.append(cache.get(path, ""))) for _ in range(3)]
+    for t in others:
+        t.start()
+    release.set()  # (whether the others reached the build's lock yet or not, none builds again)
+    for t in (first, *others):
+        t.join(30)
+    assert made == [path], "one build: eight clones at a cold start each built the same view"
+    assert len(got) == 4 and all(view is got[0] for view in got)
