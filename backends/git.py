@@ -474,7 +474,8 @@ _LINES_LOCK = threading.Lock()
 
 HeldPacked = dict[bytes, tuple[tuple[int, int, int, int], PackedRefs]]
 """The last ``packed-refs`` a repository object parsed, by path, held for its request alone (the
-object is opened for one and let go after it): a file too big for ``_PACKED_REFS`` is parsed
+object is opened for one and let go after it; a git session's, kept between the commands of a
+connection, lets go after each command's read of the refs: ``forget_refs_read``): a file too big for ``_PACKED_REFS`` is parsed
 once a request, not once for the refs and again for their peeled values (0.35 s each for a
 mirror's 100,000 tags)."""
 
@@ -893,12 +894,20 @@ class DulwichGitRepository:
         alive by reference cycles of its own: left to the cyclic collector, the packs of finished
         requests piled up (60 maps of a pack, 250 descriptors and 190 MiB more after 60 shallow fetches)."""
         self._close_lookups()
-        self._held_packed = {}
-        self._last_read = None
+        self.forget_refs_read()
         close = getattr(self.dulwich_repo, "close", None)
         if self._owns_repo and close is not None:
             with suppress(Exception):  # a pack in use elsewhere stays open: the collector's, then
                 close()
+
+    def forget_refs_read(self) -> None:
+        """Let go of what the last read of the refs holds: ``packed-refs`` as it parsed a file too big
+        for ``_PACKED_REFS`` (``HeldPacked``; tens of MB for a mirror's 100,000 tags) and the read
+        ``peeled_by_name`` and ``ref_run`` look at.  A git session calls it once a command's refs are
+        read, so that a connection idle between commands holds none of it (the next read parses
+        again); ``close()`` does the same."""
+        self._held_packed = {}
+        self._last_read = None
 
     @property
     def object_format(self) -> ObjectFormat:

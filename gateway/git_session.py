@@ -580,7 +580,10 @@ class _V2Prepared:
 def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     """Resolve the wanted refs, check wants, plan the shallow boundary and find the common haves
     of this request."""
-    snapshot = git_pack.snapshot_refs(repo)
+    try:
+        snapshot = git_pack.snapshot_refs(repo)
+    finally:
+        refs_read_done(repo)
     store = repo.object_store
     wanted_refs = _wanted_refs(snapshot, fetch.want_refs)
     request = fetch.request
@@ -767,12 +770,27 @@ def _opened_reading(ctx: SessionContext, read: Callable[[GitRepository], R]) -> 
 
 
 def snapshot(repo: GitRepository) -> git_pack.RefSnapshot:
-    """``git_pack.snapshot_refs``, telling the operator of refs left out as damaged (blocking)."""
-    snap = git_pack.snapshot_refs(repo)
+    """``git_pack.snapshot_refs``, telling the operator of refs left out as damaged (blocking); the
+    repository lets go of what its read held once it is taken (``refs_read_done``)."""
+    try:
+        snap = git_pack.snapshot_refs(repo)
+    finally:
+        refs_read_done(repo)
     broken = getattr(repo, "broken_refs", None)  # optional: a backend may not say
     if broken:
         warn_broken_refs(repo.name, broken)
     return snap
+
+
+def refs_read_done(repo: GitRepository) -> None:
+    """A command has read the refs it answers from: the repository lets go of what the read held
+    (``forget_refs_read``, if the backend has it: the ``fs`` backend's parse of a ``packed-refs`` too
+    big to keep for every request).  A protocol v2 connection keeps its repository between commands,
+    and each one idle after ``ls-refs`` held that parse (tens of MB for a mirror of 100,000 tags) up
+    to the idle timeout; the next command parses the file again (0.1-0.2 s for such a mirror)."""
+    forget = getattr(repo, "forget_refs_read", None)
+    if forget is not None:
+        forget()
 
 
 BROKEN_REFS_TOLD = LruCache[tuple[str, tuple[bytes, ...]], float](256)
