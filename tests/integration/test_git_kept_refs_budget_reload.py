@@ -23,6 +23,21 @@ RULES = '[[repo]]\npattern = "*"\n'
 TAGS = 3000
 
 
+def packed_tags_repository(client: Client, repo: Path, prefix: str) -> str:
+    """Make ``repo``: a bare repository of one commit on ``main`` and ``TAGS`` tags of it named
+    ``PREFIX00000``…, all in ``packed-refs``; its commit's id."""
+    client.git("init", "-q", "--bare", str(repo))
+    work = client.cwd / "w"
+    client.git("init", "-q", str(work))
+    client.git("commit", "-q", "--allow-empty", "-m", "a", cwd=work)
+    client.git("push", "-q", str(repo), "HEAD:refs/heads/main", cwd=work)
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    client.git("update-ref", "--stdin", cwd=repo,
+               input="".join(f"create refs/tags/{prefix}{i:05d} {head}\n" for i in range(TAGS)).encode())
+    client.git("pack-refs", "--all", "--prune", cwd=repo)
+    return head
+
+
 @pytest.fixture(autouse=True)
 def _budget_restored() -> Iterator[None]:
     budget = git_backend._PACKED_REFS.budget
@@ -59,15 +74,7 @@ def test_a_small_budget_parses_each_request_and_a_lowered_one_lets_go_at_the_rel
     assert git_backend._PACKED_REFS.budget == 2_000_000 // git_backend.PACKED_REF_BYTES, "applied at the start"
 
     repo = server.root / "m.git"
-    client.git("init", "-q", "--bare", str(repo))
-    work = client.cwd / "w"
-    client.git("init", "-q", str(work))
-    client.git("commit", "-q", "--allow-empty", "-m", "a", cwd=work)
-    client.git("push", "-q", str(repo), "HEAD:refs/heads/main", cwd=work)
-    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
-    client.git("update-ref", "--stdin", cwd=repo,
-               input="".join(f"create refs/tags/t{i:05d} {head}\n" for i in range(TAGS)).encode())
-    client.git("pack-refs", "--all", "--prune", cwd=repo)
+    packed_tags_repository(client, repo, "t")
     packed = os.path.join(os.fsencode(repo), b"packed-refs")
     expected = client.git("ls-remote", str(repo)).stdout
     assert expected.count("refs/tags/") == TAGS

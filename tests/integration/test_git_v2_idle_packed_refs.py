@@ -18,8 +18,8 @@ import pytest
 from backends import git as git_backend
 from protocols import pktline
 from tests.conftest import LOOPBACK, Client, RunningServer
+from tests.integration.test_git_kept_refs_budget_reload import TAGS, packed_tags_repository
 
-TAGS = 3000
 MARK = b"refs/tags/idle-00000"
 
 
@@ -67,15 +67,7 @@ def test_an_idle_v2_connection_holds_no_parse_of_a_packed_refs_too_big_to_keep(
     policy.write_text('[[repo]]\npattern = "*"\n[limits]\ngit_kept_refs_bytes = 2000000\n')  # a quarter: 2,000 refs
     server = make_server("fs", git=[LOOPBACK], config_file=str(policy))
     repo = server.root / "m.git"
-    client.git("init", "-q", "--bare", str(repo))
-    work = client.cwd / "w"
-    client.git("init", "-q", str(work))
-    client.git("commit", "-q", "--allow-empty", "-m", "a", cwd=work)
-    client.git("push", "-q", str(repo), "HEAD:refs/heads/main", cwd=work)
-    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
-    client.git("update-ref", "--stdin", cwd=repo,
-               input="".join(f"create refs/tags/idle-{i:05d} {head}\n" for i in range(TAGS)).encode())
-    client.git("pack-refs", "--all", "--prune", cwd=repo)
+    head = packed_tags_repository(client, repo, "idle-")
 
     with socket.create_connection(("127.0.0.1", server.port("git")), timeout=30) as sock:
         reader = _Reader(sock)
