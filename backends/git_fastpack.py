@@ -840,7 +840,7 @@ def _as_ref_delta(size_header: bytes) -> bytes:
 
 
 class _Output:
-    """Accumulates pack bytes, hashes them and hands out chunks of about ``chunk_size``."""
+    """Accumulates pack bytes, hashes them and hands out chunks of at most ``chunk_size``."""
 
     def __init__(self, chunk_size: int, object_format: ObjectFormat = SHA1_FORMAT) -> None:
         self.chunk_size = chunk_size
@@ -859,15 +859,32 @@ class _Output:
     def ready(self) -> bool:
         return len(self._buffer) >= self.chunk_size
 
-    def take(self) -> bytes:
-        chunk = bytes(self._buffer)
-        self._buffer.clear()
-        self._sha.update(chunk)
-        return chunk
+    def take(self) -> Iterator[bytes]:
+        """Hand out what is buffered, in pieces of at most ``chunk_size``.
 
-    def finish(self) -> bytes:
-        chunk = self.take()
-        return chunk + self._sha.digest()
+        An entry written in one go (sent whole, rebased, composed) can be far
+        larger than a chunk; it goes out sliced, so the transport never gets
+        one write the size of an object (its backpressure is built around the chunk)."""
+        buffer = self._buffer
+        self._buffer = bytearray()
+        self._sha.update(buffer)
+        return self._pieces(buffer)
+
+    def finish(self) -> Iterator[bytes]:
+        buffer = self._buffer
+        self._buffer = bytearray()
+        self._sha.update(buffer)
+        buffer += self._sha.digest()
+        return self._pieces(buffer)
+
+    def _pieces(self, buffer: bytearray) -> Iterator[bytes]:
+        size = self.chunk_size
+        if len(buffer) <= size:
+            yield bytes(buffer)
+            return
+        with memoryview(buffer) as view:  # slices of the buffer, never a copy of all of it
+            for start in range(0, len(buffer), size):
+                yield view[start:start + size].tobytes()
 
 
 @dataclass
@@ -895,8 +912,8 @@ def write_pack(plan: PackPlan, maps: PackMaps, *, chunk_size: int = DEFAULT_CHUN
             _write_whole(resolver, hexsha, out)
             stats.whole += 1
             if out.ready():
-                yield out.take()
-        yield out.finish()
+                yield from out.take()
+        yield from out.finish()
         if progress is not None:
             progress(b"Total %d (reused %d, rebased %d, composed %d, whole %d)\n"
                      % (plan.count, stats.verbatim, stats.rebased - stats.composed, stats.composed, stats.whole))
@@ -965,7 +982,7 @@ def _write_source(plan: PackPlan, index: int, source: _Source, mapped: mmap.mmap
                 _write_whole(resolver, binascii.hexlify(view.names[pos]), out)
                 stats.whole += 1
             if out.ready():
-                yield out.take()
+                yield from out.take()
             continue
         if run_end - run_start >= chunk_size:  # keep streaming: never hold a long run back
             yield from _copy(mapped, run_start, run_end, out)
@@ -1063,7 +1080,7 @@ def _copy(mapped: mmap.mmap, start: int, end: int, out: _Output) -> Iterator[byt
         start += step
         if out.ready():
             release_pages(mapped, start, RELEASE_WINDOW)
-            yield out.take()
+            yield from out.take()
 
 
 _WHOLE = object()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from dulwich.repo import Repo
 
-from backends import git_web
+from backends import git_fastpack, git_web
 from backends.git_objects import PIECE_STEP, CorruptPack, blob_pieces
 from backends.git_packindex import read_index
 from tests.conftest import LOOPBACK, Client, RunningServer
@@ -177,3 +177,36 @@ def test_pages_refuse_a_file_too_large_for_them_before_reading_it(
     assert large.isdisjoint(read)
     status, body, _length = _get(base + "file/main/a.txt")  # a small one is shown as before
     assert status == 200 and b"a" in body
+
+
+@pytest.mark.parametrize("proto", ["git", "http"])
+def test_a_fetch_of_a_large_object_sent_whole_hands_it_out_a_chunk_at_a_time(
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch, proto: str) -> None:
+    """A 3 MB blob the server holds loose goes out whole (resolved, compressed): the fetch's pack
+    reached the transport as one write that size; it goes out a chunk at a time and fsck passes."""
+    server: RunningServer = make_server("fs", git=[LOOPBACK], http=[LOOPBACK])
+    _noise, _before, _after = _large_history(server, client)
+    work = client.cwd / "big"
+    client.git("pull", "-q", "origin", "main", cwd=work)
+    repo = server.root / "big.git"
+    loose = client.cwd / "loose.bin"
+    loose.write_bytes(random.Random(9).randbytes(3 << 20))
+    blob = client.git("--git-dir", str(repo), "hash-object", "-w", str(loose)).stdout.strip()
+    listing = client.git("--git-dir", str(repo), "ls-tree", "main").stdout + f"100644 blob {blob}\tloose.bin\n"
+    tree = client.git("--git-dir", str(repo), "mktree", input=listing.encode()).stdout.strip()
+    tip = client.git("--git-dir", str(repo), "commit-tree", tree, "-p", "main", "-m", "loose").stdout.strip()
+    client.git("--git-dir", str(repo), "update-ref", "refs/heads/main", tip)
+    largest: list[int] = []
+    original = git_fastpack.write_pack
+
+    def recording(*args: Any, **kw: Any) -> Any:
+        for chunk in original(*args, **kw):
+            largest.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(git_fastpack, "write_pack", recording)
+    client.git("fetch", "-q", server.url(proto, "big.git") if proto == "http" else server.git_url("big"),
+               "main", cwd=work)
+    assert client.git("rev-parse", "FETCH_HEAD", cwd=work).stdout.strip() == tip
+    client.git("fsck", "--full", "--strict", cwd=work)
+    assert largest and max(largest) <= git_fastpack.DEFAULT_CHUNK_SIZE

@@ -1156,3 +1156,29 @@ def test_an_advertisement_peels_packed_tags_without_reading_them(
     assert git_pack.snapshot_refs(plain) == snapshot, "the same as reading every object"
     plain.close()
     repo.close()
+
+
+def test_a_large_object_sent_whole_goes_out_in_pieces_of_the_chunk_size(tmp_path: Path) -> None:
+    """A 3 MiB blob sent whole (loose, so resolved and compressed) was handed out as one 3 MiB
+    chunk, past the chunk size the transport's backpressure is built around."""
+    src = tmp_path / "src"
+    git(tmp_path, "init", "-q", "-b", "main", str(src))
+    (src / "small").write_text("small\n")
+    git(src, "add", "small")
+    git(src, "commit", "-q", "-m", "small")
+    git(src, "repack", "-adq")
+    old = rev(src, "main")
+    client = tmp_path / "client"
+    git(tmp_path, "clone", "-q", "--bare", str(src), str(client))
+    (src / "large").write_bytes(random.Random(3).randbytes(3 << 20))  # does not compress: 3 MiB whole
+    git(src, "add", "large")
+    git(src, "commit", "-q", "-m", "large")
+    main = rev(src, "main")
+    repo = Repo(str(src))
+    chunks = generate_pack_fast(repo.object_store, [main], [old], chunk_size=64 * 1024)
+    assert chunks is not None
+    pieces = list(chunks)
+    pack = b"".join(pieces)
+    assert len(pack) > 3 << 20
+    assert max(len(piece) for piece in pieces) <= 64 * 1024
+    assert receive(client, pack, [main]) == expected_objects(src, [main], [old])
