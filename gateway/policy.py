@@ -631,7 +631,7 @@ DENY_KEYS = ("deny_read", "deny_write", "deny_create")
 PROTECTION_KEYS = frozenset({"pattern", "no_direct_push"})
 LIMIT_TYPES: Mapping[str, type] = {f.name: float if "timeout" in f.name else int for f in fields(Limits)}
 LIMIT_MAXIMA: Mapping[str, tuple[int, str]] = {"max_pkt_line": (65520, "git's own pkt-line limit")}
-LIMIT_ZERO_TAKEN = frozenset({"git_kept_refs_bytes"})
+LIMIT_ZERO_TAKEN = frozenset({"git_kept_refs_bytes", "hg_kept_repositories_bytes"})
 """``[limits]`` keys that may be 0 (keep nothing)."""
 
 

@@ -57,8 +57,9 @@ def test_the_key_is_read_and_may_be_zero(tmp_path: Path) -> None:
     assert _loaded(tmp_path, "[limits]\ngit_kept_refs_bytes = 0\n").limits.git_kept_refs_bytes == 0
     with pytest.raises(PolicyError, match="limits.git_kept_refs_bytes: must be 0 or a positive integer"):
         _loaded(tmp_path, "[limits]\ngit_kept_refs_bytes = -1\n")
-    with pytest.raises(PolicyError, match="limits.hg_kept_repositories_bytes: must be a positive integer"):
-        _loaded(tmp_path, "[limits]\nhg_kept_repositories_bytes = 0\n")
+    assert _loaded(tmp_path, "[limits]\nhg_kept_repositories_bytes = 0\n").limits.hg_kept_repositories_bytes == 0
+    with pytest.raises(PolicyError, match="limits.hg_kept_repositories_bytes: must be 0 or a positive integer"):
+        _loaded(tmp_path, "[limits]\nhg_kept_repositories_bytes = -1\n")
 
 
 def test_the_budget_is_applied_as_the_policy_loads_and_lowered_at_once_at_reload(
