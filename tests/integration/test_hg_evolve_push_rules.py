@@ -26,7 +26,7 @@ from tests.integration.test_hg_evolve_topics import (
     _phases,
     _push_to_reference,
     _remote_lines,
-    _setup,
+    _with_reference,
 )
 from tests.integration.test_hg_http import htpasswd  # noqa: F401 - a fixture
 
@@ -45,10 +45,8 @@ def _pair(kind: str, make_server: Callable[..., RunningServer], client: Client, 
           htpasswd: Path, tmp_path: Path, hgrc: str) -> tuple[Any, Callable[[str], str], Path, Path, Path]:
     """hgwire's ``team`` and hg's own ``reference``, both with ``hgrc``, and a clone with one public
     changeset ``base`` pushed to both."""
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
-    reference = tmp_path / "reference"
-    client.hg("init", str(reference))
-    (reference / ".hg" / "hgrc").write_text(hgrc)
+    peer, url, repo, reference = _with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                  hgrc)
     work = tmp_path / "work"
     peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
     _commit(client, work, "base")

@@ -60,6 +60,16 @@ def _setup(kind: str, make_server: Callable[..., RunningServer], client: Client,
     return peer, url, repo
 
 
+def _with_reference(kind: str, make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys,
+                    htpasswd: Path, tmp_path: Path, hgrc: str) -> tuple[Any, Callable[[str], str], Path, Path]:
+    """``_setup``'s, and hg's own ``reference`` repository beside it with the same ``hgrc``."""
+    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
+    reference = tmp_path / "reference"
+    client.hg("init", str(reference))
+    (reference / ".hg" / "hgrc").write_text(hgrc)
+    return peer, url, repo, reference
+
+
 def _commit(client: Client, work: Path, name: str) -> str:
     (work / name).write_text(f"{name}\n")
     client.hg(*EXTENSIONS, "commit", "-q", "-A", "-R", str(work), "-m", name)
@@ -153,10 +163,8 @@ def test_publish_bare_branch_publishes_the_pushed_drafts_without_a_topic(
     topic became public on ``hg serve`` and stayed draft on hgwire, which did not say
     ``ext-topics-publish=auto`` either, so ``experimental.auto-publish=warn`` warned of nothing."""
     hgrc = SERVER_HGRC + "[experimental]\ntopic.publish-bare-branch = yes\n"
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
-    reference = tmp_path / "reference"
-    client.hg("init", str(reference))
-    (reference / ".hg" / "hgrc").write_text(hgrc)
+    peer, url, repo, reference = _with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                  hgrc)
     assert "ext-topics-publish=auto" in peer.hg(*EXTENSIONS, "debugcapabilities", url("team")).stdout.split()
 
     work = tmp_path / "work"
@@ -211,10 +219,8 @@ def test_topic_mode_enforce_refuses_drafts_without_a_topic(
     """``[experimental] topic-mode.server = enforce``: ``hg serve`` refuses a push leaving drafts
     without a topic ("rejecting draft changesets: X and 1 more"); hgwire took them."""
     hgrc = SERVER_HGRC + "[experimental]\ntopic-mode.server = enforce\n"
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
-    reference = tmp_path / "reference"
-    client.hg("init", str(reference))
-    (reference / ".hg" / "hgrc").write_text(hgrc)
+    peer, url, repo, reference = _with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                  hgrc)
     work = tmp_path / "work"
     peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
     first = _commit(client, work, "bare1")
@@ -248,10 +254,8 @@ def test_topic_mode_warning_takes_drafts_without_a_topic_and_names_them(
     a topic and says so ("pushed draft changeset without topic: X and 1 more"); a mode the extension
     does not know, "unknown 'topic-mode.server': X".  hgwire took them and said nothing."""
     hgrc = SERVER_HGRC + f"[experimental]\ntopic-mode.server = {mode}\n"
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, hgrc)
-    reference = tmp_path / "reference"
-    client.hg("init", str(reference))
-    (reference / ".hg" / "hgrc").write_text(hgrc)
+    peer, url, repo, reference = _with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                  hgrc)
     work = tmp_path / "work"
     peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
     first = _commit(client, work, "bare1")
@@ -287,10 +291,8 @@ def test_a_second_topic_on_a_branch_is_no_new_head(
     beside them) on a branch is taken without ``-f``; hgwire answered "push creates new remote
     head" as for any second head, and, once told the topics' heads, had to check a push's
     ``check:updated-heads`` against the same map."""
-    peer, url, repo = _setup(kind, make_server, client, ssh_keys, htpasswd, SERVER_HGRC)
-    reference = tmp_path / "reference"
-    client.hg("init", str(reference))
-    (reference / ".hg" / "hgrc").write_text(SERVER_HGRC)
+    peer, url, repo, reference = _with_reference(kind, make_server, client, ssh_keys, htpasswd, tmp_path,
+                                                  SERVER_HGRC)
     assert "topics" in peer.hg(*EXTENSIONS, "debugcapabilities", url("team")).stdout.split()
     work = tmp_path / "work"
     peer.hg(*EXTENSIONS, "clone", "-q", url("team"), str(work))
