@@ -344,6 +344,13 @@ def branches_refusal(protections: Sequence[Protection], heads_before: Mapping[by
     return None
 
 
+def _optional(backend: object, name: str, default: Any) -> Any:
+    """What ``backend``'s optional method ``name`` (one without arguments) answers; ``default`` where
+    it has no such method (a backend's repository or transaction)."""
+    method = getattr(backend, name, None)
+    return method() if method is not None else default
+
+
 class GuardedTransaction:
     """An ``HgTransaction`` that applies the bookmark and branch protections and audits the outcome."""
 
@@ -564,18 +571,15 @@ class GuardedTransaction:
 
     def bare_new_drafts(self) -> list[Node]:
         """The backend's new drafts without a topic (none where it cannot say)."""
-        bare = getattr(self._tx, "bare_new_drafts", None)
-        return list(bare()) if bare is not None else []
+        return list(_optional(self._tx, "bare_new_drafts", []))
 
     def phase_changes(self) -> list[tuple[Node, int | None, int]]:
         """The backend's phase moves of this push (none where it cannot say)."""
-        changes = getattr(self._tx, "phase_changes", None)
-        return list(changes()) if changes is not None else []
+        return list(_optional(self._tx, "phase_changes", []))
 
     def new_drafts_with_namespace(self) -> list[Node]:
         """The backend's new drafts naming a topic namespace (none where it cannot say)."""
-        named = getattr(self._tx, "new_drafts_with_namespace", None)
-        return list(named()) if named is not None else []
+        return list(_optional(self._tx, "new_drafts_with_namespace", []))
 
     def branch_heads_now(self, rule: Any) -> list[tuple[bytes, list[tuple[Node, bool]]]]:
         """The backend's branch heads as the push leaves them, as ``rule`` looks at them (none where
@@ -796,12 +800,6 @@ class GuardedHgRepository:
         self._protections = protections
         self.name = repo.name
 
-    def _optional(self, name: str, default: Any) -> Any:
-        """What the backend's optional method ``name`` (one without arguments) answers; ``default``
-        where the backend has no such method."""
-        method = getattr(self._repo, name, None)
-        return method() if method is not None else default
-
     def transaction(self, max_text: int | None = None, wait: LockWait | None = None) -> HgTransaction:
         scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
@@ -877,11 +875,11 @@ class GuardedHgRepository:
 
     def stream_turned_on(self) -> bool:
         """The backend's ``[server] uncompressed``, if it has one (else on)."""
-        return bool(self._optional("stream_turned_on", True))
+        return bool(_optional(self._repo, "stream_turned_on", True))
 
     def stream_preferred(self) -> bool:
         """The backend's ``[server] preferuncompressed``, if it has one."""
-        return bool(self._optional("stream_preferred", False))
+        return bool(_optional(self._repo, "stream_preferred", False))
 
     def stream_files(self, caches: bool = False, obsmarkers: bool = False) -> tuple[int, int, Iterator[StoreFile]]:
         if obsmarkers:  # only asked of a backend that has markers (``obsmarkers_version``)
@@ -913,7 +911,7 @@ class GuardedHgRepository:
 
     def publishes_bare_drafts(self) -> bool:
         """The backend's ``topic.publish-bare-branch``, if it has it."""
-        return bool(self._optional("publishes_bare_drafts", False))
+        return bool(_optional(self._repo, "publishes_bare_drafts", False))
 
     def topic_branchmap(self) -> Mapping[bytes, Sequence[Node]] | None:
         """The backend's topic-aware branch map, if it serves topics (None: the plain one)."""
@@ -922,11 +920,11 @@ class GuardedHgRepository:
 
     def serves_topics(self) -> bool:
         """The backend serves hg-evolve's topics, if it can say."""
-        return bool(self._optional("serves_topics", False))
+        return bool(_optional(self._repo, "serves_topics", False))
 
     def gates_topic_changesets(self) -> bool:
         """The backend's ``topic.server-gate-topic-changesets``, if it has it."""
-        return bool(self._optional("gates_topic_changesets", False))
+        return bool(_optional(self._repo, "gates_topic_changesets", False))
 
     def heads_without_topics(self) -> list[Node]:
         """The backend's heads without the topics' drafts (all its heads where it cannot say)."""
@@ -940,27 +938,27 @@ class GuardedHgRepository:
 
     def allows_publishing(self) -> bool:
         """The backend's ``topic.allow-publish``, if it has it (yes otherwise)."""
-        return bool(self._optional("allows_publishing", True))
+        return bool(_optional(self._repo, "allows_publishing", True))
 
     def rejects_topic_namespaces(self) -> bool:
         """The backend's ``tns-reject-push``, if it has it."""
-        return bool(self._optional("rejects_topic_namespaces", False))
+        return bool(_optional(self._repo, "rejects_topic_namespaces", False))
 
     def single_head_rules(self) -> list[Any]:
         """The backend's one-head-per-branch checks, if it has them."""
-        return list(self._optional("single_head_rules", []))
+        return list(_optional(self._repo, "single_head_rules", []))
 
     def rejects_bare_drafts(self) -> bool:
         """The backend's ``topic-mode.server = enforce``, if it has it."""
-        return bool(self._optional("rejects_bare_drafts", False))
+        return bool(_optional(self._repo, "rejects_bare_drafts", False))
 
     def full_bundle_disabled(self) -> bool:
         """The backend's ``[server] disablefullbundle``, if it has one."""
-        return bool(self._optional("full_bundle_disabled", False))
+        return bool(_optional(self._repo, "full_bundle_disabled", False))
 
     def web_allows_pull(self) -> bool:
         """The backend's ``[web] allow-pull``, if it has one."""
-        return bool(self._optional("web_allows_pull", True))
+        return bool(_optional(self._repo, "web_allows_pull", True))
 
     def clonebundles_manifest(self) -> bytes | None:
         """The backend's clone bundles manifest, if it keeps one."""
@@ -989,11 +987,11 @@ class GuardedHgRepository:
 
     def lfs_required(self) -> bool:
         """The backend's ``lfs`` requirement, if it knows of one."""
-        return bool(self._optional("lfs_required", False))
+        return bool(_optional(self._repo, "lfs_required", False))
 
     def largefiles_required(self) -> bool:
         """The backend's ``largefiles`` requirement, if it knows of one."""
-        return bool(self._optional("largefiles_required", False))
+        return bool(_optional(self._repo, "largefiles_required", False))
 
     def state_stamp(self) -> bytes | None:
         """The backend's, if it has one (``backends.interfaces.StateStamped``)."""
