@@ -117,6 +117,24 @@ def test_a_node_found_by_scans_until_the_map_pays(monkeypatch: pytest.MonkeyPatc
     assert index._nodemap == {NODE_A: 0, NODE_B: 1, NODE_C: 2}
 
 
+def test_the_node_map_of_an_index_holding_a_node_twice_is_built_once() -> None:
+    """A damaged index gives a node twice, so its node map is shorter than its count: each lookup
+    once the map was due built it again (1.6 ms a lookup of 200,000 changesets, 3 s for a discovery's
+    2,000); it is built once, and still answers the last revision of the node, as before."""
+    entries = [(0, 0, 0, rev, rev, rev - 1, -1, struct.pack(">I", rev + 1) * 5) for rev in range(300)]
+    entries[299] = (*entries[299][:7], entries[5][7])  # revision 5's node again
+    data = _packed(entries)
+    for index in (Index(None, HEADER, None, None, packed=data), _whole(data)):
+        for _ in range(revlog.MAPPED_AFTER_SCANS + 1):
+            assert index.find(entries[5][7]) == 299
+        built = index._nodemap
+        assert len(built) == 299
+        for rev in (0, 6, 298):
+            assert index.find(entries[rev][7]) == rev
+        assert index.find(bytes(20)) is None
+        assert index.nodemap() is built and index._nodemap is built
+
+
 def test_damaged_parents_give_the_error_they_gave() -> None:
     for bad in ((-1, 2), (-2, -1), (2, -1), (0, 5)):
         entries = [*TRANSCRIPT[:2], (*TRANSCRIPT[2][:5], *bad, NODE_C)]
