@@ -555,8 +555,10 @@ class UploadPackV0(RequestReader[State, Input, Event]):
         self._deepen_not.append(arg)
 
     def _filter(self, arg: bytes) -> None:
-        if not self.allow_filter:
-            raise ProtocolError("git upload-pack: filtering capability not negotiated")  # git's words
+        # git's words, and git's test: the server offers filter and the client asked for it (a want
+        # line's capability); a filter line the client did not ask for was served
+        if not self.allow_filter or git_caps.FILTER not in self._caps:
+            raise ProtocolError("git upload-pack: filtering capability not negotiated")
         if self._object_filter is not None:
             raise ProtocolError(MULTIPLE_FILTERS)
         self._object_filter = parse_filter(arg)

@@ -63,3 +63,16 @@ def test_two_filter_lines_are_refused_v0_and_v2(spec: bytes) -> None:
 def test_v2_one_allowed_filter_is_taken() -> None:
     found = events(v2_core(), v2(b"filter blob:none"))
     assert isinstance(found[0], Fetch) and found[0].request.object_filter is not None
+
+
+def test_v0_a_filter_line_the_client_did_not_ask_for_is_refused() -> None:
+    """git's upload-pack takes a v0 ``filter`` line only from a client whose want line asked for the
+    ``filter`` capability ("filtering capability not negotiated"); hgwire served the filter."""
+    v0 = pkt(b"want " + OID + b" side-band-64k") + pkt(b"filter blob:none") + FLUSH
+    with pytest.raises(ProtocolError, match="^git upload-pack: filtering capability not negotiated$"):
+        events(UploadPackV0(), v0)
+    asked = pkt(b"want " + OID + b" side-band-64k filter") + pkt(b"filter blob:none") + FLUSH
+    assert events(UploadPackV0(), asked)
+    later = pkt(b"want " + OID + b" side-band-64k") + pkt(b"want " + b"2" * 40 + b" filter") \
+        + pkt(b"filter blob:none") + FLUSH  # (git reads a want line's capabilities at each)
+    assert events(UploadPackV0(), later)
