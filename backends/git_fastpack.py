@@ -611,6 +611,18 @@ def counts_from_bitmap(store: BaseObjectStore) -> bool:
         return False
 
 
+def pack_bitmap(store: BaseObjectStore) -> PackBitmap | None:
+    """The bitmap ``counts_from_bitmap`` finds (kept between requests, ``_find_bitmap``), or None:
+    what a commit with a bitmap reaches, for a walk that only asks which commits are reached."""
+    if not isinstance(store, DiskObjectStore):
+        return None
+    try:
+        found = _find_bitmap(store, _pack_views(store))
+    except (UnsupportedIndex, BitmapError, OSError):
+        return None
+    return found.bitmap if found is not None else None
+
+
 def _find_bitmap(store: DiskObjectStore, views: list[PackIndexView]) -> _Found | None:
     """The bitmap git's upload-pack would count from: a multi-pack index's (the repository's own,
     then those of the stores it borrows from), else the first of ``views`` with a readable one.

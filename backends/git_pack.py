@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import heapq
 import os
 import stat
 from collections import deque
@@ -40,7 +41,7 @@ from dulwich.pack import (
 from backends import git_fastpack
 from backends.git_objects import LOWER_HEX, CorruptPack, PackObjectReader, pack_dirs, store_views
 from backends.git_packindex import MappedPacks, StoredTypes
-from backends.git_reach import ABANDON_CHECK, check_abandoned, tag_object
+from backends.git_reach import ABANDON_CHECK, BitmapError, PackBitmap, check_abandoned, tag_object
 from backends.interfaces import SHA1_FORMAT, GitRepository, ObjectFormat, ObjectId, object_format_of
 from protocols.client_gone import CHECK_EVERY, check
 from protocols.errors import ProtocolError
@@ -492,15 +493,24 @@ class ShallowPlan:
     extra_wants: tuple[ObjectId, ...] = ()
 
 
-def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[bytes, ObjectId]) -> ShallowPlan:
-    """Compute the shallow/unshallow lines and the pack boundary for a FetchRequest."""
-    client_shallow = [s for s in dict.fromkeys(request.shallows) if _commit(store, s) is not None]
-    if not request.deepen:
-        return ShallowPlan(boundary=frozenset(client_shallow))
-    if request.depth:
-        result, not_shallow = _by_depth(store, request, client_shallow)
-    else:
-        result, not_shallow = _by_rev_list(store, request, refs)
+def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[bytes, ObjectId],
+                 peeled: Mapping[bytes, ObjectId] | None = None) -> ShallowPlan:
+    """Compute the shallow/unshallow lines and the pack boundary for a FetchRequest.
+
+    ``refs``: the refs advertised (the client's shallow commits a deepen-relative request deepens
+    are those they reach, ``reachable_shallows``); ``peeled``: what their annotated tags peel to
+    (``RefSnapshot.peeled``)."""
+    if not request.shallows and not request.deepen:
+        return ShallowPlan()
+    with _commit_reading(store) as get_raw:
+        links = {s: c for s in dict.fromkeys(request.shallows) if (c := _commit(store, s, get_raw=get_raw)) is not None}
+        client_shallow = list(links)
+        if not request.deepen:
+            return ShallowPlan(boundary=frozenset(client_shallow))
+        if request.depth:
+            result, not_shallow = _by_depth(store, request, links, refs, peeled, get_raw)
+        else:
+            result, not_shallow = _by_rev_list(store, request, refs)
     known = set(client_shallow)
     shallow = tuple(s for s in result if s not in known and s not in not_shallow)
     unshallow = tuple(s for s in client_shallow if s in not_shallow)
@@ -508,23 +518,185 @@ def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[by
     return ShallowPlan(shallow, unshallow, frozenset(shallow) | known, extra)
 
 
-def _parents(store: BaseObjectStore, oid: bytes) -> list[bytes]:
-    commit = _commit(store, oid)
+def _parents(store: BaseObjectStore, oid: bytes,
+             get_raw: Callable[[bytes], tuple[int, bytes]] | None = None) -> list[bytes]:
+    commit = _commit(store, oid, get_raw=get_raw)
     return list(commit.parents) if commit is not None else []
 
 
+@contextlib.contextmanager
+def _commit_reading(store: BaseObjectStore) -> Iterator[Callable[[bytes], tuple[int, bytes]]]:
+    """What reads objects by hex id while a shallow request is planned: the store's packs through
+    their cached index views (``Negotiator._reading``), dulwich's ``get_raw`` off disk."""
+    if not isinstance(store, DiskObjectStore):
+        yield lambda oid: store.get_raw(_dul(oid))
+        return
+    reader = PackObjectReader(store, store_views(store))
+
+    def get_raw(oid: bytes) -> tuple[int, bytes]:
+        with contextlib.suppress(CorruptPack):  # (a damaged pack is left to dulwich, which says how)
+            return reader.read(oid)
+        return store.get_raw(_dul(oid))
+
+    try:
+        yield get_raw
+    finally:
+        reader.close()
+
+
 def _by_depth(
-    store: BaseObjectStore, request: FetchRequest, client_shallow: list[ObjectId]
+    store: BaseObjectStore, request: FetchRequest, links: Mapping[ObjectId, _CommitLinks],
+    refs: Mapping[bytes, ObjectId], peeled: Mapping[bytes, ObjectId] | None,
+    get_raw: Callable[[bytes], tuple[int, bytes]] | None = None,
 ) -> tuple[list[ObjectId], set[ObjectId]]:
     if request.depth >= INFINITE_DEPTH:
-        return [], set(client_shallow)
+        return [], set(links)
     if request.deepen_relative:
-        return shallow_commits(store, client_shallow, request.depth + 1)
-    return shallow_commits(store, request.wants, request.depth)
+        reached = reachable_shallows(store, links, refs, get_raw, peeled)
+        return shallow_commits(store, [s for s in links if s in reached], request.depth + 1, get_raw)
+    return shallow_commits(store, request.wants, request.depth, get_raw)
+
+
+SHALLOW_REACH_SLOP = 5
+"""Commits older than every shallow commit not yet reached that ``reachable_shallows`` still takes
+before it stops (a commit dated before its parent, as git's rev-list allows its walk)."""
+
+
+def reachable_shallows(store: BaseObjectStore, shallows: Mapping[ObjectId, _CommitLinks],
+                       refs: Mapping[bytes, ObjectId],
+                       get_raw: Callable[[bytes], tuple[int, bytes]] | None = None,
+                       peeled: Mapping[bytes, ObjectId] | None = None) -> set[ObjectId]:
+    """The client's shallow commits (``shallows``: each name's commit, ``_commit``) that some ref
+    reaches: those a deepen-relative request (``git fetch --deepen``) deepens, as git's upload-pack
+    takes them (``get_reachable_list``).  The shallow commit of a branch deleted since the client
+    fetched it is reached by no ref and stays where it is.
+
+    The refs' history is walked newest first until every shallow commit is reached, or the walk
+    has gone older than all of those it has not reached (then, with some slop for clocks, nothing
+    older reaches them): a clone's shallow commits, a little below its tips, cost that little walk;
+    a shallow commit no ref reaches costs the commits newer than it, git's rev-list's walk.  Each
+    commit is read once.  Where the store has a pack bitmap (``git_fastpack``'s, kept between
+    requests), a commit with one is not walked below: its bitmap says which shallow commits it
+    reaches (10,000 shallow lines over a history of 50,000 commits: 0.33 s walked, git's rev-list
+    0.12, its tip's bitmap 0.02).  ``peeled``: what the refs' annotated tags peel to, by name
+    (``RefSnapshot.peeled``), else as ``peel`` remembers them: a tip a bitmap covers is not read."""
+    tips = set(refs.values())
+    pending = {link.id: name for name, link in shallows.items() if name not in tips and link.id not in tips}
+    reached = set(shallows) - set(pending.values())
+    if not pending:
+        return reached
+    peeled_tips = {(peeled or {}).get(name) or _peeled.get(oid, oid) for name, oid in refs.items()}
+    for commit in pending.keys() & peeled_tips:  # (a tag's commit)
+        reached.add(pending.pop(commit))
+    if not pending:
+        return reached
+    times = sorted((shallows[name].commit_time, commit) for commit, name in pending.items())
+    covered = _Covered.of(store)
+    oldest_at = 0
+    seen: set[bytes] = set()
+    queue: list[tuple[int, bytes, _CommitLinks]] = []
+    unread = list(peeled_tips)
+    if covered is not None:
+        # the tips a bitmap covers first, none of them read (the advertisement peeled the tags):
+        # 20,000 tags were each read for one shallow commit below a branch tip, 0.33 s a fetch
+        for _ in range(2):  # (those with a bitmap of their own, then those those cover)
+            unread = [tip for tip in unread if not covered.take(tip)]
+        covered.settle(pending, reached)
+        if not pending:
+            return reached
+    for tip in unread:
+        link = _commit(store, tip, get_raw=get_raw)
+        if link is not None and link.id not in seen:
+            seen.add(link.id)
+            heapq.heappush(queue, (-link.commit_time, link.id, link))
+    slop = SHALLOW_REACH_SLOP
+    steps = 0
+    while queue and pending:
+        steps += 1
+        if not steps % CHECK_EVERY:
+            check("the shallow boundary")
+        negative_time, oid, link = heapq.heappop(queue)
+        name = pending.pop(oid, None)
+        if name is not None:
+            reached.add(name)
+        if covered is not None and covered.take(oid):
+            continue  # (all it reaches is covered: its parents are not walked)
+        while oldest_at < len(times) and times[oldest_at][1] not in pending:
+            oldest_at += 1
+        if oldest_at < len(times) and -negative_time < times[oldest_at][0] and covered is not None:
+            covered.settle(pending, reached)  # (those the bitmaps taken so far reach are not waited for)
+            while oldest_at < len(times) and times[oldest_at][1] not in pending:
+                oldest_at += 1
+        if oldest_at == len(times):
+            break
+        if -negative_time < times[oldest_at][0]:
+            slop -= 1
+            if not slop:
+                break
+        else:
+            slop = SHALLOW_REACH_SLOP
+        for parent in link.parents:
+            if parent not in seen:
+                seen.add(parent)
+                parent_link = _commit(store, parent, get_raw=get_raw)
+                if parent_link is not None:
+                    heapq.heappush(queue, (-parent_link.commit_time, parent_link.id, parent_link))
+    if covered is not None:
+        covered.settle(pending, reached)
+    return reached
+
+
+class _Covered:
+    """The commits the bitmaps taken by ``reachable_shallows`` reach, over the store's bitmapped pack."""
+
+    def __init__(self, bitmap: PackBitmap) -> None:
+        self._bitmap = bitmap
+        self._view = bitmap.view
+        self._marks = bytearray(len(bitmap.view) // 8 + 1)
+        self._new = False
+        """Whether a bitmap was taken since ``settle`` last looked."""
+
+    @classmethod
+    def of(cls, store: BaseObjectStore) -> _Covered | None:
+        bitmap = git_fastpack.pack_bitmap(store)
+        return cls(bitmap) if bitmap is not None else None
+
+    def _pos(self, oid: bytes) -> int | None:
+        return self._view.position(binascii.unhexlify(oid))
+
+    def take(self, oid: bytes) -> bool:
+        """True if everything ``oid`` reaches is covered now: it was, or it has a bitmap, taken."""
+        pos = self._pos(oid)
+        if pos is None:
+            return False
+        marks = self._marks
+        if marks[pos >> 3] >> (pos & 7) & 1:
+            return True
+        try:
+            bits = self._bitmap.bitmap(binascii.unhexlify(oid))
+        except BitmapError:
+            bits = None
+        if bits is None:
+            return False
+        marks[:] = (int.from_bytes(marks, "little") | bits).to_bytes(len(marks), "little")
+        self._new = True
+        return True
+
+    def settle(self, pending: dict[bytes, ObjectId], reached: set[ObjectId]) -> None:
+        """Move the ``pending`` commits the bitmaps taken reach to ``reached``."""
+        if not self._new:
+            return
+        self._new = False
+        marks = self._marks
+        for oid in list(pending):
+            pos = self._pos(oid)
+            if pos is not None and marks[pos >> 3] >> (pos & 7) & 1:
+                reached.add(pending.pop(oid))
 
 
 def shallow_commits(
-    store: BaseObjectStore, heads: Iterable[ObjectId], depth: int
+    store: BaseObjectStore, heads: Iterable[ObjectId], depth: int,
+    get_raw: Callable[[bytes], tuple[int, bytes]] | None = None,
 ) -> tuple[list[ObjectId], set[ObjectId]]:
     """Commits at exactly ``depth`` (the heads are depth 1) by shortest path, and those above.
 
@@ -534,7 +706,7 @@ def shallow_commits(
     distance: dict[bytes, int] = {}
     queue: deque[bytes] = deque()
     for head in heads:
-        commit = _commit(store, head)
+        commit = _commit(store, head, get_raw=get_raw)
         if commit is not None and commit.id not in distance:
             distance[commit.id] = 1
             queue.append(commit.id)
@@ -544,7 +716,7 @@ def shallow_commits(
         if distance[oid] >= depth:
             shallow.append(ObjectId(oid))
             continue
-        for parent in _parents(store, oid):
+        for parent in _parents(store, oid, get_raw):
             if parent not in distance:
                 distance[parent] = distance[oid] + 1
                 queue.append(parent)

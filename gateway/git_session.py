@@ -590,7 +590,7 @@ def _prepare_v2_fetch(repo: GitRepository, fetch: git_v2.Fetch) -> _V2Prepared:
     if wanted_refs:
         request = replace(request, wants=tuple(dict.fromkeys([*request.wants, *(oid for oid, _ in wanted_refs)])))
     git_pack.check_wants(store, snapshot, request.wants)
-    shallow = git_pack.plan_shallow(store, request, snapshot.refs)
+    shallow = git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled)
     negotiator = git_pack.Negotiator(store, request.wants)
     verdicts = negotiator.negotiate(fetch.haves, readiness=False).verdicts
     common = tuple(v.oid for v in verdicts if v.common)
@@ -840,7 +840,7 @@ def _prepare_fetch(
 ) -> tuple[git_pack.Negotiator, git_pack.ShallowPlan]:
     store = repo.object_store
     git_pack.check_wants(store, snapshot, request.wants)
-    plan = git_pack.plan_shallow(store, request, snapshot.refs)
+    plan = git_pack.plan_shallow(store, request, snapshot.refs, snapshot.peeled)
     return git_pack.Negotiator(store, request.wants), plan
 
 

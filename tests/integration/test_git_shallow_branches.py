@@ -9,6 +9,8 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import LOOPBACK, Client, RunningServer
 
 FILES = [f"src/file{i}.txt" for i in range(6)]
@@ -31,6 +33,35 @@ def branches_with_history(client: Client, work: Path) -> None:
         if n in (3, 11):
             client.git("branch", f"release-{n}", cwd=work)
     client.git("repack", "-adfq", "--depth=50", "--window=50", cwd=work)
+
+
+def dirs_with_branches(client: Client, bare: Path) -> None:
+    """Branches main, side (off main's third commit) and topic (off main~1) over 130 directories
+    (enough for the walk of the tips' trees to be kept), cloned bare to ``bare`` with a bitmap."""
+    work = client.cwd / "dirs-work"
+    client.git("init", "-q", "-b", "main", str(work))
+    for n in range(130):
+        (work / f"d{n}").mkdir()
+        (work / f"d{n}" / "f.txt").write_text(f"{n}\n")
+    for n in range(6):
+        if n == 3:
+            client.git("checkout", "-q", "-b", "side", cwd=work)
+        for d in (n, 40 + n, 90 + n):
+            (work / f"d{d}" / "f.txt").write_text(f"{d} changed in {n}\n")
+        client.git("add", "-A", cwd=work)
+        client.git("commit", "-q", "-m", f"c{n}", cwd=work)
+    client.git("checkout", "-q", "-b", "topic", "main~1", cwd=work)
+    for n in range(3):
+        (work / "topic.txt").write_text(f"t{n}\n")
+        client.git("add", "-A", cwd=work)
+        client.git("commit", "-q", "-m", f"topic {n}", cwd=work)
+    client.git("checkout", "-q", "main", cwd=work)
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    client.git("repack", "-adbq", cwd=bare)
+
+
+def objects(client: Client, clone: Path) -> set[str]:
+    return set(client.git("cat-file", "--batch-all-objects", "--batch-check=%(objectname)", cwd=clone).stdout.split())
 
 
 def received_pack_size(clone: Path) -> int:
@@ -66,29 +97,7 @@ def test_deepening_a_shallow_clone_of_every_branch_is_git_s_deepen(make_server: 
     and that walk is kept for the next client of the same tips; both clients get git's boundary
     and git's objects."""
     server = make_server("fs", git=[LOOPBACK])
-    work = client.cwd / "dirs"
-    client.git("init", "-q", "-b", "main", str(work))
-    for n in range(130):  # (enough directories for the walk of the tips' trees to be kept)
-        (work / f"d{n}").mkdir()
-        (work / f"d{n}" / "f.txt").write_text(f"{n}\n")
-    for n in range(6):
-        if n == 3:
-            client.git("checkout", "-q", "-b", "side", cwd=work)
-        for d in (n, 40 + n, 90 + n):
-            (work / f"d{d}" / "f.txt").write_text(f"{d} changed in {n}\n")
-        client.git("add", "-A", cwd=work)
-        client.git("commit", "-q", "-m", f"c{n}", cwd=work)
-    client.git("checkout", "-q", "-b", "topic", "main~1", cwd=work)
-    (work / "topic.txt").write_text("t\n")
-    client.git("add", "-A", cwd=work)
-    client.git("commit", "-q", "-m", "topic", cwd=work)
-    client.git("clone", "-q", "--bare", str(work), str(server.root / "dirs.git"))
-    client.git("repack", "-adbq", cwd=server.root / "dirs.git")
-
-    def objects(clone: Path) -> set[str]:
-        return set(client.git("cat-file", "--batch-all-objects", "--batch-check=%(objectname)", cwd=clone
-                              ).stdout.split())
-
+    dirs_with_branches(client, server.root / "dirs.git")
     found = []
     for name, url in [("first", server.git_url("dirs")), ("second", server.git_url("dirs")),
                       ("reference", f"file://{server.root / 'dirs.git'}")]:
@@ -96,5 +105,34 @@ def test_deepening_a_shallow_clone_of_every_branch_is_git_s_deepen(make_server: 
         client.git("clone", "-q", "-n", "--depth", "1", "--no-single-branch", url, str(clone))
         client.git("fetch", "-q", "--deepen=1", cwd=clone)
         client.git("fsck", "--full", "--strict", cwd=clone)
-        found.append((sorted((clone / ".git" / "shallow").read_text().split()), objects(clone)))
+        found.append((sorted((clone / ".git" / "shallow").read_text().split()), objects(client, clone)))
     assert found[0] == found[2] and found[1] == found[2]
+
+
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_deepening_after_a_branch_was_deleted_leaves_its_shallow_commit(
+        make_server: Callable[..., RunningServer], client: Client, version: str) -> None:
+    """``git push origin :topic``, then ``git fetch --deepen`` of a shallow clone that had topic: no
+    ref reaches topic's shallow commit any more, and git's upload-pack deepens only those some ref
+    reaches (hgwire sent topic's parent commit and its tree, and moved the clone's boundary there).
+    A clone that deepened before the deletion had its walk of the tips kept: the clients after it
+    deepen from another boundary, which the kept walks are told apart by."""
+    server = make_server("fs", git=[LOOPBACK])
+    dirs_with_branches(client, server.root / "dirs.git")
+    clones = {}
+    for name, url in [("before", server.git_url("dirs")), ("first", server.git_url("dirs")),
+                      ("second", server.git_url("dirs")), ("reference", f"file://{server.root / 'dirs.git'}")]:
+        clones[name] = client.cwd / name
+        client.git("-c", f"protocol.version={version}", "clone", "-q", "-n", "--depth", "1", "--no-single-branch",
+                   url, str(clones[name]))
+    topic = client.git("rev-parse", "origin/topic", cwd=clones["reference"]).stdout.strip()
+    client.git("-c", f"protocol.version={version}", "fetch", "-q", "--deepen=1", cwd=clones["before"])
+    client.git("push", "-q", "origin", ":topic", cwd=clones["before"])
+    found = {}
+    for name in ("first", "second", "reference"):
+        for deepen in ("--deepen=1", "--deepen=2"):
+            client.git("-c", f"protocol.version={version}", "fetch", "-q", deepen, cwd=clones[name])
+        client.git("fsck", "--full", "--strict", cwd=clones[name])
+        found[name] = (sorted((clones[name] / ".git" / "shallow").read_text().split()), objects(client, clones[name]))
+    assert topic in found["reference"][0]  # (git's: topic's tip stays the clone's boundary)
+    assert found["first"] == found["reference"] and found["second"] == found["reference"]

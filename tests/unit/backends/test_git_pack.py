@@ -188,10 +188,115 @@ def test_shallow_commits_by_depth(history: History) -> None:
 
 def test_deepen_relative_unshallows_the_old_boundary(history: History) -> None:
     request = FetchRequest((history.id("m"),), frozenset({b"deepen-relative"}), (history.id("c5"),), depth=1)
-    plan = git_pack.plan_shallow(history.store, request, {})
+    plan = git_pack.plan_shallow(history.store, request, {b"refs/heads/main": history.id("m")})
     assert plan.unshallow == (history.id("c5"),)
     assert history.id("c4") in plan.shallow
     assert plan.extra_wants == (history.id("c4"),)
+
+
+def test_deepen_relative_leaves_a_shallow_commit_no_ref_reaches(history: History) -> None:
+    """A branch deleted since the clone fetched it (``git push origin :gone``): its tip is still the
+    clone's shallow commit, which git's upload-pack does not deepen (``get_reachable_list``)."""
+    history.commit("gone", ["c3"])
+    request = FetchRequest((history.id("m"),), frozenset({b"deepen-relative"}),
+                           (history.id("c5"), history.id("gone")), depth=1)
+    plan = git_pack.plan_shallow(history.store, request, {b"refs/heads/main": history.id("m")})
+    assert plan.unshallow == (history.id("c5"),)
+    assert plan.shallow == (history.id("c4"),)
+    assert plan.extra_wants == (history.id("c4"),)
+    assert plan.boundary == {history.id("c4"), history.id("c5"), history.id("gone")}
+    # (no ref: nothing is deepened, as git's upload-pack with no ref)
+    assert git_pack.plan_shallow(history.store, request, {}).unshallow == ()
+
+
+class RecordingStore(CountingStore):
+    """An object store that records the objects read from it."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store)
+        self.read: list[bytes] = []
+
+    def get_raw(self, oid: bytes) -> tuple[int, bytes]:
+        self.read.append(oid)
+        return super().get_raw(oid)
+
+
+def links_of(store: Any, names: list[ObjectId]) -> dict[ObjectId, Any]:
+    return {name: git_pack._commit(store, name) for name in names}
+
+
+def test_the_walk_for_reachable_shallow_commits_stops_below_them(history: History) -> None:
+    """The refs' history is walked newest first, down to a few commits older than the oldest shallow
+    commit not reached yet: a clone's shallow commits cost the walk from its tips to them, a commit
+    no ref reaches the commits newer than it, not the whole history (git's rev-list's walk)."""
+    history.commit("gone", ["c1"])  # (newer than every commit of main so far)
+    history.commit("x0", ["m"])
+    for n in range(1, 100):
+        history.commit(f"x{n}", [f"x{n - 1}"])
+    refs = {b"refs/heads/main": history.id("x99"), b"refs/tags/v1": ObjectId(history.tag.id)}
+    store = RecordingStore(history.store)
+    shallows = links_of(history.store, [history.id("x97"), history.id("x99")])
+    assert git_pack.reachable_shallows(store, shallows, refs) == {history.id("x97"), history.id("x99")}  # type: ignore[arg-type]
+    assert len(store.read) <= 6  # the two tips (one through its tag), x99 to x96
+
+    store = RecordingStore(history.store)
+    shallows = links_of(history.store, [history.id("x50"), history.id("gone"), history.id("c1")])
+    assert git_pack.reachable_shallows(store, shallows, refs) == {history.id("x50"), history.id("c1")}  # type: ignore[arg-type]
+    store = RecordingStore(history.store)
+    shallows = links_of(history.store, [history.id("x50"), history.id("gone")])
+    main = {b"refs/heads/main": history.id("x99")}
+    assert git_pack.reachable_shallows(store, shallows, main) == {history.id("x50")}  # type: ignore[arg-type]
+    assert history.id("x0") in store.read  # (newer than gone: walked)
+    assert history.id("c1") not in store.read and history.id("c0") not in store.read  # (older than gone, past the slop)
+
+
+def test_the_walk_for_reachable_shallow_commits_stops_at_a_bitmap(tmp_path: Path) -> None:
+    """In a store with a pack bitmap, a commit with a bitmap is not walked below: its bitmap says
+    which shallow commits it reaches (10,000 shallow lines over 50,000 commits: 0.02 s of walk
+    against 0.33 s)."""
+    from dulwich.repo import Repo as DiskRepo
+
+    work, bare = tmp_path / "work", tmp_path / "bare.git"
+    env = {"GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "T",
+           "GIT_COMMITTER_EMAIL": "t@e", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
+           "PATH": "/usr/bin:/bin", "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "pack.threads",
+           "GIT_CONFIG_VALUE_0": "1"}
+
+    def git(*args: str | Path) -> str:
+        return subprocess.run(["git", *map(str, args)], check=True, capture_output=True, text=True,
+                              env=env).stdout.strip()
+
+    git("init", "-q", "-b", "main", work)
+    for n in range(60):
+        git("-C", work, "commit", "-q", "--allow-empty", "-m", f"c{n}", "--date", f"@{1_700_000_000 + n} +0000")
+        if n == 20:
+            git("-C", work, "checkout", "-q", "-b", "gone")
+            git("-C", work, "commit", "-q", "--allow-empty", "-m", "gone", "--date", "@1800000000 +0000")
+            git("-C", work, "checkout", "-q", "main")
+    for n in range(0, 60, 3):  # (a mirror's tags: each read before the walk, 20,000 of them 0.33 s)
+        git("-C", work, "tag", "-a", "-m", f"v{n}", f"v{n}", f"main~{59 - n}")
+    git("clone", "-q", "--bare", work, bare)
+    git("-C", bare, "repack", "-adbq")
+    gone = git("-C", bare, "rev-parse", "gone")
+    git("-C", bare, "update-ref", "-d", "refs/heads/gone")
+    deep = git("-C", bare, "rev-parse", "main~50")
+    store = DiskRepo(str(bare)).object_store
+    shallows = links_of(store, [ObjectId(deep.encode()), ObjectId(gone.encode())])
+    read: list[bytes] = []
+
+    def get_raw(oid: bytes) -> tuple[int, bytes]:
+        read.append(oid)
+        return store.get_raw(oid)  # type: ignore[arg-type]
+
+    refs, peeled = {}, {}
+    for line in git("-C", bare, "for-each-ref", "--format=%(refname) %(objectname) %(*objectname)").splitlines():
+        name, oid, *target = line.split()
+        refs[name.encode()] = ObjectId(oid.encode())
+        if target:
+            peeled[name.encode()] = ObjectId(target[0].encode())
+    assert len(refs) == 21
+    assert git_pack.reachable_shallows(store, shallows, refs, get_raw, peeled) == {ObjectId(deep.encode())}
+    assert not read  # main's tip and the tags' commits have bitmaps or are covered; walked, the 50 commits
 
 
 def test_deepen_since_cuts_by_commit_time(history: History) -> None:
