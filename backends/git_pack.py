@@ -514,7 +514,8 @@ def plan_shallow(store: BaseObjectStore, request: FetchRequest, refs: Mapping[by
     known = set(client_shallow)
     shallow = tuple(s for s in result if s not in known and s not in not_shallow)
     unshallow = tuple(s for s in client_shallow if s in not_shallow)
-    extra = tuple(dict.fromkeys(ObjectId(p) for s in unshallow for p in _parents(store, s)))
+    # (their parents as read above: 10,000 unshallowed commits were each read again, 0.3 s)
+    extra = tuple(dict.fromkeys(ObjectId(p) for s in unshallow for p in links[s].parents))
     return ShallowPlan(shallow, unshallow, frozenset(shallow) | known, extra)
 
 
@@ -812,8 +813,12 @@ class PackPlan:
         """The commits the client has whose objects the pack leaves out: the common commits and
         the client's shallow commits this fetch unshallows (each with its whole tree, which a
         shallow commit's holder has; ``git fetch --unshallow`` after a shallow fetch of another
-        branch got that branch's files again)."""
-        return (*self.common, *(s for s in self.shallow.unshallow if s not in self.common))
+        branch got that branch's files again).  (A set of the common ones to look in: a fetch of
+        10,000 shallow lines and as many haves compared each with each, 100 million times.)"""
+        if not self.shallow.unshallow:
+            return self.common
+        common = set(self.common)
+        return (*self.common, *(s for s in self.shallow.unshallow if s not in common))
 
     @property
     def filtered(self) -> bool:

@@ -209,6 +209,38 @@ def test_deepen_relative_leaves_a_shallow_commit_no_ref_reaches(history: History
     assert git_pack.plan_shallow(history.store, request, {}).unshallow == ()
 
 
+class Compared(bytes):
+    """A name that counts how often it is compared for equality."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        Compared.compared += 1
+        return bytes.__eq__(self, other)
+
+    __hash__ = bytes.__hash__
+
+
+def test_a_fetch_of_many_shallow_lines_and_haves_compares_each_name_once(history: History) -> None:
+    """What the client has: its common commits and the shallow commits it unshallows, each once.
+    A fetch of 10,000 shallow lines and 10,000 haves compared each with each (100 million times,
+    a second of server CPU), and read each unshallowed commit again for its parents."""
+    common = tuple(ObjectId(Compared(b"%040x" % n)) for n in range(1000))
+    unshallow = tuple(ObjectId(Compared(b"%040x" % (n + 500))) for n in range(1000))
+    plan = git_pack.PackPlan((history.id("m"),), common, git_pack.ShallowPlan(unshallow=unshallow), True, True, False)
+    Compared.compared = 0
+    assert plan.known == (*common, *unshallow[500:])
+    assert Compared.compared < 10_000
+
+    store = RecordingStore(history.store)
+    request = FetchRequest((history.id("m"),), frozenset({b"deepen-relative"}), (history.id("c4"),), depth=1)
+    shallow = git_pack.plan_shallow(store, request, {b"refs/heads/main": history.id("m")})  # type: ignore[arg-type]
+    assert shallow.extra_wants == (history.id("c3"),)
+    # (c4 read as the client's shallow commit, on the walk from main, and twice where its deepening
+    # starts; not again for the extra wants)
+    assert store.read.count(history.id("c4")) == 4
+
+
 class RecordingStore(CountingStore):
     """An object store that records the objects read from it."""
 
