@@ -9,13 +9,16 @@ exceptions.  Over SSH the same message also goes to stderr with exit status
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 
 from dulwich.errors import ObjectFormatException, PackedRefsException
 
 from backends.blobs import BlobCorrupt
 from backends.git_reach import MissingObject
 from backends.interfaces import Kind
+from gateway.logs import SafeLogger
 from protocols import pktline
 from protocols.errors import (
     HgwireError,
@@ -30,6 +33,8 @@ from protocols.errors import (
     UnsafeName,
     UnsupportedFeature,
 )
+
+log = SafeLogger()
 
 GIT_EXIT_STATUS = 128
 HG_EXIT_ABORT = 255
@@ -57,6 +62,59 @@ def out_of_files(exc: BaseException | None) -> bool:
     """Whether ``exc`` is the process (EMFILE) or the system (ENFILE) out of open files: a
     refusal to retry, not an internal error with a traceback per request."""
     return isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)
+
+
+DISK_ERRNOS = {
+    errno.ENOSPC: "free space on that file system",
+    errno.EDQUOT: "raise the service's user's quota there or free space",
+    errno.EFBIG: "raise the service's file size limit (LimitFSIZE=, ulimit -f)",
+    errno.EACCES: "give the service's user write rights there",
+    errno.EPERM: "give the service's user write rights there",
+    errno.EROFS: "remount that file system read-write, or serve with --read-only",
+    errno.EIO: "check that disk (dmesg), and the repository with git fsck or hg verify",
+}
+"""A write the server's disk refused, and what the operator does about it."""
+
+
+def disk_refusal(exc: BaseException | None) -> str | None:
+    """Where and why the server's disk refused a write behind ``exc`` (a push's pack, bundle, lock
+    or spool: the ``OSError`` the backend's refusal was raised from), with what to do, for the
+    operator's warning: ``/srv/repos/app.git/objects: Permission denied; give the service's user
+    write rights there``.  The client is told the reason only (never a path of the server); the
+    log is where the operator it sends to looks.  None where no such error is behind ``exc``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+            return f"{_refused_place(exc)}{exc.strerror or exc}; {DISK_ERRNOS[exc.errno]}"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _refused_place(exc: OSError) -> str:
+    """The file a refused write named, as ``PATH: ``: the directory it was to be made in when a
+    permission or a read-only mount refused making it (where the rights are missing); "" for none."""
+    if not exc.filename or not isinstance(exc.filename, str | bytes):
+        return ""
+    path = os.fsdecode(exc.filename)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not os.path.lexists(path):
+        path = os.path.dirname(path) or path
+    return f"{path}: "
+
+
+def warn_disk_refusal(proto: str, repo: str, exc: BaseException | None) -> bool:
+    """Log a warning naming what the server's disk refused a push (``disk_refusal``), on every
+    transport the same line; whether there was such a refusal behind ``exc``."""
+    where = disk_refusal(exc)
+    if where is None:
+        return False
+    if getattr(exc, "disk_refusal_logged", False):  # (met again on its way out: one line a refusal)
+        return True
+    with contextlib.suppress(AttributeError):
+        exc.disk_refusal_logged = True  # type: ignore[union-attr]
+    log.warn("{proto} push to {repo}: the server's disk refused a write, so the push was refused: {where}",  # noqa: G010
+             proto=proto, repo=repo, where=where)
+    return True
 
 
 GIT_EXPECTED: tuple[type[HgwireError], ...] = (

@@ -1027,7 +1027,7 @@ class ReceivePackSession(_GitSession):
         protections = protected.protections_of(self.ctx)
         context = _push_context(self.ctx, self._core.commands, self._signed(self._core.commands))
         self._run(lambda outcome: self._pushed(outcome, protections, sink), _finish_push, self._repo, sink,
-                  self._core.commands, protections, context)
+                  self._core.commands, protections, context, self._disk_refused)
 
     def _signed(self, commands: git_receive.RefCommands) -> git_hooks.SignedPush | None:
         if not commands.cert or self._signing is None or self._repo is None:
@@ -1062,7 +1062,12 @@ class ReceivePackSession(_GitSession):
             return
         assert self._repo is not None and self._core.commands is not None
         self._run(self._report, _update_with_hooks, self._repo, self._core.commands, protections, outcome,
-                  runner=run_for_hooks)
+                  self._disk_refused, runner=run_for_hooks)
+
+    def _disk_refused(self, exc: BaseException) -> bool:
+        """A refusal of the push that the server's disk made is the operator's: a warning names the
+        file and what to do (the client is told the reason alone).  Any thread."""
+        return errors.warn_disk_refusal(self.ctx.transport, self.ctx.repo_name, exc)
 
     def connection_lost(self) -> None:
         self._stop_keepalive()
@@ -1080,6 +1085,10 @@ class ReceivePackSession(_GitSession):
             self._refuse_after_commands(error)
             return
         super()._fail(error)
+
+    def _log_failure(self, error: Failure | BaseException, exc: BaseException) -> None:
+        if not self._disk_refused(exc):  # (a pack the disk could not take as the push began)
+            super()._log_failure(error, exc)
 
     def _refuse_after_commands(self, error: Failure | BaseException) -> None:
         """A push over smart HTTP that cannot start (its repository removed after its info/refs was
@@ -1123,6 +1132,7 @@ class ReceivePackSession(_GitSession):
     def _bad_pack(self, exc: HgwireError) -> None:
         """A malformed pack, or one the backend's sink refused (``BACKEND_REFUSALS``): abort the sink,
         report ``unpack <reason>`` and ``ng`` for every ref."""
+        self._disk_refused(exc)
         commands = self._core.commands
         self._drop_sink()
         if commands is None or self._closed:
@@ -1294,11 +1304,13 @@ PushOutcome = tuple[str | None, list[RefResult], bytes]
 def _finish_push(
     repo: GitRepository, sink: PackSink | None, commands: git_receive.RefCommands,
     protections: Protections | None, context: git_hooks.PushContext | None = None,
+    disk_refused: Callable[[BaseException], object] = lambda exc: None,
 ) -> PushOutcome | git_hooks.GitHooks:
     """Commit the pack (completing a thin one), then compare-and-swap the refs protections allow.
 
     When the repository has receive hooks, the refs are left alone and its hooks returned: the
-    session runs ``_update_with_hooks`` on the hooks' own threads.
+    session runs ``_update_with_hooks`` on the hooks' own threads.  ``disk_refused`` is shown each
+    refusal of the backend's (the session's warning when the server's disk made it).
     """
     if commands.cert_options_differ:  # as git's receive-pack: the certificate must sign what was sent
         if sink is not None:
@@ -1308,8 +1320,10 @@ def _finish_push(
         try:
             sink.commit()
         except ProtocolError as exc:
+            disk_refused(exc)
             return str(exc), [RefResult(u.ref, "unpacker error") for u in commands.updates], b""
         except BACKEND_REFUSALS as refusal:
+            disk_refused(refusal)
             with suppress(Exception):
                 sink.abort()
             return None, _backend_refused(commands.updates, refusal), b""
@@ -1323,16 +1337,19 @@ def _finish_push(
     try:
         results = protected.update_refs(repo, commands.updates, commands.atomic, protections, said=said)
     except BACKEND_REFUSALS as refusal:
+        disk_refused(refusal)
         return None, _backend_refused(commands.updates, refusal), b"".join(said) + _told(repo)
     return None, _shallow(commands, results), b"".join(said) + _told(repo)
 
 
 def _update_with_hooks(repo: GitRepository, commands: git_receive.RefCommands, protections: Protections | None,
-                       hooks: git_hooks.GitHooks) -> PushOutcome:
+                       hooks: git_hooks.GitHooks,
+                       disk_refused: Callable[[BaseException], object] = lambda exc: None) -> PushOutcome:
     said: list[bytes] = []
     try:
         results = protected.update_refs(repo, commands.updates, commands.atomic, protections, hooks, said)
     except BACKEND_REFUSALS as refusal:
+        disk_refused(refusal)
         return None, _backend_refused(commands.updates, refusal), hooks.take_output(b"".join(said) + _told(repo))
     return None, _shallow(commands, results), hooks.take_output(b"".join(said) + _told(repo))
 

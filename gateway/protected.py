@@ -66,7 +66,7 @@ from backends.interfaces import (
     StoreFile,
     is_zero_id,
 )
-from gateway import audit, hg_hooks
+from gateway import audit, errors, hg_hooks
 from gateway.auth import Authorizer
 from gateway.channel import SessionContext
 from gateway.logs import SafeLogger
@@ -415,7 +415,8 @@ class GuardedTransaction:
                 self._said_before += self._hooks.take_output()
         if self._changegroup_args is None:  # as hg's changegroup.apply copies tr.hookargs: no later ones
             self._changegroup_args = dict(self.hookargs)
-        result = self._tx.add_changegroup(self._recorded(groups))
+        with _disk_refusal_warned(self._ctx):
+            result = self._tx.add_changegroup(self._recorded(groups))
         self._added.extend(result.added)
         if self._hooks is not None and result.added and self._hooks.has("pretxnchangegroup"):
             # as hg: once the changegroup is in, before the push's other parts
@@ -630,7 +631,8 @@ class GuardedTransaction:
             closing = self._closing_args()  # before the commit: what it moves is then on disk
             if self._hooks.has("txnclose-phase"):
                 phase_args = self._phase_args(closing)
-        self._tx.commit()
+        with _disk_refusal_warned(self._ctx):
+            self._tx.commit()
         if self._hooks is not None:  # what the pretxn… hooks said: before hg's "added N changesets"
             self._said_closing += self._hooks.take_output()
         after = self._repo.heads()
@@ -730,7 +732,8 @@ class GuardedTransaction:
         once for all the gates of the commit, as nothing changes between them."""
         if self._pending is None:
             write_pending = getattr(self._tx, "write_pending", None)
-            self._pending = write_pending() if write_pending is not None else None
+            with _disk_refusal_warned(self._ctx):
+                self._pending = write_pending() if write_pending is not None else None
         return self._pending
 
     def _pending_now(self) -> str | None:
@@ -772,9 +775,20 @@ def _refusal_audited(ctx: SessionContext, refusal: type[HgwireError]) -> Iterato
 
 
 @contextmanager
+def _disk_refusal_warned(ctx: SessionContext) -> Iterator[None]:
+    """A push the server's disk refused (``StorageError`` from an ``OSError``): the operator's warning
+    names the file and what to do (``errors.warn_disk_refusal``); the client is told the reason."""
+    try:
+        yield
+    except StorageError as exc:
+        errors.warn_disk_refusal(ctx.transport, ctx.repo_name, exc)
+        raise
+
+
+@contextmanager
 def _audited_spool(spool: AbstractContextManager[Iterator[bytes]], ctx: SessionContext) -> Iterator[Iterator[bytes]]:
     with ExitStack() as held:
-        with _refusal_audited(ctx, StorageError):
+        with _refusal_audited(ctx, StorageError), _disk_refusal_warned(ctx):
             kept = held.enter_context(spool)
         yield kept
 
@@ -803,7 +817,7 @@ class GuardedHgRepository:
     def transaction(self, max_text: int | None = None, wait: LockWait | None = None) -> HgTransaction:
         scheme = self._ctx.extra.get("scheme", "ssh" if self._ctx.transport.endswith("ssh") else "http")
         hooks = hg_hooks.hooks_of(self._repo, scheme, self._ctx.peer, self._ctx.user)
-        with _refusal_audited(self._ctx, HgwireError):
+        with _refusal_audited(self._ctx, HgwireError), _disk_refusal_warned(self._ctx):
             tx = open_transaction(self._repo, max_text, wait)
         try:
             return GuardedTransaction(self._repo, tx, self._ctx, self._protections, hooks)
