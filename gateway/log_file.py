@@ -14,7 +14,8 @@ that went wrong both ways an operator configures it:
 ``manage_log_file`` takes over the ``LogFile`` twistd made (the one its SIGUSR1 handler rotates):
 its descriptor writes in append mode (after a truncation the next line lands at the start), its
 size is the file's own, and SIGUSR1 reopens FILE when the file at that path is no longer the one
-written (moved or removed: nginx's ``kill -USR1``), and rotates it as twistd did otherwise.
+written (moved or removed: nginx's ``kill -USR1``), and rotates it as twistd did otherwise.  SIGHUP
+(the service's reload) reopens such a moved or removed FILE too (``reopen_if_moved``), and never rotates.
 Without ``--logfile`` (``-n`` to the journal, ``--syslog``), SIGUSR1 is logged and changes nothing:
 its default action ended the process at once, every clone and push with it (a logrotate
 ``postrotate`` or a habit from nginx).
@@ -75,17 +76,32 @@ def rotate_or_reopen(log_file: RotatingFile) -> None:
                      "write it or its directory {directory}; make them that user's, or let logrotate "
                      "move the file and send SIGUSR1", path=path, directory=log_file.directory)
         return
+    _reopen(log_file, "SIGUSR1")
+
+
+def reopen_if_moved(log_file: RotatingFile) -> None:
+    """SIGHUP's part: reopen the path when the file was moved or removed, as SIGUSR1 does (a
+    logrotate ``postrotate`` that sends SIGHUP, as for rsyslog and many daemons, left hgwire writing
+    the moved file), and nothing else (a file where it was is not rotated)."""
+    if not _same_file(log_file):
+        _reopen(log_file, "SIGHUP")
+
+
+def _reopen(log_file: RotatingFile, signal_name: str) -> None:
+    """Open the log file's path anew (its file was moved or removed), or say why it cannot be."""
+    path = log_file.path
     try:
         with open(path, "ab"):
             pass
     except OSError as e:
-        log.warn("SIGUSR1: the log file {path} was moved or removed and cannot be opened again "  # noqa: G010
+        log.warn("{signal}: the log file {path} was moved or removed and cannot be opened again "  # noqa: G010
                  "({reason}); hgwire goes on writing the old one: let the service's user create it "
-                 "(logrotate's create with that user) and send SIGUSR1 again",
-                 path=path, reason=e.strerror or str(e))
+                 "(logrotate's create with that user) and send {signal} again",
+                 signal=signal_name, path=path, reason=e.strerror or str(e))
         return
     log_file.reopen()
-    log.info("SIGUSR1: the log file {path} was moved or removed; hgwire writes a new one there", path=path)
+    log.info("{signal}: the log file {path} was moved or removed; hgwire writes a new one there",
+             signal=signal_name, path=path)
 
 
 def _no_log_file() -> None:

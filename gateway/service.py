@@ -348,6 +348,8 @@ class HgwireService(service.MultiService):
         self.notifier: Notifier = NO_NOTIFIER
         """What tells systemd the service's state (``$NOTIFY_SOCKET``: ``make_service`` under twistd)."""
         self._status_loop: Any = None
+        self._log_file: Any = None
+        """twistd's ``--logfile`` once taken over (``gateway.log_file``): a SIGHUP reopens it when moved."""
 
     def add_listener(self, kind: str, description: str) -> ListenerService:
         from gateway.limits import guard
@@ -410,7 +412,7 @@ class HgwireService(service.MultiService):
             from gateway.log_file import manage_log_file
 
             with contextlib.suppress(ValueError):  # (not the main thread: embedded)
-                manage_log_file(reactor)
+                self._log_file = manage_log_file(reactor)
         warn_unusable_root(self.config)
         warn_unreadable_files(self.config)
         log.info("hgwire serves repositories under {root} with the {backend} backend and {workers} worker threads",
@@ -472,8 +474,11 @@ class HgwireService(service.MultiService):
         """SIGHUP: the ``ssl:`` listeners' certificates and keys are read again, and the ``--config``
         file (by its reloader); with neither, it is logged and changes nothing.  systemd is told
         ``RELOADING=1`` first and ``READY=1`` once all is read (``Type=notify-reload``)."""
+        from gateway.log_file import reopen_if_moved
         from gateway.policy import PolicyReloader
 
+        if self._log_file is not None:  # first: the reload's own lines go to the new file
+            reopen_if_moved(self._log_file)
         self.notifier.reloading("reloading: reading the --config file and the certificates again")
         listeners = [l for l in self.listeners if l.tls is not None]
         for listener in listeners:

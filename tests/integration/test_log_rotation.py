@@ -138,3 +138,23 @@ def test_sigusr1_without_a_log_file_does_not_end_the_service(tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_sighup_after_logrotate_create_writes_the_new_file(logging: Logging) -> None:
+    """logrotate's ``create`` with ``postrotate kill -HUP`` (what rsyslog and many daemons take):
+    SIGHUP reloaded the rest and left the service writing the renamed file for ever, the new FILE
+    empty.  It now reopens FILE as SIGUSR1 does, and a SIGHUP with FILE in place rotates nothing."""
+    reloaded = "there is no --config file or ssl: listener to read again"
+    logging.proc.send_signal(signal.SIGHUP)
+    assert logging.logged(logging.log, reloaded)
+    assert sorted(p.name for p in logging.log.parent.iterdir()) == ["hgwire.log"]  # not rotated
+    moved = logging.log.with_name("hgwire.log-20261207")
+    logging.log.rename(moved)
+    logging.log.touch()
+    logging.proc.send_signal(signal.SIGHUP)
+    assert logging.logged(logging.log, reloaded), "the reload's line went to the moved file"
+    logging.request("?after-hup")
+    assert logging.logged(logging.log, "GET /?after-hup")
+    assert "GET /?after-hup" not in moved.read_text()
+    assert "SIGHUP: the log file" in logging.log.read_text()
+    assert sorted(p.name for p in logging.log.parent.iterdir()) == ["hgwire.log", "hgwire.log-20261207"]
