@@ -461,7 +461,9 @@ class HttpChannel:
             return
         self._done = True
         said = getattr(self._session, "outcome", None)  # why a session failed, as git over SSH logs it
-        self._log(said[:400] if exit_status and isinstance(said, str) and said.startswith(("refused", "error"))
+        # (a push whose refs were refused, or whose pack was not stored, ends with status 0 too: its
+        # report went in the answer; its line says so, as over git:// and SSH, not "ok")
+        self._log(said[:400] if isinstance(said, str) and said.startswith(("refused", "error"))
                   else "ok" if exit_status == 0 else f"exit {exit_status}")
         self._close_body()
         self._request.finish()

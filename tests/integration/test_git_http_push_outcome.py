@@ -1,0 +1,61 @@
+"""A git push over HTTP whose refs are refused (a pre-receive hook, a full disk) answers status 0
+with its report: its request line said ``ok``, where git:// and SSH log ``refused: 1 refs`` or
+``error: bad pack: …``; the line now says the same on every transport."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from zope.interface import provider
+
+from backends.interfaces import Kind
+from tests.conftest import LOOPBACK, Client
+from tests.integration.test_git_daemon import commit
+
+
+@contextmanager
+def _request_lines() -> Iterator[list[str]]:
+    """The git request lines (git:// and HTTP) the service logs meanwhile."""
+    seen: list[str] = []
+
+    @provider(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        if event.get("log_namespace") in ("gateway.git_http", "gateway.git_daemon"):
+            seen.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield seen
+    finally:
+        globalLogPublisher.removeObserver(observe)
+
+
+def test_a_refused_git_push_over_http_is_logged_refused(make_server: Any, client: Client, tmp_path: Path) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], htpasswd=str(passwords), allow_push_over_http=True)
+    server.backend.create("hooked", Kind.GIT)
+    hook = server.root / "hooked.git" / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\necho 'no pushes today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    work = tmp_path / "work"
+    client.git("init", "-q", str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    http_url = f"http://alice:pw@127.0.0.1:{server.port('http')}/hooked.git"
+    with _request_lines() as lines:
+        over_http = client.git("push", http_url, "HEAD:main", cwd=work, check=False)
+        over_git = client.git("push", server.git_url("hooked"), "HEAD:main", cwd=work, check=False)
+        server.settled()
+    assert over_http.returncode != 0 and "pre-receive hook declined" in over_http.stderr, over_http.stderr
+    assert over_git.returncode != 0
+    pushes = [line for line in lines if "git-receive-pack hooked.git" in line and " in " in line]
+    assert len(pushes) == 2, lines
+    http_line, git_line = sorted(pushes, key=lambda line: not line.startswith("git-http"))
+    assert "git-daemon git-receive-pack hooked.git from" in git_line and ": refused: 1 refs in " in git_line, git_line
+    assert http_line.startswith("git-http git-receive-pack hooked.git: refused: 1 refs in "), http_line
