@@ -76,17 +76,19 @@ DISK_ERRNOS = {
 """A write the server's disk refused, and what the operator does about it."""
 
 
-def disk_refusal(exc: BaseException | None) -> str | None:
+def disk_refusal(exc: BaseException | None, fallback: str | None = None) -> str | None:
     """Where and why the server's disk refused a write behind ``exc`` (a push's pack, bundle, lock
     or spool: the ``OSError`` the backend's refusal was raised from), with what to do, for the
     operator's warning: ``/srv/repos/app.git/objects: Permission denied; give the service's user
     write rights there``.  The client is told the reason only (never a path of the server); the
-    log is where the operator it sends to looks.  None where no such error is behind ``exc``."""
+    log is where the operator it sends to looks.  ``fallback``: the place named when the error names
+    no file (a write to a file already open).  None where no such error is behind ``exc``."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-            return f"{_refused_place(exc)}{exc.strerror or exc}; {DISK_ERRNOS[exc.errno]}"
+            place = _refused_place(exc) or (f"{fallback}: " if fallback else "")
+            return f"{place}{exc.strerror or exc}; {DISK_ERRNOS[exc.errno]}"
         exc = exc.__cause__ or exc.__context__
     return None
 
@@ -102,14 +104,28 @@ def _refused_place(exc: OSError) -> str:
     return f"{path}: "
 
 
-def warn_disk_refusal(proto: str, repo: str, exc: BaseException | None) -> bool:
+def _repository_directory(backend: object, repo: str) -> str | None:
+    """Where a backend that keeps repositories in directories (``fs``: ``root`` and ``locate``)
+    keeps ``repo``; None for any other backend, or a name it no longer finds."""
+    root, locate = getattr(backend, "root", None), getattr(backend, "locate", None)
+    if not isinstance(root, str) or locate is None:
+        return None
+    try:
+        found = locate(repo)
+    except Exception:  # noqa: BLE001 - only a better warning is lost: the one without the place is logged
+        return None
+    return os.path.join(root, found[0]) if found else None
+
+
+def warn_disk_refusal(proto: str, repo: str, exc: BaseException | None, backend: object = None) -> bool:
     """Log a warning naming what the server's disk refused a push (``disk_refusal``), on every
-    transport the same line; whether there was such a refusal behind ``exc``."""
-    where = disk_refusal(exc)
-    if where is None:
+    transport the same line; whether there was such a refusal behind ``exc``.  ``backend``: the
+    service's, whose directory of ``repo`` is named when the error names no file (``fs``'s)."""
+    if disk_refusal(exc) is None:
         return False
     if getattr(exc, "disk_refusal_logged", False):  # (met again on its way out: one line a refusal)
         return True
+    where = disk_refusal(exc, _repository_directory(backend, repo))
     with contextlib.suppress(AttributeError):
         exc.disk_refusal_logged = True  # type: ignore[union-attr]
     log.warn("{proto} push to {repo}: the server's disk refused a write, so the push was refused: {where}",  # noqa: G010

@@ -1067,7 +1067,7 @@ class ReceivePackSession(_GitSession):
     def _disk_refused(self, exc: BaseException) -> bool:
         """A refusal of the push that the server's disk made is the operator's: a warning names the
         file and what to do (the client is told the reason alone).  Any thread."""
-        return errors.warn_disk_refusal(self.ctx.transport, self.ctx.repo_name, exc)
+        return errors.warn_disk_refusal(self.ctx.transport, self.ctx.repo_name, exc, self.ctx.backend)
 
     def connection_lost(self) -> None:
         self._stop_keepalive()

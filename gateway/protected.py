@@ -781,7 +781,7 @@ def _disk_refusal_warned(ctx: SessionContext) -> Iterator[None]:
     try:
         yield
     except StorageError as exc:
-        errors.warn_disk_refusal(ctx.transport, ctx.repo_name, exc)
+        errors.warn_disk_refusal(ctx.transport, ctx.repo_name, exc, ctx.backend)
         raise
 
 

@@ -73,8 +73,11 @@ def test_a_git_push_into_a_directory_the_service_may_not_write_names_it_in_a_war
     client.git("push", "-q", url, "HEAD:main", cwd=work)
 
 
+@pytest.mark.parametrize("named", [True, False], ids=["its-file", "a-file-already-open"])
 def test_a_git_pack_a_full_disk_cannot_hold_names_the_file_in_a_warning(
-        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+        make_server: Any, client: Client, monkeypatch: pytest.MonkeyPatch, named: bool) -> None:
+    """The file the error names; a write to a file already open names none: the repository's
+    directory is named then (its file system is the one to free)."""
     from backends import git_ingest
 
     server = make_server("fs", git=[LOOPBACK])
@@ -85,7 +88,9 @@ def test_a_git_pack_a_full_disk_cannot_hold_names_the_file_in_a_warning(
     pack = server.root / "full.git" / "objects" / "pack" / "tmp_pack_x"
 
     def full(*_args: Any, **_kwargs: Any) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(pack))
+        if named:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(pack))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with _warnings() as warned, monkeypatch.context() as patched:
         patched.setattr(git_ingest.PackIngest, "write", full)
@@ -95,7 +100,8 @@ def test_a_git_pack_a_full_disk_cannot_hold_names_the_file_in_a_warning(
     assert "(No space left on device); nothing was changed" in refused.stderr, refused.stderr
     assert [w for w in warned if "push to full.git" in w] == [(
         "git-daemon push to full.git: the server's disk refused a write, so the push was refused: "
-        f"{pack}: No space left on device; free space on that file system")], warned
+        f"{pack if named else server.root / 'full.git'}: No space left on device; free space on that file system")
+    ], warned
 
 
 def test_an_hg_push_whose_bundle_cannot_be_kept_names_the_directory_in_a_warning(
