@@ -69,8 +69,11 @@ class DaemonChannel:
         self._clock = clock
         self.finished = False
         """Whether the session ended: what the client still sends is dropped."""
+        self.bytes_out = 0
+        """What the session wrote (its request line's ``bytes_out``, as SSH's and HTTP's)."""
 
     def write(self, data: bytes) -> None:
+        self.bytes_out += len(data)
         self._transport.write(data)
 
     def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
@@ -119,11 +122,15 @@ class GitDaemonProtocol(protocol.Protocol):
         self._refused = False
         self._head: bytes | None = b""
         """The connection's first bytes until there are four: an HTTP request line is told where HTTP is."""
+        self._bytes_in = 0
+        self._bytes_refused = 0
+        """What the client sent (a push's pack), and an ``ERR`` line written outside a session."""
 
     def connectionMade(self) -> None:
         self._timeout = self._clock.callLater(limits_for(self._config).request_timeout, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:
+        self._bytes_in += len(data)
         if self._refused or (self._channel is not None and self._channel.finished):
             return  # answered: lingering until the client closes (``linger``)
         if self._session is not None:
@@ -176,7 +183,9 @@ class GitDaemonProtocol(protocol.Protocol):
         self._cancel_timeout()
         self._outcome = errors.git_outcome(exc)
         self._refused = True
-        self.transport.write(errors.git_err_line(exc))  # type: ignore[union-attr]
+        refusal = errors.git_err_line(exc)
+        self._bytes_refused += len(refusal)
+        self.transport.write(refusal)  # type: ignore[union-attr]
         linger(self.transport, self._clock)
 
     def _timed_out(self) -> None:
@@ -213,6 +222,8 @@ class GitDaemonProtocol(protocol.Protocol):
             repo=loggable_name(request.repo_name) if request else None,
             peer=_peer(self.transport),
             outcome=self._outcome,
+            bytes_in=self._bytes_in,
+            bytes_out=self._bytes_refused + (self._channel.bytes_out if self._channel is not None else 0),
             elapsed_ms=round((time.monotonic() - self._started) * 1000),
         )
         metrics.count_request("git", request.service.value if request else "none", self._outcome)
