@@ -389,6 +389,8 @@ class HttpChannel:
         self._eof = False
         self._done = False
         self._bytes_out = 0
+        self._bytes_in = 0
+        """The request body the session was given (a push's pack; decoded, when it came gzipped)."""
         self._started = time.monotonic()
         request.notifyFinish().addBoth(self._request_gone)
 
@@ -422,6 +424,7 @@ class HttpChannel:
         if self._done or self._session is None:
             return
         if chunk:
+            self._bytes_in += len(chunk)
             self._session.data_received(chunk)
         else:
             self._eof = True
@@ -489,7 +492,7 @@ class HttpChannel:
         log.info(
             "{proto} {service} {repo}: {outcome} in {elapsed_ms} ms",
             proto=PROTO, service=self._route.service, repo=self._route.repo, outcome=outcome,
-            user=self._ctx.user, peer=self._ctx.peer, bytes_out=self._bytes_out, elapsed_ms=int((time.monotonic() - self._started) * 1000),
+            user=self._ctx.user, peer=self._ctx.peer, bytes_in=self._bytes_in, bytes_out=self._bytes_out, elapsed_ms=int((time.monotonic() - self._started) * 1000),
         )
 
 

@@ -1,9 +1,11 @@
 """A git push over HTTP whose refs are refused (a pre-receive hook, a full disk) answers status 0
 with its report: its request line said ``ok``, where git:// and SSH log ``refused: 1 refs`` or
-``error: bad pack: …``; the line now says the same on every transport."""
+``error: bad pack: …``; the line now says the same on every transport.  Its event says the size of
+the pack it was sent (``bytes_in``, as SSH's), where only what it answered was there."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,14 +21,16 @@ from tests.integration.test_git_daemon import commit
 
 
 @contextmanager
-def _request_lines() -> Iterator[list[str]]:
-    """The git request lines (git:// and HTTP) the service logs meanwhile."""
+def _request_lines(events: list[LogEvent] | None = None) -> Iterator[list[str]]:
+    """The git request lines (git:// and HTTP) the service logs meanwhile (their events to ``events``)."""
     seen: list[str] = []
 
     @provider(ILogObserver)
     def observe(event: LogEvent) -> None:
         if event.get("log_namespace") in ("gateway.git_http", "gateway.git_daemon"):
             seen.append(formatEvent(event))
+            if events is not None:
+                events.append(event)
 
     globalLogPublisher.addObserver(observe)
     try:
@@ -59,3 +63,19 @@ def test_a_refused_git_push_over_http_is_logged_refused(make_server: Any, client
     http_line, git_line = sorted(pushes, key=lambda line: not line.startswith("git-http"))
     assert "git-daemon git-receive-pack hooked.git from" in git_line and ": refused: 1 refs in " in git_line, git_line
     assert http_line.startswith("git-http git-receive-pack hooked.git: refused: 1 refs in "), http_line
+
+
+def test_a_git_push_over_http_logs_the_size_of_its_pack(make_server: Any, client: Client, tmp_path: Path) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", http=[LOOPBACK], htpasswd=str(passwords), allow_push_over_http=True)
+    server.backend.create("sized", Kind.GIT)
+    work = tmp_path / "work"
+    client.git("init", "-q", str(work))
+    commit(client, work, "big.bin", os.urandom(300_000), "big")
+    events: list[LogEvent] = []
+    with _request_lines(events):
+        client.git("push", "-q", f"http://alice:pw@127.0.0.1:{server.port('http')}/sized.git", "HEAD:main", cwd=work)
+    push = [e for e in events if e.get("service") == "git-receive-pack" and "elapsed_ms" in e]
+    assert len(push) == 1 and push[0]["outcome"] == "ok", events
+    assert push[0]["bytes_in"] > 300_000 and push[0]["bytes_out"] > 0, push
