@@ -36,7 +36,7 @@ from twisted.web import server
 
 from backends import git_pack
 from backends.interfaces import GitRepository, object_format_of
-from gateway import git_session
+from gateway import git_session, metrics
 from gateway.auth import Access
 from gateway.channel import Session, SessionContext, peer_text
 from gateway.errors import (
@@ -489,6 +489,7 @@ class HttpChannel:
             run_blocking(body.close)
 
     def _log(self, outcome: str) -> None:
+        metrics.count_http_outcome(self._request.code, outcome)  # (a 200 carrying a refused push's report)
         log.info(
             "{proto} {service} {repo}: {outcome} in {elapsed_ms} ms",
             proto=PROTO, service=self._route.service, repo=self._route.repo, outcome=outcome,

@@ -44,6 +44,7 @@ from twisted.web import server
 
 from backends import returned_repository
 from backends.interfaces import HgRepository, Kind
+from gateway import metrics
 from gateway.channel import SessionContext, peer_text
 from gateway.errors import (
     OUT_OF_FILES,
@@ -536,6 +537,7 @@ class HgHttpCommand:
             self._producer.stopProducing()  # its errback logs
 
     def _log(self, outcome: str) -> None:
+        metrics.count_http_outcome(self.request.code, outcome)  # (a 200 carrying a refused push)
         log.info("{proto} {command} {repo}: {outcome} in {elapsed_ms} ms", proto=PROTO, command=self.command,
                  repo=self.route.repo, user=self.user, outcome=outcome, bytes_out=self.bytes_out,
                  media_type=self.media_type.decode("ascii"), engine=self.engine.decode("ascii"), shared=self.shared,

@@ -147,6 +147,17 @@ def http_error_kind(status: int) -> str | None:
     return HTTP_ERROR_KINDS.get(status, "bad_request" if status < 500 else "internal")
 
 
+def count_http_outcome(status: int, outcome: str) -> None:
+    """An HTTP request whose status says no error but whose outcome is one (a push answered 200 with
+    its refusal inside, git's report or hg's error part; a stream its client left): counted as the
+    same outcome over git:// and SSH is.  A status that is an error is counted by the access log's
+    ``http_error_kind``, and is not counted again here."""
+    if status < 400:
+        kind = outcome_kind(outcome)
+        if kind is not None:
+            count_error("http", kind)
+
+
 WEB_ROUTES = frozenset({"hg-archive", "hg-raw-file", "hg-web-page", "hg-web-html", "repository-page", "root-page",
                         "go-get", "redirect"})
 """The HTTP routes (``gateway.http.RouteKind`` values) counted as ``web``: what a browser or a tool

@@ -79,3 +79,39 @@ def test_a_git_push_over_http_logs_the_size_of_its_pack(make_server: Any, client
     push = [e for e in events if e.get("service") == "git-receive-pack" and "elapsed_ms" in e]
     assert len(push) == 1 and push[0]["outcome"] == "ok", events
     assert push[0]["bytes_in"] > 300_000 and push[0]["bytes_out"] > 0, push
+
+
+def test_refused_pushes_over_http_count_as_errors_as_over_ssh_and_git(
+        make_server: Any, client: Client, tmp_path: Path) -> None:
+    """``hgwire_errors_total{kind="refused"}`` counted a push a hook refused over git:// and SSH, but
+    not over HTTP, whose answer is a 200 with the refusal inside (git's report, hg's error part): a
+    dashboard of refusals by transport showed none over HTTP."""
+    from tests.integration.test_status_metrics import _metrics
+
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], htpasswd=str(passwords), allow_push_over_http=True)
+    server.backend.create("hooked", Kind.GIT)
+    hook = server.root / "hooked.git" / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    hook.chmod(0o755)
+    server.backend.create("hghooked", Kind.HG)
+    (server.root / "hghooked" / ".hg" / "hgrc").write_text("[hooks]\npretxnchangegroup = false\n")
+    work, hg_work = tmp_path / "work", tmp_path / "hg-work"
+    client.git("init", "-q", str(work))
+    commit(client, work, "a.txt", "a\n", "a")
+    client.hg("init", str(hg_work))
+    (hg_work / "a.txt").write_text("a\n")
+    client.hg("commit", "-q", "-A", "-m", "a", "-u", "u", cwd=hg_work)
+    base = f"http://alice:pw@127.0.0.1:{server.port('http')}"
+    http_refused, git_refused = 'hgwire_errors_total{transport="http",kind="refused"}', \
+        'hgwire_errors_total{transport="git",kind="refused"}'
+    before = _metrics(server)
+    assert client.git("push", f"{base}/hooked.git", "HEAD:main", cwd=work, check=False).returncode != 0
+    assert client.git("push", server.git_url("hooked"), "HEAD:main", cwd=work, check=False).returncode != 0
+    assert client.hg("push", f"{base}/hghooked", cwd=hg_work, check=False).returncode != 0
+    server.settled()
+    after = _metrics(server)
+    assert after[git_refused] - before.get(git_refused, 0) == 1
+    assert after[http_refused] - before.get(http_refused, 0) == 2, (before, after)
