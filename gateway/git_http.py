@@ -145,6 +145,7 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
                  advice=OUT_OF_FILES_ADVICE)
         status, message = 503, OUT_OF_FILES
     elif told is not None:
+        setattr(request, metrics.ERROR_KIND, "failed")  # (no traceback: not an internal error)
         if storage_fault(exc) is not None:  # the server's own files (a repository it may not read): as git:// logs it
             logger.warn("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)  # noqa: G010
         else:

@@ -514,6 +514,8 @@ class HgHttpCommand:
                      reason=told)
         elif status == 500:
             log.error("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo, reason=told)
+        if status == 500 and told is not None:  # said in one line, no traceback: not an internal error
+            setattr(self.request, metrics.ERROR_KIND, "failed")
         self._send_error(exc, status, message)
         self._log(refusal_outcome(status, message, exc))
 

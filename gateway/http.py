@@ -1306,7 +1306,7 @@ class HgwireSite(server.Site):
             return
         metrics.count_request("http", getattr(request, METRICS_SERVICE, "none"))
         if (kind := metrics.http_error_kind(request.code)) is not None:
-            metrics.count_error("http", kind)
+            metrics.count_error("http", getattr(request, metrics.ERROR_KIND, None) or kind)
         if getattr(request, QUIET_ACCESS, False):  # a health check that found all well
             return
         line = self._logFormatter(self._logDateTime, request)

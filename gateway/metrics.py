@@ -147,6 +147,12 @@ def http_error_kind(status: int) -> str | None:
     return HTTP_ERROR_KINDS.get(status, "bad_request" if status < 500 else "internal")
 
 
+ERROR_KIND = "_hgwire_error_kind"
+"""Set on an HTTP request whose error status does not tell its kind: a ``500`` answering a fault of
+the server's own files (a repository it may not read, a damaged one), logged without a traceback, is
+``failed`` as over git:// and SSH, not ``internal`` (which is a traceback's)."""
+
+
 def count_http_outcome(status: int, outcome: str) -> None:
     """An HTTP request whose status says no error but whose outcome is one (a push answered 200 with
     its refusal inside, git's report or hg's error part; a stream its client left): counted as the
