@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import stat
 from typing import Any
 
 from twisted.python import logfile
@@ -90,9 +91,12 @@ def reopen_if_moved(log_file: RotatingFile) -> None:
 def _reopen(log_file: RotatingFile, signal_name: str) -> None:
     """Open the log file's path anew (its file was moved or removed), or say why it cannot be."""
     path = log_file.path
+    created = os.path.exists(path)  # logrotate's create: its mode (create 0640 …) is the operator's
     try:
         with open(path, "ab"):
             pass
+        if created:  # kept, and given to twistd's own rotations after it: twistd set the mode the file had
+            log_file.defaultMode = stat.S_IMODE(os.stat(path).st_mode)  # at the start on each file it opened
     except OSError as e:
         log.warn("{signal}: the log file {path} was moved or removed and cannot be opened again "  # noqa: G010
                  "({reason}); hgwire goes on writing the old one: let the service's user create it "

@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,18 @@ class Logging:
 
 @pytest.fixture
 def logging(tmp_path: Path) -> Iterator[Logging]:
+    with _started(tmp_path) as started:
+        yield started
+
+
+@contextmanager
+def _started(tmp_path: Path, existing_mode: int | None = None) -> Iterator[Logging]:
+    """The service logging to ``logs/hgwire.log`` (made first with ``existing_mode``, when given)."""
     log = tmp_path / "logs" / "hgwire.log"
     log.parent.mkdir()
+    if existing_mode is not None:
+        log.touch()
+        log.chmod(existing_mode)
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "--logfile", str(log), "hgwire", "--root",
                              str(tmp_path / "repos"), "--http", "tcp:0:interface=127.0.0.1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
@@ -158,3 +169,20 @@ def test_sighup_after_logrotate_create_writes_the_new_file(logging: Logging) -> 
     assert "GET /?after-hup" not in moved.read_text()
     assert "SIGHUP: the log file" in logging.log.read_text()
     assert sorted(p.name for p in logging.log.parent.iterdir()) == ["hgwire.log", "hgwire.log-20261207"]
+
+
+@pytest.mark.parametrize("signal_sent", [signal.SIGHUP, signal.SIGUSR1], ids=["SIGHUP", "SIGUSR1"])
+def test_logrotate_create_keeps_its_mode(tmp_path: Path, signal_sent: signal.Signals) -> None:
+    """``create 0600`` (logs of who pushed what from where kept from other users): twistd gave each
+    file it opened the mode the file had when it started (here 0644), so the reopened file was made
+    readable by everyone again."""
+    with _started(tmp_path, existing_mode=0o644) as logging:
+        moved = logging.log.with_name("hgwire.log-20261207")
+        logging.log.rename(moved)
+        logging.log.touch()
+        logging.log.chmod(0o600)  # logrotate's create 0600
+        logging.proc.send_signal(signal_sent)
+        assert logging.logged(logging.log, "was moved or removed; hgwire writes a new one there")
+        logging.request("?after")
+        assert logging.logged(logging.log, "GET /?after")
+        assert oct(logging.log.stat().st_mode & 0o777) == oct(0o600)
