@@ -100,9 +100,11 @@ def _check_readable(name: str, path: str, kind: Kind | None) -> None:
         needed = [path, git_dir, os.path.join(git_dir, "objects"), os.path.join(git_dir, "refs")]
     else:
         needed = [path]
-    if not all(os.access(directory, os.R_OK | os.X_OK) for directory in needed):
+    denied = next((directory for directory in needed if not os.access(directory, os.R_OK | os.X_OK)), None)
+    if denied is not None:  # (the directory is the operator's to know, in the log: not the client's)
         raise StorageError(f"repository {name} cannot be read by the server ({os.strerror(errno.EACCES)}); "
-                           "tell the server's operator")
+                           "tell the server's operator") from PermissionError(errno.EACCES, os.strerror(errno.EACCES),
+                                                                             denied)
 
 
 def _has_gitfile(path: str) -> bool:

@@ -117,6 +117,20 @@ def _repository_directory(backend: object, repo: str) -> str | None:
     return os.path.join(root, found[0]) if found else None
 
 
+def fault_place(exc: BaseException | None) -> str:
+    """For the operator's warning of a repository the server may not read (``storage_fault``): the
+    directory behind it and what to do (`` (/srv/repos/app.git/objects: give the service's user read
+    rights there)``), or "" where the error names none.  The client is told the reason only."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM) and \
+                isinstance(exc.filename, str | bytes) and exc.filename:
+            return f" ({os.fsdecode(exc.filename)}: give the service's user read rights there)"
+        exc = exc.__cause__ or exc.__context__
+    return ""
+
+
 def warn_disk_refusal(proto: str, repo: str, exc: BaseException | None, backend: object = None) -> bool:
     """Log a warning naming what the server's disk refused a push (``disk_refusal``), on every
     transport the same line; whether there was such a refusal behind ``exc``.  ``backend``: the

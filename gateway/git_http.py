@@ -44,6 +44,7 @@ from gateway.errors import (
     OUT_OF_FILES,
     OUT_OF_FILES_ADVICE,
     damaged_repository,
+    fault_place,
     out_of_files,
     storage_fault,
     temp_space_refusal,
@@ -147,7 +148,8 @@ def fail_request(failure: Failure, request: server.Request, repo: str, proto: st
     elif told is not None:
         setattr(request, metrics.ERROR_KIND, "failed")  # (no traceback: not an internal error)
         if storage_fault(exc) is not None:  # the server's own files (a repository it may not read): as git:// logs it
-            logger.warn("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)  # noqa: G010
+            logger.warn("{proto} on {repo}: {reason}", proto=proto, repo=repo,  # noqa: G010
+                        reason=told + fault_place(exc))
         else:
             logger.error("{proto} on {repo}: {reason}", proto=proto, repo=repo, reason=told)
         message = told

@@ -286,7 +286,8 @@ class _GitSession(PumpedSession):
         if (damage := errors.damaged_repository(exc)) is not None:
             log.error("git session on {repo}: {reason}", repo=self.ctx.repo_name, reason=damage)
         elif (fault := errors.storage_fault(exc)) is not None:  # (as every transport logs it: a warning)
-            log.warn("git session on {repo}: {reason}", repo=self.ctx.repo_name, reason=fault)  # noqa: G010
+            log.warn("git session on {repo}: {reason}", repo=self.ctx.repo_name,  # noqa: G010
+                     reason=fault + errors.fault_place(exc))
         elif errors.out_of_files(exc):
             log.warn("git session on {repo} refused: {error}; {advice}", repo=self.ctx.repo_name,  # noqa: G010
                      error=str(exc), advice=errors.OUT_OF_FILES_ADVICE)

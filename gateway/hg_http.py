@@ -50,6 +50,7 @@ from gateway.errors import (
     OUT_OF_FILES,
     OUT_OF_FILES_ADVICE,
     corrupt_on_disk,
+    fault_place,
     out_of_files,
     push_refusal,
     storage_fault,
@@ -511,7 +512,7 @@ class HgHttpCommand:
                       reason=corrupt_on_disk(exc))
         elif status == 500 and storage_fault(exc) is not None:  # as every transport logs it: a warning
             log.warn("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo,  # noqa: G010
-                     reason=told)
+                     reason=f"{told}{fault_place(exc)}")
         elif status == 500:
             log.error("hg-http {command} on {repo}: {reason}", command=self.command, repo=self.route.repo, reason=told)
         if status == 500 and told is not None:  # said in one line, no traceback: not an internal error

@@ -36,6 +36,7 @@ from gateway.errors import (
     OUT_OF_FILES,
     OUT_OF_FILES_ADVICE,
     corrupt_on_disk,
+    fault_place,
     out_of_files,
     push_refusal,
     wrong_kind,
@@ -412,7 +413,8 @@ class HgServeSession(PumpedSession):
             if corrupt_on_disk(exc) is not None:  # which file, where: the operator's one line
                 log.error("hg serve --stdio for {repo}: {reason}", repo=self.ctx.repo_name, reason=corrupt_on_disk(exc))
             elif isinstance(exc, StorageError):  # the server's own files: as every transport logs them, a warning
-                log.warn("hg serve --stdio for {repo}: {reason}", repo=self.ctx.repo_name, reason=message)  # noqa: G010
+                log.warn("hg serve --stdio for {repo}: {reason}", repo=self.ctx.repo_name,  # noqa: G010
+                         reason=message + fault_place(exc))
         elif out_of_files(exc):
             log.warn("hg serve --stdio for {repo} refused: {error}; {advice}", repo=self.ctx.repo_name,  # noqa: G010
                      error=str(exc), advice=OUT_OF_FILES_ADVICE)
