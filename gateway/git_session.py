@@ -1088,7 +1088,9 @@ class ReceivePackSession(_GitSession):
         super()._fail(error)
 
     def _log_failure(self, error: Failure | BaseException, exc: BaseException) -> None:
-        if not self._disk_refused(exc):  # (a pack the disk could not take as the push began)
+        # (a pack the disk could not take as the push began; a repository not opened, one the
+        # server may not read, is warned of as for a fetch)
+        if self._repo is None or not self._disk_refused(exc):
             super()._log_failure(error, exc)
 
     def _refuse_after_commands(self, error: Failure | BaseException) -> None:

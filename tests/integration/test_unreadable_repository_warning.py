@@ -17,6 +17,7 @@ from zope.interface import provider
 
 from backends.interfaces import Kind
 from tests.conftest import LOOPBACK, Client
+from tests.integration.test_git_daemon import commit
 
 
 @contextmanager
@@ -56,20 +57,25 @@ def test_the_warning_names_the_directory_the_service_may_not_read(
     def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
         return str(path) not in (str(objects), str(dot_hg)) and real_access(path, mode, *args, **kwargs)
 
+    work = client.cwd / "work"
+    client.git("init", "-q", str(work))
+    commit(client, work, "a.txt", "a\n", "a")
     port = server.port("http")
     with _warnings() as warned, monkeypatch.context() as patched:
         patched.setattr(os, "access", access)
         refused = client.git("ls-remote", server.git_url("locked"), check=False)
+        pushed = client.git("push", server.git_url("locked"), "HEAD:main", cwd=work, check=False)
         git_http = _get(port, "/locked.git/info/refs?service=git-upload-pack")
         hg_http = _get(port, "/hglocked?cmd=capabilities")
         server.settled()
     assert "cannot be read by the server (Permission denied)" in refused.stderr, refused.stderr
     assert str(objects) not in refused.stderr  # the client is not shown the server's paths
+    assert pushed.returncode != 0 and "cannot be read by the server" in pushed.stderr, pushed.stderr
     assert git_http[0] == 500 and str(objects) not in git_http[1]
     assert hg_http[0] == 500 and str(dot_hg) not in hg_http[1]
     git_told = f"({objects}: give the service's user read rights there)"
     hg_told = f"({dot_hg}: give the service's user read rights there)"
     assert [w for w in warned if "locked.git" in w and w.endswith(git_told)] and \
-        len([w for w in warned if w.startswith(("git session on locked.git", "git-http on locked.git"))]) == 2, warned
-    assert all(w.endswith(git_told) for w in warned if "locked.git" in w), warned
+        len([w for w in warned if w.startswith(("git session on locked.git", "git-http on locked.git"))]) == 3, warned
+    assert all(w.endswith(git_told) for w in warned if "locked.git" in w), warned  # a push's too: no write is told
     assert [w for w in warned if w.startswith("hg-http capabilities on hglocked") and w.endswith(hg_told)], warned
