@@ -886,7 +886,7 @@ class ReceivePackSession(_GitSession):
         if self.ctx.read_only:
             self._fail(ReadOnly("this server is read-only: pushing is disabled"))
             return
-        self._run(self._advertise, _open_for_receive, self.ctx)
+        self._run(self._advertise, _open_for_receive, self.ctx, self._stateless)
 
     def _advertise(self, opened: _Receiving) -> None:
         repo, refs, max_input, signing, push_options, advertise_sid, atomic = opened
@@ -1233,12 +1233,23 @@ class _Receiving(NamedTuple):
     """Whether ``atomic`` is offered (``receive.advertiseAtomic`` not false)."""
 
 
-def _open_for_receive(ctx: SessionContext) -> _Receiving:
+def _open_for_receive(ctx: SessionContext, stateless: bool = False) -> _Receiving:
+    """The push's repository and what it advertises.  Its refs are read for the advertisement alone
+    (none for ``stateless``: smart HTTP's GET advertised them), and the repository lets go of what
+    that read held at once (``refs_read_done``): a pusher may stay quiet for minutes between the
+    advertisement and its commands (a pre-push hook), and each such connection held its parse of a
+    ``packed-refs`` too big to keep (45 MB for a mirror of 100,000 annotated tags) until it closed.
+    The update reads each ref it changes again, under the lock, and checks it against the
+    command's old value, so that nothing of the advertisement's read is needed then."""
     repo = open_for_push(ctx)
     if isinstance(repo, PendingRepository):
         return _Receiving(repo, {})
     max_input = getattr(repo, "receive_max_input_size", None)  # optional: a backend may not have it
-    return _Receiving(repo, git_pack.visible_refs(repo, "receive-pack"), max_input() if max_input is not None else 0,
+    try:
+        refs = {} if stateless else git_pack.visible_refs(repo, "receive-pack")
+    finally:
+        refs_read_done(repo)
+    return _Receiving(repo, refs, max_input() if max_input is not None else 0,
                       push_cert_settings(repo), push_options_offered(repo), session_id_advertised(repo),
                       atomic_offered(repo))
 

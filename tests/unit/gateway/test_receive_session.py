@@ -54,7 +54,7 @@ def pool(monkeypatch: pytest.MonkeyPatch) -> ManualPool:
 
 def started(pool: ManualPool, monkeypatch: pytest.MonkeyPatch) -> tuple[git_session.ReceivePackSession, Repo]:
     repo = Repo()
-    monkeypatch.setattr(git_session, "_open_for_receive", lambda ctx: git_session._Receiving(repo, {}))
+    monkeypatch.setattr(git_session, "_open_for_receive", lambda ctx, stateless=False: git_session._Receiving(repo, {}))
     ctx = SessionContext(backend=None, repo_name="r", transport="git-daemon", peer="test")  # type: ignore[arg-type]
     session = git_session.ReceivePackSession(ctx, Channel())
     session.start()
