@@ -11,6 +11,7 @@ where the transport has them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -650,7 +651,8 @@ def pack_stream(
     fast path can serve the request; partial-clone filters and stores without
     packs (the memory backend) take the generic path.
     """
-    return git_fastpack.serve_pack(store, plan, refs, progress, generic=git_pack.generate_pack, peeled=peeled)
+    return git_fastpack.serve_pack(store, plan, refs, progress, peeled=peeled,
+                                   generic=functools.partial(git_pack.generate_pack, peeled=peeled))
 
 
 class ProgressQueue:
