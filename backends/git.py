@@ -960,7 +960,9 @@ class DulwichGitRepository:
         """``refs`` (as for ``peeled_by_name``) as a run of ``packed-refs``' encoded lines and what
         differs from it (``RefRun``), for a file kept parsed of ``RUN_MIN_REFS`` or more refs that
         says it is ``fully-peeled`` (so the run's peeled values are the advertisement's); None
-        otherwise, or when more than ``RUN_MIN_REFS`` of its refs are hidden."""
+        otherwise.  Its hidden refs are cut out as ranges (more than ``RUN_MIN_REFS`` of them took
+        the answer written line by line: 0.11-0.15 s of server CPU for a mirror of 100,000 tags
+        hiding 20,000 ``refs/pull/*``, git's upload-pack 0.03-0.06)."""
         read = self._last_read
         if read is None:
             return None
@@ -972,11 +974,10 @@ class DulwichGitRepository:
         if not lines.encodable:
             return None
         left_out = [name for name in loose if name in packed.refs]  # overridden by a loose file
-        if len(refs) != count:
-            left_out += [name for name in packed.refs if name not in refs]
-            if len(left_out) > RUN_MIN_REFS:
-                return None
-        return RefRun(lines, frozenset(left_out), tuple(name for name in loose if name in refs))
+        hidden: list[int] = []
+        if len(refs) != count:  # (hidden, or whose loose file is broken: one pass, the names sorted)
+            hidden = [i for i, name in enumerate(lines.names) if name not in refs]
+        return RefRun(lines, frozenset(left_out), tuple(name for name in loose if name in refs), hidden)
 
     broken_refs: list[bytes] = []  # noqa: RUF012 - replaced, never changed in place
     """The loose refs the last read of the refs found damaged (``DiskRefs.broken``): left out, for

@@ -98,6 +98,9 @@ class RefRun:
     lines: RefLines
     left_out: frozenset[bytes]
     extras: tuple[bytes, ...]
+    hidden: Sequence[int] = ()
+    """Indexes in ``lines.names`` of more refs of the run the answer leaves out, sorted (its hidden
+    ones: a mirror's 20,000 ``refs/pull/*`` are cut out as a few ranges, not one by one)."""
 
     def spliced(self, kind: str, encode: Callable[[bytes], bytes], prefixes: tuple[bytes, ...] = (),
                 skip: frozenset[bytes] = frozenset()) -> bytes:
@@ -108,30 +111,51 @@ class RefRun:
         data, at = self.lines.form(kind)
         extras = sorted(name for name in self.extras
                         if name not in skip and (not prefixes or name.startswith(prefixes)))
-        # (index in the run, 0: an extra goes before that ref / 1: that ref is cut out, name)
-        events = [(bisect.bisect_left(names, name), 0, name) for name in extras]
+        placed = [(bisect.bisect_left(names, name), name) for name in extras]  # (each goes before that ref)
+        out: list[bytes] = []
+        taken = 0
+        for lo, hi in _kept(_ranges(names, prefixes), self._cut()):
+            while taken < len(placed) and placed[taken][0] <= lo:
+                out.append(encode(placed[taken][1]))
+                taken += 1
+            cursor = lo
+            while taken < len(placed) and placed[taken][0] < hi:
+                i = placed[taken][0]
+                out.append(data[at[cursor]:at[i]])
+                out.append(encode(placed[taken][1]))
+                cursor = i
+                taken += 1
+            out.append(data[at[cursor]:at[hi]])
+        out.extend(encode(name) for _, name in placed[taken:])
+        return b"".join(out)
+
+    def _cut(self) -> list[int]:
+        """The indexes of the run's refs the answer leaves out, sorted (``left_out`` and ``hidden``)."""
+        names = self.lines.names
+        cut = list(self.hidden)
         for name in self.left_out:
             i = bisect.bisect_left(names, name)
             if i < len(names) and names[i] == name:
-                events.append((i, 1, name))
-        events.sort()
-        keys = [event[0] for event in events]
-        out: list[bytes] = []
-        for lo, hi in _ranges(names, prefixes):
-            cursor = lo
-            for i, cut, name in events[bisect.bisect_left(keys, lo):bisect.bisect_right(keys, hi)]:
-                if cut and i >= hi:
-                    continue
-                if not cut and prefixes and not name.startswith(prefixes):
-                    continue
-                out.append(data[at[cursor]:at[i]])
-                if cut:
-                    cursor = i + 1
-                else:
-                    out.append(encode(name))
-                    cursor = i
-            out.append(data[at[cursor]:at[hi]])
-        return b"".join(out)
+                cut.append(i)
+        if self.left_out:
+            cut.sort()
+        return cut
+
+
+def _kept(ranges: list[tuple[int, int]], cut: list[int]) -> list[tuple[int, int]]:
+    """``ranges`` (sorted, apart) less the indexes ``cut`` (sorted), as sorted ranges, none empty."""
+    if not cut:
+        return [(lo, hi) for lo, hi in ranges if lo < hi]
+    kept: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        cursor = lo
+        for i in cut[bisect.bisect_left(cut, lo):bisect.bisect_left(cut, hi)]:
+            if i > cursor:
+                kept.append((cursor, i))
+            cursor = max(cursor, i + 1)
+        if hi > cursor:
+            kept.append((cursor, hi))
+    return kept
 
 
 def _ranges(names: Sequence[bytes], prefixes: tuple[bytes, ...]) -> list[tuple[int, int]]:

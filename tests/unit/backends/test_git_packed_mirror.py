@@ -186,7 +186,7 @@ def test_answers_from_the_encoded_lines_are_the_answers_line_by_line(tmp_path: P
     repo = _open(git_dir)
     snapshot = git_pack.snapshot_refs(repo)
     repo.close()
-    assert (snapshot.run is None) == (hidden == "refs/tags")  # (600 hidden: written line by line)
+    assert snapshot.run is not None  # (600 hidden too: cut out of the run as ranges)
     assert b"refs/tags/v000501" not in snapshot.refs and b"refs/tags/v000500" not in snapshot.peeled
     if hidden is None:
         assert snapshot.refs[b"refs/tags/v000500"] == B and snapshot.peeled[b"refs/tags/v000499"] == A
