@@ -76,3 +76,22 @@ def test_more_than_run_min_refs_hidden_are_cut_out_of_the_run(
     _same_as_git(client, server.port("git"), git_dir)
     assert len(spliced) == 2 * (1 + len(REQUESTS))  # each answer spliced, none written line by line
     assert all(len(run.hidden) > RUN_MIN_REFS for run in spliced)
+
+
+@pytest.mark.parametrize("header", ["# pack-refs with: peeled sorted \n", ""])
+def test_a_packed_refs_not_fully_peeled_is_peeled_once_and_spliced(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header: str) -> None:
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    git_dir = _mirror(client, server, tmp_path)
+    tag = client.git("--git-dir", str(git_dir), "rev-parse", "refs/tags/v0001").stdout.strip()
+    client.git("--git-dir", str(git_dir), "update-ref", "refs/x/tagged", tag)  # an annotated tag outside refs/tags
+    client.git("--git-dir", str(git_dir), "pack-refs", "--all", "--prune")
+    packed = git_dir / "packed-refs"
+    lines = packed.read_text().splitlines(keepends=True)
+    assert lines[0].startswith("# pack-refs with: peeled fully-peeled")
+    kept = [line for line in lines[1:] if header or not line.startswith("^")]  # (an old git's, or no ^ at all)
+    packed.write_text(header + "".join(kept))
+    client.git("--git-dir", str(git_dir), "update-ref", "refs/heads/loose", "main~1")  # loose over packed
+    spliced = _spliced(monkeypatch)
+    _same_as_git(client, server.port("git"), git_dir)
+    assert len(spliced) == 2 * (1 + len(REQUESTS))  # each answer spliced, none written line by line
