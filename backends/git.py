@@ -415,11 +415,12 @@ _NO_PACKED_REFS = PackedRefs({}, {})
 
 def _packed_cost(kept: tuple[tuple[int, int, int, int], PackedRefs]) -> int:
     """What a parsed file counts against ``MAX_PACKED_REFS_KEPT``: a ref each, half one a peeled
-    value, a quarter one a tag's peeled value by name, and its encoded lines and the bytes of its long
-    names (``PackedRefs.long_names``) at ``PACKED_REF_BYTES``."""
+    value, a quarter one a tag's peeled value by name, half one an entry of its ``completed`` (when
+    it is not ``tags`` itself: 126 bytes an entry, measured with tracemalloc), and its encoded lines
+    and the bytes of its long names (``PackedRefs.long_names``) at ``PACKED_REF_BYTES``."""
     packed = kept[1]
     lines = packed.lines[0].size if packed.lines else 0
-    completed = len(packed.completed[0]) // 4 if packed.completed and packed.completed[0] is not packed.tags else 0
+    completed = len(packed.completed[0]) // 2 if packed.completed and packed.completed[0] is not packed.tags else 0
     return (len(packed.refs) + len(packed.peeled) // 2 + len(packed.tags) // 4 + completed
             + (lines + packed.long_names) // PACKED_REF_BYTES + 1)
 
