@@ -378,16 +378,23 @@ def advertisement(
     if session_id is not None:
         words.append(git_caps.SESSION_ID + b"=" + session_id)
     caps = git_caps.format_caps(words, [(git_caps.OBJECT_FORMAT, object_format.name.encode()), (git_caps.AGENT, agent)])
-    if run is not None and b"HEAD" in refs and run.lines.encodable:
-        head = [pktline.encode(refs[b"HEAD"] + b" HEAD\0" + caps + b"\n")]
-        if b"HEAD" in peeled:
-            head.append(pktline.encode(peeled[b"HEAD"] + b" HEAD^{}\n"))
-
+    if run is not None and run.lines.encodable:
         def line(name: bytes) -> bytes:
             return pktline.encode(refs[name] + b" " + name + b"\n") + (
                 pktline.encode(peeled[name] + b" " + name + b"^{}\n") if name in peeled else b"")
 
-        return b"".join([*head, run.spliced(V0, line, skip=frozenset([b"HEAD"])), pktline.FLUSH])
+        if b"HEAD" in refs:
+            head = [pktline.encode(refs[b"HEAD"] + b" HEAD\0" + caps + b"\n")]
+            if b"HEAD" in peeled:
+                head.append(pktline.encode(peeled[b"HEAD"] + b" HEAD^{}\n"))
+            return b"".join([*head, run.spliced(V0, line, skip=frozenset([b"HEAD"])), pktline.FLUSH])
+        # no HEAD (unborn, or naming a branch that does not exist): the capabilities go on the first
+        # ref's line (a repository whose HEAD names master beside a main was written line by line)
+        body = run.spliced(V0, line)
+        if not body:
+            return pktline.FLUSH
+        size = int(body[:4], 16)
+        return b"".join([pktline.encode(body[4:size - 1] + b"\0" + caps + b"\n"), body[size:], pktline.FLUSH])
     names = ref_order(refs)
     if not names:
         return pktline.FLUSH

@@ -95,3 +95,16 @@ def test_a_packed_refs_not_fully_peeled_is_peeled_once_and_spliced(
     spliced = _spliced(monkeypatch)
     _same_as_git(client, server.port("git"), git_dir)
     assert len(spliced) == 2 * (1 + len(REQUESTS))  # each answer spliced, none written line by line
+
+
+def test_a_head_naming_no_branch_is_spliced_too(
+        make_server: Any, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (a HEAD naming master beside a main: v0 put its capabilities on the first ref's line, written line by line)
+    server: RunningServer = make_server("fs", git=[LOOPBACK])
+    git_dir = _mirror(client, server, tmp_path)
+    client.git("--git-dir", str(git_dir), "symbolic-ref", "HEAD", "refs/heads/master")
+    spliced = _spliced(monkeypatch)
+    _same_as_git(client, server.port("git"), git_dir)
+    assert len(spliced) == 2 * (1 + len(REQUESTS))
+    client.git("--git-dir", str(git_dir), "config", "uploadpack.hideRefs", "refs")  # nothing shown: a flush
+    _same_as_git(client, server.port("git"), git_dir)
