@@ -15,6 +15,7 @@ import contextlib
 import heapq
 import os
 import stat
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, ShaFile, Tag, T
 from dulwich.pack import (
     OFS_DELTA,
     REF_DELTA,
+    PackFileDisappeared,
     PackHint,
     UnpackedObject,
     generate_unpacked_objects,
@@ -946,12 +948,82 @@ def generate_pack(
     if plan.filtered:
         assert view.symlinks is not None
         object_ids = _filtered(store, object_ids, plan, view.symlinks, view.watched)
-    records = generate_unpacked_objects(store, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
+    source = _LookedUp(store) if isinstance(store, DiskObjectStore) else store
+    records = generate_unpacked_objects(source, object_ids, ofs_delta=plan.ofs_delta, other_haves=other_haves)  # type: ignore[arg-type]
     report = progress or (lambda message: None)
     report(b"Enumerating objects: %d, done.\n" % len(object_ids))
     stats = _Stats()
     yield from _write_pack(len(object_ids), records, plan.ofs_delta, stats, object_format_of(store))
     report(b"Total %d (delta %d)\n" % (len(object_ids), stats.deltas))
+
+
+SCAN_SHARE = 8
+"""A pack one of whose ``SCAN_SHARE`` objects or more a pack sends is read whole for its reusable
+deltas (``_LookedUp``); fewer are looked up in its index one by one."""
+
+
+class _LookedUp:
+    """A disk store as dulwich's ``generate_unpacked_objects`` reads it, its search for reusable
+    deltas (``iter_unpacked_subset``) looking the objects of a small pack up in each pack's index:
+    dulwich's store reads every entry of every pack for them, 0.7 s of a fetch of 10 commits from a
+    mirror of 200,000 objects (a ``tree:1`` filter: the generic path).  A pack holding many of them
+    is read whole, as dulwich reads it; the objects come in each pack's order either way."""
+
+    def __init__(self, store: DiskObjectStore) -> None:
+        self._store = store
+
+    def __getitem__(self, sha: bytes) -> ShaFile:
+        return self._store[sha]  # type: ignore[index]
+
+    def __contains__(self, sha: bytes) -> bool:
+        return sha in self._store  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def iter_unpacked_subset(self, shas: Iterable[bytes], *, include_comp: bool = False, allow_missing: bool = False,
+                             convert_ofs_delta: bool = True) -> Iterator[UnpackedObject]:
+        todo = {bytes(sha) for sha in shas}
+        try:
+            packs = list(self._store.packs)
+        except OSError:  # (the store's own search says what is wrong)
+            packs = []
+        for pack in packs:
+            if not todo:
+                return
+            try:
+                if len(todo) * SCAN_SHARE >= len(pack.index):  # read whole, as dulwich does
+                    found = list(pack.iter_unpacked_subset(cast(set[ObjectID], todo), include_comp=include_comp,
+                                                           allow_missing=True, convert_ofs_delta=convert_ofs_delta))
+                else:
+                    at = sorted((offset, sha) for sha in todo if (offset := _offset(pack, sha)) is not None)
+                    found = [pack.get_unpacked_object(cast(ObjectID, sha), include_comp=include_comp,
+                                                      convert_ofs_delta=convert_ofs_delta) for _, sha in at]
+                    for (_, sha), one in zip(at, found, strict=True):
+                        one._sha = binascii.unhexlify(sha)  # (a delta's id is not computed from its own data)
+            except (OSError, ValueError, zlib.error, PackFileDisappeared):  # gone meanwhile, damaged: the
+                yield from self._store.iter_unpacked_subset(  # store's own search says what it finds
+                    cast(set[ObjectID], todo), include_comp=include_comp, allow_missing=allow_missing,
+                    convert_ofs_delta=convert_ofs_delta)
+                return
+            for one in found:
+                yield one
+                todo.discard(binascii.hexlify(one.sha()))
+        for alternate in getattr(self._store, "alternates", ()):  # (loose objects are none of its business)
+            if not todo:
+                return
+            for one in alternate.iter_unpacked_subset(todo, include_comp=include_comp, allow_missing=True,
+                                                      convert_ofs_delta=convert_ofs_delta):
+                yield one
+                todo.discard(binascii.hexlify(one.sha()))
+
+
+def _offset(pack: Any, sha: bytes) -> int | None:
+    """Where ``pack`` holds the object ``sha`` (hex), or None."""
+    try:
+        return int(pack.index.object_offset(binascii.unhexlify(sha)))
+    except KeyError:
+        return None
 
 
 def _edge_objects(store: Any, commits: Sequence[ObjectId]) -> set[ObjectID]:
