@@ -918,6 +918,25 @@ class GuardedHgRepository:
         relevant = getattr(self._repo, "obsmarkers_for", None)
         return relevant(heads) if relevant is not None else (obs.DEFAULT_VERSION, [])
 
+    def obsmarkers_outside(self, heads: Sequence[Node] | None, common: Sequence[Node],
+                           extra: Sequence[Node]) -> tuple[int, list[Marker]]:
+        """The backend's markers relevant to ``::heads - ::common`` and to ``extra`` (hg-evolve's
+        discovery); those relevant to ``::heads`` where it cannot tell them apart."""
+        outside = getattr(self._repo, "obsmarkers_outside", None)
+        return outside(heads, common, extra) if outside is not None else self.obsmarkers_for(heads)
+
+    def obsmarker_discovery_caps(self) -> tuple[bytes, ...]:
+        """What the backend advertises of hg-evolve's marker discovery, if it serves it."""
+        caps = getattr(self._repo, "obsmarker_discovery_caps", None)
+        return tuple(caps()) if caps is not None else ()
+
+    def obsmarker_range_hashes(self, ranges: Sequence[tuple[Node, int]]) -> list[bytes]:
+        """The backend's hashes of hg-evolve's stable ranges (it advertises them only if it has them)."""
+        hashes = getattr(self._repo, "obsmarker_range_hashes", None)
+        if hashes is None:
+            raise UnsupportedFeature("this repository's storage does not compute hg-evolve's range hashes")
+        return list(hashes(ranges))
+
     def topic_publish_mode(self) -> bytes | None:
         """The backend's ``ext-topics-publish`` mode, if it serves hg-evolve's topics."""
         mode = getattr(self._repo, "topic_publish_mode", None)

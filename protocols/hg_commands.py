@@ -23,6 +23,7 @@ from backends.interfaces import (
     LargefileRefused,
     Largefiles,
     LockWait,
+    Node,
 )
 from protocols import client_gone, hg_exchange, hg_wire
 from protocols.bundle2 import DEFAULT_LIMITS as DEFAULT_BUNDLE2_LIMITS
@@ -170,6 +171,9 @@ def capabilities_string(repo: HgRepository, ctx: CommandContext) -> bytes:
     mode = topics() if topics is not None else None
     if mode is not None:
         caps += (b"topics", b"ext-topics-publish=" + mode, b"_exttopics_heads")
+    discovery = getattr(repo, "obsmarker_discovery_caps", None)  # optional: hg-evolve's marker discovery
+    if discovery is not None:
+        caps += discovery()
     bundle2 = tuple((key, tuple(values)) for key, values in hg_exchange.server_bundle2_caps(repo).items())
     return _capabilities_text(bundle2, frozenset(repo.requirements()), caps, repo.stream_clone_allowed(),
                               bool(prefers()) if prefers is not None else False)
@@ -347,6 +351,24 @@ def _lfile_refused(message: str) -> PushResponse:
 def _known(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
     nodes = hg_wire.decode_nodes(args.named[b"nodes"])
     return BytesResponse(hg_wire.format_known(hg_exchange.known_nodes(repo, nodes)))
+
+
+@command(b"evoext_obshashrange_v1", b"ranges", permission=PULL, batchable=True)
+def _evoext_obshashrange_v1(repo: HgRepository, args: Args, ctx: CommandContext) -> Response:
+    """hg-evolve's discovery of obsolescence markers: the hash of the markers relevant to each
+    stable range asked (a head node and the count of its stable-sorted ancestors left out, each
+    ``>I`` after the node, hex, space-separated), hex, in the order asked (unknown where the
+    repository does not serve the discovery, as an unknown command)."""
+    hashes = getattr(repo, "obsmarker_range_hashes", None)
+    discovery = getattr(repo, "obsmarker_discovery_caps", None)
+    if hashes is None or discovery is None or b"_evoext_obshashrange_v1" not in discovery():
+        return BytesResponse(b"")
+    ranges = []
+    for item in hg_wire.decode_list(args.named[b"ranges"]):
+        if len(item) != 24:
+            raise ProtocolError("a stable range is a 20-byte node and a 4-byte index")
+        ranges.append((Node(item[:20]), int.from_bytes(item[20:], "big")))
+    return BytesResponse(hg_wire.encode_nodes(Node(h) for h in hashes(ranges)))
 
 
 @command(b"debugwireargs", b"one two *", permission=PULL)

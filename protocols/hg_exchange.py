@@ -113,6 +113,9 @@ GETBUNDLE_ARGUMENT_TYPES: Mapping[bytes, bytes] = {
     b"oldincludepats": b"csv",
     b"oldexcludepats": b"csv",
     b"known": b"csv",
+    # hg-evolve's marker discovery (``obsexchange.py``), where it is advertised
+    b"evo_obscommon": b"nodes",
+    b"evo_missing_nodes": b"nodes",
 }
 """Argument types of getbundle (``wireprototypes.GETBUNDLE_ARGUMENTS``); others abort."""
 
@@ -145,6 +148,10 @@ class GetbundleRequest:
     obsmarkers: bool = False
     narrow: NarrowSpec | None = None
     """A narrow client's files (``narrow=1``, or patterns named); None for a client that wants them all."""
+    evo_obscommon: list[Node] | None = None
+    """hg-evolve's discovery: the markers of ``::heads - ::evo_obscommon`` alone are wanted."""
+    evo_missing_nodes: list[Node] | None = None
+    """hg-evolve's discovery: the markers of ``::heads - ::common`` and of these alone are wanted."""
 
     def bundle2_caps(self) -> dict[bytes, list[bytes]] | None:
         """The client's bundle2 capabilities, or None for a bundle1-only client."""
@@ -180,6 +187,9 @@ def parse_getbundle_args(args: Mapping[bytes, bytes]) -> GetbundleRequest:
         stream=flags.get(b"stream", False),
         obsmarkers=flags.get(b"obsmarkers", False),
         narrow=narrow,
+        evo_obscommon=hg_wire.decode_nodes(args[b"evo_obscommon"]) if b"evo_obscommon" in args else None,
+        evo_missing_nodes=(hg_wire.decode_nodes(args[b"evo_missing_nodes"]) if b"evo_missing_nodes" in args
+                           else None),
     )
 
 
@@ -312,7 +322,7 @@ def _getbundle_parts(
         parts.extend(_bookmarks_part(repo, caps))
     parts.extend(_listkeys_part(repo, ns) for ns in request.listkeys)
     if request.obsmarkers:
-        parts.extend(_obsmarkers_part(repo, request.heads, caps))
+        parts.extend(_obsmarkers_part(repo, request.heads, caps, request))
     if request.phases:
         parts.append(_phase_heads_part(repo, heads, caps))
     return parts, first
@@ -488,16 +498,25 @@ def _phase_heads_part(
 
 
 def _obsmarkers_part(repo: HgRepository, heads: Sequence[Node] | None,
-                     caps: Mapping[bytes, Sequence[bytes]]) -> list[b2.OutPart]:
+                     caps: Mapping[bytes, Sequence[bytes]], request: GetbundleRequest | None = None) -> list[b2.OutPart]:
     """The markers relevant to ``::heads`` (every visible head if None), in the newest format
-    both sides know; no part without markers (``exchange._getbundleobsmarkerpart``)."""
+    both sides know; no part without markers (``exchange._getbundleobsmarkerpart``).  Where the
+    client found by hg-evolve's discovery what it lacks (``evo_obscommon``, else
+    ``evo_missing_nodes``: ``obsexchange._getbundleobsmarkerpart``), only the markers of that."""
     relevant = getattr(repo, "obsmarkers_for", None)  # optional: a backend may keep no markers
     if relevant is None:
         return []
     version = obs.common_version(obs.versions_of(caps.get(b"obsmarkers", ())))
     if version is None:
         raise UnsupportedFeature("no common obsolescence markers format with the client")
-    _stored, markers = relevant(heads)
+    outside = getattr(repo, "obsmarkers_outside", None)  # optional: hg-evolve's discovery
+    if outside is not None and request is not None and request.evo_obscommon is not None:
+        _stored, markers = outside(heads, request.evo_obscommon, [])
+    elif outside is not None and request is not None and request.evo_missing_nodes is not None:
+        _stored, markers = outside(heads if heads is not None else wire_heads(repo), request.common,
+                                   request.evo_missing_nodes)
+    else:
+        _stored, markers = relevant(heads)
     if not markers:
         return []
     return [b2.OutPart(b"obsmarkers", payload=_lazy(lambda: obs.encode(markers, version)))]

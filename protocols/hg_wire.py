@@ -95,6 +95,16 @@ def decode_nodes(value: bytes, sep: bytes = b" ") -> list[Node]:
     return [parse_node(v) for v in value.split(sep)]
 
 
+def decode_list(value: bytes) -> list[bytes]:
+    """Decode ``wireprototypes.encodelist`` of values of any length (space-separated hex)."""
+    if not value:
+        return []
+    try:
+        return [binascii.unhexlify(v) for v in value.split(b" ")]
+    except binascii.Error as exc:
+        raise ProtocolError("a list argument must be hex digits") from exc
+
+
 def decode_pairs(value: bytes) -> list[tuple[Node, Node]]:
     """Decode the ``between`` argument: space-separated ``a-b`` hex pairs."""
     pairs: list[tuple[Node, Node]] = []

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Literal, Protocol
 
-from backends.hg import branchcache, graph, kept, mpatch
+from backends.hg import branchcache, graph, kept, mpatch, stablerange
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal
 from backends.hg.changelog import (
@@ -224,6 +224,7 @@ class HgRepo:
         self._hidden_views: tuple[Views, Views] | None = None
         self._branch_cache: BranchList = ([], NULL_NODE, 0, None)
         self._obsstore: tuple[object, ObsStore, bytes] | None = None
+        self._kept_range_hashes: stablerange.RangeHashes | None = None
         self.recovered: bool = False
         """Whether opening it rolled back a transaction a killed writer left (``recover_if_needed``):
         the gateway logs that, since hg itself would have stopped and asked for ``hg recover``."""
@@ -523,6 +524,96 @@ class HgRepo:
             head_revs = [r for r in (nodemap.get(h) for h in heads) if r is not None]
         mask = graph.ancestors_mask(views.parents, head_revs)
         return markers.version, markers.relevant(cl.node(r) for r, inside in enumerate(mask) if inside)
+
+    def obsmarkers_outside(self, heads: Sequence[Node] | None, common: Sequence[Node],
+                           extra: Sequence[Node]) -> tuple[int, list[Marker]]:
+        """(store version, markers relevant to ``::heads - ::common`` and to ``extra``) for a pull
+        that found, by hg-evolve's discovery, what it lacks (``evo_missing_nodes``: ``common`` is the
+        pull's, ``extra`` the changesets whose markers differ; ``evo_obscommon``: ``common`` is
+        where they stop differing, no ``extra``).  Every visible head if ``heads`` is None; nodes
+        this repository lacks are left out of ``heads`` and ``common`` (``extra`` is by node)."""
+        markers = self.obsstore()
+        if markers is None:
+            return obs.DEFAULT_VERSION, []
+        cl = self.changelog()
+        views = self.views(cl)
+        nodemap = cl.index.lookup()
+        if heads is None:
+            head_revs = self.head_revs(views)
+        else:
+            head_revs = [r for r in (nodemap.get(h) for h in heads) if r is not None]
+        theirs = graph.ancestors_mask(views.parents, [r for r in (nodemap.get(c) for c in common) if r is not None])
+        mask = graph.ancestors_mask(views.parents, head_revs)
+        nodes = [cl.node(r) for r, inside in enumerate(mask) if inside and not theirs[r]]
+        return markers.version, markers.relevant([*nodes, *extra])
+
+    def obsmarker_discovery_caps(self) -> tuple[bytes, ...]:
+        """What ``hg serve`` with hg-evolve's extension advertises for its markers' discovery, where
+        the repository's hgrc (or ``[hg] hgrc``) loads it (``[extensions] evolve =``) and exchanges
+        markers: ``_evoext_getbundle_obscommon`` (getbundle takes ``evo_missing_nodes`` and
+        ``evo_obscommon``), and ``_evoext_obshashrange_v1`` (the range hashes) unless ``[experimental]
+        obshashrange`` is off, or ``obshashrange.max-revs`` is below the changelog's length."""
+        if not (self._extension_enabled(b"evolve") or self._extension_enabled(b"hgext3rd.evolve")):
+            return ()
+        if not self.obsmarkers_exchange():
+            return ()
+        if not self._hgrc_bool(b"experimental", b"obshashrange", True):
+            return (b"_evoext_getbundle_obscommon",)
+        data = self._hgrc()
+        limit = config_value(data, b"experimental", b"obshashrange.max-revs", self._hgrc_include) if data else None
+        if limit is not None:
+            try:
+                too_many = int(limit) < len(self.changelog())
+            except ValueError:
+                too_many = False
+            if too_many:
+                return (b"_evoext_getbundle_obscommon",)
+        return (b"_evoext_getbundle_obscommon", b"_evoext_obshashrange_v1")
+
+    def obsmarker_range_hashes(self, ranges: Sequence[tuple[Node, int]]) -> list[bytes]:
+        """hg-evolve's ``evoext_obshashrange_v1``: the hash of the markers relevant to each stable
+        range ``(head, index)`` (``backends.hg.stablerange``), over every changeset, hidden and
+        secret ones too, as hg-evolve's server computes them; all-ff for a head this repository
+        lacks (or an index outside its range).  What is computed is kept for the next questions:
+        the ranges while the changelog only grows, their hashes while the markers are unchanged."""
+        cl = self.changelog()
+        views = self._served_views(cl)
+        nodemap = cl.index.lookup()
+        store = self.obsstore()
+        relevant = store.relevant if store is not None else _no_markers
+        known = [nodemap.get(node) for node, _index in ranges]
+        hashes = self._range_hashes(cl, views)
+        answers = []
+        with hashes.lock:
+            hashes.rebind(views.parents, cl.node)
+            hashes.use_markers(relevant)
+            for rev, (_node, index) in zip(known, ranges, strict=True):
+                if rev is None or not 0 <= index < hashes.depth(rev):
+                    answers.append(stablerange.UNKNOWN_HASH)
+                else:
+                    answers.append(hashes.obshash((rev, index)))
+        self._grew()
+        return answers
+
+    def _range_hashes(self, cl: Revlog, views: Views) -> stablerange.RangeHashes:
+        """The stable ranges of this store, shared by its opens while its changelog has the
+        revisions they were computed on (it only grew: no strip)."""
+        scope = self.revlogs.scope
+        found = self._kept_range_hashes
+        if found is None and scope is not None:
+            found = SHARED_RANGE_HASHES.get(scope)
+        if found is not None:
+            with found.lock:
+                done = found.known()
+                same = done <= len(views.parents) and (done == 0 or found.node_at(done - 1) == cl.node(done - 1))
+            if same:
+                self._kept_range_hashes = found
+                return found
+        hashes = stablerange.RangeHashes(views.parents, cl.node, _no_markers)
+        self._kept_range_hashes = hashes
+        if scope is not None:
+            SHARED_RANGE_HASHES.put(scope, hashes)
+        return hashes
 
     def head_revs(self, views: Views) -> list[int]:
         """The visible heads of a snapshot (revs, ascending): computed once per snapshot."""
@@ -1697,6 +1788,14 @@ SHARED_BOOKMARKS: LruCache[bytes, tuple[Views, bytes, dict[bytes, Node]]] = LruC
 SHARED_OBSSTORES: LruCache[bytes, tuple[object, ObsStore, bytes]] = LruCache(
     sys.maxsize, pool=kept.KEPT, parts=lambda value: ((value[1], kept.markers_bytes(value[1])),))
 """Per store directory: the obsstore's stamp, its parsed markers, and its last bytes (``BOUNDARY``)."""
+def _no_markers(nodes: list[bytes]) -> list[Marker]:
+    return []
+
+
+SHARED_RANGE_HASHES: LruCache[bytes, stablerange.RangeHashes] = LruCache(
+    sys.maxsize, pool=kept.KEPT, parts=lambda value: ((value, value.weight()),), regrow=True)
+"""Per store directory: hg-evolve's stable ranges and their hashes over its markers
+(``HgRepo.obsmarker_range_hashes``), weighed again as they grow."""
 SHARED_STORE_PATHS: LruCache[bytes, tuple[object, tuple[tuple[bytes, bytes], ...]]] = LruCache(
     sys.maxsize, pool=kept.KEPT, parts=lambda value: (
         (value[1], sum(kept.STORE_PATH_BYTES + len(name) + len(path) for name, path in value[1])),))

@@ -47,6 +47,8 @@ def test_every_command_of_the_issue_is_declared_with_hg_permissions() -> None:
         b"debugwireargs": PULL,
         # hg-evolve's topic extension (hgext3rd/topic/server.py)
         b"_exttopics_heads": PULL,
+        # hg-evolve's marker discovery (hgext3rd/evolve/obsdiscovery.py)
+        b"evoext_obshashrange_v1": PULL,
     }  # fmt: skip
     assert {name: cmd.permission for name, cmd in COMMANDS.items()} == expected
 

@@ -1,0 +1,308 @@
+"""hg-evolve's obsolescence-marker discovery: the hash of the markers relevant to a *stable range*.
+
+An evolve client (``_evoext_obshashrange_v1``) asks the server for the hashes of ranges of history
+it shares with it, and descends into the ranges whose hash differs, down to single changesets; it
+then pulls (``evo_missing_nodes``) or pushes the markers of those alone.  Both sides must slice
+history the same way, so the definitions below are hg-evolve's (``stablesort.py``,
+``stablerange.py``, ``obsdiscovery.py``; written here from what they define):
+
+* the *depth* of a revision is the size of ``::rev``;
+* the *stable sort* of ``::rev`` lists it parents first: for a revision with one parent, the
+  parent's sort then the revision; for a merge, the sort of its *stable parent* (the deeper one,
+  ties to the lower node), then the revisions only the other parent has (walked from it depth
+  first, a revision once all its children there are listed, parents in the same order), then the
+  merge; for a root, itself;
+* a range ``(head, index)`` is the stable sort of ``::head`` from position ``index`` on;
+* a range of more than one revision is cut at a *slice point* (the largest power of two below its
+  length past its start when it starts on a standard boundary, else the boundary it straddles),
+  into the ranges that cover the part below it (each the longest tail of its last revision's sort
+  found there, walking down) and ``(head, slice point)``;
+* the hash of a one-revision range is the SHA-1 of the markers relevant to it, each encoded in
+  format 1, sorted; of a longer range, the SHA-1 of its subranges' hashes that are not null (the
+  hash of the last subrange when only one is not null: that one, or null when it is another, as
+  hg-evolve computes it); null when no marker is relevant to any revision.
+
+Sans-IO: revision parents and nodes in, hashes out.  Parents are numbered below their children.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+from protocols import hg_obsmarkers as obs
+from protocols.hg_obsmarkers import Marker
+
+NULL_HASH = b"\0" * 20
+UNKNOWN_HASH = b"\xff" * 20
+"""What a range whose head the server does not have is answered (hg's working-directory id)."""
+
+Range = tuple[int, int]
+
+
+def _below_power_of_two(i: int) -> int:
+    """The largest power of two below ``i`` (``i`` > 1), computed as hg-evolve computes it (through
+    a float logarithm): the slices must be the same on both sides."""
+    return int(2 ** int(math.log(i - 1, 2)))  # noqa: FURB163 (log2 may round otherwise)
+
+
+class RangeHashes:
+    """The stable ranges of one changelog and their hashes over one set of markers; revisions
+    are added as the changelog grows (``parents`` is read up to its current length).
+
+    Every result is memoized: a range's hash depends only on ``::head`` and the markers."""
+
+    def __init__(self, parents: Sequence[tuple[int, int]], node: Callable[[int], bytes],
+                 relevant: Callable[[list[bytes]], list[Marker]]) -> None:
+        self._parents = parents
+        self._node = node
+        self._relevant = relevant
+        self._depth: list[int] = []
+        self._mids: dict[int, list[int]] = {}
+        self._mid_revs = 0
+        self._subranges: dict[Range, list[Range]] = {}
+        self._hashes: dict[Range, bytes] = {}
+        self.lock = threading.Lock()
+        """Held around a batch of questions: requests of several threads may share one."""
+
+    def known(self) -> int:
+        """How many revisions are computed on (those below stay as they are while the changelog
+        only grows)."""
+        return len(self._depth)
+
+    def node_at(self, rev: int) -> bytes:
+        """The node of a revision computed on (to tell the same changelog from a stripped one)."""
+        return self._node(rev)
+
+    def rebind(self, parents: Sequence[tuple[int, int]], node: Callable[[int], bytes]) -> None:
+        """Go on with a grown changelog (the same revisions first: nothing is recomputed)."""
+        self._parents = parents
+        self._node = node
+
+    def use_markers(self, relevant: Callable[[list[bytes]], list[Marker]]) -> None:
+        """Hash other markers (the store changed): the ranges are kept, their hashes forgotten."""
+        if relevant != self._relevant:
+            self._relevant = relevant
+            self._hashes = {}
+
+    def weight(self) -> int:
+        """Roughly what is held, in bytes (for the kept budget)."""
+        return (8 * len(self._depth) + 8 * self._mid_revs
+                + 120 * len(self._subranges) + 100 * len(self._hashes))
+
+    # -- the DAG --------------------------------------------------------------------------------
+
+    def _own_parents(self, rev: int) -> tuple[int, ...]:
+        p1, p2 = self._parents[rev]
+        if p1 < 0:
+            return (p2,) if p2 >= 0 else ()
+        if p2 < 0 or p2 == p1:
+            return (p1,)
+        return (p1, p2)
+
+    def _ordered(self, ps: tuple[int, ...]) -> tuple[int, ...]:
+        """A merge's parents, the stable one first: the deeper, ties to the lower node."""
+        a, b = ps
+        ka, kb = (-self._depth[a], self._node(a)), (-self._depth[b], self._node(b))
+        return (a, b) if ka <= kb else (b, a)
+
+    def depth(self, rev: int) -> int:
+        self._fill(rev)
+        return self._depth[rev]
+
+    def _fill(self, upto: int) -> None:
+        depths = self._depth
+        for rev in range(len(depths), upto + 1):
+            ps = self._own_parents(rev)
+            if not ps:
+                depths.append(1)
+            elif len(ps) == 1:
+                depths.append(depths[ps[0]] + 1)
+            else:
+                low, high = self._ordered(ps)
+                depths.append(depths[low] + len(self._only(high, low)) + 1)
+
+    def _only(self, head: int, other: int) -> list[int]:
+        """``only(head, other)``: the ancestors of ``head`` (itself too) not ancestors of
+        ``other``, descending.  Walked down from both at once, highest revision first (children
+        come before their parents), until nothing left to walk can be ``head``'s alone: a merge of
+        a short branch costs the branch, not the history below it."""
+        theirs = {other}
+        mine = {head}
+        queued = {head, other}
+        heap = [-max(head, other), -min(head, other)]  # (a heap: the highest first)
+        mine_left = 1  # queued revisions of ``mine`` not yet walked
+        found = []
+        while heap and mine_left:
+            rev = -heapq.heappop(heap)
+            ps = self._own_parents(rev)
+            if rev in mine:
+                mine_left -= 1
+            if rev in theirs:
+                for p in ps:
+                    theirs.add(p)
+                    if p not in queued:
+                        queued.add(p)
+                        heapq.heappush(heap, -p)
+                continue
+            found.append(rev)
+            for p in ps:
+                if p not in mine:
+                    mine.add(p)
+                    mine_left += 1
+                if p not in queued:
+                    queued.add(p)
+                    heapq.heappush(heap, -p)
+        return found
+
+    def _mid(self, merge: int) -> list[int]:
+        """The revisions a merge's other parent brings, in stable order (the middle of its sort)."""
+        found = self._mids.get(merge)
+        if found is None:
+            low, high = self._ordered(self._own_parents(merge))
+            found = self._bounded_sort(high, self._only(high, low))
+            self._mids[merge] = found
+            self._mid_revs += len(found)
+        return found
+
+    def _bounded_sort(self, head: int, revs: list[int]) -> list[int]:
+        """``revs`` (whose only head is ``head``) parents first: walked from ``head`` depth first,
+        the stable parent pushed first (so taken last), a revision taken once every child of it in
+        ``revs`` is.  Empty when ``revs`` is (the other parent of a merge is an ancestor of the
+        stable one)."""
+        if not revs:
+            return []
+        inside = set(revs)
+        waiting: dict[int, int] = {}
+        ordered: dict[int, tuple[int, ...]] = {}
+        for rev in revs:
+            ps = self._own_parents(rev)
+            if len(ps) == 2:
+                ps = self._ordered(ps)
+            ordered[rev] = ps
+            for p in ps:
+                waiting[p] = waiting.get(p, 0) + 1
+        taken: list[int] = []
+        stack = [head]
+        while stack:
+            rev = stack.pop()
+            taken.append(rev)
+            for p in ordered[rev]:
+                left = waiting[p] - 1
+                waiting[p] = left
+                if left > 0:
+                    continue
+                if p in inside:
+                    stack.append(p)
+        taken.reverse()
+        return taken
+
+    def walk_down(self, rev: int) -> Iterator[int]:
+        """The stable sort of ``::rev``, last first."""
+        while True:
+            yield rev
+            ps = self._own_parents(rev)
+            if not ps:
+                return
+            if len(ps) == 1:
+                rev = ps[0]
+                continue
+            yield from reversed(self._mid(rev))
+            rev = self._ordered(ps)[0]
+
+    # -- ranges ---------------------------------------------------------------------------------
+
+    def length(self, rangeid: Range) -> int:
+        return self.depth(rangeid[0]) - rangeid[1]
+
+    def _slice_point(self, rangeid: Range) -> int:
+        head, index = rangeid
+        depth = self.depth(head)
+        step = _below_power_of_two(depth)
+        start = 0
+        while start < index and step > 0:
+            if start + step < depth:
+                start += step
+            step //= 2
+        if start == index:
+            return index + _below_power_of_two(depth - index)
+        return start
+
+    def subranges(self, rangeid: Range) -> list[Range]:
+        found = self._subranges.get(rangeid)
+        if found is not None:
+            return found
+        head, index = rangeid
+        depth = self.depth(head)
+        if depth - index <= 1:
+            return []
+        cut = self._slice_point(rangeid)
+        walk = self.walk_down(head)
+        for _ in range(depth - cut):
+            next(walk)
+        found = []
+        current: int | None = None
+        skip = 0
+        reference: Iterator[int] = iter(())
+        for _ in range(cut - index):
+            rev = next(walk)
+            if current is not None and next(reference, None) == rev:
+                skip -= 1
+                continue
+            if current is not None:
+                found.append((current, skip))
+            current = rev
+            reference = self.walk_down(rev)
+            next(reference)
+            skip = self.depth(rev) - 1
+        assert current is not None
+        found.append((current, skip))
+        found.reverse()
+        found.append((head, cut))
+        self._subranges[rangeid] = found
+        return found
+
+    def obshash(self, rangeid: Range) -> bytes:
+        """The hash of the markers relevant to the range (null when none is)."""
+        found = self._hashes.get(rangeid)
+        if found is not None:
+            return found
+        # subranges first, deepest last, without recursion: a long history nests deeply
+        todo = [rangeid]
+        while todo:
+            current = todo[-1]
+            if current in self._hashes:
+                todo.pop()
+                continue
+            if self.length(current) == 1:
+                self._hashes[current] = self._leaf(current[0])
+                todo.pop()
+                continue
+            subs = self.subranges(current)
+            pending = [s for s in subs if s not in self._hashes]
+            if pending:
+                todo.extend(pending)
+                continue
+            pieces = [h for h in (self._hashes[s] for s in subs) if h != NULL_HASH]
+            if not pieces:
+                value = NULL_HASH
+            elif len(pieces) == 1:  # hg-evolve's: the last subrange's hash, null unless it is that one
+                value = self._hashes[subs[-1]]
+            else:
+                value = hashlib.sha1(b"".join(pieces)).digest()
+            self._hashes[current] = value
+            todo.pop()
+        return self._hashes[rangeid]
+
+    def _leaf(self, rev: int) -> bytes:
+        markers = self._relevant([self._node(rev)])
+        if not markers:
+            return NULL_HASH
+        encoded = sorted(obs.encode(markers, 1, header=False))
+        return hashlib.sha1(b"".join(encoded)).digest()
+
+
+__all__ = ["NULL_HASH", "UNKNOWN_HASH", "RangeHashes"]
