@@ -572,16 +572,20 @@ class HgRepo:
 
     def obsmarker_range_hashes(self, ranges: Sequence[tuple[Node, int]]) -> list[bytes]:
         """hg-evolve's ``evoext_obshashrange_v1``: the hash of the markers relevant to each stable
-        range ``(head, index)`` (``backends.hg.stablerange``), over every changeset, hidden and
-        secret ones too, as hg-evolve's server computes them; all-ff for a head this repository
-        lacks (or an index outside its range).  What is computed is kept for the next questions:
-        the ranges while the changelog only grows, their hashes while the markers are unchanged."""
+        range ``(head, index)`` (``backends.hg.stablerange``), as hg-evolve's server computes them;
+        all-ff for a head this repository lacks (or an index outside its range), and for one it
+        does not serve (hidden or secret: hg-evolve answers for those too, which told a client a
+        secret changeset exists; a client asks about the heads of what both sides have, which are
+        served, as their ancestors are).  What is computed is kept for the next questions: the
+        ranges while the changelog only grows, their hashes while the markers are unchanged."""
         cl = self.changelog()
         views = self._served_views(cl)
+        served = self.views(cl).visible
         nodemap = cl.index.lookup()
         store = self.obsstore()
         relevant = store.relevant if store is not None else _no_markers
         known = [nodemap.get(node) for node, _index in ranges]
+        known = [rev if rev is not None and served[rev] else None for rev in known]
         hashes = self._range_hashes(cl, views)
         answers = []
         with hashes.lock:

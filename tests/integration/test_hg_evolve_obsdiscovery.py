@@ -61,7 +61,9 @@ def test_range_hashes_are_hg_evolves(make_server: Callable[..., RunningServer], 
                                      ssh_keys: SshKeys, htpasswd: Path) -> None:
     """Every stable range of a history of branches and merges, over markers that rewrite, prune
     (with parents) and chain: hgwire's hash is the one hg-evolve computes (its own
-    ``debugobshashrange`` on the same repository); a head it lacks is answered all-ff."""
+    ``debugobshashrange`` on the same repository); a head it lacks is answered all-ff, as is one
+    it does not serve (hidden or secret), where hg-evolve answers (a client asks about the heads
+    of what both sides have, which are served)."""
     _peer, _url, repo = _setup("http", make_server, client, ssh_keys, htpasswd, HGRC)
     server = _peer.server
     client.hg("debugbuilddag", "-q", "-R", str(repo), "-n", _dag(7, 90))
@@ -84,14 +86,18 @@ def test_range_hashes_are_hg_evolves(make_server: Callable[..., RunningServer], 
         markers.append(m)
     (repo / ".hg" / "store" / "obsstore").write_bytes(b"".join(obs.encode(markers, 1)))
 
+    client.hg("phase", "-q", "-R", str(repo), "--force", "--secret", "tip")
+    served = {int(r) for r in client.hg(*EVOLVE, "log", "-R", str(repo), "-r", "not secret()",
+                                        "-T", "{rev}\n").stdout.split()}
     table = client.hg(*EVOLVE, "debugobshashrange", "--subranges", "--rev", "all()", "--hidden",
                       "-R", str(repo)).stdout.splitlines()[1:]
     asked, expected = [], []
     for line in table:
         rev, _short, index, _size, _depth, short_hash = line.split()
         asked.append(nodes[int(rev)] + int(index).to_bytes(4, "big"))
-        expected.append(short_hash)
+        expected.append(short_hash if int(rev) in served else "f" * 12)
     assert len(asked) > 150 and len(set(expected)) > 50  # many ranges, of many hashes (null ones too)
+    assert 0 < expected.count("f" * 12) < len(expected) // 2  # a few hidden or secret ones
     asked.append(b"\x01" * 20 + b"\0\0\0\0")
     arg = urllib.parse.urlencode({"ranges": " ".join(a.hex() for a in asked)})
     answer = raw(server.port("http"), "POST", "/team?cmd=evoext_obshashrange_v1",
