@@ -149,7 +149,8 @@ class GetbundleRequest:
     narrow: NarrowSpec | None = None
     """A narrow client's files (``narrow=1``, or patterns named); None for a client that wants them all."""
     evo_obscommon: list[Node] | None = None
-    """hg-evolve's discovery: the markers of ``::heads - ::evo_obscommon`` alone are wanted."""
+    """hg-evolve's discovery: the markers of ``::heads - ::evo_obscommon`` alone are wanted (its
+    fallback past 200 differing changesets over HTTP, which names the wrong ones: not followed)."""
     evo_missing_nodes: list[Node] | None = None
     """hg-evolve's discovery: the markers of ``::heads - ::common`` and of these alone are wanted."""
 
@@ -501,8 +502,11 @@ def _obsmarkers_part(repo: HgRepository, heads: Sequence[Node] | None,
                      caps: Mapping[bytes, Sequence[bytes]], request: GetbundleRequest | None = None) -> list[b2.OutPart]:
     """The markers relevant to ``::heads`` (every visible head if None), in the newest format
     both sides know; no part without markers (``exchange._getbundleobsmarkerpart``).  Where the
-    client found by hg-evolve's discovery what it lacks (``evo_obscommon``, else
-    ``evo_missing_nodes``: ``obsexchange._getbundleobsmarkerpart``), only the markers of that."""
+    client found by hg-evolve's discovery what it lacks (``evo_missing_nodes``), only the markers
+    of that (``obsexchange._getbundleobsmarkerpart``).  hg-evolve 12 sends ``evo_obscommon`` only
+    where more than 200 changesets' markers differ and HTTP cannot carry their nodes (no
+    ``httppostargs``), naming changesets above them: hg serve with evolve then sends none of their
+    markers, at every pull; they are all sent here, as without the extension."""
     relevant = getattr(repo, "obsmarkers_for", None)  # optional: a backend may keep no markers
     if relevant is None:
         return []
@@ -510,9 +514,7 @@ def _obsmarkers_part(repo: HgRepository, heads: Sequence[Node] | None,
     if version is None:
         raise UnsupportedFeature("no common obsolescence markers format with the client")
     outside = getattr(repo, "obsmarkers_outside", None)  # optional: hg-evolve's discovery
-    if outside is not None and request is not None and request.evo_obscommon is not None:
-        _stored, markers = outside(heads, request.evo_obscommon, [])
-    elif outside is not None and request is not None and request.evo_missing_nodes is not None:
+    if outside is not None and request is not None and request.evo_missing_nodes is not None:
         _stored, markers = outside(heads if heads is not None else wire_heads(repo), request.common,
                                    request.evo_missing_nodes)
     else:

@@ -529,9 +529,9 @@ class HgRepo:
                            extra: Sequence[Node]) -> tuple[int, list[Marker]]:
         """(store version, markers relevant to ``::heads - ::common`` and to ``extra``) for a pull
         that found, by hg-evolve's discovery, what it lacks (``evo_missing_nodes``: ``common`` is the
-        pull's, ``extra`` the changesets whose markers differ; ``evo_obscommon``: ``common`` is
-        where they stop differing, no ``extra``).  Every visible head if ``heads`` is None; nodes
-        this repository lacks are left out of ``heads`` and ``common`` (``extra`` is by node)."""
+        pull's, ``extra`` the changesets whose markers differ).  Every visible head if ``heads`` is
+        None; nodes this repository lacks are left out of ``heads`` and ``common`` (``extra`` is by
+        node)."""
         markers = self.obsstore()
         if markers is None:
             return obs.DEFAULT_VERSION, []

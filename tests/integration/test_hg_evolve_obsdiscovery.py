@@ -171,3 +171,25 @@ def test_pulls_and_pushes_exchange_only_the_markers_that_differ(
     assert _markers(client, other) == _markers(client, work)
     client.hg("verify", "-q", "-R", str(repo))
     client.hg("verify", "-q", "-R", str(other))
+
+
+def test_a_pull_over_http_of_markers_differing_on_many_changesets_gets_them_all(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, htpasswd: Path,
+        tmp_path: Path) -> None:
+    """Past 200 changesets whose markers differ (not the newest), an HTTP client without ``httppostargs`` cannot send
+    their nodes and falls back to ``evo_obscommon``, naming changesets above them: hg serve with
+    evolve then sends none of those markers, at every pull, where the client was told "falling
+    back to a less efficient fetching method"; hgwire sends every marker relevant to the pull, as
+    without the extension."""
+    peer, url, repo = _setup("http", make_server, client, ssh_keys, htpasswd, HGRC)
+    client.hg("debugbuilddag", "-q", "-R", str(repo), "+230")
+    work = tmp_path / "work"
+    peer.hg(*EVOLVE, "clone", "-q", "-U", url("team"), str(work))
+    markers = [obs.Marker(hashlib.sha1(node.encode()).digest(), (bytes.fromhex(node),), 0, ((b"user", b"t"),),
+                          (float(i), 0), None) for i, node in enumerate(_nodes(client, repo)[:220])]
+    (repo / ".hg" / "store" / "obsstore").write_bytes(b"".join(obs.encode(markers, 1)))
+
+    pulled = peer.hg(*EVOLVE, "--config", "experimental.verbose-obsolescence-exchange=yes", "pull", "--debug",
+                     "-R", str(work), url("team"))
+    assert "Falling back to a less efficient fetching method" in pulled.stdout, pulled.stdout[-3000:]
+    assert _markers(client, work) == _markers(client, repo) and len(markers) == 220
