@@ -159,7 +159,8 @@ REPO_BYTES = 20_000
 
 def _kept_parts(kept_repo: tuple[tuple[int, ...], HgRepo]) -> list[tuple[object, int]]:
     """What a kept repository holds (``kept.KEPT``), as it holds it now: its changelog's and
-    manifest's snapshots (every index it keeps but filelogs'), its views, branches and markers;
+    manifest's snapshots (every index it keeps but filelogs'), its views, branches, markers and
+    hg-evolve's range hashes;
     weighed again each time it is given to a request, since requests make it hold more."""
     repo = kept_repo[1]
     parts: list[tuple[object, int]] = [(repo, REPO_BYTES)]
@@ -173,6 +174,9 @@ def _kept_parts(kept_repo: tuple[tuple[int, ...], HgRepo]) -> list[tuple[object,
         parts.append((branches, kept.branches_bytes(branches)))
     if markers is not None:
         parts.append((markers[1], kept.markers_bytes(markers[1])))
+    ranges = repo._kept_range_hashes
+    if ranges is not None:
+        parts.append((ranges, ranges.weight()))
     return parts
 
 
