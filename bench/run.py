@@ -290,6 +290,15 @@ def copy_tree(src: Path, dst: Path, hardlinks: bool = False, trash: Trash | None
 
 
 # ------------------------------------------------------------------------ the runner
+def sits_out(case: Case, target: Target) -> str:
+    """Why ``target`` cannot take part in ``case`` at all ("" if it can): its row says so, nothing runs."""
+    if case.name == "growth" and not isinstance(target, DaemonTarget):
+        return "no resident server to grow (ssh-style reference)"
+    if case.name == "web" and target.transport != "http":
+        return "hgweb's pages are served over HTTP only"
+    return ""
+
+
 class Runner:
     def __init__(self, args: argparse.Namespace, corpus_dir: Path, work: Path, tools: Tools) -> None:
         self.args = args
@@ -360,11 +369,11 @@ class Runner:
         targets = [t for t in targets if t.name not in self.unavailable]
         live: list[Target] = []
         try:
-            if case.name == "growth":
-                for t in targets:
-                    if not isinstance(t, DaemonTarget):
-                        outcomes[t.name].unavailable = "no resident server to grow (ssh-style reference)"
-                targets = [t for t in targets if isinstance(t, DaemonTarget)]
+            for t in targets:
+                reason = sits_out(case, t)
+                if reason:
+                    outcomes[t.name].unavailable = reason
+            targets = [t for t in targets if not sits_out(case, t)]
             if case.name not in PUSH_CASES:
                 live = self.start_all(case, targets, outcomes)
             rounds = self.args.warmup + self.rounds(case)

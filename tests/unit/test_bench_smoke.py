@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench.gen_corpus import GENERATOR_VERSION, CorpusSpec, write_extension, write_history
-from bench.run import Measurement, Outcome, markdown_table, paired_ratio, summarize
-from bench.targets import TARGET_CLASSES, _minsec
+from bench.run import CASES, Measurement, Outcome, Runner, markdown_table, paired_ratio, parse_args, summarize
+from bench.targets import TARGET_CLASSES, Tools, _minsec
 
 TINY = CorpusSpec(commits=30, files=12, binaries=1, seed=3)
 
@@ -78,6 +78,18 @@ def test_ratios_are_medians_of_same_round_ratios() -> None:
     table = markdown_table(rows)
     assert "not available: --http is not implemented yet" in table
     assert "| clone | hgwire-git | 3 | 2.000 |" in table
+
+
+def test_web_case_names_its_non_http_targets_and_runs_none_of_them(tmp_path: Path) -> None:
+    # `--cases web --targets hg-serve,hg-ssh,...`: the ssh targets were started and curl was pointed at
+    # their ssh URLs, each row "2 errors, rc=1: no output"; they now sit out with a reason
+    runner = Runner(parse_args(["--cases", "web"]), tmp_path / "corpus", tmp_path / "work",
+                    Tools(git="/nonexistent/git", hg="/nonexistent/hg", twistd="/nonexistent/twistd", lighttpd=None))
+    outcomes = runner.run_case(CASES["web"], ["hg-ssh", "hg-sshd", "hgwire-hg-ssh"])
+    assert [(o.target, o.unavailable, o.runs) for o in outcomes] == [
+        (name, "hgweb's pages are served over HTTP only", []) for name in ("hg-ssh", "hg-sshd", "hgwire-hg-ssh")]
+    rows = summarize(outcomes)
+    assert all("not available: hgweb's pages are served over HTTP only" in markdown_table([r]) for r in rows)
 
 
 def test_fake_ssh_times_are_parsed() -> None:
