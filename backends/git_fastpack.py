@@ -555,7 +555,7 @@ its four type bitsets and the walked closures it may keep, ``PackBitmap.closure_
 
 class _KeptBitmap(NamedTuple):
     """A bitmap as kept between requests: without its pack's index view, which the views' own cache
-    keeps within its bounds (a view takes 150 bytes an object; held here too, an evicted one
+    keeps within its bounds (a view takes about 36 bytes an object; held here too, an evicted one
     would stay)."""
 
     stamp: tuple[int, int, int]

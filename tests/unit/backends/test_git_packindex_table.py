@@ -1,0 +1,116 @@
+"""A pack's index view (``backends.git_packindex.read_index``, a ``TableView``) looks names up in its
+name table, held as one buffer, by binary search: it answers as the dictionary and lists it replaced
+(names in pack order, a position by name, offsets ascending), for small packs, SHA-1 and SHA-256
+names, names sharing long prefixes and the first and last buckets of the fan-out, and it holds a few
+bytes an object where it held about 150."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import tracemalloc
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backends import git_packindex
+from backends.git_packindex import read_index
+
+LARGE = 1 << 32
+
+
+def write_idx(path: Path, entries: dict[bytes, int], raw_len: int) -> None:
+    """A version-2 ``.idx`` of ``entries`` (name -> pack offset), its offsets past 4 GiB in the large
+    offset table, beside a sparse ``.pack`` that reaches past the last entry."""
+    names = sorted(entries)
+    fanout = [sum(1 for name in names if name[0] <= b) for b in range(256)]
+    small: list[int] = []
+    large: list[int] = []
+    for name in names:
+        offset = entries[name]
+        if offset >= LARGE:
+            small.append(git_packindex.LARGE_OFFSET_FLAG | len(large))
+            large.append(offset)
+        else:
+            small.append(offset)
+    body = b"".join([git_packindex.IDX_MAGIC, (2).to_bytes(4, "big"),
+                     *(n.to_bytes(4, "big") for n in fanout), *names,
+                     *(hashlib.sha1(name).digest()[:4] for name in names),
+                     *(o.to_bytes(4, "big") for o in small), *(o.to_bytes(8, "big") for o in large),
+                     b"\x5a" * raw_len])
+    path.write_bytes(body + hashlib.new("sha1" if raw_len == 20 else "sha256", body).digest())
+    with open(path.with_suffix(".pack"), "wb") as pack:
+        pack.truncate(max(entries.values(), default=12) + 100 + raw_len)
+
+
+PREFIXES = [b"", b"\x00" * 19, b"\xff" * 19, b"\x00", b"\xff", bytes(range(7, 26)), b"\x80" * 3]
+"""Where names begin: anywhere, in the first or last bucket, sharing all but their last bytes."""
+
+
+def name(prefix: bytes, tail: bytes, raw_len: int) -> bytes:
+    return (prefix[:raw_len - 1] + tail + bytes(raw_len))[:raw_len]
+
+
+names_drawn = st.lists(st.tuples(st.sampled_from(PREFIXES), st.binary(min_size=1, max_size=32)), max_size=150)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw_len=st.sampled_from([20, 32]), drawn=names_drawn, probes=names_drawn,
+       big=st.booleans(), data=st.data())
+def test_lookups_answer_as_the_dictionary_did(tmp_path: Path, raw_len: int, drawn: list[tuple[bytes, bytes]],
+                                              probes: list[tuple[bytes, bytes]], big: bool,
+                                              data: st.DataObject) -> None:
+    names = list(dict.fromkeys(name(p, t, raw_len) for p, t in drawn))
+    starts = data.draw(st.lists(st.integers(12, 1 << 30), min_size=len(names), max_size=len(names), unique=True))
+    if big and starts:  # the last entries of the pack lie past 4 GiB
+        starts = [s + LARGE if i % 3 == 0 else s for i, s in enumerate(starts)]
+    entries = dict(zip(names, starts))
+    idx = tmp_path / f"pack-{len(os.listdir(tmp_path))}.idx"
+    write_idx(idx, entries, raw_len)
+    view = read_index(str(idx), str(idx.with_suffix(".pack")), raw_len)
+
+    in_pack_order = sorted(entries, key=entries.__getitem__)
+    pos_of = {sha: pos for pos, sha in enumerate(in_pack_order)}
+    assert len(view) == len(entries)
+    assert list(view.names) == in_pack_order
+    assert [view.names[pos] for pos in range(len(view))] == in_pack_order
+    assert list(view.offsets) == sorted(entries.values())
+    assert list(view.idx_to_pos) == [pos_of[sha] for sha in sorted(entries)]
+    for sha, start in entries.items():
+        assert view.position(sha) == pos_of[sha]
+        assert view.position_at_offset(start) == pos_of[sha]
+    absent = [sha for sha in (name(p, t, raw_len) for p, t in probes) if sha not in entries]
+    absent += [bytes(raw_len), b"\xff" * raw_len, *(sha[:-1] + bytes([sha[-1] ^ 1]) for sha in entries)]
+    for sha in absent:
+        if sha not in entries:
+            assert view.position(sha) is None
+    for sha in list(entries)[:3]:
+        assert view.position(sha[:-1]) is None and view.position(sha + b"\0") is None  # another length
+    for wanted in (set(entries) | set(absent), set(list(entries)[:2]) | set(absent[:1]), set()):
+        found, offsets = view.find_many(wanted)
+        assert sorted(zip(found, offsets)) == sorted((sha, entries[sha]) for sha in wanted if sha in entries)
+    for pos in range(len(view)):
+        end = view.entry_end(pos)
+        assert end == (view.offsets[pos + 1] if pos + 1 < len(view) else view.pack_size - raw_len)
+
+
+def test_a_large_view_holds_a_few_bytes_an_object(tmp_path: Path) -> None:
+    """50,000 objects: their view held about 150 bytes an object (a bytes object, a dictionary entry
+    and a tuple slot each); it is their name table and four 4-byte columns now."""
+    count = 50_000
+    entries = {hashlib.sha1(b"%d" % i).digest(): 12 + 40 * ((i * 7919) % count) for i in range(count)}
+    idx = tmp_path / "pack-big.idx"
+    write_idx(idx, entries, 20)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        view = read_index(str(idx), str(idx.with_suffix(".pack")))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(view) == count
+    assert held < 48 * count, f"{held / count:.0f} bytes an object"
