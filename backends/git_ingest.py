@@ -783,7 +783,8 @@ class PackIngest:
         """Inflated (a delta's: the delta's)."""
         self._crcs = array(_U32)
         self._base_at = array("i")
-        """An ``OFS_DELTA``'s base offset; -1 for any other object."""
+        """An ``OFS_DELTA``'s base offset; -1 for any other object, and none for the objects after the
+        last delta (``_base_offset``): a push of a million tiny blobs held 4 MB of -1."""
         self._ref_bases: dict[int, bytes] = {}
         """A ``REF_DELTA``'s base id, by the delta's index."""
         self._names = _IdColumn(self._format.raw_len)
@@ -803,9 +804,11 @@ class PackIngest:
         self._children_of = array("q")
         self._waiting: dict[bytes, list[int]] = {}
         """The REF_DELTAs below each base id not named yet."""
-        # Built once every object is named: the indices in the order of their ids, and those ids.
+        # Built once every object is named: the indices in the order of their ids, those ids, and
+        # the type of each in that order (``_names`` goes then: the sorted ids hold the same).
         self._by_name = array("Q")
         self._sorted_names = _SortedIds(b"", self._format.raw_len)
+        self._kinds_by_name = b""
         self._dotfiles = DotFiles()
         self.warnings = FsckWarnings()
         """The findings the rules let through as warnings, for the client."""
@@ -842,10 +845,10 @@ class PackIngest:
         self._crcs.extend(map(_CRC, objects))
         self._names.extend(list(map(_SHA, objects)))
         if OFS_DELTA in kinds or REF_DELTA in kinds:
+            if len(self._base_at) < first:  # (the objects before, none a delta since the last)
+                self._base_at.extend(itertools.repeat(-1, first - len(self._base_at)))
             self._base_at = _extended(self._base_at, [-1 if base is None or base.__class__ is bytes else base
                                                       for base in map(_BASE, objects)], "q")
-        else:
-            self._base_at.extend(itertools.repeat(-1, len(kinds)))
         if REF_DELTA in kinds:
             for at, obj in enumerate(objects, first):
                 if obj.type_num == REF_DELTA:
@@ -904,9 +907,9 @@ class PackIngest:
         says (git's index-pack, strict, dies of it: ``Error on reachable objects``)."""
         if self._links is None:
             return
-        own = {kind: self._names.of_kind(self._kinds, kind) for kind in (COMMIT, TREE, BLOB, TAG)}
-        wrong = self._links.settle(own, lambda: (self._sorted_names.blob,
-                                                 bytes(map(self._kinds.__getitem__, self._by_name))))
+        ids = _IdColumn.over(self._sorted_names.blob, self._format.raw_len)
+        own = {kind: ids.of_kind(self._kinds_by_name, kind) for kind in (COMMIT, TREE, BLOB, TAG)}
+        wrong = self._links.settle(own, lambda: (self._sorted_names.blob, self._kinds_by_name))
         if wrong is None:
             wrong = self._links.mismatch(reader.type_of, reader.types_of)
         if wrong is not None:
@@ -1206,11 +1209,50 @@ class PackIngest:
     def _sort_names(self) -> None:
         """Order the (named) objects by id: for the index, and to find one by its id.  An object
         twice refuses the pack, as git's strict index-pack refuses it (its ``verify-pack``, and so
-        ``git fsck``, fails the index of such a pack)."""
+        ``git fsck``, fails the index of such a pack).  The ids in pack order go then (20 bytes an
+        object, held until the index was written: a push of a million tiny blobs held them beside
+        the sorted ones through its checks); the objects of a type are read from the sorted ones."""
         ids, order, twice = self._names.sorted()
         if twice is not None:
             raise ProtocolError(f"the same object {binascii.hexlify(twice).decode()} appears twice in the pushed pack")
         self._sorted_names, self._by_name = ids, order
+        self._kinds_by_name = bytes(map(self._kinds.__getitem__, order))
+        self._names = _IdColumn(self._format.raw_len)
+
+    def _add_sorted(self, extra: list[bytes], first: int) -> None:
+        """Put ``extra`` (ids of the objects at indexes ``first`` on, appended to the pack) among the
+        sorted ids, in one pass: the pack-order ids they were sorted from are gone.  An id the pack
+        holds already refuses it, as ``_sort_names``.  (Their types are not known: the checks that
+        read the types in that order are done.)"""
+        ids, order, width = self._sorted_names, self._by_name, self._format.raw_len
+        blob = memoryview(ids.blob)
+        added = sorted(zip(extra, range(first, first + len(extra))))
+        joined = bytearray(len(blob) + len(added) * width)
+        if first + len(extra) > 0xFFFFFFFF and order.typecode != "Q":
+            order = array("Q", order)
+        merged = array(order.typecode)
+        done = at = 0
+        previous = None
+        for sha, index in added:
+            to = bisect_left(ids, sha)
+            if sha == previous or (to < len(ids) and ids[to] == sha):
+                raise ProtocolError(f"the same object {binascii.hexlify(sha).decode()} appears twice in the pushed pack")
+            previous = sha
+            joined[at:at + (to - done) * width] = blob[done * width:to * width]
+            at += (to - done) * width
+            joined[at:at + width] = sha
+            at += width
+            merged.extend(order[done:to])
+            merged.append(index)
+            done = to
+        joined[at:] = blob[done * width:]
+        merged.extend(order[done:])
+        del blob
+        self._sorted_names, self._by_name, self._kinds_by_name = _SortedIds(joined, width), merged, b""
+
+    def _base_offset(self, at: int) -> int:
+        """The base offset of the object at index ``at`` if it is an ``OFS_DELTA``, else -1."""
+        return self._base_at[at] if at < len(self._base_at) else -1
 
     def _index_of(self, sha: bytes) -> int | None:
         """The index of the object of this pack named ``sha`` (raw), None if there is none."""
@@ -1236,7 +1278,7 @@ class PackIngest:
                 return get_raw(hexsha)
             chain = []
             while True:  # down a delta chain to a whole object, or a base from the store
-                base_offset = self._base_at[at]
+                base_offset = self._base_offset(at)
                 if base_offset < 0 and at not in self._ref_bases:
                     type_num, text = self._kinds[at], self._inflate(at)
                     break
@@ -1273,7 +1315,7 @@ class PackIngest:
                     return reader.type_of(hexsha), reader.size_of(hexsha)
                 except (KeyError, CorruptPack, ValueError):
                     return None
-            if self._base_at[at] < 0 and at not in self._ref_bases:
+            if self._base_offset(at) < 0 and at not in self._ref_bases:
                 return self._kinds[at], self._sizes[at]
             size = self._delta_result_size(at)
             return None if size is None else (self._kinds[at], size)
@@ -1379,9 +1421,11 @@ class PackIngest:
         push) holds at its path in the parent of a pushed commit, walking down the pushed trees
         only, by name."""
         hex_len = self._format.hex_len
-        commits = list(itertools.islice(self._names.of_kind(self._kinds, COMMIT), MAX_PAIRED_COMMITS + 1))
-        if len(commits) > MAX_PAIRED_COMMITS:
+        if self._kinds_by_name.count(COMMIT) > MAX_PAIRED_COMMITS:
             return  # (a migration's push: its trees are mostly deltas of one another, linked where they differ)
+        ids = _IdColumn.over(self._sorted_names.blob, self._format.raw_len)
+        commits = list(ids.of_kind(self._kinds_by_name, COMMIT))
+        commits.sort(key=lambda sha: self._index_of(sha) or 0)  # (in pack order, as they came)
         pairs: list[tuple[bytes, bytes]] = []
         for name in commits:
             tree, parents = _commit_links(read(binascii.hexlify(name))[1], hex_len)
@@ -1427,11 +1471,11 @@ class PackIngest:
             pack_sha, extra = extend_pack(self._file, set(external), get_raw=get_raw,  # type: ignore[arg-type]
                                           object_format=store.object_format,
                                           compression_level=self._base_level)
+            first = len(self._offsets)
             for sha, offset, crc in extra:  # the bases a thin pack left out, appended from the store
-                self._names.append(sha)
                 self._offsets = _extended(self._offsets, [offset], "Q")
                 self._crcs.append(crc or 0)
-            self._sort_names()
+            self._add_sorted([sha for sha, _offset, _crc in extra], first)
         else:  # the scan checked the trailer against the content
             trailer = self._format.raw_len
             pack_sha = os.pread(self._file.fileno(), trailer, self._size - trailer)
@@ -1450,6 +1494,7 @@ class PackIngest:
         # million objects' columns are 60 MB): the index is written from the sorted ones.
         self._names, self._kinds, self._offsets, self._crcs = _IdColumn(self._format.raw_len), bytearray(), array("Q"), array(_U32)
         self._by_name, self._sorted_names, self._ref_bases = array("Q"), _SortedIds(b"", self._format.raw_len), {}
+        self._kinds_by_name = b""
         del order
         idx_path = self._path + ".idx"
         with open(idx_path, "wb") as idx:
@@ -1673,6 +1718,13 @@ class _IdColumn:
         self._blob = bytearray()
         self._width = width
         self._zero = bytes(width)
+
+    @classmethod
+    def over(cls, blob: bytes | bytearray, width: int) -> _IdColumn:
+        """A column over ``blob`` (ids one after another, read only: ``of_kind``)."""
+        column = cls(width)
+        column._blob = blob  # type: ignore[assignment]
+        return column
 
     def __len__(self) -> int:
         return len(self._blob) // self._width

@@ -101,6 +101,31 @@ def test_a_thin_pack_is_completed_indexed_and_named_by_its_checksum(
     assert sorted(bytes(s) for s in again) == names
 
 
+def test_a_completed_thin_pack_is_indexed_as_git_indexes_it(tmp_path: Path) -> None:
+    """The bases a thin pack left out are appended and put among its sorted ids: the index is byte for
+    byte the one git's ``index-pack`` writes for the completed pack (ids before, between and after the
+    pack's own, several bases)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    files = {f"f{i}.txt": "".join(f"line {j} of file {i}, which deltas well\n" for j in range(300)) for i in range(40)}
+    old = commit_files(work, files, "one")
+    server = tmp_path / "server.git"
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(server))
+    git(server, "repack", "-a", "-d", "-q")
+    new = commit_files(work, {name: text + "one more line\n" for name, text in files.items()}, "two")
+    data = thin_pack(work, old, new)
+    pack = git_ingest.ingest_pack(Repo(str(server)).object_store, reader_of(data))
+    assert pack is not None
+    path = Path(pack._basename + ".pack")
+    assert len(pack) - int.from_bytes(data[8:12], "big") >= 40, "the bases appended"
+    ours = path.with_suffix(".idx").read_bytes()
+    copy = tmp_path / "copy.pack"
+    copy.write_bytes(path.read_bytes())
+    git(tmp_path, "index-pack", "-o", str(tmp_path / "copy.idx"), str(copy))
+    assert ours == (tmp_path / "copy.idx").read_bytes()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "bad-zlib", "missing-base"])
 def test_a_bad_pack_raises_and_leaves_the_store_as_it_was(
         pushed: tuple[Path, Path, bytes, bytes], damage: str, tmp_path: Path) -> None:

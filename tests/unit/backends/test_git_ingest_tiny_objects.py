@@ -183,3 +183,48 @@ def test_the_columns_of_offsets_and_sizes_take_4_bytes_until_one_is_past_4_gib(t
                 ingest._base_at.itemsize, ingest._text_at.itemsize} == {4}
     finally:
         ingest.abort()
+
+
+CHECKS_BYTES_AN_OBJECT = 120
+"""What the ingest holds once its ids are sorted, through the checks that follow (its links' types,
+the large trees' links): its columns, the sorted ids and their order, and the links (110 bytes an
+object).  The ids in pack order stayed beside the sorted ones until the index was written, and a
+column of -1 stood for the base offsets of a pack without deltas: 134."""
+
+
+def test_once_sorted_the_ids_of_a_push_are_held_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Python holds when the links' types are checked (after the sort), over the objects, stays
+    under ``CHECKS_BYTES_AN_OBJECT``; the pack is git's to read as before."""
+    monkeypatch.setattr(git_ingest, "PARALLEL_MIN_OBJECTS", 10 * OBJECTS)
+    monkeypatch.setattr(git_ingest, "SPILL_LINKS", OBJECTS // 16, raising=False)
+    data, commit = _tiny_blobs_pack(OBJECTS)
+    server = tmp_path / "server.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(server)], check=True)
+    store = Repo(str(server)).object_store
+    held: list[int] = []
+    check = git_ingest.PackIngest._check_link_types
+
+    def measured(ingest: git_ingest.PackIngest, reader: object) -> None:
+        held.append(tracemalloc.get_traced_memory()[0] - base)
+        check(ingest, reader)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(git_ingest.PackIngest, "_check_link_types", measured)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        links = git_ingest.PushLinks()
+        scanner = PackScanner()
+        ingest = git_ingest.PackIngest(store, links)
+        for at in range(0, len(data), 1 << 14):
+            chunk = data[at:at + (1 << 14)]
+            ingest.write(chunk[:scanner.feed(chunk)], scanner.take_objects())
+        pack = ingest.commit()
+        ingest.abort()
+    finally:
+        tracemalloc.stop()
+    assert pack is not None and len(held) == 1
+    assert held[0] / OBJECTS < CHECKS_BYTES_AN_OBJECT, f"{held[0] / OBJECTS:.0f} bytes an object"
+    subprocess.run(["git", "-C", str(server), "update-ref", "refs/heads/main", commit.decode()], check=True)
+    fsck = subprocess.run(["git", "-C", str(server), "fsck", "--full", "--strict", "--no-dangling"],
+                          check=False, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr
