@@ -16,6 +16,7 @@ view can be shared between threads and cached across requests.
 from __future__ import annotations
 
 import mmap
+import operator
 import os
 import struct
 import sys
@@ -25,7 +26,7 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import lru_cache, partial
-from itertools import compress
+from itertools import compress, repeat
 from typing import Generic, TypeVar, overload
 
 IDX_MAGIC = b"\377tOc"
@@ -117,12 +118,16 @@ class TableView(PackIndexView):
         """``table``: the names in index order (sorted), ``raw_len`` bytes each; ``idx_offsets``: their
         pack offsets, in the same order."""
         count = len(idx_offsets)
-        order = sorted(range(count), key=idx_offsets.__getitem__)
-        offsets = array(idx_offsets.typecode, map(idx_offsets.__getitem__, order))
+        # Pack order: each offset and index position as one number, sorted in place (a sort of the
+        # positions keyed by their offsets held a list of keys and one of positions, 84 MiB beside a
+        # million objects' view where this holds 46, for a tenth more time), then taken apart in C.
+        keyed = list(map(operator.or_, map(operator.lshift, idx_offsets, repeat(32)), range(count)))
+        keyed.sort()
+        by_pos = array("I", map(_LOW_32.__and__, keyed))
+        offsets = array(idx_offsets.typecode, map(operator.rshift, keyed, repeat(32)))
+        del keyed
         idx_to_pos = array("I", bytes(4 * count))
-        deque(map(idx_to_pos.__setitem__, order, range(count)), 0)  # (the inverse permutation, in C)
-        by_pos = array("I", order)
-        del order
+        deque(map(idx_to_pos.__setitem__, by_pos, range(count)), 0)  # (the inverse permutation, in C)
         super().__init__(pack_path, pack_size, checksum, _PackOrderNames(table, by_pos, raw_len), offsets,
                          idx_to_pos, {}, raw_len)
         self._table = table
@@ -571,6 +576,7 @@ def _names_of(raw_len: int, count: int) -> struct.Struct:
     return struct.Struct(f"{raw_len}s" * count)
 
 
+_LOW_32 = 0xFFFFFFFF
 _FANOUT = struct.Struct(">256I")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
