@@ -7,9 +7,100 @@ byte arrays: no node sets, no recursion, linear in the revisions it touches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from array import array
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import compress, repeat
+from typing import overload
 
 NULL_REV = -1
+
+
+class ParentColumns(Sequence[tuple[int, int]]):
+    """(p1, p2) of each revision as two ``array('i')`` columns, read as the list of pairs it
+    replaces (``parents[rev]``, ``len``, iteration, ``+``): 8 bytes a revision where a list of
+    tuples held about 120, and made from a lazy index's columns without a Python step a revision.
+    The columns themselves (``p1``, ``p2``) serve the passes that run at C level (``heads``).
+
+    Shared columns are never changed; ``extend`` is for a copy of one's own (``copy``)."""
+
+    __slots__ = ("p1", "p2")
+
+    def __init__(self, p1: array[int] | None = None, p2: array[int] | None = None) -> None:
+        self.p1: array[int] = array("i") if p1 is None else p1
+        self.p2: array[int] = array("i") if p2 is None else p2
+        if len(self.p1) != len(self.p2):
+            raise ValueError("parent columns of different lengths")
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[int, int]]) -> ParentColumns:
+        columns = cls()
+        columns.extend(pairs)
+        return columns
+
+    def __len__(self) -> int:
+        return len(self.p1)
+
+    @overload
+    def __getitem__(self, rev: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, rev: slice) -> ParentColumns: ...
+
+    def __getitem__(self, rev: int | slice) -> tuple[int, int] | ParentColumns:
+        if isinstance(rev, slice):
+            return ParentColumns(self.p1[rev], self.p2[rev])
+        return self.p1[rev], self.p2[rev]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self.p1, self.p2)  # (the columns are of one length)
+
+    def __add__(self, other: Sequence[tuple[int, int]]) -> ParentColumns:
+        more = other if isinstance(other, ParentColumns) else ParentColumns.of(other)
+        return ParentColumns(self.p1 + more.p1, self.p2 + more.p2)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ParentColumns):
+            return self.p1 == other.p1 and self.p2 == other.p2
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self) and all(map(tuple.__eq__, self, map(tuple, other)))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (a mutable sequence, as the list it replaces)
+
+    def __repr__(self) -> str:
+        return f"ParentColumns({len(self)} revisions)"
+
+    def copy(self) -> ParentColumns:
+        """Columns of one's own, to extend (two copies at C level)."""
+        return ParentColumns(array("i", self.p1), array("i", self.p2))
+
+    def append(self, pair: tuple[int, int]) -> None:
+        p1, p2 = pair
+        self.p1.append(p1)
+        self.p2.append(p2)
+
+    def extend(self, pairs: Iterable[tuple[int, int]]) -> None:
+        for p1, p2 in pairs:
+            self.p1.append(p1)
+            self.p2.append(p2)
+
+    def child_marks(self, visible: bytearray | None = None) -> bytearray:
+        """A byte per revision (and one past them), 1 for each revision a visible one (every one,
+        for None) has as a parent: C-level passes (``map`` of the array's item setter) where a
+        Python step a revision cost 12 ms for 200,000 changesets."""
+        n = len(self.p1)
+        marks = bytearray(n + 1)  # the null parent (-1) marks the byte past the revisions
+        p1: Iterable[int] = self.p1
+        p2: Iterable[int] = self.p2
+        if self.p2.count(NULL_REV) == n:
+            p2 = ()
+        if visible is not None and visible.find(0, 0, n) >= 0:
+            p1 = compress(p1, visible)
+            p2 = compress(p2, visible) if p2 else ()
+        deque(map(marks.__setitem__, p1, repeat(1)), 0)
+        deque(map(marks.__setitem__, p2, repeat(1)), 0)
+        return marks
 
 VISIBLE = bytes(1 if phase < 2 else 0 for phase in range(256))
 """``bytearray.translate`` table from a phase to 1 where it is below secret (2): visible."""
@@ -18,6 +109,15 @@ VISIBLE = bytes(1 if phase < 2 else 0 for phase in range(256))
 def heads(parents: Sequence[tuple[int, int]], visible: bytearray | None = None) -> list[int]:
     """Revisions (among ``visible`` ones) that no visible revision has as a parent."""
     n = len(parents)
+    if isinstance(parents, ParentColumns):
+        marks = parents.child_marks(visible)
+        found = []
+        rev = marks.find(0, 0, n)
+        while rev >= 0:
+            if visible is None or visible[rev]:
+                found.append(rev)
+            rev = marks.find(0, rev + 1, n)
+        return found
     has_child = bytearray(n)
     for rev in range(n):
         if visible is None or visible[rev]:

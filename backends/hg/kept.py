@@ -40,8 +40,9 @@ COLUMN_ENTRY_BYTES = NODE_COLUMN_BYTES + PARENT_COLUMNS_BYTES
 """An index's node column (20 bytes a revision) and parent columns (two 4-byte ints)."""
 INDEX_OBJECT_BYTES = 200
 """An ``Index`` itself, its list's and node map's headers."""
-VIEWS_ENTRY_BYTES = 67
-"""``Views``' parents (a tuple and a slot a revision), phases and visibility (a byte each)."""
+VIEWS_ENTRY_BYTES = 2
+"""``Views``' phases and visibility (a byte each); its parents are its index's parent columns,
+weighed with the index (``index_bytes``)."""
 HEAD_BYTES = 40
 """A head in the views' lists of heads (an int and a slot)."""
 BRANCH_ENTRY_BYTES = 72

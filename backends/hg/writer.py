@@ -24,6 +24,7 @@ from backends.hg import branchcache, graph, mpatch
 from backends.hg import requirements as reqs
 from backends.hg import transaction as journal_mod
 from backends.hg.changelog import manifest_lookup, parse_changeset
+from backends.hg.graph import ParentColumns
 from backends.hg.keys import format_bookmarks
 from backends.hg.largefiles import STANDIN_DIR
 from backends.hg.obsstore import DRAFT, OBSSTORE, PUBLIC, ObsStore, hidden_revs, instabilities
@@ -176,7 +177,7 @@ class Transaction:
         """A file revision holding an LFS pointer (``REVIDX_EXTSTORED``) was written."""
         self._serves_lfs: bool | None = None
         self.phases: bytearray | None = None
-        self._parent_list: list[tuple[int, int]] | None = None
+        self._parent_list: ParentColumns | None = None
         self._known_heads: tuple[int, frozenset[int]] | None = None
         """The number of revisions when the heads were last computed, and those heads."""
         self.marks: dict[bytes, Node] | None = None
@@ -493,14 +494,16 @@ class Transaction:
 
     # -- phases ------------------------------------------------------------------
 
-    def _parents(self) -> list[tuple[int, int]]:
+    def _parents(self) -> ParentColumns:
         """(p1, p2) of every revision, the added ones too: built once, then extended (a push
         asks many times, and rebuilding it cost a pass over the whole history each time)."""
         parents = self._parent_list
         entries = self.cl.entries
         if parents is None:
-            views = self.repo.views()  # usually known already: a copy of its list, not a pass over entries
-            parents = list(views.parents) if views.index is self._base_index else list(map(PARENT_REVS, entries))
+            views = self.repo.views()  # usually known already: a copy of its columns, not a pass over entries
+            shared = views.parents if views.index is self._base_index else ParentColumns(
+                *self._base_index.parent_columns())
+            parents = shared.copy()
             self._parent_list = parents
         if len(parents) < len(entries):
             parents.extend(map(PARENT_REVS, entries[len(parents):]))

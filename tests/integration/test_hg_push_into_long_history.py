@@ -1,0 +1,73 @@
+"""A push into a changelog past ``revlog.LAZY_ENTRIES`` (read lazily, its views' parents the index's
+own columns, its heads found by C-level passes over them), the first request after a start and a
+second one after it: the heads, branch heads and phases on the server are those ``hg serve`` leaves
+after the same pushes, with two named branches, a merge across them (a branch head that is no head)
+and a secret head the served view hides; ``hg verify`` is clean."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from backends.hg import revlog
+from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
+from tests.integration.test_hg_obsolescence import FAKE_SSH
+from tests.integration.test_hg_ssh import HgSsh
+
+DAG = "+2600 :fork +1000 :main @stable <fork +900 :st /main +300 <st +200"
+"""5,001 changesets: default to 3599, stable forking at 2599 with a merge of default's head (4500),
+two stable heads (4800, 5000): default's head 3599 is a branch head with a child on stable."""
+
+
+def _state(client: Client, repo: Path) -> dict[str, str]:
+    return {
+        "heads": client.hg("heads", "-R", str(repo), "-T", "{rev}:{node} {branch}\n").stdout,
+        "topo": client.hg("log", "-R", str(repo), "-r", "heads(all())", "-T", "{rev}\n").stdout,
+        "branches": client.hg("branches", "-R", str(repo), "-c").stdout,
+        "phases": client.hg("log", "-R", str(repo), "-T", "{rev}:{node} {phase}\n").stdout,
+    }
+
+
+def _commit(client: Client, work: Path, name: str, parent: str) -> None:
+    client.hg("update", "-q", "-R", str(work), "-r", parent)
+    (work / name).write_text(f"{name}\n")
+    client.hg("commit", "-q", "-A", "-R", str(work), "-m", name, "-d", "0 0")
+
+
+def test_pushes_into_a_long_history_leave_the_heads_branches_and_phases_hg_serve_leaves(
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+    server = make_server("fs", **ssh_server_settings(ssh_keys))
+    repo = server.root / "long"
+    client.hg("init", str(repo))
+    client.hg("debugbuilddag", "-q", "-R", str(repo), DAG, timeout=600)
+    client.hg("phase", "-q", "-p", "-R", str(repo), "-r", "4999 + 3599")
+    client.hg("phase", "-q", "-f", "-s", "-R", str(repo), "-r", "4800")
+    assert len(client.hg("log", "-R", str(repo), "-T", "x").stdout) > revlog.LAZY_ENTRIES
+    reference = tmp_path / "reference"  # the same pushes to hg serve --stdio (behind a stand-in for ssh)
+    shutil.copytree(repo, reference)
+    fake = tmp_path / "fake-ssh"
+    fake.write_text(FAKE_SSH)
+    fake.chmod(0o755)
+    ssh = HgSsh(server, client, ssh_keys.command(server.port("ssh")))
+    work = tmp_path / "work"
+    client.hg("clone", "-q", "-U", str(reference), str(work))  # (without the secret head)
+    stable, default = (client.hg("log", "-R", str(reference), "-r", rev, "-T", "{node}").stdout for rev in ("5000", "3599"))
+
+    _commit(client, work, "on-stable", stable)
+    _commit(client, work, "on-default", default)
+    for url, extra in ((ssh.url("long"), ()), (f"ssh://ref/{reference}", ("-e", str(fake)))):
+        client.hg("--config", f"ui.ssh={ssh.ssh}", "push", "-q", "-f", "-R", str(work), *extra,
+                  "--remotecmd", f"{VENV_BIN}/hg", "-r", "tip", "-r", "tip~1", url)
+    assert _state(client, repo) == _state(client, reference)
+
+    _commit(client, work, "second-default-head", default)  # (a new head: the grown views' heads)
+    for url, extra in ((ssh.url("long"), ()), (f"ssh://ref/{reference}", ("-e", str(fake)))):
+        client.hg("--config", f"ui.ssh={ssh.ssh}", "push", "-q", "-f", "-R", str(work), *extra,
+                  "--remotecmd", f"{VENV_BIN}/hg", "-r", "tip", url)
+    assert _state(client, repo) == _state(client, reference)
+    client.hg("verify", "-q", "-R", str(repo))
+    pulled = tmp_path / "pulled"
+    ssh.hg("clone", "-q", "-U", ssh.url("long"), str(pulled))
+    assert client.hg("log", "-R", str(pulled), "-r", "heads(all())", "-T", "{node}\n").stdout == client.hg(
+        "log", "-R", str(reference), "-r", "heads(not secret())", "-T", "{node}\n").stdout
