@@ -247,15 +247,23 @@ class Index:
 
     @property
     def entries(self) -> list[Entry]:
-        """Every entry, parsed whole at the first use of a lazy index."""
+        """Every entry, parsed whole at the first use of a lazy index.
+
+        The index then holds what one parsed whole from the start holds: its file's bytes go (64
+        bytes an entry: a reader that took them before still reads them) and a node map built
+        before is keyed by the entries' nodes, not bytes objects of its own (56 bytes an entry):
+        524 bytes an entry were held where a whole parse holds 373."""
+        packed = self._packed  # (before the list: a reader finding no bytes finds the list)
         found = self._list
         if found is None:
-            packed = self._packed
             assert packed is not None
             found = list(INDEX_ENTRY.iter_unpack(packed))
             if found:
                 found[0] = (found[0][0] & 0xFFFF,) + found[0][1:]
+            if len(self._nodemap) == len(found):
+                self._nodemap = dict(zip(map(_NODE, found), range(len(found))))
             self._list = found
+            self._packed = None
         return found
 
     @property
@@ -265,15 +273,16 @@ class Index:
 
     @property
     def packed(self) -> bytes | None:
-        """The entries as the file holds them, for an index parsed lazily (kept once parsed whole:
-        a reader may be reading an entry from them); None for one made from its entries."""
+        """The entries as the file holds them, for an index parsed lazily (let go once parsed
+        whole, ``entries``); None for one made from its entries or parsed whole since."""
         return self._packed
 
     def entry(self, rev: int) -> Entry:
         """The entry of ``rev`` (an ``IndexError`` past either end, as ``entries[rev]``)."""
+        packed = self._packed
         found = self._list
-        if found is not None:
-            return found[rev]
+        if found is not None or packed is None:
+            return (found if found is not None else self.entries)[rev]
         count = self._count
         if rev < 0:
             rev += count
@@ -282,7 +291,7 @@ class Index:
         self._reads += 1
         if self._reads > (count >> 3) + 256:  # read all over: the list answers the rest faster
             return self.entries[rev]
-        entry: Entry = INDEX_ENTRY.unpack_from(self._packed, rev * ENTRY_SIZE)  # type: ignore[arg-type]
+        entry: Entry = INDEX_ENTRY.unpack_from(packed, rev * ENTRY_SIZE)
         return entry if rev else (entry[0] & 0xFFFF, *entry[1:])
 
     def node(self, rev: int) -> bytes:
@@ -304,9 +313,21 @@ class Index:
 
     def restamped(self, header: int, stamp: Stamp | None) -> Index:
         """The same entries (and what was worked out of them) with another header and stamp."""
-        index = Index(self._list, header, stamp, self.inline_data, self._nodemap, self._packed)
+        packed = self._packed
+        index = Index(self._list, header, stamp, self.inline_data, self._nodemap, packed)
         index._nodes, index._parents = self._nodes, self._parents
         return index
+
+    def carried(self, older: Index) -> Index:
+        """This index, made of ``older``'s entries and more, given ``older``'s node and parent
+        columns extended by the others (not made again from the whole list); itself."""
+        added = self.entries[len(older):]
+        if older._nodes is not None:
+            self._nodes = older._nodes + _joined_nodes(added)
+        if older._parents is not None:
+            p1, p2 = older._parents
+            self._parents = (p1 + array("i", map(_P1, added)), p2 + array("i", map(_P2, added)))
+        return self
 
     def grown(self, packed: bytes, stamp: Stamp | None) -> Index:
         """A lazy index of ``packed``: this one's file's bytes, then more entries; what was worked
@@ -329,7 +350,9 @@ class Index:
         strided C-level copies for a lazy index, else joined from the entries."""
         nodes = self._nodes
         if nodes is None:
-            nodes = self._nodes = _node_column(self._packed) if self._list is None else _joined_nodes(self._list)
+            packed = self._packed
+            found = self._list
+            nodes = self._nodes = _node_column(packed) if found is None else _joined_nodes(found)
         return nodes
 
     def parent_columns(self) -> tuple[array[int], array[int]]:
@@ -337,14 +360,16 @@ class Index:
         passes for a lazy index."""
         found = self._parents
         if found is None:
-            if self._list is None:
-                words = memoryview(self._packed or b"").cast("I")
+            packed = self._packed
+            entries = self._list
+            if entries is None:
+                words = memoryview(packed or b"").cast("I")
                 p1, p2 = array("i", words[6::16].tobytes()), array("i", words[7::16].tobytes())
                 if sys.byteorder == "little":
                     p1.byteswap()
                     p2.byteswap()
             else:
-                p1, p2 = array("i", map(_P1, self._list)), array("i", map(_P2, self._list))
+                p1, p2 = array("i", map(_P1, entries)), array("i", map(_P2, entries))
             found = self._parents = (p1, p2)
         return found
 
@@ -903,7 +928,7 @@ class IndexCache(LruCache[tuple[bytes, bytes], Index | bytes]):
         stamp; an ``Index`` whatever its stamp (an older one may be extended, ``_grown``)."""
         found = self.get(key)
         if not isinstance(found, bytes):
-            if found is not None and found.packed is not None:
+            if found is not None and len(found) > LAZY_ENTRIES:  # (lazy, or parsed whole since it was weighed)
                 self._weigh_lazy(key, found)
             return found
         if _PACKED_STAMP.unpack_from(found) != stamp:
@@ -1171,7 +1196,7 @@ class RevlogCache:
         if len(older._nodemap) == len(older.entries):
             nodemap = dict(older._nodemap)
             nodemap.update((e[7][:20], rev) for rev, e in enumerate(added, len(older.entries)))
-        return Index(entries, older.header, stamp, None, nodemap)
+        return Index(entries, older.header, stamp, None, nodemap).carried(older)
 
 
 class Journal(Protocol):
@@ -1340,9 +1365,10 @@ class _WriterEntries:
     def snapshot(self, header: int) -> Index:
         """An index of every entry (a lazy one over its base's bytes and the added ones packed)."""
         base = self.base
-        if base.packed is not None and self._base_count:
+        packed = base.packed
+        if packed is not None and self._base_count:
             added = b"".join(INDEX_ENTRY.pack(*entry) for entry in self.added)
-            return base.grown(base.packed + added, None)
+            return base.grown(packed + added, None)
         return Index(base.entries + self.added, header, None, None)
 
 
@@ -1638,13 +1664,14 @@ class RevlogWriter:
             return None
         self.released = True
         before, packed = self._before, bytes(added)
-        if before.packed is not None:  # lazy: the file's bytes, what was worked out of them extended
-            return before, packed, before.grown(before.packed + packed, None)
+        held = before.packed
+        if held is not None:  # lazy: the file's bytes, what was worked out of them extended
+            return before, packed, before.grown(held + packed, None)
         nodemap = None
         if len(before._nodemap) == len(before):
             nodemap = {**before._nodemap, **self._added_nodes}
         entries = before.entries + list(INDEX_ENTRY.iter_unpack(added))  # as parsed: 20-byte nodes, like the old ones
-        return before, packed, Index(entries, self.header, None, None, nodemap)
+        return before, packed, Index(entries, self.header, None, None, nodemap).carried(before)
 
     def _splits(self) -> bool:
         """Whether writing the buffered revisions makes an inline revlog a split one: past

@@ -8,9 +8,12 @@ parsed whole answers, on random indexes, damaged ones too), and the first open o
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import struct
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -215,7 +218,60 @@ def test_a_lazy_index_is_weighed_by_what_it_holds() -> None:
     assert kept.index_bytes(lazy) == kept.INDEX_OBJECT_BYTES + (
         ENTRY_SIZE + kept.COLUMN_ENTRY_BYTES + kept.NODEMAP_ENTRY_BYTES + kept.NODE_KEY_BYTES) * count
     assert lazy.entries
-    assert kept.index_bytes(lazy) > kept.index_bytes(whole)  # (its bytes are kept for readers)
+    whole.nodes()  # (parsed whole, it lets go of its bytes and weighs as a whole parse with its node column)
+    assert lazy.packed is None and kept.index_bytes(lazy) == kept.index_bytes(whole)
+
+
+def _traced(make: Callable[[], Index]) -> int:
+    """The bytes ``make``'s index holds (what it allocated and still holds, by tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        index = make()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(index)
+    return held
+
+
+def test_a_lazy_index_parsed_whole_holds_what_a_whole_parse_holds() -> None:
+    """Its file's bytes go, and the node map it built is keyed by the entries' nodes (it held 524
+    bytes an entry, a whole parse 373: 64 for the bytes, 56 for a node map's own keys)."""
+    count = 20_000
+    data = _packed([(0, 1, 2, r, r, r - 1, -1, (r * 7919).to_bytes(20, "big")) for r in range(count)])
+
+    def whole() -> Index:
+        index = _whole(bytes(bytearray(data)))
+        index.nodes()
+        index.nodemap()
+        return index
+
+    def lazy_then_whole() -> Index:
+        index = Index(None, HEADER, None, None, packed=bytes(bytearray(data)))
+        index.nodes()
+        index.nodemap()
+        assert not index.lazy or index.entries
+        return index
+
+    index = Index(None, HEADER, None, None, packed=data)
+    mapped = dict(index.nodemap())
+    assert index.entries == _whole(data).entries and index.nodemap() == mapped
+    assert all(index.entries[rev][7] is key for key, rev in index.nodemap().items())
+    lazy_then_whole()  # (what a first node map caches for good: the struct that reads a batch of nodes)
+    assert _traced(lazy_then_whole) <= _traced(whole) * 1.02
+
+
+def test_a_reader_of_a_lazy_index_parsed_whole_meanwhile_reads_the_list() -> None:
+    count = 5_000
+    data = _packed([(0, 1, 2, r, r, r - 1, -1, r.to_bytes(20, "big")) for r in range(count)])
+    index = Index(None, HEADER, None, None, packed=data)
+    assert index.entry(17) == _whole(data).entries[17]
+    assert index.entries and index.packed is None
+    assert index.entry(17) == _whole(data).entries[17] and index.entry(-1)[4] == count - 1
+    assert index.node(3) == (3).to_bytes(20, "big") and index.parent_columns()[0][3] == 2
+    assert index.restamped(HEADER, None).entries == index.entries
 
 
 def test_the_first_push_after_a_start_parses_no_changelog_entry_whole(
