@@ -10,6 +10,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from backends.hg import revlog
 from tests.conftest import VENV_BIN, Client, RunningServer, SshKeys, ssh_server_settings
 from tests.integration.test_hg_obsolescence import FAKE_SSH
@@ -35,14 +37,20 @@ def _commit(client: Client, work: Path, name: str, parent: str) -> None:
     client.hg("commit", "-q", "-A", "-R", str(work), "-m", name, "-d", "0 0")
 
 
+@pytest.mark.parametrize("secret", [True, False], ids=["a-secret-head", "nothing-filtered"])
 def test_pushes_into_a_long_history_leave_the_heads_branches_and_phases_hg_serve_leaves(
-        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path) -> None:
+        make_server: Callable[..., RunningServer], client: Client, ssh_keys: SshKeys, tmp_path: Path,
+        secret: bool) -> None:
+    """Nothing filtered, the first branch map takes hg's ``branch2-served``; a secret head makes
+    hg's file carry a hash of it, and the branch heads are found by a walk."""
     server = make_server("fs", **ssh_server_settings(ssh_keys))
     repo = server.root / "long"
     client.hg("init", str(repo))
     client.hg("debugbuilddag", "-q", "-R", str(repo), DAG, timeout=600)
     client.hg("phase", "-q", "-p", "-R", str(repo), "-r", "4999 + 3599")
-    client.hg("phase", "-q", "-f", "-s", "-R", str(repo), "-r", "4800")
+    client.hg("phase", "-q", "-f", "-s" if secret else "-p", "-R", str(repo), "-r", "4800")
+    client.hg("debugupdatecaches", "-R", str(repo))
+    assert (repo / ".hg" / "cache" / "branch2-served").read_text().count(" ") == (2 if secret else 1) + 2 * 3  # (a hash: filtered ones)
     assert len(client.hg("log", "-R", str(repo), "-T", "x").stdout) > revlog.LAZY_ENTRIES
     reference = tmp_path / "reference"  # the same pushes to hg serve --stdio (behind a stand-in for ssh)
     shutil.copytree(repo, reference)
