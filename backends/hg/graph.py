@@ -85,6 +85,23 @@ class ParentColumns(Sequence[tuple[int, int]]):
             self.p1.append(p1)
             self.p2.append(p2)
 
+    def childless(self, revs: Iterable[int], stop: int) -> list[int]:
+        """Those of ``revs`` that no revision below ``stop`` has as a parent: a look at the next
+        revision's first parent, else a C-level search of the columns (``bytes.find``) for the few
+        a saved list of heads names."""
+        found = []
+        p1 = self.p1
+        columns: tuple[bytes, bytes] | None = None
+        for rev in revs:
+            if rev + 1 < stop and p1[rev + 1] == rev:
+                continue
+            if columns is None:
+                merges = self.p2.count(NULL_REV) != len(self.p2)
+                columns = p1[:stop].tobytes(), self.p2[:stop].tobytes() if merges else b""
+            if not _holds(columns[0], rev) and not _holds(columns[1], rev):
+                found.append(rev)
+        return found
+
     def child_marks(self, visible: bytearray | None = None) -> bytearray:
         """A byte per revision (and one past them), 1 for each revision a visible one (every one,
         for None) has as a parent: C-level passes (``map`` of the array's item setter) where a
@@ -104,6 +121,17 @@ class ParentColumns(Sequence[tuple[int, int]]):
 
 VISIBLE = bytes(1 if phase < 2 else 0 for phase in range(256))
 """``bytearray.translate`` table from a phase to 1 where it is below secret (2): visible."""
+
+
+def _holds(column: bytes, rev: int) -> bool:
+    """Whether an int column's bytes hold ``rev`` after its own place (a child comes after it)."""
+    needle = array("i", (rev,)).tobytes()
+    at = column.find(needle, 4 * (rev + 1))
+    while at >= 0:
+        if not at % 4:
+            return True
+        at = column.find(needle, at + 1)
+    return False
 
 
 def heads(parents: Sequence[tuple[int, int]], visible: bytearray | None = None) -> list[int]:

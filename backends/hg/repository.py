@@ -628,8 +628,13 @@ class HgRepo:
         """The visible heads of a snapshot (revs, ascending): computed once per snapshot."""
         if views._heads is None:
             grown = views._grown_from
+            saved = self._saved_heads(views) if grown is None or grown[1] is None else None
             if grown is not None and grown[1] is not None:
                 views._heads = sorted(graph.grown_heads(views.parents, views.visible, grown[1], grown[0]))
+            elif saved is not None:  # those of the saved branch heads with no child, then the newer revisions
+                start = saved[0]
+                at_start = views.parents.childless(sorted({rev for rev, _, _ in saved[1]}), start)
+                views._heads = sorted(graph.grown_heads(views.parents, views.visible, at_start, start))
             else:
                 views._heads = graph.heads(views.parents, views.visible)
         return views._heads
@@ -678,37 +683,50 @@ class HgRepo:
         views._branch_heads = ordered
         return ordered
 
-    def _saved_branch_heads(self, cl: Revlog, views: Views, branches: Sequence[tuple[bytes, bool]],
-                            ) -> tuple[int, dict[bytes, list[int]]] | None:
+    def _saved_heads(self, views: Views) -> tuple[int, list[tuple[int, bytes, bool]]] | None:
         """The branch heads ``.hg/cache/branch2-served`` holds (as hg writes it, and hgwire after a
-        push: ``save_served_branchmap``), and how many revisions they are the heads of; None
-        unless it is there and holds: nothing filtered (the file then has no hash of filtered
-        revisions), its tip still the changelog's at its place, each head a changeset at or below
-        it on the branch and of the closed state it names.  The first request after a start
-        walked every revision for them (65 ms for 200,000 changesets on two branches), where
+        push: ``save_served_branchmap``) as (rev, branch, closed), and how many revisions they are
+        the heads of; None unless it is there and holds: nothing filtered (the file then has no
+        hash of filtered revisions), its tip still the changelog's at its place, each head a
+        changeset at or below it.  The first request after a start walked every revision for the
+        heads (12 ms for 200,000 changesets) and each branch's (65 ms on two branches), where
         ``hg serve`` reads this file."""
         if views.visible.find(0) >= 0 or self.obsstore() is not None or not self.plain.exists(
                 b"cache/" + SERVED_BRANCHMAP):
             return None
+        index = views.index
         try:
             lines = self.plain.read(b"cache/" + SERVED_BRANCHMAP).splitlines()
             fields = lines[0].split(b" ") if lines else []
             if len(fields) != 2 or not HEX40.fullmatch(fields[0]) or not fields[1].isdigit():
                 return None
             tip = int(fields[1])
-            if not 0 <= tip < len(cl) or tip >= len(branches) or cl.node(tip) != binascii.unhexlify(fields[0]):
+            if not 0 <= tip < len(index) or index.node(tip) != binascii.unhexlify(fields[0]):
                 return None
-            lookup = cl.index.lookup()
-            heads: dict[bytes, list[int]] = {}
+            lookup = index.lookup()
+            heads = []
             for line in lines[1:]:
                 node, state, name = line.split(b" ", 2)
                 rev = lookup.get(binascii.unhexlify(node)) if HEX40.fullmatch(node) else None
-                if rev is None or rev > tip or state not in (b"o", b"c") or branches[rev] != (name, state == b"c"):
+                if rev is None or rev > tip or state not in (b"o", b"c"):
                     return None
-                heads.setdefault(name, []).append(rev)
+                heads.append((rev, name, state == b"c"))
         except (ValueError, OSError):
             return None
         return (tip + 1, heads) if heads else None
+
+    def _saved_branch_heads(self, cl: Revlog, views: Views, branches: Sequence[tuple[bytes, bool]],
+                            ) -> tuple[int, dict[bytes, list[int]]] | None:
+        """``_saved_heads`` by branch, where each is on the branch and of the closed state it names."""
+        saved = self._saved_heads(views)
+        if saved is None or saved[0] > len(branches):
+            return None
+        heads: dict[bytes, list[int]] = {}
+        for rev, name, closed in saved[1]:
+            if branches[rev] != (name, closed):
+                return None
+            heads.setdefault(name, []).append(rev)
+        return saved[0], heads
 
     def changeset(self, cl: Revlog, rev: int) -> Changeset:
         return parse_changeset(cl.revision(rev))

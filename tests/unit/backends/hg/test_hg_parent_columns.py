@@ -121,3 +121,14 @@ def test_the_views_of_a_lazy_changelog_take_its_parent_columns_as_they_are(
     assert views.parents.p1 is cl.index.parent_columns()[0] and views.parents.p2 is cl.index.parent_columns()[1]
     assert list(views.parents) == [cl.parent_revs(rev) for rev in range(len(cl))]
     assert graph.heads(views.parents, views.visible) == [14, 18]
+
+
+@settings(max_examples=300, deadline=None)
+@given(dags(), st.data())
+def test_childless_revisions_are_those_no_earlier_revision_has_as_a_parent(
+        parents: list[tuple[int, int]], data: st.DataObject) -> None:
+    stop = data.draw(st.integers(0, len(parents)))
+    revs = sorted(set(data.draw(st.lists(st.integers(0, max(stop - 1, 0)), max_size=8)))) if stop else []
+    below = {p for rev in range(stop) for p in parents[rev]}
+    assert columns_of(parents).childless(revs, stop) == [rev for rev in revs if rev not in below]
+    assert columns_of(parents).childless(graph.heads(parents[:stop]), stop) == graph.heads(parents[:stop])

@@ -48,18 +48,28 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _branchmap(path: Path, walks: bool, monkeypatch: pytest.MonkeyPatch) -> dict[bytes, list[Node]]:
-    """The branch map of a fresh open; ``walks`` says whether it may read every revision's parents."""
+    """The branch map of a fresh open (its heads, the first thing a push asks, checked against
+    hg's); ``walks`` says whether they may read every revision's parents."""
     walked = []
-    iterate = graph.ParentColumns.__iter__
+    iterate, marks = graph.ParentColumns.__iter__, graph.ParentColumns.child_marks
 
     def spy(self: graph.ParentColumns):  # type: ignore[no-untyped-def]
         walked.append(len(self))
         return iterate(self)
 
+    def marks_spy(self: graph.ParentColumns, visible: bytearray | None = None) -> bytearray:
+        walked.append(len(self))
+        return marks(self, visible)
+
     with monkeypatch.context() as patch:
         patch.setattr(graph.ParentColumns, "__iter__", spy)
-        found = {name: list(nodes) for name, nodes in open_repository(str(path), "r").branchmap().items()}
+        patch.setattr(graph.ParentColumns, "child_marks", marks_spy)
+        repo = open_repository(str(path), "r")
+        heads = sorted(repo.heads())
+        found = {name: list(nodes) for name, nodes in repo.branchmap().items()}
     assert bool(walked) == walks, walked
+    assert heads == sorted(bytes.fromhex(node) for node in _hg(
+        path, "log", "-r", "heads(not secret())", "-T", "{node}\n").split())
     return found
 
 
