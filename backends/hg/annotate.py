@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backends.hg import mpatch
@@ -79,7 +80,7 @@ class _Annotated:
     meta: int  # the length of the revision's copy metadata, which its stored text starts with
 
 
-def annotate(repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, path: bytes, file_node: bytes,
+def annotate(repo: HgRepo, parents_of: Sequence[tuple[int, int]], rev: int, path: bytes, file_node: bytes,
              binary_text: bytes, whitespace: Whitespace | None = None) -> list[Line]:
     """The lines of ``path`` (file node ``file_node``) at changeset ``rev``; ``parents_of`` each
     changeset's parents; ``binary_text`` the line a file with a NUL byte is shown as;
@@ -95,7 +96,7 @@ def annotate(repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, path: by
 
 
 class _Walk:
-    def __init__(self, repo: HgRepo, parents_of: list[tuple[int, int]], rev: int, whitespace: Whitespace) -> None:
+    def __init__(self, repo: HgRepo, parents_of: Sequence[tuple[int, int]], rev: int, whitespace: Whitespace) -> None:
         self.repo = repo
         self.whitespace = whitespace
         self.parents_of = parents_of
