@@ -102,6 +102,20 @@ class ParentColumns(Sequence[tuple[int, int]]):
                 found.append(rev)
         return found
 
+    def children(self, rev: int) -> list[int]:
+        """The revisions that have ``rev`` as a parent, ascending: a C-level search of each column
+        (``bytes.find``) where a look at every later revision's pair made a tuple of each."""
+        found: set[int] = set()
+        needle = array("i", (rev,)).tobytes()
+        for column in (self.p1, self.p2):
+            data = column.tobytes()
+            at = data.find(needle, 4 * (rev + 1))
+            while at >= 0:
+                if not at % 4:
+                    found.add(at // 4)
+                at = data.find(needle, at + 1)
+        return sorted(found)
+
     def child_marks(self, visible: bytearray | None = None) -> bytearray:
         """A byte per revision (and one past them), 1 for each revision a visible one (every one,
         for None) has as a parent: C-level passes (``map`` of the array's item setter) where a
@@ -171,9 +185,18 @@ def grown_heads(parents: Sequence[tuple[int, int]], visible: bytearray | None, h
     return grown
 
 
+def _columns(parents: Sequence[tuple[int, int]]) -> tuple[array[int], array[int]]:
+    """The two parent columns of ``parents`` (made for a list of pairs): the walks below index
+    them, where ``ParentColumns[rev]`` made a tuple a revision (three times the cost of a walk)."""
+    if isinstance(parents, ParentColumns):
+        return parents.p1, parents.p2
+    return array("i", (p1 for p1, _ in parents)), array("i", (p2 for _, p2 in parents))
+
+
 def ancestors_mask(parents: Sequence[tuple[int, int]], revs: Iterable[int]) -> bytearray:
     """A byte per revision, 1 for ``::revs``."""
-    mask = bytearray(len(parents))
+    p1s, p2s = _columns(parents)
+    mask = bytearray(len(p1s))
     start = -1
     for r in revs:
         if r >= 0:
@@ -181,9 +204,10 @@ def ancestors_mask(parents: Sequence[tuple[int, int]], revs: Iterable[int]) -> b
             start = max(start, r)
     for rev in range(start, -1, -1):
         if mask[rev]:
-            p1, p2 = parents[rev]
+            p1 = p1s[rev]
             if p1 >= 0:
                 mask[p1] = 1
+            p2 = p2s[rev]
             if p2 >= 0:
                 mask[p2] = 1
     return mask
@@ -214,7 +238,8 @@ def missing(parents: Sequence[tuple[int, int]], common: Iterable[int], heads_: I
     The sweep stops as soon as no unvisited revision is still wanted, so the
     cost is bounded by the distance from the heads back to the common part.
     """
-    n = len(parents)
+    p1s, p2s = _columns(parents)
+    n = len(p1s)
     state = bytearray(n)  # 1 wanted, 2 common (common wins)
     head_list = [h for h in heads_ if h >= 0]
     common_list = [c for c in common if c >= 0]
@@ -235,7 +260,7 @@ def missing(parents: Sequence[tuple[int, int]], common: Iterable[int], heads_: I
             pending -= 1
             out.append(rev)
         if mark:
-            for p in parents[rev]:
+            for p in (p1s[rev], p2s[rev]):
                 if p >= 0:
                     if mark == 2:
                         if state[p] == 1:
@@ -256,8 +281,9 @@ def compute_phases(parents: Sequence[tuple[int, int]], roots: dict[int, int]) ->
     """
     phases = bytearray(len(parents))
     first = min((rev for rev, phase in roots.items() if phase and 0 <= rev), default=len(parents))
+    p1s, p2s = _columns(parents) if first < len(parents) else (array("i"), array("i"))
     for rev in range(first, len(parents)):
-        p1, p2 = parents[rev]
+        p1, p2 = p1s[rev], p2s[rev]
         ph = roots.get(rev, 0)
         if p1 >= 0 and phases[p1] > ph:
             ph = phases[p1]
@@ -292,14 +318,16 @@ _PHASE_LEVELS = (1, 2, 32, 96)
 
 def descendants_mask(parents: Sequence[tuple[int, int]], revs: Iterable[int]) -> bytearray:
     """A byte per revision, 1 for ``revs::``."""
-    mask = bytearray(len(parents))
-    start = len(parents)
+    p1s, p2s = _columns(parents)
+    mask = bytearray(len(p1s))
+    start = len(p1s)
     for r in revs:
         if r >= 0:
             mask[r] = 1
             start = min(start, r)
-    for rev in range(start, len(parents)):
-        p1, p2 = parents[rev]
+    for rev in range(start, len(p1s)):
+        p1 = p1s[rev]
+        p2 = p2s[rev]
         if (p1 >= 0 and mask[p1]) or (p2 >= 0 and mask[p2]):
             mask[rev] = 1
     return mask

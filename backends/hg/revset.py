@@ -39,7 +39,7 @@ from typing import Any, Union, cast
 from backends.hg import blocklines
 from backends.hg.archive import adjusted_linkrev, file_parents, manifest_at
 from backends.hg.changelog import Changeset
-from backends.hg.graph import NULL_REV
+from backends.hg.graph import NULL_REV, ParentColumns
 from backends.hg.keys import BOOLEANS
 from backends.hg.obsstore import instability_sets
 from backends.hg.repository import MERGE_STATES, HgRepo
@@ -1614,11 +1614,12 @@ class _Evaluator:
 class _Parents:
     """Each revision's parents, null's too (null and null, as hg's index gives them)."""
 
-    def __init__(self, parents: Sequence[tuple[int, int]]) -> None:
-        self._parents = parents
+    def __init__(self, parents: ParentColumns) -> None:
+        self._p1 = parents.p1  # (the columns indexed here: no call more a revision)
+        self._p2 = parents.p2
 
     def __getitem__(self, rev: int) -> tuple[int, int]:
-        return self._parents[rev] if rev >= 0 else (NULL_REV, NULL_REV)
+        return (self._p1[rev], self._p2[rev]) if rev >= 0 else (NULL_REV, NULL_REV)
 
 
 NULL_CHANGESET = Changeset(manifest=NULL_NODE, user=b"", time=0.0, tz=0, extra={}, files=(), description=b"")

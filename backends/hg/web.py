@@ -294,8 +294,7 @@ class _Changesets:
 
     def children(self, rev: int) -> list[bytes]:
         visible = self.views.visible
-        return [binascii.hexlify(self.cl.node(child)) for child in range(rev + 1, len(self.views.parents))
-                if visible[child] and rev in self.views.parents[child]]
+        return [binascii.hexlify(self.cl.node(child)) for child in self.views.parents.children(rev) if visible[child]]
 
     def common(self, rev: int, changeset: Changeset) -> dict[str, bytes]:
         """The fields every changeset entry has, as JSON values."""

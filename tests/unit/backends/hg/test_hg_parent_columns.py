@@ -132,3 +132,25 @@ def test_childless_revisions_are_those_no_earlier_revision_has_as_a_parent(
     below = {p for rev in range(stop) for p in parents[rev]}
     assert columns_of(parents).childless(revs, stop) == [rev for rev in revs if rev not in below]
     assert columns_of(parents).childless(graph.heads(parents[:stop]), stop) == graph.heads(parents[:stop])
+
+
+@settings(max_examples=300, deadline=None)
+@given(dags(), st.data())
+def test_children_are_the_revisions_that_have_it_as_a_parent(parents: list[tuple[int, int]],
+                                                              data: st.DataObject) -> None:
+    if parents:
+        rev = data.draw(st.integers(0, len(parents) - 1))
+        assert columns_of(parents).children(rev) == [child for child, pair in enumerate(parents) if rev in pair]
+
+
+def test_a_walk_over_the_columns_makes_no_pair_a_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walks index the two columns (a tuple made a revision cost three times the walk)."""
+    count = 1000
+    columns = ParentColumns(array("i", range(-1, count - 1)), array("i", [-1]) * count)
+    monkeypatch.setattr(ParentColumns, "__getitem__", lambda self, rev: pytest.fail("a pair made"))
+    monkeypatch.setattr(ParentColumns, "__iter__", lambda self: pytest.fail("a pair made"))
+    assert graph.ancestors_mask(columns, [count - 1]) == bytearray(b"\1" * count)
+    assert graph.descendants_mask(columns, [0]) == bytearray(b"\1" * count)
+    assert graph.missing(columns, [10], [count - 1]) == list(range(11, count))
+    assert graph.compute_phases(columns, {5: 1}) == bytearray(5) + bytearray(b"\1" * (count - 5))
+    assert graph.heads(columns) == [count - 1]
