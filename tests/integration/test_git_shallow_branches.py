@@ -136,3 +136,93 @@ def test_deepening_after_a_branch_was_deleted_leaves_its_shallow_commit(
         found[name] = (sorted((clones[name] / ".git" / "shallow").read_text().split()), objects(client, clones[name]))
     assert topic in found["reference"][0]  # (git's: topic's tip stays the clone's boundary)
     assert found["first"] == found["reference"] and found["second"] == found["reference"]
+
+
+@pytest.mark.parametrize("stale_bitmap", [False, True])
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_deepening_below_a_commit_dated_after_its_children(
+        make_server: Callable[..., RunningServer], client: Client, version: str, stale_bitmap: bool) -> None:
+    """A commit made with its clock four years ahead (its ten children on main are older than it),
+    the boundary of a clone ``--depth 11``: ``git fetch --deepen=1`` deepens it in git's upload-pack,
+    whose walk goes on while the shallow commit's own history is not reached.  hgwire's walk of the
+    refs stopped five commits older than the shallow commit, took main as not reaching it and
+    deepened nothing (with a bitmap too, written before the commits were pushed)."""
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "skew-work"
+    client.git("init", "-q", "-b", "main", str(work))
+    for n in range(14):
+        (work / "f.txt").write_text(f"{n}\n")
+        client.git("add", "-A", cwd=work)
+        date = "2030-01-01T00:00:00Z" if n == 3 else f"2026-01-01T00:{n:02d}:00Z"
+        client.git("commit", "-q", "-m", f"c{n}", cwd=work, env={"GIT_COMMITTER_DATE": date})
+    if stale_bitmap:
+        client.git("init", "-q", "--bare", str(server.root / "skew.git"))
+        client.git("push", "-q", str(server.root / "skew.git"), "main~12:refs/heads/main", cwd=work)
+        client.git("repack", "-adbq", cwd=server.root / "skew.git")
+        client.git("push", "-q", str(server.root / "skew.git"), "main", cwd=work)
+    else:
+        client.git("clone", "-q", "--bare", str(work), str(server.root / "skew.git"))  # (no bitmap)
+    found = {}
+    for name, url in [("ours", server.git_url("skew")), ("reference", f"file://{server.root / 'skew.git'}")]:
+        clone = client.cwd / name
+        client.git("-c", f"protocol.version={version}", "clone", "-q", "-n", "--depth", "11", url, str(clone))
+        client.git("-c", f"protocol.version={version}", "fetch", "-q", "--deepen=1", cwd=clone)
+        client.git("fsck", "--full", "--strict", cwd=clone)
+        found[name] = (sorted((clone / ".git" / "shallow").read_text().split()), objects(client, clone))
+    c2 = client.git("rev-parse", "main~11", cwd=work).stdout.strip()
+    assert found["reference"][0] == [c2]
+    assert found["ours"] == found["reference"]
+
+
+@pytest.mark.parametrize("bitmap", [False, True])
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_deepening_shallow_commits_reached_through_a_merge_or_a_tag_of_a_tag(
+        make_server: Callable[..., RunningServer], client: Client, version: str, bitmap: bool) -> None:
+    """A clone ``--depth 1 --no-single-branch`` of main, side and tagged; then on the server side
+    is merged into main (a merge's second parent) and deleted, tagged's tip stays reached only by
+    a tag of a tag, a tag names a tree.  ``git fetch --deepen=1`` deepens each of the clone's
+    shallow commits some ref reaches as git's upload-pack does, the same objects and boundary."""
+    server = make_server("fs", git=[LOOPBACK])
+    work = client.cwd / "merge-work"
+    client.git("init", "-q", "-b", "main", str(work))
+
+    def commit(name: str) -> None:
+        (work / f"{name}.txt").write_text(f"{name}\n")
+        client.git("add", "-A", cwd=work)
+        client.git("commit", "-q", "-m", name, cwd=work)
+
+    for n in range(4):
+        commit(f"base{n}")
+    client.git("checkout", "-q", "-b", "side", cwd=work)
+    for n in range(3):
+        commit(f"side{n}")
+    client.git("checkout", "-q", "-b", "tagged", "main", cwd=work)
+    for n in range(3):
+        commit(f"tagged{n}")
+    client.git("checkout", "-q", "main", cwd=work)
+    commit("main0")
+    bare = server.root / "merge.git"
+    client.git("clone", "-q", "--bare", str(work), str(bare))
+    if bitmap:
+        client.git("repack", "-adbq", cwd=bare)
+    urls = {"ours": server.git_url("merge"), "reference": f"file://{bare}"}
+    for name, url in urls.items():
+        client.git("-c", f"protocol.version={version}", "clone", "-q", "-n", "--depth", "1", "--no-single-branch",
+                   url, str(client.cwd / name))
+    client.git("merge", "-q", "--no-ff", "-m", "merge side", "side", cwd=work)
+    commit("main1")
+    client.git("tag", "-a", "-m", "inner", "inner", "tagged", cwd=work)
+    client.git("tag", "-a", "-m", "outer", "outer", "inner", cwd=work)
+    client.git("tag", "-a", "-m", "a tree", "tree", "main^{tree}", cwd=work)
+    client.git("push", "-q", str(bare), "main", "outer", "tree", cwd=work)
+    client.git("push", "-q", str(bare), ":side", ":tagged", cwd=work)
+    found = {}
+    for name, url in urls.items():
+        clone = client.cwd / name
+        client.git("-c", f"protocol.version={version}", "fetch", "-q", "--deepen=1", cwd=clone)
+        client.git("fsck", "--full", "--strict", cwd=clone)
+        found[name] = (sorted((clone / ".git" / "shallow").read_text().split()), objects(client, clone))
+    side1 = client.git("rev-parse", "side~1", cwd=work).stdout.strip()
+    tagged1 = client.git("rev-parse", "tagged~1", cwd=work).stdout.strip()
+    assert side1 in found["reference"][0] and tagged1 in found["reference"][0]
+    assert found["ours"] == found["reference"]

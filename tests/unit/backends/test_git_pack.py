@@ -236,9 +236,9 @@ def test_a_fetch_of_many_shallow_lines_and_haves_compares_each_name_once(history
     request = FetchRequest((history.id("m"),), frozenset({b"deepen-relative"}), (history.id("c4"),), depth=1)
     shallow = git_pack.plan_shallow(store, request, {b"refs/heads/main": history.id("m")})  # type: ignore[arg-type]
     assert shallow.extra_wants == (history.id("c3"),)
-    # (c4 read as the client's shallow commit, on the walk from main, and twice where its deepening
-    # starts; not again for the extra wants)
-    assert store.read.count(history.id("c4")) == 4
+    # (c4 read as the client's shallow commit and twice where its deepening starts; not on the
+    # walk from main, which has it, nor again for the extra wants)
+    assert store.read.count(history.id("c4")) == 3
 
 
 class RecordingStore(CountingStore):
@@ -258,13 +258,14 @@ def links_of(store: Any, names: list[ObjectId]) -> dict[ObjectId, Any]:
 
 
 def test_the_walk_for_reachable_shallow_commits_stops_below_them(history: History) -> None:
-    """The refs' history is walked newest first, down to a few commits older than the oldest shallow
-    commit not reached yet: a clone's shallow commits cost the walk from its tips to them, a commit
-    no ref reaches the commits newer than it, not the whole history (git's rev-list's walk)."""
-    history.commit("gone", ["c1"])  # (newer than every commit of main so far)
+    """The refs' history is walked newest first, with the shallow commits' own, down to a few
+    commits older than where those not reached yet meet the refs' history: a clone's shallow
+    commits cost the walk from its tips to them, a commit no ref reaches the commits newer than
+    where its branch left main, not the whole history (git's rev-list's walk)."""
     history.commit("x0", ["m"])
     for n in range(1, 100):
         history.commit(f"x{n}", [f"x{n - 1}"])
+    history.commit("gone", ["x10"])  # (newer than every commit of main)
     refs = {b"refs/heads/main": history.id("x99"), b"refs/tags/v1": ObjectId(history.tag.id)}
     store = RecordingStore(history.store)
     shallows = links_of(history.store, [history.id("x97"), history.id("x99")])
@@ -278,8 +279,8 @@ def test_the_walk_for_reachable_shallow_commits_stops_below_them(history: Histor
     shallows = links_of(history.store, [history.id("x50"), history.id("gone")])
     main = {b"refs/heads/main": history.id("x99")}
     assert git_pack.reachable_shallows(store, shallows, main) == {history.id("x50")}  # type: ignore[arg-type]
-    assert history.id("x0") in store.read  # (newer than gone: walked)
-    assert history.id("c1") not in store.read and history.id("c0") not in store.read  # (older than gone, past the slop)
+    assert history.id("x11") in store.read and history.id("x9") in store.read  # (newer than where gone meets main, the slop)
+    assert history.id("x3") not in store.read and history.id("c1") not in store.read  # (past the slop)
 
 
 def test_the_walk_for_reachable_shallow_commits_stops_at_a_bitmap(tmp_path: Path) -> None:
