@@ -804,6 +804,14 @@ def _by_rev_list(
     return result, included - set(result)
 
 
+def check_deepen_not(request: FetchRequest, refs: Mapping[bytes, ObjectId]) -> None:
+    """Refuse a ``deepen-not`` that names no ref, as git's upload-pack refuses it on reading the
+    request: in protocol v2 a round of haves answered without a pack too (``plan_shallow`` is left
+    to the round that sends one)."""
+    for name in request.deepen_not:
+        _resolve_ref(refs, name)
+
+
 def _resolve_ref(refs: Mapping[bytes, ObjectId], name: bytes) -> ObjectId:
     for candidate in (name, b"refs/" + name, b"refs/heads/" + name, b"refs/tags/" + name):
         if candidate in refs:
