@@ -19,6 +19,10 @@ class FakeView:
     def __len__(self) -> int:
         return self.objects
 
+    @property
+    def weight(self) -> int:
+        return self.objects
+
 
 @pytest.fixture
 def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
