@@ -902,6 +902,8 @@ class DulwichGitRepository:
         """The ``.keep`` files of this push's packs, migrated from their quarantine, until its refs are written."""
         self._config_read: ConfigFile | None | Literal[False] = False
         """``_config()``'s answer; False until asked."""
+        self._config_layers: tuple[ConfigFile, ...] = ()
+        """The config files ``_config()`` read, in git's order (``base_config``'s, the repository's)."""
         self._reflog: tuple[str, bytes] | None = None
         self.reflog_failures: list[str] = []
         """Reflogs a push's ref updates could not append to (a full disk, permissions), and the
@@ -1064,10 +1066,18 @@ class DulwichGitRepository:
         value hides a ref and the refs below it (``refs/pull`` hides ``refs/pull/1/head``),
         ``!`` before it shows them again, the last matching value wins; ``^`` (namespaces)
         changes nothing here.  Hidden refs are not advertised, and a push may not change them.
+        Their values are taken in the order the config files give them, whichever of the two
+        sections each is in, as git reads them: ``uploadpack.hideRefs = !refs/pull/7`` above a
+        later ``transfer.hideRefs = refs/pull`` showed ``refs/pull/7``, which git hides (all of
+        ``transfer``'s values were taken first).  (dulwich gathers the values of a section named
+        twice in one file under its first header: those are taken there.)
         """
-        rules = [value for section in (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive")
-                 for value in self._config_values(section, b"hiderefs")]  # an unreadable config hides nothing
-        return _hiding(rules) if rules else git_pack.nothing_hidden
+        wanted = (b"transfer", b"uploadpack" if service == "upload-pack" else b"receive")
+        self._config()
+        rules = [value for config in self._config_layers for section in config.sections()
+                 if len(section) == 1 and section[0].lower() in wanted
+                 for name, value in config.items(section) if name.lower() == b"hiderefs"]
+        return _hiding(rules) if rules else git_pack.nothing_hidden  # (an unreadable config hides nothing)
 
     base_config: str | None = None
     """A git config file read before the repository's own (the ``--config`` file's ``[git] config``,
@@ -1087,8 +1097,11 @@ class DulwichGitRepository:
                     own = self.dulwich_repo.get_config()
             except Exception:
                 own = None
+            self._config_layers = (own,) if own is not None else ()
             if own is not None and self.base_config is not None:
-                own = with_base_config(read_base_config(self.base_config), own)
+                base = read_base_config(self.base_config)
+                self._config_layers = (base, own)
+                own = with_base_config(base, own)
             self._config_read = own
         return self._config_read
 

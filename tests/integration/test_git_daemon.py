@@ -805,6 +805,30 @@ def test_hidden_refs_are_hidden_as_by_git(make_server: Any, client: Client, vers
     assert "refs/tags/u" not in client.git("--git-dir", str(bare), "show-ref").stdout
 
 
+@pytest.mark.parametrize("version", ["0", "2"])
+def test_hidden_refs_take_the_config_files_order_across_sections(make_server: Any, client: Client,
+                                                                 version: str) -> None:
+    """A ``transfer.hideRefs`` below an ``uploadpack.hideRefs``/``receive.hideRefs`` in the config
+    file wins where both match, as in git (hgwire took all of ``transfer``'s values first: it showed,
+    and let a push change, the refs the later value hides)."""
+    server: RunningServer = make_server("fs")
+    url, work = started_repo(server, client, "order")
+    client.git("push", "-q", "origin", "main", "HEAD:refs/pull/1/head", "HEAD:refs/pull/2/head", cwd=work)
+    bare = server.root / "order.git"
+    for key, value in (("uploadpack.hideRefs", "!refs/pull/1"), ("receive.hideRefs", "!refs/pull/2"),
+                       ("transfer.hideRefs", "refs/pull")):
+        client.git("--git-dir", str(bare), "config", "--add", key, value)
+    ours = client.git("-c", f"protocol.version={version}", "ls-remote", url).stdout
+    theirs = client.git("-c", f"protocol.version={version}", "ls-remote", f"file://{bare}").stdout
+    assert ours == theirs
+    assert "refs/pull/" not in ours and "refs/heads/main" in ours
+    commit(client, work, "o.txt", "o\n", "o")
+    denied = client.git("push", "origin", "HEAD:refs/pull/2/head", cwd=work, check=False)
+    assert "(deny updating a hidden ref)" in denied.stderr, denied.stderr
+    assert client.git("--git-dir", str(bare), "rev-parse", "refs/pull/2/head").stdout.strip() != \
+        client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
 def _rejections(stderr: str) -> list[str]:
     return sorted(line.strip() for line in stderr.splitlines() if "[remote rejected]" in line)
 
