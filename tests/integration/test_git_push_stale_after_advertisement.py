@@ -96,3 +96,52 @@ def test_refs_moved_after_the_advertisement_refuse_the_push(
     assert "refs/heads/d" not in after
     assert len([line for line in stderr.splitlines() if line.startswith(" ! ")]) == 2, stderr
     client.git("--git-dir", str(bare), "fsck", "--full")
+
+
+HOOK = """#!/bin/sh
+{{ echo "$(basename "$0") $*"; cat; }} >> "{log}"
+"""
+
+
+@pytest.mark.parametrize("transport", ["git", "http", "file"])
+def test_refs_repacked_after_the_advertisement_are_pushed_and_hooks_told_their_old_values(
+        make_server: Callable[..., RunningServer], client: Client, tmp_path: Path, transport: str) -> None:
+    """Only ``git pack-refs`` between the advertisement and the commands (the refs as advertised,
+    now packed): the push lands, and pre-receive, update and post-receive are told what git's are
+    told (``file``: git's own receive-pack)."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    server = make_server("fs", git=[LOOPBACK], http=[LOOPBACK], htpasswd=str(htpasswd))
+    bare = server.root / "r.git"
+    client.git("init", "-q", "--bare", "-b", "main", str(bare))
+    work = tmp_path / "a"
+    client.git("init", "-q", "-b", "main", str(work))
+    client.git("commit", "-q", "--allow-empty", "-m", "base", cwd=work)
+    client.git("push", "-q", str(bare), "main", "main:d", "main:e", cwd=work)
+    client.git("--git-dir", str(bare), "update-ref", "refs/heads/loose", "main")  # packed below, then loose again
+    client.git("--git-dir", str(bare), "pack-refs", "--all", "--prune")
+    client.git("--git-dir", str(bare), "update-ref", "refs/heads/e", "main")  # loose over its packed value
+    client.git("commit", "-q", "--allow-empty", "-m", "a", cwd=work)
+    log = tmp_path / "hooks.log"
+    for name in ("pre-receive", "update", "post-receive"):
+        (bare / "hooks" / name).write_text(HOOK.format(log=log))
+        (bare / "hooks" / name).chmod(0o755)
+    url = {"git": server.git_url("r"), "file": f"file://{bare}",
+           "http": server.url("http", "r").replace("http://", "http://alice:s3cret@")}[transport]
+    gate = tmp_path / "gate"
+    gate.mkdir()
+
+    def repack() -> None:
+        client.git("--git-dir", str(bare), "pack-refs", "--all", "--prune")
+
+    code, stderr = _held_push(client, url, work, gate, ["HEAD:main", ":d", "HEAD:e", ":loose"], repack)
+    assert code == 0, stderr
+    base = client.git("rev-parse", "HEAD~1", cwd=work).stdout.strip()
+    head = client.git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    zero = "0" * 40
+    told = [f"{base} {new} refs/heads/{ref}" for ref, new in (("d", zero), ("e", head), ("loose", zero),
+                                                                ("main", head))]
+    assert log.read_text().splitlines() == [
+        "pre-receive ", *told, *(f"update refs/heads/{line.split()[2].rsplit('/', 1)[1]} {line.split()[0]} "
+                                  f"{line.split()[1]}" for line in told), "post-receive ", *told], log.read_text()
+    assert _refs(client, bare) == {"refs/heads/e": head, "refs/heads/main": head}
